@@ -1,0 +1,87 @@
+/**
+ * The service's configuration, read once from the environment (PRODUCT.md §4).
+ * Defaults point at the local stack that `npm start` runs, so a bare checkout works as it is.
+ */
+import { msToNumber } from '@temporalio/common/lib/time';
+import { z } from 'zod';
+
+/** Ports of the local stack started by `npm start`; tests and the benchmark pick free ports instead. */
+export const LOCAL_STACK_PORTS = {
+  api: 3000,
+  temporal: 7233,
+  temporalUi: 8233,
+  redis: 6380,
+  mysql: 3307,
+} as const;
+
+const durationString = z.string().refine(
+  (value) => {
+    try {
+      return msToNumber(value as Parameters<typeof msToNumber>[0]) > 0;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be a positive duration such as "30m", "90s" or "2 hours"' },
+);
+
+const booleanString = z
+  .enum(['true', 'false', '1', '0', ''])
+  .transform((value) => value === 'true' || value === '1');
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.api),
+  TEMPORAL_ADDRESS: z.string().min(1).default(`127.0.0.1:${LOCAL_STACK_PORTS.temporal}`),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('flash-checkout-orders'),
+  REDIS_URL: z.string().url().default(`redis://127.0.0.1:${LOCAL_STACK_PORTS.redis}`),
+  MYSQL_URL: z.string().url().default(`mysql://flash:flash@127.0.0.1:${LOCAL_STACK_PORTS.mysql}/flash`),
+  PAYMENT_WINDOW: durationString.default('30m'),
+  WEBHOOK_SECRET: z.string().min(16).default('dev-webhook-secret-change-me'),
+  JWT_SECRET: z.string().min(16).default('dev-jwt-secret-change-me-please'),
+  ADMIN_TOKEN: z.string().min(8).default('dev-admin-token'),
+  AUTH_DEV_LOGIN: booleanString.default(false),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export interface AppConfig {
+  port: number;
+  temporal: { address: string; namespace: string; taskQueue: string };
+  redisUrl: string;
+  mysqlUrl: string;
+  /** Kept as the string the operator wrote; it travels in each workflow's input. */
+  paymentWindow: string;
+  paymentWindowMs: number;
+  webhookSecret: string;
+  jwtSecret: string;
+  adminToken: string;
+  authDevLogin: boolean;
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {}
+
+/** Reads the configuration from `env`; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
+  // Empty strings mean "not set", as they do for most twelve-factor services.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
+    redisUrl: e.REDIS_URL,
+    mysqlUrl: e.MYSQL_URL,
+    paymentWindow: e.PAYMENT_WINDOW,
+    paymentWindowMs: msToNumber(e.PAYMENT_WINDOW as Parameters<typeof msToNumber>[0]),
+    webhookSecret: e.WEBHOOK_SECRET,
+    jwtSecret: e.JWT_SECRET,
+    adminToken: e.ADMIN_TOKEN,
+    authDevLogin: e.AUTH_DEV_LOGIN,
+    logLevel: e.LOG_LEVEL,
+  };
+}

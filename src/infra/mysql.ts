@@ -1,0 +1,20 @@
+import mysql, { type Pool, type PoolOptions } from 'mysql2/promise';
+import type { AppConfig } from '../config/index.js';
+
+/** The app's MySQL pool, built from MYSQL_URL. Dates travel as UTC so every process agrees. */
+export function createMysqlPool(config: Pick<AppConfig, 'mysqlUrl'>, options: PoolOptions = {}): Pool {
+  const url = new URL(config.mysqlUrl);
+  return mysql.createPool({
+    host: url.hostname,
+    port: url.port ? Number(url.port) : 3306,
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    database: url.pathname.replace(/^\//, '') || undefined,
+    connectionLimit: Number(url.searchParams.get('connectionLimit') ?? 20),
+    connectTimeout: 3_000,
+    timezone: 'Z',
+    dateStrings: false,
+    multipleStatements: false,
+    ...options,
+  });
+}

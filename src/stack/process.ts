@@ -1,0 +1,143 @@
+/**
+ * Child processes of the local stack: spawned into their own process group (so a terminal's Ctrl-C
+ * reaches the launcher first and it can stop things in order), logged to a file, waited for by a
+ * readiness probe, stopped with SIGTERM then SIGKILL.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface ManagedProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly logFile: string;
+  /** Resolves once the process has exited. */
+  readonly exited: Promise<number | null>;
+  stop(graceMs?: number): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+
+// Last resort: if the launcher itself exits without stopping its children, take them down with it.
+process.once('exit', () => {
+  for (const child of live) {
+    try {
+      if (child.pid) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+});
+
+export function spawnLogged(
+  name: string,
+  command: string,
+  args: string[],
+  options: { logFile: string; cwd?: string; env?: NodeJS.ProcessEnv },
+): ManagedProcess {
+  const fd = openSync(options.logFile, 'a');
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: ['ignore', fd, fd],
+    detached: true,
+  });
+  closeSync(fd);
+  live.add(child);
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      resolve(code ?? (signal ? 128 : null));
+    });
+    child.once('error', () => {
+      live.delete(child);
+      resolve(127);
+    });
+  });
+  if (!child.pid) throw new Error(`${name}: could not spawn ${command}`);
+  const pid = child.pid;
+  return {
+    name,
+    pid,
+    logFile: options.logFile,
+    exited,
+    async stop(graceMs = 10_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      signalGroup(pid, 'SIGTERM');
+      const done = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]);
+      if (!done) {
+        signalGroup(pid, 'SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/** The last lines of a log file, for error messages that say why a server did not come up. */
+export function tailOf(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * Polls `probe` until it resolves true. Fails early, with the log's tail, when the process exits,
+ * and after `timeoutMs` otherwise. Never a fixed sleep: start-up time varies a lot between machines.
+ */
+export async function waitUntilReady(
+  proc: ManagedProcess,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exitCode: number | null | undefined;
+  void proc.exited.then((code) => {
+    exitCode = code;
+  });
+  let lastError = '';
+  for (let delay = 50; ; delay = Math.min(delay * 1.5, 500)) {
+    if (exitCode !== undefined) {
+      throw new Error(`${proc.name} exited with code ${exitCode} before it was ready. Log ${proc.logFile}:\n${tailOf(proc.logFile)}`);
+    }
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      lastError = err instanceof Error ? err.message : String(err);
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${proc.name} was not ready within ${timeoutMs} ms (last probe error: ${lastError || 'none'}). Log ${proc.logFile}:\n${tailOf(proc.logFile)}`,
+      );
+    }
+    await sleep(delay);
+  }
+}
+
+/** A TCP port that is free now on 127.0.0.1 (the OS picks it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}

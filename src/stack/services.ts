@@ -1,0 +1,209 @@
+/**
+ * The three servers of the local stack: Temporal's dev server, Redis, MariaDB. Each gets its own
+ * port and data directory, logs to a file inside it, and is waited for by a real readiness check.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Connection } from '@temporalio/client';
+import mysql from 'mysql2/promise';
+import { spawnLogged, waitUntilReady, type ManagedProcess } from './process.js';
+
+export interface ToolPaths {
+  temporalCli: string;
+  temporalTestServer: string;
+  redisServer: string;
+  mariadbd: string;
+  mariadbInstallDb: string;
+}
+
+export function toolsCacheDir(): string {
+  return process.env.FLASH_TOOLS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'flash-checkout');
+}
+
+/** Paths resolved by scripts/install-tools.sh, which writes them to tools.env in the cache. */
+export function loadToolPaths(): ToolPaths {
+  const file = join(toolsCacheDir(), 'tools.env');
+  if (!existsSync(file)) {
+    throw new Error(`${file} is missing: run 'bash scripts/install-tools.sh' (npm start and npm test do) first`);
+  }
+  const values = Object.fromEntries(
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('='))
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+  );
+  const get = (key: string): string => {
+    const value = values[key];
+    if (!value || !existsSync(value)) throw new Error(`${key} in ${file} does not point at an installed tool; rerun scripts/install-tools.sh`);
+    return value;
+  };
+  return {
+    temporalCli: get('TEMPORAL_CLI'),
+    temporalTestServer: get('TEMPORAL_TEST_SERVER'),
+    redisServer: get('REDIS_SERVER'),
+    mariadbd: get('MARIADBD'),
+    mariadbInstallDb: get('MARIADB_INSTALL_DB'),
+  };
+}
+
+export interface RunningService {
+  process: ManagedProcess;
+  /** The environment variable(s) through which the app finds this server. */
+  env: Record<string, string>;
+}
+
+/** Custom search attributes registered on the dev server so operators can filter orders in the Web UI. */
+export const SEARCH_ATTRIBUTES = { OrderSku: 'Keyword', OrderUserId: 'Keyword', OrderStatus: 'Keyword' } as const;
+
+export async function startTemporalDevServer(opts: {
+  tools: ToolPaths;
+  dataDir: string;
+  port: number;
+  uiPort: number;
+  metricsPort: number;
+  namespace: string;
+  timeoutMs?: number;
+}): Promise<RunningService> {
+  mkdirSync(opts.dataDir, { recursive: true });
+  const args = [
+    'server',
+    'start-dev',
+    '--ip', '127.0.0.1',
+    '--port', String(opts.port),
+    '--ui-port', String(opts.uiPort),
+    '--metrics-port', String(opts.metricsPort),
+    '--db-filename', join(opts.dataDir, 'temporal.sqlite'),
+    // "default" always exists; any other namespace has to be created at launch.
+    ...(opts.namespace === 'default' ? [] : ['--namespace', opts.namespace]),
+    '--log-level', 'warn',
+    // WAL lets the history writer and readers overlap; NORMAL sync is durable across process crashes.
+    '--sqlite-pragma', 'journal_mode=wal',
+    '--sqlite-pragma', 'synchronous=normal',
+    ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+  ];
+  const proc = spawnLogged('temporal dev server', opts.tools.temporalCli, args, { logFile: join(opts.dataDir, 'temporal.log') });
+  const address = `127.0.0.1:${opts.port}`;
+  await waitUntilReady(
+    proc,
+    async () => {
+      const connection = await Connection.connect({ address, connectTimeout: '1s' });
+      try {
+        // Ready means the frontend answers and the namespace is registered, not just that the port is open.
+        await connection.workflowService.describeNamespace({ namespace: opts.namespace });
+        return true;
+      } finally {
+        await connection.close();
+      }
+    },
+    opts.timeoutMs ?? 60_000,
+  );
+  return { process: proc, env: { TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: opts.namespace } };
+}
+
+export async function startRedis(opts: { tools: ToolPaths; dataDir: string; port: number; timeoutMs?: number }): Promise<RunningService> {
+  mkdirSync(opts.dataDir, { recursive: true });
+  const args = [
+    '--port', String(opts.port),
+    '--bind', '127.0.0.1',
+    '--dir', opts.dataDir,
+    '--appendonly', 'yes',
+    '--appendfsync', 'everysec',
+    '--save', '',
+    '--daemonize', 'no',
+    '--logfile', join(opts.dataDir, 'redis.log'),
+    '--pidfile', join(opts.dataDir, 'redis.pid'),
+  ];
+  const proc = spawnLogged('redis', opts.tools.redisServer, args, { logFile: join(opts.dataDir, 'redis.stdout.log') });
+  await waitUntilReady(proc, () => redisPing(opts.port), opts.timeoutMs ?? 20_000);
+  return { process: proc, env: { REDIS_URL: `redis://127.0.0.1:${opts.port}` } };
+}
+
+/** PING over a raw socket: +PONG means ready; -LOADING (AOF replay) means not yet. */
+function redisPing(port: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.setTimeout(1_000, () => socket.destroy(new Error('PING timed out')));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (data) => {
+      socket.end();
+      resolve(data.toString().startsWith('+PONG'));
+    });
+    socket.once('error', reject);
+  });
+}
+
+export interface MysqlCredentials {
+  database: string;
+  user: string;
+  password: string;
+}
+
+export async function startMariaDb(opts: {
+  tools: ToolPaths;
+  dataDir: string;
+  port: number;
+  credentials: MysqlCredentials;
+  /** Throw-away stacks trade crash durability for speed; the durable local stack keeps full fsync. */
+  ephemeral: boolean;
+  timeoutMs?: number;
+}): Promise<RunningService> {
+  const datadir = join(opts.dataDir, 'data');
+  const socket = join(opts.dataDir, 'mysqld.sock');
+  const asRoot = process.getuid?.() === 0;
+  mkdirSync(opts.dataDir, { recursive: true });
+  if (!existsSync(join(datadir, 'mysql'))) {
+    const init = spawnLogged(
+      'mariadb-install-db',
+      opts.tools.mariadbInstallDb,
+      [
+        '--no-defaults',
+        `--datadir=${datadir}`,
+        '--auth-root-authentication-method=normal',
+        '--skip-test-db',
+        ...(asRoot ? ['--user=root'] : []),
+      ],
+      { logFile: join(opts.dataDir, 'install-db.log') },
+    );
+    const code = await init.exited;
+    if (code !== 0) throw new Error(`mariadb-install-db failed with code ${code}; see ${init.logFile}`);
+  }
+  const args = [
+    '--no-defaults',
+    `--datadir=${datadir}`,
+    `--socket=${socket}`,
+    `--port=${opts.port}`,
+    '--bind-address=127.0.0.1',
+    `--pid-file=${join(opts.dataDir, 'mariadb.pid')}`,
+    `--log-error=${join(opts.dataDir, 'mariadb.log')}`,
+    '--skip-name-resolve',
+    '--character-set-server=utf8mb4',
+    '--collation-server=utf8mb4_unicode_ci',
+    '--max-connections=500',
+    '--innodb-buffer-pool-size=256M',
+    ...(opts.ephemeral ? ['--innodb-flush-log-at-trx-commit=2', '--innodb-doublewrite=0'] : []),
+    ...(asRoot ? ['--user=root'] : []),
+  ];
+  const proc = spawnLogged('mariadb', opts.tools.mariadbd, args, { logFile: join(opts.dataDir, 'mariadb.stdout.log') });
+  const { database, user, password } = opts.credentials;
+  await waitUntilReady(
+    proc,
+    async () => {
+      const conn = await mysql.createConnection({ socketPath: socket, user: 'root', connectTimeout: 1_000 });
+      try {
+        await conn.query(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+        await conn.query(`CREATE USER IF NOT EXISTS ?@'%' IDENTIFIED BY ?`, [user, password]);
+        await conn.query(`GRANT ALL PRIVILEGES ON \`${database}\`.* TO ?@'%'`, [user]);
+        return true;
+      } finally {
+        await conn.end();
+      }
+    },
+    opts.timeoutMs ?? 60_000,
+  );
+  return {
+    process: proc,
+    env: { MYSQL_URL: `mysql://${user}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/${database}` },
+  };
+}
