@@ -1,0 +1,336 @@
+/**
+ * docker-compose.temporal.yml and the Dockerfile, checked without a Docker engine: the files are
+ * parsed and compared with what the app actually reads (src/config/index.ts), so adding a
+ * configuration variable, or renaming a service, without updating compose fails here.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { loadConfig } from '../src/config/index.js';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const composePath = join(repoRoot, 'docker-compose.temporal.yml');
+const dockerfilePath = join(repoRoot, 'Dockerfile');
+const configPath = join(repoRoot, 'src', 'config', 'index.ts');
+
+interface Service {
+  image?: string;
+  build?: string | { context?: string; dockerfile?: string };
+  command?: string | string[];
+  entrypoint?: string | string[];
+  environment?: Record<string, string | number | boolean | null> | string[];
+  ports?: (string | number | { target?: number | string; published?: number | string })[];
+  depends_on?: string[] | Record<string, { condition?: string }>;
+  healthcheck?: { test?: string | string[] };
+  deploy?: { replicas?: number };
+  container_name?: string;
+}
+
+/**
+ * Resolves compose interpolation as `docker compose` does with none of the variables set:
+ * `${VAR:-default}` / `${VAR-default}` give the default, `${VAR}` / `$VAR` give '', `$$` gives `$`.
+ */
+function interpolate(value: string, vars: Record<string, string | undefined> = {}): string {
+  return value.replace(
+    /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (match, name: string | undefined, colon: string | undefined, op: string | undefined, arg: string | undefined, bare: string | undefined) => {
+      if (match === '$$') return '$';
+      if (bare) return vars[bare] ?? '';
+      const current = vars[name!];
+      const missing = colon ? current === undefined || current === '' : current === undefined;
+      if (op === '-') return missing ? (arg ?? '') : current!;
+      if (op === '?') {
+        if (missing) throw new Error(`compose requires ${name}: ${arg}`);
+        return current!;
+      }
+      return current ?? '';
+    },
+  );
+}
+
+function interpolateDeep<T>(value: T): T {
+  if (typeof value === 'string') return interpolate(value) as T;
+  if (Array.isArray(value)) return value.map((item) => interpolateDeep(item)) as T;
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolateDeep(v)])) as T;
+  }
+  return value;
+}
+
+const composeText = readFileSync(composePath, 'utf8');
+const compose = interpolateDeep(parse(composeText) as { services: Record<string, Service> });
+const services = compose.services;
+
+function service(name: string): Service {
+  const found = services[name];
+  if (!found) throw new Error(`docker-compose.temporal.yml has no service "${name}"`);
+  return found;
+}
+
+function envOf(name: string): Record<string, string> {
+  const env = service(name).environment ?? {};
+  if (Array.isArray(env)) {
+    return Object.fromEntries(
+      env.map((entry) => {
+        const at = entry.indexOf('=');
+        return at < 0 ? [entry, ''] : [entry.slice(0, at), entry.slice(at + 1)];
+      }),
+    );
+  }
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === null ? '' : String(v)]));
+}
+
+/** Ports as { published, target }, from short ("8233:8080", "127.0.0.1:3000:3000/tcp") or long syntax. */
+function portsOf(name: string): { published?: number; target: number }[] {
+  return (service(name).ports ?? []).map((port) => {
+    if (typeof port === 'object') {
+      return {
+        published: port.published === undefined ? undefined : Number(port.published),
+        target: Number(port.target),
+      };
+    }
+    const parts = String(port).replace(/\/(tcp|udp)$/, '').split(':');
+    const target = Number(parts.at(-1));
+    return parts.length >= 2 ? { published: Number(parts.at(-2)), target } : { target };
+  });
+}
+
+function dependsOn(name: string): Record<string, string | undefined> {
+  const deps = service(name).depends_on ?? {};
+  if (Array.isArray(deps)) return Object.fromEntries(deps.map((dep) => [dep, 'service_started']));
+  return Object.fromEntries(Object.entries(deps).map(([dep, spec]) => [dep, spec?.condition ?? 'service_started']));
+}
+
+function commandText(value: string | string[] | undefined): string {
+  return Array.isArray(value) ? value.join(' ') : (value ?? '');
+}
+
+/** The variables the app reads: the keys of `envSchema = z.object({ ... })` in src/config/index.ts. */
+function configKeys(): string[] {
+  const source = readFileSync(configPath, 'utf8');
+  const start = source.search(/\benvSchema\s*=\s*z\s*\.\s*object\s*\(\s*\{/);
+  if (start < 0) throw new Error('could not find `envSchema = z.object({` in src/config/index.ts');
+  const open = source.indexOf('{', start);
+  // Walk to the matching brace so nested objects or calls inside a field stay inside the block.
+  let depth = 0;
+  let end = open;
+  for (; end < source.length; end++) {
+    const ch = source[end];
+    if (ch === '{') depth++;
+    else if (ch === '}' && --depth === 0) break;
+  }
+  const body = source.slice(open + 1, end);
+  // Top-level keys only: an UPPER_SNAKE identifier (or quoted string) followed by a colon, at the
+  // start of a line.
+  return [...body.matchAll(/^\s*['"]?([A-Z][A-Z0-9_]*)['"]?\s*:/gm)].map((m) => m[1]!);
+}
+
+/** Where each address must point: the compose service and the port it listens on in the network. */
+const LISTENERS = {
+  temporal: { port: 7233, image: /^temporalio\/auto-setup:/ },
+  redis: { port: 6379, image: /^redis:7/ },
+  mysql: { port: 3306, image: /^mysql:8/ },
+} as const;
+
+const APP_SERVICES = ['api', 'worker'] as const;
+
+describe('docker-compose.temporal.yml', () => {
+  const keys = configKeys();
+
+  it('finds the configuration variables in src/config/index.ts', () => {
+    // Guards the regex: if it silently found nothing, every check below would pass vacuously.
+    expect(keys.length).toBeGreaterThanOrEqual(12);
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        'PORT',
+        'TEMPORAL_ADDRESS',
+        'TEMPORAL_NAMESPACE',
+        'TEMPORAL_TASK_QUEUE',
+        'REDIS_URL',
+        'MYSQL_URL',
+        'PAYMENT_WINDOW',
+        'WEBHOOK_SECRET',
+        'JWT_SECRET',
+        'ADMIN_TOKEN',
+        'AUTH_DEV_LOGIN',
+        'LOG_LEVEL',
+      ]),
+    );
+  });
+
+  it.each([...APP_SERVICES, 'migrate'])('sets every variable the app reads for %s, and the app accepts them', (name) => {
+    const env = envOf(name);
+    const missing = keys.filter((key) => env[key] === undefined || env[key] === '');
+    expect(missing, `unset in ${name}`).toEqual([]);
+    // The same values (defaults of the ${VAR:-default} interpolations) pass the app's own validation.
+    expect(() => loadConfig(env)).not.toThrow();
+  });
+
+  it('shares one environment block between api, worker and migrate', () => {
+    expect(envOf('worker')).toEqual(envOf('api'));
+    expect(envOf('migrate')).toEqual(envOf('api'));
+    expect(composeText).toMatch(/^x-app-env:\s*&app-env\b/m);
+  });
+
+  it('keeps secrets overridable through ${VAR:-default} interpolation', () => {
+    for (const secret of ['WEBHOOK_SECRET', 'JWT_SECRET', 'ADMIN_TOKEN']) {
+      expect(composeText).toMatch(new RegExp(`^\\s+${secret}:\\s*\\$\\{${secret}:-[^}]+\\}`, 'm'));
+    }
+  });
+
+  it('points the addresses at compose services and the ports they listen on', () => {
+    for (const name of APP_SERVICES) {
+      const config = loadConfig(envOf(name));
+
+      const [temporalHost, temporalPort] = config.temporal.address.split(':');
+      expect(temporalHost).toBe('temporal');
+      expect(Number(temporalPort)).toBe(LISTENERS.temporal.port);
+
+      const redis = new URL(config.redisUrl);
+      expect(redis.protocol).toBe('redis:');
+      expect(redis.hostname).toBe('redis');
+      expect(Number(redis.port)).toBe(LISTENERS.redis.port);
+
+      const mysql = new URL(config.mysqlUrl);
+      expect(mysql.protocol).toBe('mysql:');
+      expect(mysql.hostname).toBe('mysql');
+      expect(Number(mysql.port)).toBe(LISTENERS.mysql.port);
+      // The credentials and database are the ones the mysql service creates.
+      const mysqlEnv = envOf('mysql');
+      expect(decodeURIComponent(mysql.username)).toBe(mysqlEnv.MYSQL_USER);
+      expect(decodeURIComponent(mysql.password)).toBe(mysqlEnv.MYSQL_PASSWORD);
+      expect(mysql.pathname.slice(1)).toBe(mysqlEnv.MYSQL_DATABASE);
+    }
+    for (const [name, listener] of Object.entries(LISTENERS)) {
+      expect(service(name).image).toMatch(listener.image);
+    }
+  });
+
+  it('publishes the API on its PORT, and not on a port the Temporal UI uses', () => {
+    const port = Number(envOf('api').PORT);
+    const apiPorts = portsOf('api');
+    expect(apiPorts).toContainEqual({ published: port, target: port });
+    const uiPublished = portsOf('temporal-ui').map((p) => p.published);
+    for (const p of apiPorts) expect(uiPublished).not.toContain(p.published);
+    // The health check probes the port the API listens on.
+    expect(commandText(service('api').healthcheck?.test)).toContain(`127.0.0.1:${port}/healthz`);
+  });
+
+  it('publishes the Temporal UI on 8233, aimed at temporal:7233', () => {
+    expect(service('temporal-ui').image).toMatch(/^temporalio\/ui:/);
+    expect(portsOf('temporal-ui')).toContainEqual({ published: 8233, target: 8080 });
+    expect(envOf('temporal-ui').TEMPORAL_ADDRESS).toBe(`temporal:${LISTENERS.temporal.port}`);
+  });
+
+  it('runs Temporal on PostgreSQL with a pinned 1.2x auto-setup image', () => {
+    expect(service('temporal').image).toMatch(/^temporalio\/auto-setup:1\.2\d\.\d+$/);
+    const env = envOf('temporal');
+    expect(env.DB).toBe('postgres12');
+    expect(env.POSTGRES_SEEDS).toBe('postgresql');
+    expect(service('postgresql').image).toMatch(/^postgres:16/);
+    expect(dependsOn('temporal').postgresql).toBe('service_healthy');
+    // The namespace auto-setup registers is the one the app uses.
+    expect(env.DEFAULT_NAMESPACE).toBe(envOf('api').TEMPORAL_NAMESPACE);
+  });
+
+  it('registers the custom search attributes as Keyword', () => {
+    const script = commandText(service('temporal-admin-tools').command);
+    expect(script).toContain('temporal operator search-attribute create');
+    expect(script).toMatch(/--type Keyword/);
+    for (const attribute of ['OrderSku', 'OrderUserId', 'OrderStatus']) expect(script).toContain(attribute);
+  });
+
+  it('registers every search attribute the workflow code defines', () => {
+    const script = commandText(service('temporal-admin-tools').command);
+    const dir = join(repoRoot, 'src', 'workflows');
+    const sources = existsSync(dir)
+      ? readdirSync(dir)
+          .filter((file) => file.endsWith('.ts'))
+          .map((file) => readFileSync(join(dir, file), 'utf8'))
+      : [];
+    const defined = sources.flatMap((source) => [
+      ...source.matchAll(/defineSearchAttributeKey\(\s*['"]([A-Za-z0-9_]+)['"]\s*,\s*SearchAttributeType\.([A-Z_]+)/g),
+    ]);
+    for (const [, name, type] of defined) {
+      expect(script, `search attribute ${name} is not registered`).toContain(name!);
+      // The script registers its list as Keyword; any other type needs its own --type.
+      if (type !== 'KEYWORD') expect(script.toLowerCase()).toContain(`--type ${type!.toLowerCase()}`);
+    }
+  });
+
+  it.each(APP_SERVICES)('starts %s only after Temporal, MySQL, Redis and the migration', (name) => {
+    const deps = dependsOn(name);
+    expect(deps.temporal).toBe('service_healthy');
+    expect(deps.mysql).toBe('service_healthy');
+    expect(deps.redis).toBe('service_healthy');
+    expect(deps.migrate).toBe('service_completed_successfully');
+    expect(dependsOn('migrate').mysql).toBe('service_healthy');
+  });
+
+  it.each([...APP_SERVICES, 'migrate'])('builds %s from the repository Dockerfile', (name) => {
+    const build = service(name).build;
+    const context = typeof build === 'string' ? build : build?.context;
+    const dockerfile = (typeof build === 'object' && build.dockerfile) || 'Dockerfile';
+    expect(context, `${name} has no build context`).toBeDefined();
+    expect(resolve(repoRoot, context!, dockerfile)).toBe(dockerfilePath);
+  });
+
+  it('runs each app process with its npm script', () => {
+    expect(commandText(service('api').command)).toBe('npm run api');
+    expect(commandText(service('worker').command)).toBe('npm run worker');
+    expect(commandText(service('migrate').command)).toBe('npm run migrate');
+  });
+
+  it('runs the worker as scalable replicas with no published port', () => {
+    const worker = service('worker');
+    expect(worker.deploy?.replicas).toBeGreaterThanOrEqual(2);
+    expect(worker.ports ?? []).toEqual([]);
+    expect(worker.container_name).toBeUndefined();
+    expect(service('api').container_name).toBeUndefined();
+  });
+
+  it('runs Redis with the append-only file', () => {
+    const command = commandText(service('redis').command);
+    expect(command).toMatch(/--appendonly yes/);
+    expect(command).toMatch(/--appendfsync everysec/);
+  });
+});
+
+describe('Dockerfile', () => {
+  const text = existsSync(dockerfilePath) ? readFileSync(dockerfilePath, 'utf8') : '';
+
+  it('exists', () => {
+    expect(existsSync(dockerfilePath)).toBe(true);
+  });
+
+  it('builds the workflow bundle and points the worker at it', () => {
+    expect(text).toMatch(/^RUN npm run build:workflows\b/m);
+    expect(text).toMatch(/^ENV WORKFLOW_BUNDLE_PATH=\/app\/dist\/workflow-bundle\.js\s*$/m);
+    // The bundle is copied to where the variable says.
+    expect(text).toMatch(/^COPY --from=build \S*workflow-bundle\.js \/app\/dist\/workflow-bundle\.js\s*$/m);
+  });
+
+  it('runs on node 20 bookworm-slim, as a non-root user, with the API as default command', () => {
+    expect(text).toContain('node:20-bookworm-slim');
+    const users = [...text.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
+    expect(users.at(-1)).toBeDefined();
+    expect(users.at(-1)).not.toMatch(/^(root|0)(:|$)/);
+    expect(text).toMatch(/^CMD \["npm", "run", "api"\]\s*$/m);
+  });
+
+  it('installs only production dependencies in the runtime image (tsx is one)', () => {
+    const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+    };
+    expect(pkg.dependencies?.tsx).toBeDefined();
+    expect(text).toMatch(/npm ci --omit=dev/);
+  });
+
+  it('keeps host node_modules and local data out of the build context', () => {
+    const ignore = readFileSync(join(repoRoot, '.dockerignore'), 'utf8').split('\n').map((line) => line.trim());
+    expect(ignore).toContain('node_modules');
+    expect(ignore).toContain('.data');
+  });
+});
