@@ -1,0 +1,32 @@
+-- Turns a paid reservation into a sale.
+-- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:res
+-- ARGV orderNo
+-- Returns CONFIRMED | ALREADY_CONFIRMED | RELEASED | NOT_FOUND. Idempotent: R -> S happens once.
+local sale, res = KEYS[1], KEYS[2]
+local orderNo = ARGV[1]
+
+local record = redis.call('HGET', res, orderNo)
+if not record then
+  return 'NOT_FOUND'
+end
+
+local state, quantity = string.match(record, '^(%u)|.*|(%d+)|%d+$')
+if not state then
+  return redis.error_reply('ERR confirm: malformed reservation record for ' .. orderNo)
+end
+
+if state == 'S' then
+  return 'ALREADY_CONFIRMED'
+end
+if state == 'X' then
+  -- The units already went back on sale (and may be someone else's now); the caller must treat
+  -- the payment as one to refund, not resurrect the reservation.
+  return 'RELEASED'
+end
+
+quantity = tonumber(quantity)
+-- Units move from reserved to sold; the user's holding already counts them, so it is unchanged.
+redis.call('HINCRBY', sale, 'reserved', -quantity)
+redis.call('HINCRBY', sale, 'sold', quantity)
+redis.call('HSET', res, orderNo, 'S' .. string.sub(record, 2))
+return 'CONFIRMED'

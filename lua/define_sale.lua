@@ -1,0 +1,30 @@
+-- Puts a SKU on sale, once.
+-- KEYS[1] sale:{SKU}
+-- ARGV stock, perUserLimit, priceCents, startsMs (0 = none), endsMs (0 = none)
+-- Returns 1 when created, 0 when the sale already exists (it is left untouched: re-defining a
+-- live sale must never reset stock that shoppers already hold).
+local sale = KEYS[1]
+
+if redis.call('EXISTS', sale) == 1 then
+  return 0
+end
+
+-- Refuse malformed input instead of storing a sale that breaks stock = available + reserved + sold.
+for i = 1, 5 do
+  local n = tonumber(ARGV[i])
+  if n == nil or n < 0 or n ~= math.floor(n) then
+    return redis.error_reply('ERR define_sale: ARGV[' .. i .. '] must be a non-negative integer')
+  end
+end
+
+-- Every unit starts available: stock = available + reserved + sold holds from the first moment.
+redis.call('HSET', sale,
+  'stock', ARGV[1],
+  'available', ARGV[1],
+  'reserved', 0,
+  'sold', 0,
+  'limit', ARGV[2],
+  'price', ARGV[3],
+  'starts', ARGV[4],
+  'ends', ARGV[5])
+return 1

@@ -1,0 +1,38 @@
+-- Gives a reservation's units back to the sale (payment timeout, cancel, failed persistence).
+-- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res
+-- ARGV orderNo
+-- Returns RELEASED | ALREADY_RELEASED | SOLD | NOT_FOUND. Idempotent: the record's state moves
+-- R -> X exactly once, so stock comes back once however often (or concurrently) this is called.
+local sale, users, res = KEYS[1], KEYS[2], KEYS[3]
+local orderNo = ARGV[1]
+
+local record = redis.call('HGET', res, orderNo)
+if not record then
+  return 'NOT_FOUND'
+end
+
+-- userId may itself contain '|': the greedy middle capture is safe because the last two fields
+-- are always digits.
+local state, userId, quantity = string.match(record, '^(%u)|(.*)|(%d+)|%d+$')
+if not state then
+  return redis.error_reply('ERR release: malformed reservation record for ' .. orderNo)
+end
+
+if state == 'X' then
+  return 'ALREADY_RELEASED'
+end
+if state == 'S' then
+  -- A sold unit is never given back by release (a late timer or cancel must not undo a payment).
+  return 'SOLD'
+end
+
+quantity = tonumber(quantity)
+redis.call('HINCRBY', sale, 'available', quantity)
+redis.call('HINCRBY', sale, 'reserved', -quantity)
+-- Drop the user's entry at 0 so the users hash only lists current holders.
+if redis.call('HINCRBY', users, userId, -quantity) <= 0 then
+  redis.call('HDEL', users, userId)
+end
+-- The record is kept (as X) so a repeated release is recognised instead of reported NOT_FOUND.
+redis.call('HSET', res, orderNo, 'X' .. string.sub(record, 2))
+return 'RELEASED'

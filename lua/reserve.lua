@@ -1,0 +1,81 @@
+-- Reserves units of one SKU for one user: the single atomic step of a checkout.
+-- KEYS[1] sale:{SKU}        HASH stock, available, reserved, sold, limit, price, starts, ends
+-- KEYS[2] sale:{SKU}:users  HASH userId -> units held (reserved + sold)
+-- KEYS[3] sale:{SKU}:res    HASH orderNo -> "state|userId|quantity|reservedAtMs"
+-- KEYS[4] sale:{SKU}:idem   HASH idempotency field -> orderNo
+-- ARGV orderNo, userId, quantity, nowMs, idempotencyKey ('' = none)
+-- Returns { code, orderNo or '', priceCents or '', reservation record or '' } with code
+-- RESERVED | DUPLICATE | NO_SALE | NOT_ACTIVE | LIMIT_EXCEEDED | SOLD_OUT. The price and, for a
+-- DUPLICATE, the existing reservation come back in the same round trip, so the API can start (or
+-- re-ensure) the order's workflow without reading anything else.
+local sale, users, res, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local orderNo, userId, idemKey = ARGV[1], ARGV[2], ARGV[5]
+local quantity = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+
+-- Guards against caller bugs: a zero or negative quantity would corrupt the counters.
+if quantity == nil or quantity < 1 or quantity ~= math.floor(quantity) then
+  return redis.error_reply('ERR reserve: quantity must be a positive integer')
+end
+-- nowMs is stored verbatim in the record, whose parsers expect digits only.
+if now == nil or not string.match(ARGV[4], '^%d+$') then
+  return redis.error_reply('ERR reserve: nowMs must be a non-negative integer')
+end
+if orderNo == '' or userId == '' then
+  return redis.error_reply('ERR reserve: orderNo and userId are required')
+end
+
+-- Nothing is written for an unknown SKU, so probing SKUs cannot create keys.
+if redis.call('EXISTS', sale) == 0 then
+  return { 'NO_SALE', '', '', '' }
+end
+
+-- Idempotency is scoped to (user, SKU, key). The user id is length-prefixed so that no pair of
+-- (userId, key) can collide with another, whatever characters either contains. Checked before the
+-- activity window and stock, so a retry of a checkout that won still gets its order after sell-out.
+local idemField = nil
+if idemKey ~= '' then
+  idemField = string.len(userId) .. ':' .. userId .. '\n' .. idemKey
+  local existing = redis.call('HGET', idem, idemField)
+  if existing then
+    return { 'DUPLICATE', existing, redis.call('HGET', sale, 'price'), redis.call('HGET', res, existing) or '' }
+  end
+end
+
+-- An order number is reserved at most once (order numbers are unique, so this should never fire).
+local sameOrder = redis.call('HGET', res, orderNo)
+if sameOrder then
+  return { 'DUPLICATE', orderNo, redis.call('HGET', sale, 'price'), sameOrder }
+end
+
+local f = redis.call('HMGET', sale, 'available', 'limit', 'starts', 'ends', 'price')
+local available = tonumber(f[1]) or 0
+local limit = tonumber(f[2]) or 0
+local starts = tonumber(f[3]) or 0
+local ends = tonumber(f[4]) or 0
+
+-- 0 means "no bound" for either end of the window; the end is exclusive.
+if (starts > 0 and now < starts) or (ends > 0 and now >= ends) then
+  return { 'NOT_ACTIVE', '', '', '' }
+end
+
+-- The limit counts everything the user holds, reserved and sold, so it holds under any concurrency.
+local held = tonumber(redis.call('HGET', users, userId)) or 0
+if held + quantity > limit then
+  return { 'LIMIT_EXCEEDED', '', '', '' }
+end
+
+-- Never oversell: available can only go down to 0.
+if available < quantity then
+  return { 'SOLD_OUT', '', '', '' }
+end
+
+-- Units move from available to reserved; stock = available + reserved + sold is preserved.
+redis.call('HINCRBY', sale, 'available', -quantity)
+redis.call('HINCRBY', sale, 'reserved', quantity)
+redis.call('HINCRBY', users, userId, quantity)
+redis.call('HSET', res, orderNo, 'R|' .. userId .. '|' .. quantity .. '|' .. ARGV[4])
+if idemField then
+  redis.call('HSET', idem, idemField, orderNo)
+end
+return { 'RESERVED', orderNo, f[5], '' }

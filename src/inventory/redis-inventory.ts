@@ -1,0 +1,268 @@
+/**
+ * Stock of the flash sales in Redis: a thin adapter over four atomic Lua scripts (`lua/*.lua`).
+ *
+ * Every state change (define, reserve, release, confirm) is one script, so the invariants of
+ * PRODUCT.md §2 (no oversell, conservation, per-user limit, idempotency) hold under any
+ * concurrency without locks. All keys of one SKU share the hash tag `{sku}` (PRODUCT.md §6), so
+ * each script touches one cluster slot and runs unchanged on Redis Cluster.
+ *
+ * Input is validated by the API (zod); the scripts only refuse what would corrupt the counters.
+ */
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+
+/** The Redis keys of one SKU: the one place that knows the layout. */
+export interface SaleKeys {
+  /** HASH stock, available, reserved, sold, limit, price, starts, ends (epoch ms, 0 = none). */
+  sale: string;
+  /** HASH userId -> units the user holds (reserved + sold). */
+  users: string;
+  /** HASH orderNo -> `state|userId|quantity|reservedAtMs`, state R (reserved), S (sold), X (released). */
+  reservations: string;
+  /** HASH (userId, idempotency key) -> orderNo. */
+  idempotency: string;
+}
+
+export function saleKeys(sku: string): SaleKeys {
+  const base = `sale:{${sku}}`;
+  return {
+    sale: base,
+    users: `${base}:users`,
+    reservations: `${base}:res`,
+    idempotency: `${base}:idem`,
+  };
+}
+
+export interface SaleDefinition {
+  sku: string;
+  stock: number;
+  perUserLimit: number;
+  priceCents: number;
+  startsAt?: Date | null;
+  endsAt?: Date | null;
+}
+
+export interface ReserveRequest {
+  orderNo: string;
+  sku: string;
+  userId: string;
+  quantity: number;
+  /** Scoped to (user, SKU); omitted or empty means none. */
+  idempotencyKey?: string;
+  /** Defaults to the current time; used for the sale's activity window and the record. */
+  nowMs?: number;
+}
+
+export type ReserveResult =
+  | { outcome: 'RESERVED'; orderNo: string; priceCents: number }
+  /** The (user, key) or order number was seen before: its order and, while it exists, its reservation. */
+  | { outcome: 'DUPLICATE'; orderNo: string; priceCents: number; reservation: Reservation | null }
+  | { outcome: 'NO_SALE' | 'NOT_ACTIVE' | 'LIMIT_EXCEEDED' | 'SOLD_OUT' };
+
+export type ReserveOutcome = ReserveResult['outcome'];
+export type ReleaseOutcome = 'RELEASED' | 'ALREADY_RELEASED' | 'SOLD' | 'NOT_FOUND';
+export type ConfirmOutcome = 'CONFIRMED' | 'ALREADY_CONFIRMED' | 'RELEASED' | 'NOT_FOUND';
+
+export interface SaleStock {
+  sku: string;
+  stock: number;
+  available: number;
+  reserved: number;
+  sold: number;
+  perUserLimit: number;
+  priceCents: number;
+  startsAt: Date | null;
+  endsAt: Date | null;
+}
+
+export type ReservationState = 'RESERVED' | 'SOLD' | 'RELEASED';
+
+export interface Reservation {
+  state: ReservationState;
+  userId: string;
+  quantity: number;
+  reservedAtMs: number;
+}
+
+const RESERVE_OUTCOMES: ReadonlySet<string> = new Set<ReserveOutcome>([
+  'RESERVED',
+  'DUPLICATE',
+  'NO_SALE',
+  'NOT_ACTIVE',
+  'LIMIT_EXCEEDED',
+  'SOLD_OUT',
+]);
+const RELEASE_OUTCOMES: ReadonlySet<string> = new Set<ReleaseOutcome>(['RELEASED', 'ALREADY_RELEASED', 'SOLD', 'NOT_FOUND']);
+const CONFIRM_OUTCOMES: ReadonlySet<string> = new Set<ConfirmOutcome>([
+  'CONFIRMED',
+  'ALREADY_CONFIRMED',
+  'RELEASED',
+  'NOT_FOUND',
+]);
+const STATES: Readonly<Record<string, ReservationState>> = { R: 'RESERVED', S: 'SOLD', X: 'RELEASED' };
+
+/** The scripts as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
+interface InventoryCommands {
+  inventoryDefineSale(
+    sale: string,
+    stock: number,
+    perUserLimit: number,
+    priceCents: number,
+    startsMs: number,
+    endsMs: number,
+  ): Promise<number>;
+  inventoryReserve(
+    sale: string,
+    users: string,
+    reservations: string,
+    idempotency: string,
+    orderNo: string,
+    userId: string,
+    quantity: number,
+    nowMs: number,
+    idempotencyKey: string,
+  ): Promise<[string, string, string | null, string]>;
+  inventoryRelease(sale: string, users: string, reservations: string, orderNo: string): Promise<string>;
+  inventoryConfirm(sale: string, reservations: string, orderNo: string): Promise<string>;
+}
+
+const SCRIPTS = {
+  inventoryDefineSale: { file: 'define_sale.lua', numberOfKeys: 1 },
+  inventoryReserve: { file: 'reserve.lua', numberOfKeys: 4 },
+  inventoryRelease: { file: 'release.lua', numberOfKeys: 3 },
+  inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 2 },
+} as const satisfies Record<keyof InventoryCommands, { file: string; numberOfKeys: number }>;
+
+const LUA_DIR = new URL('../../lua/', import.meta.url);
+const luaSources = new Map<string, string>();
+
+function luaSource(file: string): string {
+  let source = luaSources.get(file);
+  if (source === undefined) {
+    source = readFileSync(new URL(file, LUA_DIR), 'utf8');
+    luaSources.set(file, source);
+  }
+  return source;
+}
+
+function toEpochMs(date: Date | null | undefined): number {
+  return date ? date.getTime() : 0;
+}
+
+function fromEpochMs(value: string | undefined): Date | null {
+  const ms = Number(value ?? 0);
+  return ms > 0 ? new Date(ms) : null;
+}
+
+function expectOutcome<T extends string>(allowed: ReadonlySet<string>, value: unknown, script: string): T {
+  if (typeof value !== 'string' || !allowed.has(value)) {
+    throw new Error(`${script} returned an unexpected reply: ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}
+
+export class RedisInventory {
+  private readonly commands: InventoryCommands;
+
+  constructor(private readonly redis: Redis) {
+    for (const [name, { file, numberOfKeys }] of Object.entries(SCRIPTS)) {
+      redis.defineCommand(name, { numberOfKeys, lua: luaSource(file) });
+    }
+    this.commands = redis as unknown as InventoryCommands;
+  }
+
+  static keys(sku: string): SaleKeys {
+    return saleKeys(sku);
+  }
+
+  /** Puts a SKU on sale; false (and nothing changed) when a sale for it already exists. */
+  async defineSale(sale: SaleDefinition): Promise<boolean> {
+    const created = await this.commands.inventoryDefineSale(
+      saleKeys(sale.sku).sale,
+      sale.stock,
+      sale.perUserLimit,
+      sale.priceCents,
+      toEpochMs(sale.startsAt),
+      toEpochMs(sale.endsAt),
+    );
+    return created === 1;
+  }
+
+  /** Takes stock for one checkout, atomically with the per-user limit and the idempotency key. */
+  async reserve(req: ReserveRequest): Promise<ReserveResult> {
+    const k = saleKeys(req.sku);
+    const reply = await this.commands.inventoryReserve(
+      k.sale,
+      k.users,
+      k.reservations,
+      k.idempotency,
+      req.orderNo,
+      req.userId,
+      req.quantity,
+      Math.floor(req.nowMs ?? Date.now()),
+      req.idempotencyKey ?? '',
+    );
+    if (!Array.isArray(reply)) throw new Error(`reserve.lua returned an unexpected reply: ${JSON.stringify(reply)}`);
+    const [code, orderNo, price, record] = reply;
+    const outcome = expectOutcome<ReserveOutcome>(RESERVE_OUTCOMES, code, 'reserve.lua');
+    if (outcome === 'RESERVED' || outcome === 'DUPLICATE') {
+      if (typeof orderNo !== 'string' || orderNo === '') {
+        throw new Error(`reserve.lua returned ${outcome} without an order number`);
+      }
+      const priceCents = Number(price ?? 0);
+      if (outcome === 'RESERVED') return { outcome, orderNo, priceCents };
+      return { outcome, orderNo, priceCents, reservation: record ? parseReservation(record) : null };
+    }
+    return { outcome };
+  }
+
+  /** Gives a reservation's units back; idempotent, and never undoes a sold (confirmed) order. */
+  async release(sku: string, orderNo: string): Promise<ReleaseOutcome> {
+    const k = saleKeys(sku);
+    const reply = await this.commands.inventoryRelease(k.sale, k.users, k.reservations, orderNo);
+    return expectOutcome<ReleaseOutcome>(RELEASE_OUTCOMES, reply, 'release.lua');
+  }
+
+  /** Turns a reservation into sold units; idempotent, and refuses a reservation already released. */
+  async confirm(sku: string, orderNo: string): Promise<ConfirmOutcome> {
+    const k = saleKeys(sku);
+    const reply = await this.commands.inventoryConfirm(k.sale, k.reservations, orderNo);
+    return expectOutcome<ConfirmOutcome>(CONFIRM_OUTCOMES, reply, 'confirm.lua');
+  }
+
+  async getSale(sku: string): Promise<SaleStock | null> {
+    const h = await this.redis.hgetall(saleKeys(sku).sale);
+    if (h.stock === undefined) return null;
+    return {
+      sku,
+      stock: Number(h.stock),
+      available: Number(h.available ?? 0),
+      reserved: Number(h.reserved ?? 0),
+      sold: Number(h.sold ?? 0),
+      perUserLimit: Number(h.limit ?? 0),
+      priceCents: Number(h.price ?? 0),
+      startsAt: fromEpochMs(h.starts),
+      endsAt: fromEpochMs(h.ends),
+    };
+  }
+
+  async getReservation(sku: string, orderNo: string): Promise<Reservation | null> {
+    const record = await this.redis.hget(saleKeys(sku).reservations, orderNo);
+    if (record === null) return null;
+    return parseReservation(record);
+  }
+
+  /** Units of the SKU the user holds (reserved + sold); 0 when none. */
+  async userHolding(sku: string, userId: string): Promise<number> {
+    const held = await this.redis.hget(saleKeys(sku).users, userId);
+    return held === null ? 0 : Number(held);
+  }
+}
+
+/** Parses `state|userId|quantity|reservedAtMs`; the user id may itself contain `|`. */
+export function parseReservation(record: string): Reservation {
+  const match = /^([RSX])\|(.*)\|(\d+)\|(\d+)$/s.exec(record);
+  const state = match?.[1] === undefined ? undefined : STATES[match[1]];
+  if (!match || state === undefined) throw new Error(`Malformed reservation record: ${JSON.stringify(record)}`);
+  return { state, userId: match[2] ?? '', quantity: Number(match[3]), reservedAtMs: Number(match[4]) };
+}

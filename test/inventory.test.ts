@@ -1,0 +1,330 @@
+/**
+ * The Redis inventory scripts against the test stack's real Redis: outcomes, concurrency and the
+ * PRODUCT.md §2 invariants (no oversell, conservation, per-user limit, idempotency).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedis } from '../src/infra/redis.js';
+import { RedisInventory, saleKeys, type SaleDefinition, type SaleStock } from '../src/inventory/redis-inventory.js';
+import { testConfig } from './helpers/env.js';
+
+let redis: Redis;
+let inventory: RedisInventory;
+
+beforeAll(() => {
+  redis = createRedis(testConfig());
+  inventory = new RedisInventory(redis);
+});
+
+afterAll(async () => {
+  await redis?.quit();
+});
+
+/** A SKU no other test (or test file sharing this Redis) uses. */
+function uniqueSku(label: string): string {
+  return `INV-${label}-${randomUUID().slice(0, 8)}`;
+}
+
+const orderNo = (): string => `ORD-${randomUUID()}`;
+
+async function newSale(label: string, overrides: Partial<SaleDefinition> = {}): Promise<string> {
+  const sku = uniqueSku(label);
+  const created = await inventory.defineSale({ sku, stock: 10, perUserLimit: 5, priceCents: 1999, ...overrides });
+  expect(created).toBe(true);
+  return sku;
+}
+
+async function sale(sku: string): Promise<SaleStock> {
+  const s = await inventory.getSale(sku);
+  if (!s) throw new Error(`sale ${sku} missing`);
+  return s;
+}
+
+function expectConserved(s: SaleStock): void {
+  expect(s.available).toBeGreaterThanOrEqual(0);
+  expect(s.reserved).toBeGreaterThanOrEqual(0);
+  expect(s.sold).toBeGreaterThanOrEqual(0);
+  expect(s.available + s.reserved + s.sold).toBe(s.stock);
+}
+
+function countBy<T extends string>(values: readonly T[]): Partial<Record<T, number>> {
+  const counts: Partial<Record<T, number>> = {};
+  for (const v of values) counts[v] = (counts[v] ?? 0) + 1;
+  return counts;
+}
+
+/** The hash tag Redis Cluster hashes a key by: the content of the first non-empty `{…}`. */
+function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  if (open === -1) return key;
+  const close = key.indexOf('}', open + 1);
+  if (close === -1 || close === open + 1) return key;
+  return key.slice(open + 1, close);
+}
+
+describe('RedisInventory', () => {
+  it('sells exactly the stock to 1,000 concurrent shoppers (no oversell, conservation)', async () => {
+    const sku = await newSale('burst', { stock: 100, perUserLimit: 1 });
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) =>
+        inventory.reserve({ orderNo: orderNo(), sku, userId: `user-${i}`, quantity: 1 }),
+      ),
+    );
+    expect(countBy(results.map((r) => r.outcome))).toEqual({ RESERVED: 100, SOLD_OUT: 900 });
+
+    const s = await sale(sku);
+    expect(s).toMatchObject({ stock: 100, available: 0, reserved: 100, sold: 0 });
+    expectConserved(s);
+
+    // Every winner has its reservation record and exactly one unit against its name.
+    const winners = results.flatMap((r, i) => (r.outcome === 'RESERVED' ? [{ orderNo: r.orderNo, userId: `user-${i}` }] : []));
+    expect(new Set(winners.map((w) => w.orderNo)).size).toBe(100);
+    expect(await redis.hlen(saleKeys(sku).reservations)).toBe(100);
+    expect(await redis.hlen(saleKeys(sku).users)).toBe(100);
+    const records = await Promise.all(winners.map((w) => inventory.getReservation(sku, w.orderNo)));
+    records.forEach((record, i) => expect(record).toMatchObject({ state: 'RESERVED', userId: winners[i]?.userId, quantity: 1 }));
+  });
+
+  it('enforces the per-user limit under concurrency', async () => {
+    const sku = await newSale('limit', { stock: 100, perUserLimit: 2 });
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => inventory.reserve({ orderNo: orderNo(), sku, userId: 'greedy', quantity: 1 })),
+    );
+    expect(countBy(results.map((r) => r.outcome))).toEqual({ RESERVED: 2, LIMIT_EXCEEDED: 48 });
+    expect(await inventory.userHolding(sku, 'greedy')).toBe(2);
+
+    // More than the limit in one go is refused outright, even for a fresh user.
+    expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'fresh', quantity: 3 })).toEqual({
+      outcome: 'LIMIT_EXCEEDED',
+    });
+    expect(await inventory.userHolding(sku, 'fresh')).toBe(0);
+
+    const s = await sale(sku);
+    expect(s).toMatchObject({ available: 98, reserved: 2, sold: 0 });
+    expectConserved(s);
+  });
+
+  it('returns the same order for the same idempotency key, however concurrently it is sent', async () => {
+    const sku = await newSale('idem', { stock: 3, perUserLimit: 3 });
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, idempotencyKey: 'key-1' }),
+      ),
+    );
+    const reserved = results.filter((r) => r.outcome === 'RESERVED');
+    expect(reserved).toHaveLength(1);
+    const winner = reserved[0];
+    if (winner?.outcome !== 'RESERVED') throw new Error('unreachable');
+    expect(results.filter((r) => r.outcome === 'DUPLICATE')).toHaveLength(19);
+    for (const r of results) expect(r).toMatchObject({ outcome: expect.stringMatching(/^(RESERVED|DUPLICATE)$/), orderNo: winner.orderNo });
+
+    // Stock taken once.
+    expect(await sale(sku)).toMatchObject({ available: 2, reserved: 1 });
+    expect(await inventory.userHolding(sku, 'alice')).toBe(1);
+    expect(await redis.hlen(saleKeys(sku).reservations)).toBe(1);
+
+    // The key is scoped to the user: another user with the same key gets an order of their own.
+    const bob = await inventory.reserve({ orderNo: orderNo(), sku, userId: 'bob', quantity: 1, idempotencyKey: 'key-1' });
+    expect(bob.outcome).toBe('RESERVED');
+    expect(bob).not.toEqual(winner);
+    // ... and to the SKU: alice's key on another sale is a new checkout there.
+    const otherSku = await newSale('idem-other', { stock: 1, perUserLimit: 1 });
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: otherSku, userId: 'alice', quantity: 1, idempotencyKey: 'key-1' })).outcome).toBe('RESERVED');
+
+    // Sell out the rest, then retry alice's checkout: it still returns her order, not SOLD_OUT.
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'carol', quantity: 1 })).outcome).toBe('RESERVED');
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'dave', quantity: 1 })).outcome).toBe('SOLD_OUT');
+    expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, idempotencyKey: 'key-1' })).toMatchObject({
+      outcome: 'DUPLICATE',
+      orderNo: winner.orderNo,
+    });
+    const s = await sale(sku);
+    expect(s).toMatchObject({ available: 0, reserved: 3 });
+    expectConserved(s);
+  });
+
+  it('refuses to reserve an order number twice', async () => {
+    const sku = await newSale('orderno');
+    const no = orderNo();
+    expect(await inventory.reserve({ orderNo: no, sku, userId: 'u1', quantity: 1 })).toMatchObject({ outcome: 'RESERVED', orderNo: no });
+    expect(await inventory.reserve({ orderNo: no, sku, userId: 'u1', quantity: 1 })).toMatchObject({ outcome: 'DUPLICATE', orderNo: no });
+    expect(await sale(sku)).toMatchObject({ available: 9, reserved: 1 });
+  });
+
+  it('releases a reservation once, however often release is called', async () => {
+    const sku = await newSale('release', { stock: 5, perUserLimit: 2 });
+    const no = orderNo();
+    expect((await inventory.reserve({ orderNo: no, sku, userId: 'alice', quantity: 2 })).outcome).toBe('RESERVED');
+    expect(await sale(sku)).toMatchObject({ available: 3, reserved: 2 });
+    expect(await inventory.userHolding(sku, 'alice')).toBe(2);
+    // At her limit until the release.
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1 })).outcome).toBe('LIMIT_EXCEEDED');
+
+    expect(await inventory.release(sku, no)).toBe('RELEASED');
+    expect(await inventory.release(sku, no)).toBe('ALREADY_RELEASED');
+    // Concurrent releases too: still only one gives stock back (the one above).
+    expect(new Set(await Promise.all(Array.from({ length: 10 }, () => inventory.release(sku, no))))).toEqual(new Set(['ALREADY_RELEASED']));
+
+    const s = await sale(sku);
+    expect(s).toMatchObject({ available: 5, reserved: 0, sold: 0 });
+    expectConserved(s);
+    expect(await inventory.userHolding(sku, 'alice')).toBe(0);
+    expect(await redis.hexists(saleKeys(sku).users, 'alice')).toBe(0);
+    expect(await inventory.getReservation(sku, no)).toMatchObject({ state: 'RELEASED', userId: 'alice', quantity: 2 });
+
+    expect(await inventory.release(sku, 'ORD-unknown')).toBe('NOT_FOUND');
+    expect(await inventory.release(uniqueSku('nosale'), 'ORD-unknown')).toBe('NOT_FOUND');
+
+    // After the release she can buy again, up to her full limit.
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 2 })).outcome).toBe('RESERVED');
+    expect(await inventory.userHolding(sku, 'alice')).toBe(2);
+    expectConserved(await sale(sku));
+  });
+
+  it('only one of many concurrent releases of the same order gives the stock back', async () => {
+    const sku = await newSale('release-race', { stock: 4, perUserLimit: 4 });
+    const no = orderNo();
+    expect((await inventory.reserve({ orderNo: no, sku, userId: 'alice', quantity: 3 })).outcome).toBe('RESERVED');
+    const outcomes = await Promise.all(Array.from({ length: 25 }, () => inventory.release(sku, no)));
+    expect(countBy(outcomes)).toEqual({ RELEASED: 1, ALREADY_RELEASED: 24 });
+    expect(await sale(sku)).toMatchObject({ available: 4, reserved: 0, sold: 0 });
+  });
+
+  it('confirms a reservation into a sale, and never gives a sold unit back', async () => {
+    const sku = await newSale('confirm', { stock: 5, perUserLimit: 3 });
+    const no = orderNo();
+    expect((await inventory.reserve({ orderNo: no, sku, userId: 'alice', quantity: 2, nowMs: 1_700_000_000_123 })).outcome).toBe('RESERVED');
+
+    expect(await inventory.confirm(sku, no)).toBe('CONFIRMED');
+    expect(await inventory.confirm(sku, no)).toBe('ALREADY_CONFIRMED');
+    expect(await sale(sku)).toMatchObject({ available: 3, reserved: 0, sold: 2 });
+    expect(await inventory.getReservation(sku, no)).toEqual({
+      state: 'SOLD',
+      userId: 'alice',
+      quantity: 2,
+      reservedAtMs: 1_700_000_000_123,
+    });
+
+    // A late timer or cancel must not undo a payment.
+    expect(await inventory.release(sku, no)).toBe('SOLD');
+    const s = await sale(sku);
+    expect(s).toMatchObject({ available: 3, reserved: 0, sold: 2 });
+    expectConserved(s);
+    // Sold units still count against the user's limit.
+    expect(await inventory.userHolding(sku, 'alice')).toBe(2);
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 2 })).outcome).toBe('LIMIT_EXCEEDED');
+
+    // Confirm after release: the reservation stays released, nothing changes.
+    const late = orderNo();
+    expect((await inventory.reserve({ orderNo: late, sku, userId: 'bob', quantity: 1 })).outcome).toBe('RESERVED');
+    expect(await inventory.release(sku, late)).toBe('RELEASED');
+    const before = await sale(sku);
+    expect(await inventory.confirm(sku, late)).toBe('RELEASED');
+    expect(await sale(sku)).toEqual(before);
+    expect(await inventory.getReservation(sku, late)).toMatchObject({ state: 'RELEASED' });
+
+    expect(await inventory.confirm(sku, 'ORD-unknown')).toBe('NOT_FOUND');
+    expect(await inventory.getReservation(sku, 'ORD-unknown')).toBeNull();
+  });
+
+  it('a confirm racing a release ends in exactly one of them, with stock conserved', async () => {
+    const sku = await newSale('confirm-race', { stock: 50, perUserLimit: 1 });
+    const orders = Array.from({ length: 50 }, (_, i) => ({ no: orderNo(), user: `u${i}` }));
+    await Promise.all(orders.map((o) => inventory.reserve({ orderNo: o.no, sku, userId: o.user, quantity: 1 })));
+    const pairs = await Promise.all(orders.map((o) => Promise.all([inventory.confirm(sku, o.no), inventory.release(sku, o.no)])));
+    for (const [confirmed, released] of pairs) {
+      expect([
+        ['CONFIRMED', 'SOLD'],
+        ['RELEASED', 'RELEASED'],
+      ]).toContainEqual([confirmed, released]);
+    }
+    const sold = pairs.filter(([c]) => c === 'CONFIRMED').length;
+    const s = await sale(sku);
+    expect(s).toMatchObject({ sold, reserved: 0, available: 50 - sold });
+    expectConserved(s);
+  });
+
+  it('NO_SALE for an unknown SKU, creating nothing', async () => {
+    const sku = uniqueSku('missing');
+    expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, idempotencyKey: 'k' })).toEqual({
+      outcome: 'NO_SALE',
+    });
+    expect(await inventory.getSale(sku)).toBeNull();
+    expect(await redis.keys(`*${sku}*`)).toEqual([]);
+  });
+
+  it('NOT_ACTIVE before the sale starts and once it has ended', async () => {
+    const now = Date.now();
+    const future = await newSale('future', { startsAt: new Date(now + 60_000) });
+    const past = await newSale('past', { startsAt: new Date(now - 120_000), endsAt: new Date(now - 60_000) });
+    const open = await newSale('window', { startsAt: new Date(now - 60_000), endsAt: new Date(now + 60_000) });
+
+    expect(await inventory.reserve({ orderNo: orderNo(), sku: future, userId: 'alice', quantity: 1 })).toEqual({ outcome: 'NOT_ACTIVE' });
+    expect(await inventory.reserve({ orderNo: orderNo(), sku: past, userId: 'alice', quantity: 1 })).toEqual({ outcome: 'NOT_ACTIVE' });
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: open, userId: 'alice', quantity: 1 })).outcome).toBe('RESERVED');
+    // The window is [startsAt, endsAt): on the start it is open, on the end it is closed.
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: future, userId: 'alice', quantity: 1, nowMs: now + 60_000 })).outcome).toBe('RESERVED');
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: open, userId: 'bob', quantity: 1, nowMs: now + 60_000 })).outcome).toBe('NOT_ACTIVE');
+
+    expect(await sale(past)).toMatchObject({ available: 10, reserved: 0 });
+    expect(await sale(future)).toMatchObject({
+      available: 9,
+      startsAt: new Date(now + 60_000),
+      endsAt: null,
+    });
+  });
+
+  it('defineSale is create-only: a second definition returns false and changes nothing', async () => {
+    const sku = await newSale('define', { stock: 7, perUserLimit: 2, priceCents: 4999 });
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1 })).outcome).toBe('RESERVED');
+    const before = await sale(sku);
+    expect(before).toEqual({
+      sku,
+      stock: 7,
+      available: 6,
+      reserved: 1,
+      sold: 0,
+      perUserLimit: 2,
+      priceCents: 4999,
+      startsAt: null,
+      endsAt: null,
+    });
+    expect(await inventory.defineSale({ sku, stock: 1000, perUserLimit: 50, priceCents: 1, startsAt: new Date() })).toBe(false);
+    expect(await sale(sku)).toEqual(before);
+  });
+
+  it('keeps every key of a SKU under its {sku} hash tag (one cluster slot per script)', async () => {
+    const sku = await newSale('tags', { stock: 3, perUserLimit: 2 });
+    const a = orderNo();
+    const b = orderNo();
+    await inventory.reserve({ orderNo: a, sku, userId: 'alice', quantity: 1, idempotencyKey: 'k1' });
+    await inventory.reserve({ orderNo: b, sku, userId: 'bob', quantity: 1, idempotencyKey: 'k2' });
+    await inventory.confirm(sku, a);
+    await inventory.release(sku, b);
+
+    const keys = saleKeys(sku);
+    expect(Object.values(keys).every((key) => hashTag(key) === sku)).toBe(true);
+    // Any key mentioning the SKU at all is one of the layout's keys, all under the hash tag.
+    const touched = (await redis.keys(`*${sku}*`)).sort();
+    expect(touched).toEqual([keys.sale, keys.users, keys.reservations, keys.idempotency].sort());
+    for (const key of touched) {
+      expect(key).toContain(`{${sku}}`);
+      expect(hashTag(key)).toBe(sku);
+    }
+    expect(RedisInventory.keys(sku)).toEqual(keys);
+  });
+
+  it('keeps user ids with separators apart (records and idempotency keys are unambiguous)', async () => {
+    const sku = await newSale('separators', { stock: 10, perUserLimit: 5 });
+    const weird = 'a|b\nc';
+    const no = orderNo();
+    expect((await inventory.reserve({ orderNo: no, sku, userId: weird, quantity: 2, idempotencyKey: 'x' })).outcome).toBe('RESERVED');
+    expect(await inventory.getReservation(sku, no)).toMatchObject({ state: 'RESERVED', userId: weird, quantity: 2 });
+    // 'a|b' with key 'c\nx' must not collide with 'a|b\nc' with key 'x'.
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'a|b', quantity: 1, idempotencyKey: 'c\nx' })).outcome).toBe('RESERVED');
+    expect(await inventory.release(sku, no)).toBe('RELEASED');
+    expect(await inventory.userHolding(sku, weird)).toBe(0);
+    expect(await sale(sku)).toMatchObject({ available: 9, reserved: 1 });
+  });
+});
