@@ -2,7 +2,7 @@
  * The service's configuration, read once from the environment (PRODUCT.md §4).
  * Defaults point at the local stack that `npm start` runs, so a bare checkout works as it is.
  */
-import { msToNumber } from '@temporalio/common/lib/time';
+import { msToNumber } from '@temporalio/common/lib/time.js';
 import { z } from 'zod';
 
 /** Ports of the local stack started by `npm start`; tests and the benchmark pick free ports instead. */

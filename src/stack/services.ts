@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import mysql from 'mysql2/promise';
+import { ORDER_SEARCH_ATTRIBUTES } from '../workflows/definitions.js';
 import { spawnLogged, waitUntilReady, type ManagedProcess } from './process.js';
 
 export interface ToolPaths {
@@ -54,8 +55,6 @@ export interface RunningService {
   env: Record<string, string>;
 }
 
-/** Custom search attributes registered on the dev server so operators can filter orders in the Web UI. */
-export const SEARCH_ATTRIBUTES = { OrderSku: 'Keyword', OrderUserId: 'Keyword', OrderStatus: 'Keyword' } as const;
 
 export async function startTemporalDevServer(opts: {
   tools: ToolPaths;
@@ -81,7 +80,8 @@ export async function startTemporalDevServer(opts: {
     // WAL lets the history writer and readers overlap; NORMAL sync is durable across process crashes.
     '--sqlite-pragma', 'journal_mode=wal',
     '--sqlite-pragma', 'synchronous=normal',
-    ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+    // Registered at launch so operators can filter orders in the Web UI from the first order on.
+    ...ORDER_SEARCH_ATTRIBUTES.flatMap(({ name }) => ['--search-attribute', `${name}=Keyword`]),
   ];
   const proc = spawnLogged('temporal dev server', opts.tools.temporalCli, args, { logFile: join(opts.dataDir, 'temporal.log') });
   const address = `127.0.0.1:${opts.port}`;

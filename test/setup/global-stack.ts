@@ -11,6 +11,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { createMysqlPool } from '../../src/infra/mysql.js';
 import { startStack, type RunningStack } from '../../src/stack/index.js';
 import { loadToolPaths } from '../../src/stack/services.js';
+import { buildWorkflowBundle } from '../../src/workers/bundle.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -19,6 +20,8 @@ declare module 'vitest' {
     /** Root of the throw-away data directories; tests may start extra servers beneath it. */
     stackDataDir: string;
     temporalTestServer: string;
+    /** The workflow bundle, built once for every worker the tests create. */
+    workflowBundlePath: string;
   }
 }
 
@@ -30,6 +33,8 @@ export async function setup(project: TestProject): Promise<void> {
   const t0 = Date.now();
   // Servers named in the environment are used as they are (e.g. CI with external services).
   stack = await startStack({ dataDir, ports: 'free', ephemeral: true, log: (line) => console.log(`[stack] ${line}`) });
+  const workflowBundlePath = join(dataDir, 'workflow-bundle.js');
+  await buildWorkflowBundle(workflowBundlePath);
   const env = { ...stack.env, TEMPORAL_TASK_QUEUE: `test-${process.pid}` };
   const pool = createMysqlPool(loadConfig({ ...process.env, ...env }));
   try {
@@ -41,6 +46,7 @@ export async function setup(project: TestProject): Promise<void> {
   project.provide('stackEnv', env);
   project.provide('stackDataDir', dataDir);
   project.provide('temporalTestServer', loadToolPaths().temporalTestServer);
+  project.provide('workflowBundlePath', workflowBundlePath);
 }
 
 export async function teardown(): Promise<void> {

@@ -1,0 +1,70 @@
+/**
+ * One error shape for every endpoint: `{ "error": { "code": "SOLD_OUT", "message": "…" } }`.
+ * Codes are stable and documented (README, PRODUCT.md §3); messages are for humans.
+ */
+import type { Context, Next } from 'koa';
+import { ZodError } from 'zod';
+import type { Logger } from '../infra/logger.js';
+
+export type ErrorCode =
+  | 'INVALID_REQUEST'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'SKU_NOT_FOUND'
+  | 'ORDER_NOT_FOUND'
+  | 'SALE_EXISTS'
+  | 'SOLD_OUT'
+  | 'SALE_NOT_ACTIVE'
+  | 'PURCHASE_LIMIT_EXCEEDED'
+  | 'NOT_CANCELLABLE'
+  | 'INVALID_SIGNATURE'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'UNAVAILABLE'
+  | 'INTERNAL';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+export const invalidRequest = (message: string, details?: Record<string, unknown>) => new ApiError(400, 'INVALID_REQUEST', message, details);
+
+/** Formats a zod failure as "quantity: must be an integer; sku: required". */
+export function describeZodError(error: ZodError): string {
+  return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : 'body'}: ${issue.message}`).join('; ');
+}
+
+/** Outermost middleware: maps whatever was thrown to the error shape and logs the unexpected. */
+export function errorMiddleware(logger: Logger) {
+  return async (ctx: Context, next: Next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw new ApiError(404, 'NOT_FOUND', `no route for ${ctx.method} ${ctx.path}`);
+    } catch (err) {
+      const apiError = toApiError(err);
+      if (apiError.status >= 500) logger.error({ err, path: ctx.path, method: ctx.method }, 'request failed');
+      ctx.status = apiError.status;
+      ctx.body = { error: { code: apiError.code, message: apiError.message, ...(apiError.details ? { details: apiError.details } : {}) } };
+    }
+  };
+}
+
+function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof ZodError) return invalidRequest(describeZodError(err));
+  // Errors from the body parser (http-errors) carry a status and an `expose` flag.
+  const httpError = err as { status?: number; statusCode?: number; expose?: boolean; message?: string; type?: string };
+  const status = httpError.status ?? httpError.statusCode;
+  if (status === 413) return new ApiError(413, 'PAYLOAD_TOO_LARGE', 'request body is larger than 16 KB');
+  if (status === 415) return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send JSON with Content-Type: application/json');
+  if (status && status >= 400 && status < 500) return invalidRequest(httpError.expose && httpError.message ? httpError.message : 'malformed request');
+  return new ApiError(500, 'INTERNAL', 'internal error');
+}

@@ -1,0 +1,37 @@
+/**
+ * /healthz: a real round trip to each dependency, each bounded by a timeout so a hung server
+ * shows as down instead of hanging the probe.
+ */
+import type { Client } from '@temporalio/client';
+import type { Redis } from 'ioredis';
+import type { Pool } from 'mysql2/promise';
+
+export type Dependency = 'redis' | 'mysql' | 'temporal';
+export interface HealthReport {
+  ok: boolean;
+  checks: Record<Dependency, 'up' | 'down'>;
+  down: Dependency[];
+}
+
+const TIMEOUT_MS = 1_500;
+
+export async function checkHealth(deps: { redis: Redis; pool: Pool; temporal: Client }): Promise<HealthReport> {
+  const probes: Record<Dependency, () => Promise<unknown>> = {
+    redis: () => deps.redis.ping(),
+    mysql: () => deps.pool.query('SELECT 1'),
+    temporal: () => deps.temporal.workflowService.getSystemInfo({}),
+  };
+  const names = Object.keys(probes) as Dependency[];
+  const results = await Promise.all(names.map((name) => withTimeout(probes[name]()).then(() => true, () => false)));
+  const checks = Object.fromEntries(names.map((name, i) => [name, results[i] ? 'up' : 'down'])) as HealthReport['checks'];
+  const down = names.filter((name) => checks[name] === 'down');
+  return { ok: down.length === 0, checks, down };
+}
+
+function withTimeout<T>(promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), TIMEOUT_MS);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

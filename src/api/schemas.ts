@@ -1,0 +1,48 @@
+/**
+ * Request schemas (zod): one per body, strict, so unknown fields, wrong types, fractions, zero,
+ * negatives and huge numbers are refused with INVALID_REQUEST before anything changes.
+ */
+import { z } from 'zod';
+import { USER_ID_PATTERN } from './auth.js';
+import { ORDER_NO_PATTERN } from './order-number.js';
+
+export const MAX_QUANTITY_PER_ORDER = 100;
+
+export const skuSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'sku: 1-64 letters, digits, "_", "." or "-"');
+export const orderNoSchema = z.string().regex(ORDER_NO_PATTERN, 'not an order number');
+
+export const createSaleSchema = z
+  .strictObject({
+    sku: skuSchema,
+    name: z.string().trim().min(1).max(200),
+    priceCents: z.number().int().min(0).max(100_000_000_00),
+    stock: z.number().int().min(1).max(10_000_000),
+    perUserLimit: z.number().int().min(1).max(MAX_QUANTITY_PER_ORDER),
+    startsAt: z.iso.datetime({ offset: true }).optional(),
+    endsAt: z.iso.datetime({ offset: true }).optional(),
+  })
+  .refine((sale) => !sale.startsAt || !sale.endsAt || Date.parse(sale.startsAt) < Date.parse(sale.endsAt), {
+    message: 'endsAt must be after startsAt',
+    path: ['endsAt'],
+  });
+
+export const devLoginSchema = z.strictObject({ userId: z.string().regex(USER_ID_PATTERN, 'userId: 1-64 letters, digits or _.:@-') });
+
+export const checkoutSchema = z.strictObject({
+  sku: skuSchema,
+  quantity: z.number().int().min(1).max(MAX_QUANTITY_PER_ORDER),
+});
+
+export const idempotencyKeySchema = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,64}$/, 'Idempotency-Key: 1-64 printable ASCII characters')
+  .optional();
+
+export const paymentWebhookSchema = z.object({
+  eventId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'eventId: 1-128 letters, digits or _.:-'),
+  type: z.literal('payment.succeeded'),
+  orderNo: orderNoSchema,
+  amountCents: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+
+export const simulatePaymentSchema = z.strictObject({ orderNo: orderNoSchema });

@@ -1,0 +1,42 @@
+/**
+ * Builds the API's clients from configuration and serves the app; used by main.ts and by tests.
+ */
+import type { Server } from 'node:http';
+import type { AppConfig } from '../config/index.js';
+import { createLogger } from '../infra/logger.js';
+import { createMysqlPool } from '../infra/mysql.js';
+import { createRedis } from '../infra/redis.js';
+import { createTemporalClient } from '../infra/temporal.js';
+import { createApp } from './app.js';
+
+export interface RunningApi {
+  server: Server;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startApi(config: AppConfig, port = config.port): Promise<RunningApi> {
+  const logger = createLogger(config, 'api');
+  const redis = createRedis(config);
+  // Without a listener ioredis prints every reconnect failure as "unhandled"; /healthz reports it.
+  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
+  const pool = createMysqlPool(config);
+  const temporal = await createTemporalClient(config);
+  const app = createApp({ config, redis, pool, temporal, logger });
+  const server = app.listen(port, '0.0.0.0');
+  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  // Keep-alive longer than typical load balancers' idle timeout avoids resets under load.
+  server.keepAliveTimeout = 65_000;
+  const address = server.address();
+  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : port}`;
+  logger.info({ url }, 'api listening');
+  return {
+    server,
+    url,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await Promise.allSettled([redis.quit(), pool.end(), temporal.connection.close()]);
+    },
+  };
+}

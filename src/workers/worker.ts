@@ -1,0 +1,40 @@
+/**
+ * The order worker: polls the task queue, runs OrderWorkflow and its activities.
+ */
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Pool } from 'mysql2/promise';
+import type { Redis } from 'ioredis';
+import type { AppConfig } from '../config/index.js';
+import { createActivities, type Activities } from '../activities/index.js';
+import { RedisInventory } from '../inventory/redis-inventory.js';
+import { WORKFLOWS_PATH } from './bundle.js';
+
+export interface OrderWorkerOptions {
+  config: Pick<AppConfig, 'temporal'>;
+  connection: NativeConnection;
+  pool: Pool;
+  redis: Redis;
+  /** A bundle built by buildWorkflowBundle; without it the worker bundles src/workflows itself (dev, tests). */
+  workflowBundlePath?: string;
+  /** Tests wrap activities to inject faults around the real ones. */
+  wrapActivities?: (activities: Activities) => Partial<Activities>;
+  tuning?: Partial<Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows' | 'shutdownGraceTime'>>;
+}
+
+export async function createOrderWorker(options: OrderWorkerOptions): Promise<Worker> {
+  const real = createActivities({ pool: options.pool, inventory: new RedisInventory(options.redis) });
+  const activities = options.wrapActivities ? { ...real, ...options.wrapActivities(real) } : real;
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.config.temporal.namespace,
+    taskQueue: options.config.temporal.taskQueue,
+    ...(options.workflowBundlePath ? { workflowBundle: { codePath: options.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
+    activities,
+    // Activities are short DB/Redis calls that spend their time waiting on I/O: many fit in one process.
+    maxConcurrentActivityTaskExecutions: 200,
+    maxConcurrentWorkflowTaskExecutions: 100,
+    // In-flight activities get this long to finish on SIGTERM before the worker gives up on them.
+    shutdownGraceTime: '10s',
+    ...options.tuning,
+  });
+}

@@ -1,0 +1,83 @@
+/**
+ * The OrderWorkflow's public surface: its input, state, signals and query. Defined once here and
+ * shared by the workflow, the API and the tests. Deterministic-safe: only type imports and
+ * @temporalio/workflow's define* helpers.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
+export type OrderStatus = 'PENDING' | 'AWAITING_PAYMENT' | 'PAID' | 'CANCELLED' | 'FAILED';
+export type CancelReason = 'PAYMENT_TIMEOUT' | 'USER_CANCELLED';
+export type PaymentOutcome = 'APPLIED' | 'REFUND_REQUIRED';
+/** Why a payment was not applied to its order. */
+export type RefundReason = 'ORDER_NOT_AWAITING_PAYMENT' | 'AMOUNT_MISMATCH' | 'ALREADY_PAID' | 'ORDER_FAILED';
+
+export const TERMINAL_STATUSES: readonly OrderStatus[] = ['PAID', 'CANCELLED', 'FAILED'];
+
+export interface OrderInput {
+  orderNo: string;
+  sku: string;
+  userId: string;
+  quantity: number;
+  unitPriceCents: number;
+  idempotencyKey?: string;
+  /** ISO time the API reserved the stock. */
+  createdAt: string;
+  /**
+   * How long the shopper has to pay, as a duration string ("30m"). It travels in the input so that
+   * changing PAYMENT_WINDOW never changes the deadline of an order already running.
+   */
+  paymentWindow: string;
+}
+
+export interface PaymentReceived {
+  /** The provider's event id: the same event delivered twice is applied once. */
+  eventId: string;
+  amountCents: number;
+}
+
+export interface PaymentRecord {
+  eventId: string;
+  amountCents: number;
+  outcome: PaymentOutcome;
+  refundReason?: RefundReason;
+}
+
+/** What the `status` query answers; the API's GET /api/orders/:orderNo is built from it. */
+export interface OrderState {
+  orderNo: string;
+  sku: string;
+  userId: string;
+  quantity: number;
+  totalCents: number;
+  status: OrderStatus;
+  cancelReason?: CancelReason;
+  failureReason?: string;
+  createdAt: string;
+  /** createdAt + the payment window: after it, an unpaid order is cancelled. */
+  paymentDeadline: string;
+  paidAt?: string;
+  /** Every payment event the workflow saw, with what became of it. */
+  payments: PaymentRecord[];
+}
+
+export const paymentReceivedSignal = defineSignal<[PaymentReceived]>('paymentReceived');
+export const cancelOrderSignal = defineSignal<[]>('cancelOrder');
+export const statusQuery = defineQuery<OrderState>('status');
+
+export const ORDER_WORKFLOW_TYPE = 'OrderWorkflow';
+
+/** One workflow per order: the id is derived from the order number, so it can never run twice. */
+export function orderWorkflowId(orderNo: string): string {
+  return `order-${orderNo}`;
+}
+
+/**
+ * Custom search attributes, so operators can filter orders in the Web UI
+ * (e.g. `OrderSku = "SKU-1" AND OrderStatus = "AWAITING_PAYMENT"`). The stack registers them.
+ */
+export const ORDER_SKU_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderSku', SearchAttributeType.KEYWORD);
+export const ORDER_USER_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderUserId', SearchAttributeType.KEYWORD);
+export const ORDER_STATUS_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderStatus', SearchAttributeType.KEYWORD);
+
+export const ORDER_SEARCH_ATTRIBUTES = [ORDER_SKU_SEARCH_ATTRIBUTE, ORDER_USER_SEARCH_ATTRIBUTE, ORDER_STATUS_SEARCH_ATTRIBUTE] as const;

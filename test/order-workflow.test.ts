@@ -1,0 +1,310 @@
+/**
+ * OrderWorkflow on Temporal's time-skipping test server, with the real activities against the real
+ * MariaDB and Redis of the test stack. Faults are injected around the real activities, never
+ * instead of them. The tests share the server's clock, so they run one after another.
+ */
+import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import type { Redis } from 'ioredis';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import type { Activities, PersistOrderInput } from '../src/activities/index.js';
+import { newOrderNo } from '../src/api/order-number.js';
+import { createMysqlPool } from '../src/infra/mysql.js';
+import { createRedis } from '../src/infra/redis.js';
+import { ensureSearchAttributes } from '../src/infra/temporal.js';
+import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { createOrderWorker } from '../src/workers/worker.js';
+import {
+  cancelOrderSignal,
+  orderWorkflowId,
+  paymentReceivedSignal,
+  statusQuery,
+  type OrderInput,
+  type OrderState,
+} from '../src/workflows/definitions.js';
+import type { OrderWorkflow } from '../src/workflows/order.js';
+import { testConfig } from './helpers/env.js';
+import { expectInvariants, putOnSale, stockPicture } from './helpers/fixtures.js';
+
+/** Hooks a test sets to wrap the real activities; reset before each test. */
+interface Faults {
+  persistOrder?: (real: Activities['persistOrder'], input: PersistOrderInput) => Promise<void>;
+  cancelOrder?: (real: Activities['cancelOrder'], input: Parameters<Activities['cancelOrder']>[0]) => Promise<void>;
+}
+let faults: Faults = {};
+const releaseOutcomes: string[] = [];
+
+let env: TestWorkflowEnvironment;
+let worker: Worker;
+let running: Promise<void>;
+let pool: Pool;
+let redis: Redis;
+let inventory: RedisInventory;
+const taskQueue = `order-ts-${randomUUID()}`;
+
+beforeAll(async () => {
+  env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: inject('temporalTestServer') } },
+  });
+  await ensureSearchAttributes(env.connection, 'default');
+  const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
+  pool = createMysqlPool(config);
+  redis = createRedis(config);
+  inventory = new RedisInventory(redis);
+  worker = await createOrderWorker({
+    config,
+    connection: env.nativeConnection,
+    pool,
+    redis,
+    workflowBundlePath: inject('workflowBundlePath'),
+    wrapActivities: (real) => ({
+      persistOrder: (input) => (faults.persistOrder ? faults.persistOrder(real.persistOrder, input) : real.persistOrder(input)),
+      cancelOrder: (input) => (faults.cancelOrder ? faults.cancelOrder(real.cancelOrder, input) : real.cancelOrder(input)),
+      releaseReservation: async (input) => {
+        const outcome = await real.releaseReservation(input);
+        releaseOutcomes.push(`${input.orderNo}:${outcome}`);
+        return outcome;
+      },
+    }),
+  });
+  running = worker.run();
+});
+
+afterAll(async () => {
+  worker?.shutdown();
+  await running;
+  await env?.teardown();
+  await Promise.allSettled([pool?.end(), redis?.quit()]);
+});
+
+beforeEach(() => {
+  faults = {};
+});
+
+/** Reserves in Redis as the API does, then starts the order's workflow. */
+async function startOrder(sale: { sku: string; priceCents: number }, userId = `user-${randomUUID()}`): Promise<WorkflowHandle<typeof OrderWorkflow>> {
+  const orderNo = newOrderNo();
+  const reserved = await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 });
+  expect(reserved.outcome).toBe('RESERVED');
+  const input: OrderInput = {
+    orderNo,
+    sku: sale.sku,
+    userId,
+    quantity: 1,
+    unitPriceCents: sale.priceCents,
+    createdAt: new Date(await env.currentTimeMs()).toISOString(),
+    paymentWindow: '30m',
+  };
+  return env.client.workflow.start<typeof OrderWorkflow>('OrderWorkflow', { workflowId: orderWorkflowId(orderNo), taskQueue, args: [input] });
+}
+
+async function waitForStatus(handle: WorkflowHandle<typeof OrderWorkflow>, status: OrderState['status']): Promise<OrderState> {
+  for (let i = 0; i < 200; i++) {
+    const state = await handle.query(statusQuery);
+    if (state.status === status) return state;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`order never reached ${status}`);
+}
+
+async function orderRow(orderNo: string) {
+  const [rows] = await pool.query<RowDataPacket[]>('SELECT * FROM orders WHERE order_no = ?', [orderNo]);
+  return rows[0];
+}
+
+async function paymentRows(orderNo: string) {
+  const [rows] = await pool.query<RowDataPacket[]>('SELECT event_id, outcome, refund_reason FROM payments WHERE order_no = ? ORDER BY event_id', [orderNo]);
+  return rows.map((r) => ({ eventId: r.event_id, outcome: r.outcome, refundReason: r.refund_reason }));
+}
+
+/** A gate a test opens when it wants a held activity to go on. */
+function gate() {
+  let open!: () => void;
+  let reached!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  const arrived = new Promise<void>((resolve) => (reached = resolve));
+  return { open, opened, reached, arrived };
+}
+
+describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis)', () => {
+  it('is PAID when the payment arrives in time', async () => {
+    const sale = await putOnSale(pool, redis, { stock: 5 });
+    const handle = await startOrder(sale);
+    const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+    await handle.signal(paymentReceivedSignal, { eventId: `evt-${orderNo}`, amountCents: totalCents });
+    const result = await handle.result();
+    expect(result.status).toBe('PAID');
+    expect(result.paidAt).toBeDefined();
+    expect((await orderRow(orderNo))?.status).toBe('PAID');
+    expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null }]);
+    const picture = await stockPicture(pool, redis, sale.sku);
+    expect(picture.redis).toMatchObject({ available: 4, reserved: 0, sold: 1 });
+    expectInvariants(picture);
+  });
+
+  it('cancels after 30 minutes of skipped time without payment, giving the stock back in MySQL and Redis', async () => {
+    const sale = await putOnSale(pool, redis, { stock: 3 });
+    const handle = await startOrder(sale);
+    const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+    expect((await stockPicture(pool, redis, sale.sku)).mysql.available).toBe(2);
+    const serverStart = await env.currentTimeMs();
+    const wallStart = Date.now();
+    const result = await handle.result();
+    const wallMs = Date.now() - wallStart;
+    expect(result).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
+    expect((await env.currentTimeMs()) - serverStart).toBeGreaterThanOrEqual(29 * 60_000);
+    // 30 minutes of workflow time went by in a few seconds of wall time (skipped, not waited).
+    expect(wallMs).toBeLessThan(30_000);
+    expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT' });
+    const picture = await stockPicture(pool, redis, sale.sku);
+    expect(picture.redis).toMatchObject({ available: 3, reserved: 0, sold: 0 });
+    expect(picture.mysql.available).toBe(3);
+    expectInvariants(picture);
+  });
+
+  it('fails and releases the reservation exactly once when persistence fails for good (sale gone from MySQL)', async () => {
+    const sale = await putOnSale(pool, redis, { stock: 2 });
+    await pool.query('DELETE FROM sales WHERE sku = ?', [sale.sku]); // the "sale gone" non-retryable case
+    let attempts = 0;
+    faults.persistOrder = (real, input) => {
+      attempts++;
+      return real(input);
+    };
+    const handle = await startOrder(sale);
+    const result = await handle.result();
+    expect(result.status).toBe('FAILED');
+    expect(result.failureReason).toMatch(/SaleNotFound/);
+    expect(attempts).toBe(1); // non-retryable: no second attempt
+    const orderNo = result.orderNo;
+    expect(releaseOutcomes.filter((o) => o.startsWith(`${orderNo}:`))).toEqual([`${orderNo}:RELEASED`]);
+    expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
+    expect(await inventory.getSale(sale.sku)).toMatchObject({ available: 2, reserved: 0 });
+    expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('RELEASED');
+  });
+
+  it('retries a transient persistence failure, then is PAID', async () => {
+    const sale = await putOnSale(pool, redis, { stock: 2 });
+    let attempts = 0;
+    faults.persistOrder = async (real, input) => {
+      attempts++;
+      if (attempts <= 2) throw Object.assign(new Error('connect ECONNREFUSED (injected)'), { code: 'ECONNREFUSED' });
+      return real(input);
+    };
+    const handle = await startOrder(sale);
+    const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+    expect(attempts).toBe(3);
+    await handle.signal(paymentReceivedSignal, { eventId: `evt-${orderNo}`, amountCents: totalCents });
+    expect((await handle.result()).status).toBe('PAID');
+    expectInvariants(await stockPicture(pool, redis, sale.sku));
+  });
+
+  it('keeps a payment that arrives while the order is still being persisted and applies it after', async () => {
+    const sale = await putOnSale(pool, redis, { stock: 2 });
+    const hold = gate();
+    faults.persistOrder = async (real, input) => {
+      hold.reached();
+      await hold.opened;
+      return real(input);
+    };
+    const handle = await startOrder(sale);
+    await hold.arrived;
+    const pending = await handle.query(statusQuery);
+    expect(pending.status).toBe('PENDING');
+    await handle.signal(paymentReceivedSignal, { eventId: `evt-early-${pending.orderNo}`, amountCents: pending.totalCents });
+    expect((await handle.query(statusQuery)).payments).toEqual([
+      { eventId: `evt-early-${pending.orderNo}`, amountCents: pending.totalCents, outcome: 'APPLIED' },
+    ]);
+    hold.open();
+    const result = await handle.result();
+    expect(result.status).toBe('PAID');
+    expect((await orderRow(result.orderNo))?.status).toBe('PAID');
+    expectInvariants(await stockPicture(pool, redis, sale.sku));
+  });
+
+  it('applies a duplicate payment signal once and records a second, different payment for refund', async () => {
+    const sale = await putOnSale(pool, redis, { stock: 2 });
+    const handle = await startOrder(sale);
+    const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+    await handle.signal(paymentReceivedSignal, { eventId: `evt-a-${orderNo}`, amountCents: totalCents });
+    await handle.signal(paymentReceivedSignal, { eventId: `evt-a-${orderNo}`, amountCents: totalCents });
+    await handle.signal(paymentReceivedSignal, { eventId: `evt-b-${orderNo}`, amountCents: totalCents });
+    const result = await handle.result();
+    expect(result.status).toBe('PAID');
+    expect(result.payments.map((p) => [p.eventId, p.outcome, p.refundReason])).toEqual([
+      [`evt-a-${orderNo}`, 'APPLIED', undefined],
+      [`evt-b-${orderNo}`, 'REFUND_REQUIRED', 'ALREADY_PAID'],
+    ]);
+    expect(await paymentRows(orderNo)).toEqual([
+      { eventId: `evt-a-${orderNo}`, outcome: 'APPLIED', refundReason: null },
+      { eventId: `evt-b-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' },
+    ]);
+    expect(await inventory.getSale(sale.sku)).toMatchObject({ sold: 1, reserved: 0 });
+  });
+
+  it('records a payment that arrives after the timer fired for refund and never applies it', async () => {
+    const sale = await putOnSale(pool, redis, { stock: 2 });
+    const hold = gate();
+    faults.cancelOrder = async (real, input) => {
+      hold.reached();
+      await hold.opened;
+      return real(input);
+    };
+    const handle = await startOrder(sale);
+    const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+    const result = handle.result(); // lets the server skip the 30 minutes
+    await hold.arrived; // the timer fired; the order is being cancelled
+    await handle.signal(paymentReceivedSignal, { eventId: `evt-late-${orderNo}`, amountCents: totalCents });
+    hold.open();
+    const final = await result;
+    expect(final).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
+    expect(final.payments).toEqual([
+      { eventId: `evt-late-${orderNo}`, amountCents: totalCents, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_AWAITING_PAYMENT' },
+    ]);
+    expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-late-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_AWAITING_PAYMENT' }]);
+    expect((await orderRow(orderNo))?.status).toBe('CANCELLED');
+    expectInvariants(await stockPicture(pool, redis, sale.sku));
+  });
+
+  it('rejects a payment of the wrong amount and records it', async () => {
+    const sale = await putOnSale(pool, redis, { stock: 2 });
+    const handle = await startOrder(sale);
+    const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+    await handle.signal(paymentReceivedSignal, { eventId: `evt-short-${orderNo}`, amountCents: totalCents - 1 });
+    const state = await handle.query(statusQuery);
+    expect(state.status).toBe('AWAITING_PAYMENT');
+    expect(state.payments).toEqual([{ eventId: `evt-short-${orderNo}`, amountCents: totalCents - 1, outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' }]);
+    await handle.signal(paymentReceivedSignal, { eventId: `evt-right-${orderNo}`, amountCents: totalCents });
+    expect((await handle.result()).status).toBe('PAID');
+    expect(await paymentRows(orderNo)).toEqual([
+      { eventId: `evt-right-${orderNo}`, outcome: 'APPLIED', refundReason: null },
+      { eventId: `evt-short-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' },
+    ]);
+  });
+
+  it('is CANCELLED with USER_CANCELLED when the shopper cancels', async () => {
+    const sale = await putOnSale(pool, redis, { stock: 2 });
+    const handle = await startOrder(sale);
+    const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+    await handle.signal(cancelOrderSignal);
+    expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
+    expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED', cancel_reason: 'USER_CANCELLED' });
+    const picture = await stockPicture(pool, redis, sale.sku);
+    expect(picture.redis.available).toBe(2);
+    expectInvariants(picture);
+  });
+
+  it('still gives the stock back when the workflow itself is cancelled', async () => {
+    const sale = await putOnSale(pool, redis, { stock: 2 });
+    const handle = await startOrder(sale);
+    const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+    await handle.cancel();
+    await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
+    expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED' });
+    const picture = await stockPicture(pool, redis, sale.sku);
+    expect(picture.redis.available).toBe(2);
+    expectInvariants(picture);
+  });
+});

@@ -1,0 +1,65 @@
+/**
+ * The local stack itself: the app's own clients (built from the app's configuration code) reach
+ * the real Redis and MariaDB, the schema is migrated, and /healthz reports each dependency.
+ */
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RowDataPacket } from 'mysql2/promise';
+import { describe, expect, inject, it } from 'vitest';
+import { startApi } from '../src/api/server.js';
+import { migrate } from '../src/db/migrate.js';
+import { createMysqlPool } from '../src/infra/mysql.js';
+import { createRedis } from '../src/infra/redis.js';
+import { freePort } from '../src/stack/process.js';
+import { loadToolPaths, startRedis } from '../src/stack/services.js';
+import { testConfig } from './helpers/env.js';
+
+describe('local stack', () => {
+  it('Redis answers the app client built from REDIS_URL, with AOF on', async () => {
+    const redis = createRedis(testConfig());
+    try {
+      await redis.set('stack-test', 'hello', 'EX', 60);
+      expect(await redis.get('stack-test')).toBe('hello');
+      expect(await redis.config('GET', 'appendonly')).toEqual(['appendonly', 'yes']);
+      expect(await redis.config('GET', 'appendfsync')).toEqual(['appendfsync', 'everysec']);
+    } finally {
+      await redis.quit();
+    }
+  });
+
+  it('MariaDB answers the app pool built from MYSQL_URL, with the schema migrated once', async () => {
+    const pool = createMysqlPool(testConfig());
+    try {
+      const [[version]] = await pool.query<RowDataPacket[]>('SELECT VERSION() AS v');
+      expect(String(version?.v)).toMatch(/MariaDB/);
+      const [tables] = await pool.query<RowDataPacket[]>('SHOW TABLES');
+      expect(tables.map((t) => Object.values(t)[0])).toEqual(expect.arrayContaining(['sales', 'orders', 'payments', 'schema_migrations']));
+      expect(await migrate(pool)).toEqual([]); // already applied by the global setup: a no-op
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('/healthz is 200 with every dependency up, then 503 naming Redis once Redis stops', async () => {
+    // A Redis of this test's own, so stopping it cannot disturb the other test files.
+    const dataDir = mkdtempSync(join(inject('stackDataDir'), 'health-redis-'));
+    const redisServer = await startRedis({ tools: loadToolPaths(), dataDir, port: await freePort() });
+    const api = await startApi(testConfig({ ...redisServer.env, LOG_LEVEL: 'silent' }), 0);
+    try {
+      const up = await fetch(`${api.url}/healthz`);
+      expect(up.status).toBe(200);
+      expect(await up.json()).toEqual({ status: 'ok', checks: { redis: 'up', mysql: 'up', temporal: 'up' } });
+
+      await redisServer.process.stop();
+      const down = await fetch(`${api.url}/healthz`);
+      expect(down.status).toBe(503);
+      expect(await down.json()).toEqual({
+        error: { code: 'UNAVAILABLE', message: 'down: redis' },
+        checks: { redis: 'down', mysql: 'up', temporal: 'up' },
+      });
+    } finally {
+      await api.close();
+      await redisServer.process.stop();
+    }
+  });
+});
