@@ -33,44 +33,47 @@ export function createActivities({ pool, inventory }: ActivityDeps) {
      * succeeds without taking stock twice.
      */
     async persistOrder(order: PersistOrderInput): Promise<void> {
-      await inTransaction(pool, async (conn) => {
-        const [existing] = await conn.query<RowDataPacket[]>('SELECT sku, user_id FROM orders WHERE order_no = ? FOR UPDATE', [order.orderNo]);
-        if (existing[0]) {
-          if (existing[0].sku !== order.sku || existing[0].user_id !== order.userId) {
-            throw ApplicationFailure.nonRetryable(`order ${order.orderNo} exists for another sku or user`, FailureTypes.orderConflict);
-          }
-          return;
-        }
-        // The guard in WHERE (and the table's CHECK) makes MySQL refuse to sell what it does not have.
-        const [taken] = await conn.query<ResultSetHeader>(
-          'UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?',
-          [order.quantity, order.sku, order.quantity],
-        );
-        if (taken.affectedRows !== 1) {
-          const [sale] = await conn.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [order.sku]);
-          if (!sale[0]) throw ApplicationFailure.nonRetryable(`sale ${order.sku} does not exist in MySQL`, FailureTypes.saleNotFound);
-          throw ApplicationFailure.nonRetryable(
-            `sale ${order.sku} has ${sale[0].available} units available in MySQL, order needs ${order.quantity}`,
-            FailureTypes.outOfStockInDatabase,
+      // A plain read (no locking read: a gap lock here deadlocks concurrent inserts) finds the row
+      // a previous attempt committed before its answer got lost.
+      if (await orderMatches(pool, order)) return;
+      try {
+        await inTransaction(pool, async (conn) => {
+          // Every persist of a SKU takes its sales row first, so they queue instead of deadlocking.
+          // The guard in WHERE (and the table's CHECK) makes MySQL refuse to sell what it lacks.
+          const [taken] = await conn.query<ResultSetHeader>(
+            'UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?',
+            [order.quantity, order.sku, order.quantity],
           );
-        }
-        await conn.query(
-          `INSERT INTO orders (order_no, sku, user_id, quantity, unit_price_cents, total_cents, status,
-                               idempotency_key, payment_deadline, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, 'AWAITING_PAYMENT', ?, ?, ?)`,
-          [
-            order.orderNo,
-            order.sku,
-            order.userId,
-            order.quantity,
-            order.unitPriceCents,
-            order.unitPriceCents * order.quantity,
-            order.idempotencyKey ?? null,
-            new Date(order.paymentDeadline),
-            new Date(order.createdAt),
-          ],
-        );
-      });
+          if (taken.affectedRows !== 1) {
+            const [sale] = await conn.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [order.sku]);
+            if (!sale[0]) throw ApplicationFailure.nonRetryable(`sale ${order.sku} does not exist in MySQL`, FailureTypes.saleNotFound);
+            throw ApplicationFailure.nonRetryable(
+              `sale ${order.sku} has ${sale[0].available} units available in MySQL, order needs ${order.quantity}`,
+              FailureTypes.outOfStockInDatabase,
+            );
+          }
+          await conn.query(
+            `INSERT INTO orders (order_no, sku, user_id, quantity, unit_price_cents, total_cents, status,
+                                 idempotency_key, payment_deadline, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, 'AWAITING_PAYMENT', ?, ?, ?)`,
+            [
+              order.orderNo,
+              order.sku,
+              order.userId,
+              order.quantity,
+              order.unitPriceCents,
+              order.unitPriceCents * order.quantity,
+              order.idempotencyKey ?? null,
+              new Date(order.paymentDeadline),
+              new Date(order.createdAt),
+            ],
+          );
+        });
+      } catch (err) {
+        // A concurrent attempt of the same activity won the insert; the rollback gave our stock back.
+        if ((err as { code?: string }).code === 'ER_DUP_ENTRY' && (await orderMatches(pool, order))) return;
+        throw err;
+      }
     },
 
     /** Writes the row of an order that could not be persisted, so no 202 goes without a trace. */
@@ -146,6 +149,17 @@ export function createActivities({ pool, inventory }: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/** True when the order row exists for this order; a row for another SKU or user is a conflict. */
+async function orderMatches(pool: Pool, order: PersistOrderInput): Promise<boolean> {
+  const [rows] = await pool.query<RowDataPacket[]>('SELECT sku, user_id FROM orders WHERE order_no = ?', [order.orderNo]);
+  const row = rows[0];
+  if (!row) return false;
+  if (row.sku !== order.sku || row.user_id !== order.userId) {
+    throw ApplicationFailure.nonRetryable(`order ${order.orderNo} exists for another sku or user`, FailureTypes.orderConflict);
+  }
+  return true;
+}
 
 async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
   const conn = await pool.getConnection();

@@ -168,11 +168,11 @@ export function createApp(deps: ApiDeps): Koa {
   return app;
 }
 
-/** POST bodies must be JSON; anything else is 415 before it is read. */
+/** POST bodies must be JSON; anything else is refused before it is read. */
 async function requireJsonBodies(ctx: Context, next: () => Promise<unknown>): Promise<void> {
   const hasBody = Number(ctx.get('content-length') || 0) > 0 || Boolean(ctx.get('transfer-encoding'));
   if (ctx.method === 'POST' && hasBody && !ctx.is('application/json')) {
-    throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send JSON with Content-Type: application/json');
+    throw new ApiError(400, 'INVALID_REQUEST', 'send JSON with Content-Type: application/json');
   }
   await next();
 }

@@ -19,8 +19,6 @@ export type ErrorCode =
   | 'PURCHASE_LIMIT_EXCEEDED'
   | 'NOT_CANCELLABLE'
   | 'INVALID_SIGNATURE'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'UNSUPPORTED_MEDIA_TYPE'
   | 'UNAVAILABLE'
   | 'INTERNAL';
 
@@ -63,8 +61,9 @@ function toApiError(err: unknown): ApiError {
   // Errors from the body parser (http-errors) carry a status and an `expose` flag.
   const httpError = err as { status?: number; statusCode?: number; expose?: boolean; message?: string; type?: string };
   const status = httpError.status ?? httpError.statusCode;
-  if (status === 413) return new ApiError(413, 'PAYLOAD_TOO_LARGE', 'request body is larger than 16 KB');
-  if (status === 415) return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send JSON with Content-Type: application/json');
+  // The contract answers every bad input with 400 INVALID_REQUEST; the message says which.
+  if (status === 413) return invalidRequest('request body is larger than 16 KB');
+  if (status === 415) return invalidRequest('send JSON with Content-Type: application/json');
   if (status && status >= 400 && status < 500) return invalidRequest(httpError.expose && httpError.message ? httpError.message : 'malformed request');
   return new ApiError(500, 'INTERNAL', 'internal error');
 }

@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { ORDER_SEARCH_ATTRIBUTES } from '../workflows/definitions.js';
 import { NativeConnection } from '@temporalio/worker';
 import type { AppConfig } from '../config/index.js';
@@ -22,7 +22,7 @@ export function createWorkerConnection(config: Pick<AppConfig, 'temporal'>): Pro
  * time-skipping test server). The local dev server gets them at launch; existing ones are kept.
  */
 export async function ensureSearchAttributes(connection: Pick<Connection, 'operatorService'>, namespace: string): Promise<void> {
-  const KEYWORD = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  const KEYWORD = proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
   try {
     await connection.operatorService.addSearchAttributes({
       namespace,

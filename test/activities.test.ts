@@ -1,0 +1,531 @@
+/**
+ * OrderWorkflow's activities called directly (they never touch the activity Context) against the
+ * real MariaDB and Redis of the test stack. Temporal runs every activity at least once, so each one
+ * is run twice, one after the other and where it matters at the same time, and must leave exactly
+ * the end state of a single run: the order and payment rows, MySQL's `sales.available`, and the
+ * Redis counters, user holdings and reservation records.
+ */
+import { randomUUID } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Redis } from 'ioredis';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities, FailureTypes, type Activities, type PersistOrderInput } from '../src/activities/index.js';
+import { newOrderNo } from '../src/api/order-number.js';
+import { createMysqlPool } from '../src/infra/mysql.js';
+import { createRedis } from '../src/infra/redis.js';
+import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { testConfig } from './helpers/env.js';
+import { expectInvariants, putOnSale, stockPicture } from './helpers/fixtures.js';
+
+let pool: Pool;
+let redis: Redis;
+let inventory: RedisInventory;
+let activities: Activities;
+
+beforeAll(() => {
+  const config = testConfig();
+  pool = createMysqlPool(config);
+  redis = createRedis(config);
+  inventory = new RedisInventory(redis);
+  activities = createActivities({ pool, inventory });
+});
+
+afterAll(async () => {
+  await Promise.allSettled([pool?.end(), redis?.quit()]);
+});
+
+const PAYMENT_WINDOW_MS = 30 * 60_000;
+
+interface ReservedOrder {
+  sku: string;
+  priceCents: number;
+  stock: number;
+  input: PersistOrderInput;
+}
+
+/**
+ * A fresh SKU on sale with one order reserved in Redis the way the API does it, and the input the
+ * workflow gives persistOrder for it.
+ */
+async function reservedOrder(opts: { stock?: number; quantity?: number; userId?: string } = {}): Promise<ReservedOrder> {
+  const stock = opts.stock ?? 5;
+  const quantity = opts.quantity ?? 2;
+  const { sku, priceCents } = await putOnSale(pool, redis, { stock, perUserLimit: Math.max(quantity, 1) });
+  return { sku, priceCents, stock, input: await reserveOn({ sku, priceCents }, quantity, opts.userId) };
+}
+
+async function reserveOn(sale: { sku: string; priceCents: number }, quantity: number, userId = `user-${randomUUID()}`): Promise<PersistOrderInput> {
+  const orderNo = newOrderNo();
+  const reserved = await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity });
+  expect(reserved.outcome).toBe('RESERVED');
+  const createdAtMs = Date.now();
+  return {
+    orderNo,
+    sku: sale.sku,
+    userId,
+    quantity,
+    unitPriceCents: sale.priceCents,
+    createdAt: new Date(createdAtMs).toISOString(),
+    paymentWindow: '30m',
+    paymentDeadline: new Date(createdAtMs + PAYMENT_WINDOW_MS).toISOString(),
+  };
+}
+
+/** Everything the activities can change for one SKU (and the payments of the given orders). */
+async function endState(sku: string, orderNos: string[] = []) {
+  const [orders] = await pool.query<RowDataPacket[]>('SELECT * FROM orders WHERE sku = ? ORDER BY order_no', [sku]);
+  const [payments] = orderNos.length
+    ? await pool.query<RowDataPacket[]>('SELECT * FROM payments WHERE order_no IN (?) ORDER BY event_id', [orderNos])
+    : [[] as RowDataPacket[]];
+  const [sales] = await pool.query<RowDataPacket[]>('SELECT stock, available FROM sales WHERE sku = ?', [sku]);
+  const keys = RedisInventory.keys(sku);
+  const [sale, users, reservations, idempotency] = await Promise.all([
+    redis.hgetall(keys.sale),
+    redis.hgetall(keys.users),
+    redis.hgetall(keys.reservations),
+    redis.hgetall(keys.idempotency),
+  ]);
+  return {
+    mysql: { sale: sales[0] ? { ...sales[0] } : null, orders: orders.map((r) => ({ ...r })), payments: payments.map((r) => ({ ...r })) },
+    redis: { sale, users, reservations, idempotency },
+  };
+}
+
+async function orderRows(orderNo: string) {
+  const [rows] = await pool.query<RowDataPacket[]>('SELECT * FROM orders WHERE order_no = ?', [orderNo]);
+  return rows;
+}
+
+async function paymentRows(eventId: string) {
+  const [rows] = await pool.query<RowDataPacket[]>('SELECT event_id, order_no, amount_cents, outcome, refund_reason FROM payments WHERE event_id = ?', [
+    eventId,
+  ]);
+  return rows.map((r) => ({ ...r }));
+}
+
+async function mysqlAvailable(sku: string): Promise<number | null> {
+  const [rows] = await pool.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [sku]);
+  return rows[0] ? Number(rows[0].available) : null;
+}
+
+/** The failure a call ends with; fails the test if it succeeds. */
+async function failureOf(call: Promise<unknown>): Promise<unknown> {
+  return call.then(
+    () => {
+      throw new Error('expected the activity to fail, it succeeded');
+    },
+    (err: unknown) => err,
+  );
+}
+
+async function expectNonRetryable(call: Promise<unknown>, type: string): Promise<void> {
+  const err = await failureOf(call);
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  expect(err).toMatchObject({ type, nonRetryable: true });
+}
+
+/**
+ * Runs calls at the same time, as overlapping attempts of one activity would (a retry racing a
+ * slow first attempt). Every one must succeed: no deadlock, no lock wait, no error.
+ */
+async function concurrently<T>(...calls: (() => Promise<T>)[]): Promise<T[]> {
+  return Promise.all(calls.map((call) => call()));
+}
+
+describe('persistOrder', () => {
+  it('twice in a row: one AWAITING_PAYMENT row, MySQL stock taken once', async () => {
+    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
+    const before = await endState(sku);
+
+    await activities.persistOrder(input);
+    const once = await endState(sku);
+    await activities.persistOrder(input);
+    expect(await endState(sku)).toEqual(once);
+
+    const rows = await orderRows(input.orderNo);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      sku,
+      user_id: input.userId,
+      quantity: 2,
+      unit_price_cents: priceCents,
+      total_cents: 2 * priceCents,
+      status: 'AWAITING_PAYMENT',
+      cancel_reason: null,
+      failure_reason: null,
+      idempotency_key: null,
+      paid_at: null,
+      cancelled_at: null,
+    });
+    expect((rows[0]!.created_at as Date).toISOString()).toBe(input.createdAt);
+    expect((rows[0]!.payment_deadline as Date).toISOString()).toBe(input.paymentDeadline);
+    expect(await mysqlAvailable(sku)).toBe(stock - 2);
+    // Redis is not persistOrder's business.
+    expect(once.redis).toEqual(before.redis);
+    expectInvariants(await stockPicture(pool, redis, sku));
+  });
+
+  it('twice at the same time: one AWAITING_PAYMENT row, MySQL stock taken once', async () => {
+    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
+    const reference = await reservedOrder({ stock: 5, quantity: 2 });
+    await activities.persistOrder(reference.input);
+
+    await concurrently(
+      () => activities.persistOrder(input),
+      () => activities.persistOrder(input),
+    );
+
+    const rows = await orderRows(input.orderNo);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ status: 'AWAITING_PAYMENT', quantity: 2 });
+    expect(await mysqlAvailable(sku)).toBe(stock - 2);
+    expectInvariants(await stockPicture(pool, redis, sku));
+    // The same picture as the order persisted once on its twin SKU.
+    const [twice, once] = [await stockPicture(pool, redis, sku), await stockPicture(pool, redis, reference.sku)];
+    expect({ ...twice.mysql, heldByUser: [...twice.mysql.heldByUser.values()] }).toEqual({ ...once.mysql, heldByUser: [...once.mysql.heldByUser.values()] });
+    expect(twice.redis).toEqual(once.redis);
+  });
+
+  it('many attempts at the same time still take the stock once', async () => {
+    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    await concurrently(...Array.from({ length: 6 }, () => () => activities.persistOrder(input)));
+    expect(await orderRows(input.orderNo)).toHaveLength(1);
+    expect(await mysqlAvailable(sku)).toBe(stock - 1);
+    expectInvariants(await stockPicture(pool, redis, sku));
+  });
+
+  it('fails for good with SaleNotFound when the SKU is not in MySQL, writing nothing', async () => {
+    const { sku, input } = await reservedOrder({ stock: 3, quantity: 1 });
+    await pool.query('DELETE FROM sales WHERE sku = ?', [sku]);
+    const before = await endState(sku, [input.orderNo]);
+
+    await expectNonRetryable(activities.persistOrder(input), FailureTypes.saleNotFound);
+    await expectNonRetryable(activities.persistOrder(input), 'SaleNotFound');
+
+    expect(await endState(sku, [input.orderNo])).toEqual(before);
+    expect(await orderRows(input.orderNo)).toHaveLength(0);
+    expect(await mysqlAvailable(sku)).toBeNull();
+  });
+
+  it('fails for good with OutOfStockInDatabase when MySQL has fewer units than the order, writing nothing', async () => {
+    const { sku, input } = await reservedOrder({ stock: 5, quantity: 3 });
+    await pool.query('UPDATE sales SET available = 2 WHERE sku = ?', [sku]);
+    const before = await endState(sku, [input.orderNo]);
+
+    await expectNonRetryable(activities.persistOrder(input), FailureTypes.outOfStockInDatabase);
+    await expectNonRetryable(activities.persistOrder(input), 'OutOfStockInDatabase');
+
+    expect(await endState(sku, [input.orderNo])).toEqual(before);
+    expect(await orderRows(input.orderNo)).toHaveLength(0);
+    expect(await mysqlAvailable(sku)).toBe(2);
+  });
+
+  it('fails for good with OrderConflict for the same order number and another user, changing nothing', async () => {
+    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    await activities.persistOrder(input);
+    const before = await endState(sku, [input.orderNo]);
+
+    const other = { ...input, userId: `user-${randomUUID()}` };
+    await expectNonRetryable(activities.persistOrder(other), FailureTypes.orderConflict);
+    await expectNonRetryable(activities.persistOrder(other), 'OrderConflict');
+
+    expect(await endState(sku, [input.orderNo])).toEqual(before);
+    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ user_id: input.userId, status: 'AWAITING_PAYMENT' })]);
+    expect(await mysqlAvailable(sku)).toBe(stock - 1);
+  });
+
+  it('fails for good with OrderConflict for the same order number and another SKU, changing neither SKU', async () => {
+    const { sku, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    await activities.persistOrder(input);
+    const otherSale = await putOnSale(pool, redis, { stock: 5 });
+    const before = [await endState(sku, [input.orderNo]), await endState(otherSale.sku)];
+
+    await expectNonRetryable(activities.persistOrder({ ...input, sku: otherSale.sku }), 'OrderConflict');
+
+    expect([await endState(sku, [input.orderNo]), await endState(otherSale.sku)]).toEqual(before);
+    expect(await mysqlAvailable(otherSale.sku)).toBe(5);
+  });
+});
+
+describe('recordOrderFailure', () => {
+  it('twice: one FAILED row with the reason, no stock taken anywhere', async () => {
+    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 4, quantity: 2 });
+    const before = await endState(sku);
+    const failure = { ...input, idempotencyKey: 'idem-1', reason: 'SaleNotFound: sale does not exist in MySQL' };
+
+    await activities.recordOrderFailure(failure);
+    const once = await endState(sku);
+    await activities.recordOrderFailure(failure);
+    expect(await endState(sku)).toEqual(once);
+    await Promise.all([activities.recordOrderFailure(failure), activities.recordOrderFailure(failure)]);
+    expect(await endState(sku)).toEqual(once);
+
+    const rows = await orderRows(input.orderNo);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      sku,
+      user_id: input.userId,
+      quantity: 2,
+      total_cents: 2 * priceCents,
+      status: 'FAILED',
+      failure_reason: failure.reason,
+      idempotency_key: 'idem-1',
+      cancel_reason: null,
+      paid_at: null,
+    });
+    expect((rows[0]!.payment_deadline as Date).toISOString()).toBe(input.paymentDeadline);
+    expect(await mysqlAvailable(sku)).toBe(stock);
+    expect(once.redis).toEqual(before.redis);
+  });
+
+  it('keeps a reason longer than the column to its first 255 characters', async () => {
+    const { input } = await reservedOrder({ quantity: 1 });
+    const reason = `x${'y'.repeat(400)}`;
+    await activities.recordOrderFailure({ ...input, reason });
+    await activities.recordOrderFailure({ ...input, reason });
+    expect((await orderRows(input.orderNo))[0]?.failure_reason).toBe(reason.slice(0, 255));
+  });
+
+  it('never overwrites an order that was persisted (AWAITING_PAYMENT)', async () => {
+    const { sku, stock, input } = await reservedOrder({ stock: 4, quantity: 1 });
+    await activities.persistOrder(input);
+    const persisted = await endState(sku, [input.orderNo]);
+
+    await activities.recordOrderFailure({ ...input, reason: 'late failure' });
+    await activities.recordOrderFailure({ ...input, reason: 'late failure' });
+
+    expect(await endState(sku, [input.orderNo])).toEqual(persisted);
+    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'AWAITING_PAYMENT', failure_reason: null })]);
+    expect(await mysqlAvailable(sku)).toBe(stock - 1);
+  });
+});
+
+describe('markPaid', () => {
+  it('twice: PAID with paid_at, one APPLIED payment', async () => {
+    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
+    await activities.persistOrder(input);
+    const payment = { orderNo: input.orderNo, eventId: `evt-${randomUUID()}`, amountCents: 2 * priceCents, paidAt: new Date().toISOString() };
+
+    await activities.markPaid(payment);
+    const once = await endState(sku, [input.orderNo]);
+    await activities.markPaid(payment);
+    expect(await endState(sku, [input.orderNo])).toEqual(once);
+    await Promise.all([activities.markPaid(payment), activities.markPaid(payment)]);
+    expect(await endState(sku, [input.orderNo])).toEqual(once);
+
+    const rows = await orderRows(input.orderNo);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ status: 'PAID', cancel_reason: null, cancelled_at: null });
+    expect((rows[0]!.paid_at as Date).toISOString()).toBe(payment.paidAt);
+    expect(await paymentRows(payment.eventId)).toEqual([
+      { event_id: payment.eventId, order_no: input.orderNo, amount_cents: 2 * priceCents, outcome: 'APPLIED', refund_reason: null },
+    ]);
+    expect(once.mysql.payments).toHaveLength(1);
+    // Paying moves no stock in MySQL: it was taken when the order was persisted.
+    expect(await mysqlAvailable(sku)).toBe(stock - 2);
+
+    // The rest of the happy path keeps both stores in agreement.
+    expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('CONFIRMED');
+    expectInvariants(await stockPicture(pool, redis, sku), 2);
+  });
+});
+
+describe('cancelOrder', () => {
+  it('twice in a row: CANCELLED with its reason, MySQL stock given back once', async () => {
+    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
+    await activities.persistOrder(input);
+    expect(await mysqlAvailable(sku)).toBe(stock - 2);
+    const persisted = await endState(sku, [input.orderNo]);
+    const cancel = { orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT' as const, cancelledAt: new Date().toISOString() };
+
+    await activities.cancelOrder(cancel);
+    const once = await endState(sku, [input.orderNo]);
+    await activities.cancelOrder(cancel);
+    expect(await endState(sku, [input.orderNo])).toEqual(once);
+
+    const rows = await orderRows(input.orderNo);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT', paid_at: null });
+    expect((rows[0]!.cancelled_at as Date).toISOString()).toBe(cancel.cancelledAt);
+    expect(await mysqlAvailable(sku)).toBe(stock);
+    expect(once.redis).toEqual(persisted.redis);
+
+    // With the workflow's next step (the release) both stores are back to the full stock.
+    expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('RELEASED');
+    const picture = await stockPicture(pool, redis, sku);
+    expect(picture.redis).toMatchObject({ available: stock, reserved: 0, sold: 0 });
+    expectInvariants(picture);
+  });
+
+  it('twice at the same time: CANCELLED, MySQL stock given back once', async () => {
+    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
+    await activities.persistOrder(input);
+    const cancel = { orderNo: input.orderNo, reason: 'USER_CANCELLED' as const, cancelledAt: new Date().toISOString() };
+
+    await concurrently(
+      () => activities.cancelOrder(cancel),
+      () => activities.cancelOrder(cancel),
+      () => activities.cancelOrder(cancel),
+    );
+
+    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'CANCELLED', cancel_reason: 'USER_CANCELLED' })]);
+    expect(await mysqlAvailable(sku)).toBe(stock);
+    const once = await endState(sku, [input.orderNo]);
+    await activities.cancelOrder(cancel);
+    expect(await endState(sku, [input.orderNo])).toEqual(once);
+  });
+
+  it('changes nothing on a PAID order', async () => {
+    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    await activities.persistOrder(input);
+    await activities.markPaid({ orderNo: input.orderNo, eventId: `evt-${randomUUID()}`, amountCents: priceCents, paidAt: new Date().toISOString() });
+    const paid = await endState(sku, [input.orderNo]);
+
+    const cancel = { orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT' as const, cancelledAt: new Date().toISOString() };
+    await activities.cancelOrder(cancel);
+    await Promise.all([activities.cancelOrder(cancel), activities.cancelOrder(cancel)]);
+
+    expect(await endState(sku, [input.orderNo])).toEqual(paid);
+    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'PAID', cancel_reason: null, cancelled_at: null })]);
+    expect(await mysqlAvailable(sku)).toBe(stock - 1);
+  });
+
+  it('changes nothing for an order that was never persisted, nor for a FAILED one', async () => {
+    const { sku, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    const before = await endState(sku, [input.orderNo]);
+    const cancel = { orderNo: input.orderNo, reason: 'USER_CANCELLED' as const, cancelledAt: new Date().toISOString() };
+
+    await activities.cancelOrder(cancel);
+    expect(await endState(sku, [input.orderNo])).toEqual(before);
+
+    await activities.recordOrderFailure({ ...input, reason: 'persist failed' });
+    const failed = await endState(sku, [input.orderNo]);
+    await activities.cancelOrder(cancel);
+    await activities.cancelOrder(cancel);
+    expect(await endState(sku, [input.orderNo])).toEqual(failed);
+    expect(await mysqlAvailable(sku)).toBe(5);
+  });
+});
+
+describe('recordRefundRequired', () => {
+  it('twice: one REFUND_REQUIRED payment with the reason', async () => {
+    const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    await activities.persistOrder(input);
+    const refund = { orderNo: input.orderNo, eventId: `evt-${randomUUID()}`, amountCents: priceCents + 1, reason: 'AMOUNT_MISMATCH' as const };
+
+    await activities.recordRefundRequired(refund);
+    const once = await endState(sku, [input.orderNo]);
+    await activities.recordRefundRequired(refund);
+    expect(await endState(sku, [input.orderNo])).toEqual(once);
+    await Promise.all([activities.recordRefundRequired(refund), activities.recordRefundRequired(refund)]);
+    expect(await endState(sku, [input.orderNo])).toEqual(once);
+
+    expect(await paymentRows(refund.eventId)).toEqual([
+      { event_id: refund.eventId, order_no: input.orderNo, amount_cents: priceCents + 1, outcome: 'REFUND_REQUIRED', refund_reason: 'AMOUNT_MISMATCH' },
+    ]);
+    expect(once.mysql.payments).toHaveLength(1);
+    // The order itself is untouched: still awaiting its (correct) payment.
+    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'AWAITING_PAYMENT' })]);
+  });
+
+  it('records a second payment event of a PAID order beside the applied one', async () => {
+    const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    await activities.persistOrder(input);
+    const applied = { orderNo: input.orderNo, eventId: `evt-a-${randomUUID()}`, amountCents: priceCents, paidAt: new Date().toISOString() };
+    await activities.markPaid(applied);
+    const refund = { orderNo: input.orderNo, eventId: `evt-b-${randomUUID()}`, amountCents: priceCents, reason: 'ALREADY_PAID' as const };
+
+    await activities.recordRefundRequired(refund);
+    const once = await endState(sku, [input.orderNo]);
+    await activities.recordRefundRequired(refund);
+    expect(await endState(sku, [input.orderNo])).toEqual(once);
+
+    expect(await paymentRows(applied.eventId)).toEqual([expect.objectContaining({ outcome: 'APPLIED', refund_reason: null })]);
+    expect(await paymentRows(refund.eventId)).toEqual([expect.objectContaining({ outcome: 'REFUND_REQUIRED', refund_reason: 'ALREADY_PAID' })]);
+    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'PAID' })]);
+  });
+});
+
+describe('releaseReservation', () => {
+  it('twice: RELEASED then ALREADY_RELEASED, the Redis units given back once', async () => {
+    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
+    expect(await inventory.getSale(sku)).toMatchObject({ available: stock - 2, reserved: 2, sold: 0 });
+    expect(await inventory.userHolding(sku, input.userId)).toBe(2);
+    const reservation = { sku, orderNo: input.orderNo };
+
+    expect(await activities.releaseReservation(reservation)).toBe('RELEASED');
+    const once = await endState(sku, [input.orderNo]);
+    expect(await activities.releaseReservation(reservation)).toBe('ALREADY_RELEASED');
+    expect(await endState(sku, [input.orderNo])).toEqual(once);
+
+    expect(await inventory.getSale(sku)).toMatchObject({ stock, available: stock, reserved: 0, sold: 0 });
+    expect(await inventory.userHolding(sku, input.userId)).toBe(0);
+    expect(await inventory.getReservation(sku, input.orderNo)).toMatchObject({ state: 'RELEASED', userId: input.userId, quantity: 2 });
+    // MySQL is not releaseReservation's business.
+    expect(await mysqlAvailable(sku)).toBe(stock);
+    expect(once.mysql.orders).toEqual([]);
+  });
+
+  it('twice at the same time: one RELEASED, one ALREADY_RELEASED, units given back once', async () => {
+    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
+    // Another shopper's reservation on the same SKU must stay as it is.
+    const other = await reserveOn({ sku, priceCents: input.unitPriceCents }, 1);
+    const reservation = { sku, orderNo: input.orderNo };
+
+    const outcomes = await Promise.all([activities.releaseReservation(reservation), activities.releaseReservation(reservation)]);
+    expect(outcomes.sort()).toEqual(['ALREADY_RELEASED', 'RELEASED']);
+
+    expect(await inventory.getSale(sku)).toMatchObject({ available: stock - 1, reserved: 1, sold: 0 });
+    expect(await inventory.userHolding(sku, input.userId)).toBe(0);
+    expect(await inventory.userHolding(sku, other.userId)).toBe(1);
+    expect((await inventory.getReservation(sku, other.orderNo))?.state).toBe('RESERVED');
+    expect((await inventory.getReservation(sku, input.orderNo))?.state).toBe('RELEASED');
+  });
+
+  it('never gives back a confirmed (sold) reservation', async () => {
+    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('CONFIRMED');
+    const sold = await endState(sku);
+    expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('SOLD');
+    expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('SOLD');
+    expect(await endState(sku)).toEqual(sold);
+    expect(await inventory.getSale(sku)).toMatchObject({ available: stock - 1, reserved: 0, sold: 1 });
+  });
+});
+
+describe('confirmReservation', () => {
+  it('twice: CONFIRMED then ALREADY_CONFIRMED, the units sold once', async () => {
+    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
+    const reservation = { sku, orderNo: input.orderNo };
+
+    expect(await activities.confirmReservation(reservation)).toBe('CONFIRMED');
+    const once = await endState(sku, [input.orderNo]);
+    expect(await activities.confirmReservation(reservation)).toBe('ALREADY_CONFIRMED');
+    expect(await endState(sku, [input.orderNo])).toEqual(once);
+
+    expect(await inventory.getSale(sku)).toMatchObject({ stock, available: stock - 2, reserved: 0, sold: 2 });
+    // Sold units still count against the shopper's limit.
+    expect(await inventory.userHolding(sku, input.userId)).toBe(2);
+    expect(await inventory.getReservation(sku, input.orderNo)).toMatchObject({ state: 'SOLD', userId: input.userId, quantity: 2 });
+  });
+
+  it('twice at the same time: one CONFIRMED, one ALREADY_CONFIRMED, the units sold once', async () => {
+    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
+    const reservation = { sku, orderNo: input.orderNo };
+    const outcomes = await Promise.all([activities.confirmReservation(reservation), activities.confirmReservation(reservation)]);
+    expect(outcomes.sort()).toEqual(['ALREADY_CONFIRMED', 'CONFIRMED']);
+    expect(await inventory.getSale(sku)).toMatchObject({ available: stock - 2, reserved: 0, sold: 2 });
+    expect(await inventory.userHolding(sku, input.userId)).toBe(2);
+  });
+
+  it('refuses a released reservation without resurrecting it', async () => {
+    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('RELEASED');
+    const released = await endState(sku);
+    expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('RELEASED');
+    expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('RELEASED');
+    expect(await endState(sku)).toEqual(released);
+    expect(await inventory.getSale(sku)).toMatchObject({ available: stock, reserved: 0, sold: 0 });
+  });
+});

@@ -1,0 +1,372 @@
+/**
+ * The REST API over real HTTP against the real stack: Temporal dev server with the production
+ * worker, Redis, MariaDB. Every status and error code of PRODUCT.md §3, the full order path, and
+ * a burst of concurrent checkouts checked against the invariants of §2.
+ */
+import { randomUUID } from 'node:crypto';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Redis } from 'ioredis';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ShopperAuth } from '../src/api/auth.js';
+import { newOrderNo } from '../src/api/order-number.js';
+import { startApi, type RunningApi } from '../src/api/server.js';
+import { signWebhook } from '../src/api/webhook-signature.js';
+import type { AppConfig } from '../src/config/index.js';
+import { createMysqlPool } from '../src/infra/mysql.js';
+import { createRedis } from '../src/infra/redis.js';
+import { createOrderWorker } from '../src/workers/worker.js';
+import { testConfig } from './helpers/env.js';
+import { expectInvariants, stockPicture, uniqueSku } from './helpers/fixtures.js';
+
+const ADMIN = 'test-admin-token';
+let config: AppConfig;
+let api: RunningApi;
+let pool: Pool;
+let redis: Redis;
+let nativeConnection: NativeConnection;
+let worker: Worker;
+let running: Promise<void>;
+let auth: ShopperAuth;
+
+beforeAll(async () => {
+  config = testConfig({ TEMPORAL_TASK_QUEUE: `api-${randomUUID()}`, AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'warn' });
+  pool = createMysqlPool(config);
+  redis = createRedis(config);
+  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
+  worker = await createOrderWorker({ config, connection: nativeConnection, pool, redis, workflowBundlePath: inject('workflowBundlePath') });
+  running = worker.run();
+  api = await startApi(config, 0);
+  auth = new ShopperAuth(config.jwtSecret);
+});
+
+afterAll(async () => {
+  await api?.close();
+  worker?.shutdown();
+  await running;
+  await Promise.allSettled([nativeConnection?.close(), pool?.end(), redis?.quit()]);
+});
+
+interface Reply {
+  status: number;
+  // eslint-style purity is not worth a schema per reply here: tests read arbitrary JSON.
+  body: any;
+}
+
+async function http(
+  method: string,
+  path: string,
+  options: { json?: unknown; raw?: string; token?: string; headers?: Record<string, string>; base?: string } = {},
+): Promise<Reply> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  let body: string | undefined;
+  if (options.json !== undefined) body = JSON.stringify(options.json);
+  if (options.raw !== undefined) body = options.raw;
+  if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+  const response = await fetch(`${options.base ?? api.url}${path}`, { method, headers, body });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+const tokenFor = (userId: string) => auth.issue(userId);
+
+async function createSale(overrides: Record<string, unknown> = {}) {
+  const sale = { sku: uniqueSku(), name: 'Test sale', priceCents: 2_500, stock: 10, perUserLimit: 2, ...overrides };
+  const reply = await http('POST', '/api/sales', { json: sale, token: ADMIN });
+  expect(reply.status).toBe(201);
+  return reply.body as { sku: string; priceCents: number; stock: number };
+}
+
+async function pollUntil(orderNo: string, token: string, done: (status: string) => boolean): Promise<Reply['body']> {
+  for (let i = 0; i < 200; i++) {
+    const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+    expect(reply.status).toBe(200);
+    if (done(reply.body.status)) return reply.body;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`order ${orderNo} did not reach the expected state`);
+}
+
+function signedWebhook(event: Record<string, unknown>, options: { secret?: string; at?: number } = {}) {
+  const raw = JSON.stringify(event);
+  return { raw, headers: { 'payment-signature': signWebhook(options.secret ?? config.webhookSecret, raw, options.at) } };
+}
+
+const expectError = (reply: Reply, status: number, code: string) => {
+  expect(reply.status).toBe(status);
+  expect(reply.body).toEqual({ error: { code, message: expect.any(String) } });
+};
+
+describe('order path end to end', () => {
+  it('checkout → poll → signed webhook → PAID, and a duplicate webhook changes nothing', async () => {
+    const sale = await createSale({ priceCents: 1_999 });
+    const login = await http('POST', '/api/auth/dev-login', { json: { userId: 'alice' } });
+    expect(login.status).toBe(200);
+    const token = login.body.token as string;
+
+    const checkout = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 2 }, token, headers: { 'Idempotency-Key': 'e2e-1' } });
+    expect(checkout.status).toBe(202);
+    expect(checkout.body).toEqual({ orderNo: expect.stringMatching(/^[0-9A-Z]{26}$/), status: 'PENDING', statusUrl: `/api/orders/${checkout.body.orderNo}` });
+    const { orderNo } = checkout.body;
+
+    const awaiting = await pollUntil(orderNo, token, (s) => s === 'AWAITING_PAYMENT');
+    expect(awaiting).toMatchObject({ orderNo, sku: sale.sku, quantity: 2, totalCents: 3_998, paymentDeadline: expect.any(String), createdAt: expect.any(String) });
+    expect(Date.parse(awaiting.paymentDeadline) - Date.parse(awaiting.createdAt)).toBe(30 * 60_000);
+
+    const event = signedWebhook({ eventId: `evt-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: 3_998 });
+    const paid = await http('POST', '/api/payments/webhook', event);
+    expect(paid).toEqual({ status: 200, body: { received: true, outcome: 'APPLIED' } });
+    const final = await pollUntil(orderNo, token, (s) => s === 'PAID');
+    expect(final.paidAt).toEqual(expect.any(String));
+
+    const again = await http('POST', '/api/payments/webhook', signedWebhook({ eventId: `evt-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: 3_998 }));
+    expect(again).toEqual({ status: 200, body: { received: true, outcome: 'DUPLICATE' } });
+    const [payments] = await pool.query<RowDataPacket[]>('SELECT outcome FROM payments WHERE order_no = ?', [orderNo]);
+    expect(payments.map((p) => p.outcome)).toEqual(['APPLIED']);
+
+    // Once the workflow has closed, the status comes from MySQL and says the same.
+    const closed = await pollUntil(orderNo, token, (s) => s === 'PAID');
+    expect(closed).toMatchObject({ status: 'PAID', totalCents: 3_998 });
+    const after = await http('GET', `/api/sales/${sale.sku}`);
+    expect(after.body).toMatchObject({ stock: 10, available: 8, sold: 2, reserved: 0 });
+  });
+
+  it('returns the same order for the same Idempotency-Key, however often and concurrently it is sent', async () => {
+    const sale = await createSale({ stock: 5, perUserLimit: 5 });
+    const token = await tokenFor('idem-user');
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, () => http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token, headers: { 'Idempotency-Key': 'same-key' } })),
+    );
+    expect(new Set(replies.map((r) => r.status))).toEqual(new Set([202]));
+    expect(new Set(replies.map((r) => r.body.orderNo)).size).toBe(1);
+    await pollUntil(replies[0]?.body.orderNo, token, (s) => s === 'AWAITING_PAYMENT');
+    expect((await http('GET', `/api/sales/${sale.sku}`)).body).toMatchObject({ available: 4, reserved: 1 });
+  });
+
+  it('lets the shopper cancel, gives the stock back, and records a later payment for refund', async () => {
+    const sale = await createSale({ stock: 1 });
+    const token = await tokenFor('canceller');
+    const { body } = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token });
+    await pollUntil(body.orderNo, token, (s) => s === 'AWAITING_PAYMENT');
+    expect((await http('POST', `/api/orders/${body.orderNo}/cancel`, { token })).status).toBe(202);
+    const cancelled = await pollUntil(body.orderNo, token, (s) => s === 'CANCELLED');
+    expect(cancelled.cancelReason).toBe('USER_CANCELLED');
+    expectError(await http('POST', `/api/orders/${body.orderNo}/cancel`, { token }), 409, 'NOT_CANCELLABLE');
+
+    // The stock is back on sale: another shopper can buy it.
+    const other = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: await tokenFor('second-chance') });
+    expect(other.status).toBe(202);
+
+    // A payment for the cancelled order is never applied; it is recorded for a refund.
+    await waitForWorkflowClosed(body.orderNo);
+    const late = await http('POST', '/api/payments/webhook', signedWebhook({ eventId: `late-${body.orderNo}`, type: 'payment.succeeded', orderNo: body.orderNo, amountCents: 2_500 }));
+    expect(late).toEqual({ status: 200, body: { received: true, outcome: 'REFUND_REQUIRED' } });
+    const [rows] = await pool.query<RowDataPacket[]>('SELECT outcome FROM payments WHERE event_id = ?', [`late-${body.orderNo}`]);
+    expect(rows[0]?.outcome).toBe('REFUND_REQUIRED');
+    expect((await http('GET', `/api/orders/${body.orderNo}`, { token })).body.status).toBe('CANCELLED');
+  });
+
+  it('serves the demo page and the simulate-payment helper (dev login on)', async () => {
+    const page = await fetch(`${api.url}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('/api/checkout');
+    const sale = await createSale();
+    const token = await tokenFor('demo-user');
+    const { body } = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token });
+    await pollUntil(body.orderNo, token, (s) => s === 'AWAITING_PAYMENT');
+    const simulated = await http('POST', '/api/dev/simulate-payment', { json: { orderNo: body.orderNo }, token });
+    expect(simulated).toEqual({ status: 200, body: { received: true, outcome: 'APPLIED' } });
+    await pollUntil(body.orderNo, token, (s) => s === 'PAID');
+  });
+});
+
+async function waitForWorkflowClosed(orderNo: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const [rows] = await pool.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ?', [orderNo]);
+    const status = rows[0]?.status;
+    if (status === 'CANCELLED' || status === 'PAID' || status === 'FAILED') {
+      // MySQL is written before the workflow returns; give the completion a moment to land.
+      const { Connection, Client } = await import('@temporalio/client');
+      const connection = await Connection.connect({ address: config.temporal.address });
+      try {
+        await new Client({ connection }).workflow.getHandle(`order-${orderNo}`).result();
+      } finally {
+        await connection.close();
+      }
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`order ${orderNo} never closed`);
+}
+
+describe('errors: every bad input gets its status and code and changes nothing', () => {
+  it('POST /api/sales: 401 without or with a wrong admin token, 400 on bad input, 409 SALE_EXISTS', async () => {
+    const sale = { sku: uniqueSku(), name: 'x', priceCents: 100, stock: 5, perUserLimit: 1 };
+    expectError(await http('POST', '/api/sales', { json: sale }), 401, 'UNAUTHORIZED');
+    expectError(await http('POST', '/api/sales', { json: sale, token: 'wrong-token' }), 401, 'UNAUTHORIZED');
+    expectError(await http('POST', '/api/sales', { json: { ...sale, stock: 0 }, token: ADMIN }), 400, 'INVALID_REQUEST');
+    expectError(await http('POST', '/api/sales', { json: { ...sale, priceCents: 1.5 }, token: ADMIN }), 400, 'INVALID_REQUEST');
+    expectError(await http('POST', '/api/sales', { json: { ...sale, sku: 'bad sku!' }, token: ADMIN }), 400, 'INVALID_REQUEST');
+    expectError(await http('POST', '/api/sales', { json: { ...sale, startsAt: '2030-01-02T00:00:00Z', endsAt: '2030-01-01T00:00:00Z' }, token: ADMIN }), 400, 'INVALID_REQUEST');
+    expectError(await http('GET', `/api/sales/${sale.sku}`), 404, 'SKU_NOT_FOUND'); // nothing was created
+    expect((await http('POST', '/api/sales', { json: sale, token: ADMIN })).status).toBe(201);
+    expectError(await http('POST', '/api/sales', { json: { ...sale, stock: 99 }, token: ADMIN }), 409, 'SALE_EXISTS');
+    expect((await http('GET', `/api/sales/${sale.sku}`)).body).toMatchObject({ stock: 5, available: 5 });
+  });
+
+  it('GET /api/sales/:sku: 404 SKU_NOT_FOUND', async () => {
+    expectError(await http('GET', `/api/sales/${uniqueSku()}`), 404, 'SKU_NOT_FOUND');
+    expectError(await http('GET', '/api/sales/%20nope%20'), 404, 'SKU_NOT_FOUND');
+  });
+
+  it('POST /api/auth/dev-login: 404 when AUTH_DEV_LOGIN is off (the default), 400 on a bad user id', async () => {
+    expectError(await http('POST', '/api/auth/dev-login', { json: { userId: 'x y' } }), 400, 'INVALID_REQUEST');
+    const locked = await startApi(testConfig({ TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, LOG_LEVEL: 'silent' }), 0);
+    try {
+      expectError(await http('POST', '/api/auth/dev-login', { json: { userId: 'alice' }, base: locked.url }), 404, 'NOT_FOUND');
+      expectError(await http('POST', '/api/dev/simulate-payment', { json: { orderNo: newOrderNo() }, base: locked.url, token: await tokenFor('a') }), 404, 'NOT_FOUND');
+    } finally {
+      await locked.close();
+    }
+  });
+
+  it('POST /api/checkout: 401, and 400 for bad JSON, oversize, non-JSON, wrong types, zero, negative, fractional, huge quantities', async () => {
+    const sale = await createSale({ stock: 3 });
+    const token = await tokenFor('validator');
+    const checkout = (json: unknown, extra: Parameters<typeof http>[2] = {}) => http('POST', '/api/checkout', { json, token, ...extra });
+    expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 } }), 401, 'UNAUTHORIZED');
+    expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: 'not.a.jwt' }), 401, 'UNAUTHORIZED');
+    expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: await new ShopperAuth('another-secret-entirely-123').issue('x') }), 401, 'UNAUTHORIZED');
+    expectError(await http('POST', '/api/checkout', { raw: '{"sku": "A", "quantity": ', token }), 400, 'INVALID_REQUEST');
+    expectError(await http('POST', '/api/checkout', { raw: JSON.stringify({ sku: sale.sku, quantity: 1, pad: 'x'.repeat(20_000) }), token }), 400, 'INVALID_REQUEST');
+    expectError(await http('POST', '/api/checkout', { raw: 'sku=a&quantity=1', token, headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 400, 'INVALID_REQUEST');
+    expectError(await http('POST', '/api/checkout', { token }), 400, 'INVALID_REQUEST');
+    for (const quantity of ['1', 0, -1, 1.5, 1e9, Number.MAX_SAFE_INTEGER + 2, null, true]) {
+      expectError(await checkout({ sku: sale.sku, quantity }), 400, 'INVALID_REQUEST');
+    }
+    expectError(await checkout({ sku: 42, quantity: 1 }), 400, 'INVALID_REQUEST');
+    expectError(await checkout({ quantity: 1 }), 400, 'INVALID_REQUEST');
+    expectError(await checkout({ sku: sale.sku, quantity: 1, extra: 'field' }), 400, 'INVALID_REQUEST');
+    expectError(await checkout({ sku: sale.sku, quantity: 1 }, { headers: { 'Idempotency-Key': 'k'.repeat(65) } }), 400, 'INVALID_REQUEST');
+    // None of the above took stock.
+    expect((await http('GET', `/api/sales/${sale.sku}`)).body).toMatchObject({ available: 3, reserved: 0 });
+  });
+
+  it('POST /api/checkout: 404 SKU_NOT_FOUND, 409 SOLD_OUT, SALE_NOT_ACTIVE and PURCHASE_LIMIT_EXCEEDED', async () => {
+    const token = await tokenFor('buyer-409');
+    expectError(await http('POST', '/api/checkout', { json: { sku: uniqueSku(), quantity: 1 }, token }), 404, 'SKU_NOT_FOUND');
+
+    const small = await createSale({ stock: 1, perUserLimit: 1 });
+    expect((await http('POST', '/api/checkout', { json: { sku: small.sku, quantity: 1 }, token })).status).toBe(202);
+    expectError(await http('POST', '/api/checkout', { json: { sku: small.sku, quantity: 1 }, token }), 409, 'PURCHASE_LIMIT_EXCEEDED');
+    expectError(await http('POST', '/api/checkout', { json: { sku: small.sku, quantity: 1 }, token: await tokenFor('late-buyer') }), 409, 'SOLD_OUT');
+
+    const future = await createSale({ startsAt: new Date(Date.now() + 3_600_000).toISOString() });
+    expectError(await http('POST', '/api/checkout', { json: { sku: future.sku, quantity: 1 }, token }), 409, 'SALE_NOT_ACTIVE');
+    const over = await createSale({ startsAt: new Date(Date.now() - 7_200_000).toISOString(), endsAt: new Date(Date.now() - 3_600_000).toISOString() });
+    expectError(await http('POST', '/api/checkout', { json: { sku: over.sku, quantity: 1 }, token }), 409, 'SALE_NOT_ACTIVE');
+    const limited = await createSale({ perUserLimit: 2 });
+    expectError(await http('POST', '/api/checkout', { json: { sku: limited.sku, quantity: 3 }, token }), 409, 'PURCHASE_LIMIT_EXCEEDED');
+  });
+
+  it('POST /api/checkout: 503 UNAVAILABLE when the workflow cannot start, with the reservation released', async () => {
+    const sale = await createSale({ stock: 2 });
+    // A namespace that does not exist: Temporal refuses every start, for real.
+    const broken = await startApi(testConfig({ TEMPORAL_NAMESPACE: `missing-${randomUUID()}`, LOG_LEVEL: 'silent' }), 0);
+    try {
+      const reply = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: await tokenFor('unlucky'), base: broken.url });
+      expectError(reply, 503, 'UNAVAILABLE');
+    } finally {
+      await broken.close();
+    }
+    expect((await http('GET', `/api/sales/${sale.sku}`)).body).toMatchObject({ available: 2, reserved: 0 });
+  });
+
+  it('GET /api/orders/:orderNo and cancel: 401, 403 for another shopper, 404 ORDER_NOT_FOUND', async () => {
+    const sale = await createSale();
+    const owner = await tokenFor('owner');
+    const stranger = await tokenFor('stranger');
+    const { body } = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: owner });
+    expectError(await http('GET', `/api/orders/${body.orderNo}`), 401, 'UNAUTHORIZED');
+    expectError(await http('GET', `/api/orders/${body.orderNo}`, { token: stranger }), 403, 'FORBIDDEN');
+    expectError(await http('POST', `/api/orders/${body.orderNo}/cancel`, { token: stranger }), 403, 'FORBIDDEN');
+    expectError(await http('GET', `/api/orders/${newOrderNo()}`, { token: owner }), 404, 'ORDER_NOT_FOUND');
+    expectError(await http('GET', '/api/orders/not-an-order', { token: owner }), 404, 'ORDER_NOT_FOUND');
+    expectError(await http('POST', `/api/orders/${newOrderNo()}/cancel`, { token: owner }), 404, 'ORDER_NOT_FOUND');
+    expect((await http('GET', `/api/orders/${body.orderNo}`, { token: owner })).status).toBe(200);
+  });
+
+  it('POST /api/payments/webhook: bad, missing, stale and replayed signatures; bad body; unknown order', async () => {
+    const sale = await createSale({ priceCents: 700 });
+    const token = await tokenFor('payer');
+    const { body } = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token });
+    await pollUntil(body.orderNo, token, (s) => s === 'AWAITING_PAYMENT');
+    const event = { eventId: `evt-sig-${body.orderNo}`, type: 'payment.succeeded', orderNo: body.orderNo, amountCents: 700 };
+    const post = (raw: string, headers: Record<string, string>) => http('POST', '/api/payments/webhook', { raw, headers });
+
+    expectError(await post(JSON.stringify(event), {}), 400, 'INVALID_SIGNATURE');
+    expectError(await post(JSON.stringify(event), signedWebhook(event, { secret: 'not-the-secret-at-all' }).headers), 400, 'INVALID_SIGNATURE');
+    expectError(await post(JSON.stringify(event), { 'payment-signature': 'garbage' }), 400, 'INVALID_SIGNATURE');
+    const stale = signedWebhook(event, { at: Math.floor(Date.now() / 1000) - 301 });
+    expectError(await post(stale.raw, stale.headers), 400, 'INVALID_SIGNATURE');
+    // A signature over other bytes (the body was altered in transit) does not verify.
+    const signed = signedWebhook(event);
+    expectError(await post(JSON.stringify({ ...event, amountCents: 1 }), signed.headers), 400, 'INVALID_SIGNATURE');
+    // None of that reached the order.
+    expect((await http('GET', `/api/orders/${body.orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
+
+    const badBody = signedWebhook({ ...event, type: 'payment.refunded' });
+    expectError(await post(badBody.raw, badBody.headers), 400, 'INVALID_REQUEST');
+    const unknown = signedWebhook({ ...event, eventId: 'evt-unknown', orderNo: newOrderNo() });
+    expectError(await post(unknown.raw, unknown.headers), 404, 'ORDER_NOT_FOUND');
+
+    expect(await post(signed.raw, signed.headers)).toEqual({ status: 200, body: { received: true, outcome: 'APPLIED' } });
+    // Replaying the exact signed request within the tolerance is harmless; outside it, refused.
+    expect(await post(signed.raw, signed.headers)).toEqual({ status: 200, body: { received: true, outcome: 'DUPLICATE' } });
+    await pollUntil(body.orderNo, token, (s) => s === 'PAID');
+    const [rows] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM payments WHERE order_no = ?', [body.orderNo]);
+    expect(Number(rows[0]?.n)).toBe(1);
+  });
+
+  it('unknown routes answer 404 in the error shape', async () => {
+    expectError(await http('GET', '/api/nope'), 404, 'NOT_FOUND');
+  });
+});
+
+describe('burst', () => {
+  it('2,000 concurrent checkouts from 500 users on stock 100, limit 1: exactly 100 orders, no user holds two, conservation holds', async () => {
+    const sale = await createSale({ stock: 100, perUserLimit: 1 });
+    const tokens = await Promise.all(Array.from({ length: 500 }, (_, i) => tokenFor(`burst-${i}`)));
+    const replies = await Promise.all(
+      Array.from({ length: 2_000 }, (_, i) => http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: tokens[i % 500] })),
+    );
+    const byStatus = new Map<string, number>();
+    for (const reply of replies) {
+      const key = reply.status === 202 ? '202' : `${reply.status} ${reply.body?.error?.code}`;
+      byStatus.set(key, (byStatus.get(key) ?? 0) + 1);
+    }
+    expect(byStatus.get('202')).toBe(100);
+    expect([...byStatus.keys()].sort()).toEqual(['202', '409 PURCHASE_LIMIT_EXCEEDED', '409 SOLD_OUT'].filter((k) => byStatus.has(k)).sort());
+    expect((byStatus.get('409 PURCHASE_LIMIT_EXCEEDED') ?? 0) + (byStatus.get('409 SOLD_OUT') ?? 0)).toBe(1_900);
+
+    // Every 202 becomes a MySQL row awaiting payment (the workflows drain the burst).
+    const orderNos = replies.filter((r) => r.status === 202).map((r) => r.body.orderNo as string);
+    let awaiting = 0;
+    for (let i = 0; i < 600 && awaiting < 100; i++) {
+      const [[row]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM orders WHERE sku = ? AND status = 'AWAITING_PAYMENT'`, [sale.sku]);
+      awaiting = Number(row?.n);
+      if (awaiting < 100) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(awaiting).toBe(100);
+    const [rows] = await pool.query<RowDataPacket[]>('SELECT order_no FROM orders WHERE sku = ?', [sale.sku]);
+    expect(rows.map((r) => r.order_no).sort()).toEqual(orderNos.sort());
+
+    const picture = await stockPicture(pool, redis, sale.sku);
+    expect(picture.redis).toMatchObject({ available: 0, reserved: 100, sold: 0 });
+    expect(picture.mysql.available).toBe(0);
+    expect(picture.mysql.heldByUser.size).toBe(100);
+    expectInvariants(picture, 1);
+  });
+});
