@@ -1,6 +1,6 @@
 -- Gives a reservation's units back to the sale (payment timeout, cancel, failed persistence).
 -- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res
--- ARGV orderNo
+-- ARGV orderNo, sku (for the notification)
 -- Returns RELEASED | ALREADY_RELEASED | SOLD | NOT_FOUND. Idempotent: the record's state moves
 -- R -> X exactly once, so stock comes back once however often (or concurrently) this is called.
 local sale, users, res = KEYS[1], KEYS[2], KEYS[3]
@@ -35,4 +35,10 @@ if redis.call('HINCRBY', users, userId, -quantity) <= 0 then
 end
 -- The record is kept (as X) so a repeated release is recognised instead of reported NOT_FOUND.
 redis.call('HSET', res, orderNo, 'X' .. string.sub(record, 2))
+-- Stock came back: bump the sale's generation and tell every API instance, so a local
+-- "sold out" flag set before this (at a lower generation) is dropped and never hides the unit.
+local generation = redis.call('HINCRBY', sale, 'returned', 1)
+if ARGV[2] and ARGV[2] ~= '' then
+  redis.call('PUBLISH', 'flash:stock-returned', ARGV[2] .. '\n' .. generation)
+end
 return 'RELEASED'

@@ -4,7 +4,7 @@
 -- KEYS[3] sale:{SKU}:res    HASH orderNo -> "state|userId|quantity|reservedAtMs"
 -- KEYS[4] sale:{SKU}:idem   HASH idempotency field -> orderNo
 -- ARGV orderNo, userId, quantity, nowMs, idempotencyKey ('' = none)
--- Returns { code, orderNo or '', priceCents or '', reservation record or '' } with code
+-- Returns { code, orderNo or '', priceCents or '', reservation record or '', generation (SOLD_OUT) } with code
 -- RESERVED | DUPLICATE | NO_SALE | NOT_ACTIVE | LIMIT_EXCEEDED | SOLD_OUT. The price and, for a
 -- DUPLICATE, the existing reservation come back in the same round trip, so the API can start (or
 -- re-ensure) the order's workflow without reading anything else.
@@ -48,7 +48,7 @@ if sameOrder then
   return { 'DUPLICATE', orderNo, redis.call('HGET', sale, 'price'), sameOrder }
 end
 
-local f = redis.call('HMGET', sale, 'available', 'limit', 'starts', 'ends', 'price')
+local f = redis.call('HMGET', sale, 'available', 'limit', 'starts', 'ends', 'price', 'returned')
 local available = tonumber(f[1]) or 0
 local limit = tonumber(f[2]) or 0
 local starts = tonumber(f[3]) or 0
@@ -66,8 +66,10 @@ if held + quantity > limit then
 end
 
 -- Never oversell: available can only go down to 0.
+-- SOLD_OUT carries the sale's stock-returned generation: an API may remember "sold out" locally
+-- only until stock comes back (release.lua bumps the generation and publishes it).
 if available < quantity then
-  return { 'SOLD_OUT', '', '', '' }
+  return { 'SOLD_OUT', '', '', '', tonumber(f[6]) or 0 }
 end
 
 -- Units move from available to reserved; stock = available + reserved + sold is preserved.

@@ -149,6 +149,8 @@ describe('order path end to end', () => {
     const token = await tokenFor('canceller');
     const { body } = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token });
     await pollUntil(body.orderNo, token, (s) => s === 'AWAITING_PAYMENT');
+    // Sold out now: this answer also sets the API's local sold-out flag, which the cancel must clear.
+    expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: await tokenFor('too-early') }), 409, 'SOLD_OUT');
     expect((await http('POST', `/api/orders/${body.orderNo}/cancel`, { token })).status).toBe(202);
     const cancelled = await pollUntil(body.orderNo, token, (s) => s === 'CANCELLED');
     expect(cancelled.cancelReason).toBe('USER_CANCELLED');

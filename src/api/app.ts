@@ -20,6 +20,7 @@ import { checkHealth } from './health.js';
 import { OrderReader } from './orders.js';
 import { PaymentWebhook } from './payments.js';
 import { SalesService } from './sales.js';
+import { SoldOutCache } from './sold-out-cache.js';
 import {
   checkoutSchema,
   createSaleSchema,
@@ -38,6 +39,8 @@ export interface ApiDeps {
   pool: Pool;
   temporal: Client;
   logger: Logger;
+  /** Fed by a subscription the caller owns (see startApi); without one it never caches. */
+  soldOut?: SoldOutCache;
 }
 
 const BODY_LIMIT = '16kb';
@@ -49,7 +52,7 @@ export function createApp(deps: ApiDeps): Koa {
   const auth = new ShopperAuth(config.jwtSecret);
   const orders = new OrderReader(temporal, pool);
   const sales = new SalesService(pool, inventory);
-  const checkout = new CheckoutService({ config, inventory, temporal, logger });
+  const checkout = new CheckoutService({ config, inventory, temporal, logger, soldOut: deps.soldOut ?? new SoldOutCache() });
   const webhook = new PaymentWebhook({ config, pool, temporal, orders });
 
   const router = new Router();

@@ -19,6 +19,7 @@ import type { OrderWorkflow } from '../workflows/order.js';
 import { ApiError } from './errors.js';
 import { newOrderNo } from './order-number.js';
 import type { FoundOrder } from './orders.js';
+import type { SoldOutCache } from './sold-out-cache.js';
 
 export interface CheckoutRequest {
   userId: string;
@@ -29,12 +30,14 @@ export interface CheckoutRequest {
 
 export class CheckoutService {
   constructor(
-    private readonly deps: { config: AppConfig; inventory: RedisInventory; temporal: Client; logger: Logger },
+    private readonly deps: { config: AppConfig; inventory: RedisInventory; temporal: Client; logger: Logger; soldOut: SoldOutCache },
   ) {}
 
   async checkout(request: CheckoutRequest): Promise<{ orderNo: string; status: OrderStatus }> {
-    const { inventory, logger } = this.deps;
+    const { inventory, logger, soldOut } = this.deps;
     const now = Date.now();
+    // A retry with an Idempotency-Key must reach Redis: it may own an order even after sell-out.
+    if (!request.idempotencyKey && soldOut.isSoldOut(request.sku, now)) throw soldOutError(request.sku);
     const result = await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, ...request });
     switch (result.outcome) {
       case 'NO_SALE':
@@ -44,7 +47,8 @@ export class CheckoutService {
       case 'LIMIT_EXCEEDED':
         throw new ApiError(409, 'PURCHASE_LIMIT_EXCEEDED', `buying ${request.quantity} would exceed the per-user limit for ${request.sku}`);
       case 'SOLD_OUT':
-        throw new ApiError(409, 'SOLD_OUT', `${request.sku} is sold out`);
+        soldOut.markSoldOut(request.sku, result.generation, now);
+        throw soldOutError(request.sku);
       case 'DUPLICATE':
         return this.replay(request, result.orderNo, result.priceCents, result.reservation);
       case 'RESERVED':
@@ -119,3 +123,5 @@ export class CheckoutService {
     await this.deps.temporal.workflow.getHandle(orderWorkflowId(order.view.orderNo)).signal(cancelOrderSignal);
   }
 }
+
+const soldOutError = (sku: string) => new ApiError(409, 'SOLD_OUT', `${sku} is sold out`);

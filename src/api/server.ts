@@ -8,6 +8,7 @@ import { createMysqlPool } from '../infra/mysql.js';
 import { createRedis } from '../infra/redis.js';
 import { createTemporalClient } from '../infra/temporal.js';
 import { createApp } from './app.js';
+import { SoldOutCache } from './sold-out-cache.js';
 
 export interface RunningApi {
   server: Server;
@@ -22,7 +23,9 @@ export async function startApi(config: AppConfig, port = config.port): Promise<R
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   const pool = createMysqlPool(config);
   const temporal = await createTemporalClient(config);
-  const app = createApp({ config, redis, pool, temporal, logger });
+  const soldOut = new SoldOutCache();
+  const subscriber = await soldOut.subscribe(redis, logger);
+  const app = createApp({ config, redis, pool, temporal, logger, soldOut });
   const server = app.listen(port, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   // Keep-alive longer than typical load balancers' idle timeout avoids resets under load.
@@ -36,7 +39,7 @@ export async function startApi(config: AppConfig, port = config.port): Promise<R
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      await Promise.allSettled([redis.quit(), pool.end(), temporal.connection.close()]);
+      await Promise.allSettled([subscriber.quit(), redis.quit(), pool.end(), temporal.connection.close()]);
     },
   };
 }

@@ -13,7 +13,7 @@ import type { Redis } from 'ioredis';
 
 /** The Redis keys of one SKU: the one place that knows the layout. */
 export interface SaleKeys {
-  /** HASH stock, available, reserved, sold, limit, price, starts, ends (epoch ms, 0 = none). */
+  /** HASH stock, available, reserved, sold, limit, price, starts, ends (epoch ms, 0 = none), returned (generation). */
   sale: string;
   /** HASH userId -> units the user holds (reserved + sold). */
   users: string;
@@ -57,9 +57,14 @@ export type ReserveResult =
   | { outcome: 'RESERVED'; orderNo: string; priceCents: number }
   /** The (user, key) or order number was seen before: its order and, while it exists, its reservation. */
   | { outcome: 'DUPLICATE'; orderNo: string; priceCents: number; reservation: Reservation | null }
-  | { outcome: 'NO_SALE' | 'NOT_ACTIVE' | 'LIMIT_EXCEEDED' | 'SOLD_OUT' };
+  /** `generation` counts the sale's stock returns; see SoldOutCache. */
+  | { outcome: 'SOLD_OUT'; generation: number }
+  | { outcome: 'NO_SALE' | 'NOT_ACTIVE' | 'LIMIT_EXCEEDED' };
 
 export type ReserveOutcome = ReserveResult['outcome'];
+
+/** Where release.lua announces returned stock: `<sku>\n<generation>`. */
+export const STOCK_RETURNED_CHANNEL = 'flash:stock-returned';
 export type ReleaseOutcome = 'RELEASED' | 'ALREADY_RELEASED' | 'SOLD' | 'NOT_FOUND';
 export type ConfirmOutcome = 'CONFIRMED' | 'ALREADY_CONFIRMED' | 'RELEASED' | 'NOT_FOUND';
 
@@ -121,8 +126,8 @@ interface InventoryCommands {
     quantity: number,
     nowMs: number,
     idempotencyKey: string,
-  ): Promise<[string, string, string | null, string]>;
-  inventoryRelease(sale: string, users: string, reservations: string, orderNo: string): Promise<string>;
+  ): Promise<[string, string, string | null, string, number?]>;
+  inventoryRelease(sale: string, users: string, reservations: string, orderNo: string, sku: string): Promise<string>;
   inventoryConfirm(sale: string, reservations: string, orderNo: string): Promise<string>;
 }
 
@@ -203,7 +208,7 @@ export class RedisInventory {
       req.idempotencyKey ?? '',
     );
     if (!Array.isArray(reply)) throw new Error(`reserve.lua returned an unexpected reply: ${JSON.stringify(reply)}`);
-    const [code, orderNo, price, record] = reply;
+    const [code, orderNo, price, record, generation] = reply;
     const outcome = expectOutcome<ReserveOutcome>(RESERVE_OUTCOMES, code, 'reserve.lua');
     if (outcome === 'RESERVED' || outcome === 'DUPLICATE') {
       if (typeof orderNo !== 'string' || orderNo === '') {
@@ -213,13 +218,14 @@ export class RedisInventory {
       if (outcome === 'RESERVED') return { outcome, orderNo, priceCents };
       return { outcome, orderNo, priceCents, reservation: record ? parseReservation(record) : null };
     }
+    if (outcome === 'SOLD_OUT') return { outcome, generation: Number(generation ?? 0) };
     return { outcome };
   }
 
   /** Gives a reservation's units back; idempotent, and never undoes a sold (confirmed) order. */
   async release(sku: string, orderNo: string): Promise<ReleaseOutcome> {
     const k = saleKeys(sku);
-    const reply = await this.commands.inventoryRelease(k.sale, k.users, k.reservations, orderNo);
+    const reply = await this.commands.inventoryRelease(k.sale, k.users, k.reservations, orderNo, sku);
     return expectOutcome<ReleaseOutcome>(RELEASE_OUTCOMES, reply, 'release.lua');
   }
 

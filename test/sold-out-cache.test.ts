@@ -1,0 +1,71 @@
+/**
+ * The API's local sold-out flag against the real Redis: it answers SOLD_OUT from memory once a
+ * sale is gone, and drops the flag as soon as release.lua gives stock back.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { newOrderNo } from '../src/api/order-number.js';
+import { SoldOutCache } from '../src/api/sold-out-cache.js';
+import { createLogger } from '../src/infra/logger.js';
+import { createRedis } from '../src/infra/redis.js';
+import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { testConfig } from './helpers/env.js';
+import { uniqueSku } from './helpers/fixtures.js';
+
+const redis = createRedis(testConfig());
+const inventory = new RedisInventory(redis);
+afterAll(() => redis.quit());
+
+async function until(condition: () => boolean, ms = 2_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(5);
+  }
+}
+
+describe('SoldOutCache', () => {
+  it('caches SOLD_OUT and forgets it the moment a reservation is released', async () => {
+    const cache = new SoldOutCache(60_000);
+    const subscriber = await cache.subscribe(redis, createLogger({ logLevel: 'silent' }, 'test'));
+    try {
+      await until(() => (cache.markSoldOut('probe', 0), cache.isSoldOut('probe')));
+      const sku = uniqueSku();
+      await inventory.defineSale({ sku, stock: 1, perUserLimit: 1, priceCents: 100 });
+      const won = newOrderNo();
+      expect((await inventory.reserve({ orderNo: won, sku, userId: 'a', quantity: 1 })).outcome).toBe('RESERVED');
+      const late = await inventory.reserve({ orderNo: newOrderNo(), sku, userId: 'b', quantity: 1 });
+      expect(late).toEqual({ outcome: 'SOLD_OUT', generation: 0 });
+      if (late.outcome !== 'SOLD_OUT') throw new Error('unreachable');
+      cache.markSoldOut(sku, late.generation);
+      expect(cache.isSoldOut(sku)).toBe(true);
+
+      expect(await inventory.release(sku, won)).toBe('RELEASED');
+      await until(() => !cache.isSoldOut(sku));
+      // A SOLD_OUT answered before the release (older generation) arriving late is not cached.
+      cache.markSoldOut(sku, late.generation);
+      expect(cache.isSoldOut(sku)).toBe(false);
+      // The next sell-out carries the new generation and is cached again.
+      expect((await inventory.reserve({ orderNo: newOrderNo(), sku, userId: 'b', quantity: 1 })).outcome).toBe('RESERVED');
+      const again = await inventory.reserve({ orderNo: newOrderNo(), sku, userId: 'c', quantity: 1 });
+      expect(again).toEqual({ outcome: 'SOLD_OUT', generation: 1 });
+      cache.markSoldOut(sku, 1);
+      expect(cache.isSoldOut(sku)).toBe(true);
+    } finally {
+      await subscriber.quit();
+    }
+  });
+
+  it('caches nothing without a live subscription, and expires after its TTL', async () => {
+    const offline = new SoldOutCache(60_000);
+    offline.markSoldOut('X', 0);
+    expect(offline.isSoldOut('X')).toBe(false);
+
+    const cache = new SoldOutCache(50);
+    cache.setListening(true);
+    const now = Date.now();
+    cache.markSoldOut('Y', 0, now);
+    expect(cache.isSoldOut('Y', now + 10)).toBe(true);
+    expect(cache.isSoldOut('Y', now + 50)).toBe(false);
+  });
+});
