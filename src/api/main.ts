@@ -5,7 +5,8 @@ import { startApi } from './server.js';
 const api = await startApi(loadConfig());
 let closing = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+  // "on", not "once": tsx may forward a second signal, which must not kill the drain half-way.
+  process.on(signal, () => {
     if (closing) return;
     closing = true;
     void api.close().then(() => process.exit(0));

@@ -1,0 +1,176 @@
+/**
+ * The benchmark's baselines (bench/baselines) against the real test stack: they must be correct and
+ * answer like the real API, or the comparison in bench/run.ts means nothing. Each app runs
+ * in-process on a free port; the queue's consumer runs in-process with an AbortController.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import type Koa from 'koa';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCeilingApp } from '../bench/baselines/ceiling.js';
+import { createQueueCheckoutApp, runQueueConsumer } from '../bench/baselines/queue.js';
+import { createSyncCheckoutApp } from '../bench/baselines/sync.js';
+import { ShopperAuth } from '../src/api/auth.js';
+import { ORDER_NO_PATTERN } from '../src/api/order-number.js';
+import type { AppConfig } from '../src/config/index.js';
+import { createLogger } from '../src/infra/logger.js';
+import { createMysqlPool } from '../src/infra/mysql.js';
+import { createRedis } from '../src/infra/redis.js';
+import { testConfig } from './helpers/env.js';
+import { expectInvariants, putOnSale, stockPicture, uniqueSku } from './helpers/fixtures.js';
+
+let config: AppConfig;
+let pool: Pool;
+let redis: Redis;
+let auth: ShopperAuth;
+const servers: Server[] = [];
+const urls = { ceiling: '', sync: '', queue: '' };
+
+async function serve(app: Koa): Promise<string> {
+  const server = app.listen(0, '127.0.0.1');
+  servers.push(server);
+  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+beforeAll(async () => {
+  config = testConfig({ LOG_LEVEL: 'warn' });
+  pool = createMysqlPool(config);
+  redis = createRedis(config);
+  auth = new ShopperAuth(config.jwtSecret);
+  const logger = createLogger(config, 'baselines-test');
+  urls.ceiling = await serve(createCeilingApp(logger));
+  urls.sync = await serve(createSyncCheckoutApp({ config, pool, logger }));
+  urls.queue = await serve(createQueueCheckoutApp({ config, redis, logger }));
+});
+
+afterAll(async () => {
+  for (const server of servers) {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+  await Promise.allSettled([pool?.end(), redis?.quit()]);
+});
+
+interface Reply {
+  status: number;
+  body: any;
+}
+
+async function checkout(base: string, json: unknown, token?: string): Promise<Reply> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await fetch(`${base}/api/checkout`, { method: 'POST', headers, body: JSON.stringify(json) });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** 50 shoppers, one unit each, all at once. */
+async function burst(base: string, sku: string, shoppers = 50): Promise<Reply[]> {
+  const tokens = await Promise.all(Array.from({ length: shoppers }, (_, i) => auth.issue(`${sku}-u${i}`)));
+  return Promise.all(tokens.map((token) => checkout(base, { sku, quantity: 1 }, token)));
+}
+
+const count = (replies: Reply[], status: number, code?: string) =>
+  replies.filter((r) => r.status === status && (code === undefined || r.body?.error?.code === code)).length;
+
+function expectAccepted(reply: Reply): void {
+  expect(reply.status).toBe(202);
+  expect(reply.body).toEqual({ orderNo: expect.stringMatching(ORDER_NO_PATTERN), status: 'PENDING', statusUrl: `/api/orders/${reply.body.orderNo}` });
+}
+
+async function mysqlSale(sku: string) {
+  const [[sale]] = await pool.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [sku]);
+  const [[orders]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM orders WHERE sku = ? AND status = 'AWAITING_PAYMENT'`, [sku]);
+  return { available: Number(sale?.available), awaiting: Number(orders?.n) };
+}
+
+describe('ceiling', () => {
+  it('answers a constant 202 of the real shape, and the shared shell still refuses bad bodies', async () => {
+    expectAccepted(await checkout(urls.ceiling, { sku: 'anything', quantity: 1 }));
+    const raw = await fetch(`${urls.ceiling}/api/checkout`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' });
+    expect(raw.status).toBe(400);
+  });
+});
+
+describe('sync (one MySQL transaction per checkout)', () => {
+  it('sells exactly the stock under a concurrent burst', async () => {
+    const { sku } = await putOnSale(pool, redis, { stock: 10 });
+    const replies = await burst(urls.sync, sku);
+    expect(count(replies, 202)).toBe(10);
+    expect(count(replies, 409, 'SOLD_OUT')).toBe(40);
+    for (const reply of replies.filter((r) => r.status === 202)) expectAccepted(reply);
+    expect(await mysqlSale(sku)).toEqual({ available: 0, awaiting: 10 });
+    // It never touches Redis: the counters are as the sale left them.
+    expect((await stockPicture(pool, redis, sku)).redis).toMatchObject({ available: 10, reserved: 0 });
+  });
+
+  it('enforces the per-user limit, sequentially and concurrently', async () => {
+    const { sku } = await putOnSale(pool, redis, { stock: 10, perUserLimit: 1 });
+    const token = await auth.issue(`${sku}-once`);
+    expectAccepted(await checkout(urls.sync, { sku, quantity: 1 }, token));
+    const again = await checkout(urls.sync, { sku, quantity: 1 }, token);
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('PURCHASE_LIMIT_EXCEEDED');
+
+    const eager = await auth.issue(`${sku}-eager`);
+    const replies = await Promise.all(Array.from({ length: 8 }, () => checkout(urls.sync, { sku, quantity: 1 }, eager)));
+    expect(count(replies, 202)).toBe(1);
+    expect(count(replies, 409, 'PURCHASE_LIMIT_EXCEEDED')).toBe(7);
+    expect(await mysqlSale(sku)).toEqual({ available: 8, awaiting: 2 });
+  });
+
+  it('answers 404, 401 and 400 like the real API', async () => {
+    const token = await auth.issue('sync-errors');
+    const unknown = await checkout(urls.sync, { sku: uniqueSku('NOPE'), quantity: 1 }, token);
+    expect([unknown.status, unknown.body.error.code]).toEqual([404, 'SKU_NOT_FOUND']);
+    const anonymous = await checkout(urls.sync, { sku: 'X', quantity: 1 });
+    expect([anonymous.status, anonymous.body.error.code]).toEqual([401, 'UNAUTHORIZED']);
+    const invalid = await checkout(urls.sync, { sku: 'X', quantity: 0 }, token);
+    expect([invalid.status, invalid.body.error.code]).toEqual([400, 'INVALID_REQUEST']);
+  });
+});
+
+describe('queue (Lua reservation + Redis list + consumer, seed 000)', () => {
+  const abort = new AbortController();
+  let consuming: Promise<void>;
+  beforeAll(() => {
+    consuming = runQueueConsumer({ redis, pool, logger: createLogger(config, 'baselines-consumer'), signal: abort.signal });
+  });
+  afterAll(async () => {
+    abort.abort();
+    await consuming;
+  });
+
+  it('reserves exactly the stock, and the consumer drains every accepted order into MySQL', async () => {
+    const { sku } = await putOnSale(pool, redis, { stock: 10 });
+    const replies = await burst(urls.queue, sku);
+    expect(count(replies, 202)).toBe(10);
+    expect(count(replies, 409, 'SOLD_OUT')).toBe(40);
+    for (const reply of replies.filter((r) => r.status === 202)) expectAccepted(reply);
+
+    const deadline = Date.now() + 30_000;
+    while ((await mysqlSale(sku)).awaiting < 10 && Date.now() < deadline) await sleep(50);
+    expect(await mysqlSale(sku)).toEqual({ available: 0, awaiting: 10 });
+    const [rows] = await pool.query<RowDataPacket[]>('SELECT order_no FROM orders WHERE sku = ?', [sku]);
+    expect(new Set(rows.map((r) => String(r.order_no)))).toEqual(new Set(replies.filter((r) => r.status === 202).map((r) => r.body.orderNo)));
+    const picture = await stockPicture(pool, redis, sku);
+    expect(picture.redis).toMatchObject({ available: 0, reserved: 10 });
+    expectInvariants(picture, 1);
+  });
+
+  it('maps the reservation outcomes to the real error codes', async () => {
+    const { sku } = await putOnSale(pool, redis, { stock: 5, perUserLimit: 1 });
+    const token = await auth.issue(`${sku}-q`);
+    expectAccepted(await checkout(urls.queue, { sku, quantity: 1 }, token));
+    const again = await checkout(urls.queue, { sku, quantity: 1 }, token);
+    expect([again.status, again.body.error.code]).toEqual([409, 'PURCHASE_LIMIT_EXCEEDED']);
+    const unknown = await checkout(urls.queue, { sku: uniqueSku('NOPE'), quantity: 1 }, token);
+    expect([unknown.status, unknown.body.error.code]).toEqual([404, 'SKU_NOT_FOUND']);
+    const anonymous = await checkout(urls.queue, { sku, quantity: 1 });
+    expect([anonymous.status, anonymous.body.error.code]).toEqual([401, 'UNAUTHORIZED']);
+  });
+});
