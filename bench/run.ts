@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --quick] [--requests N --users N --connections N --stock N --limit N]`
+ * `npm run bench [-- --quick] [--requests N --users N --connections N --stock N --limit N]
+ *                  [--variants ours,ceiling,sync,queue] [--out DIR] [--profile DIR]`
  *
  * Fires one flash-sale burst of checkouts over HTTP at four servers in turn, on the same machine and
  * stack, and compares them:
@@ -43,6 +44,8 @@ const { values: args } = parseArgs({
     stock: { type: 'string' },
     limit: { type: 'string' },
     variants: { type: 'string' },
+    /** Writes a V8 CPU profile of every server process into this folder (open in Chrome DevTools). */
+    profile: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -129,10 +132,12 @@ async function main(): Promise<void> {
 
         const sku = `BENCH-${runId}-${variant}`;
         await sales.create({ sku, name: sku, priceCents: 1_000, stock: settings.stock, perUserLimit: settings.perUserLimit });
+        // MySQL is watched from the first request on, so the drain is timed while the burst still runs.
+        const watch = variant === 'ceiling' ? undefined : watchPersisted(pool, sku);
         const shot = await burst(url, sku, tokens, settings.requests, settings.connections, true);
         const result = summarise(shot);
-        if (variant !== 'ceiling') {
-          result.drain = await waitForPersisted(pool, sku, shot.accepted.length, shot.firstWinAt, shot.lastWinAt);
+        if (watch) {
+          result.drain = await watch.until(shot.accepted.length, shot.firstWinAt, shot.lastWinAt);
           let workflowCount: number | undefined;
           if (variant === 'ours') {
             workflowStart = await workflowStartLatency(config, pool, sku, shot.accepted.length);
@@ -178,7 +183,10 @@ async function startVariant(variant: Variant, env: Record<string, string | undef
   const port = await freePort();
   const started: ManagedProcess[] = [];
   const launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string> = {}) => {
-    const proc = spawnLogged(name, tsx, [join(root, script), ...extraArgs], {
+    const [command, commandArgs] = args.profile
+      ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${resolve(args.profile)}`, '--import', 'tsx', join(root, script), ...extraArgs]]
+      : [tsx, [join(root, script), ...extraArgs]];
+    const proc = spawnLogged(name, command, commandArgs, {
       logFile: join(workDir, `${name}.log`),
       env: { ...env, PORT: String(port), ...extraEnv } as NodeJS.ProcessEnv,
     });
@@ -312,24 +320,40 @@ function summarise(shot: Shot): VariantResult {
   };
 }
 
-/** Polls MySQL until every accepted order of the SKU is a row awaiting payment. */
-async function waitForPersisted(pool: ReturnType<typeof createMysqlPool>, sku: string, expected: number, firstWinAt: number, lastWinAt: number) {
-  const deadline = Date.now() + 180_000;
-  for (;;) {
+/**
+ * Counts a SKU's orders awaiting payment in MySQL every 20 ms from the start of the burst, so the
+ * moment the last accepted order lands is known even when it lands while the burst still runs.
+ */
+function watchPersisted(pool: ReturnType<typeof createMysqlPool>, sku: string) {
+  const samples: Array<{ at: number; count: number }> = [];
+  let stopped = false;
+  const count = async () => {
     const [[row]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM orders WHERE sku = ? AND status = 'AWAITING_PAYMENT'`, [sku]);
-    const now = Date.now();
-    if (Number(row?.n) >= expected || now > deadline) {
-      const persisted = Number(row?.n);
-      const totalSeconds = Math.max(0, (now - (firstWinAt || now)) / 1000);
-      return {
-        orders: persisted,
-        seconds: Math.max(0, (now - (lastWinAt || now)) / 1000),
-        totalSeconds,
-        ordersPerSecond: totalSeconds > 0 ? persisted / totalSeconds : persisted,
-      };
+    samples.push({ at: Date.now(), count: Number(row?.n) });
+  };
+  const polling = (async () => {
+    while (!stopped) {
+      await count();
+      await sleep(20);
     }
-    await sleep(20);
-  }
+  })();
+  return {
+    /** Waits (at most 180 s) until `expected` orders are in MySQL and times it against the wins. */
+    async until(expected: number, firstWinAt: number, lastWinAt: number) {
+      const deadline = Date.now() + 180_000;
+      while (Date.now() < deadline && (samples.at(-1)?.count ?? 0) < expected) await sleep(20);
+      stopped = true;
+      await polling;
+      const reached = samples.find((s) => s.count >= expected) ?? samples.at(-1) ?? { at: Date.now(), count: 0 };
+      const totalSeconds = Math.max(0, (reached.at - (firstWinAt || reached.at)) / 1000);
+      return {
+        orders: reached.count,
+        seconds: Math.max(0, (reached.at - (lastWinAt || reached.at)) / 1000),
+        totalSeconds,
+        ordersPerSecond: totalSeconds > 0 ? reached.count / totalSeconds : reached.count,
+      };
+    },
+  };
 }
 
 /** Reservation (orders.created_at) to workflow start (Temporal's startTime), per order. */
