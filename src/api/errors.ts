@@ -22,14 +22,28 @@ export type ErrorCode =
   | 'UNAVAILABLE'
   | 'INTERNAL';
 
+/**
+ * An answer the API gives on purpose (sold out, bad input, …), not a bug: it carries no stack
+ * trace. Capturing one costs about 20 µs through Koa's middleware chain, which was the largest
+ * single cost of a sold-out answer under a burst (docs/performance.md).
+ */
 export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: ErrorCode,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
+  readonly status: number;
+  readonly code: ErrorCode;
+  readonly details?: Record<string, unknown>;
+
+  constructor(status: number, code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super(message);
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    if (details) this.details = details;
   }
 }
 
