@@ -83,7 +83,10 @@ export async function startTemporalDevServer(opts: {
     // Registered at launch so operators can filter orders in the Web UI from the first order on.
     ...ORDER_SEARCH_ATTRIBUTES.flatMap(({ name }) => ['--search-attribute', `${name}=Keyword`]),
   ];
-  const proc = spawnLogged('temporal dev server', opts.tools.temporalCli, args, { logFile: join(opts.dataDir, 'temporal.log') });
+  const proc = spawnLogged('temporal dev server', opts.tools.temporalCli, args, {
+    logFile: join(opts.dataDir, 'temporal.log'),
+    env: { ...process.env, GOGC: process.env.GOGC ?? '400' },
+  });
   const address = `127.0.0.1:${opts.port}`;
   await waitUntilReady(
     proc,
