@@ -447,8 +447,9 @@ function writeReport(report: Report): void {
   writeFileSync(join(outDir, `${report.date.slice(0, 19).replace(/[:T]/g, '-')}${settings.quick ? '-quick' : ''}.json`), json);
   const md = markdown(report);
   writeFileSync(join(outDir, 'latest.md'), md);
+  writeFileSync(join(outDir, 'latest.svg'), chart(report));
   console.log(`\n${md}`);
-  say(`results in ${join(outDir, 'latest.json')} and latest.md`);
+  say(`results in ${join(outDir, 'latest.json')}, latest.md and latest.svg`);
 }
 
 function markdown(report: Report): string {
@@ -469,6 +470,46 @@ function markdown(report: Report): string {
     '',
     `Ratios (throughput): ours/ceiling ${fmt(r.oursVsCeiling, 2)}, ours/sync ${fmt(r.oursVsSync, 2)}, ours/queue ${fmt(r.oursVsQueue, 2)}.` +
       (report.drain ? ` Workflow start after reservation: p50 ${fmt(report.drain.workflowStartP50Ms)} ms, p99 ${fmt(report.drain.workflowStartP99Ms)} ms.` : ''),
+    '',
+  ].join('\n');
+}
+
+/** Two bar charts side by side, throughput and p99 per variant, as a self-contained SVG. */
+function chart(report: Report): string {
+  const names = Object.keys(report.variants);
+  const panels = [
+    { title: 'requests / s (higher is better)', value: (v: Report['variants'][string]) => v.rps, digits: 0 },
+    { title: 'p99 latency, ms (lower is better)', value: (v: Report['variants'][string]) => v.p99Ms, digits: 1 },
+  ];
+  const width = 360;
+  const barHeight = 26;
+  const top = 48;
+  const height = top + names.length * (barHeight + 10) + 30;
+  const colour: Record<string, string> = { ours: '#2563eb', ceiling: '#9ca3af', sync: '#dc2626', queue: '#d97706' };
+  const escape = (text: string) => text.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? c);
+  const body = panels.map((panel, i) => {
+    const x0 = i * (width + 40) + 70;
+    const max = Math.max(...names.map((n) => panel.value(report.variants[n]!) ?? 0), 1);
+    const bars = names.map((name, j) => {
+      const value = panel.value(report.variants[name]!) ?? 0;
+      const y = top + j * (barHeight + 10);
+      const w = Math.max(1, (value / max) * (width - 80));
+      return [
+        `<text x="${x0 - 8}" y="${y + barHeight / 2 + 5}" text-anchor="end">${escape(name)}</text>`,
+        `<rect x="${x0}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colour[name] ?? '#6b7280'}"/>`,
+        `<text x="${(x0 + w + 6).toFixed(1)}" y="${y + barHeight / 2 + 5}">${fmt(value, panel.digits)}</text>`,
+      ].join('');
+    });
+    return `<text x="${x0}" y="30" font-weight="bold">${escape(panel.title)}</text>${bars.join('')}`;
+  });
+  const c = report.config;
+  const caption = `${c.requests} checkouts, ${c.users} shoppers, ${c.connections} connections, stock ${c.stock}; ${report.machine.cpus} cores; ${report.date.slice(0, 16)}`;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * (width + 40) + 40}" height="${height}" font-family="sans-serif" font-size="13">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    ...body,
+    `<text x="70" y="${height - 10}" fill="#6b7280">${escape(caption)}</text>`,
+    '</svg>',
     '',
   ].join('\n');
 }

@@ -51,6 +51,7 @@ it('runs the quick benchmark: all four variants, invariants hold, results writte
   for (const ratio of ['oursVsCeiling', 'oursVsSync', 'oursVsQueue']) expect(report.ratios[ratio]).toBeGreaterThan(0);
   expect(report.invariants).toEqual({ noOversell: true, conservation: true, noLostOrder: true, perUserLimit: true });
   expect(readFileSync(join(outDir, 'latest.md'), 'utf8')).toMatch(/\| ours \| \d+ \|/);
+  expect(readFileSync(join(outDir, 'latest.svg'), 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*ours[\s\S]*<\/svg>\n$/);
   expect(readdirSync(outDir).filter((f) => /^\d{4}-\d\d-\d\d-.*-quick\.json$/.test(f))).toHaveLength(1);
   expect(output).toMatch(/Ratios \(throughput\)/);
 });
