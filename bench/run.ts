@@ -327,23 +327,25 @@ function summarise(shot: Shot): VariantResult {
 function watchPersisted(pool: ReturnType<typeof createMysqlPool>, sku: string) {
   const samples: Array<{ at: number; count: number }> = [];
   let stopped = false;
-  const count = async () => {
-    const [[row]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM orders WHERE sku = ? AND status = 'AWAITING_PAYMENT'`, [sku]);
-    samples.push({ at: Date.now(), count: Number(row?.n) });
-  };
+  let failure: unknown;
+  // A failed count ends the watch and is rethrown by until(), never left as an unhandled rejection.
   const polling = (async () => {
     while (!stopped) {
-      await count();
+      const [[row]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM orders WHERE sku = ? AND status = 'AWAITING_PAYMENT'`, [sku]);
+      samples.push({ at: Date.now(), count: Number(row?.n) });
       await sleep(20);
     }
-  })();
+  })().catch((err: unknown) => {
+    failure = err;
+  });
   return {
     /** Waits (at most 180 s) until `expected` orders are in MySQL and times it against the wins. */
     async until(expected: number, firstWinAt: number, lastWinAt: number) {
       const deadline = Date.now() + 180_000;
-      while (Date.now() < deadline && (samples.at(-1)?.count ?? 0) < expected) await sleep(20);
+      while (failure === undefined && Date.now() < deadline && (samples.at(-1)?.count ?? 0) < expected) await sleep(20);
       stopped = true;
       await polling;
+      if (failure !== undefined) throw failure;
       const reached = samples.find((s) => s.count >= expected) ?? samples.at(-1) ?? { at: Date.now(), count: 0 };
       const totalSeconds = Math.max(0, (reached.at - (firstWinAt || reached.at)) / 1000);
       return {
@@ -476,7 +478,7 @@ function markdown(report: Report): string {
 
 /** Two bar charts side by side, throughput and p99 per variant, as a self-contained SVG. */
 function chart(report: Report): string {
-  const names = Object.keys(report.variants);
+  const variants = Object.entries(report.variants);
   const panels = [
     { title: 'requests / s (higher is better)', value: (v: Report['variants'][string]) => v.rps, digits: 0 },
     { title: 'p99 latency, ms (lower is better)', value: (v: Report['variants'][string]) => v.p99Ms, digits: 1 },
@@ -484,14 +486,14 @@ function chart(report: Report): string {
   const width = 360;
   const barHeight = 26;
   const top = 48;
-  const height = top + names.length * (barHeight + 10) + 30;
+  const height = top + variants.length * (barHeight + 10) + 30;
   const colour: Record<string, string> = { ours: '#2563eb', ceiling: '#9ca3af', sync: '#dc2626', queue: '#d97706' };
   const escape = (text: string) => text.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? c);
   const body = panels.map((panel, i) => {
     const x0 = i * (width + 40) + 70;
-    const max = Math.max(...names.map((n) => panel.value(report.variants[n]!) ?? 0), 1);
-    const bars = names.map((name, j) => {
-      const value = panel.value(report.variants[name]!) ?? 0;
+    const max = Math.max(...variants.map(([, v]) => panel.value(v)), 1);
+    const bars = variants.map(([name, v], j) => {
+      const value = panel.value(v);
       const y = top + j * (barHeight + 10);
       const w = Math.max(1, (value / max) * (width - 80));
       return [

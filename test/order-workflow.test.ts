@@ -85,8 +85,11 @@ beforeEach(() => {
 });
 
 /** Reserves in Redis as the API does, then starts the order's workflow. */
-async function startOrder(sale: { sku: string; priceCents: number }, userId = `user-${randomUUID()}`): Promise<WorkflowHandle<typeof OrderWorkflow>> {
-  const orderNo = newOrderNo();
+async function startOrder(
+  sale: { sku: string; priceCents: number },
+  userId = `user-${randomUUID()}`,
+  orderNo = newOrderNo(),
+): Promise<WorkflowHandle<typeof OrderWorkflow>> {
   const reserved = await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 });
   expect(reserved.outcome).toBe('RESERVED');
   const input: OrderInput = {
@@ -209,11 +212,11 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
       await hold.opened;
       return real(input);
     };
-    const handle = await startOrder(sale);
+    const orderNo = newOrderNo();
+    const handle = await startOrder(sale, undefined, orderNo);
     await hold.arrived;
     // persistOrder is a local activity: the workflow task stays open while it runs, so the signal
     // is accepted by the server now and seen by the workflow once the order is persisted.
-    const orderNo = handle.workflowId.replace(/^order-/, '');
     const eventId = `evt-early-${orderNo}`;
     await handle.signal(paymentReceivedSignal, { eventId, amountCents: sale.priceCents });
     expect(await orderRow(orderNo)).toBeUndefined(); // really not persisted yet

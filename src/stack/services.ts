@@ -85,6 +85,7 @@ export async function startTemporalDevServer(opts: {
   ];
   const proc = spawnLogged('temporal dev server', opts.tools.temporalCli, args, {
     logFile: join(opts.dataDir, 'temporal.log'),
+    // Fewer Go GC cycles: ~10 % less server CPU under a checkout burst (docs/performance.md).
     env: { ...process.env, GOGC: process.env.GOGC ?? '400' },
   });
   const address = `127.0.0.1:${opts.port}`;
