@@ -9,10 +9,9 @@
  */
 import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
-import type { Pool } from 'mysql2/promise';
 import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/infra/logger.js';
-import { createMysqlPool } from '../src/infra/mysql.js';
+import { createMysqlPool } from '../src/db/pool.js';
 import { createRedis } from '../src/infra/redis.js';
 import { createCeilingApp } from './baselines/ceiling.js';
 import { createQueueCheckoutApp, runQueueConsumer } from './baselines/queue.js';
@@ -29,7 +28,7 @@ if (!variant || !VARIANTS.includes(variant)) {
 
 const config = loadConfig();
 const logger = createLogger(config, `bench-${variant}`);
-let pool: Pool | undefined;
+let pool: ReturnType<typeof createMysqlPool> | undefined;
 let redis: Redis | undefined;
 const needsMysql = variant === 'sync' || variant === 'queue-consumer';
 const needsRedis = variant === 'queue' || variant === 'queue-consumer';

@@ -2,13 +2,13 @@
  * `npm start`: the local stack with durable data under .data/, the schema, the worker and the API.
  * Runs until Ctrl-C, then stops everything in order: API, worker, then the servers.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
-import { createMysqlPool } from '../src/infra/mysql.js';
+import { createMysqlPool } from '../src/db/pool.js';
 import { startStack, type RunningStack } from '../src/stack/index.js';
+import { spawnLogged, type ManagedProcess } from '../src/stack/process.js';
+import { waitFor } from '../src/util/wait-for.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -17,7 +17,7 @@ const say = (line: string) => console.log(`[start] ${line}`);
 const t0 = Date.now();
 
 let stack: RunningStack | undefined;
-const children: ChildProcess[] = [];
+const children: ManagedProcess[] = [];
 let stopping = false;
 
 async function shutdown(code: number): Promise<never> {
@@ -25,7 +25,7 @@ async function shutdown(code: number): Promise<never> {
   stopping = true;
   say('stopping…');
   // API first (no new orders), then the worker (in-flight activities finish), then the servers.
-  for (const child of [...children].reverse()) await stopChild(child);
+  for (const child of [...children].reverse()) await child.stop(15_000);
   await stack?.stop();
   say('stopped');
   process.exit(code);
@@ -56,7 +56,7 @@ try {
   children.push(launch('api', tsx, [join(root, 'src/api/main.ts')], env));
 
   const apiUrl = `http://127.0.0.1:${config.port}`;
-  await waitForHealthy(`${apiUrl}/healthz`, 60_000);
+  await waitFor(async () => (await fetch(`${apiUrl}/healthz`)).ok, { what: `${apiUrl}/healthz to answer 200`, timeoutMs: 60_000, intervalMs: 200, retryErrors: true });
   say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   say(`  API + demo page  ${apiUrl}/`);
   say(`  Temporal Web UI  ${stack.temporalUiUrl ?? `(external Temporal at ${config.temporal.address})`}`);
@@ -67,38 +67,14 @@ try {
   await shutdown(1);
 }
 
-function launch(name: string, command: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+function launch(name: string, command: string, args: string[], env: NodeJS.ProcessEnv): ManagedProcess {
   // Own process group: the terminal's Ctrl-C reaches this launcher, which stops children in order.
-  const child = spawn(command, args, { env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
-  child.once('exit', (code, signal) => {
+  const child = spawnLogged(name, command, args, { logFile: 'inherit', env });
+  void child.exited.then((code) => {
     if (!stopping) {
-      console.error(`[start] ${name} exited unexpectedly (${signal ?? code}); stopping the stack`);
+      console.error(`[start] ${name} exited unexpectedly (${code}); stopping the stack`);
       void shutdown(1);
     }
   });
   return child;
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
-  const exited = new Promise((done) => child.once('exit', done));
-  process.kill(-child.pid, 'SIGTERM');
-  if ((await Promise.race([exited.then(() => 'exited'), sleep(15_000)])) !== 'exited') {
-    process.kill(-child.pid, 'SIGKILL');
-    await exited;
-  }
-}
-
-async function waitForHealthy(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const response = await fetch(url);
-      if (response.ok) return;
-    } catch {
-      /* not listening yet */
-    }
-    if (Date.now() > deadline) throw new Error(`${url} was not healthy within ${timeoutMs / 1000} s`);
-    await sleep(200);
-  }
 }

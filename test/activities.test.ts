@@ -11,14 +11,16 @@ import type { Redis } from 'ioredis';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, FailureTypes, type Activities, type PersistOrderInput } from '../src/activities/index.js';
-import { newOrderNo } from '../src/api/order-number.js';
-import { createMysqlPool } from '../src/infra/mysql.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { newOrderNo } from '../src/orders/order-number.js';
 import { testConfig } from './helpers/env.js';
-import { expectInvariants, putOnSale, stockPicture } from './helpers/fixtures.js';
+import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 
 let pool: Pool;
+let store: Store;
 let redis: Redis;
 let inventory: RedisInventory;
 let activities: Activities;
@@ -26,9 +28,10 @@ let activities: Activities;
 beforeAll(() => {
   const config = testConfig();
   pool = createMysqlPool(config);
+  store = new Store(pool);
   redis = createRedis(config);
   inventory = new RedisInventory(redis);
-  activities = createActivities({ pool, inventory });
+  activities = createActivities({ store, inventory });
 });
 
 afterAll(async () => {
@@ -51,7 +54,7 @@ interface ReservedOrder {
 async function reservedOrder(opts: { stock?: number; quantity?: number; userId?: string } = {}): Promise<ReservedOrder> {
   const stock = opts.stock ?? 5;
   const quantity = opts.quantity ?? 2;
-  const { sku, priceCents } = await putOnSale(pool, redis, { stock, perUserLimit: Math.max(quantity, 1) });
+  const { sku, priceCents } = await putOnSale(store, redis, { stock, perUserLimit: Math.max(quantity, 1) });
   return { sku, priceCents, stock, input: await reserveOn({ sku, priceCents }, quantity, opts.userId) };
 }
 
@@ -163,7 +166,7 @@ describe('persistOrder', () => {
     expect(await mysqlAvailable(sku)).toBe(stock - 2);
     // Redis is not persistOrder's business.
     expect(once.redis).toEqual(before.redis);
-    expectInvariants(await stockPicture(pool, redis, sku));
+    expectInvariants(await saleReport(store, redis, sku));
   });
 
   it('twice at the same time: one AWAITING_PAYMENT row, MySQL stock taken once', async () => {
@@ -180,11 +183,10 @@ describe('persistOrder', () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ status: 'AWAITING_PAYMENT', quantity: 2 });
     expect(await mysqlAvailable(sku)).toBe(stock - 2);
-    expectInvariants(await stockPicture(pool, redis, sku));
-    // The same picture as the order persisted once on its twin SKU.
-    const [twice, once] = [await stockPicture(pool, redis, sku), await stockPicture(pool, redis, reference.sku)];
-    expect({ ...twice.mysql, heldByUser: [...twice.mysql.heldByUser.values()] }).toEqual({ ...once.mysql, heldByUser: [...once.mysql.heldByUser.values()] });
-    expect(twice.redis).toEqual(once.redis);
+    expectInvariants(await saleReport(store, redis, sku));
+    // The same figures as the order persisted once on its twin SKU.
+    const [twice, once] = [await saleReport(store, redis, sku), await saleReport(store, redis, reference.sku)];
+    expect(twice.figures).toEqual(once.figures);
   });
 
   it('many attempts at the same time still take the stock once', async () => {
@@ -192,7 +194,7 @@ describe('persistOrder', () => {
     await concurrently(...Array.from({ length: 6 }, () => () => activities.persistOrder(input)));
     expect(await orderRows(input.orderNo)).toHaveLength(1);
     expect(await mysqlAvailable(sku)).toBe(stock - 1);
-    expectInvariants(await stockPicture(pool, redis, sku));
+    expectInvariants(await saleReport(store, redis, sku));
   });
 
   it('fails for good with SaleNotFound when the SKU is not in MySQL, writing nothing', async () => {
@@ -238,7 +240,7 @@ describe('persistOrder', () => {
   it('fails for good with OrderConflict for the same order number and another SKU, changing neither SKU', async () => {
     const { sku, input } = await reservedOrder({ stock: 5, quantity: 1 });
     await activities.persistOrder(input);
-    const otherSale = await putOnSale(pool, redis, { stock: 5 });
+    const otherSale = await putOnSale(store, redis, { stock: 5 });
     const before = [await endState(sku, [input.orderNo]), await endState(otherSale.sku)];
 
     await expectNonRetryable(activities.persistOrder({ ...input, sku: otherSale.sku }), 'OrderConflict');
@@ -327,7 +329,7 @@ describe('markPaid', () => {
 
     // The rest of the happy path keeps both stores in agreement.
     expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('CONFIRMED');
-    expectInvariants(await stockPicture(pool, redis, sku), 2);
+    expectInvariants(await saleReport(store, redis, sku, { perUserLimit: 2 }));
   });
 });
 
@@ -353,9 +355,9 @@ describe('cancelOrder', () => {
 
     // With the workflow's next step (the release) both stores are back to the full stock.
     expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('RELEASED');
-    const picture = await stockPicture(pool, redis, sku);
-    expect(picture.redis).toMatchObject({ available: stock, reserved: 0, sold: 0 });
-    expectInvariants(picture);
+    const report = await saleReport(store, redis, sku);
+    expect(report.figures.redis).toMatchObject({ available: stock, reserved: 0, sold: 0 });
+    expectInvariants(report);
   });
 
   it('twice at the same time: CANCELLED, MySQL stock given back once', async () => {

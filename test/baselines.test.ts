@@ -5,25 +5,27 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type Koa from 'koa';
-import type { Pool, RowDataPacket } from 'mysql2/promise';
+import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCeilingApp } from '../bench/baselines/ceiling.js';
 import { createQueueCheckoutApp, runQueueConsumer } from '../bench/baselines/queue.js';
 import { createSyncCheckoutApp } from '../bench/baselines/sync.js';
 import { ShopperAuth } from '../src/api/auth.js';
-import { ORDER_NO_PATTERN } from '../src/api/order-number.js';
 import type { AppConfig } from '../src/config/index.js';
 import { createLogger } from '../src/infra/logger.js';
-import { createMysqlPool } from '../src/infra/mysql.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
+import { ORDER_NO_PATTERN } from '../src/orders/order-number.js';
+import { waitFor } from '../src/util/wait-for.js';
 import { testConfig } from './helpers/env.js';
-import { expectInvariants, putOnSale, stockPicture, uniqueSku } from './helpers/fixtures.js';
+import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fixtures.js';
 
 let config: AppConfig;
 let pool: Pool;
+let store: Store;
 let redis: Redis;
 let auth: ShopperAuth;
 const servers: Server[] = [];
@@ -39,6 +41,7 @@ async function serve(app: Koa): Promise<string> {
 beforeAll(async () => {
   config = testConfig({ LOG_LEVEL: 'warn' });
   pool = createMysqlPool(config);
+  store = new Store(pool);
   redis = createRedis(config);
   auth = new ShopperAuth(config.jwtSecret);
   const logger = createLogger(config, 'baselines-test');
@@ -83,9 +86,8 @@ function expectAccepted(reply: Reply): void {
 }
 
 async function mysqlSale(sku: string) {
-  const [[sale]] = await pool.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [sku]);
-  const [[orders]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM orders WHERE sku = ? AND status = 'AWAITING_PAYMENT'`, [sku]);
-  return { available: Number(sale?.available), awaiting: Number(orders?.n) };
+  const [sale, awaiting] = await Promise.all([store.getSale(sku), store.countOrders(sku, 'AWAITING_PAYMENT')]);
+  return { available: sale?.available, awaiting };
 }
 
 describe('ceiling', () => {
@@ -98,18 +100,18 @@ describe('ceiling', () => {
 
 describe('sync (one MySQL transaction per checkout)', () => {
   it('sells exactly the stock under a concurrent burst', async () => {
-    const { sku } = await putOnSale(pool, redis, { stock: 10 });
+    const { sku } = await putOnSale(store, redis, { stock: 10 });
     const replies = await burst(urls.sync, sku);
     expect(count(replies, 202)).toBe(10);
     expect(count(replies, 409, 'SOLD_OUT')).toBe(40);
     for (const reply of replies.filter((r) => r.status === 202)) expectAccepted(reply);
     expect(await mysqlSale(sku)).toEqual({ available: 0, awaiting: 10 });
     // It never touches Redis: the counters are as the sale left them.
-    expect((await stockPicture(pool, redis, sku)).redis).toMatchObject({ available: 10, reserved: 0 });
+    expect((await saleReport(store, redis, sku)).figures.redis).toMatchObject({ available: 10, reserved: 0 });
   });
 
   it('enforces the per-user limit, sequentially and concurrently', async () => {
-    const { sku } = await putOnSale(pool, redis, { stock: 10, perUserLimit: 1 });
+    const { sku } = await putOnSale(store, redis, { stock: 10, perUserLimit: 1 });
     const token = await auth.issue(`${sku}-once`);
     expectAccepted(await checkout(urls.sync, { sku, quantity: 1 }, token));
     const again = await checkout(urls.sync, { sku, quantity: 1 }, token);
@@ -146,24 +148,23 @@ describe('queue (Lua reservation + Redis list + consumer, seed 000)', () => {
   });
 
   it('reserves exactly the stock, and the consumer drains every accepted order into MySQL', async () => {
-    const { sku } = await putOnSale(pool, redis, { stock: 10 });
+    const { sku } = await putOnSale(store, redis, { stock: 10 });
     const replies = await burst(urls.queue, sku);
     expect(count(replies, 202)).toBe(10);
     expect(count(replies, 409, 'SOLD_OUT')).toBe(40);
     for (const reply of replies.filter((r) => r.status === 202)) expectAccepted(reply);
 
-    const deadline = Date.now() + 30_000;
-    while ((await mysqlSale(sku)).awaiting < 10 && Date.now() < deadline) await sleep(50);
+    await waitFor(async () => (await mysqlSale(sku)).awaiting >= 10, { what: 'the consumer to write all 10 orders', timeoutMs: 30_000 });
     expect(await mysqlSale(sku)).toEqual({ available: 0, awaiting: 10 });
-    const [rows] = await pool.query<RowDataPacket[]>('SELECT order_no FROM orders WHERE sku = ?', [sku]);
-    expect(new Set(rows.map((r) => String(r.order_no)))).toEqual(new Set(replies.filter((r) => r.status === 202).map((r) => r.body.orderNo)));
-    const picture = await stockPicture(pool, redis, sku);
-    expect(picture.redis).toMatchObject({ available: 0, reserved: 10 });
-    expectInvariants(picture, 1);
+    const accepted = replies.filter((r) => r.status === 202).map((r) => String(r.body.orderNo));
+    expect(await store.orderNumbersOfSale(sku)).toEqual(new Set(accepted));
+    const report = await saleReport(store, redis, sku, { perUserLimit: 1, acceptedOrderNos: accepted });
+    expect(report.figures.redis).toMatchObject({ available: 0, reserved: 10 });
+    expectInvariants(report);
   });
 
   it('maps the reservation outcomes to the real error codes', async () => {
-    const { sku } = await putOnSale(pool, redis, { stock: 5, perUserLimit: 1 });
+    const { sku } = await putOnSale(store, redis, { stock: 5, perUserLimit: 1 });
     const token = await auth.issue(`${sku}-q`);
     expectAccepted(await checkout(urls.queue, { sku, quantity: 1 }, token));
     const again = await checkout(urls.queue, { sku, quantity: 1 }, token);

@@ -44,12 +44,12 @@ it('runs the quick benchmark: all four variants, invariants hold, results writte
     // Every unit sold, and to no more shoppers than there were units.
     expect(variant.won, `${name} won`).toBe(100);
     expect(variant.soldOutP99Ms, `${name} sold-out p99`).toBeGreaterThan(0);
-    expect(variant.invariants, `${name} invariants`).toMatchObject({ noOversell: true, conservation: true, noLostOrder: true, perUserLimit: true });
+    expect(variant.invariants, `${name} invariants`).toMatchObject({ noOversell: true, conservation: true, storesAgree: true, noLostOrder: true, perUserLimit: true });
   }
   expect(report.drain).toMatchObject({ orders: 100 });
   expect(report.drain.seconds).toBeGreaterThanOrEqual(0);
   for (const ratio of ['oursVsCeiling', 'oursVsSync', 'oursVsQueue']) expect(report.ratios[ratio]).toBeGreaterThan(0);
-  expect(report.invariants).toEqual({ noOversell: true, conservation: true, noLostOrder: true, perUserLimit: true });
+  expect(report.invariants).toEqual({ noOversell: true, conservation: true, storesAgree: true, noLostOrder: true, perUserLimit: true });
   expect(readFileSync(join(outDir, 'latest.md'), 'utf8')).toMatch(/\| ours \| \d+ \|/);
   expect(readFileSync(join(outDir, 'latest.svg'), 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*ours[\s\S]*<\/svg>\n$/);
   expect(readdirSync(outDir).filter((f) => /^\d{4}-\d\d-\d\d-.*-quick\.json$/.test(f))).toHaveLength(1);

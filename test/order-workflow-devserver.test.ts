@@ -6,18 +6,20 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { newOrderNo } from '../src/api/order-number.js';
-import { createMysqlPool } from '../src/infra/mysql.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { newOrderNo } from '../src/orders/order-number.js';
+import { waitFor } from '../src/util/wait-for.js';
 import { createOrderWorker } from '../src/workers/worker.js';
-import { orderWorkflowId, paymentReceivedSignal, statusQuery, type OrderState } from '../src/workflows/definitions.js';
+import { ORDER_WORKFLOW_TYPE, orderWorkflowId, paymentReceivedSignal, statusQuery } from '../src/workflows/definitions.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
-import { expectInvariants, putOnSale, stockPicture } from './helpers/fixtures.js';
+import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 
 const config = testConfig({ TEMPORAL_TASK_QUEUE: `order-dev-${randomUUID()}` });
-const pool = createMysqlPool(config);
+const store = new Store(createMysqlPool(config));
 const redis = createRedis(config);
 let nativeConnection: NativeConnection;
 let connection: Connection;
@@ -27,7 +29,7 @@ let running: Promise<void>;
 
 beforeAll(async () => {
   nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  worker = await createOrderWorker({ config, connection: nativeConnection, pool, redis, workflowBundlePath: inject('workflowBundlePath') });
+  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
   running = worker.run();
   connection = await Connection.connect({ address: config.temporal.address });
   client = new Client({ connection, namespace: config.temporal.namespace });
@@ -36,25 +38,27 @@ beforeAll(async () => {
 afterAll(async () => {
   worker?.shutdown();
   await running;
-  await Promise.allSettled([nativeConnection?.close(), connection?.close(), pool.end(), redis.quit()]);
+  await Promise.allSettled([nativeConnection?.close(), connection?.close(), store.close(), redis.quit()]);
 });
 
 describe('OrderWorkflow on the Temporal dev server', () => {
   it('answers the status query and takes the payment signal', async () => {
-    const sale = await putOnSale(pool, redis, { stock: 10 });
+    const sale = await putOnSale(store, redis, { stock: 10 });
     const orderNo = newOrderNo();
     const userId = 'dev-server-shopper';
     expect((await new RedisInventory(redis).reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
-    const handle = await client.workflow.start<typeof OrderWorkflow>('OrderWorkflow', {
+    const handle = await client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
       workflowId: orderWorkflowId(orderNo),
       taskQueue: config.temporal.taskQueue,
       args: [{ orderNo, sku: sale.sku, userId, quantity: 1, unitPriceCents: sale.priceCents, createdAt: new Date().toISOString(), paymentWindow: '30m' }],
     });
-    let state: OrderState | undefined;
-    for (let i = 0; i < 100 && state?.status !== 'AWAITING_PAYMENT'; i++) {
-      state = await handle.query(statusQuery);
-      if (state.status !== 'AWAITING_PAYMENT') await new Promise((r) => setTimeout(r, 50));
-    }
+    const state = await waitFor(
+      async () => {
+        const current = await handle.query(statusQuery);
+        return current.status === 'AWAITING_PAYMENT' && current;
+      },
+      { what: `${orderNo} to await payment`, timeoutMs: 10_000 },
+    );
     expect(state).toMatchObject({ orderNo, status: 'AWAITING_PAYMENT', totalCents: sale.priceCents });
     await handle.signal(paymentReceivedSignal, { eventId: `evt-${orderNo}`, amountCents: sale.priceCents });
     expect(await handle.result()).toMatchObject({ status: 'PAID' });
@@ -62,6 +66,6 @@ describe('OrderWorkflow on the Temporal dev server', () => {
     expect((await handle.query(statusQuery)).status).toBe('PAID');
     const described = await handle.describe();
     expect(described.searchAttributes.OrderStatus).toEqual(['PAID']);
-    expectInvariants(await stockPicture(pool, redis, sale.sku));
+    expectInvariants(await saleReport(store, redis, sale.sku));
   });
 });

@@ -11,14 +11,17 @@ import type { Redis } from 'ioredis';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Activities, PersistOrderInput } from '../src/activities/index.js';
-import { newOrderNo } from '../src/api/order-number.js';
-import { createMysqlPool } from '../src/infra/mysql.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
-import { ensureSearchAttributes } from '../src/infra/temporal.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { newOrderNo } from '../src/orders/order-number.js';
+import { waitFor } from '../src/util/wait-for.js';
+import { ensureSearchAttributes } from '../src/workers/temporal.js';
 import { createOrderWorker } from '../src/workers/worker.js';
 import {
   cancelOrderSignal,
+  ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
   paymentReceivedSignal,
   statusQuery,
@@ -27,7 +30,7 @@ import {
 } from '../src/workflows/definitions.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
-import { expectInvariants, putOnSale, stockPicture } from './helpers/fixtures.js';
+import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 
 /** Hooks a test sets to wrap the real activities; reset before each test. */
 interface Faults {
@@ -41,6 +44,7 @@ let env: TestWorkflowEnvironment;
 let worker: Worker;
 let running: Promise<void>;
 let pool: Pool;
+let store: Store;
 let redis: Redis;
 let inventory: RedisInventory;
 const taskQueue = `order-ts-${randomUUID()}`;
@@ -52,12 +56,13 @@ beforeAll(async () => {
   await ensureSearchAttributes(env.connection, 'default');
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
   pool = createMysqlPool(config);
+  store = new Store(pool);
   redis = createRedis(config);
   inventory = new RedisInventory(redis);
   worker = await createOrderWorker({
     config,
     connection: env.nativeConnection,
-    pool,
+    store,
     redis,
     workflowBundlePath: inject('workflowBundlePath'),
     wrapActivities: (real) => ({
@@ -101,16 +106,17 @@ async function startOrder(
     createdAt: new Date(await env.currentTimeMs()).toISOString(),
     paymentWindow: '30m',
   };
-  return env.client.workflow.start<typeof OrderWorkflow>('OrderWorkflow', { workflowId: orderWorkflowId(orderNo), taskQueue, args: [input] });
+  return env.client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, { workflowId: orderWorkflowId(orderNo), taskQueue, args: [input] });
 }
 
 async function waitForStatus(handle: WorkflowHandle<typeof OrderWorkflow>, status: OrderState['status']): Promise<OrderState> {
-  for (let i = 0; i < 200; i++) {
-    const state = await handle.query(statusQuery);
-    if (state.status === status) return state;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`order never reached ${status}`);
+  return waitFor(
+    async () => {
+      const state = await handle.query(statusQuery);
+      return state.status === status && state;
+    },
+    { what: `${handle.workflowId} to be ${status}`, timeoutMs: 10_000 },
+  );
 }
 
 async function orderRow(orderNo: string) {
@@ -134,7 +140,7 @@ function gate() {
 
 describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis)', () => {
   it('is PAID when the payment arrives in time', async () => {
-    const sale = await putOnSale(pool, redis, { stock: 5 });
+    const sale = await putOnSale(store, redis, { stock: 5 });
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     await handle.signal(paymentReceivedSignal, { eventId: `evt-${orderNo}`, amountCents: totalCents });
@@ -143,16 +149,16 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(result.paidAt).toBeDefined();
     expect((await orderRow(orderNo))?.status).toBe('PAID');
     expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null }]);
-    const picture = await stockPicture(pool, redis, sale.sku);
-    expect(picture.redis).toMatchObject({ available: 4, reserved: 0, sold: 1 });
-    expectInvariants(picture);
+    const report = await saleReport(store, redis, sale.sku);
+    expect(report.figures.redis).toMatchObject({ available: 4, reserved: 0, sold: 1 });
+    expectInvariants(report);
   });
 
   it('cancels after 30 minutes of skipped time without payment, giving the stock back in MySQL and Redis', async () => {
-    const sale = await putOnSale(pool, redis, { stock: 3 });
+    const sale = await putOnSale(store, redis, { stock: 3 });
     const handle = await startOrder(sale);
     const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    expect((await stockPicture(pool, redis, sale.sku)).mysql.available).toBe(2);
+    expect((await saleReport(store, redis, sale.sku)).figures.mysql.available).toBe(2);
     const serverStart = await env.currentTimeMs();
     const wallStart = Date.now();
     const result = await handle.result();
@@ -162,15 +168,15 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     // 30 minutes of workflow time went by in a few seconds of wall time (skipped, not waited).
     expect(wallMs).toBeLessThan(30_000);
     expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT' });
-    const picture = await stockPicture(pool, redis, sale.sku);
-    expect(picture.redis).toMatchObject({ available: 3, reserved: 0, sold: 0 });
-    expect(picture.mysql.available).toBe(3);
-    expectInvariants(picture);
+    const report = await saleReport(store, redis, sale.sku);
+    expect(report.figures.redis).toMatchObject({ available: 3, reserved: 0, sold: 0 });
+    expect(report.figures.mysql.available).toBe(3);
+    expectInvariants(report);
   });
 
   it('fails and releases the reservation exactly once when persistence fails for good (sale gone from MySQL)', async () => {
-    const sale = await putOnSale(pool, redis, { stock: 2 });
-    await pool.query('DELETE FROM sales WHERE sku = ?', [sale.sku]); // the "sale gone" non-retryable case
+    const sale = await putOnSale(store, redis, { stock: 2 });
+    await store.deleteSale(sale.sku); // the "sale gone" non-retryable case
     let attempts = 0;
     faults.persistOrder = (real, input) => {
       attempts++;
@@ -189,7 +195,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
   });
 
   it('retries a transient persistence failure, then is PAID', async () => {
-    const sale = await putOnSale(pool, redis, { stock: 2 });
+    const sale = await putOnSale(store, redis, { stock: 2 });
     let attempts = 0;
     faults.persistOrder = async (real, input) => {
       attempts++;
@@ -201,11 +207,11 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(attempts).toBe(3);
     await handle.signal(paymentReceivedSignal, { eventId: `evt-${orderNo}`, amountCents: totalCents });
     expect((await handle.result()).status).toBe('PAID');
-    expectInvariants(await stockPicture(pool, redis, sale.sku));
+    expectInvariants(await saleReport(store, redis, sale.sku));
   });
 
   it('keeps a payment that arrives while the order is still being persisted and applies it after', async () => {
-    const sale = await putOnSale(pool, redis, { stock: 2 });
+    const sale = await putOnSale(store, redis, { stock: 2 });
     const hold = gate();
     faults.persistOrder = async (real, input) => {
       hold.reached();
@@ -225,11 +231,11 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(result.status).toBe('PAID');
     expect(result.payments).toEqual([{ eventId, amountCents: sale.priceCents, outcome: 'APPLIED' }]);
     expect((await orderRow(result.orderNo))?.status).toBe('PAID');
-    expectInvariants(await stockPicture(pool, redis, sale.sku));
+    expectInvariants(await saleReport(store, redis, sale.sku));
   });
 
   it('applies a duplicate payment signal once and records a second, different payment for refund', async () => {
-    const sale = await putOnSale(pool, redis, { stock: 2 });
+    const sale = await putOnSale(store, redis, { stock: 2 });
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     await handle.signal(paymentReceivedSignal, { eventId: `evt-a-${orderNo}`, amountCents: totalCents });
@@ -249,7 +255,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
   });
 
   it('records a payment that arrives after the timer fired for refund and never applies it', async () => {
-    const sale = await putOnSale(pool, redis, { stock: 2 });
+    const sale = await putOnSale(store, redis, { stock: 2 });
     const hold = gate();
     faults.cancelOrder = async (real, input) => {
       hold.reached();
@@ -269,11 +275,11 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     ]);
     expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-late-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_AWAITING_PAYMENT' }]);
     expect((await orderRow(orderNo))?.status).toBe('CANCELLED');
-    expectInvariants(await stockPicture(pool, redis, sale.sku));
+    expectInvariants(await saleReport(store, redis, sale.sku));
   });
 
   it('rejects a payment of the wrong amount and records it', async () => {
-    const sale = await putOnSale(pool, redis, { stock: 2 });
+    const sale = await putOnSale(store, redis, { stock: 2 });
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     await handle.signal(paymentReceivedSignal, { eventId: `evt-short-${orderNo}`, amountCents: totalCents - 1 });
@@ -289,26 +295,26 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
   });
 
   it('is CANCELLED with USER_CANCELLED when the shopper cancels', async () => {
-    const sale = await putOnSale(pool, redis, { stock: 2 });
+    const sale = await putOnSale(store, redis, { stock: 2 });
     const handle = await startOrder(sale);
     const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     await handle.signal(cancelOrderSignal);
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
     expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED', cancel_reason: 'USER_CANCELLED' });
-    const picture = await stockPicture(pool, redis, sale.sku);
-    expect(picture.redis.available).toBe(2);
-    expectInvariants(picture);
+    const report = await saleReport(store, redis, sale.sku);
+    expect(report.figures.redis?.available).toBe(2);
+    expectInvariants(report);
   });
 
   it('still gives the stock back when the workflow itself is cancelled', async () => {
-    const sale = await putOnSale(pool, redis, { stock: 2 });
+    const sale = await putOnSale(store, redis, { stock: 2 });
     const handle = await startOrder(sale);
     const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     await handle.cancel();
     await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
     expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED' });
-    const picture = await stockPicture(pool, redis, sale.sku);
-    expect(picture.redis.available).toBe(2);
-    expectInvariants(picture);
+    const report = await saleReport(store, redis, sale.sku);
+    expect(report.figures.redis?.available).toBe(2);
+    expectInvariants(report);
   });
 });

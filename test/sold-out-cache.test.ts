@@ -2,13 +2,13 @@
  * The API's local sold-out flag against the real Redis: it answers SOLD_OUT from memory once a
  * sale is gone, and drops the flag as soon as release.lua gives stock back.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { newOrderNo } from '../src/api/order-number.js';
 import { SoldOutCache } from '../src/api/sold-out-cache.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { newOrderNo } from '../src/orders/order-number.js';
+import { waitFor } from '../src/util/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { uniqueSku } from './helpers/fixtures.js';
 
@@ -16,13 +16,7 @@ const redis = createRedis(testConfig());
 const inventory = new RedisInventory(redis);
 afterAll(() => redis.quit());
 
-async function until(condition: () => boolean, ms = 2_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(5);
-  }
-}
+const until = (condition: () => boolean, timeoutMs = 2_000) => waitFor(condition, { what: 'the sold-out flag to change', timeoutMs, intervalMs: 5 });
 
 describe('SoldOutCache', () => {
   it('caches SOLD_OUT and forgets it the moment a reservation is released', async () => {

@@ -8,7 +8,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { describe, expect, inject, it } from 'vitest';
 import { startApi } from '../src/api/server.js';
 import { migrate } from '../src/db/migrate.js';
-import { createMysqlPool } from '../src/infra/mysql.js';
+import { createMysqlPool } from '../src/db/pool.js';
 import { createRedis } from '../src/infra/redis.js';
 import { freePort } from '../src/stack/process.js';
 import { loadToolPaths, startRedis } from '../src/stack/services.js';

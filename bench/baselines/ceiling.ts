@@ -6,7 +6,7 @@
  */
 import Router from '@koa/router';
 import type Koa from 'koa';
-import { createKoaApp, jsonBody } from '../../src/api/app.js';
+import { createKoaApp, jsonBody } from '../../src/api/http.js';
 import type { Logger } from '../../src/infra/logger.js';
 
 /** A syntactically valid order number (ORDER_NO_PATTERN), so the reply has the real shape and size. */
@@ -21,5 +21,5 @@ export function createCeilingApp(logger: Logger): Koa {
     ctx.set('Location', `/api/orders/${CONSTANT_ORDER_NO}`);
     ctx.body = { orderNo: CONSTANT_ORDER_NO, status: 'PENDING', statusUrl: `/api/orders/${CONSTANT_ORDER_NO}` };
   });
-  return createKoaApp(router, logger);
+  return createKoaApp([router], logger);
 }

@@ -1,5 +1,6 @@
 /**
- * Baseline "queue": the design of seed 000. Checkout runs the SAME Lua reservation as the product,
+ * Baseline "queue": the usual Redis-list queue design (the "seed" below: the design this project
+ * was compared against from the start). Checkout runs the SAME Lua reservation as the product,
  * then LPUSHes the order onto a Redis list and answers 202; a separate consumer BRPOPs the list and
  * writes each order to MySQL. The request path is as cheap as ours (Redis only), so the comparison
  * is about what happens after the 202: a hand-rolled list consumer instead of a durable workflow.
@@ -12,14 +13,16 @@ import Router from '@koa/router';
 import type { Redis } from 'ioredis';
 import type Koa from 'koa';
 import type { Pool, ResultSetHeader } from 'mysql2/promise';
-import { createKoaApp, jsonBody } from '../../src/api/app.js';
 import { ShopperAuth } from '../../src/api/auth.js';
+import { acceptReservation } from '../../src/api/checkout.js';
 import { ApiError } from '../../src/api/errors.js';
-import { newOrderNo } from '../../src/api/order-number.js';
+import { createKoaApp, jsonBody } from '../../src/api/http.js';
 import { checkoutSchema, idempotencyKeySchema } from '../../src/api/schemas.js';
 import type { AppConfig } from '../../src/config/index.js';
 import type { Logger } from '../../src/infra/logger.js';
+import { inTransaction } from '../../src/db/store.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
+import { newOrderNo } from '../../src/orders/order-number.js';
 
 /**
  * The seed's design is a single list (`order_queue`) for all SKUs: one consumer drains everything.
@@ -50,17 +53,9 @@ export function createQueueCheckoutApp({ config, redis, logger }: { config: AppC
     const { sku, quantity } = checkoutSchema.parse(jsonBody(ctx));
     const idempotencyKey = idempotencyKeySchema.parse(ctx.get('idempotency-key') || undefined);
     const now = Date.now();
-    const result = await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, sku, userId, quantity, idempotencyKey });
-    // Same outcome → error mapping as src/api/checkout.ts.
+    // The same outcome → error mapping as the API's checkout.
+    const result = acceptReservation(await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, sku, userId, quantity, idempotencyKey }), { sku, quantity });
     switch (result.outcome) {
-      case 'NO_SALE':
-        throw new ApiError(404, 'SKU_NOT_FOUND', `no sale for sku ${sku}`);
-      case 'NOT_ACTIVE':
-        throw new ApiError(409, 'SALE_NOT_ACTIVE', `the sale for ${sku} is not open now`);
-      case 'LIMIT_EXCEEDED':
-        throw new ApiError(409, 'PURCHASE_LIMIT_EXCEEDED', `buying ${quantity} would exceed the per-user limit for ${sku}`);
-      case 'SOLD_OUT':
-        throw new ApiError(409, 'SOLD_OUT', `${sku} is sold out`);
       case 'DUPLICATE':
         break; // A retry: its order was queued by the first attempt.
       case 'RESERVED': {
@@ -87,7 +82,7 @@ export function createQueueCheckoutApp({ config, redis, logger }: { config: AppC
     ctx.set('Location', `/api/orders/${result.orderNo}`);
     ctx.body = { orderNo: result.orderNo, status: 'PENDING', statusUrl: `/api/orders/${result.orderNo}` };
   });
-  return createKoaApp(router, logger);
+  return createKoaApp([router], logger);
 }
 
 /**
@@ -127,6 +122,9 @@ export async function runQueueConsumer({ redis, pool, logger, signal }: { redis:
   }
 }
 
+/** Thrown inside the transaction to roll it back when an order can never be written. */
+class DeadLetter extends Error {}
+
 /** One order → one transaction. Idempotent on the order number (INSERT IGNORE), so a retry is safe. */
 async function writeOrder(pool: Pool, message: string): Promise<'written' | 'duplicate' | 'dead'> {
   let order: QueuedOrder;
@@ -135,9 +133,7 @@ async function writeOrder(pool: Pool, message: string): Promise<'written' | 'dup
   } catch {
     return 'dead';
   }
-  const conn = await pool.getConnection();
-  try {
-    await conn.beginTransaction();
+  return inTransaction(pool, async (conn) => {
     const [inserted] = await conn.query<ResultSetHeader>(
       `INSERT IGNORE INTO orders (order_no, sku, user_id, quantity, unit_price_cents, total_cents, status, payment_deadline, created_at)
        VALUES (?, ?, ?, ?, ?, ?, 'AWAITING_PAYMENT', ?, ?)`,
@@ -152,26 +148,18 @@ async function writeOrder(pool: Pool, message: string): Promise<'written' | 'dup
         new Date(order.createdAt),
       ],
     );
-    if (inserted.affectedRows === 0) {
-      await conn.rollback();
-      return 'duplicate';
-    }
+    if (inserted.affectedRows === 0) return 'duplicate';
     const [taken] = await conn.query<ResultSetHeader>('UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?', [
       order.quantity,
       order.sku,
       order.quantity,
     ]);
-    if (taken.affectedRows !== 1) {
-      // MySQL lacks the units Redis reserved (or the sale row is gone): no retry can fix that.
-      await conn.rollback();
-      return 'dead';
-    }
-    await conn.commit();
+    // MySQL lacks the units Redis reserved (or the sale row is gone): no retry can fix that. The
+    // insert is undone by rolling the transaction back.
+    if (taken.affectedRows !== 1) throw new DeadLetter();
     return 'written';
-  } catch (err) {
-    await conn.rollback().catch(() => {});
+  }).catch((err: unknown) => {
+    if (err instanceof DeadLetter) return 'dead' as const;
     throw err;
-  } finally {
-    conn.release();
-  }
+  });
 }

@@ -11,13 +11,14 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import { createKoaApp, jsonBody } from '../../src/api/app.js';
 import { ShopperAuth } from '../../src/api/auth.js';
 import { ApiError } from '../../src/api/errors.js';
-import { newOrderNo } from '../../src/api/order-number.js';
+import { createKoaApp, jsonBody } from '../../src/api/http.js';
 import { checkoutSchema, idempotencyKeySchema } from '../../src/api/schemas.js';
 import type { AppConfig } from '../../src/config/index.js';
+import { inTransaction } from '../../src/db/store.js';
 import type { Logger } from '../../src/infra/logger.js';
+import { newOrderNo } from '../../src/orders/order-number.js';
 
 export function createSyncCheckoutApp({ config, pool, logger }: { config: AppConfig; pool: Pool; logger: Logger }): Koa {
   const auth = new ShopperAuth(config.jwtSecret);
@@ -31,7 +32,7 @@ export function createSyncCheckoutApp({ config, pool, logger }: { config: AppCon
     ctx.set('Location', `/api/orders/${orderNo}`);
     ctx.body = { orderNo, status: 'PENDING', statusUrl: `/api/orders/${orderNo}` };
   });
-  return createKoaApp(router, logger);
+  return createKoaApp([router], logger);
 }
 
 interface Request {
@@ -43,9 +44,7 @@ interface Request {
 
 /** One transaction; checks in the same order as reserve.lua so both answer alike. */
 async function checkout(pool: Pool, config: AppConfig, req: Request): Promise<string> {
-  const conn = await pool.getConnection();
-  try {
-    await conn.beginTransaction();
+  return inTransaction(pool, async (conn) => {
     const [[sale]] = await conn.query<RowDataPacket[]>(
       'SELECT available, per_user_limit, price_cents, starts_at, ends_at FROM sales WHERE sku = ? FOR UPDATE',
       [req.sku],
@@ -59,10 +58,7 @@ async function checkout(pool: Pool, config: AppConfig, req: Request): Promise<st
         'SELECT order_no FROM orders WHERE user_id = ? AND sku = ? AND idempotency_key = ? LIMIT 1',
         [req.userId, req.sku, req.idempotencyKey],
       );
-      if (seen) {
-        await conn.commit();
-        return String(seen.order_no);
-      }
+      if (seen) return String(seen.order_no);
     }
     const now = new Date();
     const startsAt = sale.starts_at as Date | null;
@@ -98,12 +94,6 @@ async function checkout(pool: Pool, config: AppConfig, req: Request): Promise<st
         now,
       ],
     );
-    await conn.commit();
     return orderNo;
-  } catch (err) {
-    await conn.rollback().catch(() => {});
-    throw err;
-  } finally {
-    conn.release();
-  }
+  });
 }

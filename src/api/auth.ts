@@ -2,10 +2,9 @@
  * Shoppers authenticate with an HS256 JWT (`sub` = user id); admins with a static bearer token.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { Duration } from '@temporalio/common';
-import { msToNumber } from '@temporalio/common/lib/time.js';
 import { createSigner, createVerifier } from 'fast-jwt';
 import type { Context } from 'koa';
+import { durationToMs } from '../workflows/duration.js';
 import { ApiError } from './errors.js';
 
 export const USER_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
@@ -27,7 +26,7 @@ export class ShopperAuth {
   private readonly verify: (token: string) => { sub?: unknown };
 
   constructor(secret: string, ttl = '12h') {
-    this.sign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: msToNumber(ttl as Duration) });
+    this.sign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: durationToMs(ttl) });
     this.verify = createVerifier({ key: secret, algorithms: ['HS256'], cache: 50_000 });
   }
 
@@ -48,7 +47,6 @@ export class ShopperAuth {
     return sub;
   }
 }
-
 
 export function requireAdmin(ctx: Context, adminToken: string): void {
   const given = Buffer.from(bearerToken(ctx));

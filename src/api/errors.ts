@@ -1,6 +1,6 @@
 /**
  * One error shape for every endpoint: `{ "error": { "code": "SOLD_OUT", "message": "…" } }`.
- * Codes are stable and documented (README, PRODUCT.md §3); messages are for humans.
+ * Codes are stable and documented (docs/contract.md, README); messages are for humans.
  */
 import type { Context, Next } from 'koa';
 import { ZodError } from 'zod';

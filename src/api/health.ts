@@ -4,7 +4,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Redis } from 'ioredis';
-import type { Pool } from 'mysql2/promise';
+import type { Store } from '../db/store.js';
 
 export type Dependency = 'redis' | 'mysql' | 'temporal';
 export interface HealthReport {
@@ -15,10 +15,10 @@ export interface HealthReport {
 
 const TIMEOUT_MS = 1_500;
 
-export async function checkHealth(deps: { redis: Redis; pool: Pool; temporal: Client }): Promise<HealthReport> {
+export async function checkHealth(deps: { redis: Redis; store: Store; temporal: Client }): Promise<HealthReport> {
   const probes: Record<Dependency, () => Promise<unknown>> = {
     redis: () => deps.redis.ping(),
-    mysql: () => deps.pool.query('SELECT 1'),
+    mysql: () => deps.store.ping(),
     temporal: () => deps.temporal.workflowService.getSystemInfo({}),
   };
   const names = Object.keys(probes) as Dependency[];

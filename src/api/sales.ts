@@ -1,7 +1,7 @@
 /**
  * Sales: an admin puts stock on sale in MySQL (the record) and Redis (the counters checkout uses).
  */
-import type { Pool, RowDataPacket } from 'mysql2/promise';
+import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import { ApiError } from './errors.js';
 
@@ -32,7 +32,7 @@ export interface SaleView {
 
 export class SalesService {
   constructor(
-    private readonly pool: Pool,
+    private readonly store: Store,
     private readonly inventory: RedisInventory,
   ) {}
 
@@ -41,54 +41,31 @@ export class SalesService {
    * neither, and a second create of the same SKU is refused by whichever sees it first.
    */
   async create(sale: NewSale): Promise<SaleView> {
-    const conn = await this.pool.getConnection();
-    try {
-      await conn.beginTransaction();
-      try {
-        await conn.query(
-          `INSERT INTO sales (sku, name, price_cents, stock, available, per_user_limit, starts_at, ends_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-          [sale.sku, sale.name, sale.priceCents, sale.stock, sale.stock, sale.perUserLimit, toDate(sale.startsAt), toDate(sale.endsAt)],
-        );
-      } catch (err) {
-        if ((err as { code?: string }).code === 'ER_DUP_ENTRY') throw saleExists(sale.sku);
-        throw err;
-      }
-      const created = await this.inventory.defineSale({ ...sale, startsAt: toDate(sale.startsAt), endsAt: toDate(sale.endsAt) });
-      if (!created) throw saleExists(sale.sku);
-      await conn.commit();
-    } catch (err) {
-      await conn.rollback().catch(() => {});
-      throw err;
-    } finally {
-      conn.release();
-    }
+    const record = { ...sale, startsAt: toDate(sale.startsAt), endsAt: toDate(sale.endsAt) };
+    const created = await this.store.createSale(record, () => this.inventory.defineSale(record));
+    if (!created) throw new ApiError(409, 'SALE_EXISTS', `a sale for ${sale.sku} already exists`);
     const view = await this.get(sale.sku);
     if (!view) throw new Error(`sale ${sale.sku} vanished right after it was created`);
     return view;
   }
 
   async get(sku: string): Promise<SaleView | null> {
-    const [[rows], stock] = await Promise.all([
-      this.pool.query<RowDataPacket[]>('SELECT sku, name, price_cents, stock, per_user_limit, starts_at, ends_at, created_at FROM sales WHERE sku = ?', [sku]),
-      this.inventory.getSale(sku),
-    ]);
-    const row = rows[0];
+    const [row, stock] = await Promise.all([this.store.getSale(sku), this.inventory.getSale(sku)]);
     if (!row || !stock) return null;
     return {
-      sku: String(row.sku),
-      name: String(row.name),
-      priceCents: Number(row.price_cents),
-      stock: Number(row.stock),
+      sku: row.sku,
+      name: row.name,
+      priceCents: row.priceCents,
+      stock: row.stock,
       available: stock.available,
       reserved: stock.reserved,
       sold: stock.sold,
-      perUserLimit: Number(row.per_user_limit),
-      startsAt: row.starts_at ? (row.starts_at as Date).toISOString() : null,
-      endsAt: row.ends_at ? (row.ends_at as Date).toISOString() : null,
-      createdAt: (row.created_at as Date).toISOString(),
+      perUserLimit: row.perUserLimit,
+      startsAt: row.startsAt?.toISOString() ?? null,
+      endsAt: row.endsAt?.toISOString() ?? null,
+      createdAt: row.createdAt.toISOString(),
     };
   }
 }
 
-const saleExists = (sku: string) => new ApiError(409, 'SALE_EXISTS', `a sale for ${sku} already exists`);
 const toDate = (iso: string | undefined) => (iso ? new Date(iso) : null);

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { USER_ID_PATTERN } from './auth.js';
-import { ORDER_NO_PATTERN } from './order-number.js';
+import { ORDER_NO_PATTERN } from '../orders/order-number.js';
 
 export const MAX_QUANTITY_PER_ORDER = 100;
 

@@ -4,7 +4,8 @@
 import type { Server } from 'node:http';
 import type { AppConfig } from '../config/index.js';
 import { createLogger } from '../infra/logger.js';
-import { createMysqlPool } from '../infra/mysql.js';
+import { createMysqlPool } from '../db/pool.js';
+import { Store } from '../db/store.js';
 import { createRedis } from '../infra/redis.js';
 import { createTemporalClient } from '../infra/temporal.js';
 import { createApp } from './app.js';
@@ -21,11 +22,11 @@ export async function startApi(config: AppConfig, port = config.port): Promise<R
   const redis = createRedis(config);
   // Without a listener ioredis prints every reconnect failure as "unhandled"; /healthz reports it.
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
-  const pool = createMysqlPool(config);
+  const store = new Store(createMysqlPool(config));
   const temporal = await createTemporalClient(config);
   const soldOut = new SoldOutCache();
   const subscriber = await soldOut.subscribe(redis, logger);
-  const app = createApp({ config, redis, pool, temporal, logger, soldOut });
+  const app = createApp({ config, redis, store, temporal, logger, soldOut });
   const server = app.listen(port, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   // Keep-alive longer than typical load balancers' idle timeout avoids resets under load.
@@ -39,7 +40,7 @@ export async function startApi(config: AppConfig, port = config.port): Promise<R
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      await Promise.allSettled([subscriber.quit(), redis.quit(), pool.end(), temporal.connection.close()]);
+      await Promise.allSettled([subscriber.quit(), redis.quit(), store.close(), temporal.connection.close()]);
     },
   };
 }

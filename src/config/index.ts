@@ -1,9 +1,9 @@
 /**
- * The service's configuration, read once from the environment (PRODUCT.md §4).
+ * The service's configuration, read once from the environment (README, "Configuration").
  * Defaults point at the local stack that `npm start` runs, so a bare checkout works as it is.
  */
-import { msToNumber } from '@temporalio/common/lib/time.js';
 import { z } from 'zod';
+import { durationToMs } from '../workflows/duration.js';
 
 /** Ports of the local stack started by `npm start`; tests and the benchmark pick free ports instead. */
 export const LOCAL_STACK_PORTS = {
@@ -17,7 +17,7 @@ export const LOCAL_STACK_PORTS = {
 const durationString = z.string().refine(
   (value) => {
     try {
-      return msToNumber(value as Parameters<typeof msToNumber>[0]) > 0;
+      return durationToMs(value) > 0;
     } catch {
       return false;
     }
@@ -43,6 +43,9 @@ const envSchema = z.object({
   AUTH_DEV_LOGIN: booleanString.default(false),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
+
+/** Every environment variable the service reads (the deployment files are checked against it). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
 export interface AppConfig {
   port: number;
@@ -77,7 +80,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     redisUrl: e.REDIS_URL,
     mysqlUrl: e.MYSQL_URL,
     paymentWindow: e.PAYMENT_WINDOW,
-    paymentWindowMs: msToNumber(e.PAYMENT_WINDOW as Parameters<typeof msToNumber>[0]),
+    paymentWindowMs: durationToMs(e.PAYMENT_WINDOW),
     webhookSecret: e.WEBHOOK_SECRET,
     jwtSecret: e.JWT_SECRET,
     adminToken: e.ADMIN_TOKEN,

@@ -1,6 +1,6 @@
 /** `npm run migrate`: applies pending schema migrations to MYSQL_URL and exits. */
 import { loadConfig } from '../config/index.js';
-import { createMysqlPool } from '../infra/mysql.js';
+import { createMysqlPool } from './pool.js';
 import { migrate } from './migrate.js';
 
 const pool = createMysqlPool(loadConfig());

@@ -1,35 +1,10 @@
 import { Client, Connection } from '@temporalio/client';
-import proto from '@temporalio/proto';
-import { ORDER_SEARCH_ATTRIBUTES } from '../workflows/definitions.js';
-import { NativeConnection } from '@temporalio/worker';
 import type { AppConfig } from '../config/index.js';
 
-/** A Temporal client for the API (starts workflows, sends signals, runs queries). */
+/** A Temporal client for the API and tools (starts workflows, sends signals, runs queries). */
 export async function createTemporalClient(config: Pick<AppConfig, 'temporal'>): Promise<Client> {
   const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5s' });
   // Closed workflows reject queries: the API reads finished orders from MySQL instead of making a
   // worker replay their history.
   return new Client({ connection, namespace: config.temporal.namespace, workflow: { queryRejectCondition: 'NOT_OPEN' } });
-}
-
-/** The worker's native (Rust core) connection. */
-export function createWorkerConnection(config: Pick<AppConfig, 'temporal'>): Promise<NativeConnection> {
-  return NativeConnection.connect({ address: config.temporal.address });
-}
-
-/**
- * Registers the order search attributes on a server that lacks them (an external cluster, the
- * time-skipping test server). The local dev server gets them at launch; existing ones are kept.
- */
-export async function ensureSearchAttributes(connection: Pick<Connection, 'operatorService'>, namespace: string): Promise<void> {
-  const KEYWORD = proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
-  try {
-    await connection.operatorService.addSearchAttributes({
-      namespace,
-      searchAttributes: Object.fromEntries(ORDER_SEARCH_ATTRIBUTES.map(({ name }) => [name, KEYWORD])),
-    });
-  } catch (err) {
-    // ALREADY_EXISTS (gRPC 6) means another process registered them first: that is the goal.
-    if ((err as { code?: number }).code !== 6) throw err;
-  }
 }

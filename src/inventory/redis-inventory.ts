@@ -2,8 +2,8 @@
  * Stock of the flash sales in Redis: a thin adapter over four atomic Lua scripts (`lua/*.lua`).
  *
  * Every state change (define, reserve, release, confirm) is one script, so the invariants of
- * PRODUCT.md §2 (no oversell, conservation, per-user limit, idempotency) hold under any
- * concurrency without locks. All keys of one SKU share the hash tag `{sku}` (PRODUCT.md §6), so
+ * docs/contract.md (no oversell, conservation, per-user limit, idempotency) hold under any
+ * concurrency without locks. All keys of one SKU share the hash tag `{sku}` (docs/architecture.md), so
  * each script touches one cluster slot and runs unchanged on Redis Cluster.
  *
  * Input is validated by the API (zod); the scripts only refuse what would corrupt the counters.

@@ -12,7 +12,7 @@ import { loadToolPaths, startMariaDb, startRedis, startTemporalDevServer, type R
 export interface StackOptions {
   /** Root of the servers' data directories (`.data/` for npm start, a temp dir for tests). */
   dataDir: string;
-  /** 'local' uses the fixed ports of PRODUCT.md; 'free' picks free ones so stacks can run side by side. */
+  /** 'local' uses the fixed ports of the README's local stack; 'free' picks free ones so stacks can run side by side. */
   ports: 'local' | 'free';
   ephemeral: boolean;
   /** Environment that may name external servers; defaults to process.env. */

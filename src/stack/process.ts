@@ -7,10 +7,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '../util/wait-for.js';
 
 export interface ManagedProcess {
   readonly name: string;
   readonly pid: number;
+  /** Where its output goes; empty when it writes to the launcher's own terminal. */
   readonly logFile: string;
   /** Resolves once the process has exited. */
   readonly exited: Promise<number | null>;
@@ -34,16 +36,17 @@ export function spawnLogged(
   name: string,
   command: string,
   args: string[],
-  options: { logFile: string; cwd?: string; env?: NodeJS.ProcessEnv },
+  /** `logFile: 'inherit'` writes to the launcher's own stdout and stderr (npm start's app processes). */
+  options: { logFile: string | 'inherit'; cwd?: string; env?: NodeJS.ProcessEnv },
 ): ManagedProcess {
-  const fd = openSync(options.logFile, 'a');
+  const fd = options.logFile === 'inherit' ? undefined : openSync(options.logFile, 'a');
   const child = spawn(command, args, {
     cwd: options.cwd,
     env: options.env ?? process.env,
-    stdio: ['ignore', fd, fd],
+    stdio: fd === undefined ? ['ignore', 'inherit', 'inherit'] : ['ignore', fd, fd],
     detached: true,
   });
-  closeSync(fd);
+  if (fd !== undefined) closeSync(fd);
   live.add(child);
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code, signal) => {
@@ -60,7 +63,7 @@ export function spawnLogged(
   return {
     name,
     pid,
-    logFile: options.logFile,
+    logFile: options.logFile === 'inherit' ? '' : options.logFile,
     exited,
     async stop(graceMs = 10_000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -96,35 +99,26 @@ export function tailOf(file: string, lines = 20): string {
 }
 
 /**
- * Polls `probe` until it resolves true. Fails early, with the log's tail, when the process exits,
+ * Waits until `probe` resolves true. Fails early, with the log's tail, when the process exits,
  * and after `timeoutMs` otherwise. Never a fixed sleep: start-up time varies a lot between machines.
  */
-export async function waitUntilReady(
-  proc: ManagedProcess,
-  probe: () => Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+export async function waitUntilReady(proc: ManagedProcess, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   let exitCode: number | null | undefined;
   void proc.exited.then((code) => {
     exitCode = code;
   });
-  let lastError = '';
-  for (let delay = 50; ; delay = Math.min(delay * 1.5, 500)) {
-    if (exitCode !== undefined) {
-      throw new Error(`${proc.name} exited with code ${exitCode} before it was ready. Log ${proc.logFile}:\n${tailOf(proc.logFile)}`);
-    }
-    try {
-      if (await probe()) return;
-    } catch (err) {
-      lastError = err instanceof Error ? err.message : String(err);
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `${proc.name} was not ready within ${timeoutMs} ms (last probe error: ${lastError || 'none'}). Log ${proc.logFile}:\n${tailOf(proc.logFile)}`,
-      );
-    }
-    await sleep(delay);
+  try {
+    await waitFor(probe, {
+      what: `${proc.name} to be ready`,
+      timeoutMs,
+      intervalMs: 50,
+      backoff: 1.5,
+      maxIntervalMs: 500,
+      retryErrors: true,
+      abortIf: () => (exitCode === undefined ? undefined : `it exited with code ${exitCode}`),
+    });
+  } catch (err) {
+    throw new Error(`${err instanceof Error ? err.message : String(err)}. Log ${proc.logFile}:\n${tailOf(proc.logFile)}`);
   }
 }
 

@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import mysql from 'mysql2/promise';
+import { provisionDatabase, type MysqlCredentials } from '../db/provision.js';
 import { ORDER_SEARCH_ATTRIBUTES } from '../workflows/definitions.js';
 import { spawnLogged, waitUntilReady, type ManagedProcess } from './process.js';
 
@@ -138,12 +138,6 @@ function redisPing(port: number): Promise<boolean> {
   });
 }
 
-export interface MysqlCredentials {
-  database: string;
-  user: string;
-  password: string;
-}
-
 export async function startMariaDb(opts: {
   tools: ToolPaths;
   dataDir: string;
@@ -190,24 +184,16 @@ export async function startMariaDb(opts: {
     ...(asRoot ? ['--user=root'] : []),
   ];
   const proc = spawnLogged('mariadb', opts.tools.mariadbd, args, { logFile: join(opts.dataDir, 'mariadb.stdout.log') });
-  const { database, user, password } = opts.credentials;
   await waitUntilReady(
     proc,
     async () => {
-      const conn = await mysql.createConnection({ socketPath: socket, user: 'root', connectTimeout: 1_000 });
-      try {
-        await conn.query(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
-        await conn.query(`CREATE USER IF NOT EXISTS ?@'%' IDENTIFIED BY ?`, [user, password]);
-        await conn.query(`GRANT ALL PRIVILEGES ON \`${database}\`.* TO ?@'%'`, [user]);
-        return true;
-      } finally {
-        await conn.end();
-      }
+      await provisionDatabase(socket, opts.credentials);
+      return true;
     },
     opts.timeoutMs ?? 60_000,
   );
   return {
     process: proc,
-    env: { MYSQL_URL: `mysql://${user}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/${database}` },
+    env: { MYSQL_URL: `mysql://${opts.credentials.user}:${encodeURIComponent(opts.credentials.password)}@127.0.0.1:${opts.port}/${opts.credentials.database}` },
   };
 }

@@ -2,17 +2,17 @@
  * The order worker: polls the task queue, runs OrderWorkflow and its activities.
  */
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import type { Pool } from 'mysql2/promise';
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/index.js';
+import type { Store } from '../db/store.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { WORKFLOWS_PATH } from './bundle.js';
 
 export interface OrderWorkerOptions {
   config: Pick<AppConfig, 'temporal'>;
   connection: NativeConnection;
-  pool: Pool;
+  store: Store;
   redis: Redis;
   /** A bundle built by buildWorkflowBundle; without it the worker bundles src/workflows itself (dev, tests). */
   workflowBundlePath?: string;
@@ -22,7 +22,7 @@ export interface OrderWorkerOptions {
 }
 
 export async function createOrderWorker(options: OrderWorkerOptions): Promise<Worker> {
-  const real = createActivities({ pool: options.pool, inventory: new RedisInventory(options.redis) });
+  const real = createActivities({ store: options.store, inventory: new RedisInventory(options.redis) });
   const activities = options.wrapActivities ? { ...real, ...options.wrapActivities(real) } : real;
   return Worker.create({
     connection: options.connection,

@@ -1,7 +1,8 @@
 /**
- * The OrderWorkflow's public surface: its input, state, signals and query. Defined once here and
- * shared by the workflow, the API and the tests. Deterministic-safe: only type imports and
- * @temporalio/workflow's define* helpers.
+ * The order's contract: the OrderWorkflow's type name, id, input, state, signals, query, search
+ * attributes and the cancel rule. Defined once here and shared by the workflow, the order client
+ * (src/orders), the API and the tests. Deterministic-safe: only type imports, pure functions and
+ * @temporalio/workflow's define* helpers. States and rules are described in docs/contract.md.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
@@ -65,7 +66,19 @@ export const paymentReceivedSignal = defineSignal<[PaymentReceived]>('paymentRec
 export const cancelOrderSignal = defineSignal<[]>('cancelOrder');
 export const statusQuery = defineQuery<OrderState>('status');
 
+/** The workflow type, as registered by the worker (the exported function's name). */
 export const ORDER_WORKFLOW_TYPE = 'OrderWorkflow';
+
+/** States in which the order is still open (its workflow decides what happens next). */
+export const OPEN_STATUSES: readonly OrderStatus[] = ['PENDING', 'AWAITING_PAYMENT'];
+
+/**
+ * The cancel rule, in one place: an order can be cancelled by its shopper while it is open and no
+ * payment has been accepted for it.
+ */
+export function isCancellable(state: Pick<OrderState, 'status' | 'payments'>): boolean {
+  return OPEN_STATUSES.includes(state.status) && !state.payments.some((p) => p.outcome === 'APPLIED');
+}
 
 /** One workflow per order: the id is derived from the order number, so it can never run twice. */
 export function orderWorkflowId(orderNo: string): string {

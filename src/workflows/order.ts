@@ -1,5 +1,5 @@
 /**
- * OrderWorkflow: one durable process per order (PRODUCT.md §1).
+ * OrderWorkflow: one durable process per order (docs/contract.md).
  *
  *   persistOrder ──fails for good──▶ recordOrderFailure + releaseReservation ─▶ FAILED
  *        │ ok
@@ -29,11 +29,10 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Duration } from '@temporalio/common';
-import { msToNumber } from '@temporalio/common/lib/time.js';
 import type { Activities } from '../activities/index.js';
 import {
   cancelOrderSignal,
+  isCancellable,
   ORDER_STATUS_SEARCH_ATTRIBUTE,
   paymentReceivedSignal,
   statusQuery,
@@ -43,6 +42,7 @@ import {
   type PaymentReceived,
   type RefundReason,
 } from './definitions.js';
+import { durationToMs } from './duration.js';
 
 /**
  * persistOrder runs as a local activity: in the worker, inside the workflow task that starts the
@@ -77,7 +77,7 @@ const { markPaid, cancelOrder, recordOrderFailure, recordRefundRequired, release
 
 export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   // The deadline runs from the reservation, so a slow start never gives the shopper extra time.
-  const paymentDeadline = new Date(Date.parse(input.createdAt) + msToNumber(input.paymentWindow as Duration)).toISOString();
+  const paymentDeadline = new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString();
   const state: OrderState = {
     orderNo: input.orderNo,
     sku: input.sku,
@@ -112,7 +112,7 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   });
 
   setHandler(cancelOrderSignal, () => {
-    if (!decided && !acceptedPayment) cancelRequested = true;
+    if (!decided && isCancellable(state)) cancelRequested = true;
   });
 
   const setStatus = (status: OrderState['status']) => {

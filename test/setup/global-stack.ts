@@ -8,14 +8,14 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { loadConfig } from '../../src/config/index.js';
 import { migrate } from '../../src/db/migrate.js';
-import { createMysqlPool } from '../../src/infra/mysql.js';
+import { createMysqlPool } from '../../src/db/pool.js';
 import { startStack, type RunningStack } from '../../src/stack/index.js';
 import { loadToolPaths } from '../../src/stack/services.js';
 import { buildWorkflowBundle } from '../../src/workers/bundle.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    /** Environment (PRODUCT.md §4 variables) pointing at the test stack. */
+    /** Environment (the variables of the README's configuration table) pointing at the test stack. */
     stackEnv: Record<string, string>;
     /** Root of the throw-away data directories; tests may start extra servers beneath it. */
     stackDataDir: string;

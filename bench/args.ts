@@ -1,0 +1,62 @@
+/**
+ * The benchmark's command line: `npm run bench [-- --quick] [--requests N --users N --connections N
+ * --stock N --limit N] [--variants ours,ceiling,sync,queue] [--out DIR] [--profile DIR]`.
+ */
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+export const VARIANTS = ['ours', 'ceiling', 'sync', 'queue'] as const;
+export type Variant = (typeof VARIANTS)[number];
+
+export interface BenchSettings {
+  requests: number;
+  users: number;
+  connections: number;
+  stock: number;
+  perUserLimit: number;
+  warmupRequests: number;
+  quick: boolean;
+}
+
+export interface BenchArgs {
+  settings: BenchSettings;
+  variants: Variant[];
+  outDir: string;
+  /** Writes a V8 CPU profile of every server process into this folder (open in Chrome DevTools). */
+  profileDir?: string;
+}
+
+export function parseBenchArgs(argv: string[], root: string): BenchArgs {
+  const { values: args } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      requests: { type: 'string' },
+      users: { type: 'string' },
+      connections: { type: 'string' },
+      stock: { type: 'string' },
+      limit: { type: 'string' },
+      variants: { type: 'string' },
+      profile: { type: 'string' },
+      out: { type: 'string' },
+    },
+  });
+  const quick = args.quick ?? false;
+  const settings: BenchSettings = {
+    requests: Number(args.requests ?? (quick ? 2_000 : 50_000)),
+    users: Number(args.users ?? (quick ? 800 : 20_000)),
+    connections: Number(args.connections ?? (quick ? 32 : 256)),
+    stock: Number(args.stock ?? (quick ? 100 : 1_000)),
+    perUserLimit: Number(args.limit ?? 1),
+    warmupRequests: quick ? 300 : 3_000,
+    quick,
+  };
+  const variants = (args.variants?.split(',') ?? [...VARIANTS]) as Variant[];
+  for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`unknown variant ${v}; choose from ${VARIANTS.join(', ')}`);
+  return {
+    settings,
+    variants,
+    outDir: resolve(args.out ?? join(root, 'bench', 'results')),
+    ...(args.profile ? { profileDir: resolve(args.profile) } : {}),
+  };
+}

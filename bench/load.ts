@@ -1,0 +1,134 @@
+/**
+ * One burst of checkouts over HTTP with autocannon: `requests` checkouts over `connections`,
+ * shoppers round-robin, latencies split by answer (won, sold out) and summarised.
+ */
+import autocannon from 'autocannon';
+import type { InvariantReport } from '../src/invariants/check.js';
+import { pct, sorted } from './stats.js';
+
+export interface Latencies {
+  win: number[];
+  soldOut: number[];
+  all: number[];
+}
+
+export interface VariantResult {
+  rps: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  winP50Ms: number | null;
+  winP99Ms: number | null;
+  winMaxMs: number | null;
+  soldOutP50Ms: number | null;
+  soldOutP99Ms: number | null;
+  soldOutMaxMs: number | null;
+  requests: number;
+  seconds: number;
+  won: number;
+  soldOut: number;
+  limitExceeded: number;
+  errors: number;
+  drain?: { orders: number; seconds: number; totalSeconds: number; ordersPerSecond: number };
+  invariants?: InvariantReport;
+}
+
+export interface Shot {
+  latencies: Latencies;
+  statuses: Map<string, number>;
+  accepted: string[];
+  seconds: number;
+  firstWinAt: number;
+  lastWinAt: number;
+  errors: number;
+}
+
+/** One burst with autocannon: `requests` checkouts over `connections`, shoppers round-robin. */
+export async function burst(url: string, sku: string, tokens: string[], requests: number, connections: number, showProgress: boolean, say: (line: string) => void): Promise<Shot> {
+  const latencies: Latencies = { win: [], soldOut: [], all: [] };
+  const statuses = new Map<string, number>();
+  const accepted: string[] = [];
+  let next = Math.floor(Math.random() * tokens.length);
+  let firstWinAt = 0;
+  let lastWinAt = 0;
+  const started = Date.now();
+  let finish!: (result: autocannon.Result) => void;
+  let fail!: (err: unknown) => void;
+  const done = new Promise<autocannon.Result>((resolve, reject) => ((finish = resolve), (fail = reject)));
+  const instance = autocannon({
+    url: `${url}/api/checkout`,
+    method: 'POST',
+    connections,
+    amount: requests,
+    timeout: 30,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sku, quantity: 1 }),
+    requests: [
+      {
+        setupRequest: (request) => {
+          request.headers = { ...request.headers, authorization: `Bearer ${tokens[next++ % tokens.length]}` };
+          return request;
+        },
+        onResponse: (status, body) => {
+          if (status === 202) accepted.push((JSON.parse(body) as { orderNo: string }).orderNo);
+          else if (status === 409) {
+            const code = (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? '409';
+            statuses.set(code, (statuses.get(code) ?? 0) + 1);
+          }
+        },
+      },
+    ],
+  }, (err, result) => (err ? fail(err) : finish(result)));
+  instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
+    latencies.all.push(responseTime);
+    if (statusCode === 202) {
+      latencies.win.push(responseTime);
+      lastWinAt = Date.now();
+      if (!firstWinAt) firstWinAt = lastWinAt;
+    } else if (statusCode === 409) latencies.soldOut.push(responseTime);
+    statuses.set(String(statusCode), (statuses.get(String(statusCode)) ?? 0) + 1);
+  });
+  let lastTenth = 0;
+  if (showProgress && process.stderr.isTTY) {
+    autocannon.track(instance, { renderProgressBar: true, renderResultsTable: false, renderLatencyTable: false });
+  } else if (showProgress) {
+    instance.on('response', () => {
+      const tenth = Math.floor((latencies.all.length / requests) * 10);
+      if (tenth > lastTenth) {
+        lastTenth = tenth;
+        say(`  ${tenth * 10}% of ${requests} requests`);
+      }
+    });
+  }
+  const result = await done;
+  const seconds = (Date.now() - started) / 1000;
+  const errors = result.errors + result.timeouts + [...statuses.entries()].filter(([s]) => /^5\d\d$/.test(s)).reduce((n, [, c]) => n + c, 0);
+  return { latencies, statuses, accepted, seconds, firstWinAt, lastWinAt, errors };
+}
+
+export function summarise(shot: Shot): VariantResult {
+  const all = sorted(shot.latencies.all);
+  const win = sorted(shot.latencies.win);
+  const soldOut = sorted(shot.latencies.soldOut);
+  return {
+    rps: shot.latencies.all.length / shot.seconds,
+    p50Ms: pct(all, 50) ?? 0,
+    p90Ms: pct(all, 90) ?? 0,
+    p99Ms: pct(all, 99) ?? 0,
+    maxMs: all[all.length - 1] ?? 0,
+    winP50Ms: pct(win, 50),
+    winP99Ms: pct(win, 99),
+    winMaxMs: win[win.length - 1] ?? null,
+    soldOutP50Ms: pct(soldOut, 50),
+    soldOutP99Ms: pct(soldOut, 99),
+    soldOutMaxMs: soldOut[soldOut.length - 1] ?? null,
+    requests: shot.latencies.all.length,
+    seconds: shot.seconds,
+    won: shot.accepted.length,
+    soldOut: shot.statuses.get('SOLD_OUT') ?? 0,
+    limitExceeded: shot.statuses.get('PURCHASE_LIMIT_EXCEEDED') ?? 0,
+    errors: shot.errors,
+  };
+}
+

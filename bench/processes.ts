@@ -1,0 +1,62 @@
+/**
+ * The server processes of each variant, started from the repository's own entry points with the
+ * app's environment: the API and worker for ours, bench/server.ts for the baselines.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../src/stack/process.js';
+import { buildWorkflowBundle } from '../src/workers/bundle.js';
+import type { Variant } from './args.js';
+
+export interface VariantServers {
+  url: string;
+  processes: ManagedProcess[];
+}
+
+export async function startVariant(
+  variant: Variant,
+  options: { root: string; workDir: string; env: Record<string, string | undefined>; profileDir?: string },
+): Promise<VariantServers> {
+  const { root, workDir, env, profileDir } = options;
+  const tsx = join(root, 'node_modules', '.bin', 'tsx');
+  const port = await freePort();
+  const started: ManagedProcess[] = [];
+  const launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string> = {}) => {
+    const [command, commandArgs] = profileDir
+      ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', join(root, script), ...extraArgs]]
+      : [tsx, [join(root, script), ...extraArgs]];
+    const proc = spawnLogged(name, command, commandArgs, {
+      logFile: join(workDir, `${name}.log`),
+      cwd: root,
+      env: { ...env, PORT: String(port), ...extraEnv } as NodeJS.ProcessEnv,
+    });
+    started.push(proc);
+    return proc;
+  };
+  const url = `http://127.0.0.1:${port}`;
+  const answers = async (path: string, okOnly: boolean) => {
+    const response = await fetch(`${url}${path}`);
+    return okOnly ? response.ok : true;
+  };
+  try {
+    if (variant === 'ours') {
+      const bundle = join(workDir, 'workflow-bundle.js');
+      await buildWorkflowBundle(bundle);
+      const worker = launch('worker', 'src/workers/main.ts', [], { WORKFLOW_BUNDLE_PATH: bundle });
+      await waitUntilReady(worker, async () => readFileSync(worker.logFile, 'utf8').includes("state: 'RUNNING'"), 60_000);
+      const api = launch('api', 'src/api/main.ts', []);
+      await waitUntilReady(api, () => answers('/healthz', true), 60_000);
+    } else {
+      const server = launch(`bench-${variant}`, 'bench/server.ts', [variant]);
+      await waitUntilReady(server, () => answers('/', false), 60_000);
+      if (variant === 'queue') {
+        const consumer = launch('bench-queue-consumer', 'bench/server.ts', ['queue-consumer']);
+        await waitUntilReady(consumer, async () => readFileSync(consumer.logFile, 'utf8').includes('consuming'), 60_000);
+      }
+    }
+  } catch (err) {
+    for (const proc of started) await proc.stop();
+    throw err;
+  }
+  return { url, processes: started };
+}

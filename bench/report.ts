@@ -1,0 +1,153 @@
+/** The benchmark's results: the JSON report, its Markdown table and an SVG chart, written to the output folder. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { INVARIANTS, type Invariant } from '../src/invariants/check.js';
+import type { BenchSettings, Variant } from './args.js';
+import type { VariantResult } from './load.js';
+import { fmt, round } from './stats.js';
+
+export interface WorkflowStartLatency {
+  p50Ms: number;
+  p99Ms: number;
+  count: number;
+}
+
+export function buildReport(
+  settings: BenchSettings,
+  results: Partial<Record<Variant, VariantResult>>,
+  workflowStart: WorkflowStartLatency | undefined,
+  elapsedMs: number,
+) {
+  const ratio = (a?: VariantResult, b?: VariantResult) => (a && b && b.rps > 0 ? round(a.rps / b.rps, 2) : null);
+  const checked = Object.values(results).flatMap((r) => (r?.invariants ? [r.invariants] : []));
+  const all = (key: Invariant) => checked.every((report) => report.checks[key]);
+  const ours = results.ours;
+  return {
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memoryGiB: round(totalmem() / 2 ** 30, 1),
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+    },
+    date: new Date().toISOString(),
+    config: settings,
+    variants: Object.fromEntries(
+      Object.entries(results).map(([name, r]) => [
+        name,
+        {
+          rps: round(r.rps, 0),
+          p50Ms: round(r.p50Ms),
+          p90Ms: round(r.p90Ms),
+          p99Ms: round(r.p99Ms),
+          maxMs: round(r.maxMs),
+          winP50Ms: round(r.winP50Ms),
+          winP99Ms: round(r.winP99Ms),
+          winMaxMs: round(r.winMaxMs),
+          soldOutP50Ms: round(r.soldOutP50Ms),
+          soldOutP99Ms: round(r.soldOutP99Ms),
+          soldOutMaxMs: round(r.soldOutMaxMs),
+          requests: r.requests,
+          seconds: round(r.seconds, 2),
+          won: r.won,
+          soldOut: r.soldOut,
+          limitExceeded: r.limitExceeded,
+          errors: r.errors,
+          ...(r.drain ? { drain: { ...r.drain, seconds: round(r.drain.seconds, 3), totalSeconds: round(r.drain.totalSeconds, 3), ordersPerSecond: round(r.drain.ordersPerSecond, 0) } } : {}),
+          ...(r.invariants ? { invariants: { ...r.invariants.checks, figures: r.invariants.figures } } : {}),
+        },
+      ]),
+    ),
+    drain: ours?.drain
+      ? {
+          orders: ours.drain.orders,
+          seconds: round(ours.drain.seconds, 3),
+          totalSeconds: round(ours.drain.totalSeconds, 3),
+          ordersPerSecond: round(ours.drain.ordersPerSecond, 0),
+          workflowStartP50Ms: round(workflowStart?.p50Ms ?? null),
+          workflowStartP99Ms: round(workflowStart?.p99Ms ?? null),
+        }
+      : null,
+    ratios: { oursVsCeiling: ratio(ours, results.ceiling), oursVsSync: ratio(ours, results.sync), oursVsQueue: ratio(ours, results.queue) },
+    invariants: Object.fromEntries(INVARIANTS.map((name) => [name, all(name)])) as Record<Invariant, boolean>,
+    elapsedSeconds: round(elapsedMs / 1000, 1),
+  };
+}
+
+export type Report = ReturnType<typeof buildReport>;
+
+/** Writes latest.{json,md,svg} and a dated copy of the JSON into `outDir`; returns the Markdown. */
+export function writeReport(report: Report, outDir: string): string {
+  mkdirSync(outDir, { recursive: true });
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  writeFileSync(join(outDir, 'latest.json'), json);
+  writeFileSync(join(outDir, `${report.date.slice(0, 19).replace(/[:T]/g, '-')}${report.config.quick ? '-quick' : ''}.json`), json);
+  const md = markdown(report);
+  writeFileSync(join(outDir, 'latest.md'), md);
+  writeFileSync(join(outDir, 'latest.svg'), chart(report));
+  return md;
+}
+
+function markdown(report: Report): string {
+  const rows = Object.entries(report.variants).map(([name, v]) => {
+    const inv = v.invariants ? INVARIANTS.every((k) => v.invariants?.[k]) : null;
+    const drain = v.drain ? `${fmt(v.drain.seconds, 2)} s (${fmt(v.drain.ordersPerSecond, 0)}/s)` : '—';
+    return `| ${name} | ${fmt(v.rps, 0)} | ${fmt(v.p50Ms)} | ${fmt(v.p99Ms)} | ${fmt(v.winP99Ms)} | ${fmt(v.soldOutP99Ms)} | ${v.won} | ${v.errors} | ${drain} | ${inv === null ? '—' : inv ? 'ok' : '**VIOLATED**'} |`;
+  });
+  const r = report.ratios;
+  const c = report.config;
+  return [
+    `Burst: ${c.requests} checkouts from ${c.users} shoppers over ${c.connections} connections; stock ${c.stock}, limit ${c.perUserLimit}${c.quick ? ' (quick)' : ''}.`,
+    `Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGiB} GiB, Node ${report.machine.node}; ${report.date}.`,
+    '',
+    '| variant | req/s | p50 ms | p99 ms | win p99 ms | sold-out p99 ms | won | errors | all won orders in MySQL after last win | invariants |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    ...rows,
+    '',
+    `Ratios (throughput): ours/ceiling ${fmt(r.oursVsCeiling, 2)}, ours/sync ${fmt(r.oursVsSync, 2)}, ours/queue ${fmt(r.oursVsQueue, 2)}.` +
+      (report.drain ? ` Workflow start after reservation: p50 ${fmt(report.drain.workflowStartP50Ms)} ms, p99 ${fmt(report.drain.workflowStartP99Ms)} ms.` : ''),
+    '',
+  ].join('\n');
+}
+
+/** Two bar charts side by side, throughput and p99 per variant, as a self-contained SVG. */
+function chart(report: Report): string {
+  const variants = Object.entries(report.variants);
+  const panels = [
+    { title: 'requests / s (higher is better)', value: (v: Report['variants'][string]) => v.rps, digits: 0 },
+    { title: 'p99 latency, ms (lower is better)', value: (v: Report['variants'][string]) => v.p99Ms, digits: 1 },
+  ];
+  const width = 360;
+  const barHeight = 26;
+  const top = 48;
+  const height = top + variants.length * (barHeight + 10) + 30;
+  const colour: Record<string, string> = { ours: '#2563eb', ceiling: '#9ca3af', sync: '#dc2626', queue: '#d97706' };
+  const escape = (text: string) => text.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? c);
+  const body = panels.map((panel, i) => {
+    const x0 = i * (width + 40) + 70;
+    const max = Math.max(...variants.map(([, v]) => panel.value(v)), 1);
+    const bars = variants.map(([name, v], j) => {
+      const value = panel.value(v);
+      const y = top + j * (barHeight + 10);
+      const w = Math.max(1, (value / max) * (width - 80));
+      return [
+        `<text x="${x0 - 8}" y="${y + barHeight / 2 + 5}" text-anchor="end">${escape(name)}</text>`,
+        `<rect x="${x0}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colour[name] ?? '#6b7280'}"/>`,
+        `<text x="${(x0 + w + 6).toFixed(1)}" y="${y + barHeight / 2 + 5}">${fmt(value, panel.digits)}</text>`,
+      ].join('');
+    });
+    return `<text x="${x0}" y="30" font-weight="bold">${escape(panel.title)}</text>${bars.join('')}`;
+  });
+  const c = report.config;
+  const caption = `${c.requests} checkouts, ${c.users} shoppers, ${c.connections} connections, stock ${c.stock}; ${report.machine.cpus} cores; ${report.date.slice(0, 16)}`;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * (width + 40) + 40}" height="${height}" font-family="sans-serif" font-size="13">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    ...body,
+    `<text x="70" y="${height - 10}" fill="#6b7280">${escape(caption)}</text>`,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+

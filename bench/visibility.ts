@@ -1,0 +1,32 @@
+/** Workflow start latency from Temporal's visibility store: reservation to workflow start, per order. */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection } from '@temporalio/client';
+import type { AppConfig } from '../src/config/index.js';
+import type { Store } from '../src/db/store.js';
+import { orderWorkflowId } from '../src/workflows/definitions.js';
+import { pct, sorted } from './stats.js';
+
+/** Reservation (orders.created_at) to workflow start (Temporal's startTime), per order. */
+export async function workflowStartLatency(config: Pick<AppConfig, 'temporal'>, store: Store, sku: string, expected: number) {
+  const connection = await Connection.connect({ address: config.temporal.address });
+  try {
+    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const createdAt = new Map([...(await store.orderCreationTimes(sku))].map(([orderNo, at]) => [orderWorkflowId(orderNo), at.getTime()]));
+    let starts: number[] = [];
+    // Visibility is eventually consistent: list until every workflow shows up (or 20 s pass).
+    for (let attempt = 0; attempt < 100; attempt++) {
+      starts = [];
+      for await (const wf of client.workflow.list({ query: `OrderSku = '${sku}'` })) {
+        const created = createdAt.get(wf.workflowId);
+        starts.push(created === undefined ? NaN : wf.startTime.getTime() - created);
+      }
+      if (starts.length >= expected) break;
+      await sleep(200);
+    }
+    const valid = sorted(starts.filter((n) => Number.isFinite(n)));
+    return { p50Ms: pct(valid, 50) ?? 0, p99Ms: pct(valid, 99) ?? 0, count: starts.length };
+  } finally {
+    await connection.close();
+  }
+}
+

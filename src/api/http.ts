@@ -1,0 +1,59 @@
+/**
+ * The Koa shell every HTTP server of the project runs behind: the error shape, JSON-only bodies of
+ * at most 16 KB (the raw body kept for webhook signatures), then the routers. Shared with the
+ * benchmark's baselines so that they pay exactly the same HTTP costs as the API.
+ */
+import { bodyParser } from '@koa/bodyparser';
+import type Router from '@koa/router';
+import Koa, { type Context } from 'koa';
+import type { Logger } from '../infra/logger.js';
+import { ApiError, errorMiddleware } from './errors.js';
+
+const BODY_LIMIT = '16kb';
+
+export function createKoaApp(routers: Router[], logger: Logger): Koa {
+  const app = new Koa();
+  app.proxy = false;
+  app.use(errorMiddleware(logger));
+  app.use(requireJsonBodies);
+  app.use(
+    bodyParser({
+      enableTypes: ['json'],
+      jsonLimit: BODY_LIMIT,
+      encoding: 'utf-8',
+      // JSON only: a body must be an object or array; "strict" refuses bare strings and numbers.
+      jsonStrict: true,
+      onError: (err) => {
+        throw err;
+      },
+    }),
+  );
+  for (const router of routers) {
+    app.use(router.routes());
+    app.use(router.allowedMethods());
+  }
+  return app;
+}
+
+/** POST bodies must be JSON; anything else is refused before it is read. */
+async function requireJsonBodies(ctx: Context, next: () => Promise<unknown>): Promise<void> {
+  const hasBody = Number(ctx.get('content-length') || 0) > 0 || Boolean(ctx.get('transfer-encoding'));
+  if (ctx.method === 'POST' && hasBody && !ctx.is('application/json')) {
+    throw new ApiError(400, 'INVALID_REQUEST', 'send JSON with Content-Type: application/json');
+  }
+  await next();
+}
+
+/** The parsed JSON body; 400 when there is none. */
+export function jsonBody(ctx: Context): unknown {
+  const body: unknown = (ctx.request as { body?: unknown }).body;
+  if (body === undefined || (typeof body === 'object' && body !== null && Object.keys(body).length === 0 && !ctx.get('content-length'))) {
+    throw new ApiError(400, 'INVALID_REQUEST', 'a JSON body is required');
+  }
+  return body;
+}
+
+/** The body exactly as it arrived, for signature checks over the raw bytes. */
+export function rawBody(ctx: Context): string {
+  return (ctx.request as { rawBody?: string }).rawBody ?? '';
+}

@@ -1,0 +1,35 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Router from '@koa/router';
+import type { OrderClient } from '../../orders/order-client.js';
+import type { ShopperAuth } from '../auth.js';
+import { ApiError } from '../errors.js';
+import { jsonBody } from '../http.js';
+import { findOwnOrder } from '../order-access.js';
+import type { PaymentWebhook } from '../payments.js';
+import { simulatePaymentSchema } from '../schemas.js';
+
+const DEMO_PAGE = join(dirname(fileURLToPath(import.meta.url)), '..', 'public', 'index.html');
+
+/**
+ * The demo page at / and its helper POST /api/dev/simulate-payment, which pays the shopper's own
+ * order through the webhook service as the provider would (only with AUTH_DEV_LOGIN=true).
+ */
+export function devRoutes(deps: { auth: ShopperAuth; orders: OrderClient; webhook: PaymentWebhook; enabled: boolean }): Router {
+  const router = new Router();
+  router.post('/api/dev/simulate-payment', async (ctx) => {
+    if (!deps.enabled) throw new ApiError(404, 'NOT_FOUND', 'dev helpers are disabled (AUTH_DEV_LOGIN=false)');
+    const userId = await deps.auth.authenticate(ctx);
+    const { orderNo } = simulatePaymentSchema.parse(jsonBody(ctx));
+    const order = await findOwnOrder(deps.orders, orderNo, userId);
+    const outcome = await deps.webhook.handle({ eventId: `evt_demo_${orderNo}_${Date.now()}`, orderNo, amountCents: order.view.totalCents });
+    ctx.body = { received: true, outcome };
+  });
+
+  router.get('/', (ctx) => {
+    ctx.type = 'html';
+    ctx.body = readFileSync(DEMO_PAGE);
+  });
+  return router;
+}

@@ -1,0 +1,43 @@
+import Router from '@koa/router';
+import { OrderNotCancellableError, type OrderClient } from '../../orders/order-client.js';
+import type { ShopperAuth } from '../auth.js';
+import type { CheckoutService } from '../checkout.js';
+import { ApiError } from '../errors.js';
+import { jsonBody } from '../http.js';
+import { findOwnOrder } from '../order-access.js';
+import { checkoutSchema, idempotencyKeySchema } from '../schemas.js';
+
+/** The shopper's routes: POST /api/checkout, GET /api/orders/:orderNo, POST /api/orders/:orderNo/cancel. */
+export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService; orders: OrderClient }): Router {
+  const { auth, checkout, orders } = deps;
+  const router = new Router();
+
+  router.post('/api/checkout', async (ctx) => {
+    const userId = await auth.authenticate(ctx);
+    const request = checkoutSchema.parse(jsonBody(ctx));
+    const idempotencyKey = idempotencyKeySchema.parse(ctx.get('idempotency-key') || undefined);
+    const { orderNo, status } = await checkout.checkout({ userId, ...request, idempotencyKey });
+    ctx.status = 202;
+    ctx.set('Location', `/api/orders/${orderNo}`);
+    ctx.body = { orderNo, status, statusUrl: `/api/orders/${orderNo}` };
+  });
+
+  router.get('/api/orders/:orderNo', async (ctx) => {
+    const userId = await auth.authenticate(ctx);
+    ctx.body = (await findOwnOrder(orders, ctx.params.orderNo ?? '', userId)).view;
+  });
+
+  router.post('/api/orders/:orderNo/cancel', async (ctx) => {
+    const userId = await auth.authenticate(ctx);
+    const order = await findOwnOrder(orders, ctx.params.orderNo ?? '', userId);
+    try {
+      await orders.cancel(order);
+    } catch (err) {
+      if (err instanceof OrderNotCancellableError) throw new ApiError(409, 'NOT_CANCELLABLE', err.message);
+      throw err;
+    }
+    ctx.status = 202;
+    ctx.body = { orderNo: order.view.orderNo, status: order.view.status, cancelRequested: true };
+  });
+  return router;
+}

@@ -1,0 +1,16 @@
+import Router from '@koa/router';
+import { jsonBody, rawBody } from '../http.js';
+import type { PaymentWebhook } from '../payments.js';
+import { paymentWebhookSchema } from '../schemas.js';
+
+/** POST /api/payments/webhook: the provider's signed payment events. */
+export function paymentRoutes(deps: { webhook: PaymentWebhook }): Router {
+  const router = new Router();
+  router.post('/api/payments/webhook', async (ctx) => {
+    deps.webhook.verify(rawBody(ctx), ctx.get('payment-signature') || undefined);
+    const event = paymentWebhookSchema.parse(jsonBody(ctx));
+    const outcome = await deps.webhook.handle(event);
+    ctx.body = { received: true, outcome };
+  });
+  return router;
+}

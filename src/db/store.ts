@@ -1,0 +1,411 @@
+/**
+ * The store: every SQL statement of the service (sales, orders, payments, health, reports) and the
+ * one transaction helper. Activities, the API, the benchmark and the tests call it; nothing else
+ * under src/ speaks SQL (the migrator and the database provisioning in this folder aside).
+ *
+ * Business outcomes (an order that is already there, a sale MySQL lacks stock for) are returned as
+ * values; only infrastructure failures (connection refused, lock wait timeout, deadlock) are thrown,
+ * so the caller decides what is retryable.
+ */
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { CancelReason, OrderStatus, PaymentOutcome, RefundReason } from '../workflows/definitions.js';
+
+/** The statuses a stored order can have: PENDING orders exist only in their workflow. */
+export type StoredOrderStatus = Exclude<OrderStatus, 'PENDING'>;
+export type StoredPaymentOutcome = 'RECEIVED' | PaymentOutcome;
+
+export interface SaleRecord {
+  sku: string;
+  name: string;
+  priceCents: number;
+  stock: number;
+  perUserLimit: number;
+  startsAt: Date | null;
+  endsAt: Date | null;
+}
+
+export interface SaleRow extends SaleRecord {
+  /** MySQL's own count of units not held by an AWAITING_PAYMENT or PAID order. */
+  available: number;
+  createdAt: Date;
+}
+
+export interface OrderRow {
+  orderNo: string;
+  sku: string;
+  userId: string;
+  quantity: number;
+  unitPriceCents: number;
+  totalCents: number;
+  status: StoredOrderStatus;
+  cancelReason: CancelReason | null;
+  failureReason: string | null;
+  idempotencyKey: string | null;
+  paymentDeadline: Date;
+  createdAt: Date;
+  paidAt: Date | null;
+  cancelledAt: Date | null;
+}
+
+/** What is needed to write an order row. */
+export interface NewOrder {
+  orderNo: string;
+  sku: string;
+  userId: string;
+  quantity: number;
+  unitPriceCents: number;
+  idempotencyKey?: string;
+  paymentDeadline: Date;
+  createdAt: Date;
+}
+
+export type InsertOrderResult =
+  | { outcome: 'INSERTED' | 'ALREADY_PERSISTED' }
+  | { outcome: 'SALE_NOT_FOUND' }
+  | { outcome: 'OUT_OF_STOCK'; available: number }
+  /** A row with this order number exists for another SKU or user. */
+  | { outcome: 'CONFLICT' };
+
+export type RecordPaymentResult = { outcome: 'NEW' } | { outcome: 'SEEN'; orderNo: string; paymentOutcome: StoredPaymentOutcome };
+
+export interface PaymentRow {
+  eventId: string;
+  orderNo: string;
+  amountCents: number;
+  outcome: StoredPaymentOutcome;
+  refundReason: string | null;
+}
+
+/** A sale's figures in MySQL, for invariant checks and reports. */
+export interface SaleStockFigures {
+  stock: number;
+  available: number;
+  /** Units (sum of quantities) of the SKU's orders by stored status. */
+  units: Record<StoredOrderStatus, number>;
+  /** Units held (AWAITING_PAYMENT + PAID) by the user who holds the most. */
+  maxHeldByOneUser: number;
+  /** Users holding at least one unit (AWAITING_PAYMENT or PAID). */
+  usersHolding: number;
+}
+
+const STORED_STATUSES: readonly StoredOrderStatus[] = ['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'];
+
+/** Runs `work` in one transaction on one pooled connection: committed if it resolves, rolled back if it throws. */
+export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+  const conn = await pool.getConnection();
+  try {
+    await conn.beginTransaction();
+    const result = await work(conn);
+    await conn.commit();
+    return result;
+  } catch (err) {
+    await conn.rollback().catch(() => {});
+    throw err;
+  } finally {
+    conn.release();
+  }
+}
+
+const isDuplicateKey = (err: unknown) => (err as { code?: string }).code === 'ER_DUP_ENTRY';
+
+export class Store {
+  constructor(readonly pool: Pool) {}
+
+  /** A round trip, for health checks. */
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  // ---- sales ----------------------------------------------------------------------------------
+
+  /**
+   * Inserts the sale and, inside the same transaction, runs `alsoElsewhere` (the Redis definition):
+   * the transaction commits only if that returns true, so the sale exists in both places or in
+   * neither. Returns false when a sale for the SKU already exists (here or there).
+   */
+  async createSale(sale: SaleRecord, alsoElsewhere: () => Promise<boolean>): Promise<boolean> {
+    try {
+      return await inTransaction(this.pool, async (conn) => {
+        await conn.query(
+          `INSERT INTO sales (sku, name, price_cents, stock, available, per_user_limit, starts_at, ends_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          [sale.sku, sale.name, sale.priceCents, sale.stock, sale.stock, sale.perUserLimit, sale.startsAt, sale.endsAt],
+        );
+        if (!(await alsoElsewhere())) throw new SaleExistsElsewhere();
+        return true;
+      });
+    } catch (err) {
+      if (isDuplicateKey(err) || err instanceof SaleExistsElsewhere) return false;
+      throw err;
+    }
+  }
+
+  async getSale(sku: string): Promise<SaleRow | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT sku, name, price_cents, stock, available, per_user_limit, starts_at, ends_at, created_at FROM sales WHERE sku = ?',
+      [sku],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      sku: String(row.sku),
+      name: String(row.name),
+      priceCents: Number(row.price_cents),
+      stock: Number(row.stock),
+      available: Number(row.available),
+      perUserLimit: Number(row.per_user_limit),
+      startsAt: (row.starts_at as Date | null) ?? null,
+      endsAt: (row.ends_at as Date | null) ?? null,
+      createdAt: row.created_at as Date,
+    };
+  }
+
+  /** Test and operator helper: removes a sale row (orders keep their SKU). */
+  async deleteSale(sku: string): Promise<void> {
+    await this.pool.query('DELETE FROM sales WHERE sku = ?', [sku]);
+  }
+
+  // ---- orders ---------------------------------------------------------------------------------
+
+  async getOrder(orderNo: string): Promise<OrderRow | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM orders WHERE order_no = ?', [orderNo]);
+    return rows[0] ? toOrderRow(rows[0]) : null;
+  }
+
+  /**
+   * Inserts the order as AWAITING_PAYMENT and takes its units from MySQL's available stock, in one
+   * transaction. Idempotent on the order number: a retry after a lost commit finds the row and
+   * answers ALREADY_PERSISTED without taking stock twice.
+   */
+  async insertAwaitingOrder(order: NewOrder): Promise<InsertOrderResult> {
+    // A plain read (no locking read: a gap lock here deadlocks concurrent inserts) finds the row
+    // a previous attempt committed before its answer got lost.
+    const existing = await this.existingOrderMatches(order);
+    if (existing) return existing;
+    try {
+      return await inTransaction(this.pool, async (conn): Promise<InsertOrderResult> => {
+        // Every insert of a SKU takes its sales row first, so they queue instead of deadlocking.
+        // The guard in WHERE (and the table's CHECK) makes MySQL refuse to sell what it lacks.
+        const [taken] = await conn.query<ResultSetHeader>('UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?', [
+          order.quantity,
+          order.sku,
+          order.quantity,
+        ]);
+        if (taken.affectedRows !== 1) {
+          const [sale] = await conn.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [order.sku]);
+          return sale[0] ? { outcome: 'OUT_OF_STOCK', available: Number(sale[0].available) } : { outcome: 'SALE_NOT_FOUND' };
+        }
+        await insertOrderRow(conn, order, 'AWAITING_PAYMENT', null);
+        return { outcome: 'INSERTED' };
+      });
+    } catch (err) {
+      // A concurrent attempt of the same insert won; the rollback gave our stock back.
+      if (isDuplicateKey(err)) {
+        const existingNow = await this.existingOrderMatches(order);
+        if (existingNow) return existingNow;
+      }
+      throw err;
+    }
+  }
+
+  private async existingOrderMatches(order: NewOrder): Promise<InsertOrderResult | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT sku, user_id FROM orders WHERE order_no = ?', [order.orderNo]);
+    const row = rows[0];
+    if (!row) return null;
+    return row.sku !== order.sku || row.user_id !== order.userId ? { outcome: 'CONFLICT' } : { outcome: 'ALREADY_PERSISTED' };
+  }
+
+  /** Writes the row of an order that could not be persisted, so no accepted checkout goes without a trace. */
+  async insertFailedOrder(order: NewOrder, reason: string): Promise<void> {
+    await insertOrderRow(this.pool, order, 'FAILED', reason.slice(0, 255), true);
+  }
+
+  /** AWAITING_PAYMENT → PAID, and the payment recorded as applied, in one transaction. */
+  async markPaid(payment: { orderNo: string; eventId: string; amountCents: number; paidAt: Date }): Promise<void> {
+    await inTransaction(this.pool, async (conn) => {
+      await conn.query(`UPDATE orders SET status = 'PAID', paid_at = ? WHERE order_no = ? AND status = 'AWAITING_PAYMENT'`, [
+        payment.paidAt,
+        payment.orderNo,
+      ]);
+      await conn.query(
+        `INSERT INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'APPLIED')
+         ON DUPLICATE KEY UPDATE outcome = 'APPLIED', refund_reason = NULL`,
+        [payment.eventId, payment.orderNo, payment.amountCents],
+      );
+    });
+  }
+
+  /** AWAITING_PAYMENT → CANCELLED and the units back to MySQL's available stock, once. */
+  async cancelOrder(cancel: { orderNo: string; reason: CancelReason; cancelledAt: Date }): Promise<void> {
+    await inTransaction(this.pool, async (conn) => {
+      const [rows] = await conn.query<RowDataPacket[]>('SELECT sku, quantity, status FROM orders WHERE order_no = ? FOR UPDATE', [cancel.orderNo]);
+      const order = rows[0];
+      if (!order || order.status !== 'AWAITING_PAYMENT') return; // already cancelled (a retry), or never persisted
+      await conn.query(`UPDATE orders SET status = 'CANCELLED', cancel_reason = ?, cancelled_at = ? WHERE order_no = ?`, [
+        cancel.reason,
+        cancel.cancelledAt,
+        cancel.orderNo,
+      ]);
+      await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [order.quantity, order.sku]);
+    });
+  }
+
+  /** How many of a SKU's orders are in `status`. */
+  async countOrders(sku: string, status: StoredOrderStatus): Promise<number> {
+    const [[row]] = await this.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM orders WHERE sku = ? AND status = ?', [sku, status]);
+    return Number(row?.n ?? 0);
+  }
+
+  /** Order number → creation time of every order of a SKU. */
+  async orderCreationTimes(sku: string): Promise<Map<string, Date>> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT order_no, created_at FROM orders WHERE sku = ?', [sku]);
+    return new Map(rows.map((r) => [String(r.order_no), r.created_at as Date]));
+  }
+
+  // ---- payments -------------------------------------------------------------------------------
+
+  /** Records a payment event as RECEIVED, once: the event id is the primary key. */
+  async recordPaymentReceived(event: { eventId: string; orderNo: string; amountCents: number }): Promise<RecordPaymentResult> {
+    const [inserted] = await this.pool.query<ResultSetHeader>(
+      `INSERT IGNORE INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'RECEIVED')`,
+      [event.eventId, event.orderNo, event.amountCents],
+    );
+    if (inserted.affectedRows === 1) return { outcome: 'NEW' };
+    const seen = await this.getPayment(event.eventId);
+    if (!seen) return this.recordPaymentReceived(event); // deleted in between: try again
+    return { outcome: 'SEEN', orderNo: seen.orderNo, paymentOutcome: seen.outcome };
+  }
+
+  /**
+   * Settles a payment still RECEIVED with the API's view of its outcome; one the workflow has
+   * already recorded is left as the workflow wrote it.
+   */
+  async settleReceivedPayment(eventId: string, outcome: PaymentOutcome): Promise<void> {
+    await this.pool.query(
+      `UPDATE payments SET outcome = ?, refund_reason = IF(? = 'REFUND_REQUIRED', COALESCE(refund_reason, 'ORDER_NOT_AWAITING_PAYMENT'), NULL)
+       WHERE event_id = ? AND outcome = 'RECEIVED'`,
+      [outcome, outcome, eventId],
+    );
+  }
+
+  /** A payment that must be given back: late, a second one, or the wrong amount. */
+  async recordRefundRequired(refund: { orderNo: string; eventId: string; amountCents: number; reason: RefundReason }): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO payments (event_id, order_no, amount_cents, outcome, refund_reason) VALUES (?, ?, ?, 'REFUND_REQUIRED', ?)
+       ON DUPLICATE KEY UPDATE outcome = 'REFUND_REQUIRED', refund_reason = VALUES(refund_reason)`,
+      [refund.eventId, refund.orderNo, refund.amountCents, refund.reason],
+    );
+  }
+
+  async getPayment(eventId: string): Promise<PaymentRow | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT event_id, order_no, amount_cents, outcome, refund_reason FROM payments WHERE event_id = ?',
+      [eventId],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return toPaymentRow(row);
+  }
+
+  async paymentsOfOrder(orderNo: string): Promise<PaymentRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT event_id, order_no, amount_cents, outcome, refund_reason FROM payments WHERE order_no = ? ORDER BY event_id',
+      [orderNo],
+    );
+    return rows.map(toPaymentRow);
+  }
+
+  // ---- reports --------------------------------------------------------------------------------
+
+  /** MySQL's side of a sale's invariants; null when the sale does not exist. */
+  async saleStockFigures(sku: string): Promise<SaleStockFigures | null> {
+    const [[sale], [byStatus], [[held]]] = await Promise.all([
+      this.pool.query<RowDataPacket[]>('SELECT stock, available FROM sales WHERE sku = ?', [sku]),
+      this.pool.query<RowDataPacket[]>('SELECT status, SUM(quantity) AS units FROM orders WHERE sku = ? GROUP BY status', [sku]),
+      this.pool.query<RowDataPacket[]>(
+        `SELECT COALESCE(MAX(held), 0) AS maxHeld, COUNT(*) AS holders
+         FROM (SELECT SUM(quantity) AS held FROM orders WHERE sku = ? AND status IN ('AWAITING_PAYMENT','PAID') GROUP BY user_id) t`,
+        [sku],
+      ),
+    ]);
+    const row = sale[0];
+    if (!row) return null;
+    const units = Object.fromEntries(
+      STORED_STATUSES.map((status) => [status, Number(byStatus.find((r) => r.status === status)?.units ?? 0)]),
+    ) as Record<StoredOrderStatus, number>;
+    return {
+      stock: Number(row.stock),
+      available: Number(row.available),
+      units,
+      maxHeldByOneUser: Number(held?.maxHeld ?? 0),
+      usersHolding: Number(held?.holders ?? 0),
+    };
+  }
+
+  /** The order numbers of a SKU that have a row (any status). */
+  async orderNumbersOfSale(sku: string): Promise<Set<string>> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT order_no FROM orders WHERE sku = ?', [sku]);
+    return new Set(rows.map((r) => String(r.order_no)));
+  }
+}
+
+class SaleExistsElsewhere extends Error {}
+
+async function insertOrderRow(
+  db: Pick<Pool, 'query'> | PoolConnection,
+  order: NewOrder,
+  status: StoredOrderStatus,
+  failureReason: string | null,
+  ignoreExisting = false,
+): Promise<void> {
+  await db.query(
+    `INSERT ${ignoreExisting ? 'IGNORE ' : ''}INTO orders (order_no, sku, user_id, quantity, unit_price_cents, total_cents, status,
+                         failure_reason, idempotency_key, payment_deadline, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    [
+      order.orderNo,
+      order.sku,
+      order.userId,
+      order.quantity,
+      order.unitPriceCents,
+      order.unitPriceCents * order.quantity,
+      status,
+      failureReason,
+      order.idempotencyKey ?? null,
+      order.paymentDeadline,
+      order.createdAt,
+    ],
+  );
+}
+
+function toOrderRow(row: RowDataPacket): OrderRow {
+  return {
+    orderNo: String(row.order_no),
+    sku: String(row.sku),
+    userId: String(row.user_id),
+    quantity: Number(row.quantity),
+    unitPriceCents: Number(row.unit_price_cents),
+    totalCents: Number(row.total_cents),
+    status: row.status as StoredOrderStatus,
+    cancelReason: (row.cancel_reason as CancelReason | null) ?? null,
+    failureReason: (row.failure_reason as string | null) ?? null,
+    idempotencyKey: (row.idempotency_key as string | null) ?? null,
+    paymentDeadline: row.payment_deadline as Date,
+    createdAt: row.created_at as Date,
+    paidAt: (row.paid_at as Date | null) ?? null,
+    cancelledAt: (row.cancelled_at as Date | null) ?? null,
+  };
+}
+
+function toPaymentRow(row: RowDataPacket): PaymentRow {
+  return {
+    eventId: String(row.event_id),
+    orderNo: String(row.order_no),
+    amountCents: Number(row.amount_cents),
+    outcome: row.outcome as StoredPaymentOutcome,
+    refundReason: (row.refund_reason as string | null) ?? null,
+  };
+}

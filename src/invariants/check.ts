@@ -1,0 +1,100 @@
+/**
+ * The invariants of docs/contract.md, checked per SKU, as booleans with the figures behind them.
+ * One checker for the tests (which assert every check), the benchmark and the fault suite (which
+ * report them and fail the run on a violation).
+ */
+import type { Store } from '../db/store.js';
+import type { RedisInventory, SaleStock } from '../inventory/redis-inventory.js';
+
+export const INVARIANTS = ['noOversell', 'conservation', 'storesAgree', 'noLostOrder', 'perUserLimit'] as const;
+export type Invariant = (typeof INVARIANTS)[number];
+
+export interface RedisCounters {
+  stock: number;
+  available: number;
+  reserved: number;
+  sold: number;
+}
+
+export interface SaleFigures {
+  stock: number;
+  mysql: { available: number; awaitingPayment: number; paid: number; cancelled: number; failed: number };
+  /** Null where the design keeps no Redis counters (the benchmark's sync baseline). */
+  redis: RedisCounters | null;
+  maxUnitsHeldByOneUser: number;
+  usersHolding: number;
+  accepted?: number;
+  missingOrders?: number;
+  workflows?: number;
+}
+
+export interface InvariantReport {
+  ok: boolean;
+  checks: Record<Invariant, boolean>;
+  figures: SaleFigures;
+}
+
+/** No oversell and conservation of Redis's own counters: available ≥ 0 and stock = available + reserved + sold. */
+export function checkRedisCounters(counters: RedisCounters): { noOversell: boolean; conservation: boolean } {
+  return {
+    noOversell: counters.available >= 0 && counters.reserved >= 0 && counters.sold >= 0,
+    conservation: counters.stock === counters.available + counters.reserved + counters.sold,
+  };
+}
+
+export interface SaleInvariantOptions {
+  sku: string;
+  /** Checked when given: nobody holds more AWAITING_PAYMENT + PAID units than this. */
+  perUserLimit?: number;
+  /** Order numbers answered 202: each must have a row. */
+  acceptedOrderNos?: readonly string[];
+  /** OrderWorkflow executions that exist for the SKU: exactly one per accepted order. */
+  workflowCount?: number;
+}
+
+/**
+ * Checks one SKU at rest: no oversell, conservation in Redis and in MySQL, both stores agree
+ * (Redis reserved = MySQL awaiting payment, Redis sold = MySQL paid), every accepted order has a
+ * row (and one workflow), and the per-user limit. `inventory` is omitted for a design without Redis.
+ */
+export async function checkSaleInvariants(deps: { store: Store; inventory?: RedisInventory }, options: SaleInvariantOptions): Promise<InvariantReport> {
+  const [mysql, redisSale, rows] = await Promise.all([
+    deps.store.saleStockFigures(options.sku),
+    deps.inventory ? deps.inventory.getSale(options.sku) : Promise.resolve(null),
+    options.acceptedOrderNos ? deps.store.orderNumbersOfSale(options.sku) : Promise.resolve(null),
+  ]);
+  if (!mysql) throw new Error(`no sale ${options.sku} in MySQL`);
+  if (deps.inventory && !redisSale) throw new Error(`no sale ${options.sku} in Redis`);
+  const redis = redisSale ? countersOf(redisSale) : null;
+  const awaiting = mysql.units.AWAITING_PAYMENT;
+  const paid = mysql.units.PAID;
+  const missing = options.acceptedOrderNos && rows ? options.acceptedOrderNos.filter((orderNo) => !rows.has(orderNo)).length : undefined;
+  const redisChecks = redis ? checkRedisCounters(redis) : { noOversell: true, conservation: true };
+
+  const checks: Record<Invariant, boolean> = {
+    noOversell: awaiting + paid <= mysql.stock && mysql.available >= 0 && redisChecks.noOversell,
+    conservation: mysql.stock === mysql.available + awaiting + paid && redisChecks.conservation,
+    storesAgree: !redis || (redis.stock === mysql.stock && redis.reserved === awaiting && redis.sold === paid),
+    noLostOrder:
+      (missing === undefined || missing === 0) &&
+      (options.workflowCount === undefined || options.acceptedOrderNos === undefined || options.workflowCount === options.acceptedOrderNos.length),
+    perUserLimit: options.perUserLimit === undefined || mysql.maxHeldByOneUser <= options.perUserLimit,
+  };
+  return {
+    ok: INVARIANTS.every((name) => checks[name]),
+    checks,
+    figures: {
+      stock: mysql.stock,
+      mysql: { available: mysql.available, awaitingPayment: awaiting, paid, cancelled: mysql.units.CANCELLED, failed: mysql.units.FAILED },
+      redis,
+      maxUnitsHeldByOneUser: mysql.maxHeldByOneUser,
+      usersHolding: mysql.usersHolding,
+      ...(options.acceptedOrderNos ? { accepted: options.acceptedOrderNos.length, missingOrders: missing } : {}),
+      ...(options.workflowCount !== undefined ? { workflows: options.workflowCount } : {}),
+    },
+  };
+}
+
+function countersOf(sale: SaleStock): RedisCounters {
+  return { stock: sale.stock, available: sale.available, reserved: sale.reserved, sold: sale.sold };
+}
