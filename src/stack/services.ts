@@ -13,7 +13,7 @@ import { spawnLogged, waitUntilReady, type ManagedProcess } from './process.js';
 
 export interface ToolPaths {
   temporalCli: string;
-  temporalTestServer: string;
+  temporalTestServer: string | undefined;
   redisServer: string;
   mariadbd: string;
   mariadbInstallDb: string;
@@ -42,7 +42,7 @@ export function loadToolPaths(): ToolPaths {
   };
   return {
     temporalCli: get('TEMPORAL_CLI'),
-    temporalTestServer: get('TEMPORAL_TEST_SERVER'),
+    temporalTestServer: values.TEMPORAL_TEST_SERVER ? get('TEMPORAL_TEST_SERVER') : undefined,
     redisServer: get('REDIS_SERVER'),
     mariadbd: get('MARIADBD'),
     mariadbInstallDb: get('MARIADB_INSTALL_DB'),

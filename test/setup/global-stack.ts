@@ -29,6 +29,8 @@ let stack: RunningStack | undefined;
 let dataDir: string | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  // Checked before anything starts, so a missing test server fails fast and leaves nothing running.
+  const temporalTestServer = requireTestServer();
   dataDir = mkdtempSync(join(tmpdir(), 'flash-test-'));
   const t0 = Date.now();
   // Servers named in the environment are used as they are (e.g. CI with external services).
@@ -45,8 +47,19 @@ export async function setup(project: TestProject): Promise<void> {
   console.log(`[stack] test stack ready in ${Date.now() - t0} ms under ${dataDir}`);
   project.provide('stackEnv', env);
   project.provide('stackDataDir', dataDir);
-  project.provide('temporalTestServer', loadToolPaths().temporalTestServer);
+  project.provide('temporalTestServer', temporalTestServer);
   project.provide('workflowBundlePath', workflowBundlePath);
+}
+
+function requireTestServer(): string {
+  const path = loadToolPaths().temporalTestServer;
+  if (!path) {
+    throw new Error(
+      "Temporal's time-skipping test server is not installed (no TEMPORAL_TEST_SERVER in tools.env): " +
+        "run 'bash scripts/install-tools.sh --test-server' (npm test does)",
+    );
+  }
+  return path;
 }
 
 export async function teardown(): Promise<void> {
