@@ -1,0 +1,196 @@
+/**
+ * `npm run record-histories [-- --out test/replay/histories/<version>]`: runs OrderWorkflow through
+ * every path it has, on a throw-away local stack (Temporal dev server, Redis, MariaDB) with the
+ * production worker and real activities, and exports each history as JSON with the Temporal CLI
+ * (the same format as the Web UI's "Download" button). `npm test` replays every recorded history
+ * against today's workflow code (test/replay.test.ts), so a change that is not replay-compatible
+ * with orders already running fails CI.
+ *
+ * Record into a new version folder whenever the workflow's commands change on purpose (behind a
+ * patch); keep the old folders: they are the histories of orders that may still be running.
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { SalesService } from '../src/api/sales.js';
+import { loadConfig } from '../src/config/index.js';
+import { migrate } from '../src/db/migrate.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createRedis } from '../src/infra/redis.js';
+import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { newOrderNo } from '../src/orders/order-number.js';
+import { startStack } from '../src/stack/index.js';
+import { loadToolPaths } from '../src/stack/services.js';
+import { waitFor } from '../src/util/wait-for.js';
+import { createOrderWorker } from '../src/workers/worker.js';
+import { buildWorkflowBundle } from '../src/workers/bundle.js';
+import { REPLAY_SCENARIOS, type ReplayScenario } from '../test/replay/scenarios.js';
+import {
+  cancelOrderSignal,
+  ORDER_WORKFLOW_TYPE,
+  orderWorkflowId,
+  paymentReceivedSignal,
+  statusQuery,
+  type OrderInput,
+  type OrderStatus,
+} from '../src/workflows/definitions.js';
+import type { OrderWorkflow } from '../src/workflows/order.js';
+
+const root = resolve(import.meta.dirname, '..');
+const { values: args } = parseArgs({ options: { out: { type: 'string' }, only: { type: 'string' } } });
+if (!args.out) throw new Error('usage: npm run record-histories -- --out test/replay/histories/<version>');
+const outDir = resolve(root, args.out);
+const say = (line: string) => console.log(`[record] ${line}`);
+const run = promisify(execFile);
+
+/** Holds an activity until the scenario lets it go, so a signal can land while it runs. */
+class Gate {
+  private openGate!: () => void;
+  private reachedGate!: () => void;
+  readonly opened = new Promise<void>((resolveOpen) => (this.openGate = resolveOpen));
+  readonly reached = new Promise<void>((resolveReached) => (this.reachedGate = resolveReached));
+  arrive(): void {
+    this.reachedGate();
+  }
+  open(): void {
+    this.openGate();
+  }
+}
+
+const gates: { persistOrder?: Gate; cancelOrder?: Gate } = {};
+
+async function main(): Promise<void> {
+  const workDir = mkdtempSync(join(tmpdir(), 'flash-record-'));
+  const stack = await startStack({ dataDir: join(workDir, 'stack'), ports: 'free', ephemeral: true, env: {}, log: say });
+  const config = loadConfig({ ...process.env, ...stack.env, TEMPORAL_TASK_QUEUE: `record-${randomUUID()}`, LOG_LEVEL: 'warn' });
+  const pool = createMysqlPool(config);
+  const store = new Store(pool);
+  const redis = createRedis(config);
+  const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  try {
+    await migrate(pool);
+    const bundle = join(workDir, 'workflow-bundle.js');
+    await buildWorkflowBundle(bundle);
+    const worker = await createOrderWorker({
+      config,
+      connection: nativeConnection,
+      store,
+      redis,
+      workflowBundlePath: bundle,
+      wrapActivities: (real) => ({
+        persistOrder: async (input) => {
+          const gate = gates.persistOrder;
+          if (gate) {
+            gate.arrive();
+            await gate.opened;
+          }
+          return real.persistOrder(input);
+        },
+        cancelOrder: async (input) => {
+          const gate = gates.cancelOrder;
+          if (gate) {
+            gate.arrive();
+            await gate.opened;
+          }
+          return real.cancelOrder(input);
+        },
+      }),
+    });
+    const inventory = new RedisInventory(redis);
+    const sales = new SalesService(store, inventory);
+    mkdirSync(outDir, { recursive: true });
+    await worker.runUntil(async () => {
+      for (const scenario of REPLAY_SCENARIOS) {
+        if (args.only && !args.only.split(',').includes(scenario.name)) continue;
+        const t0 = Date.now();
+        const sku = `REC-${scenario.name}-${randomUUID().slice(0, 6)}`.toUpperCase();
+        await sales.create({ sku, name: sku, priceCents: 1_500, stock: 5, perUserLimit: 2 });
+        const orderNo = newOrderNo();
+        await inventory.reserve({ orderNo, sku, userId: 'recorder', quantity: 1 });
+        const input: OrderInput = {
+          orderNo,
+          sku,
+          userId: 'recorder',
+          quantity: 1,
+          unitPriceCents: 1_500,
+          createdAt: new Date().toISOString(),
+          paymentWindow: scenario.paymentWindow ?? '30m',
+        };
+        await playScenario(scenario, { client, store, input, taskQueue: config.temporal.taskQueue });
+        const file = join(outDir, `${scenario.name}.json`);
+        await exportHistory(config.temporal.address, orderWorkflowId(orderNo), file);
+        say(`${scenario.name}: ${Date.now() - t0} ms → ${file}`);
+      }
+    });
+  } finally {
+    await Promise.allSettled([nativeConnection.close(), connection.close(), store.close(), redis.quit()]);
+    await stack.stop();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+interface ScenarioDeps {
+  client: Client;
+  store: Store;
+  input: OrderInput;
+  taskQueue: string;
+}
+
+async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promise<void> {
+  const { client, store, input } = deps;
+  if (scenario.saleGone) await store.deleteSale(input.sku);
+  if (scenario.holdPersist) gates.persistOrder = new Gate();
+  if (scenario.holdCancel) gates.cancelOrder = new Gate();
+  try {
+    const handle = await client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
+      workflowId: orderWorkflowId(input.orderNo),
+      taskQueue: deps.taskQueue,
+      args: [input],
+    });
+    const total = input.unitPriceCents * input.quantity;
+    const pay = (eventId: string, amountCents = total) => handle.signal(paymentReceivedSignal, { eventId, amountCents });
+    const statusIs = (status: OrderStatus) =>
+      waitFor(async () => (await handle.query(statusQuery)).status === status, { what: `${handle.workflowId} ${status}`, timeoutMs: 20_000 });
+    await scenario.play({
+      handle,
+      pay,
+      cancel: () => handle.signal(cancelOrderSignal),
+      statusIs,
+      persistHeld: async () => {
+        await gates.persistOrder?.reached;
+      },
+      releasePersist: () => gates.persistOrder?.open(),
+      cancelHeld: async () => {
+        await gates.cancelOrder?.reached;
+      },
+      releaseCancel: () => gates.cancelOrder?.open(),
+      total,
+    });
+    await handle.result().catch(() => undefined);
+  } finally {
+    gates.persistOrder?.open();
+    gates.cancelOrder?.open();
+    delete gates.persistOrder;
+    delete gates.cancelOrder;
+  }
+}
+
+/** The Temporal CLI's JSON export: the format of the Web UI's download and of `temporal workflow show`. */
+async function exportHistory(address: string, workflowId: string, file: string): Promise<void> {
+  const { stdout } = await run(loadToolPaths().temporalCli, ['workflow', 'show', '--address', address, '--workflow-id', workflowId, '--output', 'json'], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const history = JSON.parse(stdout) as { events?: unknown[] };
+  if (!history.events?.length) throw new Error(`empty history exported for ${workflowId}`);
+  writeFileSync(file, `${JSON.stringify(history, null, 1)}\n`);
+}
+
+await main();
