@@ -1,7 +1,7 @@
 -- Turns a paid reservation into a sale.
 -- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:res
 -- ARGV orderNo
--- Returns CONFIRMED | ALREADY_CONFIRMED | RELEASED | NOT_FOUND. Idempotent: R -> S happens once.
+-- Returns CONFIRMED | ALREADY_CONFIRMED | RELEASED | NOT_FOUND. Idempotent: R or C -> S happens once.
 local sale, res = KEYS[1], KEYS[2]
 local orderNo = ARGV[1]
 
@@ -19,11 +19,12 @@ if state == 'S' then
   return 'ALREADY_CONFIRMED'
 end
 if state == 'X' then
-  -- The units already went back on sale (and may be someone else's now); the caller must treat
-  -- the payment as one to refund, not resurrect the reservation.
+  -- The units already went back on sale (and may be someone else's now): the caller must not sell
+  -- them again; the order fails and its payment is refunded.
   return 'RELEASED'
 end
 
+-- R (an order from before reservations were claimed) or C (claimed by the order's workflow).
 quantity = tonumber(quantity)
 -- Units move from reserved to sold; the user's holding already counts them, so it is unchanged.
 redis.call('HINCRBY', sale, 'reserved', -quantity)

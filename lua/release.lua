@@ -1,10 +1,17 @@
--- Gives a reservation's units back to the sale (payment timeout, cancel, failed persistence).
+-- Gives a reservation's units back to the sale (payment timeout, cancel, failed persistence, orphan).
 -- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res
--- ARGV orderNo, sku (for the notification)
--- Returns RELEASED | ALREADY_RELEASED | SOLD | NOT_FOUND. Idempotent: the record's state moves
--- R -> X exactly once, so stock comes back once however often (or concurrently) this is called.
+-- ARGV orderNo, sku (for the notification), mode ('owner' or 'unclaimed'; default 'owner'),
+--      reservedBeforeMs (with 'unclaimed': only a reservation made before this time; 0 = any)
+-- Returns RELEASED | ALREADY_RELEASED | SOLD | NOT_FOUND, and with mode 'unclaimed' also CLAIMED
+-- (the order's workflow owns it) or TOO_RECENT. Idempotent: the record's state moves to X exactly
+-- once, so stock comes back once however often (or concurrently) this is called.
 local sale, users, res = KEYS[1], KEYS[2], KEYS[3]
 local orderNo = ARGV[1]
+local mode = ARGV[3]
+if mode == nil or mode == '' then
+  mode = 'owner'
+end
+local reservedBefore = tonumber(ARGV[4]) or 0
 
 local record = redis.call('HGET', res, orderNo)
 if not record then
@@ -13,7 +20,7 @@ end
 
 -- userId may itself contain '|': the greedy middle capture is safe because the last two fields
 -- are always digits.
-local state, userId, quantity = string.match(record, '^(%u)|(.*)|(%d+)|%d+$')
+local state, userId, quantity, reservedAt = string.match(record, '^(%u)|(.*)|(%d+)|(%d+)$')
 if not state then
   return redis.error_reply('ERR release: malformed reservation record for ' .. orderNo)
 end
@@ -24,6 +31,17 @@ end
 if state == 'S' then
   -- A sold unit is never given back by release (a late timer or cancel must not undo a payment).
   return 'SOLD'
+end
+if mode == 'unclaimed' then
+  -- Only the owner releases a claimed reservation: the API and the reconciler never race it.
+  if state == 'C' then
+    return 'CLAIMED'
+  end
+  if reservedBefore > 0 and tonumber(reservedAt) >= reservedBefore then
+    return 'TOO_RECENT'
+  end
+elseif mode ~= 'owner' then
+  return redis.error_reply('ERR release: mode must be owner or unclaimed')
 end
 
 quantity = tonumber(quantity)

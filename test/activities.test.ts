@@ -95,6 +95,13 @@ async function endState(sku: string, orderNos: string[] = []) {
   };
 }
 
+/** An end state as it looks once persistOrder has claimed the order's reservation (R -> C). */
+function claimedIn<T extends { redis: { reservations: Record<string, string> } }>(state: T, orderNo: string): T {
+  const record = state.redis.reservations[orderNo];
+  if (!record?.startsWith('R|')) throw new Error(`order ${orderNo} has no unclaimed reservation to claim: ${record}`);
+  return { ...state, redis: { ...state.redis, reservations: { ...state.redis.reservations, [orderNo]: `C${record.slice(1)}` } } };
+}
+
 async function orderRows(orderNo: string) {
   const [rows] = await pool.query<RowDataPacket[]>('SELECT * FROM orders WHERE order_no = ?', [orderNo]);
   return rows;
@@ -164,8 +171,9 @@ describe('persistOrder', () => {
     expect((rows[0]!.created_at as Date).toISOString()).toBe(input.createdAt);
     expect((rows[0]!.payment_deadline as Date).toISOString()).toBe(input.paymentDeadline);
     expect(await mysqlAvailable(sku)).toBe(stock - 2);
-    // Redis is not persistOrder's business.
-    expect(once.redis).toEqual(before.redis);
+    // In Redis, persistOrder only claims the reservation (R -> C): the counters do not move.
+    expect(once.redis).toEqual(claimedIn(before, input.orderNo).redis);
+    expect((await inventory.getReservation(sku, input.orderNo))?.state).toBe('CLAIMED');
     expectInvariants(await saleReport(store, redis, sku));
   });
 
@@ -205,7 +213,8 @@ describe('persistOrder', () => {
     await expectNonRetryable(activities.persistOrder(input), FailureTypes.saleNotFound);
     await expectNonRetryable(activities.persistOrder(input), 'SaleNotFound');
 
-    expect(await endState(sku, [input.orderNo])).toEqual(before);
+    // The reservation is claimed (the failing workflow releases it as its owner); nothing else moved.
+    expect(await endState(sku, [input.orderNo])).toEqual(claimedIn(before, input.orderNo));
     expect(await orderRows(input.orderNo)).toHaveLength(0);
     expect(await mysqlAvailable(sku)).toBeNull();
   });
@@ -218,7 +227,7 @@ describe('persistOrder', () => {
     await expectNonRetryable(activities.persistOrder(input), FailureTypes.outOfStockInDatabase);
     await expectNonRetryable(activities.persistOrder(input), 'OutOfStockInDatabase');
 
-    expect(await endState(sku, [input.orderNo])).toEqual(before);
+    expect(await endState(sku, [input.orderNo])).toEqual(claimedIn(before, input.orderNo));
     expect(await orderRows(input.orderNo)).toHaveLength(0);
     expect(await mysqlAvailable(sku)).toBe(2);
   });
@@ -237,13 +246,13 @@ describe('persistOrder', () => {
     expect(await mysqlAvailable(sku)).toBe(stock - 1);
   });
 
-  it('fails for good with OrderConflict for the same order number and another SKU, changing neither SKU', async () => {
+  it('fails for good with ReservationLost for the same order number and another SKU (no reservation there), changing neither SKU', async () => {
     const { sku, input } = await reservedOrder({ stock: 5, quantity: 1 });
     await activities.persistOrder(input);
     const otherSale = await putOnSale(store, redis, { stock: 5 });
     const before = [await endState(sku, [input.orderNo]), await endState(otherSale.sku)];
 
-    await expectNonRetryable(activities.persistOrder({ ...input, sku: otherSale.sku }), 'OrderConflict');
+    await expectNonRetryable(activities.persistOrder({ ...input, sku: otherSale.sku }), FailureTypes.reservationLost);
 
     expect([await endState(sku, [input.orderNo]), await endState(otherSale.sku)]).toEqual(before);
     expect(await mysqlAvailable(otherSale.sku)).toBe(5);
@@ -289,17 +298,24 @@ describe('recordOrderFailure', () => {
     expect((await orderRows(input.orderNo))[0]?.failure_reason).toBe(reason.slice(0, 255));
   });
 
-  it('never overwrites an order that was persisted (AWAITING_PAYMENT)', async () => {
+  it('fails an order that was persisted although its workflow never learnt it, giving MySQL its units back once', async () => {
+    // persistOrder committed, then every later attempt failed (MySQL down through the retry
+    // budget): the workflow fails the order and releases the reservation in Redis, so MySQL must
+    // give the units back too. Before, the row stayed AWAITING_PAYMENT with its units taken.
     const { sku, stock, input } = await reservedOrder({ stock: 4, quantity: 1 });
     await activities.persistOrder(input);
-    const persisted = await endState(sku, [input.orderNo]);
-
-    await activities.recordOrderFailure({ ...input, reason: 'late failure' });
-    await activities.recordOrderFailure({ ...input, reason: 'late failure' });
-
-    expect(await endState(sku, [input.orderNo])).toEqual(persisted);
-    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'AWAITING_PAYMENT', failure_reason: null })]);
     expect(await mysqlAvailable(sku)).toBe(stock - 1);
+
+    await activities.recordOrderFailure({ ...input, reason: 'persistOrder failed for good' });
+    const once = await endState(sku, [input.orderNo]);
+    await activities.recordOrderFailure({ ...input, reason: 'persistOrder failed for good' });
+    await Promise.all([activities.recordOrderFailure({ ...input, reason: 'again' }), activities.recordOrderFailure({ ...input, reason: 'again' })]);
+
+    expect(await endState(sku, [input.orderNo])).toEqual(once);
+    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'FAILED', failure_reason: 'persistOrder failed for good' })]);
+    expect(await mysqlAvailable(sku)).toBe(stock);
+    expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('RELEASED');
+    expectInvariants(await saleReport(store, redis, sku));
   });
 });
 

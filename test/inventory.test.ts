@@ -244,6 +244,90 @@ describe('RedisInventory', () => {
     expectConserved(s);
   });
 
+  it('claims a reservation for its workflow once; a claimed one is released only by its owner', async () => {
+    const sku = await newSale('claim', { stock: 5, perUserLimit: 2 });
+    const no = orderNo();
+    expect((await inventory.reserve({ orderNo: no, sku, userId: 'alice', quantity: 2 })).outcome).toBe('RESERVED');
+    const claims = await Promise.all(Array.from({ length: 10 }, () => inventory.claim(sku, no)));
+    expect(countBy(claims)).toEqual({ CLAIMED: 1, ALREADY_CLAIMED: 9 });
+    expect(await inventory.getReservation(sku, no)).toMatchObject({ state: 'CLAIMED', userId: 'alice', quantity: 2 });
+    const claimed = await sale(sku);
+    expect(claimed).toMatchObject({ available: 3, reserved: 2, sold: 0 });
+
+    // The API after a failed start and the reconciler release only unclaimed reservations.
+    expect(await inventory.release(sku, no, { as: 'unclaimed' })).toBe('CLAIMED');
+    expect(await sale(sku)).toEqual(claimed);
+    // Its owner can: release, or confirm.
+    expect(await inventory.release(sku, no, { as: 'owner' })).toBe('RELEASED');
+    expect(await sale(sku)).toMatchObject({ available: 5, reserved: 0, sold: 0 });
+    expect(await inventory.claim(sku, no)).toBe('RELEASED');
+    expect(await inventory.claim(sku, orderNo())).toBe('NOT_FOUND');
+
+    const paid = orderNo();
+    await inventory.reserve({ orderNo: paid, sku, userId: 'bob', quantity: 1 });
+    expect(await inventory.claim(sku, paid)).toBe('CLAIMED');
+    expect(await inventory.confirm(sku, paid)).toBe('CONFIRMED');
+    expect(await inventory.claim(sku, paid)).toBe('SOLD');
+    expectConserved(await sale(sku));
+  });
+
+  it('releases an unclaimed reservation only when it is older than the cut-off, and never one claimed in between', async () => {
+    const sku = await newSale('orphan', { stock: 5, perUserLimit: 1 });
+    const now = Date.now();
+    const old = orderNo();
+    const young = orderNo();
+    await inventory.reserve({ orderNo: old, sku, userId: 'old', quantity: 1, nowMs: now - 120_000 });
+    await inventory.reserve({ orderNo: young, sku, userId: 'young', quantity: 1, nowMs: now });
+    expect(await inventory.release(sku, young, { as: 'unclaimed', reservedBeforeMs: now - 60_000 })).toBe('TOO_RECENT');
+    expect(await inventory.release(sku, old, { as: 'unclaimed', reservedBeforeMs: now - 60_000 })).toBe('RELEASED');
+    // The orphan's shopper can buy again.
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'old', quantity: 1 })).outcome).toBe('RESERVED');
+
+    // A release racing a claim ends in exactly one of them.
+    const raced = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const no = orderNo();
+        const s2 = await newSale(`race${i}`, { stock: 1, perUserLimit: 1 });
+        await inventory.reserve({ orderNo: no, sku: s2, userId: 'u', quantity: 1, nowMs: now - 120_000 });
+        const [claim, release] = await Promise.all([inventory.claim(s2, no), inventory.release(s2, no, { as: 'unclaimed', reservedBeforeMs: now })]);
+        return `${claim}/${release}`;
+      }),
+    );
+    for (const outcome of raced) expect(['CLAIMED/CLAIMED', 'RELEASED/RELEASED']).toContain(outcome);
+  });
+
+  it('adopts a reservation Redis lost back from MySQL, never below zero available', async () => {
+    const sku = await newSale('adopt', { stock: 2, perUserLimit: 2 });
+    const kept = orderNo();
+    expect(await inventory.adopt(sku, { orderNo: kept, userId: 'alice', quantity: 1, state: 'CLAIMED', reservedAtMs: 1_700_000_000_000 })).toBe('ADOPTED');
+    expect(await inventory.adopt(sku, { orderNo: kept, userId: 'alice', quantity: 1, state: 'CLAIMED', reservedAtMs: 1_700_000_000_000 })).toBe('EXISTS');
+    expect(await inventory.getReservation(sku, kept)).toEqual({ state: 'CLAIMED', userId: 'alice', quantity: 1, reservedAtMs: 1_700_000_000_000 });
+    expect(await inventory.adopt(sku, { orderNo: orderNo(), userId: 'bob', quantity: 1, state: 'SOLD', reservedAtMs: 1 })).toBe('ADOPTED');
+    expect(await sale(sku)).toMatchObject({ available: 0, reserved: 1, sold: 1 });
+    expect(await inventory.adopt(sku, { orderNo: orderNo(), userId: 'carol', quantity: 1, state: 'CLAIMED', reservedAtMs: 1 })).toBe('NO_STOCK');
+    expect(await inventory.adopt(uniqueSku('none'), { orderNo: orderNo(), userId: 'x', quantity: 1, state: 'CLAIMED', reservedAtMs: 1 })).toBe('NO_SALE');
+    expect(await inventory.userHolding(sku, 'alice')).toBe(1);
+    expectConserved(await sale(sku));
+  });
+
+  it('scans reservation records page by page', async () => {
+    // More records than a small hash keeps in one listpack (512 here), so HSCAN really pages.
+    const sku = await newSale('scan', { stock: 700, perUserLimit: 1 });
+    const placed = new Set(Array.from({ length: 700 }, () => orderNo()));
+    await Promise.all([...placed].map((no, i) => inventory.reserve({ orderNo: no, sku, userId: `u${i}`, quantity: 1 })));
+    const seen = new Set<string>();
+    let pages = 0;
+    let cursor = '0';
+    do {
+      const page = await inventory.scanReservations(sku, cursor, 50);
+      for (const r of page.reservations) seen.add(r.orderNo);
+      cursor = page.cursor;
+      pages++;
+    } while (cursor !== '0');
+    expect(seen).toEqual(placed);
+    expect(pages).toBeGreaterThan(1);
+  });
+
   it('NO_SALE for an unknown SKU, creating nothing', async () => {
     const sku = uniqueSku('missing');
     expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, idempotencyKey: 'k' })).toEqual({

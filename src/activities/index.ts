@@ -24,6 +24,10 @@ export const FailureTypes = {
   saleNotFound: 'SaleNotFound',
   outOfStockInDatabase: 'OutOfStockInDatabase',
   orderConflict: 'OrderConflict',
+  /** The reservation was released before the order could claim it (the API gave up on it, or the reconciler found it orphaned). */
+  reservationReleased: 'ReservationReleased',
+  /** Redis has no record of the reservation (lost in a Redis crash before it reached disk). */
+  reservationLost: 'ReservationLost',
 } as const;
 
 const newOrder = (order: PersistOrderInput) => ({
@@ -40,10 +44,20 @@ const newOrder = (order: PersistOrderInput) => ({
 export function createActivities({ store, inventory }: ActivityDeps) {
   return {
     /**
-     * Inserts the order as AWAITING_PAYMENT and takes its units from MySQL's available stock, in one
-     * transaction; a retry after a lost commit finds the row and succeeds without taking stock twice.
+     * Claims the order's reservation in Redis (from then on only this order's workflow may release
+     * or confirm it), then inserts the order as AWAITING_PAYMENT and takes its units from MySQL's
+     * available stock in one transaction. A retry after a lost answer finds the claim and the row
+     * and succeeds without taking stock twice. A reservation that was released or lost before the
+     * claim fails the order for good: its units may already be someone else's.
      */
     async persistOrder(order: PersistOrderInput): Promise<void> {
+      const claim = await inventory.claim(order.sku, order.orderNo);
+      if (claim === 'RELEASED') {
+        throw ApplicationFailure.nonRetryable(`reservation of order ${order.orderNo} was released before the order was persisted`, FailureTypes.reservationReleased);
+      }
+      if (claim === 'NOT_FOUND') {
+        throw ApplicationFailure.nonRetryable(`Redis has no reservation for order ${order.orderNo}`, FailureTypes.reservationLost);
+      }
       const result = await store.insertAwaitingOrder(newOrder(order));
       switch (result.outcome) {
         case 'INSERTED':
@@ -61,9 +75,13 @@ export function createActivities({ store, inventory }: ActivityDeps) {
       }
     },
 
-    /** Writes the row of an order that could not be persisted, so no 202 goes without a trace. */
+    /**
+     * Ends the order as FAILED in MySQL, so no 202 goes without a trace: a FAILED row, or an
+     * AWAITING_PAYMENT row (persisted, but the workflow never learnt it) turned FAILED with its
+     * units given back to MySQL's stock, as the reservation is given back in Redis.
+     */
     async recordOrderFailure(order: PersistOrderInput & { reason: string }): Promise<void> {
-      await store.insertFailedOrder(newOrder(order), order.reason);
+      await store.failOrder(newOrder(order), order.reason);
     },
 
     /** AWAITING_PAYMENT → PAID, and the payment recorded as applied, in one transaction. */
@@ -81,9 +99,9 @@ export function createActivities({ store, inventory }: ActivityDeps) {
       await store.recordRefundRequired(refund);
     },
 
-    /** Gives the reserved units back in Redis; the script makes a second call a no-op. */
+    /** Gives the order's reserved units back in Redis, as their owner; a second call is a no-op. */
     async releaseReservation(reservation: { sku: string; orderNo: string }): Promise<string> {
-      return inventory.release(reservation.sku, reservation.orderNo);
+      return inventory.release(reservation.sku, reservation.orderNo, { as: 'owner' });
     },
 
     /** Turns the reservation into a sale in Redis; idempotent likewise. */

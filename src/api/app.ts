@@ -31,13 +31,15 @@ export interface ApiDeps {
   logger: Logger;
   /** Fed by a subscription the caller owns (see startApi); without one it never caches. */
   soldOut?: SoldOutCache;
+  /** The order client to use; tests pass one that injects faults around the real one. */
+  orders?: OrderClient;
 }
 
 export function createApp(deps: ApiDeps): Koa {
   const { config, redis, store, temporal, logger } = deps;
   const inventory = new RedisInventory(redis);
   const auth = new ShopperAuth(config.jwtSecret);
-  const orders = new OrderClient(temporal, store, config.temporal.taskQueue);
+  const orders = deps.orders ?? new OrderClient(temporal, store, config.temporal.taskQueue);
   const sales = new SalesService(store, inventory);
   const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache() });
   const webhook = new PaymentWebhook({ config, store, orders });

@@ -48,7 +48,7 @@ export class CheckoutService {
   ) {}
 
   async checkout(request: CheckoutRequest): Promise<{ orderNo: string; status: OrderStatus }> {
-    const { inventory, logger, soldOut, orders } = this.deps;
+    const { inventory, soldOut, orders } = this.deps;
     const now = Date.now();
     // A retry with an Idempotency-Key must reach Redis: it may own an order even after sell-out.
     if (!request.idempotencyKey && soldOut.isSoldOut(request.sku, now)) throw soldOutError(request.sku);
@@ -60,12 +60,26 @@ export class CheckoutService {
     try {
       await orders.start(this.orderInput(request, result.orderNo, result.priceCents, now));
     } catch (err) {
-      // Without a workflow nobody would ever persist or release this reservation: give it back now.
-      const released = await inventory.release(request.sku, result.orderNo).catch((releaseErr: unknown) => releaseErr);
-      logger.error({ err, orderNo: result.orderNo, released }, 'could not start OrderWorkflow; reservation released');
-      throw new ApiError(503, 'UNAVAILABLE', 'the order could not be started; nothing was reserved, please retry');
+      return this.afterFailedStart(request, result.orderNo, err);
     }
     return { orderNo: result.orderNo, status: 'PENDING' };
+  }
+
+  /**
+   * A start that failed may still have reached Temporal (a timeout after the server accepted it).
+   * The reservation decides: released as unclaimed, no order can ever be persisted for it (a
+   * workflow that did start finds it released and fails), so the answer is 503; claimed, the
+   * workflow exists and owns it, so the order goes on and the answer is 202. If Redis cannot be
+   * reached either, the reservation stays and the reconciler settles it after the grace period.
+   */
+  private async afterFailedStart(request: CheckoutRequest, orderNo: string, err: unknown): Promise<{ orderNo: string; status: OrderStatus }> {
+    const released = await this.deps.inventory.release(request.sku, orderNo, { as: 'unclaimed' }).catch((releaseErr: unknown) => releaseErr);
+    if (released === 'CLAIMED' || released === 'SOLD') {
+      this.deps.logger.warn({ err, orderNo }, 'the OrderWorkflow start reported an error but the workflow runs and owns its reservation');
+      return { orderNo, status: 'PENDING' };
+    }
+    this.deps.logger.error({ err, orderNo, released }, 'could not start OrderWorkflow; reservation released');
+    throw new ApiError(503, 'UNAVAILABLE', 'the order could not be started; nothing was reserved, please retry');
   }
 
   /**
@@ -82,7 +96,8 @@ export class CheckoutService {
       }
       return { orderNo, status: 'PENDING' as const };
     }
-    // Sold or released: the order exists and is past the point a retry could change.
+    // Claimed: its workflow runs. Sold or released: the order is past the point a retry could change.
+    if (reservation?.state === 'CLAIMED') return { orderNo, status: 'PENDING' as const };
     return { orderNo, status: reservation?.state === 'SOLD' ? ('PAID' as const) : ('CANCELLED' as const) };
   }
 

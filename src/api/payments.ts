@@ -4,7 +4,7 @@
  */
 import type { AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
-import type { OrderClient } from '../orders/order-client.js';
+import { OrderUnavailableError, type OrderClient } from '../orders/order-client.js';
 import type { PaymentOutcome } from '../workflows/definitions.js';
 import { ApiError } from './errors.js';
 import { verifyWebhookSignature } from './webhook-signature.js';
@@ -37,8 +37,17 @@ export class PaymentWebhook {
       // Still RECEIVED means an earlier delivery died before the workflow got it: deliver it now.
       if (recorded.paymentOutcome !== 'RECEIVED') return 'DUPLICATE';
     }
-    const outcome = await orders.pay(event.orderNo, { eventId: event.eventId, amountCents: event.amountCents });
-    await store.settleReceivedPayment(event.eventId, outcome);
-    return outcome;
+    let verdict;
+    try {
+      verdict = await orders.pay(event.orderNo, { eventId: event.eventId, amountCents: event.amountCents });
+    } catch (err) {
+      // Kept as RECEIVED: the provider's retry, or the reconciler, delivers it again.
+      if (err instanceof OrderUnavailableError) throw new ApiError(503, 'UNAVAILABLE', 'the payment is recorded but its order did not answer in time; retry later');
+      throw err;
+    }
+    // The workflow's own verdict, written at once (a refund reason included), unless the workflow
+    // has already recorded this event itself.
+    await store.settleReceivedPayment(event.eventId, verdict);
+    return verdict.outcome;
   }
 }

@@ -37,6 +37,8 @@ const envSchema = z.object({
   REDIS_URL: z.string().url().default(`redis://127.0.0.1:${LOCAL_STACK_PORTS.redis}`),
   MYSQL_URL: z.string().url().default(`mysql://flash:flash@127.0.0.1:${LOCAL_STACK_PORTS.mysql}/flash`),
   PAYMENT_WINDOW: durationString.default('30m'),
+  RECONCILE_INTERVAL: durationString.default('30s'),
+  RESERVATION_GRACE: durationString.default('60s'),
   WEBHOOK_SECRET: z.string().min(16).default('dev-webhook-secret-change-me'),
   JWT_SECRET: z.string().min(16).default('dev-jwt-secret-change-me-please'),
   ADMIN_TOKEN: z.string().min(8).default('dev-admin-token'),
@@ -55,6 +57,10 @@ export interface AppConfig {
   /** Kept as the string the operator wrote; it travels in each workflow's input. */
   paymentWindow: string;
   paymentWindowMs: number;
+  /** How often the reconciler's Temporal Schedule runs. */
+  reconcileIntervalMs: number;
+  /** How old an unclaimed reservation must be before the reconciler treats it as an orphan. */
+  reservationGraceMs: number;
   webhookSecret: string;
   jwtSecret: string;
   adminToken: string;
@@ -81,6 +87,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     mysqlUrl: e.MYSQL_URL,
     paymentWindow: e.PAYMENT_WINDOW,
     paymentWindowMs: durationToMs(e.PAYMENT_WINDOW),
+    reconcileIntervalMs: durationToMs(e.RECONCILE_INTERVAL),
+    reservationGraceMs: durationToMs(e.RESERVATION_GRACE),
     webhookSecret: e.WEBHOOK_SECRET,
     jwtSecret: e.JWT_SECRET,
     adminToken: e.ADMIN_TOKEN,

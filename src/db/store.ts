@@ -218,9 +218,25 @@ export class Store {
     return row.sku !== order.sku || row.user_id !== order.userId ? { outcome: 'CONFLICT' } : { outcome: 'ALREADY_PERSISTED' };
   }
 
-  /** Writes the row of an order that could not be persisted, so no accepted checkout goes without a trace. */
-  async insertFailedOrder(order: NewOrder, reason: string): Promise<void> {
-    await insertOrderRow(this.pool, order, 'FAILED', reason.slice(0, 255), true);
+  /**
+   * Ends an order as FAILED, so no accepted checkout goes without a trace: writes a FAILED row when
+   * there is none, and turns a row persisted as AWAITING_PAYMENT (a persist that committed although
+   * its answer was lost) into FAILED, giving its units back to MySQL's available stock in the same
+   * transaction. A row already final is left as it is. Idempotent.
+   */
+  async failOrder(order: NewOrder, reason: string): Promise<void> {
+    const failureReason = reason.slice(0, 255);
+    await inTransaction(this.pool, async (conn) => {
+      const [rows] = await conn.query<RowDataPacket[]>('SELECT sku, quantity, status FROM orders WHERE order_no = ? FOR UPDATE', [order.orderNo]);
+      const row = rows[0];
+      if (!row) {
+        await insertOrderRow(conn, order, 'FAILED', failureReason, true);
+        return;
+      }
+      if (row.status !== 'AWAITING_PAYMENT') return;
+      await conn.query(`UPDATE orders SET status = 'FAILED', failure_reason = ? WHERE order_no = ?`, [failureReason, order.orderNo]);
+      await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
+    });
   }
 
   /** AWAITING_PAYMENT → PAID, and the payment recorded as applied, in one transaction. */
@@ -253,6 +269,31 @@ export class Store {
     });
   }
 
+  /** The rows of the given orders, by order number (orders without a row are absent). */
+  async getOrders(orderNos: readonly string[]): Promise<Map<string, OrderRow>> {
+    if (orderNos.length === 0) return new Map();
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM orders WHERE order_no IN (?)', [orderNos]);
+    return new Map(rows.map((row) => [String(row.order_no), toOrderRow(row)]));
+  }
+
+  /**
+   * One page of a SKU's orders that hold units (AWAITING_PAYMENT or PAID), in order-number order
+   * after `afterOrderNo`: the reconciler's cursor over MySQL.
+   */
+  async holdingOrdersPage(sku: string, afterOrderNo: string, limit: number): Promise<OrderRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT * FROM orders WHERE sku = ? AND status IN ('AWAITING_PAYMENT','PAID') AND order_no > ? ORDER BY order_no LIMIT ?`,
+      [sku, afterOrderNo, limit],
+    );
+    return rows.map(toOrderRow);
+  }
+
+  /** One page of sale SKUs after `afterSku`, in SKU order. */
+  async saleSkusPage(afterSku: string, limit: number): Promise<string[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT sku FROM sales WHERE sku > ? ORDER BY sku LIMIT ?', [afterSku, limit]);
+    return rows.map((row) => String(row.sku));
+  }
+
   /** How many of a SKU's orders are in `status`. */
   async countOrders(sku: string, status: StoredOrderStatus): Promise<number> {
     const [[row]] = await this.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM orders WHERE sku = ? AND status = ?', [sku, status]);
@@ -283,12 +324,22 @@ export class Store {
    * Settles a payment still RECEIVED with the API's view of its outcome; one the workflow has
    * already recorded is left as the workflow wrote it.
    */
-  async settleReceivedPayment(eventId: string, outcome: PaymentOutcome): Promise<void> {
-    await this.pool.query(
-      `UPDATE payments SET outcome = ?, refund_reason = IF(? = 'REFUND_REQUIRED', COALESCE(refund_reason, 'ORDER_NOT_AWAITING_PAYMENT'), NULL)
-       WHERE event_id = ? AND outcome = 'RECEIVED'`,
-      [outcome, outcome, eventId],
+  async settleReceivedPayment(eventId: string, verdict: { outcome: PaymentOutcome; refundReason?: RefundReason }): Promise<void> {
+    await this.pool.query(`UPDATE payments SET outcome = ?, refund_reason = ? WHERE event_id = ? AND outcome = 'RECEIVED'`, [
+      verdict.outcome,
+      verdict.outcome === 'REFUND_REQUIRED' ? (verdict.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') : null,
+      eventId,
+    ]);
+  }
+
+  /** Payment events still RECEIVED (their delivery died half-way) that arrived before `before`. */
+  async receivedPaymentsBefore(before: Date, limit: number): Promise<PaymentRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT event_id, order_no, amount_cents, outcome, refund_reason FROM payments
+       WHERE outcome = 'RECEIVED' AND received_at < ? ORDER BY received_at LIMIT ?`,
+      [before, limit],
     );
+    return rows.map(toPaymentRow);
   }
 
   /** A payment that must be given back: late, a second one, or the wrong amount. */

@@ -17,7 +17,10 @@ export interface SaleKeys {
   sale: string;
   /** HASH userId -> units the user holds (reserved + sold). */
   users: string;
-  /** HASH orderNo -> `state|userId|quantity|reservedAtMs`, state R (reserved), S (sold), X (released). */
+  /**
+   * HASH orderNo -> `state|userId|quantity|reservedAtMs`, state R (reserved, no owner yet), C (claimed
+   * by the order's workflow), S (sold), X (released).
+   */
   reservations: string;
   /** HASH (userId, idempotency key) -> orderNo. */
   idempotency: string;
@@ -65,8 +68,17 @@ export type ReserveOutcome = ReserveResult['outcome'];
 
 /** Where release.lua announces returned stock: `<sku>\n<generation>`. */
 export const STOCK_RETURNED_CHANNEL = 'flash:stock-returned';
-export type ReleaseOutcome = 'RELEASED' | 'ALREADY_RELEASED' | 'SOLD' | 'NOT_FOUND';
+export type ReleaseOutcome = 'RELEASED' | 'ALREADY_RELEASED' | 'SOLD' | 'NOT_FOUND' | 'CLAIMED' | 'TOO_RECENT';
 export type ConfirmOutcome = 'CONFIRMED' | 'ALREADY_CONFIRMED' | 'RELEASED' | 'NOT_FOUND';
+export type ClaimOutcome = 'CLAIMED' | 'ALREADY_CLAIMED' | 'SOLD' | 'RELEASED' | 'NOT_FOUND';
+export type AdoptOutcome = 'ADOPTED' | 'EXISTS' | 'NO_STOCK' | 'NO_SALE';
+
+/**
+ * Who releases: the order's workflow owns its reservation once claimed ('owner' releases R or C);
+ * the API after a failed start and the reconciler may release only an unclaimed one ('unclaimed',
+ * optionally only if reserved before a cut-off time).
+ */
+export type ReleaseMode = { as: 'owner' } | { as: 'unclaimed'; reservedBeforeMs?: number };
 
 export interface SaleStock {
   sku: string;
@@ -80,7 +92,7 @@ export interface SaleStock {
   endsAt: Date | null;
 }
 
-export type ReservationState = 'RESERVED' | 'SOLD' | 'RELEASED';
+export type ReservationState = 'RESERVED' | 'CLAIMED' | 'SOLD' | 'RELEASED';
 
 export interface Reservation {
   state: ReservationState;
@@ -97,14 +109,16 @@ const RESERVE_OUTCOMES: ReadonlySet<string> = new Set<ReserveOutcome>([
   'LIMIT_EXCEEDED',
   'SOLD_OUT',
 ]);
-const RELEASE_OUTCOMES: ReadonlySet<string> = new Set<ReleaseOutcome>(['RELEASED', 'ALREADY_RELEASED', 'SOLD', 'NOT_FOUND']);
+const RELEASE_OUTCOMES: ReadonlySet<string> = new Set<ReleaseOutcome>(['RELEASED', 'ALREADY_RELEASED', 'SOLD', 'NOT_FOUND', 'CLAIMED', 'TOO_RECENT']);
+const CLAIM_OUTCOMES: ReadonlySet<string> = new Set<ClaimOutcome>(['CLAIMED', 'ALREADY_CLAIMED', 'SOLD', 'RELEASED', 'NOT_FOUND']);
+const ADOPT_OUTCOMES: ReadonlySet<string> = new Set<AdoptOutcome>(['ADOPTED', 'EXISTS', 'NO_STOCK', 'NO_SALE']);
 const CONFIRM_OUTCOMES: ReadonlySet<string> = new Set<ConfirmOutcome>([
   'CONFIRMED',
   'ALREADY_CONFIRMED',
   'RELEASED',
   'NOT_FOUND',
 ]);
-const STATES: Readonly<Record<string, ReservationState>> = { R: 'RESERVED', S: 'SOLD', X: 'RELEASED' };
+const STATES: Readonly<Record<string, ReservationState>> = { R: 'RESERVED', C: 'CLAIMED', S: 'SOLD', X: 'RELEASED' };
 
 /** The scripts as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
 interface InventoryCommands {
@@ -127,8 +141,10 @@ interface InventoryCommands {
     nowMs: number,
     idempotencyKey: string,
   ): Promise<[string, string, string | null, string, number?]>;
-  inventoryRelease(sale: string, users: string, reservations: string, orderNo: string, sku: string): Promise<string>;
+  inventoryRelease(sale: string, users: string, reservations: string, orderNo: string, sku: string, mode: string, reservedBeforeMs: number): Promise<string>;
   inventoryConfirm(sale: string, reservations: string, orderNo: string): Promise<string>;
+  inventoryClaim(reservations: string, orderNo: string): Promise<string>;
+  inventoryAdopt(sale: string, users: string, reservations: string, orderNo: string, userId: string, quantity: number, state: string, reservedAtMs: number): Promise<string>;
 }
 
 const SCRIPTS = {
@@ -136,6 +152,8 @@ const SCRIPTS = {
   inventoryReserve: { file: 'reserve.lua', numberOfKeys: 4 },
   inventoryRelease: { file: 'release.lua', numberOfKeys: 3 },
   inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 2 },
+  inventoryClaim: { file: 'claim.lua', numberOfKeys: 1 },
+  inventoryAdopt: { file: 'adopt.lua', numberOfKeys: 3 },
 } as const satisfies Record<keyof InventoryCommands, { file: string; numberOfKeys: number }>;
 
 const LUA_DIR = new URL('../../lua/', import.meta.url);
@@ -222,11 +240,55 @@ export class RedisInventory {
     return { outcome };
   }
 
-  /** Gives a reservation's units back; idempotent, and never undoes a sold (confirmed) order. */
-  async release(sku: string, orderNo: string): Promise<ReleaseOutcome> {
+  /**
+   * Gives a reservation's units back; idempotent, and never undoes a sold (confirmed) order. As
+   * 'unclaimed' it leaves a reservation its workflow has claimed alone (CLAIMED).
+   */
+  async release(sku: string, orderNo: string, mode: ReleaseMode = { as: 'owner' }): Promise<ReleaseOutcome> {
     const k = saleKeys(sku);
-    const reply = await this.commands.inventoryRelease(k.sale, k.users, k.reservations, orderNo, sku);
+    const reservedBefore = mode.as === 'unclaimed' ? Math.floor(mode.reservedBeforeMs ?? 0) : 0;
+    const reply = await this.commands.inventoryRelease(k.sale, k.users, k.reservations, orderNo, sku, mode.as, reservedBefore);
     return expectOutcome<ReleaseOutcome>(RELEASE_OUTCOMES, reply, 'release.lua');
+  }
+
+  /** The order's workflow takes ownership of its reservation (R -> C) before persisting the order. */
+  async claim(sku: string, orderNo: string): Promise<ClaimOutcome> {
+    const reply = await this.commands.inventoryClaim(saleKeys(sku).reservations, orderNo);
+    return expectOutcome<ClaimOutcome>(CLAIM_OUTCOMES, reply, 'claim.lua');
+  }
+
+  /** Re-creates a reservation MySQL holds units for but Redis lost; never drives available below 0. */
+  async adopt(sku: string, order: { orderNo: string; userId: string; quantity: number; state: 'CLAIMED' | 'SOLD'; reservedAtMs: number }): Promise<AdoptOutcome> {
+    const k = saleKeys(sku);
+    const reply = await this.commands.inventoryAdopt(
+      k.sale,
+      k.users,
+      k.reservations,
+      order.orderNo,
+      order.userId,
+      order.quantity,
+      order.state === 'SOLD' ? 'S' : 'C',
+      Math.floor(order.reservedAtMs),
+    );
+    return expectOutcome<AdoptOutcome>(ADOPT_OUTCOMES, reply, 'adopt.lua');
+  }
+
+  /**
+   * One page of a sale's reservation records (HSCAN): about `count` of them and the cursor of the
+   * next page ('0' when the scan is complete). Records may repeat across pages, as HSCAN allows.
+   */
+  async scanReservations(sku: string, cursor: string, count: number): Promise<{ cursor: string; reservations: Array<Reservation & { orderNo: string }> }> {
+    const [next, flat] = await this.redis.hscan(saleKeys(sku).reservations, cursor, 'COUNT', count);
+    const reservations: Array<Reservation & { orderNo: string }> = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) reservations.push({ orderNo: flat[i] as string, ...parseReservation(flat[i + 1] as string) });
+    return { cursor: next, reservations };
+  }
+
+  /** The reservation records of several orders at once (null where there is none). */
+  async getReservations(sku: string, orderNos: readonly string[]): Promise<Array<Reservation | null>> {
+    if (orderNos.length === 0) return [];
+    const records = await this.redis.hmget(saleKeys(sku).reservations, ...orderNos);
+    return records.map((record) => (record === null ? null : parseReservation(record)));
   }
 
   /** Turns a reservation into sold units; idempotent, and refuses a reservation already released. */
@@ -267,7 +329,7 @@ export class RedisInventory {
 
 /** Parses `state|userId|quantity|reservedAtMs`; the user id may itself contain `|`. */
 export function parseReservation(record: string): Reservation {
-  const match = /^([RSX])\|(.*)\|(\d+)\|(\d+)$/s.exec(record);
+  const match = /^([RCSX])\|(.*)\|(\d+)\|(\d+)$/s.exec(record);
   const state = match?.[1] === undefined ? undefined : STATES[match[1]];
   if (!match || state === undefined) throw new Error(`Malformed reservation record: ${JSON.stringify(record)}`);
   return { state, userId: match[2] ?? '', quantity: Number(match[3]), reservedAtMs: Number(match[4]) };

@@ -3,24 +3,35 @@
  * (the running workflow's `status` query while it is open, MySQL once it has closed), delivers
  * payments and cancels. The API, the reconciler and the tools use it instead of workflow handles.
  */
-import { QueryRejectedError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  QueryRejectedError,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import type { Store } from '../db/store.js';
 import {
   cancelOrderSignal,
+  cancelUpdate,
   isCancellable,
+  NOT_CANCELLABLE,
   ORDER_SKU_SEARCH_ATTRIBUTE,
   ORDER_STATUS_SEARCH_ATTRIBUTE,
   ORDER_USER_SEARCH_ATTRIBUTE,
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
   paymentReceivedSignal,
+  payUpdate,
   statusQuery,
   type CancelReason,
   type OrderInput,
   type OrderState,
   type OrderStatus,
-  type PaymentOutcome,
   type PaymentReceived,
+  type PaymentVerdict,
 } from '../workflows/definitions.js';
 import type { OrderWorkflow } from '../workflows/order.js';
 
@@ -51,6 +62,17 @@ export class OrderNotCancellableError extends Error {
     this.name = 'OrderNotCancellableError';
   }
 }
+
+/** The order's workflow did not answer in time (no worker, or Temporal is down): try again later. */
+export class OrderUnavailableError extends Error {
+  constructor(orderNo: string, cause: unknown) {
+    super(`order ${orderNo} did not answer in time`, { cause });
+    this.name = 'OrderUnavailableError';
+  }
+}
+
+/** How long a payment or cancel waits for the order's workflow to answer. */
+const UPDATE_TIMEOUT_MS = 10_000;
 
 export class OrderClient {
   constructor(
@@ -128,29 +150,80 @@ export class OrderClient {
   }
 
   /**
-   * Delivers a payment event to the order and answers the workflow's verdict on it. A workflow
-   * that has closed can no longer apply it: REFUND_REQUIRED.
+   * Delivers a payment event to the order (the `pay` Update, deduplicated by event id) and answers
+   * the workflow's verdict on it. An order whose workflow has closed can no longer apply it: its
+   * verdict is REFUND_REQUIRED, with the reason its final state gives.
    */
-  async pay(orderNo: string, payment: PaymentReceived): Promise<PaymentOutcome> {
+  async pay(orderNo: string, payment: PaymentReceived): Promise<PaymentVerdict> {
+    try {
+      return await this.withinDeadline(orderNo, () =>
+        this.handle(orderNo).executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` }),
+      );
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo);
+      if (isMissingHandler(err)) return this.payBySignal(orderNo, payment);
+      throw err;
+    }
+  }
+
+  /** The shopper's cancel: the `cancel` Update, whose validator applies the rule (isCancellable). */
+  async cancel(order: FoundOrder): Promise<void> {
+    if (!order.live) throw new OrderNotCancellableError(order);
+    const orderNo = order.view.orderNo;
+    try {
+      await this.withinDeadline(orderNo, () => this.handle(orderNo).executeUpdate(cancelUpdate, {}));
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError || (err instanceof WorkflowUpdateFailedError && err.cause?.message.startsWith(NOT_CANCELLABLE))) {
+        throw new OrderNotCancellableError(order);
+      }
+      if (!isMissingHandler(err)) throw err;
+      // An order started before the cancel Update existed takes the signal, under the same rule.
+      if (!isCancellable(order.live)) throw new OrderNotCancellableError(order);
+      await this.handle(orderNo).signal(cancelOrderSignal);
+    }
+  }
+
+  /** Orders started before the pay Update existed: signal, then read the verdict with a query. */
+  private async payBySignal(orderNo: string, payment: PaymentReceived): Promise<PaymentVerdict> {
     try {
       await this.handle(orderNo).signal(paymentReceivedSignal, payment);
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return 'REFUND_REQUIRED'; // the order is closed: the money has to go back
+      if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo);
       throw err;
     }
-    // A query after a signal observes it (queries are strongly consistent), so this is the
-    // workflow's own verdict on this event. A workflow that closed meanwhile recorded it itself.
-    const state = await this.queryLive(orderNo);
-    const verdict = state?.payments.find((p) => p.eventId === payment.eventId)?.outcome;
-    if (verdict) return verdict;
-    const recorded = (await this.store.getPayment(payment.eventId))?.outcome;
-    return recorded === 'APPLIED' || recorded === 'REFUND_REQUIRED' ? recorded : 'REFUND_REQUIRED';
+    // A query after a signal observes it (queries are strongly consistent). A workflow that closed
+    // meanwhile recorded the payment itself.
+    const record = (await this.queryLive(orderNo))?.payments.find((p) => p.eventId === payment.eventId);
+    if (record) return record.refundReason ? { outcome: record.outcome, refundReason: record.refundReason } : { outcome: record.outcome };
+    const stored = await this.store.getPayment(payment.eventId);
+    if (stored?.outcome === 'APPLIED') return { outcome: 'APPLIED' };
+    return this.verdictOfClosedOrder(orderNo);
   }
 
-  /** The shopper's cancel; throws OrderNotCancellableError when the rule (isCancellable) says no. */
-  async cancel(order: FoundOrder): Promise<void> {
-    if (!order.live || !isCancellable(order.live)) throw new OrderNotCancellableError(order);
-    await this.handle(order.view.orderNo).signal(cancelOrderSignal);
+  private async verdictOfClosedOrder(orderNo: string): Promise<PaymentVerdict> {
+    const status = (await this.store.getOrder(orderNo))?.status;
+    const refundReason = status === 'PAID' ? 'ALREADY_PAID' : status === 'FAILED' ? 'ORDER_FAILED' : 'ORDER_NOT_AWAITING_PAYMENT';
+    return { outcome: 'REFUND_REQUIRED', refundReason };
+  }
+
+  private async withinDeadline<T>(orderNo: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await this.temporal.connection.withDeadline(Date.now() + UPDATE_TIMEOUT_MS, call);
+    } catch (err) {
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw new OrderUnavailableError(orderNo, err);
+      throw err;
+    }
+  }
+
+  /** Whether the order's workflow runs, has closed, or was never started. */
+  async workflowState(orderNo: string): Promise<'RUNNING' | 'CLOSED' | 'NOT_FOUND'> {
+    try {
+      const description = await this.handle(orderNo).describe();
+      return description.status.name === 'RUNNING' ? 'RUNNING' : 'CLOSED';
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return 'NOT_FOUND';
+      throw err;
+    }
   }
 
   /** Resolves once the order's workflow has closed, however it ended (completed, failed, cancelled). */
@@ -163,6 +236,11 @@ export class OrderClient {
   private handle(orderNo: string): WorkflowHandle<typeof OrderWorkflow> {
     return this.temporal.workflow.getHandle<typeof OrderWorkflow>(orderWorkflowId(orderNo));
   }
+}
+
+/** A workflow without a handler for the Update (an order started on an older version) rejects it so. */
+function isMissingHandler(err: unknown): boolean {
+  return err instanceof WorkflowUpdateFailedError && /no registered handler/i.test(err.cause?.message ?? err.message);
 }
 
 export function viewOfState(state: OrderState): OrderView {

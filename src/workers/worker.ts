@@ -1,10 +1,13 @@
 /**
  * The order worker: polls the task queue, runs OrderWorkflow and its activities.
  */
+import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/index.js';
+import { createReconcileActivities } from '../activities/reconcile.js';
+import { OrderClient } from '../orders/order-client.js';
 import type { Store } from '../db/store.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { WORKFLOWS_PATH } from './bundle.js';
@@ -14,6 +17,11 @@ export interface OrderWorkerOptions {
   connection: NativeConnection;
   store: Store;
   redis: Redis;
+  /**
+   * A client of the same namespace: with it the worker also runs the reconciler's activities (which
+   * look up and pay orders through the order client). Without it, only orders are processed.
+   */
+  temporal?: Client;
   /** A bundle built by buildWorkflowBundle; without it the worker bundles src/workflows itself (dev, tests). */
   workflowBundlePath?: string;
   /** Tests wrap activities to inject faults around the real ones. */
@@ -22,8 +30,13 @@ export interface OrderWorkerOptions {
 }
 
 export async function createOrderWorker(options: OrderWorkerOptions): Promise<Worker> {
-  const real = createActivities({ store: options.store, inventory: new RedisInventory(options.redis) });
-  const activities = options.wrapActivities ? { ...real, ...options.wrapActivities(real) } : real;
+  const inventory = new RedisInventory(options.redis);
+  const real = createActivities({ store: options.store, inventory });
+  const orderActivities = options.wrapActivities ? { ...real, ...options.wrapActivities(real) } : real;
+  const reconcileActivities = options.temporal
+    ? createReconcileActivities({ store: options.store, inventory, orders: new OrderClient(options.temporal, options.store, options.config.temporal.taskQueue) })
+    : {};
+  const activities = { ...orderActivities, ...reconcileActivities };
   return Worker.create({
     connection: options.connection,
     namespace: options.config.temporal.namespace,

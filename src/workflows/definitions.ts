@@ -5,10 +5,11 @@
  * @temporalio/workflow's define* helpers. States and rules are described in docs/contract.md.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 export type OrderStatus = 'PENDING' | 'AWAITING_PAYMENT' | 'PAID' | 'CANCELLED' | 'FAILED';
-export type CancelReason = 'PAYMENT_TIMEOUT' | 'USER_CANCELLED';
+/** OPERATOR_CANCELLED: the workflow itself was cancelled (Web UI, CLI) while the order awaited payment. */
+export type CancelReason = 'PAYMENT_TIMEOUT' | 'USER_CANCELLED' | 'OPERATOR_CANCELLED';
 export type PaymentOutcome = 'APPLIED' | 'REFUND_REQUIRED';
 /** Why a payment was not applied to its order. */
 export type RefundReason = 'ORDER_NOT_AWAITING_PAYMENT' | 'AMOUNT_MISMATCH' | 'ALREADY_PAID' | 'ORDER_FAILED';
@@ -37,11 +38,15 @@ export interface PaymentReceived {
   amountCents: number;
 }
 
-export interface PaymentRecord {
-  eventId: string;
-  amountCents: number;
+/** The workflow's verdict on one payment event. */
+export interface PaymentVerdict {
   outcome: PaymentOutcome;
   refundReason?: RefundReason;
+}
+
+export interface PaymentRecord extends PaymentVerdict {
+  eventId: string;
+  amountCents: number;
 }
 
 /** What the `status` query answers; the API's GET /api/orders/:orderNo is built from it. */
@@ -62,9 +67,28 @@ export interface OrderState {
   payments: PaymentRecord[];
 }
 
+/**
+ * Updates: the API delivers payments and cancels as Updates, so it gets the workflow's own answer in
+ * the same call (the verdict on a payment; a refused cancel is rejected by the validator and never
+ * enters the history). The signals are kept for orders started before the Updates existed.
+ */
+export const payUpdate = defineUpdate<PaymentVerdict, [PaymentReceived]>('pay');
+export const cancelUpdate = defineUpdate<OrderState, []>('cancel');
 export const paymentReceivedSignal = defineSignal<[PaymentReceived]>('paymentReceived');
 export const cancelOrderSignal = defineSignal<[]>('cancelOrder');
 export const statusQuery = defineQuery<OrderState>('status');
+
+/** The message of a refused cancel Update starts with this code, so callers can tell it apart. */
+export const NOT_CANCELLABLE = 'NOT_CANCELLABLE';
+
+/**
+ * Patch ids (workflow versioning): each marks a change of OrderWorkflow's commands, so orders that
+ * started before it replay the code they started with. See docs/fault-tolerance.md.
+ */
+export const ORDER_PATCHES = {
+  /** Reservation ownership, Updates, one closing path (issue "nothing is lost"). */
+  decideThenClose: 'order-decide-then-close-v2',
+} as const;
 
 /** The workflow type, as registered by the worker (the exported function's name). */
 export const ORDER_WORKFLOW_TYPE = 'OrderWorkflow';

@@ -1,2 +1,3 @@
 // Entry point of the workflow bundle: every workflow the worker runs is exported from here.
 export { OrderWorkflow } from './order.js';
+export { ReconcileWorkflow } from './reconcile.js';

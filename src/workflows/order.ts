@@ -1,28 +1,33 @@
 /**
- * OrderWorkflow: one durable process per order (docs/contract.md).
+ * OrderWorkflow: one durable process per order (docs/contract.md, docs/fault-tolerance.md).
  *
- *   persistOrder ──fails for good──▶ recordOrderFailure + releaseReservation ─▶ FAILED
- *        │ ok
- *        ▼
- *   AWAITING_PAYMENT ── payment ─▶ markPaid + confirmReservation ─▶ PAID
- *        │ timer / cancel
- *        ▼
- *   cancelOrder + releaseReservation ─▶ CANCELLED
+ * It first decides the order's outcome, then closes the order on one path that cannot be cancelled:
  *
- * The seeds' failure classes and where they end here:
- *  - order lost between Redis and MySQL: the reservation and this workflow are started together by
- *    the API, and persistOrder retries until it succeeds or compensation gives the stock back;
- *  - payment before the order is persisted: the signal is kept and applied once persistence succeeds;
- *  - payment after cancellation: recorded as REFUND_REQUIRED, never applied;
- *  - duplicate payments: deduplicated by the provider's event id.
+ *   decide   persistOrder (claims the Redis reservation, writes MySQL)
+ *              fails for good / cancelled while pending ─────────────────────────▶ FAILED
+ *              ok ─▶ AWAITING_PAYMENT ─ wait for a payment, a cancel or the deadline
+ *                        payment ─▶ PAID · deadline ─▶ CANCELLED (PAYMENT_TIMEOUT)
+ *                        shopper ─▶ CANCELLED (USER_CANCELLED) · operator ─▶ CANCELLED (OPERATOR_CANCELLED)
+ *   close    PAID       confirm the reservation (Redis), then markPaid (MySQL); if the units are
+ *                       gone from Redis the order FAILS instead and the payment is refunded
+ *            CANCELLED  cancelOrder (MySQL), then release the reservation (Redis)
+ *            FAILED     recordOrderFailure (MySQL: a FAILED row, units back if it was persisted),
+ *                       then release the reservation (Redis); an accepted payment is refunded
+ *            and every payment that was not applied is recorded REFUND_REQUIRED.
+ *
+ * Payments and cancels arrive as Updates (the caller gets the verdict, a refused cancel never
+ * enters the history) or, from older callers, as signals; both go through the same handlers.
+ * Orders started before this version replay orderWorkflowV1 (patch ORDER_PATCHES.decideThenClose).
  */
 import {
   ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -32,31 +37,31 @@ import {
 import type { Activities } from '../activities/index.js';
 import {
   cancelOrderSignal,
+  cancelUpdate,
   isCancellable,
+  NOT_CANCELLABLE,
+  OPEN_STATUSES,
+  ORDER_PATCHES,
   ORDER_STATUS_SEARCH_ATTRIBUTE,
+  payUpdate,
   paymentReceivedSignal,
   statusQuery,
   type CancelReason,
   type OrderInput,
   type OrderState,
   type PaymentReceived,
+  type PaymentVerdict,
   type RefundReason,
 } from './definitions.js';
 import { durationToMs } from './duration.js';
+import { orderWorkflowV1 } from './order-v1.js';
 
 /**
  * persistOrder runs as a local activity: in the worker, inside the workflow task that starts the
- * order, so persisting costs Temporal one workflow task instead of a workflow task, an activity
- * task and a second workflow task. Under a burst that halves the server's work per order (see
- * docs/performance.md). It is one short, idempotent MySQL transaction, which is what local
- * activities are for.
- *
- * Persisting is worth retrying through a database hiccup or fail-over (about a minute of backoff),
- * but not forever: the shopper is waiting, and compensation gives the stock back to others.
- * Validation and "sale gone" errors are thrown non-retryable by the activity itself.
- * Retries whose backoff reaches localRetryThreshold wait on a durable timer, which closes the
- * workflow task, so status queries and payment signals are answered between attempts even during
- * a long MySQL outage.
+ * order, so persisting costs Temporal one workflow task instead of three (docs/performance.md).
+ * It is worth retrying through a database hiccup or fail-over (about a minute of backoff), but not
+ * forever: the shopper is waiting, and failing gives the stock back to others. Backoffs of 1 s or
+ * more wait on a durable timer, so queries, payments and cancels are answered between attempts.
  */
 const { persistOrder } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '5s',
@@ -65,17 +70,22 @@ const { persistOrder } = proxyLocalActivities<Activities>({
 });
 
 /**
- * Everything after persistence must happen eventually: a lost markPaid loses money, a lost
- * cancelOrder or releaseReservation loses stock. These retry without limit (with capped backoff);
- * every one of them is idempotent, so a retry after a lost answer is harmless.
+ * Closing must happen eventually: a lost markPaid loses money, a lost cancelOrder or release loses
+ * stock. These retry without limit (capped backoff); every one of them is idempotent.
  */
-const { markPaid, cancelOrder, recordOrderFailure, recordRefundRequired, releaseReservation, confirmReservation } =
-  proxyActivities<Activities>({
-    startToCloseTimeout: '10s',
-    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
-  });
+const { markPaid, cancelOrder, recordOrderFailure, recordRefundRequired, releaseReservation, confirmReservation } = proxyActivities<Activities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+type Outcome =
+  | { status: 'PAID'; payment: PaymentReceived }
+  | { status: 'CANCELLED'; reason: CancelReason }
+  | { status: 'FAILED'; reason: string };
 
 export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
+  if (!patched(ORDER_PATCHES.decideThenClose)) return orderWorkflowV1(input);
+
   // The deadline runs from the reservation, so a slow start never gives the shopper extra time.
   const paymentDeadline = new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString();
   const state: OrderState = {
@@ -89,110 +99,158 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
     paymentDeadline,
     payments: [],
   };
-  let acceptedPayment: PaymentReceived | undefined;
+  const reservation = { sku: input.sku, orderNo: input.orderNo };
+  let accepted: PaymentReceived | undefined;
   let cancelRequested = false;
-  /** Set as soon as the order's fate is decided, before the closing activities run. */
-  let decided = false;
-  const refundsToRecord: Array<PaymentReceived & { reason: RefundReason }> = [];
-
-  setHandler(statusQuery, () => state);
-
-  setHandler(paymentReceivedSignal, (payment) => {
-    if (state.payments.some((p) => p.eventId === payment.eventId)) return; // provider retry: already handled
-    const refund = (reason: RefundReason) => {
-      state.payments.push({ ...payment, outcome: 'REFUND_REQUIRED', refundReason: reason });
-      refundsToRecord.push({ ...payment, reason });
-    };
-    if (acceptedPayment) return refund('ALREADY_PAID');
-    if (decided || (state.status !== 'PENDING' && state.status !== 'AWAITING_PAYMENT')) return refund('ORDER_NOT_AWAITING_PAYMENT');
-    if (payment.amountCents !== state.totalCents) return refund('AMOUNT_MISMATCH');
-    // Accepted even while PENDING: it is applied once persistence succeeds.
-    acceptedPayment = payment;
-    state.payments.push({ ...payment, outcome: 'APPLIED' });
-  });
-
-  setHandler(cancelOrderSignal, () => {
-    if (!decided && isCancellable(state)) cancelRequested = true;
-  });
+  /** Set once the outcome is decided: from then on no payment is accepted and no cancel either. */
+  let decided: Outcome | undefined;
+  /** The operator's cancellation of this workflow, rethrown once the order is closed. */
+  let operatorCancellation: unknown;
+  const refunds: Array<PaymentReceived & { reason: RefundReason }> = [];
 
   const setStatus = (status: OrderState['status']) => {
     state.status = status;
     upsertSearchAttributes([{ key: ORDER_STATUS_SEARCH_ATTRIBUTE, value: status }]);
   };
 
-  try {
-    // ---- persist ------------------------------------------------------------------------------
+  /** Why a payment can no longer be applied, once the order is closing or closed. */
+  const closedReason = (): RefundReason => {
+    if (accepted || state.status === 'PAID') return 'ALREADY_PAID';
+    if (decided?.status === 'FAILED' || state.status === 'FAILED') return 'ORDER_FAILED';
+    return 'ORDER_NOT_AWAITING_PAYMENT';
+  };
+
+  /** The one place a payment event is judged; the same event judged twice gets the same verdict. */
+  const receivePayment = (payment: PaymentReceived): PaymentVerdict => {
+    const seen = state.payments.find((p) => p.eventId === payment.eventId);
+    if (seen) return verdictOf(seen);
+    let verdict: PaymentVerdict;
+    if (accepted) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' };
+    else if (decided || !OPEN_STATUSES.includes(state.status)) verdict = { outcome: 'REFUND_REQUIRED', refundReason: closedReason() };
+    else if (payment.amountCents !== state.totalCents) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' };
+    else {
+      // Accepted even while PENDING: it is applied once the order is persisted, refunded if it never is.
+      accepted = payment;
+      verdict = { outcome: 'APPLIED' };
+    }
+    state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, ...verdict });
+    if (verdict.refundReason) refunds.push({ ...payment, reason: verdict.refundReason });
+    return verdict;
+  };
+
+  setHandler(statusQuery, () => state);
+  setHandler(payUpdate, receivePayment, { validator: validatePayment });
+  setHandler(paymentReceivedSignal, (payment) => void receivePayment(payment));
+  setHandler(
+    cancelUpdate,
+    () => {
+      cancelRequested = true;
+      return state;
+    },
+    {
+      validator: () => {
+        if (decided || !isCancellable(state)) throw new Error(`${NOT_CANCELLABLE}: order ${state.orderNo} is ${state.status} and can no longer be cancelled`);
+      },
+    },
+  );
+  setHandler(cancelOrderSignal, () => {
+    if (!decided && isCancellable(state)) cancelRequested = true;
+  });
+
+  // ---- decide ---------------------------------------------------------------------------------
+  const decide = async (): Promise<Outcome> => {
     try {
       await persistOrder({ ...input, paymentDeadline });
     } catch (err) {
-      decided = true;
-      state.failureReason = describeFailure(err);
-      log.warn('persistOrder failed for good; releasing the reservation', { orderNo: input.orderNo, reason: state.failureReason });
-      await CancellationScope.nonCancellable(async () => {
-        await recordOrderFailure({ ...input, paymentDeadline, reason: state.failureReason ?? 'unknown' });
-        await releaseReservation({ sku: input.sku, orderNo: input.orderNo });
-      });
-      if (acceptedPayment) {
-        state.payments = state.payments.map((p) =>
-          p.eventId === acceptedPayment?.eventId ? { ...p, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' } : p,
-        );
-        refundsToRecord.push({ ...acceptedPayment, reason: 'ORDER_FAILED' });
-      }
-      setStatus('FAILED');
-      return await finish(state, refundsToRecord);
+      if (!isCancellation(err)) return { status: 'FAILED', reason: describeFailure(err) };
+      operatorCancellation = err;
+      return { status: 'FAILED', reason: 'cancelled by an operator before the order was persisted' };
     }
     setStatus('AWAITING_PAYMENT');
-
-    // ---- wait for payment, cancellation or the deadline (a durable timer) -----------------------
     // At least 1 ms: a zero timeout would mean "no timer" to some SDK versions.
     const remainingMs = Math.max(1, Date.parse(paymentDeadline) - Date.now());
-    await condition(() => acceptedPayment !== undefined || cancelRequested, remainingMs);
-    decided = true;
-
-    if (acceptedPayment) {
-      const paidAt = new Date().toISOString();
-      await markPaid({ orderNo: input.orderNo, eventId: acceptedPayment.eventId, amountCents: acceptedPayment.amountCents, paidAt });
-      await confirmReservation({ sku: input.sku, orderNo: input.orderNo });
-      state.paidAt = paidAt;
-      setStatus('PAID');
-    } else {
-      await closeCancelled(state, cancelRequested ? 'USER_CANCELLED' : 'PAYMENT_TIMEOUT');
+    try {
+      await condition(() => accepted !== undefined || cancelRequested, remainingMs);
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+      operatorCancellation = err;
     }
-    return await finish(state, refundsToRecord);
-  } catch (err) {
-    if (!isCancellation(err)) throw err;
-    // The workflow itself was cancelled (an operator in the Web UI): still give the stock back.
-    decided = true;
-    await CancellationScope.nonCancellable(async () => {
-      if (state.status === 'PENDING') {
-        await recordOrderFailure({ ...input, paymentDeadline, reason: 'workflow cancelled' });
-        await releaseReservation({ sku: input.sku, orderNo: input.orderNo });
-        state.failureReason = 'workflow cancelled';
-        setStatus('FAILED');
-      } else if (state.status === 'AWAITING_PAYMENT') {
-        await closeCancelled(state, 'USER_CANCELLED');
-      }
-      await finish(state, refundsToRecord);
-    });
-    throw err;
-  }
+    // A payment accepted before the operator's cancel wins: the money was taken for a persisted order.
+    if (accepted) return { status: 'PAID', payment: accepted };
+    if (operatorCancellation) return { status: 'CANCELLED', reason: 'OPERATOR_CANCELLED' };
+    return { status: 'CANCELLED', reason: cancelRequested ? 'USER_CANCELLED' : 'PAYMENT_TIMEOUT' };
+  };
 
-  async function closeCancelled(order: OrderState, reason: CancelReason): Promise<void> {
-    await cancelOrder({ orderNo: order.orderNo, reason, cancelledAt: new Date().toISOString() });
-    await releaseReservation({ sku: order.sku, orderNo: order.orderNo });
-    order.cancelReason = reason;
-    setStatus('CANCELLED');
-  }
+  // ---- close: one path, not cancellable ---------------------------------------------------------
+  const close = async (outcome: Outcome): Promise<void> => {
+    decided = outcome;
+    if (outcome.status === 'PAID') {
+      // Redis first: if the units are no longer this order's, it must not be sold in MySQL either.
+      const confirmed = await confirmReservation(reservation);
+      if (confirmed === 'CONFIRMED' || confirmed === 'ALREADY_CONFIRMED') {
+        const paidAt = new Date().toISOString();
+        await markPaid({ orderNo: input.orderNo, eventId: outcome.payment.eventId, amountCents: outcome.payment.amountCents, paidAt });
+        state.paidAt = paidAt;
+        setStatus('PAID');
+        return;
+      }
+      log.error('the paid order has no reservation left in Redis; failing it and refunding the payment', { orderNo: input.orderNo, confirmed });
+      decided = { status: 'FAILED', reason: `ReservationLost: the reservation was ${confirmed} when the payment was applied` };
+      return closeFailed(decided.reason);
+    }
+    if (outcome.status === 'CANCELLED') {
+      await cancelOrder({ orderNo: input.orderNo, reason: outcome.reason, cancelledAt: new Date().toISOString() });
+      await releaseReservation(reservation);
+      state.cancelReason = outcome.reason;
+      setStatus('CANCELLED');
+      return;
+    }
+    return closeFailed(outcome.reason);
+  };
+
+  const closeFailed = async (reason: string): Promise<void> => {
+    log.warn('order failed; releasing the reservation', { orderNo: input.orderNo, reason });
+    await recordOrderFailure({ ...input, paymentDeadline, reason });
+    await releaseReservation(reservation);
+    state.failureReason = reason;
+    if (accepted) {
+      const payment = accepted;
+      state.payments = state.payments.map((p) => (p.eventId === payment.eventId ? { ...p, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' } : p));
+      refunds.push({ ...payment, reason: 'ORDER_FAILED' });
+    }
+    setStatus('FAILED');
+  };
+
+  /** Records every payment that was not applied, including any that arrive while doing so. */
+  const recordRefunds = async (): Promise<void> => {
+    for (let refund = refunds.shift(); refund; refund = refunds.shift()) {
+      await recordRefundRequired({ orderNo: input.orderNo, eventId: refund.eventId, amountCents: refund.amountCents, reason: refund.reason });
+    }
+  };
+
+  const outcome = await decide();
+  await CancellationScope.nonCancellable(async () => {
+    await close(outcome);
+    await recordRefunds();
+    await condition(allHandlersFinished);
+    await recordRefunds();
+  });
+  log.info('order closed', { orderNo: state.orderNo, status: state.status, workflowId: workflowInfo().workflowId });
+  // The order is closed as the operator asked; the workflow shows as cancelled, unless it was paid.
+  if (operatorCancellation && state.status !== 'PAID') throw operatorCancellation;
+  return state;
 }
 
-/** Records every payment that was not applied, including any that arrive while doing so. */
-async function finish(state: OrderState, refunds: Array<PaymentReceived & { reason: RefundReason }>): Promise<OrderState> {
-  while (refunds.length > 0) {
-    const refund = refunds.shift();
-    if (refund) await recordRefundRequired({ orderNo: state.orderNo, eventId: refund.eventId, amountCents: refund.amountCents, reason: refund.reason });
+function verdictOf(record: PaymentVerdict): PaymentVerdict {
+  return record.refundReason ? { outcome: record.outcome, refundReason: record.refundReason } : { outcome: record.outcome };
+}
+
+/** Refuses a malformed payment before it enters the history. */
+function validatePayment(payment: PaymentReceived): void {
+  if (typeof payment?.eventId !== 'string' || payment.eventId.length === 0 || payment.eventId.length > 128) {
+    throw new Error('eventId must be a string of 1-128 characters');
   }
-  log.info('order closed', { orderNo: state.orderNo, status: state.status, workflowId: workflowInfo().workflowId });
-  return state;
+  if (!Number.isSafeInteger(payment.amountCents) || payment.amountCents < 0) throw new Error('amountCents must be a non-negative integer');
 }
 
 function describeFailure(err: unknown): string {

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { OrderNotCancellableError, type OrderClient } from '../../orders/order-client.js';
+import { OrderNotCancellableError, OrderUnavailableError, type OrderClient } from '../../orders/order-client.js';
 import type { ShopperAuth } from '../auth.js';
 import type { CheckoutService } from '../checkout.js';
 import { ApiError } from '../errors.js';
@@ -34,6 +34,7 @@ export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService
       await orders.cancel(order);
     } catch (err) {
       if (err instanceof OrderNotCancellableError) throw new ApiError(409, 'NOT_CANCELLABLE', err.message);
+      if (err instanceof OrderUnavailableError) throw new ApiError(503, 'UNAVAILABLE', 'the order did not answer in time; retry later');
       throw err;
     }
     ctx.status = 202;

@@ -1,0 +1,182 @@
+/**
+ * The reconciler's activities (ReconcileWorkflow). Each one does a bounded amount of work and is
+ * safe to run again: every repair is an idempotent Lua step or store call, guarded so that it can
+ * only do what the order's own workflow would have done.
+ */
+import { asyncLocalStorage, heartbeat } from '@temporalio/activity';
+import type { Store } from '../db/store.js';
+import type { RedisInventory } from '../inventory/redis-inventory.js';
+import type { OrderClient } from '../orders/order-client.js';
+import type {
+  AdoptionPageResult,
+  ReservationPageResult,
+  SaleDrift,
+  SaleSurvey,
+} from '../workflows/reconcile-definitions.js';
+
+/** Tells Temporal the activity is alive during a long page; a no-op when called outside an activity (tests). */
+function beat(): void {
+  if (asyncLocalStorage.getStore()) heartbeat();
+}
+
+export interface ReconcileDeps {
+  store: Store;
+  inventory: RedisInventory;
+  orders: OrderClient;
+}
+
+export function createReconcileActivities({ store, inventory, orders }: ReconcileDeps) {
+  return {
+    /** Redis and MySQL counters of one page of sales, and which of them need their reservations scanned. */
+    async surveySales(page: { afterSku: string; limit: number; skus?: string[] }): Promise<{ surveys: SaleSurvey[]; next: string | null }> {
+      const skus = page.skus
+        ? [...page.skus].sort().filter((sku) => sku > page.afterSku).slice(0, page.limit)
+        : await store.saleSkusPage(page.afterSku, page.limit);
+      const surveys = await Promise.all(
+        skus.map(async (sku): Promise<SaleSurvey> => {
+          const [redis, mysql] = await Promise.all([inventory.getSale(sku), store.saleStockFigures(sku)]);
+          const awaitingPayment = mysql?.units.AWAITING_PAYMENT ?? 0;
+          const paid = mysql?.units.PAID ?? 0;
+          const needsScan =
+            redis !== null &&
+            (redis.reserved > 0 || redis.reserved !== awaitingPayment || redis.sold !== paid || redis.available !== (mysql?.available ?? redis.available));
+          return {
+            sku,
+            redis: redis && { stock: redis.stock, available: redis.available, reserved: redis.reserved, sold: redis.sold },
+            mysql: { stock: mysql?.stock ?? 0, available: mysql?.available ?? 0, awaitingPayment, paid },
+            needsScan,
+          };
+        }),
+      );
+      return { surveys, next: skus.length === page.limit ? (skus.at(-1) ?? null) : null };
+    },
+
+    /**
+     * One HSCAN page of a sale's reservations. For each live one (reserved or claimed) older than
+     * the grace period: if MySQL has a final order, Redis is aligned to it; if there is no order
+     * row and the workflow never started, the unclaimed reservation is released (an orphan) and a
+     * FAILED row written; if the workflow closed without persisting, the reservation is released.
+     */
+    async reconcileReservations(input: { sku: string; cursor: string; reservationGraceMs: number; count: number }): Promise<ReservationPageResult> {
+      const { sku } = input;
+      const page = await inventory.scanReservations(sku, input.cursor, input.count);
+      const live = page.reservations.filter((r) => r.state === 'RESERVED' || r.state === 'CLAIMED');
+      const rows = await store.getOrders(live.map((r) => r.orderNo));
+      const cutoff = Date.now() - input.reservationGraceMs;
+      const result: ReservationPageResult = {
+        cursor: page.cursor,
+        scanned: page.reservations.length,
+        live: live.length,
+        pendingUnits: 0,
+        releasedOrphans: 0,
+        releasedAbandoned: 0,
+        alignedReleased: 0,
+        alignedConfirmed: 0,
+      };
+      for (const reservation of live) {
+        const row = rows.get(reservation.orderNo);
+        const old = reservation.reservedAtMs < cutoff;
+        if (row) {
+          // The workflow writes MySQL before it releases, and Redis before it marks paid: a final
+          // row with a live reservation is either a close in progress (the same step, done twice,
+          // is harmless) or a write Redis lost.
+          if (!old) continue;
+          if (row.status === 'CANCELLED' || row.status === 'FAILED') {
+            if ((await inventory.release(sku, reservation.orderNo, { as: 'owner' })) === 'RELEASED') result.alignedReleased++;
+          } else if (row.status === 'PAID') {
+            if ((await inventory.confirm(sku, reservation.orderNo)) === 'CONFIRMED') result.alignedConfirmed++;
+          }
+          continue;
+        }
+        result.pendingUnits += reservation.quantity;
+        if (!old) continue;
+        const workflow = await orders.workflowState(reservation.orderNo);
+        beat();
+        if (workflow === 'RUNNING') continue; // persisting (MySQL may be down): its workflow owns it
+        const released =
+          workflow === 'NOT_FOUND'
+            ? await inventory.release(sku, reservation.orderNo, { as: 'unclaimed', reservedBeforeMs: cutoff })
+            : await inventory.release(sku, reservation.orderNo, { as: 'owner' });
+        if (released !== 'RELEASED') continue; // claimed meanwhile: a workflow started after all
+        result.pendingUnits -= reservation.quantity;
+        if (workflow === 'NOT_FOUND') result.releasedOrphans++;
+        else result.releasedAbandoned++;
+        const sale = await store.getSale(sku);
+        await store.failOrder(
+          {
+            orderNo: reservation.orderNo,
+            sku,
+            userId: reservation.userId,
+            quantity: reservation.quantity,
+            unitPriceCents: sale?.priceCents ?? 0,
+            paymentDeadline: new Date(reservation.reservedAtMs),
+            createdAt: new Date(reservation.reservedAtMs),
+          },
+          workflow === 'NOT_FOUND'
+            ? 'ReservationOrphaned: the order was never started (the API stopped between the reservation and the start)'
+            : 'ReservationAbandoned: the order workflow closed without persisting the order',
+        );
+      }
+      return result;
+    },
+
+    /** One page of MySQL orders holding units; those Redis has no record of are adopted back. */
+    async adoptMissingReservations(input: { sku: string; afterOrderNo: string; limit: number }): Promise<AdoptionPageResult> {
+      const rows = await store.holdingOrdersPage(input.sku, input.afterOrderNo, input.limit);
+      const records = await inventory.getReservations(
+        input.sku,
+        rows.map((row) => row.orderNo),
+      );
+      const result: AdoptionPageResult = { next: rows.length === input.limit ? (rows.at(-1)?.orderNo ?? null) : null, adopted: 0, notAdopted: 0 };
+      for (const [i, row] of rows.entries()) {
+        if (records[i]) continue;
+        const adopted = await inventory.adopt(input.sku, {
+          orderNo: row.orderNo,
+          userId: row.userId,
+          quantity: row.quantity,
+          state: row.status === 'PAID' ? 'SOLD' : 'CLAIMED',
+          reservedAtMs: row.createdAt.getTime(),
+        });
+        if (adopted === 'ADOPTED') result.adopted++;
+        else if (adopted !== 'EXISTS') result.notAdopted++;
+      }
+      return result;
+    },
+
+    /** The sale's counters in both stores and how far apart they are, given the pending units. */
+    async saleDrift(input: { sku: string; pendingUnits: number }): Promise<SaleDrift> {
+      const [redis, mysql] = await Promise.all([inventory.getSale(input.sku), store.saleStockFigures(input.sku)]);
+      const awaitingPayment = mysql?.units.AWAITING_PAYMENT ?? 0;
+      const paid = mysql?.units.PAID ?? 0;
+      const mysqlAvailable = mysql?.available ?? 0;
+      const drift = {
+        reserved: (redis?.reserved ?? 0) - (awaitingPayment + input.pendingUnits),
+        sold: (redis?.sold ?? 0) - paid,
+        available: (redis?.available ?? 0) - (mysqlAvailable - input.pendingUnits),
+      };
+      return {
+        sku: input.sku,
+        redis: redis && { stock: redis.stock, available: redis.available, reserved: redis.reserved, sold: redis.sold },
+        mysql: { available: mysqlAvailable, awaitingPayment, paid },
+        pendingUnits: input.pendingUnits,
+        ...drift,
+        agrees: drift.reserved === 0 && drift.sold === 0 && drift.available === 0,
+      };
+    },
+
+    /** Payment events still RECEIVED after the grace period: delivered to their order again and settled. */
+    async settleStuckPayments(input: { olderThanMs: number; limit: number }): Promise<{ settled: number }> {
+      const stuck = await store.receivedPaymentsBefore(new Date(Date.now() - input.olderThanMs), input.limit);
+      let settled = 0;
+      for (const payment of stuck) {
+        const verdict = await orders.pay(payment.orderNo, { eventId: payment.eventId, amountCents: payment.amountCents });
+        await store.settleReceivedPayment(payment.eventId, verdict);
+        settled++;
+        beat();
+      }
+      return { settled };
+    },
+  };
+}
+
+export type ReconcileActivities = ReturnType<typeof createReconcileActivities>;

@@ -1,0 +1,205 @@
+/**
+ * OrderWorkflow as it was before reservation ownership and Updates (patch
+ * ORDER_PATCHES.decideThenClose): orders that started on this code replay it. Frozen: change
+ * nothing here that changes the workflow's commands; delete it once no such order can be running
+ * (30 minutes after every worker runs the new code, plus the retention of its history).
+ *
+ *   persistOrder ──fails for good──▶ recordOrderFailure + releaseReservation ─▶ FAILED
+ *        │ ok
+ *        ▼
+ *   AWAITING_PAYMENT ── payment ─▶ markPaid + confirmReservation ─▶ PAID
+ *        │ timer / cancel
+ *        ▼
+ *   cancelOrder + releaseReservation ─▶ CANCELLED
+ *
+ * The seeds' failure classes and where they end here:
+ *  - order lost between Redis and MySQL: the reservation and this workflow are started together by
+ *    the API, and persistOrder retries until it succeeds or compensation gives the stock back;
+ *  - payment before the order is persisted: the signal is kept and applied once persistence succeeds;
+ *  - payment after cancellation: recorded as REFUND_REQUIRED, never applied;
+ *  - duplicate payments: deduplicated by the provider's event id.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import {
+  cancelOrderSignal,
+  isCancellable,
+  ORDER_STATUS_SEARCH_ATTRIBUTE,
+  paymentReceivedSignal,
+  statusQuery,
+  type CancelReason,
+  type OrderInput,
+  type OrderState,
+  type PaymentReceived,
+  type RefundReason,
+} from './definitions.js';
+import { durationToMs } from './duration.js';
+
+/**
+ * persistOrder runs as a local activity: in the worker, inside the workflow task that starts the
+ * order, so persisting costs Temporal one workflow task instead of a workflow task, an activity
+ * task and a second workflow task. Under a burst that halves the server's work per order (see
+ * docs/performance.md). It is one short, idempotent MySQL transaction, which is what local
+ * activities are for.
+ *
+ * Persisting is worth retrying through a database hiccup or fail-over (about a minute of backoff),
+ * but not forever: the shopper is waiting, and compensation gives the stock back to others.
+ * Validation and "sale gone" errors are thrown non-retryable by the activity itself.
+ * Retries whose backoff reaches localRetryThreshold wait on a durable timer, which closes the
+ * workflow task, so status queries and payment signals are answered between attempts even during
+ * a long MySQL outage.
+ */
+const { persistOrder } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '5s',
+  localRetryThreshold: '1s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
+});
+
+/**
+ * Everything after persistence must happen eventually: a lost markPaid loses money, a lost
+ * cancelOrder or releaseReservation loses stock. These retry without limit (with capped backoff);
+ * every one of them is idempotent, so a retry after a lost answer is harmless.
+ */
+const { markPaid, cancelOrder, recordOrderFailure, recordRefundRequired, releaseReservation, confirmReservation } =
+  proxyActivities<Activities>({
+    startToCloseTimeout: '10s',
+    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
+  });
+
+export async function orderWorkflowV1(input: OrderInput): Promise<OrderState> {
+  // The deadline runs from the reservation, so a slow start never gives the shopper extra time.
+  const paymentDeadline = new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString();
+  const state: OrderState = {
+    orderNo: input.orderNo,
+    sku: input.sku,
+    userId: input.userId,
+    quantity: input.quantity,
+    totalCents: input.unitPriceCents * input.quantity,
+    status: 'PENDING',
+    createdAt: input.createdAt,
+    paymentDeadline,
+    payments: [],
+  };
+  let acceptedPayment: PaymentReceived | undefined;
+  let cancelRequested = false;
+  /** Set as soon as the order's fate is decided, before the closing activities run. */
+  let decided = false;
+  const refundsToRecord: Array<PaymentReceived & { reason: RefundReason }> = [];
+
+  setHandler(statusQuery, () => state);
+
+  setHandler(paymentReceivedSignal, (payment) => {
+    if (state.payments.some((p) => p.eventId === payment.eventId)) return; // provider retry: already handled
+    const refund = (reason: RefundReason) => {
+      state.payments.push({ ...payment, outcome: 'REFUND_REQUIRED', refundReason: reason });
+      refundsToRecord.push({ ...payment, reason });
+    };
+    if (acceptedPayment) return refund('ALREADY_PAID');
+    if (decided || (state.status !== 'PENDING' && state.status !== 'AWAITING_PAYMENT')) return refund('ORDER_NOT_AWAITING_PAYMENT');
+    if (payment.amountCents !== state.totalCents) return refund('AMOUNT_MISMATCH');
+    // Accepted even while PENDING: it is applied once persistence succeeds.
+    acceptedPayment = payment;
+    state.payments.push({ ...payment, outcome: 'APPLIED' });
+  });
+
+  setHandler(cancelOrderSignal, () => {
+    if (!decided && isCancellable(state)) cancelRequested = true;
+  });
+
+  const setStatus = (status: OrderState['status']) => {
+    state.status = status;
+    upsertSearchAttributes([{ key: ORDER_STATUS_SEARCH_ATTRIBUTE, value: status }]);
+  };
+
+  try {
+    // ---- persist ------------------------------------------------------------------------------
+    try {
+      await persistOrder({ ...input, paymentDeadline });
+    } catch (err) {
+      decided = true;
+      state.failureReason = describeFailure(err);
+      log.warn('persistOrder failed for good; releasing the reservation', { orderNo: input.orderNo, reason: state.failureReason });
+      await CancellationScope.nonCancellable(async () => {
+        await recordOrderFailure({ ...input, paymentDeadline, reason: state.failureReason ?? 'unknown' });
+        await releaseReservation({ sku: input.sku, orderNo: input.orderNo });
+      });
+      if (acceptedPayment) {
+        state.payments = state.payments.map((p) =>
+          p.eventId === acceptedPayment?.eventId ? { ...p, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' } : p,
+        );
+        refundsToRecord.push({ ...acceptedPayment, reason: 'ORDER_FAILED' });
+      }
+      setStatus('FAILED');
+      return await finish(state, refundsToRecord);
+    }
+    setStatus('AWAITING_PAYMENT');
+
+    // ---- wait for payment, cancellation or the deadline (a durable timer) -----------------------
+    // At least 1 ms: a zero timeout would mean "no timer" to some SDK versions.
+    const remainingMs = Math.max(1, Date.parse(paymentDeadline) - Date.now());
+    await condition(() => acceptedPayment !== undefined || cancelRequested, remainingMs);
+    decided = true;
+
+    if (acceptedPayment) {
+      const paidAt = new Date().toISOString();
+      await markPaid({ orderNo: input.orderNo, eventId: acceptedPayment.eventId, amountCents: acceptedPayment.amountCents, paidAt });
+      await confirmReservation({ sku: input.sku, orderNo: input.orderNo });
+      state.paidAt = paidAt;
+      setStatus('PAID');
+    } else {
+      await closeCancelled(state, cancelRequested ? 'USER_CANCELLED' : 'PAYMENT_TIMEOUT');
+    }
+    return await finish(state, refundsToRecord);
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    // The workflow itself was cancelled (an operator in the Web UI): still give the stock back.
+    decided = true;
+    await CancellationScope.nonCancellable(async () => {
+      if (state.status === 'PENDING') {
+        await recordOrderFailure({ ...input, paymentDeadline, reason: 'workflow cancelled' });
+        await releaseReservation({ sku: input.sku, orderNo: input.orderNo });
+        state.failureReason = 'workflow cancelled';
+        setStatus('FAILED');
+      } else if (state.status === 'AWAITING_PAYMENT') {
+        await closeCancelled(state, 'USER_CANCELLED');
+      }
+      await finish(state, refundsToRecord);
+    });
+    throw err;
+  }
+
+  async function closeCancelled(order: OrderState, reason: CancelReason): Promise<void> {
+    await cancelOrder({ orderNo: order.orderNo, reason, cancelledAt: new Date().toISOString() });
+    await releaseReservation({ sku: order.sku, orderNo: order.orderNo });
+    order.cancelReason = reason;
+    setStatus('CANCELLED');
+  }
+}
+
+/** Records every payment that was not applied, including any that arrive while doing so. */
+async function finish(state: OrderState, refunds: Array<PaymentReceived & { reason: RefundReason }>): Promise<OrderState> {
+  while (refunds.length > 0) {
+    const refund = refunds.shift();
+    if (refund) await recordRefundRequired({ orderNo: state.orderNo, eventId: refund.eventId, amountCents: refund.amountCents, reason: refund.reason });
+  }
+  log.info('order closed', { orderNo: state.orderNo, status: state.status, workflowId: workflowInfo().workflowId });
+  return state;
+}
+
+function describeFailure(err: unknown): string {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
+  return cause instanceof Error ? cause.message : String(cause);
+}

@@ -1,0 +1,93 @@
+/**
+ * The reconciler's contract: its workflow type, schedule id, input and report. Shared by the
+ * workflow, its activities and the worker that keeps the schedule. Types and constants only.
+ */
+export const RECONCILE_WORKFLOW_TYPE = 'ReconcileWorkflow';
+/**
+ * The Temporal Schedule that runs the reconciler every RECONCILE_INTERVAL (Web UI → Schedules).
+ * One per task queue: deployments that share a namespace (staging beside production) each
+ * reconcile their own stores with their own workers.
+ */
+export function reconcileScheduleId(taskQueue: string): string {
+  return `flash-checkout-reconcile-${taskQueue}`;
+}
+
+export interface ReconcileInput {
+  /** Reservations younger than this are left alone: their workflow is on its way. */
+  reservationGraceMs: number;
+  /** Reservation records read per activity (one HSCAN page): bounds each activity's work. */
+  pageSize?: number;
+  /** Reconcile only these sales (an operator's targeted run); all sales when omitted. */
+  skus?: string[];
+}
+
+export interface RedisCountersView {
+  stock: number;
+  available: number;
+  reserved: number;
+  sold: number;
+}
+
+/** One sale's counters in Redis and MySQL, as the reconciler found them. */
+export interface SaleSurvey {
+  sku: string;
+  redis: RedisCountersView | null;
+  mysql: { stock: number; available: number; awaitingPayment: number; paid: number };
+  /** Live reservations or disagreement: the sale's reservations are scanned. */
+  needsScan: boolean;
+}
+
+export interface ReservationPageResult {
+  /** The next HSCAN cursor; '0' when the scan is complete. */
+  cursor: string;
+  scanned: number;
+  /** Reservations still holding units (reserved or claimed). */
+  live: number;
+  /** Units of live reservations whose order has no MySQL row yet (PENDING orders, orphans). */
+  pendingUnits: number;
+  /** Unclaimed reservations older than the grace period whose workflow never started: released. */
+  releasedOrphans: number;
+  /** Reservations whose workflow closed without persisting the order (terminated): released. */
+  releasedAbandoned: number;
+  /** Reservations left behind by a final MySQL order (Redis lost the order's last write): aligned. */
+  alignedReleased: number;
+  alignedConfirmed: number;
+}
+
+export interface AdoptionPageResult {
+  /** The last order number of this page; null when MySQL has no more. */
+  next: string | null;
+  adopted: number;
+  /** Orders MySQL holds units for that Redis lacks and cannot take back yet (no units available). */
+  notAdopted: number;
+}
+
+export interface SaleDrift {
+  sku: string;
+  redis: RedisCountersView | null;
+  mysql: { available: number; awaitingPayment: number; paid: number };
+  pendingUnits: number;
+  /** Redis reserved − (MySQL awaiting payment + pending units): 0 when the stores agree. */
+  reserved: number;
+  /** Redis sold − MySQL paid. */
+  sold: number;
+  /** Redis available − (MySQL available − pending units). */
+  available: number;
+  agrees: boolean;
+}
+
+export interface SaleReconciliation extends Omit<ReservationPageResult, 'cursor'> {
+  sku: string;
+  adopted: number;
+  notAdopted: number;
+  drift: SaleDrift;
+}
+
+export interface ReconcileReport {
+  salesSurveyed: number;
+  sales: SaleReconciliation[];
+  /** Payment events left RECEIVED by a delivery that died, delivered again. */
+  paymentsSettled: number;
+  /** Sales whose stores still disagree after the repairs (logged). */
+  drifting: string[];
+}

@@ -1,0 +1,65 @@
+/**
+ * ReconcileWorkflow: run by a Temporal Schedule every RECONCILE_INTERVAL. It finds what a crash
+ * left behind and repairs what is provably safe (docs/fault-tolerance.md):
+ *  - unclaimed reservations older than RESERVATION_GRACE whose order's workflow never started
+ *    (an API died between the Lua step and the start): released, with a FAILED order row;
+ *  - reservations whose workflow closed without persisting the order: released;
+ *  - reservations a final MySQL order left behind (Redis lost the order's last write): aligned;
+ *  - orders MySQL holds units for that Redis lost entirely: adopted back into Redis;
+ *  - payment events left RECEIVED by a webhook delivery that died: delivered again.
+ * It compares Redis and MySQL per sale and reports the drift (its result, and a warning log).
+ * Work is bounded: sales are surveyed 100 at a time and reservations read one HSCAN page per
+ * activity, so 100k reservations never make one giant activity.
+ */
+import { log, proxyActivities } from '@temporalio/workflow';
+import type { ReconcileActivities } from '../activities/reconcile.js';
+import type { AdoptionPageResult, ReconcileInput, ReconcileReport, SaleReconciliation, SaleSurvey } from './reconcile-definitions.js';
+
+const { surveySales, reconcileReservations, adoptMissingReservations, saleDrift, settleStuckPayments } = proxyActivities<ReconcileActivities>({
+  startToCloseTimeout: '60s',
+  // The next scheduled run starts over anyway: a few attempts, then give up on this one.
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumAttempts: 3 },
+});
+
+const SURVEY_PAGE = 100;
+
+export async function ReconcileWorkflow(input: ReconcileInput): Promise<ReconcileReport> {
+  const pageSize = input.pageSize ?? 500;
+  const sales: SaleReconciliation[] = [];
+  let salesSurveyed = 0;
+  for (let after: string | null = ''; after !== null; ) {
+    const page: { surveys: SaleSurvey[]; next: string | null } = await surveySales({ afterSku: after, limit: SURVEY_PAGE, ...(input.skus ? { skus: input.skus } : {}) });
+    salesSurveyed += page.surveys.length;
+    for (const survey of page.surveys) if (survey.needsScan) sales.push(await reconcileSale(survey.sku, input.reservationGraceMs, pageSize));
+    after = page.next;
+  }
+  const { settled } = await settleStuckPayments({ olderThanMs: input.reservationGraceMs, limit: 500 });
+  const drifting = sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.sku);
+  if (drifting.length > 0) log.warn('Redis and MySQL disagree after reconciliation', { drift: sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.drift) });
+  return { salesSurveyed, sales, paymentsSettled: settled, drifting };
+}
+
+async function reconcileSale(sku: string, reservationGraceMs: number, pageSize: number): Promise<SaleReconciliation> {
+  const totals = { scanned: 0, live: 0, pendingUnits: 0, releasedOrphans: 0, releasedAbandoned: 0, alignedReleased: 0, alignedConfirmed: 0 };
+  let cursor = '0';
+  do {
+    const page = await reconcileReservations({ sku, cursor, reservationGraceMs, count: pageSize });
+    for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += page[key];
+    cursor = page.cursor;
+  } while (cursor !== '0');
+  let drift = await saleDrift({ sku, pendingUnits: totals.pendingUnits });
+  let adopted = 0;
+  let notAdopted = 0;
+  // Redis holds fewer units than MySQL only if Redis lost writes: take the missing orders back.
+  const redisHeld = drift.redis ? drift.redis.reserved + drift.redis.sold : 0;
+  if (drift.redis && redisHeld < drift.mysql.awaitingPayment + drift.mysql.paid) {
+    for (let after: string | null = ''; after !== null; ) {
+      const page: AdoptionPageResult = await adoptMissingReservations({ sku, afterOrderNo: after, limit: pageSize });
+      adopted += page.adopted;
+      notAdopted += page.notAdopted;
+      after = page.next;
+    }
+    drift = await saleDrift({ sku, pendingUnits: totals.pendingUnits });
+  }
+  return { sku, ...totals, adopted, notAdopted, drift };
+}

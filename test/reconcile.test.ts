@@ -1,0 +1,198 @@
+/**
+ * The reconciler (ReconcileWorkflow and its activities) on the Temporal dev server with the
+ * production worker, against the real Redis and MariaDB: each thing a crash can leave behind is
+ * created for real (a reservation without a workflow, a terminated workflow, a write Redis lost, a
+ * payment whose delivery died), then one reconcile run repairs it and the invariants hold again.
+ */
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { AppConfig } from '../src/config/index.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createRedis } from '../src/infra/redis.js';
+import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
+import { OrderClient } from '../src/orders/order-client.js';
+import { newOrderNo } from '../src/orders/order-number.js';
+import { waitFor } from '../src/util/wait-for.js';
+import { ensureReconcileSchedule } from '../src/workers/reconcile-schedule.js';
+import { createOrderWorker } from '../src/workers/worker.js';
+import { orderWorkflowId, type OrderInput } from '../src/workflows/definitions.js';
+import { RECONCILE_WORKFLOW_TYPE, reconcileScheduleId, type ReconcileReport } from '../src/workflows/reconcile-definitions.js';
+import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
+import { testConfig } from './helpers/env.js';
+import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+
+const GRACE_MS = 2_000;
+let config: AppConfig;
+let store: Store;
+let redis: Redis;
+let inventory: RedisInventory;
+let connection: Connection;
+let temporal: Client;
+let orders: OrderClient;
+let nativeConnection: NativeConnection;
+let worker: Worker;
+let running: Promise<void>;
+
+beforeAll(async () => {
+  config = testConfig({ TEMPORAL_TASK_QUEUE: `reconcile-${randomUUID()}`, LOG_LEVEL: 'warn' });
+  store = new Store(createMysqlPool(config));
+  redis = createRedis(config);
+  inventory = new RedisInventory(redis);
+  connection = await Connection.connect({ address: config.temporal.address });
+  temporal = new Client({ connection, namespace: config.temporal.namespace, workflow: { queryRejectCondition: 'NOT_OPEN' } });
+  orders = new OrderClient(temporal, store, config.temporal.taskQueue);
+  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
+  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, temporal, workflowBundlePath: inject('workflowBundlePath') });
+  running = worker.run();
+});
+
+afterAll(async () => {
+  worker?.shutdown();
+  await running;
+  await Promise.allSettled([nativeConnection?.close(), connection?.close(), store?.close(), redis?.quit()]);
+});
+
+/** One reconcile run over the given sales, as the schedule would start it. */
+function reconcile(skus: string[], reservationGraceMs = GRACE_MS): Promise<ReconcileReport> {
+  return temporal.workflow.execute<typeof ReconcileWorkflow>(RECONCILE_WORKFLOW_TYPE, {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: `reconcile-test-${randomUUID()}`,
+    args: [{ reservationGraceMs, skus, pageSize: 100 }],
+  });
+}
+
+/** Reserves as the API does, dated `ageMs` ago; returns the workflow input for it. */
+async function reserve(sale: { sku: string; priceCents: number }, userId: string, ageMs = 0): Promise<OrderInput> {
+  const orderNo = newOrderNo();
+  const nowMs = Date.now() - ageMs;
+  expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1, nowMs })).outcome).toBe('RESERVED');
+  return { orderNo, sku: sale.sku, userId, quantity: 1, unitPriceCents: sale.priceCents, createdAt: new Date(nowMs).toISOString(), paymentWindow: '30m' };
+}
+
+const awaiting = (orderNo: string) =>
+  waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} to await payment`, timeoutMs: 10_000 });
+
+describe('ReconcileWorkflow', () => {
+  it('releases an orphan reservation (its workflow never started) after the grace period, records it FAILED, and its shopper can buy again', async () => {
+    const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const orphan = await reserve(sale, 'orphaned', 10_000);
+    const young = await reserve(sale, 'young');
+    expect((await inventory.reserve({ orderNo: newOrderNo(), sku: sale.sku, userId: 'orphaned', quantity: 1 })).outcome).toBe('LIMIT_EXCEEDED');
+
+    const report = await reconcile([sale.sku]);
+    expect(report.sales).toEqual([expect.objectContaining({ sku: sale.sku, releasedOrphans: 1, live: 2, pendingUnits: 1 })]);
+    expect((await inventory.getReservation(sale.sku, orphan.orderNo))?.state).toBe('RELEASED');
+    expect((await inventory.getReservation(sale.sku, young.orderNo))?.state).toBe('RESERVED');
+    expect(await store.getOrder(orphan.orderNo)).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationOrphaned/) });
+    expect((await inventory.reserve({ orderNo: newOrderNo(), sku: sale.sku, userId: 'orphaned', quantity: 1 })).outcome).toBe('RESERVED');
+  });
+
+  it('leaves a reservation whose workflow is running alone, and releases it once that workflow was terminated without persisting', async () => {
+    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const input = await reserve(sale, 'stuck', 10_000);
+    // A task queue no worker polls: the workflow runs but never gets to claim and persist.
+    const idle = new OrderClient(temporal, store, `nobody-${randomUUID()}`);
+    await idle.start(input);
+    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ releasedOrphans: 0, releasedAbandoned: 0, pendingUnits: 1 });
+    expect((await inventory.getReservation(sale.sku, input.orderNo))?.state).toBe('RESERVED');
+
+    await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).terminate('test: an operator terminated it');
+    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ releasedAbandoned: 1, pendingUnits: 0 });
+    expect(await store.getOrder(input.orderNo)).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationAbandoned/) });
+    const report = await saleReport(store, redis, sale.sku);
+    expect(report.figures.redis).toMatchObject({ available: 2, reserved: 0 });
+    expectInvariants(report);
+  });
+
+  it('adopts back an order MySQL holds whose reservation Redis lost, and the order is then paid', async () => {
+    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const input = await reserve(sale, 'adoptee');
+    await orders.start(input);
+    await awaiting(input.orderNo);
+    // What a Redis restart from an AOF without the last writes looks like: no record, counters back.
+    const keys = saleKeys(sale.sku);
+    await redis.multi().hdel(keys.reservations, input.orderNo).hincrby(keys.sale, 'available', 1).hincrby(keys.sale, 'reserved', -1).hdel(keys.users, 'adoptee').exec();
+    expect((await saleReport(store, redis, sale.sku)).checks.storesAgree).toBe(false);
+
+    const report = await reconcile([sale.sku]);
+    expect(report.sales[0]).toMatchObject({ adopted: 1, notAdopted: 0, drift: expect.objectContaining({ agrees: true }) });
+    expect(report.drifting).toEqual([]);
+    expect(await inventory.getReservation(sale.sku, input.orderNo)).toMatchObject({ state: 'CLAIMED', userId: 'adoptee' });
+    expectInvariants(await saleReport(store, redis, sale.sku, { perUserLimit: 1 }));
+
+    expect(await orders.pay(input.orderNo, { eventId: `evt-${input.orderNo}`, amountCents: sale.priceCents })).toEqual({ outcome: 'APPLIED' });
+    await orders.awaitClosed(input.orderNo);
+    const paid = await saleReport(store, redis, sale.sku);
+    expect(paid.figures.redis).toMatchObject({ sold: 1, reserved: 0 });
+    expectInvariants(paid);
+  });
+
+  it("aligns Redis to a final MySQL order whose last Redis write was lost", async () => {
+    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const input = await reserve(sale, 'canceller', 10_000);
+    await orders.start(input);
+    await awaiting(input.orderNo);
+    const found = await orders.find(input.orderNo);
+    if (!found) throw new Error('order not found');
+    await orders.cancel(found);
+    await orders.awaitClosed(input.orderNo);
+    // The release reached MySQL's side (CANCELLED, units back) but Redis lost it: claimed again.
+    const keys = saleKeys(sale.sku);
+    const record = await redis.hget(keys.reservations, input.orderNo);
+    await redis.multi().hset(keys.reservations, input.orderNo, `C${record?.slice(1)}`).hincrby(keys.sale, 'available', -1).hincrby(keys.sale, 'reserved', 1).hincrby(keys.users, 'canceller', 1).exec();
+
+    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ alignedReleased: 1 });
+    const report = await saleReport(store, redis, sale.sku);
+    expect(report.figures.redis).toMatchObject({ available: 2, reserved: 0 });
+    expectInvariants(report);
+  });
+
+  it('delivers a payment left RECEIVED by a webhook delivery that died, and settles it', async () => {
+    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const input = await reserve(sale, 'payer');
+    await orders.start(input);
+    await awaiting(input.orderNo);
+    const eventId = `evt-stuck-${input.orderNo}`;
+    // The webhook recorded the event, then its process died before delivering it.
+    expect(await store.recordPaymentReceived({ eventId, orderNo: input.orderNo, amountCents: sale.priceCents })).toEqual({ outcome: 'NEW' });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+
+    expect((await reconcile([sale.sku], 1)).paymentsSettled).toBeGreaterThanOrEqual(1);
+    expect(await store.getPayment(eventId)).toMatchObject({ outcome: 'APPLIED' });
+    await orders.awaitClosed(input.orderNo);
+    expect(await store.getOrder(input.orderNo)).toMatchObject({ status: 'PAID' });
+    expectInvariants(await saleReport(store, redis, sale.sku));
+  });
+
+  it('reports a sale whose stores disagree in a way it cannot repair', async () => {
+    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const keys = saleKeys(sale.sku);
+    await redis.multi().hincrby(keys.sale, 'available', -1).hincrby(keys.sale, 'sold', 1).exec();
+    const report = await reconcile([sale.sku]);
+    expect(report.drifting).toEqual([sale.sku]);
+    expect(report.sales[0]?.drift).toMatchObject({ sold: 1, available: -1, agrees: false });
+    await redis.multi().hincrby(keys.sale, 'available', 1).hincrby(keys.sale, 'sold', -1).exec();
+    expect((await reconcile([sale.sku])).drifting).toEqual([]);
+  });
+});
+
+describe('the reconcile schedule', () => {
+  it('is created once and then kept up to date, idempotently', async () => {
+    const settings = { temporal: config.temporal, reservationGraceMs: 60_000 };
+    const scheduleId = reconcileScheduleId(config.temporal.taskQueue);
+    try {
+      expect(await ensureReconcileSchedule(temporal, { ...settings, reconcileIntervalMs: 3_600_000 })).toBe('CREATED');
+      expect(await ensureReconcileSchedule(temporal, { ...settings, reconcileIntervalMs: 7_200_000 })).toBe('UPDATED');
+      const described = await temporal.schedule.getHandle(scheduleId).describe();
+      expect(described.spec.intervals).toEqual([expect.objectContaining({ every: 7_200_000 })]);
+      expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: RECONCILE_WORKFLOW_TYPE, taskQueue: config.temporal.taskQueue });
+      expect(described.policies.overlap).toBe('SKIP');
+    } finally {
+      await temporal.schedule.getHandle(scheduleId).delete();
+    }
+  });
+});
