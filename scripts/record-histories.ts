@@ -32,10 +32,10 @@ import { createOrderWorker } from '../src/workers/worker.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { REPLAY_SCENARIOS, type ReplayScenario } from '../test/replay/scenarios.js';
 import {
-  cancelOrderSignal,
+  cancelUpdate,
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
-  paymentReceivedSignal,
+  payUpdate,
   statusQuery,
   type OrderInput,
   type OrderStatus,
@@ -64,6 +64,9 @@ class Gate {
 }
 
 const gates: { persistOrder?: Gate; cancelOrder?: Gate } = {};
+/** persistOrder attempts that failed in the current scenario, and how many are to fail. */
+let failedPersists: number | undefined;
+let persistFailures = 0;
 
 async function main(): Promise<void> {
   const workDir = mkdtempSync(join(tmpdir(), 'flash-record-'));
@@ -87,6 +90,10 @@ async function main(): Promise<void> {
       workflowBundlePath: bundle,
       wrapActivities: (real) => ({
         persistOrder: async (input) => {
+          if (failedPersists !== undefined && failedPersists < persistFailures) {
+            failedPersists++;
+            throw Object.assign(new Error('connect ECONNREFUSED (recording: MySQL down)'), { code: 'ECONNREFUSED' });
+          }
           const gate = gates.persistOrder;
           if (gate) {
             gate.arrive();
@@ -124,7 +131,7 @@ async function main(): Promise<void> {
           createdAt: new Date().toISOString(),
           paymentWindow: scenario.paymentWindow ?? '30m',
         };
-        await playScenario(scenario, { client, store, input, taskQueue: config.temporal.taskQueue });
+        await playScenario(scenario, { client, store, inventory, input, taskQueue: config.temporal.taskQueue });
         const file = join(outDir, `${scenario.name}.json`);
         await exportHistory(config.temporal.address, orderWorkflowId(orderNo), file);
         say(`${scenario.name}: ${Date.now() - t0} ms → ${file}`);
@@ -140,13 +147,19 @@ async function main(): Promise<void> {
 interface ScenarioDeps {
   client: Client;
   store: Store;
+  inventory: RedisInventory;
   input: OrderInput;
   taskQueue: string;
 }
 
 async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promise<void> {
-  const { client, store, input } = deps;
+  const { client, store, inventory, input } = deps;
   if (scenario.saleGone) await store.deleteSale(input.sku);
+  if (scenario.releasedBeforeStart) await inventory.release(input.sku, input.orderNo, { as: 'unclaimed' });
+  if (scenario.persistFails) {
+    failedPersists = 0;
+    persistFailures = scenario.persistFails;
+  }
   if (scenario.holdPersist) gates.persistOrder = new Gate();
   if (scenario.holdCancel) gates.cancelOrder = new Gate();
   try {
@@ -156,13 +169,20 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
       args: [input],
     });
     const total = input.unitPriceCents * input.quantity;
-    const pay = (eventId: string, amountCents = total) => handle.signal(paymentReceivedSignal, { eventId, amountCents });
+    // Payments and cancels go the way the API sends them today: as Updates.
+    const pay = (eventId: string, amountCents = total) => handle.executeUpdate(payUpdate, { args: [{ eventId, amountCents }] });
     const statusIs = (status: OrderStatus) =>
       waitFor(async () => (await handle.query(statusQuery)).status === status, { what: `${handle.workflowId} ${status}`, timeoutMs: 20_000 });
     await scenario.play({
       handle,
       pay,
-      cancel: () => handle.signal(cancelOrderSignal),
+      cancel: () => handle.executeUpdate(cancelUpdate, {}),
+      persistAttempts: async (atLeast) => {
+        await waitFor(() => (failedPersists ?? 0) >= atLeast, { what: `${atLeast} failed persist attempts`, timeoutMs: 30_000 });
+      },
+      loseReservation: async () => {
+        await inventory.release(input.sku, input.orderNo, { as: 'owner' });
+      },
       statusIs,
       persistHeld: async () => {
         await gates.persistOrder?.reached;
@@ -176,6 +196,7 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
     });
     await handle.result().catch(() => undefined);
   } finally {
+    failedPersists = undefined;
     gates.persistOrder?.open();
     gates.cancelOrder?.open();
     delete gates.persistOrder;

@@ -20,6 +20,10 @@ export interface ScenarioContext {
   /** With holdCancel: resolves once cancelOrder has started and is held. */
   cancelHeld(): Promise<void>;
   releaseCancel(): void;
+  /** With persistFails: resolves once persistOrder has failed this many times. */
+  persistAttempts(atLeast: number): Promise<void>;
+  /** Gives the order's reservation back behind the workflow's back (a lost or edited Redis record). */
+  loseReservation(): Promise<void>;
 }
 
 export interface ReplayScenario {
@@ -30,6 +34,10 @@ export interface ReplayScenario {
   saleGone?: boolean;
   holdPersist?: boolean;
   holdCancel?: boolean;
+  /** persistOrder fails (MySQL down) on this many attempts (Infinity: all), so the order stays PENDING. */
+  persistFails?: number;
+  /** The reservation is released as unclaimed before the workflow starts (the API gave up on it). */
+  releasedBeforeStart?: boolean;
   play(ctx: ScenarioContext): Promise<void>;
 }
 
@@ -64,12 +72,32 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
   },
   {
     name: 'operator-cancel-while-pending',
-    holdPersist: true,
+    persistFails: Number.POSITIVE_INFINITY,
     async play(ctx) {
-      await ctx.persistHeld();
+      await ctx.persistAttempts(5);
       await ctx.pay('evt-pending-paid');
       await ctx.handle.cancel();
-      ctx.releasePersist();
+    },
+  },
+  {
+    name: 'reservation-released-before-claim',
+    releasedBeforeStart: true,
+    async play() {},
+  },
+  {
+    name: 'reservation-lost-before-payment',
+    async play(ctx) {
+      await ctx.statusIs('AWAITING_PAYMENT');
+      await ctx.loseReservation();
+      await ctx.pay('evt-lost');
+    },
+  },
+  {
+    name: 'operator-cancel-during-payment',
+    async play(ctx) {
+      await ctx.statusIs('AWAITING_PAYMENT');
+      await ctx.pay('evt-then-cancel');
+      await ctx.handle.cancel();
     },
   },
   {
@@ -79,11 +107,12 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
   },
   {
     name: 'early-payment',
-    holdPersist: true,
+    // The first attempts fail (MySQL briefly down); from the fifth on, retries wait on a durable
+    // timer, and the payment arrives then, while the order is still PENDING.
+    persistFails: 5,
     async play(ctx) {
-      await ctx.persistHeld();
+      await ctx.persistAttempts(5);
       await ctx.pay('evt-early');
-      ctx.releasePersist();
     },
   },
   {
