@@ -1,13 +1,18 @@
 /**
- * The local stack shared by `npm start`, `npm test` and `npm run bench`: Temporal dev server
- * (with Web UI), Redis and MariaDB. A server whose address is already in the environment
- * (TEMPORAL_ADDRESS, REDIS_URL, MYSQL_URL) is used as it is and none is started for it.
+ * The local stack shared by `npm start`, `npm test`, `npm run bench` and `npm run chaos`: Temporal
+ * dev server (with Web UI), Redis and MariaDB. A server whose address is already in the environment
+ * (TEMPORAL_ADDRESS, REDIS_URL, MYSQL_URL) is used as it is and none is started for it. Each server
+ * this starts is supervised: with `supervise`, a crashed server is started again on the same port
+ * and data (npm start, the fault suite); without, it is only watched.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { LOCAL_STACK_PORTS } from '../config/index.js';
 import { freePort } from './process.js';
 import { loadToolPaths, startMariaDb, startRedis, startTemporalDevServer, type RunningService } from './services.js';
+import { Supervised, type SupervisorOptions } from './supervisor.js';
+
+export type StackServer = 'temporal' | 'redis' | 'mysql';
 
 export interface StackOptions {
   /** Root of the servers' data directories (`.data/` for npm start, a temp dir for tests). */
@@ -18,6 +23,8 @@ export interface StackOptions {
   /** Environment that may name external servers; defaults to process.env. */
   env?: Record<string, string | undefined>;
   log?: (line: string) => void;
+  /** Restart a server that crashes, with these settings; without it a crash is not repaired. */
+  supervise?: SupervisorOptions;
 }
 
 export interface RunningStack {
@@ -25,7 +32,10 @@ export interface RunningStack {
   env: Record<string, string>;
   /** The Web UI, when this stack started the Temporal dev server. */
   temporalUiUrl?: string;
-  services: RunningService[];
+  /** The Temporal dev server's Prometheus endpoint, when this stack started it. */
+  temporalMetricsUrl?: string;
+  /** The servers this stack started (not the external ones), by role. */
+  servers: Partial<Record<StackServer, Supervised>>;
   stop(): Promise<void>;
 }
 
@@ -36,20 +46,33 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   const pick = async (fixed: number) => (options.ports === 'local' ? fixed : freePort());
   mkdirSync(options.dataDir, { recursive: true });
 
-  const started: RunningService[] = [];
+  const servers: Partial<Record<StackServer, Supervised>> = {};
+  const started: Supervised[] = [];
   const stackEnv: Record<string, string> = {};
   let temporalUiUrl: string | undefined;
+  let temporalMetricsUrl: string | undefined;
   const stop = async () => {
     // Reverse order, one at a time: each gets SIGTERM and a grace period before SIGKILL.
-    for (const service of [...started].reverse()) await service.process.stop();
+    for (const server of [...started].reverse()) await server.stop();
   };
 
-  const timed = async (name: string, start: () => Promise<RunningService>) => {
+  const supervise = async (role: StackServer, name: string, launch: () => Promise<RunningService>) => {
     const t0 = Date.now();
-    const service = await start();
-    started.push(service);
-    Object.assign(stackEnv, service.env);
-    log(`${name} ready in ${Date.now() - t0} ms (${Object.values(service.env).join(', ')}; log ${service.process.logFile})`);
+    let first: RunningService | undefined;
+    const supervised = new Supervised(
+      name,
+      async () => {
+        const service = await launch();
+        first ??= service;
+        return service.process;
+      },
+      { log, ...(options.supervise ?? { restart: false }) },
+    );
+    const proc = await supervised.start();
+    servers[role] = supervised;
+    started.push(supervised);
+    Object.assign(stackEnv, first?.env);
+    log(`${name} ready in ${Date.now() - t0} ms (${Object.values(first?.env ?? {}).join(', ')}; log ${proc.logFile})`);
   };
 
   try {
@@ -59,9 +82,11 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     } else {
       const [port, uiPort, metricsPort] = [await pick(LOCAL_STACK_PORTS.temporal), await pick(LOCAL_STACK_PORTS.temporalUi), await freePort()];
       temporalUiUrl = `http://127.0.0.1:${uiPort}`;
+      temporalMetricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+      const namespace = env.TEMPORAL_NAMESPACE || 'default';
       tasks.push(
-        timed('Temporal dev server', () =>
-          startTemporalDevServer({ tools, dataDir: join(options.dataDir, 'temporal'), port, uiPort, metricsPort, namespace: env.TEMPORAL_NAMESPACE || 'default' }),
+        supervise('temporal', 'Temporal dev server', () =>
+          startTemporalDevServer({ tools, dataDir: join(options.dataDir, 'temporal'), port, uiPort, metricsPort, namespace }),
         ),
       );
     }
@@ -69,14 +94,14 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       log(`Redis: using external ${env.REDIS_URL}`);
     } else {
       const port = await pick(LOCAL_STACK_PORTS.redis);
-      tasks.push(timed('Redis', () => startRedis({ tools, dataDir: join(options.dataDir, 'redis'), port })));
+      tasks.push(supervise('redis', 'Redis', () => startRedis({ tools, dataDir: join(options.dataDir, 'redis'), port })));
     }
     if (env.MYSQL_URL) {
       log(`MySQL: using external ${env.MYSQL_URL.replace(/\/\/([^:]+):[^@]*@/, '//$1:***@')}`);
     } else {
       const port = await pick(LOCAL_STACK_PORTS.mysql);
       tasks.push(
-        timed('MariaDB', () =>
+        supervise('mysql', 'MariaDB', () =>
           startMariaDb({
             tools,
             dataDir: join(options.dataDir, 'mariadb'),
@@ -95,5 +120,5 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     await stop();
     throw err;
   }
-  return { env: stackEnv, temporalUiUrl, services: started, stop };
+  return { env: stackEnv, servers, stop, ...(temporalUiUrl ? { temporalUiUrl } : {}), ...(temporalMetricsUrl ? { temporalMetricsUrl } : {}) };
 }

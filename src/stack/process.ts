@@ -16,6 +16,8 @@ export interface ManagedProcess {
   readonly logFile: string;
   /** Resolves once the process has exited. */
   readonly exited: Promise<number | null>;
+  /** The exit code once it has exited (128 for a signal), undefined while it runs. */
+  readonly exitCodeNow: number | null | undefined;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -60,9 +62,16 @@ export function spawnLogged(
   });
   if (!child.pid) throw new Error(`${name}: could not spawn ${command}`);
   const pid = child.pid;
+  let exitCode: number | null | undefined;
+  void exited.then((code) => {
+    exitCode = code;
+  });
   return {
     name,
     pid,
+    get exitCodeNow() {
+      return exitCode;
+    },
     logFile: options.logFile === 'inherit' ? '' : options.logFile,
     exited,
     async stop(graceMs = 10_000) {
@@ -103,10 +112,6 @@ export function tailOf(file: string, lines = 20): string {
  * and after `timeoutMs` otherwise. Never a fixed sleep: start-up time varies a lot between machines.
  */
 export async function waitUntilReady(proc: ManagedProcess, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  let exitCode: number | null | undefined;
-  void proc.exited.then((code) => {
-    exitCode = code;
-  });
   try {
     await waitFor(probe, {
       what: `${proc.name} to be ready`,
@@ -115,7 +120,7 @@ export async function waitUntilReady(proc: ManagedProcess, probe: () => Promise<
       backoff: 1.5,
       maxIntervalMs: 500,
       retryErrors: true,
-      abortIf: () => (exitCode === undefined ? undefined : `it exited with code ${exitCode}`),
+      abortIf: () => (proc.exitCodeNow === undefined ? undefined : `it exited with code ${proc.exitCodeNow}`),
     });
   } catch (err) {
     throw new Error(`${err instanceof Error ? err.message : String(err)}. Log ${proc.logFile}:\n${tailOf(proc.logFile)}`);
