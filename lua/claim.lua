@@ -1,18 +1,35 @@
 -- The order's workflow takes ownership of its reservation before it persists the order.
--- KEYS[1] sale:{SKU}:res
--- ARGV orderNo
--- Returns CLAIMED | ALREADY_CLAIMED | SOLD | RELEASED | NOT_FOUND.
+-- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res
+-- ARGV orderNo, userId, quantity, reservedAtMs
+-- Returns CLAIMED | ALREADY_CLAIMED | RECLAIMED | SOLD | RELEASED | NOT_FOUND.
 --
 -- Ownership is what makes a unit impossible to both release and persist: once claimed (state C),
 -- only the workflow may release or confirm it; the API (after a failed start) and the reconciler
 -- (for orphans) may release only an unclaimed reservation (state R). A workflow that finds its
--- reservation RELEASED or NOT_FOUND must not persist the order: the units may be someone else's.
-local res = KEYS[1]
-local orderNo = ARGV[1]
+-- reservation RELEASED must not persist the order: the units may be someone else's.
+--
+-- No record at all means Redis lost the reservation (a restart from an append-only file without
+-- its last second of writes): the counters lost it too, so the units are taken again, claimed,
+-- if they are still there (RECLAIMED); otherwise NOT_FOUND and the order fails. MySQL, which
+-- takes its own units when the order is persisted, keeps this from ever selling a unit twice.
+local sale, users, res = KEYS[1], KEYS[2], KEYS[3]
+local orderNo, userId, reservedAt = ARGV[1], ARGV[2], ARGV[4]
+local quantity = tonumber(ARGV[3])
 
 local record = redis.call('HGET', res, orderNo)
 if not record then
-  return 'NOT_FOUND'
+  if quantity == nil or quantity < 1 or userId == nil or userId == '' or not string.match(reservedAt or '', '^%d+$') then
+    return 'NOT_FOUND'
+  end
+  local available = tonumber(redis.call('HGET', sale, 'available'))
+  if available == nil or available < quantity then
+    return 'NOT_FOUND'
+  end
+  redis.call('HINCRBY', sale, 'available', -quantity)
+  redis.call('HINCRBY', sale, 'reserved', quantity)
+  redis.call('HINCRBY', users, userId, quantity)
+  redis.call('HSET', res, orderNo, 'C|' .. userId .. '|' .. quantity .. '|' .. reservedAt)
+  return 'RECLAIMED'
 end
 local state = string.sub(record, 1, 1)
 if state == 'R' then

@@ -1,17 +1,30 @@
 -- Gives a reservation's units back to the sale (payment timeout, cancel, failed persistence, orphan).
--- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res
+-- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res, KEYS[4] sale:{SKU}:idem
 -- ARGV orderNo, sku (for the notification), mode ('owner' or 'unclaimed'; default 'owner'),
---      reservedBeforeMs (with 'unclaimed': only a reservation made before this time; 0 = any)
+--      reservedBeforeMs (with 'unclaimed': only a reservation made before this time; 0 = any),
+--      userId and idempotencyKey (optional: the API forgets the key's mapping to this order once
+--      the reservation is released, so that a retry with the same key reserves again)
 -- Returns RELEASED | ALREADY_RELEASED | SOLD | NOT_FOUND, and with mode 'unclaimed' also CLAIMED
 -- (the order's workflow owns it) or TOO_RECENT. Idempotent: the record's state moves to X exactly
 -- once, so stock comes back once however often (or concurrently) this is called.
-local sale, users, res = KEYS[1], KEYS[2], KEYS[3]
+local sale, users, res, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local orderNo = ARGV[1]
 local mode = ARGV[3]
 if mode == nil or mode == '' then
   mode = 'owner'
 end
 local reservedBefore = tonumber(ARGV[4]) or 0
+local idemUser, idemKey = ARGV[5], ARGV[6]
+
+-- Same field layout as reserve.lua: the user id length-prefixed, so no pair can collide.
+local function forgetKey()
+  if idem and idemUser and idemUser ~= '' and idemKey and idemKey ~= '' then
+    local field = string.len(idemUser) .. ':' .. idemUser .. '\n' .. idemKey
+    if redis.call('HGET', idem, field) == orderNo then
+      redis.call('HDEL', idem, field)
+    end
+  end
+end
 
 local record = redis.call('HGET', res, orderNo)
 if not record then
@@ -26,6 +39,7 @@ if not state then
 end
 
 if state == 'X' then
+  forgetKey()
   return 'ALREADY_RELEASED'
 end
 if state == 'S' then
@@ -53,6 +67,7 @@ if redis.call('HINCRBY', users, userId, -quantity) <= 0 then
 end
 -- The record is kept (as X) so a repeated release is recognised instead of reported NOT_FOUND.
 redis.call('HSET', res, orderNo, 'X' .. string.sub(record, 2))
+forgetKey()
 -- Stock came back: bump the sale's generation and tell every API instance, so a local
 -- "sold out" flag set before this (at a lower generation) is dropped and never hides the unit.
 local generation = redis.call('HINCRBY', sale, 'returned', 1)

@@ -248,7 +248,8 @@ describe('RedisInventory', () => {
     const sku = await newSale('claim', { stock: 5, perUserLimit: 2 });
     const no = orderNo();
     expect((await inventory.reserve({ orderNo: no, sku, userId: 'alice', quantity: 2 })).outcome).toBe('RESERVED');
-    const claims = await Promise.all(Array.from({ length: 10 }, () => inventory.claim(sku, no)));
+    const claimOf = (orderNo: string, userId = 'alice', quantity = 2) => inventory.claim({ sku, orderNo, userId, quantity, reservedAtMs: 1_700_000_000_000 });
+    const claims = await Promise.all(Array.from({ length: 10 }, () => claimOf(no)));
     expect(countBy(claims)).toEqual({ CLAIMED: 1, ALREADY_CLAIMED: 9 });
     expect(await inventory.getReservation(sku, no)).toMatchObject({ state: 'CLAIMED', userId: 'alice', quantity: 2 });
     const claimed = await sale(sku);
@@ -260,14 +261,13 @@ describe('RedisInventory', () => {
     // Its owner can: release, or confirm.
     expect(await inventory.release(sku, no, { as: 'owner' })).toBe('RELEASED');
     expect(await sale(sku)).toMatchObject({ available: 5, reserved: 0, sold: 0 });
-    expect(await inventory.claim(sku, no)).toBe('RELEASED');
-    expect(await inventory.claim(sku, orderNo())).toBe('NOT_FOUND');
+    expect(await claimOf(no)).toBe('RELEASED');
 
     const paid = orderNo();
     await inventory.reserve({ orderNo: paid, sku, userId: 'bob', quantity: 1 });
-    expect(await inventory.claim(sku, paid)).toBe('CLAIMED');
+    expect(await claimOf(paid, 'bob', 1)).toBe('CLAIMED');
     expect(await inventory.confirm(sku, paid)).toBe('CONFIRMED');
-    expect(await inventory.claim(sku, paid)).toBe('SOLD');
+    expect(await claimOf(paid, 'bob', 1)).toBe('SOLD');
     expectConserved(await sale(sku));
   });
 
@@ -289,11 +289,30 @@ describe('RedisInventory', () => {
         const no = orderNo();
         const s2 = await newSale(`race${i}`, { stock: 1, perUserLimit: 1 });
         await inventory.reserve({ orderNo: no, sku: s2, userId: 'u', quantity: 1, nowMs: now - 120_000 });
-        const [claim, release] = await Promise.all([inventory.claim(s2, no), inventory.release(s2, no, { as: 'unclaimed', reservedBeforeMs: now })]);
+        const [claim, release] = await Promise.all([
+          inventory.claim({ sku: s2, orderNo: no, userId: 'u', quantity: 1, reservedAtMs: now - 120_000 }),
+          inventory.release(s2, no, { as: 'unclaimed', reservedBeforeMs: now }),
+        ]);
         return `${claim}/${release}`;
       }),
     );
     for (const outcome of raced) expect(['CLAIMED/CLAIMED', 'RELEASED/RELEASED']).toContain(outcome);
+  });
+
+  it('takes a reservation Redis lost again when its workflow claims it, if its units are still there', async () => {
+    const sku = await newSale('reclaim', { stock: 1, perUserLimit: 1 });
+    const lost = orderNo();
+    const claim = (no: string, userId: string) => inventory.claim({ sku, orderNo: no, userId, quantity: 1, reservedAtMs: 1_700_000_000_000 });
+    // No record and no counters: what a restart from an AOF without the last writes leaves.
+    expect(await claim(lost, 'alice')).toBe('RECLAIMED');
+    expect(await inventory.getReservation(sku, lost)).toEqual({ state: 'CLAIMED', userId: 'alice', quantity: 1, reservedAtMs: 1_700_000_000_000 });
+    expect(await sale(sku)).toMatchObject({ available: 0, reserved: 1 });
+    expect(await inventory.userHolding(sku, 'alice')).toBe(1);
+    expect(await claim(lost, 'alice')).toBe('ALREADY_CLAIMED');
+    // The units went to someone else meanwhile: the order cannot have them.
+    expect(await claim(orderNo(), 'bob')).toBe('NOT_FOUND');
+    expect(await sale(sku)).toMatchObject({ available: 0, reserved: 1 });
+    expectConserved(await sale(sku));
   });
 
   it('adopts a reservation Redis lost back from MySQL, never below zero available', async () => {

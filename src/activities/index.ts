@@ -47,11 +47,12 @@ export function createActivities({ store, inventory }: ActivityDeps) {
      * Claims the order's reservation in Redis (from then on only this order's workflow may release
      * or confirm it), then inserts the order as AWAITING_PAYMENT and takes its units from MySQL's
      * available stock in one transaction. A retry after a lost answer finds the claim and the row
-     * and succeeds without taking stock twice. A reservation that was released or lost before the
-     * claim fails the order for good: its units may already be someone else's.
+     * and succeeds without taking stock twice. A reservation released before the claim fails the
+     * order for good (its units may already be someone else's); one Redis lost is taken again if
+     * its units are still there, else the order fails.
      */
     async persistOrder(order: PersistOrderInput): Promise<void> {
-      const claim = await inventory.claim(order.sku, order.orderNo);
+      const claim = await inventory.claim({ ...order, reservedAtMs: Date.parse(order.createdAt) });
       if (claim === 'RELEASED') {
         throw ApplicationFailure.nonRetryable(`reservation of order ${order.orderNo} was released before the order was persisted`, FailureTypes.reservationReleased);
       }

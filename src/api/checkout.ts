@@ -73,7 +73,9 @@ export class CheckoutService {
    * reached either, the reservation stays and the reconciler settles it after the grace period.
    */
   private async afterFailedStart(request: CheckoutRequest, orderNo: string, err: unknown): Promise<{ orderNo: string; status: OrderStatus }> {
-    const released = await this.deps.inventory.release(request.sku, orderNo, { as: 'unclaimed' }).catch((releaseErr: unknown) => releaseErr);
+    const released = await this.deps.inventory
+      .release(request.sku, orderNo, { as: 'unclaimed', ...this.idempotencyOf(request) })
+      .catch((releaseErr: unknown) => releaseErr);
     if (released === 'CLAIMED' || released === 'SOLD') {
       this.deps.logger.warn({ err, orderNo }, 'the OrderWorkflow start reported an error but the workflow runs and owns its reservation');
       return { orderNo, status: 'PENDING' };
@@ -96,9 +98,19 @@ export class CheckoutService {
       }
       return { orderNo, status: 'PENDING' as const };
     }
-    // Claimed: its workflow runs. Sold or released: the order is past the point a retry could change.
+    // Claimed: its workflow runs.
     if (reservation?.state === 'CLAIMED') return { orderNo, status: 'PENDING' as const };
-    return { orderNo, status: reservation?.state === 'SOLD' ? ('PAID' as const) : ('CANCELLED' as const) };
+    // Sold or released: the order is past the point a retry could change; answer its own status.
+    const order = await this.deps.orders.find(orderNo).catch(() => null);
+    if (order) return { orderNo, status: order.view.status };
+    if (reservation?.state === 'SOLD') return { orderNo, status: 'PAID' as const };
+    // Released before any order existed (its start failed): forget the key so a retry reserves anew.
+    await this.deps.inventory.release(request.sku, orderNo, { as: 'unclaimed', ...this.idempotencyOf(request) });
+    throw new ApiError(503, 'UNAVAILABLE', 'the earlier attempt with this Idempotency-Key reserved nothing; please retry');
+  }
+
+  private idempotencyOf(request: CheckoutRequest): { idempotency?: { userId: string; key: string } } {
+    return request.idempotencyKey ? { idempotency: { userId: request.userId, key: request.idempotencyKey } } : {};
   }
 
   private orderInput(request: CheckoutRequest, orderNo: string, unitPriceCents: number, createdAtMs: number): OrderInput {

@@ -70,7 +70,7 @@ export type ReserveOutcome = ReserveResult['outcome'];
 export const STOCK_RETURNED_CHANNEL = 'flash:stock-returned';
 export type ReleaseOutcome = 'RELEASED' | 'ALREADY_RELEASED' | 'SOLD' | 'NOT_FOUND' | 'CLAIMED' | 'TOO_RECENT';
 export type ConfirmOutcome = 'CONFIRMED' | 'ALREADY_CONFIRMED' | 'RELEASED' | 'NOT_FOUND';
-export type ClaimOutcome = 'CLAIMED' | 'ALREADY_CLAIMED' | 'SOLD' | 'RELEASED' | 'NOT_FOUND';
+export type ClaimOutcome = 'CLAIMED' | 'ALREADY_CLAIMED' | 'RECLAIMED' | 'SOLD' | 'RELEASED' | 'NOT_FOUND';
 export type AdoptOutcome = 'ADOPTED' | 'EXISTS' | 'NO_STOCK' | 'NO_SALE';
 
 /**
@@ -78,7 +78,14 @@ export type AdoptOutcome = 'ADOPTED' | 'EXISTS' | 'NO_STOCK' | 'NO_SALE';
  * the API after a failed start and the reconciler may release only an unclaimed one ('unclaimed',
  * optionally only if reserved before a cut-off time).
  */
-export type ReleaseMode = { as: 'owner' } | { as: 'unclaimed'; reservedBeforeMs?: number };
+export type ReleaseMode =
+  | { as: 'owner' }
+  | {
+      as: 'unclaimed';
+      reservedBeforeMs?: number;
+      /** The checkout's (user, Idempotency-Key): forgotten once released, so a retry reserves anew. */
+      idempotency?: { userId: string; key: string };
+    };
 
 export interface SaleStock {
   sku: string;
@@ -110,7 +117,7 @@ const RESERVE_OUTCOMES: ReadonlySet<string> = new Set<ReserveOutcome>([
   'SOLD_OUT',
 ]);
 const RELEASE_OUTCOMES: ReadonlySet<string> = new Set<ReleaseOutcome>(['RELEASED', 'ALREADY_RELEASED', 'SOLD', 'NOT_FOUND', 'CLAIMED', 'TOO_RECENT']);
-const CLAIM_OUTCOMES: ReadonlySet<string> = new Set<ClaimOutcome>(['CLAIMED', 'ALREADY_CLAIMED', 'SOLD', 'RELEASED', 'NOT_FOUND']);
+const CLAIM_OUTCOMES: ReadonlySet<string> = new Set<ClaimOutcome>(['CLAIMED', 'ALREADY_CLAIMED', 'RECLAIMED', 'SOLD', 'RELEASED', 'NOT_FOUND']);
 const ADOPT_OUTCOMES: ReadonlySet<string> = new Set<AdoptOutcome>(['ADOPTED', 'EXISTS', 'NO_STOCK', 'NO_SALE']);
 const CONFIRM_OUTCOMES: ReadonlySet<string> = new Set<ConfirmOutcome>([
   'CONFIRMED',
@@ -141,18 +148,29 @@ interface InventoryCommands {
     nowMs: number,
     idempotencyKey: string,
   ): Promise<[string, string, string | null, string, number?]>;
-  inventoryRelease(sale: string, users: string, reservations: string, orderNo: string, sku: string, mode: string, reservedBeforeMs: number): Promise<string>;
+  inventoryRelease(
+    sale: string,
+    users: string,
+    reservations: string,
+    idempotency: string,
+    orderNo: string,
+    sku: string,
+    mode: string,
+    reservedBeforeMs: number,
+    idempotencyUser: string,
+    idempotencyKey: string,
+  ): Promise<string>;
   inventoryConfirm(sale: string, reservations: string, orderNo: string): Promise<string>;
-  inventoryClaim(reservations: string, orderNo: string): Promise<string>;
+  inventoryClaim(sale: string, users: string, reservations: string, orderNo: string, userId: string, quantity: number, reservedAtMs: number): Promise<string>;
   inventoryAdopt(sale: string, users: string, reservations: string, orderNo: string, userId: string, quantity: number, state: string, reservedAtMs: number): Promise<string>;
 }
 
 const SCRIPTS = {
   inventoryDefineSale: { file: 'define_sale.lua', numberOfKeys: 1 },
   inventoryReserve: { file: 'reserve.lua', numberOfKeys: 4 },
-  inventoryRelease: { file: 'release.lua', numberOfKeys: 3 },
+  inventoryRelease: { file: 'release.lua', numberOfKeys: 4 },
   inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 2 },
-  inventoryClaim: { file: 'claim.lua', numberOfKeys: 1 },
+  inventoryClaim: { file: 'claim.lua', numberOfKeys: 3 },
   inventoryAdopt: { file: 'adopt.lua', numberOfKeys: 3 },
 } as const satisfies Record<keyof InventoryCommands, { file: string; numberOfKeys: number }>;
 
@@ -246,14 +264,29 @@ export class RedisInventory {
    */
   async release(sku: string, orderNo: string, mode: ReleaseMode = { as: 'owner' }): Promise<ReleaseOutcome> {
     const k = saleKeys(sku);
-    const reservedBefore = mode.as === 'unclaimed' ? Math.floor(mode.reservedBeforeMs ?? 0) : 0;
-    const reply = await this.commands.inventoryRelease(k.sale, k.users, k.reservations, orderNo, sku, mode.as, reservedBefore);
+    const unclaimed = mode.as === 'unclaimed' ? mode : undefined;
+    const reply = await this.commands.inventoryRelease(
+      k.sale,
+      k.users,
+      k.reservations,
+      k.idempotency,
+      orderNo,
+      sku,
+      mode.as,
+      Math.floor(unclaimed?.reservedBeforeMs ?? 0),
+      unclaimed?.idempotency?.userId ?? '',
+      unclaimed?.idempotency?.key ?? '',
+    );
     return expectOutcome<ReleaseOutcome>(RELEASE_OUTCOMES, reply, 'release.lua');
   }
 
-  /** The order's workflow takes ownership of its reservation (R -> C) before persisting the order. */
-  async claim(sku: string, orderNo: string): Promise<ClaimOutcome> {
-    const reply = await this.commands.inventoryClaim(saleKeys(sku).reservations, orderNo);
+  /**
+   * The order's workflow takes ownership of its reservation (R -> C) before persisting the order;
+   * a reservation Redis lost is taken again if its units are still there (RECLAIMED).
+   */
+  async claim(order: { sku: string; orderNo: string; userId: string; quantity: number; reservedAtMs: number }): Promise<ClaimOutcome> {
+    const k = saleKeys(order.sku);
+    const reply = await this.commands.inventoryClaim(k.sale, k.users, k.reservations, order.orderNo, order.userId, order.quantity, Math.floor(order.reservedAtMs));
     return expectOutcome<ClaimOutcome>(CLAIM_OUTCOMES, reply, 'claim.lua');
   }
 
