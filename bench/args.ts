@@ -24,6 +24,8 @@ export interface BenchArgs {
   outDir: string;
   /** Writes a V8 CPU profile of every server process into this folder (open in Chrome DevTools). */
   profileDir?: string;
+  /** Redis's append-only fsync policy for the stack the benchmark starts. */
+  redisAppendfsync: 'everysec' | 'always';
 }
 
 export function parseBenchArgs(argv: string[], root: string): BenchArgs {
@@ -39,8 +41,11 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
       variants: { type: 'string' },
       profile: { type: 'string' },
       out: { type: 'string' },
+      'redis-appendfsync': { type: 'string', default: 'everysec' },
     },
   });
+  const fsync = args['redis-appendfsync'];
+  if (fsync !== 'everysec' && fsync !== 'always') throw new Error('--redis-appendfsync must be everysec or always');
   const quick = args.quick ?? false;
   const settings: BenchSettings = {
     requests: Number(args.requests ?? (quick ? 2_000 : 50_000)),
@@ -58,5 +63,6 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
     variants,
     outDir: resolve(args.out ?? join(root, 'bench', 'results')),
     ...(args.profile ? { profileDir: resolve(args.profile) } : {}),
+    redisAppendfsync: fsync,
   };
 }

@@ -32,6 +32,8 @@ export interface VariantResult {
   errors: number;
   drain?: { orders: number; seconds: number; totalSeconds: number; ordersPerSecond: number };
   invariants?: InvariantReport;
+  /** CPU seconds per process during the burst and the drain (servers the benchmark started, the variant's processes, the load generator). */
+  cpuSeconds?: Record<string, number>;
 }
 
 export interface Shot {

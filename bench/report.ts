@@ -56,6 +56,7 @@ export function buildReport(
           errors: r.errors,
           ...(r.drain ? { drain: { ...r.drain, seconds: round(r.drain.seconds, 3), totalSeconds: round(r.drain.totalSeconds, 3), ordersPerSecond: round(r.drain.ordersPerSecond, 0) } } : {}),
           ...(r.invariants ? { invariants: { ...r.invariants.checks, figures: r.invariants.figures } } : {}),
+          ...(r.cpuSeconds ? { cpuSeconds: r.cpuSeconds } : {}),
         },
       ]),
     ),

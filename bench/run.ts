@@ -29,6 +29,7 @@ import { createRedis } from '../src/infra/redis.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { startStack, type RunningStack } from '../src/stack/index.js';
+import { cpuSecondsOfGroup } from '../src/util/cpu.js';
 import type { ManagedProcess } from '../src/stack/process.js';
 import { parseBenchArgs, type Variant } from './args.js';
 import { watchPersisted } from './drain.js';
@@ -39,7 +40,7 @@ import { fmt } from './stats.js';
 import { workflowStartLatency } from './visibility.js';
 
 const root = resolve(import.meta.dirname, '..');
-const { settings, variants, outDir, profileDir } = parseBenchArgs(process.argv.slice(2), root);
+const { settings, variants, outDir, profileDir, redisAppendfsync } = parseBenchArgs(process.argv.slice(2), root);
 const say = (line: string) => console.log(`[bench] ${line}`);
 
 const workDir = mkdtempSync(join(tmpdir(), 'flash-bench-'));
@@ -48,7 +49,7 @@ const processes: ManagedProcess[] = [];
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  stack = await startStack({ dataDir: join(workDir, 'stack'), ports: 'free', ephemeral: true, log: say });
+  stack = await startStack({ dataDir: join(workDir, 'stack'), ports: 'free', ephemeral: true, log: say, redisAppendfsync });
   const runId = randomBytes(3).toString('hex');
   const env: Record<string, string | undefined> = {
     ...process.env,
@@ -85,10 +86,15 @@ async function main(): Promise<void> {
         await sales.create({ sku, name: sku, priceCents: 1_000, stock: settings.stock, perUserLimit: settings.perUserLimit });
         // MySQL is watched from the first request on, so the drain is timed while the burst still runs.
         const watch = variant === 'ceiling' ? undefined : watchPersisted(store, sku);
+        const cpuBefore = cpuSnapshot(servers.processes);
         const shot = await burst(servers.url, sku, tokens, settings.requests, settings.connections, true, say);
         const result = summarise(shot);
         if (watch) {
           result.drain = await watch.until(shot.accepted.length, shot.firstWinAt, shot.lastWinAt);
+        }
+        result.cpuSeconds = cpuSince(cpuBefore, cpuSnapshot(servers.processes));
+        say(`CPU seconds, burst and drain: ${Object.entries(result.cpuSeconds).map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`).join(', ')}`);
+        if (watch) {
           let workflowCount: number | undefined;
           if (variant === 'ours') {
             workflowStart = await workflowStartLatency(config, store, sku, shot.accepted.length);
@@ -121,6 +127,20 @@ async function main(): Promise<void> {
     console.error(`[bench] INVARIANT VIOLATED: ${failed.map(([name]) => name).join(', ')}`);
     process.exitCode = 1;
   }
+}
+
+/** CPU seconds so far of the stack's servers, the variant's processes and this load generator. */
+function cpuSnapshot(variantProcesses: ManagedProcess[]): Record<string, number> {
+  const snapshot: Record<string, number> = {};
+  for (const [role, server] of Object.entries(stack?.servers ?? {})) if (server.process) snapshot[role] = cpuSecondsOfGroup(server.process.pid);
+  for (const proc of variantProcesses) snapshot[proc.name] = cpuSecondsOfGroup(proc.pid);
+  const own = process.cpuUsage();
+  snapshot.loadgen = (own.user + own.system) / 1e6;
+  return snapshot;
+}
+
+function cpuSince(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([name, seconds]) => [name, Math.round((seconds - (before[name] ?? 0)) * 100) / 100]));
 }
 
 async function cleanup(): Promise<void> {

@@ -25,6 +25,8 @@ export interface StackOptions {
   log?: (line: string) => void;
   /** Restart a server that crashes, with these settings; without it a crash is not repaired. */
   supervise?: SupervisorOptions;
+  /** Redis's fsync policy for its append-only file (default everysec; see startRedis). */
+  redisAppendfsync?: 'everysec' | 'always';
 }
 
 export interface RunningStack {
@@ -94,7 +96,11 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       log(`Redis: using external ${env.REDIS_URL}`);
     } else {
       const port = await pick(LOCAL_STACK_PORTS.redis);
-      tasks.push(supervise('redis', 'Redis', () => startRedis({ tools, dataDir: join(options.dataDir, 'redis'), port })));
+      tasks.push(
+        supervise('redis', 'Redis', () =>
+          startRedis({ tools, dataDir: join(options.dataDir, 'redis'), port, ...(options.redisAppendfsync ? { appendfsync: options.redisAppendfsync } : {}) }),
+        ),
+      );
     }
     if (env.MYSQL_URL) {
       log(`MySQL: using external ${env.MYSQL_URL.replace(/\/\/([^:]+):[^@]*@/, '//$1:***@')}`);

@@ -106,14 +106,19 @@ export async function startTemporalDevServer(opts: {
   return { process: proc, env: { TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: opts.namespace } };
 }
 
-export async function startRedis(opts: { tools: ToolPaths; dataDir: string; port: number; timeoutMs?: number }): Promise<RunningService> {
+/**
+ * Redis with its append-only file. appendfsync everysec (the default) writes every command to the
+ * file at once and fsyncs once a second: a crash of the process loses nothing, a crash of the
+ * machine up to about a second of writes, which the reconciler repairs (docs/fault-tolerance.md).
+ */
+export async function startRedis(opts: { tools: ToolPaths; dataDir: string; port: number; appendfsync?: 'everysec' | 'always'; timeoutMs?: number }): Promise<RunningService> {
   mkdirSync(opts.dataDir, { recursive: true });
   const args = [
     '--port', String(opts.port),
     '--bind', '127.0.0.1',
     '--dir', opts.dataDir,
     '--appendonly', 'yes',
-    '--appendfsync', 'everysec',
+    '--appendfsync', opts.appendfsync ?? 'everysec',
     '--save', '',
     '--daemonize', 'no',
     '--logfile', join(opts.dataDir, 'redis.log'),

@@ -1,0 +1,191 @@
+/**
+ * The fault suite's traffic: shoppers who buy through either API (retrying with the same
+ * Idempotency-Key when an API is down, as a real client would), and a payment provider that pays,
+ * pays twice, pays the wrong amount, pays late, or pays before the order is persisted, retrying
+ * every webhook until it gets a 2xx. Some shoppers cancel instead. Every answer is recorded, so
+ * the checks can hold the system to what it told its clients.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { signWebhook } from '../src/api/webhook-signature.js';
+
+export interface TrafficPlan {
+  sku: string;
+  priceCents: number;
+  shoppers: number;
+  /** Purchase intents in flight at once, at most. */
+  concurrency: number;
+  /** Shoppers arriving per second: spreads the burst so that a fault lands in the middle of it. */
+  arrivalsPerSecond: number;
+  apiUrls: string[];
+  tokenFor: (userId: string) => Promise<string>;
+  webhookSecret: string;
+  /** How long the order's payment window is: late payments wait past it. */
+  paymentWindowMs: number;
+  /** How long a client keeps retrying one request before it gives up. */
+  retryForMs: number;
+}
+
+/** What became of one purchase intent, as its client saw it. */
+export interface IntentOutcome {
+  userId: string;
+  idempotencyKey: string;
+  /** The final answer: 202 with the order, a 4xx refusal, or none (the client gave up). */
+  answer: { kind: 'accepted'; orderNo: string } | { kind: 'refused'; status: number; code: string } | { kind: 'gave-up'; lastError: string };
+  attempts: number;
+}
+
+export type PaymentKind = 'pay' | 'pay-twice' | 'second-event' | 'wrong-amount-then-pay' | 'early' | 'late' | 'cancel';
+
+/** One payment event the provider delivered (or gave up delivering), with the API's last answer. */
+export interface DeliveredEvent {
+  orderNo: string;
+  eventId: string;
+  amountCents: number;
+  kind: PaymentKind;
+  answer: { status: 200; outcome: string } | { status: number; code: string } | { status: 'gave-up'; lastError: string };
+}
+
+export interface TrafficResult {
+  intents: IntentOutcome[];
+  events: DeliveredEvent[];
+  cancels: Array<{ orderNo: string; status: number | 'gave-up' }>;
+}
+
+export interface RunningTraffic {
+  /** Every purchase intent has its final answer (payments and cancels may still be flowing). */
+  checkoutsDone: Promise<void>;
+  /** Everything is done: checkouts, payments, cancels. */
+  done: Promise<TrafficResult>;
+}
+
+/** A fixed mix, by shopper index: most pay, some misbehave, some cancel, some never pay (timeout). */
+function kindOf(index: number): PaymentKind | 'none' {
+  const mix: Array<PaymentKind | 'none'> = ['pay', 'pay', 'early', 'pay-twice', 'second-event', 'wrong-amount-then-pay', 'cancel', 'late', 'none', 'pay'];
+  return mix[index % mix.length] ?? 'none';
+}
+
+export function runTraffic(plan: TrafficPlan): RunningTraffic {
+  const result: TrafficResult = { intents: [], events: [], cancels: [] };
+  const followUps: Promise<void>[] = [];
+  let next = 0;
+  const runId = randomUUID().slice(0, 8);
+  const startedAt = Date.now();
+  const worker = async () => {
+    for (let index = next++; index < plan.shoppers; index = next++) {
+      const arrival = startedAt + (index / plan.arrivalsPerSecond) * 1000;
+      if (arrival > Date.now()) await sleep(arrival - Date.now());
+      const userId = `chaos-${runId}-${index}`;
+      // One shopper in four does not retry a checkout that failed (closes the tab): if the API died
+      // between the reservation and the start, only the reconciler gives that unit back.
+      const intent = await buy(plan, userId, index % 4 === 3 ? 0 : plan.retryForMs);
+      result.intents.push(intent);
+      const kind = kindOf(index);
+      if (intent.answer.kind === 'accepted' && kind !== 'none') followUps.push(followUp(plan, intent.answer.orderNo, userId, kind, result));
+    }
+  };
+  const checkoutsDone = Promise.all(Array.from({ length: plan.concurrency }, worker)).then(() => undefined);
+  return { checkoutsDone, done: checkoutsDone.then(() => Promise.all(followUps)).then(() => result) };
+}
+
+async function buy(plan: TrafficPlan, userId: string, retryForMs: number): Promise<IntentOutcome> {
+  const idempotencyKey = `intent-${randomUUID()}`;
+  const token = await plan.tokenFor(userId);
+  const call = await retrying({ ...plan, retryForMs }, (api) =>
+    fetch(`${api}/api/checkout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'idempotency-key': idempotencyKey },
+      body: JSON.stringify({ sku: plan.sku, quantity: 1 }),
+      signal: AbortSignal.timeout(10_000),
+    }),
+  );
+  if (call.status === 'gave-up') return { userId, idempotencyKey, answer: { kind: 'gave-up', lastError: call.lastError }, attempts: call.attempts };
+  const body = call.body as { orderNo?: string; error?: { code?: string } };
+  const answer: IntentOutcome['answer'] =
+    call.status === 202 && body.orderNo ? { kind: 'accepted', orderNo: body.orderNo } : { kind: 'refused', status: call.status, code: body.error?.code ?? 'UNKNOWN' };
+  return { userId, idempotencyKey, answer, attempts: call.attempts };
+}
+
+async function followUp(plan: TrafficPlan, orderNo: string, userId: string, kind: PaymentKind, result: TrafficResult): Promise<void> {
+  const pay = async (eventId: string, amountCents: number) => {
+    const body = JSON.stringify({ eventId, type: 'payment.succeeded', orderNo, amountCents });
+    // The provider signs each delivery anew (the signature carries its time).
+    const call = await retrying(plan, (api) =>
+      fetch(`${api}/api/payments/webhook`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'payment-signature': signWebhook(plan.webhookSecret, body) },
+        body,
+        signal: AbortSignal.timeout(15_000),
+      }),
+    );
+    const answer: DeliveredEvent['answer'] =
+      call.status === 'gave-up'
+        ? call
+        : call.status === 200
+          ? { status: 200, outcome: String((call.body as { outcome?: string }).outcome) }
+          : { status: call.status, code: (call.body as { error?: { code?: string } }).error?.code ?? 'UNKNOWN' };
+    result.events.push({ orderNo, eventId, amountCents, kind, answer });
+  };
+  const event = () => `evt-${orderNo}-${randomUUID().slice(0, 8)}`;
+  const price = plan.priceCents;
+  switch (kind) {
+    case 'early':
+      return pay(event(), price); // at once: often before the order is persisted
+    case 'pay':
+      await sleep(200 + Math.random() * 1_500);
+      return pay(event(), price);
+    case 'pay-twice': {
+      await sleep(300 + Math.random() * 1_000);
+      const eventId = event();
+      await pay(eventId, price);
+      return pay(eventId, price); // the provider's duplicate delivery
+    }
+    case 'second-event':
+      await sleep(300 + Math.random() * 1_000);
+      await pay(event(), price);
+      return pay(event(), price); // a second, different charge: to be refunded
+    case 'wrong-amount-then-pay':
+      await sleep(300 + Math.random() * 1_000);
+      await pay(event(), price - 1);
+      return pay(event(), price);
+    case 'late':
+      await sleep(plan.paymentWindowMs + 2_000);
+      return pay(event(), price); // after the timer fired: to be refunded
+    case 'cancel': {
+      await sleep(300 + Math.random() * 1_000);
+      const token = await plan.tokenFor(userId);
+      const call = await retrying(plan, (api) =>
+        fetch(`${api}/api/orders/${orderNo}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) }),
+      );
+      result.cancels.push({ orderNo, status: call.status });
+    }
+  }
+}
+
+type Call = { status: number; body: unknown; attempts: number } | { status: 'gave-up'; lastError: string; attempts: number };
+
+/**
+ * Sends a request to one API after another until one answers with something other than a 5xx
+ * (or, for the order's own reads, a 404 that may be a not-yet-persisted order), for at most
+ * plan.retryForMs, with backoff: what a well-behaved client or payment provider does.
+ */
+async function retrying(plan: TrafficPlan, send: (api: string) => Promise<Response>): Promise<Call> {
+  const deadline = Date.now() + plan.retryForMs;
+  let attempts = 0;
+  let lastError = '';
+  for (let delay = 200; ; delay = Math.min(delay * 2, 2_000)) {
+    const api = plan.apiUrls[(attempts + Math.floor(Math.random() * plan.apiUrls.length)) % plan.apiUrls.length] ?? '';
+    attempts++;
+    try {
+      const response = await send(api);
+      const text = await response.text();
+      const body: unknown = text ? JSON.parse(text) : undefined;
+      if (response.status < 500) return { status: response.status, body, attempts };
+      lastError = `${response.status} ${text.slice(0, 200)}`;
+    } catch (err) {
+      lastError = err instanceof Error ? `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}` : String(err);
+    }
+    if (Date.now() + delay > deadline) return { status: 'gave-up', lastError, attempts };
+    await sleep(delay);
+  }
+}
