@@ -17,6 +17,7 @@ import { Cluster } from 'ioredis';
 import mysql from 'mysql2/promise';
 import { redisCommand, startClusterStack, startLoadBalancer, type RunningClusterStack } from '../src/stack/cluster.js';
 import { freePort } from '../src/stack/process.js';
+import { loadToolPaths } from '../src/stack/services.js';
 import { createServer } from 'node:http';
 
 const root = resolve(import.meta.dirname, '..');
@@ -106,6 +107,10 @@ try {
     say(`  namespace ${ns.namespaceInfo?.name} (${ns.namespaceInfo?.state}), ${n} workflows listed, history shards ${info.historyShardCount}, server ${info.serverVersion}`);
     if (Number(info.historyShardCount) < 4) throw new Error('fewer than 4 history shards');
     if (n !== 0) throw new Error(`a fresh stack lists ${n} workflows in ${TEMPORAL_NAMESPACE}`);
+    // The Temporal CLI's own check, as an operator would run it.
+    const cli = execFileSync(loadToolPaths().temporalCli, ['operator', 'cluster', 'health', '--address', TEMPORAL_ADDRESS]).toString().trim();
+    say(`  temporal operator cluster health: ${cli}`);
+    if (!/SERVING/.test(cli)) throw new Error(`temporal operator cluster health said ${cli}`);
   });
 
   await step('temporal: start and terminate a workflow (history + matching)', () => stack!.temporal.checkWorkflowRoundTrip());
@@ -195,11 +200,7 @@ try {
     rememberPids();
     timings['history restart to SERVING'] = Date.now() - tk;
     // …and starting a workflow works again once the shards are owned by the new process.
-    const wait = await until(
-      'workflow round trip after history restart',
-      async () => (await stack!.temporal.checkNamespaceUsable(), await stack!.temporal.checkWorkflowRoundTrip(), true),
-      90_000,
-    );
+    const wait = await stack!.temporal.waitUntilWorking(90_000);
     timings['history kill to first workflow'] = Date.now() - tk;
     say(`  history pid ${oldPid} -> ${stack!.processes['temporal-history']!.pid}; SERVING after ${timings['history restart to SERVING']} ms, workflow round trip ${wait} ms later`);
   });

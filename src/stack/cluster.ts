@@ -201,7 +201,7 @@ export async function startClusterStack(options: ClusterStackOptions): Promise<R
           numHistoryShards: options.numHistoryShards ?? 4,
           logLevel: options.temporalLogLevel ?? 'warn',
           dynamicConfig: options.temporalDynamicConfig,
-          clusterMetadataExists: async () => Number(await postgres.psql('SELECT count(*) FROM cluster_metadata_info', 'temporal')) > 0,
+          queryTemporalDb: (sql) => postgres.psql(sql, 'temporal'),
           log,
         }),
       );

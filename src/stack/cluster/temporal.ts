@@ -46,8 +46,8 @@ export interface TemporalClusterOptions {
   logLevel: string;
   /** Extra dynamic config, merged over the defaults below (key → value). */
   dynamicConfig?: Record<string, unknown>;
-  /** True once PostgreSQL holds the cluster metadata record (the first service writes it). */
-  clusterMetadataExists: () => Promise<boolean>;
+  /** Runs one SQL statement in the `temporal` database, returning psql's unaligned output. */
+  queryTemporalDb: (sql: string) => Promise<string>;
   log?: (line: string) => void;
   timeoutMs?: number;
 }
@@ -223,6 +223,11 @@ export interface RunningTemporalCluster {
   checkWorkflowRoundTrip(): Promise<void>;
   /** The app's namespace is known to frontend and history (a start would not get NamespaceNotFound). */
   checkNamespaceUsable(): Promise<void>;
+  /**
+   * Polls both checks above until they pass (after a service was restarted, shards and caches take
+   * a moment); resolves with the wait in ms, rejects after `timeoutMs` (default 60 s).
+   */
+  waitUntilWorking(timeoutMs?: number): Promise<number>;
 }
 
 /** Spawns the four services, registers the namespace and search attributes, waits until they work. */
@@ -256,7 +261,9 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
         const spawnedAt = Date.now();
         await waitUntilReady(
           proc,
-          name === 'worker' ? () => systemWorkerPolling(address, spawnedAt) : () => grpcServing(`127.0.0.1:${grpcPort[name]}`, HEALTH_SERVICE_NAME[name]),
+          name === 'worker'
+            ? () => systemWorkerPolling(address, opts.ports.workerMembership, spawnedAt, opts.queryTemporalDb)
+            : () => grpcServing(`127.0.0.1:${grpcPort[name]}`, HEALTH_SERVICE_NAME[name]),
           timeoutMs,
         );
         log(`temporal ${name} ready in ${Date.now() - spawnedAt} ms (pid ${proc.pid}, log ${proc.logFile})`);
@@ -271,7 +278,8 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     // alone until the record is in PostgreSQL, then the other three join it; they find each other
     // through membership, so the order does not matter beyond that.
     starting.push(startService('history'));
-    await Promise.race([starting[0]!, pollUntil('temporal cluster metadata record', opts.clusterMetadataExists, timeoutMs)]);
+    const metadataWritten = async () => Number(await opts.queryTemporalDb('SELECT count(*) FROM cluster_metadata_info')) > 0;
+    await Promise.race([starting[0]!, pollUntil('temporal cluster metadata record', metadataWritten, timeoutMs)]);
     for (const name of TEMPORAL_SERVICES) if (name !== 'history') starting.push(startService(name));
     await Promise.all(starting);
 
@@ -297,14 +305,16 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     roles: roles as Record<TemporalService, RoleHandle>,
     checkWorkflowRoundTrip: () => workflowRoundTrip(address, PROBE_NAMESPACE),
     checkNamespaceUsable: () => namespaceUsable(address, opts.namespace),
+    waitUntilWorking: (wait = 60_000) =>
+      pollUntil(
+        `temporal: namespace ${opts.namespace} usable and a probe workflow starts and terminates`,
+        async () => (await cluster.checkNamespaceUsable(), await cluster.checkWorkflowRoundTrip(), true),
+        wait,
+      ),
   };
   try {
     // Namespace caches refresh every few seconds: retried until a workflow really starts.
-    const took = await pollUntil(
-      `temporal: namespace ${opts.namespace} usable and a probe workflow starts and terminates`,
-      async () => (await cluster.checkNamespaceUsable(), await cluster.checkWorkflowRoundTrip(), true),
-      timeoutMs,
-    );
+    const took = await cluster.waitUntilWorking(timeoutMs);
     log(`temporal accepts workflows (probe took ${took} ms)`);
   } catch (err) {
     for (const name of [...TEMPORAL_SERVICES].reverse()) await roles[name]?.stop();
@@ -330,8 +340,22 @@ export async function grpcServing(address: string, service: string): Promise<boo
   }
 }
 
-/** The worker service has no gRPC server: it is up when it polls its system task queue again. */
-async function systemWorkerPolling(frontend: string, since: number): Promise<boolean> {
+/**
+ * The worker service has no gRPC server. It is up when this process has joined the membership ring
+ * (its row in cluster_membership has a session that began after the spawn) and a poll of its system
+ * task queue began after that session started (a killed predecessor's polls can look recent).
+ */
+async function systemWorkerPolling(
+  frontend: string,
+  membershipPort: number,
+  spawnedAt: number,
+  query: (sql: string) => Promise<string>,
+): Promise<boolean> {
+  // session_start is a UTC timestamp without time zone: extract(epoch) reads it as UTC.
+  const sessionStart = Number(
+    (await query(`SELECT coalesce(floor(extract(epoch FROM max(session_start)) * 1000), 0) FROM cluster_membership WHERE rpc_port = ${membershipPort}`)).trim(),
+  );
+  if (sessionStart < spawnedAt) return false;
   const connection = await Connection.connect({ address: frontend, connectTimeout: '1s' });
   try {
     const { pollers } = await connection.workflowService.describeTaskQueue({
@@ -339,7 +363,7 @@ async function systemWorkerPolling(frontend: string, since: number): Promise<boo
       taskQueue: { name: 'default-worker-tq', kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
       taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
     });
-    return (pollers ?? []).some((p) => Number(p.lastAccessTime?.seconds ?? 0) * 1000 >= since - 1_000);
+    return (pollers ?? []).some((p) => Number(p.lastAccessTime?.seconds ?? 0) * 1000 + Math.floor((p.lastAccessTime?.nanos ?? 0) / 1e6) >= sessionStart);
   } finally {
     await connection.close();
   }
