@@ -214,7 +214,7 @@ try {
     const victimId = before.find((n) => n.port === victim.port)!.id;
     const replica = before.find((n) => n.masterId === victimId)!;
     const tk = Date.now();
-    await stack!.kill(killedMaster as never);
+    await stack!.kill(killedMaster);
     await stack!.redis.waitHealthy({ replicas: false, timeoutMs: 30_000 });
     const promoted = (await stack!.redis.clusterNodes()).find((n) => n.port === replica.port)!;
     timings['redis failover'] = Date.now() - tk;
@@ -230,7 +230,7 @@ try {
 
   await step('fault: old redis master restarts and rejoins as a replica', async () => {
     const tk = Date.now();
-    await stack!.start(killedMaster as never);
+    await stack!.start(killedMaster);
     rememberPids();
     await stack!.redis.waitHealthy({ timeoutMs: 60_000 });
     const victim = stack!.redis.nodes.find((n) => n.role === killedMaster)!;

@@ -47,6 +47,9 @@ export type ClusterRole =
   | (typeof REDIS_ROLES)[number]
   | 'mariadb';
 
+/** A ClusterRole, or a role name as returned by stack.redis.masters(); checked when used. */
+export type AnyRole = ClusterRole | (string & {});
+
 /** Stop order: dependants before what they depend on. */
 const STOP_ORDER: ClusterRole[] = [
   'temporal-ui',
@@ -104,11 +107,11 @@ export interface RunningClusterStack {
   temporal: RunningTemporalCluster;
   redis: RunningRedisCluster;
   /** Sends `signal` (default SIGKILL) to the role's process group and waits for it to exit. */
-  kill(role: ClusterRole, signal?: NodeJS.Signals): Promise<void>;
+  kill(role: AnyRole, signal?: NodeJS.Signals): Promise<void>;
   /** Starts a stopped or killed role again (same config, ports, data) and waits until it is ready. */
-  start(role: ClusterRole): Promise<void>;
+  start(role: AnyRole): Promise<void>;
   /** Graceful stop (SIGTERM, then SIGKILL) and start. */
-  restart(role: ClusterRole): Promise<void>;
+  restart(role: AnyRole): Promise<void>;
   /** Stops every role in STOP_ORDER; nothing is left running afterwards. */
   stop(): Promise<void>;
 }
@@ -263,7 +266,7 @@ export async function startClusterStack(options: ClusterStackOptions): Promise<R
       env: roleEnv[role as ClusterRole] ?? (redisNode ? { REDIS_NODE_URL: redisNode.url } : {}),
     });
   }
-  const handleOf = (role: ClusterRole): RoleHandle => {
+  const handleOf = (role: AnyRole): RoleHandle => {
     const handle = handles[role];
     if (!handle) throw new Error(`no role ${role} in this cluster stack (roles: ${Object.keys(handles).join(', ')})`);
     return handle;

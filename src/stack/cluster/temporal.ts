@@ -249,14 +249,17 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
   const startService = (name: TemporalService) =>
     startRole({
       role: `temporal-${name}`,
-      spawn: () =>
-        track(spawned, spawnLogged(
+      spawn: () => {
+        const proc = spawnLogged(
           `temporal ${name}`,
           opts.tools.temporalServer,
           ['--root', opts.dataDir, '--config', 'config', '--env', 'cluster', '--zone', name, '--allow-no-auth', 'start', '--service', name],
           // GOGC=400 as for the dev server (docs/performance.md): fewer GC cycles under a burst.
           { logFile: join(opts.dataDir, `${name}.log`), env: { ...process.env, GOGC: process.env.GOGC ?? '400' } },
-        )),
+        );
+        spawned?.push(proc);
+        return proc;
+      },
       ready: async (proc: ManagedProcess) => {
         const spawnedAt = Date.now();
         await waitUntilReady(
@@ -321,11 +324,6 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     throw err;
   }
   return cluster;
-}
-
-function track(list: ManagedProcess[] | undefined, proc: ManagedProcess): ManagedProcess {
-  list?.push(proc);
-  return proc;
 }
 
 /** gRPC health of one service (history and matching answer on their own ports). */
