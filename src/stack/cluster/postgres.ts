@@ -40,23 +40,20 @@ export async function startPostgres(opts: PostgresOptions): Promise<RunningPostg
   const pgdata = join(dataDir, 'data');
   const socketDir = dataDir;
   mkdirSync(dataDir, { recursive: true });
-  const runAs = process.getuid?.() === 0 ? (opts.tools.pgRunAs ?? 'nobody') : undefined;
-  // Wraps a command so that it runs as the unprivileged user when we are root.
+  const runAs = process.getuid?.() === 0 ? await userIds(opts.tools.pgRunAs ?? 'nobody') : undefined;
+  // Wraps a command so that it runs as the unprivileged user when we are root. Numeric ids: the
+  // group of `nobody` is called `nogroup` on Debian, which setpriv --regid <name> would not find.
   const asUser = (command: string, args: string[]): [string, string[]] =>
-    runAs ? ['setpriv', ['--reuid', runAs, '--regid', runAs, '--init-groups', '--', command, ...args]] : [command, args];
+    runAs ? ['setpriv', ['--reuid', String(runAs.uid), '--regid', String(runAs.gid), '--init-groups', '--', command, ...args]] : [command, args];
   if (runAs) {
-    const { uid, gid } = await userIds(runAs);
-    chownSync(dataDir, uid, gid);
+    chownSync(dataDir, runAs.uid, runAs.gid);
     grantTraverse(dirname(dataDir), log);
   }
 
   if (!existsSync(join(pgdata, 'PG_VERSION'))) {
     const pwfile = join(dataDir, 'pwfile');
     writeFileSync(pwfile, `${opts.password}\n`, { mode: 0o600 });
-    if (runAs) {
-      const { uid, gid } = await userIds(runAs);
-      chownSync(pwfile, uid, gid);
-    }
+    if (runAs) chownSync(pwfile, runAs.uid, runAs.gid);
     const [cmd, args] = asUser(opts.tools.pgInitdb, [
       '-D', pgdata,
       '-U', opts.user,
