@@ -41,7 +41,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
       variants: { type: 'string' },
       profile: { type: 'string' },
       out: { type: 'string' },
-      'redis-appendfsync': { type: 'string', default: 'everysec' },
+      'redis-appendfsync': { type: 'string', default: 'always' },
     },
   });
   const fsync = args['redis-appendfsync'];

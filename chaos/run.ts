@@ -9,7 +9,8 @@
  *   mariadb-kill   SIGKILL of MariaDB, back after 10 s
  *   redis-kill     SIGKILL of Redis, restarted from its append-only file
  *   redis-aof-tail-lost  SIGKILL of Redis and the last second of its append-only file cut off
- *                  before the restart: what a machine crash costs under appendfsync everysec
+ *                  before the restart: what a disk that loses its last writes (or a machine crash
+ *                  under appendfsync everysec) leaves behind, repaired by the protocol
  *   temporal-kill  SIGKILL of the Temporal dev server, restarted on its SQLite file
  * Duplicate, wrong-amount, second, early and late webhooks flow during every fault. After each,
  * it waits until the sale is quiet (a reconcile run included), checks the invariants against
@@ -123,7 +124,7 @@ async function main(): Promise<number> {
 
   const sales = new SalesService(store, new RedisInventory(redis));
   const orders = new OrderClient(temporal, store, config.temporal.taskQueue);
-  const auth = new ShopperAuth(config.jwtSecret);
+  const auth = new ShopperAuth(config);
   const servers = stack.servers;
   const results: FaultResult[] = [];
   try {
@@ -237,7 +238,7 @@ async function inject(fault: Fault, { apis, worker, servers, say: log, aofWatch 
     case 'redis-kill':
       return kill(server('redis'));
     case 'redis-aof-tail-lost': {
-      // appendfsync everysec: a machine crash loses what was written in the last second or so.
+      // What a disk that loses its last writes, or a machine crash under everysec, leaves behind.
       const redisServer = server('redis');
       const before = aofWatch?.sizeAgo(1_000);
       aofWatch?.stop();

@@ -21,7 +21,7 @@ describe('local stack', () => {
       await redis.set('stack-test', 'hello', 'EX', 60);
       expect(await redis.get('stack-test')).toBe('hello');
       expect(await redis.config('GET', 'appendonly')).toEqual(['appendonly', 'yes']);
-      expect(await redis.config('GET', 'appendfsync')).toEqual(['appendfsync', 'everysec']);
+      expect(await redis.config('GET', 'appendfsync')).toEqual(['appendfsync', 'always']);
     } finally {
       await redis.quit();
     }

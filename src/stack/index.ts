@@ -25,7 +25,7 @@ export interface StackOptions {
   log?: (line: string) => void;
   /** Restart a server that crashes, with these settings; without it a crash is not repaired. */
   supervise?: SupervisorOptions;
-  /** Redis's fsync policy for its append-only file (default everysec; see startRedis). */
+  /** Redis's fsync policy for its append-only file (default always; see startRedis). */
   redisAppendfsync?: 'everysec' | 'always';
 }
 

@@ -1,6 +1,6 @@
 /**
  * Redis Cluster on loopback: 3 masters + 1 replica each, six redis-server processes with their own
- * directories (AOF everysec, nodes.conf), joined with `redis-cli --cluster create --cluster-replicas 1`.
+ * directories (AOF fsynced always, nodes.conf), joined with `redis-cli --cluster create --cluster-replicas 1`.
  *
  * A node restarted with the same port and directory rejoins with its old identity (nodes.conf): a
  * master killed while its replica was promoted comes back as a replica of the new master.
@@ -84,7 +84,7 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Runn
       // each, that is 5 s added to every start-up and every rejoin of a killed node.
       '--repl-diskless-sync-delay', '0',
       '--appendonly', 'yes',
-      '--appendfsync', 'everysec',
+      '--appendfsync', 'always',
       '--save', '',
       '--daemonize', 'no',
       '--logfile', join(dir, 'redis.log'),
