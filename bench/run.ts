@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   await migrate(pool);
   const inventory = new RedisInventory(redis);
   const sales = new SalesService(store, inventory);
-  const auth = new ShopperAuth(config.jwtSecret);
+  const auth = new ShopperAuth(config);
   say(`signing ${settings.users} shopper tokens`);
   const tokens = await Promise.all(Array.from({ length: settings.users }, (_, i) => auth.issue(`bench-${runId}-u${i}`)));
 

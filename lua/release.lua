@@ -3,7 +3,9 @@
 -- ARGV orderNo, sku (for the notification), mode ('owner' or 'unclaimed'; default 'owner'),
 --      reservedBeforeMs (with 'unclaimed': only a reservation made before this time; 0 = any),
 --      userId and idempotencyKey (optional: the API forgets the key's mapping to this order once
---      the reservation is released, so that a retry with the same key reserves again)
+--      the reservation is released, so that a retry with the same key reserves again),
+--      forget ('1': the owner, closing its final order, drops the record once released: records of
+--      released orders would otherwise pile up forever; the order's row answers for it from then on)
 -- Returns RELEASED | ALREADY_RELEASED | SOLD | NOT_FOUND, and with mode 'unclaimed' also CLAIMED
 -- (the order's workflow owns it) or TOO_RECENT. Idempotent: the record's state moves to X exactly
 -- once, so stock comes back once however often (or concurrently) this is called.
@@ -15,6 +17,7 @@ if mode == nil or mode == '' then
 end
 local reservedBefore = tonumber(ARGV[4]) or 0
 local idemUser, idemKey = ARGV[5], ARGV[6]
+local forget = ARGV[7] == '1' and mode == 'owner'
 
 -- Same field layout as reserve.lua: the user id length-prefixed, so no pair can collide.
 local function forgetKey()
@@ -40,6 +43,9 @@ end
 
 if state == 'X' then
   forgetKey()
+  if forget then
+    redis.call('HDEL', res, orderNo)
+  end
   return 'ALREADY_RELEASED'
 end
 if state == 'S' then
@@ -66,7 +72,11 @@ if redis.call('HINCRBY', users, userId, -quantity) <= 0 then
   redis.call('HDEL', users, userId)
 end
 -- The record is kept (as X) so a repeated release is recognised instead of reported NOT_FOUND.
-redis.call('HSET', res, orderNo, 'X' .. string.sub(record, 2))
+if forget then
+  redis.call('HDEL', res, orderNo)
+else
+  redis.call('HSET', res, orderNo, 'X' .. string.sub(record, 2))
+end
 forgetKey()
 -- Stock came back: bump the sale's generation and tell every API instance, so a local
 -- "sold out" flag set before this (at a lower generation) is dropped and never hides the unit.

@@ -3,12 +3,13 @@
 -- KEYS[2] sale:{SKU}:users  HASH userId -> units held (reserved + sold)
 -- KEYS[3] sale:{SKU}:res    HASH orderNo -> "state|userId|quantity|reservedAtMs"
 -- KEYS[4] sale:{SKU}:idem   HASH idempotency field -> orderNo
--- ARGV orderNo, userId, quantity, nowMs, idempotencyKey ('' = none)
+-- KEYS[5] sale:{SKU}:cancels HASH userId -> orders the shopper cancelled
+-- ARGV orderNo, userId, quantity, nowMs, idempotencyKey ('' = none), maxCancels (0 = no limit)
 -- Returns { code, orderNo or '', priceCents or '', reservation record or '', generation (SOLD_OUT) } with code
--- RESERVED | DUPLICATE | NO_SALE | NOT_ACTIVE | LIMIT_EXCEEDED | SOLD_OUT. The price and, for a
+-- RESERVED | DUPLICATE | NO_SALE | NOT_ACTIVE | TOO_MANY_CANCELS | LIMIT_EXCEEDED | SOLD_OUT. The price and, for a
 -- DUPLICATE, the existing reservation come back in the same round trip, so the API can start (or
 -- re-ensure) the order's workflow without reading anything else.
-local sale, users, res, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local sale, users, res, idem, cancels = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local orderNo, userId, idemKey = ARGV[1], ARGV[2], ARGV[5]
 local quantity = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
@@ -57,6 +58,13 @@ local ends = tonumber(f[4]) or 0
 -- 0 means "no bound" for either end of the window; the end is exclusive.
 if (starts > 0 and now < starts) or (ends > 0 and now >= ends) then
   return { 'NOT_ACTIVE', '', '', '' }
+end
+
+-- A shopper who keeps checking out and cancelling creates a workflow, an order row and a record
+-- every time: after maxCancels cancelled orders in this sale, no more checkouts for them.
+local maxCancels = tonumber(ARGV[6]) or 0
+if maxCancels > 0 and (tonumber(redis.call('HGET', cancels, userId)) or 0) >= maxCancels then
+  return { 'TOO_MANY_CANCELS', '', '', '' }
 end
 
 -- The limit counts everything the user holds, reserved and sold, so it holds under any concurrency.

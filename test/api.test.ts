@@ -48,7 +48,7 @@ beforeAll(async () => {
   worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
   running = worker.run();
   api = await startApi(config, 0);
-  auth = new ShopperAuth(config.jwtSecret);
+  auth = new ShopperAuth(config);
 });
 
 afterAll(async () => {
@@ -183,7 +183,7 @@ describe('order path end to end', () => {
     // A payment for the cancelled order is never applied; it is recorded for a refund.
     await waitForWorkflowClosed(body.orderNo);
     const late = await http('POST', '/api/payments/webhook', signedWebhook({ eventId: `late-${body.orderNo}`, type: 'payment.succeeded', orderNo: body.orderNo, amountCents: 2_500 }));
-    expect(late).toEqual({ status: 200, body: { received: true, outcome: 'REFUND_REQUIRED' } });
+    expect(late).toEqual({ status: 200, body: { received: true, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_AWAITING_PAYMENT' } });
     const [rows] = await pool.query<RowDataPacket[]>('SELECT outcome FROM payments WHERE event_id = ?', [`late-${body.orderNo}`]);
     expect(rows[0]?.outcome).toBe('REFUND_REQUIRED');
     expect((await http('GET', `/api/orders/${body.orderNo}`, { token })).body.status).toBe('CANCELLED');
@@ -245,7 +245,7 @@ describe('errors: every bad input gets its status and code and changes nothing',
     const checkout = (json: unknown, extra: Parameters<typeof http>[2] = {}) => http('POST', '/api/checkout', { json, token, ...extra });
     expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 } }), 401, 'UNAUTHORIZED');
     expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: 'not.a.jwt' }), 401, 'UNAUTHORIZED');
-    expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: await new ShopperAuth('another-secret-entirely-123').issue('x') }), 401, 'UNAUTHORIZED');
+    expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: await new ShopperAuth({ ...config, jwtSecret: 'another-secret-entirely-123' }).issue('x') }), 401, 'UNAUTHORIZED');
     expectError(await http('POST', '/api/checkout', { raw: '{"sku": "A", "quantity": ', token }), 400, 'INVALID_REQUEST');
     expectError(await http('POST', '/api/checkout', { raw: JSON.stringify({ sku: sale.sku, quantity: 1, pad: 'x'.repeat(20_000) }), token }), 400, 'INVALID_REQUEST');
     expectError(await http('POST', '/api/checkout', { raw: 'sku=a&quantity=1', token, headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 400, 'INVALID_REQUEST');
@@ -272,7 +272,9 @@ describe('errors: every bad input gets its status and code and changes nothing',
 
     const future = await createSale({ startsAt: new Date(Date.now() + 3_600_000).toISOString() });
     expectError(await http('POST', '/api/checkout', { json: { sku: future.sku, quantity: 1 }, token }), 409, 'SALE_NOT_ACTIVE');
-    const over = await createSale({ startsAt: new Date(Date.now() - 7_200_000).toISOString(), endsAt: new Date(Date.now() - 3_600_000).toISOString() });
+    // A sale that has ended: created with its end a moment away (an end in the past is refused).
+    const over = await createSale({ startsAt: new Date(Date.now() - 7_200_000).toISOString(), endsAt: new Date(Date.now() + 1_000).toISOString() });
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     expectError(await http('POST', '/api/checkout', { json: { sku: over.sku, quantity: 1 }, token }), 409, 'SALE_NOT_ACTIVE');
     const limited = await createSale({ perUserLimit: 2 });
     expectError(await http('POST', '/api/checkout', { json: { sku: limited.sku, quantity: 3 }, token }), 409, 'PURCHASE_LIMIT_EXCEEDED');

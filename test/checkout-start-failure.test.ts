@@ -55,7 +55,7 @@ let temporal: Client;
 let nativeConnection: NativeConnection;
 const servers: Server[] = [];
 const workers: Array<{ worker: Worker; running: Promise<void> }> = [];
-const auth = () => new ShopperAuth(config.jwtSecret);
+const auth = () => new ShopperAuth(config);
 
 beforeAll(async () => {
   config = testConfig({ TEMPORAL_TASK_QUEUE: `start-failure-${randomUUID()}`, LOG_LEVEL: 'silent' });

@@ -266,7 +266,7 @@ describe('docker-compose.temporal.yml', () => {
   it('runs Redis with the append-only file', () => {
     const command = commandText(service('redis').command);
     expect(command).toMatch(/--appendonly yes/);
-    expect(command).toMatch(/--appendfsync everysec/);
+    expect(command).toMatch(/--appendfsync always/);
   });
 });
 

@@ -142,8 +142,8 @@ describe('ReconcileWorkflow', () => {
     await orders.awaitClosed(input.orderNo);
     // The release reached MySQL's side (CANCELLED, units back) but Redis lost it: claimed again.
     const keys = saleKeys(sale.sku);
-    const record = await redis.hget(keys.reservations, input.orderNo);
-    await redis.multi().hset(keys.reservations, input.orderNo, `C${record?.slice(1)}`).hincrby(keys.sale, 'available', -1).hincrby(keys.sale, 'reserved', 1).hincrby(keys.users, 'canceller', 1).exec();
+    const record = `C|canceller|1|${Date.parse(input.createdAt)}`;
+    await redis.multi().hset(keys.reservations, input.orderNo, record).hincrby(keys.sale, 'available', -1).hincrby(keys.sale, 'reserved', 1).hincrby(keys.users, 'canceller', 1).exec();
 
     expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ alignedReleased: 1 });
     const report = await saleReport(store, redis, sale.sku);

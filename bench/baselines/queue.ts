@@ -45,7 +45,7 @@ export interface QueuedOrder {
 }
 
 export function createQueueCheckoutApp({ config, redis, logger }: { config: AppConfig; redis: Redis; logger: Logger }): Koa {
-  const auth = new ShopperAuth(config.jwtSecret);
+  const auth = new ShopperAuth(config);
   const inventory = new RedisInventory(redis);
   const router = new Router();
   router.post('/api/checkout', async (ctx) => {

@@ -21,7 +21,7 @@ import type { Logger } from '../../src/infra/logger.js';
 import { newOrderNo } from '../../src/orders/order-number.js';
 
 export function createSyncCheckoutApp({ config, pool, logger }: { config: AppConfig; pool: Pool; logger: Logger }): Koa {
-  const auth = new ShopperAuth(config.jwtSecret);
+  const auth = new ShopperAuth(config);
   const router = new Router();
   router.post('/api/checkout', async (ctx) => {
     const userId = await auth.authenticate(ctx);

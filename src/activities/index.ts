@@ -100,9 +100,13 @@ export function createActivities({ store, inventory }: ActivityDeps) {
       await store.recordRefundRequired(refund);
     },
 
-    /** Gives the order's reserved units back in Redis, as their owner; a second call is a no-op. */
+    /**
+     * Gives the order's reserved units back in Redis, as their owner; a second call is a no-op.
+     * Called only to close a final order, so the record is dropped too (the order's row answers
+     * for it from then on): released records would otherwise pile up with every cancelled order.
+     */
     async releaseReservation(reservation: { sku: string; orderNo: string }): Promise<string> {
-      return inventory.release(reservation.sku, reservation.orderNo, { as: 'owner' });
+      return inventory.release(reservation.sku, reservation.orderNo, { as: 'owner', forget: true });
     },
 
     /** Turns the reservation into a sale in Redis; idempotent likewise. */

@@ -38,7 +38,7 @@ export interface ApiDeps {
 export function createApp(deps: ApiDeps): Koa {
   const { config, redis, store, temporal, logger } = deps;
   const inventory = new RedisInventory(redis);
-  const auth = new ShopperAuth(config.jwtSecret);
+  const auth = new ShopperAuth(config);
   const orders = deps.orders ?? new OrderClient(temporal, store, config.temporal.taskQueue);
   const sales = new SalesService(store, inventory);
   const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache() });
@@ -49,7 +49,7 @@ export function createApp(deps: ApiDeps): Koa {
       healthRoutes({ redis, store, temporal }),
       salesRoutes({ sales, adminToken: config.adminToken }),
       authRoutes({ auth, devLogin: config.authDevLogin }),
-      orderRoutes({ auth, checkout, orders }),
+      orderRoutes({ auth, checkout, orders, inventory }),
       paymentRoutes({ webhook }),
       devRoutes({ auth, orders, webhook, enabled: config.authDevLogin }),
     ],

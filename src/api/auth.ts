@@ -1,7 +1,7 @@
 /**
  * Shoppers authenticate with an HS256 JWT (`sub` = user id); admins with a static bearer token.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createSigner, createVerifier } from 'fast-jwt';
 import type { Context } from 'koa';
 import { durationToMs } from '../workflows/duration.js';
@@ -16,18 +16,42 @@ export function bearerToken(ctx: Context): string {
   return match[1];
 }
 
+/** What a shopper token must be: signed with the secret, from the issuer, for the audience, short-lived. */
+export interface TokenSettings {
+  jwtSecret: string;
+  jwtIssuer: string;
+  jwtAudience: string;
+  /** The longest lifetime (exp − iat) a token may have; longer ones are refused. */
+  jwtMaxTtlMs: number;
+}
+
 /**
  * HS256 via fast-jwt: node:crypto HMAC, synchronous (about 12 µs a verify against jose's 140 µs of
  * WebCrypto on this machine), with a bounded cache of verified tokens since a shopper in a burst
  * sends the same token many times. The cache honours each token's expiry.
+ *
+ * A token must carry `sub` (the user id), `iat` and `exp`, be issued by JWT_ISSUER for JWT_AUDIENCE,
+ * and live at most JWT_MAX_TTL: a token without an expiry is never valid. Behind a real identity
+ * provider, the verifier takes its signing keys from the provider's JWKS instead (README, "Shopper
+ * tokens").
  */
 export class ShopperAuth {
   private readonly sign: (payload: { sub: string }) => string;
-  private readonly verify: (token: string) => { sub?: unknown };
+  private readonly verify: (token: string) => { sub?: unknown; iat?: unknown; exp?: unknown };
+  private readonly maxTtlSeconds: number;
 
-  constructor(secret: string, ttl = '12h') {
-    this.sign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: durationToMs(ttl) });
-    this.verify = createVerifier({ key: secret, algorithms: ['HS256'], cache: 50_000 });
+  constructor(settings: TokenSettings, issueTtl: string | number = '12h') {
+    const ttlMs = Math.min(durationToMs(issueTtl), settings.jwtMaxTtlMs);
+    this.maxTtlSeconds = settings.jwtMaxTtlMs / 1000;
+    this.sign = createSigner({ key: settings.jwtSecret, algorithm: 'HS256', expiresIn: ttlMs, iss: settings.jwtIssuer, aud: settings.jwtAudience });
+    this.verify = createVerifier({
+      key: settings.jwtSecret,
+      algorithms: ['HS256'],
+      allowedIss: settings.jwtIssuer,
+      allowedAud: settings.jwtAudience,
+      requiredClaims: ['sub', 'iat', 'exp', 'iss', 'aud'],
+      cache: 50_000,
+    });
   }
 
   async issue(userId: string): Promise<string> {
@@ -37,19 +61,27 @@ export class ShopperAuth {
   /** The shopper's user id, or 401. */
   async authenticate(ctx: Context): Promise<string> {
     const token = bearerToken(ctx);
-    let sub: unknown;
+    let claims: { sub?: unknown; iat?: unknown; exp?: unknown };
     try {
-      sub = this.verify(token).sub;
+      claims = this.verify(token);
     } catch {
       throw new ApiError(401, 'UNAUTHORIZED', 'invalid or expired token');
     }
+    const { sub, iat, exp } = claims;
     if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub)) throw new ApiError(401, 'UNAUTHORIZED', 'invalid or expired token');
+    if (typeof iat !== 'number' || typeof exp !== 'number' || exp - iat > this.maxTtlSeconds) {
+      throw new ApiError(401, 'UNAUTHORIZED', 'token lifetime exceeds the maximum (JWT_MAX_TTL)');
+    }
     return sub;
   }
 }
 
+/**
+ * The admin's static bearer token. Compared as SHA-256 digests in constant time: equal lengths
+ * whatever was sent, so neither the comparison's time nor an early length check tells an attacker
+ * anything about the token, its length included.
+ */
 export function requireAdmin(ctx: Context, adminToken: string): void {
-  const given = Buffer.from(bearerToken(ctx));
-  const expected = Buffer.from(adminToken);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new ApiError(401, 'UNAUTHORIZED', 'invalid admin token');
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  if (!timingSafeEqual(digest(bearerToken(ctx)), digest(adminToken))) throw new ApiError(401, 'UNAUTHORIZED', 'invalid admin token');
 }

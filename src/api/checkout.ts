@@ -32,6 +32,8 @@ export function acceptReservation(result: ReserveResult, request: Pick<CheckoutR
       throw new ApiError(404, 'SKU_NOT_FOUND', `no sale for sku ${request.sku}`);
     case 'NOT_ACTIVE':
       throw new ApiError(409, 'SALE_NOT_ACTIVE', `the sale for ${request.sku} is not open now`);
+    case 'TOO_MANY_CANCELS':
+      throw new ApiError(409, 'TOO_MANY_CANCELLATIONS', `you cancelled too many orders of ${request.sku}; this sale takes no more checkouts from you`);
     case 'LIMIT_EXCEEDED':
       throw new ApiError(409, 'PURCHASE_LIMIT_EXCEEDED', `buying ${request.quantity} would exceed the per-user limit for ${request.sku}`);
     case 'SOLD_OUT':
@@ -52,7 +54,7 @@ export class CheckoutService {
     const now = Date.now();
     // A retry with an Idempotency-Key must reach Redis: it may own an order even after sell-out.
     if (!request.idempotencyKey && soldOut.isSoldOut(request.sku, now)) throw soldOutError(request.sku);
-    const reserved = await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, ...request });
+    const reserved = await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, maxCancels: this.deps.config.maxCancelsPerShopper, ...request });
     if (reserved.outcome === 'SOLD_OUT') soldOut.markSoldOut(request.sku, reserved.generation, now);
     const result = acceptReservation(reserved, request);
     if (result.outcome === 'DUPLICATE') return this.replay(request, result.orderNo, result.priceCents, result.reservation);
@@ -87,10 +89,13 @@ export class CheckoutService {
   /**
    * A retried checkout with a known Idempotency-Key answers the same order. If the first attempt
    * reserved but died before starting the workflow, this starts it (USE_EXISTING makes that safe).
+   * The key's first request decides what the key means: the same key with another quantity is
+   * refused with 422 (as the IETF Idempotency-Key draft asks), never answered with the old order.
    */
   private async replay(request: CheckoutRequest, orderNo: string, priceCents: number, reservation: Reservation | null) {
+    if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
     if (reservation?.state === 'RESERVED') {
-      const input = this.orderInput({ ...request, quantity: reservation.quantity }, orderNo, priceCents, reservation.reservedAtMs);
+      const input = this.orderInput(request, orderNo, priceCents, reservation.reservedAtMs);
       try {
         await this.deps.orders.start(input);
       } catch {
@@ -100,9 +105,12 @@ export class CheckoutService {
     }
     // Claimed: its workflow runs.
     if (reservation?.state === 'CLAIMED') return { orderNo, status: 'PENDING' as const };
-    // Sold or released: the order is past the point a retry could change; answer its own status.
+    // Sold, released or already forgotten: the order is past the point a retry could change.
     const order = await this.deps.orders.find(orderNo).catch(() => null);
-    if (order) return { orderNo, status: order.view.status };
+    if (order) {
+      if (order.view.quantity !== request.quantity) throw keyReused(request, order.view.quantity);
+      return { orderNo, status: order.view.status };
+    }
     if (reservation?.state === 'SOLD') return { orderNo, status: 'PAID' as const };
     // Released before any order existed (its start failed): forget the key so a retry reserves anew.
     await this.deps.inventory.release(request.sku, orderNo, { as: 'unclaimed', ...this.idempotencyOf(request) });
@@ -128,3 +136,5 @@ export class CheckoutService {
 }
 
 const soldOutError = (sku: string) => new ApiError(409, 'SOLD_OUT', `${sku} is sold out`);
+const keyReused = (request: CheckoutRequest, firstQuantity: number) =>
+  new ApiError(422, 'IDEMPOTENCY_KEY_REUSED', `this Idempotency-Key was first used for ${firstQuantity} unit(s) of ${request.sku}, not ${request.quantity}; use a new key for a new purchase`);

@@ -18,7 +18,11 @@ export type ErrorCode =
   | 'SALE_NOT_ACTIVE'
   | 'PURCHASE_LIMIT_EXCEEDED'
   | 'NOT_CANCELLABLE'
+  | 'TOO_MANY_CANCELLATIONS'
+  | 'IDEMPOTENCY_KEY_REUSED'
   | 'INVALID_SIGNATURE'
+  | 'METHOD_NOT_ALLOWED'
+  | 'NOT_IMPLEMENTED'
   | 'UNAVAILABLE'
   | 'INTERNAL';
 
@@ -49,6 +53,15 @@ export class ApiError extends Error {
 
 export const invalidRequest = (message: string, details?: Record<string, unknown>) => new ApiError(400, 'INVALID_REQUEST', message, details);
 
+/**
+ * A value from the request (a path parameter, a path) as it may appear in an error message: at
+ * most 64 characters, so an error never echoes a 15 KB parameter back (nor fills the logs with it).
+ */
+export function echo(value: string): string {
+  const printable = JSON.stringify(value).slice(1, -1);
+  return printable.length > 64 ? `${printable.slice(0, 64)}…` : printable;
+}
+
 /** Formats a zod failure as "quantity: must be an integer; sku: required". */
 export function describeZodError(error: ZodError): string {
   return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : 'body'}: ${issue.message}`).join('; ');
@@ -59,7 +72,11 @@ export function errorMiddleware(logger: Logger) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) throw new ApiError(404, 'NOT_FOUND', `no route for ${ctx.method} ${ctx.path}`);
+      if (ctx.status === 404 && ctx.body === undefined) throw new ApiError(404, 'NOT_FOUND', `no route for ${ctx.method} ${echo(ctx.path)}`);
+      // The router answers a known path with a wrong method itself (405 with Allow, or 501 for a
+      // method it does not know); the answer keeps its status and Allow header, in the error shape.
+      if (ctx.status === 405) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${echo(ctx.method)} is not allowed on ${echo(ctx.path)}; allowed: ${ctx.response.get('Allow')}`);
+      if (ctx.status === 501) throw new ApiError(501, 'NOT_IMPLEMENTED', `the method ${echo(ctx.method)} is not supported`);
     } catch (err) {
       const apiError = toApiError(err);
       if (apiError.status >= 500) logger.error({ err, path: ctx.path, method: ctx.method }, 'request failed');

@@ -35,11 +35,17 @@ export function createKoaApp(routers: Router[], logger: Logger): Koa {
   return app;
 }
 
-/** POST bodies must be JSON; anything else is refused before it is read. */
+/**
+ * Bodies must be uncompressed JSON; anything else is refused before it is read. Compressed bodies
+ * are refused rather than inflated: no client of this API needs them, and a corrupt or truncated
+ * gzip stream (or a decompression bomb) must never reach the parser.
+ */
 async function requireJsonBodies(ctx: Context, next: () => Promise<unknown>): Promise<void> {
   const hasBody = Number(ctx.get('content-length') || 0) > 0 || Boolean(ctx.get('transfer-encoding'));
-  if (ctx.method === 'POST' && hasBody && !ctx.is('application/json')) {
-    throw new ApiError(400, 'INVALID_REQUEST', 'send JSON with Content-Type: application/json');
+  if (hasBody) {
+    const encoding = ctx.get('content-encoding').trim().toLowerCase();
+    if (encoding && encoding !== 'identity') throw new ApiError(400, 'INVALID_REQUEST', 'Content-Encoding is not supported: send the body uncompressed');
+    if (!ctx.is('application/json')) throw new ApiError(400, 'INVALID_REQUEST', 'send JSON with Content-Type: application/json');
   }
   await next();
 }

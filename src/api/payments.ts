@@ -5,11 +5,17 @@
 import type { AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
 import { OrderUnavailableError, type OrderClient } from '../orders/order-client.js';
-import type { PaymentOutcome } from '../workflows/definitions.js';
+import type { PaymentOutcome, RefundReason } from '../workflows/definitions.js';
 import { ApiError } from './errors.js';
 import { verifyWebhookSignature } from './webhook-signature.js';
 
 export type WebhookOutcome = PaymentOutcome | 'DUPLICATE';
+
+/** The webhook's answer: what became of the event, and why when it must be refunded. */
+export interface WebhookAnswer {
+  outcome: WebhookOutcome;
+  refundReason?: RefundReason;
+}
 
 export interface PaymentEvent {
   eventId: string;
@@ -25,7 +31,7 @@ export class PaymentWebhook {
     if (!check.ok) throw new ApiError(400, 'INVALID_SIGNATURE', check.reason);
   }
 
-  async handle(event: PaymentEvent): Promise<WebhookOutcome> {
+  async handle(event: PaymentEvent): Promise<WebhookAnswer> {
     const { store, orders } = this.deps;
     if (!(await orders.queryLive(event.orderNo)) && !(await orders.fromDatabase(event.orderNo))) {
       throw new ApiError(404, 'ORDER_NOT_FOUND', `no order ${event.orderNo}`);
@@ -35,7 +41,7 @@ export class PaymentWebhook {
     if (recorded.outcome === 'SEEN') {
       if (recorded.orderNo !== event.orderNo) throw new ApiError(400, 'INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
       // Still RECEIVED means an earlier delivery died before the workflow got it: deliver it now.
-      if (recorded.paymentOutcome !== 'RECEIVED') return 'DUPLICATE';
+      if (recorded.paymentOutcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
     }
     let verdict;
     try {
@@ -48,6 +54,6 @@ export class PaymentWebhook {
     // The workflow's own verdict, written at once (a refund reason included), unless the workflow
     // has already recorded this event itself.
     await store.settleReceivedPayment(event.eventId, verdict);
-    return verdict.outcome;
+    return verdict;
   }
 }

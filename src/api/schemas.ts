@@ -11,6 +11,15 @@ export const MAX_QUANTITY_PER_ORDER = 100;
 export const skuSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'sku: 1-64 letters, digits, "_", "." or "-"');
 export const orderNoSchema = z.string().regex(ORDER_NO_PATTERN, 'not an order number');
 
+/**
+ * A sale window's bounds: ISO times from 2000 to before 2100. Far-off or pre-1970 times are
+ * mistakes, and the range keeps every real bound apart from "no bound" in Redis.
+ */
+export const SALE_WINDOW = { earliest: Date.parse('2000-01-01T00:00:00Z'), latest: Date.parse('2100-01-01T00:00:00Z') } as const;
+const saleTime = z.iso
+  .datetime({ offset: true })
+  .refine((iso) => Date.parse(iso) >= SALE_WINDOW.earliest && Date.parse(iso) < SALE_WINDOW.latest, 'must be between 2000-01-01 and 2100-01-01');
+
 export const createSaleSchema = z
   .strictObject({
     sku: skuSchema,
@@ -18,13 +27,14 @@ export const createSaleSchema = z
     priceCents: z.number().int().min(0).max(100_000_000_00),
     stock: z.number().int().min(1).max(10_000_000),
     perUserLimit: z.number().int().min(1).max(MAX_QUANTITY_PER_ORDER),
-    startsAt: z.iso.datetime({ offset: true }).optional(),
-    endsAt: z.iso.datetime({ offset: true }).optional(),
+    startsAt: saleTime.optional(),
+    endsAt: saleTime.optional(),
   })
   .refine((sale) => !sale.startsAt || !sale.endsAt || Date.parse(sale.startsAt) < Date.parse(sale.endsAt), {
     message: 'endsAt must be after startsAt',
     path: ['endsAt'],
-  });
+  })
+  .refine((sale) => !sale.endsAt || Date.parse(sale.endsAt) > Date.now(), { message: 'endsAt is in the past: the sale would never open', path: ['endsAt'] });
 
 export const devLoginSchema = z.strictObject({ userId: z.string().regex(USER_ID_PATTERN, 'userId: 1-64 letters, digits or _.:@-') });
 
@@ -38,7 +48,8 @@ export const idempotencyKeySchema = z
   .regex(/^[\x21-\x7e]{1,64}$/, 'Idempotency-Key: 1-64 printable ASCII characters')
   .optional();
 
-export const paymentWebhookSchema = z.object({
+/** Strict like every other body: a field this API does not know is refused, not ignored. */
+export const paymentWebhookSchema = z.strictObject({
   eventId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'eventId: 1-128 letters, digits or _.:-'),
   type: z.literal('payment.succeeded'),
   orderNo: orderNoSchema,

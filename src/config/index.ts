@@ -41,6 +41,10 @@ const envSchema = z.object({
   RESERVATION_GRACE: durationString.default('60s'),
   WEBHOOK_SECRET: z.string().min(16).default('dev-webhook-secret-change-me'),
   JWT_SECRET: z.string().min(16).default('dev-jwt-secret-change-me-please'),
+  JWT_ISSUER: z.string().min(1).default('flash-checkout'),
+  JWT_AUDIENCE: z.string().min(1).default('flash-checkout-api'),
+  JWT_MAX_TTL: durationString.default('24h'),
+  MAX_CANCELS_PER_SHOPPER: z.coerce.number().int().min(0).max(1_000).default(3),
   ADMIN_TOKEN: z.string().min(8).default('dev-admin-token'),
   AUTH_DEV_LOGIN: booleanString.default(false),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -63,6 +67,11 @@ export interface AppConfig {
   reservationGraceMs: number;
   webhookSecret: string;
   jwtSecret: string;
+  jwtIssuer: string;
+  jwtAudience: string;
+  jwtMaxTtlMs: number;
+  /** Cancelled orders after which a shopper can no longer check out in the same sale (0: no limit). */
+  maxCancelsPerShopper: number;
   adminToken: string;
   authDevLogin: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
@@ -91,6 +100,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     reservationGraceMs: durationToMs(e.RESERVATION_GRACE),
     webhookSecret: e.WEBHOOK_SECRET,
     jwtSecret: e.JWT_SECRET,
+    jwtIssuer: e.JWT_ISSUER,
+    jwtAudience: e.JWT_AUDIENCE,
+    jwtMaxTtlMs: durationToMs(e.JWT_MAX_TTL),
+    maxCancelsPerShopper: e.MAX_CANCELS_PER_SHOPPER,
     adminToken: e.ADMIN_TOKEN,
     authDevLogin: e.AUTH_DEV_LOGIN,
     logLevel: e.LOG_LEVEL,

@@ -24,6 +24,8 @@ export interface SaleKeys {
   reservations: string;
   /** HASH (userId, idempotency key) -> orderNo. */
   idempotency: string;
+  /** HASH userId -> orders the shopper cancelled in this sale. */
+  cancels: string;
 }
 
 export function saleKeys(sku: string): SaleKeys {
@@ -33,6 +35,7 @@ export function saleKeys(sku: string): SaleKeys {
     users: `${base}:users`,
     reservations: `${base}:res`,
     idempotency: `${base}:idem`,
+    cancels: `${base}:cancels`,
   };
 }
 
@@ -54,6 +57,8 @@ export interface ReserveRequest {
   idempotencyKey?: string;
   /** Defaults to the current time; used for the sale's activity window and the record. */
   nowMs?: number;
+  /** Cancelled orders after which the shopper may not check out in this sale again (0 or absent: no limit). */
+  maxCancels?: number;
 }
 
 export type ReserveResult =
@@ -62,7 +67,7 @@ export type ReserveResult =
   | { outcome: 'DUPLICATE'; orderNo: string; priceCents: number; reservation: Reservation | null }
   /** `generation` counts the sale's stock returns; see SoldOutCache. */
   | { outcome: 'SOLD_OUT'; generation: number }
-  | { outcome: 'NO_SALE' | 'NOT_ACTIVE' | 'LIMIT_EXCEEDED' };
+  | { outcome: 'NO_SALE' | 'NOT_ACTIVE' | 'TOO_MANY_CANCELS' | 'LIMIT_EXCEEDED' };
 
 export type ReserveOutcome = ReserveResult['outcome'];
 
@@ -79,7 +84,8 @@ export type AdoptOutcome = 'ADOPTED' | 'EXISTS' | 'NO_STOCK' | 'NO_SALE';
  * optionally only if reserved before a cut-off time).
  */
 export type ReleaseMode =
-  | { as: 'owner' }
+  /** forget: the order is final, so its record is dropped once released (see release.lua). */
+  | { as: 'owner'; forget?: boolean }
   | {
       as: 'unclaimed';
       reservedBeforeMs?: number;
@@ -113,6 +119,7 @@ const RESERVE_OUTCOMES: ReadonlySet<string> = new Set<ReserveOutcome>([
   'DUPLICATE',
   'NO_SALE',
   'NOT_ACTIVE',
+  'TOO_MANY_CANCELS',
   'LIMIT_EXCEEDED',
   'SOLD_OUT',
 ]);
@@ -142,11 +149,13 @@ interface InventoryCommands {
     users: string,
     reservations: string,
     idempotency: string,
+    cancels: string,
     orderNo: string,
     userId: string,
     quantity: number,
     nowMs: number,
     idempotencyKey: string,
+    maxCancels: number,
   ): Promise<[string, string, string | null, string, number?]>;
   inventoryRelease(
     sale: string,
@@ -159,6 +168,7 @@ interface InventoryCommands {
     reservedBeforeMs: number,
     idempotencyUser: string,
     idempotencyKey: string,
+    forget: string,
   ): Promise<string>;
   inventoryConfirm(sale: string, reservations: string, orderNo: string): Promise<string>;
   inventoryClaim(sale: string, users: string, reservations: string, orderNo: string, userId: string, quantity: number, reservedAtMs: number): Promise<string>;
@@ -167,7 +177,7 @@ interface InventoryCommands {
 
 const SCRIPTS = {
   inventoryDefineSale: { file: 'define_sale.lua', numberOfKeys: 1 },
-  inventoryReserve: { file: 'reserve.lua', numberOfKeys: 4 },
+  inventoryReserve: { file: 'reserve.lua', numberOfKeys: 5 },
   inventoryRelease: { file: 'release.lua', numberOfKeys: 4 },
   inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 2 },
   inventoryClaim: { file: 'claim.lua', numberOfKeys: 3 },
@@ -186,8 +196,14 @@ function luaSource(file: string): string {
   return source;
 }
 
+/** 0 means "no bound" to the scripts: a real bound must never be 0, nor anything before 2000. */
+const EARLIEST_BOUND_MS = Date.parse('2000-01-01T00:00:00Z');
+
 function toEpochMs(date: Date | null | undefined): number {
-  return date ? date.getTime() : 0;
+  if (!date) return 0;
+  const ms = date.getTime();
+  if (!Number.isFinite(ms) || ms < EARLIEST_BOUND_MS) throw new RangeError(`a sale window bound must be a time after 2000: ${String(date)}`);
+  return ms;
 }
 
 function fromEpochMs(value: string | undefined): Date | null {
@@ -237,11 +253,13 @@ export class RedisInventory {
       k.users,
       k.reservations,
       k.idempotency,
+      k.cancels,
       req.orderNo,
       req.userId,
       req.quantity,
       Math.floor(req.nowMs ?? Date.now()),
       req.idempotencyKey ?? '',
+      req.maxCancels ?? 0,
     );
     if (!Array.isArray(reply)) throw new Error(`reserve.lua returned an unexpected reply: ${JSON.stringify(reply)}`);
     const [code, orderNo, price, record, generation] = reply;
@@ -276,6 +294,7 @@ export class RedisInventory {
       Math.floor(unclaimed?.reservedBeforeMs ?? 0),
       unclaimed?.idempotency?.userId ?? '',
       unclaimed?.idempotency?.key ?? '',
+      mode.as === 'owner' && mode.forget ? '1' : '0',
     );
     return expectOutcome<ReleaseOutcome>(RELEASE_OUTCOMES, reply, 'release.lua');
   }
@@ -351,6 +370,11 @@ export class RedisInventory {
     const record = await this.redis.hget(saleKeys(sku).reservations, orderNo);
     if (record === null) return null;
     return parseReservation(record);
+  }
+
+  /** Counts a cancelled order against the shopper (see ReserveRequest.maxCancels). */
+  async countCancel(sku: string, userId: string): Promise<number> {
+    return this.redis.hincrby(saleKeys(sku).cancels, userId, 1);
   }
 
   /** Units of the SKU the user holds (reserved + sold); 0 when none. */

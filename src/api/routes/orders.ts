@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { OrderNotCancellableError, OrderUnavailableError, type OrderClient } from '../../orders/order-client.js';
+import type { RedisInventory } from '../../inventory/redis-inventory.js';
 import type { ShopperAuth } from '../auth.js';
 import type { CheckoutService } from '../checkout.js';
 import { ApiError } from '../errors.js';
@@ -8,8 +9,8 @@ import { findOwnOrder } from '../order-access.js';
 import { checkoutSchema, idempotencyKeySchema } from '../schemas.js';
 
 /** The shopper's routes: POST /api/checkout, GET /api/orders/:orderNo, POST /api/orders/:orderNo/cancel. */
-export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService; orders: OrderClient }): Router {
-  const { auth, checkout, orders } = deps;
+export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService; orders: OrderClient; inventory: RedisInventory }): Router {
+  const { auth, checkout, orders, inventory } = deps;
   const router = new Router();
 
   router.post('/api/checkout', async (ctx) => {
@@ -37,6 +38,8 @@ export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService
       if (err instanceof OrderUnavailableError) throw new ApiError(503, 'UNAVAILABLE', 'the order did not answer in time; retry later');
       throw err;
     }
+    // Counted against the shopper: a checkout-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
+    await inventory.countCancel(order.view.sku, userId);
     ctx.status = 202;
     ctx.body = { orderNo: order.view.orderNo, status: order.view.status, cancelRequested: true };
   });

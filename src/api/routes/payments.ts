@@ -9,8 +9,7 @@ export function paymentRoutes(deps: { webhook: PaymentWebhook }): Router {
   router.post('/api/payments/webhook', async (ctx) => {
     deps.webhook.verify(rawBody(ctx), ctx.get('payment-signature') || undefined);
     const event = paymentWebhookSchema.parse(jsonBody(ctx));
-    const outcome = await deps.webhook.handle(event);
-    ctx.body = { received: true, outcome };
+    ctx.body = { received: true, ...(await deps.webhook.handle(event)) };
   });
   return router;
 }

@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import { requireAdmin } from '../auth.js';
-import { ApiError } from '../errors.js';
+import { ApiError, echo } from '../errors.js';
 import { jsonBody } from '../http.js';
 import type { SalesService } from '../sales.js';
 import { createSaleSchema, skuSchema } from '../schemas.js';
@@ -18,7 +18,7 @@ export function salesRoutes(deps: { sales: SalesService; adminToken: string }): 
   router.get('/api/sales/:sku', async (ctx) => {
     const sku = skuSchema.safeParse(ctx.params.sku);
     const sale = sku.success ? await deps.sales.get(sku.data) : null;
-    if (!sale) throw new ApiError(404, 'SKU_NOT_FOUND', `no sale for sku ${ctx.params.sku}`);
+    if (!sale) throw new ApiError(404, 'SKU_NOT_FOUND', `no sale for sku ${echo(ctx.params.sku ?? '')}`);
     ctx.body = sale;
   });
   return router;

@@ -1,0 +1,376 @@
+/**
+ * Hostile input against the real API (real Redis, MariaDB, Temporal dev server and worker): every
+ * route is sent malformed, oversize, compressed, mistyped, unknown-field, hostile-string,
+ * wrong-identity and wrong-method requests. Each must answer a 4xx with its stable code in the
+ * error shape, echo no more than a short excerpt of what it was sent, and change nothing in Redis,
+ * MySQL or Temporal. Then the defects an adversarial probe found, one test each.
+ */
+import { randomUUID } from 'node:crypto';
+import { deflateSync, gzipSync } from 'node:zlib';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { createSigner } from 'fast-jwt';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ShopperAuth } from '../src/api/auth.js';
+import { startApi, type RunningApi } from '../src/api/server.js';
+import { signWebhook } from '../src/api/webhook-signature.js';
+import type { AppConfig } from '../src/config/index.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createRedis } from '../src/infra/redis.js';
+import { createTemporalClient } from '../src/infra/temporal.js';
+import { saleKeys } from '../src/inventory/redis-inventory.js';
+import { newOrderNo } from '../src/orders/order-number.js';
+import { waitFor } from '../src/util/wait-for.js';
+import { createOrderWorker } from '../src/workers/worker.js';
+import { testConfig } from './helpers/env.js';
+import { uniqueSku } from './helpers/fixtures.js';
+
+const ADMIN = 'hostile-admin-token';
+let config: AppConfig;
+let api: RunningApi;
+let store: Store;
+let redis: Redis;
+let temporal: Awaited<ReturnType<typeof createTemporalClient>>;
+let nativeConnection: NativeConnection;
+let worker: Worker;
+let running: Promise<void>;
+let auth: ShopperAuth;
+let sku: string;
+let orderNo: string;
+let victim: string;
+
+interface Reply {
+  status: number;
+  headers: Headers;
+  text: string;
+  body: unknown;
+}
+
+async function send(method: string, path: string, init: { headers?: Record<string, string>; body?: string | Uint8Array } = {}): Promise<Reply> {
+  const payload = init.body === undefined || typeof init.body === 'string' ? init.body : new Blob([new Uint8Array(init.body)]);
+  const response = await fetch(`${api.url}${path}`, { method, headers: init.headers, body: payload });
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
+  return { status: response.status, headers: response.headers, text, body };
+}
+
+const json = (value: unknown) => JSON.stringify(value);
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const jsonHeaders = (extra: Record<string, string> = {}) => ({ 'content-type': 'application/json', ...extra });
+
+/** A shopper token as a stranger would make it: any claims, any key. */
+function craftToken(claims: Record<string, unknown>, options: { key?: string; expiresIn?: number } = {}): string {
+  const sign = createSigner({ key: options.key ?? config.jwtSecret, algorithm: 'HS256', ...(options.expiresIn ? { expiresIn: options.expiresIn } : {}) });
+  return sign(claims);
+}
+
+/** Everything a request could change for the test's sale and order. */
+async function snapshot() {
+  const keys = saleKeys(sku);
+  const [sale, users, reservations, idempotency, cancels] = await Promise.all([
+    redis.hgetall(keys.sale),
+    redis.hgetall(keys.users),
+    redis.hgetall(keys.reservations),
+    redis.hgetall(keys.idempotency),
+    redis.hgetall(keys.cancels),
+  ]);
+  const orders = [...(await store.getOrders([...(await store.orderNumbersOfSale(sku))])).values()];
+  const payments = await store.paymentsOfOrder(orderNo);
+  const { count: workflows } = await temporal.workflow.count(`OrderSku = '${sku}'`);
+  return { redis: { sale, users, reservations, idempotency, cancels }, mysql: { sale: await store.getSale(sku), orders, payments }, workflows };
+}
+
+beforeAll(async () => {
+  config = testConfig({ TEMPORAL_TASK_QUEUE: `hostile-${randomUUID()}`, AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'silent' });
+  store = new Store(createMysqlPool(config));
+  redis = createRedis(config);
+  temporal = await createTemporalClient(config);
+  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
+  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
+  running = worker.run();
+  api = await startApi(config, 0);
+  auth = new ShopperAuth(config);
+
+  // One sale with one order awaiting payment: what every hostile request must leave untouched.
+  sku = uniqueSku('HOSTILE');
+  expect((await send('POST', '/api/sales', { headers: jsonHeaders(bearer(ADMIN)), body: json({ sku, name: 'Hostile', priceCents: 900, stock: 5, perUserLimit: 2 }) })).status).toBe(201);
+  victim = `victim-${randomUUID().slice(0, 8)}`;
+  const checkout = await send('POST', '/api/checkout', { headers: jsonHeaders({ ...bearer(await auth.issue(victim)), 'idempotency-key': 'victim-key' }), body: json({ sku, quantity: 1 }) });
+  expect(checkout.status).toBe(202);
+  orderNo = (checkout.body as { orderNo: string }).orderNo;
+  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: 'the victim order to be persisted', timeoutMs: 15_000 });
+});
+
+afterAll(async () => {
+  await api?.close();
+  worker?.shutdown();
+  await running;
+  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), store?.close(), redis?.quit()]);
+});
+
+interface HostileCase {
+  name: string;
+  method: string;
+  path: () => string;
+  headers?: () => Promise<Record<string, string>> | Record<string, string>;
+  body?: () => string | Uint8Array;
+  status: number;
+  code: string;
+}
+
+const shopper = async () => bearer(await auth.issue(victim));
+const stranger = async () => bearer(await auth.issue(`stranger-${randomUUID().slice(0, 8)}`));
+const webhookHeaders = (body: string) => jsonHeaders({ 'payment-signature': signWebhook(config.webhookSecret, body) });
+const payment = (extra: Record<string, unknown> = {}) => json({ eventId: `evt-hostile-${randomUUID()}`, type: 'payment.succeeded', orderNo, amountCents: 900, ...extra });
+/** A webhook whose body is signed as sent, so that the body's own defect is what gets refused. */
+function signedWebhook(what: string, extra: Record<string, unknown>): HostileCase {
+  let body = '';
+  return {
+    name: `webhook: ${what}, signed`,
+    method: 'POST',
+    path: () => '/api/payments/webhook',
+    body: () => body,
+    headers: () => {
+      body = payment(extra);
+      return webhookHeaders(body);
+    },
+    status: 400,
+    code: 'INVALID_REQUEST',
+  };
+}
+
+const HOSTILE_STRINGS = ["'; DROP TABLE orders; --", '../../../etc/passwd', '\u0000null-byte', '‮reversed', '😀'.repeat(40), 'x'.repeat(10_000), '%00%0a%0d', '{{7*7}}', '<script>alert(1)</script>'];
+
+/** The routes that take a body, with a valid body and the headers they need. */
+const BODY_ROUTES: Array<{ route: string; method: string; path: () => string; body: () => string; headers: () => Promise<Record<string, string>> | Record<string, string> }> = [
+  { route: 'sales', method: 'POST', path: () => '/api/sales', body: () => json({ sku: uniqueSku('NEW'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }), headers: () => bearer(ADMIN) },
+  { route: 'dev-login', method: 'POST', path: () => '/api/auth/dev-login', body: () => json({ userId: 'someone' }), headers: () => ({}) },
+  { route: 'checkout', method: 'POST', path: () => '/api/checkout', body: () => json({ sku, quantity: 1 }), headers: stranger },
+  { route: 'webhook', method: 'POST', path: () => '/api/payments/webhook', body: () => payment(), headers: () => ({}) },
+  { route: 'simulate-payment', method: 'POST', path: () => '/api/dev/simulate-payment', body: () => json({ orderNo }), headers: shopper },
+];
+
+const CASES: HostileCase[] = [
+  ...BODY_ROUTES.flatMap((r): HostileCase[] => [
+    { name: `${r.route}: malformed JSON`, method: r.method, path: r.path, headers: async () => jsonHeaders(await r.headers()), body: () => '{"sku": ', status: 400, code: 'INVALID_REQUEST' },
+    { name: `${r.route}: JSON that is not an object`, method: r.method, path: r.path, headers: async () => jsonHeaders(await r.headers()), body: () => '"just a string"', status: 400, code: 'INVALID_REQUEST' },
+    { name: `${r.route}: 20 KB body`, method: r.method, path: r.path, headers: async () => jsonHeaders(await r.headers()), body: () => json({ pad: 'x'.repeat(20_000) }), status: 400, code: 'INVALID_REQUEST' },
+    { name: `${r.route}: form-encoded body`, method: r.method, path: r.path, headers: async () => ({ 'content-type': 'application/x-www-form-urlencoded', ...(await r.headers()) }), body: () => 'a=1', status: 400, code: 'INVALID_REQUEST' },
+    { name: `${r.route}: Content-Encoding gzip on a plain body`, method: r.method, path: r.path, headers: async () => jsonHeaders({ 'content-encoding': 'gzip', ...(await r.headers()) }), body: r.body, status: 400, code: 'INVALID_REQUEST' },
+    { name: `${r.route}: truncated gzip body`, method: r.method, path: r.path, headers: async () => jsonHeaders({ 'content-encoding': 'gzip', ...(await r.headers()) }), body: () => gzipSync(r.body()).subarray(0, 12), status: 400, code: 'INVALID_REQUEST' },
+    { name: `${r.route}: valid deflate body`, method: r.method, path: r.path, headers: async () => jsonHeaders({ 'content-encoding': 'deflate', ...(await r.headers()) }), body: () => deflateSync(r.body()), status: 400, code: 'INVALID_REQUEST' },
+    // Unsigned, the webhook refuses the signature before it looks at the fields.
+    { name: `${r.route}: unknown field`, method: r.method, path: r.path, headers: async () => jsonHeaders(await r.headers()), body: () => json({ ...JSON.parse(r.body()), isAdmin: true }), status: 400, code: r.route === 'webhook' ? 'INVALID_SIGNATURE' : 'INVALID_REQUEST' },
+    { name: `${r.route}: wrong method`, method: 'PUT', path: r.path, headers: async () => jsonHeaders(await r.headers()), body: r.body, status: 405, code: 'METHOD_NOT_ALLOWED' },
+  ]),
+  // The webhook's body is only judged once its signature is good: these are signed.
+  signedWebhook('unknown field', { extra: 'field' }),
+  signedWebhook('amount as a string', { amountCents: '900' }),
+  signedWebhook('negative amount', { amountCents: -1 }),
+  signedWebhook('another event type', { type: 'payment.refunded' }),
+  signedWebhook('a hostile event id', { eventId: "evt'; DROP TABLE payments; --" }),
+  { name: 'webhook: unsigned', method: 'POST', path: () => '/api/payments/webhook', headers: () => jsonHeaders(), body: () => payment(), status: 400, code: 'INVALID_SIGNATURE' },
+  ...HOSTILE_STRINGS.flatMap((hostile): HostileCase[] => [
+    { name: `checkout: hostile sku ${JSON.stringify(hostile.slice(0, 20))}`, method: 'POST', path: () => '/api/checkout', headers: async () => jsonHeaders(await stranger()), body: () => json({ sku: hostile, quantity: 1 }), status: 400, code: 'INVALID_REQUEST' },
+    // Header values cannot carry every byte: the hostile string URL-encoded, with a space in it.
+    { name: `checkout: hostile Idempotency-Key ${JSON.stringify(hostile.slice(0, 20))}`, method: 'POST', path: () => '/api/checkout', headers: async () => jsonHeaders({ ...(await stranger()), 'idempotency-key': `k ${encodeURIComponent(hostile).slice(0, 200)}` }), body: () => json({ sku, quantity: 1 }), status: 400, code: 'INVALID_REQUEST' },
+    { name: `dev-login: hostile user id ${JSON.stringify(hostile.slice(0, 20))}`, method: 'POST', path: () => '/api/auth/dev-login', headers: () => jsonHeaders(), body: () => json({ userId: hostile }), status: 400, code: 'INVALID_REQUEST' },
+    { name: `sale read: hostile sku ${JSON.stringify(hostile.slice(0, 20))}`, method: 'GET', path: () => `/api/sales/${encodeURIComponent(hostile)}`, status: 404, code: 'SKU_NOT_FOUND' },
+    { name: `order read: hostile order number ${JSON.stringify(hostile.slice(0, 20))}`, method: 'GET', path: () => `/api/orders/${encodeURIComponent(hostile)}`, headers: shopper, status: 404, code: 'ORDER_NOT_FOUND' },
+    { name: `cancel: hostile order number ${JSON.stringify(hostile.slice(0, 20))}`, method: 'POST', path: () => `/api/orders/${encodeURIComponent(hostile)}/cancel`, headers: shopper, status: 404, code: 'ORDER_NOT_FOUND' },
+  ]),
+  { name: 'checkout: quantity as a string', method: 'POST', path: () => '/api/checkout', headers: async () => jsonHeaders(await stranger()), body: () => json({ sku, quantity: '1' }), status: 400, code: 'INVALID_REQUEST' },
+  { name: 'checkout: quantity 1e308', method: 'POST', path: () => '/api/checkout', headers: async () => jsonHeaders(await stranger()), body: () => '{"sku":"' + sku + '","quantity":1e308}', status: 400, code: 'INVALID_REQUEST' },
+  { name: 'checkout: __proto__ pollution', method: 'POST', path: () => '/api/checkout', headers: async () => jsonHeaders(await stranger()), body: () => `{"sku":"${sku}","quantity":1,"__proto__":{"admin":true}}`, status: 400, code: 'INVALID_REQUEST' },
+  { name: 'sales: sku as an array', method: 'POST', path: () => '/api/sales', headers: () => jsonHeaders(bearer(ADMIN)), body: () => json({ sku: [sku], name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }), status: 400, code: 'INVALID_REQUEST' },
+  { name: 'sales: the same sku again', method: 'POST', path: () => '/api/sales', headers: () => jsonHeaders(bearer(ADMIN)), body: () => json({ sku, name: 'x', priceCents: 1, stock: 99, perUserLimit: 1 }), status: 409, code: 'SALE_EXISTS' },
+  // Wrong identity.
+  { name: 'sales: no admin token', method: 'POST', path: () => '/api/sales', headers: () => jsonHeaders(), body: () => json({ sku: uniqueSku('X'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }), status: 401, code: 'UNAUTHORIZED' },
+  { name: 'sales: admin token of another length', method: 'POST', path: () => '/api/sales', headers: () => jsonHeaders(bearer('x')), body: () => json({ sku: uniqueSku('X'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }), status: 401, code: 'UNAUTHORIZED' },
+  { name: 'sales: admin token of the same length', method: 'POST', path: () => '/api/sales', headers: () => jsonHeaders(bearer('x'.repeat(ADMIN.length))), body: () => json({ sku: uniqueSku('X'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }), status: 401, code: 'UNAUTHORIZED' },
+  { name: 'sales: a shopper token as admin', method: 'POST', path: () => '/api/sales', headers: async () => jsonHeaders(await shopper()), body: () => json({ sku: uniqueSku('X'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }), status: 401, code: 'UNAUTHORIZED' },
+  ...(
+    [
+      ['no token', () => ({})],
+      ['a malformed token', () => bearer('not.a.jwt')],
+      ['a token signed with another key', () => bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: config.jwtAudience }, { key: 'another-key-entirely-0123456789', expiresIn: 60_000 }))],
+      ['a token without exp', () => bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: config.jwtAudience }))],
+      ['a token from another issuer', () => bearer(craftToken({ sub: victim, iss: 'somebody-else', aud: config.jwtAudience }, { expiresIn: 60_000 }))],
+      ['a token for another audience', () => bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: 'another-api' }, { expiresIn: 60_000 }))],
+      ['a token valid for a year', () => bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: config.jwtAudience }, { expiresIn: 365 * 86_400_000 }))],
+      ['an alg:none token', () => bearer(`${Buffer.from(json({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(json({ sub: victim, exp: 9_999_999_999 })).toString('base64url')}.`)],
+      ['a token for a bad user id', () => bearer(craftToken({ sub: '../admin', iss: config.jwtIssuer, aud: config.jwtAudience }, { expiresIn: 60_000 }))],
+    ] as const
+  ).flatMap(([what, headers]): HostileCase[] => [
+    { name: `checkout with ${what}`, method: 'POST', path: () => '/api/checkout', headers: () => jsonHeaders(headers()), body: () => json({ sku, quantity: 1 }), status: 401, code: 'UNAUTHORIZED' },
+    { name: `order read with ${what}`, method: 'GET', path: () => `/api/orders/${orderNo}`, headers, status: 401, code: 'UNAUTHORIZED' },
+    { name: `cancel with ${what}`, method: 'POST', path: () => `/api/orders/${orderNo}/cancel`, headers, status: 401, code: 'UNAUTHORIZED' },
+  ]),
+  { name: "order read: another shopper's order", method: 'GET', path: () => `/api/orders/${orderNo}`, headers: stranger, status: 403, code: 'FORBIDDEN' },
+  { name: "cancel: another shopper's order", method: 'POST', path: () => `/api/orders/${orderNo}/cancel`, headers: stranger, status: 403, code: 'FORBIDDEN' },
+  { name: "simulate-payment: another shopper's order", method: 'POST', path: () => '/api/dev/simulate-payment', headers: async () => jsonHeaders(await stranger()), body: () => json({ orderNo }), status: 403, code: 'FORBIDDEN' },
+  // Wrong methods, in the error shape.
+  { name: 'DELETE an order', method: 'DELETE', path: () => `/api/orders/${orderNo}`, headers: shopper, status: 405, code: 'METHOD_NOT_ALLOWED' },
+  { name: 'PATCH a sale', method: 'PATCH', path: () => `/api/sales/${sku}`, headers: () => jsonHeaders(bearer(ADMIN)), body: () => json({ stock: 1_000 }), status: 405, code: 'METHOD_NOT_ALLOWED' },
+  { name: 'GET the webhook', method: 'GET', path: () => '/api/payments/webhook', status: 405, code: 'METHOD_NOT_ALLOWED' },
+  { name: 'GET checkout', method: 'GET', path: () => '/api/checkout', status: 405, code: 'METHOD_NOT_ALLOWED' },
+  { name: 'an unknown route', method: 'GET', path: () => '/api/../../etc/passwd', status: 404, code: 'NOT_FOUND' },
+  { name: 'a 15 KB path', method: 'GET', path: () => `/api/orders/${'A'.repeat(15_000)}`, headers: shopper, status: 404, code: 'ORDER_NOT_FOUND' },
+  // The same Idempotency-Key with another body.
+  { name: 'checkout: the victim key with another quantity', method: 'POST', path: () => '/api/checkout', headers: async () => jsonHeaders({ ...(await shopper()), 'idempotency-key': 'victim-key' }), body: () => json({ sku, quantity: 2 }), status: 422, code: 'IDEMPOTENCY_KEY_REUSED' },
+];
+
+describe('hostile input: 4xx, a stable code, a short message, and nothing changed', () => {
+  it('has a case for every route', () => {
+    const routes = new Set(CASES.map((c) => c.path().split('/').slice(0, 3).join('/')));
+    for (const route of ['/api/sales', '/api/auth', '/api/checkout', '/api/orders', '/api/payments', '/api/dev']) expect(routes).toContain(route);
+  });
+
+  it.each(CASES)('$name → $status $code', async (hostile) => {
+    const before = await snapshot();
+    const reply = await send(hostile.method, hostile.path(), { headers: await hostile.headers?.(), ...(hostile.body ? { body: hostile.body() } : {}) });
+    expect({ status: reply.status, body: reply.body }, reply.text.slice(0, 300)).toEqual({
+      status: hostile.status,
+      body: { error: { code: hostile.code, message: expect.any(String) } },
+    });
+    expect(reply.headers.get('content-type')).toMatch(/^application\/json/);
+    // An error never echoes more than a short excerpt of what it was sent.
+    expect((reply.body as { error: { message: string } }).error.message.length).toBeLessThan(300);
+    if (reply.status === 405) expect(reply.headers.get('allow')).toBeTruthy();
+    expect(await snapshot()).toEqual(before);
+  });
+});
+
+/** Creates a sale through the API; its SKU as given (letter case included). */
+async function createSale(sale: Record<string, unknown>): Promise<Reply> {
+  return send('POST', '/api/sales', { headers: jsonHeaders(bearer(ADMIN)), body: json({ name: 'Case', priceCents: 500, stock: 5, perUserLimit: 1, ...sale }) });
+}
+
+async function buy(userId: string, saleSku: string, headers: Record<string, string> = {}, quantity = 1): Promise<Reply> {
+  return send('POST', '/api/checkout', { headers: jsonHeaders({ ...bearer(await auth.issue(userId)), ...headers }), body: json({ sku: saleSku, quantity }) });
+}
+
+async function persisted(no: string): Promise<void> {
+  await waitFor(async () => (await store.getOrder(no))?.status === 'AWAITING_PAYMENT', { what: `${no} to be persisted`, timeoutMs: 15_000 });
+}
+
+async function webhook(event: Record<string, unknown>): Promise<Reply> {
+  const body = json({ type: 'payment.succeeded', ...event });
+  return send('POST', '/api/payments/webhook', { headers: webhookHeaders(body), body });
+}
+
+describe('defects found by an adversarial probe, each fixed', () => {
+  it('identifiers compare byte for byte: payment events, SKUs, user ids and idempotency keys that differ only in case are different', async () => {
+    const id = randomUUID().slice(0, 8);
+    // Event ids: EVT_X after evt_x used to answer DUPLICATE and write no row, losing the payment.
+    const buyer = `case-buyer-${id}`;
+    const sale = await createSale({ sku: `case-${id}`, priceCents: 700 });
+    expect(sale.status).toBe(201);
+    const order = (await buy(buyer, `case-${id}`)).body as { orderNo: string };
+    await persisted(order.orderNo);
+    expect((await webhook({ eventId: `evt_x_${id}`, orderNo: order.orderNo, amountCents: 700 })).body).toEqual({ received: true, outcome: 'APPLIED' });
+    expect((await webhook({ eventId: `EVT_X_${id.toUpperCase()}`, orderNo: order.orderNo, amountCents: 700 })).body).toEqual({
+      received: true,
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ALREADY_PAID',
+    });
+    expect((await store.paymentsOfOrder(order.orderNo)).map((p) => [p.eventId, p.outcome])).toEqual(
+      expect.arrayContaining([
+        [`evt_x_${id}`, 'APPLIED'],
+        [`EVT_X_${id.toUpperCase()}`, 'REFUND_REQUIRED'],
+      ]),
+    );
+
+    // SKUs: two sales.
+    expect((await createSale({ sku: `CASE-${id.toUpperCase()}`, stock: 9 })).status).toBe(201);
+    expect((await send('GET', `/api/sales/CASE-${id.toUpperCase()}`)).body).toMatchObject({ stock: 9 });
+    expect((await send('GET', `/api/sales/case-${id}`)).body).toMatchObject({ stock: 5 });
+
+    // User ids: two shoppers, each within a limit of 1.
+    const shared = await createSale({ sku: `users-${id}` });
+    expect(shared.status).toBe(201);
+    const [upper, lower] = [await buy(`Shopper-${id}`, `users-${id}`), await buy(`shopper-${id}`, `users-${id}`)];
+    expect([upper.status, lower.status]).toEqual([202, 202]);
+    await Promise.all([persisted((upper.body as { orderNo: string }).orderNo), persisted((lower.body as { orderNo: string }).orderNo)]);
+    expect((await store.saleStockFigures(`users-${id}`))?.usersHolding).toBe(2);
+
+    // Idempotency keys: two orders.
+    const keyed = await createSale({ sku: `keys-${id}`, perUserLimit: 2 });
+    expect(keyed.status).toBe(201);
+    const first = await buy(`keyed-${id}`, `keys-${id}`, { 'idempotency-key': 'Key-1' });
+    const second = await buy(`keyed-${id}`, `keys-${id}`, { 'idempotency-key': 'key-1' });
+    expect((first.body as { orderNo: string }).orderNo).not.toBe((second.body as { orderNo: string }).orderNo);
+    // Order numbers are upper case only: a lower-case one names no order.
+    expect((await send('GET', `/api/orders/${order.orderNo.toLowerCase()}`, { headers: bearer(await auth.issue(buyer)) })).status).toBe(404);
+  });
+
+  it('a payment of the wrong amount is answered, and recorded, as AMOUNT_MISMATCH at once', async () => {
+    const id = randomUUID().slice(0, 8);
+    expect((await createSale({ sku: `amount-${id}`, priceCents: 1_000 })).status).toBe(201);
+    const order = (await buy(`amount-${id}`, `amount-${id}`)).body as { orderNo: string };
+    await persisted(order.orderNo);
+    const eventId = `evt-short-${id}`;
+    expect((await webhook({ eventId, orderNo: order.orderNo, amountCents: 999 })).body).toEqual({ received: true, outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' });
+    // The order still awaits its payment; the row already says why this one goes back.
+    expect(await store.getOrder(order.orderNo)).toMatchObject({ status: 'AWAITING_PAYMENT' });
+    expect(await store.getPayment(eventId)).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' });
+  });
+
+  it.each([
+    ['an end at the epoch (once stored as "no end")', { endsAt: '1970-01-01T00:00:00Z' }],
+    ['a start before 1970', { startsAt: '1969-12-31T23:59:59Z' }],
+    ['an end before the start', { startsAt: '2031-01-02T00:00:00Z', endsAt: '2031-01-01T00:00:00Z' }],
+    ['an end in the past', { endsAt: '2001-01-01T00:00:00Z' }],
+    ['an end past 2100', { endsAt: '2200-01-01T00:00:00Z' }],
+  ])('refuses a sale window with %s before touching any store', async (_what, window) => {
+    const saleSku = `window-${randomUUID().slice(0, 8)}`;
+    const reply = await createSale({ sku: saleSku, ...window });
+    expect(reply).toMatchObject({ status: 400, body: { error: { code: 'INVALID_REQUEST' } } });
+    expect((await send('GET', `/api/sales/${saleSku}`)).status).toBe(404);
+    expect(await store.getSale(saleSku)).toBeNull();
+    expect(await redis.exists(saleKeys(saleSku).sale)).toBe(0);
+  });
+
+  it('an Idempotency-Key reused with another body answers 422; reused with the same body, the same order', async () => {
+    const id = randomUUID().slice(0, 8);
+    expect((await createSale({ sku: `idem-${id}`, perUserLimit: 3 })).status).toBe(201);
+    const first = await buy(`idem-${id}`, `idem-${id}`, { 'idempotency-key': 'one' }, 1);
+    expect(first.status).toBe(202);
+    expect(await buy(`idem-${id}`, `idem-${id}`, { 'idempotency-key': 'one' }, 2)).toMatchObject({ status: 422, body: { error: { code: 'IDEMPOTENCY_KEY_REUSED' } } });
+    expect((await buy(`idem-${id}`, `idem-${id}`, { 'idempotency-key': 'one' }, 1)).body).toMatchObject({ orderNo: (first.body as { orderNo: string }).orderNo });
+    expect((await send('GET', `/api/sales/idem-${id}`)).body).toMatchObject({ available: 4, reserved: 1 });
+  });
+
+  it('a checkout-cancel loop is bounded, and cancelled orders leave no reservation record behind', async () => {
+    const id = randomUUID().slice(0, 8);
+    const looper = `looper-${id}`;
+    expect((await createSale({ sku: `loop-${id}`, stock: 10 })).status).toBe(201);
+    const token = bearer(await auth.issue(looper));
+    const cancelled: string[] = [];
+    for (let round = 0; round < config.maxCancelsPerShopper; round++) {
+      const order = await buy(looper, `loop-${id}`, { 'idempotency-key': `round-${round}` });
+      expect(order.status).toBe(202);
+      const no = (order.body as { orderNo: string }).orderNo;
+      await persisted(no);
+      expect((await send('POST', `/api/orders/${no}/cancel`, { headers: token })).status).toBe(202);
+      await waitFor(async () => (await store.getOrder(no))?.status === 'CANCELLED', { what: `${no} cancelled`, timeoutMs: 15_000 });
+      cancelled.push(no);
+    }
+    expect(await buy(looper, `loop-${id}`)).toMatchObject({ status: 409, body: { error: { code: 'TOO_MANY_CANCELLATIONS' } } });
+    // Other shoppers are not affected.
+    expect((await buy(`other-${id}`, `loop-${id}`)).status).toBe(202);
+    // The cancelled orders' records are gone once their workflows closed; their rows answer for them.
+    await waitFor(async () => (await redis.hmget(saleKeys(`loop-${id}`).reservations, ...cancelled)).every((record) => record === null), {
+      what: 'the cancelled orders to drop their reservation records',
+      timeoutMs: 15_000,
+    });
+    // A retry of a cancelled order's key still answers that order.
+    expect((await buy(looper, `loop-${id}`, { 'idempotency-key': 'round-0' })).body).toMatchObject({ orderNo: cancelled[0], status: 'CANCELLED' });
+  });
+});
