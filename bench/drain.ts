@@ -39,4 +39,3 @@ export function watchPersisted(store: Store, sku: string) {
     },
   };
 }
-

@@ -47,7 +47,15 @@ export interface Shot {
 }
 
 /** One burst with autocannon: `requests` checkouts over `connections`, shoppers round-robin. */
-export async function burst(url: string, sku: string, tokens: string[], requests: number, connections: number, showProgress: boolean, say: (line: string) => void): Promise<Shot> {
+export async function burst(
+  url: string,
+  sku: string,
+  tokens: string[],
+  requests: number,
+  connections: number,
+  showProgress: boolean,
+  say: (line: string) => void,
+): Promise<Shot> {
   const latencies: Latencies = { win: [], soldOut: [], all: [] };
   const statuses = new Map<string, number>();
   const accepted: string[] = [];
@@ -58,30 +66,33 @@ export async function burst(url: string, sku: string, tokens: string[], requests
   let finish!: (result: autocannon.Result) => void;
   let fail!: (err: unknown) => void;
   const done = new Promise<autocannon.Result>((resolve, reject) => ((finish = resolve), (fail = reject)));
-  const instance = autocannon({
-    url: `${url}/api/checkout`,
-    method: 'POST',
-    connections,
-    amount: requests,
-    timeout: 30,
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ sku, quantity: 1 }),
-    requests: [
-      {
-        setupRequest: (request) => {
-          request.headers = { ...request.headers, authorization: `Bearer ${tokens[next++ % tokens.length]}` };
-          return request;
+  const instance = autocannon(
+    {
+      url: `${url}/api/checkout`,
+      method: 'POST',
+      connections,
+      amount: requests,
+      timeout: 30,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sku, quantity: 1 }),
+      requests: [
+        {
+          setupRequest: (request) => {
+            request.headers = { ...request.headers, authorization: `Bearer ${tokens[next++ % tokens.length]}` };
+            return request;
+          },
+          onResponse: (status, body) => {
+            if (status === 202) accepted.push((JSON.parse(body) as { orderNo: string }).orderNo);
+            else if (status === 409) {
+              const code = (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? '409';
+              statuses.set(code, (statuses.get(code) ?? 0) + 1);
+            }
+          },
         },
-        onResponse: (status, body) => {
-          if (status === 202) accepted.push((JSON.parse(body) as { orderNo: string }).orderNo);
-          else if (status === 409) {
-            const code = (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? '409';
-            statuses.set(code, (statuses.get(code) ?? 0) + 1);
-          }
-        },
-      },
-    ],
-  }, (err, result) => (err ? fail(err) : finish(result)));
+      ],
+    },
+    (err, result) => (err ? fail(err) : finish(result)),
+  );
   instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
     latencies.all.push(responseTime);
     if (statusCode === 202) {
@@ -133,4 +144,3 @@ export function summarise(shot: Shot): VariantResult {
     errors: shot.errors,
   };
 }
-

@@ -54,7 +54,16 @@ export function buildReport(
           soldOut: r.soldOut,
           limitExceeded: r.limitExceeded,
           errors: r.errors,
-          ...(r.drain ? { drain: { ...r.drain, seconds: round(r.drain.seconds, 3), totalSeconds: round(r.drain.totalSeconds, 3), ordersPerSecond: round(r.drain.ordersPerSecond, 0) } } : {}),
+          ...(r.drain
+            ? {
+                drain: {
+                  ...r.drain,
+                  seconds: round(r.drain.seconds, 3),
+                  totalSeconds: round(r.drain.totalSeconds, 3),
+                  ordersPerSecond: round(r.drain.ordersPerSecond, 0),
+                },
+              }
+            : {}),
           ...(r.invariants ? { invariants: { ...r.invariants.checks, figures: r.invariants.figures } } : {}),
           ...(r.cpuSeconds ? { cpuSeconds: r.cpuSeconds } : {}),
         },
@@ -107,7 +116,9 @@ function markdown(report: Report): string {
     ...rows,
     '',
     `Ratios (throughput): ours/ceiling ${fmt(r.oursVsCeiling, 2)}, ours/sync ${fmt(r.oursVsSync, 2)}, ours/queue ${fmt(r.oursVsQueue, 2)}.` +
-      (report.drain ? ` Workflow start after reservation: p50 ${fmt(report.drain.workflowStartP50Ms)} ms, p99 ${fmt(report.drain.workflowStartP99Ms)} ms.` : ''),
+      (report.drain
+        ? ` Workflow start after reservation: p50 ${fmt(report.drain.workflowStartP50Ms)} ms, p99 ${fmt(report.drain.workflowStartP99Ms)} ms.`
+        : ''),
     '',
   ].join('\n');
 }
@@ -151,4 +162,3 @@ function chart(report: Report): string {
     '',
   ].join('\n');
 }
-

@@ -79,7 +79,13 @@ async function main(): Promise<void> {
       try {
         // Warm-up on its own SKU: JIT, connection pools and Temporal's caches, never measured.
         const warm = `BENCH-${runId}-${variant}-warm`;
-        await sales.create({ sku: warm, name: warm, priceCents: 1_000, stock: Math.max(10, Math.floor(settings.stock / 10)), perUserLimit: settings.perUserLimit });
+        await sales.create({
+          sku: warm,
+          name: warm,
+          priceCents: 1_000,
+          stock: Math.max(10, Math.floor(settings.stock / 10)),
+          perUserLimit: settings.perUserLimit,
+        });
         await burst(servers.url, warm, tokens, settings.warmupRequests, Math.min(settings.connections, 64), false, say);
 
         const sku = `BENCH-${runId}-${variant}`;
@@ -93,7 +99,11 @@ async function main(): Promise<void> {
           result.drain = await watch.until(shot.accepted.length, shot.firstWinAt, shot.lastWinAt);
         }
         result.cpuSeconds = cpuSince(cpuBefore, cpuSnapshot(servers.processes));
-        say(`CPU seconds, burst and drain: ${Object.entries(result.cpuSeconds).map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`).join(', ')}`);
+        say(
+          `CPU seconds, burst and drain: ${Object.entries(result.cpuSeconds)
+            .map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`)
+            .join(', ')}`,
+        );
         if (watch) {
           let workflowCount: number | undefined;
           if (variant === 'ours') {
@@ -104,7 +114,11 @@ async function main(): Promise<void> {
             { store, ...(variant === 'sync' ? {} : { inventory }) },
             { sku, perUserLimit: settings.perUserLimit, acceptedOrderNos: shot.accepted, ...(workflowCount === undefined ? {} : { workflowCount }) },
           );
-          say(`invariants: ${Object.entries(result.invariants.checks).map(([name, ok]) => `${name}=${ok}`).join(' ')}`);
+          say(
+            `invariants: ${Object.entries(result.invariants.checks)
+              .map(([name, ok]) => `${name}=${ok}`)
+              .join(' ')}`,
+          );
         }
         results[variant] = result;
         say(

@@ -29,4 +29,3 @@ export async function workflowStartLatency(config: Pick<AppConfig, 'temporal'>, 
     await connection.close();
   }
 }
-

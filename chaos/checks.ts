@@ -80,7 +80,11 @@ export async function waitForRepair(deps: CheckDeps, sku: string, faultAt: numbe
   const inventory = new RedisInventory(deps.redis);
   await waitFor(
     async () => {
-      const [sale, mysql, records] = await Promise.all([inventory.getSale(sku), deps.store.saleStockFigures(sku), deps.redis.hgetall(saleKeys(sku).reservations)]);
+      const [sale, mysql, records] = await Promise.all([
+        inventory.getSale(sku),
+        deps.store.saleStockFigures(sku),
+        deps.redis.hgetall(saleKeys(sku).reservations),
+      ]);
       if (!sale || !mysql) return false;
       const live = Object.entries(records).flatMap(([orderNo, record]) => {
         const reservation = parseReservation(record);
@@ -99,9 +103,15 @@ export async function waitForRepair(deps: CheckDeps, sku: string, faultAt: numbe
 }
 
 /** What the reconciler's runs since `since` did for the sale: released orphans, adopted, aligned. */
-async function reconcilerRepairs(temporal: Client, sku: string, since: Date): Promise<{ releasedOrphans: number; adopted: number; aligned: number; runs: number }> {
+async function reconcilerRepairs(
+  temporal: Client,
+  sku: string,
+  since: Date,
+): Promise<{ releasedOrphans: number; adopted: number; aligned: number; runs: number }> {
   const totals = { releasedOrphans: 0, adopted: 0, aligned: 0, runs: 0 };
-  for await (const run of temporal.workflow.list({ query: `WorkflowType = '${RECONCILE_WORKFLOW_TYPE}' AND StartTime >= '${since.toISOString()}' AND ExecutionStatus = 'Completed'` })) {
+  for await (const run of temporal.workflow.list({
+    query: `WorkflowType = '${RECONCILE_WORKFLOW_TYPE}' AND StartTime >= '${since.toISOString()}' AND ExecutionStatus = 'Completed'`,
+  })) {
     const report = (await temporal.workflow.getHandle(run.workflowId, run.runId).result()) as ReconcileReport;
     totals.runs++;
     for (const sale of report.sales.filter((s) => s.sku === sku)) {
@@ -141,7 +151,8 @@ export async function checkAfterFault(deps: CheckDeps, sku: string, perUserLimit
   // Shoppers: whoever Redis counts as holding units holds them through an order MySQL has.
   const holders = await redis.hgetall(saleKeys(sku).users);
   const heldInMysql = new Map<string, number>();
-  for (const row of rows) if (row.status === 'AWAITING_PAYMENT' || row.status === 'PAID') heldInMysql.set(row.userId, (heldInMysql.get(row.userId) ?? 0) + row.quantity);
+  for (const row of rows)
+    if (row.status === 'AWAITING_PAYMENT' || row.status === 'PAID') heldInMysql.set(row.userId, (heldInMysql.get(row.userId) ?? 0) + row.quantity);
   const lockedOut = Object.entries(holders).filter(([userId, units]) => Number(units) !== (heldInMysql.get(userId) ?? 0));
 
   const byStatus = (status: string) => rows.filter((row) => row.status === status).length;
@@ -153,7 +164,8 @@ export async function checkAfterFault(deps: CheckDeps, sku: string, perUserLimit
     reservedEqualsLiveOrders: sale !== null && sale.reserved === report.figures.mysql.awaitingPayment && running === byStatus('AWAITING_PAYMENT'),
     every202HasAnOrderRow: report.checks.noLostOrder,
     everyPaymentSettled: unsettled.length === 0 && deliveredMissing.length === 0,
-    paidOrdersHaveOnePayment: paidRows.every((row) => appliedByOrder.get(row.orderNo) === 1) && applied.every((payment) => paidRows.some((row) => row.orderNo === payment.orderNo)),
+    paidOrdersHaveOnePayment:
+      paidRows.every((row) => appliedByOrder.get(row.orderNo) === 1) && applied.every((payment) => paidRows.some((row) => row.orderNo === payment.orderNo)),
     noShopperLockedOut: lockedOut.length === 0,
     perUserLimit: report.checks.perUserLimit,
   };
@@ -170,7 +182,13 @@ export async function checkAfterFault(deps: CheckDeps, sku: string, perUserLimit
       orphansReleased: rows.filter((row) => row.failureReason?.startsWith('ReservationOrphaned')).length,
       failureReasons: countBy(rows.flatMap((row) => (row.status === 'FAILED' ? [row.failureReason?.split(':')[0] ?? 'unknown'] : []))),
       repairs,
-      paymentEvents: { delivered: delivered.length, gaveUp: traffic.events.filter((e) => e.answer.status === 'gave-up').length, applied: applied.length, refundRequired: payments.filter((p) => p.outcome === 'REFUND_REQUIRED').length, unsettled: unsettled.length },
+      paymentEvents: {
+        delivered: delivered.length,
+        gaveUp: traffic.events.filter((e) => e.answer.status === 'gave-up').length,
+        applied: applied.length,
+        refundRequired: payments.filter((p) => p.outcome === 'REFUND_REQUIRED').length,
+        unsettled: unsettled.length,
+      },
       cancels: traffic.cancels.length,
       redis: report.figures.redis,
       mysql: report.figures.mysql,

@@ -44,7 +44,9 @@ const FAULTS = ['api-kill', 'worker-kill', 'mariadb-kill', 'redis-kill', 'redis-
 type Fault = (typeof FAULTS)[number];
 
 const root = resolve(import.meta.dirname, '..');
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, faults: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, faults: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean', default: false } },
+});
 const quick = args.quick ?? false;
 const faults = (args.faults?.split(',') ?? [...FAULTS]) as Fault[];
 for (const fault of faults) if (!FAULTS.includes(fault)) throw new Error(`unknown fault ${fault}; choose from ${FAULTS.join(', ')}`);
@@ -104,7 +106,11 @@ async function main(): Promise<number> {
     new Supervised(
       name,
       async () => {
-        const proc = spawnLogged(name, tsx, [join(root, script)], { logFile: join(workDir, `${name}.log`), cwd: root, env: { ...env, ...extraEnv } as NodeJS.ProcessEnv });
+        const proc = spawnLogged(name, tsx, [join(root, script)], {
+          logFile: join(workDir, `${name}.log`),
+          cwd: root,
+          env: { ...env, ...extraEnv } as NodeJS.ProcessEnv,
+        });
         await ready(proc.logFile);
         return proc;
       },
@@ -115,7 +121,12 @@ async function main(): Promise<number> {
   const worker = app('worker', 'src/workers/main.ts', { WORKFLOW_BUNDLE_PATH: bundle }, async () => {});
   const apis = apiPorts.map((port, i) =>
     app(`api-${i + 1}`, 'src/api/main.ts', { PORT: String(port) }, async () => {
-      await waitFor(async () => (await fetch(`${apiUrls[i]}/healthz`)).ok, { what: `api-${i + 1} healthy`, timeoutMs: 60_000, intervalMs: 100, retryErrors: true });
+      await waitFor(async () => (await fetch(`${apiUrls[i]}/healthz`)).ok, {
+        what: `api-${i + 1} healthy`,
+        timeoutMs: 60_000,
+        intervalMs: 100,
+        retryErrors: true,
+      });
     }),
   );
   apps.push(worker, ...apis);
@@ -164,8 +175,15 @@ async function main(): Promise<number> {
       const quietSeconds = await waitForQuiescence({ store, redis, temporal }, sku, accepted, settings.quiescenceTimeoutMs);
       const verdict = await checkAfterFault({ store, redis, temporal }, sku, 1, result, new Date(t0));
       const ok = CHAOS_CHECKS.every((check) => verdict.checks[check]);
-      results.push({ fault, ok, ...verdict, seconds: { burst: round(burstSeconds), storesAgreeAfterFault: round(repairedSeconds), quiet: round(quietSeconds) } });
-      say(`${fault}: ${ok ? 'all invariants hold' : `VIOLATED: ${CHAOS_CHECKS.filter((c) => !verdict.checks[c]).join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`);
+      results.push({
+        fault,
+        ok,
+        ...verdict,
+        seconds: { burst: round(burstSeconds), storesAgreeAfterFault: round(repairedSeconds), quiet: round(quietSeconds) },
+      });
+      say(
+        `${fault}: ${ok ? 'all invariants hold' : `VIOLATED: ${CHAOS_CHECKS.filter((c) => !verdict.checks[c]).join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`,
+      );
       say(`  ${JSON.stringify(verdict.figures)}`);
     }
   } finally {
@@ -203,7 +221,10 @@ function watchAofSize(redisDir: string): AofWatch {
   const samples: Array<{ at: number; file: string; size: number }> = [];
   const timer = setInterval(() => {
     const dir = join(redisDir, 'appendonlydir');
-    const incr = readdirSync(dir).filter((name) => name.endsWith('.incr.aof')).sort().at(-1);
+    const incr = readdirSync(dir)
+      .filter((name) => name.endsWith('.incr.aof'))
+      .sort()
+      .at(-1);
     if (incr) samples.push({ at: Date.now(), file: join(dir, incr), size: statSync(join(dir, incr)).size });
   }, 50);
   return {

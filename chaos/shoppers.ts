@@ -102,7 +102,9 @@ async function buy(plan: TrafficPlan, userId: string, retryForMs: number): Promi
   if (call.status === 'gave-up') return { userId, idempotencyKey, answer: { kind: 'gave-up', lastError: call.lastError }, attempts: call.attempts };
   const body = call.body as { orderNo?: string; error?: { code?: string } };
   const answer: IntentOutcome['answer'] =
-    call.status === 202 && body.orderNo ? { kind: 'accepted', orderNo: body.orderNo } : { kind: 'refused', status: call.status, code: body.error?.code ?? 'UNKNOWN' };
+    call.status === 202 && body.orderNo
+      ? { kind: 'accepted', orderNo: body.orderNo }
+      : { kind: 'refused', status: call.status, code: body.error?.code ?? 'UNKNOWN' };
   return { userId, idempotencyKey, answer, attempts: call.attempts };
 }
 

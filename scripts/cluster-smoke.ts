@@ -62,7 +62,9 @@ function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15 of stat)
 }
 function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'))!;
   return Math.round(Number(line.split(/\s+/)[1]) / 1024);
 }
 
@@ -85,11 +87,13 @@ try {
   say(`env: ${JSON.stringify(stack.env)}`);
   say(`ui: ${stack.temporalUiUrl ?? '(none)'}; roles: ${Object.keys(stack.roles).join(' ')}`);
 
-  const [TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, REDIS_URL, MYSQL_URL] = (['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'REDIS_URL', 'MYSQL_URL'] as const).map((k) => {
-    const value = stack!.env[k];
-    if (!value) throw new Error(`env lacks ${k}`);
-    return value;
-  }) as [string, string, string, string];
+  const [TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, REDIS_URL, MYSQL_URL] = (['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'REDIS_URL', 'MYSQL_URL'] as const).map(
+    (k) => {
+      const value = stack!.env[k];
+      if (!value) throw new Error(`env lacks ${k}`);
+      return value;
+    },
+  ) as [string, string, string, string];
   const connection = await Connection.connect({ address: TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: TEMPORAL_NAMESPACE });
 
@@ -99,12 +103,15 @@ try {
     const ns = await connection.workflowService.describeNamespace({ namespace: TEMPORAL_NAMESPACE });
     const sa = await connection.operatorService.listSearchAttributes({ namespace: TEMPORAL_NAMESPACE });
     for (const name of ['OrderSku', 'OrderUserId', 'OrderStatus']) {
-      if (sa.customAttributes?.[name] !== proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD) throw new Error(`search attribute ${name} missing`);
+      if (sa.customAttributes?.[name] !== proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD)
+        throw new Error(`search attribute ${name} missing`);
     }
     let n = 0;
     for await (const _ of client.workflow.list({ pageSize: 10 })) n++;
     const info = await connection.workflowService.getClusterInfo({});
-    say(`  namespace ${ns.namespaceInfo?.name} (${ns.namespaceInfo?.state}), ${n} workflows listed, history shards ${info.historyShardCount}, server ${info.serverVersion}`);
+    say(
+      `  namespace ${ns.namespaceInfo?.name} (${ns.namespaceInfo?.state}), ${n} workflows listed, history shards ${info.historyShardCount}, server ${info.serverVersion}`,
+    );
     if (Number(info.historyShardCount) < 4) throw new Error('fewer than 4 history shards');
     if (n !== 0) throw new Error(`a fresh stack lists ${n} workflows in ${TEMPORAL_NAMESPACE}`);
     // The Temporal CLI's own check, as an operator would run it.
@@ -139,7 +146,8 @@ try {
   });
 
   await step('redis cluster: EVAL on two keys with the same {hashtag}', async () => {
-    const script = "redis.call('SET', KEYS[1], ARGV[1]); redis.call('INCRBY', KEYS[2], ARGV[2]); return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}";
+    const script =
+      "redis.call('SET', KEYS[1], ARGV[1]); redis.call('INCRBY', KEYS[2], ARGV[2]); return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}";
     const result = (await redis.eval(script, 2, '{sku:smoke}:stock', '{sku:smoke}:reserved', '10', '3')) as string[];
     if (result[0] !== '10' || result[1] !== '3') throw new Error(`EVAL returned ${JSON.stringify(result)}`);
   });
@@ -202,7 +210,9 @@ try {
     // …and starting a workflow works again once the shards are owned by the new process.
     const wait = await stack!.temporal.waitUntilWorking(90_000);
     timings['history kill to first workflow'] = Date.now() - tk;
-    say(`  history pid ${oldPid} -> ${stack!.processes['temporal-history']!.pid}; SERVING after ${timings['history restart to SERVING']} ms, workflow round trip ${wait} ms later`);
+    say(
+      `  history pid ${oldPid} -> ${stack!.processes['temporal-history']!.pid}; SERVING after ${timings['history restart to SERVING']} ms, workflow round trip ${wait} ms later`,
+    );
   });
 
   let killedMaster = '';
@@ -220,12 +230,18 @@ try {
     timings['redis failover'] = Date.now() - tk;
     if (promoted.role !== 'master') throw new Error(`replica on ${replica.port} is ${promoted.role}`);
     // The ioredis Cluster client follows the new topology.
-    const clientWait = await until('ioredis SET/GET after failover', async () => {
-      for (const key of keys) await redis.set(key, `w-${key}`);
-      for (const key of keys) if ((await redis.get(key)) !== `w-${key}`) return false;
-      return true;
-    }, 30_000);
-    say(`  killed ${killedMaster} (port ${victim.port}); replica on ${replica.port} is master, cluster_state:ok after ${timings['redis failover']} ms; client writes again ${clientWait} ms later`);
+    const clientWait = await until(
+      'ioredis SET/GET after failover',
+      async () => {
+        for (const key of keys) await redis.set(key, `w-${key}`);
+        for (const key of keys) if ((await redis.get(key)) !== `w-${key}`) return false;
+        return true;
+      },
+      30_000,
+    );
+    say(
+      `  killed ${killedMaster} (port ${victim.port}); replica on ${replica.port} is master, cluster_state:ok after ${timings['redis failover']} ms; client writes again ${clientWait} ms later`,
+    );
   });
 
   await step('fault: old redis master restarts and rejoins as a replica', async () => {
@@ -251,10 +267,13 @@ try {
     timings['stop'] = Date.now() - ts;
     say(`stopped in ${timings['stop']} ms`);
   }
-  const left = execFileSync('ps', ['-eo', 'pid=,pgid=,args=']).toString().split('\n').filter((line) => {
-    const [, pgid] = line.trim().split(/\s+/);
-    return pgids.has(Number(pgid));
-  });
+  const left = execFileSync('ps', ['-eo', 'pid=,pgid=,args='])
+    .toString()
+    .split('\n')
+    .filter((line) => {
+      const [, pgid] = line.trim().split(/\s+/);
+      return pgids.has(Number(pgid));
+    });
   if (left.length) {
     failed++;
     say(`FAIL processes left:\n${left.join('\n')}`);

@@ -31,15 +31,7 @@ import { waitFor } from '../src/util/wait-for.js';
 import { createOrderWorker } from '../src/workers/worker.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { REPLAY_SCENARIOS, type ReplayScenario } from '../test/replay/scenarios.js';
-import {
-  cancelUpdate,
-  ORDER_WORKFLOW_TYPE,
-  orderWorkflowId,
-  payUpdate,
-  statusQuery,
-  type OrderInput,
-  type OrderStatus,
-} from '../src/workflows/definitions.js';
+import { cancelUpdate, ORDER_WORKFLOW_TYPE, orderWorkflowId, payUpdate, statusQuery, type OrderInput, type OrderStatus } from '../src/workflows/definitions.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 
 const root = resolve(import.meta.dirname, '..');

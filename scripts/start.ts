@@ -59,7 +59,8 @@ try {
   const apiUrl = `http://127.0.0.1:${config.port}`;
   const worker = new Supervised(
     'worker',
-    async () => spawnLogged('worker', tsx, [join(root, 'src/workers/main.ts')], { logFile: 'inherit', cwd: root, env: { ...env, WORKFLOW_BUNDLE_PATH: bundle } }),
+    async () =>
+      spawnLogged('worker', tsx, [join(root, 'src/workers/main.ts')], { logFile: 'inherit', cwd: root, env: { ...env, WORKFLOW_BUNDLE_PATH: bundle } }),
     supervision,
   );
   const api = new Supervised(

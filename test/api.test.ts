@@ -123,7 +123,14 @@ describe('order path end to end', () => {
     const { orderNo } = checkout.body;
 
     const awaiting = await pollUntil(orderNo, token, (s) => s === 'AWAITING_PAYMENT');
-    expect(awaiting).toMatchObject({ orderNo, sku: sale.sku, quantity: 2, totalCents: 3_998, paymentDeadline: expect.any(String), createdAt: expect.any(String) });
+    expect(awaiting).toMatchObject({
+      orderNo,
+      sku: sale.sku,
+      quantity: 2,
+      totalCents: 3_998,
+      paymentDeadline: expect.any(String),
+      createdAt: expect.any(String),
+    });
     expect(Date.parse(awaiting.paymentDeadline) - Date.parse(awaiting.createdAt)).toBe(30 * 60_000);
 
     const event = signedWebhook({ eventId: `evt-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: 3_998 });
@@ -132,7 +139,11 @@ describe('order path end to end', () => {
     const final = await pollUntil(orderNo, token, (s) => s === 'PAID');
     expect(final.paidAt).toEqual(expect.any(String));
 
-    const again = await http('POST', '/api/payments/webhook', signedWebhook({ eventId: `evt-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: 3_998 }));
+    const again = await http(
+      'POST',
+      '/api/payments/webhook',
+      signedWebhook({ eventId: `evt-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: 3_998 }),
+    );
     expect(again).toEqual({ status: 200, body: { received: true, outcome: 'DUPLICATE' } });
     const [payments] = await pool.query<RowDataPacket[]>('SELECT outcome FROM payments WHERE order_no = ?', [orderNo]);
     expect(payments.map((p) => p.outcome)).toEqual(['APPLIED']);
@@ -156,7 +167,9 @@ describe('order path end to end', () => {
     const sale = await createSale({ stock: 5, perUserLimit: 5 });
     const token = await tokenFor('idem-user');
     const replies = await Promise.all(
-      Array.from({ length: 20 }, () => http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token, headers: { 'Idempotency-Key': 'same-key' } })),
+      Array.from({ length: 20 }, () =>
+        http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token, headers: { 'Idempotency-Key': 'same-key' } }),
+      ),
     );
     expect(new Set(replies.map((r) => r.status))).toEqual(new Set([202]));
     expect(new Set(replies.map((r) => r.body.orderNo)).size).toBe(1);
@@ -182,7 +195,11 @@ describe('order path end to end', () => {
 
     // A payment for the cancelled order is never applied; it is recorded for a refund.
     await waitForWorkflowClosed(body.orderNo);
-    const late = await http('POST', '/api/payments/webhook', signedWebhook({ eventId: `late-${body.orderNo}`, type: 'payment.succeeded', orderNo: body.orderNo, amountCents: 2_500 }));
+    const late = await http(
+      'POST',
+      '/api/payments/webhook',
+      signedWebhook({ eventId: `late-${body.orderNo}`, type: 'payment.succeeded', orderNo: body.orderNo, amountCents: 2_500 }),
+    );
     expect(late).toEqual({ status: 200, body: { received: true, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_AWAITING_PAYMENT' } });
     const [rows] = await pool.query<RowDataPacket[]>('SELECT outcome FROM payments WHERE event_id = ?', [`late-${body.orderNo}`]);
     expect(rows[0]?.outcome).toBe('REFUND_REQUIRED');
@@ -216,7 +233,11 @@ describe('errors: every bad input gets its status and code and changes nothing',
     expectError(await http('POST', '/api/sales', { json: { ...sale, stock: 0 }, token: ADMIN }), 400, 'INVALID_REQUEST');
     expectError(await http('POST', '/api/sales', { json: { ...sale, priceCents: 1.5 }, token: ADMIN }), 400, 'INVALID_REQUEST');
     expectError(await http('POST', '/api/sales', { json: { ...sale, sku: 'bad sku!' }, token: ADMIN }), 400, 'INVALID_REQUEST');
-    expectError(await http('POST', '/api/sales', { json: { ...sale, startsAt: '2030-01-02T00:00:00Z', endsAt: '2030-01-01T00:00:00Z' }, token: ADMIN }), 400, 'INVALID_REQUEST');
+    expectError(
+      await http('POST', '/api/sales', { json: { ...sale, startsAt: '2030-01-02T00:00:00Z', endsAt: '2030-01-01T00:00:00Z' }, token: ADMIN }),
+      400,
+      'INVALID_REQUEST',
+    );
     expectError(await http('GET', `/api/sales/${sale.sku}`), 404, 'SKU_NOT_FOUND'); // nothing was created
     expect((await http('POST', '/api/sales', { json: sale, token: ADMIN })).status).toBe(201);
     expectError(await http('POST', '/api/sales', { json: { ...sale, stock: 99 }, token: ADMIN }), 409, 'SALE_EXISTS');
@@ -233,7 +254,11 @@ describe('errors: every bad input gets its status and code and changes nothing',
     const locked = await startApi(testConfig({ TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, LOG_LEVEL: 'silent' }), 0);
     try {
       expectError(await http('POST', '/api/auth/dev-login', { json: { userId: 'alice' }, base: locked.url }), 404, 'NOT_FOUND');
-      expectError(await http('POST', '/api/dev/simulate-payment', { json: { orderNo: newOrderNo() }, base: locked.url, token: await tokenFor('a') }), 404, 'NOT_FOUND');
+      expectError(
+        await http('POST', '/api/dev/simulate-payment', { json: { orderNo: newOrderNo() }, base: locked.url, token: await tokenFor('a') }),
+        404,
+        'NOT_FOUND',
+      );
     } finally {
       await locked.close();
     }
@@ -245,10 +270,25 @@ describe('errors: every bad input gets its status and code and changes nothing',
     const checkout = (json: unknown, extra: Parameters<typeof http>[2] = {}) => http('POST', '/api/checkout', { json, token, ...extra });
     expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 } }), 401, 'UNAUTHORIZED');
     expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: 'not.a.jwt' }), 401, 'UNAUTHORIZED');
-    expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: await new ShopperAuth({ ...config, jwtSecret: 'another-secret-entirely-123' }).issue('x') }), 401, 'UNAUTHORIZED');
+    expectError(
+      await http('POST', '/api/checkout', {
+        json: { sku: sale.sku, quantity: 1 },
+        token: await new ShopperAuth({ ...config, jwtSecret: 'another-secret-entirely-123' }).issue('x'),
+      }),
+      401,
+      'UNAUTHORIZED',
+    );
     expectError(await http('POST', '/api/checkout', { raw: '{"sku": "A", "quantity": ', token }), 400, 'INVALID_REQUEST');
-    expectError(await http('POST', '/api/checkout', { raw: JSON.stringify({ sku: sale.sku, quantity: 1, pad: 'x'.repeat(20_000) }), token }), 400, 'INVALID_REQUEST');
-    expectError(await http('POST', '/api/checkout', { raw: 'sku=a&quantity=1', token, headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 400, 'INVALID_REQUEST');
+    expectError(
+      await http('POST', '/api/checkout', { raw: JSON.stringify({ sku: sale.sku, quantity: 1, pad: 'x'.repeat(20_000) }), token }),
+      400,
+      'INVALID_REQUEST',
+    );
+    expectError(
+      await http('POST', '/api/checkout', { raw: 'sku=a&quantity=1', token, headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      400,
+      'INVALID_REQUEST',
+    );
     expectError(await http('POST', '/api/checkout', { token }), 400, 'INVALID_REQUEST');
     for (const quantity of ['1', 0, -1, 1.5, 1e9, Number.MAX_SAFE_INTEGER + 2, null, true]) {
       expectError(await checkout({ sku: sale.sku, quantity }), 400, 'INVALID_REQUEST');

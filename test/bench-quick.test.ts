@@ -44,7 +44,13 @@ it('runs the quick benchmark: all four variants, invariants hold, results writte
     // Every unit sold, and to no more shoppers than there were units.
     expect(variant.won, `${name} won`).toBe(100);
     expect(variant.soldOutP99Ms, `${name} sold-out p99`).toBeGreaterThan(0);
-    expect(variant.invariants, `${name} invariants`).toMatchObject({ noOversell: true, conservation: true, storesAgree: true, noLostOrder: true, perUserLimit: true });
+    expect(variant.invariants, `${name} invariants`).toMatchObject({
+      noOversell: true,
+      conservation: true,
+      storesAgree: true,
+      noLostOrder: true,
+      perUserLimit: true,
+    });
   }
   expect(report.drain).toMatchObject({ orders: 100 });
   expect(report.drain.seconds).toBeGreaterThanOrEqual(0);

@@ -18,7 +18,11 @@ it('survives every fault with every invariant (quick fault suite)', { timeout: 6
   const output = await new Promise<{ code: number | null; text: string }>((done, fail) => {
     // No server addresses from the test stack: the suite starts (and kills) servers of its own.
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !['TEMPORAL_ADDRESS', 'REDIS_URL', 'MYSQL_URL'].includes(key)));
-    const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'chaos', 'run.ts'), '--quick', '--out', outDir], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'chaos', 'run.ts'), '--quick', '--out', outDir], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let text = '';
     child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
@@ -28,7 +32,12 @@ it('survives every fault with every invariant (quick fault suite)', { timeout: 6
   const report = JSON.parse(readFileSync(join(outDir, 'latest.json'), 'utf8')) as { faults: Record<string, { ok: boolean; checks: Record<string, boolean> }> };
   expect(Object.keys(report.faults).sort()).toEqual(['api-kill', 'mariadb-kill', 'redis-aof-tail-lost', 'redis-kill', 'temporal-kill', 'worker-kill']);
   for (const [fault, result] of Object.entries(report.faults)) {
-    expect(Object.entries(result.checks).filter(([, ok]) => !ok).map(([check]) => check), `${fault}: violated checks`).toEqual([]);
+    expect(
+      Object.entries(result.checks)
+        .filter(([, ok]) => !ok)
+        .map(([check]) => check),
+      `${fault}: violated checks`,
+    ).toEqual([]);
     expect(result.ok, fault).toBe(true);
   }
   expect(output.code, output.text.slice(-4_000)).toBe(0);

@@ -88,7 +88,14 @@ async function startWorker(taskQueue: string): Promise<void> {
 
 async function serve(taskQueue: string, beforeFailing: (orderNo: string) => Promise<void>): Promise<string> {
   const orders = new StartReportsFailureAfterAccepting(temporal, store, taskQueue, beforeFailing);
-  const app = createApp({ config: { ...config, temporal: { ...config.temporal, taskQueue } }, redis, store, temporal, logger: createLogger(config, 'test'), orders });
+  const app = createApp({
+    config: { ...config, temporal: { ...config.temporal, taskQueue } },
+    redis,
+    store,
+    temporal,
+    logger: createLogger(config, 'test'),
+    orders,
+  });
   const server = app.listen(0, '127.0.0.1');
   servers.push(server);
   await new Promise<void>((resolve) => server.once('listening', resolve));
@@ -110,7 +117,10 @@ describe('a workflow start that reports an error after the server accepted it', 
     await startWorker(taskQueue);
     const sale = await putOnSale(store, redis, { stock: 3 });
     const base = await serve(taskQueue, async (orderNo) => {
-      await waitFor(async () => (await inventory.getReservation(sale.sku, orderNo))?.state === 'CLAIMED', { what: `${orderNo} to be claimed`, timeoutMs: 10_000 });
+      await waitFor(async () => (await inventory.getReservation(sale.sku, orderNo))?.state === 'CLAIMED', {
+        what: `${orderNo} to be claimed`,
+        timeoutMs: 10_000,
+      });
     });
     const reply = await checkout(base, sale.sku, 'claimed-before-error');
     expect(reply.status).toBe(202);

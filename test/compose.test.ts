@@ -91,7 +91,9 @@ function portsOf(name: string): { published?: number; target: number }[] {
         target: Number(port.target),
       };
     }
-    const parts = String(port).replace(/\/(tcp|udp)$/, '').split(':');
+    const parts = String(port)
+      .replace(/\/(tcp|udp)$/, '')
+      .split(':');
     const target = Number(parts.at(-1));
     return parts.length >= 2 ? { published: Number(parts.at(-2)), target } : { target };
   });
@@ -301,7 +303,9 @@ describe('Dockerfile', () => {
   });
 
   it('keeps host node_modules and local data out of the build context', () => {
-    const ignore = readFileSync(join(repoRoot, '.dockerignore'), 'utf8').split('\n').map((line) => line.trim());
+    const ignore = readFileSync(join(repoRoot, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((line) => line.trim());
     expect(ignore).toContain('node_modules');
     expect(ignore).toContain('.data');
   });

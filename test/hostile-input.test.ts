@@ -20,7 +20,6 @@ import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
-import { newOrderNo } from '../src/orders/order-number.js';
 import { waitFor } from '../src/util/wait-for.js';
 import { createOrderWorker } from '../src/workers/worker.js';
 import { testConfig } from './helpers/env.js';
@@ -99,9 +98,19 @@ beforeAll(async () => {
 
   // One sale with one order awaiting payment: what every hostile request must leave untouched.
   sku = uniqueSku('HOSTILE');
-  expect((await send('POST', '/api/sales', { headers: jsonHeaders(bearer(ADMIN)), body: json({ sku, name: 'Hostile', priceCents: 900, stock: 5, perUserLimit: 2 }) })).status).toBe(201);
+  expect(
+    (
+      await send('POST', '/api/sales', {
+        headers: jsonHeaders(bearer(ADMIN)),
+        body: json({ sku, name: 'Hostile', priceCents: 900, stock: 5, perUserLimit: 2 }),
+      })
+    ).status,
+  ).toBe(201);
   victim = `victim-${randomUUID().slice(0, 8)}`;
-  const checkout = await send('POST', '/api/checkout', { headers: jsonHeaders({ ...bearer(await auth.issue(victim)), 'idempotency-key': 'victim-key' }), body: json({ sku, quantity: 1 }) });
+  const checkout = await send('POST', '/api/checkout', {
+    headers: jsonHeaders({ ...bearer(await auth.issue(victim)), 'idempotency-key': 'victim-key' }),
+    body: json({ sku, quantity: 1 }),
+  });
   expect(checkout.status).toBe(202);
   orderNo = (checkout.body as { orderNo: string }).orderNo;
   await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: 'the victim order to be persisted', timeoutMs: 15_000 });
@@ -127,7 +136,8 @@ interface HostileCase {
 const shopper = async () => bearer(await auth.issue(victim));
 const stranger = async () => bearer(await auth.issue(`stranger-${randomUUID().slice(0, 8)}`));
 const webhookHeaders = (body: string) => jsonHeaders({ 'payment-signature': signWebhook(config.webhookSecret, body) });
-const payment = (extra: Record<string, unknown> = {}) => json({ eventId: `evt-hostile-${randomUUID()}`, type: 'payment.succeeded', orderNo, amountCents: 900, ...extra });
+const payment = (extra: Record<string, unknown> = {}) =>
+  json({ eventId: `evt-hostile-${randomUUID()}`, type: 'payment.succeeded', orderNo, amountCents: 900, ...extra });
 /** A webhook whose body is signed as sent, so that the body's own defect is what gets refused. */
 function signedWebhook(what: string, extra: Record<string, unknown>): HostileCase {
   let body = '';
@@ -145,11 +155,33 @@ function signedWebhook(what: string, extra: Record<string, unknown>): HostileCas
   };
 }
 
-const HOSTILE_STRINGS = ["'; DROP TABLE orders; --", '../../../etc/passwd', '\u0000null-byte', '‮reversed', '😀'.repeat(40), 'x'.repeat(10_000), '%00%0a%0d', '{{7*7}}', '<script>alert(1)</script>'];
+const HOSTILE_STRINGS = [
+  "'; DROP TABLE orders; --",
+  '../../../etc/passwd',
+  '\u0000null-byte',
+  '‮reversed',
+  '😀'.repeat(40),
+  'x'.repeat(10_000),
+  '%00%0a%0d',
+  '{{7*7}}',
+  '<script>alert(1)</script>',
+];
 
 /** The routes that take a body, with a valid body and the headers they need. */
-const BODY_ROUTES: Array<{ route: string; method: string; path: () => string; body: () => string; headers: () => Promise<Record<string, string>> | Record<string, string> }> = [
-  { route: 'sales', method: 'POST', path: () => '/api/sales', body: () => json({ sku: uniqueSku('NEW'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }), headers: () => bearer(ADMIN) },
+const BODY_ROUTES: Array<{
+  route: string;
+  method: string;
+  path: () => string;
+  body: () => string;
+  headers: () => Promise<Record<string, string>> | Record<string, string>;
+}> = [
+  {
+    route: 'sales',
+    method: 'POST',
+    path: () => '/api/sales',
+    body: () => json({ sku: uniqueSku('NEW'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }),
+    headers: () => bearer(ADMIN),
+  },
   { route: 'dev-login', method: 'POST', path: () => '/api/auth/dev-login', body: () => json({ userId: 'someone' }), headers: () => ({}) },
   { route: 'checkout', method: 'POST', path: () => '/api/checkout', body: () => json({ sku, quantity: 1 }), headers: stranger },
   { route: 'webhook', method: 'POST', path: () => '/api/payments/webhook', body: () => payment(), headers: () => ({}) },
@@ -158,16 +190,88 @@ const BODY_ROUTES: Array<{ route: string; method: string; path: () => string; bo
 
 const CASES: HostileCase[] = [
   ...BODY_ROUTES.flatMap((r): HostileCase[] => [
-    { name: `${r.route}: malformed JSON`, method: r.method, path: r.path, headers: async () => jsonHeaders(await r.headers()), body: () => '{"sku": ', status: 400, code: 'INVALID_REQUEST' },
-    { name: `${r.route}: JSON that is not an object`, method: r.method, path: r.path, headers: async () => jsonHeaders(await r.headers()), body: () => '"just a string"', status: 400, code: 'INVALID_REQUEST' },
-    { name: `${r.route}: 20 KB body`, method: r.method, path: r.path, headers: async () => jsonHeaders(await r.headers()), body: () => json({ pad: 'x'.repeat(20_000) }), status: 400, code: 'INVALID_REQUEST' },
-    { name: `${r.route}: form-encoded body`, method: r.method, path: r.path, headers: async () => ({ 'content-type': 'application/x-www-form-urlencoded', ...(await r.headers()) }), body: () => 'a=1', status: 400, code: 'INVALID_REQUEST' },
-    { name: `${r.route}: Content-Encoding gzip on a plain body`, method: r.method, path: r.path, headers: async () => jsonHeaders({ 'content-encoding': 'gzip', ...(await r.headers()) }), body: r.body, status: 400, code: 'INVALID_REQUEST' },
-    { name: `${r.route}: truncated gzip body`, method: r.method, path: r.path, headers: async () => jsonHeaders({ 'content-encoding': 'gzip', ...(await r.headers()) }), body: () => gzipSync(r.body()).subarray(0, 12), status: 400, code: 'INVALID_REQUEST' },
-    { name: `${r.route}: valid deflate body`, method: r.method, path: r.path, headers: async () => jsonHeaders({ 'content-encoding': 'deflate', ...(await r.headers()) }), body: () => deflateSync(r.body()), status: 400, code: 'INVALID_REQUEST' },
+    {
+      name: `${r.route}: malformed JSON`,
+      method: r.method,
+      path: r.path,
+      headers: async () => jsonHeaders(await r.headers()),
+      body: () => '{"sku": ',
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
+      name: `${r.route}: JSON that is not an object`,
+      method: r.method,
+      path: r.path,
+      headers: async () => jsonHeaders(await r.headers()),
+      body: () => '"just a string"',
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
+      name: `${r.route}: 20 KB body`,
+      method: r.method,
+      path: r.path,
+      headers: async () => jsonHeaders(await r.headers()),
+      body: () => json({ pad: 'x'.repeat(20_000) }),
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
+      name: `${r.route}: form-encoded body`,
+      method: r.method,
+      path: r.path,
+      headers: async () => ({ 'content-type': 'application/x-www-form-urlencoded', ...(await r.headers()) }),
+      body: () => 'a=1',
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
+      name: `${r.route}: Content-Encoding gzip on a plain body`,
+      method: r.method,
+      path: r.path,
+      headers: async () => jsonHeaders({ 'content-encoding': 'gzip', ...(await r.headers()) }),
+      body: r.body,
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
+      name: `${r.route}: truncated gzip body`,
+      method: r.method,
+      path: r.path,
+      headers: async () => jsonHeaders({ 'content-encoding': 'gzip', ...(await r.headers()) }),
+      body: () => gzipSync(r.body()).subarray(0, 12),
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
+      name: `${r.route}: valid deflate body`,
+      method: r.method,
+      path: r.path,
+      headers: async () => jsonHeaders({ 'content-encoding': 'deflate', ...(await r.headers()) }),
+      body: () => deflateSync(r.body()),
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
     // Unsigned, the webhook refuses the signature before it looks at the fields.
-    { name: `${r.route}: unknown field`, method: r.method, path: r.path, headers: async () => jsonHeaders(await r.headers()), body: () => json({ ...JSON.parse(r.body()), isAdmin: true }), status: 400, code: r.route === 'webhook' ? 'INVALID_SIGNATURE' : 'INVALID_REQUEST' },
-    { name: `${r.route}: wrong method`, method: 'PUT', path: r.path, headers: async () => jsonHeaders(await r.headers()), body: r.body, status: 405, code: 'METHOD_NOT_ALLOWED' },
+    {
+      name: `${r.route}: unknown field`,
+      method: r.method,
+      path: r.path,
+      headers: async () => jsonHeaders(await r.headers()),
+      body: () => json({ ...JSON.parse(r.body()), isAdmin: true }),
+      status: 400,
+      code: r.route === 'webhook' ? 'INVALID_SIGNATURE' : 'INVALID_REQUEST',
+    },
+    {
+      name: `${r.route}: wrong method`,
+      method: 'PUT',
+      path: r.path,
+      headers: async () => jsonHeaders(await r.headers()),
+      body: r.body,
+      status: 405,
+      code: 'METHOD_NOT_ALLOWED',
+    },
   ]),
   // The webhook's body is only judged once its signature is good: these are signed.
   signedWebhook('unknown field', { extra: 'field' }),
@@ -175,55 +279,221 @@ const CASES: HostileCase[] = [
   signedWebhook('negative amount', { amountCents: -1 }),
   signedWebhook('another event type', { type: 'payment.refunded' }),
   signedWebhook('a hostile event id', { eventId: "evt'; DROP TABLE payments; --" }),
-  { name: 'webhook: unsigned', method: 'POST', path: () => '/api/payments/webhook', headers: () => jsonHeaders(), body: () => payment(), status: 400, code: 'INVALID_SIGNATURE' },
+  {
+    name: 'webhook: unsigned',
+    method: 'POST',
+    path: () => '/api/payments/webhook',
+    headers: () => jsonHeaders(),
+    body: () => payment(),
+    status: 400,
+    code: 'INVALID_SIGNATURE',
+  },
   ...HOSTILE_STRINGS.flatMap((hostile): HostileCase[] => [
-    { name: `checkout: hostile sku ${JSON.stringify(hostile.slice(0, 20))}`, method: 'POST', path: () => '/api/checkout', headers: async () => jsonHeaders(await stranger()), body: () => json({ sku: hostile, quantity: 1 }), status: 400, code: 'INVALID_REQUEST' },
+    {
+      name: `checkout: hostile sku ${JSON.stringify(hostile.slice(0, 20))}`,
+      method: 'POST',
+      path: () => '/api/checkout',
+      headers: async () => jsonHeaders(await stranger()),
+      body: () => json({ sku: hostile, quantity: 1 }),
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
     // Header values cannot carry every byte: the hostile string URL-encoded, with a space in it.
-    { name: `checkout: hostile Idempotency-Key ${JSON.stringify(hostile.slice(0, 20))}`, method: 'POST', path: () => '/api/checkout', headers: async () => jsonHeaders({ ...(await stranger()), 'idempotency-key': `k ${encodeURIComponent(hostile).slice(0, 200)}` }), body: () => json({ sku, quantity: 1 }), status: 400, code: 'INVALID_REQUEST' },
-    { name: `dev-login: hostile user id ${JSON.stringify(hostile.slice(0, 20))}`, method: 'POST', path: () => '/api/auth/dev-login', headers: () => jsonHeaders(), body: () => json({ userId: hostile }), status: 400, code: 'INVALID_REQUEST' },
-    { name: `sale read: hostile sku ${JSON.stringify(hostile.slice(0, 20))}`, method: 'GET', path: () => `/api/sales/${encodeURIComponent(hostile)}`, status: 404, code: 'SKU_NOT_FOUND' },
-    { name: `order read: hostile order number ${JSON.stringify(hostile.slice(0, 20))}`, method: 'GET', path: () => `/api/orders/${encodeURIComponent(hostile)}`, headers: shopper, status: 404, code: 'ORDER_NOT_FOUND' },
-    { name: `cancel: hostile order number ${JSON.stringify(hostile.slice(0, 20))}`, method: 'POST', path: () => `/api/orders/${encodeURIComponent(hostile)}/cancel`, headers: shopper, status: 404, code: 'ORDER_NOT_FOUND' },
+    {
+      name: `checkout: hostile Idempotency-Key ${JSON.stringify(hostile.slice(0, 20))}`,
+      method: 'POST',
+      path: () => '/api/checkout',
+      headers: async () => jsonHeaders({ ...(await stranger()), 'idempotency-key': `k ${encodeURIComponent(hostile).slice(0, 200)}` }),
+      body: () => json({ sku, quantity: 1 }),
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
+      name: `dev-login: hostile user id ${JSON.stringify(hostile.slice(0, 20))}`,
+      method: 'POST',
+      path: () => '/api/auth/dev-login',
+      headers: () => jsonHeaders(),
+      body: () => json({ userId: hostile }),
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
+      name: `sale read: hostile sku ${JSON.stringify(hostile.slice(0, 20))}`,
+      method: 'GET',
+      path: () => `/api/sales/${encodeURIComponent(hostile)}`,
+      status: 404,
+      code: 'SKU_NOT_FOUND',
+    },
+    {
+      name: `order read: hostile order number ${JSON.stringify(hostile.slice(0, 20))}`,
+      method: 'GET',
+      path: () => `/api/orders/${encodeURIComponent(hostile)}`,
+      headers: shopper,
+      status: 404,
+      code: 'ORDER_NOT_FOUND',
+    },
+    {
+      name: `cancel: hostile order number ${JSON.stringify(hostile.slice(0, 20))}`,
+      method: 'POST',
+      path: () => `/api/orders/${encodeURIComponent(hostile)}/cancel`,
+      headers: shopper,
+      status: 404,
+      code: 'ORDER_NOT_FOUND',
+    },
   ]),
-  { name: 'checkout: quantity as a string', method: 'POST', path: () => '/api/checkout', headers: async () => jsonHeaders(await stranger()), body: () => json({ sku, quantity: '1' }), status: 400, code: 'INVALID_REQUEST' },
-  { name: 'checkout: quantity 1e308', method: 'POST', path: () => '/api/checkout', headers: async () => jsonHeaders(await stranger()), body: () => '{"sku":"' + sku + '","quantity":1e308}', status: 400, code: 'INVALID_REQUEST' },
-  { name: 'checkout: __proto__ pollution', method: 'POST', path: () => '/api/checkout', headers: async () => jsonHeaders(await stranger()), body: () => `{"sku":"${sku}","quantity":1,"__proto__":{"admin":true}}`, status: 400, code: 'INVALID_REQUEST' },
-  { name: 'sales: sku as an array', method: 'POST', path: () => '/api/sales', headers: () => jsonHeaders(bearer(ADMIN)), body: () => json({ sku: [sku], name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }), status: 400, code: 'INVALID_REQUEST' },
-  { name: 'sales: the same sku again', method: 'POST', path: () => '/api/sales', headers: () => jsonHeaders(bearer(ADMIN)), body: () => json({ sku, name: 'x', priceCents: 1, stock: 99, perUserLimit: 1 }), status: 409, code: 'SALE_EXISTS' },
+  {
+    name: 'checkout: quantity as a string',
+    method: 'POST',
+    path: () => '/api/checkout',
+    headers: async () => jsonHeaders(await stranger()),
+    body: () => json({ sku, quantity: '1' }),
+    status: 400,
+    code: 'INVALID_REQUEST',
+  },
+  {
+    name: 'checkout: quantity 1e308',
+    method: 'POST',
+    path: () => '/api/checkout',
+    headers: async () => jsonHeaders(await stranger()),
+    body: () => '{"sku":"' + sku + '","quantity":1e308}',
+    status: 400,
+    code: 'INVALID_REQUEST',
+  },
+  {
+    name: 'checkout: __proto__ pollution',
+    method: 'POST',
+    path: () => '/api/checkout',
+    headers: async () => jsonHeaders(await stranger()),
+    body: () => `{"sku":"${sku}","quantity":1,"__proto__":{"admin":true}}`,
+    status: 400,
+    code: 'INVALID_REQUEST',
+  },
+  {
+    name: 'sales: sku as an array',
+    method: 'POST',
+    path: () => '/api/sales',
+    headers: () => jsonHeaders(bearer(ADMIN)),
+    body: () => json({ sku: [sku], name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }),
+    status: 400,
+    code: 'INVALID_REQUEST',
+  },
+  {
+    name: 'sales: the same sku again',
+    method: 'POST',
+    path: () => '/api/sales',
+    headers: () => jsonHeaders(bearer(ADMIN)),
+    body: () => json({ sku, name: 'x', priceCents: 1, stock: 99, perUserLimit: 1 }),
+    status: 409,
+    code: 'SALE_EXISTS',
+  },
   // Wrong identity.
-  { name: 'sales: no admin token', method: 'POST', path: () => '/api/sales', headers: () => jsonHeaders(), body: () => json({ sku: uniqueSku('X'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }), status: 401, code: 'UNAUTHORIZED' },
-  { name: 'sales: admin token of another length', method: 'POST', path: () => '/api/sales', headers: () => jsonHeaders(bearer('x')), body: () => json({ sku: uniqueSku('X'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }), status: 401, code: 'UNAUTHORIZED' },
-  { name: 'sales: admin token of the same length', method: 'POST', path: () => '/api/sales', headers: () => jsonHeaders(bearer('x'.repeat(ADMIN.length))), body: () => json({ sku: uniqueSku('X'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }), status: 401, code: 'UNAUTHORIZED' },
-  { name: 'sales: a shopper token as admin', method: 'POST', path: () => '/api/sales', headers: async () => jsonHeaders(await shopper()), body: () => json({ sku: uniqueSku('X'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }), status: 401, code: 'UNAUTHORIZED' },
+  {
+    name: 'sales: no admin token',
+    method: 'POST',
+    path: () => '/api/sales',
+    headers: () => jsonHeaders(),
+    body: () => json({ sku: uniqueSku('X'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }),
+    status: 401,
+    code: 'UNAUTHORIZED',
+  },
+  {
+    name: 'sales: admin token of another length',
+    method: 'POST',
+    path: () => '/api/sales',
+    headers: () => jsonHeaders(bearer('x')),
+    body: () => json({ sku: uniqueSku('X'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }),
+    status: 401,
+    code: 'UNAUTHORIZED',
+  },
+  {
+    name: 'sales: admin token of the same length',
+    method: 'POST',
+    path: () => '/api/sales',
+    headers: () => jsonHeaders(bearer('x'.repeat(ADMIN.length))),
+    body: () => json({ sku: uniqueSku('X'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }),
+    status: 401,
+    code: 'UNAUTHORIZED',
+  },
+  {
+    name: 'sales: a shopper token as admin',
+    method: 'POST',
+    path: () => '/api/sales',
+    headers: async () => jsonHeaders(await shopper()),
+    body: () => json({ sku: uniqueSku('X'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }),
+    status: 401,
+    code: 'UNAUTHORIZED',
+  },
   ...(
     [
       ['no token', () => ({})],
       ['a malformed token', () => bearer('not.a.jwt')],
-      ['a token signed with another key', () => bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: config.jwtAudience }, { key: 'another-key-entirely-0123456789', expiresIn: 60_000 }))],
+      [
+        'a token signed with another key',
+        () =>
+          bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: config.jwtAudience }, { key: 'another-key-entirely-0123456789', expiresIn: 60_000 })),
+      ],
       ['a token without exp', () => bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: config.jwtAudience }))],
       ['a token from another issuer', () => bearer(craftToken({ sub: victim, iss: 'somebody-else', aud: config.jwtAudience }, { expiresIn: 60_000 }))],
       ['a token for another audience', () => bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: 'another-api' }, { expiresIn: 60_000 }))],
       ['a token valid for a year', () => bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: config.jwtAudience }, { expiresIn: 365 * 86_400_000 }))],
-      ['an alg:none token', () => bearer(`${Buffer.from(json({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(json({ sub: victim, exp: 9_999_999_999 })).toString('base64url')}.`)],
+      [
+        'an alg:none token',
+        () =>
+          bearer(
+            `${Buffer.from(json({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(json({ sub: victim, exp: 9_999_999_999 })).toString('base64url')}.`,
+          ),
+      ],
       ['a token for a bad user id', () => bearer(craftToken({ sub: '../admin', iss: config.jwtIssuer, aud: config.jwtAudience }, { expiresIn: 60_000 }))],
     ] as const
   ).flatMap(([what, headers]): HostileCase[] => [
-    { name: `checkout with ${what}`, method: 'POST', path: () => '/api/checkout', headers: () => jsonHeaders(headers()), body: () => json({ sku, quantity: 1 }), status: 401, code: 'UNAUTHORIZED' },
+    {
+      name: `checkout with ${what}`,
+      method: 'POST',
+      path: () => '/api/checkout',
+      headers: () => jsonHeaders(headers()),
+      body: () => json({ sku, quantity: 1 }),
+      status: 401,
+      code: 'UNAUTHORIZED',
+    },
     { name: `order read with ${what}`, method: 'GET', path: () => `/api/orders/${orderNo}`, headers, status: 401, code: 'UNAUTHORIZED' },
     { name: `cancel with ${what}`, method: 'POST', path: () => `/api/orders/${orderNo}/cancel`, headers, status: 401, code: 'UNAUTHORIZED' },
   ]),
   { name: "order read: another shopper's order", method: 'GET', path: () => `/api/orders/${orderNo}`, headers: stranger, status: 403, code: 'FORBIDDEN' },
   { name: "cancel: another shopper's order", method: 'POST', path: () => `/api/orders/${orderNo}/cancel`, headers: stranger, status: 403, code: 'FORBIDDEN' },
-  { name: "simulate-payment: another shopper's order", method: 'POST', path: () => '/api/dev/simulate-payment', headers: async () => jsonHeaders(await stranger()), body: () => json({ orderNo }), status: 403, code: 'FORBIDDEN' },
+  {
+    name: "simulate-payment: another shopper's order",
+    method: 'POST',
+    path: () => '/api/dev/simulate-payment',
+    headers: async () => jsonHeaders(await stranger()),
+    body: () => json({ orderNo }),
+    status: 403,
+    code: 'FORBIDDEN',
+  },
   // Wrong methods, in the error shape.
   { name: 'DELETE an order', method: 'DELETE', path: () => `/api/orders/${orderNo}`, headers: shopper, status: 405, code: 'METHOD_NOT_ALLOWED' },
-  { name: 'PATCH a sale', method: 'PATCH', path: () => `/api/sales/${sku}`, headers: () => jsonHeaders(bearer(ADMIN)), body: () => json({ stock: 1_000 }), status: 405, code: 'METHOD_NOT_ALLOWED' },
+  {
+    name: 'PATCH a sale',
+    method: 'PATCH',
+    path: () => `/api/sales/${sku}`,
+    headers: () => jsonHeaders(bearer(ADMIN)),
+    body: () => json({ stock: 1_000 }),
+    status: 405,
+    code: 'METHOD_NOT_ALLOWED',
+  },
   { name: 'GET the webhook', method: 'GET', path: () => '/api/payments/webhook', status: 405, code: 'METHOD_NOT_ALLOWED' },
   { name: 'GET checkout', method: 'GET', path: () => '/api/checkout', status: 405, code: 'METHOD_NOT_ALLOWED' },
   { name: 'an unknown route', method: 'GET', path: () => '/api/../../etc/passwd', status: 404, code: 'NOT_FOUND' },
   { name: 'a 15 KB path', method: 'GET', path: () => `/api/orders/${'A'.repeat(15_000)}`, headers: shopper, status: 404, code: 'ORDER_NOT_FOUND' },
   // The same Idempotency-Key with another body.
-  { name: 'checkout: the victim key with another quantity', method: 'POST', path: () => '/api/checkout', headers: async () => jsonHeaders({ ...(await shopper()), 'idempotency-key': 'victim-key' }), body: () => json({ sku, quantity: 2 }), status: 422, code: 'IDEMPOTENCY_KEY_REUSED' },
+  {
+    name: 'checkout: the victim key with another quantity',
+    method: 'POST',
+    path: () => '/api/checkout',
+    headers: async () => jsonHeaders({ ...(await shopper()), 'idempotency-key': 'victim-key' }),
+    body: () => json({ sku, quantity: 2 }),
+    status: 422,
+    code: 'IDEMPOTENCY_KEY_REUSED',
+  },
 ];
 
 describe('hostile input: 4xx, a stable code, a short message, and nothing changed', () => {
@@ -316,7 +586,11 @@ describe('defects found by an adversarial probe, each fixed', () => {
     const order = (await buy(`amount-${id}`, `amount-${id}`)).body as { orderNo: string };
     await persisted(order.orderNo);
     const eventId = `evt-short-${id}`;
-    expect((await webhook({ eventId, orderNo: order.orderNo, amountCents: 999 })).body).toEqual({ received: true, outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' });
+    expect((await webhook({ eventId, orderNo: order.orderNo, amountCents: 999 })).body).toEqual({
+      received: true,
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'AMOUNT_MISMATCH',
+    });
     // The order still awaits its payment; the row already says why this one goes back.
     expect(await store.getOrder(order.orderNo)).toMatchObject({ status: 'AWAITING_PAYMENT' });
     expect(await store.getPayment(eventId)).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' });
@@ -342,8 +616,13 @@ describe('defects found by an adversarial probe, each fixed', () => {
     expect((await createSale({ sku: `idem-${id}`, perUserLimit: 3 })).status).toBe(201);
     const first = await buy(`idem-${id}`, `idem-${id}`, { 'idempotency-key': 'one' }, 1);
     expect(first.status).toBe(202);
-    expect(await buy(`idem-${id}`, `idem-${id}`, { 'idempotency-key': 'one' }, 2)).toMatchObject({ status: 422, body: { error: { code: 'IDEMPOTENCY_KEY_REUSED' } } });
-    expect((await buy(`idem-${id}`, `idem-${id}`, { 'idempotency-key': 'one' }, 1)).body).toMatchObject({ orderNo: (first.body as { orderNo: string }).orderNo });
+    expect(await buy(`idem-${id}`, `idem-${id}`, { 'idempotency-key': 'one' }, 2)).toMatchObject({
+      status: 422,
+      body: { error: { code: 'IDEMPOTENCY_KEY_REUSED' } },
+    });
+    expect((await buy(`idem-${id}`, `idem-${id}`, { 'idempotency-key': 'one' }, 1)).body).toMatchObject({
+      orderNo: (first.body as { orderNo: string }).orderNo,
+    });
     expect((await send('GET', `/api/sales/idem-${id}`)).body).toMatchObject({ available: 4, reserved: 1 });
   });
 

@@ -65,11 +65,7 @@ function hashTag(key: string): string {
 describe('RedisInventory', () => {
   it('sells exactly the stock to 1,000 concurrent shoppers (no oversell, conservation)', async () => {
     const sku = await newSale('burst', { stock: 100, perUserLimit: 1 });
-    const results = await Promise.all(
-      Array.from({ length: 1000 }, (_, i) =>
-        inventory.reserve({ orderNo: orderNo(), sku, userId: `user-${i}`, quantity: 1 }),
-      ),
-    );
+    const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => inventory.reserve({ orderNo: orderNo(), sku, userId: `user-${i}`, quantity: 1 })));
     expect(countBy(results.map((r) => r.outcome))).toEqual({ RESERVED: 100, SOLD_OUT: 900 });
 
     const s = await sale(sku);
@@ -87,9 +83,7 @@ describe('RedisInventory', () => {
 
   it('enforces the per-user limit under concurrency', async () => {
     const sku = await newSale('limit', { stock: 100, perUserLimit: 2 });
-    const results = await Promise.all(
-      Array.from({ length: 50 }, () => inventory.reserve({ orderNo: orderNo(), sku, userId: 'greedy', quantity: 1 })),
-    );
+    const results = await Promise.all(Array.from({ length: 50 }, () => inventory.reserve({ orderNo: orderNo(), sku, userId: 'greedy', quantity: 1 })));
     expect(countBy(results.map((r) => r.outcome))).toEqual({ RESERVED: 2, LIMIT_EXCEEDED: 48 });
     expect(await inventory.userHolding(sku, 'greedy')).toBe(2);
 
@@ -107,9 +101,7 @@ describe('RedisInventory', () => {
   it('returns the same order for the same idempotency key, however concurrently it is sent', async () => {
     const sku = await newSale('idem', { stock: 3, perUserLimit: 3 });
     const results = await Promise.all(
-      Array.from({ length: 20 }, () =>
-        inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, idempotencyKey: 'key-1' }),
-      ),
+      Array.from({ length: 20 }, () => inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, idempotencyKey: 'key-1' })),
     );
     const reserved = results.filter((r) => r.outcome === 'RESERVED');
     expect(reserved).toHaveLength(1);

@@ -290,7 +290,9 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     await handle.signal(paymentReceivedSignal, { eventId: `evt-short-${orderNo}`, amountCents: totalCents - 1 });
     const state = await handle.query(statusQuery);
     expect(state.status).toBe('AWAITING_PAYMENT');
-    expect(state.payments).toEqual([{ eventId: `evt-short-${orderNo}`, amountCents: totalCents - 1, outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' }]);
+    expect(state.payments).toEqual([
+      { eventId: `evt-short-${orderNo}`, amountCents: totalCents - 1, outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' },
+    ]);
     await handle.signal(paymentReceivedSignal, { eventId: `evt-right-${orderNo}`, amountCents: totalCents });
     expect((await handle.result()).status).toBe('PAID');
     expect(await paymentRows(orderNo)).toEqual([
@@ -346,7 +348,9 @@ describe.sequential('OrderWorkflow: nothing is lost on the paths that used to lo
     await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
     const state = await handle.query(statusQuery);
     expect(state).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/cancelled by an operator/) });
-    expect(state.payments).toEqual([{ eventId: `evt-pending-${orderNo}`, amountCents: sale.priceCents, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' }]);
+    expect(state.payments).toEqual([
+      { eventId: `evt-pending-${orderNo}`, amountCents: sale.priceCents, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' },
+    ]);
     expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
     expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-pending-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' }]);
     const report = await saleReport(store, redis, sale.sku);
@@ -419,8 +423,20 @@ describe.sequential('OrderWorkflow: nothing is lost on the paths that used to lo
     expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
     // The API could not start the workflow (it thought) and gave the unclaimed reservation back.
     expect(await inventory.release(sale.sku, orderNo, { as: 'unclaimed' })).toBe('RELEASED');
-    const input: OrderInput = { orderNo, sku: sale.sku, userId, quantity: 1, unitPriceCents: sale.priceCents, createdAt: new Date(await env.currentTimeMs()).toISOString(), paymentWindow: '30m' };
-    const handle = await env.client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, { workflowId: orderWorkflowId(orderNo), taskQueue, args: [input] });
+    const input: OrderInput = {
+      orderNo,
+      sku: sale.sku,
+      userId,
+      quantity: 1,
+      unitPriceCents: sale.priceCents,
+      createdAt: new Date(await env.currentTimeMs()).toISOString(),
+      paymentWindow: '30m',
+    };
+    const handle = await env.client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
+      workflowId: orderWorkflowId(orderNo),
+      taskQueue,
+      args: [input],
+    });
     expect(await handle.result()).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationReleased/) });
     expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
     const report = await saleReport(store, redis, sale.sku);

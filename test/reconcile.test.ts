@@ -115,7 +115,13 @@ describe('ReconcileWorkflow', () => {
     await awaiting(input.orderNo);
     // What a Redis restart from an AOF without the last writes looks like: no record, counters back.
     const keys = saleKeys(sale.sku);
-    await redis.multi().hdel(keys.reservations, input.orderNo).hincrby(keys.sale, 'available', 1).hincrby(keys.sale, 'reserved', -1).hdel(keys.users, 'adoptee').exec();
+    await redis
+      .multi()
+      .hdel(keys.reservations, input.orderNo)
+      .hincrby(keys.sale, 'available', 1)
+      .hincrby(keys.sale, 'reserved', -1)
+      .hdel(keys.users, 'adoptee')
+      .exec();
     expect((await saleReport(store, redis, sale.sku)).checks.storesAgree).toBe(false);
 
     const report = await reconcile([sale.sku]);
@@ -131,7 +137,7 @@ describe('ReconcileWorkflow', () => {
     expectInvariants(paid);
   });
 
-  it("aligns Redis to a final MySQL order whose last Redis write was lost", async () => {
+  it('aligns Redis to a final MySQL order whose last Redis write was lost', async () => {
     const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
     const input = await reserve(sale, 'canceller', 10_000);
     await orders.start(input);
@@ -143,7 +149,13 @@ describe('ReconcileWorkflow', () => {
     // The release reached MySQL's side (CANCELLED, units back) but Redis lost it: claimed again.
     const keys = saleKeys(sale.sku);
     const record = `C|canceller|1|${Date.parse(input.createdAt)}`;
-    await redis.multi().hset(keys.reservations, input.orderNo, record).hincrby(keys.sale, 'available', -1).hincrby(keys.sale, 'reserved', 1).hincrby(keys.users, 'canceller', 1).exec();
+    await redis
+      .multi()
+      .hset(keys.reservations, input.orderNo, record)
+      .hincrby(keys.sale, 'available', -1)
+      .hincrby(keys.sale, 'reserved', 1)
+      .hincrby(keys.users, 'canceller', 1)
+      .exec();
 
     expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ alignedReleased: 1 });
     const report = await saleReport(store, redis, sale.sku);

@@ -26,7 +26,11 @@ describe('replay of recorded OrderWorkflow histories', () => {
   it.each(recorded)('$version/$scenario replays deterministically', async ({ path, version, scenario }) => {
     const history: unknown = JSON.parse(readFileSync(path, 'utf8'));
     await expect(
-      Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: `${version}-${scenario}` }, history, `${version}-${scenario}`),
+      Worker.runReplayHistory(
+        { workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: `${version}-${scenario}` },
+        history,
+        `${version}-${scenario}`,
+      ),
     ).resolves.toBeUndefined();
   });
 });

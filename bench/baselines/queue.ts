@@ -54,7 +54,10 @@ export function createQueueCheckoutApp({ config, redis, logger }: { config: AppC
     const idempotencyKey = idempotencyKeySchema.parse(ctx.get('idempotency-key') || undefined);
     const now = Date.now();
     // The same outcome → error mapping as the API's checkout.
-    const result = acceptReservation(await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, sku, userId, quantity, idempotencyKey }), { sku, quantity });
+    const result = acceptReservation(await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, sku, userId, quantity, idempotencyKey }), {
+      sku,
+      quantity,
+    });
     switch (result.outcome) {
       case 'DUPLICATE':
         break; // A retry: its order was queued by the first attempt.

@@ -54,10 +54,11 @@ async function checkout(pool: Pool, config: AppConfig, req: Request): Promise<st
     // REPEATABLE READ snapshot at the first plain read, i.e. after the lock: they see every order
     // committed by the checkouts that held the lock before, so the limit holds under concurrency.
     if (req.idempotencyKey) {
-      const [[seen]] = await conn.query<RowDataPacket[]>(
-        'SELECT order_no FROM orders WHERE user_id = ? AND sku = ? AND idempotency_key = ? LIMIT 1',
-        [req.userId, req.sku, req.idempotencyKey],
-      );
+      const [[seen]] = await conn.query<RowDataPacket[]>('SELECT order_no FROM orders WHERE user_id = ? AND sku = ? AND idempotency_key = ? LIMIT 1', [
+        req.userId,
+        req.sku,
+        req.idempotencyKey,
+      ]);
       if (seen) return String(seen.order_no);
     }
     const now = new Date();

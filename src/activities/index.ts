@@ -54,7 +54,10 @@ export function createActivities({ store, inventory }: ActivityDeps) {
     async persistOrder(order: PersistOrderInput): Promise<void> {
       const claim = await inventory.claim({ ...order, reservedAtMs: Date.parse(order.createdAt) });
       if (claim === 'RELEASED') {
-        throw ApplicationFailure.nonRetryable(`reservation of order ${order.orderNo} was released before the order was persisted`, FailureTypes.reservationReleased);
+        throw ApplicationFailure.nonRetryable(
+          `reservation of order ${order.orderNo} was released before the order was persisted`,
+          FailureTypes.reservationReleased,
+        );
       }
       if (claim === 'NOT_FOUND') {
         throw ApplicationFailure.nonRetryable(`Redis has no reservation for order ${order.orderNo}`, FailureTypes.reservationLost);

@@ -7,12 +7,7 @@ import { asyncLocalStorage, heartbeat } from '@temporalio/activity';
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderClient } from '../orders/order-client.js';
-import type {
-  AdoptionPageResult,
-  ReservationPageResult,
-  SaleDrift,
-  SaleSurvey,
-} from '../workflows/reconcile-definitions.js';
+import type { AdoptionPageResult, ReservationPageResult, SaleDrift, SaleSurvey } from '../workflows/reconcile-definitions.js';
 
 /** Tells Temporal the activity is alive during a long page; a no-op when called outside an activity (tests). */
 function beat(): void {
@@ -30,7 +25,10 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
     /** Redis and MySQL counters of one page of sales, and which of them need their reservations scanned. */
     async surveySales(page: { afterSku: string; limit: number; skus?: string[] }): Promise<{ surveys: SaleSurvey[]; next: string | null }> {
       const skus = page.skus
-        ? [...page.skus].sort().filter((sku) => sku > page.afterSku).slice(0, page.limit)
+        ? [...page.skus]
+            .sort()
+            .filter((sku) => sku > page.afterSku)
+            .slice(0, page.limit)
         : await store.saleSkusPage(page.afterSku, page.limit);
       const surveys = await Promise.all(
         skus.map(async (sku): Promise<SaleSurvey> => {

@@ -45,9 +45,7 @@ export function acceptReservation(result: ReserveResult, request: Pick<CheckoutR
 }
 
 export class CheckoutService {
-  constructor(
-    private readonly deps: { config: AppConfig; inventory: RedisInventory; orders: OrderClient; logger: Logger; soldOut: SoldOutCache },
-  ) {}
+  constructor(private readonly deps: { config: AppConfig; inventory: RedisInventory; orders: OrderClient; logger: Logger; soldOut: SoldOutCache }) {}
 
   async checkout(request: CheckoutRequest): Promise<{ orderNo: string; status: OrderStatus }> {
     const { inventory, soldOut, orders } = this.deps;
@@ -137,4 +135,8 @@ export class CheckoutService {
 
 const soldOutError = (sku: string) => new ApiError(409, 'SOLD_OUT', `${sku} is sold out`);
 const keyReused = (request: CheckoutRequest, firstQuantity: number) =>
-  new ApiError(422, 'IDEMPOTENCY_KEY_REUSED', `this Idempotency-Key was first used for ${firstQuantity} unit(s) of ${request.sku}, not ${request.quantity}; use a new key for a new purchase`);
+  new ApiError(
+    422,
+    'IDEMPOTENCY_KEY_REUSED',
+    `this Idempotency-Key was first used for ${firstQuantity} unit(s) of ${request.sku}, not ${request.quantity}; use a new key for a new purchase`,
+  );

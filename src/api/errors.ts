@@ -75,7 +75,8 @@ export function errorMiddleware(logger: Logger) {
       if (ctx.status === 404 && ctx.body === undefined) throw new ApiError(404, 'NOT_FOUND', `no route for ${ctx.method} ${echo(ctx.path)}`);
       // The router answers a known path with a wrong method itself (405 with Allow, or 501 for a
       // method it does not know); the answer keeps its status and Allow header, in the error shape.
-      if (ctx.status === 405) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${echo(ctx.method)} is not allowed on ${echo(ctx.path)}; allowed: ${ctx.response.get('Allow')}`);
+      if (ctx.status === 405)
+        throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${echo(ctx.method)} is not allowed on ${echo(ctx.path)}; allowed: ${ctx.response.get('Allow')}`);
       if (ctx.status === 501) throw new ApiError(501, 'NOT_IMPLEMENTED', `the method ${echo(ctx.method)} is not supported`);
     } catch (err) {
       const apiError = toApiError(err);

@@ -22,7 +22,14 @@ export async function checkHealth(deps: { redis: Redis; store: Store; temporal: 
     temporal: () => deps.temporal.workflowService.getSystemInfo({}),
   };
   const names = Object.keys(probes) as Dependency[];
-  const results = await Promise.all(names.map((name) => withTimeout(probes[name]()).then(() => true, () => false)));
+  const results = await Promise.all(
+    names.map((name) =>
+      withTimeout(probes[name]()).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
   const checks = Object.fromEntries(names.map((name, i) => [name, results[i] ? 'up' : 'down'])) as HealthReport['checks'];
   const down = names.filter((name) => checks[name] === 'down');
   return { ok: down.length === 0, checks, down };

@@ -48,7 +48,8 @@ export class PaymentWebhook {
       verdict = await orders.pay(event.orderNo, { eventId: event.eventId, amountCents: event.amountCents });
     } catch (err) {
       // Kept as RECEIVED: the provider's retry, or the reconciler, delivers it again.
-      if (err instanceof OrderUnavailableError) throw new ApiError(503, 'UNAVAILABLE', 'the payment is recorded but its order did not answer in time; retry later');
+      if (err instanceof OrderUnavailableError)
+        throw new ApiError(503, 'UNAVAILABLE', 'the payment is recorded but its order did not answer in time; retry later');
       throw err;
     }
     // The workflow's own verdict, written at once (a refund reason included), unless the workflow

@@ -53,7 +53,14 @@ export class SoldOutCache {
     subscriber.on('error', (err: Error) => logger.warn({ err: err.message }, 'sold-out subscription error'));
     subscriber.on('close', () => this.setListening(false));
     // ioredis resubscribes after a reconnect; flags are trusted again only once it has.
-    subscriber.on('ready', () => void subscriber.subscribe(STOCK_RETURNED_CHANNEL).then(() => this.setListening(true), () => {}));
+    subscriber.on(
+      'ready',
+      () =>
+        void subscriber.subscribe(STOCK_RETURNED_CHANNEL).then(
+          () => this.setListening(true),
+          () => {},
+        ),
+    );
     return subscriber;
   }
 }

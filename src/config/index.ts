@@ -25,9 +25,7 @@ const durationString = z.string().refine(
   { message: 'must be a positive duration such as "30m", "90s" or "2 hours"' },
 );
 
-const booleanString = z
-  .enum(['true', 'false', '1', '0', ''])
-  .transform((value) => value === 'true' || value === '1');
+const booleanString = z.enum(['true', 'false', '1', '0', '']).transform((value) => value === 'true' || value === '1');
 
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.api),

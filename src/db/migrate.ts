@@ -21,7 +21,9 @@ export async function migrate(pool: Pool, dir = MIGRATIONS_DIR): Promise<string[
       const [rows] = await conn.query<RowDataPacket[]>('SELECT version FROM schema_migrations');
       const done = new Set(rows.map((row) => String(row.version)));
       const applied: string[] = [];
-      for (const file of readdirSync(dir).filter((f) => /^\d+_.+\.sql$/.test(f)).sort()) {
+      for (const file of readdirSync(dir)
+        .filter((f) => /^\d+_.+\.sql$/.test(f))
+        .sort()) {
         if (done.has(file)) continue;
         // Statements are split on ";" at a line end; the migration files keep to that.
         const statements = readFileSync(join(dir, file), 'utf8')

@@ -130,10 +130,16 @@ export class Store {
   async createSale(sale: SaleRecord, alsoElsewhere: () => Promise<boolean>): Promise<boolean> {
     try {
       return await inTransaction(this.pool, async (conn) => {
-        await conn.query(
-          `INSERT INTO sales (sku, name, price_cents, stock, available, per_user_limit, starts_at, ends_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-          [sale.sku, sale.name, sale.priceCents, sale.stock, sale.stock, sale.perUserLimit, sale.startsAt, sale.endsAt],
-        );
+        await conn.query(`INSERT INTO sales (sku, name, price_cents, stock, available, per_user_limit, starts_at, ends_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, [
+          sale.sku,
+          sale.name,
+          sale.priceCents,
+          sale.stock,
+          sale.stock,
+          sale.perUserLimit,
+          sale.startsAt,
+          sale.endsAt,
+        ]);
         if (!(await alsoElsewhere())) throw new SaleExistsElsewhere();
         return true;
       });
@@ -242,10 +248,7 @@ export class Store {
   /** AWAITING_PAYMENT → PAID, and the payment recorded as applied, in one transaction. */
   async markPaid(payment: { orderNo: string; eventId: string; amountCents: number; paidAt: Date }): Promise<void> {
     await inTransaction(this.pool, async (conn) => {
-      await conn.query(`UPDATE orders SET status = 'PAID', paid_at = ? WHERE order_no = ? AND status = 'AWAITING_PAYMENT'`, [
-        payment.paidAt,
-        payment.orderNo,
-      ]);
+      await conn.query(`UPDATE orders SET status = 'PAID', paid_at = ? WHERE order_no = ? AND status = 'AWAITING_PAYMENT'`, [payment.paidAt, payment.orderNo]);
       await conn.query(
         `INSERT INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'APPLIED')
          ON DUPLICATE KEY UPDATE outcome = 'APPLIED', refund_reason = NULL`,
@@ -352,10 +355,9 @@ export class Store {
   }
 
   async getPayment(eventId: string): Promise<PaymentRow | null> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      'SELECT event_id, order_no, amount_cents, outcome, refund_reason FROM payments WHERE event_id = ?',
-      [eventId],
-    );
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT event_id, order_no, amount_cents, outcome, refund_reason FROM payments WHERE event_id = ?', [
+      eventId,
+    ]);
     const row = rows[0];
     if (!row) return null;
     return toPaymentRow(row);
@@ -384,9 +386,10 @@ export class Store {
     ]);
     const row = sale[0];
     if (!row) return null;
-    const units = Object.fromEntries(
-      STORED_STATUSES.map((status) => [status, Number(byStatus.find((r) => r.status === status)?.units ?? 0)]),
-    ) as Record<StoredOrderStatus, number>;
+    const units = Object.fromEntries(STORED_STATUSES.map((status) => [status, Number(byStatus.find((r) => r.status === status)?.units ?? 0)])) as Record<
+      StoredOrderStatus,
+      number
+    >;
     return {
       stock: Number(row.stock),
       available: Number(row.available),

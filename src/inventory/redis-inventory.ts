@@ -126,24 +126,12 @@ const RESERVE_OUTCOMES: ReadonlySet<string> = new Set<ReserveOutcome>([
 const RELEASE_OUTCOMES: ReadonlySet<string> = new Set<ReleaseOutcome>(['RELEASED', 'ALREADY_RELEASED', 'SOLD', 'NOT_FOUND', 'CLAIMED', 'TOO_RECENT']);
 const CLAIM_OUTCOMES: ReadonlySet<string> = new Set<ClaimOutcome>(['CLAIMED', 'ALREADY_CLAIMED', 'RECLAIMED', 'SOLD', 'RELEASED', 'NOT_FOUND']);
 const ADOPT_OUTCOMES: ReadonlySet<string> = new Set<AdoptOutcome>(['ADOPTED', 'EXISTS', 'NO_STOCK', 'NO_SALE']);
-const CONFIRM_OUTCOMES: ReadonlySet<string> = new Set<ConfirmOutcome>([
-  'CONFIRMED',
-  'ALREADY_CONFIRMED',
-  'RELEASED',
-  'NOT_FOUND',
-]);
+const CONFIRM_OUTCOMES: ReadonlySet<string> = new Set<ConfirmOutcome>(['CONFIRMED', 'ALREADY_CONFIRMED', 'RELEASED', 'NOT_FOUND']);
 const STATES: Readonly<Record<string, ReservationState>> = { R: 'RESERVED', C: 'CLAIMED', S: 'SOLD', X: 'RELEASED' };
 
 /** The scripts as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
 interface InventoryCommands {
-  inventoryDefineSale(
-    sale: string,
-    stock: number,
-    perUserLimit: number,
-    priceCents: number,
-    startsMs: number,
-    endsMs: number,
-  ): Promise<number>;
+  inventoryDefineSale(sale: string, stock: number, perUserLimit: number, priceCents: number, startsMs: number, endsMs: number): Promise<number>;
   inventoryReserve(
     sale: string,
     users: string,
@@ -172,7 +160,16 @@ interface InventoryCommands {
   ): Promise<string>;
   inventoryConfirm(sale: string, reservations: string, orderNo: string): Promise<string>;
   inventoryClaim(sale: string, users: string, reservations: string, orderNo: string, userId: string, quantity: number, reservedAtMs: number): Promise<string>;
-  inventoryAdopt(sale: string, users: string, reservations: string, orderNo: string, userId: string, quantity: number, state: string, reservedAtMs: number): Promise<string>;
+  inventoryAdopt(
+    sale: string,
+    users: string,
+    reservations: string,
+    orderNo: string,
+    userId: string,
+    quantity: number,
+    state: string,
+    reservedAtMs: number,
+  ): Promise<string>;
 }
 
 const SCRIPTS = {
@@ -305,12 +302,23 @@ export class RedisInventory {
    */
   async claim(order: { sku: string; orderNo: string; userId: string; quantity: number; reservedAtMs: number }): Promise<ClaimOutcome> {
     const k = saleKeys(order.sku);
-    const reply = await this.commands.inventoryClaim(k.sale, k.users, k.reservations, order.orderNo, order.userId, order.quantity, Math.floor(order.reservedAtMs));
+    const reply = await this.commands.inventoryClaim(
+      k.sale,
+      k.users,
+      k.reservations,
+      order.orderNo,
+      order.userId,
+      order.quantity,
+      Math.floor(order.reservedAtMs),
+    );
     return expectOutcome<ClaimOutcome>(CLAIM_OUTCOMES, reply, 'claim.lua');
   }
 
   /** Re-creates a reservation MySQL holds units for but Redis lost; never drives available below 0. */
-  async adopt(sku: string, order: { orderNo: string; userId: string; quantity: number; state: 'CLAIMED' | 'SOLD'; reservedAtMs: number }): Promise<AdoptOutcome> {
+  async adopt(
+    sku: string,
+    order: { orderNo: string; userId: string; quantity: number; state: 'CLAIMED' | 'SOLD'; reservedAtMs: number },
+  ): Promise<AdoptOutcome> {
     const k = saleKeys(sku);
     const reply = await this.commands.inventoryAdopt(
       k.sale,

@@ -156,9 +156,7 @@ export class OrderClient {
    */
   async pay(orderNo: string, payment: PaymentReceived): Promise<PaymentVerdict> {
     try {
-      return await this.withinDeadline(orderNo, () =>
-        this.handle(orderNo).executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` }),
-      );
+      return await this.withinDeadline(orderNo, () => this.handle(orderNo).executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` }));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo);
       if (isMissingHandler(err)) return this.payBySignal(orderNo, payment);

@@ -38,14 +38,7 @@ export type { RunningTemporalCluster, TemporalService } from './cluster/temporal
 
 export const REDIS_ROLES = ['redis-1', 'redis-2', 'redis-3', 'redis-4', 'redis-5', 'redis-6'] as const;
 export type ClusterRole =
-  | 'postgres'
-  | 'temporal-history'
-  | 'temporal-matching'
-  | 'temporal-frontend'
-  | 'temporal-worker'
-  | 'temporal-ui'
-  | (typeof REDIS_ROLES)[number]
-  | 'mariadb';
+  'postgres' | 'temporal-history' | 'temporal-matching' | 'temporal-frontend' | 'temporal-worker' | 'temporal-ui' | (typeof REDIS_ROLES)[number] | 'mariadb';
 
 /** A ClusterRole, or a role name as returned by stack.redis.masters(); checked when used. */
 export type AnyRole = ClusterRole | (string & {});

@@ -55,7 +55,6 @@ export interface RunningService {
   env: Record<string, string>;
 }
 
-
 export async function startTemporalDevServer(opts: {
   tools: ToolPaths;
   dataDir: string;
@@ -66,6 +65,8 @@ export async function startTemporalDevServer(opts: {
   timeoutMs?: number;
 }): Promise<RunningService> {
   mkdirSync(opts.dataDir, { recursive: true });
+  // Flags and their values stay in pairs:
+  // prettier-ignore
   const args = [
     'server',
     'start-dev',
@@ -113,8 +114,16 @@ export async function startTemporalDevServer(opts: {
  * would lose up to a second on a machine crash, which the reconciler then repairs
  * (docs/fault-tolerance.md, docs/performance.md).
  */
-export async function startRedis(opts: { tools: ToolPaths; dataDir: string; port: number; appendfsync?: 'everysec' | 'always'; timeoutMs?: number }): Promise<RunningService> {
+export async function startRedis(opts: {
+  tools: ToolPaths;
+  dataDir: string;
+  port: number;
+  appendfsync?: 'everysec' | 'always';
+  timeoutMs?: number;
+}): Promise<RunningService> {
   mkdirSync(opts.dataDir, { recursive: true });
+  // Flags and their values stay in pairs:
+  // prettier-ignore
   const args = [
     '--port', String(opts.port),
     '--bind', '127.0.0.1',
@@ -162,18 +171,14 @@ export async function startMariaDb(opts: {
     const init = spawnLogged(
       'mariadb-install-db',
       opts.tools.mariadbInstallDb,
-      [
-        '--no-defaults',
-        `--datadir=${datadir}`,
-        '--auth-root-authentication-method=normal',
-        '--skip-test-db',
-        ...(asRoot ? ['--user=root'] : []),
-      ],
+      ['--no-defaults', `--datadir=${datadir}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...(asRoot ? ['--user=root'] : [])],
       { logFile: join(opts.dataDir, 'install-db.log') },
     );
     const code = await init.exited;
     if (code !== 0) throw new Error(`mariadb-install-db failed with code ${code}; see ${init.logFile}`);
   }
+  // Flags and their values stay in pairs:
+  // prettier-ignore
   const args = [
     '--no-defaults',
     `--datadir=${datadir}`,

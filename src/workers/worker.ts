@@ -2,7 +2,7 @@
  * The order worker: polls the task queue, runs OrderWorkflow and its activities.
  */
 import type { Client } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/index.js';
@@ -26,7 +26,9 @@ export interface OrderWorkerOptions {
   workflowBundlePath?: string;
   /** Tests wrap activities to inject faults around the real ones. */
   wrapActivities?: (activities: Activities) => Partial<Activities>;
-  tuning?: Partial<Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows' | 'shutdownGraceTime'>>;
+  tuning?: Partial<
+    Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows' | 'shutdownGraceTime'>
+  >;
 }
 
 export async function createOrderWorker(options: OrderWorkerOptions): Promise<Worker> {
@@ -34,7 +36,11 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Wo
   const real = createActivities({ store: options.store, inventory });
   const orderActivities = options.wrapActivities ? { ...real, ...options.wrapActivities(real) } : real;
   const reconcileActivities = options.temporal
-    ? createReconcileActivities({ store: options.store, inventory, orders: new OrderClient(options.temporal, options.store, options.config.temporal.taskQueue) })
+    ? createReconcileActivities({
+        store: options.store,
+        inventory,
+        orders: new OrderClient(options.temporal, options.store, options.config.temporal.taskQueue),
+      })
     : {};
   const activities = { ...orderActivities, ...reconcileActivities };
   return Worker.create({

@@ -72,11 +72,10 @@ const { persistOrder } = proxyLocalActivities<Activities>({
  * cancelOrder or releaseReservation loses stock. These retry without limit (with capped backoff);
  * every one of them is idempotent, so a retry after a lost answer is harmless.
  */
-const { markPaid, cancelOrder, recordOrderFailure, recordRefundRequired, releaseReservation, confirmReservation } =
-  proxyActivities<Activities>({
-    startToCloseTimeout: '10s',
-    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
-  });
+const { markPaid, cancelOrder, recordOrderFailure, recordRefundRequired, releaseReservation, confirmReservation } = proxyActivities<Activities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
+});
 
 export async function orderWorkflowV1(input: OrderInput): Promise<OrderState> {
   // The deadline runs from the reservation, so a slow start never gives the shopper extra time.

@@ -78,10 +78,7 @@ const { markPaid, cancelOrder, recordOrderFailure, recordRefundRequired, release
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
-type Outcome =
-  | { status: 'PAID'; payment: PaymentReceived }
-  | { status: 'CANCELLED'; reason: CancelReason }
-  | { status: 'FAILED'; reason: string };
+type Outcome = { status: 'PAID'; payment: PaymentReceived } | { status: 'CANCELLED'; reason: CancelReason } | { status: 'FAILED'; reason: string };
 
 export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   if (!patched(ORDER_PATCHES.decideThenClose)) return orderWorkflowV1(input);

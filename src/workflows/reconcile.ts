@@ -27,15 +27,20 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
   const pageSize = input.pageSize ?? 500;
   const sales: SaleReconciliation[] = [];
   let salesSurveyed = 0;
-  for (let after: string | null = ''; after !== null; ) {
-    const page: { surveys: SaleSurvey[]; next: string | null } = await surveySales({ afterSku: after, limit: SURVEY_PAGE, ...(input.skus ? { skus: input.skus } : {}) });
+  for (let after: string | null = ''; after !== null;) {
+    const page: { surveys: SaleSurvey[]; next: string | null } = await surveySales({
+      afterSku: after,
+      limit: SURVEY_PAGE,
+      ...(input.skus ? { skus: input.skus } : {}),
+    });
     salesSurveyed += page.surveys.length;
     for (const survey of page.surveys) if (survey.needsScan) sales.push(await reconcileSale(survey.sku, input.reservationGraceMs, pageSize));
     after = page.next;
   }
   const { settled } = await settleStuckPayments({ olderThanMs: input.reservationGraceMs, limit: 500 });
   const drifting = sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.sku);
-  if (drifting.length > 0) log.warn('Redis and MySQL disagree after reconciliation', { drift: sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.drift) });
+  if (drifting.length > 0)
+    log.warn('Redis and MySQL disagree after reconciliation', { drift: sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.drift) });
   return { salesSurveyed, sales, paymentsSettled: settled, drifting };
 }
 
@@ -53,7 +58,7 @@ async function reconcileSale(sku: string, reservationGraceMs: number, pageSize: 
   // Redis holds fewer units than MySQL only if Redis lost writes: take the missing orders back.
   const redisHeld = drift.redis ? drift.redis.reserved + drift.redis.sold : 0;
   if (drift.redis && redisHeld < drift.mysql.awaitingPayment + drift.mysql.paid) {
-    for (let after: string | null = ''; after !== null; ) {
+    for (let after: string | null = ''; after !== null;) {
       const page: AdoptionPageResult = await adoptMissingReservations({ sku, afterOrderNo: after, limit: pageSize });
       adopted += page.adopted;
       notAdopted += page.notAdopted;

@@ -23,7 +23,10 @@ export function devRoutes(deps: { auth: ShopperAuth; orders: OrderClient; webhoo
     const userId = await deps.auth.authenticate(ctx);
     const { orderNo } = simulatePaymentSchema.parse(jsonBody(ctx));
     const order = await findOwnOrder(deps.orders, orderNo, userId);
-    ctx.body = { received: true, ...(await deps.webhook.handle({ eventId: `evt_demo_${orderNo}_${Date.now()}`, orderNo, amountCents: order.view.totalCents })) };
+    ctx.body = {
+      received: true,
+      ...(await deps.webhook.handle({ eventId: `evt_demo_${orderNo}_${Date.now()}`, orderNo, amountCents: order.view.totalCents })),
+    };
   });
 
   router.get('/', (ctx) => {

@@ -55,13 +55,16 @@ export async function startPostgres(opts: PostgresOptions): Promise<RunningPostg
     writeFileSync(pwfile, `${opts.password}\n`, { mode: 0o600 });
     if (runAs) chownSync(pwfile, runAs.uid, runAs.gid);
     const [cmd, args] = asUser(opts.tools.pgInitdb, [
-      '-D', pgdata,
-      '-U', opts.user,
+      '-D',
+      pgdata,
+      '-U',
+      opts.user,
       `--pwfile=${pwfile}`,
       // Local socket connections (the launcher's psql) are trusted; TCP needs the password.
       '--auth-local=trust',
       '--auth-host=scram-sha-256',
-      '-E', 'UTF8',
+      '-E',
+      'UTF8',
       '--no-locale',
       '--no-instructions',
     ]);
@@ -87,8 +90,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<RunningPostg
   const handle = await startRole({
     role: 'postgres',
     spawn: () => spawnLogged('postgres', cmd, args, { logFile: join(dataDir, 'postgres.log') }),
-    ready: (proc: ManagedProcess) =>
-      waitUntilReady(proc, async () => (await psql('SELECT 1')).trim() === '1', opts.timeoutMs ?? 60_000),
+    ready: (proc: ManagedProcess) => waitUntilReady(proc, async () => (await psql('SELECT 1')).trim() === '1', opts.timeoutMs ?? 60_000),
     // SIGTERM is a "smart" shutdown that waits for clients; the launcher stops Temporal first anyway.
     graceMs: 15_000,
   });

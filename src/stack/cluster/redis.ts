@@ -73,6 +73,8 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Runn
     const role = `redis-${index + 1}`;
     const dir = join(opts.dataDir, `node-${index + 1}`);
     mkdirSync(dir, { recursive: true });
+    // Flags and their values stay in pairs:
+    // prettier-ignore
     const args = [
       '--port', String(port),
       '--bind', '127.0.0.1',
@@ -140,8 +142,7 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Runn
         .filter((n) => n.role === 'master' && n.connected && n.slots.length > 0 && !n.flags.includes('fail'))
         .map((n) => nodes.find((node) => node.port === n.port)?.role ?? `127.0.0.1:${n.port}`);
     },
-    waitHealthy: ({ timeoutMs: wait = timeoutMs, replicas = true } = {}) =>
-      pollUntil('redis cluster healthy', () => clusterHealthy(nodes, replicas), wait),
+    waitHealthy: ({ timeoutMs: wait = timeoutMs, replicas = true } = {}) => pollUntil('redis cluster healthy', () => clusterHealthy(nodes, replicas), wait),
   };
   try {
     const took = await cluster.waitHealthy();

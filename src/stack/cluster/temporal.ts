@@ -343,12 +343,7 @@ export async function grpcServing(address: string, service: string): Promise<boo
  * (its row in cluster_membership has a session that began after the spawn) and a poll of its system
  * task queue began after that session started (a killed predecessor's polls can look recent).
  */
-async function systemWorkerPolling(
-  frontend: string,
-  membershipPort: number,
-  spawnedAt: number,
-  query: (sql: string) => Promise<string>,
-): Promise<boolean> {
+async function systemWorkerPolling(frontend: string, membershipPort: number, spawnedAt: number, query: (sql: string) => Promise<string>): Promise<boolean> {
   // session_start is a UTC timestamp without time zone: extract(epoch) reads it as UTC.
   const sessionStart = Number(
     (await query(`SELECT coalesce(floor(extract(epoch FROM max(session_start)) * 1000), 0) FROM cluster_membership WHERE rpc_port = ${membershipPort}`)).trim(),
@@ -377,11 +372,7 @@ async function registerNamespace(connection: Connection, namespace: string): Pro
     // ALREADY_EXISTS (gRPC 6): a durable data dir registered it on an earlier start.
     if ((err as { code?: number }).code !== 6) throw err;
   }
-  await pollUntil(
-    `temporal: namespace ${namespace} visible`,
-    async () => (await connection.workflowService.describeNamespace({ namespace }), true),
-    30_000,
-  );
+  await pollUntil(`temporal: namespace ${namespace} visible`, async () => (await connection.workflowService.describeNamespace({ namespace }), true), 30_000);
 }
 
 /**
