@@ -385,3 +385,32 @@ describe('invariants across the admin sale', () => {
     for (const sale of mine) expectInvariants(await saleReport(store, redis, sale.sku, { perUserLimit: sale.perUserLimit }));
   });
 });
+
+describe('GET /api/dev/config (the dashboard settings)', () => {
+  it('tells the Web UI URL and namespace, the admin token only when it is the dev default, and is 404 without dev login', async () => {
+    expect(await http('GET', '/api/dev/config')).toEqual({
+      status: 200,
+      body: { temporalUiUrl: null, namespace: config.temporal.namespace, devAdminToken: null },
+    });
+    const withUi = await startApi(
+      testConfig({ AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: '', TEMPORAL_UI_URL: 'http://ui.example.test:8233/', LOG_LEVEL: 'warn' }),
+      0,
+    );
+    const locked = await startApi(testConfig({ AUTH_DEV_LOGIN: 'false', LOG_LEVEL: 'warn' }), 0);
+    try {
+      const reply = await fetch(`${withUi.url}/api/dev/config`);
+      expect(await reply.json()).toEqual({
+        temporalUiUrl: 'http://ui.example.test:8233',
+        namespace: config.temporal.namespace,
+        devAdminToken: 'dev-admin-token',
+      });
+      const off = await fetch(`${locked.url}/api/dev/config`);
+      expect(off.status).toBe(404);
+      expect(await off.json()).toEqual({ error: { code: 'NOT_FOUND', message: expect.any(String) } });
+      // The dashboard itself is served either way.
+      expect((await fetch(`${locked.url}/`)).headers.get('content-type')).toMatch(/^text\/html/);
+    } finally {
+      await Promise.all([withUi.close(), locked.close()]);
+    }
+  });
+});

@@ -17,6 +17,7 @@ import { createKoaApp } from './http.js';
 import { PaymentWebhook } from './payments.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { devRoutes } from './routes/dev.js';
 import { healthRoutes } from './routes/health.js';
 import { orderRoutes } from './routes/orders.js';
@@ -56,6 +57,7 @@ export function createApp(deps: ApiDeps): Koa {
       paymentRoutes({ webhook }),
       devRoutes({ auth, orders, webhook, enabled: config.authDevLogin }),
       adminRoutes({ admin, adminToken: config.adminToken }),
+      dashboardRoutes({ config }),
     ],
     logger,
   );
