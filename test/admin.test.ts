@@ -11,9 +11,10 @@ import type { Redis } from 'ioredis';
 import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
+import { DEV_DEFAULT_ADMIN_TOKEN } from '../src/api/routes/dashboard.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/api/webhook-signature.js';
-import type { AppConfig } from '../src/config/index.js';
+import { loadConfig, type AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
@@ -388,6 +389,7 @@ describe('invariants across the admin sale', () => {
 
 describe('GET /api/dev/config (the dashboard settings)', () => {
   it('tells the Web UI URL and namespace, the admin token only when it is the dev default, and is 404 without dev login', async () => {
+    expect(loadConfig({}).adminToken).toBe(DEV_DEFAULT_ADMIN_TOKEN);
     expect(await http('GET', '/api/dev/config')).toEqual({
       status: 200,
       body: { temporalUiUrl: null, namespace: config.temporal.namespace, devAdminToken: null },

@@ -2,12 +2,16 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
-import { loadConfig, type AppConfig } from '../../config/index.js';
+import type { AppConfig } from '../../config/index.js';
 import { ApiError } from '../errors.js';
 
 const DASHBOARD_PAGE = join(dirname(fileURLToPath(import.meta.url)), '..', 'public', 'index.html');
-/** The configuration's default admin token: the page may be told that one, never a real one. */
-const DEFAULT_ADMIN_TOKEN = loadConfig({}).adminToken;
+/**
+ * ADMIN_TOKEN's default in src/config/index.ts (test/admin.test.ts checks they agree): the page may
+ * be told that one, never a real one. A literal, not loadConfig({}), so that serving the page never
+ * depends on how the configuration treats an empty environment.
+ */
+export const DEV_DEFAULT_ADMIN_TOKEN = 'dev-admin-token';
 
 /**
  * The live sale dashboard at / (plain HTML and JS, src/api/public/index.html), and GET
@@ -26,7 +30,7 @@ export function dashboardRoutes(deps: { config: Pick<AppConfig, 'authDevLogin' |
     ctx.body = {
       temporalUiUrl: config.temporalUiUrl,
       namespace: config.temporal.namespace,
-      devAdminToken: config.adminToken === DEFAULT_ADMIN_TOKEN ? DEFAULT_ADMIN_TOKEN : null,
+      devAdminToken: config.adminToken === DEV_DEFAULT_ADMIN_TOKEN ? DEV_DEFAULT_ADMIN_TOKEN : null,
     };
   });
   return router;
