@@ -100,7 +100,7 @@ async function ordersOnScreen(): Promise<Array<{ orderNo: string; user: string; 
 }
 
 describe('the live sale dashboard in headless Chromium', () => {
-  it('creates a sale, buys once on a double click, bursts, pays and cancels, and shows what the API says', { timeout: 90_000 }, async () => {
+  it('creates a sale, buys once on a double click, bursts, pays and cancels, shows what the API says, and closes the sale', { timeout: 90_000 }, async () => {
     const started = Date.now();
     const sku = uniqueSku('DASH');
     await page.goto(`${api.url}/`);
@@ -219,6 +219,15 @@ describe('the live sale dashboard in headless Chromium', () => {
     const listed = await getJson(`/api/admin/orders?sku=${sku}&limit=200`, ADMIN);
     expect(new Set(onScreen.map((o) => o.orderNo))).toEqual(new Set(listed.items.map((o: { orderNo: string }) => o.orderNo)));
     for (const order of onScreen) expect(order.href).toBe(`${WEB_UI}/namespaces/${config.temporal.namespace}/workflows/order-${order.orderNo}`);
+
+    // Close the sale through the page (after its confirmation): the next Buy is refused.
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page.click('#close-sale');
+    await page.locator('#sale-info', { hasText: 'closed at' }).waitFor({ timeout: 10_000 });
+    expect(Date.parse((await getJson(`/api/sales/${sku}`)).endsAt)).toBeLessThanOrEqual(Date.now());
+    await page.fill('#buyer', `late-${sku}`);
+    await page.click('#buy');
+    await page.locator('#log', { hasText: `buy late-${sku} → 409 SALE_NOT_ACTIVE` }).waitFor({ timeout: 10_000 });
 
     const shots = mkdtempSync(join(tmpdir(), 'dashboard-'));
     const screenshot = join(shots, 'dashboard.png');
