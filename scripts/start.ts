@@ -41,6 +41,9 @@ try {
   stack = await startStack({ dataDir, ports: 'local', ephemeral: false, log: say, supervise: supervision });
   // The local stack is for trying the service by hand: dev login and the demo helper are on.
   const env = { ...process.env, AUTH_DEV_LOGIN: process.env.AUTH_DEV_LOGIN ?? 'true', ...stack.env };
+  // The dashboard links each order to its workflow in the Web UI the stack runs.
+  const temporalUiUrl = process.env.TEMPORAL_UI_URL || stack.temporalUiUrl;
+  if (temporalUiUrl) Object.assign(env, { TEMPORAL_UI_URL: temporalUiUrl });
   const config = loadConfig(env);
 
   const pool = createMysqlPool(config);
@@ -83,7 +86,7 @@ try {
   await api.start();
 
   say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  say(`  API + demo page  ${apiUrl}/`);
+  say(`  API + dashboard  ${apiUrl}/`);
   say(`  Temporal Web UI  ${stack.temporalUiUrl ?? `(external Temporal at ${config.temporal.address})`}`);
   say(`  data             ${dataDir}`);
   say('A process that crashes is restarted. Ctrl-C stops everything.');

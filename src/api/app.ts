@@ -10,11 +10,14 @@ import type { Store } from '../db/store.js';
 import type { Logger } from '../infra/logger.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { OrderClient } from '../orders/order-client.js';
+import { AdminService } from './admin.js';
 import { ShopperAuth } from './auth.js';
 import { CheckoutService } from './checkout.js';
 import { createKoaApp } from './http.js';
 import { PaymentWebhook } from './payments.js';
+import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { devRoutes } from './routes/dev.js';
 import { healthRoutes } from './routes/health.js';
 import { orderRoutes } from './routes/orders.js';
@@ -43,6 +46,7 @@ export function createApp(deps: ApiDeps): Koa {
   const sales = new SalesService(store, inventory);
   const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache() });
   const webhook = new PaymentWebhook({ config, store, orders });
+  const admin = new AdminService({ store, inventory, orders, sales });
 
   return createKoaApp(
     [
@@ -52,6 +56,8 @@ export function createApp(deps: ApiDeps): Koa {
       orderRoutes({ auth, checkout, orders, inventory }),
       paymentRoutes({ webhook }),
       devRoutes({ auth, orders, webhook, enabled: config.authDevLogin }),
+      adminRoutes({ admin, adminToken: config.adminToken }),
+      dashboardRoutes({ config }),
     ],
     logger,
   );

@@ -57,3 +57,30 @@ export const paymentWebhookSchema = z.strictObject({
 });
 
 export const simulatePaymentSchema = z.strictObject({ orderNo: orderNoSchema });
+
+// ---- admin views (query strings) ----------------------------------------------------------------
+
+/** Page sizes of the admin lists: 1–200, 50 when not given. */
+const pageLimit = z
+  .string()
+  .regex(/^\d{1,3}$/, 'limit: an integer from 1 to 200')
+  .transform(Number)
+  .pipe(z.number().int().min(1, 'limit: at least 1').max(200, 'limit: at most 200'))
+  .default(50);
+/** An opaque cursor this API gave in `nextCursor`; decoded and checked by src/api/cursor.ts. */
+const pageCursor = z.string().min(1).max(512).optional();
+
+export const adminOrdersQuerySchema = z.strictObject({
+  sku: skuSchema,
+  status: z.enum(['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED']).optional(),
+  cursor: pageCursor,
+  limit: pageLimit,
+});
+
+export const adminPaymentsQuerySchema = z.strictObject({
+  outcome: z.enum(['RECEIVED', 'APPLIED', 'REFUND_REQUIRED']).default('REFUND_REQUIRED'),
+  cursor: pageCursor,
+  limit: pageLimit,
+});
+
+export const adminSalesQuerySchema = z.strictObject({ cursor: pageCursor, limit: pageLimit });

@@ -46,6 +46,7 @@ const envSchema = z.object({
   ADMIN_TOKEN: z.string().min(8).default('dev-admin-token'),
   AUTH_DEV_LOGIN: booleanString.default(false),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  TEMPORAL_UI_URL: z.string().url().optional(),
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
@@ -73,6 +74,8 @@ export interface AppConfig {
   adminToken: string;
   authDevLogin: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  /** The Temporal Web UI, for links to each order's workflow (the dashboard); null when unknown. */
+  temporalUiUrl: string | null;
 }
 
 export class ConfigError extends Error {}
@@ -105,5 +108,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     adminToken: e.ADMIN_TOKEN,
     authDevLogin: e.AUTH_DEV_LOGIN,
     logLevel: e.LOG_LEVEL,
+    temporalUiUrl: e.TEMPORAL_UI_URL?.replace(/\/+$/, '') ?? null,
   };
 }

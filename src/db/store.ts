@@ -88,7 +88,26 @@ export interface SaleStockFigures {
   usersHolding: number;
 }
 
-const STORED_STATUSES: readonly StoredOrderStatus[] = ['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'];
+/** A payment as the admin views list it: the event, its order's sale, and when it arrived. */
+export interface PaymentListRow extends PaymentRow {
+  /** The SKU of the payment's order; null when the order has no row (yet). */
+  sku: string | null;
+  receivedAt: Date;
+}
+
+/** Where a keyset page of payments starts: after this (received_at, event_id). */
+export interface PaymentPosition {
+  receivedAt: Date;
+  eventId: string;
+}
+
+/** Where a keyset page of sales starts: after this (created_at, sku), newest first. */
+export interface SalePosition {
+  createdAt: Date;
+  sku: string;
+}
+
+export const STORED_STATUSES: readonly StoredOrderStatus[] = ['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'];
 
 /** Runs `work` in one transaction on one pooled connection: committed if it resolves, rolled back if it throws. */
 export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
@@ -155,18 +174,30 @@ export class Store {
       [sku],
     );
     const row = rows[0];
-    if (!row) return null;
-    return {
-      sku: String(row.sku),
-      name: String(row.name),
-      priceCents: Number(row.price_cents),
-      stock: Number(row.stock),
-      available: Number(row.available),
-      perUserLimit: Number(row.per_user_limit),
-      startsAt: (row.starts_at as Date | null) ?? null,
-      endsAt: (row.ends_at as Date | null) ?? null,
-      createdAt: row.created_at as Date,
-    };
+    return row ? toSaleRow(row) : null;
+  }
+
+  /**
+   * Sets the sale's end to `endsAt` unless it ends at or before it already (the earlier end wins,
+   * so a retried close never moves the end). Returns the sale's end afterwards; undefined when there
+   * is no such sale.
+   */
+  async closeSale(sku: string, endsAt: Date): Promise<Date | null | undefined> {
+    await this.pool.query('UPDATE sales SET ends_at = ? WHERE sku = ? AND (ends_at IS NULL OR ends_at > ?)', [endsAt, sku, endsAt]);
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT ends_at FROM sales WHERE sku = ?', [sku]);
+    return rows[0] ? ((rows[0].ends_at as Date | null) ?? null) : undefined;
+  }
+
+  /** One page of sales, newest first (created_at, then SKU, descending), after `before` when given. */
+  async salesPage(before: SalePosition | undefined, limit: number): Promise<SaleRow[]> {
+    const columns = 'sku, name, price_cents, stock, available, per_user_limit, starts_at, ends_at, created_at';
+    const [rows] = before
+      ? await this.pool.query<RowDataPacket[]>(
+          `SELECT ${columns} FROM sales WHERE created_at < ? OR (created_at = ? AND sku < ?) ORDER BY created_at DESC, sku DESC LIMIT ?`,
+          [before.createdAt, before.createdAt, before.sku, limit],
+        )
+      : await this.pool.query<RowDataPacket[]>(`SELECT ${columns} FROM sales ORDER BY created_at DESC, sku DESC LIMIT ?`, [limit]);
+    return rows.map(toSaleRow);
   }
 
   /** Test and operator helper: removes a sale row (orders keep their SKU). */
@@ -297,6 +328,38 @@ export class Store {
     return rows.map((row) => String(row.sku));
   }
 
+  /**
+   * One page of a SKU's orders (those with a row: PENDING orders have none yet), newest first by
+   * order number (which starts with its creation time), optionally of one status, before
+   * `beforeOrderNo` when given.
+   */
+  async ordersPage(query: { sku: string; status?: StoredOrderStatus; beforeOrderNo?: string; limit: number }): Promise<OrderRow[]> {
+    const where = ['sku = ?'];
+    const params: unknown[] = [query.sku];
+    if (query.status) {
+      where.push('status = ?');
+      params.push(query.status);
+    }
+    if (query.beforeOrderNo) {
+      where.push('order_no < ?');
+      params.push(query.beforeOrderNo);
+    }
+    const [rows] = await this.pool.query<RowDataPacket[]>(`SELECT * FROM orders WHERE ${where.join(' AND ')} ORDER BY order_no DESC LIMIT ?`, [
+      ...params,
+      query.limit,
+    ]);
+    return rows.map(toOrderRow);
+  }
+
+  /** How many orders of a SKU are in each stored status. */
+  async orderCountsByStatus(sku: string): Promise<Record<StoredOrderStatus, number>> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT status, COUNT(*) AS n FROM orders WHERE sku = ? GROUP BY status', [sku]);
+    return Object.fromEntries(STORED_STATUSES.map((status) => [status, Number(rows.find((r) => r.status === status)?.n ?? 0)])) as Record<
+      StoredOrderStatus,
+      number
+    >;
+  }
+
   /** How many of a SKU's orders are in `status`. */
   async countOrders(sku: string, status: StoredOrderStatus): Promise<number> {
     const [[row]] = await this.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM orders WHERE sku = ? AND status = ?', [sku, status]);
@@ -361,6 +424,23 @@ export class Store {
     const row = rows[0];
     if (!row) return null;
     return toPaymentRow(row);
+  }
+
+  /** One page of payments with `outcome`, oldest first (received_at, then event id), after `after` when given. */
+  async paymentsPage(query: { outcome: StoredPaymentOutcome; after?: PaymentPosition; limit: number }): Promise<PaymentListRow[]> {
+    const columns = 'p.event_id, p.order_no, p.amount_cents, p.outcome, p.refund_reason, p.received_at, o.sku';
+    const from = 'payments p LEFT JOIN orders o ON o.order_no = p.order_no';
+    const [rows] = query.after
+      ? await this.pool.query<RowDataPacket[]>(
+          `SELECT ${columns} FROM ${from} WHERE p.outcome = ? AND (p.received_at > ? OR (p.received_at = ? AND p.event_id > ?))
+           ORDER BY p.received_at, p.event_id LIMIT ?`,
+          [query.outcome, query.after.receivedAt, query.after.receivedAt, query.after.eventId, query.limit],
+        )
+      : await this.pool.query<RowDataPacket[]>(`SELECT ${columns} FROM ${from} WHERE p.outcome = ? ORDER BY p.received_at, p.event_id LIMIT ?`, [
+          query.outcome,
+          query.limit,
+        ]);
+    return rows.map((row) => ({ ...toPaymentRow(row), sku: row.sku === null ? null : String(row.sku), receivedAt: row.received_at as Date }));
   }
 
   async paymentsOfOrder(orderNo: string): Promise<PaymentRow[]> {
@@ -433,6 +513,20 @@ async function insertOrderRow(
       order.createdAt,
     ],
   );
+}
+
+function toSaleRow(row: RowDataPacket): SaleRow {
+  return {
+    sku: String(row.sku),
+    name: String(row.name),
+    priceCents: Number(row.price_cents),
+    stock: Number(row.stock),
+    available: Number(row.available),
+    perUserLimit: Number(row.per_user_limit),
+    startsAt: (row.starts_at as Date | null) ?? null,
+    endsAt: (row.ends_at as Date | null) ?? null,
+    createdAt: row.created_at as Date,
+  };
 }
 
 function toOrderRow(row: RowDataPacket): OrderRow {

@@ -159,6 +159,7 @@ interface InventoryCommands {
     forget: string,
   ): Promise<string>;
   inventoryConfirm(sale: string, reservations: string, orderNo: string): Promise<string>;
+  inventoryCloseSale(sale: string, nowMs: number): Promise<number>;
   inventoryClaim(sale: string, users: string, reservations: string, orderNo: string, userId: string, quantity: number, reservedAtMs: number): Promise<string>;
   inventoryAdopt(
     sale: string,
@@ -179,6 +180,7 @@ const SCRIPTS = {
   inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 2 },
   inventoryClaim: { file: 'claim.lua', numberOfKeys: 3 },
   inventoryAdopt: { file: 'adopt.lua', numberOfKeys: 3 },
+  inventoryCloseSale: { file: 'close_sale.lua', numberOfKeys: 1 },
 } as const satisfies Record<keyof InventoryCommands, { file: string; numberOfKeys: number }>;
 
 const LUA_DIR = new URL('../../lua/', import.meta.url);
@@ -372,6 +374,15 @@ export class RedisInventory {
       startsAt: fromEpochMs(h.starts),
       endsAt: fromEpochMs(h.ends),
     };
+  }
+
+  /**
+   * Ends the sale at `nowMs` unless it has ended already (then its end stays): checkouts answer
+   * NOT_ACTIVE from then on. Returns the sale's end, or null when Redis has no such sale.
+   */
+  async closeSale(sku: string, nowMs = Date.now()): Promise<Date | null> {
+    const ends = Number(await this.commands.inventoryCloseSale(saleKeys(sku).sale, Math.floor(nowMs)));
+    return ends > 0 ? new Date(ends) : null;
   }
 
   async getReservation(sku: string, orderNo: string): Promise<Reservation | null> {

@@ -224,6 +224,20 @@ export class OrderClient {
     }
   }
 
+  /**
+   * How many OrderWorkflows of the SKU are running (PENDING or AWAITING_PAYMENT orders), from
+   * Temporal visibility: eventually consistent, a moment behind the workflows themselves.
+   */
+  async countRunning(sku: string): Promise<number> {
+    const query = [
+      `WorkflowType = ${visibilityString(ORDER_WORKFLOW_TYPE)}`,
+      `${ORDER_SKU_SEARCH_ATTRIBUTE.name} = ${visibilityString(sku)}`,
+      `ExecutionStatus = 'Running'`,
+    ].join(' AND ');
+    const { count } = await this.temporal.workflow.count(query);
+    return count;
+  }
+
   /** Resolves once the order's workflow has closed, however it ended (completed, failed, cancelled). */
   async awaitClosed(orderNo: string): Promise<void> {
     await this.handle(orderNo)
@@ -234,6 +248,15 @@ export class OrderClient {
   private handle(orderNo: string): WorkflowHandle<typeof OrderWorkflow> {
     return this.temporal.workflow.getHandle<typeof OrderWorkflow>(orderWorkflowId(orderNo));
   }
+}
+
+/**
+ * A string literal of Temporal's visibility query language: quoted, with backslashes and quotes
+ * escaped, so no value (the API only lets SKUs of letters, digits and _.- through anyway) can end
+ * the literal and add a clause of its own.
+ */
+export function visibilityString(value: string): string {
+  return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
 }
 
 /** A workflow without a handler for the Update (an order started on an older version) rejects it so. */

@@ -1,6 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
 import type { OrderClient } from '../../orders/order-client.js';
 import type { ShopperAuth } from '../auth.js';
@@ -10,11 +7,9 @@ import { findOwnOrder } from '../order-access.js';
 import type { PaymentWebhook } from '../payments.js';
 import { simulatePaymentSchema } from '../schemas.js';
 
-const DEMO_PAGE = join(dirname(fileURLToPath(import.meta.url)), '..', 'public', 'index.html');
-
 /**
- * The demo page at / and its helper POST /api/dev/simulate-payment, which pays the shopper's own
- * order through the webhook service as the provider would (only with AUTH_DEV_LOGIN=true).
+ * POST /api/dev/simulate-payment: pays the shopper's own order through the webhook service as the
+ * provider would (only with AUTH_DEV_LOGIN=true). The dashboard at / lives in ./dashboard.ts.
  */
 export function devRoutes(deps: { auth: ShopperAuth; orders: OrderClient; webhook: PaymentWebhook; enabled: boolean }): Router {
   const router = new Router();
@@ -27,11 +22,6 @@ export function devRoutes(deps: { auth: ShopperAuth; orders: OrderClient; webhoo
       received: true,
       ...(await deps.webhook.handle({ eventId: `evt_demo_${orderNo}_${Date.now()}`, orderNo, amountCents: order.view.totalCents })),
     };
-  });
-
-  router.get('/', (ctx) => {
-    ctx.type = 'html';
-    ctx.body = readFileSync(DEMO_PAGE);
   });
   return router;
 }

@@ -1,0 +1,220 @@
+/**
+ * The operators' views of a live sale (README, "Operating a sale"): figures from Redis, MySQL and
+ * Temporal side by side with the drift between them, the orders and payments of the store paged by
+ * keyset, the list of sales, and closing a sale early. SQL stays in the store, Redis in the
+ * inventory, Temporal in the order client; the figures come from the shared invariant checker.
+ */
+import { z } from 'zod';
+import type { OrderRow, PaymentListRow, SaleRow, StoredOrderStatus, StoredPaymentOutcome } from '../db/store.js';
+import type { Store } from '../db/store.js';
+import { checkSaleInvariants, type Invariant, type RedisCounters } from '../invariants/check.js';
+import type { RedisInventory } from '../inventory/redis-inventory.js';
+import type { OrderClient } from '../orders/order-client.js';
+import { ORDER_NO_PATTERN } from '../orders/order-number.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { ApiError, echo } from './errors.js';
+import type { SalesService, SaleView } from './sales.js';
+
+export type StatusFigures = Record<StoredOrderStatus, number>;
+
+export interface SaleStats {
+  sku: string;
+  redis: RedisCounters;
+  mysql: { stock: number; available: number; orders: StatusFigures; units: StatusFigures };
+  /** OrderWorkflows of the sale still running (PENDING or AWAITING_PAYMENT), from Temporal visibility. */
+  runningWorkflows: number;
+  /**
+   * Redis minus MySQL; each is 0 once the sale is quiet (no order PENDING). While orders are being
+   * persisted, Redis is ahead: `available` below and `reserved` above MySQL by their units.
+   */
+  drift: { available: number; reserved: number; sold: number };
+  /** The invariants of docs/contract.md for this sale as they stand now (storesAgree only at rest). */
+  invariants: { ok: boolean; checks: Record<Invariant, boolean> };
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+export interface AdminOrderView {
+  orderNo: string;
+  sku: string;
+  userId: string;
+  quantity: number;
+  totalCents: number;
+  status: StoredOrderStatus;
+  cancelReason: string | null;
+  failureReason: string | null;
+  paymentDeadline: string;
+  createdAt: string;
+  paidAt: string | null;
+  cancelledAt: string | null;
+}
+
+export interface AdminPaymentView {
+  eventId: string;
+  orderNo: string;
+  sku: string | null;
+  amountCents: number;
+  outcome: StoredPaymentOutcome;
+  refundReason: string | null;
+  receivedAt: string;
+}
+
+export interface AdminSaleView {
+  sku: string;
+  name: string;
+  priceCents: number;
+  stock: number;
+  /** MySQL's count (the live Redis count is in GET /api/sales/:sku and the stats). */
+  available: number;
+  perUserLimit: number;
+  startsAt: string | null;
+  endsAt: string | null;
+  createdAt: string;
+}
+
+const orderCursor = z.tuple([z.string().regex(ORDER_NO_PATTERN)]);
+const isoTime = z.iso.datetime().transform((iso) => new Date(iso));
+const paymentCursor = z.tuple([isoTime, z.string().min(1).max(128)]);
+const saleCursor = z.tuple([isoTime, z.string().min(1).max(64)]);
+
+const skuNotFound = (sku: string) => new ApiError(404, 'SKU_NOT_FOUND', `no sale for sku ${echo(sku)}`);
+
+export class AdminService {
+  constructor(private readonly deps: { store: Store; inventory: RedisInventory; orders: OrderClient; sales: SalesService }) {}
+
+  async saleStats(sku: string): Promise<SaleStats> {
+    const { store, inventory, orders } = this.deps;
+    const [sale, redisSale] = await Promise.all([store.getSale(sku), inventory.getSale(sku)]);
+    if (!sale || !redisSale) throw skuNotFound(sku);
+    const [report, counts, runningWorkflows] = await Promise.all([
+      checkSaleInvariants({ store, inventory }, { sku, perUserLimit: sale.perUserLimit }),
+      store.orderCountsByStatus(sku),
+      orders.countRunning(sku),
+    ]);
+    const { figures } = report;
+    // Both stores were found above, so the checker's Redis figures are there.
+    const redis = figures.redis ?? { stock: redisSale.stock, available: redisSale.available, reserved: redisSale.reserved, sold: redisSale.sold };
+    const units: StatusFigures = {
+      AWAITING_PAYMENT: figures.mysql.awaitingPayment,
+      PAID: figures.mysql.paid,
+      CANCELLED: figures.mysql.cancelled,
+      FAILED: figures.mysql.failed,
+    };
+    return {
+      sku,
+      redis,
+      mysql: { stock: figures.stock, available: figures.mysql.available, orders: counts, units },
+      runningWorkflows,
+      drift: {
+        available: redis.available - figures.mysql.available,
+        reserved: redis.reserved - units.AWAITING_PAYMENT,
+        sold: redis.sold - units.PAID,
+      },
+      invariants: { ok: report.ok, checks: report.checks },
+    };
+  }
+
+  /** A sale's orders with a MySQL row, newest first (by order number), keyset-paged. */
+  async listOrders(query: { sku: string; status?: StoredOrderStatus; cursor?: string; limit: number }): Promise<Page<AdminOrderView>> {
+    const before = query.cursor ? decodeCursor(query.cursor, orderCursor)[0] : undefined;
+    if (!(await this.deps.store.getSale(query.sku))) throw skuNotFound(query.sku);
+    const rows = await this.deps.store.ordersPage({
+      sku: query.sku,
+      ...(query.status ? { status: query.status } : {}),
+      ...(before ? { beforeOrderNo: before } : {}),
+      limit: query.limit + 1,
+    });
+    return pageOf(rows, query.limit, orderView, (last) => [last.orderNo]);
+  }
+
+  /** Payments with one outcome, oldest first: for REFUND_REQUIRED, the refunds an operator must make. */
+  async listPayments(query: { outcome: StoredPaymentOutcome; cursor?: string; limit: number }): Promise<Page<AdminPaymentView>> {
+    const after = query.cursor ? decodeCursor(query.cursor, paymentCursor) : undefined;
+    const rows = await this.deps.store.paymentsPage({
+      outcome: query.outcome,
+      ...(after ? { after: { receivedAt: after[0], eventId: after[1] } } : {}),
+      limit: query.limit + 1,
+    });
+    return pageOf(rows, query.limit, paymentView, (last) => [last.receivedAt.toISOString(), last.eventId]);
+  }
+
+  /** The sales, newest first. */
+  async listSales(query: { cursor?: string; limit: number }): Promise<Page<AdminSaleView>> {
+    const before = query.cursor ? decodeCursor(query.cursor, saleCursor) : undefined;
+    const rows = await this.deps.store.salesPage(before ? { createdAt: before[0], sku: before[1] } : undefined, query.limit + 1);
+    return pageOf(rows, query.limit, saleView, (last) => [last.createdAt.toISOString(), last.sku]);
+  }
+
+  /**
+   * Closes a sale now: checkouts answer 409 SALE_NOT_ACTIVE from then on, while orders already
+   * placed run to their end (payment or timeout). Idempotent: a closed (or ended) sale keeps its end.
+   *
+   * Redis is written first and wins: reserve.lua reads the end there, so once that write lands no
+   * checkout is accepted, whatever happens to MySQL. MySQL then takes the end Redis answered. If
+   * only the Redis write lands, MySQL still shows the old end until a retry: the retry gets the same
+   * end back from Redis (an ended sale keeps its end) and writes it to MySQL.
+   */
+  async closeSale(sku: string): Promise<SaleView> {
+    const { store, inventory, sales } = this.deps;
+    if (!(await store.getSale(sku))) throw skuNotFound(sku);
+    const endsAt = await inventory.closeSale(sku);
+    if (!endsAt) throw skuNotFound(sku);
+    await store.closeSale(sku, endsAt);
+    const view = await sales.get(sku);
+    if (!view) throw skuNotFound(sku);
+    return view;
+  }
+}
+
+function pageOf<Row, View>(rows: Row[], limit: number, view: (row: Row) => View, position: (last: Row) => string[]): Page<View> {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items: items.map(view), nextCursor: rows.length > limit && last ? encodeCursor(position(last)) : null };
+}
+
+function orderView(row: OrderRow): AdminOrderView {
+  return {
+    orderNo: row.orderNo,
+    sku: row.sku,
+    userId: row.userId,
+    quantity: row.quantity,
+    totalCents: row.totalCents,
+    status: row.status,
+    cancelReason: row.cancelReason,
+    failureReason: row.failureReason,
+    paymentDeadline: row.paymentDeadline.toISOString(),
+    createdAt: row.createdAt.toISOString(),
+    paidAt: row.paidAt?.toISOString() ?? null,
+    cancelledAt: row.cancelledAt?.toISOString() ?? null,
+  };
+}
+
+function paymentView(row: PaymentListRow): AdminPaymentView {
+  return {
+    eventId: row.eventId,
+    orderNo: row.orderNo,
+    sku: row.sku,
+    amountCents: row.amountCents,
+    outcome: row.outcome,
+    refundReason: row.refundReason,
+    receivedAt: row.receivedAt.toISOString(),
+  };
+}
+
+function saleView(row: SaleRow): AdminSaleView {
+  return {
+    sku: row.sku,
+    name: row.name,
+    priceCents: row.priceCents,
+    stock: row.stock,
+    available: row.available,
+    perUserLimit: row.perUserLimit,
+    startsAt: row.startsAt?.toISOString() ?? null,
+    endsAt: row.endsAt?.toISOString() ?? null,
+    createdAt: row.createdAt.toISOString(),
+  };
+}

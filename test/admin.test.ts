@@ -1,0 +1,418 @@
+/**
+ * The admin views over real HTTP against the real stack (Temporal dev server with the production
+ * worker, Redis, MariaDB): a sale with orders in several states (awaiting payment, paid by the signed
+ * webhook and by the dev simulator, cancelled, a payment to refund), its stats, paged orders,
+ * payments and sales, closing it early, and the invariants afterwards.
+ */
+import { randomUUID } from 'node:crypto';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
+import type { Redis } from 'ioredis';
+import type { Pool } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ShopperAuth } from '../src/api/auth.js';
+import { DEV_DEFAULT_ADMIN_TOKEN } from '../src/api/routes/dashboard.js';
+import { startApi, type RunningApi } from '../src/api/server.js';
+import { signWebhook } from '../src/api/webhook-signature.js';
+import { loadConfig, type AppConfig } from '../src/config/index.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createRedis } from '../src/infra/redis.js';
+import { createTemporalClient } from '../src/infra/temporal.js';
+import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { OrderClient, visibilityString } from '../src/orders/order-client.js';
+import { waitFor } from '../src/util/wait-for.js';
+import { createOrderWorker } from '../src/workers/worker.js';
+import { testConfig } from './helpers/env.js';
+import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
+
+const ADMIN = 'admin-views-token';
+let config: AppConfig;
+let api: RunningApi;
+let pool: Pool;
+let store: Store;
+let redis: Redis;
+let temporal: Client;
+let orders: OrderClient;
+let nativeConnection: NativeConnection;
+let worker: Worker;
+let running: Promise<void>;
+let auth: ShopperAuth;
+
+beforeAll(async () => {
+  config = testConfig({ TEMPORAL_TASK_QUEUE: `admin-${randomUUID()}`, AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'warn' });
+  pool = createMysqlPool(config);
+  store = new Store(pool);
+  redis = createRedis(config);
+  temporal = await createTemporalClient(config);
+  orders = new OrderClient(temporal, store, config.temporal.taskQueue);
+  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
+  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
+  running = worker.run();
+  api = await startApi(config, 0);
+  auth = new ShopperAuth(config);
+});
+
+afterAll(async () => {
+  await api?.close();
+  worker?.shutdown();
+  await running;
+  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), pool?.end(), redis?.quit()]);
+});
+
+interface Reply {
+  status: number;
+  // Tests read arbitrary JSON answers.
+  body: any;
+}
+
+async function http(method: string, path: string, options: { json?: unknown; raw?: string; token?: string; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  const body = options.raw ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${api.url}${path}`, { method, headers, body });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined } as Reply;
+}
+
+const admin = (method: string, path: string) => http(method, path, { token: ADMIN });
+const expectError = (reply: Reply, status: number, code: string) => expect(reply).toEqual({ status, body: { error: { code, message: expect.any(String) } } });
+
+async function checkout(sku: string, userId: string) {
+  const token = await auth.issue(userId);
+  const reply = await http('POST', '/api/checkout', { json: { sku, quantity: 1 }, token, headers: { 'Idempotency-Key': `k-${userId}` } });
+  return { reply, token };
+}
+
+async function placeOrder(sku: string, userId: string): Promise<{ orderNo: string; token: string }> {
+  const { reply, token } = await checkout(sku, userId);
+  expect(reply.status).toBe(202);
+  const orderNo = reply.body.orderNo as string;
+  await untilStatus(orderNo, token, 'AWAITING_PAYMENT');
+  return { orderNo, token };
+}
+
+async function untilStatus(orderNo: string, token: string, status: string) {
+  return waitFor(
+    async () => {
+      const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+      return reply.body.status === status && reply.body;
+    },
+    { what: `order ${orderNo} to be ${status}`, timeoutMs: 20_000 },
+  );
+}
+
+function webhook(event: { eventId: string; orderNo: string; amountCents: number }) {
+  const raw = JSON.stringify({ type: 'payment.succeeded', ...event });
+  return http('POST', '/api/payments/webhook', { raw, headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) } });
+}
+
+/** Every page of an admin list, following nextCursor; also returns how many pages it took. */
+async function walk(path: string): Promise<{ items: any[]; pages: number }> {
+  const items: any[] = [];
+  let cursor: string | null = null;
+  let pages = 0;
+  do {
+    const reply = await admin('GET', `${path}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    expect(reply.status).toBe(200);
+    items.push(...reply.body.items);
+    cursor = reply.body.nextCursor;
+    pages++;
+    expect(pages).toBeLessThan(1_000);
+  } while (cursor);
+  return { items, pages };
+}
+
+describe('admin views of a sale with orders in every state', () => {
+  const priceCents = 2_500;
+  let sku: string;
+  const placed: Array<{ orderNo: string; token: string }> = [];
+  let refundEventId: string;
+
+  beforeAll(async () => {
+    sku = uniqueSku('ADM');
+    expect((await http('POST', '/api/sales', { json: { sku, name: 'Admin views', priceCents, stock: 10, perUserLimit: 2 }, token: ADMIN })).status).toBe(201);
+    // Six orders: one paid by the signed webhook, one by the dev simulator, one cancelled, three awaiting payment.
+    placed.push(...(await Promise.all(['a1', 'a2', 'a3', 'a4', 'a5', 'a6'].map((user) => placeOrder(sku, `${sku}-${user}`)))));
+    const [viaWebhook, viaSimulator, cancelled] = placed as [(typeof placed)[0], (typeof placed)[0], (typeof placed)[0]];
+    expect((await webhook({ eventId: `evt-${viaWebhook.orderNo}`, orderNo: viaWebhook.orderNo, amountCents: priceCents })).body.outcome).toBe('APPLIED');
+    const simulated = await http('POST', '/api/dev/simulate-payment', { json: { orderNo: viaSimulator.orderNo }, token: viaSimulator.token });
+    expect(simulated.body.outcome).toBe('APPLIED');
+    expect((await http('POST', `/api/orders/${cancelled.orderNo}/cancel`, { token: cancelled.token })).status).toBe(202);
+    await untilStatus(viaWebhook.orderNo, viaWebhook.token, 'PAID');
+    await untilStatus(viaSimulator.orderNo, viaSimulator.token, 'PAID');
+    await untilStatus(cancelled.orderNo, cancelled.token, 'CANCELLED');
+    // A second payment for a paid order: kept for a refund.
+    refundEventId = `evt-again-${viaWebhook.orderNo}`;
+    const again = await webhook({ eventId: refundEventId, orderNo: viaWebhook.orderNo, amountCents: priceCents });
+    expect(again.body).toEqual({ received: true, outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
+  });
+
+  it('stats: Redis, MySQL and Temporal side by side, no drift once quiet', async () => {
+    // Visibility trails the workflows by a moment: wait until the closed ones are no longer counted.
+    const stats = await waitFor(
+      async () => {
+        const reply = await admin('GET', `/api/admin/sales/${sku}/stats`);
+        expect(reply.status).toBe(200);
+        return reply.body.runningWorkflows === 3 && reply.body;
+      },
+      { what: 'three running workflows in visibility', timeoutMs: 20_000 },
+    );
+    expect(stats).toEqual({
+      sku,
+      redis: { stock: 10, available: 5, reserved: 3, sold: 2 },
+      mysql: {
+        stock: 10,
+        available: 5,
+        orders: { AWAITING_PAYMENT: 3, PAID: 2, CANCELLED: 1, FAILED: 0 },
+        units: { AWAITING_PAYMENT: 3, PAID: 2, CANCELLED: 1, FAILED: 0 },
+      },
+      runningWorkflows: 3,
+      drift: { available: 0, reserved: 0, sold: 0 },
+      invariants: { ok: true, checks: { noOversell: true, conservation: true, storesAgree: true, noLostOrder: true, perUserLimit: true } },
+    });
+  });
+
+  it('stats show drift when Redis and MySQL disagree', async () => {
+    // A unit taken in Redis only, as a checkout does before its order is persisted; then put back.
+    await redis.hincrby(RedisInventory.keys(sku).sale, 'available', -1);
+    await redis.hincrby(RedisInventory.keys(sku).sale, 'reserved', 1);
+    try {
+      const { body } = await admin('GET', `/api/admin/sales/${sku}/stats`);
+      expect(body.drift).toEqual({ available: -1, reserved: 1, sold: 0 });
+      expect(body.invariants.checks.storesAgree).toBe(false);
+    } finally {
+      await redis.hincrby(RedisInventory.keys(sku).sale, 'reserved', -1);
+      await redis.hincrby(RedisInventory.keys(sku).sale, 'available', 1);
+    }
+  });
+
+  it('orders: newest first, by status, and paging walks every row exactly once', async () => {
+    for (const limit of [1, 2, 4, 6, 50]) {
+      const { items, pages } = await walk(`/api/admin/orders?sku=${sku}&limit=${limit}`);
+      expect(items.map((o) => o.orderNo)).toEqual(
+        placed
+          .map((o) => o.orderNo)
+          .sort()
+          .reverse(),
+      );
+      // The last page is known as such (limit + 1 rows are read): no empty page at the end.
+      expect(pages).toBe(Math.ceil(6 / limit));
+    }
+    const paid = await admin('GET', `/api/admin/orders?sku=${sku}&status=PAID`);
+    expect(paid.status).toBe(200);
+    expect(paid.body.nextCursor).toBeNull();
+    expect(new Set(paid.body.items.map((o: { orderNo: string }) => o.orderNo))).toEqual(new Set([placed[0]?.orderNo, placed[1]?.orderNo]));
+    expect(paid.body.items[0]).toMatchObject({ sku, status: 'PAID', quantity: 1, totalCents: priceCents, paidAt: expect.any(String), cancelledAt: null });
+    const cancelled = await admin('GET', `/api/admin/orders?sku=${sku}&status=CANCELLED&limit=1`);
+    expect(cancelled.body).toEqual({
+      items: [expect.objectContaining({ orderNo: placed[2]?.orderNo, status: 'CANCELLED', cancelReason: 'USER_CANCELLED', userId: `${sku}-a3` })],
+      nextCursor: null,
+    });
+    expect((await admin('GET', `/api/admin/orders?sku=${sku}&status=FAILED`)).body).toEqual({ items: [], nextCursor: null });
+  });
+
+  it('payments: the refunds to make, oldest first, each exactly once across pages', async () => {
+    const { items } = await walk('/api/admin/payments?outcome=REFUND_REQUIRED&limit=2');
+    const ids = items.map((p) => p.eventId);
+    expect(new Set(ids).size).toBe(ids.length);
+    const keys = items.map((p) => `${p.receivedAt}\n${p.eventId}`);
+    expect(keys).toEqual([...keys].sort());
+    expect(items.find((p) => p.eventId === refundEventId)).toEqual({
+      eventId: refundEventId,
+      orderNo: placed[0]?.orderNo,
+      sku,
+      amountCents: priceCents,
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ALREADY_PAID',
+      receivedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    });
+    // REFUND_REQUIRED is the default outcome; APPLIED lists both payments of this sale.
+    expect((await admin('GET', '/api/admin/payments?limit=200')).body.items.map((p: { eventId: string }) => p.eventId)).toContain(refundEventId);
+    const applied = await walk('/api/admin/payments?outcome=APPLIED&limit=3');
+    expect(applied.items.filter((p) => p.sku === sku).map((p) => p.orderNo)).toEqual(expect.arrayContaining([placed[0]?.orderNo, placed[1]?.orderNo]));
+    expect(applied.items.filter((p) => p.sku === sku)).toHaveLength(2);
+  });
+
+  it('sales: newest first, every sale exactly once across pages', async () => {
+    const { items } = await walk('/api/admin/sales?limit=3');
+    const skus = items.map((s) => s.sku);
+    expect(new Set(skus).size).toBe(skus.length);
+    expect(items.find((s) => s.sku === sku)).toEqual({
+      sku,
+      name: 'Admin views',
+      priceCents,
+      stock: 10,
+      available: 5,
+      perUserLimit: 2,
+      startsAt: null,
+      endsAt: null,
+      createdAt: expect.any(String),
+    });
+    const created = items.map((s) => Date.parse(s.createdAt));
+    expect(created).toEqual([...created].sort((a, b) => b - a));
+  });
+
+  it('answers 401 without or with a wrong admin token, on every admin route', async () => {
+    const routes: Array<[string, string]> = [
+      ['GET', `/api/admin/sales/${sku}/stats`],
+      ['GET', `/api/admin/orders?sku=${sku}`],
+      ['GET', '/api/admin/payments'],
+      ['GET', '/api/admin/sales'],
+      ['POST', `/api/admin/sales/${sku}/close`],
+    ];
+    for (const [method, path] of routes) {
+      expectError(await http(method, path), 401, 'UNAUTHORIZED');
+      expectError(await http(method, path, { token: 'not-the-admin-token' }), 401, 'UNAUTHORIZED');
+      // A shopper's token is not an admin token either.
+      expectError(await http(method, path, { token: await auth.issue('shopper') }), 401, 'UNAUTHORIZED');
+    }
+    // Nothing was closed by those attempts.
+    expect((await http('GET', `/api/sales/${sku}`)).body.endsAt).toBeNull();
+  });
+
+  it('answers 400 INVALID_REQUEST on bad query parameters and 404 SKU_NOT_FOUND on an unknown sale', async () => {
+    const bad = [
+      `/api/admin/orders?sku=${sku}&limit=0`,
+      `/api/admin/orders?sku=${sku}&limit=201`,
+      `/api/admin/orders?sku=${sku}&limit=abc`,
+      `/api/admin/orders?sku=${sku}&limit=1.5`,
+      `/api/admin/orders?sku=${sku}&limit=-1`,
+      `/api/admin/orders?sku=${sku}&status=PENDING`,
+      `/api/admin/orders?sku=${sku}&status=paid`,
+      `/api/admin/orders?sku=${sku}&cursor=not-a-cursor`,
+      `/api/admin/orders?sku=${sku}&cursor=${Buffer.from('["x"]').toString('base64url')}`,
+      `/api/admin/orders?sku=${sku}&sku=${sku}`,
+      `/api/admin/orders?sku=${sku}&colour=blue`,
+      '/api/admin/orders',
+      '/api/admin/orders?sku=bad%20sku',
+      '/api/admin/payments?outcome=DUPLICATE',
+      '/api/admin/payments?limit=',
+      `/api/admin/payments?cursor=${Buffer.from('["yesterday","e"]').toString('base64url')}`,
+      '/api/admin/sales?limit=1000',
+      '/api/admin/sales?cursor=%7B%7D',
+    ];
+    for (const path of bad) expectError(await admin('GET', path), 400, 'INVALID_REQUEST');
+    const unknown = uniqueSku('NOPE');
+    expectError(await admin('GET', `/api/admin/sales/${unknown}/stats`), 404, 'SKU_NOT_FOUND');
+    expectError(await admin('GET', `/api/admin/orders?sku=${unknown}`), 404, 'SKU_NOT_FOUND');
+    expectError(await admin('POST', `/api/admin/sales/${unknown}/close`), 404, 'SKU_NOT_FOUND');
+    expectError(await admin('GET', `/api/admin/sales/${'x'.repeat(300)}/stats`), 404, 'SKU_NOT_FOUND');
+    expect(await store.getSale(unknown)).toBeNull();
+    expect(await redis.exists(RedisInventory.keys(unknown).sale)).toBe(0);
+  });
+
+  it('counts running workflows with the SKU quoted safely', async () => {
+    expect(visibilityString(`it's \\ odd`)).toBe(`'it\\'s \\\\ odd'`);
+    // A quote cannot end the literal and widen the query: an odd SKU simply matches nothing.
+    expect(await orders.countRunning(`${sku}' OR OrderSku != '`)).toBe(0);
+    expect(await orders.countRunning(sku)).toBe(3);
+  });
+});
+
+describe('closing a sale early', () => {
+  it('refuses checkouts from then on, lets placed orders be paid, is idempotent, and a retry repairs MySQL', async () => {
+    const sku = uniqueSku('CLOSE');
+    expect((await http('POST', '/api/sales', { json: { sku, name: 'Closing', priceCents: 900, stock: 5, perUserLimit: 1 }, token: ADMIN })).status).toBe(201);
+    const before = await placeOrder(sku, `${sku}-early`);
+    const other = await placeOrder(sku, `${sku}-late-payer`);
+
+    const t0 = Date.now();
+    const closed = await admin('POST', `/api/admin/sales/${sku}/close`);
+    expect(closed.status).toBe(200);
+    expect(closed.body).toMatchObject({ sku, stock: 5, available: 3, reserved: 2, endsAt: expect.any(String) });
+    const endsAt = closed.body.endsAt as string;
+    expect(Date.parse(endsAt)).toBeGreaterThanOrEqual(t0 - 5);
+    expect(Date.parse(endsAt)).toBeLessThanOrEqual(Date.now());
+
+    // Both stores carry the end.
+    expect((await store.getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
+    expect((await new RedisInventory(redis).getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
+    expect((await http('GET', `/api/sales/${sku}`)).body.endsAt).toBe(endsAt);
+
+    const refused = await checkout(sku, `${sku}-too-late`);
+    expectError(refused.reply, 409, 'SALE_NOT_ACTIVE');
+
+    // Closing again answers the same end.
+    const again = await admin('POST', `/api/admin/sales/${sku}/close`);
+    expect(again).toEqual({ status: 200, body: closed.body });
+
+    // Orders placed before run to their end: one is paid, one cancelled.
+    expect((await http('POST', '/api/dev/simulate-payment', { json: { orderNo: before.orderNo }, token: before.token })).body.outcome).toBe('APPLIED');
+    await untilStatus(before.orderNo, before.token, 'PAID');
+    expect((await http('POST', `/api/orders/${other.orderNo}/cancel`, { token: other.token })).status).toBe(202);
+    await untilStatus(other.orderNo, other.token, 'CANCELLED');
+    // The returned unit cannot be bought: the sale is closed.
+    expectError((await checkout(sku, `${sku}-after-return`)).reply, 409, 'SALE_NOT_ACTIVE');
+
+    // Only the Redis write landed (MySQL's end lost): a retry writes Redis's end to MySQL.
+    await pool.query('UPDATE sales SET ends_at = NULL WHERE sku = ?', [sku]);
+    const retried = await admin('POST', `/api/admin/sales/${sku}/close`);
+    expect(retried.status).toBe(200);
+    expect(retried.body.endsAt).toBe(endsAt);
+    expect((await store.getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
+
+    await waitFor(async () => (await orders.workflowState(other.orderNo)) === 'CLOSED' && (await orders.workflowState(before.orderNo)) === 'CLOSED', {
+      what: 'both workflows closed',
+      timeoutMs: 20_000,
+    });
+    expectInvariants(await saleReport(store, redis, sku, { perUserLimit: 1, acceptedOrderNos: [before.orderNo, other.orderNo] }));
+    const stats = await admin('GET', `/api/admin/sales/${sku}/stats`);
+    expect(stats.body).toMatchObject({
+      redis: { stock: 5, available: 4, reserved: 0, sold: 1 },
+      mysql: { available: 4, orders: { PAID: 1, CANCELLED: 1, AWAITING_PAYMENT: 0, FAILED: 0 } },
+      drift: { available: 0, reserved: 0, sold: 0 },
+    });
+  });
+
+  it('closing a sale whose window is already over keeps its end', async () => {
+    const sku = uniqueSku('ENDED');
+    const endsAt = new Date(Date.now() + 1_500).toISOString();
+    const created = await http('POST', '/api/sales', { json: { sku, name: 'Ends soon', priceCents: 100, stock: 2, perUserLimit: 1, endsAt }, token: ADMIN });
+    expect(created.status).toBe(201);
+    await waitFor(() => Date.now() > Date.parse(endsAt) + 50, { what: 'the sale window to end', timeoutMs: 5_000 });
+    const closed = await admin('POST', `/api/admin/sales/${sku}/close`);
+    expect(closed.status).toBe(200);
+    expect(closed.body.endsAt).toBe(endsAt);
+  });
+});
+
+describe('invariants across the admin sale', () => {
+  it('still hold for every sale this file created', async () => {
+    const { items } = await walk('/api/admin/sales?limit=200');
+    const mine = items.filter((s) => /^(ADM|CLOSE|ENDED)-/.test(s.sku));
+    expect(mine.length).toBeGreaterThanOrEqual(3);
+    for (const sale of mine) expectInvariants(await saleReport(store, redis, sale.sku, { perUserLimit: sale.perUserLimit }));
+  });
+});
+
+describe('GET /api/dev/config (the dashboard settings)', () => {
+  it('tells the Web UI URL and namespace, the admin token only when it is the dev default, and is 404 without dev login', async () => {
+    expect(loadConfig({}).adminToken).toBe(DEV_DEFAULT_ADMIN_TOKEN);
+    expect(await http('GET', '/api/dev/config')).toEqual({
+      status: 200,
+      body: { temporalUiUrl: null, namespace: config.temporal.namespace, devAdminToken: null },
+    });
+    const withUi = await startApi(
+      testConfig({ AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: '', TEMPORAL_UI_URL: 'http://ui.example.test:8233/', LOG_LEVEL: 'warn' }),
+      0,
+    );
+    const locked = await startApi(testConfig({ AUTH_DEV_LOGIN: 'false', LOG_LEVEL: 'warn' }), 0);
+    try {
+      const reply = await fetch(`${withUi.url}/api/dev/config`);
+      expect(await reply.json()).toEqual({
+        temporalUiUrl: 'http://ui.example.test:8233',
+        namespace: config.temporal.namespace,
+        devAdminToken: 'dev-admin-token',
+      });
+      const off = await fetch(`${locked.url}/api/dev/config`);
+      expect(off.status).toBe(404);
+      expect(await off.json()).toEqual({ error: { code: 'NOT_FOUND', message: expect.any(String) } });
+      // The dashboard itself is served either way.
+      expect((await fetch(`${locked.url}/`)).headers.get('content-type')).toMatch(/^text\/html/);
+    } finally {
+      await Promise.all([withUi.close(), locked.close()]);
+    }
+  });
+});
