@@ -639,6 +639,12 @@ describe('defects found by an adversarial probe, each fixed', () => {
       await persisted(no);
       expect((await send('POST', `/api/orders/${no}/cancel`, { headers: token })).status).toBe(202);
       await waitFor(async () => (await store.getOrder(no))?.status === 'CANCELLED', { what: `${no} cancelled`, timeoutMs: 15_000 });
+      // MySQL says CANCELLED before the workflow's last step gives the unit back in Redis; the next
+      // round must wait for that too, or the per-user limit (still holding 1) refuses it.
+      await waitFor(async () => Number((await redis.hget(saleKeys(`loop-${id}`).users, looper)) ?? 0) === 0, {
+        what: `${no}'s unit back in Redis`,
+        timeoutMs: 15_000,
+      });
       cancelled.push(no);
     }
     expect(await buy(looper, `loop-${id}`)).toMatchObject({ status: 409, body: { error: { code: 'TOO_MANY_CANCELLATIONS' } } });
