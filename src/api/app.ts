@@ -13,6 +13,7 @@ import { OrderClient } from '../orders/order-client.js';
 import { ShopperAuth } from './auth.js';
 import { CheckoutService } from './checkout.js';
 import { createKoaApp } from './http.js';
+import { withApiDocs } from './openapi.js';
 import { PaymentWebhook } from './payments.js';
 import { authRoutes } from './routes/auth.js';
 import { devRoutes } from './routes/dev.js';
@@ -44,7 +45,7 @@ export function createApp(deps: ApiDeps): Koa {
   const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache() });
   const webhook = new PaymentWebhook({ config, store, orders });
 
-  return createKoaApp(
+  const app = createKoaApp(
     [
       healthRoutes({ redis, store, temporal }),
       salesRoutes({ sales, adminToken: config.adminToken }),
@@ -55,4 +56,6 @@ export function createApp(deps: ApiDeps): Koa {
     ],
     logger,
   );
+  // Docs last: the OpenAPI document describes every router mounted before it.
+  return withApiDocs(app);
 }
