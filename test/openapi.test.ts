@@ -200,13 +200,13 @@ interface Reply {
 async function http(
   method: string,
   path: string,
-  options: { json?: unknown; raw?: string; token?: string; headers?: Record<string, string> } = {},
+  options: { json?: unknown; raw?: string; token?: string; headers?: Record<string, string>; base?: string } = {},
 ): Promise<Reply> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   const body = options.raw ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${api.url}${path}`, { method, headers, body });
+  const response = await fetch(`${options.base ?? api.url}${path}`, { method, headers, body });
   const text = await response.text();
   const contentType = response.headers.get('content-type') ?? '';
   return {
@@ -393,6 +393,40 @@ describe('real answers match the spec', () => {
     const unknownAsset = await http('GET', '/docs/index.html');
     expect(unknownAsset.status).toBe(404);
     expectDocumented('get', '/docs/{asset}', unknownAsset);
+  });
+
+  it("a dependency down and dev login disabled: /healthz's 503 and dev-login's 404 match their declared schemas; 501 the error shape", async () => {
+    // The same app with Redis pointing at a port nobody listens on (the real MySQL and Temporal).
+    const deadRedis = createRedis({ redisUrl: 'redis://127.0.0.1:1' }, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    deadRedis.on('error', () => undefined);
+    const degraded = createApp({
+      config: { ...config, authDevLogin: false },
+      redis: deadRedis,
+      store: new Store(pool),
+      temporal,
+      logger: createLogger({ logLevel: 'silent' }, 'api'),
+    });
+    const server = degraded.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', resolve));
+    const address = server.address();
+    const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    try {
+      const health = await http('GET', '/healthz', { base });
+      expect(health.status).toBe(503);
+      expect(health.body.checks).toEqual({ redis: 'down', mysql: 'up', temporal: 'up' });
+      expectDocumented('get', '/healthz', health);
+      const login = await http('POST', '/api/auth/dev-login', { base, json: { userId: 'oas-dave' } });
+      expect(login.status).toBe(404);
+      expectDocumented('post', '/api/auth/dev-login', login);
+      const simulate = await http('POST', '/api/dev/simulate-payment', { base, json: { orderNo: '01ARZ3NDEKTSV4RRFFQ69G5FAV' } });
+      expect(simulate.status).toBe(404);
+      expectDocumented('post', '/api/dev/simulate-payment', simulate);
+      expectApiError(await http('PURGE', '/api/checkout', { base }), 501, 'NOT_IMPLEMENTED');
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      deadRedis.disconnect();
+    }
   });
 
   it('the schemas are not rubber stamps: answers with a missing, extra or mistyped field are refused', () => {
