@@ -14,6 +14,7 @@ import { AdminService } from './admin.js';
 import { ShopperAuth } from './auth.js';
 import { CheckoutService } from './checkout.js';
 import { createKoaApp } from './http.js';
+import { withApiDocs } from './openapi.js';
 import { PaymentWebhook } from './payments.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
@@ -48,7 +49,7 @@ export function createApp(deps: ApiDeps): Koa {
   const webhook = new PaymentWebhook({ config, store, orders });
   const admin = new AdminService({ store, inventory, orders, sales });
 
-  return createKoaApp(
+  const app = createKoaApp(
     [
       healthRoutes({ redis, store, temporal }),
       salesRoutes({ sales, adminToken: config.adminToken }),
@@ -61,4 +62,6 @@ export function createApp(deps: ApiDeps): Koa {
     ],
     logger,
   );
+  // Docs last: the OpenAPI document describes every router mounted before it.
+  return withApiDocs(app);
 }

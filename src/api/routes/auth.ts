@@ -1,16 +1,32 @@
 import Router from '@koa/router';
 import type { ShopperAuth } from '../auth.js';
+import { route } from '../documented-route.js';
 import { ApiError } from '../errors.js';
 import { jsonBody } from '../http.js';
+import { devLoginAnswerSchema } from '../response-schemas.js';
 import { devLoginSchema } from '../schemas.js';
 
 /** POST /api/auth/dev-login: a shopper token for any user id, only with AUTH_DEV_LOGIN=true. */
 export function authRoutes(deps: { auth: ShopperAuth; devLogin: boolean }): Router {
   const router = new Router();
-  router.post('/api/auth/dev-login', async (ctx) => {
-    if (!deps.devLogin) throw new ApiError(404, 'NOT_FOUND', 'dev login is disabled (AUTH_DEV_LOGIN=false)');
-    const { userId } = devLoginSchema.parse(jsonBody(ctx));
-    ctx.body = { token: await deps.auth.issue(userId), userId };
-  });
+  route(
+    router,
+    {
+      method: 'post',
+      path: '/api/auth/dev-login',
+      operationId: 'devLogin',
+      summary: 'A shopper token for any user id (development only)',
+      description: 'Only with AUTH_DEV_LOGIN=true. In production, shopper tokens come from the identity provider with the same claims.',
+      tag: 'auth',
+      body: devLoginSchema,
+      responses: { 200: { description: 'A shopper token for userId', schema: devLoginAnswerSchema } },
+      errors: { 400: { codes: ['INVALID_REQUEST'] }, 404: { codes: ['NOT_FOUND'], description: '`NOT_FOUND`: dev login is disabled (AUTH_DEV_LOGIN=false)' } },
+    },
+    async (ctx) => {
+      if (!deps.devLogin) throw new ApiError(404, 'NOT_FOUND', 'dev login is disabled (AUTH_DEV_LOGIN=false)');
+      const { userId } = devLoginSchema.parse(jsonBody(ctx));
+      ctx.body = { token: await deps.auth.issue(userId), userId };
+    },
+  );
   return router;
 }

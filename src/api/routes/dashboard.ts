@@ -2,8 +2,11 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
+import { z } from 'zod';
 import type { AppConfig } from '../../config/index.js';
+import { route } from '../documented-route.js';
 import { ApiError } from '../errors.js';
+import { devConfigSchema } from '../response-schemas.js';
 
 const DASHBOARD_PAGE = join(dirname(fileURLToPath(import.meta.url)), '..', 'public', 'index.html');
 /**
@@ -21,17 +24,41 @@ export const DEV_DEFAULT_ADMIN_TOKEN = 'dev-admin-token';
 export function dashboardRoutes(deps: { config: Pick<AppConfig, 'authDevLogin' | 'temporalUiUrl' | 'temporal' | 'adminToken'> }): Router {
   const { config } = deps;
   const router = new Router();
-  router.get('/', (ctx) => {
-    ctx.type = 'html';
-    ctx.body = readFileSync(DASHBOARD_PAGE);
-  });
-  router.get('/api/dev/config', (ctx) => {
-    if (!config.authDevLogin) throw new ApiError(404, 'NOT_FOUND', 'dev helpers are disabled (AUTH_DEV_LOGIN=false)');
-    ctx.body = {
-      temporalUiUrl: config.temporalUiUrl,
-      namespace: config.temporal.namespace,
-      devAdminToken: config.adminToken === DEV_DEFAULT_ADMIN_TOKEN ? DEV_DEFAULT_ADMIN_TOKEN : null,
-    };
-  });
+  route(
+    router,
+    {
+      method: 'get',
+      path: '/',
+      operationId: 'getDashboard',
+      summary: 'The live sale dashboard (HTML)',
+      tag: 'dev',
+      responses: { 200: { description: 'The dashboard page', contentType: 'text/html', schema: z.string() } },
+    },
+    (ctx) => {
+      ctx.type = 'html';
+      ctx.body = readFileSync(DASHBOARD_PAGE);
+    },
+  );
+  route(
+    router,
+    {
+      method: 'get',
+      path: '/api/dev/config',
+      operationId: 'getDevConfig',
+      summary: "The Web UI's URL and namespace for the dashboard's links (development only)",
+      description: 'Only with AUTH_DEV_LOGIN=true. Names the admin token only when it is the dev default.',
+      tag: 'dev',
+      responses: { 200: { description: 'What the dashboard needs', schema: devConfigSchema } },
+      errors: { 404: { codes: ['NOT_FOUND'], description: '`NOT_FOUND`: dev helpers are disabled (AUTH_DEV_LOGIN=false)' } },
+    },
+    (ctx) => {
+      if (!config.authDevLogin) throw new ApiError(404, 'NOT_FOUND', 'dev helpers are disabled (AUTH_DEV_LOGIN=false)');
+      ctx.body = {
+        temporalUiUrl: config.temporalUiUrl,
+        namespace: config.temporal.namespace,
+        devAdminToken: config.adminToken === DEV_DEFAULT_ADMIN_TOKEN ? DEV_DEFAULT_ADMIN_TOKEN : null,
+      };
+    },
+  );
   return router;
 }

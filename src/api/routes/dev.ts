@@ -1,10 +1,12 @@
 import Router from '@koa/router';
 import type { OrderClient } from '../../orders/order-client.js';
 import type { ShopperAuth } from '../auth.js';
+import { route } from '../documented-route.js';
 import { ApiError } from '../errors.js';
 import { jsonBody } from '../http.js';
 import { findOwnOrder } from '../order-access.js';
 import type { PaymentWebhook } from '../payments.js';
+import { webhookAnswerSchema } from '../response-schemas.js';
 import { simulatePaymentSchema } from '../schemas.js';
 
 /**
@@ -13,15 +15,40 @@ import { simulatePaymentSchema } from '../schemas.js';
  */
 export function devRoutes(deps: { auth: ShopperAuth; orders: OrderClient; webhook: PaymentWebhook; enabled: boolean }): Router {
   const router = new Router();
-  router.post('/api/dev/simulate-payment', async (ctx) => {
-    if (!deps.enabled) throw new ApiError(404, 'NOT_FOUND', 'dev helpers are disabled (AUTH_DEV_LOGIN=false)');
-    const userId = await deps.auth.authenticate(ctx);
-    const { orderNo } = simulatePaymentSchema.parse(jsonBody(ctx));
-    const order = await findOwnOrder(deps.orders, orderNo, userId);
-    ctx.body = {
-      received: true,
-      ...(await deps.webhook.handle({ eventId: `evt_demo_${orderNo}_${Date.now()}`, orderNo, amountCents: order.view.totalCents })),
-    };
-  });
+  route(
+    router,
+    {
+      method: 'post',
+      path: '/api/dev/simulate-payment',
+      operationId: 'simulatePayment',
+      summary: "Pay the shopper's own order as the provider would (development only)",
+      description: 'Only with AUTH_DEV_LOGIN=true: the demo page\'s "Simulate payment". Pays the order\'s total through the webhook service.',
+      tag: 'dev',
+      auth: 'shopper',
+      body: simulatePaymentSchema,
+      responses: { 200: { description: "The webhook's answer", schema: webhookAnswerSchema } },
+      errors: {
+        400: { codes: ['INVALID_REQUEST'] },
+        401: { codes: ['UNAUTHORIZED'] },
+        403: { codes: ['FORBIDDEN'] },
+        404: {
+          codes: ['NOT_FOUND', 'ORDER_NOT_FOUND'],
+          description: '`NOT_FOUND`: dev helpers are disabled (AUTH_DEV_LOGIN=false); `ORDER_NOT_FOUND`: no such order',
+        },
+        503: { codes: ['UNAVAILABLE'] },
+      },
+    },
+    async (ctx) => {
+      if (!deps.enabled) throw new ApiError(404, 'NOT_FOUND', 'dev helpers are disabled (AUTH_DEV_LOGIN=false)');
+      const userId = await deps.auth.authenticate(ctx);
+      const { orderNo } = simulatePaymentSchema.parse(jsonBody(ctx));
+      const order = await findOwnOrder(deps.orders, orderNo, userId);
+      ctx.body = {
+        received: true,
+        ...(await deps.webhook.handle({ eventId: `evt_demo_${orderNo}_${Date.now()}`, orderNo, amountCents: order.view.totalCents })),
+      };
+    },
+  );
+
   return router;
 }

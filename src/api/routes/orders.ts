@@ -1,47 +1,119 @@
 import Router from '@koa/router';
+import { z } from 'zod';
 import { OrderNotCancellableError, OrderUnavailableError, type OrderClient } from '../../orders/order-client.js';
 import type { RedisInventory } from '../../inventory/redis-inventory.js';
 import type { ShopperAuth } from '../auth.js';
 import type { CheckoutService } from '../checkout.js';
+import { route } from '../documented-route.js';
 import { ApiError } from '../errors.js';
 import { jsonBody } from '../http.js';
 import { findOwnOrder } from '../order-access.js';
-import { checkoutSchema, idempotencyKeySchema } from '../schemas.js';
+import { cancelAcceptedSchema, checkoutAcceptedSchema, orderSchema } from '../response-schemas.js';
+import { checkoutSchema, idempotencyKeySchema, orderNoSchema } from '../schemas.js';
+
+const orderParams = z.object({ orderNo: orderNoSchema });
 
 /** The shopper's routes: POST /api/checkout, GET /api/orders/:orderNo, POST /api/orders/:orderNo/cancel. */
 export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService; orders: OrderClient; inventory: RedisInventory }): Router {
   const { auth, checkout, orders, inventory } = deps;
   const router = new Router();
 
-  router.post('/api/checkout', async (ctx) => {
-    const userId = await auth.authenticate(ctx);
-    const request = checkoutSchema.parse(jsonBody(ctx));
-    const idempotencyKey = idempotencyKeySchema.parse(ctx.get('idempotency-key') || undefined);
-    const { orderNo, status } = await checkout.checkout({ userId, ...request, idempotencyKey });
-    ctx.status = 202;
-    ctx.set('Location', `/api/orders/${orderNo}`);
-    ctx.body = { orderNo, status, statusUrl: `/api/orders/${orderNo}` };
-  });
+  route(
+    router,
+    {
+      method: 'post',
+      path: '/api/checkout',
+      operationId: 'checkout',
+      summary: 'Reserve units and start the order',
+      description:
+        'Reserves in Redis (limit, idempotency key and stock in one atomic step) and starts the order workflow; no database on this path. ' +
+        'The same Idempotency-Key from the same shopper answers the same order.',
+      tag: 'orders',
+      auth: 'shopper',
+      headers: z.object({ 'Idempotency-Key': idempotencyKeySchema }),
+      body: checkoutSchema,
+      responses: {
+        202: {
+          description: 'Accepted: the order runs; poll statusUrl',
+          schema: checkoutAcceptedSchema,
+          headers: z.object({ Location: z.string().meta({ description: 'The order: /api/orders/{orderNo}' }) }),
+        },
+      },
+      errors: {
+        400: { codes: ['INVALID_REQUEST'] },
+        401: { codes: ['UNAUTHORIZED'] },
+        404: { codes: ['SKU_NOT_FOUND'] },
+        409: { codes: ['SOLD_OUT', 'SALE_NOT_ACTIVE', 'PURCHASE_LIMIT_EXCEEDED', 'TOO_MANY_CANCELLATIONS'] },
+        422: { codes: ['IDEMPOTENCY_KEY_REUSED'] },
+        503: { codes: ['UNAVAILABLE'], description: '`UNAVAILABLE`: the order could not be started; nothing is reserved' },
+      },
+    },
+    async (ctx) => {
+      const userId = await auth.authenticate(ctx);
+      const request = checkoutSchema.parse(jsonBody(ctx));
+      const idempotencyKey = idempotencyKeySchema.parse(ctx.get('idempotency-key') || undefined);
+      const { orderNo, status } = await checkout.checkout({ userId, ...request, idempotencyKey });
+      ctx.status = 202;
+      ctx.set('Location', `/api/orders/${orderNo}`);
+      ctx.body = { orderNo, status, statusUrl: `/api/orders/${orderNo}` };
+    },
+  );
 
-  router.get('/api/orders/:orderNo', async (ctx) => {
-    const userId = await auth.authenticate(ctx);
-    ctx.body = (await findOwnOrder(orders, ctx.params.orderNo ?? '', userId)).view;
-  });
+  route(
+    router,
+    {
+      method: 'get',
+      path: '/api/orders/:orderNo',
+      operationId: 'getOrder',
+      summary: "The shopper's order",
+      description: "The running workflow's state while it is open, the MySQL row once it has closed.",
+      tag: 'orders',
+      auth: 'shopper',
+      params: orderParams,
+      responses: { 200: { description: 'The order', schema: orderSchema } },
+      errors: { 401: { codes: ['UNAUTHORIZED'] }, 403: { codes: ['FORBIDDEN'] }, 404: { codes: ['ORDER_NOT_FOUND'] } },
+    },
+    async (ctx) => {
+      const userId = await auth.authenticate(ctx);
+      ctx.body = (await findOwnOrder(orders, ctx.params.orderNo ?? '', userId)).view;
+    },
+  );
 
-  router.post('/api/orders/:orderNo/cancel', async (ctx) => {
-    const userId = await auth.authenticate(ctx);
-    const order = await findOwnOrder(orders, ctx.params.orderNo ?? '', userId);
-    try {
-      await orders.cancel(order);
-    } catch (err) {
-      if (err instanceof OrderNotCancellableError) throw new ApiError(409, 'NOT_CANCELLABLE', err.message);
-      if (err instanceof OrderUnavailableError) throw new ApiError(503, 'UNAVAILABLE', 'the order did not answer in time; retry later');
-      throw err;
-    }
-    // Counted against the shopper: a checkout-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
-    await inventory.countCancel(order.view.sku, userId);
-    ctx.status = 202;
-    ctx.body = { orderNo: order.view.orderNo, status: order.view.status, cancelRequested: true };
-  });
+  route(
+    router,
+    {
+      method: 'post',
+      path: '/api/orders/:orderNo/cancel',
+      operationId: 'cancelOrder',
+      summary: 'Cancel an order that awaits payment',
+      description: 'Accepted while the order is open and no payment was accepted for it; the units go back on sale.',
+      tag: 'orders',
+      auth: 'shopper',
+      params: orderParams,
+      responses: { 202: { description: 'The cancel is accepted; poll the order to see it CANCELLED', schema: cancelAcceptedSchema } },
+      errors: {
+        401: { codes: ['UNAUTHORIZED'] },
+        403: { codes: ['FORBIDDEN'] },
+        404: { codes: ['ORDER_NOT_FOUND'] },
+        409: { codes: ['NOT_CANCELLABLE'] },
+        503: { codes: ['UNAVAILABLE'] },
+      },
+    },
+    async (ctx) => {
+      const userId = await auth.authenticate(ctx);
+      const order = await findOwnOrder(orders, ctx.params.orderNo ?? '', userId);
+      try {
+        await orders.cancel(order);
+      } catch (err) {
+        if (err instanceof OrderNotCancellableError) throw new ApiError(409, 'NOT_CANCELLABLE', err.message);
+        if (err instanceof OrderUnavailableError) throw new ApiError(503, 'UNAVAILABLE', 'the order did not answer in time; retry later');
+        throw err;
+      }
+      // Counted against the shopper: a checkout-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
+      await inventory.countCancel(order.view.sku, userId);
+      ctx.status = 202;
+      ctx.body = { orderNo: order.view.orderNo, status: order.view.status, cancelRequested: true };
+    },
+  );
   return router;
 }

@@ -1,15 +1,38 @@
 import Router from '@koa/router';
+import { route } from '../documented-route.js';
 import { jsonBody, rawBody } from '../http.js';
 import type { PaymentWebhook } from '../payments.js';
+import { webhookAnswerSchema } from '../response-schemas.js';
 import { paymentWebhookSchema } from '../schemas.js';
 
 /** POST /api/payments/webhook: the provider's signed payment events. */
 export function paymentRoutes(deps: { webhook: PaymentWebhook }): Router {
   const router = new Router();
-  router.post('/api/payments/webhook', async (ctx) => {
-    deps.webhook.verify(rawBody(ctx), ctx.get('payment-signature') || undefined);
-    const event = paymentWebhookSchema.parse(jsonBody(ctx));
-    ctx.body = { received: true, ...(await deps.webhook.handle(event)) };
-  });
+  route(
+    router,
+    {
+      method: 'post',
+      path: '/api/payments/webhook',
+      operationId: 'paymentWebhook',
+      summary: "The payment provider's signed payment event",
+      description:
+        'Recorded first (the event id is a primary key), then delivered to the order, whose verdict is answered. ' +
+        'The same event sent again answers DUPLICATE and changes nothing; a payment that cannot be applied is kept as REFUND_REQUIRED.',
+      tag: 'payments',
+      auth: 'webhook',
+      body: paymentWebhookSchema,
+      responses: { 200: { description: "The order's verdict on the event", schema: webhookAnswerSchema } },
+      errors: {
+        400: { codes: ['INVALID_SIGNATURE', 'INVALID_REQUEST'] },
+        404: { codes: ['ORDER_NOT_FOUND'] },
+        503: { codes: ['UNAVAILABLE'], description: '`UNAVAILABLE`: the event is recorded but its order did not answer in time; retry' },
+      },
+    },
+    async (ctx) => {
+      deps.webhook.verify(rawBody(ctx), ctx.get('payment-signature') || undefined);
+      const event = paymentWebhookSchema.parse(jsonBody(ctx));
+      ctx.body = { received: true, ...(await deps.webhook.handle(event)) };
+    },
+  );
   return router;
 }

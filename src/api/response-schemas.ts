@@ -1,0 +1,204 @@
+/**
+ * Response schemas (zod) of the API, for its OpenAPI document (src/api/openapi.ts) and the tests
+ * that hold real answers against it. Each mirrors a TypeScript type the handlers already return;
+ * the `SameShape` checks below fail to compile when the type and its schema drift apart.
+ */
+import { z } from 'zod';
+import type { Dependency } from './health.js';
+import type { WebhookAnswer } from './payments.js';
+import type { SaleView } from './sales.js';
+import type { AdminOrderView, AdminPaymentView, AdminSaleView, SaleStats } from './admin.js';
+import type { ErrorCode } from './errors.js';
+import type { OrderView } from '../orders/order-client.js';
+import type { CancelReason, OrderStatus, RefundReason } from '../workflows/definitions.js';
+import type { Invariant } from '../invariants/check.js';
+import { orderNoSchema, skuSchema } from './schemas.js';
+
+/** Every error code with when it is answered (README's error-code table); the enum of `ApiError.code`. */
+export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
+  INVALID_REQUEST: 'the request does not match its schema (body, header, window, types, fields)',
+  INVALID_SIGNATURE: "a webhook's Payment-Signature is missing, wrong or more than 5 minutes off",
+  UNAUTHORIZED: 'no token, or an invalid, expired or too long-lived one; a wrong admin token',
+  FORBIDDEN: 'the order belongs to another shopper',
+  NOT_FOUND: 'no such route; a dev route that is disabled',
+  SKU_NOT_FOUND: 'no sale for that SKU',
+  ORDER_NOT_FOUND: 'no such order',
+  METHOD_NOT_ALLOWED: 'a known path with another method (the Allow header lists the right ones)',
+  SALE_EXISTS: 'a sale for that SKU exists already',
+  SOLD_OUT: 'no units left',
+  SALE_NOT_ACTIVE: 'before startsAt, or from endsAt on',
+  PURCHASE_LIMIT_EXCEEDED: 'the shopper would hold more than perUserLimit',
+  TOO_MANY_CANCELLATIONS: 'the shopper cancelled MAX_CANCELS_PER_SHOPPER orders of this sale',
+  NOT_CANCELLABLE: 'the order is final, or a payment was accepted for it',
+  IDEMPOTENCY_KEY_REUSED: 'the Idempotency-Key was first used with another quantity',
+  INTERNAL: 'a bug (logged with its stack trace)',
+  NOT_IMPLEMENTED: 'an HTTP method the API does not know',
+  UNAVAILABLE: 'a dependency is down or did not answer in time; a checkout answered this reserved nothing',
+};
+
+const ERROR_CODES = Object.keys(ERROR_CODE_DESCRIPTIONS) as [ErrorCode, ...ErrorCode[]];
+
+const ORDER_STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'] as const satisfies readonly OrderStatus[];
+const CANCEL_REASONS = ['PAYMENT_TIMEOUT', 'USER_CANCELLED', 'OPERATOR_CANCELLED'] as const satisfies readonly CancelReason[];
+const REFUND_REASONS = ['ORDER_NOT_AWAITING_PAYMENT', 'AMOUNT_MISMATCH', 'ALREADY_PAID', 'ORDER_FAILED'] as const satisfies readonly RefundReason[];
+
+const isoTime = z.iso.datetime({ offset: true });
+
+export const errorCodeSchema = z.enum(ERROR_CODES).meta({ id: 'ErrorCode', description: 'A stable error code; the message is for people.' });
+
+/** Every error answer: `{ "error": { "code", "message", "details"? } }`. */
+export const errorBodySchema = z
+  .object({
+    error: z.object({
+      code: errorCodeSchema,
+      message: z.string(),
+      details: z.record(z.string(), z.unknown()).optional(),
+    }),
+  })
+  .meta({ id: 'ApiError' });
+
+export const orderStatusSchema = z.enum(ORDER_STATUSES).meta({ id: 'OrderStatus' });
+
+export const saleSchema = z
+  .object({
+    sku: skuSchema,
+    name: z.string(),
+    priceCents: z.number().int(),
+    stock: z.number().int(),
+    available: z.number().int().meta({ description: 'Units a shopper can still reserve now (Redis, the live count).' }),
+    reserved: z.number().int(),
+    sold: z.number().int(),
+    perUserLimit: z.number().int(),
+    startsAt: isoTime.nullable(),
+    endsAt: isoTime.nullable(),
+    createdAt: isoTime,
+  })
+  .meta({ id: 'Sale' });
+
+export const orderSchema = z
+  .object({
+    orderNo: orderNoSchema,
+    sku: skuSchema,
+    quantity: z.number().int(),
+    totalCents: z.number().int(),
+    status: orderStatusSchema,
+    cancelReason: z.enum(CANCEL_REASONS).optional(),
+    paymentDeadline: isoTime.meta({ description: 'createdAt + PAYMENT_WINDOW: after it, an unpaid order is cancelled.' }),
+    createdAt: isoTime,
+    paidAt: isoTime.optional(),
+  })
+  .meta({ id: 'Order' });
+
+export const checkoutAcceptedSchema = z
+  .object({
+    orderNo: orderNoSchema,
+    status: orderStatusSchema.meta({ description: 'PENDING for a new order; a repeated Idempotency-Key answers its order as it is now.' }),
+    statusUrl: z.string().meta({ description: 'Where to poll the order: /api/orders/{orderNo}.' }),
+  })
+  .meta({ id: 'CheckoutAccepted' });
+
+export const cancelAcceptedSchema = z
+  .object({
+    orderNo: orderNoSchema,
+    status: orderStatusSchema.meta({ description: 'The status when the cancel was accepted; poll the order to see it CANCELLED.' }),
+    cancelRequested: z.literal(true),
+  })
+  .meta({ id: 'CancelAccepted' });
+
+export const webhookAnswerSchema = z
+  .object({
+    received: z.literal(true),
+    outcome: z.enum(['APPLIED', 'REFUND_REQUIRED', 'DUPLICATE']),
+    refundReason: z.enum(REFUND_REASONS).optional(),
+  })
+  .meta({ id: 'WebhookAnswer', description: "The order's own verdict on the payment event." });
+
+export const devLoginAnswerSchema = z
+  .object({ token: z.string().meta({ description: 'An HS256 shopper JWT, sub = userId.' }), userId: z.string() })
+  .meta({ id: 'DevLoginAnswer' });
+
+const healthChecksSchema = z
+  .object({ redis: z.enum(['up', 'down']), mysql: z.enum(['up', 'down']), temporal: z.enum(['up', 'down']) })
+  .meta({ id: 'HealthChecks' });
+
+export const healthOkSchema = z.object({ status: z.literal('ok'), checks: healthChecksSchema }).meta({ id: 'HealthOk' });
+/** /healthz's 503: the error shape plus the checks, so a probe sees what is down. */
+export const healthDownSchema = errorBodySchema.extend({ checks: healthChecksSchema }).meta({ id: 'HealthDown' });
+
+const storedStatusFigures = z.object({ AWAITING_PAYMENT: z.number().int(), PAID: z.number().int(), CANCELLED: z.number().int(), FAILED: z.number().int() });
+const INVARIANT_NAMES = ['noOversell', 'conservation', 'storesAgree', 'noLostOrder', 'perUserLimit'] as const satisfies readonly Invariant[];
+
+/** GET /api/admin/sales/{sku}/stats. */
+export const saleStatsSchema = z
+  .object({
+    sku: skuSchema,
+    redis: z.object({ stock: z.number().int(), available: z.number().int(), reserved: z.number().int(), sold: z.number().int() }),
+    mysql: z.object({ stock: z.number().int(), available: z.number().int(), orders: storedStatusFigures, units: storedStatusFigures }),
+    runningWorkflows: z.number().int(),
+    drift: z.object({ available: z.number().int(), reserved: z.number().int(), sold: z.number().int() }),
+    invariants: z.object({ ok: z.boolean(), checks: z.record(z.enum(INVARIANT_NAMES), z.boolean()) }),
+  })
+  .meta({ id: 'SaleStats' });
+
+export const adminOrderSchema = z
+  .object({
+    orderNo: orderNoSchema,
+    sku: skuSchema,
+    userId: z.string(),
+    quantity: z.number().int(),
+    totalCents: z.number().int(),
+    status: z.enum(['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED']),
+    cancelReason: z.string().nullable(),
+    failureReason: z.string().nullable(),
+    paymentDeadline: isoTime,
+    createdAt: isoTime,
+    paidAt: isoTime.nullable(),
+    cancelledAt: isoTime.nullable(),
+  })
+  .meta({ id: 'AdminOrder' });
+
+export const adminPaymentSchema = z
+  .object({
+    eventId: z.string(),
+    orderNo: z.string(),
+    sku: z.string().nullable(),
+    amountCents: z.number().int(),
+    outcome: z.enum(['RECEIVED', 'APPLIED', 'REFUND_REQUIRED']),
+    refundReason: z.string().nullable(),
+    receivedAt: isoTime,
+  })
+  .meta({ id: 'AdminPayment' });
+
+export const adminSaleSchema = z
+  .object({
+    sku: skuSchema,
+    name: z.string(),
+    priceCents: z.number().int(),
+    stock: z.number().int(),
+    available: z.number().int(),
+    perUserLimit: z.number().int(),
+    startsAt: isoTime.nullable(),
+    endsAt: isoTime.nullable(),
+    createdAt: isoTime,
+  })
+  .meta({ id: 'AdminSale' });
+
+/** A keyset page: pass `nextCursor` back as `cursor` until it is null. */
+export const pageSchema = <T extends z.ZodType>(item: T, id: string) => z.object({ items: z.array(item), nextCursor: z.string().nullable() }).meta({ id });
+
+/** GET /api/dev/config: what the dashboard needs to link orders to the Web UI. */
+export const devConfigSchema = z
+  .object({ temporalUiUrl: z.string().nullable(), namespace: z.string(), devAdminToken: z.string().nullable() })
+  .meta({ id: 'DevConfig' });
+
+/** Compiles only when A and B are the same type; each line below ties a schema to its source type. */
+type SameShape<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const sameShape = <T extends true>(proof: T) => proof;
+sameShape<SameShape<z.infer<typeof saleSchema>, SaleView>>(true);
+sameShape<SameShape<z.infer<typeof orderSchema>, OrderView>>(true);
+sameShape<SameShape<Omit<z.infer<typeof webhookAnswerSchema>, 'received'>, WebhookAnswer>>(true);
+sameShape<SameShape<keyof z.infer<typeof healthChecksSchema>, Dependency>>(true);
+sameShape<SameShape<z.infer<typeof saleStatsSchema>, SaleStats>>(true);
+sameShape<SameShape<z.infer<typeof adminOrderSchema>, AdminOrderView>>(true);
+sameShape<SameShape<z.infer<typeof adminPaymentSchema>, AdminPaymentView>>(true);
+sameShape<SameShape<z.infer<typeof adminSaleSchema>, AdminSaleView>>(true);

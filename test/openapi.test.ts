@@ -1,0 +1,532 @@
+/**
+ * The OpenAPI document against the code it describes, on the real stack (Temporal dev server with
+ * the production worker, Redis, MariaDB):
+ *  - every route mounted on the app is an operation of the spec, and every operation a route;
+ *  - the document is valid OpenAPI 3.1 (@seriousme/openapi-schema-validator);
+ *  - real answers of the running API, successes and errors, match the schema the spec declares for
+ *    their operation and status (ajv, JSON Schema 2020-12, formats checked), with a documented code;
+ *  - /docs and every file it loads answer 200 with the right content type, from the API itself.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Router from '@koa/router';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import type { Client } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import type { Redis } from 'ioredis';
+import Koa from 'koa';
+import type { Pool } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createApp } from '../src/api/app.js';
+import { ShopperAuth } from '../src/api/auth.js';
+import { openApiPath } from '../src/api/documented-route.js';
+import { buildOpenApiDocument, routersOf, type OpenApiDocument } from '../src/api/openapi.js';
+import { startApi, type RunningApi } from '../src/api/server.js';
+import { signWebhook } from '../src/api/webhook-signature.js';
+import type { AppConfig } from '../src/config/index.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createLogger } from '../src/infra/logger.js';
+import { createRedis } from '../src/infra/redis.js';
+import { createTemporalClient } from '../src/infra/temporal.js';
+import { waitFor } from '../src/util/wait-for.js';
+import { createOrderWorker } from '../src/workers/worker.js';
+import { testConfig } from './helpers/env.js';
+import { uniqueSku } from './helpers/fixtures.js';
+
+// ajv-formats is CommonJS with a default export; under NodeNext its callable is `.default`.
+const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
+
+const ADMIN = 'test-admin-token';
+let config: AppConfig;
+let api: RunningApi;
+let pool: Pool;
+let redis: Redis;
+let temporal: Client;
+let nativeConnection: NativeConnection;
+let worker: Worker;
+let running: Promise<void>;
+let app: Koa;
+let spec: OpenApiDocument;
+
+beforeAll(async () => {
+  config = testConfig({ TEMPORAL_TASK_QUEUE: `openapi-${randomUUID()}`, AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'warn' });
+  pool = createMysqlPool(config);
+  redis = createRedis(config);
+  temporal = await createTemporalClient(config);
+  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
+  worker = await createOrderWorker({ config, connection: nativeConnection, store: new Store(pool), redis, workflowBundlePath: inject('workflowBundlePath') });
+  running = worker.run();
+  api = await startApi(config, 0);
+  // The same app as the running API's, built from the same code, to walk its routers.
+  app = createApp({ config, redis, store: new Store(pool), temporal, logger: createLogger(config, 'api') });
+  spec = buildOpenApiDocument(routersOf(app));
+});
+
+afterAll(async () => {
+  await api?.close();
+  worker?.shutdown();
+  await running;
+  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), pool?.end(), redis?.quit()]);
+});
+
+const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+
+/** "GET /api/orders/{orderNo}" for every route mounted on the app's routers (HEAD is Koa's automatic twin of GET). */
+function mountedRoutes(koa: Koa): string[] {
+  return routersOf(koa).flatMap((router) =>
+    router.stack.flatMap((layer) => layer.methods.filter((method) => method !== 'HEAD').map((method) => `${method} ${openApiPath(String(layer.path))}`)),
+  );
+}
+
+/** "GET /api/orders/{orderNo}" for every operation of the document. */
+function specOperations(document: OpenApiDocument): string[] {
+  return Object.entries(document.paths ?? {}).flatMap(([path, item]) =>
+    HTTP_METHODS.filter((method) => item?.[method]).map((method) => `${method.toUpperCase()} ${path}`),
+  );
+}
+
+function coverage(koa: Koa, document: OpenApiDocument) {
+  const mounted = mountedRoutes(koa);
+  const documented = specOperations(document);
+  return {
+    undocumented: mounted.filter((route) => !documented.includes(route)),
+    unmounted: documented.filter((operation) => !mounted.includes(operation)),
+    mounted,
+  };
+}
+
+describe('no drift between the routes and the spec', () => {
+  it('every mounted route is an operation of the spec with the same method and path, and every operation a mounted route', () => {
+    const { undocumented, unmounted, mounted } = coverage(app, spec);
+    // Named in the failure: a route without route(router, doc, handler) shows up here.
+    expect(undocumented, 'routes mounted without an OpenAPI operation').toEqual([]);
+    expect(unmounted, 'operations in the spec without a route').toEqual([]);
+    expect(new Set(mounted).size).toBe(mounted.length);
+    expect(mounted).toEqual(
+      expect.arrayContaining([
+        'GET /healthz',
+        'POST /api/sales',
+        'GET /api/sales/{sku}',
+        'POST /api/auth/dev-login',
+        'POST /api/checkout',
+        'GET /api/orders/{orderNo}',
+        'POST /api/orders/{orderNo}/cancel',
+        'POST /api/payments/webhook',
+        'POST /api/dev/simulate-payment',
+        'GET /',
+        'GET /openapi.json',
+        'GET /docs',
+        'GET /docs/{asset}',
+      ]),
+    );
+  });
+
+  it('names a route mounted without its documentation, and an operation whose route is gone', () => {
+    const plain = new Router();
+    plain.get('/api/admin/undocumented/:id', (ctx) => {
+      ctx.body = {};
+    });
+    const drifted = new Koa();
+    for (const router of [...routersOf(app), plain]) drifted.use(router.routes());
+    expect(coverage(drifted, spec).undocumented).toEqual(['GET /api/admin/undocumented/{id}']);
+
+    const withoutSales = new Koa();
+    for (const router of routersOf(app).filter((router) => !router.stack.some((layer) => layer.path === '/api/sales'))) withoutSales.use(router.routes());
+    expect(coverage(withoutSales, spec).unmounted.sort()).toEqual(['GET /api/sales/{sku}', 'POST /api/sales']);
+  });
+
+  it('the running API serves the same document, once built', async () => {
+    const first = await fetch(`${api.url}/openapi.json`);
+    expect(first.status).toBe(200);
+    expect(first.headers.get('content-type')).toMatch(/^application\/json/);
+    const served: unknown = await first.json();
+    expect(served).toEqual(JSON.parse(JSON.stringify(spec)));
+    const second = await fetch(`${api.url}/openapi.json`);
+    expect(await second.text()).toBe(JSON.stringify(served));
+  });
+});
+
+describe('the document', () => {
+  it('is valid OpenAPI 3.1', async () => {
+    const validator = new Validator();
+    const result = await validator.validate(JSON.parse(JSON.stringify(spec)) as Record<string, unknown>);
+    expect(result.errors ?? [], JSON.stringify(result.errors, null, 1)).toEqual([]);
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe('3.1');
+    // The validator is not a rubber stamp: a response without its description is refused.
+    const broken = JSON.parse(JSON.stringify(spec)) as { paths: Record<string, { get: { responses: Record<string, { description?: string }> } }> };
+    delete broken.paths['/healthz']!.get.responses['200']!.description;
+    expect((await new Validator().validate(broken)).valid).toBe(false);
+  });
+
+  it('declares the three security schemes and uses each', () => {
+    expect(spec.components?.securitySchemes).toMatchObject({
+      shopperJwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+      adminToken: { type: 'http', scheme: 'bearer' },
+      paymentSignature: { type: 'apiKey', in: 'header', name: 'Payment-Signature' },
+    });
+    const security = (path: string, method: 'get' | 'post') => spec.paths?.[path]?.[method]?.security;
+    expect(security('/api/sales', 'post')).toEqual([{ adminToken: [] }]);
+    expect(security('/api/checkout', 'post')).toEqual([{ shopperJwt: [] }]);
+    expect(security('/api/orders/{orderNo}', 'get')).toEqual([{ shopperJwt: [] }]);
+    expect(security('/api/payments/webhook', 'post')).toEqual([{ paymentSignature: [] }]);
+    expect(security('/api/sales/{sku}', 'get')).toBeUndefined();
+  });
+
+  it('reuses the request schemas of src/api/schemas.ts: the checkout body and its Idempotency-Key header', () => {
+    const checkout = spec.paths?.['/api/checkout']?.post;
+    expect(checkout?.parameters).toEqual([
+      expect.objectContaining({ in: 'header', name: 'Idempotency-Key', schema: expect.objectContaining({ pattern: '^[\\x21-\\x7e]{1,64}$' }) }),
+    ]);
+    expect(checkout?.requestBody).toMatchObject({
+      required: true,
+      content: { 'application/json': { schema: { required: ['sku', 'quantity'], additionalProperties: false, properties: { quantity: { maximum: 100 } } } } },
+    });
+  });
+
+  it("its error codes are the README's error-code table, each documented under the status the table gives it", () => {
+    // "| 409 | `SOLD_OUT` | no units left |": the table people read, held against the document.
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const statusOfCode = new Map([...readme.matchAll(/^\| (\d{3}) \| `([A-Z_]+)` \|/gm)].map((row) => [row[2]!, Number(row[1])]));
+    const codes = (spec.components?.schemas?.ErrorCode as { enum: string[] }).enum;
+    expect([...codes].sort()).toEqual([...statusOfCode.keys()].sort());
+    const documented = Object.entries(spec.paths ?? {}).flatMap(([path, item]) =>
+      HTTP_METHODS.flatMap((method) =>
+        Object.entries(item?.[method]?.responses ?? {}).flatMap(([status, response]) =>
+          Object.keys((response as DocumentedResponse).content?.['application/json']?.examples ?? {}).map((code) => ({
+            at: `${method} ${path}`,
+            status,
+            code,
+          })),
+        ),
+      ),
+    );
+    expect(documented.length).toBeGreaterThan(20);
+    for (const { at, status, code } of documented) expect(`${at}: ${code} ${status}`).toBe(`${at}: ${code} ${statusOfCode.get(code)}`);
+  });
+});
+
+interface Reply {
+  status: number;
+  contentType: string;
+  headers: Headers;
+  body: any;
+}
+
+async function http(
+  method: string,
+  path: string,
+  options: { json?: unknown; raw?: string; token?: string; headers?: Record<string, string>; base?: string } = {},
+): Promise<Reply> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  const body = options.raw ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${options.base ?? api.url}${path}`, { method, headers, body });
+  const text = await response.text();
+  const contentType = response.headers.get('content-type') ?? '';
+  return {
+    status: response.status,
+    contentType,
+    headers: response.headers,
+    body: contentType.startsWith('application/json') && text ? JSON.parse(text) : text,
+  };
+}
+
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+addFormats(ajv);
+const compiled = new Map<string, ValidateFunction>();
+
+/** A validator for one schema of the document; its `#/components/...` references resolve inside the same root. */
+function validatorFor(key: string, schema: object): ValidateFunction {
+  let validate = compiled.get(key);
+  if (!validate) {
+    validate = ajv.compile({
+      $id: `https://flash-checkout.test/${encodeURIComponent(key)}`,
+      allOf: [schema],
+      components: { schemas: spec.components?.schemas },
+    });
+    compiled.set(key, validate);
+  }
+  return validate;
+}
+
+interface DocumentedResponse {
+  content?: Record<string, { schema?: object; examples?: Record<string, unknown> }>;
+}
+
+/**
+ * The reply matches what the spec declares for this operation and status: a declared status (not the
+ * catch-all `default`), its media type, its schema, and for an error a code documented for that status.
+ */
+function expectDocumented(method: 'get' | 'post', path: string, reply: Reply): void {
+  const operation = spec.paths?.[path]?.[method];
+  expect(operation, `${method} ${path} in the spec`).toBeDefined();
+  const response = operation?.responses?.[String(reply.status) as `2${string}`] as DocumentedResponse | undefined;
+  expect(response, `${method.toUpperCase()} ${path} declares ${reply.status} (answered ${JSON.stringify(reply.body)})`).toBeDefined();
+  const [mediaType, media] = Object.entries(response?.content ?? {})[0] ?? [];
+  expect(mediaType, `${method.toUpperCase()} ${path} ${reply.status} has a body`).toBeDefined();
+  expect(reply.contentType.split(';')[0]).toBe(mediaType);
+  const validate = validatorFor(`${method} ${path} ${reply.status}`, media?.schema ?? {});
+  expect(validate(reply.body), `${method.toUpperCase()} ${path} ${reply.status}: ${JSON.stringify(validate.errors)} for ${JSON.stringify(reply.body)}`).toBe(
+    true,
+  );
+  if (reply.status >= 400 && media?.examples)
+    expect(Object.keys(media.examples), `${method.toUpperCase()} ${path} ${reply.status}`).toContain(reply.body.error.code);
+}
+
+/** An answer no operation declares (405, unknown path): it matches the shared ApiError schema. */
+function expectApiError(reply: Reply, status: number, code: string): void {
+  expect(reply.status).toBe(status);
+  const validate = validatorFor('ApiError', { $ref: '#/components/schemas/ApiError' });
+  expect(validate(reply.body), JSON.stringify(validate.errors)).toBe(true);
+  expect(reply.body.error.code).toBe(code);
+}
+
+describe('real answers match the spec', () => {
+  it('sale, login, checkout, order, webhook, cancel, dev payment and health answers match their declared schemas', async () => {
+    const sku = uniqueSku('OAS');
+    const created = await http('POST', '/api/sales', {
+      token: ADMIN,
+      json: { sku, name: 'Spec sale', priceCents: 1_250, stock: 10, perUserLimit: 4, startsAt: '2020-01-01T00:00:00Z', endsAt: '2099-01-01T00:00:00+02:00' },
+    });
+    expect(created.status).toBe(201);
+    expectDocumented('post', '/api/sales', created);
+    const openEnded = await http('POST', '/api/sales', {
+      token: ADMIN,
+      json: { sku: uniqueSku('OAS'), name: 'No window', priceCents: 0, stock: 1, perUserLimit: 1 },
+    });
+    expect(openEnded.body).toMatchObject({ startsAt: null, endsAt: null });
+    expectDocumented('post', '/api/sales', openEnded);
+    expectDocumented('get', '/api/sales/{sku}', await http('GET', `/api/sales/${sku}`));
+
+    const login = await http('POST', '/api/auth/dev-login', { json: { userId: 'oas-alice' } });
+    expect(login.status).toBe(200);
+    expectDocumented('post', '/api/auth/dev-login', login);
+    const token = login.body.token as string;
+
+    const checkout = await http('POST', '/api/checkout', { token, json: { sku, quantity: 2 }, headers: { 'Idempotency-Key': `oas-${sku}` } });
+    expect(checkout.status).toBe(202);
+    expectDocumented('post', '/api/checkout', checkout);
+    expect(checkout.headers.get('location')).toBe(`/api/orders/${checkout.body.orderNo}`);
+    const { orderNo } = checkout.body as { orderNo: string };
+    expectDocumented('get', '/api/orders/{orderNo}', await http('GET', `/api/orders/${orderNo}`, { token }));
+    const awaiting = await pollOrder(orderNo, token, 'AWAITING_PAYMENT');
+    expectDocumented('get', '/api/orders/{orderNo}', awaiting);
+
+    const paid = await webhook({ eventId: `evt-oas-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: 2_500 });
+    expect(paid.body).toEqual({ received: true, outcome: 'APPLIED' });
+    expectDocumented('post', '/api/payments/webhook', paid);
+    const duplicate = await webhook({ eventId: `evt-oas-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: 2_500 });
+    expect(duplicate.body).toEqual({ received: true, outcome: 'DUPLICATE' });
+    expectDocumented('post', '/api/payments/webhook', duplicate);
+    const refund = await webhook({ eventId: `evt-oas-again-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: 2_500 });
+    expect(refund.body).toEqual({ received: true, outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
+    expectDocumented('post', '/api/payments/webhook', refund);
+    const paidOrder = await pollOrder(orderNo, token, 'PAID');
+    expect(paidOrder.body.paidAt).toEqual(expect.any(String));
+    expectDocumented('get', '/api/orders/{orderNo}', paidOrder);
+    const notCancellable = await http('POST', `/api/orders/${orderNo}/cancel`, { token });
+    expect(notCancellable.body.error.code).toBe('NOT_CANCELLABLE');
+    expectDocumented('post', '/api/orders/{orderNo}/cancel', notCancellable);
+
+    const second = await http('POST', '/api/checkout', { token, json: { sku, quantity: 1 } });
+    expect(second.status).toBe(202);
+    await pollOrder(second.body.orderNo, token, 'AWAITING_PAYMENT');
+    const cancel = await http('POST', `/api/orders/${second.body.orderNo}/cancel`, { token });
+    expect(cancel.status).toBe(202);
+    expectDocumented('post', '/api/orders/{orderNo}/cancel', cancel);
+    const cancelled = await pollOrder(second.body.orderNo, token, 'CANCELLED');
+    expect(cancelled.body.cancelReason).toBe('USER_CANCELLED');
+    expectDocumented('get', '/api/orders/{orderNo}', cancelled);
+
+    const third = await http('POST', '/api/checkout', { token, json: { sku, quantity: 1 } });
+    await pollOrder(third.body.orderNo, token, 'AWAITING_PAYMENT');
+    const simulated = await http('POST', '/api/dev/simulate-payment', { token, json: { orderNo: third.body.orderNo } });
+    expect(simulated.body).toEqual({ received: true, outcome: 'APPLIED' });
+    expectDocumented('post', '/api/dev/simulate-payment', simulated);
+
+    const health = await http('GET', '/healthz');
+    expect(health.status).toBe(200);
+    expectDocumented('get', '/healthz', health);
+  });
+
+  it('admin views and the dashboard config match their declared schemas', async () => {
+    const sku = uniqueSku('OASADM');
+    expect(
+      (await http('POST', '/api/sales', { token: ADMIN, json: { sku, name: 'Admin spec sale', priceCents: 500, stock: 5, perUserLimit: 1 } })).status,
+    ).toBe(201);
+    const stats = await http('GET', `/api/admin/sales/${sku}/stats`, { token: ADMIN });
+    expect(stats.status).toBe(200);
+    expectDocumented('get', '/api/admin/sales/{sku}/stats', stats);
+    const sales = await http('GET', '/api/admin/sales?limit=2', { token: ADMIN });
+    expect(sales.body.items.length).toBeGreaterThan(0);
+    expectDocumented('get', '/api/admin/sales', sales);
+    expectDocumented('get', '/api/admin/orders', await http('GET', `/api/admin/orders?sku=${sku}`, { token: ADMIN }));
+    expectDocumented('get', '/api/admin/payments', await http('GET', '/api/admin/payments?outcome=APPLIED&limit=3', { token: ADMIN }));
+    expectDocumented('get', '/api/admin/payments', await http('GET', '/api/admin/payments?limit=bad', { token: ADMIN }));
+    expectDocumented('get', '/api/admin/sales/{sku}/stats', await http('GET', `/api/admin/sales/${sku}/stats`));
+    const closed = await http('POST', `/api/admin/sales/${sku}/close`, { token: ADMIN });
+    expect(closed.status).toBe(200);
+    expectDocumented('post', '/api/admin/sales/{sku}/close', closed);
+    expectDocumented('get', '/api/dev/config', await http('GET', '/api/dev/config'));
+  });
+
+  it('error answers (400, 401, 403, 404, 405, 409, 422) match the error schema with a code documented for their status', async () => {
+    const sku = uniqueSku('OAS');
+    const sale = { sku, name: 'Errors', priceCents: 100, stock: 1, perUserLimit: 1 };
+    expect((await http('POST', '/api/sales', { token: ADMIN, json: sale })).status).toBe(201);
+    const token = await new ShopperAuth(config).issue('oas-bob');
+    const otherToken = await new ShopperAuth(config).issue('oas-carol');
+
+    const badQuantity = await http('POST', '/api/checkout', { token, json: { sku, quantity: 0 } });
+    expect(badQuantity.status).toBe(400);
+    expectDocumented('post', '/api/checkout', badQuantity);
+    const badKey = await http('POST', '/api/checkout', { token, json: { sku, quantity: 1 }, headers: { 'Idempotency-Key': 'x'.repeat(65) } });
+    expect(badKey.status).toBe(400);
+    expectDocumented('post', '/api/checkout', badKey);
+    const badSale = await http('POST', '/api/sales', { token: ADMIN, json: { ...sale, unknown: 1 } });
+    expect(badSale.status).toBe(400);
+    expectDocumented('post', '/api/sales', badSale);
+    const badSignature = await http('POST', '/api/payments/webhook', { raw: '{}', headers: { 'payment-signature': 't=1,v1=00' } });
+    expect(badSignature.body.error.code).toBe('INVALID_SIGNATURE');
+    expectDocumented('post', '/api/payments/webhook', badSignature);
+
+    const noToken = await http('POST', '/api/checkout', { json: { sku, quantity: 1 } });
+    expect(noToken.status).toBe(401);
+    expectDocumented('post', '/api/checkout', noToken);
+    const wrongAdmin = await http('POST', '/api/sales', { token: 'not-the-admin', json: sale });
+    expect(wrongAdmin.status).toBe(401);
+    expectDocumented('post', '/api/sales', wrongAdmin);
+
+    const noSale = await http('GET', `/api/sales/${uniqueSku('NONE')}`);
+    expect(noSale.status).toBe(404);
+    expectDocumented('get', '/api/sales/{sku}', noSale);
+    const noSaleCheckout = await http('POST', '/api/checkout', { token, json: { sku: uniqueSku('NONE'), quantity: 1 } });
+    expect(noSaleCheckout.status).toBe(404);
+    expectDocumented('post', '/api/checkout', noSaleCheckout);
+    const noOrder = await http('GET', '/api/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV', { token });
+    expect(noOrder.status).toBe(404);
+    expectDocumented('get', '/api/orders/{orderNo}', noOrder);
+
+    const exists = await http('POST', '/api/sales', { token: ADMIN, json: sale });
+    expect(exists.status).toBe(409);
+    expectDocumented('post', '/api/sales', exists);
+    const order = await http('POST', '/api/checkout', { token, json: { sku, quantity: 1 }, headers: { 'Idempotency-Key': 'oas-key' } });
+    expect(order.status).toBe(202);
+    const reused = await http('POST', '/api/checkout', { token, json: { sku, quantity: 2 }, headers: { 'Idempotency-Key': 'oas-key' } });
+    expect(reused.status).toBe(422);
+    expectDocumented('post', '/api/checkout', reused);
+    const soldOut = await http('POST', '/api/checkout', { token: otherToken, json: { sku, quantity: 1 } });
+    expect(soldOut.status).toBe(409);
+    expectDocumented('post', '/api/checkout', soldOut);
+    const someoneElses = await http('GET', `/api/orders/${order.body.orderNo}`, { token: otherToken });
+    expect(someoneElses.status).toBe(403);
+    expectDocumented('get', '/api/orders/{orderNo}', someoneElses);
+
+    expectApiError(await http('GET', '/api/checkout'), 405, 'METHOD_NOT_ALLOWED');
+    expectApiError(await http('DELETE', '/openapi.json'), 405, 'METHOD_NOT_ALLOWED');
+    expectApiError(await http('GET', '/api/nothing-here'), 404, 'NOT_FOUND');
+    const unknownAsset = await http('GET', '/docs/index.html');
+    expect(unknownAsset.status).toBe(404);
+    expectDocumented('get', '/docs/{asset}', unknownAsset);
+  });
+
+  it("a dependency down and dev login disabled: /healthz's 503 and dev-login's 404 match their declared schemas; 501 the error shape", async () => {
+    // The same app with Redis pointing at a port nobody listens on (the real MySQL and Temporal).
+    const deadRedis = createRedis({ redisUrl: 'redis://127.0.0.1:1' }, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    deadRedis.on('error', () => undefined);
+    const degraded = createApp({
+      config: { ...config, authDevLogin: false },
+      redis: deadRedis,
+      store: new Store(pool),
+      temporal,
+      logger: createLogger({ logLevel: 'silent' }, 'api'),
+    });
+    const server = degraded.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', resolve));
+    const address = server.address();
+    const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    try {
+      const health = await http('GET', '/healthz', { base });
+      expect(health.status).toBe(503);
+      expect(health.body.checks).toEqual({ redis: 'down', mysql: 'up', temporal: 'up' });
+      expectDocumented('get', '/healthz', health);
+      const login = await http('POST', '/api/auth/dev-login', { base, json: { userId: 'oas-dave' } });
+      expect(login.status).toBe(404);
+      expectDocumented('post', '/api/auth/dev-login', login);
+      const simulate = await http('POST', '/api/dev/simulate-payment', { base, json: { orderNo: '01ARZ3NDEKTSV4RRFFQ69G5FAV' } });
+      expect(simulate.status).toBe(404);
+      expectDocumented('post', '/api/dev/simulate-payment', simulate);
+      expectApiError(await http('PURGE', '/api/checkout', { base }), 501, 'NOT_IMPLEMENTED');
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      deadRedis.disconnect();
+    }
+  });
+
+  it('the schemas are not rubber stamps: answers with a missing, extra or mistyped field are refused', () => {
+    const order = validatorFor('get /api/orders/{orderNo} 200', { $ref: '#/components/schemas/Order' });
+    const valid = {
+      orderNo: '01ARZ3NDEKTSV4RRFFQ69G5FAV',
+      sku: 'SKU-1',
+      quantity: 1,
+      totalCents: 100,
+      status: 'PENDING',
+      paymentDeadline: '2026-01-01T00:30:00.000Z',
+      createdAt: '2026-01-01T00:00:00.000Z',
+    };
+    expect(order(valid)).toBe(true);
+    expect(order({ ...valid, status: 'SHIPPED' })).toBe(false);
+    expect(order({ ...valid, userId: 'alice' })).toBe(false);
+    expect(order({ ...valid, createdAt: 'yesterday' })).toBe(false);
+    const { totalCents: _omitted, ...withoutTotal } = valid;
+    expect(order(withoutTotal)).toBe(false);
+    const error = validatorFor('ApiError', { $ref: '#/components/schemas/ApiError' });
+    expect(error({ error: { code: 'SOLD_OUT', message: 'sold out' } })).toBe(true);
+    expect(error({ error: { code: 'OUT_OF_STOCK', message: 'sold out' } })).toBe(false);
+  });
+});
+
+describe('the docs page', () => {
+  it('GET /docs and every file it references answer 200 with the right content type, all from the API itself', async () => {
+    const page = await http('GET', '/docs');
+    expect(page.status).toBe(200);
+    expect(page.contentType).toMatch(/^text\/html/);
+    expect(page.body).toContain('id="swagger-ui"');
+    expect(page.body, 'no CDN: the page loads nothing from another host').not.toMatch(/(?:src|href)="(?:https?:)?\/\//);
+    const references = [...(page.body as string).matchAll(/(?:src|href)="([^"]+)"/g)].map((match) => match[1]!);
+    expect(references.sort()).toEqual(['/docs/docs.js', '/docs/favicon-32x32.png', '/docs/swagger-ui-bundle.js', '/docs/swagger-ui.css']);
+    const expectedType: Record<string, RegExp> = { css: /^text\/css/, js: /^text\/javascript/, png: /^image\/png/ };
+    for (const reference of references) {
+      const asset = await http('GET', reference);
+      expect(asset.status, reference).toBe(200);
+      expect(asset.contentType, reference).toMatch(expectedType[reference.split('.').pop()!]!);
+      expect(asset.body.length, reference).toBeGreaterThan(100);
+    }
+    const bundle = await http('GET', '/docs/swagger-ui-bundle.js');
+    expect(bundle.body).toContain('SwaggerUIBundle');
+    const init = await http('GET', '/docs/docs.js');
+    expect(init.body).toContain("url: '/openapi.json'");
+    expect(init.body).toContain('validatorUrl: null');
+  });
+});
+
+async function pollOrder(orderNo: string, token: string, status: string): Promise<Reply> {
+  return waitFor(
+    async () => {
+      const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+      return reply.status === 200 && reply.body.status === status && reply;
+    },
+    { what: `order ${orderNo} to be ${status}`, timeoutMs: 20_000 },
+  );
+}
+
+function webhook(event: Record<string, unknown>): Promise<Reply> {
+  const raw = JSON.stringify(event);
+  return http('POST', '/api/payments/webhook', { raw, headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) } });
+}
