@@ -14,6 +14,7 @@ import { ShopperAuth } from './auth.js';
 import { CheckoutService } from './checkout.js';
 import { createKoaApp } from './http.js';
 import { PaymentWebhook } from './payments.js';
+import { RateLimits } from './rate-limit.js';
 import { authRoutes } from './routes/auth.js';
 import { devRoutes } from './routes/dev.js';
 import { healthRoutes } from './routes/health.js';
@@ -41,18 +42,20 @@ export function createApp(deps: ApiDeps): Koa {
   const auth = new ShopperAuth(config);
   const orders = deps.orders ?? new OrderClient(temporal, store, config.temporal.taskQueue);
   const sales = new SalesService(store, inventory);
-  const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache() });
+  const limits = new RateLimits(redis, config.rateLimits, logger);
+  const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache(), limits });
   const webhook = new PaymentWebhook({ config, store, orders });
 
   return createKoaApp(
     [
       healthRoutes({ redis, store, temporal }),
       salesRoutes({ sales, adminToken: config.adminToken }),
-      authRoutes({ auth, devLogin: config.authDevLogin }),
+      authRoutes({ auth, devLogin: config.authDevLogin, limits }),
       orderRoutes({ auth, checkout, orders, inventory }),
-      paymentRoutes({ webhook }),
+      paymentRoutes({ webhook, limits }),
       devRoutes({ auth, orders, webhook, enabled: config.authDevLogin }),
     ],
     logger,
+    config,
   );
 }
