@@ -12,6 +12,7 @@ import { RedisInventory } from '../inventory/redis-inventory.js';
 import { OrderClient } from '../orders/order-client.js';
 import { ShopperAuth } from './auth.js';
 import { CheckoutService } from './checkout.js';
+import type { Readiness } from './health.js';
 import { createKoaApp } from './http.js';
 import { PaymentWebhook } from './payments.js';
 import { RateLimits } from './rate-limit.js';
@@ -34,6 +35,8 @@ export interface ApiDeps {
   soldOut?: SoldOutCache;
   /** The order client to use; tests pass one that injects faults around the real one. */
   orders?: OrderClient;
+  /** Turned to draining on SIGTERM by the caller (see startApi); without one the API is always ready. */
+  readiness?: Readiness;
 }
 
 export function createApp(deps: ApiDeps): Koa {
@@ -48,7 +51,7 @@ export function createApp(deps: ApiDeps): Koa {
 
   return createKoaApp(
     [
-      healthRoutes({ redis, store, temporal }),
+      healthRoutes({ redis, store, temporal, ...(deps.readiness ? { readiness: deps.readiness } : {}) }),
       salesRoutes({ sales, adminToken: config.adminToken }),
       authRoutes({ auth, devLogin: config.authDevLogin, limits }),
       orderRoutes({ auth, checkout, orders, inventory }),

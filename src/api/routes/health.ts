@@ -1,18 +1,33 @@
 import Router from '@koa/router';
 import type { Client } from '@temporalio/client';
 import type { Redis } from 'ioredis';
+import type { Context } from 'koa';
 import type { Store } from '../../db/store.js';
-import { checkHealth } from '../health.js';
+import { checkHealth, type Readiness } from '../health.js';
 
-/** GET /healthz: 200 when Redis, MySQL and Temporal answer, else 503 naming what is down. */
-export function healthRoutes(deps: { redis: Redis; store: Store; temporal: Client }): Router {
+/**
+ * GET /livez: the process serves (no dependency is asked; a restart would not help them).
+ * GET /readyz: 200 when Redis, MySQL and Temporal answer and the process is not draining, else 503
+ * naming why. GET /healthz: the same as /readyz, kept for the tools that poll it.
+ */
+export function healthRoutes(deps: { redis: Redis; store: Store; temporal: Client; readiness?: Readiness }): Router {
   const router = new Router();
-  router.get('/healthz', async (ctx) => {
+  router.get('/livez', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  const ready = async (ctx: Context) => {
+    if (deps.readiness?.draining) {
+      ctx.status = 503;
+      ctx.body = { error: { code: 'UNAVAILABLE', message: 'draining: this process is shutting down and takes no new traffic' } };
+      return;
+    }
     const report = await checkHealth(deps);
     ctx.status = report.ok ? 200 : 503;
     ctx.body = report.ok
       ? { status: 'ok', checks: report.checks }
       : { error: { code: 'UNAVAILABLE', message: `down: ${report.down.join(', ')}` }, checks: report.checks };
-  });
+  };
+  router.get('/readyz', ready);
+  router.get('/healthz', ready);
   return router;
 }
