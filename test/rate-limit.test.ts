@@ -128,7 +128,7 @@ describe('checkout, per shopper', () => {
     for (let i = 0; i < 10; i++) expectRateLimited(await checkout(hammer), 60);
     expect(Number(await redis.get(counterKey))).toBe(counted);
 
-    // State: 13 units reserved, 10 of them by the hammering shopper, 13 orders in MySQL.
+    // State: 13 units reserved, 10 of them by the hammering shopper, 13 orders in MySQL and Temporal.
     const accepted = [...hammered, ...calm].filter((r) => r.status === 202).map((r) => r.body.orderNo as string);
     expect(accepted).toHaveLength(13);
     await waitFor(async () => (await store.countOrders(sku, 'AWAITING_PAYMENT')) === 13, {
@@ -140,6 +140,8 @@ describe('checkout, per shopper', () => {
     const rows = await store.getOrders(accepted);
     expect([...rows.values()].filter((row) => row.userId === hammer)).toHaveLength(10);
     expect(await redis.hget(saleKeys(sku).users, hammer)).toBe('10');
+    // One workflow per accepted checkout, none for a refused one.
+    await waitFor(async () => (await temporal.workflow.count(`OrderSku = '${sku}'`)).count === 13, { what: '13 order workflows', timeoutMs: 15_000 });
     const report = await saleReport(store, redis, sku, { perUserLimit: 100, acceptedOrderNos: accepted });
     expect(report.figures.redis).toMatchObject({ available: 87, reserved: 13, sold: 0 });
     expectInvariants(report);
