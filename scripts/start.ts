@@ -40,7 +40,8 @@ process.on('SIGTERM', () => void shutdown(0));
 try {
   stack = await startStack({ dataDir, ports: 'local', ephemeral: false, log: say, supervise: supervision });
   // The local stack is for trying the service by hand: dev login and the demo helper are on.
-  const env = { ...process.env, AUTH_DEV_LOGIN: process.env.AUTH_DEV_LOGIN ?? 'true', ...stack.env };
+  // SHUTDOWN_DRAIN: no load balancer in front of the local API, so Ctrl-C need not wait for one.
+  const env = { ...process.env, AUTH_DEV_LOGIN: process.env.AUTH_DEV_LOGIN ?? 'true', SHUTDOWN_DRAIN: process.env.SHUTDOWN_DRAIN ?? '0s', ...stack.env };
   // The dashboard links each order to its workflow in the Web UI the stack runs.
   const temporalUiUrl = process.env.TEMPORAL_UI_URL || stack.temporalUiUrl;
   if (temporalUiUrl) Object.assign(env, { TEMPORAL_UI_URL: temporalUiUrl });

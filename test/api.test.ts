@@ -38,7 +38,15 @@ let running: Promise<void>;
 let auth: ShopperAuth;
 
 beforeAll(async () => {
-  config = testConfig({ TEMPORAL_TASK_QUEUE: `api-${randomUUID()}`, AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'warn' });
+  config = testConfig({
+    TEMPORAL_TASK_QUEUE: `api-${randomUUID()}`,
+    AUTH_DEV_LOGIN: 'true',
+    ADMIN_TOKEN: ADMIN,
+    LOG_LEVEL: 'warn',
+    // The idempotency test sends 20 concurrent retries of one shopper's checkout on purpose, over
+    // the default of 10 per 10 s; rate limits have their own suite (test/rate-limit.test.ts).
+    RATE_LIMIT_CHECKOUT: '50/10s',
+  });
   pool = createMysqlPool(config);
   store = new Store(pool);
   redis = createRedis(config);

@@ -13,10 +13,12 @@ import { OrderClient } from '../orders/order-client.js';
 import { AdminService } from './admin.js';
 import { ShopperAuth } from './auth.js';
 import { CheckoutService } from './checkout.js';
+import type { Readiness } from './health.js';
 import { createKoaApp } from './http.js';
 import { withApiDocs } from './openapi.js';
 import { PaymentWebhook } from './payments.js';
 import { adminRoutes } from './routes/admin.js';
+import { RateLimits } from './rate-limit.js';
 import { authRoutes } from './routes/auth.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { devRoutes } from './routes/dev.js';
@@ -37,6 +39,8 @@ export interface ApiDeps {
   soldOut?: SoldOutCache;
   /** The order client to use; tests pass one that injects faults around the real one. */
   orders?: OrderClient;
+  /** Turned to draining on SIGTERM by the caller (see startApi); without one the API is always ready. */
+  readiness?: Readiness;
 }
 
 export function createApp(deps: ApiDeps): Koa {
@@ -45,22 +49,24 @@ export function createApp(deps: ApiDeps): Koa {
   const auth = new ShopperAuth(config);
   const orders = deps.orders ?? new OrderClient(temporal, store, config.temporal.taskQueue);
   const sales = new SalesService(store, inventory);
-  const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache() });
+  const limits = new RateLimits(redis, config.rateLimits, logger);
+  const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache(), limits });
   const webhook = new PaymentWebhook({ config, store, orders });
   const admin = new AdminService({ store, inventory, orders, sales });
 
   const app = createKoaApp(
     [
-      healthRoutes({ redis, store, temporal }),
+      healthRoutes({ redis, store, temporal, ...(deps.readiness ? { readiness: deps.readiness } : {}) }),
       salesRoutes({ sales, adminToken: config.adminToken }),
-      authRoutes({ auth, devLogin: config.authDevLogin }),
+      authRoutes({ auth, devLogin: config.authDevLogin, limits }),
       orderRoutes({ auth, checkout, orders, inventory }),
-      paymentRoutes({ webhook }),
+      paymentRoutes({ webhook, limits }),
       devRoutes({ auth, orders, webhook, enabled: config.authDevLogin }),
       adminRoutes({ admin, adminToken: config.adminToken }),
       dashboardRoutes({ config }),
     ],
     logger,
+    config,
   );
   // Docs last: the OpenAPI document describes every router mounted before it.
   return withApiDocs(app);

@@ -9,6 +9,7 @@ import type { OrderClient } from '../orders/order-client.js';
 import { newOrderNo } from '../orders/order-number.js';
 import type { OrderInput, OrderStatus } from '../workflows/definitions.js';
 import { ApiError } from './errors.js';
+import type { RateLimits } from './rate-limit.js';
 import type { SoldOutCache } from './sold-out-cache.js';
 
 export interface CheckoutRequest {
@@ -45,13 +46,18 @@ export function acceptReservation(result: ReserveResult, request: Pick<CheckoutR
 }
 
 export class CheckoutService {
-  constructor(private readonly deps: { config: AppConfig; inventory: RedisInventory; orders: OrderClient; logger: Logger; soldOut: SoldOutCache }) {}
+  constructor(
+    private readonly deps: { config: AppConfig; inventory: RedisInventory; orders: OrderClient; logger: Logger; soldOut: SoldOutCache; limits?: RateLimits },
+  ) {}
 
   async checkout(request: CheckoutRequest): Promise<{ orderNo: string; status: OrderStatus }> {
     const { inventory, soldOut, orders } = this.deps;
     const now = Date.now();
     // A retry with an Idempotency-Key must reach Redis: it may own an order even after sell-out.
     if (!request.idempotencyKey && soldOut.isSoldOut(request.sku, now)) throw soldOutError(request.sku);
+    // The shopper's budget is counted after the sold-out flag, which answers the bulk of a sale
+    // from memory and must stay free of Redis calls, and before anything reaches Redis's stock.
+    await this.deps.limits?.consume('checkout', request.userId);
     const reserved = await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, maxCancels: this.deps.config.maxCancelsPerShopper, ...request });
     if (reserved.outcome === 'SOLD_OUT') soldOut.markSoldOut(request.sku, reserved.generation, now);
     const result = acceptReservation(reserved, request);

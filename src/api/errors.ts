@@ -24,7 +24,8 @@ export type ErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'NOT_IMPLEMENTED'
   | 'UNAVAILABLE'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'RATE_LIMITED';
 
 /**
  * An answer the API gives on purpose (sold out, bad input, …), not a bug: it carries no stack
@@ -35,8 +36,10 @@ export class ApiError extends Error {
   readonly status: number;
   readonly code: ErrorCode;
   readonly details?: Record<string, unknown>;
+  /** Headers the error answer carries, e.g. Retry-After on a 429. */
+  readonly headers?: Record<string, string>;
 
-  constructor(status: number, code: ErrorCode, message: string, details?: Record<string, unknown>) {
+  constructor(status: number, code: ErrorCode, message: string, details?: Record<string, unknown>, headers?: Record<string, string>) {
     const stackTraceLimit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
     try {
@@ -48,6 +51,7 @@ export class ApiError extends Error {
     this.status = status;
     this.code = code;
     if (details) this.details = details;
+    if (headers) this.headers = headers;
   }
 }
 
@@ -82,6 +86,7 @@ export function errorMiddleware(logger: Logger) {
       const apiError = toApiError(err);
       if (apiError.status >= 500) logger.error({ err, path: ctx.path, method: ctx.method }, 'request failed');
       ctx.status = apiError.status;
+      if (apiError.headers) ctx.set(apiError.headers);
       ctx.body = { error: { code: apiError.code, message: apiError.message, ...(apiError.details ? { details: apiError.details } : {}) } };
     }
   };

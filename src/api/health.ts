@@ -1,6 +1,6 @@
 /**
- * /healthz: a real round trip to each dependency, each bounded by a timeout so a hung server
- * shows as down instead of hanging the probe.
+ * /readyz (and /healthz): a real round trip to each dependency, each bounded by a timeout so a hung
+ * server shows as down instead of hanging the probe; and whether the process is draining.
  */
 import type { Client } from '@temporalio/client';
 import type { Redis } from 'ioredis';
@@ -41,4 +41,20 @@ function withTimeout<T>(promise: Promise<T>): Promise<T> {
     timer = setTimeout(() => reject(new Error('timed out')), TIMEOUT_MS);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Whether this process should be sent traffic. From SIGTERM on it drains: /readyz answers 503 so
+ * load balancers stop routing here, while requests that still arrive are served as usual.
+ */
+export class Readiness {
+  private drainingSince: number | undefined;
+
+  startDraining(now = Date.now()): void {
+    this.drainingSince ??= now;
+  }
+
+  get draining(): boolean {
+    return this.drainingSince !== undefined;
+  }
 }

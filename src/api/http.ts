@@ -11,9 +11,21 @@ import { ApiError, errorMiddleware } from './errors.js';
 
 const BODY_LIMIT = '16kb';
 
-export function createKoaApp(routers: Router[], logger: Logger): Koa {
+/** Whom to believe about the client's address (TRUST_PROXY, TRUST_PROXY_HOPS). */
+export interface ProxySettings {
+  trustProxy: boolean;
+  trustProxyHops: number;
+}
+
+export function createKoaApp(routers: Router[], logger: Logger, proxy?: ProxySettings): Koa {
   const app = new Koa();
   app.proxy = false;
+  if (proxy?.trustProxy) {
+    // ctx.ip is then the entry `trustProxyHops` from the right of X-Forwarded-For: the address our
+    // own proxies saw. Entries further left are whatever the client wrote, and never used.
+    app.proxy = true;
+    app.maxIpsCount = proxy.trustProxyHops;
+  }
   app.use(errorMiddleware(logger));
   app.use(requireJsonBodies);
   app.use(

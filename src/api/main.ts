@@ -1,4 +1,7 @@
-/** API process (`npm run api`): serves until SIGTERM/SIGINT, then drains and closes its clients. */
+/**
+ * API process (`npm run api`): serves until SIGTERM/SIGINT, then drains (not ready, still serving,
+ * for SHUTDOWN_DRAIN), then closes its server and clients.
+ */
 import { loadConfig } from '../config/index.js';
 import { startApi } from './server.js';
 
@@ -9,6 +12,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (closing) return;
     closing = true;
-    void api.close().then(() => process.exit(0));
+    void api
+      .drain()
+      .then(() => api.close())
+      .then(() => process.exit(0));
   });
 }

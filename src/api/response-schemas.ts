@@ -33,6 +33,7 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   IDEMPOTENCY_KEY_REUSED: 'the Idempotency-Key was first used with another quantity',
   INTERNAL: 'a bug (logged with its stack trace)',
   NOT_IMPLEMENTED: 'an HTTP method the API does not know',
+  RATE_LIMITED: 'the shopper (checkout) or client IP (dev login, webhook) used up its request budget; Retry-After says when to come back',
   UNAVAILABLE: 'a dependency is down or did not answer in time; a checkout answered this reserved nothing',
 };
 
@@ -123,7 +124,10 @@ const healthChecksSchema = z
 
 export const healthOkSchema = z.object({ status: z.literal('ok'), checks: healthChecksSchema }).meta({ id: 'HealthOk' });
 /** /healthz's 503: the error shape plus the checks, so a probe sees what is down. */
-export const healthDownSchema = errorBodySchema.extend({ checks: healthChecksSchema }).meta({ id: 'HealthDown' });
+/** A dependency down (with the checks), or draining after SIGTERM (without them). */
+export const healthDownSchema = errorBodySchema.extend({ checks: healthChecksSchema.optional() }).meta({ id: 'HealthDown' });
+
+export const livenessSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Liveness' });
 
 const storedStatusFigures = z.object({ AWAITING_PAYMENT: z.number().int(), PAID: z.number().int(), CANCELLED: z.number().int(), FAILED: z.number().int() });
 const INVARIANT_NAMES = ['noOversell', 'conservation', 'storesAgree', 'noLostOrder', 'perUserLimit'] as const satisfies readonly Invariant[];

@@ -1,7 +1,7 @@
 /**
  * Builds the API's clients from configuration and serves the app; used by main.ts and by tests.
  */
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { AppConfig } from '../config/index.js';
 import { createLogger } from '../infra/logger.js';
 import { createMysqlPool } from '../db/pool.js';
@@ -9,11 +9,14 @@ import { Store } from '../db/store.js';
 import { createRedis } from '../infra/redis.js';
 import { createTemporalClient } from '../infra/temporal.js';
 import { createApp } from './app.js';
+import { Readiness } from './health.js';
 import { SoldOutCache } from './sold-out-cache.js';
 
 export interface RunningApi {
   server: Server;
   url: string;
+  /** Turns /readyz to 503 and keeps serving for SHUTDOWN_DRAIN, so load balancers move away first. */
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -26,7 +29,8 @@ export async function startApi(config: AppConfig, port = config.port): Promise<R
   const temporal = await createTemporalClient(config);
   const soldOut = new SoldOutCache();
   const subscriber = await soldOut.subscribe(redis, logger);
-  const app = createApp({ config, redis, store, temporal, logger, soldOut });
+  const readiness = new Readiness();
+  const app = createApp({ config, redis, store, temporal, logger, soldOut, readiness });
   const server = app.listen(port, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   // Keep-alive longer than typical load balancers' idle timeout avoids resets under load.
@@ -37,6 +41,15 @@ export async function startApi(config: AppConfig, port = config.port): Promise<R
   return {
     server,
     url,
+    async drain() {
+      if (readiness.draining) return;
+      readiness.startDraining();
+      logger.info({ drainMs: config.shutdownDrainMs }, 'draining: /readyz answers 503, requests are still served');
+      // Keep-alive clients are told to reconnect, so their next request goes to a ready process.
+      server.on('request', (_request, response: ServerResponse) => response.setHeader('Connection', 'close'));
+      server.closeIdleConnections();
+      await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
+    },
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

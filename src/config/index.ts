@@ -2,6 +2,7 @@
  * The service's configuration, read once from the environment (README, "Configuration").
  * Defaults point at the local stack that `npm start` runs, so a bare checkout works as it is.
  */
+import ms from 'ms';
 import { z } from 'zod';
 import { durationToMs } from '../workflows/duration.js';
 
@@ -27,6 +28,47 @@ const durationString = z.string().refine(
 
 const booleanString = z.enum(['true', 'false', '1', '0', '']).transform((value) => value === 'true' || value === '1');
 
+/** A request budget: `points` requests per `durationSeconds` window. */
+export interface RateLimit {
+  points: number;
+  durationSeconds: number;
+}
+
+/**
+ * "10/10s" (requests per duration, the duration in whole seconds) or "0"/"off" for no limit.
+ * rate-limiter-flexible counts windows in whole seconds, so "1500ms" is refused, not rounded.
+ */
+const rateLimitString = z
+  .string()
+  .trim()
+  .transform((value, ctx): RateLimit | null => {
+    if (value === '0' || value.toLowerCase() === 'off') return null;
+    const match = /^(\d{1,7})\s*\/\s*(.+)$/.exec(value);
+    const points = Number(match?.[1]);
+    const durationMs = match?.[2] ? ms(match[2] as Parameters<typeof ms>[0]) : NaN;
+    if (!match || points < 1 || !Number.isFinite(durationMs) || durationMs < 1_000 || durationMs % 1_000 !== 0) {
+      ctx.addIssue({ code: 'custom', message: 'must be "<requests>/<duration>" such as "10/10s" or "20/1m" (whole seconds), or "0"/"off"' });
+      return z.NEVER;
+    }
+    return { points, durationSeconds: durationMs / 1_000 };
+  });
+
+/** A duration that may be zero ("0", "0s", "5s"): for waits that can be skipped. */
+const optionalDurationString = z.string().refine(
+  (value) => {
+    const parsed = ms(value as Parameters<typeof ms>[0]);
+    return typeof parsed === 'number' && Number.isFinite(parsed) && parsed >= 0;
+  },
+  { message: 'must be a duration such as "5s" or "0"' },
+);
+
+/** The published development defaults of the secrets: refused when NODE_ENV=production. */
+const DEV_SECRETS = {
+  WEBHOOK_SECRET: 'dev-webhook-secret-change-me',
+  JWT_SECRET: 'dev-jwt-secret-change-me-please',
+  ADMIN_TOKEN: 'dev-admin-token',
+} as const;
+
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.api),
   TEMPORAL_ADDRESS: z.string().min(1).default(`127.0.0.1:${LOCAL_STACK_PORTS.temporal}`),
@@ -37,16 +79,25 @@ const envSchema = z.object({
   PAYMENT_WINDOW: durationString.default('30m'),
   RECONCILE_INTERVAL: durationString.default('30s'),
   RESERVATION_GRACE: durationString.default('60s'),
-  WEBHOOK_SECRET: z.string().min(16).default('dev-webhook-secret-change-me'),
-  JWT_SECRET: z.string().min(16).default('dev-jwt-secret-change-me-please'),
+  WEBHOOK_SECRET: z.string().min(16).default(DEV_SECRETS.WEBHOOK_SECRET),
+  JWT_SECRET: z.string().min(16).default(DEV_SECRETS.JWT_SECRET),
   JWT_ISSUER: z.string().min(1).default('flash-checkout'),
   JWT_AUDIENCE: z.string().min(1).default('flash-checkout-api'),
   JWT_MAX_TTL: durationString.default('24h'),
   MAX_CANCELS_PER_SHOPPER: z.coerce.number().int().min(0).max(1_000).default(3),
-  ADMIN_TOKEN: z.string().min(8).default('dev-admin-token'),
+  ADMIN_TOKEN: z.string().min(8).default(DEV_SECRETS.ADMIN_TOKEN),
   AUTH_DEV_LOGIN: booleanString.default(false),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   TEMPORAL_UI_URL: z.string().url().optional(),
+  // Per shopper (JWT sub): a human clicks a few times, a bot hammers and is refused from memory.
+  RATE_LIMIT_CHECKOUT: rateLimitString.default({ points: 10, durationSeconds: 10 }),
+  // Per client IP: dev logins, and payment webhooks (a provider sends from a few IPs, bursts included).
+  RATE_LIMIT_LOGIN: rateLimitString.default({ points: 20, durationSeconds: 60 }),
+  RATE_LIMIT_WEBHOOK: rateLimitString.default({ points: 100, durationSeconds: 1 }),
+  TRUST_PROXY: booleanString.default(false),
+  TRUST_PROXY_HOPS: z.coerce.number().int().min(1).max(10).default(1),
+  SHUTDOWN_DRAIN: optionalDurationString.default('5s'),
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
@@ -76,6 +127,14 @@ export interface AppConfig {
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   /** The Temporal Web UI, for links to each order's workflow (the dashboard); null when unknown. */
   temporalUiUrl: string | null;
+  /** Request budgets; null: no limit. */
+  rateLimits: { checkout: RateLimit | null; login: RateLimit | null; webhook: RateLimit | null };
+  /** Client IPs from X-Forwarded-For, trusting the last `trustProxyHops` entries (the proxies in front). */
+  trustProxy: boolean;
+  trustProxyHops: number;
+  /** How long the API answers /readyz with 503 after SIGTERM, still serving, before it closes. */
+  shutdownDrainMs: number;
+  nodeEnv: z.infer<typeof envSchema>['NODE_ENV'];
 }
 
 export class ConfigError extends Error {}
@@ -90,6 +149,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   const e = parsed.data;
+  if (e.NODE_ENV === 'production') refuseDevSettings(e);
   return {
     port: e.PORT,
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
@@ -109,5 +169,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authDevLogin: e.AUTH_DEV_LOGIN,
     logLevel: e.LOG_LEVEL,
     temporalUiUrl: e.TEMPORAL_UI_URL?.replace(/\/+$/, '') ?? null,
+    rateLimits: { checkout: e.RATE_LIMIT_CHECKOUT, login: e.RATE_LIMIT_LOGIN, webhook: e.RATE_LIMIT_WEBHOOK },
+    trustProxy: e.TRUST_PROXY,
+    trustProxyHops: e.TRUST_PROXY_HOPS,
+    shutdownDrainMs: ms(e.SHUTDOWN_DRAIN as Parameters<typeof ms>[0]),
+    nodeEnv: e.NODE_ENV,
   };
+}
+
+/** In production, a published dev secret or the dev login is a hole: refuse to start, naming each. */
+function refuseDevSettings(e: z.infer<typeof envSchema>): void {
+  const problems = (Object.keys(DEV_SECRETS) as (keyof typeof DEV_SECRETS)[])
+    .filter((name) => e[name] === DEV_SECRETS[name])
+    .map((name) => `${name}: is the development default; set a secret of your own`);
+  if (e.AUTH_DEV_LOGIN) problems.push('AUTH_DEV_LOGIN: must be false (anyone could log in as any shopper)');
+  if (problems.length > 0) throw new ConfigError(`Refusing to start with NODE_ENV=production:\n  ${problems.join('\n  ')}`);
 }

@@ -4,10 +4,11 @@ import { route } from '../documented-route.js';
 import { ApiError } from '../errors.js';
 import { jsonBody } from '../http.js';
 import { devLoginAnswerSchema } from '../response-schemas.js';
+import type { RateLimits } from '../rate-limit.js';
 import { devLoginSchema } from '../schemas.js';
 
 /** POST /api/auth/dev-login: a shopper token for any user id, only with AUTH_DEV_LOGIN=true. */
-export function authRoutes(deps: { auth: ShopperAuth; devLogin: boolean }): Router {
+export function authRoutes(deps: { auth: ShopperAuth; devLogin: boolean; limits?: RateLimits }): Router {
   const router = new Router();
   route(
     router,
@@ -20,10 +21,15 @@ export function authRoutes(deps: { auth: ShopperAuth; devLogin: boolean }): Rout
       tag: 'auth',
       body: devLoginSchema,
       responses: { 200: { description: 'A shopper token for userId', schema: devLoginAnswerSchema } },
-      errors: { 400: { codes: ['INVALID_REQUEST'] }, 404: { codes: ['NOT_FOUND'], description: '`NOT_FOUND`: dev login is disabled (AUTH_DEV_LOGIN=false)' } },
+      errors: {
+        400: { codes: ['INVALID_REQUEST'] },
+        404: { codes: ['NOT_FOUND'], description: '`NOT_FOUND`: dev login is disabled (AUTH_DEV_LOGIN=false)' },
+        429: { codes: ['RATE_LIMITED'], description: '`RATE_LIMITED`: too many logins from this client IP (RATE_LIMIT_LOGIN); see Retry-After' },
+      },
     },
     async (ctx) => {
       if (!deps.devLogin) throw new ApiError(404, 'NOT_FOUND', 'dev login is disabled (AUTH_DEV_LOGIN=false)');
+      await deps.limits?.consume('login', ctx.ip);
       const { userId } = devLoginSchema.parse(jsonBody(ctx));
       ctx.body = { token: await deps.auth.issue(userId), userId };
     },

@@ -1,34 +1,68 @@
 import Router from '@koa/router';
 import type { Client } from '@temporalio/client';
 import type { Redis } from 'ioredis';
+import type { Context } from 'koa';
 import type { Store } from '../../db/store.js';
 import { route } from '../documented-route.js';
-import { checkHealth } from '../health.js';
-import { healthDownSchema, healthOkSchema } from '../response-schemas.js';
+import { checkHealth, type Readiness } from '../health.js';
+import { healthDownSchema, healthOkSchema, livenessSchema } from '../response-schemas.js';
 
-/** GET /healthz: 200 when Redis, MySQL and Temporal answer, else 503 naming what is down. */
-export function healthRoutes(deps: { redis: Redis; store: Store; temporal: Client }): Router {
+/**
+ * GET /livez: the process serves (no dependency is asked; a restart would not help them).
+ * GET /readyz: 200 when Redis, MySQL and Temporal answer and the process is not draining, else 503
+ * naming why. GET /healthz: the same as /readyz, kept for the tools that poll it.
+ */
+export function healthRoutes(deps: { redis: Redis; store: Store; temporal: Client; readiness?: Readiness }): Router {
   const router = new Router();
   route(
     router,
     {
       method: 'get',
-      path: '/healthz',
-      operationId: 'getHealth',
-      summary: 'Whether Redis, MySQL and Temporal answer',
+      path: '/livez',
+      operationId: 'getLiveness',
+      summary: 'The process serves (asks no dependency)',
       tag: 'operations',
-      responses: { 200: { description: 'Every dependency answers', schema: healthOkSchema } },
-      errors: {
-        503: { codes: ['UNAVAILABLE'], description: '`UNAVAILABLE`: a dependency is down; the message and the checks name it', schema: healthDownSchema },
-      },
+      responses: { 200: { description: 'Alive', schema: livenessSchema } },
     },
-    async (ctx) => {
-      const report = await checkHealth(deps);
-      ctx.status = report.ok ? 200 : 503;
-      ctx.body = report.ok
-        ? { status: 'ok', checks: report.checks }
-        : { error: { code: 'UNAVAILABLE', message: `down: ${report.down.join(', ')}` }, checks: report.checks };
+    (ctx) => {
+      ctx.body = { status: 'ok' };
     },
   );
+  const ready = async (ctx: Context) => {
+    if (deps.readiness?.draining) {
+      ctx.status = 503;
+      ctx.body = { error: { code: 'UNAVAILABLE', message: 'draining: this process is shutting down and takes no new traffic' } };
+      return;
+    }
+    const report = await checkHealth(deps);
+    ctx.status = report.ok ? 200 : 503;
+    ctx.body = report.ok
+      ? { status: 'ok', checks: report.checks }
+      : { error: { code: 'UNAVAILABLE', message: `down: ${report.down.join(', ')}` }, checks: report.checks };
+  };
+  for (const [path, operationId, summary] of [
+    ['/readyz', 'getReadiness', 'Ready for traffic: Redis, MySQL and Temporal answer and the process is not draining'],
+    ['/healthz', 'getHealth', 'The same as /readyz, kept for the tools that poll it'],
+  ] as const) {
+    route(
+      router,
+      {
+        method: 'get',
+        path,
+        operationId,
+        summary,
+        tag: 'operations',
+        responses: { 200: { description: 'Every dependency answers', schema: healthOkSchema } },
+        errors: {
+          503: {
+            codes: ['UNAVAILABLE'],
+            description: '`UNAVAILABLE`: a dependency is down (the message and the checks name it), or the process is draining after SIGTERM',
+            schema: healthDownSchema,
+          },
+        },
+      },
+      ready,
+    );
+  }
   return router;
 }

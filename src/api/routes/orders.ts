@@ -45,6 +45,7 @@ export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService
         404: { codes: ['SKU_NOT_FOUND'] },
         409: { codes: ['SOLD_OUT', 'SALE_NOT_ACTIVE', 'PURCHASE_LIMIT_EXCEEDED', 'TOO_MANY_CANCELLATIONS'] },
         422: { codes: ['IDEMPOTENCY_KEY_REUSED'] },
+        429: { codes: ['RATE_LIMITED'], description: '`RATE_LIMITED`: this shopper sent too many checkouts (RATE_LIMIT_CHECKOUT); see Retry-After' },
         503: { codes: ['UNAVAILABLE'], description: '`UNAVAILABLE`: the order could not be started; nothing is reserved' },
       },
     },

@@ -3,10 +3,11 @@ import { route } from '../documented-route.js';
 import { jsonBody, rawBody } from '../http.js';
 import type { PaymentWebhook } from '../payments.js';
 import { webhookAnswerSchema } from '../response-schemas.js';
+import type { RateLimits } from '../rate-limit.js';
 import { paymentWebhookSchema } from '../schemas.js';
 
 /** POST /api/payments/webhook: the provider's signed payment events. */
-export function paymentRoutes(deps: { webhook: PaymentWebhook }): Router {
+export function paymentRoutes(deps: { webhook: PaymentWebhook; limits?: RateLimits }): Router {
   const router = new Router();
   route(
     router,
@@ -25,10 +26,13 @@ export function paymentRoutes(deps: { webhook: PaymentWebhook }): Router {
       errors: {
         400: { codes: ['INVALID_SIGNATURE', 'INVALID_REQUEST'] },
         404: { codes: ['ORDER_NOT_FOUND'] },
+        429: { codes: ['RATE_LIMITED'], description: '`RATE_LIMITED`: too many calls from this client IP (RATE_LIMIT_WEBHOOK); see Retry-After' },
         503: { codes: ['UNAVAILABLE'], description: '`UNAVAILABLE`: the event is recorded but its order did not answer in time; retry' },
       },
     },
     async (ctx) => {
+      // Before the signature: a flood of forged calls from one address is refused without HMACs.
+      await deps.limits?.consume('webhook', ctx.ip);
       deps.webhook.verify(rawBody(ctx), ctx.get('payment-signature') || undefined);
       const event = paymentWebhookSchema.parse(jsonBody(ctx));
       ctx.body = { received: true, ...(await deps.webhook.handle(event)) };

@@ -1,0 +1,88 @@
+/**
+ * The configuration rules that need no server: the production refusal of development secrets and
+ * of the dev login, and the rate-limit, proxy and drain settings (README, "Configuration").
+ */
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config/index.js';
+
+const OWN_SECRETS = {
+  WEBHOOK_SECRET: 'prod-webhook-secret-0123456789abcdef',
+  JWT_SECRET: 'prod-jwt-secret-0123456789abcdef',
+  ADMIN_TOKEN: 'prod-admin-token-0123456789',
+};
+
+function refusal(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('loadConfig accepted the configuration');
+}
+
+describe('NODE_ENV=production', () => {
+  it('refuses every default secret and the dev login, naming each variable', () => {
+    const message = refusal({ NODE_ENV: 'production', AUTH_DEV_LOGIN: 'true' });
+    expect(message).toMatch(/^Refusing to start with NODE_ENV=production/);
+    for (const name of ['WEBHOOK_SECRET', 'JWT_SECRET', 'ADMIN_TOKEN', 'AUTH_DEV_LOGIN']) expect(message).toContain(`${name}:`);
+  });
+
+  it('names only the variable still at its default', () => {
+    const message = refusal({ NODE_ENV: 'production', ...OWN_SECRETS, JWT_SECRET: 'dev-jwt-secret-change-me-please' });
+    expect(message).toContain('JWT_SECRET:');
+    for (const name of ['WEBHOOK_SECRET', 'ADMIN_TOKEN', 'AUTH_DEV_LOGIN']) expect(message).not.toContain(`${name}:`);
+  });
+
+  it('refuses AUTH_DEV_LOGIN=true (or 1) even with secrets of its own', () => {
+    for (const value of ['true', '1'])
+      expect(refusal({ NODE_ENV: 'production', ...OWN_SECRETS, AUTH_DEV_LOGIN: value })).toMatch(/AUTH_DEV_LOGIN: must be false/);
+  });
+
+  it('starts with secrets of its own and the dev login off', () => {
+    const config = loadConfig({ NODE_ENV: 'production', ...OWN_SECRETS, AUTH_DEV_LOGIN: 'false' });
+    expect(config.nodeEnv).toBe('production');
+    expect(config.jwtSecret).toBe(OWN_SECRETS.JWT_SECRET);
+    expect(config.authDevLogin).toBe(false);
+  });
+
+  it('leaves development and test alone, and refuses a NODE_ENV it does not know', () => {
+    expect(loadConfig({}).nodeEnv).toBe('development');
+    expect(loadConfig({ NODE_ENV: 'test', AUTH_DEV_LOGIN: 'true' }).authDevLogin).toBe(true);
+    expect(refusal({ NODE_ENV: 'prod' })).toContain('NODE_ENV');
+  });
+});
+
+describe('rate limits, proxy and drain settings', () => {
+  it('has flash-sale defaults: 10 checkouts per 10 s per shopper, 20 logins a minute and 100 webhooks a second per IP', () => {
+    const config = loadConfig({});
+    expect(config.rateLimits).toEqual({
+      checkout: { points: 10, durationSeconds: 10 },
+      login: { points: 20, durationSeconds: 60 },
+      webhook: { points: 100, durationSeconds: 1 },
+    });
+    expect(config.trustProxy).toBe(false);
+    expect(config.trustProxyHops).toBe(1);
+    expect(config.shutdownDrainMs).toBe(5_000);
+  });
+
+  it('reads "<points>/<duration>", and "0" or "off" as no limit', () => {
+    const config = loadConfig({ RATE_LIMIT_CHECKOUT: '5/2m', RATE_LIMIT_LOGIN: 'off', RATE_LIMIT_WEBHOOK: '0' });
+    expect(config.rateLimits).toEqual({ checkout: { points: 5, durationSeconds: 120 }, login: null, webhook: null });
+    expect(loadConfig({ RATE_LIMIT_CHECKOUT: '3 / 1 hour' }).rateLimits.checkout).toEqual({ points: 3, durationSeconds: 3_600 });
+  });
+
+  it('refuses limits it cannot honour, naming the variable', () => {
+    for (const bad of ['10', '10/0s', '0/10s', '10/1500ms', '10/500ms', 'ten/10s', '10/soon', '-1/10s']) {
+      expect(refusal({ RATE_LIMIT_CHECKOUT: bad }), bad).toContain('RATE_LIMIT_CHECKOUT');
+    }
+  });
+
+  it('reads TRUST_PROXY, TRUST_PROXY_HOPS and SHUTDOWN_DRAIN (zero allowed)', () => {
+    const config = loadConfig({ TRUST_PROXY: 'true', TRUST_PROXY_HOPS: '2', SHUTDOWN_DRAIN: '0' });
+    expect([config.trustProxy, config.trustProxyHops, config.shutdownDrainMs]).toEqual([true, 2, 0]);
+    expect(loadConfig({ SHUTDOWN_DRAIN: '30s' }).shutdownDrainMs).toBe(30_000);
+    expect(refusal({ SHUTDOWN_DRAIN: '-1s' })).toContain('SHUTDOWN_DRAIN');
+    expect(refusal({ TRUST_PROXY_HOPS: '0' })).toContain('TRUST_PROXY_HOPS');
+  });
+});
