@@ -24,7 +24,8 @@ export type ErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'NOT_IMPLEMENTED'
   | 'UNAVAILABLE'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'ORDER_FAILED';
 
 /**
  * An answer the API gives on purpose (sold out, bad input, …), not a bug: it carries no stack

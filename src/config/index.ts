@@ -46,6 +46,8 @@ const envSchema = z.object({
   ADMIN_TOKEN: z.string().min(8).default('dev-admin-token'),
   AUTH_DEV_LOGIN: booleanString.default(false),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** The longest `Prefer: wait=N` a checkout honours; "0" turns waiting off. */
+  CHECKOUT_MAX_WAIT: z.union([z.literal('0'), durationString]).default('10s'),
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
@@ -73,6 +75,8 @@ export interface AppConfig {
   adminToken: string;
   authDevLogin: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  /** The longest wait, in whole seconds, a `Prefer: wait=N` checkout is given (0: never waits). */
+  checkoutMaxWaitSeconds: number;
 }
 
 export class ConfigError extends Error {}
@@ -105,5 +109,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     adminToken: e.ADMIN_TOKEN,
     authDevLogin: e.AUTH_DEV_LOGIN,
     logLevel: e.LOG_LEVEL,
+    checkoutMaxWaitSeconds: e.CHECKOUT_MAX_WAIT === '0' ? 0 : Math.floor(durationToMs(e.CHECKOUT_MAX_WAIT) / 1000),
   };
 }
