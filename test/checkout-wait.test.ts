@@ -25,7 +25,8 @@ import { createTemporalClient } from '../src/infra/temporal.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../src/util/wait-for.js';
 import { createOrderWorker } from '../src/workers/worker.js';
-import { orderWorkflowId } from '../src/workflows/definitions.js';
+import { orderWorkflowId, type OrderInput } from '../src/workflows/definitions.js';
+import { OrderClient, type AwaitedStart } from '../src/orders/order-client.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 
@@ -68,8 +69,23 @@ async function startWorker(taskQueue: string, wrapActivities?: (activities: Acti
   workers.push({ worker, running: worker.run() });
 }
 
-async function serve(taskQueue: string): Promise<string> {
-  const app = createApp({ config: { ...config, temporal: { ...config.temporal, taskQueue } }, redis, store, temporal, logger: createLogger(config, 'test') });
+/** The real Update-with-Start, then an error as if its answer had been lost on the way back. */
+class UpdateWithStartReportsFailure extends OrderClient {
+  override async startAndAwaitPersisted(input: OrderInput, waitMs: number): Promise<AwaitedStart> {
+    await super.startAndAwaitPersisted(input, waitMs);
+    throw Object.assign(new Error('14 UNAVAILABLE: connection reset (injected after the server accepted it)'), { code: 14 });
+  }
+}
+
+async function serve(taskQueue: string, orders?: OrderClient): Promise<string> {
+  const app = createApp({
+    config: { ...config, temporal: { ...config.temporal, taskQueue } },
+    redis,
+    store,
+    temporal,
+    logger: createLogger(config, 'test'),
+    ...(orders ? { orders } : {}),
+  });
   const server = app.listen(0, '127.0.0.1');
   servers.push(server);
   await new Promise<void>((resolve) => server.once('listening', resolve));
@@ -262,6 +278,39 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expect(events.filter((event) => event.workflowExecutionStartedEventAttributes).length).toBe(1);
     expect(events.filter((event) => event.workflowExecutionUpdateCompletedEventAttributes).length).toBe(2);
     expectInvariants(await saleReport(store, redis, sale.sku));
+  });
+
+  it('settles an Update-with-Start that reports an error by the reservation: claimed → 202, released → 503', async () => {
+    // With a worker: the order is persisted (claimed) before the error; it goes on, answered 202.
+    const claimedQueue = `wait-error-claimed-${randomUUID()}`;
+    await startWorker(claimedQueue);
+    const claimedBase = await serve(claimedQueue, new UpdateWithStartReportsFailure(temporal, store, claimedQueue));
+    const claimedSale = await putOnSale(store, redis, { stock: 3 });
+    const claimed = await checkout(claimedBase, claimedSale.sku, 'waiter-error-claimed', { prefer: 'wait=5' });
+    expect(claimed.status, JSON.stringify(claimed.body)).toBe(202);
+    expect((await store.getOrder(claimed.body.orderNo ?? ''))?.status).toBe('AWAITING_PAYMENT');
+    expectInvariants(await saleReport(store, redis, claimedSale.sku));
+
+    // Without a worker: nothing claimed it, so the API releases it (503) and the workflow, once a
+    // worker runs, finds it released and fails without persisting.
+    const releasedQueue = `wait-error-released-${randomUUID()}`;
+    const releasedBase = await serve(releasedQueue, new UpdateWithStartReportsFailure(temporal, store, releasedQueue));
+    const releasedSale = await putOnSale(store, redis, { stock: 3 });
+    const released = await checkout(releasedBase, releasedSale.sku, 'waiter-error-released', { prefer: 'wait=1' });
+    expect(released.status, JSON.stringify(released.body)).toBe(503);
+    expect(released.body.error?.code).toBe('UNAVAILABLE');
+    expect(await inventory.getSale(releasedSale.sku)).toMatchObject({ available: 3, reserved: 0 });
+    await startWorker(releasedQueue);
+    const failed = await waitFor(
+      async () => {
+        const [orderNo] = [...(await store.orderNumbersOfSale(releasedSale.sku))];
+        const row = orderNo ? await store.getOrder(orderNo) : null;
+        return row?.status === 'FAILED' && row;
+      },
+      { what: 'the started workflow to fail its order', timeoutMs: 20_000 },
+    );
+    expect(failed.failureReason).toMatch(/^ReservationReleased/);
+    expectInvariants(await saleReport(store, redis, releasedSale.sku));
   });
 
   it('keeps every invariant in a burst where waiting and polling checkouts mix', async () => {
