@@ -135,7 +135,8 @@ export class OrderClient {
    * Throws only when it cannot tell that the workflow exists: the caller then settles the start
    * as it settles any failed start (by the reservation's owner). When the Update-with-Start call
    * fails or runs out of time before the server said the workflow started, a plain start with the
-   * same id (idempotent) confirms it, so a stalled worker means RUNNING (202), not a released order.
+   * same id (idempotent) confirms it, so a stalled worker means RUNNING (202), not a released order,
+   * and a server without Update-with-Start degrades to the polling answer instead of failing.
    */
   async startAndAwaitPersisted(input: OrderInput, waitMs: number): Promise<AwaitedStart> {
     const startOperation = new WithStartWorkflowOperation<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, this.startOptions(input));
@@ -154,7 +155,8 @@ export class OrderClient {
       // Started, but not decided within the wait (a timeout) or the Update was refused (an order
       // started on a version without the handler, or one that closed meanwhile): it goes on.
       if (started) return { outcome: 'RUNNING' };
-      if (!(err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw err;
+      // Unknown (the wait ran out before any answer, the answer was lost, or a server that refuses
+      // Update-with-Start): the plain start settles it; if it fails too, the caller settles it.
       return (await this.start(input)) === 'STARTED' ? { outcome: 'RUNNING' } : { outcome: 'ALREADY_CLOSED' };
     }
   }
