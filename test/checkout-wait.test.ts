@@ -198,6 +198,13 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     // Nothing rolled back: the reservation stands and the workflow runs.
     expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('RESERVED');
     expect((await temporal.workflow.getHandle(orderWorkflowId(orderNo)).describe()).status.name).toBe('RUNNING');
+    // Polling it meanwhile: no worker answers the status query, so "retry later", not a 500.
+    const polled = await fetch(`${base}${reply.body.statusUrl ?? ''}`, {
+      headers: { authorization: `Bearer ${await new ShopperAuth(config).issue('waiter-stalled')}` },
+    });
+    const polledBody = await polled.text();
+    expect(polled.status, polledBody).toBe(503);
+    expect((JSON.parse(polledBody) as { error: { code: string } }).error.code).toBe('UNAVAILABLE');
 
     await startWorker(taskQueue);
     await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} to be persisted`, timeoutMs: 20_000 });

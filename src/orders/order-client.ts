@@ -5,6 +5,7 @@
  */
 import {
   QueryRejectedError,
+  ServiceError,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -74,6 +75,12 @@ export class OrderUnavailableError extends Error {
     this.name = 'OrderUnavailableError';
   }
 }
+
+/** gRPC status DEADLINE_EXCEEDED: what Temporal answers a query no worker took in time. */
+const GRPC_DEADLINE_EXCEEDED = 4;
+
+/** How long a read waits for the running order's `status` query before answering "retry later". */
+const QUERY_TIMEOUT_MS = 10_000;
 
 /** How long a payment or cancel waits for the order's workflow to answer. */
 const UPDATE_TIMEOUT_MS = 10_000;
@@ -173,9 +180,13 @@ export class OrderClient {
     try {
       // The client rejects queries to closed workflows (queryRejectCondition NOT_OPEN), which
       // saves a worker from replaying a finished history; MySQL has the final state then.
-      return await this.handle(orderNo).query(statusQuery);
+      // Bounded: without a worker the server would hold the query for about 30 s.
+      return await this.temporal.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(orderNo).query(statusQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError || err instanceof QueryRejectedError) return null;
+      // No worker picked the query up in time (stalled or busy): the order exists but cannot say
+      // where it stands right now; callers answer "retry later", not a server error.
+      if (err instanceof ServiceError && isDeadlineExceeded(err)) throw new OrderUnavailableError(orderNo, err);
       throw err;
     }
   }
@@ -285,6 +296,14 @@ export class OrderClient {
   private handle(orderNo: string): WorkflowHandle<typeof OrderWorkflow> {
     return this.temporal.workflow.getHandle<typeof OrderWorkflow>(orderWorkflowId(orderNo));
   }
+}
+
+/** Whether a call ran out of time: gRPC DEADLINE_EXCEEDED anywhere in the error's cause chain. */
+function isDeadlineExceeded(err: unknown): boolean {
+  for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    if ((current as { code?: unknown }).code === GRPC_DEADLINE_EXCEEDED || /\bDEADLINE_EXCEEDED\b/.test(current.message)) return true;
+  }
+  return false;
 }
 
 /** A workflow without a handler for the Update (an order started on an older version) rejects it so. */
