@@ -43,11 +43,11 @@ const envSchema = z.object({
   JWT_AUDIENCE: z.string().min(1).default('flash-checkout-api'),
   JWT_MAX_TTL: durationString.default('24h'),
   MAX_CANCELS_PER_SHOPPER: z.coerce.number().int().min(0).max(1_000).default(3),
+  /** The longest `Prefer: wait=N` a checkout honours; "0" turns waiting off. */
+  CHECKOUT_MAX_WAIT: z.union([z.literal('0'), durationString]).default('10s'),
   ADMIN_TOKEN: z.string().min(8).default('dev-admin-token'),
   AUTH_DEV_LOGIN: booleanString.default(false),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  /** The longest `Prefer: wait=N` a checkout honours; "0" turns waiting off. */
-  CHECKOUT_MAX_WAIT: z.union([z.literal('0'), durationString]).default('10s'),
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
@@ -72,11 +72,11 @@ export interface AppConfig {
   jwtMaxTtlMs: number;
   /** Cancelled orders after which a shopper can no longer check out in the same sale (0: no limit). */
   maxCancelsPerShopper: number;
+  /** The longest wait, in whole seconds, a `Prefer: wait=N` checkout is given (0: never waits). */
+  checkoutMaxWaitSeconds: number;
   adminToken: string;
   authDevLogin: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
-  /** The longest wait, in whole seconds, a `Prefer: wait=N` checkout is given (0: never waits). */
-  checkoutMaxWaitSeconds: number;
 }
 
 export class ConfigError extends Error {}
@@ -106,9 +106,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     jwtAudience: e.JWT_AUDIENCE,
     jwtMaxTtlMs: durationToMs(e.JWT_MAX_TTL),
     maxCancelsPerShopper: e.MAX_CANCELS_PER_SHOPPER,
+    checkoutMaxWaitSeconds: e.CHECKOUT_MAX_WAIT === '0' ? 0 : Math.floor(durationToMs(e.CHECKOUT_MAX_WAIT) / 1000),
     adminToken: e.ADMIN_TOKEN,
     authDevLogin: e.AUTH_DEV_LOGIN,
     logLevel: e.LOG_LEVEL,
-    checkoutMaxWaitSeconds: e.CHECKOUT_MAX_WAIT === '0' ? 0 : Math.floor(durationToMs(e.CHECKOUT_MAX_WAIT) / 1000),
   };
 }

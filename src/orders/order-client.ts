@@ -298,17 +298,17 @@ export class OrderClient {
   }
 }
 
+/** A workflow without a handler for the Update (an order started on an older version) rejects it so. */
+function isMissingHandler(err: unknown): boolean {
+  return err instanceof WorkflowUpdateFailedError && /no registered handler/i.test(err.cause?.message ?? err.message);
+}
+
 /** Whether a call ran out of time: gRPC DEADLINE_EXCEEDED anywhere in the error's cause chain. */
 function isDeadlineExceeded(err: unknown): boolean {
   for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
     if ((current as { code?: unknown }).code === GRPC_DEADLINE_EXCEEDED || /\bDEADLINE_EXCEEDED\b/.test(current.message)) return true;
   }
   return false;
-}
-
-/** A workflow without a handler for the Update (an order started on an older version) rejects it so. */
-function isMissingHandler(err: unknown): boolean {
-  return err instanceof WorkflowUpdateFailedError && /no registered handler/i.test(err.cause?.message ?? err.message);
 }
 
 export function viewOfState(state: OrderState): OrderView {
