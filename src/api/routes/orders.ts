@@ -7,6 +7,7 @@ import { ApiError } from '../errors.js';
 import { jsonBody } from '../http.js';
 import { findOwnOrder } from '../order-access.js';
 import { preferredWaitSeconds } from '../prefer.js';
+import { answerWaitingCheckout } from './checkout-wait.js';
 import { checkoutSchema, idempotencyKeySchema } from '../schemas.js';
 
 /** The shopper's routes: POST /api/checkout, GET /api/orders/:orderNo, POST /api/orders/:orderNo/cancel. */
@@ -18,30 +19,9 @@ export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService
     const userId = await auth.authenticate(ctx);
     const request = checkoutSchema.parse(jsonBody(ctx));
     const idempotencyKey = idempotencyKeySchema.parse(ctx.get('idempotency-key') || undefined);
+    // Prefer: wait=N (RFC 7240): the waiting checkout answers for itself (routes/checkout-wait.ts).
     const waitSeconds = preferredWaitSeconds(ctx.get('prefer'), checkout.maxWaitSeconds);
-    if (waitSeconds > 0) {
-      const waited = await checkout.checkoutAndWait({ userId, ...request, idempotencyKey }, waitSeconds * 1000);
-      ctx.set('Location', `/api/orders/${waited.orderNo}`);
-      if (waited.order) {
-        // Decided within the wait: the persisted order (201), or why it failed (409 ORDER_FAILED).
-        ctx.set('Preference-Applied', `wait=${waitSeconds}`);
-        const statusUrl = `/api/orders/${waited.orderNo}`;
-        if (waited.status === 'FAILED') {
-          throw new ApiError(409, 'ORDER_FAILED', `the order ${waited.orderNo} failed and holds no stock: ${waited.failureReason ?? 'unknown reason'}`, {
-            orderNo: waited.orderNo,
-            status: 'FAILED',
-            failureReason: waited.failureReason ?? null,
-            statusUrl,
-          });
-        }
-        ctx.status = 201;
-        ctx.body = { ...waited.order, statusUrl };
-        return;
-      }
-      ctx.status = 202;
-      ctx.body = { orderNo: waited.orderNo, status: waited.status, statusUrl: `/api/orders/${waited.orderNo}` };
-      return;
-    }
+    if (waitSeconds > 0) return answerWaitingCheckout(ctx, checkout, { userId, ...request, idempotencyKey }, waitSeconds);
     const { orderNo, status } = await checkout.checkout({ userId, ...request, idempotencyKey });
     ctx.status = 202;
     ctx.set('Location', `/api/orders/${orderNo}`);
