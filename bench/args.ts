@@ -1,12 +1,14 @@
 /**
  * The benchmark's command line: `npm run bench [-- --quick] [--requests N --users N --connections N
- * --stock N --limit N] [--variants ours,ceiling,sync,queue] [--out DIR] [--profile DIR]`.
+ * --stock N --limit N] [--variants ours,ceiling,sync,queue] [--wait [--wait-seconds N]] [--out DIR] [--profile DIR]`.
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 export const VARIANTS = ['ours', 'ceiling', 'sync', 'queue'] as const;
 export type Variant = (typeof VARIANTS)[number];
+/** What one measured burst ran: a variant, or "ours-wait" (ours with `Prefer: wait=N`, see --wait). */
+export type BenchRun = Variant | 'ours-wait';
 
 export interface BenchSettings {
   requests: number;
@@ -26,6 +28,11 @@ export interface BenchArgs {
   profileDir?: string;
   /** Redis's append-only fsync policy for the stack the benchmark starts. */
   redisAppendfsync: 'everysec' | 'always';
+  /**
+   * With --wait, "ours" is also run as "ours-wait": the same burst with `Prefer: wait=N` (the
+   * waiting checkout), so both models are measured on the same stack and settings. 0: not run.
+   */
+  waitSeconds: number;
 }
 
 export function parseBenchArgs(argv: string[], root: string): BenchArgs {
@@ -42,6 +49,8 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
       profile: { type: 'string' },
       out: { type: 'string' },
       'redis-appendfsync': { type: 'string', default: 'always' },
+      wait: { type: 'boolean', default: false },
+      'wait-seconds': { type: 'string', default: '10' },
     },
   });
   const fsync = args['redis-appendfsync'];
@@ -56,6 +65,8 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
     warmupRequests: quick ? 300 : 3_000,
     quick,
   };
+  const waitSeconds = args.wait ? Number(args['wait-seconds']) : 0;
+  if (!Number.isInteger(waitSeconds) || waitSeconds < 0) throw new Error('--wait-seconds must be a whole number of seconds');
   const variants = (args.variants?.split(',') ?? [...VARIANTS]) as Variant[];
   for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`unknown variant ${v}; choose from ${VARIANTS.join(', ')}`);
   return {
@@ -64,5 +75,6 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
     outDir: resolve(args.out ?? join(root, 'bench', 'results')),
     ...(args.profile ? { profileDir: resolve(args.profile) } : {}),
     redisAppendfsync: fsync,
+    waitSeconds,
   };
 }

@@ -27,6 +27,9 @@ export interface VariantResult {
   requests: number;
   seconds: number;
   won: number;
+  /** Waiting checkouts only: wins answered 201 (persisted within the wait) and 409 ORDER_FAILED. */
+  persistedInWait?: number;
+  orderFailed?: number;
   soldOut: number;
   limitExceeded: number;
   errors: number;
@@ -46,7 +49,13 @@ export interface Shot {
   errors: number;
 }
 
-/** One burst with autocannon: `requests` checkouts over `connections`, shoppers round-robin. */
+/** A win: 202 (accepted, polling model) or 201 (persisted within the wait, `Prefer: wait=N`). */
+const isWin = (status: number) => status === 202 || status === 201;
+
+/**
+ * One burst with autocannon: `requests` checkouts over `connections`, shoppers round-robin. With
+ * `waitSeconds`, every checkout sends `Prefer: wait=N` (the waiting checkout).
+ */
 export async function burst(
   url: string,
   sku: string,
@@ -55,6 +64,7 @@ export async function burst(
   connections: number,
   showProgress: boolean,
   say: (line: string) => void,
+  waitSeconds = 0,
 ): Promise<Shot> {
   const latencies: Latencies = { win: [], soldOut: [], all: [] };
   const statuses = new Map<string, number>();
@@ -73,7 +83,7 @@ export async function burst(
       connections,
       amount: requests,
       timeout: 30,
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...(waitSeconds > 0 ? { prefer: `wait=${waitSeconds}` } : {}) },
       body: JSON.stringify({ sku, quantity: 1 }),
       requests: [
         {
@@ -82,7 +92,7 @@ export async function burst(
             return request;
           },
           onResponse: (status, body) => {
-            if (status === 202) accepted.push((JSON.parse(body) as { orderNo: string }).orderNo);
+            if (isWin(status)) accepted.push((JSON.parse(body) as { orderNo: string }).orderNo);
             else if (status === 409) {
               const code = (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? '409';
               statuses.set(code, (statuses.get(code) ?? 0) + 1);
@@ -95,7 +105,7 @@ export async function burst(
   );
   instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
     latencies.all.push(responseTime);
-    if (statusCode === 202) {
+    if (isWin(statusCode)) {
       latencies.win.push(responseTime);
       lastWinAt = Date.now();
       if (!firstWinAt) firstWinAt = lastWinAt;
@@ -139,6 +149,9 @@ export function summarise(shot: Shot): VariantResult {
     requests: shot.latencies.all.length,
     seconds: shot.seconds,
     won: shot.accepted.length,
+    ...(shot.statuses.has('201') || shot.statuses.has('ORDER_FAILED')
+      ? { persistedInWait: shot.statuses.get('201') ?? 0, orderFailed: shot.statuses.get('ORDER_FAILED') ?? 0 }
+      : {}),
     soldOut: shot.statuses.get('SOLD_OUT') ?? 0,
     limitExceeded: shot.statuses.get('PURCHASE_LIMIT_EXCEEDED') ?? 0,
     errors: shot.errors,

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { INVARIANTS, type Invariant } from '../src/invariants/check.js';
-import type { BenchSettings, Variant } from './args.js';
+import type { BenchRun, BenchSettings } from './args.js';
 import type { VariantResult } from './load.js';
 import { fmt, round } from './stats.js';
 
@@ -15,7 +15,7 @@ export interface WorkflowStartLatency {
 
 export function buildReport(
   settings: BenchSettings,
-  results: Partial<Record<Variant, VariantResult>>,
+  results: Partial<Record<BenchRun, VariantResult>>,
   workflowStart: WorkflowStartLatency | undefined,
   elapsedMs: number,
 ) {
@@ -51,6 +51,7 @@ export function buildReport(
           requests: r.requests,
           seconds: round(r.seconds, 2),
           won: r.won,
+          ...(r.persistedInWait === undefined ? {} : { persistedInWait: r.persistedInWait, orderFailed: r.orderFailed ?? 0 }),
           soldOut: r.soldOut,
           limitExceeded: r.limitExceeded,
           errors: r.errors,
@@ -79,7 +80,12 @@ export function buildReport(
           workflowStartP99Ms: round(workflowStart?.p99Ms ?? null),
         }
       : null,
-    ratios: { oursVsCeiling: ratio(ours, results.ceiling), oursVsSync: ratio(ours, results.sync), oursVsQueue: ratio(ours, results.queue) },
+    ratios: {
+      oursVsCeiling: ratio(ours, results.ceiling),
+      oursVsSync: ratio(ours, results.sync),
+      oursVsQueue: ratio(ours, results.queue),
+      ...(results['ours-wait'] ? { oursWaitVsOurs: ratio(results['ours-wait'], ours) } : {}),
+    },
     invariants: Object.fromEntries(INVARIANTS.map((name) => [name, all(name)])) as Record<Invariant, boolean>,
     elapsedSeconds: round(elapsedMs / 1000, 1),
   };
@@ -119,8 +125,23 @@ function markdown(report: Report): string {
       (report.drain
         ? ` Workflow start after reservation: p50 ${fmt(report.drain.workflowStartP50Ms)} ms, p99 ${fmt(report.drain.workflowStartP99Ms)} ms.`
         : ''),
+    ...waitingLine(report),
     '',
   ].join('\n');
+}
+
+/** The two checkout models side by side, when --wait ran ours both ways on the same burst. */
+function waitingLine(report: Report): string[] {
+  const polling = report.variants.ours;
+  const waiting = report.variants['ours-wait'];
+  if (!polling || !waiting) return [];
+  return [
+    '',
+    `Waiting checkout (ours-wait, \`Prefer: wait=N\`) beside polling (ours): ${fmt(waiting.rps, 0)} vs ${fmt(polling.rps, 0)} req/s ` +
+      `(ratio ${fmt(report.ratios.oursWaitVsOurs ?? null, 2)}); win p50 ${fmt(waiting.winP50Ms)} vs ${fmt(polling.winP50Ms)} ms, ` +
+      `win p99 ${fmt(waiting.winP99Ms)} vs ${fmt(polling.winP99Ms)} ms; ${waiting.persistedInWait ?? 0} of ${waiting.won} wins answered persisted (201), ` +
+      `${waiting.orderFailed ?? 0} ORDER_FAILED. A polling win is only "accepted": its order is persisted later (drain column).`,
+  ];
 }
 
 /** Two bar charts side by side, throughput and p99 per variant, as a self-contained SVG. */
@@ -134,7 +155,7 @@ function chart(report: Report): string {
   const barHeight = 26;
   const top = 48;
   const height = top + variants.length * (barHeight + 10) + 30;
-  const colour: Record<string, string> = { ours: '#2563eb', ceiling: '#9ca3af', sync: '#dc2626', queue: '#d97706' };
+  const colour: Record<string, string> = { ours: '#2563eb', 'ours-wait': '#60a5fa', ceiling: '#9ca3af', sync: '#dc2626', queue: '#d97706' };
   const escape = (text: string) => text.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? c);
   const body = panels.map((panel, i) => {
     const x0 = i * (width + 40) + 70;

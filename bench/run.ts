@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [--requests N --users N --connections N --stock N --limit N]
- *                  [--variants ours,ceiling,sync,queue] [--out DIR] [--profile DIR]`
+ *                  [--variants ours,ceiling,sync,queue] [--wait [--wait-seconds N]] [--out DIR] [--profile DIR]`
  *
  * Fires one flash-sale burst of checkouts over HTTP at four servers in turn, on the same machine and
  * stack, and compares them:
@@ -8,6 +8,8 @@
  *   ceiling  the same Koa setup answering a constant: what the machine allows at all
  *   sync     checkout as one MySQL transaction (SELECT … FOR UPDATE), the classic design
  *   queue    the same Lua reservation + LPUSH onto a Redis list drained by one consumer (the usual queue design)
+ * With --wait, ours runs a second time as ours-wait: the same burst with `Prefer: wait=N`, each
+ * checkout answered once its order is persisted (201) or after N s (202).
  * Then it measures how fast accepted orders reach MySQL, checks the invariants (docs/contract.md)
  * after every variant, and writes bench/results/latest.{json,md,svg} plus a dated copy.
  *
@@ -31,7 +33,7 @@ import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { startStack, type RunningStack } from '../src/stack/index.js';
 import { cpuSecondsOfGroup } from '../src/util/cpu.js';
 import type { ManagedProcess } from '../src/stack/process.js';
-import { parseBenchArgs, type Variant } from './args.js';
+import { parseBenchArgs, type BenchRun, type Variant } from './args.js';
 import { watchPersisted } from './drain.js';
 import { burst, summarise, type VariantResult } from './load.js';
 import { startVariant } from './processes.js';
@@ -40,7 +42,7 @@ import { fmt } from './stats.js';
 import { workflowStartLatency } from './visibility.js';
 
 const root = resolve(import.meta.dirname, '..');
-const { settings, variants, outDir, profileDir, redisAppendfsync } = parseBenchArgs(process.argv.slice(2), root);
+const { settings, variants, outDir, profileDir, redisAppendfsync, waitSeconds } = parseBenchArgs(process.argv.slice(2), root);
 const say = (line: string) => console.log(`[bench] ${line}`);
 
 const workDir = mkdtempSync(join(tmpdir(), 'flash-bench-'));
@@ -75,16 +77,26 @@ async function main(): Promise<void> {
   say(`signing ${settings.users} shopper tokens`);
   const tokens = await Promise.all(Array.from({ length: settings.users }, (_, i) => auth.issue(`bench-${runId}-u${i}`)));
 
-  const results: Partial<Record<Variant, VariantResult>> = {};
+  const results: Partial<Record<BenchRun, VariantResult>> = {};
   let workflowStart: WorkflowStartLatency | undefined;
+  // ours-wait runs right after ours, on fresh servers of the same kind, with the same burst.
+  type Run = { name: BenchRun; variant: Variant; wait: number };
+  const runs = variants.flatMap((variant): Run[] =>
+    variant === 'ours' && waitSeconds > 0
+      ? [
+          { name: variant, variant, wait: 0 },
+          { name: 'ours-wait', variant, wait: waitSeconds },
+        ]
+      : [{ name: variant, variant, wait: 0 }],
+  );
   try {
-    for (const variant of variants) {
-      say(`── ${variant} ──`);
+    for (const { name, variant, wait } of runs) {
+      say(`── ${name}${wait ? ` (Prefer: wait=${wait})` : ''} ──`);
       const servers = await startVariant(variant, { root, workDir, env, profileDir });
       processes.push(...servers.processes);
       try {
         // Warm-up on its own SKU: JIT, connection pools and Temporal's caches, never measured.
-        const warm = `BENCH-${runId}-${variant}-warm`;
+        const warm = `BENCH-${runId}-${name}-warm`;
         await sales.create({
           sku: warm,
           name: warm,
@@ -92,14 +104,14 @@ async function main(): Promise<void> {
           stock: Math.max(10, Math.floor(settings.stock / 10)),
           perUserLimit: settings.perUserLimit,
         });
-        await burst(servers.url, warm, tokens, settings.warmupRequests, Math.min(settings.connections, 64), false, say);
+        await burst(servers.url, warm, tokens, settings.warmupRequests, Math.min(settings.connections, 64), false, say, wait);
 
-        const sku = `BENCH-${runId}-${variant}`;
+        const sku = `BENCH-${runId}-${name}`;
         await sales.create({ sku, name: sku, priceCents: 1_000, stock: settings.stock, perUserLimit: settings.perUserLimit });
         // MySQL is watched from the first request on, so the drain is timed while the burst still runs.
         const watch = variant === 'ceiling' ? undefined : watchPersisted(store, sku);
         const cpuBefore = cpuSnapshot(servers.processes);
-        const shot = await burst(servers.url, sku, tokens, settings.requests, settings.connections, true, say);
+        const shot = await burst(servers.url, sku, tokens, settings.requests, settings.connections, true, say, wait);
         const result = summarise(shot);
         if (watch) {
           result.drain = await watch.until(shot.accepted.length, shot.firstWinAt, shot.lastWinAt);
@@ -112,7 +124,7 @@ async function main(): Promise<void> {
         );
         if (watch) {
           let workflowCount: number | undefined;
-          if (variant === 'ours') {
+          if (name === 'ours') {
             workflowStart = await workflowStartLatency(config, store, sku, shot.accepted.length);
             workflowCount = workflowStart.count;
           }
@@ -126,10 +138,11 @@ async function main(): Promise<void> {
               .join(' ')}`,
           );
         }
-        results[variant] = result;
+        results[name] = result;
         say(
           `${fmt(result.rps, 0)} req/s; p50 ${fmt(result.p50Ms)} ms, p99 ${fmt(result.p99Ms)} ms; won ${result.won}, sold out ${result.soldOut}, over limit ${result.limitExceeded}, rate limited ${shot.statuses.get('429') ?? 0}, errors ${result.errors}` +
-            (result.drain ? `; all ${result.drain.orders} orders in MySQL ${fmt(result.drain.seconds, 2)} s after the last win` : ''),
+            (result.drain ? `; all ${result.drain.orders} orders in MySQL ${fmt(result.drain.seconds, 2)} s after the last win` : '') +
+            (result.persistedInWait === undefined ? '' : `; ${result.persistedInWait} answered persisted (201), ${result.orderFailed ?? 0} ORDER_FAILED`),
         );
       } finally {
         for (const proc of servers.processes.reverse()) await proc.stop();

@@ -175,6 +175,7 @@ export async function checkAfterFault(deps: CheckDeps, sku: string, perUserLimit
     figures: {
       shoppers: intents.length,
       accepted: accepted.length,
+      acceptedByStatus: countBy(intents.flatMap((i) => (i.answer.kind === 'accepted' ? [`${i.answer.status}${i.waited ? ' waiting' : ''}`] : []))),
       refused: countBy(intents.flatMap((i) => (i.answer.kind === 'refused' ? [`${i.answer.status} ${i.answer.code}`] : []))),
       gaveUp: intents.filter((i) => i.answer.kind === 'gave-up').length,
       retriedRequests: intents.reduce((n, i) => n + i.attempts - 1, 0),

@@ -30,9 +30,14 @@ export interface TrafficPlan {
 export interface IntentOutcome {
   userId: string;
   idempotencyKey: string;
-  /** The final answer: 202 with the order, a 4xx refusal, or none (the client gave up). */
-  answer: { kind: 'accepted'; orderNo: string } | { kind: 'refused'; status: number; code: string } | { kind: 'gave-up'; lastError: string };
+  /**
+   * The final answer: an order (202 accepted; for a waiting checkout also 201 persisted, or 409
+   * ORDER_FAILED naming the order that failed), a 4xx refusal, or none (the client gave up).
+   */
+  answer: { kind: 'accepted'; orderNo: string; status: number } | { kind: 'refused'; status: number; code: string } | { kind: 'gave-up'; lastError: string };
   attempts: number;
+  /** Whether this shopper's checkouts sent `Prefer: wait=5` (the waiting checkout). */
+  waited: boolean;
 }
 
 export type PaymentKind = 'pay' | 'pay-twice' | 'second-event' | 'wrong-amount-then-pay' | 'early' | 'late' | 'cancel';
@@ -78,7 +83,8 @@ export function runTraffic(plan: TrafficPlan): RunningTraffic {
       const userId = `chaos-${runId}-${index}`;
       // One shopper in four does not retry a checkout that failed (closes the tab): if the API died
       // between the reservation and the start, only the reconciler gives that unit back.
-      const intent = await buy(plan, userId, index % 4 === 3 ? 0 : plan.retryForMs);
+      // One shopper in three uses the waiting checkout (Prefer: wait=5), so both models share the burst.
+      const intent = await buy(plan, userId, index % 4 === 3 ? 0 : plan.retryForMs, index % 3 === 0);
       result.intents.push(intent);
       const kind = kindOf(index);
       if (intent.answer.kind === 'accepted' && kind !== 'none') followUps.push(followUp(plan, intent.answer.orderNo, userId, kind, result));
@@ -88,24 +94,30 @@ export function runTraffic(plan: TrafficPlan): RunningTraffic {
   return { checkoutsDone, done: checkoutsDone.then(() => Promise.all(followUps)).then(() => result) };
 }
 
-async function buy(plan: TrafficPlan, userId: string, retryForMs: number): Promise<IntentOutcome> {
+async function buy(plan: TrafficPlan, userId: string, retryForMs: number, waited: boolean): Promise<IntentOutcome> {
   const idempotencyKey = `intent-${randomUUID()}`;
   const token = await plan.tokenFor(userId);
   const call = await retrying({ ...plan, retryForMs }, (api) =>
     fetch(`${api}/api/checkout`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'idempotency-key': idempotencyKey },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${token}`,
+        'idempotency-key': idempotencyKey,
+        ...(waited ? { prefer: 'wait=5' } : {}),
+      },
       body: JSON.stringify({ sku: plan.sku, quantity: 1 }),
       signal: AbortSignal.timeout(10_000),
     }),
   );
-  if (call.status === 'gave-up') return { userId, idempotencyKey, answer: { kind: 'gave-up', lastError: call.lastError }, attempts: call.attempts };
-  const body = call.body as { orderNo?: string; error?: { code?: string } };
-  const answer: IntentOutcome['answer'] =
-    call.status === 202 && body.orderNo
-      ? { kind: 'accepted', orderNo: body.orderNo }
-      : { kind: 'refused', status: call.status, code: body.error?.code ?? 'UNKNOWN' };
-  return { userId, idempotencyKey, answer, attempts: call.attempts };
+  if (call.status === 'gave-up') return { userId, idempotencyKey, answer: { kind: 'gave-up', lastError: call.lastError }, attempts: call.attempts, waited };
+  const body = call.body as { orderNo?: string; error?: { code?: string; details?: { orderNo?: string } } };
+  // A failed order is still an order the client was told about: its FAILED row must exist.
+  const orderNo = call.status === 202 || call.status === 201 ? body.orderNo : body.error?.code === 'ORDER_FAILED' ? body.error.details?.orderNo : undefined;
+  const answer: IntentOutcome['answer'] = orderNo
+    ? { kind: 'accepted', orderNo, status: call.status }
+    : { kind: 'refused', status: call.status, code: body.error?.code ?? 'UNKNOWN' };
+  return { userId, idempotencyKey, answer, attempts: call.attempts, waited };
 }
 
 async function followUp(plan: TrafficPlan, orderNo: string, userId: string, kind: PaymentKind, result: TrafficResult): Promise<void> {

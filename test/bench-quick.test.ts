@@ -61,3 +61,26 @@ it('runs the quick benchmark: all four variants, invariants hold, results writte
   expect(readdirSync(outDir).filter((f) => /^\d{4}-\d\d-\d\d-.*-quick\.json$/.test(f))).toHaveLength(1);
   expect(output).toMatch(/Ratios \(throughput\)/);
 });
+
+it('runs --wait: ours and ours-wait (Prefer: wait=10) on the same burst, both models reported', { timeout: 180_000 }, async () => {
+  const waitOut = mkdtempSync(join(tmpdir(), 'bench-quick-wait-'));
+  try {
+    const { code, output } = await runBench(['--quick', '--variants', 'ours', '--wait', '--out', waitOut]);
+    expect(code, output).toBe(0);
+    const report = JSON.parse(readFileSync(join(waitOut, 'latest.json'), 'utf8'));
+    expect(Object.keys(report.variants).sort()).toEqual(['ours', 'ours-wait']);
+    const waiting = report.variants['ours-wait'];
+    // Every unit sold; each win was a persisted order (201) or fell back to 202; none failed.
+    expect(waiting.won).toBe(100);
+    expect(waiting.errors).toBe(0);
+    expect(waiting.orderFailed).toBe(0);
+    expect(waiting.persistedInWait).toBeGreaterThan(0);
+    expect(waiting.persistedInWait).toBeLessThanOrEqual(100);
+    for (const key of ['rps', 'winP50Ms', 'winP99Ms']) expect(waiting[key], key).toBeGreaterThan(0);
+    expect(waiting.invariants).toMatchObject({ noOversell: true, conservation: true, storesAgree: true, noLostOrder: true, perUserLimit: true });
+    expect(report.ratios.oursWaitVsOurs).toBeGreaterThan(0);
+    expect(readFileSync(join(waitOut, 'latest.md'), 'utf8')).toMatch(/Waiting checkout \(ours-wait/);
+  } finally {
+    rmSync(waitOut, { recursive: true, force: true });
+  }
+});

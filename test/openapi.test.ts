@@ -180,6 +180,7 @@ describe('the document', () => {
     const checkout = spec.paths?.['/api/checkout']?.post;
     expect(checkout?.parameters).toEqual([
       expect.objectContaining({ in: 'header', name: 'Idempotency-Key', schema: expect.objectContaining({ pattern: '^[\\x21-\\x7e]{1,64}$' }) }),
+      expect.objectContaining({ in: 'header', name: 'Prefer' }),
     ]);
     expect(checkout?.requestBody).toMatchObject({
       required: true,
@@ -352,6 +353,19 @@ describe('real answers match the spec', () => {
     const health = await http('GET', '/healthz');
     expect(health.status).toBe(200);
     expectDocumented('get', '/healthz', health);
+  });
+
+  it("a waiting checkout's 201 (Prefer: wait) matches its declared schema", async () => {
+    const sku = uniqueSku('OASWAIT');
+    expect(
+      (await http('POST', '/api/sales', { token: ADMIN, json: { sku, name: 'Waiting spec sale', priceCents: 700, stock: 3, perUserLimit: 1 } })).status,
+    ).toBe(201);
+    const token = await new ShopperAuth(config).issue('oas-waiter');
+    const waited = await http('POST', '/api/checkout', { token, json: { sku, quantity: 1 }, headers: { prefer: 'wait=10' } });
+    expect(waited.status).toBe(201);
+    expect(waited.headers.get('preference-applied')).toBe('wait=10');
+    expect(waited.body.status).toBe('AWAITING_PAYMENT');
+    expectDocumented('post', '/api/checkout', waited);
   });
 
   it('admin views and the dashboard config match their declared schemas', async () => {

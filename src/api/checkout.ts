@@ -5,7 +5,7 @@
 import type { AppConfig } from '../config/index.js';
 import type { Logger } from '../infra/logger.js';
 import type { RedisInventory, Reservation, ReserveResult } from '../inventory/redis-inventory.js';
-import type { OrderClient } from '../orders/order-client.js';
+import { viewOfState, type AwaitedStart, type FoundOrder, type OrderClient, type OrderView } from '../orders/order-client.js';
 import { newOrderNo } from '../orders/order-number.js';
 import type { OrderInput, OrderStatus } from '../workflows/definitions.js';
 import { ApiError } from './errors.js';
@@ -17,6 +17,19 @@ export interface CheckoutRequest {
   sku: string;
   quantity: number;
   idempotencyKey?: string;
+}
+
+/**
+ * A waiting checkout's answer. Without `order`: accepted, not decided within the wait (202, poll
+ * the status URL). With `order`: persistence had its outcome within the wait; `order.status` is
+ * AWAITING_PAYMENT (or later, for an idempotent retry of an older order) or FAILED, then with
+ * `failureReason`.
+ */
+export interface WaitedCheckout {
+  orderNo: string;
+  status: OrderStatus;
+  order?: OrderView;
+  failureReason?: string;
 }
 
 /** A reservation that holds (or, for a retried Idempotency-Key, already held) units for an order. */
@@ -50,6 +63,11 @@ export class CheckoutService {
     private readonly deps: { config: AppConfig; inventory: RedisInventory; orders: OrderClient; logger: Logger; soldOut: SoldOutCache; limits?: RateLimits },
   ) {}
 
+  /** The longest wait a `Prefer: wait=N` checkout is given (CHECKOUT_MAX_WAIT), in seconds. */
+  get maxWaitSeconds(): number {
+    return this.deps.config.checkoutMaxWaitSeconds;
+  }
+
   async checkout(request: CheckoutRequest): Promise<{ orderNo: string; status: OrderStatus }> {
     const { inventory, soldOut, orders } = this.deps;
     const now = Date.now();
@@ -69,6 +87,70 @@ export class CheckoutService {
       return this.afterFailedStart(request, result.orderNo, err);
     }
     return { orderNo: result.orderNo, status: 'PENDING' };
+  }
+
+  /**
+   * The waiting checkout (`Prefer: wait=N`): the same reservation, then Update-with-Start instead
+   * of a plain start, so start and wait are one round trip to Temporal and the workflow's own
+   * state is the answer. Not decided within `waitMs`: the PENDING answer, and the order goes on.
+   * A start whose outcome is unknown is settled exactly as checkout() settles it.
+   */
+  async checkoutAndWait(request: CheckoutRequest, waitMs: number): Promise<WaitedCheckout> {
+    const { inventory, soldOut, orders } = this.deps;
+    const now = Date.now();
+    if (!request.idempotencyKey && soldOut.isSoldOut(request.sku, now)) throw soldOutError(request.sku);
+    const reserved = await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, maxCancels: this.deps.config.maxCancelsPerShopper, ...request });
+    if (reserved.outcome === 'SOLD_OUT') soldOut.markSoldOut(request.sku, reserved.generation, now);
+    const result = acceptReservation(reserved, request);
+    if (result.outcome === 'DUPLICATE') return this.replayAndWait(request, result.orderNo, result.priceCents, result.reservation, waitMs);
+
+    let awaited: AwaitedStart;
+    try {
+      awaited = await orders.startAndAwaitPersisted(this.orderInput(request, result.orderNo, result.priceCents, now), waitMs);
+    } catch (err) {
+      return this.afterFailedStart(request, result.orderNo, err);
+    }
+    return this.answerOf(result.orderNo, awaited);
+  }
+
+  /**
+   * A retried waiting checkout attaches to the same order and waits on it (USE_EXISTING + the
+   * Update), never starting a second one; past the point a retry can change, the order's current
+   * state is the answer. The same rules as replay() otherwise.
+   */
+  private async replayAndWait(
+    request: CheckoutRequest,
+    orderNo: string,
+    priceCents: number,
+    reservation: Reservation | null,
+    waitMs: number,
+  ): Promise<WaitedCheckout> {
+    if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
+    if (reservation?.state === 'RESERVED' || reservation?.state === 'CLAIMED') {
+      const input = this.orderInput(request, orderNo, priceCents, reservation.reservedAtMs);
+      try {
+        return await this.answerOf(orderNo, await this.deps.orders.startAndAwaitPersisted(input, waitMs));
+      } catch {
+        // Claimed: its workflow runs whatever this call says.
+        if (reservation.state === 'CLAIMED') return { orderNo, status: 'PENDING' };
+        throw new ApiError(503, 'UNAVAILABLE', 'could not confirm the order, please retry');
+      }
+    }
+    const replayed = await this.replay(request, orderNo, priceCents, reservation);
+    if (replayed.status === 'PENDING') return replayed;
+    const order = await this.deps.orders.find(orderNo).catch(() => null);
+    return order ? answerOfFound(order) : replayed;
+  }
+
+  private async answerOf(orderNo: string, awaited: AwaitedStart): Promise<WaitedCheckout> {
+    if (awaited.outcome === 'RUNNING') return { orderNo, status: 'PENDING' };
+    if (awaited.outcome === 'DECIDED') {
+      const { state } = awaited;
+      return { orderNo, status: state.status, order: viewOfState(state), ...(state.failureReason ? { failureReason: state.failureReason } : {}) };
+    }
+    // The workflow had closed: its row in MySQL is the order.
+    const order = await this.deps.orders.fromDatabase(orderNo);
+    return order ? answerOfFound(order) : { orderNo, status: 'PENDING' };
   }
 
   /**
@@ -137,6 +219,11 @@ export class CheckoutService {
       paymentWindow: this.deps.config.paymentWindow,
     };
   }
+}
+
+function answerOfFound(found: FoundOrder): WaitedCheckout {
+  if (found.view.status === 'PENDING') return { orderNo: found.view.orderNo, status: 'PENDING' };
+  return { orderNo: found.view.orderNo, status: found.view.status, order: found.view, ...(found.failureReason ? { failureReason: found.failureReason } : {}) };
 }
 
 const soldOutError = (sku: string) => new ApiError(409, 'SOLD_OUT', `${sku} is sold out`);

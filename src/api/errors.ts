@@ -25,7 +25,8 @@ export type ErrorCode =
   | 'NOT_IMPLEMENTED'
   | 'UNAVAILABLE'
   | 'INTERNAL'
-  | 'RATE_LIMITED';
+  | 'RATE_LIMITED'
+  | 'ORDER_FAILED';
 
 /**
  * An answer the API gives on purpose (sold out, bad input, …), not a bug: it carries no stack

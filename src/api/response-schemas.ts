@@ -34,6 +34,7 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   INTERNAL: 'a bug (logged with its stack trace)',
   NOT_IMPLEMENTED: 'an HTTP method the API does not know',
   RATE_LIMITED: 'the shopper (checkout) or client IP (dev login, webhook) used up its request budget; Retry-After says when to come back',
+  ORDER_FAILED: "a waiting checkout's order failed to persist within the wait (details.failureReason); nothing stays reserved",
   UNAVAILABLE: 'a dependency is down or did not answer in time; a checkout answered this reserved nothing',
 };
 
@@ -97,6 +98,11 @@ export const checkoutAcceptedSchema = z
     statusUrl: z.string().meta({ description: 'Where to poll the order: /api/orders/{orderNo}.' }),
   })
   .meta({ id: 'CheckoutAccepted' });
+
+/** A waiting checkout (Prefer: wait=N) whose order was persisted within the wait: the order and where to poll it. */
+export const checkoutPersistedSchema = orderSchema
+  .extend({ statusUrl: z.string().meta({ description: 'Where to poll the order: /api/orders/{orderNo}.' }) })
+  .meta({ id: 'CheckoutPersisted' });
 
 export const cancelAcceptedSchema = z
   .object({

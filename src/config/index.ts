@@ -85,6 +85,8 @@ const envSchema = z.object({
   JWT_AUDIENCE: z.string().min(1).default('flash-checkout-api'),
   JWT_MAX_TTL: durationString.default('24h'),
   MAX_CANCELS_PER_SHOPPER: z.coerce.number().int().min(0).max(1_000).default(3),
+  /** The longest `Prefer: wait=N` a checkout honours; "0" turns waiting off. */
+  CHECKOUT_MAX_WAIT: z.union([z.literal('0'), durationString]).default('10s'),
   ADMIN_TOKEN: z.string().min(8).default(DEV_SECRETS.ADMIN_TOKEN),
   AUTH_DEV_LOGIN: booleanString.default(false),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -122,6 +124,8 @@ export interface AppConfig {
   jwtMaxTtlMs: number;
   /** Cancelled orders after which a shopper can no longer check out in the same sale (0: no limit). */
   maxCancelsPerShopper: number;
+  /** The longest wait, in whole seconds, a `Prefer: wait=N` checkout is given (0: never waits). */
+  checkoutMaxWaitSeconds: number;
   adminToken: string;
   authDevLogin: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
@@ -165,6 +169,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     jwtAudience: e.JWT_AUDIENCE,
     jwtMaxTtlMs: durationToMs(e.JWT_MAX_TTL),
     maxCancelsPerShopper: e.MAX_CANCELS_PER_SHOPPER,
+    checkoutMaxWaitSeconds: e.CHECKOUT_MAX_WAIT === '0' ? 0 : Math.floor(durationToMs(e.CHECKOUT_MAX_WAIT) / 1000),
     adminToken: e.ADMIN_TOKEN,
     authDevLogin: e.AUTH_DEV_LOGIN,
     logLevel: e.LOG_LEVEL,

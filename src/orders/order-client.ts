@@ -5,15 +5,18 @@
  */
 import {
   QueryRejectedError,
+  ServiceError,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
+  WithStartWorkflowOperation,
   type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
 import type { Store } from '../db/store.js';
 import {
+  awaitPersistedUpdate,
   cancelOrderSignal,
   cancelUpdate,
   isCancellable,
@@ -53,6 +56,8 @@ export interface FoundOrder {
   userId: string;
   /** The live workflow state when the order was read from its workflow, else undefined. */
   live?: OrderState;
+  /** Why a FAILED order failed (not shown by GET; the waiting checkout's FAILED answer gives it). */
+  failureReason?: string;
 }
 
 /** The order exists but its state no longer allows a cancel. */
@@ -71,8 +76,22 @@ export class OrderUnavailableError extends Error {
   }
 }
 
+/** gRPC status DEADLINE_EXCEEDED: what Temporal answers a query no worker took in time. */
+const GRPC_DEADLINE_EXCEEDED = 4;
+
+/** How long a read waits for the running order's `status` query before answering "retry later". */
+const QUERY_TIMEOUT_MS = 10_000;
+
 /** How long a payment or cancel waits for the order's workflow to answer. */
 const UPDATE_TIMEOUT_MS = 10_000;
+
+/**
+ * What a waiting start learned within its wait. DECIDED: persistence has an outcome, `state` is
+ * the workflow's own (AWAITING_PAYMENT or later, or FAILED). RUNNING: the workflow provably exists
+ * (started now or earlier) but had not decided within the wait; it goes on. ALREADY_CLOSED: the
+ * order's workflow had closed before this call (an idempotent retry of an old order).
+ */
+export type AwaitedStart = { outcome: 'DECIDED'; state: OrderState } | { outcome: 'RUNNING' } | { outcome: 'ALREADY_CLOSED' };
 
 export class OrderClient {
   constructor(
@@ -97,24 +116,62 @@ export class OrderClient {
   }
 
   private async startWorkflow(input: OrderInput): Promise<void> {
-    await this.temporal.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
+    await this.temporal.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, this.startOptions(input));
+  }
+
+  private startOptions(input: OrderInput) {
+    return {
       workflowId: orderWorkflowId(input.orderNo),
       taskQueue: this.taskQueue,
-      args: [input],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      args: [input] as [OrderInput],
+      workflowIdConflictPolicy: 'USE_EXISTING' as const,
+      workflowIdReusePolicy: 'REJECT_DUPLICATE' as const,
       typedSearchAttributes: [
         { key: ORDER_SKU_SEARCH_ATTRIBUTE, value: input.sku },
         { key: ORDER_USER_SEARCH_ATTRIBUTE, value: input.userId },
         { key: ORDER_STATUS_SEARCH_ATTRIBUTE, value: 'PENDING' },
       ],
-    });
+    };
+  }
+
+  /**
+   * Starts the order's workflow (or attaches to the running one: USE_EXISTING, as start() does) and
+   * waits up to `waitMs` for persistence to have an outcome, in one Update-with-Start round trip:
+   * the `awaitPersisted` Update answers from the workflow's own state.
+   *
+   * Throws only when it cannot tell that the workflow exists: the caller then settles the start
+   * as it settles any failed start (by the reservation's owner). When the Update-with-Start call
+   * fails or runs out of time before the server said the workflow started, a plain start with the
+   * same id (idempotent) confirms it, so a stalled worker means RUNNING (202), not a released order,
+   * and a server without Update-with-Start degrades to the polling answer instead of failing.
+   */
+  async startAndAwaitPersisted(input: OrderInput, waitMs: number): Promise<AwaitedStart> {
+    const startOperation = new WithStartWorkflowOperation<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, this.startOptions(input));
+    try {
+      const state = await this.temporal.connection.withDeadline(Date.now() + waitMs, () =>
+        this.temporal.workflow.executeUpdateWithStart(awaitPersistedUpdate, { startWorkflowOperation: startOperation }),
+      );
+      return { outcome: 'DECIDED', state };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return { outcome: 'ALREADY_CLOSED' };
+      // The start operation settles either way: resolved once the server answered for the start.
+      const started = await startOperation.workflowHandle().then(
+        () => true,
+        () => false,
+      );
+      // Started, but not decided within the wait (a timeout) or the Update was refused (an order
+      // started on a version without the handler, or one that closed meanwhile): it goes on.
+      if (started) return { outcome: 'RUNNING' };
+      // Unknown (the wait ran out before any answer, the answer was lost, or a server that refuses
+      // Update-with-Start): the plain start settles it; if it fails too, the caller settles it.
+      return (await this.start(input)) === 'STARTED' ? { outcome: 'RUNNING' } : { outcome: 'ALREADY_CLOSED' };
+    }
   }
 
   /** The order from its running workflow, else from MySQL; null when neither knows it. */
   async find(orderNo: string): Promise<FoundOrder | null> {
     const live = await this.queryLive(orderNo);
-    if (live) return { view: viewOfState(live), userId: live.userId, live };
+    if (live) return { view: viewOfState(live), userId: live.userId, live, ...(live.failureReason ? { failureReason: live.failureReason } : {}) };
     return this.fromDatabase(orderNo);
   }
 
@@ -123,9 +180,13 @@ export class OrderClient {
     try {
       // The client rejects queries to closed workflows (queryRejectCondition NOT_OPEN), which
       // saves a worker from replaying a finished history; MySQL has the final state then.
-      return await this.handle(orderNo).query(statusQuery);
+      // Bounded: without a worker the server would hold the query for about 30 s.
+      return await this.temporal.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(orderNo).query(statusQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError || err instanceof QueryRejectedError) return null;
+      // No worker picked the query up in time (stalled or busy): the order exists but cannot say
+      // where it stands right now; callers answer "retry later", not a server error.
+      if (err instanceof ServiceError && isDeadlineExceeded(err)) throw new OrderUnavailableError(orderNo, err);
       throw err;
     }
   }
@@ -135,6 +196,7 @@ export class OrderClient {
     if (!row) return null;
     return {
       userId: row.userId,
+      ...(row.failureReason ? { failureReason: row.failureReason } : {}),
       view: {
         orderNo: row.orderNo,
         sku: row.sku,
@@ -262,6 +324,14 @@ export function visibilityString(value: string): string {
 /** A workflow without a handler for the Update (an order started on an older version) rejects it so. */
 function isMissingHandler(err: unknown): boolean {
   return err instanceof WorkflowUpdateFailedError && /no registered handler/i.test(err.cause?.message ?? err.message);
+}
+
+/** Whether a call ran out of time: gRPC DEADLINE_EXCEEDED anywhere in the error's cause chain. */
+function isDeadlineExceeded(err: unknown): boolean {
+  for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    if ((current as { code?: unknown }).code === GRPC_DEADLINE_EXCEEDED || /\bDEADLINE_EXCEEDED\b/.test(current.message)) return true;
+  }
+  return false;
 }
 
 export function viewOfState(state: OrderState): OrderView {

@@ -74,6 +74,12 @@ export interface OrderState {
  */
 export const payUpdate = defineUpdate<PaymentVerdict, [PaymentReceived]>('pay');
 export const cancelUpdate = defineUpdate<OrderState, []>('cancel');
+/**
+ * Answers once the order's persistence has an outcome: the state as soon as it is no longer
+ * PENDING (AWAITING_PAYMENT once persisted; FAILED, with failureReason, once it failed for good),
+ * at once when that has already happened. The waiting checkout sends it with Update-with-Start.
+ */
+export const awaitPersistedUpdate = defineUpdate<OrderState, []>('awaitPersisted');
 export const paymentReceivedSignal = defineSignal<[PaymentReceived]>('paymentReceived');
 export const cancelOrderSignal = defineSignal<[]>('cancelOrder');
 export const statusQuery = defineQuery<OrderState>('status');

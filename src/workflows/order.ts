@@ -36,6 +36,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import {
+  awaitPersistedUpdate,
   cancelOrderSignal,
   cancelUpdate,
   isCancellable,
@@ -150,6 +151,11 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
       },
     },
   );
+  // No command is issued: the handler only watches the state, so histories recorded before it replay.
+  setHandler(awaitPersistedUpdate, async () => {
+    await condition(() => state.status !== 'PENDING');
+    return state;
+  });
   setHandler(cancelOrderSignal, () => {
     if (!decided && isCancellable(state)) cancelRequested = true;
   });

@@ -8,8 +8,10 @@ import { route } from '../documented-route.js';
 import { ApiError } from '../errors.js';
 import { jsonBody } from '../http.js';
 import { findOwnOrder } from '../order-access.js';
-import { cancelAcceptedSchema, checkoutAcceptedSchema, orderSchema } from '../response-schemas.js';
+import { preferredWaitSeconds } from '../prefer.js';
+import { cancelAcceptedSchema, checkoutAcceptedSchema, checkoutPersistedSchema, orderSchema } from '../response-schemas.js';
 import { checkoutSchema, idempotencyKeySchema, orderNoSchema } from '../schemas.js';
+import { answerWaitingCheckout } from './checkout-wait.js';
 
 const orderParams = z.object({ orderNo: orderNoSchema });
 
@@ -30,9 +32,23 @@ export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService
         'The same Idempotency-Key from the same shopper answers the same order.',
       tag: 'orders',
       auth: 'shopper',
-      headers: z.object({ 'Idempotency-Key': idempotencyKeySchema }),
+      headers: z.object({
+        'Idempotency-Key': idempotencyKeySchema,
+        Prefer: z
+          .string()
+          .optional()
+          .meta({ description: 'RFC 7240 `wait=N`: hold the answer up to N seconds (at most CHECKOUT_MAX_WAIT) until the order is persisted or failed' }),
+      }),
       body: checkoutSchema,
       responses: {
+        201: {
+          description: 'With Prefer: wait=N, persisted within the wait: the order, AWAITING_PAYMENT, with its payment deadline',
+          schema: checkoutPersistedSchema,
+          headers: z.object({
+            Location: z.string().meta({ description: 'The order: /api/orders/{orderNo}' }),
+            'Preference-Applied': z.string().meta({ description: 'wait=N' }),
+          }),
+        },
         202: {
           description: 'Accepted: the order runs; poll statusUrl',
           schema: checkoutAcceptedSchema,
@@ -43,7 +59,7 @@ export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService
         400: { codes: ['INVALID_REQUEST'] },
         401: { codes: ['UNAUTHORIZED'] },
         404: { codes: ['SKU_NOT_FOUND'] },
-        409: { codes: ['SOLD_OUT', 'SALE_NOT_ACTIVE', 'PURCHASE_LIMIT_EXCEEDED', 'TOO_MANY_CANCELLATIONS'] },
+        409: { codes: ['SOLD_OUT', 'SALE_NOT_ACTIVE', 'PURCHASE_LIMIT_EXCEEDED', 'TOO_MANY_CANCELLATIONS', 'ORDER_FAILED'] },
         422: { codes: ['IDEMPOTENCY_KEY_REUSED'] },
         429: { codes: ['RATE_LIMITED'], description: '`RATE_LIMITED`: this shopper sent too many checkouts (RATE_LIMIT_CHECKOUT); see Retry-After' },
         503: { codes: ['UNAVAILABLE'], description: '`UNAVAILABLE`: the order could not be started; nothing is reserved' },
@@ -53,6 +69,9 @@ export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService
       const userId = await auth.authenticate(ctx);
       const request = checkoutSchema.parse(jsonBody(ctx));
       const idempotencyKey = idempotencyKeySchema.parse(ctx.get('idempotency-key') || undefined);
+      // Prefer: wait=N (RFC 7240): the waiting checkout answers for itself (routes/checkout-wait.ts).
+      const waitSeconds = preferredWaitSeconds(ctx.get('prefer'), checkout.maxWaitSeconds);
+      if (waitSeconds > 0) return answerWaitingCheckout(ctx, checkout, { userId, ...request, idempotencyKey }, waitSeconds);
       const { orderNo, status } = await checkout.checkout({ userId, ...request, idempotencyKey });
       ctx.status = 202;
       ctx.set('Location', `/api/orders/${orderNo}`);
