@@ -13,10 +13,13 @@ import { OrderClient } from '../orders/order-client.js';
 import { ShopperAuth } from './auth.js';
 import { CheckoutService } from './checkout.js';
 import { createKoaApp } from './http.js';
+import { ApiMetrics } from './metrics.js';
 import { PaymentWebhook } from './payments.js';
+import { requestLogMiddleware } from './request-log.js';
 import { authRoutes } from './routes/auth.js';
 import { devRoutes } from './routes/dev.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { orderRoutes } from './routes/orders.js';
 import { paymentRoutes } from './routes/payments.js';
 import { salesRoutes } from './routes/sales.js';
@@ -33,6 +36,8 @@ export interface ApiDeps {
   soldOut?: SoldOutCache;
   /** The order client to use; tests pass one that injects faults around the real one. */
   orders?: OrderClient;
+  /** The process's one metrics registry (startApi creates it); without one, a fresh one. */
+  metrics?: ApiMetrics;
 }
 
 export function createApp(deps: ApiDeps): Koa {
@@ -41,7 +46,8 @@ export function createApp(deps: ApiDeps): Koa {
   const auth = new ShopperAuth(config);
   const orders = deps.orders ?? new OrderClient(temporal, store, config.temporal.taskQueue);
   const sales = new SalesService(store, inventory);
-  const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache() });
+  const metrics = deps.metrics ?? new ApiMetrics();
+  const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache(), metrics });
   const webhook = new PaymentWebhook({ config, store, orders });
 
   return createKoaApp(
@@ -49,10 +55,12 @@ export function createApp(deps: ApiDeps): Koa {
       healthRoutes({ redis, store, temporal }),
       salesRoutes({ sales, adminToken: config.adminToken }),
       authRoutes({ auth, devLogin: config.authDevLogin }),
-      orderRoutes({ auth, checkout, orders, inventory }),
-      paymentRoutes({ webhook }),
+      orderRoutes({ auth, checkout, orders, inventory, metrics }),
+      paymentRoutes({ webhook, metrics }),
       devRoutes({ auth, orders, webhook, enabled: config.authDevLogin }),
+      metricsRoutes({ metrics }),
     ],
     logger,
+    { outermost: [requestLogMiddleware({ logger, metrics, soldOutSampleEvery: config.accessLogSoldOutSample })] },
   );
 }

@@ -9,6 +9,7 @@ import type { OrderClient } from '../orders/order-client.js';
 import { newOrderNo } from '../orders/order-number.js';
 import type { OrderInput, OrderStatus } from '../workflows/definitions.js';
 import { ApiError } from './errors.js';
+import type { ApiMetrics } from './metrics.js';
 import type { SoldOutCache } from './sold-out-cache.js';
 
 export interface CheckoutRequest {
@@ -45,24 +46,50 @@ export function acceptReservation(result: ReserveResult, request: Pick<CheckoutR
 }
 
 export class CheckoutService {
-  constructor(private readonly deps: { config: AppConfig; inventory: RedisInventory; orders: OrderClient; logger: Logger; soldOut: SoldOutCache }) {}
+  constructor(
+    private readonly deps: { config: AppConfig; inventory: RedisInventory; orders: OrderClient; logger: Logger; soldOut: SoldOutCache; metrics: ApiMetrics },
+  ) {}
 
   async checkout(request: CheckoutRequest): Promise<{ orderNo: string; status: OrderStatus }> {
-    const { inventory, soldOut, orders } = this.deps;
+    const { inventory, soldOut, metrics } = this.deps;
     const now = Date.now();
     // A retry with an Idempotency-Key must reach Redis: it may own an order even after sell-out.
-    if (!request.idempotencyKey && soldOut.isSoldOut(request.sku, now)) throw soldOutError(request.sku);
-    const reserved = await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, maxCancels: this.deps.config.maxCancelsPerShopper, ...request });
+    if (!request.idempotencyKey && soldOut.isSoldOut(request.sku, now)) {
+      metrics.soldOutFlagHit();
+      throw soldOutError(request.sku);
+    }
+    const reserveStartedAt = metrics.now();
+    let reserved: ReserveResult;
+    try {
+      reserved = await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, maxCancels: this.deps.config.maxCancelsPerShopper, ...request });
+    } catch (err) {
+      metrics.reserveDone('ERROR', reserveStartedAt);
+      throw err;
+    }
+    metrics.reserveDone(reserved.outcome, reserveStartedAt);
     if (reserved.outcome === 'SOLD_OUT') soldOut.markSoldOut(request.sku, reserved.generation, now);
     const result = acceptReservation(reserved, request);
     if (result.outcome === 'DUPLICATE') return this.replay(request, result.orderNo, result.priceCents, result.reservation);
 
     try {
-      await orders.start(this.orderInput(request, result.orderNo, result.priceCents, now));
+      await this.startOrder(this.orderInput(request, result.orderNo, result.priceCents, now));
     } catch (err) {
       return this.afterFailedStart(request, result.orderNo, err);
     }
     return { orderNo: result.orderNo, status: 'PENDING' };
+  }
+
+  /** Starts the order's workflow, timed for the workflow-start latency histogram. */
+  private async startOrder(input: OrderInput): Promise<void> {
+    const { orders, metrics } = this.deps;
+    const startedAt = metrics.now();
+    try {
+      await orders.start(input);
+    } catch (err) {
+      metrics.workflowStartDone(false, startedAt);
+      throw err;
+    }
+    metrics.workflowStartDone(true, startedAt);
   }
 
   /**
@@ -95,7 +122,7 @@ export class CheckoutService {
     if (reservation?.state === 'RESERVED') {
       const input = this.orderInput(request, orderNo, priceCents, reservation.reservedAtMs);
       try {
-        await this.deps.orders.start(input);
+        await this.startOrder(input);
       } catch {
         throw new ApiError(503, 'UNAVAILABLE', 'could not confirm the order, please retry');
       }

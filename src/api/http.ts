@@ -5,15 +5,17 @@
  */
 import { bodyParser } from '@koa/bodyparser';
 import type Router from '@koa/router';
-import Koa, { type Context } from 'koa';
+import Koa, { type Context, type Middleware } from 'koa';
 import type { Logger } from '../infra/logger.js';
 import { ApiError, errorMiddleware } from './errors.js';
 
 const BODY_LIMIT = '16kb';
 
-export function createKoaApp(routers: Router[], logger: Logger): Koa {
+/** `outermost`: middleware that runs before the error mapping and sees every final answer (request ids, access log, metrics). */
+export function createKoaApp(routers: Router[], logger: Logger, options: { outermost?: Middleware[] } = {}): Koa {
   const app = new Koa();
   app.proxy = false;
+  for (const middleware of options.outermost ?? []) app.use(middleware);
   app.use(errorMiddleware(logger));
   app.use(requireJsonBodies);
   app.use(

@@ -12,6 +12,8 @@ export const LOCAL_STACK_PORTS = {
   temporalUi: 8233,
   redis: 6380,
   mysql: 3307,
+  workerMetrics: 9464,
+  workerHealth: 9465,
 } as const;
 
 const durationString = z.string().refine(
@@ -46,6 +48,9 @@ const envSchema = z.object({
   ADMIN_TOKEN: z.string().min(8).default('dev-admin-token'),
   AUTH_DEV_LOGIN: booleanString.default(false),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.workerMetrics),
+  WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.workerHealth),
+  ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000).default(100),
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
@@ -73,6 +78,12 @@ export interface AppConfig {
   adminToken: string;
   authDevLogin: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  /** The worker's Prometheus exporter (Temporal SDK metrics and activity outcomes); 0: off. */
+  workerMetricsPort: number;
+  /** The worker's /livez and /readyz; 0: off. */
+  workerHealthPort: number;
+  /** 409 SOLD_OUT answers are access-logged 1 in this many (1: all, 0: none); metrics count all. */
+  accessLogSoldOutSample: number;
 }
 
 export class ConfigError extends Error {}
@@ -105,5 +116,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     adminToken: e.ADMIN_TOKEN,
     authDevLogin: e.AUTH_DEV_LOGIN,
     logLevel: e.LOG_LEVEL,
+    workerMetricsPort: e.WORKER_METRICS_PORT,
+    workerHealthPort: e.WORKER_HEALTH_PORT,
+    accessLogSoldOutSample: e.ACCESS_LOG_SOLD_OUT_SAMPLE,
   };
 }

@@ -3,21 +3,36 @@ import { OrderNotCancellableError, OrderUnavailableError, type OrderClient } fro
 import type { RedisInventory } from '../../inventory/redis-inventory.js';
 import type { ShopperAuth } from '../auth.js';
 import type { CheckoutService } from '../checkout.js';
-import { ApiError } from '../errors.js';
+import { ApiError, toApiError } from '../errors.js';
 import { jsonBody } from '../http.js';
+import type { ApiMetrics } from '../metrics.js';
 import { findOwnOrder } from '../order-access.js';
 import { checkoutSchema, idempotencyKeySchema } from '../schemas.js';
 
 /** The shopper's routes: POST /api/checkout, GET /api/orders/:orderNo, POST /api/orders/:orderNo/cancel. */
-export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService; orders: OrderClient; inventory: RedisInventory }): Router {
-  const { auth, checkout, orders, inventory } = deps;
+export function orderRoutes(deps: {
+  auth: ShopperAuth;
+  checkout: CheckoutService;
+  orders: OrderClient;
+  inventory: RedisInventory;
+  metrics: ApiMetrics;
+}): Router {
+  const { auth, checkout, orders, inventory, metrics } = deps;
   const router = new Router();
 
   router.post('/api/checkout', async (ctx) => {
-    const userId = await auth.authenticate(ctx);
-    const request = checkoutSchema.parse(jsonBody(ctx));
-    const idempotencyKey = idempotencyKeySchema.parse(ctx.get('idempotency-key') || undefined);
-    const { orderNo, status } = await checkout.checkout({ userId, ...request, idempotencyKey });
+    let answer;
+    try {
+      const userId = await auth.authenticate(ctx);
+      const request = checkoutSchema.parse(jsonBody(ctx));
+      const idempotencyKey = idempotencyKeySchema.parse(ctx.get('idempotency-key') || undefined);
+      answer = await checkout.checkout({ userId, ...request, idempotencyKey });
+    } catch (err) {
+      metrics.checkoutOutcome(toApiError(err).code);
+      throw err;
+    }
+    metrics.checkoutOutcome('ACCEPTED');
+    const { orderNo, status } = answer;
     ctx.status = 202;
     ctx.set('Location', `/api/orders/${orderNo}`);
     ctx.body = { orderNo, status, statusUrl: `/api/orders/${orderNo}` };
