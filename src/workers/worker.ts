@@ -2,7 +2,7 @@
  * The order worker: polls the task queue, runs OrderWorkflow and its activities.
  */
 import type { Client } from '@temporalio/client';
-import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { type NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/index.js';
@@ -11,6 +11,7 @@ import { OrderClient } from '../orders/order-client.js';
 import type { Store } from '../db/store.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { WORKFLOWS_PATH } from './bundle.js';
+import { activityMetricsInterceptor } from './telemetry.js';
 
 export interface OrderWorkerOptions {
   config: Pick<AppConfig, 'temporal'>;
@@ -49,6 +50,8 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Wo
     taskQueue: options.config.temporal.taskQueue,
     ...(options.workflowBundlePath ? { workflowBundle: { codePath: options.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
     activities,
+    // Activity outcomes and retries, into the Runtime's metrics exporter (a no-op without one).
+    interceptors: { activity: [activityMetricsInterceptor(Runtime.instance().metricMeter)] },
     // Activities are short DB/Redis calls that spend their time waiting on I/O: many fit in one process.
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,
