@@ -55,7 +55,8 @@ async function main(): Promise<void> {
     ...process.env,
     ...stack.env,
     TEMPORAL_TASK_QUEUE: `bench-${runId}`,
-    LOG_LEVEL: 'warn',
+    // BENCH_LOG_LEVEL=info measures the servers with their production log level (access log on).
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
     AUTH_DEV_LOGIN: 'false',
   };
   const config = loadConfig(env);

@@ -21,6 +21,7 @@ import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal.js';
 import { newOrderNo } from '../src/orders/order-number.js';
+import { freePort } from '../src/stack/process.js';
 import { waitFor } from '../src/util/wait-for.js';
 import { createOrderWorker } from '../src/workers/worker.js';
 import { testConfig } from './helpers/env.js';
@@ -280,6 +281,32 @@ describe('X-Request-Id and the access log', () => {
       expect(typeof line.ms).toBe('number');
       expect(line.ms as number).toBeGreaterThanOrEqual(0);
       expect(typeof line.time).toBe('number');
+    }
+  });
+
+  it('logs a 5xx with its stack trace and the request id, and times the failed reserve as ERROR', async () => {
+    const brokenLog = new LogCapture();
+    // Redis on a port where nothing listens: reserve.lua cannot run.
+    const brokenConfig = testConfig({ TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, LOG_LEVEL: 'info' });
+    const broken = await startApi(brokenConfig, 0, { logger: createLogger(brokenConfig, 'api', brokenLog) });
+    try {
+      const token = await auth.issue(`broken-${randomUUID().slice(0, 8)}`);
+      const reply = await http('POST', '/api/checkout', {
+        base: broken.url,
+        json: { sku: 'ANY-SKU', quantity: 1 },
+        token,
+        headers: { 'X-Request-Id': 'boom-1' },
+      });
+      expect(reply.status).toBeGreaterThanOrEqual(500);
+      expect(reply.requestId).toBe('boom-1');
+      const failed = brokenLog.lines.find((line) => line.msg === 'request failed');
+      expect(failed).toMatchObject({ level: 50, reqId: 'boom-1', method: 'POST', path: '/api/checkout', err: { stack: expect.any(String) } });
+      expect(brokenLog.requests()).toContainEqual(expect.objectContaining({ reqId: 'boom-1', status: reply.status, code: reply.code }));
+      const samples = await scrape(broken.url);
+      expect(total(samples, 'flash_redis_reserve_duration_seconds_count', { outcome: 'ERROR' })).toBe(1);
+      expect(total(samples, 'flash_checkout_outcomes_total', { code: reply.code! })).toBe(1);
+    } finally {
+      await broken.close();
     }
   });
 
