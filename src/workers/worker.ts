@@ -2,6 +2,7 @@
  * The order worker: polls the task queue, runs OrderWorkflow and its activities.
  */
 import type { Client } from '@temporalio/client';
+import type { MetricMeter } from '@temporalio/common';
 import { type NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '../config/index.js';
@@ -27,6 +28,8 @@ export interface OrderWorkerOptions {
   workflowBundlePath?: string;
   /** Tests wrap activities to inject faults around the real ones. */
   wrapActivities?: (activities: Activities) => Partial<Activities>;
+  /** Where activity outcomes and retries are recorded; default: the Runtime's meter (its Prometheus exporter). */
+  metricMeter?: MetricMeter;
   tuning?: Partial<
     Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows' | 'shutdownGraceTime'>
   >;
@@ -51,7 +54,7 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Wo
     ...(options.workflowBundlePath ? { workflowBundle: { codePath: options.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
     activities,
     // Activity outcomes and retries, into the Runtime's metrics exporter (a no-op without one).
-    interceptors: { activity: [activityMetricsInterceptor(Runtime.instance().metricMeter)] },
+    interceptors: { activity: [activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter)] },
     // Activities are short DB/Redis calls that spend their time waiting on I/O: many fit in one process.
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,
