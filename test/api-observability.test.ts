@@ -175,12 +175,15 @@ describe('GET /metrics', () => {
     const orderNo = accepted.body?.orderNo as string;
     expect((await http('GET', `/api/orders/${orderNo}`, { token })).status).toBe(200);
     expect((await http('GET', `/no-such-path-${orderNo}`)).status).toBe(404);
+    expect((await http('DELETE', `/api/orders/${orderNo}`, { token })).status).toBe(405);
     const text = await (await fetch(`${api.url}/metrics`)).text();
     expect(text).not.toContain(orderNo);
     expect(text).not.toContain(userId);
     const samples = parseExposition(text);
     expect(total(samples, 'http_requests_total', { method: 'GET', route: '/api/orders/:orderNo', status: '200' })).toBeGreaterThanOrEqual(1);
     expect(total(samples, 'http_requests_total', { method: 'GET', route: 'unmatched', status: '404' })).toBeGreaterThanOrEqual(1);
+    // A known path with a wrong method keeps its template.
+    expect(total(samples, 'http_requests_total', { method: 'DELETE', route: '/api/orders/:orderNo', status: '405' })).toBe(1);
   });
 
   it('counts webhook outcomes: APPLIED, DUPLICATE, INVALID_SIGNATURE, ORDER_NOT_FOUND', async () => {

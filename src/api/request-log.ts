@@ -46,8 +46,7 @@ export function requestLogMiddleware(deps: { logger: Logger; metrics: ApiMetrics
     } finally {
       const ms = metrics.now() - startedAt;
       const status = ctx.status;
-      const matched = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
-      const route = typeof matched === 'string' ? matched : UNMATCHED_ROUTE;
+      const route = routeTemplateOf(ctx);
       metrics.observeRequest(ctx.method, route, status, ms / 1000);
       const code = state.errorCode;
       let sampled: { every: number; skipped: number } | undefined;
@@ -76,4 +75,15 @@ export function requestLogMiddleware(deps: { logger: Logger; metrics: ApiMetrics
       }
     }
   };
+}
+
+/**
+ * The @koa/router template the request matched; for a known path with a wrong method (405), the
+ * path's template; UNMATCHED_ROUTE otherwise. Never the raw path, so label values stay bounded.
+ */
+function routeTemplateOf(ctx: Context): string {
+  const routed = ctx as { _matchedRoute?: string | RegExp; matched?: { path: string | RegExp; methods: string[] }[] };
+  if (typeof routed._matchedRoute === 'string') return routed._matchedRoute;
+  const layer = routed.matched?.find((candidate) => candidate.methods.length > 0 && typeof candidate.path === 'string');
+  return typeof layer?.path === 'string' ? layer.path : UNMATCHED_ROUTE;
 }
