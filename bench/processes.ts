@@ -42,8 +42,14 @@ export async function startVariant(
     if (variant === 'ours') {
       const bundle = join(workDir, 'workflow-bundle.js');
       await buildWorkflowBundle(bundle);
-      const worker = launch('worker', 'src/workers/main.ts', [], { WORKFLOW_BUNDLE_PATH: bundle });
-      await waitUntilReady(worker, async () => readFileSync(worker.logFile, 'utf8').includes("state: 'RUNNING'"), 60_000);
+      // Free ports for the worker's metrics and health, so that a running `npm start` never collides.
+      const [metricsPort, healthPort] = [await freePort(), await freePort()];
+      const worker = launch('worker', 'src/workers/main.ts', [], {
+        WORKFLOW_BUNDLE_PATH: bundle,
+        WORKER_METRICS_PORT: String(metricsPort),
+        WORKER_HEALTH_PORT: String(healthPort),
+      });
+      await waitUntilReady(worker, async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, 60_000);
       const api = launch('api', 'src/api/main.ts', []);
       await waitUntilReady(api, () => answers('/healthz', true), 60_000);
     } else {

@@ -57,7 +57,8 @@ async function main(): Promise<void> {
     ...process.env,
     ...stack.env,
     TEMPORAL_TASK_QUEUE: `bench-${runId}`,
-    LOG_LEVEL: 'warn',
+    // BENCH_LOG_LEVEL=info measures the servers with their production log level (access log on).
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
     AUTH_DEV_LOGIN: 'false',
     // The API runs with its default rate limits, so that their cost is measured. Shoppers are taken
     // round-robin: each sends at most 4 checkouts (1 warm-up, 3 in the burst; default and --quick),

@@ -124,7 +124,13 @@ async function main(): Promise<number> {
     );
   const apiPorts = [await freePort(), await freePort()];
   const apiUrls = apiPorts.map((port) => `http://127.0.0.1:${port}`);
-  const worker = app('worker', 'src/workers/main.ts', { WORKFLOW_BUNDLE_PATH: bundle }, async () => {});
+  const worker = app(
+    'worker',
+    'src/workers/main.ts',
+    // Free ports for the worker's metrics and health: a running `npm start` holds the defaults.
+    { WORKFLOW_BUNDLE_PATH: bundle, WORKER_METRICS_PORT: String(await freePort()), WORKER_HEALTH_PORT: String(await freePort()) },
+    async () => {},
+  );
   const apis = apiPorts.map((port, i) =>
     app(`api-${i + 1}`, 'src/api/main.ts', { PORT: String(port) }, async () => {
       await waitFor(async () => (await fetch(`${apiUrls[i]}/healthz`)).ok, {

@@ -64,7 +64,16 @@ try {
   const worker = new Supervised(
     'worker',
     async () =>
-      spawnLogged('worker', tsx, [join(root, 'src/workers/main.ts')], { logFile: 'inherit', cwd: root, env: { ...env, WORKFLOW_BUNDLE_PATH: bundle } }),
+      spawnLogged('worker', tsx, [join(root, 'src/workers/main.ts')], {
+        logFile: 'inherit',
+        cwd: root,
+        env: {
+          ...env,
+          WORKFLOW_BUNDLE_PATH: bundle,
+          WORKER_METRICS_PORT: String(config.workerMetricsPort),
+          WORKER_HEALTH_PORT: String(config.workerHealthPort),
+        },
+      }),
     supervision,
   );
   const api = new Supervised(
@@ -90,6 +99,11 @@ try {
   say(`  API + dashboard  ${apiUrl}/`);
   say(`  Temporal Web UI  ${stack.temporalUiUrl ?? `(external Temporal at ${config.temporal.address})`}`);
   say(`  data             ${dataDir}`);
+  say('Metrics (Prometheus text format; keep them off public networks):');
+  say(`  API              ${apiUrl}/metrics`);
+  say(`  worker           ${config.workerMetricsPort ? `http://127.0.0.1:${config.workerMetricsPort}/metrics` : '(off: WORKER_METRICS_PORT=0)'}`);
+  if (config.workerHealthPort) say(`  worker readiness http://127.0.0.1:${config.workerHealthPort}/readyz`);
+  say(`  Temporal server  ${stack.temporalMetricsUrl ?? '(external Temporal: see its own metrics endpoint)'}`);
   say('A process that crashes is restarted. Ctrl-C stops everything.');
 } catch (err) {
   console.error(`[start] failed: ${err instanceof Error ? err.message : String(err)}`);

@@ -15,14 +15,17 @@ import { ShopperAuth } from './auth.js';
 import { CheckoutService } from './checkout.js';
 import type { Readiness } from './health.js';
 import { createKoaApp } from './http.js';
+import { ApiMetrics } from './metrics.js';
 import { withApiDocs } from './openapi.js';
 import { PaymentWebhook } from './payments.js';
-import { adminRoutes } from './routes/admin.js';
 import { RateLimits } from './rate-limit.js';
+import { requestLogMiddleware } from './request-log.js';
+import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { devRoutes } from './routes/dev.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { orderRoutes } from './routes/orders.js';
 import { paymentRoutes } from './routes/payments.js';
 import { salesRoutes } from './routes/sales.js';
@@ -41,6 +44,8 @@ export interface ApiDeps {
   orders?: OrderClient;
   /** Turned to draining on SIGTERM by the caller (see startApi); without one the API is always ready. */
   readiness?: Readiness;
+  /** The process's one metrics registry (startApi creates it); without one, a fresh one. */
+  metrics?: ApiMetrics;
 }
 
 export function createApp(deps: ApiDeps): Koa {
@@ -50,7 +55,8 @@ export function createApp(deps: ApiDeps): Koa {
   const orders = deps.orders ?? new OrderClient(temporal, store, config.temporal.taskQueue);
   const sales = new SalesService(store, inventory);
   const limits = new RateLimits(redis, config.rateLimits, logger);
-  const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache(), limits });
+  const metrics = deps.metrics ?? new ApiMetrics();
+  const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache(), limits, metrics });
   const webhook = new PaymentWebhook({ config, store, orders });
   const admin = new AdminService({ store, inventory, orders, sales });
 
@@ -59,14 +65,15 @@ export function createApp(deps: ApiDeps): Koa {
       healthRoutes({ redis, store, temporal, ...(deps.readiness ? { readiness: deps.readiness } : {}) }),
       salesRoutes({ sales, adminToken: config.adminToken }),
       authRoutes({ auth, devLogin: config.authDevLogin, limits }),
-      orderRoutes({ auth, checkout, orders, inventory }),
-      paymentRoutes({ webhook, limits }),
+      orderRoutes({ auth, checkout, orders, inventory, metrics }),
+      paymentRoutes({ webhook, limits, metrics }),
       devRoutes({ auth, orders, webhook, enabled: config.authDevLogin }),
       adminRoutes({ admin, adminToken: config.adminToken }),
       dashboardRoutes({ config }),
+      metricsRoutes({ metrics }),
     ],
     logger,
-    config,
+    { proxy: config, outermost: [requestLogMiddleware({ logger, metrics, soldOutSampleEvery: config.accessLogSoldOutSample })] },
   );
   // Docs last: the OpenAPI document describes every router mounted before it.
   return withApiDocs(app);

@@ -9,6 +9,7 @@ import { viewOfState, type AwaitedStart, type FoundOrder, type OrderClient, type
 import { newOrderNo } from '../orders/order-number.js';
 import type { OrderInput, OrderStatus } from '../workflows/definitions.js';
 import { ApiError } from './errors.js';
+import type { ApiMetrics } from './metrics.js';
 import type { RateLimits } from './rate-limit.js';
 import type { SoldOutCache } from './sold-out-cache.js';
 
@@ -60,7 +61,15 @@ export function acceptReservation(result: ReserveResult, request: Pick<CheckoutR
 
 export class CheckoutService {
   constructor(
-    private readonly deps: { config: AppConfig; inventory: RedisInventory; orders: OrderClient; logger: Logger; soldOut: SoldOutCache; limits?: RateLimits },
+    private readonly deps: {
+      config: AppConfig;
+      inventory: RedisInventory;
+      orders: OrderClient;
+      logger: Logger;
+      soldOut: SoldOutCache;
+      metrics: ApiMetrics;
+      limits?: RateLimits;
+    },
   ) {}
 
   /** The longest wait a `Prefer: wait=N` checkout is given (CHECKOUT_MAX_WAIT), in seconds. */
@@ -69,24 +78,56 @@ export class CheckoutService {
   }
 
   async checkout(request: CheckoutRequest): Promise<{ orderNo: string; status: OrderStatus }> {
-    const { inventory, soldOut, orders } = this.deps;
     const now = Date.now();
-    // A retry with an Idempotency-Key must reach Redis: it may own an order even after sell-out.
-    if (!request.idempotencyKey && soldOut.isSoldOut(request.sku, now)) throw soldOutError(request.sku);
-    // The shopper's budget is counted after the sold-out flag, which answers the bulk of a sale
-    // from memory and must stay free of Redis calls, and before anything reaches Redis's stock.
-    await this.deps.limits?.consume('checkout', request.userId);
-    const reserved = await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, maxCancels: this.deps.config.maxCancelsPerShopper, ...request });
-    if (reserved.outcome === 'SOLD_OUT') soldOut.markSoldOut(request.sku, reserved.generation, now);
-    const result = acceptReservation(reserved, request);
+    const result = await this.reserve(request, now);
     if (result.outcome === 'DUPLICATE') return this.replay(request, result.orderNo, result.priceCents, result.reservation);
 
     try {
-      await orders.start(this.orderInput(request, result.orderNo, result.priceCents, now));
+      await this.startOrder(this.orderInput(request, result.orderNo, result.priceCents, now));
     } catch (err) {
       return this.afterFailedStart(request, result.orderNo, err);
     }
     return { orderNo: result.orderNo, status: 'PENDING' };
+  }
+
+  /**
+   * The first half of both checkout models: the sold-out flag (from memory), the shopper's budget,
+   * then reserve.lua; answers the reservation that holds units, throws the ApiError otherwise.
+   */
+  private async reserve(request: CheckoutRequest, now: number): Promise<AcceptedReservation> {
+    const { inventory, soldOut, metrics } = this.deps;
+    // A retry with an Idempotency-Key must reach Redis: it may own an order even after sell-out.
+    if (!request.idempotencyKey && soldOut.isSoldOut(request.sku, now)) {
+      metrics.soldOutFlagHit();
+      throw soldOutError(request.sku);
+    }
+    // The shopper's budget is counted after the sold-out flag, which answers the bulk of a sale
+    // from memory and must stay free of Redis calls, and before anything reaches Redis's stock.
+    await this.deps.limits?.consume('checkout', request.userId);
+    const reserveStartedAt = metrics.now();
+    let reserved: ReserveResult;
+    try {
+      reserved = await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, maxCancels: this.deps.config.maxCancelsPerShopper, ...request });
+    } catch (err) {
+      metrics.reserveDone('ERROR', reserveStartedAt);
+      throw err;
+    }
+    metrics.reserveDone(reserved.outcome, reserveStartedAt);
+    if (reserved.outcome === 'SOLD_OUT') soldOut.markSoldOut(request.sku, reserved.generation, now);
+    return acceptReservation(reserved, request);
+  }
+
+  /** Starts the order's workflow, timed for the workflow-start latency histogram. */
+  private async startOrder(input: OrderInput): Promise<void> {
+    const { orders, metrics } = this.deps;
+    const startedAt = metrics.now();
+    try {
+      await orders.start(input);
+    } catch (err) {
+      metrics.workflowStartDone(false, startedAt);
+      throw err;
+    }
+    metrics.workflowStartDone(true, startedAt);
   }
 
   /**
@@ -96,20 +137,21 @@ export class CheckoutService {
    * A start whose outcome is unknown is settled exactly as checkout() settles it.
    */
   async checkoutAndWait(request: CheckoutRequest, waitMs: number): Promise<WaitedCheckout> {
-    const { inventory, soldOut, orders } = this.deps;
+    const { orders, metrics } = this.deps;
     const now = Date.now();
-    if (!request.idempotencyKey && soldOut.isSoldOut(request.sku, now)) throw soldOutError(request.sku);
-    const reserved = await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, maxCancels: this.deps.config.maxCancelsPerShopper, ...request });
-    if (reserved.outcome === 'SOLD_OUT') soldOut.markSoldOut(request.sku, reserved.generation, now);
-    const result = acceptReservation(reserved, request);
+    const result = await this.reserve(request, now);
     if (result.outcome === 'DUPLICATE') return this.replayAndWait(request, result.orderNo, result.priceCents, result.reservation, waitMs);
 
     let awaited: AwaitedStart;
+    const startedAt = metrics.now();
     try {
       awaited = await orders.startAndAwaitPersisted(this.orderInput(request, result.orderNo, result.priceCents, now), waitMs);
     } catch (err) {
+      metrics.workflowStartDone(false, startedAt);
       return this.afterFailedStart(request, result.orderNo, err);
     }
+    // Start and wait are one call here: the histogram sees the whole of it.
+    metrics.workflowStartDone(true, startedAt);
     return this.answerOf(result.orderNo, awaited);
   }
 
@@ -183,7 +225,7 @@ export class CheckoutService {
     if (reservation?.state === 'RESERVED') {
       const input = this.orderInput(request, orderNo, priceCents, reservation.reservedAtMs);
       try {
-        await this.deps.orders.start(input);
+        await this.startOrder(input);
       } catch {
         throw new ApiError(503, 'UNAVAILABLE', 'could not confirm the order, please retry');
       }

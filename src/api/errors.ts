@@ -85,7 +85,10 @@ export function errorMiddleware(logger: Logger) {
       if (ctx.status === 501) throw new ApiError(501, 'NOT_IMPLEMENTED', `the method ${echo(ctx.method)} is not supported`);
     } catch (err) {
       const apiError = toApiError(err);
-      if (apiError.status >= 500) logger.error({ err, path: ctx.path, method: ctx.method }, 'request failed');
+      // The request id and code come from / go to the request log middleware (request-log.ts), when mounted.
+      const state = ctx.state as { requestId?: string; errorCode?: string };
+      state.errorCode = apiError.code;
+      if (apiError.status >= 500) logger.error({ err, reqId: state.requestId, path: ctx.path, method: ctx.method }, 'request failed');
       ctx.status = apiError.status;
       if (apiError.headers) ctx.set(apiError.headers);
       ctx.body = { error: { code: apiError.code, message: apiError.message, ...(apiError.details ? { details: apiError.details } : {}) } };
@@ -93,7 +96,8 @@ export function errorMiddleware(logger: Logger) {
   };
 }
 
-function toApiError(err: unknown): ApiError {
+/** The API's answer to whatever was thrown (also used to label outcome metrics by code). */
+export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof ZodError) return invalidRequest(describeZodError(err));
   // Errors from the body parser (http-errors) carry a status and an `expose` flag.

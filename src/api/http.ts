@@ -5,7 +5,7 @@
  */
 import { bodyParser } from '@koa/bodyparser';
 import type Router from '@koa/router';
-import Koa, { type Context } from 'koa';
+import Koa, { type Context, type Middleware } from 'koa';
 import type { Logger } from '../infra/logger.js';
 import { ApiError, errorMiddleware } from './errors.js';
 
@@ -17,15 +17,20 @@ export interface ProxySettings {
   trustProxyHops: number;
 }
 
-export function createKoaApp(routers: Router[], logger: Logger, proxy?: ProxySettings): Koa {
+/**
+ * `proxy`: whom to believe about the client's address; `outermost`: middleware that runs before the
+ * error mapping and sees every final answer (request ids, access log, metrics).
+ */
+export function createKoaApp(routers: Router[], logger: Logger, options: { proxy?: ProxySettings; outermost?: Middleware[] } = {}): Koa {
   const app = new Koa();
   app.proxy = false;
-  if (proxy?.trustProxy) {
+  if (options.proxy?.trustProxy) {
     // ctx.ip is then the entry `trustProxyHops` from the right of X-Forwarded-For: the address our
     // own proxies saw. Entries further left are whatever the client wrote, and never used.
     app.proxy = true;
-    app.maxIpsCount = proxy.trustProxyHops;
+    app.maxIpsCount = options.proxy.trustProxyHops;
   }
+  for (const middleware of options.outermost ?? []) app.use(middleware);
   app.use(errorMiddleware(logger));
   app.use(requireJsonBodies);
   app.use(

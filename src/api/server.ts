@@ -3,13 +3,14 @@
  */
 import type { Server, ServerResponse } from 'node:http';
 import type { AppConfig } from '../config/index.js';
-import { createLogger } from '../infra/logger.js';
+import { createLogger, type Logger } from '../infra/logger.js';
 import { createMysqlPool } from '../db/pool.js';
 import { Store } from '../db/store.js';
 import { createRedis } from '../infra/redis.js';
 import { createTemporalClient } from '../infra/temporal.js';
 import { createApp } from './app.js';
 import { Readiness } from './health.js';
+import { ApiMetrics } from './metrics.js';
 import { SoldOutCache } from './sold-out-cache.js';
 
 export interface RunningApi {
@@ -20,8 +21,13 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
-export async function startApi(config: AppConfig, port = config.port): Promise<RunningApi> {
-  const logger = createLogger(config, 'api');
+export interface StartApiOptions {
+  /** The log stream to write to; tests pass one over a stream they read. Default: pino on stdout. */
+  logger?: Logger;
+}
+
+export async function startApi(config: AppConfig, port = config.port, options: StartApiOptions = {}): Promise<RunningApi> {
+  const logger = options.logger ?? createLogger(config, 'api');
   const redis = createRedis(config);
   // Without a listener ioredis prints every reconnect failure as "unhandled"; /healthz reports it.
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
@@ -30,7 +36,9 @@ export async function startApi(config: AppConfig, port = config.port): Promise<R
   const soldOut = new SoldOutCache();
   const subscriber = await soldOut.subscribe(redis, logger);
   const readiness = new Readiness();
-  const app = createApp({ config, redis, store, temporal, logger, soldOut, readiness });
+  // One metrics registry for the process, served at /metrics.
+  const metrics = new ApiMetrics();
+  const app = createApp({ config, redis, store, temporal, logger, soldOut, readiness, metrics });
   const server = app.listen(port, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   // Keep-alive longer than typical load balancers' idle timeout avoids resets under load.

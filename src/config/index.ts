@@ -13,6 +13,8 @@ export const LOCAL_STACK_PORTS = {
   temporalUi: 8233,
   redis: 6380,
   mysql: 3307,
+  workerMetrics: 9464,
+  workerHealth: 9465,
 } as const;
 
 const durationString = z.string().refine(
@@ -100,6 +102,9 @@ const envSchema = z.object({
   TRUST_PROXY_HOPS: z.coerce.number().int().min(1).max(10).default(1),
   SHUTDOWN_DRAIN: optionalDurationString.default('5s'),
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.workerMetrics),
+  WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.workerHealth),
+  ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000).default(100),
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
@@ -139,6 +144,12 @@ export interface AppConfig {
   /** How long the API answers /readyz with 503 after SIGTERM, still serving, before it closes. */
   shutdownDrainMs: number;
   nodeEnv: z.infer<typeof envSchema>['NODE_ENV'];
+  /** The worker's Prometheus exporter (Temporal SDK metrics and activity outcomes); 0: off. */
+  workerMetricsPort: number;
+  /** The worker's /livez and /readyz; 0: off. */
+  workerHealthPort: number;
+  /** 409 SOLD_OUT answers are access-logged 1 in this many (1: all, 0: none); metrics count all. */
+  accessLogSoldOutSample: number;
 }
 
 export class ConfigError extends Error {}
@@ -179,6 +190,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     trustProxyHops: e.TRUST_PROXY_HOPS,
     shutdownDrainMs: ms(e.SHUTDOWN_DRAIN as Parameters<typeof ms>[0]),
     nodeEnv: e.NODE_ENV,
+    workerMetricsPort: e.WORKER_METRICS_PORT,
+    workerHealthPort: e.WORKER_HEALTH_PORT,
+    accessLogSoldOutSample: e.ACCESS_LOG_SOLD_OUT_SAMPLE,
   };
 }
 

@@ -1,6 +1,10 @@
 /**
  * Worker process (`npm run worker`). SIGTERM/SIGINT start a graceful shutdown: polling stops,
  * in-flight activities finish (up to shutdownGraceTime), then connections close.
+ *
+ * Observability: one pino JSON stream for the app's logs, the SDK's (worker state, workflow
+ * `log.*`) and Rust core's (forwarded); one Prometheus port (WORKER_METRICS_PORT) serving the SDK's
+ * `temporal_…` metrics and the app's activity outcomes; /livez and /readyz on WORKER_HEALTH_PORT.
  */
 import { Client, Connection } from '@temporalio/client';
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
@@ -9,13 +13,29 @@ import { createMysqlPool } from '../db/pool.js';
 import { Store } from '../db/store.js';
 import { createLogger } from '../infra/logger.js';
 import { createRedis } from '../infra/redis.js';
+import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
 import { ensureReconcileSchedule } from './reconcile-schedule.js';
+import { pinoRuntimeLogger } from './telemetry.js';
 import { createWorkerConnection, ensureSearchAttributes } from './temporal.js';
 import { createOrderWorker } from './worker.js';
 
 const config = loadConfig();
 const logger = createLogger(config, 'worker');
-Runtime.install({ telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
+Runtime.install({
+  logger: pinoRuntimeLogger(logger),
+  telemetryOptions: {
+    // Core's own logs are forwarded to the logger above (so they are JSON lines too), warnings up.
+    logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) },
+    // Listens on every interface, like the API: Prometheus scrapes it from another host or container.
+    ...(config.workerMetricsPort ? { metrics: { prometheus: { bindAddress: `0.0.0.0:${config.workerMetricsPort}` } } } : {}),
+  },
+});
+if (config.workerMetricsPort) logger.info({ url: `http://127.0.0.1:${config.workerMetricsPort}/metrics` }, 'worker metrics listening');
+
+// Not ready until the Worker exists and runs; not ready again as soon as its drain starts.
+let workerState: () => WorkerHealthState = () => 'STARTING';
+const health = config.workerHealthPort ? await startWorkerHealthServer({ port: config.workerHealthPort, state: () => workerState() }) : undefined;
+if (health) logger.info({ url: `http://127.0.0.1:${health.port}/readyz` }, 'worker health listening');
 
 const store = new Store(createMysqlPool(config, { connectionLimit: 50 }));
 const redis = createRedis(config);
@@ -40,12 +60,13 @@ const keepSchedule = (): void => {
 };
 keepSchedule();
 const worker = await createOrderWorker({ config, connection, store, redis, temporal, workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH || undefined });
+workerState = () => worker.getState();
 
 // The SDK's Runtime already turns SIGINT/SIGTERM into worker.shutdown(); run() resolves when done.
 logger.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker polling');
 try {
   await worker.run();
 } finally {
-  await Promise.allSettled([connection.close(), clientConnection.close(), store.close(), redis.quit()]);
+  await Promise.allSettled([connection.close(), clientConnection.close(), store.close(), redis.quit(), health?.close()]);
   logger.info('worker stopped');
 }

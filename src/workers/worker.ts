@@ -2,7 +2,8 @@
  * The order worker: polls the task queue, runs OrderWorkflow and its activities.
  */
 import type { Client } from '@temporalio/client';
-import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { MetricMeter } from '@temporalio/common';
+import { type NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/index.js';
@@ -11,6 +12,7 @@ import { OrderClient } from '../orders/order-client.js';
 import type { Store } from '../db/store.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { WORKFLOWS_PATH } from './bundle.js';
+import { activityMetricsInterceptor } from './telemetry.js';
 
 export interface OrderWorkerOptions {
   config: Pick<AppConfig, 'temporal'>;
@@ -26,6 +28,8 @@ export interface OrderWorkerOptions {
   workflowBundlePath?: string;
   /** Tests wrap activities to inject faults around the real ones. */
   wrapActivities?: (activities: Activities) => Partial<Activities>;
+  /** Where activity outcomes and retries are recorded; default: the Runtime's meter (its Prometheus exporter). */
+  metricMeter?: MetricMeter;
   tuning?: Partial<
     Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows' | 'shutdownGraceTime'>
   >;
@@ -49,6 +53,8 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Wo
     taskQueue: options.config.temporal.taskQueue,
     ...(options.workflowBundlePath ? { workflowBundle: { codePath: options.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
     activities,
+    // Activity outcomes and retries, into the Runtime's metrics exporter (a no-op without one).
+    interceptors: { activity: [activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter)] },
     // Activities are short DB/Redis calls that spend their time waiting on I/O: many fit in one process.
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,

@@ -5,8 +5,9 @@ import type { RedisInventory } from '../../inventory/redis-inventory.js';
 import type { ShopperAuth } from '../auth.js';
 import type { CheckoutService } from '../checkout.js';
 import { route } from '../documented-route.js';
-import { ApiError } from '../errors.js';
+import { ApiError, toApiError } from '../errors.js';
 import { jsonBody } from '../http.js';
+import type { ApiMetrics } from '../metrics.js';
 import { findOwnOrder } from '../order-access.js';
 import { preferredWaitSeconds } from '../prefer.js';
 import { cancelAcceptedSchema, checkoutAcceptedSchema, checkoutPersistedSchema, orderSchema } from '../response-schemas.js';
@@ -16,8 +17,14 @@ import { answerWaitingCheckout } from './checkout-wait.js';
 const orderParams = z.object({ orderNo: orderNoSchema });
 
 /** The shopper's routes: POST /api/checkout, GET /api/orders/:orderNo, POST /api/orders/:orderNo/cancel. */
-export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService; orders: OrderClient; inventory: RedisInventory }): Router {
-  const { auth, checkout, orders, inventory } = deps;
+export function orderRoutes(deps: {
+  auth: ShopperAuth;
+  checkout: CheckoutService;
+  orders: OrderClient;
+  inventory: RedisInventory;
+  metrics: ApiMetrics;
+}): Router {
+  const { auth, checkout, orders, inventory, metrics } = deps;
   const router = new Router();
 
   route(
@@ -66,16 +73,25 @@ export function orderRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService
       },
     },
     async (ctx) => {
-      const userId = await auth.authenticate(ctx);
-      const request = checkoutSchema.parse(jsonBody(ctx));
-      const idempotencyKey = idempotencyKeySchema.parse(ctx.get('idempotency-key') || undefined);
-      // Prefer: wait=N (RFC 7240): the waiting checkout answers for itself (routes/checkout-wait.ts).
-      const waitSeconds = preferredWaitSeconds(ctx.get('prefer'), checkout.maxWaitSeconds);
-      if (waitSeconds > 0) return answerWaitingCheckout(ctx, checkout, { userId, ...request, idempotencyKey }, waitSeconds);
-      const { orderNo, status } = await checkout.checkout({ userId, ...request, idempotencyKey });
-      ctx.status = 202;
-      ctx.set('Location', `/api/orders/${orderNo}`);
-      ctx.body = { orderNo, status, statusUrl: `/api/orders/${orderNo}` };
+      try {
+        const userId = await auth.authenticate(ctx);
+        const request = checkoutSchema.parse(jsonBody(ctx));
+        const idempotencyKey = idempotencyKeySchema.parse(ctx.get('idempotency-key') || undefined);
+        // Prefer: wait=N (RFC 7240): the waiting checkout answers for itself (routes/checkout-wait.ts).
+        const waitSeconds = preferredWaitSeconds(ctx.get('prefer'), checkout.maxWaitSeconds);
+        if (waitSeconds > 0) {
+          await answerWaitingCheckout(ctx, checkout, { userId, ...request, idempotencyKey }, waitSeconds);
+        } else {
+          const { orderNo, status } = await checkout.checkout({ userId, ...request, idempotencyKey });
+          ctx.status = 202;
+          ctx.set('Location', `/api/orders/${orderNo}`);
+          ctx.body = { orderNo, status, statusUrl: `/api/orders/${orderNo}` };
+        }
+      } catch (err) {
+        metrics.checkoutOutcome(toApiError(err).code);
+        throw err;
+      }
+      metrics.checkoutOutcome('ACCEPTED');
     },
   );
 

@@ -1,13 +1,15 @@
 import Router from '@koa/router';
 import { route } from '../documented-route.js';
+import { toApiError } from '../errors.js';
 import { jsonBody, rawBody } from '../http.js';
+import type { ApiMetrics } from '../metrics.js';
 import type { PaymentWebhook } from '../payments.js';
 import { webhookAnswerSchema } from '../response-schemas.js';
 import type { RateLimits } from '../rate-limit.js';
 import { paymentWebhookSchema } from '../schemas.js';
 
 /** POST /api/payments/webhook: the provider's signed payment events. */
-export function paymentRoutes(deps: { webhook: PaymentWebhook; limits?: RateLimits }): Router {
+export function paymentRoutes(deps: { webhook: PaymentWebhook; metrics: ApiMetrics; limits?: RateLimits }): Router {
   const router = new Router();
   route(
     router,
@@ -31,11 +33,19 @@ export function paymentRoutes(deps: { webhook: PaymentWebhook; limits?: RateLimi
       },
     },
     async (ctx) => {
-      // Before the signature: a flood of forged calls from one address is refused without HMACs.
-      await deps.limits?.consume('webhook', ctx.ip);
-      deps.webhook.verify(rawBody(ctx), ctx.get('payment-signature') || undefined);
-      const event = paymentWebhookSchema.parse(jsonBody(ctx));
-      ctx.body = { received: true, ...(await deps.webhook.handle(event)) };
+      let answer;
+      try {
+        // Before the signature: a flood of forged calls from one address is refused without HMACs.
+        await deps.limits?.consume('webhook', ctx.ip);
+        deps.webhook.verify(rawBody(ctx), ctx.get('payment-signature') || undefined);
+        const event = paymentWebhookSchema.parse(jsonBody(ctx));
+        answer = await deps.webhook.handle(event);
+      } catch (err) {
+        deps.metrics.webhookOutcome(toApiError(err).code);
+        throw err;
+      }
+      deps.metrics.webhookOutcome(answer.outcome);
+      ctx.body = { received: true, ...answer };
     },
   );
   return router;

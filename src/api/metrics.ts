@@ -1,0 +1,143 @@
+/**
+ * The API's Prometheus metrics (prom-client), served at GET /metrics. One registry per process,
+ * created once by startApi and passed to what records into it. Every label value comes from a
+ * small fixed set (route templates, status codes, error codes), never from an order or a shopper,
+ * so the number of series stays bounded however large the sale; label children are cached so the
+ * checkout hot path pays a Map lookup and an add, not a label hash.
+ */
+import { performance } from 'node:perf_hooks';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ReserveResult } from '../inventory/redis-inventory.js';
+import type { ErrorCode } from './errors.js';
+import type { WebhookOutcome } from './payments.js';
+
+/** The route label of a request no router matched (404s of any path). */
+export const UNMATCHED_ROUTE = 'unmatched';
+
+/** Methods kept as they are in the `method` label; anything else is counted as OTHER. */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+export type CheckoutOutcome = 'ACCEPTED' | ErrorCode;
+export type WebhookMetricOutcome = WebhookOutcome | ErrorCode;
+type ReserveOutcome = ReserveResult['outcome'] | 'ERROR';
+
+// Seconds. HTTP answers range from sub-millisecond (sold-out flag) to seconds (a slow dependency).
+const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const REDIS_BUCKETS = [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+const WORKFLOW_START_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export class ApiMetrics {
+  readonly registry = new Registry();
+  private readonly httpRequests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests answered, by method, route template and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+  private readonly httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from the request reaching the app to its answer, by method, route template and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: HTTP_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly checkoutOutcomes = new Counter({
+    name: 'flash_checkout_outcomes_total',
+    help: 'POST /api/checkout answers by code: ACCEPTED or the error code (SOLD_OUT, PURCHASE_LIMIT_EXCEEDED, …)',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  private readonly reserveDuration = new Histogram({
+    name: 'flash_redis_reserve_duration_seconds',
+    help: 'Latency of the reserve.lua call in Redis, by its outcome (ERROR: Redis did not answer)',
+    labelNames: ['outcome'] as const,
+    buckets: REDIS_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly workflowStartDuration = new Histogram({
+    name: 'flash_workflow_start_duration_seconds',
+    help: 'Latency of starting an OrderWorkflow on Temporal, by result (ok, error)',
+    labelNames: ['result'] as const,
+    buckets: WORKFLOW_START_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly soldOutFlagHits = new Counter({
+    name: 'flash_sold_out_flag_hits_total',
+    help: 'Checkouts answered SOLD_OUT from the per-process sold-out flag, without asking Redis',
+    registers: [this.registry],
+  });
+  private readonly webhookOutcomes = new Counter({
+    name: 'flash_webhook_outcomes_total',
+    help: 'Payment webhook answers: APPLIED, DUPLICATE, REFUND_REQUIRED, or the error code (INVALID_SIGNATURE, UNAVAILABLE, …)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly httpChildren = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<string> }>();
+  private readonly checkoutChildren = new Map<string, Counter.Internal>();
+  private readonly reserveChildren = new Map<string, Histogram.Internal<string>>();
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    // Process metrics: CPU, memory, event-loop lag, GC, handles.
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** One answered request; `route` is the router's template or UNMATCHED_ROUTE. */
+  observeRequest(method: string, route: string, status: number, seconds: number): void {
+    const methodLabel = KNOWN_METHODS.has(method) ? method : 'OTHER';
+    const key = `${methodLabel} ${status} ${route}`;
+    let child = this.httpChildren.get(key);
+    if (!child) {
+      const labels = { method: methodLabel, route, status: String(status) };
+      child = { requests: this.httpRequests.labels(labels), duration: this.httpDuration.labels(labels) };
+      this.httpChildren.set(key, child);
+    }
+    child.requests.inc();
+    child.duration.observe(seconds);
+  }
+
+  checkoutOutcome(code: CheckoutOutcome): void {
+    let child = this.checkoutChildren.get(code);
+    if (!child) {
+      child = this.checkoutOutcomes.labels(code);
+      this.checkoutChildren.set(code, child);
+    }
+    child.inc();
+  }
+
+  /** Times reserve.lua: call with the start from `now()` once the script answered (or failed). */
+  reserveDone(outcome: ReserveOutcome, startedAt: number): void {
+    let child = this.reserveChildren.get(outcome);
+    if (!child) {
+      child = this.reserveDuration.labels(outcome);
+      this.reserveChildren.set(outcome, child);
+    }
+    child.observe(secondsSince(startedAt));
+  }
+
+  workflowStartDone(ok: boolean, startedAt: number): void {
+    this.workflowStartDuration.labels(ok ? 'ok' : 'error').observe(secondsSince(startedAt));
+  }
+
+  soldOutFlagHit(): void {
+    this.soldOutFlagHits.inc();
+  }
+
+  webhookOutcome(outcome: WebhookMetricOutcome): void {
+    this.webhookOutcomes.labels(outcome).inc();
+  }
+
+  /** A monotonic clock in milliseconds, for the `startedAt` of the timers above. */
+  now(): number {
+    return performance.now();
+  }
+
+  /** The exposition: Prometheus text format. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+function secondsSince(startedAt: number): number {
+  return (performance.now() - startedAt) / 1000;
+}

@@ -1,0 +1,89 @@
+/**
+ * The outermost middleware of the API: gives every request an id (the caller's valid
+ * `X-Request-Id`, else a fresh UUID) and returns it in the `X-Request-Id` header, errors included;
+ * then, once the answer is known, records the request in the metrics and writes one access-log
+ * line. Route labels are the router's templates (`/api/orders/:orderNo`), never raw paths.
+ *
+ * A sold-out flood must not turn into a logging flood: `409 SOLD_OUT` answers are logged 1 in
+ * `soldOutSampleEvery`, each logged line carrying how many were skipped since the previous one
+ * (the metrics still count every one). Every other answer is logged.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Context, Next } from 'koa';
+import type { Logger } from '../infra/logger.js';
+import { echo } from './errors.js';
+import { UNMATCHED_ROUTE, type ApiMetrics } from './metrics.js';
+
+export const REQUEST_ID_HEADER = 'X-Request-Id';
+
+/** At most 128 characters of [A-Za-z0-9._:-]: safe to log and echo, enough for UUIDs and trace ids. */
+const VALID_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The id of the request: the caller's when it is valid, a new UUID otherwise. */
+export function requestIdOf(incoming: string): string {
+  return incoming && VALID_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+/** What the middleware leaves on ctx.state for the middleware inside it (errorMiddleware). */
+export interface RequestLogState {
+  requestId?: string;
+  /** Set by errorMiddleware on an error answer, so the access log names the code. */
+  errorCode?: string;
+}
+
+export function requestLogMiddleware(deps: { logger: Logger; metrics: ApiMetrics; soldOutSampleEvery: number }) {
+  const { logger, metrics, soldOutSampleEvery } = deps;
+  let soldOutSkipped = 0;
+  let soldOutSeen = 0;
+  return async (ctx: Context, next: Next): Promise<void> => {
+    const startedAt = metrics.now();
+    const state = ctx.state as RequestLogState;
+    const requestId = requestIdOf(ctx.get(REQUEST_ID_HEADER));
+    state.requestId = requestId;
+    ctx.set(REQUEST_ID_HEADER, requestId);
+    try {
+      await next();
+    } finally {
+      const ms = metrics.now() - startedAt;
+      const status = ctx.status;
+      const route = routeTemplateOf(ctx);
+      metrics.observeRequest(ctx.method, route, status, ms / 1000);
+      const code = state.errorCode;
+      let sampled: { every: number; skipped: number } | undefined;
+      let write = true;
+      if (code === 'SOLD_OUT') {
+        write = soldOutSampleEvery > 0 && soldOutSeen++ % soldOutSampleEvery === 0;
+        if (write) {
+          sampled = { every: soldOutSampleEvery, skipped: soldOutSkipped };
+          soldOutSkipped = 0;
+        } else soldOutSkipped++;
+      }
+      if (write && logger.isLevelEnabled('info')) {
+        logger.info(
+          {
+            reqId: requestId,
+            method: ctx.method,
+            route,
+            ...(route === UNMATCHED_ROUTE ? { path: echo(ctx.path) } : {}),
+            status,
+            ...(code ? { code } : {}),
+            ms: Math.round(ms * 100) / 100,
+            ...(sampled ? { sampled } : {}),
+          },
+          'request',
+        );
+      }
+    }
+  };
+}
+
+/**
+ * The @koa/router template the request matched; for a known path with a wrong method (405), the
+ * path's template; UNMATCHED_ROUTE otherwise. Never the raw path, so label values stay bounded.
+ */
+function routeTemplateOf(ctx: Context): string {
+  const routed = ctx as { _matchedRoute?: string | RegExp; matched?: { path: string | RegExp; methods: string[] }[] };
+  if (typeof routed._matchedRoute === 'string') return routed._matchedRoute;
+  const layer = routed.matched?.find((candidate) => candidate.methods.length > 0 && typeof candidate.path === 'string');
+  return typeof layer?.path === 'string' ? layer.path : UNMATCHED_ROUTE;
+}

@@ -1,0 +1,43 @@
+/**
+ * The worker's liveness and readiness on a small HTTP port (node:http, nothing else):
+ *   GET /livez   200 while the process serves and its Worker has not failed
+ *   GET /readyz  200 only while the Worker is RUNNING; 503 while it starts, drains or has stopped
+ * An orchestrator stops routing work (and counting the replica as available) once the drain starts.
+ */
+import { createServer, type Server } from 'node:http';
+import type { State } from '@temporalio/worker';
+
+/** The Worker's state, or STARTING before the Worker exists (bundle loading, connecting). */
+export type WorkerHealthState = State | 'STARTING';
+
+export interface WorkerHealthServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startWorkerHealthServer(options: { port: number; host?: string; state: () => WorkerHealthState }): Promise<WorkerHealthServer> {
+  const server: Server = createServer((req, res) => {
+    const state = options.state();
+    const path = (req.url ?? '').split('?')[0];
+    let status: number;
+    if (req.method !== 'GET' && req.method !== 'HEAD') status = 405;
+    else if (path === '/livez') status = state === 'FAILED' ? 503 : 200;
+    else if (path === '/readyz') status = state === 'RUNNING' ? 200 : 503;
+    else status = 404;
+    const body = status === 200 || status === 503 ? { status: status === 200 ? 'ok' : 'unavailable', state } : { error: 'not found' };
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : JSON.stringify(body));
+  });
+  // Probes must not keep a draining process alive.
+  server.keepAliveTimeout = 1_000;
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(options.port, options.host ?? '0.0.0.0', resolve));
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : options.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,348 @@
+/**
+ * The API's observability against the real stack (Temporal dev server with the production worker,
+ * Redis, MariaDB): GET /metrics counts what the HTTP answers were, X-Request-Id is honoured or
+ * generated and returned on every answer, and one access-log line is written per request (read
+ * from the pino stream the API writes to), 409 SOLD_OUT lines sampled.
+ */
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import type { Client } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Redis } from 'ioredis';
+import type { Pool } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ShopperAuth } from '../src/api/auth.js';
+import { startApi, type RunningApi } from '../src/api/server.js';
+import { signWebhook } from '../src/api/webhook-signature.js';
+import type { AppConfig } from '../src/config/index.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createLogger } from '../src/infra/logger.js';
+import { createRedis } from '../src/infra/redis.js';
+import { createTemporalClient } from '../src/infra/temporal.js';
+import { newOrderNo } from '../src/orders/order-number.js';
+import { freePort } from '../src/stack/process.js';
+import { waitFor } from '../src/util/wait-for.js';
+import { createOrderWorker } from '../src/workers/worker.js';
+import { testConfig } from './helpers/env.js';
+import { putOnSale } from './helpers/fixtures.js';
+import { parseExposition, total, type Sample } from './helpers/prometheus.js';
+
+/** A pino destination that keeps every line it is given, parsed. */
+class LogCapture extends Writable {
+  readonly lines: Record<string, unknown>[] = [];
+  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
+    for (const line of chunk.toString('utf8').split('\n')) if (line) this.lines.push(JSON.parse(line) as Record<string, unknown>);
+    done();
+  }
+  requests(): Record<string, unknown>[] {
+    return this.lines.filter((line) => line.msg === 'request');
+  }
+}
+
+let config: AppConfig;
+let api: RunningApi;
+let log: LogCapture;
+let pool: Pool;
+let store: Store;
+let redis: Redis;
+let temporal: Client;
+let nativeConnection: NativeConnection;
+let worker: Worker;
+let running: Promise<void>;
+let auth: ShopperAuth;
+
+beforeAll(async () => {
+  config = testConfig({ TEMPORAL_TASK_QUEUE: `obs-api-${randomUUID()}`, LOG_LEVEL: 'info', ACCESS_LOG_SOLD_OUT_SAMPLE: '1' });
+  pool = createMysqlPool(config);
+  store = new Store(pool);
+  redis = createRedis(config);
+  temporal = await createTemporalClient(config);
+  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
+  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
+  running = worker.run();
+  log = new LogCapture();
+  api = await startApi(config, 0, { logger: createLogger(config, 'api', log) });
+  auth = new ShopperAuth(config);
+});
+
+afterAll(async () => {
+  await api?.close();
+  worker?.shutdown();
+  await running;
+  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), pool?.end(), redis?.quit()]);
+});
+
+interface Reply {
+  status: number;
+  code: string | undefined;
+  body: Record<string, unknown> | undefined;
+  requestId: string | null;
+}
+
+async function http(
+  method: string,
+  path: string,
+  options: { json?: unknown; raw?: string; token?: string; headers?: Record<string, string>; base?: string } = {},
+): Promise<Reply> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  const body = options.raw ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${options.base ?? api.url}${path}`, { method, headers, body });
+  const text = await response.text();
+  const parsed = text && response.headers.get('content-type')?.includes('json') ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+  const error = parsed?.error as { code?: string } | undefined;
+  return { status: response.status, code: response.status === 202 ? 'ACCEPTED' : error?.code, body: parsed, requestId: response.headers.get('x-request-id') };
+}
+
+async function scrape(base = api.url): Promise<Sample[]> {
+  const response = await fetch(`${base}/metrics`);
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  return parseExposition(await response.text());
+}
+
+const checkout = async (userId: string, sku: string, quantity = 1) =>
+  http('POST', '/api/checkout', { json: { sku, quantity }, token: await auth.issue(userId) });
+
+function countCodes(replies: Reply[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const reply of replies) counts.set(reply.code ?? `HTTP ${reply.status}`, (counts.get(reply.code ?? `HTTP ${reply.status}`) ?? 0) + 1);
+  return counts;
+}
+
+describe('GET /metrics', () => {
+  it('counts checkout outcomes by code exactly as the HTTP answers were, and its histograms have the samples', async () => {
+    const before = await scrape();
+    const { sku } = await putOnSale(store, redis, { stock: 5, perUserLimit: 1 });
+    const limited = await putOnSale(store, redis, { stock: 10, perUserLimit: 1 });
+    const run = randomUUID().slice(0, 8);
+    const replies: Reply[] = [];
+    // A burst: 12 shoppers on 5 units.
+    replies.push(...(await Promise.all(Array.from({ length: 12 }, (_, i) => checkout(`m-${run}-${i}`, sku)))));
+    // Late shoppers, one after another: answered by Redis once, then by the sold-out flag.
+    for (let i = 0; i < 6; i++) replies.push(await checkout(`late-${run}-${i}`, sku));
+    // Other codes: over the limit, unknown SKU, bad quantity, no token.
+    replies.push(await checkout(`lim-${run}`, limited.sku));
+    replies.push(await checkout(`lim-${run}`, limited.sku));
+    replies.push(await checkout(`x-${run}`, `NOPE-${run}`));
+    replies.push(await checkout(`x-${run}`, sku, 0));
+    replies.push(await http('POST', '/api/checkout', { json: { sku, quantity: 1 } }));
+    const after = await scrape();
+
+    const codes = countCodes(replies);
+    expect(codes.get('ACCEPTED')).toBe(6);
+    expect(codes.get('SOLD_OUT')).toBe(13);
+    expect(codes.get('PURCHASE_LIMIT_EXCEEDED')).toBe(1);
+    expect(codes.get('SKU_NOT_FOUND')).toBe(1);
+    expect(codes.get('INVALID_REQUEST')).toBe(1);
+    expect(codes.get('UNAUTHORIZED')).toBe(1);
+    const delta = (name: string, where: Record<string, string> = {}) => total(after, name, where) - total(before, name, where);
+    for (const [code, count] of codes) expect(delta('flash_checkout_outcomes_total', { code }), code).toBe(count);
+    expect(delta('flash_checkout_outcomes_total')).toBe(replies.length);
+
+    // Sold-out answers given from memory never reached Redis; everything else that passed validation did.
+    const flagHits = delta('flash_sold_out_flag_hits_total');
+    expect(flagHits).toBeGreaterThanOrEqual(1);
+    // At least the first sold-out answer came from Redis (it is what sets the flag).
+    expect(flagHits).toBeLessThanOrEqual(12);
+    const reachedRedis = 6 + 13 + 1 + 1 - flagHits;
+    expect(delta('flash_redis_reserve_duration_seconds_count')).toBe(reachedRedis);
+    expect(delta('flash_redis_reserve_duration_seconds_count', { outcome: 'RESERVED' })).toBe(6);
+    expect(delta('flash_redis_reserve_duration_seconds_count', { outcome: 'SOLD_OUT' })).toBe(13 - flagHits);
+    expect(delta('flash_redis_reserve_duration_seconds_bucket', { outcome: 'RESERVED', le: '+Inf' })).toBe(6);
+    expect(delta('flash_redis_reserve_duration_seconds_sum')).toBeGreaterThan(0);
+    expect(delta('flash_workflow_start_duration_seconds_count', { result: 'ok' })).toBe(6);
+    expect(delta('flash_workflow_start_duration_seconds_sum')).toBeGreaterThan(0);
+
+    // HTTP requests by route template and status, with durations.
+    const checkoutRoute = { method: 'POST', route: '/api/checkout' };
+    expect(delta('http_requests_total', { ...checkoutRoute, status: '202' })).toBe(6);
+    expect(delta('http_requests_total', { ...checkoutRoute, status: '409' })).toBe(14);
+    expect(delta('http_request_duration_seconds_count', { ...checkoutRoute, status: '409' })).toBe(14);
+    expect(delta('http_request_duration_seconds_sum', { ...checkoutRoute, status: '202' })).toBeGreaterThan(0);
+    // Default process metrics are there too.
+    expect(total(after, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+    expect(after.some((s) => s.name.startsWith('nodejs_eventloop_lag'))).toBe(true);
+  });
+
+  it('labels requests by route template, never by raw path; unmatched paths share one label', async () => {
+    const { sku } = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const userId = `route-${randomUUID().slice(0, 8)}`;
+    const token = await auth.issue(userId);
+    const accepted = await checkout(userId, sku);
+    const orderNo = accepted.body?.orderNo as string;
+    expect((await http('GET', `/api/orders/${orderNo}`, { token })).status).toBe(200);
+    expect((await http('GET', `/no-such-path-${orderNo}`)).status).toBe(404);
+    expect((await http('DELETE', `/api/orders/${orderNo}`, { token })).status).toBe(405);
+    const text = await (await fetch(`${api.url}/metrics`)).text();
+    expect(text).not.toContain(orderNo);
+    expect(text).not.toContain(userId);
+    const samples = parseExposition(text);
+    expect(total(samples, 'http_requests_total', { method: 'GET', route: '/api/orders/:orderNo', status: '200' })).toBeGreaterThanOrEqual(1);
+    expect(total(samples, 'http_requests_total', { method: 'GET', route: 'unmatched', status: '404' })).toBeGreaterThanOrEqual(1);
+    // A known path with a wrong method keeps its template.
+    expect(total(samples, 'http_requests_total', { method: 'DELETE', route: '/api/orders/:orderNo', status: '405' })).toBe(1);
+  });
+
+  it('counts webhook outcomes: APPLIED, DUPLICATE, INVALID_SIGNATURE, ORDER_NOT_FOUND', async () => {
+    const { sku, priceCents } = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const userId = `pay-${randomUUID().slice(0, 8)}`;
+    const token = await auth.issue(userId);
+    const orderNo = (await checkout(userId, sku)).body?.orderNo as string;
+    await waitFor(async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body?.status === 'AWAITING_PAYMENT', {
+      what: `${orderNo} awaiting payment`,
+      timeoutMs: 20_000,
+    });
+    const before = await scrape();
+    const send = (event: Record<string, unknown>, secret = config.webhookSecret) => {
+      const raw = JSON.stringify(event);
+      return http('POST', '/api/payments/webhook', { raw, headers: { 'payment-signature': signWebhook(secret, raw) } });
+    };
+    const event = { eventId: `evt-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: priceCents };
+    const replies = [
+      await send(event),
+      await send(event),
+      await send({ ...event, eventId: `evt-bad-${orderNo}` }, 'not-the-webhook-secret-at-all'),
+      await send({ ...event, eventId: `evt-none-${orderNo}`, orderNo: newOrderNo() }),
+    ];
+    expect(replies.map((r) => r.body?.outcome ?? r.code)).toEqual(['APPLIED', 'DUPLICATE', 'INVALID_SIGNATURE', 'ORDER_NOT_FOUND']);
+    const after = await scrape();
+    for (const outcome of ['APPLIED', 'DUPLICATE', 'INVALID_SIGNATURE', 'ORDER_NOT_FOUND']) {
+      expect(total(after, 'flash_webhook_outcomes_total', { outcome }) - total(before, 'flash_webhook_outcomes_total', { outcome }), outcome).toBe(1);
+    }
+  });
+});
+
+describe('X-Request-Id and the access log', () => {
+  it('honours a valid X-Request-Id, generates one when absent or invalid, and returns it on errors too', async () => {
+    const given = `trace-${randomUUID()}:span.1_a`;
+    const honoured = await http('GET', '/healthz', { headers: { 'X-Request-Id': given } });
+    expect(honoured.status).toBe(200);
+    expect(honoured.requestId).toBe(given);
+
+    const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    const absent = await http('GET', '/healthz');
+    expect(absent.requestId).toMatch(uuid);
+    for (const invalid of ['has space', 'x'.repeat(129), 'semi;colon', 'a/b', '%C3%BC', '"quoted"']) {
+      const reply = await http('GET', '/healthz', { headers: { 'X-Request-Id': invalid } });
+      expect(reply.requestId, invalid).toMatch(uuid);
+    }
+    expect((await http('GET', '/healthz', { headers: { 'X-Request-Id': 'y'.repeat(128) } })).requestId).toBe('y'.repeat(128));
+
+    // Error answers carry it: an unknown route, a bad body, a missing token, a wrong method.
+    const errors = [
+      await http('GET', '/no-such-route', { headers: { 'X-Request-Id': 'err-1' } }),
+      await http('POST', '/api/checkout', { raw: '{not json', headers: { 'X-Request-Id': 'err-2' } }),
+      await http('POST', '/api/checkout', { json: { sku: 'A', quantity: 1 }, headers: { 'X-Request-Id': 'err-3' } }),
+      await http('DELETE', '/api/checkout', { headers: { 'X-Request-Id': 'err-4' } }),
+    ];
+    expect(errors.map((r) => [r.status, r.code, r.requestId])).toEqual([
+      [404, 'NOT_FOUND', 'err-1'],
+      [400, 'INVALID_REQUEST', 'err-2'],
+      [401, 'UNAUTHORIZED', 'err-3'],
+      [405, 'METHOD_NOT_ALLOWED', 'err-4'],
+    ]);
+    const generated = await http('GET', '/no-such-route');
+    expect(generated.requestId).toMatch(uuid);
+  });
+
+  it('writes one access-log line per request: request id, method, route, status, code, duration', async () => {
+    const { sku } = await putOnSale(store, redis, { stock: 1, perUserLimit: 1 });
+    const id = `log-${randomUUID()}`;
+    const accepted = await http('POST', '/api/checkout', {
+      json: { sku, quantity: 1 },
+      token: await auth.issue(`${id}-a`),
+      headers: { 'X-Request-Id': `${id}-a` },
+    });
+    const soldOut = await http('POST', '/api/checkout', {
+      json: { sku, quantity: 1 },
+      token: await auth.issue(`${id}-b`),
+      headers: { 'X-Request-Id': `${id}-b` },
+    });
+    const orderNo = accepted.body?.orderNo as string;
+    await http('GET', `/api/orders/${orderNo}`, { token: await auth.issue(`${id}-a`), headers: { 'X-Request-Id': `${id}-c` } });
+    await http('GET', `/nothing/${id}`, { headers: { 'X-Request-Id': `${id}-d` } });
+    expect([accepted.status, soldOut.status]).toEqual([202, 409]);
+
+    const lines = await waitFor(
+      () => {
+        const mine = log.requests().filter((line) => String(line.reqId).startsWith(id));
+        return mine.length >= 4 && mine;
+      },
+      { what: 'four access-log lines', timeoutMs: 5_000 },
+    );
+    expect(lines).toHaveLength(4);
+    const byId = Object.fromEntries(lines.map((line) => [line.reqId, line]));
+    expect(byId[`${id}-a`]).toMatchObject({ level: 30, service: 'api', method: 'POST', route: '/api/checkout', status: 202 });
+    expect(byId[`${id}-a`]).not.toHaveProperty('code');
+    expect(byId[`${id}-b`]).toMatchObject({ method: 'POST', route: '/api/checkout', status: 409, code: 'SOLD_OUT', sampled: { every: 1, skipped: 0 } });
+    expect(byId[`${id}-c`]).toMatchObject({ method: 'GET', route: '/api/orders/:orderNo', status: 200 });
+    expect(byId[`${id}-d`]).toMatchObject({ method: 'GET', route: 'unmatched', path: `/nothing/${id}`, status: 404, code: 'NOT_FOUND' });
+    for (const line of lines) {
+      expect(typeof line.ms).toBe('number');
+      expect(line.ms as number).toBeGreaterThanOrEqual(0);
+      expect(typeof line.time).toBe('number');
+    }
+  });
+
+  it('logs a 5xx with its stack trace and the request id, and times the failed reserve as ERROR', async () => {
+    const brokenLog = new LogCapture();
+    // Redis on a port where nothing listens: reserve.lua cannot run.
+    const brokenConfig = testConfig({ TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, LOG_LEVEL: 'info' });
+    const broken = await startApi(brokenConfig, 0, { logger: createLogger(brokenConfig, 'api', brokenLog) });
+    try {
+      const token = await auth.issue(`broken-${randomUUID().slice(0, 8)}`);
+      const reply = await http('POST', '/api/checkout', {
+        base: broken.url,
+        json: { sku: 'ANY-SKU', quantity: 1 },
+        token,
+        headers: { 'X-Request-Id': 'boom-1' },
+      });
+      expect(reply.status).toBeGreaterThanOrEqual(500);
+      expect(reply.requestId).toBe('boom-1');
+      const failed = brokenLog.lines.find((line) => line.msg === 'request failed');
+      expect(failed).toMatchObject({ level: 50, reqId: 'boom-1', method: 'POST', path: '/api/checkout', err: { stack: expect.any(String) } });
+      expect(brokenLog.requests()).toContainEqual(expect.objectContaining({ reqId: 'boom-1', status: reply.status, code: reply.code }));
+      const samples = await scrape(broken.url);
+      expect(total(samples, 'flash_redis_reserve_duration_seconds_count', { outcome: 'ERROR' })).toBe(1);
+      expect(total(samples, 'flash_checkout_outcomes_total', { code: reply.code! })).toBe(1);
+    } finally {
+      await broken.close();
+    }
+  });
+
+  it('logs 409 SOLD_OUT answers 1 in ACCESS_LOG_SOLD_OUT_SAMPLE, each line with the count skipped before it', async () => {
+    const sampledLog = new LogCapture();
+    const sampledConfig = testConfig({ TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, ACCESS_LOG_SOLD_OUT_SAMPLE: '4', LOG_LEVEL: 'info' });
+    const sampled = await startApi(sampledConfig, 0, { logger: createLogger(sampledConfig, 'api', sampledLog) });
+    try {
+      const { sku } = await putOnSale(store, redis, { stock: 1, perUserLimit: 1 });
+      const run = randomUUID().slice(0, 8);
+      const replies: Reply[] = [];
+      for (let i = 0; i < 11; i++) {
+        replies.push(await http('POST', '/api/checkout', { base: sampled.url, json: { sku, quantity: 1 }, token: await auth.issue(`s-${run}-${i}`) }));
+      }
+      expect(countCodes(replies)).toEqual(
+        new Map([
+          ['ACCEPTED', 1],
+          ['SOLD_OUT', 10],
+        ]),
+      );
+      const lines = await waitFor(() => sampledLog.requests().length >= 4 && sampledLog.requests(), { what: 'access-log lines', timeoutMs: 5_000 });
+      const soldOutLines = lines.filter((line) => line.code === 'SOLD_OUT');
+      // Sold-out answers 1, 5 and 9 are written; each says how many were skipped since the last one.
+      expect(soldOutLines.map((line) => line.sampled)).toEqual([
+        { every: 4, skipped: 0 },
+        { every: 4, skipped: 3 },
+        { every: 4, skipped: 3 },
+      ]);
+      expect(lines.filter((line) => line.status === 202)).toHaveLength(1);
+      // The metrics still count every one.
+      expect(total(await scrape(sampled.url), 'flash_checkout_outcomes_total', { code: 'SOLD_OUT' })).toBe(10);
+    } finally {
+      await sampled.close();
+    }
+  });
+});
