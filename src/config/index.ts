@@ -27,12 +27,27 @@ const durationString = z.string().refine(
 
 const booleanString = z.enum(['true', 'false', '1', '0', '']).transform((value) => value === 'true' || value === '1');
 
+/** One redis:// or rediss:// URL, or a comma-separated list of a Redis Cluster's nodes. */
+const redisUrls = z.string().refine(
+  (value) => {
+    const urls = value.split(',').map((url) => url.trim());
+    return urls.every((url) => {
+      try {
+        return ['redis:', 'rediss:'].includes(new URL(url).protocol);
+      } catch {
+        return false;
+      }
+    });
+  },
+  { message: 'must be a redis:// or rediss:// URL, or a comma-separated list of them (Redis Cluster nodes)' },
+);
+
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.api),
   TEMPORAL_ADDRESS: z.string().min(1).default(`127.0.0.1:${LOCAL_STACK_PORTS.temporal}`),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('flash-checkout-orders'),
-  REDIS_URL: z.string().url().default(`redis://127.0.0.1:${LOCAL_STACK_PORTS.redis}`),
+  REDIS_URL: redisUrls.default(`redis://127.0.0.1:${LOCAL_STACK_PORTS.redis}`),
   MYSQL_URL: z.string().url().default(`mysql://flash:flash@127.0.0.1:${LOCAL_STACK_PORTS.mysql}/flash`),
   PAYMENT_WINDOW: durationString.default('30m'),
   RECONCILE_INTERVAL: durationString.default('30s'),
@@ -46,6 +61,8 @@ const envSchema = z.object({
   ADMIN_TOKEN: z.string().min(8).default('dev-admin-token'),
   AUTH_DEV_LOGIN: booleanString.default(false),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** true: REDIS_URL is a Redis Cluster even when it names one node (a managed cluster's endpoint). */
+  REDIS_CLUSTER: booleanString.default(false),
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
@@ -73,6 +90,8 @@ export interface AppConfig {
   adminToken: string;
   authDevLogin: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  /** Connect through the Redis Cluster client: REDIS_CLUSTER=true, or several URLs in REDIS_URL. */
+  redisCluster: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -105,5 +124,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     adminToken: e.ADMIN_TOKEN,
     authDevLogin: e.AUTH_DEV_LOGIN,
     logLevel: e.LOG_LEVEL,
+    redisCluster: e.REDIS_CLUSTER || e.REDIS_URL.includes(','),
   };
 }

@@ -3,7 +3,7 @@
  */
 import type { Client } from '@temporalio/client';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../infra/redis.js';
 import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/index.js';
 import { createReconcileActivities } from '../activities/reconcile.js';
@@ -16,7 +16,7 @@ export interface OrderWorkerOptions {
   config: Pick<AppConfig, 'temporal'>;
   connection: NativeConnection;
   store: Store;
-  redis: Redis;
+  redis: RedisClient;
   /**
    * A client of the same namespace: with it the worker also runs the reconciler's activities (which
    * look up and pay orders through the order client). Without it, only orders are processed.
