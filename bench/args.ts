@@ -26,6 +26,8 @@ export interface BenchArgs {
   profileDir?: string;
   /** Redis's append-only fsync policy for the stack the benchmark starts. */
   redisAppendfsync: 'everysec' | 'always';
+  /** --cluster: only `ours`, on the cluster layout (two APIs behind nginx, two workers; README "Past one machine"). */
+  cluster: boolean;
 }
 
 export function parseBenchArgs(argv: string[], root: string): BenchArgs {
@@ -42,6 +44,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
       profile: { type: 'string' },
       out: { type: 'string' },
       'redis-appendfsync': { type: 'string', default: 'always' },
+      cluster: { type: 'boolean', default: false },
     },
   });
   const fsync = args['redis-appendfsync'];
@@ -56,13 +59,17 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
     warmupRequests: quick ? 300 : 3_000,
     quick,
   };
-  const variants = (args.variants?.split(',') ?? [...VARIANTS]) as Variant[];
+  const cluster = args.cluster ?? false;
+  // The baselines are single-node designs (the queue's script spans a list and a sale: two slots).
+  const variants = (args.variants?.split(',') ?? (cluster ? ['ours'] : [...VARIANTS])) as Variant[];
   for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`unknown variant ${v}; choose from ${VARIANTS.join(', ')}`);
+  if (cluster && variants.some((v) => v !== 'ours')) throw new Error('--cluster runs the ours variant only');
   return {
     settings,
     variants,
-    outDir: resolve(args.out ?? join(root, 'bench', 'results')),
+    outDir: resolve(args.out ?? (cluster ? join(root, 'bench', 'results', 'cluster') : join(root, 'bench', 'results'))),
     ...(args.profile ? { profileDir: resolve(args.profile) } : {}),
     redisAppendfsync: fsync,
+    cluster,
   };
 }
