@@ -33,6 +33,8 @@ export interface BenchArgs {
    * waiting checkout), so both models are measured on the same stack and settings. 0: not run.
    */
   waitSeconds: number;
+  /** --cluster: only `ours`, on the cluster layout (two APIs behind nginx, two workers; README "Past one machine"). */
+  cluster: boolean;
 }
 
 export function parseBenchArgs(argv: string[], root: string): BenchArgs {
@@ -51,6 +53,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
       'redis-appendfsync': { type: 'string', default: 'always' },
       wait: { type: 'boolean', default: false },
       'wait-seconds': { type: 'string', default: '10' },
+      cluster: { type: 'boolean', default: false },
     },
   });
   const fsync = args['redis-appendfsync'];
@@ -67,14 +70,18 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
   };
   const waitSeconds = args.wait ? Number(args['wait-seconds']) : 0;
   if (!Number.isInteger(waitSeconds) || waitSeconds < 0) throw new Error('--wait-seconds must be a whole number of seconds');
-  const variants = (args.variants?.split(',') ?? [...VARIANTS]) as Variant[];
+  const cluster = args.cluster ?? false;
+  // The baselines are single-node designs (the queue's script spans a list and a sale: two slots).
+  const variants = (args.variants?.split(',') ?? (cluster ? ['ours'] : [...VARIANTS])) as Variant[];
   for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`unknown variant ${v}; choose from ${VARIANTS.join(', ')}`);
+  if (cluster && variants.some((v) => v !== 'ours')) throw new Error('--cluster runs the ours variant only');
   return {
     settings,
     variants,
-    outDir: resolve(args.out ?? join(root, 'bench', 'results')),
+    outDir: resolve(args.out ?? (cluster ? join(root, 'bench', 'results', 'cluster') : join(root, 'bench', 'results'))),
     ...(args.profile ? { profileDir: resolve(args.profile) } : {}),
     redisAppendfsync: fsync,
     waitSeconds,
+    cluster,
   };
 }

@@ -30,6 +30,7 @@ import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { startClusterApp, type RunningClusterApp } from '../src/stack/cluster-app.js';
 import { startStack, type RunningStack } from '../src/stack/index.js';
 import { cpuSecondsOfGroup } from '../src/util/cpu.js';
 import type { ManagedProcess } from '../src/stack/process.js';
@@ -42,20 +43,27 @@ import { fmt } from './stats.js';
 import { workflowStartLatency } from './visibility.js';
 
 const root = resolve(import.meta.dirname, '..');
-const { settings, variants, outDir, profileDir, redisAppendfsync, waitSeconds } = parseBenchArgs(process.argv.slice(2), root);
+const { settings, variants, outDir, profileDir, redisAppendfsync, waitSeconds, cluster } = parseBenchArgs(process.argv.slice(2), root);
 const say = (line: string) => console.log(`[bench] ${line}`);
 
 const workDir = mkdtempSync(join(tmpdir(), 'flash-bench-'));
 let stack: RunningStack | undefined;
+let clusterApp: RunningClusterApp | undefined;
 const processes: ManagedProcess[] = [];
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  stack = await startStack({ dataDir: join(workDir, 'stack'), ports: 'free', ephemeral: true, log: say, redisAppendfsync });
   const runId = randomBytes(3).toString('hex');
+  const appEnv = { TEMPORAL_TASK_QUEUE: `bench-${runId}`, LOG_LEVEL: 'warn', AUTH_DEV_LOGIN: 'false' };
+  if (cluster) {
+    // --cluster: the app on the cluster layout; the burst goes through nginx to both APIs.
+    clusterApp = await startClusterApp({ dataDir: join(workDir, 'cluster'), ephemeral: true, ui: false, log: say, appLogs: workDir, env: appEnv });
+  } else {
+    stack = await startStack({ dataDir: join(workDir, 'stack'), ports: 'free', ephemeral: true, log: say, redisAppendfsync });
+  }
   const env: Record<string, string | undefined> = {
     ...process.env,
-    ...stack.env,
+    ...(clusterApp?.stack.env ?? stack?.env),
     TEMPORAL_TASK_QUEUE: `bench-${runId}`,
     // BENCH_LOG_LEVEL=info measures the servers with their production log level (access log on).
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
@@ -93,7 +101,7 @@ async function main(): Promise<void> {
   try {
     for (const { name, variant, wait } of runs) {
       say(`── ${name}${wait ? ` (Prefer: wait=${wait})` : ''} ──`);
-      const servers = await startVariant(variant, { root, workDir, env, profileDir });
+      const servers = clusterApp ? { url: clusterApp.url, processes: [] } : await startVariant(variant, { root, workDir, env, profileDir });
       processes.push(...servers.processes);
       try {
         // Warm-up on its own SKU: JIT, connection pools and Temporal's caches, never measured.
@@ -168,6 +176,10 @@ function cpuSnapshot(variantProcesses: ManagedProcess[]): Record<string, number>
   const snapshot: Record<string, number> = {};
   for (const [role, server] of Object.entries(stack?.servers ?? {})) if (server.process) snapshot[role] = cpuSecondsOfGroup(server.process.pid);
   for (const proc of variantProcesses) snapshot[proc.name] = cpuSecondsOfGroup(proc.pid);
+  if (clusterApp) {
+    for (const [role, proc] of Object.entries(clusterApp.stack.processes)) snapshot[role] = cpuSecondsOfGroup(proc.pid);
+    for (const app of [...clusterApp.apis, ...clusterApp.workers]) if (app.process) snapshot[app.name] = cpuSecondsOfGroup(app.process.pid);
+  }
   const own = process.cpuUsage();
   snapshot.loadgen = (own.user + own.system) / 1e6;
   return snapshot;
@@ -180,6 +192,7 @@ function cpuSince(before: Record<string, number>, after: Record<string, number>)
 async function cleanup(): Promise<void> {
   for (const proc of processes) await proc.stop(5_000);
   await stack?.stop();
+  await clusterApp?.stop();
   rmSync(workDir, { recursive: true, force: true });
 }
 

@@ -8,7 +8,7 @@
  * `consuming` (the queue's consumer). SIGTERM/SIGINT: stop, close the clients, exit 0.
  */
 import type { Server } from 'node:http';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/infra/redis.js';
 import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createMysqlPool } from '../src/db/pool.js';
@@ -29,7 +29,7 @@ if (!variant || !VARIANTS.includes(variant)) {
 const config = loadConfig();
 const logger = createLogger(config, `bench-${variant}`);
 let pool: ReturnType<typeof createMysqlPool> | undefined;
-let redis: Redis | undefined;
+let redis: RedisClient | undefined;
 const needsMysql = variant === 'sync' || variant === 'queue-consumer';
 const needsRedis = variant === 'queue' || variant === 'queue-consumer';
 if (needsMysql) pool = createMysqlPool(config);

@@ -3,7 +3,7 @@
  * docs/contract.md held against what the API told its clients during the fault.
  */
 import type { Client } from '@temporalio/client';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/infra/redis.js';
 import type { Store } from '../src/db/store.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { parseReservation, RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
@@ -27,7 +27,7 @@ export type ChaosCheck = (typeof CHAOS_CHECKS)[number];
 
 export interface CheckDeps {
   store: Store;
-  redis: Redis;
+  redis: RedisClient;
   temporal: Client;
 }
 

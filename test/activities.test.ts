@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, FailureTypes, type Activities, type PersistOrderInput } from '../src/activities/index.js';
@@ -21,7 +21,7 @@ import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 
 let pool: Pool;
 let store: Store;
-let redis: Redis;
+let redis: RedisClient;
 let inventory: RedisInventory;
 let activities: Activities;
 

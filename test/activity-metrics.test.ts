@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { MetricCounter, MetricGauge, MetricHistogram, MetricMeter, MetricTags } from '@temporalio/common';
 import { NativeConnection, type Worker } from '@temporalio/worker';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
@@ -53,7 +53,7 @@ class RecordingMeter implements MetricMeter {
 let config: AppConfig;
 let pool: Pool;
 let store: Store;
-let redis: Redis;
+let redis: RedisClient;
 let connection: NativeConnection;
 let worker: Worker;
 let running: Promise<void>;

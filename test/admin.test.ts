@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
@@ -31,7 +31,7 @@ let config: AppConfig;
 let api: RunningApi;
 let pool: Pool;
 let store: Store;
-let redis: Redis;
+let redis: RedisClient;
 let temporal: Client;
 let orders: OrderClient;
 let nativeConnection: NativeConnection;

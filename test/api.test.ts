@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { NativeConnection, type Worker } from '@temporalio/worker';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -31,7 +31,7 @@ let pool: Pool;
 let store: Store;
 let temporal: Client;
 let orders: OrderClient;
-let redis: Redis;
+let redis: RedisClient;
 let nativeConnection: NativeConnection;
 let worker: Worker;
 let running: Promise<void>;

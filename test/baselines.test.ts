@@ -5,7 +5,7 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/infra/redis.js';
 import type Koa from 'koa';
 import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,7 +26,7 @@ import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fi
 let config: AppConfig;
 let pool: Pool;
 let store: Store;
-let redis: Redis;
+let redis: RedisClient;
 let auth: ShopperAuth;
 const servers: Server[] = [];
 const urls = { ceiling: '', sync: '', queue: '' };

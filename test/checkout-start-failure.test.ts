@@ -11,7 +11,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
@@ -49,7 +49,7 @@ class StartReportsFailureAfterAccepting extends OrderClient {
 
 let config: AppConfig;
 let store: Store;
-let redis: Redis;
+let redis: RedisClient;
 let inventory: RedisInventory;
 let temporal: Client;
 let nativeConnection: NativeConnection;

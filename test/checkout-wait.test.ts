@@ -10,7 +10,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApplicationFailure, type Client } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Activities } from '../src/activities/index.js';
 import { createApp } from '../src/api/app.js';
@@ -32,7 +32,7 @@ import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 
 let config: AppConfig;
 let store: Store;
-let redis: Redis;
+let redis: RedisClient;
 let inventory: RedisInventory;
 let temporal: Client;
 let nativeConnection: NativeConnection;

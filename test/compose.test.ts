@@ -60,7 +60,8 @@ function interpolateDeep<T>(value: T): T {
 }
 
 const composeText = readFileSync(composePath, 'utf8');
-const compose = interpolateDeep(parse(composeText) as { services: Record<string, Service> });
+// merge: compose resolves YAML merge keys (`<<: *anchor`), so the test does too.
+const compose = interpolateDeep(parse(composeText, { merge: true }) as { services: Record<string, Service> });
 const services = compose.services;
 
 function service(name: string): Service {
@@ -111,10 +112,13 @@ function commandText(value: string | string[] | undefined): string {
 
 /** Where each address must point: the compose service and the port it listens on in the network. */
 const LISTENERS = {
-  temporal: { port: 7233, image: /^temporalio\/auto-setup:/ },
-  redis: { port: 6379, image: /^redis:7/ },
+  'temporal-frontend': { port: 7233, image: /^temporalio\/server:/ },
   mysql: { port: 3306, image: /^mysql:8/ },
 } as const;
+
+/** The Redis Cluster's nodes: every one of them is in REDIS_URL. */
+const REDIS_NODES = ['redis-1', 'redis-2', 'redis-3', 'redis-4', 'redis-5', 'redis-6'] as const;
+const TEMPORAL_SERVICES = ['history', 'matching', 'frontend', 'worker'] as const;
 
 const APP_SERVICES = ['api', 'worker'] as const;
 
@@ -167,13 +171,15 @@ describe('docker-compose.temporal.yml', () => {
       const config = loadConfig(envOf(name));
 
       const [temporalHost, temporalPort] = config.temporal.address.split(':');
-      expect(temporalHost).toBe('temporal');
-      expect(Number(temporalPort)).toBe(LISTENERS.temporal.port);
+      expect(temporalHost).toBe('temporal-frontend');
+      expect(Number(temporalPort)).toBe(LISTENERS['temporal-frontend'].port);
 
-      const redis = new URL(config.redisUrl);
-      expect(redis.protocol).toBe('redis:');
-      expect(redis.hostname).toBe('redis');
-      expect(Number(redis.port)).toBe(LISTENERS.redis.port);
+      // REDIS_URL lists every node of the Redis Cluster, so the app uses its Cluster client.
+      expect(config.redisCluster).toBe(true);
+      const redisUrls = config.redisUrl.split(',').map((url) => new URL(url));
+      expect(redisUrls.map((url) => url.protocol)).toEqual(REDIS_NODES.map(() => 'redis:'));
+      expect(redisUrls.map((url) => url.hostname)).toEqual([...REDIS_NODES]);
+      for (const url of redisUrls) expect(Number(url.port)).toBe(6379);
 
       const mysql = new URL(config.mysqlUrl);
       expect(mysql.protocol).toBe('mysql:');
@@ -190,31 +196,52 @@ describe('docker-compose.temporal.yml', () => {
     }
   });
 
-  it('publishes the API on its PORT, and not on a port the Temporal UI uses', () => {
+  it('publishes the API on its PORT through the nginx load balancer over its replicas, and not on a port the Temporal UI uses', () => {
     const port = Number(envOf('api').PORT);
-    const apiPorts = portsOf('api');
-    expect(apiPorts).toContainEqual({ published: port, target: port });
+    // The API replicas publish nothing (they would collide); lb publishes the API's port.
+    expect(portsOf('api')).toEqual([]);
+    expect(service('api').deploy?.replicas).toBeGreaterThanOrEqual(2);
+    expect(service('lb').image).toMatch(/^nginx:/);
+    const lbPorts = portsOf('lb');
+    expect(lbPorts.map((p) => p.published)).toEqual([port]);
+    expect(composeText).toContain(`server api:${port}`);
+    expect(dependsOn('lb').api).toBe('service_healthy');
     const uiPublished = portsOf('temporal-ui').map((p) => p.published);
-    for (const p of apiPorts) expect(uiPublished).not.toContain(p.published);
+    for (const p of lbPorts) expect(uiPublished).not.toContain(p.published);
     // The health check probes the port the API listens on.
     expect(commandText(service('api').healthcheck?.test)).toContain(`127.0.0.1:${port}/healthz`);
   });
 
-  it('publishes the Temporal UI on 8233, aimed at temporal:7233', () => {
+  it('publishes the Temporal UI on 8233, aimed at temporal-frontend:7233', () => {
     expect(service('temporal-ui').image).toMatch(/^temporalio\/ui:/);
     expect(portsOf('temporal-ui')).toContainEqual({ published: 8233, target: 8080 });
-    expect(envOf('temporal-ui').TEMPORAL_ADDRESS).toBe(`temporal:${LISTENERS.temporal.port}`);
+    expect(envOf('temporal-ui').TEMPORAL_ADDRESS).toBe(`temporal-frontend:${LISTENERS['temporal-frontend'].port}`);
   });
 
-  it('runs Temporal on PostgreSQL with a pinned 1.2x auto-setup image', () => {
-    expect(service('temporal').image).toMatch(/^temporalio\/auto-setup:1\.2\d\.\d+$/);
-    const env = envOf('temporal');
-    expect(env.DB).toBe('postgres12');
-    expect(env.POSTGRES_SEEDS).toBe('postgresql');
+  it('runs Temporal as four services of one pinned temporalio/server image on PostgreSQL, its schema set up by a job, never auto-setup', () => {
+    for (const [name, spec] of Object.entries(services)) expect(spec.image ?? '', name).not.toMatch(/auto-setup/);
+    const images = new Set(TEMPORAL_SERVICES.map((name) => service(`temporal-${name}`).image));
+    expect(images.size).toBe(1);
+    const [image] = [...images];
+    expect(image).toMatch(/^temporalio\/server:1\.\d+\.\d+$/);
+    for (const name of TEMPORAL_SERVICES) {
+      const env = envOf(`temporal-${name}`);
+      expect(env.TEMPORAL_SERVICES).toBe(name);
+      expect(env.DB).toBe('postgres12');
+      expect(env.POSTGRES_SEEDS).toBe('postgresql');
+      expect(Number(env.NUM_HISTORY_SHARDS)).toBeGreaterThanOrEqual(4);
+    }
     expect(service('postgresql').image).toMatch(/^postgres:16/);
-    expect(dependsOn('temporal').postgresql).toBe('service_healthy');
-    // The namespace auto-setup registers is the one the app uses.
-    expect(env.DEFAULT_NAMESPACE).toBe(envOf('api').TEMPORAL_NAMESPACE);
+    // The schema tool is the server's own release: schema and server must match.
+    expect(service('temporal-schema').image).toBe(image!.replace('temporalio/server:', 'temporalio/admin-tools:'));
+    expect(commandText(service('temporal-schema').command)).toMatch(/update-schema -d \/etc\/temporal\/schema\/postgresql\/v12\/temporal\/versioned/);
+    expect(commandText(service('temporal-schema').command)).toMatch(/update-schema -d \/etc\/temporal\/schema\/postgresql\/v12\/visibility\/versioned/);
+    expect(dependsOn('temporal-schema').postgresql).toBe('service_healthy');
+    expect(dependsOn('temporal-history')['temporal-schema']).toBe('service_completed_successfully');
+    // The namespace the app uses is created by the admin job (temporalio/server creates none).
+    const script = commandText(service('temporal-admin-tools').command);
+    expect(script).toContain('temporal operator namespace create');
+    expect(envOf('temporal-admin-tools').TEMPORAL_NAMESPACE).toBe(envOf('api').TEMPORAL_NAMESPACE);
   });
 
   it('registers the custom search attributes as Keyword', () => {
@@ -236,9 +263,9 @@ describe('docker-compose.temporal.yml', () => {
 
   it.each(APP_SERVICES)('starts %s only after Temporal, MySQL, Redis and the migration', (name) => {
     const deps = dependsOn(name);
-    expect(deps.temporal).toBe('service_healthy');
+    expect(deps['temporal-frontend']).toBe('service_healthy');
     expect(deps.mysql).toBe('service_healthy');
-    expect(deps.redis).toBe('service_healthy');
+    expect(deps['redis-cluster-init']).toBe('service_completed_successfully');
     expect(deps.migrate).toBe('service_completed_successfully');
     expect(dependsOn('migrate').mysql).toBe('service_healthy');
   });
@@ -265,10 +292,16 @@ describe('docker-compose.temporal.yml', () => {
     expect(service('api').container_name).toBeUndefined();
   });
 
-  it('runs Redis with the append-only file', () => {
-    const command = commandText(service('redis').command);
-    expect(command).toMatch(/--appendonly yes/);
-    expect(command).toMatch(/--appendfsync always/);
+  it('runs a Redis Cluster of six nodes with the append-only file, created by a job', () => {
+    for (const name of REDIS_NODES) {
+      expect(service(name).image).toMatch(/^redis:7/);
+      const command = commandText(service(name).command);
+      expect(command).toMatch(/--appendonly yes/);
+      expect(command).toMatch(/--appendfsync always/);
+      expect(command).toMatch(/--cluster-enabled yes/);
+      expect(dependsOn('redis-cluster-init')[name]).toBe('service_healthy');
+    }
+    expect(commandText(service('redis-cluster-init').command)).toMatch(/redis-cli --cluster create .* --cluster-replicas 1/);
   });
 });
 

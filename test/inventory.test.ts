@@ -3,14 +3,14 @@
  * invariants of docs/contract.md (no oversell, conservation, per-user limit, idempotency).
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis } from '../src/infra/redis.js';
 import { checkRedisCounters } from '../src/invariants/check.js';
 import { RedisInventory, saleKeys, type SaleDefinition, type SaleStock } from '../src/inventory/redis-inventory.js';
 import { testConfig } from './helpers/env.js';
 
-let redis: Redis;
+let redis: RedisClient;
 let inventory: RedisInventory;
 
 beforeAll(() => {

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Activities, PersistOrderInput } from '../src/activities/index.js';
@@ -48,7 +48,7 @@ let worker: Worker;
 let running: Promise<void>;
 let pool: Pool;
 let store: Store;
-let redis: Redis;
+let redis: RedisClient;
 let inventory: RedisInventory;
 const taskQueue = `order-ts-${randomUUID()}`;
 

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
@@ -28,7 +28,7 @@ import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 const GRACE_MS = 2_000;
 let config: AppConfig;
 let store: Store;
-let redis: Redis;
+let redis: RedisClient;
 let inventory: RedisInventory;
 let connection: Connection;
 let temporal: Client;

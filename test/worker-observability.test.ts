@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
@@ -35,7 +35,7 @@ const healthBeforeReady: { status: number; state: string }[] = [];
 let api: RunningApi;
 let pool: Pool;
 let store: Store;
-let redis: Redis;
+let redis: RedisClient;
 let auth: ShopperAuth;
 
 async function probe(path: string): Promise<{ status: number; state?: string } | 'REFUSED'> {

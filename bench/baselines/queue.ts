@@ -2,7 +2,7 @@
  * Baseline "queue": the usual Redis-list queue design (the "seed" below: the design this project
  * was compared against from the start). Checkout runs the SAME Lua reservation as the product,
  * then LPUSHes the order onto a Redis list and answers 202; a separate consumer BRPOPs the list and
- * writes each order to MySQL. The request path is as cheap as ours (Redis only), so the comparison
+ * writes each order to MySQL. The request path is as cheap as ours (RedisClient only), so the comparison
  * is about what happens after the 202: a hand-rolled list consumer instead of a durable workflow.
  *
  * Honest about the seed's limits rather than patching them: one list for every SKU, at-most-once
@@ -10,7 +10,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import Router from '@koa/router';
-import type { Redis } from 'ioredis';
+import { duplicateRedis, type RedisClient } from '../../src/infra/redis.js';
 import type Koa from 'koa';
 import type { Pool, ResultSetHeader } from 'mysql2/promise';
 import { ShopperAuth } from '../../src/api/auth.js';
@@ -44,7 +44,7 @@ export interface QueuedOrder {
   paymentDeadline: string;
 }
 
-export function createQueueCheckoutApp({ config, redis, logger }: { config: AppConfig; redis: Redis; logger: Logger }): Koa {
+export function createQueueCheckoutApp({ config, redis, logger }: { config: AppConfig; redis: RedisClient; logger: Logger }): Koa {
   const auth = new ShopperAuth(config);
   const inventory = new RedisInventory(redis);
   const router = new Router();
@@ -92,8 +92,18 @@ export function createQueueCheckoutApp({ config, redis, logger }: { config: AppC
  * The seed's order processor: BRPOP one message, write it in one MySQL transaction, repeat, until
  * `signal` aborts. BRPOP blocks its connection, hence a dedicated duplicate of `redis`.
  */
-export async function runQueueConsumer({ redis, pool, logger, signal }: { redis: Redis; pool: Pool; logger: Logger; signal: AbortSignal }): Promise<void> {
-  const conn = redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false });
+export async function runQueueConsumer({
+  redis,
+  pool,
+  logger,
+  signal,
+}: {
+  redis: RedisClient;
+  pool: Pool;
+  logger: Logger;
+  signal: AbortSignal;
+}): Promise<void> {
+  const conn = duplicateRedis(redis, { maxRetriesPerRequest: null, enableAutoPipelining: false });
   conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'consumer redis connection error'));
   try {
     while (!signal.aborted) {

@@ -3,7 +3,7 @@
  * Routes live in ./routes (one file per resource); handlers validate, call one service, map errors.
  */
 import type { Client } from '@temporalio/client';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../infra/redis.js';
 import type Koa from 'koa';
 import type { AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
@@ -34,7 +34,7 @@ import { SoldOutCache } from './sold-out-cache.js';
 
 export interface ApiDeps {
   config: AppConfig;
-  redis: Redis;
+  redis: RedisClient;
   store: Store;
   temporal: Client;
   logger: Logger;

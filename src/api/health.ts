@@ -3,7 +3,7 @@
  * server shows as down instead of hanging the probe; and whether the process is draining.
  */
 import type { Client } from '@temporalio/client';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../infra/redis.js';
 import type { Store } from '../db/store.js';
 
 export type Dependency = 'redis' | 'mysql' | 'temporal';
@@ -15,7 +15,7 @@ export interface HealthReport {
 
 const TIMEOUT_MS = 1_500;
 
-export async function checkHealth(deps: { redis: Redis; store: Store; temporal: Client }): Promise<HealthReport> {
+export async function checkHealth(deps: { redis: RedisClient; store: Store; temporal: Client }): Promise<HealthReport> {
   const probes: Record<Dependency, () => Promise<unknown>> = {
     redis: () => deps.redis.ping(),
     mysql: () => deps.store.ping(),

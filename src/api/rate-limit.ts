@@ -8,7 +8,7 @@
  * meets the inventory's keys, and each consume is one single-key script, which Redis Cluster runs
  * on whatever slot the key hashes to.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../infra/redis.js';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { AppConfig, RateLimit } from '../config/index.js';
 import type { Logger } from '../infra/logger.js';
@@ -28,7 +28,7 @@ export class RateLimits {
   private readonly limiters = new Map<RateLimitName, RateLimiterRedis>();
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     settings: AppConfig['rateLimits'],
     private readonly logger: Logger,
   ) {

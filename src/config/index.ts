@@ -71,12 +71,27 @@ const DEV_SECRETS = {
   ADMIN_TOKEN: 'dev-admin-token',
 } as const;
 
+/** One redis:// or rediss:// URL, or a comma-separated list of a Redis Cluster's nodes. */
+const redisUrls = z.string().refine(
+  (value) => {
+    const urls = value.split(',').map((url) => url.trim());
+    return urls.every((url) => {
+      try {
+        return ['redis:', 'rediss:'].includes(new URL(url).protocol);
+      } catch {
+        return false;
+      }
+    });
+  },
+  { message: 'must be a redis:// or rediss:// URL, or a comma-separated list of them (Redis Cluster nodes)' },
+);
+
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.api),
   TEMPORAL_ADDRESS: z.string().min(1).default(`127.0.0.1:${LOCAL_STACK_PORTS.temporal}`),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('flash-checkout-orders'),
-  REDIS_URL: z.string().url().default(`redis://127.0.0.1:${LOCAL_STACK_PORTS.redis}`),
+  REDIS_URL: redisUrls.default(`redis://127.0.0.1:${LOCAL_STACK_PORTS.redis}`),
   MYSQL_URL: z.string().url().default(`mysql://flash:flash@127.0.0.1:${LOCAL_STACK_PORTS.mysql}/flash`),
   PAYMENT_WINDOW: durationString.default('30m'),
   RECONCILE_INTERVAL: durationString.default('30s'),
@@ -105,6 +120,8 @@ const envSchema = z.object({
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.workerMetrics),
   WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.workerHealth),
   ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000).default(100),
+  /** true: REDIS_URL is a Redis Cluster even when it names one node (a managed cluster's endpoint). */
+  REDIS_CLUSTER: booleanString.default(false),
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
@@ -150,6 +167,8 @@ export interface AppConfig {
   workerHealthPort: number;
   /** 409 SOLD_OUT answers are access-logged 1 in this many (1: all, 0: none); metrics count all. */
   accessLogSoldOutSample: number;
+  /** Connect through the Redis Cluster client: REDIS_CLUSTER=true, or several URLs in REDIS_URL. */
+  redisCluster: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -193,6 +212,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerMetricsPort: e.WORKER_METRICS_PORT,
     workerHealthPort: e.WORKER_HEALTH_PORT,
     accessLogSoldOutSample: e.ACCESS_LOG_SOLD_OUT_SAMPLE,
+    redisCluster: e.REDIS_CLUSTER || e.REDIS_URL.includes(','),
   };
 }
 

@@ -9,7 +9,7 @@
  * Input is validated by the API (zod); the scripts only refuse what would corrupt the counters.
  */
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../infra/redis.js';
 
 /** The Redis keys of one SKU: the one place that knows the layout. */
 export interface SaleKeys {
@@ -220,7 +220,7 @@ function expectOutcome<T extends string>(allowed: ReadonlySet<string>, value: un
 export class RedisInventory {
   private readonly commands: InventoryCommands;
 
-  constructor(private readonly redis: Redis) {
+  constructor(private readonly redis: RedisClient) {
     for (const [name, { file, numberOfKeys }] of Object.entries(SCRIPTS)) {
       redis.defineCommand(name, { numberOfKeys, lua: luaSource(file) });
     }

@@ -4,7 +4,7 @@
 import type { Client } from '@temporalio/client';
 import type { MetricMeter } from '@temporalio/common';
 import { type NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../infra/redis.js';
 import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/index.js';
 import { createReconcileActivities } from '../activities/reconcile.js';
@@ -18,7 +18,7 @@ export interface OrderWorkerOptions {
   config: Pick<AppConfig, 'temporal'>;
   connection: NativeConnection;
   store: Store;
-  redis: Redis;
+  redis: RedisClient;
   /**
    * A client of the same namespace: with it the worker also runs the reconciler's activities (which
    * look up and pay orders through the order client). Without it, only orders are processed.

@@ -3,7 +3,7 @@
  * MySQL and Redis, and the shared invariant checker (src/invariants) turned into assertions.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/infra/redis.js';
 import { expect } from 'vitest';
 import { SalesService } from '../../src/api/sales.js';
 import type { Store } from '../../src/db/store.js';
@@ -14,7 +14,7 @@ export const uniqueSku = (prefix = 'SKU') => `${prefix}-${randomBytes(5).toStrin
 
 export async function putOnSale(
   store: Store,
-  redis: Redis,
+  redis: RedisClient,
   sale: { sku?: string; stock: number; perUserLimit?: number; priceCents?: number },
 ): Promise<{ sku: string; priceCents: number }> {
   const sku = sale.sku ?? uniqueSku();
@@ -30,7 +30,7 @@ export async function putOnSale(
 }
 
 /** The invariant report of one SKU (both stores), with its figures for further assertions. */
-export function saleReport(store: Store, redis: Redis, sku: string, options: Omit<SaleInvariantOptions, 'sku'> = {}): Promise<InvariantReport> {
+export function saleReport(store: Store, redis: RedisClient, sku: string, options: Omit<SaleInvariantOptions, 'sku'> = {}): Promise<InvariantReport> {
   return checkSaleInvariants({ store, inventory: new RedisInventory(redis) }, { sku, ...options });
 }
 

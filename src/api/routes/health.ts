@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Client } from '@temporalio/client';
-import type { Redis } from 'ioredis';
 import type { Context } from 'koa';
+import type { RedisClient } from '../../infra/redis.js';
 import type { Store } from '../../db/store.js';
 import { route } from '../documented-route.js';
 import { checkHealth, type Readiness } from '../health.js';
@@ -12,7 +12,7 @@ import { healthDownSchema, healthOkSchema, livenessSchema } from '../response-sc
  * GET /readyz: 200 when Redis, MySQL and Temporal answer and the process is not draining, else 503
  * naming why. GET /healthz: the same as /readyz, kept for the tools that poll it.
  */
-export function healthRoutes(deps: { redis: Redis; store: Store; temporal: Client; readiness?: Readiness }): Router {
+export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal: Client; readiness?: Readiness }): Router {
   const router = new Router();
   route(
     router,

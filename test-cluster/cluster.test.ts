@@ -1,0 +1,311 @@
+/**
+ * The app on the cluster layout, through nginx: Temporal as four services on PostgreSQL (4 history
+ * shards), a Redis Cluster of 3 masters + 3 replicas, one MariaDB, two workers and two APIs. The same
+ * code as everywhere, configured by the stack's env alone (REDIS_URL lists the six nodes).
+ *
+ * First the API flow (checkout, poll, webhook payment, cancel, timeout), then a burst, then the
+ * faults a cluster is for, each mid-burst: the Redis master holding the sale SIGKILLed (its replica
+ * takes over), a worker and an API SIGKILLed, the history service SIGKILLed and started again.
+ * After each, the fault suite's checks (chaos/checks.ts) against what the API answered.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection } from '@temporalio/client';
+import { Cluster } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHAOS_CHECKS, checkAfterFault, waitForQuiescence, waitForRepair } from '../chaos/checks.js';
+import { runTraffic } from '../chaos/shoppers.js';
+import { ShopperAuth } from '../src/api/auth.js';
+import { signWebhook } from '../src/api/webhook-signature.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { saleKeys } from '../src/inventory/redis-inventory.js';
+import { OrderClient } from '../src/orders/order-client.js';
+import { startClusterApp, type RunningClusterApp } from '../src/stack/cluster-app.js';
+import { waitFor } from '../src/util/wait-for.js';
+
+const PAYMENT_WINDOW_MS = 8_000;
+const workDir = mkdtempSync(join(tmpdir(), 'flash-cluster-'));
+const say = (line: string) => console.log(`[cluster] ${line}`);
+let app: RunningClusterApp;
+let store: Store;
+let redis: RedisClient;
+let connection: Connection;
+let temporal: Client;
+let orders: OrderClient;
+let auth: ShopperAuth;
+const timings: Record<string, number> = {};
+
+beforeAll(async () => {
+  const t0 = Date.now();
+  app = await startClusterApp({
+    dataDir: join(workDir, 'stack'),
+    ephemeral: true,
+    ui: false,
+    log: say,
+    appLogs: workDir,
+    env: {
+      PAYMENT_WINDOW: `${PAYMENT_WINDOW_MS / 1000}s`,
+      RECONCILE_INTERVAL: '3s',
+      RESERVATION_GRACE: '5s',
+      AUTH_DEV_LOGIN: 'true',
+      LOG_LEVEL: 'warn',
+      TEMPORAL_TASK_QUEUE: `cluster-${process.pid}`,
+      // As in the fault suite: its payment provider is 127.0.0.1, and a killed API need not drain.
+      RATE_LIMIT_WEBHOOK: 'off',
+      SHUTDOWN_DRAIN: '0s',
+    },
+    supervise: { initialDelayMs: 500, maxDelayMs: 5_000, log: (line) => say(`supervisor: ${line}`) },
+  });
+  timings.startSeconds = (Date.now() - t0) / 1000;
+  say(`cluster app up in ${timings.startSeconds.toFixed(1)} s; logs under ${workDir}`);
+  store = new Store(createMysqlPool(app.config));
+  redis = createRedis(app.config, { maxRetriesPerRequest: 20 });
+  redis.on('error', () => {});
+  connection = await Connection.connect({ address: app.config.temporal.address });
+  temporal = new Client({ connection, namespace: app.config.temporal.namespace });
+  orders = new OrderClient(temporal, store, app.config.temporal.taskQueue);
+  auth = new ShopperAuth(app.config);
+});
+
+afterAll(async () => {
+  await Promise.allSettled([store?.close(), redis?.quit(), connection?.close()]);
+  await app?.stop();
+  say(`timings: ${JSON.stringify(timings)}`);
+  if (!process.env.KEEP_TEST_DATA) rmSync(workDir, { recursive: true, force: true });
+});
+
+interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+async function http(
+  method: string,
+  path: string,
+  options: { json?: unknown; token?: string; headers?: Record<string, string>; raw?: string } = {},
+): Promise<Reply> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  const body = options.raw ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${app.url}${path}`, { method, headers, body, signal: AbortSignal.timeout(30_000) });
+  const text = await response.text();
+  return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+async function createSale(sku: string, stock: number, perUserLimit = 1, priceCents = 1_500): Promise<void> {
+  const reply = await http('POST', '/api/sales', {
+    json: { sku, name: sku, priceCents, stock, perUserLimit },
+    headers: { authorization: `Bearer ${app.config.adminToken}` },
+  });
+  expect(reply.status).toBe(201);
+}
+
+async function pollUntil(orderNo: string, token: string, done: (status: string) => boolean, timeoutMs = 60_000): Promise<Reply['body']> {
+  return waitFor(
+    async () => {
+      const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+      return reply.status === 200 && done(String(reply.body.status)) ? reply.body : undefined;
+    },
+    { what: `order ${orderNo} to reach the expected status`, timeoutMs, intervalMs: 250, retryErrors: true },
+  );
+}
+
+function pay(orderNo: string, amountCents: number, eventId = `evt-${orderNo}`): Promise<Reply> {
+  const raw = JSON.stringify({ eventId, type: 'payment.succeeded', orderNo, amountCents });
+  return http('POST', '/api/payments/webhook', { raw, headers: { 'payment-signature': signWebhook(app.config.webhookSecret, raw) } });
+}
+
+const uniqueSku = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+
+describe.sequential('the app on the cluster layout', () => {
+  it('runs on Redis Cluster and a multi-service Temporal, configured by its env alone', async () => {
+    expect(redis).toBeInstanceOf(Cluster);
+    expect(app.config.redisCluster).toBe(true);
+    expect(app.config.redisUrl.split(',')).toHaveLength(6);
+    expect(await app.stack.redis.masters()).toHaveLength(3);
+    const health = await http('GET', '/healthz');
+    expect(health).toEqual({ status: 200, body: { status: 'ok', checks: { redis: 'up', mysql: 'up', temporal: 'up' } } });
+    // Both APIs answer behind the load balancer.
+    for (const url of app.apiUrls) expect((await fetch(`${url}/healthz`)).status).toBe(200);
+  });
+
+  it('checkout → poll → signed webhook → PAID through the load balancer', async () => {
+    const sku = uniqueSku('CL-PAY');
+    await createSale(sku, 5, 2, 1_999);
+    const { token } = (await http('POST', '/api/auth/dev-login', { json: { userId: 'cl-alice' } })).body as { token: string };
+    const checkout = await http('POST', '/api/checkout', { json: { sku, quantity: 2 }, token, headers: { 'Idempotency-Key': 'cl-1' } });
+    expect(checkout.status).toBe(202);
+    const orderNo = String(checkout.body.orderNo);
+    // The same key, answered by either API, returns the same order.
+    for (let i = 0; i < 4; i++) {
+      const again = await http('POST', '/api/checkout', { json: { sku, quantity: 2 }, token, headers: { 'Idempotency-Key': 'cl-1' } });
+      expect(again.body.orderNo).toBe(orderNo);
+    }
+    const awaiting = await pollUntil(orderNo, token, (s) => s === 'AWAITING_PAYMENT');
+    expect(awaiting).toMatchObject({ orderNo, sku, quantity: 2, totalCents: 3_998 });
+    expect(await pay(orderNo, 3_998)).toEqual({ status: 200, body: { received: true, outcome: 'APPLIED' } });
+    expect((await pay(orderNo, 3_998)).body).toEqual({ received: true, outcome: 'DUPLICATE' });
+    const paid = await pollUntil(orderNo, token, (s) => s === 'PAID');
+    expect(paid.paidAt).toEqual(expect.any(String));
+    await waitFor(async () => ((await http('GET', `/api/sales/${sku}`)).body.sold === 2 ? true : undefined), {
+      what: 'the sale to count 2 sold',
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    });
+    expect((await http('GET', `/api/sales/${sku}`)).body).toMatchObject({ stock: 5, available: 3, reserved: 0, sold: 2 });
+  });
+
+  it('cancel gives the stock back, and both APIs see it although each cached SOLD_OUT', async () => {
+    const sku = uniqueSku('CL-CANCEL');
+    await createSale(sku, 1);
+    const token = await auth.issue('cl-canceller');
+    const checkout = await http('POST', '/api/checkout', { json: { sku, quantity: 1 }, token });
+    expect(checkout.status).toBe(202);
+    const orderNo = String(checkout.body.orderNo);
+    await pollUntil(orderNo, token, (s) => s === 'AWAITING_PAYMENT');
+    // Sold out on both APIs (the load balancer alternates): each sets its local sold-out flag.
+    for (let i = 0; i < 4; i++) {
+      const late = await http('POST', '/api/checkout', { json: { sku, quantity: 1 }, token: await auth.issue(`cl-late-${i}`) });
+      expect(late.body).toEqual({ error: { code: 'SOLD_OUT', message: expect.any(String) } });
+    }
+    expect((await http('POST', `/api/orders/${orderNo}/cancel`, { token })).status).toBe(202);
+    expect((await pollUntil(orderNo, token, (s) => s === 'CANCELLED')).cancelReason).toBe('USER_CANCELLED');
+    // release.lua's notification crossed the cluster to both APIs' subscriptions: the unit sells again
+    // through either of them at once (well within the flags' 1 s TTL).
+    const next = await waitFor(
+      async () => {
+        const reply = await http('POST', '/api/checkout', { json: { sku, quantity: 1 }, token: await auth.issue('cl-second-chance') });
+        return reply.status === 202 ? reply : undefined;
+      },
+      { what: 'the returned unit to sell again', timeoutMs: 2_000, intervalMs: 20 },
+    );
+    expect(next.status).toBe(202);
+    // And a payment for the cancelled order is kept for a refund, never applied.
+    expect((await pay(orderNo, 1_500)).body).toMatchObject({ received: true, outcome: 'REFUND_REQUIRED' });
+  });
+
+  it('an unpaid order is cancelled by its timer after PAYMENT_WINDOW', async () => {
+    const sku = uniqueSku('CL-TIMEOUT');
+    await createSale(sku, 2);
+    const token = await auth.issue('cl-slow-payer');
+    const checkout = await http('POST', '/api/checkout', { json: { sku, quantity: 1 }, token });
+    expect(checkout.status).toBe(202);
+    const orderNo = String(checkout.body.orderNo);
+    const awaiting = await pollUntil(orderNo, token, (s) => s === 'AWAITING_PAYMENT');
+    expect(Date.parse(String(awaiting.paymentDeadline)) - Date.parse(String(awaiting.createdAt))).toBe(PAYMENT_WINDOW_MS);
+    const cancelled = await pollUntil(orderNo, token, (s) => s === 'CANCELLED', PAYMENT_WINDOW_MS + 60_000);
+    expect(cancelled.cancelReason).toBe('PAYMENT_TIMEOUT');
+    expect((await http('GET', `/api/sales/${sku}`)).body).toMatchObject({ stock: 2, available: 2, reserved: 0, sold: 0 });
+  });
+
+  /** A burst of shoppers (with payments, cancels, late and duplicate payments) through nginx, `fault` mid-burst. */
+  async function burst(name: string, fault?: (sku: string) => Promise<void>, faultAfterMs = 1_500): Promise<void> {
+    const sku = uniqueSku(`CL-${name.toUpperCase()}`);
+    const stock = 60;
+    await createSale(sku, stock);
+    const t0 = Date.now();
+    const traffic = runTraffic({
+      sku,
+      priceCents: 1_500,
+      shoppers: 100,
+      concurrency: 16,
+      arrivalsPerSecond: 40,
+      apiUrls: [app.url],
+      tokenFor: (userId) => auth.issue(userId),
+      webhookSecret: app.config.webhookSecret,
+      paymentWindowMs: PAYMENT_WINDOW_MS,
+      retryForMs: 60_000,
+    });
+    let faultDone: Promise<void> = Promise.resolve();
+    const faultAt = Date.now() + faultAfterMs;
+    if (fault) {
+      await sleep(faultAfterMs);
+      faultDone = fault(sku);
+    }
+    await traffic.checkoutsDone;
+    await faultDone;
+    const repairSeconds = await waitForRepair({ store, redis, temporal }, sku, faultAt, 150_000, orders);
+    const result = await traffic.done;
+    const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
+    const quietSeconds = await waitForQuiescence({ store, redis, temporal }, sku, accepted, 150_000);
+    const verdict = await checkAfterFault({ store, redis, temporal }, sku, 1, result, new Date(t0));
+    timings[`${name}Seconds`] = Math.round((Date.now() - t0) / 100) / 10;
+    say(`${name}: ${accepted.length} accepted, repaired after ${repairSeconds.toFixed(1)} s, quiet after ${quietSeconds.toFixed(1)} s`);
+    say(`  ${JSON.stringify(verdict.figures)}`);
+    // More than `stock` may be accepted: cancels and timeouts mid-burst put units back on sale.
+    expect(accepted.length).toBeGreaterThan(0);
+    const { paid, awaitingPayment } = verdict.figures.orders as { paid: number; awaitingPayment: number };
+    expect(paid + awaitingPayment).toBeLessThanOrEqual(stock);
+    expect(verdict.checks, JSON.stringify(verdict.figures)).toEqual(Object.fromEntries(CHAOS_CHECKS.map((check) => [check, true])));
+  }
+
+  it('a burst keeps every invariant (no oversell, conservation, every 202 an order, every payment settled)', async () => {
+    await burst('burst');
+  });
+
+  it('a Redis master SIGKILLed mid-burst: its replica takes over, every invariant holds', async () => {
+    await burst('redisMasterKill', async (sku) => {
+      // The master that serves this burst's sale, so that the failover is in every checkout's path.
+      const slot = Number(await redis.cluster('KEYSLOT', saleKeys(sku).sale));
+      const owner = (await app.stack.redis.clusterNodes()).find(
+        (node) =>
+          node.role === 'master' &&
+          node.slots.some((range) => {
+            const [from, to] = range.split('-').map(Number);
+            return slot >= (from ?? -1) && slot <= (to ?? from ?? -1);
+          }),
+      );
+      const victim = app.stack.redis.nodes.find((node) => node.port === owner?.port)?.role;
+      if (!victim) throw new Error(`no master serves slot ${slot}`);
+      const before = (await app.stack.redis.clusterNodes()).filter((n) => n.role === 'master').length;
+      expect(before).toBe(3);
+      say(`SIGKILL Redis master ${victim} (pid ${app.stack.processes[victim]?.pid})`);
+      await app.stack.kill(victim);
+      const failoverMs = await app.stack.redis.waitHealthy({ replicas: false, timeoutMs: 60_000 });
+      timings.redisFailoverSeconds = failoverMs / 1000;
+      expect(await app.stack.redis.masters()).not.toContain(victim);
+      await app.stack.start(victim);
+      await app.stack.redis.waitHealthy({ timeoutMs: 60_000 });
+    });
+  });
+
+  it('a worker SIGKILLed mid-burst: the other takes its tasks, every invariant holds', async () => {
+    await burst('workerKill', async () => {
+      const worker = app.workers[0]!;
+      say(`SIGKILL ${worker.name} (pid ${worker.process?.pid})`);
+      worker.kill('SIGKILL');
+      await sleep(500);
+      await worker.running();
+    });
+  });
+
+  it('an API SIGKILLed mid-burst: nginx sends shoppers to the other, every invariant holds', async () => {
+    await burst(
+      'apiKill',
+      async () => {
+        const api = app.apis[0]!;
+        say(`SIGKILL ${api.name} (pid ${api.process?.pid})`);
+        api.kill('SIGKILL');
+        await sleep(500);
+        await api.running();
+      },
+      800,
+    );
+  });
+
+  it('the history service SIGKILLed mid-burst and started again: every invariant holds', async () => {
+    await burst('historyKill', async () => {
+      say(`SIGKILL temporal-history (pid ${app.stack.processes['temporal-history']?.pid})`);
+      await app.stack.kill('temporal-history');
+      await sleep(2_000);
+      const t0 = Date.now();
+      await app.stack.start('temporal-history');
+      timings.historyRestartSeconds = (Date.now() - t0) / 1000;
+    });
+  });
+});
