@@ -2,8 +2,12 @@
  * The configuration rules that need no server: the production refusal of development secrets and
  * of the dev login, and the rate-limit, proxy and drain settings (README, "Configuration").
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/index.js';
+import { temporalConnectionSettings } from '../src/infra/temporal-connection.js';
 
 const OWN_SECRETS = {
   WEBHOOK_SECRET: 'prod-webhook-secret-0123456789abcdef',
@@ -84,5 +88,27 @@ describe('rate limits, proxy and drain settings', () => {
     expect(loadConfig({ SHUTDOWN_DRAIN: '30s' }).shutdownDrainMs).toBe(30_000);
     expect(refusal({ SHUTDOWN_DRAIN: '-1s' })).toContain('SHUTDOWN_DRAIN');
     expect(refusal({ TRUST_PROXY_HOPS: '0' })).toContain('TRUST_PROXY_HOPS');
+  });
+});
+
+describe('the connection to a managed Temporal', () => {
+  it('is plain by default, TLS with an API key, mTLS with a certificate pair, and refuses half a pair', () => {
+    expect(temporalConnectionSettings(loadConfig({}))).toEqual({ address: '127.0.0.1:7233' });
+    expect(temporalConnectionSettings(loadConfig({ TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_TLS: 'true' }))).toEqual({
+      address: 'ns.acct.tmprl.cloud:7233',
+      tls: true,
+    });
+    // An API key implies TLS: Temporal Cloud never takes a key over a plain connection.
+    expect(temporalConnectionSettings(loadConfig({ TEMPORAL_ADDRESS: 'eu-west-1.aws.api.temporal.io:7233', TEMPORAL_API_KEY: 'key-123' }))).toEqual({
+      address: 'eu-west-1.aws.api.temporal.io:7233',
+      tls: true,
+      apiKey: 'key-123',
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'flash-tls-'));
+    writeFileSync(join(dir, 'client.pem'), 'CERT');
+    writeFileSync(join(dir, 'client.key'), 'KEY');
+    const mtls = temporalConnectionSettings(loadConfig({ TEMPORAL_TLS_CERT_PATH: join(dir, 'client.pem'), TEMPORAL_TLS_KEY_PATH: join(dir, 'client.key') }));
+    expect(mtls.tls).toEqual({ clientCertPair: { crt: Buffer.from('CERT'), key: Buffer.from('KEY') } });
+    expect(refusal({ TEMPORAL_TLS_CERT_PATH: join(dir, 'client.pem') })).toContain('TEMPORAL_TLS_KEY_PATH');
   });
 });

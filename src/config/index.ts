@@ -91,6 +91,11 @@ const envSchema = z.object({
   TEMPORAL_ADDRESS: z.string().min(1).default(`127.0.0.1:${LOCAL_STACK_PORTS.temporal}`),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('flash-checkout-orders'),
+  // A managed Temporal (Temporal Cloud): TLS, and either an API key or an mTLS client certificate.
+  TEMPORAL_TLS: booleanString.default(false),
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_KEY_PATH: z.string().min(1).optional(),
   REDIS_URL: redisUrls.default(`redis://127.0.0.1:${LOCAL_STACK_PORTS.redis}`),
   MYSQL_URL: z.string().url().default(`mysql://flash:flash@127.0.0.1:${LOCAL_STACK_PORTS.mysql}/flash`),
   PAYMENT_WINDOW: durationString.default('30m'),
@@ -127,9 +132,22 @@ const envSchema = z.object({
 /** Every environment variable the service reads (the deployment files are checked against it). */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
+/** Variables a deployment may leave empty (unset): the managed-Temporal credentials. */
+export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = ['TEMPORAL_API_KEY', 'TEMPORAL_TLS_CERT_PATH', 'TEMPORAL_TLS_KEY_PATH', 'TEMPORAL_UI_URL'];
+
 export interface AppConfig {
   port: number;
-  temporal: { address: string; namespace: string; taskQueue: string };
+  temporal: {
+    address: string;
+    namespace: string;
+    taskQueue: string;
+    /** TLS to the frontend: TEMPORAL_TLS, or implied by an API key or a client certificate. */
+    tls: boolean;
+    apiKey?: string;
+    /** mTLS client certificate and key (PEM files), both or neither. */
+    clientCertPath?: string;
+    clientKeyPath?: string;
+  };
   redisUrl: string;
   mysqlUrl: string;
   /** Kept as the string the operator wrote; it travels in each workflow's input. */
@@ -183,10 +201,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   const e = parsed.data;
+  if (Boolean(e.TEMPORAL_TLS_CERT_PATH) !== Boolean(e.TEMPORAL_TLS_KEY_PATH)) {
+    throw new ConfigError('Invalid configuration:\n  TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH go together: set both (mTLS) or neither');
+  }
   if (e.NODE_ENV === 'production') refuseDevSettings(e);
   return {
     port: e.PORT,
-    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      tls: e.TEMPORAL_TLS || Boolean(e.TEMPORAL_API_KEY) || Boolean(e.TEMPORAL_TLS_CERT_PATH),
+      ...(e.TEMPORAL_API_KEY ? { apiKey: e.TEMPORAL_API_KEY } : {}),
+      ...(e.TEMPORAL_TLS_CERT_PATH && e.TEMPORAL_TLS_KEY_PATH ? { clientCertPath: e.TEMPORAL_TLS_CERT_PATH, clientKeyPath: e.TEMPORAL_TLS_KEY_PATH } : {}),
+    },
     redisUrl: e.REDIS_URL,
     mysqlUrl: e.MYSQL_URL,
     paymentWindow: e.PAYMENT_WINDOW,

@@ -13,6 +13,7 @@ import { createMysqlPool } from '../db/pool.js';
 import { Store } from '../db/store.js';
 import { createLogger } from '../infra/logger.js';
 import { createRedis } from '../infra/redis.js';
+import { temporalConnectionSettings } from '../infra/temporal-connection.js';
 import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
 import { ensureReconcileSchedule } from './reconcile-schedule.js';
 import { pinoRuntimeLogger } from './telemetry.js';
@@ -42,7 +43,7 @@ const redis = createRedis(config);
 redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
 const connection = await createWorkerConnection(config);
 // The dev server of `npm start` registers these at launch; an external cluster may not have them.
-const clientConnection = await Connection.connect({ address: config.temporal.address });
+const clientConnection = await Connection.connect(temporalConnectionSettings(config));
 await ensureSearchAttributes(clientConnection, config.temporal.namespace).catch((err: unknown) =>
   logger.warn({ err }, 'could not register OrderSku, OrderUserId, OrderStatus (Keyword); register them by hand'),
 );

@@ -3,11 +3,12 @@ import type { Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import type { AppConfig } from '../config/index.js';
+import { temporalConnectionSettings } from '../infra/temporal-connection.js';
 import { ORDER_SEARCH_ATTRIBUTES } from '../workflows/definitions.js';
 
 /** The worker's native (Rust core) connection. */
 export function createWorkerConnection(config: Pick<AppConfig, 'temporal'>): Promise<NativeConnection> {
-  return NativeConnection.connect({ address: config.temporal.address });
+  return NativeConnection.connect(temporalConnectionSettings(config));
 }
 
 /**

@@ -1,0 +1,25 @@
+/**
+ * How every process of the app reaches Temporal: the frontend's address, and for a managed Temporal
+ * (Temporal Cloud) TLS with an API key or an mTLS client certificate. One place, so that the API's
+ * client, the worker's native connection and the worker's client connect alike.
+ */
+import { readFileSync } from 'node:fs';
+import type { TLSConfig } from '@temporalio/client';
+import type { AppConfig } from '../config/index.js';
+
+export interface TemporalConnectionSettings {
+  address: string;
+  tls?: TLSConfig | true;
+  apiKey?: string;
+}
+
+/** Connection options shared by `Connection.connect` (client) and `NativeConnection.connect` (worker). */
+export function temporalConnectionSettings(config: Pick<AppConfig, 'temporal'>): TemporalConnectionSettings {
+  const { address, tls, apiKey, clientCertPath, clientKeyPath } = config.temporal;
+  const clientCertPair = clientCertPath && clientKeyPath ? { crt: readFileSync(clientCertPath), key: readFileSync(clientKeyPath) } : undefined;
+  return {
+    address,
+    ...(clientCertPair ? { tls: { clientCertPair } } : tls ? { tls: true as const } : {}),
+    ...(apiKey ? { apiKey } : {}),
+  };
+}
