@@ -4,60 +4,39 @@
  * webhook and by the dev simulator, cancelled, a payment to refund), its stats, paged orders,
  * payments and sales, closing it early, and the invariants afterwards.
  */
-import { randomUUID } from 'node:crypto';
-import { NativeConnection, type Worker } from '@temporalio/worker';
-import type { Client } from '@temporalio/client';
 import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool } from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ShopperAuth } from '../src/api/auth.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ShopperAuth } from '../src/api/auth.js';
 import { DEV_DEFAULT_ADMIN_TOKEN } from '../src/api/routes/dashboard.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/api/webhook-signature.js';
 import { loadConfig, type AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
-import { createRedis } from '../src/infra/redis.js';
-import { createTemporalClient } from '../src/infra/temporal.js';
+import { type Store } from '../src/db/store.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { OrderClient, visibilityString } from '../src/orders/order-client.js';
+import { type OrderClient, visibilityString } from '../src/orders/order-client.js';
 import { waitFor } from '../src/util/wait-for.js';
-import { createOrderWorker } from '../src/workers/worker.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
+import { startTestApp, type TestApp } from './helpers/app.js';
 
 const ADMIN = 'admin-views-token';
+let app: TestApp;
 let config: AppConfig;
 let api: RunningApi;
 let pool: Pool;
 let store: Store;
 let redis: RedisClient;
-let temporal: Client;
 let orders: OrderClient;
-let nativeConnection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
 let auth: ShopperAuth;
 
 beforeAll(async () => {
-  config = testConfig({ TEMPORAL_TASK_QUEUE: `admin-${randomUUID()}`, AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'warn' });
-  pool = createMysqlPool(config);
-  store = new Store(pool);
-  redis = createRedis(config);
-  temporal = await createTemporalClient(config);
-  orders = new OrderClient(temporal, store, config.temporal.taskQueue);
-  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
-  running = worker.run();
-  api = await startApi(config, 0);
-  auth = new ShopperAuth(config);
+  app = await startTestApp('admin', { AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'warn' });
+  ({ config, pool, store, redis, orders, api, auth } = app);
 });
 
 afterAll(async () => {
-  await api?.close();
-  worker?.shutdown();
-  await running;
-  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), pool?.end(), redis?.quit()]);
+  await app?.close();
 });
 
 interface Reply {

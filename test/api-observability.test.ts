@@ -6,27 +6,21 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import type { Client } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { RedisClient } from '../src/infra/redis.js';
-import type { Pool } from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ShopperAuth } from '../src/api/auth.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/api/webhook-signature.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { type Store } from '../src/db/store.js';
 import { createLogger } from '../src/infra/logger.js';
-import { createRedis } from '../src/infra/redis.js';
-import { createTemporalClient } from '../src/infra/temporal.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { freePort } from '../src/stack/process.js';
 import { waitFor } from '../src/util/wait-for.js';
-import { createOrderWorker } from '../src/workers/worker.js';
 import { testConfig } from './helpers/env.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { parseExposition, total, type Sample } from './helpers/prometheus.js';
+import { startTestApp, type TestApp } from './helpers/app.js';
 
 /** A pino destination that keeps every line it is given, parsed. */
 class LogCapture extends Writable {
@@ -40,37 +34,23 @@ class LogCapture extends Writable {
   }
 }
 
+let app: TestApp;
 let config: AppConfig;
 let api: RunningApi;
 let log: LogCapture;
-let pool: Pool;
 let store: Store;
 let redis: RedisClient;
-let temporal: Client;
-let nativeConnection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
 let auth: ShopperAuth;
 
 beforeAll(async () => {
-  config = testConfig({ TEMPORAL_TASK_QUEUE: `obs-api-${randomUUID()}`, LOG_LEVEL: 'info', ACCESS_LOG_SOLD_OUT_SAMPLE: '1' });
-  pool = createMysqlPool(config);
-  store = new Store(pool);
-  redis = createRedis(config);
-  temporal = await createTemporalClient(config);
-  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
-  running = worker.run();
   log = new LogCapture();
-  api = await startApi(config, 0, { logger: createLogger(config, 'api', log) });
-  auth = new ShopperAuth(config);
+  const env = { LOG_LEVEL: 'info', ACCESS_LOG_SOLD_OUT_SAMPLE: '1' };
+  app = await startTestApp('obs-api', env, { apiLogger: createLogger(testConfig(env), 'api', log) });
+  ({ config, store, redis, api, auth } = app);
 });
 
 afterAll(async () => {
-  await api?.close();
-  worker?.shutdown();
-  await running;
-  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), pool?.end(), redis?.quit()]);
+  await app?.close();
 });
 
 interface Reply {

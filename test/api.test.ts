@@ -4,42 +4,33 @@
  * a burst of concurrent checkouts checked against the invariants.
  */
 import { randomUUID } from 'node:crypto';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
-import type { Client } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/api/webhook-signature.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
-import { createRedis } from '../src/infra/redis.js';
-import { createTemporalClient } from '../src/infra/temporal.js';
-import { OrderClient } from '../src/orders/order-client.js';
+import { type Store } from '../src/db/store.js';
+import { type OrderClient } from '../src/orders/order-client.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { waitFor } from '../src/util/wait-for.js';
-import { createOrderWorker } from '../src/workers/worker.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
+import { startTestApp, type TestApp } from './helpers/app.js';
 
 const ADMIN = 'test-admin-token';
+let app: TestApp;
 let config: AppConfig;
 let api: RunningApi;
 let pool: Pool;
 let store: Store;
-let temporal: Client;
 let orders: OrderClient;
 let redis: RedisClient;
-let nativeConnection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
 let auth: ShopperAuth;
 
 beforeAll(async () => {
-  config = testConfig({
-    TEMPORAL_TASK_QUEUE: `api-${randomUUID()}`,
+  app = await startTestApp('api', {
     AUTH_DEV_LOGIN: 'true',
     ADMIN_TOKEN: ADMIN,
     LOG_LEVEL: 'warn',
@@ -47,23 +38,11 @@ beforeAll(async () => {
     // the default of 10 per 10 s; rate limits have their own suite (test/rate-limit.test.ts).
     RATE_LIMIT_CHECKOUT: '50/10s',
   });
-  pool = createMysqlPool(config);
-  store = new Store(pool);
-  redis = createRedis(config);
-  temporal = await createTemporalClient(config);
-  orders = new OrderClient(temporal, store, config.temporal.taskQueue);
-  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
-  running = worker.run();
-  api = await startApi(config, 0);
-  auth = new ShopperAuth(config);
+  ({ config, pool, store, redis, orders, api, auth } = app);
 });
 
 afterAll(async () => {
-  await api?.close();
-  worker?.shutdown();
-  await running;
-  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), pool?.end(), redis?.quit()]);
+  await app?.close();
 });
 
 interface Reply {

@@ -4,27 +4,19 @@
  * the page, a double click on Buy buys once, a burst of shoppers sells the rest out, one order is
  * paid and one cancelled through the page, and once quiet the figures on screen are the API's.
  */
-import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Client } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { RedisClient } from '../src/infra/redis.js';
-import type { Pool } from 'mysql2/promise';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startApi, type RunningApi } from '../src/api/server.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
-import { createRedis } from '../src/infra/redis.js';
-import { createTemporalClient } from '../src/infra/temporal.js';
+import { type Store } from '../src/db/store.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../src/util/wait-for.js';
-import { createOrderWorker } from '../src/workers/worker.js';
-import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
+import { startTestApp, type TestApp } from './helpers/app.js';
 
 /** Debian's chromium package; scripts/install-tools.sh --test-server installs it. */
 const CHROMIUM = '/usr/bin/chromium';
@@ -32,15 +24,11 @@ const ADMIN = 'dashboard-admin-token';
 /** Any Web UI address will do: the test checks that the page's links point at it. */
 const WEB_UI = 'http://127.0.0.1:18233';
 
+let app: TestApp;
 let config: AppConfig;
 let api: RunningApi;
-let pool: Pool;
 let store: Store;
 let redis: RedisClient;
-let temporal: Client;
-let nativeConnection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
 let browser: Browser;
 let page: Page;
 
@@ -50,8 +38,7 @@ beforeAll(async () => {
       `Chromium is not installed at ${CHROMIUM}: run 'bash scripts/install-tools.sh --test-server' (npm test does; it installs Debian's chromium)`,
     );
   }
-  config = testConfig({
-    TEMPORAL_TASK_QUEUE: `dashboard-${randomUUID()}`,
+  app = await startTestApp('dashboard', {
     AUTH_DEV_LOGIN: 'true',
     ADMIN_TOKEN: ADMIN,
     TEMPORAL_UI_URL: WEB_UI,
@@ -60,14 +47,7 @@ beforeAll(async () => {
     // from 127.0.0.1 at the same time. Rate limits have their own suite (test/rate-limit.test.ts).
     RATE_LIMIT_LOGIN: 'off',
   });
-  pool = createMysqlPool(config);
-  store = new Store(pool);
-  redis = createRedis(config);
-  temporal = await createTemporalClient(config);
-  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
-  running = worker.run();
-  api = await startApi(config, 0);
+  ({ config, store, redis, api } = app);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
   page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
@@ -75,10 +55,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await api?.close();
-  worker?.shutdown();
-  await running;
-  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), pool?.end(), redis?.quit()]);
+  await app?.close();
 });
 
 async function getJson(path: string, token?: string): Promise<any> {

@@ -7,33 +7,27 @@
  */
 import { randomUUID } from 'node:crypto';
 import { deflateSync, gzipSync } from 'node:zlib';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createSigner } from 'fast-jwt';
 import type { RedisClient } from '../src/infra/redis.js';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ShopperAuth } from '../src/api/auth.js';
-import { startApi, type RunningApi } from '../src/api/server.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ShopperAuth } from '../src/api/auth.js';
+import { type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/api/webhook-signature.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
-import { createRedis } from '../src/infra/redis.js';
-import { createTemporalClient } from '../src/infra/temporal.js';
+import { type Store } from '../src/db/store.js';
+import { type createTemporalClient } from '../src/infra/temporal.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../src/util/wait-for.js';
-import { createOrderWorker } from '../src/workers/worker.js';
-import { testConfig } from './helpers/env.js';
 import { uniqueSku } from './helpers/fixtures.js';
+import { startTestApp, type TestApp } from './helpers/app.js';
 
 const ADMIN = 'hostile-admin-token';
+let app: TestApp;
 let config: AppConfig;
 let api: RunningApi;
 let store: Store;
 let redis: RedisClient;
 let temporal: Awaited<ReturnType<typeof createTemporalClient>>;
-let nativeConnection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
 let auth: ShopperAuth;
 let sku: string;
 let orderNo: string;
@@ -86,8 +80,7 @@ async function snapshot() {
 }
 
 beforeAll(async () => {
-  config = testConfig({
-    TEMPORAL_TASK_QUEUE: `hostile-${randomUUID()}`,
+  app = await startTestApp('hostile', {
     AUTH_DEV_LOGIN: 'true',
     ADMIN_TOKEN: ADMIN,
     LOG_LEVEL: 'silent',
@@ -96,14 +89,7 @@ beforeAll(async () => {
     RATE_LIMIT_LOGIN: 'off',
     RATE_LIMIT_WEBHOOK: 'off',
   });
-  store = new Store(createMysqlPool(config));
-  redis = createRedis(config);
-  temporal = await createTemporalClient(config);
-  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
-  running = worker.run();
-  api = await startApi(config, 0);
-  auth = new ShopperAuth(config);
+  ({ config, store, redis, temporal, api, auth } = app);
 
   // One sale with one order awaiting payment: what every hostile request must leave untouched.
   sku = uniqueSku('HOSTILE');
@@ -126,10 +112,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await api?.close();
-  worker?.shutdown();
-  await running;
-  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), store?.close(), redis?.quit()]);
+  await app?.close();
 });
 
 interface HostileCase {

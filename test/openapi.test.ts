@@ -7,69 +7,53 @@
  *    their operation and status (ajv, JSON Schema 2020-12, formats checked), with a documented code;
  *  - /docs and every file it loads answer 200 with the right content type, from the API itself.
  */
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Router from '@koa/router';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { RedisClient } from '../src/infra/redis.js';
 import Koa from 'koa';
 import type { Pool } from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { openApiPath } from '../src/api/documented-route.js';
 import { buildOpenApiDocument, routersOf, type OpenApiDocument } from '../src/api/openapi.js';
-import { startApi, type RunningApi } from '../src/api/server.js';
+import { type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/api/webhook-signature.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
-import { createTemporalClient } from '../src/infra/temporal.js';
 import { waitFor } from '../src/util/wait-for.js';
-import { createOrderWorker } from '../src/workers/worker.js';
-import { testConfig } from './helpers/env.js';
 import { uniqueSku } from './helpers/fixtures.js';
+import { startTestApp, type TestApp } from './helpers/app.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext its callable is `.default`.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
 const ADMIN = 'test-admin-token';
+let testApp: TestApp;
 let config: AppConfig;
 let api: RunningApi;
 let pool: Pool;
 let redis: RedisClient;
 let temporal: Client;
-let nativeConnection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
 let app: Koa;
 let spec: OpenApiDocument;
 
 beforeAll(async () => {
-  config = testConfig({ TEMPORAL_TASK_QUEUE: `openapi-${randomUUID()}`, AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'warn' });
-  pool = createMysqlPool(config);
-  redis = createRedis(config);
-  temporal = await createTemporalClient(config);
-  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  worker = await createOrderWorker({ config, connection: nativeConnection, store: new Store(pool), redis, workflowBundlePath: inject('workflowBundlePath') });
-  running = worker.run();
-  api = await startApi(config, 0);
+  testApp = await startTestApp('openapi', { AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'warn' });
+  ({ config, pool, redis, temporal, api } = testApp);
   // The same app as the running API's, built from the same code, to walk its routers.
   app = createApp({ config, redis, store: new Store(pool), temporal, logger: createLogger(config, 'api') });
   spec = buildOpenApiDocument(routersOf(app));
 });
 
 afterAll(async () => {
-  await api?.close();
-  worker?.shutdown();
-  await running;
-  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), pool?.end(), redis?.quit()]);
+  await testApp?.close();
 });
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;

@@ -1,0 +1,70 @@
+/**
+ * The real app against the test stack, started the way the API test files need it: the app's own
+ * clients (MySQL pool and store, Redis, Temporal client and order client), a production worker on
+ * its own task queue with the prebuilt bundle, and the API on a free port. One place, so every
+ * API test file starts and closes the app alike.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Pool } from 'mysql2/promise';
+import { inject } from 'vitest';
+import { ShopperAuth } from '../../src/api/auth.js';
+import { startApi, type RunningApi } from '../../src/api/server.js';
+import type { AppConfig } from '../../src/config/index.js';
+import { createMysqlPool } from '../../src/db/pool.js';
+import { Store } from '../../src/db/store.js';
+import type { Logger } from '../../src/infra/logger.js';
+import { createRedis, type RedisClient } from '../../src/infra/redis.js';
+import { createTemporalClient } from '../../src/infra/temporal.js';
+import { OrderClient } from '../../src/orders/order-client.js';
+import { createOrderWorker } from '../../src/workers/worker.js';
+import { testConfig } from './env.js';
+
+export interface TestApp {
+  config: AppConfig;
+  pool: Pool;
+  store: Store;
+  redis: RedisClient;
+  temporal: Client;
+  orders: OrderClient;
+  worker: Worker;
+  api: RunningApi;
+  auth: ShopperAuth;
+  /** Stops the API, drains the worker, closes every client. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the app with `env` over the test stack's configuration; its task queue is
+ * `<name>-<uuid>` unless `env` names one, so files running side by side never share a worker.
+ */
+export async function startTestApp(name: string, env: Record<string, string> = {}, options: { apiLogger?: Logger } = {}): Promise<TestApp> {
+  const config = testConfig({ TEMPORAL_TASK_QUEUE: `${name}-${randomUUID()}`, ...env });
+  const pool = createMysqlPool(config);
+  const store = new Store(pool);
+  const redis = createRedis(config);
+  const temporal = await createTemporalClient(config);
+  const orders = new OrderClient(temporal, store, config.temporal.taskQueue);
+  const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
+  const worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
+  const running = worker.run();
+  const api = await startApi(config, 0, options.apiLogger ? { logger: options.apiLogger } : {});
+  return {
+    config,
+    pool,
+    store,
+    redis,
+    temporal,
+    orders,
+    worker,
+    api,
+    auth: new ShopperAuth(config),
+    async close() {
+      await api.close();
+      worker.shutdown();
+      await running;
+      await Promise.allSettled([nativeConnection.close(), temporal.connection.close(), pool.end(), redis.quit()]);
+    },
+  };
+}
