@@ -19,6 +19,7 @@ import { waitFor } from '../src/util/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
+import { httpRequest, type HttpOptions } from './helpers/http.js';
 
 const ADMIN = 'admin-views-token';
 let app: TestApp;
@@ -45,14 +46,9 @@ interface Reply {
   body: any;
 }
 
-async function http(method: string, path: string, options: { json?: unknown; raw?: string; token?: string; headers?: Record<string, string> } = {}) {
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
-  const body = options.raw ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${api.url}${path}`, { method, headers, body });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined } as Reply;
+async function http(method: string, path: string, options: HttpOptions = {}): Promise<Reply> {
+  const { status, body } = await httpRequest(api.url, method, path, options);
+  return { status, body };
 }
 
 const admin = (method: string, path: string) => http(method, path, { token: ADMIN });

@@ -18,6 +18,7 @@ import { waitFor } from '../src/util/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
+import { httpRequest, type HttpOptions } from './helpers/http.js';
 
 const ADMIN = 'test-admin-token';
 let app: TestApp;
@@ -51,20 +52,9 @@ interface Reply {
   body: any;
 }
 
-async function http(
-  method: string,
-  path: string,
-  options: { json?: unknown; raw?: string; token?: string; headers?: Record<string, string>; base?: string } = {},
-): Promise<Reply> {
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
-  let body: string | undefined;
-  if (options.json !== undefined) body = JSON.stringify(options.json);
-  if (options.raw !== undefined) body = options.raw;
-  if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
-  const response = await fetch(`${options.base ?? api.url}${path}`, { method, headers, body });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+async function http(method: string, path: string, options: HttpOptions & { base?: string } = {}): Promise<Reply> {
+  const { status, body } = await httpRequest(options.base ?? api.url, method, path, options);
+  return { status, body };
 }
 
 const tokenFor = (userId: string) => auth.issue(userId);

@@ -30,6 +30,7 @@ import { createRedis } from '../src/infra/redis.js';
 import { waitFor } from '../src/util/wait-for.js';
 import { uniqueSku } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
+import { httpRequest, type HttpOptions } from './helpers/http.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext its callable is `.default`.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -201,24 +202,9 @@ interface Reply {
   body: any;
 }
 
-async function http(
-  method: string,
-  path: string,
-  options: { json?: unknown; raw?: string; token?: string; headers?: Record<string, string>; base?: string } = {},
-): Promise<Reply> {
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
-  const body = options.raw ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${options.base ?? api.url}${path}`, { method, headers, body });
-  const text = await response.text();
-  const contentType = response.headers.get('content-type') ?? '';
-  return {
-    status: response.status,
-    contentType,
-    headers: response.headers,
-    body: contentType.startsWith('application/json') && text ? JSON.parse(text) : text,
-  };
+async function http(method: string, path: string, options: HttpOptions & { base?: string } = {}): Promise<Reply> {
+  const { status, contentType, headers, body } = await httpRequest(options.base ?? api.url, method, path, options);
+  return { status, contentType, headers, body: body ?? '' };
 }
 
 const ajv = new Ajv2020({ strict: false, allErrors: true });

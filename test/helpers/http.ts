@@ -1,0 +1,36 @@
+/** One HTTP call to the API under test, as the API test files make it (real HTTP over fetch). */
+
+export interface HttpOptions {
+  /** Sent as JSON (Content-Type: application/json unless the headers name another). */
+  json?: unknown;
+  /** Sent as it is (same Content-Type rule). */
+  raw?: string;
+  /** A shopper or admin bearer token. */
+  token?: string;
+  headers?: Record<string, string>;
+}
+
+export interface HttpReply {
+  status: number;
+  headers: Headers;
+  contentType: string;
+  /** Parsed JSON for a JSON answer; the text otherwise (undefined when empty). */
+  // Tests read arbitrary JSON answers; a schema per answer would restate the API.
+  body: any;
+}
+
+export async function httpRequest(baseUrl: string, method: string, path: string, options: HttpOptions = {}): Promise<HttpReply> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  const body = options.raw ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
+  if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+  const response = await fetch(`${baseUrl}${path}`, { method, headers, body });
+  const text = await response.text();
+  const contentType = response.headers.get('content-type') ?? '';
+  return {
+    status: response.status,
+    headers: response.headers,
+    contentType,
+    body: text === '' ? undefined : contentType.includes('json') ? JSON.parse(text) : text,
+  };
+}
