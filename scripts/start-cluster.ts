@@ -32,7 +32,7 @@ try {
     ephemeral: false,
     log: say,
     appLogs: 'inherit',
-    // As under `npm start`: dev login and the demo's payment simulator are on.
+    // As under `npm start`: dev login and the dashboard's payment simulator are on.
     // SHUTDOWN_DRAIN: Ctrl-C of a local stack need not wait for a load balancer's probes.
     env: { AUTH_DEV_LOGIN: process.env.AUTH_DEV_LOGIN ?? 'true', SHUTDOWN_DRAIN: process.env.SHUTDOWN_DRAIN ?? '0s' },
     port: Number(process.env.PORT ?? LOCAL_STACK_PORTS.api),
@@ -40,7 +40,7 @@ try {
   });
   if (stopping) await new Promise<never>(() => {});
   say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  say(`  API + demo page (nginx)  ${app.url}/`);
+  say(`  API + dashboard (nginx)  ${app.url}/`);
   say(`  API processes            ${app.apiUrls.join(', ')}`);
   say(`  API metrics              ${app.apiUrls.map((url) => `${url}/metrics`).join(', ')}`);
   say(`  worker metrics           ${app.workerMetricsUrls.join(', ')}`);

@@ -39,7 +39,7 @@ process.on('SIGTERM', () => void shutdown(0));
 
 try {
   stack = await startStack({ dataDir, ports: 'local', ephemeral: false, log: say, supervise: supervision });
-  // The local stack is for trying the service by hand: dev login and the demo helper are on.
+  // The local stack is for trying the service by hand: dev login and the dashboard's payment simulator are on.
   // SHUTDOWN_DRAIN: no load balancer in front of the local API, so Ctrl-C need not wait for one.
   const env = { ...process.env, AUTH_DEV_LOGIN: process.env.AUTH_DEV_LOGIN ?? 'true', SHUTDOWN_DRAIN: process.env.SHUTDOWN_DRAIN ?? '0s', ...stack.env };
   // The dashboard links each order to its workflow in the Web UI the stack runs.

@@ -183,7 +183,7 @@ describe('order path end to end', () => {
     expect((await http('GET', `/api/orders/${body.orderNo}`, { token })).body.status).toBe('CANCELLED');
   });
 
-  it('serves the demo page and the simulate-payment helper (dev login on)', async () => {
+  it('serves the dashboard and the simulate-payment helper (dev login on)', async () => {
     const page = await fetch(`${api.url}/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('/api/checkout');

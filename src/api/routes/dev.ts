@@ -22,7 +22,7 @@ export function devRoutes(deps: { auth: ShopperAuth; orders: OrderClient; webhoo
       path: '/api/dev/simulate-payment',
       operationId: 'simulatePayment',
       summary: "Pay the shopper's own order as the provider would (development only)",
-      description: 'Only with AUTH_DEV_LOGIN=true: the demo page\'s "Simulate payment". Pays the order\'s total through the webhook service.',
+      description: 'Only with AUTH_DEV_LOGIN=true: the dashboard\'s "Pay" button. Pays the order\'s total through the webhook service.',
       tag: 'dev',
       auth: 'shopper',
       body: simulatePaymentSchema,
