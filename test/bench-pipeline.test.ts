@@ -10,6 +10,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, expect, inject, it } from 'vitest';
+import { parseBenchArgs } from '../bench/args.js';
+import { buildReport, writeReport } from '../bench/report.js';
 
 const root = resolve(import.meta.dirname, '..');
 const outDir = mkdtempSync(join(tmpdir(), 'bench-pipeline-'));
@@ -73,4 +75,23 @@ it('refuses a bad option before starting anything', { timeout: 60_000 }, async (
   const { code, output } = await runBench(['--pipeline', '--orders', '0']);
   expect(code).not.toBe(0);
   expect(output).toMatch(/--orders must be a whole number ≥ 1/);
+});
+
+it('a burst run written afterwards keeps the pipeline results in latest.json', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-pipeline-keep-'));
+  try {
+    const pipeline = { orders: 7, startsPerSecond: 3 };
+    writeFileSync(join(dir, 'latest.json'), JSON.stringify({ variants: {}, pipeline }));
+    const { settings } = parseBenchArgs(['--quick'], root);
+    writeReport(buildReport(settings, {}, undefined, 1_000), dir);
+    const latest = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8'));
+    expect(latest.pipeline).toEqual(pipeline);
+    expect(latest.config).toMatchObject({ quick: true });
+    // The dated copy is the burst's alone.
+    const dated = readdirSync(dir).filter((f) => f.endsWith('-quick.json'));
+    expect(dated).toHaveLength(1);
+    expect(JSON.parse(readFileSync(join(dir, dated[0]!), 'utf8')).pipeline).toBeUndefined();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
