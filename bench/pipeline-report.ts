@@ -28,7 +28,7 @@ export interface PipelineMeasurement {
   /** CPU seconds from the first start until all N were persisted. */
   cpuSeconds: CpuByServer;
   liveOrders: number;
-  reads: { reads: number; seconds: number; p50Ms: number; p99Ms: number; errors: number };
+  reads: { reads: number; seconds: number; p50Ms: number; p99Ms: number; maxMs: number; timeouts: number; errors: number; firstError: string | undefined };
   workerRssKb: { before: number; after: number };
   invariants: InvariantReport;
   elapsedMs: number;
@@ -56,8 +56,11 @@ export function buildPipelineResult(m: PipelineMeasurement) {
     concurrency: m.args.concurrency,
     persistedSeconds: round(m.persistedSeconds, 2),
     statusReadP50Ms: round(m.reads.p50Ms),
+    statusReadMaxMs: round(m.reads.maxMs),
     statusReads: m.reads.reads,
+    statusReadTimeouts: m.reads.timeouts,
     statusReadErrors: m.reads.errors,
+    ...(m.reads.firstError === undefined ? {} : { statusReadFirstError: m.reads.firstError }),
     readers: m.args.readers,
     readSeconds: m.args.readSeconds,
     workerRssKb: m.workerRssKb,
@@ -100,8 +103,11 @@ export function pipelineTable(p: PipelineResult): string {
     ['CPU ms/order: mysql', fmt(cpu.mysql, 2)],
     ['CPU ms/order: redis', fmt(cpu.redis, 2)],
     ['live orders', String(p.liveOrders)],
-    ['status reads/s', `${fmt(p.statusReadsPerSecond, 0)} (${p.readers} readers, ${p.readSeconds} s; ${p.statusReadErrors} errors)`],
-    ['status read p50 / p99 ms', `${fmt(p.statusReadP50Ms)} / ${fmt(p.statusReadP99Ms)}`],
+    [
+      'status reads/s',
+      `${fmt(p.statusReadsPerSecond, 0)} (${p.readers} readers, ${p.readSeconds} s; ${p.statusReadTimeouts} timed out, ${p.statusReadErrors} errors)`,
+    ],
+    ['status read p50 / p99 / max ms', `${fmt(p.statusReadP50Ms)} / ${fmt(p.statusReadP99Ms)} / ${fmt(p.statusReadMaxMs)}`],
     [
       'worker RSS KB/live order',
       `${fmt(p.workerRssKbPerLiveOrder)} (${Math.round(p.workerRssKb.before / 1024)} → ${Math.round(p.workerRssKb.after / 1024)} MiB)`,

@@ -10,7 +10,9 @@
  * AWAITING_PAYMENT rows in MySQL, sampled until all N are there), CPU ms per order of each server
  * (its CPU during the run / N, read from /proc), then R readers calling OrderClient.find (the
  * status path of GET /api/orders/:orderNo) on random live orders for S seconds, and the worker's
- * resident memory per live order. Then the sale's invariants (docs/contract.md) are checked.
+ * resident memory per live order. Then the sale's invariants (docs/contract.md) are checked. The
+ * run fails (exit 1) on a violated invariant or a status read answering wrong; a read that times
+ * out (the API's 503 UNAVAILABLE) is counted and reported, not a failure.
  *
  * The orders are left AWAITING_PAYMENT (their 30-minute payment window is never reached): the
  * stack is thrown away, and on external servers the run's own task queue has no worker once the
@@ -31,7 +33,7 @@ import { createRedis } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { OrderClient } from '../src/orders/order-client.js';
+import { OrderClient, OrderUnavailableError } from '../src/orders/order-client.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { startStack, type RunningStack } from '../src/stack/index.js';
 import type { ManagedProcess } from '../src/stack/process.js';
@@ -119,7 +121,9 @@ async function main(): Promise<void> {
 
     say(`status reads: ${args.readers} readers for ${args.readSeconds} s on ${live} live orders`);
     const reads = await readStatuses(pipeline.orders, orderNos, args.readers, args.readSeconds * 1000);
-    if (reads.errors > 0) say(`status reads: ${reads.errors} failed or answered other than AWAITING_PAYMENT (first: ${reads.firstError})`);
+    if (reads.errors + reads.timeouts > 0) {
+      say(`status reads: ${reads.timeouts} timed out, ${reads.errors} failed or answered other than AWAITING_PAYMENT (first: ${reads.firstError})`);
+    }
 
     // Exactly one workflow per order: visibility is eventually consistent, so wait (≤ 20 s) for it.
     let workflowCount = 0;
@@ -199,9 +203,15 @@ async function startOrders(pipeline: Pipeline, sku: string, priceCents: number, 
   return { orderNos, startMs, firstStartAt, lastStartAt };
 }
 
-/** `readers` loops calling OrderClient.find on random live orders for `durationMs`; each must answer AWAITING_PAYMENT from the workflow. */
+/**
+ * `readers` loops calling OrderClient.find on random live orders for `durationMs`. Every read is
+ * timed, the ones that ran out of time too (OrderUnavailableError after the client's 10 s query
+ * deadline: the API's 503 UNAVAILABLE), which are counted as timeouts. Any other failure, or an
+ * answer other than AWAITING_PAYMENT from the running workflow, is an error: a wrong answer.
+ */
 async function readStatuses(orders: OrderClient, orderNos: readonly string[], readers: number, durationMs: number) {
   const latencies: number[] = [];
+  let timeouts = 0;
   let errors = 0;
   let firstError: string | undefined;
   const t0 = performance.now();
@@ -213,10 +223,14 @@ async function readStatuses(orders: OrderClient, orderNos: readonly string[], re
       try {
         const found = await orders.find(orderNo);
         latencies.push(performance.now() - at);
-        if (found?.live?.status !== 'AWAITING_PAYMENT')
-          throw new Error(`${orderNo} answered ${found ? found.view.status : 'not found'}${found?.live ? '' : ' (not live)'}`);
+        if (found?.live?.status !== 'AWAITING_PAYMENT') {
+          errors++;
+          firstError ??= `${orderNo} answered ${found ? found.view.status : 'not found'}${found?.live ? '' : ' (not live)'}`;
+        }
       } catch (err) {
-        errors++;
+        latencies.push(performance.now() - at);
+        if (err instanceof OrderUnavailableError) timeouts++;
+        else errors++;
         firstError ??= err instanceof Error ? err.message : String(err);
       }
     }
@@ -224,7 +238,16 @@ async function readStatuses(orders: OrderClient, orderNos: readonly string[], re
   await Promise.all(Array.from({ length: readers }, reader));
   const seconds = (performance.now() - t0) / 1000;
   const sortedMs = sorted(latencies);
-  return { reads: latencies.length, seconds, p50Ms: pct(sortedMs, 50) ?? 0, p99Ms: pct(sortedMs, 99) ?? 0, errors, firstError };
+  return {
+    reads: latencies.length,
+    seconds,
+    p50Ms: pct(sortedMs, 50) ?? 0,
+    p99Ms: pct(sortedMs, 99) ?? 0,
+    maxMs: sortedMs.at(-1) ?? 0,
+    timeouts,
+    errors,
+    firstError,
+  };
 }
 
 /** CPU seconds so far of the servers this run started (null for external ones) and the worker. */

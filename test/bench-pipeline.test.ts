@@ -49,6 +49,9 @@ it('runs the quick pipeline benchmark: orders started and persisted, status read
   }
   expect(p.startP99Ms).toBeGreaterThanOrEqual(p.startP50Ms);
   expect(p.statusReads).toBeGreaterThan(0);
+  // Timeouts (the API's 503 UNAVAILABLE) are reported, not asserted: they depend on the machine's load.
+  expect(p.statusReadTimeouts).toBeGreaterThanOrEqual(0);
+  expect(p.statusReadMaxMs).toBeGreaterThanOrEqual(p.statusReadP99Ms);
   expect(typeof p.workerRssKbPerLiveOrder).toBe('number');
   // The worker is the benchmark's own process, so its CPU is measured; the servers here are the
   // test stack's (external to the benchmark), so theirs is not: null, never a made-up 0.
