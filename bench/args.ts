@@ -85,3 +85,61 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
     cluster,
   };
 }
+
+/**
+ * `npm run bench -- --pipeline [--quick] [--orders N] [--concurrency C] [--live-orders L]
+ * [--readers R] [--read-seconds S] [--out DIR]`: the order pipeline alone (bench/pipeline.ts).
+ */
+export interface PipelineArgs {
+  /** Orders started and timed until all are persisted. */
+  orders: number;
+  /** Starts in flight at once. */
+  concurrency: number;
+  /** Orders awaiting payment while the status reads run: the timed ones, plus more if L > N. */
+  liveOrders: number;
+  /** Concurrent status readers, and how long they read. */
+  readers: number;
+  readSeconds: number;
+  /** Orders started (and persisted) before the measurement, on their own SKU: JIT, pools, caches. */
+  warmupOrders: number;
+  quick: boolean;
+  outDir: string;
+  redisAppendfsync: 'everysec' | 'always';
+}
+
+export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
+  const { values: args } = parseArgs({
+    args: argv,
+    options: {
+      pipeline: { type: 'boolean', default: true },
+      quick: { type: 'boolean', default: false },
+      orders: { type: 'string' },
+      concurrency: { type: 'string' },
+      'live-orders': { type: 'string' },
+      readers: { type: 'string' },
+      'read-seconds': { type: 'string' },
+      out: { type: 'string' },
+      'redis-appendfsync': { type: 'string', default: 'always' },
+    },
+  });
+  const fsync = args['redis-appendfsync'];
+  if (fsync !== 'everysec' && fsync !== 'always') throw new Error('--redis-appendfsync must be everysec or always');
+  const quick = args.quick ?? false;
+  const whole = (name: string, value: string | undefined, fallback: number, min: number) => {
+    const n = value === undefined ? fallback : Number(value);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be a whole number ≥ ${min}`);
+    return n;
+  };
+  const orders = whole('orders', args.orders, quick ? 100 : 1_000, 1);
+  return {
+    orders,
+    concurrency: whole('concurrency', args.concurrency, quick ? 16 : 64, 1),
+    liveOrders: whole('live-orders', args['live-orders'], orders, 1),
+    readers: whole('readers', args.readers, quick ? 4 : 16, 1),
+    readSeconds: whole('read-seconds', args['read-seconds'], quick ? 2 : 10, 1),
+    warmupOrders: quick ? 10 : 50,
+    quick,
+    outDir: resolve(args.out ?? join(root, 'bench', 'results')),
+    redisAppendfsync: fsync,
+  };
+}

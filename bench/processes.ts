@@ -40,16 +40,7 @@ export async function startVariant(
   };
   try {
     if (variant === 'ours') {
-      const bundle = join(workDir, 'workflow-bundle.js');
-      await buildWorkflowBundle(bundle);
-      // Free ports for the worker's metrics and health, so that a running `npm start` never collides.
-      const [metricsPort, healthPort] = [await freePort(), await freePort()];
-      const worker = launch('worker', 'src/workers/main.ts', [], {
-        WORKFLOW_BUNDLE_PATH: bundle,
-        WORKER_METRICS_PORT: String(metricsPort),
-        WORKER_HEALTH_PORT: String(healthPort),
-      });
-      await waitUntilReady(worker, async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, 60_000);
+      await launchWorker(launch, workDir);
       const api = launch('api', 'src/api/main.ts', []);
       await waitUntilReady(api, () => answers('/healthz', true), 60_000);
     } else {
@@ -65,4 +56,37 @@ export async function startVariant(
     throw err;
   }
   return { url, processes: started };
+}
+
+/** The project's worker alone (the pipeline benchmark's only app process), ready to take tasks. */
+export async function startWorker(options: { root: string; workDir: string; env: Record<string, string | undefined> }): Promise<ManagedProcess> {
+  const { root, workDir, env } = options;
+  const launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string>) =>
+    spawnLogged(name, join(root, 'node_modules', '.bin', 'tsx'), [join(root, script), ...extraArgs], {
+      logFile: join(workDir, `${name}.log`),
+      cwd: root,
+      env: { ...env, ...extraEnv } as NodeJS.ProcessEnv,
+    });
+  return launchWorker(launch, workDir);
+}
+
+type Launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string>) => ManagedProcess;
+
+async function launchWorker(launch: Launch, workDir: string): Promise<ManagedProcess> {
+  const bundle = join(workDir, 'workflow-bundle.js');
+  await buildWorkflowBundle(bundle);
+  // Free ports for the worker's metrics and health, so that a running `npm start` never collides.
+  const [metricsPort, healthPort] = [await freePort(), await freePort()];
+  const worker = launch('worker', 'src/workers/main.ts', [], {
+    WORKFLOW_BUNDLE_PATH: bundle,
+    WORKER_METRICS_PORT: String(metricsPort),
+    WORKER_HEALTH_PORT: String(healthPort),
+  });
+  try {
+    await waitUntilReady(worker, async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, 60_000);
+  } catch (err) {
+    await worker.stop();
+    throw err;
+  }
+  return worker;
 }

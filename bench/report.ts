@@ -1,5 +1,5 @@
 /** The benchmark's results: the JSON report, its Markdown table and an SVG chart, written to the output folder. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { INVARIANTS, type Invariant } from '../src/invariants/check.js';
@@ -97,7 +97,10 @@ export type Report = ReturnType<typeof buildReport>;
 export function writeReport(report: Report, outDir: string): string {
   mkdirSync(outDir, { recursive: true });
   const json = `${JSON.stringify(report, null, 2)}\n`;
-  writeFileSync(join(outDir, 'latest.json'), json);
+  // The pipeline benchmark's results (bench/pipeline.ts) stay beside the burst's in latest.json.
+  const latest = join(outDir, 'latest.json');
+  const pipeline: unknown = existsSync(latest) ? (JSON.parse(readFileSync(latest, 'utf8')) as { pipeline?: unknown }).pipeline : undefined;
+  writeFileSync(latest, pipeline === undefined ? json : `${JSON.stringify({ ...report, pipeline }, null, 2)}\n`);
   writeFileSync(join(outDir, `${report.date.slice(0, 19).replace(/[:T]/g, '-')}${report.config.quick ? '-quick' : ''}.json`), json);
   const md = markdown(report);
   writeFileSync(join(outDir, 'latest.md'), md);

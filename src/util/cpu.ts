@@ -1,31 +1,48 @@
 /**
  * CPU seconds used by a process group (a launcher and its children: tsx and its node, a server),
- * read from /proc: steadier figures than latencies on a shared machine. Linux only; 0 elsewhere.
+ * and its resident memory, read from /proc: steadier figures than latencies on a shared machine.
+ * Linux only; 0 elsewhere.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100;
 
+/** Resident memory pages counted by /proc/<pid>/stat (4 KiB on the Linux machines this runs on). */
+const PAGE_KB = 4;
+
 /** user + system CPU seconds of every live process whose process group is `pgid`. */
 export function cpuSecondsOfGroup(pgid: number): number {
   let ticks = 0;
+  for (const fields of statsOfGroup(pgid)) ticks += Number(fields[11]) + Number(fields[12]); // fields 14, 15: utime, stime
+  return ticks / TICKS_PER_SECOND;
+}
+
+/** Resident set size, in KiB, of every live process whose process group is `pgid`. */
+export function rssKbOfGroup(pgid: number): number {
+  let pages = 0;
+  for (const fields of statsOfGroup(pgid)) pages += Number(fields[21]); // field 24: rss
+  return pages * PAGE_KB;
+}
+
+/** The /proc/<pid>/stat fields, from field 3 (state) on, of the group's live processes. */
+function statsOfGroup(pgid: number): string[][] {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
-    return 0;
+    return [];
   }
+  const stats: string[][] = [];
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       // Fields after the command name (which may contain spaces) start after the last ')'.
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) !== pgid) continue; // field 5: pgrp
-      ticks += Number(fields[11]) + Number(fields[12]); // fields 14, 15: utime, stime
+      if (Number(fields[2]) === pgid) stats.push(fields); // field 5: pgrp
     } catch {
       /* the process ended meanwhile */
     }
   }
-  return ticks / TICKS_PER_SECOND;
+  return stats;
 }

@@ -1,0 +1,208 @@
+/**
+ * The burst benchmark, run by bench/run.ts without --pipeline.
+ * `npm run bench [-- --quick] [--requests N --users N --connections N --stock N --limit N]
+ *                  [--variants ours,ceiling,sync,queue] [--wait [--wait-seconds N]] [--out DIR] [--profile DIR]`
+ *
+ * Fires one flash-sale burst of checkouts over HTTP at four servers in turn, on the same machine and
+ * stack, and compares them:
+ *   ours     the product: Lua reservation + OrderWorkflow start (src/api, src/workers)
+ *   ceiling  the same Koa setup answering a constant: what the machine allows at all
+ *   sync     checkout as one MySQL transaction (SELECT … FOR UPDATE), the classic design
+ *   queue    the same Lua reservation + LPUSH onto a Redis list drained by one consumer (the usual queue design)
+ * With --wait, ours runs a second time as ours-wait: the same burst with `Prefer: wait=N`, each
+ * checkout answered once its order is persisted (201) or after N s (202).
+ * Then it measures how fast accepted orders reach MySQL, checks the invariants (docs/contract.md)
+ * after every variant, and writes bench/results/latest.{json,md,svg} plus a dated copy.
+ *
+ * This file orchestrates; each job has its own module: args.ts (command line), processes.ts (the
+ * servers of a variant), load.ts (the burst), drain.ts (orders reaching MySQL), visibility.ts
+ * (workflow start latency), report.ts (JSON, Markdown, SVG).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ShopperAuth } from '../src/api/auth.js';
+import { SalesService } from '../src/api/sales.js';
+import { loadConfig } from '../src/config/index.js';
+import { migrate } from '../src/db/migrate.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createRedis } from '../src/infra/redis.js';
+import { checkSaleInvariants } from '../src/invariants/check.js';
+import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { startClusterApp, type RunningClusterApp } from '../src/stack/cluster-app.js';
+import { startStack, type RunningStack } from '../src/stack/index.js';
+import { cpuSecondsOfGroup } from '../src/util/cpu.js';
+import type { ManagedProcess } from '../src/stack/process.js';
+import { parseBenchArgs, type BenchRun, type Variant } from './args.js';
+import { watchPersisted } from './drain.js';
+import { burst, summarise, type VariantResult } from './load.js';
+import { startVariant } from './processes.js';
+import { buildReport, writeReport, type WorkflowStartLatency } from './report.js';
+import { fmt } from './stats.js';
+import { workflowStartLatency } from './visibility.js';
+
+const root = resolve(import.meta.dirname, '..');
+const { settings, variants, outDir, profileDir, redisAppendfsync, waitSeconds, cluster } = parseBenchArgs(process.argv.slice(2), root);
+const say = (line: string) => console.log(`[bench] ${line}`);
+
+const workDir = mkdtempSync(join(tmpdir(), 'flash-bench-'));
+let stack: RunningStack | undefined;
+let clusterApp: RunningClusterApp | undefined;
+const processes: ManagedProcess[] = [];
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const runId = randomBytes(3).toString('hex');
+  const appEnv = { TEMPORAL_TASK_QUEUE: `bench-${runId}`, LOG_LEVEL: 'warn', AUTH_DEV_LOGIN: 'false' };
+  if (cluster) {
+    // --cluster: the app on the cluster layout; the burst goes through nginx to both APIs.
+    clusterApp = await startClusterApp({ dataDir: join(workDir, 'cluster'), ephemeral: true, ui: false, log: say, appLogs: workDir, env: appEnv });
+  } else {
+    stack = await startStack({ dataDir: join(workDir, 'stack'), ports: 'free', ephemeral: true, log: say, redisAppendfsync });
+  }
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    ...(clusterApp?.stack.env ?? stack?.env),
+    TEMPORAL_TASK_QUEUE: `bench-${runId}`,
+    // BENCH_LOG_LEVEL=info measures the servers with their production log level (access log on).
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+    AUTH_DEV_LOGIN: 'false',
+    // The API runs with its default rate limits, so that their cost is measured. Shoppers are taken
+    // round-robin: each sends at most 4 checkouts (1 warm-up, 3 in the burst; default and --quick),
+    // under the default 10 per 10 s per shopper. With far fewer users than requests, 429s show as
+    // "rate limited" below; set RATE_LIMIT_CHECKOUT in the environment to change the budget.
+    // No load balancer to drain from: the API stops at once.
+    SHUTDOWN_DRAIN: '0s',
+  };
+  const config = loadConfig(env);
+  const pool = createMysqlPool(config);
+  const store = new Store(pool);
+  const redis = createRedis(config);
+  await migrate(pool);
+  const inventory = new RedisInventory(redis);
+  const sales = new SalesService(store, inventory);
+  const auth = new ShopperAuth(config);
+  say(`signing ${settings.users} shopper tokens`);
+  const tokens = await Promise.all(Array.from({ length: settings.users }, (_, i) => auth.issue(`bench-${runId}-u${i}`)));
+
+  const results: Partial<Record<BenchRun, VariantResult>> = {};
+  let workflowStart: WorkflowStartLatency | undefined;
+  // ours-wait runs right after ours, on fresh servers of the same kind, with the same burst.
+  type Run = { name: BenchRun; variant: Variant; wait: number };
+  const runs = variants.flatMap((variant): Run[] =>
+    variant === 'ours' && waitSeconds > 0
+      ? [
+          { name: variant, variant, wait: 0 },
+          { name: 'ours-wait', variant, wait: waitSeconds },
+        ]
+      : [{ name: variant, variant, wait: 0 }],
+  );
+  try {
+    for (const { name, variant, wait } of runs) {
+      say(`── ${name}${wait ? ` (Prefer: wait=${wait})` : ''} ──`);
+      const servers = clusterApp ? { url: clusterApp.url, processes: [] } : await startVariant(variant, { root, workDir, env, profileDir });
+      processes.push(...servers.processes);
+      try {
+        // Warm-up on its own SKU: JIT, connection pools and Temporal's caches, never measured.
+        const warm = `BENCH-${runId}-${name}-warm`;
+        await sales.create({
+          sku: warm,
+          name: warm,
+          priceCents: 1_000,
+          stock: Math.max(10, Math.floor(settings.stock / 10)),
+          perUserLimit: settings.perUserLimit,
+        });
+        await burst(servers.url, warm, tokens, settings.warmupRequests, Math.min(settings.connections, 64), false, say, wait);
+
+        const sku = `BENCH-${runId}-${name}`;
+        await sales.create({ sku, name: sku, priceCents: 1_000, stock: settings.stock, perUserLimit: settings.perUserLimit });
+        // MySQL is watched from the first request on, so the drain is timed while the burst still runs.
+        const watch = variant === 'ceiling' ? undefined : watchPersisted(store, sku);
+        const cpuBefore = cpuSnapshot(servers.processes);
+        const shot = await burst(servers.url, sku, tokens, settings.requests, settings.connections, true, say, wait);
+        const result = summarise(shot);
+        if (watch) {
+          result.drain = await watch.until(shot.accepted.length, shot.firstWinAt, shot.lastWinAt);
+        }
+        result.cpuSeconds = cpuSince(cpuBefore, cpuSnapshot(servers.processes));
+        say(
+          `CPU seconds, burst and drain: ${Object.entries(result.cpuSeconds)
+            .map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`)
+            .join(', ')}`,
+        );
+        if (watch) {
+          let workflowCount: number | undefined;
+          if (name === 'ours') {
+            workflowStart = await workflowStartLatency(config, store, sku, shot.accepted.length);
+            workflowCount = workflowStart.count;
+          }
+          result.invariants = await checkSaleInvariants(
+            { store, ...(variant === 'sync' ? {} : { inventory }) },
+            { sku, perUserLimit: settings.perUserLimit, acceptedOrderNos: shot.accepted, ...(workflowCount === undefined ? {} : { workflowCount }) },
+          );
+          say(
+            `invariants: ${Object.entries(result.invariants.checks)
+              .map(([name, ok]) => `${name}=${ok}`)
+              .join(' ')}`,
+          );
+        }
+        results[name] = result;
+        say(
+          `${fmt(result.rps, 0)} req/s; p50 ${fmt(result.p50Ms)} ms, p99 ${fmt(result.p99Ms)} ms; won ${result.won}, sold out ${result.soldOut}, over limit ${result.limitExceeded}, rate limited ${shot.statuses.get('429') ?? 0}, errors ${result.errors}` +
+            (result.drain ? `; all ${result.drain.orders} orders in MySQL ${fmt(result.drain.seconds, 2)} s after the last win` : '') +
+            (result.persistedInWait === undefined ? '' : `; ${result.persistedInWait} answered persisted (201), ${result.orderFailed ?? 0} ORDER_FAILED`),
+        );
+      } finally {
+        for (const proc of servers.processes.reverse()) await proc.stop();
+      }
+    }
+  } finally {
+    await Promise.allSettled([store.close(), redis.quit()]);
+  }
+
+  const report = buildReport(settings, results, workflowStart, Date.now() - t0);
+  console.log(`\n${writeReport(report, outDir)}`);
+  say(`results in ${join(outDir, 'latest.json')}, latest.md and latest.svg`);
+  const failed = Object.entries(report.invariants).filter(([, ok]) => ok === false);
+  if (failed.length > 0) {
+    console.error(`[bench] INVARIANT VIOLATED: ${failed.map(([name]) => name).join(', ')}`);
+    process.exitCode = 1;
+  }
+}
+
+/** CPU seconds so far of the stack's servers, the variant's processes and this load generator. */
+function cpuSnapshot(variantProcesses: ManagedProcess[]): Record<string, number> {
+  const snapshot: Record<string, number> = {};
+  for (const [role, server] of Object.entries(stack?.servers ?? {})) if (server.process) snapshot[role] = cpuSecondsOfGroup(server.process.pid);
+  for (const proc of variantProcesses) snapshot[proc.name] = cpuSecondsOfGroup(proc.pid);
+  if (clusterApp) {
+    for (const [role, proc] of Object.entries(clusterApp.stack.processes)) snapshot[role] = cpuSecondsOfGroup(proc.pid);
+    for (const app of [...clusterApp.apis, ...clusterApp.workers]) if (app.process) snapshot[app.name] = cpuSecondsOfGroup(app.process.pid);
+  }
+  const own = process.cpuUsage();
+  snapshot.loadgen = (own.user + own.system) / 1e6;
+  return snapshot;
+}
+
+function cpuSince(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([name, seconds]) => [name, Math.round((seconds - (before[name] ?? 0)) * 100) / 100]));
+}
+
+async function cleanup(): Promise<void> {
+  for (const proc of processes) await proc.stop(5_000);
+  await stack?.stop();
+  await clusterApp?.stop();
+  rmSync(workDir, { recursive: true, force: true });
+}
+
+process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+try {
+  await main();
+} catch (err) {
+  console.error('[bench] failed:', err);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
