@@ -449,6 +449,14 @@ describe.sequential('OrderWorkflow: nothing is lost on the paths that used to lo
 describe.sequential('OrderWorkflow Updates (time-skipping server)', () => {
   it('answers a payment with its verdict at once, and refuses a cancel once paid', async () => {
     const sale = await putOnSale(store, redis, { stock: 2 });
+    // markPaid is held so the workflow is still open when the cancel arrives: otherwise a fast close
+    // makes the cancel find no workflow at all, and the validator's refusal would go untested.
+    const hold = gate();
+    faults.markPaid = async (real, input) => {
+      hold.reached();
+      await hold.opened;
+      return real(input);
+    };
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     expect(await handle.executeUpdate(payUpdate, { args: [{ eventId: `evt-short-${orderNo}`, amountCents: totalCents - 1 }] })).toEqual({
@@ -458,7 +466,9 @@ describe.sequential('OrderWorkflow Updates (time-skipping server)', () => {
     expect(await handle.executeUpdate(payUpdate, { args: [{ eventId: `evt-${orderNo}`, amountCents: totalCents }] })).toEqual({ outcome: 'APPLIED' });
     // The same event again gets the same verdict.
     expect(await handle.executeUpdate(payUpdate, { args: [{ eventId: `evt-${orderNo}`, amountCents: totalCents }] })).toEqual({ outcome: 'APPLIED' });
+    await hold.arrived;
     await expect(handle.executeUpdate(cancelUpdate, {})).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+    hold.open();
     expect(await handle.result()).toMatchObject({ status: 'PAID' });
   });
 
