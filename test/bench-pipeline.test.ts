@@ -5,11 +5,11 @@
  * the invariants held and `pipeline` was merged into latest.json beside what was there.
  * Figures are printed by the benchmark, never asserted beyond being measured: the machine is shared.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, expect, inject, it } from 'vitest';
+import { runScript } from './helpers/run-script.js';
 import { parseBenchArgs } from '../bench/args.js';
 import { buildReport, writeReport } from '../bench/report.js';
 
@@ -19,18 +19,7 @@ const outDir = mkdtempSync(join(tmpdir(), 'bench-pipeline-'));
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'bench', 'run.ts'), ...args], {
-      cwd: root,
-      env: { ...process.env, ...inject('stackEnv'), CI: 'true' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolvePromise({ code, output }));
-  });
+  return runScript('bench/run.ts', args, { ...process.env, ...inject('stackEnv'), CI: 'true' });
 }
 
 it('runs the quick pipeline benchmark: orders started and persisted, status read, invariants hold, merged into latest.json', { timeout: 120_000 }, async () => {

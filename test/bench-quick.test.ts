@@ -4,30 +4,18 @@
  * variant ran, the invariants held and the results file has the shape the README promises.
  * Figures are printed by the benchmark, never asserted here: this machine is shared and noisy.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, expect, inject, it } from 'vitest';
+import { runScript } from './helpers/run-script.js';
 
-const root = resolve(import.meta.dirname, '..');
 const outDir = mkdtempSync(join(tmpdir(), 'bench-quick-'));
 
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'bench', 'run.ts'), ...args], {
-      cwd: root,
-      env: { ...process.env, ...inject('stackEnv'), CI: 'true' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolvePromise({ code, output }));
-  });
+  return runScript('bench/run.ts', args, { ...process.env, ...inject('stackEnv'), CI: 'true' });
 }
 
 it('runs the quick benchmark: all four variants, invariants hold, results written', { timeout: 180_000 }, async () => {

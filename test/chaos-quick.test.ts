@@ -4,31 +4,19 @@
  * smaller burst, and every invariant checked after each. The suite exits non-zero on a violation;
  * this test also reads its results file to show which fault and check failed.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import { runScript } from './helpers/run-script.js';
 
-const root = resolve(import.meta.dirname, '..');
 const outDir = mkdtempSync(join(tmpdir(), 'chaos-quick-'));
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 it('survives every fault with every invariant (quick fault suite)', { timeout: 600_000 }, async () => {
-  const output = await new Promise<{ code: number | null; text: string }>((done, fail) => {
-    // No server addresses from the test stack: the suite starts (and kills) servers of its own.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !['TEMPORAL_ADDRESS', 'REDIS_URL', 'MYSQL_URL'].includes(key)));
-    const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'chaos', 'run.ts'), '--quick', '--out', outDir], {
-      cwd: root,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let text = '';
-    child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    child.once('error', fail);
-    child.once('close', (code) => done({ code, text }));
-  });
+  // No server addresses from the test stack: the suite starts (and kills) servers of its own.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !['TEMPORAL_ADDRESS', 'REDIS_URL', 'MYSQL_URL'].includes(key)));
+  const { code, output } = await runScript('chaos/run.ts', ['--quick', '--out', outDir], env);
   const report = JSON.parse(readFileSync(join(outDir, 'latest.json'), 'utf8')) as { faults: Record<string, { ok: boolean; checks: Record<string, boolean> }> };
   expect(Object.keys(report.faults).sort()).toEqual(['api-kill', 'mariadb-kill', 'redis-aof-tail-lost', 'redis-kill', 'temporal-kill', 'worker-kill']);
   for (const [fault, result] of Object.entries(report.faults)) {
@@ -40,5 +28,5 @@ it('survives every fault with every invariant (quick fault suite)', { timeout: 6
     ).toEqual([]);
     expect(result.ok, fault).toBe(true);
   }
-  expect(output.code, output.text.slice(-4_000)).toBe(0);
+  expect(code, output.slice(-4_000)).toBe(0);
 });
