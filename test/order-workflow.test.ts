@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
@@ -33,6 +33,7 @@ import {
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+import { startTimeSkippingEnvironment } from './helpers/time-skipping.js';
 
 /** Hooks a test sets to wrap the real activities; reset before each test. */
 interface Faults {
@@ -53,9 +54,7 @@ let inventory: RedisInventory;
 const taskQueue = `order-ts-${randomUUID()}`;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: inject('temporalTestServer') } },
-  });
+  env = await startTimeSkippingEnvironment();
   await ensureSearchAttributes(env.connection, 'default');
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
   pool = createMysqlPool(config);
