@@ -105,6 +105,8 @@ export interface PipelineArgs {
   quick: boolean;
   outDir: string;
   redisAppendfsync: 'everysec' | 'always';
+  /** Writes a V8 CPU profile of the worker into this folder (open in Chrome DevTools). */
+  profileDir?: string;
 }
 
 export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
@@ -120,6 +122,7 @@ export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
       'read-seconds': { type: 'string' },
       out: { type: 'string' },
       'redis-appendfsync': { type: 'string', default: 'always' },
+      profile: { type: 'string' },
     },
   });
   const fsync = args['redis-appendfsync'];
@@ -141,5 +144,6 @@ export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
     quick,
     outDir: resolve(args.out ?? join(root, 'bench', 'results')),
     redisAppendfsync: fsync,
+    ...(args.profile ? { profileDir: resolve(args.profile) } : {}),
   };
 }

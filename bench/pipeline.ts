@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- --pipeline [--quick] [--orders N] [--concurrency C] [--live-orders L]
- *                               [--readers R] [--read-seconds S] [--out DIR]`
+ *                               [--readers R] [--read-seconds S] [--out DIR] [--profile DIR]`
  *
  * The order pipeline alone, without HTTP: what the Temporal server, the worker, MariaDB and Redis
  * do per order. On its own stack (or the servers named in the environment) with one worker
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
     const sales = new SalesService(store, inventory);
     temporal = await createTemporalClient(config);
     const pipeline: Pipeline = { config, store, inventory, orders: new OrderClient(temporal, store, config.temporal.taskQueue) };
-    worker = await startWorker({ root, workDir, env });
+    worker = await startWorker({ root, workDir, env, ...(args.profileDir ? { profileDir: args.profileDir } : {}) });
     say(`worker ready (pid ${worker.pid}); task queue ${config.temporal.taskQueue}`);
 
     // Warm-up on its own SKU, never measured: JIT, connection pools, Temporal's caches.

@@ -59,14 +59,23 @@ export async function startVariant(
 }
 
 /** The project's worker alone (the pipeline benchmark's only app process), ready to take tasks. */
-export async function startWorker(options: { root: string; workDir: string; env: Record<string, string | undefined> }): Promise<ManagedProcess> {
-  const { root, workDir, env } = options;
-  const launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string>) =>
-    spawnLogged(name, join(root, 'node_modules', '.bin', 'tsx'), [join(root, script), ...extraArgs], {
+export async function startWorker(options: {
+  root: string;
+  workDir: string;
+  env: Record<string, string | undefined>;
+  profileDir?: string;
+}): Promise<ManagedProcess> {
+  const { root, workDir, env, profileDir } = options;
+  const launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string>) => {
+    const [command, commandArgs] = profileDir
+      ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', join(root, script), ...extraArgs]]
+      : [join(root, 'node_modules', '.bin', 'tsx'), [join(root, script), ...extraArgs]];
+    return spawnLogged(name, command, commandArgs, {
       logFile: join(workDir, `${name}.log`),
       cwd: root,
       env: { ...env, ...extraEnv } as NodeJS.ProcessEnv,
     });
+  };
   return launchWorker(launch, workDir);
 }
 

@@ -55,6 +55,20 @@ export interface RunningService {
   env: Record<string, string>;
 }
 
+/**
+ * The dev server's dynamic config (docs/performance.md has the measurements). The environment can
+ * add or override keys for an experiment: TEMPORAL_DEV_DYNAMIC_CONFIG='{"key": value, ...}'.
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string | number | boolean> = {};
+
+function devServerDynamicConfig(): Record<string, string | number | boolean> {
+  const extra = process.env.TEMPORAL_DEV_DYNAMIC_CONFIG;
+  if (!extra) return DEV_SERVER_DYNAMIC_CONFIG;
+  const parsed: unknown = JSON.parse(extra);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('TEMPORAL_DEV_DYNAMIC_CONFIG must be a JSON object');
+  return { ...DEV_SERVER_DYNAMIC_CONFIG, ...(parsed as Record<string, string | number | boolean>) };
+}
+
 export async function startTemporalDevServer(opts: {
   tools: ToolPaths;
   dataDir: string;
@@ -83,6 +97,7 @@ export async function startTemporalDevServer(opts: {
     '--sqlite-pragma', 'synchronous=normal',
     // Registered at launch so operators can filter orders in the Web UI from the first order on.
     ...ORDER_SEARCH_ATTRIBUTES.flatMap(({ name }) => ['--search-attribute', `${name}=Keyword`]),
+    ...Object.entries(devServerDynamicConfig()).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]),
   ];
   const proc = spawnLogged('temporal dev server', opts.tools.temporalCli, args, {
     logFile: join(opts.dataDir, 'temporal.log'),
