@@ -60,6 +60,12 @@ describe('OrderWorkflow on the Temporal dev server', () => {
       { what: `${orderNo} to await payment`, timeoutMs: 10_000 },
     );
     expect(state).toMatchObject({ orderNo, status: 'AWAITING_PAYMENT', totalCents: sale.priceCents });
+    // The Web UI's filter works from the first orders on, although the dev server reads search
+    // attributes from its cache (system.forceSearchAttributesCacheRefreshOnRead=false).
+    await waitFor(async () => (await client.workflow.count(`WorkflowId = '${handle.workflowId}' AND OrderStatus = 'AWAITING_PAYMENT'`)).count === 1, {
+      what: `${orderNo} listed as AWAITING_PAYMENT`,
+      timeoutMs: 10_000,
+    });
     await handle.signal(paymentReceivedSignal, { eventId: `evt-${orderNo}`, amountCents: sale.priceCents });
     expect(await handle.result()).toMatchObject({ status: 'PAID' });
     // The query still answers on the closed workflow (this client does not reject closed ones).

@@ -124,6 +124,8 @@ const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.workerMetrics),
   WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.workerHealth),
+  // Running orders kept in the worker's memory (~200 KB each); an evicted one is replayed when it next has work.
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(2).max(1_000_000).default(2_000),
   ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000).default(100),
   /** true: REDIS_URL is a Redis Cluster even when it names one node (a managed cluster's endpoint). */
   REDIS_CLUSTER: booleanString.default(false),
@@ -183,6 +185,8 @@ export interface AppConfig {
   workerMetricsPort: number;
   /** The worker's /livez and /readyz; 0: off. */
   workerHealthPort: number;
+  /** Order workflows the worker keeps in memory (its sticky cache); the rest are replayed on demand. */
+  workerMaxCachedWorkflows: number;
   /** 409 SOLD_OUT answers are access-logged 1 in this many (1: all, 0: none); metrics count all. */
   accessLogSoldOutSample: number;
   /** Connect through the Redis Cluster client: REDIS_CLUSTER=true, or several URLs in REDIS_URL. */
@@ -239,6 +243,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     nodeEnv: e.NODE_ENV,
     workerMetricsPort: e.WORKER_METRICS_PORT,
     workerHealthPort: e.WORKER_HEALTH_PORT,
+    workerMaxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
     accessLogSoldOutSample: e.ACCESS_LOG_SOLD_OUT_SAMPLE,
     redisCluster: e.REDIS_CLUSTER || e.REDIS_URL.includes(','),
   };

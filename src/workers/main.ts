@@ -60,7 +60,15 @@ const keepSchedule = (): void => {
   );
 };
 keepSchedule();
-const worker = await createOrderWorker({ config, connection, store, redis, temporal, workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH || undefined });
+const worker = await createOrderWorker({
+  config,
+  connection,
+  store,
+  redis,
+  temporal,
+  workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH || undefined,
+  tuning: { maxCachedWorkflows: config.workerMaxCachedWorkflows },
+});
 workerState = () => worker.getState();
 
 // The SDK's Runtime already turns SIGINT/SIGTERM into worker.shutdown(); run() resolves when done.
