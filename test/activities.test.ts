@@ -197,6 +197,18 @@ describe('persistOrder', () => {
     expect(twice.figures).toEqual(once.figures);
   });
 
+  it('again after it took the last units: succeeds as persisted, not out of stock, and takes nothing more', async () => {
+    const { sku, input } = await reservedOrder({ stock: 2, quantity: 2 });
+    await activities.persistOrder(input);
+    expect(await mysqlAvailable(sku)).toBe(0);
+    const once = await endState(sku);
+    // The retry's UPDATE finds no stock; the row the first attempt committed decides the answer.
+    await activities.persistOrder(input);
+    expect(await endState(sku)).toEqual(once);
+    expect(await orderRows(input.orderNo)).toHaveLength(1);
+    expectInvariants(await saleReport(store, redis, sku));
+  });
+
   it('many attempts at the same time still take the stock once', async () => {
     const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
     await concurrently(...Array.from({ length: 6 }, () => () => activities.persistOrder(input)));
