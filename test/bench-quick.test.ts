@@ -4,6 +4,7 @@
  * variant ran, the invariants held and the results file has the shape the README promises.
  * Figures are printed by the benchmark, never asserted here: this machine is shared and noisy.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -166,6 +167,29 @@ it('--layouts shared,split: one report with every layout, each figure marked wit
     expect(md.indexOf('Layout **shared**: every process on CPUs 0-1.')).toBeLessThan(md.indexOf('Layout **split**'));
     expect(md).toMatch(/Layout \*\*split\*\*[\s\S]*\| ours \| 500 \|[\s\S]*ours\/ceiling 0\.63/);
     expect(readFileSync(join(dir, 'latest.svg'), 'utf8')).toContain('ours (split)');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('refuses --layout split when the benchmark may use one CPU only, saying why, before starting anything', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-one-cpu-'));
+  try {
+    // The benchmark itself under `taskset -c <one CPU>`: its own affinity is what split divides.
+    const tsx = join(root, 'node_modules', '.bin', 'tsx');
+    const args = ['-c', String(allowedCpus[0]), tsx, join(root, 'bench', 'run.ts'), '--quick', '--layout', 'split', '--out', dir];
+    const { code, output } = await new Promise<{ code: number | null; output: string }>((done, fail) => {
+      const child = spawn('taskset', args, { cwd: root, env: { ...process.env, ...inject('stackEnv'), CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      child.once('error', fail);
+      child.once('close', (exitCode) => done({ code: exitCode, output: text }));
+    });
+    expect(code).not.toBe(0);
+    expect(output).toContain(`--layout split needs at least 2 CPUs; this process may run on 1 (${allowedCpus[0]})`);
+    expect(output).not.toMatch(/ready in/);
+    expect(readdirSync(dir)).toEqual([]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
