@@ -1,9 +1,11 @@
 /**
  * The benchmark's command line: `npm run bench [-- --quick] [--requests N --users N --connections N
- * --stock N --limit N] [--variants ours,ceiling,sync,queue] [--wait [--wait-seconds N]] [--out DIR] [--profile DIR]`.
+ * --stock N --limit N] [--variants ours,ceiling,sync,queue] [--wait [--wait-seconds N]] [--out DIR] [--profile DIR]
+ * [--layout shared|split | --layouts shared,split]`.
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { LAYOUTS, type CpuLayout } from './cpu-layout.js';
 
 export const VARIANTS = ['ours', 'ceiling', 'sync', 'queue'] as const;
 export type Variant = (typeof VARIANTS)[number];
@@ -35,6 +37,11 @@ export interface BenchArgs {
   waitSeconds: number;
   /** --cluster: only `ours`, on the cluster layout (two APIs behind nginx, two workers; README "Past one machine"). */
   cluster: boolean;
+  /**
+   * The CPU layouts to run the whole comparison in, one after another (bench/cpu-layout.ts):
+   * `--layout L` for one, `--layouts a,b` for several; default `shared` alone.
+   */
+  layouts: CpuLayout[];
 }
 
 export function parseBenchArgs(argv: string[], root: string): BenchArgs {
@@ -54,6 +61,8 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
       wait: { type: 'boolean', default: false },
       'wait-seconds': { type: 'string', default: '10' },
       cluster: { type: 'boolean', default: false },
+      layout: { type: 'string' },
+      layouts: { type: 'string' },
     },
   });
   const fsync = args['redis-appendfsync'];
@@ -75,6 +84,12 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
   const variants = (args.variants?.split(',') ?? (cluster ? ['ours'] : [...VARIANTS])) as Variant[];
   for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`unknown variant ${v}; choose from ${VARIANTS.join(', ')}`);
   if (cluster && variants.some((v) => v !== 'ours')) throw new Error('--cluster runs the ours variant only');
+  if (args.layout !== undefined && args.layouts !== undefined) throw new Error('give --layout or --layouts, not both');
+  const layouts = (args.layouts ?? args.layout ?? 'shared').split(',') as CpuLayout[];
+  for (const l of layouts) if (!LAYOUTS.includes(l)) throw new Error(`unknown layout ${l}; choose from ${LAYOUTS.join(', ')}`);
+  if (new Set(layouts).size !== layouts.length) throw new Error('--layouts names a layout twice');
+  // The cluster layout's processes (nginx, two APIs, two workers, six Redis nodes) are started by src/stack/cluster-app.ts.
+  if (cluster && layouts.includes('split')) throw new Error('--cluster runs in the shared layout only');
   return {
     settings,
     variants,
@@ -83,6 +98,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
     redisAppendfsync: fsync,
     waitSeconds,
     cluster,
+    layouts,
   };
 }
 

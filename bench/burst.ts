@@ -1,7 +1,8 @@
 /**
  * The burst benchmark, run by bench/run.ts without --pipeline.
  * `npm run bench [-- --quick] [--requests N --users N --connections N --stock N --limit N]
- *                  [--variants ours,ceiling,sync,queue] [--wait [--wait-seconds N]] [--out DIR] [--profile DIR]`
+ *                  [--variants ours,ceiling,sync,queue] [--wait [--wait-seconds N]] [--out DIR] [--profile DIR]
+ *                  [--layout shared|split | --layouts shared,split]`
  *
  * Fires one flash-sale burst of checkouts over HTTP at four servers in turn, on the same machine and
  * stack, and compares them:
@@ -11,12 +12,15 @@
  *   queue    the same Lua reservation + LPUSH onto a Redis list drained by one consumer (the usual queue design)
  * With --wait, ours runs a second time as ours-wait: the same burst with `Prefer: wait=N`, each
  * checkout answered once its order is persisted (201) or after N s (202).
+ * With --layouts, the whole comparison runs once per CPU layout (bench/cpu-layout.ts), on the same
+ * stack: `split` pins the load generator and the front door to one CPU and what stands behind it to
+ * another.
  * Then it measures how fast accepted orders reach MySQL, checks the invariants (docs/contract.md)
  * after every variant, and writes bench/results/latest.{json,md,svg} plus a dated copy.
  *
  * This file orchestrates; each job has its own module: args.ts (command line), processes.ts (the
  * servers of a variant), load.ts (the burst), drain.ts (orders reaching MySQL), visibility.ts
- * (workflow start latency), report.ts (JSON, Markdown, SVG).
+ * (workflow start latency), cpu-layout.ts (taskset pinning), report.ts (JSON, Markdown, SVG).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -36,15 +40,18 @@ import { startStack, type RunningStack } from '../src/stack/index.js';
 import { cpuSecondsOfGroup } from '../src/util/cpu.js';
 import type { ManagedProcess } from '../src/stack/process.js';
 import { parseBenchArgs, type BenchRun, type Variant } from './args.js';
+import { cpuAffinity, pinGroup, pinProcess, planCpuLayouts, type LayoutCpus } from './cpu-layout.js';
 import { watchPersisted } from './drain.js';
 import { burst, summarise, type VariantResult } from './load.js';
 import { startVariant } from './processes.js';
-import { buildReport, writeReport, type WorkflowStartLatency } from './report.js';
+import { buildLayoutsReport, writeReport, type LayoutRun } from './report.js';
 import { fmt } from './stats.js';
 import { workflowStartLatency } from './visibility.js';
 
 const root = resolve(import.meta.dirname, '..');
-const { settings, variants, outDir, profileDir, redisAppendfsync, waitSeconds, cluster } = parseBenchArgs(process.argv.slice(2), root);
+const { settings, variants, outDir, profileDir, redisAppendfsync, waitSeconds, cluster, layouts } = parseBenchArgs(process.argv.slice(2), root);
+// Checked before anything starts: a missing taskset or a single CPU fails at once, with its reason.
+const layoutPlans = planCpuLayouts(layouts);
 const say = (line: string) => console.log(`[bench] ${line}`);
 
 const workDir = mkdtempSync(join(tmpdir(), 'flash-bench-'));
@@ -87,8 +94,6 @@ async function main(): Promise<void> {
   say(`signing ${settings.users} shopper tokens`);
   const tokens = await Promise.all(Array.from({ length: settings.users }, (_, i) => auth.issue(`bench-${runId}-u${i}`)));
 
-  const results: Partial<Record<BenchRun, VariantResult>> = {};
-  let workflowStart: WorkflowStartLatency | undefined;
   // ours-wait runs right after ours, on fresh servers of the same kind, with the same burst.
   type Run = { name: BenchRun; variant: Variant; wait: number };
   const runs = variants.flatMap((variant): Run[] =>
@@ -99,14 +104,32 @@ async function main(): Promise<void> {
         ]
       : [{ name: variant, variant, wait: 0 }],
   );
+  const layoutRuns: LayoutRun[] = [];
   try {
+    for (const layout of layouts) {
+      const cpus = layoutPlans?.get(layout);
+      if (layouts.length > 1 || cpus) say(`════ layout ${layout}${cpus ? ` (front door on CPU ${cpus.front}, behind it on CPU ${cpus.back})` : ''} ════`);
+      if (cpus) applyLayout(cpus);
+      layoutRuns.push(await runComparison(layout, cpus));
+    }
+  } finally {
+    await Promise.allSettled([store.close(), redis.quit()]);
+  }
+
+  /** Every variant (and ours-wait) in turn, in one layout; each run's SKUs are named after it. */
+  async function runComparison(layout: LayoutRun['layout'], cpus: LayoutCpus | undefined): Promise<LayoutRun> {
+    const results: Partial<Record<BenchRun, VariantResult>> = {};
+    let workflowStart: LayoutRun['workflowStart'];
+    const tag = layouts.length > 1 ? `${layout}-` : '';
     for (const { name, variant, wait } of runs) {
       say(`── ${name}${wait ? ` (Prefer: wait=${wait})` : ''} ──`);
-      const servers = clusterApp ? { url: clusterApp.url, processes: [] } : await startVariant(variant, { root, workDir, env, profileDir });
+      const servers = clusterApp
+        ? { url: clusterApp.url, processes: [] }
+        : await startVariant(variant, { root, workDir, env, profileDir, ...(cpus ? { cpus } : {}) });
       processes.push(...servers.processes);
       try {
         // Warm-up on its own SKU: JIT, connection pools and Temporal's caches, never measured.
-        const warm = `BENCH-${runId}-${name}-warm`;
+        const warm = `BENCH-${runId}-${tag}${name}-warm`;
         await sales.create({
           sku: warm,
           name: warm,
@@ -116,7 +139,7 @@ async function main(): Promise<void> {
         });
         await burst(servers.url, warm, tokens, settings.warmupRequests, Math.min(settings.connections, 64), false, say, wait);
 
-        const sku = `BENCH-${runId}-${name}`;
+        const sku = `BENCH-${runId}-${tag}${name}`;
         await sales.create({ sku, name: sku, priceCents: 1_000, stock: settings.stock, perUserLimit: settings.perUserLimit });
         // MySQL is watched from the first request on, so the drain is timed while the burst still runs.
         const watch = variant === 'ceiling' ? undefined : watchPersisted(store, sku);
@@ -127,6 +150,8 @@ async function main(): Promise<void> {
           result.drain = await watch.until(shot.accepted.length, shot.firstWinAt, shot.lastWinAt);
         }
         result.cpuSeconds = cpuSince(cpuBefore, cpuSnapshot(servers.processes));
+        // Read while every process still runs, after the burst: threads started during it count too.
+        if (cpus) result.cpuAffinity = affinitySnapshot(servers.processes);
         say(
           `CPU seconds, burst and drain: ${Object.entries(result.cpuSeconds)
             .map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`)
@@ -158,11 +183,10 @@ async function main(): Promise<void> {
         for (const proc of servers.processes.reverse()) await proc.stop();
       }
     }
-  } finally {
-    await Promise.allSettled([store.close(), redis.quit()]);
+    return { layout, ...(cpus ? { cpus } : {}), results, ...(workflowStart ? { workflowStart } : {}) };
   }
 
-  const report = buildReport(settings, results, workflowStart, Date.now() - t0);
+  const report = buildLayoutsReport(settings, layoutRuns, Date.now() - t0);
   console.log(`\n${writeReport(report, outDir)}`);
   say(`results in ${join(outDir, 'latest.json')}, latest.md and latest.svg`);
   const failed = Object.entries(report.invariants).filter(([, ok]) => ok === false);
@@ -170,6 +194,27 @@ async function main(): Promise<void> {
     console.error(`[bench] INVARIANT VIOLATED: ${failed.map(([name]) => name).join(', ')}`);
     process.exitCode = 1;
   }
+}
+
+/**
+ * Pins what runs across the whole comparison: this process (the load generator, all its threads)
+ * to the front door's CPUs, the stack servers the benchmark started to the CPUs behind it. Each
+ * variant's processes are started pinned (processes.ts), so they never inherit this process's CPUs.
+ */
+function applyLayout(cpus: LayoutCpus): void {
+  pinProcess(process.pid, cpus.front);
+  for (const server of Object.values(stack?.servers ?? {})) if (server.process) pinGroup(server.process.pid, cpus.back);
+  const external = (['temporal', 'redis', 'mysql'] as const).filter((role) => !stack?.servers[role]);
+  if (external.length > 0) say(`not pinned (external, not started by the benchmark): ${external.join(', ')}`);
+}
+
+/** The CPUs every thread of each process was allowed to run on: the stack's servers, the variant's, the load generator. */
+function affinitySnapshot(variantProcesses: ManagedProcess[]): Record<string, string> {
+  const snapshot: Record<string, string> = {};
+  for (const [role, server] of Object.entries(stack?.servers ?? {})) if (server.process) snapshot[role] = cpuAffinity({ pgid: server.process.pid });
+  for (const proc of variantProcesses) snapshot[proc.name] = cpuAffinity({ pgid: proc.pid });
+  snapshot.loadgen = cpuAffinity({ pid: process.pid });
+  return snapshot;
 }
 
 /** CPU seconds so far of the stack's servers, the variant's processes and this load generator. */

@@ -37,6 +37,8 @@ export interface VariantResult {
   invariants?: InvariantReport;
   /** CPU seconds per process during the burst and the drain (servers the benchmark started, the variant's processes, the load generator). */
   cpuSeconds?: Record<string, number>;
+  /** The CPUs each of those processes was allowed to run on, read after the burst (bench/cpu-layout.ts cpuAffinity). */
+  cpuAffinity?: Record<string, string>;
 }
 
 export interface Shot {

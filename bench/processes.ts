@@ -1,12 +1,18 @@
 /**
  * The server processes of each variant, started from the repository's own entry points with the
- * app's environment: the API and worker for ours, bench/server.ts for the baselines.
+ * app's environment: the API and worker for ours, bench/server.ts for the baselines. With a CPU
+ * layout (bench/cpu-layout.ts), each starts pinned to its side of the front door.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../src/stack/process.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import type { Variant } from './args.js';
+import { pinnedCommand, type CpuRole, type LayoutCpus } from './cpu-layout.js';
+
+/** The processes behind the front door (the order pipeline, the queue's consumer); every other one answers shoppers. */
+const BEHIND_FRONT_DOOR = new Set(['worker', 'bench-queue-consumer']);
+const roleOf = (name: string): CpuRole => (BEHIND_FRONT_DOOR.has(name) ? 'back' : 'front');
 
 export interface VariantServers {
   url: string;
@@ -15,9 +21,9 @@ export interface VariantServers {
 
 export async function startVariant(
   variant: Variant,
-  options: { root: string; workDir: string; env: Record<string, string | undefined>; profileDir?: string },
+  options: { root: string; workDir: string; env: Record<string, string | undefined>; profileDir?: string; cpus?: LayoutCpus },
 ): Promise<VariantServers> {
-  const { root, workDir, env, profileDir } = options;
+  const { root, workDir, env, profileDir, cpus } = options;
   const tsx = join(root, 'node_modules', '.bin', 'tsx');
   const port = await freePort();
   const started: ManagedProcess[] = [];
@@ -25,7 +31,7 @@ export async function startVariant(
     const [command, commandArgs] = profileDir
       ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', join(root, script), ...extraArgs]]
       : [tsx, [join(root, script), ...extraArgs]];
-    const proc = spawnLogged(name, command, commandArgs, {
+    const proc = spawnLogged(name, ...pinnedCommand(cpus?.[roleOf(name)], command, commandArgs), {
       logFile: join(workDir, `${name}.log`),
       cwd: root,
       env: { ...env, PORT: String(port), ...extraEnv } as NodeJS.ProcessEnv,

@@ -1,9 +1,10 @@
-/** The benchmark's results: the JSON report, its Markdown table and an SVG chart, written to the output folder. */
+/** The benchmark's results: the JSON report, its Markdown tables (one per CPU layout) and an SVG chart, written to the output folder. */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { INVARIANTS, type Invariant } from '../src/invariants/check.js';
 import type { BenchRun, BenchSettings } from './args.js';
+import type { CpuLayout, LayoutCpus } from './cpu-layout.js';
 import type { VariantResult } from './load.js';
 import { fmt, round } from './stats.js';
 
@@ -13,16 +14,38 @@ export interface WorkflowStartLatency {
   count: number;
 }
 
+/** One layout's whole comparison, as bench/burst.ts ran it. */
+export interface LayoutRun {
+  layout: CpuLayout;
+  /** The CPU lists each side of the front door ran on; undefined when nothing was pinned (shared alone). */
+  cpus?: LayoutCpus;
+  results: Partial<Record<BenchRun, VariantResult>>;
+  workflowStart?: WorkflowStartLatency;
+}
+
+/** The report of a run in one layout, `shared` unless told (the benchmark as it ran before layouts). */
 export function buildReport(
   settings: BenchSettings,
   results: Partial<Record<BenchRun, VariantResult>>,
   workflowStart: WorkflowStartLatency | undefined,
   elapsedMs: number,
+  layout: Omit<LayoutRun, 'results' | 'workflowStart'> = { layout: 'shared' },
 ) {
-  const ratio = (a?: VariantResult, b?: VariantResult) => (a && b && b.rps > 0 ? round(a.rps / b.rps, 2) : null);
-  const checked = Object.values(results).flatMap((r) => (r?.invariants ? [r.invariants] : []));
+  return buildLayoutsReport(settings, [{ ...layout, results, ...(workflowStart ? { workflowStart } : {}) }], elapsedMs);
+}
+
+/**
+ * The report of the comparison run in each layout in turn. Top-level `variants`, `drain` and
+ * `ratios` are the first layout's (named by `layout`), the shape readers had before layouts;
+ * `layouts` holds every layout's figures, each variant marked with its layout; `invariants` holds
+ * across all of them.
+ */
+export function buildLayoutsReport(settings: BenchSettings, runs: LayoutRun[], elapsedMs: number) {
+  const sections = runs.map(layoutSection);
+  const first = sections[0];
+  if (!first) throw new Error('a report needs at least one layout');
+  const checked = runs.flatMap((run) => Object.values(run.results).flatMap((r) => (r?.invariants ? [r.invariants] : [])));
   const all = (key: Invariant) => checked.every((report) => report.checks[key]);
-  const ours = results.ours;
   return {
     machine: {
       cpus: cpus().length,
@@ -33,10 +56,31 @@ export function buildReport(
     },
     date: new Date().toISOString(),
     config: settings,
+    layout: first.layout,
+    cpuLayout: first.cpuLayout,
+    variants: first.variants,
+    drain: first.drain,
+    ratios: first.ratios,
+    layouts: Object.fromEntries(sections.map((section) => [section.layout, section])) as Partial<Record<CpuLayout, LayoutSection>>,
+    invariants: Object.fromEntries(INVARIANTS.map((name) => [name, all(name)])) as Record<Invariant, boolean>,
+    elapsedSeconds: round(elapsedMs / 1000, 1),
+  };
+}
+
+function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: LayoutRun) {
+  const ratio = (a?: VariantResult, b?: VariantResult) => (a && b && b.rps > 0 ? round(a.rps / b.rps, 2) : null);
+  const checked = Object.values(results).flatMap((r) => (r?.invariants ? [r.invariants] : []));
+  const all = (key: Invariant) => checked.every((report) => report.checks[key]);
+  const ours = results.ours;
+  return {
+    layout,
+    /** CPU lists of the front door's side and the pipeline's side; null when nothing was pinned. */
+    cpuLayout: layoutCpus ? { front: layoutCpus.front, back: layoutCpus.back } : null,
     variants: Object.fromEntries(
       Object.entries(results).map(([name, r]) => [
         name,
         {
+          layout,
           rps: round(r.rps, 0),
           p50Ms: round(r.p50Ms),
           p90Ms: round(r.p90Ms),
@@ -67,6 +111,7 @@ export function buildReport(
             : {}),
           ...(r.invariants ? { invariants: { ...r.invariants.checks, figures: r.invariants.figures } } : {}),
           ...(r.cpuSeconds ? { cpuSeconds: r.cpuSeconds } : {}),
+          ...(r.cpuAffinity ? { cpuAffinity: r.cpuAffinity } : {}),
         },
       ]),
     ),
@@ -87,11 +132,12 @@ export function buildReport(
       ...(results['ours-wait'] ? { oursWaitVsOurs: ratio(results['ours-wait'], ours) } : {}),
     },
     invariants: Object.fromEntries(INVARIANTS.map((name) => [name, all(name)])) as Record<Invariant, boolean>,
-    elapsedSeconds: round(elapsedMs / 1000, 1),
   };
 }
 
-export type Report = ReturnType<typeof buildReport>;
+type LayoutSection = ReturnType<typeof layoutSection>;
+
+export type Report = ReturnType<typeof buildLayoutsReport>;
 
 /** Writes latest.{json,md,svg} and a dated copy of the JSON into `outDir`; returns the Markdown. */
 export function writeReport(report: Report, outDir: string): string {
@@ -109,39 +155,69 @@ export function writeReport(report: Report, outDir: string): string {
 }
 
 function markdown(report: Report): string {
-  const rows = Object.entries(report.variants).map(([name, v]) => {
-    const inv = v.invariants ? INVARIANTS.every((k) => v.invariants?.[k]) : null;
-    const drain = v.drain ? `${fmt(v.drain.seconds, 2)} s (${fmt(v.drain.ordersPerSecond, 0)}/s)` : '—';
-    return `| ${name} | ${fmt(v.rps, 0)} | ${fmt(v.p50Ms)} | ${fmt(v.p99Ms)} | ${fmt(v.winP99Ms)} | ${fmt(v.soldOutP99Ms)} | ${v.won} | ${v.errors} | ${drain} | ${inv === null ? '—' : inv ? 'ok' : '**VIOLATED**'} |`;
-  });
-  const r = report.ratios;
   const c = report.config;
   return [
     `Burst: ${c.requests} checkouts from ${c.users} shoppers over ${c.connections} connections; stock ${c.stock}, limit ${c.perUserLimit}${c.quick ? ' (quick)' : ''}.`,
     `Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGiB} GiB, Node ${report.machine.node}; ${report.date}.`,
+    ...sectionsOf(report).flatMap(layoutMarkdown),
+  ].join('\n');
+}
+
+const sectionsOf = (report: Report): LayoutSection[] => Object.values(report.layouts).flatMap((section) => (section ? [section] : []));
+
+/** One layout's table, ratios and, when pinned, the CPUs each process was allowed after each burst. */
+function layoutMarkdown(section: LayoutSection): string[] {
+  const rows = Object.entries(section.variants).map(([name, v]) => {
+    const inv = v.invariants ? INVARIANTS.every((k) => v.invariants?.[k]) : null;
+    const drain = v.drain ? `${fmt(v.drain.seconds, 2)} s (${fmt(v.drain.ordersPerSecond, 0)}/s)` : '—';
+    return `| ${name} | ${fmt(v.rps, 0)} | ${fmt(v.p50Ms)} | ${fmt(v.p99Ms)} | ${fmt(v.winP99Ms)} | ${fmt(v.soldOutP99Ms)} | ${v.won} | ${v.errors} | ${drain} | ${inv === null ? '—' : inv ? 'ok' : '**VIOLATED**'} |`;
+  });
+  const r = section.ratios;
+  const pinned = section.cpuLayout;
+  const where =
+    section.layout === 'split' && pinned
+      ? `load generator and front door (API, baseline server) on CPU ${pinned.front}; Temporal dev server, worker, MariaDB, Redis and the queue's consumer on CPU ${pinned.back} (servers the benchmark did not start are not pinned)`
+      : pinned
+        ? `every process on CPUs ${pinned.front}`
+        : 'nothing pinned: every process on every CPU';
+  const affinity = pinned
+    ? Object.entries(section.variants).flatMap(([name, v]) =>
+        v.cpuAffinity
+          ? [
+              `- ${name}: ${Object.entries(v.cpuAffinity)
+                .map(([proc, list]) => `${proc} ${list}`)
+                .join(', ')}`,
+            ]
+          : [],
+      )
+    : [];
+  return [
+    '',
+    `Layout **${section.layout}**: ${where}.`,
     '',
     '| variant | req/s | p50 ms | p99 ms | win p99 ms | sold-out p99 ms | won | errors | all won orders in MySQL after last win | invariants |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
     ...rows,
     '',
     `Ratios (throughput): ours/ceiling ${fmt(r.oursVsCeiling, 2)}, ours/sync ${fmt(r.oursVsSync, 2)}, ours/queue ${fmt(r.oursVsQueue, 2)}.` +
-      (report.drain
-        ? ` Workflow start after reservation: p50 ${fmt(report.drain.workflowStartP50Ms)} ms, p99 ${fmt(report.drain.workflowStartP99Ms)} ms.`
+      (section.drain
+        ? ` Workflow start after reservation: p50 ${fmt(section.drain.workflowStartP50Ms)} ms, p99 ${fmt(section.drain.workflowStartP99Ms)} ms.`
         : ''),
-    ...waitingLine(report),
+    ...waitingLine(section),
+    ...(affinity.length > 0 ? ['', 'CPUs each process was allowed after its burst (every thread, from /proc):', ...affinity] : []),
     '',
-  ].join('\n');
+  ];
 }
 
 /** The two checkout models side by side, when --wait ran ours both ways on the same burst. */
-function waitingLine(report: Report): string[] {
-  const polling = report.variants.ours;
-  const waiting = report.variants['ours-wait'];
+function waitingLine(section: LayoutSection): string[] {
+  const polling = section.variants.ours;
+  const waiting = section.variants['ours-wait'];
   if (!polling || !waiting) return [];
   return [
     '',
     `Waiting checkout (ours-wait, \`Prefer: wait=N\`) beside polling (ours): ${fmt(waiting.rps, 0)} vs ${fmt(polling.rps, 0)} req/s ` +
-      `(ratio ${fmt(report.ratios.oursWaitVsOurs ?? null, 2)}); win p50 ${fmt(waiting.winP50Ms)} vs ${fmt(polling.winP50Ms)} ms, ` +
+      `(ratio ${fmt(section.ratios.oursWaitVsOurs ?? null, 2)}); win p50 ${fmt(waiting.winP50Ms)} vs ${fmt(polling.winP50Ms)} ms, ` +
       `win p99 ${fmt(waiting.winP99Ms)} vs ${fmt(polling.winP99Ms)} ms; ${waiting.persistedInWait ?? 0} of ${waiting.won} wins answered persisted (201), ` +
       `${waiting.orderFailed ?? 0} ORDER_FAILED. A polling win is only "accepted": its order is persisted later (drain column).`,
   ];
@@ -149,10 +225,17 @@ function waitingLine(report: Report): string[] {
 
 /** Two bar charts side by side, throughput and p99 per variant, as a self-contained SVG. */
 function chart(report: Report): string {
-  const variants = Object.entries(report.variants);
+  const sections = sectionsOf(report);
+  // With several layouts each bar is named "variant (layout)"; its colour stays the variant's.
+  const variants = sections.flatMap((section) =>
+    Object.entries(section.variants).map(([name, v]): [string, LayoutSection['variants'][string]] => [
+      sections.length > 1 ? `${name} (${section.layout})` : name,
+      v,
+    ]),
+  );
   const panels = [
-    { title: 'requests / s (higher is better)', value: (v: Report['variants'][string]) => v.rps, digits: 0 },
-    { title: 'p99 latency, ms (lower is better)', value: (v: Report['variants'][string]) => v.p99Ms, digits: 1 },
+    { title: 'requests / s (higher is better)', value: (v: LayoutSection['variants'][string]) => v.rps, digits: 0 },
+    { title: 'p99 latency, ms (lower is better)', value: (v: LayoutSection['variants'][string]) => v.p99Ms, digits: 1 },
   ];
   const width = 360;
   const barHeight = 26;
@@ -169,7 +252,7 @@ function chart(report: Report): string {
       const w = Math.max(1, (value / max) * (width - 80));
       return [
         `<text x="${x0 - 8}" y="${y + barHeight / 2 + 5}" text-anchor="end">${escape(name)}</text>`,
-        `<rect x="${x0}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colour[name] ?? '#6b7280'}"/>`,
+        `<rect x="${x0}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colour[name.split(' ')[0] ?? name] ?? '#6b7280'}"/>`,
         `<text x="${(x0 + w + 6).toFixed(1)}" y="${y + barHeight / 2 + 5}">${fmt(value, panel.digits)}</text>`,
       ].join('');
     });

@@ -1,0 +1,159 @@
+/**
+ * The burst benchmark's CPU layouts (`--layout shared|split`), applied with util-linux's `taskset`.
+ *
+ *   shared  every process may run on every CPU the benchmark was given (what a single box does)
+ *   split   the load generator and the front door (the API for ours, bench/server.ts for the
+ *           baselines) on the first CPU; everything behind the front door (Temporal dev server,
+ *           worker, MariaDB, Redis, the queue's consumer) on the second: the order pipeline can no
+ *           longer take CPU from the process answering the shoppers, as on separate hosts.
+ *
+ * Processes the benchmark spawns itself are started under `taskset -c` (taskset sets the affinity,
+ * then execs the command: same pid, and tsx's own node child inherits it). The stack's servers,
+ * started by src/stack, and the benchmark's own process are pinned after the fact by pid with
+ * `taskset -a -p`, every thread of every process in the server's process group; threads created
+ * later inherit the affinity of the thread that creates them. Servers the benchmark did not start
+ * (given as TEMPORAL_ADDRESS, REDIS_URL, MYSQL_URL) are never pinned: they are not its processes.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+export const LAYOUTS = ['shared', 'split'] as const;
+export type CpuLayout = (typeof LAYOUTS)[number];
+
+/** Which side of the front door a process is on. */
+export type CpuRole = 'front' | 'back';
+
+/** The CPU lists (taskset's `-c` syntax, e.g. `0`, `0-1`) each role runs on in one layout. */
+export interface LayoutCpus {
+  layout: CpuLayout;
+  front: string;
+  back: string;
+}
+
+/**
+ * Decides the CPU lists of the layouts to run, and checks up front that they can be applied:
+ * `split` needs `taskset` and at least two CPUs in the benchmark's own affinity. Returns undefined
+ * for a run of `shared` alone, which pins nothing (the benchmark as it always ran).
+ */
+export function planCpuLayouts(layouts: CpuLayout[]): Map<CpuLayout, LayoutCpus> | undefined {
+  if (!layouts.includes('split')) return undefined;
+  const probe = spawnSync('taskset', ['--version'], { stdio: 'ignore' });
+  if (probe.error || probe.status !== 0) {
+    throw new Error('--layout split pins processes with taskset, which was not found: install util-linux (apt-get install util-linux)');
+  }
+  // The CPUs this process may use (a container's cpuset, an outer taskset), not the machine's count.
+  const allowed = parseCpuList(cpusAllowedList(process.pid));
+  if (allowed.length < 2) {
+    throw new Error(`--layout split needs at least 2 CPUs; this process may run on ${allowed.length} (${formatCpuList(allowed)})`);
+  }
+  const all = formatCpuList(allowed);
+  const plans = new Map<CpuLayout, LayoutCpus>();
+  for (const layout of layouts) {
+    plans.set(layout, layout === 'split' ? { layout, front: String(allowed[0]), back: String(allowed[1]) } : { layout, front: all, back: all });
+  }
+  return plans;
+}
+
+/** Pins every thread of one process (`taskset -a -p -c`). A process that ended meanwhile is skipped. */
+export function pinProcess(pid: number, cpus: string): void {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    if (pidsAlive([pid]).length > 0) throw new Error(`taskset -a -p -c ${cpus} ${pid} failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Pins every process of a process group (a server and any helper it forked), all threads. */
+export function pinGroup(pgid: number, cpus: string): void {
+  for (const pid of pidsOfGroup(pgid)) pinProcess(pid, cpus);
+}
+
+/** The command line that starts `command` already pinned to `cpus` (taskset execs it: same pid). */
+export function pinnedCommand(cpus: string | undefined, command: string, args: string[]): [string, string[]] {
+  return cpus === undefined ? [command, args] : ['taskset', ['-c', cpus, command, ...args]];
+}
+
+/**
+ * The CPUs every thread of a process group may run on, from /proc/<pid>/task/<tid>/status
+ * (`Cpus_allowed_list`): one list when they all agree (e.g. `1`), else the distinct lists joined
+ * with ` + ` (a sign that something escaped the layout). `pid` alone reads that one process.
+ */
+export function cpuAffinity(target: { pgid: number } | { pid: number }): string {
+  const pids = 'pgid' in target ? pidsOfGroup(target.pgid) : [target.pid];
+  const lists = new Set<string>();
+  for (const pid of pids) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // ended meanwhile
+    }
+    for (const tid of tids) {
+      try {
+        lists.add(cpusAllowedListOf(`/proc/${pid}/task/${tid}/status`));
+      } catch {
+        /* the thread ended meanwhile */
+      }
+    }
+  }
+  return [...lists].sort().join(' + ');
+}
+
+function cpusAllowedList(pid: number): string {
+  return cpusAllowedListOf(`/proc/${pid}/status`);
+}
+
+function cpusAllowedListOf(statusFile: string): string {
+  const match = /^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync(statusFile, 'utf8'));
+  if (!match?.[1]) throw new Error(`no Cpus_allowed_list in ${statusFile}`);
+  return match[1];
+}
+
+/** `0-2,5` → [0, 1, 2, 5]. */
+export function parseCpuList(list: string): number[] {
+  return list.split(',').flatMap((part) => {
+    const [from, to] = part.split('-').map(Number);
+    if (from === undefined || !Number.isInteger(from)) throw new Error(`bad CPU list ${list}`);
+    const last = to ?? from;
+    return Array.from({ length: last - from + 1 }, (_, i) => from + i);
+  });
+}
+
+/** [0, 1, 2, 5] → `0-2,5`. */
+export function formatCpuList(cpus: number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < cpus.length; i++) {
+    const from = cpus[i]!;
+    while (i + 1 < cpus.length && cpus[i + 1] === cpus[i]! + 1) i++;
+    parts.push(from === cpus[i] ? String(from) : `${from}-${cpus[i]}`);
+  }
+  return parts.join(',');
+}
+
+/** Live pids whose process group is `pgid` (field 5 of /proc/<pid>/stat). */
+function pidsOfGroup(pgid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the command name (which may contain spaces) start after the last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid) pids.push(Number(entry));
+    } catch {
+      /* ended meanwhile */
+    }
+  }
+  return pids;
+}
+
+function pidsAlive(pids: number[]): number[] {
+  return pids.filter((pid) => {
+    try {
+      readFileSync(`/proc/${pid}/stat`);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
