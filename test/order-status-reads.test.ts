@@ -134,6 +134,53 @@ describe('OrderStatusReader', () => {
   });
 });
 
+describe('OrderStatusReader cache bounds', () => {
+  it('serves AWAITING_PAYMENT from the cache for at most cacheMs, then asks the workflow again', async () => {
+    const { orderNo } = await awaitingOrder('reader-expiry');
+    const metrics = new ApiMetrics({ defaultMetrics: false });
+    const reader = new OrderStatusReader(app.orders, { cacheMs: 400, maxEntries: 100, maxWaiters: 10, observer: metrics });
+    const count = async (source: string) =>
+      Number(new RegExp(`source="${source}"\\} (\\d+)`).exec(await metrics.registry.getSingleMetricAsString('flash_order_status_reads_total'))?.[1]);
+    await reader.read(orderNo);
+    await reader.read(orderNo);
+    expect({ workflow: await count('workflow'), cache: await count('cache') }).toEqual({ workflow: 1, cache: 1 });
+    await sleep(450);
+    expect((await reader.read(orderNo))?.view.status).toBe('AWAITING_PAYMENT');
+    expect({ workflow: await count('workflow'), cache: await count('cache') }).toEqual({ workflow: 2, cache: 1 });
+  });
+
+  it('never serves AWAITING_PAYMENT past its paymentDeadline: the timeout shows despite a 60 s cache, and ends a long-poll', async () => {
+    // An order with a 4 s payment window, started as the checkout does.
+    const sku = await createSale();
+    const userId = 'reader-deadline';
+    const token = await app.auth.issue(userId);
+    const now = Date.now();
+    const reserved = await new RedisInventory(app.redis).reserve({ orderNo: newOrderNo(now), sku, userId, quantity: 1, nowMs: now });
+    if (reserved.outcome !== 'RESERVED') throw new Error(`reservation: ${reserved.outcome}`);
+    const { orderNo } = reserved;
+    const createdAt = new Date(now).toISOString();
+    expect(await app.orders.start({ orderNo, sku, userId, quantity: 1, unitPriceCents: 1_500, createdAt, paymentWindow: '4s' })).toBe('STARTED');
+    await waitFor(async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT', {
+      what: `order ${orderNo} to be AWAITING_PAYMENT`,
+      timeoutMs: 15_000,
+    });
+    const before = await statusMetrics();
+    const cached = await http('GET', `/api/orders/${orderNo}`, { token });
+    expect(cached.body.status).toBe('AWAITING_PAYMENT');
+    expect((await statusMetrics()).cache - before.cache).toBe(1);
+    const deadline = Date.parse(cached.body.paymentDeadline);
+    expect(deadline - now).toBe(4_000);
+
+    const answer = await http('GET', `/api/orders/${orderNo}?waitForChange=AWAITING_PAYMENT&timeoutSeconds=25`, { token });
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('order-status-changed')).toBe('true');
+    expect(answer.body).toMatchObject({ orderNo, status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
+    expect(Date.now()).toBeGreaterThanOrEqual(deadline);
+    // Seconds after the deadline, not the cache's 60 s nor the wait's 25 s.
+    expect(Date.now() - deadline).toBeLessThan(10_000);
+  });
+});
+
 describe('GET /api/orders/:orderNo through the status reader', () => {
   it('never serves PENDING from the cache, and serves AWAITING_PAYMENT from it', async () => {
     const order = await pendingOrder('reader-cache');

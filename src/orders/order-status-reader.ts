@@ -200,9 +200,11 @@ export class OrderStatusReader {
     if (this.changing.has(orderNo)) return CHANGING_RECHECK_MS;
     if (status === 'PENDING') return PENDING_RECHECK_MS;
     if (status === 'AWAITING_PAYMENT') {
-      // The deadline's timer cancels the order: look again just after it.
-      const untilDeadline = Math.max(10, Date.parse(paymentDeadline) - Date.now() + 10);
-      return Math.min(this.options.cacheMs > 0 ? this.options.cacheMs : UNCACHED_RECHECK_MS, untilDeadline);
+      // The deadline's timer cancels the order: look again just after it, then as while PENDING
+      // until the workflow has closed it (never cached past the deadline).
+      const untilDeadline = Date.parse(paymentDeadline) - Date.now();
+      if (untilDeadline <= 0) return PENDING_RECHECK_MS;
+      return Math.min(this.options.cacheMs > 0 ? this.options.cacheMs : UNCACHED_RECHECK_MS, untilDeadline + 10);
     }
     // Final: it never changes; wait for the timeout (or a wake).
     return Infinity;
