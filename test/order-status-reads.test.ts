@@ -12,6 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiMetrics } from '../src/api/metrics.js';
+import { startApi } from '../src/api/server.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { OrderStatusReader } from '../src/orders/order-status-reader.js';
@@ -375,5 +376,31 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     const next = await http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 1), { token });
     expect(next.status).toBe(200);
     expect(next.headers.get('order-status-changed')).toBe('false');
+  });
+
+  it('a shutting-down API answers its long-polls at once instead of holding them to their timeout', async () => {
+    const { orderNo, token } = await awaitingOrder('poller-shutdown');
+    const second = await startApi(app.config, 0);
+    let closed = false;
+    try {
+      const startedAt = Date.now();
+      const waiting = httpRequest(second.url, 'GET', waitPath(orderNo, 'AWAITING_PAYMENT', 25), { token });
+      await waitFor(async () => /^flash_order_status_waiters 1/m.test(await (await fetch(`${second.url}/metrics`)).text()), {
+        what: 'the long-poll to wait on the second API',
+        timeoutMs: 5_000,
+      });
+      const closing = second.close().then(() => (closed = true));
+      const answer = await waiting;
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('order-status-changed')).toBe('false');
+      expect(answer.headers.get('connection')).toBe('close');
+      expect(answer.body.status).toBe('AWAITING_PAYMENT');
+      expect(Date.now() - startedAt).toBeLessThan(10_000);
+      // Nor does the server wait out the keep-alive of the connection that carried it.
+      await closing;
+      expect(Date.now() - startedAt).toBeLessThan(15_000);
+    } finally {
+      if (!closed) await second.close();
+    }
   });
 });

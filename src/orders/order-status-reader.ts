@@ -184,6 +184,11 @@ export class OrderStatusReader {
     }
   }
 
+  /** Whether stopWaits was called: the process is shutting down. */
+  get stopped(): boolean {
+    return this.stopping;
+  }
+
   /** Current long-poll waits of this process. */
   get waiting(): number {
     return this.waiters;

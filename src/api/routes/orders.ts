@@ -175,6 +175,8 @@ export function orderRoutes(deps: {
           disconnected.signal,
         );
         ctx.set('Order-Status-Changed', String(changed));
+        // Shutting down: the client reconnects (to another process) instead of keeping this connection.
+        if (statusReader.stopped) ctx.set('Connection', 'close');
         ctx.body = (latest ?? order).view;
       } catch (err) {
         if (err instanceof TooManyWaitersError)
