@@ -88,7 +88,7 @@ export const adminSalesQuerySchema = z.strictObject({ cursor: pageCursor, limit:
 
 /** The longest long-poll of GET /api/orders/:orderNo?waitForChange= (below proxies' 30-60 s idle timeouts). */
 export const MAX_STATUS_WAIT_SECONDS = 25;
-const DEFAULT_STATUS_WAIT_SECONDS = 20;
+export const DEFAULT_STATUS_WAIT_SECONDS = 20;
 const WAITABLE_STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'] as const satisfies readonly OrderStatus[];
 
 /** GET /api/orders/:orderNo's query: without waitForChange it answers at once; timeoutSeconds needs it. */

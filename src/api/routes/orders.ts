@@ -12,7 +12,7 @@ import type { ApiMetrics } from '../metrics.js';
 import { findOwnOrder } from '../order-access.js';
 import { preferredWaitSeconds } from '../prefer.js';
 import { cancelAcceptedSchema, checkoutAcceptedSchema, checkoutPersistedSchema, orderSchema, orderStatusSchema } from '../response-schemas.js';
-import { checkoutSchema, idempotencyKeySchema, orderNoSchema, orderWaitQuerySchema, MAX_STATUS_WAIT_SECONDS } from '../schemas.js';
+import { checkoutSchema, idempotencyKeySchema, orderNoSchema, orderWaitQuerySchema, DEFAULT_STATUS_WAIT_SECONDS, MAX_STATUS_WAIT_SECONDS } from '../schemas.js';
 import { answerWaitingCheckout } from './checkout-wait.js';
 
 const orderParams = z.object({ orderNo: orderNoSchema });
@@ -26,7 +26,7 @@ const orderWaitQueryDocSchema = z.object({
     .min(1)
     .max(MAX_STATUS_WAIT_SECONDS)
     .optional()
-    .meta({ description: `With waitForChange: the longest wait in whole seconds (default 20)` }),
+    .meta({ description: `With waitForChange: the longest wait in whole seconds (default ${DEFAULT_STATUS_WAIT_SECONDS})` }),
 });
 
 /** The shopper's routes: POST /api/checkout, GET /api/orders/:orderNo, POST /api/orders/:orderNo/cancel. */
