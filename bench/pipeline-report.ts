@@ -29,6 +29,20 @@ export interface PipelineMeasurement {
   cpuSeconds: CpuByServer;
   liveOrders: number;
   reads: { reads: number; seconds: number; p50Ms: number; p99Ms: number; maxMs: number; timeouts: number; errors: number; firstError: string | undefined };
+  /** The API's read path (OrderStatusReader) under shoppers polling every 500 ms. */
+  apiReads: {
+    reads: number;
+    seconds: number;
+    offeredPerSecond: number;
+    p50Ms: number;
+    p99Ms: number;
+    maxMs: number;
+    timeouts: number;
+    errors: number;
+    firstError: string | undefined;
+    bySource: Record<'cache' | 'coalesced' | 'workflow' | 'database', number>;
+  };
+  statusCacheMs: number;
   workerRssKb: { before: number; after: number };
   invariants: InvariantReport;
   elapsedMs: number;
@@ -51,6 +65,10 @@ export function buildPipelineResult(m: PipelineMeasurement) {
     liveOrders: m.liveOrders,
     statusReadsPerSecond: round(m.reads.reads / m.reads.seconds, 0),
     statusReadP99Ms: round(m.reads.p99Ms),
+    apiStatusReadsPerSecond: round(m.apiReads.reads / m.apiReads.seconds, 0),
+    apiStatusReadP99Ms: round(m.apiReads.p99Ms),
+    /** Reads that reached Temporal (a workflow query; a closed order's also reads MySQL) / all reads. */
+    apiStatusReadTemporalShare: round((m.apiReads.bySource.workflow + m.apiReads.bySource.database) / Math.max(1, m.apiReads.reads), 3),
     workerRssKbPerLiveOrder: round((m.workerRssKb.after - m.workerRssKb.before) / m.liveOrders, 1),
     // How the figures above were taken.
     concurrency: m.args.concurrency,
@@ -61,6 +79,15 @@ export function buildPipelineResult(m: PipelineMeasurement) {
     statusReadTimeouts: m.reads.timeouts,
     statusReadErrors: m.reads.errors,
     ...(m.reads.firstError === undefined ? {} : { statusReadFirstError: m.reads.firstError }),
+    apiStatusReadOfferedPerSecond: round(m.apiReads.offeredPerSecond, 0),
+    apiStatusReadP50Ms: round(m.apiReads.p50Ms),
+    apiStatusReadMaxMs: round(m.apiReads.maxMs),
+    apiStatusReads: m.apiReads.reads,
+    apiStatusReadsBySource: m.apiReads.bySource,
+    apiStatusReadTimeouts: m.apiReads.timeouts,
+    apiStatusReadErrors: m.apiReads.errors,
+    ...(m.apiReads.firstError === undefined ? {} : { apiStatusReadFirstError: m.apiReads.firstError }),
+    statusCacheMs: m.statusCacheMs,
     readers: m.args.readers,
     readSeconds: m.args.readSeconds,
     workerRssKb: m.workerRssKb,
@@ -108,6 +135,15 @@ export function pipelineTable(p: PipelineResult): string {
       `${fmt(p.statusReadsPerSecond, 0)} (${p.readers} readers, ${p.readSeconds} s; ${p.statusReadTimeouts} timed out, ${p.statusReadErrors} errors)`,
     ],
     ['status read p50 / p99 / max ms', `${fmt(p.statusReadP50Ms)} / ${fmt(p.statusReadP99Ms)} / ${fmt(p.statusReadMaxMs)}`],
+    [
+      'API status reads/s (shoppers every 500 ms)',
+      `${fmt(p.apiStatusReadsPerSecond, 0)} of ${fmt(p.apiStatusReadOfferedPerSecond, 0)} offered (${p.readers} readers, STATUS_CACHE_MS=${p.statusCacheMs}; ${p.apiStatusReadTimeouts} timed out, ${p.apiStatusReadErrors} errors)`,
+    ],
+    ['API status read p50 / p99 / max ms', `${fmt(p.apiStatusReadP50Ms)} / ${fmt(p.apiStatusReadP99Ms)} / ${fmt(p.apiStatusReadMaxMs)}`],
+    [
+      'API status reads that reached Temporal',
+      `${fmt(p.apiStatusReadTemporalShare * 100, 1)} % (cache ${p.apiStatusReadsBySource.cache}, coalesced ${p.apiStatusReadsBySource.coalesced}, workflow ${p.apiStatusReadsBySource.workflow}, database ${p.apiStatusReadsBySource.database})`,
+    ],
     [
       'worker RSS KB/live order',
       `${fmt(p.workerRssKbPerLiveOrder)} (${Math.round(p.workerRssKb.before / 1024)} → ${Math.round(p.workerRssKb.after / 1024)} MiB)`,

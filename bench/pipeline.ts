@@ -9,10 +9,13 @@
  * time. Measured: starts/s and start latency, orders persisted per second (the sale's
  * AWAITING_PAYMENT rows in MySQL, sampled until all N are there), CPU ms per order of each server
  * (its CPU during the run / N, read from /proc), then R readers calling OrderClient.find (the
- * status path of GET /api/orders/:orderNo) on random live orders for S seconds, and the worker's
- * resident memory per live order. Then the sale's invariants (docs/contract.md) are checked. The
- * run fails (exit 1) on a violated invariant or a status read answering wrong; a read that times
- * out (the API's 503 UNAVAILABLE) is counted and reported, not a failure.
+ * raw cost of one status read to Temporal and the worker) on random live orders for S seconds,
+ * then the API's read path: the same R readers through an OrderStatusReader (single-flight and the
+ * status cache, STATUS_CACHE_MS from the environment) serving shoppers who each poll their order
+ * every 500 ms (readLikeShoppers), and the worker's resident memory per live order. Then the
+ * sale's invariants (docs/contract.md) are checked. The run fails (exit 1) on a violated invariant
+ * or a status read answering wrong; a read that times out (the API's 503 UNAVAILABLE) is counted
+ * and reported, not a failure.
  *
  * The orders are left AWAITING_PAYMENT (their 30-minute payment window is never reached): the
  * stack is thrown away, and on external servers the run's own task queue has no worker once the
@@ -33,7 +36,8 @@ import { createRedis } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { OrderClient, OrderUnavailableError } from '../src/orders/order-client.js';
+import { OrderClient, OrderUnavailableError, type FoundOrder } from '../src/orders/order-client.js';
+import { OrderStatusReader, STATUS_READ_SOURCES, type StatusReadSource } from '../src/orders/order-status-reader.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { startStack, type RunningStack } from '../src/stack/index.js';
 import type { ManagedProcess } from '../src/stack/process.js';
@@ -124,6 +128,17 @@ async function main(): Promise<void> {
     if (reads.errors + reads.timeouts > 0) {
       say(`status reads: ${reads.timeouts} timed out, ${reads.errors} failed or answered other than AWAITING_PAYMENT (first: ${reads.firstError})`);
     }
+    // The API's read path: the same readers through an OrderStatusReader (STATUS_CACHE_MS of the
+    // environment, default 1000), each live order polled by its shopper every 500 ms.
+    say(
+      `API status reads: shoppers polling every ${SHOPPER_POLL_MS} ms, ${args.readers} readers, ${args.readSeconds} s, STATUS_CACHE_MS=${config.statusCacheMs}`,
+    );
+    const apiReads = await readLikeShoppers(pipeline, orderNos, args.readers, args.readSeconds * 1000);
+    if (apiReads.errors + apiReads.timeouts > 0) {
+      say(
+        `API status reads: ${apiReads.timeouts} timed out, ${apiReads.errors} failed or answered other than AWAITING_PAYMENT (first: ${apiReads.firstError})`,
+      );
+    }
 
     // Exactly one workflow per order: visibility is eventually consistent, so wait (≤ 20 s) for it.
     let workflowCount = 0;
@@ -144,6 +159,8 @@ async function main(): Promise<void> {
       cpuSeconds: cpuSince(cpuBefore, cpuAfter),
       liveOrders: live,
       reads,
+      apiReads,
+      statusCacheMs: config.statusCacheMs,
       workerRssKb: { before: rssBeforeKb, after: rssAfterKb },
       invariants,
       elapsedMs: Date.now() - t0,
@@ -152,10 +169,10 @@ async function main(): Promise<void> {
     console.log(`\n${pipelineTable(report)}`);
     const written = writePipelineReport(report, args.outDir);
     say(`results: pipeline in ${written.latest}, copy in ${written.dated}`);
-    if (!invariants.ok || reads.errors > 0) {
+    if (!invariants.ok || reads.errors > 0 || apiReads.errors > 0) {
       const failed = Object.entries(invariants.checks).filter(([, ok]) => !ok);
       console.error(
-        `[pipeline] FAILED: ${failed.length > 0 ? `invariants violated: ${failed.map(([name]) => name).join(', ')}` : ''} ${reads.errors > 0 ? `${reads.errors} status reads failed` : ''}`,
+        `[pipeline] FAILED: ${failed.length > 0 ? `invariants violated: ${failed.map(([name]) => name).join(', ')}` : ''} ${reads.errors > 0 ? `${reads.errors} status reads failed` : ''} ${apiReads.errors > 0 ? `${apiReads.errors} API status reads failed` : ''}`,
       );
       process.exitCode = 1;
     }
@@ -247,6 +264,75 @@ async function readStatuses(orders: OrderClient, orderNos: readonly string[], re
     timeouts,
     errors,
     firstError,
+  };
+}
+
+/** How often a shopper polls its order (the dashboard's old cadence, and a typical status page's). */
+const SHOPPER_POLL_MS = 500;
+
+/**
+ * The API's read path under a shopper-like load: every live order is polled by its shopper every
+ * SHOPPER_POLL_MS (phases spread evenly), so the offered rate is 2 × live orders per second; the
+ * polls are served in due order by `readers` concurrent readers through one OrderStatusReader
+ * (single-flight + cache, as GET /api/orders/:orderNo), so the achieved rate is capped by what the
+ * readers can do when that is less. A reader that falls behind reads the next poll at once. Each
+ * read is timed from the call (as the API's handler would see it, without HTTP); the sources count
+ * how many reads reached Temporal (a workflow query, or Temporal then MySQL for a closed order).
+ */
+async function readLikeShoppers(pipeline: Pipeline, orderNos: readonly string[], readers: number, durationMs: number) {
+  const bySource = Object.fromEntries(STATUS_READ_SOURCES.map((source) => [source, 0])) as Record<StatusReadSource, number>;
+  const reader = OrderStatusReader.fromConfig(pipeline.orders, pipeline.config, {
+    statusRead: (source) => bySource[source]++,
+    statusWaiters: () => undefined,
+  });
+  const latencies: number[] = [];
+  let timeouts = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const spacingMs = SHOPPER_POLL_MS / orderNos.length;
+  const t0 = performance.now();
+  const end = t0 + durationMs;
+  let nextPoll = 0;
+  const lane = async () => {
+    for (;;) {
+      const poll = nextPoll++;
+      const dueAt = t0 + poll * spacingMs;
+      if (dueAt >= end) return;
+      const early = dueAt - performance.now();
+      if (early >= 1) await sleep(early);
+      const orderNo = orderNos[poll % orderNos.length]!;
+      const at = performance.now();
+      let found: FoundOrder | null;
+      try {
+        found = await reader.read(orderNo);
+      } catch (err) {
+        latencies.push(performance.now() - at);
+        if (err instanceof OrderUnavailableError) timeouts++;
+        else errors++;
+        firstError ??= err instanceof Error ? err.message : String(err);
+        continue;
+      }
+      latencies.push(performance.now() - at);
+      if (found?.view.status !== 'AWAITING_PAYMENT') {
+        errors++;
+        firstError ??= `${orderNo} answered ${found ? found.view.status : 'not found'}`;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: readers }, lane));
+  const seconds = (performance.now() - t0) / 1000;
+  const sortedMs = sorted(latencies);
+  return {
+    reads: latencies.length,
+    seconds,
+    offeredPerSecond: (orderNos.length * 1000) / SHOPPER_POLL_MS,
+    p50Ms: pct(sortedMs, 50) ?? 0,
+    p99Ms: pct(sortedMs, 99) ?? 0,
+    maxMs: sortedMs.at(-1) ?? 0,
+    timeouts,
+    errors,
+    firstError,
+    bySource,
   };
 }
 

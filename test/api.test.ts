@@ -38,6 +38,10 @@ beforeAll(async () => {
     // The idempotency test sends 20 concurrent retries of one shopper's checkout on purpose, over
     // the default of 10 per 10 s; rate limits have their own suite (test/rate-limit.test.ts).
     RATE_LIMIT_CHECKOUT: '50/10s',
+    // This file checks where each read comes from (the running workflow, then MySQL once closed);
+    // the status cache, which would answer a final order from memory, has its own suite
+    // (test/order-status-reads.test.ts).
+    STATUS_CACHE_MS: '0',
   });
   ({ config, pool, store, redis, orders, api, auth } = app);
 });

@@ -19,7 +19,8 @@ const outDir = mkdtempSync(join(tmpdir(), 'bench-pipeline-'));
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
-  return runScript('bench/run.ts', args, { ...process.env, ...inject('stackEnv'), CI: 'true' });
+  // The status cache at its default, whatever the calling shell sets: the read phase's figures depend on it.
+  return runScript('bench/run.ts', args, { ...process.env, ...inject('stackEnv'), CI: 'true', STATUS_CACHE_MS: '1000' });
 }
 
 it('runs the quick pipeline benchmark: orders started and persisted, status read, invariants hold, merged into latest.json', { timeout: 120_000 }, async () => {
@@ -42,6 +43,17 @@ it('runs the quick pipeline benchmark: orders started and persisted, status read
   expect(p.statusReadTimeouts).toBeGreaterThanOrEqual(0);
   expect(p.statusReadMaxMs).toBeGreaterThanOrEqual(p.statusReadP99Ms);
   expect(typeof p.workerRssKbPerLiveOrder).toBe('number');
+  // The API's read path (OrderStatusReader, shoppers polling every 500 ms): measured, all answered
+  // AWAITING_PAYMENT, the sources add up to the reads, and with the default 1 s cache some polls
+  // are answered from memory, so fewer than all reached Temporal.
+  expect(p).toMatchObject({ apiStatusReadErrors: 0, apiStatusReadOfferedPerSecond: 160, statusCacheMs: 1000 });
+  expect(p.apiStatusReadsPerSecond).toBeGreaterThan(0);
+  expect(p.apiStatusReadP99Ms).toBeGreaterThanOrEqual(p.apiStatusReadP50Ms);
+  const sources = p.apiStatusReadsBySource;
+  expect(sources.cache + sources.coalesced + sources.workflow + sources.database).toBe(p.apiStatusReads);
+  expect(sources.cache).toBeGreaterThan(0);
+  expect(p.apiStatusReadTemporalShare).toBeLessThan(1);
+  expect(p.apiStatusReadTemporalShare).toBeCloseTo((sources.workflow + sources.database) / p.apiStatusReads, 3);
   // The worker is the benchmark's own process, so its CPU is measured; the servers here are the
   // test stack's (external to the benchmark), so theirs is not: null, never a made-up 0.
   expect(p.cpuMsPerOrder.worker).toBeGreaterThan(0);

@@ -136,6 +136,11 @@ describe('the live sale dashboard in headless Chromium', () => {
       timeoutMs: 30_000,
     });
     for (const order of await ordersOnScreen()) expect(order.deadline).toMatch(/^(29|30):\d\d$/);
+    // The page long-polls open orders (a few at a time, GET ?waitForChange=) instead of re-reading them all.
+    await waitFor(async () => /^flash_order_status_waiters [1-9]/m.test(await (await fetch(`${api.url}/metrics`)).text()), {
+      what: 'the page to hold long-polls',
+      timeoutMs: 10_000,
+    });
 
     // Pay one order and cancel another through the page.
     const [toPay, toCancel] = (await ordersOnScreen()).filter((o) => o.user !== buyer);

@@ -10,6 +10,7 @@ import type { Store } from '../db/store.js';
 import type { Logger } from '../infra/logger.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { OrderClient } from '../orders/order-client.js';
+import { OrderStatusReader } from '../orders/order-status-reader.js';
 import { AdminService } from './admin.js';
 import { ShopperAuth } from './auth.js';
 import { CheckoutService } from './checkout.js';
@@ -46,6 +47,8 @@ export interface ApiDeps {
   readiness?: Readiness;
   /** The process's one metrics registry (startApi creates it); without one, a fresh one. */
   metrics?: ApiMetrics;
+  /** The order status reader over `orders` (startApi creates both, to end long-polls at shutdown); without one, a fresh one. */
+  statusReader?: OrderStatusReader;
 }
 
 export function createApp(deps: ApiDeps): Koa {
@@ -57,7 +60,8 @@ export function createApp(deps: ApiDeps): Koa {
   const limits = new RateLimits(redis, config.rateLimits, logger);
   const metrics = deps.metrics ?? new ApiMetrics();
   const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache(), limits, metrics });
-  const webhook = new PaymentWebhook({ config, store, orders });
+  const statusReader = deps.statusReader ?? OrderStatusReader.fromConfig(orders, config, metrics);
+  const webhook = new PaymentWebhook({ config, store, orders, statusReader });
   const admin = new AdminService({ store, inventory, orders, sales });
 
   const app = createKoaApp(
@@ -65,9 +69,9 @@ export function createApp(deps: ApiDeps): Koa {
       healthRoutes({ redis, store, temporal, ...(deps.readiness ? { readiness: deps.readiness } : {}) }),
       salesRoutes({ sales, adminToken: config.adminToken }),
       authRoutes({ auth, devLogin: config.authDevLogin, limits }),
-      orderRoutes({ auth, checkout, orders, inventory, metrics }),
+      orderRoutes({ auth, checkout, orders, statusReader, inventory, metrics }),
       paymentRoutes({ webhook, limits, metrics }),
-      devRoutes({ auth, orders, webhook, enabled: config.authDevLogin }),
+      devRoutes({ auth, orders: statusReader, webhook, enabled: config.authDevLogin }),
       adminRoutes({ admin, adminToken: config.adminToken }),
       dashboardRoutes({ config }),
       metricsRoutes({ metrics }),

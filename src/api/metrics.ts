@@ -6,8 +6,9 @@
  * checkout hot path pays a Map lookup and an add, not a label hash.
  */
 import { performance } from 'node:perf_hooks';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ReserveResult } from '../inventory/redis-inventory.js';
+import { STATUS_READ_SOURCES, type StatusReadObserver, type StatusReadSource } from '../orders/order-status-reader.js';
 import type { ErrorCode } from './errors.js';
 import type { WebhookOutcome } from './payments.js';
 
@@ -26,7 +27,7 @@ const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 const REDIS_BUCKETS = [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 const WORKFLOW_START_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export class ApiMetrics {
+export class ApiMetrics implements StatusReadObserver {
   readonly registry = new Registry();
   private readonly httpRequests = new Counter({
     name: 'http_requests_total',
@@ -72,6 +73,26 @@ export class ApiMetrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+
+  private readonly statusReads = new Counter({
+    name: 'flash_order_status_reads_total',
+    help: "Order status reads (GET /api/orders/:orderNo and its long-poll) by source: cache, coalesced (shared another read's query), workflow (the status query), database (a closed order)",
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
+  private readonly statusWaitersGauge = new Gauge({
+    name: 'flash_order_status_waiters',
+    help: 'Long-polls (GET /api/orders/:orderNo?waitForChange=) this process holds now',
+    registers: [this.registry],
+  });
+  private readonly statusReadChildren = new Map<StatusReadSource, Counter.Internal>(
+    // Every source exported from the start (at 0), so a rate over it is defined before the first read.
+    STATUS_READ_SOURCES.map((source) => {
+      const child = this.statusReads.labels(source);
+      child.inc(0);
+      return [source, child];
+    }),
+  );
 
   private readonly httpChildren = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<string> }>();
   private readonly checkoutChildren = new Map<string, Counter.Internal>();
@@ -125,6 +146,14 @@ export class ApiMetrics {
 
   webhookOutcome(outcome: WebhookMetricOutcome): void {
     this.webhookOutcomes.labels(outcome).inc();
+  }
+
+  statusRead(source: StatusReadSource): void {
+    this.statusReadChildren.get(source)?.inc();
+  }
+
+  statusWaiters(count: number): void {
+    this.statusWaitersGauge.set(count);
   }
 
   /** A monotonic clock in milliseconds, for the `startedAt` of the timers above. */

@@ -5,6 +5,7 @@
 import type { AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
 import { OrderUnavailableError, type OrderClient } from '../orders/order-client.js';
+import type { OrderStatusReader } from '../orders/order-status-reader.js';
 import type { PaymentOutcome, RefundReason } from '../workflows/definitions.js';
 import { ApiError } from './errors.js';
 import { verifyWebhookSignature } from './webhook-signature.js';
@@ -24,7 +25,8 @@ export interface PaymentEvent {
 }
 
 export class PaymentWebhook {
-  constructor(private readonly deps: { config: AppConfig; store: Store; orders: OrderClient }) {}
+  /** `statusReader`: told of each delivered payment, so this process's readers see it at once. */
+  constructor(private readonly deps: { config: AppConfig; store: Store; orders: OrderClient; statusReader?: OrderStatusReader }) {}
 
   verify(rawBody: string, header: string | undefined): void {
     const check = verifyWebhookSignature(this.deps.config.webhookSecret, rawBody, header);
@@ -51,6 +53,8 @@ export class PaymentWebhook {
       if (err instanceof OrderUnavailableError)
         throw new ApiError(503, 'UNAVAILABLE', 'the payment is recorded but its order did not answer in time; retry later');
       throw err;
+    } finally {
+      this.deps.statusReader?.changed(event.orderNo);
     }
     // The workflow's own verdict, written at once (a refund reason included), unless the workflow
     // has already recorded this event itself.

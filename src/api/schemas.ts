@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { USER_ID_PATTERN } from './auth.js';
 import { ORDER_NO_PATTERN } from '../orders/order-number.js';
+import type { OrderStatus } from '../workflows/definitions.js';
 
 export const MAX_QUANTITY_PER_ORDER = 100;
 
@@ -84,3 +85,29 @@ export const adminPaymentsQuerySchema = z.strictObject({
 });
 
 export const adminSalesQuerySchema = z.strictObject({ cursor: pageCursor, limit: pageLimit });
+
+/** The longest long-poll of GET /api/orders/:orderNo?waitForChange= (below proxies' 30-60 s idle timeouts). */
+export const MAX_STATUS_WAIT_SECONDS = 25;
+export const DEFAULT_STATUS_WAIT_SECONDS = 20;
+const WAITABLE_STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'] as const satisfies readonly OrderStatus[];
+
+/** GET /api/orders/:orderNo's query: without waitForChange it answers at once; timeoutSeconds needs it. */
+export const orderWaitQuerySchema = z
+  .object({
+    waitForChange: z
+      .enum(WAITABLE_STATUSES)
+      .optional()
+      .meta({ description: 'Long-poll: answer as soon as the status differs from this one (at once if it already does)' }),
+    timeoutSeconds: z
+      .string()
+      .regex(/^\d{1,2}$/, 'timeoutSeconds: whole seconds 1-25')
+      .transform(Number)
+      .pipe(z.number().int().min(1).max(MAX_STATUS_WAIT_SECONDS))
+      .optional()
+      .meta({ description: `With waitForChange: the longest wait, 1-${MAX_STATUS_WAIT_SECONDS} s (default ${DEFAULT_STATUS_WAIT_SECONDS})` }),
+  })
+  .refine((query) => query.timeoutSeconds === undefined || query.waitForChange !== undefined, {
+    message: 'timeoutSeconds goes with waitForChange',
+    path: ['timeoutSeconds'],
+  })
+  .transform((query) => ({ ...query, timeoutSeconds: query.timeoutSeconds ?? DEFAULT_STATUS_WAIT_SECONDS }));

@@ -8,6 +8,8 @@ import { createMysqlPool } from '../db/pool.js';
 import { Store } from '../db/store.js';
 import { createRedis } from '../infra/redis.js';
 import { createTemporalClient } from '../infra/temporal.js';
+import { OrderClient } from '../orders/order-client.js';
+import { OrderStatusReader } from '../orders/order-status-reader.js';
 import { createApp } from './app.js';
 import { Readiness } from './health.js';
 import { ApiMetrics } from './metrics.js';
@@ -38,7 +40,10 @@ export async function startApi(config: AppConfig, port = config.port, options: S
   const readiness = new Readiness();
   // One metrics registry for the process, served at /metrics.
   const metrics = new ApiMetrics();
-  const app = createApp({ config, redis, store, temporal, logger, soldOut, readiness, metrics });
+  const orders = new OrderClient(temporal, store, config.temporal.taskQueue);
+  // Kept here so close() can answer the long-polls at once instead of holding shutdown for them.
+  const statusReader = OrderStatusReader.fromConfig(orders, config, metrics);
+  const app = createApp({ config, redis, store, temporal, logger, soldOut, readiness, metrics, orders, statusReader });
   const server = app.listen(port, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   // Keep-alive longer than typical load balancers' idle timeout avoids resets under load.
@@ -59,6 +64,7 @@ export async function startApi(config: AppConfig, port = config.port, options: S
       await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
     },
     async close() {
+      statusReader.stopWaits();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await Promise.allSettled([subscriber.quit(), redis.quit(), store.close(), temporal.connection.close()]);

@@ -129,6 +129,11 @@ const envSchema = z.object({
   ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000).default(100),
   /** true: REDIS_URL is a Redis Cluster even when it names one node (a managed cluster's endpoint). */
   REDIS_CLUSTER: booleanString.default(false),
+  /** How long an AWAITING_PAYMENT order's status may be served from memory (ms); 0: no cache. */
+  STATUS_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+  STATUS_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(50_000),
+  /** Concurrent long-polls (GET /api/orders/:orderNo?waitForChange=) per API process. */
+  STATUS_LONG_POLL_MAX_WAITERS: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
@@ -191,6 +196,10 @@ export interface AppConfig {
   accessLogSoldOutSample: number;
   /** Connect through the Redis Cluster client: REDIS_CLUSTER=true, or several URLs in REDIS_URL. */
   redisCluster: boolean;
+  /** Order status reads (src/orders/order-status-reader.ts): cache age of AWAITING_PAYMENT (0: off), size, long-poll bound. */
+  statusCacheMs: number;
+  statusCacheMaxEntries: number;
+  statusLongPollMaxWaiters: number;
 }
 
 export class ConfigError extends Error {}
@@ -246,6 +255,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerMaxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
     accessLogSoldOutSample: e.ACCESS_LOG_SOLD_OUT_SAMPLE,
     redisCluster: e.REDIS_CLUSTER || e.REDIS_URL.includes(','),
+    statusCacheMs: e.STATUS_CACHE_MS,
+    statusCacheMaxEntries: e.STATUS_CACHE_MAX_ENTRIES,
+    statusLongPollMaxWaiters: e.STATUS_LONG_POLL_MAX_WAITERS,
   };
 }
 

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { OrderClient } from '../../orders/order-client.js';
+import type { OrderStatusReader } from '../../orders/order-status-reader.js';
 import type { ShopperAuth } from '../auth.js';
 import { route } from '../documented-route.js';
 import { ApiError } from '../errors.js';
@@ -13,7 +13,7 @@ import { simulatePaymentSchema } from '../schemas.js';
  * POST /api/dev/simulate-payment: pays the shopper's own order through the webhook service as the
  * provider would (only with AUTH_DEV_LOGIN=true). The dashboard at / lives in ./dashboard.ts.
  */
-export function devRoutes(deps: { auth: ShopperAuth; orders: OrderClient; webhook: PaymentWebhook; enabled: boolean }): Router {
+export function devRoutes(deps: { auth: ShopperAuth; orders: OrderStatusReader; webhook: PaymentWebhook; enabled: boolean }): Router {
   const router = new Router();
   route(
     router,

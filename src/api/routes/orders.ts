@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import { OrderNotCancellableError, OrderUnavailableError, type OrderClient } from '../../orders/order-client.js';
 import type { RedisInventory } from '../../inventory/redis-inventory.js';
+import { TooManyWaitersError, type OrderStatusReader } from '../../orders/order-status-reader.js';
 import type { ShopperAuth } from '../auth.js';
 import type { CheckoutService } from '../checkout.js';
 import { route } from '../documented-route.js';
@@ -10,21 +11,35 @@ import { jsonBody } from '../http.js';
 import type { ApiMetrics } from '../metrics.js';
 import { findOwnOrder } from '../order-access.js';
 import { preferredWaitSeconds } from '../prefer.js';
-import { cancelAcceptedSchema, checkoutAcceptedSchema, checkoutPersistedSchema, orderSchema } from '../response-schemas.js';
-import { checkoutSchema, idempotencyKeySchema, orderNoSchema } from '../schemas.js';
+import { cancelAcceptedSchema, checkoutAcceptedSchema, checkoutPersistedSchema, orderSchema, orderStatusSchema } from '../response-schemas.js';
+import { checkoutSchema, idempotencyKeySchema, orderNoSchema, orderWaitQuerySchema, DEFAULT_STATUS_WAIT_SECONDS, MAX_STATUS_WAIT_SECONDS } from '../schemas.js';
 import { answerWaitingCheckout } from './checkout-wait.js';
 
 const orderParams = z.object({ orderNo: orderNoSchema });
+/** The long-poll's query as documented (the handler parses it with orderWaitQuerySchema, which adds the checks). */
+const orderWaitQueryDocSchema = z.object({
+  waitForChange: orderStatusSchema
+    .optional()
+    .meta({ description: 'Long-poll: answer as soon as the status differs from this one (at once if it already does)' }),
+  timeoutSeconds: z
+    .int()
+    .min(1)
+    .max(MAX_STATUS_WAIT_SECONDS)
+    .optional()
+    .meta({ description: `With waitForChange: the longest wait in whole seconds (default ${DEFAULT_STATUS_WAIT_SECONDS})` }),
+});
 
 /** The shopper's routes: POST /api/checkout, GET /api/orders/:orderNo, POST /api/orders/:orderNo/cancel. */
 export function orderRoutes(deps: {
   auth: ShopperAuth;
   checkout: CheckoutService;
   orders: OrderClient;
+  /** Every read of an order goes through it; told of each cancel delivered here. */
+  statusReader: OrderStatusReader;
   inventory: RedisInventory;
   metrics: ApiMetrics;
 }): Router {
-  const { auth, checkout, orders, inventory, metrics } = deps;
+  const { auth, checkout, orders, statusReader, inventory, metrics } = deps;
   const router = new Router();
 
   route(
@@ -102,16 +117,75 @@ export function orderRoutes(deps: {
       path: '/api/orders/:orderNo',
       operationId: 'getOrder',
       summary: "The shopper's order",
-      description: "The running workflow's state while it is open, the MySQL row once it has closed.",
+      description:
+        "The running workflow's state while it is open, the MySQL row once it has closed. An AWAITING_PAYMENT answer may be up to STATUS_CACHE_MS old " +
+        '(never past its paymentDeadline); a payment or cancel delivered through the same API process shows at once. ' +
+        'Long-poll: with `waitForChange=<STATUS>` it answers as soon as the status differs from that one (at once if it already does), ' +
+        'else after `timeoutSeconds` with the order as it is; `Order-Status-Changed` says which.',
       tag: 'orders',
       auth: 'shopper',
       params: orderParams,
-      responses: { 200: { description: 'The order', schema: orderSchema } },
-      errors: { 401: { codes: ['UNAUTHORIZED'] }, 403: { codes: ['FORBIDDEN'] }, 404: { codes: ['ORDER_NOT_FOUND'] } },
+      query: orderWaitQueryDocSchema,
+      responses: {
+        200: {
+          description: 'The order (with waitForChange: once changed, or at the timeout)',
+          schema: orderSchema,
+          headers: z.object({
+            'Order-Status-Changed': z
+              .enum(['true', 'false'])
+              .optional()
+              .meta({ description: 'Only with waitForChange: true when the status differs from waitForChange, false when the wait timed out' }),
+          }),
+        },
+      },
+      errors: {
+        400: { codes: ['INVALID_REQUEST'] },
+        401: { codes: ['UNAUTHORIZED'] },
+        403: { codes: ['FORBIDDEN'] },
+        404: { codes: ['ORDER_NOT_FOUND'] },
+        503: {
+          codes: ['UNAVAILABLE'],
+          description:
+            '`UNAVAILABLE`: the running order did not answer in time, or this process already holds STATUS_LONG_POLL_MAX_WAITERS long-polls (with Retry-After); retry',
+        },
+      },
     },
     async (ctx) => {
       const userId = await auth.authenticate(ctx);
-      ctx.body = (await findOwnOrder(orders, ctx.params.orderNo ?? '', userId)).view;
+      const wait = orderWaitQuerySchema.parse(ctx.query);
+      const order = await findOwnOrder(statusReader, ctx.params.orderNo ?? '', userId);
+      if (!wait.waitForChange) {
+        ctx.body = order.view;
+        return;
+      }
+      if (order.view.status !== wait.waitForChange) {
+        ctx.set('Order-Status-Changed', 'true');
+        ctx.body = order.view;
+        return;
+      }
+      // The client going away ends its wait (the response's close: the request's fires once read).
+      const disconnected = new AbortController();
+      const onClose = () => disconnected.abort();
+      ctx.res.once('close', onClose);
+      try {
+        const { order: latest, changed } = await statusReader.waitForChange(
+          order.view.orderNo,
+          wait.waitForChange,
+          wait.timeoutSeconds * 1000,
+          disconnected.signal,
+        );
+        ctx.set('Order-Status-Changed', String(changed));
+        // Shutting down: the client reconnects (to another process) instead of keeping this connection.
+        if (statusReader.stopped) ctx.set('Connection', 'close');
+        ctx.body = (latest ?? order).view;
+      } catch (err) {
+        if (err instanceof TooManyWaitersError)
+          throw new ApiError(503, 'UNAVAILABLE', 'too many status waits on this server; retry shortly', undefined, { 'Retry-After': '1' });
+        if (err instanceof OrderUnavailableError) throw new ApiError(503, 'UNAVAILABLE', 'the order did not answer in time; retry shortly');
+        throw err;
+      } finally {
+        ctx.res.off('close', onClose);
+      }
     },
   );
 
@@ -137,13 +211,15 @@ export function orderRoutes(deps: {
     },
     async (ctx) => {
       const userId = await auth.authenticate(ctx);
-      const order = await findOwnOrder(orders, ctx.params.orderNo ?? '', userId);
+      const order = await findOwnOrder(statusReader, ctx.params.orderNo ?? '', userId);
       try {
         await orders.cancel(order);
       } catch (err) {
         if (err instanceof OrderNotCancellableError) throw new ApiError(409, 'NOT_CANCELLABLE', err.message);
         if (err instanceof OrderUnavailableError) throw new ApiError(503, 'UNAVAILABLE', 'the order did not answer in time; retry later');
         throw err;
+      } finally {
+        statusReader.changed(order.view.orderNo);
       }
       // Counted against the shopper: a checkout-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
       await inventory.countCancel(order.view.sku, userId);

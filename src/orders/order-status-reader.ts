@@ -1,0 +1,239 @@
+/**
+ * The API's one read path for an order's status (GET /api/orders/:orderNo, its long-poll, and the
+ * shopper's own-order checks of cancel and the dev payment). Around OrderClient.find, which asks
+ * the running workflow (the truth) or MySQL once it has closed:
+ *
+ * - single-flight: concurrent reads of one order share one query;
+ * - a bounded per-order cache (LRU by entries) whose freshness follows the status: PENDING is never
+ *   cached (it is about to change); AWAITING_PAYMENT at most `cacheMs` old (from when its query
+ *   started) and never past its paymentDeadline; PAID, CANCELLED and FAILED never change, so they
+ *   stay until evicted;
+ * - `changed(orderNo)`: this process delivered a payment or a cancel; the cached answer and any
+ *   query already under way are dropped, open states are not cached again until the order reaches
+ *   a final state (the workflow applies a payment a moment after accepting it), and long-poll
+ *   waiters of the order are woken to re-read at once.
+ *
+ * Another API process, the operator's cancel from the Temporal Web UI and the reconciler change an
+ * order without telling this process: such a change shows here within `cacheMs` at most.
+ */
+import { LRUCache } from 'lru-cache';
+import type { AppConfig } from '../config/index.js';
+import type { OrderStatus } from '../workflows/definitions.js';
+import type { FoundOrder, OrderClient } from './order-client.js';
+
+/** Where a read's answer came from: the cache, another read's query, the workflow, or MySQL. */
+export type StatusReadSource = 'cache' | 'coalesced' | 'workflow' | 'database';
+export const STATUS_READ_SOURCES: readonly StatusReadSource[] = ['cache', 'coalesced', 'workflow', 'database'];
+
+/** Told of every read and of the number of long-poll waiters (the API's metrics). */
+export interface StatusReadObserver {
+  statusRead(source: StatusReadSource): void;
+  statusWaiters(count: number): void;
+}
+
+export interface OrderStatusReaderOptions {
+  /** How long an AWAITING_PAYMENT answer may be served from memory; 0 turns the cache off. */
+  cacheMs: number;
+  /** The most orders kept in the cache (least recently used go first). */
+  maxEntries: number;
+  /** The most concurrent long-poll waits of this process. */
+  maxWaiters: number;
+  observer?: StatusReadObserver;
+}
+
+/** The process already holds `maxWaiters` long-polls: the caller should retry shortly. */
+export class TooManyWaitersError extends Error {
+  constructor(readonly maxWaiters: number) {
+    super(`this process already holds ${maxWaiters} status waits`);
+    this.name = 'TooManyWaitersError';
+  }
+}
+
+export interface StatusWaitResult {
+  /** The order as last read (null: it does not exist). */
+  order: FoundOrder | null;
+  /** Whether its status differs from the one waited on. */
+  changed: boolean;
+}
+
+interface CachedOrder {
+  order: FoundOrder;
+  /** Date.now() after which the entry is stale; Infinity for final states. */
+  expiresAt: number;
+}
+
+/** A waiting PENDING order is re-read this often: persistence takes tens of milliseconds. */
+const PENDING_RECHECK_MS = 250;
+/** After a local pay or cancel, until the order's status moves (the workflow applies it next). */
+const CHANGING_RECHECK_MS = 100;
+/** A waiting AWAITING_PAYMENT order is re-read this often when the cache is off. */
+const UNCACHED_RECHECK_MS = 1_000;
+/** How long an order stays "changing" (uncached while open) after a local pay or cancel at most. */
+const CHANGING_TTL_MS = 30_000;
+
+export class OrderStatusReader {
+  private readonly cache: LRUCache<string, CachedOrder> | null;
+  /** The query under way per order; a read finds its `answer` and shares it. */
+  private readonly inflight = new Map<string, { answer: Promise<FoundOrder | null> }>();
+  /** Orders this process paid or cancelled whose new status has not shown yet. */
+  private readonly changing: LRUCache<string, true>;
+  private readonly wakers = new Map<string, Set<() => void>>();
+  private waiters = 0;
+  private stopping = false;
+
+  constructor(
+    private readonly orders: OrderClient,
+    private readonly options: OrderStatusReaderOptions,
+  ) {
+    this.cache = options.cacheMs > 0 ? new LRUCache<string, CachedOrder>({ max: options.maxEntries }) : null;
+    this.changing = new LRUCache<string, true>({ max: Math.max(1_000, Math.min(options.maxEntries, 100_000)), ttl: CHANGING_TTL_MS });
+  }
+
+  /** The reader configured by STATUS_CACHE_MS, STATUS_CACHE_MAX_ENTRIES and STATUS_LONG_POLL_MAX_WAITERS. */
+  static fromConfig(orders: OrderClient, config: AppConfig, observer?: StatusReadObserver): OrderStatusReader {
+    return new OrderStatusReader(orders, {
+      cacheMs: config.statusCacheMs,
+      maxEntries: config.statusCacheMaxEntries,
+      maxWaiters: config.statusLongPollMaxWaiters,
+      ...(observer ? { observer } : {}),
+    });
+  }
+
+  /** The order as its shopper sees it now (within the cache's bounds); null when it does not exist. */
+  read(orderNo: string): Promise<FoundOrder | null> {
+    const cached = this.cache?.get(orderNo);
+    if (cached) {
+      if (Date.now() < cached.expiresAt) {
+        this.options.observer?.statusRead('cache');
+        return Promise.resolve(cached.order);
+      }
+      this.cache?.delete(orderNo);
+    }
+    const running = this.inflight.get(orderNo);
+    if (running) {
+      this.options.observer?.statusRead('coalesced');
+      return running.answer;
+    }
+    return this.query(orderNo);
+  }
+
+  private query(orderNo: string): Promise<FoundOrder | null> {
+    const startedAt = Date.now();
+    const flight = { answer: Promise.resolve<FoundOrder | null>(null) };
+    flight.answer = (async () => {
+      let source: StatusReadSource = 'workflow';
+      try {
+        const found = await this.orders.find(orderNo);
+        if (!found?.live) source = 'database';
+        // Not cached when a local change came in meanwhile (changed() dropped this flight): it may predate it.
+        if (this.inflight.get(orderNo) === flight) this.remember(orderNo, found, startedAt);
+        return found;
+      } finally {
+        if (this.inflight.get(orderNo) === flight) this.inflight.delete(orderNo);
+        this.options.observer?.statusRead(source);
+      }
+    })();
+    this.inflight.set(orderNo, flight);
+    return flight.answer;
+  }
+
+  private remember(orderNo: string, found: FoundOrder | null, startedAt: number): void {
+    if (!found) return;
+    const status = found.view.status;
+    if (status === 'PENDING') return;
+    if (status === 'AWAITING_PAYMENT') {
+      if (!this.cache || this.changing.has(orderNo)) return;
+      const expiresAt = Math.min(startedAt + this.options.cacheMs, Date.parse(found.view.paymentDeadline));
+      if (expiresAt > Date.now()) this.cache.set(orderNo, { order: found, expiresAt });
+      return;
+    }
+    this.changing.delete(orderNo);
+    this.cache?.set(orderNo, { order: found, expiresAt: Infinity });
+  }
+
+  /** This process delivered a payment or a cancel to the order: forget what it knew, wake its waiters. */
+  changed(orderNo: string): void {
+    this.cache?.delete(orderNo);
+    this.inflight.delete(orderNo);
+    this.changing.set(orderNo, true);
+    for (const wake of this.wakers.get(orderNo) ?? []) wake();
+  }
+
+  /**
+   * Long-poll: resolves as soon as the order's status differs from `from` (at once if it already
+   * does), else after `timeoutMs` with the order as it is then. Re-reads through `read` (shared
+   * with every other reader of the order) at a cadence that follows the status, and at once when
+   * this process changes the order. `signal` ends the wait early (the client went away).
+   */
+  async waitForChange(orderNo: string, from: OrderStatus, timeoutMs: number, signal?: AbortSignal): Promise<StatusWaitResult> {
+    if (this.waiters >= this.options.maxWaiters) throw new TooManyWaitersError(this.options.maxWaiters);
+    this.waiters++;
+    this.options.observer?.statusWaiters(this.waiters);
+    try {
+      const deadline = Date.now() + timeoutMs;
+      let order = await this.read(orderNo);
+      while (order && order.view.status === from && !this.stopping && !signal?.aborted && Date.now() < deadline) {
+        await this.pause(orderNo, Math.min(this.recheckMs(order), deadline - Date.now()), signal);
+        if (signal?.aborted) break;
+        order = await this.read(orderNo);
+      }
+      return { order, changed: order !== null && order.view.status !== from };
+    } finally {
+      this.waiters--;
+      this.options.observer?.statusWaiters(this.waiters);
+    }
+  }
+
+  /** Whether stopWaits was called: the process is shutting down. */
+  get stopped(): boolean {
+    return this.stopping;
+  }
+
+  /** Current long-poll waits of this process. */
+  get waiting(): number {
+    return this.waiters;
+  }
+
+  /** Shutdown: every wait answers now with the order as it is, and new waits answer at once. */
+  stopWaits(): void {
+    this.stopping = true;
+    for (const wakers of this.wakers.values()) for (const wake of wakers) wake();
+  }
+
+  private recheckMs(order: FoundOrder): number {
+    const { status, orderNo, paymentDeadline } = order.view;
+    if (this.changing.has(orderNo)) return CHANGING_RECHECK_MS;
+    if (status === 'PENDING') return PENDING_RECHECK_MS;
+    if (status === 'AWAITING_PAYMENT') {
+      // The deadline's timer cancels the order: look again just after it, then as while PENDING
+      // until the workflow has closed it (never cached past the deadline).
+      const untilDeadline = Date.parse(paymentDeadline) - Date.now();
+      if (untilDeadline <= 0) return PENDING_RECHECK_MS;
+      return Math.min(this.options.cacheMs > 0 ? this.options.cacheMs : UNCACHED_RECHECK_MS, untilDeadline + 10);
+    }
+    // Final: it never changes; wait for the timeout (or a wake).
+    return Infinity;
+  }
+
+  /** Sleeps `ms`, or until the order is changed here, the process stops or the signal aborts. */
+  private pause(orderNo: string, ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      let wakers = this.wakers.get(orderNo);
+      if (!wakers) {
+        wakers = new Set();
+        this.wakers.set(orderNo, wakers);
+      }
+      const ownWakers = wakers;
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        ownWakers.delete(done);
+        if (ownWakers.size === 0 && this.wakers.get(orderNo) === ownWakers) this.wakers.delete(orderNo);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      ownWakers.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+}

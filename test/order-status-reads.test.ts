@@ -1,0 +1,406 @@
+/**
+ * Order status reads against the real stack (Temporal dev server + production worker, Redis,
+ * MariaDB) over real HTTP: single-flight, the status-aware cache, invalidation by a payment or a
+ * cancel delivered through this API process, the long-poll (change, timeout, wake, bad input,
+ * disconnect, bound). The cache is set to 60 s here so that "served from memory" and "asked the
+ * workflow" cannot be confused: anything that shows a change within seconds did not wait for it.
+ *
+ * An order is held PENDING (persistence retrying) by pendingOrder below: persistOrder runs as a
+ * local activity inside the workflow task, so an order is only seen PENDING by a query while its
+ * persistence waits to retry.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiMetrics } from '../src/api/metrics.js';
+import { startApi } from '../src/api/server.js';
+import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
+import { newOrderNo } from '../src/orders/order-number.js';
+import { OrderStatusReader } from '../src/orders/order-status-reader.js';
+import { waitFor } from '../src/util/wait-for.js';
+import { startTestApp, type TestApp } from './helpers/app.js';
+import { uniqueSku } from './helpers/fixtures.js';
+import { httpRequest, type HttpOptions, type HttpReply } from './helpers/http.js';
+
+const ADMIN = 'test-admin-token';
+let app: TestApp;
+
+beforeAll(async () => {
+  app = await startTestApp('status-reads', {
+    AUTH_DEV_LOGIN: 'true',
+    ADMIN_TOKEN: ADMIN,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_CHECKOUT: 'off',
+    STATUS_CACHE_MS: '60000',
+    // One long-poll at a time in this process: the bound's test needs it; the other tests hold at most one.
+    STATUS_LONG_POLL_MAX_WAITERS: '1',
+  });
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+const http = (method: string, path: string, options: HttpOptions = {}): Promise<HttpReply> => httpRequest(app.api.url, method, path, options);
+
+async function createSale(): Promise<string> {
+  const sku = uniqueSku('READ');
+  const reply = await http('POST', '/api/sales', { json: { sku, name: 'Status reads', priceCents: 1_500, stock: 20, perUserLimit: 5 }, token: ADMIN });
+  expect(reply.status).toBe(201);
+  return sku;
+}
+
+async function checkout(sku: string, token: string): Promise<string> {
+  const reply = await http('POST', '/api/checkout', { json: { sku, quantity: 1 }, token });
+  expect(reply.status).toBe(202);
+  return reply.body.orderNo as string;
+}
+
+/** The API's status-read counters by source, and its current long-poll waiters, from GET /metrics. */
+async function statusMetrics(): Promise<{ cache: number; coalesced: number; workflow: number; database: number; waiters: number }> {
+  const text = await (await fetch(`${app.api.url}/metrics`)).text();
+  const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
+  const reads = (source: string) => value(new RegExp(`^flash_order_status_reads_total\\{source="${source}"\\} (\\d+)`, 'm'));
+  return {
+    cache: reads('cache'),
+    coalesced: reads('coalesced'),
+    workflow: reads('workflow'),
+    database: reads('database'),
+    waiters: value(/^flash_order_status_waiters (\d+)/m),
+  };
+}
+
+/**
+ * A PENDING order whose workflow answers queries: reserved as the checkout does, but its
+ * reservation record is made unreadable, so persistOrder's claim fails (a Redis error, retried);
+ * after its quick local retries the workflow waits on a durable timer, answering queries, still
+ * PENDING. `release` puts the record back; the next attempt persists the order.
+ */
+async function pendingOrder(userId: string): Promise<{ sku: string; orderNo: string; token: string; release(): Promise<void> }> {
+  const sku = await createSale();
+  const token = await app.auth.issue(userId);
+  const now = Date.now();
+  const reserved = await new RedisInventory(app.redis).reserve({ orderNo: newOrderNo(now), sku, userId, quantity: 1, nowMs: now });
+  if (reserved.outcome !== 'RESERVED') throw new Error(`reservation: ${reserved.outcome}`);
+  const { orderNo } = reserved;
+  const records = saleKeys(sku).reservations;
+  const record = await app.redis.hget(records, orderNo);
+  await app.redis.hset(records, orderNo, `?${record}`);
+  const started = await app.orders.start({
+    orderNo,
+    sku,
+    userId,
+    quantity: 1,
+    unitPriceCents: 1_500,
+    createdAt: new Date(now).toISOString(),
+    paymentWindow: app.config.paymentWindow,
+  });
+  expect(started).toBe('STARTED');
+  return {
+    sku,
+    orderNo,
+    token,
+    async release() {
+      await app.redis.hset(records, orderNo, record!);
+    },
+  };
+}
+
+async function awaitingOrder(userId: string): Promise<{ sku: string; orderNo: string; token: string }> {
+  const sku = await createSale();
+  const token = await app.auth.issue(userId);
+  const orderNo = await checkout(sku, token);
+  await waitFor(async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT', {
+    what: `order ${orderNo} to be AWAITING_PAYMENT`,
+    timeoutMs: 15_000,
+  });
+  return { sku, orderNo, token };
+}
+
+describe('OrderStatusReader', () => {
+  it('shares one workflow query among concurrent reads of one order (single-flight), counted by the metric', async () => {
+    const { orderNo } = await awaitingOrder('reader-flight');
+    const metrics = new ApiMetrics({ defaultMetrics: false });
+    // The cache off: only single-flight can explain one query for twenty reads.
+    const reader = new OrderStatusReader(app.orders, { cacheMs: 0, maxEntries: 100, maxWaiters: 10, observer: metrics });
+    const answers = await Promise.all(Array.from({ length: 20 }, () => reader.read(orderNo)));
+    expect(answers.map((a) => a?.view.status)).toEqual(Array(20).fill('AWAITING_PAYMENT'));
+    const text = await metrics.registry.getSingleMetricAsString('flash_order_status_reads_total');
+    expect(text).toContain('flash_order_status_reads_total{source="workflow"} 1');
+    expect(text).toContain('flash_order_status_reads_total{source="coalesced"} 19');
+    expect(text).toContain('flash_order_status_reads_total{source="cache"} 0');
+
+    // Read again after the first settled: a new query (no cache), not a stale share.
+    await reader.read(orderNo);
+    expect(await metrics.registry.getSingleMetricAsString('flash_order_status_reads_total')).toContain('flash_order_status_reads_total{source="workflow"} 2');
+  });
+});
+
+describe('OrderStatusReader cache bounds', () => {
+  it('serves AWAITING_PAYMENT from the cache for at most cacheMs, then asks the workflow again', async () => {
+    const { orderNo } = await awaitingOrder('reader-expiry');
+    const metrics = new ApiMetrics({ defaultMetrics: false });
+    const reader = new OrderStatusReader(app.orders, { cacheMs: 400, maxEntries: 100, maxWaiters: 10, observer: metrics });
+    const count = async (source: string) =>
+      Number(new RegExp(`source="${source}"\\} (\\d+)`).exec(await metrics.registry.getSingleMetricAsString('flash_order_status_reads_total'))?.[1]);
+    await reader.read(orderNo);
+    await reader.read(orderNo);
+    expect({ workflow: await count('workflow'), cache: await count('cache') }).toEqual({ workflow: 1, cache: 1 });
+    await sleep(450);
+    expect((await reader.read(orderNo))?.view.status).toBe('AWAITING_PAYMENT');
+    expect({ workflow: await count('workflow'), cache: await count('cache') }).toEqual({ workflow: 2, cache: 1 });
+  });
+
+  it('never serves AWAITING_PAYMENT past its paymentDeadline: the timeout shows despite a 60 s cache, and ends a long-poll', async () => {
+    // An order with a 4 s payment window, started as the checkout does.
+    const sku = await createSale();
+    const userId = 'reader-deadline';
+    const token = await app.auth.issue(userId);
+    const now = Date.now();
+    const reserved = await new RedisInventory(app.redis).reserve({ orderNo: newOrderNo(now), sku, userId, quantity: 1, nowMs: now });
+    if (reserved.outcome !== 'RESERVED') throw new Error(`reservation: ${reserved.outcome}`);
+    const { orderNo } = reserved;
+    const createdAt = new Date(now).toISOString();
+    expect(await app.orders.start({ orderNo, sku, userId, quantity: 1, unitPriceCents: 1_500, createdAt, paymentWindow: '4s' })).toBe('STARTED');
+    await waitFor(async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT', {
+      what: `order ${orderNo} to be AWAITING_PAYMENT`,
+      timeoutMs: 15_000,
+    });
+    const before = await statusMetrics();
+    const cached = await http('GET', `/api/orders/${orderNo}`, { token });
+    expect(cached.body.status).toBe('AWAITING_PAYMENT');
+    expect((await statusMetrics()).cache - before.cache).toBe(1);
+    const deadline = Date.parse(cached.body.paymentDeadline);
+    expect(deadline - now).toBe(4_000);
+
+    const answer = await http('GET', `/api/orders/${orderNo}?waitForChange=AWAITING_PAYMENT&timeoutSeconds=25`, { token });
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('order-status-changed')).toBe('true');
+    expect(answer.body).toMatchObject({ orderNo, status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
+    expect(Date.now()).toBeGreaterThanOrEqual(deadline);
+    // Seconds after the deadline, not the cache's 60 s nor the wait's 25 s.
+    expect(Date.now() - deadline).toBeLessThan(10_000);
+  });
+});
+
+describe('GET /api/orders/:orderNo through the status reader', () => {
+  it('never serves PENDING from the cache, and serves AWAITING_PAYMENT from it', async () => {
+    const order = await pendingOrder('reader-cache');
+    const { orderNo, token } = order;
+    let released = false;
+    try {
+      const before = await statusMetrics();
+      for (let i = 0; i < 3; i++) {
+        const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+        expect(reply.status).toBe(200);
+        expect(reply.body.status).toBe('PENDING');
+      }
+      const pending = await statusMetrics();
+      expect(pending.workflow - before.workflow).toBe(3);
+      expect(pending.cache - before.cache).toBe(0);
+      await order.release();
+      released = true;
+    } finally {
+      if (!released) await order.release();
+    }
+    await waitFor(async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT', {
+      what: 'the order to be persisted',
+      timeoutMs: 30_000,
+    });
+    const before = await statusMetrics();
+    for (let i = 0; i < 3; i++) {
+      const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+      expect(reply.body).toMatchObject({ orderNo, status: 'AWAITING_PAYMENT' });
+    }
+    const after = await statusMetrics();
+    expect(after.cache - before.cache).toBe(3);
+    expect(after.workflow - before.workflow).toBe(0);
+  });
+
+  it('a payment delivered through this API shows at once despite the 60 s cache', async () => {
+    const { orderNo, token } = await awaitingOrder('reader-pay');
+    // Cached now (awaitingOrder's last read); one more read proves it.
+    const before = await statusMetrics();
+    expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
+    expect((await statusMetrics()).cache - before.cache).toBe(1);
+
+    const paid = await http('POST', '/api/dev/simulate-payment', { json: { orderNo }, token });
+    expect(paid.body).toMatchObject({ received: true, outcome: 'APPLIED' });
+    const startedAt = Date.now();
+    // The workflow applies the accepted payment a moment later (confirm + markPaid): seconds, not the cache's 60 s.
+    const final = await waitFor(
+      async () => {
+        const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+        return reply.body.status === 'PAID' && reply.body;
+      },
+      { what: `order ${orderNo} to show PAID`, timeoutMs: 10_000 },
+    );
+    expect(final.paidAt).toEqual(expect.any(String));
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    // PAID is final: served from the cache from now on.
+    const cachedBefore = (await statusMetrics()).cache;
+    expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('PAID');
+    expect((await statusMetrics()).cache - cachedBefore).toBe(1);
+  });
+
+  it('a cancel delivered through this API shows at once despite the 60 s cache', async () => {
+    const { orderNo, token } = await awaitingOrder('reader-cancel');
+    expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
+    expect((await http('POST', `/api/orders/${orderNo}/cancel`, { token })).status).toBe(202);
+    const final = await waitFor(
+      async () => {
+        const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+        return reply.body.status === 'CANCELLED' && reply.body;
+      },
+      { what: `order ${orderNo} to show CANCELLED`, timeoutMs: 10_000 },
+    );
+    expect(final.cancelReason).toBe('USER_CANCELLED');
+  });
+});
+
+describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
+  const waitPath = (orderNo: string, status: string, timeoutSeconds?: number) =>
+    `/api/orders/${orderNo}?waitForChange=${status}${timeoutSeconds === undefined ? '' : `&timeoutSeconds=${timeoutSeconds}`}`;
+
+  it('answers as soon as a PENDING order is persisted', async () => {
+    const order = await pendingOrder('poller-change');
+    let released = false;
+    try {
+      expect((await http('GET', `/api/orders/${order.orderNo}`, { token: order.token })).body.status).toBe('PENDING');
+      const startedAt = Date.now();
+      let settled = false;
+      const reply = http('GET', waitPath(order.orderNo, 'PENDING', 25), { token: order.token }).finally(() => (settled = true));
+      await sleep(800);
+      expect(settled).toBe(false);
+      await order.release();
+      released = true;
+      const answer = await reply;
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('order-status-changed')).toBe('true');
+      expect(answer.body).toMatchObject({ orderNo: order.orderNo, status: 'AWAITING_PAYMENT' });
+      expect(Date.now() - startedAt).toBeLessThan(25_000);
+    } finally {
+      if (!released) await order.release();
+    }
+  });
+
+  it('answers at once when the status already differs', async () => {
+    const { orderNo, token } = await awaitingOrder('poller-already');
+    const startedAt = Date.now();
+    const answer = await http('GET', waitPath(orderNo, 'PENDING', 20), { token });
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('order-status-changed')).toBe('true');
+    expect(answer.body.status).toBe('AWAITING_PAYMENT');
+    expect(Date.now() - startedAt).toBeLessThan(2_000);
+  });
+
+  it('answers after the timeout with the current order when nothing changes', async () => {
+    const { orderNo, token } = await awaitingOrder('poller-timeout');
+    const startedAt = Date.now();
+    const answer = await http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 1), { token });
+    const elapsed = Date.now() - startedAt;
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('order-status-changed')).toBe('false');
+    expect(answer.body).toMatchObject({ orderNo, status: 'AWAITING_PAYMENT' });
+    expect(elapsed).toBeGreaterThanOrEqual(950);
+    expect(elapsed).toBeLessThan(5_000);
+    // A plain GET carries no such header.
+    expect((await http('GET', `/api/orders/${orderNo}`, { token })).headers.get('order-status-changed')).toBeNull();
+  });
+
+  it('a payment through this API wakes the waiter at once (the 60 s cache would hold it until the timeout)', async () => {
+    const { orderNo, token } = await awaitingOrder('poller-wake');
+    const startedAt = Date.now();
+    const waiting = http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 25), { token });
+    await waitFor(async () => (await statusMetrics()).waiters === 1, { what: 'the long-poll to wait', timeoutMs: 5_000 });
+    const paid = await http('POST', '/api/dev/simulate-payment', { json: { orderNo }, token });
+    expect(paid.body.outcome).toBe('APPLIED');
+    const answer = await waiting;
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('order-status-changed')).toBe('true');
+    expect(answer.body.status).toBe('PAID');
+    expect(Date.now() - startedAt).toBeLessThan(15_000);
+  });
+
+  it('answers 400 INVALID_REQUEST to bad parameters and changes nothing', async () => {
+    const { orderNo, token } = await awaitingOrder('poller-bad');
+    const bad = [
+      'waitForChange=SHIPPED',
+      'waitForChange=pending',
+      'waitForChange=',
+      'waitForChange=PENDING&waitForChange=PAID',
+      'waitForChange=PENDING&timeoutSeconds=0',
+      'waitForChange=PENDING&timeoutSeconds=26',
+      'waitForChange=PENDING&timeoutSeconds=1.5',
+      'waitForChange=PENDING&timeoutSeconds=-1',
+      'waitForChange=PENDING&timeoutSeconds=abc',
+      'waitForChange=PENDING&timeoutSeconds=',
+      'timeoutSeconds=5',
+    ];
+    const before = await statusMetrics();
+    for (const query of bad) {
+      const reply = await http('GET', `/api/orders/${orderNo}?${query}`, { token });
+      expect(reply.status, query).toBe(400);
+      expect(reply.body, query).toEqual({ error: { code: 'INVALID_REQUEST', message: expect.any(String) } });
+    }
+    const after = await statusMetrics();
+    // Refused before any read or wait.
+    expect(after.cache + after.workflow + after.coalesced + after.database).toBe(before.cache + before.workflow + before.coalesced + before.database);
+    expect(after.waiters).toBe(0);
+    expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
+    // Someone else's order: 403 before any wait.
+    const other = await app.auth.issue('poller-other');
+    const forbidden = await http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 5), { token: other });
+    expect(forbidden.status).toBe(403);
+  });
+
+  it('a client that goes away stops its wait; beyond STATUS_LONG_POLL_MAX_WAITERS it answers 503 with Retry-After', async () => {
+    const { orderNo, token } = await awaitingOrder('poller-bound');
+    const gone = new AbortController();
+    const first = fetch(`${app.api.url}${waitPath(orderNo, 'AWAITING_PAYMENT', 25)}`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: gone.signal,
+    }).catch((err: unknown) => err);
+    await waitFor(async () => (await statusMetrics()).waiters === 1, { what: 'the first long-poll to wait', timeoutMs: 5_000 });
+
+    const refused = await http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 5), { token });
+    expect(refused.status).toBe(503);
+    expect(refused.body).toEqual({ error: { code: 'UNAVAILABLE', message: expect.any(String) } });
+    expect(refused.headers.get('retry-after')).toBe('1');
+
+    const abortedAt = Date.now();
+    gone.abort();
+    expect(await first).toBeInstanceOf(Error);
+    // The server ends the wait when the connection closes, long before its 25 s.
+    await waitFor(async () => (await statusMetrics()).waiters === 0, { what: 'the abandoned wait to end', timeoutMs: 5_000 });
+    expect(Date.now() - abortedAt).toBeLessThan(5_000);
+    const next = await http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 1), { token });
+    expect(next.status).toBe(200);
+    expect(next.headers.get('order-status-changed')).toBe('false');
+  });
+
+  it('a shutting-down API answers its long-polls at once instead of holding them to their timeout', async () => {
+    const { orderNo, token } = await awaitingOrder('poller-shutdown');
+    const second = await startApi(app.config, 0);
+    let closed = false;
+    try {
+      const startedAt = Date.now();
+      const waiting = httpRequest(second.url, 'GET', waitPath(orderNo, 'AWAITING_PAYMENT', 25), { token });
+      await waitFor(async () => /^flash_order_status_waiters 1/m.test(await (await fetch(`${second.url}/metrics`)).text()), {
+        what: 'the long-poll to wait on the second API',
+        timeoutMs: 5_000,
+      });
+      const closing = second.close().then(() => (closed = true));
+      const answer = await waiting;
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('order-status-changed')).toBe('false');
+      expect(answer.headers.get('connection')).toBe('close');
+      expect(answer.body.status).toBe('AWAITING_PAYMENT');
+      expect(Date.now() - startedAt).toBeLessThan(10_000);
+      // Nor does the server wait out the keep-alive of the connection that carried it.
+      await closing;
+      expect(Date.now() - startedAt).toBeLessThan(15_000);
+    } finally {
+      if (!closed) await second.close();
+    }
+  });
+});
