@@ -15,6 +15,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { OrderChangeNotifier } from '../src/orders/order-changes.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
@@ -31,7 +32,7 @@ beforeAll(() => {
   store = new Store(pool);
   redis = createRedis(config);
   inventory = new RedisInventory(redis);
-  activities = createActivities({ store, inventory });
+  activities = createActivities({ store, inventory, changes: new OrderChangeNotifier(redis) });
 });
 
 afterAll(async () => {

@@ -2,7 +2,8 @@
  * Order status reads against the real stack (Temporal dev server + production worker, Redis,
  * MariaDB) over real HTTP: single-flight, the status-aware cache, invalidation by a payment or a
  * cancel delivered through this API process, the long-poll (change, timeout, wake, bad input,
- * disconnect, bound). The cache is set to 60 s here so that "served from memory" and "asked the
+ * disconnect, bound), and the order-change notifications that let the cache keep answers long.
+ * The cache is set to 60 s here so that "served from memory" and "asked the
  * workflow" cannot be confused: anything that shows a change within seconds did not wait for it.
  *
  * An order is held PENDING (persistence retrying) by pendingOrder below: persistOrder runs as a
@@ -17,6 +18,7 @@ import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { OrderStatusReader } from '../src/orders/order-status-reader.js';
 import { waitFor } from '../src/util/wait-for.js';
+import { orderWorkflowId } from '../src/workflows/definitions.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { uniqueSku } from './helpers/fixtures.js';
 import { httpRequest, type HttpOptions, type HttpReply } from './helpers/http.js';
@@ -401,6 +403,54 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
       expect(Date.now() - startedAt).toBeLessThan(15_000);
     } finally {
       if (!closed) await second.close();
+    }
+  });
+});
+
+describe('order-change notifications (Redis pub/sub): a long cache that still shows every change', () => {
+  /** The status reads a given API process counted, by source. */
+  const readsOf = async (url: string, source: string) => {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    return Number(new RegExp(`^flash_order_status_reads_total\\{source="${source}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  };
+
+  it('an operator cancel outside the API (Temporal Web UI / CLI) shows within seconds despite the 60 s cache', async () => {
+    const { orderNo, token } = await awaitingOrder('notified-operator-cancel');
+    expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
+    // What the Web UI's "Cancel" does: no API process is involved; the worker's cancelOrder announces it.
+    await app.temporal.workflow.getHandle(orderWorkflowId(orderNo)).cancel();
+    const final = await waitFor(
+      async () => {
+        const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+        return reply.body.status === 'CANCELLED' && reply.body;
+      },
+      { what: `order ${orderNo} to show CANCELLED`, timeoutMs: 10_000 },
+    );
+    expect(final.cancelReason).toBe('OPERATOR_CANCELLED');
+  });
+
+  it('while notifications are live an answer outlives STATUS_CACHE_MS; a payment through another API process shows at once', async () => {
+    const { orderNo, token } = await awaitingOrder('notified-other-api');
+    // A second API process with a short unnotified bound (300 ms) and a long notified one (60 s).
+    const second = await startApi({ ...app.config, statusCacheMs: 300, statusCacheNotifiedMs: 60_000 }, 0);
+    try {
+      const read = async () => (await httpRequest(second.url, 'GET', `/api/orders/${orderNo}`, { token })).body.status as string;
+      // Its subscription comes up just after it starts; until then answers are kept 300 ms only.
+      await waitFor(
+        async () => {
+          await read();
+          await sleep(400);
+          const before = await readsOf(second.url, 'cache');
+          await read();
+          return (await readsOf(second.url, 'cache')) === before + 1;
+        },
+        { what: 'the second API to serve a 400 ms old answer from its cache', timeoutMs: 10_000 },
+      );
+      // The payment is delivered by the first API; the second is told through Redis.
+      expect((await http('POST', '/api/dev/simulate-payment', { json: { orderNo }, token })).body).toMatchObject({ outcome: 'APPLIED' });
+      await waitFor(async () => (await read()) === 'PAID', { what: `the second API to show ${orderNo} PAID`, timeoutMs: 10_000 });
+    } finally {
+      await second.close();
     }
   });
 });

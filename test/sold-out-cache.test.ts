@@ -21,7 +21,7 @@ const until = (condition: () => boolean, timeoutMs = 2_000) => waitFor(condition
 describe('SoldOutCache', () => {
   it('caches SOLD_OUT and forgets it the moment a reservation is released', async () => {
     const cache = new SoldOutCache(60_000);
-    const subscriber = await cache.subscribe(redis, createLogger({ logLevel: 'silent' }, 'test'));
+    const subscriber = cache.subscribe(redis, createLogger({ logLevel: 'silent' }, 'test'));
     try {
       await until(() => (cache.markSoldOut('probe', 0), cache.isSoldOut('probe')));
       const sku = uniqueSku();

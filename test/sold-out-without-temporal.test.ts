@@ -16,12 +16,13 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
-import { SoldOutCache, type StockReturnedSubscription } from '../src/api/sold-out-cache.js';
+import { SoldOutCache } from '../src/api/sold-out-cache.js';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import type { RedisSubscription } from '../src/infra/redis-subscription.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { testConfig } from './helpers/env.js';
@@ -35,7 +36,7 @@ let config: AppConfig;
 let redis: RedisClient;
 let store: Store;
 let temporal: Client;
-let subscriber: StockReturnedSubscription;
+let subscriber: RedisSubscription;
 let server: Server;
 let url: string;
 
@@ -54,7 +55,7 @@ beforeAll(async () => {
   // Lazy: nothing is dialled until a call needs Temporal, so every connection counted is a call.
   temporal = new Client({ connection: Connection.lazy({ address: temporalAddress }), namespace: config.temporal.namespace });
   const soldOut = new SoldOutCache();
-  subscriber = await soldOut.subscribe(redis, logger);
+  subscriber = soldOut.subscribe(redis, logger);
   server = createApp({ config, redis, store, temporal, logger, soldOut }).listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

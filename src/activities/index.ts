@@ -10,11 +10,14 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
+import type { OrderChangeNotifier } from '../orders/order-changes.js';
 import type { CancelReason, OrderInput, RefundReason } from '../workflows/definitions.js';
 
 export interface ActivityDeps {
   store: Store;
   inventory: RedisInventory;
+  /** Tells the API processes' status caches that an order is changing (src/orders/order-changes.ts). */
+  changes: OrderChangeNotifier;
 }
 
 export type PersistOrderInput = OrderInput & { paymentDeadline: string };
@@ -41,7 +44,7 @@ const newOrder = (order: PersistOrderInput) => ({
   createdAt: new Date(order.createdAt),
 });
 
-export function createActivities({ store, inventory }: ActivityDeps) {
+export function createActivities({ store, inventory, changes }: ActivityDeps) {
   return {
     /**
      * Claims the order's reservation in Redis (from then on only this order's workflow may release
@@ -86,16 +89,21 @@ export function createActivities({ store, inventory }: ActivityDeps) {
      */
     async recordOrderFailure(order: PersistOrderInput & { reason: string }): Promise<void> {
       await store.failOrder(newOrder(order), order.reason);
+      // After the commit, before the workflow shows FAILED: readers stop caching the open state.
+      // A failed publish fails the attempt, which is retried (every step here is idempotent).
+      await changes.publish(order.orderNo);
     },
 
     /** AWAITING_PAYMENT → PAID, and the payment recorded as applied, in one transaction. */
     async markPaid(payment: { orderNo: string; eventId: string; amountCents: number; paidAt: string }): Promise<void> {
       await store.markPaid({ ...payment, paidAt: new Date(payment.paidAt) });
+      await changes.publish(payment.orderNo);
     },
 
     /** AWAITING_PAYMENT → CANCELLED and the units back to MySQL's available stock, once. */
     async cancelOrder(cancel: { orderNo: string; reason: CancelReason; cancelledAt: string }): Promise<void> {
       await store.cancelOrder({ ...cancel, cancelledAt: new Date(cancel.cancelledAt) });
+      await changes.publish(cancel.orderNo);
     },
 
     /** A payment that must be given back: late, a second one, or the wrong amount. */

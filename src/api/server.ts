@@ -10,6 +10,9 @@ import { createRedis } from '../infra/redis.js';
 import { createTemporalClient } from '../infra/temporal.js';
 import { OrderClient } from '../orders/order-client.js';
 import { OrderStatusReader } from '../orders/order-status-reader.js';
+import { ORDER_CHANGED_CHANNEL, OrderChangeNotifier } from '../orders/order-changes.js';
+import { subscribeChannels } from '../infra/redis-subscription.js';
+import { STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
 import { createApp } from './app.js';
 import { Readiness } from './health.js';
 import { ApiMetrics } from './metrics.js';
@@ -36,13 +39,14 @@ export async function startApi(config: AppConfig, port = config.port, options: S
   const store = new Store(createMysqlPool(config));
   const temporal = await createTemporalClient(config);
   const soldOut = new SoldOutCache();
-  const subscriber = await soldOut.subscribe(redis, logger);
   const readiness = new Readiness();
   // One metrics registry for the process, served at /metrics.
   const metrics = new ApiMetrics();
   const orders = new OrderClient(temporal, store, config.temporal.taskQueue);
   // Kept here so close() can answer the long-polls at once instead of holding shutdown for them.
-  const statusReader = OrderStatusReader.fromConfig(orders, config, metrics);
+  const statusReader = OrderStatusReader.fromConfig(orders, config, metrics, new OrderChangeNotifier(redis));
+  // One subscription for the caches that notifications keep safe: the sold-out flag, the status cache.
+  const subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener(), [ORDER_CHANGED_CHANNEL]: statusReader.listener() }, logger);
   const app = createApp({ config, redis, store, temporal, logger, soldOut, readiness, metrics, orders, statusReader });
   const server = app.listen(port, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));

@@ -131,6 +131,8 @@ const envSchema = z.object({
   REDIS_CLUSTER: booleanString.default(false),
   /** How long an AWAITING_PAYMENT order's status may be served from memory (ms); 0: no cache. */
   STATUS_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+  // The same bound while the API's Redis subscription to order changes is live (src/orders/order-changes.ts).
+  STATUS_CACHE_NOTIFIED_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
   STATUS_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(50_000),
   /** Concurrent long-polls (GET /api/orders/:orderNo?waitForChange=) per API process. */
   STATUS_LONG_POLL_MAX_WAITERS: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
@@ -198,6 +200,8 @@ export interface AppConfig {
   redisCluster: boolean;
   /** Order status reads (src/orders/order-status-reader.ts): cache age of AWAITING_PAYMENT (0: off), size, long-poll bound. */
   statusCacheMs: number;
+  /** AWAITING_PAYMENT answers kept this long while order-change notifications are live (>= statusCacheMs). */
+  statusCacheNotifiedMs: number;
   statusCacheMaxEntries: number;
   statusLongPollMaxWaiters: number;
 }
@@ -256,6 +260,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     accessLogSoldOutSample: e.ACCESS_LOG_SOLD_OUT_SAMPLE,
     redisCluster: e.REDIS_CLUSTER || e.REDIS_URL.includes(','),
     statusCacheMs: e.STATUS_CACHE_MS,
+    statusCacheNotifiedMs: e.STATUS_CACHE_NOTIFIED_MS,
     statusCacheMaxEntries: e.STATUS_CACHE_MAX_ENTRIES,
     statusLongPollMaxWaiters: e.STATUS_LONG_POLL_MAX_WAITERS,
   };

@@ -13,12 +13,20 @@
  *   a final state (the workflow applies a payment a moment after accepting it), and long-poll
  *   waiters of the order are woken to re-read at once.
  *
- * Another API process, the operator's cancel from the Temporal Web UI and the reconciler change an
- * order without telling this process: such a change shows here within `cacheMs` at most.
+ * Notifications (src/orders/order-changes.ts): changed() also tells the other API processes, and
+ * the worker's closing activities (markPaid, cancelOrder, recordOrderFailure) tell every API process
+ * before the workflow shows the new state, so an operator's cancel from the Web UI, a timeout or
+ * the reconciler's repair are seen too. While this process's Redis subscription is live (and was
+ * when the answer was read), an AWAITING_PAYMENT answer may be served for `notifiedCacheMs`; while
+ * it is down, only for `cacheMs` (entries are cut back to that when it drops), because a change
+ * could go unnoticed. A lost notification (a publish that failed after the subscription seemed
+ * live) is still bounded: by `notifiedCacheMs`.
  */
 import { LRUCache } from 'lru-cache';
 import type { AppConfig } from '../config/index.js';
 import type { OrderStatus } from '../workflows/definitions.js';
+import type { ChannelListener } from '../infra/redis-subscription.js';
+import type { OrderChangeNotifier } from './order-changes.js';
 import type { FoundOrder, OrderClient } from './order-client.js';
 
 /** Where a read's answer came from: the cache, another read's query, the workflow, or MySQL. */
@@ -34,6 +42,10 @@ export interface StatusReadObserver {
 export interface OrderStatusReaderOptions {
   /** How long an AWAITING_PAYMENT answer may be served from memory; 0 turns the cache off. */
   cacheMs: number;
+  /** The same while the change notifications are live (>= cacheMs); without a subscription, unused. */
+  notifiedCacheMs?: number;
+  /** Tells the other API processes of a local change (a payment or cancel delivered here). */
+  notifier?: OrderChangeNotifier;
   /** The most orders kept in the cache (least recently used go first). */
   maxEntries: number;
   /** The most concurrent long-poll waits of this process. */
@@ -80,6 +92,9 @@ export class OrderStatusReader {
   private readonly wakers = new Map<string, Set<() => void>>();
   private waiters = 0;
   private stopping = false;
+  /** Whether the change notifications are live; `epoch` counts their ups and downs. */
+  private notified = false;
+  private epoch = 0;
 
   constructor(
     private readonly orders: OrderClient,
@@ -90,9 +105,11 @@ export class OrderStatusReader {
   }
 
   /** The reader configured by STATUS_CACHE_MS, STATUS_CACHE_MAX_ENTRIES and STATUS_LONG_POLL_MAX_WAITERS. */
-  static fromConfig(orders: OrderClient, config: AppConfig, observer?: StatusReadObserver): OrderStatusReader {
+  static fromConfig(orders: OrderClient, config: AppConfig, observer?: StatusReadObserver, notifier?: OrderChangeNotifier): OrderStatusReader {
     return new OrderStatusReader(orders, {
+      ...(notifier ? { notifier } : {}),
       cacheMs: config.statusCacheMs,
+      notifiedCacheMs: Math.max(config.statusCacheMs, config.statusCacheNotifiedMs),
       maxEntries: config.statusCacheMaxEntries,
       maxWaiters: config.statusLongPollMaxWaiters,
       ...(observer ? { observer } : {}),
@@ -119,6 +136,8 @@ export class OrderStatusReader {
 
   private query(orderNo: string): Promise<FoundOrder | null> {
     const startedAt = Date.now();
+    // Long-lived only if notifications were live for the whole read (no drop in between).
+    const epoch = this.notified ? this.epoch : -1;
     const flight = { answer: Promise.resolve<FoundOrder | null>(null) };
     flight.answer = (async () => {
       let source: StatusReadSource = 'workflow';
@@ -126,7 +145,7 @@ export class OrderStatusReader {
         const found = await this.orders.find(orderNo);
         if (!found?.live) source = 'database';
         // Not cached when a local change came in meanwhile (changed() dropped this flight): it may predate it.
-        if (this.inflight.get(orderNo) === flight) this.remember(orderNo, found, startedAt);
+        if (this.inflight.get(orderNo) === flight) this.remember(orderNo, found, startedAt, this.notified && epoch === this.epoch);
         return found;
       } finally {
         if (this.inflight.get(orderNo) === flight) this.inflight.delete(orderNo);
@@ -137,13 +156,14 @@ export class OrderStatusReader {
     return flight.answer;
   }
 
-  private remember(orderNo: string, found: FoundOrder | null, startedAt: number): void {
+  private remember(orderNo: string, found: FoundOrder | null, startedAt: number, notified: boolean): void {
     if (!found) return;
     const status = found.view.status;
     if (status === 'PENDING') return;
     if (status === 'AWAITING_PAYMENT') {
       if (!this.cache || this.changing.has(orderNo)) return;
-      const expiresAt = Math.min(startedAt + this.options.cacheMs, Date.parse(found.view.paymentDeadline));
+      const ttl = notified ? (this.options.notifiedCacheMs ?? this.options.cacheMs) : this.options.cacheMs;
+      const expiresAt = Math.min(startedAt + ttl, Date.parse(found.view.paymentDeadline));
       if (expiresAt > Date.now()) this.cache.set(orderNo, { order: found, expiresAt });
       return;
     }
@@ -151,8 +171,15 @@ export class OrderStatusReader {
     this.cache?.set(orderNo, { order: found, expiresAt: Infinity });
   }
 
-  /** This process delivered a payment or a cancel to the order: forget what it knew, wake its waiters. */
+  /** This process delivered a payment or a cancel to the order: tell the others, then as below. */
   changed(orderNo: string): void {
+    // Best effort: the worker's activity that applies the change notifies every process as well.
+    this.options.notifier?.publish(orderNo).catch(() => {});
+    this.changedElsewhere(orderNo);
+  }
+
+  /** The order is changing (here or in another process): forget what was known, wake its waiters. */
+  changedElsewhere(orderNo: string): void {
     this.cache?.delete(orderNo);
     this.inflight.delete(orderNo);
     this.changing.set(orderNo, true);
@@ -182,6 +209,24 @@ export class OrderStatusReader {
       this.waiters--;
       this.options.observer?.statusWaiters(this.waiters);
     }
+  }
+
+  /** What the reader needs from the process's Redis subscription (ORDER_CHANGED_CHANNEL). */
+  listener(): ChannelListener {
+    return {
+      message: (orderNo) => this.changedElsewhere(orderNo),
+      listening: (live) => {
+        if (live === this.notified) return;
+        this.notified = live;
+        this.epoch++;
+        if (live || !this.cache) return;
+        // Changes may go unnoticed from now on: open answers are served for cacheMs at most.
+        const bound = Date.now() + this.options.cacheMs;
+        for (const [orderNo, entry] of this.cache.entries()) {
+          if (entry.expiresAt > bound && entry.expiresAt !== Infinity) this.cache.set(orderNo, { ...entry, expiresAt: bound });
+        }
+      },
+    };
   }
 
   /** Whether stopWaits was called: the process is shutting down. */

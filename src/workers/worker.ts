@@ -8,6 +8,7 @@ import type { RedisClient } from '../infra/redis.js';
 import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/index.js';
 import { createReconcileActivities } from '../activities/reconcile.js';
+import { OrderChangeNotifier } from '../orders/order-changes.js';
 import { OrderClient } from '../orders/order-client.js';
 import type { Store } from '../db/store.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
@@ -37,7 +38,7 @@ export interface OrderWorkerOptions {
 
 export async function createOrderWorker(options: OrderWorkerOptions): Promise<Worker> {
   const inventory = new RedisInventory(options.redis);
-  const real = createActivities({ store: options.store, inventory });
+  const real = createActivities({ store: options.store, inventory, changes: new OrderChangeNotifier(options.redis) });
   const orderActivities = options.wrapActivities ? { ...real, ...options.wrapActivities(real) } : real;
   const reconcileActivities = options.temporal
     ? createReconcileActivities({
