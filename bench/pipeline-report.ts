@@ -43,6 +43,7 @@ export interface PipelineMeasurement {
     bySource: Record<'cache' | 'coalesced' | 'workflow' | 'database', number>;
   };
   statusCacheMs: number;
+  statusCacheNotifiedMs: number;
   workerRssKb: { before: number; after: number };
   invariants: InvariantReport;
   elapsedMs: number;
@@ -88,6 +89,7 @@ export function buildPipelineResult(m: PipelineMeasurement) {
     apiStatusReadErrors: m.apiReads.errors,
     ...(m.apiReads.firstError === undefined ? {} : { apiStatusReadFirstError: m.apiReads.firstError }),
     statusCacheMs: m.statusCacheMs,
+    statusCacheNotifiedMs: m.statusCacheNotifiedMs,
     readers: m.args.readers,
     readSeconds: m.args.readSeconds,
     workerRssKb: m.workerRssKb,
@@ -137,7 +139,7 @@ export function pipelineTable(p: PipelineResult): string {
     ['status read p50 / p99 / max ms', `${fmt(p.statusReadP50Ms)} / ${fmt(p.statusReadP99Ms)} / ${fmt(p.statusReadMaxMs)}`],
     [
       'API status reads/s (shoppers every 500 ms)',
-      `${fmt(p.apiStatusReadsPerSecond, 0)} of ${fmt(p.apiStatusReadOfferedPerSecond, 0)} offered (${p.readers} readers, STATUS_CACHE_MS=${p.statusCacheMs}; ${p.apiStatusReadTimeouts} timed out, ${p.apiStatusReadErrors} errors)`,
+      `${fmt(p.apiStatusReadsPerSecond, 0)} of ${fmt(p.apiStatusReadOfferedPerSecond, 0)} offered (${p.readers} readers, STATUS_CACHE_MS=${p.statusCacheMs}, notified ${p.statusCacheNotifiedMs}; ${p.apiStatusReadTimeouts} timed out, ${p.apiStatusReadErrors} errors)`,
     ],
     ['API status read p50 / p99 / max ms', `${fmt(p.apiStatusReadP50Ms)} / ${fmt(p.apiStatusReadP99Ms)} / ${fmt(p.apiStatusReadMaxMs)}`],
     [

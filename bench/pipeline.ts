@@ -32,10 +32,14 @@ import { loadConfig, type AppConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
+import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
+import { subscribeChannels } from '../src/infra/redis-subscription.js';
 import { createTemporalClient } from '../src/infra/temporal.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { ORDER_CHANGED_CHANNEL } from '../src/orders/order-changes.js';
+import { waitFor } from '../src/util/wait-for.js';
 import { OrderClient, OrderUnavailableError, type FoundOrder } from '../src/orders/order-client.js';
 import { OrderStatusReader, STATUS_READ_SOURCES, type StatusReadSource } from '../src/orders/order-status-reader.js';
 import { newOrderNo } from '../src/orders/order-number.js';
@@ -131,7 +135,8 @@ async function main(): Promise<void> {
     // The API's read path: the same readers through an OrderStatusReader (STATUS_CACHE_MS of the
     // environment, default 1000), each live order polled by its shopper every 500 ms.
     say(
-      `API status reads: shoppers polling every ${SHOPPER_POLL_MS} ms, ${args.readers} readers, ${args.readSeconds} s, STATUS_CACHE_MS=${config.statusCacheMs}`,
+      `API status reads: shoppers polling every ${SHOPPER_POLL_MS} ms, ${args.readers} readers, ${args.readSeconds} s, ` +
+        `STATUS_CACHE_MS=${config.statusCacheMs}, STATUS_CACHE_NOTIFIED_MS=${config.statusCacheNotifiedMs} (order-change notifications live)`,
     );
     const apiReads = await readLikeShoppers(pipeline, orderNos, args.readers, args.readSeconds * 1000);
     if (apiReads.errors + apiReads.timeouts > 0) {
@@ -161,6 +166,7 @@ async function main(): Promise<void> {
       reads,
       apiReads,
       statusCacheMs: config.statusCacheMs,
+      statusCacheNotifiedMs: config.statusCacheNotifiedMs,
       workerRssKb: { before: rssBeforeKb, after: rssAfterKb },
       invariants,
       elapsedMs: Date.now() - t0,
@@ -285,6 +291,39 @@ async function readLikeShoppers(pipeline: Pipeline, orderNos: readonly string[],
     statusRead: (source) => bySource[source]++,
     statusWaiters: () => undefined,
   });
+  // Subscribed to order changes as every API process is, so answers are kept as long as there.
+  const redis = createRedis(pipeline.config);
+  const changes = reader.listener();
+  let subscribed = false;
+  const subscription = subscribeChannels(
+    redis,
+    {
+      [ORDER_CHANGED_CHANNEL]: {
+        message: changes.message,
+        listening: (live) => {
+          subscribed = live;
+          changes.listening(live);
+        },
+      },
+    },
+    createLogger(pipeline.config, 'bench-pipeline'),
+  );
+  try {
+    await waitFor(() => subscribed, { what: 'the order-change subscription', timeoutMs: 10_000 });
+    return await readPolls(reader, orderNos, readers, durationMs, bySource);
+  } finally {
+    await subscription.quit();
+    await redis.quit();
+  }
+}
+
+async function readPolls(
+  reader: OrderStatusReader,
+  orderNos: readonly string[],
+  readers: number,
+  durationMs: number,
+  bySource: Record<StatusReadSource, number>,
+) {
   const latencies: number[] = [];
   let timeouts = 0;
   let errors = 0;
