@@ -350,7 +350,8 @@ async function readPolls(
     for (;;) {
       const poll = nextPoll++;
       const dueAt = t0 + poll * spacingMs;
-      if (dueAt >= end) return;
+      // The phase ends on time: polls still due when it ends are not read (the offered rate is what was due).
+      if (dueAt >= end || performance.now() >= end) return;
       const early = dueAt - performance.now();
       if (early >= 1) await sleep(early);
       const orderNo = orderNos[poll % orderNos.length]!;

@@ -132,7 +132,7 @@ const envSchema = z.object({
   /** How long an AWAITING_PAYMENT order's status may be served from memory (ms); 0: no cache. */
   STATUS_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   // The same bound while the API's Redis subscription to order changes is live (src/orders/order-changes.ts).
-  STATUS_CACHE_NOTIFIED_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
+  STATUS_CACHE_NOTIFIED_MS: z.coerce.number().int().min(0).max(1_800_000).default(300_000),
   STATUS_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(50_000),
   /** Concurrent long-polls (GET /api/orders/:orderNo?waitForChange=) per API process. */
   STATUS_LONG_POLL_MAX_WAITERS: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
