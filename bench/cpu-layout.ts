@@ -16,6 +16,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { pidsOfGroup } from '../src/util/cpu.js';
 
 export const LAYOUTS = ['shared', 'split'] as const;
 export type CpuLayout = (typeof LAYOUTS)[number];
@@ -128,23 +129,6 @@ export function formatCpuList(cpus: number[]): string {
     parts.push(from === cpus[i] ? String(from) : `${from}-${cpus[i]}`);
   }
   return parts.join(',');
-}
-
-/** Live pids whose process group is `pgid` (field 5 of /proc/<pid>/stat). */
-function pidsOfGroup(pgid: number): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Fields after the command name (which may contain spaces) start after the last ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid) pids.push(Number(entry));
-    } catch {
-      /* ended meanwhile */
-    }
-  }
-  return pids;
 }
 
 function pidsAlive(pids: number[]): number[] {

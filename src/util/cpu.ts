@@ -26,23 +26,33 @@ export function rssKbOfGroup(pgid: number): number {
 
 /** The /proc/<pid>/stat fields, from field 3 (state) on, of the group's live processes. */
 function statsOfGroup(pgid: number): string[][] {
+  return processesOfGroup(pgid).map(({ fields }) => fields);
+}
+
+/** Live pids whose process group is `pgid`. */
+export function pidsOfGroup(pgid: number): number[] {
+  return processesOfGroup(pgid).map(({ pid }) => pid);
+}
+
+/** The group's live processes with their /proc/<pid>/stat fields from field 3 (state) on. */
+function processesOfGroup(pgid: number): Array<{ pid: number; fields: string[] }> {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
     return [];
   }
-  const stats: string[][] = [];
+  const found: Array<{ pid: number; fields: string[] }> = [];
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       // Fields after the command name (which may contain spaces) start after the last ')'.
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid) stats.push(fields); // field 5: pgrp
+      if (Number(fields[2]) === pgid) found.push({ pid: Number(entry), fields }); // field 5: pgrp
     } catch {
       /* the process ended meanwhile */
     }
   }
-  return stats;
+  return found;
 }
