@@ -100,6 +100,11 @@ export async function startTemporalDevServer(opts: {
     // WAL lets the history writer and readers overlap; NORMAL sync is durable across process crashes.
     '--sqlite-pragma', 'journal_mode=wal',
     '--sqlite-pragma', 'synchronous=normal',
+    // Memory only, durability unchanged: a 64 MiB page cache, temp tables in memory, reads through
+    // mmap. Status queries of 1,000 live orders: 241-288 -> 325-354/s (docs/performance.md).
+    '--sqlite-pragma', 'cache_size=-65536',
+    '--sqlite-pragma', 'temp_store=memory',
+    '--sqlite-pragma', 'mmap_size=268435456',
     // Registered at launch so operators can filter orders in the Web UI from the first order on.
     ...ORDER_SEARCH_ATTRIBUTES.flatMap(({ name }) => ['--search-attribute', `${name}=Keyword`]),
     ...Object.entries(devServerDynamicConfig()).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]),
