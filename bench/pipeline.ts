@@ -40,7 +40,7 @@ import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { ORDER_CHANGED_CHANNEL } from '../src/orders/order-changes.js';
 import { waitFor } from '../src/util/wait-for.js';
-import { OrderClient, OrderUnavailableError, type FoundOrder } from '../src/orders/order-client.js';
+import { OrderClient, OrderUnavailableError } from '../src/orders/order-client.js';
 import { OrderStatusReader, STATUS_READ_SOURCES, type StatusReadSource } from '../src/orders/order-status-reader.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { startStack, type RunningStack } from '../src/stack/index.js';
@@ -233,44 +233,69 @@ async function startOrders(pipeline: Pipeline, sku: string, priceCents: number, 
  * answer other than AWAITING_PAYMENT from the running workflow, is an error: a wrong answer.
  */
 async function readStatuses(orders: OrderClient, orderNos: readonly string[], readers: number, durationMs: number) {
-  const latencies: number[] = [];
-  let timeouts = 0;
-  let errors = 0;
-  let firstError: string | undefined;
-  const t0 = performance.now();
-  const end = t0 + durationMs;
+  const tally = new ReadTally();
+  const end = performance.now() + durationMs;
   const reader = async () => {
     while (performance.now() < end) {
       const orderNo = orderNos[randomInt(orderNos.length)]!;
-      const at = performance.now();
-      try {
-        const found = await orders.find(orderNo);
-        latencies.push(performance.now() - at);
-        if (found?.live?.status !== 'AWAITING_PAYMENT') {
-          errors++;
-          firstError ??= `${orderNo} answered ${found ? found.view.status : 'not found'}${found?.live ? '' : ' (not live)'}`;
-        }
-      } catch (err) {
-        latencies.push(performance.now() - at);
-        if (err instanceof OrderUnavailableError) timeouts++;
-        else errors++;
-        firstError ??= err instanceof Error ? err.message : String(err);
+      const found = await tally.time(orders.find(orderNo));
+      if (found === FAILED) continue;
+      if (found?.live?.status !== 'AWAITING_PAYMENT') {
+        tally.wrong(`${orderNo} answered ${found ? found.view.status : 'not found'}${found?.live ? '' : ' (not live)'}`);
       }
     }
   };
   await Promise.all(Array.from({ length: readers }, reader));
-  const seconds = (performance.now() - t0) / 1000;
-  const sortedMs = sorted(latencies);
-  return {
-    reads: latencies.length,
-    seconds,
-    p50Ms: pct(sortedMs, 50) ?? 0,
-    p99Ms: pct(sortedMs, 99) ?? 0,
-    maxMs: sortedMs.at(-1) ?? 0,
-    timeouts,
-    errors,
-    firstError,
-  };
+  return tally.summary();
+}
+
+const FAILED = Symbol('failed');
+
+/**
+ * What both read phases record: every read timed, failures included; a read that ran out of time
+ * (OrderUnavailableError after the client's 10 s query deadline: the API's 503) is a timeout, any
+ * other failure or a wrong answer an error.
+ */
+class ReadTally {
+  private readonly t0 = performance.now();
+  private readonly latencies: number[] = [];
+  private timeouts = 0;
+  private errors = 0;
+  private firstError: string | undefined;
+
+  /** The read's answer, or FAILED once its failure is recorded. */
+  async time<T>(read: Promise<T>): Promise<T | typeof FAILED> {
+    const at = performance.now();
+    try {
+      return await read;
+    } catch (err) {
+      if (err instanceof OrderUnavailableError) this.timeouts++;
+      else this.errors++;
+      this.firstError ??= err instanceof Error ? err.message : String(err);
+      return FAILED;
+    } finally {
+      this.latencies.push(performance.now() - at);
+    }
+  }
+
+  wrong(description: string): void {
+    this.errors++;
+    this.firstError ??= description;
+  }
+
+  summary() {
+    const sortedMs = sorted(this.latencies);
+    return {
+      reads: this.latencies.length,
+      seconds: (performance.now() - this.t0) / 1000,
+      p50Ms: pct(sortedMs, 50) ?? 0,
+      p99Ms: pct(sortedMs, 99) ?? 0,
+      maxMs: sortedMs.at(-1) ?? 0,
+      timeouts: this.timeouts,
+      errors: this.errors,
+      firstError: this.firstError,
+    };
+  }
 }
 
 /** How often a shopper polls its order (the dashboard's old cadence, and a typical status page's). */
@@ -338,11 +363,8 @@ async function readPolls(
   durationMs: number,
   bySource: Record<StatusReadSource, number>,
 ) {
-  const latencies: number[] = [];
-  let timeouts = 0;
-  let errors = 0;
-  let firstError: string | undefined;
   const spacingMs = SHOPPER_POLL_MS / orderNos.length;
+  const tally = new ReadTally();
   const t0 = performance.now();
   const end = t0 + durationMs;
   let nextPoll = 0;
@@ -355,39 +377,12 @@ async function readPolls(
       const early = dueAt - performance.now();
       if (early >= 1) await sleep(early);
       const orderNo = orderNos[poll % orderNos.length]!;
-      const at = performance.now();
-      let found: FoundOrder | null;
-      try {
-        found = await reader.read(orderNo);
-      } catch (err) {
-        latencies.push(performance.now() - at);
-        if (err instanceof OrderUnavailableError) timeouts++;
-        else errors++;
-        firstError ??= err instanceof Error ? err.message : String(err);
-        continue;
-      }
-      latencies.push(performance.now() - at);
-      if (found?.view.status !== 'AWAITING_PAYMENT') {
-        errors++;
-        firstError ??= `${orderNo} answered ${found ? found.view.status : 'not found'}`;
-      }
+      const found = await tally.time(reader.read(orderNo));
+      if (found !== FAILED && found?.view.status !== 'AWAITING_PAYMENT') tally.wrong(`${orderNo} answered ${found ? found.view.status : 'not found'}`);
     }
   };
   await Promise.all(Array.from({ length: readers }, lane));
-  const seconds = (performance.now() - t0) / 1000;
-  const sortedMs = sorted(latencies);
-  return {
-    reads: latencies.length,
-    seconds,
-    offeredPerSecond: (orderNos.length * 1000) / SHOPPER_POLL_MS,
-    p50Ms: pct(sortedMs, 50) ?? 0,
-    p99Ms: pct(sortedMs, 99) ?? 0,
-    maxMs: sortedMs.at(-1) ?? 0,
-    timeouts,
-    errors,
-    firstError,
-    bySource,
-  };
+  return { ...tally.summary(), offeredPerSecond: (orderNos.length * 1000) / SHOPPER_POLL_MS, bySource };
 }
 
 /** CPU seconds so far of the servers this run started (null for external ones) and the worker. */
