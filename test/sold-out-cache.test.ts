@@ -6,7 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SoldOutCache } from '../src/api/sold-out-cache.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { subscribeChannels } from '../src/infra/redis-subscription.js';
+import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { waitFor } from '../src/util/wait-for.js';
 import { testConfig } from './helpers/env.js';
@@ -21,7 +22,7 @@ const until = (condition: () => boolean, timeoutMs = 2_000) => waitFor(condition
 describe('SoldOutCache', () => {
   it('caches SOLD_OUT and forgets it the moment a reservation is released', async () => {
     const cache = new SoldOutCache(60_000);
-    const subscriber = cache.subscribe(redis, createLogger({ logLevel: 'silent' }, 'test'));
+    const subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: cache.listener() }, createLogger({ logLevel: 'silent' }, 'test'));
     try {
       await until(() => (cache.markSoldOut('probe', 0), cache.isSoldOut('probe')));
       const sku = uniqueSku();

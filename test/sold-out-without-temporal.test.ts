@@ -22,8 +22,8 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
-import type { RedisSubscription } from '../src/infra/redis-subscription.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { subscribeChannels, type RedisSubscription } from '../src/infra/redis-subscription.js';
+import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { testConfig } from './helpers/env.js';
 import { putOnSale } from './helpers/fixtures.js';
@@ -55,7 +55,7 @@ beforeAll(async () => {
   // Lazy: nothing is dialled until a call needs Temporal, so every connection counted is a call.
   temporal = new Client({ connection: Connection.lazy({ address: temporalAddress }), namespace: config.temporal.namespace });
   const soldOut = new SoldOutCache();
-  subscriber = soldOut.subscribe(redis, logger);
+  subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);
   server = createApp({ config, redis, store, temporal, logger, soldOut }).listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

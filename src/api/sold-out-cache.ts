@@ -7,10 +7,7 @@
  *
  * The notifications come through the process's one Redis subscription (src/infra/redis-subscription.ts).
  */
-import type { Logger } from '../infra/logger.js';
-import type { RedisClient } from '../infra/redis.js';
-import { subscribeChannels, type ChannelListener, type RedisSubscription } from '../infra/redis-subscription.js';
-import { STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
+import type { ChannelListener } from '../infra/redis-subscription.js';
 
 export class SoldOutCache {
   private readonly flags = new Map<string, { generation: number; until: number }>();
@@ -44,11 +41,6 @@ export class SoldOutCache {
   setListening(listening: boolean): void {
     this.listening = listening;
     this.flags.clear();
-  }
-
-  /** A subscription of its own (the API shares one across its caches: src/api/server.ts). */
-  subscribe(redis: RedisClient, logger: Logger): RedisSubscription {
-    return subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: this.listener() }, logger);
   }
 
   /** What this cache needs from the process's Redis subscription (src/infra/redis-subscription.ts). */

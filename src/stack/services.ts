@@ -59,7 +59,7 @@ export interface RunningService {
  * The dev server's dynamic config (docs/performance.md has the measurements). The environment can
  * add or override keys for an experiment: TEMPORAL_DEV_DYNAMIC_CONFIG='{"key": value, ...}'.
  */
-export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string | number | boolean> = {
+const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string | number | boolean> = {
   // The CLI turns this on so that a search attribute added at run time is usable at once; ours are
   // all registered at launch (--search-attribute above), so reading them from the cache is safe and
   // saves ~17 % of the server's CPU per order (docs/performance.md).
