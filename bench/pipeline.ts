@@ -40,7 +40,8 @@ import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { ORDER_CHANGED_CHANNEL } from '../src/orders/order-changes.js';
 import { waitFor } from '../src/util/wait-for.js';
-import { OrderClient, OrderUnavailableError } from '../src/orders/order-client.js';
+import { DependencyUnavailableError } from '../src/infra/dependency-guard.js';
+import { OrderClient } from '../src/orders/order-client.js';
 import { OrderStatusReader, STATUS_READ_SOURCES, type StatusReadSource } from '../src/orders/order-status-reader.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { startStack, type RunningStack } from '../src/stack/index.js';
@@ -228,7 +229,7 @@ async function startOrders(pipeline: Pipeline, sku: string, priceCents: number, 
 
 /**
  * `readers` loops calling OrderClient.find on random live orders for `durationMs`. Every read is
- * timed, the ones that ran out of time too (OrderUnavailableError after the client's 10 s query
+ * timed, the ones that ran out of time too (DependencyUnavailableError after the client's 10 s query
  * deadline: the API's 503 UNAVAILABLE), which are counted as timeouts. Any other failure, or an
  * answer other than AWAITING_PAYMENT from the running workflow, is an error: a wrong answer.
  */
@@ -253,7 +254,7 @@ const FAILED = Symbol('failed');
 
 /**
  * What both read phases record: every read timed, failures included; a read that ran out of time
- * (OrderUnavailableError after the client's 10 s query deadline: the API's 503) is a timeout, any
+ * (DependencyUnavailableError after the client's 10 s query deadline: the API's 503) is a timeout, any
  * other failure or a wrong answer an error.
  */
 class ReadTally {
@@ -269,7 +270,7 @@ class ReadTally {
     try {
       return await read;
     } catch (err) {
-      if (err instanceof OrderUnavailableError) this.timeouts++;
+      if (err instanceof DependencyUnavailableError) this.timeouts++;
       else this.errors++;
       this.firstError ??= err instanceof Error ? err.message : String(err);
       return FAILED;

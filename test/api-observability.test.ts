@@ -58,6 +58,7 @@ interface Reply {
   code: string | undefined;
   body: Record<string, unknown> | undefined;
   requestId: string | null;
+  headers: Headers;
 }
 
 async function http(
@@ -73,7 +74,13 @@ async function http(
   const text = await response.text();
   const parsed = text && response.headers.get('content-type')?.includes('json') ? (JSON.parse(text) as Record<string, unknown>) : undefined;
   const error = parsed?.error as { code?: string } | undefined;
-  return { status: response.status, code: response.status === 202 ? 'ACCEPTED' : error?.code, body: parsed, requestId: response.headers.get('x-request-id') };
+  return {
+    status: response.status,
+    code: response.status === 202 ? 'ACCEPTED' : error?.code,
+    body: parsed,
+    requestId: response.headers.get('x-request-id'),
+    headers: response.headers,
+  };
 }
 
 async function scrape(base = api.url): Promise<Sample[]> {
@@ -267,27 +274,36 @@ describe('X-Request-Id and the access log', () => {
     }
   });
 
-  it('logs a 5xx with its stack trace and the request id, and times the failed reserve as ERROR', async () => {
+  it('answers a dead Redis with 503 + Retry-After, times the failed reserve as ERROR, and logs the breaker opening once, not each request', async () => {
     const brokenLog = new LogCapture();
     // Redis on a port where nothing listens: reserve.lua cannot run.
-    const brokenConfig = testConfig({ TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, LOG_LEVEL: 'info' });
+    const brokenConfig = testConfig({
+      TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
+      REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+      BREAKER_FAILURES: '2',
+      LOG_LEVEL: 'info',
+    });
     const broken = await startApi(brokenConfig, 0, { logger: createLogger(brokenConfig, 'api', brokenLog) });
     try {
       const token = await auth.issue(`broken-${randomUUID().slice(0, 8)}`);
-      const reply = await http('POST', '/api/checkout', {
-        base: broken.url,
-        json: { sku: 'ANY-SKU', quantity: 1 },
-        token,
-        headers: { 'X-Request-Id': 'boom-1' },
-      });
-      expect(reply.status).toBeGreaterThanOrEqual(500);
-      expect(reply.requestId).toBe('boom-1');
-      const failed = brokenLog.lines.find((line) => line.msg === 'request failed');
-      expect(failed).toMatchObject({ level: 50, reqId: 'boom-1', method: 'POST', path: '/api/checkout', err: { stack: expect.any(String) } });
-      expect(brokenLog.requests()).toContainEqual(expect.objectContaining({ reqId: 'boom-1', status: reply.status, code: reply.code }));
+      const replies = [];
+      for (const id of ['boom-1', 'boom-2', 'boom-3', 'boom-4']) {
+        replies.push(await http('POST', '/api/checkout', { base: broken.url, json: { sku: 'ANY-SKU', quantity: 1 }, token, headers: { 'X-Request-Id': id } }));
+      }
+      for (const [i, reply] of replies.entries()) {
+        expect(reply).toMatchObject({ status: 503, code: 'UNAVAILABLE', requestId: `boom-${i + 1}` });
+        expect(reply.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
+        expect(brokenLog.requests()).toContainEqual(expect.objectContaining({ reqId: `boom-${i + 1}`, status: 503, code: 'UNAVAILABLE' }));
+      }
+      // The first checkout's two Redis calls (its budget, its reserve) failed and opened the
+      // breaker; the next three were refused before touching Redis. One log line says so.
+      expect(brokenLog.lines.filter((line) => line.msg === 'request failed')).toEqual([]);
+      const opened = brokenLog.lines.filter((line) => typeof line.msg === 'string' && line.msg.startsWith('circuit breaker opened'));
+      expect(opened).toEqual([expect.objectContaining({ level: 40, dependency: 'redis', state: 'open', cause: expect.any(String) })]);
       const samples = await scrape(broken.url);
       expect(total(samples, 'flash_redis_reserve_duration_seconds_count', { outcome: 'ERROR' })).toBe(1);
-      expect(total(samples, 'flash_checkout_outcomes_total', { code: reply.code! })).toBe(1);
+      expect(total(samples, 'flash_checkout_outcomes_total', { code: 'UNAVAILABLE' })).toBe(4);
+      expect(total(samples, 'flash_dependency_breaker_refusals_total', { dependency: 'redis' })).toBe(3);
     } finally {
       await broken.close();
     }

@@ -167,6 +167,8 @@ describe('worker process', () => {
       afterSignal.push(await probe('/readyz'));
       await new Promise((done) => setTimeout(done, 20));
     }
+    // The process has exited: one more probe sees that, whenever between two probes the exit came.
+    afterSignal.push(await probe('/readyz'));
     // Readiness flips once the signal arrives (tsx relays it to the worker's node process): never 200 again after.
     const firstNot200 = afterSignal.findIndex((answer) => answer === 'REFUSED' || answer.status !== 200);
     expect(firstNot200).toBeGreaterThanOrEqual(0);

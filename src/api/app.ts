@@ -8,14 +8,17 @@ import type Koa from 'koa';
 import type { AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
 import type { Logger } from '../infra/logger.js';
+import { guardAll, type DependencyGuards } from '../infra/dependency-guard.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { OrderClient } from '../orders/order-client.js';
 import { OrderStatusReader } from '../orders/order-status-reader.js';
 import { AdminService } from './admin.js';
 import { ShopperAuth } from './auth.js';
 import { CheckoutService } from './checkout.js';
+import { createDependencyGuards } from './guards.js';
 import type { Readiness } from './health.js';
 import { createKoaApp } from './http.js';
+import { loadShedding } from './load-shedding.js';
 import { ApiMetrics } from './metrics.js';
 import { withApiDocs } from './openapi.js';
 import { PaymentWebhook } from './payments.js';
@@ -41,7 +44,9 @@ export interface ApiDeps {
   logger: Logger;
   /** Fed by a subscription the caller owns (see startApi); without one it never caches. */
   soldOut?: SoldOutCache;
-  /** The order client to use; tests pass one that injects faults around the real one. */
+  /** The breakers the order client was built with (startApi creates both); without them, fresh ones. */
+  guards?: DependencyGuards;
+  /** The order client to use (built with `guards`); tests pass one that injects faults around the real one. */
   orders?: OrderClient;
   /** Turned to draining on SIGTERM by the caller (see startApi); without one the API is always ready. */
   readiness?: Readiness;
@@ -52,24 +57,38 @@ export interface ApiDeps {
 }
 
 export function createApp(deps: ApiDeps): Koa {
-  const { config, redis, store, temporal, logger } = deps;
-  const inventory = new RedisInventory(redis);
-  const auth = new ShopperAuth(config);
-  const orders = deps.orders ?? new OrderClient(temporal, store, config.temporal.taskQueue);
-  const sales = new SalesService(store, inventory);
-  const limits = new RateLimits(redis, config.rateLimits, logger);
+  const { config, redis, temporal, logger } = deps;
   const metrics = deps.metrics ?? new ApiMetrics();
-  const checkout = new CheckoutService({ config, inventory, orders, logger, soldOut: deps.soldOut ?? new SoldOutCache(), limits, metrics });
+  const guards = deps.guards ?? createDependencyGuards(config, metrics, logger);
+  // Every Redis and MySQL call of a request is bounded (REDIS_TIMEOUT, MYSQL_TIMEOUT) and behind its breaker.
+  const inventory = guardAll(new RedisInventory(redis), guards.redis, config.deadlines.redisMs);
+  const store = guardAll(deps.store, guards.mysql, config.deadlines.mysqlMs);
+  const auth = new ShopperAuth(config);
+  // The order client guards its own calls (with each request's deadline), on the store as it is.
+  const orders = deps.orders ?? new OrderClient(temporal, deps.store, config.temporal.taskQueue, guards);
+  const sales = new SalesService(store, inventory);
+  const limits = new RateLimits(redis, config.rateLimits, logger, guards.redis);
+  const checkout = new CheckoutService({
+    config,
+    inventory,
+    redis: guards.redis,
+    orders,
+    logger,
+    soldOut: deps.soldOut ?? new SoldOutCache(),
+    limits,
+    metrics,
+  });
   const statusReader = deps.statusReader ?? OrderStatusReader.fromConfig(orders, config, metrics);
   const webhook = new PaymentWebhook({ config, store, orders, statusReader });
   const admin = new AdminService({ store, inventory, orders, sales });
 
   const app = createKoaApp(
     [
-      healthRoutes({ redis, store, temporal, ...(deps.readiness ? { readiness: deps.readiness } : {}) }),
+      // Probes use the clients as they are: each check has its own timeout, and must see past a breaker.
+      healthRoutes({ redis, store: deps.store, temporal, guards, ...(deps.readiness ? { readiness: deps.readiness } : {}) }),
       salesRoutes({ sales, adminToken: config.adminToken }),
       authRoutes({ auth, devLogin: config.authDevLogin, limits }),
-      orderRoutes({ auth, checkout, orders, statusReader, inventory, metrics }),
+      orderRoutes({ auth, checkout, orders, statusReader, inventory, metrics, writeDeadlineMs: config.deadlines.writeMs }),
       paymentRoutes({ webhook, limits, metrics }),
       devRoutes({ auth, orders: statusReader, webhook, enabled: config.authDevLogin }),
       adminRoutes({ admin, adminToken: config.adminToken }),
@@ -77,7 +96,13 @@ export function createApp(deps: ApiDeps): Koa {
       metricsRoutes({ metrics }),
     ],
     logger,
-    { proxy: config, outermost: [requestLogMiddleware({ logger, metrics, soldOutSampleEvery: config.accessLogSoldOutSample })] },
+    {
+      proxy: config,
+      outermost: [
+        loadShedding({ maxInFlight: config.maxInFlightRequests, metrics, logger }),
+        requestLogMiddleware({ logger, metrics, soldOutSampleEvery: config.accessLogSoldOutSample }),
+      ],
+    },
   );
   // Docs last: the OpenAPI document describes every router mounted before it.
   return withApiDocs(app);

@@ -3,6 +3,7 @@
  * this path: MySQL is written by the workflow at its own pace, so a burst cannot knock it over.
  */
 import type { AppConfig } from '../config/index.js';
+import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 import type { RedisInventory, Reservation, ReserveResult } from '../inventory/redis-inventory.js';
 import { viewOfState, type AwaitedStart, type FoundOrder, type OrderClient, type OrderView } from '../orders/order-client.js';
@@ -63,7 +64,10 @@ export class CheckoutService {
   constructor(
     private readonly deps: {
       config: AppConfig;
+      /** Seen through the Redis guard (each call bounded by REDIS_TIMEOUT). */
       inventory: RedisInventory;
+      /** Redis's breaker: while it is open a checkout fails before it touches anything. */
+      redis: DependencyGuard;
       orders: OrderClient;
       logger: Logger;
       soldOut: SoldOutCache;
@@ -77,22 +81,33 @@ export class CheckoutService {
     return this.deps.config.checkoutMaxWaitSeconds;
   }
 
+  /**
+   * The polling checkout: answered within CHECKOUT_DEADLINE. The start must end early enough for
+   * its compensation (one Redis call, REDIS_TIMEOUT at most) to fit in the deadline too.
+   */
   async checkout(request: CheckoutRequest): Promise<{ orderNo: string; status: OrderStatus }> {
     const now = Date.now();
+    const deadline = new Deadline(now + this.deps.config.deadlines.checkoutMs);
     const result = await this.reserve(request, now);
-    if (result.outcome === 'DUPLICATE') return this.replay(request, result.orderNo, result.priceCents, result.reservation);
+    if (result.outcome === 'DUPLICATE') return this.replay(request, result.orderNo, result.priceCents, result.reservation, deadline);
 
     try {
-      await this.startOrder(this.orderInput(request, result.orderNo, result.priceCents, now));
+      await this.startOrder(this.orderInput(request, result.orderNo, result.priceCents, now), this.startDeadline(deadline));
     } catch (err) {
       return this.afterFailedStart(request, result.orderNo, err);
     }
     return { orderNo: result.orderNo, status: 'PENDING' };
   }
 
+  /** When a start must have ended: the request's deadline less the time its compensation may take. */
+  private startDeadline(deadline: Deadline): Deadline {
+    return deadline.minus(this.deps.config.deadlines.redisMs);
+  }
+
   /**
-   * The first half of both checkout models: the sold-out flag (from memory), the shopper's budget,
-   * then reserve.lua; answers the reservation that holds units, throws the ApiError otherwise.
+   * The first half of both checkout models: the sold-out flag (from memory), the breakers, the
+   * shopper's budget, then reserve.lua; answers the reservation that holds units, throws the
+   * ApiError (or DependencyUnavailableError) otherwise.
    */
   private async reserve(request: CheckoutRequest, now: number): Promise<AcceptedReservation> {
     const { inventory, soldOut, metrics } = this.deps;
@@ -101,6 +116,9 @@ export class CheckoutService {
       metrics.soldOutFlagHit();
       throw soldOutError(request.sku);
     }
+    // A dependency known to be failing: 503 at once, before anything is reserved or counted.
+    this.deps.redis.assertAvailable();
+    this.deps.orders.assertTemporalAvailable();
     // The shopper's budget is counted after the sold-out flag, which answers the bulk of a sale
     // from memory and must stay free of Redis calls, and before anything reaches Redis's stock.
     await this.deps.limits?.consume('checkout', request.userId);
@@ -118,11 +136,11 @@ export class CheckoutService {
   }
 
   /** Starts the order's workflow, timed for the workflow-start latency histogram. */
-  private async startOrder(input: OrderInput): Promise<void> {
+  private async startOrder(input: OrderInput, deadline: Deadline): Promise<void> {
     const { orders, metrics } = this.deps;
     const startedAt = metrics.now();
     try {
-      await orders.start(input);
+      await orders.start(input, deadline);
     } catch (err) {
       metrics.workflowStartDone(false, startedAt);
       throw err;
@@ -134,25 +152,27 @@ export class CheckoutService {
    * The waiting checkout (`Prefer: wait=N`): the same reservation, then Update-with-Start instead
    * of a plain start, so start and wait are one round trip to Temporal and the workflow's own
    * state is the answer. Not decided within `waitMs`: the PENDING answer, and the order goes on.
-   * A start whose outcome is unknown is settled exactly as checkout() settles it.
+   * A start whose outcome is unknown is settled exactly as checkout() settles it. Answered within
+   * the wait plus CHECKOUT_DEADLINE.
    */
   async checkoutAndWait(request: CheckoutRequest, waitMs: number): Promise<WaitedCheckout> {
     const { orders, metrics } = this.deps;
     const now = Date.now();
+    const deadline = new Deadline(now + waitMs + this.deps.config.deadlines.checkoutMs);
     const result = await this.reserve(request, now);
-    if (result.outcome === 'DUPLICATE') return this.replayAndWait(request, result.orderNo, result.priceCents, result.reservation, waitMs);
+    if (result.outcome === 'DUPLICATE') return this.replayAndWait(request, result.orderNo, result.priceCents, result.reservation, waitMs, deadline);
 
     let awaited: AwaitedStart;
     const startedAt = metrics.now();
     try {
-      awaited = await orders.startAndAwaitPersisted(this.orderInput(request, result.orderNo, result.priceCents, now), waitMs);
+      awaited = await orders.startAndAwaitPersisted(this.orderInput(request, result.orderNo, result.priceCents, now), waitMs, this.startDeadline(deadline));
     } catch (err) {
       metrics.workflowStartDone(false, startedAt);
       return this.afterFailedStart(request, result.orderNo, err);
     }
     // Start and wait are one call here: the histogram sees the whole of it.
     metrics.workflowStartDone(true, startedAt);
-    return this.answerOf(result.orderNo, awaited);
+    return this.answerOf(result.orderNo, awaited, deadline);
   }
 
   /**
@@ -166,32 +186,33 @@ export class CheckoutService {
     priceCents: number,
     reservation: Reservation | null,
     waitMs: number,
+    deadline: Deadline,
   ): Promise<WaitedCheckout> {
     if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
     if (reservation?.state === 'RESERVED' || reservation?.state === 'CLAIMED') {
       const input = this.orderInput(request, orderNo, priceCents, reservation.reservedAtMs);
       try {
-        return await this.answerOf(orderNo, await this.deps.orders.startAndAwaitPersisted(input, waitMs));
-      } catch {
+        return await this.answerOf(orderNo, await this.deps.orders.startAndAwaitPersisted(input, waitMs, deadline), deadline);
+      } catch (err) {
         // Claimed: its workflow runs whatever this call says.
         if (reservation.state === 'CLAIMED') return { orderNo, status: 'PENDING' };
-        throw new ApiError(503, 'UNAVAILABLE', 'could not confirm the order, please retry');
+        throw couldNotConfirm(err);
       }
     }
-    const replayed = await this.replay(request, orderNo, priceCents, reservation);
+    const replayed = await this.replay(request, orderNo, priceCents, reservation, deadline);
     if (replayed.status === 'PENDING') return replayed;
-    const order = await this.deps.orders.find(orderNo).catch(() => null);
+    const order = await this.deps.orders.find(orderNo, deadline).catch(() => null);
     return order ? answerOfFound(order) : replayed;
   }
 
-  private async answerOf(orderNo: string, awaited: AwaitedStart): Promise<WaitedCheckout> {
+  private async answerOf(orderNo: string, awaited: AwaitedStart, deadline: Deadline): Promise<WaitedCheckout> {
     if (awaited.outcome === 'RUNNING') return { orderNo, status: 'PENDING' };
     if (awaited.outcome === 'DECIDED') {
       const { state } = awaited;
       return { orderNo, status: state.status, order: viewOfState(state), ...(state.failureReason ? { failureReason: state.failureReason } : {}) };
     }
-    // The workflow had closed: its row in MySQL is the order.
-    const order = await this.deps.orders.fromDatabase(orderNo);
+    // The workflow had closed: its row in MySQL is the order (not readable in time: poll for it).
+    const order = await this.deps.orders.fromDatabase(orderNo, deadline).catch(() => null);
     return order ? answerOfFound(order) : { orderNo, status: 'PENDING' };
   }
 
@@ -210,8 +231,10 @@ export class CheckoutService {
       this.deps.logger.warn({ err, orderNo }, 'the OrderWorkflow start reported an error but the workflow runs and owns its reservation');
       return { orderNo, status: 'PENDING' };
     }
-    this.deps.logger.error({ err, orderNo, released }, 'could not start OrderWorkflow; reservation released');
-    throw new ApiError(503, 'UNAVAILABLE', 'the order could not be started; nothing was reserved, please retry');
+    // An unavailable Temporal is logged once, by its breaker; anything else here is news.
+    if (!(err instanceof DependencyUnavailableError)) this.deps.logger.error({ err, orderNo, released }, 'could not start OrderWorkflow; reservation released');
+    const retryAfter = err instanceof DependencyUnavailableError ? { 'Retry-After': String(err.retryAfterSeconds) } : undefined;
+    throw new ApiError(503, 'UNAVAILABLE', 'the order could not be started; nothing was reserved, please retry', undefined, retryAfter);
   }
 
   /**
@@ -220,21 +243,21 @@ export class CheckoutService {
    * The key's first request decides what the key means: the same key with another quantity is
    * refused with 422 (as the IETF Idempotency-Key draft asks), never answered with the old order.
    */
-  private async replay(request: CheckoutRequest, orderNo: string, priceCents: number, reservation: Reservation | null) {
+  private async replay(request: CheckoutRequest, orderNo: string, priceCents: number, reservation: Reservation | null, deadline: Deadline) {
     if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
     if (reservation?.state === 'RESERVED') {
       const input = this.orderInput(request, orderNo, priceCents, reservation.reservedAtMs);
       try {
-        await this.startOrder(input);
-      } catch {
-        throw new ApiError(503, 'UNAVAILABLE', 'could not confirm the order, please retry');
+        await this.startOrder(input, deadline);
+      } catch (err) {
+        throw couldNotConfirm(err);
       }
       return { orderNo, status: 'PENDING' as const };
     }
     // Claimed: its workflow runs.
     if (reservation?.state === 'CLAIMED') return { orderNo, status: 'PENDING' as const };
     // Sold, released or already forgotten: the order is past the point a retry could change.
-    const order = await this.deps.orders.find(orderNo).catch(() => null);
+    const order = await this.deps.orders.find(orderNo, deadline).catch(() => null);
     if (order) {
       if (order.view.quantity !== request.quantity) throw keyReused(request, order.view.quantity);
       return { orderNo, status: order.view.status };
@@ -269,6 +292,15 @@ function answerOfFound(found: FoundOrder): WaitedCheckout {
 }
 
 const soldOutError = (sku: string) => new ApiError(409, 'SOLD_OUT', `${sku} is sold out`);
+/** A retried checkout whose order could not be confirmed now: 503, with Retry-After when the breaker knows it. */
+const couldNotConfirm = (err: unknown) =>
+  new ApiError(
+    503,
+    'UNAVAILABLE',
+    'could not confirm the order, please retry',
+    undefined,
+    err instanceof DependencyUnavailableError ? { 'Retry-After': String(err.retryAfterSeconds) } : undefined,
+  );
 const keyReused = (request: CheckoutRequest, firstQuantity: number) =>
   new ApiError(
     422,

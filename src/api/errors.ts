@@ -4,6 +4,7 @@
  */
 import type { Context, Next } from 'koa';
 import { ZodError } from 'zod';
+import { DependencyUnavailableError, type DependencyName } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 
 export type ErrorCode =
@@ -88,7 +89,10 @@ export function errorMiddleware(logger: Logger) {
       // The request id and code come from / go to the request log middleware (request-log.ts), when mounted.
       const state = ctx.state as { requestId?: string; errorCode?: string };
       state.errorCode = apiError.code;
-      if (apiError.status >= 500) logger.error({ err, reqId: state.requestId, path: ctx.path, method: ctx.method }, 'request failed');
+      // UNAVAILABLE is an answer, not a failure of this process: an unavailable dependency is logged
+      // once per breaker state change (dependency-guard.ts), shedding once per episode, never per request.
+      if (apiError.status >= 500 && apiError.code !== 'UNAVAILABLE')
+        logger.error({ err, reqId: state.requestId, path: ctx.path, method: ctx.method }, 'request failed');
       ctx.status = apiError.status;
       if (apiError.headers) ctx.set(apiError.headers);
       ctx.body = { error: { code: apiError.code, message: apiError.message, ...(apiError.details ? { details: apiError.details } : {}) } };
@@ -96,9 +100,23 @@ export function errorMiddleware(logger: Logger) {
   };
 }
 
+/** What a shopper or operator is told when a dependency is unavailable (the code is UNAVAILABLE either way). */
+const UNAVAILABLE_MESSAGES: Record<DependencyName, string> = {
+  redis: 'the inventory did not answer in time; nothing was reserved by this request, retry shortly',
+  mysql: 'the order store did not answer in time; retry shortly',
+  temporal: 'the order service did not answer in time; retry shortly',
+  workflows: 'the order did not answer in time; retry shortly',
+};
+
+/** 503 UNAVAILABLE with Retry-After: the one answer to a dependency that ran out of time, failed, or has an open breaker. */
+export function unavailable(err: DependencyUnavailableError): ApiError {
+  return new ApiError(503, 'UNAVAILABLE', UNAVAILABLE_MESSAGES[err.dependency], undefined, { 'Retry-After': String(err.retryAfterSeconds) });
+}
+
 /** The API's answer to whatever was thrown (also used to label outcome metrics by code). */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
+  if (err instanceof DependencyUnavailableError) return unavailable(err);
   if (err instanceof ZodError) return invalidRequest(describeZodError(err));
   // Errors from the body parser (http-errors) carry a status and an `expose` flag.
   const httpError = err as { status?: number; statusCode?: number; expose?: boolean; message?: string; type?: string };

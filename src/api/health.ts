@@ -3,6 +3,7 @@
  * server shows as down instead of hanging the probe; and whether the process is draining.
  */
 import type { Client } from '@temporalio/client';
+import { DEPENDENCY_NAMES, type BreakerState, type DependencyGuards, type DependencyName } from '../infra/dependency-guard.js';
 import type { RedisClient } from '../infra/redis.js';
 import type { Store } from '../db/store.js';
 
@@ -11,6 +12,11 @@ export interface HealthReport {
   ok: boolean;
   checks: Record<Dependency, 'up' | 'down'>;
   down: Dependency[];
+}
+
+/** Each dependency's breaker as it stands (an open one: requests that need it fail fast). */
+export function breakerStates(guards: DependencyGuards): Record<DependencyName, BreakerState> {
+  return Object.fromEntries(DEPENDENCY_NAMES.map((name) => [name, guards[name].state])) as Record<DependencyName, BreakerState>;
 }
 
 const TIMEOUT_MS = 1_500;

@@ -7,6 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { DEPENDENCY_NAMES, type BreakerState, type DependencyName, type DependencyObserver } from '../infra/dependency-guard.js';
 import type { ReserveResult } from '../inventory/redis-inventory.js';
 import { STATUS_READ_SOURCES, type StatusReadObserver, type StatusReadSource } from '../orders/order-status-reader.js';
 import type { ErrorCode } from './errors.js';
@@ -27,7 +28,10 @@ const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 const REDIS_BUCKETS = [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 const WORKFLOW_START_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export class ApiMetrics implements StatusReadObserver {
+/** The breaker state gauge's values. */
+const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
+
+export class ApiMetrics implements StatusReadObserver, DependencyObserver {
   readonly registry = new Registry();
   private readonly httpRequests = new Counter({
     name: 'http_requests_total',
@@ -94,6 +98,45 @@ export class ApiMetrics implements StatusReadObserver {
     }),
   );
 
+  private readonly breakerState = new Gauge({
+    name: 'flash_dependency_breaker_state',
+    help: "Each dependency's circuit breaker: 0 closed, 1 half-open (one probe call under way), 2 open (requests that need it fail fast)",
+    labelNames: ['dependency'] as const,
+    registers: [this.registry],
+  });
+  private readonly breakerTransitions = new Counter({
+    name: 'flash_dependency_breaker_transitions_total',
+    help: 'Circuit breaker state changes by dependency and the state entered',
+    labelNames: ['dependency', 'state'] as const,
+    registers: [this.registry],
+  });
+  private readonly deadlineHits = new Counter({
+    name: 'flash_dependency_deadline_hits_total',
+    help: 'Dependency calls of a request that ran past their deadline (answered 503 UNAVAILABLE)',
+    labelNames: ['dependency'] as const,
+    registers: [this.registry],
+  });
+  private readonly breakerRefusals = new Counter({
+    name: 'flash_dependency_breaker_refusals_total',
+    help: 'Requests failed fast (503 UNAVAILABLE, no call made) because the dependency they need had an open breaker',
+    labelNames: ['dependency'] as const,
+    registers: [this.registry],
+  });
+  private readonly shedRequests = new Counter({
+    name: 'flash_requests_shed_total',
+    help: 'Requests answered 503 at once, before any dependency, because MAX_IN_FLIGHT_REQUESTS were in flight',
+    registers: [this.registry],
+  });
+  private inFlight = 0;
+  private readonly inFlightGauge = new Gauge({
+    name: 'flash_requests_in_flight',
+    help: 'Requests this process is working on now (those load shedding counts; long-polls and probes are not)',
+    registers: [this.registry],
+    collect: () => {
+      this.inFlightGauge.set(this.inFlight);
+    },
+  });
+
   private readonly httpChildren = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<string> }>();
   private readonly checkoutChildren = new Map<string, Counter.Internal>();
   private readonly reserveChildren = new Map<string, Histogram.Internal<string>>();
@@ -101,6 +144,34 @@ export class ApiMetrics implements StatusReadObserver {
   constructor(options: { defaultMetrics?: boolean } = {}) {
     // Process metrics: CPU, memory, event-loop lag, GC, handles.
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    // Every dependency exported from the start, so a dashboard sees closed breakers and zero counts.
+    for (const dependency of DEPENDENCY_NAMES) {
+      this.breakerState.labels(dependency).set(0);
+      this.deadlineHits.labels(dependency).inc(0);
+      this.breakerRefusals.labels(dependency).inc(0);
+    }
+  }
+
+  breakerStateChanged(dependency: DependencyName, state: BreakerState): void {
+    this.breakerState.labels(dependency).set(BREAKER_STATE_VALUE[state]);
+    this.breakerTransitions.labels(dependency, state).inc();
+  }
+
+  deadlineHit(dependency: DependencyName): void {
+    this.deadlineHits.labels(dependency).inc();
+  }
+
+  refusedByBreaker(dependency: DependencyName): void {
+    this.breakerRefusals.labels(dependency).inc();
+  }
+
+  requestShed(): void {
+    this.shedRequests.inc();
+  }
+
+  /** Requests counted by load shedding now (read at scrape time). */
+  setInFlight(count: number): void {
+    this.inFlight = count;
   }
 
   /** One answered request; `route` is the router's template or UNMATCHED_ROUTE. */

@@ -4,7 +4,8 @@
  */
 import type { AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
-import { OrderUnavailableError, type OrderClient } from '../orders/order-client.js';
+import { Deadline } from '../infra/dependency-guard.js';
+import type { OrderClient } from '../orders/order-client.js';
 import type { OrderStatusReader } from '../orders/order-status-reader.js';
 import type { PaymentOutcome, RefundReason } from '../workflows/definitions.js';
 import { ApiError } from './errors.js';
@@ -25,7 +26,10 @@ export interface PaymentEvent {
 }
 
 export class PaymentWebhook {
-  /** `statusReader`: told of each delivered payment, so this process's readers see it at once. */
+  /**
+   * `store`: seen through the MySQL guard (each query bounded by MYSQL_TIMEOUT); `statusReader`:
+   * told of each delivered payment, so this process's readers see it at once.
+   */
   constructor(private readonly deps: { config: AppConfig; store: Store; orders: OrderClient; statusReader?: OrderStatusReader }) {}
 
   verify(rawBody: string, header: string | undefined): void {
@@ -33,9 +37,11 @@ export class PaymentWebhook {
     if (!check.ok) throw new ApiError(400, 'INVALID_SIGNATURE', check.reason);
   }
 
+  /** Answered within WRITE_DEADLINE while one dependency hangs; a 503 leaves the event to the provider's retry. */
   async handle(event: PaymentEvent): Promise<WebhookAnswer> {
     const { store, orders } = this.deps;
-    if (!(await orders.queryLive(event.orderNo)) && !(await orders.fromDatabase(event.orderNo))) {
+    const deadline = Deadline.in(this.deps.config.deadlines.writeMs);
+    if (!(await orders.queryLive(event.orderNo, deadline)) && !(await orders.fromDatabase(event.orderNo, deadline))) {
       throw new ApiError(404, 'ORDER_NOT_FOUND', `no order ${event.orderNo}`);
     }
     // Record first: once the row exists the payment can never be lost, whatever happens next.
@@ -47,12 +53,8 @@ export class PaymentWebhook {
     }
     let verdict;
     try {
-      verdict = await orders.pay(event.orderNo, { eventId: event.eventId, amountCents: event.amountCents });
-    } catch (err) {
-      // Kept as RECEIVED: the provider's retry, or the reconciler, delivers it again.
-      if (err instanceof OrderUnavailableError)
-        throw new ApiError(503, 'UNAVAILABLE', 'the payment is recorded but its order did not answer in time; retry later');
-      throw err;
+      // Not answered in time: kept as RECEIVED, the provider's retry (or the reconciler) delivers it again.
+      verdict = await orders.pay(event.orderNo, { eventId: event.eventId, amountCents: event.amountCents }, deadline);
     } finally {
       this.deps.statusReader?.changed(event.orderNo);
     }

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { Dependency } from './health.js';
+import type { BreakerState, DependencyName } from '../infra/dependency-guard.js';
 import type { WebhookAnswer } from './payments.js';
 import type { SaleView } from './sales.js';
 import type { AdminOrderView, AdminPaymentView, AdminSaleView, SaleStats } from './admin.js';
@@ -128,10 +129,17 @@ const healthChecksSchema = z
   .object({ redis: z.enum(['up', 'down']), mysql: z.enum(['up', 'down']), temporal: z.enum(['up', 'down']) })
   .meta({ id: 'HealthChecks' });
 
-export const healthOkSchema = z.object({ status: z.literal('ok'), checks: healthChecksSchema }).meta({ id: 'HealthOk' });
-/** /healthz's 503: the error shape plus the checks, so a probe sees what is down. */
-/** A dependency down (with the checks), or draining after SIGTERM (without them). */
-export const healthDownSchema = errorBodySchema.extend({ checks: healthChecksSchema.optional() }).meta({ id: 'HealthDown' });
+const breakerStateSchema = z.enum(['closed', 'open', 'half-open']);
+/** Each dependency's circuit breaker in this process (`workflows`: the order workflows answering, i.e. the worker). */
+const breakersSchema = z
+  .object({ redis: breakerStateSchema, mysql: breakerStateSchema, temporal: breakerStateSchema, workflows: breakerStateSchema })
+  .meta({ id: 'Breakers' });
+
+export const healthOkSchema = z.object({ status: z.literal('ok'), checks: healthChecksSchema, breakers: breakersSchema }).meta({ id: 'HealthOk' });
+/** A dependency down (with the checks and breakers), or draining after SIGTERM (without them). */
+export const healthDownSchema = errorBodySchema
+  .extend({ checks: healthChecksSchema.optional(), breakers: breakersSchema.optional() })
+  .meta({ id: 'HealthDown' });
 
 export const livenessSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Liveness' });
 
@@ -208,6 +216,8 @@ sameShape<SameShape<z.infer<typeof saleSchema>, SaleView>>(true);
 sameShape<SameShape<z.infer<typeof orderSchema>, OrderView>>(true);
 sameShape<SameShape<Omit<z.infer<typeof webhookAnswerSchema>, 'received'>, WebhookAnswer>>(true);
 sameShape<SameShape<keyof z.infer<typeof healthChecksSchema>, Dependency>>(true);
+sameShape<SameShape<keyof z.infer<typeof breakersSchema>, DependencyName>>(true);
+sameShape<SameShape<z.infer<typeof breakerStateSchema>, BreakerState>>(true);
 sameShape<SameShape<z.infer<typeof saleStatsSchema>, SaleStats>>(true);
 sameShape<SameShape<z.infer<typeof adminOrderSchema>, AdminOrderView>>(true);
 sameShape<SameShape<z.infer<typeof adminPaymentSchema>, AdminPaymentView>>(true);

@@ -14,6 +14,7 @@ import { ORDER_CHANGED_CHANNEL, OrderChangeNotifier } from '../orders/order-chan
 import { subscribeChannels } from '../infra/redis-subscription.js';
 import { STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
 import { createApp } from './app.js';
+import { createDependencyGuards } from './guards.js';
 import { Readiness } from './health.js';
 import { ApiMetrics } from './metrics.js';
 import { SoldOutCache } from './sold-out-cache.js';
@@ -33,7 +34,8 @@ export interface StartApiOptions {
 
 export async function startApi(config: AppConfig, port = config.port, options: StartApiOptions = {}): Promise<RunningApi> {
   const logger = options.logger ?? createLogger(config, 'api');
-  const redis = createRedis(config);
+  // Every command of the API's requests is bounded (REDIS_TIMEOUT); the worker's background work is not.
+  const redis = createRedis(config, { commandTimeout: config.deadlines.redisMs });
   // Without a listener ioredis prints every reconnect failure as "unhandled"; /healthz reports it.
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   const store = new Store(createMysqlPool(config));
@@ -42,12 +44,13 @@ export async function startApi(config: AppConfig, port = config.port, options: S
   const readiness = new Readiness();
   // One metrics registry for the process, served at /metrics.
   const metrics = new ApiMetrics();
-  const orders = new OrderClient(temporal, store, config.temporal.taskQueue);
+  const guards = createDependencyGuards(config, metrics, logger);
+  const orders = new OrderClient(temporal, store, config.temporal.taskQueue, guards);
   // Kept here so close() can answer the long-polls at once instead of holding shutdown for them.
   const statusReader = OrderStatusReader.fromConfig(orders, config, metrics, new OrderChangeNotifier(redis));
   // One subscription for the caches that notifications keep safe: the sold-out flag, the status cache.
   const subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener(), [ORDER_CHANGED_CHANNEL]: statusReader.listener() }, logger);
-  const app = createApp({ config, redis, store, temporal, logger, soldOut, readiness, metrics, orders, statusReader });
+  const app = createApp({ config, redis, store, temporal, logger, soldOut, readiness, metrics, guards, orders, statusReader });
   const server = app.listen(port, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   // Keep-alive longer than typical load balancers' idle timeout avoids resets under load.

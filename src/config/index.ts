@@ -136,6 +136,18 @@ const envSchema = z.object({
   STATUS_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(50_000),
   /** Concurrent long-polls (GET /api/orders/:orderNo?waitForChange=) per API process. */
   STATUS_LONG_POLL_MAX_WAITERS: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  // Deadlines of the API's answers (src/infra/dependency-guard.ts): past one, 503 UNAVAILABLE + Retry-After.
+  CHECKOUT_DEADLINE: durationString.default('2s'),
+  READ_DEADLINE: durationString.default('2s'),
+  WRITE_DEADLINE: durationString.default('5s'),
+  /** Each Redis command of a request (the worker's background work keeps no such bound). */
+  REDIS_TIMEOUT: durationString.default('500ms'),
+  /** Each MySQL query of a request. */
+  MYSQL_TIMEOUT: durationString.default('1s'),
+  BREAKER_FAILURES: z.coerce.number().int().min(1).max(1_000).default(5),
+  BREAKER_HALF_OPEN_AFTER: durationString.default('2s'),
+  /** Requests one API process works on at once; beyond it, 503 at once (long-polls have their own bound). */
+  MAX_IN_FLIGHT_REQUESTS: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
@@ -204,6 +216,12 @@ export interface AppConfig {
   statusCacheNotifiedMs: number;
   statusCacheMaxEntries: number;
   statusLongPollMaxWaiters: number;
+  /** Bounds of the API's answers and of each dependency call on a request path (ms). */
+  deadlines: { checkoutMs: number; readMs: number; writeMs: number; redisMs: number; mysqlMs: number };
+  /** Circuit breakers per dependency: consecutive failures that open one, and when it probes again. */
+  breaker: { failureThreshold: number; halfOpenAfterMs: number };
+  /** Requests in flight per API process before it sheds (0: no bound). */
+  maxInFlightRequests: number;
 }
 
 export class ConfigError extends Error {}
@@ -263,6 +281,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     statusCacheNotifiedMs: e.STATUS_CACHE_NOTIFIED_MS,
     statusCacheMaxEntries: e.STATUS_CACHE_MAX_ENTRIES,
     statusLongPollMaxWaiters: e.STATUS_LONG_POLL_MAX_WAITERS,
+    deadlines: {
+      checkoutMs: durationToMs(e.CHECKOUT_DEADLINE),
+      readMs: durationToMs(e.READ_DEADLINE),
+      writeMs: durationToMs(e.WRITE_DEADLINE),
+      redisMs: durationToMs(e.REDIS_TIMEOUT),
+      mysqlMs: durationToMs(e.MYSQL_TIMEOUT),
+    },
+    breaker: { failureThreshold: e.BREAKER_FAILURES, halfOpenAfterMs: durationToMs(e.BREAKER_HALF_OPEN_AFTER) },
+    maxInFlightRequests: e.MAX_IN_FLIGHT_REQUESTS,
   };
 }
 

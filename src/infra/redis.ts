@@ -1,4 +1,4 @@
-import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, ReplyError, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { AppConfig } from '../config/index.js';
 
 /**
@@ -90,4 +90,18 @@ export function duplicateRedis(client: RedisClient, options: RedisOptions = {}):
     });
   }
   return client.duplicate(options);
+}
+
+/** Replies by which a Redis server says it cannot serve now (loading, busy with a script, failing over). */
+const UNWELL_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
+
+/**
+ * Whether an error says Redis is unwell (no connection, a command timed out, a server that cannot
+ * serve now) rather than answering (a script's own error, or a rate limiter's rejection, which is
+ * no Error at all): only the former counts against the API's Redis breaker and answers 503.
+ */
+export function isRedisFailure(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err instanceof ReplyError) return UNWELL_REPLY.test(err.message);
+  return true;
 }

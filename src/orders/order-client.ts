@@ -15,6 +15,8 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import type { Store } from '../db/store.js';
+import { isMysqlFailure } from '../db/pool.js';
+import { boundBy, Deadline, DependencyGuard, type DependencyGuards } from '../infra/dependency-guard.js';
 import {
   awaitPersistedUpdate,
   cancelOrderSignal,
@@ -68,22 +70,49 @@ export class OrderNotCancellableError extends Error {
   }
 }
 
-/** The order's workflow did not answer in time (no worker, or Temporal is down): try again later. */
-export class OrderUnavailableError extends Error {
-  constructor(orderNo: string, cause: unknown) {
-    super(`order ${orderNo} did not answer in time`, { cause });
-    this.name = 'OrderUnavailableError';
-  }
-}
-
 /** gRPC status DEADLINE_EXCEEDED: what Temporal answers a query no worker took in time. */
 const GRPC_DEADLINE_EXCEEDED = 4;
 
-/** How long a read waits for the running order's `status` query before answering "retry later". */
-const QUERY_TIMEOUT_MS = 10_000;
+/**
+ * How long a call waits when its caller gives no deadline (the reconciler, the tools): the API
+ * always gives one (CHECKOUT_DEADLINE, READ_DEADLINE, WRITE_DEADLINE).
+ */
+const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 
-/** How long a payment or cancel waits for the order's workflow to answer. */
-const UPDATE_TIMEOUT_MS = 10_000;
+/** The longest a waiting start gives the server to say whether the start it sent took effect. */
+const START_OUTCOME_WAIT_MS = 200;
+
+/** The guards the order client calls through: Temporal's frontend, the order workflows (the worker), MySQL. */
+export type OrderClientGuards = Pick<DependencyGuards, 'temporal' | 'workflows' | 'mysql'>;
+
+/**
+ * Errors that say Temporal (or the worker behind a query or Update) is unwell, as opposed to its
+ * answers (not found, already started, an Update refused): these count against a breaker and
+ * answer 503.
+ */
+export function isTemporalFailure(err: unknown): boolean {
+  if (
+    err instanceof WorkflowNotFoundError ||
+    err instanceof QueryRejectedError ||
+    err instanceof WorkflowExecutionAlreadyStartedError ||
+    err instanceof WorkflowUpdateFailedError
+  ) {
+    return false;
+  }
+  return err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || isDeadlineExceeded(err);
+}
+
+/** Guards that classify failures alike but never open: for callers without an API's breakers. */
+function unguarded(): OrderClientGuards {
+  const never = { failureThreshold: Number.MAX_SAFE_INTEGER, halfOpenAfterMs: 0 };
+  return {
+    temporal: new DependencyGuard('temporal', { ...never, isFailure: isTemporalFailure }),
+    workflows: new DependencyGuard('workflows', { ...never, isFailure: isTemporalFailure }),
+    mysql: new DependencyGuard('mysql', { ...never, isFailure: isMysqlFailure }),
+  };
+}
+
+const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
 
 /**
  * What a waiting start learned within its wait. DECIDED: persistence has an outcome, `state` is
@@ -94,29 +123,54 @@ const UPDATE_TIMEOUT_MS = 10_000;
 export type AwaitedStart = { outcome: 'DECIDED'; state: OrderState } | { outcome: 'RUNNING' } | { outcome: 'ALREADY_CLOSED' };
 
 export class OrderClient {
+  private readonly guards: OrderClientGuards;
+
+  /**
+   * `guards`: the API's breakers and per-call bounds; without them (the worker's reconciler, the
+   * tools) calls are bounded by their deadlines only. Either way a dependency that fails or does
+   * not answer in time surfaces as DependencyUnavailableError (the API's 503).
+   */
   constructor(
     private readonly temporal: Client,
     private readonly store: Store,
     private readonly taskQueue: string,
-  ) {}
+    guards?: OrderClientGuards,
+  ) {
+    this.guards = guards ?? unguarded();
+  }
+
+  /** Whether Temporal's breaker lets a call through now; throws DependencyUnavailableError if not. */
+  assertTemporalAvailable(): void {
+    this.guards.temporal.assertAvailable();
+  }
+
+  /** A call to Temporal's frontend (start, describe, count), with the deadline as its gRPC deadline too. */
+  private onTemporal<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
+    return this.guards.temporal.call(deadline, () => this.temporal.connection.withDeadline(deadline.at, call));
+  }
+
+  /** A call the order's workflow must answer (a query, an Update): it needs a worker as well. */
+  private onWorkflow<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
+    return this.guards.workflows.call(deadline, () => this.temporal.connection.withDeadline(deadline.at, call));
+  }
+
+  private onMysql<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
+    return this.guards.mysql.call(deadline, call);
+  }
 
   /**
    * Starts the order's workflow. A second start of the same order (an idempotent retry) attaches to
    * the running workflow; an order number is never reused for a new workflow once one has closed
    * (ALREADY_CLOSED: the order exists and has ended).
    */
-  async start(input: OrderInput): Promise<'STARTED' | 'ALREADY_CLOSED'> {
+  async start(input: OrderInput, deadline = defaultDeadline()): Promise<'STARTED' | 'ALREADY_CLOSED'> {
     try {
-      await this.startWorkflow(input);
+      await this.onTemporal(deadline, () => this.temporal.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, this.startOptions(input)));
       return 'STARTED';
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return 'ALREADY_CLOSED';
       throw err;
     }
-  }
-
-  private async startWorkflow(input: OrderInput): Promise<void> {
-    await this.temporal.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, this.startOptions(input));
   }
 
   private startOptions(input: OrderInput) {
@@ -144,18 +198,25 @@ export class OrderClient {
    * fails or runs out of time before the server said the workflow started, a plain start with the
    * same id (idempotent) confirms it, so a stalled worker means RUNNING (202), not a released order,
    * and a server without Update-with-Start degrades to the polling answer instead of failing.
+   *
+   * The wait itself counts against no breaker (an order not decided in time is an answer); the
+   * confirming start does, and ends by `deadline`.
    */
-  async startAndAwaitPersisted(input: OrderInput, waitMs: number): Promise<AwaitedStart> {
+  async startAndAwaitPersisted(input: OrderInput, waitMs: number, deadline = Deadline.in(waitMs + DEFAULT_CALL_TIMEOUT_MS)): Promise<AwaitedStart> {
+    this.assertTemporalAvailable();
     const startOperation = new WithStartWorkflowOperation<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, this.startOptions(input));
+    const waitUntil = Deadline.in(waitMs);
     try {
-      const state = await this.temporal.connection.withDeadline(Date.now() + waitMs, () =>
-        this.temporal.workflow.executeUpdateWithStart(awaitPersistedUpdate, { startWorkflowOperation: startOperation }),
+      const state = await boundBy(waitUntil, () =>
+        this.temporal.connection.withDeadline(waitUntil.at, () =>
+          this.temporal.workflow.executeUpdateWithStart(awaitPersistedUpdate, { startWorkflowOperation: startOperation }),
+        ),
       );
       return { outcome: 'DECIDED', state };
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return { outcome: 'ALREADY_CLOSED' };
-      // The start operation settles either way: resolved once the server answered for the start.
-      const started = await startOperation.workflowHandle().then(
+      // The start operation settles once the server answered for the start (or the call failed).
+      const started = await boundBy(Deadline.in(START_OUTCOME_WAIT_MS), () => startOperation.workflowHandle()).then(
         () => true,
         () => false,
       );
@@ -164,36 +225,35 @@ export class OrderClient {
       if (started) return { outcome: 'RUNNING' };
       // Unknown (the wait ran out before any answer, the answer was lost, or a server that refuses
       // Update-with-Start): the plain start settles it; if it fails too, the caller settles it.
-      return (await this.start(input)) === 'STARTED' ? { outcome: 'RUNNING' } : { outcome: 'ALREADY_CLOSED' };
+      return (await this.start(input, deadline)) === 'STARTED' ? { outcome: 'RUNNING' } : { outcome: 'ALREADY_CLOSED' };
     }
   }
 
   /** The order from its running workflow, else from MySQL; null when neither knows it. */
-  async find(orderNo: string): Promise<FoundOrder | null> {
-    const live = await this.queryLive(orderNo);
+  async find(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
+    const live = await this.queryLive(orderNo, deadline);
     if (live) return { view: viewOfState(live), userId: live.userId, live, ...(live.failureReason ? { failureReason: live.failureReason } : {}) };
-    return this.fromDatabase(orderNo);
+    return this.fromDatabase(orderNo, deadline);
   }
 
-  /** The open workflow's state; null when it is closed or does not exist. */
-  async queryLive(orderNo: string): Promise<OrderState | null> {
+  /**
+   * The open workflow's state; null when it is closed or does not exist. A worker that does not
+   * take the query in time (stalled or busy) or a Temporal that does not answer: the order cannot
+   * say where it stands right now, DependencyUnavailableError (callers answer "retry later").
+   */
+  async queryLive(orderNo: string, deadline = defaultDeadline()): Promise<OrderState | null> {
     try {
       // The client rejects queries to closed workflows (queryRejectCondition NOT_OPEN), which
       // saves a worker from replaying a finished history; MySQL has the final state then.
-      // Bounded: without a worker the server would hold the query for about 30 s.
-      return await this.temporal.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(orderNo).query(statusQuery));
+      return await this.onWorkflow(deadline, () => this.handle(orderNo).query(statusQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError || err instanceof QueryRejectedError) return null;
-      // No worker picked the query up in time (stalled or busy), or Temporal itself did not answer:
-      // the order cannot say where it stands right now; callers answer "retry later", not a 500.
-      // (A fresh-clone CI run once got a 500 here from a query that timed out in another shape.)
-      if (err instanceof ServiceError || isDeadlineExceeded(err)) throw new OrderUnavailableError(orderNo, err);
       throw err;
     }
   }
 
-  async fromDatabase(orderNo: string): Promise<FoundOrder | null> {
-    const row = await this.store.getOrder(orderNo);
+  async fromDatabase(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
+    const row = await this.onMysql(deadline, () => this.store.getOrder(orderNo));
     if (!row) return null;
     return {
       userId: row.userId,
@@ -217,22 +277,22 @@ export class OrderClient {
    * the workflow's verdict on it. An order whose workflow has closed can no longer apply it: its
    * verdict is REFUND_REQUIRED, with the reason its final state gives.
    */
-  async pay(orderNo: string, payment: PaymentReceived): Promise<PaymentVerdict> {
+  async pay(orderNo: string, payment: PaymentReceived, deadline = defaultDeadline()): Promise<PaymentVerdict> {
     try {
-      return await this.withinDeadline(orderNo, () => this.handle(orderNo).executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` }));
+      return await this.onWorkflow(deadline, () => this.handle(orderNo).executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` }));
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo);
-      if (isMissingHandler(err)) return this.payBySignal(orderNo, payment);
+      if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo, deadline);
+      if (isMissingHandler(err)) return this.payBySignal(orderNo, payment, deadline);
       throw err;
     }
   }
 
   /** The shopper's cancel: the `cancel` Update, whose validator applies the rule (isCancellable). */
-  async cancel(order: FoundOrder): Promise<void> {
+  async cancel(order: FoundOrder, deadline = defaultDeadline()): Promise<void> {
     if (!order.live) throw new OrderNotCancellableError(order);
     const orderNo = order.view.orderNo;
     try {
-      await this.withinDeadline(orderNo, () => this.handle(orderNo).executeUpdate(cancelUpdate, {}));
+      await this.onWorkflow(deadline, () => this.handle(orderNo).executeUpdate(cancelUpdate, {}));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError || (err instanceof WorkflowUpdateFailedError && err.cause?.message.startsWith(NOT_CANCELLABLE))) {
         throw new OrderNotCancellableError(order);
@@ -240,46 +300,37 @@ export class OrderClient {
       if (!isMissingHandler(err)) throw err;
       // An order started before the cancel Update existed takes the signal, under the same rule.
       if (!isCancellable(order.live)) throw new OrderNotCancellableError(order);
-      await this.handle(orderNo).signal(cancelOrderSignal);
+      await this.onTemporal(deadline, () => this.handle(orderNo).signal(cancelOrderSignal));
     }
   }
 
   /** Orders started before the pay Update existed: signal, then read the verdict with a query. */
-  private async payBySignal(orderNo: string, payment: PaymentReceived): Promise<PaymentVerdict> {
+  private async payBySignal(orderNo: string, payment: PaymentReceived, deadline: Deadline): Promise<PaymentVerdict> {
     try {
-      await this.handle(orderNo).signal(paymentReceivedSignal, payment);
+      await this.onTemporal(deadline, () => this.handle(orderNo).signal(paymentReceivedSignal, payment));
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo);
+      if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo, deadline);
       throw err;
     }
     // A query after a signal observes it (queries are strongly consistent). A workflow that closed
     // meanwhile recorded the payment itself.
-    const record = (await this.queryLive(orderNo))?.payments.find((p) => p.eventId === payment.eventId);
+    const record = (await this.queryLive(orderNo, deadline))?.payments.find((p) => p.eventId === payment.eventId);
     if (record) return record.refundReason ? { outcome: record.outcome, refundReason: record.refundReason } : { outcome: record.outcome };
-    const stored = await this.store.getPayment(payment.eventId);
+    const stored = await this.onMysql(deadline, () => this.store.getPayment(payment.eventId));
     if (stored?.outcome === 'APPLIED') return { outcome: 'APPLIED' };
-    return this.verdictOfClosedOrder(orderNo);
+    return this.verdictOfClosedOrder(orderNo, deadline);
   }
 
-  private async verdictOfClosedOrder(orderNo: string): Promise<PaymentVerdict> {
-    const status = (await this.store.getOrder(orderNo))?.status;
+  private async verdictOfClosedOrder(orderNo: string, deadline: Deadline): Promise<PaymentVerdict> {
+    const status = (await this.onMysql(deadline, () => this.store.getOrder(orderNo)))?.status;
     const refundReason = status === 'PAID' ? 'ALREADY_PAID' : status === 'FAILED' ? 'ORDER_FAILED' : 'ORDER_NOT_AWAITING_PAYMENT';
     return { outcome: 'REFUND_REQUIRED', refundReason };
   }
 
-  private async withinDeadline<T>(orderNo: string, call: () => Promise<T>): Promise<T> {
-    try {
-      return await this.temporal.connection.withDeadline(Date.now() + UPDATE_TIMEOUT_MS, call);
-    } catch (err) {
-      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw new OrderUnavailableError(orderNo, err);
-      throw err;
-    }
-  }
-
   /** Whether the order's workflow runs, has closed, or was never started. */
-  async workflowState(orderNo: string): Promise<'RUNNING' | 'CLOSED' | 'NOT_FOUND'> {
+  async workflowState(orderNo: string, deadline = defaultDeadline()): Promise<'RUNNING' | 'CLOSED' | 'NOT_FOUND'> {
     try {
-      const description = await this.handle(orderNo).describe();
+      const description = await this.onTemporal(deadline, () => this.handle(orderNo).describe());
       return description.status.name === 'RUNNING' ? 'RUNNING' : 'CLOSED';
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return 'NOT_FOUND';
@@ -291,13 +342,13 @@ export class OrderClient {
    * How many OrderWorkflows of the SKU are running (PENDING or AWAITING_PAYMENT orders), from
    * Temporal visibility: eventually consistent, a moment behind the workflows themselves.
    */
-  async countRunning(sku: string): Promise<number> {
+  async countRunning(sku: string, deadline = defaultDeadline()): Promise<number> {
     const query = [
       `WorkflowType = ${visibilityString(ORDER_WORKFLOW_TYPE)}`,
       `${ORDER_SKU_SEARCH_ATTRIBUTE.name} = ${visibilityString(sku)}`,
       `ExecutionStatus = 'Running'`,
     ].join(' AND ');
-    const { count } = await this.temporal.workflow.count(query);
+    const { count } = await this.onTemporal(deadline, () => this.temporal.workflow.count(query));
     return count;
   }
 

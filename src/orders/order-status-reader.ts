@@ -24,6 +24,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { AppConfig } from '../config/index.js';
+import { Deadline } from '../infra/dependency-guard.js';
 import type { OrderStatus } from '../workflows/definitions.js';
 import type { ChannelListener } from '../infra/redis-subscription.js';
 import type { OrderChangeNotifier } from './order-changes.js';
@@ -50,6 +51,8 @@ export interface OrderStatusReaderOptions {
   maxEntries: number;
   /** The most concurrent long-poll waits of this process. */
   maxWaiters: number;
+  /** How long one read may take (READ_DEADLINE): past it, DependencyUnavailableError. Default 10 s. */
+  readTimeoutMs?: number;
   observer?: StatusReadObserver;
 }
 
@@ -80,6 +83,8 @@ const PENDING_RECHECK_MS = 250;
 const CHANGING_RECHECK_MS = 100;
 /** A waiting AWAITING_PAYMENT order is re-read this often when the cache is off. */
 const UNCACHED_RECHECK_MS = 1_000;
+/** How long a read may take when no READ_DEADLINE was given. */
+const DEFAULT_READ_TIMEOUT_MS = 10_000;
 /** How long an order stays "changing" (uncached while open) after a local pay or cancel at most. */
 const CHANGING_TTL_MS = 30_000;
 
@@ -112,6 +117,7 @@ export class OrderStatusReader {
       notifiedCacheMs: Math.max(config.statusCacheMs, config.statusCacheNotifiedMs),
       maxEntries: config.statusCacheMaxEntries,
       maxWaiters: config.statusLongPollMaxWaiters,
+      readTimeoutMs: config.deadlines.readMs,
       ...(observer ? { observer } : {}),
     });
   }
@@ -142,7 +148,7 @@ export class OrderStatusReader {
     flight.answer = (async () => {
       let source: StatusReadSource = 'workflow';
       try {
-        const found = await this.orders.find(orderNo);
+        const found = await this.orders.find(orderNo, Deadline.in(this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS));
         if (!found?.live) source = 'database';
         // Not cached when a local change came in meanwhile (changed() dropped this flight): it may predate it.
         if (this.inflight.get(orderNo) === flight) this.remember(orderNo, found, startedAt, this.notified && epoch === this.epoch);

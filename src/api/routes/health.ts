@@ -4,15 +4,17 @@ import type { Context } from 'koa';
 import type { RedisClient } from '../../infra/redis.js';
 import type { Store } from '../../db/store.js';
 import { route } from '../documented-route.js';
-import { checkHealth, type Readiness } from '../health.js';
+import type { DependencyGuards } from '../../infra/dependency-guard.js';
+import { breakerStates, checkHealth, type Readiness } from '../health.js';
 import { healthDownSchema, healthOkSchema, livenessSchema } from '../response-schemas.js';
 
 /**
  * GET /livez: the process serves (no dependency is asked; a restart would not help them).
  * GET /readyz: 200 when Redis, MySQL and Temporal answer and the process is not draining, else 503
- * naming why. GET /healthz: the same as /readyz, kept for the tools that poll it.
+ * naming why; either way with each dependency's breaker. GET /healthz: the same as /readyz, kept
+ * for the tools that poll it.
  */
-export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal: Client; readiness?: Readiness }): Router {
+export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal: Client; guards: DependencyGuards; readiness?: Readiness }): Router {
   const router = new Router();
   route(
     router,
@@ -35,13 +37,15 @@ export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal:
       return;
     }
     const report = await checkHealth(deps);
+    // The breakers say what this process's requests meet now; the checks, what a round trip finds.
+    const breakers = breakerStates(deps.guards);
     ctx.status = report.ok ? 200 : 503;
     ctx.body = report.ok
-      ? { status: 'ok', checks: report.checks }
-      : { error: { code: 'UNAVAILABLE', message: `down: ${report.down.join(', ')}` }, checks: report.checks };
+      ? { status: 'ok', checks: report.checks, breakers }
+      : { error: { code: 'UNAVAILABLE', message: `down: ${report.down.join(', ')}` }, checks: report.checks, breakers };
   };
   for (const [path, operationId, summary] of [
-    ['/readyz', 'getReadiness', 'Ready for traffic: Redis, MySQL and Temporal answer and the process is not draining'],
+    ['/readyz', 'getReadiness', "Ready for traffic: Redis, MySQL and Temporal answer and the process is not draining; with each dependency's breaker"],
     ['/healthz', 'getHealth', 'The same as /readyz, kept for the tools that poll it'],
   ] as const) {
     route(

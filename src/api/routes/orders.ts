@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { OrderNotCancellableError, OrderUnavailableError, type OrderClient } from '../../orders/order-client.js';
+import { Deadline } from '../../infra/dependency-guard.js';
+import { OrderNotCancellableError, type OrderClient } from '../../orders/order-client.js';
 import type { RedisInventory } from '../../inventory/redis-inventory.js';
 import { TooManyWaitersError, type OrderStatusReader } from '../../orders/order-status-reader.js';
 import type { ShopperAuth } from '../auth.js';
@@ -38,8 +39,10 @@ export function orderRoutes(deps: {
   statusReader: OrderStatusReader;
   inventory: RedisInventory;
   metrics: ApiMetrics;
+  /** WRITE_DEADLINE: the cancel's Update must have its answer by then. */
+  writeDeadlineMs: number;
 }): Router {
-  const { auth, checkout, orders, statusReader, inventory, metrics } = deps;
+  const { auth, checkout, orders, statusReader, inventory, metrics, writeDeadlineMs } = deps;
   const router = new Router();
 
   route(
@@ -181,7 +184,6 @@ export function orderRoutes(deps: {
       } catch (err) {
         if (err instanceof TooManyWaitersError)
           throw new ApiError(503, 'UNAVAILABLE', 'too many status waits on this server; retry shortly', undefined, { 'Retry-After': '1' });
-        if (err instanceof OrderUnavailableError) throw new ApiError(503, 'UNAVAILABLE', 'the order did not answer in time; retry shortly');
         throw err;
       } finally {
         ctx.res.off('close', onClose);
@@ -211,18 +213,19 @@ export function orderRoutes(deps: {
     },
     async (ctx) => {
       const userId = await auth.authenticate(ctx);
+      const deadline = Deadline.in(writeDeadlineMs);
       const order = await findOwnOrder(statusReader, ctx.params.orderNo ?? '', userId);
       try {
-        await orders.cancel(order);
+        await orders.cancel(order, deadline);
       } catch (err) {
         if (err instanceof OrderNotCancellableError) throw new ApiError(409, 'NOT_CANCELLABLE', err.message);
-        if (err instanceof OrderUnavailableError) throw new ApiError(503, 'UNAVAILABLE', 'the order did not answer in time; retry later');
         throw err;
       } finally {
         statusReader.changed(order.view.orderNo);
       }
       // Counted against the shopper: a checkout-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
-      await inventory.countCancel(order.view.sku, userId);
+      // The cancel is done whatever Redis says: a count Redis could not take is one the bound misses.
+      await inventory.countCancel(order.view.sku, userId).catch(() => undefined);
       ctx.status = 202;
       ctx.body = { orderNo: order.view.orderNo, status: order.view.status, cancelRequested: true };
     },

@@ -1,0 +1,31 @@
+/**
+ * The API process's dependency guards (src/infra/dependency-guard.ts): one breaker per dependency,
+ * with what counts as its failure and its per-call bound, from BREAKER_FAILURES,
+ * BREAKER_HALF_OPEN_AFTER, REDIS_TIMEOUT and MYSQL_TIMEOUT. Temporal's calls take the request's
+ * own deadline (CHECKOUT_DEADLINE, READ_DEADLINE, WRITE_DEADLINE) instead of a per-call bound.
+ */
+import type { AppConfig } from '../config/index.js';
+import { isMysqlFailure } from '../db/pool.js';
+import { DependencyGuard, type DependencyGuards, type DependencyObserver } from '../infra/dependency-guard.js';
+import type { Logger } from '../infra/logger.js';
+import { isRedisFailure } from '../infra/redis.js';
+import { isTemporalFailure } from '../orders/order-client.js';
+
+export function createDependencyGuards(config: Pick<AppConfig, 'breaker' | 'deadlines'>, observer: DependencyObserver, logger: Logger): DependencyGuards {
+  const common = {
+    failureThreshold: config.breaker.failureThreshold,
+    halfOpenAfterMs: config.breaker.halfOpenAfterMs,
+    observer,
+    log: ({ dependency, state, cause }: { dependency: string; state: string; cause?: string }) => {
+      const fields = { dependency, state, ...(cause ? { cause } : {}) };
+      if (state === 'open') logger.warn(fields, `circuit breaker opened: requests that need ${dependency} fail fast`);
+      else logger.info(fields, `circuit breaker ${state}`);
+    },
+  };
+  return {
+    redis: new DependencyGuard('redis', { ...common, callTimeoutMs: config.deadlines.redisMs, isFailure: isRedisFailure }),
+    mysql: new DependencyGuard('mysql', { ...common, callTimeoutMs: config.deadlines.mysqlMs, isFailure: isMysqlFailure }),
+    temporal: new DependencyGuard('temporal', { ...common, isFailure: isTemporalFailure }),
+    workflows: new DependencyGuard('workflows', { ...common, isFailure: isTemporalFailure }),
+  };
+}

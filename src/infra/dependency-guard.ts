@@ -1,0 +1,254 @@
+/**
+ * Every answer is bounded: a call to a dependency on a request path runs under a deadline and
+ * behind that dependency's circuit breaker (cockatiel). A dependency that hangs (SIGSTOP, a GC
+ * pause, a stalled disk) costs a request at most its deadline; once it has failed
+ * `failureThreshold` times in a row its breaker opens and requests that need it fail at once,
+ * until a single probe call after `halfOpenAfterMs` finds it well again.
+ *
+ * A call that ran out of time may still take effect later (the command sits in the hung server's
+ * socket): callers treat its outcome as unknown (docs/fault-tolerance.md, "Deadlines").
+ */
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
+
+/** What the API depends on: the three servers, and the order workflows answering (the worker). */
+export type DependencyName = 'redis' | 'mysql' | 'temporal' | 'workflows';
+export const DEPENDENCY_NAMES: readonly DependencyName[] = ['redis', 'mysql', 'temporal', 'workflows'];
+
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+/** Why a dependency could not be used: it ran out of time, its breaker is open, or it failed. */
+export type UnavailableReason = 'deadline' | 'breaker-open' | 'failed';
+
+/** An absolute time by which an answer is due. */
+export class Deadline {
+  constructor(readonly at: number) {}
+
+  /** The deadline `ms` from now. */
+  static in(ms: number): Deadline {
+    return new Deadline(Date.now() + ms);
+  }
+
+  remainingMs(now = Date.now()): number {
+    return Math.max(0, this.at - now);
+  }
+
+  /** The earlier of this deadline and `ms` from now: a step's own bound inside the request's. */
+  capped(ms: number | undefined): Deadline {
+    if (ms === undefined) return this;
+    const cap = Date.now() + ms;
+    return cap < this.at ? new Deadline(cap) : this;
+  }
+
+  /** `ms` earlier: time kept back for a step that must still run after this one (a compensation). */
+  minus(ms: number): Deadline {
+    return new Deadline(this.at - ms);
+  }
+}
+
+/** The dependency did not answer in time, is known to be failing, or failed: answer 503 with Retry-After. */
+export class DependencyUnavailableError extends Error {
+  constructor(
+    readonly dependency: DependencyName,
+    readonly reason: UnavailableReason,
+    /** When a retry has a chance: the time left until the breaker lets a probe through, at least 1 s. */
+    readonly retryAfterSeconds: number,
+    cause?: unknown,
+  ) {
+    super(`${dependency} is unavailable (${reason})`, cause === undefined ? undefined : { cause });
+    this.name = 'DependencyUnavailableError';
+  }
+}
+
+/** Told of breaker state changes, deadline hits and calls refused by an open breaker (the metrics). */
+export interface DependencyObserver {
+  breakerStateChanged(dependency: DependencyName, state: BreakerState): void;
+  deadlineHit(dependency: DependencyName): void;
+  refusedByBreaker(dependency: DependencyName): void;
+}
+
+export interface DependencyGuardOptions {
+  /** Consecutive failures (deadline hits included) that open the breaker. */
+  failureThreshold: number;
+  /** How long the breaker stays open before one call may probe the dependency. */
+  halfOpenAfterMs: number;
+  /** Each call's own bound, inside whatever deadline the caller gives (e.g. one Redis command). */
+  callTimeoutMs?: number;
+  /**
+   * Which errors say the dependency is unwell (default: all). Answers that are part of the
+   * protocol (a workflow not found, an Update refused by its validator) must not open the breaker.
+   */
+  isFailure?: (err: unknown) => boolean;
+  observer?: DependencyObserver;
+  /** One line per state change, never one per request. */
+  log?: (line: { dependency: DependencyName; state: BreakerState; cause?: string }) => void;
+}
+
+/** The bound of a call given no deadline by a guard without a per-call timeout. */
+const UNBOUNDED_CALL_TIMEOUT_MS = 10_000;
+
+/** setTimeout's longest delay (about 24.8 days); longer ones would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A call ran past its deadline (boundBy); through a guard it surfaces as DependencyUnavailableError. */
+export class DeadlineExceededError extends Error {
+  constructor() {
+    super('deadline exceeded');
+    this.name = 'DeadlineExceededError';
+  }
+}
+
+export class DependencyGuard {
+  private readonly breaker: CircuitBreakerPolicy;
+  private openedAt = 0;
+  private probeAdmittedAt = 0;
+
+  constructor(
+    readonly name: DependencyName,
+    private readonly options: DependencyGuardOptions,
+  ) {
+    const isFailure = options.isFailure ?? (() => true);
+    this.breaker = circuitBreaker(
+      handleWhen((err) => err instanceof DeadlineExceededError || isFailure(err)),
+      { halfOpenAfter: options.halfOpenAfterMs, breaker: new ConsecutiveBreaker(options.failureThreshold) },
+    );
+    this.breaker.onStateChange((state) => {
+      const named = breakerStateName(state);
+      if (named === 'open') this.openedAt = Date.now();
+      options.observer?.breakerStateChanged(name, named);
+      const failure = this.breaker.lastFailure;
+      const cause = named === 'open' && failure && 'error' in failure ? describe(failure.error) : undefined;
+      options.log?.({ dependency: name, state: named, ...(cause ? { cause } : {}) });
+    });
+  }
+
+  get state(): BreakerState {
+    return breakerStateName(this.breaker.state);
+  }
+
+  /** Whether the breaker is closed: the dependency is believed well (no probe pending). */
+  get closed(): boolean {
+    return this.breaker.state === CircuitState.Closed;
+  }
+
+  /** Seconds until the open breaker lets a probe through (at least 1): the Retry-After of a 503. */
+  get retryAfterSeconds(): number {
+    const untilProbe = this.openedAt + this.options.halfOpenAfterMs - Date.now();
+    return Math.max(1, Math.ceil(untilProbe / 1_000));
+  }
+
+  /**
+   * Throws DependencyUnavailableError at once while the breaker is open or its probe is under way:
+   * for a request that needs this dependency later, so that it touches nothing before failing.
+   * Once the breaker may probe, one request per halfOpenAfterMs passes, to become the probe.
+   */
+  assertAvailable(): void {
+    const state = this.breaker.state;
+    if (state === CircuitState.Closed) return;
+    const now = Date.now();
+    if (state === CircuitState.Open && now - this.openedAt >= this.options.halfOpenAfterMs && now - this.probeAdmittedAt >= this.options.halfOpenAfterMs) {
+      this.probeAdmittedAt = now;
+      return;
+    }
+    throw this.refused();
+  }
+
+  /**
+   * Runs `call` under the breaker, bounded by `deadline` (and by callTimeoutMs; `undefined`: by
+   * callTimeoutMs alone, or 10 s for a guard without one). The signal aborts
+   * when the deadline passes, for clients that can drop the work. Past the deadline, refused by
+   * the breaker, or failing as `isFailure` says: DependencyUnavailableError. Other errors (the
+   * dependency's answers) pass through as they are.
+   */
+  async call<T>(deadline: Deadline | undefined, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (!this.admits()) throw this.refused();
+    const bound = (deadline ?? Deadline.in(UNBOUNDED_CALL_TIMEOUT_MS)).capped(this.options.callTimeoutMs);
+    try {
+      return await this.breaker.execute(() => boundBy(bound, call));
+    } catch (err) {
+      if (err instanceof BrokenCircuitError) throw this.refused();
+      if (err instanceof DeadlineExceededError) {
+        this.options.observer?.deadlineHit(this.name);
+        throw new DependencyUnavailableError(this.name, 'deadline', 1, err);
+      }
+      if ((this.options.isFailure ?? (() => true))(err)) throw new DependencyUnavailableError(this.name, 'failed', 1, err);
+      throw err;
+    }
+  }
+
+  /**
+   * Closed: yes. Open: only once halfOpenAfterMs has passed (that call becomes the probe).
+   * Half-open: no; cockatiel would queue the call behind the probe, and a request must not wait.
+   */
+  private admits(): boolean {
+    const state = this.breaker.state;
+    if (state === CircuitState.Closed) return true;
+    if (state === CircuitState.Open) return Date.now() - this.openedAt >= this.options.halfOpenAfterMs;
+    return false;
+  }
+
+  private refused(): DependencyUnavailableError {
+    this.options.observer?.refusedByBreaker(this.name);
+    return new DependencyUnavailableError(this.name, 'breaker-open', this.retryAfterSeconds);
+  }
+}
+
+/** The four guards of an API process, built from one configuration. */
+export type DependencyGuards = Record<DependencyName, DependencyGuard>;
+
+/**
+ * `target` seen through `guard`: each of its async methods runs as one guarded call bounded by
+ * `timeoutMs` (its internal calls to its own methods are not guarded again). The API reaches the
+ * inventory and the store through such views, so every Redis and MySQL call of a request is
+ * bounded without each call site saying so.
+ */
+export function guardAll<T extends object>(target: T, guard: DependencyGuard, timeoutMs: number): T {
+  const wrappers = new Map<PropertyKey, unknown>();
+  return new Proxy(target, {
+    get(object, key) {
+      const member: unknown = Reflect.get(object, key, object);
+      if (typeof member !== 'function' || member.constructor.name !== 'AsyncFunction') return member;
+      let wrapper = wrappers.get(key);
+      if (!wrapper) {
+        const method = member as (...args: unknown[]) => Promise<unknown>;
+        wrapper = (...args: unknown[]) => guard.call(Deadline.in(timeoutMs), () => method.apply(object, args));
+        wrappers.set(key, wrapper);
+      }
+      return wrapper;
+    },
+  });
+}
+
+/**
+ * Runs `call` and rejects with DeadlineExceededError once `deadline` passes (aborting the call's
+ * signal), whether or not the call ever settles. For waits that must not count against a breaker.
+ */
+export async function boundBy<T>(deadline: Deadline, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const remaining = deadline.remainingMs();
+  if (remaining <= 0) throw new DeadlineExceededError();
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => {
+        abort.abort();
+        reject(new DeadlineExceededError());
+      },
+      Math.min(remaining, MAX_TIMER_MS),
+    );
+  });
+  try {
+    return await Promise.race([call(abort.signal), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function breakerStateName(state: CircuitState): BreakerState {
+  if (state === CircuitState.Closed) return 'closed';
+  if (state === CircuitState.HalfOpen) return 'half-open';
+  return 'open';
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message.slice(0, 200) : String(err).slice(0, 200);
+}

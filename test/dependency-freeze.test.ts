@@ -1,0 +1,333 @@
+/**
+ * A hung dependency never hangs a shopper. On a stack of this file's own (Temporal dev server,
+ * Redis, MariaDB; the shared test stack is never frozen), each server is frozen with SIGSTOP while
+ * the real API serves checkouts, reads and webhooks: every answer comes within its deadline, as
+ * 503 UNAVAILABLE with Retry-After; once the breaker is open the answers come at once; the sold-out
+ * flag still answers; requests beyond MAX_IN_FLIGHT_REQUESTS are shed at once. After SIGCONT the
+ * breakers close on the next requests and every invariant of the sales holds.
+ */
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ShopperAuth } from '../src/api/auth.js';
+import { startApi, type RunningApi } from '../src/api/server.js';
+import { signWebhook } from '../src/api/webhook-signature.js';
+import type { AppConfig } from '../src/config/index.js';
+import { migrate } from '../src/db/migrate.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { startStack, type RunningStack, type StackServer } from '../src/stack/index.js';
+import { waitFor } from '../src/util/wait-for.js';
+import { ensureReconcileSchedule } from '../src/workers/reconcile-schedule.js';
+import { createOrderWorker } from '../src/workers/worker.js';
+import { testConfig } from './helpers/env.js';
+import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+import { httpRequest, type HttpReply } from './helpers/http.js';
+import { parseExposition, total } from './helpers/prometheus.js';
+
+/** Short bounds, so that a frozen server costs this file seconds, not minutes. */
+const BOUNDS = {
+  CHECKOUT_DEADLINE: '1500ms',
+  READ_DEADLINE: '1s',
+  WRITE_DEADLINE: '2s',
+  REDIS_TIMEOUT: '300ms',
+  MYSQL_TIMEOUT: '500ms',
+  BREAKER_FAILURES: '3',
+  BREAKER_HALF_OPEN_AFTER: '1s',
+};
+/** What an answer may take beyond its deadline here (timers, the event loop, a loaded CI machine). */
+const SLACK_MS = 700;
+
+let stack: RunningStack;
+let config: AppConfig;
+let store: Store;
+let redis: RedisClient;
+let temporal: Client;
+let nativeConnection: NativeConnection;
+let worker: Worker;
+let running: Promise<void>;
+let api: RunningApi;
+let auth: ShopperAuth;
+
+beforeAll(async () => {
+  stack = await startStack({ dataDir: mkdtempSync(join(inject('stackDataDir'), 'freeze-')), ports: 'free', ephemeral: true, env: {} });
+  config = testConfig({
+    ...stack.env,
+    ...BOUNDS,
+    TEMPORAL_TASK_QUEUE: 'freeze',
+    RECONCILE_INTERVAL: '1s',
+    RESERVATION_GRACE: '2s',
+    LOG_LEVEL: 'silent',
+    RATE_LIMIT_WEBHOOK: 'off',
+  });
+  const pool = createMysqlPool(config);
+  await migrate(pool);
+  store = new Store(pool);
+  redis = createRedis(config);
+  redis.on('error', () => {});
+  const connection = await Connection.connect({ address: config.temporal.address });
+  temporal = new Client({ connection, namespace: config.temporal.namespace });
+  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
+  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, temporal, workflowBundlePath: inject('workflowBundlePath') });
+  running = worker.run();
+  await ensureReconcileSchedule(temporal, config);
+  api = await startApi(config, 0);
+  auth = new ShopperAuth(config);
+}, 120_000);
+
+afterAll(async () => {
+  // Never leave a server stopped: the stack's own stop would wait on it.
+  for (const name of ['temporal', 'redis', 'mysql'] as const) stack?.servers[name]?.kill('SIGCONT');
+  await api?.close();
+  worker?.shutdown();
+  await running;
+  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), store?.close(), redis?.quit()]);
+  await stack?.stop();
+});
+
+function freeze(server: StackServer): () => void {
+  const target = stack.servers[server];
+  if (!target) throw new Error(`no ${server} server of this file's own`);
+  target.kill('SIGSTOP');
+  return () => target.kill('SIGCONT');
+}
+
+interface Timed extends HttpReply {
+  ms: number;
+}
+
+async function timed(reply: Promise<HttpReply>): Promise<Timed> {
+  const startedAt = performance.now();
+  const answer = await reply;
+  return Object.assign(answer, { ms: performance.now() - startedAt });
+}
+
+async function checkout(sku: string, userId: string, idempotencyKey?: string): Promise<Timed> {
+  return timed(
+    httpRequest(api.url, 'POST', '/api/checkout', {
+      token: await auth.issue(userId),
+      json: { sku, quantity: 1 },
+      ...(idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {}),
+    }),
+  );
+}
+
+async function readOrder(orderNo: string, userId: string): Promise<Timed> {
+  return timed(httpRequest(api.url, 'GET', `/api/orders/${orderNo}`, { token: await auth.issue(userId) }));
+}
+
+function webhook(orderNo: string, eventId: string, amountCents: number): Promise<Timed> {
+  const body = JSON.stringify({ eventId, type: 'payment.succeeded', orderNo, amountCents });
+  return timed(httpRequest(api.url, 'POST', '/api/payments/webhook', { raw: body, headers: { 'payment-signature': signWebhook(config.webhookSecret, body) } }));
+}
+
+async function metrics(): Promise<ReturnType<typeof parseExposition>> {
+  return parseExposition((await httpRequest(api.url, 'GET', '/metrics')).body as string);
+}
+
+/** A 503 UNAVAILABLE with a Retry-After of whole seconds. */
+function expectUnavailable(reply: Timed): void {
+  expect(reply.status, JSON.stringify(reply.body)).toBe(503);
+  expect(reply.body.error.code).toBe('UNAVAILABLE');
+  expect(reply.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
+}
+
+/** Checkouts until one is accepted: the breaker has probed and closed again. */
+async function acceptedAfterThaw(sku: string, userId: string): Promise<Timed> {
+  return waitFor(
+    async () => {
+      const reply = await checkout(sku, userId, `thaw-${userId}`);
+      return reply.status === 202 && reply;
+    },
+    { what: `a checkout of ${userId} accepted after the thaw`, timeoutMs: 30_000, intervalMs: 200 },
+  );
+}
+
+/** Every invariant of the sale, once the reconciler has released what the freeze left behind. */
+async function quietAndConsistent(sku: string): Promise<void> {
+  const report = await waitFor(
+    async () => {
+      const current = await saleReport(store, redis, sku);
+      return current.ok && current;
+    },
+    { what: `${sku}: every invariant, once quiet`, timeoutMs: 60_000, intervalMs: 500 },
+  );
+  expectInvariants(report);
+}
+
+describe('a frozen dependency', () => {
+  it('Redis: checkouts answer 503 within CHECKOUT_DEADLINE, then at once while the breaker is open; sold-outs still answer; the breaker closes after the thaw', async () => {
+    const soldOut = await putOnSale(store, redis, { stock: 1 });
+    expect((await checkout(soldOut.sku, 'redis-first')).status).toBe(202);
+    // This process now knows the SKU is sold out.
+    expect((await checkout(soldOut.sku, 'redis-second')).status).toBe(409);
+    const sale = await putOnSale(store, redis, { stock: 50 });
+    const before = await metrics();
+
+    const thaw = freeze('redis');
+    try {
+      const first = await Promise.all([1, 2, 3, 4].map((i) => checkout(sale.sku, `redis-hung-${i}`, `redis-hung-${i}`)));
+      for (const reply of first) {
+        expectUnavailable(reply);
+        expect(reply.ms).toBeLessThan(1_500 + SLACK_MS);
+      }
+      // Open now: no waiting, nothing touched.
+      const fast = await checkout(sale.sku, 'redis-fast');
+      expectUnavailable(fast);
+      expect(fast.ms).toBeLessThan(200);
+      const soldOutAnswer = await checkout(soldOut.sku, 'redis-third');
+      expect(soldOutAnswer.status).toBe(409);
+      expect(soldOutAnswer.body.error.code).toBe('SOLD_OUT');
+      const ready = await httpRequest(api.url, 'GET', '/readyz');
+      expect(ready.body.breakers.redis).toBe('open');
+      const during = await metrics();
+      expect(total(during, 'flash_dependency_breaker_state', { dependency: 'redis' })).toBe(2);
+      expect(
+        total(during, 'flash_dependency_deadline_hits_total', { dependency: 'redis' }) -
+          total(before, 'flash_dependency_deadline_hits_total', { dependency: 'redis' }),
+      ).toBeGreaterThanOrEqual(3);
+      expect(total(during, 'flash_dependency_breaker_refusals_total', { dependency: 'redis' })).toBeGreaterThanOrEqual(1);
+    } finally {
+      thaw();
+    }
+    await acceptedAfterThaw(sale.sku, 'redis-after');
+    expect((await httpRequest(api.url, 'GET', '/readyz')).body.breakers.redis).toBe('closed');
+    // A hung checkout that reserved after all is found again by its Idempotency-Key.
+    expect((await checkout(sale.sku, 'redis-hung-1', 'redis-hung-1')).status).toBe(202);
+    const after = await metrics();
+    expect(total(after, 'flash_dependency_breaker_transitions_total', { dependency: 'redis', state: 'open' })).toBeGreaterThanOrEqual(1);
+    expect(total(after, 'flash_dependency_breaker_transitions_total', { dependency: 'redis', state: 'closed' })).toBeGreaterThanOrEqual(1);
+    await quietAndConsistent(sale.sku);
+  });
+
+  it('Temporal: checkouts, reads and webhooks answer 503 within their deadlines, with nothing reserved; all works again after the thaw', async () => {
+    const sale = await putOnSale(store, redis, { stock: 50 });
+    const placed = await checkout(sale.sku, 'temporal-placed');
+    expect(placed.status).toBe(202);
+    const orderNo = placed.body.orderNo as string;
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} persisted`, timeoutMs: 15_000 });
+
+    const thaw = freeze('temporal');
+    try {
+      const [checkouts, read, paid] = await Promise.all([
+        Promise.all([1, 2, 3].map((i) => checkout(sale.sku, `temporal-hung-${i}`))),
+        readOrder(orderNo, 'temporal-placed'),
+        webhook(orderNo, `evt-frozen-${orderNo}`, sale.priceCents),
+      ]);
+      for (const reply of checkouts) {
+        expectUnavailable(reply);
+        expect(reply.ms).toBeLessThan(1_500 + SLACK_MS);
+      }
+      expectUnavailable(read);
+      expect(read.ms).toBeLessThan(1_000 + SLACK_MS);
+      expectUnavailable(paid);
+      expect(paid.ms).toBeLessThan(2_000 + SLACK_MS);
+      const fast = await checkout(sale.sku, 'temporal-fast');
+      expectUnavailable(fast);
+      expect(fast.ms).toBeLessThan(200);
+      // Nothing stays reserved for the refused checkouts: each released its reservation.
+      const stock = await waitFor(
+        async () => {
+          const figures = (await saleReport(store, redis, sale.sku)).figures.redis;
+          return figures?.reserved === 1 && figures;
+        },
+        { what: 'only the placed order reserved', timeoutMs: 5_000 },
+      );
+      expect(stock).toMatchObject({ available: 49, reserved: 1 });
+    } finally {
+      thaw();
+    }
+    await acceptedAfterThaw(sale.sku, 'temporal-after');
+    // The payment refused during the freeze is delivered by the provider's retry.
+    const retried = await waitFor(
+      async () => {
+        const reply = await webhook(orderNo, `evt-frozen-${orderNo}`, sale.priceCents);
+        return reply.status === 200 && reply;
+      },
+      { what: 'the webhook accepted after the thaw', timeoutMs: 30_000, intervalMs: 200 },
+    );
+    expect(retried.body.outcome).toBe('APPLIED');
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', { what: `${orderNo} paid`, timeoutMs: 15_000 });
+    await quietAndConsistent(sale.sku);
+  });
+
+  it('MariaDB: checkouts go on; webhooks and admin reads answer 503 within their bounds; consistent after the thaw', async () => {
+    const sale = await putOnSale(store, redis, { stock: 20 });
+    const placed = await checkout(sale.sku, 'mysql-placed');
+    await waitFor(async () => (await store.getOrder(placed.body.orderNo as string))?.status === 'AWAITING_PAYMENT', {
+      what: 'persisted',
+      timeoutMs: 15_000,
+    });
+
+    const thaw = freeze('mysql');
+    let accepted: Timed;
+    try {
+      accepted = await checkout(sale.sku, 'mysql-during');
+      expect(accepted.status).toBe(202);
+      expect(accepted.ms).toBeLessThan(1_000);
+      const paid = await webhook(placed.body.orderNo as string, `evt-mysql-${placed.body.orderNo as string}`, sale.priceCents);
+      expectUnavailable(paid);
+      expect(paid.ms).toBeLessThan(2_000 + SLACK_MS);
+      const orders = await timed(
+        httpRequest(api.url, 'GET', `/api/admin/orders?sku=${sale.sku}`, { headers: { authorization: `Bearer ${config.adminToken}` } }),
+      );
+      expectUnavailable(orders);
+      expect(orders.ms).toBeLessThan(500 + SLACK_MS);
+    } finally {
+      thaw();
+    }
+    const orderNo = placed.body.orderNo as string;
+    await waitFor(async () => (await webhook(orderNo, `evt-mysql-${orderNo}`, sale.priceCents)).status === 200, {
+      what: 'the webhook accepted after the thaw',
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
+    // Paid in Redis first, then in MySQL: the sale is quiet once the row says so.
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', { what: `${orderNo} paid`, timeoutMs: 15_000 });
+    await waitFor(async () => (await store.getOrder(accepted.body.orderNo as string))?.status === 'AWAITING_PAYMENT', {
+      what: 'the checkout of the freeze persisted',
+      timeoutMs: 30_000,
+    });
+    await quietAndConsistent(sale.sku);
+  });
+});
+
+describe('load shedding', () => {
+  it('beyond MAX_IN_FLIGHT_REQUESTS answers 503 at once and closes the connection; probes still answer', async () => {
+    const sale = await putOnSale(store, redis, { stock: 50 });
+    const small = await startApi({ ...config, maxInFlightRequests: 4 }, 0);
+    const thaw = freeze('redis');
+    try {
+      const token = await auth.issue('shed-user');
+      const started = performance.now();
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          timed(
+            httpRequest(small.url, 'POST', '/api/checkout', {
+              token,
+              json: { sku: sale.sku, quantity: 1 },
+              headers: { 'idempotency-key': `shed-${i}` },
+            }),
+          ),
+        ),
+      );
+      // Shed answers close their connection; the four let in wait on Redis until their deadline.
+      const shed = replies.filter((reply) => reply.headers.get('connection') === 'close');
+      const admitted = replies.filter((reply) => reply.headers.get('connection') !== 'close');
+      expect(shed).toHaveLength(16);
+      for (const reply of replies) expectUnavailable(reply);
+      expect(Math.max(...shed.map((reply) => reply.ms))).toBeLessThan(Math.min(...admitted.map((reply) => reply.ms)));
+      expect(performance.now() - started).toBeLessThan(1_500 + SLACK_MS);
+      expect((await httpRequest(small.url, 'GET', '/livez')).status).toBe(200);
+      const samples = parseExposition((await httpRequest(small.url, 'GET', '/metrics')).body as string);
+      expect(total(samples, 'flash_requests_shed_total')).toBe(shed.length);
+    } finally {
+      thaw();
+      await small.close();
+    }
+    await quietAndConsistent(sale.sku);
+  });
+});
