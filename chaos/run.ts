@@ -12,7 +12,12 @@
  *                  before the restart: what a disk that loses its last writes (or a machine crash
  *                  under appendfsync everysec) leaves behind, repaired by the protocol
  *   temporal-kill  SIGKILL of the Temporal dev server, restarted on its SQLite file
- * Duplicate, wrong-amount, second, early and late webhooks flow during every fault. After each,
+ * and the gray failures, a server that hangs instead of dying (SIGSTOP, then SIGCONT after
+ * `freezeMs`, 20 s; 6 s with --quick) under a paced burst (30 shoppers/s, more than the stock):
+ *   temporal-freeze, redis-freeze, mariadb-freeze, worker-freeze
+ * where every answer during the freeze must come within its deadline + 1 s (chaos/gray.ts).
+ * Duplicate, wrong-amount, second, early and late webhooks flow during every fault, and shoppers
+ * read their orders. After each,
  * it waits until the sale is quiet (a reconcile run included), checks the invariants against
  * what the API answered, prints a table fault × check, writes chaos/results/latest.json and exits
  * non-zero on any violation.
@@ -38,17 +43,24 @@ import { Supervised } from '../src/stack/supervisor.js';
 import { waitFor } from '../src/util/wait-for.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { CHAOS_CHECKS, checkAfterFault, waitForQuiescence, waitForRepair, type ChaosVerdict } from './checks.js';
+import { answersDuringFreeze, countersSince, deadlinesByKind, scrapeApiCounters, secondsUntilHealthy, type ApiCounters, type FreezeAnswers } from './gray.js';
 import { runTraffic } from './shoppers.js';
 
-const FAULTS = ['api-kill', 'worker-kill', 'mariadb-kill', 'redis-kill', 'redis-aof-tail-lost', 'temporal-kill'] as const;
+const KILLS = ['api-kill', 'worker-kill', 'mariadb-kill', 'redis-kill', 'redis-aof-tail-lost', 'temporal-kill'] as const;
+const FREEZES = ['temporal-freeze', 'redis-freeze', 'mariadb-freeze', 'worker-freeze'] as const;
+const FAULTS = [...KILLS, ...FREEZES] as const;
 type Fault = (typeof FAULTS)[number];
+type Freeze = (typeof FREEZES)[number];
+const isFreeze = (fault: Fault): fault is Freeze => (FREEZES as readonly string[]).includes(fault);
+/** --quick: every kill, and one freeze (the one every kind of request meets: Temporal). */
+const QUICK_FAULTS: readonly Fault[] = [...KILLS, 'temporal-freeze'];
 
 const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, faults: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean', default: false } },
 });
 const quick = args.quick ?? false;
-const faults = (args.faults?.split(',') ?? [...FAULTS]) as Fault[];
+const faults = (args.faults?.split(',') ?? (quick ? [...QUICK_FAULTS] : [...FAULTS])) as Fault[];
 for (const fault of faults) if (!FAULTS.includes(fault)) throw new Error(`unknown fault ${fault}; choose from ${FAULTS.join(', ')}`);
 const outDir = resolve(args.out ?? join(root, 'chaos', 'results'));
 const settings = {
@@ -63,6 +75,14 @@ const settings = {
   /** When the fault hits, after the burst starts. */
   faultAfterMs: quick ? 700 : 2_000,
   quiescenceTimeoutMs: 150_000,
+  /** The gray rounds: a paced burst that outlasts the freeze's start, more shoppers than units. */
+  freeze: {
+    freezeMs: quick ? 6_000 : 20_000,
+    shoppers: quick ? 120 : 300,
+    stock: quick ? 80 : 200,
+    arrivalsPerSecond: 30,
+    faultAfterMs: quick ? 1_000 : 2_000,
+  },
   quick,
 };
 const say = (line: string) => console.log(`[chaos] ${line}`);
@@ -71,6 +91,16 @@ interface FaultResult extends ChaosVerdict {
   ok: boolean;
   fault: Fault;
   seconds: { burst: number; storesAgreeAfterFault: number; quiet: number };
+  /** Freeze rounds only: how the APIs answered while the server was frozen, and after. */
+  gray?: GrayFigures;
+}
+
+interface GrayFigures extends FreezeAnswers, ApiCounters {
+  frozenSeconds: number;
+  /** From the thaw until every API was ready with every breaker closed (null: not within 60 s). */
+  healthyAfterThawSeconds: number | null;
+  /** Every request sent during the freeze was answered within its deadline + 1 s. */
+  answeredInTime: boolean;
 }
 
 const workDir = mkdtempSync(join(tmpdir(), 'flash-chaos-'));
@@ -154,18 +184,28 @@ async function main(): Promise<number> {
     for (const fault of faults) {
       say(`── ${fault} ──`);
       const sku = `CHAOS-${fault.toUpperCase()}-${Date.now().toString(36)}`;
-      await sales.create({ sku, name: sku, priceCents: 1_500, stock: settings.stock, perUserLimit: 1 });
+      const gray = isFreeze(fault);
+      const stock = gray ? settings.freeze.stock : settings.stock;
+      await sales.create({ sku, name: sku, priceCents: 1_500, stock, perUserLimit: 1 });
       const t0 = Date.now();
       // The API kill comes in a rush of checkouts (as in a real flash sale), so that some are
       // caught between their reservation and their workflow's start: the orphans to reclaim.
       const rush = fault === 'api-kill';
       const aofWatch = fault === 'redis-aof-tail-lost' ? watchAofSize(join(workDir, 'stack', 'redis')) : undefined;
+      // A freeze meets shoppers who arrive at a steady pace whatever the answers (open loop: one
+      // lane each), as they do in a real sale.
+      const pace = gray
+        ? { shoppers: settings.freeze.shoppers, concurrency: settings.freeze.shoppers, arrivalsPerSecond: settings.freeze.arrivalsPerSecond }
+        : {
+            shoppers: settings.shoppers,
+            concurrency: rush ? settings.concurrency * 4 : settings.concurrency,
+            arrivalsPerSecond: rush ? settings.arrivalsPerSecond * 10 : settings.arrivalsPerSecond,
+          };
+      const countersBefore = gray ? await scrapeApiCounters(apiUrls) : undefined;
       const traffic = runTraffic({
         sku,
         priceCents: 1_500,
-        shoppers: settings.shoppers,
-        concurrency: rush ? settings.concurrency * 4 : settings.concurrency,
-        arrivalsPerSecond: rush ? settings.arrivalsPerSecond * 10 : settings.arrivalsPerSecond,
+        ...pace,
         apiUrls,
         tokenFor: (userId) => auth.issue(userId),
         webhookSecret: config.webhookSecret,
@@ -173,9 +213,13 @@ async function main(): Promise<number> {
         retryForMs: 60_000,
       });
       // The AOF cut needs a second of history to cut back to.
-      await sleep(rush ? settings.faultAfterMs / 3 : aofWatch ? settings.faultAfterMs + 1_000 : settings.faultAfterMs);
+      await sleep(gray ? settings.freeze.faultAfterMs : rush ? settings.faultAfterMs / 3 : aofWatch ? settings.faultAfterMs + 1_000 : settings.faultAfterMs);
       const faultAt = Date.now();
-      await inject(fault, { apis, worker, servers, say, aofWatch });
+      const freezing = await inject(fault, { apis, worker, servers, say, aofWatch });
+      // A freeze: the thaw, then how long until every API is healthy again (measured at once).
+      const thawAt = freezing ? await freezing.thawed : undefined;
+      const healthyAfterThaw = thawAt ? await secondsUntilHealthy(apiUrls, thawAt, canaryRead(traffic.sofar, auth), 60_000) : undefined;
+      if (thawAt) say(`thawed; every API healthy ${healthyAfterThaw?.toFixed(1) ?? 'never'} s later`);
       // How long after the fault Redis again holds exactly what the running orders hold, and has as
       // many units available as MySQL (orphans released, lost writes repaired), once checkouts end.
       await traffic.checkoutsDone;
@@ -185,17 +229,30 @@ async function main(): Promise<number> {
       const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
       say(`traffic done in ${burstSeconds.toFixed(1)} s: ${accepted.length} accepted; waiting for the sale to be quiet`);
       const quietSeconds = await waitForQuiescence({ store, redis, temporal }, sku, accepted, settings.quiescenceTimeoutMs);
+      // Every request has its answer now, those sent late in the freeze too.
+      let grayFigures: GrayFigures | undefined;
+      if (thawAt && countersBefore && healthyAfterThaw !== undefined) {
+        const answers = answersDuringFreeze(result.requests, faultAt, thawAt, deadlinesByKind(config));
+        grayFigures = {
+          frozenSeconds: round((thawAt - faultAt) / 1000),
+          ...answers,
+          ...countersSince(countersBefore, await scrapeApiCounters(apiUrls)),
+          healthyAfterThawSeconds: healthyAfterThaw === null ? null : round(healthyAfterThaw),
+          answeredInTime: answers.late === 0,
+        };
+        say(`  during the freeze: ${JSON.stringify(answers)}`);
+      }
       const verdict = await checkAfterFault({ store, redis, temporal }, sku, 1, result, new Date(t0));
-      const ok = CHAOS_CHECKS.every((check) => verdict.checks[check]);
+      const ok = CHAOS_CHECKS.every((check) => verdict.checks[check]) && (grayFigures?.answeredInTime ?? true);
       results.push({
         fault,
         ok,
         ...verdict,
         seconds: { burst: round(burstSeconds), storesAgreeAfterFault: round(repairedSeconds), quiet: round(quietSeconds) },
+        ...(grayFigures ? { gray: grayFigures } : {}),
       });
-      say(
-        `${fault}: ${ok ? 'all invariants hold' : `VIOLATED: ${CHAOS_CHECKS.filter((c) => !verdict.checks[c]).join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`,
-      );
+      const violated = [...CHAOS_CHECKS.filter((c) => !verdict.checks[c]), ...(grayFigures && !grayFigures.answeredInTime ? ['answeredInTime'] : [])];
+      say(`${fault}: ${ok ? 'all invariants hold' : `VIOLATED: ${violated.join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`);
       say(`  ${JSON.stringify(verdict.figures)}`);
     }
   } finally {
@@ -205,11 +262,23 @@ async function main(): Promise<number> {
     date: new Date().toISOString(),
     settings,
     restarts: Object.fromEntries([...apps, ...Object.values(servers)].map((s) => [s.name, s.restarts])),
-    faults: Object.fromEntries(results.map((r) => [r.fault, { ok: r.ok, checks: r.checks, figures: r.figures, seconds: r.seconds }])),
+    faults: Object.fromEntries(
+      results.map((r) => [
+        r.fault,
+        {
+          ok: r.ok,
+          checks: { ...r.checks, ...(r.gray ? { answeredInTime: r.gray.answeredInTime } : {}) },
+          figures: r.figures,
+          seconds: r.seconds,
+          ...(r.gray ? { gray: r.gray } : {}),
+        },
+      ]),
+    ),
   };
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\n${table(results)}`);
+  if (results.some((r) => r.gray)) console.log(`\n${grayTable(results)}`);
   say(`results in ${join(outDir, 'latest.json')}`);
   return results.every((r) => r.ok) && results.length === faults.length ? 0 : 1;
 }
@@ -248,17 +317,39 @@ function watchAofSize(redisDir: string): AofWatch {
   };
 }
 
-async function inject(fault: Fault, { apis, worker, servers, say: log, aofWatch }: Targets): Promise<void> {
+/** Injects the fault; for a freeze, resolves at once with `thawed`, the time of the thaw (SIGCONT) to come. */
+async function inject(fault: Fault, { apis, worker, servers, say: log, aofWatch }: Targets): Promise<{ thawed: Promise<number> } | undefined> {
   const server = (role: StackServer) => {
     const found = servers[role];
     if (!found) throw new Error(`the ${role} server is external: the fault suite needs its own`);
     return found;
   };
-  const kill = (target: Supervised) => {
+  const kill = (target: Supervised): undefined => {
     log(`SIGKILL ${target.name} (pid ${target.process?.pid})`);
     target.kill('SIGKILL');
+    return undefined;
+  };
+  const freeze = (target: Supervised): { thawed: Promise<number> } => {
+    log(`SIGSTOP ${target.name} (pid ${target.process?.pid}) for ${settings.freeze.freezeMs / 1000} s`);
+    target.kill('SIGSTOP');
+    frozen.add(target);
+    const thawed = sleep(settings.freeze.freezeMs).then(() => {
+      target.kill('SIGCONT');
+      frozen.delete(target);
+      log(`SIGCONT ${target.name}`);
+      return Date.now();
+    });
+    return { thawed };
   };
   switch (fault) {
+    case 'temporal-freeze':
+      return freeze(server('temporal'));
+    case 'redis-freeze':
+      return freeze(server('redis'));
+    case 'mariadb-freeze':
+      return freeze(server('mysql'));
+    case 'worker-freeze':
+      return freeze(worker);
     case 'api-kill':
       return kill(apis[0] as Supervised);
     case 'worker-kill':
@@ -282,7 +373,7 @@ async function inject(fault: Fault, { apis, worker, servers, say: log, aofWatch 
       const now = statSync(before.file).size;
       truncateSync(before.file, before.size);
       log(`cut ${now - before.size} bytes (the last second of writes) off ${before.file}`);
-      return;
+      return undefined;
     }
     case 'temporal-kill':
       return kill(server('temporal'));
@@ -306,9 +397,48 @@ function table(results: FaultResult[]): string {
   return [head, rule, ...rows].join('\n');
 }
 
+/** The freeze rounds: what the APIs answered while the server was frozen, and how they came back. */
+function grayTable(results: FaultResult[]): string {
+  const head =
+    '| freeze | invariants | answers during the freeze (status: count) | slowest during the freeze vs deadline (ms) | late | shed | breaker transitions | healthy after thaw |';
+  const rule = '|---|:-:|---|---|---:|---:|---|---:|';
+  const rows = results.flatMap((r) => {
+    if (!r.gray) return [];
+    const g = r.gray;
+    const answers = Object.entries(g.byOutcome)
+      .map(([outcome, count]) => `${outcome}: ${count}`)
+      .join(', ');
+    const slowest = Object.entries(g.slowest)
+      .map(([kind, s]) => `${kind} ${s.ms} / ${s.deadlineMs}`)
+      .join('; ');
+    const transitions = Object.entries(g.transitions)
+      .map(([key, count]) => `${key} ×${count}`)
+      .join(', ');
+    const invariants = CHAOS_CHECKS.every((c) => r.checks[c]) ? 'ok' : '**FAIL**';
+    return [
+      `| ${r.fault} | ${invariants} | ${answers} | ${slowest} | ${g.late === 0 ? '0' : `**${g.late}**`} | ${g.shed} | ${transitions || 'none'} | ${g.healthyAfterThawSeconds ?? 'never'} s |`,
+    ];
+  });
+  return [head, rule, ...rows].join('\n');
+}
+
+/** A status read of the round's first order through one API, by its shopper: probes the order workflows' breaker. */
+function canaryRead(sofar: { intents: ReadonlyArray<{ userId: string; answer: { kind: string; orderNo?: string } }> }, auth: ShopperAuth) {
+  return async (apiUrl: string): Promise<void> => {
+    const intent = sofar.intents.find((i) => i.answer.kind === 'accepted');
+    if (!intent?.answer.orderNo) return;
+    const token = await auth.issue(intent.userId);
+    await fetch(`${apiUrl}/api/orders/${intent.answer.orderNo}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) });
+  };
+}
+
 const round = (value: number) => Math.round(value * 10) / 10;
 
+/** Processes stopped by a freeze round, continued at cleanup if the suite ends before their thaw. */
+const frozen = new Set<Supervised>();
+
 async function cleanup(): Promise<void> {
+  for (const target of frozen) target.kill('SIGCONT');
   for (const a of [...apps].reverse()) await a.stop(5_000);
   await stack?.stop();
   if (!args.keep) rmSync(workDir, { recursive: true, force: true });

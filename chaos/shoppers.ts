@@ -2,8 +2,9 @@
  * The fault suite's traffic: shoppers who buy through either API (retrying with the same
  * Idempotency-Key when an API is down, as a real client would), and a payment provider that pays,
  * pays twice, pays the wrong amount, pays late, or pays before the order is persisted, retrying
- * every webhook until it gets a 2xx. Some shoppers cancel instead. Every answer is recorded, so
- * the checks can hold the system to what it told its clients.
+ * every webhook until it gets a 2xx. Some shoppers cancel instead; every shopper with an order reads
+ * it before and after. Every answer is recorded, and every HTTP attempt timed, so the checks can hold
+ * the system to what it told its clients and to how long it took to say it.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -51,10 +52,26 @@ export interface DeliveredEvent {
   answer: { status: 200; outcome: string } | { status: number; code: string } | { status: 'gave-up'; lastError: string };
 }
 
+/** The kinds of request the traffic sends, each with its own deadline in the API. */
+export type RequestKind = 'checkout' | 'checkout-wait' | 'read' | 'webhook' | 'cancel';
+export const REQUEST_KINDS: readonly RequestKind[] = ['checkout', 'checkout-wait', 'read', 'webhook', 'cancel'];
+
+/** One HTTP attempt as its client saw it: when it was sent, how long the answer took, what it was. */
+export interface RequestRecord {
+  kind: RequestKind;
+  /** Date.now() when it was sent. */
+  sentAt: number;
+  ms: number;
+  /** The HTTP status, 'timeout' (no answer within the client's timeout) or 'error' (no connection). */
+  outcome: number | 'timeout' | 'error';
+}
+
 export interface TrafficResult {
   intents: IntentOutcome[];
   events: DeliveredEvent[];
   cancels: Array<{ orderNo: string; status: number | 'gave-up' }>;
+  reads: Array<{ orderNo: string; status: number | 'gave-up' }>;
+  requests: RequestRecord[];
 }
 
 export interface RunningTraffic {
@@ -62,6 +79,8 @@ export interface RunningTraffic {
   checkoutsDone: Promise<void>;
   /** Everything is done: checkouts, payments, cancels. */
   done: Promise<TrafficResult>;
+  /** The result as it grows (for a canary that needs an order while the traffic runs). */
+  sofar: TrafficResult;
 }
 
 /** A fixed mix, by shopper index: most pay, some misbehave, some cancel, some never pay (timeout). */
@@ -71,7 +90,7 @@ function kindOf(index: number): PaymentKind | 'none' {
 }
 
 export function runTraffic(plan: TrafficPlan): RunningTraffic {
-  const result: TrafficResult = { intents: [], events: [], cancels: [] };
+  const result: TrafficResult = { intents: [], events: [], cancels: [], reads: [], requests: [] };
   const followUps: Promise<void>[] = [];
   let next = 0;
   const runId = randomUUID().slice(0, 8);
@@ -84,20 +103,19 @@ export function runTraffic(plan: TrafficPlan): RunningTraffic {
       // One shopper in four does not retry a checkout that failed (closes the tab): if the API died
       // between the reservation and the start, only the reconciler gives that unit back.
       // One shopper in three uses the waiting checkout (Prefer: wait=5), so both models share the burst.
-      const intent = await buy(plan, userId, index % 4 === 3 ? 0 : plan.retryForMs, index % 3 === 0);
+      const intent = await buy(plan, userId, index % 4 === 3 ? 0 : plan.retryForMs, index % 3 === 0, result);
       result.intents.push(intent);
-      const kind = kindOf(index);
-      if (intent.answer.kind === 'accepted' && kind !== 'none') followUps.push(followUp(plan, intent.answer.orderNo, userId, kind, result));
+      if (intent.answer.kind === 'accepted') followUps.push(followUp(plan, intent.answer.orderNo, userId, kindOf(index), result));
     }
   };
   const checkoutsDone = Promise.all(Array.from({ length: plan.concurrency }, worker)).then(() => undefined);
-  return { checkoutsDone, done: checkoutsDone.then(() => Promise.all(followUps)).then(() => result) };
+  return { checkoutsDone, done: checkoutsDone.then(() => Promise.all(followUps)).then(() => result), sofar: result };
 }
 
-async function buy(plan: TrafficPlan, userId: string, retryForMs: number, waited: boolean): Promise<IntentOutcome> {
+async function buy(plan: TrafficPlan, userId: string, retryForMs: number, waited: boolean, result: TrafficResult): Promise<IntentOutcome> {
   const idempotencyKey = `intent-${randomUUID()}`;
   const token = await plan.tokenFor(userId);
-  const call = await retrying({ ...plan, retryForMs }, (api) =>
+  const call = await retrying({ ...plan, retryForMs }, waited ? 'checkout-wait' : 'checkout', result, (api) =>
     fetch(`${api}/api/checkout`, {
       method: 'POST',
       headers: {
@@ -120,11 +138,27 @@ async function buy(plan: TrafficPlan, userId: string, retryForMs: number, waited
   return { userId, idempotencyKey, answer, attempts: call.attempts, waited };
 }
 
-async function followUp(plan: TrafficPlan, orderNo: string, userId: string, kind: PaymentKind, result: TrafficResult): Promise<void> {
+/** The shopper reads the order, does what its kind says (pay, misbehave, cancel or nothing), and reads it again. */
+async function followUp(plan: TrafficPlan, orderNo: string, userId: string, kind: PaymentKind | 'none', result: TrafficResult): Promise<void> {
+  await read(plan, orderNo, userId, result);
+  if (kind === 'none') return;
+  await act(plan, orderNo, userId, kind, result);
+  await read(plan, orderNo, userId, result);
+}
+
+async function read(plan: TrafficPlan, orderNo: string, userId: string, result: TrafficResult): Promise<void> {
+  const token = await plan.tokenFor(userId);
+  const call = await retrying(plan, 'read', result, (api) =>
+    fetch(`${api}/api/orders/${orderNo}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) }),
+  );
+  result.reads.push({ orderNo, status: call.status });
+}
+
+async function act(plan: TrafficPlan, orderNo: string, userId: string, kind: PaymentKind, result: TrafficResult): Promise<void> {
   const pay = async (eventId: string, amountCents: number) => {
     const body = JSON.stringify({ eventId, type: 'payment.succeeded', orderNo, amountCents });
     // The provider signs each delivery anew (the signature carries its time).
-    const call = await retrying(plan, (api) =>
+    const call = await retrying(plan, 'webhook', result, (api) =>
       fetch(`${api}/api/payments/webhook`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'payment-signature': signWebhook(plan.webhookSecret, body) },
@@ -168,7 +202,7 @@ async function followUp(plan: TrafficPlan, orderNo: string, userId: string, kind
     case 'cancel': {
       await sleep(300 + Math.random() * 1_000);
       const token = await plan.tokenFor(userId);
-      const call = await retrying(plan, (api) =>
+      const call = await retrying(plan, 'cancel', result, (api) =>
         fetch(`${api}/api/orders/${orderNo}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) }),
       );
       result.cancels.push({ orderNo, status: call.status });
@@ -179,27 +213,35 @@ async function followUp(plan: TrafficPlan, orderNo: string, userId: string, kind
 type Call = { status: number; body: unknown; attempts: number } | { status: 'gave-up'; lastError: string; attempts: number };
 
 /**
- * Sends a request to one API after another until one answers with something other than a 5xx
- * (or, for the order's own reads, a 404 that may be a not-yet-persisted order), for at most
- * plan.retryForMs, with backoff: what a well-behaved client or payment provider does.
+ * Sends a request to one API after another until one answers with something other than a 5xx,
+ * for at most plan.retryForMs, with backoff (honouring Retry-After up to the backoff's cap): what a
+ * well-behaved client or payment provider does. Every attempt is recorded in `result.requests`.
  */
-async function retrying(plan: TrafficPlan, send: (api: string) => Promise<Response>): Promise<Call> {
+async function retrying(plan: TrafficPlan, kind: RequestKind, result: TrafficResult, send: (api: string) => Promise<Response>): Promise<Call> {
   const deadline = Date.now() + plan.retryForMs;
   let attempts = 0;
   let lastError = '';
   for (let delay = 200; ; delay = Math.min(delay * 2, 2_000)) {
     const api = plan.apiUrls[(attempts + Math.floor(Math.random() * plan.apiUrls.length)) % plan.apiUrls.length] ?? '';
     attempts++;
+    const sentAt = Date.now();
+    const started = performance.now();
+    let pause = delay;
     try {
       const response = await send(api);
       const text = await response.text();
+      result.requests.push({ kind, sentAt, ms: performance.now() - started, outcome: response.status });
       const body: unknown = text ? JSON.parse(text) : undefined;
       if (response.status < 500) return { status: response.status, body, attempts };
       lastError = `${response.status} ${text.slice(0, 200)}`;
+      const retryAfterMs = Number(response.headers.get('retry-after')) * 1_000;
+      if (retryAfterMs > 0) pause = Math.min(Math.max(delay, retryAfterMs), 2_000);
     } catch (err) {
+      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+      result.requests.push({ kind, sentAt, ms: performance.now() - started, outcome: timedOut ? 'timeout' : 'error' });
       lastError = err instanceof Error ? `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}` : String(err);
     }
-    if (Date.now() + delay > deadline) return { status: 'gave-up', lastError, attempts };
-    await sleep(delay);
+    if (Date.now() + pause > deadline) return { status: 'gave-up', lastError, attempts };
+    await sleep(pause);
   }
 }

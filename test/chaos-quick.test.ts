@@ -18,7 +18,15 @@ it('survives every fault with every invariant (quick fault suite)', { timeout: 6
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !['TEMPORAL_ADDRESS', 'REDIS_URL', 'MYSQL_URL'].includes(key)));
   const { code, output } = await runScript('chaos/run.ts', ['--quick', '--out', outDir], env);
   const report = JSON.parse(readFileSync(join(outDir, 'latest.json'), 'utf8')) as { faults: Record<string, { ok: boolean; checks: Record<string, boolean> }> };
-  expect(Object.keys(report.faults).sort()).toEqual(['api-kill', 'mariadb-kill', 'redis-aof-tail-lost', 'redis-kill', 'temporal-kill', 'worker-kill']);
+  expect(Object.keys(report.faults).sort()).toEqual([
+    'api-kill',
+    'mariadb-kill',
+    'redis-aof-tail-lost',
+    'redis-kill',
+    'temporal-freeze',
+    'temporal-kill',
+    'worker-kill',
+  ]);
   for (const [fault, result] of Object.entries(report.faults)) {
     expect(
       Object.entries(result.checks)

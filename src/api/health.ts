@@ -1,9 +1,13 @@
 /**
  * /readyz (and /healthz): a real round trip to each dependency, each bounded by a timeout so a hung
  * server shows as down instead of hanging the probe; and whether the process is draining.
+ *
+ * With the API's guards the round trips go through the breakers: a dependency whose breaker is open
+ * shows as down at once, and once the breaker may probe, the readiness probe is that probe, so a
+ * breaker closes again after an outage even when no shopper's request comes to try it.
  */
 import type { Client } from '@temporalio/client';
-import { DEPENDENCY_NAMES, type BreakerState, type DependencyGuards, type DependencyName } from '../infra/dependency-guard.js';
+import { Deadline, DEPENDENCY_NAMES, type BreakerState, type DependencyGuards, type DependencyName } from '../infra/dependency-guard.js';
 import type { RedisClient } from '../infra/redis.js';
 import type { Store } from '../db/store.js';
 
@@ -21,7 +25,7 @@ export function breakerStates(guards: DependencyGuards): Record<DependencyName, 
 
 const TIMEOUT_MS = 1_500;
 
-export async function checkHealth(deps: { redis: RedisClient; store: Store; temporal: Client }): Promise<HealthReport> {
+export async function checkHealth(deps: { redis: RedisClient; store: Store; temporal: Client; guards?: DependencyGuards }): Promise<HealthReport> {
   const probes: Record<Dependency, () => Promise<unknown>> = {
     redis: () => deps.redis.ping(),
     mysql: () => deps.store.ping(),
@@ -29,12 +33,14 @@ export async function checkHealth(deps: { redis: RedisClient; store: Store; temp
   };
   const names = Object.keys(probes) as Dependency[];
   const results = await Promise.all(
-    names.map((name) =>
-      withTimeout(probes[name]()).then(
+    names.map((name) => {
+      const guard = deps.guards?.[name];
+      const probe = guard ? guard.call(Deadline.in(TIMEOUT_MS), probes[name]) : withTimeout(probes[name]());
+      return probe.then(
         () => true,
         () => false,
-      ),
-    ),
+      );
+    }),
   );
   const checks = Object.fromEntries(names.map((name, i) => [name, results[i] ? 'up' : 'down'])) as HealthReport['checks'];
   const down = names.filter((name) => checks[name] === 'down');
