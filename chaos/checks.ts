@@ -191,6 +191,13 @@ export async function checkAfterFault(deps: CheckDeps, sku: string, perUserLimit
         unsettled: unsettled.length,
       },
       cancels: traffic.cancels.length,
+      // Every HTTP attempt of the round by kind and answer (status, timeout or error).
+      answers: Object.fromEntries(
+        [...new Set(traffic.requests.map((r) => r.kind))].map((kind) => [
+          kind,
+          countBy(traffic.requests.filter((r) => r.kind === kind).map((r) => String(r.outcome))),
+        ]),
+      ),
       redis: report.figures.redis,
       mysql: report.figures.mysql,
       runningWorkflows: running,

@@ -45,6 +45,7 @@ const { values: args } = parseArgs({
     rate: { type: 'string' },
     seconds: { type: 'string', default: '30' },
     'max-in-flight': { type: 'string' },
+    keep: { type: 'boolean', default: false },
     out: { type: 'string' },
   },
 });
@@ -162,7 +163,7 @@ async function main(): Promise<void> {
   clearInterval(sampler);
   const during = samples.filter((s) => s.at >= frozenAt && s.at <= thawedAt).map((s) => s.rss);
   const after = samples.filter((s) => s.at > thawedAt).map((s) => s.rss);
-  const { shed, transitions } = await scrapeApiCounters([url]);
+  const { shed, transitions, deadlineHits, failures, refusals } = await scrapeApiCounters([url]);
   const report = {
     date: new Date().toISOString(),
     settings,
@@ -178,6 +179,9 @@ async function main(): Promise<void> {
     slowestMs: Math.round(slowestMs),
     shed,
     breakerTransitions: transitions,
+    deadlineHits,
+    failures,
+    breakerRefusals: refusals,
     acceptedAfterThaw,
     seconds: round((Date.now() - burstStart) / 1000),
   };
@@ -197,6 +201,7 @@ try {
   for (const name of ['temporal', 'redis', 'mysql'] as const) stack?.servers[name]?.kill('SIGCONT');
   for (const proc of started.reverse()) await proc.stop();
   await stack?.stop();
-  rmSync(workDir, { recursive: true, force: true });
+  if (args.keep) console.log(`[freeze-burst] logs kept in ${workDir}`);
+  else rmSync(workDir, { recursive: true, force: true });
 }
 process.exit(code);

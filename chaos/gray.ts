@@ -60,10 +60,14 @@ export interface ApiCounters {
   shed: number;
   /** `<dependency> <state entered>` → count, e.g. `temporal open`. */
   transitions: Record<string, number>;
+  /** Per dependency: calls that ran past their deadline or failed, and requests its open breaker refused. */
+  deadlineHits: Record<string, number>;
+  failures: Record<string, number>;
+  refusals: Record<string, number>;
 }
 
 export async function scrapeApiCounters(apiUrls: readonly string[]): Promise<ApiCounters> {
-  const counters: ApiCounters = { shed: 0, transitions: {} };
+  const counters: ApiCounters = { shed: 0, transitions: {}, deadlineHits: {}, failures: {}, refusals: {} };
   for (const url of apiUrls) {
     const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
     for (const line of text.split('\n')) {
@@ -74,6 +78,12 @@ export async function scrapeApiCounters(apiUrls: readonly string[]): Promise<Api
         const key = `${transition[1]} ${transition[2]}`;
         counters.transitions[key] = (counters.transitions[key] ?? 0) + Number(transition[3]);
       }
+      const perDependency = /^flash_dependency_(deadline_hits|failures|breaker_refusals)_total\{dependency="(\w+)"\} (\S+)$/.exec(line);
+      if (perDependency) {
+        const into =
+          { deadline_hits: counters.deadlineHits, failures: counters.failures, breaker_refusals: counters.refusals }[perDependency[1] as string] ?? {};
+        into[perDependency[2] as string] = (into[perDependency[2] as string] ?? 0) + Number(perDependency[3]);
+      }
     }
   }
   return counters;
@@ -81,12 +91,18 @@ export async function scrapeApiCounters(apiUrls: readonly string[]): Promise<Api
 
 /** What changed between two scrapes (the APIs were not restarted in between). */
 export function countersSince(before: ApiCounters, after: ApiCounters): ApiCounters {
-  const transitions: Record<string, number> = {};
-  for (const [key, count] of Object.entries(after.transitions)) {
-    const delta = count - (before.transitions[key] ?? 0);
-    if (delta > 0) transitions[key] = delta;
-  }
-  return { shed: after.shed - before.shed, transitions };
+  const since = (now: Record<string, number>, then: Record<string, number>) => {
+    const delta: Record<string, number> = {};
+    for (const [key, count] of Object.entries(now)) if (count - (then[key] ?? 0) > 0) delta[key] = count - (then[key] ?? 0);
+    return delta;
+  };
+  return {
+    shed: after.shed - before.shed,
+    transitions: since(after.transitions, before.transitions),
+    deadlineHits: since(after.deadlineHits, before.deadlineHits),
+    failures: since(after.failures, before.failures),
+    refusals: since(after.refusals, before.refusals),
+  };
 }
 
 /**

@@ -281,6 +281,7 @@ describe('X-Request-Id and the access log', () => {
       TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
       REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
       BREAKER_FAILURES: '2',
+      BREAKER_NO_SUCCESS_FOR: '0',
       LOG_LEVEL: 'info',
     });
     const broken = await startApi(brokenConfig, 0, { logger: createLogger(brokenConfig, 'api', brokenLog) });

@@ -36,6 +36,7 @@ const BOUNDS = {
   REDIS_TIMEOUT: '300ms',
   MYSQL_TIMEOUT: '500ms',
   BREAKER_FAILURES: '3',
+  BREAKER_NO_SUCCESS_FOR: '200ms',
   BREAKER_HALF_OPEN_AFTER: '1s',
 };
 /** What an answer may take beyond its deadline here (timers, the event loop, a loaded CI machine). */
@@ -324,6 +325,28 @@ describe('load shedding', () => {
       expect((await httpRequest(small.url, 'GET', '/livez')).status).toBe(200);
       const samples = parseExposition((await httpRequest(small.url, 'GET', '/metrics')).body as string);
       expect(total(samples, 'flash_requests_shed_total')).toBe(shed.length);
+    } finally {
+      thaw();
+      await small.close();
+    }
+    await quietAndConsistent(sale.sku);
+  });
+
+  it('beyond MAX_CONCURRENT_STARTS starts under way and as many waiting, a checkout answers 503 at once and reserves nothing', async () => {
+    const sale = await putOnSale(store, redis, { stock: 50 });
+    const small = await startApi({ ...config, maxConcurrentStarts: 2 }, 0);
+    const thaw = freeze('temporal');
+    try {
+      const token = (i: number) => auth.issue(`slots-${i}`);
+      const send = async (i: number) => timed(httpRequest(small.url, 'POST', '/api/checkout', { token: await token(i), json: { sku: sale.sku, quantity: 1 } }));
+      // Two starts hang in Temporal, two wait for a slot: the process has as many as it allows.
+      const held = [0, 1, 2, 3].map(send);
+      await waitFor(async () => (await saleReport(store, redis, sale.sku)).figures.redis?.reserved === 4, { what: 'four reservations', timeoutMs: 5_000 });
+      const refused = await send(4);
+      expectUnavailable(refused);
+      expect(refused.ms).toBeLessThan(200);
+      expect((await saleReport(store, redis, sale.sku)).figures.redis?.reserved).toBe(4);
+      for (const reply of await Promise.all(held)) expectUnavailable(reply);
     } finally {
       thaw();
       await small.close();

@@ -65,7 +65,7 @@ export function createApp(deps: ApiDeps): Koa {
   const store = guardAll(deps.store, guards.mysql, config.deadlines.mysqlMs);
   const auth = new ShopperAuth(config);
   // The order client guards its own calls (with each request's deadline), on the store as it is.
-  const orders = deps.orders ?? new OrderClient(temporal, deps.store, config.temporal.taskQueue, guards);
+  const orders = deps.orders ?? new OrderClient(temporal, deps.store, config.temporal.taskQueue, guards, config.maxConcurrentStarts);
   const sales = new SalesService(store, inventory);
   const limits = new RateLimits(redis, config.rateLimits, logger, guards.redis);
   const checkout = new CheckoutService({

@@ -1,7 +1,7 @@
 /**
  * The API process's dependency guards (src/infra/dependency-guard.ts): one breaker per dependency,
  * with what counts as its failure and its per-call bound, from BREAKER_FAILURES,
- * BREAKER_HALF_OPEN_AFTER, REDIS_TIMEOUT and MYSQL_TIMEOUT. Temporal's calls take the request's
+ * BREAKER_NO_SUCCESS_FOR, BREAKER_HALF_OPEN_AFTER, REDIS_TIMEOUT and MYSQL_TIMEOUT. Temporal's calls take the request's
  * own deadline (CHECKOUT_DEADLINE, READ_DEADLINE, WRITE_DEADLINE) instead of a per-call bound.
  */
 import type { AppConfig } from '../config/index.js';
@@ -14,6 +14,7 @@ import { isTemporalFailure } from '../orders/order-client.js';
 export function createDependencyGuards(config: Pick<AppConfig, 'breaker' | 'deadlines'>, observer: DependencyObserver, logger: Logger): DependencyGuards {
   const common = {
     failureThreshold: config.breaker.failureThreshold,
+    noSuccessForMs: config.breaker.noSuccessForMs,
     halfOpenAfterMs: config.breaker.halfOpenAfterMs,
     observer,
     log: ({ dependency, state, cause }: { dependency: string; state: string; cause?: string }) => {

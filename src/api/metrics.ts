@@ -116,6 +116,12 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver {
     labelNames: ['dependency'] as const,
     registers: [this.registry],
   });
+  private readonly dependencyFailures = new Counter({
+    name: 'flash_dependency_failures_total',
+    help: 'Dependency calls of a request that failed as an unwell dependency fails (refused connection, error status; answered 503 UNAVAILABLE)',
+    labelNames: ['dependency'] as const,
+    registers: [this.registry],
+  });
   private readonly breakerRefusals = new Counter({
     name: 'flash_dependency_breaker_refusals_total',
     help: 'Requests failed fast (503 UNAVAILABLE, no call made) because the dependency they need had an open breaker',
@@ -148,6 +154,7 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver {
     for (const dependency of DEPENDENCY_NAMES) {
       this.breakerState.labels(dependency).set(0);
       this.deadlineHits.labels(dependency).inc(0);
+      this.dependencyFailures.labels(dependency).inc(0);
       this.breakerRefusals.labels(dependency).inc(0);
     }
   }
@@ -159,6 +166,10 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver {
 
   deadlineHit(dependency: DependencyName): void {
     this.deadlineHits.labels(dependency).inc();
+  }
+
+  failed(dependency: DependencyName): void {
+    this.dependencyFailures.labels(dependency).inc();
   }
 
   refusedByBreaker(dependency: DependencyName): void {

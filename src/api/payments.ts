@@ -41,7 +41,10 @@ export class PaymentWebhook {
   async handle(event: PaymentEvent): Promise<WebhookAnswer> {
     const { store, orders } = this.deps;
     const deadline = Deadline.in(this.deps.config.deadlines.writeMs);
-    if (!(await orders.queryLive(event.orderNo, deadline)) && !(await orders.fromDatabase(event.orderNo, deadline))) {
+    // Asked of Temporal's frontend (no worker needed, so a slow worker cannot refuse a payment),
+    // then MySQL for an order whose workflow is gone.
+    const known = (await orders.workflowState(event.orderNo, deadline)) !== 'NOT_FOUND' || (await orders.fromDatabase(event.orderNo, deadline)) !== null;
+    if (!known) {
       throw new ApiError(404, 'ORDER_NOT_FOUND', `no order ${event.orderNo}`);
     }
     // Record first: once the row exists the payment can never be lost, whatever happens next.

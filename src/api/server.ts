@@ -45,7 +45,7 @@ export async function startApi(config: AppConfig, port = config.port, options: S
   // One metrics registry for the process, served at /metrics.
   const metrics = new ApiMetrics();
   const guards = createDependencyGuards(config, metrics, logger);
-  const orders = new OrderClient(temporal, store, config.temporal.taskQueue, guards);
+  const orders = new OrderClient(temporal, store, config.temporal.taskQueue, guards, config.maxConcurrentStarts);
   // Kept here so close() can answer the long-polls at once instead of holding shutdown for them.
   const statusReader = OrderStatusReader.fromConfig(orders, config, metrics, new OrderChangeNotifier(redis));
   // One subscription for the caches that notifications keep safe: the sold-out flag, the status cache.

@@ -145,7 +145,11 @@ const envSchema = z.object({
   /** Each MySQL query of a request. */
   MYSQL_TIMEOUT: durationString.default('1s'),
   BREAKER_FAILURES: z.coerce.number().int().min(1).max(1_000).default(5),
+  /** …while the dependency has answered no call successfully for this long (a hung one, not a busy one). */
+  BREAKER_NO_SUCCESS_FOR: optionalDurationString.default('1s'),
   BREAKER_HALF_OPEN_AFTER: durationString.default('2s'),
+  /** Workflow starts one API process sends to Temporal at once; more wait for a slot, within their deadline. */
+  MAX_CONCURRENT_STARTS: z.coerce.number().int().min(1).max(10_000).default(32),
   /** Requests one API process works on at once; beyond it, 503 at once (long-polls have their own bound). */
   MAX_IN_FLIGHT_REQUESTS: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
 });
@@ -218,10 +222,12 @@ export interface AppConfig {
   statusLongPollMaxWaiters: number;
   /** Bounds of the API's answers and of each dependency call on a request path (ms). */
   deadlines: { checkoutMs: number; readMs: number; writeMs: number; redisMs: number; mysqlMs: number };
-  /** Circuit breakers per dependency: consecutive failures that open one, and when it probes again. */
-  breaker: { failureThreshold: number; halfOpenAfterMs: number };
+  /** Circuit breakers per dependency: consecutive failures that open one (with no success for noSuccessForMs), and when it probes again. */
+  breaker: { failureThreshold: number; noSuccessForMs: number; halfOpenAfterMs: number };
   /** Requests in flight per API process before it sheds (0: no bound). */
   maxInFlightRequests: number;
+  /** Workflow starts one API process has under way at once. */
+  maxConcurrentStarts: number;
 }
 
 export class ConfigError extends Error {}
@@ -288,8 +294,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       redisMs: durationToMs(e.REDIS_TIMEOUT),
       mysqlMs: durationToMs(e.MYSQL_TIMEOUT),
     },
-    breaker: { failureThreshold: e.BREAKER_FAILURES, halfOpenAfterMs: durationToMs(e.BREAKER_HALF_OPEN_AFTER) },
+    breaker: {
+      failureThreshold: e.BREAKER_FAILURES,
+      noSuccessForMs: ms(e.BREAKER_NO_SUCCESS_FOR as Parameters<typeof ms>[0]),
+      halfOpenAfterMs: durationToMs(e.BREAKER_HALF_OPEN_AFTER),
+    },
     maxInFlightRequests: e.MAX_IN_FLIGHT_REQUESTS,
+    maxConcurrentStarts: e.MAX_CONCURRENT_STARTS,
   };
 }
 

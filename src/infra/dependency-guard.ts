@@ -2,13 +2,14 @@
  * Every answer is bounded: a call to a dependency on a request path runs under a deadline and
  * behind that dependency's circuit breaker (cockatiel). A dependency that hangs (SIGSTOP, a GC
  * pause, a stalled disk) costs a request at most its deadline; once it has failed
- * `failureThreshold` times in a row its breaker opens and requests that need it fail at once,
- * until a single probe call after `halfOpenAfterMs` finds it well again.
+ * `failureThreshold` times in a row and answered no call at all for `noSuccessForMs`, its breaker
+ * opens and requests that need it fail at once, until a single probe call after `halfOpenAfterMs`
+ * finds it well again.
  *
  * A call that ran out of time may still take effect later (the command sits in the hung server's
- * socket): callers treat its outcome as unknown (docs/fault-tolerance.md, "Deadlines").
+ * socket): callers treat its outcome as unknown (docs/fault-tolerance.md, "A hung dependency").
  */
-import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
+import { BrokenCircuitError, CircuitState, circuitBreaker, handleWhen, type CircuitBreakerPolicy, type IBreaker } from 'cockatiel';
 
 /** What the API depends on: the three servers, and the order workflows answering (the worker). */
 export type DependencyName = 'redis' | 'mysql' | 'temporal' | 'workflows';
@@ -16,8 +17,11 @@ export const DEPENDENCY_NAMES: readonly DependencyName[] = ['redis', 'mysql', 't
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
-/** Why a dependency could not be used: it ran out of time, its breaker is open, or it failed. */
-export type UnavailableReason = 'deadline' | 'breaker-open' | 'failed';
+/**
+ * Why a dependency could not be used: it ran out of time, its breaker is open, it failed, or this
+ * process already has as many calls to it under way as it allows (busy).
+ */
+export type UnavailableReason = 'deadline' | 'breaker-open' | 'failed' | 'busy';
 
 /** An absolute time by which an answer is due. */
 export class Deadline {
@@ -59,16 +63,20 @@ export class DependencyUnavailableError extends Error {
   }
 }
 
-/** Told of breaker state changes, deadline hits and calls refused by an open breaker (the metrics). */
+/** Told of breaker state changes, deadline hits, failures and calls refused by an open breaker (the metrics). */
 export interface DependencyObserver {
   breakerStateChanged(dependency: DependencyName, state: BreakerState): void;
   deadlineHit(dependency: DependencyName): void;
+  /** A call failed in a way that says the dependency is unwell (not a deadline: a refused connection, an error status). */
+  failed(dependency: DependencyName): void;
   refusedByBreaker(dependency: DependencyName): void;
 }
 
 export interface DependencyGuardOptions {
-  /** Consecutive failures (deadline hits included) that open the breaker. */
+  /** Consecutive failures (deadline hits included) that open the breaker… */
   failureThreshold: number;
+  /** …once the dependency has also answered no call successfully for this long (default 0). */
+  noSuccessForMs?: number;
   /** How long the breaker stays open before one call may probe the dependency. */
   halfOpenAfterMs: number;
   /** Each call's own bound, inside whatever deadline the caller gives (e.g. one Redis command). */
@@ -109,7 +117,7 @@ export class DependencyGuard {
     const isFailure = options.isFailure ?? (() => true);
     this.breaker = circuitBreaker(
       handleWhen((err) => err instanceof DeadlineExceededError || isFailure(err)),
-      { halfOpenAfter: options.halfOpenAfterMs, breaker: new ConsecutiveBreaker(options.failureThreshold) },
+      { halfOpenAfter: options.halfOpenAfterMs, breaker: new StalledBreaker(options.failureThreshold, options.noSuccessForMs ?? 0) },
     );
     this.breaker.onStateChange((state) => {
       const named = breakerStateName(state);
@@ -158,21 +166,37 @@ export class DependencyGuard {
    * when the deadline passes, for clients that can drop the work. Past the deadline, refused by
    * the breaker, or failing as `isFailure` says: DependencyUnavailableError. Other errors (the
    * dependency's answers) pass through as they are.
+   *
+   * `evenWhenOpen`: a call worth its wait whatever the breaker says (a payment's delivery): while
+   * the breaker refuses, it still runs, bounded by its deadline, without counting for the breaker.
    */
-  async call<T>(deadline: Deadline | undefined, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    if (!this.admits()) throw this.refused();
+  async call<T>(deadline: Deadline | undefined, call: (signal: AbortSignal) => Promise<T>, options: { evenWhenOpen?: boolean } = {}): Promise<T> {
     const bound = (deadline ?? Deadline.in(UNBOUNDED_CALL_TIMEOUT_MS)).capped(this.options.callTimeoutMs);
+    if (!this.admits()) {
+      if (!options.evenWhenOpen) throw this.refused();
+      return boundBy(bound, call).catch((err: unknown) => {
+        throw this.unavailableOr(err);
+      });
+    }
     try {
       return await this.breaker.execute(() => boundBy(bound, call));
     } catch (err) {
       if (err instanceof BrokenCircuitError) throw this.refused();
-      if (err instanceof DeadlineExceededError) {
-        this.options.observer?.deadlineHit(this.name);
-        throw new DependencyUnavailableError(this.name, 'deadline', 1, err);
-      }
-      if ((this.options.isFailure ?? (() => true))(err)) throw new DependencyUnavailableError(this.name, 'failed', 1, err);
-      throw err;
+      throw this.unavailableOr(err);
     }
+  }
+
+  /** A deadline hit or a failure as DependencyUnavailableError; the dependency's own answers as they are. */
+  private unavailableOr(err: unknown): unknown {
+    if (err instanceof DeadlineExceededError) {
+      this.options.observer?.deadlineHit(this.name);
+      return new DependencyUnavailableError(this.name, 'deadline', 1, err);
+    }
+    if ((this.options.isFailure ?? (() => true))(err)) {
+      this.options.observer?.failed(this.name);
+      return new DependencyUnavailableError(this.name, 'failed', 1, err);
+    }
+    return err;
   }
 
   /**
@@ -189,6 +213,43 @@ export class DependencyGuard {
   private refused(): DependencyUnavailableError {
     this.options.observer?.refusedByBreaker(this.name);
     return new DependencyUnavailableError(this.name, 'breaker-open', this.retryAfterSeconds);
+  }
+}
+
+/**
+ * Opens on `threshold` consecutive failures, but only while the dependency answers nothing: a hung
+ * server fails every call and succeeds at none, while an overloaded but working one, whose slowest
+ * calls miss their deadline, still answers most calls. Tripping on failures alone (cockatiel's
+ * ConsecutiveBreaker) turned a few dozen load-induced deadline hits of the default burst into
+ * thousands of refusals (docs/fault-tolerance.md, "A hung dependency").
+ */
+class StalledBreaker implements IBreaker {
+  private consecutiveFailures = 0;
+  private lastSuccessAt = Date.now();
+
+  constructor(
+    private readonly threshold: number,
+    private readonly noSuccessForMs: number,
+  ) {}
+
+  get state(): unknown {
+    return { consecutiveFailures: this.consecutiveFailures, lastSuccessAt: this.lastSuccessAt };
+  }
+
+  set state(value: unknown) {
+    Object.assign(this, value);
+  }
+
+  success(): void {
+    this.consecutiveFailures = 0;
+    this.lastSuccessAt = Date.now();
+  }
+
+  failure(state: CircuitState): boolean {
+    this.consecutiveFailures++;
+    // A failed probe reopens at once.
+    if (state !== CircuitState.Closed) return true;
+    return this.consecutiveFailures >= this.threshold && Date.now() - this.lastSuccessAt >= this.noSuccessForMs;
   }
 }
 

@@ -16,7 +16,8 @@ import {
 } from '@temporalio/client';
 import type { Store } from '../db/store.js';
 import { isMysqlFailure } from '../db/pool.js';
-import { boundBy, Deadline, DependencyGuard, type DependencyGuards } from '../infra/dependency-guard.js';
+import { bulkhead, BulkheadRejectedError, TaskCancelledError, type BulkheadPolicy } from 'cockatiel';
+import { boundBy, Deadline, DeadlineExceededError, DependencyGuard, DependencyUnavailableError, type DependencyGuards } from '../infra/dependency-guard.js';
 import {
   awaitPersistedUpdate,
   cancelOrderSignal,
@@ -79,6 +80,15 @@ const GRPC_DEADLINE_EXCEEDED = 4;
  */
 const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 
+/** Workflow starts one process sends at once unless told otherwise (MAX_CONCURRENT_STARTS). */
+const DEFAULT_MAX_CONCURRENT_STARTS = 32;
+
+/** A start is sent only with this much of its deadline left: with less it would likely run out. */
+const MIN_START_BUDGET_MS = 200;
+
+/** How much later than the guard's deadline a call's gRPC deadline is (see onTemporal). */
+const GRPC_DEADLINE_LAG_MS = 100;
+
 /** The longest a waiting start gives the server to say whether the start it sent took effect. */
 const START_OUTCOME_WAIT_MS = 200;
 
@@ -124,6 +134,7 @@ export type AwaitedStart = { outcome: 'DECIDED'; state: OrderState } | { outcome
 
 export class OrderClient {
   private readonly guards: OrderClientGuards;
+  private readonly startSlots: BulkheadPolicy;
 
   /**
    * `guards`: the API's breakers and per-call bounds; without them (the worker's reconciler, the
@@ -135,8 +146,44 @@ export class OrderClient {
     private readonly store: Store,
     private readonly taskQueue: string,
     guards?: OrderClientGuards,
+    /** Workflow starts this process sends at once (MAX_CONCURRENT_STARTS); as many more may wait their turn. */
+    maxConcurrentStarts = DEFAULT_MAX_CONCURRENT_STARTS,
   ) {
     this.guards = guards ?? unguarded();
+    this.startSlots = bulkhead(maxConcurrentStarts, maxConcurrentStarts);
+  }
+
+  /**
+   * Whether every start slot is taken and as many starts wait: a checkout would wait for nothing,
+   * so it answers 503 before it reserves (the sold-out flag still answers first).
+   */
+  get startsSaturated(): boolean {
+    return this.startSlots.executionSlots === 0 && this.startSlots.queueSlots === 0;
+  }
+
+  /**
+   * Runs a start in one of the process's start slots. Under a burst starts wait here, in this
+   * process, a bounded few, rather than in Temporal: a start that would be sent too late to finish
+   * before its deadline is not sent at all, so Temporal does not run starts whose checkouts have
+   * already answered 503 (each would run a workflow that only fails: an order's work for nothing,
+   * taken from the orders that count), and the starts it is sent finish well within their
+   * deadlines. Waiting for a slot counts against no breaker.
+   */
+  private async inStartSlot<T>(deadline: Deadline, start: () => Promise<T>): Promise<T> {
+    try {
+      return await boundBy(deadline, (signal) =>
+        this.startSlots.execute(() => {
+          if (deadline.remainingMs() < MIN_START_BUDGET_MS) throw new DependencyUnavailableError('temporal', 'busy', 1);
+          return start();
+        }, signal),
+      );
+    } catch (err) {
+      // Every slot and queue place taken, or no slot before the deadline: never sent.
+      if (err instanceof BulkheadRejectedError || err instanceof DeadlineExceededError || err instanceof TaskCancelledError) {
+        throw new DependencyUnavailableError('temporal', 'busy', 1, err);
+      }
+      throw err;
+    }
   }
 
   /** Whether Temporal's breaker lets a call through now; throws DependencyUnavailableError if not. */
@@ -144,14 +191,21 @@ export class OrderClient {
     this.guards.temporal.assertAvailable();
   }
 
-  /** A call to Temporal's frontend (start, describe, count), with the deadline as its gRPC deadline too. */
+  /**
+   * A call to Temporal's frontend (start, describe, count). The gRPC deadline lets the server drop
+   * the work too; it is a little later than the guard's, so that running out of time is always
+   * seen (and counted) as the guard's deadline, not as a gRPC error that arrived first.
+   */
   private onTemporal<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
-    return this.guards.temporal.call(deadline, () => this.temporal.connection.withDeadline(deadline.at, call));
+    return this.guards.temporal.call(deadline, () => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call));
   }
 
-  /** A call the order's workflow must answer (a query, an Update): it needs a worker as well. */
-  private onWorkflow<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
-    return this.guards.workflows.call(deadline, () => this.temporal.connection.withDeadline(deadline.at, call));
+  /**
+   * A call the order's workflow must answer (a query, an Update): it needs a worker as well.
+   * `evenWhenOpen`: delivered whatever the breaker says (a payment), within its deadline.
+   */
+  private onWorkflow<T>(deadline: Deadline, call: () => Promise<T>, options: { evenWhenOpen?: boolean } = {}): Promise<T> {
+    return this.guards.workflows.call(deadline, () => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call), options);
   }
 
   private onMysql<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
@@ -165,7 +219,9 @@ export class OrderClient {
    */
   async start(input: OrderInput, deadline = defaultDeadline()): Promise<'STARTED' | 'ALREADY_CLOSED'> {
     try {
-      await this.onTemporal(deadline, () => this.temporal.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, this.startOptions(input)));
+      await this.inStartSlot(deadline, () =>
+        this.onTemporal(deadline, () => this.temporal.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, this.startOptions(input))),
+      );
       return 'STARTED';
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return 'ALREADY_CLOSED';
