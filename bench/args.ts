@@ -6,6 +6,7 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LAYOUTS, type CpuLayout } from './cpu-layout.js';
+import type { PhaseKind } from './phase.js';
 
 export const VARIANTS = ['ours', 'ceiling', 'sync', 'queue'] as const;
 export type Variant = (typeof VARIANTS)[number];
@@ -104,7 +105,8 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
 
 /**
  * `npm run bench -- --pipeline [--quick] [--orders N] [--concurrency C] [--live-orders L]
- * [--readers R] [--read-seconds S] [--out DIR]`: the order pipeline alone (bench/pipeline.ts).
+ * [--readers R] [--read-seconds S] [--rounds K] [--out DIR]`: the order pipeline alone, measured
+ * against the floor workflow (bench/pipeline.ts).
  */
 export interface PipelineArgs {
   /** Orders started and timed until all are persisted. */
@@ -118,6 +120,11 @@ export interface PipelineArgs {
   readSeconds: number;
   /** Orders started (and persisted) before the measurement, on their own SKU: JIT, pools, caches. */
   warmupOrders: number;
+  /**
+   * The phases, in order, each with a fresh worker: K rounds of floor then ours (--rounds K,
+   * default 1), and in a full run a closing floor phase, so that every ours phase sits between two.
+   */
+  phases: PhaseKind[];
   quick: boolean;
   outDir: string;
   redisAppendfsync: 'everysec' | 'always';
@@ -136,6 +143,7 @@ export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
       'live-orders': { type: 'string' },
       readers: { type: 'string' },
       'read-seconds': { type: 'string' },
+      rounds: { type: 'string' },
       out: { type: 'string' },
       'redis-appendfsync': { type: 'string', default: 'always' },
       profile: { type: 'string' },
@@ -150,6 +158,10 @@ export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
     return n;
   };
   const orders = whole('orders', args.orders, quick ? 100 : 1_000, 1);
+  const rounds = whole('rounds', args.rounds, 1, 1);
+  const phases = Array.from({ length: rounds }, (): PhaseKind[] => ['floor', 'ours']).flat();
+  // --quick keeps npm test short: one floor phase, no closing one.
+  if (!quick) phases.push('floor');
   return {
     orders,
     concurrency: whole('concurrency', args.concurrency, quick ? 16 : 64, 1),
@@ -157,6 +169,7 @@ export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
     readers: whole('readers', args.readers, quick ? 4 : 16, 1),
     readSeconds: whole('read-seconds', args['read-seconds'], quick ? 2 : 10, 1),
     warmupOrders: quick ? 10 : 50,
+    phases,
     quick,
     outDir: resolve(args.out ?? join(root, 'bench', 'results')),
     redisAppendfsync: fsync,

@@ -1,4 +1,4 @@
-/** Times the drain: how soon after the last win every accepted order is in MySQL. */
+/** Times the drain: how soon after the last win every accepted order is in MySQL (or otherwise done). */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Store } from '../src/db/store.js';
 
@@ -7,21 +7,29 @@ import type { Store } from '../src/db/store.js';
  * moment the last accepted order lands is known even when it lands while the burst still runs.
  */
 export function watchPersisted(store: Store, sku: string) {
+  return watchCount(() => store.countOrders(sku, 'AWAITING_PAYMENT'));
+}
+
+/**
+ * Samples `count` (how many are done so far) every 20 ms until told how many to expect; the pipeline
+ * benchmark's floor phases count their workflows this way (bench/floor/done-count.ts).
+ */
+export function watchCount(count: () => Promise<number>) {
   const samples: Array<{ at: number; count: number }> = [];
   let stopped = false;
   let failure: unknown;
   // A failed count ends the watch and is rethrown by until(), never left as an unhandled rejection.
   const polling = (async () => {
     while (!stopped) {
-      const count = await store.countOrders(sku, 'AWAITING_PAYMENT');
-      samples.push({ at: Date.now(), count });
+      const done = await count();
+      samples.push({ at: Date.now(), count: done });
       await sleep(20);
     }
   })().catch((err: unknown) => {
     failure = err;
   });
   return {
-    /** Waits (at most 180 s) until `expected` orders are in MySQL and times it against the wins. */
+    /** Waits (at most 180 s) until `expected` are done and times it against the wins. */
     async until(expected: number, firstWinAt: number, lastWinAt: number) {
       const deadline = Date.now() + 180_000;
       while (failure === undefined && Date.now() < deadline && (samples.at(-1)?.count ?? 0) < expected) await sleep(20);

@@ -7,26 +7,14 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { InvariantReport } from '../src/invariants/check.js';
 import type { PipelineArgs } from './args.js';
-import { fmt, round } from './stats.js';
-
-/** Per server: the Temporal server, the worker, MariaDB, Redis; null when this run did not start it. */
-export interface CpuByServer {
-  server: number | null;
-  worker: number | null;
-  mysql: number | null;
-  redis: number | null;
-}
+import type { PhaseMeasurement } from './phase.js';
+import { fmt, pct, round, sorted } from './stats.js';
 
 export interface PipelineMeasurement {
   args: PipelineArgs;
-  startsPerSecond: number;
-  persistedPerSecond: number;
-  /** First start to the last order in MySQL. */
-  persistedSeconds: number;
-  startP50Ms: number;
-  startP99Ms: number;
-  /** CPU seconds from the first start until all N were persisted. */
-  cpuSeconds: CpuByServer;
+  /** In the order they ran; ours phases say whether their sale's invariants held. */
+  phases: Array<PhaseMeasurement & { invariantsOk?: boolean }>;
+  /** The figures below are the last ours phase's (the reading phase). */
   liveOrders: number;
   reads: { reads: number; seconds: number; p50Ms: number; p99Ms: number; maxMs: number; timeouts: number; errors: number; firstError: string | undefined };
   /** The API's read path (OrderStatusReader) under shoppers polling every 500 ms. */
@@ -49,20 +37,79 @@ export interface PipelineMeasurement {
   elapsedMs: number;
 }
 
+const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / Math.max(1, values.length);
+/** The mean, or null when a value is unknown (a server this run did not start). */
+const meanOfKnown = (values: Array<number | null>): number | null => (values.some((v) => v === null) ? null : mean(values as number[]));
+
+/**
+ * A phase's CPU per order. `total` is the server and the worker, the pipeline itself: MariaDB and
+ * Redis serve ours alone (the floor does no I/O), and the bench's own polling of MySQL runs there.
+ * With an external Temporal server (not measured) it is the worker alone, for every phase alike.
+ */
+function cpuPerOrder(p: PhaseMeasurement) {
+  const ms = (seconds: number | null) => (seconds === null ? null : (seconds * 1000) / p.orders);
+  const [server, worker] = [ms(p.cpuSeconds.server), ms(p.cpuSeconds.worker)];
+  const total = worker === null ? null : worker + (server ?? 0);
+  return { server, worker, total, mysql: ms(p.cpuSeconds.mysql), redis: ms(p.cpuSeconds.redis) };
+}
+
+/** a / b from the figures as reported, so that anyone can check it; null without both. */
+const ratio = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? null : round(a / b, 2));
+
 export function buildPipelineResult(m: PipelineMeasurement) {
-  const perOrderMs = (seconds: number | null) => (seconds === null ? null : round((seconds * 1000) / m.args.orders, 2));
+  const ours = m.phases.filter((p) => p.kind === 'ours');
+  const floor = m.phases.filter((p) => p.kind === 'floor');
+  const oursCpu = ours.map(cpuPerOrder);
+  const meanCpu = (phases: PhaseMeasurement[]) => round(meanOfKnown(phases.map((p) => cpuPerOrder(p).total)), 2);
+  const meanDone = (phases: PhaseMeasurement[]) => round(mean(phases.map((p) => p.persistedPerSecond)), 1);
+  // Ours' start latencies pooled over its phases: percentiles of all its starts.
+  const oursStartMs = sorted(ours.flatMap((p) => p.startMs));
+  const floorCpuMsPerOrder = meanCpu(floor);
+  const oursCpuMsPerOrder = meanCpu(ours);
+  const floorPersistedPerSecond = meanDone(floor);
+  const oursPersistedPerSecond = meanDone(ours);
   return {
     orders: m.args.orders,
-    startsPerSecond: round(m.startsPerSecond, 0),
-    persistedPerSecond: round(m.persistedPerSecond, 0),
-    startP50Ms: round(m.startP50Ms),
-    startP99Ms: round(m.startP99Ms),
+    // Ours, the mean of its phases (one unless --rounds).
+    startsPerSecond: round(mean(ours.map((p) => p.startsPerSecond)), 0),
+    persistedPerSecond: round(mean(ours.map((p) => p.persistedPerSecond)), 0),
+    startP50Ms: round(pct(oursStartMs, 50) ?? 0),
+    startP99Ms: round(pct(oursStartMs, 99) ?? 0),
     cpuMsPerOrder: {
-      server: perOrderMs(m.cpuSeconds.server),
-      worker: perOrderMs(m.cpuSeconds.worker),
-      mysql: perOrderMs(m.cpuSeconds.mysql),
-      redis: perOrderMs(m.cpuSeconds.redis),
+      server: round(meanOfKnown(oursCpu.map((c) => c.server)), 2),
+      worker: round(meanOfKnown(oursCpu.map((c) => c.worker)), 2),
+      mysql: round(meanOfKnown(oursCpu.map((c) => c.mysql)), 2),
+      redis: round(meanOfKnown(oursCpu.map((c) => c.redis)), 2),
     },
+    // Against the floor (bench/floor/): CPU per order of the server + the worker, done/s; means of each kind's phases.
+    floorCpuMsPerOrder,
+    floorPersistedPerSecond,
+    oursCpuMsPerOrder,
+    oursPersistedPerSecond,
+    cpuRatioOursToFloor: ratio(oursCpuMsPerOrder, floorCpuMsPerOrder),
+    persistedRatioOursToFloor: ratio(oursPersistedPerSecond, floorPersistedPerSecond),
+    /** What the CPU totals count: `worker` alone when the Temporal server is external (not measured). */
+    cpuMeasured: m.phases.every((p) => p.cpuSeconds.server !== null) ? ('server+worker' as const) : ('worker' as const),
+    phases: m.phases.map((p) => {
+      const cpu = cpuPerOrder(p);
+      return {
+        kind: p.kind,
+        taskQueue: p.taskQueue,
+        cpuMsPerOrder: {
+          server: round(cpu.server, 2),
+          worker: round(cpu.worker, 2),
+          total: round(cpu.total, 2),
+          mysql: round(cpu.mysql, 2),
+          redis: round(cpu.redis, 2),
+        },
+        persistedPerSecond: round(p.persistedPerSecond, 1),
+        persistedSeconds: round(p.persistedSeconds, 2),
+        startsPerSecond: round(p.startsPerSecond, 0),
+        startP50Ms: round(pct(sorted(p.startMs), 50) ?? 0),
+        startP99Ms: round(pct(sorted(p.startMs), 99) ?? 0),
+        ...(p.invariantsOk === undefined ? {} : { invariants: p.invariantsOk }),
+      };
+    }),
     liveOrders: m.liveOrders,
     statusReadsPerSecond: round(m.reads.reads / m.reads.seconds, 0),
     statusReadP99Ms: round(m.reads.p99Ms),
@@ -73,7 +120,7 @@ export function buildPipelineResult(m: PipelineMeasurement) {
     workerRssKbPerLiveOrder: round((m.workerRssKb.after - m.workerRssKb.before) / m.liveOrders, 1),
     // How the figures above were taken.
     concurrency: m.args.concurrency,
-    persistedSeconds: round(m.persistedSeconds, 2),
+    persistedSeconds: round(mean(ours.map((p) => p.persistedSeconds)), 2),
     statusReadP50Ms: round(m.reads.p50Ms),
     statusReadMaxMs: round(m.reads.maxMs),
     statusReads: m.reads.reads,
@@ -92,6 +139,7 @@ export function buildPipelineResult(m: PipelineMeasurement) {
     statusCacheNotifiedMs: m.statusCacheNotifiedMs,
     readers: m.args.readers,
     readSeconds: m.args.readSeconds,
+    warmupOrders: m.args.warmupOrders,
     workerRssKb: m.workerRssKb,
     invariants: { ...m.invariants.checks, figures: m.invariants.figures },
     quick: m.args.quick,
@@ -119,9 +167,10 @@ export function writePipelineReport(pipeline: PipelineResult, outDir: string): {
 
 export function pipelineTable(p: PipelineResult): string {
   const cpu = p.cpuMsPerOrder;
-  const inv = Object.entries(p.invariants)
-    .filter(([name]) => name !== 'figures')
-    .every(([, ok]) => ok === true);
+  const inv =
+    Object.entries(p.invariants)
+      .filter(([name]) => name !== 'figures')
+      .every(([, ok]) => ok === true) && p.phases.every((phase) => phase.invariants !== false);
   const rows: Array<[string, string]> = [
     ['orders (concurrency)', `${p.orders} (${p.concurrency})`],
     ['starts/s', fmt(p.startsPerSecond, 0)],
@@ -158,6 +207,28 @@ export function pipelineTable(p: PipelineResult): string {
     '| figure | value |',
     '|---|---|',
     ...rows.map(([name, value]) => `| ${name} | ${value} |`),
+    '',
+    phaseTable(p),
+  ].join('\n');
+}
+
+/** One row per phase as they ran, then each kind's mean and the ratios of ours to the floor. */
+function phaseTable(p: PipelineResult): string {
+  const count = (kind: string) => p.phases.filter((phase) => phase.kind === kind).length;
+  const x = (value: number | null) => (value === null ? '—' : `${fmt(value, 2)}×`);
+  return [
+    `Ours against the floor (bench/floor/): ${p.orders} workflows per phase, ${p.concurrency} starts at a time, each phase on a fresh worker after ${p.warmupOrders} warm-up; ` +
+      `total = ${p.cpuMeasured === 'worker' ? 'worker alone (the Temporal server is external, not measured)' : 'Temporal server + worker'}.`,
+    '',
+    '| phase | server CPU ms/order | worker CPU ms/order | total CPU ms/order | done/s | start p50 / p99 ms |',
+    '|---|---:|---:|---:|---:|---|',
+    ...p.phases.map(
+      (phase, i) =>
+        `| ${i + 1} ${phase.kind} | ${fmt(phase.cpuMsPerOrder.server, 2)} | ${fmt(phase.cpuMsPerOrder.worker, 2)} | ${fmt(phase.cpuMsPerOrder.total, 2)} | ${fmt(phase.persistedPerSecond)} | ${fmt(phase.startP50Ms)} / ${fmt(phase.startP99Ms)} |`,
+    ),
+    `| floor, mean of ${count('floor')} | | | ${fmt(p.floorCpuMsPerOrder, 2)} | ${fmt(p.floorPersistedPerSecond)} | |`,
+    `| ours, mean of ${count('ours')} | | | ${fmt(p.oursCpuMsPerOrder, 2)} | ${fmt(p.oursPersistedPerSecond)} | |`,
+    `| **ours / floor** | | | **${x(p.cpuRatioOursToFloor)}** | **${x(p.persistedRatioOursToFloor)}** | |`,
     '',
   ].join('\n');
 }

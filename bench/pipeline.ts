@@ -1,25 +1,35 @@
 /**
  * `npm run bench -- --pipeline [--quick] [--orders N] [--concurrency C] [--live-orders L]
- *                               [--readers R] [--read-seconds S] [--out DIR] [--profile DIR]`
+ *                               [--readers R] [--read-seconds S] [--rounds K] [--out DIR] [--profile DIR]`
  *
- * The order pipeline alone, without HTTP: what the Temporal server, the worker, MariaDB and Redis
- * do per order. On its own stack (or the servers named in the environment) with one worker
- * process, it puts a sale on sale, and for each of N orders reserves stock in Redis exactly as the
- * API does (RedisInventory.reserve) and starts its OrderWorkflow through the OrderClient, C at a
- * time. Measured: starts/s and start latency, orders persisted per second (the sale's
- * AWAITING_PAYMENT rows in MySQL, sampled until all N are there), CPU ms per order of each server
- * (its CPU during the run / N, read from /proc), then R readers calling OrderClient.find (the
- * raw cost of one status read to Temporal and the worker) on random live orders for S seconds,
- * then the API's read path: the same R readers through an OrderStatusReader (single-flight and the
- * status cache, STATUS_CACHE_MS from the environment) serving shoppers who each poll their order
- * every 500 ms (readLikeShoppers), and the worker's resident memory per live order. Then the
- * sale's invariants (docs/contract.md) are checked. The run fails (exit 1) on a violated invariant
+ * The order pipeline alone, without HTTP, against the floor: what the Temporal server, the worker,
+ * MariaDB and Redis do per order, and what the cheapest workflow of an order's shape costs on the
+ * same stack (bench/floor/: a client start, one no-op local activity, a 30-minute durable wait, a
+ * status query). On its own stack (or the servers named in the environment) it runs phases in
+ * turn, floor and ours interleaved (floor, ours, floor; --rounds K: K rounds of floor then ours,
+ * closed by a floor phase; --quick: floor, ours), each with a fresh worker process on its own task
+ * queue, the same warm-up, then N workflows started C at a time through one client.
+ *
+ * An ours phase puts a sale on sale and for each order reserves stock in Redis exactly as the API
+ * does (RedisInventory.reserve) and starts its OrderWorkflow through the OrderClient; a floor phase
+ * starts floor workflows. Measured per phase (bench/phase.ts): starts/s and start latency, done per
+ * second (ours: the sale's AWAITING_PAYMENT rows in MySQL; the floor: its local activities run,
+ * counted by the floor worker), CPU ms per order of each server and of the phase's worker (their
+ * CPU during the phase / N, read from /proc). Then the ratios of ours to the floor (CPU of server +
+ * worker per order, done/s).
+ *
+ * The last ours phase goes on to the reads: R readers calling OrderClient.find (the raw cost of one
+ * status read to Temporal and the worker) on random live orders for S seconds, then the API's read
+ * path: the same R readers through an OrderStatusReader (single-flight and the status cache,
+ * STATUS_CACHE_MS from the environment) serving shoppers who each poll their order every 500 ms
+ * (readLikeShoppers), and the worker's resident memory per live order. Every ours phase's sale is
+ * checked against its invariants (docs/contract.md). The run fails (exit 1) on a violated invariant
  * or a status read answering wrong; a read that times out (the API's 503 UNAVAILABLE) is counted
  * and reported, not a failure.
  *
- * The orders are left AWAITING_PAYMENT (their 30-minute payment window is never reached): the
- * stack is thrown away, and on external servers the run's own task queue has no worker once the
- * run ends, so nothing else ever sees them.
+ * The orders are left AWAITING_PAYMENT (their 30-minute payment window is never reached) and the
+ * floor workflows waiting: the stack is thrown away, and on external servers each phase's task
+ * queue has no worker once the phase ends, so nothing else ever sees them.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -36,7 +46,7 @@ import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { subscribeChannels } from '../src/infra/redis-subscription.js';
 import { createTemporalClient } from '../src/infra/temporal.js';
-import { checkSaleInvariants } from '../src/invariants/check.js';
+import { checkSaleInvariants, type InvariantReport } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { ORDER_CHANGED_CHANNEL } from '../src/orders/order-changes.js';
 import { waitFor } from '../src/util/wait-for.js';
@@ -46,11 +56,15 @@ import { OrderStatusReader, STATUS_READ_SOURCES, type StatusReadSource } from '.
 import { newOrderNo } from '../src/orders/order-number.js';
 import { startStack, type RunningStack } from '../src/stack/index.js';
 import type { ManagedProcess } from '../src/stack/process.js';
-import { cpuSecondsOfGroup, rssKbOfGroup } from '../src/util/cpu.js';
+import { rssKbOfGroup } from '../src/util/cpu.js';
+import { reconcileScheduleId } from '../src/workflows/reconcile-definitions.js';
 import { parsePipelineArgs } from './args.js';
-import { watchPersisted } from './drain.js';
-import { buildPipelineResult, pipelineTable, writePipelineReport, type CpuByServer, type PipelineMeasurement } from './pipeline-report.js';
+import { buildFloorBundle } from './floor/bundle.js';
+import { runFloorPhase } from './floor/phase.js';
+import { measurePhase, startUntilDone, type PhaseMeasurement, type ServerPids } from './phase.js';
+import { buildPipelineResult, pipelineTable, writePipelineReport, type PipelineMeasurement } from './pipeline-report.js';
 import { startWorker } from './processes.js';
+import { timedStarts } from './starts.js';
 import { pct, sorted } from './stats.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -59,7 +73,8 @@ const say = (line: string) => console.log(`[pipeline] ${line}`);
 
 const workDir = mkdtempSync(join(tmpdir(), 'flash-pipeline-'));
 let stack: RunningStack | undefined;
-let worker: ManagedProcess | undefined;
+/** The current phase's worker, stopped by cleanup() if the run is interrupted. */
+let running: ManagedProcess | undefined;
 
 /** What the benchmark drives: the same services the API uses, minus HTTP. */
 interface Pipeline {
@@ -69,17 +84,31 @@ interface Pipeline {
   orders: OrderClient;
 }
 
+/** What every phase shares: the run's clients and where its workers start from. */
+interface RunContext {
+  runId: string;
+  env: Record<string, string | undefined>;
+  store: Store;
+  inventory: RedisInventory;
+  sales: SalesService;
+  temporal: Client;
+}
+
+/** The reading phase's extras: status reads, the worker's memory, the live orders. */
+interface OursReads {
+  liveOrders: number;
+  reads: PipelineMeasurement['reads'];
+  apiReads: PipelineMeasurement['apiReads'];
+  statusCacheMs: number;
+  statusCacheNotifiedMs: number;
+  workerRssKb: { before: number; after: number };
+}
+
 async function main(): Promise<void> {
   const t0 = Date.now();
   const runId = randomBytes(3).toString('hex');
   stack = await startStack({ dataDir: join(workDir, 'stack'), ports: 'free', ephemeral: true, log: say, redisAppendfsync: args.redisAppendfsync });
-  const env: Record<string, string | undefined> = {
-    ...process.env,
-    ...stack.env,
-    // Its own task queue: on shared servers, no other worker takes these orders.
-    TEMPORAL_TASK_QUEUE: `bench-pipeline-${runId}`,
-    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
-  };
+  const env: Record<string, string | undefined> = { ...process.env, ...stack.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' };
   const config = loadConfig(env);
   const pool = createMysqlPool(config);
   const store = new Store(pool);
@@ -88,42 +117,121 @@ async function main(): Promise<void> {
   try {
     await migrate(pool);
     const inventory = new RedisInventory(redis);
-    const sales = new SalesService(store, inventory);
     temporal = await createTemporalClient(config);
-    const pipeline: Pipeline = { config, store, inventory, orders: new OrderClient(temporal, store, config.temporal.taskQueue) };
-    worker = await startWorker({ root, workDir, env, ...(args.profileDir ? { profileDir: args.profileDir } : {}) });
-    say(`worker ready (pid ${worker.pid}); task queue ${config.temporal.taskQueue}`);
+    const context: RunContext = { runId, env, store, inventory, sales: new SalesService(store, inventory), temporal };
+    const bundledAt = performance.now();
+    const floorBundle = await buildFloorBundle(join(workDir, 'floor-bundle.js'));
+    say(`floor workflow bundled in ${((performance.now() - bundledAt) / 1000).toFixed(1)} s`);
+
+    // Interleaved on one stack (floor, ours, floor by default), each phase with a fresh worker on its
+    // own task queue (on shared servers, no other worker takes its tasks) after the same warm-up:
+    // drift in the stack over the run shows in the floor phases around ours instead of in the ratio.
+    const phases: PipelineMeasurement['phases'] = [];
+    let oursReads: OursReads | undefined;
+    let invariants: InvariantReport | undefined;
+    const readingPhase = args.phases.lastIndexOf('ours');
+    for (const [i, kind] of args.phases.entries()) {
+      const taskQueue = `bench-pipeline-${runId}-${i + 1}-${kind}`;
+      say(`phase ${i + 1}/${args.phases.length}: ${kind}, task queue ${taskQueue}`);
+      const phaseStartedAt = performance.now();
+      if (kind === 'floor') {
+        const measured = await runFloorPhase(taskQueue, {
+          root,
+          workDir,
+          env,
+          ...(args.profileDir ? { profileDir: args.profileDir } : {}),
+          temporal,
+          bundlePath: floorBundle,
+          servers: serverPids(),
+          orders: args.orders,
+          concurrency: args.concurrency,
+          warmupOrders: args.warmupOrders,
+          running: (worker) => (running = worker),
+        });
+        phases.push(measured);
+        sayPhase(measured);
+      } else {
+        const ours = await runOursPhase(context, taskQueue, i + 1, i === readingPhase);
+        phases.push({ ...ours.measurement, invariantsOk: ours.invariants.ok });
+        sayPhase(ours.measurement);
+        if (i === readingPhase) [oursReads, invariants] = [ours.reads, ours.invariants];
+      }
+      say(
+        `phase ${i + 1} took ${((performance.now() - phaseStartedAt) / 1000).toFixed(1)} s (worker start and stop, warm-up${kind === 'ours' ? ', checks' : ''} included)`,
+      );
+    }
+    if (!oursReads || !invariants) throw new Error('no ours phase ran');
+
+    const measurement: PipelineMeasurement = {
+      args,
+      phases,
+      ...oursReads,
+      invariants,
+      elapsedMs: Date.now() - t0,
+    };
+    const report = buildPipelineResult(measurement);
+    console.log(`\n${pipelineTable(report)}`);
+    const written = writePipelineReport(report, args.outDir);
+    say(`results: pipeline in ${written.latest}, copy in ${written.dated}`);
+    const { reads, apiReads } = oursReads;
+    const violated = phases.filter((p) => p.invariantsOk === false).length;
+    if (violated > 0 || reads.errors > 0 || apiReads.errors > 0) {
+      const failed = Object.entries(invariants.checks).filter(([, ok]) => !ok);
+      console.error(
+        `[pipeline] FAILED: ${violated > 0 ? `invariants violated in ${violated} ours phase(s)${failed.length > 0 ? `: ${failed.map(([name]) => name).join(', ')}` : ''}` : ''} ${reads.errors > 0 ? `${reads.errors} status reads failed` : ''} ${apiReads.errors > 0 ? `${apiReads.errors} API status reads failed` : ''}`,
+      );
+      process.exitCode = 1;
+    }
+  } finally {
+    await Promise.allSettled([store.close(), redis.quit(), temporal?.connection.close()]);
+  }
+}
+
+/**
+ * One ours phase: a fresh worker (the project's, as `npm run worker` runs it) on `taskQueue`, a
+ * warm-up on its own SKU, then N orders reserved and started on a sale of their own, measured until
+ * all are in MySQL; the sale's invariants are checked. The reading phase (the last ours phase)
+ * then starts the extra live orders (L > N, not timed) and runs the status reads.
+ */
+async function runOursPhase(context: RunContext, taskQueue: string, phase: number, reading: boolean) {
+  const { runId, store, inventory, sales, temporal } = context;
+  const env = { ...context.env, TEMPORAL_TASK_QUEUE: taskQueue };
+  const config = loadConfig(env);
+  const pipeline: Pipeline = { config, store, inventory, orders: new OrderClient(temporal, store, taskQueue) };
+  const worker = await startWorker({ root, workDir, env, ...(args.profileDir ? { profileDir: args.profileDir } : {}) });
+  running = worker;
+  try {
+    say(`worker ready (pid ${worker.pid})`);
+    const awaitingPayment = (sku: string) => () => store.countOrders(sku, 'AWAITING_PAYMENT');
 
     // Warm-up on its own SKU, never measured: JIT, connection pools, Temporal's caches.
-    const warm = `PIPE-${runId}-warm`;
+    const warm = `PIPE-${runId}-${phase}-warm`;
     await sales.create({ sku: warm, name: warm, priceCents: 1_000, stock: args.warmupOrders, perUserLimit: 1 });
-    const warmWatch = watchPersisted(store, warm);
-    const warmRun = await startOrders(pipeline, warm, 1_000, args.warmupOrders, args.concurrency, `${runId}-w`);
-    await warmWatch.until(args.warmupOrders, warmRun.firstStartAt, warmRun.lastStartAt);
+    await startUntilDone(args.warmupOrders, awaitingPayment(warm), () => startOrders(pipeline, warm, 1_000, args.warmupOrders, `${runId}-${phase}w`));
     say(`warm-up: ${args.warmupOrders} orders persisted`);
 
-    const sku = `PIPE-${runId}`;
-    const live = Math.max(args.orders, args.liveOrders);
+    const sku = `PIPE-${runId}-${phase}`;
+    const live = reading ? Math.max(args.orders, args.liveOrders) : args.orders;
     await sales.create({ sku, name: sku, priceCents: 1_000, stock: live, perUserLimit: 1 });
     const rssBeforeKb = rssKbOfGroup(worker.pid);
-    const cpuBefore = cpuSnapshot();
-    const watch = watchPersisted(store, sku);
     say(`starting ${args.orders} OrderWorkflows, ${args.concurrency} at a time`);
-    const run = await startOrders(pipeline, sku, 1_000, args.orders, args.concurrency, `${runId}-m`);
-    const drain = await watch.until(args.orders, run.firstStartAt, run.lastStartAt);
-    const cpuAfter = cpuSnapshot();
-    if (drain.orders < args.orders) throw new Error(`only ${drain.orders} of ${args.orders} orders reached MySQL within 180 s`);
-    const startSeconds = Math.max(0.001, (run.lastStartAt - run.firstStartAt) / 1000);
-    const startMs = sorted(run.startMs);
-    say(`${args.orders} started in ${startSeconds.toFixed(2)} s; all persisted ${drain.totalSeconds.toFixed(2)} s after the first start`);
+    const { measurement, run } = await measurePhase({
+      kind: 'ours',
+      taskQueue,
+      orders: args.orders,
+      servers: serverPids(),
+      workerPid: worker.pid,
+      done: awaitingPayment(sku),
+      start: () => startOrders(pipeline, sku, 1_000, args.orders, `${runId}-${phase}m`),
+      doneMeans: 'orders reached MySQL',
+    });
+    if (!reading) return { measurement, invariants: await checkSale(pipeline, sku, run.started) };
 
     // More live orders for the status reads when L > N (not timed).
-    let orderNos = run.orderNos;
+    let orderNos = run.started;
     if (live > args.orders) {
-      const extraWatch = watchPersisted(store, sku);
-      const extra = await startOrders(pipeline, sku, 1_000, live - args.orders, args.concurrency, `${runId}-l`);
-      await extraWatch.until(live, extra.firstStartAt, extra.lastStartAt);
-      orderNos = [...orderNos, ...extra.orderNos];
+      const extra = await startUntilDone(live, awaitingPayment(sku), () => startOrders(pipeline, sku, 1_000, live - args.orders, `${runId}-${phase}l`));
+      orderNos = [...orderNos, ...extra.started];
     }
     const rssAfterKb = rssKbOfGroup(worker.pid);
     say(`worker RSS ${Math.round(rssBeforeKb / 1024)} MiB before, ${Math.round(rssAfterKb / 1024)} MiB with ${live} live orders`);
@@ -145,86 +253,82 @@ async function main(): Promise<void> {
         `API status reads: ${apiReads.timeouts} timed out, ${apiReads.errors} failed or answered other than AWAITING_PAYMENT (first: ${apiReads.firstError})`,
       );
     }
-
-    // Exactly one workflow per order: visibility is eventually consistent, so wait (≤ 20 s) for it.
-    let workflowCount = 0;
-    for (let attempt = 0; attempt < 100; attempt++) {
-      workflowCount = await pipeline.orders.countRunning(sku);
-      if (workflowCount >= orderNos.length) break;
-      await sleep(200);
-    }
-    const invariants = await checkSaleInvariants({ store, inventory }, { sku, perUserLimit: 1, acceptedOrderNos: orderNos, workflowCount });
-
-    const measurement: PipelineMeasurement = {
-      args,
-      startsPerSecond: args.orders / startSeconds,
-      persistedPerSecond: drain.ordersPerSecond,
-      persistedSeconds: drain.totalSeconds,
-      startP50Ms: pct(startMs, 50) ?? 0,
-      startP99Ms: pct(startMs, 99) ?? 0,
-      cpuSeconds: cpuSince(cpuBefore, cpuAfter),
+    const reportedReads: OursReads = {
       liveOrders: live,
       reads,
       apiReads,
       statusCacheMs: config.statusCacheMs,
       statusCacheNotifiedMs: config.statusCacheNotifiedMs,
       workerRssKb: { before: rssBeforeKb, after: rssAfterKb },
-      invariants,
-      elapsedMs: Date.now() - t0,
     };
-    const report = buildPipelineResult(measurement);
-    console.log(`\n${pipelineTable(report)}`);
-    const written = writePipelineReport(report, args.outDir);
-    say(`results: pipeline in ${written.latest}, copy in ${written.dated}`);
-    if (!invariants.ok || reads.errors > 0 || apiReads.errors > 0) {
-      const failed = Object.entries(invariants.checks).filter(([, ok]) => !ok);
-      console.error(
-        `[pipeline] FAILED: ${failed.length > 0 ? `invariants violated: ${failed.map(([name]) => name).join(', ')}` : ''} ${reads.errors > 0 ? `${reads.errors} status reads failed` : ''} ${apiReads.errors > 0 ? `${apiReads.errors} API status reads failed` : ''}`,
-      );
-      process.exitCode = 1;
-    }
+    return { measurement, invariants: await checkSale(pipeline, sku, orderNos), reads: reportedReads };
   } finally {
-    await Promise.allSettled([store.close(), redis.quit(), temporal?.connection.close()]);
+    await worker.stop();
+    running = undefined;
+    // The worker put the reconciler's schedule in place for its task queue; with the worker gone it
+    // would go on firing into a queue nobody polls, on the server the next phases measure.
+    await temporal.schedule
+      .getHandle(reconcileScheduleId(taskQueue))
+      .delete()
+      .catch((err: unknown) => say(`could not delete the reconcile schedule of ${taskQueue}: ${err instanceof Error ? err.message : String(err)}`));
   }
+}
+
+/** The sale's invariants (docs/contract.md), exactly one workflow per accepted order included. */
+async function checkSale(pipeline: Pipeline, sku: string, orderNos: string[]): Promise<InvariantReport> {
+  // Visibility is eventually consistent, so wait (≤ 20 s) for every workflow to show.
+  let workflowCount = 0;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    workflowCount = await pipeline.orders.countRunning(sku);
+    if (workflowCount >= orderNos.length) break;
+    await sleep(200);
+  }
+  return checkSaleInvariants({ store: pipeline.store, inventory: pipeline.inventory }, { sku, perUserLimit: 1, acceptedOrderNos: orderNos, workflowCount });
+}
+
+/** The stack's servers this run started, by their current process (null figures for external ones). */
+function serverPids(): ServerPids {
+  return { server: stack?.servers.temporal?.process?.pid, mysql: stack?.servers.mysql?.process?.pid, redis: stack?.servers.redis?.process?.pid };
+}
+
+function sayPhase(p: PhaseMeasurement): void {
+  const ms = (seconds: number | null) => (seconds === null ? '—' : ((seconds * 1000) / p.orders).toFixed(2));
+  say(
+    `${p.kind}: ${p.orders} done at ${p.persistedPerSecond.toFixed(1)}/s (all ${p.persistedSeconds.toFixed(2)} s after the first start); ` +
+      `CPU ms/order server ${ms(p.cpuSeconds.server)}, worker ${ms(p.cpuSeconds.worker)}`,
+  );
 }
 
 /**
  * Reserves and starts `count` orders on the sale, `concurrency` at a time, each exactly as the
  * API's checkout does (reserve.lua, then OrderClient.start), one shopper per order. Times each
- * start (the Temporal round trip), not the reservation.
+ * start (the Temporal round trip), not the reservation. Returns the order numbers as `started`.
  */
-async function startOrders(pipeline: Pipeline, sku: string, priceCents: number, count: number, concurrency: number, users: string) {
-  const orderNos: string[] = [];
-  const startMs: number[] = [];
-  let next = 0;
-  let firstStartAt = 0;
-  let lastStartAt = 0;
-  const lane = async () => {
-    while (next < count) {
-      const i = next++;
+async function startOrders(pipeline: Pipeline, sku: string, priceCents: number, count: number, users: string) {
+  return timedStarts(
+    count,
+    args.concurrency,
+    async (i) => {
       const now = Date.now();
       const userId = `pipe-${users}-${i}`;
       const reserved = await pipeline.inventory.reserve({ orderNo: newOrderNo(now), sku, userId, quantity: 1, nowMs: now });
       if (reserved.outcome !== 'RESERVED') throw new Error(`reservation ${i} of ${sku}: ${reserved.outcome}`);
-      const startedAt = performance.now();
-      firstStartAt ||= Date.now();
+      return { orderNo: reserved.orderNo, userId, createdAt: new Date(now).toISOString() };
+    },
+    async ({ orderNo, userId, createdAt }) => {
       const started = await pipeline.orders.start({
-        orderNo: reserved.orderNo,
+        orderNo,
         sku,
         userId,
         quantity: 1,
         unitPriceCents: priceCents,
-        createdAt: new Date(now).toISOString(),
+        createdAt,
         paymentWindow: pipeline.config.paymentWindow,
       });
-      if (started !== 'STARTED') throw new Error(`order ${reserved.orderNo}: ${started}`);
-      startMs.push(performance.now() - startedAt);
-      lastStartAt = Date.now();
-      orderNos.push(reserved.orderNo);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
-  return { orderNos, startMs, firstStartAt, lastStartAt };
+      if (started !== 'STARTED') throw new Error(`order ${orderNo}: ${started}`);
+      return orderNo;
+    },
+  );
 }
 
 /**
@@ -386,27 +490,8 @@ async function readPolls(
   return { ...tally.summary(), offeredPerSecond: (orderNos.length * 1000) / SHOPPER_POLL_MS, bySource };
 }
 
-/** CPU seconds so far of the servers this run started (null for external ones) and the worker. */
-function cpuSnapshot(): CpuByServer {
-  const of = (proc: { pid: number } | undefined) => (proc ? cpuSecondsOfGroup(proc.pid) : null);
-  return {
-    server: of(stack?.servers.temporal?.process),
-    worker: of(worker),
-    mysql: of(stack?.servers.mysql?.process),
-    redis: of(stack?.servers.redis?.process),
-  };
-}
-
-function cpuSince(before: CpuByServer, after: CpuByServer): CpuByServer {
-  const delta = (key: keyof CpuByServer) => {
-    const [a, b] = [after[key], before[key]];
-    return a === null || b === null ? null : a - b;
-  };
-  return { server: delta('server'), worker: delta('worker'), mysql: delta('mysql'), redis: delta('redis') };
-}
-
 async function cleanup(): Promise<void> {
-  await worker?.stop(5_000);
+  await running?.stop(5_000);
   await stack?.stop();
   rmSync(workDir, { recursive: true, force: true });
 }

@@ -1,9 +1,10 @@
 /**
  * The server processes of each variant, started from the repository's own entry points with the
- * app's environment: the API and worker for ours, bench/server.ts for the baselines. With a CPU
- * layout (bench/cpu-layout.ts), each starts pinned to its side of the front door.
+ * app's environment: the API and worker for ours, bench/server.ts for the baselines, and the
+ * pipeline benchmark's floor worker (bench/floor/worker.ts). With a CPU layout
+ * (bench/cpu-layout.ts), each starts pinned to its side of the front door.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../src/stack/process.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
@@ -64,15 +65,41 @@ export async function startVariant(
   return { url, processes: started };
 }
 
-/** The project's worker alone (the pipeline benchmark's only app process), ready to take tasks. */
-export async function startWorker(options: {
+/** The project's worker alone (the pipeline benchmark's ours phases), ready to take tasks. */
+export async function startWorker(options: WorkerLaunch): Promise<ManagedProcess> {
+  return launchWorker(launcherFor(options), options.workDir);
+}
+
+/**
+ * The floor's worker (bench/floor/worker.ts), started as ours is, on `taskQueue` with the bundle
+ * at `bundlePath`; ready once it has published its first count to `doneFile` (bench/floor/done-count.ts).
+ */
+export async function startFloorWorker(options: WorkerLaunch & { taskQueue: string; bundlePath: string; doneFile: string }): Promise<ManagedProcess> {
+  const worker = launcherFor(options)('floor-worker', 'bench/floor/worker.ts', [], {
+    FLOOR_TASK_QUEUE: options.taskQueue,
+    FLOOR_BUNDLE_PATH: options.bundlePath,
+    FLOOR_DONE_FILE: options.doneFile,
+  });
+  try {
+    await waitUntilReady(worker, async () => existsSync(options.doneFile), 60_000);
+  } catch (err) {
+    await worker.stop();
+    throw err;
+  }
+  return worker;
+}
+
+export interface WorkerLaunch {
   root: string;
   workDir: string;
   env: Record<string, string | undefined>;
+  /** Writes a V8 CPU profile of the worker into this folder. */
   profileDir?: string;
-}): Promise<ManagedProcess> {
-  const { root, workDir, env, profileDir } = options;
-  const launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string>) => {
+}
+
+/** Launches a script of the repository with tsx (node with --cpu-prof when profiling), logged to the work folder. */
+function launcherFor({ root, workDir, env, profileDir }: WorkerLaunch): Launch {
+  return (name, script, extraArgs, extraEnv) => {
     const [command, commandArgs] = profileDir
       ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', join(root, script), ...extraArgs]]
       : [join(root, 'node_modules', '.bin', 'tsx'), [join(root, script), ...extraArgs]];
@@ -82,7 +109,6 @@ export async function startWorker(options: {
       env: { ...env, ...extraEnv } as NodeJS.ProcessEnv,
     });
   };
-  return launchWorker(launch, workDir);
 }
 
 type Launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string>) => ManagedProcess;

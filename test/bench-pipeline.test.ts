@@ -1,8 +1,9 @@
 /**
  * Keeps `npm run bench -- --pipeline` working: runs `bench/run.ts --pipeline --quick` against the
- * test stack (its servers are given in the environment, so only the worker is started by the
- * benchmark) and checks that every order was started and persisted, the status reads answered,
- * the invariants held and `pipeline` was merged into latest.json beside what was there.
+ * test stack (its servers are given in the environment, so only the workers are started by the
+ * benchmark) and checks that every order was started and persisted, the floor phase measured and
+ * the ratios computed from it, the status reads answered, the invariants held and `pipeline` was
+ * merged into latest.json beside what was there.
  * Figures are printed by the benchmark, never asserted beyond being measured: the machine is shared.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, expect, inject, it } from 'vitest';
 import { runScript } from './helpers/run-script.js';
-import { parseBenchArgs } from '../bench/args.js';
+import { parseBenchArgs, parsePipelineArgs } from '../bench/args.js';
 import { buildReport, writeReport } from '../bench/report.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -23,7 +24,7 @@ function runBench(args: string[]): Promise<{ code: number | null; output: string
   return runScript('bench/run.ts', args, { ...process.env, ...inject('stackEnv'), CI: 'true', STATUS_CACHE_MS: '1000' });
 }
 
-it('runs the quick pipeline benchmark: orders started and persisted, status read, invariants hold, merged into latest.json', { timeout: 120_000 }, async () => {
+it('runs the quick pipeline benchmark: persisted, measured against the floor, status read, invariants hold, merged', { timeout: 120_000 }, async () => {
   // A burst run's results already there must stay.
   writeFileSync(join(outDir, 'latest.json'), JSON.stringify({ variants: { ours: { rps: 1 } }, drain: { orders: 1 } }));
   const { code, output } = await runBench(['--pipeline', '--quick', '--orders', '60', '--concurrency', '8', '--live-orders', '80', '--out', outDir]);
@@ -58,6 +59,29 @@ it('runs the quick pipeline benchmark: orders started and persisted, status read
   // test stack's (external to the benchmark), so theirs is not: null, never a made-up 0.
   expect(p.cpuMsPerOrder.worker).toBeGreaterThan(0);
   expect(p.cpuMsPerOrder).toMatchObject({ server: null, mysql: null, redis: null });
+  // Ours against the floor (bench/floor/): --quick runs a floor phase then ours, each on its own
+  // worker and task queue; the floor's figures are measured (its worker's CPU from /proc, the
+  // server's null as above, so totals are the worker's alone) and the ratios come from them.
+  expect(p.phases.map((phase: any) => phase.kind)).toEqual(['floor', 'ours']);
+  expect(new Set(p.phases.map((phase: any) => phase.taskQueue)).size).toBe(2);
+  expect(p.cpuMeasured).toBe('worker');
+  for (const phase of p.phases) {
+    expect(phase.cpuMsPerOrder.worker, phase.kind).toBeGreaterThan(0);
+    expect(phase.cpuMsPerOrder.total, phase.kind).toBe(phase.cpuMsPerOrder.worker);
+    expect(phase.persistedPerSecond, phase.kind).toBeGreaterThan(0);
+    expect(phase.startP99Ms, phase.kind).toBeGreaterThanOrEqual(phase.startP50Ms);
+  }
+  const [floor, ours] = p.phases;
+  expect(p.floorCpuMsPerOrder).toBeGreaterThan(0);
+  expect(p.floorPersistedPerSecond).toBeGreaterThan(0);
+  expect(p.floorCpuMsPerOrder).toBe(floor.cpuMsPerOrder.total);
+  expect(p.floorPersistedPerSecond).toBe(floor.persistedPerSecond);
+  expect(p.oursCpuMsPerOrder).toBe(ours.cpuMsPerOrder.total);
+  expect(p.oursCpuMsPerOrder).toBe(p.cpuMsPerOrder.worker);
+  expect(p.oursPersistedPerSecond).toBe(ours.persistedPerSecond);
+  expect(p.cpuRatioOursToFloor).toBeCloseTo(p.oursCpuMsPerOrder / p.floorCpuMsPerOrder, 2);
+  expect(p.persistedRatioOursToFloor).toBeCloseTo(p.oursPersistedPerSecond / p.floorPersistedPerSecond, 2);
+  expect(output).toMatch(/\| \*\*ours \/ floor\*\* \| \| \| \*\*\d+\.\d\d×\*\* \| \*\*\d+\.\d\d×\*\* \| \|/);
   // All 80 live orders are persisted, awaiting payment, one workflow each, and the stores agree.
   expect(p.invariants).toMatchObject({ noOversell: true, conservation: true, storesAgree: true, noLostOrder: true, perUserLimit: true });
   expect(p.invariants.figures).toMatchObject({
@@ -79,6 +103,14 @@ it('refuses a bad option before starting anything', { timeout: 60_000 }, async (
   const { code, output } = await runBench(['--pipeline', '--orders', '0']);
   expect(code).not.toBe(0);
   expect(output).toMatch(/--orders must be a whole number ≥ 1/);
+});
+
+it('plans its phases: floor, ours, floor; floor, ours with --quick; K rounds with --rounds K', () => {
+  expect(parsePipelineArgs([], root).phases).toEqual(['floor', 'ours', 'floor']);
+  expect(parsePipelineArgs(['--quick'], root).phases).toEqual(['floor', 'ours']);
+  expect(parsePipelineArgs(['--rounds', '2'], root).phases).toEqual(['floor', 'ours', 'floor', 'ours', 'floor']);
+  expect(parsePipelineArgs(['--quick', '--rounds', '2'], root).phases).toEqual(['floor', 'ours', 'floor', 'ours']);
+  expect(() => parsePipelineArgs(['--rounds', '0'], root)).toThrow(/--rounds must be a whole number ≥ 1/);
 });
 
 it('a burst run written afterwards keeps the pipeline results in latest.json', () => {
