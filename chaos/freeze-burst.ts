@@ -6,9 +6,8 @@
  * On a stack of its own it runs one API and one worker (as `npm start` does, rate limits off), puts
  * the default burst's sale on (1,000 units, limit 1, 20,000 shoppers), and sends checkouts with
  * autocannon for `seconds`: `connections` connections, each sending its next checkout when the last
- * is answered (closed loop, the benchmark's default burst), or with `--rate` at most R a second over
- * the connections (open loop as long as connections last: shoppers keep arriving whatever the
- * answers). `freeze-after-ms` into the burst, before the sale sells out, the server is frozen
+ * is answered (closed loop, the benchmark's default burst), or with `--rate` R checkouts a second
+ * whatever the answers, each on a connection of its own (open loop: shoppers keep arriving). `freeze-after-ms` into the burst, before the sale sells out, the server is frozen
  * (SIGSTOP) for `freeze-ms`. The API's resident memory (its process group, from /proc) is sampled
  * every 100 ms. MAX_IN_FLIGHT_REQUESTS is `--max-in-flight` (0: load shedding off).
  *
@@ -16,6 +15,7 @@
  * answers by status, the slowest answer, and the requests it shed.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -105,7 +105,6 @@ async function main(): Promise<void> {
 
   const sku = `FREEZE-${Date.now().toString(36)}`;
   await new SalesService(store, new RedisInventory(redis)).create({ sku, name: sku, priceCents: 1_000, stock: settings.stock, perUserLimit: 1 });
-  await Promise.allSettled([store.close(), redis.quit()]);
   const auth = new ShopperAuth(config);
   const tokens = await Promise.all(Array.from({ length: settings.users }, (_, i) => auth.issue(`freeze-shopper-${i}`)));
 
@@ -114,40 +113,19 @@ async function main(): Promise<void> {
   const samples: Array<{ at: number; rss: number }> = [];
   const sampler = setInterval(() => samples.push({ at: Date.now(), rss: rssMiB() }), 100);
   const statuses: Record<string, number> = {};
-  let next = 0;
   let slowestMs = 0;
-  const burstStart = Date.now();
-  let finish!: (result: autocannon.Result) => void;
-  let fail!: (err: unknown) => void;
-  const done = new Promise<autocannon.Result>((resolveDone, rejectDone) => ((finish = resolveDone), (fail = rejectDone)));
-  const load = autocannon(
-    {
-      url: `${url}/api/checkout`,
-      method: 'POST',
-      connections: settings.connections,
-      duration: settings.seconds,
-      timeout: 30,
-      ...(settings.rate ? { overallRate: settings.rate } : {}),
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ sku, quantity: 1 }),
-      requests: [
-        {
-          setupRequest: (request) => {
-            request.headers = { ...request.headers, authorization: `Bearer ${tokens[next++ % tokens.length]}` };
-            return request;
-          },
-        },
-      ],
-    },
-    (err, result) => (err ? fail(err) : finish(result)),
-  );
   let thawedAt = Infinity;
   let acceptedAfterThaw = 0;
-  load.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
+  const answered = (status: number, ms: number) => {
     statuses[String(status)] = (statuses[String(status)] ?? 0) + 1;
     if (status === 202 && Date.now() > thawedAt) acceptedAfterThaw++;
     slowestMs = Math.max(slowestMs, ms);
-  });
+  };
+  const checkout = { url: `${url}/api/checkout`, body: JSON.stringify({ sku, quantity: 1 }), tokens };
+  const burstStart = Date.now();
+  const done = settings.rate
+    ? openLoop(checkout, settings.rate, settings.seconds, answered)
+    : closedLoop(checkout, settings.connections, settings.seconds, answered);
 
   await sleep(settings.freezeAfterMs);
   const target = stack.servers[frozenServer];
@@ -161,9 +139,23 @@ async function main(): Promise<void> {
   say(`SIGCONT ${frozenServer}`);
   const result = await done;
   clearInterval(sampler);
+  say(`${result.requests} checkouts sent`);
   const during = samples.filter((s) => s.at >= frozenAt && s.at <= thawedAt).map((s) => s.rss);
   const after = samples.filter((s) => s.at > thawedAt).map((s) => s.rss);
   const { shed, transitions, deadlineHits, failures, refusals } = await scrapeApiCounters([url]);
+  // What Redis holds once the orders still in flight are persisted (their count stays put for
+  // 3 s): reserved units beyond the orders awaiting payment are reservations nobody owns (a reserve
+  // that ran after its checkout had answered), held until the reconciler's grace period ends.
+  let ordersAtEnd = await store.orderCountsByStatus(sku);
+  for (let stableSince = Date.now(); Date.now() - stableSince < 3_000;) {
+    await sleep(500);
+    const now = await store.orderCountsByStatus(sku);
+    if (now.AWAITING_PAYMENT !== ordersAtEnd.AWAITING_PAYMENT) stableSince = Date.now();
+    ordersAtEnd = now;
+  }
+  const redisAtEnd = await new RedisInventory(redis).getSale(sku);
+  const unownedReservedUnits = (redisAtEnd?.reserved ?? 0) - ordersAtEnd.AWAITING_PAYMENT;
+  await Promise.allSettled([store.close(), redis.quit()]);
   const report = {
     date: new Date().toISOString(),
     settings,
@@ -172,7 +164,7 @@ async function main(): Promise<void> {
       peakDuringFreeze: round(Math.max(...during)),
       peakAfterThaw: round(Math.max(...after, 0)),
     },
-    requests: result.requests.total,
+    requests: result.requests,
     statuses,
     timeouts: result.timeouts,
     errors: result.errors,
@@ -183,10 +175,112 @@ async function main(): Promise<void> {
     failures,
     breakerRefusals: refusals,
     acceptedAfterThaw,
+    redisAtEnd,
+    ordersAtEnd,
+    unownedReservedUnits,
     seconds: round((Date.now() - burstStart) / 1000),
   };
   console.log(JSON.stringify(report, null, 2));
   if (args.out) writeFileSync(args.out, `${JSON.stringify(report, null, 2)}\n`);
+}
+
+interface CheckoutRequest {
+  url: string;
+  body: string;
+  tokens: string[];
+}
+
+interface LoadResult {
+  requests: number;
+  timeouts: number;
+  errors: number;
+}
+
+/** The benchmark's default burst: `connections` connections, each sending its next checkout once the last is answered. */
+function closedLoop(request: CheckoutRequest, connections: number, seconds: number, answered: (status: number, ms: number) => void): Promise<LoadResult> {
+  let next = 0;
+  return new Promise((resolveDone, rejectDone) => {
+    const load = autocannon(
+      {
+        url: request.url,
+        method: 'POST',
+        connections,
+        duration: seconds,
+        timeout: 30,
+        headers: { 'content-type': 'application/json' },
+        body: request.body,
+        requests: [
+          {
+            setupRequest: (sent) => {
+              sent.headers = { ...sent.headers, authorization: `Bearer ${request.tokens[next++ % request.tokens.length]}` };
+              return sent;
+            },
+          },
+        ],
+      },
+      (err, result) => (err ? rejectDone(err) : resolveDone({ requests: result.requests.total, timeouts: result.timeouts, errors: result.errors })),
+    );
+    load.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => answered(status, ms));
+  });
+}
+
+/**
+ * Shoppers who arrive whatever the answers: `rate` checkouts a second for `seconds`, each on a
+ * connection of its own when none is free (no bound), each given 30 s. What a flash sale's crowd
+ * does, and what a hung dependency meets: the requests pile up unless the API answers them.
+ */
+async function openLoop(request: CheckoutRequest, rate: number, seconds: number, answered: (status: number, ms: number) => void): Promise<LoadResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
+  const target = new URL(request.url);
+  const result: LoadResult = { requests: 0, timeouts: 0, errors: 0 };
+  const pending = new Set<Promise<void>>();
+  const send = (token: string) =>
+    new Promise<void>((resolveSent) => {
+      const sentAt = performance.now();
+      const call = httpRequest(
+        {
+          host: target.hostname,
+          port: target.port,
+          path: target.pathname,
+          method: 'POST',
+          agent,
+          timeout: 30_000,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(request.body), authorization: `Bearer ${token}` },
+        },
+        (response) => {
+          response.resume();
+          response.on('end', () => {
+            answered(response.statusCode ?? 0, performance.now() - sentAt);
+            resolveSent();
+          });
+        },
+      );
+      let timedOut = false;
+      call.on('timeout', () => {
+        timedOut = true;
+        result.timeouts++;
+        call.destroy();
+      });
+      call.on('error', () => {
+        if (!timedOut) result.errors++;
+        resolveSent();
+      });
+      call.end(request.body);
+    });
+  const started = Date.now();
+  while (Date.now() - started < seconds * 1_000) {
+    const due = Math.floor(((Date.now() - started) * rate) / 1_000);
+    while (result.requests < due) {
+      const sent = send(request.tokens[result.requests % request.tokens.length] ?? '');
+      pending.add(sent);
+      void sent.then(() => pending.delete(sent));
+      result.requests++;
+    }
+    await sleep(5);
+  }
+  await Promise.all(pending);
+  agent.destroy();
+  return result;
 }
 
 const round = (value: number) => Math.round(value * 10) / 10;

@@ -61,7 +61,8 @@ export function createApp(deps: ApiDeps): Koa {
   const metrics = deps.metrics ?? new ApiMetrics();
   const guards = deps.guards ?? createDependencyGuards(config, metrics, logger);
   // Every Redis and MySQL call of a request is bounded (REDIS_TIMEOUT, MYSQL_TIMEOUT) and behind its breaker.
-  const inventory = guardAll(new RedisInventory(redis), guards.redis, config.deadlines.redisMs);
+  const unguardedInventory = new RedisInventory(redis);
+  const inventory = guardAll(unguardedInventory, guards.redis, config.deadlines.redisMs);
   const store = guardAll(deps.store, guards.mysql, config.deadlines.mysqlMs);
   const auth = new ShopperAuth(config);
   // The order client guards its own calls (with each request's deadline), on the store as it is.
@@ -71,6 +72,7 @@ export function createApp(deps: ApiDeps): Koa {
   const checkout = new CheckoutService({
     config,
     inventory,
+    unguardedInventory,
     redis: guards.redis,
     orders,
     logger,

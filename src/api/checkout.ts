@@ -3,7 +3,7 @@
  * this path: MySQL is written by the workflow at its own pace, so a burst cannot knock it over.
  */
 import type { AppConfig } from '../config/index.js';
-import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../infra/dependency-guard.js';
+import { boundBy, Deadline, DependencyUnavailableError, type DependencyGuard } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 import type { RedisInventory, Reservation, ReserveResult } from '../inventory/redis-inventory.js';
 import { viewOfState, type AwaitedStart, type FoundOrder, type OrderClient, type OrderView } from '../orders/order-client.js';
@@ -66,6 +66,13 @@ export class CheckoutService {
       config: AppConfig;
       /** Seen through the Redis guard (each call bounded by REDIS_TIMEOUT). */
       inventory: RedisInventory;
+      /**
+       * The same inventory without the guard, for compensations, which are sent whatever the
+       * breaker says (a reservation left behind would hold its units until the reconciler's grace
+       * period ends): the release after a failed start, and after a reserve whose answer did not
+       * come in time. The client's per-command timeout (REDIS_TIMEOUT) still bounds them.
+       */
+      unguardedInventory: RedisInventory;
       /** Redis's breaker: while it is open a checkout fails before it touches anything (but the sold-out flag). */
       redis: DependencyGuard;
       orders: OrderClient;
@@ -127,15 +134,33 @@ export class CheckoutService {
     await this.deps.limits?.consume('checkout', request.userId);
     const reserveStartedAt = metrics.now();
     let reserved: ReserveResult;
+    const orderNo = newOrderNo(now);
     try {
-      reserved = await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, maxCancels: this.deps.config.maxCancelsPerShopper, ...request });
+      reserved = await inventory.reserve({ orderNo, nowMs: now, maxCancels: this.deps.config.maxCancelsPerShopper, ...request });
     } catch (err) {
       metrics.reserveDone('ERROR', reserveStartedAt);
+      this.releaseIfReservedLate(request, orderNo, err);
       throw err;
     }
     metrics.reserveDone(reserved.outcome, reserveStartedAt);
     if (reserved.outcome === 'SOLD_OUT') soldOut.markSoldOut(request.sku, reserved.generation, now);
     return acceptReservation(reserved, request);
+  }
+
+  /**
+   * A reserve that ran out of time sits in the hung Redis's socket and runs when it resumes: a
+   * reservation for a checkout already answered 503. The release sent right behind it, on the same
+   * connection, runs right after it, so the units are back at once instead of after the
+   * reconciler's grace period (a 20 s freeze under 2,000 checkouts a second otherwise held the
+   * whole stock for a minute), and the shopper's retry with the same Idempotency-Key reserves anew.
+   * Not awaited: it is answered only once Redis is back. A reserve the breaker refused was never
+   * sent, so nothing follows it.
+   */
+  private releaseIfReservedLate(request: CheckoutRequest, orderNo: string, err: unknown): void {
+    if (!(err instanceof DependencyUnavailableError) || err.reason === 'breaker-open' || err.reason === 'busy') return;
+    this.deps.unguardedInventory.release(request.sku, orderNo, { as: 'unclaimed', ...this.idempotencyOf(request) }).catch(() => {
+      // Redis did not take it either (a refused connection): the reconciler releases the orphan.
+    });
   }
 
   /** Starts the order's workflow, timed for the workflow-start latency histogram. */
@@ -227,9 +252,9 @@ export class CheckoutService {
    * reached either, the reservation stays and the reconciler settles it after the grace period.
    */
   private async afterFailedStart(request: CheckoutRequest, orderNo: string, err: unknown): Promise<{ orderNo: string; status: OrderStatus }> {
-    const released = await this.deps.inventory
-      .release(request.sku, orderNo, { as: 'unclaimed', ...this.idempotencyOf(request) })
-      .catch((releaseErr: unknown) => releaseErr);
+    const released = await boundBy(Deadline.in(this.deps.config.deadlines.redisMs), () =>
+      this.deps.unguardedInventory.release(request.sku, orderNo, { as: 'unclaimed', ...this.idempotencyOf(request) }),
+    ).catch((releaseErr: unknown) => releaseErr);
     if (released === 'CLAIMED' || released === 'SOLD') {
       this.deps.logger.warn({ err, orderNo }, 'the OrderWorkflow start reported an error but the workflow runs and owns its reservation');
       return { orderNo, status: 'PENDING' };
