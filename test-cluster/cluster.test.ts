@@ -129,7 +129,14 @@ describe.sequential('the app on the cluster layout', () => {
     expect(app.config.redisUrl.split(',')).toHaveLength(6);
     expect(await app.stack.redis.masters()).toHaveLength(3);
     const health = await http('GET', '/healthz');
-    expect(health).toEqual({ status: 200, body: { status: 'ok', checks: { redis: 'up', mysql: 'up', temporal: 'up' } } });
+    expect(health).toEqual({
+      status: 200,
+      body: {
+        status: 'ok',
+        checks: { redis: 'up', mysql: 'up', temporal: 'up' },
+        breakers: { redis: 'closed', mysql: 'closed', temporal: 'closed', workflows: 'closed' },
+      },
+    });
     // Both APIs answer behind the load balancer.
     for (const url of app.apiUrls) expect((await fetch(`${url}/healthz`)).status).toBe(200);
   });

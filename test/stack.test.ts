@@ -48,7 +48,8 @@ describe('local stack', () => {
     try {
       const up = await fetch(`${api.url}/healthz`);
       expect(up.status).toBe(200);
-      expect(await up.json()).toEqual({ status: 'ok', checks: { redis: 'up', mysql: 'up', temporal: 'up' } });
+      const closed = { redis: 'closed', mysql: 'closed', temporal: 'closed', workflows: 'closed' };
+      expect(await up.json()).toEqual({ status: 'ok', checks: { redis: 'up', mysql: 'up', temporal: 'up' }, breakers: closed });
 
       await redisServer.process.stop();
       const down = await fetch(`${api.url}/healthz`);
@@ -56,6 +57,8 @@ describe('local stack', () => {
       expect(await down.json()).toEqual({
         error: { code: 'UNAVAILABLE', message: 'down: redis' },
         checks: { redis: 'down', mysql: 'up', temporal: 'up' },
+        // One failed probe: Redis's breaker opens only after BREAKER_FAILURES failures.
+        breakers: closed,
       });
     } finally {
       await api.close();

@@ -127,8 +127,6 @@ export class CheckoutService {
     // open the reserve still runs, so that a sold-out sale keeps answering 409, and a reservation
     // is released at once when the start is refused.)
     this.deps.redis.assertAvailable();
-    // Every start slot taken and as many waiting: this checkout would only wait and then fail.
-    if (this.deps.orders.startsSaturated) throw new DependencyUnavailableError('temporal', 'busy', 1);
     // The shopper's budget is counted after the sold-out flag, which answers the bulk of a sale
     // from memory and must stay free of Redis calls, and before anything reaches Redis's stock.
     await this.deps.limits?.consume('checkout', request.userId);

@@ -16,7 +16,7 @@ import {
 } from '@temporalio/client';
 import type { Store } from '../db/store.js';
 import { isMysqlFailure } from '../db/pool.js';
-import { bulkhead, BulkheadRejectedError, TaskCancelledError, type BulkheadPolicy } from 'cockatiel';
+import { bulkhead, TaskCancelledError, type BulkheadPolicy } from 'cockatiel';
 import { boundBy, Deadline, DeadlineExceededError, DependencyGuard, DependencyUnavailableError, type DependencyGuards } from '../infra/dependency-guard.js';
 import {
   awaitPersistedUpdate,
@@ -83,8 +83,11 @@ const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 /** Workflow starts one process sends at once unless told otherwise (MAX_CONCURRENT_STARTS). */
 const DEFAULT_MAX_CONCURRENT_STARTS = 32;
 
-/** A start is sent only with this much of its deadline left: with less it would likely run out. */
-const MIN_START_BUDGET_MS = 200;
+/**
+ * A start is sent only with this much of its deadline left: one sent with less would likely run
+ * out, answer 503, and still run in Temporal (a workflow that only fails).
+ */
+const MIN_START_BUDGET_MS = 500;
 
 /** How much later than the guard's deadline a call's gRPC deadline is (see onTemporal). */
 const GRPC_DEADLINE_LAG_MS = 100;
@@ -146,24 +149,18 @@ export class OrderClient {
     private readonly store: Store,
     private readonly taskQueue: string,
     guards?: OrderClientGuards,
-    /** Workflow starts this process sends at once (MAX_CONCURRENT_STARTS); as many more may wait their turn. */
+    /** Workflow starts this process sends at once (MAX_CONCURRENT_STARTS); the others wait their turn. */
     maxConcurrentStarts = DEFAULT_MAX_CONCURRENT_STARTS,
   ) {
     this.guards = guards ?? unguarded();
-    this.startSlots = bulkhead(maxConcurrentStarts, maxConcurrentStarts);
-  }
-
-  /**
-   * Whether every start slot is taken and as many starts wait: a checkout would wait for nothing,
-   * so it answers 503 before it reserves (the sold-out flag still answers first).
-   */
-  get startsSaturated(): boolean {
-    return this.startSlots.executionSlots === 0 && this.startSlots.queueSlots === 0;
+    // Unbounded queue: each waiting start is a request in flight (bounded by load shedding) and
+    // leaves the queue at its deadline.
+    this.startSlots = bulkhead(maxConcurrentStarts, Number.MAX_SAFE_INTEGER);
   }
 
   /**
    * Runs a start in one of the process's start slots. Under a burst starts wait here, in this
-   * process, a bounded few, rather than in Temporal: a start that would be sent too late to finish
+   * process, rather than in Temporal: a start that would be sent too late to finish
    * before its deadline is not sent at all, so Temporal does not run starts whose checkouts have
    * already answered 503 (each would run a workflow that only fails: an order's work for nothing,
    * taken from the orders that count), and the starts it is sent finish well within their
@@ -178,8 +175,8 @@ export class OrderClient {
         }, signal),
       );
     } catch (err) {
-      // Every slot and queue place taken, or no slot before the deadline: never sent.
-      if (err instanceof BulkheadRejectedError || err instanceof DeadlineExceededError || err instanceof TaskCancelledError) {
+      // No slot before the deadline: never sent.
+      if (err instanceof DeadlineExceededError || err instanceof TaskCancelledError) {
         throw new DependencyUnavailableError('temporal', 'busy', 1, err);
       }
       throw err;
