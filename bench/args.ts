@@ -105,8 +105,8 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
 
 /**
  * `npm run bench -- --pipeline [--quick] [--orders N] [--concurrency C] [--live-orders L]
- * [--readers R] [--read-seconds S] [--rounds K] [--out DIR]`: the order pipeline alone, measured
- * against the floor workflow (bench/pipeline.ts).
+ * [--readers R] [--read-seconds S] [--rounds K] [--workers N] [--cluster] [--out DIR]`: the order
+ * pipeline alone, measured against the floor workflow (bench/pipeline.ts).
  */
 export interface PipelineArgs {
   /** Orders started and timed until all are persisted. */
@@ -125,12 +125,22 @@ export interface PipelineArgs {
    * default 1), and in a full run a closing floor phase, so that every ours phase sits between two.
    */
   phases: PhaseKind[];
+  /** Worker processes of every phase (ours and the floor alike), all on the phase's task queue. */
+  workers: number;
+  /**
+   * The stack the phases run on: `single` (Temporal dev server, one Redis, MariaDB; servers named in
+   * the environment are used as they are) or `cluster` (--cluster: the cluster layout of
+   * src/stack/cluster.ts, always started by the benchmark, so that every server is measured).
+   */
+  layout: PipelineLayout;
   quick: boolean;
   outDir: string;
   redisAppendfsync: 'everysec' | 'always';
-  /** Writes a V8 CPU profile of the worker into this folder (open in Chrome DevTools). */
+  /** Writes a V8 CPU profile of each worker into this folder (open in Chrome DevTools). */
   profileDir?: string;
 }
+
+export type PipelineLayout = 'single' | 'cluster';
 
 export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
   const { values: args } = parseArgs({
@@ -144,13 +154,19 @@ export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
       readers: { type: 'string' },
       'read-seconds': { type: 'string' },
       rounds: { type: 'string' },
+      workers: { type: 'string' },
+      cluster: { type: 'boolean', default: false },
       out: { type: 'string' },
-      'redis-appendfsync': { type: 'string', default: 'always' },
+      // No default here, so that one given with --cluster is seen (and refused).
+      'redis-appendfsync': { type: 'string' },
       profile: { type: 'string' },
     },
   });
-  const fsync = args['redis-appendfsync'];
+  const cluster = args.cluster ?? false;
+  const fsync = args['redis-appendfsync'] ?? 'always';
   if (fsync !== 'everysec' && fsync !== 'always') throw new Error('--redis-appendfsync must be everysec or always');
+  // The cluster's Redis nodes are configured by src/stack/cluster/redis.ts (appendfsync always).
+  if (cluster && args['redis-appendfsync'] !== undefined) throw new Error('--redis-appendfsync applies to the single-node stack only');
   const quick = args.quick ?? false;
   const whole = (name: string, value: string | undefined, fallback: number, min: number) => {
     const n = value === undefined ? fallback : Number(value);
@@ -170,8 +186,11 @@ export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
     readSeconds: whole('read-seconds', args['read-seconds'], quick ? 2 : 10, 1),
     warmupOrders: quick ? 10 : 50,
     phases,
+    workers: whole('workers', args.workers, 1, 1),
+    layout: cluster ? 'cluster' : 'single',
     quick,
-    outDir: resolve(args.out ?? join(root, 'bench', 'results')),
+    // Beside the cluster burst's results (bench/burst.ts --cluster), never mixed with the single node's.
+    outDir: resolve(args.out ?? join(root, 'bench', 'results', ...(cluster ? ['cluster'] : []))),
     redisAppendfsync: fsync,
     ...(args.profile ? { profileDir: resolve(args.profile) } : {}),
   };

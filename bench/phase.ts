@@ -1,8 +1,9 @@
 /**
- * One measured phase of the pipeline benchmark: a fresh worker's workflows (ours or the floor's)
- * started C at a time until N are done, with the CPU each server and that worker spent meanwhile.
+ * One measured phase of the pipeline benchmark: fresh workers' workflows (ours or the floor's)
+ * started C at a time until N are done, with the CPU each server and each worker spent meanwhile.
  * Ours and the floor are measured by this same code, so their figures compare.
  */
+import type { ManagedProcess } from '../src/stack/process.js';
 import { cpuSecondsOfGroup } from '../src/util/cpu.js';
 import { watchCount } from './drain.js';
 import type { TimedStarts } from './starts.js';
@@ -10,19 +11,32 @@ import type { TimedStarts } from './starts.js';
 export const PHASE_KINDS = ['floor', 'ours'] as const;
 export type PhaseKind = (typeof PHASE_KINDS)[number];
 
-/** CPU seconds per server: the Temporal server, the phase's worker, MariaDB, Redis; null when not measured (external). */
-export interface CpuByServer {
-  server: number | null;
-  worker: number | null;
-  mysql: number | null;
-  redis: number | null;
+/** What a measured process does for the pipeline: the report sums each role's processes. */
+export const PROCESS_ROLES = ['temporal', 'worker', 'mysql', 'redis'] as const;
+export type ProcessRole = (typeof PROCESS_ROLES)[number];
+
+/**
+ * One process group whose CPU a phase reads from /proc: a server this run started (the dev server,
+ * or each Temporal service and PostgreSQL of the cluster, MariaDB, each Redis node) or one of the
+ * phase's workers. A server the run did not start (external) is not listed, so not measured.
+ */
+export interface MeasuredProcess {
+  /** `temporal-history`, `postgres`, `worker-2`, `redis-4`, …: the key of its figures in the report. */
+  name: string;
+  role: ProcessRole;
+  pgid: number;
 }
 
-/** Process-group ids of the stack's servers this run started; absent: external, so not measured. */
-export interface ServerPids {
-  server?: number;
-  mysql?: number;
-  redis?: number;
+/** A phase's workers as measured: `worker-1`, `worker-2`, … whichever program they run (ours, the floor's). */
+export function measuredWorkers(workers: readonly ManagedProcess[]): MeasuredProcess[] {
+  return workers.map((worker, i) => ({ name: `worker-${i + 1}`, role: 'worker', pgid: worker.pid }));
+}
+
+export interface ProcessCpu {
+  name: string;
+  role: ProcessRole;
+  /** CPU seconds (user + system) of its process group during the phase. */
+  seconds: number;
 }
 
 export interface PhaseMeasurement {
@@ -36,32 +50,31 @@ export interface PhaseMeasurement {
   persistedSeconds: number;
   /** Each start's round trip. */
   startMs: number[];
-  /** From just before the first start until all N were done. */
-  cpuSeconds: CpuByServer;
+  /** Each measured process's CPU, from just before the first start until all N were done. */
+  cpu: ProcessCpu[];
 }
 
 /**
  * Starts N (through `start`, which times each) while sampling `done` (how many of them are done)
- * every 20 ms, and takes the CPU of the servers and `workerPid` from just before the first start
- * until the N-th is done. Throws if they are not all done within 180 s.
+ * every 20 ms, and takes the CPU of `processes` (the servers and the phase's workers) from just
+ * before the first start until the N-th is done. Throws if they are not all done within 180 s.
  */
 export async function measurePhase<T>(options: {
   kind: PhaseKind;
   taskQueue: string;
   orders: number;
-  servers: ServerPids;
-  workerPid: number;
+  processes: MeasuredProcess[];
   done: () => Promise<number>;
   start: () => Promise<TimedStarts<T>>;
   /** What "done" means, for the error: "orders reached MySQL". */
   doneMeans: string;
 }): Promise<{ measurement: PhaseMeasurement; run: TimedStarts<T> }> {
-  const { kind, taskQueue, orders, servers, workerPid } = options;
-  const before = cpuSnapshot(servers, workerPid);
+  const { kind, taskQueue, orders, processes } = options;
+  const before = cpuSnapshot(processes);
   const watch = watchCount(options.done);
   const run = await options.start();
   const drain = await watch.until(orders, run.firstStartAt, run.lastStartAt);
-  const after = cpuSnapshot(servers, workerPid);
+  const after = cpuSnapshot(processes);
   if (drain.orders < orders) throw new Error(`${kind} phase: only ${drain.orders} of ${orders} ${options.doneMeans} within 180 s`);
   const startSeconds = Math.max(0.001, (run.lastStartAt - run.firstStartAt) / 1000);
   const measurement: PhaseMeasurement = {
@@ -72,7 +85,7 @@ export async function measurePhase<T>(options: {
     persistedPerSecond: drain.ordersPerSecond,
     persistedSeconds: drain.totalSeconds,
     startMs: run.startMs,
-    cpuSeconds: cpuSince(before, after),
+    cpu: processes.map(({ name, role }, i) => ({ name, role, seconds: after[i]! - before[i]! })),
   };
   return { measurement, run };
 }
@@ -86,15 +99,7 @@ export async function startUntilDone<T>(count: number, done: () => Promise<numbe
   return run;
 }
 
-function cpuSnapshot(servers: ServerPids, workerPid: number): CpuByServer {
-  const of = (pid: number | undefined) => (pid === undefined ? null : cpuSecondsOfGroup(pid));
-  return { server: of(servers.server), worker: of(workerPid), mysql: of(servers.mysql), redis: of(servers.redis) };
-}
-
-function cpuSince(before: CpuByServer, after: CpuByServer): CpuByServer {
-  const delta = (key: keyof CpuByServer) => {
-    const [a, b] = [after[key], before[key]];
-    return a === null || b === null ? null : a - b;
-  };
-  return { server: delta('server'), worker: delta('worker'), mysql: delta('mysql'), redis: delta('redis') };
+/** CPU seconds so far of each process group, in the order given. */
+function cpuSnapshot(processes: MeasuredProcess[]): number[] {
+  return processes.map((p) => cpuSecondsOfGroup(p.pgid));
 }

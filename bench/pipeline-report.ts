@@ -7,11 +7,13 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { InvariantReport } from '../src/invariants/check.js';
 import type { PipelineArgs } from './args.js';
-import type { PhaseMeasurement } from './phase.js';
+import { PROCESS_ROLES, type PhaseMeasurement, type ProcessRole } from './phase.js';
 import { fmt, pct, round, sorted } from './stats.js';
 
 export interface PipelineMeasurement {
   args: PipelineArgs;
+  /** The stack's servers in words (bench/pipeline-stack.ts). */
+  stackDescription: string;
   /** In the order they ran; ours phases say whether their sale's invariants held. */
   phases: Array<PhaseMeasurement & { invariantsOk?: boolean }>;
   /** The figures below are the last ours phase's (the reading phase). */
@@ -32,6 +34,7 @@ export interface PipelineMeasurement {
   };
   statusCacheMs: number;
   statusCacheNotifiedMs: number;
+  /** All the reading phase's workers together. */
   workerRssKb: { before: number; after: number };
   invariants: InvariantReport;
   elapsedMs: number;
@@ -41,16 +44,70 @@ const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / Math.
 /** The mean, or null when a value is unknown (a server this run did not start). */
 const meanOfKnown = (values: Array<number | null>): number | null => (values.some((v) => v === null) ? null : mean(values as number[]));
 
+/** A phase's CPU ms per order: each role's sum, and each process's own (its CPU / N, so a role's add up). */
+interface CpuPerOrder {
+  /** Temporal: the dev server, or the cluster's four services and PostgreSQL; null when external. */
+  server: number | null;
+  /** Every worker process of the phase. */
+  worker: number | null;
+  /** server + worker, the pipeline itself (see cpuPerOrder). */
+  total: number | null;
+  mysql: number | null;
+  /** Every Redis node. */
+  redis: number | null;
+  byProcess: Record<string, number | null>;
+}
+
 /**
- * A phase's CPU per order. `total` is the server and the worker, the pipeline itself: MariaDB and
+ * A phase's CPU per order. `total` is Temporal and the workers, the pipeline itself: MariaDB and
  * Redis serve ours alone (the floor does no I/O), and the bench's own polling of MySQL runs there.
- * With an external Temporal server (not measured) it is the worker alone, for every phase alike.
+ * With an external Temporal server (not measured) it is the workers alone, for every phase alike.
  */
-function cpuPerOrder(p: PhaseMeasurement) {
-  const ms = (seconds: number | null) => (seconds === null ? null : (seconds * 1000) / p.orders);
-  const [server, worker] = [ms(p.cpuSeconds.server), ms(p.cpuSeconds.worker)];
+export function cpuPerOrder(p: PhaseMeasurement): CpuPerOrder {
+  const ms = (seconds: number) => (seconds * 1000) / p.orders;
+  const sum = (role: ProcessRole) => {
+    const own = p.cpu.filter((c) => c.role === role);
+    return own.length === 0 ? null : ms(own.reduce((total, c) => total + c.seconds, 0));
+  };
+  const [server, worker] = [sum('temporal'), sum('worker')];
   const total = worker === null ? null : worker + (server ?? 0);
-  return { server, worker, total, mysql: ms(p.cpuSeconds.mysql), redis: ms(p.cpuSeconds.redis) };
+  const byProcess = Object.fromEntries(p.cpu.map((c) => [c.name, ms(c.seconds)]));
+  return { server, worker, total, mysql: sum('mysql'), redis: sum('redis'), byProcess };
+}
+
+/** The mean of each figure over phases (of one kind), each process's included. */
+function meanCpuPerOrder(cpus: CpuPerOrder[]): CpuPerOrder {
+  const of = (pick: (c: CpuPerOrder) => number | null) => meanOfKnown(cpus.map(pick));
+  const names = [...new Set(cpus.flatMap((c) => Object.keys(c.byProcess)))];
+  return {
+    server: of((c) => c.server),
+    worker: of((c) => c.worker),
+    total: of((c) => c.total),
+    mysql: of((c) => c.mysql),
+    redis: of((c) => c.redis),
+    byProcess: Object.fromEntries(names.map((name) => [name, of((c) => c.byProcess[name] ?? null)])),
+  };
+}
+
+/**
+ * As reported, rounded: the sums (`temporal` and `workers` are `server` and `worker` under the
+ * names the cluster layout reads them by; both kept, so earlier readers of the results still work)
+ * and each process's own figure.
+ */
+function reportedCpu(c: CpuPerOrder) {
+  const r = (value: number | null) => round(value, 2);
+  return {
+    cpuMsPerOrder: {
+      server: r(c.server),
+      worker: r(c.worker),
+      total: r(c.total),
+      mysql: r(c.mysql),
+      redis: r(c.redis),
+      temporal: r(c.server),
+      workers: r(c.worker),
+    },
+    cpuMsPerOrderByProcess: Object.fromEntries(Object.entries(c.byProcess).map(([name, ms]) => [name, r(ms)])),
+  };
 }
 
 /** a / b from the figures as reported, so that anyone can check it; null without both. */
@@ -61,6 +118,11 @@ export function buildPipelineResult(m: PipelineMeasurement) {
   const floor = m.phases.filter((p) => p.kind === 'floor');
   const oursCpu = ours.map(cpuPerOrder);
   const meanCpu = (phases: PhaseMeasurement[]) => round(meanOfKnown(phases.map((p) => cpuPerOrder(p).total)), 2);
+  const meanOfKind = (phases: PhaseMeasurement[]) => reportedCpu(meanCpuPerOrder(phases.map(cpuPerOrder)));
+  // Which processes each sum counts, in the order they were measured (the first phase's: all alike).
+  const processes = Object.fromEntries(
+    PROCESS_ROLES.map((role) => [role, (m.phases[0]?.cpu ?? []).filter((c) => c.role === role).map((c) => c.name)]),
+  ) as Record<ProcessRole, string[]>;
   const meanDone = (phases: PhaseMeasurement[]) => round(mean(phases.map((p) => p.persistedPerSecond)), 1);
   // Ours' start latencies pooled over its phases: percentiles of all its starts.
   const oursStartMs = sorted(ours.flatMap((p) => p.startMs));
@@ -70,6 +132,11 @@ export function buildPipelineResult(m: PipelineMeasurement) {
   const oursPersistedPerSecond = meanDone(ours);
   return {
     orders: m.args.orders,
+    layout: m.args.layout,
+    stack: m.stackDescription,
+    /** Worker processes per phase, on one task queue. */
+    workers: m.args.workers,
+    cpuProcesses: processes,
     // Ours, the mean of its phases (one unless --rounds).
     startsPerSecond: round(mean(ours.map((p) => p.startsPerSecond)), 0),
     persistedPerSecond: round(mean(ours.map((p) => p.persistedPerSecond)), 0),
@@ -80,7 +147,12 @@ export function buildPipelineResult(m: PipelineMeasurement) {
       worker: round(meanOfKnown(oursCpu.map((c) => c.worker)), 2),
       mysql: round(meanOfKnown(oursCpu.map((c) => c.mysql)), 2),
       redis: round(meanOfKnown(oursCpu.map((c) => c.redis)), 2),
+      temporal: round(meanOfKnown(oursCpu.map((c) => c.server)), 2),
+      workers: round(meanOfKnown(oursCpu.map((c) => c.worker)), 2),
     },
+    cpuMsPerOrderByProcess: meanOfKind(ours).cpuMsPerOrderByProcess,
+    /** Each kind's figures, the mean of its phases: what the table's mean rows show. */
+    meanOfPhases: { floor: meanOfKind(floor), ours: meanOfKind(ours) },
     // Against the floor (bench/floor/): CPU per order of the server + the worker, done/s; means of each kind's phases.
     floorCpuMsPerOrder,
     floorPersistedPerSecond,
@@ -88,20 +160,13 @@ export function buildPipelineResult(m: PipelineMeasurement) {
     oursPersistedPerSecond,
     cpuRatioOursToFloor: ratio(oursCpuMsPerOrder, floorCpuMsPerOrder),
     persistedRatioOursToFloor: ratio(oursPersistedPerSecond, floorPersistedPerSecond),
-    /** What the CPU totals count: `worker` alone when the Temporal server is external (not measured). */
-    cpuMeasured: m.phases.every((p) => p.cpuSeconds.server !== null) ? ('server+worker' as const) : ('worker' as const),
+    /** What the CPU totals count: the workers alone when the Temporal server is external (not measured). */
+    cpuMeasured: m.phases.every((p) => cpuPerOrder(p).server !== null) ? ('server+worker' as const) : ('worker' as const),
     phases: m.phases.map((p) => {
-      const cpu = cpuPerOrder(p);
       return {
         kind: p.kind,
         taskQueue: p.taskQueue,
-        cpuMsPerOrder: {
-          server: round(cpu.server, 2),
-          worker: round(cpu.worker, 2),
-          total: round(cpu.total, 2),
-          mysql: round(cpu.mysql, 2),
-          redis: round(cpu.redis, 2),
-        },
+        ...reportedCpu(cpuPerOrder(p)),
         persistedPerSecond: round(p.persistedPerSecond, 1),
         persistedSeconds: round(p.persistedSeconds, 2),
         startsPerSecond: round(p.startsPerSecond, 0),
@@ -153,31 +218,41 @@ export type PipelineResult = ReturnType<typeof buildPipelineResult>;
 
 /**
  * Adds `pipeline` to latest.json, keeping what is there (the burst results), and writes a dated
- * copy of the pipeline result alone: `<date>-pipeline[-quick].json`.
+ * copy of the pipeline result alone: `<date>-pipeline[-cluster][-<W>w][-quick].json`.
  */
 export function writePipelineReport(pipeline: PipelineResult, outDir: string): { latest: string; dated: string } {
   mkdirSync(outDir, { recursive: true });
   const latest = join(outDir, 'latest.json');
   const existing: Record<string, unknown> = existsSync(latest) ? (JSON.parse(readFileSync(latest, 'utf8')) as Record<string, unknown>) : {};
   writeFileSync(latest, `${JSON.stringify({ ...existing, pipeline }, null, 2)}\n`);
-  const dated = join(outDir, `${pipeline.date.slice(0, 19).replace(/[:T]/g, '-')}-pipeline${pipeline.quick ? '-quick' : ''}.json`);
+  const tags = [
+    ...(pipeline.layout === 'cluster' ? ['cluster'] : []),
+    ...(pipeline.workers > 1 ? [`${pipeline.workers}w`] : []),
+    ...(pipeline.quick ? ['quick'] : []),
+  ];
+  const dated = join(outDir, `${pipeline.date.slice(0, 19).replace(/[:T]/g, '-')}-${['pipeline', ...tags].join('-')}.json`);
   writeFileSync(dated, `${JSON.stringify({ pipeline }, null, 2)}\n`);
   return { latest, dated };
 }
 
 export function pipelineTable(p: PipelineResult): string {
   const cpu = p.cpuMsPerOrder;
+  // A sum of several processes is followed by each one's figure.
+  const each = (names: string[]) =>
+    names.length > 1 ? ` (${names.map((name) => `${name} ${fmt(p.cpuMsPerOrderByProcess[name] ?? null, 2)}`).join(', ')})` : '';
   const inv =
     Object.entries(p.invariants)
       .filter(([name]) => name !== 'figures')
       .every(([, ok]) => ok === true) && p.phases.every((phase) => phase.invariants !== false);
   const rows: Array<[string, string]> = [
+    ['layout', `${p.layout}: ${p.stack}`],
+    ['worker processes', String(p.workers)],
     ['orders (concurrency)', `${p.orders} (${p.concurrency})`],
     ['starts/s', fmt(p.startsPerSecond, 0)],
     ['start p50 / p99 ms', `${fmt(p.startP50Ms)} / ${fmt(p.startP99Ms)}`],
     ['persisted/s', `${fmt(p.persistedPerSecond, 0)} (all in MySQL ${fmt(p.persistedSeconds, 2)} s after the first start)`],
-    ['CPU ms/order: server', fmt(cpu.server, 2)],
-    ['CPU ms/order: worker', fmt(cpu.worker, 2)],
+    ['CPU ms/order: server', `${fmt(cpu.server, 2)}${each(p.cpuProcesses.temporal)}`],
+    ['CPU ms/order: worker', `${fmt(cpu.worker, 2)}${each(p.cpuProcesses.worker)}`],
     ['CPU ms/order: mysql', fmt(cpu.mysql, 2)],
     ['CPU ms/order: redis', fmt(cpu.redis, 2)],
     ['live orders', String(p.liveOrders)],
@@ -212,23 +287,82 @@ export function pipelineTable(p: PipelineResult): string {
   ].join('\n');
 }
 
-/** One row per phase as they ran, then each kind's mean and the ratios of ours to the floor. */
+type Reported = ReturnType<typeof reportedCpu>;
+
+/**
+ * The CPU columns of the phase table: Temporal's, then the workers'. A role of one process keeps
+ * its single column (`server`, `worker`, as the single-node table always had); a role of several
+ * gets one column per process and one for their sum.
+ */
+function cpuColumns(p: PipelineResult): Array<{ header: string; value: (cpu: Reported) => number | null }> {
+  const role = (names: string[], single: string, sum: string, pick: (cpu: Reported) => number | null) =>
+    names.length <= 1
+      ? [{ header: `${single} CPU ms/order`, value: pick }]
+      : [...names.map((name) => ({ header: name, value: (cpu: Reported) => cpu.cpuMsPerOrderByProcess[name] ?? null })), { header: `**${sum}**`, value: pick }];
+  return [
+    ...role(p.cpuProcesses.temporal, 'server', 'temporal', (cpu) => cpu.cpuMsPerOrder.temporal),
+    ...role(p.cpuProcesses.worker, 'worker', 'workers', (cpu) => cpu.cpuMsPerOrder.workers),
+  ];
+}
+
+/**
+ * One row per phase as they ran, then each kind's mean and the ratios of ours to the floor. MariaDB
+ * and Redis come last: they are not in the total, and the columns before them keep their places.
+ */
 function phaseTable(p: PipelineResult): string {
   const count = (kind: string) => p.phases.filter((phase) => phase.kind === kind).length;
   const x = (value: number | null) => (value === null ? '—' : `${fmt(value, 2)}×`);
+  // An empty cell is "| |", as the table always had it.
+  const row = (cells: string[]) => `|${cells.map((cell) => (cell ? ` ${cell} ` : ' ')).join('|')}|`;
+  const columns = cpuColumns(p);
+  const cpuCells = (cpu: Reported) => columns.map((column) => fmt(column.value(cpu), 2));
+  const temporal =
+    p.cpuMeasured === 'worker'
+      ? 'the workers alone (the Temporal server is external, not measured)'
+      : `Temporal${p.layout === 'cluster' ? ' (its services and PostgreSQL)' : ' server'} + ${p.workers > 1 ? 'workers' : 'worker'}`;
   return [
-    `Ours against the floor (bench/floor/): ${p.orders} workflows per phase, ${p.concurrency} starts at a time, each phase on a fresh worker after ${p.warmupOrders} warm-up; ` +
-      `total = ${p.cpuMeasured === 'worker' ? 'worker alone (the Temporal server is external, not measured)' : 'Temporal server + worker'}.`,
+    `Ours against the floor (bench/floor/): ${p.orders} workflows per phase, ${p.concurrency} starts at a time, each phase on ${p.workers > 1 ? `${p.workers} fresh workers` : 'a fresh worker'} after ${p.warmupOrders} warm-up; ` +
+      `total = ${temporal}.` +
+      (columns.length > 2
+        ? " CPU ms per order of each process: its CPU during the phase / the phase's orders, so each sum is its processes' figures added up" +
+          `${p.layout === 'cluster' ? "; temporal-worker is Temporal's own worker service (schedules, system workflows), worker-N the phase's workers" : ''}.`
+        : ''),
     '',
-    '| phase | server CPU ms/order | worker CPU ms/order | total CPU ms/order | done/s | start p50 / p99 ms |',
-    '|---|---:|---:|---:|---:|---|',
-    ...p.phases.map(
-      (phase, i) =>
-        `| ${i + 1} ${phase.kind} | ${fmt(phase.cpuMsPerOrder.server, 2)} | ${fmt(phase.cpuMsPerOrder.worker, 2)} | ${fmt(phase.cpuMsPerOrder.total, 2)} | ${fmt(phase.persistedPerSecond)} | ${fmt(phase.startP50Ms)} / ${fmt(phase.startP99Ms)} |`,
+    row([
+      'phase',
+      ...columns.map((column) => column.header),
+      'total CPU ms/order',
+      'done/s',
+      'start p50 / p99 ms',
+      'mariadb CPU ms/order',
+      'redis CPU ms/order',
+    ]),
+    row(['---', ...columns.map(() => '---:'), '---:', '---:', '---', '---:', '---:']).replaceAll(' ', ''),
+    ...p.phases.map((phase, i) =>
+      row([
+        `${i + 1} ${phase.kind}`,
+        ...cpuCells(phase),
+        fmt(phase.cpuMsPerOrder.total, 2),
+        fmt(phase.persistedPerSecond),
+        `${fmt(phase.startP50Ms)} / ${fmt(phase.startP99Ms)}`,
+        fmt(phase.cpuMsPerOrder.mysql, 2),
+        fmt(phase.cpuMsPerOrder.redis, 2),
+      ]),
     ),
-    `| floor, mean of ${count('floor')} | | | ${fmt(p.floorCpuMsPerOrder, 2)} | ${fmt(p.floorPersistedPerSecond)} | |`,
-    `| ours, mean of ${count('ours')} | | | ${fmt(p.oursCpuMsPerOrder, 2)} | ${fmt(p.oursPersistedPerSecond)} | |`,
-    `| **ours / floor** | | | **${x(p.cpuRatioOursToFloor)}** | **${x(p.persistedRatioOursToFloor)}** | |`,
+    ...(['floor', 'ours'] as const).map((kind) => {
+      const mean = p.meanOfPhases[kind];
+      const done = kind === 'floor' ? p.floorPersistedPerSecond : p.oursPersistedPerSecond;
+      return row([
+        `${kind}, mean of ${count(kind)}`,
+        ...cpuCells(mean),
+        fmt(mean.cpuMsPerOrder.total, 2),
+        fmt(done),
+        '',
+        fmt(mean.cpuMsPerOrder.mysql, 2),
+        fmt(mean.cpuMsPerOrder.redis, 2),
+      ]);
+    }),
+    row(['**ours / floor**', ...columns.map(() => ''), `**${x(p.cpuRatioOursToFloor)}**`, `**${x(p.persistedRatioOursToFloor)}**`, '', '', '']),
     '',
   ].join('\n');
 }

@@ -1,28 +1,32 @@
 /**
  * `npm run bench -- --pipeline [--quick] [--orders N] [--concurrency C] [--live-orders L]
- *                               [--readers R] [--read-seconds S] [--rounds K] [--out DIR] [--profile DIR]`
+ *                               [--readers R] [--read-seconds S] [--rounds K] [--workers W]
+ *                               [--cluster] [--out DIR] [--profile DIR]`
  *
- * The order pipeline alone, without HTTP, against the floor: what the Temporal server, the worker,
+ * The order pipeline alone, without HTTP, against the floor: what the Temporal server, the workers,
  * MariaDB and Redis do per order, and what the cheapest workflow of an order's shape costs on the
  * same stack (bench/floor/: a client start, one no-op local activity, a 30-minute durable wait, a
  * status query). On its own stack (or the servers named in the environment) it runs phases in
  * turn, floor and ours interleaved (floor, ours, floor; --rounds K: K rounds of floor then ours,
- * closed by a floor phase; --quick: floor, ours), each with a fresh worker process on its own task
- * queue, the same warm-up, then N workflows started C at a time through one client.
+ * closed by a floor phase; --quick: floor, ours), each with W fresh worker processes (default 1)
+ * on its own task queue, the same warm-up, then N workflows started C at a time through one client.
+ * The stack is the single-node one (Temporal dev server) or, with --cluster, the cluster layout
+ * (bench/pipeline-stack.ts: Temporal's four services on PostgreSQL, a Redis Cluster, MariaDB), whose
+ * every Temporal service, PostgreSQL and Redis node is measured on its own.
  *
  * An ours phase puts a sale on sale and for each order reserves stock in Redis exactly as the API
  * does (RedisInventory.reserve) and starts its OrderWorkflow through the OrderClient; a floor phase
  * starts floor workflows. Measured per phase (bench/phase.ts): starts/s and start latency, done per
  * second (ours: the sale's AWAITING_PAYMENT rows in MySQL; the floor: its local activities run,
- * counted by the floor worker), CPU ms per order of each server and of the phase's worker (their
- * CPU during the phase / N, read from /proc). Then the ratios of ours to the floor (CPU of server +
- * worker per order, done/s).
+ * counted by the floor workers), CPU ms per order of each server process and of each of the phase's
+ * workers (their CPU during the phase / N, read from /proc). Then the ratios of ours to the floor
+ * (CPU of Temporal + the workers per order, done/s).
  *
  * The last ours phase goes on to the reads: R readers calling OrderClient.find (the raw cost of one
  * status read to Temporal and the worker) on random live orders for S seconds, then the API's read
  * path: the same R readers through an OrderStatusReader (single-flight and the status cache,
  * STATUS_CACHE_MS from the environment) serving shoppers who each poll their order every 500 ms
- * (readLikeShoppers), and the worker's resident memory per live order. Every ours phase's sale is
+ * (readLikeShoppers), and the workers' resident memory per live order. Every ours phase's sale is
  * checked against its invariants (docs/contract.md). The run fails (exit 1) on a violated invariant
  * or a status read answering wrong; a read that times out (the API's 503 UNAVAILABLE) is counted
  * and reported, not a failure.
@@ -54,16 +58,16 @@ import { DependencyUnavailableError } from '../src/infra/dependency-guard.js';
 import { OrderClient } from '../src/orders/order-client.js';
 import { OrderStatusReader, STATUS_READ_SOURCES, type StatusReadSource } from '../src/orders/order-status-reader.js';
 import { newOrderNo } from '../src/orders/order-number.js';
-import { startStack, type RunningStack } from '../src/stack/index.js';
 import type { ManagedProcess } from '../src/stack/process.js';
 import { rssKbOfGroup } from '../src/util/cpu.js';
 import { reconcileScheduleId } from '../src/workflows/reconcile-definitions.js';
 import { parsePipelineArgs } from './args.js';
 import { buildFloorBundle } from './floor/bundle.js';
 import { runFloorPhase } from './floor/phase.js';
-import { measurePhase, startUntilDone, type PhaseMeasurement, type ServerPids } from './phase.js';
-import { buildPipelineResult, pipelineTable, writePipelineReport, type PipelineMeasurement } from './pipeline-report.js';
-import { startWorker } from './processes.js';
+import { measuredWorkers, measurePhase, startUntilDone, type PhaseMeasurement } from './phase.js';
+import { buildPipelineResult, cpuPerOrder, pipelineTable, writePipelineReport, type PipelineMeasurement } from './pipeline-report.js';
+import { startPipelineStack, type PipelineStack } from './pipeline-stack.js';
+import { startWorker, startWorkers, stopAll } from './processes.js';
 import { timedStarts } from './starts.js';
 import { pct, sorted } from './stats.js';
 
@@ -72,9 +76,9 @@ const args = parsePipelineArgs(process.argv.slice(2), root);
 const say = (line: string) => console.log(`[pipeline] ${line}`);
 
 const workDir = mkdtempSync(join(tmpdir(), 'flash-pipeline-'));
-let stack: RunningStack | undefined;
-/** The current phase's worker, stopped by cleanup() if the run is interrupted. */
-let running: ManagedProcess | undefined;
+let stack: PipelineStack | undefined;
+/** The current phase's workers, stopped by cleanup() if the run is interrupted. */
+let running: ManagedProcess[] = [];
 
 /** What the benchmark drives: the same services the API uses, minus HTTP. */
 interface Pipeline {
@@ -92,9 +96,10 @@ interface RunContext {
   inventory: RedisInventory;
   sales: SalesService;
   temporal: Client;
+  stack: PipelineStack;
 }
 
-/** The reading phase's extras: status reads, the worker's memory, the live orders. */
+/** The reading phase's extras: status reads, the workers' memory, the live orders. */
 interface OursReads {
   liveOrders: number;
   reads: PipelineMeasurement['reads'];
@@ -107,7 +112,8 @@ interface OursReads {
 async function main(): Promise<void> {
   const t0 = Date.now();
   const runId = randomBytes(3).toString('hex');
-  stack = await startStack({ dataDir: join(workDir, 'stack'), ports: 'free', ephemeral: true, log: say, redisAppendfsync: args.redisAppendfsync });
+  say(`layout: ${args.layout}, ${args.workers} worker process${args.workers > 1 ? 'es' : ''} per phase`);
+  stack = await startPipelineStack({ layout: args.layout, dataDir: join(workDir, 'stack'), log: say, redisAppendfsync: args.redisAppendfsync });
   const env: Record<string, string | undefined> = { ...process.env, ...stack.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' };
   const config = loadConfig(env);
   const pool = createMysqlPool(config);
@@ -118,12 +124,12 @@ async function main(): Promise<void> {
     await migrate(pool);
     const inventory = new RedisInventory(redis);
     temporal = await createTemporalClient(config);
-    const context: RunContext = { runId, env, store, inventory, sales: new SalesService(store, inventory), temporal };
+    const context: RunContext = { runId, env, store, inventory, sales: new SalesService(store, inventory), temporal, stack };
     const bundledAt = performance.now();
     const floorBundle = await buildFloorBundle(join(workDir, 'floor-bundle.js'));
     say(`floor workflow bundled in ${((performance.now() - bundledAt) / 1000).toFixed(1)} s`);
 
-    // Interleaved on one stack (floor, ours, floor by default), each phase with a fresh worker on its
+    // Interleaved on one stack (floor, ours, floor by default), each phase with fresh workers on its
     // own task queue (on shared servers, no other worker takes its tasks) after the same warm-up:
     // drift in the stack over the run shows in the floor phases around ours instead of in the ratio.
     const phases: PipelineMeasurement['phases'] = [];
@@ -142,11 +148,12 @@ async function main(): Promise<void> {
           ...(args.profileDir ? { profileDir: args.profileDir } : {}),
           temporal,
           bundlePath: floorBundle,
-          servers: serverPids(),
+          servers: stack.servers(),
+          workers: args.workers,
           orders: args.orders,
           concurrency: args.concurrency,
           warmupOrders: args.warmupOrders,
-          running: (worker) => (running = worker),
+          running: (workers) => (running = workers),
         });
         phases.push(measured);
         sayPhase(measured);
@@ -164,6 +171,7 @@ async function main(): Promise<void> {
 
     const measurement: PipelineMeasurement = {
       args,
+      stackDescription: stack.description,
       phases,
       ...oursReads,
       invariants,
@@ -188,7 +196,7 @@ async function main(): Promise<void> {
 }
 
 /**
- * One ours phase: a fresh worker (the project's, as `npm run worker` runs it) on `taskQueue`, a
+ * One ours phase: W fresh workers (the project's, as `npm run worker` runs it) on `taskQueue`, a
  * warm-up on its own SKU, then N orders reserved and started on a sale of their own, measured until
  * all are in MySQL; the sale's invariants are checked. The reading phase (the last ours phase)
  * then starts the extra live orders (L > N, not timed) and runs the status reads.
@@ -198,10 +206,13 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
   const env = { ...context.env, TEMPORAL_TASK_QUEUE: taskQueue };
   const config = loadConfig(env);
   const pipeline: Pipeline = { config, store, inventory, orders: new OrderClient(temporal, store, taskQueue) };
-  const worker = await startWorker({ root, workDir, env, ...(args.profileDir ? { profileDir: args.profileDir } : {}) });
-  running = worker;
+  const workers = await startWorkers(args.workers, (i) =>
+    startWorker({ root, workDir, env, name: `worker-${i}`, ...(args.profileDir ? { profileDir: args.profileDir } : {}) }),
+  );
+  running = workers;
+  const rssKb = () => workers.reduce((sum, worker) => sum + rssKbOfGroup(worker.pid), 0);
   try {
-    say(`worker ready (pid ${worker.pid})`);
+    say(`worker${workers.length > 1 ? 's' : ''} ready (pid ${workers.map((worker) => worker.pid).join(', ')})`);
     const awaitingPayment = (sku: string) => () => store.countOrders(sku, 'AWAITING_PAYMENT');
 
     // Warm-up on its own SKU, never measured: JIT, connection pools, Temporal's caches.
@@ -213,14 +224,13 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
     const sku = `PIPE-${runId}-${phase}`;
     const live = reading ? Math.max(args.orders, args.liveOrders) : args.orders;
     await sales.create({ sku, name: sku, priceCents: 1_000, stock: live, perUserLimit: 1 });
-    const rssBeforeKb = rssKbOfGroup(worker.pid);
+    const rssBeforeKb = rssKb();
     say(`starting ${args.orders} OrderWorkflows, ${args.concurrency} at a time`);
     const { measurement, run } = await measurePhase({
       kind: 'ours',
       taskQueue,
       orders: args.orders,
-      servers: serverPids(),
-      workerPid: worker.pid,
+      processes: [...context.stack.servers(), ...measuredWorkers(workers)],
       done: awaitingPayment(sku),
       start: () => startOrders(pipeline, sku, 1_000, args.orders, `${runId}-${phase}m`),
       doneMeans: 'orders reached MySQL',
@@ -233,8 +243,10 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
       const extra = await startUntilDone(live, awaitingPayment(sku), () => startOrders(pipeline, sku, 1_000, live - args.orders, `${runId}-${phase}l`));
       orderNos = [...orderNos, ...extra.started];
     }
-    const rssAfterKb = rssKbOfGroup(worker.pid);
-    say(`worker RSS ${Math.round(rssBeforeKb / 1024)} MiB before, ${Math.round(rssAfterKb / 1024)} MiB with ${live} live orders`);
+    const rssAfterKb = rssKb();
+    say(
+      `worker RSS${workers.length > 1 ? ` (${workers.length} workers together)` : ''} ${Math.round(rssBeforeKb / 1024)} MiB before, ${Math.round(rssAfterKb / 1024)} MiB with ${live} live orders`,
+    );
 
     say(`status reads: ${args.readers} readers for ${args.readSeconds} s on ${live} live orders`);
     const reads = await readStatuses(pipeline.orders, orderNos, args.readers, args.readSeconds * 1000);
@@ -263,9 +275,9 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
     };
     return { measurement, invariants: await checkSale(pipeline, sku, orderNos), reads: reportedReads };
   } finally {
-    await worker.stop();
-    running = undefined;
-    // The worker put the reconciler's schedule in place for its task queue; with the worker gone it
+    await stopAll(workers);
+    running = [];
+    // The workers put the reconciler's schedule in place for their task queue; with them gone it
     // would go on firing into a queue nobody polls, on the server the next phases measure.
     await temporal.schedule
       .getHandle(reconcileScheduleId(taskQueue))
@@ -286,16 +298,13 @@ async function checkSale(pipeline: Pipeline, sku: string, orderNos: string[]): P
   return checkSaleInvariants({ store: pipeline.store, inventory: pipeline.inventory }, { sku, perUserLimit: 1, acceptedOrderNos: orderNos, workflowCount });
 }
 
-/** The stack's servers this run started, by their current process (null figures for external ones). */
-function serverPids(): ServerPids {
-  return { server: stack?.servers.temporal?.process?.pid, mysql: stack?.servers.mysql?.process?.pid, redis: stack?.servers.redis?.process?.pid };
-}
-
 function sayPhase(p: PhaseMeasurement): void {
-  const ms = (seconds: number | null) => (seconds === null ? '—' : ((seconds * 1000) / p.orders).toFixed(2));
+  const cpu = cpuPerOrder(p);
+  const ms = (value: number | null) => (value === null ? '—' : value.toFixed(2));
+  const workers = p.cpu.filter((c) => c.role === 'worker');
   say(
     `${p.kind}: ${p.orders} done at ${p.persistedPerSecond.toFixed(1)}/s (all ${p.persistedSeconds.toFixed(2)} s after the first start); ` +
-      `CPU ms/order server ${ms(p.cpuSeconds.server)}, worker ${ms(p.cpuSeconds.worker)}`,
+      `CPU ms/order Temporal ${ms(cpu.server)}, workers ${ms(cpu.worker)}${workers.length > 1 ? ` (${workers.map((w) => ms(cpu.byProcess[w.name] ?? null)).join(' + ')})` : ''}`,
   );
 }
 
@@ -491,7 +500,7 @@ async function readPolls(
 }
 
 async function cleanup(): Promise<void> {
-  await running?.stop(5_000);
+  await stopAll(running, 5_000);
   await stack?.stop();
   rmSync(workDir, { recursive: true, force: true });
 }

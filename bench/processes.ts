@@ -65,17 +65,19 @@ export async function startVariant(
   return { url, processes: started };
 }
 
-/** The project's worker alone (the pipeline benchmark's ours phases), ready to take tasks. */
-export async function startWorker(options: WorkerLaunch): Promise<ManagedProcess> {
-  return launchWorker(launcherFor(options), options.workDir);
+/** The project's worker alone (the pipeline benchmark's ours phases), ready to take tasks; `name` names its log. */
+export async function startWorker(options: WorkerLaunch & { name?: string }): Promise<ManagedProcess> {
+  return launchWorker(launcherFor(options), options.workDir, options.name);
 }
 
 /**
  * The floor's worker (bench/floor/worker.ts), started as ours is, on `taskQueue` with the bundle
  * at `bundlePath`; ready once it has published its first count to `doneFile` (bench/floor/done-count.ts).
  */
-export async function startFloorWorker(options: WorkerLaunch & { taskQueue: string; bundlePath: string; doneFile: string }): Promise<ManagedProcess> {
-  const worker = launcherFor(options)('floor-worker', 'bench/floor/worker.ts', [], {
+export async function startFloorWorker(
+  options: WorkerLaunch & { taskQueue: string; bundlePath: string; doneFile: string; name?: string },
+): Promise<ManagedProcess> {
+  const worker = launcherFor(options)(options.name ?? 'floor-worker', 'bench/floor/worker.ts', [], {
     FLOOR_TASK_QUEUE: options.taskQueue,
     FLOOR_BUNDLE_PATH: options.bundlePath,
     FLOOR_DONE_FILE: options.doneFile,
@@ -87,6 +89,27 @@ export async function startFloorWorker(options: WorkerLaunch & { taskQueue: stri
     throw err;
   }
   return worker;
+}
+
+/**
+ * `count` workers, `start(i)` starting the i-th (from 1) and resolving once it is ready. One after
+ * another: the first builds the workflow bundle the others reuse, and on two cores parallel
+ * start-ups only slow each other down. If one fails, those already up are stopped.
+ */
+export async function startWorkers(count: number, start: (i: number) => Promise<ManagedProcess>): Promise<ManagedProcess[]> {
+  const workers: ManagedProcess[] = [];
+  try {
+    for (let i = 1; i <= count; i++) workers.push(await start(i));
+  } catch (err) {
+    await stopAll(workers);
+    throw err;
+  }
+  return workers;
+}
+
+/** Stops every process at once (SIGTERM, then SIGKILL after the grace period). */
+export async function stopAll(processes: readonly ManagedProcess[], graceMs?: number): Promise<void> {
+  await Promise.all(processes.map((proc) => proc.stop(graceMs)));
 }
 
 export interface WorkerLaunch {
@@ -113,12 +136,12 @@ function launcherFor({ root, workDir, env, profileDir }: WorkerLaunch): Launch {
 
 type Launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string>) => ManagedProcess;
 
-async function launchWorker(launch: Launch, workDir: string): Promise<ManagedProcess> {
+async function launchWorker(launch: Launch, workDir: string, name = 'worker'): Promise<ManagedProcess> {
   const bundle = join(workDir, 'workflow-bundle.js');
   await buildWorkflowBundle(bundle);
   // Free ports for the worker's metrics and health, so that a running `npm start` never collides.
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
-  const worker = launch('worker', 'src/workers/main.ts', [], {
+  const worker = launch(name, 'src/workers/main.ts', [], {
     WORKFLOW_BUNDLE_PATH: bundle,
     WORKER_METRICS_PORT: String(metricsPort),
     WORKER_HEALTH_PORT: String(healthPort),

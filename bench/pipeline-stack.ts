@@ -1,0 +1,77 @@
+/**
+ * The stack the pipeline benchmark runs on, in either layout, and the server processes whose CPU
+ * its phases read:
+ *   single   the local stack (src/stack/index.ts): Temporal dev server, Redis, MariaDB; a server
+ *            named in the environment is used as it is and not measured (npm test's stack).
+ *   cluster  the cluster layout (src/stack/cluster.ts, as `npm run start:cluster` runs it, without
+ *            the APIs and nginx: the benchmark starts the workers itself): Temporal frontend,
+ *            history, matching and worker services on PostgreSQL, a Redis Cluster of six nodes,
+ *            MariaDB; always started here, so every server is measured. PostgreSQL counts as
+ *            Temporal's (its persistence, as the dev server's SQLite is inside the dev server).
+ */
+import { REDIS_ROLES, startClusterStack } from '../src/stack/cluster.js';
+import { TEMPORAL_SERVICES } from '../src/stack/cluster/temporal.js';
+import { startStack } from '../src/stack/index.js';
+import type { PipelineLayout } from './args.js';
+import type { MeasuredProcess, ProcessRole } from './phase.js';
+
+export interface PipelineStack {
+  layout: PipelineLayout;
+  /** TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, REDIS_URL, MYSQL_URL for the bench and its workers. */
+  env: Record<string, string>;
+  /** The servers this run started, each by its current process group. */
+  servers(): MeasuredProcess[];
+  /** What the layout is, for the report. */
+  description: string;
+  stop(): Promise<void>;
+}
+
+export async function startPipelineStack(options: {
+  layout: PipelineLayout;
+  dataDir: string;
+  log: (line: string) => void;
+  redisAppendfsync: 'everysec' | 'always';
+}): Promise<PipelineStack> {
+  const { dataDir, log } = options;
+  if (options.layout === 'single') {
+    const stack = await startStack({ dataDir, ports: 'free', ephemeral: true, log, redisAppendfsync: options.redisAppendfsync });
+    const roles: Array<[name: string, role: ProcessRole, server: 'temporal' | 'mysql' | 'redis']> = [
+      ['temporal-dev-server', 'temporal', 'temporal'],
+      ['mariadb', 'mysql', 'mysql'],
+      ['redis', 'redis', 'redis'],
+    ];
+    return {
+      layout: 'single',
+      env: stack.env,
+      servers: () =>
+        roles.flatMap(([name, role, server]) => {
+          const pid = stack.servers[server]?.process?.pid;
+          return pid === undefined ? [] : [{ name, role, pgid: pid }];
+        }),
+      description: 'Temporal dev server (SQLite), Redis, MariaDB',
+      stop: () => stack.stop(),
+    };
+  }
+  const stack = await startClusterStack({
+    dataDir,
+    ephemeral: true,
+    ui: false,
+    log,
+    // As the dev server of the single layout runs (src/stack/services.ts), so that the layouts
+    // compare: the search attributes are registered at launch, so none needs a refresh per read.
+    temporalDynamicConfig: { 'system.forceSearchAttributesCacheRefreshOnRead': false },
+  });
+  const roles: Array<[name: string, role: ProcessRole]> = [
+    ...TEMPORAL_SERVICES.map((service): [string, ProcessRole] => [`temporal-${service}`, 'temporal']),
+    ['postgres', 'temporal'],
+    ['mariadb', 'mysql'],
+    ...REDIS_ROLES.map((node): [string, ProcessRole] => [node, 'redis']),
+  ];
+  return {
+    layout: 'cluster',
+    env: stack.env,
+    servers: () => roles.map(([name, role]) => ({ name, role, pgid: stack.processes[name]!.pid })),
+    description: `Temporal ${TEMPORAL_SERVICES.join(', ')} services on PostgreSQL, a Redis Cluster of ${REDIS_ROLES.length} nodes, MariaDB`,
+    stop: () => stack.stop(),
+  };
+}
