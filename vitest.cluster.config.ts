@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * `npm run test:cluster`: the app on the cluster layout (src/stack/cluster-app.ts). Not part of
+ * `npm run test:cluster`: the app on the cluster layout (stack/cluster-app.ts). Not part of
  * `npm test`'s pattern: it builds and starts a much heavier stack (Temporal as four services on
  * PostgreSQL, a six-node Redis Cluster, nginx, two APIs, two workers), once, in the test file.
  */

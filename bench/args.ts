@@ -89,7 +89,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
   const layouts = (args.layouts ?? args.layout ?? 'shared').split(',') as CpuLayout[];
   for (const l of layouts) if (!LAYOUTS.includes(l)) throw new Error(`unknown layout ${l}; choose from ${LAYOUTS.join(', ')}`);
   if (new Set(layouts).size !== layouts.length) throw new Error('--layouts names a layout twice');
-  // The cluster layout's processes (nginx, two APIs, two workers, six Redis nodes) are started by src/stack/cluster-app.ts.
+  // The cluster layout's processes (nginx, two APIs, two workers, six Redis nodes) are started by stack/cluster-app.ts.
   if (cluster && layouts.includes('split')) throw new Error('--cluster runs in the shared layout only');
   return {
     settings,
@@ -130,7 +130,7 @@ export interface PipelineArgs {
   /**
    * The stack the phases run on: `single` (Temporal dev server, one Redis, MariaDB; servers named in
    * the environment are used as they are) or `cluster` (--cluster: the cluster layout of
-   * src/stack/cluster.ts, always started by the benchmark, so that every server is measured).
+   * stack/cluster.ts, always started by the benchmark, so that every server is measured).
    */
   layout: PipelineLayout;
   quick: boolean;
@@ -165,7 +165,7 @@ export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
   const cluster = args.cluster ?? false;
   const fsync = args['redis-appendfsync'] ?? 'always';
   if (fsync !== 'everysec' && fsync !== 'always') throw new Error('--redis-appendfsync must be everysec or always');
-  // The cluster's Redis nodes are configured by src/stack/cluster/redis.ts (appendfsync always).
+  // The cluster's Redis nodes are configured by stack/cluster/redis.ts (appendfsync always).
   if (cluster && args['redis-appendfsync'] !== undefined) throw new Error('--redis-appendfsync applies to the single-node stack only');
   const quick = args.quick ?? false;
   const whole = (name: string, value: string | undefined, fallback: number, min: number) => {

@@ -9,14 +9,14 @@
  *
  * Processes the benchmark spawns itself are started under `taskset -c` (taskset sets the affinity,
  * then execs the command: same pid, and tsx's own node child inherits it). The stack's servers,
- * started by src/stack, and the benchmark's own process are pinned after the fact by pid with
+ * started by stack/, and the benchmark's own process are pinned after the fact by pid with
  * `taskset -a -p`, every thread of every process in the server's process group; threads created
  * later inherit the affinity of the thread that creates them. Servers the benchmark did not start
  * (given as TEMPORAL_ADDRESS, REDIS_URL, MYSQL_URL) are never pinned: they are not its processes.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { pidsOfGroup } from '../src/util/cpu.js';
+import { pidsOfGroup } from '../stack/cpu.js';
 
 export const LAYOUTS = ['shared', 'split'] as const;
 export type CpuLayout = (typeof LAYOUTS)[number];

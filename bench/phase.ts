@@ -3,8 +3,8 @@
  * started C at a time until N are done, with the CPU each server and each worker spent meanwhile.
  * Ours and the floor are measured by this same code, so their figures compare.
  */
-import type { ManagedProcess } from '../src/stack/process.js';
-import { cpuSecondsOfGroup } from '../src/util/cpu.js';
+import type { ManagedProcess } from '../stack/process.js';
+import { cpuSecondsOfGroup } from '../stack/cpu.js';
 import { watchCount } from './drain.js';
 import type { TimedStarts } from './starts.js';
 

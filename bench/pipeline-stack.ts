@@ -1,17 +1,17 @@
 /**
  * The stack the pipeline benchmark runs on, in either layout, and the server processes whose CPU
  * its phases read:
- *   single   the local stack (src/stack/index.ts): Temporal dev server, Redis, MariaDB; a server
+ *   single   the local stack (stack/index.ts): Temporal dev server, Redis, MariaDB; a server
  *            named in the environment is used as it is and not measured (npm test's stack).
- *   cluster  the cluster layout (src/stack/cluster.ts, as `npm run start:cluster` runs it, without
+ *   cluster  the cluster layout (stack/cluster.ts, as `npm run start:cluster` runs it, without
  *            the APIs and nginx: the benchmark starts the workers itself): Temporal frontend,
  *            history, matching and worker services on PostgreSQL, a Redis Cluster of six nodes,
  *            MariaDB; always started here, so every server is measured. PostgreSQL counts as
  *            Temporal's (its persistence, as the dev server's SQLite is inside the dev server).
  */
-import { REDIS_ROLES, startClusterStack } from '../src/stack/cluster.js';
-import { TEMPORAL_SERVICES } from '../src/stack/cluster/temporal.js';
-import { startStack } from '../src/stack/index.js';
+import { REDIS_ROLES, startClusterStack } from '../stack/cluster.js';
+import { TEMPORAL_SERVICES } from '../stack/cluster/temporal.js';
+import { startStack } from '../stack/index.js';
 import type { PipelineLayout } from './args.js';
 import type { MeasuredProcess, ProcessRole } from './phase.js';
 
@@ -57,7 +57,7 @@ export async function startPipelineStack(options: {
     ephemeral: true,
     ui: false,
     log,
-    // As the dev server of the single layout runs (src/stack/services.ts), so that the layouts
+    // As the dev server of the single layout runs (stack/services.ts), so that the layouts
     // compare: the search attributes are registered at launch, so none needs a refresh per read.
     temporalDynamicConfig: { 'system.forceSearchAttributesCacheRefreshOnRead': false },
   });

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../src/stack/process.js';
+import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../stack/process.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import type { Variant } from './args.js';
 import { pinnedCommand, type CpuRole, type LayoutCpus } from './cpu-layout.js';

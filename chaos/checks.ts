@@ -8,7 +8,7 @@ import type { Store } from '../src/db/store.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { parseReservation, RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import type { OrderClient } from '../src/orders/order-client.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { waitFor } from '../stack/wait-for.js';
 import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/workflows/reconcile-definitions.js';
 import type { TrafficResult } from './shoppers.js';
 

@@ -29,9 +29,9 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { startStack, type RunningStack, type StackServer } from '../src/stack/index.js';
-import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../src/stack/process.js';
-import { rssKbOfGroup } from '../src/util/cpu.js';
+import { startStack, type RunningStack, type StackServer } from '../stack/index.js';
+import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../stack/process.js';
+import { rssKbOfGroup } from '../stack/cpu.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { scrapeApiCounters } from './gray.js';
 

@@ -1,5 +1,5 @@
 /**
- * Smoke test of the cluster layout (src/stack/cluster.ts), no application code involved:
+ * Smoke test of the cluster layout (stack/cluster.ts), no application code involved:
  *   install (warm), start everything in a temp dir, talk to each part, SIGKILL + restart the
  *   Temporal history service, SIGKILL a Redis master and watch its replica take over, bring the old
  *   master back as a replica, then stop everything and check that no process is left.
@@ -15,9 +15,9 @@ import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { Cluster } from 'ioredis';
 import mysql from 'mysql2/promise';
-import { redisCommand, startClusterStack, startLoadBalancer, type RunningClusterStack } from '../src/stack/cluster.js';
-import { freePort } from '../src/stack/process.js';
-import { loadToolPaths } from '../src/stack/services.js';
+import { redisCommand, startClusterStack, startLoadBalancer, type RunningClusterStack } from '../stack/cluster.js';
+import { freePort } from '../stack/process.js';
+import { loadToolPaths } from '../stack/services.js';
 import { createServer } from 'node:http';
 
 const root = resolve(import.meta.dirname, '..');

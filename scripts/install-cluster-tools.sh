@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the "cluster layout" of the local stack (src/stack/cluster.ts) needs on top of
+# Installs what the "cluster layout" of the local stack (stack/cluster.ts) needs on top of
 # scripts/install-tools.sh, idempotently:
 #   - the Temporal server (frontend/history/matching/worker as separate processes), built with go install
 #   - temporal-sql-tool (schema setup), built with go install

@@ -6,7 +6,7 @@
  */
 import { join, resolve } from 'node:path';
 import { LOCAL_STACK_PORTS } from '../src/config/index.js';
-import { startClusterApp, type RunningClusterApp } from '../src/stack/cluster-app.js';
+import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js';
 
 const root = resolve(import.meta.dirname, '..');
 const dataDir = join(root, '.data', 'cluster');

@@ -8,10 +8,10 @@ import { join, resolve } from 'node:path';
 import { loadConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { startStack, type RunningStack } from '../src/stack/index.js';
-import { spawnLogged } from '../src/stack/process.js';
-import { Supervised } from '../src/stack/supervisor.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { startStack, type RunningStack } from '../stack/index.js';
+import { spawnLogged } from '../stack/process.js';
+import { Supervised } from '../stack/supervisor.js';
+import { waitFor } from '../stack/wait-for.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 
 const root = resolve(import.meta.dirname, '..');

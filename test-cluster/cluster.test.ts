@@ -24,8 +24,8 @@ import { Store } from '../src/db/store.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
 import { OrderClient } from '../src/orders/order-client.js';
-import { startClusterApp, type RunningClusterApp } from '../src/stack/cluster-app.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js';
+import { waitFor } from '../stack/wait-for.js';
 
 const PAYMENT_WINDOW_MS = 8_000;
 const workDir = mkdtempSync(join(tmpdir(), 'flash-cluster-'));

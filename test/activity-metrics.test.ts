@@ -15,7 +15,7 @@ import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { waitFor } from '../stack/wait-for.js';
 import { ACTIVITY_METRICS } from '../src/workers/telemetry.js';
 import { createOrderWorker } from '../src/workers/worker.js';
 import { testConfig } from './helpers/env.js';

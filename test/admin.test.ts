@@ -15,7 +15,7 @@ import { loadConfig, type AppConfig } from '../src/config/index.js';
 import { type Store } from '../src/db/store.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { type OrderClient, visibilityString } from '../src/orders/order-client.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/app.js';

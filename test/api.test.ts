@@ -14,7 +14,7 @@ import type { AppConfig } from '../src/config/index.js';
 import { type Store } from '../src/db/store.js';
 import { type OrderClient } from '../src/orders/order-client.js';
 import { newOrderNo } from '../src/orders/order-number.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/app.js';

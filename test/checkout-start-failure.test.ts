@@ -23,7 +23,7 @@ import { createRedis } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderClient } from '../src/orders/order-client.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { waitFor } from '../stack/wait-for.js';
 import { createOrderWorker } from '../src/workers/worker.js';
 import type { OrderInput } from '../src/workflows/definitions.js';
 import { testConfig } from './helpers/env.js';

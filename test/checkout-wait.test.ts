@@ -23,7 +23,7 @@ import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { waitFor } from '../stack/wait-for.js';
 import { createOrderWorker } from '../src/workers/worker.js';
 import { orderWorkflowId, type OrderInput } from '../src/workflows/definitions.js';
 import { OrderClient, type AwaitedStart } from '../src/orders/order-client.js';

@@ -14,7 +14,7 @@ import { type RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
 import { type Store } from '../src/db/store.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { waitFor } from '../stack/wait-for.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 

@@ -8,9 +8,9 @@ import { get } from 'node:http';
 import { join, resolve } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { startApi } from '../src/api/server.js';
-import { freePort } from '../src/stack/process.js';
-import { loadToolPaths, startRedis } from '../src/stack/services.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { freePort } from '../stack/process.js';
+import { loadToolPaths, startRedis } from '../stack/services.js';
+import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 
 const root = resolve(import.meta.dirname, '..');

@@ -17,7 +17,7 @@ import type { AppConfig } from '../src/config/index.js';
 import { type Store } from '../src/db/store.js';
 import { type createTemporalClient } from '../src/infra/temporal.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { waitFor } from '../stack/wait-for.js';
 import { uniqueSku } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 

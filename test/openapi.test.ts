@@ -27,7 +27,7 @@ import type { AppConfig } from '../src/config/index.js';
 import { Store } from '../src/db/store.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { waitFor } from '../stack/wait-for.js';
 import { uniqueSku } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { httpRequest, type HttpOptions } from './helpers/http.js';

@@ -17,7 +17,7 @@ import { startApi } from '../src/api/server.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { OrderStatusReader } from '../src/orders/order-status-reader.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { waitFor } from '../stack/wait-for.js';
 import { orderWorkflowId } from '../src/workflows/definitions.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { uniqueSku } from './helpers/fixtures.js';

@@ -11,7 +11,7 @@ import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/orders/order-number.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { waitFor } from '../stack/wait-for.js';
 import { createOrderWorker } from '../src/workers/worker.js';
 import { ORDER_WORKFLOW_TYPE, orderWorkflowId, paymentReceivedSignal, statusQuery } from '../src/workflows/definitions.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';

@@ -23,7 +23,7 @@ import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { waitFor } from '../stack/wait-for.js';
 import { createOrderWorker } from '../src/workers/worker.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';

@@ -16,7 +16,7 @@ import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { OrderClient } from '../src/orders/order-client.js';
 import { newOrderNo } from '../src/orders/order-number.js';
-import { waitFor } from '../src/util/wait-for.js';
+import { waitFor } from '../stack/wait-for.js';
 import { ensureReconcileSchedule } from '../src/workers/reconcile-schedule.js';
 import { createOrderWorker } from '../src/workers/worker.js';
 import { orderWorkflowId, type OrderInput } from '../src/workflows/definitions.js';

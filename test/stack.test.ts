@@ -10,8 +10,8 @@ import { startApi } from '../src/api/server.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { createRedis } from '../src/infra/redis.js';
-import { freePort } from '../src/stack/process.js';
-import { loadToolPaths, startRedis } from '../src/stack/services.js';
+import { freePort } from '../stack/process.js';
+import { loadToolPaths, startRedis } from '../stack/services.js';
 import { testConfig } from './helpers/env.js';
 
 describe('local stack', () => {

@@ -12,7 +12,7 @@
  */
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { ManagedProcess } from '../../src/stack/process.js';
+import type { ManagedProcess } from '../../stack/process.js';
 import { measuredWorkers, measurePhase, startUntilDone, type MeasuredProcess, type PhaseMeasurement } from '../phase.js';
 import { startFloorWorker, startWorkers, stopAll, type WorkerLaunch } from '../processes.js';
 import { timedStarts } from '../starts.js';

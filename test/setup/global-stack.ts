@@ -9,8 +9,8 @@ import type { TestProject } from 'vitest/node';
 import { loadConfig } from '../../src/config/index.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createMysqlPool } from '../../src/db/pool.js';
-import { startStack, type RunningStack } from '../../src/stack/index.js';
-import { loadToolPaths } from '../../src/stack/services.js';
+import { startStack, type RunningStack } from '../../stack/index.js';
+import { loadToolPaths } from '../../stack/services.js';
 import { buildWorkflowBundle } from '../../src/workers/bundle.js';
 
 declare module 'vitest' {

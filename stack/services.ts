@@ -7,8 +7,8 @@ import { connect } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { provisionDatabase, type MysqlCredentials } from '../db/provision.js';
-import { ORDER_SEARCH_ATTRIBUTES } from '../workflows/definitions.js';
+import { provisionDatabase, type MysqlCredentials } from '../src/db/provision.js';
+import { ORDER_SEARCH_ATTRIBUTES } from '../src/workflows/definitions.js';
 import { spawnLogged, waitUntilReady, type ManagedProcess } from './process.js';
 
 export interface ToolPaths {

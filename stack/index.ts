@@ -7,7 +7,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { LOCAL_STACK_PORTS } from '../config/index.js';
+import { LOCAL_STACK_PORTS } from '../src/config/index.js';
 import { freePort } from './process.js';
 import { loadToolPaths, startMariaDb, startRedis, startTemporalDevServer, type RunningService } from './services.js';
 import { Supervised, type SupervisorOptions } from './supervisor.js';

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { waitFor } from '../util/wait-for.js';
+import { waitFor } from './wait-for.js';
 
 export interface ManagedProcess {
   readonly name: string;

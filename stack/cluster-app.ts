@@ -1,21 +1,21 @@
 /**
- * The application on the cluster layout: the cluster stack (src/stack/cluster.ts), the schema, N
+ * The application on the cluster layout: the cluster stack (stack/cluster.ts), the schema, N
  * workers and N API processes, and nginx in front of the APIs. Shared by `npm run start:cluster`
  * and the cluster suite (`npm run test:cluster`). The app processes and the load balancer are
  * supervised (a crashed one is started again with backoff); the servers are the stack's roles.
  * Nothing here is specific to the cluster but configuration: the app gets the stack's env.
  */
 import { join, resolve } from 'node:path';
-import { loadConfig, type AppConfig } from '../config/index.js';
-import { migrate } from '../db/migrate.js';
-import { createMysqlPool } from '../db/pool.js';
-import { waitFor } from '../util/wait-for.js';
-import { buildWorkflowBundle } from '../workers/bundle.js';
+import { loadConfig, type AppConfig } from '../src/config/index.js';
+import { migrate } from '../src/db/migrate.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { waitFor } from './wait-for.js';
+import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { startClusterStack, startLoadBalancer, type ClusterStackOptions, type RunningClusterStack } from './cluster.js';
 import { freePort, spawnLogged } from './process.js';
 import { Supervised, type SupervisorOptions } from './supervisor.js';
 
-const root = resolve(import.meta.dirname, '..', '..');
+const root = resolve(import.meta.dirname, '..');
 
 export interface ClusterAppOptions extends ClusterStackOptions {
   /** Where the API and worker logs go: a directory, or 'inherit' (the launcher's own output). */
