@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHAOS_CHECKS, checkAfterFault, waitForQuiescence, waitForRepair } from '../chaos/checks.js';
 import { runTraffic } from '../chaos/shoppers.js';
 import { ShopperAuth } from '../src/api/auth.js';
-import { signWebhook } from '../src/api/webhook-signature.js';
+import { signWebhook } from '../src/payments/webhook-signature.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';

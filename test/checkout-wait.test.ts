@@ -21,7 +21,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
-import { createTemporalClient } from '../src/infra/temporal.js';
+import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { createOrderWorker } from '../src/workers/worker.js';

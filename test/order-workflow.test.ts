@@ -17,7 +17,7 @@ import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { waitFor } from '../stack/wait-for.js';
-import { ensureSearchAttributes } from '../src/workers/temporal.js';
+import { ensureSearchAttributes } from '../src/workers/worker-connection.js';
 import { createOrderWorker } from '../src/workers/worker.js';
 import {
   cancelOrderSignal,

@@ -3,7 +3,7 @@
  * sale is gone, and drops the flag as soon as release.lua gives stock back.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { SoldOutCache } from '../src/api/sold-out-cache.js';
+import { SoldOutCache } from '../src/checkout/sold-out-cache.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { subscribeChannels } from '../src/infra/redis-subscription.js';

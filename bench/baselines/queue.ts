@@ -14,7 +14,7 @@ import { duplicateRedis, type RedisClient } from '../../src/infra/redis.js';
 import type Koa from 'koa';
 import type { Pool, ResultSetHeader } from 'mysql2/promise';
 import { ShopperAuth } from '../../src/api/auth.js';
-import { acceptReservation } from '../../src/api/checkout.js';
+import { acceptReservation } from '../../src/checkout/checkout-service.js';
 import { ApiError } from '../../src/api/errors.js';
 import { createKoaApp, jsonBody } from '../../src/api/http.js';
 import { checkoutSchema, idempotencyKeySchema } from '../../src/api/schemas.js';

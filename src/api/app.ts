@@ -1,40 +1,41 @@
 /**
- * The API's wiring: builds the services from their clients and mounts the routers in the Koa shell.
- * Routes live in ./routes (one file per resource); handlers validate, call one service, map errors.
+ * The API's wiring: builds the use cases from their clients and mounts the routers in the Koa
+ * shell. The use cases live in their domain folders (src/checkout, src/orders, src/payments,
+ * src/sales); each route in ./routes validates its input, calls one of them and shapes the answer;
+ * src/api/errors.ts turns their refusals into HTTP answers.
  */
 import type { Client } from '@temporalio/client';
-import type { RedisClient } from '../infra/redis.js';
 import type Koa from 'koa';
+import { CheckoutService } from '../checkout/checkout-service.js';
+import { SoldOutCache } from '../checkout/sold-out-cache.js';
 import type { AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
-import type { Logger } from '../infra/logger.js';
 import { guardAll, type DependencyGuards } from '../infra/dependency-guard.js';
+import type { Logger } from '../infra/logger.js';
+import type { RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
+import { CancelOrder } from '../orders/cancel-order.js';
 import { OrderClient } from '../orders/order-client.js';
 import { OrderStatusReader } from '../orders/order-status-reader.js';
-import { AdminService } from './admin.js';
+import { PaymentWebhook } from '../payments/payment-webhook.js';
+import { AdminService } from '../sales/admin-service.js';
+import { SalesService } from '../sales/sales-service.js';
 import { ShopperAuth } from './auth.js';
-import { CheckoutService } from './checkout.js';
 import { createDependencyGuards } from './guards.js';
-import type { Readiness } from './health.js';
 import { createKoaApp } from './http.js';
 import { loadShedding } from './load-shedding.js';
 import { ApiMetrics } from './metrics.js';
 import { withApiDocs } from './openapi.js';
-import { PaymentWebhook } from './payments.js';
 import { RateLimits } from './rate-limit.js';
 import { requestLogMiddleware } from './request-log.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { devRoutes } from './routes/dev.js';
-import { healthRoutes } from './routes/health.js';
-import { metricsRoutes } from './routes/metrics.js';
+import { healthRoutes, metricsRoutes, type Readiness } from './routes/operations.js';
 import { orderRoutes } from './routes/orders.js';
 import { paymentRoutes } from './routes/payments.js';
 import { salesRoutes } from './routes/sales.js';
-import { SalesService } from './sales.js';
-import { SoldOutCache } from './sold-out-cache.js';
 
 export interface ApiDeps {
   config: AppConfig;
@@ -77,12 +78,13 @@ export function createApp(deps: ApiDeps): Koa {
     orders,
     logger,
     soldOut: deps.soldOut ?? new SoldOutCache(),
-    limits,
-    metrics,
+    observer: metrics,
+    spendBudget: (userId) => limits.consume('checkout', userId),
   });
   const statusReader = deps.statusReader ?? OrderStatusReader.fromConfig(orders, config, metrics);
   const webhook = new PaymentWebhook({ config, store, orders, statusReader });
   const admin = new AdminService({ store, inventory, orders, sales });
+  const cancelOrder = new CancelOrder({ orders, statusReader, inventory, writeDeadlineMs: config.deadlines.writeMs });
 
   const app = createKoaApp(
     [
@@ -90,7 +92,7 @@ export function createApp(deps: ApiDeps): Koa {
       healthRoutes({ redis, store: deps.store, temporal, guards, ...(deps.readiness ? { readiness: deps.readiness } : {}) }),
       salesRoutes({ sales, adminToken: config.adminToken }),
       authRoutes({ auth, devLogin: config.authDevLogin, limits }),
-      orderRoutes({ auth, checkout, orders, statusReader, inventory, metrics, writeDeadlineMs: config.deadlines.writeMs }),
+      orderRoutes({ auth, checkout, cancelOrder, statusReader, metrics }),
       paymentRoutes({ webhook, limits, metrics }),
       devRoutes({ auth, orders: statusReader, webhook, enabled: config.authDevLogin }),
       adminRoutes({ admin, adminToken: config.adminToken }),

@@ -6,33 +6,32 @@ import type { Context, Next } from 'koa';
 import { ZodError } from 'zod';
 import { DependencyUnavailableError, type DependencyName } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
+import { echo, Refusal, type RefusalCode } from '../refusal.js';
 
-export type ErrorCode =
-  | 'INVALID_REQUEST'
-  | 'UNAUTHORIZED'
-  | 'FORBIDDEN'
-  | 'NOT_FOUND'
-  | 'SKU_NOT_FOUND'
-  | 'ORDER_NOT_FOUND'
-  | 'SALE_EXISTS'
-  | 'SOLD_OUT'
-  | 'SALE_NOT_ACTIVE'
-  | 'PURCHASE_LIMIT_EXCEEDED'
-  | 'NOT_CANCELLABLE'
-  | 'TOO_MANY_CANCELLATIONS'
-  | 'IDEMPOTENCY_KEY_REUSED'
-  | 'INVALID_SIGNATURE'
-  | 'METHOD_NOT_ALLOWED'
-  | 'NOT_IMPLEMENTED'
-  | 'UNAVAILABLE'
-  | 'INTERNAL'
-  | 'RATE_LIMITED'
-  | 'ORDER_FAILED';
+/** Every code the API answers with: a use case's refusal, or one of the transport's own. */
+export type ErrorCode = RefusalCode | 'UNAUTHORIZED' | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED' | 'NOT_IMPLEMENTED' | 'INTERNAL' | 'RATE_LIMITED';
+
+/** The status of each refusal: one per code, as the error-code table of the README lists them. */
+const REFUSAL_STATUS: Record<RefusalCode, number> = {
+  INVALID_REQUEST: 400,
+  INVALID_SIGNATURE: 400,
+  FORBIDDEN: 403,
+  SKU_NOT_FOUND: 404,
+  ORDER_NOT_FOUND: 404,
+  SALE_EXISTS: 409,
+  SOLD_OUT: 409,
+  SALE_NOT_ACTIVE: 409,
+  PURCHASE_LIMIT_EXCEEDED: 409,
+  TOO_MANY_CANCELLATIONS: 409,
+  NOT_CANCELLABLE: 409,
+  ORDER_FAILED: 409,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  UNAVAILABLE: 503,
+};
 
 /**
- * An answer the API gives on purpose (sold out, bad input, …), not a bug: it carries no stack
- * trace. Capturing one costs about 20 µs through Koa's middleware chain, which was the largest
- * single cost of a sold-out answer under a burst (docs/performance.md).
+ * An answer the API gives on purpose (bad input, a wrong token, a refusal mapped by toApiError),
+ * not a bug: like a Refusal it carries no stack trace.
  */
 export class ApiError extends Error {
   readonly status: number;
@@ -58,15 +57,6 @@ export class ApiError extends Error {
 }
 
 export const invalidRequest = (message: string, details?: Record<string, unknown>) => new ApiError(400, 'INVALID_REQUEST', message, details);
-
-/**
- * A value from the request (a path parameter, a path) as it may appear in an error message: at
- * most 64 characters, so an error never echoes a 15 KB parameter back (nor fills the logs with it).
- */
-export function echo(value: string): string {
-  const printable = JSON.stringify(value).slice(1, -1);
-  return printable.length > 64 ? `${printable.slice(0, 64)}…` : printable;
-}
 
 /** Formats a zod failure as "quantity: must be an integer; sku: required". */
 export function describeZodError(error: ZodError): string {
@@ -113,9 +103,21 @@ export function unavailable(err: DependencyUnavailableError): ApiError {
   return new ApiError(503, 'UNAVAILABLE', UNAVAILABLE_MESSAGES[err.dependency], undefined, { 'Retry-After': String(err.retryAfterSeconds) });
 }
 
-/** The API's answer to whatever was thrown (also used to label outcome metrics by code). */
+/** The error code an answer to `err` carries, without building the answer (the outcome metrics' label). */
+export function errorCodeOf(err: unknown): ErrorCode {
+  return err instanceof ApiError || err instanceof Refusal ? err.code : toApiError(err).code;
+}
+
+/**
+ * The API's answer to whatever was thrown, in one place: its own errors, a use case's refusal, a
+ * dependency that is unavailable, bad input; anything else is a bug (500).
+ */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
+  if (err instanceof Refusal) {
+    const headers = err.retryAfterSeconds === undefined ? undefined : { 'Retry-After': String(err.retryAfterSeconds) };
+    return new ApiError(REFUSAL_STATUS[err.code], err.code, err.message, err.details, headers);
+  }
   if (err instanceof DependencyUnavailableError) return unavailable(err);
   if (err instanceof ZodError) return invalidRequest(describeZodError(err));
   // Errors from the body parser (http-errors) carry a status and an `expose` flag.

@@ -6,12 +6,13 @@
  * checkout hot path pays a Map lookup and an add, not a label hash.
  */
 import { performance } from 'node:perf_hooks';
+import type { CheckoutObserver } from '../checkout/checkout-service.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DEPENDENCY_NAMES, type BreakerState, type DependencyName, type DependencyObserver } from '../infra/dependency-guard.js';
 import type { ReserveResult } from '../inventory/redis-inventory.js';
 import { STATUS_READ_SOURCES, type StatusReadObserver, type StatusReadSource } from '../orders/order-status-reader.js';
 import type { ErrorCode } from './errors.js';
-import type { WebhookOutcome } from './payments.js';
+import type { WebhookOutcome } from '../workflows/definitions.js';
 
 /** The route label of a request no router matched (404s of any path). */
 export const UNMATCHED_ROUTE = 'unmatched';
@@ -31,7 +32,7 @@ const WORKFLOW_START_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 /** The breaker state gauge's values. */
 const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
-export class ApiMetrics implements StatusReadObserver, DependencyObserver {
+export class ApiMetrics implements StatusReadObserver, DependencyObserver, CheckoutObserver {
   readonly registry = new Registry();
   private readonly httpRequests = new Counter({
     name: 'http_requests_total',

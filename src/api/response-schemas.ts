@@ -4,16 +4,23 @@
  * the `SameShape` checks below fail to compile when the type and its schema drift apart.
  */
 import { z } from 'zod';
-import type { Dependency } from './health.js';
-import type { BreakerState, DependencyName } from '../infra/dependency-guard.js';
-import type { WebhookAnswer } from './payments.js';
-import type { SaleView } from './sales.js';
-import type { AdminOrderView, AdminPaymentView, AdminSaleView, SaleStats } from './admin.js';
-import type { ErrorCode } from './errors.js';
+import { BREAKER_STATES, type DependencyName } from '../infra/dependency-guard.js';
+import { INVARIANTS } from '../invariants/check.js';
 import type { OrderView } from '../orders/order-client.js';
-import type { CancelReason, OrderStatus, RefundReason } from '../workflows/definitions.js';
-import type { Invariant } from '../invariants/check.js';
-import { orderNoSchema, skuSchema } from './schemas.js';
+import type { WebhookAnswer } from '../payments/payment-webhook.js';
+import type { AdminOrderView, AdminPaymentView, AdminSaleView, SaleStats } from '../sales/admin-service.js';
+import type { SaleView } from '../sales/sales-service.js';
+import {
+  CANCEL_REASONS,
+  REFUND_REASONS,
+  STORED_ORDER_STATUSES,
+  STORED_PAYMENT_OUTCOMES,
+  WEBHOOK_OUTCOMES,
+  type StoredOrderStatus,
+} from '../workflows/definitions.js';
+import type { ErrorCode } from './errors.js';
+import type { Dependency } from './routes/operations.js';
+import { orderNoSchema, orderStatusSchema, skuSchema } from './schemas.js';
 
 /** Every error code with when it is answered (README's error-code table); the enum of `ApiError.code`. */
 export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
@@ -41,10 +48,6 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
 
 const ERROR_CODES = Object.keys(ERROR_CODE_DESCRIPTIONS) as [ErrorCode, ...ErrorCode[]];
 
-const ORDER_STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'] as const satisfies readonly OrderStatus[];
-const CANCEL_REASONS = ['PAYMENT_TIMEOUT', 'USER_CANCELLED', 'OPERATOR_CANCELLED'] as const satisfies readonly CancelReason[];
-const REFUND_REASONS = ['ORDER_NOT_AWAITING_PAYMENT', 'AMOUNT_MISMATCH', 'ALREADY_PAID', 'ORDER_FAILED'] as const satisfies readonly RefundReason[];
-
 const isoTime = z.iso.datetime({ offset: true });
 
 export const errorCodeSchema = z.enum(ERROR_CODES).meta({ id: 'ErrorCode', description: 'A stable error code; the message is for people.' });
@@ -59,8 +62,6 @@ export const errorBodySchema = z
     }),
   })
   .meta({ id: 'ApiError' });
-
-export const orderStatusSchema = z.enum(ORDER_STATUSES).meta({ id: 'OrderStatus' });
 
 export const saleSchema = z
   .object({
@@ -116,7 +117,7 @@ export const cancelAcceptedSchema = z
 export const webhookAnswerSchema = z
   .object({
     received: z.literal(true),
-    outcome: z.enum(['APPLIED', 'REFUND_REQUIRED', 'DUPLICATE']),
+    outcome: z.enum(WEBHOOK_OUTCOMES),
     refundReason: z.enum(REFUND_REASONS).optional(),
   })
   .meta({ id: 'WebhookAnswer', description: "The order's own verdict on the payment event." });
@@ -129,7 +130,7 @@ const healthChecksSchema = z
   .object({ redis: z.enum(['up', 'down']), mysql: z.enum(['up', 'down']), temporal: z.enum(['up', 'down']) })
   .meta({ id: 'HealthChecks' });
 
-const breakerStateSchema = z.enum(['closed', 'open', 'half-open']);
+const breakerStateSchema = z.enum(BREAKER_STATES);
 /** Each dependency's circuit breaker in this process (`workflows`: the order workflows answering, i.e. the worker). */
 const breakersSchema = z
   .object({ redis: breakerStateSchema, mysql: breakerStateSchema, temporal: breakerStateSchema, workflows: breakerStateSchema })
@@ -143,8 +144,9 @@ export const healthDownSchema = errorBodySchema
 
 export const livenessSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Liveness' });
 
-const storedStatusFigures = z.object({ AWAITING_PAYMENT: z.number().int(), PAID: z.number().int(), CANCELLED: z.number().int(), FAILED: z.number().int() });
-const INVARIANT_NAMES = ['noOversell', 'conservation', 'storesAgree', 'noLostOrder', 'perUserLimit'] as const satisfies readonly Invariant[];
+const storedStatusFigures = z.object(
+  Object.fromEntries(STORED_ORDER_STATUSES.map((status) => [status, z.number().int()])) as Record<StoredOrderStatus, z.ZodNumber>,
+);
 
 /** GET /api/admin/sales/{sku}/stats. */
 export const saleStatsSchema = z
@@ -154,7 +156,7 @@ export const saleStatsSchema = z
     mysql: z.object({ stock: z.number().int(), available: z.number().int(), orders: storedStatusFigures, units: storedStatusFigures }),
     runningWorkflows: z.number().int(),
     drift: z.object({ available: z.number().int(), reserved: z.number().int(), sold: z.number().int() }),
-    invariants: z.object({ ok: z.boolean(), checks: z.record(z.enum(INVARIANT_NAMES), z.boolean()) }),
+    invariants: z.object({ ok: z.boolean(), checks: z.record(z.enum(INVARIANTS), z.boolean()) }),
   })
   .meta({ id: 'SaleStats' });
 
@@ -165,7 +167,7 @@ export const adminOrderSchema = z
     userId: z.string(),
     quantity: z.number().int(),
     totalCents: z.number().int(),
-    status: z.enum(['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED']),
+    status: z.enum(STORED_ORDER_STATUSES),
     cancelReason: z.string().nullable(),
     failureReason: z.string().nullable(),
     paymentDeadline: isoTime,
@@ -181,7 +183,7 @@ export const adminPaymentSchema = z
     orderNo: z.string(),
     sku: z.string().nullable(),
     amountCents: z.number().int(),
-    outcome: z.enum(['RECEIVED', 'APPLIED', 'REFUND_REQUIRED']),
+    outcome: z.enum(STORED_PAYMENT_OUTCOMES),
     refundReason: z.string().nullable(),
     receivedAt: isoTime,
   })
@@ -217,7 +219,6 @@ sameShape<SameShape<z.infer<typeof orderSchema>, OrderView>>(true);
 sameShape<SameShape<Omit<z.infer<typeof webhookAnswerSchema>, 'received'>, WebhookAnswer>>(true);
 sameShape<SameShape<keyof z.infer<typeof healthChecksSchema>, Dependency>>(true);
 sameShape<SameShape<keyof z.infer<typeof breakersSchema>, DependencyName>>(true);
-sameShape<SameShape<z.infer<typeof breakerStateSchema>, BreakerState>>(true);
 sameShape<SameShape<z.infer<typeof saleStatsSchema>, SaleStats>>(true);
 sameShape<SameShape<z.infer<typeof adminOrderSchema>, AdminOrderView>>(true);
 sameShape<SameShape<z.infer<typeof adminPaymentSchema>, AdminPaymentView>>(true);

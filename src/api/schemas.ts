@@ -1,16 +1,23 @@
 /**
- * Request schemas (zod): one per body, strict, so unknown fields, wrong types, fractions, zero,
- * negatives and huge numbers are refused with INVALID_REQUEST before anything changes.
+ * Request schemas (zod), each declared once by its route (src/api/route.ts), which validates with it
+ * and documents it: bodies strict, so unknown fields, wrong types, fractions, zero, negatives and
+ * huge numbers are refused with INVALID_REQUEST before anything changes; path parameters, query
+ * strings and headers likewise. The enums come from the order's vocabulary.
  */
 import { z } from 'zod';
-import { USER_ID_PATTERN } from './auth.js';
 import { ORDER_NO_PATTERN } from '../orders/order-number.js';
-import type { OrderStatus } from '../workflows/definitions.js';
+import { ORDER_STATUSES, STORED_ORDER_STATUSES, STORED_PAYMENT_OUTCOMES } from '../workflows/definitions.js';
+import { USER_ID_PATTERN } from './auth.js';
 
 export const MAX_QUANTITY_PER_ORDER = 100;
 
 export const skuSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'sku: 1-64 letters, digits, "_", "." or "-"');
 export const orderNoSchema = z.string().regex(ORDER_NO_PATTERN, 'not an order number');
+export const orderStatusSchema = z.enum(ORDER_STATUSES).meta({ id: 'OrderStatus' });
+
+/** Path parameters: a path that does not match names nothing (the route answers its 404). */
+export const skuParams = z.object({ sku: skuSchema });
+export const orderParams = z.object({ orderNo: orderNoSchema });
 
 /**
  * A sale window's bounds: ISO times from 2000 to before 2100. Far-off or pre-1970 times are
@@ -49,6 +56,14 @@ export const idempotencyKeySchema = z
   .regex(/^[\x21-\x7e]{1,64}$/, 'Idempotency-Key: 1-64 printable ASCII characters')
   .optional();
 
+export const checkoutHeadersSchema = z.object({
+  'Idempotency-Key': idempotencyKeySchema,
+  Prefer: z
+    .string()
+    .optional()
+    .meta({ description: 'RFC 7240 `wait=N`: hold the answer up to N seconds (at most CHECKOUT_MAX_WAIT) until the order is persisted or failed' }),
+});
+
 /** Strict like every other body: a field this API does not know is refused, not ignored. */
 export const paymentWebhookSchema = z.strictObject({
   eventId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'eventId: 1-128 letters, digits or _.:-'),
@@ -68,18 +83,18 @@ const pageLimit = z
   .transform(Number)
   .pipe(z.number().int().min(1, 'limit: at least 1').max(200, 'limit: at most 200'))
   .default(50);
-/** An opaque cursor this API gave in `nextCursor`; decoded and checked by src/api/cursor.ts. */
+/** An opaque cursor this API gave in `nextCursor`; decoded and checked by src/sales/cursor.ts. */
 const pageCursor = z.string().min(1).max(512).optional();
 
 export const adminOrdersQuerySchema = z.strictObject({
   sku: skuSchema,
-  status: z.enum(['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED']).optional(),
+  status: z.enum(STORED_ORDER_STATUSES).optional(),
   cursor: pageCursor,
   limit: pageLimit,
 });
 
 export const adminPaymentsQuerySchema = z.strictObject({
-  outcome: z.enum(['RECEIVED', 'APPLIED', 'REFUND_REQUIRED']).default('REFUND_REQUIRED'),
+  outcome: z.enum(STORED_PAYMENT_OUTCOMES).default('REFUND_REQUIRED'),
   cursor: pageCursor,
   limit: pageLimit,
 });
@@ -89,13 +104,15 @@ export const adminSalesQuerySchema = z.strictObject({ cursor: pageCursor, limit:
 /** The longest long-poll of GET /api/orders/:orderNo?waitForChange= (below proxies' 30-60 s idle timeouts). */
 export const MAX_STATUS_WAIT_SECONDS = 25;
 export const DEFAULT_STATUS_WAIT_SECONDS = 20;
-const WAITABLE_STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'] as const satisfies readonly OrderStatus[];
 
-/** GET /api/orders/:orderNo's query: without waitForChange it answers at once; timeoutSeconds needs it. */
+/**
+ * GET /api/orders/:orderNo's query: without waitForChange it answers at once; timeoutSeconds needs
+ * it (DEFAULT_STATUS_WAIT_SECONDS when absent). The spec shows timeoutSeconds as the integer it is
+ * read as.
+ */
 export const orderWaitQuerySchema = z
   .object({
-    waitForChange: z
-      .enum(WAITABLE_STATUSES)
+    waitForChange: orderStatusSchema
       .optional()
       .meta({ description: 'Long-poll: answer as soon as the status differs from this one (at once if it already does)' }),
     timeoutSeconds: z
@@ -104,10 +121,15 @@ export const orderWaitQuerySchema = z
       .transform(Number)
       .pipe(z.number().int().min(1).max(MAX_STATUS_WAIT_SECONDS))
       .optional()
-      .meta({ description: `With waitForChange: the longest wait, 1-${MAX_STATUS_WAIT_SECONDS} s (default ${DEFAULT_STATUS_WAIT_SECONDS})` }),
+      .meta({
+        description: `With waitForChange: the longest wait in whole seconds (default ${DEFAULT_STATUS_WAIT_SECONDS})`,
+        override: ({ jsonSchema }) => {
+          delete jsonSchema.pattern;
+          Object.assign(jsonSchema, { type: 'integer', minimum: 1, maximum: MAX_STATUS_WAIT_SECONDS });
+        },
+      }),
   })
   .refine((query) => query.timeoutSeconds === undefined || query.waitForChange !== undefined, {
     message: 'timeoutSeconds goes with waitForChange',
     path: ['timeoutSeconds'],
-  })
-  .transform((query) => ({ ...query, timeoutSeconds: query.timeoutSeconds ?? DEFAULT_STATUS_WAIT_SECONDS }));
+  });

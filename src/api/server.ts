@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../infra/logger.js';
 import { createMysqlPool } from '../db/pool.js';
 import { Store } from '../db/store.js';
 import { createRedis } from '../infra/redis.js';
-import { createTemporalClient } from '../infra/temporal.js';
+import { createTemporalClient } from '../infra/temporal-connection.js';
 import { OrderClient } from '../orders/order-client.js';
 import { OrderStatusReader } from '../orders/order-status-reader.js';
 import { ORDER_CHANGED_CHANNEL, OrderChangeNotifier } from '../orders/order-changes.js';
@@ -15,9 +15,9 @@ import { subscribeChannels } from '../infra/redis-subscription.js';
 import { STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
 import { createApp } from './app.js';
 import { createDependencyGuards } from './guards.js';
-import { Readiness } from './health.js';
+import { Readiness } from './routes/operations.js';
 import { ApiMetrics } from './metrics.js';
-import { SoldOutCache } from './sold-out-cache.js';
+import { SoldOutCache } from '../checkout/sold-out-cache.js';
 
 export interface RunningApi {
   server: Server;

@@ -8,11 +8,14 @@
  * so the caller decides what is retryable.
  */
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import type { CancelReason, OrderStatus, PaymentOutcome, RefundReason } from '../workflows/definitions.js';
-
-/** The statuses a stored order can have: PENDING orders exist only in their workflow. */
-export type StoredOrderStatus = Exclude<OrderStatus, 'PENDING'>;
-export type StoredPaymentOutcome = 'RECEIVED' | PaymentOutcome;
+import {
+  STORED_ORDER_STATUSES,
+  type CancelReason,
+  type PaymentOutcome,
+  type RefundReason,
+  type StoredOrderStatus,
+  type StoredPaymentOutcome,
+} from '../workflows/definitions.js';
 
 export interface SaleRecord {
   sku: string;
@@ -30,6 +33,7 @@ export interface SaleRow extends SaleRecord {
   createdAt: Date;
 }
 
+/** An order as its row in MySQL stores it: the order once persisted, and its record once closed. */
 export interface OrderRow {
   orderNo: string;
   sku: string;
@@ -47,17 +51,10 @@ export interface OrderRow {
   cancelledAt: Date | null;
 }
 
-/** What is needed to write an order row. */
-export interface NewOrder {
-  orderNo: string;
-  sku: string;
-  userId: string;
-  quantity: number;
-  unitPriceCents: number;
+/** The columns an order row is written with; the others follow from them or from later changes. */
+export type NewOrder = Pick<OrderRow, 'orderNo' | 'sku' | 'userId' | 'quantity' | 'unitPriceCents' | 'paymentDeadline' | 'createdAt'> & {
   idempotencyKey?: string;
-  paymentDeadline: Date;
-  createdAt: Date;
-}
+};
 
 export type InsertOrderResult =
   | { outcome: 'INSERTED' | 'ALREADY_PERSISTED' }
@@ -106,8 +103,6 @@ export interface SalePosition {
   createdAt: Date;
   sku: string;
 }
-
-export const STORED_STATUSES: readonly StoredOrderStatus[] = ['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'];
 
 /** Runs `work` in one transaction on one pooled connection: committed if it resolves, rolled back if it throws. */
 export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
@@ -360,7 +355,7 @@ export class Store {
   /** How many orders of a SKU are in each stored status. */
   async orderCountsByStatus(sku: string): Promise<Record<StoredOrderStatus, number>> {
     const [rows] = await this.pool.query<RowDataPacket[]>('SELECT status, COUNT(*) AS n FROM orders WHERE sku = ? GROUP BY status', [sku]);
-    return Object.fromEntries(STORED_STATUSES.map((status) => [status, Number(rows.find((r) => r.status === status)?.n ?? 0)])) as Record<
+    return Object.fromEntries(STORED_ORDER_STATUSES.map((status) => [status, Number(rows.find((r) => r.status === status)?.n ?? 0)])) as Record<
       StoredOrderStatus,
       number
     >;
@@ -472,7 +467,7 @@ export class Store {
     ]);
     const row = sale[0];
     if (!row) return null;
-    const units = Object.fromEntries(STORED_STATUSES.map((status) => [status, Number(byStatus.find((r) => r.status === status)?.units ?? 0)])) as Record<
+    const units = Object.fromEntries(STORED_ORDER_STATUSES.map((status) => [status, Number(byStatus.find((r) => r.status === status)?.units ?? 0)])) as Record<
       StoredOrderStatus,
       number
     >;

@@ -12,10 +12,11 @@
 import { BrokenCircuitError, CircuitState, circuitBreaker, handleWhen, type CircuitBreakerPolicy, type IBreaker } from 'cockatiel';
 
 /** What the API depends on: the three servers, and the order workflows answering (the worker). */
-export type DependencyName = 'redis' | 'mysql' | 'temporal' | 'workflows';
-export const DEPENDENCY_NAMES: readonly DependencyName[] = ['redis', 'mysql', 'temporal', 'workflows'];
+export const DEPENDENCY_NAMES = ['redis', 'mysql', 'temporal', 'workflows'] as const;
+export type DependencyName = (typeof DEPENDENCY_NAMES)[number];
 
-export type BreakerState = 'closed' | 'open' | 'half-open';
+export const BREAKER_STATES = ['closed', 'open', 'half-open'] as const;
+export type BreakerState = (typeof BREAKER_STATES)[number];
 
 /**
  * Why a dependency could not be used: it ran out of time, its breaker is open, it failed, or this

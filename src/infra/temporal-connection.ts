@@ -1,10 +1,11 @@
 /**
  * How every process of the app reaches Temporal: the frontend's address, and for a managed Temporal
  * (Temporal Cloud) TLS with an API key or an mTLS client certificate. One place, so that the API's
- * client, the worker's native connection and the worker's client connect alike.
+ * client, the worker's native connection (src/workers/worker-connection.ts) and the worker's client
+ * connect alike.
  */
 import { readFileSync } from 'node:fs';
-import type { TLSConfig } from '@temporalio/client';
+import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import type { AppConfig } from '../config/index.js';
 
 export interface TemporalConnectionSettings {
@@ -22,4 +23,12 @@ export function temporalConnectionSettings(config: Pick<AppConfig, 'temporal'>):
     ...(clientCertPair ? { tls: { clientCertPair } } : tls ? { tls: true as const } : {}),
     ...(apiKey ? { apiKey } : {}),
   };
+}
+
+/** A Temporal client for the API and tools (starts workflows, sends Updates, runs queries). */
+export async function createTemporalClient(config: Pick<AppConfig, 'temporal'>): Promise<Client> {
+  const connection = await Connection.connect({ ...temporalConnectionSettings(config), connectTimeout: '5s' });
+  // Closed workflows reject queries: the API reads finished orders from MySQL instead of making a
+  // worker replay their history.
+  return new Client({ connection, namespace: config.temporal.namespace, workflow: { queryRejectCondition: 'NOT_OPEN' } });
 }

@@ -31,7 +31,9 @@ import {
   orderWorkflowId,
   paymentReceivedSignal,
   payUpdate,
+  refundReasonFor,
   statusQuery,
+  verdictOf,
   type CancelReason,
   type OrderInput,
   type OrderState,
@@ -40,6 +42,7 @@ import {
   type PaymentVerdict,
 } from '../workflows/definitions.js';
 import type { OrderWorkflow } from '../workflows/order.js';
+import { Refusal } from '../refusal.js';
 
 /** The order as the API shows it to its shopper (docs/contract.md). */
 export interface OrderView {
@@ -64,9 +67,9 @@ export interface FoundOrder {
 }
 
 /** The order exists but its state no longer allows a cancel. */
-export class OrderNotCancellableError extends Error {
+export class OrderNotCancellableError extends Refusal {
   constructor(readonly order: FoundOrder) {
-    super(`order ${order.view.orderNo} is ${order.view.status} and can no longer be cancelled`);
+    super('NOT_CANCELLABLE', `order ${order.view.orderNo} is ${order.view.status} and can no longer be cancelled`);
     this.name = 'OrderNotCancellableError';
   }
 }
@@ -368,7 +371,7 @@ export class OrderClient {
     // A query after a signal observes it (queries are strongly consistent). A workflow that closed
     // meanwhile recorded the payment itself.
     const record = (await this.queryLive(orderNo, deadline))?.payments.find((p) => p.eventId === payment.eventId);
-    if (record) return record.refundReason ? { outcome: record.outcome, refundReason: record.refundReason } : { outcome: record.outcome };
+    if (record) return verdictOf(record);
     const stored = await this.onMysql(deadline, () => this.store.getPayment(payment.eventId));
     if (stored?.outcome === 'APPLIED') return { outcome: 'APPLIED' };
     return this.verdictOfClosedOrder(orderNo, deadline);
@@ -376,8 +379,7 @@ export class OrderClient {
 
   private async verdictOfClosedOrder(orderNo: string, deadline: Deadline): Promise<PaymentVerdict> {
     const status = (await this.onMysql(deadline, () => this.store.getOrder(orderNo)))?.status;
-    const refundReason = status === 'PAID' ? 'ALREADY_PAID' : status === 'FAILED' ? 'ORDER_FAILED' : 'ORDER_NOT_AWAITING_PAYMENT';
-    return { outcome: 'REFUND_REQUIRED', refundReason };
+    return { outcome: 'REFUND_REQUIRED', refundReason: refundReasonFor(status) };
   }
 
   /** Whether the order's workflow runs, has closed, or was never started. */

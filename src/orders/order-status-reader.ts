@@ -27,6 +27,7 @@ import type { AppConfig } from '../config/index.js';
 import { Deadline } from '../infra/dependency-guard.js';
 import type { OrderStatus } from '../workflows/definitions.js';
 import type { ChannelListener } from '../infra/redis-subscription.js';
+import { Refusal } from '../refusal.js';
 import type { OrderChangeNotifier } from './order-changes.js';
 import type { FoundOrder, OrderClient } from './order-client.js';
 
@@ -56,10 +57,10 @@ export interface OrderStatusReaderOptions {
   observer?: StatusReadObserver;
 }
 
-/** The process already holds `maxWaiters` long-polls: the caller should retry shortly. */
-export class TooManyWaitersError extends Error {
+/** The process already holds `maxWaiters` long-polls: the caller should retry in a second. */
+export class TooManyWaitersError extends Refusal {
   constructor(readonly maxWaiters: number) {
-    super(`this process already holds ${maxWaiters} status waits`);
+    super('UNAVAILABLE', 'too many status waits on this server; retry shortly', undefined, 1);
     this.name = 'TooManyWaitersError';
   }
 }

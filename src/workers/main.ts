@@ -17,7 +17,7 @@ import { temporalConnectionSettings } from '../infra/temporal-connection.js';
 import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
 import { ensureReconcileSchedule } from './reconcile-schedule.js';
 import { pinoRuntimeLogger } from './telemetry.js';
-import { createWorkerConnection, ensureSearchAttributes } from './temporal.js';
+import { createWorkerConnection, ensureSearchAttributes } from './worker-connection.js';
 import { createOrderWorker } from './worker.js';
 
 const config = loadConfig();

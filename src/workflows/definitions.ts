@@ -1,21 +1,18 @@
 /**
- * The order's contract: the OrderWorkflow's type name, id, input, state, signals, query, search
- * attributes and the cancel rule. Defined once here and shared by the workflow, the order client
- * (src/orders), the API and the tests. Deterministic-safe: only type imports, pure functions and
- * @temporalio/workflow's define* helpers. States and rules are described in docs/contract.md.
+ * The order's contract: the OrderWorkflow's type name, id, input, state, Updates, signals, query,
+ * search attributes, and the rules on its state (which order can be cancelled, why a payment cannot
+ * be applied). Defined once here and shared by the workflow, the order client (src/orders), the API
+ * and the tests; the vocabulary (statuses, reasons, outcomes) lives in ./order-vocabulary.ts and is
+ * exported from here too. Deterministic-safe: pure functions, constants and the SDK's define*
+ * helpers. States and rules are described in docs/contract.md.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { OPEN_STATUSES, type CancelReason, type OrderStatus, type PaymentOutcome, type RefundReason } from './order-vocabulary.js';
 
-export type OrderStatus = 'PENDING' | 'AWAITING_PAYMENT' | 'PAID' | 'CANCELLED' | 'FAILED';
-/** OPERATOR_CANCELLED: the workflow itself was cancelled (Web UI, CLI) while the order awaited payment. */
-export type CancelReason = 'PAYMENT_TIMEOUT' | 'USER_CANCELLED' | 'OPERATOR_CANCELLED';
-export type PaymentOutcome = 'APPLIED' | 'REFUND_REQUIRED';
-/** Why a payment was not applied to its order. */
-export type RefundReason = 'ORDER_NOT_AWAITING_PAYMENT' | 'AMOUNT_MISMATCH' | 'ALREADY_PAID' | 'ORDER_FAILED';
+export * from './order-vocabulary.js';
 
-export const TERMINAL_STATUSES: readonly OrderStatus[] = ['PAID', 'CANCELLED', 'FAILED'];
-
+/** What starts an order: the workflow's input, kept in its history (changing it needs a patch). */
 export interface OrderInput {
   orderNo: string;
   sku: string;
@@ -44,12 +41,19 @@ export interface PaymentVerdict {
   refundReason?: RefundReason;
 }
 
+/** One payment event in the order's state, with what became of it. */
 export interface PaymentRecord extends PaymentVerdict {
   eventId: string;
   amountCents: number;
 }
 
-/** What the `status` query answers; the API's GET /api/orders/:orderNo is built from it. */
+/** What persisting an order needs (persistOrder, recordOrderFailure): the input and its payment deadline. */
+export type PersistOrderInput = OrderInput & { paymentDeadline: string };
+
+/**
+ * The order as its workflow holds it: what the `status` query and the Updates answer, and the
+ * workflow's result. The API shows the shopper a part of it (OrderView).
+ */
 export interface OrderState {
   orderNo: string;
   sku: string;
@@ -99,15 +103,28 @@ export const ORDER_PATCHES = {
 /** The workflow type, as registered by the worker (the exported function's name). */
 export const ORDER_WORKFLOW_TYPE = 'OrderWorkflow';
 
-/** States in which the order is still open (its workflow decides what happens next). */
-export const OPEN_STATUSES: readonly OrderStatus[] = ['PENDING', 'AWAITING_PAYMENT'];
-
 /**
  * The cancel rule, in one place: an order can be cancelled by its shopper while it is open and no
  * payment has been accepted for it.
  */
 export function isCancellable(state: Pick<OrderState, 'status' | 'payments'>): boolean {
   return OPEN_STATUSES.includes(state.status) && !state.payments.some((p) => p.outcome === 'APPLIED');
+}
+
+/**
+ * The refund rule, in one place: why a payment cannot be applied to an order that is (or is
+ * closing as) `status`. A paid order has its payment; a failed one holds nothing to pay for; any
+ * other (cancelled, or without a status: never persisted) is not awaiting a payment.
+ */
+export function refundReasonFor(status: OrderStatus | undefined): RefundReason {
+  if (status === 'PAID') return 'ALREADY_PAID';
+  if (status === 'FAILED') return 'ORDER_FAILED';
+  return 'ORDER_NOT_AWAITING_PAYMENT';
+}
+
+/** The verdict of a recorded payment, without its event fields: what the `pay` Update answered for it. */
+export function verdictOf(record: PaymentVerdict): PaymentVerdict {
+  return record.refundReason ? { outcome: record.outcome, refundReason: record.refundReason } : { outcome: record.outcome };
 }
 
 /** One workflow per order: the id is derived from the order number, so it can never run twice. */

@@ -46,7 +46,9 @@ import {
   ORDER_STATUS_SEARCH_ATTRIBUTE,
   payUpdate,
   paymentReceivedSignal,
+  refundReasonFor,
   statusQuery,
+  verdictOf,
   type CancelReason,
   type OrderInput,
   type OrderState,
@@ -112,11 +114,7 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   };
 
   /** Why a payment can no longer be applied, once the order is closing or closed. */
-  const closedReason = (): RefundReason => {
-    if (accepted || state.status === 'PAID') return 'ALREADY_PAID';
-    if (decided?.status === 'FAILED' || state.status === 'FAILED') return 'ORDER_FAILED';
-    return 'ORDER_NOT_AWAITING_PAYMENT';
-  };
+  const closedReason = (): RefundReason => refundReasonFor(accepted ? 'PAID' : decided?.status === 'FAILED' ? 'FAILED' : state.status);
 
   /** The one place a payment event is judged; the same event judged twice gets the same verdict. */
   const receivePayment = (payment: PaymentReceived): PaymentVerdict => {
@@ -242,10 +240,6 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   // The order is closed as the operator asked; the workflow shows as cancelled, unless it was paid.
   if (operatorCancellation && state.status !== 'PAID') throw operatorCancellation;
   return state;
-}
-
-function verdictOf(record: PaymentVerdict): PaymentVerdict {
-  return record.refundReason ? { outcome: record.outcome, refundReason: record.refundReason } : { outcome: record.outcome };
 }
 
 /** Refuses a malformed payment before it enters the history. */

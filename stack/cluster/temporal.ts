@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
-import { ensureSearchAttributes } from '../../src/workers/temporal.js';
+import { ensureSearchAttributes } from '../../src/workers/worker-connection.js';
 import { spawnLogged, waitUntilReady, type ManagedProcess } from '../process.js';
 import { pollUntil, run, startRole, type RoleHandle } from './role.js';
 import type { ClusterToolPaths } from './tools.js';

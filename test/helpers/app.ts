@@ -16,7 +16,7 @@ import { createMysqlPool } from '../../src/db/pool.js';
 import { Store } from '../../src/db/store.js';
 import type { Logger } from '../../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
-import { createTemporalClient } from '../../src/infra/temporal.js';
+import { createTemporalClient } from '../../src/infra/temporal-connection.js';
 import { OrderClient } from '../../src/orders/order-client.js';
 import { createOrderWorker } from '../../src/workers/worker.js';
 import { testConfig } from './env.js';

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { RedisClient } from '../../src/infra/redis.js';
 import { expect } from 'vitest';
-import { SalesService } from '../../src/api/sales.js';
+import { SalesService } from '../../src/sales/sales-service.js';
 import type { Store } from '../../src/db/store.js';
 import { checkSaleInvariants, type InvariantReport, type SaleInvariantOptions } from '../../src/invariants/check.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';

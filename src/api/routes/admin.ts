@@ -1,11 +1,10 @@
 import Router from '@koa/router';
-import { z } from 'zod';
-import type { AdminService } from '../admin.js';
+import type { AdminService } from '../../sales/admin-service.js';
+import { skuNotFound } from '../../sales/sales-service.js';
 import { requireAdmin } from '../auth.js';
-import { route } from '../documented-route.js';
-import { ApiError, echo } from '../errors.js';
 import { adminOrderSchema, adminPaymentSchema, adminSaleSchema, pageSchema, saleSchema, saleStatsSchema } from '../response-schemas.js';
-import { adminOrdersQuerySchema, adminPaymentsQuerySchema, adminSalesQuerySchema, skuSchema } from '../schemas.js';
+import { route } from '../route.js';
+import { adminOrdersQuerySchema, adminPaymentsQuerySchema, adminSalesQuerySchema, skuParams } from '../schemas.js';
 
 /**
  * The operators' routes under /api/admin (admin bearer token): sale stats, orders, payments, the
@@ -15,13 +14,11 @@ export function adminRoutes(deps: { admin: AdminService; adminToken: string }): 
   const { admin } = deps;
   const router = new Router();
 
-  /** A SKU from the path; a malformed one cannot name a sale, so it is 404 like GET /api/sales/:sku. */
-  const pathSku = (raw: string | undefined): string => {
-    const sku = skuSchema.safeParse(raw);
-    if (!sku.success) throw new ApiError(404, 'SKU_NOT_FOUND', `no sale for sku ${echo(raw ?? '')}`);
-    return sku.data;
+  /** The SKU of the path; a malformed one cannot name a sale, so it is 404 like GET /api/sales/:sku. */
+  const pathSku = (ctx: { params: Record<string, string | undefined> }, params: { sku: string } | null): string => {
+    if (!params) throw skuNotFound(ctx.params.sku ?? '');
+    return params.sku;
   };
-  const skuParam = z.object({ sku: skuSchema });
   const listErrors = { 400: { codes: ['INVALID_REQUEST' as const] }, 401: { codes: ['UNAUTHORIZED' as const] } };
   const saleErrors = { 401: { codes: ['UNAUTHORIZED' as const] }, 404: { codes: ['SKU_NOT_FOUND' as const] } };
 
@@ -38,9 +35,9 @@ export function adminRoutes(deps: { admin: AdminService; adminToken: string }): 
       responses: { 200: { description: 'A page of sales', schema: pageSchema(adminSaleSchema, 'AdminSalesPage') } },
       errors: listErrors,
     },
-    async (ctx) => {
+    async (ctx, input) => {
       requireAdmin(ctx, deps.adminToken);
-      ctx.body = await admin.listSales(adminSalesQuerySchema.parse(ctx.query));
+      ctx.body = await admin.listSales(input.query());
     },
   );
 
@@ -53,13 +50,13 @@ export function adminRoutes(deps: { admin: AdminService; adminToken: string }): 
       summary: 'Redis counters, MySQL orders by status, running workflows and the drift between them',
       tag: 'admin',
       auth: 'admin',
-      params: skuParam,
+      params: skuParams,
       responses: { 200: { description: 'The sale seen from every store', schema: saleStatsSchema } },
       errors: saleErrors,
     },
-    async (ctx) => {
+    async (ctx, input) => {
       requireAdmin(ctx, deps.adminToken);
-      ctx.body = await admin.saleStats(pathSku(ctx.params.sku));
+      ctx.body = await admin.saleStats(pathSku(ctx, input.params()));
     },
   );
 
@@ -72,13 +69,13 @@ export function adminRoutes(deps: { admin: AdminService; adminToken: string }): 
       summary: 'Close a sale now: no new checkouts; open orders run to their end (idempotent)',
       tag: 'admin',
       auth: 'admin',
-      params: skuParam,
+      params: skuParams,
       responses: { 200: { description: 'The sale with its new end', schema: saleSchema } },
       errors: saleErrors,
     },
-    async (ctx) => {
+    async (ctx, input) => {
       requireAdmin(ctx, deps.adminToken);
-      ctx.body = await admin.closeSale(pathSku(ctx.params.sku));
+      ctx.body = await admin.closeSale(pathSku(ctx, input.params()));
     },
   );
 
@@ -95,9 +92,9 @@ export function adminRoutes(deps: { admin: AdminService; adminToken: string }): 
       responses: { 200: { description: 'A page of orders', schema: pageSchema(adminOrderSchema, 'AdminOrdersPage') } },
       errors: { ...listErrors, 404: { codes: ['SKU_NOT_FOUND'] } },
     },
-    async (ctx) => {
+    async (ctx, input) => {
       requireAdmin(ctx, deps.adminToken);
-      ctx.body = await admin.listOrders(adminOrdersQuerySchema.parse(ctx.query));
+      ctx.body = await admin.listOrders(input.query());
     },
   );
 
@@ -114,9 +111,9 @@ export function adminRoutes(deps: { admin: AdminService; adminToken: string }): 
       responses: { 200: { description: 'A page of payments', schema: pageSchema(adminPaymentSchema, 'AdminPaymentsPage') } },
       errors: listErrors,
     },
-    async (ctx) => {
+    async (ctx, input) => {
       requireAdmin(ctx, deps.adminToken);
-      ctx.body = await admin.listPayments(adminPaymentsQuerySchema.parse(ctx.query));
+      ctx.body = await admin.listPayments(input.query());
     },
   );
   return router;

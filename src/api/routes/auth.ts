@@ -1,8 +1,7 @@
 import Router from '@koa/router';
 import type { ShopperAuth } from '../auth.js';
-import { route } from '../documented-route.js';
+import { route } from '../route.js';
 import { ApiError } from '../errors.js';
-import { jsonBody } from '../http.js';
 import { devLoginAnswerSchema } from '../response-schemas.js';
 import type { RateLimits } from '../rate-limit.js';
 import { devLoginSchema } from '../schemas.js';
@@ -27,10 +26,10 @@ export function authRoutes(deps: { auth: ShopperAuth; devLogin: boolean; limits?
         429: { codes: ['RATE_LIMITED'], description: '`RATE_LIMITED`: too many logins from this client IP (RATE_LIMIT_LOGIN); see Retry-After' },
       },
     },
-    async (ctx) => {
+    async (ctx, input) => {
       if (!deps.devLogin) throw new ApiError(404, 'NOT_FOUND', 'dev login is disabled (AUTH_DEV_LOGIN=false)');
       await deps.limits?.consume('login', ctx.ip);
-      const { userId } = devLoginSchema.parse(jsonBody(ctx));
+      const { userId } = input.body();
       ctx.body = { token: await deps.auth.issue(userId), userId };
     },
   );

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
 import { z } from 'zod';
 import type { AppConfig } from '../../config/index.js';
-import { route } from '../documented-route.js';
+import { route } from '../route.js';
 import { ApiError } from '../errors.js';
 import { devConfigSchema } from '../response-schemas.js';
 

@@ -1,11 +1,10 @@
 import Router from '@koa/router';
 import type { OrderStatusReader } from '../../orders/order-status-reader.js';
 import type { ShopperAuth } from '../auth.js';
-import { route } from '../documented-route.js';
+import { route } from '../route.js';
 import { ApiError } from '../errors.js';
-import { jsonBody } from '../http.js';
-import { findOwnOrder } from '../order-access.js';
-import type { PaymentWebhook } from '../payments.js';
+import { findOwnOrder } from '../../orders/order-access.js';
+import type { PaymentWebhook } from '../../payments/payment-webhook.js';
 import { webhookAnswerSchema } from '../response-schemas.js';
 import { simulatePaymentSchema } from '../schemas.js';
 
@@ -38,10 +37,10 @@ export function devRoutes(deps: { auth: ShopperAuth; orders: OrderStatusReader; 
         503: { codes: ['UNAVAILABLE'] },
       },
     },
-    async (ctx) => {
+    async (ctx, input) => {
       if (!deps.enabled) throw new ApiError(404, 'NOT_FOUND', 'dev helpers are disabled (AUTH_DEV_LOGIN=false)');
       const userId = await deps.auth.authenticate(ctx);
-      const { orderNo } = simulatePaymentSchema.parse(jsonBody(ctx));
+      const { orderNo } = input.body();
       const order = await findOwnOrder(deps.orders, orderNo, userId);
       ctx.body = {
         received: true,

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
 import { z } from 'zod';
-import { route } from '../documented-route.js';
+import { route } from '../route.js';
 
 const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'public');
 const SWAGGER_UI_DIR = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
@@ -82,15 +82,15 @@ export function docsRoutes(spec: PublishedSpec): Router {
       responses: { 200: { description: 'The file, with its content type', contentType: '*/*', schema: z.string() } },
       errors: { 404: { codes: ['NOT_FOUND'] } },
     },
-    (ctx) => {
-      const asset = docsAssetSchema.safeParse(ctx.params.asset);
-      if (!asset.success) return; // falls through to the shell's 404 NOT_FOUND
-      let body = assets.get(asset.data);
+    (ctx, input) => {
+      const asset = input.params()?.asset;
+      if (!asset) return; // falls through to the shell's 404 NOT_FOUND
+      let body = assets.get(asset);
       if (!body) {
-        body = readFileSync(DOCS_ASSETS[asset.data].file);
-        assets.set(asset.data, body);
+        body = readFileSync(DOCS_ASSETS[asset].file);
+        assets.set(asset, body);
       }
-      ctx.type = DOCS_ASSETS[asset.data].type;
+      ctx.type = DOCS_ASSETS[asset].type;
       ctx.set('Cache-Control', 'public, max-age=3600');
       ctx.body = body;
     },

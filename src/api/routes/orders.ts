@@ -1,48 +1,26 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { Deadline } from '../../infra/dependency-guard.js';
-import { OrderNotCancellableError, type OrderClient } from '../../orders/order-client.js';
-import type { RedisInventory } from '../../inventory/redis-inventory.js';
-import { TooManyWaitersError, type OrderStatusReader } from '../../orders/order-status-reader.js';
+import { orderFailed, type CheckoutService } from '../../checkout/checkout-service.js';
+import type { CancelOrder } from '../../orders/cancel-order.js';
+import { findOwnOrder } from '../../orders/order-access.js';
+import type { OrderStatusReader } from '../../orders/order-status-reader.js';
 import type { ShopperAuth } from '../auth.js';
-import type { CheckoutService } from '../checkout.js';
-import { route } from '../documented-route.js';
-import { ApiError, toApiError } from '../errors.js';
-import { jsonBody } from '../http.js';
+import { errorCodeOf } from '../errors.js';
 import type { ApiMetrics } from '../metrics.js';
-import { findOwnOrder } from '../order-access.js';
 import { preferredWaitSeconds } from '../prefer.js';
-import { cancelAcceptedSchema, checkoutAcceptedSchema, checkoutPersistedSchema, orderSchema, orderStatusSchema } from '../response-schemas.js';
-import { checkoutSchema, idempotencyKeySchema, orderNoSchema, orderWaitQuerySchema, DEFAULT_STATUS_WAIT_SECONDS, MAX_STATUS_WAIT_SECONDS } from '../schemas.js';
-import { answerWaitingCheckout } from './checkout-wait.js';
-
-const orderParams = z.object({ orderNo: orderNoSchema });
-/** The long-poll's query as documented (the handler parses it with orderWaitQuerySchema, which adds the checks). */
-const orderWaitQueryDocSchema = z.object({
-  waitForChange: orderStatusSchema
-    .optional()
-    .meta({ description: 'Long-poll: answer as soon as the status differs from this one (at once if it already does)' }),
-  timeoutSeconds: z
-    .int()
-    .min(1)
-    .max(MAX_STATUS_WAIT_SECONDS)
-    .optional()
-    .meta({ description: `With waitForChange: the longest wait in whole seconds (default ${DEFAULT_STATUS_WAIT_SECONDS})` }),
-});
-
+import { cancelAcceptedSchema, checkoutAcceptedSchema, checkoutPersistedSchema, orderSchema } from '../response-schemas.js';
+import { route } from '../route.js';
+import { checkoutHeadersSchema, checkoutSchema, DEFAULT_STATUS_WAIT_SECONDS, orderParams, orderWaitQuerySchema } from '../schemas.js';
 /** The shopper's routes: POST /api/checkout, GET /api/orders/:orderNo, POST /api/orders/:orderNo/cancel. */
 export function orderRoutes(deps: {
   auth: ShopperAuth;
   checkout: CheckoutService;
-  orders: OrderClient;
-  /** Every read of an order goes through it; told of each cancel delivered here. */
+  cancelOrder: CancelOrder;
+  /** Every read of an order goes through it (and its long-poll waits). */
   statusReader: OrderStatusReader;
-  inventory: RedisInventory;
   metrics: ApiMetrics;
-  /** WRITE_DEADLINE: the cancel's Update must have its answer by then. */
-  writeDeadlineMs: number;
 }): Router {
-  const { auth, checkout, orders, statusReader, inventory, metrics, writeDeadlineMs } = deps;
+  const { auth, checkout, cancelOrder, statusReader, metrics } = deps;
   const router = new Router();
 
   route(
@@ -57,13 +35,7 @@ export function orderRoutes(deps: {
         'The same Idempotency-Key from the same shopper answers the same order.',
       tag: 'orders',
       auth: 'shopper',
-      headers: z.object({
-        'Idempotency-Key': idempotencyKeySchema,
-        Prefer: z
-          .string()
-          .optional()
-          .meta({ description: 'RFC 7240 `wait=N`: hold the answer up to N seconds (at most CHECKOUT_MAX_WAIT) until the order is persisted or failed' }),
-      }),
+      headers: checkoutHeadersSchema,
       body: checkoutSchema,
       responses: {
         201: {
@@ -90,23 +62,31 @@ export function orderRoutes(deps: {
         503: { codes: ['UNAVAILABLE'], description: '`UNAVAILABLE`: the order could not be started; nothing is reserved' },
       },
     },
-    async (ctx) => {
+    async (ctx, input) => {
       try {
         const userId = await auth.authenticate(ctx);
-        const request = checkoutSchema.parse(jsonBody(ctx));
-        const idempotencyKey = idempotencyKeySchema.parse(ctx.get('idempotency-key') || undefined);
-        // Prefer: wait=N (RFC 7240): the waiting checkout answers for itself (routes/checkout-wait.ts).
-        const waitSeconds = preferredWaitSeconds(ctx.get('prefer'), checkout.maxWaitSeconds);
-        if (waitSeconds > 0) {
-          await answerWaitingCheckout(ctx, checkout, { userId, ...request, idempotencyKey }, waitSeconds);
-        } else {
-          const { orderNo, status } = await checkout.checkout({ userId, ...request, idempotencyKey });
+        const request = { userId, ...input.body() };
+        const { 'Idempotency-Key': idempotencyKey, Prefer: prefer } = input.headers();
+        // Prefer: wait=N (RFC 7240): the waiting checkout, which may answer with the order itself.
+        const waitSeconds = preferredWaitSeconds(prefer, checkout.maxWaitSeconds);
+        const answer =
+          waitSeconds > 0
+            ? await checkout.checkoutAndWait({ ...request, idempotencyKey }, waitSeconds * 1000)
+            : await checkout.checkout({ ...request, idempotencyKey });
+        const statusUrl = `/api/orders/${answer.orderNo}`;
+        ctx.set('Location', statusUrl);
+        if (!answer.order) {
           ctx.status = 202;
-          ctx.set('Location', `/api/orders/${orderNo}`);
-          ctx.body = { orderNo, status, statusUrl: `/api/orders/${orderNo}` };
+          ctx.body = { orderNo: answer.orderNo, status: answer.status, statusUrl };
+        } else {
+          // Decided within the wait: the preference was honoured, whichever way the order went.
+          ctx.set('Preference-Applied', `wait=${waitSeconds}`);
+          if (answer.status === 'FAILED') throw orderFailed(answer, statusUrl);
+          ctx.status = 201;
+          ctx.body = { ...answer.order, statusUrl };
         }
       } catch (err) {
-        metrics.checkoutOutcome(toApiError(err).code);
+        metrics.checkoutOutcome(errorCodeOf(err));
         throw err;
       }
       metrics.checkoutOutcome('ACCEPTED');
@@ -128,7 +108,7 @@ export function orderRoutes(deps: {
       tag: 'orders',
       auth: 'shopper',
       params: orderParams,
-      query: orderWaitQueryDocSchema,
+      query: orderWaitQuerySchema,
       responses: {
         200: {
           description: 'The order (with waitForChange: once changed, or at the timeout)',
@@ -153,9 +133,9 @@ export function orderRoutes(deps: {
         },
       },
     },
-    async (ctx) => {
+    async (ctx, input) => {
       const userId = await auth.authenticate(ctx);
-      const wait = orderWaitQuerySchema.parse(ctx.query);
+      const wait = input.query();
       const order = await findOwnOrder(statusReader, ctx.params.orderNo ?? '', userId);
       if (!wait.waitForChange) {
         ctx.body = order.view;
@@ -174,17 +154,13 @@ export function orderRoutes(deps: {
         const { order: latest, changed } = await statusReader.waitForChange(
           order.view.orderNo,
           wait.waitForChange,
-          wait.timeoutSeconds * 1000,
+          (wait.timeoutSeconds ?? DEFAULT_STATUS_WAIT_SECONDS) * 1000,
           disconnected.signal,
         );
         ctx.set('Order-Status-Changed', String(changed));
         // Shutting down: the client reconnects (to another process) instead of keeping this connection.
         if (statusReader.stopped) ctx.set('Connection', 'close');
         ctx.body = (latest ?? order).view;
-      } catch (err) {
-        if (err instanceof TooManyWaitersError)
-          throw new ApiError(503, 'UNAVAILABLE', 'too many status waits on this server; retry shortly', undefined, { 'Retry-After': '1' });
-        throw err;
       } finally {
         ctx.res.off('close', onClose);
       }
@@ -213,21 +189,9 @@ export function orderRoutes(deps: {
     },
     async (ctx) => {
       const userId = await auth.authenticate(ctx);
-      const deadline = Deadline.in(writeDeadlineMs);
-      const order = await findOwnOrder(statusReader, ctx.params.orderNo ?? '', userId);
-      try {
-        await orders.cancel(order, deadline);
-      } catch (err) {
-        if (err instanceof OrderNotCancellableError) throw new ApiError(409, 'NOT_CANCELLABLE', err.message);
-        throw err;
-      } finally {
-        statusReader.changed(order.view.orderNo);
-      }
-      // Counted against the shopper: a checkout-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
-      // The cancel is done whatever Redis says: a count Redis could not take is one the bound misses.
-      await inventory.countCancel(order.view.sku, userId).catch(() => undefined);
+      const accepted = await cancelOrder.cancel(ctx.params.orderNo ?? '', userId);
       ctx.status = 202;
-      ctx.body = { orderNo: order.view.orderNo, status: order.view.status, cancelRequested: true };
+      ctx.body = { ...accepted, cancelRequested: true };
     },
   );
   return router;

@@ -1,11 +1,11 @@
 import Router from '@koa/router';
-import { route } from '../documented-route.js';
-import { toApiError } from '../errors.js';
-import { jsonBody, rawBody } from '../http.js';
+import type { PaymentWebhook } from '../../payments/payment-webhook.js';
+import { errorCodeOf } from '../errors.js';
+import { rawBody } from '../http.js';
 import type { ApiMetrics } from '../metrics.js';
-import type { PaymentWebhook } from '../payments.js';
-import { webhookAnswerSchema } from '../response-schemas.js';
 import type { RateLimits } from '../rate-limit.js';
+import { webhookAnswerSchema } from '../response-schemas.js';
+import { route } from '../route.js';
 import { paymentWebhookSchema } from '../schemas.js';
 
 /** POST /api/payments/webhook: the provider's signed payment events. */
@@ -32,16 +32,15 @@ export function paymentRoutes(deps: { webhook: PaymentWebhook; metrics: ApiMetri
         503: { codes: ['UNAVAILABLE'], description: '`UNAVAILABLE`: the event is recorded but its order did not answer in time; retry' },
       },
     },
-    async (ctx) => {
+    async (ctx, input) => {
       let answer;
       try {
         // Before the signature: a flood of forged calls from one address is refused without HMACs.
         await deps.limits?.consume('webhook', ctx.ip);
         deps.webhook.verify(rawBody(ctx), ctx.get('payment-signature') || undefined);
-        const event = paymentWebhookSchema.parse(jsonBody(ctx));
-        answer = await deps.webhook.handle(event);
+        answer = await deps.webhook.handle(input.body());
       } catch (err) {
-        deps.metrics.webhookOutcome(toApiError(err).code);
+        deps.metrics.webhookOutcome(errorCodeOf(err));
         throw err;
       }
       deps.metrics.webhookOutcome(answer.outcome);

@@ -1,12 +1,9 @@
 import Router from '@koa/router';
-import { z } from 'zod';
+import { skuNotFound, type SalesService } from '../../sales/sales-service.js';
 import { requireAdmin } from '../auth.js';
-import { route } from '../documented-route.js';
-import { ApiError, echo } from '../errors.js';
-import { jsonBody } from '../http.js';
 import { saleSchema } from '../response-schemas.js';
-import type { SalesService } from '../sales.js';
-import { createSaleSchema, skuSchema } from '../schemas.js';
+import { route } from '../route.js';
+import { createSaleSchema, skuParams } from '../schemas.js';
 
 /** POST /api/sales (admin) and GET /api/sales/:sku. */
 export function salesRoutes(deps: { sales: SalesService; adminToken: string }): Router {
@@ -25,9 +22,9 @@ export function salesRoutes(deps: { sales: SalesService; adminToken: string }): 
       responses: { 201: { description: 'The sale, as GET /api/sales/{sku} shows it', schema: saleSchema } },
       errors: { 400: { codes: ['INVALID_REQUEST'] }, 401: { codes: ['UNAUTHORIZED'] }, 409: { codes: ['SALE_EXISTS'] } },
     },
-    async (ctx) => {
+    async (ctx, input) => {
       requireAdmin(ctx, deps.adminToken);
-      const sale = await deps.sales.create(createSaleSchema.parse(jsonBody(ctx)));
+      const sale = await deps.sales.create(input.body());
       ctx.status = 201;
       ctx.body = sale;
     },
@@ -41,14 +38,14 @@ export function salesRoutes(deps: { sales: SalesService; adminToken: string }): 
       operationId: 'getSale',
       summary: 'A sale with its live stock counts',
       tag: 'sales',
-      params: z.object({ sku: skuSchema }),
+      params: skuParams,
       responses: { 200: { description: 'The sale', schema: saleSchema } },
       errors: { 404: { codes: ['SKU_NOT_FOUND'] } },
     },
-    async (ctx) => {
-      const sku = skuSchema.safeParse(ctx.params.sku);
-      const sale = sku.success ? await deps.sales.get(sku.data) : null;
-      if (!sale) throw new ApiError(404, 'SKU_NOT_FOUND', `no sale for sku ${echo(ctx.params.sku ?? '')}`);
+    async (ctx, input) => {
+      const params = input.params();
+      const sale = params ? await deps.sales.get(params.sku) : null;
+      if (!sale) throw skuNotFound(ctx.params.sku ?? '');
       ctx.body = sale;
     },
   );

@@ -1,9 +1,9 @@
 /**
  * Opaque keyset cursors of the admin lists: the position of a page's last row, as base64url JSON.
- * Clients pass back what `nextCursor` gave; anything else is refused with 400 INVALID_REQUEST.
+ * Clients pass back what `nextCursor` gave; anything else is refused (INVALID_REQUEST).
  */
 import type { z } from 'zod';
-import { invalidRequest } from './errors.js';
+import { Refusal } from '../refusal.js';
 
 export function encodeCursor(position: readonly string[]): string {
   return Buffer.from(JSON.stringify(position), 'utf8').toString('base64url');
@@ -15,9 +15,11 @@ export function decodeCursor<T>(cursor: string, shape: z.ZodType<T>): T {
   try {
     decoded = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
-    throw invalidRequest('cursor: not a cursor this API gave (pass nextCursor back as it is)');
+    throw notACursor();
   }
   const parsed = shape.safeParse(decoded);
-  if (!parsed.success) throw invalidRequest('cursor: not a cursor this API gave (pass nextCursor back as it is)');
+  if (!parsed.success) throw notACursor();
   return parsed.data;
 }
+
+const notACursor = () => new Refusal('INVALID_REQUEST', 'cursor: not a cursor this API gave (pass nextCursor back as it is)');

@@ -5,15 +5,14 @@
  * inventory, Temporal in the order client; the figures come from the shared invariant checker.
  */
 import { z } from 'zod';
-import type { OrderRow, PaymentListRow, SaleRow, StoredOrderStatus, StoredPaymentOutcome } from '../db/store.js';
-import type { Store } from '../db/store.js';
+import type { OrderRow, PaymentListRow, SaleRow, Store } from '../db/store.js';
+import type { StoredOrderStatus, StoredPaymentOutcome } from '../workflows/definitions.js';
 import { checkSaleInvariants, type Invariant, type RedisCounters } from '../invariants/check.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderClient } from '../orders/order-client.js';
 import { ORDER_NO_PATTERN } from '../orders/order-number.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
-import { ApiError, echo } from './errors.js';
-import type { SalesService, SaleView } from './sales.js';
+import { skuNotFound, type SalesService, type SaleView } from './sales-service.js';
 
 export type StatusFigures = Record<StoredOrderStatus, number>;
 
@@ -80,8 +79,6 @@ const orderCursor = z.tuple([z.string().regex(ORDER_NO_PATTERN)]);
 const isoTime = z.iso.datetime().transform((iso) => new Date(iso));
 const paymentCursor = z.tuple([isoTime, z.string().min(1).max(128)]);
 const saleCursor = z.tuple([isoTime, z.string().min(1).max(64)]);
-
-const skuNotFound = (sku: string) => new ApiError(404, 'SKU_NOT_FOUND', `no sale for sku ${echo(sku)}`);
 
 export class AdminService {
   constructor(private readonly deps: { store: Store; inventory: RedisInventory; orders: OrderClient; sales: SalesService }) {}

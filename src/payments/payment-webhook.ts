@@ -7,11 +7,9 @@ import type { Store } from '../db/store.js';
 import { Deadline } from '../infra/dependency-guard.js';
 import type { OrderClient } from '../orders/order-client.js';
 import type { OrderStatusReader } from '../orders/order-status-reader.js';
-import type { PaymentOutcome, RefundReason } from '../workflows/definitions.js';
-import { ApiError } from './errors.js';
+import { Refusal } from '../refusal.js';
+import type { RefundReason, WebhookOutcome } from '../workflows/definitions.js';
 import { verifyWebhookSignature } from './webhook-signature.js';
-
-export type WebhookOutcome = PaymentOutcome | 'DUPLICATE';
 
 /** The webhook's answer: what became of the event, and why when it must be refunded. */
 export interface WebhookAnswer {
@@ -30,11 +28,19 @@ export class PaymentWebhook {
    * `store`: seen through the MySQL guard (each query bounded by MYSQL_TIMEOUT); `statusReader`:
    * told of each delivered payment, so this process's readers see it at once.
    */
-  constructor(private readonly deps: { config: AppConfig; store: Store; orders: OrderClient; statusReader?: OrderStatusReader }) {}
+  constructor(
+    private readonly deps: {
+      config: Pick<AppConfig, 'webhookSecret' | 'deadlines'>;
+      store: Store;
+      orders: OrderClient;
+      statusReader?: OrderStatusReader;
+    },
+  ) {}
 
+  /** Refuses (INVALID_SIGNATURE) an event that the provider did not sign over exactly these bytes. */
   verify(rawBody: string, header: string | undefined): void {
     const check = verifyWebhookSignature(this.deps.config.webhookSecret, rawBody, header);
-    if (!check.ok) throw new ApiError(400, 'INVALID_SIGNATURE', check.reason);
+    if (!check.ok) throw new Refusal('INVALID_SIGNATURE', check.reason);
   }
 
   /** Answered within WRITE_DEADLINE while one dependency hangs; a 503 leaves the event to the provider's retry. */
@@ -45,12 +51,12 @@ export class PaymentWebhook {
     // then MySQL for an order whose workflow is gone.
     const known = (await orders.workflowState(event.orderNo, deadline)) !== 'NOT_FOUND' || (await orders.fromDatabase(event.orderNo, deadline)) !== null;
     if (!known) {
-      throw new ApiError(404, 'ORDER_NOT_FOUND', `no order ${event.orderNo}`);
+      throw new Refusal('ORDER_NOT_FOUND', `no order ${event.orderNo}`);
     }
     // Record first: once the row exists the payment can never be lost, whatever happens next.
     const recorded = await store.recordPaymentReceived(event);
     if (recorded.outcome === 'SEEN') {
-      if (recorded.orderNo !== event.orderNo) throw new ApiError(400, 'INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
+      if (recorded.orderNo !== event.orderNo) throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
       // Still RECEIVED means an earlier delivery died before the workflow got it: deliver it now.
       if (recorded.paymentOutcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
     }

@@ -3,7 +3,7 @@
  */
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import { ApiError } from './errors.js';
+import { echo, Refusal } from '../refusal.js';
 
 export interface NewSale {
   sku: string;
@@ -43,7 +43,7 @@ export class SalesService {
   async create(sale: NewSale): Promise<SaleView> {
     const record = { ...sale, startsAt: toDate(sale.startsAt), endsAt: toDate(sale.endsAt) };
     const created = await this.store.createSale(record, () => this.inventory.defineSale(record));
-    if (!created) throw new ApiError(409, 'SALE_EXISTS', `a sale for ${sale.sku} already exists`);
+    if (!created) throw new Refusal('SALE_EXISTS', `a sale for ${sale.sku} already exists`);
     const view = await this.get(sale.sku);
     if (!view) throw new Error(`sale ${sale.sku} vanished right after it was created`);
     return view;
@@ -69,3 +69,6 @@ export class SalesService {
 }
 
 const toDate = (iso: string | undefined) => (iso ? new Date(iso) : null);
+
+/** No sale for the SKU (or for a path that cannot name one): the SKU as it was asked for, shortened. */
+export const skuNotFound = (sku: string) => new Refusal('SKU_NOT_FOUND', `no sale for sku ${echo(sku)}`);

@@ -1,0 +1,147 @@
+/**
+ * One declaration per route: `route(router, doc, handler)` mounts the handler on the Koa router,
+ * validates what `doc` declares (path params, query, headers, JSON body) with its zod schemas and
+ * hands the handler the typed result, and keeps `doc` (method, path, schemas, answers) for
+ * src/api/openapi.ts, which builds the route's OpenAPI operation from it. So each schema is named
+ * once, and the spec describes exactly what is checked. A route mounted without it is still found
+ * by the coverage test (test/openapi.test.ts walks the routers' stacks), which names it.
+ *
+ * The handler asks for each part when its turn comes (`input.body()` after authentication, say):
+ * the order of checks is part of each route's contract (401 before 400; a webhook's rate limit
+ * before its body is read), so validation happens where the handler asks, once.
+ */
+import type Router from '@koa/router';
+import type { RouterContext } from '@koa/router';
+import type { z } from 'zod';
+import type { ErrorCode } from './errors.js';
+import { jsonBody } from './http.js';
+
+export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+/** Who may call a route; each maps to an OpenAPI security scheme (src/api/openapi.ts). */
+export type RouteAuth = 'shopper' | 'admin' | 'webhook';
+
+/** A success answer: its description, and its body unless it has none. */
+export interface SuccessAnswer {
+  description: string;
+  /** The body's schema (JSON unless contentType says otherwise). */
+  schema?: z.ZodType;
+  /** Default application/json. */
+  contentType?: string;
+  /** Response headers worth documenting (e.g. Location). */
+  headers?: z.ZodObject;
+}
+
+/** An error answer: the error codes it may carry; its body is the shared ApiError unless `schema` says otherwise. */
+export interface ErrorAnswer {
+  codes: ErrorCode[];
+  /** Overrides the default description (the codes and when each is answered). */
+  description?: string;
+  /** A body other than the shared error shape (e.g. /healthz's 503 with its checks). */
+  schema?: z.ZodType;
+}
+
+type Schema = z.ZodType | undefined;
+type ObjectSchema = z.ZodObject | undefined;
+
+export interface RouteDoc<
+  P extends ObjectSchema = ObjectSchema,
+  Q extends ObjectSchema = ObjectSchema,
+  H extends ObjectSchema = ObjectSchema,
+  B extends Schema = Schema,
+> {
+  method: HttpMethod;
+  /** Koa syntax (`/api/orders/:orderNo`); the spec shows it as `/api/orders/{orderNo}`. */
+  path: string;
+  /** Unique across the API, camelCase: what generated clients name the call. */
+  operationId: string;
+  summary: string;
+  description?: string;
+  /** Groups routes in the docs page. */
+  tag: string;
+  auth?: RouteAuth;
+  /** One schema per `:param` of the path. */
+  params?: P;
+  /** Query parameters (admin lists: filters, cursor, limit). */
+  query?: Q;
+  /** Request headers that matter (Idempotency-Key, Prefer, …), each checked on its own; auth headers come from `auth`. */
+  headers?: H;
+  /** The JSON body's schema, from src/api/schemas.ts. */
+  body?: B;
+  /** Success answers by status. */
+  responses: Partial<Record<number, SuccessAnswer>>;
+  /** Error answers by status. */
+  errors?: Partial<Record<number, ErrorAnswer>>;
+}
+
+/** The declared parts of a request, each validated (and then typed) when the handler asks for it. */
+export interface RouteInput<P extends ObjectSchema, Q extends ObjectSchema, H extends ObjectSchema, B extends Schema> {
+  /**
+   * The path parameters, or null when the path does not match them: such a path names nothing, and
+   * the handler answers its own not-found (SKU_NOT_FOUND, …), never 400.
+   */
+  params(): P extends z.ZodType ? z.output<P> | null : never;
+  /** The query string; 400 INVALID_REQUEST when it does not match. */
+  query(): Q extends z.ZodType ? z.output<Q> : never;
+  /** The declared headers (an absent or empty one is undefined); 400 INVALID_REQUEST when one does not match. */
+  headers(): H extends z.ZodType ? z.output<H> : never;
+  /** The JSON body; 400 INVALID_REQUEST when there is none or it does not match. */
+  body(): B extends z.ZodType ? z.output<B> : never;
+}
+
+export type RouteHandler<P extends ObjectSchema, Q extends ObjectSchema, H extends ObjectSchema, B extends Schema> = (
+  ctx: RouterContext,
+  input: RouteInput<P, Q, H, B>,
+) => unknown;
+
+const docsByRouter = new WeakMap<Router, RouteDoc[]>();
+
+/** Mounts `handler` at `doc.method doc.path` on `router`, with its input validated as `doc` declares, and records `doc` for the OpenAPI document. */
+export function route<P extends ObjectSchema = undefined, Q extends ObjectSchema = undefined, H extends ObjectSchema = undefined, B extends Schema = undefined>(
+  router: Router,
+  doc: RouteDoc<P, Q, H, B>,
+  handler: RouteHandler<P, Q, H, B>,
+): void {
+  router.register(doc.path, [doc.method.toUpperCase()], (ctx) => handler(ctx, inputOf(ctx, doc)));
+  const docs = docsByRouter.get(router) ?? [];
+  docs.push(doc);
+  docsByRouter.set(router, docs);
+}
+
+function inputOf<P extends ObjectSchema, Q extends ObjectSchema, H extends ObjectSchema, B extends Schema>(
+  ctx: RouterContext,
+  doc: RouteDoc<P, Q, H, B>,
+): RouteInput<P, Q, H, B> {
+  const once = <T>(parse: () => T): (() => T) => {
+    let parsed: { value: T } | undefined;
+    return () => (parsed ??= { value: parse() }).value;
+  };
+  return {
+    params: once(() => {
+      const parsed = declared(doc.params, 'params').safeParse(ctx.params);
+      return parsed.success ? parsed.data : null;
+    }),
+    query: once(() => declared(doc.query, 'query').parse(ctx.query)),
+    headers: once(() => {
+      const shape = (declared(doc.headers, 'headers') as z.ZodObject).shape as Record<string, z.ZodType>;
+      // One header at a time, in the declared order: an error names the header, not a path in an object.
+      return Object.fromEntries(Object.entries(shape).map(([name, schema]) => [name, schema.parse(ctx.get(name) || undefined)]));
+    }),
+    body: once(() => declared(doc.body, 'body').parse(jsonBody(ctx))),
+  } as RouteInput<P, Q, H, B>;
+}
+
+function declared<S extends z.ZodType>(schema: S | undefined, part: string): S {
+  if (!schema) throw new Error(`the route asked for its ${part}, which it does not declare`);
+  return schema;
+}
+
+/** The route docs declared on `router` through `route`. */
+export function documentedRoutes(router: Router): readonly RouteDoc[] {
+  return docsByRouter.get(router) ?? [];
+}
+
+/** `/api/orders/:orderNo` → `/api/orders/{orderNo}`. */
+export function openApiPath(koaPath: string): string {
+  return koaPath.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+}

@@ -1,0 +1,168 @@
+/**
+ * The operations routes: liveness, readiness (a real round trip to each dependency, each bounded by
+ * a timeout so a hung server shows as down instead of hanging the probe, and whether the process is
+ * draining) and the Prometheus metrics.
+ *
+ * With the API's guards the round trips go through the breakers: a dependency whose breaker is open
+ * shows as down at once, and once the breaker may probe, the readiness probe is that probe, so a
+ * breaker closes again after an outage even when no shopper's request comes to try it.
+ */
+import Router from '@koa/router';
+import type { Client } from '@temporalio/client';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import type { Store } from '../../db/store.js';
+import { Deadline, DEPENDENCY_NAMES, type BreakerState, type DependencyGuards, type DependencyName } from '../../infra/dependency-guard.js';
+import type { RedisClient } from '../../infra/redis.js';
+import type { ApiMetrics } from '../metrics.js';
+import { healthDownSchema, healthOkSchema, livenessSchema } from '../response-schemas.js';
+import { route } from '../route.js';
+
+export type Dependency = 'redis' | 'mysql' | 'temporal';
+export interface HealthReport {
+  ok: boolean;
+  checks: Record<Dependency, 'up' | 'down'>;
+  down: Dependency[];
+}
+
+/** Each dependency's breaker as it stands (an open one: requests that need it fail fast). */
+export function breakerStates(guards: DependencyGuards): Record<DependencyName, BreakerState> {
+  return Object.fromEntries(DEPENDENCY_NAMES.map((name) => [name, guards[name].state])) as Record<DependencyName, BreakerState>;
+}
+
+const TIMEOUT_MS = 1_500;
+
+export async function checkHealth(deps: { redis: RedisClient; store: Store; temporal: Client; guards?: DependencyGuards }): Promise<HealthReport> {
+  const probes: Record<Dependency, () => Promise<unknown>> = {
+    redis: () => deps.redis.ping(),
+    mysql: () => deps.store.ping(),
+    temporal: () => deps.temporal.workflowService.getSystemInfo({}),
+  };
+  const names = Object.keys(probes) as Dependency[];
+  const results = await Promise.all(
+    names.map((name) => {
+      const guard = deps.guards?.[name];
+      const probe = guard ? guard.call(Deadline.in(TIMEOUT_MS), probes[name]) : withTimeout(probes[name]());
+      return probe.then(
+        () => true,
+        () => false,
+      );
+    }),
+  );
+  const checks = Object.fromEntries(names.map((name, i) => [name, results[i] ? 'up' : 'down'])) as HealthReport['checks'];
+  const down = names.filter((name) => checks[name] === 'down');
+  return { ok: down.length === 0, checks, down };
+}
+
+function withTimeout<T>(promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), TIMEOUT_MS);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Whether this process should be sent traffic. From SIGTERM on it drains: /readyz answers 503 so
+ * load balancers stop routing here, while requests that still arrive are served as usual.
+ */
+export class Readiness {
+  private drainingSince: number | undefined;
+
+  startDraining(now = Date.now()): void {
+    this.drainingSince ??= now;
+  }
+
+  get draining(): boolean {
+    return this.drainingSince !== undefined;
+  }
+}
+
+/**
+ * GET /livez: the process serves (no dependency is asked; a restart would not help them).
+ * GET /readyz: 200 when Redis, MySQL and Temporal answer and the process is not draining, else 503
+ * naming why; either way with each dependency's breaker. GET /healthz: the same as /readyz, kept
+ * for the tools that poll it.
+ */
+export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal: Client; guards: DependencyGuards; readiness?: Readiness }): Router {
+  const router = new Router();
+  route(
+    router,
+    {
+      method: 'get',
+      path: '/livez',
+      operationId: 'getLiveness',
+      summary: 'The process serves (asks no dependency)',
+      tag: 'operations',
+      responses: { 200: { description: 'Alive', schema: livenessSchema } },
+    },
+    (ctx) => {
+      ctx.body = { status: 'ok' };
+    },
+  );
+  const ready = async (ctx: Context) => {
+    if (deps.readiness?.draining) {
+      ctx.status = 503;
+      ctx.body = { error: { code: 'UNAVAILABLE', message: 'draining: this process is shutting down and takes no new traffic' } };
+      return;
+    }
+    const report = await checkHealth(deps);
+    // The breakers say what this process's requests meet now; the checks, what a round trip finds.
+    const breakers = breakerStates(deps.guards);
+    ctx.status = report.ok ? 200 : 503;
+    ctx.body = report.ok
+      ? { status: 'ok', checks: report.checks, breakers }
+      : { error: { code: 'UNAVAILABLE', message: `down: ${report.down.join(', ')}` }, checks: report.checks, breakers };
+  };
+  for (const [path, operationId, summary] of [
+    ['/readyz', 'getReadiness', "Ready for traffic: Redis, MySQL and Temporal answer and the process is not draining; with each dependency's breaker"],
+    ['/healthz', 'getHealth', 'The same as /readyz, kept for the tools that poll it'],
+  ] as const) {
+    route(
+      router,
+      {
+        method: 'get',
+        path,
+        operationId,
+        summary,
+        tag: 'operations',
+        responses: { 200: { description: 'Every dependency answers', schema: healthOkSchema } },
+        errors: {
+          503: {
+            codes: ['UNAVAILABLE'],
+            description: '`UNAVAILABLE`: a dependency is down (the message and the checks name it), or the process is draining after SIGTERM',
+            schema: healthDownSchema,
+          },
+        },
+      },
+      ready,
+    );
+  }
+  return router;
+}
+
+/**
+ * GET /metrics: the API's Prometheus exposition. Unauthenticated, as most exporters are: keep it
+ * off the public listener (scrape it inside the network, block it at the load balancer).
+ */
+export function metricsRoutes(deps: { metrics: ApiMetrics }): Router {
+  const router = new Router();
+  route(
+    router,
+    {
+      method: 'get',
+      path: '/metrics',
+      operationId: 'getMetrics',
+      summary: "The API process's Prometheus metrics (requests, checkout outcomes, reserve and start latency, webhook outcomes)",
+      description: 'Unauthenticated, like most exporters: scrape it inside the network and keep it off the public listener.',
+      tag: 'operations',
+      responses: { 200: { description: 'Prometheus text exposition format', contentType: 'text/plain', schema: z.string() } },
+    },
+    async (ctx) => {
+      const { contentType, body } = await deps.metrics.render();
+      ctx.type = contentType;
+      ctx.body = body;
+    },
+  );
+  return router;
+}

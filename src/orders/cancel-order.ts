@@ -1,0 +1,44 @@
+/**
+ * The shopper's cancel (POST /api/orders/:orderNo/cancel): the shopper's own order, cancelled by
+ * its workflow's `cancel` Update within WRITE_DEADLINE (the workflow applies the cancel rule), and
+ * counted against the shopper so that a checkout-and-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
+ */
+import { Deadline } from '../infra/dependency-guard.js';
+import type { RedisInventory } from '../inventory/redis-inventory.js';
+import type { OrderStatus } from '../workflows/definitions.js';
+import { findOwnOrder } from './order-access.js';
+import type { OrderClient } from './order-client.js';
+import type { OrderStatusReader } from './order-status-reader.js';
+
+export class CancelOrder {
+  constructor(
+    private readonly deps: {
+      orders: OrderClient;
+      /** Every read of the order goes through it; told of each cancel delivered here. */
+      statusReader: OrderStatusReader;
+      /** Seen through the Redis guard: counts the shopper's cancels. */
+      inventory: RedisInventory;
+      /** WRITE_DEADLINE: the cancel's Update must have its answer by then. */
+      writeDeadlineMs: number;
+    },
+  ) {}
+
+  /**
+   * Accepts the cancel of the shopper's own order and answers its status when it was accepted (the
+   * workflow closes it as CANCELLED next). NOT_CANCELLABLE once it is final or a payment was
+   * accepted for it; ORDER_NOT_FOUND and FORBIDDEN as findOwnOrder says.
+   */
+  async cancel(orderNo: string, userId: string): Promise<{ orderNo: string; status: OrderStatus }> {
+    const { orders, statusReader, inventory } = this.deps;
+    const deadline = Deadline.in(this.deps.writeDeadlineMs);
+    const order = await findOwnOrder(statusReader, orderNo, userId);
+    try {
+      await orders.cancel(order, deadline);
+    } finally {
+      statusReader.changed(order.view.orderNo);
+    }
+    // The cancel is done whatever Redis says: a count Redis could not take is one the bound misses.
+    await inventory.countCancel(order.view.sku, userId).catch(() => undefined);
+    return { orderNo: order.view.orderNo, status: order.view.status };
+  }
+}
