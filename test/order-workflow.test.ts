@@ -10,7 +10,7 @@ import type { Worker } from '@temporalio/worker';
 import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import type { Activities, PersistOrderInput } from '../src/activities/index.js';
+import type { Activities } from '../src/activities/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
@@ -29,6 +29,7 @@ import {
   statusQuery,
   type OrderInput,
   type OrderState,
+  type PersistOrderInput,
 } from '../src/workflows/definitions.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';

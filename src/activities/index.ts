@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderChangeNotifier } from '../orders/order-changes.js';
-import type { CancelReason, OrderInput, RefundReason } from '../workflows/definitions.js';
+import type { CancelReason, PersistOrderInput, RefundReason } from '../workflows/definitions.js';
 
 export interface ActivityDeps {
   store: Store;
@@ -19,8 +19,6 @@ export interface ActivityDeps {
   /** Tells the API processes' status caches that an order is changing (src/orders/order-changes.ts). */
   changes: OrderChangeNotifier;
 }
-
-export type PersistOrderInput = OrderInput & { paymentDeadline: string };
 
 /** Stable types of non-retryable failures, visible in the Web UI and in the order's failureReason. */
 export const FailureTypes = {
