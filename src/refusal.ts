@@ -22,10 +22,22 @@ export const REFUSAL_CODES = [
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
 /**
- * Not a bug, so it carries no stack trace: capturing one costs about 20 µs, which was the largest
- * single cost of a sold-out answer under a burst (docs/performance.md).
+ * An error that is an answer, not a bug, so it carries no stack trace: capturing one costs about
+ * 20 µs, which was the largest single cost of a sold-out answer under a burst (docs/performance.md).
  */
-export class Refusal extends Error {
+export class QuietError extends Error {
+  constructor(message: string) {
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super(message);
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
+  }
+}
+
+export class Refusal extends QuietError {
   constructor(
     readonly code: RefusalCode,
     message: string,
@@ -34,13 +46,7 @@ export class Refusal extends Error {
     /** When to try again, for UNAVAILABLE: a dependency's breaker knows it. */
     readonly retryAfterSeconds?: number,
   ) {
-    const stackTraceLimit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
-    try {
-      super(message);
-    } finally {
-      Error.stackTraceLimit = stackTraceLimit;
-    }
+    super(message);
     this.name = 'Refusal';
   }
 }

@@ -6,7 +6,7 @@ import type { Context, Next } from 'koa';
 import { ZodError } from 'zod';
 import { DependencyUnavailableError, type DependencyName } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
-import { echo, Refusal, type RefusalCode } from '../refusal.js';
+import { echo, QuietError, Refusal, type RefusalCode } from '../refusal.js';
 
 /** Every code the API answers with: a use case's refusal, or one of the transport's own. */
 export type ErrorCode = RefusalCode | 'UNAUTHORIZED' | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED' | 'NOT_IMPLEMENTED' | 'INTERNAL' | 'RATE_LIMITED';
@@ -29,11 +29,8 @@ const REFUSAL_STATUS: Record<RefusalCode, number> = {
   UNAVAILABLE: 503,
 };
 
-/**
- * An answer the API gives on purpose (bad input, a wrong token, a refusal mapped by toApiError),
- * not a bug: like a Refusal it carries no stack trace.
- */
-export class ApiError extends Error {
+/** An answer the API gives on purpose (bad input, a wrong token, a refusal mapped by toApiError), not a bug. */
+export class ApiError extends QuietError {
   readonly status: number;
   readonly code: ErrorCode;
   readonly details?: Record<string, unknown>;
@@ -41,13 +38,7 @@ export class ApiError extends Error {
   readonly headers?: Record<string, string>;
 
   constructor(status: number, code: ErrorCode, message: string, details?: Record<string, unknown>, headers?: Record<string, string>) {
-    const stackTraceLimit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
-    try {
-      super(message);
-    } finally {
-      Error.stackTraceLimit = stackTraceLimit;
-    }
+    super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;

@@ -34,13 +34,8 @@ import {
   refundReasonFor,
   statusQuery,
   verdictOf,
-  type CancelReason,
-  type OrderInput,
-  type OrderState,
-  type OrderStatus,
-  type PaymentReceived,
-  type PaymentVerdict,
 } from '../workflows/definitions.js';
+import type { CancelReason, OrderInput, OrderState, OrderStatus, PaymentReceived, PaymentVerdict } from '../workflows/definitions.js';
 import type { OrderWorkflow } from '../workflows/order.js';
 import { Refusal } from '../refusal.js';
 
