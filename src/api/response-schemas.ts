@@ -9,7 +9,7 @@ import { INVARIANTS } from '../invariants/check.js';
 import type { OrderView } from '../orders/order-client.js';
 import type { WebhookAnswer } from '../payments/payment-webhook.js';
 import type { AdminOrderView, AdminPaymentView, AdminSaleView, SaleStats } from '../sales/admin-service.js';
-import type { SaleView } from '../sales/sales-service.js';
+import type { SaleView } from '../sales/sale-view.js';
 import {
   CANCEL_REASONS,
   REFUND_REASONS,

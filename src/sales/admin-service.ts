@@ -12,7 +12,8 @@ import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderClient } from '../orders/order-client.js';
 import { ORDER_NO_PATTERN } from '../orders/order-number.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
-import { skuNotFound, type SalesService, type SaleView } from './sales-service.js';
+import type { SaleView } from './sale-view.js';
+import { skuNotFound, type SalesService } from './sales-service.js';
 
 export type StatusFigures = Record<StoredOrderStatus, number>;
 

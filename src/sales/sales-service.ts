@@ -4,6 +4,7 @@
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import { echo, Refusal } from '../refusal.js';
+import type { SaleView } from './sale-view.js';
 
 export interface NewSale {
   sku: string;
@@ -13,21 +14,6 @@ export interface NewSale {
   perUserLimit: number;
   startsAt?: string;
   endsAt?: string;
-}
-
-export interface SaleView {
-  sku: string;
-  name: string;
-  priceCents: number;
-  stock: number;
-  /** Units a shopper can still reserve now (Redis, the live count). */
-  available: number;
-  reserved: number;
-  sold: number;
-  perUserLimit: number;
-  startsAt: string | null;
-  endsAt: string | null;
-  createdAt: string;
 }
 
 export class SalesService {

@@ -1,14 +1,14 @@
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
 import { z } from 'zod';
 import type { AppConfig } from '../../config/index.js';
+import { dashboardPage } from '../dashboard-page.js';
 import { route } from '../route.js';
 import { ApiError } from '../errors.js';
 import { devConfigSchema } from '../response-schemas.js';
 
-const DASHBOARD_PAGE = join(dirname(fileURLToPath(import.meta.url)), '..', 'public', 'index.html');
+const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'public');
 /**
  * ADMIN_TOKEN's default in src/config/index.ts (test/admin.test.ts checks they agree): the page may
  * be told that one, never a real one. A literal, not loadConfig({}), so that serving the page never
@@ -17,13 +17,16 @@ const DASHBOARD_PAGE = join(dirname(fileURLToPath(import.meta.url)), '..', 'publ
 export const DEV_DEFAULT_ADMIN_TOKEN = 'dev-admin-token';
 
 /**
- * The live sale dashboard at / (plain HTML and JS, src/api/public/index.html), and GET
- * /api/dev/config, which tells it the Temporal Web UI's URL and namespace for its links to each
- * order's workflow, and the admin token when it is the dev default (only with AUTH_DEV_LOGIN=true).
+ * The live sale dashboard at / (src/api/public/index.html with its script, dashboard.ts, bundled
+ * in: src/api/dashboard-page.ts), and GET /api/dev/config, which tells it the Temporal Web UI's URL
+ * and namespace for its links to each order's workflow, and the admin token when it is the dev
+ * default (only with AUTH_DEV_LOGIN=true).
  */
 export function dashboardRoutes(deps: { config: Pick<AppConfig, 'authDevLogin' | 'temporalUiUrl' | 'temporal' | 'adminToken'> }): Router {
   const { config } = deps;
   const router = new Router();
+  /** Finished once, on the first request; a failure is tried again by the next one. */
+  let page: Promise<string> | undefined;
   route(
     router,
     {
@@ -34,9 +37,13 @@ export function dashboardRoutes(deps: { config: Pick<AppConfig, 'authDevLogin' |
       tag: 'dev',
       responses: { 200: { description: 'The dashboard page', contentType: 'text/html', schema: z.string() } },
     },
-    (ctx) => {
+    async (ctx) => {
+      page ??= dashboardPage(PUBLIC_DIR).catch((err: unknown) => {
+        page = undefined;
+        throw err;
+      });
       ctx.type = 'html';
-      ctx.body = readFileSync(DASHBOARD_PAGE);
+      ctx.body = await page;
     },
   );
   route(

@@ -1,0 +1,466 @@
+/**
+ * The live sale dashboard's script (served inside index.html by src/api/routes/dashboard.ts, which
+ * bundles it: see src/api/dashboard-page.ts). It runs in the browser, so it is type-checked with
+ * the DOM's types (./tsconfig.json) and imports only modules that import nothing: the order's
+ * vocabulary and the sale's view.
+ */
+import type { SaleView as Sale } from '../../sales/sale-view.js';
+import { OPEN_STATUSES, STORED_ORDER_STATUSES, type OrderStatus } from '../../workflows/order-vocabulary.js';
+
+/** The element with that id; the page declares every one the script uses, so a missing one is a bug. */
+function $<T extends HTMLElement = HTMLElement>(id: string): T {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`the page has no #${id}`);
+  return element as T;
+}
+const input = (id: string) => $<HTMLInputElement>(id);
+const button = (id: string) => $<HTMLButtonElement>(id);
+
+const OPEN = new Set<string>(OPEN_STATUSES);
+
+/** The API's answers, as far as the page reads them (the OpenAPI document at /openapi.json has them all). */
+interface ErrorBody {
+  error?: { code: string; message: string };
+}
+interface SaleStats {
+  mysql: { orders: Record<string, number>; units: Record<string, number> };
+  runningWorkflows: number;
+  drift: Record<'available' | 'reserved' | 'sold', number>;
+}
+interface OrderAnswer {
+  orderNo: string;
+  status: OrderStatus;
+  cancelReason?: string;
+  paymentDeadline?: string;
+  quantity?: number;
+}
+interface DevConfig {
+  temporalUiUrl: string | null;
+  namespace: string;
+  devAdminToken: string | null;
+}
+/** Whatever a call answered: every field the page may read, all optional. */
+type Answer = ErrorBody &
+  Partial<OrderAnswer> &
+  Partial<Sale> & { items?: Sale[]; token?: string; outcome?: string; statusUrl?: string } & Partial<SaleStats> &
+  Partial<DevConfig>;
+
+interface Reply<T = Answer> {
+  status: number;
+  json: T & ErrorBody;
+  code: string | null;
+}
+
+/** An order this page placed, with its row in the orders table. */
+interface PageOrder {
+  orderNo: string;
+  userId: string;
+  token: string;
+  quantity: number;
+  status: OrderStatus;
+  cancelReason?: string;
+  paymentDeadline?: string;
+  row: HTMLTableRowElement;
+  busy?: boolean;
+  watched?: boolean;
+}
+
+const state = {
+  sku: null as string | null,
+  /** From GET /api/dev/config; null without dev login. */
+  dev: null as DevConfig | null,
+  /** userId → shopper token (dev login). */
+  tokens: new Map<string, string>(),
+  orders: new Map<string, PageOrder>(),
+  counters: { accepted: 0, soldOut: 0 },
+  /** For the per-second rates. */
+  history: [] as Array<{ t: number; accepted: number; soldOut: number }>,
+  /** The purchase being prepared. */
+  intent: null as { key: string; sku: string | null; userId: string; quantity: number } | null,
+};
+
+function log(line: string): void {
+  $('log').textContent = `${new Date().toLocaleTimeString()} ${line}\n` + ($('log').textContent ?? '').slice(0, 5000);
+}
+function randomId(bytes = 8): string {
+  // crypto.getRandomValues works on plain http too (randomUUID needs a secure context).
+  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+async function api<T = Answer>(
+  method: string,
+  path: string,
+  { body, token, headers = {} }: { body?: unknown; token?: string | undefined; headers?: Record<string, string> } = {},
+): Promise<Reply<T>> {
+  const init: RequestInit & { headers: Record<string, string> } = { method, headers: { ...headers } };
+  if (token) init.headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  try {
+    const res = await fetch(path, init);
+    const json = (await res.json().catch(() => ({}))) as T & ErrorBody;
+    return { status: res.status, json, code: json.error?.code ?? null };
+  } catch {
+    return { status: 0, json: {} as T & ErrorBody, code: 'NETWORK_ERROR' };
+  }
+}
+const adminToken = () => input('admin-token').value.trim();
+
+// ---- the sale ---------------------------------------------------------------------------------
+async function loadSales(): Promise<void> {
+  if (!adminToken()) return;
+  const { status, json } = await api<{ items: Sale[] }>('GET', '/api/admin/sales?limit=200', { token: adminToken() });
+  if (status !== 200) return log(`sales list: ${status} ${json.error?.code ?? ''}`);
+  const picker = $<HTMLSelectElement>('sale-picker');
+  const chosen = state.sku;
+  picker.replaceChildren(new Option('— sales (admin) —', ''));
+  for (const sale of json.items) picker.add(new Option(`${sale.sku} — ${sale.name} (${sale.stock})`, sale.sku));
+  if (chosen) picker.value = chosen;
+}
+function watch(sku: string): void {
+  if (!sku) return;
+  state.sku = sku;
+  $('watching').textContent = `watching ${sku}`;
+  input('sku-input').value = sku;
+  $<HTMLSelectElement>('sale-picker').value = sku;
+  button('close-sale').disabled = !adminToken();
+  prepareIntent();
+  void pollSale();
+}
+button('watch').onclick = () => watch(input('sku-input').value.trim());
+$<HTMLSelectElement>('sale-picker').onchange = () => watch($<HTMLSelectElement>('sale-picker').value);
+input('admin-token').onchange = () => {
+  button('close-sale').disabled = !adminToken() || !state.sku;
+  void loadSales();
+};
+button('create-sale').onclick = async () => {
+  const sale = {
+    sku: input('new-sku').value.trim(),
+    name: input('new-name').value.trim() || 'Flash sale',
+    stock: Number(input('new-stock').value),
+    perUserLimit: Number(input('new-limit').value),
+    priceCents: Number(input('new-price').value),
+  };
+  const { status, json } = await api('POST', '/api/sales', { body: sale, token: adminToken() });
+  log(`create sale ${sale.sku}: ${status}${json.error ? ` ${json.error.code}: ${json.error.message}` : ''}`);
+  if (status !== 201) return;
+  await loadSales();
+  watch(sale.sku);
+};
+button('close-sale').onclick = async () => {
+  const sku = state.sku;
+  if (!sku || !confirm(`Close ${sku} now? Checkouts are refused from then on; placed orders run to their end.`)) return;
+  const { status, json } = await api<Sale>('POST', `/api/admin/sales/${encodeURIComponent(sku)}/close`, { token: adminToken() });
+  log(`close ${sku}: ${status}${json.endsAt ? ` ends ${json.endsAt}` : ` ${json.error?.code}`}`);
+};
+
+/** One row per stored status, in the vocabulary's order: the order counts and units of the admin stats. */
+function renderStatusRows(): void {
+  $('status-figures').replaceChildren(
+    ...STORED_ORDER_STATUSES.map((status) => {
+      const tr = document.createElement('tr');
+      tr.innerHTML = `<td></td><td class="num">—</td><td class="num">—</td>`;
+      const [name, count, units] = Array.from(tr.cells);
+      if (name) {
+        name.className = status;
+        name.textContent = status;
+      }
+      if (count) count.id = `count-${status}`;
+      if (units) units.id = `units-${status}`;
+      return tr;
+    }),
+  );
+}
+
+async function pollSale(): Promise<void> {
+  const sku = state.sku;
+  if (!sku) return;
+  const { status, json } = await api<Sale>('GET', `/api/sales/${encodeURIComponent(sku)}`);
+  if (sku !== state.sku) return;
+  if (status !== 200) {
+    $('sale-info').textContent = `${sku}: ${json.error?.code ?? status}`;
+    return;
+  }
+  $('stock-total').textContent = String(json.stock);
+  $('stock-available').textContent = String(json.available);
+  $('stock-reserved').textContent = String(json.reserved);
+  $('stock-sold').textContent = String(json.sold);
+  $('bar-sold').style.width = `${(100 * json.sold) / json.stock}%`;
+  $('bar-reserved').style.width = `${(100 * json.reserved) / json.stock}%`;
+  const ended = json.endsAt && Date.parse(json.endsAt) <= Date.now();
+  $('sale-info').textContent =
+    `${json.name} · ${(json.priceCents / 100).toFixed(2)} · at most ${json.perUserLimit} per shopper · ` +
+    (ended && json.endsAt
+      ? `closed at ${new Date(json.endsAt).toLocaleTimeString()}`
+      : json.endsAt
+        ? `ends ${new Date(json.endsAt).toLocaleString()}`
+        : 'no end');
+  $('stock-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+  if (!adminToken()) return;
+  const stats = await api<SaleStats>('GET', `/api/admin/sales/${encodeURIComponent(sku)}/stats`, { token: adminToken() });
+  if (sku !== state.sku) return;
+  if (stats.status !== 200) {
+    $('stats-note').textContent = `admin stats: ${stats.code ?? stats.status}`;
+    return;
+  }
+  for (const s of STORED_ORDER_STATUSES) {
+    $(`count-${s}`).textContent = String(stats.json.mysql.orders[s]);
+    $(`units-${s}`).textContent = String(stats.json.mysql.units[s]);
+  }
+  $('running-workflows').textContent = String(stats.json.runningWorkflows);
+  for (const k of ['available', 'reserved', 'sold'] as const) $(`drift-${k}`).textContent = String(stats.json.drift[k]);
+  $('stats-note').textContent = `MySQL rows and Temporal visibility, ${new Date().toLocaleTimeString()}`;
+}
+
+// ---- shoppers and checkouts --------------------------------------------------------------------
+async function tokenFor(userId: string): Promise<string> {
+  let token = state.tokens.get(userId);
+  if (!token) {
+    const { status, json } = await api<{ token: string }>('POST', '/api/auth/dev-login', { body: { userId } });
+    if (status !== 200) throw new Error(`dev login of ${userId}: ${json.error?.code ?? status}`);
+    token = json.token;
+    state.tokens.set(userId, token);
+  }
+  return token;
+}
+
+/**
+ * One checkout. `Prefer: wait=5` lets a server that supports it answer 201 with the persisted
+ * order; one that does not answers 202 {orderNo, status: PENDING}: both are handled.
+ */
+async function checkout(userId: string, sku: string, quantity: number, idempotencyKey: string): Promise<Reply<Partial<OrderAnswer>>> {
+  const token = await tokenFor(userId);
+  const reply = await api<Partial<OrderAnswer>>('POST', '/api/checkout', {
+    body: { sku, quantity },
+    token,
+    headers: { 'Idempotency-Key': idempotencyKey, Prefer: 'wait=5' },
+  });
+  const { orderNo, status } = reply.json;
+  if ((reply.status === 201 || reply.status === 202) && orderNo && status) {
+    if (!state.orders.has(orderNo)) state.counters.accepted++;
+    upsertOrder({ userId, quantity, token, ...reply.json, orderNo, status });
+  } else if (reply.code === 'SOLD_OUT') {
+    state.counters.soldOut++;
+  }
+  return reply;
+}
+
+// One Idempotency-Key per purchase intent: made when the purchase is prepared, reused by every
+// click (a double click, a retry after a network error or 503) until an answer comes, so the
+// same purchase can never be bought twice.
+function prepareIntent(): void {
+  state.intent = { key: `buy-${randomId()}`, sku: state.sku, userId: input('buyer').value.trim(), quantity: Number(input('qty').value) };
+  $('intent-key').textContent = state.intent.key;
+}
+for (const id of ['buyer', 'qty']) input(id).addEventListener('input', prepareIntent);
+button('buy').onclick = async () => {
+  const intent = state.intent;
+  if (!state.sku || !intent?.sku) return log('pick a sale first');
+  let reply;
+  try {
+    reply = await checkout(intent.userId, intent.sku, intent.quantity, intent.key);
+  } catch (err) {
+    return log(messageOf(err));
+  }
+  log(`buy ${intent.userId} → ${reply.status} ${reply.json.orderNo ?? reply.code ?? ''}`);
+  // A network error or 503 says "retry": the same intent keeps its key. Any other answer ends it.
+  if (reply.status !== 0 && reply.status !== 503 && state.intent === intent) prepareIntent();
+};
+
+button('burst').onclick = async () => {
+  const sku = state.sku;
+  if (!sku) return log('pick a sale first');
+  const n = Math.max(1, Math.min(500, Number(input('burst-n').value) || 1));
+  const run = randomId(3);
+  const users = Array.from({ length: n }, (_, i) => `burst-${run}-${i + 1}`);
+  button('burst').disabled = true;
+  try {
+    await Promise.all(users.map((u) => tokenFor(u)));
+    const replies = await Promise.all(users.map((u) => checkout(u, sku, 1, `burst-${randomId()}`)));
+    const outcomes = new Map<string, number>();
+    for (const r of replies) {
+      const key = r.status === 201 || r.status === 202 ? `accepted (${r.status})` : `${r.status} ${r.code}`;
+      outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+    }
+    $('burst-outcomes').replaceChildren(
+      ...[...outcomes].map(([outcome, count]) => {
+        const tr = document.createElement('tr');
+        tr.dataset.outcome = outcome;
+        tr.innerHTML = `<td></td><td class="num"></td>`;
+        const [name, number] = Array.from(tr.cells);
+        if (name) name.textContent = outcome;
+        if (number) number.textContent = String(count);
+        return tr;
+      }),
+    );
+    log(`burst of ${n} on ${sku}: ${[...outcomes].map(([o, c]) => `${o} × ${c}`).join(', ')}`);
+  } catch (err) {
+    log(`burst failed: ${messageOf(err)}`);
+  } finally {
+    button('burst').disabled = false;
+  }
+};
+
+// ---- this page's orders ------------------------------------------------------------------------
+function workflowUrl(orderNo: string): string | null {
+  if (!state.dev?.temporalUiUrl) return null;
+  return `${state.dev.temporalUiUrl}/namespaces/${encodeURIComponent(state.dev.namespace)}/workflows/order-${orderNo}`;
+}
+function upsertOrder(update: Partial<PageOrder> & OrderAnswer): void {
+  let order = state.orders.get(update.orderNo);
+  if (!order) {
+    const row = document.createElement('tr');
+    order = { orderNo: update.orderNo, userId: update.userId ?? '', token: update.token ?? '', quantity: update.quantity ?? 0, status: 'PENDING', row };
+    renderRow(order);
+    state.orders.set(order.orderNo, order);
+    $('orders').prepend(order.row);
+  }
+  if (update.status !== undefined) order.status = update.status;
+  if (update.cancelReason !== undefined) order.cancelReason = update.cancelReason;
+  if (update.paymentDeadline !== undefined) order.paymentDeadline = update.paymentDeadline;
+  if (update.quantity !== undefined) order.quantity = update.quantity;
+  refreshRow(order);
+}
+/** The query of a row's cell, which renderRow put there. */
+function cell<T extends HTMLElement = HTMLElement>(row: HTMLTableRowElement, selector: string): T {
+  const element = row.querySelector<T>(selector);
+  if (!element) throw new Error(`an order row has no ${selector}`);
+  return element;
+}
+function renderRow(order: PageOrder): void {
+  const tr = order.row;
+  tr.dataset.orderNo = order.orderNo;
+  tr.innerHTML = `<td><a class="wf" target="_blank" rel="noopener"></a></td><td class="user"></td><td class="num qty"></td>
+    <td class="status"></td><td class="deadline num"></td>
+    <td><button class="pay">Pay</button><button class="cancel secondary">Cancel</button></td>`;
+  const link = cell<HTMLAnchorElement>(tr, 'a.wf');
+  link.textContent = order.orderNo;
+  const url = workflowUrl(order.orderNo);
+  if (url) link.href = url;
+  cell(tr, '.user').textContent = order.userId;
+  cell(tr, '.pay').onclick = () => act(order, 'pay');
+  cell(tr, '.cancel').onclick = () => act(order, 'cancel');
+}
+function refreshRow(order: PageOrder): void {
+  const row = order.row;
+  cell(row, '.qty').textContent = String(order.quantity);
+  const status = cell(row, '.status');
+  status.textContent = order.status + (order.cancelReason ? ` (${order.cancelReason})` : '');
+  status.className = `status ${order.status}`;
+  row.dataset.status = order.status;
+  cell<HTMLButtonElement>(row, '.pay').disabled = order.status !== 'AWAITING_PAYMENT' || Boolean(order.busy);
+  cell<HTMLButtonElement>(row, '.cancel').disabled = !OPEN.has(order.status) || Boolean(order.busy);
+  cell(row, '.deadline').textContent = countdown(order);
+}
+function countdown(order: PageOrder): string {
+  if (order.status !== 'AWAITING_PAYMENT' || !order.paymentDeadline) return '—';
+  const left = Math.max(0, Math.round((Date.parse(order.paymentDeadline) - Date.now()) / 1000));
+  return `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
+}
+async function act(order: PageOrder, action: 'pay' | 'cancel'): Promise<void> {
+  order.busy = true;
+  refreshRow(order);
+  const reply =
+    action === 'pay'
+      ? await api('POST', '/api/dev/simulate-payment', { body: { orderNo: order.orderNo }, token: order.token })
+      : await api('POST', `/api/orders/${order.orderNo}/cancel`, { token: order.token });
+  log(`${action} ${order.orderNo} → ${reply.status} ${reply.json.outcome ?? reply.code ?? ''}`);
+  order.busy = false;
+  await pollOrder(order);
+}
+async function pollOrder(order: PageOrder): Promise<void> {
+  const { status, json } = await api<OrderAnswer>('GET', `/api/orders/${order.orderNo}`, { token: order.token });
+  if (status === 200) upsertOrder(json);
+}
+// Long-polls: the browser opens at most 6 connections to the API, so only a few orders are
+// watched this way (the rest are polled by the sweep below), leaving room for the page's calls.
+const MAX_WATCHED = 3;
+let watched = 0;
+/** Waits for the order's status to change (GET ?waitForChange=), again and again until final. */
+async function watchOrder(order: PageOrder): Promise<void> {
+  order.watched = true;
+  watched++;
+  try {
+    while (OPEN.has(order.status)) {
+      const path = `/api/orders/${order.orderNo}?waitForChange=${order.status}&timeoutSeconds=20`;
+      const { status, json } = await api<OrderAnswer>('GET', path, { token: order.token });
+      if (status !== 200) break; // e.g. 503 (too many waits): the sweep polls it instead
+      upsertOrder(json);
+    }
+  } finally {
+    order.watched = false;
+    watched--;
+  }
+}
+// Each open order is watched (long-poll) or, beyond MAX_WATCHED, polled until its status is final.
+async function pollOrders(): Promise<void> {
+  const open = [...state.orders.values()].filter((o) => OPEN.has(o.status) && !o.watched);
+  const polled: PageOrder[] = [];
+  for (const order of open) {
+    if (watched < MAX_WATCHED) void watchOrder(order).catch((err: unknown) => log(messageOf(err)));
+    else polled.push(order);
+  }
+  await Promise.all(polled.map(pollOrder));
+  const byStatus: Record<string, number> = {};
+  for (const o of state.orders.values()) byStatus[o.status] = (byStatus[o.status] ?? 0) + 1;
+  $('orders-summary').textContent = Object.entries(byStatus)
+    .map(([s, n]) => `${s} ${n}`)
+    .join(' · ');
+}
+
+// ---- rates and loops ---------------------------------------------------------------------------
+function tickRates(): void {
+  const now = performance.now();
+  state.history.push({ t: now, ...state.counters });
+  while (state.history.length > 2 && now - (state.history[1]?.t ?? now) >= 1000) state.history.shift();
+  const first = state.history[0] ?? { t: now, ...state.counters };
+  const seconds = Math.max((now - first.t) / 1000, 0.5);
+  $('rate-accepted').textContent = ((state.counters.accepted - first.accepted) / seconds).toFixed(1);
+  $('rate-sold-out').textContent = ((state.counters.soldOut - first.soldOut) / seconds).toFixed(1);
+  $('total-accepted').textContent = String(state.counters.accepted);
+  $('total-sold-out').textContent = String(state.counters.soldOut);
+  for (const order of state.orders.values()) cell(order.row, '.deadline').textContent = countdown(order);
+}
+/** Runs `step` every `ms`, never two at once. */
+function every(ms: number, step: () => unknown): void {
+  const loop = async () => {
+    try {
+      await step();
+    } catch (err) {
+      log(messageOf(err));
+    }
+    setTimeout(() => void loop(), ms);
+  };
+  void loop();
+}
+
+async function init(): Promise<void> {
+  renderStatusRows();
+  input('buyer').value = `shopper-${randomId(2)}`;
+  const dev = await api<DevConfig>('GET', '/api/dev/config');
+  if (dev.status === 200) {
+    state.dev = dev.json;
+    if (dev.json.devAdminToken && !input('admin-token').value) input('admin-token').value = dev.json.devAdminToken;
+    $('env-info').innerHTML = dev.json.temporalUiUrl ? `Temporal Web UI: <a target="_blank" rel="noopener"></a>` : 'no Temporal Web UI configured';
+    const a = $('env-info').querySelector('a');
+    if (a && dev.json.temporalUiUrl) {
+      a.href = dev.json.temporalUiUrl;
+      a.textContent = dev.json.temporalUiUrl;
+    }
+  } else {
+    $('env-info').textContent = 'dev login is off (AUTH_DEV_LOGIN=false): shoppers, burst and Pay are unavailable';
+    for (const id of ['buy', 'burst']) button(id).disabled = true;
+  }
+  input('new-sku').value = `SALE-${randomId(3).toUpperCase()}`;
+  prepareIntent();
+  await loadSales();
+  every(750, pollSale);
+  every(1000, pollOrders);
+  every(500, tickRates);
+  document.body.dataset.ready = 'true';
+}
+void init();
