@@ -8,7 +8,7 @@
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 # ---------------------------------------------------------------------------------------------
-# build: full install (dev dependencies included) and the pre-built workflow bundle.
+# build: full install (dev dependencies included), the compiled app and the workflow bundle.
 # ---------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
@@ -16,15 +16,17 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
+# src/ compiled to dist/ by tsc (tsconfig.build.json), with the pages the API serves (the
+# dashboard's TypeScript bundled into its page): scripts/build.ts.
+RUN npm run build
 # Bundling the workflow code (webpack, inside @temporalio/worker) at build time instead of at every
 # worker start: workers come up in a second, and every replica runs byte-identical workflow code,
 # which replay determinism needs.
 RUN npm run build:workflows
 
 # ---------------------------------------------------------------------------------------------
-# runtime: production dependencies only. tsx is a regular dependency (the npm scripts run the
-# TypeScript sources through it), so `--omit=dev` keeps everything the processes need and drops
-# vitest, typescript and the Temporal test server.
+# runtime: production dependencies and compiled JavaScript only: no TypeScript, no tsx, no
+# sources; `--omit=dev` drops vitest, typescript, tsx, esbuild and the Temporal test server.
 # ---------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
@@ -32,16 +34,19 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
-# Sources, SQL migrations and Lua scripts; .dockerignore keeps out node_modules, tests, local
-# data (.data/) and host-installed tools. Owned by root, so the app user can read but not change them.
-COPY . .
-COPY --from=build /app/dist/workflow-bundle.js /app/dist/workflow-bundle.js
-# The worker loads this bundle instead of bundling src/workflows itself when the variable is set.
+# What the processes read besides node_modules: the compiled app with its served pages and the
+# workflow bundle (dist/), the SQL migrations and the Lua scripts. Owned by root, so the app user
+# can read but not change them.
+COPY --from=build /app/dist /app/dist
+COPY migrations ./migrations
+COPY lua ./lua
+# The worker loads this bundle instead of bundling the workflows itself when the variable is set.
 ENV WORKFLOW_BUNDLE_PATH=/app/dist/workflow-bundle.js
 
 # Non-root: the image's own `node` user (uid 1000, with a home directory for npm's logs).
 USER node
 EXPOSE 3000
-# Run with an init process (compose sets `init: true`) so SIGTERM reaches the process through npm
-# and tsx, and the API and worker drain gracefully on `docker compose stop`.
+# `npm run api` is `node dist/api/main.js`. Run with an init process (compose sets `init: true`)
+# so SIGTERM reaches node through npm, and the API and worker drain gracefully on
+# `docker compose stop`.
 CMD ["npm", "run", "api"]

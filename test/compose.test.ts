@@ -313,11 +313,23 @@ describe('Dockerfile', () => {
     expect(existsSync(dockerfilePath)).toBe(true);
   });
 
-  it('builds the workflow bundle and points the worker at it', () => {
-    expect(text).toMatch(/^RUN npm run build:workflows\b/m);
-    expect(text).toMatch(/^ENV WORKFLOW_BUNDLE_PATH=\/app\/dist\/workflow-bundle\.js\s*$/m);
-    // The bundle is copied to where the variable says.
-    expect(text).toMatch(/^COPY --from=build \S*workflow-bundle\.js \/app\/dist\/workflow-bundle\.js\s*$/m);
+  /** The Dockerfile's stages by name: `FROM … AS build` up to the next FROM. */
+  const stage = (name: string): string => {
+    const stages = text.split(/^(?=FROM )/m);
+    return stages.find((s) => new RegExp(`^FROM \\S+ AS ${name}\\s*$`, 'm').test(s)) ?? '';
+  };
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+    dependencies?: Record<string, string>;
+    devDependencies?: Record<string, string>;
+  };
+
+  it('compiles the app and builds the workflow bundle in a build stage, and points the worker at the bundle', () => {
+    expect(stage('build')).toMatch(/^RUN npm run build\s*$/m);
+    expect(stage('build')).toMatch(/^RUN npm run build:workflows\b/m);
+    // dist/ (the compiled app, its pages and the bundle) is what the runtime stage takes.
+    expect(stage('runtime')).toMatch(/^COPY --from=build \/app\/dist \/app\/dist\s*$/m);
+    expect(stage('runtime')).toMatch(/^ENV WORKFLOW_BUNDLE_PATH=\/app\/dist\/workflow-bundle\.js\s*$/m);
   });
 
   it('runs on node 20 bookworm-slim, as a non-root user, with the API as default command', () => {
@@ -328,12 +340,15 @@ describe('Dockerfile', () => {
     expect(text).toMatch(/^CMD \["npm", "run", "api"\]\s*$/m);
   });
 
-  it('installs only production dependencies in the runtime image (tsx is one)', () => {
-    const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
-      dependencies?: Record<string, string>;
-    };
-    expect(pkg.dependencies?.tsx).toBeDefined();
-    expect(text).toMatch(/npm ci --omit=dev/);
+  it('runs compiled JavaScript: production dependencies only, no TypeScript sources, no tsx', () => {
+    for (const script of ['api', 'worker', 'migrate']) expect(pkg.scripts[script], script).toMatch(/^node dist\/\S+\.js$/);
+    expect(pkg.dependencies?.tsx).toBeUndefined();
+    expect(pkg.devDependencies?.tsx).toBeDefined();
+    const runtime = stage('runtime');
+    expect(runtime).toMatch(/npm ci --omit=dev/);
+    // Only named folders are copied into the runtime image, never the whole context (src/, tests).
+    expect(runtime).not.toMatch(/^COPY \. /m);
+    expect(runtime).not.toMatch(/^COPY .*\bsrc\b/m);
   });
 
   it('keeps host node_modules and local data out of the build context', () => {

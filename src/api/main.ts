@@ -8,7 +8,7 @@ import { startApi } from './server.js';
 const api = await startApi(loadConfig());
 let closing = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  // "on", not "once": tsx may forward a second signal, which must not kill the drain half-way.
+  // "on", not "once": npm (or tsx, from source) may forward a second signal, which must not kill the drain half-way.
   process.on(signal, () => {
     if (closing) return;
     closing = true;

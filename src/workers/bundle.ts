@@ -8,15 +8,21 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
 
-export const WORKFLOWS_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'index.ts');
+const WORKFLOWS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows');
+
+/**
+ * The workflow bundle's entry point: the TypeScript source when running from it (tsx), the
+ * compiled JavaScript next to this module in a build (dist/workflows), which webpack bundles alike.
+ */
+export const WORKFLOWS_PATH = existsSync(join(WORKFLOWS_DIR, 'index.ts')) ? join(WORKFLOWS_DIR, 'index.ts') : join(WORKFLOWS_DIR, 'index.js');
 
 /**
  * A hash of every workflow source file and of the lockfile (which pins the SDK and webpack):
- * the bundle is stale when it changes. Workflows import only from src/workflows and @temporalio.
+ * the bundle is stale when it changes. Workflows import only from their folder and @temporalio.
  */
 function sourceHash(): string {
   const hash = createHash('sha256');
-  const dir = dirname(WORKFLOWS_PATH);
+  const dir = WORKFLOWS_DIR;
   for (const file of readdirSync(dir).sort()) hash.update(file).update(readFileSync(join(dir, file)));
   const lockfile = join(dir, '..', '..', 'package-lock.json');
   if (existsSync(lockfile)) hash.update(readFileSync(lockfile));

@@ -1,0 +1,42 @@
+/**
+ * `npm run build`: the app compiled to JavaScript in dist/, what `npm run api`, `npm run worker`
+ * and `npm run migrate` run (and the Docker image):
+ *  1. tsc with tsconfig.build.json: src/ to dist/ (src/api/main.ts → dist/api/main.js). dist/
+ *     mirrors src/ at the same depth, so the paths the code finds from its own location (lua/,
+ *     migrations/, package.json) hold in both;
+ *  2. the files the API serves as they are (src/api/public → dist/api/public), with the dashboard
+ *     page finished: its TypeScript script bundled in (src/api/dashboard-page.ts).
+ * dist/ is emptied first, so a module that was moved or deleted leaves nothing behind; the workflow
+ * bundle (`npm run build:workflows`, dist/workflow-bundle.js) is kept.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { dashboardPage } from '../src/api/dashboard-page.js';
+
+const root = resolve(import.meta.dirname, '..');
+const dist = join(root, 'dist');
+const startedAt = Date.now();
+
+mkdirSync(dist, { recursive: true });
+for (const entry of readdirSync(dist)) {
+  if (!entry.startsWith('workflow-bundle.js')) rmSync(join(dist, entry), { recursive: true, force: true });
+}
+
+const tsc = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
+if (tsc.status !== 0) {
+  console.error(`tsc -p tsconfig.build.json failed (exit ${tsc.status ?? tsc.signal})`);
+  process.exit(1);
+}
+
+const publicSrc = join(root, 'src', 'api', 'public');
+const publicDist = join(dist, 'api', 'public');
+mkdirSync(publicDist, { recursive: true });
+for (const file of readdirSync(publicSrc)) {
+  // The dashboard's script and its type-check settings are bundled into the page, not served.
+  if (file === 'index.html' || file.endsWith('.ts') || file === 'tsconfig.json') continue;
+  copyFileSync(join(publicSrc, file), join(publicDist, file));
+}
+writeFileSync(join(publicDist, 'index.html'), await dashboardPage(publicSrc));
+
+console.log(`built dist/ in ${Date.now() - startedAt} ms`);

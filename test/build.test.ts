@@ -1,0 +1,133 @@
+/**
+ * The compiled build (`npm run build`) and the processes as the Docker image runs them: `node
+ * dist/…` with no TypeScript tooling in the way. The migrator, the API and the worker run from
+ * dist/ against the test stack, and an order goes through the compiled API and worker; the page
+ * and the OpenAPI document they serve are the ones the sources serve.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ShopperAuth } from '../src/api/auth.js';
+import { createApp } from '../src/api/app.js';
+import { dashboardPage } from '../src/api/dashboard-page.js';
+import { buildOpenApiDocument, routersOf } from '../src/api/openapi.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createLogger } from '../src/infra/logger.js';
+import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { createTemporalClient } from '../src/infra/temporal-connection.js';
+import { freePort } from '../stack/process.js';
+import { waitFor } from '../stack/wait-for.js';
+import { testConfig } from './helpers/env.js';
+import { putOnSale } from './helpers/fixtures.js';
+
+const root = resolve(import.meta.dirname, '..');
+const taskQueue = `build-${randomUUID()}`;
+const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, AUTH_DEV_LOGIN: 'true', LOG_LEVEL: 'warn' });
+const children: ChildProcess[] = [];
+let store: Store;
+let redis: RedisClient;
+let apiUrl: string;
+let workerHealthUrl: string;
+
+/** Runs a command of the repository to its end; its output is in the failure message. */
+function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; output: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('error', fail);
+    child.once('close', (code) => done({ code, output }));
+  });
+}
+
+/** Starts `node <script>` as the image does, with the test stack's environment over this file's. */
+function startNode(script: string, env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, [join(root, script)], {
+    cwd: root,
+    env: { ...process.env, ...inject('stackEnv'), TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  children.push(child);
+  return child;
+}
+
+const answers = async (url: string) => (await fetch(url).catch(() => null))?.status === 200;
+
+beforeAll(async () => {
+  const build = await run('npm', ['run', 'build']);
+  expect(build.code, build.output).toBe(0);
+  store = new Store(createMysqlPool(config));
+  redis = createRedis(config);
+}, 180_000);
+
+afterAll(async () => {
+  const running = children.filter((child) => child.exitCode === null);
+  const exited = running.map((child) => new Promise((done) => child.once('exit', done)));
+  for (const child of running) child.kill('SIGTERM');
+  await Promise.all(exited);
+  await Promise.allSettled([store?.close(), redis?.quit()]);
+});
+
+describe('npm run build', () => {
+  it("writes the three processes' entry points to dist/, and the pages the API serves", () => {
+    for (const entry of ['dist/api/main.js', 'dist/workers/main.js', 'dist/db/main.js', 'dist/workflows/index.js']) {
+      expect(existsSync(join(root, entry)), entry).toBe(true);
+    }
+    // No TypeScript in the build: the dashboard's script is bundled into its page.
+    expect(existsSync(join(root, 'dist/api/public/dashboard.ts'))).toBe(false);
+    const page = readFileSync(join(root, 'dist/api/public/index.html'), 'utf8');
+    expect(page).not.toContain('<script src="dashboard.ts">');
+    expect(page).toMatch(/<script>\n[^]*renderStatusRows[^]*<\/script>/);
+    expect(existsSync(join(root, 'dist/api/public/docs.html'))).toBe(true);
+  });
+});
+
+describe('the compiled processes', () => {
+  it('node dist/db/main.js migrates (the schema is up to date on the test stack)', async () => {
+    const migrate = await run(process.execPath, [join(root, 'dist/db/main.js')], { ...process.env, ...inject('stackEnv') });
+    expect(migrate.code, migrate.output).toBe(0);
+    expect(migrate.output).toContain('schema up to date');
+  });
+
+  it('node dist/api/main.js and node dist/workers/main.js serve and take an order through', async () => {
+    const [apiPort, healthPort] = [await freePort(), await freePort()];
+    apiUrl = `http://127.0.0.1:${apiPort}`;
+    workerHealthUrl = `http://127.0.0.1:${healthPort}`;
+    startNode('dist/api/main.js', { PORT: String(apiPort), AUTH_DEV_LOGIN: 'true', SHUTDOWN_DRAIN: '0s' });
+    startNode('dist/workers/main.js', {
+      WORKER_HEALTH_PORT: String(healthPort),
+      WORKER_METRICS_PORT: '0',
+      WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
+    });
+    await waitFor(() => answers(`${apiUrl}/livez`), { what: 'the compiled API to answer /livez', timeoutMs: 30_000 });
+    await waitFor(() => answers(`${apiUrl}/readyz`), { what: 'the compiled API to be ready', timeoutMs: 30_000 });
+    await waitFor(() => answers(`${workerHealthUrl}/readyz`), { what: 'the compiled worker to be ready', timeoutMs: 60_000 });
+
+    const { sku } = await putOnSale(store, redis, { stock: 2 });
+    const token = await new ShopperAuth(config).issue(`built-${randomUUID().slice(0, 8)}`);
+    const reply = await fetch(`${apiUrl}/api/checkout`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', prefer: 'wait=10' },
+      body: JSON.stringify({ sku, quantity: 1 }),
+    });
+    expect(reply.status).toBe(201);
+    expect(await reply.json()).toMatchObject({ sku, quantity: 1, status: 'AWAITING_PAYMENT' });
+  });
+
+  it('serve the same OpenAPI document and dashboard page as the sources', async () => {
+    const temporal = await createTemporalClient(config);
+    try {
+      const fromSource = createApp({ config, redis, store, temporal, logger: createLogger(config, 'api') });
+      const served = (await (await fetch(`${apiUrl}/openapi.json`)).json()) as unknown;
+      expect(served).toEqual(buildOpenApiDocument(routersOf(fromSource)));
+    } finally {
+      await temporal.connection.close();
+    }
+    const page = await (await fetch(`${apiUrl}/`)).text();
+    expect(page).toBe(await dashboardPage(join(root, 'src/api/public')));
+  });
+});
