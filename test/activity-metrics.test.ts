@@ -5,20 +5,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { MetricCounter, MetricGauge, MetricHistogram, MetricMeter, MetricTags } from '@temporalio/common';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { RedisClient } from '../src/infra/redis.js';
-import type { Pool } from 'mysql2/promise';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
-import { startApi, type RunningApi } from '../src/api/server.js';
+import type { RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
-import { createRedis } from '../src/infra/redis.js';
+import type { Store } from '../src/db/store.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ACTIVITY_METRICS } from '../src/workers/telemetry.js';
-import { createOrderWorker } from '../src/workers/worker.js';
-import { testConfig } from './helpers/env.js';
+import { startTestApp, type TestApp } from './helpers/app.js';
 import { putOnSale } from './helpers/fixtures.js';
 
 /** A MetricMeter that keeps every counter increment with its tags. */
@@ -50,47 +45,36 @@ class RecordingMeter implements MetricMeter {
   }
 }
 
+let app: TestApp;
 let config: AppConfig;
-let pool: Pool;
 let store: Store;
 let redis: RedisClient;
-let connection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
 let api: RunningApi;
 const meter = new RecordingMeter();
 let persistCalls = 0;
 
 beforeAll(async () => {
-  config = testConfig({ TEMPORAL_TASK_QUEUE: `activity-metrics-${randomUUID()}`, LOG_LEVEL: 'silent' });
-  pool = createMysqlPool(config);
-  store = new Store(pool);
-  redis = createRedis(config);
-  connection = await NativeConnection.connect({ address: config.temporal.address });
-  worker = await createOrderWorker({
-    config,
-    connection,
-    store,
-    redis,
-    workflowBundlePath: inject('workflowBundlePath'),
-    metricMeter: meter,
-    // persistOrder's first attempt fails (as a MySQL hiccup would); its retry runs the real one.
-    wrapActivities: (real) => ({
-      persistOrder: async (...args: Parameters<typeof real.persistOrder>) => {
-        if (persistCalls++ === 0) throw new Error('injected: MySQL hiccup');
-        return real.persistOrder(...args);
+  app = await startTestApp(
+    'activity-metrics',
+    { LOG_LEVEL: 'silent' },
+    {
+      worker: {
+        metricMeter: meter,
+        // persistOrder's first attempt fails (as a MySQL hiccup would); its retry runs the real one.
+        wrapActivities: (real) => ({
+          persistOrder: async (...args: Parameters<typeof real.persistOrder>) => {
+            if (persistCalls++ === 0) throw new Error('injected: MySQL hiccup');
+            return real.persistOrder(...args);
+          },
+        }),
       },
-    }),
-  });
-  running = worker.run();
-  api = await startApi(config, 0);
+    },
+  );
+  ({ config, store, redis, api } = app);
 });
 
 afterAll(async () => {
-  await api?.close();
-  worker?.shutdown();
-  await running;
-  await Promise.allSettled([connection?.close(), pool?.end(), redis?.quit()]);
+  await app?.close();
 });
 
 it('counts failed, completed and retried executions by activity type', async () => {

@@ -18,8 +18,8 @@ import { type OrderClient, visibilityString } from '../src/orders/order-client.j
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
-import { startTestApp, type TestApp } from './helpers/app.js';
-import { httpRequest, type HttpOptions } from './helpers/http.js';
+import { API_TEST_ENV, startTestApp, type TestApp } from './helpers/app.js';
+import { replyOf, type HttpOptions, type Reply } from './helpers/http.js';
 
 const ADMIN = 'admin-views-token';
 let app: TestApp;
@@ -32,7 +32,7 @@ let orders: OrderClient;
 let auth: ShopperAuth;
 
 beforeAll(async () => {
-  app = await startTestApp('admin', { AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'warn' });
+  app = await startTestApp('admin', { ...API_TEST_ENV, ADMIN_TOKEN: ADMIN });
   ({ config, pool, store, redis, orders, api, auth } = app);
 });
 
@@ -40,16 +40,7 @@ afterAll(async () => {
   await app?.close();
 });
 
-interface Reply {
-  status: number;
-  // Tests read arbitrary JSON answers.
-  body: any;
-}
-
-async function http(method: string, path: string, options: HttpOptions = {}): Promise<Reply> {
-  const { status, body } = await httpRequest(api.url, method, path, options);
-  return { status, body };
-}
+const http = (method: string, path: string, options: HttpOptions = {}): Promise<Reply> => replyOf(api.url, method, path, options);
 
 const admin = (method: string, path: string) => http(method, path, { token: ADMIN });
 const expectError = (reply: Reply, status: number, code: string) => expect(reply).toEqual({ status, body: { error: { code, message: expect.any(String) } } });

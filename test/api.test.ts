@@ -17,10 +17,9 @@ import { newOrderNo } from '../src/orders/order-number.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
-import { startTestApp, type TestApp } from './helpers/app.js';
-import { httpRequest, type HttpOptions } from './helpers/http.js';
+import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
+import { replyOf, type HttpOptions, type Reply } from './helpers/http.js';
 
-const ADMIN = 'test-admin-token';
 let app: TestApp;
 let config: AppConfig;
 let api: RunningApi;
@@ -32,9 +31,7 @@ let auth: ShopperAuth;
 
 beforeAll(async () => {
   app = await startTestApp('api', {
-    AUTH_DEV_LOGIN: 'true',
-    ADMIN_TOKEN: ADMIN,
-    LOG_LEVEL: 'warn',
+    ...API_TEST_ENV,
     // The idempotency test sends 20 concurrent retries of one shopper's checkout on purpose, over
     // the default of 10 per 10 s; rate limits have their own suite (test/rate-limit.test.ts).
     RATE_LIMIT_CHECKOUT: '50/10s',
@@ -50,16 +47,7 @@ afterAll(async () => {
   await app?.close();
 });
 
-interface Reply {
-  status: number;
-  // eslint-style purity is not worth a schema per reply here: tests read arbitrary JSON.
-  body: any;
-}
-
-async function http(method: string, path: string, options: HttpOptions & { base?: string } = {}): Promise<Reply> {
-  const { status, body } = await httpRequest(options.base ?? api.url, method, path, options);
-  return { status, body };
-}
+const http = (method: string, path: string, options: HttpOptions & { base?: string } = {}): Promise<Reply> => replyOf(api.url, method, path, options);
 
 const tokenFor = (userId: string) => auth.issue(userId);
 

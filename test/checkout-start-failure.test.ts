@@ -8,11 +8,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { RedisClient } from '../src/infra/redis.js';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import type { AppConfig } from '../src/config/index.js';
@@ -24,10 +22,11 @@ import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderClient } from '../src/orders/order-client.js';
 import { waitFor } from '../stack/wait-for.js';
-import { createOrderWorker } from '../src/workers/worker.js';
 import type { OrderInput } from '../src/workflows/definitions.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+import { listen } from './helpers/http.js';
+import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 /** The real start, then an error as if the answer had been lost after the server accepted it. */
 class StartReportsFailureAfterAccepting extends OrderClient {
@@ -52,9 +51,8 @@ let store: Store;
 let redis: RedisClient;
 let inventory: RedisInventory;
 let temporal: Client;
-let nativeConnection: NativeConnection;
 const servers: Server[] = [];
-const workers: Array<{ worker: Worker; running: Promise<void> }> = [];
+const workers: TestWorker[] = [];
 const auth = () => new ShopperAuth(config);
 
 beforeAll(async () => {
@@ -63,27 +61,16 @@ beforeAll(async () => {
   redis = createRedis(config);
   inventory = new RedisInventory(redis);
   temporal = await createTemporalClient(config);
-  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
 });
 
 afterAll(async () => {
   for (const server of servers) server.close();
-  for (const { worker, running } of workers) {
-    worker.shutdown();
-    await running;
-  }
-  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), store?.close(), redis?.quit()]);
+  await Promise.all(workers.map((worker) => worker.close()));
+  await Promise.allSettled([temporal?.connection.close(), store?.close(), redis?.quit()]);
 });
 
 async function startWorker(taskQueue: string): Promise<void> {
-  const worker = await createOrderWorker({
-    config: { temporal: { ...config.temporal, taskQueue } },
-    connection: nativeConnection,
-    store,
-    redis,
-    workflowBundlePath: inject('workflowBundlePath'),
-  });
-  workers.push({ worker, running: worker.run() });
+  workers.push(await startTestWorker({ config: { temporal: { ...config.temporal, taskQueue } }, store, redis }));
 }
 
 async function serve(taskQueue: string, beforeFailing: (orderNo: string) => Promise<void>): Promise<string> {
@@ -96,10 +83,7 @@ async function serve(taskQueue: string, beforeFailing: (orderNo: string) => Prom
     logger: createLogger(config, 'test'),
     orders,
   });
-  const server = app.listen(0, '127.0.0.1');
-  servers.push(server);
-  await new Promise<void>((resolve) => server.once('listening', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return listen(app, servers);
 }
 
 async function checkout(base: string, sku: string, userId: string) {

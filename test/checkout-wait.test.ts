@@ -7,11 +7,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ApplicationFailure, type Client } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { RedisClient } from '../src/infra/redis.js';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../src/activities/index.js';
 import { createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
@@ -24,20 +22,20 @@ import { createRedis } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
-import { createOrderWorker } from '../src/workers/worker.js';
 import { orderWorkflowId, type OrderInput } from '../src/workflows/definitions.js';
 import { OrderClient, type AwaitedStart } from '../src/orders/order-client.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+import { listen } from './helpers/http.js';
+import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 let config: AppConfig;
 let store: Store;
 let redis: RedisClient;
 let inventory: RedisInventory;
 let temporal: Client;
-let nativeConnection: NativeConnection;
 const servers: Server[] = [];
-const workers: Array<{ worker: Worker; running: Promise<void> }> = [];
+const workers: TestWorker[] = [];
 
 beforeAll(async () => {
   config = testConfig({ LOG_LEVEL: 'silent', CHECKOUT_MAX_WAIT: '10s' });
@@ -45,28 +43,16 @@ beforeAll(async () => {
   redis = createRedis(config);
   inventory = new RedisInventory(redis);
   temporal = await createTemporalClient(config);
-  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
 });
 
 afterAll(async () => {
   for (const server of servers) server.close();
-  for (const { worker, running } of workers) {
-    worker.shutdown();
-    await running;
-  }
-  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), store?.close(), redis?.quit()]);
+  await Promise.all(workers.map((worker) => worker.close()));
+  await Promise.allSettled([temporal?.connection.close(), store?.close(), redis?.quit()]);
 });
 
 async function startWorker(taskQueue: string, wrapActivities?: (activities: Activities) => Partial<Activities>): Promise<void> {
-  const worker = await createOrderWorker({
-    config: { temporal: { ...config.temporal, taskQueue } },
-    connection: nativeConnection,
-    store,
-    redis,
-    workflowBundlePath: inject('workflowBundlePath'),
-    ...(wrapActivities ? { wrapActivities } : {}),
-  });
-  workers.push({ worker, running: worker.run() });
+  workers.push(await startTestWorker({ config: { temporal: { ...config.temporal, taskQueue } }, store, redis, ...(wrapActivities ? { wrapActivities } : {}) }));
 }
 
 /** The real Update-with-Start, then an error as if its answer had been lost on the way back. */
@@ -86,10 +72,7 @@ async function serve(taskQueue: string, orders?: OrderClient): Promise<string> {
     logger: createLogger(config, 'test'),
     ...(orders ? { orders } : {}),
   });
-  const server = app.listen(0, '127.0.0.1');
-  servers.push(server);
-  await new Promise<void>((resolve) => server.once('listening', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return listen(app, servers);
 }
 
 interface CheckoutReply {

@@ -9,7 +9,6 @@
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
@@ -24,11 +23,11 @@ import { OrderClient } from '../src/orders/order-client.js';
 import { startStack, type RunningStack, type StackServer } from '../stack/index.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureReconcileSchedule } from '../src/workers/reconcile-schedule.js';
-import { createOrderWorker } from '../src/workers/worker.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { httpRequest, type HttpReply } from './helpers/http.js';
 import { parseExposition, total } from './helpers/prometheus.js';
+import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 /** Short bounds, so that a frozen server costs this file seconds, not minutes. */
 const BOUNDS = {
@@ -49,9 +48,7 @@ let config: AppConfig;
 let store: Store;
 let redis: RedisClient;
 let temporal: Client;
-let nativeConnection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
+let worker: TestWorker;
 let api: RunningApi;
 let auth: ShopperAuth;
 
@@ -73,9 +70,7 @@ beforeAll(async () => {
   redis.on('error', () => {});
   const connection = await Connection.connect({ address: config.temporal.address });
   temporal = new Client({ connection, namespace: config.temporal.namespace });
-  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, temporal, workflowBundlePath: inject('workflowBundlePath') });
-  running = worker.run();
+  worker = await startTestWorker({ config, store, redis, temporal });
   await ensureReconcileSchedule(temporal, config);
   api = await startApi(config, 0);
   auth = new ShopperAuth(config);
@@ -85,9 +80,8 @@ afterAll(async () => {
   // Never leave a server stopped: the stack's own stop would wait on it.
   for (const name of ['temporal', 'redis', 'mysql'] as const) stack?.servers[name]?.kill('SIGCONT');
   await api?.close();
-  worker?.shutdown();
-  await running;
-  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), store?.close(), redis?.quit()]);
+  await worker?.close();
+  await Promise.allSettled([temporal?.connection.close(), store?.close(), redis?.quit()]);
   await stack?.stop();
 });
 

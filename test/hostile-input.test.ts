@@ -19,7 +19,7 @@ import { type createTemporalClient } from '../src/infra/temporal-connection.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { uniqueSku } from './helpers/fixtures.js';
-import { startTestApp, type TestApp } from './helpers/app.js';
+import { API_TEST_ENV, startTestApp, type TestApp } from './helpers/app.js';
 
 const ADMIN = 'hostile-admin-token';
 let app: TestApp;
@@ -81,7 +81,7 @@ async function snapshot() {
 
 beforeAll(async () => {
   app = await startTestApp('hostile', {
-    AUTH_DEV_LOGIN: 'true',
+    ...API_TEST_ENV,
     ADMIN_TOKEN: ADMIN,
     LOG_LEVEL: 'silent',
     // Dozens of dev logins and webhooks from 127.0.0.1 in a few seconds: what is judged here is each

@@ -29,13 +29,12 @@ import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { waitFor } from '../stack/wait-for.js';
 import { uniqueSku } from './helpers/fixtures.js';
-import { startTestApp, type TestApp } from './helpers/app.js';
+import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
 import { httpRequest, type HttpOptions } from './helpers/http.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext its callable is `.default`.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
-const ADMIN = 'test-admin-token';
 let testApp: TestApp;
 let config: AppConfig;
 let api: RunningApi;
@@ -46,7 +45,7 @@ let app: Koa;
 let spec: OpenApiDocument;
 
 beforeAll(async () => {
-  testApp = await startTestApp('openapi', { AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'warn' });
+  testApp = await startTestApp('openapi', API_TEST_ENV);
   ({ config, pool, redis, temporal, api } = testApp);
   // The same app as the running API's, built from the same code, to walk its routers.
   app = createApp({ config, redis, store: new Store(pool), temporal, logger: createLogger(config, 'api') });

@@ -19,18 +19,15 @@ import { newOrderNo } from '../src/orders/order-number.js';
 import { OrderStatusReader } from '../src/orders/order-status-reader.js';
 import { waitFor } from '../stack/wait-for.js';
 import { orderWorkflowId } from '../src/workflows/definitions.js';
-import { startTestApp, type TestApp } from './helpers/app.js';
+import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
 import { uniqueSku } from './helpers/fixtures.js';
 import { httpRequest, type HttpOptions, type HttpReply } from './helpers/http.js';
 
-const ADMIN = 'test-admin-token';
 let app: TestApp;
 
 beforeAll(async () => {
   app = await startTestApp('status-reads', {
-    AUTH_DEV_LOGIN: 'true',
-    ADMIN_TOKEN: ADMIN,
-    LOG_LEVEL: 'warn',
+    ...API_TEST_ENV,
     RATE_LIMIT_CHECKOUT: 'off',
     STATUS_CACHE_MS: '60000',
     // One long-poll at a time in this process: the bound's test needs it; the other tests hold at most one.

@@ -4,41 +4,35 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { waitFor } from '../stack/wait-for.js';
-import { createOrderWorker } from '../src/workers/worker.js';
 import { ORDER_WORKFLOW_TYPE, orderWorkflowId, paymentReceivedSignal, statusQuery } from '../src/workflows/definitions.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 const config = testConfig({ TEMPORAL_TASK_QUEUE: `order-dev-${randomUUID()}` });
 const store = new Store(createMysqlPool(config));
 const redis = createRedis(config);
-let nativeConnection: NativeConnection;
 let connection: Connection;
 let client: Client;
-let worker: Worker;
-let running: Promise<void>;
+let worker: TestWorker;
 
 beforeAll(async () => {
-  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
-  running = worker.run();
+  worker = await startTestWorker({ config, store, redis });
   connection = await Connection.connect({ address: config.temporal.address });
   client = new Client({ connection, namespace: config.temporal.namespace });
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
-  await Promise.allSettled([nativeConnection?.close(), connection?.close(), store.close(), redis.quit()]);
+  await worker?.close();
+  await Promise.allSettled([connection?.close(), store.close(), redis.quit()]);
 });
 
 describe('OrderWorkflow on the Temporal dev server', () => {

@@ -6,10 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Activities } from '../src/activities/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
@@ -18,7 +17,6 @@ import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureSearchAttributes } from '../src/workers/worker-connection.js';
-import { createOrderWorker } from '../src/workers/worker.js';
 import {
   cancelOrderSignal,
   cancelUpdate,
@@ -35,6 +33,7 @@ import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTimeSkippingEnvironment } from './helpers/time-skipping.js';
+import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 /** Hooks a test sets to wrap the real activities; reset before each test. */
 interface Faults {
@@ -46,8 +45,7 @@ let faults: Faults = {};
 const releaseOutcomes: string[] = [];
 
 let env: TestWorkflowEnvironment;
-let worker: Worker;
-let running: Promise<void>;
+let worker: TestWorker;
 let pool: Pool;
 let store: Store;
 let redis: RedisClient;
@@ -62,12 +60,11 @@ beforeAll(async () => {
   store = new Store(pool);
   redis = createRedis(config);
   inventory = new RedisInventory(redis);
-  worker = await createOrderWorker({
+  worker = await startTestWorker({
     config,
     connection: env.nativeConnection,
     store,
     redis,
-    workflowBundlePath: inject('workflowBundlePath'),
     wrapActivities: (real) => ({
       persistOrder: (input) => (faults.persistOrder ? faults.persistOrder(real.persistOrder, input) : real.persistOrder(input)),
       cancelOrder: (input) => (faults.cancelOrder ? faults.cancelOrder(real.cancelOrder, input) : real.cancelOrder(input)),
@@ -79,12 +76,10 @@ beforeAll(async () => {
       },
     }),
   });
-  running = worker.run();
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
+  await worker?.close();
   await env?.teardown();
   await Promise.allSettled([pool?.end(), redis?.quit()]);
 });
@@ -140,6 +135,18 @@ function gate() {
   const opened = new Promise<void>((resolve) => (open = resolve));
   const arrived = new Promise<void>((resolve) => (reached = resolve));
   return { open, opened, reached, arrived };
+}
+
+/** Holds the next call of `activity` at a gate: `arrived` once it is held; the real activity runs once `open()` is called. */
+function holdAt<K extends keyof Faults>(activity: K): ReturnType<typeof gate> {
+  const hold = gate();
+  const held = async (real: (input: never) => Promise<void>, input: never): Promise<void> => {
+    hold.reached();
+    await hold.opened;
+    return real(input);
+  };
+  faults[activity] = held as unknown as Faults[K];
+  return hold;
 }
 
 describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis)', () => {
@@ -217,12 +224,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
 
   it('keeps a payment that arrives while the order is still being persisted and applies it after', async () => {
     const sale = await putOnSale(store, redis, { stock: 2 });
-    const hold = gate();
-    faults.persistOrder = async (real, input) => {
-      hold.reached();
-      await hold.opened;
-      return real(input);
-    };
+    const hold = holdAt('persistOrder');
     const orderNo = newOrderNo();
     const handle = await startOrder(sale, undefined, orderNo);
     await hold.arrived;
@@ -261,12 +263,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
 
   it('records a payment that arrives after the timer fired for refund and never applies it', async () => {
     const sale = await putOnSale(store, redis, { stock: 2 });
-    const hold = gate();
-    faults.cancelOrder = async (real, input) => {
-      hold.reached();
-      await hold.opened;
-      return real(input);
-    };
+    const hold = holdAt('cancelOrder');
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     const result = handle.result(); // lets the server skip the 30 minutes
@@ -360,12 +357,7 @@ describe.sequential('OrderWorkflow: nothing is lost on the paths that used to lo
 
   it('an operator cancel that lands while the payment is being applied leaves the order PAID in both stores', async () => {
     const sale = await putOnSale(store, redis, { stock: 2 });
-    const hold = gate();
-    faults.markPaid = async (real, input) => {
-      hold.reached();
-      await hold.opened;
-      return real(input);
-    };
+    const hold = holdAt('markPaid');
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     await handle.signal(paymentReceivedSignal, { eventId: `evt-${orderNo}`, amountCents: totalCents });
@@ -451,12 +443,7 @@ describe.sequential('OrderWorkflow Updates (time-skipping server)', () => {
     const sale = await putOnSale(store, redis, { stock: 2 });
     // markPaid is held so the workflow is still open when the cancel arrives: otherwise a fast close
     // makes the cancel find no workflow at all, and the validator's refusal would go untested.
-    const hold = gate();
-    faults.markPaid = async (real, input) => {
-      hold.reached();
-      await hold.opened;
-      return real(input);
-    };
+    const hold = holdAt('markPaid');
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     expect(await handle.executeUpdate(payUpdate, { args: [{ eventId: `evt-short-${orderNo}`, amountCents: totalCents - 1 }] })).toEqual({

@@ -9,10 +9,9 @@
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { request } from 'node:http';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import type { RedisClient } from '../src/infra/redis.js';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { RATE_LIMIT_KEY_PREFIX } from '../src/api/rate-limit.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
@@ -24,9 +23,9 @@ import { createRedis } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
-import { createOrderWorker } from '../src/workers/worker.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 // Windows far longer than a test, so no budget refills half-way through one on a slow machine.
 const LIMITS = { RATE_LIMIT_CHECKOUT: '10/60s', RATE_LIMIT_LOGIN: '3/60s', RATE_LIMIT_WEBHOOK: '5/60s' };
@@ -36,9 +35,7 @@ let proxied: RunningApi;
 let store: Store;
 let redis: RedisClient;
 let temporal: Client;
-let nativeConnection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
+let worker: TestWorker;
 let auth: ShopperAuth;
 
 beforeAll(async () => {
@@ -47,9 +44,7 @@ beforeAll(async () => {
   store = new Store(createMysqlPool(config));
   redis = createRedis(config);
   temporal = await createTemporalClient(config);
-  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
-  running = worker.run();
+  worker = await startTestWorker({ config, store, redis });
   api = await startApi(config, 0);
   proxied = await startApi(testConfig({ ...common, TRUST_PROXY: 'true' }), 0);
   auth = new ShopperAuth(config);
@@ -57,9 +52,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.allSettled([api?.close(), proxied?.close()]);
-  worker?.shutdown();
-  await running;
-  await Promise.allSettled([nativeConnection?.close(), temporal?.connection.close(), store?.close(), redis?.quit()]);
+  await worker?.close();
+  await Promise.allSettled([temporal?.connection.close(), store?.close(), redis?.quit()]);
 });
 
 interface Reply {

@@ -6,9 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { RedisClient } from '../src/infra/redis.js';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
@@ -18,12 +17,12 @@ import { OrderClient } from '../src/orders/order-client.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureReconcileSchedule } from '../src/workers/reconcile-schedule.js';
-import { createOrderWorker } from '../src/workers/worker.js';
 import { orderWorkflowId, type OrderInput } from '../src/workflows/definitions.js';
 import { RECONCILE_WORKFLOW_TYPE, reconcileScheduleId, type ReconcileReport } from '../src/workflows/reconcile-definitions.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 const GRACE_MS = 2_000;
 let config: AppConfig;
@@ -33,9 +32,7 @@ let inventory: RedisInventory;
 let connection: Connection;
 let temporal: Client;
 let orders: OrderClient;
-let nativeConnection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
+let worker: TestWorker;
 
 beforeAll(async () => {
   config = testConfig({ TEMPORAL_TASK_QUEUE: `reconcile-${randomUUID()}`, LOG_LEVEL: 'warn' });
@@ -45,15 +42,12 @@ beforeAll(async () => {
   connection = await Connection.connect({ address: config.temporal.address });
   temporal = new Client({ connection, namespace: config.temporal.namespace, workflow: { queryRejectCondition: 'NOT_OPEN' } });
   orders = new OrderClient(temporal, store, config.temporal.taskQueue);
-  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, temporal, workflowBundlePath: inject('workflowBundlePath') });
-  running = worker.run();
+  worker = await startTestWorker({ config, store, redis, temporal });
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
-  await Promise.allSettled([nativeConnection?.close(), connection?.close(), store?.close(), redis?.quit()]);
+  await worker?.close();
+  await Promise.allSettled([connection?.close(), store?.close(), redis?.quit()]);
 });
 
 /** One reconcile run over the given sales, as the schedule would start it. */

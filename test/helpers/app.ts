@@ -6,9 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
 import type { Pool } from 'mysql2/promise';
-import { inject } from 'vitest';
 import { ShopperAuth } from '../../src/api/auth.js';
 import { startApi, type RunningApi } from '../../src/api/server.js';
 import type { AppConfig } from '../../src/config/index.js';
@@ -18,8 +17,14 @@ import type { Logger } from '../../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
 import { OrderClient } from '../../src/orders/order-client.js';
-import { createOrderWorker } from '../../src/workers/worker.js';
+import type { OrderWorkerOptions } from '../../src/workers/worker.js';
 import { testConfig } from './env.js';
+import { startTestWorker } from './worker.js';
+
+/** The admin token of the API test files (ADMIN_TOKEN). */
+export const TEST_ADMIN_TOKEN = 'test-admin-token';
+/** What most API test files run with: dev login on (the dashboard's helpers), a known admin token, warnings only. */
+export const API_TEST_ENV = { AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: TEST_ADMIN_TOKEN, LOG_LEVEL: 'warn' } as const;
 
 export interface TestApp {
   config: AppConfig;
@@ -39,16 +44,18 @@ export interface TestApp {
  * Starts the app with `env` over the test stack's configuration; its task queue is
  * `<name>-<uuid>` unless `env` names one, so files running side by side never share a worker.
  */
-export async function startTestApp(name: string, env: Record<string, string> = {}, options: { apiLogger?: Logger } = {}): Promise<TestApp> {
+export async function startTestApp(
+  name: string,
+  env: Record<string, string> = {},
+  options: { apiLogger?: Logger; worker?: Pick<OrderWorkerOptions, 'wrapActivities' | 'metricMeter'> } = {},
+): Promise<TestApp> {
   const config = testConfig({ TEMPORAL_TASK_QUEUE: `${name}-${randomUUID()}`, ...env });
   const pool = createMysqlPool(config);
   const store = new Store(pool);
   const redis = createRedis(config);
   const temporal = await createTemporalClient(config);
   const orders = new OrderClient(temporal, store, config.temporal.taskQueue);
-  const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  const worker = await createOrderWorker({ config, connection: nativeConnection, store, redis, workflowBundlePath: inject('workflowBundlePath') });
-  const running = worker.run();
+  const worker = await startTestWorker({ config, store, redis, ...options.worker });
   const api = await startApi(config, 0, options.apiLogger ? { logger: options.apiLogger } : {});
   return {
     config,
@@ -57,14 +64,13 @@ export async function startTestApp(name: string, env: Record<string, string> = {
     redis,
     temporal,
     orders,
-    worker,
+    worker: worker.worker,
     api,
     auth: new ShopperAuth(config),
     async close() {
       await api.close();
-      worker.shutdown();
-      await running;
-      await Promise.allSettled([nativeConnection.close(), temporal.connection.close(), pool.end(), redis.quit()]);
+      await worker.close();
+      await Promise.allSettled([temporal.connection.close(), pool.end(), redis.quit()]);
     },
   };
 }

@@ -1,4 +1,7 @@
 /** One HTTP call to the API under test, as the API test files make it (real HTTP over fetch). */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type Koa from 'koa';
 
 export interface HttpOptions {
   /** Sent as JSON (Content-Type: application/json unless the headers name another). */
@@ -33,4 +36,21 @@ export async function httpRequest(baseUrl: string, method: string, path: string,
     contentType,
     body: text === '' ? undefined : contentType.includes('json') ? JSON.parse(text) : text,
   };
+}
+
+/** The status and body of an answer: what most assertions compare. */
+export type Reply = Pick<HttpReply, 'status' | 'body'>;
+
+/** One call with only its status and body kept; `base` overrides the API's address (another app). */
+export async function replyOf(apiUrl: string, method: string, path: string, options: HttpOptions & { base?: string } = {}): Promise<Reply> {
+  const { status, body } = await httpRequest(options.base ?? apiUrl, method, path, options);
+  return { status, body };
+}
+
+/** Serves `app` on a free loopback port; `servers` collects the server for the file's afterAll to close. */
+export async function listen(app: Koa, servers: Server[]): Promise<string> {
+  const server = app.listen(0, '127.0.0.1');
+  servers.push(server);
+  await new Promise<void>((resolve) => server.once('listening', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
