@@ -7,6 +7,7 @@
 import { join, resolve } from 'node:path';
 import { LOCAL_STACK_PORTS } from '../src/config/index.js';
 import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js';
+import { shutdownOnSignals } from '../stack/launcher.js';
 
 const root = resolve(import.meta.dirname, '..');
 const dataDir = join(root, '.data', 'cluster');
@@ -14,17 +15,9 @@ const say = (line: string) => console.log(`[start:cluster] ${line}`);
 const t0 = Date.now();
 
 let app: RunningClusterApp | undefined;
-let stopping = false;
-async function shutdown(code: number): Promise<never> {
-  if (stopping) return new Promise<never>(() => {});
-  stopping = true;
-  say('stopping…');
+const launcher = shutdownOnSignals(say, async () => {
   await app?.stop();
-  say('stopped');
-  process.exit(code);
-}
-process.on('SIGINT', () => void shutdown(0));
-process.on('SIGTERM', () => void shutdown(0));
+});
 
 try {
   app = await startClusterApp({
@@ -38,7 +31,7 @@ try {
     port: Number(process.env.PORT ?? LOCAL_STACK_PORTS.api),
     supervise: { log: (line) => say(`supervisor: ${line}`) },
   });
-  if (stopping) await new Promise<never>(() => {});
+  if (launcher.stopping) await new Promise<never>(() => {});
   say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   say(`  API + dashboard (nginx)  ${app.url}/`);
   say(`  API processes            ${app.apiUrls.join(', ')}`);
@@ -52,5 +45,5 @@ try {
   say('A crashed API, worker or nginx is restarted. Ctrl-C stops everything.');
 } catch (err) {
   console.error(`[start:cluster] failed: ${err instanceof Error ? err.message : String(err)}`);
-  await shutdown(1);
+  await launcher.shutdown(1);
 }

@@ -6,9 +6,8 @@
  */
 import { join, resolve } from 'node:path';
 import { loadConfig } from '../src/config/index.js';
-import { migrate } from '../src/db/migrate.js';
-import { createMysqlPool } from '../src/db/pool.js';
 import { startStack, type RunningStack } from '../stack/index.js';
+import { migrateSchema, shutdownOnSignals } from '../stack/launcher.js';
 import { spawnLogged } from '../stack/process.js';
 import { Supervised } from '../stack/supervisor.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -22,20 +21,11 @@ const supervision = { log: (line: string) => say(`supervisor: ${line}`) };
 
 let stack: RunningStack | undefined;
 const apps: Supervised[] = [];
-let stopping = false;
-
-async function shutdown(code: number): Promise<never> {
-  if (stopping) return new Promise<never>(() => {});
-  stopping = true;
-  say('stopping…');
+const { shutdown } = shutdownOnSignals(say, async () => {
   // API first (no new orders), then the worker (in-flight activities finish), then the servers.
   for (const app of [...apps].reverse()) await app.stop(15_000);
   await stack?.stop();
-  say('stopped');
-  process.exit(code);
-}
-process.on('SIGINT', () => void shutdown(0));
-process.on('SIGTERM', () => void shutdown(0));
+});
 
 try {
   stack = await startStack({ dataDir, ports: 'local', ephemeral: false, log: say, supervise: supervision });
@@ -47,13 +37,7 @@ try {
   if (temporalUiUrl) Object.assign(env, { TEMPORAL_UI_URL: temporalUiUrl });
   const config = loadConfig(env);
 
-  const pool = createMysqlPool(config);
-  try {
-    const applied = await migrate(pool);
-    say(applied.length ? `schema: applied ${applied.join(', ')}` : 'schema: up to date');
-  } finally {
-    await pool.end();
-  }
+  await migrateSchema(config, say);
 
   const bundle = join(dataDir, 'build', 'workflow-bundle.js');
   const tb = Date.now();

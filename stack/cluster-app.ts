@@ -7,11 +7,10 @@
  */
 import { join, resolve } from 'node:path';
 import { loadConfig, type AppConfig } from '../src/config/index.js';
-import { migrate } from '../src/db/migrate.js';
-import { createMysqlPool } from '../src/db/pool.js';
 import { waitFor } from './wait-for.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { startClusterStack, startLoadBalancer, type ClusterStackOptions, type RunningClusterStack } from './cluster.js';
+import { migrateSchema } from './launcher.js';
 import { freePort, spawnLogged } from './process.js';
 import { Supervised, type SupervisorOptions } from './supervisor.js';
 
@@ -59,13 +58,7 @@ export async function startClusterApp(options: ClusterAppOptions): Promise<Runni
     // The dashboard links each order to its workflow in the Web UI this stack runs.
     if (!env.TEMPORAL_UI_URL && stack.temporalUiUrl) env.TEMPORAL_UI_URL = stack.temporalUiUrl;
     const config = loadConfig(env);
-    const pool = createMysqlPool(config);
-    try {
-      const applied = await migrate(pool);
-      log(applied.length ? `schema: applied ${applied.join(', ')}` : 'schema: up to date');
-    } finally {
-      await pool.end();
-    }
+    await migrateSchema(config, log);
     const bundle = join(options.dataDir, 'build', 'workflow-bundle.js');
     log((await buildWorkflowBundle(bundle)) ? 'workflow bundle built' : 'workflow bundle up to date');
 

@@ -86,7 +86,8 @@ export function spawnLogged(
   };
 }
 
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
+/** Sends `signal` to the process group `pid` leads, or to `pid` alone when it leads none; a gone process is no error. */
+export function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
   } catch {

@@ -23,13 +23,20 @@ export function toolsCacheDir(): string {
   return process.env.FLASH_TOOLS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'flash-checkout');
 }
 
-/** Paths resolved by scripts/install-tools.sh, which writes them to tools.env in the cache. */
-export function loadToolPaths(): ToolPaths {
-  const file = join(toolsCacheDir(), 'tools.env');
-  if (!existsSync(file)) {
-    throw new Error(`${file} is missing: run 'bash scripts/install-tools.sh' (npm start and npm test do) first`);
-  }
-  const values = Object.fromEntries(
+/** A KEY=path file an install script writes into the tools cache: its values, and `get`, which insists the path exists. */
+export interface ToolsEnvFile {
+  values: Record<string, string | undefined>;
+  get(key: string): string;
+}
+
+/**
+ * Reads `fileName` from the tools cache; a missing file or tool names `installScript`, which writes
+ * it, and `runBy`, the commands that run that script themselves.
+ */
+export function readToolsEnvFile(fileName: string, installScript: string, runBy?: string): ToolsEnvFile {
+  const file = join(toolsCacheDir(), fileName);
+  if (!existsSync(file)) throw new Error(`${file} is missing: run 'bash ${installScript}'${runBy ? ` (${runBy} do)` : ''} first`);
+  const values: Record<string, string | undefined> = Object.fromEntries(
     readFileSync(file, 'utf8')
       .split('\n')
       .filter((line) => line.includes('='))
@@ -37,9 +44,15 @@ export function loadToolPaths(): ToolPaths {
   );
   const get = (key: string): string => {
     const value = values[key];
-    if (!value || !existsSync(value)) throw new Error(`${key} in ${file} does not point at an installed tool; rerun scripts/install-tools.sh`);
+    if (!value || !existsSync(value)) throw new Error(`${key} in ${file} does not point at an installed tool; rerun ${installScript}`);
     return value;
   };
+  return { values, get };
+}
+
+/** Paths resolved by scripts/install-tools.sh, which writes them to tools.env in the cache. */
+export function loadToolPaths(): ToolPaths {
+  const { values, get } = readToolsEnvFile('tools.env', 'scripts/install-tools.sh', 'npm start and npm test');
   return {
     temporalCli: get('TEMPORAL_CLI'),
     temporalTestServer: values.TEMPORAL_TEST_SERVER ? get('TEMPORAL_TEST_SERVER') : undefined,

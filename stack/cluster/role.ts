@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import type { ManagedProcess } from '../process.js';
+import { signalGroup, type ManagedProcess } from '../process.js';
 
 export interface RoleHandle {
   readonly role: string;
@@ -36,27 +36,49 @@ export interface RoleSpec {
 
 /** Spawns the role and waits until it is ready; on failure the process is stopped before rethrowing. */
 export async function startRole(spec: RoleSpec): Promise<RoleHandle> {
-  let current: ManagedProcess | undefined;
-  let exited = true;
-  const start = async () => {
-    if (current && !exited) return;
+  return restartableRole(spec.role, spec.graceMs ?? 10_000, async (spawned) => {
     const proc = spec.spawn();
-    current = proc;
-    exited = false;
-    void proc.exited.then(() => {
-      if (current === proc) exited = true;
-    });
+    spawned(proc);
     try {
       await spec.ready(proc);
     } catch (err) {
       await proc.stop(2_000);
       throw err;
     }
+  });
+}
+
+/**
+ * A role around a starter that spawns and waits by itself (startMariaDb of services.ts): start()
+ * calls it again with the same options, which reuses the data directory.
+ */
+export async function roleFromService(role: string, startService: () => Promise<{ process: ManagedProcess }>, graceMs = 10_000): Promise<RoleHandle> {
+  return restartableRole(role, graceMs, async (spawned) => spawned((await startService()).process));
+}
+
+/**
+ * The handle over `launch`, which spawns the process, hands it to `spawned` at once (so the handle
+ * tracks it even while it is still coming up) and resolves when it is ready. Started once before
+ * the handle is returned.
+ */
+async function restartableRole(role: string, graceMs: number, launch: (spawned: (proc: ManagedProcess) => void) => Promise<void>): Promise<RoleHandle> {
+  let current: ManagedProcess | undefined;
+  let exited = true;
+  const spawned = (proc: ManagedProcess) => {
+    current = proc;
+    exited = false;
+    void proc.exited.then(() => {
+      if (current === proc) exited = true;
+    });
+  };
+  const start = async () => {
+    if (current && !exited) return;
+    await launch(spawned);
   };
   const handle: RoleHandle = {
-    role: spec.role,
+    role,
     get process() {
-      if (!current) throw new Error(`${spec.role} was never started`);
+      if (!current) throw new Error(`${role} was never started`);
       return current;
     },
     get running() {
@@ -69,9 +91,8 @@ export async function startRole(spec: RoleSpec): Promise<RoleHandle> {
       signalGroup(proc.pid, signal);
       if (signal === 'SIGKILL' || signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGQUIT') await proc.exited;
     },
-    async stop(graceMs = spec.graceMs ?? 10_000) {
-      if (!current) return;
-      await current.stop(graceMs);
+    async stop(ms = graceMs) {
+      await current?.stop(ms);
     },
     async restart() {
       await handle.stop();
@@ -80,18 +101,6 @@ export async function startRole(spec: RoleSpec): Promise<RoleHandle> {
   };
   await start();
   return handle;
-}
-
-export function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      /* already gone */
-    }
-  }
 }
 
 const execFileAsync = promisify(execFile);
@@ -125,47 +134,4 @@ export async function pollUntil(what: string, check: () => Promise<boolean>, tim
     if (Date.now() - t0 > timeoutMs) throw new Error(`${what}: not reached within ${timeoutMs} ms (last: ${last})`);
     await sleep(delay);
   }
-}
-
-/**
- * A role around a starter that spawns and waits by itself (startMariaDb of services.ts): start()
- * calls it again with the same options, which reuses the data directory.
- */
-export async function roleFromService(role: string, startService: () => Promise<{ process: ManagedProcess }>, graceMs = 10_000): Promise<RoleHandle> {
-  let current: ManagedProcess | undefined;
-  let exited = true;
-  const start = async () => {
-    if (current && !exited) return;
-    const { process: proc } = await startService();
-    current = proc;
-    exited = false;
-    void proc.exited.then(() => {
-      if (current === proc) exited = true;
-    });
-  };
-  const handle: RoleHandle = {
-    role,
-    get process() {
-      if (!current) throw new Error(`${role} was never started`);
-      return current;
-    },
-    get running() {
-      return !exited;
-    },
-    start,
-    async kill(signal: NodeJS.Signals = 'SIGKILL') {
-      if (!current || exited) return;
-      signalGroup(current.pid, signal);
-      if (['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGQUIT'].includes(signal)) await current.exited;
-    },
-    async stop(ms = graceMs) {
-      await current?.stop(ms);
-    },
-    async restart() {
-      await handle.stop();
-      await start();
-    },
-  };
-  await start();
-  return handle;
 }

@@ -2,9 +2,8 @@
  * Paths of the cluster layout's tools, resolved by scripts/install-cluster-tools.sh into
  * cluster-tools.env in the tools cache (next to tools.env of scripts/install-tools.sh).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { toolsCacheDir } from '../services.js';
+import { existsSync } from 'node:fs';
+import { readToolsEnvFile } from '../services.js';
 
 export interface ClusterToolPaths {
   /** go.temporal.io/server/cmd/server: `server start --service=<role>`. */
@@ -25,21 +24,7 @@ export interface ClusterToolPaths {
 }
 
 export function loadClusterToolPaths(): ClusterToolPaths {
-  const file = join(toolsCacheDir(), 'cluster-tools.env');
-  if (!existsSync(file)) {
-    throw new Error(`${file} is missing: run 'bash scripts/install-cluster-tools.sh' first`);
-  }
-  const values = Object.fromEntries(
-    readFileSync(file, 'utf8')
-      .split('\n')
-      .filter((line) => line.includes('='))
-      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
-  );
-  const get = (key: string): string => {
-    const value = values[key];
-    if (!value || !existsSync(value)) throw new Error(`${key} in ${file} does not point at an installed tool; rerun scripts/install-cluster-tools.sh`);
-    return value;
-  };
+  const { values, get } = readToolsEnvFile('cluster-tools.env', 'scripts/install-cluster-tools.sh');
   const ui = values.TEMPORAL_UI_SERVER;
   return {
     temporalServer: get('TEMPORAL_SERVER'),
