@@ -10,20 +10,15 @@
 # both called `server`. Prints each step and its time; writes the resolved paths to cluster-tools.env.
 set -euo pipefail
 
-CACHE="${FLASH_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flash-checkout}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+INSTALL_TAG=install-cluster
+# shellcheck source=scripts/install-common.sh
+source "$ROOT/scripts/install-common.sh"
 # The server inside Temporal CLI v1.5.1 (what `npm start` runs as the dev server), so both behave alike.
 TEMPORAL_SERVER_VERSION="1.29.1"
 # Newer ui-server tags need a newer Go than the one the CLI was built with.
 TEMPORAL_UI_VERSION="2.42.1"
 PG_MAJOR="15"
-
-mkdir -p "$CACHE"
-now_ms() { date +%s%3N; }
-T_ALL=$(now_ms)
-step_start() { STEP_NAME="$1"; STEP_T=$(now_ms); echo "[install-cluster] $STEP_NAME ..."; }
-step_done() { echo "[install-cluster] $STEP_NAME: $1 ($(( $(now_ms) - STEP_T )) ms)"; }
-die() { echo "[install-cluster] ERROR: $*" >&2; exit 1; }
-need() { command -v "$1" >/dev/null 2>&1 || die "$2"; }
 
 # go install <module path>@<version> into <dir>, expecting <binary> there. Builds into <dir>.tmp and
 # renames it at the end, so an interrupted build never leaves a half-installed tool that looks cached.
@@ -97,7 +92,6 @@ fi
 # ---- PostgreSQL, nginx, redis-cli -----------------------------------------------------------
 step_start "PostgreSQL $PG_MAJOR, nginx, redis-cli"
 PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
-find_sbin() { command -v "$1" 2>/dev/null || { [ -x "/usr/sbin/$1" ] && echo "/usr/sbin/$1"; } || true; }
 missing=()
 { [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/postgres" ]; } || missing+=("postgresql-$PG_MAJOR")
 [ -x "$PG_BIN/psql" ] || [ -n "$(find_sbin psql)" ] || missing+=("postgresql-client-$PG_MAJOR")
@@ -106,13 +100,7 @@ missing=()
 if [ ${#missing[@]} -eq 0 ]; then
   step_done "present"
 else
-  need apt-get "apt-get not found; install ${missing[*]} with your package manager"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -q || die "apt-get update failed (see the error above)"
-  # The packages' own services are not wanted (the stack runs its own instances on its own ports):
-  # RUNLEVEL=1 keeps invoke-rc.d from starting them where there is no init system.
-  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" \
-    || die "apt-get install ${missing[*]} failed (see the error above)"
+  apt_install "${missing[@]}"
   step_done "installed ${missing[*]}"
 fi
 [ -x "$PG_BIN/initdb" ] || die "$PG_BIN/initdb missing after install"

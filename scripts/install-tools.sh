@@ -14,17 +14,11 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${FLASH_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flash-checkout}"
+INSTALL_TAG=install
+# shellcheck source=scripts/install-common.sh
+source "$ROOT/scripts/install-common.sh"
 TEMPORAL_CLI_VERSION="1.5.1"
 TEST_SERVER_VERSION="$(sed -n 's:.*<temporal.test-server.version>\(.*\)</temporal.test-server.version>.*:\1:p' "$ROOT/tools/test-server/pom.xml")"
-
-mkdir -p "$CACHE"
-now_ms() { date +%s%3N; }
-T_ALL=$(now_ms)
-step_start() { STEP_NAME="$1"; STEP_T=$(now_ms); echo "[install] $STEP_NAME ..."; }
-step_done() { echo "[install] $STEP_NAME: $1 ($(( $(now_ms) - STEP_T )) ms)"; }
-die() { echo "[install] ERROR: $*" >&2; exit 1; }
-need() { command -v "$1" >/dev/null 2>&1 || die "$2"; }
 
 WITH_TEST_SERVER=0
 for arg in "$@"; do
@@ -184,20 +178,13 @@ fi
 
 # ---- Redis and MariaDB ----------------------------------------------------------------------
 step_start "redis-server and mariadbd"
-find_sbin() { command -v "$1" 2>/dev/null || { [ -x "/usr/sbin/$1" ] && echo "/usr/sbin/$1"; } || true; }
 missing=()
 [ -n "$(find_sbin redis-server)" ] || missing+=(redis-server)
 { [ -n "$(find_sbin mariadbd)" ] && [ -n "$(find_sbin mariadb-install-db)" ]; } || missing+=(mariadb-server mariadb-client)
 if [ ${#missing[@]} -eq 0 ]; then
   step_done "present"
 else
-  need apt-get "apt-get not found; install ${missing[*]} with your package manager"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -q || die "apt-get update failed (see the error above)"
-  APT_UPDATED=1
-  # The packages' own services are not wanted: the stack runs its own instances on its own ports.
-  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" \
-    || die "apt-get install ${missing[*]} failed (see the error above)"
+  apt_install "${missing[@]}"
   step_done "installed ${missing[*]}"
 fi
 
@@ -209,11 +196,7 @@ if [ "$WITH_TEST_SERVER" = 0 ]; then
 elif [ -x /usr/bin/chromium ]; then
   step_done "present (/usr/bin/chromium)"
 else
-  need apt-get "apt-get not found; install chromium with your package manager (the browser test expects /usr/bin/chromium)"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  [ "${APT_UPDATED:-0}" = 1 ] || $SUDO apt-get update -q || die "apt-get update failed (see the error above)"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium \
-    || die "apt-get install chromium failed (see the error above)"
+  apt_install chromium
   [ -x /usr/bin/chromium ] || die "apt-get installed chromium but /usr/bin/chromium is missing"
   step_done "installed chromium (/usr/bin/chromium)"
 fi
