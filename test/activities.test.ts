@@ -109,6 +109,13 @@ async function orderRows(orderNo: string) {
   return rows;
 }
 
+/** The one row MySQL holds for the order (however many attempts wrote it). */
+async function onlyOrderRow(orderNo: string): Promise<RowDataPacket> {
+  const rows = await orderRows(orderNo);
+  expect(rows).toHaveLength(1);
+  return rows[0]!;
+}
+
 async function paymentRows(eventId: string) {
   const [rows] = await pool.query<RowDataPacket[]>('SELECT event_id, order_no, amount_cents, outcome, refund_reason FROM payments WHERE event_id = ?', [
     eventId,
@@ -138,6 +145,39 @@ async function expectNonRetryable(call: Promise<unknown>, type: string): Promise
 }
 
 /**
+ * persistOrder fails for good with `type`, and so does its retry, which names the type by its string
+ * (what recorded histories hold), and writes nothing: the reservation is only claimed (the failing
+ * workflow releases it as its owner), and MySQL holds no order.
+ */
+async function expectPersistRefused({ sku, input }: Pick<ReservedOrder, 'sku' | 'input'>, type: string, typeName: string): Promise<void> {
+  const before = await endState(sku, [input.orderNo]);
+  await expectNonRetryable(activities.persistOrder(input), type);
+  await expectNonRetryable(activities.persistOrder(input), typeName);
+  expect(await endState(sku, [input.orderNo])).toEqual(claimedIn(before, input.orderNo));
+  expect(await orderRows(input.orderNo)).toHaveLength(0);
+}
+
+/**
+ * Runs `call` twice in a row, as an activity retry would: the second finds the first's work done and
+ * changes nothing in either store. The end state after the first.
+ */
+async function expectRepeatChangesNothing(call: () => Promise<unknown>, ...where: Parameters<typeof endState>): ReturnType<typeof endState> {
+  await call();
+  const once = await endState(...where);
+  await call();
+  expect(await endState(...where)).toEqual(once);
+  return once;
+}
+
+/** `call` answers `refusal` every time (a retry too) and moves nothing in either store. */
+async function expectRefusedTwice(call: () => Promise<string>, refusal: string, sku: string): Promise<void> {
+  const before = await endState(sku);
+  expect(await call()).toBe(refusal);
+  expect(await call()).toBe(refusal);
+  expect(await endState(sku)).toEqual(before);
+}
+
+/**
  * Runs calls at the same time, as overlapping attempts of one activity would (a retry racing a
  * slow first attempt). Every one must succeed: no deadlock, no lock wait, no error.
  */
@@ -150,14 +190,10 @@ describe('persistOrder', () => {
     const { sku, priceCents, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
     const before = await endState(sku);
 
-    await activities.persistOrder(input);
-    const once = await endState(sku);
-    await activities.persistOrder(input);
-    expect(await endState(sku)).toEqual(once);
+    const once = await expectRepeatChangesNothing(() => activities.persistOrder(input), sku);
 
-    const rows = await orderRows(input.orderNo);
-    expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({
+    const row = await onlyOrderRow(input.orderNo);
+    expect(row).toMatchObject({
       sku,
       user_id: input.userId,
       quantity: 2,
@@ -170,8 +206,8 @@ describe('persistOrder', () => {
       paid_at: null,
       cancelled_at: null,
     });
-    expect((rows[0]!.created_at as Date).toISOString()).toBe(input.createdAt);
-    expect((rows[0]!.payment_deadline as Date).toISOString()).toBe(input.paymentDeadline);
+    expect((row.created_at as Date).toISOString()).toBe(input.createdAt);
+    expect((row.payment_deadline as Date).toISOString()).toBe(input.paymentDeadline);
     expect(await mysqlAvailable(sku)).toBe(stock - 2);
     // In Redis, persistOrder only claims the reservation (R -> C): the counters do not move.
     expect(once.redis).toEqual(claimedIn(before, input.orderNo).redis);
@@ -189,9 +225,8 @@ describe('persistOrder', () => {
       () => activities.persistOrder(input),
     );
 
-    const rows = await orderRows(input.orderNo);
-    expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ status: 'AWAITING_PAYMENT', quantity: 2 });
+    const row = await onlyOrderRow(input.orderNo);
+    expect(row).toMatchObject({ status: 'AWAITING_PAYMENT', quantity: 2 });
     expect(await mysqlAvailable(sku)).toBe(stock - 2);
     expectInvariants(await saleReport(store, redis, sku));
     // The same figures as the order persisted once on its twin SKU.
@@ -222,27 +257,14 @@ describe('persistOrder', () => {
   it('fails for good with SaleNotFound when the SKU is not in MySQL, writing nothing', async () => {
     const { sku, input } = await reservedOrder({ stock: 3, quantity: 1 });
     await pool.query('DELETE FROM sales WHERE sku = ?', [sku]);
-    const before = await endState(sku, [input.orderNo]);
-
-    await expectNonRetryable(activities.persistOrder(input), FailureTypes.saleNotFound);
-    await expectNonRetryable(activities.persistOrder(input), 'SaleNotFound');
-
-    // The reservation is claimed (the failing workflow releases it as its owner); nothing else moved.
-    expect(await endState(sku, [input.orderNo])).toEqual(claimedIn(before, input.orderNo));
-    expect(await orderRows(input.orderNo)).toHaveLength(0);
+    await expectPersistRefused({ sku, input }, FailureTypes.saleNotFound, 'SaleNotFound');
     expect(await mysqlAvailable(sku)).toBeNull();
   });
 
   it('fails for good with OutOfStockInDatabase when MySQL has fewer units than the order, writing nothing', async () => {
     const { sku, input } = await reservedOrder({ stock: 5, quantity: 3 });
     await pool.query('UPDATE sales SET available = 2 WHERE sku = ?', [sku]);
-    const before = await endState(sku, [input.orderNo]);
-
-    await expectNonRetryable(activities.persistOrder(input), FailureTypes.outOfStockInDatabase);
-    await expectNonRetryable(activities.persistOrder(input), 'OutOfStockInDatabase');
-
-    expect(await endState(sku, [input.orderNo])).toEqual(claimedIn(before, input.orderNo));
-    expect(await orderRows(input.orderNo)).toHaveLength(0);
+    await expectPersistRefused({ sku, input }, FailureTypes.outOfStockInDatabase, 'OutOfStockInDatabase');
     expect(await mysqlAvailable(sku)).toBe(2);
   });
 
@@ -287,16 +309,12 @@ describe('recordOrderFailure', () => {
     const before = await endState(sku);
     const failure = { ...input, idempotencyKey: 'idem-1', reason: 'SaleNotFound: sale does not exist in MySQL' };
 
-    await activities.recordOrderFailure(failure);
-    const once = await endState(sku);
-    await activities.recordOrderFailure(failure);
-    expect(await endState(sku)).toEqual(once);
+    const once = await expectRepeatChangesNothing(() => activities.recordOrderFailure(failure), sku);
     await Promise.all([activities.recordOrderFailure(failure), activities.recordOrderFailure(failure)]);
     expect(await endState(sku)).toEqual(once);
 
-    const rows = await orderRows(input.orderNo);
-    expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({
+    const row = await onlyOrderRow(input.orderNo);
+    expect(row).toMatchObject({
       sku,
       user_id: input.userId,
       quantity: 2,
@@ -307,7 +325,7 @@ describe('recordOrderFailure', () => {
       cancel_reason: null,
       paid_at: null,
     });
-    expect((rows[0]!.payment_deadline as Date).toISOString()).toBe(input.paymentDeadline);
+    expect((row.payment_deadline as Date).toISOString()).toBe(input.paymentDeadline);
     expect(await mysqlAvailable(sku)).toBe(stock);
     expect(once.redis).toEqual(before.redis);
   });
@@ -347,17 +365,13 @@ describe('markPaid', () => {
     await activities.persistOrder(input);
     const payment = { orderNo: input.orderNo, eventId: `evt-${randomUUID()}`, amountCents: 2 * priceCents, paidAt: new Date().toISOString() };
 
-    await activities.markPaid(payment);
-    const once = await endState(sku, [input.orderNo]);
-    await activities.markPaid(payment);
-    expect(await endState(sku, [input.orderNo])).toEqual(once);
+    const once = await expectRepeatChangesNothing(() => activities.markPaid(payment), sku, [input.orderNo]);
     await Promise.all([activities.markPaid(payment), activities.markPaid(payment)]);
     expect(await endState(sku, [input.orderNo])).toEqual(once);
 
-    const rows = await orderRows(input.orderNo);
-    expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ status: 'PAID', cancel_reason: null, cancelled_at: null });
-    expect((rows[0]!.paid_at as Date).toISOString()).toBe(payment.paidAt);
+    const row = await onlyOrderRow(input.orderNo);
+    expect(row).toMatchObject({ status: 'PAID', cancel_reason: null, cancelled_at: null });
+    expect((row.paid_at as Date).toISOString()).toBe(payment.paidAt);
     expect(await paymentRows(payment.eventId)).toEqual([
       { event_id: payment.eventId, order_no: input.orderNo, amount_cents: 2 * priceCents, outcome: 'APPLIED', refund_reason: null },
     ]);
@@ -379,15 +393,11 @@ describe('cancelOrder', () => {
     const persisted = await endState(sku, [input.orderNo]);
     const cancel = { orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT' as const, cancelledAt: new Date().toISOString() };
 
-    await activities.cancelOrder(cancel);
-    const once = await endState(sku, [input.orderNo]);
-    await activities.cancelOrder(cancel);
-    expect(await endState(sku, [input.orderNo])).toEqual(once);
+    const once = await expectRepeatChangesNothing(() => activities.cancelOrder(cancel), sku, [input.orderNo]);
 
-    const rows = await orderRows(input.orderNo);
-    expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT', paid_at: null });
-    expect((rows[0]!.cancelled_at as Date).toISOString()).toBe(cancel.cancelledAt);
+    const row = await onlyOrderRow(input.orderNo);
+    expect(row).toMatchObject({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT', paid_at: null });
+    expect((row.cancelled_at as Date).toISOString()).toBe(cancel.cancelledAt);
     expect(await mysqlAvailable(sku)).toBe(stock);
     expect(once.redis).toEqual(persisted.redis);
 
@@ -454,10 +464,7 @@ describe('recordRefundRequired', () => {
     await activities.persistOrder(input);
     const refund = { orderNo: input.orderNo, eventId: `evt-${randomUUID()}`, amountCents: priceCents + 1, reason: 'AMOUNT_MISMATCH' as const };
 
-    await activities.recordRefundRequired(refund);
-    const once = await endState(sku, [input.orderNo]);
-    await activities.recordRefundRequired(refund);
-    expect(await endState(sku, [input.orderNo])).toEqual(once);
+    const once = await expectRepeatChangesNothing(() => activities.recordRefundRequired(refund), sku, [input.orderNo]);
     await Promise.all([activities.recordRefundRequired(refund), activities.recordRefundRequired(refund)]);
     expect(await endState(sku, [input.orderNo])).toEqual(once);
 
@@ -476,10 +483,7 @@ describe('recordRefundRequired', () => {
     await activities.markPaid(applied);
     const refund = { orderNo: input.orderNo, eventId: `evt-b-${randomUUID()}`, amountCents: priceCents, reason: 'ALREADY_PAID' as const };
 
-    await activities.recordRefundRequired(refund);
-    const once = await endState(sku, [input.orderNo]);
-    await activities.recordRefundRequired(refund);
-    expect(await endState(sku, [input.orderNo])).toEqual(once);
+    await expectRepeatChangesNothing(() => activities.recordRefundRequired(refund), sku, [input.orderNo]);
 
     expect(await paymentRows(applied.eventId)).toEqual([expect.objectContaining({ outcome: 'APPLIED', refund_reason: null })]);
     expect(await paymentRows(refund.eventId)).toEqual([expect.objectContaining({ outcome: 'REFUND_REQUIRED', refund_reason: 'ALREADY_PAID' })]);
@@ -527,10 +531,7 @@ describe('releaseReservation', () => {
   it('never gives back a confirmed (sold) reservation', async () => {
     const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
     expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('CONFIRMED');
-    const sold = await endState(sku);
-    expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('SOLD');
-    expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('SOLD');
-    expect(await endState(sku)).toEqual(sold);
+    await expectRefusedTwice(() => activities.releaseReservation({ sku, orderNo: input.orderNo }), 'SOLD', sku);
     expect(await inventory.getSale(sku)).toMatchObject({ available: stock - 1, reserved: 0, sold: 1 });
   });
 });
@@ -563,10 +564,7 @@ describe('confirmReservation', () => {
   it('refuses a released reservation without resurrecting it', async () => {
     const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
     expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('RELEASED');
-    const released = await endState(sku);
-    expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('NOT_FOUND');
-    expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('NOT_FOUND');
-    expect(await endState(sku)).toEqual(released);
+    await expectRefusedTwice(() => activities.confirmReservation({ sku, orderNo: input.orderNo }), 'NOT_FOUND', sku);
     expect(await inventory.getSale(sku)).toMatchObject({ available: stock, reserved: 0, sold: 0 });
   });
 });

@@ -85,6 +85,15 @@ function expectAccepted(reply: Reply): void {
   expect(reply.body).toEqual({ orderNo: expect.stringMatching(ORDER_NO_PATTERN), status: 'PENDING', statusUrl: `/api/orders/${reply.body.orderNo}` });
 }
 
+/** 50 shoppers at a sale of 10 units: exactly 10 accepted (each answer of the real shape), the other 40 SOLD_OUT. The answers. */
+async function expectTenSold(base: string, sku: string): Promise<Reply[]> {
+  const replies = await burst(base, sku);
+  expect(count(replies, 202)).toBe(10);
+  expect(count(replies, 409, 'SOLD_OUT')).toBe(40);
+  for (const reply of replies.filter((r) => r.status === 202)) expectAccepted(reply);
+  return replies;
+}
+
 async function mysqlSale(sku: string) {
   const [sale, awaiting] = await Promise.all([store.getSale(sku), store.countOrders(sku, 'AWAITING_PAYMENT')]);
   return { available: sale?.available, awaiting };
@@ -101,10 +110,7 @@ describe('ceiling', () => {
 describe('sync (one MySQL transaction per checkout)', () => {
   it('sells exactly the stock under a concurrent burst', async () => {
     const { sku } = await putOnSale(store, redis, { stock: 10 });
-    const replies = await burst(urls.sync, sku);
-    expect(count(replies, 202)).toBe(10);
-    expect(count(replies, 409, 'SOLD_OUT')).toBe(40);
-    for (const reply of replies.filter((r) => r.status === 202)) expectAccepted(reply);
+    await expectTenSold(urls.sync, sku);
     expect(await mysqlSale(sku)).toEqual({ available: 0, awaiting: 10 });
     // It never touches Redis: the counters are as the sale left them.
     expect((await saleReport(store, redis, sku)).figures.redis).toMatchObject({ available: 10, reserved: 0 });
@@ -149,10 +155,7 @@ describe('queue (Lua reservation + Redis list + consumer, seed 000)', () => {
 
   it('reserves exactly the stock, and the consumer drains every accepted order into MySQL', async () => {
     const { sku } = await putOnSale(store, redis, { stock: 10 });
-    const replies = await burst(urls.queue, sku);
-    expect(count(replies, 202)).toBe(10);
-    expect(count(replies, 409, 'SOLD_OUT')).toBe(40);
-    for (const reply of replies.filter((r) => r.status === 202)) expectAccepted(reply);
+    const replies = await expectTenSold(urls.queue, sku);
 
     await waitFor(async () => (await mysqlSale(sku)).awaiting >= 10, { what: 'the consumer to write all 10 orders', timeoutMs: 30_000 });
     expect(await mysqlSale(sku)).toEqual({ available: 0, awaiting: 10 });

@@ -7,26 +7,15 @@
  * Real API, real Temporal dev server, real worker; the fault is injected around the real start.
  */
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
 import type { Client } from '@temporalio/client';
-import type { RedisClient } from '../src/infra/redis.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../src/api/app.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
-import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
-import { createLogger } from '../src/infra/logger.js';
-import { createRedis } from '../src/infra/redis.js';
-import { createTemporalClient } from '../src/infra/temporal-connection.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import type { Store } from '../src/db/store.js';
 import { OrderClient } from '../src/orders/order-client.js';
 import { waitFor } from '../stack/wait-for.js';
 import type { OrderInput } from '../src/workflows/definitions.js';
-import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
-import { listen } from './helpers/http.js';
-import { startTestWorker, type TestWorker } from './helpers/worker.js';
+import { openPerQueueTestbed } from './helpers/per-queue.js';
 
 /** The real start, then an error as if the answer had been lost after the server accepted it. */
 class StartReportsFailureAfterAccepting extends OrderClient {
@@ -46,45 +35,19 @@ class StartReportsFailureAfterAccepting extends OrderClient {
   }
 }
 
-let config: AppConfig;
-let store: Store;
-let redis: RedisClient;
-let inventory: RedisInventory;
-let temporal: Client;
-const servers: Server[] = [];
-const workers: TestWorker[] = [];
+// Opened as the file loads (the global setup's stack is up by then): its clients are the file's constants.
+const testbed = await openPerQueueTestbed({ TEMPORAL_TASK_QUEUE: `start-failure-${randomUUID()}`, LOG_LEVEL: 'silent' });
+const { config, store, redis, inventory, temporal } = testbed;
 const auth = () => new ShopperAuth(config);
 
-beforeAll(async () => {
-  config = testConfig({ TEMPORAL_TASK_QUEUE: `start-failure-${randomUUID()}`, LOG_LEVEL: 'silent' });
-  store = new Store(createMysqlPool(config));
-  redis = createRedis(config);
-  inventory = new RedisInventory(redis);
-  temporal = await createTemporalClient(config);
-});
-
 afterAll(async () => {
-  for (const server of servers) server.close();
-  await Promise.all(workers.map((worker) => worker.close()));
-  await Promise.allSettled([temporal?.connection.close(), store?.close(), redis?.quit()]);
+  await testbed.close();
 });
 
-async function startWorker(taskQueue: string): Promise<void> {
-  workers.push(await startTestWorker({ config: { temporal: { ...config.temporal, taskQueue } }, store, redis }));
-}
+const startWorker = (taskQueue: string): Promise<void> => testbed.startWorker(taskQueue);
 
-async function serve(taskQueue: string, beforeFailing: (orderNo: string) => Promise<void>): Promise<string> {
-  const orders = new StartReportsFailureAfterAccepting(temporal, store, taskQueue, beforeFailing);
-  const app = createApp({
-    config: { ...config, temporal: { ...config.temporal, taskQueue } },
-    redis,
-    store,
-    temporal,
-    logger: createLogger(config, 'test'),
-    orders,
-  });
-  return listen(app, servers);
-}
+const serve = (taskQueue: string, beforeFailing: (orderNo: string) => Promise<void>): Promise<string> =>
+  testbed.serve(taskQueue, new StartReportsFailureAfterAccepting(temporal, store, taskQueue, beforeFailing));
 
 async function checkout(base: string, sku: string, userId: string) {
   const response = await fetch(`${base}/api/checkout`, {

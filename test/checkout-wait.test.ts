@@ -6,54 +6,27 @@
  * polling checkouts. Faults are injected by wrapping the real persistOrder.
  */
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
-import { ApplicationFailure, type Client } from '@temporalio/client';
-import type { RedisClient } from '../src/infra/redis.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApplicationFailure } from '@temporalio/client';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../src/activities/index.js';
-import { createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { preferredWaitSeconds } from '../src/api/prefer.js';
-import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
-import { createLogger } from '../src/infra/logger.js';
-import { createRedis } from '../src/infra/redis.js';
-import { createTemporalClient } from '../src/infra/temporal-connection.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { orderWorkflowId, type OrderInput } from '../src/workflows/definitions.js';
 import { OrderClient, type AwaitedStart } from '../src/orders/order-client.js';
-import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
-import { listen } from './helpers/http.js';
-import { startTestWorker, type TestWorker } from './helpers/worker.js';
+import { openPerQueueTestbed } from './helpers/per-queue.js';
 
-let config: AppConfig;
-let store: Store;
-let redis: RedisClient;
-let inventory: RedisInventory;
-let temporal: Client;
-const servers: Server[] = [];
-const workers: TestWorker[] = [];
-
-beforeAll(async () => {
-  config = testConfig({ LOG_LEVEL: 'silent', CHECKOUT_MAX_WAIT: '10s' });
-  store = new Store(createMysqlPool(config));
-  redis = createRedis(config);
-  inventory = new RedisInventory(redis);
-  temporal = await createTemporalClient(config);
-});
+// Opened as the file loads (the global setup's stack is up by then): its clients are the file's constants.
+const testbed = await openPerQueueTestbed({ LOG_LEVEL: 'silent', CHECKOUT_MAX_WAIT: '10s' });
+const { config, store, redis, inventory, temporal } = testbed;
 
 afterAll(async () => {
-  for (const server of servers) server.close();
-  await Promise.all(workers.map((worker) => worker.close()));
-  await Promise.allSettled([temporal?.connection.close(), store?.close(), redis?.quit()]);
+  await testbed.close();
 });
 
-async function startWorker(taskQueue: string, wrapActivities?: (activities: Activities) => Partial<Activities>): Promise<void> {
-  workers.push(await startTestWorker({ config: { temporal: { ...config.temporal, taskQueue } }, store, redis, ...(wrapActivities ? { wrapActivities } : {}) }));
-}
+const startWorker = (taskQueue: string, wrapActivities?: (activities: Activities) => Partial<Activities>): Promise<void> =>
+  testbed.startWorker(taskQueue, wrapActivities);
 
 /** The real Update-with-Start, then an error as if its answer had been lost on the way back. */
 class UpdateWithStartReportsFailure extends OrderClient {
@@ -63,17 +36,7 @@ class UpdateWithStartReportsFailure extends OrderClient {
   }
 }
 
-async function serve(taskQueue: string, orders?: OrderClient): Promise<string> {
-  const app = createApp({
-    config: { ...config, temporal: { ...config.temporal, taskQueue } },
-    redis,
-    store,
-    temporal,
-    logger: createLogger(config, 'test'),
-    ...(orders ? { orders } : {}),
-  });
-  return listen(app, servers);
-}
+const serve = (taskQueue: string, orders?: OrderClient): Promise<string> => testbed.serve(taskQueue, orders);
 
 interface CheckoutReply {
   status: number;

@@ -3,15 +3,14 @@
  * SIGTERM it answers /readyz with 503 for SHUTDOWN_DRAIN while still serving, then exits.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
 import { get } from 'node:http';
 import { join, resolve } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { startApi } from '../src/api/server.js';
 import { freePort } from '../stack/process.js';
-import { loadToolPaths, startRedis } from '../stack/services.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
+import { startApiOnOwnRedis } from './helpers/own-redis.js';
 
 const root = resolve(import.meta.dirname, '..');
 
@@ -40,10 +39,7 @@ describe('health probes', () => {
   });
 
   it('a dependency down: /readyz and /healthz 503 naming it, /livez still 200', async () => {
-    // A Redis of this test's own, so stopping it cannot disturb the other test files.
-    const dataDir = mkdtempSync(join(inject('stackDataDir'), 'readyz-redis-'));
-    const redisServer = await startRedis({ tools: loadToolPaths(), dataDir, port: await freePort() });
-    const api = await startApi(testConfig({ ...redisServer.env, LOG_LEVEL: 'silent' }), 0);
+    const { api, redisServer, close } = await startApiOnOwnRedis('readyz');
     try {
       expect((await getJson(`${api.url}/readyz`)).status).toBe(200);
       await redisServer.process.stop();
@@ -55,8 +51,7 @@ describe('health probes', () => {
       expect(await getJson(`${api.url}/healthz`)).toMatchObject(notReady);
       expect(await getJson(`${api.url}/livez`)).toMatchObject({ status: 200, body: { status: 'ok' } });
     } finally {
-      await api.close();
-      await redisServer.process.stop();
+      await close();
     }
   });
 });

@@ -256,6 +256,11 @@ function expectApiError(reply: Reply, status: number, code: string): void {
   expect(reply.body.error.code).toBe(code);
 }
 
+/** Puts a sale on (one unit a shopper) through the admin API, for the answers a test documents next. */
+async function createSale(sale: { sku: string; name: string; priceCents: number; stock: number }): Promise<void> {
+  expect((await http('POST', '/api/sales', { token: ADMIN, json: { ...sale, perUserLimit: 1 } })).status).toBe(201);
+}
+
 describe('real answers match the spec', () => {
   it('sale, login, checkout, order, webhook, cancel, dev payment and health answers match their declared schemas', async () => {
     const sku = uniqueSku('OAS');
@@ -326,9 +331,7 @@ describe('real answers match the spec', () => {
 
   it("a waiting checkout's 201 (Prefer: wait) matches its declared schema", async () => {
     const sku = uniqueSku('OASWAIT');
-    expect(
-      (await http('POST', '/api/sales', { token: ADMIN, json: { sku, name: 'Waiting spec sale', priceCents: 700, stock: 3, perUserLimit: 1 } })).status,
-    ).toBe(201);
+    await createSale({ sku, name: 'Waiting spec sale', priceCents: 700, stock: 3 });
     const token = await new ShopperAuth(config).issue('oas-waiter');
     const waited = await http('POST', '/api/checkout', { token, json: { sku, quantity: 1 }, headers: { prefer: 'wait=10' } });
     expect(waited.status).toBe(201);
@@ -339,9 +342,7 @@ describe('real answers match the spec', () => {
 
   it('admin views and the dashboard config match their declared schemas', async () => {
     const sku = uniqueSku('OASADM');
-    expect(
-      (await http('POST', '/api/sales', { token: ADMIN, json: { sku, name: 'Admin spec sale', priceCents: 500, stock: 5, perUserLimit: 1 } })).status,
-    ).toBe(201);
+    await createSale({ sku, name: 'Admin spec sale', priceCents: 500, stock: 5 });
     const stats = await http('GET', `/api/admin/sales/${sku}/stats`, { token: ADMIN });
     expect(stats.status).toBe(200);
     expectDocumented('get', '/api/admin/sales/{sku}/stats', stats);

@@ -41,6 +41,24 @@ afterAll(async () => {
 
 const http = (method: string, path: string, options: HttpOptions = {}): Promise<HttpReply> => httpRequest(app.api.url, method, path, options);
 
+/** A long-poll's answer: 200, whether the status changed (its Order-Status-Changed header), and the order it carries. */
+function expectLongPollAnswer(answer: HttpReply, changed: boolean, order: Record<string, unknown>): void {
+  expect(answer.status).toBe(200);
+  expect(answer.headers.get('order-status-changed')).toBe(String(changed));
+  expect(answer.body).toMatchObject(order);
+}
+
+/** The order's answer once its status reads `status`; a final status must show within seconds, whatever the cache holds. */
+async function shownAs(orderNo: string, token: string, status: string): Promise<HttpReply['body']> {
+  return waitFor(
+    async () => {
+      const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+      return reply.body.status === status && reply.body;
+    },
+    { what: `order ${orderNo} to show ${status}`, timeoutMs: 10_000 },
+  );
+}
+
 async function createSale(): Promise<string> {
   const sku = uniqueSku('READ');
   const reply = await http('POST', '/api/sales', { json: { sku, name: 'Status reads', priceCents: 1_500, stock: 20, perUserLimit: 5 }, token: ADMIN });
@@ -172,9 +190,7 @@ describe('OrderStatusReader cache bounds', () => {
     expect(deadline - now).toBe(4_000);
 
     const answer = await http('GET', `/api/orders/${orderNo}?waitForChange=AWAITING_PAYMENT&timeoutSeconds=25`, { token });
-    expect(answer.status).toBe(200);
-    expect(answer.headers.get('order-status-changed')).toBe('true');
-    expect(answer.body).toMatchObject({ orderNo, status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
+    expectLongPollAnswer(answer, true, { orderNo, status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
     expect(Date.now()).toBeGreaterThanOrEqual(deadline);
     // Seconds after the deadline, not the cache's 60 s nor the wait's 25 s.
     expect(Date.now() - deadline).toBeLessThan(10_000);
@@ -226,13 +242,7 @@ describe('GET /api/orders/:orderNo through the status reader', () => {
     expect(paid.body).toMatchObject({ received: true, outcome: 'APPLIED' });
     const startedAt = Date.now();
     // The workflow applies the accepted payment a moment later (confirm + markPaid): seconds, not the cache's 60 s.
-    const final = await waitFor(
-      async () => {
-        const reply = await http('GET', `/api/orders/${orderNo}`, { token });
-        return reply.body.status === 'PAID' && reply.body;
-      },
-      { what: `order ${orderNo} to show PAID`, timeoutMs: 10_000 },
-    );
+    const final = await shownAs(orderNo, token, 'PAID');
     expect(final.paidAt).toEqual(expect.any(String));
     expect(Date.now() - startedAt).toBeLessThan(10_000);
     // PAID is final: served from the cache from now on.
@@ -245,13 +255,7 @@ describe('GET /api/orders/:orderNo through the status reader', () => {
     const { orderNo, token } = await awaitingOrder('reader-cancel');
     expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
     expect((await http('POST', `/api/orders/${orderNo}/cancel`, { token })).status).toBe(202);
-    const final = await waitFor(
-      async () => {
-        const reply = await http('GET', `/api/orders/${orderNo}`, { token });
-        return reply.body.status === 'CANCELLED' && reply.body;
-      },
-      { what: `order ${orderNo} to show CANCELLED`, timeoutMs: 10_000 },
-    );
+    const final = await shownAs(orderNo, token, 'CANCELLED');
     expect(final.cancelReason).toBe('USER_CANCELLED');
   });
 });
@@ -273,9 +277,7 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
       await order.release();
       released = true;
       const answer = await reply;
-      expect(answer.status).toBe(200);
-      expect(answer.headers.get('order-status-changed')).toBe('true');
-      expect(answer.body).toMatchObject({ orderNo: order.orderNo, status: 'AWAITING_PAYMENT' });
+      expectLongPollAnswer(answer, true, { orderNo: order.orderNo, status: 'AWAITING_PAYMENT' });
       expect(Date.now() - startedAt).toBeLessThan(25_000);
     } finally {
       if (!released) await order.release();
@@ -286,9 +288,7 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     const { orderNo, token } = await awaitingOrder('poller-already');
     const startedAt = Date.now();
     const answer = await http('GET', waitPath(orderNo, 'PENDING', 20), { token });
-    expect(answer.status).toBe(200);
-    expect(answer.headers.get('order-status-changed')).toBe('true');
-    expect(answer.body.status).toBe('AWAITING_PAYMENT');
+    expectLongPollAnswer(answer, true, { status: 'AWAITING_PAYMENT' });
     expect(Date.now() - startedAt).toBeLessThan(2_000);
   });
 
@@ -297,9 +297,7 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     const startedAt = Date.now();
     const answer = await http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 1), { token });
     const elapsed = Date.now() - startedAt;
-    expect(answer.status).toBe(200);
-    expect(answer.headers.get('order-status-changed')).toBe('false');
-    expect(answer.body).toMatchObject({ orderNo, status: 'AWAITING_PAYMENT' });
+    expectLongPollAnswer(answer, false, { orderNo, status: 'AWAITING_PAYMENT' });
     expect(elapsed).toBeGreaterThanOrEqual(950);
     expect(elapsed).toBeLessThan(5_000);
     // A plain GET carries no such header.
@@ -314,9 +312,7 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     const paid = await http('POST', '/api/dev/simulate-payment', { json: { orderNo }, token });
     expect(paid.body.outcome).toBe('APPLIED');
     const answer = await waiting;
-    expect(answer.status).toBe(200);
-    expect(answer.headers.get('order-status-changed')).toBe('true');
-    expect(answer.body.status).toBe('PAID');
+    expectLongPollAnswer(answer, true, { status: 'PAID' });
     expect(Date.now() - startedAt).toBeLessThan(15_000);
   });
 
@@ -390,10 +386,8 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
       });
       const closing = second.close().then(() => (closed = true));
       const answer = await waiting;
-      expect(answer.status).toBe(200);
-      expect(answer.headers.get('order-status-changed')).toBe('false');
+      expectLongPollAnswer(answer, false, { status: 'AWAITING_PAYMENT' });
       expect(answer.headers.get('connection')).toBe('close');
-      expect(answer.body.status).toBe('AWAITING_PAYMENT');
       expect(Date.now() - startedAt).toBeLessThan(10_000);
       // Nor does the server wait out the keep-alive of the connection that carried it.
       await closing;
@@ -416,13 +410,7 @@ describe('order-change notifications (Redis pub/sub): a long cache that still sh
     expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
     // What the Web UI's "Cancel" does: no API process is involved; the worker's cancelOrder announces it.
     await app.temporal.workflow.getHandle(orderWorkflowId(orderNo)).cancel();
-    const final = await waitFor(
-      async () => {
-        const reply = await http('GET', `/api/orders/${orderNo}`, { token });
-        return reply.body.status === 'CANCELLED' && reply.body;
-      },
-      { what: `order ${orderNo} to show CANCELLED`, timeoutMs: 10_000 },
-    );
+    const final = await shownAs(orderNo, token, 'CANCELLED');
     expect(final.cancelReason).toBe('OPERATOR_CANCELLED');
   });
 

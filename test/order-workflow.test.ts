@@ -31,7 +31,7 @@ import {
 } from '../src/workflows/definitions.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
-import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+import { expectInvariants, expectSaleSettled, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTimeSkippingEnvironment } from './helpers/time-skipping.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
@@ -96,6 +96,11 @@ async function startOrder(
 ): Promise<WorkflowHandle<typeof OrderWorkflow>> {
   const reserved = await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 });
   expect(reserved.outcome).toBe('RESERVED');
+  return startWorkflowOf(sale, userId, orderNo);
+}
+
+/** Starts the order's workflow as the API does, whatever became of its reservation. */
+async function startWorkflowOf(sale: { sku: string; priceCents: number }, userId: string, orderNo: string): Promise<WorkflowHandle<typeof OrderWorkflow>> {
   const input: OrderInput = {
     orderNo,
     sku: sale.sku,
@@ -160,9 +165,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(result.paidAt).toBeDefined();
     expect((await orderRow(orderNo))?.status).toBe('PAID');
     expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null }]);
-    const report = await saleReport(store, redis, sale.sku);
-    expect(report.figures.redis).toMatchObject({ available: 4, reserved: 0, sold: 1 });
-    expectInvariants(report);
+    await expectSaleSettled(store, redis, sale.sku, { available: 4, reserved: 0, sold: 1 });
   });
 
   it('cancels after 30 minutes of skipped time without payment, giving the stock back in MySQL and Redis', async () => {
@@ -179,10 +182,8 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     // 30 minutes of workflow time went by in a few seconds of wall time (skipped, not waited).
     expect(wallMs).toBeLessThan(30_000);
     expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT' });
-    const report = await saleReport(store, redis, sale.sku);
-    expect(report.figures.redis).toMatchObject({ available: 3, reserved: 0, sold: 0 });
+    const report = await expectSaleSettled(store, redis, sale.sku, { available: 3, reserved: 0, sold: 0 });
     expect(report.figures.mysql.available).toBe(3);
-    expectInvariants(report);
   });
 
   it('fails and releases the reservation exactly once when persistence fails for good (sale gone from MySQL)', async () => {
@@ -305,9 +306,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     await handle.signal(cancelOrderSignal);
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
     expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED', cancel_reason: 'USER_CANCELLED' });
-    const report = await saleReport(store, redis, sale.sku);
-    expect(report.figures.redis?.available).toBe(2);
-    expectInvariants(report);
+    await expectSaleSettled(store, redis, sale.sku, { available: 2 });
   });
 
   it('still gives the stock back when the workflow itself is cancelled', async () => {
@@ -317,9 +316,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     await handle.cancel();
     await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
     expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED' });
-    const report = await saleReport(store, redis, sale.sku);
-    expect(report.figures.redis?.available).toBe(2);
-    expectInvariants(report);
+    await expectSaleSettled(store, redis, sale.sku, { available: 2 });
   });
 });
 
@@ -350,9 +347,7 @@ describe.sequential('OrderWorkflow: nothing is lost on the paths that used to lo
     ]);
     expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
     expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-pending-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' }]);
-    const report = await saleReport(store, redis, sale.sku);
-    expect(report.figures.redis).toMatchObject({ available: 2, reserved: 0, sold: 0 });
-    expectInvariants(report);
+    await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0, sold: 0 });
   });
 
   it('an operator cancel that lands while the payment is being applied leaves the order PAID in both stores', async () => {
@@ -367,9 +362,7 @@ describe.sequential('OrderWorkflow: nothing is lost on the paths that used to lo
     expect(await handle.result()).toMatchObject({ status: 'PAID' });
     expect(await orderRow(orderNo)).toMatchObject({ status: 'PAID' });
     expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null }]);
-    const report = await saleReport(store, redis, sale.sku);
-    expect(report.figures.redis).toMatchObject({ available: 1, reserved: 0, sold: 1 });
-    expectInvariants(report);
+    await expectSaleSettled(store, redis, sale.sku, { available: 1, reserved: 0, sold: 1 });
   });
 
   it('an order persisted whose later attempts all failed ends FAILED with its units back in MySQL, as in Redis', async () => {
@@ -385,10 +378,8 @@ describe.sequential('OrderWorkflow: nothing is lost on the paths that used to lo
     expect(result.status).toBe('FAILED');
     expect(attempts).toBe(10);
     expect(await orderRow(result.orderNo)).toMatchObject({ status: 'FAILED' });
-    const report = await saleReport(store, redis, sale.sku);
+    const report = await expectSaleSettled(store, redis, sale.sku, { available: 3, reserved: 0 });
     expect(report.figures.mysql.available).toBe(3);
-    expect(report.figures.redis).toMatchObject({ available: 3, reserved: 0 });
-    expectInvariants(report);
   });
 
   it('a payment whose reservation is gone from Redis fails the order and is refunded, instead of selling a unit twice', async () => {
@@ -415,26 +406,11 @@ describe.sequential('OrderWorkflow: nothing is lost on the paths that used to lo
     expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
     // The API could not start the workflow (it thought) and gave the unclaimed reservation back.
     expect(await inventory.release(sale.sku, orderNo, { as: 'unclaimed' })).toBe('RELEASED');
-    const input: OrderInput = {
-      orderNo,
-      sku: sale.sku,
-      userId,
-      quantity: 1,
-      unitPriceCents: sale.priceCents,
-      createdAt: new Date(await env.currentTimeMs()).toISOString(),
-      paymentWindow: '30m',
-    };
-    const handle = await env.client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
-      workflowId: orderWorkflowId(orderNo),
-      taskQueue,
-      args: [input],
-    });
+    const handle = await startWorkflowOf(sale, userId, orderNo);
     expect(await handle.result()).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationReleased/) });
     expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
-    const report = await saleReport(store, redis, sale.sku);
+    const report = await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
     expect(report.figures.mysql.available).toBe(2);
-    expect(report.figures.redis).toMatchObject({ available: 2, reserved: 0 });
-    expectInvariants(report);
   });
 });
 

@@ -21,7 +21,7 @@ import { orderWorkflowId, type OrderInput } from '../src/workflows/definitions.j
 import { RECONCILE_WORKFLOW_TYPE, reconcileScheduleId, type ReconcileReport } from '../src/workflows/reconcile-definitions.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { testConfig } from './helpers/env.js';
-import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+import { expectInvariants, expectSaleSettled, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 const GRACE_MS = 2_000;
@@ -67,8 +67,16 @@ async function reserve(sale: { sku: string; priceCents: number }, userId: string
   return { orderNo, sku: sale.sku, userId, quantity: 1, unitPriceCents: sale.priceCents, createdAt: new Date(nowMs).toISOString(), paymentWindow: '30m' };
 }
 
-const awaiting = (orderNo: string) =>
-  waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} to await payment`, timeoutMs: 10_000 });
+/** Reserves as the API does (dated `ageMs` ago), starts the order's workflow and waits until MySQL holds the order. */
+async function orderAwaitingPayment(sale: { sku: string; priceCents: number }, userId: string, ageMs = 0): Promise<OrderInput> {
+  const input = await reserve(sale, userId, ageMs);
+  await orders.start(input);
+  await waitFor(async () => (await store.getOrder(input.orderNo))?.status === 'AWAITING_PAYMENT', {
+    what: `${input.orderNo} to await payment`,
+    timeoutMs: 10_000,
+  });
+  return input;
+}
 
 describe('ReconcileWorkflow', () => {
   it('releases an orphan reservation (its workflow never started) after the grace period, records it FAILED, and its shopper can buy again', async () => {
@@ -97,16 +105,12 @@ describe('ReconcileWorkflow', () => {
     await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).terminate('test: an operator terminated it');
     expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ releasedAbandoned: 1, pendingUnits: 0 });
     expect(await store.getOrder(input.orderNo)).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationAbandoned/) });
-    const report = await saleReport(store, redis, sale.sku);
-    expect(report.figures.redis).toMatchObject({ available: 2, reserved: 0 });
-    expectInvariants(report);
+    await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
   });
 
   it('adopts back an order MySQL holds whose reservation Redis lost, and the order is then paid', async () => {
     const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
-    const input = await reserve(sale, 'adoptee');
-    await orders.start(input);
-    await awaiting(input.orderNo);
+    const input = await orderAwaitingPayment(sale, 'adoptee');
     // What a Redis restart from an AOF without the last writes looks like: no record, counters back.
     const keys = saleKeys(sale.sku);
     await redis
@@ -133,9 +137,7 @@ describe('ReconcileWorkflow', () => {
 
   it('aligns Redis to a final MySQL order whose last Redis write was lost', async () => {
     const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
-    const input = await reserve(sale, 'canceller', 10_000);
-    await orders.start(input);
-    await awaiting(input.orderNo);
+    const input = await orderAwaitingPayment(sale, 'canceller', 10_000);
     const found = await orders.find(input.orderNo);
     if (!found) throw new Error('order not found');
     await orders.cancel(found);
@@ -152,16 +154,12 @@ describe('ReconcileWorkflow', () => {
       .exec();
 
     expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ alignedReleased: 1 });
-    const report = await saleReport(store, redis, sale.sku);
-    expect(report.figures.redis).toMatchObject({ available: 2, reserved: 0 });
-    expectInvariants(report);
+    await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
   });
 
   it('delivers a payment left RECEIVED by a webhook delivery that died, and settles it', async () => {
     const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
-    const input = await reserve(sale, 'payer');
-    await orders.start(input);
-    await awaiting(input.orderNo);
+    const input = await orderAwaitingPayment(sale, 'payer');
     const eventId = `evt-stuck-${input.orderNo}`;
     // The webhook recorded the event, then its process died before delivering it.
     expect(await store.recordPaymentReceived({ eventId, orderNo: input.orderNo, amountCents: sale.priceCents })).toEqual({ outcome: 'NEW' });

@@ -2,17 +2,13 @@
  * The local stack itself: the app's own clients (built from the app's configuration code) reach
  * the real Redis and MariaDB, the schema is migrated, and /healthz reports each dependency.
  */
-import { mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
-import { describe, expect, inject, it } from 'vitest';
-import { startApi } from '../src/api/server.js';
+import { describe, expect, it } from 'vitest';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { createRedis } from '../src/infra/redis.js';
-import { freePort } from '../stack/process.js';
-import { loadToolPaths, startRedis } from '../stack/services.js';
 import { testConfig } from './helpers/env.js';
+import { startApiOnOwnRedis } from './helpers/own-redis.js';
 
 describe('local stack', () => {
   it('Redis answers the app client built from REDIS_URL, with AOF on', async () => {
@@ -41,10 +37,7 @@ describe('local stack', () => {
   });
 
   it('/healthz is 200 with every dependency up, then 503 naming Redis once Redis stops', async () => {
-    // A Redis of this test's own, so stopping it cannot disturb the other test files.
-    const dataDir = mkdtempSync(join(inject('stackDataDir'), 'health-redis-'));
-    const redisServer = await startRedis({ tools: loadToolPaths(), dataDir, port: await freePort() });
-    const api = await startApi(testConfig({ ...redisServer.env, LOG_LEVEL: 'silent' }), 0);
+    const { api, redisServer, close } = await startApiOnOwnRedis('health');
     try {
       const up = await fetch(`${api.url}/healthz`);
       expect(up.status).toBe(200);
@@ -61,8 +54,7 @@ describe('local stack', () => {
         breakers: closed,
       });
     } finally {
-      await api.close();
-      await redisServer.process.stop();
+      await close();
     }
   });
 });

@@ -7,7 +7,7 @@ import type { RedisClient } from '../../src/infra/redis.js';
 import { expect } from 'vitest';
 import { SalesService } from '../../src/sales/sales-service.js';
 import type { Store } from '../../src/db/store.js';
-import { checkSaleInvariants, type InvariantReport, type SaleInvariantOptions } from '../../src/invariants/check.js';
+import { checkSaleInvariants, type InvariantReport, type RedisCounters, type SaleInvariantOptions } from '../../src/invariants/check.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
 
 export const uniqueSku = (prefix = 'SKU') => `${prefix}-${randomBytes(5).toString('hex')}`;
@@ -37,4 +37,12 @@ export function saleReport(store: Store, redis: RedisClient, sku: string, option
 /** Every invariant holds; on failure the message shows the figures behind the checks. */
 export function expectInvariants(report: InvariantReport): void {
   expect(report.checks, JSON.stringify(report.figures)).toEqual(Object.fromEntries(Object.keys(report.checks).map((name) => [name, true])));
+}
+
+/** Where a test ends: Redis's counters of the sale are `redisCounters` and every invariant holds. The report, for more. */
+export async function expectSaleSettled(store: Store, redis: RedisClient, sku: string, redisCounters: Partial<RedisCounters>): Promise<InvariantReport> {
+  const report = await saleReport(store, redis, sku);
+  expect(report.figures.redis).toMatchObject(redisCounters);
+  expectInvariants(report);
+  return report;
 }

@@ -1,0 +1,64 @@
+/**
+ * For a test file whose tests each run on a task queue of their own: the app's clients once, then
+ * per test an API (optionally with an OrderClient that injects a fault) and, when the test wants
+ * one, a worker on that queue. A test that withholds its worker, or wraps its activities, so never
+ * changes what another test's orders meet.
+ */
+import type { Server } from 'node:http';
+import type { Client } from '@temporalio/client';
+import { createApp } from '../../src/api/app.js';
+import type { AppConfig } from '../../src/config/index.js';
+import { createMysqlPool } from '../../src/db/pool.js';
+import { Store } from '../../src/db/store.js';
+import { createLogger } from '../../src/infra/logger.js';
+import { createRedis, type RedisClient } from '../../src/infra/redis.js';
+import { createTemporalClient } from '../../src/infra/temporal-connection.js';
+import { RedisInventory } from '../../src/inventory/redis-inventory.js';
+import type { OrderClient } from '../../src/orders/order-client.js';
+import type { OrderWorkerOptions } from '../../src/workers/worker.js';
+import { testConfig } from './env.js';
+import { listen } from './http.js';
+import { startTestWorker, type TestWorker } from './worker.js';
+
+export interface PerQueueTestbed {
+  config: AppConfig;
+  store: Store;
+  redis: RedisClient;
+  inventory: RedisInventory;
+  temporal: Client;
+  /** A production worker on `taskQueue`, running until close(). */
+  startWorker(taskQueue: string, wrapActivities?: OrderWorkerOptions['wrapActivities']): Promise<void>;
+  /** The API on `taskQueue` (with `orders` in place of its own order client when given); its base URL. */
+  serve(taskQueue: string, orders?: OrderClient): Promise<string>;
+  /** Closes every server and worker it started, then the clients. */
+  close(): Promise<void>;
+}
+
+export async function openPerQueueTestbed(env: Record<string, string>): Promise<PerQueueTestbed> {
+  const config = testConfig(env);
+  const store = new Store(createMysqlPool(config));
+  const redis = createRedis(config);
+  const temporal = await createTemporalClient(config);
+  const servers: Server[] = [];
+  const workers: TestWorker[] = [];
+  const onQueue = (taskQueue: string): AppConfig => ({ ...config, temporal: { ...config.temporal, taskQueue } });
+  return {
+    config,
+    store,
+    redis,
+    inventory: new RedisInventory(redis),
+    temporal,
+    async startWorker(taskQueue, wrapActivities) {
+      workers.push(await startTestWorker({ config: onQueue(taskQueue), store, redis, ...(wrapActivities ? { wrapActivities } : {}) }));
+    },
+    async serve(taskQueue, orders) {
+      const app = createApp({ config: onQueue(taskQueue), redis, store, temporal, logger: createLogger(config, 'test'), ...(orders ? { orders } : {}) });
+      return listen(app, servers);
+    },
+    async close() {
+      for (const server of servers) server.close();
+      await Promise.all(workers.map((worker) => worker.close()));
+      await Promise.allSettled([temporal.connection.close(), store.close(), redis.quit()]);
+    },
+  };
+}
