@@ -34,7 +34,7 @@ export interface LayoutCpus {
 /**
  * Decides the CPU lists of the layouts to run, and checks up front that they can be applied:
  * `split` needs `taskset` and at least two CPUs in the benchmark's own affinity. Returns undefined
- * for a run of `shared` alone, which pins nothing (the benchmark as it always ran).
+ * for a run of `shared` alone, which pins nothing (every process may run on every CPU).
  */
 export function planCpuLayouts(layouts: CpuLayout[]): Map<CpuLayout, LayoutCpus> | undefined {
   if (!layouts.includes('split')) return undefined;

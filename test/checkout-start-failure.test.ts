@@ -1,9 +1,9 @@
 /**
- * A workflow start that reports an error after the server accepted it (a timeout on the way back)
- * used to release the reservation while the running workflow persisted the order anyway: the
- * shopper got 503 for an order that existed, and Redis and MySQL disagreed. Now the reservation
- * decides: claimed by the workflow, the answer is 202 and the order goes on; released first, the
- * answer is 503 and the workflow, finding its reservation released, fails without persisting.
+ * A workflow start that reports an error after the server accepted it (a timeout on the way back):
+ * the workflow may be running, so the API cannot simply release the reservation and answer 503, or
+ * the shopper is refused an order that exists and Redis and MySQL disagree. The reservation decides:
+ * claimed by the workflow, the answer is 202 and the order goes on; released first, the answer is
+ * 503 and the workflow, finding its reservation released, fails without persisting.
  * Real API, real Temporal dev server, real worker; the fault is injected around the real start.
  */
 import { randomUUID } from 'node:crypto';

@@ -527,10 +527,10 @@ async function webhook(event: Record<string, unknown>): Promise<Reply> {
   return send('POST', '/api/payments/webhook', { headers: webhookHeaders(body), body });
 }
 
-describe('defects found by an adversarial probe, each fixed', () => {
+describe('what an adversarial probe tries, one test each', () => {
   it('identifiers compare byte for byte: payment events, SKUs, user ids and idempotency keys that differ only in case are different', async () => {
     const id = randomUUID().slice(0, 8);
-    // Event ids: EVT_X after evt_x used to answer DUPLICATE and write no row, losing the payment.
+    // Event ids: EVT_X is not a duplicate of evt_x; taken for one, it would write no row and lose the payment.
     const buyer = `case-buyer-${id}`;
     const sale = await createSale({ sku: `case-${id}`, priceCents: 700 });
     expect(sale.status).toBe(201);

@@ -321,10 +321,12 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
 });
 
 /**
- * The defects of the first version, each shown by a test that failed on it (v1: before reservation
- * ownership and the one closing path) and passes now.
+ * The paths where an order can lose a unit or a payment: a cancel or a payment racing persistence,
+ * later attempts failing after one persisted, a reservation gone from Redis or released before its
+ * claim. The frozen order-v1.ts (kept for replay) has no reservation ownership nor one closing path
+ * and fails these; the current workflow must account for every unit and payment in both stores.
  */
-describe.sequential('OrderWorkflow: nothing is lost on the paths that used to lose it', () => {
+describe.sequential('OrderWorkflow: nothing is lost when persistence races a cancel, a payment or a lost reservation', () => {
   it('an operator cancel of a PENDING order that accepted a payment fails it and records the payment for refund', async () => {
     const sale = await putOnSale(store, redis, { stock: 2 });
     // MySQL is down: persistOrder keeps failing, and from the 5th attempt on each retry waits on a

@@ -1,6 +1,6 @@
 /**
- * Baseline "queue": the usual Redis-list queue design (the "seed" below: the design this project
- * was compared against from the start). Checkout runs the SAME Lua reservation as the product,
+ * Baseline "queue": the usual Redis-list queue design (the "seed" below: the common design a
+ * durable workflow has to beat to be worth its cost). Checkout runs the SAME Lua reservation as the product,
  * then LPUSHes the order onto a Redis list and answers 202; a separate consumer BRPOPs the list and
  * writes each order to MySQL. The request path is as cheap as ours (RedisClient only), so the comparison
  * is about what happens after the 202: a hand-rolled list consumer instead of a durable workflow.

@@ -6,8 +6,8 @@ const ATTEMPTS = 3;
 /**
  * Temporal's time-skipping test server, from the binary the install script put in the cache (never
  * a download). The SDK allows a spawned server a fixed 5 s to answer; on a 2-core machine busy with
- * the other test files a JVM can miss that (it did once in CI), so a startup timeout is retried on a
- * fresh port. Any other error fails at once.
+ * the other test files a JVM can miss that, and a slow start says nothing about the code under test,
+ * so a startup timeout is retried on a fresh port. Any other error fails at once.
  */
 export async function startTimeSkippingEnvironment(): Promise<TestWorkflowEnvironment> {
   for (let attempt = 1; ; attempt++) {
