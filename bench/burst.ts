@@ -37,6 +37,7 @@ import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js';
 import { startStack, type RunningStack } from '../stack/index.js';
+import { runThenCleanUp } from '../stack/launcher.js';
 import { cpuSecondsOfGroup } from '../stack/cpu.js';
 import type { ManagedProcess } from '../stack/process.js';
 import { parseBenchArgs, type BenchRun, type Variant } from './args.js';
@@ -242,12 +243,4 @@ async function cleanup(): Promise<void> {
   rmSync(workDir, { recursive: true, force: true });
 }
 
-process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
-try {
-  await main();
-} catch (err) {
-  console.error('[bench] failed:', err);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runThenCleanUp('bench', main, cleanup);

@@ -54,6 +54,7 @@ import { checkSaleInvariants, type InvariantReport } from '../src/invariants/che
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { ORDER_CHANGED_CHANNEL } from '../src/orders/order-changes.js';
 import { waitFor } from '../stack/wait-for.js';
+import { runThenCleanUp } from '../stack/launcher.js';
 import { DependencyUnavailableError } from '../src/infra/dependency-guard.js';
 import { OrderClient } from '../src/orders/order-client.js';
 import { OrderStatusReader, STATUS_READ_SOURCES, type StatusReadSource } from '../src/orders/order-status-reader.js';
@@ -505,12 +506,4 @@ async function cleanup(): Promise<void> {
   rmSync(workDir, { recursive: true, force: true });
 }
 
-process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
-try {
-  await main();
-} catch (err) {
-  console.error('[pipeline] failed:', err);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runThenCleanUp('pipeline', main, cleanup);

@@ -1,6 +1,7 @@
 /**
- * What the long-running launchers (`npm start`, `npm run start:cluster`) share: the schema applied
- * before any app process starts, and one orderly stop on Ctrl-C, SIGTERM or a failed start.
+ * What the launchers share. The long-running ones (`npm start`, `npm run start:cluster`): the schema
+ * applied before any app process starts, and one orderly stop on Ctrl-C, SIGTERM or a failed start.
+ * The benchmarks: a clean-up that runs however the run ends.
  */
 import type { AppConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
@@ -43,4 +44,21 @@ export function shutdownOnSignals(say: (line: string) => void, stopAll: () => Pr
       return stopping;
     },
   };
+}
+
+/**
+ * Runs `main`, then `cleanup` however it ends, Ctrl-C included (exit 130): a benchmark must never
+ * leave its servers running or its scratch directory behind. A failure is printed under `tag` and
+ * sets exit code 1.
+ */
+export async function runThenCleanUp(tag: string, main: () => Promise<void>, cleanup: () => Promise<void>): Promise<void> {
+  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+  try {
+    await main();
+  } catch (err) {
+    console.error(`[${tag}] failed:`, err);
+    process.exitCode = 1;
+  } finally {
+    await cleanup();
+  }
 }
