@@ -346,12 +346,24 @@ describe('load shedding', () => {
       thaw();
       await small.close();
     }
-    // Two starts were sent (and ran once Temporal resumed, finding their reservations released);
-    // the three that waited for a slot never reached Temporal.
-    const orderNos = Object.keys(await redis.hgetall(saleKeys(sale.sku).reservations));
-    expect(orderNos).toHaveLength(5);
+    // Two starts were sent: Temporal takes them once it resumes, and each workflow, finding its
+    // reservation released, records its order FAILED and closes. Until both have closed, a query
+    // cannot tell a start still on its way from one never sent. The three that waited for a slot
+    // never reached Temporal: their released reservations are all that is left of them.
     const orders = new OrderClient(temporal, store, config.temporal.taskQueue);
-    const states = await Promise.all(orderNos.map((orderNo) => orders.workflowState(orderNo)));
+    const sent = await waitFor(
+      async () => {
+        const orderNos = [...(await store.orderNumbersOfSale(sale.sku))];
+        const states = await Promise.all(orderNos.map((orderNo) => orders.workflowState(orderNo)));
+        return orderNos.length >= 2 && states.every((state) => state === 'CLOSED') && orderNos;
+      },
+      { what: 'the two sent starts to close their orders FAILED', timeoutMs: 30_000, intervalMs: 200 },
+    );
+    expect(sent).toHaveLength(2);
+    for (const orderNo of sent) expect(await store.getOrder(orderNo)).toMatchObject({ status: 'FAILED' });
+    const reserved = new Set([...sent, ...Object.keys(await redis.hgetall(saleKeys(sale.sku).reservations))]);
+    expect(reserved.size).toBe(5);
+    const states = await Promise.all([...reserved].map((orderNo) => orders.workflowState(orderNo)));
     expect(states.filter((state) => state === 'NOT_FOUND')).toHaveLength(3);
     await quietAndConsistent(sale.sku);
   });
