@@ -15,7 +15,7 @@
  * With --layouts, the whole comparison runs once per CPU layout (bench/cpu-layout.ts), on the same
  * stack: `split` pins the load generator and the front door to one CPU and what stands behind it to
  * another.
- * Then it measures how fast accepted orders reach MySQL, checks the invariants (docs/contract.md)
+ * Then it measures how fast accepted orders reach MySQL, checks the invariants (docs/fault-tolerance.md)
  * after every variant, and writes bench/results/latest.{json,md,svg} plus a dated copy.
  *
  * This file orchestrates; each job has its own module: args.ts (command line), processes.ts (the

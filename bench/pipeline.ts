@@ -27,7 +27,7 @@
  * path: the same R readers through an OrderStatusReader (single-flight and the status cache,
  * STATUS_CACHE_MS from the environment) serving shoppers who each poll their order every 500 ms
  * (readLikeShoppers), and the workers' resident memory per live order. Every ours phase's sale is
- * checked against its invariants (docs/contract.md). The run fails (exit 1) on a violated invariant
+ * checked against its invariants (docs/fault-tolerance.md). The run fails (exit 1) on a violated invariant
  * or a status read answering wrong; a read that times out (the API's 503 UNAVAILABLE) is counted
  * and reported, not a failure.
  *
@@ -287,7 +287,7 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
   }
 }
 
-/** The sale's invariants (docs/contract.md), exactly one workflow per accepted order included. */
+/** The sale's invariants (docs/fault-tolerance.md), exactly one workflow per accepted order included. */
 async function checkSale(pipeline: Pipeline, sku: string, orderNos: string[]): Promise<InvariantReport> {
   // Visibility is eventually consistent, so wait (≤ 20 s) for every workflow to show.
   let workflowCount = 0;

@@ -1,6 +1,6 @@
 /**
  * What the fault suite checks once the system is quiet again after a fault: the invariants of
- * docs/contract.md held against what the API told its clients during the fault.
+ * docs/fault-tolerance.md held against what the API told its clients during the fault.
  */
 import type { Client } from '@temporalio/client';
 import type { RedisClient } from '../src/infra/redis.js';

@@ -1,5 +1,5 @@
 /**
- * `npm run start:cluster`: the app on the cluster layout of the local stack (docs/cluster-stack.md):
+ * `npm run start:cluster`: the app on the cluster layout of the local stack (docs/scaling.md):
  * Temporal frontend, history, matching and worker as separate processes on PostgreSQL, a Redis
  * Cluster of 3 masters + 3 replicas, one MariaDB, two workers, and two API processes behind nginx
  * on :3000. Durable data under .data/cluster/. Runs until Ctrl-C, then stops everything in order.

@@ -1,6 +1,6 @@
 /**
  * The configuration rules that need no server: the production refusal of development secrets and
- * of the dev login, and the rate-limit, proxy and drain settings (README, "Configuration").
+ * of the dev login, and the rate-limit, proxy and drain settings (docs/operations.md, "Configuration").
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

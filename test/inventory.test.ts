@@ -1,6 +1,6 @@
 /**
  * The Redis inventory scripts against the test stack's real Redis: outcomes, concurrency and the
- * invariants of docs/contract.md (no oversell, conservation, per-user limit, idempotency).
+ * invariants of docs/fault-tolerance.md (no oversell, conservation, per-user limit, idempotency).
  */
 import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '../src/infra/redis.js';

@@ -172,10 +172,10 @@ describe('the document', () => {
     });
   });
 
-  it("its error codes are the README's error-code table, each documented under the status the table gives it", () => {
+  it("its error codes are docs/api.md's error-code table, each documented under the status the table gives it", () => {
     // "| 409 | `SOLD_OUT` | no units left |": the table people read, held against the document.
-    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-    const statusOfCode = new Map([...readme.matchAll(/^\| (\d{3}) \| `([A-Z_]+)` \|/gm)].map((row) => [row[2]!, Number(row[1])]));
+    const page = readFileSync(new URL('../docs/api.md', import.meta.url), 'utf8');
+    const statusOfCode = new Map([...page.matchAll(/^\| (\d{3}) \| `([A-Z_]+)` \|/gm)].map((row) => [row[2]!, Number(row[1])]));
     const codes = (spec.components?.schemas?.ErrorCode as { enum: string[] }).enum;
     expect([...codes].sort()).toEqual([...statusOfCode.keys()].sort());
     const documented = Object.entries(spec.paths ?? {}).flatMap(([path, item]) =>

@@ -1,6 +1,6 @@
 /**
  * One error shape for every endpoint: `{ "error": { "code": "SOLD_OUT", "message": "…" } }`.
- * Codes are stable and documented (docs/contract.md, README); messages are for humans.
+ * Codes are stable and documented (docs/api.md, "Error codes"); messages are for humans.
  */
 import type { Context, Next } from 'koa';
 import { ZodError } from 'zod';
@@ -11,7 +11,7 @@ import { echo, QuietError, Refusal, type RefusalCode } from '../refusal.js';
 /** Every code the API answers with: a use case's refusal, or one of the transport's own. */
 export type ErrorCode = RefusalCode | 'UNAUTHORIZED' | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED' | 'NOT_IMPLEMENTED' | 'INTERNAL' | 'RATE_LIMITED';
 
-/** The status of each refusal: one per code, as the error-code table of the README lists them. */
+/** The status of each refusal: one per code, as the error-code table of docs/api.md lists them. */
 const REFUSAL_STATUS: Record<RefusalCode, number> = {
   INVALID_REQUEST: 400,
   INVALID_SIGNATURE: 400,

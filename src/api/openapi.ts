@@ -56,7 +56,7 @@ export function buildOpenApiDocument(routers: readonly Router[]): OpenApiDocumen
         'Stock reserved atomically in Redis, one durable Temporal workflow per order, MySQL written at its own pace. ' +
         'JSON in and out; every error is `{"error": {"code", "message"}}` with a stable code (see the ApiError schema). ' +
         'A known path with another method answers 405 METHOD_NOT_ALLOWED with an Allow header; an unknown path 404 NOT_FOUND. ' +
-        'The contract in prose: docs/contract.md.',
+        'The contract in prose: docs/api.md.',
     },
     paths,
     components: {

@@ -1,5 +1,5 @@
 /**
- * The service's configuration, read once from the environment (README, "Configuration").
+ * The service's configuration, read once from the environment (docs/operations.md, "Configuration").
  * Defaults point at the local stack that `npm start` runs, so a bare checkout works as it is.
  */
 import ms from 'ms';

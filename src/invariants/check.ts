@@ -1,5 +1,5 @@
 /**
- * The invariants of docs/contract.md, checked per SKU, as booleans with the figures behind them.
+ * The invariants of docs/fault-tolerance.md, checked per SKU, as booleans with the figures behind them.
  * One checker for the tests (which assert every check), the benchmark and the fault suite (which
  * report them and fail the run on a violation).
  */

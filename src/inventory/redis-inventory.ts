@@ -2,7 +2,7 @@
  * Stock of the flash sales in Redis: a thin adapter over the atomic Lua scripts in `lua/`, one per operation.
  *
  * Every state change (define, reserve, claim, adopt, confirm, release, close) is one script, so the invariants of
- * docs/contract.md (no oversell, conservation, per-user limit, idempotency) hold under any
+ * docs/fault-tolerance.md (no oversell, conservation, per-user limit, idempotency) hold under any
  * concurrency without locks. All keys of one SKU share the hash tag `{sku}` (docs/architecture.md), so
  * each script touches one cluster slot and runs unchanged on Redis Cluster.
  *

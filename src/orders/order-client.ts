@@ -39,7 +39,7 @@ import type { CancelReason, OrderInput, OrderState, OrderStatus, PaymentReceived
 import type { OrderWorkflow } from '../workflows/order.js';
 import { Refusal } from '../refusal.js';
 
-/** The order as the API shows it to its shopper (docs/contract.md). */
+/** The order as the API shows it to its shopper (docs/api.md). */
 export interface OrderView {
   orderNo: string;
   sku: string;

@@ -28,7 +28,7 @@ export interface SaleStats {
    * persisted, Redis is ahead: `available` below and `reserved` above MySQL by their units.
    */
   drift: { available: number; reserved: number; sold: number };
-  /** The invariants of docs/contract.md for this sale as they stand now (storesAgree only at rest). */
+  /** The invariants of docs/fault-tolerance.md for this sale as they stand now (storesAgree only at rest). */
   invariants: { ok: boolean; checks: Record<Invariant, boolean> };
 }
 

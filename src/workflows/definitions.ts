@@ -4,7 +4,7 @@
  * be applied). Defined once here and shared by the workflow, the order client (src/orders), the API
  * and the tests; the vocabulary (statuses, reasons, outcomes) lives in ./order-vocabulary.ts and is
  * exported from here too. Deterministic-safe: pure functions, constants and the SDK's define*
- * helpers. States and rules are described in docs/contract.md.
+ * helpers. States are described in docs/api.md, the rules in docs/fault-tolerance.md.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';

@@ -7,7 +7,7 @@
  * definitions.ts.
  */
 
-/** An order's statuses in the order it moves through them (docs/contract.md, "Order states"). */
+/** An order's statuses in the order it moves through them (docs/api.md, "Order states"). */
 export const ORDER_STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 

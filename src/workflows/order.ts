@@ -1,5 +1,5 @@
 /**
- * OrderWorkflow: one durable process per order (docs/contract.md, docs/fault-tolerance.md).
+ * OrderWorkflow: one durable process per order (docs/fault-tolerance.md).
  *
  * It first decides the order's outcome, then closes the order on one path that cannot be cancelled:
  *

@@ -54,3 +54,17 @@ export async function listen(app: Koa, servers: Server[]): Promise<string> {
   await new Promise<void>((resolve) => server.once('listening', resolve));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
+
+/**
+ * A request repeated as a client that honours `503 UNAVAILABLE` does: after its Retry-After (at most
+ * `capMs`), up to `attempts` times. Only for requests that are safe to repeat (a checkout with an
+ * Idempotency-Key): under load a bounded API answers 503 by design, and the contract is the retry.
+ */
+export async function retryingUnavailable(send: () => Promise<HttpReply>, attempts = 10, capMs = 1_000): Promise<HttpReply> {
+  for (let attempt = 1; ; attempt++) {
+    const reply = await send();
+    if (reply.status !== 503 || attempt >= attempts) return reply;
+    const retryAfterMs = Number(reply.headers.get('retry-after') ?? '1') * 1_000;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(capMs, Number.isFinite(retryAfterMs) ? retryAfterMs : capMs)));
+  }
+}
