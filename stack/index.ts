@@ -82,27 +82,15 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     if (env.TEMPORAL_ADDRESS) {
       log(`Temporal: using external ${env.TEMPORAL_ADDRESS}`);
     } else {
+      const [port, uiPort, metricsPort] = [await pick(LOCAL_STACK_PORTS.temporal), await pick(LOCAL_STACK_PORTS.temporalUi), await freePort()];
+      temporalUiUrl = `http://127.0.0.1:${uiPort}`;
+      temporalMetricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
       const namespace = env.TEMPORAL_NAMESPACE || 'default';
-      // The dev server picks its internal services' ports itself after we picked ours, and a port
-      // taken between two picks makes it exit during start-up (a panic in the CLI's buildServer,
-      // seen about once in fifteen starts on a busy machine): so it gets up to three attempts, each
-      // on freshly picked ports. An exit after it was ready is the supervisor's business, not this.
-      const launchDevServer = async (): Promise<RunningService> => {
-        for (let attempt = 1; ; attempt++) {
-          const [port, uiPort, metricsPort] = [await pick(LOCAL_STACK_PORTS.temporal), await pick(LOCAL_STACK_PORTS.temporalUi), await freePort()];
-          try {
-            const service = await startTemporalDevServer({ tools, dataDir: join(options.dataDir, 'temporal'), port, uiPort, metricsPort, namespace });
-            temporalUiUrl = `http://127.0.0.1:${uiPort}`;
-            temporalMetricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-            return service;
-          } catch (err) {
-            const exitedDuringStartUp = err instanceof Error && err.message.includes('it exited with code');
-            if (!exitedDuringStartUp || attempt >= 3) throw err;
-            log(`Temporal dev server exited during start-up (attempt ${attempt} of 3); starting it again on fresh ports`);
-          }
-        }
-      };
-      tasks.push(supervise('temporal', 'Temporal dev server', launchDevServer));
+      tasks.push(
+        supervise('temporal', 'Temporal dev server', () =>
+          startTemporalDevServer({ tools, dataDir: join(options.dataDir, 'temporal'), port, uiPort, metricsPort, namespace }),
+        ),
+      );
     }
     if (env.REDIS_URL) {
       log(`Redis: using external ${env.REDIS_URL}`);
