@@ -139,7 +139,8 @@ export async function checkAfterFault(deps: CheckDeps, sku: string, perUserLimit
 
   // Payments: every event the provider delivered, and every one the store knows of, is settled.
   const payments = (await Promise.all(rows.map((row) => store.paymentsOfOrder(row.orderNo)))).flat();
-  const delivered = traffic.events.filter((event) => event.answer.status === 200);
+  // Recorded: judged at once (200) or later (202 RECEIVED); either way the store must have it.
+  const delivered = traffic.events.filter((event) => event.answer.status === 200 || event.answer.status === 202);
   const stored = new Map(payments.map((payment) => [payment.eventId, payment]));
   const unsettled = payments.filter((payment) => payment.outcome === 'RECEIVED');
   const deliveredMissing = delivered.filter((event) => !stored.has(event.eventId));

@@ -49,7 +49,7 @@ export interface DeliveredEvent {
   eventId: string;
   amountCents: number;
   kind: PaymentKind;
-  answer: { status: 200; outcome: string } | { status: number; code: string } | { status: 'gave-up'; lastError: string };
+  answer: { status: 200 | 202; outcome: string } | { status: number; code: string } | { status: 'gave-up'; lastError: string };
 }
 
 /** The kinds of request the traffic sends, each with its own deadline in the API. */
@@ -169,8 +169,8 @@ async function act(plan: TrafficPlan, orderNo: string, userId: string, kind: Pay
     const answer: DeliveredEvent['answer'] =
       call.status === 'gave-up'
         ? call
-        : call.status === 200
-          ? { status: 200, outcome: String((call.body as { outcome?: string }).outcome) }
+        : call.status === 200 || call.status === 202
+          ? { status: call.status, outcome: String((call.body as { outcome?: string }).outcome) }
           : { status: call.status, code: (call.body as { error?: { code?: string } }).error?.code ?? 'UNKNOWN' };
     result.events.push({ orderNo, eventId, amountCents, kind, answer });
   };

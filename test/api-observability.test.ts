@@ -173,7 +173,7 @@ describe('GET /metrics', () => {
     expect(total(samples, 'http_requests_total', { method: 'DELETE', route: '/api/orders/:orderNo', status: '405' })).toBe(1);
   });
 
-  it('counts webhook outcomes: APPLIED, DUPLICATE, INVALID_SIGNATURE, ORDER_NOT_FOUND', async () => {
+  it('counts webhook outcomes: APPLIED, DUPLICATE, INVALID_SIGNATURE, REFUND_REQUIRED', async () => {
     const { sku, priceCents } = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
     const userId = `pay-${randomUUID().slice(0, 8)}`;
     const token = await auth.issue(userId);
@@ -192,11 +192,12 @@ describe('GET /metrics', () => {
       await send(event),
       await send(event),
       await send({ ...event, eventId: `evt-bad-${orderNo}` }, 'not-the-webhook-secret-at-all'),
-      await send({ ...event, eventId: `evt-none-${orderNo}`, orderNo: newOrderNo() }),
+      // An order number made an hour ago that no order has: money to give back.
+      await send({ ...event, eventId: `evt-none-${orderNo}`, orderNo: newOrderNo(Date.now() - 3_600_000) }),
     ];
-    expect(replies.map((r) => r.body?.outcome ?? r.code)).toEqual(['APPLIED', 'DUPLICATE', 'INVALID_SIGNATURE', 'ORDER_NOT_FOUND']);
+    expect(replies.map((r) => r.body?.outcome ?? r.code)).toEqual(['APPLIED', 'DUPLICATE', 'INVALID_SIGNATURE', 'REFUND_REQUIRED']);
     const after = await scrape();
-    for (const outcome of ['APPLIED', 'DUPLICATE', 'INVALID_SIGNATURE', 'ORDER_NOT_FOUND']) {
+    for (const outcome of ['APPLIED', 'DUPLICATE', 'INVALID_SIGNATURE', 'REFUND_REQUIRED']) {
       expect(total(after, 'flash_webhook_outcomes_total', { outcome }) - total(before, 'flash_webhook_outcomes_total', { outcome }), outcome).toBe(1);
     }
   });

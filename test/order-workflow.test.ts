@@ -15,6 +15,7 @@ import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/orders/order-number.js';
+import { storedPayment } from '../src/payments/payment-delivery.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureSearchAttributes } from '../src/workers/worker-connection.js';
 import {
@@ -38,7 +39,10 @@ import { startTestWorker, type TestWorker } from './helpers/worker.js';
 /** Hooks a test sets to wrap the real activities; reset before each test. */
 interface Faults {
   persistOrder?: (real: Activities['persistOrder'], input: PersistOrderInput) => Promise<void>;
-  cancelOrder?: (real: Activities['cancelOrder'], input: Parameters<Activities['cancelOrder']>[0]) => Promise<void>;
+  cancelUnpaidOrder?: (
+    real: Activities['cancelUnpaidOrder'],
+    input: Parameters<Activities['cancelUnpaidOrder']>[0],
+  ) => ReturnType<Activities['cancelUnpaidOrder']>;
   markPaid?: (real: Activities['markPaid'], input: Parameters<Activities['markPaid']>[0]) => Promise<void>;
 }
 let faults: Faults = {};
@@ -67,7 +71,7 @@ beforeAll(async () => {
     redis,
     wrapActivities: (real) => ({
       persistOrder: (input) => (faults.persistOrder ? faults.persistOrder(real.persistOrder, input) : real.persistOrder(input)),
-      cancelOrder: (input) => (faults.cancelOrder ? faults.cancelOrder(real.cancelOrder, input) : real.cancelOrder(input)),
+      cancelUnpaidOrder: (input) => (faults.cancelUnpaidOrder ? faults.cancelUnpaidOrder(real.cancelUnpaidOrder, input) : real.cancelUnpaidOrder(input)),
       markPaid: (input) => (faults.markPaid ? faults.markPaid(real.markPaid, input) : real.markPaid(input)),
       releaseReservation: async (input) => {
         const outcome = await real.releaseReservation(input);
@@ -145,7 +149,7 @@ function gate() {
 /** Holds the next call of `activity` at a gate: `arrived` once it is held; the real activity runs once `open()` is called. */
 function holdAt<K extends keyof Faults>(activity: K): ReturnType<typeof gate> {
   const hold = gate();
-  const held = async (real: (input: never) => Promise<void>, input: never): Promise<void> => {
+  const held = async (real: (input: never) => Promise<unknown>, input: never): Promise<unknown> => {
     hold.reached();
     await hold.opened;
     return real(input);
@@ -264,7 +268,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
 
   it('records a payment that arrives after the timer fired for refund and never applies it', async () => {
     const sale = await putOnSale(store, redis, { stock: 2 });
-    const hold = holdAt('cancelOrder');
+    const hold = holdAt('cancelUnpaidOrder');
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     const result = handle.result(); // lets the server skip the 30 minutes
@@ -278,6 +282,42 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     ]);
     expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-late-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_AWAITING_PAYMENT' }]);
     expect((await orderRow(orderNo))?.status).toBe('CANCELLED');
+    expectInvariants(await saleReport(store, redis, sale.sku));
+  });
+
+  it('refunds a payment recorded after the deadline even when it reaches the order before the timer does', async () => {
+    const sale = await putOnSale(store, redis, { stock: 2 });
+    const handle = await startOrder(sale);
+    const { orderNo, totalCents, paymentDeadline } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+    // A worker that was late: the payment arrived 1 s after the deadline, the timer has not run yet.
+    const late = { eventId: `evt-after-${orderNo}`, amountCents: totalCents, receivedAt: new Date(Date.parse(paymentDeadline) + 1_000).toISOString() };
+    expect(await handle.executeUpdate(payUpdate, { args: [late] })).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+    // One received exactly at the deadline still counts.
+    const onTime = { eventId: `evt-at-${orderNo}`, amountCents: totalCents, receivedAt: paymentDeadline };
+    expect(await handle.executeUpdate(payUpdate, { args: [onTime] })).toEqual({ outcome: 'APPLIED' });
+    expect(await handle.result()).toMatchObject({ status: 'PAID' });
+    expect(await paymentRows(orderNo)).toEqual([
+      { eventId: `evt-after-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' },
+      { eventId: `evt-at-${orderNo}`, outcome: 'APPLIED', refundReason: null },
+    ]);
+    expectInvariants(await saleReport(store, redis, sale.sku));
+  });
+
+  it('a payment recorded in time and delivered while the timed-out order is being cancelled waits, and pays it', async () => {
+    const sale = await putOnSale(store, redis, { stock: 2 });
+    const hold = holdAt('cancelUnpaidOrder');
+    const handle = await startOrder(sale);
+    const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+    // Recorded now, by MySQL's clock: well before the deadline 30 minutes of workflow time away.
+    const { row } = await store.recordPayment({ eventId: `evt-in-time-${orderNo}`, orderNo, amountCents: totalCents });
+    const result = handle.result(); // lets the server skip the 30 minutes
+    await hold.arrived; // the timer fired; cancelUnpaidOrder is about to look for payments
+    const verdict = handle.executeUpdate(payUpdate, { args: [storedPayment(row)] });
+    hold.open();
+    expect(await verdict).toEqual({ outcome: 'APPLIED' });
+    expect(await result).toMatchObject({ status: 'PAID', payments: [{ eventId: row.eventId, outcome: 'APPLIED' }] });
+    expect((await orderRow(orderNo))?.status).toBe('PAID');
+    expect(await paymentRows(orderNo)).toEqual([{ eventId: row.eventId, outcome: 'APPLIED', refundReason: null }]);
     expectInvariants(await saleReport(store, redis, sale.sku));
   });
 

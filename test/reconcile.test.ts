@@ -162,7 +162,10 @@ describe('ReconcileWorkflow', () => {
     const input = await orderAwaitingPayment(sale, 'payer');
     const eventId = `evt-stuck-${input.orderNo}`;
     // The webhook recorded the event, then its process died before delivering it.
-    expect(await store.recordPaymentReceived({ eventId, orderNo: input.orderNo, amountCents: sale.priceCents })).toEqual({ outcome: 'NEW' });
+    expect(await store.recordPayment({ eventId, orderNo: input.orderNo, amountCents: sale.priceCents })).toMatchObject({
+      isNew: true,
+      row: { outcome: 'RECEIVED' },
+    });
     await new Promise((resolve) => setTimeout(resolve, 5));
 
     expect((await reconcile([sale.sku], 1)).paymentsSettled).toBeGreaterThanOrEqual(1);

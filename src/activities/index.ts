@@ -7,11 +7,13 @@
  * retried by the workflow's retry policy; a business rule that no retry can change is thrown with
  * ApplicationFailure.nonRetryable and a stable type.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { asyncLocalStorage, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderChangeNotifier } from '../orders/order-changes.js';
-import type { CancelReason, PersistOrderInput, RefundReason } from '../workflows/definitions.js';
+import type { CancelReason, PaymentReceived, PersistOrderInput, RefundReason } from '../workflows/definitions.js';
 
 export interface ActivityDeps {
   store: Store;
@@ -29,7 +31,15 @@ export const FailureTypes = {
   reservationReleased: 'ReservationReleased',
   /** Redis has no record of the reservation (lost in a Redis crash before it reached disk). */
   reservationLost: 'ReservationLost',
+  /** A payment timeout reached MySQL before MySQL's clock passed the deadline (clocks differ): retried. */
+  deadlineNotReached: 'DeadlineNotReached',
 } as const;
+
+/** How far behind the payment deadline MySQL's clock may be for cancelUnpaidOrder to wait for it. */
+const MAX_CLOCK_WAIT_MS = 5_000;
+
+/** What closing an unpaid order found: it is cancelled, or a payment recorded in time pays it. */
+export type UnpaidOrderClosed = { outcome: 'CANCELLED' } | { outcome: 'PAID_IN_TIME'; payment: Required<PaymentReceived> };
 
 const newOrder = (order: PersistOrderInput) => ({
   orderNo: order.orderNo,
@@ -102,6 +112,43 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
     async cancelOrder(cancel: { orderNo: string; reason: CancelReason; cancelledAt: string }): Promise<void> {
       await store.cancelOrder({ ...cancel, cancelledAt: new Date(cancel.cancelledAt) });
       await changes.publish(cancel.orderNo);
+    },
+
+    /**
+     * Closes an unpaid order as CANCELLED unless a payment recorded in time pays it (the arrival
+     * rule, applied in MySQL under the order row's lock: Store.cancelUnpaidOrder): then the
+     * payment is answered and nothing changes. A payment timeout that reaches MySQL before MySQL's
+     * clock passed the deadline (the two clocks differ a little) waits for it; a clock more than
+     * MAX_CLOCK_WAIT_MS behind is not waited for (the time-skipping test server, a broken NTP), the
+     * order is cancelled by the workflow's clock and a warning logged.
+     */
+    async cancelUnpaidOrder(cancel: { orderNo: string; reason: CancelReason; cancelledAt: string }): Promise<UnpaidOrderClosed> {
+      const request = { ...cancel, cancelledAt: new Date(cancel.cancelledAt) };
+      let result = await store.cancelUnpaidOrder(request);
+      if (result.outcome === 'NOT_DUE') {
+        const behindBy = result.dueInMs;
+        if (behindBy <= MAX_CLOCK_WAIT_MS) await sleep(behindBy);
+        else if (asyncLocalStorage.getStore()) {
+          log.warn("MySQL's clock is behind the workflow's timer; cancelling by the workflow's clock", { orderNo: cancel.orderNo, behindByMs: behindBy });
+        }
+        result = await store.cancelUnpaidOrder({ ...request, evenBeforeDeadline: behindBy > MAX_CLOCK_WAIT_MS });
+      }
+      switch (result.outcome) {
+        // NOT_PERSISTED, CLOSED: nothing to cancel in MySQL. As cancelOrder, the workflow closes the
+        // order all the same (only it writes its row once persisted, so this is a row changed by hand).
+        case 'CANCELLED':
+        case 'NOT_PERSISTED':
+        case 'CLOSED':
+          await changes.publish(cancel.orderNo);
+          return { outcome: 'CANCELLED' };
+        case 'PAID_IN_TIME':
+          return { outcome: 'PAID_IN_TIME', payment: { ...result.payment, receivedAt: result.payment.receivedAt.toISOString() } };
+        case 'NOT_DUE':
+          throw ApplicationFailure.retryable(
+            `order ${cancel.orderNo}: MySQL's clock has not reached the payment deadline yet`,
+            FailureTypes.deadlineNotReached,
+          );
+      }
     },
 
     /** A payment that must be given back: late, a second one, or the wrong amount. */

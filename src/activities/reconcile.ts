@@ -7,6 +7,7 @@ import { asyncLocalStorage, heartbeat } from '@temporalio/activity';
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderClient } from '../orders/order-client.js';
+import type { PaymentDelivery } from '../payments/payment-delivery.js';
 import type { AdoptionPageResult, ReservationPageResult, SaleDrift, SaleSurvey } from '../workflows/reconcile-definitions.js';
 
 /** Tells Temporal the activity is alive during a long page; a no-op when called outside an activity (tests). */
@@ -18,9 +19,11 @@ export interface ReconcileDeps {
   store: Store;
   inventory: RedisInventory;
   orders: OrderClient;
+  /** Delivers the payments the API processes' owners left RECEIVED. */
+  payments: PaymentDelivery;
 }
 
-export function createReconcileActivities({ store, inventory, orders }: ReconcileDeps) {
+export function createReconcileActivities({ store, inventory, orders, payments }: ReconcileDeps) {
   return {
     /** Redis and MySQL counters of one page of sales, and which of them need their reservations scanned. */
     async surveySales(page: { afterSku: string; limit: number; skus?: string[] }): Promise<{ surveys: SaleSurvey[]; next: string | null }> {
@@ -162,17 +165,18 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
       };
     },
 
-    /** Payment events still RECEIVED after the grace period: delivered to their order again and settled. */
+    /**
+     * The backstop of the API processes' payment owners (for when none runs): payment events still
+     * RECEIVED after the grace period, delivered again from their rows, in parallel.
+     */
     async settleStuckPayments(input: { olderThanMs: number; limit: number }): Promise<{ settled: number }> {
       const stuck = await store.receivedPaymentsBefore(new Date(Date.now() - input.olderThanMs), input.limit);
-      let settled = 0;
-      for (const payment of stuck) {
-        const verdict = await orders.pay(payment.orderNo, { eventId: payment.eventId, amountCents: payment.amountCents });
-        await store.settleReceivedPayment(payment.eventId, verdict);
-        settled++;
-        beat();
+      const beating = setInterval(beat, 5_000);
+      try {
+        return await payments.deliverAll(stuck);
+      } finally {
+        clearInterval(beating);
       }
-      return { settled };
     },
   };
 }

@@ -17,6 +17,7 @@ import { RedisInventory } from '../inventory/redis-inventory.js';
 import { CancelOrder } from '../orders/cancel-order.js';
 import { OrderClient } from '../orders/order-client.js';
 import { OrderStatusReader } from '../orders/order-status-reader.js';
+import { PaymentDelivery } from '../payments/payment-delivery.js';
 import { PaymentWebhook } from '../payments/payment-webhook.js';
 import { AdminService } from '../sales/admin-service.js';
 import { SalesService } from '../sales/sales-service.js';
@@ -55,6 +56,11 @@ export interface ApiDeps {
   metrics?: ApiMetrics;
   /** The order status reader over `orders` (startApi creates both, to end long-polls at shutdown); without one, a fresh one. */
   statusReader?: OrderStatusReader;
+  /**
+   * The process's owner of recorded payments (startApi creates and runs it); without one, a fresh
+   * one that delivers each payment once, from the webhook, and leaves the rest to a running owner.
+   */
+  payments?: PaymentDelivery;
 }
 
 export function createApp(deps: ApiDeps): Koa {
@@ -82,7 +88,10 @@ export function createApp(deps: ApiDeps): Koa {
     spendBudget: (userId) => limits.consume('checkout', userId),
   });
   const statusReader = deps.statusReader ?? OrderStatusReader.fromConfig(orders, config, metrics);
-  const webhook = new PaymentWebhook({ config, store, orders, statusReader });
+  const payments =
+    deps.payments ??
+    PaymentDelivery.fromConfig(config, { store: deps.store, orders, mysql: guards.mysql, changed: (orderNo) => statusReader.changed(orderNo), logger });
+  const webhook = new PaymentWebhook({ config, store: deps.store, guards, delivery: payments });
   const admin = new AdminService({ store, inventory, orders, sales });
   const cancelOrder = new CancelOrder({ orders, statusReader, inventory, writeDeadlineMs: config.deadlines.writeMs });
 

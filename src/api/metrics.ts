@@ -74,7 +74,7 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
   });
   private readonly webhookOutcomes = new Counter({
     name: 'flash_webhook_outcomes_total',
-    help: 'Payment webhook answers: APPLIED, DUPLICATE, REFUND_REQUIRED, or the error code (INVALID_SIGNATURE, UNAVAILABLE, …)',
+    help: 'Payment webhook answers: APPLIED, DUPLICATE, REFUND_REQUIRED, RECEIVED (recorded, judged later), or the error code (INVALID_SIGNATURE, UNAVAILABLE, …)',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });

@@ -120,7 +120,10 @@ export const webhookAnswerSchema = z
     outcome: z.enum(WEBHOOK_OUTCOMES),
     refundReason: z.enum(REFUND_REASONS).optional(),
   })
-  .meta({ id: 'WebhookAnswer', description: "The order's own verdict on the payment event." });
+  .meta({
+    id: 'WebhookAnswer',
+    description: "The order's own verdict on the payment event; RECEIVED (202) when it is recorded but not judged yet.",
+  });
 
 export const devLoginAnswerSchema = z
   .object({ token: z.string().meta({ description: 'An HS256 shopper JWT, sub = userId.' }), userId: z.string() })

@@ -9,6 +9,7 @@ import { Store } from '../db/store.js';
 import { createRedis } from '../infra/redis.js';
 import { createTemporalClient } from '../infra/temporal-connection.js';
 import { OrderClient } from '../orders/order-client.js';
+import { PaymentDelivery } from '../payments/payment-delivery.js';
 import { OrderStatusReader } from '../orders/order-status-reader.js';
 import { ORDER_CHANGED_CHANNEL, OrderChangeNotifier } from '../orders/order-changes.js';
 import { subscribeChannels } from '../infra/redis-subscription.js';
@@ -50,7 +51,11 @@ export async function startApi(config: AppConfig, port = config.port, options: S
   const statusReader = OrderStatusReader.fromConfig(orders, config, metrics, new OrderChangeNotifier(redis));
   // One subscription for the caches that notifications keep safe: the sold-out flag, the status cache.
   const subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener(), [ORDER_CHANGED_CHANNEL]: statusReader.listener() }, logger);
-  const app = createApp({ config, redis, store, temporal, logger, soldOut, readiness, metrics, guards, orders, statusReader });
+  // The owner of recorded payments: retries what the webhook could not deliver, sweeps what a
+  // process that died left RECEIVED (docs/fault-tolerance.md, "A payment's path").
+  const payments = PaymentDelivery.fromConfig(config, { store, orders, mysql: guards.mysql, changed: (orderNo) => statusReader.changed(orderNo), logger });
+  payments.start();
+  const app = createApp({ config, redis, store, temporal, logger, soldOut, readiness, metrics, guards, orders, statusReader, payments });
   const server = app.listen(port, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   // Keep-alive longer than typical load balancers' idle timeout avoids resets under load.
@@ -73,6 +78,7 @@ export async function startApi(config: AppConfig, port = config.port, options: S
     async close() {
       statusReader.stopWaits();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await payments.stop();
       server.closeAllConnections();
       await Promise.allSettled([subscriber.quit(), redis.quit(), store.close(), temporal.connection.close()]);
     },

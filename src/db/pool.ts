@@ -4,7 +4,7 @@ import type { AppConfig } from '../config/index.js';
 /** The app's MySQL pool, built from MYSQL_URL. Dates travel as UTC so every process agrees. */
 export function createMysqlPool(config: Pick<AppConfig, 'mysqlUrl'>, options: PoolOptions = {}): Pool {
   const url = new URL(config.mysqlUrl);
-  return mysql.createPool({
+  const pool = mysql.createPool({
     host: url.hostname,
     port: url.port ? Number(url.port) : 3306,
     user: decodeURIComponent(url.username),
@@ -17,6 +17,12 @@ export function createMysqlPool(config: Pick<AppConfig, 'mysqlUrl'>, options: Po
     multipleStatements: false,
     ...options,
   });
+  // The times MySQL stamps itself (a payment's received_at, NOW() in cancelUnpaidOrder) must be
+  // UTC like the ones the app writes, whatever the server's own time zone: they are compared.
+  pool.pool.on('connection', (connection) => {
+    connection.query("SET time_zone = '+00:00'");
+  });
+  return pool;
 }
 
 /**

@@ -63,7 +63,11 @@ export type InsertOrderResult =
   /** A row with this order number exists for another SKU or user. */
   | { outcome: 'CONFLICT' };
 
-export type RecordPaymentResult = { outcome: 'NEW' } | { outcome: 'SEEN'; orderNo: string; paymentOutcome: StoredPaymentOutcome };
+/** A recorded payment event: `isNew` when this call recorded it, else the row an earlier one wrote. */
+export interface RecordedPayment {
+  row: PaymentRow;
+  isNew: boolean;
+}
 
 export interface PaymentRow {
   eventId: string;
@@ -71,7 +75,22 @@ export interface PaymentRow {
   amountCents: number;
   outcome: StoredPaymentOutcome;
   refundReason: string | null;
+  /** Stamped once by MySQL when the event was first recorded: the time the arrival rule judges. */
+  receivedAt: Date;
 }
+
+/**
+ * What cancelUnpaidOrder found under the order row's lock. PAID_IN_TIME: a payment of the full
+ * amount was recorded at or before the deadline, so the order is not cancelled and is to be paid
+ * with it. NOT_DUE: a payment timeout asked before MySQL's clock passed the deadline.
+ */
+export type CancelUnpaidResult =
+  | { outcome: 'CANCELLED' }
+  | { outcome: 'PAID_IN_TIME'; payment: { eventId: string; amountCents: number; receivedAt: Date } }
+  /** MySQL's clock is `dueInMs` short of the deadline. */
+  | { outcome: 'NOT_DUE'; dueInMs: number }
+  | { outcome: 'NOT_PERSISTED' }
+  | { outcome: 'CLOSED'; status: StoredOrderStatus };
 
 /** A sale's figures in MySQL, for invariant checks and reports. */
 export interface SaleStockFigures {
@@ -89,7 +108,6 @@ export interface SaleStockFigures {
 export interface PaymentListRow extends PaymentRow {
   /** The SKU of the payment's order; null when the order has no row (yet). */
   sku: string | null;
-  receivedAt: Date;
 }
 
 /** Where a keyset page of payments starts: after this (received_at, event_id). */
@@ -104,10 +122,15 @@ export interface SalePosition {
   sku: string;
 }
 
-/** Runs `work` in one transaction on one pooled connection: committed if it resolves, rolled back if it throws. */
-export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+/**
+ * Runs `work` in one transaction on one pooled connection: committed if it resolves, rolled back if
+ * it throws. `readCommitted`: the transaction locks only the rows it reads (no gap locks) and each
+ * read sees what is committed, for transactions that serialise on one row's lock.
+ */
+export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>, options: { readCommitted?: boolean } = {}): Promise<T> {
   const conn = await pool.getConnection();
   try {
+    if (options.readCommitted) await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
     await conn.beginTransaction();
     const result = await work(conn);
     await conn.commit();
@@ -304,6 +327,57 @@ export class Store {
     });
   }
 
+  /**
+   * Cancels an unpaid order unless a payment that pays it was recorded first: the arrival rule
+   * (docs/fault-tolerance.md, "A payment's path"). Under the order row's lock, which recordPayment
+   * takes too, so a payment is either recorded before this looks (and found: PAID_IN_TIME, nothing
+   * changes) or after it committed (then MySQL stamps it later than the deadline, or than the
+   * shopper's cancel). A payment timeout waits for MySQL's own clock to pass the deadline
+   * (NOT_DUE), so a payment stamped at or before the deadline is always seen, unless
+   * `evenBeforeDeadline` (a clock too far behind to wait for). Idempotent: a retry after a lost
+   * commit finds the order CANCELLED.
+   */
+  async cancelUnpaidOrder(cancel: { orderNo: string; reason: CancelReason; cancelledAt: Date; evenBeforeDeadline?: boolean }): Promise<CancelUnpaidResult> {
+    return inTransaction(
+      this.pool,
+      async (conn): Promise<CancelUnpaidResult> => {
+        const [rows] = await conn.query<RowDataPacket[]>(
+          'SELECT sku, quantity, status, total_cents, payment_deadline FROM orders WHERE order_no = ? FOR UPDATE',
+          [cancel.orderNo],
+        );
+        const order = rows[0];
+        if (!order) return { outcome: 'NOT_PERSISTED' };
+        if (order.status === 'CANCELLED') return { outcome: 'CANCELLED' };
+        if (order.status !== 'AWAITING_PAYMENT') return { outcome: 'CLOSED', status: order.status as StoredOrderStatus };
+        // Read after the lock is held: a payment recorded from now on is stamped later than this.
+        const [[clock]] = await conn.query<RowDataPacket[]>('SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), ?) AS dueInUs', [order.payment_deadline]);
+        const dueInMs = Math.ceil(Number(clock?.dueInUs ?? 0) / 1_000);
+        if (cancel.reason === 'PAYMENT_TIMEOUT' && dueInMs >= 0 && !cancel.evenBeforeDeadline) return { outcome: 'NOT_DUE', dueInMs: dueInMs + 1 };
+        const [paid] = await conn.query<RowDataPacket[]>(
+          `SELECT event_id, amount_cents, received_at FROM payments
+           WHERE order_no = ? AND amount_cents = ? AND received_at <= ? AND outcome <> 'REFUND_REQUIRED'
+           ORDER BY received_at, event_id LIMIT 1`,
+          [cancel.orderNo, order.total_cents, order.payment_deadline],
+        );
+        const payment = paid[0];
+        if (payment) {
+          return {
+            outcome: 'PAID_IN_TIME',
+            payment: { eventId: String(payment.event_id), amountCents: Number(payment.amount_cents), receivedAt: payment.received_at as Date },
+          };
+        }
+        await conn.query(`UPDATE orders SET status = 'CANCELLED', cancel_reason = ?, cancelled_at = ? WHERE order_no = ?`, [
+          cancel.reason,
+          cancel.cancelledAt,
+          cancel.orderNo,
+        ]);
+        await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [order.quantity, order.sku]);
+        return { outcome: 'CANCELLED' };
+      },
+      { readCommitted: true },
+    );
+  }
+
   /** The rows of the given orders, by order number (orders without a row are absent). */
   async getOrders(orderNos: readonly string[]): Promise<Map<string, OrderRow>> {
     if (orderNos.length === 0) return new Map();
@@ -375,16 +449,28 @@ export class Store {
 
   // ---- payments -------------------------------------------------------------------------------
 
-  /** Records a payment event as RECEIVED, once: the event id is the primary key. */
-  async recordPaymentReceived(event: { eventId: string; orderNo: string; amountCents: number }): Promise<RecordPaymentResult> {
-    const [inserted] = await this.pool.query<ResultSetHeader>(
-      `INSERT IGNORE INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'RECEIVED')`,
-      [event.eventId, event.orderNo, event.amountCents],
+  /**
+   * Records a payment event as RECEIVED, once (the event id is the primary key), and answers the
+   * stored row: MySQL stamps received_at on the first recording only, so every delivery carries the
+   * same arrival time. Takes the order row's lock for the insert (when the row exists), so the
+   * insert and cancelUnpaidOrder are ordered one way or the other, never interleaved.
+   */
+  async recordPayment(event: { eventId: string; orderNo: string; amountCents: number }): Promise<RecordedPayment> {
+    return inTransaction(
+      this.pool,
+      async (conn) => {
+        await conn.query('SELECT order_no FROM orders WHERE order_no = ? LOCK IN SHARE MODE', [event.orderNo]);
+        const [inserted] = await conn.query<ResultSetHeader>(
+          `INSERT IGNORE INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'RECEIVED')`,
+          [event.eventId, event.orderNo, event.amountCents],
+        );
+        const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`, [event.eventId]);
+        const row = rows[0];
+        if (!row) throw new Error(`payment ${event.eventId} vanished after it was recorded`);
+        return { row: toPaymentRow(row), isNew: inserted.affectedRows === 1 };
+      },
+      { readCommitted: true },
     );
-    if (inserted.affectedRows === 1) return { outcome: 'NEW' };
-    const seen = await this.getPayment(event.eventId);
-    if (!seen) return this.recordPaymentReceived(event); // deleted in between: try again
-    return { outcome: 'SEEN', orderNo: seen.orderNo, paymentOutcome: seen.outcome };
   }
 
   /**
@@ -399,10 +485,10 @@ export class Store {
     ]);
   }
 
-  /** Payment events still RECEIVED (their delivery died half-way) that arrived before `before`. */
+  /** Payment events still RECEIVED (not judged yet) that arrived before `before`, oldest first. */
   async receivedPaymentsBefore(before: Date, limit: number): Promise<PaymentRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT event_id, order_no, amount_cents, outcome, refund_reason FROM payments
+      `SELECT ${PAYMENT_COLUMNS} FROM payments
        WHERE outcome = 'RECEIVED' AND received_at < ? ORDER BY received_at LIMIT ?`,
       [before, limit],
     );
@@ -419,9 +505,7 @@ export class Store {
   }
 
   async getPayment(eventId: string): Promise<PaymentRow | null> {
-    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT event_id, order_no, amount_cents, outcome, refund_reason FROM payments WHERE event_id = ?', [
-      eventId,
-    ]);
+    const [rows] = await this.pool.query<RowDataPacket[]>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`, [eventId]);
     const row = rows[0];
     if (!row) return null;
     return toPaymentRow(row);
@@ -441,14 +525,11 @@ export class Store {
           query.outcome,
           query.limit,
         ]);
-    return rows.map((row) => ({ ...toPaymentRow(row), sku: row.sku === null ? null : String(row.sku), receivedAt: row.received_at as Date }));
+    return rows.map((row) => ({ ...toPaymentRow(row), sku: row.sku === null ? null : String(row.sku) }));
   }
 
   async paymentsOfOrder(orderNo: string): Promise<PaymentRow[]> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      'SELECT event_id, order_no, amount_cents, outcome, refund_reason FROM payments WHERE order_no = ? ORDER BY event_id',
-      [orderNo],
-    );
+    const [rows] = await this.pool.query<RowDataPacket[]>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE order_no = ? ORDER BY event_id`, [orderNo]);
     return rows.map(toPaymentRow);
   }
 
@@ -488,6 +569,8 @@ export class Store {
 }
 
 class SaleExistsElsewhere extends Error {}
+
+const PAYMENT_COLUMNS = 'event_id, order_no, amount_cents, outcome, refund_reason, received_at';
 
 async function insertOrderRow(
   db: Pick<Pool, 'query'> | PoolConnection,
@@ -556,5 +639,6 @@ function toPaymentRow(row: RowDataPacket): PaymentRow {
     amountCents: Number(row.amount_cents),
     outcome: row.outcome as StoredPaymentOutcome,
     refundReason: (row.refund_reason as string | null) ?? null,
+    receivedAt: row.received_at as Date,
   };
 }

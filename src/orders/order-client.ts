@@ -35,7 +35,7 @@ import {
   statusQuery,
   verdictOf,
 } from '../workflows/definitions.js';
-import type { CancelReason, OrderInput, OrderState, OrderStatus, PaymentReceived, PaymentVerdict } from '../workflows/definitions.js';
+import type { CancelReason, OrderInput, OrderState, OrderStatus, PaymentReceived, PaymentVerdict, RefundReason } from '../workflows/definitions.js';
 import type { OrderWorkflow } from '../workflows/order.js';
 import { Refusal } from '../refusal.js';
 
@@ -325,14 +325,18 @@ export class OrderClient {
 
   /**
    * Delivers a payment event to the order (the `pay` Update, deduplicated by event id) and answers
-   * the workflow's verdict on it. An order whose workflow has closed can no longer apply it: its
-   * verdict is REFUND_REQUIRED, with the reason its final state gives.
+   * the workflow's verdict on it; null when no order with that number is known (no workflow, no
+   * row: not started yet, or never). Sent whatever the breaker says, within `deadline`: a payment
+   * is worth the wait. An order whose workflow has closed answers from what MySQL recorded
+   * (verdictOfClosedOrder).
    */
-  async pay(orderNo: string, payment: PaymentReceived, deadline = defaultDeadline()): Promise<PaymentVerdict> {
+  async pay(orderNo: string, payment: PaymentReceived, deadline = defaultDeadline()): Promise<PaymentVerdict | null> {
     try {
-      return await this.onWorkflow(deadline, () => this.handle(orderNo).executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` }));
+      return await this.onWorkflow(deadline, () => this.handle(orderNo).executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` }), {
+        evenWhenOpen: true,
+      });
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo, deadline);
+      if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo, payment.eventId, deadline);
       if (isMissingHandler(err)) return this.payBySignal(orderNo, payment, deadline);
       throw err;
     }
@@ -356,25 +360,34 @@ export class OrderClient {
   }
 
   /** Orders started before the pay Update existed: signal, then read the verdict with a query. */
-  private async payBySignal(orderNo: string, payment: PaymentReceived, deadline: Deadline): Promise<PaymentVerdict> {
+  private async payBySignal(orderNo: string, payment: PaymentReceived, deadline: Deadline): Promise<PaymentVerdict | null> {
     try {
       await this.onTemporal(deadline, () => this.handle(orderNo).signal(paymentReceivedSignal, payment));
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo, deadline);
+      if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo, payment.eventId, deadline);
       throw err;
     }
     // A query after a signal observes it (queries are strongly consistent). A workflow that closed
     // meanwhile recorded the payment itself.
     const record = (await this.queryLive(orderNo, deadline))?.payments.find((p) => p.eventId === payment.eventId);
     if (record) return verdictOf(record);
-    const stored = await this.onMysql(deadline, () => this.store.getPayment(payment.eventId));
-    if (stored?.outcome === 'APPLIED') return { outcome: 'APPLIED' };
-    return this.verdictOfClosedOrder(orderNo, deadline);
+    return this.verdictOfClosedOrder(orderNo, payment.eventId, deadline);
   }
 
-  private async verdictOfClosedOrder(orderNo: string, deadline: Deadline): Promise<PaymentVerdict> {
-    const status = (await this.onMysql(deadline, () => this.store.getOrder(orderNo)))?.status;
-    return { outcome: 'REFUND_REQUIRED', refundReason: refundReasonFor(status) };
+  /**
+   * The verdict on a payment delivered after its order's workflow closed (or to one that never
+   * existed), stored outcome first: a delivery that lost the race with its own earlier delivery
+   * (the order PAID with this very event) is APPLIED, not refunded; one the workflow judged keeps
+   * its verdict. Only money the closed order never took is REFUND_REQUIRED, with the reason its
+   * final row gives; null when there is no row either (no such order, or not started yet).
+   */
+  private async verdictOfClosedOrder(orderNo: string, eventId: string, deadline: Deadline): Promise<PaymentVerdict | null> {
+    const [stored, order] = await this.onMysql(deadline, () => Promise.all([this.store.getPayment(eventId), this.store.getOrder(orderNo)]));
+    if (stored?.outcome === 'APPLIED') return { outcome: 'APPLIED' };
+    if (stored?.outcome === 'REFUND_REQUIRED')
+      return { outcome: 'REFUND_REQUIRED', refundReason: (stored.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') as RefundReason };
+    if (!order) return null;
+    return { outcome: 'REFUND_REQUIRED', refundReason: refundReasonFor(order.status) };
   }
 
   /** Whether the order's workflow runs, has closed, or was never started. */

@@ -28,3 +28,11 @@ export function newOrderNo(now = Date.now()): string {
 }
 
 export const ORDER_NO_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** When the order number was made (ms since the epoch), from its first 10 characters; null if it is not one. */
+export function orderNoTime(orderNo: string): number | null {
+  if (!ORDER_NO_PATTERN.test(orderNo)) return null;
+  let time = 0;
+  for (const char of orderNo.slice(0, 10)) time = time * 32 + ALPHABET.indexOf(char);
+  return time;
+}

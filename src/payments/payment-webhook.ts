@@ -1,14 +1,22 @@
 /**
- * Payment webhook → the order's workflow. The provider retries until it gets a 2xx, so this must
- * be idempotent: the event id is a primary key in MySQL, and the workflow dedupes it too.
+ * Payment webhook → the order's workflow: record first, acknowledge what is recorded, judge it by
+ * when it arrived (docs/fault-tolerance.md, "A payment's path").
+ *
+ *   1. record    the event, once (its id is the primary key), whatever any breaker says, within
+ *                MYSQL_TIMEOUT; MySQL stamps its arrival time. Not recorded: 503, the only answer
+ *                the provider must retry.
+ *   2. deliver   the stored event to its order within half of WRITE_DEADLINE: its verdict
+ *                (APPLIED / REFUND_REQUIRED), or, not judged by then, 202 RECEIVED and the
+ *                process's delivery owner (PaymentDelivery) keeps delivering it until it is.
+ * The provider retries until it gets a 2xx, so every step is idempotent: an event already judged
+ * answers DUPLICATE, one still RECEIVED is delivered again.
  */
 import type { AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
-import { Deadline } from '../infra/dependency-guard.js';
-import type { OrderClient } from '../orders/order-client.js';
-import type { OrderStatusReader } from '../orders/order-status-reader.js';
+import { Deadline, type DependencyGuards } from '../infra/dependency-guard.js';
 import { Refusal } from '../refusal.js';
 import type { RefundReason, WebhookOutcome } from '../workflows/definitions.js';
+import type { PaymentDelivery } from './payment-delivery.js';
 import { verifyWebhookSignature } from './webhook-signature.js';
 
 /** The webhook's answer: what became of the event, and why when it must be refunded. */
@@ -24,16 +32,13 @@ export interface PaymentEvent {
 }
 
 export class PaymentWebhook {
-  /**
-   * `store`: seen through the MySQL guard (each query bounded by MYSQL_TIMEOUT); `statusReader`:
-   * told of each delivered payment, so this process's readers see it at once.
-   */
   constructor(
     private readonly deps: {
       config: Pick<AppConfig, 'webhookSecret' | 'deadlines'>;
+      /** The store as it is: the recording goes through `guards.mysql` whatever its breaker says. */
       store: Store;
-      orders: OrderClient;
-      statusReader?: OrderStatusReader;
+      guards: Pick<DependencyGuards, 'mysql' | 'temporal' | 'workflows'>;
+      delivery: PaymentDelivery;
     },
   ) {}
 
@@ -43,33 +48,19 @@ export class PaymentWebhook {
     if (!check.ok) throw new Refusal('INVALID_SIGNATURE', check.reason);
   }
 
-  /** Answered within WRITE_DEADLINE while one dependency hangs; a 503 leaves the event to the provider's retry. */
+  /** Answered within MYSQL_TIMEOUT + WRITE_DEADLINE / 2, whatever hangs. */
   async handle(event: PaymentEvent): Promise<WebhookAnswer> {
-    const { store, orders } = this.deps;
-    const deadline = Deadline.in(this.deps.config.deadlines.writeMs);
-    // Asked of Temporal's frontend (no worker needed, so a slow worker cannot refuse a payment),
-    // then MySQL for an order whose workflow is gone.
-    const known = (await orders.workflowState(event.orderNo, deadline)) !== 'NOT_FOUND' || (await orders.fromDatabase(event.orderNo, deadline)) !== null;
-    if (!known) {
-      throw new Refusal('ORDER_NOT_FOUND', `no order ${event.orderNo}`);
-    }
-    // Record first: once the row exists the payment can never be lost, whatever happens next.
-    const recorded = await store.recordPaymentReceived(event);
-    if (recorded.outcome === 'SEEN') {
-      if (recorded.orderNo !== event.orderNo) throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
-      // Still RECEIVED means an earlier delivery died before the workflow got it: deliver it now.
-      if (recorded.paymentOutcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
-    }
-    let verdict;
-    try {
-      // Not answered in time: kept as RECEIVED, the provider's retry (or the reconciler) delivers it again.
-      verdict = await orders.pay(event.orderNo, { eventId: event.eventId, amountCents: event.amountCents }, deadline);
-    } finally {
-      this.deps.statusReader?.changed(event.orderNo);
-    }
-    // The workflow's own verdict, written at once (a refund reason included), unless the workflow
-    // has already recorded this event itself.
-    await store.settleReceivedPayment(event.eventId, verdict);
-    return verdict;
+    const { store, guards, delivery, config } = this.deps;
+    // Record first, asking nothing else before: once the row exists the payment cannot be lost.
+    const { row } = await guards.mysql.call(Deadline.in(config.deadlines.mysqlMs), () => store.recordPayment(event), { evenWhenOpen: true });
+    if (row.orderNo !== event.orderNo) throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
+    if (row.outcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
+    // A verdict at once where the order can answer; with Temporal's or the workers' breaker open it
+    // cannot, and the owner delivers it once they are back.
+    const answerable = guards.temporal.closed && guards.workflows.closed;
+    const verdict = answerable ? await delivery.deliver(row, Deadline.in(config.deadlines.writeMs / 2)) : null;
+    if (verdict) return verdict;
+    delivery.retryLater(row);
+    return { outcome: 'RECEIVED' };
   }
 }

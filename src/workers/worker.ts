@@ -10,13 +10,14 @@ import { createActivities, type Activities } from '../activities/index.js';
 import { createReconcileActivities } from '../activities/reconcile.js';
 import { OrderChangeNotifier } from '../orders/order-changes.js';
 import { OrderClient } from '../orders/order-client.js';
+import { PaymentDelivery } from '../payments/payment-delivery.js';
 import type { Store } from '../db/store.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { WORKFLOWS_PATH } from './bundle.js';
 import { activityMetricsInterceptor } from './telemetry.js';
 
 export interface OrderWorkerOptions {
-  config: Pick<AppConfig, 'temporal'>;
+  config: Pick<AppConfig, 'temporal' | 'reservationGraceMs' | 'reconcileIntervalMs'>;
   connection: NativeConnection;
   store: Store;
   redis: RedisClient;
@@ -40,11 +41,13 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Wo
   const inventory = new RedisInventory(options.redis);
   const real = createActivities({ store: options.store, inventory, changes: new OrderChangeNotifier(options.redis) });
   const orderActivities = options.wrapActivities ? { ...real, ...options.wrapActivities(real) } : real;
-  const reconcileActivities = options.temporal
+  const orders = options.temporal && new OrderClient(options.temporal, options.store, options.config.temporal.taskQueue);
+  const reconcileActivities = orders
     ? createReconcileActivities({
         store: options.store,
         inventory,
-        orders: new OrderClient(options.temporal, options.store, options.config.temporal.taskQueue),
+        orders,
+        payments: PaymentDelivery.fromConfig(options.config, { store: options.store, orders }),
       })
     : {};
   const activities = { ...orderActivities, ...reconcileActivities };

@@ -33,6 +33,12 @@ export interface PaymentReceived {
   /** The provider's event id: the same event delivered twice is applied once. */
   eventId: string;
   amountCents: number;
+  /**
+   * When the payment was recorded (the payments row's received_at, stamped once by MySQL): the
+   * order judges the payment by it, however late it is delivered. Absent from older callers, whose
+   * payments are judged by when the workflow runs.
+   */
+  receivedAt?: string;
 }
 
 /** The workflow's verdict on one payment event. */
@@ -98,6 +104,12 @@ export const NOT_CANCELLABLE = 'NOT_CANCELLABLE';
 export const ORDER_PATCHES = {
   /** Reservation ownership, Updates, one closing path (issue "nothing is lost"). */
   decideThenClose: 'order-decide-then-close-v2',
+  /**
+   * A payment is judged by when it was recorded, not when it was delivered: a late-delivered one
+   * received in time pays the order, one received after the deadline is refunded, and an unpaid
+   * order is cancelled only if no payment recorded in time is found (cancelUnpaidOrder).
+   */
+  paymentByArrival: 'order-payment-by-arrival-v3',
 } as const;
 
 /** The workflow type, as registered by the worker (the exported function's name). */
@@ -125,6 +137,15 @@ export function refundReasonFor(status: OrderStatus | undefined): RefundReason {
 /** The verdict of a recorded payment, without its event fields: what the `pay` Update answered for it. */
 export function verdictOf(record: PaymentVerdict): PaymentVerdict {
   return record.refundReason ? { outcome: record.outcome, refundReason: record.refundReason } : { outcome: record.outcome };
+}
+
+/**
+ * The arrival rule, in one place: whether a payment recorded at `receivedAt` came in time for an
+ * order whose payment deadline is `paymentDeadline` (at or before it). The store's
+ * cancelUnpaidOrder applies the same rule in SQL.
+ */
+export function receivedInTime(receivedAt: string, paymentDeadline: string): boolean {
+  return Date.parse(receivedAt) <= Date.parse(paymentDeadline);
 }
 
 /** One workflow per order: the id is derived from the order number, so it can never run twice. */

@@ -30,10 +30,24 @@ export type PaymentOutcome = (typeof PAYMENT_OUTCOMES)[number];
 export const STORED_PAYMENT_OUTCOMES = ['RECEIVED', ...PAYMENT_OUTCOMES] as const;
 export type StoredPaymentOutcome = (typeof STORED_PAYMENT_OUTCOMES)[number];
 
-/** The webhook's answer: the verdict, or DUPLICATE for an event already judged. */
-export const WEBHOOK_OUTCOMES = [...PAYMENT_OUTCOMES, 'DUPLICATE'] as const;
+/**
+ * The webhook's answer: the verdict, DUPLICATE for an event already judged, or RECEIVED for an
+ * event recorded whose verdict did not come in time (it is delivered and judged later).
+ */
+export const WEBHOOK_OUTCOMES = [...PAYMENT_OUTCOMES, 'DUPLICATE', 'RECEIVED'] as const;
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
 
-/** Why a payment was not applied to its order. */
-export const REFUND_REASONS = ['ORDER_NOT_AWAITING_PAYMENT', 'AMOUNT_MISMATCH', 'ALREADY_PAID', 'ORDER_FAILED'] as const;
+/**
+ * Why a payment was not applied to its order. RECEIVED_AFTER_DEADLINE: recorded after the order's
+ * payment deadline (judged by when it arrived, not when it was delivered); ORDER_NOT_FOUND: no
+ * order with that number was ever accepted.
+ */
+export const REFUND_REASONS = [
+  'ORDER_NOT_AWAITING_PAYMENT',
+  'AMOUNT_MISMATCH',
+  'ALREADY_PAID',
+  'ORDER_FAILED',
+  'RECEIVED_AFTER_DEADLINE',
+  'ORDER_NOT_FOUND',
+] as const;
 export type RefundReason = (typeof REFUND_REASONS)[number];

@@ -10,14 +10,19 @@
  *                        shopper ─▶ CANCELLED (USER_CANCELLED) · operator ─▶ CANCELLED (OPERATOR_CANCELLED)
  *   close    PAID       confirm the reservation (Redis), then markPaid (MySQL); if the units are
  *                       gone from Redis the order FAILS instead and the payment is refunded
- *            CANCELLED  cancelOrder (MySQL), then release the reservation (Redis)
+ *            CANCELLED  cancelUnpaidOrder (MySQL): a payment recorded in time but not delivered
+ *                       yet turns it into PAID (above); else cancelled, and the reservation
+ *                       released (Redis)
  *            FAILED     recordOrderFailure (MySQL: a FAILED row, units back if it was persisted),
  *                       then release the reservation (Redis); an accepted payment is refunded
  *            and every payment that was not applied is recorded REFUND_REQUIRED.
  *
  * Payments and cancels arrive as Updates (the caller gets the verdict, a refused cancel never
  * enters the history) or, from older callers, as signals; both go through the same handlers.
- * Orders started before this version replay orderWorkflowV1 (patch ORDER_PATCHES.decideThenClose).
+ * A payment is judged by when MySQL recorded it (receivedAt), not by when it is delivered: the SDK
+ * runs an activation's Updates before its timer, and a delivery can come late (docs/fault-tolerance.md,
+ * "A payment's path"). Orders started before that rule replay without it (patch
+ * ORDER_PATCHES.paymentByArrival); before ORDER_PATCHES.decideThenClose, orderWorkflowV1.
  */
 import {
   ActivityFailure,
@@ -46,6 +51,7 @@ import {
   ORDER_STATUS_SEARCH_ATTRIBUTE,
   payUpdate,
   paymentReceivedSignal,
+  receivedInTime,
   refundReasonFor,
   statusQuery,
   verdictOf,
@@ -76,15 +82,18 @@ const { persistOrder } = proxyLocalActivities<Activities>({
  * Closing must happen eventually: a lost markPaid loses money, a lost cancelOrder or release loses
  * stock. These retry without limit (capped backoff); every one of them is idempotent.
  */
-const { markPaid, cancelOrder, recordOrderFailure, recordRefundRequired, releaseReservation, confirmReservation } = proxyActivities<Activities>({
-  startToCloseTimeout: '10s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
-});
+const { markPaid, cancelOrder, cancelUnpaidOrder, recordOrderFailure, recordRefundRequired, releaseReservation, confirmReservation } =
+  proxyActivities<Activities>({
+    startToCloseTimeout: '10s',
+    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
+  });
 
 type Outcome = { status: 'PAID'; payment: PaymentReceived } | { status: 'CANCELLED'; reason: CancelReason } | { status: 'FAILED'; reason: string };
 
 export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   if (!patched(ORDER_PATCHES.decideThenClose)) return orderWorkflowV1(input);
+  /** Payments judged by when they were recorded (false: orders started before, which judge by when they run). */
+  const byArrival = patched(ORDER_PATCHES.paymentByArrival);
 
   // The deadline runs from the reservation, so a slow start never gives the shopper extra time.
   const paymentDeadline = new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString();
@@ -106,6 +115,8 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   let decided: Outcome | undefined;
   /** The operator's cancellation of this workflow, rethrown once the order is closed. */
   let operatorCancellation: unknown;
+  /** While cancelUnpaidOrder looks for a payment recorded in time: such payments wait for its answer. */
+  let settling = false;
   const refunds: Array<PaymentReceived & { reason: RefundReason }> = [];
 
   const setStatus = (status: OrderState['status']) => {
@@ -117,12 +128,15 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   const closedReason = (): RefundReason => refundReasonFor(accepted ? 'PAID' : decided?.status === 'FAILED' ? 'FAILED' : state.status);
 
   /** The one place a payment event is judged; the same event judged twice gets the same verdict. */
-  const receivePayment = (payment: PaymentReceived): PaymentVerdict => {
+  const judgePayment = (payment: PaymentReceived): PaymentVerdict => {
     const seen = state.payments.find((p) => p.eventId === payment.eventId);
     if (seen) return verdictOf(seen);
     let verdict: PaymentVerdict;
     if (accepted) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' };
-    else if (decided || !OPEN_STATUSES.includes(state.status)) verdict = { outcome: 'REFUND_REQUIRED', refundReason: closedReason() };
+    else if (byArrival && payment.receivedAt !== undefined && !receivedInTime(payment.receivedAt, paymentDeadline)) {
+      // Judged by when it was recorded, whatever the order of this delivery and the timer's firing.
+      verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' };
+    } else if (decided || !OPEN_STATUSES.includes(state.status)) verdict = { outcome: 'REFUND_REQUIRED', refundReason: closedReason() };
     else if (payment.amountCents !== state.totalCents) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' };
     else {
       // Accepted even while PENDING: it is applied once the order is persisted, refunded if it never is.
@@ -132,6 +146,21 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
     state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, ...verdict });
     if (verdict.refundReason) refunds.push({ ...payment, reason: verdict.refundReason });
     return verdict;
+  };
+
+  /**
+   * A payment recorded in time that reaches an order while cancelUnpaidOrder runs waits for it:
+   * that step finds every such payment in MySQL, so it decides, and this one then reads the outcome.
+   */
+  const receivePayment = async (payment: PaymentReceived): Promise<PaymentVerdict> => {
+    const mayPay =
+      settling &&
+      payment.receivedAt !== undefined &&
+      receivedInTime(payment.receivedAt, paymentDeadline) &&
+      payment.amountCents === state.totalCents &&
+      !state.payments.some((p) => p.eventId === payment.eventId);
+    if (mayPay) await condition(() => !settling);
+    return judgePayment(payment);
   };
 
   setHandler(statusQuery, () => state);
@@ -185,28 +214,55 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   // ---- close: one path, not cancellable ---------------------------------------------------------
   const close = async (outcome: Outcome): Promise<void> => {
     decided = outcome;
-    if (outcome.status === 'PAID') {
-      // Redis first: if the units are no longer this order's, it must not be sold in MySQL either.
-      const confirmed = await confirmReservation(reservation);
-      if (confirmed === 'CONFIRMED' || confirmed === 'ALREADY_CONFIRMED') {
-        const paidAt = new Date().toISOString();
-        await markPaid({ orderNo: input.orderNo, eventId: outcome.payment.eventId, amountCents: outcome.payment.amountCents, paidAt });
-        state.paidAt = paidAt;
-        setStatus('PAID');
-        return;
-      }
-      log.error('the paid order has no reservation left in Redis; failing it and refunding the payment', { orderNo: input.orderNo, confirmed });
-      decided = { status: 'FAILED', reason: `ReservationLost: the reservation was ${confirmed} when the payment was applied` };
-      return closeFailed(decided.reason);
-    }
+    if (outcome.status === 'PAID') return closePaid(outcome.payment);
     if (outcome.status === 'CANCELLED') {
-      await cancelOrder({ orderNo: input.orderNo, reason: outcome.reason, cancelledAt: new Date().toISOString() });
+      const cancelledAt = new Date().toISOString();
+      if (byArrival) {
+        settling = true;
+        const found = await cancelUnpaidOrder({ orderNo: input.orderNo, reason: outcome.reason, cancelledAt });
+        settling = false;
+        if (found.outcome === 'PAID_IN_TIME') return payRecordedInTime(found.payment);
+      } else {
+        await cancelOrder({ orderNo: input.orderNo, reason: outcome.reason, cancelledAt });
+      }
       await releaseReservation(reservation);
       state.cancelReason = outcome.reason;
       setStatus('CANCELLED');
       return;
     }
     return closeFailed(outcome.reason);
+  };
+
+  const closePaid = async (payment: PaymentReceived): Promise<void> => {
+    // Redis first: if the units are no longer this order's, it must not be sold in MySQL either.
+    const confirmed = await confirmReservation(reservation);
+    if (confirmed === 'CONFIRMED' || confirmed === 'ALREADY_CONFIRMED') {
+      const paidAt = new Date().toISOString();
+      await markPaid({ orderNo: input.orderNo, eventId: payment.eventId, amountCents: payment.amountCents, paidAt });
+      state.paidAt = paidAt;
+      setStatus('PAID');
+      return;
+    }
+    log.error('the paid order has no reservation left in Redis; failing it and refunding the payment', { orderNo: input.orderNo, confirmed });
+    decided = { status: 'FAILED', reason: `ReservationLost: the reservation was ${confirmed} when the payment was applied` };
+    return closeFailed(decided.reason);
+  };
+
+  /** A payment recorded in time that the order had not been delivered yet pays it after all. */
+  const payRecordedInTime = async (payment: Required<PaymentReceived>): Promise<void> => {
+    log.info('a payment recorded before the order was cancelled pays it', { orderNo: input.orderNo, eventId: payment.eventId });
+    accepted = payment;
+    decided = { status: 'PAID', payment };
+    const seen = state.payments.find((p) => p.eventId === payment.eventId);
+    if (seen) {
+      seen.outcome = 'APPLIED';
+      delete seen.refundReason;
+    } else {
+      state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, outcome: 'APPLIED' });
+    }
+    // The same event may have been judged without its arrival time (an older caller): not a refund.
+    refunds.splice(0, refunds.length, ...refunds.filter((refund) => refund.eventId !== payment.eventId));
+    return closePaid(payment);
   };
 
   const closeFailed = async (reason: string): Promise<void> => {
@@ -248,6 +304,9 @@ function validatePayment(payment: PaymentReceived): void {
     throw new Error('eventId must be a string of 1-128 characters');
   }
   if (!Number.isSafeInteger(payment.amountCents) || payment.amountCents < 0) throw new Error('amountCents must be a non-negative integer');
+  if (payment.receivedAt !== undefined && (typeof payment.receivedAt !== 'string' || Number.isNaN(Date.parse(payment.receivedAt)))) {
+    throw new Error('receivedAt must be an ISO time');
+  }
 }
 
 function describeFailure(err: unknown): string {

@@ -25,7 +25,10 @@ export function devRoutes(deps: { auth: ShopperAuth; orders: OrderStatusReader; 
       tag: 'dev',
       auth: 'shopper',
       body: simulatePaymentSchema,
-      responses: { 200: { description: "The webhook's answer", schema: webhookAnswerSchema } },
+      responses: {
+        200: { description: "The webhook's answer", schema: webhookAnswerSchema },
+        202: { description: "The webhook's answer when the order did not judge the payment in time (RECEIVED)", schema: webhookAnswerSchema },
+      },
       errors: {
         400: { codes: ['INVALID_REQUEST'] },
         401: { codes: ['UNAUTHORIZED'] },
@@ -42,10 +45,9 @@ export function devRoutes(deps: { auth: ShopperAuth; orders: OrderStatusReader; 
       const userId = await deps.auth.authenticate(ctx);
       const { orderNo } = input.body();
       const order = await findOwnOrder(deps.orders, orderNo, userId);
-      ctx.body = {
-        received: true,
-        ...(await deps.webhook.handle({ eventId: `evt_demo_${orderNo}_${Date.now()}`, orderNo, amountCents: order.view.totalCents })),
-      };
+      const answer = await deps.webhook.handle({ eventId: `evt_demo_${orderNo}_${Date.now()}`, orderNo, amountCents: order.view.totalCents });
+      if (answer.outcome === 'RECEIVED') ctx.status = 202;
+      ctx.body = { received: true, ...answer };
     },
   );
 

@@ -19,17 +19,23 @@ export function paymentRoutes(deps: { webhook: PaymentWebhook; metrics: ApiMetri
       operationId: 'paymentWebhook',
       summary: "The payment provider's signed payment event",
       description:
-        'Recorded first (the event id is a primary key), then delivered to the order, whose verdict is answered. ' +
-        'The same event sent again answers DUPLICATE and changes nothing; a payment that cannot be applied is kept as REFUND_REQUIRED.',
+        'Recorded first (the event id is a primary key; MySQL stamps when it arrived), then delivered to the order. ' +
+        "200: the order's verdict, APPLIED or REFUND_REQUIRED (kept for a refund), or DUPLICATE for an event already judged. " +
+        '202 RECEIVED: recorded, but the order did not judge it within half of WRITE_DEADLINE; the service delivers it until it does ' +
+        '(no retry needed; a retry answers the verdict once there is one). A payment is judged by when it arrived: ' +
+        "recorded at or before the order's paymentDeadline with the full amount, it pays the order however late it is delivered. " +
+        '503: not recorded; retry.',
       tag: 'payments',
       auth: 'webhook',
       body: paymentWebhookSchema,
-      responses: { 200: { description: "The order's verdict on the event", schema: webhookAnswerSchema } },
+      responses: {
+        200: { description: "The order's verdict on the event (APPLIED, REFUND_REQUIRED), or DUPLICATE", schema: webhookAnswerSchema },
+        202: { description: 'RECEIVED: recorded; the verdict comes later, without a retry', schema: webhookAnswerSchema },
+      },
       errors: {
         400: { codes: ['INVALID_SIGNATURE', 'INVALID_REQUEST'] },
-        404: { codes: ['ORDER_NOT_FOUND'] },
         429: { codes: ['RATE_LIMITED'], description: '`RATE_LIMITED`: too many calls from this client IP (RATE_LIMIT_WEBHOOK); see Retry-After' },
-        503: { codes: ['UNAVAILABLE'], description: '`UNAVAILABLE`: the event is recorded but its order did not answer in time; retry' },
+        503: { codes: ['UNAVAILABLE'], description: '`UNAVAILABLE`: the event could not be recorded (MySQL did not answer in time); retry after Retry-After' },
       },
     },
     async (ctx, input) => {
@@ -44,6 +50,7 @@ export function paymentRoutes(deps: { webhook: PaymentWebhook; metrics: ApiMetri
         throw err;
       }
       deps.metrics.webhookOutcome(answer.outcome);
+      if (answer.outcome === 'RECEIVED') ctx.status = 202;
       ctx.body = { received: true, ...answer };
     },
   );

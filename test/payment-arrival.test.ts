@@ -1,0 +1,242 @@
+/**
+ * A payment is never refused, lost or wrongly refunded because something was slow: it is recorded
+ * first, acknowledged once recorded, and judged by when it arrived (docs/fault-tolerance.md, "A
+ * payment's path"). On the test stack's Temporal dev server with a production worker of this
+ * file's own task queue, which the tests stop and start to make a worker that is late, and real
+ * MySQL and Redis. Each test names what it told apart from luck.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../src/api/app.js';
+import { createDependencyGuards } from '../src/api/guards.js';
+import { ApiMetrics } from '../src/api/metrics.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store, type PaymentRow } from '../src/db/store.js';
+import { Deadline, type DependencyGuard } from '../src/infra/dependency-guard.js';
+import { createLogger } from '../src/infra/logger.js';
+import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { createTemporalClient } from '../src/infra/temporal-connection.js';
+import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { OrderClient } from '../src/orders/order-client.js';
+import { newOrderNo } from '../src/orders/order-number.js';
+import { PaymentDelivery, storedPayment } from '../src/payments/payment-delivery.js';
+import { signWebhook } from '../src/payments/webhook-signature.js';
+import type { OrderInput } from '../src/workflows/definitions.js';
+import { waitFor } from '../stack/wait-for.js';
+import { testConfig } from './helpers/env.js';
+import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+import { listen, replyOf } from './helpers/http.js';
+import { startTestWorker, type TestWorker } from './helpers/worker.js';
+
+const config = testConfig({ TEMPORAL_TASK_QUEUE: `arrival-${randomUUID()}`, LOG_LEVEL: 'silent', RATE_LIMIT_WEBHOOK: 'off', BREAKER_NO_SUCCESS_FOR: '0ms' });
+const store = new Store(createMysqlPool(config));
+const redis: RedisClient = createRedis(config);
+const inventory = new RedisInventory(redis);
+let temporal: Client;
+let orders: OrderClient;
+let delivery: PaymentDelivery;
+let worker: TestWorker | undefined;
+const servers: Server[] = [];
+
+beforeAll(async () => {
+  temporal = await createTemporalClient(config);
+  orders = new OrderClient(temporal, store, config.temporal.taskQueue);
+  delivery = PaymentDelivery.fromConfig(config, { store, orders });
+  worker = await startTestWorker({ config, store, redis });
+});
+
+afterAll(async () => {
+  for (const server of servers) server.close();
+  await worker?.close();
+  await Promise.allSettled([temporal?.connection.close(), store.close(), redis.quit()]);
+});
+
+/** A worker that is late: nothing of this queue runs until it is started again. */
+async function stopWorker(): Promise<void> {
+  await worker?.close();
+  worker = undefined;
+}
+
+async function startWorker(): Promise<void> {
+  worker ??= await startTestWorker({ config, store, redis });
+}
+
+/** An order reserved and started as the API does, persisted (AWAITING_PAYMENT), with its payment window. */
+async function placeOrder(paymentWindow: string): Promise<{ input: OrderInput; deadline: number; total: number; sku: string }> {
+  const sale = await putOnSale(store, redis, { stock: 3 });
+  const orderNo = newOrderNo();
+  const userId = `arrival-${orderNo.slice(-6)}`;
+  expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
+  const input: OrderInput = {
+    orderNo,
+    sku: sale.sku,
+    userId,
+    quantity: 1,
+    unitPriceCents: sale.priceCents,
+    createdAt: new Date().toISOString(),
+    paymentWindow,
+  };
+  expect(await orders.start(input)).toBe('STARTED');
+  const row = await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT' && store.getOrder(orderNo), {
+    what: `${orderNo} persisted`,
+    timeoutMs: 15_000,
+  });
+  if (!row) throw new Error('not persisted');
+  return { input, deadline: row.paymentDeadline.getTime(), total: sale.priceCents, sku: sale.sku };
+}
+
+async function record(orderNo: string, amountCents: number): Promise<PaymentRow> {
+  return (await store.recordPayment({ eventId: `evt-${randomUUID()}`, orderNo, amountCents })).row;
+}
+
+async function until(at: number): Promise<void> {
+  await sleep(Math.max(0, at - Date.now()));
+}
+
+describe('a payment judged by when it arrived', () => {
+  it('received before the deadline and not delivered before the timer fired: the order is PAID, and the late delivery answers APPLIED', async () => {
+    const order = await placeOrder('3s');
+    const row = await record(order.input.orderNo, order.total);
+    expect(row.receivedAt.getTime()).toBeLessThanOrEqual(order.deadline);
+    // Nobody delivers it: the timer fires, and the order finds the payment recorded in time.
+    await orders.awaitClosed(order.input.orderNo);
+    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
+    expect(await delivery.deliver(row, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
+    expect(await store.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED' });
+    expectInvariants(await saleReport(store, redis, order.sku));
+  });
+
+  it('received before the deadline, delivered with the timer in one workflow task of a late worker: PAID', async () => {
+    const order = await placeOrder('3s');
+    const row = await record(order.input.orderNo, order.total);
+    await stopWorker();
+    try {
+      await until(order.deadline + 1_000);
+      const verdict = delivery.deliver(row, Deadline.in(30_000));
+      await sleep(500); // the Update waits in Temporal beside the timer's firing
+      await startWorker();
+      expect(await verdict).toEqual({ outcome: 'APPLIED' });
+    } finally {
+      await startWorker();
+    }
+    await orders.awaitClosed(order.input.orderNo);
+    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
+    expectInvariants(await saleReport(store, redis, order.sku));
+  });
+
+  it('received after the deadline, delivered with the timer in one workflow task of a late worker: REFUND_REQUIRED, CANCELLED', async () => {
+    const order = await placeOrder('3s');
+    await stopWorker();
+    let row: PaymentRow;
+    try {
+      await until(order.deadline + 1_000);
+      row = await record(order.input.orderNo, order.total);
+      expect(row.receivedAt.getTime()).toBeGreaterThan(order.deadline);
+      const verdict = delivery.deliver(row, Deadline.in(30_000));
+      await sleep(500);
+      await startWorker();
+      // The SDK runs the Update before the timer's firing: judged by its arrival, it is late all the same.
+      expect(await verdict).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+    } finally {
+      await startWorker();
+    }
+    await orders.awaitClosed(order.input.orderNo);
+    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
+    expect(await store.getPayment(row.eventId)).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+    expectInvariants(await saleReport(store, redis, order.sku));
+  });
+
+  it('a stale duplicate delivery to the order its first delivery paid and closed answers APPLIED, not a refund', async () => {
+    const order = await placeOrder('30m');
+    const row = await record(order.input.orderNo, order.total);
+    // Delivery 1 reaches the order but its answer is lost (the row stays RECEIVED in its hands).
+    expect(await orders.pay(order.input.orderNo, storedPayment(row))).toEqual({ outcome: 'APPLIED' });
+    await orders.awaitClosed(order.input.orderNo);
+    // Delivery 2 read the row while it was RECEIVED; the workflow is gone when it arrives.
+    expect(await delivery.deliver(row, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
+    expect(await store.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED' });
+    // A second payment of a closed, paid order is money with no order to pay: refunded.
+    const second = await record(order.input.orderNo, order.total);
+    expect(await delivery.deliver(second, Deadline.in(10_000))).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
+  });
+
+  it("a shopper's cancel does not undo a payment recorded before it: the order is PAID", async () => {
+    const order = await placeOrder('30m');
+    const row = await record(order.input.orderNo, order.total);
+    const found = await orders.find(order.input.orderNo);
+    if (!found) throw new Error('order not found');
+    await orders.cancel(found);
+    await orders.awaitClosed(order.input.orderNo);
+    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
+    expect(await delivery.deliver(row, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
+    expectInvariants(await saleReport(store, redis, order.sku));
+  });
+});
+
+describe('the webhook records first', () => {
+  /** The API on this file's queue with breakers of its own, and its delivery owner (not running until started). */
+  async function serveApi(): Promise<{ url: string; guards: ReturnType<typeof createDependencyGuards>; payments: PaymentDelivery }> {
+    const metrics = new ApiMetrics();
+    const logger = createLogger(config, 'test');
+    const guards = createDependencyGuards(config, metrics, logger);
+    const payments = PaymentDelivery.fromConfig(config, { store, orders, mysql: guards.mysql, logger });
+    const app = createApp({ config, redis, store, temporal, logger, metrics, guards, orders, payments });
+    return { url: await listen(app, servers), guards, payments };
+  }
+
+  /** Opens a breaker as a hung dependency would: BREAKER_FAILURES calls that run out of time. */
+  async function trip(guard: DependencyGuard): Promise<void> {
+    for (let i = 0; i < config.breaker.failureThreshold; i++) {
+      await guard.call(Deadline.in(5), () => new Promise<never>(() => {})).catch(() => undefined);
+    }
+    expect(guard.state).toBe('open');
+  }
+
+  function sendWebhook(url: string, event: { eventId: string; orderNo: string; amountCents: number }) {
+    const raw = JSON.stringify({ ...event, type: 'payment.succeeded' });
+    return replyOf(url, 'POST', '/api/payments/webhook', { raw, headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) } });
+  }
+
+  it('with the MySQL, Temporal and workflows breakers open, records the event and answers 202 RECEIVED; the owner then delivers it', async () => {
+    const order = await placeOrder('30m');
+    const api = await serveApi();
+    for (const name of ['mysql', 'temporal', 'workflows'] as const) await trip(api.guards[name]);
+    const eventId = `evt-open-${order.input.orderNo}`;
+    const reply = await sendWebhook(api.url, { eventId, orderNo: order.input.orderNo, amountCents: order.total });
+    expect(reply).toEqual({ status: 202, body: { received: true, outcome: 'RECEIVED' } });
+    expect(await store.getPayment(eventId)).toMatchObject({ outcome: 'RECEIVED', orderNo: order.input.orderNo });
+    // Nobody retries the webhook: the process's owner delivers the recorded event.
+    api.payments.start();
+    try {
+      await waitFor(async () => (await store.getPayment(eventId))?.outcome === 'APPLIED', { what: `${eventId} applied by the owner`, timeoutMs: 20_000 });
+    } finally {
+      await api.payments.stop();
+    }
+    await orders.awaitClosed(order.input.orderNo);
+    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
+    // The provider's retry of a judged event changes nothing.
+    expect(await sendWebhook(api.url, { eventId, orderNo: order.input.orderNo, amountCents: order.total })).toEqual({
+      status: 200,
+      body: { received: true, outcome: 'DUPLICATE' },
+    });
+  });
+
+  it('keeps a payment for an order number no order has had for an hour for a refund, and one too recent to tell RECEIVED', async () => {
+    const api = await serveApi();
+    const old = newOrderNo(Date.now() - 3_600_000);
+    expect(await sendWebhook(api.url, { eventId: `evt-old-${old}`, orderNo: old, amountCents: 100 })).toEqual({
+      status: 200,
+      body: { received: true, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_FOUND' },
+    });
+    expect(await store.getPayment(`evt-old-${old}`)).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_FOUND' });
+    const recent = newOrderNo();
+    expect(await sendWebhook(api.url, { eventId: `evt-recent-${recent}`, orderNo: recent, amountCents: 100 })).toEqual({
+      status: 202,
+      body: { received: true, outcome: 'RECEIVED' },
+    });
+    expect(await store.getPayment(`evt-recent-${recent}`)).toMatchObject({ outcome: 'RECEIVED' });
+  });
+});
