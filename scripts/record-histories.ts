@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { SalesService } from '../src/sales/sales-service.js';
 import { loadConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
@@ -31,7 +31,18 @@ import { waitFor } from '../stack/wait-for.js';
 import { createOrderWorker } from '../src/workers/worker.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { REPLAY_SCENARIOS, type ReplayScenario } from '../test/replay/scenarios.js';
-import { cancelUpdate, ORDER_WORKFLOW_TYPE, orderWorkflowId, payUpdate, statusQuery, type OrderInput, type OrderStatus } from '../src/workflows/definitions.js';
+import { storedPayment } from '../src/payments/payment-delivery.js';
+import {
+  cancelUpdate,
+  ORDER_WORKFLOW_TYPE,
+  orderWorkflowId,
+  payUpdate,
+  statusQuery,
+  type OrderInput,
+  type OrderStatus,
+  type PaymentReceived,
+} from '../src/workflows/definitions.js';
+import { durationToMs } from '../src/workflows/duration.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -52,6 +63,11 @@ class Gate {
   }
   open(): void {
     this.openGate();
+  }
+  /** Arrives, and waits until opened. */
+  async pass(): Promise<void> {
+    this.arrive();
+    await this.opened;
   }
 }
 
@@ -74,35 +90,37 @@ async function main(): Promise<void> {
     await migrate(pool);
     const bundle = join(workDir, 'workflow-bundle.js');
     await buildWorkflowBundle(bundle);
-    const worker = await createOrderWorker({
-      config,
-      connection: nativeConnection,
-      store,
-      redis,
-      workflowBundlePath: bundle,
-      wrapActivities: (real) => ({
-        persistOrder: async (input) => {
-          if (failedPersists !== undefined && failedPersists < persistFailures) {
-            failedPersists++;
-            throw Object.assign(new Error('connect ECONNREFUSED (recording: MySQL down)'), { code: 'ECONNREFUSED' });
-          }
-          const gate = gates.persistOrder;
-          if (gate) {
-            gate.arrive();
-            await gate.opened;
-          }
-          return real.persistOrder(input);
-        },
-        cancelOrder: async (input) => {
-          const gate = gates.cancelOrder;
-          if (gate) {
-            gate.arrive();
-            await gate.opened;
-          }
-          return real.cancelOrder(input);
-        },
-      }),
-    });
+    const makeWorker = (taskQueue: string) =>
+      createOrderWorker({
+        config: { ...config, temporal: { ...config.temporal, taskQueue } },
+        connection: nativeConnection,
+        store,
+        redis,
+        workflowBundlePath: bundle,
+        wrapActivities: (real) => ({
+          persistOrder: async (input) => {
+            if (failedPersists !== undefined && failedPersists < persistFailures) {
+              failedPersists++;
+              throw Object.assign(new Error('connect ECONNREFUSED (recording: MySQL down)'), { code: 'ECONNREFUSED' });
+            }
+            const gate = gates.persistOrder;
+            if (gate) {
+              gate.arrive();
+              await gate.opened;
+            }
+            return real.persistOrder(input);
+          },
+          cancelOrder: async (input) => {
+            await gates.cancelOrder?.pass();
+            return real.cancelOrder(input);
+          },
+          cancelUnpaidOrder: async (input) => {
+            await gates.cancelOrder?.pass();
+            return real.cancelUnpaidOrder(input);
+          },
+        }),
+      });
+    const worker = await makeWorker(config.temporal.taskQueue);
     const inventory = new RedisInventory(redis);
     const sales = new SalesService(store, inventory);
     mkdirSync(outDir, { recursive: true });
@@ -123,7 +141,16 @@ async function main(): Promise<void> {
           createdAt: new Date().toISOString(),
           paymentWindow: scenario.paymentWindow ?? '30m',
         };
-        await playScenario(scenario, { client, store, inventory, input, taskQueue: config.temporal.taskQueue });
+        // A scenario with a late worker gets a queue and a worker of its own, which it stops and starts.
+        const ownQueue = scenario.lateWorker ? `${config.temporal.taskQueue}-${scenario.name}` : undefined;
+        await playScenario(scenario, {
+          client,
+          store,
+          inventory,
+          input,
+          taskQueue: ownQueue ?? config.temporal.taskQueue,
+          ...(ownQueue ? { lateWorker: lateWorkerOn(() => makeWorker(ownQueue)) } : {}),
+        });
         const file = join(outDir, `${scenario.name}.json`);
         await exportHistory(config.temporal.address, orderWorkflowId(orderNo), file);
         say(`${scenario.name}: ${Date.now() - t0} ms → ${file}`);
@@ -142,6 +169,31 @@ interface ScenarioDeps {
   inventory: RedisInventory;
   input: OrderInput;
   taskQueue: string;
+  lateWorker?: LateWorker;
+}
+
+interface LateWorker {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A worker the scenario stops (nothing of its queue runs) and starts again; running at first. */
+function lateWorkerOn(make: () => Promise<Worker>): LateWorker {
+  let running: { worker: Worker; done: Promise<void> } | undefined;
+  const handle: LateWorker = {
+    async start() {
+      if (running) return;
+      const worker = await make();
+      running = { worker, done: worker.run() };
+    },
+    async stop() {
+      if (!running) return;
+      running.worker.shutdown();
+      await running.done;
+      running = undefined;
+    },
+  };
+  return handle;
 }
 
 async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promise<void> {
@@ -154,6 +206,7 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
   }
   if (scenario.holdPersist) gates.persistOrder = new Gate();
   if (scenario.holdCancel) gates.cancelOrder = new Gate();
+  await deps.lateWorker?.start();
   try {
     const handle = await client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
       workflowId: orderWorkflowId(input.orderNo),
@@ -161,8 +214,11 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
       args: [input],
     });
     const total = input.unitPriceCents * input.quantity;
-    // Payments and cancels go the way the API sends them today: as Updates.
-    const pay = (eventId: string, amountCents = total) => handle.executeUpdate(payUpdate, { args: [{ eventId, amountCents }] });
+    // Payments go the way the API sends them today: recorded first, then the stored event as an Update.
+    const recordPayment = async (eventId: string, amountCents = total) =>
+      storedPayment((await store.recordPayment({ eventId, orderNo: input.orderNo, amountCents })).row);
+    const deliver = (payment: PaymentReceived) => handle.executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` });
+    const pay = async (eventId: string, amountCents = total) => deliver(await recordPayment(eventId, amountCents));
     const statusIs = (status: OrderStatus) =>
       waitFor(async () => (await handle.query(statusQuery)).status === status, { what: `${handle.workflowId} ${status}`, timeoutMs: 20_000 });
     await scenario.play({
@@ -185,9 +241,15 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
       },
       releaseCancel: () => gates.cancelOrder?.open(),
       total,
+      recordPayment,
+      deliver,
+      deadline: Date.parse(input.createdAt) + durationToMs(input.paymentWindow),
+      stopWorker: async () => deps.lateWorker?.stop(),
+      startWorker: async () => deps.lateWorker?.start(),
     });
     await handle.result().catch(() => undefined);
   } finally {
+    await deps.lateWorker?.stop();
     failedPersists = undefined;
     gates.persistOrder?.open();
     gates.cancelOrder?.open();

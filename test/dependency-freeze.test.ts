@@ -200,7 +200,7 @@ describe('a frozen dependency', () => {
     await quietAndConsistent(sale.sku);
   });
 
-  it('Temporal: checkouts, reads and webhooks answer 503 within their deadlines, with nothing reserved; all works again after the thaw', async () => {
+  it('Temporal: checkouts and reads answer 503 within their deadlines, with nothing reserved; webhooks are recorded (202); all works again after the thaw', async () => {
     const sale = await putOnSale(store, redis, { stock: 50 });
     const placed = await checkout(sale.sku, 'temporal-placed');
     expect(placed.status).toBe(202);
@@ -220,11 +220,18 @@ describe('a frozen dependency', () => {
       }
       expectUnavailable(read);
       expect(read.ms).toBeLessThan(1_000 + SLACK_MS);
-      expectUnavailable(paid);
-      expect(paid.ms).toBeLessThan(2_000 + SLACK_MS);
+      // Recorded first; its order cannot judge it now: acknowledged, judged later.
+      expect(paid.status, JSON.stringify(paid.body)).toBe(202);
+      expect(paid.body).toEqual({ received: true, outcome: 'RECEIVED' });
+      expect(paid.ms).toBeLessThan(500 + 1_000 + SLACK_MS);
+      expect(await store.getPayment(`evt-frozen-${orderNo}`)).toMatchObject({ outcome: 'RECEIVED' });
       const fast = await checkout(sale.sku, 'temporal-fast');
       expectUnavailable(fast);
       expect(fast.ms).toBeLessThan(200);
+      // With the breakers open, a webhook is recorded at once (no wait on a frozen Temporal).
+      const second = await webhook(orderNo, `evt-frozen-2-${orderNo}`, sale.priceCents);
+      expect(second.status, JSON.stringify(second.body)).toBe(202);
+      expect(second.ms).toBeLessThan(500 + SLACK_MS);
       // Nothing stays reserved for the refused checkouts: each released its reservation.
       const stock = await waitFor(
         async () => {
@@ -238,16 +245,18 @@ describe('a frozen dependency', () => {
       thaw();
     }
     await acceptedAfterThaw(sale.sku, 'temporal-after');
-    // The payment refused during the freeze is delivered by the provider's retry.
-    const retried = await waitFor(
+    // The payments recorded during the freeze are delivered by the API's owner, with no retry of
+    // the provider's: whichever is delivered first pays the order, the other is kept for a refund.
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', { what: `${orderNo} paid`, timeoutMs: 30_000 });
+    const judged = await waitFor(
       async () => {
-        const reply = await webhook(orderNo, `evt-frozen-${orderNo}`, sale.priceCents);
-        return reply.status === 200 && reply;
+        const payments = await store.paymentsOfOrder(orderNo);
+        return payments.every((payment) => payment.outcome !== 'RECEIVED') && payments;
       },
-      { what: 'the webhook accepted after the thaw', timeoutMs: 30_000, intervalMs: 200 },
+      { what: 'both payments judged', timeoutMs: 30_000 },
     );
-    expect(retried.body.outcome).toBe('APPLIED');
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', { what: `${orderNo} paid`, timeoutMs: 15_000 });
+    expect(judged.map((payment) => `${payment.outcome} ${payment.refundReason ?? ''}`.trim()).sort()).toEqual(['APPLIED', 'REFUND_REQUIRED ALREADY_PAID']);
+    expect((await webhook(orderNo, `evt-frozen-${orderNo}`, sale.priceCents)).body).toEqual({ received: true, outcome: 'DUPLICATE' });
     await quietAndConsistent(sale.sku);
   });
 

@@ -4,7 +4,8 @@
  * by test/replay.test.ts.
  */
 import type { WorkflowHandle } from '@temporalio/client';
-import type { OrderStatus } from '../../src/workflows/definitions.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { OrderStatus, PaymentReceived } from '../../src/workflows/definitions.js';
 import type { OrderWorkflow } from '../../src/workflows/order.js';
 
 export interface ScenarioContext {
@@ -24,6 +25,15 @@ export interface ScenarioContext {
   persistAttempts(atLeast: number): Promise<void>;
   /** Gives the order's reservation back behind the workflow's back (a lost or edited Redis record). */
   loseReservation(): Promise<void>;
+  /** Records a payment as the webhook does (MySQL stamps its arrival) without delivering it: the stored event. */
+  recordPayment(eventId: string, amountCents?: number): Promise<PaymentReceived>;
+  /** Delivers a recorded payment as the API does: the `pay` Update with the stored event. */
+  deliver(payment: PaymentReceived): Promise<unknown>;
+  /** The order's payment deadline (ms since the epoch). */
+  deadline: number;
+  /** With lateWorker: nothing of the order's queue runs until startWorker(). */
+  stopWorker(): Promise<void>;
+  startWorker(): Promise<void>;
 }
 
 export interface ReplayScenario {
@@ -38,6 +48,8 @@ export interface ReplayScenario {
   persistFails?: number;
   /** The reservation is released as unclaimed before the workflow starts (the API gave up on it). */
   releasedBeforeStart?: boolean;
+  /** The order runs on a queue and worker of its own, which the scenario stops and starts (a late worker). */
+  lateWorker?: boolean;
   play(ctx: ScenarioContext): Promise<void>;
 }
 
@@ -140,6 +152,61 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
       await ctx.statusIs('AWAITING_PAYMENT');
       await ctx.pay('evt-short', ctx.total - 1);
       await ctx.pay('evt-right');
+    },
+  },
+  // ---- judged by arrival (ORDER_PATCHES.paymentByArrival) -------------------------------------
+  {
+    name: 'in-time-payment-found-at-timeout',
+    // Recorded in time, never delivered: the timer fires, cancelUnpaidOrder finds it and pays the order.
+    paymentWindow: '2s',
+    async play(ctx) {
+      await ctx.statusIs('AWAITING_PAYMENT');
+      await ctx.recordPayment('evt-found');
+    },
+  },
+  {
+    name: 'in-time-payment-and-timer-in-one-task',
+    paymentWindow: '3s',
+    lateWorker: true,
+    async play(ctx) {
+      await ctx.statusIs('AWAITING_PAYMENT');
+      const payment = await ctx.recordPayment('evt-one-task-in-time');
+      await ctx.stopWorker();
+      await sleep(Math.max(0, ctx.deadline + 1_000 - Date.now()));
+      const verdict = ctx.deliver(payment);
+      await sleep(500);
+      await ctx.startWorker();
+      await verdict;
+    },
+  },
+  {
+    name: 'late-payment-and-timer-in-one-task',
+    paymentWindow: '3s',
+    lateWorker: true,
+    async play(ctx) {
+      await ctx.statusIs('AWAITING_PAYMENT');
+      await ctx.stopWorker();
+      await sleep(Math.max(0, ctx.deadline + 1_000 - Date.now()));
+      const verdict = ctx.deliver(await ctx.recordPayment('evt-one-task-late'));
+      await sleep(500);
+      await ctx.startWorker();
+      await verdict;
+    },
+  },
+  {
+    name: 'in-time-payment-while-cancelling',
+    // The timer fired first (one task); the payment recorded in time arrives while the order looks
+    // for payments (another), waits for that, and is applied.
+    paymentWindow: '2s',
+    holdCancel: true,
+    async play(ctx) {
+      await ctx.statusIs('AWAITING_PAYMENT');
+      const payment = await ctx.recordPayment('evt-while-cancelling');
+      await ctx.cancelHeld();
+      const verdict = ctx.deliver(payment);
+      await sleep(500);
+      ctx.releaseCancel();
+      await verdict;
     },
   },
 ];
