@@ -91,6 +91,7 @@ export function createApp(deps: ApiDeps): Koa {
   const payments =
     deps.payments ??
     PaymentDelivery.fromConfig(config, { store: deps.store, orders, mysql: guards.mysql, changed: (orderNo) => statusReader.changed(orderNo), logger });
+  metrics.trackPaymentBacklog(() => payments.backlog);
   const webhook = new PaymentWebhook({ config, store: deps.store, guards, delivery: payments });
   const admin = new AdminService({ store, inventory, orders, sales });
   const cancelOrder = new CancelOrder({ orders, statusReader, inventory, writeDeadlineMs: config.deadlines.writeMs });

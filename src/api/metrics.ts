@@ -144,6 +144,16 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
     },
   });
 
+  private paymentBacklog: () => number = () => 0;
+  private readonly paymentBacklogGauge = new Gauge({
+    name: 'flash_payments_awaiting_delivery',
+    help: 'Recorded payment events this process is still delivering to their orders (answered 202 RECEIVED, or swept as still RECEIVED)',
+    registers: [this.registry],
+    collect: () => {
+      this.paymentBacklogGauge.set(this.paymentBacklog());
+    },
+  });
+
   private readonly httpChildren = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<string> }>();
   private readonly checkoutChildren = new Map<string, Counter.Internal>();
   private readonly reserveChildren = new Map<string, Histogram.Internal<string>>();
@@ -225,6 +235,11 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
 
   soldOutFlagHit(): void {
     this.soldOutFlagHits.inc();
+  }
+
+  /** Where flash_payments_awaiting_delivery reads its figure (the process's PaymentDelivery). */
+  trackPaymentBacklog(backlog: () => number): void {
+    this.paymentBacklog = backlog;
   }
 
   webhookOutcome(outcome: WebhookMetricOutcome): void {
