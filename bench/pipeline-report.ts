@@ -111,7 +111,8 @@ function reportedCpu(c: CpuPerOrder) {
 }
 
 /** a / b from the figures as reported, so that anyone can check it; null without both. */
-const ratio = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? null : round(a / b, 2));
+/** a / b as reported (2 decimals); null when either is unknown. Tests compare with it, never with the unrounded quotient. */
+export const ratio = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? null : round(a / b, 2));
 
 export function buildPipelineResult(m: PipelineMeasurement) {
   const ours = m.phases.filter((p) => p.kind === 'ours');

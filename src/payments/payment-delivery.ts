@@ -50,7 +50,7 @@ export interface PaymentDeliveryDeps {
   unknownOrderAfterMs: number;
   /** Told of every order a payment was delivered to, so this process's status reads see it at once. */
   changed?: (orderNo: string) => void;
-  logger?: Pick<Logger, 'warn' | 'info'>;
+  logger?: Pick<Logger, 'warn' | 'debug'>;
   pacing?: Partial<DeliveryPacing>;
 }
 
@@ -105,7 +105,8 @@ export class PaymentDelivery {
     try {
       verdict = await this.deps.orders.pay(row.orderNo, storedPayment(row), deadline);
     } catch (err) {
-      this.deps.logger?.warn({ eventId: row.eventId, orderNo: row.orderNo, err: describe(err) }, 'payment not delivered yet; retrying');
+      // One line per attempt would flood the log during an outage; the backlog gauge shows it.
+      this.deps.logger?.debug({ eventId: row.eventId, orderNo: row.orderNo, err: describe(err) }, 'payment not delivered yet; retrying');
       return null;
     } finally {
       this.deps.changed?.(row.orderNo);
