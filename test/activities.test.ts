@@ -568,3 +568,60 @@ describe('confirmReservation', () => {
     expect(await inventory.getSale(sku)).toMatchObject({ available: stock, reserved: 0, sold: 0 });
   });
 });
+
+describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
+  /** An order persisted with its payment deadline `inMs` from now. */
+  async function persistedDueIn(inMs: number): Promise<ReservedOrder> {
+    const order = await reservedOrder({ stock: 5, quantity: 1 });
+    const input = { ...order.input, paymentDeadline: new Date(Date.now() + inMs).toISOString() };
+    await activities.persistOrder(input);
+    return { ...order, input };
+  }
+
+  it('cancels an order with no payment, once, and gives its stock back once', async () => {
+    const { sku, stock, input } = await persistedDueIn(-1_000);
+    const cancel = { orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT' as const, cancelledAt: new Date().toISOString() };
+    expect(await activities.cancelUnpaidOrder(cancel)).toEqual({ outcome: 'CANCELLED' });
+    await concurrently(
+      () => activities.cancelUnpaidOrder(cancel),
+      () => activities.cancelUnpaidOrder(cancel),
+    );
+    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT' })]);
+    expect(await mysqlAvailable(sku)).toBe(stock);
+  });
+
+  it('finds a full payment recorded in time and cancels nothing; ignores a short one and one recorded late', async () => {
+    const { sku, stock, priceCents, input } = await persistedDueIn(300);
+    await store.recordPayment({ eventId: `evt-short-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents - 1 });
+    const { row } = await store.recordPayment({ eventId: `evt-full-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents });
+    const cancel = { orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT' as const, cancelledAt: new Date().toISOString() };
+    // Before MySQL's clock reaches the deadline the activity waits for it; then it finds the payment.
+    expect(await activities.cancelUnpaidOrder(cancel)).toEqual({
+      outcome: 'PAID_IN_TIME',
+      payment: { eventId: row.eventId, amountCents: priceCents, receivedAt: row.receivedAt.toISOString() },
+    });
+    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'AWAITING_PAYMENT' })]);
+    expect(await mysqlAvailable(sku)).toBe(stock - 1);
+
+    const late = await persistedDueIn(-1_000);
+    await store.recordPayment({ eventId: `evt-late-${late.input.orderNo}`, orderNo: late.input.orderNo, amountCents: late.priceCents });
+    expect(await activities.cancelUnpaidOrder({ ...cancel, orderNo: late.input.orderNo })).toEqual({ outcome: 'CANCELLED' });
+  });
+
+  it('a payment racing the timeout is either found (recorded in time) or stamped after the deadline, never lost between', async () => {
+    // Payments recorded around the deadline while the timeout cancels: whichever takes the order
+    // row first, the outcome agrees with the payment's received_at.
+    const orders = await Promise.all(Array.from({ length: 12 }, (_, i) => persistedDueIn(250 + i * 7)));
+    await Promise.all(
+      orders.map(async ({ input, priceCents }, i) => {
+        const deadline = Date.parse(input.paymentDeadline);
+        const cancel = activities.cancelUnpaidOrder({ orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT', cancelledAt: input.paymentDeadline });
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now() - 6 + (i % 4) * 4)));
+        const { row } = await store.recordPayment({ eventId: `evt-race-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents });
+        const outcome = await cancel;
+        const inTime = row.receivedAt.getTime() <= deadline;
+        expect(outcome.outcome, `received ${row.receivedAt.toISOString()}, deadline ${input.paymentDeadline}`).toBe(inTime ? 'PAID_IN_TIME' : 'CANCELLED');
+      }),
+    );
+  });
+});

@@ -112,7 +112,7 @@ describe('worker process', () => {
     const { orderNo } = (await accepted.json()) as { orderNo: string };
     const statusOf = async () => ((await (await fetch(`${api.url}/api/orders/${orderNo}`, { headers })).json()) as { status: string }).status;
     await waitFor(async () => (await statusOf()) === 'AWAITING_PAYMENT', { what: `${orderNo} persisted by the spawned worker`, timeoutMs: 30_000 });
-    // Cancelling closes the workflow: cancelOrder and releaseReservation run, and it logs "order closed".
+    // Cancelling closes the workflow: cancelUnpaidOrder and releaseReservation run, and it logs "order closed".
     expect((await fetch(`${api.url}/api/orders/${orderNo}/cancel`, { method: 'POST', headers })).status).toBe(202);
     await waitFor(async () => (await statusOf()) === 'CANCELLED', { what: `${orderNo} cancelled`, timeoutMs: 30_000 });
 
@@ -127,7 +127,7 @@ describe('worker process', () => {
     expect(samples.some((s) => s.name.startsWith('temporal_'))).toBe(true);
     expect(total(samples, 'temporal_worker_start', { task_queue: config.temporal.taskQueue })).toBeGreaterThanOrEqual(1);
     expect(total(samples, 'temporal_activity_execution_latency_count', { task_queue: config.temporal.taskQueue })).toBeGreaterThanOrEqual(1);
-    for (const activity of ['persistOrder', 'cancelOrder', 'releaseReservation']) {
+    for (const activity of ['persistOrder', 'cancelUnpaidOrder', 'releaseReservation']) {
       expect(
         total(samples, 'flash_activity_outcomes', { activity_type: activity, outcome: 'completed', task_queue: config.temporal.taskQueue }),
         activity,
