@@ -24,7 +24,7 @@ import { OrderClient } from '../src/orders/order-client.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { PaymentDelivery, storedPayment } from '../src/payments/payment-delivery.js';
 import { signWebhook } from '../src/payments/webhook-signature.js';
-import type { OrderInput } from '../src/workflows/definitions.js';
+import { orderWorkflowId, type OrderInput } from '../src/workflows/definitions.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
@@ -173,6 +173,37 @@ describe('a payment judged by when it arrived', () => {
     expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
     expect(await delivery.deliver(row, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
     expectInvariants(await saleReport(store, redis, order.sku));
+  });
+});
+
+describe('redelivery', () => {
+  it('delivers in parallel: an order that does not answer holds up no other payment', async () => {
+    // One order whose workflow no worker runs (its Update never answers), ahead of three that do.
+    const stalledSale = await putOnSale(store, redis, { stock: 1 });
+    const stalledNo = newOrderNo();
+    expect((await inventory.reserve({ orderNo: stalledNo, sku: stalledSale.sku, userId: 'stalled', quantity: 1 })).outcome).toBe('RESERVED');
+    const nobody = new OrderClient(temporal, store, `nobody-${randomUUID()}`);
+    const stalledInput = { orderNo: stalledNo, sku: stalledSale.sku, userId: 'stalled', quantity: 1, unitPriceCents: stalledSale.priceCents };
+    await nobody.start({ ...stalledInput, createdAt: new Date().toISOString(), paymentWindow: '30m' });
+    const stalled = await record(stalledNo, stalledSale.priceCents);
+    const others = await Promise.all([1, 2, 3].map(async () => placeOrder('30m')));
+    const rows = [stalled, ...(await Promise.all(others.map((order) => record(order.input.orderNo, order.total))))];
+
+    const owner = PaymentDelivery.fromConfig(config, { store, orders, pacing: { concurrency: 4, attemptMs: 15_000 } });
+    let finished = false;
+    const all = owner.deliverAll(rows).then((result) => {
+      finished = true;
+      return result;
+    });
+    await waitFor(async () => (await Promise.all(rows.slice(1).map((row) => store.getPayment(row.eventId)))).every((row) => row?.outcome === 'APPLIED'), {
+      what: 'the three answering orders paid',
+      timeoutMs: 10_000,
+    });
+    // Still waiting on the stalled order: the others did not wait for it.
+    expect(finished).toBe(false);
+    expect(await all).toEqual({ settled: 3 });
+    expect(await store.getPayment(stalled.eventId)).toMatchObject({ outcome: 'RECEIVED' });
+    await temporal.workflow.getHandle(orderWorkflowId(stalledNo)).terminate('test: done');
   });
 });
 

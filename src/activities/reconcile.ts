@@ -173,7 +173,8 @@ export function createReconcileActivities({ store, inventory, orders, payments }
       const stuck = await store.receivedPaymentsBefore(new Date(Date.now() - input.olderThanMs), input.limit);
       const beating = setInterval(beat, 5_000);
       try {
-        return await payments.deliverAll(stuck);
+        // Within the activity's 60 s start-to-close: what does not fit waits for the next run.
+        return await payments.deliverAll(stuck, 40_000);
       } finally {
         clearInterval(beating);
       }

@@ -129,13 +129,15 @@ export class PaymentDelivery {
 
   /**
    * Delivers each payment, at most `concurrency` at once, each within `attemptMs`, so that one
-   * order that does not answer holds up no other. The reconciler's backstop.
+   * order that does not answer holds up no other; starts no delivery once `budgetMs` has passed
+   * (what is left stays RECEIVED for the next run). The reconciler's backstop.
    */
-  async deliverAll(rows: readonly PaymentRow[]): Promise<{ settled: number }> {
+  async deliverAll(rows: readonly PaymentRow[], budgetMs = Number.POSITIVE_INFINITY): Promise<{ settled: number }> {
     let settled = 0;
     const queue = [...rows];
+    const stopAt = Date.now() + budgetMs;
     const lanes = Array.from({ length: Math.min(this.pacing.concurrency, queue.length) }, async () => {
-      for (let row = queue.shift(); row; row = queue.shift()) {
+      for (let row = queue.shift(); row && Date.now() < stopAt; row = queue.shift()) {
         if ((await this.deliver(row, Deadline.in(this.pacing.attemptMs))) !== null) settled++;
       }
     });
