@@ -163,6 +163,17 @@ describe('a payment judged by when it arrived', () => {
     expect(await delivery.deliver(second, Deadline.in(10_000))).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
   });
 
+  it('a payment delivered after its order closed is judged as the order would have: by its amount, then its arrival', async () => {
+    const order = await placeOrder('2s');
+    await orders.awaitClosed(order.input.orderNo);
+    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
+    const late = await record(order.input.orderNo, order.total);
+    expect(await delivery.deliver(late, Deadline.in(10_000))).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+    const short = await record(order.input.orderNo, order.total - 1);
+    expect(await delivery.deliver(short, Deadline.in(10_000))).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' });
+    expect(await store.getPayment(late.eventId)).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+  });
+
   it("a shopper's cancel does not undo a payment recorded before it: the order is PAID", async () => {
     const order = await placeOrder('30m');
     const row = await record(order.input.orderNo, order.total);

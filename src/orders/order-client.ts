@@ -31,6 +31,7 @@ import {
   orderWorkflowId,
   paymentReceivedSignal,
   payUpdate,
+  receivedInTime,
   refundReasonFor,
   statusQuery,
   verdictOf,
@@ -378,8 +379,9 @@ export class OrderClient {
    * The verdict on a payment delivered after its order's workflow closed (or to one that never
    * existed), stored outcome first: a delivery that lost the race with its own earlier delivery
    * (the order PAID with this very event) is APPLIED, not refunded; one the workflow judged keeps
-   * its verdict. Only money the closed order never took is REFUND_REQUIRED, with the reason its
-   * final row gives; null when there is no row either (no such order, or not started yet).
+   * its verdict. Only money the closed order never took is REFUND_REQUIRED, judged as the workflow
+   * judges (its amount, then when it was recorded, then the order's final status); null when there
+   * is no order row either (no such order, or not started yet).
    */
   private async verdictOfClosedOrder(orderNo: string, eventId: string, deadline: Deadline): Promise<PaymentVerdict | null> {
     const [stored, order] = await this.onMysql(deadline, () => Promise.all([this.store.getPayment(eventId), this.store.getOrder(orderNo)]));
@@ -387,6 +389,10 @@ export class OrderClient {
     if (stored?.outcome === 'REFUND_REQUIRED')
       return { outcome: 'REFUND_REQUIRED', refundReason: (stored.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') as RefundReason };
     if (!order) return null;
+    if (stored && stored.amountCents !== order.totalCents) return { outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' };
+    if (stored && !receivedInTime(stored.receivedAt.toISOString(), order.paymentDeadline.toISOString())) {
+      return { outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' };
+    }
     return { outcome: 'REFUND_REQUIRED', refundReason: refundReasonFor(order.status) };
   }
 

@@ -132,12 +132,16 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
     const seen = state.payments.find((p) => p.eventId === payment.eventId);
     if (seen) return verdictOf(seen);
     let verdict: PaymentVerdict;
-    if (accepted) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' };
+    // By arrival, what the payment itself says comes first (its amount, when it was recorded), so
+    // that its reason does not depend on when it was delivered.
+    const wrongAmount = payment.amountCents !== state.totalCents;
+    if (byArrival && wrongAmount) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' };
     else if (byArrival && payment.receivedAt !== undefined && !receivedInTime(payment.receivedAt, paymentDeadline)) {
       // Judged by when it was recorded, whatever the order of this delivery and the timer's firing.
       verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' };
-    } else if (decided || !OPEN_STATUSES.includes(state.status)) verdict = { outcome: 'REFUND_REQUIRED', refundReason: closedReason() };
-    else if (payment.amountCents !== state.totalCents) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' };
+    } else if (accepted) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' };
+    else if (decided || !OPEN_STATUSES.includes(state.status)) verdict = { outcome: 'REFUND_REQUIRED', refundReason: closedReason() };
+    else if (wrongAmount) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' };
     else {
       // Accepted even while PENDING: it is applied once the order is persisted, refunded if it never is.
       accepted = payment;
