@@ -4,7 +4,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { RedisClient } from '../src/infra/redis.js';
-import type { Store } from '../src/db/store.js';
+import type { PaymentRow, Store } from '../src/db/store.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { parseReservation, RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import type { OrderClient } from '../src/orders/order-client.js';
@@ -212,3 +212,206 @@ function countBy(values: string[]): Record<string, number> {
   for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
   return counts;
 }
+
+/**
+ * The freeze-payment rounds' own checks: every payment judged by when MySQL recorded it, however
+ * late it was delivered, and every webhook recorded while MySQL was up.
+ *   inTimePaymentPaysOrder       an order with a full-amount payment recorded at or before its
+ *                                payment deadline is PAID by one of them (the first its workflow
+ *                                received: docs/api.md, "Payments"); an order with none is not PAID
+ *   otherPaymentsRefunded        every other payment of the round's orders is REFUND_REQUIRED
+ *   refundReasonsByArrival       a full-amount one recorded after the deadline: RECEIVED_AFTER_DEADLINE
+ *                                (ALREADY_PAID when the order was paid); a second one in time:
+ *                                ALREADY_PAID; a short one: AMOUNT_MISMATCH, whenever delivered
+ *   webhookVerdictsKept          every verdict a webhook answered (200 APPLIED / REFUND_REQUIRED) is the stored one
+ *   noWebhook503                 no webhook attempt of the round was answered 503, timed out or failed
+ *   bothSidesOfDeadlinesInFreeze the round tested what it says: payments recorded during the freeze,
+ *                                some before their order's deadline and some after
+ */
+export const PAYMENT_FREEZE_CHECKS = [
+  'inTimePaymentPaysOrder',
+  'otherPaymentsRefunded',
+  'refundReasonsByArrival',
+  'webhookVerdictsKept',
+  'noWebhook503',
+  'bothSidesOfDeadlinesInFreeze',
+] as const;
+export type PaymentFreezeCheck = (typeof PAYMENT_FREEZE_CHECKS)[number];
+
+export interface PaymentFreezeVerdict {
+  checks: Record<PaymentFreezeCheck, boolean>;
+  figures: Record<string, unknown>;
+  /** The first violations found, each naming the order and the payment. */
+  violations: string[];
+}
+
+export async function checkPaymentsByArrival(
+  store: Store,
+  orderNos: readonly string[],
+  traffic: TrafficResult,
+  freeze: { from: number; until: number },
+): Promise<PaymentFreezeVerdict> {
+  const rows = await store.getOrders(orderNos);
+  const violations: string[] = [];
+  const failed = new Set<PaymentFreezeCheck>();
+  const violated = (check: PaymentFreezeCheck, what: string) => {
+    failed.add(check);
+    if (violations.length < 30) violations.push(`${check}: ${what}`);
+  };
+  const tally = {
+    events: 0,
+    fullAmount: 0,
+    receivedBeforeDeadline: 0,
+    receivedAfterDeadline: 0,
+    receivedDuringFreeze: 0,
+    applied: 0,
+    refundRequired: 0,
+    unsettled: 0,
+    appliedInTime: 0,
+    /** A later full payment in time applied instead of the order's first one. */
+    appliedNotFirstInTime: 0,
+    refundedInTime: 0,
+    refundedAfterDeadline: 0,
+  };
+  /** The refund reasons of the payments other than each order's first in time, by when they were recorded. */
+  const refundReasons: { beforeDeadline: string[]; afterDeadline: string[]; wrongAmount: string[] } = {
+    beforeDeadline: [],
+    afterDeadline: [],
+    wrongAmount: [],
+  };
+  /** deadline − received_at of every payment recorded in time (how close to the deadline they came). */
+  const marginsMs: number[] = [];
+  const deadlinesAfterFreezeMs: number[] = [];
+  const ordersBy = { paidInTime: 0, cancelledNoPaymentInTime: 0, other: 0 };
+  /** Per payment kind (chaos/shoppers.ts): what became of its orders and their payments, in the order they were recorded. */
+  const kindOf = new Map(traffic.events.map((event) => [event.orderNo, event.kind]));
+  const byKind: Record<string, string[]> = {};
+  for (const orderNo of orderNos) {
+    const order = rows.get(orderNo);
+    if (!order) {
+      violated('inTimePaymentPaysOrder', `${orderNo} has no order row`);
+      continue;
+    }
+    const deadline = order.paymentDeadline.getTime();
+    deadlinesAfterFreezeMs.push(deadline - freeze.from);
+    const payments = (await store.paymentsOfOrder(orderNo)).sort(
+      (a, b) => a.receivedAt.getTime() - b.receivedAt.getTime() || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0),
+    );
+    const inTime = (p: PaymentRow) => p.receivedAt.getTime() <= deadline;
+    const full = (p: PaymentRow) => p.amountCents === order.totalCents;
+    // Any one of several full payments in time may pay the order; the one applied is the winner.
+    const first = payments.find((p) => full(p) && inTime(p) && p.outcome === 'APPLIED') ?? payments.find((p) => full(p) && inTime(p));
+    if (first) {
+      if (first.outcome !== 'APPLIED' || order.status !== 'PAID')
+        violated(
+          'inTimePaymentPaysOrder',
+          `${orderNo} (${order.status}): no full payment recorded in time is APPLIED; ${first.eventId}, recorded ${relative(first.receivedAt.getTime(), deadline)}, is ${first.outcome} ${first.refundReason ?? ''}`.trim(),
+        );
+      else ordersBy.paidInTime++;
+    } else if (order.status === 'PAID') violated('inTimePaymentPaysOrder', `${orderNo} is PAID without a full payment recorded by its deadline`);
+    else if (order.status === 'CANCELLED' && order.cancelReason === 'PAYMENT_TIMEOUT') ordersBy.cancelledNoPaymentInTime++;
+    else ordersBy.other++;
+    (byKind[kindOf.get(orderNo) ?? 'none'] ??= []).push(
+      [order.status, ...payments.map((p) => `${inTime(p) ? 'in time' : 'late'}${full(p) ? '' : ' short'} ${p.outcome} ${p.refundReason ?? ''}`.trim())].join(
+        ' / ',
+      ),
+    );
+    for (const payment of payments) {
+      const at = payment.receivedAt.getTime();
+      tally.events++;
+      if (full(payment)) tally.fullAmount++;
+      if (inTime(payment)) {
+        tally.receivedBeforeDeadline++;
+        marginsMs.push(deadline - at);
+      } else tally.receivedAfterDeadline++;
+      if (at >= freeze.from && at <= freeze.until) tally.receivedDuringFreeze++;
+      if (payment.outcome === 'APPLIED') tally.applied++;
+      else if (payment.outcome === 'REFUND_REQUIRED') tally.refundRequired++;
+      else tally.unsettled++;
+      if (payment === first) {
+        tally.appliedInTime += payment.outcome === 'APPLIED' ? 1 : 0;
+        continue;
+      }
+      const reason = payment.refundReason ?? 'none';
+      if (payment.outcome !== 'REFUND_REQUIRED') {
+        if (payment.outcome === 'APPLIED' && full(payment) && inTime(payment)) tally.appliedNotFirstInTime++;
+        violated(
+          'otherPaymentsRefunded',
+          `${orderNo} (${order.status}): ${payment.eventId} (${payment.amountCents} of ${order.totalCents}, recorded ${relative(at, deadline)}) is ${payment.outcome}`,
+        );
+        continue;
+      }
+      if (inTime(payment)) tally.refundedInTime++;
+      else tally.refundedAfterDeadline++;
+      const reasons = !full(payment) ? refundReasons.wrongAmount : inTime(payment) ? refundReasons.beforeDeadline : refundReasons.afterDeadline;
+      reasons.push(reason);
+      const expected = !full(payment)
+        ? ['AMOUNT_MISMATCH']
+        : inTime(payment)
+          ? ['ALREADY_PAID']
+          : order.status === 'PAID'
+            ? ['RECEIVED_AFTER_DEADLINE', 'ALREADY_PAID']
+            : ['RECEIVED_AFTER_DEADLINE'];
+      if (!expected.includes(reason))
+        violated(
+          'refundReasonsByArrival',
+          `${orderNo} (${order.status}): ${payment.eventId} recorded ${relative(at, deadline)} is REFUND_REQUIRED ${reason}, not ${expected.join(' or ')}`,
+        );
+    }
+  }
+
+  // What the webhook answered is what the store keeps.
+  for (const event of traffic.events) {
+    const answer = event.answer;
+    if (answer.status !== 200 || !('outcome' in answer) || (answer.outcome !== 'APPLIED' && answer.outcome !== 'REFUND_REQUIRED')) continue;
+    const stored = await store.getPayment(event.eventId);
+    if (stored?.outcome !== answer.outcome)
+      violated('webhookVerdictsKept', `${event.eventId} answered ${answer.outcome}, stored ${stored?.outcome ?? 'nothing'}`);
+  }
+
+  const webhooks = traffic.requests.filter((request) => request.kind === 'webhook');
+  for (const request of webhooks)
+    if (request.outcome === 503 || typeof request.outcome !== 'number')
+      violated(
+        'noWebhook503',
+        `a webhook sent ${request.sentAt - freeze.from} ms into the freeze answered ${request.outcome} after ${Math.round(request.ms)} ms`,
+      );
+  for (const event of traffic.events) if (event.answer.status === 'gave-up') violated('noWebhook503', `${event.eventId}: the provider gave up`);
+
+  if (tally.receivedBeforeDeadline === 0 || tally.receivedAfterDeadline === 0 || tally.receivedDuringFreeze !== tally.events)
+    violated(
+      'bothSidesOfDeadlinesInFreeze',
+      `${tally.receivedBeforeDeadline} recorded before their deadline, ${tally.receivedAfterDeadline} after; ${tally.receivedDuringFreeze} of ${tally.events} during the freeze`,
+    );
+
+  const during = webhooks.filter((request) => request.sentAt >= freeze.from && request.sentAt <= freeze.until);
+  const seconds = (ms: number[]) => (ms.length === 0 ? null : { min: round1(Math.min(...ms) / 1000), max: round1(Math.max(...ms) / 1000) });
+  return {
+    checks: Object.fromEntries(PAYMENT_FREEZE_CHECKS.map((check) => [check, !failed.has(check)])) as Record<PaymentFreezeCheck, boolean>,
+    violations,
+    figures: {
+      orders: orderNos.length,
+      ordersBy,
+      /** Seconds from the freeze's start to the orders' payment deadlines. */
+      deadlinesIntoFreezeSeconds: seconds(deadlinesAfterFreezeMs),
+      webhookAnswersDuringFreeze: countBy(during.map((request) => String(request.outcome))),
+      webhookAnswersOutsideFreeze: countBy(webhooks.filter((request) => !during.includes(request)).map((request) => String(request.outcome))),
+      /** The provider's final answer of each event: status and outcome. */
+      finalAnswers: countBy(
+        traffic.events.map((event) =>
+          `${event.answer.status} ${'outcome' in event.answer ? event.answer.outcome : 'code' in event.answer ? event.answer.code : ''}`.trim(),
+        ),
+      ),
+      payments: tally,
+      refundReasons: Object.fromEntries(Object.entries(refundReasons).map(([when, reasons]) => [when, countBy(reasons)])),
+      /** How long before its deadline each payment recorded in time came (seconds). */
+      inTimeMarginSeconds: seconds(marginsMs),
+      byKind: Object.fromEntries(Object.entries(byKind).map(([kind, outcomes]) => [kind, countBy(outcomes)])),
+    },
+  };
+}
+
+const round1 = (value: number) => Math.round(value * 10) / 10;
+
+/** "1234 ms before the deadline" / "56 ms after the deadline". */
+const relative = (at: number, deadline: number) => (at <= deadline ? `${deadline - at} ms before the deadline` : `${at - deadline} ms after the deadline`);

@@ -16,21 +16,30 @@
  * `freezeMs`, 20 s; 6 s with --quick) under a paced burst (30 shoppers/s, more than the stock):
  *   temporal-freeze, redis-freeze, mariadb-freeze, worker-freeze
  * where every answer during the freeze must come within its deadline + 1 s (chaos/gray.ts).
+ * Two longer freezes (not in --quick) test payments judged by when they arrived:
+ *   worker-freeze-payments, temporal-freeze-payments
+ * the worker, or Temporal, frozen 60 s (longer than PAYMENT_WINDOW) after the round's orders were
+ * placed and persisted, so their payment deadlines pass during the freeze; webhooks are sent for
+ * them during it, some before each order's deadline and some after (DEADLINE_PAYMENTS in
+ * chaos/shoppers.ts). Beside the invariants: the first full payment recorded in time pays its
+ * order, every other one is refunded (RECEIVED_AFTER_DEADLINE for a late one), and no webhook is
+ * answered 503 (MySQL is up): checkPaymentsByArrival in chaos/checks.ts.
  * Duplicate, wrong-amount, second, early and late webhooks flow during every fault, and shoppers
  * read their orders. After each,
  * it waits until the sale is quiet (a reconcile run included), checks the invariants against
  * what the API answered, prints a table fault × check, writes chaos/results/latest.json and exits
  * non-zero on any violation.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
+import type { RedisClient } from '../src/infra/redis.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { SalesService } from '../src/sales/sales-service.js';
-import { loadConfig } from '../src/config/index.js';
+import { loadConfig, type AppConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
@@ -42,16 +51,29 @@ import { freePort, spawnLogged } from '../stack/process.js';
 import { Supervised } from '../stack/supervisor.js';
 import { waitFor } from '../stack/wait-for.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
-import { CHAOS_CHECKS, checkAfterFault, waitForQuiescence, waitForRepair, type ChaosVerdict } from './checks.js';
+import {
+  CHAOS_CHECKS,
+  checkAfterFault,
+  checkPaymentsByArrival,
+  PAYMENT_FREEZE_CHECKS,
+  waitForQuiescence,
+  waitForRepair,
+  type ChaosVerdict,
+  type PaymentFreezeVerdict,
+} from './checks.js';
 import { answersDuringFreeze, countersSince, deadlinesByKind, scrapeApiCounters, secondsUntilHealthy, type ApiCounters, type FreezeAnswers } from './gray.js';
-import { runTraffic } from './shoppers.js';
+import { buy, DEADLINE_PAYMENTS, payAroundDeadlines, runTraffic, type TrafficPlan, type TrafficResult } from './shoppers.js';
 
 const KILLS = ['api-kill', 'worker-kill', 'mariadb-kill', 'redis-kill', 'redis-aof-tail-lost', 'temporal-kill'] as const;
 const FREEZES = ['temporal-freeze', 'redis-freeze', 'mariadb-freeze', 'worker-freeze'] as const;
-const FAULTS = [...KILLS, ...FREEZES] as const;
+/** Long freezes with payments sent during them, around their orders' deadlines (full run only). */
+const PAYMENT_FREEZES = ['worker-freeze-payments', 'temporal-freeze-payments'] as const;
+const FAULTS = [...KILLS, ...FREEZES, ...PAYMENT_FREEZES] as const;
 type Fault = (typeof FAULTS)[number];
 type Freeze = (typeof FREEZES)[number];
+type PaymentFreeze = (typeof PAYMENT_FREEZES)[number];
 const isFreeze = (fault: Fault): fault is Freeze => (FREEZES as readonly string[]).includes(fault);
+const isPaymentFreeze = (fault: Fault): fault is PaymentFreeze => (PAYMENT_FREEZES as readonly string[]).includes(fault);
 /** --quick: every kill, and one freeze (the one every kind of request meets: Temporal). */
 const QUICK_FAULTS: readonly Fault[] = [...KILLS, 'temporal-freeze'];
 
@@ -83,6 +105,17 @@ const settings = {
     arrivalsPerSecond: 30,
     faultAfterMs: quick ? 1_000 : 2_000,
   },
+  /**
+   * The freeze-payment rounds: orders placed (waiting checkouts) and persisted before a freeze
+   * longer than the payment window, so every deadline passes during it; one order per payment
+   * kind in turn (DEADLINE_PAYMENTS), fewer orders than units.
+   */
+  paymentFreeze: {
+    freezeMs: 60_000,
+    orders: Object.keys(DEADLINE_PAYMENTS).length * (quick ? 3 : 5),
+    stock: Object.keys(DEADLINE_PAYMENTS).length * (quick ? 3 : 5) + 10,
+    arrivalsPerSecond: 20,
+  },
   quick,
 };
 const say = (line: string) => console.log(`[chaos] ${line}`);
@@ -93,6 +126,8 @@ interface FaultResult extends ChaosVerdict {
   seconds: { burst: number; storesAgreeAfterFault: number; quiet: number };
   /** Freeze rounds only: how the APIs answered while the server was frozen, and after. */
   gray?: GrayFigures;
+  /** Freeze-payment rounds only: the payments judged by when they arrived. */
+  payments?: PaymentFreezeVerdict;
 }
 
 interface GrayFigures extends FreezeAnswers, ApiCounters {
@@ -180,9 +215,24 @@ async function main(): Promise<number> {
   const auth = new ShopperAuth(config);
   const servers = stack.servers;
   const results: FaultResult[] = [];
+  const roundContext: RoundContext = {
+    store,
+    redis,
+    temporal,
+    sales,
+    orders,
+    auth,
+    config,
+    apiUrls,
+    targets: { apis, worker, servers, say, aofWatch: undefined },
+  };
   try {
     for (const fault of faults) {
       say(`── ${fault} ──`);
+      if (isPaymentFreeze(fault)) {
+        results.push(await paymentFreezeRound(fault, roundContext));
+        continue;
+      }
       const sku = `CHAOS-${fault.toUpperCase()}-${Date.now().toString(36)}`;
       const gray = isFreeze(fault);
       const stock = gray ? settings.freeze.stock : settings.stock;
@@ -215,7 +265,7 @@ async function main(): Promise<number> {
       // The AOF cut needs a second of history to cut back to.
       await sleep(gray ? settings.freeze.faultAfterMs : rush ? settings.faultAfterMs / 3 : aofWatch ? settings.faultAfterMs + 1_000 : settings.faultAfterMs);
       const faultAt = Date.now();
-      const freezing = await inject(fault, { apis, worker, servers, say, aofWatch });
+      const freezing = await inject(fault, { apis, worker, servers, say, aofWatch }, settings.freeze.freezeMs);
       // A freeze: the thaw, then how long until every API is healthy again (measured at once).
       const thawAt = freezing ? await freezing.thawed : undefined;
       const healthyAfterThaw = thawAt ? await secondsUntilHealthy(apiUrls, thawAt, canaryRead(traffic.sofar, auth), 60_000) : undefined;
@@ -258,28 +308,36 @@ async function main(): Promise<number> {
   } finally {
     await Promise.allSettled([store.close(), redis.quit(), connection.close()]);
   }
-  const report = {
-    date: new Date().toISOString(),
-    settings,
-    restarts: Object.fromEntries([...apps, ...Object.values(servers)].map((s) => [s.name, s.restarts])),
-    faults: Object.fromEntries(
-      results.map((r) => [
-        r.fault,
-        {
-          ok: r.ok,
-          checks: { ...r.checks, ...(r.gray ? { answeredInTime: r.gray.answeredInTime } : {}) },
-          figures: r.figures,
-          seconds: r.seconds,
-          ...(r.gray ? { gray: r.gray } : {}),
-        },
-      ]),
-    ),
-  };
+  const date = new Date().toISOString();
+  const restarts = Object.fromEntries([...apps, ...Object.values(servers)].map((s) => [s.name, s.restarts]));
+  // A run of only some faults (--faults) updates their entries in the results file and keeps the
+  // others' (each of its entries names its own run); a run of every fault writes the file anew.
+  const partial = FAULTS.some((fault) => !faults.includes(fault));
+  const file = join(outDir, 'latest.json');
+  const previous = partial && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { faults?: Record<string, unknown> }) : undefined;
+  const entries = Object.fromEntries(
+    results.map((r) => [
+      r.fault,
+      {
+        ok: r.ok,
+        ...(partial
+          ? { run: { date, faults, quick, restarts, ...(r.payments ? { paymentWindow: settings.paymentWindow, paymentFreeze: settings.paymentFreeze } : {}) } }
+          : {}),
+        checks: { ...r.checks, ...(r.gray ? { answeredInTime: r.gray.answeredInTime } : {}), ...(r.payments?.checks ?? {}) },
+        figures: r.figures,
+        seconds: r.seconds,
+        ...(r.gray ? { gray: r.gray } : {}),
+        ...(r.payments ? { payments: { figures: r.payments.figures, violations: r.payments.violations } } : {}),
+      },
+    ]),
+  );
+  const report = previous ? { ...previous, faults: { ...previous.faults, ...entries } } : { date, settings, restarts, faults: entries };
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\n${table(results)}`);
   if (results.some((r) => r.gray)) console.log(`\n${grayTable(results)}`);
-  say(`results in ${join(outDir, 'latest.json')}`);
+  if (results.some((r) => r.payments)) console.log(`\n${paymentsTable(results)}`);
+  say(`results in ${file}${previous ? ` (merged: ${results.map((r) => r.fault).join(', ')}; the other faults' entries kept)` : ''}`);
   return results.every((r) => r.ok) && results.length === faults.length ? 0 : 1;
 }
 
@@ -317,8 +375,15 @@ function watchAofSize(redisDir: string): AofWatch {
   };
 }
 
-/** Injects the fault; for a freeze, resolves at once with `thawed`, the time of the thaw (SIGCONT) to come. */
-async function inject(fault: Fault, { apis, worker, servers, say: log, aofWatch }: Targets): Promise<{ thawed: Promise<number> } | undefined> {
+/**
+ * Injects the fault; for a freeze (of `freezeMs`), resolves at once with `thawed`, the time of the
+ * thaw (SIGCONT) to come.
+ */
+async function inject(
+  fault: Fault,
+  { apis, worker, servers, say: log, aofWatch }: Targets,
+  freezeMs: number,
+): Promise<{ thawed: Promise<number> } | undefined> {
   const server = (role: StackServer) => {
     const found = servers[role];
     if (!found) throw new Error(`the ${role} server is external: the fault suite needs its own`);
@@ -330,10 +395,10 @@ async function inject(fault: Fault, { apis, worker, servers, say: log, aofWatch 
     return undefined;
   };
   const freeze = (target: Supervised): { thawed: Promise<number> } => {
-    log(`SIGSTOP ${target.name} (pid ${target.process?.pid}) for ${settings.freeze.freezeMs / 1000} s`);
+    log(`SIGSTOP ${target.name} (pid ${target.process?.pid}) for ${freezeMs / 1000} s`);
     target.kill('SIGSTOP');
     frozen.add(target);
-    const thawed = sleep(settings.freeze.freezeMs).then(() => {
+    const thawed = sleep(freezeMs).then(() => {
       target.kill('SIGCONT');
       frozen.delete(target);
       log(`SIGCONT ${target.name}`);
@@ -343,12 +408,14 @@ async function inject(fault: Fault, { apis, worker, servers, say: log, aofWatch 
   };
   switch (fault) {
     case 'temporal-freeze':
+    case 'temporal-freeze-payments':
       return freeze(server('temporal'));
     case 'redis-freeze':
       return freeze(server('redis'));
     case 'mariadb-freeze':
       return freeze(server('mysql'));
     case 'worker-freeze':
+    case 'worker-freeze-payments':
       return freeze(worker);
     case 'api-kill':
       return kill(apis[0] as Supervised);
@@ -378,6 +445,123 @@ async function inject(fault: Fault, { apis, worker, servers, say: log, aofWatch 
     case 'temporal-kill':
       return kill(server('temporal'));
   }
+}
+
+interface RoundContext {
+  store: Store;
+  redis: RedisClient;
+  temporal: Client;
+  sales: SalesService;
+  orders: OrderClient;
+  auth: ShopperAuth;
+  config: AppConfig;
+  apiUrls: string[];
+  targets: Targets;
+}
+
+/**
+ * A freeze-payment round: the round's orders placed (waiting checkouts) and awaiting payment, then
+ * the worker or Temporal frozen for settings.paymentFreeze.freezeMs, longer than the payment
+ * window, with each order's webhooks sent during the freeze at times around its deadline. Once
+ * the sale is quiet: the invariants, the freeze figures, and checkPaymentsByArrival.
+ */
+async function paymentFreezeRound(fault: PaymentFreeze, ctx: RoundContext): Promise<FaultResult> {
+  const { store, redis, temporal, sales, orders, auth, config, apiUrls } = ctx;
+  const deps = { store, redis, temporal };
+  const p = settings.paymentFreeze;
+  if (config.paymentWindowMs + 5_000 >= p.freezeMs)
+    throw new Error(`PAYMENT_WINDOW ${config.paymentWindow} must end well within the ${p.freezeMs / 1000} s freeze`);
+  const sku = `CHAOS-${fault.toUpperCase()}-${Date.now().toString(36)}`;
+  const priceCents = 1_500;
+  await sales.create({ sku, name: sku, priceCents, stock: p.stock, perUserLimit: 1 });
+  const t0 = Date.now();
+  const result: TrafficResult = { intents: [], events: [], cancels: [], reads: [], requests: [] };
+  const plan: TrafficPlan = {
+    sku,
+    priceCents,
+    shoppers: p.orders,
+    concurrency: p.orders,
+    arrivalsPerSecond: p.arrivalsPerSecond,
+    apiUrls,
+    tokenFor: (userId) => auth.issue(userId),
+    webhookSecret: config.webhookSecret,
+    paymentWindowMs: config.paymentWindowMs,
+    retryForMs: 60_000,
+  };
+  // 1. The orders, before the freeze: waiting checkouts (201 once persisted), retried.
+  const runId = Date.now().toString(36);
+  await Promise.all(
+    Array.from({ length: p.orders }, async (_, index) => {
+      await sleep((index / p.arrivalsPerSecond) * 1_000);
+      result.intents.push(await buy(plan, `chaos-pay-${runId}-${index}`, 20_000, true, result));
+    }),
+  );
+  const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
+  if (accepted.length !== p.orders)
+    say(`  only ${accepted.length} of ${p.orders} orders accepted: ${JSON.stringify(result.intents.filter((i) => i.answer.kind !== 'accepted'))}`);
+  // Every order awaits payment, in MySQL and in its workflow, before the freeze.
+  await waitFor(
+    async () => {
+      const rows = await store.getOrders(accepted);
+      if (rows.size !== accepted.length || [...rows.values()].some((row) => row.status !== 'AWAITING_PAYMENT')) return false;
+      const states = await Promise.all(accepted.map((orderNo) => orders.queryLive(orderNo)));
+      return states.every((state) => state?.status === 'AWAITING_PAYMENT');
+    },
+    { what: `the orders of ${sku} awaiting payment`, timeoutMs: 60_000, intervalMs: 250, retryErrors: true },
+  );
+  const rows = await store.getOrders(accepted);
+  const deadlines = accepted.map((orderNo) => ({ orderNo, deadline: rows.get(orderNo)?.paymentDeadline.getTime() ?? Date.now() }));
+  const countersBefore = await scrapeApiCounters(apiUrls);
+
+  // 2. The freeze, and the payments during it.
+  const faultAt = Date.now();
+  const firstDeadline = Math.min(...deadlines.map((d) => d.deadline));
+  const lastDeadline = Math.max(...deadlines.map((d) => d.deadline));
+  say(
+    `${accepted.length} orders awaiting payment; deadlines ${((firstDeadline - faultAt) / 1000).toFixed(1)}–${((lastDeadline - faultAt) / 1000).toFixed(1)} s into the freeze`,
+  );
+  const freezing = await inject(fault, ctx.targets, p.freezeMs);
+  if (!freezing) throw new Error(`${fault} did not freeze anything`);
+  const paying = payAroundDeadlines(plan, deadlines, { from: faultAt, until: faultAt + p.freezeMs }, result);
+  const thawAt = await freezing.thawed;
+  const healthyAfterThaw = await secondsUntilHealthy(apiUrls, thawAt, canaryRead(result, auth), 60_000);
+  say(`thawed; every API healthy ${healthyAfterThaw?.toFixed(1) ?? 'never'} s later`);
+  await paying;
+
+  // 3. Quiet, then the checks.
+  const repairedSeconds = await waitForRepair(deps, sku, faultAt, settings.quiescenceTimeoutMs, orders);
+  const burstSeconds = (Date.now() - t0) / 1000;
+  const quietSeconds = await waitForQuiescence(deps, sku, accepted, settings.quiescenceTimeoutMs);
+  const answers = answersDuringFreeze(result.requests, faultAt, thawAt, deadlinesByKind(config));
+  const gray: GrayFigures = {
+    frozenSeconds: round((thawAt - faultAt) / 1000),
+    ...answers,
+    ...countersSince(countersBefore, await scrapeApiCounters(apiUrls)),
+    healthyAfterThawSeconds: healthyAfterThaw === null ? null : round(healthyAfterThaw),
+    answeredInTime: answers.late === 0,
+  };
+  say(`  during the freeze: ${JSON.stringify(answers)}`);
+  const verdict = await checkAfterFault(deps, sku, 1, result, new Date(t0));
+  const payments = await checkPaymentsByArrival(store, accepted, result, { from: faultAt, until: thawAt });
+  payments.figures = { paymentWindow: config.paymentWindow, ...payments.figures };
+  const violated = [
+    ...CHAOS_CHECKS.filter((c) => !verdict.checks[c]),
+    ...(gray.answeredInTime ? [] : ['answeredInTime']),
+    ...PAYMENT_FREEZE_CHECKS.filter((c) => !payments.checks[c]),
+  ];
+  const ok = violated.length === 0;
+  say(`${fault}: ${ok ? 'all invariants hold' : `VIOLATED: ${violated.join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`);
+  say(`  ${JSON.stringify(verdict.figures)}`);
+  say(`  payments: ${JSON.stringify(payments.figures)}`);
+  for (const violation of payments.violations) say(`  ${violation}`);
+  return {
+    fault,
+    ok,
+    ...verdict,
+    seconds: { burst: round(burstSeconds), storesAgreeAfterFault: round(repairedSeconds), quiet: round(quietSeconds) },
+    gray,
+    payments,
+  };
 }
 
 function table(results: FaultResult[]): string {
@@ -417,6 +601,29 @@ function grayTable(results: FaultResult[]): string {
     const invariants = CHAOS_CHECKS.every((c) => r.checks[c]) ? 'ok' : '**FAIL**';
     return [
       `| ${r.fault} | ${invariants} | ${answers} | ${slowest} | ${g.late === 0 ? '0' : `**${g.late}**`} | ${g.shed} | ${transitions || 'none'} | ${g.healthyAfterThawSeconds ?? 'never'} s |`,
+    ];
+  });
+  return [head, rule, ...rows].join('\n');
+}
+
+/** The freeze-payment rounds: what the webhooks answered during the freeze, and how each payment was judged. */
+function paymentsTable(results: FaultResult[]): string {
+  const head = `| freeze-payments | ${PAYMENT_FREEZE_CHECKS.join(' | ')} | webhook answers during the freeze | recorded before / after the deadline | applied / refunded | refund reasons after the deadline |`;
+  const rule = `|---|${PAYMENT_FREEZE_CHECKS.map(() => ':-:').join('|')}|---|---:|---:|---|`;
+  const rows = results.flatMap((r) => {
+    if (!r.payments) return [];
+    const f = r.payments.figures as {
+      webhookAnswersDuringFreeze: Record<string, number>;
+      payments: { receivedBeforeDeadline: number; receivedAfterDeadline: number; applied: number; refundRequired: number };
+      refundReasons: { afterDeadline: Record<string, number> };
+    };
+    const list = (counts: Record<string, number>) =>
+      Object.entries(counts)
+        .map(([key, count]) => `${key}: ${count}`)
+        .join(', ');
+    const checks = r.payments.checks;
+    return [
+      `| ${r.fault} | ${PAYMENT_FREEZE_CHECKS.map((c) => (checks[c] ? 'ok' : '**FAIL**')).join(' | ')} | ${list(f.webhookAnswersDuringFreeze)} | ${f.payments.receivedBeforeDeadline} / ${f.payments.receivedAfterDeadline} | ${f.payments.applied} / ${f.payments.refundRequired} | ${list(f.refundReasons.afterDeadline)} |`,
     ];
   });
   return [head, rule, ...rows].join('\n');

@@ -27,6 +27,56 @@ export interface TrafficPlan {
   retryForMs: number;
 }
 
+/**
+ * The freeze-payment rounds' shoppers: each order's payments are sent at set times around its
+ * payment deadline (see DEADLINE_PAYMENTS), while a server is frozen.
+ */
+export type DeadlinePaymentKind =
+  'in-time' | 'in-time-close' | 'late' | 'very-late' | 'in-time-then-late' | 'two-in-time' | 'redelivered-in-time' | 'short-then-late' | 'none';
+
+/**
+ * When each kind sends what, relative to its order's payment deadline (negative: before it):
+ * `short` pays a cent less than the order's total, `sameEvent` redelivers the previous event (the
+ * provider's retry). Each order's payments go one after another, each after the previous answer.
+ */
+export const DEADLINE_PAYMENTS: Record<DeadlinePaymentKind, ReadonlyArray<{ afterDeadlineMs: number; short?: boolean; sameEvent?: boolean }>> = {
+  'in-time': [{ afterDeadlineMs: -6_000 }],
+  'in-time-close': [{ afterDeadlineMs: -1_000 }],
+  late: [{ afterDeadlineMs: 3_000 }],
+  'very-late': [{ afterDeadlineMs: 30_000 }],
+  'in-time-then-late': [{ afterDeadlineMs: -5_000 }, { afterDeadlineMs: 10_000 }],
+  'two-in-time': [{ afterDeadlineMs: -7_000 }, { afterDeadlineMs: -3_000 }],
+  'redelivered-in-time': [{ afterDeadlineMs: -4_000 }, { afterDeadlineMs: -2_000, sameEvent: true }],
+  'short-then-late': [{ afterDeadlineMs: -4_000, short: true }, { afterDeadlineMs: 5_000 }],
+  none: [],
+};
+const DEADLINE_PAYMENT_KINDS = Object.keys(DEADLINE_PAYMENTS) as DeadlinePaymentKind[];
+
+/**
+ * Pays each order as its kind (by index, cycling through DEADLINE_PAYMENTS) says, at its times
+ * around the order's deadline, each clamped into `window` (from + 300 ms .. until − 3 s): every
+ * payment is sent while the window lasts. Resolves once every payment has its final answer.
+ */
+export async function payAroundDeadlines(
+  plan: TrafficPlan,
+  orders: ReadonlyArray<{ orderNo: string; deadline: number }>,
+  window: { from: number; until: number },
+  result: TrafficResult,
+): Promise<void> {
+  await Promise.all(
+    orders.map(async ({ orderNo, deadline }, index) => {
+      const kind = DEADLINE_PAYMENT_KINDS[index % DEADLINE_PAYMENT_KINDS.length] ?? 'none';
+      let eventId = '';
+      for (const [step, payment] of DEADLINE_PAYMENTS[kind].entries()) {
+        const at = Math.min(Math.max(deadline + payment.afterDeadlineMs, window.from + 300), window.until - 3_000);
+        if (at > Date.now()) await sleep(at - Date.now());
+        if (!payment.sameEvent) eventId = `evt-${orderNo}-${step}-${randomUUID().slice(0, 8)}`;
+        await sendPayment(plan, { orderNo, eventId, amountCents: plan.priceCents - (payment.short ? 1 : 0), kind }, result);
+      }
+    }),
+  );
+}
+
 /** What became of one purchase intent, as its client saw it. */
 export interface IntentOutcome {
   userId: string;
@@ -48,7 +98,8 @@ export interface DeliveredEvent {
   orderNo: string;
   eventId: string;
   amountCents: number;
-  kind: PaymentKind;
+  /** What the shopper meant by it (the freeze-payment rounds name theirs by when it is sent). */
+  kind: PaymentKind | DeadlinePaymentKind;
   answer: { status: 200 | 202; outcome: string } | { status: number; code: string } | { status: 'gave-up'; lastError: string };
 }
 
@@ -112,7 +163,11 @@ export function runTraffic(plan: TrafficPlan): RunningTraffic {
   return { checkoutsDone, done: checkoutsDone.then(() => Promise.all(followUps)).then(() => result), sofar: result };
 }
 
-async function buy(plan: TrafficPlan, userId: string, retryForMs: number, waited: boolean, result: TrafficResult): Promise<IntentOutcome> {
+/**
+ * One shopper's checkout of one unit, retried with the same Idempotency-Key for up to `retryForMs`
+ * (0: a single attempt); `waited`: with `Prefer: wait=5`. Its attempts are added to `result.requests`.
+ */
+export async function buy(plan: TrafficPlan, userId: string, retryForMs: number, waited: boolean, result: TrafficResult): Promise<IntentOutcome> {
   const idempotencyKey = `intent-${randomUUID()}`;
   const token = await plan.tokenFor(userId);
   const call = await retrying({ ...plan, retryForMs }, waited ? 'checkout-wait' : 'checkout', result, (api) =>
@@ -154,25 +209,40 @@ async function read(plan: TrafficPlan, orderNo: string, userId: string, result: 
   result.reads.push({ orderNo, status: call.status });
 }
 
+/**
+ * One payment event, delivered as the provider does: signed anew for each attempt and retried (on
+ * either API) until an answer other than a 5xx; its last answer is added to `result.events`.
+ */
+export async function sendPayment(
+  plan: TrafficPlan,
+  event: { orderNo: string; eventId: string; amountCents: number; kind: DeliveredEvent['kind'] },
+  result: TrafficResult,
+): Promise<DeliveredEvent> {
+  const { orderNo, eventId, amountCents, kind } = event;
+  const body = JSON.stringify({ eventId, type: 'payment.succeeded', orderNo, amountCents });
+  // The provider signs each delivery anew (the signature carries its time).
+  const call = await retrying(plan, 'webhook', result, (api) =>
+    fetch(`${api}/api/payments/webhook`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'payment-signature': signWebhook(plan.webhookSecret, body) },
+      body,
+      signal: AbortSignal.timeout(15_000),
+    }),
+  );
+  const answer: DeliveredEvent['answer'] =
+    call.status === 'gave-up'
+      ? call
+      : call.status === 200 || call.status === 202
+        ? { status: call.status, outcome: String((call.body as { outcome?: string }).outcome) }
+        : { status: call.status, code: (call.body as { error?: { code?: string } }).error?.code ?? 'UNKNOWN' };
+  const delivered: DeliveredEvent = { orderNo, eventId, amountCents, kind, answer };
+  result.events.push(delivered);
+  return delivered;
+}
+
 async function act(plan: TrafficPlan, orderNo: string, userId: string, kind: PaymentKind, result: TrafficResult): Promise<void> {
   const pay = async (eventId: string, amountCents: number) => {
-    const body = JSON.stringify({ eventId, type: 'payment.succeeded', orderNo, amountCents });
-    // The provider signs each delivery anew (the signature carries its time).
-    const call = await retrying(plan, 'webhook', result, (api) =>
-      fetch(`${api}/api/payments/webhook`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'payment-signature': signWebhook(plan.webhookSecret, body) },
-        body,
-        signal: AbortSignal.timeout(15_000),
-      }),
-    );
-    const answer: DeliveredEvent['answer'] =
-      call.status === 'gave-up'
-        ? call
-        : call.status === 200 || call.status === 202
-          ? { status: call.status, outcome: String((call.body as { outcome?: string }).outcome) }
-          : { status: call.status, code: (call.body as { error?: { code?: string } }).error?.code ?? 'UNKNOWN' };
-    result.events.push({ orderNo, eventId, amountCents, kind, answer });
+    await sendPayment(plan, { orderNo, eventId, amountCents, kind }, result);
   };
   const event = () => `evt-${orderNo}-${randomUUID().slice(0, 8)}`;
   const price = plan.priceCents;
