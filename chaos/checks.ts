@@ -189,6 +189,7 @@ export async function checkAfterFault(deps: CheckDeps, sku: string, perUserLimit
         gaveUp: traffic.events.filter((e) => e.answer.status === 'gave-up').length,
         applied: applied.length,
         refundRequired: payments.filter((p) => p.outcome === 'REFUND_REQUIRED').length,
+        refundReasons: countBy(payments.flatMap((p) => (p.outcome === 'REFUND_REQUIRED' ? [p.refundReason ?? 'none'] : []))),
         unsettled: unsettled.length,
       },
       cancels: traffic.cancels.length,
