@@ -28,7 +28,6 @@ import {
   statusQuery,
   type OrderInput,
   type OrderState,
-  type PersistOrderInput,
 } from '../src/workflows/definitions.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
@@ -38,7 +37,7 @@ import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 /** Hooks a test sets to wrap the real activities; reset before each test. */
 interface Faults {
-  persistOrder?: (real: Activities['persistOrder'], input: PersistOrderInput) => Promise<void>;
+  persistOrder?: (real: Activities['persistOrder'], input: Parameters<Activities['persistOrder']>[0]) => ReturnType<Activities['persistOrder']>;
   cancelUnpaidOrder?: (
     real: Activities['cancelUnpaidOrder'],
     input: Parameters<Activities['cancelUnpaidOrder']>[0],

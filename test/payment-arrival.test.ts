@@ -149,6 +149,33 @@ describe('a payment judged by when it arrived', () => {
     expectInvariants(await saleReport(store, redis, order.sku));
   });
 
+  it('a late start keeps its payment time: the deadline counts from when the order became payable', async () => {
+    const sale = await putOnSale(store, redis, { stock: 3 });
+    const orderNo = newOrderNo();
+    expect((await inventory.reserve({ orderNo, sku: sale.sku, userId: 'late-start', quantity: 1 })).outcome).toBe('RESERVED');
+    const createdAt = Date.now();
+    await stopWorker();
+    try {
+      const input = { orderNo, sku: sale.sku, userId: 'late-start', quantity: 1, unitPriceCents: sale.priceCents };
+      expect(await orders.start({ ...input, createdAt: new Date(createdAt).toISOString(), paymentWindow: '2s' })).toBe('STARTED');
+      await until(createdAt + 3_000); // the worker is away past the reservation's window
+    } finally {
+      await startWorker();
+    }
+    const row = await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT' && store.getOrder(orderNo), {
+      what: `${orderNo} persisted`,
+      timeoutMs: 15_000,
+    });
+    if (!row) throw new Error('not persisted');
+    expect(row.paymentDeadline.getTime()).toBeGreaterThanOrEqual(createdAt + 3_000 + 2_000);
+    expect((await orders.queryLive(orderNo))?.paymentDeadline).toBe(row.paymentDeadline.toISOString());
+    const payment = await record(orderNo, sale.priceCents);
+    expect(payment.receivedAt.getTime()).toBeGreaterThan(createdAt + 2_000);
+    expect(await delivery.deliver(payment, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
+    await orders.awaitClosed(orderNo);
+    expect(await store.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
+  });
+
   it('a stale duplicate delivery to the order its first delivery paid and closed answers APPLIED, not a refund', async () => {
     const order = await placeOrder('30m');
     const row = await record(order.input.orderNo, order.total);

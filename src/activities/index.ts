@@ -14,6 +14,7 @@ import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderChangeNotifier } from '../orders/order-changes.js';
 import type { CancelReason, PaymentReceived, PersistOrderInput, RefundReason } from '../workflows/definitions.js';
+import { durationToMs } from '../workflows/duration.js';
 
 export interface ActivityDeps {
   store: Store;
@@ -38,6 +39,11 @@ export const FailureTypes = {
 /** How far behind the payment deadline MySQL's clock may be for cancelUnpaidOrder to wait for it. */
 const MAX_CLOCK_WAIT_MS = 5_000;
 
+/** What persisting an order wrote: its payment deadline. */
+export interface PersistedOrder {
+  paymentDeadline: string;
+}
+
 /** What closing an unpaid order found: it is cancelled, or a payment recorded in time pays it. */
 export type UnpaidOrderClosed = { outcome: 'CANCELLED' } | { outcome: 'PAID_IN_TIME'; payment: Required<PaymentReceived> };
 
@@ -61,8 +67,13 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
      * and succeeds without taking stock twice. A reservation released before the claim fails the
      * order for good (its units may already be someone else's); one Redis lost is taken again if
      * its units are still there, else the order fails.
+     *
+     * `deadlineFromPersist`: the payment deadline counts from now, when the order becomes payable
+     * (never earlier than the input's), so a start or a persist that came late (a worker or MySQL
+     * away) keeps the shopper's whole window; answered with the deadline written, which a retry
+     * after a lost answer reads back from the row.
      */
-    async persistOrder(order: PersistOrderInput): Promise<void> {
+    async persistOrder(order: PersistOrderInput & { deadlineFromPersist?: boolean }): Promise<PersistedOrder> {
       const claim = await inventory.claim({ ...order, reservedAtMs: Date.parse(order.createdAt) });
       if (claim === 'RELEASED') {
         throw ApplicationFailure.nonRetryable(
@@ -73,11 +84,15 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
       if (claim === 'NOT_FOUND') {
         throw ApplicationFailure.nonRetryable(`Redis has no reservation for order ${order.orderNo}`, FailureTypes.reservationLost);
       }
-      const result = await store.insertAwaitingOrder(newOrder(order));
+      const paymentDeadline = order.deadlineFromPersist
+        ? new Date(Math.max(Date.parse(order.paymentDeadline), Date.now() + durationToMs(order.paymentWindow))).toISOString()
+        : order.paymentDeadline;
+      const result = await store.insertAwaitingOrder(newOrder({ ...order, paymentDeadline }));
       switch (result.outcome) {
         case 'INSERTED':
+          return { paymentDeadline };
         case 'ALREADY_PERSISTED':
-          return;
+          return { paymentDeadline: result.paymentDeadline.toISOString() };
         case 'SALE_NOT_FOUND':
           throw ApplicationFailure.nonRetryable(`sale ${order.sku} does not exist in MySQL`, FailureTypes.saleNotFound);
         case 'OUT_OF_STOCK':

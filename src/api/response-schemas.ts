@@ -87,7 +87,11 @@ export const orderSchema = z
     totalCents: z.number().int(),
     status: orderStatusSchema,
     cancelReason: z.enum(CANCEL_REASONS).optional(),
-    paymentDeadline: isoTime.meta({ description: 'createdAt + PAYMENT_WINDOW: after it, an unpaid order is cancelled.' }),
+    paymentDeadline: isoTime.meta({
+      description:
+        'When the order became AWAITING_PAYMENT + PAYMENT_WINDOW (while PENDING: createdAt + PAYMENT_WINDOW, the earliest it can be). ' +
+        'A payment recorded after it is refunded; after it, an unpaid order is cancelled.',
+    }),
     createdAt: isoTime,
     paidAt: isoTime.optional(),
   })

@@ -57,7 +57,9 @@ export type NewOrder = Pick<OrderRow, 'orderNo' | 'sku' | 'userId' | 'quantity' 
 };
 
 export type InsertOrderResult =
-  | { outcome: 'INSERTED' | 'ALREADY_PERSISTED' }
+  | { outcome: 'INSERTED' }
+  /** An earlier attempt persisted it: the row's own payment deadline, which that attempt wrote. */
+  | { outcome: 'ALREADY_PERSISTED'; paymentDeadline: Date }
   | { outcome: 'SALE_NOT_FOUND' }
   | { outcome: 'OUT_OF_STOCK'; available: number }
   /** A row with this order number exists for another SKU or user. */
@@ -273,10 +275,11 @@ export class Store {
   }
 
   private async existingOrderMatches(order: NewOrder): Promise<InsertOrderResult | null> {
-    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT sku, user_id FROM orders WHERE order_no = ?', [order.orderNo]);
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT sku, user_id, payment_deadline FROM orders WHERE order_no = ?', [order.orderNo]);
     const row = rows[0];
     if (!row) return null;
-    return row.sku !== order.sku || row.user_id !== order.userId ? { outcome: 'CONFLICT' } : { outcome: 'ALREADY_PERSISTED' };
+    if (row.sku !== order.sku || row.user_id !== order.userId) return { outcome: 'CONFLICT' };
+    return { outcome: 'ALREADY_PERSISTED', paymentDeadline: row.payment_deadline as Date };
   }
 
   /**

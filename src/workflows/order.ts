@@ -95,8 +95,11 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   /** Payments judged by when they were recorded (false: orders started before, which judge by when they run). */
   const byArrival = patched(ORDER_PATCHES.paymentByArrival);
 
-  // The deadline runs from the reservation, so a slow start never gives the shopper extra time.
-  const paymentDeadline = new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString();
+  // Until the order is persisted, the earliest its deadline can be: the reservation + the window.
+  // By arrival (v3) persistOrder moves it to when the order became payable, so a start or a
+  // persist that came late (a worker, Temporal or MySQL away) keeps the shopper's whole window;
+  // before, it ran from the reservation.
+  let paymentDeadline = new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString();
   const state: OrderState = {
     orderNo: input.orderNo,
     sku: input.sku,
@@ -136,7 +139,8 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
     // that its reason does not depend on when it was delivered.
     const wrongAmount = payment.amountCents !== state.totalCents;
     if (byArrival && wrongAmount) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' };
-    else if (byArrival && payment.receivedAt !== undefined && !receivedInTime(payment.receivedAt, paymentDeadline)) {
+    else if (byArrival && payment.receivedAt !== undefined && state.status !== 'PENDING' && !receivedInTime(payment.receivedAt, paymentDeadline)) {
+      // (One that reaches a PENDING order came before it was payable, so before its deadline.)
       // Judged by when it was recorded, whatever the order of this delivery and the timer's firing.
       verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' };
     } else if (accepted) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' };
@@ -194,7 +198,8 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   // ---- decide ---------------------------------------------------------------------------------
   const decide = async (): Promise<Outcome> => {
     try {
-      await persistOrder({ ...input, paymentDeadline });
+      const persisted = await persistOrder({ ...input, paymentDeadline, ...(byArrival ? { deadlineFromPersist: true } : {}) });
+      if (byArrival) paymentDeadline = state.paymentDeadline = persisted.paymentDeadline;
     } catch (err) {
       if (!isCancellation(err)) return { status: 'FAILED', reason: describeFailure(err) };
       operatorCancellation = err;

@@ -29,7 +29,7 @@ export interface ScenarioContext {
   recordPayment(eventId: string, amountCents?: number): Promise<PaymentReceived>;
   /** Delivers a recorded payment as the API does: the `pay` Update with the stored event. */
   deliver(payment: PaymentReceived): Promise<unknown>;
-  /** The order's payment deadline (ms since the epoch). */
+  /** The order's payment deadline as its reservation gives it (ms since the epoch); once persisted it counts from then, a few ms later. */
   deadline: number;
   /** With lateWorker: nothing of the order's queue runs until startWorker(). */
   stopWorker(): Promise<void>;
