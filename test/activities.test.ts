@@ -625,3 +625,24 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
     );
   });
 });
+
+describe('persistOrder: the payment deadline counts from when the order became payable', () => {
+  it('is written by MySQL as the persist commits (never earlier than the reservation gives), and read back by a retry', async () => {
+    const { sku, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    // A reservation made 40 minutes ago: its own deadline (30 min) has passed.
+    const late = { ...input, createdAt: new Date(Date.now() - 40 * 60_000).toISOString(), paymentDeadline: new Date(Date.now() - 10 * 60_000).toISOString() };
+    const before = Date.now();
+    const first = await activities.persistOrder({ ...late, deadlineFromPersist: true });
+    const after = Date.now();
+    const deadline = Date.parse(first.paymentDeadline);
+    expect(deadline).toBeGreaterThanOrEqual(before + PAYMENT_WINDOW_MS - 1_000);
+    expect(deadline).toBeLessThanOrEqual(after + PAYMENT_WINDOW_MS + 1_000);
+    expect(((await onlyOrderRow(input.orderNo)).payment_deadline as Date).toISOString()).toBe(first.paymentDeadline);
+    // The retry after a lost answer writes nothing and answers the deadline the first attempt wrote.
+    expect(await activities.persistOrder({ ...late, deadlineFromPersist: true })).toEqual(first);
+    // A reservation whose deadline is still ahead keeps it when that is later than now + the window.
+    const ahead = await reserveOn({ sku, priceCents: (await store.getSale(sku))?.priceCents ?? 0 }, 1);
+    const farDeadline = new Date(Date.now() + 2 * PAYMENT_WINDOW_MS).toISOString();
+    expect(await activities.persistOrder({ ...ahead, paymentDeadline: farDeadline, deadlineFromPersist: true })).toEqual({ paymentDeadline: farDeadline });
+  });
+});

@@ -68,9 +68,10 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
      * order for good (its units may already be someone else's); one Redis lost is taken again if
      * its units are still there, else the order fails.
      *
-     * `deadlineFromPersist`: the payment deadline counts from now, when the order becomes payable
-     * (never earlier than the input's), so a start or a persist that came late (a worker or MySQL
-     * away) keeps the shopper's whole window; answered with the deadline written, which a retry
+     * `deadlineFromPersist`: the payment deadline counts from when the row is written, by MySQL's
+     * clock (the clock payments are stamped by), never earlier than the input's, so a start or a
+     * persist that came late (a worker, Temporal or MySQL away, an attempt that hung and committed
+     * later) keeps the shopper's whole window; answered with the deadline written, which a retry
      * after a lost answer reads back from the row.
      */
     async persistOrder(order: PersistOrderInput & { deadlineFromPersist?: boolean }): Promise<PersistedOrder> {
@@ -84,13 +85,12 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
       if (claim === 'NOT_FOUND') {
         throw ApplicationFailure.nonRetryable(`Redis has no reservation for order ${order.orderNo}`, FailureTypes.reservationLost);
       }
-      const paymentDeadline = order.deadlineFromPersist
-        ? new Date(Math.max(Date.parse(order.paymentDeadline), Date.now() + durationToMs(order.paymentWindow))).toISOString()
-        : order.paymentDeadline;
-      const result = await store.insertAwaitingOrder(newOrder({ ...order, paymentDeadline }));
+      const result = await store.insertAwaitingOrder({
+        ...newOrder(order),
+        ...(order.deadlineFromPersist ? { paymentWindowMs: durationToMs(order.paymentWindow) } : {}),
+      });
       switch (result.outcome) {
         case 'INSERTED':
-          return { paymentDeadline };
         case 'ALREADY_PERSISTED':
           return { paymentDeadline: result.paymentDeadline.toISOString() };
         case 'SALE_NOT_FOUND':

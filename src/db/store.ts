@@ -54,12 +54,16 @@ export interface OrderRow {
 /** The columns an order row is written with; the others follow from them or from later changes. */
 export type NewOrder = Pick<OrderRow, 'orderNo' | 'sku' | 'userId' | 'quantity' | 'unitPriceCents' | 'paymentDeadline' | 'createdAt'> & {
   idempotencyKey?: string;
+  /**
+   * The payment deadline counts from when the row is written, by MySQL's clock: NOW() + this
+   * window, never earlier than `paymentDeadline`. Without it, `paymentDeadline` is written as given.
+   */
+  paymentWindowMs?: number;
 };
 
 export type InsertOrderResult =
-  | { outcome: 'INSERTED' }
-  /** An earlier attempt persisted it: the row's own payment deadline, which that attempt wrote. */
-  | { outcome: 'ALREADY_PERSISTED'; paymentDeadline: Date }
+  /** The row's payment deadline as written (see NewOrder.paymentWindowMs); for ALREADY_PERSISTED, an earlier attempt wrote it. */
+  | { outcome: 'INSERTED' | 'ALREADY_PERSISTED'; paymentDeadline: Date }
   | { outcome: 'SALE_NOT_FOUND' }
   | { outcome: 'OUT_OF_STOCK'; available: number }
   /** A row with this order number exists for another SKU or user. */
@@ -258,7 +262,9 @@ export class Store {
           return sale[0] ? { outcome: 'OUT_OF_STOCK', available: Number(sale[0].available) } : { outcome: 'SALE_NOT_FOUND' };
         }
         await insertOrderRow(conn, order, 'AWAITING_PAYMENT', null);
-        return { outcome: 'INSERTED' };
+        if (order.paymentWindowMs === undefined) return { outcome: 'INSERTED', paymentDeadline: order.paymentDeadline };
+        const [[written]] = await conn.query<RowDataPacket[]>('SELECT payment_deadline FROM orders WHERE order_no = ?', [order.orderNo]);
+        return { outcome: 'INSERTED', paymentDeadline: written?.payment_deadline as Date };
       });
     } catch (err) {
       // An earlier attempt committed, or a concurrent one won; the rollback gave our stock back.
@@ -585,7 +591,7 @@ async function insertOrderRow(
   await db.query(
     `INSERT ${ignoreExisting ? 'IGNORE ' : ''}INTO orders (order_no, sku, user_id, quantity, unit_price_cents, total_cents, status,
                          failure_reason, idempotency_key, payment_deadline, created_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ${order.paymentWindowMs === undefined ? '?' : 'GREATEST(CAST(? AS DATETIME(3)), NOW(3) + INTERVAL ? MICROSECOND)'}, ?)`,
     [
       order.orderNo,
       order.sku,
@@ -597,6 +603,7 @@ async function insertOrderRow(
       failureReason,
       order.idempotencyKey ?? null,
       order.paymentDeadline,
+      ...(order.paymentWindowMs === undefined ? [] : [order.paymentWindowMs * 1_000]),
       order.createdAt,
     ],
   );
