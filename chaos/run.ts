@@ -282,15 +282,7 @@ async function main(): Promise<number> {
       // Every request has its answer now, those sent late in the freeze too.
       let grayFigures: GrayFigures | undefined;
       if (thawAt && countersBefore && healthyAfterThaw !== undefined) {
-        const answers = answersDuringFreeze(result.requests, faultAt, thawAt, deadlinesByKind(config));
-        grayFigures = {
-          frozenSeconds: round((thawAt - faultAt) / 1000),
-          ...answers,
-          ...countersSince(countersBefore, await scrapeApiCounters(apiUrls)),
-          healthyAfterThawSeconds: healthyAfterThaw === null ? null : round(healthyAfterThaw),
-          answeredInTime: answers.late === 0,
-        };
-        say(`  during the freeze: ${JSON.stringify(answers)}`);
+        grayFigures = await freezeFigures(result.requests, { faultAt, thawAt, countersBefore, healthyAfterThaw }, config, apiUrls);
       }
       const verdict = await checkAfterFault({ store, redis, temporal }, sku, 1, result, new Date(t0));
       const ok = CHAOS_CHECKS.every((check) => verdict.checks[check]) && (grayFigures?.answeredInTime ?? true);
@@ -532,15 +524,7 @@ async function paymentFreezeRound(fault: PaymentFreeze, ctx: RoundContext): Prom
   const repairedSeconds = await waitForRepair(deps, sku, faultAt, settings.quiescenceTimeoutMs, orders);
   const burstSeconds = (Date.now() - t0) / 1000;
   const quietSeconds = await waitForQuiescence(deps, sku, accepted, settings.quiescenceTimeoutMs);
-  const answers = answersDuringFreeze(result.requests, faultAt, thawAt, deadlinesByKind(config));
-  const gray: GrayFigures = {
-    frozenSeconds: round((thawAt - faultAt) / 1000),
-    ...answers,
-    ...countersSince(countersBefore, await scrapeApiCounters(apiUrls)),
-    healthyAfterThawSeconds: healthyAfterThaw === null ? null : round(healthyAfterThaw),
-    answeredInTime: answers.late === 0,
-  };
-  say(`  during the freeze: ${JSON.stringify(answers)}`);
+  const gray = await freezeFigures(result.requests, { faultAt, thawAt, countersBefore, healthyAfterThaw }, config, apiUrls);
   const verdict = await checkAfterFault(deps, sku, 1, result, new Date(t0));
   const payments = await checkPaymentsByArrival(store, accepted, result, { from: faultAt, until: thawAt });
   payments.figures = { paymentWindow: config.paymentWindow, ...payments.figures };
@@ -561,6 +545,24 @@ async function paymentFreezeRound(fault: PaymentFreeze, ctx: RoundContext): Prom
     seconds: { burst: round(burstSeconds), storesAgreeAfterFault: round(repairedSeconds), quiet: round(quietSeconds) },
     gray,
     payments,
+  };
+}
+
+/** How the APIs answered while the server was frozen, and what their breakers did, from the round's requests and counters. */
+async function freezeFigures(
+  requests: TrafficResult['requests'],
+  freeze: { faultAt: number; thawAt: number; countersBefore: ApiCounters; healthyAfterThaw: number | null },
+  config: AppConfig,
+  apiUrls: readonly string[],
+): Promise<GrayFigures> {
+  const answers = answersDuringFreeze(requests, freeze.faultAt, freeze.thawAt, deadlinesByKind(config));
+  say(`  during the freeze: ${JSON.stringify(answers)}`);
+  return {
+    frozenSeconds: round((freeze.thawAt - freeze.faultAt) / 1000),
+    ...answers,
+    ...countersSince(freeze.countersBefore, await scrapeApiCounters(apiUrls)),
+    healthyAfterThawSeconds: freeze.healthyAfterThaw === null ? null : round(freeze.healthyAfterThaw),
+    answeredInTime: answers.late === 0,
   };
 }
 
