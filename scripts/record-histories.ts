@@ -216,7 +216,7 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
     const total = input.unitPriceCents * input.quantity;
     // Payments go the way the API sends them today: recorded first, then the stored event as an Update.
     const recordPayment = async (eventId: string, amountCents = total) =>
-      storedPayment((await store.recordPayment({ eventId, orderNo: input.orderNo, amountCents })).row);
+      storedPayment(await store.recordPayment({ eventId, orderNo: input.orderNo, amountCents }));
     const deliver = (payment: PaymentReceived) => handle.executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` });
     const pay = async (eventId: string, amountCents = total) => deliver(await recordPayment(eventId, amountCents));
     const statusIs = (status: OrderStatus) =>

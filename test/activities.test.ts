@@ -593,7 +593,7 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
   it('finds a full payment recorded in time and cancels nothing; ignores a short one and one recorded late', async () => {
     const { sku, stock, priceCents, input } = await persistedDueIn(300);
     await store.recordPayment({ eventId: `evt-short-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents - 1 });
-    const { row } = await store.recordPayment({ eventId: `evt-full-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents });
+    const row = await store.recordPayment({ eventId: `evt-full-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents });
     const cancel = { orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT' as const, cancelledAt: new Date().toISOString() };
     // Before MySQL's clock reaches the deadline the activity waits for it; then it finds the payment.
     expect(await activities.cancelUnpaidOrder(cancel)).toEqual({
@@ -617,7 +617,7 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
         const deadline = Date.parse(input.paymentDeadline);
         const cancel = activities.cancelUnpaidOrder({ orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT', cancelledAt: input.paymentDeadline });
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now() - 6 + (i % 4) * 4)));
-        const { row } = await store.recordPayment({ eventId: `evt-race-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents });
+        const row = await store.recordPayment({ eventId: `evt-race-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents });
         const outcome = await cancel;
         const inTime = row.receivedAt.getTime() <= deadline;
         expect(outcome.outcome, `received ${row.receivedAt.toISOString()}, deadline ${input.paymentDeadline}`).toBe(inTime ? 'PAID_IN_TIME' : 'CANCELLED');

@@ -26,12 +26,11 @@ import {
   orderWorkflowId,
   paymentReceivedSignal,
   statusQuery,
-  type OrderInput,
   type OrderState,
 } from '../src/workflows/definitions.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
-import { expectInvariants, expectSaleSettled, putOnSale, saleReport } from './helpers/fixtures.js';
+import { expectInvariants, expectSaleSettled, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTimeSkippingEnvironment } from './helpers/time-skipping.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
@@ -104,15 +103,7 @@ async function startOrder(
 
 /** Starts the order's workflow as the API does, whatever became of its reservation. */
 async function startWorkflowOf(sale: { sku: string; priceCents: number }, userId: string, orderNo: string): Promise<WorkflowHandle<typeof OrderWorkflow>> {
-  const input: OrderInput = {
-    orderNo,
-    sku: sale.sku,
-    userId,
-    quantity: 1,
-    unitPriceCents: sale.priceCents,
-    createdAt: new Date(await env.currentTimeMs()).toISOString(),
-    paymentWindow: '30m',
-  };
+  const input = oneUnitOrder(sale, { orderNo, userId, createdAtMs: await env.currentTimeMs(), paymentWindow: '30m' });
   return env.client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, { workflowId: orderWorkflowId(orderNo), taskQueue, args: [input] });
 }
 
@@ -308,7 +299,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     // Recorded now, by MySQL's clock: well before the deadline 30 minutes of workflow time away.
-    const { row } = await store.recordPayment({ eventId: `evt-in-time-${orderNo}`, orderNo, amountCents: totalCents });
+    const row = await store.recordPayment({ eventId: `evt-in-time-${orderNo}`, orderNo, amountCents: totalCents });
     const result = handle.result(); // lets the server skip the 30 minutes
     await hold.arrived; // the timer fired; cancelUnpaidOrder is about to look for payments
     const verdict = handle.executeUpdate(payUpdate, { args: [storedPayment(row)] });

@@ -27,7 +27,7 @@ import { signWebhook } from '../src/payments/webhook-signature.js';
 import { orderWorkflowId, type OrderInput } from '../src/workflows/definitions.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
-import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+import { expectInvariants, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { listen, replyOf } from './helpers/http.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
@@ -70,15 +70,7 @@ async function placeOrder(paymentWindow: string): Promise<{ input: OrderInput; d
   const orderNo = newOrderNo();
   const userId = `arrival-${orderNo.slice(-6)}`;
   expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
-  const input: OrderInput = {
-    orderNo,
-    sku: sale.sku,
-    userId,
-    quantity: 1,
-    unitPriceCents: sale.priceCents,
-    createdAt: new Date().toISOString(),
-    paymentWindow,
-  };
+  const input = oneUnitOrder(sale, { orderNo, userId, createdAtMs: Date.now(), paymentWindow });
   expect(await orders.start(input)).toBe('STARTED');
   const row = await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT' && store.getOrder(orderNo), {
     what: `${orderNo} persisted`,
@@ -89,7 +81,7 @@ async function placeOrder(paymentWindow: string): Promise<{ input: OrderInput; d
 }
 
 async function record(orderNo: string, amountCents: number): Promise<PaymentRow> {
-  return (await store.recordPayment({ eventId: `evt-${randomUUID()}`, orderNo, amountCents })).row;
+  return store.recordPayment({ eventId: `evt-${randomUUID()}`, orderNo, amountCents });
 }
 
 async function until(at: number): Promise<void> {
@@ -156,8 +148,7 @@ describe('a payment judged by when it arrived', () => {
     const createdAt = Date.now();
     await stopWorker();
     try {
-      const input = { orderNo, sku: sale.sku, userId: 'late-start', quantity: 1, unitPriceCents: sale.priceCents };
-      expect(await orders.start({ ...input, createdAt: new Date(createdAt).toISOString(), paymentWindow: '2s' })).toBe('STARTED');
+      expect(await orders.start(oneUnitOrder(sale, { orderNo, userId: 'late-start', createdAtMs: createdAt, paymentWindow: '2s' }))).toBe('STARTED');
       await until(createdAt + 3_000); // the worker is away past the reservation's window
     } finally {
       await startWorker();
@@ -221,8 +212,7 @@ describe('redelivery', () => {
     const stalledNo = newOrderNo();
     expect((await inventory.reserve({ orderNo: stalledNo, sku: stalledSale.sku, userId: 'stalled', quantity: 1 })).outcome).toBe('RESERVED');
     const nobody = new OrderClient(temporal, store, `nobody-${randomUUID()}`);
-    const stalledInput = { orderNo: stalledNo, sku: stalledSale.sku, userId: 'stalled', quantity: 1, unitPriceCents: stalledSale.priceCents };
-    await nobody.start({ ...stalledInput, createdAt: new Date().toISOString(), paymentWindow: '30m' });
+    await nobody.start(oneUnitOrder(stalledSale, { orderNo: stalledNo, userId: 'stalled', createdAtMs: Date.now(), paymentWindow: '30m' }));
     const stalled = await record(stalledNo, stalledSale.priceCents);
     const others = await Promise.all([1, 2, 3].map(async () => placeOrder('30m')));
     const rows = [stalled, ...(await Promise.all(others.map((order) => record(order.input.orderNo, order.total))))];

@@ -149,11 +149,10 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
         result = await store.cancelUnpaidOrder({ ...request, evenBeforeDeadline: behindBy > MAX_CLOCK_WAIT_MS });
       }
       switch (result.outcome) {
-        // NOT_PERSISTED, CLOSED: nothing to cancel in MySQL. As cancelOrder, the workflow closes the
+        // NOT_AWAITING_PAYMENT: nothing to cancel in MySQL. As cancelOrder, the workflow closes the
         // order all the same (only it writes its row once persisted, so this is a row changed by hand).
         case 'CANCELLED':
-        case 'NOT_PERSISTED':
-        case 'CLOSED':
+        case 'NOT_AWAITING_PAYMENT':
           await changes.publish(cancel.orderNo);
           return { outcome: 'CANCELLED' };
         case 'PAID_IN_TIME':

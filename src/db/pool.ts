@@ -19,8 +19,11 @@ export function createMysqlPool(config: Pick<AppConfig, 'mysqlUrl'>, options: Po
   });
   // The times MySQL stamps itself (a payment's received_at, NOW() in cancelUnpaidOrder) must be
   // UTC like the ones the app writes, whatever the server's own time zone: they are compared.
+  // A connection that cannot be set so is dropped: the query waiting for it fails and is retried.
   pool.pool.on('connection', (connection) => {
-    connection.query("SET time_zone = '+00:00'");
+    connection.query("SET time_zone = '+00:00'", (err) => {
+      if (err) connection.destroy();
+    });
   });
   return pool;
 }

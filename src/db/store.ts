@@ -69,12 +69,6 @@ export type InsertOrderResult =
   /** A row with this order number exists for another SKU or user. */
   | { outcome: 'CONFLICT' };
 
-/** A recorded payment event: `isNew` when this call recorded it, else the row an earlier one wrote. */
-export interface RecordedPayment {
-  row: PaymentRow;
-  isNew: boolean;
-}
-
 export interface PaymentRow {
   eventId: string;
   orderNo: string;
@@ -95,8 +89,8 @@ export type CancelUnpaidResult =
   | { outcome: 'PAID_IN_TIME'; payment: { eventId: string; amountCents: number; receivedAt: Date } }
   /** MySQL's clock is `dueInMs` short of the deadline. */
   | { outcome: 'NOT_DUE'; dueInMs: number }
-  | { outcome: 'NOT_PERSISTED' }
-  | { outcome: 'CLOSED'; status: StoredOrderStatus };
+  /** No AWAITING_PAYMENT row (never written, or already closed): nothing to cancel. */
+  | { outcome: 'NOT_AWAITING_PAYMENT' };
 
 /** A sale's figures in MySQL, for invariant checks and reports. */
 export interface SaleStockFigures {
@@ -355,9 +349,8 @@ export class Store {
           [cancel.orderNo],
         );
         const order = rows[0];
-        if (!order) return { outcome: 'NOT_PERSISTED' };
-        if (order.status === 'CANCELLED') return { outcome: 'CANCELLED' };
-        if (order.status !== 'AWAITING_PAYMENT') return { outcome: 'CLOSED', status: order.status as StoredOrderStatus };
+        if (order?.status === 'CANCELLED') return { outcome: 'CANCELLED' };
+        if (order?.status !== 'AWAITING_PAYMENT') return { outcome: 'NOT_AWAITING_PAYMENT' };
         // Read after the lock is held: a payment recorded from now on is stamped later than this.
         const [[clock]] = await conn.query<RowDataPacket[]>('SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), ?) AS dueInUs', [order.payment_deadline]);
         const dueInMs = Math.ceil(Number(clock?.dueInUs ?? 0) / 1_000);
@@ -464,19 +457,20 @@ export class Store {
    * same arrival time. Takes the order row's lock for the insert (when the row exists), so the
    * insert and cancelUnpaidOrder are ordered one way or the other, never interleaved.
    */
-  async recordPayment(event: { eventId: string; orderNo: string; amountCents: number }): Promise<RecordedPayment> {
+  async recordPayment(event: { eventId: string; orderNo: string; amountCents: number }): Promise<PaymentRow> {
     return inTransaction(
       this.pool,
       async (conn) => {
         await conn.query('SELECT order_no FROM orders WHERE order_no = ? LOCK IN SHARE MODE', [event.orderNo]);
-        const [inserted] = await conn.query<ResultSetHeader>(
-          `INSERT IGNORE INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'RECEIVED')`,
-          [event.eventId, event.orderNo, event.amountCents],
-        );
+        await conn.query(`INSERT IGNORE INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'RECEIVED')`, [
+          event.eventId,
+          event.orderNo,
+          event.amountCents,
+        ]);
         const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`, [event.eventId]);
         const row = rows[0];
         if (!row) throw new Error(`payment ${event.eventId} vanished after it was recorded`);
-        return { row: toPaymentRow(row), isNew: inserted.affectedRows === 1 };
+        return toPaymentRow(row);
       },
       { readCommitted: true },
     );

@@ -52,7 +52,7 @@ export class PaymentWebhook {
   async handle(event: PaymentEvent): Promise<WebhookAnswer> {
     const { store, guards, delivery, config } = this.deps;
     // Record first, asking nothing else before: once the row exists the payment cannot be lost.
-    const { row } = await guards.mysql.call(Deadline.in(config.deadlines.mysqlMs), () => store.recordPayment(event), { evenWhenOpen: true });
+    const row = await guards.mysql.call(Deadline.in(config.deadlines.mysqlMs), () => store.recordPayment(event), { evenWhenOpen: true });
     if (row.orderNo !== event.orderNo) throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
     if (row.outcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
     // A verdict at once where the order can answer; with Temporal's or the workers' breaker open it

@@ -9,6 +9,7 @@ import { SalesService } from '../../src/sales/sales-service.js';
 import type { Store } from '../../src/db/store.js';
 import { checkSaleInvariants, type InvariantReport, type RedisCounters, type SaleInvariantOptions } from '../../src/invariants/check.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
+import type { OrderInput } from '../../src/workflows/definitions.js';
 
 export const uniqueSku = (prefix = 'SKU') => `${prefix}-${randomBytes(5).toString('hex')}`;
 
@@ -45,4 +46,20 @@ export async function expectSaleSettled(store: Store, redis: RedisClient, sku: s
   expect(report.figures.redis).toMatchObject(redisCounters);
   expectInvariants(report);
   return report;
+}
+
+/** The input the API starts an order of one unit with: its number, shopper, reservation time and payment window. */
+export function oneUnitOrder(
+  sale: { sku: string; priceCents: number },
+  order: { orderNo: string; userId: string; createdAtMs: number; paymentWindow: string },
+): OrderInput {
+  return {
+    orderNo: order.orderNo,
+    sku: sale.sku,
+    userId: order.userId,
+    quantity: 1,
+    unitPriceCents: sale.priceCents,
+    createdAt: new Date(order.createdAtMs).toISOString(),
+    paymentWindow: order.paymentWindow,
+  };
 }

@@ -168,30 +168,13 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
     name: 'in-time-payment-and-timer-in-one-task',
     paymentWindow: '3s',
     lateWorker: true,
-    async play(ctx) {
-      await ctx.statusIs('AWAITING_PAYMENT');
-      const payment = await ctx.recordPayment('evt-one-task-in-time');
-      await ctx.stopWorker();
-      await sleep(Math.max(0, ctx.deadline + 1_000 - Date.now()));
-      const verdict = ctx.deliver(payment);
-      await sleep(500);
-      await ctx.startWorker();
-      await verdict;
-    },
+    play: (ctx) => payWithTheTimer(ctx, 'evt-one-task-in-time', 'before the deadline'),
   },
   {
     name: 'late-payment-and-timer-in-one-task',
     paymentWindow: '3s',
     lateWorker: true,
-    async play(ctx) {
-      await ctx.statusIs('AWAITING_PAYMENT');
-      await ctx.stopWorker();
-      await sleep(Math.max(0, ctx.deadline + 1_000 - Date.now()));
-      const verdict = ctx.deliver(await ctx.recordPayment('evt-one-task-late'));
-      await sleep(500);
-      await ctx.startWorker();
-      await verdict;
-    },
+    play: (ctx) => payWithTheTimer(ctx, 'evt-one-task-late', 'after the deadline'),
   },
   {
     name: 'in-time-payment-while-cancelling',
@@ -210,3 +193,19 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
     },
   },
 ];
+
+/**
+ * A payment recorded `recorded` and delivered together with the timer's firing: the worker is
+ * stopped across the deadline, the Update waits in Temporal beside the fired timer, and the worker
+ * started again gets both in one workflow task.
+ */
+async function payWithTheTimer(ctx: ScenarioContext, eventId: string, recorded: 'before the deadline' | 'after the deadline'): Promise<void> {
+  await ctx.statusIs('AWAITING_PAYMENT');
+  const inTime = recorded === 'before the deadline' ? await ctx.recordPayment(eventId) : undefined;
+  await ctx.stopWorker();
+  await sleep(Math.max(0, ctx.deadline + 1_000 - Date.now()));
+  const verdict = ctx.deliver(inTime ?? (await ctx.recordPayment(eventId)));
+  await sleep(500);
+  await ctx.startWorker();
+  await verdict;
+}
