@@ -1,5 +1,5 @@
 -- The order's workflow takes ownership of its reservation before it persists the order.
--- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res
+-- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res, KEYS[4] sale:{SKU}:pending
 -- ARGV orderNo, userId, quantity, reservedAtMs
 -- Returns CLAIMED | ALREADY_CLAIMED | RECLAIMED | SOLD | RELEASED | NOT_FOUND.
 --
@@ -12,9 +12,14 @@
 -- its last second of writes): the counters lost it too, so the units are taken again, claimed,
 -- if they are still there (RECLAIMED); otherwise NOT_FOUND and the order fails. MySQL, which
 -- takes its own units when the order is persisted, keeps this from ever selling a unit twice.
-local sale, users, res = KEYS[1], KEYS[2], KEYS[3]
+local sale, users, res, pending = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local orderNo, userId, reservedAt = ARGV[1], ARGV[2], ARGV[4]
 local quantity = tonumber(ARGV[3])
+
+-- The order's workflow runs: its promise to be started is kept, whatever the reservation's state.
+if pending then
+  redis.call('ZREM', pending, orderNo)
+end
 
 local record = redis.call('HGET', res, orderNo)
 if not record then

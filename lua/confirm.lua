@@ -1,9 +1,15 @@
 -- Turns a paid reservation into a sale.
--- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:res
+-- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:res, KEYS[3] sale:{SKU}:pending, KEYS[4] sale:{SKU}:inputs
 -- ARGV orderNo
 -- Returns CONFIRMED | ALREADY_CONFIRMED | RELEASED | NOT_FOUND. Idempotent: R or C -> S happens once.
-local sale, res = KEYS[1], KEYS[2]
+local sale, res, pending, inputs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local orderNo = ARGV[1]
+
+-- Sold (or never to be sold): the order's promise is kept, its input no longer needed.
+if pending and inputs then
+  redis.call('ZREM', pending, orderNo)
+  redis.call('HDEL', inputs, orderNo)
+end
 
 local record = redis.call('HGET', res, orderNo)
 if not record then

@@ -1,5 +1,6 @@
 -- Gives a reservation's units back to the sale (payment timeout, cancel, failed persistence, orphan).
--- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res, KEYS[4] sale:{SKU}:idem
+-- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res, KEYS[4] sale:{SKU}:idem,
+-- KEYS[5] sale:{SKU}:pending, KEYS[6] sale:{SKU}:inputs (the order's promise: dropped once its units are back or sold)
 -- ARGV orderNo, sku (for the notification), mode ('owner' or 'unclaimed'; default 'owner'),
 --      reservedBeforeMs (with 'unclaimed': only a reservation made before this time; 0 = any),
 --      userId and idempotencyKey (optional: the API forgets the key's mapping to this order once
@@ -9,7 +10,7 @@
 -- Returns RELEASED | ALREADY_RELEASED | SOLD | NOT_FOUND, and with mode 'unclaimed' also CLAIMED
 -- (the order's workflow owns it) or TOO_RECENT. Idempotent: the record's state moves to X exactly
 -- once, so stock comes back once however often (or concurrently) this is called.
-local sale, users, res, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local sale, users, res, idem, pending, inputs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local orderNo = ARGV[1]
 local mode = ARGV[3]
 if mode == nil or mode == '' then
@@ -29,8 +30,17 @@ local function forgetKey()
   end
 end
 
+-- The order will never be started (again) for these units.
+local function dropPromise()
+  if pending and inputs then
+    redis.call('ZREM', pending, orderNo)
+    redis.call('HDEL', inputs, orderNo)
+  end
+end
+
 local record = redis.call('HGET', res, orderNo)
 if not record then
+  dropPromise()
   return 'NOT_FOUND'
 end
 
@@ -42,6 +52,7 @@ if not state then
 end
 
 if state == 'X' then
+  dropPromise()
   forgetKey()
   if forget then
     redis.call('HDEL', res, orderNo)
@@ -50,6 +61,7 @@ if state == 'X' then
 end
 if state == 'S' then
   -- A sold unit is never given back by release (a late timer or cancel must not undo a payment).
+  dropPromise()
   return 'SOLD'
 end
 if mode == 'unclaimed' then
@@ -78,6 +90,7 @@ else
   redis.call('HSET', res, orderNo, 'X' .. string.sub(record, 2))
 end
 forgetKey()
+dropPromise()
 -- Stock came back: bump the sale's generation and tell every API instance, so a local
 -- "sold out" flag set before this (at a lower generation) is dropped and never hides the unit.
 local generation = redis.call('HINCRBY', sale, 'returned', 1)

@@ -4,26 +4,44 @@
 -- KEYS[3] sale:{SKU}:res    HASH orderNo -> "state|userId|quantity|reservedAtMs"
 -- KEYS[4] sale:{SKU}:idem   HASH idempotency field -> orderNo
 -- KEYS[5] sale:{SKU}:cancels HASH userId -> orders the shopper cancelled
--- ARGV orderNo, userId, quantity, nowMs, idempotencyKey ('' = none), maxCancels (0 = no limit)
--- Returns { code, orderNo or '', priceCents or '', reservation record or '', generation (SOLD_OUT) } with code
--- RESERVED | DUPLICATE | NO_SALE | NOT_ACTIVE | TOO_MANY_CANCELS | LIMIT_EXCEEDED | SOLD_OUT. The price and, for a
--- DUPLICATE, the existing reservation come back in the same round trip, so the API can start (or
--- re-ensure) the order's workflow without reading anything else.
-local sale, users, res, idem, cancels = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- KEYS[6] sale:{SKU}:pending ZSET orderNo -> when a starter may start it (Redis clock, ms): the promises not started yet
+-- KEYS[7] sale:{SKU}:inputs  HASH orderNo -> the order's workflow input (JSON), kept while its units are held
+-- ARGV orderNo, userId, quantity, reservedAtMs (the API's clock, kept in the record), idempotencyKey ('' = none),
+--      maxCancels (0 = no limit), cutoffMs (Redis clock; 0 = none), order input JSON ('' = no promise),
+--      handoffMs (how long the API's own start has before a starter may start the order)
+-- Returns { code, orderNo or '', priceCents or '', reservation record or '', generation (SOLD_OUT), start input
+-- (DUPLICATE) } with code RESERVED | DUPLICATE | LATE | NO_SALE | NOT_ACTIVE | TOO_MANY_CANCELS | LIMIT_EXCEEDED |
+-- SOLD_OUT. The price and, for a DUPLICATE, the existing reservation and its recorded input come back in the same
+-- round trip, so the API can start (or re-ensure) the order's workflow without reading anything else.
+--
+-- A reservation is a promise: the order's input goes into `inputs` and `pending` in this same step, so an order
+-- whose API died, timed out or found Temporal away is still started (by a starter, or the reconciler).
+-- Time comes from Redis (TIME) for every decision: the sale's window and the request's cutoff, past which
+-- nothing is reserved (a reserve that waited in a stalled connection does nothing once its caller gave up).
+local sale, users, res, idem, cancels, pending, inputs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local orderNo, userId, idemKey = ARGV[1], ARGV[2], ARGV[5]
 local quantity = tonumber(ARGV[3])
-local now = tonumber(ARGV[4])
+local reservedAt = tonumber(ARGV[4])
+local cutoff = tonumber(ARGV[7]) or 0
+local input, handoff = ARGV[8] or '', tonumber(ARGV[9]) or 0
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 -- Guards against caller bugs: a zero or negative quantity would corrupt the counters.
 if quantity == nil or quantity < 1 or quantity ~= math.floor(quantity) then
   return redis.error_reply('ERR reserve: quantity must be a positive integer')
 end
--- nowMs is stored verbatim in the record, whose parsers expect digits only.
-if now == nil or not string.match(ARGV[4], '^%d+$') then
-  return redis.error_reply('ERR reserve: nowMs must be a non-negative integer')
+-- reservedAtMs is stored verbatim in the record, whose parsers expect digits only.
+if reservedAt == nil or not string.match(ARGV[4], '^%d+$') then
+  return redis.error_reply('ERR reserve: reservedAtMs must be a non-negative integer')
 end
 if orderNo == '' or userId == '' then
   return redis.error_reply('ERR reserve: orderNo and userId are required')
+end
+
+-- Past the cutoff the caller has answered (or is about to answer) "unknown": do nothing at all.
+if cutoff > 0 and now > cutoff then
+  return { 'LATE', '', '', '' }
 end
 
 -- Nothing is written for an unknown SKU, so probing SKUs cannot create keys.
@@ -39,14 +57,15 @@ if idemKey ~= '' then
   idemField = string.len(userId) .. ':' .. userId .. '\n' .. idemKey
   local existing = redis.call('HGET', idem, idemField)
   if existing then
-    return { 'DUPLICATE', existing, redis.call('HGET', sale, 'price'), redis.call('HGET', res, existing) or '' }
+    return { 'DUPLICATE', existing, redis.call('HGET', sale, 'price'), redis.call('HGET', res, existing) or '', 0,
+      redis.call('HGET', inputs, existing) or '' }
   end
 end
 
 -- An order number is reserved at most once (order numbers are unique, so this should never fire).
 local sameOrder = redis.call('HGET', res, orderNo)
 if sameOrder then
-  return { 'DUPLICATE', orderNo, redis.call('HGET', sale, 'price'), sameOrder }
+  return { 'DUPLICATE', orderNo, redis.call('HGET', sale, 'price'), sameOrder, 0, redis.call('HGET', inputs, orderNo) or '' }
 end
 
 local f = redis.call('HMGET', sale, 'available', 'limit', 'starts', 'ends', 'price', 'returned')
@@ -87,5 +106,12 @@ redis.call('HINCRBY', users, userId, quantity)
 redis.call('HSET', res, orderNo, 'R|' .. userId .. '|' .. quantity .. '|' .. ARGV[4])
 if idemField then
   redis.call('HSET', idem, idemField, orderNo)
+end
+if input ~= '' then
+  -- The price is the sale's, read here: the input recorded is exactly what the order is started with.
+  local order = cjson.decode(input)
+  order['unitPriceCents'] = tonumber(f[5]) or 0
+  redis.call('HSET', inputs, orderNo, cjson.encode(order))
+  redis.call('ZADD', pending, now + handoff, orderNo)
 end
 return { 'RESERVED', orderNo, f[5], '' }

@@ -18,6 +18,7 @@ export const REFUSAL_CODES = [
   'ORDER_FAILED',
   'IDEMPOTENCY_KEY_REUSED',
   'UNAVAILABLE',
+  'OUTCOME_UNKNOWN',
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
@@ -43,7 +44,7 @@ export class Refusal extends QuietError {
     message: string,
     /** Machine-readable facts for the caller (a failed order's number and reason). */
     readonly details?: Record<string, unknown>,
-    /** When to try again, for UNAVAILABLE: a dependency's breaker knows it. */
+    /** When to try again, for UNAVAILABLE and OUTCOME_UNKNOWN: a dependency's breaker knows it. */
     readonly retryAfterSeconds?: number,
   ) {
     super(message);

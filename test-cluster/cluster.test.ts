@@ -50,7 +50,9 @@ beforeAll(async () => {
     env: {
       PAYMENT_WINDOW: `${PAYMENT_WINDOW_MS / 1000}s`,
       RECONCILE_INTERVAL: '3s',
-      RESERVATION_GRACE: '5s',
+      // The fault suite's shoppers send Prefer: wait=5; the grace covers that wait + CHECKOUT_DEADLINE (2 s), or loadConfig refuses.
+      CHECKOUT_MAX_WAIT: '5s',
+      RESERVATION_GRACE: '7s',
       AUTH_DEV_LOGIN: 'true',
       LOG_LEVEL: 'warn',
       TEMPORAL_TASK_QUEUE: `cluster-${process.pid}`,

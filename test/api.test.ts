@@ -292,17 +292,25 @@ describe('errors: every bad input gets its status and code and changes nothing',
     expectError(await http('POST', '/api/checkout', { json: { sku: limited.sku, quantity: 3 }, token }), 409, 'PURCHASE_LIMIT_EXCEEDED');
   });
 
-  it('POST /api/checkout: 503 UNAVAILABLE when the workflow cannot start, with the reservation released', async () => {
+  it("POST /api/checkout: 202 when the workflow cannot start here; the reservation is a promise another process's starter keeps", async () => {
     const sale = await createSale({ stock: 2 });
-    // A namespace that does not exist: Temporal refuses every start, for real.
+    // A namespace that does not exist: Temporal refuses every start of this process, for real.
     const broken = await startApi(testConfig({ TEMPORAL_NAMESPACE: `missing-${randomUUID()}`, LOG_LEVEL: 'silent' }), 0);
+    let orderNo = '';
+    const token = await tokenFor('unlucky');
     try {
-      const reply = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: await tokenFor('unlucky'), base: broken.url });
-      expectError(reply, 503, 'UNAVAILABLE');
+      const reply = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token, base: broken.url });
+      expect(reply.status).toBe(202);
+      orderNo = String(reply.body.orderNo);
+      expect((await http('GET', `/api/sales/${sale.sku}`)).body).toMatchObject({ available: 1, reserved: 1 });
     } finally {
       await broken.close();
     }
-    expect((await http('GET', `/api/sales/${sale.sku}`)).body).toMatchObject({ available: 2, reserved: 0 });
+    // The healthy API process's starter takes the sale's lease once the broken one's expires, and starts it.
+    await waitFor(async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT', {
+      what: `${orderNo} to be started by another process and persisted`,
+      timeoutMs: 30_000,
+    });
   });
 
   it('GET /api/orders/:orderNo and cancel: 401, 403 for another shopper, 404 ORDER_NOT_FOUND', async () => {

@@ -144,13 +144,13 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     // Nothing rolled back: the reservation stands and the workflow runs.
     expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('RESERVED');
     expect((await temporal.workflow.getHandle(orderWorkflowId(orderNo)).describe()).status.name).toBe('RUNNING');
-    // Polling it meanwhile: no worker answers the status query, so "retry later", not a 500.
+    // Polling it meanwhile: no worker answers the status query, so the stores answer (the reservation: PENDING).
     const polled = await fetch(`${base}${reply.body.statusUrl ?? ''}`, {
       headers: { authorization: `Bearer ${await new ShopperAuth(config).issue('waiter-stalled')}` },
     });
     const polledBody = await polled.text();
-    expect(polled.status, polledBody).toBe(503);
-    expect((JSON.parse(polledBody) as { error: { code: string } }).error.code).toBe('UNAVAILABLE');
+    expect(polled.status, polledBody).toBe(200);
+    expect(JSON.parse(polledBody)).toMatchObject({ orderNo, status: 'PENDING', source: 'stores' });
 
     await startWorker(taskQueue);
     await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} to be persisted`, timeoutMs: 20_000 });
@@ -233,7 +233,7 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expectInvariants(await saleReport(store, redis, sale.sku));
   });
 
-  it('settles an Update-with-Start that reports an error by the reservation: claimed → 202, released → 503', async () => {
+  it('answers 202 when Update-with-Start reports an error, claimed or not yet: nothing is released, the order goes on', async () => {
     // With a worker: the order is persisted (claimed) before the error; it goes on, answered 202.
     const claimedQueue = `wait-error-claimed-${randomUUID()}`;
     await startWorker(claimedQueue);
@@ -244,26 +244,18 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expect((await store.getOrder(claimed.body.orderNo ?? ''))?.status).toBe('AWAITING_PAYMENT');
     expectInvariants(await saleReport(store, redis, claimedSale.sku));
 
-    // Without a worker: nothing claimed it, so the API releases it (503) and the workflow, once a
-    // worker runs, finds it released and fails without persisting.
-    const releasedQueue = `wait-error-released-${randomUUID()}`;
-    const releasedBase = await serve(releasedQueue, new UpdateWithStartReportsFailure(temporal, store, releasedQueue));
-    const releasedSale = await putOnSale(store, redis, { stock: 3 });
-    const released = await checkout(releasedBase, releasedSale.sku, 'waiter-error-released', { prefer: 'wait=1' });
-    expect(released.status, JSON.stringify(released.body)).toBe(503);
-    expect(released.body.error?.code).toBe('UNAVAILABLE');
-    expect(await inventory.getSale(releasedSale.sku)).toMatchObject({ available: 3, reserved: 0 });
-    await startWorker(releasedQueue);
-    const failed = await waitFor(
-      async () => {
-        const [orderNo] = [...(await store.orderNumbersOfSale(releasedSale.sku))];
-        const row = orderNo ? await store.getOrder(orderNo) : null;
-        return row?.status === 'FAILED' && row;
-      },
-      { what: 'the started workflow to fail its order', timeoutMs: 20_000 },
-    );
-    expect(failed.failureReason).toMatch(/^ReservationReleased/);
-    expectInvariants(await saleReport(store, redis, releasedSale.sku));
+    // Without a worker: nothing claimed it yet. It stays reserved (a promise), and once a worker
+    // runs the order is persisted.
+    const unclaimedQueue = `wait-error-unclaimed-${randomUUID()}`;
+    const unclaimedBase = await serve(unclaimedQueue, new UpdateWithStartReportsFailure(temporal, store, unclaimedQueue));
+    const unclaimedSale = await putOnSale(store, redis, { stock: 3 });
+    const unclaimed = await checkout(unclaimedBase, unclaimedSale.sku, 'waiter-error-unclaimed', { prefer: 'wait=1' });
+    expect(unclaimed.status, JSON.stringify(unclaimed.body)).toBe(202);
+    const orderNo = unclaimed.body.orderNo ?? '';
+    expect(await inventory.getSale(unclaimedSale.sku)).toMatchObject({ available: 2, reserved: 1 });
+    await startWorker(unclaimedQueue);
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} to be persisted`, timeoutMs: 20_000 });
+    expectInvariants(await saleReport(store, redis, unclaimedSale.sku));
   });
 
   it('keeps every invariant in a burst where waiting and polling checkouts mix', async () => {

@@ -1,12 +1,13 @@
 /**
  * The configuration rules that need no server: the production refusal of development secrets and
- * of the dev login, and the rate-limit, proxy and drain settings (docs/operations.md, "Configuration").
+ * of the dev login, the relations between deadlines, and the rate-limit, proxy and drain settings
+ * (docs/operations.md, "Configuration").
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config/index.js';
+import { ConfigError, deadlineRelationProblems, loadConfig } from '../src/config/index.js';
 import { temporalConnectionSettings } from '../src/infra/temporal-connection.js';
 
 const OWN_SECRETS = {
@@ -54,6 +55,77 @@ describe('NODE_ENV=production', () => {
     expect(loadConfig({}).nodeEnv).toBe('development');
     expect(loadConfig({ NODE_ENV: 'test', AUTH_DEV_LOGIN: 'true' }).authDevLogin).toBe(true);
     expect(refusal({ NODE_ENV: 'prod' })).toContain('NODE_ENV');
+  });
+});
+
+describe('relations between deadlines', () => {
+  const DEADLINES_REFUSAL = /^Refusing to start with deadlines that do not fit together:/;
+
+  it('accepts the defaults (CHECKOUT_DEADLINE=2s, REDIS_TIMEOUT=500ms, CHECKOUT_MAX_WAIT=10s, RESERVATION_GRACE=60s)', () => {
+    const config = loadConfig({});
+    expect([config.deadlines.checkoutMs, config.deadlines.redisMs, config.checkoutMaxWaitSeconds, config.reservationGraceMs]).toEqual([2_000, 500, 10, 60_000]);
+    expect(deadlineRelationProblems(config)).toEqual([]);
+  });
+
+  it('refuses CHECKOUT_DEADLINE=500ms with REDIS_TIMEOUT=500ms, naming both variables and their values', () => {
+    const message = refusal({ CHECKOUT_DEADLINE: '500ms', REDIS_TIMEOUT: '500ms', CHECKOUT_START_BUDGET: '200ms', CLOCK_SKEW_MARGIN: '200ms' });
+    expect(message).toMatch(DEADLINES_REFUSAL);
+    expect(message).toContain(
+      'CHECKOUT_DEADLINE: must be greater than REDIS_TIMEOUT + CHECKOUT_START_BUDGET + CLOCK_SKEW_MARGIN + 100ms = 1s ' +
+        '(CHECKOUT_DEADLINE=500ms, REDIS_TIMEOUT=500ms, CHECKOUT_START_BUDGET=200ms, CLOCK_SKEW_MARGIN=200ms)',
+    );
+    expect(message).not.toContain('RESERVATION_GRACE');
+  });
+
+  it('CHECKOUT_DEADLINE must be greater than REDIS_TIMEOUT + CHECKOUT_START_BUDGET + CLOCK_SKEW_MARGIN + 100 ms: equal is refused, 1 ms more is accepted', () => {
+    const rest = { CHECKOUT_START_BUDGET: '200ms', CLOCK_SKEW_MARGIN: '200ms' };
+    expect(refusal({ ...rest, CHECKOUT_DEADLINE: '1000ms', REDIS_TIMEOUT: '500ms' })).toContain('+ CLOCK_SKEW_MARGIN + 100ms = 1s');
+    expect(loadConfig({ ...rest, CHECKOUT_DEADLINE: '1001ms', REDIS_TIMEOUT: '500ms' }).deadlines.checkoutMs).toBe(1_001);
+    expect(refusal({ ...rest, CHECKOUT_DEADLINE: '2s', REDIS_TIMEOUT: '1500ms' })).toContain('(CHECKOUT_DEADLINE=2s, REDIS_TIMEOUT=1500ms,');
+    expect(loadConfig({ ...rest, CHECKOUT_DEADLINE: '2s', REDIS_TIMEOUT: '1499ms' }).deadlines.redisMs).toBe(1_499);
+    // The defaults of the other two: 250 ms each.
+    expect(refusal({ CHECKOUT_DEADLINE: '1100ms', REDIS_TIMEOUT: '500ms' })).toContain('= 1100ms');
+    expect(loadConfig({ CHECKOUT_DEADLINE: '1101ms', REDIS_TIMEOUT: '500ms' }).deadlines.checkoutMs).toBe(1_101);
+  });
+
+  it('RESERVATION_GRACE must be at least CHECKOUT_MAX_WAIT + CHECKOUT_DEADLINE: 1 ms less is refused, equal is accepted', () => {
+    // The defaults' wait and deadline: 10 s + 2 s.
+    const message = refusal({ RESERVATION_GRACE: '11999ms' });
+    expect(message).toMatch(DEADLINES_REFUSAL);
+    expect(message).toContain(
+      'RESERVATION_GRACE: must be at least CHECKOUT_MAX_WAIT + CHECKOUT_DEADLINE = 12s (RESERVATION_GRACE=11999ms, CHECKOUT_MAX_WAIT=10s, CHECKOUT_DEADLINE=2s)',
+    );
+    expect(message).not.toContain('CHECKOUT_DEADLINE: ');
+    expect(loadConfig({ RESERVATION_GRACE: '12s' }).reservationGraceMs).toBe(12_000);
+    expect(refusal({ RESERVATION_GRACE: '5499ms', CHECKOUT_MAX_WAIT: '4s', CHECKOUT_DEADLINE: '1500ms' })).toContain('= 5500ms (RESERVATION_GRACE=5499ms,');
+    expect(loadConfig({ RESERVATION_GRACE: '5500ms', CHECKOUT_MAX_WAIT: '4s', CHECKOUT_DEADLINE: '1500ms' }).reservationGraceMs).toBe(5_500);
+  });
+
+  it('counts CHECKOUT_MAX_WAIT=0 as no wait, and CHECKOUT_MAX_WAIT in the whole seconds a checkout waits', () => {
+    expect(loadConfig({ CHECKOUT_MAX_WAIT: '0', RESERVATION_GRACE: '2s' }).reservationGraceMs).toBe(2_000);
+    expect(refusal({ CHECKOUT_MAX_WAIT: '0', RESERVATION_GRACE: '1999ms' })).toContain(
+      '(RESERVATION_GRACE=1999ms, CHECKOUT_MAX_WAIT=0s, CHECKOUT_DEADLINE=2s)',
+    );
+    // 1500ms is applied as a 1 s wait (Prefer: wait=N is in whole seconds).
+    expect(loadConfig({ CHECKOUT_MAX_WAIT: '1500ms', RESERVATION_GRACE: '3s' }).checkoutMaxWaitSeconds).toBe(1);
+    expect(refusal({ CHECKOUT_MAX_WAIT: '2s', RESERVATION_GRACE: '3s' })).toContain(
+      'RESERVATION_GRACE: must be at least CHECKOUT_MAX_WAIT + CHECKOUT_DEADLINE = 4s',
+    );
+  });
+
+  it('lists every broken relation in one refusal, one line each', () => {
+    const message = refusal({ CHECKOUT_DEADLINE: '500ms', REDIS_TIMEOUT: '500ms', CHECKOUT_MAX_WAIT: '10s', RESERVATION_GRACE: '2s' });
+    const lines = message.split('\n');
+    expect(lines[0]).toMatch(DEADLINES_REFUSAL);
+    expect(lines.slice(1).map((line) => line.trim().split(':')[0])).toEqual(['CHECKOUT_DEADLINE', 'RESERVATION_GRACE']);
+  });
+
+  it('is a pure function of the configuration, for callers that build one', () => {
+    const config = loadConfig({});
+    expect(deadlineRelationProblems({ ...config, deadlines: { ...config.deadlines, checkoutMs: 1_000 } })).toHaveLength(1);
+    expect(deadlineRelationProblems({ ...config, reservationGraceMs: 11_999 })).toHaveLength(1);
+    expect(deadlineRelationProblems({ ...config, checkoutMaxWaitSeconds: 0, reservationGraceMs: 2_000 })).toEqual([]);
+    expect(deadlineRelationProblems(config)).toEqual([]);
   });
 });
 

@@ -47,6 +47,12 @@ function expectConserved(s: SaleStock): void {
   expect(checkRedisCounters(s), JSON.stringify(s)).toEqual({ noOversell: true, conservation: true });
 }
 
+/** Redis's clock (TIME), in ms: what the scripts judge windows and cutoffs by. */
+async function redisNow(): Promise<number> {
+  const [seconds, micros] = await redis.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
 function countBy<T extends string>(values: readonly T[]): Partial<Record<T, number>> {
   const counts: Partial<Record<T, number>> = {};
   for (const v of values) counts[v] = (counts[v] ?? 0) + 1;
@@ -348,8 +354,8 @@ describe('RedisInventory', () => {
     expect(await redis.keys(`*${sku}*`)).toEqual([]);
   });
 
-  it('NOT_ACTIVE before the sale starts and once it has ended', async () => {
-    const now = Date.now();
+  it("NOT_ACTIVE before the sale starts and once it has ended, by Redis's clock whatever time the caller gives", async () => {
+    const now = await redisNow();
     const future = await newSale('future', { startsAt: new Date(now + 60_000) });
     const past = await newSale('past', { startsAt: new Date(now - 120_000), endsAt: new Date(now - 60_000) });
     const open = await newSale('window', { startsAt: new Date(now - 60_000), endsAt: new Date(now + 60_000) });
@@ -357,15 +363,140 @@ describe('RedisInventory', () => {
     expect(await inventory.reserve({ orderNo: orderNo(), sku: future, userId: 'alice', quantity: 1 })).toEqual({ outcome: 'NOT_ACTIVE' });
     expect(await inventory.reserve({ orderNo: orderNo(), sku: past, userId: 'alice', quantity: 1 })).toEqual({ outcome: 'NOT_ACTIVE' });
     expect((await inventory.reserve({ orderNo: orderNo(), sku: open, userId: 'alice', quantity: 1 })).outcome).toBe('RESERVED');
-    // The window is [startsAt, endsAt): on the start it is open, on the end it is closed.
-    expect((await inventory.reserve({ orderNo: orderNo(), sku: future, userId: 'alice', quantity: 1, nowMs: now + 60_000 })).outcome).toBe('RESERVED');
-    expect((await inventory.reserve({ orderNo: orderNo(), sku: open, userId: 'bob', quantity: 1, nowMs: now + 60_000 })).outcome).toBe('NOT_ACTIVE');
+    // The caller's time is only the record's: a caller whose clock runs a minute ahead opens nothing.
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: future, userId: 'alice', quantity: 1, nowMs: now + 60_000 })).outcome).toBe('NOT_ACTIVE');
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: past, userId: 'bob', quantity: 1, nowMs: now - 90_000 })).outcome).toBe('NOT_ACTIVE');
 
     expect(await sale(past)).toMatchObject({ available: 10, reserved: 0 });
-    expect(await sale(future)).toMatchObject({
-      available: 9,
-      startsAt: new Date(now + 60_000),
-      endsAt: null,
+    expect(await sale(future)).toMatchObject({ available: 10, startsAt: new Date(now + 60_000), endsAt: null });
+  });
+
+  it("the window is [startsAt, endsAt) by Redis's clock: open from its start, closed from its end", async () => {
+    const now = await redisNow();
+    const opening = await newSale('opening', { startsAt: new Date(now + 300) });
+    const closing = await newSale('closing', { startsAt: new Date(now - 60_000), endsAt: new Date(now + 300) });
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: opening, userId: 'alice', quantity: 1 })).outcome).toBe('NOT_ACTIVE');
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: closing, userId: 'alice', quantity: 1 })).outcome).toBe('RESERVED');
+    while ((await redisNow()) < now + 300) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: opening, userId: 'alice', quantity: 1 })).outcome).toBe('RESERVED');
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: closing, userId: 'bob', quantity: 1 })).outcome).toBe('NOT_ACTIVE');
+  });
+
+  it("reserves nothing past the request's cutoff (LATE), judged by Redis's clock", async () => {
+    const sku = await newSale('late');
+    const now = await redisNow();
+    expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, cutoffMs: now - 1 })).toEqual({ outcome: 'LATE' });
+    expect(await sale(sku)).toMatchObject({ available: 10, reserved: 0 });
+    expect(await redis.hlen(saleKeys(sku).reservations)).toBe(0);
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, cutoffMs: now + 60_000 })).outcome).toBe('RESERVED');
+  });
+
+  describe('promises', () => {
+    const input = (sku: string, no: string, userId = 'alice', extra: Record<string, string> = {}) => ({
+      orderNo: no,
+      sku,
+      userId,
+      quantity: 1,
+      createdAt: new Date().toISOString(),
+      paymentWindow: '30m',
+      ...extra,
+    });
+
+    it("records the order's input (priced by the sale) and its pending start in the reserve's own step; a duplicate answers the first input", async () => {
+      const sku = await newSale('promise', { priceCents: 4321 });
+      const no = orderNo();
+      const before = await redisNow();
+      const first = await inventory.reserve({
+        orderNo: no,
+        sku,
+        userId: 'alice',
+        quantity: 1,
+        idempotencyKey: 'k1',
+        promise: { input: input(sku, no, 'alice', { idempotencyKey: 'k1' }), handoffMs: 5_000 },
+      });
+      expect(first).toMatchObject({ outcome: 'RESERVED', orderNo: no, priceCents: 4321 });
+      expect(await inventory.orderInput(sku, no)).toEqual({
+        ...input(sku, no, 'alice', { idempotencyKey: 'k1' }),
+        createdAt: expect.any(String),
+        unitPriceCents: 4321,
+      });
+      const score = Number(await redis.zscore(saleKeys(sku).pending, no));
+      expect(score).toBeGreaterThanOrEqual(before + 5_000);
+      expect(score).toBeLessThan(before + 6_000);
+
+      const retried = await inventory.reserve({
+        orderNo: orderNo(),
+        sku,
+        userId: 'alice',
+        quantity: 1,
+        idempotencyKey: 'k1',
+        promise: { input: { ...input(sku, 'other'), paymentWindow: '5m' }, handoffMs: 0 },
+      });
+      expect(retried).toMatchObject({ outcome: 'DUPLICATE', orderNo: no, startInput: { orderNo: no, paymentWindow: '30m', unitPriceCents: 4321 } });
+      expect(await redis.zcard(saleKeys(sku).pending)).toBe(1);
+    });
+
+    it('the claim keeps the promise (drops the pending start, keeps the input); release and confirm drop both', async () => {
+      const sku = await newSale('promise-life');
+      const [claimed, released, sold] = [orderNo(), orderNo(), orderNo()];
+      for (const no of [claimed, released, sold]) {
+        expect((await inventory.reserve({ orderNo: no, sku, userId: no, quantity: 1, promise: { input: input(sku, no, no), handoffMs: 0 } })).outcome).toBe(
+          'RESERVED',
+        );
+      }
+      const claimOf = (no: string) => ({ sku, orderNo: no, userId: no, quantity: 1, reservedAtMs: 0 });
+      expect(await inventory.claim(claimOf(claimed))).toBe('CLAIMED');
+      expect(await redis.zscore(saleKeys(sku).pending, claimed)).toBeNull();
+      expect(await inventory.orderInput(sku, claimed)).toMatchObject({ orderNo: claimed });
+
+      expect(await inventory.release(sku, released, { as: 'unclaimed' })).toBe('RELEASED');
+      expect(await inventory.claim(claimOf(sold))).toBe('CLAIMED');
+      expect(await inventory.confirm(sku, sold)).toBe('CONFIRMED');
+      for (const no of [released, sold]) {
+        expect(await redis.zscore(saleKeys(sku).pending, no)).toBeNull();
+        expect(await inventory.orderInput(sku, no)).toBeNull();
+      }
+    });
+
+    it('hands due promises to one starter per sale (a lease), oldest first, each once until it is due again', async () => {
+      const sku = await newSale('starter');
+      const nos = [orderNo(), orderNo(), orderNo()];
+      for (const [i, no] of nos.entries()) {
+        expect(
+          (await inventory.reserve({ orderNo: no, sku, userId: `u${i}`, quantity: 1, promise: { input: input(sku, no, `u${i}`), handoffMs: i * 10 } })).outcome,
+        ).toBe('RESERVED');
+      }
+      const later = orderNo();
+      await inventory.reserve({ orderNo: later, sku, userId: 'later', quantity: 1, promise: { input: input(sku, later, 'later'), handoffMs: 60_000 } });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+
+      const options = { leaseMs: 2_000, limit: 10, recheckMs: 30_000 };
+      const first = await inventory.takeDueStarts(sku, 'starter-a', options);
+      expect(first).toMatchObject({ leased: true, pending: 4 });
+      expect(first.due.map((due) => due.orderNo)).toEqual(nos);
+      // Another process: the lease is held.
+      expect(await inventory.takeDueStarts(sku, 'starter-b', options)).toEqual({ leased: false, pending: 4, due: [] });
+      // Handed out once: pushed ahead until its recheck, unless a failed start brings it forward.
+      expect((await inventory.takeDueStarts(sku, 'starter-a', options)).due).toEqual([]);
+      expect(await inventory.retryStartLater(sku, nos[1] as string, 0)).toBe(true);
+      expect((await inventory.takeDueStarts(sku, 'starter-a', options)).due.map((due) => due.orderNo)).toEqual([nos[1]]);
+      await inventory.dropStartEntry(sku, nos[1] as string);
+      expect(await inventory.retryStartLater(sku, nos[1] as string, 0)).toBe(false);
+      expect(await inventory.orderInput(sku, nos[1] as string)).toMatchObject({ orderNo: nos[1] });
+      // The lease expires: another process takes over.
+      await redis.del(saleKeys(sku).starter);
+      expect(await inventory.takeDueStarts(sku, 'starter-b', { ...options, limit: 0 })).toMatchObject({ leased: true, pending: 3, due: [] });
+    });
+
+    it('finds a promised order by its number among the active sales', async () => {
+      const sku = await newSale('lookup');
+      const no = orderNo();
+      await inventory.reserve({ orderNo: no, sku, userId: 'alice', quantity: 1, promise: { input: input(sku, no), handoffMs: 0 } });
+      const since = (await redisNow()) - 60_000;
+      const active = (await inventory.activeSales(since)).map((s) => s.sku);
+      expect(active).toContain(sku);
+      expect(await inventory.findOrderInput(no, active)).toMatchObject({ orderNo: no, sku });
+      expect(await inventory.findOrderInput(orderNo(), active)).toBeNull();
     });
   });
 

@@ -454,7 +454,7 @@ describe('real answers match the spec', () => {
   });
 
   it('the schemas are not rubber stamps: answers with a missing, extra or mistyped field are refused', () => {
-    const order = validatorFor('get /api/orders/{orderNo} 200', { $ref: '#/components/schemas/Order' });
+    const order = validatorFor('get /api/orders/{orderNo} 200', { $ref: '#/components/schemas/OrderRead' });
     const valid = {
       orderNo: '01ARZ3NDEKTSV4RRFFQ69G5FAV',
       sku: 'SKU-1',
@@ -463,6 +463,7 @@ describe('real answers match the spec', () => {
       status: 'PENDING',
       paymentDeadline: '2026-01-01T00:30:00.000Z',
       createdAt: '2026-01-01T00:00:00.000Z',
+      source: 'workflow',
     };
     expect(order(valid)).toBe(true);
     expect(order({ ...valid, status: 'SHIPPED' })).toBe(false);
@@ -470,6 +471,11 @@ describe('real answers match the spec', () => {
     expect(order({ ...valid, createdAt: 'yesterday' })).toBe(false);
     const { totalCents: _omitted, ...withoutTotal } = valid;
     expect(order(withoutTotal)).toBe(false);
+    // A read's answer says where it came from, as one of the three sources.
+    const { source: _source, ...withoutSource } = valid;
+    expect(order(withoutSource)).toBe(false);
+    expect(order({ ...valid, source: 'stores' })).toBe(true);
+    expect(order({ ...valid, source: 'cache' })).toBe(false);
     const error = validatorFor('ApiError', { $ref: '#/components/schemas/ApiError' });
     expect(error({ error: { code: 'SOLD_OUT', message: 'sold out' } })).toBe(true);
     expect(error({ error: { code: 'OUT_OF_STOCK', message: 'sold out' } })).toBe(false);

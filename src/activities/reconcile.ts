@@ -8,7 +8,14 @@ import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderClient } from '../orders/order-client.js';
 import type { PaymentDelivery } from '../payments/payment-delivery.js';
-import type { AdoptionPageResult, ReservationPageResult, SaleDrift, SaleSurvey } from '../workflows/reconcile-definitions.js';
+import {
+  noReservationWork,
+  PROMISE_MAX_AGE_MS,
+  type AdoptionPageResult,
+  type ReservationPageResult,
+  type SaleDrift,
+  type SaleSurvey,
+} from '../workflows/reconcile-definitions.js';
 
 /** Tells Temporal the activity is alive during a long page; a no-op when called outside an activity (tests). */
 function beat(): void {
@@ -55,25 +62,26 @@ export function createReconcileActivities({ store, inventory, orders, payments }
     /**
      * One HSCAN page of a sale's reservations. For each live one (reserved or claimed) older than
      * the grace period: if MySQL has a final order, Redis is aligned to it; if there is no order
-     * row and the workflow never started, the unclaimed reservation is released (an orphan) and a
-     * FAILED row written; if the workflow closed without persisting, the reservation is released.
+     * row and the workflow never started, the promise is kept: the order is started with its
+     * recorded input (given up, released and written FAILED, only past the promise's maximum age or
+     * without a recorded input); if the workflow closed without persisting, the reservation is
+     * released and the order written FAILED.
      */
-    async reconcileReservations(input: { sku: string; cursor: string; reservationGraceMs: number; count: number }): Promise<ReservationPageResult> {
+    async reconcileReservations(input: {
+      sku: string;
+      cursor: string;
+      reservationGraceMs: number;
+      count: number;
+      promiseMaxAgeMs?: number;
+    }): Promise<ReservationPageResult> {
       const { sku } = input;
       const page = await inventory.scanReservations(sku, input.cursor, input.count);
       const live = page.reservations.filter((r) => r.state === 'RESERVED' || r.state === 'CLAIMED');
       const rows = await store.getOrders(live.map((r) => r.orderNo));
-      const cutoff = Date.now() - input.reservationGraceMs;
-      const result: ReservationPageResult = {
-        cursor: page.cursor,
-        scanned: page.reservations.length,
-        live: live.length,
-        pendingUnits: 0,
-        releasedOrphans: 0,
-        releasedAbandoned: 0,
-        alignedReleased: 0,
-        alignedConfirmed: 0,
-      };
+      const now = Date.now();
+      const cutoff = now - input.reservationGraceMs;
+      const expiredBefore = now - (input.promiseMaxAgeMs ?? PROMISE_MAX_AGE_MS);
+      const result: ReservationPageResult = { ...noReservationWork(), cursor: page.cursor, scanned: page.reservations.length, live: live.length };
       for (const reservation of live) {
         const row = rows.get(reservation.orderNo);
         const old = reservation.reservedAtMs < cutoff;
@@ -91,9 +99,31 @@ export function createReconcileActivities({ store, inventory, orders, payments }
         }
         result.pendingUnits += reservation.quantity;
         if (!old) continue;
-        const workflow = await orders.workflowState(reservation.orderNo);
+        let workflow = await orders.workflowState(reservation.orderNo);
         beat();
         if (workflow === 'RUNNING') continue; // persisting (MySQL may be down): its workflow owns it
+        let reason: string;
+        if (workflow === 'NOT_FOUND') {
+          const promised = reservation.state === 'RESERVED' ? await inventory.orderInput(sku, reservation.orderNo) : null;
+          if (promised && reservation.reservedAtMs >= expiredBefore) {
+            // A promise whose starts all failed or never came (no starter ran): kept now.
+            const started = await orders.start(promised);
+            beat();
+            if (started === 'STARTED') {
+              result.startedPromises++;
+              continue;
+            }
+            workflow = 'CLOSED';
+          }
+        }
+        if (workflow === 'NOT_FOUND') {
+          reason =
+            reservation.reservedAtMs < expiredBefore
+              ? 'PromiseExpired: the order could not be started within the maximum age of a promise'
+              : 'ReservationOrphaned: the order was never started (the API stopped between the reservation and the start)';
+        } else {
+          reason = 'ReservationAbandoned: the order workflow closed without persisting the order';
+        }
         const released =
           workflow === 'NOT_FOUND'
             ? await inventory.release(sku, reservation.orderNo, { as: 'unclaimed', reservedBeforeMs: cutoff })
@@ -113,9 +143,7 @@ export function createReconcileActivities({ store, inventory, orders, payments }
             paymentDeadline: new Date(reservation.reservedAtMs),
             createdAt: new Date(reservation.reservedAtMs),
           },
-          workflow === 'NOT_FOUND'
-            ? 'ReservationOrphaned: the order was never started (the API stopped between the reservation and the start)'
-            : 'ReservationAbandoned: the order workflow closed without persisting the order',
+          reason,
         );
       }
       return result;

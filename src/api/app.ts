@@ -15,7 +15,8 @@ import type { Logger } from '../infra/logger.js';
 import type { RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { CancelOrder } from '../orders/cancel-order.js';
-import { OrderClient } from '../orders/order-client.js';
+import { OrderClient, type OrderClientOptions } from '../orders/order-client.js';
+import { OrderStarter } from '../checkout/order-starter.js';
 import { OrderStatusReader } from '../orders/order-status-reader.js';
 import { PaymentDelivery } from '../payments/payment-delivery.js';
 import { PaymentWebhook } from '../payments/payment-webhook.js';
@@ -50,6 +51,12 @@ export interface ApiDeps {
   guards?: DependencyGuards;
   /** The order client to use (built with `guards`); tests pass one that injects faults around the real one. */
   orders?: OrderClient;
+  /**
+   * The process's owner of promised orders (startApi creates and runs it); without one, a fresh one
+   * that starts in the background only what this app's checkouts hand it (Redis's promises wait
+   * for a running starter or the reconciler).
+   */
+  starter?: OrderStarter;
   /** Turned to draining on SIGTERM by the caller (see startApi); without one the API is always ready. */
   readiness?: Readiness;
   /** The process's one metrics registry (startApi creates it); without one, a fresh one. */
@@ -73,15 +80,16 @@ export function createApp(deps: ApiDeps): Koa {
   const store = guardAll(deps.store, guards.mysql, config.deadlines.mysqlMs);
   const auth = new ShopperAuth(config);
   // The order client guards its own calls (with each request's deadline), on the store as it is.
-  const orders = deps.orders ?? new OrderClient(temporal, deps.store, config.temporal.taskQueue, guards, config.maxConcurrentStarts);
+  const orders = deps.orders ?? new OrderClient(temporal, deps.store, config.temporal.taskQueue, guards, orderClientOptions(config, unguardedInventory));
+  const starter = deps.starter ?? new OrderStarter({ inventory: unguardedInventory, orders, logger, observer: metrics });
   const sales = new SalesService(store, inventory);
   const limits = new RateLimits(redis, config.rateLimits, logger, guards.redis);
   const checkout = new CheckoutService({
     config,
     inventory,
-    unguardedInventory,
     redis: guards.redis,
     orders,
+    starter,
     logger,
     soldOut: deps.soldOut ?? new SoldOutCache(),
     observer: metrics,
@@ -120,4 +128,13 @@ export function createApp(deps: ApiDeps): Koa {
   );
   // Docs last: the OpenAPI document describes every router mounted before it.
   return withApiDocs(app);
+}
+
+/**
+ * The API's order client options: its start pacing (MAX_CONCURRENT_STARTS), and promised orders
+ * found in `inventory`, with a read's time shared between the workflow's query and the stores.
+ */
+export function orderClientOptions(config: AppConfig, inventory: RedisInventory): OrderClientOptions {
+  const { readMs, mysqlMs, redisMs } = config.deadlines;
+  return { maxConcurrentStarts: config.maxConcurrentStarts, inventory, storesReadMs: Math.min(Math.floor(readMs / 4), mysqlMs + redisMs) };
 }

@@ -27,6 +27,7 @@ const REFUSAL_STATUS: Record<RefusalCode, number> = {
   ORDER_FAILED: 409,
   IDEMPOTENCY_KEY_REUSED: 422,
   UNAVAILABLE: 503,
+  OUTCOME_UNKNOWN: 503,
 };
 
 /** An answer the API gives on purpose (bad input, a wrong token, a refusal mapped by toApiError), not a bug. */
@@ -72,7 +73,7 @@ export function errorMiddleware(logger: Logger) {
       state.errorCode = apiError.code;
       // UNAVAILABLE is an answer, not a failure of this process: an unavailable dependency is logged
       // once per breaker state change (dependency-guard.ts), shedding once per episode, never per request.
-      if (apiError.status >= 500 && apiError.code !== 'UNAVAILABLE')
+      if (apiError.status >= 500 && apiError.code !== 'UNAVAILABLE' && apiError.code !== 'OUTCOME_UNKNOWN')
         logger.error({ err, reqId: state.requestId, path: ctx.path, method: ctx.method }, 'request failed');
       ctx.status = apiError.status;
       if (apiError.headers) ctx.set(apiError.headers);

@@ -44,6 +44,7 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   RATE_LIMITED: 'the shopper (checkout) or client IP (dev login, webhook) used up its request budget; Retry-After says when to come back',
   ORDER_FAILED: "a waiting checkout's order failed to persist within the wait (details.failureReason); nothing stays reserved",
   UNAVAILABLE: 'a dependency is down or did not answer in time; a checkout answered this reserved nothing',
+  OUTCOME_UNKNOWN: "a checkout's reserve got no answer in time: it may have reserved (details.orderNo); retry with the same Idempotency-Key or read the order",
 };
 
 const ERROR_CODES = Object.keys(ERROR_CODE_DESCRIPTIONS) as [ErrorCode, ...ErrorCode[]];
@@ -96,6 +97,18 @@ export const orderSchema = z
     paidAt: isoTime.optional(),
   })
   .meta({ id: 'Order' });
+
+/** GET /api/orders/{orderNo}: the order, and where the answer came from. */
+export const orderReadSchema = orderSchema
+  .extend({
+    source: z.enum(['workflow', 'database', 'stores']).meta({
+      description:
+        '`workflow`: the running order answered (the truth now). `database`: the order has closed; its row is final. ' +
+        "`stores`: the order's workflow did not answer within the read deadline (Temporal or the worker away) or has not started yet; " +
+        'this is what MySQL (its row) or Redis (its reservation: PENDING) know, and may lag a payment or cancel on its way.',
+    }),
+  })
+  .meta({ id: 'OrderRead' });
 
 export const checkoutAcceptedSchema = z
   .object({

@@ -7,14 +7,16 @@ import { createLogger, type Logger } from '../infra/logger.js';
 import { createMysqlPool } from '../db/pool.js';
 import { Store } from '../db/store.js';
 import { createRedis } from '../infra/redis.js';
+import { RedisClockWatch } from '../infra/redis-clock.js';
 import { createTemporalClient } from '../infra/temporal-connection.js';
 import { OrderClient } from '../orders/order-client.js';
 import { PaymentDelivery } from '../payments/payment-delivery.js';
 import { OrderStatusReader } from '../orders/order-status-reader.js';
 import { ORDER_CHANGED_CHANNEL, OrderChangeNotifier } from '../orders/order-changes.js';
 import { subscribeChannels } from '../infra/redis-subscription.js';
-import { STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
-import { createApp } from './app.js';
+import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
+import { OrderStarter } from '../checkout/order-starter.js';
+import { createApp, orderClientOptions } from './app.js';
 import { createDependencyGuards } from './guards.js';
 import { Readiness } from './routes/operations.js';
 import { ApiMetrics } from './metrics.js';
@@ -43,10 +45,18 @@ export async function startApi(config: AppConfig, port = config.port, options: S
   const temporal = await createTemporalClient(config);
   const soldOut = new SoldOutCache();
   const readiness = new Readiness();
+  // reserve.lua judges the cutoffs this process writes by Redis's clock: unready while they differ.
+  const clock = new RedisClockWatch(redis, config.clockSkewMarginMs);
+  clock.start();
+  readiness.watch(() => clock.problem());
   // One metrics registry for the process, served at /metrics.
   const metrics = new ApiMetrics();
   const guards = createDependencyGuards(config, metrics, logger);
-  const orders = new OrderClient(temporal, store, config.temporal.taskQueue, guards, config.maxConcurrentStarts);
+  const inventory = new RedisInventory(redis);
+  const orders = new OrderClient(temporal, store, config.temporal.taskQueue, guards, orderClientOptions(config, inventory));
+  // The owner of promised orders: starts what the checkouts did not (docs/fault-tolerance.md, "A reservation's owners").
+  const starter = new OrderStarter({ inventory, orders, store, logger, observer: metrics });
+  starter.start();
   // Kept here so close() can answer the long-polls at once instead of holding shutdown for them.
   const statusReader = OrderStatusReader.fromConfig(orders, config, metrics, new OrderChangeNotifier(redis));
   // One subscription for the caches that notifications keep safe: the sold-out flag, the status cache.
@@ -55,7 +65,7 @@ export async function startApi(config: AppConfig, port = config.port, options: S
   // process that died left RECEIVED (docs/fault-tolerance.md, "A payment's path").
   const payments = PaymentDelivery.fromConfig(config, { store, orders, mysql: guards.mysql, changed: (orderNo) => statusReader.changed(orderNo), logger });
   payments.start();
-  const app = createApp({ config, redis, store, temporal, logger, soldOut, readiness, metrics, guards, orders, statusReader, payments });
+  const app = createApp({ config, redis, store, temporal, logger, soldOut, readiness, metrics, guards, orders, statusReader, payments, starter });
   const server = app.listen(port, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   // Keep-alive longer than typical load balancers' idle timeout avoids resets under load.
@@ -77,8 +87,9 @@ export async function startApi(config: AppConfig, port = config.port, options: S
     },
     async close() {
       statusReader.stopWaits();
+      clock.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await payments.stop();
+      await Promise.all([payments.stop(), starter.stop()]);
       server.closeAllConnections();
       await Promise.allSettled([subscriber.quit(), redis.quit(), store.close(), temporal.connection.close()]);
     },

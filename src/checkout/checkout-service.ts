@@ -1,18 +1,22 @@
 /**
- * Checkout: reserve in Redis (one Lua step), start the order's workflow, answer. No database on
- * this path: MySQL is written by the workflow at its own pace, so a burst cannot knock it over.
- * Two models share it (README, "Two checkout models"): polling (`checkout`) and waiting
- * (`checkoutAndWait`, `Prefer: wait=N`), which also answers with the persisted or failed order.
+ * Checkout: reserve in Redis (one Lua step that also records the order's promise: its workflow
+ * input), start the order's workflow within a short budget, answer. No database on this path:
+ * MySQL is written by the workflow at its own pace, so a burst cannot knock it over. A reserved
+ * unit is a promise: whatever this path does not start (Temporal slow or away, the budget spent,
+ * the process gone), the starter starts (./order-starter.ts), so every reservation answers 202
+ * and nothing is ever released here. Two models share it (docs/api.md): polling (`checkout`) and
+ * waiting (`checkoutAndWait`, `Prefer: wait=N`), which also answers with the persisted or failed order.
  */
 import type { AppConfig } from '../config/index.js';
-import { boundBy, Deadline, DependencyUnavailableError, type DependencyGuard } from '../infra/dependency-guard.js';
+import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
-import type { RedisInventory, Reservation, ReserveResult } from '../inventory/redis-inventory.js';
+import type { RedisInventory, ReserveResult } from '../inventory/redis-inventory.js';
 import { viewOfState, type AwaitedStart, type FoundOrder, type OrderClient, type OrderView } from '../orders/order-client.js';
 import { newOrderNo } from '../orders/order-number.js';
 import { Refusal } from '../refusal.js';
 import type { OrderInput, OrderStatus } from '../workflows/definitions.js';
 import type { SoldOutCache } from './sold-out-cache.js';
+import type { OrderStarter } from './order-starter.js';
 
 export interface CheckoutRequest {
   userId: string;
@@ -56,6 +60,9 @@ export interface CheckoutObserver {
 /** A reservation that holds (or, for a retried Idempotency-Key, already held) units for an order. */
 export type AcceptedReservation = Extract<ReserveResult, { outcome: 'RESERVED' | 'DUPLICATE' }>;
 
+/** Time kept back from a checkout's deadline to write its answer once the start is done or given up. */
+const ANSWER_MARGIN_MS = 100;
+
 /**
  * The answer to a reservation that did not reserve: the one mapping from reserve.lua's outcomes to
  * refusals (the benchmark's queue baseline uses it too). Returns the reservation when it holds
@@ -73,6 +80,8 @@ export function acceptReservation(result: ReserveResult, request: Pick<CheckoutR
       throw new Refusal('PURCHASE_LIMIT_EXCEEDED', `buying ${request.quantity} would exceed the per-user limit for ${request.sku}`);
     case 'SOLD_OUT':
       throw soldOutError(request.sku);
+    case 'LATE':
+      throw new Refusal('UNAVAILABLE', 'the reservation came too late to be answered; nothing was reserved, please retry', undefined, 1);
     case 'DUPLICATE':
     case 'RESERVED':
       return result;
@@ -80,21 +89,22 @@ export function acceptReservation(result: ReserveResult, request: Pick<CheckoutR
 }
 
 export class CheckoutService {
+  /** Per SKU, when this process last marked the sale active (ACTIVE_SALES_KEY). */
+  private readonly markedActiveAt = new Map<string, number>();
+
   constructor(
     private readonly deps: {
-      config: Pick<AppConfig, 'checkoutMaxWaitSeconds' | 'deadlines' | 'maxCancelsPerShopper' | 'paymentWindow'>;
+      config: Pick<
+        AppConfig,
+        'checkoutMaxWaitSeconds' | 'deadlines' | 'maxCancelsPerShopper' | 'paymentWindow' | 'checkoutStartBudgetMs' | 'clockSkewMarginMs'
+      >;
       /** Seen through the Redis guard (each call bounded by REDIS_TIMEOUT). */
       inventory: RedisInventory;
-      /**
-       * The same inventory without the guard, for compensations, which are sent whatever the
-       * breaker says (a reservation left behind would hold its units until the reconciler's grace
-       * period ends): the release after a failed start, and after a reserve whose answer did not
-       * come in time. The client's per-command timeout (REDIS_TIMEOUT) still bounds them.
-       */
-      unguardedInventory: RedisInventory;
       /** Redis's breaker: while it is open a checkout fails before it touches anything (but the sold-out flag). */
       redis: DependencyGuard;
       orders: OrderClient;
+      /** Starts in the background what the checkout's own start did not (the budget ran out before a slot). */
+      starter?: Pick<OrderStarter, 'startSoon'>;
       logger: Logger;
       soldOut: SoldOutCache;
       observer: CheckoutObserver;
@@ -109,116 +119,164 @@ export class CheckoutService {
   }
 
   /**
-   * The polling checkout: answered within CHECKOUT_DEADLINE. The start must end early enough for
-   * its compensation (one Redis call, REDIS_TIMEOUT at most) to fit in the deadline too.
+   * How long after a reservation a starter may start its order: the checkout's own start has had
+   * its chance by then (a second start is harmless, only wasted).
+   */
+  private get handoffMs(): number {
+    return this.deps.config.deadlines.checkoutMs + 3_000;
+  }
+
+  /**
+   * The polling checkout: answered within CHECKOUT_DEADLINE, 202 for every reservation it made.
+   * The start is tried within CHECKOUT_START_BUDGET; what it did not start, the starter starts.
    */
   async checkout(request: CheckoutRequest): Promise<CheckoutAnswer> {
     const now = Date.now();
     const deadline = new Deadline(now + this.deps.config.deadlines.checkoutMs);
-    const result = await this.reserve(request, now);
-    if (result.outcome === 'DUPLICATE') return this.retryWithKey(request, result.orderNo, result.priceCents, result.reservation, deadline);
-
-    try {
-      await this.startOrder(this.orderInput(request, result.orderNo, result.priceCents, now), this.startDeadline(deadline));
-    } catch (err) {
-      return this.afterFailedStart(request, result.orderNo, err);
-    }
+    const result = await this.reserve(request, now, deadline);
+    if (result.outcome === 'DUPLICATE') return this.retryWithKey(request, result, deadline);
+    await this.startNow(this.priced(result.input, result.priceCents), deadline);
     return { orderNo: result.orderNo, status: 'PENDING' };
-  }
-
-  /** When a start must have ended: the request's deadline less the time its compensation may take. */
-  private startDeadline(deadline: Deadline): Deadline {
-    return deadline.minus(this.deps.config.deadlines.redisMs);
   }
 
   /**
    * The first half of both checkout models: the sold-out flag (from memory), the breakers, the
-   * shopper's budget, then reserve.lua; answers the reservation that holds units, throws the
-   * Refusal (or DependencyUnavailableError) otherwise.
+   * shopper's budget, then reserve.lua, with the order's promise and the request's cutoff; answers
+   * the reservation that holds units, throws the Refusal (or DependencyUnavailableError) otherwise.
    */
-  private async reserve(request: CheckoutRequest, now: number): Promise<AcceptedReservation> {
-    const { inventory, soldOut, observer } = this.deps;
+  private async reserve(
+    request: CheckoutRequest,
+    now: number,
+    deadline: Deadline,
+  ): Promise<AcceptedReservation & { input: Omit<OrderInput, 'unitPriceCents'> }> {
+    const { inventory, soldOut, observer, config } = this.deps;
     // A retry with an Idempotency-Key must reach Redis: it may own an order even after sell-out.
     if (!request.idempotencyKey && soldOut.isSoldOut(request.sku, now)) {
       observer.soldOutFlagHit();
       throw soldOutError(request.sku);
     }
-    // Redis known to be failing: 503 at once, before anything is counted. (With Temporal's breaker
-    // open the reserve still runs, so that a sold-out sale keeps answering 409, and a reservation
-    // is released at once when the start is refused.)
+    // Redis known to be failing: 503 at once, before anything is counted. Temporal's breaker does
+    // not stop a checkout: the reservation is a promise the starter keeps once Temporal is back.
     this.deps.redis.assertAvailable();
     // The shopper's budget is counted after the sold-out flag, which answers the bulk of a sale
     // from memory and must stay free of Redis calls, and before anything reaches Redis's stock.
     await this.deps.spendBudget?.(request.userId);
+    this.markSaleActive(request.sku, now);
     const reserveStartedAt = observer.now();
-    let reserved: ReserveResult;
     const orderNo = newOrderNo(now);
+    const input = this.orderInput(request, orderNo, now);
+    // Past this (Redis's clock) the script reserves nothing: there would be no time left to answer
+    // the shopper with the start's budget, and API and Redis clocks may differ by the margin.
+    const cutoffMs = deadline.at - config.checkoutStartBudgetMs - ANSWER_MARGIN_MS - config.clockSkewMarginMs;
+    let reserved: ReserveResult;
     try {
-      reserved = await inventory.reserve({ orderNo, nowMs: now, maxCancels: this.deps.config.maxCancelsPerShopper, ...request });
+      reserved = await inventory.reserve({
+        orderNo,
+        nowMs: now,
+        maxCancels: config.maxCancelsPerShopper,
+        cutoffMs,
+        promise: { input, handoffMs: this.handoffMs },
+        ...request,
+      });
     } catch (err) {
       observer.reserveDone('ERROR', reserveStartedAt);
-      this.releaseIfReservedLate(request, orderNo, err);
-      throw err;
+      throw this.reserveUnanswered(request, orderNo, err);
     }
     observer.reserveDone(reserved.outcome, reserveStartedAt);
     if (reserved.outcome === 'SOLD_OUT') soldOut.markSoldOut(request.sku, reserved.generation, now);
-    return acceptReservation(reserved, request);
+    return { ...acceptReservation(reserved, request), input };
   }
 
   /**
-   * A reserve that ran out of time sits in the hung Redis's socket and runs when it resumes: a
-   * reservation for a checkout already answered 503. The release sent right behind it, on the same
-   * connection, runs right after it, so the units are back at once instead of after the
-   * reconciler's grace period (under a burst a frozen Redis would otherwise hold the whole stock
-   * until then), and the shopper's retry with the same Idempotency-Key reserves anew.
-   * Not awaited: it is answered only once Redis is back. A reserve the breaker refused was never
-   * sent, so nothing follows it.
+   * Tells the starters and the order-number lookups that the sale takes reservations, about once a
+   * second per process; sent before the reserve on the same connection, not awaited (a lost mark
+   * delays a promise only until the reconciler's pass).
    */
-  private releaseIfReservedLate(request: CheckoutRequest, orderNo: string, err: unknown): void {
-    if (!(err instanceof DependencyUnavailableError) || err.reason === 'breaker-open' || err.reason === 'busy') return;
-    this.deps.unguardedInventory.release(request.sku, orderNo, { as: 'unclaimed', ...this.idempotencyOf(request) }).catch(() => {
-      // Redis did not take it either (a refused connection): the reconciler releases the orphan.
-    });
+  private markSaleActive(sku: string, now: number): void {
+    if (now - (this.markedActiveAt.get(sku) ?? 0) < 1_000) return;
+    if (this.markedActiveAt.size > 10_000) this.markedActiveAt.clear();
+    this.markedActiveAt.set(sku, now);
+    this.deps.inventory.markSaleActive(sku, now).catch(() => this.markedActiveAt.delete(sku));
   }
 
-  /** Starts the order's workflow, timed for the workflow-start latency histogram. */
-  private async startOrder(input: OrderInput, deadline: Deadline): Promise<void> {
+  /**
+   * A reserve that got no answer may still run, before its cutoff, in a Redis that resumes: its
+   * outcome is unknown, and said so, with the order number it would have (a retry with the same
+   * Idempotency-Key, or a read of that order, tells). Nothing is sent after it: a reservation, if
+   * made, is a promise kept like any other.
+   */
+  private reserveUnanswered(request: CheckoutRequest, orderNo: string, err: unknown): unknown {
+    // Only a reserve that ran out of time may still run; a refused or failed one (an error reply,
+    // a closed connection) did not, and one the breaker refused was never sent.
+    if (!(err instanceof DependencyUnavailableError) || err.reason !== 'deadline') return err;
+    return new Refusal(
+      'OUTCOME_UNKNOWN',
+      `Redis did not answer in time: order ${orderNo} may or may not have been reserved; retry with the same Idempotency-Key, or read the order`,
+      { orderNo, statusUrl: `/api/orders/${orderNo}` },
+      err.retryAfterSeconds,
+    );
+  }
+
+  /**
+   * Starts the order's workflow within CHECKOUT_START_BUDGET (and the request's deadline), unless
+   * Temporal's breaker is open. Never throws: an order it did not start is the starter's (at once
+   * in the background when the start was never sent, else once the handoff passed).
+   */
+  private async startNow(input: OrderInput, deadline: Deadline): Promise<void> {
     const { orders, observer } = this.deps;
+    if (!orders.temporalAvailable()) return;
     const startedAt = observer.now();
     try {
-      await orders.start(input, deadline);
+      await orders.start(input, this.startDeadline(deadline));
+      observer.workflowStartDone(true, startedAt);
     } catch (err) {
       observer.workflowStartDone(false, startedAt);
-      throw err;
+      this.afterUnfinishedStart(input, err);
     }
-    observer.workflowStartDone(true, startedAt);
+  }
+
+  /** A start that was never sent goes to the starter's background queue; any other is left to the handoff. */
+  private afterUnfinishedStart(input: OrderInput, err: unknown): void {
+    if (err instanceof DependencyUnavailableError && err.reason === 'busy') this.deps.starter?.startSoon(input);
+    else if (!(err instanceof DependencyUnavailableError))
+      this.deps.logger.warn({ err, orderNo: input.orderNo }, 'OrderWorkflow start failed; the starter retries it');
+  }
+
+  /** When the checkout's own start must have ended: its budget, within the request's deadline less the answer's margin. */
+  private startDeadline(deadline: Deadline): Deadline {
+    return deadline.minus(ANSWER_MARGIN_MS).capped(this.deps.config.checkoutStartBudgetMs);
   }
 
   /**
    * The waiting checkout (`Prefer: wait=N`): the same reservation, then Update-with-Start instead
    * of a plain start, so start and wait are one round trip to Temporal and the workflow's own
-   * state is the answer. Not decided within `waitMs`: the PENDING answer, and the order goes on.
-   * A start whose outcome is unknown is settled exactly as checkout() settles it. Answered within
-   * the wait plus CHECKOUT_DEADLINE.
+   * state is the answer. Not decided within `waitMs`, or not started (Temporal away): the PENDING
+   * answer, and the order goes on. Answered within the wait plus CHECKOUT_DEADLINE.
    */
   async checkoutAndWait(request: CheckoutRequest, waitMs: number): Promise<CheckoutAnswer> {
-    const { orders, observer } = this.deps;
     const now = Date.now();
     const deadline = new Deadline(now + waitMs + this.deps.config.deadlines.checkoutMs);
-    const result = await this.reserve(request, now);
-    if (result.outcome === 'DUPLICATE') return this.retryWithKeyAndWait(request, result.orderNo, result.priceCents, result.reservation, waitMs, deadline);
+    const result = await this.reserve(request, now, new Deadline(now + this.deps.config.deadlines.checkoutMs));
+    if (result.outcome === 'DUPLICATE') return this.retryWithKeyAndWait(request, result, waitMs, deadline);
+    return this.startAndWait(this.priced(result.input, result.priceCents), waitMs, deadline);
+  }
 
-    let awaited: AwaitedStart;
+  private async startAndWait(input: OrderInput, waitMs: number, deadline: Deadline): Promise<CheckoutAnswer> {
+    const { orders, observer } = this.deps;
+    const pending: CheckoutAnswer = { orderNo: input.orderNo, status: 'PENDING' };
+    if (!orders.temporalAvailable()) return pending;
     const startedAt = observer.now();
+    let awaited: AwaitedStart;
     try {
-      awaited = await orders.startAndAwaitPersisted(this.orderInput(request, result.orderNo, result.priceCents, now), waitMs, this.startDeadline(deadline));
+      awaited = await orders.startAndAwaitPersisted(input, waitMs, Deadline.in(this.deps.config.checkoutStartBudgetMs));
     } catch (err) {
       observer.workflowStartDone(false, startedAt);
-      return this.afterFailedStart(request, result.orderNo, err);
+      this.afterUnfinishedStart(input, err);
+      return pending;
     }
     // Start and wait are one call here: the histogram sees the whole of it.
     observer.workflowStartDone(true, startedAt);
-    return this.answerOf(result.orderNo, awaited, deadline);
+    return this.answerOf(input.orderNo, awaited, deadline);
   }
 
   /**
@@ -226,28 +284,15 @@ export class CheckoutService {
    * Update), never starting a second one; past the point a retry can change, the order's current
    * state is the answer. The same rules as retryWithKey() otherwise.
    */
-  private async retryWithKeyAndWait(
-    request: CheckoutRequest,
-    orderNo: string,
-    priceCents: number,
-    reservation: Reservation | null,
-    waitMs: number,
-    deadline: Deadline,
-  ): Promise<CheckoutAnswer> {
+  private async retryWithKeyAndWait(request: CheckoutRequest, duplicate: Duplicate, waitMs: number, deadline: Deadline): Promise<CheckoutAnswer> {
+    const { reservation } = duplicate;
     if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
     if (reservation?.state === 'RESERVED' || reservation?.state === 'CLAIMED') {
-      const input = this.orderInput(request, orderNo, priceCents, reservation.reservedAtMs);
-      try {
-        return await this.answerOf(orderNo, await this.deps.orders.startAndAwaitPersisted(input, waitMs, deadline), deadline);
-      } catch (err) {
-        // Claimed: its workflow runs whatever this call says.
-        if (reservation.state === 'CLAIMED') return { orderNo, status: 'PENDING' };
-        throw couldNotConfirm(err);
-      }
+      return this.startAndWait(this.inputOf(request, duplicate, reservation.reservedAtMs), waitMs, deadline);
     }
-    const retried = await this.retryWithKey(request, orderNo, priceCents, reservation, deadline);
+    const retried = await this.retryWithKey(request, duplicate, deadline);
     if (retried.status === 'PENDING') return retried;
-    const order = await this.deps.orders.find(orderNo, deadline).catch(() => null);
+    const order = await this.deps.orders.find(duplicate.orderNo, deadline).catch(() => null);
     return order ? answerOfFound(order) : retried;
   }
 
@@ -263,74 +308,53 @@ export class CheckoutService {
   }
 
   /**
-   * A start that failed may still have reached Temporal (a timeout after the server accepted it).
-   * The reservation decides: released as unclaimed, no order can ever be persisted for it (a
-   * workflow that did start finds it released and fails), so the answer is 503; claimed, the
-   * workflow exists and owns it, so the order goes on and the answer is 202. If Redis cannot be
-   * reached either, the reservation stays and the reconciler settles it after the grace period.
+   * A retried checkout with a known Idempotency-Key answers the same order. A reservation not
+   * claimed yet is started again (USE_EXISTING makes that safe) with the input recorded by the
+   * first attempt, which wins. The key's first request decides what the key means: the same key
+   * with another quantity is refused with 422 (as the IETF Idempotency-Key draft asks), never
+   * answered with the old order. The key is never forgotten: a failed order's key stays spent.
    */
-  private async afterFailedStart(request: CheckoutRequest, orderNo: string, err: unknown): Promise<CheckoutAnswer> {
-    const released = await boundBy(Deadline.in(this.deps.config.deadlines.redisMs), () =>
-      this.deps.unguardedInventory.release(request.sku, orderNo, { as: 'unclaimed', ...this.idempotencyOf(request) }),
-    ).catch((releaseErr: unknown) => releaseErr);
-    if (released === 'CLAIMED' || released === 'SOLD') {
-      this.deps.logger.warn({ err, orderNo }, 'the OrderWorkflow start reported an error but the workflow runs and owns its reservation');
-      return { orderNo, status: 'PENDING' };
-    }
-    // An unavailable Temporal is logged once, by its breaker; anything else here is news.
-    if (!(err instanceof DependencyUnavailableError)) this.deps.logger.error({ err, orderNo, released }, 'could not start OrderWorkflow; reservation released');
-    const retryAfter = err instanceof DependencyUnavailableError ? err.retryAfterSeconds : undefined;
-    throw new Refusal('UNAVAILABLE', 'the order could not be started; nothing was reserved, please retry', undefined, retryAfter);
-  }
-
-  /**
-   * A retried checkout with a known Idempotency-Key answers the same order. If the first attempt
-   * reserved but died before starting the workflow, this starts it (USE_EXISTING makes that safe).
-   * The key's first request decides what the key means: the same key with another quantity is
-   * refused with 422 (as the IETF Idempotency-Key draft asks), never answered with the old order.
-   */
-  private async retryWithKey(
-    request: CheckoutRequest,
-    orderNo: string,
-    priceCents: number,
-    reservation: Reservation | null,
-    deadline: Deadline,
-  ): Promise<CheckoutAnswer> {
+  private async retryWithKey(request: CheckoutRequest, duplicate: Duplicate, deadline: Deadline): Promise<CheckoutAnswer> {
+    const { orderNo, reservation } = duplicate;
     if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
     if (reservation?.state === 'RESERVED') {
-      const input = this.orderInput(request, orderNo, priceCents, reservation.reservedAtMs);
-      try {
-        await this.startOrder(input, deadline);
-      } catch (err) {
-        throw couldNotConfirm(err);
-      }
+      await this.startNow(this.inputOf(request, duplicate, reservation.reservedAtMs), deadline);
       return { orderNo, status: 'PENDING' };
     }
     // Claimed: its workflow runs.
     if (reservation?.state === 'CLAIMED') return { orderNo, status: 'PENDING' };
-    // Sold, released or already forgotten: the order is past the point a retry could change.
-    const order = await this.deps.orders.find(orderNo, deadline).catch(() => null);
+    // Sold, released or already forgotten: the order is past the point a retry could change, and
+    // its row is the answer. Not readable now is not "no order": 503, and the key still holds it.
+    let order: FoundOrder | null;
+    try {
+      order = await this.deps.orders.find(orderNo, deadline);
+    } catch (err) {
+      throw couldNotConfirm(err);
+    }
     if (order) {
       if (order.view.quantity !== request.quantity) throw keyReused(request, order.view.quantity);
       return { orderNo, status: order.view.status };
     }
     if (reservation?.state === 'SOLD') return { orderNo, status: 'PAID' };
-    // Released before any order existed (its start failed): forget the key so a retry reserves anew.
-    await this.deps.inventory.release(request.sku, orderNo, { as: 'unclaimed', ...this.idempotencyOf(request) });
-    throw new Refusal('UNAVAILABLE', 'the earlier attempt with this Idempotency-Key reserved nothing; please retry');
+    // Released, its row not written yet (the order is closing): the answer is a moment away.
+    throw new Refusal('UNAVAILABLE', `the order ${orderNo} of this Idempotency-Key is closing; retry shortly`, { orderNo }, 1);
   }
 
-  private idempotencyOf(request: CheckoutRequest): { idempotency?: { userId: string; key: string } } {
-    return request.idempotencyKey ? { idempotency: { userId: request.userId, key: request.idempotencyKey } } : {};
+  /** The input the order was promised with (the first attempt's), else rebuilt as it was then (a reservation from before promises). */
+  private inputOf(request: CheckoutRequest, duplicate: Duplicate, reservedAtMs: number): OrderInput {
+    return duplicate.startInput ?? this.priced(this.orderInput(request, duplicate.orderNo, reservedAtMs), duplicate.priceCents);
   }
 
-  private orderInput(request: CheckoutRequest, orderNo: string, unitPriceCents: number, createdAtMs: number): OrderInput {
+  private priced(input: Omit<OrderInput, 'unitPriceCents'>, unitPriceCents: number): OrderInput {
+    return { ...input, unitPriceCents };
+  }
+
+  private orderInput(request: CheckoutRequest, orderNo: string, createdAtMs: number): Omit<OrderInput, 'unitPriceCents'> {
     return {
       orderNo,
       sku: request.sku,
       userId: request.userId,
       quantity: request.quantity,
-      unitPriceCents,
       ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey } : {}),
       createdAt: new Date(createdAtMs).toISOString(),
       paymentWindow: this.deps.config.paymentWindow,
@@ -338,19 +362,21 @@ export class CheckoutService {
   }
 }
 
+type Duplicate = Extract<ReserveResult, { outcome: 'DUPLICATE' }>;
+
 function answerOfFound(found: FoundOrder): CheckoutAnswer {
   if (found.view.status === 'PENDING') return { orderNo: found.view.orderNo, status: 'PENDING' };
   return { orderNo: found.view.orderNo, status: found.view.status, order: found.view, ...(found.failureReason ? { failureReason: found.failureReason } : {}) };
 }
 
 const soldOutError = (sku: string) => new Refusal('SOLD_OUT', `${sku} is sold out`);
-/** A retried checkout whose order could not be confirmed now: 503, with Retry-After when the breaker knows it. */
+/** A retried checkout whose order could not be read now: 503 with Retry-After (the key still holds the order). */
 const couldNotConfirm = (err: unknown) =>
   new Refusal(
     'UNAVAILABLE',
-    'could not confirm the order, please retry',
+    'could not read the order of this Idempotency-Key now, please retry',
     undefined,
-    err instanceof DependencyUnavailableError ? err.retryAfterSeconds : undefined,
+    err instanceof DependencyUnavailableError ? err.retryAfterSeconds : 1,
   );
 const keyReused = (request: CheckoutRequest, firstQuantity: number) =>
   new Refusal(

@@ -148,8 +148,12 @@ const envSchema = z.object({
   /** …while the dependency has answered no call successfully for this long (a hung one, not a busy one). */
   BREAKER_NO_SUCCESS_FOR: optionalDurationString.default('1s'),
   BREAKER_HALF_OPEN_AFTER: durationString.default('2s'),
-  /** Workflow starts one API process sends to Temporal at once; more wait for a slot, within their deadline. */
+  /** Workflow starts one API process sends to Temporal at once at most (the pacing adapts below it); more wait for a slot. */
   MAX_CONCURRENT_STARTS: z.coerce.number().int().min(1).max(10_000).default(32),
+  /** How long a checkout waits for its own workflow start; what it did not start, the starter starts (the answer is 202 either way). */
+  CHECKOUT_START_BUDGET: durationString.default('250ms'),
+  /** How far the API's and Redis's clocks may differ: kept back from a reserve's cutoff; the API is unready past half of it. */
+  CLOCK_SKEW_MARGIN: durationString.default('250ms'),
   /** Requests one API process works on at once; beyond it, 503 at once (long-polls have their own bound). */
   MAX_IN_FLIGHT_REQUESTS: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
 });
@@ -228,11 +232,15 @@ export interface AppConfig {
   maxInFlightRequests: number;
   /** Workflow starts one API process has under way at once. */
   maxConcurrentStarts: number;
+  /** CHECKOUT_START_BUDGET in ms. */
+  checkoutStartBudgetMs: number;
+  /** CLOCK_SKEW_MARGIN in ms. */
+  clockSkewMarginMs: number;
 }
 
 export class ConfigError extends Error {}
 
-/** Reads the configuration from `env`; throws a ConfigError naming every bad variable. */
+/** Reads the configuration from `env`; throws a ConfigError naming every bad variable, or every broken relation between deadlines. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
   // Empty strings mean "not set", as they do for most twelve-factor services.
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
@@ -246,7 +254,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError('Invalid configuration:\n  TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH go together: set both (mTLS) or neither');
   }
   if (e.NODE_ENV === 'production') refuseDevSettings(e);
-  return {
+  const config: AppConfig = {
     port: e.PORT,
     temporal: {
       address: e.TEMPORAL_ADDRESS,
@@ -301,7 +309,55 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     maxInFlightRequests: e.MAX_IN_FLIGHT_REQUESTS,
     maxConcurrentStarts: e.MAX_CONCURRENT_STARTS,
+    checkoutStartBudgetMs: durationToMs(e.CHECKOUT_START_BUDGET),
+    clockSkewMarginMs: durationToMs(e.CLOCK_SKEW_MARGIN),
   };
+  const problems = deadlineRelationProblems(config);
+  if (problems.length > 0) throw new ConfigError(`Refusing to start with deadlines that do not fit together:\n  ${problems.join('\n  ')}`);
+  return config;
+}
+
+/** Kept back from a checkout's deadline to write its answer (ANSWER_MARGIN_MS in src/checkout/checkout-service.ts). */
+const ANSWER_MARGIN_MS = 100;
+
+/** "2s" for whole seconds, "1500ms" otherwise: how a value is shown in a refusal. */
+const showMs = (value: number) => (value % 1_000 === 0 ? `${value / 1_000}s` : `${value}ms`);
+
+/**
+ * The relations between deadlines that each variable's own check cannot see, one line per broken
+ * relation naming the variables and their values (empty: all hold). The loader refuses to start
+ * unless this is empty (docs/operations.md, "Configuration").
+ *  - CHECKOUT_DEADLINE > REDIS_TIMEOUT + CHECKOUT_START_BUDGET + CLOCK_SKEW_MARGIN + 100 ms: a
+ *    reserve's cutoff is the deadline less the start's budget, the clock margin and the answer's
+ *    100 ms; a shorter deadline leaves the reserve less than its REDIS_TIMEOUT, so reserves that
+ *    are merely slow come too late (LATE) and are refused.
+ *  - RESERVATION_GRACE >= CHECKOUT_MAX_WAIT + CHECKOUT_DEADLINE: a waiting checkout's start may be
+ *    on its way that long after its reservation; a shorter grace has the reconciler act on an order
+ *    that is still being started. CHECKOUT_MAX_WAIT counts in whole seconds, as the checkout
+ *    applies it (0: no waiting checkout).
+ */
+export function deadlineRelationProblems(
+  config: Pick<AppConfig, 'deadlines' | 'reservationGraceMs' | 'checkoutMaxWaitSeconds' | 'checkoutStartBudgetMs' | 'clockSkewMarginMs'>,
+): string[] {
+  const { checkoutMs, redisMs } = config.deadlines;
+  const problems: string[] = [];
+  const least = redisMs + config.checkoutStartBudgetMs + config.clockSkewMarginMs + ANSWER_MARGIN_MS;
+  if (checkoutMs <= least) {
+    problems.push(
+      `CHECKOUT_DEADLINE: must be greater than REDIS_TIMEOUT + CHECKOUT_START_BUDGET + CLOCK_SKEW_MARGIN + ${ANSWER_MARGIN_MS}ms = ${showMs(least)} ` +
+        `(CHECKOUT_DEADLINE=${showMs(checkoutMs)}, REDIS_TIMEOUT=${showMs(redisMs)}, CHECKOUT_START_BUDGET=${showMs(config.checkoutStartBudgetMs)}, ` +
+        `CLOCK_SKEW_MARGIN=${showMs(config.clockSkewMarginMs)}); otherwise a reserve has less than its REDIS_TIMEOUT before its cutoff`,
+    );
+  }
+  const maxWaitMs = config.checkoutMaxWaitSeconds * 1_000;
+  if (config.reservationGraceMs < maxWaitMs + checkoutMs) {
+    problems.push(
+      `RESERVATION_GRACE: must be at least CHECKOUT_MAX_WAIT + CHECKOUT_DEADLINE = ${showMs(maxWaitMs + checkoutMs)} ` +
+        `(RESERVATION_GRACE=${showMs(config.reservationGraceMs)}, CHECKOUT_MAX_WAIT=${showMs(maxWaitMs)}, CHECKOUT_DEADLINE=${showMs(checkoutMs)}); ` +
+        'otherwise the reconciler may release a reservation whose order is still being started',
+    );
+  }
+  return problems;
 }
 
 /** In production, a published dev secret or the dev login is a hole: refuse to start, naming each. */

@@ -10,6 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from '../infra/redis.js';
+import type { OrderInput } from '../workflows/definitions.js';
 
 /** The Redis keys of one SKU: the one place that knows the layout. */
 export interface SaleKeys {
@@ -26,7 +27,23 @@ export interface SaleKeys {
   idempotency: string;
   /** HASH userId -> orders the shopper cancelled in this sale. */
   cancels: string;
+  /**
+   * ZSET orderNo -> when a starter may start it (Redis clock, ms): the promised orders whose
+   * workflow has not claimed its reservation yet (docs/fault-tolerance.md, "A reservation's owners").
+   */
+  pending: string;
+  /** HASH orderNo -> the order's workflow input (JSON), from the reserve until its units are sold or back. */
+  inputs: string;
+  /** STRING: the lease of the sale's one starter (its owner id, with an expiry). */
+  starter: string;
 }
+
+/**
+ * ZSET SKU -> when it last took a reservation (ms; defineSale, then each API process about once a
+ * second while it reserves): where the starters and the order-number lookups find the sales that
+ * may hold promises, without asking every sale ever defined.
+ */
+export const ACTIVE_SALES_KEY = 'flash:active-sales';
 
 export function saleKeys(sku: string): SaleKeys {
   const base = `sale:{${sku}}`;
@@ -36,6 +53,9 @@ export function saleKeys(sku: string): SaleKeys {
     reservations: `${base}:res`,
     idempotency: `${base}:idem`,
     cancels: `${base}:cancels`,
+    pending: `${base}:pending`,
+    inputs: `${base}:inputs`,
+    starter: `${base}:starter`,
   };
 }
 
@@ -55,16 +75,29 @@ export interface ReserveRequest {
   quantity: number;
   /** Scoped to (user, SKU); omitted or empty means none. */
   idempotencyKey?: string;
-  /** Defaults to the current time; used for the sale's activity window and the record. */
+  /** The record's reservedAtMs (the order's createdAt); defaults to the current time. The sale's window is judged by Redis's clock. */
   nowMs?: number;
   /** Cancelled orders after which the shopper may not check out in this sale again (0 or absent: no limit). */
   maxCancels?: number;
+  /** Redis-clock ms past which the script reserves nothing (LATE): the caller's answer could not carry it. */
+  cutoffMs?: number;
+  /**
+   * The promise: the order's workflow input (its price is the sale's, filled in by the script),
+   * recorded with the reservation, and how long the caller's own start has before a starter may
+   * start it. Without it nothing is promised (the benchmark's baselines).
+   */
+  promise?: { input: Omit<OrderInput, 'unitPriceCents'>; handoffMs: number };
 }
 
 export type ReserveResult =
   | { outcome: 'RESERVED'; orderNo: string; priceCents: number }
-  /** The (user, key) or order number was seen before: its order and, while it exists, its reservation. */
-  | { outcome: 'DUPLICATE'; orderNo: string; priceCents: number; reservation: Reservation | null }
+  /**
+   * The (user, key) or order number was seen before: its order and, while they exist, its
+   * reservation and the input its workflow is (or will be) started with.
+   */
+  | { outcome: 'DUPLICATE'; orderNo: string; priceCents: number; reservation: Reservation | null; startInput: OrderInput | null }
+  /** The script ran after the request's cutoff: nothing was reserved. */
+  | { outcome: 'LATE' }
   /** `generation` counts the sale's stock returns; see SoldOutCache. */
   | { outcome: 'SOLD_OUT'; generation: number }
   | { outcome: 'NO_SALE' | 'NOT_ACTIVE' | 'TOO_MANY_CANCELS' | 'LIMIT_EXCEEDED' };
@@ -117,6 +150,7 @@ export interface Reservation {
 const RESERVE_OUTCOMES: ReadonlySet<string> = new Set<ReserveOutcome>([
   'RESERVED',
   'DUPLICATE',
+  'LATE',
   'NO_SALE',
   'NOT_ACTIVE',
   'TOO_MANY_CANCELS',
@@ -138,18 +172,25 @@ interface InventoryCommands {
     reservations: string,
     idempotency: string,
     cancels: string,
+    pending: string,
+    inputs: string,
     orderNo: string,
     userId: string,
     quantity: number,
     nowMs: number,
     idempotencyKey: string,
     maxCancels: number,
-  ): Promise<[string, string, string | null, string, number?]>;
+    cutoffMs: number,
+    input: string,
+    handoffMs: number,
+  ): Promise<[string, string, string | null, string, number?, string?]>;
   inventoryRelease(
     sale: string,
     users: string,
     reservations: string,
     idempotency: string,
+    pending: string,
+    inputs: string,
     orderNo: string,
     sku: string,
     mode: string,
@@ -158,9 +199,29 @@ interface InventoryCommands {
     idempotencyKey: string,
     forget: string,
   ): Promise<string>;
-  inventoryConfirm(sale: string, reservations: string, orderNo: string): Promise<string>;
+  inventoryConfirm(sale: string, reservations: string, pending: string, inputs: string, orderNo: string): Promise<string>;
   inventoryCloseSale(sale: string, nowMs: number): Promise<number>;
-  inventoryClaim(sale: string, users: string, reservations: string, orderNo: string, userId: string, quantity: number, reservedAtMs: number): Promise<string>;
+  inventoryClaim(
+    sale: string,
+    users: string,
+    reservations: string,
+    pending: string,
+    orderNo: string,
+    userId: string,
+    quantity: number,
+    reservedAtMs: number,
+  ): Promise<string>;
+  inventoryTakeDueStarts(
+    pending: string,
+    inputs: string,
+    lease: string,
+    owner: string,
+    leaseMs: number,
+    limit: number,
+    recheckMs: number,
+  ): Promise<Array<number | string>>;
+  inventoryPromiseEntry(pending: string, inputs: string, orderNo: string, action: 'retry' | 'drop', delayMs: number): Promise<number>;
+  inventoryReleaseStarterLease(lease: string, owner: string): Promise<number>;
   inventoryAdopt(
     sale: string,
     users: string,
@@ -175,10 +236,13 @@ interface InventoryCommands {
 
 const SCRIPTS = {
   inventoryDefineSale: { file: 'define_sale.lua', numberOfKeys: 1 },
-  inventoryReserve: { file: 'reserve.lua', numberOfKeys: 5 },
-  inventoryRelease: { file: 'release.lua', numberOfKeys: 4 },
-  inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 2 },
-  inventoryClaim: { file: 'claim.lua', numberOfKeys: 3 },
+  inventoryReserve: { file: 'reserve.lua', numberOfKeys: 7 },
+  inventoryRelease: { file: 'release.lua', numberOfKeys: 6 },
+  inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 4 },
+  inventoryClaim: { file: 'claim.lua', numberOfKeys: 4 },
+  inventoryTakeDueStarts: { file: 'take_due_starts.lua', numberOfKeys: 3 },
+  inventoryPromiseEntry: { file: 'promise_entry.lua', numberOfKeys: 2 },
+  inventoryReleaseStarterLease: { file: 'release_starter_lease.lua', numberOfKeys: 1 },
   inventoryAdopt: { file: 'adopt.lua', numberOfKeys: 3 },
   inventoryCloseSale: { file: 'close_sale.lua', numberOfKeys: 1 },
 } as const satisfies Record<keyof InventoryCommands, { file: string; numberOfKeys: number }>;
@@ -233,6 +297,8 @@ export class RedisInventory {
 
   /** Puts a SKU on sale; false (and nothing changed) when a sale for it already exists. */
   async defineSale(sale: SaleDefinition): Promise<boolean> {
+    // Registered first (idempotent), so no sale exists that the starters and lookups cannot find.
+    await this.markSaleActive(sale.sku);
     const created = await this.commands.inventoryDefineSale(
       saleKeys(sale.sku).sale,
       sale.stock,
@@ -253,15 +319,20 @@ export class RedisInventory {
       k.reservations,
       k.idempotency,
       k.cancels,
+      k.pending,
+      k.inputs,
       req.orderNo,
       req.userId,
       req.quantity,
       Math.floor(req.nowMs ?? Date.now()),
       req.idempotencyKey ?? '',
       req.maxCancels ?? 0,
+      Math.floor(req.cutoffMs ?? 0),
+      req.promise ? JSON.stringify(req.promise.input) : '',
+      Math.max(0, Math.floor(req.promise?.handoffMs ?? 0)),
     );
     if (!Array.isArray(reply)) throw new Error(`reserve.lua returned an unexpected reply: ${JSON.stringify(reply)}`);
-    const [code, orderNo, price, record, generation] = reply;
+    const [code, orderNo, price, record, generation, startInput] = reply;
     const outcome = expectOutcome<ReserveOutcome>(RESERVE_OUTCOMES, code, 'reserve.lua');
     if (outcome === 'RESERVED' || outcome === 'DUPLICATE') {
       if (typeof orderNo !== 'string' || orderNo === '') {
@@ -269,7 +340,13 @@ export class RedisInventory {
       }
       const priceCents = Number(price ?? 0);
       if (outcome === 'RESERVED') return { outcome, orderNo, priceCents };
-      return { outcome, orderNo, priceCents, reservation: record ? parseReservation(record) : null };
+      return {
+        outcome,
+        orderNo,
+        priceCents,
+        reservation: record ? parseReservation(record) : null,
+        startInput: startInput ? parseOrderInput(startInput) : null,
+      };
     }
     if (outcome === 'SOLD_OUT') return { outcome, generation: Number(generation ?? 0) };
     return { outcome };
@@ -287,6 +364,8 @@ export class RedisInventory {
       k.users,
       k.reservations,
       k.idempotency,
+      k.pending,
+      k.inputs,
       orderNo,
       sku,
       mode.as,
@@ -308,6 +387,7 @@ export class RedisInventory {
       k.sale,
       k.users,
       k.reservations,
+      k.pending,
       order.orderNo,
       order.userId,
       order.quantity,
@@ -356,7 +436,7 @@ export class RedisInventory {
   /** Turns a reservation into sold units; idempotent, and refuses a reservation already released. */
   async confirm(sku: string, orderNo: string): Promise<ConfirmOutcome> {
     const k = saleKeys(sku);
-    const reply = await this.commands.inventoryConfirm(k.sale, k.reservations, orderNo);
+    const reply = await this.commands.inventoryConfirm(k.sale, k.reservations, k.pending, k.inputs, orderNo);
     return expectOutcome<ConfirmOutcome>(CONFIRM_OUTCOMES, reply, 'confirm.lua');
   }
 
@@ -391,6 +471,69 @@ export class RedisInventory {
     return parseReservation(record);
   }
 
+  /**
+   * The sale's promised orders due to be started, handed to `owner` if it holds (or now takes) the
+   * sale's starter lease: oldest due first, at most `limit`, each pushed `recheckMs` ahead so it is
+   * not handed out twice while its start is on its way. `pending` counts the promises not started.
+   */
+  async takeDueStarts(
+    sku: string,
+    owner: string,
+    options: { leaseMs: number; limit: number; recheckMs: number },
+  ): Promise<{ leased: boolean; pending: number; due: OrderInput[] }> {
+    const k = saleKeys(sku);
+    const reply = await this.commands.inventoryTakeDueStarts(k.pending, k.inputs, k.starter, owner, options.leaseMs, options.limit, options.recheckMs);
+    const due: OrderInput[] = [];
+    for (let i = 2; i + 1 < reply.length; i += 2) due.push(parseOrderInput(String(reply[i + 1])));
+    return { leased: Number(reply[0]) === 1, pending: Number(reply[1] ?? 0), due };
+  }
+
+  /** Gives up the sale's starter lease if `owner` holds it. */
+  async releaseStarterLease(sku: string, owner: string): Promise<void> {
+    await this.commands.inventoryReleaseStarterLease(saleKeys(sku).starter, owner);
+  }
+
+  /** After a failed start: the promise is due again in `delayMs` (false: it was claimed or released meanwhile). */
+  async retryStartLater(sku: string, orderNo: string, delayMs: number): Promise<boolean> {
+    const k = saleKeys(sku);
+    return (await this.commands.inventoryPromiseEntry(k.pending, k.inputs, orderNo, 'retry', Math.max(0, Math.floor(delayMs)))) === 1;
+  }
+
+  /** The order's workflow exists or has closed: no starter starts it again (its input stays for reads). */
+  async dropStartEntry(sku: string, orderNo: string): Promise<void> {
+    const k = saleKeys(sku);
+    await this.commands.inventoryPromiseEntry(k.pending, k.inputs, orderNo, 'drop', 0);
+  }
+
+  /** The sale took a reservation at `atMs` (never moves its mark back). */
+  async markSaleActive(sku: string, atMs = Date.now()): Promise<void> {
+    await this.redis.zadd(ACTIVE_SALES_KEY, 'GT', Math.floor(atMs), sku);
+  }
+
+  /** The sales that took a reservation at or after `sinceMs`, with when they last did. */
+  async activeSales(sinceMs: number): Promise<Array<{ sku: string; lastReservedAtMs: number }>> {
+    const flat = await this.redis.zrangebyscore(ACTIVE_SALES_KEY, Math.floor(sinceMs), '+inf', 'WITHSCORES');
+    const sales: Array<{ sku: string; lastReservedAtMs: number }> = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) sales.push({ sku: flat[i] as string, lastReservedAtMs: Number(flat[i + 1]) });
+    return sales;
+  }
+
+  /**
+   * The recorded input of an order whose units are held (promised, started or awaiting payment) in
+   * one of `skus`, found by its order number alone; null when none of them holds it. One HGET per
+   * sale: order numbers carry no SKU, and a deployment runs a handful of sales.
+   */
+  async findOrderInput(orderNo: string, skus: readonly string[]): Promise<OrderInput | null> {
+    const found = (await Promise.all(skus.map((sku) => this.redis.hget(saleKeys(sku).inputs, orderNo)))).find((input) => input !== null);
+    return found ? parseOrderInput(found) : null;
+  }
+
+  /** The recorded input of one order of the sale, or null. */
+  async orderInput(sku: string, orderNo: string): Promise<OrderInput | null> {
+    const input = await this.redis.hget(saleKeys(sku).inputs, orderNo);
+    return input === null ? null : parseOrderInput(input);
+  }
+
   /** Counts a cancelled order against the shopper (see ReserveRequest.maxCancels). */
   async countCancel(sku: string, userId: string): Promise<number> {
     return this.redis.hincrby(saleKeys(sku).cancels, userId, 1);
@@ -409,4 +552,29 @@ export function parseReservation(record: string): Reservation {
   const state = match?.[1] === undefined ? undefined : STATES[match[1]];
   if (!match || state === undefined) throw new Error(`Malformed reservation record: ${JSON.stringify(record)}`);
   return { state, userId: match[2] ?? '', quantity: Number(match[3]), reservedAtMs: Number(match[4]) };
+}
+
+/** An order input as reserve.lua recorded it (cjson may write its numbers as floats: they are integers). */
+export function parseOrderInput(json: string): OrderInput {
+  const raw = JSON.parse(json) as Record<string, unknown>;
+  const text = (name: string): string => {
+    const value = raw[name];
+    if (typeof value !== 'string') throw new Error(`Malformed order input: ${name} is ${JSON.stringify(value)}`);
+    return value;
+  };
+  const int = (name: string): number => {
+    const value = Number(raw[name]);
+    if (!Number.isSafeInteger(value)) throw new Error(`Malformed order input: ${name} is ${JSON.stringify(raw[name])}`);
+    return value;
+  };
+  return {
+    orderNo: text('orderNo'),
+    sku: text('sku'),
+    userId: text('userId'),
+    quantity: int('quantity'),
+    unitPriceCents: int('unitPriceCents'),
+    ...(typeof raw.idempotencyKey === 'string' && raw.idempotencyKey !== '' ? { idempotencyKey: raw.idempotencyKey } : {}),
+    createdAt: text('createdAt'),
+    paymentWindow: text('paymentWindow'),
+  };
 }

@@ -5,7 +5,8 @@
  */
 import { Deadline } from '../infra/dependency-guard.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import type { OrderStatus } from '../workflows/definitions.js';
+import { OPEN_STATUSES, type OrderStatus } from '../workflows/definitions.js';
+import { Refusal } from '../refusal.js';
 import { findOwnOrder } from './order-access.js';
 import type { OrderClient } from './order-client.js';
 import type { OrderStatusReader } from './order-status-reader.js';
@@ -31,7 +32,18 @@ export class CancelOrder {
   async cancel(orderNo: string, userId: string): Promise<{ orderNo: string; status: OrderStatus }> {
     const { orders, statusReader, inventory } = this.deps;
     const deadline = Deadline.in(this.deps.writeDeadlineMs);
-    const order = await findOwnOrder(statusReader, orderNo, userId);
+    let order = await findOwnOrder(statusReader, orderNo, userId);
+    // A promised order whose workflow has not started (or did not answer): started now with its
+    // recorded input (a no-op if it runs), then cancelled like any other; if Temporal cannot take
+    // it now, 503 and the shopper retries.
+    if (order.promised) {
+      await orders.start(order.promised, deadline);
+      order = (await orders.find(orderNo, deadline)) ?? order;
+    }
+    // Read from the stores (the workflow did not answer): only the workflow decides a cancel.
+    if (!order.live && order.source === 'stores' && OPEN_STATUSES.includes(order.view.status)) {
+      throw new Refusal('UNAVAILABLE', `order ${order.view.orderNo} did not answer in time; retry the cancel shortly`, undefined, 1);
+    }
     try {
       await orders.cancel(order, deadline);
     } finally {

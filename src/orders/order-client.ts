@@ -16,8 +16,11 @@ import {
 } from '@temporalio/client';
 import type { Store } from '../db/store.js';
 import { isMysqlFailure } from '../db/pool.js';
-import { bulkhead, TaskCancelledError, type BulkheadPolicy } from 'cockatiel';
-import { boundBy, Deadline, DeadlineExceededError, DependencyGuard, DependencyUnavailableError, type DependencyGuards } from '../infra/dependency-guard.js';
+import { boundBy, Deadline, DependencyGuard, DependencyUnavailableError, type DependencyGuards } from '../infra/dependency-guard.js';
+import type { RedisInventory } from '../inventory/redis-inventory.js';
+import { StartPacing } from './start-pacing.js';
+import { orderNoTime } from './order-number.js';
+import { durationToMs } from '../workflows/duration.js';
 import {
   awaitPersistedUpdate,
   cancelOrderSignal,
@@ -53,9 +56,20 @@ export interface OrderView {
   paidAt?: string;
 }
 
+/**
+ * Where a read's answer came from: the running workflow (the truth); MySQL's row of a closed order
+ * (final); or, when the workflow did not answer in time or has not started yet, what the stores
+ * know (MySQL's row, else the reservation's recorded input: PENDING), which may lag a payment or
+ * a cancel on its way.
+ */
+export type OrderSource = 'workflow' | 'database' | 'stores';
+
 export interface FoundOrder {
   view: OrderView;
   userId: string;
+  source: OrderSource;
+  /** Read from its promise (no workflow answered, no row): its recorded input (a cancel starts it first). */
+  promised?: OrderInput;
   /** The live workflow state when the order was read from its workflow, else undefined. */
   live?: OrderState;
   /** Why a FAILED order failed (not shown by GET; the waiting checkout's FAILED answer gives it). */
@@ -79,14 +93,13 @@ const GRPC_DEADLINE_EXCEEDED = 4;
  */
 const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 
-/** Workflow starts one process sends at once unless told otherwise (MAX_CONCURRENT_STARTS). */
+/** Workflow starts one process sends at once at most unless told otherwise (MAX_CONCURRENT_STARTS). */
 const DEFAULT_MAX_CONCURRENT_STARTS = 32;
 
-/**
- * A start is sent only with this much of its deadline left: one sent with less would likely run
- * out, answer 503, and still run in Temporal (a workflow that only fails).
- */
-const MIN_START_BUDGET_MS = 500;
+/** How long the list of active sales (for lookups of an order by its number alone) is reused. */
+const SALES_REFRESH_MS = 1_000;
+/** A sale marks itself active about once a second: a sale that holds an order was active at most this long before it. */
+const ACTIVE_MARK_SLACK_MS = 2_000;
 
 /** How much later than the guard's deadline a call's gRPC deadline is (see onTemporal). */
 const GRPC_DEADLINE_LAG_MS = 100;
@@ -134,9 +147,28 @@ const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
  */
 export type AwaitedStart = { outcome: 'DECIDED'; state: OrderState } | { outcome: 'RUNNING' } | { outcome: 'ALREADY_CLOSED' };
 
+export interface OrderClientOptions {
+  /** The most workflow starts this process sends at once (MAX_CONCURRENT_STARTS); the pacing adapts below it. */
+  maxConcurrentStarts?: number;
+  /**
+   * Where promised orders are found by their number (the reservation's recorded input) when no
+   * workflow and no row knows them yet; without it such an order reads as not found.
+   */
+  inventory?: RedisInventory;
+  /**
+   * Of a read's deadline, what is kept back for the stores when the workflow does not answer (the
+   * MySQL row, then the reservation): the query gets the rest.
+   */
+  storesReadMs?: number;
+}
+
 export class OrderClient {
   private readonly guards: OrderClientGuards;
-  private readonly startSlots: BulkheadPolicy;
+  /** The pace of this process's starts: shared by the checkout, the starter and Update-with-Start. */
+  readonly pacing: StartPacing;
+  private readonly inventory: RedisInventory | undefined;
+  private readonly storesReadMs: number;
+  private sales: { list: Array<{ sku: string; lastReservedAtMs: number }>; readAt: number } = { list: [], readAt: 0 };
 
   /**
    * `guards`: the API's breakers and per-call bounds; without them (the worker's reconciler, the
@@ -148,43 +180,32 @@ export class OrderClient {
     private readonly store: Store,
     private readonly taskQueue: string,
     guards?: OrderClientGuards,
-    /** Workflow starts this process sends at once (MAX_CONCURRENT_STARTS); the others wait their turn. */
-    maxConcurrentStarts = DEFAULT_MAX_CONCURRENT_STARTS,
+    options: OrderClientOptions = {},
   ) {
     this.guards = guards ?? unguarded();
-    // Unbounded queue: each waiting start is a request in flight (bounded by load shedding) and
-    // leaves the queue at its deadline.
-    this.startSlots = bulkhead(maxConcurrentStarts, Number.MAX_SAFE_INTEGER);
-  }
-
-  /**
-   * Runs a start in one of the process's start slots. Under a burst starts wait here, in this
-   * process, rather than in Temporal: a start that would be sent too late to finish
-   * before its deadline is not sent at all, so Temporal does not run starts whose checkouts have
-   * already answered 503 (each would run a workflow that only fails: an order's work for nothing,
-   * taken from the orders that count), and the starts it is sent finish well within their
-   * deadlines. Waiting for a slot counts against no breaker.
-   */
-  private async inStartSlot<T>(deadline: Deadline, start: () => Promise<T>): Promise<T> {
-    try {
-      return await boundBy(deadline, (signal) =>
-        this.startSlots.execute(() => {
-          if (deadline.remainingMs() < MIN_START_BUDGET_MS) throw new DependencyUnavailableError('temporal', 'busy', 1);
-          return start();
-        }, signal),
-      );
-    } catch (err) {
-      // No slot before the deadline: never sent.
-      if (err instanceof DeadlineExceededError || err instanceof TaskCancelledError) {
-        throw new DependencyUnavailableError('temporal', 'busy', 1, err);
-      }
-      throw err;
-    }
+    // Under a burst starts wait here, in this process, rather than in Temporal; a start that would
+    // be sent too late to be worth it is not sent (the promise's starter sends it later).
+    this.pacing = new StartPacing({ maxLimit: options.maxConcurrentStarts ?? DEFAULT_MAX_CONCURRENT_STARTS });
+    this.inventory = options.inventory;
+    this.storesReadMs = options.storesReadMs ?? 0;
   }
 
   /** Whether Temporal's breaker lets a call through now; throws DependencyUnavailableError if not. */
   assertTemporalAvailable(): void {
     this.guards.temporal.assertAvailable();
+  }
+
+  /**
+   * Whether Temporal's breaker lets a start through now: closed, or open and due to probe (one
+   * caller per probe interval is let through, and its call is the probe).
+   */
+  temporalAvailable(): boolean {
+    try {
+      this.guards.temporal.assertAvailable();
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -215,7 +236,7 @@ export class OrderClient {
    */
   async start(input: OrderInput, deadline = defaultDeadline()): Promise<'STARTED' | 'ALREADY_CLOSED'> {
     try {
-      await this.inStartSlot(deadline, () =>
+      await this.pacing.run(deadline, () =>
         this.onTemporal(deadline, () => this.temporal.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, this.startOptions(input))),
       );
       return 'STARTED';
@@ -243,49 +264,113 @@ export class OrderClient {
   /**
    * Starts the order's workflow (or attaches to the running one: USE_EXISTING, as start() does) and
    * waits up to `waitMs` for persistence to have an outcome, in one Update-with-Start round trip:
-   * the `awaitPersisted` Update answers from the workflow's own state.
+   * the `awaitPersisted` Update answers from the workflow's own state. Its start half goes through
+   * the pacing like any start (its slot is held until the server answered for the start), and is
+   * not sent once `startDeadline` is too close.
    *
-   * Throws only when it cannot tell that the workflow exists: the caller then settles the start
-   * as it settles any failed start (by the reservation's owner). When the Update-with-Start call
-   * fails or runs out of time before the server said the workflow started, a plain start with the
-   * same id (idempotent) confirms it, so a stalled worker means RUNNING (202), not a released order,
-   * and a server without Update-with-Start degrades to the polling answer instead of failing.
-   *
-   * The wait itself counts against no breaker (an order not decided in time is an answer); the
-   * confirming start does, and ends by `deadline`.
+   * Throws when it cannot tell that the workflow exists (not sent, refused, or no answer for the
+   * start): the order is a promise, so the caller answers PENDING and the starter starts it. The
+   * wait itself counts against no breaker (an order not decided in time is an answer).
    */
-  async startAndAwaitPersisted(input: OrderInput, waitMs: number, deadline = Deadline.in(waitMs + DEFAULT_CALL_TIMEOUT_MS)): Promise<AwaitedStart> {
+  async startAndAwaitPersisted(input: OrderInput, waitMs: number, startDeadline = Deadline.in(DEFAULT_CALL_TIMEOUT_MS)): Promise<AwaitedStart> {
     this.assertTemporalAvailable();
     const startOperation = new WithStartWorkflowOperation<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, this.startOptions(input));
     const waitUntil = Deadline.in(waitMs);
+    let update: Promise<OrderState> | undefined;
     try {
-      const state = await boundBy(waitUntil, () =>
-        this.temporal.connection.withDeadline(waitUntil.at, () =>
-          this.temporal.workflow.executeUpdateWithStart(awaitPersistedUpdate, { startWorkflowOperation: startOperation }),
-        ),
-      );
-      return { outcome: 'DECIDED', state };
+      await this.pacing.run(startDeadline, () => {
+        const sent = boundBy(waitUntil, () =>
+          this.temporal.connection.withDeadline(waitUntil.at, () =>
+            this.temporal.workflow.executeUpdateWithStart(awaitPersistedUpdate, { startWorkflowOperation: startOperation }),
+          ),
+        );
+        // Awaited below; until then its failure must not count as unhandled.
+        sent.catch(() => undefined);
+        update = sent;
+        return Promise.race([startOperation.workflowHandle(), sent]);
+      });
+      return { outcome: 'DECIDED', state: await (update as Promise<OrderState>) };
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return { outcome: 'ALREADY_CLOSED' };
-      // The start operation settles once the server answered for the start (or the call failed).
+      if (update === undefined) throw err;
+      // Started, but not decided within the wait (a timeout) or the Update was refused (an order
+      // started on a version without the handler, or one that closed meanwhile): it goes on.
       const started = await boundBy(Deadline.in(START_OUTCOME_WAIT_MS), () => startOperation.workflowHandle()).then(
         () => true,
         () => false,
       );
-      // Started, but not decided within the wait (a timeout) or the Update was refused (an order
-      // started on a version without the handler, or one that closed meanwhile): it goes on.
       if (started) return { outcome: 'RUNNING' };
-      // Unknown (the wait ran out before any answer, the answer was lost, or a server that refuses
-      // Update-with-Start): the plain start settles it; if it fails too, the caller settles it.
-      return (await this.start(input, deadline)) === 'STARTED' ? { outcome: 'RUNNING' } : { outcome: 'ALREADY_CLOSED' };
+      throw err;
     }
   }
 
-  /** The order from its running workflow, else from MySQL; null when neither knows it. */
+  /**
+   * The order from its running workflow, else from MySQL's row (closed), else from its promise (a
+   * reservation whose workflow has not started: PENDING); null when none knows it. When the
+   * workflow does not answer in time (a frozen worker, Temporal away, a breaker open), what the
+   * stores know answers instead (source 'stores'); only when they cannot either does it throw.
+   */
   async find(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
-    const live = await this.queryLive(orderNo, deadline);
-    if (live) return { view: viewOfState(live), userId: live.userId, live, ...(live.failureReason ? { failureReason: live.failureReason } : {}) };
-    return this.fromDatabase(orderNo, deadline);
+    let live: OrderState | null;
+    try {
+      live = await this.queryLive(orderNo, deadline.minus(this.storesReadMs));
+    } catch (err) {
+      if (!(err instanceof DependencyUnavailableError)) throw err;
+      const known = await this.fromStores(orderNo, deadline).catch(() => null);
+      if (known) return known;
+      throw err;
+    }
+    if (live)
+      return { view: viewOfState(live), userId: live.userId, source: 'workflow', live, ...(live.failureReason ? { failureReason: live.failureReason } : {}) };
+    return (await this.fromDatabase(orderNo, deadline)) ?? (await this.fromPromise(orderNo, deadline));
+  }
+
+  /** What MySQL's row, else the reservation's recorded input, says of the order (source 'stores'). */
+  private async fromStores(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
+    const row = await this.fromDatabase(orderNo, deadline).catch(() => null);
+    if (row) return { ...row, source: 'stores' };
+    return this.fromPromise(orderNo, deadline);
+  }
+
+  /** The order as its promise says (PENDING: its workflow has not claimed the reservation yet, or did not answer). */
+  private async fromPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
+    const input = await this.findPromise(orderNo, deadline);
+    if (!input) return null;
+    const view: OrderView = {
+      orderNo,
+      sku: input.sku,
+      quantity: input.quantity,
+      totalCents: input.unitPriceCents * input.quantity,
+      status: 'PENDING',
+      paymentDeadline: new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString(),
+      createdAt: input.createdAt,
+    };
+    return { view, userId: input.userId, source: 'stores', promised: input };
+  }
+
+  /**
+   * The recorded input of an order whose units are held, by its number alone: order numbers carry
+   * no SKU, so every sale that reserved since the order was made is asked (a handful during a sale);
+   * null when none holds it, or there is no inventory to ask.
+   */
+  async findPromise(orderNo: string, deadline = defaultDeadline()): Promise<OrderInput | null> {
+    const inventory = this.inventory;
+    const madeAt = orderNoTime(orderNo);
+    if (!inventory || madeAt === null) return null;
+    const since = madeAt - ACTIVE_MARK_SLACK_MS;
+    const ask = (list: Array<{ sku: string; lastReservedAtMs: number }>) =>
+      inventory.findOrderInput(
+        orderNo,
+        list.filter((sale) => sale.lastReservedAtMs >= since).map((sale) => sale.sku),
+      );
+    return boundBy(deadline, async () => {
+      const fresh = Date.now() - this.sales.readAt <= SALES_REFRESH_MS;
+      const found = fresh ? await ask(this.sales.list) : null;
+      if (found) return found;
+      // Not in the list as read a moment ago: the sale may have become active since.
+      this.sales = { list: await inventory.activeSales(since), readAt: Date.now() };
+      return ask(this.sales.list);
+    });
   }
 
   /**
@@ -309,6 +394,7 @@ export class OrderClient {
     if (!row) return null;
     return {
       userId: row.userId,
+      source: 'database',
       ...(row.failureReason ? { failureReason: row.failureReason } : {}),
       view: {
         orderNo: row.orderNo,

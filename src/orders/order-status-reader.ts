@@ -164,7 +164,8 @@ export class OrderStatusReader {
   }
 
   private remember(orderNo: string, found: FoundOrder | null, startedAt: number, notified: boolean): void {
-    if (!found) return;
+    // What the stores said while the workflow did not answer may lag: asked again next time.
+    if (!found || found.source === 'stores') return;
     const status = found.view.status;
     if (status === 'PENDING') return;
     if (status === 'AWAITING_PAYMENT') {

@@ -112,9 +112,12 @@ export class PaymentDelivery {
       this.deps.changed?.(row.orderNo);
     }
     if (!verdict) {
-      // No workflow and no row: an order whose start is still on its way, or none at all.
+      // No workflow and no row: a promised order not started yet (its starter starts it, then this
+      // delivers), an order whose start is still on its way, or none at all.
       const madeAt = orderNoTime(row.orderNo);
       if (madeAt !== null && Date.now() - madeAt < this.deps.unknownOrderAfterMs) return null;
+      const promised = await this.deps.orders.findPromise(row.orderNo, deadline).catch(() => undefined);
+      if (promised !== null) return null;
       verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_FOUND' };
     }
     const settled = verdict;

@@ -41,7 +41,8 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Wo
   const inventory = new RedisInventory(options.redis);
   const real = createActivities({ store: options.store, inventory, changes: new OrderChangeNotifier(options.redis) });
   const orderActivities = options.wrapActivities ? { ...real, ...options.wrapActivities(real) } : real;
-  const orders = options.temporal && new OrderClient(options.temporal, options.store, options.config.temporal.taskQueue);
+  // With the inventory, promised orders are found by their number (a payment for one waits for its start).
+  const orders = options.temporal && new OrderClient(options.temporal, options.store, options.config.temporal.taskQueue, undefined, { inventory });
   const reconcileActivities = orders
     ? createReconcileActivities({
         store: options.store,

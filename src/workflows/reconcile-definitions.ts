@@ -19,7 +19,15 @@ export interface ReconcileInput {
   pageSize?: number;
   /** Reconcile only these sales (an operator's targeted run); all sales when omitted. */
   skus?: string[];
+  /**
+   * A promised order not started for this long is given up: its units released, a FAILED row
+   * written (PromiseExpired). Default PROMISE_MAX_AGE_MS (15 minutes).
+   */
+  promiseMaxAgeMs?: number;
 }
+
+/** How long a promised order may wait for its start before the reconciler gives it up. */
+export const PROMISE_MAX_AGE_MS = 15 * 60_000;
 
 export interface RedisCountersView {
   stock: number;
@@ -45,7 +53,12 @@ export interface ReservationPageResult {
   live: number;
   /** Units of live reservations whose order has no MySQL row yet (PENDING orders, orphans). */
   pendingUnits: number;
-  /** Unclaimed reservations older than the grace period whose workflow never started: released. */
+  /** Promised orders older than the grace period whose workflow had not started: started now. */
+  startedPromises: number;
+  /**
+   * Unclaimed reservations whose workflow never started and could not be: without a recorded input
+   * (reserved before promises), or older than the promise's maximum age. Released, FAILED rows written.
+   */
   releasedOrphans: number;
   /** Reservations whose workflow closed without persisting the order (terminated): released. */
   releasedAbandoned: number;
@@ -74,6 +87,11 @@ export interface SaleDrift {
   /** Redis available − (MySQL available − pending units). */
   available: number;
   agrees: boolean;
+}
+
+/** A page's counts, all zero: where a page's result and a sale's totals start. */
+export function noReservationWork(): Omit<ReservationPageResult, 'cursor'> {
+  return { scanned: 0, live: 0, pendingUnits: 0, startedPromises: 0, releasedOrphans: 0, releasedAbandoned: 0, alignedReleased: 0, alignedConfirmed: 0 };
 }
 
 export interface SaleReconciliation extends Omit<ReservationPageResult, 'cursor'> {

@@ -13,7 +13,14 @@
  */
 import { log, proxyActivities } from '@temporalio/workflow';
 import type { ReconcileActivities } from '../activities/reconcile.js';
-import type { AdoptionPageResult, ReconcileInput, ReconcileReport, SaleReconciliation, SaleSurvey } from './reconcile-definitions.js';
+import {
+  noReservationWork,
+  type AdoptionPageResult,
+  type ReconcileInput,
+  type ReconcileReport,
+  type SaleReconciliation,
+  type SaleSurvey,
+} from './reconcile-definitions.js';
 
 const { surveySales, reconcileReservations, adoptMissingReservations, saleDrift, settleStuckPayments } = proxyActivities<ReconcileActivities>({
   startToCloseTimeout: '60s',
@@ -34,7 +41,7 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
       ...(input.skus ? { skus: input.skus } : {}),
     });
     salesSurveyed += page.surveys.length;
-    for (const survey of page.surveys) if (survey.needsScan) sales.push(await reconcileSale(survey.sku, input.reservationGraceMs, pageSize));
+    for (const survey of page.surveys) if (survey.needsScan) sales.push(await reconcileSale(survey.sku, input, pageSize));
     after = page.next;
   }
   const { settled } = await settleStuckPayments({ olderThanMs: input.reservationGraceMs, limit: 500 });
@@ -44,12 +51,14 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
   return { salesSurveyed, sales, paymentsSettled: settled, drifting };
 }
 
-async function reconcileSale(sku: string, reservationGraceMs: number, pageSize: number): Promise<SaleReconciliation> {
-  const totals = { scanned: 0, live: 0, pendingUnits: 0, releasedOrphans: 0, releasedAbandoned: 0, alignedReleased: 0, alignedConfirmed: 0 };
+async function reconcileSale(sku: string, input: ReconcileInput, pageSize: number): Promise<SaleReconciliation> {
+  const { reservationGraceMs, promiseMaxAgeMs } = input;
+  const totals = noReservationWork();
   let cursor = '0';
   do {
-    const page = await reconcileReservations({ sku, cursor, reservationGraceMs, count: pageSize });
-    for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += page[key];
+    const page = await reconcileReservations({ sku, cursor, reservationGraceMs, count: pageSize, ...(promiseMaxAgeMs ? { promiseMaxAgeMs } : {}) });
+    // An activity of an older worker may not count started promises yet.
+    for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += page[key] ?? 0;
     cursor = page.cursor;
   } while (cursor !== '0');
   let drift = await saleDrift({ sku, pendingUnits: totals.pendingUnits });

@@ -68,6 +68,17 @@ function withTimeout<T>(promise: Promise<T>): Promise<T> {
  */
 export class Readiness {
   private drainingSince: number | undefined;
+  /** Why this process should take no traffic though its dependencies answer (its clock against Redis's), or null. */
+  private problemOf: () => string | null = () => null;
+
+  /** Adds a condition that makes the process unready while it returns a reason. */
+  watch(problem: () => string | null): void {
+    this.problemOf = problem;
+  }
+
+  get problem(): string | null {
+    return this.problemOf();
+  }
 
   startDraining(now = Date.now()): void {
     this.drainingSince ??= now;
@@ -109,10 +120,16 @@ export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal:
     const report = await checkHealth(deps);
     // The breakers say what this process's requests meet now; the checks, what a round trip finds.
     const breakers = breakerStates(deps.guards);
-    ctx.status = report.ok ? 200 : 503;
-    ctx.body = report.ok
-      ? { status: 'ok', checks: report.checks, breakers }
-      : { error: { code: 'UNAVAILABLE', message: `down: ${report.down.join(', ')}` }, checks: report.checks, breakers };
+    const problem = deps.readiness?.problem ?? null;
+    ctx.status = report.ok && !problem ? 200 : 503;
+    ctx.body =
+      report.ok && !problem
+        ? { status: 'ok', checks: report.checks, breakers }
+        : {
+            error: { code: 'UNAVAILABLE', message: [report.ok ? null : `down: ${report.down.join(', ')}`, problem].filter(Boolean).join('; ') },
+            checks: report.checks,
+            breakers,
+          };
   };
   for (const [path, operationId, summary] of [
     ['/readyz', 'getReadiness', "Ready for traffic: Redis, MySQL and Temporal answer and the process is not draining; with each dependency's breaker"],

@@ -3,12 +3,13 @@ import { z } from 'zod';
 import { orderFailed, type CheckoutService } from '../../checkout/checkout-service.js';
 import type { CancelOrder } from '../../orders/cancel-order.js';
 import { findOwnOrder } from '../../orders/order-access.js';
+import type { FoundOrder, OrderView } from '../../orders/order-client.js';
 import type { OrderStatusReader } from '../../orders/order-status-reader.js';
 import type { ShopperAuth } from '../auth.js';
 import { errorCodeOf } from '../errors.js';
 import type { ApiMetrics } from '../metrics.js';
 import { preferredWaitSeconds } from '../prefer.js';
-import { cancelAcceptedSchema, checkoutAcceptedSchema, checkoutPersistedSchema, orderSchema } from '../response-schemas.js';
+import { cancelAcceptedSchema, checkoutAcceptedSchema, checkoutPersistedSchema, orderReadSchema } from '../response-schemas.js';
 import { route } from '../route.js';
 import { checkoutHeadersSchema, checkoutSchema, DEFAULT_STATUS_WAIT_SECONDS, orderParams, orderWaitQuerySchema } from '../schemas.js';
 /** The shopper's routes: POST /api/checkout, GET /api/orders/:orderNo, POST /api/orders/:orderNo/cancel. */
@@ -59,7 +60,13 @@ export function orderRoutes(deps: {
         409: { codes: ['SOLD_OUT', 'SALE_NOT_ACTIVE', 'PURCHASE_LIMIT_EXCEEDED', 'TOO_MANY_CANCELLATIONS', 'ORDER_FAILED'] },
         422: { codes: ['IDEMPOTENCY_KEY_REUSED'] },
         429: { codes: ['RATE_LIMITED'], description: '`RATE_LIMITED`: this shopper sent too many checkouts (RATE_LIMIT_CHECKOUT); see Retry-After' },
-        503: { codes: ['UNAVAILABLE'], description: '`UNAVAILABLE`: the order could not be started; nothing is reserved' },
+        503: {
+          codes: ['UNAVAILABLE', 'OUTCOME_UNKNOWN'],
+          description:
+            '`UNAVAILABLE`: Redis is unavailable (or the reserve came too late to count): nothing was reserved, retry. ' +
+            '`OUTCOME_UNKNOWN`: the reserve got no answer in time and may have reserved `details.orderNo`: retry with the same Idempotency-Key, or read that order. ' +
+            'Temporal or the worker being away never makes a checkout 503: a reservation is answered 202 and its order is started later.',
+        },
       },
     },
     async (ctx, input) => {
@@ -101,7 +108,8 @@ export function orderRoutes(deps: {
       operationId: 'getOrder',
       summary: "The shopper's order",
       description:
-        "The running workflow's state while it is open, the MySQL row once it has closed. An AWAITING_PAYMENT answer may be up to STATUS_CACHE_MS old " +
+        "The running workflow's state while it is open, the MySQL row once it has closed; when the workflow does not answer in time " +
+        '(or has not started yet), what MySQL and Redis know, marked `source: stores`. An AWAITING_PAYMENT answer may be up to STATUS_CACHE_MS old ' +
         '(never past its paymentDeadline); a payment or cancel delivered through the same API process shows at once. ' +
         'Long-poll: with `waitForChange=<STATUS>` it answers as soon as the status differs from that one (at once if it already does), ' +
         'else after `timeoutSeconds` with the order as it is; `Order-Status-Changed` says which.',
@@ -111,8 +119,8 @@ export function orderRoutes(deps: {
       query: orderWaitQuerySchema,
       responses: {
         200: {
-          description: 'The order (with waitForChange: once changed, or at the timeout)',
-          schema: orderSchema,
+          description: 'The order (with waitForChange: once changed, or at the timeout), and where the answer came from',
+          schema: orderReadSchema,
           headers: z.object({
             'Order-Status-Changed': z
               .enum(['true', 'false'])
@@ -129,7 +137,7 @@ export function orderRoutes(deps: {
         503: {
           codes: ['UNAVAILABLE'],
           description:
-            '`UNAVAILABLE`: the running order did not answer in time, or this process already holds STATUS_LONG_POLL_MAX_WAITERS long-polls (with Retry-After); retry',
+            '`UNAVAILABLE`: neither the running order nor the stores (MySQL, Redis) answered in time, or this process already holds STATUS_LONG_POLL_MAX_WAITERS long-polls (with Retry-After); retry',
         },
       },
     },
@@ -138,12 +146,12 @@ export function orderRoutes(deps: {
       const wait = input.query();
       const order = await findOwnOrder(statusReader, ctx.params.orderNo ?? '', userId);
       if (!wait.waitForChange) {
-        ctx.body = order.view;
+        ctx.body = readBody(order);
         return;
       }
       if (order.view.status !== wait.waitForChange) {
         ctx.set('Order-Status-Changed', 'true');
-        ctx.body = order.view;
+        ctx.body = readBody(order);
         return;
       }
       // The client going away ends its wait (the response's close: the request's fires once read).
@@ -160,7 +168,7 @@ export function orderRoutes(deps: {
         ctx.set('Order-Status-Changed', String(changed));
         // Shutting down: the client reconnects (to another process) instead of keeping this connection.
         if (statusReader.stopped) ctx.set('Connection', 'close');
-        ctx.body = (latest ?? order).view;
+        ctx.body = readBody(latest ?? order);
       } finally {
         ctx.res.off('close', onClose);
       }
@@ -195,4 +203,9 @@ export function orderRoutes(deps: {
     },
   );
   return router;
+}
+
+/** A read's answer: the order as its shopper sees it, and where it came from. */
+function readBody(order: FoundOrder): OrderView & { source: FoundOrder['source'] } {
+  return { ...order.view, source: order.source };
 }

@@ -1,0 +1,133 @@
+/**
+ * The pace of workflow starts one process sends to Temporal: every start (the checkout's own, the
+ * starter's, Update-with-Start's start half) takes one of `limit` slots, and the limit follows what
+ * Temporal can take. It grows by one per `limit` starts answered within `targetLatencyMs`, and is
+ * halved (at most once a second) when a start runs out of time or is answered RESOURCE_EXHAUSTED:
+ * additive increase, multiplicative decrease, between `minLimit` and MAX_CONCURRENT_STARTS.
+ *
+ * A start waits for a slot until its deadline leaves too little time to be worth sending; one that
+ * was never sent fails with reason `busy`, one that was sent and ran out of time keeps the guard's
+ * own reason (`deadline`): only the first is certain not to have reached Temporal.
+ */
+import { DependencyUnavailableError, type Deadline } from '../infra/dependency-guard.js';
+
+/** gRPC status RESOURCE_EXHAUSTED: Temporal's rate limits and full queues answer it. */
+const GRPC_RESOURCE_EXHAUSTED = 8;
+
+/** A start is sent only with this much of its deadline left. */
+export const MIN_START_BUDGET_MS = 200;
+
+/** The limit is halved at most this often: one burst of timeouts is one signal, not many. */
+const DECREASE_EVERY_MS = 1_000;
+
+export interface StartPacingOptions {
+  /** The most starts in flight (MAX_CONCURRENT_STARTS). */
+  maxLimit: number;
+  /** The fewest; the limit starts here too. */
+  minLimit?: number;
+  /** A start answered within this counts towards a larger limit. */
+  targetLatencyMs?: number;
+}
+
+interface Waiter {
+  grant: () => void;
+}
+
+export class StartPacing {
+  private limitValue: number;
+  private active = 0;
+  private readonly waiters: Waiter[] = [];
+  private lastDecreaseAt = 0;
+  private readonly minLimit: number;
+  private readonly targetLatencyMs: number;
+
+  constructor(private readonly options: StartPacingOptions) {
+    this.minLimit = Math.max(1, Math.min(options.minLimit ?? 4, options.maxLimit));
+    this.targetLatencyMs = options.targetLatencyMs ?? 500;
+    this.limitValue = Math.max(this.minLimit, Math.min(options.maxLimit, 8));
+  }
+
+  /** Starts that may be in flight now. */
+  get limit(): number {
+    return Math.floor(this.limitValue);
+  }
+
+  /** Starts in flight now, and starts waiting for a slot. */
+  get load(): { active: number; waiting: number } {
+    return { active: this.active, waiting: this.waiters.length };
+  }
+
+  /**
+   * Sends `start` in a slot, once one is free before `deadline` leaves less than MIN_START_BUDGET_MS;
+   * otherwise fails with DependencyUnavailableError('temporal', 'busy') without sending it.
+   */
+  async run<T>(deadline: Deadline, start: () => Promise<T>): Promise<T> {
+    await this.acquire(deadline);
+    if (deadline.remainingMs() < MIN_START_BUDGET_MS) {
+      this.release();
+      throw new DependencyUnavailableError('temporal', 'busy', 1);
+    }
+    const sentAt = Date.now();
+    try {
+      const result = await start();
+      this.answered(Date.now() - sentAt);
+      return result;
+    } catch (err) {
+      if (isOverloadSignal(err)) this.overloaded();
+      throw err;
+    } finally {
+      this.release();
+    }
+  }
+
+  private acquire(deadline: Deadline): Promise<void> {
+    if (this.active < this.limit && this.waiters.length === 0) {
+      this.active++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        grant: () => {
+          clearTimeout(timer);
+          this.active++;
+          resolve();
+        },
+      };
+      const timer = setTimeout(
+        () => {
+          const index = this.waiters.indexOf(waiter);
+          if (index >= 0) this.waiters.splice(index, 1);
+          reject(new DependencyUnavailableError('temporal', 'busy', 1));
+        },
+        Math.max(0, deadline.remainingMs() - MIN_START_BUDGET_MS),
+      );
+      this.waiters.push(waiter);
+    });
+  }
+
+  private release(): void {
+    this.active--;
+    while (this.active < this.limit && this.waiters.length > 0) this.waiters.shift()?.grant();
+  }
+
+  private answered(latencyMs: number): void {
+    if (latencyMs <= this.targetLatencyMs) this.limitValue = Math.min(this.options.maxLimit, this.limitValue + 1 / this.limitValue);
+    else this.overloaded();
+  }
+
+  private overloaded(): void {
+    const now = Date.now();
+    if (now - this.lastDecreaseAt < DECREASE_EVERY_MS) return;
+    this.lastDecreaseAt = now;
+    this.limitValue = Math.max(this.minLimit, this.limitValue / 2);
+  }
+}
+
+/** A start that ran out of time, or Temporal saying it takes no more now. */
+function isOverloadSignal(err: unknown): boolean {
+  if (err instanceof DependencyUnavailableError) return err.reason === 'deadline';
+  for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    if ((current as { code?: unknown }).code === GRPC_RESOURCE_EXHAUSTED || /\bRESOURCE_EXHAUSTED\b/.test(current.message)) return true;
+  }
+  return false;
+}

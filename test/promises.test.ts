@@ -1,0 +1,241 @@
+/**
+ * A reserved unit is a promise (issue 25): a checkout that reserved answers 202 and its order is
+ * started whoever does it, whenever Temporal takes it; a reserve whose answer did not come is
+ * "outcome unknown" with the order number, and nothing is ever released behind it; a retried key
+ * never loses its order. Real API, real Redis (behind a proxy that can hold its traffic), real
+ * MariaDB and Temporal dev server, real worker.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ShopperAuth } from '../src/api/auth.js';
+import { startApi, type RunningApi } from '../src/api/server.js';
+import { Deadline, DependencyUnavailableError } from '../src/infra/dependency-guard.js';
+import { OrderClient, type FoundOrder } from '../src/orders/order-client.js';
+import { newOrderNo } from '../src/orders/order-number.js';
+import { signWebhook } from '../src/payments/webhook-signature.js';
+import { waitFor } from '../stack/wait-for.js';
+import { expectInvariants, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
+import { httpRequest, type HttpReply } from './helpers/http.js';
+import { openPerQueueTestbed } from './helpers/per-queue.js';
+import { startHoldingProxy } from './helpers/tcp-proxy.js';
+import { testConfig } from './helpers/env.js';
+
+const testbed = await openPerQueueTestbed({ TEMPORAL_TASK_QUEUE: `promises-${randomUUID()}`, LOG_LEVEL: 'silent', RATE_LIMIT_CHECKOUT: 'off' });
+const { config, store, redis, inventory, temporal } = testbed;
+const auth = new ShopperAuth(config);
+const closers: Array<() => Promise<unknown>> = [];
+
+afterAll(async () => {
+  for (const close of closers.reverse()) await close().catch(() => undefined);
+  await testbed.close();
+});
+
+async function checkout(base: string, sku: string, userId: string, idempotencyKey?: string): Promise<HttpReply> {
+  return httpRequest(base, 'POST', '/api/checkout', {
+    json: { sku, quantity: 1 },
+    token: await auth.issue(userId),
+    ...(idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {}),
+  });
+}
+
+const orderNoOf = (reply: HttpReply): string => String((reply.body as { orderNo?: string; error?: { details?: { orderNo?: string } } }).orderNo ?? '');
+const errorOf = (reply: HttpReply) => (reply.body as { error?: { code: string; details?: { orderNo?: string } } }).error;
+
+describe('a reserve whose answer did not come in time (Redis held behind a proxy)', () => {
+  let api: RunningApi;
+  let proxy: Awaited<ReturnType<typeof startHoldingProxy>>;
+  const queue = `promises-late-${randomUUID()}`;
+
+  async function apiBehindProxy(): Promise<void> {
+    if (api) return;
+    const target = new URL(config.redisUrl);
+    proxy = await startHoldingProxy({ host: target.hostname, port: Number(target.port) });
+    closers.push(() => proxy.close());
+    await testbed.startWorker(queue);
+    // CHECKOUT_DEADLINE 3 s: a reserve's cutoff is 3 s − CHECKOUT_START_BUDGET − 100 ms − CLOCK_SKEW_MARGIN = 2.4 s after the request.
+    api = await startApi(
+      testConfig({
+        REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+        TEMPORAL_TASK_QUEUE: queue,
+        CHECKOUT_DEADLINE: '3s',
+        RATE_LIMIT_CHECKOUT: 'off',
+        LOG_LEVEL: 'silent',
+      }),
+      0,
+    );
+    closers.push(() => api.close());
+  }
+
+  /** Sends a checkout while Redis's traffic is held, and lets it through `releaseAfterMs` after the request. */
+  async function checkoutHeld(sku: string, userId: string, key: string, releaseAfterMs: number): Promise<HttpReply> {
+    proxy.hold();
+    const released = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        proxy.release();
+        resolve();
+      }, releaseAfterMs),
+    );
+    const reply = await checkout(api.url, sku, userId, key);
+    await released;
+    return reply;
+  }
+
+  // Finding 2 of issue 25: this answered 503 "nothing was reserved" without an order number and
+  // sent a release right behind the reserve, so a retry with the same key made a second order
+  // (and a retry that got there first had its 202's order failed).
+  it('answers 503 OUTCOME_UNKNOWN with the order number; the reserve that ran before its cutoff is that order, which the same key then answers', async () => {
+    await apiBehindProxy();
+    const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const first = await checkoutHeld(sale.sku, 'late-but-in-time', 'k-late', 1_200);
+    expect(first.status, JSON.stringify(first.body)).toBe(503);
+    expect(errorOf(first)?.code).toBe('OUTCOME_UNKNOWN');
+    const orderNo = errorOf(first)?.details?.orderNo ?? '';
+    expect(orderNo).toMatch(/^[0-9A-Z]{26}$/);
+    expect(first.headers.get('retry-after')).not.toBeNull();
+
+    await waitFor(async () => (await inventory.getReservation(sale.sku, orderNo)) !== null, {
+      what: `${orderNo} reserved once Redis got it`,
+      timeoutMs: 5_000,
+    });
+    const retried = await checkout(api.url, sale.sku, 'late-but-in-time', 'k-late');
+    expect(retried.status).toBe(202);
+    expect(orderNoOf(retried)).toBe(orderNo);
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} persisted`, timeoutMs: 15_000 });
+    expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('CLAIMED');
+    expectInvariants(await saleReport(store, redis, sale.sku));
+  });
+
+  it('a reserve that reached Redis after its cutoff reserves nothing; the same key then makes its one order', async () => {
+    await apiBehindProxy();
+    const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const first = await checkoutHeld(sale.sku, 'too-late', 'k-too-late', 3_000);
+    expect(errorOf(first)?.code).toBe('OUTCOME_UNKNOWN');
+    const unknown = errorOf(first)?.details?.orderNo ?? '';
+    // Redis had it at ~3 s, past the 2.4 s cutoff: LATE, nothing written.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await inventory.getReservation(sale.sku, unknown)).toBeNull();
+    expect(await inventory.getSale(sale.sku)).toMatchObject({ available: 3, reserved: 0 });
+
+    const retried = await checkout(api.url, sale.sku, 'too-late', 'k-too-late');
+    expect(retried.status).toBe(202);
+    expect(orderNoOf(retried)).not.toBe(unknown);
+    await waitFor(async () => (await store.getOrder(orderNoOf(retried)))?.status === 'AWAITING_PAYMENT', { what: 'the retry persisted', timeoutMs: 15_000 });
+    expect(await inventory.getSale(sale.sku)).toMatchObject({ available: 2, reserved: 1 });
+  });
+});
+
+/** The real order client, whose reads fail as a breaker-open MySQL would, when told. */
+class ReadsFailWhenTold extends OrderClient {
+  failReads = false;
+
+  override async find(orderNo: string, deadline?: Deadline): Promise<FoundOrder | null> {
+    if (this.failReads) throw new DependencyUnavailableError('mysql', 'breaker-open', 3);
+    return super.find(orderNo, deadline);
+  }
+}
+
+// Finding 3 of issue 25: "could not read the order now" was taken for "there is no order": the key
+// was forgotten, the answer had no Retry-After, and the next retry made a new order.
+it('a retried key whose order cannot be read now answers 503 with Retry-After and keeps its order', async () => {
+  const queue = `promises-unreadable-${randomUUID()}`;
+  await testbed.startWorker(queue);
+  const orders = new ReadsFailWhenTold(temporal, store, queue, undefined, { inventory });
+  const base = await testbed.serve(queue, orders);
+  const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+  const first = await checkout(base, sale.sku, 'reader', 'k-read');
+  const orderNo = orderNoOf(first);
+  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} persisted`, timeoutMs: 15_000 });
+  const cancelled = await httpRequest(base, 'POST', `/api/orders/${orderNo}/cancel`, { token: await auth.issue('reader') });
+  expect(cancelled.status).toBe(202);
+  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'CANCELLED', { what: `${orderNo} cancelled`, timeoutMs: 15_000 });
+
+  orders.failReads = true;
+  const unreadable = await checkout(base, sale.sku, 'reader', 'k-read');
+  expect(unreadable.status).toBe(503);
+  expect(errorOf(unreadable)?.code).toBe('UNAVAILABLE');
+  expect(unreadable.headers.get('retry-after')).toBe('3');
+
+  orders.failReads = false;
+  const again = await checkout(base, sale.sku, 'reader', 'k-read');
+  expect(orderNoOf(again)).toBe(orderNo);
+  expect((again.body as { status?: string }).status).toBe('CANCELLED');
+  expect([...(await store.orderNumbersOfSale(sale.sku))]).toEqual([orderNo]);
+});
+
+// Finding 5 of issue 25: a start sent and then timed out was labelled `busy` ("never sent").
+it('labels a start that was sent and ran out of time `deadline`, and one never sent for want of a slot `busy`', async () => {
+  // A server that accepts connections and never answers: Temporal frozen mid-call, for real sockets.
+  const sockets: Socket[] = [];
+  const silent: Server = createServer((socket) => sockets.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const address = silent.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const client = new Client({ connection: Connection.lazy({ address: `127.0.0.1:${port}` }) });
+  try {
+    const orders = new OrderClient(client, store, 'nobody', undefined, { maxConcurrentStarts: 1 });
+    const input = oneUnitOrder(
+      { sku: 'SKU-silent', priceCents: 100 },
+      { orderNo: newOrderNo(), userId: 'silent', createdAtMs: Date.now(), paymentWindow: '30m' },
+    );
+    const sent = orders.start(input, Deadline.in(1_500)).catch((err: unknown) => err);
+    const waiting = orders.start({ ...input, orderNo: newOrderNo() }, Deadline.in(600)).catch((err: unknown) => err);
+    const [sentError, waitingError] = await Promise.all([sent, waiting]);
+    expect(sentError).toBeInstanceOf(DependencyUnavailableError);
+    expect((sentError as DependencyUnavailableError).reason).toBe('deadline');
+    expect(waitingError).toBeInstanceOf(DependencyUnavailableError);
+    expect((waitingError as DependencyUnavailableError).reason).toBe('busy');
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+    await client.connection.close().catch(() => undefined);
+  }
+});
+
+/** The real order client, refusing to start orders while told (as a Temporal that is away would). */
+class StartsRefusedWhenTold extends OrderClient {
+  refuseStarts = true;
+
+  override async start(...args: Parameters<OrderClient['start']>): ReturnType<OrderClient['start']> {
+    if (this.refuseStarts) throw new DependencyUnavailableError('temporal', 'breaker-open', 1);
+    return super.start(...args);
+  }
+}
+
+it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) and is applied; a cancel of one starts and cancels it', async () => {
+  const queue = `promises-paid-${randomUUID()}`;
+  await testbed.startWorker(queue);
+  const orders = new StartsRefusedWhenTold(temporal, store, queue, undefined, { inventory });
+  const base = await testbed.serve(queue, orders);
+  const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1, priceCents: 1_200 });
+  const paid = await checkout(base, sale.sku, 'pays-early');
+  const cancelled = await checkout(base, sale.sku, 'cancels-early');
+  expect([paid.status, cancelled.status]).toEqual([202, 202]);
+  const [paidNo, cancelledNo] = [orderNoOf(paid), orderNoOf(cancelled)];
+
+  // Not started: read from its promise.
+  const read = await httpRequest(base, 'GET', `/api/orders/${paidNo}`, { token: await auth.issue('pays-early') });
+  expect(read.body).toMatchObject({ orderNo: paidNo, status: 'PENDING', source: 'stores', totalCents: 1_200 });
+  // A payment for it is recorded, and not judged until the order exists.
+  const payment = { eventId: `evt_${randomUUID()}`, type: 'payment.succeeded', orderNo: paidNo, amountCents: 1_200 };
+  const raw = JSON.stringify(payment);
+  const webhook = await httpRequest(base, 'POST', '/api/payments/webhook', {
+    raw,
+    headers: { 'content-type': 'application/json', 'payment-signature': signWebhook(config.webhookSecret, raw) },
+  });
+  expect(webhook.status, JSON.stringify(webhook.body)).toBe(202);
+  expect(webhook.body).toMatchObject({ outcome: 'RECEIVED' });
+
+  // Temporal takes starts again: the cancel starts its order and cancels it.
+  orders.refuseStarts = false;
+  const cancel = await httpRequest(base, 'POST', `/api/orders/${cancelledNo}/cancel`, { token: await auth.issue('cancels-early') });
+  expect(cancel.status, JSON.stringify(cancel.body)).toBe(202);
+  await waitFor(async () => (await store.getOrder(cancelledNo))?.status === 'CANCELLED', { what: `${cancelledNo} cancelled`, timeoutMs: 15_000 });
+
+  // The paid one is started (by a starter, or by the reconciler's pass) and its payment applied.
+  await orders.start((await inventory.orderInput(sale.sku, paidNo))!);
+  await waitFor(async () => (await store.getOrder(paidNo))?.status === 'PAID', { what: `${paidNo} paid by its early payment`, timeoutMs: 30_000 });
+  expect(await store.getPayment(payment.eventId)).toMatchObject({ outcome: 'APPLIED' });
+  expectInvariants(await saleReport(store, redis, sale.sku));
+});
