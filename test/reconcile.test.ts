@@ -21,7 +21,7 @@ import { orderWorkflowId, type OrderInput } from '../src/workflows/definitions.j
 import { RECONCILE_WORKFLOW_TYPE, reconcileScheduleId, type ReconcileReport } from '../src/workflows/reconcile-definitions.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { testConfig } from './helpers/env.js';
-import { expectInvariants, expectSaleSettled, putOnSale, saleReport } from './helpers/fixtures.js';
+import { expectInvariants, expectSaleSettled, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 const GRACE_MS = 2_000;
@@ -51,12 +51,22 @@ afterAll(async () => {
 });
 
 /** One reconcile run over the given sales, as the schedule would start it. */
-function reconcile(skus: string[], reservationGraceMs = GRACE_MS): Promise<ReconcileReport> {
+function reconcile(skus: string[], reservationGraceMs = GRACE_MS, promiseMaxAgeMs?: number): Promise<ReconcileReport> {
   return temporal.workflow.execute<typeof ReconcileWorkflow>(RECONCILE_WORKFLOW_TYPE, {
     taskQueue: config.temporal.taskQueue,
     workflowId: `reconcile-test-${randomUUID()}`,
-    args: [{ reservationGraceMs, skus, pageSize: 100 }],
+    args: [{ reservationGraceMs, skus, pageSize: 100, ...(promiseMaxAgeMs ? { promiseMaxAgeMs } : {}) }],
   });
+}
+
+/** Reserves as the checkout does, with the order's promise (its input and a pending start), dated `ageMs` ago. */
+async function promise(sale: { sku: string; priceCents: number }, userId: string, ageMs: number): Promise<OrderInput> {
+  const orderNo = newOrderNo();
+  const nowMs = Date.now() - ageMs;
+  const { unitPriceCents: _price, ...input } = oneUnitOrder(sale, { orderNo, userId, createdAtMs: nowMs, paymentWindow: '30m' });
+  const reserved = await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1, nowMs, promise: { input, handoffMs: 0 } });
+  expect(reserved.outcome).toBe('RESERVED');
+  return { ...input, unitPriceCents: sale.priceCents };
 }
 
 /** Reserves as the API does, dated `ageMs` ago; returns the workflow input for it. */
@@ -79,6 +89,21 @@ async function orderAwaitingPayment(sale: { sku: string; priceCents: number }, u
 }
 
 describe('ReconcileWorkflow', () => {
+  it('starts a promised order whose workflow never started (no starter ran) instead of releasing it; gives one up past the maximum age', async () => {
+    const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const kept = await promise(sale, 'kept-promise', 10_000);
+    const expired = await promise(sale, 'expired-promise', 20_000);
+    const report = await reconcile([sale.sku], GRACE_MS, 15_000);
+    expect(report.sales[0]).toMatchObject({ startedPromises: 1, releasedOrphans: 1 });
+    await waitFor(async () => (await store.getOrder(kept.orderNo))?.status === 'AWAITING_PAYMENT', {
+      what: `${kept.orderNo} started and persisted`,
+      timeoutMs: 15_000,
+    });
+    expect(await store.getOrder(expired.orderNo)).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^PromiseExpired/) });
+    expect((await inventory.getReservation(sale.sku, expired.orderNo))?.state).toBe('RELEASED');
+    await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 1 });
+  });
+
   it('releases an orphan reservation (its workflow never started) after the grace period, records it FAILED, and its shopper can buy again', async () => {
     const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
     const orphan = await reserve(sale, 'orphaned', 10_000);

@@ -110,6 +110,8 @@ export const ORDER_PATCHES = {
    * order is cancelled only if no payment recorded in time is found (cancelUnpaidOrder).
    */
   paymentByArrival: 'order-payment-by-arrival-v3',
+  /** A promised order outlasts a MySQL outage: persistOrder retries for 15 minutes instead of 10 attempts (about a minute). */
+  persistOutlastsOutage: 'order-persist-outlasts-outage-v4',
 } as const;
 
 /** The workflow type, as registered by the worker (the exported function's name). */

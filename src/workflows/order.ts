@@ -79,6 +79,18 @@ const { persistOrder } = proxyLocalActivities<Activities>({
 });
 
 /**
+ * From v4 (ORDER_PATCHES.persistOutlastsOutage): a 202 is a promise, so persisting outlasts a
+ * MySQL outage instead of failing the order after a minute: it retries for PERSIST_BUDGET (the
+ * same 15 minutes a promise may wait for its start), then fails and gives the stock back.
+ */
+const { persistOrder: persistOrderThroughOutage } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '5s',
+  scheduleToCloseTimeout: '15m',
+  localRetryThreshold: '1s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
+});
+
+/**
  * Closing must happen eventually: a lost markPaid loses money, a lost cancelOrder or release loses
  * stock. These retry without limit (capped backoff); every one of them is idempotent.
  */
@@ -198,7 +210,8 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   // ---- decide ---------------------------------------------------------------------------------
   const decide = async (): Promise<Outcome> => {
     try {
-      const persisted = await persistOrder({ ...input, paymentDeadline, ...(byArrival ? { deadlineFromPersist: true } : {}) });
+      const persist = patched(ORDER_PATCHES.persistOutlastsOutage) ? persistOrderThroughOutage : persistOrder;
+      const persisted = await persist({ ...input, paymentDeadline, ...(byArrival ? { deadlineFromPersist: true } : {}) });
       if (byArrival) paymentDeadline = state.paymentDeadline = persisted.paymentDeadline;
     } catch (err) {
       if (!isCancellation(err)) return { status: 'FAILED', reason: describeFailure(err) };
