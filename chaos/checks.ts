@@ -4,13 +4,14 @@
  */
 import type { Client } from '@temporalio/client';
 import type { RedisClient } from '../src/infra/redis.js';
-import type { PaymentRow, Store } from '../src/db/store.js';
+import type { OrderRow, PaymentRow, Store } from '../src/db/store.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { parseReservation, RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import type { OrderClient } from '../src/orders/order-client.js';
 import { waitFor } from '../stack/wait-for.js';
 import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/workflows/reconcile-definitions.js';
-import type { TrafficResult } from './shoppers.js';
+import { ANSWER_SLACK_MS } from './gray.js';
+import type { RequestKind, RequestRecord, TrafficResult } from './shoppers.js';
 
 export const CHAOS_CHECKS = [
   'noOversell',
@@ -73,7 +74,8 @@ export async function waitForQuiescence(deps: CheckDeps, sku: string, accepted: 
 /**
  * Seconds from the fault until no reservation is stranded and the stores agree, up to the orders
  * in flight: every reservation still holding units has an order row or a running workflow (no
- * orphan left), and Redis's reserved and available equal MySQL's plus those in-flight units.
+ * orphan left, and every promised order started), and Redis's reserved and available equal
+ * MySQL's plus those in-flight units.
  * Called once the checkouts are over; payments and cancels may still be flowing.
  */
 export async function waitForRepair(deps: CheckDeps, sku: string, faultAt: number, timeoutMs: number, orders: OrderClient): Promise<number> {
@@ -102,19 +104,20 @@ export async function waitForRepair(deps: CheckDeps, sku: string, faultAt: numbe
   return (Date.now() - faultAt) / 1000;
 }
 
-/** What the reconciler's runs since `since` did for the sale: released orphans, adopted, aligned. */
+/** What the reconciler's runs since `since` did for the sale: promises it started, released orphans, adopted, aligned. */
 async function reconcilerRepairs(
   temporal: Client,
   sku: string,
   since: Date,
-): Promise<{ releasedOrphans: number; adopted: number; aligned: number; runs: number }> {
-  const totals = { releasedOrphans: 0, adopted: 0, aligned: 0, runs: 0 };
+): Promise<{ startedPromises: number; releasedOrphans: number; adopted: number; aligned: number; runs: number }> {
+  const totals = { startedPromises: 0, releasedOrphans: 0, adopted: 0, aligned: 0, runs: 0 };
   for await (const run of temporal.workflow.list({
     query: `WorkflowType = '${RECONCILE_WORKFLOW_TYPE}' AND StartTime >= '${since.toISOString()}' AND ExecutionStatus = 'Completed'`,
   })) {
     const report = (await temporal.workflow.getHandle(run.workflowId, run.runId).result()) as ReconcileReport;
     totals.runs++;
     for (const sale of report.sales.filter((s) => s.sku === sku)) {
+      totals.startedPromises += sale.startedPromises;
       totals.releasedOrphans += sale.releasedOrphans + sale.releasedAbandoned;
       totals.adopted += sale.adopted;
       totals.aligned += sale.alignedReleased + sale.alignedConfirmed;
@@ -181,7 +184,8 @@ export async function checkAfterFault(deps: CheckDeps, sku: string, perUserLimit
       gaveUp: intents.filter((i) => i.answer.kind === 'gave-up').length,
       retriedRequests: intents.reduce((n, i) => n + i.attempts - 1, 0),
       orders: { paid: byStatus('PAID'), cancelled: byStatus('CANCELLED'), failed: byStatus('FAILED'), awaitingPayment: byStatus('AWAITING_PAYMENT') },
-      orphansReleased: rows.filter((row) => row.failureReason?.startsWith('ReservationOrphaned')).length,
+      // Reservations given up by the reconciler: never started (no promise recorded), or a promise too old to keep.
+      orphansReleased: rows.filter((row) => row.failureReason?.startsWith('ReservationOrphaned') || row.failureReason?.startsWith('PromiseExpired')).length,
       failureReasons: countBy(rows.flatMap((row) => (row.status === 'FAILED' ? [row.failureReason?.split(':')[0] ?? 'unknown'] : []))),
       repairs,
       paymentEvents: {
@@ -416,3 +420,269 @@ const round1 = (value: number) => Math.round(value * 10) / 10;
 
 /** "1234 ms before the deadline" / "56 ms after the deadline". */
 const relative = (at: number, deadline: number) => (at <= deadline ? `${deadline - at} ms before the deadline` : `${at - deadline} ms after the deadline`);
+
+/**
+ * The sale goes on while Temporal or the worker is away (docs/fault-tolerance.md): a reserved unit
+ * is a promise, so during a freeze of either every checkout that reserves answers 202, every
+ * status read answers from the workflow or the stores, and once the thaw comes every promise is
+ * started and persisted with its whole payment window. The checks of the rounds that freeze one of
+ * them mid-sale (temporal-freeze, worker-freeze, and the 60 s *-freeze-sale rounds):
+ *   noCheckoutTurnedAway  no checkout sent during the freeze was answered 5xx, timed out or failed
+ *                         while Redis had units available (at the time of the answer)
+ *   noStatusRead503       every status read sent during the freeze was answered 200 (not 503, 404,
+ *                         a timeout or an error): from the workflow, MySQL or the recorded promise
+ *   wholePaymentWindow    every order that became payable (AWAITING_PAYMENT, PAID or CANCELLED)
+ *                         has paymentDeadline ≥ its checkout + PAYMENT_WINDOW − 1 s, and one whose
+ *                         checkout came during the freeze (so it could not become payable before
+ *                         the thaw) has paymentDeadline ≥ the thaw + PAYMENT_WINDOW − 2 s: the row
+ *                         does not record when it became payable, so the thaw stands for it
+ *   noInternalError       no request of the round, during the freeze or after it, was answered
+ *                         500 (the API's answer to an error it did not expect: a bug)
+ * The 202s becoming rows after the thaw, the stores agreeing and no oversell are CHAOS_CHECKS.
+ * Beside them the verdict reports how the recovery went: the answers from the thaw until every 202
+ * was a row, the late ones, and how long each order of the freeze waited for its row.
+ */
+export const SALE_FREEZE_CHECKS = ['noCheckoutTurnedAway', 'noStatusRead503', 'wholePaymentWindow', 'noInternalError'] as const;
+export type SaleFreezeCheck = (typeof SALE_FREEZE_CHECKS)[number];
+
+/** How much shorter than PAYMENT_WINDOW from the checkout a deadline may be (clocks, DATETIME rounding). */
+const WINDOW_SLACK_MS = 1_000;
+/** How much shorter than PAYMENT_WINDOW from the thaw an order of the freeze may be given (the thaw is timed by the suite, the deadline by MySQL). */
+const THAW_SLACK_MS = 2_000;
+/** Orders whose checkout came this long after the freeze began count as made during it (the signal, the request in flight). */
+const FREEZE_GUARD_MS = 1_000;
+
+/** A figure sampled over time: Date.now() and the value. */
+export interface Sample {
+  at: number;
+  value: number;
+}
+
+/** What watchSale saw of a sale while the round ran. */
+export interface SaleWatch {
+  /** Redis's units available, every interval. */
+  available: Sample[];
+  /** Promised orders whose workflow has not claimed the reservation yet (the sale's pending starts), every interval. */
+  pending: Sample[];
+  /** When each accepted order's MySQL row was first seen (the start of the poll that saw it). */
+  rowSeenAt: Map<string, number>;
+  stop(): void;
+}
+
+/** Promised orders of the sale whose workflow has not claimed its reservation yet (ZCARD of sale:{SKU}:pending). */
+export async function promisesPending(redis: RedisClient, sku: string): Promise<number> {
+  return redis.zcard(saleKeys(sku).pending);
+}
+
+/**
+ * Samples the sale every `intervalMs` while the round runs: Redis's available units, the promises
+ * pending, and which of the orders accepted so far (`accepted()`) have a MySQL row yet.
+ */
+export function watchSale(deps: Pick<CheckDeps, 'store' | 'redis'>, sku: string, accepted: () => readonly string[], intervalMs = 250): SaleWatch {
+  const inventory = new RedisInventory(deps.redis);
+  const watch: SaleWatch = { available: [], pending: [], rowSeenAt: new Map(), stop: () => clearInterval(timer) };
+  let busy = false;
+  const sample = async () => {
+    const at = Date.now();
+    const unseen = accepted().filter((orderNo) => !watch.rowSeenAt.has(orderNo));
+    const [sale, pending, rows] = await Promise.all([
+      inventory.getSale(sku).catch(() => null),
+      promisesPending(deps.redis, sku).catch(() => null),
+      deps.store.getOrders(unseen).catch(() => new Map<string, OrderRow>()),
+    ]);
+    if (sale) watch.available.push({ at, value: sale.available });
+    if (pending !== null) watch.pending.push({ at, value: pending });
+    for (const orderNo of rows.keys()) watch.rowSeenAt.set(orderNo, at);
+  };
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    void sample().finally(() => {
+      busy = false;
+    });
+  }, intervalMs);
+  return watch;
+}
+
+/**
+ * Seconds from `since` (the thaw) until every one of `orderNos` had been seen as a MySQL row (0 if
+ * they all had before), waiting until `timeoutMs` after `since`; null if some never were.
+ */
+export async function secondsUntilRows(watch: SaleWatch, orderNos: readonly string[], since: number, timeoutMs: number): Promise<number | null> {
+  timeoutMs = Math.max(0, since + timeoutMs - Date.now());
+  const seen = await waitFor(() => orderNos.every((orderNo) => watch.rowSeenAt.has(orderNo)), {
+    what: 'every accepted order to have its row',
+    timeoutMs,
+    intervalMs: 250,
+    maxIntervalMs: 250,
+  }).catch(() => false);
+  if (!seen) return null;
+  const last = Math.max(since, ...orderNos.map((orderNo) => watch.rowSeenAt.get(orderNo) ?? since));
+  return round1((last - since) / 1000);
+}
+
+/** The value at `fraction` (0..1) of the sorted waits, nearest rank. */
+function percentile(waits: ReadonlyArray<{ seconds: number }>, fraction: number): number {
+  const sorted = waits.map((w) => w.seconds).sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1))] ?? 0;
+}
+
+/** The value of the last sample taken at or before `at` (else the first one; undefined when there is none). */
+function sampledAt(samples: readonly Sample[], at: number): number | undefined {
+  let value = samples[0]?.value;
+  for (const sample of samples) {
+    if (sample.at > at) break;
+    value = sample.value;
+  }
+  return value;
+}
+
+export interface SaleFreezeVerdict {
+  checks: Record<SaleFreezeCheck, boolean>;
+  figures: Record<string, unknown>;
+  /** The first violations found, each naming the request or the order. */
+  violations: string[];
+}
+
+/**
+ * The checks of a freeze the sale must go on through (SALE_FREEZE_CHECKS), against what the round's
+ * shoppers were answered, what watchSale saw, and the accepted orders' rows once the sale is quiet.
+ */
+export async function checkSaleThroughFreeze(
+  store: Store,
+  round: {
+    orderNos: readonly string[];
+    traffic: TrafficResult;
+    freeze: { from: number; until: number };
+    paymentWindowMs: number;
+    watch: SaleWatch;
+    promisesPendingAtThaw: number;
+    secondsFromThawUntilRows: number | null;
+    /** The longest each kind of request may take (deadlinesByKind). */
+    deadlines: Record<RequestKind, number>;
+  },
+): Promise<SaleFreezeVerdict> {
+  const { traffic, freeze, paymentWindowMs, watch, deadlines } = round;
+  const violations: string[] = [];
+  const failed = new Set<SaleFreezeCheck>();
+  const violated = (check: SaleFreezeCheck, what: string) => {
+    failed.add(check);
+    if (violations.length < 40) violations.push(`${check}: ${what}`);
+  };
+  const during = traffic.requests.filter((request) => request.sentAt >= freeze.from && request.sentAt <= freeze.until);
+  const into = (at: number) => `${((at - freeze.from) / 1000).toFixed(1)} s into the freeze`;
+  const answerOf = (request: RequestRecord) => `${request.outcome}${request.code ? ` ${request.code}` : ''}`;
+
+  // Checkouts: none turned away while units remained.
+  const checkouts = during.filter((request) => request.kind === 'checkout' || request.kind === 'checkout-wait');
+  let turnedAway = 0;
+  for (const request of checkouts) {
+    if (typeof request.outcome === 'number' && request.outcome < 500) continue;
+    const available = sampledAt(watch.available, request.sentAt + request.ms);
+    if (available === 0) continue;
+    turnedAway++;
+    violated(
+      'noCheckoutTurnedAway',
+      `a ${request.kind} sent ${into(request.sentAt)} answered ${answerOf(request)} after ${Math.round(request.ms)} ms with ${available ?? 'an unknown number of'} units available${request.orderNo ? ` (order ${request.orderNo})` : ''}`,
+    );
+  }
+
+  // Status reads: every one answered.
+  const reads = during.filter((request) => request.kind === 'read');
+  for (const request of reads)
+    if (request.outcome !== 200)
+      violated(
+        'noStatusRead503',
+        `a read of ${request.orderNo ?? 'an order'} sent ${into(request.sentAt)} answered ${answerOf(request)} after ${Math.round(request.ms)} ms`,
+      );
+  for (const read of traffic.reads)
+    if (read.status === 'gave-up' && read.sentAt <= freeze.until)
+      violated('noStatusRead503', `the shopper of ${read.orderNo} gave up reading it (${into(read.sentAt)})`);
+
+  // 500: a bug, whenever it came.
+  for (const request of traffic.requests)
+    if (request.outcome === 500)
+      violated(
+        'noInternalError',
+        `a ${request.kind}${request.orderNo ? ` of ${request.orderNo}` : ''} sent ${((request.sentAt - freeze.until) / 1000).toFixed(1)} s after the thaw answered ${answerOf(request)} after ${Math.round(request.ms)} ms`,
+      );
+
+  // The recovery: from the thaw until every 202 was a row (or, if never, the end of the round).
+  const recoveredAt = round.secondsFromThawUntilRows === null ? Infinity : freeze.until + round.secondsFromThawUntilRows * 1000;
+  const recovery = traffic.requests.filter((request) => request.sentAt > freeze.until && request.sentAt <= recoveredAt);
+  const isLate = (request: RequestRecord) => typeof request.outcome !== 'number' || request.ms > deadlines[request.kind] + ANSWER_SLACK_MS;
+  const byKind = (requests: readonly RequestRecord[], label: (request: RequestRecord) => string) =>
+    Object.fromEntries([...new Set(requests.map((r) => r.kind))].map((kind) => [kind, countBy(requests.filter((r) => r.kind === kind).map(label))]));
+
+  // Payment windows: whole, from the checkout, and from the thaw for the freeze's orders.
+  const rows = await store.getOrders(round.orderNos);
+  const windows = { fromCheckoutMs: [] as number[], fromThawMs: [] as number[], fromRowSeenMs: [] as number[] };
+  let madeDuringFreeze = 0;
+  /** Per order made during the freeze: seconds from the thaw until the suite saw its row. */
+  const rowWaits: Array<{ orderNo: string; seconds: number }> = [];
+  for (const row of rows.values()) {
+    const created = row.createdAt.getTime();
+    const seenAt = watch.rowSeenAt.get(row.orderNo);
+    if (created >= freeze.from && created <= freeze.until && seenAt !== undefined)
+      rowWaits.push({ orderNo: row.orderNo, seconds: round1((seenAt - freeze.until) / 1000) });
+    if (row.status !== 'AWAITING_PAYMENT' && row.status !== 'PAID' && row.status !== 'CANCELLED') continue;
+    const deadline = row.paymentDeadline.getTime();
+    windows.fromCheckoutMs.push(deadline - created);
+    if (deadline - created < paymentWindowMs - WINDOW_SLACK_MS)
+      violated(
+        'wholePaymentWindow',
+        `${row.orderNo} (${row.status}): paymentDeadline ${row.paymentDeadline.toISOString()} is ${deadline - created} ms after its checkout`,
+      );
+    const seen = watch.rowSeenAt.get(row.orderNo);
+    if (seen !== undefined) windows.fromRowSeenMs.push(deadline - seen);
+    if (created < freeze.from + FREEZE_GUARD_MS || created > freeze.until) continue;
+    madeDuringFreeze++;
+    windows.fromThawMs.push(deadline - freeze.until);
+    if (deadline - freeze.until < paymentWindowMs - THAW_SLACK_MS)
+      violated(
+        'wholePaymentWindow',
+        `${row.orderNo} (${row.status}), checked out ${into(created)}: paymentDeadline ${row.paymentDeadline.toISOString()} is ${deadline - freeze.until} ms after the thaw, window ${paymentWindowMs} ms`,
+      );
+  }
+
+  const inFreeze = (samples: readonly Sample[]) => samples.filter((s) => s.at >= freeze.from && s.at <= freeze.until).map((s) => s.value);
+  const range = (values: number[]) => (values.length === 0 ? null : { min: Math.min(...values), max: Math.max(...values) });
+  const seconds = (ms: number[]) => (ms.length === 0 ? null : { min: round1(Math.min(...ms) / 1000), max: round1(Math.max(...ms) / 1000) });
+  const readsDuring = traffic.reads.filter((read) => read.sentAt >= freeze.from && read.sentAt <= freeze.until);
+  return {
+    checks: Object.fromEntries(SALE_FREEZE_CHECKS.map((check) => [check, !failed.has(check)])) as Record<SaleFreezeCheck, boolean>,
+    violations,
+    figures: {
+      /** Every attempt sent during the freeze, by kind, by answer (status and error code, timeout or error). */
+      answersDuringFreeze: Object.fromEntries(
+        [...new Set(during.map((request) => request.kind))].map((kind) => [kind, countBy(during.filter((r) => r.kind === kind).map(answerOf))]),
+      ),
+      checkoutsTurnedAway: turnedAway,
+      /** The status reads sent during the freeze, by the order's status and where the API read it. */
+      readsDuringFreeze: countBy(
+        readsDuring.map((read) => (read.status === 200 ? `${read.orderStatus ?? '?'} from ${read.source ?? '?'}` : String(read.status))),
+      ),
+      availableDuringFreeze: range(inFreeze(watch.available)),
+      promisesPending: { atThaw: round.promisesPendingAtThaw, maxDuringFreeze: range(inFreeze(watch.pending))?.max ?? null },
+      /** From the thaw until every accepted order had its MySQL row (null: not within the wait). */
+      secondsFromThawUntilEvery202IsARow: round.secondsFromThawUntilRows,
+      /** How long after the thaw the orders made during the freeze got their rows (seconds), and the slowest five. */
+      rowAfterThawSeconds: rowWaits.length === 0 ? null : { p50: percentile(rowWaits, 0.5), p90: percentile(rowWaits, 0.9), max: percentile(rowWaits, 1) },
+      slowestRows: [...rowWaits].sort((a, b) => b.seconds - a.seconds).slice(0, 5),
+      /** The recovery (requests sent from the thaw until every 202 was a row): answers by kind, and those later than deadline + 1 s. */
+      answersAfterThaw: byKind(recovery, answerOf),
+      lateAfterThaw: byKind(recovery.filter(isLate), (request) => String(request.outcome)),
+      slowestAfterThawMs: Object.fromEntries(
+        [...new Set(recovery.map((r) => r.kind))].map((kind) => [kind, Math.round(Math.max(...recovery.filter((r) => r.kind === kind).map((r) => r.ms)))]),
+      ),
+      ordersMadeDuringFreeze: madeDuringFreeze,
+      /** paymentDeadline − the checkout, − the thaw (orders made during the freeze), − when the suite first saw the row (seconds). */
+      paymentWindowSeconds: {
+        window: paymentWindowMs / 1000,
+        fromCheckout: seconds(windows.fromCheckoutMs),
+        fromThaw: seconds(windows.fromThawMs),
+        fromRowSeen: seconds(windows.fromRowSeenMs),
+      },
+    },
+  };
+}

@@ -12,7 +12,10 @@
  * every 100 ms. MAX_IN_FLIGHT_REQUESTS is `--max-in-flight` (0: load shedding off).
  *
  * Prints and writes (`--out`) the API's RSS before, at its peak during the freeze and after, the
- * answers by status, the slowest answer, and the requests it shed.
+ * answers by status, the slowest answer, the requests it shed, and what Redis holds at the end:
+ * every reserved unit is a promise (a 202, or a 503 OUTCOME_UNKNOWN whose reserve ran), started by
+ * the API's starter once Temporal answers, so the promises pending at the thaw are counted, and
+ * at the end (every promise started, the orders persisted) no unit may be reserved without an order.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
@@ -28,7 +31,7 @@ import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { startStack, type RunningStack, type StackServer } from '../stack/index.js';
 import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../stack/process.js';
 import { rssKbOfGroup } from '../stack/cpu.js';
@@ -136,25 +139,32 @@ async function main(): Promise<void> {
   await sleep(settings.freezeMs);
   target.kill('SIGCONT');
   thawedAt = Date.now();
-  say(`SIGCONT ${frozenServer}`);
+  const promisesPendingAtThaw = await redis.zcard(saleKeys(sku).pending);
+  say(`SIGCONT ${frozenServer}; ${promisesPendingAtThaw} promised orders not started or not claimed yet`);
   const result = await done;
   clearInterval(sampler);
   say(`${result.requests} checkouts sent`);
   const during = samples.filter((s) => s.at >= frozenAt && s.at <= thawedAt).map((s) => s.rss);
   const after = samples.filter((s) => s.at > thawedAt).map((s) => s.rss);
   const { shed, transitions, deadlineHits, failures, refusals } = await scrapeApiCounters([url]);
-  // What Redis holds once the orders still in flight are persisted (their count stays put for
-  // 3 s): reserved units beyond the orders awaiting payment are reservations nobody owns (a reserve
-  // that ran after its checkout had answered), held until the reconciler's grace period ends.
+  // What Redis holds once every promise is started and claimed and the orders in flight are
+  // persisted (no promise pending, their count stays put for 3 s; at most 2 minutes): reserved
+  // units beyond the orders awaiting payment and the promises still pending are reservations
+  // nobody owns (none should be: a reserve past its checkout's cutoff reserves nothing).
+  const pendingKey = saleKeys(sku).pending;
   let ordersAtEnd = await store.orderCountsByStatus(sku);
-  for (let stableSince = Date.now(); Date.now() - stableSince < 3_000;) {
+  let promisesPendingAtEnd = await redis.zcard(pendingKey);
+  const settleUntil = Date.now() + 120_000;
+  for (let stableSince = Date.now(); Date.now() - stableSince < 3_000 && Date.now() < settleUntil;) {
     await sleep(500);
     const now = await store.orderCountsByStatus(sku);
-    if (now.AWAITING_PAYMENT !== ordersAtEnd.AWAITING_PAYMENT) stableSince = Date.now();
+    promisesPendingAtEnd = await redis.zcard(pendingKey);
+    if (now.AWAITING_PAYMENT !== ordersAtEnd.AWAITING_PAYMENT || promisesPendingAtEnd > 0) stableSince = Date.now();
     ordersAtEnd = now;
   }
   const redisAtEnd = await new RedisInventory(redis).getSale(sku);
-  const unownedReservedUnits = (redisAtEnd?.reserved ?? 0) - ordersAtEnd.AWAITING_PAYMENT;
+  // One unit per order in this burst.
+  const unownedReservedUnits = (redisAtEnd?.reserved ?? 0) - ordersAtEnd.AWAITING_PAYMENT - promisesPendingAtEnd;
   await Promise.allSettled([store.close(), redis.quit()]);
   const report = {
     date: new Date().toISOString(),
@@ -177,6 +187,8 @@ async function main(): Promise<void> {
     acceptedAfterThaw,
     redisAtEnd,
     ordersAtEnd,
+    promisesPendingAtThaw,
+    promisesPendingAtEnd,
     unownedReservedUnits,
     seconds: round((Date.now() - burstStart) / 1000),
   };

@@ -16,6 +16,14 @@
  * `freezeMs`, 20 s; 6 s with --quick) under a paced burst (30 shoppers/s, more than the stock):
  *   temporal-freeze, redis-freeze, mariadb-freeze, worker-freeze
  * where every answer during the freeze must come within its deadline + 1 s (chaos/gray.ts).
+ * A freeze of Temporal or the worker does not stop the sale (a reserved unit is a promise the
+ * APIs' starters keep): during temporal-freeze and worker-freeze no checkout is turned away while
+ * units remain and every status read is answered, and the orders made during the freeze get their
+ * whole payment window from the thaw (checkSaleThroughFreeze in chaos/checks.ts). Two longer
+ * rounds (not in --quick) freeze them for 60 s mid-sale, with more stock than the freeze sells,
+ * shoppers checking out at 10 a second throughout and reading their orders until they are payable:
+ *   temporal-freeze-sale, worker-freeze-sale
+ * and report the promises pending at the thaw and how long until every 202 is an order row.
  * Two longer freezes (not in --quick) test payments judged by when they arrived:
  *   worker-freeze-payments, temporal-freeze-payments
  * the worker, or Temporal, frozen 60 s (longer than PAYMENT_WINDOW) after the round's orders were
@@ -55,25 +63,46 @@ import {
   CHAOS_CHECKS,
   checkAfterFault,
   checkPaymentsByArrival,
+  checkSaleThroughFreeze,
   PAYMENT_FREEZE_CHECKS,
+  promisesPending,
+  SALE_FREEZE_CHECKS,
+  secondsUntilRows,
   waitForQuiescence,
   waitForRepair,
+  watchSale,
   type ChaosVerdict,
   type PaymentFreezeVerdict,
+  type SaleFreezeVerdict,
 } from './checks.js';
-import { answersDuringFreeze, countersSince, deadlinesByKind, scrapeApiCounters, secondsUntilHealthy, type ApiCounters, type FreezeAnswers } from './gray.js';
+import {
+  answersDuringFreeze,
+  countersSince,
+  deadlinesByKind,
+  scrapeApiCounters,
+  secondsUntilHealthy,
+  SHOPPER_WAIT_MS,
+  type ApiCounters,
+  type FreezeAnswers,
+} from './gray.js';
 import { buy, DEADLINE_PAYMENTS, payAroundDeadlines, runTraffic, type TrafficPlan, type TrafficResult } from './shoppers.js';
 
 const KILLS = ['api-kill', 'worker-kill', 'mariadb-kill', 'redis-kill', 'redis-aof-tail-lost', 'temporal-kill'] as const;
 const FREEZES = ['temporal-freeze', 'redis-freeze', 'mariadb-freeze', 'worker-freeze'] as const;
 /** Long freezes with payments sent during them, around their orders' deadlines (full run only). */
 const PAYMENT_FREEZES = ['worker-freeze-payments', 'temporal-freeze-payments'] as const;
-const FAULTS = [...KILLS, ...FREEZES, ...PAYMENT_FREEZES] as const;
+/** Long freezes mid-sale, shoppers checking out and reading their orders throughout (full run only). */
+const SALE_FREEZES = ['temporal-freeze-sale', 'worker-freeze-sale'] as const;
+const FAULTS = [...KILLS, ...FREEZES, ...PAYMENT_FREEZES, ...SALE_FREEZES] as const;
 type Fault = (typeof FAULTS)[number];
 type Freeze = (typeof FREEZES)[number];
 type PaymentFreeze = (typeof PAYMENT_FREEZES)[number];
+type SaleFreeze = (typeof SALE_FREEZES)[number];
 const isFreeze = (fault: Fault): fault is Freeze => (FREEZES as readonly string[]).includes(fault);
 const isPaymentFreeze = (fault: Fault): fault is PaymentFreeze => (PAYMENT_FREEZES as readonly string[]).includes(fault);
+const isSaleFreeze = (fault: Fault): fault is SaleFreeze => (SALE_FREEZES as readonly string[]).includes(fault);
+/** The freezes the sale goes on through (checkSaleThroughFreeze): Temporal's and the worker's. */
+const SALE_GOES_ON: readonly Fault[] = ['temporal-freeze', 'worker-freeze', ...SALE_FREEZES];
 /** --quick: every kill, and one freeze (the one every kind of request meets: Temporal). */
 const QUICK_FAULTS: readonly Fault[] = [...KILLS, 'temporal-freeze'];
 
@@ -85,6 +114,8 @@ const quick = args.quick ?? false;
 const faults = (args.faults?.split(',') ?? (quick ? [...QUICK_FAULTS] : [...FAULTS])) as Fault[];
 for (const fault of faults) if (!FAULTS.includes(fault)) throw new Error(`unknown fault ${fault}; choose from ${FAULTS.join(', ')}`);
 const outDir = resolve(args.out ?? join(root, 'chaos', 'results'));
+/** The freeze-sale rounds' plan; settings.saleFreeze adds the shoppers it makes. */
+const SALE_FREEZE = { freezeMs: 60_000, arrivalsPerSecond: 10, faultAfterMs: 5_000, tailMs: 5_000, stock: 1_000, readEveryMs: 3_000 };
 const settings = {
   // More shoppers than units, arriving over a few seconds, so the fault lands mid-burst.
   shoppers: quick ? 160 : 600,
@@ -93,10 +124,15 @@ const settings = {
   arrivalsPerSecond: quick ? 80 : 100,
   paymentWindow: quick ? '8s' : '15s',
   reconcileInterval: '3s',
-  reservationGrace: '5s',
+  /** The waiting shoppers' Prefer: wait=5, honoured in full. */
+  checkoutMaxWait: `${SHOPPER_WAIT_MS / 1000}s`,
+  /** At least CHECKOUT_MAX_WAIT + CHECKOUT_DEADLINE (5 s + the default 2 s); loadConfig refuses less. */
+  reservationGrace: '7s',
   /** When the fault hits, after the burst starts. */
   faultAfterMs: quick ? 700 : 2_000,
   quiescenceTimeoutMs: 150_000,
+  /** How long after a thaw the sale's 202s are waited for as rows (the freezes the sale goes on through). */
+  rowsAfterThawTimeoutMs: 300_000,
   /** The gray rounds: a paced burst that outlasts the freeze's start, more shoppers than units. */
   freeze: {
     freezeMs: quick ? 6_000 : 20_000,
@@ -116,6 +152,12 @@ const settings = {
     stock: Object.keys(DEADLINE_PAYMENTS).length * (quick ? 3 : 5) + 10,
     arrivalsPerSecond: 20,
   },
+  /**
+   * The freeze-sale rounds: shoppers checking out at a steady 10 a second from `faultAfterMs`
+   * before the freeze until `tailMs` after the thaw, each reading its order every `readEveryMs`
+   * until it is payable; more stock than they buy, so units remain throughout.
+   */
+  saleFreeze: { ...SALE_FREEZE, shoppers: ((SALE_FREEZE.faultAfterMs + SALE_FREEZE.freezeMs + SALE_FREEZE.tailMs) / 1_000) * SALE_FREEZE.arrivalsPerSecond },
   quick,
 };
 const say = (line: string) => console.log(`[chaos] ${line}`);
@@ -128,6 +170,8 @@ interface FaultResult extends ChaosVerdict {
   gray?: GrayFigures;
   /** Freeze-payment rounds only: the payments judged by when they arrived. */
   payments?: PaymentFreezeVerdict;
+  /** Freezes the sale goes on through (SALE_GOES_ON): checkouts and reads answered, whole payment windows. */
+  sale?: SaleFreezeVerdict;
 }
 
 interface GrayFigures extends FreezeAnswers, ApiCounters {
@@ -152,6 +196,7 @@ async function main(): Promise<number> {
     PAYMENT_WINDOW: settings.paymentWindow,
     RECONCILE_INTERVAL: settings.reconcileInterval,
     RESERVATION_GRACE: settings.reservationGrace,
+    CHECKOUT_MAX_WAIT: settings.checkoutMaxWait,
     AUTH_DEV_LOGIN: 'false',
     LOG_LEVEL: 'warn',
     // The simulated payment provider sends every webhook (hundreds a second in the api-kill rush)
@@ -234,8 +279,12 @@ async function main(): Promise<number> {
         continue;
       }
       const sku = `CHAOS-${fault.toUpperCase()}-${Date.now().toString(36)}`;
-      const gray = isFreeze(fault);
-      const stock = gray ? settings.freeze.stock : settings.stock;
+      const gray = isFreeze(fault) || isSaleFreeze(fault);
+      // The freeze's plan: the 20 s rounds', or the 60 s mid-sale rounds'.
+      const freezePlan = isSaleFreeze(fault) ? settings.saleFreeze : settings.freeze;
+      if (isSaleFreeze(fault) && config.paymentWindowMs + 5_000 >= freezePlan.freezeMs)
+        throw new Error(`PAYMENT_WINDOW ${config.paymentWindow} must end well within the ${freezePlan.freezeMs / 1000} s freeze`);
+      const stock = gray ? freezePlan.stock : settings.stock;
       await sales.create({ sku, name: sku, priceCents: 1_500, stock, perUserLimit: 1 });
       const t0 = Date.now();
       // The API kill comes in a rush of checkouts (as in a real flash sale), so that some are
@@ -245,7 +294,7 @@ async function main(): Promise<number> {
       // A freeze meets shoppers who arrive at a steady pace whatever the answers (open loop: one
       // lane each), as they do in a real sale.
       const pace = gray
-        ? { shoppers: settings.freeze.shoppers, concurrency: settings.freeze.shoppers, arrivalsPerSecond: settings.freeze.arrivalsPerSecond }
+        ? { shoppers: freezePlan.shoppers, concurrency: freezePlan.shoppers, arrivalsPerSecond: freezePlan.arrivalsPerSecond }
         : {
             shoppers: settings.shoppers,
             concurrency: rush ? settings.concurrency * 4 : settings.concurrency,
@@ -261,20 +310,30 @@ async function main(): Promise<number> {
         webhookSecret: config.webhookSecret,
         paymentWindowMs: config.paymentWindowMs,
         retryForMs: 60_000,
+        // Mid-sale, shoppers wait on their order's page until it is payable.
+        ...(isSaleFreeze(fault) ? { readUntilPayable: { everyMs: settings.saleFreeze.readEveryMs, forMs: settings.saleFreeze.freezeMs + 60_000 } } : {}),
       });
+      const acceptedSoFar = () => traffic.sofar.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
+      const saleWatch = SALE_GOES_ON.includes(fault) ? watchSale({ store, redis }, sku, acceptedSoFar) : undefined;
       // The AOF cut needs a second of history to cut back to.
-      await sleep(gray ? settings.freeze.faultAfterMs : rush ? settings.faultAfterMs / 3 : aofWatch ? settings.faultAfterMs + 1_000 : settings.faultAfterMs);
+      await sleep(gray ? freezePlan.faultAfterMs : rush ? settings.faultAfterMs / 3 : aofWatch ? settings.faultAfterMs + 1_000 : settings.faultAfterMs);
       const faultAt = Date.now();
-      const freezing = await inject(fault, { apis, worker, servers, say, aofWatch }, settings.freeze.freezeMs);
+      const freezing = await inject(fault, { apis, worker, servers, say, aofWatch }, freezePlan.freezeMs);
       // A freeze: the thaw, then how long until every API is healthy again (measured at once).
       const thawAt = freezing ? await freezing.thawed : undefined;
+      const pendingAtThaw = thawAt && saleWatch ? await promisesPending(redis, sku) : undefined;
+      if (pendingAtThaw !== undefined) say(`${pendingAtThaw} promised orders pending at the thaw`);
       const healthyAfterThaw = thawAt ? await secondsUntilHealthy(apiUrls, thawAt, canaryRead(traffic.sofar, auth), 60_000) : undefined;
       if (thawAt) say(`thawed; every API healthy ${healthyAfterThaw?.toFixed(1) ?? 'never'} s later`);
       // How long after the fault Redis again holds exactly what the running orders hold, and has as
       // many units available as MySQL (orphans released, lost writes repaired), once checkouts end.
       await traffic.checkoutsDone;
+      // The sale went on through the freeze: how long from the thaw until every 202 is an order row.
+      const rowsSeconds = thawAt && saleWatch ? await secondsUntilRows(saleWatch, acceptedSoFar(), thawAt, settings.rowsAfterThawTimeoutMs) : undefined;
+      if (rowsSeconds !== undefined) say(`every 202 an order row ${rowsSeconds ?? 'never'} s after the thaw`);
       const repairedSeconds = await waitForRepair({ store, redis, temporal }, sku, faultAt, settings.quiescenceTimeoutMs, orders);
       const result = await traffic.done;
+      saleWatch?.stop();
       const burstSeconds = (Date.now() - t0) / 1000;
       const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
       say(`traffic done in ${burstSeconds.toFixed(1)} s: ${accepted.length} accepted; waiting for the sale to be quiet`);
@@ -285,17 +344,37 @@ async function main(): Promise<number> {
         grayFigures = await freezeFigures(result.requests, { faultAt, thawAt, countersBefore, healthyAfterThaw }, config, apiUrls);
       }
       const verdict = await checkAfterFault({ store, redis, temporal }, sku, 1, result, new Date(t0));
-      const ok = CHAOS_CHECKS.every((check) => verdict.checks[check]) && (grayFigures?.answeredInTime ?? true);
+      const saleVerdict =
+        thawAt && saleWatch
+          ? await checkSaleThroughFreeze(store, {
+              orderNos: accepted,
+              traffic: result,
+              freeze: { from: faultAt, until: thawAt },
+              paymentWindowMs: config.paymentWindowMs,
+              watch: saleWatch,
+              promisesPendingAtThaw: pendingAtThaw ?? 0,
+              secondsFromThawUntilRows: rowsSeconds ?? null,
+              deadlines: deadlinesByKind(config),
+            })
+          : undefined;
+      const violated = [
+        ...CHAOS_CHECKS.filter((c) => !verdict.checks[c]),
+        ...(grayFigures && !grayFigures.answeredInTime ? ['answeredInTime'] : []),
+        ...SALE_FREEZE_CHECKS.filter((c) => saleVerdict && !saleVerdict.checks[c]),
+      ];
+      const ok = violated.length === 0;
       results.push({
         fault,
         ok,
         ...verdict,
         seconds: { burst: round(burstSeconds), storesAgreeAfterFault: round(repairedSeconds), quiet: round(quietSeconds) },
         ...(grayFigures ? { gray: grayFigures } : {}),
+        ...(saleVerdict ? { sale: saleVerdict } : {}),
       });
-      const violated = [...CHAOS_CHECKS.filter((c) => !verdict.checks[c]), ...(grayFigures && !grayFigures.answeredInTime ? ['answeredInTime'] : [])];
       say(`${fault}: ${ok ? 'all invariants hold' : `VIOLATED: ${violated.join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`);
       say(`  ${JSON.stringify(verdict.figures)}`);
+      if (saleVerdict) say(`  sale: ${JSON.stringify(saleVerdict.figures)}`);
+      for (const violation of saleVerdict?.violations ?? []) say(`  ${violation}`);
     }
   } finally {
     await Promise.allSettled([store.close(), redis.quit(), connection.close()]);
@@ -313,13 +392,23 @@ async function main(): Promise<number> {
       {
         ok: r.ok,
         ...(partial
-          ? { run: { date, faults, quick, restarts, ...(r.payments ? { paymentWindow: settings.paymentWindow, paymentFreeze: settings.paymentFreeze } : {}) } }
+          ? {
+              run: {
+                date,
+                faults,
+                quick,
+                restarts,
+                ...(r.payments ? { paymentWindow: settings.paymentWindow, paymentFreeze: settings.paymentFreeze } : {}),
+                ...(isSaleFreeze(r.fault) ? { paymentWindow: settings.paymentWindow, saleFreeze: settings.saleFreeze } : {}),
+              },
+            }
           : {}),
-        checks: { ...r.checks, ...(r.gray ? { answeredInTime: r.gray.answeredInTime } : {}), ...(r.payments?.checks ?? {}) },
+        checks: { ...r.checks, ...(r.gray ? { answeredInTime: r.gray.answeredInTime } : {}), ...(r.payments?.checks ?? {}), ...(r.sale?.checks ?? {}) },
         figures: r.figures,
         seconds: r.seconds,
         ...(r.gray ? { gray: r.gray } : {}),
         ...(r.payments ? { payments: { figures: r.payments.figures, violations: r.payments.violations } } : {}),
+        ...(r.sale ? { sale: { figures: r.sale.figures, violations: r.sale.violations } } : {}),
       },
     ]),
   );
@@ -329,6 +418,7 @@ async function main(): Promise<number> {
   console.log(`\n${table(results)}`);
   if (results.some((r) => r.gray)) console.log(`\n${grayTable(results)}`);
   if (results.some((r) => r.payments)) console.log(`\n${paymentsTable(results)}`);
+  if (results.some((r) => r.sale)) console.log(`\n${saleTable(results)}`);
   say(`results in ${file}${previous ? ` (merged: ${results.map((r) => r.fault).join(', ')}; the other faults' entries kept)` : ''}`);
   return results.every((r) => r.ok) && results.length === faults.length ? 0 : 1;
 }
@@ -401,6 +491,7 @@ async function inject(
   switch (fault) {
     case 'temporal-freeze':
     case 'temporal-freeze-payments':
+    case 'temporal-freeze-sale':
       return freeze(server('temporal'));
     case 'redis-freeze':
       return freeze(server('redis'));
@@ -408,6 +499,7 @@ async function inject(
       return freeze(server('mysql'));
     case 'worker-freeze':
     case 'worker-freeze-payments':
+    case 'worker-freeze-sale':
       return freeze(worker);
     case 'api-kill':
       return kill(apis[0] as Supervised);
@@ -626,6 +718,43 @@ function paymentsTable(results: FaultResult[]): string {
     const checks = r.payments.checks;
     return [
       `| ${r.fault} | ${PAYMENT_FREEZE_CHECKS.map((c) => (checks[c] ? 'ok' : '**FAIL**')).join(' | ')} | ${list(f.webhookAnswersDuringFreeze)} | ${f.payments.receivedBeforeDeadline} / ${f.payments.receivedAfterDeadline} | ${f.payments.applied} / ${f.payments.refundRequired} | ${list(f.refundReasons.afterDeadline)} |`,
+    ];
+  });
+  return [head, rule, ...rows].join('\n');
+}
+
+/** The freezes the sale goes on through: what checkouts and reads were answered during it, the promises, the rows, the payment windows. */
+function saleTable(results: FaultResult[]): string {
+  const head = `| sale through the freeze | ${SALE_FREEZE_CHECKS.join(' | ')} | checkouts during the freeze | reads during the freeze | available (min–max) | promises pending at thaw | every 202 a row after thaw | payment window from thaw (min) | failed or late after the thaw, until every 202 was a row |`;
+  const rule = `|---|${SALE_FREEZE_CHECKS.map(() => ':-:').join('|')}|---|---|---:|---:|---:|---:|---|`;
+  const rows = results.flatMap((r) => {
+    if (!r.sale) return [];
+    const f = r.sale.figures as {
+      answersDuringFreeze: Record<string, Record<string, number>>;
+      availableDuringFreeze: { min: number; max: number } | null;
+      promisesPending: { atThaw: number };
+      secondsFromThawUntilEvery202IsARow: number | null;
+      paymentWindowSeconds: { fromThaw: { min: number } | null };
+      answersAfterThaw: Record<string, Record<string, number>>;
+      lateAfterThaw: Record<string, Record<string, number>>;
+    };
+    const list = (counts: Record<string, number> | undefined) =>
+      Object.entries(counts ?? {})
+        .map(([key, count]) => `${key}: ${count}`)
+        .join(', ') || 'none';
+    const checkouts: Record<string, number> = {};
+    for (const kind of ['checkout', 'checkout-wait'])
+      for (const [answer, count] of Object.entries(f.answersDuringFreeze[kind] ?? {})) checkouts[answer] = (checkouts[answer] ?? 0) + count;
+    const available = f.availableDuringFreeze ? `${f.availableDuringFreeze.min}–${f.availableDuringFreeze.max}` : '?';
+    const rowsAfter = f.secondsFromThawUntilEvery202IsARow === null ? '**never**' : `${f.secondsFromThawUntilEvery202IsARow} s`;
+    const window = f.paymentWindowSeconds.fromThaw ? `${f.paymentWindowSeconds.fromThaw.min} s` : '–';
+    const failedAfter = Object.entries(f.answersAfterThaw).flatMap(([kind, answers]) =>
+      Object.entries(answers).flatMap(([answer, count]) => (/^(5|timeout|error)/.test(answer) ? [`${kind} ${answer}: ${count}`] : [])),
+    );
+    const lateAfter = Object.entries(f.lateAfterThaw).map(([kind, answers]) => `${kind} late: ${Object.values(answers).reduce((a, b) => a + b, 0)}`);
+    const recovery = [...failedAfter, ...lateAfter].join(', ') || 'none';
+    return [
+      `| ${r.fault} | ${SALE_FREEZE_CHECKS.map((c) => (r.sale?.checks[c] ? 'ok' : '**FAIL**')).join(' | ')} | ${list(checkouts)} | ${list(f.answersDuringFreeze.read)} | ${available} | ${f.promisesPending.atThaw} | ${rowsAfter} | ${window} | ${recovery} |`,
     ];
   });
   return [head, rule, ...rows].join('\n');

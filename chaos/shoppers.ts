@@ -25,6 +25,12 @@ export interface TrafficPlan {
   paymentWindowMs: number;
   /** How long a client keeps retrying one request before it gives up. */
   retryForMs: number;
+  /**
+   * Shoppers who read their order every `everyMs` (for up to `forMs`) until it is no longer
+   * PENDING, and only then pay or cancel (an early payer pays at once, while it is PENDING): what a
+   * shopper waiting for the payment page does. Without it each shopper reads once before acting.
+   */
+  readUntilPayable?: { everyMs: number; forMs: number };
 }
 
 /**
@@ -115,13 +121,29 @@ export interface RequestRecord {
   ms: number;
   /** The HTTP status, 'timeout' (no answer within the client's timeout) or 'error' (no connection). */
   outcome: number | 'timeout' | 'error';
+  /** The error code of a 4xx or 5xx answer (UNAVAILABLE, OUTCOME_UNKNOWN, SOLD_OUT…). */
+  code?: string;
+  /** The order it was about: the one read, paid or cancelled; for a checkout, the one its answer named. */
+  orderNo?: string;
+}
+
+/** One status read as its shopper saw it in the end (after retries): the order's status and where the API read it. */
+export interface ReadRecord {
+  orderNo: string;
+  status: number | 'gave-up';
+  /** Date.now() when the read (its first attempt) was sent. */
+  sentAt: number;
+  /** The order's status in a 200 answer. */
+  orderStatus?: string;
+  /** Where the answer came from (`source` of a 200 answer: workflow, database or stores). */
+  source?: string;
 }
 
 export interface TrafficResult {
   intents: IntentOutcome[];
   events: DeliveredEvent[];
   cancels: Array<{ orderNo: string; status: number | 'gave-up' }>;
-  reads: Array<{ orderNo: string; status: number | 'gave-up' }>;
+  reads: ReadRecord[];
   requests: RequestRecord[];
 }
 
@@ -193,20 +215,49 @@ export async function buy(plan: TrafficPlan, userId: string, retryForMs: number,
   return { userId, idempotencyKey, answer, attempts: call.attempts, waited };
 }
 
-/** The shopper reads the order, does what its kind says (pay, misbehave, cancel or nothing), and reads it again. */
+/**
+ * The shopper reads the order, does what its kind says (pay, misbehave, cancel or nothing), and
+ * reads it again; with plan.readUntilPayable, reads it until it is no longer PENDING before acting
+ * (an early payer pays first, then reads).
+ */
 async function followUp(plan: TrafficPlan, orderNo: string, userId: string, kind: PaymentKind | 'none', result: TrafficResult): Promise<void> {
-  await read(plan, orderNo, userId, result);
+  const polling = plan.readUntilPayable;
+  if (polling && kind === 'early') await act(plan, orderNo, userId, kind, result);
+  let last = await read(plan, orderNo, userId, result);
+  if (polling) {
+    const until = Date.now() + polling.forMs;
+    while (last.status !== 200 || last.orderStatus === 'PENDING') {
+      if (Date.now() + polling.everyMs > until) break;
+      await sleep(polling.everyMs);
+      last = await read(plan, orderNo, userId, result);
+    }
+    if (kind === 'early') return;
+  }
   if (kind === 'none') return;
   await act(plan, orderNo, userId, kind, result);
   await read(plan, orderNo, userId, result);
 }
 
-async function read(plan: TrafficPlan, orderNo: string, userId: string, result: TrafficResult): Promise<void> {
+async function read(plan: TrafficPlan, orderNo: string, userId: string, result: TrafficResult): Promise<ReadRecord> {
   const token = await plan.tokenFor(userId);
-  const call = await retrying(plan, 'read', result, (api) =>
-    fetch(`${api}/api/orders/${orderNo}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) }),
+  const sentAt = Date.now();
+  const call = await retrying(
+    plan,
+    'read',
+    result,
+    (api) => fetch(`${api}/api/orders/${orderNo}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) }),
+    orderNo,
   );
-  result.reads.push({ orderNo, status: call.status });
+  const body = call.status === 200 ? (call.body as { status?: string; source?: string } | undefined) : undefined;
+  const record: ReadRecord = {
+    orderNo,
+    status: call.status,
+    sentAt,
+    ...(body?.status ? { orderStatus: body.status } : {}),
+    ...(body?.source ? { source: body.source } : {}),
+  };
+  result.reads.push(record);
+  return record;
 }
 
 /**
@@ -221,13 +272,18 @@ export async function sendPayment(
   const { orderNo, eventId, amountCents, kind } = event;
   const body = JSON.stringify({ eventId, type: 'payment.succeeded', orderNo, amountCents });
   // The provider signs each delivery anew (the signature carries its time).
-  const call = await retrying(plan, 'webhook', result, (api) =>
-    fetch(`${api}/api/payments/webhook`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'payment-signature': signWebhook(plan.webhookSecret, body) },
-      body,
-      signal: AbortSignal.timeout(15_000),
-    }),
+  const call = await retrying(
+    plan,
+    'webhook',
+    result,
+    (api) =>
+      fetch(`${api}/api/payments/webhook`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'payment-signature': signWebhook(plan.webhookSecret, body) },
+        body,
+        signal: AbortSignal.timeout(15_000),
+      }),
+    orderNo,
   );
   const answer: DeliveredEvent['answer'] =
     call.status === 'gave-up'
@@ -272,8 +328,13 @@ async function act(plan: TrafficPlan, orderNo: string, userId: string, kind: Pay
     case 'cancel': {
       await sleep(300 + Math.random() * 1_000);
       const token = await plan.tokenFor(userId);
-      const call = await retrying(plan, 'cancel', result, (api) =>
-        fetch(`${api}/api/orders/${orderNo}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) }),
+      const call = await retrying(
+        plan,
+        'cancel',
+        result,
+        (api) =>
+          fetch(`${api}/api/orders/${orderNo}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) }),
+        orderNo,
       );
       result.cancels.push({ orderNo, status: call.status });
     }
@@ -285,9 +346,16 @@ type Call = { status: number; body: unknown; attempts: number } | { status: 'gav
 /**
  * Sends a request to one API after another until one answers with something other than a 5xx,
  * for at most plan.retryForMs, with backoff (honouring Retry-After up to the backoff's cap): what a
- * well-behaved client or payment provider does. Every attempt is recorded in `result.requests`.
+ * well-behaved client or payment provider does. Every attempt is recorded in `result.requests`,
+ * with the order it was about (`orderNo`, else the one its answer names) and an error's code.
  */
-async function retrying(plan: TrafficPlan, kind: RequestKind, result: TrafficResult, send: (api: string) => Promise<Response>): Promise<Call> {
+async function retrying(
+  plan: TrafficPlan,
+  kind: RequestKind,
+  result: TrafficResult,
+  send: (api: string) => Promise<Response>,
+  orderNo?: string,
+): Promise<Call> {
   const deadline = Date.now() + plan.retryForMs;
   let attempts = 0;
   let lastError = '';
@@ -297,18 +365,38 @@ async function retrying(plan: TrafficPlan, kind: RequestKind, result: TrafficRes
     const sentAt = Date.now();
     const started = performance.now();
     let pause = delay;
+    let recorded = false;
     try {
       const response = await send(api);
       const text = await response.text();
-      result.requests.push({ kind, sentAt, ms: performance.now() - started, outcome: response.status });
-      const body: unknown = text ? JSON.parse(text) : undefined;
+      const ms = performance.now() - started;
+      let body: unknown;
+      let parseError: unknown;
+      try {
+        body = text ? JSON.parse(text) : undefined;
+      } catch (err) {
+        parseError = err;
+      }
+      const named = body as { orderNo?: string; error?: { code?: string; details?: { orderNo?: string } } } | undefined;
+      const about = orderNo ?? named?.orderNo ?? named?.error?.details?.orderNo;
+      result.requests.push({
+        kind,
+        sentAt,
+        ms,
+        outcome: response.status,
+        ...(named?.error?.code ? { code: named.error.code } : {}),
+        ...(about ? { orderNo: about } : {}),
+      });
+      recorded = true;
+      if (parseError) throw parseError;
       if (response.status < 500) return { status: response.status, body, attempts };
       lastError = `${response.status} ${text.slice(0, 200)}`;
       const retryAfterMs = Number(response.headers.get('retry-after')) * 1_000;
       if (retryAfterMs > 0) pause = Math.min(Math.max(delay, retryAfterMs), 2_000);
     } catch (err) {
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
-      result.requests.push({ kind, sentAt, ms: performance.now() - started, outcome: timedOut ? 'timeout' : 'error' });
+      if (!recorded)
+        result.requests.push({ kind, sentAt, ms: performance.now() - started, outcome: timedOut ? 'timeout' : 'error', ...(orderNo ? { orderNo } : {}) });
       lastError = err instanceof Error ? `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}` : String(err);
     }
     if (Date.now() + pause > deadline) return { status: 'gave-up', lastError, attempts };

@@ -38,7 +38,7 @@ export class CancelOrder {
     // it now, 503 and the shopper retries.
     if (order.promised) {
       await orders.start(order.promised, deadline);
-      order = (await orders.find(orderNo, deadline)) ?? order;
+      order = (await orders.fromWorkflow(orderNo, deadline)) ?? order;
     }
     // Read from the stores (the workflow did not answer): only the workflow decides a cancel.
     if (!order.live && order.source === 'stores' && OPEN_STATUSES.includes(order.view.status)) {

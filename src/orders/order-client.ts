@@ -16,7 +16,7 @@ import {
 } from '@temporalio/client';
 import type { Store } from '../db/store.js';
 import { isMysqlFailure } from '../db/pool.js';
-import { boundBy, Deadline, DependencyGuard, DependencyUnavailableError, type DependencyGuards } from '../infra/dependency-guard.js';
+import { boundBy, Deadline, DeadlineExceededError, DependencyGuard, DependencyUnavailableError, type DependencyGuards } from '../infra/dependency-guard.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import { StartPacing } from './start-pacing.js';
 import { orderNoTime } from './order-number.js';
@@ -311,6 +311,11 @@ export class OrderClient {
    * stores know answers instead (source 'stores'); only when they cannot either does it throw.
    */
   async find(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
+    // A promise whose workflow has not claimed its reservation is PENDING whatever the workflow
+    // would say: answered from Redis, sparing the worker a query (after a Temporal outage,
+    // hundreds of them are polled while their starts catch up). Redis not answering: ask on.
+    const unclaimed = await this.unclaimedPromise(orderNo, deadline.minus(this.storesReadMs)).catch(() => null);
+    if (unclaimed) return unclaimed;
     let live: OrderState | null;
     try {
       live = await this.queryLive(orderNo, deadline.minus(this.storesReadMs));
@@ -320,9 +325,14 @@ export class OrderClient {
       if (known) return known;
       throw err;
     }
-    if (live)
-      return { view: viewOfState(live), userId: live.userId, source: 'workflow', live, ...(live.failureReason ? { failureReason: live.failureReason } : {}) };
+    if (live) return foundLive(live);
     return (await this.fromDatabase(orderNo, deadline)) ?? (await this.fromPromise(orderNo, deadline));
+  }
+
+  /** The order as its running workflow answers it (null: closed, or not started); the workflow not answering throws. */
+  async fromWorkflow(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
+    const live = await this.queryLive(orderNo, deadline);
+    return live ? foundLive(live) : null;
   }
 
   /** What MySQL's row, else the reservation's recorded input, says of the order (source 'stores'). */
@@ -330,6 +340,15 @@ export class OrderClient {
     const row = await this.fromDatabase(orderNo, deadline).catch(() => null);
     if (row) return { ...row, source: 'stores' };
     return this.fromPromise(orderNo, deadline);
+  }
+
+  /** The order as its promise says, only while its reservation is not claimed yet (then it is PENDING for sure); else null. */
+  private async unclaimedPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
+    if (!this.inventory) return null;
+    const found = await this.fromPromise(orderNo, deadline);
+    if (!found) return null;
+    const reservation = await this.inventory.getReservation(found.view.sku, orderNo);
+    return reservation?.state === 'RESERVED' ? found : null;
   }
 
   /** The order as its promise says (PENDING: its workflow has not claimed the reservation yet, or did not answer). */
@@ -363,14 +382,19 @@ export class OrderClient {
         orderNo,
         list.filter((sale) => sale.lastReservedAtMs >= since).map((sale) => sale.sku),
       );
-    return boundBy(deadline, async () => {
-      const fresh = Date.now() - this.sales.readAt <= SALES_REFRESH_MS;
-      const found = fresh ? await ask(this.sales.list) : null;
-      if (found) return found;
-      // Not in the list as read a moment ago: the sale may have become active since.
-      this.sales = { list: await inventory.activeSales(since), readAt: Date.now() };
-      return ask(this.sales.list);
-    });
+    try {
+      return await boundBy(deadline, async () => {
+        const fresh = Date.now() - this.sales.readAt <= SALES_REFRESH_MS;
+        const found = fresh ? await ask(this.sales.list) : null;
+        if (found) return found;
+        // Not in the list as read a moment ago: the sale may have become active since.
+        this.sales = { list: await inventory.activeSales(since), readAt: Date.now() };
+        return ask(this.sales.list);
+      });
+    } catch (err) {
+      // Redis out of time or failing: "cannot tell now" (503 and retry), never a bug's 500.
+      throw new DependencyUnavailableError('redis', err instanceof DeadlineExceededError ? 'deadline' : 'failed', 1, err);
+    }
   }
 
   /**
@@ -539,6 +563,10 @@ function isDeadlineExceeded(err: unknown): boolean {
     if ((current as { code?: unknown }).code === GRPC_DEADLINE_EXCEEDED || /\bDEADLINE_EXCEEDED\b/.test(current.message)) return true;
   }
   return false;
+}
+
+function foundLive(live: OrderState): FoundOrder {
+  return { view: viewOfState(live), userId: live.userId, source: 'workflow', live, ...(live.failureReason ? { failureReason: live.failureReason } : {}) };
 }
 
 export function viewOfState(state: OrderState): OrderView {
