@@ -1,6 +1,7 @@
 -- Gives a reservation's units back to the sale (payment timeout, cancel, failed persistence, orphan).
 -- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res, KEYS[4] sale:{SKU}:idem,
--- KEYS[5] sale:{SKU}:pending, KEYS[6] sale:{SKU}:inputs (the order's promise: dropped once its units are back or sold)
+-- KEYS[5] sale:{SKU}:pending, KEYS[6] sale:{SKU}:inputs (the order's promise: dropped once its units are back or sold),
+-- KEYS[7] sale:{SKU}:holds (the user's orders holding units: this one leaves it once its units are back)
 -- ARGV orderNo, sku (for the notification), mode ('owner' or 'unclaimed'; default 'owner'),
 --      reservedBeforeMs (with 'unclaimed': only a reservation made before this time; 0 = any),
 --      userId and idempotencyKey (optional: the API forgets the key's mapping to this order once
@@ -10,7 +11,7 @@
 -- Returns RELEASED | ALREADY_RELEASED | SOLD | NOT_FOUND, and with mode 'unclaimed' also CLAIMED
 -- (the order's workflow owns it) or TOO_RECENT. Idempotent: the record's state moves to X exactly
 -- once, so stock comes back once however often (or concurrently) this is called.
-local sale, users, res, idem, pending, inputs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local sale, users, res, idem, pending, inputs, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local orderNo = ARGV[1]
 local mode = ARGV[3]
 if mode == nil or mode == '' then
@@ -82,6 +83,19 @@ redis.call('HINCRBY', sale, 'reserved', -quantity)
 -- Drop the user's entry at 0 so the users hash only lists current holders.
 if redis.call('HINCRBY', users, userId, -quantity) <= 0 then
   redis.call('HDEL', users, userId)
+end
+if holds then
+  local kept = {}
+  for held in string.gmatch(redis.call('HGET', holds, userId) or '', '%S+') do
+    if held ~= orderNo then
+      kept[#kept + 1] = held
+    end
+  end
+  if #kept == 0 then
+    redis.call('HDEL', holds, userId)
+  else
+    redis.call('HSET', holds, userId, table.concat(kept, ' '))
+  end
 end
 -- The record is kept (as X) so a repeated release is recognised instead of reported NOT_FOUND.
 if forget then

@@ -6,11 +6,13 @@
 -- KEYS[5] sale:{SKU}:cancels HASH userId -> orders the shopper cancelled
 -- KEYS[6] sale:{SKU}:pending ZSET orderNo -> when a starter may start it (Redis clock, ms): the promises not started yet
 -- KEYS[7] sale:{SKU}:inputs  HASH orderNo -> the order's workflow input (JSON), kept while its units are held
+-- KEYS[8] sale:{SKU}:holds   HASH userId -> the orders holding the user's units ("orderNo orderNo ..."), for
+--                            PURCHASE_LIMIT_EXCEEDED to name them (a shopper may hold one whose 202 never reached them)
 -- ARGV orderNo, userId, quantity, reservedAtMs (the API's clock, kept in the record), idempotencyKey ('' = none),
 --      maxCancels (0 = no limit), cutoffMs (Redis clock; 0 = none), order input JSON ('' = no promise),
 --      handoffMs (how long the API's own start has before a starter may start the order)
 -- Returns { code, orderNo or '', priceCents or '', reservation record or '', generation (SOLD_OUT), start input
--- (DUPLICATE) } with code RESERVED | DUPLICATE | LATE | NO_SALE | NOT_ACTIVE | TOO_MANY_CANCELS | LIMIT_EXCEEDED |
+-- (DUPLICATE), the orders holding the user's units (LIMIT_EXCEEDED) } with code RESERVED | DUPLICATE | LATE | NO_SALE | NOT_ACTIVE | TOO_MANY_CANCELS | LIMIT_EXCEEDED |
 -- SOLD_OUT. The price and, for a DUPLICATE, the existing reservation and its recorded input come back in the same
 -- round trip, so the API can start (or re-ensure) the order's workflow without reading anything else.
 --
@@ -18,7 +20,7 @@
 -- whose API died, timed out or found Temporal away is still started (by a starter, or the reconciler).
 -- Time comes from Redis (TIME) for every decision: the sale's window and the request's cutoff, past which
 -- nothing is reserved (a reserve that waited in a stalled connection does nothing once its caller gave up).
-local sale, users, res, idem, cancels, pending, inputs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local sale, users, res, idem, cancels, pending, inputs, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local orderNo, userId, idemKey = ARGV[1], ARGV[2], ARGV[5]
 local quantity = tonumber(ARGV[3])
 local reservedAt = tonumber(ARGV[4])
@@ -89,7 +91,7 @@ end
 -- The limit counts everything the user holds, reserved and sold, so it holds under any concurrency.
 local held = tonumber(redis.call('HGET', users, userId)) or 0
 if held + quantity > limit then
-  return { 'LIMIT_EXCEEDED', '', '', '' }
+  return { 'LIMIT_EXCEEDED', '', '', '', 0, '', holds and redis.call('HGET', holds, userId) or '' }
 end
 
 -- Never oversell: available can only go down to 0.
@@ -106,6 +108,10 @@ redis.call('HINCRBY', users, userId, quantity)
 redis.call('HSET', res, orderNo, 'R|' .. userId .. '|' .. quantity .. '|' .. ARGV[4])
 if idemField then
   redis.call('HSET', idem, idemField, orderNo)
+end
+if holds then
+  local holding = redis.call('HGET', holds, userId)
+  redis.call('HSET', holds, userId, holding and (holding .. ' ' .. orderNo) or orderNo)
 end
 if input ~= '' then
   -- The price is the sale's, read here: the input recorded is exactly what the order is started with.

@@ -278,8 +278,12 @@ describe('errors: every bad input gets its status and code and changes nothing',
     expectError(await http('POST', '/api/checkout', { json: { sku: uniqueSku(), quantity: 1 }, token }), 404, 'SKU_NOT_FOUND');
 
     const small = await createSale({ stock: 1, perUserLimit: 1 });
-    expect((await http('POST', '/api/checkout', { json: { sku: small.sku, quantity: 1 }, token })).status).toBe(202);
-    expectError(await http('POST', '/api/checkout', { json: { sku: small.sku, quantity: 1 }, token }), 409, 'PURCHASE_LIMIT_EXCEEDED');
+    const held = await http('POST', '/api/checkout', { json: { sku: small.sku, quantity: 1 }, token });
+    expect(held.status).toBe(202);
+    const limitReply = await http('POST', '/api/checkout', { json: { sku: small.sku, quantity: 1 }, token });
+    // It names the order that holds the limit: the shopper may never have heard of its 202.
+    expect(limitReply.status).toBe(409);
+    expect(limitReply.body).toEqual({ error: { code: 'PURCHASE_LIMIT_EXCEEDED', message: expect.any(String), details: { heldBy: [held.body.orderNo] } } });
     expectError(await http('POST', '/api/checkout', { json: { sku: small.sku, quantity: 1 }, token: await tokenFor('late-buyer') }), 409, 'SOLD_OUT');
 
     const future = await createSale({ startsAt: new Date(Date.now() + 3_600_000).toISOString() });
@@ -289,7 +293,8 @@ describe('errors: every bad input gets its status and code and changes nothing',
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     expectError(await http('POST', '/api/checkout', { json: { sku: over.sku, quantity: 1 }, token }), 409, 'SALE_NOT_ACTIVE');
     const limited = await createSale({ perUserLimit: 2 });
-    expectError(await http('POST', '/api/checkout', { json: { sku: limited.sku, quantity: 3 }, token }), 409, 'PURCHASE_LIMIT_EXCEEDED');
+    const tooMany = await http('POST', '/api/checkout', { json: { sku: limited.sku, quantity: 3 }, token });
+    expect([tooMany.status, tooMany.body.error.code, tooMany.body.error.details]).toEqual([409, 'PURCHASE_LIMIT_EXCEEDED', { heldBy: [] }]);
   });
 
   it("POST /api/checkout: 202 when the workflow cannot start here; the reservation is a promise another process's starter keeps", async () => {

@@ -96,6 +96,7 @@ describe('RedisInventory', () => {
     // More than the limit in one go is refused outright, even for a fresh user.
     expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'fresh', quantity: 3 })).toEqual({
       outcome: 'LIMIT_EXCEEDED',
+      heldBy: [],
     });
     expect(await inventory.userHolding(sku, 'fresh')).toBe(0);
 
@@ -488,6 +489,20 @@ describe('RedisInventory', () => {
       expect(await inventory.takeDueStarts(sku, 'starter-b', { ...options, limit: 0 })).toMatchObject({ leased: true, pending: 3, due: [] });
     });
 
+    it("LIMIT_EXCEEDED names the orders holding the shopper's units; a released one leaves the list", async () => {
+      const sku = await newSale('holders', { perUserLimit: 2 });
+      const [first, second] = [orderNo(), orderNo()];
+      for (const no of [first, second]) expect((await inventory.reserve({ orderNo: no, sku, userId: 'holder', quantity: 1 })).outcome).toBe('RESERVED');
+      expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'holder', quantity: 1 })).toEqual({
+        outcome: 'LIMIT_EXCEEDED',
+        heldBy: [first, second],
+      });
+      expect(await inventory.release(sku, first, { as: 'owner' })).toBe('RELEASED');
+      expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'holder', quantity: 2 })).toEqual({ outcome: 'LIMIT_EXCEEDED', heldBy: [second] });
+      expect(await inventory.release(sku, second, { as: 'owner' })).toBe('RELEASED');
+      expect(await redis.hexists(saleKeys(sku).holds, 'holder')).toBe(0);
+    });
+
     it('finds a promised order by its number among the active sales', async () => {
       const sku = await newSale('lookup');
       const no = orderNo();
@@ -532,7 +547,8 @@ describe('RedisInventory', () => {
     expect(Object.values(keys).every((key) => hashTag(key) === sku)).toBe(true);
     // Any key mentioning the SKU at all is one of the layout's keys, all under the hash tag.
     const touched = (await redis.keys(`*${sku}*`)).sort();
-    expect(touched).toEqual([keys.sale, keys.users, keys.reservations, keys.idempotency].sort());
+    // (alice's sold order still holds her units, so she is listed among the holders.)
+    expect(touched).toEqual([keys.sale, keys.users, keys.reservations, keys.idempotency, keys.holds].sort());
     for (const key of touched) {
       expect(key).toContain(`{${sku}}`);
       expect(hashTag(key)).toBe(sku);

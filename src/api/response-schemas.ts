@@ -35,7 +35,7 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   SALE_EXISTS: 'a sale for that SKU exists already',
   SOLD_OUT: 'no units left',
   SALE_NOT_ACTIVE: 'before startsAt, or from endsAt on',
-  PURCHASE_LIMIT_EXCEEDED: 'the shopper would hold more than perUserLimit',
+  PURCHASE_LIMIT_EXCEEDED: 'the shopper would hold more than perUserLimit (details.heldBy: the orders holding it)',
   TOO_MANY_CANCELLATIONS: 'the shopper cancelled MAX_CANCELS_PER_SHOPPER orders of this sale',
   NOT_CANCELLABLE: 'the order is final, or a payment was accepted for it',
   IDEMPOTENCY_KEY_REUSED: 'the Idempotency-Key was first used with another quantity',

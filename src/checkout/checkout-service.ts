@@ -77,7 +77,13 @@ export function acceptReservation(result: ReserveResult, request: Pick<CheckoutR
     case 'TOO_MANY_CANCELS':
       throw new Refusal('TOO_MANY_CANCELLATIONS', `you cancelled too many orders of ${request.sku}; this sale takes no more checkouts from you`);
     case 'LIMIT_EXCEEDED':
-      throw new Refusal('PURCHASE_LIMIT_EXCEEDED', `buying ${request.quantity} would exceed the per-user limit for ${request.sku}`);
+      // Named, since the shopper may hold an order whose 202 never reached them.
+      throw new Refusal(
+        'PURCHASE_LIMIT_EXCEEDED',
+        `buying ${request.quantity} would exceed the per-user limit for ${request.sku}` +
+          (result.heldBy.length > 0 ? `; held by ${result.heldBy.join(', ')}` : ''),
+        { heldBy: result.heldBy },
+      );
     case 'SOLD_OUT':
       throw soldOutError(request.sku);
     case 'LATE':

@@ -36,6 +36,8 @@ export interface SaleKeys {
   inputs: string;
   /** STRING: the lease of the sale's one starter (its owner id, with an expiry). */
   starter: string;
+  /** HASH userId -> the orders holding the user's units, space-separated (what PURCHASE_LIMIT_EXCEEDED names). */
+  holds: string;
 }
 
 /**
@@ -56,6 +58,7 @@ export function saleKeys(sku: string): SaleKeys {
     pending: `${base}:pending`,
     inputs: `${base}:inputs`,
     starter: `${base}:starter`,
+    holds: `${base}:holds`,
   };
 }
 
@@ -100,7 +103,9 @@ export type ReserveResult =
   | { outcome: 'LATE' }
   /** `generation` counts the sale's stock returns; see SoldOutCache. */
   | { outcome: 'SOLD_OUT'; generation: number }
-  | { outcome: 'NO_SALE' | 'NOT_ACTIVE' | 'TOO_MANY_CANCELS' | 'LIMIT_EXCEEDED' };
+  /** `heldBy`: the orders holding the user's units (those reserved since the sale recorded them). */
+  | { outcome: 'LIMIT_EXCEEDED'; heldBy: string[] }
+  | { outcome: 'NO_SALE' | 'NOT_ACTIVE' | 'TOO_MANY_CANCELS' };
 
 export type ReserveOutcome = ReserveResult['outcome'];
 
@@ -174,6 +179,7 @@ interface InventoryCommands {
     cancels: string,
     pending: string,
     inputs: string,
+    holds: string,
     orderNo: string,
     userId: string,
     quantity: number,
@@ -183,7 +189,7 @@ interface InventoryCommands {
     cutoffMs: number,
     input: string,
     handoffMs: number,
-  ): Promise<[string, string, string | null, string, number?, string?]>;
+  ): Promise<[string, string, string | null, string, number?, string?, string?]>;
   inventoryRelease(
     sale: string,
     users: string,
@@ -191,6 +197,7 @@ interface InventoryCommands {
     idempotency: string,
     pending: string,
     inputs: string,
+    holds: string,
     orderNo: string,
     sku: string,
     mode: string,
@@ -236,8 +243,8 @@ interface InventoryCommands {
 
 const SCRIPTS = {
   inventoryDefineSale: { file: 'define_sale.lua', numberOfKeys: 1 },
-  inventoryReserve: { file: 'reserve.lua', numberOfKeys: 7 },
-  inventoryRelease: { file: 'release.lua', numberOfKeys: 6 },
+  inventoryReserve: { file: 'reserve.lua', numberOfKeys: 8 },
+  inventoryRelease: { file: 'release.lua', numberOfKeys: 7 },
   inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 4 },
   inventoryClaim: { file: 'claim.lua', numberOfKeys: 4 },
   inventoryTakeDueStarts: { file: 'take_due_starts.lua', numberOfKeys: 3 },
@@ -321,6 +328,7 @@ export class RedisInventory {
       k.cancels,
       k.pending,
       k.inputs,
+      k.holds,
       req.orderNo,
       req.userId,
       req.quantity,
@@ -332,7 +340,7 @@ export class RedisInventory {
       Math.max(0, Math.floor(req.promise?.handoffMs ?? 0)),
     );
     if (!Array.isArray(reply)) throw new Error(`reserve.lua returned an unexpected reply: ${JSON.stringify(reply)}`);
-    const [code, orderNo, price, record, generation, startInput] = reply;
+    const [code, orderNo, price, record, generation, startInput, heldBy] = reply;
     const outcome = expectOutcome<ReserveOutcome>(RESERVE_OUTCOMES, code, 'reserve.lua');
     if (outcome === 'RESERVED' || outcome === 'DUPLICATE') {
       if (typeof orderNo !== 'string' || orderNo === '') {
@@ -349,6 +357,7 @@ export class RedisInventory {
       };
     }
     if (outcome === 'SOLD_OUT') return { outcome, generation: Number(generation ?? 0) };
+    if (outcome === 'LIMIT_EXCEEDED') return { outcome, heldBy: heldBy ? heldBy.split(' ').filter(Boolean) : [] };
     return { outcome };
   }
 
@@ -366,6 +375,7 @@ export class RedisInventory {
       k.idempotency,
       k.pending,
       k.inputs,
+      k.holds,
       orderNo,
       sku,
       mode.as,
