@@ -187,9 +187,13 @@ it('labels a start that was sent and ran out of time `deadline`, and one never s
     expect(waitingError).toBeInstanceOf(DependencyUnavailableError);
     expect((waitingError as DependencyUnavailableError).reason).toBe('busy');
   } finally {
+    // The gRPC calls end 100 ms after the guard's deadline (DEADLINE_EXCEEDED, never retried):
+    // close the client once they have, and only then the sockets (a dropped socket would have the
+    // client retry a call on a channel closed under it).
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await client.connection.close().catch(() => undefined);
     for (const socket of sockets) socket.destroy();
     silent.close();
-    await client.connection.close().catch(() => undefined);
   }
 });
 
