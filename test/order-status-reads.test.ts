@@ -17,6 +17,7 @@ import { startApi } from '../src/api/server.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { OrderStatusReader } from '../src/orders/order-status-reader.js';
+import { Deadline } from '../src/infra/dependency-guard.js';
 import { waitFor } from '../stack/wait-for.js';
 import { orderWorkflowId } from '../src/workflows/definitions.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
@@ -112,6 +113,12 @@ async function pendingOrder(userId: string): Promise<{ sku: string; orderNo: str
     paymentWindow: app.config.paymentWindow,
   });
   expect(started).toBe('STARTED');
+  // Until its first workflow task ends (the quick local retries), a query waits for it: the reads
+  // under test start once the workflow answers queries, as it does between its timer's retries.
+  await waitFor(async () => (await app.orders.queryLive(orderNo, Deadline.in(10_000)))?.status === 'PENDING', {
+    what: `${orderNo} answering queries`,
+    timeoutMs: 20_000,
+  });
   return {
     sku,
     orderNo,
