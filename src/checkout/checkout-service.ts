@@ -63,6 +63,9 @@ export type AcceptedReservation = Extract<ReserveResult, { outcome: 'RESERVED' |
 /** Time kept back from a checkout's deadline to write its answer once the start is done or given up. */
 const ANSWER_MARGIN_MS = 100;
 
+/** How long a checkout's own start may take, in the background once the checkout stopped waiting for it. */
+const START_CALL_MS = 5_000;
+
 /**
  * The answer to a reservation that did not reserve: the one mapping from reserve.lua's outcomes to
  * refusals (the benchmark's queue baseline uses it too). Returns the reservation when it holds
@@ -224,21 +227,27 @@ export class CheckoutService {
   }
 
   /**
-   * Starts the order's workflow within CHECKOUT_START_BUDGET (and the request's deadline), unless
-   * Temporal's breaker is open. Never throws: an order it did not start is the starter's (at once
-   * in the background when the start was never sent, else once the handoff passed).
+   * Starts the order's workflow, waiting for it at most CHECKOUT_START_BUDGET (within the request's
+   * deadline), unless Temporal's breaker is open. The wait ends there, never the start: it goes on
+   * for START_CALL_MS in the background (cancelling it would only have the starter send it again).
+   * Never throws: an order whose start fails is the starter's (at once in the background when the
+   * start was never sent, else once the handoff passed).
    */
   private async startNow(input: OrderInput, deadline: Deadline): Promise<void> {
     const { orders, observer } = this.deps;
     if (!orders.temporalAvailable()) return;
     const startedAt = observer.now();
-    try {
-      await orders.start(input, this.startDeadline(deadline));
-      observer.workflowStartDone(true, startedAt);
-    } catch (err) {
-      observer.workflowStartDone(false, startedAt);
-      this.afterUnfinishedStart(input, err);
-    }
+    const waitUntil = this.startDeadline(deadline);
+    const start = orders.start(input, Deadline.in(START_CALL_MS), { admitBy: waitUntil }).then(
+      () => observer.workflowStartDone(true, startedAt),
+      (err: unknown) => {
+        observer.workflowStartDone(false, startedAt);
+        this.afterUnfinishedStart(input, err);
+      },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([start, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitUntil.remainingMs())))]);
+    clearTimeout(timer);
   }
 
   /** A start that was never sent goes to the starter's background queue; any other is left to the handoff. */

@@ -234,10 +234,12 @@ export class OrderClient {
    * the running workflow; an order number is never reused for a new workflow once one has closed
    * (ALREADY_CLOSED: the order exists and has ended).
    */
-  async start(input: OrderInput, deadline = defaultDeadline()): Promise<'STARTED' | 'ALREADY_CLOSED'> {
+  async start(input: OrderInput, deadline = defaultDeadline(), options: { admitBy?: Deadline } = {}): Promise<'STARTED' | 'ALREADY_CLOSED'> {
     try {
-      await this.pacing.run(deadline, () =>
-        this.onTemporal(deadline, () => this.temporal.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, this.startOptions(input))),
+      await this.pacing.run(
+        deadline,
+        () => this.onTemporal(deadline, () => this.temporal.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, this.startOptions(input))),
+        options.admitBy,
       );
       return 'STARTED';
     } catch (err) {
@@ -278,17 +280,21 @@ export class OrderClient {
     const waitUntil = Deadline.in(waitMs);
     let update: Promise<OrderState> | undefined;
     try {
-      await this.pacing.run(startDeadline, () => {
-        const sent = boundBy(waitUntil, () =>
-          this.temporal.connection.withDeadline(waitUntil.at, () =>
-            this.temporal.workflow.executeUpdateWithStart(awaitPersistedUpdate, { startWorkflowOperation: startOperation }),
-          ),
-        );
-        // Awaited below; until then its failure must not count as unhandled.
-        sent.catch(() => undefined);
-        update = sent;
-        return Promise.race([startOperation.workflowHandle(), sent]);
-      });
+      await this.pacing.run(
+        waitUntil,
+        () => {
+          const sent = boundBy(waitUntil, () =>
+            this.temporal.connection.withDeadline(waitUntil.at, () =>
+              this.temporal.workflow.executeUpdateWithStart(awaitPersistedUpdate, { startWorkflowOperation: startOperation }),
+            ),
+          );
+          // Awaited below; until then its failure must not count as unhandled.
+          sent.catch(() => undefined);
+          update = sent;
+          return Promise.race([startOperation.workflowHandle(), sent]);
+        },
+        startDeadline,
+      );
       return { outcome: 'DECIDED', state: await (update as Promise<OrderState>) };
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return { outcome: 'ALREADY_CLOSED' };

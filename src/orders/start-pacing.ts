@@ -58,11 +58,13 @@ export class StartPacing {
   }
 
   /**
-   * Sends `start` in a slot, once one is free before `deadline` leaves less than MIN_START_BUDGET_MS;
-   * otherwise fails with DependencyUnavailableError('temporal', 'busy') without sending it.
+   * Sends `start` in a slot, once one is free by `admitBy` (default: while `deadline`, the call's
+   * own, leaves at least MIN_START_BUDGET_MS); otherwise fails with
+   * DependencyUnavailableError('temporal', 'busy') without sending it. A caller that stops waiting
+   * sooner than the call may take (the checkout) admits by its own wait and lets the call go on.
    */
-  async run<T>(deadline: Deadline, start: () => Promise<T>): Promise<T> {
-    await this.acquire(deadline);
+  async run<T>(deadline: Deadline, start: () => Promise<T>, admitBy: Deadline = deadline.minus(MIN_START_BUDGET_MS)): Promise<T> {
+    await this.acquire(admitBy);
     if (deadline.remainingMs() < MIN_START_BUDGET_MS) {
       this.release();
       throw new DependencyUnavailableError('temporal', 'busy', 1);
@@ -80,7 +82,7 @@ export class StartPacing {
     }
   }
 
-  private acquire(deadline: Deadline): Promise<void> {
+  private acquire(admitBy: Deadline): Promise<void> {
     if (this.active < this.limit && this.waiters.length === 0) {
       this.active++;
       return Promise.resolve();
@@ -93,14 +95,11 @@ export class StartPacing {
           resolve();
         },
       };
-      const timer = setTimeout(
-        () => {
-          const index = this.waiters.indexOf(waiter);
-          if (index >= 0) this.waiters.splice(index, 1);
-          reject(new DependencyUnavailableError('temporal', 'busy', 1));
-        },
-        Math.max(0, deadline.remainingMs() - MIN_START_BUDGET_MS),
-      );
+      const timer = setTimeout(() => {
+        const index = this.waiters.indexOf(waiter);
+        if (index >= 0) this.waiters.splice(index, 1);
+        reject(new DependencyUnavailableError('temporal', 'busy', 1));
+      }, admitBy.remainingMs());
       this.waiters.push(waiter);
     });
   }
