@@ -36,14 +36,14 @@ export interface OrderStarterOptions {
 const DEFAULTS: OrderStarterOptions = { intervalMs: 250, startTimeoutMs: 5_000, leaseMs: 5_000, batch: 200, maxQueued: 10_000 };
 
 /** How long before a started order whose workflow has not claimed its reservation is started again (idempotent). */
-export const START_RECHECK_MS = 30_000;
+const START_RECHECK_MS = 30_000;
 /** A promise older than this is started only once MySQL says the order has no row. */
-export const STALE_PROMISE_MS = 10 * 60_000;
+const STALE_PROMISE_MS = 10 * 60_000;
 /** Backoff of a promise whose start failed. */
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 10_000;
 /** Sales that reserved within this are looked at; older promises are the reconciler's (it starts or expires them). */
-export const STARTER_HORIZON_MS = 15 * 60_000;
+const STARTER_HORIZON_MS = 15 * 60_000;
 /** A sale with nothing pending and no new reservation is looked at again after this. */
 const IDLE_SALE_REVISIT_MS = 10_000;
 
@@ -107,11 +107,6 @@ export class OrderStarter {
     if (this.stopped || this.queued.size >= this.options.maxQueued) return;
     this.queued.set(input.orderNo, input);
     if (!this.draining) void this.drainQueued();
-  }
-
-  /** Background starts waiting in memory. */
-  get backlog(): number {
-    return this.queued.size;
   }
 
   private async drainQueued(): Promise<void> {

@@ -52,10 +52,6 @@ export class RedisClockWatch {
     return best as ClockOffset;
   }
 
-  get offset(): ClockOffset | null {
-    return this.last;
-  }
-
   /** Why this process should take no checkouts now, or null: clocks apart by more than half the margin. */
   problem(): string | null {
     const last = this.last;

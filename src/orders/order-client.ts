@@ -320,7 +320,7 @@ export class OrderClient {
     // A promise whose workflow has not claimed its reservation is PENDING whatever the workflow
     // would say: answered from Redis, sparing the worker a query (after a Temporal outage,
     // hundreds of them are polled while their starts catch up). Redis not answering: ask on.
-    const unclaimed = await this.unclaimedPromise(orderNo, deadline.minus(this.storesReadMs)).catch(() => null);
+    const unclaimed = await this.unclaimedPromise(orderNo, deadline.capped(this.storesReadMs || undefined)).catch(() => null);
     if (unclaimed) return unclaimed;
     let live: OrderState | null;
     try {
@@ -350,11 +350,15 @@ export class OrderClient {
 
   /** The order as its promise says, only while its reservation is not claimed yet (then it is PENDING for sure); else null. */
   private async unclaimedPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
-    if (!this.inventory) return null;
-    const found = await this.fromPromise(orderNo, deadline);
-    if (!found) return null;
-    const reservation = await this.inventory.getReservation(found.view.sku, orderNo);
-    return reservation?.state === 'RESERVED' ? found : null;
+    const inventory = this.inventory;
+    if (!inventory) return null;
+    // Bounded as a whole (lookup and record): a slow Redis must not eat the query's time.
+    return boundBy(deadline, async () => {
+      const found = await this.fromPromise(orderNo, deadline);
+      if (!found) return null;
+      const reservation = await inventory.getReservation(found.view.sku, orderNo);
+      return reservation?.state === 'RESERVED' ? found : null;
+    });
   }
 
   /** The order as its promise says (PENDING: its workflow has not claimed the reservation yet, or did not answer). */

@@ -52,11 +52,6 @@ export class StartPacing {
     return Math.floor(this.limitValue);
   }
 
-  /** Starts in flight now, and starts waiting for a slot. */
-  get load(): { active: number; waiting: number } {
-    return { active: this.active, waiting: this.waiters.length };
-  }
-
   /**
    * Sends `start` in a slot, once one is free by `admitBy` (default: while `deadline`, the call's
    * own, leaves at least MIN_START_BUDGET_MS); otherwise fails with
