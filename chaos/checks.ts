@@ -179,6 +179,8 @@ export async function checkAfterFault(deps: CheckDeps, sku: string, perUserLimit
     figures: {
       shoppers: intents.length,
       accepted: accepted.length,
+      // Answered 202 and still no order row once the sale was quiet: a promise lost (target 0; every202HasAnOrderRow).
+      acceptedWithoutRow: report.figures.missingOrders ?? 0,
       acceptedByStatus: countBy(intents.flatMap((i) => (i.answer.kind === 'accepted' ? [`${i.answer.status}${i.waited ? ' waiting' : ''}`] : []))),
       refused: countBy(intents.flatMap((i) => (i.answer.kind === 'refused' ? [`${i.answer.status} ${i.answer.code}`] : []))),
       gaveUp: intents.filter((i) => i.answer.kind === 'gave-up').length,

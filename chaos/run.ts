@@ -659,18 +659,19 @@ async function freezeFigures(
 }
 
 function table(results: FaultResult[]): string {
-  const head = `| fault | ${CHAOS_CHECKS.join(' | ')} | accepted | paid / cancelled / failed | orphans released | repaired (adopted / aligned) | payments applied / refund | retried requests | stores agree after fault | quiet after |`;
-  const rule = `|---|${CHAOS_CHECKS.map(() => ':-:').join('|')}|---:|---|---:|---:|---|---:|---:|---:|`;
+  const head = `| fault | ${CHAOS_CHECKS.join(' | ')} | accepted | 202 without a row | paid / cancelled / failed | orphans released | repaired (adopted / aligned) | payments applied / refund | retried requests | stores agree after fault | quiet after |`;
+  const rule = `|---|${CHAOS_CHECKS.map(() => ':-:').join('|')}|---:|---:|---|---:|---:|---|---:|---:|---:|`;
   const rows = results.map((r) => {
     const f = r.figures as {
       accepted: number;
+      acceptedWithoutRow: number;
       orders: { paid: number; cancelled: number; failed: number };
       orphansReleased: number;
       repairs: { adopted: number; aligned: number };
       paymentEvents: { applied: number; refundRequired: number };
       retriedRequests: number;
     };
-    return `| ${r.fault} | ${CHAOS_CHECKS.map((c) => (r.checks[c] ? 'ok' : '**FAIL**')).join(' | ')} | ${f.accepted} | ${f.orders.paid} / ${f.orders.cancelled} / ${f.orders.failed} | ${f.orphansReleased} | ${f.repairs.adopted} / ${f.repairs.aligned} | ${f.paymentEvents.applied} / ${f.paymentEvents.refundRequired} | ${f.retriedRequests} | ${r.seconds.storesAgreeAfterFault} s | ${r.seconds.quiet} s |`;
+    return `| ${r.fault} | ${CHAOS_CHECKS.map((c) => (r.checks[c] ? 'ok' : '**FAIL**')).join(' | ')} | ${f.accepted} | ${f.acceptedWithoutRow} | ${f.orders.paid} / ${f.orders.cancelled} / ${f.orders.failed} | ${f.orphansReleased} | ${f.repairs.adopted} / ${f.repairs.aligned} | ${f.paymentEvents.applied} / ${f.paymentEvents.refundRequired} | ${f.retriedRequests} | ${r.seconds.storesAgreeAfterFault} s | ${r.seconds.quiet} s |`;
   });
   return [head, rule, ...rows].join('\n');
 }

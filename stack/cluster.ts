@@ -240,6 +240,8 @@ export async function startClusterStack(options: ClusterStackOptions): Promise<R
     TEMPORAL_ADDRESS: temporal!.address,
     TEMPORAL_NAMESPACE: namespace,
     REDIS_URL: redis!.nodes.map((n) => n.url).join(','),
+    // Every master has a replica: a 202 whose start did not answer waits until one holds its promise.
+    REDIS_WAIT_REPLICAS: '1',
     MYSQL_URL: `mysql://flash:flash@127.0.0.1:${ports.mysql}/flash`,
   };
   const roleEnv: Partial<Record<ClusterRole, Record<string, string>>> = {

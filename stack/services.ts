@@ -157,6 +157,8 @@ export async function startRedis(opts: {
   dataDir: string;
   port: number;
   appendfsync?: 'everysec' | 'always';
+  /** The port of a master on 127.0.0.1 this Redis replicates (a replica for tests of replication). */
+  replicaOf?: number;
   timeoutMs?: number;
 }): Promise<RunningService> {
   mkdirSync(opts.dataDir, { recursive: true });
@@ -172,6 +174,7 @@ export async function startRedis(opts: {
     '--daemonize', 'no',
     '--logfile', join(opts.dataDir, 'redis.log'),
     '--pidfile', join(opts.dataDir, 'redis.pid'),
+    ...(opts.replicaOf ? ['--replicaof', '127.0.0.1', String(opts.replicaOf)] : []),
   ];
   const proc = spawnLogged('redis', opts.tools.redisServer, args, { logFile: join(opts.dataDir, 'redis.stdout.log') });
   await waitUntilReady(proc, () => redisPing(opts.port), opts.timeoutMs ?? 20_000);

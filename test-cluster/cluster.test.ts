@@ -245,10 +245,13 @@ describe.sequential('the app on the cluster layout', () => {
     const quietSeconds = await waitForQuiescence({ store, redis, temporal }, sku, accepted, 150_000);
     const verdict = await checkAfterFault({ store, redis, temporal }, sku, 1, result, new Date(t0));
     timings[`${name}Seconds`] = Math.round((Date.now() - t0) / 100) / 10;
+    // A promise the failover lost would be a 202 with no order ever (REDIS_WAIT_REPLICAS keeps it at 0).
+    timings[`${name}AcceptedWithoutRow`] = Number(verdict.figures.acceptedWithoutRow);
     say(`${name}: ${accepted.length} accepted, repaired after ${repairSeconds.toFixed(1)} s, quiet after ${quietSeconds.toFixed(1)} s`);
     say(`  ${JSON.stringify(verdict.figures)}`);
     // More than `stock` may be accepted: cancels and timeouts mid-burst put units back on sale.
     expect(accepted.length).toBeGreaterThan(0);
+    expect(verdict.figures.acceptedWithoutRow).toBe(0);
     const { paid, awaitingPayment } = verdict.figures.orders as { paid: number; awaitingPayment: number };
     expect(paid + awaitingPayment).toBeLessThanOrEqual(stock);
     expect(verdict.checks, JSON.stringify(verdict.figures)).toEqual(Object.fromEntries(CHAOS_CHECKS.map((check) => [check, true])));

@@ -12,8 +12,9 @@ import type { AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
 import { guardAll, type DependencyGuards } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
-import type { RedisClient } from '../infra/redis.js';
+import { duplicateRedis, type RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
+import { ReplicaAcks } from '../inventory/replica-acks.js';
 import { CancelOrder } from '../orders/cancel-order.js';
 import { OrderClient, type OrderClientOptions } from '../orders/order-client.js';
 import { OrderStarter } from '../checkout/order-starter.js';
@@ -68,6 +69,11 @@ export interface ApiDeps {
    * one that delivers each payment once, from the webhook, and leaves the rest to a running owner.
    */
   payments?: PaymentDelivery;
+  /**
+   * With REDIS_WAIT_REPLICAS: the replica acknowledgements a checkout's 202 may wait for, on a
+   * connection of their own (startApi creates and closes it); without one, created here, connecting on first use.
+   */
+  replicaAcks?: ReplicaAcks;
 }
 
 export function createApp(deps: ApiDeps): Koa {
@@ -84,12 +90,15 @@ export function createApp(deps: ApiDeps): Koa {
   const starter = deps.starter ?? new OrderStarter({ inventory: unguardedInventory, orders, logger, observer: metrics });
   const sales = new SalesService(store, inventory);
   const limits = new RateLimits(redis, config.rateLimits, logger, guards.redis);
+  const replicas =
+    deps.replicaAcks ?? (config.redisWaitReplicas > 0 ? new ReplicaAcks(duplicateRedis(redis, { lazyConnect: true }), config.redisWaitReplicas) : undefined);
   const checkout = new CheckoutService({
     config,
     inventory,
     redis: guards.redis,
     orders,
     starter,
+    ...(replicas ? { replicas } : {}),
     logger,
     soldOut: deps.soldOut ?? new SoldOutCache(),
     observer: metrics,

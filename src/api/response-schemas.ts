@@ -44,7 +44,8 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   RATE_LIMITED: 'the shopper (checkout) or client IP (dev login, webhook) used up its request budget; Retry-After says when to come back',
   ORDER_FAILED: "a waiting checkout's order failed to persist within the wait (details.failureReason); nothing stays reserved",
   UNAVAILABLE: 'a dependency is down or did not answer in time; a checkout answered this reserved nothing',
-  OUTCOME_UNKNOWN: "a checkout's reserve got no answer in time: it may have reserved (details.orderNo); retry with the same Idempotency-Key or read the order",
+  OUTCOME_UNKNOWN:
+    "a checkout's reserve got no answer in time, or (REDIS_WAIT_REPLICAS) its reservation was neither started nor on a replica in time: it may hold details.orderNo; retry with the same Idempotency-Key or read the order",
 };
 
 const ERROR_CODES = Object.keys(ERROR_CODE_DESCRIPTIONS) as [ErrorCode, ...ErrorCode[]];

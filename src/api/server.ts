@@ -6,7 +6,7 @@ import type { AppConfig } from '../config/index.js';
 import { createLogger, type Logger } from '../infra/logger.js';
 import { createMysqlPool } from '../db/pool.js';
 import { Store } from '../db/store.js';
-import { createRedis } from '../infra/redis.js';
+import { createRedis, duplicateRedis } from '../infra/redis.js';
 import { RedisClockWatch } from '../infra/redis-clock.js';
 import { createTemporalClient } from '../infra/temporal-connection.js';
 import { OrderClient } from '../orders/order-client.js';
@@ -15,6 +15,7 @@ import { OrderStatusReader } from '../orders/order-status-reader.js';
 import { ORDER_CHANGED_CHANNEL, OrderChangeNotifier } from '../orders/order-changes.js';
 import { subscribeChannels } from '../infra/redis-subscription.js';
 import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
+import { ReplicaAcks } from '../inventory/replica-acks.js';
 import { OrderStarter } from '../checkout/order-starter.js';
 import { createApp, orderClientOptions } from './app.js';
 import { createDependencyGuards } from './guards.js';
@@ -65,7 +66,27 @@ export async function startApi(config: AppConfig, port = config.port, options: S
   // process that died left RECEIVED (docs/fault-tolerance.md, "A payment's path").
   const payments = PaymentDelivery.fromConfig(config, { store, orders, mysql: guards.mysql, changed: (orderNo) => statusReader.changed(orderNo), logger });
   payments.start();
-  const app = createApp({ config, redis, store, temporal, logger, soldOut, readiness, metrics, guards, orders, statusReader, payments, starter });
+  // WAIT blocks its connection: the replica acknowledgements a 202 may wait for have their own (REDIS_WAIT_REPLICAS).
+  const replicaAcks =
+    config.redisWaitReplicas > 0
+      ? new ReplicaAcks(duplicateRedis(redis, { commandTimeout: 2 * config.deadlines.redisMs + 1_000 }), config.redisWaitReplicas)
+      : undefined;
+  const app = createApp({
+    config,
+    redis,
+    store,
+    temporal,
+    logger,
+    soldOut,
+    readiness,
+    metrics,
+    guards,
+    orders,
+    statusReader,
+    payments,
+    starter,
+    ...(replicaAcks ? { replicaAcks } : {}),
+  });
   const server = app.listen(port, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   // Keep-alive longer than typical load balancers' idle timeout avoids resets under load.
@@ -91,7 +112,7 @@ export async function startApi(config: AppConfig, port = config.port, options: S
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await Promise.all([payments.stop(), starter.stop()]);
       server.closeAllConnections();
-      await Promise.allSettled([subscriber.quit(), redis.quit(), store.close(), temporal.connection.close()]);
+      await Promise.allSettled([subscriber.quit(), redis.quit(), replicaAcks?.close(), store.close(), temporal.connection.close()]);
     },
   };
 }

@@ -11,6 +11,7 @@ import type { AppConfig } from '../config/index.js';
 import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 import type { RedisInventory, ReserveResult } from '../inventory/redis-inventory.js';
+import type { ReplicaAcks } from '../inventory/replica-acks.js';
 import { viewOfState, type AwaitedStart, type FoundOrder, type OrderClient, type OrderView } from '../orders/order-client.js';
 import { newOrderNo } from '../orders/order-number.js';
 import { Refusal } from '../refusal.js';
@@ -114,6 +115,8 @@ export class CheckoutService {
       orders: OrderClient;
       /** Starts in the background what the checkout's own start did not (the budget ran out before a slot). */
       starter?: Pick<OrderStarter, 'startSoon'>;
+      /** With REDIS_WAIT_REPLICAS: whether replicas hold a sale's promises (a 202 its start did not cover waits for it). */
+      replicas?: Pick<ReplicaAcks, 'replicated'>;
       logger: Logger;
       soldOut: SoldOutCache;
       observer: CheckoutObserver;
@@ -144,7 +147,7 @@ export class CheckoutService {
     const deadline = new Deadline(now + this.deps.config.deadlines.checkoutMs);
     const result = await this.reserve(request, now, deadline);
     if (result.outcome === 'DUPLICATE') return this.retryWithKey(request, result, deadline);
-    await this.startNow(this.priced(result.input, result.priceCents), deadline);
+    await this.startDurably(this.priced(result.input, result.priceCents), deadline);
     return { orderNo: result.orderNo, status: 'PENDING' };
   }
 
@@ -227,19 +230,41 @@ export class CheckoutService {
   }
 
   /**
-   * Starts the order's workflow, waiting for it at most CHECKOUT_START_BUDGET (within the request's
-   * deadline), unless Temporal's breaker is open. The wait ends there, never the start: it goes on
-   * for START_CALL_MS in the background (cancelling it would only have the starter send it again).
-   * Never throws: an order whose start fails is the starter's (at once in the background when the
-   * start was never sent, else once the handoff passed).
+   * Starts the order (startNow) and returns once its promise is durable: its workflow started
+   * within the start's budget, or the Redis replicas hold it (REDIS_WAIT_REPLICAS; without replicas
+   * Redis's own append-only file is the durability). Neither in time: 503 OUTCOME_UNKNOWN with the
+   * order number, since a failover now would lose the order its 202 would have promised.
    */
-  private async startNow(input: OrderInput, deadline: Deadline): Promise<void> {
+  private async startDurably(input: OrderInput, deadline: Deadline): Promise<void> {
+    const replicated = this.replicated(input.sku, deadline);
+    if ((await this.startNow(input, deadline)) || (await replicated)) return;
+    throw notYetDurable(input.orderNo);
+  }
+
+  /** Whether the replicas hold the sale's promises, waited for as long as the start is (true without REDIS_WAIT_REPLICAS). */
+  private replicated(sku: string, deadline: Deadline): Promise<boolean> {
+    const { replicas } = this.deps;
+    return replicas ? replicas.replicated(sku, this.startDeadline(deadline).remainingMs()) : Promise.resolve(true);
+  }
+
+  /**
+   * Starts the order's workflow, waiting for it at most CHECKOUT_START_BUDGET (within the request's
+   * deadline), unless Temporal's breaker is open; true when it started within that wait. The wait
+   * ends there, never the start: it goes on for START_CALL_MS in the background (cancelling it
+   * would only have the starter send it again). Never throws: an order whose start fails is the
+   * starter's (at once in the background when the start was never sent, else once the handoff passed).
+   */
+  private async startNow(input: OrderInput, deadline: Deadline): Promise<boolean> {
     const { orders, observer } = this.deps;
-    if (!orders.temporalAvailable()) return;
+    if (!orders.temporalAvailable()) return false;
     const startedAt = observer.now();
     const waitUntil = this.startDeadline(deadline);
+    let started = false;
     const start = orders.start(input, Deadline.in(START_CALL_MS), { admitBy: waitUntil }).then(
-      () => observer.workflowStartDone(true, startedAt),
+      () => {
+        started = true;
+        observer.workflowStartDone(true, startedAt);
+      },
       (err: unknown) => {
         observer.workflowStartDone(false, startedAt);
         this.afterUnfinishedStart(input, err);
@@ -248,6 +273,7 @@ export class CheckoutService {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([start, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitUntil.remainingMs())))]);
     clearTimeout(timer);
+    return started;
   }
 
   /** A start that was never sent goes to the starter's background queue; any other is left to the handoff. */
@@ -279,7 +305,12 @@ export class CheckoutService {
   private async startAndWait(input: OrderInput, waitMs: number, deadline: Deadline): Promise<CheckoutAnswer> {
     const { orders, observer } = this.deps;
     const pending: CheckoutAnswer = { orderNo: input.orderNo, status: 'PENDING' };
-    if (!orders.temporalAvailable()) return pending;
+    const replicated = this.replicated(input.sku, deadline);
+    const notStarted = async (): Promise<CheckoutAnswer> => {
+      if (await replicated) return pending;
+      throw notYetDurable(input.orderNo);
+    };
+    if (!orders.temporalAvailable()) return notStarted();
     const startedAt = observer.now();
     let awaited: AwaitedStart;
     try {
@@ -287,7 +318,7 @@ export class CheckoutService {
     } catch (err) {
       observer.workflowStartDone(false, startedAt);
       this.afterUnfinishedStart(input, err);
-      return pending;
+      return notStarted();
     }
     // Start and wait are one call here: the histogram sees the whole of it.
     observer.workflowStartDone(true, startedAt);
@@ -333,7 +364,7 @@ export class CheckoutService {
     const { orderNo, reservation } = duplicate;
     if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
     if (reservation?.state === 'RESERVED') {
-      await this.startNow(this.inputOf(request, duplicate, reservation.reservedAtMs), deadline);
+      await this.startDurably(this.inputOf(request, duplicate, reservation.reservedAtMs), deadline);
       return { orderNo, status: 'PENDING' };
     }
     // Claimed: its workflow runs.
@@ -397,4 +428,15 @@ const keyReused = (request: CheckoutRequest, firstQuantity: number) =>
   new Refusal(
     'IDEMPOTENCY_KEY_REUSED',
     `this Idempotency-Key was first used for ${firstQuantity} unit(s) of ${request.sku}, not ${request.quantity}; use a new key for a new purchase`,
+  );
+/**
+ * A reservation made but not yet durable (REDIS_WAIT_REPLICAS): neither its workflow started nor a
+ * replica acknowledged it in time. It stands, and is very likely kept; a failover now could lose it.
+ */
+const notYetDurable = (orderNo: string) =>
+  new Refusal(
+    'OUTCOME_UNKNOWN',
+    `order ${orderNo} is reserved, but neither its workflow nor a Redis replica confirmed it in time; retry with the same Idempotency-Key, or read the order`,
+    { orderNo, statusUrl: `/api/orders/${orderNo}` },
+    1,
   );

@@ -129,6 +129,8 @@ const envSchema = z.object({
   ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000).default(100),
   /** true: REDIS_URL is a Redis Cluster even when it names one node (a managed cluster's endpoint). */
   REDIS_CLUSTER: booleanString.default(false),
+  /** Replicas that must hold a promise before a checkout whose start did not answer says 202 (0: none; Redis with replicas: 1). */
+  REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16).default(0),
   /** How long an AWAITING_PAYMENT order's status may be served from memory (ms); 0: no cache. */
   STATUS_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   // The same bound while the API's Redis subscription to order changes is live (src/orders/order-changes.ts).
@@ -218,6 +220,8 @@ export interface AppConfig {
   accessLogSoldOutSample: number;
   /** Connect through the Redis Cluster client: REDIS_CLUSTER=true, or several URLs in REDIS_URL. */
   redisCluster: boolean;
+  /** REDIS_WAIT_REPLICAS: 0, or the replicas a promise must be on before a 202 its start did not cover. */
+  redisWaitReplicas: number;
   /** Order status reads (src/orders/order-status-reader.ts): cache age of AWAITING_PAYMENT (0: off), size, long-poll bound. */
   statusCacheMs: number;
   /** AWAITING_PAYMENT answers kept this long while order-change notifications are live (>= statusCacheMs). */
@@ -291,6 +295,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerMaxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
     accessLogSoldOutSample: e.ACCESS_LOG_SOLD_OUT_SAMPLE,
     redisCluster: e.REDIS_CLUSTER || e.REDIS_URL.includes(','),
+    redisWaitReplicas: e.REDIS_WAIT_REPLICAS,
     statusCacheMs: e.STATUS_CACHE_MS,
     statusCacheNotifiedMs: e.STATUS_CACHE_NOTIFIED_MS,
     statusCacheMaxEntries: e.STATUS_CACHE_MAX_ENTRIES,

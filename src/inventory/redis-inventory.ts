@@ -38,6 +38,8 @@ export interface SaleKeys {
   starter: string;
   /** HASH userId -> the orders holding the user's units, space-separated (what PURCHASE_LIMIT_EXCEEDED names). */
   holds: string;
+  /** STRING: a counter bumped by each replica-acknowledgement round (src/inventory/replica-acks.ts), never read. */
+  replicationMark: string;
 }
 
 /**
@@ -59,6 +61,7 @@ export function saleKeys(sku: string): SaleKeys {
     inputs: `${base}:inputs`,
     starter: `${base}:starter`,
     holds: `${base}:holds`,
+    replicationMark: `${base}:replication-mark`,
   };
 }
 

@@ -67,8 +67,10 @@ ${opts.upstreams.map((u) => `    server ${u.replace(/^https?:\/\//, '').replace(
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header X-Real-IP $remote_addr;
-      # Retry another upstream when one is down, but never a non-idempotent request that reached one.
-      proxy_next_upstream error timeout http_502 http_503;
+      # Retry another upstream when one is down (no connection, no answer), but never a non-idempotent
+      # request that reached one. An API's 503 is its own bounded answer for the client (Retry-After):
+      # counted as a failure (max_fails=1), a Redis failover's 503s took every API out for 5 s (502s).
+      proxy_next_upstream error timeout;
       proxy_connect_timeout 2s;
       proxy_read_timeout 60s;
       proxy_buffering off;
