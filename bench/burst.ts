@@ -176,7 +176,7 @@ async function main(): Promise<void> {
         }
         results[name] = result;
         say(
-          `${fmt(result.rps, 0)} req/s; p50 ${fmt(result.p50Ms)} ms, p99 ${fmt(result.p99Ms)} ms; won ${result.won}, sold out ${result.soldOut}, over limit ${result.limitExceeded}, rate limited ${shot.statuses.get('429') ?? 0}, errors ${result.errors}` +
+          `${fmt(result.rps, 0)} req/s; p50 ${fmt(result.p50Ms)} ms, p99 ${fmt(result.p99Ms)} ms; won ${result.won}, sold out ${result.soldOut}, over limit ${result.limitExceeded}, rate limited ${shot.statuses.get('429') ?? 0}, errors ${result.errors} (${result.errorsWhileUnitsLeft} while units were left${result.serverErrors ? `; ${JSON.stringify(result.serverErrors)}` : ''})` +
             (result.drain ? `; all ${result.drain.orders} orders in MySQL ${fmt(result.drain.seconds, 2)} s after the last win` : '') +
             (result.persistedInWait === undefined ? '' : `; ${result.persistedInWait} answered persisted (201), ${result.orderFailed ?? 0} ORDER_FAILED`),
         );

@@ -33,6 +33,10 @@ export interface VariantResult {
   soldOut: number;
   limitExceeded: number;
   errors: number;
+  /** 5xx answered before the last win: while the sale still had units (the bench's sale gets none back), a shopper turned away (target 0). */
+  errorsWhileUnitsLeft: number;
+  /** 5xx by `<status> <error code>` (e.g. `503 UNAVAILABLE`). */
+  serverErrors?: Record<string, number>;
   drain?: { orders: number; seconds: number; totalSeconds: number; ordersPerSecond: number };
   invariants?: InvariantReport;
   /** CPU seconds per process during the burst and the drain (servers the benchmark started, the variant's processes, the load generator). */
@@ -49,6 +53,8 @@ export interface Shot {
   firstWinAt: number;
   lastWinAt: number;
   errors: number;
+  errorsWhileUnitsLeft: number;
+  serverErrors: Record<string, number>;
 }
 
 /** A win: 202 (accepted, polling model) or 201 (persisted within the wait, `Prefer: wait=N`). */
@@ -74,6 +80,9 @@ export async function burst(
   let next = Math.floor(Math.random() * tokens.length);
   let firstWinAt = 0;
   let lastWinAt = 0;
+  const serverErrorsAt: number[] = [];
+  /** 5xx by status and the API's error code, to tell shedding, breakers and deadlines apart. */
+  const serverErrors = new Map<string, number>();
   const started = Date.now();
   let finish!: (result: autocannon.Result) => void;
   let fail!: (err: unknown) => void;
@@ -98,6 +107,9 @@ export async function burst(
             else if (status === 409) {
               const code = (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? '409';
               statuses.set(code, (statuses.get(code) ?? 0) + 1);
+            } else if (status >= 500) {
+              const kind = `${status} ${errorCodeOf(body)}`;
+              serverErrors.set(kind, (serverErrors.get(kind) ?? 0) + 1);
             }
           },
         },
@@ -112,6 +124,7 @@ export async function burst(
       lastWinAt = Date.now();
       if (!firstWinAt) firstWinAt = lastWinAt;
     } else if (statusCode === 409) latencies.soldOut.push(responseTime);
+    else if (statusCode >= 500) serverErrorsAt.push(Date.now());
     statuses.set(String(statusCode), (statuses.get(String(statusCode)) ?? 0) + 1);
   });
   let lastTenth = 0;
@@ -129,7 +142,8 @@ export async function burst(
   const result = await done;
   const seconds = (Date.now() - started) / 1000;
   const errors = result.errors + result.timeouts + [...statuses.entries()].filter(([s]) => /^5\d\d$/.test(s)).reduce((n, [, c]) => n + c, 0);
-  return { latencies, statuses, accepted, seconds, firstWinAt, lastWinAt, errors };
+  const errorsWhileUnitsLeft = serverErrorsAt.filter((at) => at <= lastWinAt).length;
+  return { latencies, statuses, accepted, seconds, firstWinAt, lastWinAt, errors, errorsWhileUnitsLeft, serverErrors: Object.fromEntries(serverErrors) };
 }
 
 export function summarise(shot: Shot): VariantResult {
@@ -157,5 +171,15 @@ export function summarise(shot: Shot): VariantResult {
     soldOut: shot.statuses.get('SOLD_OUT') ?? 0,
     limitExceeded: shot.statuses.get('PURCHASE_LIMIT_EXCEEDED') ?? 0,
     errors: shot.errors,
+    errorsWhileUnitsLeft: shot.errorsWhileUnitsLeft,
+    ...(Object.keys(shot.serverErrors).length > 0 ? { serverErrors: shot.serverErrors } : {}),
   };
+}
+
+function errorCodeOf(body: string): string {
+  try {
+    return (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? 'no code';
+  } catch {
+    return 'not JSON';
+  }
 }

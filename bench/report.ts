@@ -99,6 +99,8 @@ function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: Lay
           soldOut: r.soldOut,
           limitExceeded: r.limitExceeded,
           errors: r.errors,
+          errorsWhileUnitsLeft: r.errorsWhileUnitsLeft,
+          ...(r.serverErrors ? { serverErrors: r.serverErrors } : {}),
           ...(r.drain
             ? {
                 drain: {
@@ -170,7 +172,7 @@ function layoutMarkdown(section: LayoutSection): string[] {
   const rows = Object.entries(section.variants).map(([name, v]) => {
     const inv = v.invariants ? INVARIANTS.every((k) => v.invariants?.[k]) : null;
     const drain = v.drain ? `${fmt(v.drain.seconds, 2)} s (${fmt(v.drain.ordersPerSecond, 0)}/s)` : '—';
-    return `| ${name} | ${fmt(v.rps, 0)} | ${fmt(v.p50Ms)} | ${fmt(v.p99Ms)} | ${fmt(v.winP99Ms)} | ${fmt(v.soldOutP99Ms)} | ${v.won} | ${v.errors} | ${drain} | ${inv === null ? '—' : inv ? 'ok' : '**VIOLATED**'} |`;
+    return `| ${name} | ${fmt(v.rps, 0)} | ${fmt(v.p50Ms)} | ${fmt(v.p99Ms)} | ${fmt(v.winP99Ms)} | ${fmt(v.soldOutP99Ms)} | ${v.won} | ${v.errors} | ${v.errorsWhileUnitsLeft ?? '—'} | ${drain} | ${inv === null ? '—' : inv ? 'ok' : '**VIOLATED**'} |`;
   });
   const r = section.ratios;
   const pinned = section.cpuLayout;
@@ -195,8 +197,8 @@ function layoutMarkdown(section: LayoutSection): string[] {
     '',
     `Layout **${section.layout}**: ${where}.`,
     '',
-    '| variant | req/s | p50 ms | p99 ms | win p99 ms | sold-out p99 ms | won | errors | all won orders in MySQL after last win | invariants |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    '| variant | req/s | p50 ms | p99 ms | win p99 ms | sold-out p99 ms | won | errors | 5xx while units left | all won orders in MySQL after last win | invariants |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
     ...rows,
     '',
     `Ratios (throughput): ours/ceiling ${fmt(r.oursVsCeiling, 2)}, ours/sync ${fmt(r.oursVsSync, 2)}, ours/queue ${fmt(r.oursVsQueue, 2)}.` +

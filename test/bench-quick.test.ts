@@ -37,6 +37,7 @@ it('runs the quick benchmark: all four variants, invariants hold, results writte
   for (const [name, variant] of Object.entries<Record<string, unknown>>(report.variants)) {
     for (const key of ['rps', 'p50Ms', 'p99Ms', 'winP99Ms']) expect(variant[key], `${name}.${key}`).toBeGreaterThan(0);
     expect(variant.errors, `${name} errors`).toBe(0);
+    expect(variant.errorsWhileUnitsLeft, `${name} 5xx while units were left`).toBe(0);
     if (name === 'ceiling') continue;
     // Every unit sold, and to no more shoppers than there were units.
     expect(variant.won, `${name} won`).toBe(100);
@@ -140,6 +141,7 @@ it('--layouts shared,split: one report with every layout, each figure marked wit
     soldOut: 900,
     limitExceeded: 0,
     errors: 0,
+    errorsWhileUnitsLeft: 0,
     cpuAffinity: layout === 'split' ? { api: '0', worker: '1', loadgen: '0' } : { api: '0-1', worker: '0-1', loadgen: '0-1' },
   });
   const report = buildLayoutsReport(

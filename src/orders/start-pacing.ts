@@ -2,8 +2,11 @@
  * The pace of workflow starts one process sends to Temporal: every start (the checkout's own, the
  * starter's, Update-with-Start's start half) takes one of `limit` slots, and the limit follows what
  * Temporal can take. It grows by one per `limit` starts answered within `targetLatencyMs`, and is
- * halved (at most once a second) when a start runs out of time or is answered RESOURCE_EXHAUSTED:
- * additive increase, multiplicative decrease, between `minLimit` and MAX_CONCURRENT_STARTS.
+ * halved (at most once a second) when a start runs out of time, is answered RESOURCE_EXHAUSTED, or
+ * takes longer than `slowLatencyMs`: additive increase, multiplicative decrease, between
+ * `minLimit` and MAX_CONCURRENT_STARTS. A start answered between the two holds the limit: under a
+ * burst the whole machine is slow, and halving then only lowered the rate Temporal was keeping up
+ * with (measured: docs/performance.md, "Starts after a burst").
  *
  * A start waits for a slot until its deadline leaves too little time to be worth sending; one that
  * was never sent fails with reason `busy`, one that was sent and ran out of time keeps the guard's
@@ -27,6 +30,8 @@ export interface StartPacingOptions {
   minLimit?: number;
   /** A start answered within this counts towards a larger limit. */
   targetLatencyMs?: number;
+  /** A start answered later than this counts as overload, as a timeout does. */
+  slowLatencyMs?: number;
 }
 
 interface Waiter {
@@ -40,10 +45,12 @@ export class StartPacing {
   private lastDecreaseAt = 0;
   private readonly minLimit: number;
   private readonly targetLatencyMs: number;
+  private readonly slowLatencyMs: number;
 
   constructor(private readonly options: StartPacingOptions) {
     this.minLimit = Math.max(1, Math.min(options.minLimit ?? 4, options.maxLimit));
     this.targetLatencyMs = options.targetLatencyMs ?? 500;
+    this.slowLatencyMs = options.slowLatencyMs ?? 2_000;
     this.limitValue = Math.max(this.minLimit, Math.min(options.maxLimit, 8));
   }
 
@@ -106,7 +113,7 @@ export class StartPacing {
 
   private answered(latencyMs: number): void {
     if (latencyMs <= this.targetLatencyMs) this.limitValue = Math.min(this.options.maxLimit, this.limitValue + 1 / this.limitValue);
-    else this.overloaded();
+    else if (latencyMs > this.slowLatencyMs) this.overloaded();
   }
 
   private overloaded(): void {
