@@ -149,7 +149,12 @@ it('a retried key whose order cannot be read now answers 503 with Retry-After an
   await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} persisted`, timeoutMs: 15_000 });
   const cancelled = await httpRequest(base, 'POST', `/api/orders/${orderNo}/cancel`, { token: await auth.issue('reader') });
   expect(cancelled.status).toBe(202);
-  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'CANCELLED', { what: `${orderNo} cancelled`, timeoutMs: 15_000 });
+  // Cancelled means both: the row, then the units back in Redis, the record released or dropped
+  // (until then a retry of the key finds the reservation still claimed and answers PENDING).
+  await waitFor(
+    async () => (await store.getOrder(orderNo))?.status === 'CANCELLED' && (await inventory.getReservation(sale.sku, orderNo))?.state !== 'CLAIMED',
+    { what: `${orderNo} cancelled and its units back`, timeoutMs: 15_000 },
+  );
 
   orders.failReads = true;
   const unreadable = await checkout(base, sale.sku, 'reader', 'k-read');
