@@ -240,7 +240,11 @@ it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) a
   orders.refuseStarts = false;
   const cancel = await httpRequest(base, 'POST', `/api/orders/${cancelledNo}/cancel`, { token: await auth.issue('cancels-early') });
   expect(cancel.status, JSON.stringify(cancel.body)).toBe(202);
-  await waitFor(async () => (await store.getOrder(cancelledNo))?.status === 'CANCELLED', { what: `${cancelledNo} cancelled`, timeoutMs: 15_000 });
+  // The row first, then the units back in Redis: the invariants below compare the two stores.
+  await waitFor(
+    async () => (await store.getOrder(cancelledNo))?.status === 'CANCELLED' && (await inventory.getReservation(sale.sku, cancelledNo))?.state !== 'CLAIMED',
+    { what: `${cancelledNo} cancelled and its units back`, timeoutMs: 15_000 },
+  );
 
   // The paid one is started (by a starter, or by the reconciler's pass) and its payment applied.
   await orders.start((await inventory.orderInput(sale.sku, paidNo))!);
