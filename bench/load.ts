@@ -105,7 +105,7 @@ export async function burst(
           onResponse: (status, body) => {
             if (isWin(status)) accepted.push((JSON.parse(body) as { orderNo: string }).orderNo);
             else if (status === 409) {
-              const code = (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? '409';
+              const code = errorCodeOf(body);
               statuses.set(code, (statuses.get(code) ?? 0) + 1);
             } else if (status >= 500) {
               const kind = `${status} ${errorCodeOf(body)}`;

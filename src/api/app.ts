@@ -12,7 +12,7 @@ import type { AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
 import { guardAll, type DependencyGuards } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
-import { duplicateRedis, type RedisClient } from '../infra/redis.js';
+import type { RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
 import { CancelOrder } from '../orders/cancel-order.js';
@@ -90,8 +90,7 @@ export function createApp(deps: ApiDeps): Koa {
   const starter = deps.starter ?? new OrderStarter({ inventory: unguardedInventory, orders, logger, observer: metrics });
   const sales = new SalesService(store, inventory);
   const limits = new RateLimits(redis, config.rateLimits, logger, guards.redis);
-  const replicas =
-    deps.replicaAcks ?? (config.redisWaitReplicas > 0 ? new ReplicaAcks(duplicateRedis(redis, { lazyConnect: true }), config.redisWaitReplicas) : undefined);
+  const replicas = deps.replicaAcks ?? ReplicaAcks.fromConfig(config, redis);
   const checkout = new CheckoutService({
     config,
     inventory,

@@ -6,7 +6,7 @@ import type { AppConfig } from '../config/index.js';
 import { createLogger, type Logger } from '../infra/logger.js';
 import { createMysqlPool } from '../db/pool.js';
 import { Store } from '../db/store.js';
-import { createRedis, duplicateRedis } from '../infra/redis.js';
+import { createRedis } from '../infra/redis.js';
 import { RedisClockWatch } from '../infra/redis-clock.js';
 import { createTemporalClient } from '../infra/temporal-connection.js';
 import { OrderClient } from '../orders/order-client.js';
@@ -67,10 +67,7 @@ export async function startApi(config: AppConfig, port = config.port, options: S
   const payments = PaymentDelivery.fromConfig(config, { store, orders, mysql: guards.mysql, changed: (orderNo) => statusReader.changed(orderNo), logger });
   payments.start();
   // WAIT blocks its connection: the replica acknowledgements a 202 may wait for have their own (REDIS_WAIT_REPLICAS).
-  const replicaAcks =
-    config.redisWaitReplicas > 0
-      ? new ReplicaAcks(duplicateRedis(redis, { commandTimeout: 2 * config.deadlines.redisMs + 1_000 }), config.redisWaitReplicas)
-      : undefined;
+  const replicaAcks = ReplicaAcks.fromConfig(config, redis);
   const app = createApp({
     config,
     redis,

@@ -11,7 +11,8 @@
  * take the replication stream in order, so their acknowledgement of that write covers all those
  * reservations. One round in flight per sale; checkouts that arrive meanwhile share the next one.
  */
-import type { RedisClient } from '../infra/redis.js';
+import type { AppConfig } from '../config/index.js';
+import { duplicateRedis, type RedisClient } from '../infra/redis.js';
 import { saleKeys } from './redis-inventory.js';
 
 /** The longest one round's WAIT blocks its connection; each caller stops waiting at its own bound. */
@@ -29,6 +30,16 @@ function newRound(): Round {
 }
 
 export class ReplicaAcks {
+  /**
+   * The process's replica acknowledgements with REDIS_WAIT_REPLICAS (else undefined), on a
+   * connection of their own to `redis`'s target, opened on first use and bounded by one round plus REDIS_TIMEOUT.
+   */
+  static fromConfig(config: Pick<AppConfig, 'redisWaitReplicas' | 'deadlines'>, redis: RedisClient): ReplicaAcks | undefined {
+    if (config.redisWaitReplicas <= 0) return undefined;
+    const connection = duplicateRedis(redis, { lazyConnect: true, commandTimeout: ROUND_TIMEOUT_MS + config.deadlines.redisMs });
+    return new ReplicaAcks(connection, config.redisWaitReplicas);
+  }
+
   /** Per SKU: the round waiting to be sent (callers join it), and whether one is in flight. */
   private readonly sales = new Map<string, { next?: Round; inFlight: boolean }>();
 
