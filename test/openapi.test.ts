@@ -419,7 +419,7 @@ describe('real answers match the spec', () => {
     expectDocumented('get', '/docs/{asset}', unknownAsset);
   });
 
-  it("a dependency down and dev login disabled: /healthz's 503 and dev-login's 404 match their declared schemas; 501 the error shape", async () => {
+  it("a dependency down and dev login disabled: /healthz's 503 and dev-login's 404 match their declared schemas; a method no router knows is 405", async () => {
     // The same app with Redis pointing at a port nobody listens on (the real MySQL and Temporal).
     const deadRedis = createRedis({ redisUrl: 'redis://127.0.0.1:1' }, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     deadRedis.on('error', () => undefined);
@@ -445,7 +445,10 @@ describe('real answers match the spec', () => {
       const simulate = await http('POST', '/api/dev/simulate-payment', { base, json: { orderNo: '01ARZ3NDEKTSV4RRFFQ69G5FAV' } });
       expect(simulate.status).toBe(404);
       expectDocumented('post', '/api/dev/simulate-payment', simulate);
-      expectApiError(await http('PURGE', '/api/checkout', { base }), 501, 'NOT_IMPLEMENTED');
+      // A method @koa/router does not know at all is 405 like any other on a known path, not 501.
+      const purge = await http('PURGE', '/api/checkout', { base });
+      expectApiError(purge, 405, 'METHOD_NOT_ALLOWED');
+      expect(purge.headers.get('allow')).toBe('POST, OPTIONS');
     } finally {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

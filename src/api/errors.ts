@@ -9,7 +9,7 @@ import type { Logger } from '../infra/logger.js';
 import { echo, QuietError, Refusal, type RefusalCode } from '../refusal.js';
 
 /** Every code the API answers with: a use case's refusal, or one of the transport's own. */
-export type ErrorCode = RefusalCode | 'UNAUTHORIZED' | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED' | 'NOT_IMPLEMENTED' | 'INTERNAL' | 'RATE_LIMITED';
+export type ErrorCode = RefusalCode | 'UNAUTHORIZED' | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED' | 'INTERNAL' | 'RATE_LIMITED';
 
 /** The status of each refusal: one per code, as the error-code table of docs/api.md lists them. */
 const REFUSAL_STATUS: Record<RefusalCode, number> = {
@@ -60,12 +60,8 @@ export function errorMiddleware(logger: Logger) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
+      // A known path with another method is 405, answered inside (src/api/http.ts, methodNotAllowed).
       if (ctx.status === 404 && ctx.body === undefined) throw new ApiError(404, 'NOT_FOUND', `no route for ${ctx.method} ${echo(ctx.path)}`);
-      // The router answers a known path with a wrong method itself (405 with Allow, or 501 for a
-      // method it does not know); the answer keeps its status and Allow header, in the error shape.
-      if (ctx.status === 405)
-        throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${echo(ctx.method)} is not allowed on ${echo(ctx.path)}; allowed: ${ctx.response.get('Allow')}`);
-      if (ctx.status === 501) throw new ApiError(501, 'NOT_IMPLEMENTED', `the method ${echo(ctx.method)} is not supported`);
     } catch (err) {
       const apiError = toApiError(err);
       // The request id and code come from / go to the request log middleware (request-log.ts), when mounted.

@@ -5,8 +5,9 @@
  */
 import { bodyParser } from '@koa/bodyparser';
 import type Router from '@koa/router';
-import Koa, { type Context, type Middleware } from 'koa';
+import Koa, { type Context, type Middleware, type Next } from 'koa';
 import type { Logger } from '../infra/logger.js';
+import { echo } from '../refusal.js';
 import { ApiError, errorMiddleware } from './errors.js';
 
 const BODY_LIMIT = '16kb';
@@ -32,6 +33,7 @@ export function createKoaApp(routers: Router[], logger: Logger, options: { proxy
   }
   for (const middleware of options.outermost ?? []) app.use(middleware);
   app.use(errorMiddleware(logger));
+  app.use(methodNotAllowed);
   app.use(requireJsonBodies);
   app.use(
     bodyParser({
@@ -45,11 +47,30 @@ export function createKoaApp(routers: Router[], logger: Logger, options: { proxy
       },
     }),
   );
-  for (const router of routers) {
-    app.use(router.routes());
-    app.use(router.allowedMethods());
-  }
+  for (const router of routers) app.use(router.routes());
   return app;
+}
+
+/**
+ * A known path asked with a method none of its routes declares: 405 METHOD_NOT_ALLOWED with Allow,
+ * whatever the method (the routers' own allowedMethods answers 501 to one it does not know, e.g.
+ * PURGE or PROPFIND); OPTIONS answers 204 with Allow. Mounted once before every router, so a path
+ * served by several routers, or by one mounted later (withApiDocs), lists all of its methods.
+ */
+async function methodNotAllowed(ctx: Context, next: Next): Promise<void> {
+  await next();
+  if (ctx.status !== 404 || ctx.body !== undefined) return;
+  // The route layers whose path matched, filled in by each router (@koa/router's ctx.matched).
+  const layers = ((ctx as { matched?: { methods: string[] }[] }).matched ?? []).filter((layer) => layer.methods.length > 0);
+  if (layers.length === 0 || layers.some((layer) => layer.methods.includes(ctx.method))) return;
+  // HEAD is in a GET route's methods already (@koa/router adds it).
+  const allow = [...new Set([...layers.flatMap((layer) => layer.methods), 'OPTIONS'])].join(', ');
+  if (ctx.method === 'OPTIONS') {
+    ctx.status = 204;
+    ctx.set('Allow', allow);
+    return;
+  }
+  throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${echo(ctx.method)} is not allowed on ${echo(ctx.path)}; allowed: ${allow}`, undefined, { Allow: allow });
 }
 
 /**

@@ -35,7 +35,6 @@ export function withApiDocs(app: Koa): Koa {
   const docs = docsRoutes(spec);
   spec.json = JSON.stringify(buildOpenApiDocument([...routersOf(app), docs]));
   app.use(docs.routes());
-  app.use(docs.allowedMethods());
   return app;
 }
 

@@ -40,7 +40,6 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   NOT_CANCELLABLE: 'the order is final, or a payment was accepted for it',
   IDEMPOTENCY_KEY_REUSED: 'the Idempotency-Key was first used with another quantity',
   INTERNAL: 'a bug (logged with its stack trace)',
-  NOT_IMPLEMENTED: 'an HTTP method the API does not know',
   RATE_LIMITED: 'the shopper (checkout) or client IP (dev login, webhook) used up its request budget; Retry-After says when to come back',
   ORDER_FAILED: "a waiting checkout's order failed to persist within the wait (details.failureReason); nothing stays reserved",
   UNAVAILABLE: 'a dependency is down or did not answer in time; a checkout answered this reserved nothing',
