@@ -1,0 +1,106 @@
+/**
+ * How the dashboard reads the checkout's figures out of GET /metrics (src/api/public/
+ * checkout-metrics.ts): against what the API's own registry renders, so renaming a metric or a
+ * label breaks this test rather than silently emptying a chart; and the sums over several API
+ * processes behind a load balancer, each differenced with its own previous scrape.
+ */
+import { describe, expect, it } from 'vitest';
+import { ApiMetrics } from '../src/api/metrics.js';
+import { CheckoutRates, parseScrape, quantile } from '../src/api/public/checkout-metrics.js';
+
+/** An API process's exposition: `accepted` checkouts answered 202 in `acceptedSeconds`, `soldOut` 409s in 1 ms. */
+async function exposition(process: string, checkouts: { accepted: number; acceptedSeconds: number; soldOut: number; unavailable?: number }): Promise<string> {
+  const metrics = new ApiMetrics({ defaultMetrics: false });
+  for (let i = 0; i < checkouts.accepted; i++) {
+    metrics.checkoutOutcome('ACCEPTED');
+    metrics.observeRequest('POST', '/api/checkout', 202, checkouts.acceptedSeconds);
+  }
+  for (let i = 0; i < checkouts.soldOut; i++) {
+    metrics.checkoutOutcome('SOLD_OUT');
+    metrics.observeRequest('POST', '/api/checkout', 409, 0.001);
+  }
+  for (let i = 0; i < (checkouts.unavailable ?? 0); i++) {
+    metrics.checkoutOutcome('OUTCOME_UNKNOWN');
+    metrics.observeRequest('POST', '/api/checkout', 503, 0.3);
+  }
+  // Another route's latency must not count.
+  metrics.observeRequest('GET', '/api/orders/:orderNo', 200, 9);
+  metrics.checkoutOutcome('PURCHASE_LIMIT_EXCEEDED');
+  metrics.checkoutOutcome('SALE_NOT_ACTIVE');
+  // What the default metrics add, which a registry without them lacks: the process's start.
+  return `${(await metrics.render()).body}\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds ${process}\n`;
+}
+
+describe('the dashboard reading /metrics', () => {
+  it("reads the checkout's outcomes and latency buckets out of the API's exposition", async () => {
+    const scrape = parseScrape(await exposition('1700000000', { accepted: 3, acceptedSeconds: 0.03, soldOut: 5, unavailable: 1 }), 1_000);
+    expect(scrape.process).toBe('1700000000');
+    expect(scrape.outcomes).toEqual({ accepted: 3, soldOut: 5, limit: 1, refused: 1, unavailable: 1 });
+    expect(scrape.latency.all.get(Infinity)).toBe(9);
+    expect(scrape.latency.accepted.get(Infinity)).toBe(3);
+    expect(scrape.latency.accepted.get(0.025)).toBe(0);
+    expect(scrape.latency.accepted.get(0.05)).toBe(3);
+  });
+
+  it('answers rates and the p99 of the requests between two scrapes of one process', async () => {
+    const rates = new CheckoutRates();
+    expect(rates.add(parseScrape(await exposition('1', { accepted: 0, acceptedSeconds: 0, soldOut: 0 }), 10_000))).toBeNull();
+    // 2 s later: 99 accepted in 4 ms and one in 800 ms, 100 sold out.
+    const later = parseScrape(await exposition('1', { accepted: 99, acceptedSeconds: 0.004, soldOut: 100 }), 12_000);
+    later.outcomes.accepted += 1;
+    later.latency.accepted.forEach((count, le) => later.latency.accepted.set(le, count + (le >= 1 ? 1 : 0)));
+    const figures = rates.add(later);
+    expect(figures?.perSecond).toEqual({ accepted: 50, soldOut: 50, limit: 0, refused: 0, unavailable: 0 });
+    expect(figures?.processes).toBe(1);
+    // Rank 99 of 100 falls at the top of the 2.5–5 ms bucket.
+    expect(figures?.p99Ms.accepted).toBeCloseTo(5, 6);
+  });
+
+  it('sums processes behind a load balancer, each against its own previous scrape, and drops one that restarted or went quiet', async () => {
+    const rates = new CheckoutRates(10_000);
+    rates.add(parseScrape(await exposition('100', { accepted: 10, acceptedSeconds: 0.01, soldOut: 0 }), 0));
+    rates.add(parseScrape(await exposition('200', { accepted: 500, acceptedSeconds: 0.01, soldOut: 0 }), 1_000));
+    // Each process scraped again 2 s after its previous scrape.
+    expect(rates.add(parseScrape(await exposition('100', { accepted: 30, acceptedSeconds: 0.01, soldOut: 0 }), 2_000))?.perSecond.accepted).toBe(10);
+    const both = rates.add(parseScrape(await exposition('200', { accepted: 540, acceptedSeconds: 0.01, soldOut: 0 }), 3_000));
+    expect({ accepted: both?.perSecond.accepted, processes: both?.processes }).toEqual({ accepted: 30, processes: 2 });
+    // Process 200's counters went down (it restarted within the same second): no interval for it until its next scrape.
+    const reset = rates.add(parseScrape(await exposition('200', { accepted: 1, acceptedSeconds: 0.01, soldOut: 0 }), 4_000));
+    expect({ accepted: reset?.perSecond.accepted, processes: reset?.processes }).toEqual({ accepted: 10, processes: 1 });
+    // Process 100 not scraped for more than 10 s: left out.
+    const alone = rates.add(parseScrape(await exposition('200', { accepted: 5, acceptedSeconds: 0.01, soldOut: 0 }), 13_000));
+    expect({ accepted: alone?.perSecond.accepted, processes: alone?.processes }).toEqual({ accepted: 4 / 9, processes: 1 });
+  });
+
+  it("interpolates a quantile within its bucket, and answers the largest finite bound in the +Inf bucket, as Prometheus' histogram_quantile", () => {
+    expect(
+      quantile(
+        0.5,
+        new Map([
+          [0.1, 0],
+          [0.2, 10],
+          [Infinity, 10],
+        ]),
+      ),
+    ).toBeCloseTo(0.15, 9);
+    expect(
+      quantile(
+        0.99,
+        new Map([
+          [0.1, 50],
+          [1, 90],
+          [Infinity, 100],
+        ]),
+      ),
+    ).toBe(1);
+    expect(
+      quantile(
+        0.99,
+        new Map([
+          [0.1, 0],
+          [Infinity, 0],
+        ]),
+      ),
+    ).toBeNull();
+  });
+});
