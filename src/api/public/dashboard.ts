@@ -1,11 +1,22 @@
 /**
  * The live sale dashboard's script (served inside index.html by src/api/routes/dashboard.ts, which
  * bundles it: see src/api/dashboard-page.ts). It runs in the browser, so it is type-checked with
- * the DOM's types (./tsconfig.json) and imports only modules that import nothing: the order's
- * vocabulary and the sale's view.
+ * the DOM's types (./tsconfig.json) and imports only modules that import nothing (the order's
+ * vocabulary, the sale's view, the reading of /metrics) and uPlot, which draws the charts; uPlot's
+ * stylesheet is bundled into the page with it.
  */
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
 import type { SaleView as Sale } from '../../sales/sale-view.js';
 import { OPEN_STATUSES, STORED_ORDER_STATUSES, type OrderStatus } from '../../workflows/order-vocabulary.js';
+import { CheckoutRates, parseScrape, type CheckoutFigures, type Scrape } from './checkout-metrics.js';
+
+declare global {
+  interface Window {
+    /** The charts' uPlot instances, by name: their `data` is what they draw (read by the browser test). */
+    dashboardCharts?: Record<ChartName, uPlot>;
+  }
+}
 
 /** The element with that id; the page declares every one the script uses, so a missing one is a bug. */
 function $<T extends HTMLElement = HTMLElement>(id: string): T {
@@ -23,7 +34,7 @@ interface ErrorBody {
   error?: { code: string; message: string };
 }
 interface SaleStats {
-  mysql: { orders: Record<string, number>; units: Record<string, number> };
+  mysql: { orders: Record<(typeof STORED_ORDER_STATUSES)[number], number>; units: Record<string, number> };
   runningWorkflows: number;
   drift: Record<'available' | 'reserved' | 'sold', number>;
 }
@@ -123,15 +134,40 @@ async function loadSales(): Promise<void> {
 }
 function watch(sku: string): void {
   if (!sku) return;
+  notice(null);
+  const changed = sku !== state.sku;
   state.sku = sku;
   $('watching').textContent = `watching ${sku}`;
   input('sku-input').value = sku;
   $<HTMLSelectElement>('sale-picker').value = sku;
   button('close-sale').disabled = !adminToken();
+  // The address names the sale watched, so a reload or a shared link opens it again.
+  const url = new URL(location.href);
+  url.searchParams.set('sku', sku);
+  history.replaceState(null, '', url);
   prepareIntent();
-  void pollSale();
+  if (!changed) return;
+  resetCharts();
+  void sample();
 }
-button('watch').onclick = () => watch(input('sku-input').value.trim());
+/** Watches `sku` if the API knows the sale; otherwise says so and keeps what was watched. */
+async function open(sku: string): Promise<void> {
+  if (!sku) return;
+  const { status, json } = await api<Sale>('GET', `/api/sales/${encodeURIComponent(sku)}`);
+  if (status === 200) return watch(json.sku);
+  notice(
+    status === 404
+      ? `No sale has the SKU “${sku}”. Check it, or pick a sale from the list (it needs the admin token).`
+      : `Could not open the sale “${sku}”: ${json.error?.code ?? status}.`,
+  );
+}
+/** The message above the page (null hides it). */
+function notice(message: string | null): void {
+  const box = $('notice');
+  box.textContent = message ?? '';
+  box.hidden = message === null;
+}
+button('watch').onclick = () => void open(input('sku-input').value.trim());
 $<HTMLSelectElement>('sale-picker').onchange = () => watch($<HTMLSelectElement>('sale-picker').value);
 input('admin-token').onchange = () => {
   button('close-sale').disabled = !adminToken() || !state.sku;
@@ -176,11 +212,35 @@ function renderStatusRows(): void {
   );
 }
 
-async function pollSale(): Promise<void> {
+let sampling: Promise<void> | null = null;
+/**
+ * One sample of the sale, taken about every second: its figures on the cards and a new point on
+ * each chart. The sale view (Redis) and the admin stats (MySQL, Temporal) are sale-wide; /metrics
+ * is the answering API process's.
+ */
+function sample(): Promise<void> {
+  // One at a time: a sale picked between two ticks must not add a second point a moment later.
+  sampling ??= takeSample().finally(() => (sampling = null));
+  return sampling;
+}
+async function takeSample(): Promise<void> {
   const sku = state.sku;
   if (!sku) return;
-  const { status, json } = await api<Sale>('GET', `/api/sales/${encodeURIComponent(sku)}`);
+  const path = encodeURIComponent(sku);
+  const token = adminToken();
+  const [sale, stats, scrape] = await Promise.all([
+    api<Sale>('GET', `/api/sales/${path}`),
+    token ? api<SaleStats>('GET', `/api/admin/sales/${path}/stats`, { token }) : null,
+    scrapeMetrics(),
+  ]);
   if (sku !== state.sku) return;
+  showSale(sku, sale);
+  showStats(stats);
+  const checkouts = scrape ? checkoutRates.add(scrape) : null;
+  addPoint(Date.now() / 1000, sale.status === 200 ? sale.json : null, stats?.status === 200 ? stats.json : null, checkouts, scrape !== null);
+}
+
+function showSale(sku: string, { status, json }: Reply<Sale>): void {
   if (status !== 200) {
     $('sale-info').textContent = `${sku}: ${json.error?.code ?? status}`;
     return;
@@ -200,9 +260,10 @@ async function pollSale(): Promise<void> {
         ? `ends ${new Date(json.endsAt).toLocaleString()}`
         : 'no end');
   $('stock-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
-  if (!adminToken()) return;
-  const stats = await api<SaleStats>('GET', `/api/admin/sales/${encodeURIComponent(sku)}/stats`, { token: adminToken() });
-  if (sku !== state.sku) return;
+}
+
+function showStats(stats: Reply<SaleStats> | null): void {
+  if (!stats) return;
   if (stats.status !== 200) {
     $('stats-note').textContent = `admin stats: ${stats.code ?? stats.status}`;
     return;
@@ -214,6 +275,163 @@ async function pollSale(): Promise<void> {
   $('running-workflows').textContent = String(stats.json.runningWorkflows);
   for (const k of ['available', 'reserved', 'sold'] as const) $(`drift-${k}`).textContent = String(stats.json.drift[k]);
   $('stats-note').textContent = `MySQL rows and Temporal visibility, ${new Date().toLocaleTimeString()}`;
+}
+
+/** This API process's Prometheus counters, or null when /metrics is not reachable (blocked at the load balancer, say). */
+async function scrapeMetrics(): Promise<Scrape | null> {
+  try {
+    const res = await fetch('/metrics');
+    if (!res.ok) return null;
+    const text = await res.text();
+    return parseScrape(text, Date.now());
+  } catch {
+    return null;
+  }
+}
+
+// ---- charts of the last minutes ----------------------------------------------------------------
+/** The charts' window: the points older than this are dropped. */
+const WINDOW_SECONDS = 300;
+/** The shortest span a chart shows, so that the first seconds of a sale are not stretched across it. */
+const MIN_SPAN_SECONDS = 60;
+const CHART_HEIGHT = 190;
+type ChartName = 'stock' | 'rates' | 'orders' | 'latency';
+interface SeriesSpec {
+  label: string;
+  stroke: string;
+  dash?: number[];
+  digits?: number;
+}
+const CHARTS: Record<ChartName, SeriesSpec[]> = {
+  stock: [
+    { label: 'available', stroke: '#1a56db' },
+    { label: 'reserved', stroke: '#e3a008' },
+    { label: 'sold', stroke: '#137333' },
+  ],
+  rates: [
+    { label: 'accepted', stroke: '#137333', digits: 1 },
+    { label: 'sold out', stroke: '#6b7280', digits: 1 },
+    { label: 'limit reached', stroke: '#7e3af2', digits: 1 },
+    { label: 'refused (other 4xx)', stroke: '#d97706', digits: 1 },
+    { label: 'unavailable (5xx)', stroke: '#b3261e', digits: 1 },
+    { label: 'units taken, net (sale-wide)', stroke: '#1a56db', dash: [6, 4], digits: 1 },
+  ],
+  orders: [
+    { label: 'PENDING (units, no row yet)', stroke: '#8a5a00', dash: [6, 4] },
+    { label: 'AWAITING_PAYMENT', stroke: '#e3a008' },
+    { label: 'PAID', stroke: '#137333' },
+    { label: 'CANCELLED', stroke: '#b3261e' },
+    { label: 'FAILED', stroke: '#5b1a14' },
+  ],
+  latency: [
+    { label: 'p99, every answer', stroke: '#1d2330', digits: 1 },
+    { label: 'p99, accepted', stroke: '#137333', digits: 1 },
+  ],
+};
+/** Per chart: the times (unix seconds) and one column per series, the form uPlot draws. */
+const columns = {} as Record<ChartName, Array<Array<number | null>>>;
+const checkoutRates = new CheckoutRates();
+/** The previous stock sample, for the units taken per second. */
+let lastStock: { t: number; available: number } | null = null;
+let samples = 0;
+
+function createCharts(): Record<ChartName, uPlot> {
+  const charts = {} as Record<ChartName, uPlot>;
+  for (const name of Object.keys(CHARTS) as ChartName[]) {
+    const box = $(`chart-${name}`);
+    columns[name] = [[], ...CHARTS[name].map(() => [])];
+    const plot = new uPlot(
+      {
+        width: Math.max(box.clientWidth, 200),
+        height: CHART_HEIGHT,
+        series: [
+          {},
+          ...CHARTS[name].map((spec) => ({
+            label: spec.label,
+            stroke: spec.stroke,
+            width: 2,
+            ...(spec.dash ? { dash: spec.dash } : {}),
+            value: (_plot: uPlot, value: number | null) => (value === null ? '—' : value.toFixed(spec.digits ?? 0)),
+          })),
+        ],
+        scales: {
+          // A young history fills the chart from the left; a full one scrolls left as time passes.
+          x: {
+            time: true,
+            range: (_plot, min, max) => {
+              if (!Number.isFinite(min) || !Number.isFinite(max)) {
+                const now = Date.now() / 1000;
+                return [now - MIN_SPAN_SECONDS, now];
+              }
+              if (max - min < MIN_SPAN_SECONDS) return [min, min + MIN_SPAN_SECONDS];
+              return [max - Math.min(WINDOW_SECONDS, max - min), max];
+            },
+          },
+          y: { range: (_plot, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
+        },
+        axes: [{}, { size: 56 }],
+        // A chart that moves every second is read, not zoomed.
+        cursor: { drag: { x: false, y: false } },
+      },
+      columns[name] as uPlot.AlignedData,
+      box,
+    );
+    new ResizeObserver(() => {
+      if (box.clientWidth > 0 && box.clientWidth !== plot.width) plot.setSize({ width: box.clientWidth, height: CHART_HEIGHT });
+    }).observe(box);
+    charts[name] = plot;
+  }
+  return charts;
+}
+const charts = createCharts();
+window.dashboardCharts = charts;
+
+function resetCharts(): void {
+  for (const name of Object.keys(CHARTS) as ChartName[]) {
+    columns[name] = [[], ...CHARTS[name].map(() => [])];
+    charts[name].setData(columns[name] as uPlot.AlignedData);
+  }
+  lastStock = null;
+  samples = 0;
+  $('history-charts').dataset.samples = '0';
+}
+
+/** One point on every chart at `t`; a figure its source did not answer is a gap. */
+function addPoint(t: number, sale: Sale | null, stats: SaleStats | null, checkouts: CheckoutFigures | null, metricsReached: boolean): void {
+  let taken: number | null = null;
+  if (sale) {
+    if (lastStock && t > lastStock.t) taken = (lastStock.available - sale.available) / (t - lastStock.t);
+    lastStock = { t, available: sale.available };
+  }
+  const rates = checkouts?.perSecond;
+  const points: Record<ChartName, Array<number | null>> = {
+    stock: sale ? [sale.available, sale.reserved, sale.sold] : [null, null, null],
+    rates: [rates?.accepted ?? null, rates?.soldOut ?? null, rates?.limit ?? null, rates?.refused ?? null, rates?.unavailable ?? null, taken],
+    orders: stats ? [Math.max(0, stats.drift.reserved), ...STORED_ORDER_STATUSES.map((status) => stats.mysql.orders[status])] : CHARTS.orders.map(() => null),
+    latency: [checkouts?.p99Ms.all ?? null, checkouts?.p99Ms.accepted ?? null],
+  };
+  for (const name of Object.keys(CHARTS) as ChartName[]) {
+    const [times = [], ...values] = columns[name];
+    times.push(t);
+    values.forEach((column, i) => column.push(points[name][i] ?? null));
+    // Drop what left the window (the oldest points are first).
+    const keep = times.findIndex((time) => time !== null && time >= t - WINDOW_SECONDS);
+    if (keep > 0) for (const column of columns[name]) column.splice(0, keep);
+    const plot = charts[name];
+    plot.setData(columns[name] as uPlot.AlignedData);
+    // The legend shows the newest values unless the pointer is on the chart (uPlot's cursor).
+    if ((plot.cursor.left ?? -1) < 0) plot.setLegend({ idx: times.length - 1 });
+  }
+  samples++;
+  $('history-charts').dataset.samples = String(samples);
+  $('orders-source').textContent = stats
+    ? 'sale-wide: MySQL rows by status (admin stats); PENDING: units Redis holds reserved that no row has yet'
+    : 'sale-wide, from the admin stats: needs the admin token';
+  const perProcess = metricsReached
+    ? `per API process (GET /metrics), all sales; ${checkouts ? `summed over ${checkouts.processes} process${checkouts.processes === 1 ? '' : 'es'}` : 'from the second scrape on'}`
+    : 'GET /metrics did not answer (blocked at the load balancer?): no per-process figures';
+  $('rates-source').textContent = `${perProcess}; units taken: sale-wide, Redis`;
+  $('latency-source').textContent = `ms, from the latency histogram's buckets; ${perProcess}`;
 }
 
 // ---- shoppers and checkouts --------------------------------------------------------------------
@@ -458,7 +676,9 @@ async function init(): Promise<void> {
   input('new-sku').value = `SALE-${randomId(3).toUpperCase()}`;
   prepareIntent();
   await loadSales();
-  every(750, pollSale);
+  // /?sku=X opens that sale.
+  await open(new URLSearchParams(location.search).get('sku')?.trim() ?? '');
+  every(1000, sample);
   every(1000, pollOrders);
   every(500, tickRates);
   document.body.dataset.ready = 'true';
