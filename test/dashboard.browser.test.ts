@@ -3,7 +3,12 @@
  * against the real API and worker on the test stack, with dev login on: a sale is created through
  * the page, a double click on Buy buys once, a burst of shoppers sells the rest out, one order is
  * paid and one cancelled through the page, and once quiet the figures on screen are the API's.
+ * Opened at /?sku=<sale> while a burst of checkouts runs, its charts (uPlot, read back through
+ * window.dashboardCharts) show the stock draining, checkouts per second by outcome, orders by
+ * state and the p99 move as it happens, with nothing loaded from another host; an unknown SKU is
+ * named as such.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +20,7 @@ import type { AppConfig } from '../src/config/index.js';
 import { type Store } from '../src/db/store.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
-import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
+import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 
 /** Debian's chromium package; scripts/install-tools.sh --test-server installs it. */
@@ -31,6 +36,8 @@ let store: Store;
 let redis: RedisClient;
 let browser: Browser;
 let page: Page;
+/** Where this file's screenshots go. */
+const shots = mkdtempSync(join(tmpdir(), 'dashboard-'));
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
@@ -77,6 +84,43 @@ async function ordersOnScreen(): Promise<Array<{ orderNo: string; user: string; 
       deadline: row.querySelector('.deadline')?.textContent ?? '',
     })),
   );
+}
+
+/** Each chart's columns as uPlot draws them (window.dashboardCharts), by series label; the times are `t`. */
+async function chartData(view: Page): Promise<Record<string, Record<string, Array<number | null>>>> {
+  return view.evaluate(() => {
+    const charts = (
+      window as unknown as { dashboardCharts?: Record<string, { series: Array<{ label?: unknown }>; data: ArrayLike<number | null | undefined>[] }> }
+    ).dashboardCharts;
+    return Object.fromEntries(
+      Object.entries(charts ?? {}).map(([name, plot]) => [
+        name,
+        Object.fromEntries(plot.series.map((series, i) => [i === 0 ? 't' : String(series.label), Array.from(plot.data[i] ?? [], (value) => value ?? null)])),
+      ]),
+    );
+  });
+}
+/** The points the charts have taken since the sale was picked. */
+async function samplesOf(view: Page): Promise<number> {
+  return Number(await view.locator('#history-charts').getAttribute('data-samples'));
+}
+const present = (column: Array<number | null> | undefined) => (column ?? []).filter((value): value is number => value !== null);
+const first = (column: Array<number | null> | undefined) => present(column)[0] ?? null;
+const last = (column: Array<number | null> | undefined) => present(column).at(-1) ?? null;
+const max = (column: Array<number | null> | undefined) => Math.max(-Infinity, ...present(column));
+
+/** Whether each line moved as the burst moves it. */
+function burstShown(charts: Record<string, Record<string, Array<number | null>>>, stock: number) {
+  return {
+    availableFell: Math.min(...present(charts.stock?.available)) < stock,
+    reservedRose: max(charts.stock?.reserved) > 0,
+    acceptedPerSecond: max(charts.rates?.accepted) > 0,
+    soldOutPerSecond: max(charts.rates?.['sold out']) > 0,
+    limitPerSecond: max(charts.rates?.['limit reached']) > 0,
+    unitsTakenPerSecond: max(charts.rates?.['units taken, net (sale-wide)']) > 0,
+    awaitingPaymentRose: max(charts.orders?.AWAITING_PAYMENT) > 0,
+    p99: max(charts.latency?.['p99, every answer']) > 0,
+  };
 }
 
 describe('the live sale dashboard in headless Chromium', () => {
@@ -214,11 +258,136 @@ describe('the live sale dashboard in headless Chromium', () => {
     await page.click('#buy');
     await page.locator('#log', { hasText: `buy late-${sku} → 409 SALE_NOT_ACTIVE` }).waitFor({ timeout: 10_000 });
 
-    const shots = mkdtempSync(join(tmpdir(), 'dashboard-'));
     const screenshot = join(shots, 'dashboard.png');
     await page.screenshot({ path: screenshot, fullPage: true });
     console.log(`[dashboard] screenshot: ${screenshot} (test took ${Date.now() - started} ms)`);
 
     expectInvariants(await saleReport(store, redis, sku, { perUserLimit: 2, acceptedOrderNos: onScreen.map((o) => o.orderNo) }));
+  });
+  it(
+    'opens /?sku=<sale> and charts a burst of checkouts as it happens: stock, checkouts per second by outcome, orders by state, p99',
+    { timeout: 120_000 },
+    async () => {
+      const sku = uniqueSku('HIST');
+      const stock = 40;
+      const created = await fetch(`${api.url}/api/sales`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ sku, name: 'History sale', priceCents: 990, stock, perUserLimit: 1 }),
+      });
+      expect(created.status).toBe(201);
+
+      const view = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
+      view.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+      // The page must load nothing from elsewhere (no CDN: the machine may be offline).
+      const elsewhere: string[] = [];
+      view.on('request', (request) => {
+        if (!request.url().startsWith(`${api.url}/`)) elsewhere.push(request.url());
+      });
+      try {
+        await view.goto(`${api.url}/?sku=${sku}`);
+        await view.locator('body[data-ready="true"]').waitFor({ timeout: 10_000 });
+        await view.locator('#watching', { hasText: `watching ${sku}` }).waitFor();
+        // Not the dev default, so not prefilled: the orders chart reads the admin stats.
+        await view.fill('#admin-token', ADMIN);
+        await view.dispatchEvent('#admin-token', 'change');
+        // Before the burst: points from every source, the per-process rates started (two scrapes).
+        await waitFor(
+          async () => {
+            const charts = await chartData(view);
+            return last(charts.orders?.AWAITING_PAYMENT) === 0 && last(charts.rates?.accepted) === 0 && last(charts.stock?.available) === stock;
+          },
+          { what: 'the charts to start before the burst', timeoutMs: 20_000, intervalMs: 200 },
+        );
+
+        // The burst: waves of 12 new shoppers at once, each with the previous wave's first shopper
+        // again (over the limit of 1), a wave per point of the charts so that they see the burst over
+        // several seconds, until the charts show what it did. The screenshot is taken during a wave.
+        const answers = new Map<string, number>();
+        const checkout = async (userId: string) => {
+          const reply = await fetch(`${api.url}/api/checkout`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${await app.auth.issue(userId)}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+            body: JSON.stringify({ sku, quantity: 1 }),
+          });
+          const body = (await reply.json()) as { error?: { code: string } };
+          const outcome = reply.status === 201 || reply.status === 202 ? 'accepted' : `${reply.status} ${body.error?.code}`;
+          answers.set(outcome, (answers.get(outcome) ?? 0) + 1);
+        };
+        let previous: string | undefined;
+        const wave = (n: number) => {
+          const shoppers = Array.from({ length: 12 }, (_, i) => `hist-${n}-${i}-${sku}`);
+          const again = previous;
+          previous = shoppers[0];
+          return Promise.all([...shoppers, ...(again ? [again] : [])].map(checkout));
+        };
+        const screenshot = join(shots, 'dashboard-burst.png');
+        let shown: ReturnType<typeof burstShown> | undefined;
+        for (let n = 0; !shown; n++) {
+          const sending = wave(n);
+          const charts = burstShown(await chartData(view), stock);
+          if (Object.values(charts).every(Boolean)) {
+            await view.screenshot({ path: screenshot, fullPage: true });
+            shown = charts;
+          }
+          await sending;
+          if (shown) break;
+          if (n >= 40) throw new Error(`after 40 waves the charts still do not show the burst: ${JSON.stringify(charts)}`);
+          const points = await samplesOf(view);
+          await waitFor(async () => (await samplesOf(view)) > points, { what: 'the next point of the charts', timeoutMs: 10_000, intervalMs: 100 });
+        }
+        console.log(`[dashboard] screenshot during the burst: ${screenshot}`);
+
+        // Every unit sold once; the rest sold out or over the limit.
+        expect(answers.get('accepted')).toBe(stock);
+        expect([...answers.keys()].filter((outcome) => outcome !== 'accepted').sort()).toEqual(['409 PURCHASE_LIMIT_EXCEEDED', '409 SOLD_OUT']);
+        // Once the workflows have written every order, the charts' last points are the sale's figures.
+        await waitFor(
+          async () => {
+            const charts = await chartData(view);
+            return (
+              last(charts.stock?.available) === 0 &&
+              last(charts.stock?.reserved) === stock &&
+              last(charts.stock?.sold) === 0 &&
+              last(charts.orders?.AWAITING_PAYMENT) === stock &&
+              last(charts.orders?.['PENDING (units, no row yet)']) === 0
+            );
+          },
+          { what: 'the charts to end at the sold-out sale with every order written', timeoutMs: 60_000, intervalMs: 250 },
+        );
+        const charts = await chartData(view);
+        expect(first(charts.stock?.available)).toBe(stock);
+        expect(first(charts.stock?.reserved)).toBe(0);
+        expect(first(charts.orders?.AWAITING_PAYMENT)).toBe(0);
+        expect(await view.locator('#rates-source').innerText()).toContain('per API process (GET /metrics), all sales; summed over 1 process');
+        expect(elsewhere).toEqual([]);
+        expectInvariants(await saleReport(store, redis, sku, { perUserLimit: 1 }));
+      } finally {
+        await view.close();
+      }
+    },
+  );
+
+  it('names an unknown /?sku= as such, then opens the sale typed in', async () => {
+    const view = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    try {
+      const unknown = uniqueSku('NOPE');
+      await view.goto(`${api.url}/?sku=${unknown}`);
+      await view.locator('body[data-ready="true"]').waitFor({ timeout: 10_000 });
+      expect(await view.locator('#notice').innerText()).toContain(`No sale has the SKU “${unknown}”`);
+      expect(await view.locator('#watching').innerText()).toBe('no sale picked');
+      expect(await samplesOf(view)).toBe(0);
+
+      const { sku } = await putOnSale(store, redis, { stock: 3 });
+      await view.fill('#sku-input', sku);
+      await view.click('#watch');
+      await view.locator('#watching', { hasText: `watching ${sku}` }).waitFor();
+      expect(await view.locator('#notice').isHidden()).toBe(true);
+      // The address names the sale watched, for a reload or a link.
+      expect(new URL(view.url()).searchParams.get('sku')).toBe(sku);
+      await waitFor(async () => last((await chartData(view)).stock?.available) === 3, { what: 'a point of the sale on the stock chart', timeoutMs: 10_000 });
+    } finally {
+      await view.close();
+    }
   });
 });
