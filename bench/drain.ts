@@ -43,7 +43,41 @@ export function watchCount(count: () => Promise<number>) {
         seconds: Math.max(0, (reached.at - (lastWinAt || reached.at)) / 1000),
         totalSeconds,
         ordersPerSecond: totalSeconds > 0 ? reached.count / totalSeconds : reached.count,
+        series: drainSeries(samples, firstWinAt, lastWinAt, reached.at),
       };
     },
   };
+}
+
+/** How many were done over time, on a regular grid anchored at the last win: the drain picture's line (bench/chart.ts). */
+export interface DrainSeries {
+  /** Seconds between points: 0.1, coarser for a long drain so that a series keeps about 120 points, never over 1. */
+  stepSeconds: number;
+  /** The first point's time relative to the last win: ≤ 0, the series starts at the first win. */
+  fromSeconds: number;
+  /** How many were done at each point: the last sample's count taken at or before it; the last point is the drain's end. */
+  persisted: number[];
+}
+
+/**
+ * Resamples the 20 ms polling onto a grid with a point exactly at the last win, so that every run's
+ * line reads against the same "seconds after the last win" axis. Nothing is counted again: the
+ * samples are the ones the drain was timed with, so the line and the drain figures cannot disagree.
+ */
+export function drainSeries(samples: ReadonlyArray<{ at: number; count: number }>, firstWinAt: number, lastWinAt: number, endAt: number): DrainSeries {
+  const anchor = lastWinAt || endAt;
+  const start = Math.min(firstWinAt || anchor, anchor);
+  const stepMs = Math.min(1_000, Math.max(100, Math.ceil((endAt - start) / 120 / 100) * 100));
+  const first = Math.floor((start - anchor) / stepMs);
+  // Up to the last win at least: a design that persists before it answers (sync) is done by then.
+  const last = Math.max(0, Math.ceil((endAt - anchor) / stepMs));
+  const persisted: number[] = [];
+  let next = 0;
+  let count = 0;
+  for (let k = first; k <= last; k++) {
+    const at = anchor + k * stepMs;
+    while (next < samples.length && samples[next]!.at <= at) count = samples[next++]!.count;
+    persisted.push(count);
+  }
+  return { stepSeconds: stepMs / 1_000, fromSeconds: (first * stepMs) / 1_000, persisted };
 }

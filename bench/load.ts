@@ -4,6 +4,7 @@
  */
 import autocannon from 'autocannon';
 import type { InvariantReport } from '../src/invariants/check.js';
+import type { DrainSeries } from './drain.js';
 import { pct, sorted } from './stats.js';
 
 export interface Latencies {
@@ -19,6 +20,7 @@ export interface VariantResult {
   p99Ms: number;
   maxMs: number;
   winP50Ms: number | null;
+  winP90Ms: number | null;
   winP99Ms: number | null;
   winMaxMs: number | null;
   soldOutP50Ms: number | null;
@@ -37,7 +39,8 @@ export interface VariantResult {
   errorsWhileUnitsLeft: number;
   /** 5xx by `<status> <error code>` (e.g. `503 UNAVAILABLE`). */
   serverErrors?: Record<string, number>;
-  drain?: { orders: number; seconds: number; totalSeconds: number; ordersPerSecond: number };
+  /** `series` is absent from results files written before it was recorded (bench/chart.ts draws those without it). */
+  drain?: { orders: number; seconds: number; totalSeconds: number; ordersPerSecond: number; series?: DrainSeries };
   invariants?: InvariantReport;
   /** CPU seconds per process during the burst and the drain (servers the benchmark started, the variant's processes, the load generator). */
   cpuSeconds?: Record<string, number>;
@@ -157,6 +160,7 @@ export function summarise(shot: Shot): VariantResult {
     p99Ms: pct(all, 99) ?? 0,
     maxMs: all[all.length - 1] ?? 0,
     winP50Ms: pct(win, 50),
+    winP90Ms: pct(win, 90),
     winP99Ms: pct(win, 99),
     winMaxMs: win[win.length - 1] ?? null,
     soldOutP50Ms: pct(soldOut, 50),

@@ -1,9 +1,10 @@
-/** The benchmark's results: the JSON report, its Markdown tables (one per CPU layout) and an SVG chart, written to the output folder. */
+/** The benchmark's results: the JSON report, its Markdown tables (one per CPU layout) and an SVG picture (chart.ts), written to the output folder. */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { INVARIANTS, type Invariant } from '../src/invariants/check.js';
 import type { BenchRun, BenchSettings } from './args.js';
+import { chart } from './chart.js';
 import type { CpuLayout, LayoutCpus } from './cpu-layout.js';
 import type { VariantResult } from './load.js';
 import { fmt, round } from './stats.js';
@@ -87,6 +88,7 @@ function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: Lay
           p99Ms: round(r.p99Ms),
           maxMs: round(r.maxMs),
           winP50Ms: round(r.winP50Ms),
+          winP90Ms: round(r.winP90Ms),
           winP99Ms: round(r.winP99Ms),
           winMaxMs: round(r.winMaxMs),
           soldOutP50Ms: round(r.soldOutP50Ms),
@@ -137,23 +139,47 @@ function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: Lay
   };
 }
 
-type LayoutSection = ReturnType<typeof layoutSection>;
+export type LayoutSection = ReturnType<typeof layoutSection>;
 
 export type Report = ReturnType<typeof buildLayoutsReport>;
 
 /** Writes latest.{json,md,svg} and a dated copy of the JSON into `outDir`; returns the Markdown. */
 export function writeReport(report: Report, outDir: string): string {
   mkdirSync(outDir, { recursive: true });
-  const json = `${JSON.stringify(report, null, 2)}\n`;
+  const json = toJson(report);
   // The pipeline benchmark's results (bench/pipeline.ts) stay beside the burst's in latest.json.
   const latest = join(outDir, 'latest.json');
   const pipeline: unknown = existsSync(latest) ? (JSON.parse(readFileSync(latest, 'utf8')) as { pipeline?: unknown }).pipeline : undefined;
-  writeFileSync(latest, pipeline === undefined ? json : `${JSON.stringify({ ...report, pipeline }, null, 2)}\n`);
+  writeFileSync(latest, pipeline === undefined ? json : toJson({ ...report, pipeline }));
   writeFileSync(join(outDir, `${report.date.slice(0, 19).replace(/[:T]/g, '-')}${report.config.quick ? '-quick' : ''}.json`), json);
+  return renderReport(report, outDir);
+}
+
+/** Writes latest.md and latest.svg from a report (a fresh one, or latest.json read back by `--report-only`); returns the Markdown. */
+export function renderReport(report: Report, outDir: string): string {
   const md = markdown(report);
   writeFileSync(join(outDir, 'latest.md'), md);
   writeFileSync(join(outDir, 'latest.svg'), chart(report));
   return md;
+}
+
+/**
+ * Reads a results file back for rendering. Files written before a figure was recorded lack it:
+ * the win's p90 is filled in as unknown (null) and a drain without `series` is drawn without its
+ * line, so that any results file since the layouts (2026-11-22) renders.
+ */
+export function readReport(file: string): Report {
+  const report = JSON.parse(readFileSync(file, 'utf8')) as Report;
+  for (const section of [report, ...sectionsOf(report)]) for (const variant of Object.values(section.variants)) variant.winP90Ms ??= null;
+  return report;
+}
+
+/** Indented JSON, each drain series on one line: a few hundred counts would otherwise take a line each. */
+function toJson(value: unknown): string {
+  const json = JSON.stringify(value, null, 2).replace(/("persisted": \[)([^\]]*)\]/g, (_, open: string, counts: string) =>
+    counts.trim() === '' ? `${open}]` : `${open}${counts.trim().split(/,\s*/).join(', ')}]`,
+  );
+  return `${json}\n`;
 }
 
 function markdown(report: Report): string {
@@ -165,7 +191,7 @@ function markdown(report: Report): string {
   ].join('\n');
 }
 
-const sectionsOf = (report: Report): LayoutSection[] => Object.values(report.layouts).flatMap((section) => (section ? [section] : []));
+export const sectionsOf = (report: Report): LayoutSection[] => Object.values(report.layouts).flatMap((section) => (section ? [section] : []));
 
 /** One layout's table, ratios and, when pinned, the CPUs each process was allowed after each burst. */
 function layoutMarkdown(section: LayoutSection): string[] {
@@ -223,51 +249,4 @@ function waitingLine(section: LayoutSection): string[] {
       `win p99 ${fmt(waiting.winP99Ms)} vs ${fmt(polling.winP99Ms)} ms; ${waiting.persistedInWait ?? 0} of ${waiting.won} wins answered persisted (201), ` +
       `${waiting.orderFailed ?? 0} ORDER_FAILED. A polling win is only "accepted": its order is persisted later (drain column).`,
   ];
-}
-
-/** Two bar charts side by side, throughput and p99 per variant, as a self-contained SVG. */
-function chart(report: Report): string {
-  const sections = sectionsOf(report);
-  // With several layouts each bar is named "variant (layout)"; its colour stays the variant's.
-  const variants = sections.flatMap((section) =>
-    Object.entries(section.variants).map(([name, v]): [string, LayoutSection['variants'][string]] => [
-      sections.length > 1 ? `${name} (${section.layout})` : name,
-      v,
-    ]),
-  );
-  const panels = [
-    { title: 'requests / s (higher is better)', value: (v: LayoutSection['variants'][string]) => v.rps, digits: 0 },
-    { title: 'p99 latency, ms (lower is better)', value: (v: LayoutSection['variants'][string]) => v.p99Ms, digits: 1 },
-  ];
-  const width = 360;
-  const barHeight = 26;
-  const top = 48;
-  const height = top + variants.length * (barHeight + 10) + 30;
-  const colour: Record<string, string> = { ours: '#2563eb', 'ours-wait': '#60a5fa', ceiling: '#9ca3af', sync: '#dc2626', queue: '#d97706' };
-  const escape = (text: string) => text.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? c);
-  const body = panels.map((panel, i) => {
-    const x0 = i * (width + 40) + 70;
-    const max = Math.max(...variants.map(([, v]) => panel.value(v)), 1);
-    const bars = variants.map(([name, v], j) => {
-      const value = panel.value(v);
-      const y = top + j * (barHeight + 10);
-      const w = Math.max(1, (value / max) * (width - 80));
-      return [
-        `<text x="${x0 - 8}" y="${y + barHeight / 2 + 5}" text-anchor="end">${escape(name)}</text>`,
-        `<rect x="${x0}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colour[name.split(' ')[0] ?? name] ?? '#6b7280'}"/>`,
-        `<text x="${(x0 + w + 6).toFixed(1)}" y="${y + barHeight / 2 + 5}">${fmt(value, panel.digits)}</text>`,
-      ].join('');
-    });
-    return `<text x="${x0}" y="30" font-weight="bold">${escape(panel.title)}</text>${bars.join('')}`;
-  });
-  const c = report.config;
-  const caption = `${c.requests} checkouts, ${c.users} shoppers, ${c.connections} connections, stock ${c.stock}; ${report.machine.cpus} cores; ${report.date.slice(0, 16)}`;
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * (width + 40) + 40}" height="${height}" font-family="sans-serif" font-size="13">`,
-    `<rect width="100%" height="100%" fill="#fff"/>`,
-    ...body,
-    `<text x="70" y="${height - 10}" fill="#6b7280">${escape(caption)}</text>`,
-    '</svg>',
-    '',
-  ].join('\n');
 }

@@ -1,7 +1,10 @@
 /**
  * `npm run bench [-- options]`: the burst benchmark (bench/burst.ts: checkouts over HTTP against
  * four designs), or with `--pipeline` the order pipeline alone (bench/pipeline.ts: OrderWorkflows
- * started straight from a client, no HTTP). Each parses its own options.
+ * started straight from a client, no HTTP), or with `--report-only` latest.md and latest.svg
+ * redrawn from latest.json (bench/report-only.ts). Each parses its own options.
  */
-if (process.argv.slice(2).includes('--pipeline')) await import('./pipeline.js');
+const argv = process.argv.slice(2);
+if (argv.includes('--report-only')) await import('./report-only.js');
+else if (argv.includes('--pipeline')) await import('./pipeline.js');
 else await import('./burst.js');

@@ -1,11 +1,12 @@
 /**
  * Keeps `npm run bench` working: runs `bench/run.ts --quick` against the test stack (its servers
  * are given in the environment, so the benchmark starts none of its own) and checks that every
- * variant ran, the invariants held and the results file has the shape docs/testing.md promises.
- * Figures are printed by the benchmark, never asserted here: this machine is shared and noisy.
+ * variant ran, the invariants held and the results file has the shape docs/testing.md promises,
+ * and that the picture (latest.svg) draws what the results hold. Figures are printed by the
+ * benchmark, never asserted here (beyond their order): this machine is shared and noisy.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, expect, inject, it } from 'vitest';
@@ -22,6 +23,23 @@ afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
   return runScript('bench/run.ts', args, { ...process.env, ...inject('stackEnv'), CI: 'true' });
+}
+
+/** The attributes of every element of `svg` whose class is `name` (bench/chart.ts marks its parts so). */
+function marks(svg: string, name: string): Array<Record<string, string>> {
+  return [...svg.matchAll(new RegExp(`<\\w+ class="${name}"([^>]*)>`, 'g'))].map((match) =>
+    Object.fromEntries([...match[1]!.matchAll(/([\w-]+)="([^"]*)"/g)].map((attr) => [attr[1]!, attr[2]!])),
+  );
+}
+
+/** Each percentile at most the next: p50 ≤ p90 ≤ p99 ≤ max. */
+function expectOrdered(values: unknown[], what: string): void {
+  expect(
+    values.every((value) => typeof value === 'number'),
+    `${what}: ${JSON.stringify(values)}`,
+  ).toBe(true);
+  const numbers = values as number[];
+  for (let i = 1; i < numbers.length; i++) expect(numbers[i]!, `${what}: ${numbers.join(' ≤ ')}`).toBeGreaterThanOrEqual(numbers[i - 1]!);
 }
 
 it('runs the quick benchmark: all four variants, invariants hold, results written', { timeout: 180_000 }, async () => {
@@ -55,9 +73,47 @@ it('runs the quick benchmark: all four variants, invariants hold, results writte
   for (const ratio of ['oursVsCeiling', 'oursVsSync', 'oursVsQueue']) expect(report.ratios[ratio]).toBeGreaterThan(0);
   expect(report.invariants).toEqual({ noOversell: true, conservation: true, storesAgree: true, noLostOrder: true, perUserLimit: true });
   expect(readFileSync(join(outDir, 'latest.md'), 'utf8')).toMatch(/\| ours \| \d+ \|/);
-  expect(readFileSync(join(outDir, 'latest.svg'), 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*ours[\s\S]*<\/svg>\n$/);
   expect(readdirSync(outDir).filter((f) => /^\d{4}-\d\d-\d\d-.*-quick\.json$/.test(f))).toHaveLength(1);
   expect(output).toMatch(/Ratios \(throughput\)/);
+
+  // The latency percentiles, every answer and the wins alone, and the drain over time behind the picture.
+  for (const [name, v] of Object.entries<any>(report.variants)) {
+    expectOrdered([v.p50Ms, v.p90Ms, v.p99Ms, v.maxMs], `${name} checkout p50 ≤ p90 ≤ p99 ≤ max`);
+    expectOrdered([v.winP50Ms, v.winP90Ms, v.winP99Ms, v.winMaxMs], `${name} win p50 ≤ p90 ≤ p99 ≤ max`);
+    if (name === 'ceiling') continue;
+    const series = v.drain.series;
+    expect(series.stepSeconds, `${name} drain step`).toBeGreaterThan(0);
+    expect(series.stepSeconds, `${name} drain step`).toBeLessThanOrEqual(1);
+    // From the first win (at or before the last) to the drain's end, a point at the last win.
+    expect(series.fromSeconds, `${name} drain start`).toBeLessThanOrEqual(0);
+    expect(Number.isInteger(Math.round((-series.fromSeconds / series.stepSeconds) * 1e6) / 1e6), `${name}: a point at the last win`).toBe(true);
+    expect(series.persisted.length, `${name} drain points`).toBeGreaterThan(1);
+    expectOrdered(series.persisted, `${name} persisted never falls`);
+    expect(series.persisted.at(-1), `${name}: the series ends with every won order in MySQL`).toBe(100);
+    expect(series.fromSeconds + (series.persisted.length - 1) * series.stepSeconds, `${name} drain end`).toBeGreaterThanOrEqual(v.drain.seconds - 1e-6);
+  }
+  const svg = readFileSync(join(outDir, 'latest.svg'), 'utf8');
+  expect(svg).toMatch(/^<svg [^>]*>[\s\S]*ours[\s\S]*<\/svg>\n$/);
+  expect(svg).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)|<script|<image|@import/);
+  for (const name of Object.keys(report.variants)) {
+    expect(
+      marks(svg, 'rps').filter((m) => m['data-variant'] === name),
+      `${name} req/s bar`,
+    ).toHaveLength(1);
+    const latency = marks(svg, 'latency').filter((m) => m['data-variant'] === name);
+    // The ceiling answers every checkout alike: no separate win band.
+    expect(
+      latency.map((m) => m['data-kind']),
+      `${name} latency bands`,
+    ).toEqual(name === 'ceiling' ? ['all'] : ['all', 'win']);
+    for (const band of latency) expectOrdered(band['data-ms']!.split(' ').map(Number), `${name} ${band['data-kind']} band in the picture`);
+  }
+  const lines = marks(svg, 'drain');
+  expect(lines.map((m) => m['data-variant']).sort(), 'a drain line per variant that persists orders').toEqual(['ours', 'queue', 'sync']);
+  for (const line of lines) {
+    expect(Number(line['data-points']), `${line['data-variant']} drain line`).toBe(report.variants[line['data-variant']!].drain.series.persisted.length);
+    expect(line.points!.trim().split(' ')).toHaveLength(Number(line['data-points']));
+  }
 });
 
 it('runs --wait: ours and ours-wait (Prefer: wait=10) on the same burst, both models reported', { timeout: 180_000 }, async () => {
@@ -130,6 +186,7 @@ it('--layouts shared,split: one report with every layout, each figure marked wit
     p99Ms: 12,
     maxMs: 20,
     winP50Ms: 6,
+    winP90Ms: 10,
     winP99Ms: 14,
     winMaxMs: 18,
     soldOutP50Ms: 4,
@@ -169,6 +226,68 @@ it('--layouts shared,split: one report with every layout, each figure marked wit
     expect(md.indexOf('Layout **shared**: every process on CPUs 0-1.')).toBeLessThan(md.indexOf('Layout **split**'));
     expect(md).toMatch(/Layout \*\*split\*\*[\s\S]*\| ours \| 500 \|[\s\S]*ours\/ceiling 0\.63/);
     expect(readFileSync(join(dir, 'latest.svg'), 'utf8')).toContain('ours (split)');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('--report-only redraws latest.md and latest.svg from latest.json, a file from before the drain series included', { timeout: 60_000 }, async () => {
+  const { settings } = parseBenchArgs(['--quick'], root);
+  const result = (rps: number, drain?: VariantResult['drain']): VariantResult => ({
+    rps,
+    p50Ms: 5,
+    p90Ms: 8,
+    p99Ms: 12,
+    maxMs: 20,
+    winP50Ms: 6,
+    winP90Ms: 10,
+    winP99Ms: 14,
+    winMaxMs: 18,
+    soldOutP50Ms: 4,
+    soldOutP99Ms: 9,
+    soldOutMaxMs: 11,
+    requests: 1_000,
+    seconds: 2,
+    won: 100,
+    soldOut: 900,
+    limitExceeded: 0,
+    errors: 0,
+    errorsWhileUnitsLeft: 0,
+    ...(drain ? { drain } : {}),
+  });
+  const report = buildLayoutsReport(
+    settings,
+    [
+      {
+        layout: 'shared',
+        results: {
+          ours: result(400, { orders: 100, seconds: 3.2, totalSeconds: 4, ordersPerSecond: 25 }),
+          queue: result(900, { orders: 100, seconds: 0.4, totalSeconds: 0.7, ordersPerSecond: 143 }),
+        },
+      },
+    ],
+    1_000,
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'bench-report-only-'));
+  try {
+    const md = writeReport(report, dir);
+    // As a results file written before the win's p90 and the drain series were recorded.
+    const old = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8'));
+    for (const section of [old, old.layouts.shared]) for (const v of Object.values<any>(section.variants)) delete v.winP90Ms;
+    writeFileSync(join(dir, 'latest.json'), JSON.stringify(old));
+    const { code, output } = await runScript('bench/run.ts', ['--report-only', '--out', dir], { ...process.env });
+    expect(code, output).toBe(0);
+    expect(readFileSync(join(dir, 'latest.md'), 'utf8')).toBe(md);
+    const svg = readFileSync(join(dir, 'latest.svg'), 'utf8');
+    // No series: a dot where the last order landed, and a word on why there is no line.
+    expect(marks(svg, 'drain')).toEqual([]);
+    expect(marks(svg, 'drain-end').map((m) => [m['data-variant'], m['data-seconds']])).toEqual([
+      ['ours', '3.2'],
+      ['queue', '0.4'],
+    ]);
+    expect(svg).toContain('predates the drain series');
+    expect(marks(svg, 'latency').find((m) => m['data-variant'] === 'ours' && m['data-kind'] === 'win')?.['data-ms']).toBe('6  14 18');
+    expect(readdirSync(dir).filter((f) => f.endsWith('.json'))).toHaveLength(2);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
