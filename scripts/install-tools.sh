@@ -7,6 +7,8 @@
 #   - with --test-server (npm test passes it): Temporal's time-skipping test server, from Maven Central
 #   - redis-server and mariadbd, from Debian packages
 #   - with --test-server: chromium, from Debian packages (the dashboard's browser test)
+#   - with --test-server, or when OTEL_TRACES_EXPORTER=zipkin (tracing on `npm start`): Zipkin's
+#     server, the local trace viewer, from Maven Central (its self-contained `exec` jar)
 # Tools are cached by version outside the repo, so a fresh clone on a warm machine is fast.
 # Prints each step and its time; fails naming the missing toolchain or the registry's error.
 #
@@ -18,6 +20,7 @@ INSTALL_TAG=install
 # shellcheck source=scripts/install-common.sh
 source "$ROOT/scripts/install-common.sh"
 TEMPORAL_CLI_VERSION="1.5.1"
+ZIPKIN_VERSION="3.6.1"
 TEST_SERVER_VERSION="$(sed -n 's:.*<temporal.test-server.version>\(.*\)</temporal.test-server.version>.*:\1:p' "$ROOT/tools/test-server/pom.xml")"
 
 WITH_TEST_SERVER=0
@@ -201,6 +204,29 @@ else
   step_done "installed chromium (/usr/bin/chromium)"
 fi
 
+# ---- Zipkin (the local trace viewer) ----------------------------------------------------------
+# One jar with its UI and in-memory storage; Java is needed anyway for the test server.
+ZIPKIN_DIR="$CACHE/zipkin-$ZIPKIN_VERSION"
+ZIPKIN_JAR="$ZIPKIN_DIR/zipkin-server-$ZIPKIN_VERSION-exec.jar"
+step_start "Zipkin server $ZIPKIN_VERSION"
+if [ -f "$ZIPKIN_JAR" ] && [ -f "$ZIPKIN_DIR/.complete" ]; then
+  step_done "cached at $ZIPKIN_JAR"
+elif [ "$WITH_TEST_SERVER" = 0 ] && [ "${OTEL_TRACES_EXPORTER:-}" != zipkin ]; then
+  step_done "skipped (only the tests and OTEL_TRACES_EXPORTER=zipkin npm start need it)"
+else
+  need java "Java is not installed; Zipkin's server needs a JRE >= 17 (Debian: apt-get install default-jre-headless)"
+  need mvn "Maven is not installed; it fetches Zipkin's server from Maven Central (Debian: apt-get install maven)"
+  rm -rf "$ZIPKIN_DIR" && mkdir -p "$ZIPKIN_DIR"
+  # Maven checks the artifact's checksum against Central's.
+  if ! mvn -B -q -Dstyle.color=never dependency:copy -Dartifact="io.zipkin:zipkin-server:$ZIPKIN_VERSION:jar:exec" \
+      -DoutputDirectory="$ZIPKIN_DIR"; then
+    die "mvn could not fetch io.zipkin:zipkin-server:$ZIPKIN_VERSION:jar:exec (see the Maven error above)"
+  fi
+  [ -f "$ZIPKIN_JAR" ] || die "mvn finished but $ZIPKIN_JAR is missing"
+  touch "$ZIPKIN_DIR/.complete"
+  step_done "installed $ZIPKIN_JAR"
+fi
+
 # The stack launcher reads the resolved paths from here instead of guessing again. The test server
 # is listed whenever it is installed, whether or not this run was asked for it.
 {
@@ -208,6 +234,7 @@ fi
   if [ -x "$TEST_SERVER_DIR/bin/temporal-test-server" ] && [ -f "$TEST_SERVER_DIR/.complete" ]; then
     echo "TEMPORAL_TEST_SERVER=$TEST_SERVER_DIR/bin/temporal-test-server"
   fi
+  if [ -f "$ZIPKIN_DIR/.complete" ]; then echo "ZIPKIN_JAR=$ZIPKIN_JAR"; fi
   echo "REDIS_SERVER=$(find_sbin redis-server)"
   echo "MARIADBD=$(find_sbin mariadbd)"
   echo "MARIADB_INSTALL_DB=$(find_sbin mariadb-install-db)"

@@ -11,7 +11,10 @@ import { migrateSchema, shutdownOnSignals } from '../stack/launcher.js';
 import { spawnLogged } from '../stack/process.js';
 import { Supervised } from '../stack/supervisor.js';
 import { waitFor } from '../stack/wait-for.js';
+import { traceExporterFromEnv } from '../src/infra/tracing.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
+import { loadToolPaths } from '../stack/services.js';
+import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
 
 const root = resolve(import.meta.dirname, '..');
 const dataDir = join(root, '.data');
@@ -20,10 +23,12 @@ const t0 = Date.now();
 const supervision = { log: (line: string) => say(`supervisor: ${line}`) };
 
 let stack: RunningStack | undefined;
+let zipkin: RunningZipkin | undefined;
 const apps: Supervised[] = [];
 const { shutdown } = shutdownOnSignals(say, async () => {
   // API first (no new orders), then the worker (in-flight activities finish), then the servers.
   for (const app of [...apps].reverse()) await app.stop(15_000);
+  await zipkin?.process.stop();
   await stack?.stop();
 });
 
@@ -35,6 +40,13 @@ try {
   // The dashboard links each order to its workflow in the Web UI the stack runs.
   const temporalUiUrl = process.env.TEMPORAL_UI_URL || stack.temporalUiUrl;
   if (temporalUiUrl) Object.assign(env, { TEMPORAL_UI_URL: temporalUiUrl });
+  // Tracing (docs/operations.md#tracing): OTEL_TRACES_EXPORTER=zipkin without an endpoint of one's
+  // own runs Zipkin's server here, on its usual port, as the viewer.
+  const tracing = traceExporterFromEnv(process.env);
+  if (tracing === 'zipkin' && !process.env.OTEL_EXPORTER_ZIPKIN_ENDPOINT) {
+    zipkin = await startZipkin({ tools: loadToolPaths(), dataDir: join(dataDir, 'zipkin'), port: 9411 });
+    Object.assign(env, zipkin.env);
+  }
   const config = loadConfig(env);
 
   await migrateSchema(config, say);
@@ -83,6 +95,9 @@ try {
   say(`  API + dashboard  ${apiUrl}/`);
   say(`  Temporal Web UI  ${stack.temporalUiUrl ?? `(external Temporal at ${config.temporal.address})`}`);
   say(`  data             ${dataDir}`);
+  say(
+    `  traces           ${zipkin ? `${zipkin.url}/zipkin/ (Zipkin)` : tracing ? `OTEL_TRACES_EXPORTER=${tracing}` : '(off: OTEL_TRACES_EXPORTER=zipkin npm start turns them on)'}`,
+  );
   say('Metrics (Prometheus text format; keep them off public networks):');
   say(`  API              ${apiUrl}/metrics`);
   say(`  worker           ${config.workerMetricsPort ? `http://127.0.0.1:${config.workerMetricsPort}/metrics` : '(off: WORKER_METRICS_PORT=0)'}`);

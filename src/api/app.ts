@@ -31,6 +31,8 @@ import { ApiMetrics } from './metrics.js';
 import { withApiDocs } from './openapi.js';
 import { RateLimits } from './rate-limit.js';
 import { requestLogMiddleware } from './request-log.js';
+import { requestSpanMiddleware } from './request-span.js';
+import { activeTracing } from '../infra/tracing.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { dashboardRoutes } from './routes/dashboard.js';
@@ -131,6 +133,7 @@ export function createApp(deps: ApiDeps): Koa {
       outermost: [
         loadShedding({ maxInFlight: config.maxInFlightRequests, metrics, logger }),
         requestLogMiddleware({ logger, metrics, soldOutSampleEvery: config.accessLogSoldOutSample }),
+        ...(activeTracing() ? [requestSpanMiddleware()] : []),
       ],
     },
   );

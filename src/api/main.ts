@@ -2,8 +2,12 @@
  * API process (`npm run api`): serves until SIGTERM/SIGINT, then drains (not ready, still serving,
  * for SHUTDOWN_DRAIN), then closes its server and clients.
  */
-import { loadConfig } from '../config/index.js';
-import { startApi } from './server.js';
+import { startTracing } from '../infra/tracing.js';
+
+// Before the app's modules load: the instrumentations patch ioredis, mysql2 and http as they are first loaded.
+const tracing = startTracing('flash-checkout-api');
+const { loadConfig } = await import('../config/index.js');
+const { startApi } = await import('./server.js');
 
 const api = await startApi(loadConfig());
 let closing = false;
@@ -15,6 +19,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void api
       .drain()
       .then(() => api.close())
+      // The last requests' spans are still buffered.
+      .then(() => tracing?.shutdown())
       .then(() => process.exit(0));
   });
 }

@@ -9,6 +9,7 @@ import { Store } from '../db/store.js';
 import { createRedis } from '../infra/redis.js';
 import { RedisClockWatch } from '../infra/redis-clock.js';
 import { createTemporalClient } from '../infra/temporal-connection.js';
+import { activeTracing } from '../infra/tracing.js';
 import { OrderClient } from '../orders/order-client.js';
 import { PaymentDelivery } from '../payments/payment-delivery.js';
 import { OrderStatusReader } from '../orders/order-status-reader.js';
@@ -90,7 +91,7 @@ export async function startApi(config: AppConfig, port = config.port, options: S
   server.keepAliveTimeout = 65_000;
   const address = server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : port}`;
-  logger.info({ url }, 'api listening');
+  logger.info({ url, tracing: activeTracing()?.exporter ?? 'off' }, 'api listening');
   return {
     server,
     url,

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import type { AppConfig } from '../config/index.js';
+import { temporalClientInterceptors } from './tracing.js';
 
 export interface TemporalConnectionSettings {
   address: string;
@@ -30,5 +31,11 @@ export async function createTemporalClient(config: Pick<AppConfig, 'temporal'>):
   const connection = await Connection.connect({ ...temporalConnectionSettings(config), connectTimeout: '5s' });
   // Closed workflows reject queries: the API reads finished orders from MySQL instead of making a
   // worker replay their history.
-  return new Client({ connection, namespace: config.temporal.namespace, workflow: { queryRejectCondition: 'NOT_OPEN' } });
+  // With tracing on, every start, signal, query and Update carries the request's trace to the worker.
+  return new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    workflow: { queryRejectCondition: 'NOT_OPEN' },
+    interceptors: temporalClientInterceptors(),
+  });
 }

@@ -3,10 +3,11 @@
  * from a file instead of re-bundling on every start. Rebuilt only when a workflow source changes.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { WORKFLOW_TRACING_MODULE } from '../infra/tracing.js';
 
 const WORKFLOWS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows');
 
@@ -29,14 +30,25 @@ function sourceHash(): string {
   return hash.digest('hex').slice(0, 16);
 }
 
-/** Writes the bundle to `outFile` unless an up-to-date one is there; returns whether it built. */
+/**
+ * Writes the bundle to `outFile` unless an up-to-date one is there; returns whether it built.
+ *
+ * OpenTelemetry's workflow interceptors are always bundled in, traced or not: they change the
+ * order of a workflow's commands around an Update (their handler span adds awaits), so a history
+ * written with them does not replay without them (test/tracing.test.ts showed TMPRL1100 on the pay
+ * Update). With the same workflow code everywhere, turning tracing on or off is only a question of
+ * whether the spans leave the worker (src/infra/tracing.ts), never of determinism.
+ */
 export async function buildWorkflowBundle(outFile: string): Promise<boolean> {
   const stamp = `${outFile}.hash`;
   const hash = sourceHash();
   if (existsSync(outFile) && existsSync(stamp) && readFileSync(stamp, 'utf8') === hash) return false;
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: [WORKFLOW_TRACING_MODULE], logger: quietLogger });
   mkdirSync(dirname(outFile), { recursive: true });
-  writeFileSync(outFile, code);
+  // Several processes may build the same bundle at once: each renames a complete file into place.
+  const tmp = `${outFile}.${process.pid}.tmp`;
+  writeFileSync(tmp, code);
+  renameSync(tmp, outFile);
   writeFileSync(stamp, hash);
   return true;
 }

@@ -13,6 +13,7 @@ import { OrderClient } from '../orders/order-client.js';
 import { PaymentDelivery } from '../payments/payment-delivery.js';
 import type { Store } from '../db/store.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
+import { WORKFLOW_TRACING_MODULE, tracingActivityInterceptors, workflowSpanSinks } from '../infra/tracing.js';
 import { WORKFLOWS_PATH } from './bundle.js';
 import { activityMetricsInterceptor } from './telemetry.js';
 
@@ -58,8 +59,15 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Wo
     taskQueue: options.config.temporal.taskQueue,
     ...(options.workflowBundlePath ? { workflowBundle: { codePath: options.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
     activities,
-    // Activity outcomes and retries, into the Runtime's metrics exporter (a no-op without one).
-    interceptors: { activity: [activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter)] },
+    interceptors: {
+      // Activity outcomes and retries, into the Runtime's metrics exporter (a no-op without one);
+      // with tracing on, each activity's span, joined to the trace its workflow carries.
+      activity: [activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter), ...tracingActivityInterceptors()],
+      // In every worker, traced or not, as in the prebuilt bundle (src/workers/bundle.ts says why).
+      workflowModules: [WORKFLOW_TRACING_MODULE],
+    },
+    // Where the workflow's spans leave the sandbox: the exporter with tracing on, nowhere without.
+    sinks: workflowSpanSinks(),
     // Activities are short DB/Redis calls that spend their time waiting on I/O: many fit in one process.
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,

@@ -1,0 +1,175 @@
+/**
+ * OpenTelemetry tracing, off unless asked for: one trace per request, from the API's HTTP span
+ * through Redis, MySQL and the Temporal client call into the workflow and each of its activities
+ * (Temporal carries the context in its headers). docs/operations.md#tracing says how to turn it on.
+ *
+ * Configured by the standard variables only:
+ *  - OTEL_TRACES_EXPORTER: `zipkin` (OTEL_EXPORTER_ZIPKIN_ENDPOINT), `otlp` (HTTP/protobuf to
+ *    OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or `console`. Unset or `none`:
+ *    no SDK, no interceptors, no cost. OTEL_SDK_DISABLED=true turns it off too.
+ *  - OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (the SDK reads them), e.g.
+ *    `parentbased_traceidratio` and `0.01` so a sale traces one checkout in a hundred.
+ *  - OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES.
+ *
+ * Everything stays on OpenTelemetry's 1.x line, the one @temporalio/interceptors-opentelemetry
+ * depends on: a second SDK copy would start traces the other never joins.
+ */
+import { createRequire } from 'node:module';
+import { context, trace } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { ZipkinExporter } from '@opentelemetry/exporter-zipkin';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
+import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
+import { MySQL2Instrumentation } from '@opentelemetry/instrumentation-mysql2';
+import { Resource, envDetectorSync } from '@opentelemetry/resources';
+import { BatchSpanProcessor, ConsoleSpanExporter, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import type { ClientInterceptors } from '@temporalio/client';
+import {
+  OpenTelemetryActivityInboundInterceptor,
+  OpenTelemetryActivityOutboundInterceptor,
+  OpenTelemetryWorkflowClientInterceptor,
+  makeWorkflowExporter,
+  type OpenTelemetrySinks,
+} from '@temporalio/interceptors-opentelemetry';
+import type { ActivityInterceptorsFactory, InjectedSinks } from '@temporalio/worker';
+
+const require = createRequire(import.meta.url);
+
+/** The exporters this app can send spans to (OTEL_TRACES_EXPORTER). */
+export const TRACE_EXPORTERS = ['zipkin', 'otlp', 'console'] as const;
+export type TraceExporterName = (typeof TRACE_EXPORTERS)[number];
+
+/**
+ * The workflow interceptors module that opens the workflow's spans inside the sandbox and hands
+ * them out through the `exporter` sink; bundled into every worker's workflow code
+ * (src/workers/bundle.ts says why), whether tracing is on or not.
+ */
+export const WORKFLOW_TRACING_MODULE = require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
+
+/** Which exporter the environment asks for; undefined when tracing is off. Throws on a name it does not know. */
+export function traceExporterFromEnv(env: NodeJS.ProcessEnv = process.env): TraceExporterName | undefined {
+  if ((env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true') return undefined;
+  const name = (env.OTEL_TRACES_EXPORTER ?? '').trim().toLowerCase();
+  if (name === '' || name === 'none') return undefined;
+  if (!(TRACE_EXPORTERS as readonly string[]).includes(name)) {
+    throw new Error(`OTEL_TRACES_EXPORTER=${name} is not one of ${TRACE_EXPORTERS.join(', ')}, none`);
+  }
+  return name as TraceExporterName;
+}
+
+/** This process's tracing, once started: what the worker needs for the workflow spans, and how to flush. */
+export interface Tracing {
+  readonly exporter: TraceExporterName;
+  readonly resource: Resource;
+  readonly spanProcessor: SpanProcessor;
+  /** Exports what is buffered, then stops. */
+  shutdown(): Promise<void>;
+}
+
+let active: Tracing | undefined;
+
+/** The tracing this process started, if any. */
+export function activeTracing(): Tracing | undefined {
+  return active;
+}
+
+/** Health checks, metrics scrapes and the docs are polled all day: they would bury the checkouts' traces. */
+const UNTRACED_PATHS = /^\/(healthz|livez|readyz|metrics|openapi\.json|docs)(\/|\?|$)/;
+
+/**
+ * Starts tracing for this process when OTEL_TRACES_EXPORTER asks for it; does nothing otherwise.
+ * Call it before the app opens any connection: the instrumentations patch ioredis, mysql2 and http
+ * as they are loaded (see loadInstrumentedModules).
+ */
+export function startTracing(serviceName: string, env: NodeJS.ProcessEnv = process.env): Tracing | undefined {
+  if (active) return active;
+  const exporterName = traceExporterFromEnv(env);
+  if (!exporterName) return undefined;
+  // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win over the process's own name.
+  const resource = Resource.default()
+    .merge(new Resource({ [ATTR_SERVICE_NAME]: serviceName }))
+    .merge(envDetectorSync.detect());
+  const spanProcessor = new BatchSpanProcessor(createExporter(exporterName));
+  // The sampler comes from OTEL_TRACES_SAMPLER(_ARG); the SDK's default samples every trace.
+  const provider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
+  provider.register({ propagator: new W3CTraceContextPropagator() });
+  registerInstrumentations({
+    tracerProvider: provider,
+    instrumentations: [
+      new HttpInstrumentation({
+        ignoreIncomingRequestHook: (request) => UNTRACED_PATHS.test(request.url ?? ''),
+        // The app's own outgoing HTTP is the exporter's: tracing it would trace the traces.
+        ignoreOutgoingRequestHook: () => true,
+      }),
+      // A span per command, but only within a trace: the reconciler's and starter's background
+      // commands would otherwise each be a trace of one span.
+      new IORedisInstrumentation({ requireParentSpan: true }),
+      new MySQL2Instrumentation(),
+    ],
+  });
+  loadInstrumentedModules();
+  active = {
+    exporter: exporterName,
+    resource,
+    spanProcessor,
+    shutdown: async () => {
+      active = undefined;
+      await provider.shutdown();
+    },
+  };
+  return active;
+}
+
+function createExporter(name: TraceExporterName): SpanExporter {
+  switch (name) {
+    case 'zipkin':
+      // OTEL_EXPORTER_ZIPKIN_ENDPOINT, default http://localhost:9411/api/v2/spans.
+      return new ZipkinExporter();
+    case 'otlp':
+      return new OTLPTraceExporter();
+    case 'console':
+      return new ConsoleSpanExporter();
+  }
+}
+
+/**
+ * The instrumentations hook CommonJS `require`; this app is ESM, and Node loads a CommonJS package
+ * imported from ESM without going through that hook. Requiring them once here lets the hook patch
+ * them (prototypes and module objects are shared with the ESM import that comes later), without
+ * the experimental ESM loader hooks.
+ */
+function loadInstrumentedModules(): void {
+  for (const name of ['http', 'https', 'ioredis', 'mysql2', 'mysql2/promise']) require(name);
+}
+
+/** The Temporal client's interceptors: the trace context into every start, signal, query and Update. */
+export function temporalClientInterceptors(): ClientInterceptors | undefined {
+  return active ? { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } : undefined;
+}
+
+/** With tracing on, the activity interceptors that open each activity's span; none without. */
+export function tracingActivityInterceptors(): ActivityInterceptorsFactory[] {
+  if (!active) return [];
+  return [(ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx), outbound: new OpenTelemetryActivityOutboundInterceptor(ctx) })];
+}
+
+/**
+ * The sink through which the workflow interceptors (always bundled: src/workers/bundle.ts) hand
+ * out the workflow's spans: to this process's exporter with tracing on; dropped without, so an
+ * untraced worker neither exports nor logs an unregistered sink.
+ */
+export function workflowSpanSinks(): InjectedSinks<OpenTelemetrySinks> {
+  if (active) return { exporter: makeWorkflowExporter(active.spanProcessor, active.resource) };
+  return { exporter: { export: { fn: () => undefined, callDuringReplay: false } } };
+}
+
+/** The current trace's id (for a log line or a response header), if a sampled span is active. */
+export function currentTraceId(): string | undefined {
+  const span = trace.getSpan(context.active());
+  const spanContext = span?.spanContext();
+  return spanContext && spanContext.traceFlags & 1 ? spanContext.traceId : undefined;
+}

@@ -1,0 +1,91 @@
+/**
+ * The worker process, loaded by ./main.ts once tracing (if any) is in place. SIGTERM/SIGINT start a graceful shutdown: polling stops,
+ * in-flight activities finish (up to shutdownGraceTime), then connections close.
+ *
+ * Observability: one pino JSON stream for the app's logs, the SDK's (worker state, workflow
+ * `log.*`) and Rust core's (forwarded); one Prometheus port (WORKER_METRICS_PORT) serving the SDK's
+ * `temporal_…` metrics and the app's activity outcomes; /livez and /readyz on WORKER_HEALTH_PORT.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { loadConfig } from '../config/index.js';
+import { createMysqlPool } from '../db/pool.js';
+import { Store } from '../db/store.js';
+import { createLogger } from '../infra/logger.js';
+import { createRedis } from '../infra/redis.js';
+import { activeTracing, temporalClientInterceptors } from '../infra/tracing.js';
+import { temporalConnectionSettings } from '../infra/temporal-connection.js';
+import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
+import { ensureReconcileSchedule } from './reconcile-schedule.js';
+import { pinoRuntimeLogger } from './telemetry.js';
+import { createWorkerConnection, ensureSearchAttributes } from './worker-connection.js';
+import { createOrderWorker } from './worker.js';
+
+const config = loadConfig();
+const logger = createLogger(config, 'worker');
+Runtime.install({
+  logger: pinoRuntimeLogger(logger),
+  telemetryOptions: {
+    // Core's own logs are forwarded to the logger above (so they are JSON lines too), warnings up.
+    logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) },
+    // Listens on every interface, like the API: Prometheus scrapes it from another host or container.
+    ...(config.workerMetricsPort ? { metrics: { prometheus: { bindAddress: `0.0.0.0:${config.workerMetricsPort}` } } } : {}),
+  },
+});
+const tracing = activeTracing();
+if (tracing) logger.info({ exporter: tracing.exporter }, 'tracing on (OTEL_TRACES_EXPORTER)');
+if (config.workerMetricsPort) logger.info({ url: `http://127.0.0.1:${config.workerMetricsPort}/metrics` }, 'worker metrics listening');
+
+// Not ready until the Worker exists and runs; not ready again as soon as its drain starts.
+let workerState: () => WorkerHealthState = () => 'STARTING';
+const health = config.workerHealthPort ? await startWorkerHealthServer({ port: config.workerHealthPort, state: () => workerState() }) : undefined;
+if (health) logger.info({ url: `http://127.0.0.1:${health.port}/readyz` }, 'worker health listening');
+
+const store = new Store(createMysqlPool(config, { connectionLimit: 50 }));
+const redis = createRedis(config);
+redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
+const connection = await createWorkerConnection(config);
+// The dev server of `npm start` registers these at launch; an external cluster may not have them.
+const clientConnection = await Connection.connect(temporalConnectionSettings(config));
+await ensureSearchAttributes(clientConnection, config.temporal.namespace).catch((err: unknown) =>
+  logger.warn({ err }, 'could not register OrderSku, OrderUserId, OrderStatus (Keyword); register them by hand'),
+);
+const temporal = new Client({
+  connection: clientConnection,
+  namespace: config.temporal.namespace,
+  workflow: { queryRejectCondition: 'NOT_OPEN' },
+  interceptors: temporalClientInterceptors(),
+});
+// Every worker makes sure the reconciler runs; the schedule is created once and kept up to date.
+// A failure must not stop orders from being processed: it is logged and tried again.
+const keepSchedule = (): void => {
+  ensureReconcileSchedule(temporal, config).then(
+    (schedule) => logger.info({ schedule, everyMs: config.reconcileIntervalMs, graceMs: config.reservationGraceMs }, 'reconcile schedule in place'),
+    (err: unknown) => {
+      logger.error({ err }, 'could not create or update the reconcile schedule; trying again in 30 s');
+      setTimeout(keepSchedule, 30_000).unref();
+    },
+  );
+};
+keepSchedule();
+const worker = await createOrderWorker({
+  config,
+  connection,
+  store,
+  redis,
+  temporal,
+  workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH || undefined,
+  tuning: { maxCachedWorkflows: config.workerMaxCachedWorkflows },
+});
+workerState = () => worker.getState();
+
+// The SDK's Runtime already turns SIGINT/SIGTERM into worker.shutdown(); run() resolves when done.
+logger.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker polling');
+try {
+  await worker.run();
+} finally {
+  await Promise.allSettled([connection.close(), clientConnection.close(), store.close(), redis.quit(), health?.close()]);
+  // The last activities' and workflows' spans are still buffered.
+  await tracing?.shutdown();
+  logger.info('worker stopped');
+}

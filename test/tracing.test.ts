@@ -1,0 +1,217 @@
+/**
+ * Tracing end to end, as `OTEL_TRACES_EXPORTER=zipkin npm start` runs it: the API and the worker as
+ * real processes (src/api/main.ts, src/workers/main.ts) exporting to a real Zipkin server, a
+ * checkout and its payment sent in one client trace (a `traceparent` header, as a shop's frontend
+ * would send), and the trace read back from Zipkin's API: one trace id, spans from the API, the
+ * workflow and each activity, joined parent to child and in order.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Worker } from '@temporalio/worker';
+import type { Pool } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ShopperAuth } from '../src/api/auth.js';
+import type { AppConfig } from '../src/config/index.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { createTemporalClient } from '../src/infra/temporal-connection.js';
+import { workflowSpanSinks } from '../src/infra/tracing.js';
+import { orderWorkflowId } from '../src/workflows/definitions.js';
+import { signWebhook } from '../src/payments/webhook-signature.js';
+import { freePort, spawnLogged, tailOf, type ManagedProcess } from '../stack/process.js';
+import { loadToolPaths } from '../stack/services.js';
+import { waitFor } from '../stack/wait-for.js';
+import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
+import { testConfig } from './helpers/env.js';
+import { putOnSale } from './helpers/fixtures.js';
+
+/** A span as Zipkin's v2 API answers it. */
+interface ZipkinSpan {
+  traceId: string;
+  id: string;
+  parentId?: string;
+  name: string;
+  timestamp: number;
+  duration?: number;
+  localEndpoint?: { serviceName?: string };
+  tags?: Record<string, string>;
+}
+
+const root = resolve(import.meta.dirname, '..');
+const workDir = mkdtempSync(join(tmpdir(), 'tracing-test-'));
+let zipkin: RunningZipkin;
+let api: ManagedProcess;
+let worker: ManagedProcess;
+let apiUrl: string;
+let config: AppConfig;
+let pool: Pool;
+let store: Store;
+let redis: RedisClient;
+
+beforeAll(async () => {
+  zipkin = await startZipkin({ tools: loadToolPaths(), dataDir: join(workDir, 'zipkin'), port: await freePort() });
+  const port = await freePort();
+  apiUrl = `http://127.0.0.1:${port}`;
+  const env = {
+    ...process.env,
+    ...inject('stackEnv'),
+    // Its own task queue: only this worker runs these orders, so every span of them is its own.
+    TEMPORAL_TASK_QUEUE: `tracing-${randomUUID()}`,
+    PORT: String(port),
+    WORKER_METRICS_PORT: '0',
+    WORKER_HEALTH_PORT: '0',
+    WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
+    LOG_LEVEL: 'warn',
+    OTEL_TRACES_EXPORTER: 'zipkin',
+    ...zipkin.env,
+    // The batch processor's standard setting: export within 200 ms instead of 5 s.
+    OTEL_BSP_SCHEDULE_DELAY: '200',
+  };
+  config = testConfig({ TEMPORAL_TASK_QUEUE: env.TEMPORAL_TASK_QUEUE });
+  const tsx = join(root, 'node_modules', '.bin', 'tsx');
+  worker = spawnLogged('worker', tsx, [join(root, 'src', 'workers', 'main.ts')], { logFile: join(workDir, 'worker.log'), cwd: root, env });
+  api = spawnLogged('api', tsx, [join(root, 'src', 'api', 'main.ts')], { logFile: join(workDir, 'api.log'), cwd: root, env });
+  await waitFor(async () => (await fetch(`${apiUrl}/readyz`)).ok, {
+    what: `${apiUrl}/readyz`,
+    timeoutMs: 90_000,
+    intervalMs: 200,
+    retryErrors: true,
+    abortIf: () => (api.exitCodeNow === undefined ? undefined : `the API exited: ${tailOf(api.logFile)}`),
+  });
+  pool = createMysqlPool(config);
+  store = new Store(pool);
+  redis = createRedis(config);
+}, 150_000);
+
+afterAll(async () => {
+  await Promise.allSettled([api?.stop(), worker?.stop()]);
+  await Promise.allSettled([zipkin?.process.stop(), pool?.end(), redis?.quit()]);
+  rmSync(workDir, { recursive: true, force: true });
+});
+
+/** Zipkin lowercases span names; the API's are `<method> <route>`. */
+const first = (spans: ZipkinSpan[], name: string, service?: string): ZipkinSpan => {
+  const span = spans.find((s) => s.name === name && (!service || s.localEndpoint?.serviceName === service));
+  if (!span)
+    throw new Error(`no span "${name}"${service ? ` from ${service}` : ''} among: ${spans.map((s) => `${s.localEndpoint?.serviceName}:${s.name}`).join(', ')}`);
+  return span;
+};
+
+/** Whether `span` descends from `ancestor` through the parent ids Zipkin stored. */
+function descendsFrom(spans: ZipkinSpan[], span: ZipkinSpan, ancestor: ZipkinSpan): boolean {
+  const byId = new Map(spans.map((s) => [s.id, s]));
+  for (let at: ZipkinSpan | undefined = span; at; at = at.parentId ? byId.get(at.parentId) : undefined) {
+    if (at.id === ancestor.id) return true;
+  }
+  return false;
+}
+
+describe('one trace from the request to the last activity', () => {
+  it('joins the checkout, the workflow, its activities and the payment in one trace, read back from Zipkin', async () => {
+    const sale = await putOnSale(store, redis, { stock: 5, perUserLimit: 1 });
+    const token = await new ShopperAuth(config).issue(`t-${randomUUID().slice(0, 8)}`);
+    const traceId = randomBytes(16).toString('hex');
+    // The client's own span: sampled (flags 01), so every process downstream records its part.
+    const traceparent = `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+    const shopper = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+
+    const checkout = await fetch(`${apiUrl}/api/checkout`, {
+      method: 'POST',
+      headers: { ...shopper, traceparent, 'idempotency-key': randomUUID() },
+      body: JSON.stringify({ sku: sale.sku, quantity: 1 }),
+    });
+    expect(checkout.status).toBe(202);
+    // The client can quote the trace of its call.
+    expect(checkout.headers.get('x-trace-id')).toBe(traceId);
+    const { orderNo } = (await checkout.json()) as { orderNo: string };
+    await waitFor(
+      async () => ((await (await fetch(`${apiUrl}/api/orders/${orderNo}`, { headers: shopper })).json()) as { status: string }).status === 'AWAITING_PAYMENT',
+      { what: `${orderNo} persisted`, timeoutMs: 30_000 },
+    );
+
+    const body = JSON.stringify({ eventId: `evt_${randomUUID()}`, type: 'payment.succeeded', orderNo, amountCents: sale.priceCents });
+    const paid = await fetch(`${apiUrl}/api/payments/webhook`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent, 'payment-signature': signWebhook(config.webhookSecret, body) },
+      body,
+    });
+    expect(paid.status).toBe(200);
+    expect(await paid.json()).toMatchObject({ outcome: 'APPLIED' });
+
+    // Spans arrive from two processes in batches: wait until the last activity's is there.
+    const spans = await waitFor(
+      async () => {
+        const answer = await fetch(`${zipkin.url}/api/v2/trace/${traceId}`);
+        if (!answer.ok) return undefined;
+        const found = (await answer.json()) as ZipkinSpan[];
+        return found.some((s) => s.name === 'runactivity:markpaid') && found.some((s) => s.name === 'post /api/payments/webhook') ? found : undefined;
+      },
+      { what: `trace ${traceId} with the payment's activities in Zipkin`, timeoutMs: 30_000, intervalMs: 250 },
+    );
+
+    expect(new Set(spans.map((s) => s.traceId))).toEqual(new Set([traceId]));
+    const services = new Set(spans.map((s) => s.localEndpoint?.serviceName));
+    expect(services).toEqual(new Set(['flash-checkout-api', 'flash-checkout-worker']));
+
+    const api = 'flash-checkout-api';
+    const wrk = 'flash-checkout-worker';
+    const checkoutSpan = first(spans, 'post /api/checkout', api);
+    const start = first(spans, 'startworkflow:orderworkflow', api);
+    const run = first(spans, 'runworkflow:orderworkflow', wrk);
+    const persist = first(spans, 'runactivity:persistorder', wrk);
+    const webhook = first(spans, 'post /api/payments/webhook', api);
+    const update = first(spans, 'startworkflowupdate:pay', api);
+    const handle = first(spans, 'handleupdate:pay', wrk);
+    const confirm = first(spans, 'runactivity:confirmreservation', wrk);
+    const markPaid = first(spans, 'runactivity:markpaid', wrk);
+
+    // The route names the request span; the stores' calls are spans of their own.
+    expect(checkoutSpan.tags?.['http.route']).toBe('/api/checkout');
+    expect(spans.some((s) => s.localEndpoint?.serviceName === api && s.name === 'evalsha' && descendsFrom(spans, s, checkoutSpan))).toBe(true);
+    expect(spans.some((s) => s.localEndpoint?.serviceName === wrk && s.name === 'insert' && descendsFrom(spans, s, persist))).toBe(true);
+
+    // Joined parent to child across the processes, through the context Temporal carries in headers.
+    for (const [child, parent] of [
+      [start, checkoutSpan],
+      [run, start],
+      [persist, run],
+      [update, webhook],
+      [handle, update],
+      // The pay Update's handler only records the payment; the workflow's main path acts on it, so
+      // the payment's activities are children of the workflow's run, after the Update in time.
+      [confirm, run],
+      [markPaid, run],
+    ] as const) {
+      expect(descendsFrom(spans, child, parent), `${child.name} under ${parent.name}`).toBe(true);
+    }
+    // In order: the checkout, the order persisted, then the payment and its activities.
+    const order = [checkoutSpan, start, persist, webhook, update, handle, confirm, markPaid].map((s) => s.timestamp);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+
+    // Turning tracing off again is safe: the history this traced worker wrote replays on the bundle
+    // every worker runs, with its spans dropped (the workflow interceptors stay: src/workers/bundle.ts).
+    const temporal = await createTemporalClient(config);
+    try {
+      const history = await temporal.workflow.getHandle(orderWorkflowId(orderNo)).fetchHistory();
+      await Worker.runReplayHistory(
+        { workflowBundle: { codePath: inject('workflowBundlePath') }, sinks: workflowSpanSinks(), replayName: 'traced-order-untraced' },
+        history,
+      );
+    } finally {
+      await temporal.connection.close();
+    }
+  });
+
+  it('leaves health checks untraced and answers no trace id for a client trace that is not sampled', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const unsampled = await fetch(`${apiUrl}/api/sales?limit=1`, { headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-00` } });
+    expect(unsampled.headers.get('x-trace-id')).toBeNull();
+    const health = await fetch(`${apiUrl}/readyz`);
+    expect(health.headers.get('x-trace-id')).toBeNull();
+    const sampled = await fetch(`${apiUrl}/api/sales?limit=1`);
+    expect(sampled.headers.get('x-trace-id')).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
