@@ -39,11 +39,17 @@ function sourceHash(): string {
  * Update). With the same workflow code everywhere, turning tracing on or off is only a question of
  * whether the spans leave the worker (src/infra/tracing.ts), never of determinism.
  */
-export async function buildWorkflowBundle(outFile: string): Promise<boolean> {
+export async function buildWorkflowBundle(outFile: string, options: { withoutTracingInterceptors?: boolean } = {}): Promise<boolean> {
   const stamp = `${outFile}.hash`;
-  const hash = sourceHash();
+  // withoutTracingInterceptors: only the benchmark's reference (what the interceptors cost), never a worker's bundle.
+  const bare = options.withoutTracingInterceptors === true;
+  const hash = bare ? `${sourceHash()}-bare` : sourceHash();
   if (existsSync(outFile) && existsSync(stamp) && readFileSync(stamp, 'utf8') === hash) return false;
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: [WORKFLOW_TRACING_MODULE], logger: quietLogger });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    workflowInterceptorModules: bare ? [] : [WORKFLOW_TRACING_MODULE],
+    logger: quietLogger,
+  });
   mkdirSync(dirname(outFile), { recursive: true });
   // Several processes may build the same bundle at once: each renames a complete file into place.
   const tmp = `${outFile}.${process.pid}.tmp`;
