@@ -337,7 +337,6 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
       'waitForChange=PENDING&timeoutSeconds=-1',
       'waitForChange=PENDING&timeoutSeconds=abc',
       'waitForChange=PENDING&timeoutSeconds=',
-      'timeoutSeconds=5',
     ];
     const before = await statusMetrics();
     for (const query of bad) {
@@ -350,6 +349,15 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     expect(after.cache + after.workflow + after.coalesced + after.database).toBe(before.cache + before.workflow + before.coalesced + before.database);
     expect(after.waiters).toBe(0);
     expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
+    // timeoutSeconds alone bounds no wait: legal, and the read answers at once, as a plain read.
+    const startedAt = Date.now();
+    const alone = await http('GET', `/api/orders/${orderNo}?timeoutSeconds=5`, { token });
+    expect({ status: alone.status, changed: alone.headers.get('order-status-changed'), order: alone.body.status }).toEqual({
+      status: 200,
+      changed: null,
+      order: 'AWAITING_PAYMENT',
+    });
+    expect(Date.now() - startedAt).toBeLessThan(2_000);
     // Someone else's order: 403 before any wait.
     const other = await app.auth.issue('poller-other');
     const forbidden = await http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 5), { token: other });

@@ -55,6 +55,8 @@ export function buildOpenApiDocument(routers: readonly Router[]): OpenApiDocumen
         'Stock reserved atomically in Redis, one durable Temporal workflow per order, MySQL written at its own pace. ' +
         'JSON in and out; every error is `{"error": {"code", "message"}}` with a stable code (see the ApiError schema). ' +
         'A known path with another method answers 405 METHOD_NOT_ALLOWED with an Allow header; an unknown path 404 NOT_FOUND. ' +
+        "A path parameter that does not match its schema names nothing: 404 with the operation's not-found code. " +
+        'A query parameter an operation does not declare is ignored. ' +
         'The contract in prose: docs/api.md.',
     },
     paths,

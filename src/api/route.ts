@@ -83,7 +83,7 @@ export interface RouteInput<P extends ObjectSchema, Q extends ObjectSchema, H ex
   params(): P extends z.ZodType ? z.output<P> | null : never;
   /** The query string; 400 INVALID_REQUEST when it does not match. */
   query(): Q extends z.ZodType ? z.output<Q> : never;
-  /** The declared headers (an absent or empty one is undefined); 400 INVALID_REQUEST when one does not match. */
+  /** The declared headers (an absent one is undefined, an empty one ''); 400 INVALID_REQUEST when one does not match. */
   headers(): H extends z.ZodType ? z.output<H> : never;
   /** The JSON body; 400 INVALID_REQUEST when there is none or it does not match. */
   body(): B extends z.ZodType ? z.output<B> : never;
@@ -125,7 +125,9 @@ function inputOf<P extends ObjectSchema, Q extends ObjectSchema, H extends Objec
     headers: once(() => {
       const shape = (declared(doc.headers, 'headers') as z.ZodObject).shape as Record<string, z.ZodType>;
       // One header at a time, in the declared order: an error names the header, not a path in an object.
-      return Object.fromEntries(Object.entries(shape).map(([name, schema]) => [name, schema.parse(ctx.get(name) || undefined)]));
+      // Sent empty is not absent: the document's schema judges '' (an Idempotency-Key of nothing is no key).
+      const value = (name: string) => (ctx.headers[name.toLowerCase()] === undefined ? undefined : ctx.get(name));
+      return Object.fromEntries(Object.entries(shape).map(([name, schema]) => [name, schema.parse(value(name))]));
     }),
     body: once(() => declared(doc.body, 'body').parse(jsonBody(ctx))),
   } as RouteInput<P, Q, H, B>;

@@ -3,16 +3,32 @@
  * and documents it: bodies strict, so unknown fields, wrong types, fractions, zero, negatives and
  * huge numbers are refused with INVALID_REQUEST before anything changes; path parameters, query
  * strings and headers likewise. The enums come from the order's vocabulary.
+ *
+ * The OpenAPI document is generated from these very schemas, so each check is one the document can
+ * state: lengths as minLength/maxLength, characters as a pattern, numbers as integer bounds (query
+ * strings too), and an example for every pattern, which test/contract.test.ts starts from. A rule
+ * JSON Schema cannot state (an end in the past, an event id reused) is said in the field's description.
  */
 import { z } from 'zod';
 import { ORDER_NO_PATTERN } from '../orders/order-number.js';
+import { PAYMENT_SIGNATURE_PATTERN } from '../payments/webhook-signature.js';
+import { CURSOR_POSITIONS, encodeCursor } from '../sales/cursor.js';
 import { ORDER_STATUSES, STORED_ORDER_STATUSES, STORED_PAYMENT_OUTCOMES } from '../workflows/definitions.js';
 import { USER_ID_PATTERN } from './auth.js';
 
 export const MAX_QUANTITY_PER_ORDER = 100;
 
-export const skuSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'sku: 1-64 letters, digits, "_", "." or "-"');
-export const orderNoSchema = z.string().regex(ORDER_NO_PATTERN, 'not an order number');
+const SKU_RULE = 'sku: 1-64 letters, digits, "_", "." or "-"';
+export const skuSchema = z
+  .string()
+  .min(1, SKU_RULE)
+  .max(64, SKU_RULE)
+  .regex(/^[A-Za-z0-9_.-]+$/, SKU_RULE)
+  .meta({ examples: ['TSHIRT-1'] });
+export const orderNoSchema = z
+  .string()
+  .regex(ORDER_NO_PATTERN, 'not an order number')
+  .meta({ examples: ['01ARZ3NDEKTSV4RRFFQ69G5FAV'] });
 export const orderStatusSchema = z.enum(ORDER_STATUSES).meta({ id: 'OrderStatus' });
 
 /** Path parameters: a path that does not match names nothing (the route answers its 404). */
@@ -20,23 +36,34 @@ export const skuParams = z.object({ sku: skuSchema });
 export const orderParams = z.object({ orderNo: orderNoSchema });
 
 /**
- * A sale window's bounds: ISO times from 2000 to before 2100. Far-off or pre-1970 times are
- * mistakes, and the range keeps every real bound apart from "no bound" in Redis.
+ * A sale window's bound: an ISO time written with a year from 2001 to 2099, whatever its offset.
+ * Far-off or pre-1970 times are mistakes, and even 2001-01-01T00:00+23:59 stays clear of "no bound"
+ * (0) and of the 2000 floor in Redis. A rule on the year as written, so that a pattern states it exactly.
  */
-export const SALE_WINDOW = { earliest: Date.parse('2000-01-01T00:00:00Z'), latest: Date.parse('2100-01-01T00:00:00Z') } as const;
 const saleTime = z.iso
   .datetime({ offset: true })
-  .refine((iso) => Date.parse(iso) >= SALE_WINDOW.earliest && Date.parse(iso) < SALE_WINDOW.latest, 'must be between 2000-01-01 and 2100-01-01');
+  .regex(/^20(?:0[1-9]|[1-9]\d)-/, 'a year from 2001 to 2099')
+  // Two patterns make zod drop the format; the value is still the date-time the first one checks.
+  .meta({ override: ({ jsonSchema }) => Object.assign(jsonSchema, { format: 'date-time' }) });
 
 export const createSaleSchema = z
   .strictObject({
     sku: skuSchema,
-    name: z.string().trim().min(1).max(200),
+    // Counted as sent (in characters, as JSON Schema counts), stored trimmed.
+    name: z
+      .string()
+      .max(200)
+      .regex(/\S/, 'name: must not be blank')
+      .trim()
+      .meta({ examples: ['Launch T-shirt'] }),
     priceCents: z.number().int().min(0).max(100_000_000_00),
     stock: z.number().int().min(1).max(10_000_000),
     perUserLimit: z.number().int().min(1).max(MAX_QUANTITY_PER_ORDER),
-    startsAt: saleTime.optional(),
-    endsAt: saleTime.optional(),
+    startsAt: saleTime.optional().meta({ description: 'No start: open at once.', examples: ['2001-01-01T00:00:00Z', '2099-12-31T23:59:59.999-23:59'] }),
+    endsAt: saleTime.optional().meta({
+      description: 'No end: never closes. Must be in the future, and after startsAt when both are given (else 400 INVALID_REQUEST).',
+      examples: ['2099-12-31T23:59:59Z'],
+    }),
   })
   .refine((sale) => !sale.startsAt || !sale.endsAt || Date.parse(sale.startsAt) < Date.parse(sale.endsAt), {
     message: 'endsAt must be after startsAt',
@@ -44,16 +71,29 @@ export const createSaleSchema = z
   })
   .refine((sale) => !sale.endsAt || Date.parse(sale.endsAt) > Date.now(), { message: 'endsAt is in the past: the sale would never open', path: ['endsAt'] });
 
-export const devLoginSchema = z.strictObject({ userId: z.string().regex(USER_ID_PATTERN, 'userId: 1-64 letters, digits or _.:@-') });
+const USER_ID_RULE = 'userId: 1-64 letters, digits or _.:@-';
+export const devLoginSchema = z.strictObject({
+  userId: z
+    .string()
+    .min(1, USER_ID_RULE)
+    .max(64, USER_ID_RULE)
+    .regex(USER_ID_PATTERN, USER_ID_RULE)
+    .meta({ examples: ['alice'] }),
+});
 
 export const checkoutSchema = z.strictObject({
   sku: skuSchema,
   quantity: z.number().int().min(1).max(MAX_QUANTITY_PER_ORDER),
 });
 
+const IDEMPOTENCY_KEY_RULE = 'Idempotency-Key: 1-64 printable ASCII characters';
+/** Absent: a new purchase; present, even empty, it must be a key (an unset variable must not silently lose idempotency). */
 export const idempotencyKeySchema = z
   .string()
-  .regex(/^[\x21-\x7e]{1,64}$/, 'Idempotency-Key: 1-64 printable ASCII characters')
+  .min(1, IDEMPOTENCY_KEY_RULE)
+  .max(64, IDEMPOTENCY_KEY_RULE)
+  .regex(/^[\x21-\x7e]+$/, IDEMPOTENCY_KEY_RULE)
+  .meta({ examples: ['alice-1'] })
   .optional();
 
 export const checkoutHeadersSchema = z.object({
@@ -64,9 +104,31 @@ export const checkoutHeadersSchema = z.object({
     .meta({ description: 'RFC 7240 `wait=N`: hold the answer up to N seconds (at most CHECKOUT_MAX_WAIT) until the order is persisted or failed' }),
 });
 
+/** The webhook's signature, declared as a header; checked (INVALID_SIGNATURE) by src/payments/webhook-signature.ts with the same pattern. */
+export const paymentSignatureHeadersSchema = z.object({
+  'Payment-Signature': z
+    .string()
+    .regex(PAYMENT_SIGNATURE_PATTERN)
+    .meta({
+      description:
+        '`t=<unix seconds>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, t + "." + raw body)>`, more v1 values while a secret rotates. ' +
+        'Malformed, not matching the raw body, or with t more than 5 minutes off: 400 INVALID_SIGNATURE.',
+      examples: [`t=1700000000,v1=${'5f'.repeat(32)}`],
+    }),
+});
+
+const EVENT_ID_RULE = 'eventId: 1-128 letters, digits or _.:-';
 /** Strict like every other body: a field this API does not know is refused, not ignored. */
 export const paymentWebhookSchema = z.strictObject({
-  eventId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'eventId: 1-128 letters, digits or _.:-'),
+  eventId: z
+    .string()
+    .min(1, EVENT_ID_RULE)
+    .max(128, EVENT_ID_RULE)
+    .regex(/^[A-Za-z0-9_.:-]+$/, EVENT_ID_RULE)
+    .meta({
+      description: "The payment's identity: sent again it answers DUPLICATE; sent again for another orderNo, 400 INVALID_REQUEST.",
+      examples: ['evt_01ARZ3NDEKTSV4RRFFQ69G5FAV'],
+    }),
   type: z.literal('payment.succeeded'),
   orderNo: orderNoSchema,
   amountCents: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
@@ -74,62 +136,87 @@ export const paymentWebhookSchema = z.strictObject({
 
 export const simulatePaymentSchema = z.strictObject({ orderNo: orderNoSchema });
 
-// ---- admin views (query strings) ----------------------------------------------------------------
+// ---- query strings ---------------------------------------------------------------------------------
+
+/**
+ * A whole number in a query string: digits, read as the number they are and checked as that, so
+ * the document declares the integer with its bounds (from the same schema), not a pattern of digits.
+ */
+function queryInteger(name: string, min: number, max: number) {
+  const integer = z.number().int().min(min, `${name}: at least ${min}`).max(max, `${name}: at most ${max}`);
+  const { $schema: _dialect, ...declared } = z.toJSONSchema(integer);
+  return z
+    .string()
+    .regex(/^\d+$/, `${name}: a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(integer)
+    .meta({
+      override: ({ jsonSchema }) => {
+        delete jsonSchema.pattern;
+        Object.assign(jsonSchema, declared);
+      },
+    });
+}
+
+/** `integer` with `value` when absent, declared as its default (which zod leaves out of a transformed input's schema). */
+function withDefault(integer: ReturnType<typeof queryInteger>, value: number) {
+  return integer.default(value).meta({ override: ({ jsonSchema }) => Object.assign(jsonSchema, { default: value }) });
+}
 
 /** Page sizes of the admin lists: 1–200, 50 when not given. */
-const pageLimit = z
-  .string()
-  .regex(/^\d{1,3}$/, 'limit: an integer from 1 to 200')
-  .transform(Number)
-  .pipe(z.number().int().min(1, 'limit: at least 1').max(200, 'limit: at most 200'))
-  .default(50);
-/** An opaque cursor this API gave in `nextCursor`; decoded and checked by src/sales/cursor.ts. */
-const pageCursor = z.string().min(1).max(512).optional();
+const pageLimit = withDefault(queryInteger('limit', 1, 200), 50);
 
-export const adminOrdersQuerySchema = z.strictObject({
+/**
+ * A `nextCursor` this API gave, passed back as it is: base64url JSON of the position of the page's
+ * last row, decoded and checked against `position` by src/sales/cursor.ts, and declared as that.
+ */
+function pageCursor(position: z.ZodType, example: string[]) {
+  const { $schema: _dialect, ...contentSchema } = z.toJSONSchema(position, { io: 'input' });
+  // No length of its own: its content bounds it (a longer one cannot decode to a position).
+  return z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'cursor: pass nextCursor back as it is')
+    .meta({
+      description: "A nextCursor this API returned, as it is (base64url JSON of the position of the page's last row)",
+      contentEncoding: 'base64url',
+      contentMediaType: 'application/json',
+      contentSchema,
+      examples: [encodeCursor(example)],
+    })
+    .optional();
+}
+
+// Query strings are objects, not strict ones: OpenAPI cannot declare "no other parameter", so one
+// this API does not know is ignored (a cache buster, a tracing tag), never refused.
+export const adminOrdersQuerySchema = z.object({
   sku: skuSchema,
   status: z.enum(STORED_ORDER_STATUSES).optional(),
-  cursor: pageCursor,
+  cursor: pageCursor(CURSOR_POSITIONS.orders, ['01ARZ3NDEKTSV4RRFFQ69G5FAV']),
   limit: pageLimit,
 });
 
-export const adminPaymentsQuerySchema = z.strictObject({
+export const adminPaymentsQuerySchema = z.object({
   outcome: z.enum(STORED_PAYMENT_OUTCOMES).default('REFUND_REQUIRED'),
-  cursor: pageCursor,
+  cursor: pageCursor(CURSOR_POSITIONS.payments, ['2026-11-23T17:12:00.000Z', 'evt_01ARZ3NDEKTSV4RRFFQ69G5FAV']),
   limit: pageLimit,
 });
 
-export const adminSalesQuerySchema = z.strictObject({ cursor: pageCursor, limit: pageLimit });
+export const adminSalesQuerySchema = z.object({ cursor: pageCursor(CURSOR_POSITIONS.sales, ['2026-11-23T17:12:00.000Z', 'TSHIRT-1']), limit: pageLimit });
 
 /** The longest long-poll of GET /api/orders/:orderNo?waitForChange= (below proxies' 30-60 s idle timeouts). */
 export const MAX_STATUS_WAIT_SECONDS = 25;
 export const DEFAULT_STATUS_WAIT_SECONDS = 20;
 
 /**
- * GET /api/orders/:orderNo's query: without waitForChange it answers at once; timeoutSeconds needs
- * it (DEFAULT_STATUS_WAIT_SECONDS when absent). The spec shows timeoutSeconds as the integer it is
- * read as.
+ * GET /api/orders/:orderNo's query: without waitForChange it answers at once. timeoutSeconds only
+ * bounds a long-poll, so alone it is legal and changes nothing: a parameter that depends on another
+ * is what OpenAPI cannot declare, and a read that answers at once harms no one (docs/api.md).
  */
-export const orderWaitQuerySchema = z
-  .object({
-    waitForChange: orderStatusSchema
-      .optional()
-      .meta({ description: 'Long-poll: answer as soon as the status differs from this one (at once if it already does)' }),
-    timeoutSeconds: z
-      .string()
-      .regex(/^\d{1,2}$/, 'timeoutSeconds: whole seconds 1-25')
-      .transform(Number)
-      .pipe(z.number().int().min(1).max(MAX_STATUS_WAIT_SECONDS))
-      .optional()
-      .meta({
-        description: `With waitForChange: the longest wait in whole seconds (default ${DEFAULT_STATUS_WAIT_SECONDS})`,
-        override: ({ jsonSchema }) => {
-          delete jsonSchema.pattern;
-          Object.assign(jsonSchema, { type: 'integer', minimum: 1, maximum: MAX_STATUS_WAIT_SECONDS });
-        },
-      }),
-  })
-  .refine((query) => query.timeoutSeconds === undefined || query.waitForChange !== undefined, {
-    message: 'timeoutSeconds goes with waitForChange',
-    path: ['timeoutSeconds'],
-  });
+export const orderWaitQuerySchema = z.object({
+  waitForChange: orderStatusSchema
+    .optional()
+    .meta({ description: 'Long-poll: answer as soon as the status differs from this one (at once if it already does)' }),
+  timeoutSeconds: queryInteger('timeoutSeconds', 1, MAX_STATUS_WAIT_SECONDS)
+    .optional()
+    .meta({ description: `With waitForChange: the longest wait in whole seconds (default ${DEFAULT_STATUS_WAIT_SECONDS}); without it, ignored` }),
+});

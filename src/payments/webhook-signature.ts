@@ -7,6 +7,12 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export const SIGNATURE_TOLERANCE_SECONDS = 300;
 
+/**
+ * The header's one accepted form, which the OpenAPI document declares as it is: `t` first, then one
+ * or more `v1` (several while a secret rotates), hex of either case, spaces or tabs around commas.
+ */
+export const PAYMENT_SIGNATURE_PATTERN = /^t=(\d{1,12})((?:[ \t]*,[ \t]*v1=[0-9a-fA-F]{64})+)$/;
+
 export function signWebhook(secret: string, rawBody: string, nowSeconds = Math.floor(Date.now() / 1000)): string {
   const v1 = createHmac('sha256', secret).update(`${nowSeconds}.${rawBody}`).digest('hex');
   return `t=${nowSeconds},v1=${v1}`;
@@ -20,21 +26,18 @@ export function verifyWebhookSignature(
   header: string | undefined,
   nowSeconds = Math.floor(Date.now() / 1000),
 ): SignatureCheck {
-  if (!header) return { ok: false, reason: 'missing Payment-Signature header' };
-  const parts = new Map<string, string[]>();
-  for (const part of header.split(',')) {
-    const [key, ...rest] = part.trim().split('=');
-    if (key && rest.length) parts.set(key, [...(parts.get(key) ?? []), rest.join('=')]);
-  }
-  const t = parts.get('t')?.[0];
-  const signatures = parts.get('v1') ?? [];
-  if (!t || !/^\d{1,12}$/.test(t) || signatures.length === 0) return { ok: false, reason: 'malformed Payment-Signature header' };
+  if (header === undefined) return { ok: false, reason: 'missing Payment-Signature header' };
+  const match = PAYMENT_SIGNATURE_PATTERN.exec(header);
+  if (!match) return { ok: false, reason: 'malformed Payment-Signature header (t=<unix seconds>,v1=<64 hex>)' };
+  const t = match[1]!;
+  // ",v1=<hex>" repeated: the hex of each, whatever the spaces around its comma.
+  const signatures = match[2]!
+    .split(',')
+    .slice(1)
+    .map((part) => part.trim().slice('v1='.length));
   if (Math.abs(nowSeconds - Number(t)) > SIGNATURE_TOLERANCE_SECONDS) return { ok: false, reason: 'signature timestamp outside the 5-minute tolerance' };
   const expected = createHmac('sha256', secret).update(`${t}.${rawBody}`).digest();
   // Several v1 values are allowed so a provider can sign with an old and a new secret while rotating.
-  const matches = signatures.some((sig) => {
-    if (!/^[0-9a-f]{64}$/i.test(sig)) return false;
-    return timingSafeEqual(Buffer.from(sig, 'hex'), expected);
-  });
+  const matches = signatures.some((sig) => timingSafeEqual(Buffer.from(sig, 'hex'), expected));
   return matches ? { ok: true } : { ok: false, reason: 'signature does not match' };
 }

@@ -4,14 +4,12 @@
  * keyset, the list of sales, and closing a sale early. SQL stays in the store, Redis in the
  * inventory, Temporal in the order client; the figures come from the shared invariant checker.
  */
-import { z } from 'zod';
 import type { OrderRow, PaymentListRow, SaleRow, Store } from '../db/store.js';
 import type { StoredOrderStatus, StoredPaymentOutcome } from '../workflows/definitions.js';
 import { checkSaleInvariants, type Invariant, type RedisCounters } from '../invariants/check.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderClient } from '../orders/order-client.js';
-import { ORDER_NO_PATTERN } from '../orders/order-number.js';
-import { decodeCursor, encodeCursor } from './cursor.js';
+import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from './cursor.js';
 import type { SaleView } from './sale-view.js';
 import { skuNotFound, type SalesService } from './sales-service.js';
 
@@ -76,11 +74,6 @@ export interface AdminSaleView {
   createdAt: string;
 }
 
-const orderCursor = z.tuple([z.string().regex(ORDER_NO_PATTERN)]);
-const isoTime = z.iso.datetime().transform((iso) => new Date(iso));
-const paymentCursor = z.tuple([isoTime, z.string().min(1).max(128)]);
-const saleCursor = z.tuple([isoTime, z.string().min(1).max(64)]);
-
 export class AdminService {
   constructor(private readonly deps: { store: Store; inventory: RedisInventory; orders: OrderClient; sales: SalesService }) {}
 
@@ -118,7 +111,7 @@ export class AdminService {
 
   /** A sale's orders with a MySQL row, newest first (by order number), keyset-paged. */
   async listOrders(query: { sku: string; status?: StoredOrderStatus; cursor?: string; limit: number }): Promise<Page<AdminOrderView>> {
-    const before = query.cursor ? decodeCursor(query.cursor, orderCursor)[0] : undefined;
+    const before = query.cursor ? decodeCursor(query.cursor, CURSOR_POSITIONS.orders)[0] : undefined;
     if (!(await this.deps.store.getSale(query.sku))) throw skuNotFound(query.sku);
     const rows = await this.deps.store.ordersPage({
       sku: query.sku,
@@ -131,7 +124,7 @@ export class AdminService {
 
   /** Payments with one outcome, oldest first: for REFUND_REQUIRED, the refunds an operator must make. */
   async listPayments(query: { outcome: StoredPaymentOutcome; cursor?: string; limit: number }): Promise<Page<AdminPaymentView>> {
-    const after = query.cursor ? decodeCursor(query.cursor, paymentCursor) : undefined;
+    const after = query.cursor ? decodeCursor(query.cursor, CURSOR_POSITIONS.payments) : undefined;
     const rows = await this.deps.store.paymentsPage({
       outcome: query.outcome,
       ...(after ? { after: { receivedAt: after[0], eventId: after[1] } } : {}),
@@ -142,7 +135,7 @@ export class AdminService {
 
   /** The sales, newest first. */
   async listSales(query: { cursor?: string; limit: number }): Promise<Page<AdminSaleView>> {
-    const before = query.cursor ? decodeCursor(query.cursor, saleCursor) : undefined;
+    const before = query.cursor ? decodeCursor(query.cursor, CURSOR_POSITIONS.sales) : undefined;
     const rows = await this.deps.store.salesPage(before ? { createdAt: before[0], sku: before[1] } : undefined, query.limit + 1);
     return pageOf(rows, query.limit, saleView, (last) => [last.createdAt.toISOString(), last.sku]);
   }

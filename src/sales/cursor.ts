@@ -1,9 +1,42 @@
 /**
  * Opaque keyset cursors of the admin lists: the position of a page's last row, as base64url JSON.
- * Clients pass back what `nextCursor` gave; anything else is refused (INVALID_REQUEST).
+ * Clients pass back what `nextCursor` gave; anything else is refused (INVALID_REQUEST). The
+ * positions' schemas check a cursor here and describe it in the OpenAPI document (src/api/schemas.ts).
  */
-import type { z } from 'zod';
+import { z } from 'zod';
+import { ORDER_NO_PATTERN } from '../orders/order-number.js';
 import { Refusal } from '../refusal.js';
+
+const positionTime = z.iso
+  .datetime()
+  .meta({ examples: ['2026-11-23T17:12:00.000Z'] })
+  .transform((iso) => new Date(iso));
+
+/** What each list's cursor encodes: the last row's order number; or its time and id. */
+export const CURSOR_POSITIONS = {
+  orders: z.tuple([
+    z
+      .string()
+      .regex(ORDER_NO_PATTERN)
+      .meta({ examples: ['01ARZ3NDEKTSV4RRFFQ69G5FAV'] }),
+  ]),
+  payments: z.tuple([
+    positionTime,
+    z
+      .string()
+      .min(1)
+      .max(128)
+      .meta({ examples: ['evt_01ARZ3NDEKTSV4RRFFQ69G5FAV'] }),
+  ]),
+  sales: z.tuple([
+    positionTime,
+    z
+      .string()
+      .min(1)
+      .max(64)
+      .meta({ examples: ['TSHIRT-1'] }),
+  ]),
+} as const;
 
 export function encodeCursor(position: readonly string[]): string {
   return Buffer.from(JSON.stringify(position), 'utf8').toString('base64url');

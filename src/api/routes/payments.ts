@@ -6,7 +6,7 @@ import type { ApiMetrics } from '../metrics.js';
 import type { RateLimits } from '../rate-limit.js';
 import { webhookAnswerSchema } from '../response-schemas.js';
 import { route } from '../route.js';
-import { paymentWebhookSchema } from '../schemas.js';
+import { paymentSignatureHeadersSchema, paymentWebhookSchema } from '../schemas.js';
 
 /** POST /api/payments/webhook: the provider's signed payment events. */
 export function paymentRoutes(deps: { webhook: PaymentWebhook; metrics: ApiMetrics; limits?: RateLimits }): Router {
@@ -27,6 +27,8 @@ export function paymentRoutes(deps: { webhook: PaymentWebhook; metrics: ApiMetri
         '503: not recorded; retry.',
       tag: 'payments',
       auth: 'webhook',
+      // Declared for the document; the signature check reads it itself (INVALID_SIGNATURE, not INVALID_REQUEST).
+      headers: paymentSignatureHeadersSchema,
       body: paymentWebhookSchema,
       responses: {
         200: { description: "The order's verdict on the event (APPLIED, REFUND_REQUIRED), or DUPLICATE", schema: webhookAnswerSchema },
