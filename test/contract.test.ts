@@ -116,6 +116,7 @@ const HEADER_CREDENTIALS: Record<string, { value: (rawBody: string) => string; r
       ['uppercase hex', (real) => real.replace(/v1=([0-9a-f]+)/g, (_, hex: string) => `v1=${hex.toUpperCase()}`)],
       ['a space after the comma', (real) => real.replace(',', ', ')],
       ['a stale v1 before the right one (a secret rotating)', (real) => real.replace(',v1=', `,v1=${'0'.repeat(64)},v1=`)],
+      ['an element of another scheme (ignored, as providers expect)', (real) => `${real},v0=${'ab'.repeat(32)}`],
     ],
   },
 };

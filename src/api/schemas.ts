@@ -111,7 +111,8 @@ export const paymentSignatureHeadersSchema = z.object({
     .regex(PAYMENT_SIGNATURE_PATTERN)
     .meta({
       description:
-        '`t=<unix seconds>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, t + "." + raw body)>`, more v1 values while a secret rotates. ' +
+        '`t=<unix seconds>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, t + "." + raw body)>`, more v1 values while a secret rotates; ' +
+        'elements of other schemes (`v0=…`) are ignored. ' +
         'Malformed, not matching the raw body, or with t more than 5 minutes off: 400 INVALID_SIGNATURE.',
       examples: [`t=1700000000,v1=${'5f'.repeat(32)}`],
     }),
