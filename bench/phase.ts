@@ -3,6 +3,7 @@
  * started C at a time until N are done, with the CPU each server and each worker spent meanwhile.
  * Ours and the floor are measured by this same code, so their figures compare.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ManagedProcess } from '../stack/process.js';
 import { cpuSecondsOfGroup } from '../stack/cpu.js';
 import { watchCount } from './drain.js';
@@ -23,9 +24,12 @@ export type ProcessRole = (typeof PROCESS_ROLES)[number];
 export interface MeasuredProcess {
   /** `temporal-history`, `postgres`, `worker-2`, `redis-4`, …: the key of its figures in the report. */
   name: string;
-  role: ProcessRole;
+  role: MeasuredRole;
   pgid: number;
 }
+
+/** A process role, or Zipkin: the span store the tracing-cost benchmark's traced workers export to (no role of the pipeline's). */
+export type MeasuredRole = ProcessRole | 'zipkin';
 
 /** A phase's workers as measured: `worker-1`, `worker-2`, … whichever program they run (ours, the floor's). */
 export function measuredWorkers(workers: readonly ManagedProcess[]): MeasuredProcess[] {
@@ -34,7 +38,7 @@ export function measuredWorkers(workers: readonly ManagedProcess[]): MeasuredPro
 
 export interface ProcessCpu {
   name: string;
-  role: ProcessRole;
+  role: MeasuredRole;
   /** CPU seconds (user + system) of its process group during the phase. */
   seconds: number;
 }
@@ -50,14 +54,15 @@ export interface PhaseMeasurement {
   persistedSeconds: number;
   /** Each start's round trip. */
   startMs: number[];
-  /** Each measured process's CPU, from just before the first start until all N were done. */
+  /** Each measured process's CPU, from just before the first start until all N were done (+ settleMs). */
   cpu: ProcessCpu[];
 }
 
 /**
  * Starts N (through `start`, which times each) while sampling `done` (how many of them are done)
  * every 20 ms, and takes the CPU of `processes` (the servers and the phase's workers) from just
- * before the first start until the N-th is done. Throws if they are not all done within 180 s.
+ * before the first start until the N-th is done, and `settleMs` after that if given (work that
+ * trails the orders, such as a span exporter's last batch). Throws if they are not all done within 180 s.
  */
 export async function measurePhase<T>(options: {
   kind: PhaseKind;
@@ -68,12 +73,14 @@ export async function measurePhase<T>(options: {
   start: () => Promise<TimedStarts<T>>;
   /** What "done" means, for the error: "orders reached MySQL". */
   doneMeans: string;
+  settleMs?: number;
 }): Promise<{ measurement: PhaseMeasurement; run: TimedStarts<T> }> {
   const { kind, taskQueue, orders, processes } = options;
   const before = cpuSnapshot(processes);
   const watch = watchCount(options.done);
   const run = await options.start();
   const drain = await watch.until(orders, run.firstStartAt, run.lastStartAt);
+  if (options.settleMs && drain.orders >= orders) await sleep(options.settleMs);
   const after = cpuSnapshot(processes);
   if (drain.orders < orders) throw new Error(`${kind} phase: only ${drain.orders} of ${orders} ${options.doneMeans} within 180 s`);
   const startSeconds = Math.max(0.001, (run.lastStartAt - run.firstStartAt) / 1000);

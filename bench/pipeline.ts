@@ -42,7 +42,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { SalesService } from '../src/sales/sales-service.js';
-import { loadConfig, type AppConfig } from '../src/config/index.js';
+import { loadConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
@@ -50,7 +50,7 @@ import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { subscribeChannels } from '../src/infra/redis-subscription.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
-import { checkSaleInvariants, type InvariantReport } from '../src/invariants/check.js';
+import type { InvariantReport } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { ORDER_CHANGED_CHANNEL } from '../src/orders/order-changes.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -58,18 +58,16 @@ import { runThenCleanUp } from '../stack/launcher.js';
 import { DependencyUnavailableError } from '../src/infra/dependency-guard.js';
 import { OrderClient } from '../src/orders/order-client.js';
 import { OrderStatusReader, STATUS_READ_SOURCES, type StatusReadSource } from '../src/orders/order-status-reader.js';
-import { newOrderNo } from '../src/orders/order-number.js';
 import type { ManagedProcess } from '../stack/process.js';
 import { rssKbOfGroup } from '../stack/cpu.js';
-import { reconcileScheduleId } from '../src/workflows/reconcile-definitions.js';
 import { parsePipelineArgs } from './args.js';
 import { buildFloorBundle } from './floor/bundle.js';
 import { runFloorPhase } from './floor/phase.js';
+import { checkSale, deleteReconcileSchedule, startOrders, type Pipeline } from './orders.js';
 import { measuredWorkers, measurePhase, startUntilDone, type PhaseMeasurement } from './phase.js';
 import { buildPipelineResult, cpuPerOrder, pipelineTable, writePipelineReport, type PipelineMeasurement } from './pipeline-report.js';
 import { startPipelineStack, type PipelineStack } from './pipeline-stack.js';
 import { startWorker, startWorkers, stopAll } from './processes.js';
-import { timedStarts } from './starts.js';
 import { pct, sorted } from './stats.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -80,14 +78,6 @@ const workDir = mkdtempSync(join(tmpdir(), 'flash-pipeline-'));
 let stack: PipelineStack | undefined;
 /** The current phase's workers, stopped by cleanup() if the run is interrupted. */
 let running: ManagedProcess[] = [];
-
-/** What the benchmark drives: the same services the API uses, minus HTTP. */
-interface Pipeline {
-  config: AppConfig;
-  store: Store;
-  inventory: RedisInventory;
-  orders: OrderClient;
-}
 
 /** What every phase shares: the run's clients and where its workers start from. */
 interface RunContext {
@@ -219,7 +209,9 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
     // Warm-up on its own SKU, never measured: JIT, connection pools, Temporal's caches.
     const warm = `PIPE-${runId}-${phase}-warm`;
     await sales.create({ sku: warm, name: warm, priceCents: 1_000, stock: args.warmupOrders, perUserLimit: 1 });
-    await startUntilDone(args.warmupOrders, awaitingPayment(warm), () => startOrders(pipeline, warm, 1_000, args.warmupOrders, `${runId}-${phase}w`));
+    await startUntilDone(args.warmupOrders, awaitingPayment(warm), () =>
+      startOrders(pipeline, { sku: warm, priceCents: 1_000 }, args.warmupOrders, `${runId}-${phase}w`, args.concurrency),
+    );
     say(`warm-up: ${args.warmupOrders} orders persisted`);
 
     const sku = `PIPE-${runId}-${phase}`;
@@ -233,7 +225,7 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
       orders: args.orders,
       processes: [...context.stack.servers(), ...measuredWorkers(workers)],
       done: awaitingPayment(sku),
-      start: () => startOrders(pipeline, sku, 1_000, args.orders, `${runId}-${phase}m`),
+      start: () => startOrders(pipeline, { sku, priceCents: 1_000 }, args.orders, `${runId}-${phase}m`, args.concurrency),
       doneMeans: 'orders reached MySQL',
     });
     if (!reading) return { measurement, invariants: await checkSale(pipeline, sku, run.started) };
@@ -241,7 +233,9 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
     // More live orders for the status reads when L > N (not timed).
     let orderNos = run.started;
     if (live > args.orders) {
-      const extra = await startUntilDone(live, awaitingPayment(sku), () => startOrders(pipeline, sku, 1_000, live - args.orders, `${runId}-${phase}l`));
+      const extra = await startUntilDone(live, awaitingPayment(sku), () =>
+        startOrders(pipeline, { sku, priceCents: 1_000 }, live - args.orders, `${runId}-${phase}l`, args.concurrency),
+      );
       orderNos = [...orderNos, ...extra.started];
     }
     const rssAfterKb = rssKb();
@@ -278,25 +272,8 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
   } finally {
     await stopAll(workers);
     running = [];
-    // The workers put the reconciler's schedule in place for their task queue; with them gone it
-    // would go on firing into a queue nobody polls, on the server the next phases measure.
-    await temporal.schedule
-      .getHandle(reconcileScheduleId(taskQueue))
-      .delete()
-      .catch((err: unknown) => say(`could not delete the reconcile schedule of ${taskQueue}: ${err instanceof Error ? err.message : String(err)}`));
+    await deleteReconcileSchedule(temporal, taskQueue, say);
   }
-}
-
-/** The sale's invariants (docs/fault-tolerance.md), exactly one workflow per accepted order included. */
-async function checkSale(pipeline: Pipeline, sku: string, orderNos: string[]): Promise<InvariantReport> {
-  // Visibility is eventually consistent, so wait (≤ 20 s) for every workflow to show.
-  let workflowCount = 0;
-  for (let attempt = 0; attempt < 100; attempt++) {
-    workflowCount = await pipeline.orders.countRunning(sku);
-    if (workflowCount >= orderNos.length) break;
-    await sleep(200);
-  }
-  return checkSaleInvariants({ store: pipeline.store, inventory: pipeline.inventory }, { sku, perUserLimit: 1, acceptedOrderNos: orderNos, workflowCount });
 }
 
 function sayPhase(p: PhaseMeasurement): void {
@@ -306,38 +283,6 @@ function sayPhase(p: PhaseMeasurement): void {
   say(
     `${p.kind}: ${p.orders} done at ${p.persistedPerSecond.toFixed(1)}/s (all ${p.persistedSeconds.toFixed(2)} s after the first start); ` +
       `CPU ms/order Temporal ${ms(cpu.server)}, workers ${ms(cpu.worker)}${workers.length > 1 ? ` (${workers.map((w) => ms(cpu.byProcess[w.name] ?? null)).join(' + ')})` : ''}`,
-  );
-}
-
-/**
- * Reserves and starts `count` orders on the sale, `concurrency` at a time, each exactly as the
- * API's checkout does (reserve.lua, then OrderClient.start), one shopper per order. Times each
- * start (the Temporal round trip), not the reservation. Returns the order numbers as `started`.
- */
-async function startOrders(pipeline: Pipeline, sku: string, priceCents: number, count: number, users: string) {
-  return timedStarts(
-    count,
-    args.concurrency,
-    async (i) => {
-      const now = Date.now();
-      const userId = `pipe-${users}-${i}`;
-      const reserved = await pipeline.inventory.reserve({ orderNo: newOrderNo(now), sku, userId, quantity: 1, nowMs: now });
-      if (reserved.outcome !== 'RESERVED') throw new Error(`reservation ${i} of ${sku}: ${reserved.outcome}`);
-      return { orderNo: reserved.orderNo, userId, createdAt: new Date(now).toISOString() };
-    },
-    async ({ orderNo, userId, createdAt }) => {
-      const started = await pipeline.orders.start({
-        orderNo,
-        sku,
-        userId,
-        quantity: 1,
-        unitPriceCents: priceCents,
-        createdAt,
-        paymentWindow: pipeline.config.paymentWindow,
-      });
-      if (started !== 'STARTED') throw new Error(`order ${orderNo}: ${started}`);
-      return orderNo;
-    },
   );
 }
 

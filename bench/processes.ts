@@ -65,9 +65,13 @@ export async function startVariant(
   return { url, processes: started };
 }
 
-/** The project's worker alone (the pipeline benchmark's ours phases), ready to take tasks; `name` names its log. */
-export async function startWorker(options: WorkerLaunch & { name?: string }): Promise<ManagedProcess> {
-  return launchWorker(launcherFor(options), options.workDir, options.name);
+/**
+ * The project's worker alone (the pipeline benchmark's ours phases), ready to take tasks; `name`
+ * names its log. `withoutTracingInterceptors`: on a bundle without OpenTelemetry's workflow
+ * interceptors, the tracing-cost benchmark's reference (src/workers/bundle.ts), never a real worker's.
+ */
+export async function startWorker(options: WorkerLaunch & { name?: string; withoutTracingInterceptors?: boolean }): Promise<ManagedProcess> {
+  return launchWorker(launcherFor(options), options.workDir, options.name, options.withoutTracingInterceptors === true);
 }
 
 /**
@@ -136,9 +140,10 @@ function launcherFor({ root, workDir, env, profileDir }: WorkerLaunch): Launch {
 
 type Launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string>) => ManagedProcess;
 
-async function launchWorker(launch: Launch, workDir: string, name = 'worker'): Promise<ManagedProcess> {
-  const bundle = join(workDir, 'workflow-bundle.js');
-  await buildWorkflowBundle(bundle);
+async function launchWorker(launch: Launch, workDir: string, name = 'worker', withoutTracingInterceptors = false): Promise<ManagedProcess> {
+  // Each kind of bundle in its own file, so that alternating them never rebuilds either.
+  const bundle = join(workDir, withoutTracingInterceptors ? 'workflow-bundle-bare.js' : 'workflow-bundle.js');
+  await buildWorkflowBundle(bundle, { withoutTracingInterceptors });
   // Free ports for the worker's metrics and health, so that a running `npm start` never collides.
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   const worker = launch(name, 'src/workers/main.ts', [], {

@@ -1,0 +1,85 @@
+/**
+ * What the benchmarks that drive OrderWorkflows without HTTP share (bench/pipeline.ts,
+ * bench/tracing-cost.ts): orders reserved and started exactly as the API's checkout does them, a
+ * sale's invariants afterwards, and the clean-up of a phase's reconcile schedule.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client } from '@temporalio/client';
+import type { AppConfig } from '../src/config/index.js';
+import type { Store } from '../src/db/store.js';
+import { checkSaleInvariants, type InvariantReport } from '../src/invariants/check.js';
+import type { RedisInventory } from '../src/inventory/redis-inventory.js';
+import type { OrderClient } from '../src/orders/order-client.js';
+import { newOrderNo } from '../src/orders/order-number.js';
+import { reconcileScheduleId } from '../src/workflows/reconcile-definitions.js';
+import { timedStarts, type TimedStarts } from './starts.js';
+
+/** What the benchmark drives: the same services the API uses, minus HTTP. */
+export interface Pipeline {
+  config: AppConfig;
+  store: Store;
+  inventory: RedisInventory;
+  orders: OrderClient;
+}
+
+/**
+ * Reserves and starts `count` orders on the sale, `concurrency` at a time, each exactly as the
+ * API's checkout does (reserve.lua, then OrderClient.start), one shopper per order. Times each
+ * start (the Temporal round trip), not the reservation. Returns the order numbers as `started`.
+ */
+export async function startOrders(
+  pipeline: Pipeline,
+  sale: { sku: string; priceCents: number },
+  count: number,
+  users: string,
+  concurrency: number,
+): Promise<TimedStarts<string>> {
+  const { sku, priceCents } = sale;
+  return timedStarts(
+    count,
+    concurrency,
+    async (i) => {
+      const now = Date.now();
+      const userId = `pipe-${users}-${i}`;
+      const reserved = await pipeline.inventory.reserve({ orderNo: newOrderNo(now), sku, userId, quantity: 1, nowMs: now });
+      if (reserved.outcome !== 'RESERVED') throw new Error(`reservation ${i} of ${sku}: ${reserved.outcome}`);
+      return { orderNo: reserved.orderNo, userId, createdAt: new Date(now).toISOString() };
+    },
+    async ({ orderNo, userId, createdAt }) => {
+      const started = await pipeline.orders.start({
+        orderNo,
+        sku,
+        userId,
+        quantity: 1,
+        unitPriceCents: priceCents,
+        createdAt,
+        paymentWindow: pipeline.config.paymentWindow,
+      });
+      if (started !== 'STARTED') throw new Error(`order ${orderNo}: ${started}`);
+      return orderNo;
+    },
+  );
+}
+
+/** The sale's invariants (docs/fault-tolerance.md), exactly one workflow per accepted order included. */
+export async function checkSale(pipeline: Pipeline, sku: string, orderNos: string[]): Promise<InvariantReport> {
+  // Visibility is eventually consistent, so wait (≤ 20 s) for every workflow to show.
+  let workflowCount = 0;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    workflowCount = await pipeline.orders.countRunning(sku);
+    if (workflowCount >= orderNos.length) break;
+    await sleep(200);
+  }
+  return checkSaleInvariants({ store: pipeline.store, inventory: pipeline.inventory }, { sku, perUserLimit: 1, acceptedOrderNos: orderNos, workflowCount });
+}
+
+/**
+ * The workers put the reconciler's schedule in place for their task queue; with them gone it would
+ * go on firing into a queue nobody polls, on the server the next phases measure. A failure is said, not thrown.
+ */
+export async function deleteReconcileSchedule(temporal: Client, taskQueue: string, say: (line: string) => void): Promise<void> {
+  await temporal.schedule
+    .getHandle(reconcileScheduleId(taskQueue))
+    .delete()
+    .catch((err: unknown) => say(`could not delete the reconcile schedule of ${taskQueue}: ${err instanceof Error ? err.message : String(err)}`));
+}
