@@ -195,3 +195,54 @@ export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
     ...(args.profile ? { profileDir: resolve(args.profile) } : {}),
   };
 }
+
+/**
+ * `npm run bench -- --tracing-cost [--quick] [--orders N] [--rounds K] [--concurrency C] [--out DIR]`:
+ * what tracing costs the worker per order, four modes interleaved (bench/tracing-cost.ts).
+ */
+export interface TracingCostArgs {
+  /** Orders measured per phase, after the warm-up. */
+  orders: number;
+  /** Rounds of the four modes, each mode once per round on a fresh worker. */
+  rounds: number;
+  concurrency: number;
+  warmupOrders: number;
+  /**
+   * How long past the last order's persist the CPU is still counted: longer than the span
+   * processor's default schedule (OTEL_BSP_SCHEDULE_DELAY, 5 s), so a traced worker's last export
+   * and Zipkin's intake of it fall in the window; the same for every mode.
+   */
+  settleMs: number;
+  quick: boolean;
+  outDir: string;
+}
+
+export function parseTracingCostArgs(argv: string[], root: string): TracingCostArgs {
+  const { values: args } = parseArgs({
+    args: argv,
+    options: {
+      'tracing-cost': { type: 'boolean', default: true },
+      quick: { type: 'boolean', default: false },
+      orders: { type: 'string' },
+      rounds: { type: 'string' },
+      concurrency: { type: 'string' },
+      out: { type: 'string' },
+    },
+  });
+  const quick = args.quick ?? false;
+  const whole = (name: string, value: string | undefined, fallback: number, min: number) => {
+    const n = value === undefined ? fallback : Number(value);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be a whole number ≥ ${min}`);
+    return n;
+  };
+  return {
+    orders: whole('orders', args.orders, quick ? 40 : 1_000, 1),
+    rounds: whole('rounds', args.rounds, quick ? 1 : 2, 1),
+    concurrency: whole('concurrency', args.concurrency, quick ? 8 : 64, 1),
+    warmupOrders: quick ? 10 : 50,
+    // --quick checks the modes, not their figures: the worker's shutdown flushes its spans anyway.
+    settleMs: quick ? 1_000 : 6_000,
+    quick,
+    outDir: resolve(args.out ?? join(root, 'bench', 'results')),
+  };
+}
