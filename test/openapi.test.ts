@@ -3,6 +3,7 @@
  * the production worker, Redis, MariaDB):
  *  - every route mounted on the app is an operation of the spec, and every operation a route;
  *  - the document is valid OpenAPI 3.1 (@seriousme/openapi-schema-validator);
+ *  - the one docs.test.ts builds in-process without a stack is the served one, byte for byte;
  *  - real answers of the running API, successes and errors, match the schema the spec declares for
  *    their operation and status (ajv, JSON Schema 2020-12, formats checked), with a documented code;
  *  - /docs and every file it loads answer 200 with the right content type, from the API itself.
@@ -17,7 +18,7 @@ import type { RedisClient } from '../src/infra/redis.js';
 import Koa from 'koa';
 import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../src/api/app.js';
+import { createApp, openApiJsonWithoutStack } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { openApiPath } from '../src/api/route.js';
 import { buildOpenApiDocument, routersOf, type OpenApiDocument } from '../src/api/openapi.js';
@@ -130,6 +131,13 @@ describe('no drift between the routes and the spec', () => {
     expect(served).toEqual(JSON.parse(JSON.stringify(spec)));
     const second = await fetch(`${api.url}/openapi.json`);
     expect(await second.text()).toBe(JSON.stringify(served));
+  });
+
+  it('the document built in-process without a stack (what docs.test.ts reads) is byte for byte the one the running API serves', async () => {
+    const answer = await fetch(`${api.url}/openapi.json`);
+    expect(answer.status).toBe(200);
+    // Another configuration (the defaults) and inert clients: neither may change a byte.
+    expect(openApiJsonWithoutStack()).toBe(await answer.text());
   });
 });
 

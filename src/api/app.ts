@@ -8,10 +8,10 @@ import type { Client } from '@temporalio/client';
 import type Koa from 'koa';
 import { CheckoutService } from '../checkout/checkout-service.js';
 import { SoldOutCache } from '../checkout/sold-out-cache.js';
-import type { AppConfig } from '../config/index.js';
+import { loadConfig, type AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
 import { guardAll, type DependencyGuards } from '../infra/dependency-guard.js';
-import type { Logger } from '../infra/logger.js';
+import { createLogger, type Logger } from '../infra/logger.js';
 import type { RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
@@ -28,7 +28,7 @@ import { createDependencyGuards } from './guards.js';
 import { createKoaApp } from './http.js';
 import { loadShedding } from './load-shedding.js';
 import { ApiMetrics } from './metrics.js';
-import { withApiDocs } from './openapi.js';
+import { servedOpenApiJson, withApiDocs } from './openapi.js';
 import { RateLimits } from './rate-limit.js';
 import { requestLogMiddleware } from './request-log.js';
 import { requestSpanMiddleware } from './request-span.js';
@@ -148,4 +148,44 @@ export function createApp(deps: ApiDeps): Koa {
 export function orderClientOptions(config: AppConfig, inventory: RedisInventory): OrderClientOptions {
   const { readMs, mysqlMs, redisMs } = config.deadlines;
   return { maxConcurrentStarts: config.maxConcurrentStarts, inventory, storesReadMs: Math.min(Math.floor(readMs / 4), mysqlMs + redisMs) };
+}
+
+/**
+ * The OpenAPI document exactly as createApp serves it (the same JSON text), built in-process from
+ * the same routers over inert clients: nothing connects, so the docs test needs no stack. Mounting
+ * the routers only declares them; a client used while doing so throws, naming the call, instead of
+ * connecting somewhere. test/openapi.test.ts holds it equal to what a running API serves.
+ */
+export function openApiJsonWithoutStack(config: AppConfig = loadConfig({ LOG_LEVEL: 'silent' })): string {
+  const app = createApp({
+    config,
+    redis: inert<RedisClient>('redis', {
+      // Called at construction to register Lua scripts (RedisInventory, rate-limiter-flexible): no I/O.
+      defineCommand: () => undefined,
+    }),
+    store: inert<Store>('store'),
+    temporal: inert<Client>('temporal'),
+    logger: createLogger({ logLevel: 'silent' }, 'api-docs'),
+    // No process metrics: they would start an event-loop monitor for nothing.
+    metrics: new ApiMetrics({ defaultMetrics: false }),
+  });
+  return servedOpenApiJson(app);
+}
+
+/** A stand-in for a client that must not be used: every method throws, naming itself, except `allowed`. */
+function inert<T extends object>(name: string, allowed: Record<string, unknown> = {}): T {
+  const stub = new Proxy(
+    {},
+    {
+      get(_target, property) {
+        if (typeof property === 'string' && property in allowed) return allowed[property];
+        // Not a promise, not a class instance to inspect: answer as a plain object would.
+        if (property === 'then' || typeof property === 'symbol') return undefined;
+        return () => {
+          throw new Error(`${name}.${property}() was called while building the OpenAPI document: mounting the routers must not use a client`);
+        };
+      },
+    },
+  );
+  return stub as T;
 }

@@ -26,6 +26,9 @@ export function routersOf(app: Koa): Router[] {
   });
 }
 
+/** The JSON text each app serves at /openapi.json, kept so that it can be read without a request. */
+const servedDocuments = new WeakMap<Koa, string>();
+
 /**
  * Mounts GET /openapi.json and /docs on `app`, after its other routers: the document describes
  * every router mounted so far, the docs router included, and is built and serialised here, once.
@@ -34,8 +37,16 @@ export function withApiDocs(app: Koa): Koa {
   const spec = { json: '' };
   const docs = docsRoutes(spec);
   spec.json = JSON.stringify(buildOpenApiDocument([...routersOf(app), docs]));
+  servedDocuments.set(app, spec.json);
   app.use(docs.routes());
   return app;
+}
+
+/** The exact text `app` answers GET /openapi.json with; throws for an app withApiDocs did not finish. */
+export function servedOpenApiJson(app: Koa): string {
+  const json = servedDocuments.get(app);
+  if (json === undefined) throw new Error('this app serves no OpenAPI document (withApiDocs was not applied)');
+  return json;
 }
 
 export function buildOpenApiDocument(routers: readonly Router[]): OpenApiDocument {
