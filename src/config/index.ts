@@ -87,84 +87,144 @@ const redisUrls = z.string().refine(
 );
 
 const envSchema = z.object({
-  PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.api),
-  TEMPORAL_ADDRESS: z.string().min(1).default(`127.0.0.1:${LOCAL_STACK_PORTS.temporal}`),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().min(1).default('flash-checkout-orders'),
+  PORT: z.coerce.number().int().min(0).max(65535),
+  TEMPORAL_ADDRESS: z.string().min(1),
+  TEMPORAL_NAMESPACE: z.string().min(1),
+  TEMPORAL_TASK_QUEUE: z.string().min(1),
   // A managed Temporal (Temporal Cloud): TLS, and either an API key or an mTLS client certificate.
-  TEMPORAL_TLS: booleanString.default(false),
+  TEMPORAL_TLS: booleanString,
   TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),
   TEMPORAL_TLS_KEY_PATH: z.string().min(1).optional(),
-  REDIS_URL: redisUrls.default(`redis://127.0.0.1:${LOCAL_STACK_PORTS.redis}`),
-  MYSQL_URL: z.string().url().default(`mysql://flash:flash@127.0.0.1:${LOCAL_STACK_PORTS.mysql}/flash`),
-  PAYMENT_WINDOW: durationString.default('30m'),
-  RECONCILE_INTERVAL: durationString.default('30s'),
-  RESERVATION_GRACE: durationString.default('60s'),
-  WEBHOOK_SECRET: z.string().min(16).default(DEV_SECRETS.WEBHOOK_SECRET),
-  JWT_SECRET: z.string().min(16).default(DEV_SECRETS.JWT_SECRET),
-  JWT_ISSUER: z.string().min(1).default('flash-checkout'),
-  JWT_AUDIENCE: z.string().min(1).default('flash-checkout-api'),
-  JWT_MAX_TTL: durationString.default('24h'),
-  MAX_CANCELS_PER_SHOPPER: z.coerce.number().int().min(0).max(1_000).default(3),
+  REDIS_URL: redisUrls,
+  MYSQL_URL: z.string().url(),
+  PAYMENT_WINDOW: durationString,
+  RECONCILE_INTERVAL: durationString,
+  RESERVATION_GRACE: durationString,
+  WEBHOOK_SECRET: z.string().min(16),
+  JWT_SECRET: z.string().min(16),
+  JWT_ISSUER: z.string().min(1),
+  JWT_AUDIENCE: z.string().min(1),
+  JWT_MAX_TTL: durationString,
+  MAX_CANCELS_PER_SHOPPER: z.coerce.number().int().min(0).max(1_000),
   /** The longest `Prefer: wait=N` a checkout honours; "0" turns waiting off. */
-  CHECKOUT_MAX_WAIT: z.union([z.literal('0'), durationString]).default('10s'),
-  ADMIN_TOKEN: z.string().min(8).default(DEV_SECRETS.ADMIN_TOKEN),
-  AUTH_DEV_LOGIN: booleanString.default(false),
-  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  CHECKOUT_MAX_WAIT: z.union([z.literal('0'), durationString]),
+  ADMIN_TOKEN: z.string().min(8),
+  AUTH_DEV_LOGIN: booleanString,
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
   TEMPORAL_UI_URL: z.string().url().optional(),
   // Per shopper (JWT sub): a human clicks a few times, a bot hammers and is refused from memory.
-  RATE_LIMIT_CHECKOUT: rateLimitString.default({ points: 10, durationSeconds: 10 }),
+  RATE_LIMIT_CHECKOUT: rateLimitString,
   // Per client IP: dev logins, and payment webhooks (a provider sends from a few IPs, bursts included).
-  RATE_LIMIT_LOGIN: rateLimitString.default({ points: 20, durationSeconds: 60 }),
-  RATE_LIMIT_WEBHOOK: rateLimitString.default({ points: 100, durationSeconds: 1 }),
-  TRUST_PROXY: booleanString.default(false),
-  TRUST_PROXY_HOPS: z.coerce.number().int().min(1).max(10).default(1),
-  SHUTDOWN_DRAIN: optionalDurationString.default('5s'),
-  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.workerMetrics),
-  WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(LOCAL_STACK_PORTS.workerHealth),
+  RATE_LIMIT_LOGIN: rateLimitString,
+  RATE_LIMIT_WEBHOOK: rateLimitString,
+  TRUST_PROXY: booleanString,
+  TRUST_PROXY_HOPS: z.coerce.number().int().min(1).max(10),
+  SHUTDOWN_DRAIN: optionalDurationString,
+  NODE_ENV: z.enum(['development', 'test', 'production']),
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535),
+  WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65535),
   // Running orders kept in the worker's memory (~200 KB each); an evicted one is replayed when it next has work.
-  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(2).max(1_000_000).default(2_000),
-  ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000).default(100),
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(2).max(1_000_000),
+  ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000),
   /** true: REDIS_URL is a Redis Cluster even when it names one node (a managed cluster's endpoint). */
-  REDIS_CLUSTER: booleanString.default(false),
+  REDIS_CLUSTER: booleanString,
   /** Replicas that must hold a promise before a checkout whose start did not answer says 202 (0: none; Redis with replicas: 1). */
-  REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16).default(0),
+  REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16),
   /** How long an AWAITING_PAYMENT order's status may be served from memory (ms); 0: no cache. */
-  STATUS_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+  STATUS_CACHE_MS: z.coerce.number().int().min(0).max(60_000),
   // The same bound while the API's Redis subscription to order changes is live (src/orders/order-changes.ts).
-  STATUS_CACHE_NOTIFIED_MS: z.coerce.number().int().min(0).max(1_800_000).default(300_000),
-  STATUS_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(50_000),
+  STATUS_CACHE_NOTIFIED_MS: z.coerce.number().int().min(0).max(1_800_000),
+  STATUS_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000),
   /** Concurrent long-polls (GET /api/orders/:orderNo?waitForChange=) per API process. */
-  STATUS_LONG_POLL_MAX_WAITERS: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  STATUS_LONG_POLL_MAX_WAITERS: z.coerce.number().int().min(1).max(1_000_000),
   // Deadlines of the API's answers (src/infra/dependency-guard.ts): past one, 503 UNAVAILABLE + Retry-After.
-  CHECKOUT_DEADLINE: durationString.default('2s'),
-  READ_DEADLINE: durationString.default('2s'),
-  WRITE_DEADLINE: durationString.default('5s'),
+  CHECKOUT_DEADLINE: durationString,
+  READ_DEADLINE: durationString,
+  WRITE_DEADLINE: durationString,
   /** Each Redis command of a request (the worker's background work keeps no such bound). */
-  REDIS_TIMEOUT: durationString.default('500ms'),
+  REDIS_TIMEOUT: durationString,
   /** Each MySQL query of a request. */
-  MYSQL_TIMEOUT: durationString.default('1s'),
-  BREAKER_FAILURES: z.coerce.number().int().min(1).max(1_000).default(5),
+  MYSQL_TIMEOUT: durationString,
+  BREAKER_FAILURES: z.coerce.number().int().min(1).max(1_000),
   /** …while the dependency has answered no call successfully for this long (a hung one, not a busy one). */
-  BREAKER_NO_SUCCESS_FOR: optionalDurationString.default('1s'),
-  BREAKER_HALF_OPEN_AFTER: durationString.default('2s'),
+  BREAKER_NO_SUCCESS_FOR: optionalDurationString,
+  BREAKER_HALF_OPEN_AFTER: durationString,
   /** Workflow starts one API process sends to Temporal at once at most (the pacing adapts below it); more wait for a slot. */
-  MAX_CONCURRENT_STARTS: z.coerce.number().int().min(1).max(10_000).default(32),
+  MAX_CONCURRENT_STARTS: z.coerce.number().int().min(1).max(10_000),
   /** How long a checkout waits for its own workflow start; what it did not start, the starter starts (the answer is 202 either way). */
-  CHECKOUT_START_BUDGET: durationString.default('250ms'),
+  CHECKOUT_START_BUDGET: durationString,
   /** How far the API's and Redis's clocks may differ: kept back from a reserve's cutoff; the API is unready past half of it. */
-  CLOCK_SKEW_MARGIN: durationString.default('250ms'),
+  CLOCK_SKEW_MARGIN: durationString,
   /** Requests one API process works on at once; beyond it, 503 at once (long-polls have their own bound). */
-  MAX_IN_FLIGHT_REQUESTS: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
+  MAX_IN_FLIGHT_REQUESTS: z.coerce.number().int().min(0).max(1_000_000),
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
-/** Variables a deployment may leave empty (unset): the managed-Temporal credentials. */
-export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = ['TEMPORAL_API_KEY', 'TEMPORAL_TLS_CERT_PATH', 'TEMPORAL_TLS_KEY_PATH', 'TEMPORAL_UI_URL'];
+type ConfigVariable = keyof typeof envSchema.shape;
+
+/** The variables without a default, which a deployment may leave empty (unset): the managed-Temporal credentials, the Web UI. */
+const WITHOUT_DEFAULT = ['TEMPORAL_API_KEY', 'TEMPORAL_TLS_CERT_PATH', 'TEMPORAL_TLS_KEY_PATH', 'TEMPORAL_UI_URL'] as const satisfies readonly ConfigVariable[];
+export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = WITHOUT_DEFAULT;
+
+/**
+ * Every other variable's default, written as an operator would set it and parsed like a value that
+ * was set (so a default cannot be a value the loader would refuse). Data in one place, so that
+ * docs/operations.md's configuration table can be held to it (test/docs.test.ts).
+ */
+export const CONFIG_DEFAULTS = {
+  PORT: String(LOCAL_STACK_PORTS.api),
+  TEMPORAL_ADDRESS: `127.0.0.1:${LOCAL_STACK_PORTS.temporal}`,
+  TEMPORAL_NAMESPACE: 'default',
+  TEMPORAL_TASK_QUEUE: 'flash-checkout-orders',
+  TEMPORAL_TLS: 'false',
+  REDIS_URL: `redis://127.0.0.1:${LOCAL_STACK_PORTS.redis}`,
+  MYSQL_URL: `mysql://flash:flash@127.0.0.1:${LOCAL_STACK_PORTS.mysql}/flash`,
+  PAYMENT_WINDOW: '30m',
+  RECONCILE_INTERVAL: '30s',
+  RESERVATION_GRACE: '60s',
+  WEBHOOK_SECRET: DEV_SECRETS.WEBHOOK_SECRET,
+  JWT_SECRET: DEV_SECRETS.JWT_SECRET,
+  JWT_ISSUER: 'flash-checkout',
+  JWT_AUDIENCE: 'flash-checkout-api',
+  JWT_MAX_TTL: '24h',
+  MAX_CANCELS_PER_SHOPPER: '3',
+  CHECKOUT_MAX_WAIT: '10s',
+  ADMIN_TOKEN: DEV_SECRETS.ADMIN_TOKEN,
+  AUTH_DEV_LOGIN: 'false',
+  LOG_LEVEL: 'info',
+  RATE_LIMIT_CHECKOUT: '10/10s',
+  RATE_LIMIT_LOGIN: '20/1m',
+  RATE_LIMIT_WEBHOOK: '100/1s',
+  TRUST_PROXY: 'false',
+  TRUST_PROXY_HOPS: '1',
+  SHUTDOWN_DRAIN: '5s',
+  NODE_ENV: 'development',
+  WORKER_METRICS_PORT: String(LOCAL_STACK_PORTS.workerMetrics),
+  WORKER_HEALTH_PORT: String(LOCAL_STACK_PORTS.workerHealth),
+  WORKER_MAX_CACHED_WORKFLOWS: '2000',
+  ACCESS_LOG_SOLD_OUT_SAMPLE: '100',
+  REDIS_CLUSTER: 'false',
+  REDIS_WAIT_REPLICAS: '0',
+  STATUS_CACHE_MS: '1000',
+  STATUS_CACHE_NOTIFIED_MS: '300000',
+  STATUS_CACHE_MAX_ENTRIES: '50000',
+  STATUS_LONG_POLL_MAX_WAITERS: '10000',
+  CHECKOUT_DEADLINE: '2s',
+  READ_DEADLINE: '2s',
+  WRITE_DEADLINE: '5s',
+  REDIS_TIMEOUT: '500ms',
+  MYSQL_TIMEOUT: '1s',
+  BREAKER_FAILURES: '5',
+  BREAKER_NO_SUCCESS_FOR: '1s',
+  BREAKER_HALF_OPEN_AFTER: '2s',
+  MAX_CONCURRENT_STARTS: '32',
+  CHECKOUT_START_BUDGET: '250ms',
+  CLOCK_SKEW_MARGIN: '250ms',
+  MAX_IN_FLIGHT_REQUESTS: '1000',
+} as const satisfies Record<Exclude<ConfigVariable, (typeof WITHOUT_DEFAULT)[number]>, string>;
 
 export interface AppConfig {
   port: number;
@@ -248,7 +308,7 @@ export class ConfigError extends Error {}
 export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
   // Empty strings mean "not set", as they do for most twelve-factor services.
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
-  const parsed = envSchema.safeParse(present);
+  const parsed = envSchema.safeParse({ ...CONFIG_DEFAULTS, ...present });
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
