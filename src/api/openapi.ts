@@ -144,7 +144,12 @@ function errorResponse(answer: ErrorAnswer): ZodOpenApiResponsesObject[`4${strin
               examples: Object.fromEntries(
                 answer.codes.map((code) => [
                   code,
-                  { summary: code, description: ERROR_CODE_DESCRIPTIONS[code], value: { error: { code, message: ERROR_CODE_DESCRIPTIONS[code] } } },
+                  // A message is plain text: the description without its Markdown code spans.
+                  {
+                    summary: code,
+                    description: ERROR_CODE_DESCRIPTIONS[code],
+                    value: { error: { code, message: ERROR_CODE_DESCRIPTIONS[code].replaceAll('`', '') } },
+                  },
                 ]),
               ),
             }),

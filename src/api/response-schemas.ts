@@ -4,6 +4,7 @@
  * the `SameShape` checks below fail to compile when the type and its schema drift apart.
  */
 import { z } from 'zod';
+import { CONFIG_DEFAULTS } from '../config/index.js';
 import { BREAKER_STATES, type DependencyName } from '../infra/dependency-guard.js';
 import { INVARIANTS } from '../invariants/check.js';
 import type { OrderView } from '../orders/order-client.js';
@@ -22,29 +23,37 @@ import type { ErrorCode } from './errors.js';
 import type { Dependency } from './routes/operations.js';
 import { orderNoSchema, orderStatusSchema, skuSchema } from './schemas.js';
 
-/** Every error code with when it is answered (README's error-code table); the enum of `ApiError.code`. */
+/**
+ * Every error code with when it is answered: the one text of it, in Markdown. The document gives it
+ * as each code's description; docs/api.md's table ("Error codes") states it word for word
+ * (test/docs.test.ts). The key order is the order of the ErrorCode enum.
+ */
 export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
-  INVALID_REQUEST: 'the request does not match its schema (body, header, window, types, fields)',
-  INVALID_SIGNATURE: "a webhook's Payment-Signature is missing, wrong or more than 5 minutes off",
-  UNAUTHORIZED: 'no token, or an invalid, expired or too long-lived one; a wrong admin token',
+  INVALID_REQUEST: 'the request does not match its schema (body, header, query, sale window, types, fields)',
+  INVALID_SIGNATURE: "a webhook's `Payment-Signature` is missing, wrong or more than 5 minutes off",
+  UNAUTHORIZED:
+    'no token, or one that is malformed, wrongly signed, expired, without `exp`, from another issuer or for another audience, or longer-lived than `JWT_MAX_TTL`; a wrong admin token',
   FORBIDDEN: 'the order belongs to another shopper',
   NOT_FOUND: 'no such route; a dev route that is disabled',
   SKU_NOT_FOUND: 'no sale for that SKU',
   ORDER_NOT_FOUND: 'no such order',
-  METHOD_NOT_ALLOWED: 'a known path with another method (the Allow header lists the right ones)',
+  METHOD_NOT_ALLOWED: 'a known path with a method it does not declare, any method (`PURGE`, `PROPFIND`, …); the `Allow` header lists the right ones',
   SALE_EXISTS: 'a sale for that SKU exists already',
   SOLD_OUT: 'no units left',
-  SALE_NOT_ACTIVE: 'before startsAt, or from endsAt on',
-  PURCHASE_LIMIT_EXCEEDED: 'the shopper would hold more than perUserLimit (details.heldBy: the orders holding it)',
-  TOO_MANY_CANCELLATIONS: 'the shopper cancelled MAX_CANCELS_PER_SHOPPER orders of this sale',
+  SALE_NOT_ACTIVE: 'before `startsAt`, or from `endsAt` on (also after an admin closed the sale)',
+  PURCHASE_LIMIT_EXCEEDED:
+    'the shopper would hold more than `perUserLimit` units (pending + awaiting payment + paid); `details.heldBy` lists the orders holding them (one may be an order whose `202` never reached the shopper)',
+  TOO_MANY_CANCELLATIONS: `the shopper cancelled \`MAX_CANCELS_PER_SHOPPER\` orders of this sale (${CONFIG_DEFAULTS.MAX_CANCELS_PER_SHOPPER} by default)`,
   NOT_CANCELLABLE: 'the order is final, or a payment was accepted for it',
-  IDEMPOTENCY_KEY_REUSED: 'the Idempotency-Key was first used with another quantity',
-  INTERNAL: 'a bug (logged with its stack trace)',
-  RATE_LIMITED: 'the shopper (checkout) or client IP (dev login, webhook) used up its request budget; Retry-After says when to come back',
-  ORDER_FAILED: "a waiting checkout's order failed to persist within the wait (details.failureReason); nothing stays reserved",
-  UNAVAILABLE: 'a dependency is down or did not answer in time; a checkout answered this reserved nothing',
+  IDEMPOTENCY_KEY_REUSED: 'the `Idempotency-Key` was first used for this SKU with another quantity',
+  INTERNAL: 'a bug (logged with its stack trace and the request id)',
+  RATE_LIMITED: 'the shopper (checkout) or client IP (dev login, webhook) spent its budget; `Retry-After` says in how many seconds to retry',
+  ORDER_FAILED:
+    'a waiting checkout (`Prefer: wait=N`) whose order failed to persist within the wait; `details` has `orderNo`, `status: "FAILED"`, `failureReason`, `statusUrl`; nothing stays reserved',
+  UNAVAILABLE:
+    "a dependency is down, did not answer within the request's deadline, or its circuit breaker is open; or the process is at its limit of requests in flight. With `Retry-After`. A checkout answered this reserved nothing (Temporal or the worker being away never makes a checkout 503)",
   OUTCOME_UNKNOWN:
-    "a checkout's reserve got no answer in time, or (REDIS_WAIT_REPLICAS) its reservation was neither started nor on a replica in time: it may hold details.orderNo; retry with the same Idempotency-Key or read the order",
+    "a checkout's reserve got no answer from Redis in time and may still have run, or (with `REDIS_WAIT_REPLICAS`) it reserved but neither its workflow started nor a Redis replica acknowledged the reservation in time, so a failover could still lose it: `details` has the `orderNo` and its `statusUrl`. With `Retry-After`. Retry with the same `Idempotency-Key` (it answers that order if it was reserved), or read the order",
 };
 
 const ERROR_CODES = Object.keys(ERROR_CODE_DESCRIPTIONS) as [ErrorCode, ...ErrorCode[]];
