@@ -1,4 +1,4 @@
--- Indexes for the admin views (README, "Operating a sale"): a sale's orders paged by order number
+-- Indexes for the admin views (docs/operations.md, "Admin views"): a sale's orders paged by order number
 -- (newest first), payments paged by outcome in arrival order (the refunds to make, and the
 -- reconciler's scan of payments still RECEIVED), sales paged newest first.
 CREATE INDEX orders_by_sku_order_no ON orders (sku, order_no);

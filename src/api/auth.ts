@@ -32,8 +32,8 @@ export interface TokenSettings {
  *
  * A token must carry `sub` (the user id), `iat` and `exp`, be issued by JWT_ISSUER for JWT_AUDIENCE,
  * and live at most JWT_MAX_TTL: a token without an expiry is never valid. Behind a real identity
- * provider, the verifier takes its signing keys from the provider's JWKS instead (README, "Shopper
- * tokens").
+ * provider, the verifier takes its signing keys from the provider's JWKS instead (docs/api.md, "Who
+ * calls what").
  */
 export class ShopperAuth {
   private readonly sign: (payload: { sub: string }) => string;

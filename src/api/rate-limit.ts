@@ -1,7 +1,7 @@
 /**
- * Request budgets (README, "Rate limits"): per shopper on checkout, per client IP on the dev login
- * and the payment webhook. Counted in Redis with rate-limiter-flexible, so every API process shares
- * one budget per shopper or IP.
+ * Request budgets (docs/api.md and docs/operations.md, "Rate limits"): per shopper on checkout, per
+ * client IP on the dev login and the payment webhook. Counted in Redis with rate-limiter-flexible,
+ * so every API process shares one budget per shopper or IP.
  *
  * Redis layout: one key per (limit, identity), `ratelimit:<limit>:<identity>`, e.g.
  * `ratelimit:checkout:alice`, expiring with its window. Nothing here starts with `sale:`, so it never

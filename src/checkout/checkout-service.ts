@@ -4,8 +4,9 @@
  * MySQL is written by the workflow at its own pace, so a burst cannot knock it over. A reserved
  * unit is a promise: whatever this path does not start (Temporal slow or away, the budget spent,
  * the process gone), the starter starts (./order-starter.ts), so every reservation answers 202
- * and nothing is ever released here. Two models share it (docs/api.md): polling (`checkout`) and
- * waiting (`checkoutAndWait`, `Prefer: wait=N`), which also answers with the persisted or failed order.
+ * and nothing is ever released here. Two models share it (docs/api.md, "Checkout: polling or
+ * waiting"): polling (`checkout`) and waiting (`checkoutAndWait`, `Prefer: wait=N`), which also
+ * answers with the persisted or failed order.
  */
 import type { AppConfig } from '../config/index.js';
 import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../infra/dependency-guard.js';

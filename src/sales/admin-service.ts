@@ -1,5 +1,5 @@
 /**
- * The operators' views of a live sale (README, "Operating a sale"): figures from Redis, MySQL and
+ * The operators' views of a live sale (docs/operations.md, "Admin views"): figures from Redis, MySQL and
  * Temporal side by side with the drift between them, the orders and payments of the store paged by
  * keyset, the list of sales, and closing a sale early. SQL stays in the store, Redis in the
  * inventory, Temporal in the order client; the figures come from the shared invariant checker.

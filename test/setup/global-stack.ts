@@ -15,7 +15,7 @@ import { buildWorkflowBundle } from '../../src/workers/bundle.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    /** Environment (the variables of the README's configuration table) pointing at the test stack. */
+    /** Environment (the variables of docs/operations.md's configuration table) pointing at the test stack. */
     stackEnv: Record<string, string>;
     /** Root of the throw-away data directories; tests may start extra servers beneath it. */
     stackDataDir: string;
