@@ -1,24 +1,32 @@
 /**
- * The docs against the code they describe, so that a page cannot quietly go stale:
- *  - docs/operations.md's configuration table lists exactly the variables of CONFIG_VARIABLES;
- *  - docs/api.md's error-code table lists exactly the codes of the OpenAPI document's ErrorCode
- *    enum, each with the status under which the document declares it;
+ * The docs against the code and the results they describe, so that a page cannot quietly go stale.
+ * A plain unit test: no server is started (vitest.config.ts runs it in the `unit` project).
+ *  - docs/operations.md's configuration table lists exactly the variables of CONFIG_VARIABLES, each
+ *    with the default the loader applies (CONFIG_DEFAULTS; "unset" for a variable without one);
+ *  - docs/api.md's error-code table lists exactly the codes of ERROR_CODE_DESCRIPTIONS, each with
+ *    that text as its "when" (the one source; the OpenAPI document describes each code with it)
+ *    and with the status under which the OpenAPI document declares it;
  *  - docs/api.md's routes table lists exactly the document's operations (method and path), each
  *    with the document's success statuses and error codes;
  *  - every relative link in README.md and docs/*.md points at a file that exists, and every
  *    `#anchor` at a heading of the target page (GitHub's heading ids);
+ *  - no source file names a docs page that does not exist, or a section of README.md or docs/*.md
+ *    that it does not have (`docs/x.md#anchor`, `docs/x.md, "Heading"`, `README "Heading"`,
+ *    `README's "Heading" section`, `docs/x.md's <heading> table`);
+ *  - README.md's "Measured" section states the figures of bench/results/latest.json and
+ *    chaos/results/latest.json (MEASURED_SENTENCES below: each sentence read and each figure in it);
  *  - the README stays short enough to read in five minutes.
- * The OpenAPI document is the one the running API serves (GET /openapi.json) on the test stack.
- * Every failure names the page, the table and what is missing or extra.
+ * The OpenAPI document is the one the API serves, built in-process over inert clients
+ * (openApiJsonWithoutStack; test/openapi.test.ts holds it equal to a running API's).
+ * Every failure names the page, the table or sentence and what is missing, extra or different.
  */
-import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, extname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { startApi } from '../src/api/server.js';
-import { CONFIG_VARIABLES } from '../src/config/index.js';
-import { testConfig } from './helpers/env.js';
+import { describe, expect, it } from 'vitest';
+import { openApiJsonWithoutStack } from '../src/api/app.js';
+import { ERROR_CODE_DESCRIPTIONS } from '../src/api/response-schemas.js';
+import { CONFIG_DEFAULTS, CONFIG_VARIABLES } from '../src/config/index.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const README_MAX_BYTES = 12 * 1024;
@@ -224,24 +232,554 @@ function operationsOf(spec: Spec): Operation[] {
   );
 }
 
-let spec: Spec;
+// Built in-process from the routers the API mounts: the same JSON text a running API serves.
+const spec = JSON.parse(openApiJsonWithoutStack()) as Spec;
 
-beforeAll(async () => {
-  const api = await startApi(testConfig({ TEMPORAL_TASK_QUEUE: `docs-${randomUUID()}`, LOG_LEVEL: 'silent' }), 0);
-  try {
-    const answer = await fetch(`${api.url}/openapi.json`);
-    expect(answer.status).toBe(200);
-    spec = (await answer.json()) as Spec;
-  } finally {
-    await api.close();
+// ---- the configuration table's defaults --------------------------------------------------------
+
+/**
+ * The default a configuration table cell states: the value of `value`, null for `unset`, undefined
+ * when the cell is neither; a remark in parentheses may follow either (`false` (`true` under …)).
+ */
+function documentedDefault(cell: string): string | null | undefined {
+  const match = /^(?:`([^`]*)`|(unset))(?:\s+\(.*\))?$/.exec(cell.trim());
+  if (!match) return undefined;
+  return match[2] ? null : match[1]!;
+}
+
+const shownDefault = (value: string | null): string => (value === null ? 'unset' : `\`${value}\``);
+
+// ---- section references in source files ---------------------------------------------------------
+
+/** Where comments may name a page's section: the code, the tools, the stack, the schema and the tests. */
+const SOURCE_DIRS = ['src', 'bench', 'chaos', 'stack', 'migrations', 'scripts', 'lua', 'test', 'test-cluster', '.ci'];
+const SOURCE_EXTENSIONS = new Set(['.ts', '.js', '.html', '.sql', '.lua', '.sh', '']);
+/** This file's own examples of dead references are not references. */
+const NOT_SCANNED = new Set(['test/docs.test.ts']);
+
+/** Every source file under SOURCE_DIRS (results, histories and other data left out), relative to the root. */
+function sourceFiles(): string[] {
+  const walk = (dir: string): string[] =>
+    readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) => {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) return entry.name === 'node_modules' || entry.name === 'results' ? [] : walk(path);
+      return SOURCE_EXTENSIONS.has(extname(entry.name)) && !NOT_SCANNED.has(path) ? [path] : [];
+    });
+  return SOURCE_DIRS.filter((dir) => existsSync(join(ROOT, dir)))
+    .flatMap(walk)
+    .sort();
+}
+
+interface SectionReference {
+  file: string;
+  line: number;
+  /** The text as written, for the message. */
+  written: string;
+  page: string;
+  /** `#anchor`: checked against the page's heading ids. */
+  anchor?: string;
+  /** A quoted heading: checked against the page's headings. */
+  heading?: string;
+  /** `page's <name> table`: the page must have a heading that names it. */
+  table?: string;
+}
+
+const PAGE = String.raw`(README(?:\.md)?|docs/[a-z0-9-]+\.md)`;
+/** `docs/x.md#anchor`. */
+const ANCHOR_REFERENCE = new RegExp(String.raw`${PAGE}#([A-Za-z0-9_-]+)`, 'g');
+/** `docs/x.md, "Heading"`, `(README, "Heading")`, `README "Heading"`, `README's "Heading" section` (straight or curly quotes). */
+const HEADING_REFERENCE = new RegExp(String.raw`${PAGE}(?:'s|’s)?,?\s+["“]([^"”]{2,100})["”]`, 'g');
+/** `docs/x.md's configuration table`, `README's error-code table`. */
+const TABLE_REFERENCE = new RegExp(String.raw`${PAGE}(?:'s|’s)\s+([a-z][a-z -]{1,40}?)\s+table\b`, 'g');
+/** `docs/x.md` anywhere: the page must exist. */
+const PAGE_REFERENCE = /\b(docs\/[a-z0-9-]+\.md)\b/g;
+
+/**
+ * The section references of one file. Comment markers at the start of a line (`*`, `//`, `--`, `#`)
+ * are dropped and the lines joined, so a reference wrapped over two comment lines is read whole.
+ */
+function sectionReferencesOf(file: string, text: string): SectionReference[] {
+  const starts: number[] = [];
+  let joined = '';
+  for (const line of text.split('\n')) {
+    starts.push(joined.length);
+    joined += line.replace(/^\s*(?:\/\*\*?|\*\/?|\/\/|--|#!?|<!--)?\s*/, '') + ' ';
   }
-});
+  const references = (pattern: RegExp, target: (match: RegExpMatchArray) => Partial<SectionReference>) =>
+    [...joined.matchAll(pattern)].map((match) => ({
+      file,
+      line: starts.filter((start) => start <= (match.index ?? 0)).length,
+      written: match[0],
+      page: match[1]!.startsWith('README') ? 'README.md' : match[1]!,
+      ...target(match),
+    }));
+  return [
+    ...references(PAGE_REFERENCE, () => ({})),
+    ...references(ANCHOR_REFERENCE, (match) => ({ anchor: match[2]! })),
+    ...references(HEADING_REFERENCE, (match) => ({ heading: match[2]!.replace(/\s+/g, ' ').trim() })),
+    ...references(TABLE_REFERENCE, (match) => ({ table: match[2]! })),
+  ];
+}
+
+/** A heading as prose: code spans and links reduced to their text, lower case, `-` as a space. */
+const plainHeading = (text: string): string =>
+  text
+    .replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1')
+    .replace(/`/g, '')
+    .replace(/-/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .toLowerCase();
+
+/** Why a reference is dead, or null when its page has what it names. */
+function deadReference(reference: SectionReference, readPage: (page: string) => string | null): string | null {
+  const at = `${reference.file}:${reference.line}: "${reference.written}"`;
+  const markdown = readPage(reference.page);
+  if (markdown === null) return `${at}: ${reference.page} does not exist`;
+  const headings = headingsOf(markdown).map((heading) => heading.text);
+  const sections = `its sections: ${headings.map((heading) => `"${heading}"`).join(', ')}`;
+  if (reference.anchor !== undefined && !anchorsOf(markdown).has(reference.anchor))
+    return `${at}: ${reference.page} has no heading with the id "${reference.anchor}" (${sections})`;
+  if (reference.heading !== undefined) {
+    // "A hung dependency" names "A hung dependency: every answer is bounded": a heading's short title.
+    const named = plainHeading(reference.heading);
+    if (!headings.some((heading) => plainHeading(heading) === named || plainHeading(heading).startsWith(`${named}:`)))
+      return `${at}: ${reference.page} has no section "${reference.heading}" (${sections})`;
+  }
+  if (reference.table !== undefined) {
+    const named = plainHeading(reference.table);
+    if (!headings.some((heading) => plainHeading(heading).startsWith(named)))
+      return `${at}: ${reference.page} has no section for a "${reference.table}" table (${sections})`;
+  }
+  return null;
+}
+
+const readPage = (page: string): string | null => readAbsolute(join(ROOT, page));
+
+// ---- README's headline figures ------------------------------------------------------------------
+
+/** A results file the README quotes. */
+interface Results {
+  file: string;
+  json: unknown;
+}
+
+const results = (file: string): Results => ({ file, json: JSON.parse(read(file)) as unknown });
+
+/** The value at `path` ("layouts.shared.variants.ours.rps") of a results file. */
+function valueAt({ file, json }: Results, path: string): unknown {
+  let value = json;
+  for (const key of path.split('.')) value = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+  if (value === undefined) throw new Error(`${file} has nothing at ${path}`);
+  return value;
+}
+
+function numberAt(source: Results, path: string): number {
+  const value = valueAt(source, path);
+  if (typeof value !== 'number') throw new Error(`${source.file}: ${path} is not a number`);
+  return value;
+}
+
+function stringAt(source: Results, path: string): string {
+  const value = valueAt(source, path);
+  if (typeof value !== 'string') throw new Error(`${source.file}: ${path} is not a string`);
+  return value;
+}
+
+/** A figure of a README sentence: how the README writes it, and what the results file says it is. */
+interface Slot {
+  /** A regular expression for the figure as written. */
+  pattern: string;
+  /** The results file's figure, written as the README writes figures. */
+  expected: string;
+  /** Where in the results file it comes from. */
+  source: string;
+  /** Whether what the README says is that figure (default: the same text). */
+  same?: (said: string) => boolean;
+}
+
+const NUMBER = String.raw`\d[\d,]*(?:\.\d+)?`;
+const readNumber = (written: string): number => Number(written.replace(/,/g, ''));
+const rounded = (value: number, decimals: number): number => Number(value.toFixed(decimals));
+/** 1,305 and 35.6: thousands separated by commas, a fixed number of decimals. */
+const written = (value: number, decimals: number): string =>
+  value.toLocaleString('en-US', { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+
+/** A number of the results file, rounded to `decimals` as the README writes it. */
+function figure(source: Results, path: string, decimals = 0): Slot {
+  const value = numberAt(source, path);
+  return {
+    pattern: NUMBER,
+    expected: written(value, decimals),
+    source: `${source.file}, ${path}`,
+    same: (said) => readNumber(said) === rounded(value, decimals),
+  };
+}
+
+/** A derived number (a count, a sum), rounded to `decimals`. */
+function derived(value: number, source: string, decimals = 0): Slot {
+  return { pattern: NUMBER, expected: written(value, decimals), source, same: (said) => readNumber(said) === rounded(value, decimals) };
+}
+
+/** "66–72": the smallest and the largest of `values`, each rounded to `decimals`. */
+function range(values: number[], source: string, decimals = 0): Slot {
+  const [low, high] = [Math.min(...values), Math.max(...values)].map((value) => rounded(value, decimals)) as [number, number];
+  return {
+    pattern: String.raw`${NUMBER}[–-]${NUMBER}`,
+    expected: `${written(low, decimals)}–${written(high, decimals)}`,
+    source,
+    same: (said) => {
+      const [from = '', to = ''] = said.split(/[–-]/);
+      return readNumber(from) === low && readNumber(to) === high;
+    },
+  };
+}
+
+/** The time of a run: "2026-11-23 17:12" (UTC) from the ISO date of the results file. */
+function minute(source: Results, path: string): Slot {
+  return { pattern: String.raw`\d{4}-\d\d-\d\d \d\d:\d\d`, expected: stringAt(source, path).slice(0, 16).replace('T', ' '), source: `${source.file}, ${path}` };
+}
+
+/** The day of a run: "2026-11-22". */
+function day(source: Results, path: string): Slot {
+  return { pattern: String.raw`\d{4}-\d\d-\d\d`, expected: stringAt(source, path).slice(0, 10), source: `${source.file}, ${path}` };
+}
+
+const NUMBER_WORDS = ['no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'eleven', 'twelve'];
+
+/** A count written as a word ("six kills") or in digits. */
+function count(value: number, source: string): Slot {
+  const word = NUMBER_WORDS[value] ?? String(value);
+  return { pattern: String.raw`[a-z]+|\d+`, expected: word, source, same: (said) => said.toLowerCase() === word || said === String(value) };
+}
+
+/** One of two wordings of a verdict: `yes` when it holds, `no` when it does not. */
+function verdict(holds: boolean, yes: string, no: string, source: string): Slot {
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return {
+    pattern: [yes, no]
+      .sort((a, b) => b.length - a.length)
+      .map(escape)
+      .join('|'),
+    expected: holds ? yes : no,
+    source,
+  };
+}
+
+/**
+ * A sentence of the "Measured" section: its words as the README writes them, `{name}` where a
+ * figure stands (read from `slots`); or a claim without figures that must hold in the results.
+ */
+interface Sentence {
+  /** The bullet it is in: its bold title ("Burst"). */
+  bullet: string;
+  text: string;
+  slots?: Record<string, Slot>;
+  claim?: { holds: boolean; evidence: string };
+}
+
+/** The bullets of a section, by their bold title, each as one line of prose. */
+function bulletsOf(lines: string[]): Map<string, string> {
+  const bullets = new Map<string, string>();
+  let title: string | undefined;
+  for (const line of lines) {
+    const start = /^- \*\*([^*]+)\*\*/.exec(line);
+    if (start) title = start[1]!;
+    // Prose after the list ends it; blank and indented lines belong to the bullet (its image).
+    else if (line.trim() !== '' && !/^\s/.test(line)) title = undefined;
+    if (title !== undefined) bullets.set(title, `${bullets.get(title) ?? ''} ${line.trim()}`.replace(/\s+/g, ' ').trim());
+  }
+  return bullets;
+}
+
+/**
+ * What the README says against the results, sentence by sentence in each bullet: a sentence is
+ * looked for after the previous one of its bullet (so "win p99" of the second layout is not read
+ * as the first's), each figure compared, each claim checked.
+ */
+function measuredProblems(markdown: string, sentences: readonly Sentence[]): string[] {
+  const bullets = bulletsOf(sectionLines(markdown, 'Measured', 'README.md'));
+  const cursor = new Map<string, number>();
+  const problems: string[] = [];
+  for (const sentence of sentences) {
+    const where = `README.md, "Measured", ${sentence.bullet}`;
+    const text = bullets.get(sentence.bullet);
+    if (text === undefined) {
+      problems.push(`${where}: no bullet "- **${sentence.bullet}**"`);
+      continue;
+    }
+    const names: string[] = [];
+    const pattern = sentence.text
+      .split(/(\{\w+\})/)
+      .map((part) => {
+        const name = /^\{(\w+)\}$/.exec(part)?.[1];
+        if (name === undefined) return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\s+/g, '\\s+');
+        const slot = sentence.slots?.[name];
+        if (!slot) throw new Error(`${where}: "${sentence.text}" has no slot ${name}`);
+        names.push(name);
+        return `(${slot.pattern})`;
+      })
+      .join('');
+    const regex = new RegExp(pattern, 'g');
+    regex.lastIndex = cursor.get(sentence.bullet) ?? 0;
+    const match = regex.exec(text);
+    if (!match) {
+      problems.push(`${where}: no text "${sentence.text}" (after the previous sentence checked); keep its words, change only its figures, or change the test`);
+      continue;
+    }
+    cursor.set(sentence.bullet, regex.lastIndex);
+    names.forEach((name, i) => {
+      const slot = sentence.slots![name]!;
+      const said = match[i + 1]!;
+      if (!(slot.same ? slot.same(said) : said === slot.expected))
+        problems.push(`${where}, {${name}} in "${sentence.text}": README says ${said}, ${slot.source} says ${slot.expected}`);
+    });
+    if (sentence.claim && !sentence.claim.holds) problems.push(`${where}: README says "${sentence.text}", but ${sentence.claim.evidence}`);
+  }
+  return problems;
+}
+
+/** One round of the fault suite, as far as the README quotes it. */
+interface ChaosRound {
+  ok: boolean;
+  figures: { acceptedWithoutRow: number; answers: Record<string, Record<string, number>> };
+  /** Freezes only: how long, and whether every request was answered within its deadline + 1 s. */
+  gray?: { frozenSeconds: number; late: number; answeredInTime: boolean };
+  payments?: unknown;
+  sale?: {
+    figures: {
+      answersDuringFreeze: Record<string, Record<string, number>>;
+      checkoutsTurnedAway: number;
+      secondsFromThawUntilEvery202IsARow: number;
+    };
+  };
+}
+
+/** The one value all `values` share, or a figure no README text can match when they differ. */
+function shared(values: number[], source: string): Slot {
+  const distinct = [...new Set(values)];
+  if (distinct.length === 1) return derived(distinct[0]!, source);
+  return { pattern: NUMBER, expected: `${distinct.join(' or ')} (the rounds differ: say each)`, source, same: () => false };
+}
+
+/**
+ * The sentences of README.md's "Measured" section that state results, with where each figure
+ * comes from. Rewriting the figures after a run: change the numbers (and dates, verdicts) only;
+ * a failure names each figure that differs and what the results file says.
+ */
+function measuredSentences(bench: Results, chaos: Results): Sentence[] {
+  const ours = (layout: string, field: string) => `layouts.${layout}.variants.ours.${field}`;
+  const queue = (layout: string, field: string) => `layouts.${layout}.variants.queue.${field}`;
+  const ratio = (layout: string) => numberAt(bench, `layouts.${layout}.ratios.oursVsQueue`);
+  const winWithinTwiceQueue = (layout: string) => numberAt(bench, ours(layout, 'winP99Ms')) <= 2 * numberAt(bench, queue(layout, 'winP99Ms'));
+  const errorsInAll = numberAt(bench, ours('shared', 'errors'));
+  const layouts = valueAt(bench, 'layouts') as Record<
+    string,
+    { invariants: Record<string, unknown>; variants: Record<string, { invariants?: Record<string, unknown> }> }
+  >;
+  const brokenInvariants = Object.entries(layouts).flatMap(([layout, { invariants, variants }]) => [
+    ...Object.entries(invariants).flatMap(([name, held]) => (held === false ? [`layouts.${layout}.invariants.${name}`] : [])),
+    ...Object.entries(variants).flatMap(([variant, { invariants: held = {} }]) =>
+      Object.entries(held).flatMap(([name, value]) => (value === false ? [`layouts.${layout}.variants.${variant}.invariants.${name}`] : [])),
+    ),
+  ]);
+  const won = numberAt(bench, ours('shared', 'won'));
+  const inMysql = numberAt(bench, 'layouts.shared.drain.orders');
+
+  const rounds = Object.entries(valueAt(chaos, 'faults') as Record<string, ChaosRound>);
+  const roundsWhere = (test: (round: ChaosRound) => boolean) => rounds.filter(([, round]) => test(round));
+  const saleRounds = roundsWhere((round) => round.sale !== undefined && round.gray?.frozenSeconds === 60);
+  const duringFreeze = (round: ChaosRound, kind: string) => Object.entries(round.sale!.figures.answersDuringFreeze[kind] ?? {});
+  const checkoutsDuringFreeze = (round: ChaosRound) => [...duringFreeze(round, 'checkout'), ...duringFreeze(round, 'checkout-wait')];
+  const names = (list: [string, ChaosRound][]) => list.map(([name]) => name).join(', ');
+  const webhook503 = (round: ChaosRound) => round.figures.answers.webhook?.['503'] ?? 0;
+  const apiKill = rounds.find(([name]) => name === 'api-kill')?.[1];
+  const webhook503Elsewhere = roundsWhere((round) => webhook503(round) > 0).filter(([name]) => !name.startsWith('mariadb-') && name !== 'api-kill');
+  const saleFigures = `faults.{${names(saleRounds)}}.sale.figures`;
+
+  return [
+    { bullet: 'Burst', text: '[bench/results/latest.md](bench/results/latest.md), {date};', slots: { date: minute(bench, 'date') } },
+    {
+      bullet: 'Burst',
+      text: '{requests} checkouts from {users} shoppers over {connections} connections, stock {stock}, limit {limit};',
+      slots: {
+        requests: figure(bench, 'config.requests'),
+        users: figure(bench, 'config.users'),
+        connections: figure(bench, 'config.connections'),
+        stock: figure(bench, 'config.stock'),
+        limit: figure(bench, 'config.perUserLimit'),
+      },
+    },
+    {
+      bullet: 'Burst',
+      text: 'With every process on both cores: {ours} req/s (queue {queue}, ceiling {ceiling}: ours/queue {ratio}, target 0.8 {met}',
+      slots: {
+        ours: figure(bench, ours('shared', 'rps')),
+        queue: figure(bench, queue('shared', 'rps')),
+        ceiling: figure(bench, 'layouts.shared.variants.ceiling.rps'),
+        ratio: figure(bench, 'layouts.shared.ratios.oursVsQueue', 2),
+        met: verdict(ratio('shared') >= 0.8, 'met', 'not met', `${bench.file}, layouts.shared.ratios.oursVsQueue against 0.8`),
+      },
+    },
+    {
+      bullet: 'Burst',
+      text: "win p99 {win} ms (queue {queueWin}: {within} the target of twice the queue's), sold-out p99 {soldOut} ms",
+      slots: {
+        win: figure(bench, ours('shared', 'winP99Ms')),
+        queueWin: figure(bench, queue('shared', 'winP99Ms')),
+        within: verdict(
+          winWithinTwiceQueue('shared'),
+          'within',
+          'not within',
+          `${bench.file}, ${ours('shared', 'winP99Ms')} against twice ${queue('shared', 'winP99Ms')}`,
+        ),
+        soldOut: figure(bench, ours('shared', 'soldOutP99Ms')),
+      },
+    },
+    {
+      bullet: 'Burst',
+      text: '**{errors} 5xx while units were left** ({all})',
+      slots: {
+        errors: figure(bench, ours('shared', 'errorsWhileUnitsLeft')),
+        all: {
+          pattern: `none at all|${NUMBER} in all`,
+          expected: errorsInAll === 0 ? 'none at all' : `${written(errorsInAll, 0)} in all`,
+          source: `${bench.file}, ${ours('shared', 'errors')}`,
+        },
+      },
+    },
+    {
+      bullet: 'Burst',
+      text: 'all {orders} won orders `AWAITING_PAYMENT` in MySQL {drain} s after the last win ({total} s after the first',
+      slots: {
+        orders: figure(bench, 'layouts.shared.drain.orders'),
+        drain: figure(bench, 'layouts.shared.drain.seconds', 1),
+        total: figure(bench, 'layouts.shared.drain.totalSeconds', 1),
+      },
+      claim: {
+        holds: inMysql === won,
+        evidence: `${bench.file} says ${won} won and ${inMysql} in MySQL (${ours('shared', 'won')}, layouts.shared.drain.orders)`,
+      },
+    },
+    {
+      bullet: 'Burst',
+      text: '(`--layout split`): {ours} req/s (queue {queue}, ceiling {ceiling}: ours/queue {ratio}), win p99 {win} ms (queue {queueWin}), {errors} 5xx, orders in MySQL {drain} s after the last win.',
+      slots: {
+        ours: figure(bench, ours('split', 'rps')),
+        queue: figure(bench, queue('split', 'rps')),
+        ceiling: figure(bench, 'layouts.split.variants.ceiling.rps'),
+        ratio: figure(bench, 'layouts.split.ratios.oursVsQueue', 2),
+        win: figure(bench, ours('split', 'winP99Ms')),
+        queueWin: figure(bench, queue('split', 'winP99Ms')),
+        errors: figure(bench, ours('split', 'errorsWhileUnitsLeft')),
+        drain: figure(bench, 'layouts.split.drain.seconds', 1),
+      },
+    },
+    {
+      bullet: 'Burst',
+      text: 'Every invariant held in every variant.',
+      claim: { holds: brokenInvariants.length === 0, evidence: `${bench.file} says false at ${brokenInvariants.join(', ')}` },
+    },
+    {
+      bullet: 'Order pipeline alone',
+      text: '(`pipeline` in [bench/results/latest.json](bench/results/latest.json), {date}): {orders} orders started at {starts}/s and persisted at {persisted}/s, {cpu} ms of CPU per order',
+      slots: {
+        date: day(bench, 'pipeline.date'),
+        orders: figure(bench, 'pipeline.orders'),
+        starts: figure(bench, 'pipeline.startsPerSecond'),
+        persisted: figure(bench, 'pipeline.persistedPerSecond'),
+        cpu: figure(bench, 'pipeline.oursCpuMsPerOrder'),
+      },
+    },
+    {
+      bullet: 'Faults',
+      text: '[chaos/results/latest.json](chaos/results/latest.json), {date}, fresh clone): {kills} kills',
+      slots: {
+        date: minute(chaos, 'date'),
+        kills: count(roundsWhere((round) => round.gray === undefined).length, `${chaos.file}: the rounds without a freeze (faults.*.gray)`),
+      },
+    },
+    {
+      bullet: 'Faults',
+      text: '{short} 20 s freezes',
+      slots: { short: count(roundsWhere((round) => round.gray?.frozenSeconds === 20).length, `${chaos.file}: the rounds with faults.*.gray.frozenSeconds 20`) },
+    },
+    {
+      bullet: 'Faults',
+      text: '{long} 60 s freezes (worker, Temporal) with payments',
+      slots: {
+        long: count(
+          roundsWhere((round) => round.gray?.frozenSeconds === 60 && round.payments !== undefined).length,
+          `${chaos.file}: the rounds frozen 60 s with faults.*.payments`,
+        ),
+      },
+    },
+    {
+      bullet: 'Faults',
+      text: 'held after each,',
+      claim: { holds: rounds.every(([, round]) => round.ok), evidence: `${chaos.file} says ok: false for ${names(roundsWhere((round) => !round.ok))}` },
+    },
+    {
+      bullet: 'Faults',
+      text: 'no request was answered later than its deadline + 1 s',
+      claim: {
+        holds: rounds.every(([, round]) => !round.gray || (round.gray.late === 0 && round.gray.answeredInTime)),
+        evidence: `${chaos.file} says late answers in ${names(roundsWhere((round) => round.gray !== undefined && (round.gray.late > 0 || !round.gray.answeredInTime)))}`,
+      },
+    },
+    {
+      bullet: 'Faults',
+      text: 'the payment webhook answered 503 in the MySQL rounds and {apiKill} times in the API kill, never in the others.',
+      slots: { apiKill: derived(apiKill ? webhook503(apiKill) : 0, `${chaos.file}, faults.api-kill.figures.answers.webhook.503`) },
+      claim: { holds: webhook503Elsewhere.length === 0, evidence: `${chaos.file} says the webhook answered 503 in ${names(webhook503Elsewhere)} too` },
+    },
+    {
+      bullet: 'Faults',
+      text: 'no checkout was turned away ({answered} of {sent} answered 202) and no status read answered 503;',
+      slots: {
+        answered: shared(
+          saleRounds.map(([, round]) => checkoutsDuringFreeze(round).reduce((sum, [status, n]) => sum + (status === '202' ? n : 0), 0)),
+          `${saleFigures}.answersDuringFreeze.{checkout,checkout-wait}.202`,
+        ),
+        sent: shared(
+          saleRounds.map(([, round]) => checkoutsDuringFreeze(round).reduce((sum, [, n]) => sum + n, 0)),
+          `${saleFigures}.answersDuringFreeze.{checkout,checkout-wait}`,
+        ),
+      },
+      claim: {
+        holds: saleRounds.every(
+          ([, round]) => round.sale!.figures.checkoutsTurnedAway === 0 && duringFreeze(round, 'read').every(([status]) => status === '200'),
+        ),
+        evidence: `${chaos.file} says a checkout turned away or a read not answered 200 in ${saleFigures}`,
+      },
+    },
+    {
+      bullet: 'Faults',
+      text: 'every order was persisted {after} s after the thaw',
+      slots: {
+        after: range(
+          saleRounds.map(([, round]) => round.sale!.figures.secondsFromThawUntilEvery202IsARow),
+          `${saleFigures}.secondsFromThawUntilEvery202IsARow`,
+        ),
+      },
+    },
+    {
+      bullet: 'Faults',
+      text: 'No round left a 202 without an order row',
+      claim: {
+        holds: rounds.every(([, round]) => round.figures.acceptedWithoutRow === 0),
+        evidence: `${chaos.file} says 202s without a row in ${names(roundsWhere((round) => round.figures.acceptedWithoutRow > 0))}`,
+      },
+    },
+  ];
+}
 
 // ---- the checks --------------------------------------------------------------------------------
 
 describe('docs/operations.md: the configuration table', () => {
+  const table = tableOf('docs/operations.md', 'Configuration', ['variable', 'default', 'meaning']);
+
   it('lists every variable of CONFIG_VARIABLES, and only those', () => {
-    const table = tableOf('docs/operations.md', 'Configuration', ['variable', 'default', 'meaning']);
     const documented = table.rows.flatMap((row) => quotedNames(row[0] ?? ''));
     const missing = CONFIG_VARIABLES.filter((name) => !documented.includes(name)).map(
       (name) => `docs/operations.md, configuration table: no row for ${name} (read by src/config: CONFIG_VARIABLES)`,
@@ -253,6 +791,31 @@ describe('docs/operations.md: the configuration table', () => {
     expect([...missing, ...unknown, ...repeated]).toEqual([]);
     expect(documented.length).toBe(CONFIG_VARIABLES.length);
   });
+
+  it("gives each variable the loader's default: `value` or unset, optionally followed by a remark in parentheses", () => {
+    const defaults = new Map<string, string>(Object.entries(CONFIG_DEFAULTS));
+    const problems = table.rows.flatMap((row) => {
+      const name = quotedNames(row[0] ?? '')[0];
+      if (!name || !CONFIG_VARIABLES.includes(name)) return [];
+      const stated = documentedDefault(row[1] ?? '');
+      const actual = defaults.get(name) ?? null;
+      if (stated === undefined)
+        return [`docs/operations.md, configuration table: ${name}'s default "${row[1]}" is neither \`value\` nor unset (each optionally followed by "(…)")`];
+      return stated === actual
+        ? []
+        : [
+            `docs/operations.md, configuration table: ${name}'s default is ${shownDefault(stated)} in the table, ${shownDefault(actual)} in the loader (CONFIG_DEFAULTS, src/config/index.ts)`,
+          ];
+    });
+    expect(problems).toEqual([]);
+  });
+
+  it('the checker itself: reads a default cell, its remark aside', () => {
+    expect(documentedDefault('`30m`')).toBe('30m');
+    expect(documentedDefault('`false` (`true` under `npm start`)')).toBe('false');
+    expect(documentedDefault("unset (under `npm start`: the stack's Web UI)")).toBeNull();
+    expect(documentedDefault('30m')).toBeUndefined();
+  });
 });
 
 describe('docs/api.md against the OpenAPI document', () => {
@@ -261,6 +824,7 @@ describe('docs/api.md against the OpenAPI document', () => {
     const statusOf = new Map(table.rows.flatMap((row) => quotedNames(row[1] ?? '').map((code) => [code, row[0] ?? ''] as const)));
     const codes = spec.components.schemas.ErrorCode.enum;
     expect(codes.length).toBeGreaterThan(10);
+    expect([...codes].sort(), 'the ErrorCode enum is the codes of ERROR_CODE_DESCRIPTIONS').toEqual(Object.keys(ERROR_CODE_DESCRIPTIONS).sort());
     const problems = [
       ...codes.filter((code) => !statusOf.has(code)).map((code) => `docs/api.md, error codes: no row for ${code} (in the API's ErrorCode enum)`),
       ...[...statusOf.keys()].filter((code) => !codes.includes(code)).map((code) => `docs/api.md, error codes: ${code} is not a code the API answers`),
@@ -272,6 +836,18 @@ describe('docs/api.md against the OpenAPI document', () => {
         ),
       ),
     ];
+    expect(problems).toEqual([]);
+  });
+
+  it('the error-code table says when each code is answered in the words of ERROR_CODE_DESCRIPTIONS, the one source of that text', () => {
+    const table = tableOf('docs/api.md', 'Error codes', ['status', 'code', 'when']);
+    const descriptions = new Map<string, string>(Object.entries(ERROR_CODE_DESCRIPTIONS));
+    const problems = table.rows.flatMap((row) => {
+      const code = quotedNames(row[1] ?? '')[0];
+      const source = code === undefined ? undefined : descriptions.get(code);
+      if (code === undefined || source === undefined || row[2] === source) return [];
+      return [`docs/api.md, error codes: ${code}'s "when" says "${row[2]}", src/api/response-schemas.ts (ERROR_CODE_DESCRIPTIONS) says "${source}"`];
+    });
     expect(problems).toEqual([]);
   });
 
@@ -347,9 +923,77 @@ describe('links', () => {
   });
 });
 
+describe('section references in the code', () => {
+  it('every docs page a source file names exists, and every README or docs section it names is a heading of that page', () => {
+    const files = sourceFiles();
+    expect(files.length).toBeGreaterThan(100);
+    const references = files.flatMap((file) => sectionReferencesOf(file, read(file)));
+    expect(references.filter((reference) => reference.heading !== undefined).length).toBeGreaterThan(10);
+    expect(references.map((reference) => deadReference(reference, readPage)).filter((problem) => problem !== null)).toEqual([]);
+  });
+
+  it('the checker itself: reads the forms in use, wrapped over comment lines, and names what is dead', () => {
+    const source = [
+      '/**',
+      ' * Budgets (README, "Rate',
+      ' * limits"): per shopper. See docs/ops.md#tracing, docs/ops.md, "A hung dependency" and',
+      ' * README\'s "Try it" section; the enum (README\'s error-code table).',
+      ' */',
+      '-- Indexes (docs/ops.md, "Admin views")',
+      '// docs/gone.md (durability)',
+    ].join('\n');
+    const page = '# Ops\n\n## Tracing\n\n## A hung dependency: every answer is bounded\n\n### Admin views\n';
+    const pages: Record<string, string> = { 'README.md': '# Title\n\n## Try it\n', 'docs/ops.md': page };
+    const references = sectionReferencesOf('src/x.ts', source);
+    expect(references.map(({ line, page: target, anchor, heading, table }) => ({ line, target, anchor, heading, table }))).toEqual(
+      expect.arrayContaining([
+        { line: 2, target: 'README.md', anchor: undefined, heading: 'Rate limits', table: undefined },
+        { line: 3, target: 'docs/ops.md', anchor: 'tracing', heading: undefined, table: undefined },
+        { line: 3, target: 'docs/ops.md', anchor: undefined, heading: 'A hung dependency', table: undefined },
+        { line: 4, target: 'README.md', anchor: undefined, heading: 'Try it', table: undefined },
+        { line: 4, target: 'README.md', anchor: undefined, heading: undefined, table: 'error-code' },
+        { line: 6, target: 'docs/ops.md', anchor: undefined, heading: 'Admin views', table: undefined },
+        { line: 7, target: 'docs/gone.md', anchor: undefined, heading: undefined, table: undefined },
+      ]),
+    );
+    const problems = references.map((reference) => deadReference(reference, (name) => pages[name] ?? null)).filter((problem) => problem !== null);
+    expect(problems).toEqual([
+      'src/x.ts:7: "docs/gone.md": docs/gone.md does not exist',
+      'src/x.ts:2: "README, "Rate limits"": README.md has no section "Rate limits" (its sections: "Title", "Try it")',
+      'src/x.ts:4: "README\'s error-code table": README.md has no section for a "error-code" table (its sections: "Title", "Try it")',
+    ]);
+  });
+});
+
 describe('README.md', () => {
   it(`stays under ${README_MAX_BYTES} bytes`, () => {
     const size = statSync(join(ROOT, 'README.md')).size;
     expect(size, `README.md is ${size} bytes; move detail into docs/ (README_MAX_BYTES = ${README_MAX_BYTES})`).toBeLessThanOrEqual(README_MAX_BYTES);
+  });
+
+  const bench = results('bench/results/latest.json');
+  const chaos = results('chaos/results/latest.json');
+
+  it('"Measured" states the figures of bench/results/latest.json and chaos/results/latest.json', () => {
+    expect(measuredProblems(read('README.md'), measuredSentences(bench, chaos))).toEqual([]);
+  });
+
+  it('the checker itself: a stale figure, a stale verdict, a false claim and a reworded sentence are each named', () => {
+    const readme = read('README.md');
+    const stale = readme
+      .replace(/(With every process on both cores:\s+)[\d,]+( req\/s)/, '$11,350$2')
+      .replace('target 0.8 not met', 'target 0.8 met')
+      .replace('no request was answered later', 'no request was ever answered later');
+    const sentences = measuredSentences(bench, chaos);
+    const problems = measuredProblems(stale, sentences);
+    expect(problems).toEqual([
+      `README.md, "Measured", Burst, {ours} in "${sentences[2]!.text}": README says 1,350, bench/results/latest.json, layouts.shared.variants.ours.rps says ${written(numberAt(bench, 'layouts.shared.variants.ours.rps'), 0)}`,
+      `README.md, "Measured", Burst, {met} in "${sentences[2]!.text}": README says met, bench/results/latest.json, layouts.shared.ratios.oursVsQueue against 0.8 says not met`,
+      'README.md, "Measured", Faults: no text "no request was answered later than its deadline + 1 s" (after the previous sentence checked); keep its words, change only its figures, or change the test',
+    ]);
+    const broken = { ...sentences[7]!, claim: { holds: false, evidence: 'bench/results/latest.json says false at layouts.split.invariants.noOversell' } };
+    expect(measuredProblems(readme, [broken])).toEqual([
+      'README.md, "Measured", Burst: README says "Every invariant held in every variant.", but bench/results/latest.json says false at layouts.split.invariants.noOversell',
+    ]);
   });
 });
