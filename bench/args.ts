@@ -36,7 +36,7 @@ export interface BenchArgs {
    * waiting checkout), so both models are measured on the same stack and settings. 0: not run.
    */
   waitSeconds: number;
-  /** --cluster: only `ours`, on the cluster layout (two APIs behind nginx, two workers; README "Past one machine"). */
+  /** --cluster: only `ours`, on the cluster layout (two APIs behind nginx, two workers; docs/scaling.md, "The layout"). */
   cluster: boolean;
   /**
    * The CPU layouts to run the whole comparison in, one after another (bench/cpu-layout.ts):
