@@ -196,15 +196,21 @@ export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
   };
 }
 
+/** The tracing-cost benchmark's modes, in the order a round runs them (every other round reversed): the reference first. */
+export const TRACING_MODES = ['bare', 'off', 'sampled', 'all'] as const;
+export type TracingMode = (typeof TRACING_MODES)[number];
+
 /**
- * `npm run bench -- --tracing-cost [--quick] [--orders N] [--rounds K] [--concurrency C] [--out DIR]`:
- * what tracing costs the worker per order, four modes interleaved (bench/tracing-cost.ts).
+ * `npm run bench -- --tracing-cost [--quick] [--orders N] [--rounds K] [--concurrency C] [--modes a,b]
+ * [--out DIR]`: what tracing costs the worker per order, four modes interleaved (bench/tracing-cost.ts).
  */
 export interface TracingCostArgs {
   /** Orders measured per phase, after the warm-up. */
   orders: number;
-  /** Rounds of the four modes, each mode once per round on a fresh worker. */
+  /** Rounds of the modes, each mode once per round on a fresh worker. */
   rounds: number;
+  /** The modes each round runs (--modes: a subset, for an experiment); all four by default. */
+  modes: TracingMode[];
   concurrency: number;
   warmupOrders: number;
   /**
@@ -226,6 +232,7 @@ export function parseTracingCostArgs(argv: string[], root: string): TracingCostA
       orders: { type: 'string' },
       rounds: { type: 'string' },
       concurrency: { type: 'string' },
+      modes: { type: 'string' },
       out: { type: 'string' },
     },
   });
@@ -235,9 +242,15 @@ export function parseTracingCostArgs(argv: string[], root: string): TracingCostA
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be a whole number ≥ ${min}`);
     return n;
   };
+  const named = args.modes?.split(',') ?? [...TRACING_MODES];
+  for (const mode of named)
+    if (!(TRACING_MODES as readonly string[]).includes(mode)) throw new Error(`unknown mode ${mode}; choose from ${TRACING_MODES.join(', ')}`);
+  // In their usual order whatever order they were named in; each once.
+  const modes = TRACING_MODES.filter((mode) => named.includes(mode));
   return {
     orders: whole('orders', args.orders, quick ? 40 : 1_000, 1),
     rounds: whole('rounds', args.rounds, quick ? 1 : 2, 1),
+    modes,
     concurrency: whole('concurrency', args.concurrency, quick ? 8 : 64, 1),
     warmupOrders: quick ? 10 : 50,
     // --quick checks the modes, not their figures: the worker's shutdown flushes its spans anyway.

@@ -54,7 +54,6 @@ import { startPipelineStack, type PipelineStack } from './pipeline-stack.js';
 import { startWorker, stopAll } from './processes.js';
 import {
   MODES,
-  TRACING_MODES,
   WORKER_SERVICE,
   buildTracingCostResult,
   tracingCostTable,
@@ -107,10 +106,10 @@ async function main(): Promise<void> {
 
     const phases: TracingPhase[] = [];
     for (let round = 1; round <= args.rounds; round++) {
-      const order = round % 2 === 1 ? [...TRACING_MODES] : [...TRACING_MODES].reverse();
+      const order = round % 2 === 1 ? [...args.modes] : [...args.modes].reverse();
       for (const mode of order) {
         const index = phases.length + 1;
-        say(`phase ${index}/${args.rounds * TRACING_MODES.length}: round ${round}, ${mode} (${MODES[mode].description})`);
+        say(`phase ${index}/${args.rounds * args.modes.length}: round ${round}, ${mode} (${MODES[mode].description})`);
         const phase = await runModePhase(run, mode, round, index);
         phases.push(phase);
         sayPhase(phase);

@@ -34,6 +34,7 @@ it('runs the quick tracing-cost benchmark: four modes measured, spans only from 
   expect(r).toMatchObject({ orders: 30, rounds: 1, quick: true, ok: true, sampledRatio: 0.1 });
   expect(r.checks).toEqual({ invariants: true, spansOnlyFromTracedModes: true, allTracedReachedZipkin: true, sampledSampled: true });
   expect(r.phases.map((p: any) => p.mode)).toEqual([...TRACING_MODES]);
+  expect(r.modeNames).toEqual([...TRACING_MODES]);
   expect(new Set(r.phases.map((p: any) => p.taskQueue)).size).toBe(4);
   // The Temporal server is the test stack's (external), so it is not measured: null, never a made-up 0.
   expect(r.temporalMeasured).toBe(false);
@@ -71,7 +72,10 @@ it('runs the quick tracing-cost benchmark: four modes measured, spans only from 
 
 it('plans its rounds and refuses a bad option', () => {
   expect(parseTracingCostArgs([], root)).toMatchObject({ orders: 1_000, rounds: 2, quick: false, settleMs: 6_000 });
-  expect(parseTracingCostArgs(['--quick'], root)).toMatchObject({ orders: 40, rounds: 1, quick: true });
+  expect(parseTracingCostArgs(['--quick'], root)).toMatchObject({ orders: 40, rounds: 1, quick: true, modes: ['bare', 'off', 'sampled', 'all'] });
+  // An experiment's subset runs in the usual order.
+  expect(parseTracingCostArgs(['--modes', 'off,bare'], root).modes).toEqual(['bare', 'off']);
+  expect(() => parseTracingCostArgs(['--modes', 'bare,none'], root)).toThrow(/unknown mode none/);
   expect(() => parseTracingCostArgs(['--rounds', '0'], root)).toThrow(/--rounds must be a whole number ≥ 1/);
   expect(() => parseTracingCostArgs(['--orders', 'x'], root)).toThrow(/--orders must be a whole number ≥ 1/);
 });
