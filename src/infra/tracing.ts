@@ -7,15 +7,15 @@
  *  - OTEL_TRACES_EXPORTER: `zipkin` (OTEL_EXPORTER_ZIPKIN_ENDPOINT), `otlp` (HTTP/protobuf to
  *    OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or `console`. Unset or `none`:
  *    no SDK, no interceptors, no cost. OTEL_SDK_DISABLED=true turns it off too.
- *  - OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (the SDK reads them), e.g.
- *    `parentbased_traceidratio` and `0.01` so a sale traces one checkout in a hundred.
+ *  - OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (read here as the SDK reads them: samplerFromEnv),
+ *    e.g. `parentbased_traceidratio` and `0.01` so a sale traces one checkout in a hundred.
  *  - OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES.
  *
  * Everything stays on OpenTelemetry's 1.x line, the one @temporalio/interceptors-opentelemetry
  * depends on: a second SDK copy would start traces the other never joins.
  */
 import { createRequire } from 'node:module';
-import { context, trace } from '@opentelemetry/api';
+import { context, trace, type Attributes, type Context, type Link, type SpanKind } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { ZipkinExporter } from '@opentelemetry/exporter-zipkin';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -24,7 +24,17 @@ import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { MySQL2Instrumentation } from '@opentelemetry/instrumentation-mysql2';
 import { Resource, envDetectorSync } from '@opentelemetry/resources';
-import { BatchSpanProcessor, ConsoleSpanExporter, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  ParentBasedSampler,
+  SamplingDecision,
+  TraceIdRatioBasedSampler,
+  type Sampler,
+  type SamplingResult,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { ClientInterceptors } from '@temporalio/client';
@@ -36,19 +46,13 @@ import {
   type OpenTelemetrySinks,
 } from '@temporalio/interceptors-opentelemetry';
 import type { ActivityInterceptorsFactory, InjectedSinks } from '@temporalio/worker';
+import { carriesSampledTrace } from '../workflows/trace-header.js';
 
 const require = createRequire(import.meta.url);
 
 /** The exporters this app can send spans to (OTEL_TRACES_EXPORTER). */
 export const TRACE_EXPORTERS = ['zipkin', 'otlp', 'console'] as const;
 export type TraceExporterName = (typeof TRACE_EXPORTERS)[number];
-
-/**
- * The workflow interceptors module that opens the workflow's spans inside the sandbox and hands
- * them out through the `exporter` sink; bundled into every worker's workflow code
- * (src/workers/bundle.ts says why), whether tracing is on or not.
- */
-export const WORKFLOW_TRACING_MODULE = require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
 
 /** Which exporter the environment asks for; undefined when tracing is off. Throws on a name it does not know. */
 export function traceExporterFromEnv(env: NodeJS.ProcessEnv = process.env): TraceExporterName | undefined {
@@ -94,8 +98,7 @@ export function startTracing(serviceName: string, env: NodeJS.ProcessEnv = proce
     .merge(new Resource({ [ATTR_SERVICE_NAME]: serviceName }))
     .merge(envDetectorSync.detect());
   const spanProcessor = new BatchSpanProcessor(createExporter(exporterName));
-  // The sampler comes from OTEL_TRACES_SAMPLER(_ARG); the SDK's default samples every trace.
-  const provider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
+  const provider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor], sampler: samplerFromEnv(env) });
   provider.register({ propagator: new W3CTraceContextPropagator() });
   registerInstrumentations({
     tracerProvider: provider,
@@ -122,6 +125,40 @@ export function startTracing(serviceName: string, env: NodeJS.ProcessEnv = proce
     },
   };
   return active;
+}
+
+/**
+ * OTEL_TRACES_SAMPLER(_ARG) as the SDK reads them (default `parentbased_always_on`), with one
+ * change: a trace never starts at a lone Redis or MySQL command. Background work (the payment
+ * owner, the starter's lease, the reconciler's reads) would otherwise each make a trace of one span
+ * at the sampling ratio. Traces start at a request or a Temporal call.
+ */
+export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
+  const name = (env.OTEL_TRACES_SAMPLER ?? '').trim().toLowerCase() || 'parentbased_always_on';
+  const arg = env.OTEL_TRACES_SAMPLER_ARG === undefined || env.OTEL_TRACES_SAMPLER_ARG.trim() === '' ? 1 : Number(env.OTEL_TRACES_SAMPLER_ARG);
+  const base = name.replace(/^parentbased_/, '');
+  let ratio: number;
+  if (base === 'always_on') ratio = 1;
+  else if (base === 'always_off') ratio = 0;
+  else if (base === 'traceidratio') {
+    if (!Number.isFinite(arg) || arg < 0 || arg > 1) throw new Error(`OTEL_TRACES_SAMPLER_ARG=${env.OTEL_TRACES_SAMPLER_ARG} is not a ratio between 0 and 1`);
+    ratio = arg;
+  } else throw new Error(`OTEL_TRACES_SAMPLER=${name} is not one of always_on, always_off, traceidratio (each also parentbased_)`);
+  const root = new NoStoreRootsSampler(new TraceIdRatioBasedSampler(ratio));
+  return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
+}
+
+/** Samples a new trace by `ratio`, unless its first span is a database or Redis command. */
+class NoStoreRootsSampler implements Sampler {
+  constructor(private readonly ratio: Sampler) {}
+  shouldSample(context: Context, traceId: string, spanName: string, spanKind: SpanKind, attributes: Attributes, links: Link[]): SamplingResult {
+    // Both instrumentations name the store in db.system ('mysql', 'redis') when they start a span.
+    if (attributes['db.system'] !== undefined) return { decision: SamplingDecision.NOT_RECORD };
+    return this.ratio.shouldSample(context, traceId, spanName, spanKind, attributes, links);
+  }
+  toString(): string {
+    return `NoStoreRoots{${this.ratio.toString()}}`;
+  }
 }
 
 function createExporter(name: TraceExporterName): SpanExporter {
@@ -151,14 +188,26 @@ export function temporalClientInterceptors(): ClientInterceptors | undefined {
   return active ? { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } : undefined;
 }
 
-/** With tracing on, the activity interceptors that open each activity's span; none without. */
+/**
+ * With tracing on, the activity interceptors that open each activity's span, for an activity whose
+ * workflow was traced (its headers carry a sampled trace: src/workflows/trace-header.ts); none
+ * without tracing. An activity of an untraced workflow is not a trace of its own.
+ */
 export function tracingActivityInterceptors(): ActivityInterceptorsFactory[] {
   if (!active) return [];
-  return [(ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx), outbound: new OpenTelemetryActivityOutboundInterceptor(ctx) })];
+  return [
+    (ctx) => {
+      const traced = new OpenTelemetryActivityInboundInterceptor(ctx);
+      return {
+        inbound: { execute: (input, next) => (carriesSampledTrace(input.headers) ? traced.execute(input, next) : next(input)) },
+        outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
+      };
+    },
+  ];
 }
 
 /**
- * The sink through which the workflow interceptors (always bundled: src/workers/bundle.ts) hand
+ * The sink through which the workflow interceptors (always bundled: src/workflows/tracing-interceptors.ts) hand
  * out the workflow's spans: to this process's exporter with tracing on; dropped without, so an
  * untraced worker neither exports nor logs an unregistered sink.
  */

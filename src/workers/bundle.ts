@@ -7,7 +7,6 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFile
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { WORKFLOW_TRACING_MODULE } from '../infra/tracing.js';
 
 const WORKFLOWS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows');
 
@@ -16,6 +15,12 @@ const WORKFLOWS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'workf
  * compiled JavaScript next to this module in a build (dist/workflows), which webpack bundles alike.
  */
 export const WORKFLOWS_PATH = existsSync(join(WORKFLOWS_DIR, 'index.ts')) ? join(WORKFLOWS_DIR, 'index.ts') : join(WORKFLOWS_DIR, 'index.js');
+
+/**
+ * The workflow interceptors module (OpenTelemetry's, used where the caller's trace is sampled:
+ * src/workflows/tracing-interceptors.ts), bundled into every worker's workflow code, traced or not.
+ */
+export const WORKFLOW_TRACING_MODULE = WORKFLOWS_PATH.replace(/index\.(ts|js)$/, 'tracing-interceptors.$1');
 
 /**
  * A hash of every workflow source file and of the lockfile (which pins the SDK and webpack):

@@ -13,8 +13,8 @@ import { OrderClient } from '../orders/order-client.js';
 import { PaymentDelivery } from '../payments/payment-delivery.js';
 import type { Store } from '../db/store.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
-import { WORKFLOW_TRACING_MODULE, tracingActivityInterceptors, workflowSpanSinks } from '../infra/tracing.js';
-import { WORKFLOWS_PATH } from './bundle.js';
+import { tracingActivityInterceptors, workflowSpanSinks } from '../infra/tracing.js';
+import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
 import { activityMetricsInterceptor } from './telemetry.js';
 
 export interface OrderWorkerOptions {
@@ -63,8 +63,9 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Wo
       // Activity outcomes and retries, into the Runtime's metrics exporter (a no-op without one);
       // with tracing on, each activity's span, joined to the trace its workflow carries.
       activity: [activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter), ...tracingActivityInterceptors()],
-      // In every worker, traced or not, as in the prebuilt bundle (src/workers/bundle.ts says why).
-      workflowModules: [WORKFLOW_TRACING_MODULE],
+      // In every worker, traced or not, as in the prebuilt bundle (src/workers/bundle.ts says why);
+      // a prebuilt bundle has them already, and the SDK warns when they are named again.
+      ...(options.workflowBundlePath ? {} : { workflowModules: [WORKFLOW_TRACING_MODULE] }),
     },
     // Where the workflow's spans leave the sandbox: the exporter with tracing on, nowhere without.
     sinks: workflowSpanSinks(),
