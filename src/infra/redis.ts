@@ -1,5 +1,6 @@
 import { Cluster, Redis, ReplyError, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { AppConfig } from '../config/index.js';
+import { activeTracing } from './tracing.js';
 
 /**
  * The app's Redis client: one node (`Redis`) or a Redis Cluster (`Cluster`), chosen by
@@ -8,6 +9,15 @@ import type { AppConfig } from '../config/index.js';
  * connection-level code (duplicate, subscriptions) needs to know which one it holds.
  */
 export type RedisClient = Redis | Cluster;
+
+/**
+ * Auto-pipelining sends a batch of commands in the context of the command that opened it, so with
+ * tracing on each command's span would hang under whichever request (or background task) came
+ * first, or be dropped. Traced processes send each command on its own; untraced ones batch.
+ */
+function autoPipelining(): boolean {
+  return activeTracing() === undefined;
+}
 
 /** The node URLs of REDIS_URL: one, or a comma-separated list of a cluster's nodes. */
 export function redisNodeUrls(redisUrl: string): string[] {
@@ -30,7 +40,7 @@ export function usesRedisCluster(config: Pick<AppConfig, 'redisUrl'> & Partial<P
 export function createRedis(config: Pick<AppConfig, 'redisUrl'> & Partial<Pick<AppConfig, 'redisCluster'>>, options: RedisOptions = {}): RedisClient {
   if (!usesRedisCluster(config)) {
     return new Redis(config.redisUrl, {
-      enableAutoPipelining: true,
+      enableAutoPipelining: autoPipelining(),
       maxRetriesPerRequest: 2,
       connectTimeout: 2_000,
       ...options,
@@ -54,7 +64,7 @@ function createRedisCluster(urls: string[], options: RedisOptions): Cluster {
   });
   const { enableAutoPipelining, ...nodeOptions } = options;
   const clusterOptions: ClusterOptions = {
-    enableAutoPipelining: enableAutoPipelining ?? true,
+    enableAutoPipelining: enableAutoPipelining ?? autoPipelining(),
     // Writes and reads go to masters: a replica may lag behind the reservation a shopper just made.
     scaleReads: 'master',
     retryDelayOnFailover: 300,
