@@ -5,16 +5,49 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
-import type { AppConfig } from '../src/config/index.js';
-import type { Store } from '../src/db/store.js';
+import { loadConfig, type AppConfig } from '../src/config/index.js';
+import { migrate } from '../src/db/migrate.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { checkSaleInvariants, type InvariantReport } from '../src/invariants/check.js';
-import type { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import type { OrderClient } from '../src/orders/order-client.js';
 import { newOrderNo } from '../src/orders/order-number.js';
 import { reconcileScheduleId } from '../src/workflows/reconcile-definitions.js';
 import { timedStarts, type TimedStarts } from './starts.js';
 
 /** What the benchmark drives: the same services the API uses, minus HTTP. */
+/** A run's own clients of the stack named in `env` (the schema migrated), as the API would open them. */
+export interface BenchClients {
+  config: AppConfig;
+  store: Store;
+  redis: RedisClient;
+  inventory: RedisInventory;
+  temporal: Client;
+  close(): Promise<void>;
+}
+
+export async function openBenchClients(env: Record<string, string | undefined>): Promise<BenchClients> {
+  const config = loadConfig(env);
+  const pool = createMysqlPool(config);
+  const store = new Store(pool);
+  const redis = createRedis(config);
+  let temporal: Client | undefined;
+  const close = async () => {
+    await Promise.allSettled([store.close(), redis.quit(), temporal?.connection.close()]);
+  };
+  try {
+    await migrate(pool);
+    temporal = await createTemporalClient(config);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { config, store, redis, inventory: new RedisInventory(redis), temporal, close };
+}
+
 export interface Pipeline {
   config: AppConfig;
   store: Store;

@@ -43,15 +43,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { SalesService } from '../src/sales/sales-service.js';
 import { loadConfig } from '../src/config/index.js';
-import { migrate } from '../src/db/migrate.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { type Store } from '../src/db/store.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { subscribeChannels } from '../src/infra/redis-subscription.js';
-import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import type { InvariantReport } from '../src/invariants/check.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { type RedisInventory } from '../src/inventory/redis-inventory.js';
 import { ORDER_CHANGED_CHANNEL } from '../src/orders/order-changes.js';
 import { waitFor } from '../stack/wait-for.js';
 import { runThenCleanUp } from '../stack/launcher.js';
@@ -63,7 +60,7 @@ import { rssKbOfGroup } from '../stack/cpu.js';
 import { parsePipelineArgs } from './args.js';
 import { buildFloorBundle } from './floor/bundle.js';
 import { runFloorPhase } from './floor/phase.js';
-import { checkSale, deleteReconcileSchedule, startOrders, type Pipeline } from './orders.js';
+import { checkSale, deleteReconcileSchedule, openBenchClients, startOrders, type Pipeline } from './orders.js';
 import { measuredWorkers, measurePhase, startUntilDone, type PhaseMeasurement } from './phase.js';
 import { buildPipelineResult, cpuPerOrder, pipelineTable, writePipelineReport, type PipelineMeasurement } from './pipeline-report.js';
 import { startPipelineStack, type PipelineStack } from './pipeline-stack.js';
@@ -106,15 +103,9 @@ async function main(): Promise<void> {
   say(`layout: ${args.layout}, ${args.workers} worker process${args.workers > 1 ? 'es' : ''} per phase`);
   stack = await startPipelineStack({ layout: args.layout, dataDir: join(workDir, 'stack'), log: say, redisAppendfsync: args.redisAppendfsync });
   const env: Record<string, string | undefined> = { ...process.env, ...stack.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' };
-  const config = loadConfig(env);
-  const pool = createMysqlPool(config);
-  const store = new Store(pool);
-  const redis = createRedis(config);
-  let temporal: Client | undefined;
+  const clients = await openBenchClients(env);
+  const { store, inventory, temporal } = clients;
   try {
-    await migrate(pool);
-    const inventory = new RedisInventory(redis);
-    temporal = await createTemporalClient(config);
     const context: RunContext = { runId, env, store, inventory, sales: new SalesService(store, inventory), temporal, stack };
     const bundledAt = performance.now();
     const floorBundle = await buildFloorBundle(join(workDir, 'floor-bundle.js'));
@@ -182,7 +173,7 @@ async function main(): Promise<void> {
       process.exitCode = 1;
     }
   } finally {
-    await Promise.allSettled([store.close(), redis.quit(), temporal?.connection.close()]);
+    await clients.close();
   }
 }
 

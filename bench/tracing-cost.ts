@@ -33,12 +33,8 @@ import { AlwaysOnSampler, BasicTracerProvider, ParentBasedSampler, TraceIdRatioB
 import { Client } from '@temporalio/client';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { loadConfig } from '../src/config/index.js';
-import { migrate } from '../src/db/migrate.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
-import { createRedis } from '../src/infra/redis.js';
-import { createTemporalClient } from '../src/infra/temporal-connection.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { type Store } from '../src/db/store.js';
+import { type RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderClient } from '../src/orders/order-client.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
@@ -47,7 +43,7 @@ import { freePort, type ManagedProcess } from '../stack/process.js';
 import { loadToolPaths } from '../stack/services.js';
 import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
 import { parseTracingCostArgs } from './args.js';
-import { checkSale, deleteReconcileSchedule, startOrders, type Pipeline } from './orders.js';
+import { checkSale, deleteReconcileSchedule, openBenchClients, startOrders, type Pipeline } from './orders.js';
 import { measuredWorkers, measurePhase, startUntilDone } from './phase.js';
 import { cpuPerOrder } from './pipeline-report.js';
 import { startPipelineStack, type PipelineStack } from './pipeline-stack.js';
@@ -90,15 +86,9 @@ async function main(): Promise<void> {
   // The modes set tracing; none inherits the calling shell's OTEL_* settings.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('OTEL_')));
   const env: Record<string, string | undefined> = { ...inherited, ...stack.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' };
-  const config = loadConfig(env);
-  const pool = createMysqlPool(config);
-  const store = new Store(pool);
-  const redis = createRedis(config);
-  let temporal: Client | undefined;
+  const clients = await openBenchClients(env);
+  const { store, inventory, temporal } = clients;
   try {
-    await migrate(pool);
-    const inventory = new RedisInventory(redis);
-    temporal = await createTemporalClient(config);
     // Both bundles before the first phase, where each phase's worker finds them (bench/processes.ts).
     await buildWorkflowBundle(join(workDir, 'workflow-bundle.js'));
     await buildWorkflowBundle(join(workDir, 'workflow-bundle-bare.js'), { withoutTracingInterceptors: true });
@@ -134,7 +124,7 @@ async function main(): Promise<void> {
       process.exitCode = 1;
     }
   } finally {
-    await Promise.allSettled([store.close(), redis.quit(), temporal?.connection.close()]);
+    await clients.close();
   }
 }
 

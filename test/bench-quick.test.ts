@@ -180,25 +180,7 @@ it('--layouts shared,split: one report with every layout, each figure marked wit
   const { settings, layouts } = parseBenchArgs(['--quick', '--layouts', 'shared,split'], root);
   expect(layouts).toEqual(['shared', 'split']);
   const measured = (rps: number, layout: string): VariantResult => ({
-    rps,
-    p50Ms: 5,
-    p90Ms: 8,
-    p99Ms: 12,
-    maxMs: 20,
-    winP50Ms: 6,
-    winP90Ms: 10,
-    winP99Ms: 14,
-    winMaxMs: 18,
-    soldOutP50Ms: 4,
-    soldOutP99Ms: 9,
-    soldOutMaxMs: 11,
-    requests: 1_000,
-    seconds: 2,
-    won: 100,
-    soldOut: 900,
-    limitExceeded: 0,
-    errors: 0,
-    errorsWhileUnitsLeft: 0,
+    ...variantFigures(rps),
     cpuAffinity: layout === 'split' ? { api: '0', worker: '1', loadgen: '0' } : { api: '0-1', worker: '0-1', loadgen: '0-1' },
   });
   const report = buildLayoutsReport(
@@ -233,28 +215,7 @@ it('--layouts shared,split: one report with every layout, each figure marked wit
 
 it('--report-only redraws latest.md and latest.svg from latest.json, a file from before the drain series included', { timeout: 60_000 }, async () => {
   const { settings } = parseBenchArgs(['--quick'], root);
-  const result = (rps: number, drain?: VariantResult['drain']): VariantResult => ({
-    rps,
-    p50Ms: 5,
-    p90Ms: 8,
-    p99Ms: 12,
-    maxMs: 20,
-    winP50Ms: 6,
-    winP90Ms: 10,
-    winP99Ms: 14,
-    winMaxMs: 18,
-    soldOutP50Ms: 4,
-    soldOutP99Ms: 9,
-    soldOutMaxMs: 11,
-    requests: 1_000,
-    seconds: 2,
-    won: 100,
-    soldOut: 900,
-    limitExceeded: 0,
-    errors: 0,
-    errorsWhileUnitsLeft: 0,
-    ...(drain ? { drain } : {}),
-  });
+  const result = (rps: number, drain?: VariantResult['drain']): VariantResult => ({ ...variantFigures(rps), ...(drain ? { drain } : {}) });
   const report = buildLayoutsReport(
     settings,
     [
@@ -323,3 +284,28 @@ it('refuses a bad layout, a repeated one, and split with --cluster, before start
   expect(() => parseBenchArgs(['--cluster', '--layout', 'split'], root)).toThrow(/--cluster runs in the shared layout only/);
   expect(formatCpuList(parseCpuList('0-2,5,7-8'))).toBe('0-2,5,7-8');
 });
+
+/** A variant's figures for the report tests: `rps`, the rest fixed. */
+function variantFigures(rps: number): VariantResult {
+  return {
+    rps,
+    p50Ms: 5,
+    p90Ms: 8,
+    p99Ms: 12,
+    maxMs: 20,
+    winP50Ms: 6,
+    winP90Ms: 10,
+    winP99Ms: 14,
+    winMaxMs: 18,
+    soldOutP50Ms: 4,
+    soldOutP99Ms: 9,
+    soldOutMaxMs: 11,
+    requests: 1_000,
+    seconds: 2,
+    won: 100,
+    soldOut: 900,
+    limitExceeded: 0,
+    errors: 0,
+    errorsWhileUnitsLeft: 0,
+  };
+}

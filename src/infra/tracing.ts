@@ -15,7 +15,7 @@
  * depends on: a second SDK copy would start traces the other never joins.
  */
 import { createRequire } from 'node:module';
-import { context, trace, type Attributes, type Context, type Link, type SpanKind } from '@opentelemetry/api';
+import type { Attributes, Context, Link, SpanKind } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { ZipkinExporter } from '@opentelemetry/exporter-zipkin';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -133,7 +133,7 @@ export function startTracing(serviceName: string, env: NodeJS.ProcessEnv = proce
  * owner, the starter's lease, the reconciler's reads) would otherwise each make a trace of one span
  * at the sampling ratio. Traces start at a request or a Temporal call.
  */
-export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
+function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
   const name = (env.OTEL_TRACES_SAMPLER ?? '').trim().toLowerCase() || 'parentbased_always_on';
   const arg = env.OTEL_TRACES_SAMPLER_ARG === undefined || env.OTEL_TRACES_SAMPLER_ARG.trim() === '' ? 1 : Number(env.OTEL_TRACES_SAMPLER_ARG);
   const base = name.replace(/^parentbased_/, '');
@@ -214,11 +214,4 @@ export function tracingActivityInterceptors(): ActivityInterceptorsFactory[] {
 export function workflowSpanSinks(): InjectedSinks<OpenTelemetrySinks> {
   if (active) return { exporter: makeWorkflowExporter(active.spanProcessor, active.resource) };
   return { exporter: { export: { fn: () => undefined, callDuringReplay: false } } };
-}
-
-/** The current trace's id (for a log line or a response header), if a sampled span is active. */
-export function currentTraceId(): string | undefined {
-  const span = trace.getSpan(context.active());
-  const spanContext = span?.spanContext();
-  return spanContext && spanContext.traceFlags & 1 ? spanContext.traceId : undefined;
 }
