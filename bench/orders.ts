@@ -13,8 +13,8 @@ import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { checkSaleInvariants, type InvariantReport } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import type { OrderClient } from '../src/orders/order-client.js';
-import { newOrderNo } from '../src/orders/order-number.js';
+import type { OrderClient } from '../src/order/client.js';
+import { newOrderNo } from '../src/order/checkout.js';
 import { reconcileScheduleId } from '../src/workflows/reconcile-definitions.js';
 import { timedStarts, type TimedStarts } from './starts.js';
 

@@ -35,7 +35,7 @@ import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors
 import { loadConfig } from '../src/config/index.js';
 import { type Store } from '../src/db/store.js';
 import { type RedisInventory } from '../src/inventory/redis-inventory.js';
-import { OrderClient } from '../src/orders/order-client.js';
+import { OrderClient } from '../src/order/client.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { runThenCleanUp } from '../stack/launcher.js';

@@ -7,7 +7,7 @@ import type { RedisClient } from '../src/infra/redis.js';
 import type { OrderRow, PaymentRow, Store } from '../src/db/store.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { parseReservation, RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
-import type { OrderClient } from '../src/orders/order-client.js';
+import type { OrderClient } from '../src/order/client.js';
 import { waitFor } from '../stack/wait-for.js';
 import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/workflows/reconcile-definitions.js';
 import { ANSWER_SLACK_MS } from './gray.js';

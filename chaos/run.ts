@@ -53,7 +53,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { OrderClient } from '../src/orders/order-client.js';
+import { OrderClient } from '../src/order/client.js';
 import { startStack, type RunningStack, type StackServer } from '../stack/index.js';
 import { freePort, spawnLogged } from '../stack/process.js';
 import { Supervised } from '../stack/supervisor.js';

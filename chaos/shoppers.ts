@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { signWebhook } from '../src/payments/webhook-signature.js';
+import { signWebhook } from '../src/order/payments.js';
 
 export interface TrafficPlan {
   sku: string;

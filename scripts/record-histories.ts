@@ -24,14 +24,14 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { newOrderNo } from '../src/orders/order-number.js';
+import { newOrderNo } from '../src/order/checkout.js';
 import { startStack } from '../stack/index.js';
 import { loadToolPaths } from '../stack/services.js';
 import { waitFor } from '../stack/wait-for.js';
 import { createOrderWorker } from '../src/workers/worker.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { REPLAY_SCENARIOS, type ReplayScenario } from '../test/replay/scenarios.js';
-import { storedPayment } from '../src/payments/payment-delivery.js';
+import { storedPayment } from '../src/order/payments.js';
 import {
   cancelUpdate,
   ORDER_WORKFLOW_TYPE,
@@ -41,8 +41,8 @@ import {
   type OrderInput,
   type OrderStatus,
   type PaymentReceived,
-} from '../src/workflows/definitions.js';
-import { durationToMs } from '../src/workflows/duration.js';
+} from '../src/order/contract.js';
+import { durationToMs } from '../src/order/contract.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 
 const root = resolve(import.meta.dirname, '..');

@@ -18,12 +18,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHAOS_CHECKS, checkAfterFault, waitForQuiescence, waitForRepair } from '../chaos/checks.js';
 import { runTraffic } from '../chaos/shoppers.js';
 import { ShopperAuth } from '../src/api/auth.js';
-import { signWebhook } from '../src/payments/webhook-signature.js';
+import { signWebhook } from '../src/order/payments.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
-import { OrderClient } from '../src/orders/order-client.js';
+import { OrderClient } from '../src/order/client.js';
 import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js';
 import { waitFor } from '../stack/wait-for.js';
 

@@ -11,13 +11,13 @@ import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, FailureTypes, type Activities } from '../src/activities/index.js';
-import type { PersistOrderInput } from '../src/workflows/definitions.js';
+import type { PersistOrderInput } from '../src/order/contract.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { OrderChangeNotifier } from '../src/orders/order-changes.js';
-import { newOrderNo } from '../src/orders/order-number.js';
+import { OrderChangeNotifier } from '../src/order/reads.js';
+import { newOrderNo } from '../src/order/checkout.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 

@@ -9,9 +9,9 @@ import type { Client } from '@temporalio/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import type { Store } from '../src/db/store.js';
-import { OrderClient } from '../src/orders/order-client.js';
+import { OrderClient } from '../src/order/client.js';
 import { waitFor } from '../stack/wait-for.js';
-import type { OrderInput } from '../src/workflows/definitions.js';
+import type { OrderInput } from '../src/order/contract.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { openPerQueueTestbed } from './helpers/per-queue.js';
 

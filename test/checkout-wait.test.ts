@@ -12,8 +12,8 @@ import type { Activities } from '../src/activities/index.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { preferredWaitSeconds } from '../src/api/prefer.js';
 import { waitFor } from '../stack/wait-for.js';
-import { orderWorkflowId, type OrderInput } from '../src/workflows/definitions.js';
-import { OrderClient, type AwaitedStart } from '../src/orders/order-client.js';
+import { orderWorkflowId, type OrderInput } from '../src/order/contract.js';
+import { OrderClient, type AwaitedStart } from '../src/order/client.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { openPerQueueTestbed } from './helpers/per-queue.js';
 

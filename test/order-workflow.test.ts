@@ -15,8 +15,8 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { newOrderNo } from '../src/orders/order-number.js';
-import { storedPayment } from '../src/payments/payment-delivery.js';
+import { newOrderNo } from '../src/order/checkout.js';
+import { storedPayment } from '../src/order/payments.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureSearchAttributes } from '../src/workers/worker-connection.js';
 import {
@@ -28,7 +28,7 @@ import {
   paymentReceivedSignal,
   statusQuery,
   type OrderState,
-} from '../src/workflows/definitions.js';
+} from '../src/order/contract.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, expectSaleSettled, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';

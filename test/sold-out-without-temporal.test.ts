@@ -1,6 +1,6 @@
 /**
  * A sold-out answer never waits on Temporal: it comes from reserve.lua (Redis) or from the API
- * process's sold-out flag (memory), before any workflow call (src/checkout/checkout-service.ts, reserve()). So a
+ * process's sold-out flag (memory), before any workflow call (src/order/checkout.ts, reserve()). So a
  * shopper who loses is answered at once however busy or unreachable the order pipeline is, which
  * is what the benchmark's `--layout split` relies on (docs/performance.md).
  *
@@ -16,7 +16,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
-import { SoldOutCache } from '../src/checkout/sold-out-cache.js';
+import { SoldOutCache } from '../src/order/checkout.js';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
@@ -24,7 +24,7 @@ import { createLogger } from '../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { subscribeChannels, type RedisSubscription } from '../src/infra/redis-subscription.js';
 import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../src/inventory/redis-inventory.js';
-import { newOrderNo } from '../src/orders/order-number.js';
+import { newOrderNo } from '../src/order/checkout.js';
 import { testConfig } from './helpers/env.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { httpRequest } from './helpers/http.js';

@@ -18,7 +18,7 @@ import { checkoutSchema, idempotencyKeySchema } from '../../src/api/schemas.js';
 import type { AppConfig } from '../../src/config/index.js';
 import { inTransaction } from '../../src/db/store.js';
 import type { Logger } from '../../src/infra/logger.js';
-import { newOrderNo } from '../../src/orders/order-number.js';
+import { newOrderNo } from '../../src/order/checkout.js';
 
 export function createSyncCheckoutApp({ config, pool, logger }: { config: AppConfig; pool: Pool; logger: Logger }): Koa {
   const auth = new ShopperAuth(config);

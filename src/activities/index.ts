@@ -12,14 +12,14 @@ import { asyncLocalStorage, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import type { OrderChangeNotifier } from '../orders/order-changes.js';
-import type { CancelReason, PaymentReceived, PersistOrderInput, RefundReason } from '../workflows/definitions.js';
-import { durationToMs } from '../workflows/duration.js';
+import type { OrderChangeNotifier } from '../order/reads.js';
+import type { CancelReason, PaymentReceived, PersistOrderInput, RefundReason } from '../order/contract.js';
+import { durationToMs } from '../order/contract.js';
 
 export interface ActivityDeps {
   store: Store;
   inventory: RedisInventory;
-  /** Tells the API processes' status caches that an order is changing (src/orders/order-changes.ts). */
+  /** Tells the API processes' status caches that an order is changing (OrderChangeNotifier, src/order/reads.ts). */
   changes: OrderChangeNotifier;
 }
 

@@ -6,8 +6,8 @@
 import { asyncLocalStorage, heartbeat } from '@temporalio/activity';
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import type { OrderClient } from '../orders/order-client.js';
-import type { PaymentDelivery } from '../payments/payment-delivery.js';
+import type { OrderClient } from '../order/client.js';
+import type { PaymentDelivery } from '../order/payments.js';
 import {
   noReservationWork,
   PROMISE_MAX_AGE_MS,

@@ -6,8 +6,8 @@
  */
 import type { Client } from '@temporalio/client';
 import type Koa from 'koa';
-import { CheckoutService } from '../checkout/checkout-service.js';
-import { SoldOutCache } from '../checkout/sold-out-cache.js';
+import { CheckoutService } from '../order/checkout.js';
+import { SoldOutCache } from '../order/checkout.js';
 import { loadConfig, type AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
 import { guardAll, type DependencyGuards } from '../infra/dependency-guard.js';
@@ -15,12 +15,12 @@ import { createLogger, type Logger } from '../infra/logger.js';
 import type { RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
-import { CancelOrder } from '../orders/cancel-order.js';
-import { OrderClient, type OrderClientOptions } from '../orders/order-client.js';
-import { OrderStarter } from '../checkout/order-starter.js';
-import { OrderStatusReader } from '../orders/order-status-reader.js';
-import { PaymentDelivery } from '../payments/payment-delivery.js';
-import { PaymentWebhook } from '../payments/payment-webhook.js';
+import { CancelOrder } from '../order/cancel.js';
+import { OrderClient, type OrderClientOptions } from '../order/client.js';
+import { OrderStarter } from '../order/starter.js';
+import { OrderStatusReader } from '../order/reads.js';
+import { PaymentDelivery } from '../order/payments.js';
+import { PaymentWebhook } from '../order/payments.js';
 import { AdminService } from '../sales/admin-service.js';
 import { SalesService } from '../sales/sales-service.js';
 import { ShopperAuth } from './auth.js';
@@ -38,8 +38,8 @@ import { authRoutes } from './routes/auth.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { devRoutes } from './routes/dev.js';
 import { healthRoutes, metricsRoutes, type Readiness } from './routes/operations.js';
-import { orderRoutes } from './routes/orders.js';
-import { paymentRoutes } from './routes/payments.js';
+import { orderRoutes } from '../order/routes.js';
+import { paymentRoutes } from '../order/routes.js';
 import { salesRoutes } from './routes/sales.js';
 
 export interface ApiDeps {

@@ -5,15 +5,15 @@
  * so the number of series stays bounded however large the sale; label children are cached so the
  * checkout hot path pays a Map lookup and an add, not a label hash.
  */
-import type { OrderStarterObserver } from '../checkout/order-starter.js';
+import type { OrderStarterObserver } from '../order/starter.js';
 import { performance } from 'node:perf_hooks';
-import type { CheckoutObserver } from '../checkout/checkout-service.js';
+import type { CheckoutObserver } from '../order/checkout.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DEPENDENCY_NAMES, type BreakerState, type DependencyName, type DependencyObserver } from '../infra/dependency-guard.js';
 import type { ReserveResult } from '../inventory/redis-inventory.js';
-import { STATUS_READ_SOURCES, type StatusReadObserver, type StatusReadSource } from '../orders/order-status-reader.js';
+import { STATUS_READ_SOURCES, type StatusReadObserver, type StatusReadSource } from '../order/reads.js';
 import type { ErrorCode } from './errors.js';
-import type { WebhookOutcome } from '../workflows/definitions.js';
+import type { WebhookOutcome } from '../order/contract.js';
 
 /** The route label of a request no router matched (404s of any path). */
 export const UNMATCHED_ROUTE = 'unmatched';

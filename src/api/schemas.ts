@@ -10,10 +10,10 @@
  * JSON Schema cannot state (an end in the past, an event id reused) is said in the field's description.
  */
 import { z } from 'zod';
-import { ORDER_NO_PATTERN } from '../orders/order-number.js';
-import { PAYMENT_SIGNATURE_PATTERN } from '../payments/webhook-signature.js';
+import { ORDER_NO_PATTERN } from '../order/contract.js';
+import { PAYMENT_SIGNATURE_PATTERN } from '../order/payments.js';
 import { CURSOR_POSITIONS, encodeCursor } from '../sales/cursor.js';
-import { ORDER_STATUSES, STORED_ORDER_STATUSES, STORED_PAYMENT_OUTCOMES } from '../workflows/definitions.js';
+import { ORDER_STATUSES, STORED_ORDER_STATUSES, STORED_PAYMENT_OUTCOMES } from '../order/contract.js';
 import { USER_ID_PATTERN } from './auth.js';
 
 export const MAX_QUANTITY_PER_ORDER = 100;
@@ -104,7 +104,7 @@ export const checkoutHeadersSchema = z.object({
     .meta({ description: 'RFC 7240 `wait=N`: hold the answer up to N seconds (at most CHECKOUT_MAX_WAIT) until the order is persisted or failed' }),
 });
 
-/** The webhook's signature, declared as a header; checked (INVALID_SIGNATURE) by src/payments/webhook-signature.ts with the same pattern. */
+/** The webhook's signature, declared as a header; checked (INVALID_SIGNATURE) by verifyWebhookSignature (src/order/payments.ts) with the same pattern. */
 export const paymentSignatureHeadersSchema = z.object({
   'Payment-Signature': z
     .string()

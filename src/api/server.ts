@@ -10,19 +10,19 @@ import { createRedis } from '../infra/redis.js';
 import { RedisClockWatch } from '../infra/redis-clock.js';
 import { createTemporalClient } from '../infra/temporal-connection.js';
 import { activeTracing } from '../infra/tracing.js';
-import { OrderClient } from '../orders/order-client.js';
-import { PaymentDelivery } from '../payments/payment-delivery.js';
-import { OrderStatusReader } from '../orders/order-status-reader.js';
-import { ORDER_CHANGED_CHANNEL, OrderChangeNotifier } from '../orders/order-changes.js';
+import { OrderClient } from '../order/client.js';
+import { PaymentDelivery } from '../order/payments.js';
+import { OrderStatusReader } from '../order/reads.js';
+import { ORDER_CHANGED_CHANNEL, OrderChangeNotifier } from '../order/reads.js';
 import { subscribeChannels } from '../infra/redis-subscription.js';
 import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
-import { OrderStarter } from '../checkout/order-starter.js';
+import { OrderStarter } from '../order/starter.js';
 import { createApp, orderClientOptions } from './app.js';
 import { createDependencyGuards } from './guards.js';
 import { Readiness } from './routes/operations.js';
 import { ApiMetrics } from './metrics.js';
-import { SoldOutCache } from '../checkout/sold-out-cache.js';
+import { SoldOutCache } from '../order/checkout.js';
 
 export interface RunningApi {
   server: Server;

@@ -4,7 +4,7 @@
  */
 import ms from 'ms';
 import { z } from 'zod';
-import { durationToMs } from '../workflows/duration.js';
+import { durationToMs } from '../order/contract.js';
 
 /** Ports of the local stack started by `npm start`; tests and the benchmark pick free ports instead. */
 export const LOCAL_STACK_PORTS = {
@@ -133,7 +133,7 @@ const envSchema = z.object({
   REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16),
   /** How long an AWAITING_PAYMENT order's status may be served from memory (ms); 0: no cache. */
   STATUS_CACHE_MS: z.coerce.number().int().min(0).max(60_000),
-  // The same bound while the API's Redis subscription to order changes is live (src/orders/order-changes.ts).
+  // The same bound while the API's Redis subscription to order changes is live (OrderChangeNotifier, src/order/reads.ts).
   STATUS_CACHE_NOTIFIED_MS: z.coerce.number().int().min(0).max(1_800_000),
   STATUS_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000),
   /** Concurrent long-polls (GET /api/orders/:orderNo?waitForChange=) per API process. */
@@ -282,7 +282,7 @@ export interface AppConfig {
   redisCluster: boolean;
   /** REDIS_WAIT_REPLICAS: 0, or the replicas a promise must be on before a 202 its start did not cover. */
   redisWaitReplicas: number;
-  /** Order status reads (src/orders/order-status-reader.ts): cache age of AWAITING_PAYMENT (0: off), size, long-poll bound. */
+  /** Order status reads (OrderStatusReader, src/order/reads.ts): cache age of AWAITING_PAYMENT (0: off), size, long-poll bound. */
   statusCacheMs: number;
   /** AWAITING_PAYMENT answers kept this long while order-change notifications are live (>= statusCacheMs). */
   statusCacheNotifiedMs: number;
@@ -382,7 +382,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return config;
 }
 
-/** Kept back from a checkout's deadline to write its answer (ANSWER_MARGIN_MS in src/checkout/checkout-service.ts). */
+/** Kept back from a checkout's deadline to write its answer (ANSWER_MARGIN_MS in src/order/checkout.ts). */
 const ANSWER_MARGIN_MS = 100;
 
 /** "2s" for whole seconds, "1500ms" otherwise: how a value is shown in a refusal. */

@@ -15,7 +15,7 @@ import {
   type RefundReason,
   type StoredOrderStatus,
   type StoredPaymentOutcome,
-} from '../workflows/definitions.js';
+} from '../order/contract.js';
 
 export interface SaleRecord {
   sku: string;

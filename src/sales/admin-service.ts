@@ -5,10 +5,10 @@
  * inventory, Temporal in the order client; the figures come from the shared invariant checker.
  */
 import type { OrderRow, PaymentListRow, SaleRow, Store } from '../db/store.js';
-import type { StoredOrderStatus, StoredPaymentOutcome } from '../workflows/definitions.js';
+import type { StoredOrderStatus, StoredPaymentOutcome } from '../order/contract.js';
 import { checkSaleInvariants, type Invariant, type RedisCounters } from '../invariants/check.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import type { OrderClient } from '../orders/order-client.js';
+import type { OrderClient } from '../order/client.js';
 import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from './cursor.js';
 import type { SaleView } from './sale-view.js';
 import { skuNotFound, type SalesService } from './sales-service.js';

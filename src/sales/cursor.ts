@@ -4,7 +4,7 @@
  * positions' schemas check a cursor here and describe it in the OpenAPI document (src/api/schemas.ts).
  */
 import { z } from 'zod';
-import { ORDER_NO_PATTERN } from '../orders/order-number.js';
+import { ORDER_NO_PATTERN } from '../order/contract.js';
 import { Refusal } from '../refusal.js';
 
 const positionTime = z.iso

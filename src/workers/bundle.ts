@@ -3,8 +3,8 @@
  * from a file instead of re-bundling on every start. Rebuilt only when a workflow source changes.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
 
@@ -23,14 +23,34 @@ export const WORKFLOWS_PATH = existsSync(join(WORKFLOWS_DIR, 'index.ts')) ? join
 export const WORKFLOW_TRACING_MODULE = WORKFLOWS_PATH.replace(/index\.(ts|js)$/, 'tracing-interceptors.$1');
 
 /**
- * A hash of every workflow source file and of the lockfile (which pins the SDK and webpack):
- * the bundle is stale when it changes. Workflows import only from their folder and @temporalio.
+ * The local source files the bundle is made of: the workflow modules and everything they import by
+ * value, found by following relative imports from the entry points (the order's contract lives in
+ * src/order/ and is bundled too; an `import type` brings in no code). test/bundle.test.ts checks
+ * this list against the modules webpack actually bundled.
  */
+export function workflowSourceFiles(): string[] {
+  const seen = new Set<string>();
+  const visit = (file: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = readFileSync(file, 'utf8');
+    for (const [, spec] of text.matchAll(/^(?:import|export)\s+(?!type\s)[^;'"]*?from\s+'(\.[^']+)'/gm)) {
+      const target = resolve(dirname(file), spec!);
+      // From source (tsx) a './x.js' specifier names ./x.ts; in a build, the .js itself.
+      visit(existsSync(target.replace(/\.js$/, '.ts')) ? target.replace(/\.js$/, '.ts') : target);
+    }
+  };
+  visit(WORKFLOWS_PATH);
+  visit(WORKFLOW_TRACING_MODULE);
+  return [...seen].sort();
+}
+
+/** A hash of the bundle's source files and of the lockfile (which pins the SDK and webpack): the bundle is stale when it changes. */
 function sourceHash(): string {
   const hash = createHash('sha256');
-  const dir = WORKFLOWS_DIR;
-  for (const file of readdirSync(dir).sort()) hash.update(file).update(readFileSync(join(dir, file)));
-  const lockfile = join(dir, '..', '..', 'package-lock.json');
+  const root = join(WORKFLOWS_DIR, '..');
+  for (const file of workflowSourceFiles()) hash.update(relative(root, file)).update(readFileSync(file));
+  const lockfile = join(root, '..', 'package-lock.json');
   if (existsSync(lockfile)) hash.update(readFileSync(lockfile));
   return hash.digest('hex').slice(0, 16);
 }

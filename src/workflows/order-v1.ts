@@ -44,8 +44,8 @@ import {
   type OrderState,
   type PaymentReceived,
   type RefundReason,
-} from './definitions.js';
-import { durationToMs } from './duration.js';
+} from '../order/contract.js';
+import { durationToMs } from '../order/contract.js';
 
 /**
  * persistOrder runs as a local activity: in the worker, inside the workflow task that starts the

@@ -61,8 +61,8 @@ import {
   type PaymentReceived,
   type PaymentVerdict,
   type RefundReason,
-} from './definitions.js';
-import { durationToMs } from './duration.js';
+} from '../order/contract.js';
+import { durationToMs } from '../order/contract.js';
 import { orderWorkflowV1 } from './order-v1.js';
 
 /**

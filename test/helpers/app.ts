@@ -16,7 +16,7 @@ import { Store } from '../../src/db/store.js';
 import type { Logger } from '../../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
-import { OrderClient } from '../../src/orders/order-client.js';
+import { OrderClient } from '../../src/order/client.js';
 import type { OrderWorkerOptions } from '../../src/workers/worker.js';
 import { testConfig } from './env.js';
 import { startTestWorker } from './worker.js';

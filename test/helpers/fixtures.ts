@@ -9,7 +9,7 @@ import { SalesService } from '../../src/sales/sales-service.js';
 import type { Store } from '../../src/db/store.js';
 import { checkSaleInvariants, type InvariantReport, type RedisCounters, type SaleInvariantOptions } from '../../src/invariants/check.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
-import type { OrderInput } from '../../src/workflows/definitions.js';
+import type { OrderInput } from '../../src/order/contract.js';
 
 export const uniqueSku = (prefix = 'SKU') => `${prefix}-${randomBytes(5).toString('hex')}`;
 

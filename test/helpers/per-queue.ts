@@ -14,7 +14,7 @@ import { createLogger } from '../../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
-import type { OrderClient } from '../../src/orders/order-client.js';
+import type { OrderClient } from '../../src/order/client.js';
 import type { OrderWorkerOptions } from '../../src/workers/worker.js';
 import { testConfig } from './env.js';
 import { listen } from './http.js';

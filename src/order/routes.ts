@@ -1,17 +1,28 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { orderFailed, type CheckoutService } from '../../checkout/checkout-service.js';
-import type { CancelOrder } from '../../orders/cancel-order.js';
-import { findOwnOrder } from '../../orders/order-access.js';
-import type { FoundOrder, OrderView } from '../../orders/order-client.js';
-import type { OrderStatusReader } from '../../orders/order-status-reader.js';
-import type { ShopperAuth } from '../auth.js';
-import { errorCodeOf } from '../errors.js';
-import type { ApiMetrics } from '../metrics.js';
-import { preferredWaitSeconds } from '../prefer.js';
-import { cancelAcceptedSchema, checkoutAcceptedSchema, checkoutPersistedSchema, orderReadSchema } from '../response-schemas.js';
-import { route } from '../route.js';
-import { checkoutHeadersSchema, checkoutSchema, DEFAULT_STATUS_WAIT_SECONDS, orderParams, orderWaitQuerySchema } from '../schemas.js';
+import { orderFailed, type CheckoutService } from './checkout.js';
+import type { CancelOrder } from './cancel.js';
+import { findOwnOrder, type OrderStatusReader } from './reads.js';
+import type { FoundOrder, OrderView } from './client.js';
+import type { ShopperAuth } from '../api/auth.js';
+import { errorCodeOf } from '../api/errors.js';
+import type { ApiMetrics } from '../api/metrics.js';
+import { preferredWaitSeconds } from '../api/prefer.js';
+import { cancelAcceptedSchema, checkoutAcceptedSchema, checkoutPersistedSchema, orderReadSchema, webhookAnswerSchema } from '../api/response-schemas.js';
+import { route } from '../api/route.js';
+import {
+  checkoutHeadersSchema,
+  checkoutSchema,
+  DEFAULT_STATUS_WAIT_SECONDS,
+  orderParams,
+  orderWaitQuerySchema,
+  paymentSignatureHeadersSchema,
+  paymentWebhookSchema,
+} from '../api/schemas.js';
+import { rawBody } from '../api/http.js';
+import type { RateLimits } from '../api/rate-limit.js';
+import type { PaymentWebhook } from './payments.js';
+
 /** The shopper's routes: POST /api/checkout, GET /api/orders/:orderNo, POST /api/orders/:orderNo/cancel. */
 export function orderRoutes(deps: {
   auth: ShopperAuth;
@@ -208,4 +219,55 @@ export function orderRoutes(deps: {
 /** A read's answer: the order as its shopper sees it, and where it came from. */
 function readBody(order: FoundOrder): OrderView & { source: FoundOrder['source'] } {
   return { ...order.view, source: order.source };
+}
+
+/** POST /api/payments/webhook: the provider's signed payment events. */
+export function paymentRoutes(deps: { webhook: PaymentWebhook; metrics: ApiMetrics; limits?: RateLimits }): Router {
+  const router = new Router();
+  route(
+    router,
+    {
+      method: 'post',
+      path: '/api/payments/webhook',
+      operationId: 'paymentWebhook',
+      summary: "The payment provider's signed payment event",
+      description:
+        'Recorded first (the event id is a primary key; MySQL stamps when it arrived), then delivered to the order. ' +
+        "200: the order's verdict, APPLIED or REFUND_REQUIRED (kept for a refund), or DUPLICATE for an event already judged. " +
+        '202 RECEIVED: recorded, but the order did not judge it within half of WRITE_DEADLINE; the service delivers it until it does ' +
+        '(no retry needed; a retry answers the verdict once there is one). A payment is judged by when it arrived: ' +
+        "recorded at or before the order's paymentDeadline with the full amount, it pays the order however late it is delivered. " +
+        '503: not recorded; retry.',
+      tag: 'payments',
+      auth: 'webhook',
+      // Declared for the document; the signature check reads it itself (INVALID_SIGNATURE, not INVALID_REQUEST).
+      headers: paymentSignatureHeadersSchema,
+      body: paymentWebhookSchema,
+      responses: {
+        200: { description: "The order's verdict on the event (APPLIED, REFUND_REQUIRED), or DUPLICATE", schema: webhookAnswerSchema },
+        202: { description: 'RECEIVED: recorded; the verdict comes later, without a retry', schema: webhookAnswerSchema },
+      },
+      errors: {
+        400: { codes: ['INVALID_SIGNATURE', 'INVALID_REQUEST'] },
+        429: { codes: ['RATE_LIMITED'], description: '`RATE_LIMITED`: too many calls from this client IP (RATE_LIMIT_WEBHOOK); see Retry-After' },
+        503: { codes: ['UNAVAILABLE'], description: '`UNAVAILABLE`: the event could not be recorded (MySQL did not answer in time); retry after Retry-After' },
+      },
+    },
+    async (ctx, input) => {
+      let answer;
+      try {
+        // Before the signature: a flood of forged calls from one address is refused without HMACs.
+        await deps.limits?.consume('webhook', ctx.ip);
+        deps.webhook.verify(rawBody(ctx), ctx.get('payment-signature') || undefined);
+        answer = await deps.webhook.handle(input.body());
+      } catch (err) {
+        deps.metrics.webhookOutcome(errorCodeOf(err));
+        throw err;
+      }
+      deps.metrics.webhookOutcome(answer.outcome);
+      if (answer.outcome === 'RECEIVED') ctx.status = 202;
+      ctx.body = { received: true, ...answer };
+    },
+  );
+  return router;
 }

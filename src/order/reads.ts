@@ -13,7 +13,7 @@
  *   a final state (the workflow applies a payment a moment after accepting it), and long-poll
  *   waiters of the order are woken to re-read at once.
  *
- * Notifications (src/orders/order-changes.ts): changed() also tells the other API processes, and
+ * Notifications (OrderChangeNotifier, below): changed() also tells the other API processes, and
  * the worker's closing activities (markPaid, cancelOrder, recordOrderFailure) tell every API process
  * before the workflow shows the new state, so an operator's cancel from the Web UI, a timeout or
  * the reconciler's repair are seen too. While this process's Redis subscription is live (and was
@@ -25,11 +25,11 @@
 import { LRUCache } from 'lru-cache';
 import type { AppConfig } from '../config/index.js';
 import { Deadline } from '../infra/dependency-guard.js';
-import type { OrderStatus } from '../workflows/definitions.js';
+import { type OrderStatus, ORDER_NO_PATTERN } from './contract.js';
 import type { ChannelListener } from '../infra/redis-subscription.js';
-import { Refusal } from '../refusal.js';
-import type { OrderChangeNotifier } from './order-changes.js';
-import type { FoundOrder, OrderClient } from './order-client.js';
+import { Refusal, echo } from '../refusal.js';
+import type { FoundOrder, OrderClient } from './client.js';
+import type { RedisClient } from '../infra/redis.js';
 
 /** Where a read's answer came from: the cache, another read's query, the workflow, or MySQL. */
 export type StatusReadSource = 'cache' | 'coalesced' | 'workflow' | 'database';
@@ -288,5 +288,38 @@ export class OrderStatusReader {
       ownWakers.add(done);
       signal?.addEventListener('abort', done, { once: true });
     });
+  }
+}
+
+/**
+ * Finds an order for the shopper who owns it: ORDER_NOT_FOUND when there is none (or the number
+ * cannot be one), FORBIDDEN when it is someone else's. Through the OrderStatusReader: the API's one
+ * read path (single-flight, status-aware cache).
+ */
+export async function findOwnOrder(orders: OrderStatusReader, orderNo: string, userId: string): Promise<FoundOrder> {
+  // A running order that does not answer in time is DependencyUnavailableError: 503, retry.
+  const order = ORDER_NO_PATTERN.test(orderNo) ? await orders.read(orderNo) : null;
+  if (!order) throw new Refusal('ORDER_NOT_FOUND', `no order ${echo(orderNo)}`);
+  if (order.userId !== userId) throw new Refusal('FORBIDDEN', 'this order belongs to another shopper');
+  return order;
+}
+
+/**
+ * "This order is changing": a Redis pub/sub notification that lets every API process keep an
+ * order's AWAITING_PAYMENT answer in its status cache for long (STATUS_CACHE_NOTIFIED_MS) instead
+ * of re-asking the workflow every STATUS_CACHE_MS. Sent by whatever changes an open order: the
+ * worker's closing activities (markPaid, cancelOrder, recordOrderFailure, so a timeout, an
+ * operator's cancel from the Web UI and the reconciler are covered) and the API process that
+ * delivered a payment or a cancel. The workflow stays the truth: a notification only makes the
+ * readers ask it again.
+ */
+/** Where an order's change is announced; the message is the order number. */
+export const ORDER_CHANGED_CHANNEL = 'flash:order-changed';
+
+export class OrderChangeNotifier {
+  constructor(private readonly redis: RedisClient) {}
+
+  async publish(orderNo: string): Promise<void> {
+    await this.redis.publish(ORDER_CHANGED_CHANNEL, orderNo);
   }
 }

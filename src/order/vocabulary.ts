@@ -2,9 +2,8 @@
  * The order's vocabulary: every status, reason and outcome an order and its payments can have,
  * each list declared once. The types below, the API's zod enums (src/api/schemas.ts,
  * src/api/response-schemas.ts), the store's stored statuses and the dashboard derive from these
- * lists. It imports nothing, so both the workflow bundle (through definitions.ts, which re-exports
- * it) and the dashboard's browser script can take it in; everything else imports it from
- * definitions.ts.
+ * lists. It imports nothing, so both the workflow bundle (through contract.ts, which re-exports it)
+ * and the dashboard's browser script can take it in; everything else imports it from contract.ts.
  */
 
 /** An order's statuses in the order it moves through them (docs/api.md, "Order states"). */

@@ -3,22 +3,22 @@
  * input), start the order's workflow within a short budget, answer. No database on this path:
  * MySQL is written by the workflow at its own pace, so a burst cannot knock it over. A reserved
  * unit is a promise: whatever this path does not start (Temporal slow or away, the budget spent,
- * the process gone), the starter starts (./order-starter.ts), so every reservation answers 202
+ * the process gone), the starter starts (OrderStarter, ./starter.ts), so every reservation answers 202
  * and nothing is ever released here. Two models share it (docs/api.md, "Checkout: polling or
  * waiting"): polling (`checkout`) and waiting (`checkoutAndWait`, `Prefer: wait=N`), which also
  * answers with the persisted or failed order.
  */
+import { randomBytes } from 'node:crypto';
 import type { AppConfig } from '../config/index.js';
 import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 import type { RedisInventory, ReserveResult } from '../inventory/redis-inventory.js';
 import type { ReplicaAcks } from '../inventory/replica-acks.js';
-import { viewOfState, type AwaitedStart, type FoundOrder, type OrderClient, type OrderView } from '../orders/order-client.js';
-import { newOrderNo } from '../orders/order-number.js';
+import { viewOfState, type AwaitedStart, type FoundOrder, type OrderClient, type OrderView } from './client.js';
 import { Refusal } from '../refusal.js';
-import type { OrderInput, OrderStatus } from '../workflows/definitions.js';
-import type { SoldOutCache } from './sold-out-cache.js';
-import type { OrderStarter } from './order-starter.js';
+import { ORDER_NO_ALPHABET, type OrderInput, type OrderStatus } from './contract.js';
+import type { OrderStarter } from './starter.js';
+import type { ChannelListener } from '../infra/redis-subscription.js';
 
 export interface CheckoutRequest {
   userId: string;
@@ -441,3 +441,79 @@ const notYetDurable = (orderNo: string) =>
     { orderNo, statusUrl: `/api/orders/${orderNo}` },
     1,
   );
+
+/**
+ * A per-process "sold out" flag per SKU, so that once a sale is gone the flood of late shoppers is
+ * answered from memory instead of Redis. It never hides stock given back: release.lua bumps the
+ * sale's stock-returned generation and publishes it, and a flag is only trusted while no higher
+ * generation has been seen. A short TTL and a full reset whenever the subscription (re)connects
+ * cover a notification that could have been missed.
+ *
+ * The notifications come through the process's one Redis subscription (src/infra/redis-subscription.ts).
+ */
+export class SoldOutCache {
+  private readonly flags = new Map<string, { generation: number; until: number }>();
+  private readonly returned = new Map<string, number>();
+  private listening = false;
+
+  constructor(private readonly ttlMs = 1_000) {}
+
+  isSoldOut(sku: string, now = Date.now()): boolean {
+    const flag = this.flags.get(sku);
+    if (!flag) return false;
+    if (now >= flag.until || flag.generation < (this.returned.get(sku) ?? 0)) {
+      this.flags.delete(sku);
+      return false;
+    }
+    return true;
+  }
+
+  /** Called with the generation reserve.lua saw when it answered SOLD_OUT. */
+  markSoldOut(sku: string, generation: number, now = Date.now()): void {
+    // Without a live subscription a return could go unnoticed: then nothing is cached.
+    if (!this.listening || generation < (this.returned.get(sku) ?? 0)) return;
+    this.flags.set(sku, { generation, until: now + this.ttlMs });
+  }
+
+  stockReturned(sku: string, generation: number): void {
+    this.returned.set(sku, Math.max(generation, this.returned.get(sku) ?? 0));
+    this.flags.delete(sku);
+  }
+
+  setListening(listening: boolean): void {
+    this.listening = listening;
+    this.flags.clear();
+  }
+
+  /** What this cache needs from the process's Redis subscription (src/infra/redis-subscription.ts). */
+  listener(): ChannelListener {
+    return {
+      message: (message) => {
+        const [sku, generation] = message.split('\n');
+        if (sku && generation) this.stockReturned(sku, Number(generation));
+      },
+      listening: (live) => this.setListening(live),
+    };
+  }
+}
+
+/** A new order number (ORDER_NO_PATTERN): the time now, then 80 random bits. */
+export function newOrderNo(now = Date.now()): string {
+  let time = '';
+  for (let t = now, i = 0; i < 10; i++, t = Math.floor(t / 32)) time = ORDER_NO_ALPHABET[t % 32] + time;
+  const random = randomBytes(10);
+  let rand = '';
+  // 10 bytes = 80 bits = 16 base32 chars.
+  let bits = 0;
+  let value = 0;
+  for (const byte of random) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      rand += ORDER_NO_ALPHABET[(value >> bits) & 31];
+    }
+    value &= (1 << bits) - 1;
+  }
+  return time + rand;
+}

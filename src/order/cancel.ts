@@ -5,11 +5,10 @@
  */
 import { Deadline } from '../infra/dependency-guard.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import { OPEN_STATUSES, type OrderStatus } from '../workflows/definitions.js';
+import { OPEN_STATUSES, type OrderStatus } from './contract.js';
 import { Refusal } from '../refusal.js';
-import { findOwnOrder } from './order-access.js';
-import type { OrderClient } from './order-client.js';
-import type { OrderStatusReader } from './order-status-reader.js';
+import { findOwnOrder, type OrderStatusReader } from './reads.js';
+import type { OrderClient } from './client.js';
 
 export class CancelOrder {
   constructor(

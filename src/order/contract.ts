@@ -1,16 +1,20 @@
 /**
  * The order's contract: the OrderWorkflow's type name, id, input, state, Updates, signals, query,
- * search attributes, and the rules on its state (which order can be cancelled, why a payment cannot
- * be applied). Defined once here and shared by the workflow, the order client (src/orders), the API
- * and the tests; the vocabulary (statuses, reasons, outcomes) lives in ./order-vocabulary.ts and is
- * exported from here too. Deterministic-safe: pure functions, constants and the SDK's define*
- * helpers. States are described in docs/api.md, the rules in docs/fault-tolerance.md.
+ * search attributes, the order number's form, and the rules on its state (which order can be
+ * cancelled, why a payment cannot be applied, when a payment came in time). Declared once here and
+ * shared by the workflow, the order client, the API and the tests; the vocabulary (statuses,
+ * reasons, outcomes) lives in ./vocabulary.ts and is exported from here too.
+ *
+ * The workflow bundle takes this file in (src/workers/bundle.ts hashes it with the workflows), so
+ * it holds only deterministic code: pure functions, constants and the SDK's define* helpers.
+ * States are described in docs/api.md, the rules in docs/fault-tolerance.md.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import { OPEN_STATUSES, type CancelReason, type OrderStatus, type PaymentOutcome, type RefundReason } from './order-vocabulary.js';
+import ms from 'ms';
+import { OPEN_STATUSES, type CancelReason, type OrderStatus, type PaymentOutcome, type RefundReason } from './vocabulary.js';
 
-export * from './order-vocabulary.js';
+export * from './vocabulary.js';
 
 /** What starts an order: the workflow's input, kept in its history (changing it needs a patch). */
 export interface OrderInput {
@@ -164,3 +168,33 @@ export const ORDER_USER_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderUserId
 export const ORDER_STATUS_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderStatus', SearchAttributeType.KEYWORD);
 
 export const ORDER_SEARCH_ATTRIBUTES = [ORDER_SKU_SEARCH_ATTRIBUTE, ORDER_USER_SEARCH_ATTRIBUTE, ORDER_STATUS_SEARCH_ATTRIBUTE] as const;
+
+/**
+ * Order numbers: 10 chars of millisecond time then 16 random chars, in Crockford base32 (like a
+ * ULID). Sortable by creation time, unique across API instances without coordination (80 random
+ * bits per millisecond), and safe in URLs and workflow ids. Made by the checkout (newOrderNo).
+ */
+export const ORDER_NO_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+export const ORDER_NO_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** When the order number was made (ms since the epoch), from its first 10 characters; null if it is not one. */
+export function orderNoTime(orderNo: string): number | null {
+  if (!ORDER_NO_PATTERN.test(orderNo)) return null;
+  let time = 0;
+  for (const char of orderNo.slice(0, 10)) time = time * 32 + ORDER_NO_ALPHABET.indexOf(char);
+  return time;
+}
+
+/**
+ * Milliseconds of a duration string ("30m", "90s", "2 hours") or number, with `ms`, the parser
+ * Temporal's SDK itself uses; throws on anything that is not a positive duration. Here because the
+ * workflow computes the payment deadline from the duration in its input; config and auth share it
+ * so every process reads a duration the same way.
+ */
+export function durationToMs(value: string | number): number {
+  const parsed = typeof value === 'number' ? value : ms(value as Parameters<typeof ms>[0]);
+  if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed <= 0) {
+    throw new TypeError(`not a positive duration: ${JSON.stringify(value)}`);
+  }
+  return parsed;
+}

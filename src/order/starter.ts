@@ -17,8 +17,8 @@ import { Deadline } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { Store } from '../db/store.js';
-import type { OrderClient } from '../orders/order-client.js';
-import type { OrderInput } from '../workflows/definitions.js';
+import type { OrderClient } from './client.js';
+import type { OrderInput } from './contract.js';
 
 export interface OrderStarterOptions {
   /** How often the sales' promises are looked at. */

@@ -1,0 +1,29 @@
+/**
+ * The workflow bundle is rebuilt only when its hash changes, and the hash covers the files
+ * workflowSourceFiles() lists. This test builds a bundle and checks that list against the local
+ * modules webpack actually put in it: a workflow that starts importing a file outside the list
+ * (say, a new module of the order's contract) would otherwise leave workers running a stale bundle.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildWorkflowBundle, workflowSourceFiles } from '../src/workers/bundle.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bundle-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('the workflow bundle', () => {
+  it("is hashed over exactly the local modules webpack bundles: the workflows and the order's contract", async () => {
+    const out = join(dir, 'workflow-bundle.js');
+    expect(await buildWorkflowBundle(out)).toBe(true);
+    const bundled = new Set([...readFileSync(out, 'utf8').matchAll(/"\.\/(src\/[\w/.-]+\.[jt]s)"/g)].map(([, path]) => path!));
+    const hashed = workflowSourceFiles().map((file) => relative(process.cwd(), file));
+    expect(hashed).toContain('src/order/contract.ts');
+    expect(hashed).toContain('src/order/vocabulary.ts');
+    expect(hashed.some((file) => file.startsWith('src/activities/'))).toBe(false);
+    expect([...bundled].sort()).toEqual(hashed);
+    // Built once: the same sources answer "up to date".
+    expect(await buildWorkflowBundle(out)).toBe(false);
+  });
+});
