@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { CONFIG_DEFAULTS } from '../config/index.js';
 import { BREAKER_STATES, type DependencyName } from '../infra/dependency-guard.js';
 import { INVARIANTS } from '../invariants/check.js';
-import type { OrderView } from '../order/client.js';
+import type { OrderView } from '../order/contract.js';
 import type { WebhookAnswer } from '../order/payments.js';
 import type { AdminOrderView, AdminPaymentView, AdminSaleView, SaleStats } from '../sales/admin-service.js';
 import type { SaleView } from '../sales/sale-view.js';

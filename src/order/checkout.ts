@@ -14,9 +14,9 @@ import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../i
 import type { Logger } from '../infra/logger.js';
 import type { RedisInventory, ReserveResult } from '../inventory/redis-inventory.js';
 import type { ReplicaAcks } from '../inventory/replica-acks.js';
-import { viewOfState, type AwaitedStart, type FoundOrder, type OrderClient, type OrderView } from './client.js';
+import { viewOfState, type AwaitedStart, type FoundOrder, type OrderClient } from './client.js';
 import { Refusal } from '../refusal.js';
-import { ORDER_NO_ALPHABET, type OrderInput, type OrderStatus } from './contract.js';
+import { ORDER_NO_ALPHABET, type OrderInput, type OrderStatus, type OrderView } from './contract.js';
 import type { OrderStarter } from './starter.js';
 import type { ChannelListener } from '../infra/redis-subscription.js';
 

@@ -37,29 +37,15 @@ import {
   refundReasonFor,
   statusQuery,
   verdictOf,
-  type CancelReason,
   type OrderInput,
   type OrderState,
-  type OrderStatus,
+  type OrderView,
   type PaymentReceived,
   type PaymentVerdict,
   type RefundReason,
 } from './contract.js';
 import type { OrderWorkflow } from '../workflows/order.js';
 import { Refusal } from '../refusal.js';
-
-/** The order as the API shows it to its shopper (docs/api.md). */
-export interface OrderView {
-  orderNo: string;
-  sku: string;
-  quantity: number;
-  totalCents: number;
-  status: OrderStatus;
-  cancelReason?: CancelReason;
-  paymentDeadline: string;
-  createdAt: string;
-  paidAt?: string;
-}
 
 /**
  * Where a read's answer came from: the running workflow (the truth); MySQL's row of a closed order

@@ -81,6 +81,12 @@ export interface OrderState {
   payments: PaymentRecord[];
 }
 
+/** The order as the API shows it to its shopper (docs/api.md): its state without the user id and the payments. */
+export type OrderView = Pick<
+  OrderState,
+  'orderNo' | 'sku' | 'quantity' | 'totalCents' | 'status' | 'cancelReason' | 'paymentDeadline' | 'createdAt' | 'paidAt'
+>;
+
 /**
  * Updates: the API delivers payments and cancels as Updates, so it gets the workflow's own answer in
  * the same call (the verdict on a payment; a refused cancel is rejected by the validator and never
