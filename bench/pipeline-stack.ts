@@ -9,11 +9,26 @@
  *            MariaDB; always started here, so every server is measured. PostgreSQL counts as
  *            Temporal's (its persistence, as the dev server's SQLite is inside the dev server).
  */
+import type { Client } from '@temporalio/client';
+import type { Store } from '../src/db/store.js';
+import type { RedisInventory } from '../src/inventory/redis-inventory.js';
+import type { SalesService } from '../src/sales/sales-service.js';
 import { REDIS_ROLES, startClusterStack } from '../stack/cluster.js';
 import { TEMPORAL_SERVICES } from '../stack/cluster/temporal.js';
 import { startStack } from '../stack/index.js';
 import type { PipelineLayout } from './args.js';
 import type { MeasuredProcess, ProcessRole } from './phase.js';
+
+/** What every phase of a pipeline benchmark shares: the run's clients and where its workers start from. */
+export interface RunContext {
+  runId: string;
+  env: Record<string, string | undefined>;
+  store: Store;
+  inventory: RedisInventory;
+  sales: SalesService;
+  temporal: Client;
+  stack: PipelineStack;
+}
 
 export interface PipelineStack {
   layout: PipelineLayout;

@@ -40,15 +40,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Client } from '@temporalio/client';
 import { SalesService } from '../src/sales/sales-service.js';
 import { loadConfig } from '../src/config/index.js';
-import { type Store } from '../src/db/store.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { subscribeChannels } from '../src/infra/redis-subscription.js';
 import type { InvariantReport } from '../src/invariants/check.js';
-import { type RedisInventory } from '../src/inventory/redis-inventory.js';
 import { ORDER_CHANGED_CHANNEL } from '../src/order/reads.js';
 import { waitFor } from '../stack/wait-for.js';
 import { runThenCleanUp } from '../stack/launcher.js';
@@ -63,7 +60,7 @@ import { runFloorPhase } from './floor/phase.js';
 import { checkSale, deleteReconcileSchedule, openBenchClients, startOrders, type Pipeline } from './orders.js';
 import { measuredWorkers, measurePhase, startUntilDone, type PhaseMeasurement } from './phase.js';
 import { buildPipelineResult, cpuPerOrder, pipelineTable, writePipelineReport, type PipelineMeasurement } from './pipeline-report.js';
-import { startPipelineStack, type PipelineStack } from './pipeline-stack.js';
+import { startPipelineStack, type PipelineStack, type RunContext } from './pipeline-stack.js';
 import { startWorker, startWorkers, stopAll } from './processes.js';
 import { pct, sorted } from './stats.js';
 
@@ -75,17 +72,6 @@ const workDir = mkdtempSync(join(tmpdir(), 'flash-pipeline-'));
 let stack: PipelineStack | undefined;
 /** The current phase's workers, stopped by cleanup() if the run is interrupted. */
 let running: ManagedProcess[] = [];
-
-/** What every phase shares: the run's clients and where its workers start from. */
-interface RunContext {
-  runId: string;
-  env: Record<string, string | undefined>;
-  store: Store;
-  inventory: RedisInventory;
-  sales: SalesService;
-  temporal: Client;
-  stack: PipelineStack;
-}
 
 /** The reading phase's extras: status reads, the workers' memory, the live orders. */
 interface OursReads {

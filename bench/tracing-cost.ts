@@ -33,8 +33,6 @@ import { AlwaysOnSampler, BasicTracerProvider, ParentBasedSampler, TraceIdRatioB
 import { Client } from '@temporalio/client';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { loadConfig } from '../src/config/index.js';
-import { type Store } from '../src/db/store.js';
-import { type RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderClient } from '../src/order/client.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
@@ -46,7 +44,7 @@ import { parseTracingCostArgs } from './args.js';
 import { checkSale, deleteReconcileSchedule, openBenchClients, startOrders, type Pipeline } from './orders.js';
 import { measuredWorkers, measurePhase, startUntilDone } from './phase.js';
 import { cpuPerOrder } from './pipeline-report.js';
-import { startPipelineStack, type PipelineStack } from './pipeline-stack.js';
+import { startPipelineStack, type PipelineStack, type RunContext as PipelineRunContext } from './pipeline-stack.js';
 import { startWorker, stopAll } from './processes.js';
 import {
   MODES,
@@ -128,15 +126,8 @@ async function main(): Promise<void> {
   }
 }
 
-/** What every phase shares. */
-interface RunContext {
-  runId: string;
-  env: Record<string, string | undefined>;
-  store: Store;
-  inventory: RedisInventory;
-  sales: SalesService;
-  temporal: Client;
-  stack: PipelineStack;
+/** What every phase shares: the pipeline's, and the Zipkin the traced workers export to. */
+interface RunContext extends PipelineRunContext {
   zipkin: RunningZipkin;
 }
 
