@@ -23,6 +23,9 @@
  * runs an activation's Updates before its timer, and a delivery can come late (docs/fault-tolerance.md,
  * "A payment's path"). Orders started before that rule replay without it (patch
  * ORDER_PATCHES.paymentByArrival); before ORDER_PATCHES.decideThenClose, orderWorkflowV1.
+ *
+ * OrderRun holds the order's state, its message handlers and the steps above; OrderWorkflow wires
+ * them to Temporal.
  */
 import {
   ActivityFailure,
@@ -101,223 +104,287 @@ const { markPaid, cancelOrder, cancelUnpaidOrder, recordOrderFailure, recordRefu
   });
 
 type Outcome = { status: 'PAID'; payment: PaymentReceived } | { status: 'CANCELLED'; reason: CancelReason } | { status: 'FAILED'; reason: string };
+type Refund = PaymentReceived & { reason: RefundReason };
 
 export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
+  // Kept while recorded histories need it: those of v1 (no patch marker) replay the frozen first version.
   if (!patched(ORDER_PATCHES.decideThenClose)) return orderWorkflowV1(input);
-  /** Payments judged by when they were recorded (false: orders started before, which judge by when they run). */
-  const byArrival = patched(ORDER_PATCHES.paymentByArrival);
+  const order = new OrderRun(input, patched(ORDER_PATCHES.paymentByArrival));
+  // Registered before the first await, so a message delivered with the start finds its handler.
+  setHandler(statusQuery, () => order.state);
+  setHandler(payUpdate, (payment) => order.receivePayment(payment), { validator: validatePayment });
+  setHandler(paymentReceivedSignal, (payment) => void order.receivePayment(payment));
+  setHandler(cancelUpdate, () => order.cancel(), { validator: () => order.assertCancellable() });
+  // No command is issued: the handler only watches the state, so histories recorded before it replay.
+  setHandler(awaitPersistedUpdate, () => order.untilPersisted());
+  setHandler(cancelOrderSignal, () => order.cancelIfCancellable());
+  return order.run();
+}
 
-  // Until the order is persisted, the earliest its deadline can be: the reservation + the window.
-  // By arrival (v3) persistOrder moves it to when the order became payable, so a start or a
-  // persist that came late (a worker, Temporal or MySQL away) keeps the shopper's whole window;
-  // before, it ran from the reservation.
-  let paymentDeadline = new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString();
-  const state: OrderState = {
-    orderNo: input.orderNo,
-    sku: input.sku,
-    userId: input.userId,
-    quantity: input.quantity,
-    totalCents: input.unitPriceCents * input.quantity,
-    status: 'PENDING',
-    createdAt: input.createdAt,
-    paymentDeadline,
-    payments: [],
-  };
-  const reservation = { sku: input.sku, orderNo: input.orderNo };
-  let accepted: PaymentReceived | undefined;
-  let cancelRequested = false;
+/** One order: its state, the handlers of its messages and the steps of its run (see the header). */
+class OrderRun {
+  readonly state: OrderState;
+  private readonly reservation: { sku: string; orderNo: string };
+  private accepted: PaymentReceived | undefined;
+  private cancelRequested = false;
   /** Set once the outcome is decided: from then on no payment is accepted and no cancel either. */
-  let decided: Outcome | undefined;
+  private decided: Outcome | undefined;
   /** The operator's cancellation of this workflow, rethrown once the order is closed. */
-  let operatorCancellation: unknown;
+  private operatorCancellation: unknown;
   /** While cancelUnpaidOrder looks for a payment recorded in time: such payments wait for its answer. */
-  let settling = false;
-  const refunds: Array<PaymentReceived & { reason: RefundReason }> = [];
-
-  const setStatus = (status: OrderState['status']) => {
-    state.status = status;
-    upsertSearchAttributes([{ key: ORDER_STATUS_SEARCH_ATTRIBUTE, value: status }]);
-  };
-
-  /** Why a payment can no longer be applied, once the order is closing or closed. */
-  const closedReason = (): RefundReason => refundReasonFor(accepted ? 'PAID' : decided?.status === 'FAILED' ? 'FAILED' : state.status);
-
-  /** The one place a payment event is judged; the same event judged twice gets the same verdict. */
-  const judgePayment = (payment: PaymentReceived): PaymentVerdict => {
-    const seen = state.payments.find((p) => p.eventId === payment.eventId);
-    if (seen) return verdictOf(seen);
-    let verdict: PaymentVerdict;
-    // By arrival, what the payment itself says comes first (its amount, when it was recorded), so
-    // that its reason does not depend on when it was delivered.
-    const wrongAmount = payment.amountCents !== state.totalCents;
-    if (byArrival && wrongAmount) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' };
-    else if (byArrival && payment.receivedAt !== undefined && state.status !== 'PENDING' && !receivedInTime(payment.receivedAt, paymentDeadline)) {
-      // (One that reaches a PENDING order came before it was payable, so before its deadline.)
-      // Judged by when it was recorded, whatever the order of this delivery and the timer's firing.
-      verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' };
-    } else if (accepted) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' };
-    else if (decided || !OPEN_STATUSES.includes(state.status)) verdict = { outcome: 'REFUND_REQUIRED', refundReason: closedReason() };
-    else if (wrongAmount) verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' };
-    else {
-      // Accepted even while PENDING: it is applied once the order is persisted, refunded if it never is.
-      accepted = payment;
-      verdict = { outcome: 'APPLIED' };
-    }
-    state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, ...verdict });
-    if (verdict.refundReason) refunds.push({ ...payment, reason: verdict.refundReason });
-    return verdict;
-  };
+  private settling = false;
+  /** Payments that were not applied, to be recorded REFUND_REQUIRED. */
+  private readonly refunds: Refund[] = [];
 
   /**
-   * A payment recorded in time that reaches an order while cancelUnpaidOrder runs waits for it:
-   * that step finds every such payment in MySQL, so it decides, and this one then reads the outcome.
+   * byArrival: payments are judged by when they were recorded. False for orders started before
+   * ORDER_PATCHES.paymentByArrival, which judge by when they run and close with cancelOrder
+   * (kept: the recorded v2 histories replay that path).
    */
-  const receivePayment = async (payment: PaymentReceived): Promise<PaymentVerdict> => {
-    const mayPay =
-      settling &&
-      payment.receivedAt !== undefined &&
-      receivedInTime(payment.receivedAt, paymentDeadline) &&
-      payment.amountCents === state.totalCents &&
-      !state.payments.some((p) => p.eventId === payment.eventId);
-    if (mayPay) await condition(() => !settling);
-    return judgePayment(payment);
-  };
+  constructor(
+    private readonly input: OrderInput,
+    private readonly byArrival: boolean,
+  ) {
+    // Until the order is persisted, the earliest its deadline can be: the reservation + the window.
+    // By arrival persistOrder moves it to when the order became payable, so a start or a persist
+    // that came late (a worker, Temporal or MySQL away) keeps the shopper's whole window; before,
+    // it ran from the reservation.
+    const paymentDeadline = new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString();
+    this.state = {
+      orderNo: input.orderNo,
+      sku: input.sku,
+      userId: input.userId,
+      quantity: input.quantity,
+      totalCents: input.unitPriceCents * input.quantity,
+      status: 'PENDING',
+      createdAt: input.createdAt,
+      paymentDeadline,
+      payments: [],
+    };
+    this.reservation = { sku: input.sku, orderNo: input.orderNo };
+  }
 
-  setHandler(statusQuery, () => state);
-  setHandler(payUpdate, receivePayment, { validator: validatePayment });
-  setHandler(paymentReceivedSignal, (payment) => void receivePayment(payment));
-  setHandler(
-    cancelUpdate,
-    () => {
-      cancelRequested = true;
-      return state;
-    },
-    {
-      validator: () => {
-        if (decided || !isCancellable(state)) throw new Error(`${NOT_CANCELLABLE}: order ${state.orderNo} is ${state.status} and can no longer be cancelled`);
-      },
-    },
-  );
-  // No command is issued: the handler only watches the state, so histories recorded before it replay.
-  setHandler(awaitPersistedUpdate, async () => {
-    await condition(() => state.status !== 'PENDING');
-    return state;
-  });
-  setHandler(cancelOrderSignal, () => {
-    if (!decided && isCancellable(state)) cancelRequested = true;
-  });
+  /** persist → await a payment, a cancel or the deadline → close, on a path that cannot be cancelled. */
+  async run(): Promise<OrderState> {
+    const outcome = await this.decide();
+    await CancellationScope.nonCancellable(async () => {
+      await this.close(outcome);
+      await this.recordRefunds();
+      // Payments that arrive while closing are refunded too.
+      await condition(allHandlersFinished);
+      await this.recordRefunds();
+    });
+    log.info('order closed', { orderNo: this.state.orderNo, status: this.state.status, workflowId: workflowInfo().workflowId });
+    // The order is closed as the operator asked; the workflow shows as cancelled, unless it was paid.
+    if (this.operatorCancellation && this.state.status !== 'PAID') throw this.operatorCancellation;
+    return this.state;
+  }
 
-  // ---- decide ---------------------------------------------------------------------------------
-  const decide = async (): Promise<Outcome> => {
+  // ---- messages ---------------------------------------------------------------------------------
+
+  /**
+   * The pay Update and the older payment signal. A payment recorded in time that reaches the order
+   * while cancelUnpaidOrder runs waits for it: that step finds every such payment in MySQL, so it
+   * decides, and this one then reads the outcome.
+   */
+  async receivePayment(payment: PaymentReceived): Promise<PaymentVerdict> {
+    if (this.waitsForSettling(payment)) await condition(() => !this.settling);
+    return this.judgePayment(payment);
+  }
+
+  /** The cancel Update's validator: a refused cancel never enters the history. */
+  assertCancellable(): void {
+    if (!this.cancellable()) throw new Error(`${NOT_CANCELLABLE}: order ${this.state.orderNo} is ${this.state.status} and can no longer be cancelled`);
+  }
+
+  cancel(): OrderState {
+    this.cancelRequested = true;
+    return this.state;
+  }
+
+  /** The older cancel signal: ignored once the order can no longer be cancelled. */
+  cancelIfCancellable(): void {
+    if (this.cancellable()) this.cancelRequested = true;
+  }
+
+  async untilPersisted(): Promise<OrderState> {
+    await condition(() => this.state.status !== 'PENDING');
+    return this.state;
+  }
+
+  // ---- decide -----------------------------------------------------------------------------------
+
+  private async decide(): Promise<Outcome> {
     try {
-      const persist = patched(ORDER_PATCHES.persistOutlastsOutage) ? persistOrderThroughOutage : persistOrder;
-      const persisted = await persist({ ...input, paymentDeadline, ...(byArrival ? { deadlineFromPersist: true } : {}) });
-      if (byArrival) paymentDeadline = state.paymentDeadline = persisted.paymentDeadline;
+      const persisted = await this.persist();
+      if (this.byArrival) this.state.paymentDeadline = persisted.paymentDeadline;
     } catch (err) {
-      if (!isCancellation(err)) return { status: 'FAILED', reason: describeFailure(err) };
-      operatorCancellation = err;
-      return { status: 'FAILED', reason: 'cancelled by an operator before the order was persisted' };
+      return this.persistFailed(err);
     }
-    setStatus('AWAITING_PAYMENT');
+    this.setStatus('AWAITING_PAYMENT');
     // At least 1 ms: a zero timeout would mean "no timer" to some SDK versions.
-    const remainingMs = Math.max(1, Date.parse(paymentDeadline) - Date.now());
+    const remainingMs = Math.max(1, Date.parse(this.state.paymentDeadline) - Date.now());
     try {
-      await condition(() => accepted !== undefined || cancelRequested, remainingMs);
+      await condition(() => this.accepted !== undefined || this.cancelRequested, remainingMs);
     } catch (err) {
       if (!isCancellation(err)) throw err;
-      operatorCancellation = err;
+      this.operatorCancellation = err;
     }
     // A payment accepted before the operator's cancel wins: the money was taken for a persisted order.
-    if (accepted) return { status: 'PAID', payment: accepted };
-    if (operatorCancellation) return { status: 'CANCELLED', reason: 'OPERATOR_CANCELLED' };
-    return { status: 'CANCELLED', reason: cancelRequested ? 'USER_CANCELLED' : 'PAYMENT_TIMEOUT' };
-  };
+    if (this.accepted) return { status: 'PAID', payment: this.accepted };
+    if (this.operatorCancellation) return { status: 'CANCELLED', reason: 'OPERATOR_CANCELLED' };
+    return { status: 'CANCELLED', reason: this.cancelRequested ? 'USER_CANCELLED' : 'PAYMENT_TIMEOUT' };
+  }
 
-  // ---- close: one path, not cancellable ---------------------------------------------------------
-  const close = async (outcome: Outcome): Promise<void> => {
-    decided = outcome;
-    if (outcome.status === 'PAID') return closePaid(outcome.payment);
-    if (outcome.status === 'CANCELLED') {
-      const cancelledAt = new Date().toISOString();
-      if (byArrival) {
-        settling = true;
-        const found = await cancelUnpaidOrder({ orderNo: input.orderNo, reason: outcome.reason, cancelledAt });
-        settling = false;
-        if (found.outcome === 'PAID_IN_TIME') return payRecordedInTime(found.payment);
-      } else {
-        await cancelOrder({ orderNo: input.orderNo, reason: outcome.reason, cancelledAt });
-      }
-      await releaseReservation(reservation);
-      state.cancelReason = outcome.reason;
-      setStatus('CANCELLED');
-      return;
-    }
-    return closeFailed(outcome.reason);
-  };
+  /** Not async: decide awaits the activity's own promise, so it resumes in the same turn as before. */
+  private persist(): ReturnType<typeof persistOrder> {
+    // persistOrder that gives up after a minute: kept, the recorded v2 and v3 histories ran it.
+    const persist = patched(ORDER_PATCHES.persistOutlastsOutage) ? persistOrderThroughOutage : persistOrder;
+    return persist({ ...this.input, paymentDeadline: this.state.paymentDeadline, ...(this.byArrival ? { deadlineFromPersist: true } : {}) });
+  }
 
-  const closePaid = async (payment: PaymentReceived): Promise<void> => {
+  private persistFailed(err: unknown): Outcome {
+    if (!isCancellation(err)) return { status: 'FAILED', reason: describeFailure(err) };
+    this.operatorCancellation = err;
+    return { status: 'FAILED', reason: 'cancelled by an operator before the order was persisted' };
+  }
+
+  // ---- close ------------------------------------------------------------------------------------
+
+  private async close(outcome: Outcome): Promise<void> {
+    this.decided = outcome;
+    if (outcome.status === 'PAID') return this.closePaid(outcome.payment);
+    if (outcome.status === 'CANCELLED') return this.closeCancelled(outcome.reason);
+    return this.closeFailed(outcome.reason);
+  }
+
+  private async closePaid(payment: PaymentReceived): Promise<void> {
     // Redis first: if the units are no longer this order's, it must not be sold in MySQL either.
-    const confirmed = await confirmReservation(reservation);
+    const confirmed = await confirmReservation(this.reservation);
     if (confirmed === 'CONFIRMED' || confirmed === 'ALREADY_CONFIRMED') {
       const paidAt = new Date().toISOString();
-      await markPaid({ orderNo: input.orderNo, eventId: payment.eventId, amountCents: payment.amountCents, paidAt });
-      state.paidAt = paidAt;
-      setStatus('PAID');
+      await markPaid({ orderNo: this.input.orderNo, eventId: payment.eventId, amountCents: payment.amountCents, paidAt });
+      this.state.paidAt = paidAt;
+      this.setStatus('PAID');
       return;
     }
-    log.error('the paid order has no reservation left in Redis; failing it and refunding the payment', { orderNo: input.orderNo, confirmed });
-    decided = { status: 'FAILED', reason: `ReservationLost: the reservation was ${confirmed} when the payment was applied` };
-    return closeFailed(decided.reason);
-  };
+    log.error('the paid order has no reservation left in Redis; failing it and refunding the payment', { orderNo: this.input.orderNo, confirmed });
+    this.decided = { status: 'FAILED', reason: `ReservationLost: the reservation was ${confirmed} when the payment was applied` };
+    return this.closeFailed(this.decided.reason);
+  }
+
+  private async closeCancelled(reason: CancelReason): Promise<void> {
+    const cancelledAt = new Date().toISOString();
+    if (this.byArrival) {
+      this.settling = true;
+      const found = await cancelUnpaidOrder({ orderNo: this.input.orderNo, reason, cancelledAt });
+      this.settling = false;
+      if (found.outcome === 'PAID_IN_TIME') return this.payRecordedInTime(found.payment);
+    } else {
+      await cancelOrder({ orderNo: this.input.orderNo, reason, cancelledAt });
+    }
+    await releaseReservation(this.reservation);
+    this.state.cancelReason = reason;
+    this.setStatus('CANCELLED');
+  }
 
   /** A payment recorded in time that the order had not been delivered yet pays it after all. */
-  const payRecordedInTime = async (payment: Required<PaymentReceived>): Promise<void> => {
-    log.info('a payment recorded before the order was cancelled pays it', { orderNo: input.orderNo, eventId: payment.eventId });
-    accepted = payment;
-    decided = { status: 'PAID', payment };
-    const seen = state.payments.find((p) => p.eventId === payment.eventId);
+  private async payRecordedInTime(payment: Required<PaymentReceived>): Promise<void> {
+    log.info('a payment recorded before the order was cancelled pays it', { orderNo: this.input.orderNo, eventId: payment.eventId });
+    this.accepted = payment;
+    this.decided = { status: 'PAID', payment };
+    const seen = this.state.payments.find((p) => p.eventId === payment.eventId);
     if (seen) {
       seen.outcome = 'APPLIED';
       delete seen.refundReason;
     } else {
-      state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, outcome: 'APPLIED' });
+      this.state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, outcome: 'APPLIED' });
     }
     // The same event may have been judged without its arrival time (an older caller): not a refund.
-    refunds.splice(0, refunds.length, ...refunds.filter((refund) => refund.eventId !== payment.eventId));
-    return closePaid(payment);
-  };
+    this.refunds.splice(0, this.refunds.length, ...this.refunds.filter((refund) => refund.eventId !== payment.eventId));
+    return this.closePaid(payment);
+  }
 
-  const closeFailed = async (reason: string): Promise<void> => {
-    log.warn('order failed; releasing the reservation', { orderNo: input.orderNo, reason });
-    await recordOrderFailure({ ...input, paymentDeadline, reason });
-    await releaseReservation(reservation);
-    state.failureReason = reason;
-    if (accepted) {
-      const payment = accepted;
-      state.payments = state.payments.map((p) => (p.eventId === payment.eventId ? { ...p, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' } : p));
-      refunds.push({ ...payment, reason: 'ORDER_FAILED' });
+  private async closeFailed(reason: string): Promise<void> {
+    log.warn('order failed; releasing the reservation', { orderNo: this.input.orderNo, reason });
+    await recordOrderFailure({ ...this.input, paymentDeadline: this.state.paymentDeadline, reason });
+    await releaseReservation(this.reservation);
+    this.state.failureReason = reason;
+    if (this.accepted) {
+      const payment = this.accepted;
+      this.state.payments = this.state.payments.map((p) =>
+        p.eventId === payment.eventId ? { ...p, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' } : p,
+      );
+      this.refunds.push({ ...payment, reason: 'ORDER_FAILED' });
     }
-    setStatus('FAILED');
-  };
+    this.setStatus('FAILED');
+  }
 
   /** Records every payment that was not applied, including any that arrive while doing so. */
-  const recordRefunds = async (): Promise<void> => {
-    for (let refund = refunds.shift(); refund; refund = refunds.shift()) {
-      await recordRefundRequired({ orderNo: input.orderNo, eventId: refund.eventId, amountCents: refund.amountCents, reason: refund.reason });
+  private async recordRefunds(): Promise<void> {
+    for (let refund = this.refunds.shift(); refund; refund = this.refunds.shift()) {
+      await recordRefundRequired({ orderNo: this.input.orderNo, eventId: refund.eventId, amountCents: refund.amountCents, reason: refund.reason });
     }
-  };
+  }
 
-  const outcome = await decide();
-  await CancellationScope.nonCancellable(async () => {
-    await close(outcome);
-    await recordRefunds();
-    await condition(allHandlersFinished);
-    await recordRefunds();
-  });
-  log.info('order closed', { orderNo: state.orderNo, status: state.status, workflowId: workflowInfo().workflowId });
-  // The order is closed as the operator asked; the workflow shows as cancelled, unless it was paid.
-  if (operatorCancellation && state.status !== 'PAID') throw operatorCancellation;
-  return state;
+  // ---- the order's state ------------------------------------------------------------------------
+
+  /** The one place a payment event is judged; the same event judged twice gets the same verdict. */
+  private judgePayment(payment: PaymentReceived): PaymentVerdict {
+    const seen = this.state.payments.find((p) => p.eventId === payment.eventId);
+    if (seen) return verdictOf(seen);
+    const verdict = this.verdictOn(payment);
+    this.state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, ...verdict });
+    if (verdict.refundReason) this.refunds.push({ ...payment, reason: verdict.refundReason });
+    return verdict;
+  }
+
+  private verdictOn(payment: PaymentReceived): PaymentVerdict {
+    // By arrival, what the payment itself says comes first (its amount, when it was recorded), so
+    // that its reason does not depend on when it was delivered.
+    const wrongAmount = payment.amountCents !== this.state.totalCents;
+    if (this.byArrival && wrongAmount) return { outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' };
+    if (this.byArrival && this.recordedAfterDeadline(payment)) return { outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' };
+    if (this.accepted) return { outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' };
+    if (this.decided || !OPEN_STATUSES.includes(this.state.status)) return { outcome: 'REFUND_REQUIRED', refundReason: this.closedReason() };
+    if (wrongAmount) return { outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' };
+    // Accepted even while PENDING: it is applied once the order is persisted, refunded if it never is.
+    this.accepted = payment;
+    return { outcome: 'APPLIED' };
+  }
+
+  /**
+   * Judged by when it was recorded, whatever the order of its delivery and the timer's firing (one
+   * that reaches a PENDING order came before it was payable, so before its deadline).
+   */
+  private recordedAfterDeadline(payment: PaymentReceived): boolean {
+    return payment.receivedAt !== undefined && this.state.status !== 'PENDING' && !receivedInTime(payment.receivedAt, this.state.paymentDeadline);
+  }
+
+  /** A payment recorded in time, while cancelUnpaidOrder runs, waits for its answer (receivePayment). */
+  private waitsForSettling(payment: PaymentReceived): boolean {
+    return (
+      this.settling &&
+      payment.receivedAt !== undefined &&
+      receivedInTime(payment.receivedAt, this.state.paymentDeadline) &&
+      payment.amountCents === this.state.totalCents &&
+      !this.state.payments.some((p) => p.eventId === payment.eventId)
+    );
+  }
+
+  /** Why a payment can no longer be applied, once the order is closing or closed. */
+  private closedReason(): RefundReason {
+    return refundReasonFor(this.accepted ? 'PAID' : this.decided?.status === 'FAILED' ? 'FAILED' : this.state.status);
+  }
+
+  private cancellable(): boolean {
+    return !this.decided && isCancellable(this.state);
+  }
+
+  private setStatus(status: OrderState['status']): void {
+    this.state.status = status;
+    upsertSearchAttributes([{ key: ORDER_STATUS_SEARCH_ATTRIBUTE, value: status }]);
+  }
 }
 
 /** Refuses a malformed payment before it enters the history. */
