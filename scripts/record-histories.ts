@@ -38,11 +38,11 @@ import {
   orderWorkflowId,
   payUpdate,
   statusQuery,
+  durationToMs,
   type OrderInput,
   type OrderStatus,
   type PaymentReceived,
 } from '../src/order/contract.js';
-import { durationToMs } from '../src/order/contract.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 
 const root = resolve(import.meta.dirname, '..');

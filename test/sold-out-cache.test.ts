@@ -3,12 +3,11 @@
  * sale is gone, and drops the flag as soon as release.lua gives stock back.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { SoldOutCache } from '../src/order/checkout.js';
+import { SoldOutCache, newOrderNo } from '../src/order/checkout.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { subscribeChannels } from '../src/infra/redis-subscription.js';
 import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../src/inventory/redis-inventory.js';
-import { newOrderNo } from '../src/order/checkout.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { uniqueSku } from './helpers/fixtures.js';

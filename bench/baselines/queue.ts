@@ -14,7 +14,7 @@ import { duplicateRedis, type RedisClient } from '../../src/infra/redis.js';
 import type Koa from 'koa';
 import type { Pool, ResultSetHeader } from 'mysql2/promise';
 import { ShopperAuth } from '../../src/api/auth.js';
-import { acceptReservation } from '../../src/order/checkout.js';
+import { acceptReservation, newOrderNo } from '../../src/order/checkout.js';
 import { ApiError } from '../../src/api/errors.js';
 import { createKoaApp, jsonBody } from '../../src/api/http.js';
 import { checkoutSchema, idempotencyKeySchema } from '../../src/api/schemas.js';
@@ -22,7 +22,6 @@ import type { AppConfig } from '../../src/config/index.js';
 import type { Logger } from '../../src/infra/logger.js';
 import { inTransaction } from '../../src/db/store.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
-import { newOrderNo } from '../../src/order/checkout.js';
 
 /**
  * The seed's design is a single list (`order_queue`) for all SKUs: one consumer drains everything.

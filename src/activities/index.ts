@@ -13,8 +13,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderChangeNotifier } from '../order/reads.js';
-import type { CancelReason, PaymentReceived, PersistOrderInput, RefundReason } from '../order/contract.js';
-import { durationToMs } from '../order/contract.js';
+import { durationToMs, type CancelReason, type PaymentReceived, type PersistOrderInput, type RefundReason } from '../order/contract.js';
 
 export interface ActivityDeps {
   store: Store;

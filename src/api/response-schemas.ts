@@ -7,11 +7,18 @@ import { z } from 'zod';
 import { CONFIG_DEFAULTS } from '../config/index.js';
 import { BREAKER_STATES, type DependencyName } from '../infra/dependency-guard.js';
 import { INVARIANTS } from '../invariants/check.js';
-import type { OrderView } from '../order/contract.js';
+import {
+  CANCEL_REASONS,
+  REFUND_REASONS,
+  STORED_ORDER_STATUSES,
+  STORED_PAYMENT_OUTCOMES,
+  WEBHOOK_OUTCOMES,
+  type OrderView,
+  type StoredOrderStatus,
+} from '../order/contract.js';
 import type { WebhookAnswer } from '../order/payments.js';
 import type { AdminOrderView, AdminPaymentView, AdminSaleView, SaleStats } from '../sales/admin-service.js';
 import type { SaleView } from '../sales/sale-view.js';
-import { CANCEL_REASONS, REFUND_REASONS, STORED_ORDER_STATUSES, STORED_PAYMENT_OUTCOMES, WEBHOOK_OUTCOMES, type StoredOrderStatus } from '../order/contract.js';
 import type { ErrorCode } from './errors.js';
 import type { Dependency } from './routes/operations.js';
 import { orderNoSchema, orderStatusSchema, skuSchema } from './schemas.js';

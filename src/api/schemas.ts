@@ -10,10 +10,9 @@
  * JSON Schema cannot state (an end in the past, an event id reused) is said in the field's description.
  */
 import { z } from 'zod';
-import { ORDER_NO_PATTERN } from '../order/contract.js';
+import { ORDER_NO_PATTERN, ORDER_STATUSES, STORED_ORDER_STATUSES, STORED_PAYMENT_OUTCOMES } from '../order/contract.js';
 import { PAYMENT_SIGNATURE_PATTERN } from '../order/payments.js';
 import { CURSOR_POSITIONS, encodeCursor } from '../sales/cursor.js';
-import { ORDER_STATUSES, STORED_ORDER_STATUSES, STORED_PAYMENT_OUTCOMES } from '../order/contract.js';
 import { USER_ID_PATTERN } from './auth.js';
 
 export const MAX_QUANTITY_PER_ORDER = 100;

@@ -39,13 +39,13 @@ import {
   ORDER_STATUS_SEARCH_ATTRIBUTE,
   paymentReceivedSignal,
   statusQuery,
+  durationToMs,
   type CancelReason,
   type OrderInput,
   type OrderState,
   type PaymentReceived,
   type RefundReason,
 } from '../order/contract.js';
-import { durationToMs } from '../order/contract.js';
 
 /**
  * persistOrder runs as a local activity: in the worker, inside the workflow task that starts the

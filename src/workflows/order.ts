@@ -58,6 +58,7 @@ import {
   refundReasonFor,
   statusQuery,
   verdictOf,
+  durationToMs,
   type CancelReason,
   type OrderInput,
   type OrderState,
@@ -65,7 +66,6 @@ import {
   type PaymentVerdict,
   type RefundReason,
 } from '../order/contract.js';
-import { durationToMs } from '../order/contract.js';
 import { orderWorkflowV1 } from './order-v1.js';
 
 /**

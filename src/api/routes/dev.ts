@@ -1,9 +1,8 @@
 import Router from '@koa/router';
-import type { OrderStatusReader } from '../../order/reads.js';
+import { findOwnOrder, type OrderStatusReader } from '../../order/reads.js';
 import type { ShopperAuth } from '../auth.js';
 import { route } from '../route.js';
 import { ApiError } from '../errors.js';
-import { findOwnOrder } from '../../order/reads.js';
 import type { PaymentWebhook } from '../../order/payments.js';
 import { webhookAnswerSchema } from '../response-schemas.js';
 import { simulatePaymentSchema } from '../schemas.js';
