@@ -26,8 +26,6 @@ import {
   condition,
   isCancellation,
   log,
-  proxyActivities,
-  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -48,36 +46,17 @@ import {
 } from '../order/contract.js';
 
 /**
- * persistOrder runs as a local activity: in the worker, inside the workflow task that starts the
- * order, so persisting costs Temporal one workflow task instead of a workflow task, an activity
- * task and a second workflow task. Under a burst that halves the server's work per order (see
- * docs/performance.md). It is one short, idempotent MySQL transaction, which is what local
- * activities are for.
- *
- * Persisting is worth retrying through a database hiccup or fail-over (about a minute of backoff),
- * but not forever: the shopper is waiting, and compensation gives the stock back to others.
- * Validation and "sale gone" errors are thrown non-retryable by the activity itself.
- * Retries whose backoff reaches localRetryThreshold wait on a durable timer, which closes the
- * workflow task, so status queries and payment signals are answered between attempts even during
- * a long MySQL outage.
+ * The activities v1 calls, handed in by OrderWorkflow: its proxies have the options v1 was written
+ * with (persistOrder a local activity giving up after 10 attempts, the closing ones retrying
+ * without limit), so the replayed commands are the same.
  */
-const { persistOrder } = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '5s',
-  localRetryThreshold: '1s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
-});
+export type OrderActivitiesV1 = Pick<
+  Activities,
+  'persistOrder' | 'markPaid' | 'cancelOrder' | 'recordOrderFailure' | 'recordRefundRequired' | 'releaseReservation' | 'confirmReservation'
+>;
 
-/**
- * Everything after persistence must happen eventually: a lost markPaid loses money, a lost
- * cancelOrder or releaseReservation loses stock. These retry without limit (with capped backoff);
- * every one of them is idempotent, so a retry after a lost answer is harmless.
- */
-const { markPaid, cancelOrder, recordOrderFailure, recordRefundRequired, releaseReservation, confirmReservation } = proxyActivities<Activities>({
-  startToCloseTimeout: '10s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
-});
-
-export async function orderWorkflowV1(input: OrderInput): Promise<OrderState> {
+export async function orderWorkflowV1(input: OrderInput, activities: OrderActivitiesV1): Promise<OrderState> {
+  const { persistOrder, markPaid, cancelOrder, recordOrderFailure, releaseReservation, confirmReservation } = activities;
   // The deadline runs from the reservation, so a slow start never gives the shopper extra time.
   const paymentDeadline = new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString();
   const state: OrderState = {
@@ -141,7 +120,7 @@ export async function orderWorkflowV1(input: OrderInput): Promise<OrderState> {
         refundsToRecord.push({ ...acceptedPayment, reason: 'ORDER_FAILED' });
       }
       setStatus('FAILED');
-      return await finish(state, refundsToRecord);
+      return await finish(state, refundsToRecord, activities);
     }
     setStatus('AWAITING_PAYMENT');
 
@@ -160,7 +139,7 @@ export async function orderWorkflowV1(input: OrderInput): Promise<OrderState> {
     } else {
       await closeCancelled(state, cancelRequested ? 'USER_CANCELLED' : 'PAYMENT_TIMEOUT');
     }
-    return await finish(state, refundsToRecord);
+    return await finish(state, refundsToRecord, activities);
   } catch (err) {
     if (!isCancellation(err)) throw err;
     // The workflow itself was cancelled (an operator in the Web UI): still give the stock back.
@@ -174,7 +153,7 @@ export async function orderWorkflowV1(input: OrderInput): Promise<OrderState> {
       } else if (state.status === 'AWAITING_PAYMENT') {
         await closeCancelled(state, 'USER_CANCELLED');
       }
-      await finish(state, refundsToRecord);
+      await finish(state, refundsToRecord, activities);
     });
     throw err;
   }
@@ -188,7 +167,11 @@ export async function orderWorkflowV1(input: OrderInput): Promise<OrderState> {
 }
 
 /** Records every payment that was not applied, including any that arrive while doing so. */
-async function finish(state: OrderState, refunds: Array<PaymentReceived & { reason: RefundReason }>): Promise<OrderState> {
+async function finish(
+  state: OrderState,
+  refunds: Array<PaymentReceived & { reason: RefundReason }>,
+  { recordRefundRequired }: OrderActivitiesV1,
+): Promise<OrderState> {
   while (refunds.length > 0) {
     const refund = refunds.shift();
     if (refund) await recordRefundRequired({ orderNo: state.orderNo, eventId: refund.eventId, amountCents: refund.amountCents, reason: refund.reason });

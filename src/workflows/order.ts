@@ -108,7 +108,9 @@ type Refund = PaymentReceived & { reason: RefundReason };
 
 export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   // Kept while recorded histories need it: those of v1 (no patch marker) replay the frozen first version.
-  if (!patched(ORDER_PATCHES.decideThenClose)) return orderWorkflowV1(input);
+  if (!patched(ORDER_PATCHES.decideThenClose)) {
+    return orderWorkflowV1(input, { persistOrder, markPaid, cancelOrder, recordOrderFailure, recordRefundRequired, releaseReservation, confirmReservation });
+  }
   const order = new OrderRun(input, patched(ORDER_PATCHES.paymentByArrival));
   // Registered before the first await, so a message delivered with the start finds its handler.
   setHandler(statusQuery, () => order.state);
