@@ -257,27 +257,40 @@ class StalledBreaker implements IBreaker {
 /** The four guards of an API process, built from one configuration. */
 export type DependencyGuards = Record<DependencyName, DependencyGuard>;
 
+/** The names of `T`'s methods that return a promise: the only calls a guard can bound. */
+export type AsyncMethodName<T> = { [K in keyof T]-?: T[K] extends (...args: never[]) => Promise<unknown> ? K : never }[keyof T];
+
 /**
- * `target` seen through `guard`: each of its async methods runs as one guarded call bounded by
- * `timeoutMs` (its internal calls to its own methods are not guarded again). The API reaches the
- * inventory and the store through such views, so every Redis and MySQL call of a request is
- * bounded without each call site saying so.
+ * `T` seen through a guard (see `guarded`): the methods `K` and nothing else, each of them a
+ * guarded call. A method that is not wrapped is not on the type, so code holding a Guarded view
+ * cannot reach the dependency around its deadline and breaker.
  */
-export function guardAll<T extends object>(target: T, guard: DependencyGuard, timeoutMs: number): T {
-  const wrappers = new Map<PropertyKey, unknown>();
-  return new Proxy(target, {
-    get(object, key) {
-      const member: unknown = Reflect.get(object, key, object);
-      if (typeof member !== 'function' || member.constructor.name !== 'AsyncFunction') return member;
-      let wrapper = wrappers.get(key);
-      if (!wrapper) {
-        const method = member as (...args: unknown[]) => Promise<unknown>;
-        wrapper = (...args: unknown[]) => guard.call(Deadline.in(timeoutMs), () => method.apply(object, args));
-        wrappers.set(key, wrapper);
-      }
-      return wrapper;
-    },
-  });
+export type Guarded<T, K extends AsyncMethodName<T>> = Pick<T, K>;
+
+/**
+ * `target` seen through `guard`: each method named in `methods` runs as one guarded call bounded
+ * by `timeoutMs` (its internal calls to its own methods are not guarded again). The API reaches
+ * the inventory and the store through such views, so every Redis and MySQL call of a request is
+ * bounded without each call site saying so.
+ *
+ * The methods are listed, and the compiler checks that each returns a promise: a Proxy that
+ * wrapped whatever was declared `async` let a method returning a promise without `async` escape
+ * its deadline and breaker unnoticed.
+ */
+export function guarded<T extends object, K extends AsyncMethodName<T>>(
+  target: T,
+  guard: DependencyGuard,
+  timeoutMs: number,
+  methods: readonly K[],
+): Guarded<T, K> {
+  const view: Partial<Pick<T, K>> = {};
+  for (const name of methods) {
+    // AsyncMethodName makes T[K] a method returning a promise; TypeScript cannot follow that into the body.
+    const method = target[name] as (...args: unknown[]) => Promise<unknown>;
+    const call = (...args: unknown[]) => guard.call(Deadline.in(timeoutMs), () => method.apply(target, args));
+    view[name] = call as T[K];
+  }
+  return view as Guarded<T, K>;
 }
 
 /**

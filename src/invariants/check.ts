@@ -56,12 +56,18 @@ export interface SaleInvariantOptions {
   workflowCount?: number;
 }
 
+/** What the checker reads: the clients as they are, or the API's guarded views of them. */
+export interface SaleInvariantSources {
+  store: Pick<Store, 'saleStockFigures' | 'orderNumbersOfSale'>;
+  inventory?: Pick<RedisInventory, 'getSale'>;
+}
+
 /**
  * Checks one SKU at rest: no oversell, conservation in Redis and in MySQL, both stores agree
  * (Redis reserved = MySQL awaiting payment, Redis sold = MySQL paid), every accepted order has a
  * row (and a workflow), and the per-user limit. `inventory` is omitted for a design without Redis.
  */
-export async function checkSaleInvariants(deps: { store: Store; inventory?: RedisInventory }, options: SaleInvariantOptions): Promise<InvariantReport> {
+export async function checkSaleInvariants(deps: SaleInvariantSources, options: SaleInvariantOptions): Promise<InvariantReport> {
   const [mysql, redisSale, rows] = await Promise.all([
     deps.store.saleStockFigures(options.sku),
     deps.inventory ? deps.inventory.getSale(options.sku) : Promise.resolve(null),

@@ -17,7 +17,7 @@ export class CancelOrder {
       /** Every read of the order goes through it; told of each cancel delivered here. */
       statusReader: OrderStatusReader;
       /** Seen through the Redis guard: counts the shopper's cancels. */
-      inventory: RedisInventory;
+      inventory: Pick<RedisInventory, 'countCancel'>;
       /** WRITE_DEADLINE: the cancel's Update must have its answer by then. */
       writeDeadlineMs: number;
     },

@@ -109,8 +109,8 @@ export class CheckoutService {
         AppConfig,
         'checkoutMaxWaitSeconds' | 'deadlines' | 'maxCancelsPerShopper' | 'paymentWindow' | 'checkoutStartBudgetMs' | 'clockSkewMarginMs'
       >;
-      /** Seen through the Redis guard (each call bounded by REDIS_TIMEOUT). */
-      inventory: RedisInventory;
+      /** Seen through the Redis guard (each call bounded by REDIS_TIMEOUT): the methods it calls. */
+      inventory: Pick<RedisInventory, 'reserve' | 'markSaleActive'>;
       /** Redis's breaker: while it is open a checkout fails before it touches anything (but the sold-out flag). */
       redis: DependencyGuard;
       orders: OrderClient;

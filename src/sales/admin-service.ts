@@ -6,7 +6,7 @@
  */
 import type { OrderRow, PaymentListRow, SaleRow, Store } from '../db/store.js';
 import type { StoredOrderStatus, StoredPaymentOutcome } from '../order/contract.js';
-import { checkSaleInvariants, type Invariant, type RedisCounters } from '../invariants/check.js';
+import { checkSaleInvariants, type Invariant, type RedisCounters, type SaleInvariantSources } from '../invariants/check.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderClient } from '../order/client.js';
 import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from './cursor.js';
@@ -75,7 +75,15 @@ export interface AdminSaleView {
 }
 
 export class AdminService {
-  constructor(private readonly deps: { store: Store; inventory: RedisInventory; orders: OrderClient; sales: SalesService }) {}
+  /** `store` and `inventory`: the methods it calls (the invariant checker's included); the API passes its guarded views. */
+  constructor(
+    private readonly deps: {
+      store: Pick<Store, 'getSale' | 'closeSale' | 'ordersPage' | 'paymentsPage' | 'salesPage' | 'orderCountsByStatus'> & SaleInvariantSources['store'];
+      inventory: Pick<RedisInventory, 'getSale' | 'closeSale'>;
+      orders: OrderClient;
+      sales: SalesService;
+    },
+  ) {}
 
   async saleStats(sku: string): Promise<SaleStats> {
     const { store, inventory, orders } = this.deps;

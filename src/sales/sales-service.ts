@@ -17,9 +17,10 @@ export interface NewSale {
 }
 
 export class SalesService {
+  /** The methods it calls: the API passes its guarded views (src/api/app.ts), tests and tools the clients as they are. */
   constructor(
-    private readonly store: Store,
-    private readonly inventory: RedisInventory,
+    private readonly store: Pick<Store, 'createSale' | 'getSale'>,
+    private readonly inventory: Pick<RedisInventory, 'defineSale' | 'getSale'>,
   ) {}
 
   /**

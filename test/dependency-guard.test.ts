@@ -1,0 +1,70 @@
+/**
+ * The guarded views the API reaches Redis and MySQL through (`guarded`), without servers: each
+ * listed method runs under its per-call deadline and its guard's breaker, whether or not it is
+ * declared `async`; what is not listed is not on the view. test/dependency-freeze.test.ts shows
+ * the same against frozen servers, through the real API.
+ */
+import { describe, expect, it } from 'vitest';
+import { DependencyGuard, DependencyUnavailableError, guarded } from '../src/infra/dependency-guard.js';
+
+const TIMEOUT_MS = 50;
+
+/** A client whose methods hang or fail as told; none of them is declared `async`. */
+class FakeClient {
+  calls = 0;
+  constructor(private readonly answer: () => Promise<string>) {}
+
+  /** Returns a promise without being `async`: the guardAll Proxy let this one through unbounded. */
+  fetch(key: string): Promise<string> {
+    this.calls++;
+    return this.answer().then((value) => `${key}=${value}`);
+  }
+
+  also(): Promise<string> {
+    return this.fetch('also');
+  }
+
+  label(): string {
+    return 'not a call to a dependency';
+  }
+}
+
+const newGuard = () => new DependencyGuard('redis', { failureThreshold: 2, halfOpenAfterMs: 60_000 });
+const never = () => new Promise<string>(() => {});
+
+describe('guarded', () => {
+  it('bounds a listed method that returns a promise without being async: DependencyUnavailableError (deadline) after timeoutMs', async () => {
+    const view = guarded(new FakeClient(never), newGuard(), TIMEOUT_MS, ['fetch']);
+    const began = Date.now();
+    const err: unknown = await view.fetch('a').catch((caught: unknown) => caught);
+    expect(err).toBeInstanceOf(DependencyUnavailableError);
+    expect(err).toMatchObject({ dependency: 'redis', reason: 'deadline' });
+    expect(Date.now() - began).toBeGreaterThanOrEqual(TIMEOUT_MS - 5);
+    expect(Date.now() - began).toBeLessThan(TIMEOUT_MS + 1_000);
+  });
+
+  it("counts its failures for the guard's breaker, which then refuses at once without calling the client", async () => {
+    const guard = newGuard();
+    const client = new FakeClient(() => Promise.reject(new Error('connection refused')));
+    const view = guarded(client, guard, TIMEOUT_MS, ['fetch']);
+    for (let i = 0; i < 2; i++) await expect(view.fetch('a')).rejects.toMatchObject({ reason: 'failed' });
+    expect(guard.state).toBe('open');
+    await expect(view.fetch('a')).rejects.toMatchObject({ reason: 'breaker-open' });
+    expect(client.calls).toBe(2);
+  });
+
+  it('answers as the client does when it answers in time, with the client as `this`', async () => {
+    const view = guarded(new FakeClient(() => Promise.resolve('1')), newGuard(), TIMEOUT_MS, ['fetch', 'also']);
+    expect(await view.fetch('a')).toBe('a=1');
+    expect(await view.also()).toBe('also=1');
+  });
+
+  it('offers the listed methods and nothing else, and lists only methods returning promises', () => {
+    const view = guarded(new FakeClient(never), newGuard(), TIMEOUT_MS, ['fetch']);
+    expect(Object.keys(view)).toEqual(['fetch']);
+    // @ts-expect-error not listed, so not on the view: it could not be called unguarded
+    expect(view.also).toBeUndefined();
+    // @ts-expect-error a method that returns no promise cannot be guarded
+    guarded(new FakeClient(never), newGuard(), TIMEOUT_MS, ['label']);
+  });
+});
