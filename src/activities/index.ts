@@ -12,14 +12,17 @@ import { asyncLocalStorage, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import type { OrderChangeNotifier } from '../order/reads.js';
 import { durationToMs, type CancelReason, type PaymentReceived, type PersistOrderInput, type RefundReason } from '../order/contract.js';
 
 export interface ActivityDeps {
   store: Store;
   inventory: RedisInventory;
-  /** Tells the API processes' status caches that an order is changing (OrderChangeNotifier, src/order/reads.ts). */
-  changes: OrderChangeNotifier;
+  /**
+   * Tells the API processes' status caches that an order is changing (OrderChangeNotifier,
+   * src/order/reads.ts). Declared here, not imported: reads.ts leads through the order client to
+   * the workflows, which import these activities' types (an import circle).
+   */
+  changes: { publish(orderNo: string): Promise<void> };
 }
 
 /** Stable types of non-retryable failures, visible in the Web UI and in the order's failureReason. */

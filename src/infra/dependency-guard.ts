@@ -11,8 +11,12 @@
  */
 import { BrokenCircuitError, CircuitState, circuitBreaker, handleWhen, type CircuitBreakerPolicy, type IBreaker } from 'cockatiel';
 
+/** The servers the API talks to: what its readiness probe checks (src/api/routes/operations.ts). */
+export const SERVER_NAMES = ['redis', 'mysql', 'temporal'] as const;
+export type ServerName = (typeof SERVER_NAMES)[number];
+
 /** What the API depends on: the three servers, and the order workflows answering (the worker). */
-export const DEPENDENCY_NAMES = ['redis', 'mysql', 'temporal', 'workflows'] as const;
+export const DEPENDENCY_NAMES = [...SERVER_NAMES, 'workflows'] as const;
 export type DependencyName = (typeof DEPENDENCY_NAMES)[number];
 
 export const BREAKER_STATES = ['closed', 'open', 'half-open'] as const;

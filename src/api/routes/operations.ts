@@ -12,17 +12,24 @@ import type { Client } from '@temporalio/client';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Store } from '../../db/store.js';
-import { Deadline, DEPENDENCY_NAMES, type BreakerState, type DependencyGuards, type DependencyName } from '../../infra/dependency-guard.js';
+import {
+  Deadline,
+  DEPENDENCY_NAMES,
+  SERVER_NAMES,
+  type BreakerState,
+  type DependencyGuards,
+  type DependencyName,
+  type ServerName,
+} from '../../infra/dependency-guard.js';
 import type { RedisClient } from '../../infra/redis.js';
 import type { ApiMetrics } from '../metrics.js';
 import { healthDownSchema, healthOkSchema, livenessSchema } from '../response-schemas.js';
 import { route } from '../route.js';
 
-export type Dependency = 'redis' | 'mysql' | 'temporal';
 export interface HealthReport {
   ok: boolean;
-  checks: Record<Dependency, 'up' | 'down'>;
-  down: Dependency[];
+  checks: Record<ServerName, 'up' | 'down'>;
+  down: ServerName[];
 }
 
 /** Each dependency's breaker as it stands (an open one: requests that need it fail fast). */
@@ -33,14 +40,13 @@ export function breakerStates(guards: DependencyGuards): Record<DependencyName, 
 const TIMEOUT_MS = 1_500;
 
 export async function checkHealth(deps: { redis: RedisClient; store: Store; temporal: Client; guards?: DependencyGuards }): Promise<HealthReport> {
-  const probes: Record<Dependency, () => Promise<unknown>> = {
+  const probes: Record<ServerName, () => Promise<unknown>> = {
     redis: () => deps.redis.ping(),
     mysql: () => deps.store.ping(),
     temporal: () => deps.temporal.workflowService.getSystemInfo({}),
   };
-  const names = Object.keys(probes) as Dependency[];
   const results = await Promise.all(
-    names.map((name) => {
+    SERVER_NAMES.map((name) => {
       const guard = deps.guards?.[name];
       const probe = guard ? guard.call(Deadline.in(TIMEOUT_MS), probes[name]) : withTimeout(probes[name]());
       return probe.then(
@@ -49,8 +55,8 @@ export async function checkHealth(deps: { redis: RedisClient; store: Store; temp
       );
     }),
   );
-  const checks = Object.fromEntries(names.map((name, i) => [name, results[i] ? 'up' : 'down'])) as HealthReport['checks'];
-  const down = names.filter((name) => checks[name] === 'down');
+  const checks = Object.fromEntries(SERVER_NAMES.map((name, i) => [name, results[i] ? 'up' : 'down'])) as HealthReport['checks'];
+  const down = SERVER_NAMES.filter((name) => checks[name] === 'down');
   return { ok: down.length === 0, checks, down };
 }
 
