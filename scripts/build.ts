@@ -5,14 +5,14 @@
  *     mirrors src/ at the same depth, so the paths the code finds from its own location (lua/,
  *     migrations/, package.json) hold in both;
  *  2. the files the API serves as they are (src/api/public → dist/api/public), with the dashboard
- *     page finished: its TypeScript script bundled in (src/api/dashboard-page.ts).
+ *     and docs pages finished: their TypeScript scripts bundled in (src/api/dashboard-page.ts).
  * dist/ is emptied first, so a module that was moved or deleted leaves nothing behind; the workflow
  * bundle (`npm run build:workflows`, dist/workflow-bundle.js) is kept.
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { dashboardPage } from '../src/api/dashboard-page.js';
+import { finishedPage, SCRIPTED_PAGES, type ScriptedPage } from '../src/api/dashboard-page.js';
 
 const root = resolve(import.meta.dirname, '..');
 const dist = join(root, 'dist');
@@ -33,10 +33,10 @@ const publicSrc = join(root, 'src', 'api', 'public');
 const publicDist = join(dist, 'api', 'public');
 mkdirSync(publicDist, { recursive: true });
 for (const file of readdirSync(publicSrc)) {
-  // The dashboard's script and its type-check settings are bundled into the page, not served.
-  if (file === 'index.html' || file.endsWith('.ts') || file === 'tsconfig.json') continue;
+  // The pages' scripts are bundled into them, not served; their type-check settings neither.
+  if (file in SCRIPTED_PAGES || file.endsWith('.ts') || file === 'tsconfig.json') continue;
   copyFileSync(join(publicSrc, file), join(publicDist, file));
 }
-writeFileSync(join(publicDist, 'index.html'), await dashboardPage(publicSrc));
+for (const page of Object.keys(SCRIPTED_PAGES) as ScriptedPage[]) writeFileSync(join(publicDist, page), await finishedPage(publicSrc, page));
 
 console.log(`built dist/ in ${Date.now() - startedAt} ms`);

@@ -1,7 +1,7 @@
 /**
  * The compiled build (`npm run build`) and the processes as the Docker image runs them: `node
  * dist/…` with no TypeScript tooling in the way. The migrator, the API and the worker run from
- * dist/ against the test stack, and an order goes through the compiled API and worker; the page
+ * dist/ against the test stack, and an order goes through the compiled API and worker; the pages
  * and the OpenAPI document they serve are the ones the sources serve.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { createApp } from '../src/api/app.js';
-import { dashboardPage } from '../src/api/dashboard-page.js';
+import { dashboardPage, finishedPage } from '../src/api/dashboard-page.js';
 import { buildOpenApiDocument, routersOf } from '../src/api/openapi.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
@@ -77,12 +77,15 @@ describe('npm run build', () => {
     for (const entry of ['dist/api/main.js', 'dist/workers/main.js', 'dist/db/main.js', 'dist/workflows/index.js']) {
       expect(existsSync(join(root, entry)), entry).toBe(true);
     }
-    // No TypeScript in the build: the dashboard's script is bundled into its page.
+    // No TypeScript in the build: the dashboard's and the docs page's scripts are bundled into their pages.
     expect(existsSync(join(root, 'dist/api/public/dashboard.ts'))).toBe(false);
+    expect(existsSync(join(root, 'dist/api/public/docs.ts'))).toBe(false);
     const page = readFileSync(join(root, 'dist/api/public/index.html'), 'utf8');
     expect(page).not.toContain('<script src="dashboard.ts">');
     expect(page).toMatch(/<script>\n[^]*renderStatusRows[^]*<\/script>/);
-    expect(existsSync(join(root, 'dist/api/public/docs.html'))).toBe(true);
+    const docs = readFileSync(join(root, 'dist/api/public/docs.html'), 'utf8');
+    expect(docs).not.toContain('<script src="docs.ts">');
+    expect(docs).toMatch(/<script>\n[^]*SwaggerUIBundle\(\{[^]*<\/script>/);
   });
 });
 
@@ -118,7 +121,7 @@ describe('the compiled processes', () => {
     expect(await reply.json()).toMatchObject({ sku, quantity: 1, status: 'AWAITING_PAYMENT' });
   });
 
-  it('serve the same OpenAPI document and dashboard page as the sources', async () => {
+  it('serve the same OpenAPI document, dashboard page and docs page as the sources', async () => {
     const temporal = await createTemporalClient(config);
     try {
       const fromSource = createApp({ config, redis, store, temporal, logger: createLogger(config, 'api') });
@@ -129,5 +132,7 @@ describe('the compiled processes', () => {
     }
     const page = await (await fetch(`${apiUrl}/`)).text();
     expect(page).toBe(await dashboardPage(join(root, 'src/api/public')));
+    const docs = await (await fetch(`${apiUrl}/docs`)).text();
+    expect(docs).toBe(await finishedPage(join(root, 'src/api/public'), 'docs.html'));
   });
 });

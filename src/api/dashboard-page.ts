@@ -1,31 +1,67 @@
 /**
- * The dashboard page as served: src/api/public/index.html with its script, src/api/public/
- * dashboard.ts, bundled for the browser in place of `<script src="dashboard.ts"></script>`, and the
- * stylesheets the script imports (uPlot's) in place of `<link rel="stylesheet" href="dashboard.css" />`.
- * Everything is inlined: the page loads nothing else, from no other host (the machine may be offline).
+ * The pages with a TypeScript script as served: the dashboard (src/api/public/index.html with
+ * dashboard.ts) and the docs page (docs.html with docs.ts). The script is bundled for the browser
+ * in place of `<script src="dashboard.ts"></script>`, and the stylesheets it imports (uPlot's) in
+ * place of `<link rel="stylesheet" href="dashboard.css" />`. Everything is inlined: the page loads
+ * nothing else, from no other host (the machine may be offline).
  *
- * `npm run build` writes the finished page to dist/api/public/index.html (scripts/build.ts), so the
- * compiled API serves a file and never bundles. Run from source (npm start, the tests, tsx), the
- * page still names dashboard.ts and is finished on its first request with esbuild, the bundler
- * tsx itself is built on: a development dependency, like tsx, and loaded only then.
+ * `npm run build` writes the finished pages to dist/api/public/ (scripts/build.ts), so the compiled
+ * API serves files and never bundles. Run from source (npm start, the tests, tsx), a page still
+ * names its .ts script and is finished on its first request with esbuild, the bundler tsx itself
+ * is built on: a development dependency, like tsx, and loaded only then.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type Router from '@koa/router';
+import { z } from 'zod';
+import { route, type RouteDoc } from './route.js';
 
-const SCRIPT_TAG = '<script src="dashboard.ts"></script>';
-const STYLE_TAG = '<link rel="stylesheet" href="dashboard.css" />';
+/** Each page of src/api/public whose script is TypeScript, with that script. */
+export const SCRIPTED_PAGES = { 'index.html': 'dashboard.ts', 'docs.html': 'docs.ts' } as const;
+export type ScriptedPage = keyof typeof SCRIPTED_PAGES;
 
-/** The page from `publicDir`, with its script and styles bundled in unless they are already (a built page). */
-export async function dashboardPage(publicDir: string): Promise<string> {
-  const page = readFileSync(join(publicDir, 'index.html'), 'utf8');
-  if (!page.includes(SCRIPT_TAG)) return page;
-  if (!page.includes(STYLE_TAG)) throw new Error(`${join(publicDir, 'index.html')} names its script but not ${STYLE_TAG}`);
-  const { script, style } = await bundleDashboardScript(join(publicDir, 'dashboard.ts'));
-  return page.replace(STYLE_TAG, () => `<style>\n${style}</style>`).replace(SCRIPT_TAG, () => `<script>\n${script}</script>`);
+/** `page` from `publicDir`, with its script and styles bundled in unless they are already (a built page). */
+export async function finishedPage(publicDir: string, page: ScriptedPage): Promise<string> {
+  const script = SCRIPTED_PAGES[page];
+  const scriptTag = `<script src="${script}"></script>`;
+  const styleTag = `<link rel="stylesheet" href="${script.replace(/\.ts$/, '.css')}" />`;
+  const html = readFileSync(join(publicDir, page), 'utf8');
+  if (!html.includes(scriptTag)) return html;
+  const bundled = await bundleScript(join(publicDir, script));
+  if (bundled.style && !html.includes(styleTag)) throw new Error(`${join(publicDir, page)} names its script but not ${styleTag}, for the styles it imports`);
+  return html
+    .replace(styleTag, () => (bundled.style ? `<style>\n${bundled.style}</style>` : ''))
+    .replace(scriptTag, () => `<script>\n${bundled.script}</script>`);
 }
 
-/** dashboard.ts and what it imports (the order's vocabulary, uPlot) as one browser script, and the CSS it imports as one stylesheet. */
-async function bundleDashboardScript(entry: string): Promise<{ script: string; style: string }> {
+/** The dashboard at /. */
+export const dashboardPage = (publicDir: string): Promise<string> => finishedPage(publicDir, 'index.html');
+
+/**
+ * GET `doc.path`: `page` from `publicDir` as HTML, finished on the first request, once; a failure
+ * is tried again by the next request.
+ */
+export function pageRoute(
+  router: Router,
+  publicDir: string,
+  page: ScriptedPage,
+  /** The route as the OpenAPI document names it, and `answer`: what its 200 is. */
+  doc: Pick<RouteDoc, 'path' | 'operationId' | 'summary' | 'tag'> & { answer: string },
+): void {
+  let finished: Promise<string> | undefined;
+  const { answer, ...operation } = doc;
+  route(router, { method: 'get', ...operation, responses: { 200: { description: answer, contentType: 'text/html', schema: z.string() } } }, async (ctx) => {
+    finished ??= finishedPage(publicDir, page).catch((err: unknown) => {
+      finished = undefined;
+      throw err;
+    });
+    ctx.type = 'html';
+    ctx.body = await finished;
+  });
+}
+
+/** A page's script and what it imports (the dashboard's: the order's vocabulary, uPlot) as one browser script, and the CSS it imports as one stylesheet. */
+async function bundleScript(entry: string): Promise<{ script: string; style: string }> {
   const { build } = await import('esbuild');
   const result = await build({
     entryPoints: [entry],
@@ -34,8 +70,8 @@ async function bundleDashboardScript(entry: string): Promise<{ script: string; s
     platform: 'browser',
     target: 'es2022',
     charset: 'utf8',
-    // Names the two outputs (dashboard.js, dashboard.css); nothing is written.
-    outdir: 'dashboard-bundle',
+    // Names the two outputs (dashboard.js, dashboard.css for dashboard.ts); nothing is written.
+    outdir: 'page-bundle',
     write: false,
     logLevel: 'silent',
   });

@@ -1,9 +1,8 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
-import { z } from 'zod';
 import type { AppConfig } from '../../config/index.js';
-import { dashboardPage } from '../dashboard-page.js';
+import { pageRoute } from '../dashboard-page.js';
 import { route } from '../route.js';
 import { ApiError } from '../errors.js';
 import { devConfigSchema } from '../response-schemas.js';
@@ -25,27 +24,13 @@ export const DEV_DEFAULT_ADMIN_TOKEN = 'dev-admin-token';
 export function dashboardRoutes(deps: { config: Pick<AppConfig, 'authDevLogin' | 'temporalUiUrl' | 'temporal' | 'adminToken'> }): Router {
   const { config } = deps;
   const router = new Router();
-  /** Finished once, on the first request; a failure is tried again by the next one. */
-  let page: Promise<string> | undefined;
-  route(
-    router,
-    {
-      method: 'get',
-      path: '/',
-      operationId: 'getDashboard',
-      summary: 'The live sale dashboard (HTML)',
-      tag: 'dev',
-      responses: { 200: { description: 'The dashboard page', contentType: 'text/html', schema: z.string() } },
-    },
-    async (ctx) => {
-      page ??= dashboardPage(PUBLIC_DIR).catch((err: unknown) => {
-        page = undefined;
-        throw err;
-      });
-      ctx.type = 'html';
-      ctx.body = await page;
-    },
-  );
+  pageRoute(router, PUBLIC_DIR, 'index.html', {
+    path: '/',
+    operationId: 'getDashboard',
+    summary: 'The live sale dashboard (HTML)',
+    tag: 'dev',
+    answer: 'The dashboard page',
+  });
   route(
     router,
     {

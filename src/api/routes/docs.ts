@@ -4,17 +4,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
 import { z } from 'zod';
+import { pageRoute } from '../dashboard-page.js';
 import { route } from '../route.js';
 
 const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'public');
 const SWAGGER_UI_DIR = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
-/** The files the docs page loads, all served from here: the machine running the API may be offline. */
+/** The files the docs page loads besides its own script (inlined), all served from here: the machine running the API may be offline. */
 const DOCS_ASSETS = {
   'swagger-ui.css': { file: join(SWAGGER_UI_DIR, 'swagger-ui.css'), type: 'text/css; charset=utf-8' },
   'swagger-ui-bundle.js': { file: join(SWAGGER_UI_DIR, 'swagger-ui-bundle.js'), type: 'text/javascript; charset=utf-8' },
   'favicon-32x32.png': { file: join(SWAGGER_UI_DIR, 'favicon-32x32.png'), type: 'image/png' },
-  'docs.js': { file: join(PUBLIC_DIR, 'docs.js'), type: 'text/javascript; charset=utf-8' },
 } as const;
 type DocsAsset = keyof typeof DOCS_ASSETS;
 const docsAssetSchema = z.enum(Object.keys(DOCS_ASSETS) as [DocsAsset, ...DocsAsset[]]);
@@ -53,22 +53,14 @@ export function docsRoutes(spec: PublishedSpec): Router {
     },
   );
 
-  const page = readFileSync(join(PUBLIC_DIR, 'docs.html'));
-  route(
-    router,
-    {
-      method: 'get',
-      path: '/docs',
-      operationId: 'getDocsPage',
-      summary: 'The API docs page (Swagger UI)',
-      tag: 'docs',
-      responses: { 200: { description: 'The docs page', contentType: 'text/html', schema: z.string() } },
-    },
-    (ctx) => {
-      ctx.type = 'html';
-      ctx.body = page;
-    },
-  );
+  // docs.html with its script, docs.ts, bundled in.
+  pageRoute(router, PUBLIC_DIR, 'docs.html', {
+    path: '/docs',
+    operationId: 'getDocsPage',
+    summary: 'The API docs page (Swagger UI)',
+    tag: 'docs',
+    answer: 'The docs page',
+  });
 
   route(
     router,
