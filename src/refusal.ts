@@ -1,6 +1,6 @@
 /**
  * A use case saying no: a stable code (one of the API's documented error codes) and a message for
- * people. The use cases (src/checkout, src/sales, src/payments, src/orders) throw it and know
+ * people. The use cases (src/order, src/sales) throw it and know
  * nothing of HTTP; src/api/errors.ts gives each code its status, in one place.
  */
 export const REFUSAL_CODES = [

@@ -1,8 +1,8 @@
 /**
  * The API's wiring: builds the use cases from their clients and mounts the routers in the Koa
- * shell. The use cases live in their domain folders (src/checkout, src/orders, src/payments,
- * src/sales); each route in ./routes validates its input, calls one of them and shapes the answer;
- * src/api/errors.ts turns their refusals into HTTP answers.
+ * shell. The use cases live in their domain folders (src/order: checkout, reads, cancel, payments,
+ * with the order's own routes; src/sales); each route validates its input, calls one of them and
+ * shapes the answer; src/api/errors.ts turns their refusals into HTTP answers.
  */
 import type { Client } from '@temporalio/client';
 import type Koa from 'koa';

@@ -81,6 +81,24 @@ export interface OrderState {
   payments: PaymentRecord[];
 }
 
+/**
+ * The order's state when its workflow starts: PENDING, its payment deadline the earliest it can be
+ * (the reservation + the payment window, moved later once persisted).
+ */
+export function pendingOrderState(input: OrderInput): OrderState {
+  return {
+    orderNo: input.orderNo,
+    sku: input.sku,
+    userId: input.userId,
+    quantity: input.quantity,
+    totalCents: input.unitPriceCents * input.quantity,
+    status: 'PENDING',
+    createdAt: input.createdAt,
+    paymentDeadline: new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString(),
+    payments: [],
+  };
+}
+
 /** The order as the API shows it to its shopper (docs/api.md): its state without the user id and the payments. */
 export type OrderView = Pick<
   OrderState,

@@ -37,7 +37,7 @@ import {
   ORDER_STATUS_SEARCH_ATTRIBUTE,
   paymentReceivedSignal,
   statusQuery,
-  durationToMs,
+  pendingOrderState,
   type CancelReason,
   type OrderInput,
   type OrderState,
@@ -58,18 +58,8 @@ export type OrderActivitiesV1 = Pick<
 export async function orderWorkflowV1(input: OrderInput, activities: OrderActivitiesV1): Promise<OrderState> {
   const { persistOrder, markPaid, cancelOrder, recordOrderFailure, releaseReservation, confirmReservation } = activities;
   // The deadline runs from the reservation, so a slow start never gives the shopper extra time.
-  const paymentDeadline = new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString();
-  const state: OrderState = {
-    orderNo: input.orderNo,
-    sku: input.sku,
-    userId: input.userId,
-    quantity: input.quantity,
-    totalCents: input.unitPriceCents * input.quantity,
-    status: 'PENDING',
-    createdAt: input.createdAt,
-    paymentDeadline,
-    payments: [],
-  };
+  const state = pendingOrderState(input);
+  const paymentDeadline = state.paymentDeadline;
   let acceptedPayment: PaymentReceived | undefined;
   let cancelRequested = false;
   /** Set as soon as the order's fate is decided, before the closing activities run. */

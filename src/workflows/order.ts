@@ -58,7 +58,7 @@ import {
   refundReasonFor,
   statusQuery,
   verdictOf,
-  durationToMs,
+  pendingOrderState,
   type CancelReason,
   type OrderInput,
   type OrderState,
@@ -151,18 +151,7 @@ class OrderRun {
     // By arrival persistOrder moves it to when the order became payable, so a start or a persist
     // that came late (a worker, Temporal or MySQL away) keeps the shopper's whole window; before,
     // it ran from the reservation.
-    const paymentDeadline = new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString();
-    this.state = {
-      orderNo: input.orderNo,
-      sku: input.sku,
-      userId: input.userId,
-      quantity: input.quantity,
-      totalCents: input.unitPriceCents * input.quantity,
-      status: 'PENDING',
-      createdAt: input.createdAt,
-      paymentDeadline,
-      payments: [],
-    };
+    this.state = pendingOrderState(input);
     this.reservation = { sku: input.sku, orderNo: input.orderNo };
   }
 
