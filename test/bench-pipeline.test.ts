@@ -9,27 +9,23 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, expect, inject, it } from 'vitest';
-import { runScript } from './helpers/run-script.js';
+import { expect, it } from 'vitest';
+import { runBench, tempOutDir } from './helpers/run-script.js';
 import { parseBenchArgs, parsePipelineArgs } from '../bench/args.js';
 import { ratio } from '../bench/pipeline-report.js';
 import { buildReport, writeReport } from '../bench/report.js';
 import { round } from '../bench/stats.js';
 
 const root = resolve(import.meta.dirname, '..');
-const outDir = mkdtempSync(join(tmpdir(), 'bench-pipeline-'));
+const outDir = tempOutDir('bench-pipeline-');
 
-afterAll(() => rmSync(outDir, { recursive: true, force: true }));
-
-function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
-  // The status cache at its default, whatever the calling shell sets: the read phase's figures depend on it.
-  return runScript('bench/run.ts', args, { ...process.env, ...inject('stackEnv'), CI: 'true', STATUS_CACHE_MS: '1000' });
-}
+// The status cache at its default, whatever the calling shell sets: the read phase's figures depend on it.
+const benchEnv = { STATUS_CACHE_MS: '1000' };
 
 it('runs the quick pipeline benchmark: persisted, measured against the floor, status read, invariants hold, merged', { timeout: 120_000 }, async () => {
   // A burst run's results already there must stay.
   writeFileSync(join(outDir, 'latest.json'), JSON.stringify({ variants: { ours: { rps: 1 } }, drain: { orders: 1 } }));
-  const { code, output } = await runBench(['--pipeline', '--quick', '--orders', '60', '--concurrency', '8', '--live-orders', '80', '--out', outDir]);
+  const { code, output } = await runBench(['--pipeline', '--quick', '--orders', '60', '--concurrency', '8', '--live-orders', '80', '--out', outDir], benchEnv);
   expect(code, output).toBe(0);
 
   const latest = JSON.parse(readFileSync(join(outDir, 'latest.json'), 'utf8'));
@@ -104,7 +100,7 @@ it('runs the quick pipeline benchmark: persisted, measured against the floor, st
 });
 
 it('refuses a bad option before starting anything', { timeout: 60_000 }, async () => {
-  const { code, output } = await runBench(['--pipeline', '--orders', '0']);
+  const { code, output } = await runBench(['--pipeline', '--orders', '0'], benchEnv);
   expect(code).not.toBe(0);
   expect(output).toMatch(/--orders must be a whole number ≥ 1/);
 });

@@ -9,21 +9,15 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, expect, inject, it } from 'vitest';
+import { expect, inject, it } from 'vitest';
 import { parseBenchArgs } from '../bench/args.js';
 import { formatCpuList, parseCpuList } from '../bench/cpu-layout.js';
 import type { VariantResult } from '../bench/load.js';
 import { buildLayoutsReport, writeReport } from '../bench/report.js';
-import { runScript } from './helpers/run-script.js';
+import { runBench, runScript, tempOutDir } from './helpers/run-script.js';
 
 const root = resolve(import.meta.dirname, '..');
-const outDir = mkdtempSync(join(tmpdir(), 'bench-quick-'));
-
-afterAll(() => rmSync(outDir, { recursive: true, force: true }));
-
-function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
-  return runScript('bench/run.ts', args, { ...process.env, ...inject('stackEnv'), CI: 'true' });
-}
+const outDir = tempOutDir('bench-quick-');
 
 /** The attributes of every element of `svg` whose class is `name` (bench/chart.ts marks its parts so). */
 function marks(svg: string, name: string): Array<Record<string, string>> {

@@ -6,28 +6,23 @@
  * sale's invariants held, and that the results files were written.
  * Figures are printed by the benchmark, never asserted beyond being measured: the machine is shared.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, expect, inject, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { parseTracingCostArgs } from '../bench/args.js';
 import { ratio } from '../bench/pipeline-report.js';
 import { TRACING_MODES } from '../bench/tracing-cost-report.js';
-import { runScript } from './helpers/run-script.js';
+import { runBench, tempOutDir } from './helpers/run-script.js';
 
 const root = resolve(import.meta.dirname, '..');
-const outDir = mkdtempSync(join(tmpdir(), 'bench-tracing-cost-'));
+const outDir = tempOutDir('bench-tracing-cost-');
 
-afterAll(() => rmSync(outDir, { recursive: true, force: true }));
-
-function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
-  // The benchmark sets each mode's tracing itself: a calling shell's OTEL_* must not reach its
-  // workers (this service name would hide every span from the counts below).
-  return runScript('bench/run.ts', args, { ...process.env, ...inject('stackEnv'), CI: 'true', OTEL_SERVICE_NAME: 'not-the-worker' });
-}
+// The benchmark sets each mode's tracing itself: a calling shell's OTEL_* must not reach its
+// workers (this service name would hide every span from the counts below).
+const benchEnv = { OTEL_SERVICE_NAME: 'not-the-worker' };
 
 it('runs the quick tracing-cost benchmark: four modes measured, spans only from traced workers, invariants hold', { timeout: 300_000 }, async () => {
-  const { code, output } = await runBench(['--tracing-cost', '--quick', '--orders', '30', '--out', outDir]);
+  const { code, output } = await runBench(['--tracing-cost', '--quick', '--orders', '30', '--out', outDir], benchEnv);
   expect(code, output).toBe(0);
 
   const r = JSON.parse(readFileSync(join(outDir, 'tracing-cost.json'), 'utf8')).tracingCost;

@@ -596,6 +596,13 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
   const apiKill = rounds.find(([name]) => name === 'api-kill')?.[1];
   const webhook503Elsewhere = roundsWhere((round) => webhook503(round) > 0).filter(([name]) => !name.startsWith('mariadb-') && name !== 'api-kill');
   const saleFigures = `faults.{${names(saleRounds)}}.sale.figures`;
+  /** A layout's requests per second, ours against the references, and ours/queue. */
+  const throughput = (layout: 'shared' | 'split') => ({
+    ours: figure(bench, ours(layout, 'rps')),
+    queue: figure(bench, queue(layout, 'rps')),
+    ceiling: figure(bench, `layouts.${layout}.variants.ceiling.rps`),
+    ratio: figure(bench, `layouts.${layout}.ratios.oursVsQueue`, 2),
+  });
 
   return [
     { bullet: 'Burst', text: '[bench/results/latest.md](bench/results/latest.md), {date};', slots: { date: minute(bench, 'date') } },
@@ -614,10 +621,7 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
       bullet: 'Burst',
       text: 'With every process on both cores: {ours} req/s (queue {queue}, ceiling {ceiling}: ours/queue {ratio}, target 0.8 {met}',
       slots: {
-        ours: figure(bench, ours('shared', 'rps')),
-        queue: figure(bench, queue('shared', 'rps')),
-        ceiling: figure(bench, 'layouts.shared.variants.ceiling.rps'),
-        ratio: figure(bench, 'layouts.shared.ratios.oursVsQueue', 2),
+        ...throughput('shared'),
         met: verdict(ratio('shared') >= 0.8, 'met', 'not met', `${bench.file}, layouts.shared.ratios.oursVsQueue against 0.8`),
       },
     },
@@ -665,10 +669,7 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
       bullet: 'Burst',
       text: '(`--layout split`): {ours} req/s (queue {queue}, ceiling {ceiling}: ours/queue {ratio}), win p99 {win} ms (queue {queueWin}), {errors} 5xx, orders in MySQL {drain} s after the last win.',
       slots: {
-        ours: figure(bench, ours('split', 'rps')),
-        queue: figure(bench, queue('split', 'rps')),
-        ceiling: figure(bench, 'layouts.split.variants.ceiling.rps'),
-        ratio: figure(bench, 'layouts.split.ratios.oursVsQueue', 2),
+        ...throughput('split'),
         win: figure(bench, ours('split', 'winP99Ms')),
         queueWin: figure(bench, queue('split', 'winP99Ms')),
         errors: figure(bench, ours('split', 'errorsWhileUnitsLeft')),

@@ -1,6 +1,9 @@
 /** Runs one of the project's own scripts (bench, chaos) with tsx as a child process, as npm would. */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterAll, inject } from 'vitest';
 
 const root = resolve(import.meta.dirname, '..', '..');
 
@@ -14,4 +17,16 @@ export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv
     child.once('error', fail);
     child.once('close', (code) => done({ code, output }));
   });
+}
+
+/** A results folder for the calling test file, removed after its tests. */
+export function tempOutDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Runs `bench/run.ts` against the test stack (its servers are given in the environment, so the benchmark starts only its workers), as CI would. */
+export function runBench(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; output: string }> {
+  return runScript('bench/run.ts', args, { ...process.env, ...inject('stackEnv'), CI: 'true', ...env });
 }
