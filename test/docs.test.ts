@@ -30,6 +30,8 @@ import { CONFIG_DEFAULTS, CONFIG_VARIABLES } from '../src/config/index.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const README_MAX_BYTES = 12 * 1024;
+/** All of docs/ together: about an hour's reading, each topic on one page. */
+const DOCS_MAX_BYTES = 90_000;
 
 // ---- reading markdown --------------------------------------------------------------------------
 
@@ -996,5 +998,41 @@ describe('README.md', () => {
     expect(measuredProblems(readme, [broken])).toEqual([
       'README.md, "Measured", Burst: README says "Every invariant held in every variant.", but bench/results/latest.json says false at layouts.split.invariants.noOversell',
     ]);
+  });
+});
+
+// ---- the order's path --------------------------------------------------------------------------
+
+/** The goal of one order in one folder: a checkout to PAID reads at most this many files and folders. */
+const ORDER_PATH_MAX = { files: 15, folders: 6 };
+
+/** The order's path as docs/architecture.md lists it: its files, and the counts its sentence states. */
+function orderPath(markdown: string): { files: string[]; stated: { files: number; folders: number } | null } {
+  const lines = sectionLines(markdown, 'How a checkout flows through the code', 'docs/architecture.md');
+  const [table] = tablesIn(lines);
+  const column = table?.header.indexOf('file') ?? -1;
+  const files = (table?.rows ?? []).map((row) => /^`([^`]+)`$/.exec(row[column] ?? '')?.[1] ?? `unreadable cell ${JSON.stringify(row[column])}`);
+  const said = /\*\*(\d+) files in (\d+) folders\*\*/.exec(lines.join('\n'));
+  return { files, stated: said ? { files: Number(said[1]), folders: Number(said[2]) } : null };
+}
+
+describe("docs/architecture.md: the order's path", () => {
+  it(`lists files that exist, states their counts truly, and stays within ${ORDER_PATH_MAX.files} files in ${ORDER_PATH_MAX.folders} folders`, () => {
+    const { files, stated } = orderPath(read('docs/architecture.md'));
+    expect(files.filter((file) => !existsSync(join(ROOT, file)))).toEqual([]);
+    const folders = new Set(files.map((file) => dirname(file)));
+    expect(stated).toEqual({ files: files.length, folders: folders.size });
+    expect(files.length).toBeLessThanOrEqual(ORDER_PATH_MAX.files);
+    expect(folders.size).toBeLessThanOrEqual(ORDER_PATH_MAX.folders);
+  });
+});
+
+describe('docs/', () => {
+  it(`stays under ${DOCS_MAX_BYTES} bytes in all`, () => {
+    const sizes = docPages()
+      .filter((page) => page.startsWith('docs/'))
+      .map((page) => [page, statSync(join(ROOT, page)).size] as const);
+    const total = sizes.reduce((sum, [, size]) => sum + size, 0);
+    expect(total, `docs/ is ${total} bytes (${sizes.map(([page, size]) => `${page} ${size}`).join(', ')})`).toBeLessThanOrEqual(DOCS_MAX_BYTES);
   });
 });
