@@ -1,7 +1,7 @@
 /**
  * Keeps `npm run bench` working: runs `bench/run.ts --quick` against the test stack (its servers
  * are given in the environment, so the benchmark starts none of its own) and checks that every
- * variant ran, the invariants held and the results file has the shape docs/testing.md promises,
+ * variant ran, the invariants held and the results file has the shape bench/report.ts writes,
  * and that the picture (latest.svg) draws what the results hold. Figures are printed by the
  * benchmark, never asserted here (beyond their order): this machine is shared and noisy.
  */
