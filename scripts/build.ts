@@ -5,14 +5,14 @@
  *     mirrors src/ at the same depth, so the paths the code finds from its own location (lua/,
  *     migrations/, package.json) hold in both;
  *  2. the files the API serves as they are (src/api/public → dist/api/public), with the dashboard
- *     and docs pages finished: their TypeScript scripts bundled in (src/api/dashboard-page.ts).
+ *     and docs pages finished: their TypeScript scripts bundled in (src/api/scripted-pages.ts).
  * dist/ is emptied first, so a module that was moved or deleted leaves nothing behind; the workflow
  * bundle (`npm run build:workflows`, dist/workflow-bundle.js) is kept.
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { finishedPage, SCRIPTED_PAGES, type ScriptedPage } from '../src/api/dashboard-page.js';
+import { finishedPage, SCRIPTED_PAGES, type ScriptedPage } from '../src/api/scripted-pages.js';
 
 const root = resolve(import.meta.dirname, '..');
 const dist = join(root, 'dist');

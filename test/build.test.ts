@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { createApp } from '../src/api/app.js';
-import { dashboardPage, finishedPage } from '../src/api/dashboard-page.js';
+import { finishedPage } from '../src/api/scripted-pages.js';
 import { buildOpenApiDocument, routersOf } from '../src/api/openapi.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
@@ -131,7 +131,7 @@ describe('the compiled processes', () => {
       await temporal.connection.close();
     }
     const page = await (await fetch(`${apiUrl}/`)).text();
-    expect(page).toBe(await dashboardPage(join(root, 'src/api/public')));
+    expect(page).toBe(await finishedPage(join(root, 'src/api/public'), 'index.html'));
     const docs = await (await fetch(`${apiUrl}/docs`)).text();
     expect(docs).toBe(await finishedPage(join(root, 'src/api/public'), 'docs.html'));
   });

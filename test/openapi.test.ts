@@ -515,7 +515,7 @@ describe('the docs page', () => {
     }
     const bundle = await http('GET', '/docs/swagger-ui-bundle.js');
     expect(bundle.body).toContain('SwaggerUIBundle');
-    // Its own script, docs.ts, is bundled into the page (src/api/dashboard-page.ts), after Swagger UI's.
+    // Its own script, docs.ts, is bundled into the page (src/api/scripted-pages.ts), after Swagger UI's.
     const init = /<script>\n([^]*?)<\/script>/.exec(page.body as string)?.[1] ?? '';
     expect((page.body as string).indexOf(init)).toBeGreaterThan((page.body as string).indexOf('/docs/swagger-ui-bundle.js'));
     expect(init).toContain('SwaggerUIBundle({');

@@ -20,7 +20,7 @@ import { boundBy, Deadline, DeadlineExceededError, DependencyGuard, DependencyUn
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import {
   orderNoTime,
-  durationToMs,
+  pendingOrderState,
   awaitPersistedUpdate,
   cancelOrderSignal,
   cancelUpdate,
@@ -356,16 +356,7 @@ export class OrderClient {
   private async fromPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
     const input = await this.findPromise(orderNo, deadline);
     if (!input) return null;
-    const view: OrderView = {
-      orderNo,
-      sku: input.sku,
-      quantity: input.quantity,
-      totalCents: input.unitPriceCents * input.quantity,
-      status: 'PENDING',
-      paymentDeadline: new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString(),
-      createdAt: input.createdAt,
-    };
-    return { view, userId: input.userId, source: 'stores', promised: input };
+    return { view: viewOfState(pendingOrderState(input)), userId: input.userId, source: 'stores', promised: input };
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
  * The docs page's script: starts Swagger UI (swagger-ui-bundle.js, which docs.html loads first) on
  * the API's own document. Bundled into docs.html as the dashboard's script is into index.html (see
- * src/api/dashboard-page.ts), and type-checked with the DOM's types (./tsconfig.json).
+ * src/api/scripted-pages.ts), and type-checked with the DOM's types (./tsconfig.json).
  */
 
 /** The part of Swagger UI's global this page uses (swagger-ui-dist ships no types). */

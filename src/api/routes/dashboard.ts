@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
 import type { AppConfig } from '../../config/index.js';
-import { pageRoute } from '../dashboard-page.js';
+import { pageRoute } from '../scripted-pages.js';
 import { route } from '../route.js';
 import { ApiError } from '../errors.js';
 import { devConfigSchema } from '../response-schemas.js';
@@ -17,7 +17,7 @@ export const DEV_DEFAULT_ADMIN_TOKEN = 'dev-admin-token';
 
 /**
  * The live sale dashboard at / (src/api/public/index.html with its script, dashboard.ts, bundled
- * in: src/api/dashboard-page.ts), and GET /api/dev/config, which tells it the Temporal Web UI's URL
+ * in: src/api/scripted-pages.ts), and GET /api/dev/config, which tells it the Temporal Web UI's URL
  * and namespace for its links to each order's workflow, and the admin token when it is the dev
  * default (only with AUTH_DEV_LOGIN=true).
  */

@@ -34,9 +34,6 @@ export async function finishedPage(publicDir: string, page: ScriptedPage): Promi
     .replace(scriptTag, () => `<script>\n${bundled.script}</script>`);
 }
 
-/** The dashboard at /. */
-export const dashboardPage = (publicDir: string): Promise<string> => finishedPage(publicDir, 'index.html');
-
 /**
  * GET `doc.path`: `page` from `publicDir` as HTML, finished on the first request, once; a failure
  * is tried again by the next request.
