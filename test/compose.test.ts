@@ -332,8 +332,8 @@ describe('Dockerfile', () => {
     expect(stage('runtime')).toMatch(/^ENV WORKFLOW_BUNDLE_PATH=\/app\/dist\/workflow-bundle\.js\s*$/m);
   });
 
-  it('runs on node 20 bookworm-slim, as a non-root user, with the API as default command', () => {
-    expect(text).toContain('node:20-bookworm-slim');
+  it('runs on node 24 bookworm-slim, as a non-root user, with the API as default command', () => {
+    expect(text).toContain('node:24-bookworm-slim');
     const users = [...text.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
     expect(users.at(-1)).toBeDefined();
     expect(users.at(-1)).not.toMatch(/^(root|0)(:|$)/);
