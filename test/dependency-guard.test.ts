@@ -4,6 +4,8 @@
  * declared `async`; what is not listed is not on the view. test/dependency-freeze.test.ts shows
  * the same against frozen servers, through the real API.
  */
+import { connect } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { DependencyGuard, DependencyUnavailableError, guarded } from '../src/infra/dependency-guard.js';
 
@@ -66,5 +68,64 @@ describe('guarded', () => {
     expect(view.also).toBeUndefined();
     // @ts-expect-error a method that returns no promise cannot be guarded
     guarded(new FakeClient(never), newGuard(), TIMEOUT_MS, ['label']);
+  });
+});
+
+describe('slow is not down', () => {
+  /**
+   * A loopback echo server on a thread of its own: it answers while this thread's event loop is
+   * blocked, so the answer waits in the socket, as a live Redis's does for a busy API.
+   */
+  async function echoServer(): Promise<{ ask: () => Promise<string>; close: () => Promise<void> }> {
+    const thread = new Worker(
+      `const net = require('node:net'); const { parentPort } = require('node:worker_threads');
+       const server = net.createServer((s) => { s.on('data', (d) => s.write(d)); s.on('error', () => {}); });
+       server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));`,
+      { eval: true },
+    );
+    const port = await new Promise<number>((resolve) => thread.once('message', resolve));
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    return {
+      ask: () =>
+        new Promise<string>((resolve) => {
+          socket.once('data', (data) => resolve(data.toString()));
+          socket.write('pong');
+        }),
+      close: async () => {
+        socket.destroy();
+        await thread.terminate();
+      },
+    };
+  }
+
+  const blockEventLoop = (ms: number) => {
+    const until = Date.now() + ms;
+    while (Date.now() < until);
+  };
+
+  it('an answer that arrived in time is not a deadline hit, even when the busy event loop runs the timer first; the breaker stays closed', async () => {
+    const echo = await echoServer();
+    try {
+      const guard = new DependencyGuard('redis', { failureThreshold: 1, halfOpenAfterMs: 60_000 });
+      const view = guarded({ ask: echo.ask }, guard, TIMEOUT_MS, ['ask']);
+      for (let i = 0; i < 5; i++) {
+        const answer = view.ask();
+        // The reply lands in the socket within a millisecond; the loop is busy for 4 × the deadline.
+        blockEventLoop(TIMEOUT_MS * 4);
+        expect(await answer).toBe('pong');
+      }
+      expect(guard.state).toBe('closed');
+    } finally {
+      await echo.close();
+    }
+  });
+
+  it('a dependency that does not answer at all still runs out of time and opens the breaker', async () => {
+    const guard = new DependencyGuard('redis', { failureThreshold: 2, halfOpenAfterMs: 60_000 });
+    const view = guarded(new FakeClient(never), guard, TIMEOUT_MS, ['fetch']);
+    for (let i = 0; i < 2; i++) await expect(view.fetch('a')).rejects.toMatchObject({ reason: 'deadline' });
+    expect(guard.state).toBe('open');
   });
 });

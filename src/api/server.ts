@@ -38,8 +38,10 @@ export interface StartApiOptions {
 
 export async function startApi(config: AppConfig, port = config.port, options: StartApiOptions = {}): Promise<RunningApi> {
   const logger = options.logger ?? createLogger(config, 'api');
-  // Every command of the API's requests is bounded (REDIS_TIMEOUT); the worker's background work is not.
-  const redis = createRedis(config, { commandTimeout: config.deadlines.redisMs });
+  // Every command of the API's requests goes through the Redis guard (REDIS_TIMEOUT, src/api/guards.ts),
+  // whose deadline lets an answer that already arrived win over a late timer. The client's own
+  // timeout is only a backstop, a second later: its timer would fail such an answer first.
+  const redis = createRedis(config, { commandTimeout: config.deadlines.redisMs + 1_000 });
   // Without a listener ioredis prints every reconnect failure as "unhandled"; /healthz reports it.
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   const store = new Store(createMysqlPool(config));

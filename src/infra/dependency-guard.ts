@@ -167,15 +167,14 @@ export class DependencyGuard {
 
   /**
    * Runs `call` under the breaker, bounded by `deadline` (and by callTimeoutMs; `undefined`: by
-   * callTimeoutMs alone, or 10 s for a guard without one). The signal aborts
-   * when the deadline passes, for clients that can drop the work. Past the deadline, refused by
+   * callTimeoutMs alone, or 10 s for a guard without one). Past the deadline, refused by
    * the breaker, or failing as `isFailure` says: DependencyUnavailableError. Other errors (the
    * dependency's answers) pass through as they are.
    *
    * `evenWhenOpen`: a call worth its wait whatever the breaker says (a payment's delivery): while
    * the breaker refuses, it still runs, bounded by its deadline, without counting for the breaker.
    */
-  async call<T>(deadline: Deadline | undefined, call: (signal: AbortSignal) => Promise<T>, options: { evenWhenOpen?: boolean } = {}): Promise<T> {
+  async call<T>(deadline: Deadline | undefined, call: () => Promise<T>, options: { evenWhenOpen?: boolean } = {}): Promise<T> {
     const bound = (deadline ?? Deadline.in(UNBOUNDED_CALL_TIMEOUT_MS)).capped(this.options.callTimeoutMs);
     if (!this.admits()) {
       if (!options.evenWhenOpen) throw this.refused();
@@ -298,26 +297,27 @@ export function guarded<T extends object, K extends AsyncMethodName<T>>(
 }
 
 /**
- * Runs `call` and rejects with DeadlineExceededError once `deadline` passes (aborting the call's
- * signal), whether or not the call ever settles. For waits that must not count against a breaker.
+ * Runs `call` and rejects with DeadlineExceededError once `deadline` passes, whether or not the
+ * call ever settles. For waits that must not count against a breaker.
+ *
+ * A late timer is not a late dependency: when the event loop was busy (a saturated machine), the
+ * deadline's timer and the answer that came in time may be due in the same turn, and timers run
+ * first. So the deadline is declared only after the loop has read what I/O is waiting
+ * (setImmediate runs after the poll phase): an answer already there wins. A live Redis answering
+ * a busy API is slow, not down, and must not open its breaker.
  */
-export async function boundBy<T>(deadline: Deadline, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function boundBy<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
   const remaining = deadline.remainingMs();
   if (remaining <= 0) throw new DeadlineExceededError();
-  const abort = new AbortController();
+  let settled = false;
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => {
-        abort.abort();
-        reject(new DeadlineExceededError());
-      },
-      Math.min(remaining, MAX_TIMER_MS),
-    );
+    timer = setTimeout(() => setImmediate(() => settled || reject(new DeadlineExceededError())), Math.min(remaining, MAX_TIMER_MS));
   });
   try {
-    return await Promise.race([call(abort.signal), expired]);
+    return await Promise.race([call(), expired]);
   } finally {
+    settled = true;
     clearTimeout(timer);
   }
 }
