@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   const store = new Store(pool);
   const redis = createRedis(config);
   await migrate(pool);
-  const inventory = new RedisInventory(redis);
+  const inventory = new RedisInventory(redis, config.temporal.taskQueue);
   const sales = new SalesService(store, inventory);
   const auth = new ShopperAuth(config);
   say(`signing ${settings.users} shopper tokens`);

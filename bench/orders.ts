@@ -45,7 +45,7 @@ export async function openBenchClients(env: Record<string, string | undefined>):
     await close();
     throw err;
   }
-  return { config, store, redis, inventory: new RedisInventory(redis), temporal, close };
+  return { config, store, redis, inventory: new RedisInventory(redis, config.temporal.taskQueue), temporal, close };
 }
 
 export interface Pipeline {

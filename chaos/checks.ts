@@ -6,8 +6,9 @@ import type { Client } from '@temporalio/client';
 import type { RedisClient } from '../src/infra/redis.js';
 import type { OrderRow, PaymentRow, Store } from '../src/db/store.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
-import { parseReservation, RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
+import { parseReservation, saleKeys, type RedisInventory } from '../src/inventory/redis-inventory.js';
 import type { OrderClient } from '../src/order/client.js';
+import { orderNoTime } from '../src/order/contract.js';
 import { waitFor } from '../stack/wait-for.js';
 import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/workflows/reconcile-definitions.js';
 import { ANSWER_SLACK_MS } from './gray.js';
@@ -29,6 +30,8 @@ export type ChaosCheck = (typeof CHAOS_CHECKS)[number];
 export interface CheckDeps {
   store: Store;
   redis: RedisClient;
+  /** On the round's pipeline (its task queue): the same stock whatever the pipeline, but its promises are the pipeline's. */
+  inventory: RedisInventory;
   temporal: Client;
 }
 
@@ -39,20 +42,52 @@ async function runningOrders(temporal: Client, sku: string): Promise<number> {
 }
 
 /**
- * Quiet means: every accepted order is final, no reservation holds a unit, no payment is still
- * RECEIVED, and that stays so for a few seconds (a reconcile run has then passed too).
+ * The 202s a Redis that lost writes it had acknowledged took with it (the redis-aof-tail-lost
+ * round: a disk that drops its last second): ordered before `lostAt`, and yet no order row, no
+ * reservation record and no workflow. A checkout answers from Redis alone, so such a promise
+ * was only in the lost writes, unless the owner of starts had started it first
+ * (docs/fault-tolerance.md, "A reservation's owners"). Nothing else may be missing.
  */
-export async function waitForQuiescence(deps: CheckDeps, sku: string, accepted: readonly string[], timeoutMs: number): Promise<number> {
+export async function ordersLostWithRedisWrites(
+  deps: Pick<CheckDeps, 'store' | 'inventory'>,
+  sku: string,
+  accepted: readonly string[],
+  lostAt: number,
+  orders: OrderClient,
+): Promise<Set<string>> {
+  const rows = await deps.store.getOrders(accepted);
+  const lost = new Set<string>();
+  for (const orderNo of accepted) {
+    if (rows.has(orderNo) || (orderNoTime(orderNo) ?? Infinity) >= lostAt) continue;
+    if ((await deps.inventory.getReservation(sku, orderNo)) !== null) continue;
+    if ((await orders.workflowState(orderNo)) === 'NOT_FOUND') lost.add(orderNo);
+  }
+  return lost;
+}
+
+/**
+ * Quiet means: every accepted order is final (or lost with Redis's writes: `lost`), no reservation
+ * holds a unit, no payment is still RECEIVED, and that stays so for a few seconds (a reconcile run
+ * has then passed too).
+ */
+export async function waitForQuiescence(
+  deps: CheckDeps,
+  sku: string,
+  accepted: readonly string[],
+  timeoutMs: number,
+  lost: () => Promise<ReadonlySet<string>> = async () => new Set(),
+): Promise<number> {
   const t0 = Date.now();
-  const inventory = new RedisInventory(deps.redis);
+  const { inventory } = deps;
   let quietSince: number | undefined;
   await waitFor(
     async () => {
-      const [sale, rows, stuck, running] = await Promise.all([
+      const [sale, rows, stuck, running, gone] = await Promise.all([
         inventory.getSale(sku),
         deps.store.getOrders(accepted),
         deps.store.receivedPaymentsBefore(new Date(Date.now() + 60_000), 1_000),
         runningOrders(deps.temporal, sku),
+        lost(),
       ]);
       const ordersOfSku = new Set(accepted);
       const quiet =
@@ -60,7 +95,7 @@ export async function waitForQuiescence(deps: CheckDeps, sku: string, accepted: 
         sale.reserved === 0 &&
         running === 0 &&
         [...rows.values()].every((row) => row.status !== 'AWAITING_PAYMENT') &&
-        rows.size === accepted.length &&
+        rows.size + gone.size === accepted.length &&
         !stuck.some((payment) => ordersOfSku.has(payment.orderNo));
       if (!quiet) quietSince = undefined;
       else quietSince ??= Date.now();
@@ -79,7 +114,7 @@ export async function waitForQuiescence(deps: CheckDeps, sku: string, accepted: 
  * Called once the checkouts are over; payments and cancels may still be flowing.
  */
 export async function waitForRepair(deps: CheckDeps, sku: string, faultAt: number, timeoutMs: number, orders: OrderClient): Promise<number> {
-  const inventory = new RedisInventory(deps.redis);
+  const { inventory } = deps;
   await waitFor(
     async () => {
       const [sale, mysql, records] = await Promise.all([
@@ -131,17 +166,31 @@ export interface ChaosVerdict {
   figures: Record<string, unknown>;
 }
 
-export async function checkAfterFault(deps: CheckDeps, sku: string, perUserLimit: number, traffic: TrafficResult, since: Date): Promise<ChaosVerdict> {
-  const { store, redis, temporal } = deps;
-  const inventory = new RedisInventory(redis);
+/**
+ * The invariants after a round, and its figures. `lost`: the 202s Redis lost with writes it had
+ * acknowledged (ordersLostWithRedisWrites; only the redis-aof-tail-lost round has any): their
+ * missing rows are explained, and each of their payments must be refunded ORDER_NOT_FOUND.
+ */
+export async function checkAfterFault(
+  deps: CheckDeps,
+  sku: string,
+  perUserLimit: number,
+  traffic: TrafficResult,
+  since: Date,
+  lost: ReadonlySet<string> = new Set(),
+): Promise<ChaosVerdict> {
+  const { store, redis, inventory, temporal } = deps;
   const accepted = traffic.intents.flatMap((intent) => (intent.answer.kind === 'accepted' ? [intent.answer.orderNo] : []));
   const report = await checkSaleInvariants({ store, inventory }, { sku, perUserLimit, acceptedOrderNos: accepted });
   const rows = [...(await store.getOrders([...(await store.orderNumbersOfSale(sku))])).values()];
   const sale = await inventory.getSale(sku);
   const running = await runningOrders(temporal, sku);
+  const withRow = new Set(rows.map((row) => row.orderNo));
+  const missing = accepted.filter((orderNo) => !withRow.has(orderNo));
 
   // Payments: every event the provider delivered, and every one the store knows of, is settled.
-  const payments = (await Promise.all(rows.map((row) => store.paymentsOfOrder(row.orderNo)))).flat();
+  const payments = (await Promise.all([...withRow, ...lost].map((orderNo) => store.paymentsOfOrder(orderNo)))).flat();
+  const lostPayments = payments.filter((payment) => lost.has(payment.orderNo));
   // Recorded: judged at once (200) or later (202 RECEIVED); either way the store must have it.
   const delivered = traffic.events.filter((event) => event.answer.status === 200 || event.answer.status === 202);
   const stored = new Map(payments.map((payment) => [payment.eventId, payment]));
@@ -166,8 +215,11 @@ export async function checkAfterFault(deps: CheckDeps, sku: string, perUserLimit
     conservation: report.checks.conservation,
     storesAgree: report.checks.storesAgree,
     reservedEqualsLiveOrders: sale !== null && sale.reserved === report.figures.mysql.awaitingPayment && running === byStatus('AWAITING_PAYMENT'),
-    every202HasAnOrderRow: report.checks.noLostOrder,
-    everyPaymentSettled: unsettled.length === 0 && deliveredMissing.length === 0,
+    every202HasAnOrderRow: missing.every((orderNo) => lost.has(orderNo)),
+    everyPaymentSettled:
+      unsettled.length === 0 &&
+      deliveredMissing.length === 0 &&
+      lostPayments.every((payment) => payment.outcome === 'REFUND_REQUIRED' && payment.refundReason === 'ORDER_NOT_FOUND'),
     paidOrdersHaveOnePayment:
       paidRows.every((row) => appliedByOrder.get(row.orderNo) === 1) && applied.every((payment) => paidRows.some((row) => row.orderNo === payment.orderNo)),
     noShopperLockedOut: lockedOut.length === 0,
@@ -179,8 +231,10 @@ export async function checkAfterFault(deps: CheckDeps, sku: string, perUserLimit
     figures: {
       shoppers: intents.length,
       accepted: accepted.length,
-      // Answered 202 and still no order row once the sale was quiet: a promise lost (target 0; every202HasAnOrderRow).
-      acceptedWithoutRow: report.figures.missingOrders ?? 0,
+      // Answered 202 and still no order row once the sale was quiet: a promise lost (target 0; every202HasAnOrderRow),
+      // but for those Redis lost with writes it had acknowledged (lostWithRedisWrites).
+      acceptedWithoutRow: missing.length,
+      lostWithRedisWrites: lost.size,
       acceptedByStatus: countBy(intents.flatMap((i) => (i.answer.kind === 'accepted' ? [`${i.answer.status}${i.waited ? ' waiting' : ''}`] : []))),
       refused: countBy(intents.flatMap((i) => (i.answer.kind === 'refused' ? [`${i.answer.status} ${i.answer.code}`] : []))),
       gaveUp: intents.filter((i) => i.answer.kind === 'gave-up').length,
@@ -480,8 +534,8 @@ export async function promisesPending(redis: RedisClient, sku: string): Promise<
  * Samples the sale every `intervalMs` while the round runs: Redis's available units, the promises
  * pending, and which of the orders accepted so far (`accepted()`) have a MySQL row yet.
  */
-export function watchSale(deps: Pick<CheckDeps, 'store' | 'redis'>, sku: string, accepted: () => readonly string[], intervalMs = 250): SaleWatch {
-  const inventory = new RedisInventory(deps.redis);
+export function watchSale(deps: Pick<CheckDeps, 'store' | 'redis' | 'inventory'>, sku: string, accepted: () => readonly string[], intervalMs = 250): SaleWatch {
+  const { inventory } = deps;
   const watch: SaleWatch = { available: [], pending: [], rowSeenAt: new Map(), stop: () => clearInterval(timer) };
   let busy = false;
   const sample = async () => {

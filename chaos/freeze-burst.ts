@@ -107,7 +107,13 @@ async function main(): Promise<void> {
   await waitUntilReady(api, async () => (await fetch(`${url}/healthz`)).ok, 60_000);
 
   const sku = `FREEZE-${Date.now().toString(36)}`;
-  await new SalesService(store, new RedisInventory(redis)).create({ sku, name: sku, priceCents: 1_000, stock: settings.stock, perUserLimit: 1 });
+  await new SalesService(store, new RedisInventory(redis, config.temporal.taskQueue)).create({
+    sku,
+    name: sku,
+    priceCents: 1_000,
+    stock: settings.stock,
+    perUserLimit: 1,
+  });
   const auth = new ShopperAuth(config);
   const tokens = await Promise.all(Array.from({ length: settings.users }, (_, i) => auth.issue(`freeze-shopper-${i}`)));
 
@@ -162,7 +168,7 @@ async function main(): Promise<void> {
     if (now.AWAITING_PAYMENT !== ordersAtEnd.AWAITING_PAYMENT || promisesPendingAtEnd > 0) stableSince = Date.now();
     ordersAtEnd = now;
   }
-  const redisAtEnd = await new RedisInventory(redis).getSale(sku);
+  const redisAtEnd = await new RedisInventory(redis, config.temporal.taskQueue).getSale(sku);
   // One unit per order in this burst.
   const unownedReservedUnits = (redisAtEnd?.reserved ?? 0) - ordersAtEnd.AWAITING_PAYMENT - promisesPendingAtEnd;
   await Promise.allSettled([store.close(), redis.quit()]);

@@ -64,12 +64,10 @@ export interface ApiCounters {
   deadlineHits: Record<string, number>;
   failures: Record<string, number>;
   refusals: Record<string, number>;
-  /** Workflow starts the APIs' starters sent for promised orders (the checkout had not started them), by outcome. */
-  starterStarts: Record<string, number>;
 }
 
 export async function scrapeApiCounters(apiUrls: readonly string[]): Promise<ApiCounters> {
-  const counters: ApiCounters = { shed: 0, transitions: {}, deadlineHits: {}, failures: {}, refusals: {}, starterStarts: {} };
+  const counters: ApiCounters = { shed: 0, transitions: {}, deadlineHits: {}, failures: {}, refusals: {} };
   for (const url of apiUrls) {
     const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
     for (const line of text.split('\n')) {
@@ -80,8 +78,6 @@ export async function scrapeApiCounters(apiUrls: readonly string[]): Promise<Api
         const key = `${transition[1]} ${transition[2]}`;
         counters.transitions[key] = (counters.transitions[key] ?? 0) + Number(transition[3]);
       }
-      const starter = /^flash_starter_starts_total\{outcome="(\w+)"\} (\S+)$/.exec(line);
-      if (starter) counters.starterStarts[starter[1] as string] = (counters.starterStarts[starter[1] as string] ?? 0) + Number(starter[2]);
       const perDependency = /^flash_dependency_(deadline_hits|failures|breaker_refusals)_total\{dependency="(\w+)"\} (\S+)$/.exec(line);
       if (perDependency) {
         const into =
@@ -106,7 +102,6 @@ export function countersSince(before: ApiCounters, after: ApiCounters): ApiCount
     deadlineHits: since(after.deadlineHits, before.deadlineHits),
     failures: since(after.failures, before.failures),
     refusals: since(after.refusals, before.refusals),
-    starterStarts: since(after.starterStarts, before.starterStarts),
   };
 }
 

@@ -68,6 +68,7 @@ import {
   promisesPending,
   SALE_FREEZE_CHECKS,
   secondsUntilRows,
+  ordersLostWithRedisWrites,
   waitForQuiescence,
   waitForRepair,
   watchSale,
@@ -255,7 +256,8 @@ async function main(): Promise<number> {
   await Promise.all(apps.map((a) => a.start()));
   say(`stack, 2 APIs (${apiUrls.join(', ')}) and a worker up; logs under ${workDir}`);
 
-  const sales = new SalesService(store, new RedisInventory(redis));
+  const inventory = new RedisInventory(redis, config.temporal.taskQueue);
+  const sales = new SalesService(store, inventory);
   const orders = new OrderClient(temporal, store, config.temporal.taskQueue);
   const auth = new ShopperAuth(config);
   const servers = stack.servers;
@@ -263,6 +265,7 @@ async function main(): Promise<number> {
   const roundContext: RoundContext = {
     store,
     redis,
+    inventory,
     temporal,
     sales,
     orders,
@@ -314,7 +317,7 @@ async function main(): Promise<number> {
         ...(isSaleFreeze(fault) ? { readUntilPayable: { everyMs: settings.saleFreeze.readEveryMs, forMs: settings.saleFreeze.freezeMs + 60_000 } } : {}),
       });
       const acceptedSoFar = () => traffic.sofar.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
-      const saleWatch = SALE_GOES_ON.includes(fault) ? watchSale({ store, redis }, sku, acceptedSoFar) : undefined;
+      const saleWatch = SALE_GOES_ON.includes(fault) ? watchSale({ store, redis, inventory }, sku, acceptedSoFar) : undefined;
       // The AOF cut needs a second of history to cut back to.
       await sleep(gray ? freezePlan.faultAfterMs : rush ? settings.faultAfterMs / 3 : aofWatch ? settings.faultAfterMs + 1_000 : settings.faultAfterMs);
       const faultAt = Date.now();
@@ -331,19 +334,22 @@ async function main(): Promise<number> {
       // The sale went on through the freeze: how long from the thaw until every 202 is an order row.
       const rowsSeconds = thawAt && saleWatch ? await secondsUntilRows(saleWatch, acceptedSoFar(), thawAt, settings.rowsAfterThawTimeoutMs) : undefined;
       if (rowsSeconds !== undefined) say(`every 202 an order row ${rowsSeconds ?? 'never'} s after the thaw`);
-      const repairedSeconds = await waitForRepair({ store, redis, temporal }, sku, faultAt, settings.quiescenceTimeoutMs, orders);
+      const repairedSeconds = await waitForRepair({ store, redis, inventory, temporal }, sku, faultAt, settings.quiescenceTimeoutMs, orders);
       const result = await traffic.done;
       saleWatch?.stop();
       const burstSeconds = (Date.now() - t0) / 1000;
       const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
       say(`traffic done in ${burstSeconds.toFixed(1)} s: ${accepted.length} accepted; waiting for the sale to be quiet`);
-      const quietSeconds = await waitForQuiescence({ store, redis, temporal }, sku, accepted, settings.quiescenceTimeoutMs);
+      // A Redis that lost acknowledged writes lost the promises in them not started yet: accounted for, by name.
+      const lost = () =>
+        fault === 'redis-aof-tail-lost' ? ordersLostWithRedisWrites({ store, inventory }, sku, accepted, faultAt, orders) : Promise.resolve(new Set<string>());
+      const quietSeconds = await waitForQuiescence({ store, redis, inventory, temporal }, sku, accepted, settings.quiescenceTimeoutMs, lost);
       // Every request has its answer now, those sent late in the freeze too.
       let grayFigures: GrayFigures | undefined;
       if (thawAt && countersBefore && healthyAfterThaw !== undefined) {
         grayFigures = await freezeFigures(result.requests, { faultAt, thawAt, countersBefore, healthyAfterThaw }, config, apiUrls);
       }
-      const verdict = await checkAfterFault({ store, redis, temporal }, sku, 1, result, new Date(t0));
+      const verdict = await checkAfterFault({ store, redis, inventory, temporal }, sku, 1, result, new Date(t0), await lost());
       const saleVerdict =
         thawAt && saleWatch
           ? await checkSaleThroughFreeze(store, {
@@ -534,6 +540,7 @@ async function inject(
 interface RoundContext {
   store: Store;
   redis: RedisClient;
+  inventory: RedisInventory;
   temporal: Client;
   sales: SalesService;
   orders: OrderClient;
@@ -550,8 +557,8 @@ interface RoundContext {
  * the sale is quiet: the invariants, the freeze figures, and checkPaymentsByArrival.
  */
 async function paymentFreezeRound(fault: PaymentFreeze, ctx: RoundContext): Promise<FaultResult> {
-  const { store, redis, temporal, sales, orders, auth, config, apiUrls } = ctx;
-  const deps = { store, redis, temporal };
+  const { store, redis, inventory, temporal, sales, orders, auth, config, apiUrls } = ctx;
+  const deps = { store, redis, inventory, temporal };
   const p = settings.paymentFreeze;
   if (config.paymentWindowMs + 5_000 >= p.freezeMs)
     throw new Error(`PAYMENT_WINDOW ${config.paymentWindow} must end well within the ${p.freezeMs / 1000} s freeze`);
@@ -659,19 +666,20 @@ async function freezeFigures(
 }
 
 function table(results: FaultResult[]): string {
-  const head = `| fault | ${CHAOS_CHECKS.join(' | ')} | accepted | 202 without a row | paid / cancelled / failed | orphans released | repaired (adopted / aligned) | payments applied / refund | retried requests | stores agree after fault | quiet after |`;
+  const head = `| fault | ${CHAOS_CHECKS.join(' | ')} | accepted | 202 without a row (lost with Redis's writes) | paid / cancelled / failed | orphans released | repaired (adopted / aligned) | payments applied / refund | retried requests | stores agree after fault | quiet after |`;
   const rule = `|---|${CHAOS_CHECKS.map(() => ':-:').join('|')}|---:|---:|---|---:|---:|---|---:|---:|---:|`;
   const rows = results.map((r) => {
     const f = r.figures as {
       accepted: number;
       acceptedWithoutRow: number;
+      lostWithRedisWrites: number;
       orders: { paid: number; cancelled: number; failed: number };
       orphansReleased: number;
       repairs: { adopted: number; aligned: number };
       paymentEvents: { applied: number; refundRequired: number };
       retriedRequests: number;
     };
-    return `| ${r.fault} | ${CHAOS_CHECKS.map((c) => (r.checks[c] ? 'ok' : '**FAIL**')).join(' | ')} | ${f.accepted} | ${f.acceptedWithoutRow} | ${f.orders.paid} / ${f.orders.cancelled} / ${f.orders.failed} | ${f.orphansReleased} | ${f.repairs.adopted} / ${f.repairs.aligned} | ${f.paymentEvents.applied} / ${f.paymentEvents.refundRequired} | ${f.retriedRequests} | ${r.seconds.storesAgreeAfterFault} s | ${r.seconds.quiet} s |`;
+    return `| ${r.fault} | ${CHAOS_CHECKS.map((c) => (r.checks[c] ? 'ok' : '**FAIL**')).join(' | ')} | ${f.accepted} | ${f.acceptedWithoutRow} (${f.lostWithRedisWrites}) | ${f.orders.paid} / ${f.orders.cancelled} / ${f.orders.failed} | ${f.orphansReleased} | ${f.repairs.adopted} / ${f.repairs.aligned} | ${f.paymentEvents.applied} / ${f.paymentEvents.refundRequired} | ${f.retriedRequests} | ${r.seconds.storesAgreeAfterFault} s | ${r.seconds.quiet} s |`;
   });
   return [head, rule, ...rows].join('\n');
 }

@@ -10,14 +10,15 @@
 --                            PURCHASE_LIMIT_EXCEEDED to name them (a shopper may hold one whose 202 never reached them)
 -- ARGV orderNo, userId, quantity, reservedAtMs (the API's clock, kept in the record), idempotencyKey ('' = none),
 --      maxCancels (0 = no limit), cutoffMs (Redis clock; 0 = none), order input JSON ('' = no promise),
---      handoffMs (how long the API's own start has before a starter may start the order)
+--      handoffMs (how long a waiting checkout's own start has before the owner may start the order; 0 for the
+--      polling checkout, which starts nothing), wake channel ('' = none) and the SKU it is told
 -- Returns { code, orderNo or '', priceCents or '', reservation record or '', generation (SOLD_OUT), start input
 -- (DUPLICATE), the orders holding the user's units (LIMIT_EXCEEDED) } with code RESERVED | DUPLICATE | LATE | NO_SALE | NOT_ACTIVE | TOO_MANY_CANCELS | LIMIT_EXCEEDED |
 -- SOLD_OUT. The price and, for a DUPLICATE, the existing reservation and its recorded input come back in the same
 -- round trip, so the API can start (or re-ensure) the order's workflow without reading anything else.
 --
--- A reservation is a promise: the order's input goes into `inputs` and `pending` in this same step, so an order
--- whose API died, timed out or found Temporal away is still started (by a starter, or the reconciler).
+-- A reservation is a promise: the order's input goes into `inputs` and `pending` in this same step; the pipeline's
+-- owner of starts (woken on the wake channel) starts it, or the reconciler does, however long Temporal is away.
 -- Time comes from Redis (TIME) for every decision: the sale's window and the request's cutoff, past which
 -- nothing is reserved (a reserve that waited in a stalled connection does nothing once its caller gave up).
 local sale, users, res, idem, cancels, pending, inputs, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -26,6 +27,7 @@ local quantity = tonumber(ARGV[3])
 local reservedAt = tonumber(ARGV[4])
 local cutoff = tonumber(ARGV[7]) or 0
 local input, handoff = ARGV[8] or '', tonumber(ARGV[9]) or 0
+local wake, sku = ARGV[10] or '', ARGV[11] or ''
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
@@ -119,5 +121,9 @@ if input ~= '' then
   order['unitPriceCents'] = tonumber(f[5]) or 0
   redis.call('HSET', inputs, orderNo, cjson.encode(order))
   redis.call('ZADD', pending, now + handoff, orderNo)
+  -- Wakes the owner of the sale's starts at once (a lost message waits for its next round).
+  if wake ~= '' then
+    redis.call('PUBLISH', wake, sku)
+  end
 end
 return { 'RESERVED', orderNo, f[5], '' }

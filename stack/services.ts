@@ -80,6 +80,9 @@ const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string | number | boolean> = {
   // all registered at launch (--search-attribute above), so reading them from the cache is safe and
   // saves ~17 % of the server's CPU per order (docs/performance.md).
   'system.forceSearchAttributesCacheRefreshOnRead': false,
+  // The owner of starts asks for eager starts (the first workflow task back with the start, no
+  // matching for it); the default changed between server versions, so it is said here.
+  'system.enableEagerWorkflowStart': true,
 };
 
 function withoutOtelVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {

@@ -23,6 +23,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
+import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderClient } from '../src/order/client.js';
 import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -239,11 +240,11 @@ describe.sequential('the app on the cluster layout', () => {
     }
     await traffic.checkoutsDone;
     await faultDone;
-    const repairSeconds = await waitForRepair({ store, redis, temporal }, sku, faultAt, 150_000, orders);
+    const repairSeconds = await waitForRepair({ store, redis, inventory: new RedisInventory(redis, app.config.temporal.taskQueue), temporal }, sku, faultAt, 150_000, orders);
     const result = await traffic.done;
     const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
-    const quietSeconds = await waitForQuiescence({ store, redis, temporal }, sku, accepted, 150_000);
-    const verdict = await checkAfterFault({ store, redis, temporal }, sku, 1, result, new Date(t0));
+    const quietSeconds = await waitForQuiescence({ store, redis, inventory: new RedisInventory(redis, app.config.temporal.taskQueue), temporal }, sku, accepted, 150_000);
+    const verdict = await checkAfterFault({ store, redis, inventory: new RedisInventory(redis, app.config.temporal.taskQueue), temporal }, sku, 1, result, new Date(t0));
     timings[`${name}Seconds`] = Math.round((Date.now() - t0) / 100) / 10;
     // A promise the failover lost would be a 202 with no order ever (REDIS_WAIT_REPLICAS keeps it at 0).
     timings[`${name}AcceptedWithoutRow`] = Number(verdict.figures.acceptedWithoutRow);

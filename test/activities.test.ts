@@ -32,7 +32,7 @@ beforeAll(() => {
   pool = createMysqlPool(config);
   store = new Store(pool);
   redis = createRedis(config);
-  inventory = new RedisInventory(redis);
+  inventory = new RedisInventory(redis, config.temporal.taskQueue);
   activities = createActivities({ store, inventory, changes: new OrderChangeNotifier(redis) });
 });
 

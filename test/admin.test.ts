@@ -295,7 +295,7 @@ describe('closing a sale early', () => {
 
     // Both stores carry the end.
     expect((await store.getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
-    expect((await new RedisInventory(redis).getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
+    expect((await new RedisInventory(redis, config.temporal.taskQueue).getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
     expect((await http('GET', `/api/sales/${sku}`)).body.endsAt).toBe(endsAt);
 
     const refused = await checkout(sku, `${sku}-too-late`);

@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 const startWorker = (taskQueue: string, wrapActivities?: (activities: Activities) => Partial<Activities>): Promise<void> =>
-  testbed.startWorker(taskQueue, wrapActivities);
+  testbed.startWorker(taskQueue, wrapActivities ? { wrapActivities } : {});
 
 /** The real Update-with-Start, then an error as if its answer had been lost on the way back. */
 class UpdateWithStartReportsFailure extends OrderClient {

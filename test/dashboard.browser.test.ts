@@ -156,7 +156,7 @@ describe('the live sale dashboard in headless Chromium', () => {
       what: 'both clicks answered',
       timeoutMs: 15_000,
     });
-    expect(await new RedisInventory(redis).userHolding(sku, buyer)).toBe(1);
+    expect(await new RedisInventory(redis, config.temporal.taskQueue).userHolding(sku, buyer)).toBe(1);
     const mine = (await ordersOnScreen()).filter((o) => o.user === buyer);
     expect(mine).toHaveLength(1);
     // The answer ended the intent: the next purchase gets a new key.

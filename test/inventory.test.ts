@@ -14,8 +14,9 @@ let redis: RedisClient;
 let inventory: RedisInventory;
 
 beforeAll(() => {
-  redis = createRedis(testConfig());
-  inventory = new RedisInventory(redis);
+  const config = testConfig();
+  redis = createRedis(config);
+  inventory = new RedisInventory(redis, config.temporal.taskQueue);
 });
 
 afterAll(async () => {
@@ -474,13 +475,13 @@ describe('RedisInventory', () => {
       const options = { leaseMs: 2_000, limit: 10, recheckMs: 30_000 };
       const first = await inventory.takeDueStarts(sku, 'starter-a', options);
       expect(first).toMatchObject({ leased: true, pending: 4 });
-      expect(first.due.map((due) => due.orderNo)).toEqual(nos);
+      expect(first.due.map((due) => due.input.orderNo)).toEqual(nos);
       // Another process: the lease is held.
       expect(await inventory.takeDueStarts(sku, 'starter-b', options)).toEqual({ leased: false, pending: 4, due: [] });
       // Handed out once: pushed ahead until its recheck, unless a failed start brings it forward.
       expect((await inventory.takeDueStarts(sku, 'starter-a', options)).due).toEqual([]);
       expect(await inventory.retryStartLater(sku, nos[1] as string, 0)).toBe(true);
-      expect((await inventory.takeDueStarts(sku, 'starter-a', options)).due.map((due) => due.orderNo)).toEqual([nos[1]]);
+      expect((await inventory.takeDueStarts(sku, 'starter-a', options)).due.map((due) => due.input.orderNo)).toEqual([nos[1]]);
       await inventory.dropStartEntry(sku, nos[1] as string);
       expect(await inventory.retryStartLater(sku, nos[1] as string, 0)).toBe(false);
       expect(await inventory.orderInput(sku, nos[1] as string)).toMatchObject({ orderNo: nos[1] });
@@ -501,6 +502,25 @@ describe('RedisInventory', () => {
       expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'holder', quantity: 2 })).toEqual({ outcome: 'LIMIT_EXCEEDED', heldBy: [second] });
       expect(await inventory.release(sku, second, { as: 'owner' })).toBe('RELEASED');
       expect(await redis.hexists(saleKeys(sku).holds, 'holder')).toBe(0);
+    });
+
+    it("a promise carries its checkout's trace to its start when the checkout was sampled, and only then", async () => {
+      const sku = await newSale('traced');
+      const [traced, untraced] = [orderNo(), orderNo()];
+      const trace = { traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` };
+      await inventory.reserve({ orderNo: traced, sku, userId: 't1', quantity: 1, promise: { input: input(sku, traced, 't1'), handoffMs: 0, trace } });
+      await inventory.reserve({ orderNo: untraced, sku, userId: 't2', quantity: 1, promise: { input: input(sku, untraced, 't2'), handoffMs: 0 } });
+      const { due } = await inventory.takeDueStarts(sku, 'starter-t', { leaseMs: 2_000, limit: 10, recheckMs: 30_000 });
+      // Reserved in the same millisecond, the two are due together, in no set order.
+      expect(due).toHaveLength(2);
+      expect(due).toEqual(
+        expect.arrayContaining([
+          { input: expect.objectContaining({ orderNo: traced, sku, userId: 't1' }), trace },
+          { input: expect.objectContaining({ orderNo: untraced, sku, userId: 't2' }) },
+        ]),
+      );
+      // The workflow's input is the order's alone: the trace is not part of it.
+      expect(await inventory.orderInput(sku, traced)).not.toHaveProperty('trace');
     });
 
     it('finds a promised order by its number among the active sales', async () => {

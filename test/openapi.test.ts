@@ -118,8 +118,13 @@ describe('no drift between the routes and the spec', () => {
     for (const router of [...routersOf(app), plain]) drifted.use(router.routes());
     expect(coverage(drifted, spec).undocumented).toEqual(['GET /api/admin/undocumented/{id}']);
 
+    // The API mounts one router holding every route: drop the sales routes' layers from a copy of it.
     const withoutSales = new Koa();
-    for (const router of routersOf(app).filter((router) => !router.stack.some((layer) => layer.path === '/api/sales'))) withoutSales.use(router.routes());
+    for (const router of routersOf(app)) {
+      const pruned = new Router();
+      pruned.stack = router.stack.filter((layer) => typeof layer.path !== 'string' || !layer.path.startsWith('/api/sales'));
+      withoutSales.use(pruned.routes());
+    }
     expect(coverage(withoutSales, spec).unmounted.sort()).toEqual(['GET /api/sales/{sku}', 'POST /api/sales']);
   });
 

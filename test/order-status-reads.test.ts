@@ -97,7 +97,13 @@ async function pendingOrder(userId: string): Promise<{ sku: string; orderNo: str
   const sku = await createSale();
   const token = await app.auth.issue(userId);
   const now = Date.now();
-  const reserved = await new RedisInventory(app.redis).reserve({ orderNo: newOrderNo(now), sku, userId, quantity: 1, nowMs: now });
+  const reserved = await new RedisInventory(app.redis, app.config.temporal.taskQueue).reserve({
+    orderNo: newOrderNo(now),
+    sku,
+    userId,
+    quantity: 1,
+    nowMs: now,
+  });
   if (reserved.outcome !== 'RESERVED') throw new Error(`reservation: ${reserved.outcome}`);
   const { orderNo } = reserved;
   const records = saleKeys(sku).reservations;
@@ -180,7 +186,13 @@ describe('OrderStatusReader cache bounds', () => {
     const userId = 'reader-deadline';
     const token = await app.auth.issue(userId);
     const now = Date.now();
-    const reserved = await new RedisInventory(app.redis).reserve({ orderNo: newOrderNo(now), sku, userId, quantity: 1, nowMs: now });
+    const reserved = await new RedisInventory(app.redis, app.config.temporal.taskQueue).reserve({
+      orderNo: newOrderNo(now),
+      sku,
+      userId,
+      quantity: 1,
+      nowMs: now,
+    });
     if (reserved.outcome !== 'RESERVED') throw new Error(`reservation: ${reserved.outcome}`);
     const { orderNo } = reserved;
     const createdAt = new Date(now).toISOString();

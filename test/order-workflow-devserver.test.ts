@@ -40,7 +40,7 @@ describe('OrderWorkflow on the Temporal dev server', () => {
     const sale = await putOnSale(store, redis, { stock: 10 });
     const orderNo = newOrderNo();
     const userId = 'dev-server-shopper';
-    expect((await new RedisInventory(redis).reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
+    expect((await new RedisInventory(redis, config.temporal.taskQueue).reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
     const handle = await client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
       workflowId: orderWorkflowId(orderNo),
       taskQueue: config.temporal.taskQueue,

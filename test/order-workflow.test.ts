@@ -62,7 +62,7 @@ beforeAll(async () => {
   pool = createMysqlPool(config);
   store = new Store(pool);
   redis = createRedis(config);
-  inventory = new RedisInventory(redis);
+  inventory = new RedisInventory(redis, config.temporal.taskQueue);
   worker = await startTestWorker({
     config,
     connection: env.nativeConnection,

@@ -33,7 +33,7 @@ import { startTestWorker, type TestWorker } from './helpers/worker.js';
 const config = testConfig({ TEMPORAL_TASK_QUEUE: `arrival-${randomUUID()}`, LOG_LEVEL: 'silent', RATE_LIMIT_WEBHOOK: 'off', BREAKER_NO_SUCCESS_FOR: '0ms' });
 const store = new Store(createMysqlPool(config));
 const redis: RedisClient = createRedis(config);
-const inventory = new RedisInventory(redis);
+const inventory = new RedisInventory(redis, config.temporal.taskQueue);
 let temporal: Client;
 let orders: OrderClient;
 let delivery: PaymentDelivery;

@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { Deadline, DependencyUnavailableError } from '../src/infra/dependency-guard.js';
+import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderClient, type FoundOrder } from '../src/order/client.js';
 import { newOrderNo } from '../src/order/checkout.js';
 import { signWebhook } from '../src/order/payments.js';
@@ -70,6 +71,11 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
 
   /** Sends a checkout while Redis's traffic is held, and lets it through `releaseAfterMs` after the request. */
   async function checkoutHeld(sku: string, userId: string, key: string, releaseAfterMs: number): Promise<HttpReply> {
+    // The API reads a sale's window before it reserves (remembered for a second): read it now, by a
+    // checkout over the limit that writes nothing, so that the call held is the reserve itself.
+    expect(errorOf(await httpRequest(api.url, 'POST', '/api/checkout', { json: { sku, quantity: 2 }, token: await auth.issue(userId) }))?.code).toBe(
+      'PURCHASE_LIMIT_EXCEEDED',
+    );
     proxy.hold();
     const released = new Promise<void>((resolve) =>
       setTimeout(() => {
@@ -141,7 +147,7 @@ class ReadsFailWhenTold extends OrderClient {
 it('a retried key whose order cannot be read now answers 503 with Retry-After and keeps its order', async () => {
   const queue = `promises-unreadable-${randomUUID()}`;
   await testbed.startWorker(queue);
-  const orders = new ReadsFailWhenTold(temporal, store, queue, undefined, { inventory });
+  const orders = new ReadsFailWhenTold(temporal, store, queue, undefined, { inventory: new RedisInventory(redis, queue) });
   const base = await testbed.serve(queue, orders);
   const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
   const first = await checkout(base, sale.sku, 'reader', 'k-read');
@@ -212,10 +218,12 @@ class StartsRefusedWhenTold extends OrderClient {
   }
 }
 
-it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) and is applied; a cancel of one starts and cancels it', async () => {
+it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) and is applied once the owner starts it; a cancel of one starts and cancels it', async () => {
   const queue = `promises-paid-${randomUUID()}`;
-  await testbed.startWorker(queue);
-  const orders = new StartsRefusedWhenTold(temporal, store, queue, undefined, { inventory });
+  // A worker, but no owner of starts yet: the promises stay unstarted until the test says.
+  await testbed.startWorker(queue, { starter: false });
+  // Promised orders are found in the pipeline's own sales (its task queue's).
+  const orders = new StartsRefusedWhenTold(temporal, store, queue, undefined, { inventory: new RedisInventory(redis, queue) });
   const base = await testbed.serve(queue, orders);
   const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1, priceCents: 1_200 });
   const paid = await checkout(base, sale.sku, 'pays-early');
@@ -246,8 +254,8 @@ it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) a
     { what: `${cancelledNo} cancelled and its units back`, timeoutMs: 15_000 },
   );
 
-  // The paid one is started (by a starter, or by the reconciler's pass) and its payment applied.
-  await orders.start((await inventory.orderInput(sale.sku, paidNo))!);
+  // The owner of starts comes up: it starts the paid one, and the payment's owner delivers it.
+  await testbed.startWorker(queue);
   await waitFor(async () => (await store.getOrder(paidNo))?.status === 'PAID', { what: `${paidNo} paid by its early payment`, timeoutMs: 30_000 });
   expect(await store.getPayment(payment.eventId)).toMatchObject({ outcome: 'APPLIED' });
   expectInvariants(await saleReport(store, redis, sale.sku));

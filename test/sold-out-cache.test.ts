@@ -3,7 +3,7 @@
  * sale is gone, and drops the flag as soon as release.lua gives stock back.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { SoldOutCache, newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo, SoldOutCache } from '../src/order/checkout.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { subscribeChannels } from '../src/infra/redis-subscription.js';
@@ -12,8 +12,9 @@ import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { uniqueSku } from './helpers/fixtures.js';
 
-const redis = createRedis(testConfig());
-const inventory = new RedisInventory(redis);
+const config = testConfig();
+const redis = createRedis(config);
+const inventory = new RedisInventory(redis, config.temporal.taskQueue);
 afterAll(() => redis.quit());
 
 const until = (condition: () => boolean, timeoutMs = 2_000) => waitFor(condition, { what: 'the sold-out flag to change', timeoutMs, intervalMs: 5 });

@@ -16,7 +16,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
-import { SoldOutCache, newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo, SoldOutCache } from '../src/order/checkout.js';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
@@ -72,7 +72,7 @@ describe('sold-out answers with Temporal unreachable', () => {
   it('answers 409 SOLD_OUT at once, from Redis and then from memory, polling and waiting checkouts alike, without calling Temporal', async () => {
     const { sku } = await putOnSale(store, redis, { stock: 1 });
     // The only unit is held by a reservation made straight in Redis: no workflow, no Temporal.
-    const inventory = new RedisInventory(redis);
+    const inventory = new RedisInventory(redis, config.temporal.taskQueue);
     const winner = newOrderNo();
     expect((await inventory.reserve({ orderNo: winner, sku, userId: 'winner', quantity: 1 })).outcome).toBe('RESERVED');
     const auth = new ShopperAuth(config);

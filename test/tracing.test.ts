@@ -159,7 +159,8 @@ describe('one trace from the request to the last activity', () => {
     const api = 'flash-checkout-api';
     const wrk = 'flash-checkout-worker';
     const checkoutSpan = first(spans, 'post /api/checkout', api);
-    const start = first(spans, 'startworkflow:orderworkflow', api);
+    // Started by the owner of starts in the worker, in the trace the checkout's promise carried.
+    const start = first(spans, 'startworkflow:orderworkflow', wrk);
     const run = first(spans, 'runworkflow:orderworkflow', wrk);
     const persist = first(spans, 'runactivity:persistorder', wrk);
     const webhook = first(spans, 'post /api/payments/webhook', api);

@@ -45,7 +45,7 @@ export interface QueuedOrder {
 
 export function createQueueCheckoutApp({ config, redis, logger }: { config: AppConfig; redis: RedisClient; logger: Logger }): Koa {
   const auth = new ShopperAuth(config);
-  const inventory = new RedisInventory(redis);
+  const inventory = new RedisInventory(redis, config.temporal.taskQueue);
   const router = new Router();
   router.post('/api/checkout', async (ctx) => {
     const userId = await auth.authenticate(ctx);

@@ -6,8 +6,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type Koa from 'koa';
-import { CheckoutService } from '../order/checkout.js';
-import { SoldOutCache } from '../order/checkout.js';
+import { CheckoutService, SaleWindows, SoldOutCache } from '../order/checkout.js';
 import { loadConfig, type AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
 import { guarded, type DependencyGuards } from '../infra/dependency-guard.js';
@@ -17,7 +16,6 @@ import { RedisInventory } from '../inventory/redis-inventory.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
 import { CancelOrder } from '../order/cancel.js';
 import { OrderClient, type OrderClientOptions } from '../order/client.js';
-import { OrderStarter } from '../order/starter.js';
 import { OrderStatusReader } from '../order/reads.js';
 import { PaymentDelivery } from '../order/payments.js';
 import { PaymentWebhook } from '../order/payments.js';
@@ -29,6 +27,7 @@ import { createKoaApp } from './http.js';
 import { loadShedding } from './load-shedding.js';
 import { ApiMetrics } from './metrics.js';
 import { servedOpenApiJson, withApiDocs } from './openapi.js';
+import { mergeRouters } from './route.js';
 import { RateLimits } from './rate-limit.js';
 import { requestLogMiddleware } from './request-log.js';
 import { requestSpanMiddleware } from './request-span.js';
@@ -54,12 +53,6 @@ export interface ApiDeps {
   guards?: DependencyGuards;
   /** The order client to use (built with `guards`); tests pass one that injects faults around the real one. */
   orders?: OrderClient;
-  /**
-   * The process's owner of promised orders (startApi creates and runs it); without one, a fresh one
-   * that starts in the background only what this app's checkouts hand it (Redis's promises wait
-   * for a running starter or the reconciler).
-   */
-  starter?: OrderStarter;
   /** Turned to draining on SIGTERM by the caller (see startApi); without one the API is always ready. */
   readiness?: Readiness;
   /** The process's one metrics registry (startApi creates it); without one, a fresh one. */
@@ -83,7 +76,7 @@ export interface ApiDeps {
  * and no others, each one bounded and behind its breaker. A use case that needs another one does
  * not compile until it is listed (and so guarded) here.
  */
-const GUARDED_INVENTORY_METHODS = ['reserve', 'markSaleActive', 'countCancel', 'defineSale', 'getSale', 'closeSale'] as const;
+const GUARDED_INVENTORY_METHODS = ['reserve', 'markSaleActive', 'saleWindow', 'countCancel', 'defineSale', 'getSale', 'closeSale'] as const;
 const GUARDED_STORE_METHODS = [
   'createSale',
   'getSale',
@@ -101,13 +94,12 @@ export function createApp(deps: ApiDeps): Koa {
   const metrics = deps.metrics ?? new ApiMetrics();
   const guards = deps.guards ?? createDependencyGuards(config, metrics, logger);
   // Every Redis and MySQL call of a request is bounded (REDIS_TIMEOUT, MYSQL_TIMEOUT) and behind its breaker.
-  const unguardedInventory = new RedisInventory(redis);
+  const unguardedInventory = new RedisInventory(redis, config.temporal.taskQueue);
   const inventory = guarded(unguardedInventory, guards.redis, config.deadlines.redisMs, GUARDED_INVENTORY_METHODS);
   const store = guarded(deps.store, guards.mysql, config.deadlines.mysqlMs, GUARDED_STORE_METHODS);
   const auth = new ShopperAuth(config);
   // The order client guards its own calls (with each request's deadline), on the store as it is.
   const orders = deps.orders ?? new OrderClient(temporal, deps.store, config.temporal.taskQueue, guards, orderClientOptions(config, unguardedInventory));
-  const starter = deps.starter ?? new OrderStarter({ inventory: unguardedInventory, orders, logger, observer: metrics });
   const sales = new SalesService(store, inventory);
   const limits = new RateLimits(redis, config.rateLimits, logger, guards.redis);
   const replicas = deps.replicaAcks ?? ReplicaAcks.fromConfig(config, redis);
@@ -116,10 +108,10 @@ export function createApp(deps: ApiDeps): Koa {
     inventory,
     redis: guards.redis,
     orders,
-    starter,
-    ...(replicas ? { replicas } : {}),
+    replicas: replicas ?? null,
     logger,
     soldOut: deps.soldOut ?? new SoldOutCache(),
+    windows: new SaleWindows((sku) => inventory.saleWindow(sku), config.clockSkewMarginMs),
     observer: metrics,
     spendBudget: (userId) => limits.consume('checkout', userId),
   });
@@ -133,17 +125,20 @@ export function createApp(deps: ApiDeps): Koa {
   const cancelOrder = new CancelOrder({ orders, statusReader, inventory, writeDeadlineMs: config.deadlines.writeMs });
 
   const app = createKoaApp(
+    // One router for all: a request is matched once, not once per router.
     [
-      // Probes use the clients as they are: each check has its own timeout, and must see past a breaker.
-      healthRoutes({ redis, store: deps.store, temporal, guards, ...(deps.readiness ? { readiness: deps.readiness } : {}) }),
-      salesRoutes({ sales, adminToken: config.adminToken }),
-      authRoutes({ auth, devLogin: config.authDevLogin, limits }),
-      orderRoutes({ auth, checkout, cancelOrder, statusReader, metrics }),
-      paymentRoutes({ webhook, limits, metrics }),
-      devRoutes({ auth, orders: statusReader, webhook, enabled: config.authDevLogin }),
-      adminRoutes({ admin, adminToken: config.adminToken }),
-      dashboardRoutes({ config }),
-      metricsRoutes({ metrics }),
+      mergeRouters([
+        // Probes use the clients as they are: each check has its own timeout, and must see past a breaker.
+        healthRoutes({ redis, store: deps.store, temporal, guards, ...(deps.readiness ? { readiness: deps.readiness } : {}) }),
+        salesRoutes({ sales, adminToken: config.adminToken }),
+        authRoutes({ auth, devLogin: config.authDevLogin, limits }),
+        orderRoutes({ auth, checkout, cancelOrder, statusReader, metrics }),
+        paymentRoutes({ webhook, limits, metrics }),
+        devRoutes({ auth, orders: statusReader, webhook, enabled: config.authDevLogin }),
+        adminRoutes({ admin, adminToken: config.adminToken }),
+        dashboardRoutes({ config }),
+        metricsRoutes({ metrics }),
+      ]),
     ],
     logger,
     {

@@ -5,7 +5,6 @@
  * so the number of series stays bounded however large the sale; label children are cached so the
  * checkout hot path pays a Map lookup and an add, not a label hash.
  */
-import type { OrderStarterObserver } from '../order/starter.js';
 import { performance } from 'node:perf_hooks';
 import type { CheckoutObserver } from '../order/checkout.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -33,7 +32,7 @@ const WORKFLOW_START_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 /** The breaker state gauge's values. */
 const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
-export class ApiMetrics implements StatusReadObserver, DependencyObserver, CheckoutObserver, OrderStarterObserver {
+export class ApiMetrics implements StatusReadObserver, DependencyObserver, CheckoutObserver {
   readonly registry = new Registry();
   private readonly httpRequests = new Counter({
     name: 'http_requests_total',
@@ -63,7 +62,7 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
   });
   private readonly workflowStartDuration = new Histogram({
     name: 'flash_workflow_start_duration_seconds',
-    help: 'Latency of starting an OrderWorkflow on Temporal, by result (ok, error)',
+    help: "Latency of a waiting checkout's Update-with-Start (Prefer: wait=N; start and wait together), by result (ok, error)",
     labelNames: ['result'] as const,
     buckets: WORKFLOW_START_BUCKETS,
     registers: [this.registry],
@@ -155,18 +154,6 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
     },
   });
 
-  private readonly starterStarts = new Counter({
-    name: 'flash_starter_starts_total',
-    help: "Workflow starts the process's starter sent for promised orders (the checkout did not start them), by outcome",
-    labelNames: ['outcome'] as const,
-    registers: [this.registry],
-  });
-  private readonly promisesPendingGauge = new Gauge({
-    name: 'flash_promises_pending',
-    help: 'Promised orders (reserved, answered 202) whose workflow has not claimed its reservation yet, in the sales this process starts',
-    registers: [this.registry],
-  });
-
   private readonly httpChildren = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<string> }>();
   private readonly checkoutChildren = new Map<string, Counter.Internal>();
   private readonly reserveChildren = new Map<string, Histogram.Internal<string>>();
@@ -244,14 +231,6 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
 
   workflowStartDone(ok: boolean, startedAt: number): void {
     this.workflowStartDuration.labels(ok ? 'ok' : 'error').observe(secondsSince(startedAt));
-  }
-
-  orderStartedByStarter(outcome: 'STARTED' | 'ALREADY_CLOSED' | 'FAILED'): void {
-    this.starterStarts.labels(outcome).inc();
-  }
-
-  promisesPending(count: number): void {
-    this.promisesPendingGauge.set(count);
   }
 
   soldOutFlagHit(): void {

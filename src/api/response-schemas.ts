@@ -52,7 +52,7 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   UNAVAILABLE:
     "a dependency is down, did not answer within the request's deadline, or its circuit breaker is open; or the process is at its limit of requests in flight. With `Retry-After`. A checkout answered this reserved nothing (Temporal or the worker being away never makes a checkout 503)",
   OUTCOME_UNKNOWN:
-    "a checkout's reserve got no answer from Redis in time and may still have run, or (with `REDIS_WAIT_REPLICAS`) it reserved but neither its workflow started nor a Redis replica acknowledged the reservation in time, so a failover could still lose it: `details` has the `orderNo` and its `statusUrl`. With `Retry-After`. Retry with the same `Idempotency-Key` (it answers that order if it was reserved), or read the order",
+    "a checkout's reserve got no answer from Redis in time and may still have run, or (with `REDIS_WAIT_REPLICAS`) it reserved but no Redis replica acknowledged the reservation in time, so a failover could still lose it: `details` has the `orderNo` and its `statusUrl`. With `Retry-After`. Retry with the same `Idempotency-Key` (it answers that order if it was reserved), or read the order",
 };
 
 const ERROR_CODES = Object.keys(ERROR_CODE_DESCRIPTIONS) as [ErrorCode, ...ErrorCode[]];

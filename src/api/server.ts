@@ -16,7 +16,6 @@ import { OrderStatusReader, ORDER_CHANGED_CHANNEL, OrderChangeNotifier } from '.
 import { subscribeChannels } from '../infra/redis-subscription.js';
 import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
-import { OrderStarter } from '../order/starter.js';
 import { createApp, orderClientOptions } from './app.js';
 import { createDependencyGuards } from './guards.js';
 import { Readiness } from './routes/operations.js';
@@ -55,11 +54,8 @@ export async function startApi(config: AppConfig, port = config.port, options: S
   // One metrics registry for the process, served at /metrics.
   const metrics = new ApiMetrics();
   const guards = createDependencyGuards(config, metrics, logger);
-  const inventory = new RedisInventory(redis);
+  const inventory = new RedisInventory(redis, config.temporal.taskQueue);
   const orders = new OrderClient(temporal, store, config.temporal.taskQueue, guards, orderClientOptions(config, inventory));
-  // The owner of promised orders: starts what the checkouts did not (docs/fault-tolerance.md, "A reservation's owners").
-  const starter = new OrderStarter({ inventory, orders, store, logger, observer: metrics });
-  starter.start();
   // Kept here so close() can answer the long-polls at once instead of holding shutdown for them.
   const statusReader = OrderStatusReader.fromConfig(orders, config, metrics, new OrderChangeNotifier(redis));
   // One subscription for the caches that notifications keep safe: the sold-out flag, the status cache.
@@ -83,7 +79,6 @@ export async function startApi(config: AppConfig, port = config.port, options: S
     orders,
     statusReader,
     payments,
-    starter,
     ...(replicaAcks ? { replicaAcks } : {}),
   });
   const server = app.listen(port, '0.0.0.0');
@@ -109,7 +104,7 @@ export async function startApi(config: AppConfig, port = config.port, options: S
       statusReader.stopWaits();
       clock.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await Promise.all([payments.stop(), starter.stop()]);
+      await payments.stop();
       server.closeAllConnections();
       await Promise.allSettled([subscriber.quit(), redis.quit(), replicaAcks?.close(), store.close(), temporal.connection.close()]);
     },

@@ -15,7 +15,7 @@
  * depends on: a second SDK copy would start traces the other never joins.
  */
 import { createRequire } from 'node:module';
-import type { Attributes, Context, Link, SpanKind } from '@opentelemetry/api';
+import { context as otelContext, propagation, trace, type Attributes, type Context, type Link, type SpanKind } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { ZipkinExporter } from '@opentelemetry/exporter-zipkin';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -181,6 +181,26 @@ function createExporter(name: TraceExporterName): SpanExporter {
  */
 function loadInstrumentedModules(): void {
   for (const name of ['http', 'https', 'ioredis', 'mysql2', 'mysql2/promise']) require(name);
+}
+
+/**
+ * The current trace as W3C headers (traceparent, tracestate), to be carried through a store to a
+ * later step of the same order: a checkout's promise, which the owner of starts starts in another
+ * process. Undefined when tracing is off or the request is not sampled: nothing is carried then.
+ */
+export function traceCarrier(): Record<string, string> | undefined {
+  if (!active) return undefined;
+  const span = trace.getSpan(otelContext.active());
+  if (!span || (span.spanContext().traceFlags & 1) === 0) return undefined;
+  const carrier: Record<string, string> = {};
+  propagation.inject(otelContext.active(), carrier);
+  return carrier.traceparent ? carrier : undefined;
+}
+
+/** Runs `fn` inside the trace `carrier` carries (traceCarrier's), so its spans and Temporal calls join it. */
+export function inTrace<T>(carrier: Record<string, string> | undefined, fn: () => T): T {
+  if (!active || !carrier) return fn();
+  return otelContext.with(propagation.extract(otelContext.active(), carrier), fn);
 }
 
 /** The Temporal client's interceptors: the trace context into every start, signal, query and Update. */

@@ -43,11 +43,17 @@ export interface SaleKeys {
 }
 
 /**
- * ZSET SKU -> when it last took a reservation (ms; defineSale, then each API process about once a
- * second while it reserves): where the starters and the order-number lookups find the sales that
- * may hold promises, without asking every sale ever defined.
+ * A pipeline's keys outside any sale: its task queue names them, so that deployments sharing one
+ * Redis (or test files sharing one stack) never start each other's orders.
+ *
+ * - `activeSales`: ZSET SKU -> when it last took a reservation (ms; defineSale, then each API
+ *   process about once a second while it reserves): where the pipeline's owner of starts and the
+ *   order-number lookups find the sales that may hold promises, without asking every sale ever defined.
+ * - `wake`: the channel reserve.lua tells a new promise's SKU on, so the owner starts it at once.
  */
-export const ACTIVE_SALES_KEY = 'flash:active-sales';
+export function pipelineKeys(taskQueue: string): { activeSales: string; wake: string } {
+  return { activeSales: `flash:active-sales:${taskQueue}`, wake: `flash:promises:${taskQueue}` };
+}
 
 export function saleKeys(sku: string): SaleKeys {
   const base = `sale:{${sku}}`;
@@ -89,10 +95,20 @@ export interface ReserveRequest {
   cutoffMs?: number;
   /**
    * The promise: the order's workflow input (its price is the sale's, filled in by the script),
-   * recorded with the reservation, and how long the caller's own start has before a starter may
-   * start it. Without it nothing is promised (the benchmark's baselines).
+   * recorded with the reservation, and how long the caller's own start (a waiting checkout's) has
+   * before the pipeline's owner may start it; 0 for a polling checkout, which starts nothing.
+   * Without it nothing is promised (the benchmark's baselines).
    */
-  promise?: { input: Omit<OrderInput, 'unitPriceCents'>; handoffMs: number };
+  promise?: { input: Omit<OrderInput, 'unitPriceCents'>; handoffMs: number; trace?: TraceCarrier };
+}
+
+/** W3C trace headers a promise carries from its checkout to its start (src/infra/tracing.ts, traceCarrier). */
+export type TraceCarrier = Record<string, string>;
+
+/** A promised order as the owner of starts takes it: the workflow input, and the checkout's trace if it was sampled. */
+export interface Promised {
+  input: OrderInput;
+  trace?: TraceCarrier;
 }
 
 export type ReserveResult =
@@ -146,6 +162,12 @@ export interface SaleStock {
   endsAt: Date | null;
 }
 
+/** A sale's window as reserve.lua judges it (by Redis's clock): epoch ms, 0 = no bound, the end exclusive. */
+export interface SaleWindow {
+  startsMs: number;
+  endsMs: number;
+}
+
 export type ReservationState = 'RESERVED' | 'CLAIMED' | 'SOLD' | 'RELEASED';
 
 export interface Reservation {
@@ -192,6 +214,8 @@ interface InventoryCommands {
     cutoffMs: number,
     input: string,
     handoffMs: number,
+    wakeChannel: string,
+    sku: string,
   ): Promise<[string, string, string | null, string, number?, string?, string?]>;
   inventoryRelease(
     sale: string,
@@ -293,8 +317,14 @@ function expectOutcome<T extends string>(allowed: ReadonlySet<string>, value: un
 
 export class RedisInventory {
   private readonly commands: InventoryCommands;
+  private readonly pipeline: { activeSales: string; wake: string };
 
-  constructor(private readonly redis: RedisClient) {
+  /** `taskQueue`: the pipeline whose sales this inventory registers and whose owner its reserves wake (pipelineKeys). */
+  constructor(
+    private readonly redis: RedisClient,
+    taskQueue: string,
+  ) {
+    this.pipeline = pipelineKeys(taskQueue);
     for (const [name, { file, numberOfKeys }] of Object.entries(SCRIPTS)) {
       redis.defineCommand(name, { numberOfKeys, lua: luaSource(file) });
     }
@@ -339,8 +369,10 @@ export class RedisInventory {
       req.idempotencyKey ?? '',
       req.maxCancels ?? 0,
       Math.floor(req.cutoffMs ?? 0),
-      req.promise ? JSON.stringify(req.promise.input) : '',
+      req.promise ? JSON.stringify(req.promise.trace ? { ...req.promise.input, trace: req.promise.trace } : req.promise.input) : '',
       Math.max(0, Math.floor(req.promise?.handoffMs ?? 0)),
+      req.promise ? this.pipeline.wake : '',
+      req.sku,
     );
     if (!Array.isArray(reply)) throw new Error(`reserve.lua returned an unexpected reply: ${JSON.stringify(reply)}`);
     const [code, orderNo, price, record, generation, startInput, heldBy] = reply;
@@ -478,6 +510,13 @@ export class RedisInventory {
     return ends > 0 ? new Date(ends) : null;
   }
 
+  /** When the sale is open (epoch ms, 0 = no bound; the end exclusive), or null when Redis has no such sale. A read: it writes nothing. */
+  async saleWindow(sku: string): Promise<SaleWindow | null> {
+    const [stock, starts, ends] = await this.redis.hmget(saleKeys(sku).sale, 'stock', 'starts', 'ends');
+    if (stock === null) return null;
+    return { startsMs: Number(starts ?? 0), endsMs: Number(ends ?? 0) };
+  }
+
   async getReservation(sku: string, orderNo: string): Promise<Reservation | null> {
     const record = await this.redis.hget(saleKeys(sku).reservations, orderNo);
     if (record === null) return null;
@@ -493,11 +532,11 @@ export class RedisInventory {
     sku: string,
     owner: string,
     options: { leaseMs: number; limit: number; recheckMs: number },
-  ): Promise<{ leased: boolean; pending: number; due: OrderInput[] }> {
+  ): Promise<{ leased: boolean; pending: number; due: Promised[] }> {
     const k = saleKeys(sku);
     const reply = await this.commands.inventoryTakeDueStarts(k.pending, k.inputs, k.starter, owner, options.leaseMs, options.limit, options.recheckMs);
-    const due: OrderInput[] = [];
-    for (let i = 2; i + 1 < reply.length; i += 2) due.push(parseOrderInput(String(reply[i + 1])));
+    const due: Promised[] = [];
+    for (let i = 2; i + 1 < reply.length; i += 2) due.push(parsePromised(String(reply[i + 1])));
     return { leased: Number(reply[0]) === 1, pending: Number(reply[1] ?? 0), due };
   }
 
@@ -520,12 +559,17 @@ export class RedisInventory {
 
   /** The sale took a reservation at `atMs` (never moves its mark back). */
   async markSaleActive(sku: string, atMs = Date.now()): Promise<void> {
-    await this.redis.zadd(ACTIVE_SALES_KEY, 'GT', Math.floor(atMs), sku);
+    await this.redis.zadd(this.pipeline.activeSales, 'GT', Math.floor(atMs), sku);
+  }
+
+  /** The channel this pipeline's reserves announce new promises on (their SKU): what the owner of starts listens to. */
+  get wakeChannel(): string {
+    return this.pipeline.wake;
   }
 
   /** The sales that took a reservation at or after `sinceMs`, with when they last did. */
   async activeSales(sinceMs: number): Promise<Array<{ sku: string; lastReservedAtMs: number }>> {
-    const flat = await this.redis.zrangebyscore(ACTIVE_SALES_KEY, Math.floor(sinceMs), '+inf', 'WITHSCORES');
+    const flat = await this.redis.zrangebyscore(this.pipeline.activeSales, Math.floor(sinceMs), '+inf', 'WITHSCORES');
     const sales: Array<{ sku: string; lastReservedAtMs: number }> = [];
     for (let i = 0; i + 1 < flat.length; i += 2) sales.push({ sku: flat[i] as string, lastReservedAtMs: Number(flat[i + 1]) });
     return sales;
@@ -567,9 +611,23 @@ export function parseReservation(record: string): Reservation {
   return { state, userId: match[2] ?? '', quantity: Number(match[3]), reservedAtMs: Number(match[4]) };
 }
 
+/** A promise as reserve.lua recorded it: the order's input, and the checkout's trace when it was sampled. */
+export function parsePromised(json: string): Promised {
+  const raw = JSON.parse(json) as Record<string, unknown>;
+  const trace = raw.trace;
+  const carried =
+    typeof trace === 'object' && trace !== null && !Array.isArray(trace)
+      ? Object.fromEntries(Object.entries(trace).filter((entry): entry is [string, string] => typeof entry[1] === 'string'))
+      : undefined;
+  return { input: orderInputOf(raw), ...(carried && Object.keys(carried).length > 0 ? { trace: carried } : {}) };
+}
+
 /** An order input as reserve.lua recorded it (cjson may write its numbers as floats: they are integers). */
 export function parseOrderInput(json: string): OrderInput {
-  const raw = JSON.parse(json) as Record<string, unknown>;
+  return orderInputOf(JSON.parse(json) as Record<string, unknown>);
+}
+
+function orderInputOf(raw: Record<string, unknown>): OrderInput {
   const text = (name: string): string => {
     const value = raw[name];
     if (typeof value !== 'string') throw new Error(`Malformed order input: ${name} is ${JSON.stringify(value)}`);

@@ -1,23 +1,25 @@
 /**
- * Checkout: reserve in Redis (one Lua step that also records the order's promise: its workflow
- * input), start the order's workflow within a short budget, answer. No database on this path:
- * MySQL is written by the workflow at its own pace, so a burst cannot knock it over. A reserved
- * unit is a promise: whatever this path does not start (Temporal slow or away, the budget spent,
- * the process gone), the starter starts (OrderStarter, ./starter.ts), so every reservation answers 202
- * and nothing is ever released here. Two models share it (docs/api.md, "Checkout: polling or
- * waiting"): polling (`checkout`) and waiting (`checkoutAndWait`, `Prefer: wait=N`), which also
- * answers with the persisted or failed order.
+ * Checkout: reserve in Redis (one Lua step that also records the order's promise, its workflow
+ * input) and answer. A polling checkout asks nothing else: no Temporal call, no database. The
+ * promise is what makes the 202 durable; the pipeline's owner of starts (./starter.ts, in the
+ * worker) starts the order's workflow, woken by the same Lua step, and MySQL is written by the
+ * workflow at its own pace, so a burst can knock over neither. With REDIS_WAIT_REPLICAS the 202
+ * waits until a replica holds the promise. Nothing is ever released here: a reserved unit is a
+ * promise. Two models share it (docs/api.md, "Checkout: polling or waiting"): polling (`checkout`)
+ * and waiting (`checkoutAndWait`, `Prefer: wait=N`), which starts the order itself with
+ * Update-with-Start and answers with the persisted or failed order.
  */
 import { randomBytes } from 'node:crypto';
 import type { AppConfig } from '../config/index.js';
 import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
-import type { RedisInventory, ReserveResult } from '../inventory/redis-inventory.js';
+import { traceCarrier } from '../infra/tracing.js';
+import type { RedisInventory, ReserveResult, SaleWindow } from '../inventory/redis-inventory.js';
 import type { ReplicaAcks } from '../inventory/replica-acks.js';
 import { viewOfState, type AwaitedStart, type FoundOrder, type OrderClient } from './client.js';
 import { Refusal } from '../refusal.js';
 import { ORDER_NO_ALPHABET, type OrderInput, type OrderStatus, type OrderView } from './contract.js';
-import type { OrderStarter } from './starter.js';
+import { LRUCache } from 'lru-cache';
 import type { ChannelListener } from '../infra/redis-subscription.js';
 
 export interface CheckoutRequest {
@@ -56,17 +58,15 @@ export interface CheckoutObserver {
   now(): number;
   soldOutFlagHit(): void;
   reserveDone(outcome: ReserveResult['outcome'] | 'ERROR', startedAt: number): void;
+  /** A waiting checkout's Update-with-Start (the polling checkout starts nothing). */
   workflowStartDone(ok: boolean, startedAt: number): void;
 }
 
 /** A reservation that holds (or, for a retried Idempotency-Key, already held) units for an order. */
 export type AcceptedReservation = Extract<ReserveResult, { outcome: 'RESERVED' | 'DUPLICATE' }>;
 
-/** Time kept back from a checkout's deadline to write its answer once the start is done or given up. */
+/** Time kept back from a checkout's deadline to write its answer. */
 const ANSWER_MARGIN_MS = 100;
-
-/** How long a checkout's own start may take, in the background once the checkout stopped waiting for it. */
-const START_CALL_MS = 5_000;
 
 /**
  * The answer to a reservation that did not reserve: the one mapping from reserve.lua's outcomes to
@@ -74,33 +74,35 @@ const START_CALL_MS = 5_000;
  * units, throws the Refusal otherwise.
  */
 export function acceptReservation(result: ReserveResult, request: Pick<CheckoutRequest, 'sku' | 'quantity'>): AcceptedReservation {
+  if (result.outcome === 'RESERVED' || result.outcome === 'DUPLICATE') return result;
+  throw refusalOf(result, request);
+}
+
+function refusalOf(result: Exclude<ReserveResult, AcceptedReservation>, request: Pick<CheckoutRequest, 'sku' | 'quantity'>): Refusal {
   switch (result.outcome) {
     case 'NO_SALE':
-      throw new Refusal('SKU_NOT_FOUND', `no sale for sku ${request.sku}`);
+      return new Refusal('SKU_NOT_FOUND', `no sale for sku ${request.sku}`);
     case 'NOT_ACTIVE':
-      throw new Refusal('SALE_NOT_ACTIVE', `the sale for ${request.sku} is not open now`);
+      return new Refusal('SALE_NOT_ACTIVE', `the sale for ${request.sku} is not open now`);
     case 'TOO_MANY_CANCELS':
-      throw new Refusal('TOO_MANY_CANCELLATIONS', `you cancelled too many orders of ${request.sku}; this sale takes no more checkouts from you`);
+      return new Refusal('TOO_MANY_CANCELLATIONS', `you cancelled too many orders of ${request.sku}; this sale takes no more checkouts from you`);
     case 'LIMIT_EXCEEDED':
       // Named, since the shopper may hold an order whose 202 never reached them.
-      throw new Refusal(
+      return new Refusal(
         'PURCHASE_LIMIT_EXCEEDED',
         `buying ${request.quantity} would exceed the per-user limit for ${request.sku}` +
           (result.heldBy.length > 0 ? `; held by ${result.heldBy.join(', ')}` : ''),
         { heldBy: result.heldBy },
       );
     case 'SOLD_OUT':
-      throw soldOutError(request.sku);
+      return soldOutError(request.sku);
     case 'LATE':
-      throw new Refusal('UNAVAILABLE', 'the reservation came too late to be answered; nothing was reserved, please retry', undefined, 1);
-    case 'DUPLICATE':
-    case 'RESERVED':
-      return result;
+      return new Refusal('UNAVAILABLE', 'the reservation came too late to be answered; nothing was reserved, please retry', undefined, 1);
   }
 }
 
 export class CheckoutService {
-  /** Per SKU, when this process last marked the sale active (ACTIVE_SALES_KEY). */
+  /** Per SKU, when this process last marked the sale active (RedisInventory.markSaleActive). */
   private readonly markedActiveAt = new Map<string, number>();
 
   constructor(
@@ -113,16 +115,16 @@ export class CheckoutService {
       inventory: Pick<RedisInventory, 'reserve' | 'markSaleActive'>;
       /** Redis's breaker: while it is open a checkout fails before it touches anything (but the sold-out flag). */
       redis: DependencyGuard;
+      /** Only the waiting checkout and a retried key's closed order reach it. */
       orders: OrderClient;
-      /** Starts in the background what the checkout's own start did not (the budget ran out before a slot). */
-      starter?: Pick<OrderStarter, 'startSoon'>;
-      /** With REDIS_WAIT_REPLICAS: whether replicas hold a sale's promises (a 202 its start did not cover waits for it). */
-      replicas?: Pick<ReplicaAcks, 'replicated'>;
+      /** With REDIS_WAIT_REPLICAS: whether replicas hold a sale's promises (a 202 waits for it); null without. */
+      replicas: Pick<ReplicaAcks, 'replicated'> | null;
       logger: Logger;
       soldOut: SoldOutCache;
+      windows: SaleWindows;
       observer: CheckoutObserver;
       /** Counts a checkout against its shopper's budget (RATE_LIMIT_CHECKOUT); throws once it is spent. */
-      spendBudget?: (userId: string) => Promise<void>;
+      spendBudget: (userId: string) => Promise<void>;
     },
   ) {}
 
@@ -132,55 +134,52 @@ export class CheckoutService {
   }
 
   /**
-   * How long after a reservation a starter may start its order: the checkout's own start has had
-   * its chance by then (a second start is harmless, only wasted).
-   */
-  private get handoffMs(): number {
-    return this.deps.config.deadlines.checkoutMs + 3_000;
-  }
-
-  /**
-   * The polling checkout: answered within CHECKOUT_DEADLINE, 202 for every reservation it made.
-   * The start is tried within CHECKOUT_START_BUDGET; what it did not start, the starter starts.
+   * The polling checkout: answered within CHECKOUT_DEADLINE from Redis alone, 202 for every
+   * reservation it made (after a replica holds it, with REDIS_WAIT_REPLICAS).
    */
   async checkout(request: CheckoutRequest): Promise<CheckoutAnswer> {
     const now = Date.now();
     const deadline = new Deadline(now + this.deps.config.deadlines.checkoutMs);
-    const result = await this.reserve(request, now, deadline);
+    const result = await this.reserve(request, now, deadline, 0);
     if (result.outcome === 'DUPLICATE') return this.retryWithKey(request, result, deadline);
-    await this.startDurably(this.priced(result.input, result.priceCents), deadline);
+    await this.durable(result.orderNo, request.sku, deadline);
     return { orderNo: result.orderNo, status: 'PENDING' };
   }
 
   /**
-   * The first half of both checkout models: the sold-out flag (from memory), the breakers, the
-   * shopper's budget, then reserve.lua, with the order's promise and the request's cutoff; answers
-   * the reservation that holds units, throws the Refusal (or DependencyUnavailableError) otherwise.
+   * The first half of both checkout models, cheapest refusals first: the sold-out flag and the
+   * sale's window (from memory), the breaker, the shopper's budget, then reserve.lua, with the
+   * order's promise and the request's cutoff. Answers the reservation that holds units, throws the
+   * Refusal (or DependencyUnavailableError) otherwise. `handoffMs`: how long the caller's own start
+   * (a waiting checkout's) has before the pipeline's owner may start the order.
    */
   private async reserve(
     request: CheckoutRequest,
     now: number,
     deadline: Deadline,
+    handoffMs: number,
   ): Promise<AcceptedReservation & { input: Omit<OrderInput, 'unitPriceCents'> }> {
-    const { inventory, soldOut, observer, config } = this.deps;
+    const { inventory, soldOut, windows, observer, config } = this.deps;
     // A retry with an Idempotency-Key must reach Redis: it may own an order even after sell-out.
     if (!request.idempotencyKey && soldOut.isSoldOut(request.sku, now)) {
       observer.soldOutFlagHit();
       throw soldOutError(request.sku);
     }
-    // Redis known to be failing: 503 at once, before anything is counted. Temporal's breaker does
-    // not stop a checkout: the reservation is a promise the starter keeps once Temporal is back.
+    // Redis known to be failing: 503 at once, before anything is counted.
     this.deps.redis.assertAvailable();
-    // The shopper's budget is counted after the sold-out flag, which answers the bulk of a sale
-    // from memory and must stay free of Redis calls, and before anything reaches Redis's stock.
-    await this.deps.spendBudget?.(request.userId);
+    // No sale, or not open: refused before the budget and the mark, so it leaves nothing behind.
+    const windowRefusal = await windows.refusal(request.sku, now);
+    if (windowRefusal) throw refusalOf({ outcome: windowRefusal }, request);
+    await this.deps.spendBudget(request.userId);
     this.markSaleActive(request.sku, now);
     const reserveStartedAt = observer.now();
     const orderNo = newOrderNo(now);
     const input = this.orderInput(request, orderNo, now);
-    // Past this (Redis's clock) the script reserves nothing: there would be no time left to answer
-    // the shopper with the start's budget, and API and Redis clocks may differ by the margin.
-    const cutoffMs = deadline.at - config.checkoutStartBudgetMs - ANSWER_MARGIN_MS - config.clockSkewMarginMs;
+    // Past this (Redis's clock) the script reserves nothing: no time would be left to answer, and
+    // API and Redis clocks may differ by the margin. What must follow the reservation (a replica's
+    // acknowledgement, a waiting checkout's start) keeps CHECKOUT_START_BUDGET for itself.
+    const after = this.deps.replicas || handoffMs > 0 ? config.checkoutStartBudgetMs : 0;
+    const cutoffMs = deadline.at - after - ANSWER_MARGIN_MS - config.clockSkewMarginMs;
     let reserved: ReserveResult;
     try {
       reserved = await inventory.reserve({
@@ -188,7 +187,7 @@ export class CheckoutService {
         nowMs: now,
         maxCancels: config.maxCancelsPerShopper,
         cutoffMs,
-        promise: { input, handoffMs: this.handoffMs },
+        promise: { input, handoffMs, trace: traceCarrier() },
         ...request,
       });
     } catch (err) {
@@ -197,13 +196,14 @@ export class CheckoutService {
     }
     observer.reserveDone(reserved.outcome, reserveStartedAt);
     if (reserved.outcome === 'SOLD_OUT') soldOut.markSoldOut(request.sku, reserved.generation, now);
+    if (reserved.outcome === 'NO_SALE' || reserved.outcome === 'NOT_ACTIVE') windows.forget(request.sku);
     return { ...acceptReservation(reserved, request), input };
   }
 
   /**
-   * Tells the starters and the order-number lookups that the sale takes reservations, about once a
-   * second per process; sent before the reserve on the same connection, not awaited (a lost mark
-   * delays a promise only until the reconciler's pass).
+   * Tells the owner of starts and the order-number lookups that the sale takes reservations, about
+   * once a second per process; sent before the reserve on the same connection, not awaited (a lost
+   * mark delays a promise only until the reconciler's pass). Only for a sale that exists and is open.
    */
   private markSaleActive(sku: string, now: number): void {
     if (now - (this.markedActiveAt.get(sku) ?? 0) < 1_000) return;
@@ -231,74 +231,33 @@ export class CheckoutService {
   }
 
   /**
-   * Starts the order (startNow) and returns once its promise is durable: its workflow started
-   * within the start's budget, or the Redis replicas hold it (REDIS_WAIT_REPLICAS; without replicas
-   * Redis's own append-only file is the durability). Neither in time: 503 OUTCOME_UNKNOWN with the
-   * order number, since a failover now would lose the order its 202 would have promised.
+   * With REDIS_WAIT_REPLICAS, returns once a replica holds the sale's promises (this one among
+   * them), within the checkout's deadline; not in time: 503 OUTCOME_UNKNOWN with the order number,
+   * since a failover now could lose the order a 202 would promise. Without replicas Redis's own
+   * append-only file is the durability, and this returns at once.
    */
-  private async startDurably(input: OrderInput, deadline: Deadline): Promise<void> {
-    const replicated = this.replicated(input.sku, deadline);
-    if ((await this.startNow(input, deadline)) || (await replicated)) return;
-    throw notYetDurable(input.orderNo);
+  private async durable(orderNo: string, sku: string, deadline: Deadline): Promise<void> {
+    if (await this.replicated(sku, deadline)) return;
+    throw notYetDurable(orderNo);
   }
 
-  /** Whether the replicas hold the sale's promises, waited for as long as the start is (true without REDIS_WAIT_REPLICAS). */
   private replicated(sku: string, deadline: Deadline): Promise<boolean> {
     const { replicas } = this.deps;
-    return replicas ? replicas.replicated(sku, this.startDeadline(deadline).remainingMs()) : Promise.resolve(true);
+    return replicas ? replicas.replicated(sku, deadline.minus(ANSWER_MARGIN_MS).remainingMs()) : Promise.resolve(true);
   }
 
   /**
-   * Starts the order's workflow, waiting for it at most CHECKOUT_START_BUDGET (within the request's
-   * deadline), unless Temporal's breaker is open; true when it started within that wait. The wait
-   * ends there, never the start: it goes on for START_CALL_MS in the background (cancelling it
-   * would only have the starter send it again). Never throws: an order whose start fails is the
-   * starter's (at once in the background when the start was never sent, else once the handoff passed).
-   */
-  private async startNow(input: OrderInput, deadline: Deadline): Promise<boolean> {
-    const { orders, observer } = this.deps;
-    if (!orders.temporalAvailable()) return false;
-    const startedAt = observer.now();
-    const waitUntil = this.startDeadline(deadline);
-    let started = false;
-    const start = orders.start(input, Deadline.in(START_CALL_MS), { admitBy: waitUntil }).then(
-      () => {
-        started = true;
-        observer.workflowStartDone(true, startedAt);
-      },
-      (err: unknown) => {
-        observer.workflowStartDone(false, startedAt);
-        this.afterUnfinishedStart(input, err);
-      },
-    );
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([start, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitUntil.remainingMs())))]);
-    clearTimeout(timer);
-    return started;
-  }
-
-  /** A start that was never sent goes to the starter's background queue; any other is left to the handoff. */
-  private afterUnfinishedStart(input: OrderInput, err: unknown): void {
-    if (err instanceof DependencyUnavailableError && err.reason === 'busy') this.deps.starter?.startSoon(input);
-    else if (!(err instanceof DependencyUnavailableError))
-      this.deps.logger.warn({ err, orderNo: input.orderNo }, 'OrderWorkflow start failed; the starter retries it');
-  }
-
-  /** When the checkout's own start must have ended: its budget, within the request's deadline less the answer's margin. */
-  private startDeadline(deadline: Deadline): Deadline {
-    return deadline.minus(ANSWER_MARGIN_MS).capped(this.deps.config.checkoutStartBudgetMs);
-  }
-
-  /**
-   * The waiting checkout (`Prefer: wait=N`): the same reservation, then Update-with-Start instead
-   * of a plain start, so start and wait are one round trip to Temporal and the workflow's own
-   * state is the answer. Not decided within `waitMs`, or not started (Temporal away): the PENDING
-   * answer, and the order goes on. Answered within the wait plus CHECKOUT_DEADLINE.
+   * The waiting checkout (`Prefer: wait=N`): the same reservation, then Update-with-Start, so start
+   * and wait are one round trip to Temporal and the workflow's own state is the answer. Not decided
+   * within `waitMs`, or not started (Temporal away): the PENDING answer, and the order goes on (the
+   * owner of starts starts it once CHECKOUT_DEADLINE has passed). Answered within the wait plus
+   * CHECKOUT_DEADLINE.
    */
   async checkoutAndWait(request: CheckoutRequest, waitMs: number): Promise<CheckoutAnswer> {
     const now = Date.now();
-    const deadline = new Deadline(now + waitMs + this.deps.config.deadlines.checkoutMs);
-    const result = await this.reserve(request, now, new Deadline(now + this.deps.config.deadlines.checkoutMs));
+    const { checkoutMs } = this.deps.config.deadlines;
+    const deadline = new Deadline(now + waitMs + checkoutMs);
+    const result = await this.reserve(request, now, new Deadline(now + checkoutMs), checkoutMs);
     if (result.outcome === 'DUPLICATE') return this.retryWithKeyAndWait(request, result, waitMs, deadline);
     return this.startAndWait(this.priced(result.input, result.priceCents), waitMs, deadline);
   }
@@ -318,7 +277,8 @@ export class CheckoutService {
       awaited = await orders.startAndAwaitPersisted(input, waitMs, Deadline.in(this.deps.config.checkoutStartBudgetMs));
     } catch (err) {
       observer.workflowStartDone(false, startedAt);
-      this.afterUnfinishedStart(input, err);
+      if (!(err instanceof DependencyUnavailableError))
+        this.deps.logger.warn({ err, orderNo: input.orderNo }, 'Update-with-Start failed; the owner of starts starts the order');
       return notStarted();
     }
     // Start and wait are one call here: the histogram sees the whole of it.
@@ -356,16 +316,17 @@ export class CheckoutService {
 
   /**
    * A retried checkout with a known Idempotency-Key answers the same order. A reservation not
-   * claimed yet is started again (USE_EXISTING makes that safe) with the input recorded by the
-   * first attempt, which wins. The key's first request decides what the key means: the same key
-   * with another quantity is refused with 422 (as the IETF Idempotency-Key draft asks), never
-   * answered with the old order. The key is never forgotten: a failed order's key stays spent.
+   * claimed yet is still a promise its owner keeps (with REDIS_WAIT_REPLICAS it is answered once a
+   * replica holds it, as the first attempt would have been). The key's first request decides what
+   * the key means: the same key with another quantity is refused with 422 (as the IETF
+   * Idempotency-Key draft asks), never answered with the old order. The key is never forgotten: a
+   * failed order's key stays spent.
    */
   private async retryWithKey(request: CheckoutRequest, duplicate: Duplicate, deadline: Deadline): Promise<CheckoutAnswer> {
     const { orderNo, reservation } = duplicate;
     if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
     if (reservation?.state === 'RESERVED') {
-      await this.startDurably(this.inputOf(request, duplicate, reservation.reservedAtMs), deadline);
+      await this.durable(orderNo, request.sku, deadline);
       return { orderNo, status: 'PENDING' };
     }
     // Claimed: its workflow runs.
@@ -431,13 +392,13 @@ const keyReused = (request: CheckoutRequest, firstQuantity: number) =>
     `this Idempotency-Key was first used for ${firstQuantity} unit(s) of ${request.sku}, not ${request.quantity}; use a new key for a new purchase`,
   );
 /**
- * A reservation made but not yet durable (REDIS_WAIT_REPLICAS): neither its workflow started nor a
- * replica acknowledged it in time. It stands, and is very likely kept; a failover now could lose it.
+ * A reservation made but not yet durable (REDIS_WAIT_REPLICAS): no replica acknowledged it in time.
+ * It stands, and is very likely kept; a failover now could lose it.
  */
 const notYetDurable = (orderNo: string) =>
   new Refusal(
     'OUTCOME_UNKNOWN',
-    `order ${orderNo} is reserved, but neither its workflow nor a Redis replica confirmed it in time; retry with the same Idempotency-Key, or read the order`,
+    `order ${orderNo} is reserved, but no Redis replica confirmed it in time; retry with the same Idempotency-Key, or read the order`,
     { orderNo, statusUrl: `/api/orders/${orderNo}` },
     1,
   );
@@ -494,6 +455,48 @@ export class SoldOutCache {
       },
       listening: (live) => this.setListening(live),
     };
+  }
+}
+
+/** Why a checkout for this sale is refused before it reaches Redis's writes; null when it may try. */
+export type WindowRefusal = 'NO_SALE' | 'NOT_ACTIVE' | null;
+
+/**
+ * Each sale's window as this process last read it from Redis (a read, at most once per `ttlMs` per
+ * SKU; a SKU without a sale is remembered too, so probing made-up SKUs costs one read a second).
+ * reserve.lua judges the window by Redis's clock: near a bound (within `skewMarginMs`, the clock
+ * skew /readyz tolerates) this says "try" and the script decides. A sale created or closed is seen
+ * here within `ttlMs`; in that second the script's own answer stands, and is remembered.
+ */
+export class SaleWindows {
+  private readonly windows: LRUCache<string, { window: SaleWindow | 'none' }>;
+
+  constructor(
+    private readonly read: (sku: string) => Promise<SaleWindow | null>,
+    private readonly skewMarginMs: number,
+    ttlMs = 1_000,
+    maxSales = 10_000,
+  ) {
+    this.windows = new LRUCache({ max: maxSales, ttl: ttlMs });
+  }
+
+  /** NO_SALE, NOT_ACTIVE, or null (open, or too close to a bound to tell here); a read that fails throws. */
+  async refusal(sku: string, now = Date.now()): Promise<WindowRefusal> {
+    let known = this.windows.get(sku);
+    if (!known) {
+      known = { window: (await this.read(sku)) ?? 'none' };
+      this.windows.set(sku, known);
+    }
+    if (known.window === 'none') return 'NO_SALE';
+    const { startsMs, endsMs } = known.window;
+    if (startsMs > 0 && now < startsMs - this.skewMarginMs) return 'NOT_ACTIVE';
+    if (endsMs > 0 && now >= endsMs + this.skewMarginMs) return 'NOT_ACTIVE';
+    return null;
+  }
+
+  /** reserve.lua found no sale, or the sale closed: forget what this process believed. */
+  forget(sku: string): void {
+    this.windows.delete(sku);
   }
 }
 

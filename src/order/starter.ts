@@ -1,206 +1,224 @@
 /**
- * The owner of promised orders (docs/fault-tolerance.md, "A reservation's owners"): it starts the
- * OrderWorkflow of every reservation whose checkout did not start it, run by each API process (so
- * a frozen worker does not stop it). Two sources, both through the process's start pacing:
+ * The owner of promised orders' starts (docs/fault-tolerance.md, "A reservation's owners"): the
+ * checkout records each order's workflow input in Redis and answers; this starts the workflows. It
+ * runs in the worker process, so its starts are eager (Temporal hands the order's first workflow
+ * task back with the start, to this very worker) and paced by what the pipeline absorbs
+ * (./start-pacing.ts: start latency, RESOURCE_EXHAUSTED, the task backlog's age).
  *
- * - `startSoon(input)`: the checkout's own start did not fit its short budget; started in the
- *   background right away, best effort (the process may die: Redis still holds the promise);
- * - Redis: every `intervalMs`, for each sale whose starter lease this process holds (or takes),
- *   the promises due (their handoff passed, or their retry is due), oldest first.
- *
- * A start that failed is due again after a backoff; one answered ALREADY_CLOSED leaves the entry
- * to the reconciler (the order ended; it aligns the reservation with the order's row). Nothing here
- * ever releases a unit: a reserved unit is a promise.
+ * One owner per sale: a lease in Redis, taken and renewed by the same Lua step that hands out the
+ * due promises, oldest first (take_due_starts.lua). reserve.lua publishes the SKU of each new
+ * promise on the pipeline's wake channel, so an idle owner starts it within milliseconds; every
+ * `intervalMs` the owner also visits the pipeline's active sales, which renews its leases, picks up
+ * retries and messages lost while the subscription was down, and takes over the sales of an owner
+ * that died or froze (within its lease). A start that succeeded drops the entry: the workflow
+ * exists and owns the order from then on. A failed one is due again after a backoff; a sale whose
+ * starts all failed is left to another process for two leases. Nothing here ever releases a unit.
  */
 import { randomUUID } from 'node:crypto';
 import { Deadline } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
-import type { RedisInventory } from '../inventory/redis-inventory.js';
-import type { Store } from '../db/store.js';
+import type { ChannelListener } from '../infra/redis-subscription.js';
+import { inTrace } from '../infra/tracing.js';
+import type { Promised, RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderClient } from './client.js';
-import type { OrderInput } from './contract.js';
+import type { StartPacing } from './start-pacing.js';
 
-export interface OrderStarterOptions {
-  /** How often the sales' promises are looked at. */
+export interface PromiseStarterOptions {
+  /** How often the pipeline's active sales are visited without being woken. */
   intervalMs: number;
   /** How long one start may take. */
   startTimeoutMs: number;
-  /** The starter lease of a sale: renewed every interval, so another process takes over within this after one dies. */
+  /** A sale's lease: renewed at every visit, so another process takes over within this after its owner dies. */
   leaseMs: number;
-  /** Promises taken from one sale per interval at most. */
-  batch: number;
-  /** Background starts (startSoon) held in memory at most; beyond, Redis's entries are the backstop. */
-  maxQueued: number;
+  /** How often the task queue's backlog age is read (0: never). */
+  backlogEveryMs: number;
 }
 
-const DEFAULTS: OrderStarterOptions = { intervalMs: 250, startTimeoutMs: 5_000, leaseMs: 5_000, batch: 200, maxQueued: 10_000 };
+const DEFAULTS: PromiseStarterOptions = { intervalMs: 1_000, startTimeoutMs: 5_000, leaseMs: 5_000, backlogEveryMs: 2_000 };
 
-/** How long before a started order whose workflow has not claimed its reservation is started again (idempotent). */
-const START_RECHECK_MS = 30_000;
-/** A promise older than this is started only once MySQL says the order has no row. */
+/** A promise handed out is due again after this, should its start never report (the process died). */
+const RECHECK_MS = 10_000;
+/** A promise older than this is started only once the stores say the order has no row. */
 const STALE_PROMISE_MS = 10 * 60_000;
 /** Backoff of a promise whose start failed. */
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 10_000;
-/** Sales that reserved within this are looked at; older promises are the reconciler's (it starts or expires them). */
-const STARTER_HORIZON_MS = 15 * 60_000;
-/** A sale with nothing pending and no new reservation is looked at again after this. */
-const IDLE_SALE_REVISIT_MS = 10_000;
+/** Sales that reserved within this are visited; older promises are the reconciler's (it starts or expires them). */
+const HORIZON_MS = 15 * 60_000;
 
-export interface OrderStarterObserver {
-  /** A start the starter sent: its outcome. */
-  orderStartedByStarter(outcome: 'STARTED' | 'ALREADY_CLOSED' | 'FAILED'): void;
-  /** Promises not started yet, summed over the sales this process holds the lease of. */
-  promisesPending(count: number): void;
+export type StartOutcome = 'STARTED' | 'ALREADY_CLOSED' | 'FAILED';
+
+export interface PromiseStarterObserver {
+  /** One start this owner sent: its outcome, how long it took, whether Temporal handed the first task back with it. */
+  started(outcome: StartOutcome, ms: number, eager: boolean): void;
+  /** Promises not started yet, in the sales this owner holds the lease of (as of each visit). */
+  pending(count: number): void;
+  /** The pacing's limit and the task backlog's age, as last read. */
+  pacing(limit: number, backlogAgeMs: number): void;
 }
 
-export class OrderStarter {
-  private readonly options: OrderStarterOptions;
+export class PromiseStarter {
+  private readonly options: PromiseStarterOptions;
   private readonly owner = `starter-${randomUUID()}`;
-  private readonly queued = new Map<string, OrderInput>();
+  /** Sales being visited now; `again`: woken meanwhile, so visited once more. */
+  private readonly visiting = new Map<string, { again: boolean }>();
+  /** Sales left alone until then (every start failed: another process may do better). */
+  private readonly pausedUntil = new Map<string, number>();
+  private readonly pendingBySale = new Map<string, number>();
   private readonly attempts = new Map<string, number>();
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private draining = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly inFlight = new Set<Promise<unknown>>();
   private stopped = false;
-  /** Per sale: when this process last took its due promises, and how many were pending then. */
-  private readonly visits = new Map<string, { at: number; pending: number; pausedUntil: number }>();
 
   constructor(
     private readonly deps: {
-      /** Unguarded: the starter's calls are its own, not a request's; each is bounded by the client's command timeout. */
+      /** Unguarded: the owner's calls are its own, bounded by the client's command timeout. */
       inventory: RedisInventory;
+      /** On the worker's own connection (its starts are eager), pacing its starts by `pacing`. */
       orders: OrderClient;
-      /**
-       * Asked before a stale promise (older than STALE_PROMISE_MS) is started: a workflow id can be
-       * used again once its closed run is gone from Temporal, so an order with a row is not started.
-       */
-      store?: Pick<Store, 'getOrder'>;
-      logger?: Logger;
-      observer?: OrderStarterObserver;
+      pacing: StartPacing;
+      /** The task queue's backlog age in ms (DescribeTaskQueue), read every backlogEveryMs. */
+      backlogAgeMs: () => Promise<number>;
+      /** Asked before a stale promise is started: an order with a row is not started again. */
+      hasOrderRow: (orderNo: string) => Promise<boolean>;
+      logger: Logger;
+      observer?: PromiseStarterObserver;
     },
-    options: Partial<OrderStarterOptions> = {},
+    options: Partial<PromiseStarterOptions> = {},
   ) {
     this.options = { ...DEFAULTS, ...options };
   }
 
-  /** Starts looking at the sales' promises every interval (startApi runs it). */
+  /** Visits every active sale now, then every intervalMs, and reads the backlog's age. */
   start(): void {
-    if (this.timer || this.stopped) return;
-    this.timer = setInterval(() => {
-      this.running ??= this.tick().finally(() => {
-        this.running = undefined;
-      });
-    }, this.options.intervalMs);
-    this.timer.unref();
+    if (this.timers.length > 0 || this.stopped) return;
+    const every = (ms: number, run: () => void) => {
+      const timer = setInterval(run, ms);
+      timer.unref();
+      this.timers.push(timer);
+    };
+    every(this.options.intervalMs, () => void this.visitActiveSales());
+    if (this.options.backlogEveryMs > 0) every(this.options.backlogEveryMs, () => void this.readBacklog());
+    void this.visitActiveSales();
   }
 
+  /** Stops visiting; starts already sent are waited for. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running;
+    for (const timer of this.timers.splice(0)) clearInterval(timer);
+    await Promise.allSettled([...this.inFlight]);
   }
 
-  /** The checkout could not start this order within its budget: start it now, in the background. */
-  startSoon(input: OrderInput): void {
-    if (this.stopped || this.queued.size >= this.options.maxQueued) return;
-    this.queued.set(input.orderNo, input);
-    if (!this.draining) void this.drainQueued();
+  /** A new promise of `sku` (reserve.lua's message): visited at once. */
+  wake(sku: string): void {
+    if (this.stopped || (this.pausedUntil.get(sku) ?? 0) > Date.now()) return;
+    const visit = this.visiting.get(sku);
+    if (visit) visit.again = true;
+    else void this.track(this.visit(sku));
   }
 
-  private async drainQueued(): Promise<void> {
-    this.draining = true;
+  /** What the owner needs from the worker's Redis subscription: wakes, and a full visit when it is live again. */
+  listener(): ChannelListener {
+    return {
+      message: (sku) => this.wake(sku),
+      listening: (live) => {
+        if (live) void this.visitActiveSales();
+      },
+    };
+  }
+
+  private async visitActiveSales(): Promise<void> {
     try {
-      while (this.queued.size > 0 && !this.stopped) {
-        // As many at once as the pacing lets through; each waits for its slot.
-        const batch = [...this.queued.values()].slice(0, this.options.batch);
-        for (const input of batch) this.queued.delete(input.orderNo);
-        await Promise.all(batch.map((input) => this.startOne(input, { rescheduleOnFailure: false })));
-      }
-    } finally {
-      this.draining = false;
-    }
-  }
-
-  /**
-   * One round over the sales: the promises due in each sale this process holds (or takes) the
-   * lease of. A process whose Temporal is unavailable takes no lease; one whose starts of a sale all
-   * failed this round gives its lease up and leaves the sale alone for two leases, so a process
-   * whose Temporal answers takes it over.
-   */
-  async tick(): Promise<void> {
-    const { inventory, orders, logger, observer } = this.deps;
-    let pending = 0;
-    try {
-      for (const sku of await this.salesToVisit()) {
-        if (this.stopped) return;
-        if (!orders.temporalAvailable()) break;
-        const taken = await inventory.takeDueStarts(sku, this.owner, { leaseMs: this.options.leaseMs, limit: this.options.batch, recheckMs: START_RECHECK_MS });
-        if (!taken.leased) {
-          this.visits.set(sku, { at: Date.now(), pending: 0, pausedUntil: 0 });
-          continue;
-        }
-        pending += taken.pending;
-        const started = await Promise.all(taken.due.map((input) => this.startOne(input, { rescheduleOnFailure: true })));
-        const allFailed = started.length > 0 && started.every((ok) => !ok);
-        if (allFailed) await inventory.releaseStarterLease(sku, this.owner);
-        this.visits.set(sku, { at: Date.now(), pending: taken.pending, pausedUntil: allFailed ? Date.now() + 2 * this.options.leaseMs : 0 });
-      }
-      observer?.promisesPending(pending);
+      const sales = await this.deps.inventory.activeSales(Date.now() - HORIZON_MS);
+      const active = new Set(sales.map((sale) => sale.sku));
+      for (const sku of this.pendingBySale.keys()) if (!active.has(sku)) this.pendingBySale.delete(sku);
+      for (const sku of active) this.wake(sku);
     } catch (err) {
-      logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'order starter: could not read the promises this round');
+      this.deps.logger.warn({ err: describe(err) }, 'order starter: could not read the active sales this round');
     }
   }
 
   /**
-   * The sales worth a look this round: those with promises pending at the last look, those that
-   * reserved since, and the others every IDLE_SALE_REVISIT_MS (a sale another process holds the
-   * lease of is idle here, so its owner's death is noticed within that).
+   * Takes the sale's due promises as the pacing has room for, starts each, and takes more while
+   * there are; ends when none is due (or another process holds the lease).
    */
-  private async salesToVisit(): Promise<string[]> {
-    const now = Date.now();
-    const sales = await this.deps.inventory.activeSales(now - STARTER_HORIZON_MS);
-    const active = new Set(sales.map((sale) => sale.sku));
-    for (const sku of this.visits.keys()) if (!active.has(sku)) this.visits.delete(sku);
-    return sales
-      .filter(({ sku, lastReservedAtMs }) => {
-        const visit = this.visits.get(sku);
-        if (visit && now < visit.pausedUntil) return false;
-        return !visit || visit.pending > 0 || lastReservedAtMs >= visit.at - 1_000 || now - visit.at >= IDLE_SALE_REVISIT_MS;
-      })
-      .map((sale) => sale.sku);
+  private async visit(sku: string): Promise<void> {
+    const state = { again: false };
+    this.visiting.set(sku, state);
+    const { inventory, pacing } = this.deps;
+    const starts: Array<Promise<boolean>> = [];
+    try {
+      for (;;) {
+        state.again = false;
+        const room = await pacing.room();
+        if (this.stopped) return;
+        const taken = await inventory.takeDueStarts(sku, this.owner, { leaseMs: this.options.leaseMs, limit: room, recheckMs: RECHECK_MS });
+        if (!taken.leased) {
+          this.pendingBySale.delete(sku);
+          break;
+        }
+        this.pendingBySale.set(sku, taken.pending);
+        this.deps.observer?.pending([...this.pendingBySale.values()].reduce((sum, n) => sum + n, 0));
+        for (const promised of taken.due) starts.push(this.track(this.startOne(promised)));
+        if (taken.due.length < room && !state.again) break;
+      }
+    } catch (err) {
+      this.deps.logger.warn({ err: describe(err), sku }, 'order starter: could not take the sale’s promises this round');
+    } finally {
+      this.visiting.delete(sku);
+    }
+    // Every start of this visit failed: Temporal does not answer this process; let another one try.
+    const outcomes = await Promise.all(starts);
+    if (outcomes.length > 0 && outcomes.every((ok) => !ok)) {
+      this.pausedUntil.set(sku, Date.now() + 2 * this.options.leaseMs);
+      await inventory.releaseStarterLease(sku, this.owner).catch(() => undefined);
+    }
   }
 
-  /** Starts one promised order; whether the start succeeded (or found the order closed). */
-  private async startOne(input: OrderInput, { rescheduleOnFailure }: { rescheduleOnFailure: boolean }): Promise<boolean> {
-    const { inventory, orders, logger, observer, store } = this.deps;
+  /** Starts one promised order, in its checkout's trace when that was sampled; whether it now exists (or has closed). */
+  private async startOne({ input, trace }: Promised): Promise<boolean> {
+    const { inventory, orders, observer } = this.deps;
+    const sentAt = Date.now();
     try {
-      if (Date.now() - Date.parse(input.createdAt) > STALE_PROMISE_MS) {
-        if (!store) throw new Error('a stale promise is started only after its row is looked up');
-        if (await store.getOrder(input.orderNo)) {
-          await inventory.dropStartEntry(input.sku, input.orderNo);
-          return true;
-        }
+      if (sentAt - Date.parse(input.createdAt) > STALE_PROMISE_MS && (await this.deps.hasOrderRow(input.orderNo))) {
+        await inventory.dropStartEntry(input.sku, input.orderNo);
+        return true;
       }
-      const outcome = await orders.start(input, Deadline.in(this.options.startTimeoutMs));
+      const { outcome, eager } = await inTrace(trace, () => orders.startEagerly(input, Deadline.in(this.options.startTimeoutMs)));
+      observer?.started(outcome, Date.now() - sentAt, eager);
       this.attempts.delete(input.orderNo);
-      observer?.orderStartedByStarter(outcome);
-      // Closed before it claimed its reservation (or a restart of a finished order): nothing to
-      // start; the reconciler aligns the reservation with the order's row.
-      if (outcome === 'ALREADY_CLOSED') await inventory.dropStartEntry(input.sku, input.orderNo).catch(() => undefined);
+      // The workflow exists (or has closed, and the reconciler aligns its reservation): no start is due again.
+      await inventory.dropStartEntry(input.sku, input.orderNo).catch(() => undefined);
       return true;
     } catch (err) {
-      observer?.orderStartedByStarter('FAILED');
+      observer?.started('FAILED', Date.now() - sentAt, false);
       const attempt = (this.attempts.get(input.orderNo) ?? 0) + 1;
       this.attempts.set(input.orderNo, attempt);
-      if (this.attempts.size > this.options.maxQueued) this.attempts.clear();
-      logger?.debug({ orderNo: input.orderNo, attempt, err: err instanceof Error ? err.message : String(err) }, 'order start failed; due again later');
-      if (rescheduleOnFailure) {
-        const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(attempt - 1, 4)) * (0.8 + Math.random() * 0.4);
-        await inventory.retryStartLater(input.sku, input.orderNo, delay).catch(() => undefined);
-      }
+      if (this.attempts.size > 100_000) this.attempts.clear();
+      this.deps.logger.debug({ orderNo: input.orderNo, attempt, err: describe(err) }, 'order start failed; due again later');
+      const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(attempt - 1, 4)) * (0.8 + Math.random() * 0.4);
+      await inventory.retryStartLater(input.sku, input.orderNo, delay).catch(() => undefined);
       return false;
     }
   }
+
+  private async readBacklog(): Promise<void> {
+    try {
+      const ageMs = await this.deps.backlogAgeMs();
+      this.deps.pacing.backlogAge(ageMs);
+      this.deps.observer?.pacing(this.deps.pacing.limit, ageMs);
+    } catch (err) {
+      this.deps.logger.debug({ err: describe(err) }, 'order starter: could not read the task backlog');
+    }
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.inFlight.add(promise);
+    void promise.finally(() => this.inFlight.delete(promise)).catch(() => undefined);
+    return promise;
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

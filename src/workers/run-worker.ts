@@ -19,7 +19,7 @@ import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
 import { ensureReconcileSchedule } from './reconcile-schedule.js';
 import { pinoRuntimeLogger } from './telemetry.js';
 import { createWorkerConnection, ensureSearchAttributes } from './worker-connection.js';
-import { createOrderWorker } from './worker.js';
+import { createOrderWorker, startPromiseStarter } from './worker.js';
 
 const config = loadConfig();
 const logger = createLogger(config, 'worker');
@@ -81,9 +81,15 @@ workerState = () => worker.getState();
 
 // The SDK's Runtime already turns SIGINT/SIGTERM into worker.shutdown(); run() resolves when done.
 logger.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker polling');
+const running = worker.run();
+// The owner of promised orders' starts, once the Worker polls (its starts are eager). On SIGTERM it
+// stops taking promises at once: another worker's owner takes its sales over within a lease.
+const starter = startPromiseStarter({ config, connection, store, redis, logger });
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void starter.stop());
 try {
-  await worker.run();
+  await running;
 } finally {
+  await starter.stop();
   await Promise.allSettled([connection.close(), clientConnection.close(), store.close(), redis.quit(), health?.close()]);
   // The last activities' and workflows' spans are still buffered.
   await tracing?.shutdown();

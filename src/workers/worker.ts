@@ -1,8 +1,11 @@
 /**
- * The order worker: polls the task queue, runs OrderWorkflow and its activities.
+ * The order pipeline in a worker process: the Worker (polls the task queue, runs OrderWorkflow and
+ * its activities) and the owner of promised orders' starts beside it (startPromiseStarter), whose
+ * eager starts hand each order's first workflow task straight to this Worker.
  */
-import type { Client } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import type { MetricMeter } from '@temporalio/common';
+import proto from '@temporalio/proto';
 import { type NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { RedisClient } from '../infra/redis.js';
 import type { AppConfig } from '../config/index.js';
@@ -13,7 +16,12 @@ import { OrderClient } from '../order/client.js';
 import { PaymentDelivery } from '../order/payments.js';
 import type { Store } from '../db/store.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
-import { tracingActivityInterceptors, workflowSpanSinks } from '../infra/tracing.js';
+import { boundBy, Deadline } from '../infra/dependency-guard.js';
+import type { Logger } from '../infra/logger.js';
+import { subscribeChannels } from '../infra/redis-subscription.js';
+import { temporalClientInterceptors, tracingActivityInterceptors, workflowSpanSinks } from '../infra/tracing.js';
+import { PromiseStarter, type PromiseStarterObserver, type PromiseStarterOptions } from '../order/starter.js';
+import { StartPacing } from '../order/start-pacing.js';
 import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
 import { activityMetricsInterceptor } from './telemetry.js';
 
@@ -39,7 +47,7 @@ export interface OrderWorkerOptions {
 }
 
 export async function createOrderWorker(options: OrderWorkerOptions): Promise<Worker> {
-  const inventory = new RedisInventory(options.redis);
+  const inventory = new RedisInventory(options.redis, options.config.temporal.taskQueue);
   const real = createActivities({ store: options.store, inventory, changes: new OrderChangeNotifier(options.redis) });
   const orderActivities = options.wrapActivities ? { ...real, ...options.wrapActivities(real) } : real;
   // With the inventory, promised orders are found by their number (a payment for one waits for its start).
@@ -76,4 +84,103 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Wo
     shutdownGraceTime: '10s',
     ...options.tuning,
   });
+}
+
+/** How long the owner's lookup of a stale promise's order row may take (a hung MySQL must not stall it). */
+const ROW_LOOKUP_MS = 2_000;
+
+export interface RunningPromiseStarter {
+  starter: PromiseStarter;
+  /** Stops taking promises (starts under way finish) and closes its subscription. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the owner of the pipeline's promised orders (src/order/starter.ts) on the worker's own
+ * connection, so that its starts are eager: subscribed to the pipeline's wake channel, visiting
+ * the pipeline's active sales, paced by MAX_CONCURRENT_STARTS and the task backlog's age. Call it
+ * once the Worker runs (eager starts need a Worker polling this task queue on `connection`).
+ */
+export function startPromiseStarter(options: {
+  config: Pick<AppConfig, 'temporal' | 'maxConcurrentStarts'>;
+  connection: NativeConnection;
+  store: Store;
+  redis: RedisClient;
+  logger: Logger;
+  meter?: MetricMeter;
+  options?: Partial<PromiseStarterOptions>;
+}): RunningPromiseStarter {
+  const { config, connection, store, redis, logger } = options;
+  const { namespace, taskQueue } = config.temporal;
+  const inventory = new RedisInventory(redis, taskQueue);
+  const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
+  const temporal = new Client({ connection, namespace, interceptors: temporalClientInterceptors() });
+  const orders = new OrderClient(temporal, store, taskQueue, undefined, { pacing });
+  const starter = new PromiseStarter(
+    {
+      inventory,
+      orders,
+      pacing,
+      backlogAgeMs: () => workflowBacklogAgeMs(connection, namespace, taskQueue),
+      hasOrderRow: async (orderNo) => (await boundBy(Deadline.in(ROW_LOOKUP_MS), () => store.getOrder(orderNo))) !== null,
+      logger,
+      observer: starterMetrics(options.meter ?? Runtime.instance().metricMeter),
+    },
+    options.options,
+  );
+  const subscription = subscribeChannels(redis, { [inventory.wakeChannel]: starter.listener() }, logger);
+  starter.start();
+  return {
+    starter,
+    async stop() {
+      await starter.stop();
+      await subscription.quit().catch(() => undefined);
+    },
+  };
+}
+
+/** The age of the oldest workflow task no worker has picked up yet (0: none waiting). */
+async function workflowBacklogAgeMs(connection: NativeConnection, namespace: string, taskQueue: string): Promise<number> {
+  const { stats } = await connection.withDeadline(Date.now() + 2_000, () =>
+    connection.workflowService.describeTaskQueue({
+      namespace,
+      taskQueue: { name: taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+      taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+      reportStats: true,
+    }),
+  );
+  const age = stats?.approximateBacklogAge;
+  return age ? Number(age.seconds ?? 0) * 1_000 + Math.floor(Number(age.nanos ?? 0) / 1e6) : 0;
+}
+
+/** Names of the owner's metrics, served by the worker's Prometheus exporter (WORKER_METRICS_PORT). */
+export const STARTER_METRICS = {
+  starts: 'flash_starter_starts',
+  startLatency: 'flash_starter_start_latency',
+  pending: 'flash_promises_pending',
+  limit: 'flash_starter_pacing_limit',
+  backlogAge: 'flash_workflow_backlog_age',
+} as const;
+
+function starterMetrics(meter: MetricMeter): PromiseStarterObserver {
+  const starts = meter.createCounter(
+    STARTER_METRICS.starts,
+    '',
+    'Workflow starts of promised orders by outcome (STARTED, ALREADY_CLOSED, FAILED) and eager (true: the first task came back with the start)',
+  );
+  const latency = meter.createHistogram(STARTER_METRICS.startLatency, 'int', 'ms', 'How long a start of a promised order took');
+  const pending = meter.createGauge(STARTER_METRICS.pending, 'int', '', 'Promised orders not started yet, in the sales this owner holds the lease of');
+  const limit = meter.createGauge(STARTER_METRICS.limit, 'int', '', 'Starts the owner may have in flight now (the pacing)');
+  const backlogAge = meter.createGauge(STARTER_METRICS.backlogAge, 'int', 'ms', "The age of the task queue's oldest workflow task no worker has picked up");
+  return {
+    started: (outcome, ms, eager) => {
+      starts.add(1, { outcome, eager: String(eager) });
+      latency.record(ms);
+    },
+    pending: (count) => pending.set(count),
+    pacing: (value, ageMs) => {
+      limit.set(value);
+      backlogAge.set(ageMs);
+    },
+  };
 }

@@ -76,6 +76,9 @@ export const DEFAULT_DYNAMIC_CONFIG: Record<string, unknown> = {
   'history.hostLevelCacheMaxSize': 8096,
   'frontend.enableUpdateWorkflowExecution': true,
   'frontend.enableExecuteMultiOperation': true,
+  // The owner of starts asks for eager starts (the first workflow task back with the start); the
+  // default changed between server versions, so it is said here.
+  'system.enableEagerWorkflowStart': true,
 };
 
 /** Writes config/cluster.yaml, the per-service overlays and dynamicconfig.yaml; returns the config dir. */

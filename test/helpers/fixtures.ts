@@ -10,6 +10,7 @@ import type { Store } from '../../src/db/store.js';
 import { checkSaleInvariants, type InvariantReport, type RedisCounters, type SaleInvariantOptions } from '../../src/invariants/check.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
 import type { OrderInput } from '../../src/order/contract.js';
+import { testConfig } from './env.js';
 
 export const uniqueSku = (prefix = 'SKU') => `${prefix}-${randomBytes(5).toString('hex')}`;
 
@@ -20,7 +21,7 @@ export async function putOnSale(
 ): Promise<{ sku: string; priceCents: number }> {
   const sku = sale.sku ?? uniqueSku();
   const priceCents = sale.priceCents ?? 1_999;
-  await new SalesService(store, new RedisInventory(redis)).create({
+  await new SalesService(store, new RedisInventory(redis, testConfig().temporal.taskQueue)).create({
     sku,
     name: `Test ${sku}`,
     priceCents,
@@ -32,7 +33,7 @@ export async function putOnSale(
 
 /** The invariant report of one SKU (both stores), with its figures for further assertions. */
 export function saleReport(store: Store, redis: RedisClient, sku: string, options: Omit<SaleInvariantOptions, 'sku'> = {}): Promise<InvariantReport> {
-  return checkSaleInvariants({ store, inventory: new RedisInventory(redis) }, { sku, ...options });
+  return checkSaleInvariants({ store, inventory: new RedisInventory(redis, testConfig().temporal.taskQueue) }, { sku, ...options });
 }
 
 /** Every invariant holds; on failure the message shows the figures behind the checks. */

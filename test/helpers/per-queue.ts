@@ -26,8 +26,11 @@ export interface PerQueueTestbed {
   redis: RedisClient;
   inventory: RedisInventory;
   temporal: Client;
-  /** A production worker on `taskQueue`, running until close(). */
-  startWorker(taskQueue: string, wrapActivities?: OrderWorkerOptions['wrapActivities']): Promise<void>;
+  /**
+   * A production worker on `taskQueue`, running until close(), with the owner of promised orders'
+   * starts beside it unless `starter: false` (a test that shows what happens before anything starts them).
+   */
+  startWorker(taskQueue: string, options?: { wrapActivities?: OrderWorkerOptions['wrapActivities']; starter?: boolean }): Promise<void>;
   /** The API on `taskQueue` (with `orders` in place of its own order client when given); its base URL. */
   serve(taskQueue: string, orders?: OrderClient): Promise<string>;
   /** Closes every server and worker it started, then the clients. */
@@ -46,10 +49,18 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
     config,
     store,
     redis,
-    inventory: new RedisInventory(redis),
+    inventory: new RedisInventory(redis, config.temporal.taskQueue),
     temporal,
-    async startWorker(taskQueue, wrapActivities) {
-      workers.push(await startTestWorker({ config: onQueue(taskQueue), store, redis, ...(wrapActivities ? { wrapActivities } : {}) }));
+    async startWorker(taskQueue, { wrapActivities, starter } = {}) {
+      workers.push(
+        await startTestWorker({
+          config: onQueue(taskQueue),
+          store,
+          redis,
+          ...(wrapActivities ? { wrapActivities } : {}),
+          ...(starter === false ? { starter } : {}),
+        }),
+      );
     },
     async serve(taskQueue, orders) {
       const app = createApp({ config: onQueue(taskQueue), redis, store, temporal, logger: createLogger(config, 'test'), ...(orders ? { orders } : {}) });

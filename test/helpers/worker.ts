@@ -1,29 +1,50 @@
 /**
  * A production worker (src/workers/worker.ts) for a test file: on the test stack's Temporal (or
  * the connection given, e.g. the time-skipping server's), with the workflow bundle the global
- * setup built once, polling until close(). One place for what every worker-running file did by hand.
+ * setup built once, polling until close(), and beside it the owner of promised orders' starts, as
+ * in the worker process. One place for what every worker-running file did by hand.
  */
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
-import { createOrderWorker, type OrderWorkerOptions } from '../../src/workers/worker.js';
+import { createLogger } from '../../src/infra/logger.js';
+import { createOrderWorker, startPromiseStarter, type OrderWorkerOptions, type RunningPromiseStarter } from '../../src/workers/worker.js';
 
 export interface TestWorker {
   worker: Worker;
-  /** Stops polling, lets in-flight activities finish, closes the connection it opened. */
+  /** The owner of promised orders' starts; null when the test starts orders by hand (`starter: false`). */
+  starter: RunningPromiseStarter | null;
+  /** Stops the owner, stops polling, lets in-flight activities finish, closes the connection it opened. */
   close(): Promise<void>;
 }
 
 export async function startTestWorker(
-  options: Omit<OrderWorkerOptions, 'connection' | 'workflowBundlePath'> & { connection?: NativeConnection },
+  options: Omit<OrderWorkerOptions, 'connection' | 'workflowBundlePath' | 'config'> & {
+    config: OrderWorkerOptions['config'] & Parameters<typeof startPromiseStarter>[0]['config'];
+    connection?: NativeConnection;
+    /** false: no owner of starts (a test that starts its orders itself, or checks that nothing else does). */
+    starter?: boolean;
+  },
 ): Promise<TestWorker> {
   const own = options.connection ? undefined : await NativeConnection.connect({ address: options.config.temporal.address });
   const connection = options.connection ?? own;
   if (!connection) throw new Error('no Temporal connection for the test worker');
   const worker = await createOrderWorker({ ...options, connection, workflowBundlePath: inject('workflowBundlePath') });
   const running = worker.run();
+  const starter =
+    options.starter === false
+      ? null
+      : startPromiseStarter({
+          config: options.config,
+          connection,
+          store: options.store,
+          redis: options.redis,
+          logger: createLogger({ logLevel: 'warn' }, 'worker'),
+        });
   return {
     worker,
+    starter,
     async close() {
+      await starter?.stop();
       worker.shutdown();
       await running;
       await own?.close();

@@ -1,0 +1,161 @@
+/**
+ * The pace of workflow starts one process sends to Temporal: every start takes one of `limit`
+ * slots, and the limit follows what the pipeline absorbs. It grows by one per `limit` starts
+ * answered within `targetLatencyMs`, and is halved (at most once a second) when a start runs out
+ * of time, is answered RESOURCE_EXHAUSTED, takes longer than `slowLatencyMs`, or the task queue's
+ * backlog has grown older than `maxBacklogAgeMs` (tasks the workers have not picked up: more
+ * starts would only wait in Temporal's persistence); additive increase, multiplicative decrease,
+ * between `minLimit` and `maxLimit`. A start answered between the two latencies holds the limit:
+ * under a burst the whole machine is slow, and halving then only lowered the rate Temporal was
+ * keeping up with (docs/performance.md, "Starts after a burst").
+ *
+ * A start waits for a slot until its deadline leaves too little time to be worth sending; one that
+ * was never sent fails with reason `busy`, one that was sent and ran out of time keeps the guard's
+ * own reason (`deadline`): only the first is certain not to have reached Temporal.
+ */
+import { DependencyUnavailableError, type Deadline } from '../infra/dependency-guard.js';
+
+/** gRPC status RESOURCE_EXHAUSTED: Temporal's rate limits and full queues answer it. */
+const GRPC_RESOURCE_EXHAUSTED = 8;
+
+/** A start is sent only with this much of its deadline left. */
+export const MIN_START_BUDGET_MS = 200;
+
+/** The limit is halved at most this often: one burst of timeouts is one signal, not many. */
+const DECREASE_EVERY_MS = 1_000;
+
+export interface StartPacingOptions {
+  /** The most starts in flight (MAX_CONCURRENT_STARTS). */
+  maxLimit: number;
+  /** The fewest; the limit starts here too. */
+  minLimit?: number;
+  /** A start answered within this counts towards a larger limit. */
+  targetLatencyMs?: number;
+  /** A start answered later than this counts as overload, as a timeout does. */
+  slowLatencyMs?: number;
+  /** A task backlog older than this counts as overload (see backlogAge). */
+  maxBacklogAgeMs?: number;
+}
+
+export class StartPacing {
+  private limitValue: number;
+  private active = 0;
+  private readonly waiters: Array<() => void> = [];
+  private lastDecreaseAt = 0;
+  private readonly minLimit: number;
+  private readonly targetLatencyMs: number;
+  private readonly slowLatencyMs: number;
+  private readonly maxBacklogAgeMs: number;
+
+  constructor(private readonly options: StartPacingOptions) {
+    this.minLimit = Math.max(1, Math.min(options.minLimit ?? 4, options.maxLimit));
+    this.targetLatencyMs = options.targetLatencyMs ?? 500;
+    this.slowLatencyMs = options.slowLatencyMs ?? 2_000;
+    this.maxBacklogAgeMs = options.maxBacklogAgeMs ?? 2_000;
+    this.limitValue = Math.max(this.minLimit, Math.min(options.maxLimit, 8));
+  }
+
+  /** Starts that may be in flight now. */
+  get limit(): number {
+    return Math.floor(this.limitValue);
+  }
+
+  /** Starts in flight now. */
+  get inFlight(): number {
+    return this.active;
+  }
+
+  /**
+   * Sends `start` in a slot, once one is free by `admitBy` (default: while `deadline`, the call's
+   * own, leaves at least MIN_START_BUDGET_MS); otherwise fails with
+   * DependencyUnavailableError('temporal', 'busy') without sending it.
+   */
+  async run<T>(deadline: Deadline, start: () => Promise<T>, admitBy: Deadline = deadline.minus(MIN_START_BUDGET_MS)): Promise<T> {
+    await this.acquire(admitBy);
+    if (deadline.remainingMs() < MIN_START_BUDGET_MS) {
+      this.release();
+      throw new DependencyUnavailableError('temporal', 'busy', 1);
+    }
+    const sentAt = Date.now();
+    try {
+      const result = await start();
+      this.answered(Date.now() - sentAt);
+      return result;
+    } catch (err) {
+      if (isOverloadSignal(err)) this.overloaded();
+      throw err;
+    } finally {
+      this.release();
+    }
+  }
+
+  /**
+   * Resolves with how many slots are free once at least one is (in arrival order with the starts
+   * waiting for one): how many promises are worth taking from Redis now.
+   */
+  async room(): Promise<number> {
+    if (this.active >= this.limit || this.waiters.length > 0) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    return Math.max(1, this.limit - this.active);
+  }
+
+  /**
+   * The age of the oldest task the workers have not picked up (Temporal's approximate backlog age),
+   * read every few seconds: past maxBacklogAgeMs the pipeline is behind, and fewer starts are sent.
+   */
+  backlogAge(ageMs: number): void {
+    if (ageMs > this.maxBacklogAgeMs) this.overloaded();
+  }
+
+  private acquire(admitBy: Deadline): Promise<void> {
+    if (this.active < this.limit && this.waiters.length === 0) {
+      this.active++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter = () => {
+        clearTimeout(timer);
+        this.active++;
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const index = this.waiters.indexOf(waiter);
+        if (index >= 0) this.waiters.splice(index, 1);
+        reject(new DependencyUnavailableError('temporal', 'busy', 1));
+      }, admitBy.remainingMs());
+      this.waiters.push(waiter);
+    });
+  }
+
+  private release(): void {
+    this.active--;
+    this.grant();
+  }
+
+  /** Lets waiters in while there is room (a room() waiter takes no slot: those are all told at once). */
+  private grant(): void {
+    while (this.active < this.limit && this.waiters.length > 0) this.waiters.shift()?.();
+  }
+
+  private answered(latencyMs: number): void {
+    if (latencyMs <= this.targetLatencyMs) {
+      this.limitValue = Math.min(this.options.maxLimit, this.limitValue + 1 / this.limitValue);
+      this.grant();
+    } else if (latencyMs > this.slowLatencyMs) this.overloaded();
+  }
+
+  private overloaded(): void {
+    const now = Date.now();
+    if (now - this.lastDecreaseAt < DECREASE_EVERY_MS) return;
+    this.lastDecreaseAt = now;
+    this.limitValue = Math.max(this.minLimit, this.limitValue / 2);
+  }
+}
+
+/** A start that ran out of time, or Temporal saying it takes no more now. */
+function isOverloadSignal(err: unknown): boolean {
+  if (err instanceof DependencyUnavailableError) return err.reason === 'deadline';
+  for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    if ((current as { code?: unknown }).code === GRPC_RESOURCE_EXHAUSTED || /\bRESOURCE_EXHAUSTED\b/.test(current.message)) return true;
+  }
+  return false;
+}

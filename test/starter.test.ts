@@ -1,0 +1,108 @@
+/**
+ * The owner of promised orders' starts (src/order/starter.ts), against the real stack: it starts a
+ * promise once reserve.lua wakes it and then drops the promise's pending start (a started order is
+ * never started again every 30 s, as it was while an API owned the starts); it takes over the sale
+ * of an owner that died holding the lease once that lease lapses, the promises that owner had taken
+ * included. No Worker polls these task queues: the owner's part ends when the workflow exists.
+ */
+import { randomUUID } from 'node:crypto';
+import { Client } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createLogger } from '../src/infra/logger.js';
+import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
+import { newOrderNo } from '../src/order/checkout.js';
+import { orderWorkflowId, type OrderInput } from '../src/order/contract.js';
+import { startPromiseStarter, type RunningPromiseStarter } from '../src/workers/worker.js';
+import { waitFor } from '../stack/wait-for.js';
+import { testConfig } from './helpers/env.js';
+import { putOnSale } from './helpers/fixtures.js';
+
+let redis: RedisClient;
+let store: Store;
+let connection: NativeConnection;
+let temporal: Client;
+const running: RunningPromiseStarter[] = [];
+
+beforeAll(async () => {
+  const config = testConfig();
+  redis = createRedis(config);
+  store = new Store(createMysqlPool(config));
+  connection = await NativeConnection.connect({ address: config.temporal.address });
+  temporal = new Client({ connection, namespace: config.temporal.namespace });
+});
+
+afterAll(async () => {
+  for (const starter of running) await starter.stop();
+  await Promise.allSettled([redis.quit(), store.close()]);
+  await connection.close();
+});
+
+/** A pipeline of its own: its task queue names its active sales and its wake channel. */
+function pipeline() {
+  const taskQueue = `starter-${randomUUID()}`;
+  const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
+  const inventory = new RedisInventory(redis, taskQueue);
+  const startOwner = () => {
+    const owner = startPromiseStarter({ config, connection, store, redis, logger: createLogger({ logLevel: 'silent' }, 'starter-test') });
+    running.push(owner);
+    return owner;
+  };
+  /** A checkout's reservation with its promise, as reserve.lua records it for the polling checkout. */
+  const promise = async (sku: string, userId: string): Promise<string> => {
+    const orderNo = newOrderNo();
+    const input: Omit<OrderInput, 'unitPriceCents'> = { orderNo, sku, userId, quantity: 1, createdAt: new Date().toISOString(), paymentWindow: '30m' };
+    await inventory.markSaleActive(sku);
+    expect((await inventory.reserve({ orderNo, sku, userId, quantity: 1, promise: { input, handoffMs: 0 } })).outcome).toBe('RESERVED');
+    return orderNo;
+  };
+  return { inventory, startOwner, promise };
+}
+
+const workflowExists = async (orderNo: string) =>
+  temporal.workflow
+    .getHandle(orderWorkflowId(orderNo))
+    .describe()
+    .then(
+      () => true,
+      () => false,
+    );
+const isPending = async (sku: string, orderNo: string) => (await redis.zscore(saleKeys(sku).pending, orderNo)) !== null;
+
+describe('the owner of starts', () => {
+  it('starts a promise as soon as its reservation wakes it, and drops its pending start: the workflow owns the order from then on', async () => {
+    const { startOwner, promise, inventory } = pipeline();
+    const sale = await putOnSale(store, redis, { stock: 5 });
+    startOwner();
+    const orderNo = await promise(sale.sku, 'woken');
+    await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started`, timeoutMs: 15_000 });
+    await waitFor(async () => !(await isPending(sale.sku, orderNo)), { what: `${orderNo}'s pending start dropped`, timeoutMs: 5_000 });
+    // Nothing claimed it (no Worker): the entry went because the start succeeded, and the input stays for reads.
+    expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('RESERVED');
+    expect(await inventory.orderInput(sale.sku, orderNo)).toMatchObject({ orderNo });
+  });
+
+  it('takes over the sale of an owner that died holding its lease, once the lease lapses, the promises that owner had taken included', async () => {
+    const { startOwner, promise, inventory } = pipeline();
+    const sale = await putOnSale(store, redis, { stock: 5 });
+    const taken = await promise(sale.sku, 'taken-by-the-dead');
+    // An owner takes the sale's lease and its due promise, then dies before starting it.
+    const leaseMs = 2_000;
+    const leasedAt = Date.now();
+    const dead = await inventory.takeDueStarts(sale.sku, 'dead-owner', { leaseMs, limit: 10, recheckMs: 3_000 });
+    expect(dead).toMatchObject({ leased: true, due: [{ input: { orderNo: taken } }] });
+    const later = await promise(sale.sku, 'after-the-death');
+    const owner = startOwner();
+    for (const orderNo of [later, taken]) await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started by the new owner`, timeoutMs: 20_000 });
+    expect(await redis.get(saleKeys(sale.sku).starter)).not.toBe('dead-owner');
+    // Not before the dead owner's lease had lapsed: one owner per sale at a time (same machine's clock).
+    for (const orderNo of [later, taken]) {
+      const { startTime } = await temporal.workflow.getHandle(orderWorkflowId(orderNo)).describe();
+      expect(startTime.getTime()).toBeGreaterThanOrEqual(leasedAt + leaseMs - 50);
+    }
+    await owner.stop();
+  });
+});
