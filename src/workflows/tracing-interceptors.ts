@@ -2,28 +2,41 @@
  * Not a workflow: OpenTelemetry's workflow interceptors as this app bundles them into every worker
  * (src/workers/bundle.ts says why they are always there), used only where the caller traced.
  *
- * The package's interceptors trace every workflow: without a trace in the start's headers they
- * open root spans, and their context manager (an async-context store per workflow) makes every
- * promise of the workflow thread copy its state. With tracing off that cost a worker 3.3× its CPU
- * per order (docs/performance.md#what-tracing-costs). Here a workflow, signal, Update or query is
- * handed to them only when its headers carry a sampled trace, i.e. when the API's sampler
- * (OTEL_TRACES_SAMPLER) chose it; everything else runs as if they were not bundled. The headers are
- * part of the history, so a replay takes the same branch as the first run: deterministic.
+ * A workflow, signal, Update or query is handed to them only when its headers carry a sampled
+ * trace, i.e. when the API's sampler (OTEL_TRACES_SAMPLER) chose its order; everything else runs
+ * as if they were not bundled. The headers are part of the history, so a replay takes the same
+ * branch as the first run: deterministic.
+ *
+ * Their module is loaded by the first traced call only. Each workflow has a module cache of its
+ * own (reuseV8Context), so a static import made every order evaluate OpenTelemetry's ~117 modules
+ * (~650 KB), traced or not: 1.34 × the CPU per order of a worker without them
+ * (docs/performance.md, "What tracing costs"). Loading issues no command, so a traced workflow
+ * replays alike whichever worker wrote its history.
  */
-import {
-  OpenTelemetryInboundInterceptor,
-  OpenTelemetryInternalsInterceptor,
-  OpenTelemetryOutboundInterceptor,
-} from '@temporalio/interceptors-opentelemetry/lib/workflow/index.js';
-import type { WorkflowInboundCallsInterceptor, WorkflowInterceptorsFactory, WorkflowOutboundCallsInterceptor } from '@temporalio/workflow';
+import type * as OtelWorkflow from '@temporalio/interceptors-opentelemetry/lib/workflow/index.js';
+import type {
+  WorkflowInboundCallsInterceptor,
+  WorkflowInterceptorsFactory,
+  WorkflowInternalsInterceptor,
+  WorkflowOutboundCallsInterceptor,
+} from '@temporalio/workflow';
 import { carriesSampledTrace } from './trace-header.js';
+
+let otelModule: typeof OtelWorkflow | undefined;
+
+/** OpenTelemetry's workflow interceptors, evaluated in this workflow's module cache on first need. */
+function otel(): typeof OtelWorkflow {
+  // A synchronous require: the bundle carries the module, and evaluating it here adds no await.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (otelModule ??= require('@temporalio/interceptors-opentelemetry/lib/workflow/index.js') as typeof OtelWorkflow);
+}
 
 export const interceptors: WorkflowInterceptorsFactory = () => {
   // Created on first need: constructing them creates the package's tracer and context manager.
-  let otelInbound: OpenTelemetryInboundInterceptor | undefined;
-  let otelOutbound: OpenTelemetryOutboundInterceptor | undefined;
-  const inboundOtel = () => (otelInbound ??= new OpenTelemetryInboundInterceptor());
-  const outboundOtel = () => (otelOutbound ??= new OpenTelemetryOutboundInterceptor());
+  let otelInbound: OtelWorkflow.OpenTelemetryInboundInterceptor | undefined;
+  let otelOutbound: OtelWorkflow.OpenTelemetryOutboundInterceptor | undefined;
+  const inboundOtel = () => (otelInbound ??= new (otel().OpenTelemetryInboundInterceptor)());
+  const outboundOtel = () => (otelOutbound ??= new (otel().OpenTelemetryOutboundInterceptor)());
   /** Decided once, by the start's headers: the workflow's own outbound calls are traced with it. */
   let workflowTraced = false;
 
@@ -45,5 +58,9 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
     signalWorkflow: (input, next) => (workflowTraced ? outboundOtel().signalWorkflow(input, next) : next(input)),
     getLogAttributes: (input, next) => (workflowTraced ? outboundOtel().getLogAttributes(input, next) : next(input)),
   };
-  return { inbound: [inbound], outbound: [outbound], internals: [new OpenTelemetryInternalsInterceptor()] };
+  // The package's internals interceptor only releases its context manager: none unless it was loaded.
+  const internals: WorkflowInternalsInterceptor = {
+    dispose: (input, next) => (otelModule ? new otelModule.OpenTelemetryInternalsInterceptor().dispose(input, next) : next(input)),
+  };
+  return { inbound: [inbound], outbound: [outbound], internals: [internals] };
 };
