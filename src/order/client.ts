@@ -27,7 +27,6 @@ import {
   isCancellable,
   NOT_CANCELLABLE,
   ORDER_SKU_SEARCH_ATTRIBUTE,
-  ORDER_STATUS_SEARCH_ATTRIBUTE,
   ORDER_USER_SEARCH_ATTRIBUTE,
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
@@ -268,7 +267,6 @@ export class OrderClient {
       typedSearchAttributes: [
         { key: ORDER_SKU_SEARCH_ATTRIBUTE, value: input.sku },
         { key: ORDER_USER_SEARCH_ATTRIBUTE, value: input.userId },
-        { key: ORDER_STATUS_SEARCH_ATTRIBUTE, value: 'PENDING' },
       ],
     };
   }

@@ -140,6 +140,11 @@ export const ORDER_PATCHES = {
   paymentByArrival: 'order-payment-by-arrival-v3',
   /** A promised order outlasts a MySQL outage: persistOrder retries for 15 minutes instead of 10 attempts (about a minute). */
   persistOutlastsOutage: 'order-persist-outlasts-outage-v4',
+  /**
+   * The order's status is no longer written to the OrderStatus search attribute at each change: a
+   * visibility write per state that nothing read (the status query and the admin views answer it).
+   */
+  statusNotInVisibility: 'order-status-not-in-visibility-v5',
 } as const;
 
 /** The workflow type, as registered by the worker (the exported function's name). */

@@ -374,7 +374,8 @@ class OrderRun {
 
   private setStatus(status: OrderState['status']): void {
     this.state.status = status;
-    upsertSearchAttributes([{ key: ORDER_STATUS_SEARCH_ATTRIBUTE, value: status }]);
+    // Orders started before v5 wrote each status to visibility: their histories (test/replay/histories/v1–v4) replay it.
+    if (!patched(ORDER_PATCHES.statusNotInVisibility)) upsertSearchAttributes([{ key: ORDER_STATUS_SEARCH_ATTRIBUTE, value: status }]);
   }
 }
 
