@@ -1,7 +1,7 @@
 /**
  * The benchmark's command line: `npm run bench [-- --quick] [--requests N --users N --connections N
  * --stock N --limit N] [--variants ours,ceiling,sync,queue] [--wait [--wait-seconds N]] [--out DIR] [--profile DIR]
- * [--layout shared|split | --layouts shared,split]`.
+ * [--layout shared|split | --layouts shared,split] [--before <commit>]`.
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -10,8 +10,11 @@ import type { PhaseKind } from './phase.js';
 
 export const VARIANTS = ['ours', 'ceiling', 'sync', 'queue'] as const;
 export type Variant = (typeof VARIANTS)[number];
-/** What one measured burst ran: a variant, or "ours-wait" (ours with `Prefer: wait=N`, see --wait). */
-export type BenchRun = Variant | 'ours-wait';
+/**
+ * What one measured burst ran: a variant, "ours-wait" (ours with `Prefer: wait=N`, see --wait), or
+ * "before" (ours as an earlier commit had it, see --before).
+ */
+export type BenchRun = Variant | 'ours-wait' | 'before';
 
 export interface BenchSettings {
   requests: number;
@@ -43,6 +46,8 @@ export interface BenchArgs {
    * `--layout L` for one, `--layouts a,b` for several; default `shared` alone.
    */
   layouts: CpuLayout[];
+  /** --before <commit>: that commit's API and worker run as the variant "before", right before ours (bench/before.ts). */
+  before?: string;
 }
 
 export function parseBenchArgs(argv: string[], root: string): BenchArgs {
@@ -64,6 +69,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
       cluster: { type: 'boolean', default: false },
       layout: { type: 'string' },
       layouts: { type: 'string' },
+      before: { type: 'string' },
     },
   });
   const fsync = args['redis-appendfsync'];
@@ -100,6 +106,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
     waitSeconds,
     cluster,
     layouts,
+    ...(args.before ? { before: args.before } : {}),
   };
 }
 

@@ -2,7 +2,7 @@
  * The burst benchmark, run by bench/run.ts without --pipeline.
  * `npm run bench [-- --quick] [--requests N --users N --connections N --stock N --limit N]
  *                  [--variants ours,ceiling,sync,queue] [--wait [--wait-seconds N]] [--out DIR] [--profile DIR]
- *                  [--layout shared|split | --layouts shared,split]`
+ *                  [--layout shared|split | --layouts shared,split] [--before <commit>]`
  *
  * Fires one flash-sale burst of checkouts over HTTP at four servers in turn, on the same machine and
  * stack, and compares them:
@@ -12,6 +12,8 @@
  *   queue    the same Lua reservation + LPUSH onto a Redis list drained by one consumer (the usual queue design)
  * With --wait, ours runs a second time as ours-wait: the same burst with `Prefer: wait=N`, each
  * checkout answered once its order is persisted (201) or after N s (202).
+ * With --before <commit>, that commit's API and worker run too, as "before", right before ours: a
+ * change measured against the code it replaced, in the same run (bench/before.ts).
  * With --layouts, the whole comparison runs once per CPU layout (bench/cpu-layout.ts), on the same
  * stack: `split` pins the load generator and the front door to one CPU and what stands behind it to
  * another.
@@ -44,13 +46,14 @@ import { parseBenchArgs, type BenchRun, type Variant } from './args.js';
 import { cpuAffinity, pinGroup, pinProcess, planCpuLayouts, type LayoutCpus } from './cpu-layout.js';
 import { watchPersisted } from './drain.js';
 import { burst, summarise, type VariantResult } from './load.js';
-import { startVariant } from './processes.js';
+import { startBeforeVariant, startVariant } from './processes.js';
+import { prepareBefore } from './before.js';
 import { buildLayoutsReport, writeReport, type LayoutRun } from './report.js';
 import { fmt } from './stats.js';
 import { workflowStartLatency } from './visibility.js';
 
 const root = resolve(import.meta.dirname, '..');
-const { settings, variants, outDir, profileDir, redisAppendfsync, waitSeconds, cluster, layouts } = parseBenchArgs(process.argv.slice(2), root);
+const { settings, variants, outDir, profileDir, redisAppendfsync, waitSeconds, cluster, layouts, before } = parseBenchArgs(process.argv.slice(2), root);
 // Checked before anything starts: a missing taskset or a single CPU fails at once, with its reason.
 const layoutPlans = planCpuLayouts(layouts);
 const say = (line: string) => console.log(`[bench] ${line}`);
@@ -95,16 +98,15 @@ async function main(): Promise<void> {
   say(`signing ${settings.users} shopper tokens`);
   const tokens = await Promise.all(Array.from({ length: settings.users }, (_, i) => auth.issue(`bench-${runId}-u${i}`)));
 
-  // ours-wait runs right after ours, on fresh servers of the same kind, with the same burst.
+  const beforeCheckout = before ? prepareBefore(root, before, say) : undefined;
+  if (beforeCheckout) say(`before: ${beforeCheckout.commit.slice(0, 7)} on Node ${beforeCheckout.node}`);
+  // ours-wait runs right after ours, before right before it, on fresh servers of the same kind, with the same burst.
   type Run = { name: BenchRun; variant: Variant; wait: number };
-  const runs = variants.flatMap((variant): Run[] =>
-    variant === 'ours' && waitSeconds > 0
-      ? [
-          { name: variant, variant, wait: 0 },
-          { name: 'ours-wait', variant, wait: waitSeconds },
-        ]
-      : [{ name: variant, variant, wait: 0 }],
-  );
+  const runs = variants.flatMap((variant): Run[] => [
+    ...(variant === 'ours' && beforeCheckout ? [{ name: 'before' as const, variant, wait: 0 }] : []),
+    { name: variant, variant, wait: 0 },
+    ...(variant === 'ours' && waitSeconds > 0 ? [{ name: 'ours-wait' as const, variant, wait: waitSeconds }] : []),
+  ]);
   const layoutRuns: LayoutRun[] = [];
   try {
     for (const layout of layouts) {
@@ -126,7 +128,9 @@ async function main(): Promise<void> {
       say(`── ${name}${wait ? ` (Prefer: wait=${wait})` : ''} ──`);
       const servers = clusterApp
         ? { url: clusterApp.url, processes: [] }
-        : await startVariant(variant, { root, workDir, env, profileDir, ...(cpus ? { cpus } : {}) });
+        : name === 'before' && beforeCheckout
+          ? await startBeforeVariant(beforeCheckout, { workDir, env, ...(cpus ? { cpus } : {}) })
+          : await startVariant(variant, { root, workDir, env, profileDir, ...(cpus ? { cpus } : {}) });
       processes.push(...servers.processes);
       try {
         // Warm-up on its own SKU: JIT, connection pools and Temporal's caches, never measured.
@@ -160,9 +164,11 @@ async function main(): Promise<void> {
         );
         if (watch) {
           let workflowCount: number | undefined;
-          if (name === 'ours') {
-            workflowStart = await workflowStartLatency(config, store, sku, shot.accepted.length);
-            workflowCount = workflowStart.count;
+          if (name === 'ours' || name === 'before') {
+            const latency = await workflowStartLatency(config, store, sku, shot.accepted.length);
+            result.workflowStart = latency;
+            if (name === 'ours') workflowStart = latency;
+            workflowCount = latency.count;
           }
           result.invariants = await checkSaleInvariants(
             { store, ...(variant === 'sync' ? {} : { inventory }) },

@@ -46,6 +46,8 @@ export interface VariantResult {
   cpuSeconds?: Record<string, number>;
   /** The CPUs each of those processes was allowed to run on, read after the burst (bench/cpu-layout.ts cpuAffinity). */
   cpuAffinity?: Record<string, string>;
+  /** Ours (and before): reservation to workflow start, from Temporal's visibility (bench/visibility.ts). */
+  workflowStart?: { p50Ms: number; p99Ms: number; count: number };
 }
 
 export interface Shot {

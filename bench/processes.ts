@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../stack/process.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import type { Variant } from './args.js';
+import type { BeforeCheckout } from './before.js';
 import { pinnedCommand, type CpuRole, type LayoutCpus } from './cpu-layout.js';
 
 /** The processes behind the front door (the order pipeline, the queue's consumer); every other one answers shoppers. */
-const BEHIND_FRONT_DOOR = new Set(['worker', 'bench-queue-consumer']);
+const BEHIND_FRONT_DOOR = new Set(['worker', 'before-worker', 'bench-queue-consumer']);
 const roleOf = (name: string): CpuRole => (BEHIND_FRONT_DOOR.has(name) ? 'back' : 'front');
 
 export interface VariantServers {
@@ -58,6 +59,41 @@ export async function startVariant(
         await waitUntilReady(consumer, async () => readFileSync(consumer.logFile, 'utf8').includes('consuming'), 60_000);
       }
     }
+  } catch (err) {
+    for (const proc of started) await proc.stop();
+    throw err;
+  }
+  return { url, processes: started };
+}
+
+/**
+ * `before`: an earlier commit's API and worker (bench/before.ts), started as ours is but from its
+ * own checkout, on its own Node.js, with its worker bundling its own workflows at start-up.
+ */
+export async function startBeforeVariant(
+  before: BeforeCheckout,
+  options: { workDir: string; env: Record<string, string | undefined>; cpus?: LayoutCpus },
+): Promise<VariantServers> {
+  const { workDir, env, cpus } = options;
+  const port = await freePort();
+  const [metricsPort, healthPort] = [await freePort(), await freePort()];
+  const started: ManagedProcess[] = [];
+  const launch = (name: string, script: string, extraEnv: Record<string, string>) => {
+    const proc = spawnLogged(name, ...pinnedCommand(cpus?.[roleOf(name)], join(before.root, 'node_modules', '.bin', 'tsx'), [join(before.root, script)]), {
+      logFile: join(workDir, `${name}.log`),
+      cwd: before.root,
+      env: { ...env, PATH: before.path, PORT: String(port), ...extraEnv } as NodeJS.ProcessEnv,
+    });
+    started.push(proc);
+    return proc;
+  };
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    const worker = launch('before-worker', 'src/workers/main.ts', { WORKER_METRICS_PORT: String(metricsPort), WORKER_HEALTH_PORT: String(healthPort) });
+    // Bundling its workflows at start-up takes a while.
+    await waitUntilReady(worker, async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, 180_000);
+    const api = launch('before-api', 'src/api/main.ts', {});
+    await waitUntilReady(api, async () => (await fetch(`${url}/healthz`)).ok, 60_000);
   } catch (err) {
     for (const proc of started) await proc.stop();
     throw err;

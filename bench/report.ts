@@ -9,6 +9,39 @@ import type { CpuLayout, LayoutCpus } from './cpu-layout.js';
 import type { VariantResult } from './load.js';
 import { fmt, round } from './stats.js';
 
+/** The process that answers shoppers in each run, and those behind it that turn a win into a row (bench/processes.ts names). */
+const ANSWERING: Partial<Record<BenchRun, string>> = {
+  ours: 'api',
+  'ours-wait': 'api',
+  before: 'before-api',
+  queue: 'bench-queue',
+  ceiling: 'bench-ceiling',
+  sync: 'bench-sync',
+};
+const PIPELINE: Partial<Record<BenchRun, string[]>> = {
+  ours: ['temporal', 'worker', 'mysql'],
+  'ours-wait': ['temporal', 'worker', 'mysql'],
+  before: ['temporal', 'before-worker', 'mysql'],
+  queue: ['bench-queue-consumer', 'mysql'],
+};
+
+/**
+ * CPU per answer and per order of a run, from its processes' CPU seconds during the burst and the
+ * drain: the answering process's µs per request, Redis's, and per won order each process behind
+ * the front door (ms). Null without CPU figures (a cluster run measures nothing per process).
+ */
+function cpuFigures(name: BenchRun, r: VariantResult) {
+  const cpu = r.cpuSeconds;
+  const answering = ANSWERING[name];
+  if (!cpu || !answering || cpu[answering] === undefined) return null;
+  const perOrder = Object.fromEntries((PIPELINE[name] ?? []).map((proc) => [proc, r.won > 0 ? round(((cpu[proc] ?? 0) * 1_000) / r.won, 2) : null]));
+  return {
+    answeringUsPerRequest: round((cpu[answering] * 1e6) / Math.max(1, r.requests), 0),
+    redisUsPerRequest: round(((cpu.redis ?? 0) * 1e6) / Math.max(1, r.requests), 0),
+    pipelineMsPerOrder: perOrder,
+  };
+}
+
 export interface WorkflowStartLatency {
   p50Ms: number;
   p99Ms: number;
@@ -68,6 +101,10 @@ export function buildLayoutsReport(settings: BenchSettings, runs: LayoutRun[], e
   };
 }
 
+function cpuRatio(a: ReturnType<typeof cpuFigures> | undefined, b: ReturnType<typeof cpuFigures> | undefined): number | null {
+  return a && b && b.answeringUsPerRequest > 0 ? round(a.answeringUsPerRequest / b.answeringUsPerRequest, 2) : null;
+}
+
 function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: LayoutRun) {
   const ratio = (a?: VariantResult, b?: VariantResult) => (a && b && b.rps > 0 ? round(a.rps / b.rps, 2) : null);
   const checked = Object.values(results).flatMap((r) => (r?.invariants ? [r.invariants] : []));
@@ -115,6 +152,8 @@ function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: Lay
             : {}),
           ...(r.invariants ? { invariants: { ...r.invariants.checks, figures: r.invariants.figures } } : {}),
           ...(r.cpuSeconds ? { cpuSeconds: r.cpuSeconds } : {}),
+          ...(cpuFigures(name as BenchRun, r) ? { cpu: cpuFigures(name as BenchRun, r) } : {}),
+          ...(r.workflowStart ? { workflowStart: { p50Ms: round(r.workflowStart.p50Ms), p99Ms: round(r.workflowStart.p99Ms) } } : {}),
           ...(r.cpuAffinity ? { cpuAffinity: r.cpuAffinity } : {}),
         },
       ]),
@@ -133,6 +172,9 @@ function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: Lay
       oursVsCeiling: ratio(ours, results.ceiling),
       oursVsSync: ratio(ours, results.sync),
       oursVsQueue: ratio(ours, results.queue),
+      ...(results.before ? { oursVsBefore: ratio(ours, results.before) } : {}),
+      // What each answer costs the answering process, ours over the queue server's (target ≤ 1.25).
+      apiCpuOursOverQueue: cpuRatio(ours && cpuFigures('ours', ours), results.queue && cpuFigures('queue', results.queue)),
       ...(results['ours-wait'] ? { oursWaitVsOurs: ratio(results['ours-wait'], ours) } : {}),
     },
     invariants: Object.fromEntries(INVARIANTS.map((name) => [name, all(name)])) as Record<Invariant, boolean>,
@@ -232,8 +274,32 @@ function layoutMarkdown(section: LayoutSection): string[] {
         ? ` Workflow start after reservation: p50 ${fmt(section.drain.workflowStartP50Ms)} ms, p99 ${fmt(section.drain.workflowStartP99Ms)} ms.`
         : ''),
     ...waitingLine(section),
+    ...cpuLines(section),
     ...(affinity.length > 0 ? ['', 'CPUs each process was allowed after its burst (every thread, from /proc):', ...affinity] : []),
     '',
+  ];
+}
+
+/** What each run's answers and orders cost in CPU: per answered request, and per won order behind the front door. */
+function cpuLines(section: LayoutSection): string[] {
+  const rows = Object.entries(section.variants).flatMap(([name, v]) => {
+    if (!v.cpu) return [];
+    const behind = Object.entries(v.cpu.pipelineMsPerOrder)
+      .map(([proc, ms]) => `${proc} ${fmt(ms, 1)}`)
+      .join(', ');
+    const start = v.workflowStart ? `${fmt(v.workflowStart.p50Ms, 0)} / ${fmt(v.workflowStart.p99Ms, 0)}` : '—';
+    return [`| ${name} | ${fmt(v.cpu.answeringUsPerRequest, 0)} | ${fmt(v.cpu.redisUsPerRequest, 0)} | ${behind || '—'} | ${start} |`];
+  });
+  if (rows.length === 0) return [];
+  const r = section.ratios;
+  return [
+    '',
+    '| variant | answering process, CPU µs per request | Redis, CPU µs per request | behind the front door, CPU ms per won order | workflow start after reservation p50 / p99 ms |',
+    '|---|---:|---:|---|---:|',
+    ...rows,
+    '',
+    `CPU per answered request, ours/queue: ${fmt(r.apiCpuOursOverQueue ?? null, 2)}.` +
+      (r.oursVsBefore !== undefined ? ` Throughput ours/before: ${fmt(r.oursVsBefore, 2)}.` : ''),
   ];
 }
 
