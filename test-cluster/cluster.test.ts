@@ -240,11 +240,12 @@ describe.sequential('the app on the cluster layout', () => {
     }
     await traffic.checkoutsDone;
     await faultDone;
-    const repairSeconds = await waitForRepair({ store, redis, inventory: new RedisInventory(redis, app.config.temporal.taskQueue), temporal }, sku, faultAt, 150_000, orders);
+    const deps = { store, redis, inventory: new RedisInventory(redis, app.config.temporal.taskQueue), temporal };
+    const repairSeconds = await waitForRepair(deps, sku, faultAt, 150_000, orders);
     const result = await traffic.done;
     const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
-    const quietSeconds = await waitForQuiescence({ store, redis, inventory: new RedisInventory(redis, app.config.temporal.taskQueue), temporal }, sku, accepted, 150_000);
-    const verdict = await checkAfterFault({ store, redis, inventory: new RedisInventory(redis, app.config.temporal.taskQueue), temporal }, sku, 1, result, new Date(t0));
+    const quietSeconds = await waitForQuiescence(deps, sku, accepted, 150_000);
+    const verdict = await checkAfterFault(deps, sku, 1, result, new Date(t0));
     timings[`${name}Seconds`] = Math.round((Date.now() - t0) / 100) / 10;
     // A promise the failover lost would be a 202 with no order ever (REDIS_WAIT_REPLICAS keeps it at 0).
     timings[`${name}AcceptedWithoutRow`] = Number(verdict.figures.acceptedWithoutRow);

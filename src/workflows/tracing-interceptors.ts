@@ -60,7 +60,11 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
   };
   // The package's internals interceptor only releases its context manager: none unless it was loaded.
   const internals: WorkflowInternalsInterceptor = {
-    dispose: (input, next) => (otelModule ? new otelModule.OpenTelemetryInternalsInterceptor().dispose(input, next) : next(input)),
+    // Its dispose is async but awaits nothing: the body has run when the promise is returned.
+    dispose: (input, next) => {
+      if (otelModule) void new otelModule.OpenTelemetryInternalsInterceptor().dispose(input, next);
+      else next(input);
+    },
   };
   return { inbound: [inbound], outbound: [outbound], internals: [internals] };
 };
