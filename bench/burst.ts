@@ -43,7 +43,7 @@ import { runThenCleanUp } from '../stack/launcher.js';
 import { cpuSecondsOfGroup } from '../stack/cpu.js';
 import type { ManagedProcess } from '../stack/process.js';
 import { parseBenchArgs, type BenchRun, type Variant } from './args.js';
-import { cpuAffinity, pinGroup, pinProcess, planCpuLayouts, type LayoutCpus } from './cpu-layout.js';
+import { cpuAffinity, pinGroup, pinProcess, planCpuLayouts, reniceGroup, type LayoutCpus } from './cpu-layout.js';
 import { watchPersisted } from './drain.js';
 import { burst, summarise, type VariantResult } from './load.js';
 import { startBeforeVariant, startVariant } from './processes.js';
@@ -66,6 +66,9 @@ const processes: ManagedProcess[] = [];
 async function main(): Promise<void> {
   const t0 = Date.now();
   const runId = randomBytes(3).toString('hex');
+  // Before any server starts: a commit that cannot be checked out or installed fails at once.
+  const beforeCheckout = before ? prepareBefore(root, before, say) : undefined;
+  if (beforeCheckout) say(`before: ${beforeCheckout.commit.slice(0, 7)} on Node ${beforeCheckout.node}`);
   const appEnv = { TEMPORAL_TASK_QUEUE: `bench-${runId}`, LOG_LEVEL: 'warn', AUTH_DEV_LOGIN: 'false' };
   if (cluster) {
     // --cluster: the app on the cluster layout; the burst goes through nginx to both APIs.
@@ -98,8 +101,6 @@ async function main(): Promise<void> {
   say(`signing ${settings.users} shopper tokens`);
   const tokens = await Promise.all(Array.from({ length: settings.users }, (_, i) => auth.issue(`bench-${runId}-u${i}`)));
 
-  const beforeCheckout = before ? prepareBefore(root, before, say) : undefined;
-  if (beforeCheckout) say(`before: ${beforeCheckout.commit.slice(0, 7)} on Node ${beforeCheckout.node}`);
   // ours-wait runs right after ours, before right before it, on fresh servers of the same kind, with the same burst.
   type Run = { name: BenchRun; variant: Variant; wait: number };
   const runs = variants.flatMap((variant): Run[] => [
@@ -110,8 +111,11 @@ async function main(): Promise<void> {
   const layoutRuns: LayoutRun[] = [];
   try {
     for (const layout of layouts) {
-      const cpus = layoutPlans?.get(layout);
-      if (layouts.length > 1 || cpus) say(`════ layout ${layout}${cpus ? ` (front door on CPU ${cpus.front}, behind it on CPU ${cpus.back})` : ''} ════`);
+      const cpus = layoutPlans.get(layout);
+      if (layouts.length > 1 || cpus)
+        say(
+          `════ layout ${layout}${cpus?.layout === 'split' ? ` (front door on CPU ${cpus.front}, behind it on CPU ${cpus.back})` : ` (the pipeline at nice ${cpus?.backNice ?? 0})`} ════`,
+        );
       if (cpus) applyLayout(cpus);
       layoutRuns.push(await runComparison(layout, cpus));
     }
@@ -150,11 +154,13 @@ async function main(): Promise<void> {
         const watch = variant === 'ceiling' ? undefined : watchPersisted(store, sku);
         const cpuBefore = cpuSnapshot(servers.processes);
         const shot = await burst(servers.url, sku, tokens, settings.requests, settings.connections, true, say, wait);
+        const cpuAtBurstEnd = cpuSnapshot(servers.processes);
         const result = summarise(shot);
         if (watch) {
           result.drain = await watch.until(shot.accepted.length, shot.firstWinAt, shot.lastWinAt);
         }
         result.cpuSeconds = cpuSince(cpuBefore, cpuSnapshot(servers.processes));
+        result.burstCpuSeconds = cpuSince(cpuBefore, cpuAtBurstEnd);
         // Read while every process still runs, after the burst: threads started during it count too.
         if (cpus) result.cpuAffinity = affinitySnapshot(servers.processes);
         say(
@@ -209,8 +215,13 @@ async function main(): Promise<void> {
  * variant's processes are started pinned (processes.ts), so they never inherit this process's CPUs.
  */
 function applyLayout(cpus: LayoutCpus): void {
-  pinProcess(process.pid, cpus.front);
-  for (const server of Object.values(stack?.servers ?? {})) if (server.process) pinGroup(server.process.pid, cpus.back);
+  if (cpus.front) pinProcess(process.pid, cpus.front);
+  for (const [role, server] of Object.entries(stack?.servers ?? {})) {
+    if (!server.process) continue;
+    if (cpus.back) pinGroup(server.process.pid, cpus.back);
+    // Redis answers shoppers: it keeps the front door's priority wherever it runs.
+    reniceGroup(server.process.pid, role === 'redis' ? 0 : cpus.backNice);
+  }
   const external = (['temporal', 'redis', 'mysql'] as const).filter((role) => !stack?.servers[role]);
   if (external.length > 0) say(`not pinned (external, not started by the benchmark): ${external.join(', ')}`);
 }

@@ -1,13 +1,17 @@
 /**
  * The burst benchmark's CPU layouts (`--layout shared|split`), applied with util-linux's `taskset`.
  *
- *   shared  every process may run on every CPU the benchmark was given (what a single box does)
+ *   shared  every process may run on every CPU the benchmark was given (what a single box does),
+ *           the pipeline behind the front door (Temporal dev server, worker, MariaDB, the queue's
+ *           consumer; not Redis, which answers shoppers) at nice 10, as a box running both is set
+ *           up: the shoppers are answered first and the pipeline takes the CPU they leave. Every
+ *           variant gets the same priorities (before's worker, the queue's consumer alike).
  *   split   the load generator and the front door (the API for ours, bench/server.ts for the
  *           baselines) on the first CPU; everything behind the front door (Temporal dev server,
  *           worker, MariaDB, Redis, the queue's consumer) on the second: the order pipeline can no
  *           longer take CPU from the process answering the shoppers, as on separate hosts.
  *
- * Processes the benchmark spawns itself are started under `taskset -c` (taskset sets the affinity,
+ * Processes the benchmark spawns itself are started under `nice -n` and `taskset -c` (taskset sets the affinity,
  * then execs the command: same pid, and tsx's own node child inherits it). The stack's servers,
  * started by stack/, and the benchmark's own process are pinned after the fact by pid with
  * `taskset -a -p`, every thread of every process in the server's process group; threads created
@@ -15,7 +19,7 @@
  * (given as TEMPORAL_ADDRESS, REDIS_URL, MYSQL_URL) are never pinned: they are not its processes.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { pidsOfGroup } from '../stack/cpu.js';
 
 export const LAYOUTS = ['shared', 'split'] as const;
@@ -24,20 +28,24 @@ export type CpuLayout = (typeof LAYOUTS)[number];
 /** Which side of the front door a process is on. */
 export type CpuRole = 'front' | 'back';
 
-/** The CPU lists (taskset's `-c` syntax, e.g. `0`, `0-1`) each role runs on in one layout. */
+/** The CPU lists (taskset's `-c` syntax, e.g. `0`, `0-1`) each role runs on in one layout, and the niceness of the processes behind the front door. */
 export interface LayoutCpus {
   layout: CpuLayout;
   front: string;
   back: string;
+  backNice: number;
 }
+
+/** On a shared box the pipeline yields to the front door: its processes run at this niceness. */
+export const SHARED_BACK_NICE = 10;
 
 /**
  * Decides the CPU lists of the layouts to run, and checks up front that they can be applied:
- * `split` needs `taskset` and at least two CPUs in the benchmark's own affinity. Returns undefined
- * for a run of `shared` alone, which pins nothing (every process may run on every CPU).
+ * `split` needs `taskset` and at least two CPUs in the benchmark's own affinity. A run of `shared`
+ * alone pins nothing (every process may run on every CPU) and only sets priorities.
  */
-export function planCpuLayouts(layouts: CpuLayout[]): Map<CpuLayout, LayoutCpus> | undefined {
-  if (!layouts.includes('split')) return undefined;
+export function planCpuLayouts(layouts: CpuLayout[]): Map<CpuLayout, LayoutCpus> {
+  if (!layouts.includes('split')) return new Map(layouts.map((layout) => [layout, { layout, front: '', back: '', backNice: SHARED_BACK_NICE }]));
   const probe = spawnSync('taskset', ['--version'], { stdio: 'ignore' });
   if (probe.error || probe.status !== 0) {
     throw new Error('--layout split pins processes with taskset, which was not found: install util-linux (apt-get install util-linux)');
@@ -50,7 +58,12 @@ export function planCpuLayouts(layouts: CpuLayout[]): Map<CpuLayout, LayoutCpus>
   const all = formatCpuList(allowed);
   const plans = new Map<CpuLayout, LayoutCpus>();
   for (const layout of layouts) {
-    plans.set(layout, layout === 'split' ? { layout, front: String(allowed[0]), back: String(allowed[1]) } : { layout, front: all, back: all });
+    plans.set(
+      layout,
+      layout === 'split'
+        ? { layout, front: String(allowed[0]), back: String(allowed[1]), backNice: 0 }
+        : { layout, front: all, back: all, backNice: SHARED_BACK_NICE },
+    );
   }
   return plans;
 }
@@ -69,9 +82,46 @@ export function pinGroup(pgid: number, cpus: string): void {
   for (const pid of pidsOfGroup(pgid)) pinProcess(pid, cpus);
 }
 
-/** The command line that starts `command` already pinned to `cpus` (taskset execs it: same pid). */
-export function pinnedCommand(cpus: string | undefined, command: string, args: string[]): [string, string[]] {
-  return cpus === undefined ? [command, args] : ['taskset', ['-c', cpus, command, ...args]];
+/**
+ * The command line that starts `command` on its side of the front door: pinned to that side's CPUs
+ * (none given: unpinned), behind the front door at the layout's niceness (nice and taskset exec it:
+ * same pid, and every thread it starts inherits both).
+ */
+export function layoutCommand(layout: LayoutCpus | undefined, role: CpuRole, command: string, args: string[]): [string, string[]] {
+  const cpus = layout?.[role] || undefined;
+  const nice = role === 'back' ? (layout?.backNice ?? 0) : 0;
+  const [pinned, pinnedArgs]: [string, string[]] = cpus === undefined ? [command, args] : ['taskset', ['-c', cpus, command, ...args]];
+  return nice === 0 ? [pinned, pinnedArgs] : ['nice', ['-n', String(nice), pinned, ...pinnedArgs]];
+}
+
+/**
+ * Sets the niceness of a process's session as the scheduler sees it. With autogroups
+ * (/proc/sys/kernel/sched_autogroup_enabled, Debian's default) each session is one group, shared
+ * fairly with the other sessions whatever its threads' nice values, and every server here runs in
+ * a session of its own: the group's own niceness (/proc/<pid>/autogroup) is what yields its CPU.
+ * Without autogroups the file is absent and the threads' nice values decide.
+ */
+export function setAutogroupNice(pid: number, nice: number): void {
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+  } catch {
+    /* no autogroups on this kernel, or the process ended */
+  }
+}
+
+/** Sets the niceness of every thread of every process of a group (Linux keeps it per thread) and of its session's autogroup; one that ended meanwhile is skipped. */
+export function reniceGroup(pgid: number, nice: number): void {
+  for (const pid of pidsOfGroup(pgid)) setAutogroupNice(pid, nice);
+  const tids = pidsOfGroup(pgid).flatMap((pid) => {
+    try {
+      return readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return [];
+    }
+  });
+  if (tids.length === 0) return;
+  // renice reports threads that ended meanwhile and sets the others: its exit status is not the verdict.
+  spawnSync('renice', ['-n', String(nice), '-p', ...tids], { stdio: 'ignore' });
 }
 
 /**

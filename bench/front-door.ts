@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --front-door [--rounds N] [--requests N] [--rate R] [--connections N] [--profile DIR] [--out DIR]`:
+ * `npm run bench -- --front-door [--rounds N] [--requests N] [--rate R] [--connections N] [--classes a,b] [--profile DIR] [--out DIR]`:
  * what one request costs the process that answers it, per request class, ours against the queue
  * server (seed 000's Redis-list design) and the constant server, in interleaved rounds.
  *
@@ -68,9 +68,18 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '64' },
     profile: { type: 'string' },
     out: { type: 'string' },
+    /** A comma-separated subset of the classes, e.g. `sold-out,win` (default: all). */
+    classes: { type: 'string' },
   },
 });
 const rounds = Number(args.rounds);
+const selectedClasses: readonly RequestClass[] = args.classes
+  ? args.classes.split(',').map((name) => {
+      if (!(CLASSES as readonly string[]).includes(name)) throw new Error(`--classes: ${name} is none of ${CLASSES.join(', ')}`);
+      return name as RequestClass;
+    })
+  : CLASSES;
+const needsOrders = selectedClasses.includes('read') || selectedClasses.includes('webhook');
 const checkoutRequests = Number(args.requests);
 const connections = Number(args.connections);
 const rate = Number(args.rate);
@@ -164,11 +173,13 @@ async function main(): Promise<void> {
     // Orders awaiting payment for the reads and the webhooks, made through ours and persisted.
     // Every webhook of every server pays an order of its own (the constant server's are not paid, but
     // taking them keeps each round's plan alike), and the reads cycle over the first READ_ORDERS.
-    const orderCount = requestsOf.webhook * SERVED.webhook.length * (rounds + (profileDir ? 1 : 0)) + READ_ORDERS;
-    say(`placing ${orderCount} orders for the reads and webhooks`);
+    const orderCount = needsOrders ? requestsOf.webhook * SERVED.webhook.length * (rounds + (profileDir ? 1 : 0)) + READ_ORDERS : 0;
     const orderSku = `FD-${runId}-orders`;
-    await sales.create({ sku: orderSku, name: orderSku, priceCents: 1_000, stock: orderCount, perUserLimit: 1 });
     const orders: Array<{ orderNo: string; token: string }> = [];
+    if (needsOrders) {
+      say(`placing ${orderCount} orders for the reads and webhooks`);
+      await sales.create({ sku: orderSku, name: orderSku, priceCents: 1_000, stock: orderCount, perUserLimit: 1 });
+    }
     for (const token of await freshTokens(orderCount)) {
       const reply = await fetch(`${servers.get('ours')?.url}/api/checkout`, checkoutInit(token, orderSku));
       orders.push({ orderNo: ((await reply.json()) as { orderNo: string }).orderNo, token });
@@ -234,12 +245,12 @@ async function main(): Promise<void> {
     };
 
     // Warm-up: JIT, pools, caches (and the sold-out flag), never measured.
-    for (const klass of CLASSES) for (const name of SERVED[klass]) if (klass !== 'webhook') await load(name, klass, true);
+    for (const klass of selectedClasses) for (const name of SERVED[klass]) if (klass !== 'webhook') await load(name, klass, true);
 
     const results: Record<RequestClass, Partial<Record<ServerName, Measurement[]>>> = { 'sold-out': {}, win: {}, read: {}, webhook: {} };
     for (let round = 1; round <= rounds; round++) {
       await untilPipelineQuiet();
-      for (const klass of CLASSES) {
+      for (const klass of selectedClasses) {
         // Interleaved: the servers' order turns each round.
         const order = [...SERVED[klass].slice(round % SERVED[klass].length), ...SERVED[klass].slice(0, round % SERVED[klass].length)];
         for (const name of order) {
@@ -265,7 +276,7 @@ async function main(): Promise<void> {
     /** Each class on fresh servers under --cpu-prof, once per server; the summary of where their CPU went. */
     async function profileClasses(): Promise<Partial<Record<RequestClass, Partial<Record<ServerName, ProfileSummary>>>>> {
       const summaries: Partial<Record<RequestClass, Partial<Record<ServerName, ProfileSummary>>>> = {};
-      for (const klass of CLASSES) {
+      for (const klass of selectedClasses) {
         for (const name of SERVED[klass]) {
           const dir = join(profileDir!, klass, name);
           rmSync(dir, { recursive: true, force: true });
@@ -369,6 +380,7 @@ function buildReport(
   const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / Math.max(1, values.length);
   const classes: Partial<Record<RequestClass, ClassReport>> = {};
   for (const klass of CLASSES) {
+    if (Object.keys(results[klass]).length === 0) continue;
     const servers: ClassReport['servers'] = {};
     for (const [name, ms] of Object.entries(results[klass]) as Array<[ServerName, Measurement[]]>) {
       servers[name] = {

@@ -44,6 +44,8 @@ export interface VariantResult {
   invariants?: InvariantReport;
   /** CPU seconds per process during the burst and the drain (servers the benchmark started, the variant's processes, the load generator). */
   cpuSeconds?: Record<string, number>;
+  /** The same over the burst alone, until its last answer: what answering cost, without the drain's background work. */
+  burstCpuSeconds?: Record<string, number>;
   /** The CPUs each of those processes was allowed to run on, read after the burst (bench/cpu-layout.ts cpuAffinity). */
   cpuAffinity?: Record<string, string>;
   /** Ours (and before): reservation to workflow start, from Temporal's visibility (bench/visibility.ts). */

@@ -10,7 +10,7 @@ import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../s
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import type { Variant } from './args.js';
 import type { BeforeCheckout } from './before.js';
-import { pinnedCommand, type CpuRole, type LayoutCpus } from './cpu-layout.js';
+import { layoutCommand, setAutogroupNice, type CpuRole, type LayoutCpus } from './cpu-layout.js';
 
 /** The processes behind the front door (the order pipeline, the queue's consumer); every other one answers shoppers. */
 const BEHIND_FRONT_DOOR = new Set(['worker', 'before-worker', 'bench-queue-consumer']);
@@ -33,11 +33,13 @@ export async function startVariant(
     const [command, commandArgs] = profileDir
       ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', join(root, script), ...extraArgs]]
       : [tsx, [join(root, script), ...extraArgs]];
-    const proc = spawnLogged(name, ...pinnedCommand(cpus?.[roleOf(name)], command, commandArgs), {
+    const proc = spawnLogged(name, ...layoutCommand(cpus, roleOf(name), command, commandArgs), {
       logFile: join(workDir, `${name}.log`),
       cwd: root,
       env: { ...env, PORT: String(port), ...extraEnv } as NodeJS.ProcessEnv,
     });
+    // Its own session (spawned detached): the session's autogroup carries the layout's priority.
+    if (roleOf(name) === 'back' && cpus?.backNice) setAutogroupNice(proc.pid, cpus.backNice);
     started.push(proc);
     return proc;
   };
@@ -79,11 +81,13 @@ export async function startBeforeVariant(
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   const started: ManagedProcess[] = [];
   const launch = (name: string, script: string, extraEnv: Record<string, string>) => {
-    const proc = spawnLogged(name, ...pinnedCommand(cpus?.[roleOf(name)], join(before.root, 'node_modules', '.bin', 'tsx'), [join(before.root, script)]), {
+    const proc = spawnLogged(name, ...layoutCommand(cpus, roleOf(name), join(before.root, 'node_modules', '.bin', 'tsx'), [join(before.root, script)]), {
       logFile: join(workDir, `${name}.log`),
       cwd: before.root,
       env: { ...env, PATH: before.path, PORT: String(port), ...extraEnv } as NodeJS.ProcessEnv,
     });
+    // Its own session (spawned detached): the session's autogroup carries the layout's priority.
+    if (roleOf(name) === 'back' && cpus?.backNice) setAutogroupNice(proc.pid, cpus.backNice);
     started.push(proc);
     return proc;
   };

@@ -26,8 +26,8 @@ const PIPELINE: Partial<Record<BenchRun, string[]>> = {
 };
 
 /**
- * CPU per answer and per order of a run, from its processes' CPU seconds during the burst and the
- * drain: the answering process's µs per request, Redis's, and per won order each process behind
+ * CPU per answer and per order of a run: the answering process's µs per request over the burst,
+ * and over the burst and the drain Redis's µs per request and per won order each process behind
  * the front door (ms). Null without CPU figures (a cluster run measures nothing per process).
  */
 function cpuFigures(name: BenchRun, r: VariantResult) {
@@ -36,7 +36,8 @@ function cpuFigures(name: BenchRun, r: VariantResult) {
   if (!cpu || !answering || cpu[answering] === undefined) return null;
   const perOrder = Object.fromEntries((PIPELINE[name] ?? []).map((proc) => [proc, r.won > 0 ? round(((cpu[proc] ?? 0) * 1_000) / r.won, 2) : null]));
   return {
-    answeringUsPerRequest: round((cpu[answering] * 1e6) / Math.max(1, r.requests), 0),
+    // Over the burst alone: after it the API only keeps its background work while the pipeline drains.
+    answeringUsPerRequest: round(((r.burstCpuSeconds?.[answering] ?? cpu[answering]) * 1e6) / Math.max(1, r.requests), 0),
     redisUsPerRequest: round(((cpu.redis ?? 0) * 1e6) / Math.max(1, r.requests), 0),
     pipelineMsPerOrder: perOrder,
   };
@@ -113,7 +114,7 @@ function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: Lay
   return {
     layout,
     /** CPU lists of the front door's side and the pipeline's side; null when nothing was pinned. */
-    cpuLayout: layoutCpus ? { front: layoutCpus.front, back: layoutCpus.back } : null,
+    cpuLayout: layoutCpus ? { front: layoutCpus.front, back: layoutCpus.back, backNice: layoutCpus.backNice } : null,
     variants: Object.fromEntries(
       Object.entries(results).map(([name, r]) => [
         name,
@@ -152,6 +153,7 @@ function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: Lay
             : {}),
           ...(r.invariants ? { invariants: { ...r.invariants.checks, figures: r.invariants.figures } } : {}),
           ...(r.cpuSeconds ? { cpuSeconds: r.cpuSeconds } : {}),
+          ...(r.burstCpuSeconds ? { burstCpuSeconds: r.burstCpuSeconds } : {}),
           ...(cpuFigures(name as BenchRun, r) ? { cpu: cpuFigures(name as BenchRun, r) } : {}),
           ...(r.workflowStart ? { workflowStart: { p50Ms: round(r.workflowStart.p50Ms), p99Ms: round(r.workflowStart.p99Ms) } } : {}),
           ...(r.cpuAffinity ? { cpuAffinity: r.cpuAffinity } : {}),
@@ -247,9 +249,9 @@ function layoutMarkdown(section: LayoutSection): string[] {
   const where =
     section.layout === 'split' && pinned
       ? `load generator and front door (API, baseline server) on CPU ${pinned.front}; Temporal dev server, worker, MariaDB, Redis and the queue's consumer on CPU ${pinned.back} (servers the benchmark did not start are not pinned)`
-      : pinned
-        ? `every process on CPUs ${pinned.front}`
-        : 'nothing pinned: every process on every CPU';
+      : `${pinned?.front ? `every process on CPUs ${pinned.front}` : 'nothing pinned: every process on every CPU'}${
+          pinned?.backNice ? `; Temporal dev server, worker, MariaDB and the queue's consumer at nice ${pinned.backNice} (the front door and Redis at 0)` : ''
+        }`;
   const affinity = pinned
     ? Object.entries(section.variants).flatMap(([name, v]) =>
         v.cpuAffinity
@@ -294,7 +296,7 @@ function cpuLines(section: LayoutSection): string[] {
   const r = section.ratios;
   return [
     '',
-    '| variant | answering process, CPU µs per request | Redis, CPU µs per request | behind the front door, CPU ms per won order | workflow start after reservation p50 / p99 ms |',
+    '| variant | answering process, CPU µs per request (burst) | Redis, CPU µs per request | behind the front door, CPU ms per won order | workflow start after reservation p50 / p99 ms |',
     '|---|---:|---:|---|---:|',
     ...rows,
     '',

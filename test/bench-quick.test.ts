@@ -182,10 +182,14 @@ it('--layouts shared,split: one report with every layout, each figure marked wit
     [
       {
         layout: 'shared',
-        cpus: { layout: 'shared', front: '0-1', back: '0-1' },
+        cpus: { layout: 'shared', front: '0-1', back: '0-1', backNice: 10 },
         results: { ours: measured(400, 'shared'), ceiling: measured(1_000, 'shared') },
       },
-      { layout: 'split', cpus: { layout: 'split', front: '0', back: '1' }, results: { ours: measured(500, 'split'), ceiling: measured(800, 'split') } },
+      {
+        layout: 'split',
+        cpus: { layout: 'split', front: '0', back: '1', backNice: 0 },
+        results: { ours: measured(500, 'split'), ceiling: measured(800, 'split') },
+      },
     ],
     1_000,
   );
@@ -194,7 +198,7 @@ it('--layouts shared,split: one report with every layout, each figure marked wit
   expect(report.layouts.shared?.ratios.oursVsCeiling).toBe(0.4);
   expect(report.layouts.split?.ratios.oursVsCeiling).toBe(0.63);
   expect(report.layouts.split?.variants.ours).toMatchObject({ layout: 'split', rps: 500, cpuAffinity: { worker: '1' } });
-  expect(report.layouts.split?.cpuLayout).toEqual({ front: '0', back: '1' });
+  expect(report.layouts.split?.cpuLayout).toEqual({ front: '0', back: '1', backNice: 0 });
   const dir = mkdtempSync(join(tmpdir(), 'bench-layouts-'));
   try {
     const md = writeReport(report, dir);
