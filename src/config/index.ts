@@ -129,7 +129,7 @@ const envSchema = z.object({
   ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000),
   /** true: REDIS_URL is a Redis Cluster even when it names one node (a managed cluster's endpoint). */
   REDIS_CLUSTER: booleanString,
-  /** Replicas that must hold a promise before a checkout whose start did not answer says 202 (0: none; Redis with replicas: 1). */
+  /** Replicas that must hold a promise before a checkout says 202 (0: none; Redis with replicas: 1). */
   REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16),
   /** How long an AWAITING_PAYMENT order's status may be served from memory (ms); 0: no cache. */
   STATUS_CACHE_MS: z.coerce.number().int().min(0).max(60_000),

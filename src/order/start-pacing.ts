@@ -7,7 +7,7 @@
  * starts would only wait in Temporal's persistence); additive increase, multiplicative decrease,
  * between `minLimit` and `maxLimit`. A start answered between the two latencies holds the limit:
  * under a burst the whole machine is slow, and halving then only lowered the rate Temporal was
- * keeping up with (docs/performance.md, "Starts after a burst").
+ * keeping up with (docs/performance.md, "Current figures").
  *
  * A start waits for a slot until its deadline leaves too little time to be worth sending; one that
  * was never sent fails with reason `busy`, one that was sent and ran out of time keeps the guard's
