@@ -128,16 +128,40 @@ export async function waitUntilReady(proc: ManagedProcess, probe: () => Promise<
   }
 }
 
-/** A TCP port that is free now on 127.0.0.1 (the OS picks it). */
+/**
+ * A TCP port that is free now on every address, for a server started a moment later. Taken below
+ * the kernel's ephemeral range (net.ipv4.ip_local_port_range): a port the OS picked for listen(0)
+ * comes from that range, where any outgoing connection may take it before the server binds it
+ * (a worker once failed EADDRINUSE on one). Random, so parallel test files seldom try the same one.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const ephemeralFrom = ephemeralPortsFrom();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = LOWEST_FREE_PORT + Math.floor(Math.random() * (ephemeralFrom - LOWEST_FREE_PORT));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free TCP port found between ${LOWEST_FREE_PORT} and ${ephemeralFrom - 1} in 100 tries`);
+}
+
+/** Below this, well-known and registered services; the local stack's own ports (3000, 3307, 6380, 7233) lie below too. */
+const LOWEST_FREE_PORT = 10_000;
+
+function ephemeralPortsFrom(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > LOWEST_FREE_PORT + 1_000) return low;
+  } catch {
+    /* not Linux: the IANA dynamic range */
+  }
+  return 49_152;
+}
+
+/** Whether a server could listen on `port` on every address now (0.0.0.0 conflicts with any bound address). */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
   });
 }
