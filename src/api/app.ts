@@ -29,7 +29,8 @@ import { ApiMetrics } from './metrics.js';
 import { servedOpenApiJson, withApiDocs } from './openapi.js';
 import { mergeRouters } from './route.js';
 import { RateLimits } from './rate-limit.js';
-import { requestLogMiddleware } from './request-log.js';
+import { AccessLog, requestLogMiddleware } from './request-log.js';
+import { soldOutDoor } from './sold-out-door.js';
 import { requestSpanMiddleware } from './request-span.js';
 import { activeTracing } from '../infra/tracing.js';
 import { adminRoutes } from './routes/admin.js';
@@ -123,6 +124,8 @@ export function createApp(deps: ApiDeps): Koa {
   const webhook = new PaymentWebhook({ config, store: deps.store, guards, delivery: payments });
   const admin = new AdminService({ store, inventory, orders, sales });
   const cancelOrder = new CancelOrder({ orders, statusReader, inventory, writeDeadlineMs: config.deadlines.writeMs });
+  const accessLog = new AccessLog({ logger, metrics, soldOutSampleEvery: config.accessLogSoldOutSample });
+  const tracing = activeTracing() !== undefined;
 
   const app = createKoaApp(
     // One router for all: a request is matched once, not once per router.
@@ -145,13 +148,20 @@ export function createApp(deps: ApiDeps): Koa {
       proxy: config,
       outermost: [
         loadShedding({ maxInFlight: config.maxInFlightRequests, metrics, logger }),
-        requestLogMiddleware({ logger, metrics, soldOutSampleEvery: config.accessLogSoldOutSample }),
-        ...(activeTracing() ? [requestSpanMiddleware()] : []),
+        requestLogMiddleware(accessLog, metrics),
+        ...(tracing ? [requestSpanMiddleware()] : []),
       ],
     },
   );
   // Docs last: the OpenAPI document describes every router mounted before it.
-  return withApiDocs(app);
+  withApiDocs(app);
+  if (!tracing) {
+    // The server Koa makes (app.listen) takes its request listener from callback(): the sold-out
+    // flood is answered before the app (src/api/sold-out-door.ts), everything else by the app.
+    const appListener = app.callback.bind(app);
+    app.callback = () => soldOutDoor(appListener(), { auth, checkout, accessLog, metrics });
+  }
+  return app;
 }
 
 /**

@@ -10,7 +10,10 @@ import { ApiError } from './errors.js';
 export const USER_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
 
 export function bearerToken(ctx: Context): string {
-  const header = ctx.get('authorization');
+  return bearerTokenOf(ctx.get('authorization'));
+}
+
+function bearerTokenOf(header: string): string {
   const match = /^Bearer\s+(\S+)$/i.exec(header);
   if (!match?.[1]) throw new ApiError(401, 'UNAUTHORIZED', 'missing bearer token (Authorization: Bearer <token>)');
   return match[1];
@@ -60,7 +63,12 @@ export class ShopperAuth {
 
   /** The shopper's user id, or 401. */
   async authenticate(ctx: Context): Promise<string> {
-    const token = bearerToken(ctx);
+    return this.shopperOf(ctx.get('authorization'));
+  }
+
+  /** The shopper an Authorization header names, or 401: synchronous, for the sold-out door (sold-out-door.ts). */
+  shopperOf(authorization: string): string {
+    const token = bearerTokenOf(authorization);
     let claims: { sub?: unknown; iat?: unknown; exp?: unknown };
     try {
       claims = this.verify(token);

@@ -73,9 +73,14 @@ export function errorMiddleware(logger: Logger) {
         logger.error({ err, reqId: state.requestId, path: ctx.path, method: ctx.method }, 'request failed');
       ctx.status = apiError.status;
       if (apiError.headers) ctx.set(apiError.headers);
-      ctx.body = { error: { code: apiError.code, message: apiError.message, ...(apiError.details ? { details: apiError.details } : {}) } };
+      ctx.body = errorBody(apiError);
     }
   };
+}
+
+/** The body of an error answer: `{ error: { code, message, details? } }`. */
+export function errorBody(apiError: ApiError): { error: { code: ErrorCode; message: string; details?: Record<string, unknown> } } {
+  return { error: { code: apiError.code, message: apiError.message, ...(apiError.details ? { details: apiError.details } : {}) } };
 }
 
 /** What a shopper or operator is told when a dependency is unavailable (the code is UNAVAILABLE either way). */

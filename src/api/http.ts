@@ -3,8 +3,9 @@
  * at most 16 KB (the raw body kept for webhook signatures), then the routers. Shared with the
  * benchmark's baselines so that they pay exactly the same HTTP costs as the API.
  */
-import { bodyParser } from '@koa/bodyparser';
+import type { IncomingMessage } from 'node:http';
 import type Router from '@koa/router';
+import coBody from 'co-body';
 import Koa, { type Context, type Middleware, type Next } from 'koa';
 import type { Logger } from '../infra/logger.js';
 import { echo } from '../refusal.js';
@@ -35,18 +36,7 @@ export function createKoaApp(routers: Router[], logger: Logger, options: { proxy
   app.use(errorMiddleware(logger));
   app.use(methodNotAllowed);
   app.use(requireJsonBodies);
-  app.use(
-    bodyParser({
-      enableTypes: ['json'],
-      jsonLimit: BODY_LIMIT,
-      encoding: 'utf-8',
-      // JSON only: a body must be an object or array; "strict" refuses bare strings and numbers.
-      jsonStrict: true,
-      onError: (err) => {
-        throw err;
-      },
-    }),
-  );
+  app.use(parseJsonBodies);
   for (const router of routers) app.use(router.routes());
   return app;
 }
@@ -85,6 +75,43 @@ async function requireJsonBodies(ctx: Context, next: () => Promise<unknown>): Pr
     if (encoding && encoding !== 'identity') throw new ApiError(400, 'INVALID_REQUEST', 'Content-Encoding is not supported: send the body uncompressed');
     if (!ctx.is('application/json')) throw new ApiError(400, 'INVALID_REQUEST', 'send JSON with Content-Type: application/json');
   }
+  await next();
+}
+
+/** A JSON body as read: the value, and the text it was parsed from (webhook signatures are over the text). */
+export interface ReadBody {
+  parsed: unknown;
+  raw: string;
+}
+
+/** Bodies read before the app ran (by the sold-out door), handed to the app instead of read again. */
+const readBeforeApp = new WeakMap<IncomingMessage, Promise<ReadBody>>();
+
+/**
+ * Reads a request's JSON body, once: at most 16 KB of UTF-8, an object or array ("strict"; bare
+ * strings and numbers are refused), through co-body, whose errors (400, 413) toApiError maps.
+ * Whoever reads first leaves the outcome for the app's own read, failure included.
+ */
+export function readJsonBody(req: IncomingMessage): Promise<ReadBody> {
+  let read = readBeforeApp.get(req);
+  if (!read) {
+    read = coBody.json(req, { limit: BODY_LIMIT, encoding: 'utf-8', strict: true, returnRawBody: true }) as Promise<ReadBody>;
+    readBeforeApp.set(req, read);
+  }
+  return read;
+}
+
+const METHODS_WITH_BODIES = new Set(['POST', 'PUT', 'PATCH']);
+
+/** Parses JSON bodies onto ctx.request.body (and rawBody); requireJsonBodies has refused any other kind. */
+async function parseJsonBodies(ctx: Context, next: Next): Promise<void> {
+  if (!METHODS_WITH_BODIES.has(ctx.method)) return next();
+  const request = ctx.request as { body?: unknown; rawBody?: string };
+  if (ctx.is('application/json')) {
+    const { parsed, raw } = await readJsonBody(ctx.req);
+    request.body = parsed;
+    request.rawBody = raw;
+  } else request.body = {};
   await next();
 }
 

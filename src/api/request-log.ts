@@ -31,10 +31,60 @@ export interface RequestLogState {
   errorCode?: string;
 }
 
-export function requestLogMiddleware(deps: { logger: Logger; metrics: ApiMetrics; soldOutSampleEvery: number }) {
-  const { logger, metrics, soldOutSampleEvery } = deps;
-  let soldOutSkipped = 0;
-  let soldOutSeen = 0;
+/** One answered request, as the access log and the HTTP metrics record it. */
+export interface AnsweredRequest {
+  requestId: string;
+  method: string;
+  /** The route template, or UNMATCHED_ROUTE (then `path` says what was asked). */
+  route: string;
+  path: string;
+  status: number;
+  code: string | undefined;
+  ms: number;
+}
+
+/**
+ * Records answered requests: the HTTP metrics for every one, an access-log line for every one but
+ * 409 SOLD_OUT, logged 1 in `soldOutSampleEvery`. Shared by the middleware below and the sold-out
+ * door (src/api/sold-out-door.ts), so both count and sample alike.
+ */
+export class AccessLog {
+  private soldOutSkipped = 0;
+  private soldOutSeen = 0;
+
+  constructor(private readonly deps: { logger: Logger; metrics: ApiMetrics; soldOutSampleEvery: number }) {}
+
+  record(answer: AnsweredRequest): void {
+    const { logger, metrics, soldOutSampleEvery } = this.deps;
+    metrics.observeRequest(answer.method, answer.route, answer.status, answer.ms / 1000);
+    let sampled: { every: number; skipped: number } | undefined;
+    if (answer.code === 'SOLD_OUT') {
+      if (soldOutSampleEvery <= 0 || this.soldOutSeen++ % soldOutSampleEvery !== 0) {
+        this.soldOutSkipped++;
+        return;
+      }
+      sampled = { every: soldOutSampleEvery, skipped: this.soldOutSkipped };
+      this.soldOutSkipped = 0;
+    }
+    if (!logger.isLevelEnabled('info')) return;
+    const { requestId, method, route, status, code, ms } = answer;
+    logger.info(
+      {
+        reqId: requestId,
+        method,
+        route,
+        ...(route === UNMATCHED_ROUTE ? { path: echo(answer.path) } : {}),
+        status,
+        ...(code ? { code } : {}),
+        ms: Math.round(ms * 100) / 100,
+        ...(sampled ? { sampled } : {}),
+      },
+      'request',
+    );
+  }
+}
+
+export function requestLogMiddleware(accessLog: AccessLog, metrics: ApiMetrics) {
   return async (ctx: Context, next: Next): Promise<void> => {
     const startedAt = metrics.now();
     const state = ctx.state as RequestLogState;
@@ -44,35 +94,15 @@ export function requestLogMiddleware(deps: { logger: Logger; metrics: ApiMetrics
     try {
       await next();
     } finally {
-      const ms = metrics.now() - startedAt;
-      const status = ctx.status;
-      const route = routeTemplateOf(ctx);
-      metrics.observeRequest(ctx.method, route, status, ms / 1000);
-      const code = state.errorCode;
-      let sampled: { every: number; skipped: number } | undefined;
-      let write = true;
-      if (code === 'SOLD_OUT') {
-        write = soldOutSampleEvery > 0 && soldOutSeen++ % soldOutSampleEvery === 0;
-        if (write) {
-          sampled = { every: soldOutSampleEvery, skipped: soldOutSkipped };
-          soldOutSkipped = 0;
-        } else soldOutSkipped++;
-      }
-      if (write && logger.isLevelEnabled('info')) {
-        logger.info(
-          {
-            reqId: requestId,
-            method: ctx.method,
-            route,
-            ...(route === UNMATCHED_ROUTE ? { path: echo(ctx.path) } : {}),
-            status,
-            ...(code ? { code } : {}),
-            ms: Math.round(ms * 100) / 100,
-            ...(sampled ? { sampled } : {}),
-          },
-          'request',
-        );
-      }
+      accessLog.record({
+        requestId,
+        method: ctx.method,
+        route: routeTemplateOf(ctx),
+        path: ctx.path,
+        status: ctx.status,
+        code: state.errorCode,
+        ms: metrics.now() - startedAt,
+      });
     }
   };
 }

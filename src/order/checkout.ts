@@ -137,6 +137,21 @@ export class CheckoutService {
    * The polling checkout: answered within CHECKOUT_DEADLINE from Redis alone, 202 for every
    * reservation it made (after a replica holds it, with REDIS_WAIT_REPLICAS).
    */
+  /**
+   * SOLD_OUT when this process has `sku` flagged sold out (counted as a flag hit), else null: the
+   * first check of a checkout without an Idempotency-Key, here and in the sold-out door (src/api/sold-out-door.ts).
+   */
+  soldOutRefusal(sku: string, now = Date.now()): Refusal | null {
+    if (!this.deps.soldOut.isSoldOut(sku, now)) return null;
+    this.deps.observer.soldOutFlagHit();
+    return soldOutError(sku);
+  }
+
+  /** True while some SKU is flagged sold out: until then the sold-out door reads no body. */
+  get anySoldOut(): boolean {
+    return this.deps.soldOut.flagged > 0;
+  }
+
   async checkout(request: CheckoutRequest): Promise<CheckoutAnswer> {
     const now = Date.now();
     const deadline = new Deadline(now + this.deps.config.deadlines.checkoutMs);
@@ -161,9 +176,9 @@ export class CheckoutService {
   ): Promise<AcceptedReservation & { input: Omit<OrderInput, 'unitPriceCents'> }> {
     const { inventory, soldOut, windows, observer, config } = this.deps;
     // A retry with an Idempotency-Key must reach Redis: it may own an order even after sell-out.
-    if (!request.idempotencyKey && soldOut.isSoldOut(request.sku, now)) {
-      observer.soldOutFlagHit();
-      throw soldOutError(request.sku);
+    if (!request.idempotencyKey) {
+      const refusal = this.soldOutRefusal(request.sku, now);
+      if (refusal) throw refusal;
     }
     // Redis known to be failing: 503 at once, before anything is counted.
     this.deps.redis.assertAvailable();
@@ -418,6 +433,11 @@ export class SoldOutCache {
   private listening = false;
 
   constructor(private readonly ttlMs = 1_000) {}
+
+  /** How many SKUs are flagged (some perhaps expired, until asked about). */
+  get flagged(): number {
+    return this.flags.size;
+  }
 
   isSoldOut(sku: string, now = Date.now()): boolean {
     const flag = this.flags.get(sku);

@@ -1,0 +1,163 @@
+/**
+ * The sold-out door (src/api/sold-out-door.ts) against the real Redis and MySQL: a plain checkout
+ * for a SKU this process has flagged sold out is answered before the Koa app runs, with exactly the
+ * app's answer (status, headers, body) and the same metrics; every other request reaches the app,
+ * in the app's order of checks, with its body read once. A probe put first in the app's middleware
+ * says which requests reached it. Temporal is never dialled (a lazy connection to nowhere).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import type { Context, Next } from 'koa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../src/api/app.js';
+import { ShopperAuth } from '../src/api/auth.js';
+import { ApiMetrics } from '../src/api/metrics.js';
+import { SoldOutCache } from '../src/order/checkout.js';
+import type { AppConfig } from '../src/config/index.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createLogger } from '../src/infra/logger.js';
+import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { subscribeChannels, type RedisSubscription } from '../src/infra/redis-subscription.js';
+import { STOCK_RETURNED_CHANNEL } from '../src/inventory/redis-inventory.js';
+import { waitFor } from '../stack/wait-for.js';
+import { testConfig } from './helpers/env.js';
+import { putOnSale, uniqueSku } from './helpers/fixtures.js';
+import { httpRequest, listen, type HttpOptions, type HttpReply } from './helpers/http.js';
+import { parseExposition, total, type Sample } from './helpers/prometheus.js';
+
+let config: AppConfig;
+let redis: RedisClient;
+let store: Store;
+let temporal: Client;
+let subscriber: RedisSubscription;
+let soldOut: SoldOutCache;
+let metrics: ApiMetrics;
+let auth: ShopperAuth;
+let url: string;
+const servers: Server[] = [];
+/** The paths of the requests that reached the app. */
+const reachedApp: string[] = [];
+
+beforeAll(async () => {
+  config = testConfig({ TEMPORAL_TASK_QUEUE: `sold-out-door-${randomUUID()}`, LOG_LEVEL: 'silent' });
+  const logger = createLogger(config, 'api');
+  redis = createRedis(config);
+  store = new Store(createMysqlPool(config));
+  temporal = new Client({ connection: Connection.lazy({ address: '127.0.0.1:1' }), namespace: config.temporal.namespace });
+  soldOut = new SoldOutCache(60_000);
+  subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);
+  metrics = new ApiMetrics({ defaultMetrics: false });
+  auth = new ShopperAuth(config);
+  const app = createApp({ config, redis, store, temporal, logger, soldOut, metrics });
+  app.middleware.unshift(async (ctx: Context, next: Next) => {
+    reachedApp.push(ctx.path);
+    await next();
+  });
+  url = await listen(app, servers);
+  await waitFor(() => (soldOut.markSoldOut('probe', 0), soldOut.isSoldOut('probe')), { what: 'the sold-out subscription', timeoutMs: 5_000, intervalMs: 5 });
+});
+
+afterAll(async () => {
+  for (const server of servers) server.closeAllConnections();
+  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  await Promise.allSettled([subscriber?.quit(), redis?.quit(), store?.close(), temporal?.connection.close()]);
+});
+
+/** A checkout, and whether it reached the app. */
+async function checkout(options: HttpOptions): Promise<{ reply: HttpReply; reachedApp: boolean }> {
+  const before = reachedApp.length;
+  const reply = await httpRequest(url, 'POST', '/api/checkout', options);
+  return { reply, reachedApp: reachedApp.length > before };
+}
+
+async function metricsNow(): Promise<Sample[]> {
+  return parseExposition(await metrics.registry.metrics());
+}
+
+/** What the answers must agree on: everything but the request id and the date. */
+function comparable(reply: HttpReply) {
+  const headers = [...reply.headers.entries()].filter(([name]) => name !== 'x-request-id' && name !== 'date');
+  return { status: reply.status, headers: Object.fromEntries(headers), body: reply.body as unknown };
+}
+
+describe('the sold-out door', () => {
+  it("answers a flagged SKU's plain checkout before the app, exactly as the app answers it, and counts it alike", async () => {
+    const { sku } = await putOnSale(store, redis, { stock: 1, perUserLimit: 1 });
+    const token = await auth.issue(`door-${randomUUID().slice(0, 8)}`);
+    expect((await checkout({ json: { sku, quantity: 1 }, token })).reply.status).toBe(202);
+    // The first loser reaches reserve.lua, whose SOLD_OUT flags the SKU.
+    const first = await checkout({ json: { sku, quantity: 1 }, token: await auth.issue('loser-0') });
+    expect(first).toMatchObject({ reply: { status: 409, body: { error: { code: 'SOLD_OUT' } } }, reachedApp: true });
+    expect(soldOut.isSoldOut(sku)).toBe(true);
+
+    const loser = await auth.issue('loser-1');
+    const before = await metricsNow();
+    const atTheDoor = await checkout({ json: { sku, quantity: 1 }, token: loser, headers: { 'x-request-id': 'door-1' } });
+    const middle = await metricsNow();
+    // `Prefer: wait=0` is the same checkout, which the door leaves to the app.
+    const inTheApp = await checkout({ json: { sku, quantity: 1 }, token: loser, headers: { 'x-request-id': 'app-1', prefer: 'wait=0' } });
+    const after = await metricsNow();
+
+    expect(atTheDoor.reachedApp).toBe(false);
+    expect(inTheApp.reachedApp).toBe(true);
+    expect(comparable(atTheDoor.reply)).toEqual(comparable(inTheApp.reply));
+    expect(atTheDoor.reply).toMatchObject({ status: 409, body: { error: { code: 'SOLD_OUT', message: `${sku} is sold out` } } });
+    expect(atTheDoor.reply.headers.get('x-request-id')).toBe('door-1');
+    expect(inTheApp.reply.headers.get('x-request-id')).toBe('app-1');
+    // Each answer moved the same counters by one: outcome, flag hit, HTTP request by route and status.
+    const moved = (from: Sample[], to: Sample[]) =>
+      ['flash_checkout_outcomes_total', 'flash_sold_out_flag_hits_total', 'http_requests_total', 'http_request_duration_seconds_count'].map(
+        (name) => total(to, name) - total(from, name),
+      );
+    expect(moved(before, middle)).toEqual([1, 1, 1, 1]);
+    expect(moved(middle, after)).toEqual([1, 1, 1, 1]);
+    expect(
+      total(after, 'http_requests_total', { route: '/api/checkout', status: '409' }) -
+        total(before, 'http_requests_total', { route: '/api/checkout', status: '409' }),
+    ).toBe(2);
+    expect(total(after, 'flash_checkout_outcomes_total', { code: 'SOLD_OUT' }) - total(before, 'flash_checkout_outcomes_total', { code: 'SOLD_OUT' })).toBe(2);
+  });
+
+  it('leaves every other request to the app, in its order of checks, the body read once', async () => {
+    const { sku } = await putOnSale(store, redis, { stock: 1, perUserLimit: 1 });
+    const token = await auth.issue(`other-${randomUUID().slice(0, 8)}`);
+    // Malformed JSON while nothing is flagged: the app alone reads it.
+    const malformedBefore = await checkout({ raw: '{"sku": ', token });
+    expect(await checkout({ json: { sku, quantity: 1 }, token })).toMatchObject({ reply: { status: 202 } });
+    await checkout({ json: { sku, quantity: 1 }, token: await auth.issue('flagger') });
+    expect(soldOut.isSoldOut(sku)).toBe(true);
+
+    const expectApp = async (options: HttpOptions, status: number, code: string) => {
+      const { reply, reachedApp: reached } = await checkout(options);
+      expect({ status: reply.status, code: (reply.body as { error?: { code?: string } } | undefined)?.error?.code, reached }).toEqual({
+        status,
+        code,
+        reached: true,
+      });
+      return reply;
+    };
+    const loser = await auth.issue('loser-2');
+    // No token, a bad token: 401 before the body, as the app orders its checks.
+    await expectApp({ json: { sku, quantity: 1 } }, 401, 'UNAUTHORIZED');
+    await expectApp({ json: { sku, quantity: 1 }, token: 'not-a-token' }, 401, 'UNAUTHORIZED');
+    // A body the schema refuses, for a flagged SKU: the app's 400.
+    await expectApp({ json: { sku, quantity: 0 }, token: loser }, 400, 'INVALID_REQUEST');
+    await expectApp({ json: { sku, quantity: 1, extra: true }, token: loser }, 400, 'INVALID_REQUEST');
+    // Read by the door, then failed: the app answers the same failure with the same message.
+    const malformedAfter = await expectApp({ raw: '{"sku": ', token }, 400, 'INVALID_REQUEST');
+    expect(malformedAfter.body).toEqual(malformedBefore.reply.body);
+    const tooLarge = await expectApp({ raw: JSON.stringify({ sku, quantity: 1, pad: 'x'.repeat(20_000) }), token: loser }, 400, 'INVALID_REQUEST');
+    expect(tooLarge.body).toMatchObject({ error: { message: 'request body is larger than 16 KB' } });
+    // Read by the door, not flagged: the app reads the same body and answers it.
+    await expectApp({ json: { sku: uniqueSku('NOPE'), quantity: 1 }, token: loser }, 404, 'SKU_NOT_FOUND');
+    // A retry with an Idempotency-Key may own an order: it must reach Redis through the app.
+    await expectApp({ json: { sku, quantity: 1 }, token: loser, headers: { 'idempotency-key': 'k-1' } }, 409, 'SOLD_OUT');
+    // Another content type: the app's 400.
+    await expectApp({ raw: 'sku=x', token: loser, headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 400, 'INVALID_REQUEST');
+    // The flag is the door's only authority: once stock comes back, checkouts reach the app again.
+    soldOut.stockReturned(sku, 1);
+    expect((await checkout({ json: { sku, quantity: 1 }, token: loser })).reachedApp).toBe(true);
+  });
+});
