@@ -51,9 +51,9 @@ afterAll(async () => {
 });
 
 /** One reconcile run over the given sales, as the schedule would start it. */
-function reconcile(skus: string[], reservationGraceMs = GRACE_MS, promiseMaxAgeMs?: number): Promise<ReconcileReport> {
+function reconcile(skus: string[], reservationGraceMs = GRACE_MS, promiseMaxAgeMs?: number, taskQueue = config.temporal.taskQueue): Promise<ReconcileReport> {
   return temporal.workflow.execute<typeof ReconcileWorkflow>(RECONCILE_WORKFLOW_TYPE, {
-    taskQueue: config.temporal.taskQueue,
+    taskQueue,
     workflowId: `reconcile-test-${randomUUID()}`,
     args: [{ reservationGraceMs, skus, pageSize: 100, ...(promiseMaxAgeMs ? { promiseMaxAgeMs } : {}) }],
   });
@@ -120,6 +120,61 @@ describe('ReconcileWorkflow', () => {
     expect((await inventory.getReservation(sale.sku, young.orderNo))?.state).toBe('RESERVED');
     expect(await store.getOrder(orphan.orderNo)).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationOrphaned/) });
     expect((await inventory.reserve({ orderNo: newOrderNo(), sku: sale.sku, userId: 'orphaned', quantity: 1 })).outcome).toBe('RESERVED');
+  });
+
+  it.each([
+    { fault: 'MySQL fails the FAILED row', client: 'store', calls: ['failOrder', 'insertFailedOrder'] },
+    { fault: 'Redis fails the release', client: 'redis', calls: ['inventoryRelease'] },
+  ] as const)('gives an orphan up completely (FAILED row, units back) when $fault once: the retried page finishes the repair', async ({ client, calls }) => {
+    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const orphan = await reserve(sale, `between-writes-${client}`, 10_000);
+    // A worker of its own whose MySQL or Redis times out on the first such call; the reconciler's
+    // activity is then retried by Temporal, as after a real timeout, wherever the first one stopped.
+    const injected: string[] = [];
+    const failingOnce = <T extends object>(target: T): T =>
+      new Proxy(target, {
+        get(object, property, receiver) {
+          const value: unknown = Reflect.get(object, property, receiver);
+          if (typeof value !== 'function') return value;
+          if ((calls as readonly (string | symbol)[]).includes(property) && injected.length === 0) {
+            return async () => {
+              injected.push(String(property));
+              throw new Error(`${client}: the call timed out (injected)`);
+            };
+          }
+          return (value as (...args: unknown[]) => unknown).bind(object);
+        },
+      });
+    const taskQueue = `reconcile-flaky-${randomUUID()}`;
+    const flakyWorker = await startTestWorker({
+      config: { ...config, temporal: { ...config.temporal, taskQueue } },
+      store: client === 'store' ? failingOnce(store) : store,
+      redis: client === 'redis' ? failingOnce(redis) : redis,
+      temporal,
+      starter: false,
+    });
+    try {
+      await reconcile([sale.sku], GRACE_MS, undefined, taskQueue);
+    } finally {
+      await flakyWorker.close();
+    }
+    expect(injected).toHaveLength(1);
+    expect(await store.getOrder(orphan.orderNo)).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationOrphaned/) });
+    expect((await inventory.getReservation(sale.sku, orphan.orderNo))?.state).toBe('RELEASED');
+    await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
+  });
+
+  it('a start that comes after the reconciler wrote FAILED (its release not done yet) fails too, and gives back the units it claimed', async () => {
+    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const input = await reserve(sale, 'late-start', 10_000);
+    // The reconciler's first write, its release not yet made (it died, or Redis failed it).
+    const createdAt = new Date(input.createdAt);
+    expect(await store.insertFailedOrder({ ...input, paymentDeadline: createdAt, createdAt }, 'PromiseExpired: given up (test)')).toBe('FAILED');
+    await orders.start(input);
+    await orders.awaitClosed(input.orderNo);
+    expect(await store.getOrder(input.orderNo)).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^PromiseExpired/) });
+    expect(await orders.find(input.orderNo)).toMatchObject({ view: { status: 'FAILED' } });
+    await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
   });
 
   it('leaves a reservation whose workflow is running alone, and releases it once that workflow was terminated without persisting', async () => {

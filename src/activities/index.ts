@@ -30,6 +30,8 @@ export const FailureTypes = {
   saleNotFound: 'SaleNotFound',
   outOfStockInDatabase: 'OutOfStockInDatabase',
   orderConflict: 'OrderConflict',
+  /** The order's row was already final (FAILED or CANCELLED) when its start came to persist it. */
+  orderClosed: 'OrderClosed',
   /** The reservation was released before the order could claim it (the API gave up on it, or the reconciler found it orphaned). */
   reservationReleased: 'ReservationReleased',
   /** Redis has no record of the reservation (lost in a Redis crash before it reached disk). */
@@ -104,6 +106,13 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
           );
         case 'CONFLICT':
           throw ApplicationFailure.nonRetryable(`order ${order.orderNo} exists for another sku or user`, FailureTypes.orderConflict);
+        case 'CLOSED':
+          // Given up (the reconciler wrote FAILED) before this start persisted it: the order fails,
+          // and its workflow gives back the units it claimed.
+          throw ApplicationFailure.nonRetryable(
+            `order ${order.orderNo} was already ${result.status}${result.failureReason ? `: ${result.failureReason}` : ''}`,
+            FailureTypes.orderClosed,
+          );
       }
     },
 

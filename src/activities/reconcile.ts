@@ -124,16 +124,12 @@ export function createReconcileActivities({ store, inventory, orders, payments }
         } else {
           reason = 'ReservationAbandoned: the order workflow closed without persisting the order';
         }
-        const released =
-          workflow === 'NOT_FOUND'
-            ? await inventory.release(sku, reservation.orderNo, { as: 'unclaimed', reservedBeforeMs: cutoff })
-            : await inventory.release(sku, reservation.orderNo, { as: 'owner' });
-        if (released !== 'RELEASED') continue; // claimed meanwhile: a workflow started after all
-        result.pendingUnits -= reservation.quantity;
-        if (workflow === 'NOT_FOUND') result.releasedOrphans++;
-        else result.releasedAbandoned++;
+        // The row first, then the units: a failure between the two leaves a FAILED row over a live
+        // reservation, which the next attempt finds and releases (the `row` branch above). A start
+        // that comes meanwhile finds the row and fails (persistOrder, OrderClosed), releasing
+        // what it claimed; a row its start wrote first is left alone, and so are its units.
         const sale = await store.getSale(sku);
-        await store.failOrder(
+        const status = await store.insertFailedOrder(
           {
             orderNo: reservation.orderNo,
             sku,
@@ -145,6 +141,15 @@ export function createReconcileActivities({ store, inventory, orders, payments }
           },
           reason,
         );
+        if (status !== 'FAILED') continue;
+        const released =
+          workflow === 'NOT_FOUND'
+            ? await inventory.release(sku, reservation.orderNo, { as: 'unclaimed', reservedBeforeMs: cutoff })
+            : await inventory.release(sku, reservation.orderNo, { as: 'owner' });
+        if (released !== 'RELEASED') continue; // claimed meanwhile: its workflow finds the row and gives the units back
+        result.pendingUnits -= reservation.quantity;
+        if (workflow === 'NOT_FOUND') result.releasedOrphans++;
+        else result.releasedAbandoned++;
       }
       return result;
     },

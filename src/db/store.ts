@@ -67,7 +67,9 @@ export type InsertOrderResult =
   | { outcome: 'SALE_NOT_FOUND' }
   | { outcome: 'OUT_OF_STOCK'; available: number }
   /** A row with this order number exists for another SKU or user. */
-  | { outcome: 'CONFLICT' };
+  | { outcome: 'CONFLICT' }
+  /** The order was already ended FAILED or CANCELLED (the reconciler gave it up before this start persisted it). */
+  | { outcome: 'CLOSED'; status: StoredOrderStatus; failureReason: string | null };
 
 export interface PaymentRow {
   eventId: string;
@@ -274,12 +276,28 @@ export class Store {
     return result;
   }
 
+  /** An earlier attempt's row answers for this one only if it is the same order and was persisted (not ended without it). */
   private async existingOrderMatches(order: NewOrder): Promise<InsertOrderResult | null> {
-    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT sku, user_id, payment_deadline FROM orders WHERE order_no = ?', [order.orderNo]);
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT sku, user_id, status, failure_reason, payment_deadline FROM orders WHERE order_no = ?', [
+      order.orderNo,
+    ]);
     const row = rows[0];
     if (!row) return null;
     if (row.sku !== order.sku || row.user_id !== order.userId) return { outcome: 'CONFLICT' };
+    const status = row.status as StoredOrderStatus;
+    if (status === 'FAILED' || status === 'CANCELLED') return { outcome: 'CLOSED', status, failureReason: (row.failure_reason as string | null) ?? null };
     return { outcome: 'ALREADY_PERSISTED', paymentDeadline: row.payment_deadline as Date };
+  }
+
+  /**
+   * The reconciler's first write when it gives an order up: a FAILED row, only where the order has
+   * none (a row written meanwhile by the order's own start stays as it is). Answers the status the
+   * row has afterwards: FAILED when this (or an earlier attempt) wrote it. Idempotent.
+   */
+  async insertFailedOrder(order: NewOrder, reason: string): Promise<StoredOrderStatus> {
+    await insertOrderRow(this.pool, order, 'FAILED', reason.slice(0, 255), true);
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ?', [order.orderNo]);
+    return rows[0]?.status as StoredOrderStatus;
   }
 
   /**
