@@ -8,7 +8,7 @@ import type { OrderRow, PaymentRow, Store } from '../src/db/store.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { parseReservation, saleKeys, type RedisInventory } from '../src/inventory/redis-inventory.js';
 import type { OrderClient } from '../src/order/client.js';
-import { orderNoTime } from '../src/order/contract.js';
+import { orderNoTime, orderWorkflowId } from '../src/order/contract.js';
 import { waitFor } from '../stack/wait-for.js';
 import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/workflows/reconcile-definitions.js';
 import { ANSWER_SLACK_MS } from './gray.js';
@@ -235,6 +235,22 @@ export async function checkAfterFault(
       // but for those Redis lost with writes it had acknowledged (lostWithRedisWrites).
       acceptedWithoutRow: missing.length,
       lostWithRedisWrites: lost.size,
+      // Each 202 without a row that Redis's lost writes do not explain: what is left of it, to tell why.
+      unexplainedWithoutRow: await Promise.all(
+        missing
+          .filter((orderNo) => !lost.has(orderNo))
+          .slice(0, 20)
+          .map(async (orderNo) => ({
+            orderNo,
+            numberedAtMs: orderNoTime(orderNo),
+            reservation: await inventory.getReservation(sku, orderNo),
+            workflow: await temporal.workflow
+              .getHandle(orderWorkflowId(orderNo))
+              .describe()
+              .then((described) => described.status.name as string)
+              .catch(() => 'NOT_FOUND'),
+          })),
+      ),
       acceptedByStatus: countBy(intents.flatMap((i) => (i.answer.kind === 'accepted' ? [`${i.answer.status}${i.waited ? ' waiting' : ''}`] : []))),
       refused: countBy(intents.flatMap((i) => (i.answer.kind === 'refused' ? [`${i.answer.status} ${i.answer.code}`] : []))),
       gaveUp: intents.filter((i) => i.answer.kind === 'gave-up').length,

@@ -54,6 +54,7 @@ import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderClient } from '../src/order/client.js';
+import { orderNoTime } from '../src/order/contract.js';
 import { startStack, type RunningStack, type StackServer } from '../stack/index.js';
 import { freePort, spawnLogged } from '../stack/process.js';
 import { Supervised } from '../stack/supervisor.js';
@@ -322,6 +323,9 @@ async function main(): Promise<number> {
       await sleep(gray ? freezePlan.faultAfterMs : rush ? settings.faultAfterMs / 3 : aofWatch ? settings.faultAfterMs + 1_000 : settings.faultAfterMs);
       const faultAt = Date.now();
       const freezing = await inject(fault, { apis, worker, servers, say, aofWatch }, freezePlan.freezeMs);
+      // Redis has exited (inject waits for it): an order numbered before now may have been reserved
+      // in the writes the cut took, those between faultAt and the kill landing included.
+      const redisDiedAt = Date.now();
       // A freeze: the thaw, then how long until every API is healthy again (measured at once).
       const thawAt = freezing ? await freezing.thawed : undefined;
       const pendingAtThaw = thawAt && saleWatch ? await promisesPending(redis, sku) : undefined;
@@ -342,14 +346,20 @@ async function main(): Promise<number> {
       say(`traffic done in ${burstSeconds.toFixed(1)} s: ${accepted.length} accepted; waiting for the sale to be quiet`);
       // A Redis that lost acknowledged writes lost the promises in them not started yet: accounted for, by name.
       const lost = () =>
-        fault === 'redis-aof-tail-lost' ? ordersLostWithRedisWrites({ store, inventory }, sku, accepted, faultAt, orders) : Promise.resolve(new Set<string>());
+        fault === 'redis-aof-tail-lost'
+          ? ordersLostWithRedisWrites({ store, inventory }, sku, accepted, redisDiedAt, orders)
+          : Promise.resolve(new Set<string>());
       const quietSeconds = await waitForQuiescence({ store, redis, inventory, temporal }, sku, accepted, settings.quiescenceTimeoutMs, lost);
       // Every request has its answer now, those sent late in the freeze too.
       let grayFigures: GrayFigures | undefined;
       if (thawAt && countersBefore && healthyAfterThaw !== undefined) {
         grayFigures = await freezeFigures(result.requests, { faultAt, thawAt, countersBefore, healthyAfterThaw }, config, apiUrls);
       }
-      const verdict = await checkAfterFault({ store, redis, inventory, temporal }, sku, 1, result, new Date(t0), await lost());
+      const lostOrders = await lost();
+      const numberedAfterFault = [...lostOrders].filter((orderNo) => (orderNoTime(orderNo) ?? 0) >= faultAt).length;
+      if (lostOrders.size > 0)
+        say(`${lostOrders.size} promises lost with Redis's writes (${numberedAfterFault} numbered after the fault began, before Redis died)`);
+      const verdict = await checkAfterFault({ store, redis, inventory, temporal }, sku, 1, result, new Date(t0), lostOrders);
       const saleVerdict =
         thawAt && saleWatch
           ? await checkSaleThroughFreeze(store, {
