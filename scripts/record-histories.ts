@@ -15,7 +15,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowUpdateStage } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { SalesService } from '../src/sales/sales-service.js';
 import { loadConfig } from '../src/config/index.js';
@@ -219,11 +219,18 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
       storedPayment(await store.recordPayment({ eventId, orderNo: input.orderNo, amountCents }));
     const deliver = (payment: PaymentReceived) => handle.executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` });
     const pay = async (eventId: string, amountCents = total) => deliver(await recordPayment(eventId, amountCents));
+    // Delivered and accepted by the workflow, not yet answered (one that waits for the persist).
+    const payAccepted = async (eventId: string) => {
+      const payment = await recordPayment(eventId);
+      const update = await handle.startUpdate(payUpdate, { args: [payment], updateId: `pay:${eventId}`, waitForStage: WorkflowUpdateStage.ACCEPTED });
+      return { answered: update.result() };
+    };
     const statusIs = (status: OrderStatus) =>
       waitFor(async () => (await handle.query(statusQuery)).status === status, { what: `${handle.workflowId} ${status}`, timeoutMs: 20_000 });
     await scenario.play({
       handle,
       pay,
+      payAccepted,
       cancel: () => handle.executeUpdate(cancelUpdate, {}),
       persistAttempts: async (atLeast) => {
         await waitFor(() => (failedPersists ?? 0) >= atLeast, { what: `${atLeast} failed persist attempts`, timeoutMs: 30_000 });

@@ -257,6 +257,44 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expectInvariants(await saleReport(store, redis, sale.sku));
   });
 
+  it('judges a payment that reaches an order still being persisted by the deadline the persist wrote: recorded after it, refunded, never applied (v6)', async () => {
+    const sale = await putOnSale(store, redis, { stock: 2 });
+    const orderNo = newOrderNo();
+    // The first attempt commits the row (MySQL stamps its deadline) and loses its answer; the next
+    // ones fail until the payment has been answered (or 5 s), so it reaches the order while PENDING,
+    // between attempts (each backoff from 1.6 s on is a durable timer: the task ends, the Update comes in).
+    const committed = gate();
+    let paymentAnswered = false;
+    let paymentSentAt = Infinity;
+    let attempts = 0;
+    faults.persistOrder = async (real, input) => {
+      attempts++;
+      if (attempts === 1) {
+        await real(input);
+        committed.reached();
+        throw Object.assign(new Error('read ECONNRESET (injected: the commit went through, its answer was lost)'), { code: 'ECONNRESET' });
+      }
+      if (!paymentAnswered && Date.now() < paymentSentAt + 5_000) throw Object.assign(new Error('connect ECONNREFUSED (injected)'), { code: 'ECONNREFUSED' });
+      return real(input);
+    };
+    const handle = await startOrder(sale, undefined, orderNo);
+    await committed.arrived;
+    const row = await orderRow(orderNo);
+    expect(row?.status).toBe('AWAITING_PAYMENT');
+    const deadlineMs = (row?.payment_deadline as Date).getTime();
+    // Recorded by MySQL a second after the deadline the first attempt wrote.
+    const late = { eventId: `evt-late-${orderNo}`, amountCents: sale.priceCents, receivedAt: new Date(deadlineMs + 1_000).toISOString() };
+    paymentSentAt = Date.now();
+    const verdict = await handle.executeUpdate(payUpdate, { args: [late] });
+    paymentAnswered = true;
+    expect(verdict).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+    expect(attempts).toBeGreaterThan(2);
+    const final = await handle.result();
+    expect(final).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT', paymentDeadline: new Date(deadlineMs).toISOString() });
+    expect(await paymentRows(orderNo)).toEqual([{ eventId: late.eventId, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' }]);
+    expectInvariants(await saleReport(store, redis, sale.sku));
+  });
+
   it('applies a duplicate payment signal once and records a second, different payment for refund', async () => {
     const sale = await putOnSale(store, redis, { stock: 2 });
     const handle = await startOrder(sale);

@@ -145,6 +145,12 @@ export const ORDER_PATCHES = {
    * visibility write per state that nothing read (the status query and the admin views answer it).
    */
   statusNotInVisibility: 'order-status-not-in-visibility-v5',
+  /**
+   * A payment that reaches an order still being persisted is judged once it is, by the deadline
+   * the persist wrote: one recorded after that deadline is refunded, never applied (before, it was
+   * applied at once, as if anything reaching a PENDING order had come in time).
+   */
+  paymentWaitsForPersist: 'order-payment-waits-for-persist-v6',
 } as const;
 
 /** The workflow type, as registered by the worker (the exported function's name). */

@@ -128,6 +128,8 @@ class OrderRun {
   readonly state: OrderState;
   private readonly reservation: { sku: string; orderNo: string };
   private accepted: PaymentReceived | undefined;
+  /** Payments that reached the order before it was persisted, waiting to be judged (receivePayment). */
+  private paymentsAwaitingPersist = 0;
   private cancelRequested = false;
   /** Set once the outcome is decided: from then on no payment is accepted and no cancel either. */
   private decided: Outcome | undefined;
@@ -162,7 +164,7 @@ class OrderRun {
       await this.close(outcome);
       await this.recordRefunds();
       // Payments that arrive while closing are refunded too.
-      await condition(allHandlersFinished);
+      await condition(() => allHandlersFinished() && this.paymentsAwaitingPersist === 0);
       await this.recordRefunds();
     });
     log.info('order closed', { orderNo: this.state.orderNo, status: this.state.status, workflowId: workflowInfo().workflowId });
@@ -179,6 +181,18 @@ class OrderRun {
    * decides, and this one then reads the outcome.
    */
   async receivePayment(payment: PaymentReceived): Promise<PaymentVerdict> {
+    // Not payable yet: judged once the persist has written the deadline (or failed), even when an
+    // operator cancels the workflow meanwhile. The marker is written only by an order that met
+    // this, so the others' histories are unchanged.
+    if (this.byArrival && this.state.status === 'PENDING' && patched(ORDER_PATCHES.paymentWaitsForPersist)) {
+      // Counted: the older payment signal's handler is not awaited, so run() waits for these itself.
+      this.paymentsAwaitingPersist++;
+      try {
+        await CancellationScope.nonCancellable(() => condition(() => this.state.status !== 'PENDING'));
+      } finally {
+        this.paymentsAwaitingPersist--;
+      }
+    }
     if (this.waitsForSettling(payment)) await condition(() => !this.settling);
     return this.judgePayment(payment);
   }
@@ -345,8 +359,8 @@ class OrderRun {
   }
 
   /**
-   * Judged by when it was recorded, whatever the order of its delivery and the timer's firing (one
-   * that reaches a PENDING order came before it was payable, so before its deadline).
+   * Judged by when it was recorded, whatever the order of its delivery and the timer's firing. One
+   * judged while PENDING (orders from before paymentWaitsForPersist) counted as in time.
    */
   private recordedAfterDeadline(payment: PaymentReceived): boolean {
     return payment.receivedAt !== undefined && this.state.status !== 'PENDING' && !receivedInTime(payment.receivedAt, this.state.paymentDeadline);

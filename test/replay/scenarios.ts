@@ -13,6 +13,8 @@ export interface ScenarioContext {
   /** The order's total, the amount a correct payment carries. */
   total: number;
   pay(eventId: string, amountCents?: number): Promise<unknown>;
+  /** A payment the workflow has accepted, its verdict still to come (`answered`). */
+  payAccepted(eventId: string): Promise<{ answered: Promise<unknown> }>;
   cancel(): Promise<unknown>;
   statusIs(status: OrderStatus): Promise<unknown>;
   /** With holdPersist: resolves once persistOrder has started and is held. */
@@ -87,8 +89,10 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
     persistFails: Number.POSITIVE_INFINITY,
     async play(ctx) {
       await ctx.persistAttempts(5);
-      await ctx.pay('evt-pending-paid');
+      // From v6 the payment is judged once the order is persisted or failed: here, by the cancel.
+      const payment = await ctx.payAccepted('evt-pending-paid');
       await ctx.handle.cancel();
+      await payment.answered;
     },
   },
   {
