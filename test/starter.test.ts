@@ -46,15 +46,16 @@ function pipeline() {
   const taskQueue = `starter-${randomUUID()}`;
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
   const inventory = new RedisInventory(redis, taskQueue);
-  const startOwner = () => {
-    const owner = startPromiseStarter({ config, connection, store, redis, logger: createLogger({ logLevel: 'silent' }, 'starter-test') });
+  const startOwner = (ownStore: Store = store) => {
+    const owner = startPromiseStarter({ config, connection, store: ownStore, redis, logger: createLogger({ logLevel: 'silent' }, 'starter-test') });
     running.push(owner);
     return owner;
   };
   /** A checkout's reservation with its promise, as reserve.lua records it for the polling checkout. */
-  const promise = async (sku: string, userId: string): Promise<string> => {
+  const promise = async (sku: string, userId: string, ageMs = 0): Promise<string> => {
     const orderNo = newOrderNo();
-    const input: Omit<OrderInput, 'unitPriceCents'> = { orderNo, sku, userId, quantity: 1, createdAt: new Date().toISOString(), paymentWindow: '30m' };
+    const createdAt = new Date(Date.now() - ageMs).toISOString();
+    const input: Omit<OrderInput, 'unitPriceCents'> = { orderNo, sku, userId, quantity: 1, createdAt, paymentWindow: '30m' };
     await inventory.markSaleActive(sku);
     expect((await inventory.reserve({ orderNo, sku, userId, quantity: 1, promise: { input, handoffMs: 0 } })).outcome).toBe('RESERVED');
     return orderNo;
@@ -83,6 +84,38 @@ describe('the owner of starts', () => {
     // Nothing claimed it (no Worker): the entry went because the start succeeded, and the input stays for reads.
     expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('RESERVED');
     expect(await inventory.orderInput(sale.sku, orderNo)).toMatchObject({ orderNo });
+  });
+
+  it('with MySQL hung, a stale promise waits for its row lookup (bounded) and holds up no other start; it is started once MySQL answers', async () => {
+    const { startOwner, promise } = pipeline();
+    const [one, two] = [await putOnSale(store, redis, { stock: 5 }), await putOnSale(store, redis, { stock: 5 })];
+    // MySQL accepts the owner's queries and never answers them, until `recovered`.
+    let recovered = false;
+    const lookups: string[] = [];
+    const hung = new Proxy(store, {
+      get(target, property, receiver) {
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (property === 'getOrder') {
+          return async (orderNo: string) => {
+            lookups.push(orderNo);
+            return recovered ? target.getOrder(orderNo) : new Promise(() => undefined);
+          };
+        }
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    // Older than 10 minutes: started only if MySQL has no row for it.
+    const stale = await promise(one.sku, 'stale', 11 * 60_000);
+    startOwner(hung);
+    const startedAt = Date.now();
+    const fresh = [await promise(one.sku, 'fresh-1'), await promise(two.sku, 'fresh-2')];
+    for (const orderNo of fresh) await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started while MySQL hangs`, timeoutMs: 10_000 });
+    // The hung lookup held up neither sale: each fresh start came well within one lookup deadline (2 s) and a lease (5 s).
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
+    await waitFor(() => lookups.includes(stale), { what: 'the stale promise looked up', timeoutMs: 10_000 });
+    expect(await workflowExists(stale)).toBe(false);
+    recovered = true;
+    await waitFor(() => workflowExists(stale), { what: `${stale} started once MySQL answers`, timeoutMs: 30_000 });
   });
 
   it('takes over the sale of an owner that died holding its lease, once the lease lapses, the promises that owner had taken included', async () => {
