@@ -984,15 +984,17 @@ describe('README.md', () => {
 
   it('the checker itself: a stale figure, a stale verdict, a false claim and a reworded sentence are each named', () => {
     const readme = read('README.md');
+    // The verdict turned the other way, whichever way the README states it.
+    const saysMet = readme.includes('target 0.8 met');
     const stale = readme
       .replace(/(With every process on both cores:\s+)[\d,]+( req\/s)/, '$11,350$2')
-      .replace('target 0.8 not met', 'target 0.8 met')
+      .replace(saysMet ? 'target 0.8 met' : 'target 0.8 not met', saysMet ? 'target 0.8 not met' : 'target 0.8 met')
       .replace('no request was answered later', 'no request was ever answered later');
     const sentences = measuredSentences(bench, chaos);
     const problems = measuredProblems(stale, sentences);
     expect(problems).toEqual([
       `README.md, "Measured", Burst, {ours} in "${sentences[2]!.text}": README says 1,350, bench/results/latest.json, layouts.shared.variants.ours.rps says ${written(numberAt(bench, 'layouts.shared.variants.ours.rps'), 0)}`,
-      `README.md, "Measured", Burst, {met} in "${sentences[2]!.text}": README says met, bench/results/latest.json, layouts.shared.ratios.oursVsQueue against 0.8 says not met`,
+      `README.md, "Measured", Burst, {met} in "${sentences[2]!.text}": README says ${saysMet ? 'not met' : 'met'}, bench/results/latest.json, layouts.shared.ratios.oursVsQueue against 0.8 says ${saysMet ? 'met' : 'not met'}`,
       'README.md, "Measured", Faults: no text "no request was answered later than its deadline + 1 s" (after the previous sentence checked); keep its words, change only its figures, or change the test',
     ]);
     const broken = { ...sentences[7]!, claim: { holds: false, evidence: 'bench/results/latest.json says false at layouts.split.invariants.noOversell' } };
