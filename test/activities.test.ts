@@ -591,7 +591,8 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
   });
 
   it('finds a full payment recorded in time and cancels nothing; ignores a short one and one recorded late', async () => {
-    const { sku, stock, priceCents, input } = await persistedDueIn(300);
+    // Two seconds to record both payments before the deadline, however loaded the machine.
+    const { sku, stock, priceCents, input } = await persistedDueIn(2_000);
     await store.recordPayment({ eventId: `evt-short-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents - 1 });
     const row = await store.recordPayment({ eventId: `evt-full-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents });
     const cancel = { orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT' as const, cancelledAt: new Date().toISOString() };

@@ -250,9 +250,17 @@ describe('ReconcileWorkflow', () => {
       eventId,
       outcome: 'RECEIVED',
     });
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    // Left RECEIVED ten minutes ago. The reconciler settles every payment older than its grace, in
+    // every sale: a grace of minutes keeps this run off the other files' payments, RECEIVED for
+    // a moment on purpose (a grace of 1 ms judged them under those files' feet).
+    const pool = createMysqlPool(config);
+    try {
+      await pool.query('UPDATE payments SET received_at = received_at - INTERVAL 10 MINUTE WHERE event_id = ?', [eventId]);
+    } finally {
+      await pool.end();
+    }
 
-    expect((await reconcile([sale.sku], 1)).paymentsSettled).toBeGreaterThanOrEqual(1);
+    expect((await reconcile([sale.sku], 5 * 60_000)).paymentsSettled).toBeGreaterThanOrEqual(1);
     expect(await store.getPayment(eventId)).toMatchObject({ outcome: 'APPLIED' });
     await orders.awaitClosed(input.orderNo);
     expect(await store.getOrder(input.orderNo)).toMatchObject({ status: 'PAID' });
