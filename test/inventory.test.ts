@@ -315,6 +315,39 @@ describe('RedisInventory', () => {
     expectConserved(await sale(sku));
   });
 
+  it('makes a lost reservation again whole when its workflow claims it: the key names it, the shopper holds it, within the limit', async () => {
+    const sku = await newSale('reclaim-whole', { stock: 3, perUserLimit: 1 });
+    const keys = saleKeys(sku);
+    const claim = (no: string, userId: string, idempotencyKey?: string) =>
+      inventory.claim({ sku, orderNo: no, userId, quantity: 1, reservedAtMs: 1_700_000_000_000, idempotencyKey });
+    const reserveWithKey = (no: string, userId: string, key: string) => inventory.reserve({ orderNo: no, sku, userId, quantity: 1, idempotencyKey: key });
+    // Redis lost alice's reservation (record, counters, key, holding): what a failover to a replica that lacked it leaves.
+    const lost = orderNo();
+    expect(await claim(lost, 'alice', 'alice-key')).toBe('RECLAIMED');
+    // A retry with the same key answers that order, not a new one; the limit counts it; the holding names it.
+    expect(await reserveWithKey(orderNo(), 'alice', 'alice-key')).toMatchObject({ outcome: 'DUPLICATE', orderNo: lost });
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1 })).outcome).toBe('LIMIT_EXCEEDED');
+    expect(await redis.hget(keys.holds, 'alice')).toBe(lost);
+
+    // Before bob's order was claimed, he bought again (his key was lost too, so it made a new order):
+    // the lost one cannot be made again, the limit and the key are the newer order's.
+    const bobsLost = orderNo();
+    const bobsNew = orderNo();
+    expect((await reserveWithKey(bobsNew, 'bob', 'bob-key')).outcome).toBe('RESERVED');
+    expect(await claim(bobsLost, 'bob', 'bob-key')).toBe('NOT_FOUND');
+    expect(await inventory.userHolding(sku, 'bob')).toBe(1);
+    // Carol's key now names another order (she retried with it after the loss; her limit is 2 here):
+    const roomy = await newSale('reclaim-key', { stock: 3, perUserLimit: 2 });
+    const carolsNew = orderNo();
+    expect((await inventory.reserve({ orderNo: carolsNew, sku: roomy, userId: 'carol', quantity: 1, idempotencyKey: 'carol-key' })).outcome).toBe('RESERVED');
+    expect(await inventory.claim({ sku: roomy, orderNo: orderNo(), userId: 'carol', quantity: 1, reservedAtMs: 1, idempotencyKey: 'carol-key' })).toBe(
+      'NOT_FOUND',
+    );
+    expect(await inventory.userHolding(roomy, 'carol')).toBe(1);
+    expectConserved(await sale(sku));
+    expectConserved(await sale(roomy));
+  });
+
   it('adopts a reservation Redis lost back from MySQL, never below zero available', async () => {
     const sku = await newSale('adopt', { stock: 2, perUserLimit: 2 });
     const kept = orderNo();

@@ -240,10 +240,13 @@ interface InventoryCommands {
     users: string,
     reservations: string,
     pending: string,
+    idempotency: string,
+    holds: string,
     orderNo: string,
     userId: string,
     quantity: number,
     reservedAtMs: number,
+    idempotencyKey: string,
   ): Promise<string>;
   inventoryTakeDueStarts(
     pending: string,
@@ -273,7 +276,7 @@ const SCRIPTS = {
   inventoryReserve: { file: 'reserve.lua', numberOfKeys: 8 },
   inventoryRelease: { file: 'release.lua', numberOfKeys: 7 },
   inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 4 },
-  inventoryClaim: { file: 'claim.lua', numberOfKeys: 4 },
+  inventoryClaim: { file: 'claim.lua', numberOfKeys: 6 },
   inventoryTakeDueStarts: { file: 'take_due_starts.lua', numberOfKeys: 3 },
   inventoryPromiseEntry: { file: 'promise_entry.lua', numberOfKeys: 2 },
   inventoryReleaseStarterLease: { file: 'release_starter_lease.lua', numberOfKeys: 1 },
@@ -426,17 +429,28 @@ export class RedisInventory {
    * The order's workflow takes ownership of its reservation (R -> C) before persisting the order;
    * a reservation Redis lost is taken again if its units are still there (RECLAIMED).
    */
-  async claim(order: { sku: string; orderNo: string; userId: string; quantity: number; reservedAtMs: number }): Promise<ClaimOutcome> {
+  async claim(order: {
+    sku: string;
+    orderNo: string;
+    userId: string;
+    quantity: number;
+    reservedAtMs: number;
+    /** The checkout's key, restored with a reservation Redis lost (RECLAIMED). */
+    idempotencyKey?: string | undefined;
+  }): Promise<ClaimOutcome> {
     const k = saleKeys(order.sku);
     const reply = await this.commands.inventoryClaim(
       k.sale,
       k.users,
       k.reservations,
       k.pending,
+      k.idempotency,
+      k.holds,
       order.orderNo,
       order.userId,
       order.quantity,
       Math.floor(order.reservedAtMs),
+      order.idempotencyKey ?? '',
     );
     return expectOutcome<ClaimOutcome>(CLAIM_OUTCOMES, reply, 'claim.lua');
   }
