@@ -23,12 +23,6 @@ export interface ActivityDeps {
    * the workflows, which import these activities' types (an import circle).
    */
   changes: { publish(orderNo: string): Promise<void> };
-  /**
-   * With REDIS_WAIT_REPLICAS (src/inventory/replica-acks.ts): the claim is on a replica before
-   * MySQL is written, and a confirm before the order is marked paid, so a failover cannot take back
-   * what MySQL already depends on. Without replicas, undefined.
-   */
-  replicas?: { replicated(sku: string, timeoutMs: number): Promise<boolean> } | undefined;
 }
 
 /** Stable types of non-retryable failures, visible in the Web UI and in the order's failureReason. */
@@ -42,8 +36,6 @@ export const FailureTypes = {
   reservationReleased: 'ReservationReleased',
   /** Redis has no record of the reservation (lost in a Redis crash before it reached disk). */
   reservationLost: 'ReservationLost',
-  /** A claim or confirm not yet acknowledged by a replica (REDIS_WAIT_REPLICAS): retried, nothing written past it. */
-  notReplicated: 'NotReplicated',
   /** A payment timeout reached MySQL before MySQL's clock passed the deadline (clocks differ): retried. */
   deadlineNotReached: 'DeadlineNotReached',
 } as const;
@@ -70,16 +62,7 @@ const newOrder = (order: PersistOrderInput) => ({
   createdAt: new Date(order.createdAt),
 });
 
-/** How long one attempt waits for a replica's acknowledgement before it fails and is retried. */
-const REPLICA_ACK_MS = 2_000;
-
-export function createActivities({ store, inventory, changes, replicas }: ActivityDeps) {
-  /** Throws (retryable) unless a replica holds every write to the sale made so far (REDIS_WAIT_REPLICAS). */
-  const onReplica = async (sku: string, what: string): Promise<void> => {
-    if (replicas && !(await replicas.replicated(sku, REPLICA_ACK_MS))) {
-      throw ApplicationFailure.retryable(`${what} is not yet on a replica`, FailureTypes.notReplicated);
-    }
-  };
+export function createActivities({ store, inventory, changes }: ActivityDeps) {
   return {
     /**
      * Claims the order's reservation in Redis (from then on only this order's workflow may release
@@ -106,7 +89,6 @@ export function createActivities({ store, inventory, changes, replicas }: Activi
       if (claim === 'NOT_FOUND') {
         throw ApplicationFailure.nonRetryable(`Redis has no reservation for order ${order.orderNo}`, FailureTypes.reservationLost);
       }
-      await onReplica(order.sku, `the claim of order ${order.orderNo}`);
       const result = await store.insertAwaitingOrder({
         ...newOrder(order),
         ...(order.deadlineFromPersist ? { paymentWindowMs: durationToMs(order.paymentWindow) } : {}),
@@ -210,9 +192,7 @@ export function createActivities({ store, inventory, changes, replicas }: Activi
 
     /** Turns the reservation into a sale in Redis; idempotent likewise. */
     async confirmReservation(reservation: { sku: string; orderNo: string }): Promise<string> {
-      const confirmed = await inventory.confirm(reservation.sku, reservation.orderNo);
-      if (confirmed === 'CONFIRMED' || confirmed === 'ALREADY_CONFIRMED') await onReplica(reservation.sku, `the sale of order ${reservation.orderNo}`);
-      return confirmed;
+      return inventory.confirm(reservation.sku, reservation.orderNo);
     },
   };
 }

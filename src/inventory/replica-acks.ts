@@ -17,6 +17,8 @@ import { saleKeys } from './redis-inventory.js';
 
 /** The longest one round's WAIT blocks its connection; each caller stops waiting at its own bound. */
 const ROUND_TIMEOUT_MS = 1_000;
+/** The longest a round is waited for, answered or not. */
+const ROUND_BOUND_MS = ROUND_TIMEOUT_MS + 1_000;
 
 interface Round {
   promise: Promise<boolean>;
@@ -89,8 +91,22 @@ export class ReplicaAcks {
     }
   }
 
-  /** One round: a write to the sale's slot, then WAIT on the same connection (a pipeline keeps them together, on the slot's master). */
+  /**
+   * One round, bounded: a round whose node died under it may never settle (a cluster pipeline
+   * caught in a failover), and the sale's next rounds would wait behind it for good.
+   */
   private async waitOnce(sku: string): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ROUND_BOUND_MS)));
+    try {
+      return await Promise.race([this.sendRound(sku), hung]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A write to the sale's slot, then WAIT on the same connection (a pipeline keeps them together, on the slot's master). */
+  private async sendRound(sku: string): Promise<boolean> {
     try {
       const replies = await this.redis.pipeline().incr(saleKeys(sku).replicationMark).wait(this.replicas, ROUND_TIMEOUT_MS).exec();
       const [markError] = replies?.[0] ?? [new Error('no reply')];

@@ -20,7 +20,6 @@ import { ensureReconcileSchedule } from './reconcile-schedule.js';
 import { pinoRuntimeLogger } from './telemetry.js';
 import { createWorkerConnection, ensureSearchAttributes } from './worker-connection.js';
 import { createOrderWorker, startPromiseStarter } from './worker.js';
-import { ReplicaAcks } from '../inventory/replica-acks.js';
 
 const config = loadConfig();
 const logger = createLogger(config, 'worker');
@@ -69,14 +68,11 @@ const keepSchedule = (): void => {
   );
 };
 keepSchedule();
-// WAIT blocks its connection: the replica acknowledgements of claims and confirms have their own.
-const replicas = ReplicaAcks.fromConfig(config, redis);
 const worker = await createOrderWorker({
   config,
   connection,
   store,
   redis,
-  replicas,
   temporal,
   workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH || undefined,
   tuning: { maxCachedWorkflows: config.workerMaxCachedWorkflows },
@@ -94,7 +90,7 @@ try {
   await running;
 } finally {
   await starter.stop();
-  await Promise.allSettled([connection.close(), clientConnection.close(), store.close(), redis.quit(), replicas?.close(), health?.close()]);
+  await Promise.allSettled([connection.close(), clientConnection.close(), store.close(), redis.quit(), health?.close()]);
   // The last activities' and workflows' spans are still buffered.
   await tracing?.shutdown();
   logger.info('worker stopped');

@@ -16,7 +16,6 @@ import { OrderClient } from '../order/client.js';
 import { PaymentDelivery } from '../order/payments.js';
 import type { Store } from '../db/store.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
-import type { ReplicaAcks } from '../inventory/replica-acks.js';
 import { boundBy, Deadline } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 import { subscribeChannels } from '../infra/redis-subscription.js';
@@ -31,8 +30,6 @@ export interface OrderWorkerOptions {
   connection: NativeConnection;
   store: Store;
   redis: RedisClient;
-  /** With REDIS_WAIT_REPLICAS: claims and confirms wait for a replica (the caller creates and closes it). */
-  replicas?: ReplicaAcks | undefined;
   /**
    * A client of the same namespace: with it the worker also runs the reconciler's activities (which
    * look up and pay orders through the order client). Without it, only orders are processed.
@@ -51,7 +48,7 @@ export interface OrderWorkerOptions {
 
 export async function createOrderWorker(options: OrderWorkerOptions): Promise<Worker> {
   const inventory = new RedisInventory(options.redis, options.config.temporal.taskQueue);
-  const real = createActivities({ store: options.store, inventory, changes: new OrderChangeNotifier(options.redis), replicas: options.replicas });
+  const real = createActivities({ store: options.store, inventory, changes: new OrderChangeNotifier(options.redis) });
   const orderActivities = options.wrapActivities ? { ...real, ...options.wrapActivities(real) } : real;
   // With the inventory, promised orders are found by their number (a payment for one waits for its start).
   const orders = options.temporal && new OrderClient(options.temporal, options.store, options.config.temporal.taskQueue, undefined, { inventory });
