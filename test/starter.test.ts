@@ -19,6 +19,7 @@ import { orderWorkflowId, type OrderInput } from '../src/order/contract.js';
 import { startPromiseStarter, type RunningPromiseStarter } from '../src/workers/worker.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
+import { withMethods } from './helpers/faults.js';
 import { putOnSale } from './helpers/fixtures.js';
 
 let redis: RedisClient;
@@ -92,18 +93,14 @@ describe('the owner of starts', () => {
     // MySQL accepts the owner's queries and never answers them, until `recovered`.
     let recovered = false;
     const lookups: string[] = [];
-    const hung = new Proxy(store, {
-      get(target, property, receiver) {
-        const value: unknown = Reflect.get(target, property, receiver);
-        if (property === 'getOrder') {
-          return async (orderNo: string) => {
+    const hung = withMethods(store, (name) =>
+      name === 'getOrder'
+        ? async (orderNo: string) => {
             lookups.push(orderNo);
-            return recovered ? target.getOrder(orderNo) : new Promise(() => undefined);
-          };
-        }
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+            return recovered ? store.getOrder(orderNo) : new Promise(() => undefined);
+          }
+        : undefined,
+    );
     // Older than 10 minutes: started only if MySQL has no row for it.
     const stale = await promise(one.sku, 'stale', 11 * 60_000);
     startOwner(hung);

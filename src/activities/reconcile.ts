@@ -202,8 +202,8 @@ export function createReconcileActivities({ store, inventory, orders, payments }
      * The backstop of the API processes' payment owners (for when none runs): payment events still
      * RECEIVED after the grace period, delivered again from their rows, in parallel.
      */
-    async settleStuckPayments(input: { olderThanMs: number; limit: number }): Promise<{ settled: number }> {
-      const stuck = await store.receivedPaymentsBefore(new Date(Date.now() - input.olderThanMs), input.limit);
+    async settleStuckPayments(input: { olderThanMs: number; limit: number; skus?: string[] }): Promise<{ settled: number }> {
+      const stuck = await store.receivedPaymentsBefore(new Date(Date.now() - input.olderThanMs), input.limit, input.skus);
       const beating = setInterval(beat, 5_000);
       try {
         // Within the activity's 60 s start-to-close: what does not fit waits for the next run.

@@ -507,11 +507,14 @@ export class Store {
   }
 
   /** Payment events still RECEIVED (not judged yet) that arrived before `before`, oldest first. */
-  async receivedPaymentsBefore(before: Date, limit: number): Promise<PaymentRow[]> {
+  /** Payments still RECEIVED, recorded before `before`, oldest first; with `skus`, only those of these sales' orders. */
+  async receivedPaymentsBefore(before: Date, limit: number, skus?: readonly string[]): Promise<PaymentRow[]> {
+    if (skus?.length === 0) return [];
+    const ofSales = skus ? ' AND order_no IN (SELECT order_no FROM orders WHERE sku IN (?))' : '';
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT ${PAYMENT_COLUMNS} FROM payments
-       WHERE outcome = 'RECEIVED' AND received_at < ? ORDER BY received_at LIMIT ?`,
-      [before, limit],
+       WHERE outcome = 'RECEIVED' AND received_at < ?${ofSales} ORDER BY received_at LIMIT ?`,
+      skus ? [before, skus, limit] : [before, limit],
     );
     return rows.map(toPaymentRow);
   }

@@ -134,10 +134,6 @@ export class CheckoutService {
   }
 
   /**
-   * The polling checkout: answered within CHECKOUT_DEADLINE from Redis alone, 202 for every
-   * reservation it made (after a replica holds it, with REDIS_WAIT_REPLICAS).
-   */
-  /**
    * SOLD_OUT when this process has `sku` flagged sold out (counted as a flag hit), else null: the
    * first check of a checkout without an Idempotency-Key, here and in the sold-out door (src/api/sold-out-door.ts).
    */
@@ -152,6 +148,15 @@ export class CheckoutService {
     return this.deps.soldOut.flagged > 0;
   }
 
+  /** Whether `sku` is flagged sold out, uncounted: the sold-out door's first look, before the token. */
+  flaggedSoldOut(sku: string): boolean {
+    return this.deps.soldOut.isSoldOut(sku);
+  }
+
+  /**
+   * The polling checkout: answered within CHECKOUT_DEADLINE from Redis alone, 202 for every
+   * reservation it made (after a replica holds it, with REDIS_WAIT_REPLICAS).
+   */
   async checkout(request: CheckoutRequest): Promise<CheckoutAnswer> {
     const now = Date.now();
     const deadline = new Deadline(now + this.deps.config.deadlines.checkoutMs);

@@ -44,7 +44,8 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
     for (const survey of page.surveys) if (survey.needsScan) sales.push(await reconcileSale(survey.sku, input, pageSize));
     after = page.next;
   }
-  const { settled } = await settleStuckPayments({ olderThanMs: input.reservationGraceMs, limit: 500 });
+  // A run over given sales (an operator's, a test's) settles only their payments.
+  const { settled } = await settleStuckPayments({ olderThanMs: input.reservationGraceMs, limit: 500, ...(input.skus ? { skus: input.skus } : {}) });
   const drifting = sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.sku);
   if (drifting.length > 0)
     log.warn('Redis and MySQL disagree after reconciliation', { drift: sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.drift) });
