@@ -4,6 +4,7 @@
  * instead of them. The tests share the server's clock, so they run one after another.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -91,20 +92,39 @@ beforeEach(() => {
   faults = {};
 });
 
+/**
+ * A payment window that ends by MySQL's clock within seconds: the order is created now by the real
+ * clock (MySQL's on this box), whatever time the server skipped. A payment timeout is judged by
+ * MySQL's clock alone, so a test that reaches one uses this; the 30-minute default runs ahead of it.
+ */
+const SHORT_WINDOW = { paymentWindow: '3s', realClock: true } as const;
+
+interface WindowChoice {
+  paymentWindow: string;
+  realClock?: boolean;
+}
+
 /** Reserves in Redis as the API does, then starts the order's workflow. */
 async function startOrder(
   sale: { sku: string; priceCents: number },
   userId = `user-${randomUUID()}`,
   orderNo = newOrderNo(),
+  window: WindowChoice = { paymentWindow: '30m' },
 ): Promise<WorkflowHandle<typeof OrderWorkflow>> {
   const reserved = await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 });
   expect(reserved.outcome).toBe('RESERVED');
-  return startWorkflowOf(sale, userId, orderNo);
+  return startWorkflowOf(sale, userId, orderNo, window);
 }
 
 /** Starts the order's workflow as the API does, whatever became of its reservation. */
-async function startWorkflowOf(sale: { sku: string; priceCents: number }, userId: string, orderNo: string): Promise<WorkflowHandle<typeof OrderWorkflow>> {
-  const input = oneUnitOrder(sale, { orderNo, userId, createdAtMs: await env.currentTimeMs(), paymentWindow: '30m' });
+async function startWorkflowOf(
+  sale: { sku: string; priceCents: number },
+  userId: string,
+  orderNo: string,
+  window: WindowChoice = { paymentWindow: '30m' },
+): Promise<WorkflowHandle<typeof OrderWorkflow>> {
+  const createdAtMs = window.realClock ? Date.now() : await env.currentTimeMs();
+  const input = oneUnitOrder(sale, { orderNo, userId, createdAtMs, paymentWindow: window.paymentWindow });
   return env.client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, { workflowId: orderWorkflowId(orderNo), taskQueue, args: [input] });
 }
 
@@ -163,22 +183,37 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     await expectSaleSettled(store, redis, sale.sku, { available: 4, reserved: 0, sold: 1 });
   });
 
-  it('cancels after 30 minutes of skipped time without payment, giving the stock back in MySQL and Redis', async () => {
+  it('cancels at the deadline without payment, giving the stock back in MySQL and Redis', async () => {
     const sale = await putOnSale(store, redis, { stock: 3 });
-    const handle = await startOrder(sale);
+    const handle = await startOrder(sale, undefined, undefined, SHORT_WINDOW);
     const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     expect((await saleReport(store, redis, sale.sku)).figures.mysql.available).toBe(2);
-    const serverStart = await env.currentTimeMs();
-    const wallStart = Date.now();
     const result = await handle.result();
-    const wallMs = Date.now() - wallStart;
     expect(result).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
-    expect((await env.currentTimeMs()) - serverStart).toBeGreaterThanOrEqual(29 * 60_000);
-    // 30 minutes of workflow time went by in a few seconds of wall time (skipped, not waited).
-    expect(wallMs).toBeLessThan(30_000);
-    expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT' });
+    const row = await orderRow(orderNo);
+    expect(row).toMatchObject({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT' });
+    // Judged by MySQL's clock: cancelled at or after the deadline MySQL wrote, never before.
+    const [[clock]] = await pool.query<RowDataPacket[]>('SELECT NOW(3) >= ? AS due', [row?.payment_deadline]);
+    expect(clock?.due).toBe(1);
     const report = await expectSaleSettled(store, redis, sale.sku, { available: 3, reserved: 0, sold: 0 });
     expect(report.figures.mysql.available).toBe(3);
+  });
+
+  it("never cancels before MySQL's clock passes the deadline, however far Temporal's runs ahead: a payment MySQL records in time pays the order", async () => {
+    const sale = await putOnSale(store, redis, { stock: 2 });
+    await env.sleep('1h'); // Temporal's clock an hour ahead of MySQL's, as a server with a broken clock
+    const orderNo = newOrderNo();
+    const handle = await startOrder(sale, undefined, orderNo, { paymentWindow: '8s', realClock: true });
+    const result = handle.result(); // lets the server run the timer, due at once by its own clock
+    const persisted = await waitFor(async () => (await orderRow(orderNo)) ?? false, { what: `${orderNo}'s row`, timeoutMs: 10_000 });
+    const deadline = persisted.payment_deadline as Date;
+    await sleep(2_000); // the timer has fired meanwhile; MySQL's clock is still 6 s short of the deadline
+    // Recorded by MySQL in time; its delivery to the workflow was lost (never signalled).
+    const payment = await store.recordPayment({ eventId: `evt-skew-${orderNo}`, orderNo, amountCents: sale.priceCents });
+    expect(payment.receivedAt.getTime()).toBeLessThan(deadline.getTime());
+    expect(await result).toMatchObject({ status: 'PAID', payments: [{ eventId: payment.eventId, outcome: 'APPLIED' }] });
+    expect(await paymentRows(orderNo)).toEqual([{ eventId: payment.eventId, outcome: 'APPLIED', refundReason: null }]);
+    expectInvariants(await saleReport(store, redis, sale.sku));
   });
 
   it('fails and releases the reservation exactly once when persistence fails for good (sale gone from MySQL)', async () => {
@@ -277,7 +312,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
       if (!paymentAnswered && Date.now() < paymentSentAt + 5_000) throw Object.assign(new Error('connect ECONNREFUSED (injected)'), { code: 'ECONNREFUSED' });
       return real(input);
     };
-    const handle = await startOrder(sale, undefined, orderNo);
+    const handle = await startOrder(sale, undefined, orderNo, SHORT_WINDOW);
     await committed.arrived;
     const row = await orderRow(orderNo);
     expect(row?.status).toBe('AWAITING_PAYMENT');
@@ -318,7 +353,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
   it('records a payment that arrives after the timer fired for refund and never applies it', async () => {
     const sale = await putOnSale(store, redis, { stock: 2 });
     const hold = holdAt('cancelUnpaidOrder');
-    const handle = await startOrder(sale);
+    const handle = await startOrder(sale, undefined, undefined, SHORT_WINDOW);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     const result = handle.result(); // lets the server skip the 30 minutes
     await hold.arrived; // the timer fired; the order is being cancelled
@@ -355,9 +390,9 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
   it('a payment recorded in time and delivered while the timed-out order is being cancelled waits, and pays it', async () => {
     const sale = await putOnSale(store, redis, { stock: 2 });
     const hold = holdAt('cancelUnpaidOrder');
-    const handle = await startOrder(sale);
+    const handle = await startOrder(sale, undefined, undefined, SHORT_WINDOW);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    // Recorded now, by MySQL's clock: well before the deadline 30 minutes of workflow time away.
+    // Recorded now, by MySQL's clock: before the deadline, seconds away by MySQL's clock.
     const row = await store.recordPayment({ eventId: `evt-in-time-${orderNo}`, orderNo, amountCents: totalCents });
     const result = handle.result(); // lets the server skip the 30 minutes
     await hold.arrived; // the timer fired; cancelUnpaidOrder is about to look for payments

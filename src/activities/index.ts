@@ -40,8 +40,11 @@ export const FailureTypes = {
   deadlineNotReached: 'DeadlineNotReached',
 } as const;
 
-/** How far behind the payment deadline MySQL's clock may be for cancelUnpaidOrder to wait for it. */
-const MAX_CLOCK_WAIT_MS = 5_000;
+/**
+ * How long one cancelUnpaidOrder attempt waits in-process for MySQL's clock to pass the deadline
+ * (inside its 10 s start-to-close timeout); a longer wait is a retry Temporal schedules.
+ */
+const MAX_IN_PROCESS_CLOCK_WAIT_MS = 5_000;
 
 /** What persisting an order wrote: its payment deadline. */
 export interface PersistedOrder {
@@ -143,21 +146,17 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
     /**
      * Closes an unpaid order as CANCELLED unless a payment recorded in time pays it (the arrival
      * rule, applied in MySQL under the order row's lock: Store.cancelUnpaidOrder): then the
-     * payment is answered and nothing changes. A payment timeout that reaches MySQL before MySQL's
-     * clock passed the deadline (the two clocks differ a little) waits for it; a clock more than
-     * MAX_CLOCK_WAIT_MS behind is not waited for (the time-skipping test server, a broken NTP), the
-     * order is cancelled by the workflow's clock and a warning logged.
+     * payment is answered and nothing changes. A payment timeout is judged by MySQL's clock alone:
+     * when Temporal's timer fired before MySQL's clock passed the deadline (the clocks differ), it
+     * waits, in-process up to MAX_IN_PROCESS_CLOCK_WAIT_MS, beyond that as a retry due when MySQL's
+     * clock gets there. However far the clocks are apart, a payment MySQL stamps in time is found.
      */
     async cancelUnpaidOrder(cancel: { orderNo: string; reason: CancelReason; cancelledAt: string }): Promise<UnpaidOrderClosed> {
       const request = { ...cancel, cancelledAt: new Date(cancel.cancelledAt) };
       let result = await store.cancelUnpaidOrder(request);
       if (result.outcome === 'NOT_DUE') {
-        const behindBy = result.dueInMs;
-        if (behindBy <= MAX_CLOCK_WAIT_MS) await sleep(behindBy);
-        else if (asyncLocalStorage.getStore()) {
-          log.warn("MySQL's clock is behind the workflow's timer; cancelling by the workflow's clock", { orderNo: cancel.orderNo, behindByMs: behindBy });
-        }
-        result = await store.cancelUnpaidOrder({ ...request, evenBeforeDeadline: behindBy > MAX_CLOCK_WAIT_MS });
+        await sleep(Math.min(result.dueInMs, MAX_IN_PROCESS_CLOCK_WAIT_MS));
+        result = await store.cancelUnpaidOrder(request);
       }
       switch (result.outcome) {
         // NOT_AWAITING_PAYMENT: nothing to cancel in MySQL. As cancelOrder, the workflow closes the
@@ -169,10 +168,17 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
         case 'PAID_IN_TIME':
           return { outcome: 'PAID_IN_TIME', payment: { ...result.payment, receivedAt: result.payment.receivedAt.toISOString() } };
         case 'NOT_DUE':
-          throw ApplicationFailure.retryable(
-            `order ${cancel.orderNo}: MySQL's clock has not reached the payment deadline yet`,
-            FailureTypes.deadlineNotReached,
-          );
+          if (asyncLocalStorage.getStore()) {
+            log.warn("Temporal's timer fired before MySQL's clock reached the payment deadline; waiting for MySQL's clock", {
+              orderNo: cancel.orderNo,
+              dueInMs: result.dueInMs,
+            });
+          }
+          throw ApplicationFailure.create({
+            message: `order ${cancel.orderNo}: MySQL's clock is ${result.dueInMs} ms short of the payment deadline`,
+            type: FailureTypes.deadlineNotReached,
+            nextRetryDelay: result.dueInMs,
+          });
       }
     },
 

@@ -354,11 +354,10 @@ export class Store {
    * takes too, so a payment is either recorded before this looks (and found: PAID_IN_TIME, nothing
    * changes) or after it committed (then MySQL stamps it later than the deadline, or than the
    * shopper's cancel). A payment timeout waits for MySQL's own clock to pass the deadline
-   * (NOT_DUE), so a payment stamped at or before the deadline is always seen, unless
-   * `evenBeforeDeadline` (a clock too far behind to wait for). Idempotent: a retry after a lost
+   * (NOT_DUE), so a payment stamped at or before the deadline is always seen. Idempotent: a retry after a lost
    * commit finds the order CANCELLED.
    */
-  async cancelUnpaidOrder(cancel: { orderNo: string; reason: CancelReason; cancelledAt: Date; evenBeforeDeadline?: boolean }): Promise<CancelUnpaidResult> {
+  async cancelUnpaidOrder(cancel: { orderNo: string; reason: CancelReason; cancelledAt: Date }): Promise<CancelUnpaidResult> {
     return inTransaction(
       this.pool,
       async (conn): Promise<CancelUnpaidResult> => {
@@ -372,7 +371,7 @@ export class Store {
         // Read after the lock is held: a payment recorded from now on is stamped later than this.
         const [[clock]] = await conn.query<RowDataPacket[]>('SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), ?) AS dueInUs', [order.payment_deadline]);
         const dueInMs = Math.ceil(Number(clock?.dueInUs ?? 0) / 1_000);
-        if (cancel.reason === 'PAYMENT_TIMEOUT' && dueInMs >= 0 && !cancel.evenBeforeDeadline) return { outcome: 'NOT_DUE', dueInMs: dueInMs + 1 };
+        if (cancel.reason === 'PAYMENT_TIMEOUT' && dueInMs >= 0) return { outcome: 'NOT_DUE', dueInMs: dueInMs + 1 };
         const [paid] = await conn.query<RowDataPacket[]>(
           `SELECT event_id, amount_cents, received_at FROM payments
            WHERE order_no = ? AND amount_cents = ? AND received_at <= ? AND outcome <> 'REFUND_REQUIRED'
