@@ -85,7 +85,7 @@ export async function waitForQuiescence(
       const [sale, rows, stuck, running, gone] = await Promise.all([
         inventory.getSale(sku),
         deps.store.getOrders(accepted),
-        deps.store.receivedPaymentsBefore(new Date(Date.now() + 60_000), 1_000),
+        deps.store.receivedPaymentsOlderThan(-60_000, 1_000),
         runningOrders(deps.temporal, sku),
         lost(),
       ]);

@@ -241,6 +241,19 @@ else
   step_done "installed chromium (/usr/bin/chromium)"
 fi
 
+# ---- faketime (a process under a skewed clock: the clock-skew tests and fault round) ------------
+# Debian's libfaketime: LD_PRELOAD shifts what a process's clock_gettime answers, nothing else.
+step_start "faketime"
+if [ "$WITH_TEST_SERVER" = 0 ]; then
+  step_done "skipped (only the tests and the fault suite need it)"
+elif command -v faketime >/dev/null; then
+  step_done "present ($(command -v faketime))"
+else
+  apt_install faketime
+  command -v faketime >/dev/null || die "apt-get installed faketime but it is not on PATH"
+  step_done "installed faketime"
+fi
+
 # ---- Zipkin (the local trace viewer) ----------------------------------------------------------
 # One jar with its UI and in-memory storage; Java is needed anyway for the test server.
 ZIPKIN_DIR="$CACHE/zipkin-$ZIPKIN_VERSION"

@@ -42,7 +42,10 @@ describe('local stack', () => {
       const up = await fetch(`${api.url}/healthz`);
       expect(up.status).toBe(200);
       const closed = { redis: 'closed', mysql: 'closed', temporal: 'closed', workflows: 'closed' };
-      expect(await up.json()).toEqual({ status: 'ok', checks: { redis: 'up', mysql: 'up', temporal: 'up' }, breakers: closed });
+      // Each clock this process is compared with, as last measured: all on this box, so close.
+      const near = { offsetMs: expect.toSatisfy((ms: number) => Math.abs(ms) < 1_000), uncertaintyMs: expect.any(Number), measuredAt: expect.any(String) };
+      const clocks = { redis: near, mysql: near };
+      expect(await up.json()).toEqual({ status: 'ok', checks: { redis: 'up', mysql: 'up', temporal: 'up' }, breakers: closed, clocks });
 
       await redisServer.process.stop();
       const down = await fetch(`${api.url}/healthz`);
@@ -52,6 +55,7 @@ describe('local stack', () => {
         checks: { redis: 'down', mysql: 'up', temporal: 'up' },
         // One failed probe: Redis's breaker opens only after BREAKER_FAILURES failures.
         breakers: closed,
+        clocks,
       });
     } finally {
       await close();

@@ -78,7 +78,9 @@ export function createReconcileActivities({ store, inventory, orders, payments }
       const page = await inventory.scanReservations(sku, input.cursor, input.count);
       const live = page.reservations.filter((r) => r.state === 'RESERVED' || r.state === 'CLAIMED');
       const rows = await store.getOrders(live.map((r) => r.orderNo));
-      const now = Date.now();
+      // By Redis's clock: reservedAtMs is the API's, which /readyz keeps within CLOCK_SKEW_MARGIN of
+      // Redis's; this worker's own clock may be anywhere.
+      const now = await inventory.clockMs();
       const cutoff = now - input.reservationGraceMs;
       const expiredBefore = now - (input.promiseMaxAgeMs ?? PROMISE_MAX_AGE_MS);
       const result: ReservationPageResult = { ...noReservationWork(), cursor: page.cursor, scanned: page.reservations.length, live: live.length };
@@ -203,7 +205,7 @@ export function createReconcileActivities({ store, inventory, orders, payments }
      * RECEIVED after the grace period, delivered again from their rows, in parallel.
      */
     async settleStuckPayments(input: { olderThanMs: number; limit: number; skus?: string[] }): Promise<{ settled: number }> {
-      const stuck = await store.receivedPaymentsBefore(new Date(Date.now() - input.olderThanMs), input.limit, input.skus);
+      const stuck = await store.receivedPaymentsOlderThan(input.olderThanMs, input.limit, input.skus);
       const beating = setInterval(beat, 5_000);
       try {
         // Within the activity's 60 s start-to-close: what does not fit waits for the next run.

@@ -166,10 +166,24 @@ const breakersSchema = z
   .object(Object.fromEntries(DEPENDENCY_NAMES.map((name) => [name, breakerStateSchema])) as Record<DependencyName, typeof breakerStateSchema>)
   .meta({ id: 'Breakers' });
 
-export const healthOkSchema = z.object({ status: z.literal('ok'), checks: healthChecksSchema, breakers: breakersSchema }).meta({ id: 'HealthOk' });
+/** How far each clock this process is compared with is from its own (the other minus this one), as last measured. */
+const clocksSchema = z
+  .record(
+    z.string(),
+    z.object({
+      offsetMs: z.number().int().meta({ description: "The other clock minus this process's, in ms." }),
+      uncertaintyMs: z.number().int().meta({ description: 'Half the round trip of the measurement: the offset is exact within this.' }),
+      measuredAt: z.string(),
+    }),
+  )
+  .meta({ id: 'ClockOffsets' });
+
+export const healthOkSchema = z
+  .object({ status: z.literal('ok'), checks: healthChecksSchema, breakers: breakersSchema, clocks: clocksSchema })
+  .meta({ id: 'HealthOk' });
 /** A dependency down (with the checks and breakers), or draining after SIGTERM (without them). */
 export const healthDownSchema = errorBodySchema
-  .extend({ checks: healthChecksSchema.optional(), breakers: breakersSchema.optional() })
+  .extend({ checks: healthChecksSchema.optional(), breakers: breakersSchema.optional(), clocks: clocksSchema.optional() })
   .meta({ id: 'HealthDown' });
 
 export const livenessSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Liveness' });

@@ -6,8 +6,8 @@ import type { AppConfig } from '../config/index.js';
 import { createLogger, type Logger } from '../infra/logger.js';
 import { createMysqlPool } from '../db/pool.js';
 import { Store } from '../db/store.js';
-import { createRedis } from '../infra/redis.js';
-import { RedisClockWatch } from '../infra/redis-clock.js';
+import { createRedis, redisClockMs } from '../infra/redis.js';
+import { ClockWatch } from '../infra/clocks.js';
 import { createTemporalClient } from '../infra/temporal-connection.js';
 import { activeTracing } from '../infra/tracing.js';
 import { OrderClient } from '../order/client.js';
@@ -48,9 +48,16 @@ export async function startApi(config: AppConfig, port = config.port, options: S
   const soldOut = new SoldOutCache();
   const readiness = new Readiness();
   // reserve.lua judges the cutoffs this process writes by Redis's clock: unready while they differ.
-  const clock = new RedisClockWatch(redis, config.clockSkewMarginMs);
-  clock.start();
-  readiness.watch(() => clock.problem());
+  // MySQL's is shown: nothing this process decides compares its own clock with it.
+  const clock = new ClockWatch(
+    { redis: () => redisClockMs(redis), mysql: () => store.clockMs() },
+    { source: 'redis', label: 'Redis', marginMs: config.clockSkewMarginMs, marginName: 'CLOCK_SKEW_MARGIN' },
+  );
+  await clock.start();
+  readiness.watch(
+    () => clock.problem(),
+    () => clock.offsets(),
+  );
   // One metrics registry for the process, served at /metrics.
   const metrics = new ApiMetrics();
   const guards = createDependencyGuards(config, metrics, logger);

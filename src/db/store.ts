@@ -227,6 +227,12 @@ export class Store {
 
   // ---- orders ---------------------------------------------------------------------------------
 
+  /** MySQL's clock (NOW(3)), in ms since the epoch: the one deadlines and arrivals are stamped by. */
+  async clockMs(): Promise<number> {
+    const [[row]] = await this.pool.query<RowDataPacket[]>('SELECT ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000) AS ms');
+    return Number(row?.ms);
+  }
+
   async getOrder(orderNo: string): Promise<OrderRow | null> {
     const [rows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM orders WHERE order_no = ?', [orderNo]);
     return rows[0] ? toOrderRow(rows[0]) : null;
@@ -505,15 +511,19 @@ export class Store {
     ]);
   }
 
-  /** Payment events still RECEIVED (not judged yet) that arrived before `before`, oldest first. */
-  /** Payments still RECEIVED, recorded before `before`, oldest first; with `skus`, only those of these sales' orders. */
-  async receivedPaymentsBefore(before: Date, limit: number, skus?: readonly string[]): Promise<PaymentRow[]> {
+  /**
+   * Payments still RECEIVED (not judged yet), recorded more than `olderThanMs` ago by MySQL's clock
+   * (the one that stamped them, whatever the caller's says), oldest first; with `skus`, only those
+   * of these sales' orders.
+   */
+  async receivedPaymentsOlderThan(olderThanMs: number, limit: number, skus?: readonly string[]): Promise<PaymentRow[]> {
     if (skus?.length === 0) return [];
     const ofSales = skus ? ' AND order_no IN (SELECT order_no FROM orders WHERE sku IN (?))' : '';
+    const age = Math.round(olderThanMs * 1_000);
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT ${PAYMENT_COLUMNS} FROM payments
-       WHERE outcome = 'RECEIVED' AND received_at < ?${ofSales} ORDER BY received_at LIMIT ?`,
-      skus ? [before, skus, limit] : [before, limit],
+       WHERE outcome = 'RECEIVED' AND received_at < NOW(3) - INTERVAL ? MICROSECOND${ofSales} ORDER BY received_at LIMIT ?`,
+      skus ? [age, skus, limit] : [age, limit],
     );
     return rows.map(toPaymentRow);
   }

@@ -110,6 +110,12 @@ const UNWELL_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
  * serve now) rather than answering (a script's own error, or a rate limiter's rejection, which is
  * no Error at all): only the former counts against the API's Redis breaker and answers 503.
  */
+/** Redis's clock (TIME), in ms since the epoch. */
+export async function redisClockMs(redis: RedisClient): Promise<number> {
+  const [seconds, micros] = await redis.time();
+  return Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000);
+}
+
 export function isRedisFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err instanceof ReplyError) return UNWELL_REPLY.test(err.message);

@@ -9,7 +9,7 @@
  * Input is validated by the API (zod); the scripts only refuse what would corrupt the counters.
  */
 import { readFileSync } from 'node:fs';
-import type { RedisClient } from '../infra/redis.js';
+import { redisClockMs, type RedisClient } from '../infra/redis.js';
 import type { OrderInput } from '../order/contract.js';
 
 /** The Redis keys of one SKU: the one place that knows the layout. */
@@ -569,6 +569,11 @@ export class RedisInventory {
   async dropStartEntry(sku: string, orderNo: string): Promise<void> {
     const k = saleKeys(sku);
     await this.commands.inventoryPromiseEntry(k.pending, k.inputs, orderNo, 'drop', 0);
+  }
+
+  /** Redis's clock (TIME), in ms: the one reservations are judged by, whatever this process's says. */
+  clockMs(): Promise<number> {
+    return redisClockMs(this.redis);
   }
 
   /** The sale took a reservation at `atMs` (never moves its mark back). */

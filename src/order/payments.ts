@@ -304,8 +304,7 @@ export class PaymentDelivery {
   private async sweep(): Promise<void> {
     this.sweeping = true;
     try {
-      const before = new Date(Date.now() - this.pacing.sweepOlderThanMs);
-      const rows = await this.onMysql(Deadline.in(this.pacing.attemptMs), () => this.deps.store.receivedPaymentsBefore(before, 500));
+      const rows = await this.onMysql(Deadline.in(this.pacing.attemptMs), () => this.deps.store.receivedPaymentsOlderThan(this.pacing.sweepOlderThanMs, 500));
       const now = Date.now();
       for (const row of rows) if (!this.pending.has(row.eventId)) this.pending.set(row.eventId, { row, attempts: 0, nextAt: now });
     } catch {

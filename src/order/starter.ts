@@ -129,7 +129,8 @@ export class PromiseStarter {
 
   private async visitActiveSales(): Promise<void> {
     try {
-      const sales = await this.deps.inventory.activeSales(Date.now() - HORIZON_MS);
+      // Marked by the API's clock, which /readyz keeps near Redis's; this process's may be anywhere.
+      const sales = await this.deps.inventory.activeSales((await this.deps.inventory.clockMs()) - HORIZON_MS);
       const active = new Set(sales.map((sale) => sale.sku));
       for (const sku of this.pendingBySale.keys()) if (!active.has(sku)) this.pendingBySale.delete(sku);
       for (const sku of active) this.wake(sku);

@@ -1,11 +1,13 @@
 /**
  * The worker's liveness and readiness on a small HTTP port (node:http, nothing else):
  *   GET /livez   200 while the process serves and its Worker has not failed
- *   GET /readyz  200 only while the Worker is RUNNING; 503 while it starts, drains or has stopped
+ *   GET /readyz  200 only while the Worker is RUNNING; 503 while it starts, drains or has stopped;
+ *                either way with how far the clocks it is compared with are from its own
  * An orchestrator stops routing work (and counting the replica as available) once the drain starts.
  */
 import { createServer, type Server } from 'node:http';
 import type { State } from '@temporalio/worker';
+import type { ShownClockOffset } from '../infra/clocks.js';
 
 /** The Worker's state, or STARTING before the Worker exists (bundle loading, connecting). */
 export type WorkerHealthState = State | 'STARTING';
@@ -15,7 +17,12 @@ export interface WorkerHealthServer {
   close(): Promise<void>;
 }
 
-export async function startWorkerHealthServer(options: { port: number; host?: string; state: () => WorkerHealthState }): Promise<WorkerHealthServer> {
+export async function startWorkerHealthServer(options: {
+  port: number;
+  host?: string;
+  state: () => WorkerHealthState;
+  clocks?: () => Record<string, ShownClockOffset>;
+}): Promise<WorkerHealthServer> {
   const server: Server = createServer((req, res) => {
     const state = options.state();
     const path = (req.url ?? '').split('?')[0];
@@ -24,7 +31,8 @@ export async function startWorkerHealthServer(options: { port: number; host?: st
     else if (path === '/livez') status = state === 'FAILED' ? 503 : 200;
     else if (path === '/readyz') status = state === 'RUNNING' ? 200 : 503;
     else status = 404;
-    const body = status === 200 || status === 503 ? { status: status === 200 ? 'ok' : 'unavailable', state } : { error: 'not found' };
+    const shown = status === 200 || status === 503 ? { status: status === 200 ? 'ok' : 'unavailable', state } : { error: 'not found' };
+    const body = path === '/readyz' && options.clocks ? { ...shown, clocks: options.clocks() } : shown;
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : JSON.stringify(body));
   });

@@ -12,7 +12,8 @@ import { loadConfig } from '../config/index.js';
 import { createMysqlPool } from '../db/pool.js';
 import { Store } from '../db/store.js';
 import { createLogger } from '../infra/logger.js';
-import { createRedis } from '../infra/redis.js';
+import { ClockWatch, shownClocks } from '../infra/clocks.js';
+import { createRedis, redisClockMs } from '../infra/redis.js';
 import { activeTracing, temporalClientInterceptors } from '../infra/tracing.js';
 import { temporalConnectionSettings } from '../infra/temporal-connection.js';
 import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
@@ -38,12 +39,16 @@ if (config.workerMetricsPort) logger.info({ url: `http://127.0.0.1:${config.work
 
 // Not ready until the Worker exists and runs; not ready again as soon as its drain starts.
 let workerState: () => WorkerHealthState = () => 'STARTING';
-const health = config.workerHealthPort ? await startWorkerHealthServer({ port: config.workerHealthPort, state: () => workerState() }) : undefined;
-if (health) logger.info({ url: `http://127.0.0.1:${health.port}/readyz` }, 'worker health listening');
-
 const store = new Store(createMysqlPool(config, { connectionLimit: 50 }));
 const redis = createRedis(config);
 redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
+// Shown, never gating: what this worker decides is judged by Redis's clock or MySQL's, not its own.
+const clocks = new ClockWatch({ redis: () => redisClockMs(redis), mysql: () => store.clockMs() });
+await clocks.start();
+const health = config.workerHealthPort
+  ? await startWorkerHealthServer({ port: config.workerHealthPort, state: () => workerState(), clocks: () => shownClocks(clocks.offsets()) })
+  : undefined;
+if (health) logger.info({ url: `http://127.0.0.1:${health.port}/readyz` }, 'worker health listening');
 const connection = await createWorkerConnection(config);
 // The dev server of `npm start` registers these at launch; an external cluster may not have them.
 const clientConnection = await Connection.connect(temporalConnectionSettings(config));
@@ -90,6 +95,7 @@ try {
   await running;
 } finally {
   await starter.stop();
+  clocks.stop();
   await Promise.allSettled([connection.close(), clientConnection.close(), store.close(), redis.quit(), health?.close()]);
   // The last activities' and workflows' spans are still buffered.
   await tracing?.shutdown();

@@ -21,6 +21,7 @@ import {
   type DependencyName,
   type ServerName,
 } from '../../infra/dependency-guard.js';
+import { shownClocks, type ClockOffset } from '../../infra/clocks.js';
 import type { RedisClient } from '../../infra/redis.js';
 import type { ApiMetrics } from '../metrics.js';
 import { healthDownSchema, healthOkSchema, livenessSchema } from '../response-schemas.js';
@@ -76,10 +77,17 @@ export class Readiness {
   private drainingSince: number | undefined;
   /** Why this process should take no traffic though its dependencies answer (its clock against Redis's), or null. */
   private problemOf: () => string | null = () => null;
+  private clocksOf: () => Record<string, ClockOffset> = () => ({});
 
-  /** Adds a condition that makes the process unready while it returns a reason. */
-  watch(problem: () => string | null): void {
+  /** Adds a condition that makes the process unready while it returns a reason, and the clock offsets shown with it. */
+  watch(problem: () => string | null, clocks?: () => Record<string, ClockOffset>): void {
     this.problemOf = problem;
+    if (clocks) this.clocksOf = clocks;
+  }
+
+  /** How far the clocks this process is compared with are from its own (ClockWatch). */
+  get clocks(): Record<string, ClockOffset> {
+    return this.clocksOf();
   }
 
   get problem(): string | null {
@@ -127,14 +135,16 @@ export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal:
     // The breakers say what this process's requests meet now; the checks, what a round trip finds.
     const breakers = breakerStates(deps.guards);
     const problem = deps.readiness?.problem ?? null;
+    const clocks = shownClocks(deps.readiness?.clocks ?? {});
     ctx.status = report.ok && !problem ? 200 : 503;
     ctx.body =
       report.ok && !problem
-        ? { status: 'ok', checks: report.checks, breakers }
+        ? { status: 'ok', checks: report.checks, breakers, clocks }
         : {
             error: { code: 'UNAVAILABLE', message: [report.ok ? null : `down: ${report.down.join(', ')}`, problem].filter(Boolean).join('; ') },
             checks: report.checks,
             breakers,
+            clocks,
           };
   };
   for (const [path, operationId, summary] of [

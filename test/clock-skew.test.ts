@@ -1,0 +1,178 @@
+/**
+ * A worker whose clock runs 20 minutes ahead of the others (Debian's faketime shifts what its
+ * process's clock answers, nothing else), as the production worker process against the real test
+ * stack: nothing it decides may rest on its own clock. Reservations are judged by Redis's clock,
+ * payments by MySQL's, and its /readyz shows how far it is from each.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { AppConfig } from '../src/config/index.js';
+import { createMysqlPool } from '../src/db/pool.js';
+import { Store } from '../src/db/store.js';
+import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { newOrderNo } from '../src/order/checkout.js';
+import { ORDER_WORKFLOW_TYPE, orderWorkflowId, payUpdate } from '../src/order/contract.js';
+import { storedPayment } from '../src/order/payments.js';
+import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/workflows/reconcile-definitions.js';
+import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
+import { freePort } from '../stack/process.js';
+import { waitFor } from '../stack/wait-for.js';
+import { testConfig } from './helpers/env.js';
+import { oneUnitOrder, putOnSale } from './helpers/fixtures.js';
+
+const root = resolve(import.meta.dirname, '..');
+const AHEAD_MS = 20 * 60_000;
+let config: AppConfig;
+let worker: ChildProcess;
+let healthUrl: string;
+let store: Store;
+let redis: RedisClient;
+let inventory: RedisInventory;
+let connection: Connection;
+let temporal: Client;
+
+/** A process of the app started as npm starts it, its wall clock `aheadMs` ahead; its output kept for a failure's message. */
+function spawnAhead(entry: string, aheadMs: number, env: Record<string, string>): { child: ChildProcess; output: () => string } {
+  let output = '';
+  const tsx = join(root, 'node_modules', '.bin', 'tsx');
+  const child = spawn('faketime', ['-f', `+${aheadMs / 1_000}s`, tsx, join(root, entry)], {
+    cwd: root,
+    env: {
+      ...process.env,
+      ...inject('stackEnv'),
+      ...env,
+      // Timers run on the monotonic clock, which stays true: only the wall clock is ahead.
+      FAKETIME_DONT_FAKE_MONOTONIC: '1',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // its own process group: tsx's child must not outlive the test
+  });
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  return { child, output: () => output };
+}
+
+async function untilAnswers(url: string, what: string, output: () => string): Promise<void> {
+  await waitFor(async () => (await fetch(url).catch(() => null)) !== null, { what, timeoutMs: 90_000, intervalMs: 100 }).catch((err: unknown) => {
+    throw new Error(`${String(err)}\noutput:\n${output()}`);
+  });
+}
+
+beforeAll(async () => {
+  const taskQueue = `skewed-worker-${randomUUID()}`;
+  const healthPort = await freePort();
+  healthUrl = `http://127.0.0.1:${healthPort}`;
+  config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'warn' });
+  const started = spawnAhead('src/workers/main.ts', AHEAD_MS, {
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    WORKER_METRICS_PORT: String(await freePort()),
+    WORKER_HEALTH_PORT: String(healthPort),
+    WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
+    LOG_LEVEL: 'warn',
+  });
+  worker = started.child;
+  await waitFor(async () => (await fetch(`${healthUrl}/readyz`).catch(() => null))?.status === 200, {
+    what: "the skewed worker's /readyz to answer 200",
+    timeoutMs: 90_000,
+    intervalMs: 100,
+  }).catch((err: unknown) => {
+    throw new Error(`${String(err)}\nworker output:\n${started.output()}`);
+  });
+  store = new Store(createMysqlPool(config));
+  redis = createRedis(config);
+  inventory = new RedisInventory(redis, taskQueue);
+  connection = await Connection.connect({ address: config.temporal.address });
+  temporal = new Client({ connection, namespace: config.temporal.namespace });
+}, 120_000);
+
+afterAll(async () => {
+  if (worker?.pid && worker.exitCode === null) process.kill(-worker.pid, 'SIGKILL');
+  await Promise.allSettled([connection?.close(), store?.close(), redis?.quit()]);
+});
+
+describe('a worker 20 minutes ahead of Redis and MySQL', () => {
+  it('is ahead indeed, and its /readyz shows how far from Redis and from MySQL', async () => {
+    const body = (await (await fetch(`${healthUrl}/readyz`)).json()) as { clocks?: Record<string, { offsetMs: number; uncertaintyMs: number }> };
+    // Offsets are the other clock minus this process's: both about 20 minutes behind it.
+    for (const source of ['redis', 'mysql']) {
+      const offset = body.clocks?.[source]?.offsetMs;
+      expect(offset, `${source}: ${JSON.stringify(body.clocks)}`).toBeLessThan(-AHEAD_MS + 5_000);
+      expect(offset).toBeGreaterThan(-AHEAD_MS - 5_000);
+    }
+  });
+
+  it("judges a reservation's age by Redis's clock: the reconciler keeps a promise made a moment ago", async () => {
+    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const orderNo = newOrderNo();
+    const { unitPriceCents: _price, ...input } = oneUnitOrder(sale, { orderNo, userId: 'fresh-promise', createdAtMs: Date.now(), paymentWindow: '30m' });
+    // Its start is handed off far ahead (by Redis's clock), so only the reconciler looks at it.
+    const reserved = await inventory.reserve({ orderNo, sku: sale.sku, userId: 'fresh-promise', quantity: 1, promise: { input, handoffMs: 120_000 } });
+    expect(reserved.outcome).toBe('RESERVED');
+    const report: ReconcileReport = await temporal.workflow.execute<typeof ReconcileWorkflow>(RECONCILE_WORKFLOW_TYPE, {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: `reconcile-skew-${randomUUID()}`,
+      args: [{ reservationGraceMs: 60_000, skus: [sale.sku], pageSize: 100 }],
+    });
+    // By this worker's clock the promise is 20 minutes old, past the 15 a promise may wait.
+    expect(report.sales[0]).toMatchObject({ releasedOrphans: 0, startedPromises: 0, live: 1 });
+    expect(await store.getOrder(orderNo)).toBeNull();
+    expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('RESERVED');
+    await inventory.dropStartEntry(sale.sku, orderNo);
+  });
+
+  it("judges a payment's age by MySQL's clock: the reconciler leaves one recorded a moment ago to its webhook, which then pays the order", async () => {
+    const sale = await putOnSale(store, redis, { stock: 2 });
+    const orderNo = newOrderNo();
+    const input = oneUnitOrder(sale, { orderNo, userId: 'skewed-payer', createdAtMs: Date.now(), paymentWindow: '30m' });
+    expect((await inventory.reserve({ orderNo, sku: sale.sku, userId: input.userId, quantity: 1 })).outcome).toBe('RESERVED');
+    const handle = await temporal.workflow.start(ORDER_WORKFLOW_TYPE, {
+      workflowId: orderWorkflowId(orderNo),
+      taskQueue: config.temporal.taskQueue,
+      args: [input],
+    });
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} persisted`, timeoutMs: 15_000 });
+    const row = await store.recordPayment({ eventId: `evt-skew-${orderNo}`, orderNo, amountCents: sale.priceCents });
+    const report: ReconcileReport = await temporal.workflow.execute<typeof ReconcileWorkflow>(RECONCILE_WORKFLOW_TYPE, {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: `reconcile-skew-${randomUUID()}`,
+      args: [{ reservationGraceMs: 60_000, skus: [sale.sku], pageSize: 100 }],
+    });
+    // By this worker's clock the payment is 20 minutes old, far past the 60 s grace.
+    expect(report.paymentsSettled).toBe(0);
+    expect((await store.getPayment(row.eventId))?.outcome).toBe('RECEIVED');
+    expect(await handle.executeUpdate(payUpdate, { args: [storedPayment(row)] })).toEqual({ outcome: 'APPLIED' });
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', { what: `${orderNo} paid`, timeoutMs: 15_000 });
+  });
+});
+
+describe('an API 2 s ahead of Redis', () => {
+  it("is unready, says why, and shows how far its clock is from Redis's and MySQL's", async () => {
+    const port = await freePort();
+    const api = spawnAhead('src/api/main.ts', 2_000, { PORT: String(port), TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, LOG_LEVEL: 'warn' });
+    try {
+      const url = `http://127.0.0.1:${port}/readyz`;
+      await untilAnswers(url, 'the skewed API to answer', api.output);
+      // The first measurement may land just after the listener opens.
+      const body = await waitFor(
+        async () => {
+          const answer = await fetch(url);
+          const json = (await answer.json()) as { error?: { message: string }; clocks?: Record<string, { offsetMs: number }> };
+          return answer.status === 503 && json.clocks?.redis && json.clocks.mysql ? json : false;
+        },
+        { what: 'the skewed API to be unready with both clocks measured', timeoutMs: 10_000 },
+      );
+      // reserve.lua judges the cutoffs it writes by Redis's clock: it must take no checkout.
+      expect(body.error?.message).toMatch(/^clock: this process and Redis differ by \d+ ms, more than half of CLOCK_SKEW_MARGIN \(250 ms\)$/);
+      for (const source of ['redis', 'mysql']) {
+        expect(body.clocks?.[source]?.offsetMs).toBeLessThan(-1_500);
+        expect(body.clocks?.[source]?.offsetMs).toBeGreaterThan(-2_500);
+      }
+    } finally {
+      if (api.child.pid && api.child.exitCode === null) process.kill(-api.child.pid, 'SIGKILL');
+    }
+  });
+});
