@@ -1,12 +1,20 @@
 -- Puts a SKU on sale, once.
 -- KEYS[1] sale:{SKU}
 -- ARGV stock, perUserLimit, priceCents, startsMs (0 = none), endsMs (0 = none)
--- Returns 1 when created, 0 when the sale already exists (it is left untouched: re-defining a
--- live sale must never reset stock that shoppers already hold).
+-- Returns 1 when created; 2 when the same definition is already there (a create whose MySQL commit
+-- was lost, retried: MySQL gets its row, Redis keeps what shoppers hold); 0 when another sale of
+-- the SKU exists. Either way an existing sale is left untouched: re-defining a live sale must never
+-- reset stock that shoppers already hold.
 local sale = KEYS[1]
 
 if redis.call('EXISTS', sale) == 1 then
-  return 0
+  local defined = redis.call('HMGET', sale, 'stock', 'limit', 'price', 'starts', 'ends')
+  for i = 1, 5 do
+    if tonumber(defined[i]) ~= tonumber(ARGV[i]) then
+      return 0
+    end
+  end
+  return 2
 end
 
 -- Refuse malformed input instead of storing a sale that breaks stock = available + reserved + sold.

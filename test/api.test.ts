@@ -14,6 +14,7 @@ import type { AppConfig } from '../src/config/index.js';
 import { type Store } from '../src/db/store.js';
 import { type OrderClient } from '../src/order/client.js';
 import { newOrderNo } from '../src/order/checkout.js';
+import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
@@ -214,6 +215,21 @@ describe('errors: every bad input gets its status and code and changes nothing',
     expect((await http('POST', '/api/sales', { json: sale, token: ADMIN })).status).toBe(201);
     expectError(await http('POST', '/api/sales', { json: { ...sale, stock: 99 }, token: ADMIN }), 409, 'SALE_EXISTS');
     expect((await http('GET', `/api/sales/${sale.sku}`)).body).toMatchObject({ stock: 5, available: 5 });
+  });
+
+  it('POST /api/sales retried after its MySQL commit was lost completes the sale; another definition of it is still 409', async () => {
+    const sale = { sku: uniqueSku(), name: 'lost commit', priceCents: 700, stock: 4, perUserLimit: 2 };
+    // What the first attempt left when its commit was lost: the sale in Redis, no row in MySQL.
+    const inventory = new RedisInventory(redis, config.temporal.taskQueue);
+    expect(await inventory.defineSale(sale)).toBe(true);
+    expect(await store.getSale(sale.sku)).toBeNull();
+    expectError(await http('POST', '/api/sales', { json: { ...sale, stock: 5 }, token: ADMIN }), 409, 'SALE_EXISTS');
+    const retried = await http('POST', '/api/sales', { json: sale, token: ADMIN });
+    expect(retried.status).toBe(201);
+    expect(retried.body).toMatchObject({ sku: sale.sku, stock: 4, available: 4, reserved: 0, sold: 0 });
+    expect(await store.getSale(sale.sku)).toMatchObject({ stock: 4, priceCents: 700, perUserLimit: 2 });
+    expectError(await http('POST', '/api/sales', { json: sale, token: ADMIN }), 409, 'SALE_EXISTS');
+    expectInvariants(await saleReport(store, redis, sale.sku));
   });
 
   it('GET /api/sales/:sku: 404 SKU_NOT_FOUND', async () => {

@@ -587,6 +587,16 @@ describe('RedisInventory', () => {
     expect(await sale(sku)).toEqual(before);
   });
 
+  it('defineSale accepts the very same definition again (a create retried after its MySQL commit was lost) and changes nothing', async () => {
+    const definition = { stock: 3, perUserLimit: 1, priceCents: 250, startsAt: new Date('2026-01-01T00:00:00Z') };
+    const sku = await newSale('redefine', definition);
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1 })).outcome).toBe('RESERVED');
+    const before = await sale(sku);
+    expect(await inventory.defineSale({ sku, ...definition })).toBe(true);
+    expect(await inventory.defineSale({ sku, ...definition, endsAt: new Date('2030-01-01T00:00:00Z') })).toBe(false);
+    expect(await sale(sku)).toEqual(before);
+  });
+
   it('keeps every key of a SKU under its {sku} hash tag (one cluster slot per script)', async () => {
     const sku = await newSale('tags', { stock: 3, perUserLimit: 2 });
     const a = orderNo();

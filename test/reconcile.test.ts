@@ -14,6 +14,7 @@ import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { OrderClient } from '../src/order/client.js';
+import { SalesService } from '../src/sales/sales-service.js';
 import { newOrderNo } from '../src/order/checkout.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureReconcileSchedule } from '../src/workers/reconcile-schedule.js';
@@ -254,6 +255,16 @@ describe('ReconcileWorkflow', () => {
     await orders.awaitClosed(input.orderNo);
     expect(await store.getOrder(input.orderNo)).toMatchObject({ status: 'PAID' });
     expectInvariants(await saleReport(store, redis, sale.sku));
+  });
+
+  it('names a sale defined in Redis with no MySQL row (its create lost its commit) until the create is retried', async () => {
+    const definition = { sku: `LOST-${randomUUID().slice(0, 8)}`.toUpperCase(), name: 'lost commit', priceCents: 900, stock: 2, perUserLimit: 1 };
+    expect(await inventory.defineSale(definition)).toBe(true); // what the create left: Redis only
+    expect((await reconcile([definition.sku])).salesOnlyInRedis).toEqual([definition.sku]);
+    await new SalesService(store, inventory).create(definition); // the admin's retry
+    const report = await reconcile([definition.sku]);
+    expect(report.salesOnlyInRedis).toEqual([]);
+    expectInvariants(await saleReport(store, redis, definition.sku));
   });
 
   it('reports a sale whose stores disagree in a way it cannot repair', async () => {

@@ -15,6 +15,7 @@ import {
   type ReservationPageResult,
   type SaleDrift,
   type SaleSurvey,
+  type SurveyPage,
 } from '../workflows/reconcile-definitions.js';
 
 /** Tells Temporal the activity is alive during a long page; a no-op when called outside an activity (tests). */
@@ -30,10 +31,24 @@ export interface ReconcileDeps {
   payments: PaymentDelivery;
 }
 
+/** How far back (by Redis's clock) the survey looks for sales defined in Redis alone. */
+const REDIS_ONLY_HORIZON_MS = 7 * 24 * 3_600_000;
+
 export function createReconcileActivities({ store, inventory, orders, payments }: ReconcileDeps) {
+  /**
+   * Sales defined in Redis with no MySQL row (a create whose commit was lost): checkouts reserve
+   * there and every order fails SaleNotFound. Reported; POST /api/sales with the same definition
+   * completes the sale.
+   */
+  const salesOnlyInRedis = async (among?: readonly string[]): Promise<string[]> => {
+    const skus = among ?? (await inventory.activeSales((await inventory.clockMs()) - REDIS_ONLY_HORIZON_MS)).map((sale) => sale.sku);
+    const inMysql = await store.existingSaleSkus(skus);
+    const defined = await Promise.all(skus.filter((sku) => !inMysql.has(sku)).map(async (sku) => ((await inventory.getSale(sku)) ? sku : null)));
+    return defined.filter((sku): sku is string => sku !== null).sort();
+  };
   return {
     /** Redis and MySQL counters of one page of sales, and which of them need their reservations scanned. */
-    async surveySales(page: { afterSku: string; limit: number; skus?: string[] }): Promise<{ surveys: SaleSurvey[]; next: string | null }> {
+    async surveySales(page: { afterSku: string; limit: number; skus?: string[] }): Promise<SurveyPage> {
       const skus = page.skus
         ? [...page.skus]
             .sort()
@@ -56,7 +71,10 @@ export function createReconcileActivities({ store, inventory, orders, payments }
           };
         }),
       );
-      return { surveys, next: skus.length === page.limit ? (skus.at(-1) ?? null) : null };
+      const next = skus.length === page.limit ? (skus.at(-1) ?? null) : null;
+      // Once per run (its first page): sales Redis has and MySQL lacks, which no page above visits.
+      if (page.afterSku !== '') return { surveys, next };
+      return { surveys, next, onlyInRedis: await salesOnlyInRedis(page.skus) };
     },
 
     /**

@@ -423,6 +423,13 @@ export class Store {
   }
 
   /** One page of sale SKUs after `afterSku`, in SKU order. */
+  /** Which of these SKUs have a sale row. */
+  async existingSaleSkus(skus: readonly string[]): Promise<Set<string>> {
+    if (skus.length === 0) return new Set();
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT sku FROM sales WHERE sku IN (?)', [skus]);
+    return new Set(rows.map((row) => String(row.sku)));
+  }
+
   async saleSkusPage(afterSku: string, limit: number): Promise<string[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>('SELECT sku FROM sales WHERE sku > ? ORDER BY sku LIMIT ?', [afterSku, limit]);
     return rows.map((row) => String(row.sku));

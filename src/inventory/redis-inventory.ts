@@ -338,7 +338,7 @@ export class RedisInventory {
     return saleKeys(sku);
   }
 
-  /** Puts a SKU on sale; false (and nothing changed) when a sale for it already exists. */
+  /** Puts a SKU on sale: true when created or already defined exactly so; false (nothing changed) when another sale of it exists. */
   async defineSale(sale: SaleDefinition): Promise<boolean> {
     // Registered first (idempotent), so no sale exists that the starters and lookups cannot find.
     await this.markSaleActive(sale.sku);
@@ -350,7 +350,8 @@ export class RedisInventory {
       toEpochMs(sale.startsAt),
       toEpochMs(sale.endsAt),
     );
-    return created === 1;
+    // 2: this very definition is there already (a create retried after its MySQL commit was lost).
+    return created === 1 || created === 2;
   }
 
   /** Takes stock for one checkout, atomically with the per-user limit and the idempotency key. */

@@ -29,6 +29,13 @@ export interface ReconcileInput {
 /** How long a promised order may wait for its start before the reconciler gives it up. */
 export const PROMISE_MAX_AGE_MS = 15 * 60_000;
 
+/** One page of the survey; the run's first page also names the sales Redis has and MySQL lacks. */
+export interface SurveyPage {
+  surveys: SaleSurvey[];
+  next: string | null;
+  onlyInRedis?: string[];
+}
+
 export interface RedisCountersView {
   stock: number;
   available: number;
@@ -108,4 +115,6 @@ export interface ReconcileReport {
   paymentsSettled: number;
   /** Sales whose stores still disagree after the repairs (logged). */
   drifting: string[];
+  /** Sales defined in Redis with no MySQL row (a create whose commit was lost; logged): POST it again. */
+  salesOnlyInRedis: string[];
 }
