@@ -4,7 +4,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
  * Test files that need no servers. They form the `unit` project, which has no global setup, so
  * `npx vitest run test/docs.test.ts` starts nothing; `npm test` runs both projects.
  */
-const WITHOUT_STACK = ['test/docs.test.ts', 'test/bundle.test.ts', 'test/dependency-guard.test.ts'];
+const WITHOUT_STACK = ['test/docs.test.ts', 'test/bundle.test.ts', 'test/dependency-guard.test.ts', 'test/order-status-cache.test.ts'];
 
 export default defineConfig({
   test: {

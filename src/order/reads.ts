@@ -86,15 +86,19 @@ const CHANGING_RECHECK_MS = 100;
 const UNCACHED_RECHECK_MS = 1_000;
 /** How long a read may take when no READ_DEADLINE was given. */
 const DEFAULT_READ_TIMEOUT_MS = 10_000;
-/** How long an order stays "changing" (uncached while open) after a local pay or cancel at most. */
-const CHANGING_TTL_MS = 30_000;
+/** How long after a change a waiting order is re-read at CHANGING_RECHECK_MS (then at its usual pace). */
+const CHANGING_FAST_RECHECK_FOR_MS = 30_000;
 
 export class OrderStatusReader {
   private readonly cache: LRUCache<string, CachedOrder> | null;
   /** The query under way per order; a read finds its `answer` and shares it. */
   private readonly inflight = new Map<string, { answer: Promise<FoundOrder | null> }>();
-  /** Orders this process paid or cancelled whose new status has not shown yet. */
-  private readonly changing: LRUCache<string, true>;
+  /**
+   * Orders paid or cancelled (here or elsewhere) whose final status has not shown yet, with when:
+   * kept until it shows, however long the workflow takes to apply the change (a worker away), so
+   * an open status read meanwhile is never cached over it. Bounded by entries, not by time.
+   */
+  private readonly changing: LRUCache<string, number>;
   private readonly wakers = new Map<string, Set<() => void>>();
   private waiters = 0;
   private stopping = false;
@@ -107,7 +111,7 @@ export class OrderStatusReader {
     private readonly options: OrderStatusReaderOptions,
   ) {
     this.cache = options.cacheMs > 0 ? new LRUCache<string, CachedOrder>({ max: options.maxEntries }) : null;
-    this.changing = new LRUCache<string, true>({ max: Math.max(1_000, Math.min(options.maxEntries, 100_000)), ttl: CHANGING_TTL_MS });
+    this.changing = new LRUCache<string, number>({ max: Math.max(1_000, Math.min(options.maxEntries, 100_000)) });
   }
 
   /** The reader configured by STATUS_CACHE_MS, STATUS_CACHE_MAX_ENTRIES and STATUS_LONG_POLL_MAX_WAITERS. */
@@ -190,7 +194,7 @@ export class OrderStatusReader {
   changedElsewhere(orderNo: string): void {
     this.cache?.delete(orderNo);
     this.inflight.delete(orderNo);
-    this.changing.set(orderNo, true);
+    this.changing.set(orderNo, Date.now());
     for (const wake of this.wakers.get(orderNo) ?? []) wake();
   }
 
@@ -255,7 +259,8 @@ export class OrderStatusReader {
 
   private recheckMs(order: FoundOrder): number {
     const { status, orderNo, paymentDeadline } = order.view;
-    if (this.changing.has(orderNo)) return CHANGING_RECHECK_MS;
+    const changedAt = this.changing.get(orderNo);
+    if (changedAt !== undefined && Date.now() - changedAt < CHANGING_FAST_RECHECK_FOR_MS) return CHANGING_RECHECK_MS;
     if (status === 'PENDING') return PENDING_RECHECK_MS;
     if (status === 'AWAITING_PAYMENT') {
       // The deadline's timer cancels the order: look again just after it, then as while PENDING
