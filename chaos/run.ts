@@ -23,7 +23,8 @@
  * rounds (not in --quick) freeze them for 60 s mid-sale, with more stock than the freeze sells,
  * shoppers checking out at 10 a second throughout and reading their orders until they are payable:
  *   temporal-freeze-sale, worker-freeze-sale
- * and report the promises pending at the thaw and how long until every 202 is an order row.
+ * and report the promises pending at the thaw and how long until every 202 is an order row; and a
+ * hung MySQL (SIGSTOP 30 s) mid-sale while promises wait for it, mariadb-freeze-sale.
  * Two longer freezes (not in --quick) test payments judged by when they arrived:
  *   worker-freeze-payments, temporal-freeze-payments
  * the worker, or Temporal, frozen 60 s (longer than PAYMENT_WINDOW) after the round's orders were
@@ -31,7 +32,9 @@
  * them during it, some before each order's deadline and some after (DEADLINE_PAYMENTS in
  * chaos/shoppers.ts). Beside the invariants: the first full payment recorded in time pays its
  * order, every other one is refunded (RECEIVED_AFTER_DEADLINE for a late one), and no webhook is
- * answered 503 (MySQL is up): checkPaymentsByArrival in chaos/checks.ts.
+ * answered 503 (MySQL is up): checkPaymentsByArrival in chaos/checks.ts. worker-ahead-payments
+ * freezes nothing: the worker runs under faketime 10 s ahead of every other clock while the same
+ * payments are sent around the same deadlines, judged the same way.
  * Duplicate, wrong-amount, second, early and late webhooks flow during every fault, and shoppers
  * read their orders. After each,
  * it waits until the sale is quiet (a reconcile run included), checks the invariants against
@@ -87,14 +90,16 @@ import {
   type ApiCounters,
   type FreezeAnswers,
 } from './gray.js';
-import { buy, DEADLINE_PAYMENTS, payAroundDeadlines, runTraffic, type TrafficPlan, type TrafficResult } from './shoppers.js';
+import { buy, DEADLINE_PAYMENTS, payAroundDeadlines, runTraffic, sameKeySameOrder, type TrafficPlan, type TrafficResult } from './shoppers.js';
 
 const KILLS = ['api-kill', 'worker-kill', 'mariadb-kill', 'redis-kill', 'redis-aof-tail-lost', 'temporal-kill'] as const;
 const FREEZES = ['temporal-freeze', 'redis-freeze', 'mariadb-freeze', 'worker-freeze'] as const;
 /** Long freezes with payments sent during them, around their orders' deadlines (full run only). */
-const PAYMENT_FREEZES = ['worker-freeze-payments', 'temporal-freeze-payments'] as const;
+const PAYMENT_FREEZES = ['worker-freeze-payments', 'temporal-freeze-payments', 'worker-ahead-payments'] as const;
+/** How far ahead the worker's clock runs in worker-ahead-payments (faketime): nothing may rest on it. */
+const WORKER_AHEAD_MS = 10_000;
 /** Long freezes mid-sale, shoppers checking out and reading their orders throughout (full run only). */
-const SALE_FREEZES = ['temporal-freeze-sale', 'worker-freeze-sale'] as const;
+const SALE_FREEZES = ['temporal-freeze-sale', 'worker-freeze-sale', 'mariadb-freeze-sale'] as const;
 const FAULTS = [...KILLS, ...FREEZES, ...PAYMENT_FREEZES, ...SALE_FREEZES] as const;
 type Fault = (typeof FAULTS)[number];
 type Freeze = (typeof FREEZES)[number];
@@ -116,8 +121,12 @@ const quick = args.quick ?? false;
 const faults = (args.faults?.split(',') ?? (quick ? [...QUICK_FAULTS] : [...FAULTS])) as Fault[];
 for (const fault of faults) if (!FAULTS.includes(fault)) throw new Error(`unknown fault ${fault}; choose from ${FAULTS.join(', ')}`);
 const outDir = resolve(args.out ?? join(root, 'chaos', 'results'));
-/** The freeze-sale rounds' plan; settings.saleFreeze adds the shoppers it makes. */
+/** The freeze-sale rounds' plan; saleFreezePlan adds the shoppers it makes. MariaDB's freeze is 30 s (a hung MySQL while promises wait). */
 const SALE_FREEZE = { freezeMs: 60_000, arrivalsPerSecond: 10, faultAfterMs: 5_000, tailMs: 5_000, stock: 1_000, readEveryMs: 3_000 };
+const saleFreezePlan = (fault: SaleFreeze) => {
+  const plan = { ...SALE_FREEZE, freezeMs: fault === 'mariadb-freeze-sale' ? 30_000 : SALE_FREEZE.freezeMs };
+  return { ...plan, shoppers: ((plan.faultAfterMs + plan.freezeMs + plan.tailMs) / 1_000) * plan.arrivalsPerSecond };
+};
 const settings = {
   // More shoppers than units, arriving over a few seconds, so the fault lands mid-burst.
   shoppers: quick ? 160 : 600,
@@ -159,7 +168,8 @@ const settings = {
    * before the freeze until `tailMs` after the thaw, each reading its order every `readEveryMs`
    * until it is payable; more stock than they buy, so units remain throughout.
    */
-  saleFreeze: { ...SALE_FREEZE, shoppers: ((SALE_FREEZE.faultAfterMs + SALE_FREEZE.freezeMs + SALE_FREEZE.tailMs) / 1_000) * SALE_FREEZE.arrivalsPerSecond },
+  saleFreeze: saleFreezePlan('worker-freeze-sale'),
+  mariadbSaleFreeze: saleFreezePlan('mariadb-freeze-sale'),
   quick,
 };
 const say = (line: string) => console.log(`[chaos] ${line}`);
@@ -185,6 +195,8 @@ interface GrayFigures extends FreezeAnswers, ApiCounters {
 }
 
 const workDir = mkdtempSync(join(tmpdir(), 'flash-chaos-'));
+/** Supervised processes (by name) whose next start runs with its wall clock this far ahead. */
+const clockAheadMs = new Map<string, number>();
 let stack: RunningStack | undefined;
 const apps: Supervised[] = [];
 
@@ -224,10 +236,16 @@ async function main(): Promise<number> {
     new Supervised(
       name,
       async () => {
-        const proc = spawnLogged(name, tsx, [join(root, script)], {
+        // A process whose wall clock runs ahead (Debian's faketime; timers keep the true monotonic clock).
+        const aheadMs = clockAheadMs.get(name) ?? 0;
+        const [command, args, skew] =
+          aheadMs === 0
+            ? [tsx, [join(root, script)], {}]
+            : ['faketime', ['-f', `+${aheadMs / 1_000}s`, tsx, join(root, script)], { FAKETIME_DONT_FAKE_MONOTONIC: '1' }];
+        const proc = spawnLogged(name, command, args, {
           logFile: join(workDir, `${name}.log`),
           cwd: root,
-          env: { ...env, ...extraEnv } as NodeJS.ProcessEnv,
+          env: { ...env, ...extraEnv, ...skew } as NodeJS.ProcessEnv,
         });
         await ready(proc.logFile);
         return proc;
@@ -235,12 +253,13 @@ async function main(): Promise<number> {
       supervision,
     );
   const apiPorts = [await freePort(), await freePort()];
+  const workerHealthPort = await freePort();
   const apiUrls = apiPorts.map((port) => `http://127.0.0.1:${port}`);
   const worker = app(
     'worker',
     'src/workers/main.ts',
     // Free ports for the worker's metrics and health: a running `npm start` holds the defaults.
-    { WORKFLOW_BUNDLE_PATH: bundle, WORKER_METRICS_PORT: String(await freePort()), WORKER_HEALTH_PORT: String(await freePort()) },
+    { WORKFLOW_BUNDLE_PATH: bundle, WORKER_METRICS_PORT: String(await freePort()), WORKER_HEALTH_PORT: String(workerHealthPort) },
     async () => {},
   );
   const apis = apiPorts.map((port, i) =>
@@ -274,6 +293,7 @@ async function main(): Promise<number> {
     config,
     apiUrls,
     targets: { apis, worker, servers, say, aofWatch: undefined },
+    workerHealthUrl: `http://127.0.0.1:${workerHealthPort}/readyz`,
   };
   try {
     for (const fault of faults) {
@@ -285,7 +305,7 @@ async function main(): Promise<number> {
       const sku = `CHAOS-${fault.toUpperCase()}-${Date.now().toString(36)}`;
       const gray = isFreeze(fault) || isSaleFreeze(fault);
       // The freeze's plan: the 20 s rounds', or the 60 s mid-sale rounds'.
-      const freezePlan = isSaleFreeze(fault) ? settings.saleFreeze : settings.freeze;
+      const freezePlan = isSaleFreeze(fault) ? saleFreezePlan(fault) : settings.freeze;
       if (isSaleFreeze(fault) && config.paymentWindowMs + 5_000 >= freezePlan.freezeMs)
         throw new Error(`PAYMENT_WINDOW ${config.paymentWindow} must end well within the ${freezePlan.freezeMs / 1000} s freeze`);
       const stock = gray ? freezePlan.stock : settings.stock;
@@ -305,7 +325,7 @@ async function main(): Promise<number> {
             arrivalsPerSecond: rush ? settings.arrivalsPerSecond * 10 : settings.arrivalsPerSecond,
           };
       const countersBefore = gray ? await scrapeApiCounters(apiUrls) : undefined;
-      const traffic = runTraffic({
+      const plan: TrafficPlan = {
         sku,
         priceCents: 1_500,
         ...pace,
@@ -315,8 +335,9 @@ async function main(): Promise<number> {
         paymentWindowMs: config.paymentWindowMs,
         retryForMs: 60_000,
         // Mid-sale, shoppers wait on their order's page until it is payable.
-        ...(isSaleFreeze(fault) ? { readUntilPayable: { everyMs: settings.saleFreeze.readEveryMs, forMs: settings.saleFreeze.freezeMs + 60_000 } } : {}),
-      });
+        ...(isSaleFreeze(fault) ? { readUntilPayable: { everyMs: SALE_FREEZE.readEveryMs, forMs: saleFreezePlan(fault).freezeMs + 60_000 } } : {}),
+      };
+      const traffic = runTraffic(plan);
       const acceptedSoFar = () => traffic.sofar.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
       const saleWatch = SALE_GOES_ON.includes(fault) ? watchSale({ store, redis, inventory }, sku, acceptedSoFar) : undefined;
       // The AOF cut needs a second of history to cut back to.
@@ -359,7 +380,15 @@ async function main(): Promise<number> {
       const numberedAfterFault = [...lostOrders].filter((orderNo) => (orderNoTime(orderNo) ?? 0) >= faultAt).length;
       if (lostOrders.size > 0)
         say(`${lostOrders.size} promises lost with Redis's writes (${numberedAfterFault} numbered after the fault began, before Redis died)`);
-      const verdict = await checkAfterFault({ store, redis, inventory, temporal }, sku, 1, result, new Date(t0), lostOrders);
+      const verdict = await checkAfterFault(
+        { store, redis, inventory, temporal },
+        sku,
+        1,
+        result,
+        new Date(t0),
+        () => sameKeySameOrder(plan, result, lostOrders),
+        lostOrders,
+      );
       const saleVerdict =
         thawAt && saleWatch
           ? await checkSaleThroughFreeze(store, {
@@ -415,7 +444,7 @@ async function main(): Promise<number> {
                 quick,
                 restarts,
                 ...(r.payments ? { paymentWindow: settings.paymentWindow, paymentFreeze: settings.paymentFreeze } : {}),
-                ...(isSaleFreeze(r.fault) ? { paymentWindow: settings.paymentWindow, saleFreeze: settings.saleFreeze } : {}),
+                ...(isSaleFreeze(r.fault) ? { paymentWindow: settings.paymentWindow, saleFreeze: saleFreezePlan(r.fault) } : {}),
               },
             }
           : {}),
@@ -512,6 +541,7 @@ async function inject(
     case 'redis-freeze':
       return freeze(server('redis'));
     case 'mariadb-freeze':
+    case 'mariadb-freeze-sale':
       return freeze(server('mysql'));
     case 'worker-freeze':
     case 'worker-freeze-payments':
@@ -544,6 +574,8 @@ async function inject(
     }
     case 'temporal-kill':
       return kill(server('temporal'));
+    case 'worker-ahead-payments':
+      return undefined; // a clock, not a process, is at fault (restartWorkerWithClockAhead)
   }
 }
 
@@ -558,6 +590,7 @@ interface RoundContext {
   config: AppConfig;
   apiUrls: string[];
   targets: Targets;
+  workerHealthUrl: string;
 }
 
 /**
@@ -567,6 +600,36 @@ interface RoundContext {
  * the sale is quiet: the invariants, the freeze figures, and checkPaymentsByArrival.
  */
 async function paymentFreezeRound(fault: PaymentFreeze, ctx: RoundContext): Promise<FaultResult> {
+  if (fault !== 'worker-ahead-payments') return paymentRound(fault, ctx);
+  await restartWorkerWithClockAhead(ctx, WORKER_AHEAD_MS);
+  try {
+    return await paymentRound(fault, ctx);
+  } finally {
+    await restartWorkerWithClockAhead(ctx, 0);
+  }
+}
+
+/** Restarts the worker (SIGKILL; its supervisor starts it again) with its wall clock `aheadMs` ahead, and waits until its /readyz shows it. */
+async function restartWorkerWithClockAhead(ctx: RoundContext, aheadMs: number): Promise<void> {
+  const { worker } = ctx.targets;
+  const before = worker.process?.pid;
+  clockAheadMs.set(worker.name, aheadMs);
+  worker.kill('SIGKILL');
+  await waitFor(
+    async () => {
+      if ((await worker.running()).pid === before) return false;
+      const answer = await fetch(ctx.workerHealthUrl);
+      const body = (await answer.json()) as { clocks?: { mysql?: { offsetMs: number } } };
+      const offset = body.clocks?.mysql?.offsetMs;
+      // MySQL's clock minus the worker's: about -aheadMs once the new process runs.
+      return answer.ok && offset !== undefined && Math.abs(offset + aheadMs) < 2_000;
+    },
+    { what: `the worker running ${aheadMs / 1000} s ahead`, timeoutMs: 90_000, intervalMs: 250, retryErrors: true },
+  );
+  say(`worker restarted with its clock ${aheadMs / 1000} s ahead of MySQL's and Redis's`);
+}
+
+async function paymentRound(fault: PaymentFreeze, ctx: RoundContext): Promise<FaultResult> {
   const { store, redis, inventory, temporal, sales, orders, auth, config, apiUrls } = ctx;
   const deps = { store, redis, inventory, temporal };
   const p = settings.paymentFreeze;
@@ -621,7 +684,8 @@ async function paymentFreezeRound(fault: PaymentFreeze, ctx: RoundContext): Prom
   say(
     `${accepted.length} orders awaiting payment; deadlines ${((firstDeadline - faultAt) / 1000).toFixed(1)}–${((lastDeadline - faultAt) / 1000).toFixed(1)} s into the freeze`,
   );
-  const freezing = await inject(fault, ctx.targets, p.freezeMs);
+  // worker-ahead-payments freezes nothing: the same window, the worker's clock ahead throughout.
+  const freezing = fault === 'worker-ahead-payments' ? { thawed: sleep(p.freezeMs).then(() => Date.now()) } : await inject(fault, ctx.targets, p.freezeMs);
   if (!freezing) throw new Error(`${fault} did not freeze anything`);
   const paying = payAroundDeadlines(plan, deadlines, { from: faultAt, until: faultAt + p.freezeMs }, result);
   const thawAt = await freezing.thawed;
@@ -634,7 +698,7 @@ async function paymentFreezeRound(fault: PaymentFreeze, ctx: RoundContext): Prom
   const burstSeconds = (Date.now() - t0) / 1000;
   const quietSeconds = await waitForQuiescence(deps, sku, accepted, settings.quiescenceTimeoutMs);
   const gray = await freezeFigures(result.requests, { faultAt, thawAt, countersBefore, healthyAfterThaw }, config, apiUrls);
-  const verdict = await checkAfterFault(deps, sku, 1, result, new Date(t0));
+  const verdict = await checkAfterFault(deps, sku, 1, result, new Date(t0), () => sameKeySameOrder(plan, result));
   const payments = await checkPaymentsByArrival(store, accepted, result, { from: faultAt, until: thawAt });
   payments.figures = { paymentWindow: config.paymentWindow, ...payments.figures };
   const violated = [

@@ -349,9 +349,13 @@ export class OrderClient {
     return live ? foundLive(live) : null;
   }
 
-  /** What MySQL's row, else the reservation's recorded input, says of the order (source 'stores'). */
+  /**
+   * What MySQL's row, else the reservation's recorded input, says of the order (source 'stores').
+   * Half of storesReadMs is kept for the input: a hung MySQL must not take the whole read (the
+   * workflow not answering is one mid-persist, which the input shows as it is: PENDING).
+   */
   private async fromStores(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
-    const row = await this.fromDatabase(orderNo, deadline).catch(() => null);
+    const row = await this.fromDatabase(orderNo, deadline.minus(Math.floor(this.storesReadMs / 2))).catch(() => null);
     if (row) return { ...row, source: 'stores' };
     return this.fromPromise(orderNo, deadline);
   }
