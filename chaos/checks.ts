@@ -24,8 +24,15 @@ export const CHAOS_CHECKS = [
   'paidOrdersHaveOnePayment',
   'noShopperLockedOut',
   'perUserLimit',
+  'sameKeySameOrder',
 ] as const;
 export type ChaosCheck = (typeof CHAOS_CHECKS)[number];
+
+/** Every accepted shopper's Idempotency-Key asked again: the keys whose answer named another order (or none). */
+export interface SameKeyAnswers {
+  asked: number;
+  mismatches: Array<{ key: string; userId: string; first: string; now: string }>;
+}
 
 export interface CheckDeps {
   store: Store;
@@ -177,6 +184,11 @@ export async function checkAfterFault(
   perUserLimit: number,
   traffic: TrafficResult,
   since: Date,
+  /**
+   * Asks each accepted shopper's key again (sameKeySameOrder in chaos/shoppers.ts): called last,
+   * once everything else is read, since a key Redis lost makes a new order.
+   */
+  askKeysAgain: () => Promise<SameKeyAnswers>,
   lost: ReadonlySet<string> = new Set(),
 ): Promise<ChaosVerdict> {
   const { store, redis, inventory, temporal } = deps;
@@ -210,6 +222,12 @@ export async function checkAfterFault(
 
   const byStatus = (status: string) => rows.filter((row) => row.status === status).length;
   const repairs = await reconcilerRepairs(temporal, sku, since);
+  const keys = await askKeysAgain();
+  const rowOf = new Map(rows.map((row) => [row.orderNo, row]));
+  const keyViolations = keys.mismatches.slice(0, 20).map((m) => {
+    const row = rowOf.get(m.first);
+    return `key ${m.key} of ${m.userId}: ${m.first} (${row ? `${row.status}${row.failureReason ? ` ${row.failureReason.slice(0, 60)}` : ''}` : 'no row'}) first, ${m.now} now`;
+  });
   const checks: Record<ChaosCheck, boolean> = {
     noOversell: report.checks.noOversell,
     conservation: report.checks.conservation,
@@ -224,6 +242,7 @@ export async function checkAfterFault(
       paidRows.every((row) => appliedByOrder.get(row.orderNo) === 1) && applied.every((payment) => paidRows.some((row) => row.orderNo === payment.orderNo)),
     noShopperLockedOut: lockedOut.length === 0,
     perUserLimit: report.checks.perUserLimit,
+    sameKeySameOrder: keys.mismatches.length === 0,
   };
   const intents = traffic.intents;
   return {
@@ -254,6 +273,7 @@ export async function checkAfterFault(
       acceptedByStatus: countBy(intents.flatMap((i) => (i.answer.kind === 'accepted' ? [`${i.answer.status}${i.waited ? ' waiting' : ''}`] : []))),
       refused: countBy(intents.flatMap((i) => (i.answer.kind === 'refused' ? [`${i.answer.status} ${i.answer.code}`] : []))),
       gaveUp: intents.filter((i) => i.answer.kind === 'gave-up').length,
+      sameKeyAskedAgain: { asked: keys.asked, violations: keyViolations },
       retriedRequests: intents.reduce((n, i) => n + i.attempts - 1, 0),
       orders: { paid: byStatus('PAID'), cancelled: byStatus('CANCELLED'), failed: byStatus('FAILED'), awaitingPayment: byStatus('AWAITING_PAYMENT') },
       // Reservations given up by the reconciler: never started (no promise recorded), or a promise too old to keep.

@@ -6,6 +6,7 @@
  * it before and after. Every answer is recorded, and every HTTP attempt timed, so the checks can hold
  * the system to what it told its clients and to how long it took to say it.
  */
+import type { SameKeyAnswers } from './checks.js';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { signWebhook } from '../src/order/payments.js';
@@ -188,9 +189,16 @@ export function runTraffic(plan: TrafficPlan): RunningTraffic {
 /**
  * One shopper's checkout of one unit, retried with the same Idempotency-Key for up to `retryForMs`
  * (0: a single attempt); `waited`: with `Prefer: wait=5`. Its attempts are added to `result.requests`.
+ * `idempotencyKey`: an earlier intent's, to ask again (a fresh one by default).
  */
-export async function buy(plan: TrafficPlan, userId: string, retryForMs: number, waited: boolean, result: TrafficResult): Promise<IntentOutcome> {
-  const idempotencyKey = `intent-${randomUUID()}`;
+export async function buy(
+  plan: TrafficPlan,
+  userId: string,
+  retryForMs: number,
+  waited: boolean,
+  result: TrafficResult,
+  idempotencyKey = `intent-${randomUUID()}`,
+): Promise<IntentOutcome> {
   const token = await plan.tokenFor(userId);
   const call = await retrying({ ...plan, retryForMs }, waited ? 'checkout-wait' : 'checkout', result, (api) =>
     fetch(`${api}/api/checkout`, {
@@ -213,6 +221,29 @@ export async function buy(plan: TrafficPlan, userId: string, retryForMs: number,
     ? { kind: 'accepted', orderNo, status: call.status }
     : { kind: 'refused', status: call.status, code: body.error?.code ?? 'UNKNOWN' };
   return { userId, idempotencyKey, answer, attempts: call.attempts, waited };
+}
+
+/**
+ * Every shopper whose checkout was accepted asks again with the same Idempotency-Key, once the sale
+ * is quiet (after a failover, a restore): the answer must name the same order. Orders Redis lost
+ * with writes it had acknowledged (`lost`) are left out: their keys were lost with them.
+ */
+export async function sameKeySameOrder(plan: TrafficPlan, traffic: TrafficResult, lost: ReadonlySet<string> = new Set()): Promise<SameKeyAnswers> {
+  const scratch: TrafficResult = { intents: [], events: [], cancels: [], reads: [], requests: [] };
+  const mismatches: SameKeyAnswers['mismatches'] = [];
+  const accepted = traffic.intents.flatMap((intent) =>
+    intent.answer.kind === 'accepted' && !lost.has(intent.answer.orderNo) ? [{ intent, orderNo: intent.answer.orderNo }] : [],
+  );
+  for (let i = 0; i < accepted.length; i += 16) {
+    await Promise.all(
+      accepted.slice(i, i + 16).map(async ({ intent, orderNo }) => {
+        const again = await buy(plan, intent.userId, 30_000, false, scratch, intent.idempotencyKey);
+        const answered = again.answer.kind === 'accepted' ? again.answer.orderNo : JSON.stringify(again.answer);
+        if (answered !== orderNo) mismatches.push({ key: intent.idempotencyKey, userId: intent.userId, first: orderNo, now: answered });
+      }),
+    );
+  }
+  return { asked: accepted.length, mismatches };
 }
 
 /**

@@ -15,7 +15,8 @@
 -- are still there, the shopper's holding within the limit, the idempotency key's order. Otherwise
 -- NOT_FOUND and the order fails: the units went to others, the shopper holds the limit through
 -- other orders, or the key now names another order. MySQL, which takes its own units when the
--- order is persisted, keeps this from ever selling a unit twice.
+-- order is persisted, keeps this from ever selling a unit twice. A failing order still gets its
+-- key back (when no other order took it): a retry with it names this order, never a new one.
 local sale, users, res, pending, idem, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local orderNo, userId, reservedAt, idemKey = ARGV[1], ARGV[2], ARGV[4], ARGV[5] or ''
 local quantity = tonumber(ARGV[3])
@@ -30,14 +31,6 @@ if not record then
   if quantity == nil or quantity < 1 or userId == nil or userId == '' or not string.match(reservedAt or '', '^%d+$') then
     return 'NOT_FOUND'
   end
-  local f = redis.call('HMGET', sale, 'available', 'limit')
-  local available, limit = tonumber(f[1]), tonumber(f[2]) or 0
-  if available == nil or available < quantity then
-    return 'NOT_FOUND'
-  end
-  if (tonumber(redis.call('HGET', users, userId)) or 0) + quantity > limit then
-    return 'NOT_FOUND'
-  end
   -- Same field layout as reserve.lua: the user id length-prefixed.
   local idemField = nil
   if idem and idemKey ~= '' then
@@ -46,14 +39,20 @@ if not record then
     if keyed and keyed ~= orderNo then
       return 'NOT_FOUND'
     end
+    redis.call('HSET', idem, idemField, orderNo)
+  end
+  local f = redis.call('HMGET', sale, 'available', 'limit')
+  local available, limit = tonumber(f[1]), tonumber(f[2]) or 0
+  if available == nil or available < quantity then
+    return 'NOT_FOUND'
+  end
+  if (tonumber(redis.call('HGET', users, userId)) or 0) + quantity > limit then
+    return 'NOT_FOUND'
   end
   redis.call('HINCRBY', sale, 'available', -quantity)
   redis.call('HINCRBY', sale, 'reserved', quantity)
   redis.call('HINCRBY', users, userId, quantity)
   redis.call('HSET', res, orderNo, 'C|' .. userId .. '|' .. quantity .. '|' .. reservedAt)
-  if idemField then
-    redis.call('HSET', idem, idemField, orderNo)
-  end
   if holds then
     local holding = redis.call('HGET', holds, userId)
     redis.call('HSET', holds, userId, holding and (holding .. ' ' .. orderNo) or orderNo)

@@ -536,7 +536,43 @@ describe('releaseReservation', () => {
   });
 });
 
+/** What a failover to a replica that lacked an order's reserve and claim leaves in Redis: no record, counters and holding without it. */
+async function forgetReservation(input: PersistOrderInput): Promise<void> {
+  const keys = RedisInventory.keys(input.sku);
+  await redis.hdel(keys.reservations, input.orderNo);
+  await redis.hincrby(keys.sale, 'available', input.quantity);
+  await redis.hincrby(keys.sale, 'reserved', -input.quantity);
+  await redis.hincrby(keys.users, input.userId, -input.quantity);
+}
+
 describe('confirmReservation', () => {
+  it('makes a reservation Redis lost behind a persisted order again as sold, whole: a payment made in time is not refunded for the loss', async () => {
+    const { sku, stock, input } = await reservedOrder({ stock: 3, quantity: 1 });
+    await activities.persistOrder(input);
+    await forgetReservation(input);
+    expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('CONFIRMED');
+    expect(await inventory.getSale(sku)).toMatchObject({ stock, available: stock - 1, reserved: 0, sold: 1 });
+    expect(await inventory.getReservation(sku, input.orderNo)).toMatchObject({ state: 'SOLD', userId: input.userId, quantity: 1 });
+    expect(await inventory.userHolding(sku, input.userId)).toBe(1);
+    expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('ALREADY_CONFIRMED');
+  });
+
+  it('refuses to make a lost reservation again when its units went to others, or its shopper holds the limit through a newer order', async () => {
+    const gone = await reservedOrder({ stock: 1, quantity: 1 });
+    await activities.persistOrder(gone.input);
+    await forgetReservation(gone.input);
+    await reserveOn({ sku: gone.sku, priceCents: gone.priceCents }, 1); // another shopper takes the unit
+    expect(await activities.confirmReservation({ sku: gone.sku, orderNo: gone.input.orderNo })).toBe('NOT_FOUND');
+    expect(await inventory.getSale(gone.sku)).toMatchObject({ available: 0, reserved: 1, sold: 0 });
+
+    const limited = await reservedOrder({ stock: 3, quantity: 1 });
+    await activities.persistOrder(limited.input);
+    await forgetReservation(limited.input);
+    await reserveOn({ sku: limited.sku, priceCents: limited.priceCents }, 1, limited.input.userId); // the same shopper buys again
+    expect(await activities.confirmReservation({ sku: limited.sku, orderNo: limited.input.orderNo })).toBe('NOT_FOUND');
+    expect(await inventory.userHolding(limited.sku, limited.input.userId)).toBe(1);
+  });
+
   it('twice: CONFIRMED then ALREADY_CONFIRMED, the units sold once', async () => {
     const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
     const reservation = { sku, orderNo: input.orderNo };

@@ -344,8 +344,22 @@ describe('RedisInventory', () => {
       'NOT_FOUND',
     );
     expect(await inventory.userHolding(roomy, 'carol')).toBe(1);
+    // Dave's units went to others (the sale sold out meanwhile): his order fails, and his key still
+    // names it, so his retry learns of that order instead of making a new one.
+    const sold = await newSale('reclaim-gone', { stock: 1, perUserLimit: 1 });
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: sold, userId: 'erin', quantity: 1 })).outcome).toBe('RESERVED');
+    const davesLost = orderNo();
+    expect(await inventory.claim({ sku: sold, orderNo: davesLost, userId: 'dave', quantity: 1, reservedAtMs: 1, idempotencyKey: 'dave-key' })).toBe(
+      'NOT_FOUND',
+    );
+    expect(await inventory.reserve({ orderNo: orderNo(), sku: sold, userId: 'dave', quantity: 1, idempotencyKey: 'dave-key' })).toMatchObject({
+      outcome: 'DUPLICATE',
+      orderNo: davesLost,
+    });
+    expect(await inventory.userHolding(sold, 'dave')).toBe(0);
     expectConserved(await sale(sku));
     expectConserved(await sale(roomy));
+    expectConserved(await sale(sold));
   });
 
   it('adopts a reservation Redis lost back from MySQL, never below zero available', async () => {
@@ -359,6 +373,20 @@ describe('RedisInventory', () => {
     expect(await inventory.adopt(sku, { orderNo: orderNo(), userId: 'carol', quantity: 1, state: 'CLAIMED', reservedAtMs: 1 })).toBe('NO_STOCK');
     expect(await inventory.adopt(uniqueSku('none'), { orderNo: orderNo(), userId: 'x', quantity: 1, state: 'CLAIMED', reservedAtMs: 1 })).toBe('NO_SALE');
     expect(await inventory.userHolding(sku, 'alice')).toBe(1);
+    expectConserved(await sale(sku));
+  });
+
+  it('adopts a lost reservation back whole: the checkout key names its order again and the shopper holds it', async () => {
+    const sku = await newSale('adopt-whole', { stock: 3, perUserLimit: 1 });
+    const kept = orderNo();
+    const adopted = { orderNo: kept, userId: 'frank', quantity: 1, state: 'CLAIMED' as const, reservedAtMs: 1, idempotencyKey: 'frank-key' };
+    expect(await inventory.adopt(sku, adopted)).toBe('ADOPTED');
+    expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'frank', quantity: 1, idempotencyKey: 'frank-key' })).toMatchObject({
+      outcome: 'DUPLICATE',
+      orderNo: kept,
+    });
+    expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'frank', quantity: 1 })).toMatchObject({ outcome: 'LIMIT_EXCEEDED' });
+    expect(await redis.hget(saleKeys(sku).holds, 'frank')).toBe(kept);
     expectConserved(await sale(sku));
   });
 

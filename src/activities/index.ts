@@ -197,8 +197,29 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
     },
 
     /** Turns the reservation into a sale in Redis; idempotent likewise. */
+    /**
+     * The paid order's units: C -> S. A reservation Redis lost (a failover, a restore) behind the
+     * order MySQL holds is made again as sold, whole (units, holding, key), if the units and the
+     * limit allow: a payment made in time is not refunded for Redis's loss. Else NOT_FOUND, and
+     * the order fails (its units went to others, or its shopper holds the limit through another).
+     */
     async confirmReservation(reservation: { sku: string; orderNo: string }): Promise<string> {
-      return inventory.confirm(reservation.sku, reservation.orderNo);
+      const outcome = await inventory.confirm(reservation.sku, reservation.orderNo);
+      if (outcome !== 'NOT_FOUND') return outcome;
+      const row = await store.getOrder(reservation.orderNo);
+      if (row?.status !== 'AWAITING_PAYMENT' && row?.status !== 'PAID') return outcome;
+      const adopted = await inventory.adopt(reservation.sku, {
+        orderNo: row.orderNo,
+        userId: row.userId,
+        quantity: row.quantity,
+        state: 'SOLD',
+        reservedAtMs: row.createdAt.getTime(),
+        idempotencyKey: row.idempotencyKey,
+      });
+      if (adopted === 'ADOPTED') return 'CONFIRMED';
+      // Made again meanwhile (the reconciler's adoption): confirm that one.
+      if (adopted === 'EXISTS') return inventory.confirm(reservation.sku, reservation.orderNo);
+      return outcome;
     },
   };
 }

@@ -190,6 +190,7 @@ export function createReconcileActivities({ store, inventory, orders, payments }
           quantity: row.quantity,
           state: row.status === 'PAID' ? 'SOLD' : 'CLAIMED',
           reservedAtMs: row.createdAt.getTime(),
+          idempotencyKey: row.idempotencyKey,
         });
         if (adopted === 'ADOPTED') result.adopted++;
         else if (adopted !== 'EXISTS') result.notAdopted++;

@@ -133,7 +133,7 @@ export const STOCK_RETURNED_CHANNEL = 'flash:stock-returned';
 export type ReleaseOutcome = 'RELEASED' | 'ALREADY_RELEASED' | 'SOLD' | 'NOT_FOUND' | 'CLAIMED' | 'TOO_RECENT';
 export type ConfirmOutcome = 'CONFIRMED' | 'ALREADY_CONFIRMED' | 'RELEASED' | 'NOT_FOUND';
 export type ClaimOutcome = 'CLAIMED' | 'ALREADY_CLAIMED' | 'RECLAIMED' | 'SOLD' | 'RELEASED' | 'NOT_FOUND';
-export type AdoptOutcome = 'ADOPTED' | 'EXISTS' | 'NO_STOCK' | 'NO_SALE';
+export type AdoptOutcome = 'ADOPTED' | 'EXISTS' | 'NO_STOCK' | 'OVER_LIMIT' | 'NO_SALE';
 
 /**
  * Who releases: the order's workflow owns its reservation once claimed ('owner' releases R or C);
@@ -189,7 +189,7 @@ const RESERVE_OUTCOMES: ReadonlySet<string> = new Set<ReserveOutcome>([
 ]);
 const RELEASE_OUTCOMES: ReadonlySet<string> = new Set<ReleaseOutcome>(['RELEASED', 'ALREADY_RELEASED', 'SOLD', 'NOT_FOUND', 'CLAIMED', 'TOO_RECENT']);
 const CLAIM_OUTCOMES: ReadonlySet<string> = new Set<ClaimOutcome>(['CLAIMED', 'ALREADY_CLAIMED', 'RECLAIMED', 'SOLD', 'RELEASED', 'NOT_FOUND']);
-const ADOPT_OUTCOMES: ReadonlySet<string> = new Set<AdoptOutcome>(['ADOPTED', 'EXISTS', 'NO_STOCK', 'NO_SALE']);
+const ADOPT_OUTCOMES: ReadonlySet<string> = new Set<AdoptOutcome>(['ADOPTED', 'EXISTS', 'NO_STOCK', 'OVER_LIMIT', 'NO_SALE']);
 const CONFIRM_OUTCOMES: ReadonlySet<string> = new Set<ConfirmOutcome>(['CONFIRMED', 'ALREADY_CONFIRMED', 'RELEASED', 'NOT_FOUND']);
 const STATES: Readonly<Record<string, ReservationState>> = { R: 'RESERVED', C: 'CLAIMED', S: 'SOLD', X: 'RELEASED' };
 
@@ -263,11 +263,14 @@ interface InventoryCommands {
     sale: string,
     users: string,
     reservations: string,
+    idempotency: string,
+    holds: string,
     orderNo: string,
     userId: string,
     quantity: number,
     state: string,
     reservedAtMs: number,
+    idempotencyKey: string,
   ): Promise<string>;
 }
 
@@ -280,7 +283,7 @@ const SCRIPTS = {
   inventoryTakeDueStarts: { file: 'take_due_starts.lua', numberOfKeys: 3 },
   inventoryPromiseEntry: { file: 'promise_entry.lua', numberOfKeys: 2 },
   inventoryReleaseStarterLease: { file: 'release_starter_lease.lua', numberOfKeys: 1 },
-  inventoryAdopt: { file: 'adopt.lua', numberOfKeys: 3 },
+  inventoryAdopt: { file: 'adopt.lua', numberOfKeys: 5 },
   inventoryCloseSale: { file: 'close_sale.lua', numberOfKeys: 1 },
 } as const satisfies Record<keyof InventoryCommands, { file: string; numberOfKeys: number }>;
 
@@ -456,21 +459,24 @@ export class RedisInventory {
     return expectOutcome<ClaimOutcome>(CLAIM_OUTCOMES, reply, 'claim.lua');
   }
 
-  /** Re-creates a reservation MySQL holds units for but Redis lost; never drives available below 0. */
+  /** Re-creates a reservation MySQL holds units for but Redis lost, with its holding and key; never drives available below 0. */
   async adopt(
     sku: string,
-    order: { orderNo: string; userId: string; quantity: number; state: 'CLAIMED' | 'SOLD'; reservedAtMs: number },
+    order: { orderNo: string; userId: string; quantity: number; state: 'CLAIMED' | 'SOLD'; reservedAtMs: number; idempotencyKey?: string | null },
   ): Promise<AdoptOutcome> {
     const k = saleKeys(sku);
     const reply = await this.commands.inventoryAdopt(
       k.sale,
       k.users,
       k.reservations,
+      k.idempotency,
+      k.holds,
       order.orderNo,
       order.userId,
       order.quantity,
       order.state === 'SOLD' ? 'S' : 'C',
       Math.floor(order.reservedAtMs),
+      order.idempotencyKey ?? '',
     );
     return expectOutcome<AdoptOutcome>(ADOPT_OUTCOMES, reply, 'adopt.lua');
   }
