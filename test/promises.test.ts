@@ -218,6 +218,19 @@ class StartsRefusedWhenTold extends OrderClient {
   }
 }
 
+/** A signed webhook paying the order, answered 202 RECEIVED: recorded, not judged yet (the order has no workflow). */
+async function paymentRecordedNotJudged(base: string, orderNo: string, amountCents: number): Promise<{ eventId: string }> {
+  const payment = { eventId: `evt_${randomUUID()}`, type: 'payment.succeeded', orderNo, amountCents };
+  const raw = JSON.stringify(payment);
+  const webhook = await httpRequest(base, 'POST', '/api/payments/webhook', {
+    raw,
+    headers: { 'content-type': 'application/json', 'payment-signature': signWebhook(config.webhookSecret, raw) },
+  });
+  expect(webhook.status, JSON.stringify(webhook.body)).toBe(202);
+  expect(webhook.body).toMatchObject({ outcome: 'RECEIVED' });
+  return payment;
+}
+
 it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) and is applied once the owner starts it; a cancel of one starts and cancels it', async () => {
   const queue = `promises-paid-${randomUUID()}`;
   // A worker, but no owner of starts yet: the promises stay unstarted until the test says.
@@ -235,14 +248,7 @@ it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) a
   const read = await httpRequest(base, 'GET', `/api/orders/${paidNo}`, { token: await auth.issue('pays-early') });
   expect(read.body).toMatchObject({ orderNo: paidNo, status: 'PENDING', source: 'stores', totalCents: 1_200 });
   // A payment for it is recorded, and not judged until the order exists.
-  const payment = { eventId: `evt_${randomUUID()}`, type: 'payment.succeeded', orderNo: paidNo, amountCents: 1_200 };
-  const raw = JSON.stringify(payment);
-  const webhook = await httpRequest(base, 'POST', '/api/payments/webhook', {
-    raw,
-    headers: { 'content-type': 'application/json', 'payment-signature': signWebhook(config.webhookSecret, raw) },
-  });
-  expect(webhook.status, JSON.stringify(webhook.body)).toBe(202);
-  expect(webhook.body).toMatchObject({ outcome: 'RECEIVED' });
+  const payment = await paymentRecordedNotJudged(base, paidNo, 1_200);
 
   // Temporal takes starts again: the cancel starts its order and cancels it.
   orders.refuseStarts = false;
@@ -257,6 +263,33 @@ it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) a
   // The owner of starts comes up: it starts the paid one, and the payment's owner delivers it.
   await testbed.startWorker(queue);
   await waitFor(async () => (await store.getOrder(paidNo))?.status === 'PAID', { what: `${paidNo} paid by its early payment`, timeoutMs: 30_000 });
+  expect(await store.getPayment(payment.eventId)).toMatchObject({ outcome: 'APPLIED' });
+  expectInvariants(await saleReport(store, redis, sale.sku));
+});
+
+it('a payment for a promise older than any start could take (its owner away for minutes) still waits for the start: the promise, not the clock, keeps it from ORDER_NOT_FOUND', async () => {
+  const queue = `promises-old-${randomUUID()}`;
+  await testbed.startWorker(queue, { starter: false });
+  const pipeline = new RedisInventory(redis, queue);
+  const base = await testbed.serve(queue, new OrderClient(temporal, store, queue, undefined, { inventory: pipeline }));
+  const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1, priceCents: 900 });
+  // Promised two minutes ago (past RESERVATION_GRACE + RECONCILE_INTERVAL + 1 min, after which an
+  // order with no workflow, no row and no promise is judged not to exist), never started since.
+  const madeAt = Date.now() - 120_000;
+  const orderNo = newOrderNo(madeAt);
+  const { unitPriceCents: _price, ...input } = oneUnitOrder(sale, { orderNo, userId: 'old-promise', createdAtMs: madeAt, paymentWindow: '30m' });
+  await pipeline.markSaleActive(sale.sku, madeAt);
+  expect(
+    (await pipeline.reserve({ orderNo, sku: sale.sku, userId: 'old-promise', quantity: 1, nowMs: madeAt, promise: { input, handoffMs: 0 } })).outcome,
+  ).toBe('RESERVED');
+
+  const payment = await paymentRecordedNotJudged(base, orderNo, 900);
+  // The sweeps deliver it again meanwhile: it stays RECEIVED while the promise waits.
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  expect(await store.getPayment(payment.eventId)).toMatchObject({ outcome: 'RECEIVED' });
+
+  await testbed.startWorker(queue); // the owner of starts, back
+  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', { what: `${orderNo} paid once started`, timeoutMs: 30_000 });
   expect(await store.getPayment(payment.eventId)).toMatchObject({ outcome: 'APPLIED' });
   expectInvariants(await saleReport(store, redis, sale.sku));
 });
