@@ -26,10 +26,14 @@ ZIPKIN_VERSION="3.6.1"
 TEST_SERVER_VERSION="$(sed -n 's:.*<temporal.test-server.version>\(.*\)</temporal.test-server.version>.*:\1:p' "$ROOT/tools/test-server/pom.xml")"
 
 WITH_TEST_SERVER=0
+WITH_FAKETIME=0
 for arg in "$@"; do
   case "$arg" in
-    --test-server) WITH_TEST_SERVER=1 ;;
-    *) die "unknown argument '$arg' (usage: bash scripts/install-tools.sh [--test-server])" ;;
+    # The tests need everything: the time-skipping server, Chromium and faketime.
+    --test-server) WITH_TEST_SERVER=1; WITH_FAKETIME=1 ;;
+    # The fault suite runs a process under a skewed clock.
+    --faketime) WITH_FAKETIME=1 ;;
+    *) die "unknown argument '$arg' (usage: bash scripts/install-tools.sh [--test-server] [--faketime])" ;;
   esac
 done
 
@@ -244,7 +248,7 @@ fi
 # ---- faketime (a process under a skewed clock: the clock-skew tests and fault round) ------------
 # Debian's libfaketime: LD_PRELOAD shifts what a process's clock_gettime answers, nothing else.
 step_start "faketime"
-if [ "$WITH_TEST_SERVER" = 0 ]; then
+if [ "$WITH_FAKETIME" = 0 ]; then
   step_done "skipped (only the tests and the fault suite need it)"
 elif command -v faketime >/dev/null; then
   step_done "present ($(command -v faketime))"
