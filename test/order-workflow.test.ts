@@ -279,12 +279,15 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const orderNo = newOrderNo();
     const handle = await startOrder(sale, undefined, orderNo);
     await hold.arrived;
-    // persistOrder is a local activity: the workflow task stays open while it runs, so the signal
-    // is accepted by the server now and seen by the workflow once the order is persisted.
+    // Recorded by MySQL before the order has a row, as the webhook records it, and delivered with
+    // its arrival time: persistOrder is a local activity (the workflow task stays open while it
+    // runs), so the Update is accepted by the server now and judged once the order is persisted.
     const eventId = `evt-early-${orderNo}`;
-    await handle.signal(paymentReceivedSignal, { eventId, amountCents: sale.priceCents });
+    const recorded = await store.recordPayment({ eventId, orderNo, amountCents: sale.priceCents });
+    const verdict = handle.executeUpdate(payUpdate, { args: [storedPayment(recorded)] });
     expect(await orderRow(orderNo)).toBeUndefined(); // really not persisted yet
     hold.open();
+    expect(await verdict).toEqual({ outcome: 'APPLIED' });
     const result = await handle.result();
     expect(result.status).toBe('PAID');
     expect(result.payments).toEqual([{ eventId, amountCents: sale.priceCents, outcome: 'APPLIED' }]);

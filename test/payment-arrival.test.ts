@@ -87,6 +87,15 @@ async function until(at: number): Promise<void> {
   await sleep(Math.max(0, at - Date.now()));
 }
 
+/** The activity types an order's workflow scheduled, from its history. */
+async function activitiesRun(orderNo: string): Promise<string[]> {
+  const history = await temporal.workflow.getHandle(orderWorkflowId(orderNo)).fetchHistory();
+  return (history.events ?? []).flatMap((event) => {
+    const name = event.activityTaskScheduledEventAttributes?.activityType?.name;
+    return name ? [name] : [];
+  });
+}
+
 describe('a payment judged by when it arrived', () => {
   it('received before the deadline and not delivered before the timer fired: the order is PAID, and the late delivery answers APPLIED', async () => {
     const order = await placeOrder('3s');
@@ -115,6 +124,9 @@ describe('a payment judged by when it arrived', () => {
     }
     await orders.awaitClosed(order.input.orderNo);
     expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
+    // Accepted by its arrival time, past the deadline by the workflow's clock: not rescued later by
+    // the timeout's look into MySQL (cancelUnpaidOrder never ran).
+    expect(await activitiesRun(order.input.orderNo)).not.toContain('cancelUnpaidOrder');
     expectInvariants(await saleReport(store, redis, order.sku));
   });
 
