@@ -147,6 +147,14 @@ describe('a worker 20 minutes ahead of Redis and MySQL', () => {
     expect(await handle.executeUpdate(payUpdate, { args: [storedPayment(row)] })).toEqual({ outcome: 'APPLIED' });
     await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', { what: `${orderNo} paid`, timeoutMs: 15_000 });
   });
+
+  it("bounds Temporal's clock from below by the activities it ran (Temporal cannot be asked): 20 minutes behind it", async () => {
+    const body = (await (await fetch(`${healthUrl}/readyz`)).json()) as { clocks?: Record<string, { atLeastMs?: number }> };
+    // Scheduled by Temporal's clock, started by this worker's: at most their offset, by the task's wait.
+    const bound = body.clocks?.temporal?.atLeastMs;
+    expect(bound, JSON.stringify(body.clocks)).toBeLessThanOrEqual(-AHEAD_MS + 1_000);
+    expect(bound).toBeGreaterThan(-AHEAD_MS - 10_000);
+  });
 });
 
 describe('an API 2 s ahead of Redis', () => {

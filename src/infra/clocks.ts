@@ -29,8 +29,19 @@ export interface ClockGate {
   marginName: string;
 }
 
+/** A clock this process cannot ask (Temporal's), seen from one side: it is at least `atLeastMs` from this process's. */
+export interface ClockBound {
+  /** The other clock minus this process's is at least this, in ms (the largest sample of the window). */
+  atLeastMs: number;
+  measuredAt: number;
+}
+
+/** How long a one-sided sample counts: the largest of the window is the tightest bound. */
+const BOUND_WINDOW_MS = 60_000;
+
 export class ClockWatch {
   private readonly last = new Map<string, ClockOffset>();
+  private readonly bounds = new Map<string, ClockBound>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -58,6 +69,20 @@ export class ClockWatch {
   /** Each source's last offset; a source that never answered is absent. */
   offsets(): Record<string, ClockOffset> {
     return Object.fromEntries(this.last);
+  }
+
+  /**
+   * Records a one-sided sample of a clock this process cannot ask: the other minus this process's
+   * is at least `atLeastMs` (Temporal's, from when it scheduled an activity this process then ran).
+   */
+  observeAtLeast(source: string, atLeastMs: number, now = Date.now()): void {
+    const last = this.bounds.get(source);
+    if (!last || now - last.measuredAt > BOUND_WINDOW_MS || atLeastMs > last.atLeastMs) this.bounds.set(source, { atLeastMs, measuredAt: now });
+  }
+
+  /** Each one-sided source's bound; one not sampled yet is absent. */
+  lowerBounds(): Record<string, ClockBound> {
+    return Object.fromEntries(this.bounds);
   }
 
   async measureAll(): Promise<void> {
@@ -98,11 +123,25 @@ export interface ShownClockOffset {
   measuredAt: string;
 }
 
-export function shownClocks(offsets: Readonly<Record<string, ClockOffset>>): Record<string, ShownClockOffset> {
-  return Object.fromEntries(
-    Object.entries(offsets).map(([source, o]) => [
-      source,
-      { offsetMs: Math.round(o.offsetMs), uncertaintyMs: Math.ceil(o.uncertaintyMs), measuredAt: new Date(o.measuredAt).toISOString() },
-    ]),
-  );
+/** A one-sided bound as /readyz shows it. */
+export interface ShownClockBound {
+  atLeastMs: number;
+  measuredAt: string;
+}
+
+export function shownClocks(
+  offsets: Readonly<Record<string, ClockOffset>>,
+  bounds: Readonly<Record<string, ClockBound>> = {},
+): Record<string, ShownClockOffset | ShownClockBound> {
+  return {
+    ...Object.fromEntries(
+      Object.entries(offsets).map(([source, o]) => [
+        source,
+        { offsetMs: Math.round(o.offsetMs), uncertaintyMs: Math.ceil(o.uncertaintyMs), measuredAt: new Date(o.measuredAt).toISOString() },
+      ]),
+    ),
+    ...Object.fromEntries(
+      Object.entries(bounds).map(([source, b]) => [source, { atLeastMs: Math.floor(b.atLeastMs), measuredAt: new Date(b.measuredAt).toISOString() }]),
+    ),
+  };
 }

@@ -7,7 +7,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { State } from '@temporalio/worker';
-import type { ShownClockOffset } from '../infra/clocks.js';
+import type { ShownClockBound, ShownClockOffset } from '../infra/clocks.js';
 
 /** The Worker's state, or STARTING before the Worker exists (bundle loading, connecting). */
 export type WorkerHealthState = State | 'STARTING';
@@ -21,7 +21,7 @@ export async function startWorkerHealthServer(options: {
   port: number;
   host?: string;
   state: () => WorkerHealthState;
-  clocks?: () => Record<string, ShownClockOffset>;
+  clocks?: () => Record<string, ShownClockOffset | ShownClockBound>;
 }): Promise<WorkerHealthServer> {
   const server: Server = createServer((req, res) => {
     const state = options.state();

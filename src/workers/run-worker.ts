@@ -46,7 +46,11 @@ redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis conne
 const clocks = new ClockWatch({ redis: () => redisClockMs(redis), mysql: () => store.clockMs() });
 await clocks.start();
 const health = config.workerHealthPort
-  ? await startWorkerHealthServer({ port: config.workerHealthPort, state: () => workerState(), clocks: () => shownClocks(clocks.offsets()) })
+  ? await startWorkerHealthServer({
+      port: config.workerHealthPort,
+      state: () => workerState(),
+      clocks: () => shownClocks(clocks.offsets(), clocks.lowerBounds()),
+    })
   : undefined;
 if (health) logger.info({ url: `http://127.0.0.1:${health.port}/readyz` }, 'worker health listening');
 const connection = await createWorkerConnection(config);
@@ -80,6 +84,7 @@ const worker = await createOrderWorker({
   redis,
   temporal,
   workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH || undefined,
+  clocks,
   tuning: { maxCachedWorkflows: config.workerMaxCachedWorkflows },
 });
 workerState = () => worker.getState();

@@ -7,6 +7,7 @@
  */
 import type { LogLevel, LogMetadata, Logger as TemporalLogger, MetricCounter, MetricMeter } from '@temporalio/common';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
+import type { ClockWatch } from '../infra/clocks.js';
 import type { Logger } from '../infra/logger.js';
 
 const PINO_LEVEL = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const satisfies Record<LogLevel, string>;
@@ -58,4 +59,17 @@ export function activityMetricsInterceptor(meter: MetricMeter): ActivityIntercep
       },
     },
   });
+}
+
+/**
+ * Temporal's clock seen from this worker: an activity task's scheduled time (Temporal's clock)
+ * minus when it starts here (ours) is at most their offset (the task waited in between), so the
+ * largest such sample bounds it from below. Temporal has no call that reads its clock.
+ */
+export function temporalClockInterceptor(clocks: Pick<ClockWatch, 'observeAtLeast'>): ActivityInterceptorsFactory {
+  return (ctx) => {
+    // A local activity is scheduled by this process itself.
+    if (!ctx.info.isLocal) clocks.observeAtLeast('temporal', ctx.info.currentAttemptScheduledTimestampMs - Date.now());
+    return {};
+  };
 }

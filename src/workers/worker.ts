@@ -23,7 +23,8 @@ import { temporalClientInterceptors, tracingActivityInterceptors, workflowSpanSi
 import { PromiseStarter, type PromiseStarterObserver, type PromiseStarterOptions } from '../order/starter.js';
 import { StartPacing } from '../order/start-pacing.js';
 import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
-import { activityMetricsInterceptor } from './telemetry.js';
+import { activityMetricsInterceptor, temporalClockInterceptor } from './telemetry.js';
+import type { ClockWatch } from '../infra/clocks.js';
 
 export interface OrderWorkerOptions {
   config: Pick<AppConfig, 'temporal' | 'reservationGraceMs' | 'reconcileIntervalMs'>;
@@ -39,6 +40,8 @@ export interface OrderWorkerOptions {
   workflowBundlePath?: string;
   /** Tests wrap activities to inject faults around the real ones. */
   wrapActivities?: (activities: Activities) => Partial<Activities>;
+  /** Where Temporal's clock, as activity tasks show it, is recorded for the worker's /readyz. */
+  clocks?: ClockWatch;
   /** Where activity outcomes and retries are recorded; default: the Runtime's meter (its Prometheus exporter). */
   metricMeter?: MetricMeter;
   tuning?: Partial<
@@ -70,7 +73,11 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Wo
     interceptors: {
       // Activity outcomes and retries, into the Runtime's metrics exporter (a no-op without one);
       // with tracing on, each activity's span, joined to the trace its workflow carries.
-      activity: [activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter), ...tracingActivityInterceptors()],
+      activity: [
+        activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter),
+        ...(options.clocks ? [temporalClockInterceptor(options.clocks)] : []),
+        ...tracingActivityInterceptors(),
+      ],
       // In every worker, traced or not, as in the prebuilt bundle (src/workers/bundle.ts says why);
       // a prebuilt bundle has them already, and the SDK warns when they are named again.
       ...(options.workflowBundlePath ? {} : { workflowModules: [WORKFLOW_TRACING_MODULE] }),
