@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/order/payments.js';
+import { orderWorkflowId } from '../src/order/contract.js';
 import type { AppConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
@@ -297,6 +298,23 @@ describe('a frozen dependency', () => {
       what: 'persisted',
       timeoutMs: 15_000,
     });
+    // An order closed before the freeze, never read through this API (so not in its cache).
+    const closed = await checkout(sale.sku, 'mysql-closed');
+    const closedNo = closed.body.orderNo as string;
+    await waitFor(async () => (await store.getOrder(closedNo))?.status === 'AWAITING_PAYMENT', { what: `${closedNo} persisted`, timeoutMs: 15_000 });
+    // Retried while a breaker the previous freeze opened is still closing.
+    await waitFor(
+      async () => (await httpRequest(api.url, 'POST', `/api/orders/${closedNo}/cancel`, { token: await auth.issue('mysql-closed') })).status === 202,
+      {
+        what: `${closedNo}'s cancel accepted`,
+        timeoutMs: 15_000,
+        intervalMs: 200,
+      },
+    );
+    await waitFor(async () => (await temporal.workflow.getHandle(orderWorkflowId(closedNo)).describe()).status.name === 'COMPLETED', {
+      what: `${closedNo}'s workflow closed`,
+      timeoutMs: 15_000,
+    });
 
     const thaw = freeze('mysql');
     let accepted: Timed;
@@ -304,6 +322,11 @@ describe('a frozen dependency', () => {
       accepted = await checkout(sale.sku, 'mysql-during');
       expect(accepted.status).toBe(202);
       expect(accepted.ms).toBeLessThan(1_000);
+      // A closed order's row is out of reach: its workflow's result answers, within the read deadline.
+      const read = await readOrder(closedNo, 'mysql-closed');
+      expect(read.status, JSON.stringify(read.body)).toBe(200);
+      expect(read.body).toMatchObject({ orderNo: closedNo, status: 'CANCELLED', cancelReason: 'USER_CANCELLED', source: 'workflow' });
+      expect(read.ms).toBeLessThan(config.deadlines.readMs + SLACK_MS);
       const paid = await webhook(placed.body.orderNo as string, `evt-mysql-${placed.body.orderNo as string}`, sale.priceCents);
       expectUnavailable(paid);
       expect(paid.ms).toBeLessThan(2_000 + SLACK_MS);
