@@ -21,6 +21,7 @@ import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { withMethods } from './helpers/faults.js';
 import { putOnSale } from './helpers/fixtures.js';
+import { startHoldingProxy } from './helpers/tcp-proxy.js';
 
 let redis: RedisClient;
 let store: Store;
@@ -47,8 +48,14 @@ function pipeline() {
   const taskQueue = `starter-${randomUUID()}`;
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
   const inventory = new RedisInventory(redis, taskQueue);
-  const startOwner = (ownStore: Store = store) => {
-    const owner = startPromiseStarter({ config, connection, store: ownStore, redis, logger: createLogger({ logLevel: 'silent' }, 'starter-test') });
+  const startOwner = (ownStore: Store = store, ownConnection: NativeConnection = connection) => {
+    const owner = startPromiseStarter({
+      config,
+      connection: ownConnection,
+      store: ownStore,
+      redis,
+      logger: createLogger({ logLevel: 'silent' }, 'starter-test'),
+    });
     running.push(owner);
     return owner;
   };
@@ -134,5 +141,45 @@ describe('the owner of starts', () => {
       expect(startTime.getTime()).toBeGreaterThanOrEqual(leasedAt + leaseMs - 50);
     }
     await owner.stop();
+  });
+
+  it('two live owners: the leaseholder stalled mid-visit (its Temporal calls held) hands the sale over, the other starts every promise, and the stalled one coming back changes nothing', async () => {
+    const { startOwner, promise } = pipeline();
+    const sale = await putOnSale(store, redis, { stock: 10 });
+    const [host, port] = testConfig().temporal.address.split(':');
+    const proxy = await startHoldingProxy({ host: host ?? '127.0.0.1', port: Number(port) });
+    const slow = await NativeConnection.connect({ address: `127.0.0.1:${proxy.port}` });
+    try {
+      const stalled = startOwner(store, slow);
+      // The first owner takes the sale's lease (a first promise, started), then its Temporal stalls.
+      const first = await promise(sale.sku, 'before-the-stall');
+      await waitFor(() => workflowExists(first), { what: `${first} started by the first owner`, timeoutMs: 15_000 });
+      const stalledId = await redis.get(saleKeys(sale.sku).starter);
+      expect(stalledId).not.toBeNull();
+      proxy.hold();
+      const second = startOwner();
+      const during: string[] = [];
+      for (let i = 0; i < 5; i++) during.push(await promise(sale.sku, `during-the-stall-${i}`));
+      // Its starts time out (5 s), the visit gives the lease up; the other owner takes the sale.
+      for (const orderNo of during) await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started by the other owner`, timeoutMs: 30_000 });
+      expect(await redis.get(saleKeys(sale.sku).starter)).not.toBe(stalledId);
+      // The stalled owner's held calls reach Temporal now: starts of running workflows, no-ops.
+      proxy.release();
+      await waitFor(async () => (await Promise.all(during.map((orderNo) => isPending(sale.sku, orderNo)))).every((pending) => !pending), {
+        what: 'every pending start dropped',
+        timeoutMs: 30_000,
+      });
+      for (const orderNo of [first, ...during]) {
+        const runs = temporal.workflow.list({ query: `WorkflowId = '${orderWorkflowId(orderNo)}'` });
+        let count = 0;
+        for await (const _ of runs) count++;
+        expect(count, `${orderNo}'s runs`).toBe(1);
+      }
+      await Promise.all([stalled.stop(), second.stop()]);
+    } finally {
+      proxy.release();
+      await slow.close();
+      await proxy.close();
+    }
   });
 });
