@@ -699,7 +699,10 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
       text: '[chaos/results/latest.json](chaos/results/latest.json), {date}, fresh clone): {kills} kills',
       slots: {
         date: minute(chaos, 'date'),
-        kills: count(roundsWhere((round) => round.gray === undefined).length, `${chaos.file}: the rounds without a freeze (faults.*.gray)`),
+        kills: count(
+          roundsWhere((round) => round.gray === undefined && round.payments === undefined).length,
+          `${chaos.file}: the rounds without a freeze (faults.*.gray) or payments (faults.*.payments)`,
+        ),
       },
     },
     {
