@@ -545,6 +545,37 @@ async function forgetReservation(input: PersistOrderInput): Promise<void> {
   await redis.hincrby(keys.users, input.userId, -input.quantity);
 }
 
+describe('releaseReservation of a reservation Redis lost', () => {
+  it("gives nothing back (the counters lost it too) and the checkout's key names the order again", async () => {
+    const { sku, priceCents } = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const userId = `user-é-${randomUUID()}`; // a multi-byte id: the key's field counts bytes, as reserve.lua does
+    const orderNo = newOrderNo();
+    expect((await inventory.reserve({ orderNo, sku, userId, quantity: 1, idempotencyKey: 'lost-key' })).outcome).toBe('RESERVED');
+    const createdAtMs = Date.now();
+    const input: PersistOrderInput = {
+      orderNo,
+      sku,
+      userId,
+      quantity: 1,
+      unitPriceCents: priceCents,
+      idempotencyKey: 'lost-key',
+      createdAt: new Date(createdAtMs).toISOString(),
+      paymentWindow: '30m',
+      paymentDeadline: new Date(createdAtMs + PAYMENT_WINDOW_MS).toISOString(),
+    };
+    await activities.persistOrder(input);
+    await forgetReservation(input);
+    await redis.del(RedisInventory.keys(sku).idempotency); // the key was in the lost writes too
+    const before = await inventory.getSale(sku);
+    expect(await activities.releaseReservation({ sku, orderNo })).toBe('NOT_FOUND');
+    expect(await inventory.getSale(sku)).toEqual(before);
+    expect(await inventory.reserve({ orderNo: newOrderNo(), sku, userId, quantity: 1, idempotencyKey: 'lost-key' })).toMatchObject({
+      outcome: 'DUPLICATE',
+      orderNo,
+    });
+  });
+});
+
 describe('confirmReservation', () => {
   it('makes a reservation Redis lost behind a persisted order again as sold, whole: a payment made in time is not refunded for the loss', async () => {
     const { sku, stock, input } = await reservedOrder({ stock: 3, quantity: 1 });

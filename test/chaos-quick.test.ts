@@ -17,7 +17,9 @@ it('survives every fault with every invariant (quick fault suite)', { timeout: 6
   // No server addresses from the test stack: the suite starts (and kills) servers of its own.
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !['TEMPORAL_ADDRESS', 'REDIS_URL', 'MYSQL_URL'].includes(key)));
   const { code, output } = await runScript('chaos/run.ts', ['--quick', '--out', outDir], env);
-  const report = JSON.parse(readFileSync(join(outDir, 'latest.json'), 'utf8')) as { faults: Record<string, { ok: boolean; checks: Record<string, boolean> }> };
+  const report = JSON.parse(readFileSync(join(outDir, 'latest.json'), 'utf8')) as {
+    faults: Record<string, { ok: boolean; checks: Record<string, boolean>; figures: unknown }>;
+  };
   expect(Object.keys(report.faults).sort()).toEqual([
     'api-kill',
     'mariadb-kill',
@@ -32,7 +34,8 @@ it('survives every fault with every invariant (quick fault suite)', { timeout: 6
       Object.entries(result.checks)
         .filter(([, ok]) => !ok)
         .map(([check]) => check),
-      `${fault}: violated checks`,
+      // The round's figures name what broke (the orders without a row, the keys that named another order...).
+      `${fault}: violated checks; figures ${JSON.stringify(result.figures).slice(0, 3_000)}`,
     ).toEqual([]);
     expect(result.ok, fault).toBe(true);
   }

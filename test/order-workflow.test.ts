@@ -211,7 +211,9 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     // Recorded by MySQL in time; its delivery to the workflow was lost (never signalled).
     const payment = await store.recordPayment({ eventId: `evt-skew-${orderNo}`, orderNo, amountCents: sale.priceCents });
     expect(payment.receivedAt.getTime()).toBeLessThan(deadline.getTime());
-    expect(await result).toMatchObject({ status: 'PAID', payments: [{ eventId: payment.eventId, outcome: 'APPLIED' }] });
+    const final = await result;
+    const seen = { final, row: await orderRow(orderNo), payments: await paymentRows(orderNo), recorded: payment, deadline };
+    expect(final, JSON.stringify(seen)).toMatchObject({ status: 'PAID', payments: [{ eventId: payment.eventId, outcome: 'APPLIED' }] });
     expect(await paymentRows(orderNo)).toEqual([{ eventId: payment.eventId, outcome: 'APPLIED', refundReason: null }]);
     expectInvariants(await saleReport(store, redis, sale.sku));
   });

@@ -193,10 +193,16 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
      * for it from then on): released records would otherwise pile up with every cancelled order.
      */
     async releaseReservation(reservation: { sku: string; orderNo: string }): Promise<string> {
-      return inventory.release(reservation.sku, reservation.orderNo, { as: 'owner', forget: true });
+      const outcome = await inventory.release(reservation.sku, reservation.orderNo, { as: 'owner', forget: true });
+      if (outcome === 'NOT_FOUND') {
+        // Redis lost the reservation (a failover, a restore): no units to give back, but the
+        // checkout's key must go on naming this order, or a retry with it would make a new one.
+        const row = await store.getOrder(reservation.orderNo);
+        if (row?.idempotencyKey) await inventory.restoreKey(reservation.sku, { userId: row.userId, key: row.idempotencyKey, orderNo: row.orderNo });
+      }
+      return outcome;
     },
 
-    /** Turns the reservation into a sale in Redis; idempotent likewise. */
     /**
      * The paid order's units: C -> S. A reservation Redis lost (a failover, a restore) behind the
      * order MySQL holds is made again as sold, whole (units, holding, key), if the units and the

@@ -578,6 +578,15 @@ export class RedisInventory {
     await this.commands.inventoryPromiseEntry(k.pending, k.inputs, orderNo, 'drop', 0);
   }
 
+  /**
+   * The checkout's (user, key) names `orderNo` again unless it names another order: after Redis
+   * lost the reservation that held it. Field layout as reserve.lua's (the user id length-prefixed).
+   */
+  async restoreKey(sku: string, idempotency: { userId: string; key: string; orderNo: string }): Promise<void> {
+    const field = `${Buffer.byteLength(idempotency.userId, 'utf8')}:${idempotency.userId}\n${idempotency.key}`;
+    await this.redis.hsetnx(saleKeys(sku).idempotency, field, idempotency.orderNo);
+  }
+
   /** Redis's clock (TIME), in ms: the one reservations are judged by, whatever this process's says. */
   clockMs(): Promise<number> {
     return redisClockMs(this.redis);
