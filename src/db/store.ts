@@ -360,8 +360,8 @@ export class Store {
    * takes too, so a payment is either recorded before this looks (and found: PAID_IN_TIME, nothing
    * changes) or after it committed (then MySQL stamps it later than the deadline, or than the
    * shopper's cancel). A payment timeout waits for MySQL's own clock to pass the deadline
-   * (NOT_DUE), so a payment stamped at or before the deadline is always seen. Idempotent: a retry after a lost
-   * commit finds the order CANCELLED.
+   * (NOT_DUE), so a payment stamped at or before the deadline is always seen. Idempotent: a retry
+   * after a lost commit finds the order CANCELLED.
    */
   async cancelUnpaidOrder(cancel: { orderNo: string; reason: CancelReason; cancelledAt: Date }): Promise<CancelUnpaidResult> {
     return inTransaction(
@@ -422,7 +422,6 @@ export class Store {
     return rows.map(toOrderRow);
   }
 
-  /** One page of sale SKUs after `afterSku`, in SKU order. */
   /** Which of these SKUs have a sale row. */
   async existingSaleSkus(skus: readonly string[]): Promise<Set<string>> {
     if (skus.length === 0) return new Set();
@@ -430,6 +429,7 @@ export class Store {
     return new Set(rows.map((row) => String(row.sku)));
   }
 
+  /** One page of sale SKUs after `afterSku`, in SKU order. */
   async saleSkusPage(afterSku: string, limit: number): Promise<string[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>('SELECT sku FROM sales WHERE sku > ? ORDER BY sku LIMIT ?', [afterSku, limit]);
     return rows.map((row) => String(row.sku));

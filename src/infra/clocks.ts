@@ -42,6 +42,8 @@ const BOUND_WINDOW_MS = 60_000;
 export class ClockWatch {
   private readonly last = new Map<string, ClockOffset>();
   private readonly bounds = new Map<string, ClockBound>();
+  /** Sources being measured now: a hung server holds one query of this watch, not one per interval. */
+  private readonly measuring = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -87,7 +89,18 @@ export class ClockWatch {
 
   async measureAll(): Promise<void> {
     // A source down now keeps its last offset: its own health check says it is down.
-    await Promise.allSettled(Object.keys(this.sources).map((source) => this.measure(source)));
+    await Promise.allSettled(
+      Object.keys(this.sources)
+        .filter((source) => !this.measuring.has(source))
+        .map(async (source) => {
+          this.measuring.add(source);
+          try {
+            await this.measure(source);
+          } finally {
+            this.measuring.delete(source);
+          }
+        }),
+    );
   }
 
   async measure(source: string): Promise<ClockOffset> {
