@@ -1,10 +1,23 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
 /**
- * Test files that need no servers. They form the `unit` project, which has no global setup, so
- * `npx vitest run test/docs.test.ts` starts nothing; `npm test` runs both projects.
+ * Test files that need no stack. They form the `unit` project, whose setup only locates the
+ * time-skipping test server, so `npx vitest run --project unit` starts no Redis, MariaDB or dev
+ * server; `npm test` runs both projects.
  */
-const WITHOUT_STACK = ['test/docs.test.ts', 'test/bundle.test.ts', 'test/dependency-guard.test.ts', 'test/order-status-cache.test.ts'];
+const WITHOUT_STACK = [
+  'test/docs.test.ts',
+  'test/bundle.test.ts',
+  'test/dependency-guard.test.ts',
+  'test/order-status-cache.test.ts',
+  'test/order-rules.test.ts',
+  'test/order-workflow-branches.test.ts',
+];
+/**
+ * The load and fault smoke runs (the quick fault suite, the benchmark's quick runs): minutes each,
+ * so CI runs them as `npm run test:load` after `npm test` instead of inside it.
+ */
+const LOAD = ['test/chaos-quick.test.ts', 'test/bench-quick.test.ts', 'test/bench-pipeline.test.ts', 'test/bench-tracing-cost.test.ts'];
 
 export default defineConfig({
   test: {
@@ -16,18 +29,19 @@ export default defineConfig({
     hookTimeout: 120_000,
     reporters: ['default'],
     projects: [
-      { extends: true, test: { name: 'unit', include: WITHOUT_STACK } },
+      { extends: true, test: { name: 'unit', include: WITHOUT_STACK, globalSetup: ['test/setup/test-server.ts'] } },
       {
         extends: true,
         test: {
           name: 'stack',
           include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, ...WITHOUT_STACK],
+          exclude: [...configDefaults.exclude, ...WITHOUT_STACK, ...LOAD],
           // One isolated stack (Temporal dev server, Redis, MariaDB) for the whole run, on free ports;
           // vitest sets a project up only when one of its files runs.
           globalSetup: ['test/setup/global-stack.ts'],
         },
       },
+      { extends: true, test: { name: 'load', include: LOAD, globalSetup: ['test/setup/global-stack.ts'] } },
     ],
   },
 });

@@ -51,7 +51,7 @@ export async function setup(project: TestProject): Promise<void> {
   project.provide('workflowBundlePath', workflowBundlePath);
 }
 
-function requireTestServer(): string {
+export function requireTestServer(): string {
   const path = loadToolPaths().temporalTestServer;
   if (!path) {
     throw new Error(
