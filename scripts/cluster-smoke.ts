@@ -102,7 +102,7 @@ try {
     if (health.status !== proto.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING) throw new Error(`health ${health.status}`);
     const ns = await connection.workflowService.describeNamespace({ namespace: TEMPORAL_NAMESPACE });
     const sa = await connection.operatorService.listSearchAttributes({ namespace: TEMPORAL_NAMESPACE });
-    for (const name of ['OrderSku', 'OrderUserId', 'OrderStatus']) {
+    for (const name of ['OrderSku', 'OrderUserId']) {
       if (sa.customAttributes?.[name] !== proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD)
         throw new Error(`search attribute ${name} missing`);
     }

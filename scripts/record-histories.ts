@@ -1,13 +1,14 @@
 /**
- * `npm run record-histories [-- --out test/replay/histories/<version>]`: runs OrderWorkflow through
+ * `npm run record-histories -- --out test/replay/histories/<release>`: runs OrderWorkflow through
  * every path it has, on a throw-away local stack (Temporal dev server, Redis, MariaDB) with the
  * production worker and real activities, and exports each history as JSON with the Temporal CLI
  * (the same format as the Web UI's "Download" button). `npm test` replays every recorded history
  * against today's workflow code (test/replay.test.ts), so a change that is not replay-compatible
  * with orders already running fails CI.
  *
- * Record into a new version folder whenever the workflow's commands change on purpose (behind a
- * patch); keep the old folders: they are the histories of orders that may still be running.
+ * Record into a new folder whenever the workflow's commands change on purpose (behind a patch);
+ * keep the old folders while orders of that release may still run (docs/testing.md, "Changing the
+ * workflow: the patch lifecycle").
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -47,7 +48,7 @@ import type { OrderWorkflow } from '../src/workflows/order.js';
 
 const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({ options: { out: { type: 'string' }, only: { type: 'string' } } });
-if (!args.out) throw new Error('usage: npm run record-histories -- --out test/replay/histories/<version>');
+if (!args.out) throw new Error('usage: npm run record-histories -- --out test/replay/histories/<release>');
 const outDir = resolve(root, args.out);
 const say = (line: string) => console.log(`[record] ${line}`);
 const run = promisify(execFile);
@@ -71,7 +72,7 @@ class Gate {
   }
 }
 
-const gates: { persistOrder?: Gate; cancelOrder?: Gate } = {};
+const gates: { persistOrder?: Gate; cancelUnpaidOrder?: Gate } = {};
 /** persistOrder attempts that failed in the current scenario, and how many are to fail. */
 let failedPersists: number | undefined;
 let persistFailures = 0;
@@ -110,12 +111,8 @@ async function main(): Promise<void> {
             }
             return real.persistOrder(input);
           },
-          cancelOrder: async (input) => {
-            await gates.cancelOrder?.pass();
-            return real.cancelOrder(input);
-          },
           cancelUnpaidOrder: async (input) => {
-            await gates.cancelOrder?.pass();
+            await gates.cancelUnpaidOrder?.pass();
             return real.cancelUnpaidOrder(input);
           },
         }),
@@ -205,7 +202,7 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
     persistFailures = scenario.persistFails;
   }
   if (scenario.holdPersist) gates.persistOrder = new Gate();
-  if (scenario.holdCancel) gates.cancelOrder = new Gate();
+  if (scenario.holdCancel) gates.cancelUnpaidOrder = new Gate();
   await deps.lateWorker?.start();
   try {
     const handle = await client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
@@ -244,9 +241,9 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
       },
       releasePersist: () => gates.persistOrder?.open(),
       cancelHeld: async () => {
-        await gates.cancelOrder?.reached;
+        await gates.cancelUnpaidOrder?.reached;
       },
-      releaseCancel: () => gates.cancelOrder?.open(),
+      releaseCancel: () => gates.cancelUnpaidOrder?.open(),
       total,
       recordPayment,
       deliver,
@@ -259,9 +256,9 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
     await deps.lateWorker?.stop();
     failedPersists = undefined;
     gates.persistOrder?.open();
-    gates.cancelOrder?.open();
+    gates.cancelUnpaidOrder?.open();
     delete gates.persistOrder;
-    delete gates.cancelOrder;
+    delete gates.cancelUnpaidOrder;
   }
 }
 

@@ -6,6 +6,7 @@
  * Redis counters, user holdings and reservation records.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
@@ -207,7 +208,9 @@ describe('persistOrder', () => {
       cancelled_at: null,
     });
     expect((row.created_at as Date).toISOString()).toBe(input.createdAt);
-    expect((row.payment_deadline as Date).toISOString()).toBe(input.paymentDeadline);
+    // By MySQL's clock as the persist committed: never earlier than the reservation's deadline.
+    expect((row.payment_deadline as Date).getTime()).toBeGreaterThanOrEqual(Date.parse(input.paymentDeadline));
+    expect((row.payment_deadline as Date).getTime()).toBeLessThan(Date.parse(input.paymentDeadline) + 10_000);
     expect(await mysqlAvailable(sku)).toBe(stock - 2);
     // In Redis, persistOrder only claims the reservation (R -> C): the counters do not move.
     expect(once.redis).toEqual(claimedIn(before, input.orderNo).redis);
@@ -385,18 +388,18 @@ describe('markPaid', () => {
   });
 });
 
-describe('cancelOrder', () => {
+describe('cancelUnpaidOrder: idempotent', () => {
   it('twice in a row: CANCELLED with its reason, MySQL stock given back once', async () => {
     const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
     await activities.persistOrder(input);
     expect(await mysqlAvailable(sku)).toBe(stock - 2);
     const persisted = await endState(sku, [input.orderNo]);
-    const cancel = { orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT' as const, cancelledAt: new Date().toISOString() };
+    const cancel = { orderNo: input.orderNo, reason: 'OPERATOR_CANCELLED' as const, cancelledAt: new Date().toISOString() };
 
-    const once = await expectRepeatChangesNothing(() => activities.cancelOrder(cancel), sku, [input.orderNo]);
+    const once = await expectRepeatChangesNothing(() => activities.cancelUnpaidOrder(cancel), sku, [input.orderNo]);
 
     const row = await onlyOrderRow(input.orderNo);
-    expect(row).toMatchObject({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT', paid_at: null });
+    expect(row).toMatchObject({ status: 'CANCELLED', cancel_reason: 'OPERATOR_CANCELLED', paid_at: null });
     expect((row.cancelled_at as Date).toISOString()).toBe(cancel.cancelledAt);
     expect(await mysqlAvailable(sku)).toBe(stock);
     expect(once.redis).toEqual(persisted.redis);
@@ -414,15 +417,15 @@ describe('cancelOrder', () => {
     const cancel = { orderNo: input.orderNo, reason: 'USER_CANCELLED' as const, cancelledAt: new Date().toISOString() };
 
     await concurrently(
-      () => activities.cancelOrder(cancel),
-      () => activities.cancelOrder(cancel),
-      () => activities.cancelOrder(cancel),
+      () => activities.cancelUnpaidOrder(cancel),
+      () => activities.cancelUnpaidOrder(cancel),
+      () => activities.cancelUnpaidOrder(cancel),
     );
 
     expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'CANCELLED', cancel_reason: 'USER_CANCELLED' })]);
     expect(await mysqlAvailable(sku)).toBe(stock);
     const once = await endState(sku, [input.orderNo]);
-    await activities.cancelOrder(cancel);
+    await activities.cancelUnpaidOrder(cancel);
     expect(await endState(sku, [input.orderNo])).toEqual(once);
   });
 
@@ -432,9 +435,9 @@ describe('cancelOrder', () => {
     await activities.markPaid({ orderNo: input.orderNo, eventId: `evt-${randomUUID()}`, amountCents: priceCents, paidAt: new Date().toISOString() });
     const paid = await endState(sku, [input.orderNo]);
 
-    const cancel = { orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT' as const, cancelledAt: new Date().toISOString() };
-    await activities.cancelOrder(cancel);
-    await Promise.all([activities.cancelOrder(cancel), activities.cancelOrder(cancel)]);
+    const cancel = { orderNo: input.orderNo, reason: 'USER_CANCELLED' as const, cancelledAt: new Date().toISOString() };
+    await activities.cancelUnpaidOrder(cancel);
+    await Promise.all([activities.cancelUnpaidOrder(cancel), activities.cancelUnpaidOrder(cancel)]);
 
     expect(await endState(sku, [input.orderNo])).toEqual(paid);
     expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'PAID', cancel_reason: null, cancelled_at: null })]);
@@ -446,13 +449,13 @@ describe('cancelOrder', () => {
     const before = await endState(sku, [input.orderNo]);
     const cancel = { orderNo: input.orderNo, reason: 'USER_CANCELLED' as const, cancelledAt: new Date().toISOString() };
 
-    await activities.cancelOrder(cancel);
+    await activities.cancelUnpaidOrder(cancel);
     expect(await endState(sku, [input.orderNo])).toEqual(before);
 
     await activities.recordOrderFailure({ ...input, reason: 'persist failed' });
     const failed = await endState(sku, [input.orderNo]);
-    await activities.cancelOrder(cancel);
-    await activities.cancelOrder(cancel);
+    await activities.cancelUnpaidOrder(cancel);
+    await activities.cancelUnpaidOrder(cancel);
     expect(await endState(sku, [input.orderNo])).toEqual(failed);
     expect(await mysqlAvailable(sku)).toBe(5);
   });
@@ -637,12 +640,16 @@ describe('confirmReservation', () => {
 });
 
 describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
-  /** An order persisted with its payment deadline `inMs` from now. */
+  /**
+   * An order persisted with its payment deadline `inMs` from now (a past one: just passed). The
+   * deadline is the later of the input's and MySQL's now + the window: a 1 ms window keeps the input's.
+   */
   async function persistedDueIn(inMs: number): Promise<ReservedOrder> {
     const order = await reservedOrder({ stock: 5, quantity: 1 });
-    const input = { ...order.input, paymentDeadline: new Date(Date.now() + inMs).toISOString() };
-    await activities.persistOrder(input);
-    return { ...order, input };
+    const wanted = { ...order.input, paymentWindow: '1ms', paymentDeadline: new Date(Date.now() + inMs).toISOString() };
+    const { paymentDeadline } = await activities.persistOrder(wanted);
+    if (inMs < 0) await sleep(Math.max(0, Date.parse(paymentDeadline) - Date.now() + 5));
+    return { ...order, input: { ...wanted, paymentDeadline } };
   }
 
   it('cancels an order with no payment, once, and gives its stock back once', async () => {
@@ -700,17 +707,17 @@ describe('persistOrder: the payment deadline counts from when the order became p
     // A reservation made 40 minutes ago: its own deadline (30 min) has passed.
     const late = { ...input, createdAt: new Date(Date.now() - 40 * 60_000).toISOString(), paymentDeadline: new Date(Date.now() - 10 * 60_000).toISOString() };
     const before = Date.now();
-    const first = await activities.persistOrder({ ...late, deadlineFromPersist: true });
+    const first = await activities.persistOrder({ ...late });
     const after = Date.now();
     const deadline = Date.parse(first.paymentDeadline);
     expect(deadline).toBeGreaterThanOrEqual(before + PAYMENT_WINDOW_MS - 1_000);
     expect(deadline).toBeLessThanOrEqual(after + PAYMENT_WINDOW_MS + 1_000);
     expect(((await onlyOrderRow(input.orderNo)).payment_deadline as Date).toISOString()).toBe(first.paymentDeadline);
     // The retry after a lost answer writes nothing and answers the deadline the first attempt wrote.
-    expect(await activities.persistOrder({ ...late, deadlineFromPersist: true })).toEqual(first);
+    expect(await activities.persistOrder({ ...late })).toEqual(first);
     // A reservation whose deadline is still ahead keeps it when that is later than now + the window.
     const ahead = await reserveOn({ sku, priceCents: (await store.getSale(sku))?.priceCents ?? 0 }, 1);
     const farDeadline = new Date(Date.now() + 2 * PAYMENT_WINDOW_MS).toISOString();
-    expect(await activities.persistOrder({ ...ahead, paymentDeadline: farDeadline, deadlineFromPersist: true })).toEqual({ paymentDeadline: farDeadline });
+    expect(await activities.persistOrder({ ...ahead, paymentDeadline: farDeadline })).toEqual({ paymentDeadline: farDeadline });
   });
 });

@@ -10,8 +10,9 @@ import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/checkout.js';
+import { storedPayment } from '../src/order/payments.js';
 import { waitFor } from '../stack/wait-for.js';
-import { ORDER_SKU_SEARCH_ATTRIBUTE, ORDER_WORKFLOW_TYPE, orderWorkflowId, paymentReceivedSignal, statusQuery } from '../src/order/contract.js';
+import { ORDER_SKU_SEARCH_ATTRIBUTE, ORDER_WORKFLOW_TYPE, orderWorkflowId, payUpdate, statusQuery } from '../src/order/contract.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
@@ -62,11 +63,12 @@ describe('OrderWorkflow on the Temporal dev server', () => {
       what: `${orderNo} listed by its SKU`,
       timeoutMs: 10_000,
     });
-    await handle.signal(paymentReceivedSignal, { eventId: `evt-${orderNo}`, amountCents: sale.priceCents });
+    const recorded = await store.recordPayment({ eventId: `evt-${orderNo}`, orderNo, amountCents: sale.priceCents });
+    await handle.executeUpdate(payUpdate, { args: [storedPayment(recorded)] });
     expect(await handle.result()).toMatchObject({ status: 'PAID' });
     // The query still answers on the closed workflow (this client does not reject closed ones).
     expect((await handle.query(statusQuery)).status).toBe('PAID');
-    // From v5 the status is not written to visibility (the query and the admin views answer it).
+    // The status is not written to visibility (the query and the admin views answer it).
     const described = await handle.describe();
     expect(described.searchAttributes.OrderStatus).toBeUndefined();
     expect(described.searchAttributes.OrderSku).toEqual([sale.sku]);

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { RedisClient } from '../src/infra/redis.js';
@@ -20,16 +20,7 @@ import { newOrderNo } from '../src/order/checkout.js';
 import { storedPayment } from '../src/order/payments.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureSearchAttributes } from '../src/workers/worker-connection.js';
-import {
-  cancelOrderSignal,
-  cancelUpdate,
-  ORDER_WORKFLOW_TYPE,
-  payUpdate,
-  orderWorkflowId,
-  paymentReceivedSignal,
-  statusQuery,
-  type OrderState,
-} from '../src/order/contract.js';
+import { cancelUpdate, ORDER_WORKFLOW_TYPE, payUpdate, orderWorkflowId, statusQuery, type OrderState, type PaymentVerdict } from '../src/order/contract.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, expectSaleSettled, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
@@ -128,6 +119,12 @@ async function startWorkflowOf(
   return env.client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, { workflowId: orderWorkflowId(orderNo), taskQueue, args: [input] });
 }
 
+/** Records a payment as the webhook does (MySQL stamps its arrival), then delivers it with the pay Update. */
+async function pay(handle: WorkflowHandle<typeof OrderWorkflow>, orderNo: string, eventId: string, amountCents: number): Promise<PaymentVerdict> {
+  const row = await store.recordPayment({ eventId, orderNo, amountCents });
+  return handle.executeUpdate(payUpdate, { args: [storedPayment(row)] });
+}
+
 async function waitForStatus(handle: WorkflowHandle<typeof OrderWorkflow>, status: OrderState['status']): Promise<OrderState> {
   return waitFor(
     async () => {
@@ -174,7 +171,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const sale = await putOnSale(store, redis, { stock: 5 });
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    await handle.signal(paymentReceivedSignal, { eventId: `evt-${orderNo}`, amountCents: totalCents });
+    await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
     const result = await handle.result();
     expect(result.status).toBe('PAID');
     expect(result.paidAt).toBeDefined();
@@ -212,7 +209,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     // (its workflow is on this file's time-skipping server, not theirs) refunded before the
     // timeout looks (CANCELLED, once in CI).
     await sleep(4_500);
-    // Recorded by MySQL in time; its delivery to the workflow was lost (never signalled).
+    // Recorded by MySQL in time; its delivery to the workflow was lost (never sent).
     const payment = await store.recordPayment({ eventId: `evt-skew-${orderNo}`, orderNo, amountCents: sale.priceCents });
     expect(payment.receivedAt.getTime()).toBeLessThan(deadline.getTime());
     const final = await result;
@@ -258,7 +255,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     await env.sleep('5 minutes');
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     expect(attempts).toBe(31);
-    await handle.signal(paymentReceivedSignal, { eventId: `evt-${orderNo}`, amountCents: totalCents });
+    await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
     expect((await handle.result()).status).toBe('PAID');
     expectInvariants(await saleReport(store, redis, sale.sku));
   });
@@ -274,7 +271,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     expect(attempts).toBe(3);
-    await handle.signal(paymentReceivedSignal, { eventId: `evt-${orderNo}`, amountCents: totalCents });
+    await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
     expect((await handle.result()).status).toBe('PAID');
     expectInvariants(await saleReport(store, redis, sale.sku));
   });
@@ -339,13 +336,13 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expectInvariants(await saleReport(store, redis, sale.sku));
   });
 
-  it('applies a duplicate payment signal once and records a second, different payment for refund', async () => {
+  it('applies a duplicate payment once and records a second, different payment for refund', async () => {
     const sale = await putOnSale(store, redis, { stock: 2 });
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    await handle.signal(paymentReceivedSignal, { eventId: `evt-a-${orderNo}`, amountCents: totalCents });
-    await handle.signal(paymentReceivedSignal, { eventId: `evt-a-${orderNo}`, amountCents: totalCents });
-    await handle.signal(paymentReceivedSignal, { eventId: `evt-b-${orderNo}`, amountCents: totalCents });
+    await pay(handle, orderNo, `evt-a-${orderNo}`, totalCents);
+    await pay(handle, orderNo, `evt-a-${orderNo}`, totalCents);
+    await pay(handle, orderNo, `evt-b-${orderNo}`, totalCents);
     const result = await handle.result();
     expect(result.status).toBe('PAID');
     expect(result.payments.map((p) => [p.eventId, p.outcome, p.refundReason])).toEqual([
@@ -365,15 +362,18 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const handle = await startOrder(sale, undefined, undefined, SHORT_WINDOW);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     const result = handle.result(); // lets the server skip the 30 minutes
+    const { paymentDeadline } = await handle.query(statusQuery);
     await hold.arrived; // the timer fired; the order is being cancelled
-    await handle.signal(paymentReceivedSignal, { eventId: `evt-late-${orderNo}`, amountCents: totalCents });
+    // Recorded once MySQL's clock (this box's) is past the deadline: late by the arrival rule.
+    await sleep(Math.max(0, Date.parse(paymentDeadline) - Date.now() + 50));
+    expect(await pay(handle, orderNo, `evt-late-${orderNo}`, totalCents)).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
     hold.open();
     const final = await result;
     expect(final).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
     expect(final.payments).toEqual([
-      { eventId: `evt-late-${orderNo}`, amountCents: totalCents, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_AWAITING_PAYMENT' },
+      { eventId: `evt-late-${orderNo}`, amountCents: totalCents, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' },
     ]);
-    expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-late-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_AWAITING_PAYMENT' }]);
+    expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-late-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' }]);
     expect((await orderRow(orderNo))?.status).toBe('CANCELLED');
     expectInvariants(await saleReport(store, redis, sale.sku));
   });
@@ -418,13 +418,13 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const sale = await putOnSale(store, redis, { stock: 2 });
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    await handle.signal(paymentReceivedSignal, { eventId: `evt-short-${orderNo}`, amountCents: totalCents - 1 });
+    await pay(handle, orderNo, `evt-short-${orderNo}`, totalCents - 1);
     const state = await handle.query(statusQuery);
     expect(state.status).toBe('AWAITING_PAYMENT');
     expect(state.payments).toEqual([
       { eventId: `evt-short-${orderNo}`, amountCents: totalCents - 1, outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' },
     ]);
-    await handle.signal(paymentReceivedSignal, { eventId: `evt-right-${orderNo}`, amountCents: totalCents });
+    await pay(handle, orderNo, `evt-right-${orderNo}`, totalCents);
     expect((await handle.result()).status).toBe('PAID');
     expect(await paymentRows(orderNo)).toEqual([
       { eventId: `evt-right-${orderNo}`, outcome: 'APPLIED', refundReason: null },
@@ -436,7 +436,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const sale = await putOnSale(store, redis, { stock: 2 });
     const handle = await startOrder(sale);
     const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    await handle.signal(cancelOrderSignal);
+    await handle.executeUpdate(cancelUpdate);
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
     expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED', cancel_reason: 'USER_CANCELLED' });
     await expectSaleSettled(store, redis, sale.sku, { available: 2 });
@@ -456,8 +456,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
 /**
  * The paths where an order can lose a unit or a payment: a cancel or a payment racing persistence,
  * later attempts failing after one persisted, a reservation gone from Redis or released before its
- * claim. The frozen order-v1.ts (kept for replay) has no reservation ownership nor one closing path
- * and fails these; the current workflow must account for every unit and payment in both stores.
+ * claim. The workflow must account for every unit and payment in both stores.
  */
 describe.sequential('OrderWorkflow: nothing is lost when persistence races a cancel, a payment or a lost reservation', () => {
   it('an operator cancel of a PENDING order that accepted a payment fails it and records the payment for refund', async () => {
@@ -472,8 +471,11 @@ describe.sequential('OrderWorkflow: nothing is lost when persistence races a can
     const orderNo = newOrderNo();
     const handle = await startOrder(sale, undefined, orderNo);
     await waitFor(() => attempts >= 5, { what: 'the fifth persist attempt', timeoutMs: 20_000 });
-    await handle.signal(paymentReceivedSignal, { eventId: `evt-pending-${orderNo}`, amountCents: sale.priceCents });
+    const recorded = await store.recordPayment({ eventId: `evt-pending-${orderNo}`, orderNo, amountCents: sale.priceCents });
+    // Accepted now, judged once the order has an outcome: the operator's cancel decides it.
+    const verdict = await handle.startUpdate(payUpdate, { args: [storedPayment(recorded)], waitForStage: WorkflowUpdateStage.ACCEPTED });
     await handle.cancel();
+    expect(await verdict.result()).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' });
     await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
     const state = await handle.query(statusQuery);
     expect(state).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/cancelled by an operator/) });
@@ -490,7 +492,7 @@ describe.sequential('OrderWorkflow: nothing is lost when persistence races a can
     const hold = holdAt('markPaid');
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    await handle.signal(paymentReceivedSignal, { eventId: `evt-${orderNo}`, amountCents: totalCents });
+    await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
     await hold.arrived;
     await handle.cancel();
     hold.open();
@@ -528,7 +530,7 @@ describe.sequential('OrderWorkflow: nothing is lost when persistence races a can
     // The reservation is released behind the workflow's back (a hand edit, a restore of Redis):
     // the unit is on sale again and may be someone else's.
     expect(await inventory.release(sale.sku, orderNo, { as: 'owner' })).toBe('RELEASED');
-    await handle.signal(paymentReceivedSignal, { eventId: `evt-${orderNo}`, amountCents: totalCents });
+    await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
     const result = await handle.result();
     expect(result).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationLost/) });
     expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
@@ -561,13 +563,13 @@ describe.sequential('OrderWorkflow Updates (time-skipping server)', () => {
     const hold = holdAt('markPaid');
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    expect(await handle.executeUpdate(payUpdate, { args: [{ eventId: `evt-short-${orderNo}`, amountCents: totalCents - 1 }] })).toEqual({
+    expect(await pay(handle, orderNo, `evt-short-${orderNo}`, totalCents - 1)).toEqual({
       outcome: 'REFUND_REQUIRED',
       refundReason: 'AMOUNT_MISMATCH',
     });
-    expect(await handle.executeUpdate(payUpdate, { args: [{ eventId: `evt-${orderNo}`, amountCents: totalCents }] })).toEqual({ outcome: 'APPLIED' });
+    expect(await pay(handle, orderNo, `evt-${orderNo}`, totalCents)).toEqual({ outcome: 'APPLIED' });
     // The same event again gets the same verdict.
-    expect(await handle.executeUpdate(payUpdate, { args: [{ eventId: `evt-${orderNo}`, amountCents: totalCents }] })).toEqual({ outcome: 'APPLIED' });
+    expect(await pay(handle, orderNo, `evt-${orderNo}`, totalCents)).toEqual({ outcome: 'APPLIED' });
     await hold.arrived;
     await expect(handle.executeUpdate(cancelUpdate, {})).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
     hold.open();

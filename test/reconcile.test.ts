@@ -14,6 +14,7 @@ import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { OrderClient } from '../src/order/client.js';
+import { storedPayment } from '../src/order/payments.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { newOrderNo } from '../src/order/checkout.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -209,7 +210,8 @@ describe('ReconcileWorkflow', () => {
     expect(await inventory.getReservation(sale.sku, input.orderNo)).toMatchObject({ state: 'CLAIMED', userId: 'adoptee' });
     expectInvariants(await saleReport(store, redis, sale.sku, { perUserLimit: 1 }));
 
-    expect(await orders.pay(input.orderNo, { eventId: `evt-${input.orderNo}`, amountCents: sale.priceCents })).toEqual({ outcome: 'APPLIED' });
+    const recorded = await store.recordPayment({ eventId: `evt-${input.orderNo}`, orderNo: input.orderNo, amountCents: sale.priceCents });
+    expect(await orders.pay(input.orderNo, storedPayment(recorded))).toEqual({ outcome: 'APPLIED' });
     await orders.awaitClosed(input.orderNo);
     const paid = await saleReport(store, redis, sale.sku);
     expect(paid.figures.redis).toMatchObject({ sold: 1, reserved: 0 });

@@ -52,7 +52,7 @@ export interface PersistedOrder {
 }
 
 /** What closing an unpaid order found: it is cancelled, or a payment recorded in time pays it. */
-export type UnpaidOrderClosed = { outcome: 'CANCELLED' } | { outcome: 'PAID_IN_TIME'; payment: Required<PaymentReceived> };
+export type UnpaidOrderClosed = { outcome: 'CANCELLED' } | { outcome: 'PAID_IN_TIME'; payment: PaymentReceived };
 
 const newOrder = (order: PersistOrderInput) => ({
   orderNo: order.orderNo,
@@ -75,13 +75,11 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
      * order for good (its units may already be someone else's); one Redis lost is taken again if
      * its units are still there, else the order fails.
      *
-     * `deadlineFromPersist`: the payment deadline counts from when the row is written, by MySQL's
-     * clock (the clock payments are stamped by), never earlier than the input's, so a start or a
-     * persist that came late (a worker, Temporal or MySQL away, an attempt that hung and committed
-     * later) keeps the shopper's whole window; answered with the deadline written, which a retry
-     * after a lost answer reads back from the row.
+     * The payment deadline counts from when the row is written, by MySQL's clock (the clock
+     * payments are stamped by), never earlier than the input's, so a late start or persist keeps
+     * the shopper's whole window. A retry after a lost answer reads the deadline back from the row.
      */
-    async persistOrder(order: PersistOrderInput & { deadlineFromPersist?: boolean }): Promise<PersistedOrder> {
+    async persistOrder(order: PersistOrderInput): Promise<PersistedOrder> {
       const claim = await inventory.claim({ ...order, reservedAtMs: Date.parse(order.createdAt) });
       if (claim === 'RELEASED') {
         throw ApplicationFailure.nonRetryable(
@@ -94,7 +92,7 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
       }
       const result = await store.insertAwaitingOrder({
         ...newOrder(order),
-        ...(order.deadlineFromPersist ? { paymentWindowMs: durationToMs(order.paymentWindow) } : {}),
+        paymentWindowMs: durationToMs(order.paymentWindow),
       });
       switch (result.outcome) {
         case 'INSERTED':
@@ -137,12 +135,6 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
       await changes.publish(payment.orderNo);
     },
 
-    /** AWAITING_PAYMENT → CANCELLED and the units back to MySQL's available stock, once. */
-    async cancelOrder(cancel: { orderNo: string; reason: CancelReason; cancelledAt: string }): Promise<void> {
-      await store.cancelOrder({ ...cancel, cancelledAt: new Date(cancel.cancelledAt) });
-      await changes.publish(cancel.orderNo);
-    },
-
     /**
      * Closes an unpaid order as CANCELLED unless a payment recorded in time pays it (the arrival
      * rule, applied in MySQL under the order row's lock: Store.cancelUnpaidOrder): then the
@@ -159,8 +151,8 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
         result = await store.cancelUnpaidOrder(request);
       }
       switch (result.outcome) {
-        // NOT_AWAITING_PAYMENT: nothing to cancel in MySQL. As cancelOrder, the workflow closes the
-        // order all the same (only it writes its row once persisted, so this is a row changed by hand).
+        // NOT_AWAITING_PAYMENT: nothing to cancel in MySQL (only the workflow writes its row once
+        // persisted, so this is a row changed by hand); the workflow closes the order all the same.
         case 'CANCELLED':
         case 'NOT_AWAITING_PAYMENT':
           await changes.publish(cancel.orderNo);

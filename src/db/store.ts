@@ -339,21 +339,6 @@ export class Store {
     });
   }
 
-  /** AWAITING_PAYMENT → CANCELLED and the units back to MySQL's available stock, once. */
-  async cancelOrder(cancel: { orderNo: string; reason: CancelReason; cancelledAt: Date }): Promise<void> {
-    await inTransaction(this.pool, async (conn) => {
-      const [rows] = await conn.query<RowDataPacket[]>('SELECT sku, quantity, status FROM orders WHERE order_no = ? FOR UPDATE', [cancel.orderNo]);
-      const order = rows[0];
-      if (!order || order.status !== 'AWAITING_PAYMENT') return; // already cancelled (a retry), or never persisted
-      await conn.query(`UPDATE orders SET status = 'CANCELLED', cancel_reason = ?, cancelled_at = ? WHERE order_no = ?`, [
-        cancel.reason,
-        cancel.cancelledAt,
-        cancel.orderNo,
-      ]);
-      await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [order.quantity, order.sku]);
-    });
-  }
-
   /**
    * Cancels an unpaid order unless a payment that pays it was recorded first: the arrival rule
    * (docs/fault-tolerance.md, "A payment's path"). Under the order row's lock, which recordPayment

@@ -22,26 +22,20 @@ import {
   orderNoTime,
   pendingOrderState,
   awaitPersistedUpdate,
-  cancelOrderSignal,
   cancelUpdate,
-  isCancellable,
   NOT_CANCELLABLE,
   ORDER_SKU_SEARCH_ATTRIBUTE,
   ORDER_USER_SEARCH_ATTRIBUTE,
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
-  paymentReceivedSignal,
   payUpdate,
-  receivedInTime,
-  refundReasonFor,
   statusQuery,
-  verdictOf,
+  verdictOfClosedOrder,
   type OrderInput,
   type OrderState,
   type OrderView,
   type PaymentReceived,
   type PaymentVerdict,
-  type RefundReason,
 } from './contract.js';
 import type { OrderWorkflow } from '../workflows/order.js';
 import { StartPacing } from './start-pacing.js';
@@ -480,7 +474,6 @@ export class OrderClient {
       });
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo, payment.eventId, deadline);
-      if (isMissingHandler(err)) return this.payBySignal(orderNo, payment, deadline);
       throw err;
     }
   }
@@ -495,26 +488,8 @@ export class OrderClient {
       if (err instanceof WorkflowNotFoundError || (err instanceof WorkflowUpdateFailedError && err.cause?.message.startsWith(NOT_CANCELLABLE))) {
         throw new OrderNotCancellableError(order);
       }
-      if (!isMissingHandler(err)) throw err;
-      // An order started before the cancel Update existed takes the signal, under the same rule.
-      if (!isCancellable(order.live)) throw new OrderNotCancellableError(order);
-      await this.onTemporal(deadline, () => this.handle(orderNo).signal(cancelOrderSignal));
-    }
-  }
-
-  /** Orders started before the pay Update existed: signal, then read the verdict with a query. */
-  private async payBySignal(orderNo: string, payment: PaymentReceived, deadline: Deadline): Promise<PaymentVerdict | null> {
-    try {
-      await this.onTemporal(deadline, () => this.handle(orderNo).signal(paymentReceivedSignal, payment));
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo, payment.eventId, deadline);
       throw err;
     }
-    // A query after a signal observes it (queries are strongly consistent). A workflow that closed
-    // meanwhile recorded the payment itself.
-    const record = (await this.queryLive(orderNo, deadline))?.payments.find((p) => p.eventId === payment.eventId);
-    if (record) return verdictOf(record);
-    return this.verdictOfClosedOrder(orderNo, payment.eventId, deadline);
   }
 
   /**
@@ -527,15 +502,10 @@ export class OrderClient {
    */
   private async verdictOfClosedOrder(orderNo: string, eventId: string, deadline: Deadline): Promise<PaymentVerdict | null> {
     const [stored, order] = await this.onMysql(deadline, () => Promise.all([this.store.getPayment(eventId), this.store.getOrder(orderNo)]));
-    if (stored?.outcome === 'APPLIED') return { outcome: 'APPLIED' };
-    if (stored?.outcome === 'REFUND_REQUIRED')
-      return { outcome: 'REFUND_REQUIRED', refundReason: (stored.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') as RefundReason };
-    if (!order) return null;
-    if (stored && stored.amountCents !== order.totalCents) return { outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' };
-    if (stored && !receivedInTime(stored.receivedAt.toISOString(), order.paymentDeadline.toISOString())) {
-      return { outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' };
-    }
-    return { outcome: 'REFUND_REQUIRED', refundReason: refundReasonFor(order.status) };
+    return verdictOfClosedOrder(
+      order && { status: order.status, totalCents: order.totalCents, paymentDeadline: order.paymentDeadline.toISOString() },
+      stored && { ...stored, receivedAt: stored.receivedAt.toISOString() },
+    );
   }
 
   /** Whether the order's workflow runs, has closed, or was never started. */
@@ -582,11 +552,6 @@ export class OrderClient {
  */
 export function visibilityString(value: string): string {
   return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
-}
-
-/** A workflow without a handler for the Update (an order started on an older version) rejects it so. */
-function isMissingHandler(err: unknown): boolean {
-  return err instanceof WorkflowUpdateFailedError && /no registered handler/i.test(err.cause?.message ?? err.message);
 }
 
 /** Whether a call ran out of time: gRPC DEADLINE_EXCEEDED anywhere in the error's cause chain. */

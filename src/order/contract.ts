@@ -1,20 +1,20 @@
 /**
- * The order's contract: the OrderWorkflow's type name, id, input, state, Updates, signals, query,
- * search attributes, the order number's form, and the rules on its state (which order can be
- * cancelled, why a payment cannot be applied, when a payment came in time). Declared once here and
- * shared by the workflow, the order client, the API and the tests; the vocabulary (statuses,
- * reasons, outcomes) lives in ./vocabulary.ts and is exported from here too.
+ * The order's contract: the OrderWorkflow's type name, id, input, state, Updates, query, search
+ * attributes and the order number's form. Declared once here and shared by the workflow, the order
+ * client, the API and the tests; the vocabulary (statuses, reasons, outcomes) lives in
+ * ./vocabulary.ts and the rules on the state in ./rules.ts, both exported from here too.
  *
  * The workflow bundle takes this file in (src/workers/bundle.ts hashes it with the workflows), so
  * it holds only deterministic code: pure functions, constants and the SDK's define* helpers.
  * States are described in docs/api.md, the rules in docs/fault-tolerance.md.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import ms from 'ms';
-import { OPEN_STATUSES, type CancelReason, type OrderStatus, type PaymentOutcome, type RefundReason } from './vocabulary.js';
+import type { CancelReason, OrderStatus, PaymentOutcome, RefundReason } from './vocabulary.js';
 
 export * from './vocabulary.js';
+export * from './rules.js';
 
 /** What starts an order: the workflow's input, kept in its history (changing it needs a patch). */
 export interface OrderInput {
@@ -38,11 +38,10 @@ export interface PaymentReceived {
   eventId: string;
   amountCents: number;
   /**
-   * When the payment was recorded (the payments row's received_at, stamped once by MySQL): the
-   * order judges the payment by it, however late it is delivered. Absent from older callers, whose
-   * payments are judged by when the workflow runs.
+   * When the payment was recorded (the payments row's received_at, stamped by MySQL): the order
+   * judges the payment by it, however late it is delivered.
    */
-  receivedAt?: string;
+  receivedAt: string;
 }
 
 /** The workflow's verdict on one payment event. */
@@ -106,88 +105,25 @@ export type OrderView = Pick<
 >;
 
 /**
- * Updates: the API delivers payments and cancels as Updates, so it gets the workflow's own answer in
- * the same call (the verdict on a payment; a refused cancel is rejected by the validator and never
- * enters the history). The signals are kept for orders started before the Updates existed.
+ * The API delivers payments and cancels as Updates, so it gets the workflow's own answer in the
+ * same call (the verdict on a payment; a refused cancel is rejected by the validator and never
+ * enters the history).
  */
 export const payUpdate = defineUpdate<PaymentVerdict, [PaymentReceived]>('pay');
 export const cancelUpdate = defineUpdate<OrderState, []>('cancel');
 /**
  * Answers once the order's persistence has an outcome: the state as soon as it is no longer
- * PENDING (AWAITING_PAYMENT once persisted; FAILED, with failureReason, once it failed for good),
- * at once when that has already happened. The waiting checkout sends it with Update-with-Start.
+ * PENDING (AWAITING_PAYMENT once persisted; FAILED, with failureReason, once it failed for good).
+ * The waiting checkout sends it with Update-with-Start.
  */
 export const awaitPersistedUpdate = defineUpdate<OrderState, []>('awaitPersisted');
-export const paymentReceivedSignal = defineSignal<[PaymentReceived]>('paymentReceived');
-export const cancelOrderSignal = defineSignal<[]>('cancelOrder');
 export const statusQuery = defineQuery<OrderState>('status');
 
 /** The message of a refused cancel Update starts with this code, so callers can tell it apart. */
 export const NOT_CANCELLABLE = 'NOT_CANCELLABLE';
 
-/**
- * Patch ids (workflow versioning): each marks a change of OrderWorkflow's commands, so orders that
- * started before it replay the code they started with. See docs/fault-tolerance.md.
- */
-export const ORDER_PATCHES = {
-  /** Reservation ownership, Updates, one closing path (issue "nothing is lost"). */
-  decideThenClose: 'order-decide-then-close-v2',
-  /**
-   * A payment is judged by when it was recorded, not when it was delivered: a late-delivered one
-   * received in time pays the order, one received after the deadline is refunded, and an unpaid
-   * order is cancelled only if no payment recorded in time is found (cancelUnpaidOrder).
-   */
-  paymentByArrival: 'order-payment-by-arrival-v3',
-  /** A promised order outlasts a MySQL outage: persistOrder retries for 15 minutes instead of 10 attempts (about a minute). */
-  persistOutlastsOutage: 'order-persist-outlasts-outage-v4',
-  /**
-   * The order's status is no longer written to the OrderStatus search attribute at each change: a
-   * visibility write per state that nothing read (the status query and the admin views answer it).
-   */
-  statusNotInVisibility: 'order-status-not-in-visibility-v5',
-  /**
-   * A payment that reaches an order still being persisted is judged once it is, by the deadline
-   * the persist wrote: one recorded after that deadline is refunded, never applied (before, it was
-   * applied at once, as if anything reaching a PENDING order had come in time).
-   */
-  paymentWaitsForPersist: 'order-payment-waits-for-persist-v6',
-} as const;
-
 /** The workflow type, as registered by the worker (the exported function's name). */
 export const ORDER_WORKFLOW_TYPE = 'OrderWorkflow';
-
-/**
- * The cancel rule, in one place: an order can be cancelled by its shopper while it is open and no
- * payment has been accepted for it.
- */
-export function isCancellable(state: Pick<OrderState, 'status' | 'payments'>): boolean {
-  return OPEN_STATUSES.includes(state.status) && !state.payments.some((p) => p.outcome === 'APPLIED');
-}
-
-/**
- * The refund rule, in one place: why a payment cannot be applied to an order that is (or is
- * closing as) `status`. A paid order has its payment; a failed one holds nothing to pay for; any
- * other (cancelled, or without a status: never persisted) is not awaiting a payment.
- */
-export function refundReasonFor(status: OrderStatus | undefined): RefundReason {
-  if (status === 'PAID') return 'ALREADY_PAID';
-  if (status === 'FAILED') return 'ORDER_FAILED';
-  return 'ORDER_NOT_AWAITING_PAYMENT';
-}
-
-/** The verdict of a recorded payment, without its event fields: what the `pay` Update answered for it. */
-export function verdictOf(record: PaymentVerdict): PaymentVerdict {
-  return record.refundReason ? { outcome: record.outcome, refundReason: record.refundReason } : { outcome: record.outcome };
-}
-
-/**
- * The arrival rule, in one place: whether a payment recorded at `receivedAt` came in time for an
- * order whose payment deadline is `paymentDeadline` (at or before it). The store's
- * cancelUnpaidOrder applies the same rule in SQL.
- */
-export function receivedInTime(receivedAt: string, paymentDeadline: string): boolean {
-  return Date.parse(receivedAt) <= Date.parse(paymentDeadline);
-}
 
 /** One workflow per order: the id is derived from the order number, so it can never run twice. */
 export function orderWorkflowId(orderNo: string): string {
@@ -195,14 +131,14 @@ export function orderWorkflowId(orderNo: string): string {
 }
 
 /**
- * Custom search attributes, so operators can filter orders in the Web UI
- * (e.g. `OrderSku = "SKU-1" AND OrderStatus = "AWAITING_PAYMENT"`). The stack registers them.
+ * Custom search attributes, set once at the start, so operators can filter orders in the Web UI
+ * (`OrderSku = "SKU-1" AND ExecutionStatus = "Running"`). The stack registers them. The status is
+ * not one: a visibility write per change that nothing read (the status query answers it).
  */
 export const ORDER_SKU_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderSku', SearchAttributeType.KEYWORD);
 export const ORDER_USER_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderUserId', SearchAttributeType.KEYWORD);
-export const ORDER_STATUS_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderStatus', SearchAttributeType.KEYWORD);
 
-export const ORDER_SEARCH_ATTRIBUTES = [ORDER_SKU_SEARCH_ATTRIBUTE, ORDER_USER_SEARCH_ATTRIBUTE, ORDER_STATUS_SEARCH_ATTRIBUTE] as const;
+export const ORDER_SEARCH_ATTRIBUTES = [ORDER_SKU_SEARCH_ATTRIBUTE, ORDER_USER_SEARCH_ATTRIBUTE] as const;
 
 /**
  * Order numbers: 10 chars of millisecond time then 16 random chars, in Crockford base32 (like a

@@ -57,7 +57,7 @@ const connection = await createWorkerConnection(config);
 // The dev server of `npm start` registers these at launch; an external cluster may not have them.
 const clientConnection = await Connection.connect(temporalConnectionSettings(config));
 await ensureSearchAttributes(clientConnection, config.temporal.namespace).catch((err: unknown) =>
-  logger.warn({ err }, 'could not register OrderSku, OrderUserId, OrderStatus (Keyword); register them by hand'),
+  logger.warn({ err }, 'could not register OrderSku, OrderUserId (Keyword); register them by hand'),
 );
 const temporal = new Client({
   connection: clientConnection,

@@ -1,6 +1,6 @@
 /**
  * Every path of OrderWorkflow, as scenarios that scripts/record-histories.ts plays against a real
- * worker to record one history each. The histories (test/replay/histories/<version>/) are replayed
+ * worker to record one history each. The histories (test/replay/histories/<release>/) are replayed
  * by test/replay.test.ts.
  */
 import type { WorkflowHandle } from '@temporalio/client';
@@ -20,7 +20,7 @@ export interface ScenarioContext {
   /** With holdPersist: resolves once persistOrder has started and is held. */
   persistHeld(): Promise<void>;
   releasePersist(): void;
-  /** With holdCancel: resolves once cancelOrder has started and is held. */
+  /** With holdCancel: resolves once cancelUnpaidOrder has started and is held. */
   cancelHeld(): Promise<void>;
   releaseCancel(): void;
   /** With persistFails: resolves once persistOrder has failed this many times. */
@@ -89,7 +89,7 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
     persistFails: Number.POSITIVE_INFINITY,
     async play(ctx) {
       await ctx.persistAttempts(5);
-      // From v6 the payment is judged once the order is persisted or failed: here, by the cancel.
+      // The payment is judged once the order is persisted or failed: here, by the cancel.
       const payment = await ctx.payAccepted('evt-pending-paid');
       await ctx.handle.cancel();
       await payment.answered;
@@ -158,7 +158,7 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
       await ctx.pay('evt-right');
     },
   },
-  // ---- judged by arrival (ORDER_PATCHES.paymentByArrival) -------------------------------------
+  // ---- judged by when the payment was recorded ------------------------------------------------
   {
     name: 'in-time-payment-found-at-timeout',
     // Recorded in time, never delivered: the timer fires, cancelUnpaidOrder finds it and pays the order.

@@ -1,0 +1,132 @@
+/**
+ * The order's rules (src/order/rules.ts) as plain functions: no server, no store.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  isCancellable,
+  judgePayment,
+  outcomeOfWait,
+  paysInTime,
+  receivedInTime,
+  refundReasonFor,
+  verdictOf,
+  verdictOfClosedOrder,
+  type PayableOrder,
+} from '../src/order/rules.js';
+
+const DEADLINE = '2026-11-25T10:30:00.000Z';
+const open: PayableOrder = { totalCents: 1_000, paymentDeadline: DEADLINE, paid: false, closingAs: undefined };
+const inTime = { amountCents: 1_000, receivedAt: '2026-11-25T10:29:59.999Z' };
+
+describe('the arrival rule', () => {
+  it('counts a payment recorded at the deadline as in time, one a millisecond later as late', () => {
+    expect(receivedInTime(DEADLINE, DEADLINE)).toBe(true);
+    expect(receivedInTime('2026-11-25T10:30:00.001Z', DEADLINE)).toBe(false);
+    expect(receivedInTime('2026-11-25T10:00:00.000Z', DEADLINE)).toBe(true);
+  });
+});
+
+describe('judgePayment', () => {
+  it('applies the full amount recorded in time to an open order', () => {
+    expect(judgePayment(open, inTime)).toEqual({ outcome: 'APPLIED' });
+  });
+
+  it('refunds the wrong amount first, whenever it came and whatever the order is', () => {
+    const short = { amountCents: 999, receivedAt: '2026-11-25T11:00:00.000Z' };
+    expect(judgePayment(open, short)).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' });
+    expect(judgePayment({ ...open, paid: true, closingAs: 'PAID' }, short).refundReason).toBe('AMOUNT_MISMATCH');
+  });
+
+  it('refunds a payment recorded after the deadline, even if delivered while the order is still open', () => {
+    const late = { amountCents: 1_000, receivedAt: '2026-11-25T10:30:00.001Z' };
+    expect(judgePayment(open, late)).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+  });
+
+  it('refunds a second payment in time as ALREADY_PAID', () => {
+    expect(judgePayment({ ...open, paid: true }, inTime)).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
+  });
+
+  it('refunds a payment in time to an order closing without one by why it closes', () => {
+    expect(judgePayment({ ...open, closingAs: 'FAILED' }, inTime).refundReason).toBe('ORDER_FAILED');
+    expect(judgePayment({ ...open, closingAs: 'CANCELLED' }, inTime).refundReason).toBe('ORDER_NOT_AWAITING_PAYMENT');
+  });
+
+  it('paysInTime: what cancelling looks for, whatever the order is closing as', () => {
+    expect(paysInTime(open, { eventId: 'e', ...inTime })).toBe(true);
+    expect(paysInTime(open, { eventId: 'e', amountCents: 999, receivedAt: inTime.receivedAt })).toBe(false);
+    expect(paysInTime(open, { eventId: 'e', amountCents: 1_000, receivedAt: '2026-11-25T10:31:00.000Z' })).toBe(false);
+  });
+});
+
+describe('refundReasonFor and verdictOf', () => {
+  it('names why a closed order takes no payment', () => {
+    expect(refundReasonFor('PAID')).toBe('ALREADY_PAID');
+    expect(refundReasonFor('FAILED')).toBe('ORDER_FAILED');
+    expect(refundReasonFor('CANCELLED')).toBe('ORDER_NOT_AWAITING_PAYMENT');
+    expect(refundReasonFor(undefined)).toBe('ORDER_NOT_AWAITING_PAYMENT');
+  });
+
+  it('answers a recorded verdict without its event fields', () => {
+    expect(verdictOf({ outcome: 'APPLIED' })).toEqual({ outcome: 'APPLIED' });
+    expect(verdictOf({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' })).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
+  });
+});
+
+describe('isCancellable', () => {
+  it('while open and no payment was applied', () => {
+    expect(isCancellable({ status: 'PENDING', payments: [] })).toBe(true);
+    expect(isCancellable({ status: 'AWAITING_PAYMENT', payments: [{ eventId: 'e', amountCents: 1, outcome: 'REFUND_REQUIRED' }] })).toBe(true);
+    expect(isCancellable({ status: 'AWAITING_PAYMENT', payments: [{ eventId: 'e', amountCents: 1, outcome: 'APPLIED' }] })).toBe(false);
+    for (const status of ['PAID', 'CANCELLED', 'FAILED'] as const) expect(isCancellable({ status, payments: [] })).toBe(false);
+  });
+});
+
+describe('verdictOfClosedOrder', () => {
+  const row = { status: 'CANCELLED' as const, totalCents: 1_000, paymentDeadline: DEADLINE };
+  const stored = (fields: Partial<{ outcome: string; refundReason: string | null; receivedAt: string; amountCents: number }> = {}) => ({
+    outcome: 'RECEIVED',
+    refundReason: null,
+    ...inTime,
+    ...fields,
+  });
+
+  it('keeps a verdict MySQL already holds', () => {
+    expect(verdictOfClosedOrder(row, stored({ outcome: 'APPLIED' }))).toEqual({ outcome: 'APPLIED' });
+    expect(verdictOfClosedOrder(null, stored({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' }))).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ALREADY_PAID',
+    });
+  });
+
+  it('judges a payment not judged yet as the workflow would against the final row', () => {
+    expect(verdictOfClosedOrder(row, stored())).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_AWAITING_PAYMENT' });
+    expect(verdictOfClosedOrder({ ...row, status: 'PAID' }, stored())?.refundReason).toBe('ALREADY_PAID');
+    expect(verdictOfClosedOrder({ ...row, status: 'FAILED' }, stored({ receivedAt: '2026-11-25T11:00:00.000Z' }))?.refundReason).toBe(
+      'RECEIVED_AFTER_DEADLINE',
+    );
+    expect(verdictOfClosedOrder({ ...row, status: 'FAILED' }, null)?.refundReason).toBe('ORDER_FAILED');
+  });
+
+  it('knows no verdict without an order row and without a stored one', () => {
+    expect(verdictOfClosedOrder(null, stored())).toBeNull();
+    expect(verdictOfClosedOrder(null, null)).toBeNull();
+  });
+});
+
+describe('outcomeOfWait', () => {
+  const payment = { eventId: 'e', ...inTime };
+  it('a payment accepted before an operator cancel wins', () => {
+    expect(outcomeOfWait({ accepted: payment, operatorCancelled: true, shopperCancelled: true })).toEqual({ status: 'PAID', payment });
+  });
+  it('then the operator, then the shopper, else the deadline', () => {
+    expect(outcomeOfWait({ accepted: undefined, operatorCancelled: true, shopperCancelled: true })).toEqual({
+      status: 'CANCELLED',
+      reason: 'OPERATOR_CANCELLED',
+    });
+    expect(outcomeOfWait({ accepted: undefined, operatorCancelled: false, shopperCancelled: true })).toEqual({ status: 'CANCELLED', reason: 'USER_CANCELLED' });
+    expect(outcomeOfWait({ accepted: undefined, operatorCancelled: false, shopperCancelled: false })).toEqual({
+      status: 'CANCELLED',
+      reason: 'PAYMENT_TIMEOUT',
+    });
+  });
+});

@@ -1,0 +1,223 @@
+/**
+ * Every branch of OrderWorkflow on Temporal's time-skipping test server with stub activities: no
+ * Redis, no MySQL, the 30-minute window skipped in milliseconds. Each order scripts what its
+ * activities answer; the test checks the order's end state and which activities ran, in order.
+ * test/order-workflow.test.ts runs the same workflow with the real activities against the stores.
+ */
+import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Activities, UnpaidOrderClosed } from '../src/activities/index.js';
+import { newOrderNo } from '../src/order/checkout.js';
+import {
+  awaitPersistedUpdate,
+  cancelUpdate,
+  ORDER_WORKFLOW_TYPE,
+  orderWorkflowId,
+  payUpdate,
+  statusQuery,
+  type OrderInput,
+  type PaymentReceived,
+} from '../src/order/contract.js';
+import type { OrderWorkflow } from '../src/workflows/order.js';
+import { WORKFLOWS_PATH } from '../src/workers/bundle.js';
+import { startTimeSkippingEnvironment } from './helpers/time-skipping.js';
+
+/** What one order's activities answer; anything not scripted succeeds. */
+interface Script {
+  persist?: (attempt: number) => Promise<void>;
+  cancelUnpaid?: UnpaidOrderClosed;
+  confirm?: string;
+}
+
+const scripts = new Map<string, Script>();
+const calls = new Map<string, string[]>();
+const persistAttempts = new Map<string, number>();
+
+function record(orderNo: string, call: string): void {
+  calls.set(orderNo, [...(calls.get(orderNo) ?? []), call]);
+}
+
+/** The workflow's activities, answering from each order's script instead of the stores. */
+const stubs: Activities = {
+  async persistOrder(order) {
+    const attempt = (persistAttempts.get(order.orderNo) ?? 0) + 1;
+    persistAttempts.set(order.orderNo, attempt);
+    await scripts.get(order.orderNo)?.persist?.(attempt);
+    record(order.orderNo, 'persistOrder');
+    return { paymentDeadline: order.paymentDeadline };
+  },
+  async recordOrderFailure(order) {
+    record(order.orderNo, `recordOrderFailure:${order.reason.split(':')[0]}`);
+  },
+  async markPaid(payment) {
+    record(payment.orderNo, `markPaid:${payment.eventId}`);
+  },
+  async cancelUnpaidOrder(cancel): Promise<UnpaidOrderClosed> {
+    record(cancel.orderNo, `cancelUnpaidOrder:${cancel.reason}`);
+    return scripts.get(cancel.orderNo)?.cancelUnpaid ?? { outcome: 'CANCELLED' };
+  },
+  async recordRefundRequired(refund) {
+    record(refund.orderNo, `recordRefundRequired:${refund.eventId}:${refund.reason}`);
+  },
+  async releaseReservation(reservation) {
+    record(reservation.orderNo, 'releaseReservation');
+    return 'RELEASED';
+  },
+  async confirmReservation(reservation) {
+    record(reservation.orderNo, 'confirmReservation');
+    return scripts.get(reservation.orderNo)?.confirm ?? 'CONFIRMED';
+  },
+};
+
+let env: TestWorkflowEnvironment;
+let worker: Worker;
+let running: Promise<void>;
+const taskQueue = `order-branches-${randomUUID()}`;
+
+beforeAll(async () => {
+  env = await startTimeSkippingEnvironment();
+  worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: WORKFLOWS_PATH, activities: stubs });
+  running = worker.run();
+});
+
+afterAll(async () => {
+  worker?.shutdown();
+  await running;
+  await env?.teardown();
+});
+
+const WINDOW_MS = 30 * 60_000;
+
+async function startOrder(script: Script = {}): Promise<{ handle: WorkflowHandle<typeof OrderWorkflow>; input: OrderInput }> {
+  const orderNo = newOrderNo();
+  scripts.set(orderNo, script);
+  const input: OrderInput = {
+    orderNo,
+    sku: 'SKU-STUB',
+    userId: 'shopper',
+    quantity: 1,
+    unitPriceCents: 1_000,
+    createdAt: new Date(await env.currentTimeMs()).toISOString(),
+    paymentWindow: '30m',
+  };
+  const handle = await env.client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
+    workflowId: orderWorkflowId(orderNo),
+    taskQueue,
+    args: [input],
+  });
+  return { handle, input };
+}
+
+/** A payment recorded `atMs` after the order was reserved (the window is 30 minutes). */
+function payment(input: OrderInput, eventId: string, atMs: number, amountCents = 1_000): PaymentReceived {
+  return { eventId, amountCents, receivedAt: new Date(Date.parse(input.createdAt) + atMs).toISOString() };
+}
+
+const pay = (handle: WorkflowHandle<typeof OrderWorkflow>, p: PaymentReceived) => handle.executeUpdate(payUpdate, { args: [p] });
+const callsOf = (input: OrderInput) => calls.get(input.orderNo) ?? [];
+
+describe('OrderWorkflow branches (time-skipping server, stub activities)', () => {
+  it('a payment in time: confirm in Redis, then markPaid; PAID', async () => {
+    const { handle, input } = await startOrder();
+    expect((await handle.executeUpdate(awaitPersistedUpdate)).status).toBe('AWAITING_PAYMENT');
+    expect(await pay(handle, payment(input, 'evt-1', 60_000))).toEqual({ outcome: 'APPLIED' });
+    const state = await handle.result();
+    expect(state).toMatchObject({ status: 'PAID', payments: [{ eventId: 'evt-1', outcome: 'APPLIED' }] });
+    expect(callsOf(input)).toEqual(['persistOrder', 'confirmReservation', 'markPaid:evt-1']);
+  });
+
+  it('no payment: the deadline cancels it and gives the units back', async () => {
+    const { handle, input } = await startOrder();
+    expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
+    expect(callsOf(input)).toEqual(['persistOrder', 'cancelUnpaidOrder:PAYMENT_TIMEOUT', 'releaseReservation']);
+  });
+
+  it('a payment recorded in time but never delivered pays it when the deadline looks', async () => {
+    const { handle, input } = await startOrder();
+    const found = payment(input, 'evt-found', WINDOW_MS - 1);
+    scripts.set(input.orderNo, { cancelUnpaid: { outcome: 'PAID_IN_TIME', payment: found } });
+    const state = await handle.result();
+    expect(state).toMatchObject({ status: 'PAID', payments: [{ eventId: 'evt-found', outcome: 'APPLIED' }] });
+    expect(callsOf(input)).toEqual(['persistOrder', 'cancelUnpaidOrder:PAYMENT_TIMEOUT', 'confirmReservation', 'markPaid:evt-found']);
+  });
+
+  it('the shopper cancels: USER_CANCELLED; a cancel once paid is refused before it enters the history', async () => {
+    const { handle, input } = await startOrder();
+    await handle.executeUpdate(awaitPersistedUpdate);
+    await handle.executeUpdate(cancelUpdate);
+    expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
+    expect(callsOf(input)).toEqual(['persistOrder', 'cancelUnpaidOrder:USER_CANCELLED', 'releaseReservation']);
+
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const paid = await startOrder({ persist: (attempt) => (attempt === 1 ? held : Promise.resolve()) });
+    // Sent while the order is still PENDING (its persist held): judged once it is persisted.
+    const verdict = paid.handle.executeUpdate(payUpdate, { args: [payment(paid.input, 'evt-p', 1_000)] });
+    setTimeout(release, 100);
+    expect(await verdict).toEqual({ outcome: 'APPLIED' });
+    await expect(paid.handle.executeUpdate(cancelUpdate)).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+  });
+
+  it('an operator cancels the workflow: CANCELLED as OPERATOR_CANCELLED, the workflow shows cancelled', async () => {
+    const { handle, input } = await startOrder();
+    await handle.executeUpdate(awaitPersistedUpdate);
+    await handle.cancel();
+    await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
+    expect(await handle.query(statusQuery)).toMatchObject({ status: 'CANCELLED', cancelReason: 'OPERATOR_CANCELLED' });
+    expect(callsOf(input)).toEqual(['persistOrder', 'cancelUnpaidOrder:OPERATOR_CANCELLED', 'releaseReservation']);
+  });
+
+  it('persistence failing for good: FAILED, recorded, units released; a payment meanwhile refunded ORDER_FAILED', async () => {
+    const { handle, input } = await startOrder({
+      persist: () => Promise.reject(ApplicationFailure.nonRetryable('sale SKU-STUB does not exist in MySQL', 'SaleNotFound')),
+    });
+    const state = await handle.result();
+    expect(state).toMatchObject({ status: 'FAILED', failureReason: 'SaleNotFound: sale SKU-STUB does not exist in MySQL' });
+    expect(callsOf(input)).toEqual(['recordOrderFailure:SaleNotFound', 'releaseReservation']);
+  });
+
+  it('a transient persistence failure is retried, then the order is payable', async () => {
+    const { handle, input } = await startOrder({ persist: (attempt) => (attempt < 3 ? Promise.reject(new Error('ECONNREFUSED')) : Promise.resolve()) });
+    expect((await handle.executeUpdate(awaitPersistedUpdate)).status).toBe('AWAITING_PAYMENT');
+    expect(persistAttempts.get(input.orderNo)).toBe(3);
+    await handle.cancel();
+  });
+
+  it('the wrong amount, then a payment recorded late, then the right one: two refunds and PAID', async () => {
+    const { handle, input } = await startOrder();
+    await handle.executeUpdate(awaitPersistedUpdate);
+    expect(await pay(handle, payment(input, 'evt-short', 1_000, 999))).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' });
+    expect(await pay(handle, payment(input, 'evt-late', WINDOW_MS + 1))).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+    expect(await pay(handle, payment(input, 'evt-ok', 2_000))).toEqual({ outcome: 'APPLIED' });
+    // The same event again: the same verdict. Another one: ALREADY_PAID.
+    expect(await pay(handle, payment(input, 'evt-ok', 2_000))).toEqual({ outcome: 'APPLIED' });
+    await handle.result();
+    expect(callsOf(input)).toEqual([
+      'persistOrder',
+      'confirmReservation',
+      'markPaid:evt-ok',
+      'recordRefundRequired:evt-short:AMOUNT_MISMATCH',
+      'recordRefundRequired:evt-late:RECEIVED_AFTER_DEADLINE',
+    ]);
+  });
+
+  it('a payment whose units are gone from Redis fails the order and is refunded ORDER_FAILED', async () => {
+    const { handle, input } = await startOrder({ confirm: 'NOT_FOUND' });
+    await handle.executeUpdate(awaitPersistedUpdate);
+    await pay(handle, payment(input, 'evt-lost', 1_000));
+    const state = await handle.result();
+    expect(state).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationLost/) });
+    expect(state.payments).toEqual([{ eventId: 'evt-lost', amountCents: 1_000, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' }]);
+    expect(callsOf(input)).toEqual([
+      'persistOrder',
+      'confirmReservation',
+      'recordOrderFailure:ReservationLost',
+      'releaseReservation',
+      'recordRefundRequired:evt-lost:ORDER_FAILED',
+    ]);
+  });
+});
