@@ -29,7 +29,7 @@ import { newOrderNo } from '../src/order/checkout.js';
 import { startStack } from '../stack/index.js';
 import { loadToolPaths } from '../stack/services.js';
 import { waitFor } from '../stack/wait-for.js';
-import { createOrderWorker } from '../src/workers/worker.js';
+import { createOrderWorker, workerActivities, type WorkerActivities } from '../src/workers/worker.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { REPLAY_SCENARIOS, type ReplayScenario } from '../test/replay/scenarios.js';
 import { storedPayment } from '../src/order/payments.js';
@@ -77,6 +77,29 @@ const gates: { persistOrder?: Gate; cancelUnpaidOrder?: Gate } = {};
 let failedPersists: number | undefined;
 let persistFailures = 0;
 
+/** The real activities, held at the scenario's gates and failed as the scenario says. */
+function gatedActivities(real: WorkerActivities): WorkerActivities {
+  return {
+    ...real,
+    persistOrder: async (input) => {
+      if (failedPersists !== undefined && failedPersists < persistFailures) {
+        failedPersists++;
+        throw Object.assign(new Error('connect ECONNREFUSED (recording: MySQL down)'), { code: 'ECONNREFUSED' });
+      }
+      const gate = gates.persistOrder;
+      if (gate) {
+        gate.arrive();
+        await gate.opened;
+      }
+      return real.persistOrder(input);
+    },
+    cancelUnpaidOrder: async (input) => {
+      await gates.cancelUnpaidOrder?.pass();
+      return real.cancelUnpaidOrder(input);
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const workDir = mkdtempSync(join(tmpdir(), 'flash-record-'));
   const stack = await startStack({ dataDir: join(workDir, 'stack'), ports: 'free', ephemeral: true, env: {}, log: say });
@@ -91,32 +114,11 @@ async function main(): Promise<void> {
     await migrate(pool);
     const bundle = join(workDir, 'workflow-bundle.js');
     await buildWorkflowBundle(bundle);
-    const makeWorker = (taskQueue: string) =>
-      createOrderWorker({
-        config: { ...config, temporal: { ...config.temporal, taskQueue } },
-        connection: nativeConnection,
-        store,
-        redis,
-        workflowBundlePath: bundle,
-        wrapActivities: (real) => ({
-          persistOrder: async (input) => {
-            if (failedPersists !== undefined && failedPersists < persistFailures) {
-              failedPersists++;
-              throw Object.assign(new Error('connect ECONNREFUSED (recording: MySQL down)'), { code: 'ECONNREFUSED' });
-            }
-            const gate = gates.persistOrder;
-            if (gate) {
-              gate.arrive();
-              await gate.opened;
-            }
-            return real.persistOrder(input);
-          },
-          cancelUnpaidOrder: async (input) => {
-            await gates.cancelUnpaidOrder?.pass();
-            return real.cancelUnpaidOrder(input);
-          },
-        }),
-      });
+    const makeWorker = (taskQueue: string) => {
+      const onQueue = { ...config, temporal: { ...config.temporal, taskQueue } };
+      const activities = gatedActivities(workerActivities({ config: onQueue, store, redis }));
+      return createOrderWorker({ config: onQueue, connection: nativeConnection, workflowBundlePath: bundle, activities });
+    };
     const worker = await makeWorker(config.temporal.taskQueue);
     const inventory = new RedisInventory(redis, config.temporal.taskQueue);
     const sales = new SalesService(store, inventory);

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
-import { createApp } from '../src/api/app.js';
+import { composeApi, createApp } from '../src/api/app.js';
 import { finishedPage } from '../src/api/scripted-pages.js';
 import { buildOpenApiDocument, routersOf } from '../src/api/openapi.js';
 import { createMysqlPool } from '../src/db/pool.js';
@@ -124,7 +124,7 @@ describe('the compiled processes', () => {
   it('serve the same OpenAPI document, dashboard page and docs page as the sources', async () => {
     const temporal = await createTemporalClient(config);
     try {
-      const fromSource = createApp({ config, redis, store, temporal, logger: createLogger(config, 'api') });
+      const fromSource = createApp(composeApi({ config, redis, store, temporal, logger: createLogger(config, 'api') }));
       const served = (await (await fetch(`${apiUrl}/openapi.json`)).json()) as unknown;
       expect(served).toEqual(buildOpenApiDocument(routersOf(fromSource)));
     } finally {

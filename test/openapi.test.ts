@@ -18,7 +18,7 @@ import type { RedisClient } from '../src/infra/redis.js';
 import Koa from 'koa';
 import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, openApiJsonWithoutStack } from '../src/api/app.js';
+import { composeApi, createApp, openApiJsonWithoutStack } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { openApiPath } from '../src/api/route.js';
 import { buildOpenApiDocument, routersOf, type OpenApiDocument } from '../src/api/openapi.js';
@@ -49,7 +49,7 @@ beforeAll(async () => {
   testApp = await startTestApp('openapi', API_TEST_ENV);
   ({ config, pool, redis, temporal, api } = testApp);
   // The same app as the running API's, built from the same code, to walk its routers.
-  app = createApp({ config, redis, store: new Store(pool), temporal, logger: createLogger(config, 'api') });
+  app = createApp(composeApi({ config, redis, store: new Store(pool), temporal, logger: createLogger(config, 'api') }));
   spec = buildOpenApiDocument(routersOf(app));
 });
 
@@ -440,13 +440,15 @@ describe('real answers match the spec', () => {
     // The same app with Redis pointing at a port nobody listens on (the real MySQL and Temporal).
     const deadRedis = createRedis({ redisUrl: 'redis://127.0.0.1:1' }, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     deadRedis.on('error', () => undefined);
-    const degraded = createApp({
-      config: { ...config, authDevLogin: false },
-      redis: deadRedis,
-      store: new Store(pool),
-      temporal,
-      logger: createLogger({ logLevel: 'silent' }, 'api'),
-    });
+    const degraded = createApp(
+      composeApi({
+        config: { ...config, authDevLogin: false },
+        redis: deadRedis,
+        store: new Store(pool),
+        temporal,
+        logger: createLogger({ logLevel: 'silent' }, 'api'),
+      }),
+    );
     const server = degraded.listen(0, '127.0.0.1');
     await new Promise<void>((resolve) => server.once('listening', resolve));
     const address = server.address();

@@ -10,9 +10,8 @@ import type { Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../src/api/app.js';
-import { createDependencyGuards } from '../src/api/guards.js';
-import { ApiMetrics } from '../src/api/metrics.js';
+import { composeApi, createApp } from '../src/api/app.js';
+import type { createDependencyGuards } from '../src/api/guards.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store, type PaymentRow } from '../src/db/store.js';
 import { Deadline, type DependencyGuard } from '../src/infra/dependency-guard.js';
@@ -228,33 +227,51 @@ describe('redelivery', () => {
     const others = await Promise.all([1, 2, 3].map(async () => placeOrder('30m')));
     const rows = [stalled, ...(await Promise.all(others.map((order) => record(order.input.orderNo, order.total))))];
 
-    const owner = PaymentDelivery.fromConfig(config, { store, orders, pacing: { concurrency: 4, attemptMs: 15_000 } });
-    let finished = false;
-    const all = owner.deliverAll(rows).then((result) => {
-      finished = true;
-      return result;
-    });
-    await waitFor(async () => (await Promise.all(rows.slice(1).map((row) => store.getPayment(row.eventId)))).every((row) => row?.outcome === 'APPLIED'), {
-      what: 'the three answering orders paid',
-      timeoutMs: 10_000,
-    });
-    // Still waiting on the stalled order: the others did not wait for it.
-    expect(finished).toBe(false);
-    expect(await all).toEqual({ settled: 3 });
-    expect(await store.getPayment(stalled.eventId)).toMatchObject({ outcome: 'RECEIVED' });
+    // Handed over as a webhook does when the order cannot answer at once: the owner's loop delivers them.
+    const owner = PaymentDelivery.fromConfig(config, { store, orders, pacing: { concurrency: 4, attemptMs: 15_000, firstBackoffMs: 100 } });
+    owner.start();
+    try {
+      for (const row of rows) expect(await owner.take(row, { waitMs: 0, deliverNow: false })).toBeNull();
+      await waitFor(async () => (await Promise.all(rows.slice(1).map((row) => store.getPayment(row.eventId)))).every((row) => row?.outcome === 'APPLIED'), {
+        what: 'the three answering orders paid',
+        timeoutMs: 10_000,
+      });
+      // Still delivering to the stalled order: the others did not wait for it.
+      expect(owner.backlog).toBe(1);
+      expect(await store.getPayment(stalled.eventId)).toMatchObject({ outcome: 'RECEIVED' });
+    } finally {
+      await owner.stop();
+    }
     await temporal.workflow.getHandle(orderWorkflowId(stalledNo)).terminate('test: done');
+  });
+});
+
+describe('the owner sweep', () => {
+  it('delivers a payment a process that died left RECEIVED, and settles it', async () => {
+    const order = await placeOrder('30m');
+    // The webhook recorded the event, then its process died before the owner delivered it.
+    const row = await record(order.input.orderNo, order.total);
+    const delivered: string[] = [];
+    const pacing = { sweepEveryMs: 100, sweepOlderThanMs: 300 };
+    const owner = PaymentDelivery.fromConfig(config, { store, orders, pacing, changed: (orderNo) => delivered.push(orderNo) });
+    owner.start();
+    try {
+      await waitFor(async () => (await store.getPayment(row.eventId))?.outcome === 'APPLIED', { what: 'the swept payment applied', timeoutMs: 10_000 });
+      // This owner delivered it (the other processes' sweeps take only rows older than 5 s).
+      expect(delivered).toContain(order.input.orderNo);
+    } finally {
+      await owner.stop();
+    }
+    await orders.awaitClosed(order.input.orderNo);
+    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
   });
 });
 
 describe('the webhook records first', () => {
   /** The API on this file's queue with breakers of its own, and its delivery owner (not running until started). */
   async function serveApi(): Promise<{ url: string; guards: ReturnType<typeof createDependencyGuards>; payments: PaymentDelivery }> {
-    const metrics = new ApiMetrics();
-    const logger = createLogger(config, 'test');
-    const guards = createDependencyGuards(config, metrics, logger);
-    const payments = PaymentDelivery.fromConfig(config, { store, orders, mysql: guards.mysql, logger });
-    const app = createApp({ config, redis, store, temporal, logger, metrics, guards, orders, payments });
-    return { url: await listen(app, servers), guards, payments };
+    const parts = composeApi({ config, redis, store, temporal, logger: createLogger(config, 'test') }, { orders });
+    return { url: await listen(createApp(parts), servers), guards: parts.guards, payments: parts.payments };
   }
 
   /** Opens a breaker as a hung dependency would: BREAKER_FAILURES calls that run out of time. */

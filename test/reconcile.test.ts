@@ -240,25 +240,6 @@ describe('ReconcileWorkflow', () => {
     await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
   });
 
-  it('delivers a payment left RECEIVED by a webhook delivery that died, and settles it', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
-    const input = await orderAwaitingPayment(sale, 'payer');
-    const eventId = `evt-stuck-${input.orderNo}`;
-    // The webhook recorded the event, then its process died before delivering it.
-    expect(await store.recordPayment({ eventId, orderNo: input.orderNo, amountCents: sale.priceCents })).toMatchObject({
-      eventId,
-      outcome: 'RECEIVED',
-    });
-    await new Promise((resolve) => setTimeout(resolve, 5));
-
-    // A run over this sale settles this sale's payments alone (other files' stay theirs to judge).
-    expect((await reconcile([sale.sku], 1)).paymentsSettled).toBe(1);
-    expect(await store.getPayment(eventId)).toMatchObject({ outcome: 'APPLIED' });
-    await orders.awaitClosed(input.orderNo);
-    expect(await store.getOrder(input.orderNo)).toMatchObject({ status: 'PAID' });
-    expectInvariants(await saleReport(store, redis, sale.sku));
-  });
-
   it('names a sale defined in Redis with no MySQL row (its create lost its commit) until the create is retried', async () => {
     const definition = { sku: `LOST-${randomUUID().slice(0, 8)}`.toUpperCase(), name: 'lost commit', priceCents: 900, stock: 2, perUserLimit: 1 };
     expect(await inventory.defineSale(definition)).toBe(true); // what the create left: Redis only

@@ -10,7 +10,7 @@ import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import type { Context, Next } from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../src/api/app.js';
+import { composeApi, createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { ApiMetrics } from '../src/api/metrics.js';
 import { SoldOutCache } from '../src/order/checkout.js';
@@ -50,7 +50,7 @@ beforeAll(async () => {
   subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);
   metrics = new ApiMetrics({ defaultMetrics: false });
   auth = new ShopperAuth(config);
-  const app = createApp({ config, redis, store, temporal, logger, soldOut, metrics });
+  const app = createApp(composeApi({ config, redis, store, temporal, logger }, { soldOut, metrics }));
   app.middleware.unshift(async (ctx: Context, next: Next) => {
     reachedApp.push(ctx.path);
     await next();

@@ -14,7 +14,7 @@ import { createServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../src/api/app.js';
+import { composeApi, createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { newOrderNo, SoldOutCache } from '../src/order/checkout.js';
 import type { AppConfig } from '../src/config/index.js';
@@ -55,7 +55,7 @@ beforeAll(async () => {
   temporal = new Client({ connection: Connection.lazy({ address: temporalAddress }), namespace: config.temporal.namespace });
   const soldOut = new SoldOutCache();
   subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);
-  server = createApp({ config, redis, store, temporal, logger, soldOut }).listen(0, '127.0.0.1');
+  server = createApp(composeApi({ config, redis, store, temporal, logger }, { soldOut })).listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });

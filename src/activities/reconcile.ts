@@ -7,7 +7,6 @@ import { asyncLocalStorage, heartbeat } from '@temporalio/activity';
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderClient } from '../order/client.js';
-import type { PaymentDelivery } from '../order/payments.js';
 import {
   noReservationWork,
   PROMISE_MAX_AGE_MS,
@@ -27,14 +26,12 @@ export interface ReconcileDeps {
   store: Store;
   inventory: RedisInventory;
   orders: OrderClient;
-  /** Delivers the payments the API processes' owners left RECEIVED. */
-  payments: PaymentDelivery;
 }
 
 /** How far back (by Redis's clock) the survey looks for sales defined in Redis alone. */
 const REDIS_ONLY_HORIZON_MS = 7 * 24 * 3_600_000;
 
-export function createReconcileActivities({ store, inventory, orders, payments }: ReconcileDeps) {
+export function createReconcileActivities({ store, inventory, orders }: ReconcileDeps) {
   /**
    * Sales defined in Redis with no MySQL row (a create whose commit was lost): checkouts reserve
    * there and every order fails SaleNotFound. Reported; POST /api/sales with the same definition
@@ -217,21 +214,6 @@ export function createReconcileActivities({ store, inventory, orders, payments }
         ...drift,
         agrees: drift.reserved === 0 && drift.sold === 0 && drift.available === 0,
       };
-    },
-
-    /**
-     * The backstop of the API processes' payment owners (for when none runs): payment events still
-     * RECEIVED after the grace period, delivered again from their rows, in parallel.
-     */
-    async settleStuckPayments(input: { olderThanMs: number; limit: number; skus?: string[] }): Promise<{ settled: number }> {
-      const stuck = await store.receivedPaymentsOlderThan(input.olderThanMs, input.limit, input.skus);
-      const beating = setInterval(beat, 5_000);
-      try {
-        // Within the activity's 60 s start-to-close: what does not fit waits for the next run.
-        return await payments.deliverAll(stuck, 40_000);
-      } finally {
-        clearInterval(beating);
-      }
     },
   };
 }

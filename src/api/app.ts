@@ -16,7 +16,7 @@ import { RedisInventory } from '../inventory/redis-inventory.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
 import { CancelOrder } from '../order/cancel.js';
 import { OrderClient, type OrderClientOptions } from '../order/client.js';
-import { OrderStatusReader } from '../order/reads.js';
+import { OrderChangeNotifier, OrderStatusReader } from '../order/reads.js';
 import { PaymentDelivery } from '../order/payments.js';
 import { PaymentWebhook } from '../order/payments.js';
 import { AdminService } from '../sales/admin-service.js';
@@ -37,39 +37,67 @@ import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { devRoutes } from './routes/dev.js';
-import { healthRoutes, metricsRoutes, type Readiness } from './routes/operations.js';
+import { healthRoutes, metricsRoutes, Readiness } from './routes/operations.js';
 import { orderRoutes } from '../order/routes.js';
 import { paymentRoutes } from '../order/routes.js';
 import { salesRoutes } from './routes/sales.js';
 
-export interface ApiDeps {
+/** The clients the API is built over; startApi opens them from configuration. */
+export interface ApiClients {
   config: AppConfig;
   redis: RedisClient;
   store: Store;
   temporal: Client;
   logger: Logger;
-  /** Fed by a subscription the caller owns (see startApi); without one it never caches. */
-  soldOut?: SoldOutCache;
-  /** The breakers the order client was built with (startApi creates both); without them, fresh ones. */
-  guards?: DependencyGuards;
-  /** The order client to use (built with `guards`); tests pass one that injects faults around the real one. */
-  orders?: OrderClient;
-  /** Turned to draining on SIGTERM by the caller (see startApi); without one the API is always ready. */
-  readiness?: Readiness;
-  /** The process's one metrics registry (startApi creates it); without one, a fresh one. */
-  metrics?: ApiMetrics;
-  /** The order status reader over `orders` (startApi creates both, to end long-polls at shutdown); without one, a fresh one. */
-  statusReader?: OrderStatusReader;
-  /**
-   * The process's owner of recorded payments (startApi creates and runs it); without one, a fresh
-   * one that delivers each payment once, from the webhook, and leaves the rest to a running owner.
-   */
-  payments?: PaymentDelivery;
-  /**
-   * With REDIS_WAIT_REPLICAS: the replica acknowledgements a checkout's 202 may wait for, on a
-   * connection of their own (startApi creates and closes it); without one, created here, connecting on first use.
-   */
-  replicaAcks?: ReplicaAcks;
+}
+
+/** Every long-lived part of the API, built once by composeApi; createApp mounts routes over them. */
+export interface ApiParts extends ApiClients {
+  /** The process's one metrics registry. */
+  metrics: ApiMetrics;
+  /** The breakers of Redis, MySQL, Temporal and the workers; the order client and the use cases share them. */
+  guards: DependencyGuards;
+  orders: OrderClient;
+  /** Every read of an order goes through it; startApi ends its long-polls at shutdown. */
+  statusReader: OrderStatusReader;
+  /** The owner of recorded payments; startApi runs it (start, stop). */
+  payments: PaymentDelivery;
+  /** Fed by the stock-returned subscription startApi opens. */
+  soldOut: SoldOutCache;
+  /** Turned to draining on SIGTERM by startApi, and unready while clocks disagree. */
+  readiness: Readiness;
+  /** With REDIS_WAIT_REPLICAS: the replica acknowledgements a checkout's 202 waits for (its own connection); else null. */
+  replicaAcks: ReplicaAcks | null;
+}
+
+/** Parts a caller builds itself instead: an order client that injects faults, metrics without process metrics, a cache's TTL. */
+export type ApiSubstitutes = Partial<Pick<ApiParts, 'orders' | 'metrics' | 'soldOut'>>;
+
+/**
+ * The API's composition root: every part built once from the clients, each given the others it
+ * uses (the order client the guards, the reader and the payments the order client).
+ */
+export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}): ApiParts {
+  const { config, redis, store, temporal, logger } = clients;
+  const metrics = substitutes.metrics ?? new ApiMetrics();
+  const guards = createDependencyGuards(config, metrics, logger);
+  const inventory = new RedisInventory(redis, config.temporal.taskQueue);
+  const orders = substitutes.orders ?? new OrderClient(temporal, store, config.temporal.taskQueue, guards, orderClientOptions(config, inventory));
+  const statusReader = OrderStatusReader.fromConfig(orders, config, metrics, new OrderChangeNotifier(redis));
+  const changed = (orderNo: string) => statusReader.changed(orderNo);
+  const payments = PaymentDelivery.fromConfig(config, { store, orders, mysql: guards.mysql, changed, logger });
+  const soldOut = substitutes.soldOut ?? new SoldOutCache();
+  return {
+    ...clients,
+    metrics,
+    guards,
+    orders,
+    statusReader,
+    payments,
+    soldOut,
+    readiness: new Readiness(),
+    replicaAcks: ReplicaAcks.fromConfig(config, redis) ?? null,
+  };
 }
 
 /**
@@ -90,38 +118,29 @@ const GUARDED_STORE_METHODS = [
   'orderNumbersOfSale',
 ] as const;
 
-export function createApp(deps: ApiDeps): Koa {
-  const { config, redis, temporal, logger } = deps;
-  const metrics = deps.metrics ?? new ApiMetrics();
-  const guards = deps.guards ?? createDependencyGuards(config, metrics, logger);
+/** The API's routes over its parts (composeApi), in the Koa shell. */
+export function createApp(parts: ApiParts): Koa {
+  const { config, redis, temporal, logger, metrics, guards, orders, statusReader, payments } = parts;
   // Every Redis and MySQL call of a request is bounded (REDIS_TIMEOUT, MYSQL_TIMEOUT) and behind its breaker.
-  const unguardedInventory = new RedisInventory(redis, config.temporal.taskQueue);
-  const inventory = guarded(unguardedInventory, guards.redis, config.deadlines.redisMs, GUARDED_INVENTORY_METHODS);
-  const store = guarded(deps.store, guards.mysql, config.deadlines.mysqlMs, GUARDED_STORE_METHODS);
+  const inventory = guarded(new RedisInventory(redis, config.temporal.taskQueue), guards.redis, config.deadlines.redisMs, GUARDED_INVENTORY_METHODS);
+  const store = guarded(parts.store, guards.mysql, config.deadlines.mysqlMs, GUARDED_STORE_METHODS);
   const auth = new ShopperAuth(config);
-  // The order client guards its own calls (with each request's deadline), on the store as it is.
-  const orders = deps.orders ?? new OrderClient(temporal, deps.store, config.temporal.taskQueue, guards, orderClientOptions(config, unguardedInventory));
   const sales = new SalesService(store, inventory);
   const limits = new RateLimits(redis, config.rateLimits, logger, guards.redis);
-  const replicas = deps.replicaAcks ?? ReplicaAcks.fromConfig(config, redis);
   const checkout = new CheckoutService({
     config,
     inventory,
     redis: guards.redis,
     orders,
-    replicas: replicas ?? null,
+    replicas: parts.replicaAcks,
     logger,
-    soldOut: deps.soldOut ?? new SoldOutCache(),
+    soldOut: parts.soldOut,
     windows: new SaleWindows((sku) => inventory.saleWindow(sku), config.clockSkewMarginMs),
     observer: metrics,
     spendBudget: (userId) => limits.consume('checkout', userId),
   });
-  const statusReader = deps.statusReader ?? OrderStatusReader.fromConfig(orders, config, metrics);
-  const payments =
-    deps.payments ??
-    PaymentDelivery.fromConfig(config, { store: deps.store, orders, mysql: guards.mysql, changed: (orderNo) => statusReader.changed(orderNo), logger });
   metrics.trackPaymentBacklog(() => payments.backlog);
-  const webhook = new PaymentWebhook({ config, store: deps.store, guards, delivery: payments });
+  const webhook = new PaymentWebhook({ config, store: parts.store, guards, delivery: payments });
   const admin = new AdminService({ store, inventory, orders, sales });
   const cancelOrder = new CancelOrder({ orders, statusReader, inventory, writeDeadlineMs: config.deadlines.writeMs });
   const accessLog = new AccessLog({ logger, metrics, soldOutSampleEvery: config.accessLogSoldOutSample });
@@ -132,7 +151,7 @@ export function createApp(deps: ApiDeps): Koa {
     [
       mergeRouters([
         // Probes use the clients as they are: each check has its own timeout, and must see past a breaker.
-        healthRoutes({ redis, store: deps.store, temporal, guards, ...(deps.readiness ? { readiness: deps.readiness } : {}) }),
+        healthRoutes({ redis, store: parts.store, temporal, guards, readiness: parts.readiness }),
         salesRoutes({ sales, adminToken: config.adminToken }),
         authRoutes({ auth, devLogin: config.authDevLogin, limits }),
         orderRoutes({ auth, checkout, cancelOrder, statusReader, metrics }),
@@ -180,7 +199,7 @@ export function orderClientOptions(config: AppConfig, inventory: RedisInventory)
  * connecting somewhere. test/openapi.test.ts holds it equal to what a running API serves.
  */
 export function openApiJsonWithoutStack(config: AppConfig = loadConfig({ LOG_LEVEL: 'silent' })): string {
-  const app = createApp({
+  const clients = {
     config,
     redis: inert<RedisClient>('redis', {
       // Called at construction to register Lua scripts (RedisInventory, rate-limiter-flexible): no I/O.
@@ -189,9 +208,9 @@ export function openApiJsonWithoutStack(config: AppConfig = loadConfig({ LOG_LEV
     store: inert<Store>('store'),
     temporal: inert<Client>('temporal'),
     logger: createLogger({ logLevel: 'silent' }, 'api-docs'),
-    // No process metrics: they would start an event-loop monitor for nothing.
-    metrics: new ApiMetrics({ defaultMetrics: false }),
-  });
+  };
+  // No process metrics: they would start an event-loop monitor for nothing.
+  const app = createApp(composeApi(clients, { metrics: new ApiMetrics({ defaultMetrics: false }) }));
   return servedOpenApiJson(app);
 }
 

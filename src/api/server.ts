@@ -10,17 +10,10 @@ import { createRedis, redisClockMs } from '../infra/redis.js';
 import { ClockWatch } from '../infra/clocks.js';
 import { createTemporalClient } from '../infra/temporal-connection.js';
 import { activeTracing } from '../infra/tracing.js';
-import { OrderClient } from '../order/client.js';
-import { PaymentDelivery } from '../order/payments.js';
-import { OrderStatusReader, ORDER_CHANGED_CHANNEL, OrderChangeNotifier } from '../order/reads.js';
+import { ORDER_CHANGED_CHANNEL } from '../order/reads.js';
 import { subscribeChannels } from '../infra/redis-subscription.js';
-import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
-import { ReplicaAcks } from '../inventory/replica-acks.js';
-import { createApp, orderClientOptions } from './app.js';
-import { createDependencyGuards } from './guards.js';
-import { Readiness } from './routes/operations.js';
-import { ApiMetrics } from './metrics.js';
-import { SoldOutCache } from '../order/checkout.js';
+import { STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
+import { composeApi, createApp } from './app.js';
 
 export interface RunningApi {
   server: Server;
@@ -45,8 +38,8 @@ export async function startApi(config: AppConfig, port = config.port, options: S
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   const store = new Store(createMysqlPool(config));
   const temporal = await createTemporalClient(config);
-  const soldOut = new SoldOutCache();
-  const readiness = new Readiness();
+  const parts = composeApi({ config, redis, store, temporal, logger });
+  const { readiness, statusReader, payments, replicaAcks } = parts;
   // reserve.lua judges the cutoffs this process writes by Redis's clock: unready while they differ.
   // MySQL's is shown: nothing this process decides compares its own clock with it.
   const clock = new ClockWatch(
@@ -58,36 +51,13 @@ export async function startApi(config: AppConfig, port = config.port, options: S
     () => clock.problem(),
     () => clock.offsets(),
   );
-  // One metrics registry for the process, served at /metrics.
-  const metrics = new ApiMetrics();
-  const guards = createDependencyGuards(config, metrics, logger);
-  const inventory = new RedisInventory(redis, config.temporal.taskQueue);
-  const orders = new OrderClient(temporal, store, config.temporal.taskQueue, guards, orderClientOptions(config, inventory));
-  // Kept here so close() can answer the long-polls at once instead of holding shutdown for them.
-  const statusReader = OrderStatusReader.fromConfig(orders, config, metrics, new OrderChangeNotifier(redis));
   // One subscription for the caches that notifications keep safe: the sold-out flag, the status cache.
-  const subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener(), [ORDER_CHANGED_CHANNEL]: statusReader.listener() }, logger);
+  const channels = { [STOCK_RETURNED_CHANNEL]: parts.soldOut.listener(), [ORDER_CHANGED_CHANNEL]: statusReader.listener() };
+  const subscriber = subscribeChannels(redis, channels, logger);
   // The owner of recorded payments: retries what the webhook could not deliver, sweeps what a
   // process that died left RECEIVED (docs/fault-tolerance.md, "A payment's path").
-  const payments = PaymentDelivery.fromConfig(config, { store, orders, mysql: guards.mysql, changed: (orderNo) => statusReader.changed(orderNo), logger });
   payments.start();
-  // WAIT blocks its connection: the replica acknowledgements a 202 may wait for have their own (REDIS_WAIT_REPLICAS).
-  const replicaAcks = ReplicaAcks.fromConfig(config, redis);
-  const app = createApp({
-    config,
-    redis,
-    store,
-    temporal,
-    logger,
-    soldOut,
-    readiness,
-    metrics,
-    guards,
-    orders,
-    statusReader,
-    payments,
-    ...(replicaAcks ? { replicaAcks } : {}),
-  });
+  const app = createApp(parts);
   const server = app.listen(port, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   // Keep-alive longer than typical load balancers' idle timeout avoids resets under load.

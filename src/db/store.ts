@@ -505,17 +505,13 @@ export class Store {
 
   /**
    * Payments still RECEIVED (not judged yet), recorded more than `olderThanMs` ago by MySQL's clock
-   * (the one that stamped them, whatever the caller's says), oldest first; with `skus`, only those
-   * of these sales' orders.
+   * (the one that stamped them, whatever the caller's says), oldest first.
    */
-  async receivedPaymentsOlderThan(olderThanMs: number, limit: number, skus?: readonly string[]): Promise<PaymentRow[]> {
-    if (skus?.length === 0) return [];
-    const ofSales = skus ? ' AND order_no IN (SELECT order_no FROM orders WHERE sku IN (?))' : '';
-    const age = Math.round(olderThanMs * 1_000);
+  async receivedPaymentsOlderThan(olderThanMs: number, limit: number): Promise<PaymentRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT ${PAYMENT_COLUMNS} FROM payments
-       WHERE outcome = 'RECEIVED' AND received_at < NOW(3) - INTERVAL ? MICROSECOND${ofSales} ORDER BY received_at LIMIT ?`,
-      skus ? [age, skus, limit] : [age, limit],
+       WHERE outcome = 'RECEIVED' AND received_at < NOW(3) - INTERVAL ? MICROSECOND ORDER BY received_at LIMIT ?`,
+      [Math.round(olderThanMs * 1_000), limit],
     );
     return rows.map(toPaymentRow);
   }

@@ -56,13 +56,10 @@ export class PaymentWebhook {
     const row = await guards.mysql.call(Deadline.in(config.deadlines.mysqlMs), () => store.recordPayment(event), { evenWhenOpen: true });
     if (row.orderNo !== event.orderNo) throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
     if (row.outcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
-    // A verdict at once where the order can answer; with Temporal's or the workers' breaker open it
-    // cannot, and the owner delivers it once they are back.
-    const answerable = guards.temporal.closed && guards.workflows.closed;
-    const verdict = answerable ? await delivery.deliver(row, Deadline.in(config.deadlines.writeMs / 2)) : null;
-    if (verdict) return verdict;
-    delivery.retryLater(row);
-    return { outcome: 'RECEIVED' };
+    // The owner tries at once where the order can answer (with Temporal's or the workers' breaker
+    // open it cannot) and keeps delivering after this answer if it has no verdict yet.
+    const deliverNow = guards.temporal.closed && guards.workflows.closed;
+    return (await delivery.take(row, { waitMs: config.deadlines.writeMs / 2, deliverNow })) ?? { outcome: 'RECEIVED' };
   }
 }
 
@@ -113,14 +110,6 @@ export function verifyWebhookSignature(
   return matches ? { ok: true } : { ok: false, reason: 'signature does not match' };
 }
 
-/**
- * The owner of a recorded payment until it is judged: delivers the stored event to its order and
- * writes the verdict on its row. Every path (the webhook's first try, this process's retries, the
- * sweep of payments other processes left, the reconciler's backstop) delivers the same payload,
- * read from the row, so the order judges the payment by the arrival time MySQL stamped on it
- * (docs/fault-tolerance.md, "A payment's path"). Deliveries are idempotent: the order's workflow
- * dedupes by event id, the row is settled only while still RECEIVED.
- */
 /** How the owner loop paces itself; the defaults suit an API process. */
 export interface DeliveryPacing {
   /** Deliveries under way at once (each holds one Update call). */
@@ -172,6 +161,14 @@ export function storedPayment(row: PaymentRow): PaymentReceived {
   return { eventId: row.eventId, amountCents: row.amountCents, receivedAt: row.receivedAt.toISOString() };
 }
 
+/**
+ * The one owner of a recorded payment until it is judged, in every API process: it delivers the
+ * stored event to its order and writes the verdict on its row. The webhook hands each payment over
+ * (take); the owner tries at once, then retries with backoff (1 s doubling to 10 s), and its sweep
+ * takes over what a process that died left RECEIVED. Every delivery sends the payload read from
+ * the row, so the order judges the payment by the arrival time MySQL stamped on it. Deliveries
+ * are idempotent: the workflow dedupes by event id, the row is settled only while RECEIVED.
+ */
 export class PaymentDelivery {
   private readonly pacing: DeliveryPacing;
   private readonly pending = new Map<string, Pending>();
@@ -238,25 +235,18 @@ export class PaymentDelivery {
   }
 
   /**
-   * Delivers each payment, at most `concurrency` at once, each within `attemptMs`, so that one
-   * order that does not answer holds up no other; starts no delivery once `budgetMs` has passed
-   * (what is left stays RECEIVED for the next run). The reconciler's backstop.
+   * Takes a recorded payment over until it is judged: one delivery at once unless `deliverNow` is
+   * false (the order cannot answer now), then retries. The verdict if it came within `waitMs`;
+   * null when the owner is still delivering.
    */
-  async deliverAll(rows: readonly PaymentRow[], budgetMs = Number.POSITIVE_INFINITY): Promise<{ settled: number }> {
-    let settled = 0;
-    const queue = [...rows];
-    const stopAt = Date.now() + budgetMs;
-    const lanes = Array.from({ length: Math.min(this.pacing.concurrency, queue.length) }, async () => {
-      for (let row = queue.shift(); row && Date.now() < stopAt; row = queue.shift()) {
-        if ((await this.deliver(row, Deadline.in(this.pacing.attemptMs))) !== null) settled++;
-      }
-    });
-    await Promise.all(lanes);
-    return { settled };
+  async take(row: PaymentRow, options: { waitMs: number; deliverNow: boolean }): Promise<PaymentVerdict | null> {
+    const verdict = options.deliverNow ? await this.deliver(row, Deadline.in(options.waitMs)) : null;
+    if (!verdict) this.retryLater(row);
+    return verdict;
   }
 
-  /** Keeps delivering `row` from this process until it is judged (start() runs the retries). */
-  retryLater(row: PaymentRow): void {
+  /** Keeps delivering `row` until it is judged (start() runs the retries). */
+  private retryLater(row: PaymentRow): void {
     if (this.stopped || this.pending.has(row.eventId)) return;
     this.pending.set(row.eventId, { row, attempts: 1, nextAt: Date.now() + this.backoff(1) });
   }

@@ -20,7 +20,7 @@ import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
 import { ensureReconcileSchedule } from './reconcile-schedule.js';
 import { pinoRuntimeLogger } from './telemetry.js';
 import { createWorkerConnection, ensureSearchAttributes } from './worker-connection.js';
-import { createOrderWorker, startPromiseStarter } from './worker.js';
+import { createOrderWorker, startPromiseStarter, workerActivities } from './worker.js';
 
 const config = loadConfig();
 const logger = createLogger(config, 'worker');
@@ -80,9 +80,7 @@ keepSchedule();
 const worker = await createOrderWorker({
   config,
   connection,
-  store,
-  redis,
-  temporal,
+  activities: workerActivities({ config, store, redis, temporal }),
   workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH || undefined,
   clocks,
   tuning: { maxCachedWorkflows: config.workerMaxCachedWorkflows },

@@ -10,10 +10,9 @@ import { type NativeConnection, Runtime, Worker, type WorkerOptions } from '@tem
 import type { RedisClient } from '../infra/redis.js';
 import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/index.js';
-import { createReconcileActivities } from '../activities/reconcile.js';
+import { createReconcileActivities, type ReconcileActivities } from '../activities/reconcile.js';
 import { OrderChangeNotifier } from '../order/reads.js';
 import { OrderClient } from '../order/client.js';
-import { PaymentDelivery } from '../order/payments.js';
 import type { Store } from '../db/store.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { boundBy, Deadline } from '../infra/dependency-guard.js';
@@ -26,20 +25,34 @@ import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
 import { activityMetricsInterceptor, temporalClockInterceptor } from './telemetry.js';
 import type { ClockWatch } from '../infra/clocks.js';
 
-export interface OrderWorkerOptions {
+/** What the worker runs: the order's activities, and the reconciler's where it has a Temporal client. */
+export type WorkerActivities = Activities & Partial<ReconcileActivities>;
+
+/**
+ * The worker's activities over its clients. With `temporal` (a client of the same namespace) the
+ * reconciler's too, which look up and pay orders through the order client.
+ */
+export function workerActivities(deps: {
   config: Pick<AppConfig, 'temporal' | 'reservationGraceMs' | 'reconcileIntervalMs'>;
-  connection: NativeConnection;
   store: Store;
   redis: RedisClient;
-  /**
-   * A client of the same namespace: with it the worker also runs the reconciler's activities (which
-   * look up and pay orders through the order client). Without it, only orders are processed.
-   */
   temporal?: Client;
+}): WorkerActivities {
+  const { config, store, redis, temporal } = deps;
+  const inventory = new RedisInventory(redis, config.temporal.taskQueue);
+  const orderActivities = createActivities({ store, inventory, changes: new OrderChangeNotifier(redis) });
+  if (!temporal) return orderActivities;
+  // With the inventory, promised orders are found by their number (a payment for one waits for its start).
+  const orders = new OrderClient(temporal, store, config.temporal.taskQueue, undefined, { inventory });
+  return { ...orderActivities, ...createReconcileActivities({ store, inventory, orders }) };
+}
+
+export interface OrderWorkerOptions {
+  config: Pick<AppConfig, 'temporal'>;
+  connection: NativeConnection;
+  activities: WorkerActivities;
   /** A bundle built by buildWorkflowBundle; without it the worker bundles src/workflows itself (dev, tests). */
   workflowBundlePath?: string;
-  /** Tests wrap activities to inject faults around the real ones. */
-  wrapActivities?: (activities: Activities) => Partial<Activities>;
   /** Where Temporal's clock, as activity tasks show it, is recorded for the worker's /readyz. */
   clocks?: ClockWatch;
   /** Where activity outcomes and retries are recorded; default: the Runtime's meter (its Prometheus exporter). */
@@ -50,26 +63,12 @@ export interface OrderWorkerOptions {
 }
 
 export async function createOrderWorker(options: OrderWorkerOptions): Promise<Worker> {
-  const inventory = new RedisInventory(options.redis, options.config.temporal.taskQueue);
-  const real = createActivities({ store: options.store, inventory, changes: new OrderChangeNotifier(options.redis) });
-  const orderActivities = options.wrapActivities ? { ...real, ...options.wrapActivities(real) } : real;
-  // With the inventory, promised orders are found by their number (a payment for one waits for its start).
-  const orders = options.temporal && new OrderClient(options.temporal, options.store, options.config.temporal.taskQueue, undefined, { inventory });
-  const reconcileActivities = orders
-    ? createReconcileActivities({
-        store: options.store,
-        inventory,
-        orders,
-        payments: PaymentDelivery.fromConfig(options.config, { store: options.store, orders }),
-      })
-    : {};
-  const activities = { ...orderActivities, ...reconcileActivities };
   return Worker.create({
     connection: options.connection,
     namespace: options.config.temporal.namespace,
     taskQueue: options.config.temporal.taskQueue,
     ...(options.workflowBundlePath ? { workflowBundle: { codePath: options.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
-    activities,
+    activities: options.activities,
     interceptors: {
       // Activity outcomes and retries, into the Runtime's metrics exporter (a no-op without one);
       // with tracing on, each activity's span, joined to the trace its workflow carries.

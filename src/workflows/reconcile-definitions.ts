@@ -111,8 +111,6 @@ export interface SaleReconciliation extends Omit<ReservationPageResult, 'cursor'
 export interface ReconcileReport {
   salesSurveyed: number;
   sales: SaleReconciliation[];
-  /** Payment events left RECEIVED by a delivery that died, delivered again. */
-  paymentsSettled: number;
   /** Sales whose stores still disagree after the repairs (logged). */
   drifting: string[];
   /** Sales defined in Redis with no MySQL row (a create whose commit was lost; logged): POST it again. */

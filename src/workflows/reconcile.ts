@@ -22,7 +22,7 @@ import {
   type SurveyPage,
 } from './reconcile-definitions.js';
 
-const { surveySales, reconcileReservations, adoptMissingReservations, saleDrift, settleStuckPayments } = proxyActivities<ReconcileActivities>({
+const { surveySales, reconcileReservations, adoptMissingReservations, saleDrift } = proxyActivities<ReconcileActivities>({
   startToCloseTimeout: '60s',
   // The next scheduled run starts over anyway: a few attempts, then give up on this one.
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumAttempts: 3 },
@@ -46,15 +46,13 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
     for (const survey of page.surveys) if (survey.needsScan) sales.push(await reconcileSale(survey.sku, input, pageSize));
     after = page.next;
   }
-  // A run over given sales (an operator's, a test's) settles only their payments.
-  const { settled } = await settleStuckPayments({ olderThanMs: input.reservationGraceMs, limit: 500, ...(input.skus ? { skus: input.skus } : {}) });
   const drifting = sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.sku);
   if (drifting.length > 0)
     log.warn('Redis and MySQL disagree after reconciliation', { drift: sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.drift) });
   // Not repaired here (MySQL's row needs the sale's name): every order of such a sale fails.
   if (salesOnlyInRedis.length > 0)
     log.warn('sales defined in Redis have no MySQL row; POST /api/sales with the same definition completes them', { salesOnlyInRedis });
-  return { salesSurveyed, sales, paymentsSettled: settled, drifting, salesOnlyInRedis };
+  return { salesSurveyed, sales, drifting, salesOnlyInRedis };
 }
 
 async function reconcileSale(sku: string, input: ReconcileInput, pageSize: number): Promise<SaleReconciliation> {

@@ -19,7 +19,7 @@ import { createTemporalClient } from '../../src/infra/temporal-connection.js';
 import { OrderClient } from '../../src/order/client.js';
 import type { OrderWorkerOptions } from '../../src/workers/worker.js';
 import { testConfig } from './env.js';
-import { startTestWorker } from './worker.js';
+import { startTestWorker, type WrapActivities } from './worker.js';
 
 /** The admin token of the API test files (ADMIN_TOKEN). */
 export const TEST_ADMIN_TOKEN = 'test-admin-token';
@@ -47,7 +47,7 @@ export interface TestApp {
 export async function startTestApp(
   name: string,
   env: Record<string, string> = {},
-  options: { apiLogger?: Logger; worker?: Pick<OrderWorkerOptions, 'wrapActivities' | 'metricMeter'> } = {},
+  options: { apiLogger?: Logger; worker?: { wrapActivities?: WrapActivities; metricMeter?: OrderWorkerOptions['metricMeter'] } } = {},
 ): Promise<TestApp> {
   const config = testConfig({ TEMPORAL_TASK_QUEUE: `${name}-${randomUUID()}`, ...env });
   const pool = createMysqlPool(config);

@@ -6,7 +6,7 @@
  */
 import type { Server } from 'node:http';
 import type { Client } from '@temporalio/client';
-import { createApp } from '../../src/api/app.js';
+import { composeApi, createApp } from '../../src/api/app.js';
 import type { AppConfig } from '../../src/config/index.js';
 import { createMysqlPool } from '../../src/db/pool.js';
 import { Store } from '../../src/db/store.js';
@@ -15,10 +15,9 @@ import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
 import type { OrderClient } from '../../src/order/client.js';
-import type { OrderWorkerOptions } from '../../src/workers/worker.js';
 import { testConfig } from './env.js';
 import { listen } from './http.js';
-import { startTestWorker, type TestWorker } from './worker.js';
+import { startTestWorker, type TestWorker, type WrapActivities } from './worker.js';
 
 export interface PerQueueTestbed {
   config: AppConfig;
@@ -30,7 +29,7 @@ export interface PerQueueTestbed {
    * A production worker on `taskQueue`, running until close(), with the owner of promised orders'
    * starts beside it unless `starter: false` (a test that shows what happens before anything starts them).
    */
-  startWorker(taskQueue: string, options?: { wrapActivities?: OrderWorkerOptions['wrapActivities']; starter?: boolean }): Promise<void>;
+  startWorker(taskQueue: string, options?: { wrapActivities?: WrapActivities; starter?: boolean }): Promise<void>;
   /** The API on `taskQueue` (with `orders` in place of its own order client when given); its base URL. */
   serve(taskQueue: string, orders?: OrderClient): Promise<string>;
   /** Closes every server and worker it started, then the clients. */
@@ -63,7 +62,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
       );
     },
     async serve(taskQueue, orders) {
-      const app = createApp({ config: onQueue(taskQueue), redis, store, temporal, logger: createLogger(config, 'test'), ...(orders ? { orders } : {}) });
+      const app = createApp(composeApi({ config: onQueue(taskQueue), redis, store, temporal, logger: createLogger(config, 'test') }, orders ? { orders } : {}));
       return listen(app, servers);
     },
     async close() {

@@ -7,7 +7,11 @@
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createLogger } from '../../src/infra/logger.js';
-import { createOrderWorker, startPromiseStarter, type OrderWorkerOptions, type RunningPromiseStarter } from '../../src/workers/worker.js';
+import type { Activities } from '../../src/activities/index.js';
+import { createOrderWorker, startPromiseStarter, workerActivities, type OrderWorkerOptions, type RunningPromiseStarter } from '../../src/workers/worker.js';
+
+/** Wraps the real activities to inject faults around them (never instead of them). */
+export type WrapActivities = (real: Activities) => Partial<Activities>;
 
 export interface TestWorker {
   worker: Worker;
@@ -18,17 +22,21 @@ export interface TestWorker {
 }
 
 export async function startTestWorker(
-  options: Omit<OrderWorkerOptions, 'connection' | 'workflowBundlePath' | 'config'> & {
-    config: OrderWorkerOptions['config'] & Parameters<typeof startPromiseStarter>[0]['config'];
-    connection?: NativeConnection;
-    /** false: no owner of starts (a test that starts its orders itself, or checks that nothing else does). */
-    starter?: boolean;
-  },
+  options: Omit<OrderWorkerOptions, 'connection' | 'workflowBundlePath' | 'config' | 'activities'> &
+    Omit<Parameters<typeof workerActivities>[0], 'config'> & {
+      config: Parameters<typeof workerActivities>[0]['config'] & Parameters<typeof startPromiseStarter>[0]['config'];
+      connection?: NativeConnection;
+      wrapActivities?: WrapActivities;
+      /** false: no owner of starts (a test that starts its orders itself, or checks that nothing else does). */
+      starter?: boolean;
+    },
 ): Promise<TestWorker> {
   const own = options.connection ? undefined : await NativeConnection.connect({ address: options.config.temporal.address });
   const connection = options.connection ?? own;
   if (!connection) throw new Error('no Temporal connection for the test worker');
-  const worker = await createOrderWorker({ ...options, connection, workflowBundlePath: inject('workflowBundlePath') });
+  const real = workerActivities(options);
+  const activities = options.wrapActivities ? { ...real, ...options.wrapActivities(real) } : real;
+  const worker = await createOrderWorker({ ...options, connection, activities, workflowBundlePath: inject('workflowBundlePath') });
   const running = worker.run();
   const starter =
     options.starter === false

@@ -109,7 +109,7 @@ export class Readiness {
  * naming why; either way with each dependency's breaker. GET /healthz: the same as /readyz, kept
  * for the tools that poll it.
  */
-export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal: Client; guards: DependencyGuards; readiness?: Readiness }): Router {
+export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal: Client; guards: DependencyGuards; readiness: Readiness }): Router {
   const router = new Router();
   route(
     router,
@@ -126,7 +126,7 @@ export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal:
     },
   );
   const ready = async (ctx: Context) => {
-    if (deps.readiness?.draining) {
+    if (deps.readiness.draining) {
       ctx.status = 503;
       ctx.body = { error: { code: 'UNAVAILABLE', message: 'draining: this process is shutting down and takes no new traffic' } };
       return;
@@ -134,7 +134,7 @@ export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal:
     const report = await checkHealth(deps);
     // The breakers say what this process's requests meet now; the checks, what a round trip finds.
     const breakers = breakerStates(deps.guards);
-    const problem = deps.readiness?.problem ?? null;
+    const problem = deps.readiness.problem;
     const clocks = shownClocks(deps.readiness?.clocks ?? {});
     ctx.status = report.ok && !problem ? 200 : 503;
     ctx.body =
