@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const redis = createRedis(config);
   await migrate(pool);
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
-  const sales = new SalesService(store, inventory);
+  const sales = SalesService.onClients(store, redis, config.temporal.taskQueue);
   const auth = new ShopperAuth(config);
   say(`signing ${settings.users} shopper tokens`);
   const tokens = await Promise.all(Array.from({ length: settings.users }, (_, i) => auth.issue(`bench-${runId}-u${i}`)));

@@ -32,7 +32,6 @@ import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { signWebhook } from '../src/order/payments.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { startStack, type RunningStack } from '../stack/index.js';
@@ -140,7 +139,7 @@ async function main(): Promise<void> {
   const store = new Store(pool);
   const redis = createRedis(config);
   await migrate(pool);
-  const sales = new SalesService(store, new RedisInventory(redis, config.temporal.taskQueue));
+  const sales = SalesService.onClients(store, redis, config.temporal.taskQueue);
   const auth = new ShopperAuth(config);
   try {
     const servers = new Map<ServerName, VariantServers>();

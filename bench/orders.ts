@@ -17,6 +17,7 @@ import type { OrderClient } from '../src/order/client.js';
 import { newOrderNo } from '../src/order/checkout.js';
 import { reconcileScheduleId } from '../src/workflows/reconcile-definitions.js';
 import { timedStarts, type TimedStarts } from './starts.js';
+import { SalesService } from '../src/sales/sales-service.js';
 
 /** What the benchmark drives: the same services the API uses, minus HTTP. */
 /** A run's own clients of the stack named in `env` (the schema migrated), as the API would open them. */
@@ -25,6 +26,7 @@ export interface BenchClients {
   store: Store;
   redis: RedisClient;
   inventory: RedisInventory;
+  sales: SalesService;
   temporal: Client;
   close(): Promise<void>;
 }
@@ -45,7 +47,16 @@ export async function openBenchClients(env: Record<string, string | undefined>):
     await close();
     throw err;
   }
-  return { config, store, redis, inventory: new RedisInventory(redis, config.temporal.taskQueue), temporal, close };
+  const { taskQueue } = config.temporal;
+  return {
+    config,
+    store,
+    redis,
+    inventory: new RedisInventory(redis, taskQueue),
+    sales: SalesService.onClients(store, redis, taskQueue),
+    temporal,
+    close,
+  };
 }
 
 export interface Pipeline {
@@ -74,7 +85,13 @@ export async function startOrders(
     async (i) => {
       const now = Date.now();
       const userId = `pipe-${users}-${i}`;
-      const reserved = await pipeline.inventory.reserve({ orderNo: newOrderNo(now), sku, userId, quantity: 1, nowMs: now });
+      const reserved = await pipeline.inventory.reserve({
+        orderNo: newOrderNo(now),
+        sku,
+        userId,
+        quantity: 1,
+        nowMs: now,
+      });
       if (reserved.outcome !== 'RESERVED') throw new Error(`reservation ${i} of ${sku}: ${reserved.outcome}`);
       return { orderNo: reserved.orderNo, userId, createdAt: new Date(now).toISOString() };
     },

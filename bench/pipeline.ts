@@ -40,7 +40,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SalesService } from '../src/sales/sales-service.js';
 import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
@@ -86,12 +85,21 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const runId = randomBytes(3).toString('hex');
   say(`layout: ${args.layout}, ${args.workers} worker process${args.workers > 1 ? 'es' : ''} per phase`);
-  stack = await startPipelineStack({ layout: args.layout, dataDir: join(workDir, 'stack'), log: say, redisAppendfsync: args.redisAppendfsync });
-  const env: Record<string, string | undefined> = { ...process.env, ...stack.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' };
+  stack = await startPipelineStack({
+    layout: args.layout,
+    dataDir: join(workDir, 'stack'),
+    log: say,
+    redisAppendfsync: args.redisAppendfsync,
+  });
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    ...stack.env,
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+  };
   const clients = await openBenchClients(env);
-  const { store, inventory, temporal } = clients;
+  const { store, inventory, sales, temporal } = clients;
   try {
-    const context: RunContext = { runId, env, store, inventory, sales: new SalesService(store, inventory), temporal, stack };
+    const context: RunContext = { runId, env, store, inventory, sales, temporal, stack };
     const bundledAt = performance.now();
     const floorBundle = await buildFloorBundle(join(workDir, 'floor-bundle.js'));
     say(`floor workflow bundled in ${((performance.now() - bundledAt) / 1000).toFixed(1)} s`);
@@ -174,7 +182,13 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
   const config = loadConfig(env);
   const pipeline: Pipeline = { config, store, inventory, orders: new OrderClient(temporal, store, taskQueue) };
   const workers = await startWorkers(args.workers, (i) =>
-    startWorker({ root, workDir, env, name: `worker-${i}`, ...(args.profileDir ? { profileDir: args.profileDir } : {}) }),
+    startWorker({
+      root,
+      workDir,
+      env,
+      name: `worker-${i}`,
+      ...(args.profileDir ? { profileDir: args.profileDir } : {}),
+    }),
   );
   running = workers;
   const rssKb = () => workers.reduce((sum, worker) => sum + rssKbOfGroup(worker.pid), 0);

@@ -34,7 +34,6 @@ import { Client } from '@temporalio/client';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { loadConfig } from '../src/config/index.js';
 import { OrderClient } from '../src/order/client.js';
-import { SalesService } from '../src/sales/sales-service.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { runThenCleanUp } from '../stack/launcher.js';
 import { freePort, type ManagedProcess } from '../stack/process.js';
@@ -78,19 +77,28 @@ async function main(): Promise<void> {
   const runId = randomBytes(3).toString('hex');
   const loadAverageAtStart = loadavg();
   say(`load average at start ${loadAverageAtStart.map((v) => v.toFixed(2)).join(', ')} on ${cpus().length} CPUs`);
-  stack = await startPipelineStack({ layout: 'single', dataDir: join(workDir, 'stack'), log: say, redisAppendfsync: 'always' });
+  stack = await startPipelineStack({
+    layout: 'single',
+    dataDir: join(workDir, 'stack'),
+    log: say,
+    redisAppendfsync: 'always',
+  });
   zipkin = await startZipkin({ tools: loadToolPaths(), dataDir: join(workDir, 'zipkin'), port: await freePort() });
   say(`zipkin at ${zipkin.url}`);
   // The modes set tracing; none inherits the calling shell's OTEL_* settings.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('OTEL_')));
-  const env: Record<string, string | undefined> = { ...inherited, ...stack.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' };
+  const env: Record<string, string | undefined> = {
+    ...inherited,
+    ...stack.env,
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+  };
   const clients = await openBenchClients(env);
-  const { store, inventory, temporal } = clients;
+  const { store, inventory, sales, temporal } = clients;
   try {
     // Both bundles before the first phase, where each phase's worker finds them (bench/processes.ts).
     await buildWorkflowBundle(join(workDir, 'workflow-bundle.js'));
     await buildWorkflowBundle(join(workDir, 'workflow-bundle-bare.js'), { withoutTracingInterceptors: true });
-    const run: RunContext = { runId, env, store, inventory, sales: new SalesService(store, inventory), temporal, stack, zipkin };
+    const run: RunContext = { runId, env, store, inventory, sales, temporal, stack, zipkin };
 
     const phases: TracingPhase[] = [];
     for (let round = 1; round <= args.rounds; round++) {
@@ -142,10 +150,21 @@ async function runModePhase(run: RunContext, mode: TracingMode, round: number, i
   const taskQueue = `bench-tracing-${runId}-${index}-${mode}`;
   const env = { ...run.env, TEMPORAL_TASK_QUEUE: taskQueue, ...tracingEnv(spec.ratio, run.zipkin) };
   const client = spec.ratio === null ? temporal : tracedClient(temporal, spec.ratio);
-  const pipeline: Pipeline = { config: loadConfig(env), store, inventory, orders: new OrderClient(client, store, taskQueue) };
+  const pipeline: Pipeline = {
+    config: loadConfig(env),
+    store,
+    inventory,
+    orders: new OrderClient(client, store, taskQueue),
+  };
   // Zipkin's query window: the spans this phase's worker can have sent, from its start to its stop.
   const phaseStartedAt = Date.now();
-  const worker = await startWorker({ root, workDir, env, name: `worker-${index}-${mode}`, withoutTracingInterceptors: spec.bare });
+  const worker = await startWorker({
+    root,
+    workDir,
+    env,
+    name: `worker-${index}-${mode}`,
+    withoutTracingInterceptors: spec.bare,
+  });
   running = [worker];
   let result: Omit<TracingPhase, 'zipkin'>;
   try {
@@ -266,17 +285,27 @@ function machineSnapshot() {
   // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
   const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
   const usage = process.cpuUsage();
-  return { at: performance.now(), busyTicks: user + nice + system + irq + softirq + steal, benchMicros: usage.user + usage.system };
+  return {
+    at: performance.now(),
+    busyTicks: user + nice + system + irq + softirq + steal,
+    benchMicros: usage.user + usage.system,
+  };
 }
 
-/** Over the measured window: the machine's busy cores, and those not spent by the measured processes or this benchmark. */
+/**
+ * Over the measured window: the machine's busy cores, and those not spent by the measured processes or this benchmark.
+ */
 function machineSince(before: ReturnType<typeof machineSnapshot>, measurement: TracingPhase['measurement']): TracingPhase['machine'] {
   const after = machineSnapshot();
   const seconds = (after.at - before.at) / 1000;
   // USER_HZ is 100 on Linux (stack/cpu.ts reads /proc the same way).
   const busySeconds = (after.busyTicks - before.busyTicks) / 100;
   const measuredSeconds = measurement.cpu.reduce((sum, c) => sum + c.seconds, 0) + (after.benchMicros - before.benchMicros) / 1e6;
-  return { seconds, busyCores: busySeconds / seconds, otherCores: Math.max(0, busySeconds - measuredSeconds) / seconds };
+  return {
+    seconds,
+    busyCores: busySeconds / seconds,
+    otherCores: Math.max(0, busySeconds - measuredSeconds) / seconds,
+  };
 }
 
 function sayPhase(p: TracingPhase): void {

@@ -107,7 +107,7 @@ async function main(): Promise<void> {
   await waitUntilReady(api, async () => (await fetch(`${url}/healthz`)).ok, 60_000);
 
   const sku = `FREEZE-${Date.now().toString(36)}`;
-  await new SalesService(store, new RedisInventory(redis, config.temporal.taskQueue)).create({
+  await SalesService.onClients(store, redis, config.temporal.taskQueue).create({
     sku,
     name: sku,
     priceCents: 1_000,

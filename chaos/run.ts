@@ -277,7 +277,7 @@ async function main(): Promise<number> {
   say(`stack, 2 APIs (${apiUrls.join(', ')}) and a worker up; logs under ${workDir}`);
 
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
-  const sales = new SalesService(store, inventory);
+  const sales = SalesService.onClients(store, redis, config.temporal.taskQueue);
   const orders = new OrderClient(temporal, store, config.temporal.taskQueue);
   const auth = new ShopperAuth(config);
   const servers = stack.servers;

@@ -121,7 +121,7 @@ async function main(): Promise<void> {
     };
     const worker = await makeWorker(config.temporal.taskQueue);
     const inventory = new RedisInventory(redis, config.temporal.taskQueue);
-    const sales = new SalesService(store, inventory);
+    const sales = SalesService.onClients(store, redis, config.temporal.taskQueue);
     mkdirSync(outDir, { recursive: true });
     await worker.runUntil(async () => {
       for (const scenario of REPLAY_SCENARIOS) {

@@ -14,12 +14,12 @@ import type { AppConfig } from '../src/config/index.js';
 import { type Store } from '../src/db/store.js';
 import { type OrderClient } from '../src/order/client.js';
 import { newOrderNo } from '../src/order/checkout.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
 import { httpRequest, replyOf, retryingUnavailable, type HttpOptions, type Reply } from './helpers/http.js';
+import { RedisSales } from '../src/inventory/redis-sales.js';
 
 let app: TestApp;
 let config: AppConfig;
@@ -220,8 +220,8 @@ describe('errors: every bad input gets its status and code and changes nothing',
   it('POST /api/sales retried after its MySQL commit was lost completes the sale; another definition of it is still 409', async () => {
     const sale = { sku: uniqueSku(), name: 'lost commit', priceCents: 700, stock: 4, perUserLimit: 2 };
     // What the first attempt left when its commit was lost: the sale in Redis, no row in MySQL.
-    const inventory = new RedisInventory(redis, config.temporal.taskQueue);
-    expect(await inventory.defineSale(sale)).toBe(true);
+    const redisSales = new RedisSales(redis, config.temporal.taskQueue);
+    expect(await redisSales.defineSale(sale)).toBe(true);
     expect(await store.getSale(sale.sku)).toBeNull();
     expectError(await http('POST', '/api/sales', { json: { ...sale, stock: 5 }, token: ADMIN }), 409, 'SALE_EXISTS');
     const retried = await http('POST', '/api/sales', { json: sale, token: ADMIN });

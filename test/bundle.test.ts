@@ -20,7 +20,7 @@ describe('the workflow bundle', () => {
     const bundled = new Set([...readFileSync(out, 'utf8').matchAll(/"\.\/(src\/[\w/.-]+\.[jt]s)"/g)].map(([, path]) => path!));
     const hashed = workflowSourceFiles().map((file) => relative(process.cwd(), file));
     expect(hashed).toContain('src/order/contract.ts');
-    expect(hashed).toContain('src/order/vocabulary.ts');
+    expect(hashed).toContain('src/order/rules.ts');
     expect(hashed.some((file) => file.startsWith('src/activities/'))).toBe(false);
     expect([...bundled].sort()).toEqual(hashed);
     // Built once: the same sources answer "up to date".

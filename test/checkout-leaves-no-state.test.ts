@@ -12,7 +12,6 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { testConfig } from './helpers/env.js';
 import { uniqueSku } from './helpers/fixtures.js';
@@ -31,7 +30,7 @@ beforeAll(async () => {
   const config = testConfig(own.redisServer.env);
   redis = createRedis(config);
   store = new Store(createMysqlPool(config));
-  const sales = new SalesService(store, new RedisInventory(redis, config.temporal.taskQueue));
+  const sales = SalesService.onClients(store, redis, config.temporal.taskQueue);
   const hour = 3_600_000;
   await sales.create({ sku: open, name: open, priceCents: 100, stock: 5, perUserLimit: 1 });
   await sales.create({

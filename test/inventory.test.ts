@@ -9,14 +9,20 @@ import { createRedis } from '../src/infra/redis.js';
 import { checkRedisCounters } from '../src/invariants/check.js';
 import { RedisInventory, saleKeys, type SaleDefinition, type SaleStock } from '../src/inventory/redis-inventory.js';
 import { testConfig } from './helpers/env.js';
+import { RedisSales } from '../src/inventory/redis-sales.js';
+import { PromiseQueue } from '../src/inventory/promise-queue.js';
 
 let redis: RedisClient;
 let inventory: RedisInventory;
+let promises: PromiseQueue;
+let redisSales: RedisSales;
 
 beforeAll(() => {
   const config = testConfig();
   redis = createRedis(config);
   inventory = new RedisInventory(redis, config.temporal.taskQueue);
+  promises = new PromiseQueue(redis);
+  redisSales = new RedisSales(redis, config.temporal.taskQueue);
 });
 
 afterAll(async () => {
@@ -32,7 +38,7 @@ const orderNo = (): string => `ORD-${randomUUID()}`;
 
 async function newSale(label: string, overrides: Partial<SaleDefinition> = {}): Promise<string> {
   const sku = uniqueSku(label);
-  const created = await inventory.defineSale({ sku, stock: 10, perUserLimit: 5, priceCents: 1999, ...overrides });
+  const created = await redisSales.defineSale({ sku, stock: 10, perUserLimit: 5, priceCents: 1999, ...overrides });
   expect(created).toBe(true);
   return sku;
 }
@@ -534,21 +540,21 @@ describe('RedisInventory', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
 
       const options = { leaseMs: 2_000, limit: 10, recheckMs: 30_000 };
-      const first = await inventory.takeDueStarts(sku, 'starter-a', options);
+      const first = await promises.takeDueStarts(sku, 'starter-a', options);
       expect(first).toMatchObject({ leased: true, pending: 4 });
       expect(first.due.map((due) => due.input.orderNo)).toEqual(nos);
       // Another process: the lease is held.
-      expect(await inventory.takeDueStarts(sku, 'starter-b', options)).toEqual({ leased: false, pending: 4, due: [] });
+      expect(await promises.takeDueStarts(sku, 'starter-b', options)).toEqual({ leased: false, pending: 4, due: [] });
       // Handed out once: pushed ahead until its recheck, unless a failed start brings it forward.
-      expect((await inventory.takeDueStarts(sku, 'starter-a', options)).due).toEqual([]);
-      expect(await inventory.retryStartLater(sku, nos[1] as string, 0)).toBe(true);
-      expect((await inventory.takeDueStarts(sku, 'starter-a', options)).due.map((due) => due.input.orderNo)).toEqual([nos[1]]);
-      await inventory.dropStartEntry(sku, nos[1] as string);
-      expect(await inventory.retryStartLater(sku, nos[1] as string, 0)).toBe(false);
+      expect((await promises.takeDueStarts(sku, 'starter-a', options)).due).toEqual([]);
+      expect(await promises.retryStartLater(sku, nos[1] as string, 0)).toBe(true);
+      expect((await promises.takeDueStarts(sku, 'starter-a', options)).due.map((due) => due.input.orderNo)).toEqual([nos[1]]);
+      await promises.dropStartEntry(sku, nos[1] as string);
+      expect(await promises.retryStartLater(sku, nos[1] as string, 0)).toBe(false);
       expect(await inventory.orderInput(sku, nos[1] as string)).toMatchObject({ orderNo: nos[1] });
       // The lease expires: another process takes over.
       await redis.del(saleKeys(sku).starter);
-      expect(await inventory.takeDueStarts(sku, 'starter-b', { ...options, limit: 0 })).toMatchObject({ leased: true, pending: 3, due: [] });
+      expect(await promises.takeDueStarts(sku, 'starter-b', { ...options, limit: 0 })).toMatchObject({ leased: true, pending: 3, due: [] });
     });
 
     it("LIMIT_EXCEEDED names the orders holding the shopper's units; a released one leaves the list", async () => {
@@ -571,7 +577,7 @@ describe('RedisInventory', () => {
       const trace = { traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` };
       await inventory.reserve({ orderNo: traced, sku, userId: 't1', quantity: 1, promise: { input: input(sku, traced, 't1'), handoffMs: 0, trace } });
       await inventory.reserve({ orderNo: untraced, sku, userId: 't2', quantity: 1, promise: { input: input(sku, untraced, 't2'), handoffMs: 0 } });
-      const { due } = await inventory.takeDueStarts(sku, 'starter-t', { leaseMs: 2_000, limit: 10, recheckMs: 30_000 });
+      const { due } = await promises.takeDueStarts(sku, 'starter-t', { leaseMs: 2_000, limit: 10, recheckMs: 30_000 });
       // Reserved in the same millisecond, the two are due together, in no set order.
       expect(due).toHaveLength(2);
       expect(due).toEqual(
@@ -611,7 +617,7 @@ describe('RedisInventory', () => {
       startsAt: null,
       endsAt: null,
     });
-    expect(await inventory.defineSale({ sku, stock: 1000, perUserLimit: 50, priceCents: 1, startsAt: new Date() })).toBe(false);
+    expect(await redisSales.defineSale({ sku, stock: 1000, perUserLimit: 50, priceCents: 1, startsAt: new Date() })).toBe(false);
     expect(await sale(sku)).toEqual(before);
   });
 
@@ -620,8 +626,8 @@ describe('RedisInventory', () => {
     const sku = await newSale('redefine', definition);
     expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1 })).outcome).toBe('RESERVED');
     const before = await sale(sku);
-    expect(await inventory.defineSale({ sku, ...definition })).toBe(true);
-    expect(await inventory.defineSale({ sku, ...definition, endsAt: new Date('2030-01-01T00:00:00Z') })).toBe(false);
+    expect(await redisSales.defineSale({ sku, ...definition })).toBe(true);
+    expect(await redisSales.defineSale({ sku, ...definition, endsAt: new Date('2030-01-01T00:00:00Z') })).toBe(false);
     expect(await sale(sku)).toEqual(before);
   });
 

@@ -31,6 +31,8 @@ interface Script {
   persist?: (attempt: number) => Promise<void>;
   cancelUnpaid?: UnpaidOrderClosed;
   confirm?: string;
+  /** Held until it resolves: keeps the workflow open while a test sends it more. */
+  markPaid?: Promise<void>;
 }
 
 const scripts = new Map<string, Script>();
@@ -54,6 +56,7 @@ const stubs: Activities = {
     record(order.orderNo, `recordOrderFailure:${order.reason.split(':')[0]}`);
   },
   async markPaid(payment) {
+    await scripts.get(payment.orderNo)?.markPaid;
     record(payment.orderNo, `markPaid:${payment.eventId}`);
   },
   async cancelUnpaidOrder(cancel): Promise<UnpaidOrderClosed> {
@@ -80,7 +83,12 @@ const taskQueue = `order-branches-${randomUUID()}`;
 
 beforeAll(async () => {
   env = await startTimeSkippingEnvironment();
-  worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: WORKFLOWS_PATH, activities: stubs });
+  worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowsPath: WORKFLOWS_PATH,
+    activities: stubs,
+  });
   running = worker.run();
 });
 
@@ -154,12 +162,20 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
 
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
-    const paid = await startOrder({ persist: (attempt) => (attempt === 1 ? held : Promise.resolve()) });
+    let pay!: () => void;
+    const paying = new Promise<void>((resolve) => (pay = resolve));
+    const paid = await startOrder({
+      persist: (attempt) => (attempt === 1 ? held : Promise.resolve()),
+      markPaid: paying,
+    });
     // Sent while the order is still PENDING (its persist held): judged once it is persisted.
     const verdict = paid.handle.executeUpdate(payUpdate, { args: [payment(paid.input, 'evt-p', 1_000)] });
     setTimeout(release, 100);
     expect(await verdict).toEqual({ outcome: 'APPLIED' });
+    // markPaid is held, so the workflow is still open: the validator refuses the cancel.
     await expect(paid.handle.executeUpdate(cancelUpdate)).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+    pay();
+    expect((await paid.handle.result()).status).toBe('PAID');
   });
 
   it('an operator cancels the workflow: CANCELLED as OPERATOR_CANCELLED, the workflow shows cancelled', async () => {
@@ -176,12 +192,17 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
       persist: () => Promise.reject(ApplicationFailure.nonRetryable('sale SKU-STUB does not exist in MySQL', 'SaleNotFound')),
     });
     const state = await handle.result();
-    expect(state).toMatchObject({ status: 'FAILED', failureReason: 'SaleNotFound: sale SKU-STUB does not exist in MySQL' });
+    expect(state).toMatchObject({
+      status: 'FAILED',
+      failureReason: 'SaleNotFound: sale SKU-STUB does not exist in MySQL',
+    });
     expect(callsOf(input)).toEqual(['recordOrderFailure:SaleNotFound', 'releaseReservation']);
   });
 
   it('a transient persistence failure is retried, then the order is payable', async () => {
-    const { handle, input } = await startOrder({ persist: (attempt) => (attempt < 3 ? Promise.reject(new Error('ECONNREFUSED')) : Promise.resolve()) });
+    const { handle, input } = await startOrder({
+      persist: (attempt) => (attempt < 3 ? Promise.reject(new Error('ECONNREFUSED')) : Promise.resolve()),
+    });
     expect((await handle.executeUpdate(awaitPersistedUpdate)).status).toBe('AWAITING_PAYMENT');
     expect(persistAttempts.get(input.orderNo)).toBe(3);
     await handle.cancel();
@@ -190,8 +211,14 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
   it('the wrong amount, then a payment recorded late, then the right one: two refunds and PAID', async () => {
     const { handle, input } = await startOrder();
     await handle.executeUpdate(awaitPersistedUpdate);
-    expect(await pay(handle, payment(input, 'evt-short', 1_000, 999))).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' });
-    expect(await pay(handle, payment(input, 'evt-late', WINDOW_MS + 1))).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+    expect(await pay(handle, payment(input, 'evt-short', 1_000, 999))).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'AMOUNT_MISMATCH',
+    });
+    expect(await pay(handle, payment(input, 'evt-late', WINDOW_MS + 1))).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'RECEIVED_AFTER_DEADLINE',
+    });
     expect(await pay(handle, payment(input, 'evt-ok', 2_000))).toEqual({ outcome: 'APPLIED' });
     // The same event again: the same verdict. Another one: ALREADY_PAID.
     expect(await pay(handle, payment(input, 'evt-ok', 2_000))).toEqual({ outcome: 'APPLIED' });

@@ -26,12 +26,14 @@ import { testConfig } from './helpers/env.js';
 import { withMethods } from './helpers/faults.js';
 import { expectInvariants, expectSaleSettled, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
+import { RedisSales } from '../src/inventory/redis-sales.js';
 
 const GRACE_MS = 2_000;
 let config: AppConfig;
 let store: Store;
 let redis: RedisClient;
 let inventory: RedisInventory;
+let redisSales: RedisSales;
 let connection: Connection;
 let temporal: Client;
 let orders: OrderClient;
@@ -42,6 +44,7 @@ beforeAll(async () => {
   store = new Store(createMysqlPool(config));
   redis = createRedis(config);
   inventory = new RedisInventory(redis, config.temporal.taskQueue);
+  redisSales = new RedisSales(redis, config.temporal.taskQueue);
   connection = await Connection.connect({ address: config.temporal.address });
   temporal = new Client({ connection, namespace: config.temporal.namespace, workflow: { queryRejectCondition: 'NOT_OPEN' } });
   orders = new OrderClient(temporal, store, config.temporal.taskQueue);
@@ -242,9 +245,9 @@ describe('ReconcileWorkflow', () => {
 
   it('names a sale defined in Redis with no MySQL row (its create lost its commit) until the create is retried', async () => {
     const definition = { sku: `LOST-${randomUUID().slice(0, 8)}`.toUpperCase(), name: 'lost commit', priceCents: 900, stock: 2, perUserLimit: 1 };
-    expect(await inventory.defineSale(definition)).toBe(true); // what the create left: Redis only
+    expect(await redisSales.defineSale(definition)).toBe(true); // what the create left: Redis only
     expect((await reconcile([definition.sku])).salesOnlyInRedis).toEqual([definition.sku]);
-    await new SalesService(store, inventory).create(definition); // the admin's retry
+    await SalesService.onClients(store, redis, config.temporal.taskQueue).create(definition); // the admin's retry
     const report = await reconcile([definition.sku]);
     expect(report.salesOnlyInRedis).toEqual([]);
     expectInvariants(await saleReport(store, redis, definition.sku));

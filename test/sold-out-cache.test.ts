@@ -11,10 +11,12 @@ import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../src/inventory/redis-i
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { uniqueSku } from './helpers/fixtures.js';
+import { RedisSales } from '../src/inventory/redis-sales.js';
 
 const config = testConfig();
 const redis = createRedis(config);
 const inventory = new RedisInventory(redis, config.temporal.taskQueue);
+const redisSales = new RedisSales(redis, config.temporal.taskQueue);
 afterAll(() => redis.quit());
 
 const until = (condition: () => boolean, timeoutMs = 2_000) => waitFor(condition, { what: 'the sold-out flag to change', timeoutMs, intervalMs: 5 });
@@ -26,7 +28,7 @@ describe('SoldOutCache', () => {
     try {
       await until(() => (cache.markSoldOut('probe', 0), cache.isSoldOut('probe')));
       const sku = uniqueSku();
-      await inventory.defineSale({ sku, stock: 1, perUserLimit: 1, priceCents: 100 });
+      await redisSales.defineSale({ sku, stock: 1, perUserLimit: 1, priceCents: 100 });
       const won = newOrderNo();
       expect((await inventory.reserve({ orderNo: won, sku, userId: 'a', quantity: 1 })).outcome).toBe('RESERVED');
       const late = await inventory.reserve({ orderNo: newOrderNo(), sku, userId: 'b', quantity: 1 });

@@ -22,6 +22,7 @@ import { testConfig } from './helpers/env.js';
 import { withMethods } from './helpers/faults.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { startHoldingProxy } from './helpers/tcp-proxy.js';
+import { PromiseQueue } from '../src/inventory/promise-queue.js';
 
 let redis: RedisClient;
 let store: Store;
@@ -48,6 +49,7 @@ function pipeline() {
   const taskQueue = `starter-${randomUUID()}`;
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
   const inventory = new RedisInventory(redis, taskQueue);
+  const promises = new PromiseQueue(redis);
   const startOwner = (ownStore: Store = store, ownConnection: NativeConnection = connection) => {
     const owner = startPromiseStarter({
       config,
@@ -68,7 +70,7 @@ function pipeline() {
     expect((await inventory.reserve({ orderNo, sku, userId, quantity: 1, promise: { input, handoffMs: 0 } })).outcome).toBe('RESERVED');
     return orderNo;
   };
-  return { inventory, startOwner, promise };
+  return { inventory, promises, startOwner, promise };
 }
 
 const workflowExists = async (orderNo: string) =>
@@ -123,13 +125,13 @@ describe('the owner of starts', () => {
   });
 
   it('takes over the sale of an owner that died holding its lease, once the lease lapses, the promises that owner had taken included', async () => {
-    const { startOwner, promise, inventory } = pipeline();
+    const { startOwner, promise, promises } = pipeline();
     const sale = await putOnSale(store, redis, { stock: 5 });
     const taken = await promise(sale.sku, 'taken-by-the-dead');
     // An owner takes the sale's lease and its due promise, then dies before starting it.
     const leaseMs = 2_000;
     const leasedAt = Date.now();
-    const dead = await inventory.takeDueStarts(sale.sku, 'dead-owner', { leaseMs, limit: 10, recheckMs: 3_000 });
+    const dead = await promises.takeDueStarts(sale.sku, 'dead-owner', { leaseMs, limit: 10, recheckMs: 3_000 });
     expect(dead).toMatchObject({ leased: true, due: [{ input: { orderNo: taken } }] });
     const later = await promise(sale.sku, 'after-the-death');
     const owner = startOwner();

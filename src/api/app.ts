@@ -6,19 +6,19 @@
  */
 import type { Client } from '@temporalio/client';
 import type Koa from 'koa';
-import { CheckoutService, SaleWindows, SoldOutCache } from '../order/checkout.js';
+import { CheckoutService, checkoutRoutes, SaleWindows, SoldOutCache } from '../order/checkout.js';
 import { loadConfig, type AppConfig } from '../config/index.js';
 import type { Store } from '../db/store.js';
 import { guarded, type DependencyGuards } from '../infra/dependency-guard.js';
 import { createLogger, type Logger } from '../infra/logger.js';
 import type { RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
+import { RedisSales } from '../inventory/redis-sales.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
-import { CancelOrder } from '../order/cancel.js';
+import { CancelOrder, cancelRoutes } from '../order/cancel.js';
 import { OrderClient, type OrderClientOptions } from '../order/client.js';
-import { OrderChangeNotifier, OrderStatusReader } from '../order/reads.js';
-import { PaymentDelivery } from '../order/payments.js';
-import { PaymentWebhook } from '../order/payments.js';
+import { OrderChangeNotifier, OrderStatusReader, readRoutes } from '../order/reads.js';
+import { PaymentDelivery, PaymentWebhook, paymentRoutes } from '../order/payments.js';
 import { AdminService } from '../sales/admin-service.js';
 import { SalesService } from '../sales/sales-service.js';
 import { ShopperAuth } from './auth.js';
@@ -38,8 +38,6 @@ import { authRoutes } from './routes/auth.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { devRoutes } from './routes/dev.js';
 import { healthRoutes, metricsRoutes, Readiness } from './routes/operations.js';
-import { orderRoutes } from '../order/routes.js';
-import { paymentRoutes } from '../order/routes.js';
 import { salesRoutes } from './routes/sales.js';
 
 /** The clients the API is built over; startApi opens them from configuration. */
@@ -105,7 +103,8 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
  * and no others, each one bounded and behind its breaker. A use case that needs another one does
  * not compile until it is listed (and so guarded) here.
  */
-const GUARDED_INVENTORY_METHODS = ['reserve', 'markSaleActive', 'saleWindow', 'countCancel', 'defineSale', 'getSale', 'closeSale'] as const;
+const GUARDED_INVENTORY_METHODS = ['reserve', 'markSaleActive', 'saleWindow', 'countCancel', 'getSale'] as const;
+const GUARDED_SALES_METHODS = ['defineSale', 'closeSale'] as const;
 const GUARDED_STORE_METHODS = [
   'createSale',
   'getSale',
@@ -125,7 +124,8 @@ export function createApp(parts: ApiParts): Koa {
   const inventory = guarded(new RedisInventory(redis, config.temporal.taskQueue), guards.redis, config.deadlines.redisMs, GUARDED_INVENTORY_METHODS);
   const store = guarded(parts.store, guards.mysql, config.deadlines.mysqlMs, GUARDED_STORE_METHODS);
   const auth = new ShopperAuth(config);
-  const sales = new SalesService(store, inventory);
+  const redisSales = guarded(new RedisSales(redis, config.temporal.taskQueue), guards.redis, config.deadlines.redisMs, GUARDED_SALES_METHODS);
+  const sales = new SalesService(store, inventory, redisSales);
   const limits = new RateLimits(redis, config.rateLimits, logger, guards.redis);
   const checkout = new CheckoutService({
     config,
@@ -141,7 +141,7 @@ export function createApp(parts: ApiParts): Koa {
   });
   metrics.trackPaymentBacklog(() => payments.backlog);
   const webhook = new PaymentWebhook({ config, store: parts.store, guards, delivery: payments });
-  const admin = new AdminService({ store, inventory, orders, sales });
+  const admin = new AdminService({ store, inventory, redisSales, orders, sales });
   const cancelOrder = new CancelOrder({ orders, statusReader, inventory, writeDeadlineMs: config.deadlines.writeMs });
   const accessLog = new AccessLog({ logger, metrics, soldOutSampleEvery: config.accessLogSoldOutSample });
   const tracing = activeTracing() !== undefined;
@@ -154,7 +154,9 @@ export function createApp(parts: ApiParts): Koa {
         healthRoutes({ redis, store: parts.store, temporal, guards, readiness: parts.readiness }),
         salesRoutes({ sales, adminToken: config.adminToken }),
         authRoutes({ auth, devLogin: config.authDevLogin, limits }),
-        orderRoutes({ auth, checkout, cancelOrder, statusReader, metrics }),
+        checkoutRoutes({ auth, checkout, metrics }),
+        readRoutes({ auth, statusReader }),
+        cancelRoutes({ auth, cancelOrder }),
         paymentRoutes({ webhook, limits, metrics }),
         devRoutes({ auth, orders: statusReader, webhook, enabled: config.authDevLogin }),
         adminRoutes({ admin, adminToken: config.adminToken }),

@@ -27,13 +27,3 @@ export function createMysqlPool(config: Pick<AppConfig, 'mysqlUrl'>, options: Po
   });
   return pool;
 }
-
-/**
- * Whether a mysql2 error says the server is unwell (connection refused or lost, a timeout, a fatal
- * protocol error) rather than answering a statement (a duplicate key, a constraint): only the
- * former counts against the API's MySQL breaker and answers 503.
- */
-export function isMysqlFailure(err: unknown): boolean {
-  const sqlError = err as { sqlState?: unknown; fatal?: unknown };
-  return !(typeof sqlError.sqlState === 'string' && sqlError.fatal !== true);
-}

@@ -195,7 +195,6 @@ const STATES: Readonly<Record<string, ReservationState>> = { R: 'RESERVED', C: '
 
 /** The scripts as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
 interface InventoryCommands {
-  inventoryDefineSale(sale: string, stock: number, perUserLimit: number, priceCents: number, startsMs: number, endsMs: number): Promise<number>;
   inventoryReserve(
     sale: string,
     users: string,
@@ -234,7 +233,6 @@ interface InventoryCommands {
     forget: string,
   ): Promise<string>;
   inventoryConfirm(sale: string, reservations: string, pending: string, inputs: string, orderNo: string): Promise<string>;
-  inventoryCloseSale(sale: string, nowMs: number): Promise<number>;
   inventoryClaim(
     sale: string,
     users: string,
@@ -248,17 +246,6 @@ interface InventoryCommands {
     reservedAtMs: number,
     idempotencyKey: string,
   ): Promise<string>;
-  inventoryTakeDueStarts(
-    pending: string,
-    inputs: string,
-    lease: string,
-    owner: string,
-    leaseMs: number,
-    limit: number,
-    recheckMs: number,
-  ): Promise<Array<number | string>>;
-  inventoryPromiseEntry(pending: string, inputs: string, orderNo: string, action: 'retry' | 'drop', delayMs: number): Promise<number>;
-  inventoryReleaseStarterLease(lease: string, owner: string): Promise<number>;
   inventoryAdopt(
     sale: string,
     users: string,
@@ -275,19 +262,19 @@ interface InventoryCommands {
 }
 
 const SCRIPTS = {
-  inventoryDefineSale: { file: 'define_sale.lua', numberOfKeys: 1 },
   inventoryReserve: { file: 'reserve.lua', numberOfKeys: 8 },
   inventoryRelease: { file: 'release.lua', numberOfKeys: 7 },
   inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 4 },
   inventoryClaim: { file: 'claim.lua', numberOfKeys: 6 },
-  inventoryTakeDueStarts: { file: 'take_due_starts.lua', numberOfKeys: 3 },
-  inventoryPromiseEntry: { file: 'promise_entry.lua', numberOfKeys: 2 },
-  inventoryReleaseStarterLease: { file: 'release_starter_lease.lua', numberOfKeys: 1 },
   inventoryAdopt: { file: 'adopt.lua', numberOfKeys: 5 },
-  inventoryCloseSale: { file: 'close_sale.lua', numberOfKeys: 1 },
 } as const satisfies Record<keyof InventoryCommands, { file: string; numberOfKeys: number }>;
 
 const LUA_DIR = new URL('../../lua/', import.meta.url);
+
+/** Registers Lua scripts of lua/ as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
+export function defineScripts(redis: RedisClient, scripts: Record<string, { file: string; numberOfKeys: number }>): void {
+  for (const [name, { file, numberOfKeys }] of Object.entries(scripts)) redis.defineCommand(name, { numberOfKeys, lua: luaSource(file) });
+}
 const luaSources = new Map<string, string>();
 
 function luaSource(file: string): string {
@@ -302,7 +289,7 @@ function luaSource(file: string): string {
 /** 0 means "no bound" to the scripts: a real bound must never be 0, nor anything before 2000. */
 const EARLIEST_BOUND_MS = Date.parse('2000-01-01T00:00:00Z');
 
-function toEpochMs(date: Date | null | undefined): number {
+export function toEpochMs(date: Date | null | undefined): number {
   if (!date) return 0;
   const ms = date.getTime();
   if (!Number.isFinite(ms) || ms < EARLIEST_BOUND_MS) throw new RangeError(`a sale window bound must be a time after 2000: ${String(date)}`);
@@ -331,30 +318,12 @@ export class RedisInventory {
     taskQueue: string,
   ) {
     this.pipeline = pipelineKeys(taskQueue);
-    for (const [name, { file, numberOfKeys }] of Object.entries(SCRIPTS)) {
-      redis.defineCommand(name, { numberOfKeys, lua: luaSource(file) });
-    }
+    defineScripts(redis, SCRIPTS);
     this.commands = redis as unknown as InventoryCommands;
   }
 
   static keys(sku: string): SaleKeys {
     return saleKeys(sku);
-  }
-
-  /** Puts a SKU on sale: true when created or already defined exactly so; false (nothing changed) when another sale of it exists. */
-  async defineSale(sale: SaleDefinition): Promise<boolean> {
-    // Registered first (idempotent), so no sale exists that the starters and lookups cannot find.
-    await this.markSaleActive(sale.sku);
-    const created = await this.commands.inventoryDefineSale(
-      saleKeys(sale.sku).sale,
-      sale.stock,
-      sale.perUserLimit,
-      sale.priceCents,
-      toEpochMs(sale.startsAt),
-      toEpochMs(sale.endsAt),
-    );
-    // 2: this very definition is there already (a create retried after its MySQL commit was lost).
-    return created === 1 || created === 2;
   }
 
   /** Takes stock for one checkout, atomically with the per-user limit and the idempotency key. */
@@ -522,15 +491,6 @@ export class RedisInventory {
     };
   }
 
-  /**
-   * Ends the sale at `nowMs` unless it has ended already (then its end stays): checkouts answer
-   * NOT_ACTIVE from then on. Returns the sale's end, or null when Redis has no such sale.
-   */
-  async closeSale(sku: string, nowMs = Date.now()): Promise<Date | null> {
-    const ends = Number(await this.commands.inventoryCloseSale(saleKeys(sku).sale, Math.floor(nowMs)));
-    return ends > 0 ? new Date(ends) : null;
-  }
-
   /** When the sale is open (epoch ms, 0 = no bound; the end exclusive), or null when Redis has no such sale. A read: it writes nothing. */
   async saleWindow(sku: string): Promise<SaleWindow | null> {
     const [stock, starts, ends] = await this.redis.hmget(saleKeys(sku).sale, 'stock', 'starts', 'ends');
@@ -542,40 +502,6 @@ export class RedisInventory {
     const record = await this.redis.hget(saleKeys(sku).reservations, orderNo);
     if (record === null) return null;
     return parseReservation(record);
-  }
-
-  /**
-   * The sale's promised orders due to be started, handed to `owner` if it holds (or now takes) the
-   * sale's starter lease: oldest due first, at most `limit`, each pushed `recheckMs` ahead so it is
-   * not handed out twice while its start is on its way. `pending` counts the promises not started.
-   */
-  async takeDueStarts(
-    sku: string,
-    owner: string,
-    options: { leaseMs: number; limit: number; recheckMs: number },
-  ): Promise<{ leased: boolean; pending: number; due: Promised[] }> {
-    const k = saleKeys(sku);
-    const reply = await this.commands.inventoryTakeDueStarts(k.pending, k.inputs, k.starter, owner, options.leaseMs, options.limit, options.recheckMs);
-    const due: Promised[] = [];
-    for (let i = 2; i + 1 < reply.length; i += 2) due.push(parsePromised(String(reply[i + 1])));
-    return { leased: Number(reply[0]) === 1, pending: Number(reply[1] ?? 0), due };
-  }
-
-  /** Gives up the sale's starter lease if `owner` holds it. */
-  async releaseStarterLease(sku: string, owner: string): Promise<void> {
-    await this.commands.inventoryReleaseStarterLease(saleKeys(sku).starter, owner);
-  }
-
-  /** After a failed start: the promise is due again in `delayMs` (false: it was claimed or released meanwhile). */
-  async retryStartLater(sku: string, orderNo: string, delayMs: number): Promise<boolean> {
-    const k = saleKeys(sku);
-    return (await this.commands.inventoryPromiseEntry(k.pending, k.inputs, orderNo, 'retry', Math.max(0, Math.floor(delayMs)))) === 1;
-  }
-
-  /** The order's workflow exists or has closed: no starter starts it again (its input stays for reads). */
-  async dropStartEntry(sku: string, orderNo: string): Promise<void> {
-    const k = saleKeys(sku);
-    await this.commands.inventoryPromiseEntry(k.pending, k.inputs, orderNo, 'drop', 0);
   }
 
   /**

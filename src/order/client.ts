@@ -14,8 +14,7 @@ import {
   type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
-import type { Store } from '../db/store.js';
-import { isMysqlFailure } from '../db/pool.js';
+import { isMysqlFailure, type Store } from '../db/store.js';
 import { boundBy, Deadline, DeadlineExceededError, DependencyGuard, DependencyUnavailableError, type DependencyGuards } from '../infra/dependency-guard.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import {

@@ -1,8 +1,8 @@
 /**
  * The order's contract: the OrderWorkflow's type name, id, input, state, Updates, query, search
  * attributes and the order number's form. Declared once here and shared by the workflow, the order
- * client, the API and the tests; the vocabulary (statuses, reasons, outcomes) lives in
- * ./vocabulary.ts and the rules on the state in ./rules.ts, both exported from here too.
+ * client, the API and the tests; the vocabulary (statuses, reasons, outcomes) and the rules on the
+ * state live in ./rules.ts, exported from here too.
  *
  * The workflow bundle takes this file in (src/workers/bundle.ts hashes it with the workflows), so
  * it holds only deterministic code: pure functions, constants and the SDK's define* helpers.
@@ -11,9 +11,8 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import ms from 'ms';
-import type { CancelReason, OrderStatus, PaymentOutcome, RefundReason } from './vocabulary.js';
+import type { CancelReason, OrderStatus, PaymentVerdict } from './rules.js';
 
-export * from './vocabulary.js';
 export * from './rules.js';
 
 /** What starts an order: the workflow's input, kept in its history (changing it needs a patch). */
@@ -42,12 +41,6 @@ export interface PaymentReceived {
    * judges the payment by it, however late it is delivered.
    */
   receivedAt: string;
-}
-
-/** The workflow's verdict on one payment event. */
-export interface PaymentVerdict {
-  outcome: PaymentOutcome;
-  refundReason?: RefundReason;
 }
 
 /** One payment event in the order's state, with what became of it. */

@@ -1,12 +1,57 @@
 /**
- * The order's rules as pure functions: when a payment came in time, which payment is applied and
- * why one is refunded, which order can be cancelled, how the wait for a payment ends. OrderWorkflow
- * applies them to its state, the order client to what MySQL recorded of a closed order. Plain
- * functions of plain data, so they run in the workflow sandbox and test/order-rules.test.ts tests
- * them without a server.
+ * The order's vocabulary and its rules, as plain data and pure functions. The vocabulary: every
+ * status, reason and outcome an order and its payments can have, each list declared once (the
+ * API's zod enums, the store's statuses and the dashboard derive from them). The rules: when a
+ * payment came in time, which payment is applied and why one is refunded, which order can be
+ * cancelled, how the wait for a payment ends. OrderWorkflow applies them to its state, the order
+ * client to what MySQL recorded of a closed order. It imports nothing, so the workflow bundle and
+ * the dashboard's browser script take it in, and test/order-rules.test.ts needs no server.
  */
-import type { OrderState, PaymentReceived, PaymentVerdict } from './contract.js';
-import { OPEN_STATUSES, type CancelReason, type OrderStatus, type RefundReason } from './vocabulary.js';
+
+/** An order's statuses in the order it moves through them (docs/api.md, "Order states"). */
+export const ORDER_STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
+
+/** While open the order's workflow decides what happens next; the other statuses are final. */
+export const OPEN_STATUSES: readonly OrderStatus[] = ['PENDING', 'AWAITING_PAYMENT'];
+
+/** The statuses an order row can have: a PENDING order exists only in its workflow. */
+export const STORED_ORDER_STATUSES = ['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'] as const satisfies readonly OrderStatus[];
+export type StoredOrderStatus = (typeof STORED_ORDER_STATUSES)[number];
+
+/** OPERATOR_CANCELLED: the workflow itself was cancelled (Web UI, CLI) while the order awaited payment. */
+export const CANCEL_REASONS = ['PAYMENT_TIMEOUT', 'USER_CANCELLED', 'OPERATOR_CANCELLED'] as const;
+export type CancelReason = (typeof CANCEL_REASONS)[number];
+
+/** The workflow's verdict on one payment event. */
+export const PAYMENT_OUTCOMES = ['APPLIED', 'REFUND_REQUIRED'] as const;
+export type PaymentOutcome = (typeof PAYMENT_OUTCOMES)[number];
+
+/** A payment row's outcome: RECEIVED from the webhook's first write until the verdict is written. */
+export const STORED_PAYMENT_OUTCOMES = ['RECEIVED', ...PAYMENT_OUTCOMES] as const;
+export type StoredPaymentOutcome = (typeof STORED_PAYMENT_OUTCOMES)[number];
+
+/**
+ * The webhook's answer: the verdict, DUPLICATE for an event already judged, or RECEIVED for an
+ * event recorded whose verdict did not come in time (it is delivered and judged later).
+ */
+export const WEBHOOK_OUTCOMES = [...PAYMENT_OUTCOMES, 'DUPLICATE', 'RECEIVED'] as const;
+export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
+
+/**
+ * Why a payment was not applied to its order. RECEIVED_AFTER_DEADLINE: recorded after the order's
+ * payment deadline (judged by when it arrived, not when it was delivered); ORDER_NOT_FOUND: no
+ * order with that number was ever accepted.
+ */
+export const REFUND_REASONS = [
+  'ORDER_NOT_AWAITING_PAYMENT',
+  'AMOUNT_MISMATCH',
+  'ALREADY_PAID',
+  'ORDER_FAILED',
+  'RECEIVED_AFTER_DEADLINE',
+  'ORDER_NOT_FOUND',
+] as const;
+export type RefundReason = (typeof REFUND_REASONS)[number];
 
 /** The arrival rule: recorded at or before the deadline is in time (the store applies it in SQL too). */
 export function receivedInTime(receivedAt: string, paymentDeadline: string): boolean {
@@ -14,7 +59,7 @@ export function receivedInTime(receivedAt: string, paymentDeadline: string): boo
 }
 
 /** A shopper may cancel an order while it is open and no payment was applied to it. */
-export function isCancellable(state: Pick<OrderState, 'status' | 'payments'>): boolean {
+export function isCancellable(state: { status: OrderStatus; payments: ReadonlyArray<{ outcome: PaymentOutcome }> }): boolean {
   return OPEN_STATUSES.includes(state.status) && !state.payments.some((p) => p.outcome === 'APPLIED');
 }
 
@@ -23,6 +68,18 @@ export function refundReasonFor(status: OrderStatus | undefined): RefundReason {
   if (status === 'PAID') return 'ALREADY_PAID';
   if (status === 'FAILED') return 'ORDER_FAILED';
   return 'ORDER_NOT_AWAITING_PAYMENT';
+}
+
+/** The workflow's verdict on one payment event. */
+export interface PaymentVerdict {
+  outcome: PaymentOutcome;
+  refundReason?: RefundReason;
+}
+
+/** A payment as it is judged: its amount and when MySQL recorded it (ISO). */
+export interface PaymentArrival {
+  amountCents: number;
+  receivedAt: string;
 }
 
 /** The verdict of a recorded payment without its event fields: what the `pay` Update answered. */
@@ -44,7 +101,7 @@ export interface PayableOrder {
  * The verdict on a payment. What the payment itself says comes first (its amount, when it was
  * recorded), so the reason does not depend on when it was delivered; then the order's standing.
  */
-export function judgePayment(order: PayableOrder, payment: Pick<PaymentReceived, 'amountCents' | 'receivedAt'>): PaymentVerdict {
+export function judgePayment(order: PayableOrder, payment: PaymentArrival): PaymentVerdict {
   if (payment.amountCents !== order.totalCents) return refund('AMOUNT_MISMATCH');
   if (!receivedInTime(payment.receivedAt, order.paymentDeadline)) return refund('RECEIVED_AFTER_DEADLINE');
   if (order.paid) return refund('ALREADY_PAID');
@@ -53,7 +110,7 @@ export function judgePayment(order: PayableOrder, payment: Pick<PaymentReceived,
 }
 
 /** Whether a payment would pay the order were it still open: the right amount, recorded in time. */
-export function paysInTime(order: Pick<PayableOrder, 'totalCents' | 'paymentDeadline'>, payment: PaymentReceived): boolean {
+export function paysInTime(order: Pick<PayableOrder, 'totalCents' | 'paymentDeadline'>, payment: PaymentArrival): boolean {
   return judgePayment({ ...order, paid: false, closingAs: undefined }, payment).outcome === 'APPLIED';
 }
 
@@ -65,7 +122,7 @@ export function paysInTime(order: Pick<PayableOrder, 'totalCents' | 'paymentDead
  */
 export function verdictOfClosedOrder(
   order: { status: OrderStatus; totalCents: number; paymentDeadline: string } | null,
-  stored: (Pick<PaymentReceived, 'amountCents' | 'receivedAt'> & { outcome: string; refundReason: string | null }) | null,
+  stored: (PaymentArrival & { outcome: string; refundReason: string | null }) | null,
 ): PaymentVerdict | null {
   if (stored?.outcome === 'APPLIED') return { outcome: 'APPLIED' };
   if (stored?.outcome === 'REFUND_REQUIRED') return refund((stored.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') as RefundReason);
@@ -75,13 +132,14 @@ export function verdictOfClosedOrder(
 }
 
 /** How an order's run ends: its outcome is decided first, then the order is closed accordingly. */
-export type Outcome = { status: 'PAID'; payment: PaymentReceived } | { status: 'CANCELLED'; reason: CancelReason } | { status: 'FAILED'; reason: string };
+export type Outcome<Payment = PaymentArrival> =
+  { status: 'PAID'; payment: Payment } | { status: 'CANCELLED'; reason: CancelReason } | { status: 'FAILED'; reason: string };
 
 /**
  * How the wait for a payment ended. A payment accepted before an operator's cancel wins: the money
  * was taken for a persisted order.
  */
-export function outcomeOfWait(wait: { accepted: PaymentReceived | undefined; operatorCancelled: boolean; shopperCancelled: boolean }): Outcome {
+export function outcomeOfWait<Payment>(wait: { accepted: Payment | undefined; operatorCancelled: boolean; shopperCancelled: boolean }): Outcome<Payment> {
   if (wait.accepted) return { status: 'PAID', payment: wait.accepted };
   if (wait.operatorCancelled) return { status: 'CANCELLED', reason: 'OPERATOR_CANCELLED' };
   return { status: 'CANCELLED', reason: wait.shopperCancelled ? 'USER_CANCELLED' : 'PAYMENT_TIMEOUT' };

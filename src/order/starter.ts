@@ -19,6 +19,7 @@ import { Deadline } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 import type { ChannelListener } from '../infra/redis-subscription.js';
 import { inTrace } from '../infra/tracing.js';
+import type { PromiseQueue } from '../inventory/promise-queue.js';
 import type { Promised, RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderClient } from './client.js';
 import type { StartPacing } from './start-pacing.js';
@@ -74,6 +75,8 @@ export class PromiseStarter {
     private readonly deps: {
       /** Unguarded: the owner's calls are its own, bounded by the client's command timeout. */
       inventory: RedisInventory;
+      /** The sale's promises waiting for their start, taken under the sale's lease. */
+      promises: PromiseQueue;
       /** On the worker's own connection (its starts are eager), pacing its starts by `pacing`. */
       orders: OrderClient;
       pacing: StartPacing;
@@ -146,14 +149,14 @@ export class PromiseStarter {
   private async visit(sku: string): Promise<void> {
     const state = { again: false };
     this.visiting.set(sku, state);
-    const { inventory, pacing } = this.deps;
+    const { promises, pacing } = this.deps;
     const starts: Array<Promise<boolean>> = [];
     try {
       for (;;) {
         state.again = false;
         const room = await pacing.room();
         if (this.stopped) return;
-        const taken = await inventory.takeDueStarts(sku, this.owner, { leaseMs: this.options.leaseMs, limit: room, recheckMs: RECHECK_MS });
+        const taken = await promises.takeDueStarts(sku, this.owner, { leaseMs: this.options.leaseMs, limit: room, recheckMs: RECHECK_MS });
         if (!taken.leased) {
           this.pendingBySale.delete(sku);
           break;
@@ -172,24 +175,24 @@ export class PromiseStarter {
     const outcomes = await Promise.all(starts);
     if (outcomes.length > 0 && outcomes.every((ok) => !ok)) {
       this.pausedUntil.set(sku, Date.now() + 2 * this.options.leaseMs);
-      await inventory.releaseStarterLease(sku, this.owner).catch(() => undefined);
+      await promises.releaseStarterLease(sku, this.owner).catch(() => undefined);
     }
   }
 
   /** Starts one promised order, in its checkout's trace when that was sampled; whether it now exists (or has closed). */
   private async startOne({ input, trace }: Promised): Promise<boolean> {
-    const { inventory, orders, observer } = this.deps;
+    const { promises, orders, observer } = this.deps;
     const sentAt = Date.now();
     try {
       if (sentAt - Date.parse(input.createdAt) > STALE_PROMISE_MS && (await this.deps.hasOrderRow(input.orderNo))) {
-        await inventory.dropStartEntry(input.sku, input.orderNo);
+        await promises.dropStartEntry(input.sku, input.orderNo);
         return true;
       }
       const { outcome, eager } = await inTrace(trace, () => orders.startEagerly(input, Deadline.in(this.options.startTimeoutMs)));
       observer?.started(outcome, Date.now() - sentAt, eager);
       this.attempts.delete(input.orderNo);
       // The workflow exists (or has closed, and the reconciler aligns its reservation): no start is due again.
-      await inventory.dropStartEntry(input.sku, input.orderNo).catch(() => undefined);
+      await promises.dropStartEntry(input.sku, input.orderNo).catch(() => undefined);
       return true;
     } catch (err) {
       observer?.started('FAILED', Date.now() - sentAt, false);
@@ -198,7 +201,7 @@ export class PromiseStarter {
       if (this.attempts.size > 100_000) this.attempts.clear();
       this.deps.logger.debug({ orderNo: input.orderNo, attempt, err: describe(err) }, 'order start failed; due again later');
       const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(attempt - 1, 4)) * (0.8 + Math.random() * 0.4);
-      await inventory.retryStartLater(input.sku, input.orderNo, delay).catch(() => undefined);
+      await promises.retryStartLater(input.sku, input.orderNo, delay).catch(() => undefined);
       return false;
     }
   }

@@ -8,6 +8,7 @@ import type { OrderRow, PaymentListRow, SaleRow, Store } from '../db/store.js';
 import type { StoredOrderStatus, StoredPaymentOutcome } from '../order/contract.js';
 import { checkSaleInvariants, type Invariant, type RedisCounters, type SaleInvariantSources } from '../invariants/check.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
+import type { RedisSales } from '../inventory/redis-sales.js';
 import type { OrderClient } from '../order/client.js';
 import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from './cursor.js';
 import type { SaleView } from './sale-view.js';
@@ -79,7 +80,8 @@ export class AdminService {
   constructor(
     private readonly deps: {
       store: Pick<Store, 'getSale' | 'closeSale' | 'ordersPage' | 'paymentsPage' | 'salesPage' | 'orderCountsByStatus'> & SaleInvariantSources['store'];
-      inventory: Pick<RedisInventory, 'getSale' | 'closeSale'>;
+      inventory: Pick<RedisInventory, 'getSale'>;
+      redisSales: Pick<RedisSales, 'closeSale'>;
       orders: OrderClient;
       sales: SalesService;
     },
@@ -158,9 +160,9 @@ export class AdminService {
    * end back from Redis (an ended sale keeps its end) and writes it to MySQL.
    */
   async closeSale(sku: string): Promise<SaleView> {
-    const { store, inventory, sales } = this.deps;
+    const { store, redisSales, sales } = this.deps;
     if (!(await store.getSale(sku))) throw skuNotFound(sku);
-    const endsAt = await inventory.closeSale(sku);
+    const endsAt = await redisSales.closeSale(sku);
     if (!endsAt) throw skuNotFound(sku);
     await store.closeSale(sku, endsAt);
     const view = await sales.get(sku);

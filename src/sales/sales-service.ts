@@ -2,7 +2,9 @@
  * Sales: an admin puts stock on sale in MySQL (the record) and Redis (the counters checkout uses).
  */
 import type { Store } from '../db/store.js';
-import type { RedisInventory } from '../inventory/redis-inventory.js';
+import type { RedisClient } from '../infra/redis.js';
+import { RedisInventory } from '../inventory/redis-inventory.js';
+import { RedisSales } from '../inventory/redis-sales.js';
 import { echo, Refusal } from '../refusal.js';
 import type { SaleView } from './sale-view.js';
 
@@ -20,8 +22,14 @@ export class SalesService {
   /** The methods it calls: the API passes its guarded views (src/api/app.ts), tests and tools the clients as they are. */
   constructor(
     private readonly store: Pick<Store, 'createSale' | 'getSale'>,
-    private readonly inventory: Pick<RedisInventory, 'defineSale' | 'getSale'>,
+    private readonly inventory: Pick<RedisInventory, 'getSale'>,
+    private readonly redisSales: Pick<RedisSales, 'defineSale'>,
   ) {}
+
+  /** Over the clients as they are (tools and tests; the API passes guarded views). */
+  static onClients(store: Store, redis: RedisClient, taskQueue: string): SalesService {
+    return new SalesService(store, new RedisInventory(redis, taskQueue), new RedisSales(redis, taskQueue));
+  }
 
   /**
    * MySQL first inside a transaction, then Redis, then commit: the sale exists in both or in
@@ -29,7 +37,7 @@ export class SalesService {
    */
   async create(sale: NewSale): Promise<SaleView> {
     const record = { ...sale, startsAt: toDate(sale.startsAt), endsAt: toDate(sale.endsAt) };
-    const created = await this.store.createSale(record, () => this.inventory.defineSale(record));
+    const created = await this.store.createSale(record, () => this.redisSales.defineSale(record));
     if (!created) throw new Refusal('SALE_EXISTS', `a sale for ${sale.sku} already exists`);
     const view = await this.get(sale.sku);
     if (!view) throw new Error(`sale ${sale.sku} vanished right after it was created`);

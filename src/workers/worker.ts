@@ -14,6 +14,7 @@ import { createReconcileActivities, type ReconcileActivities } from '../activiti
 import { OrderChangeNotifier } from '../order/reads.js';
 import { OrderClient } from '../order/client.js';
 import type { Store } from '../db/store.js';
+import { PromiseQueue } from '../inventory/promise-queue.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { boundBy, Deadline } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
@@ -125,6 +126,7 @@ export function startPromiseStarter(options: {
   const starter = new PromiseStarter(
     {
       inventory,
+      promises: new PromiseQueue(redis),
       orders,
       pacing,
       backlogAgeMs: () => workflowBacklogAgeMs(connection, namespace, taskQueue),

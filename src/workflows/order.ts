@@ -101,7 +101,7 @@ class OrderRun {
   private accepted: PaymentReceived | undefined;
   private cancelRequested = false;
   /** Set once the outcome is decided: from then on no payment is accepted and no cancel either. */
-  private decided: Outcome | undefined;
+  private decided: Outcome<PaymentReceived> | undefined;
   /** The operator's cancellation of this workflow, rethrown once the order is closed. */
   private operatorCancellation: unknown;
   /** While cancelUnpaidOrder looks for a payment recorded in time: such payments wait for its answer. */
@@ -163,7 +163,7 @@ class OrderRun {
 
   // ---- decide -----------------------------------------------------------------------------------
 
-  private async decide(): Promise<Outcome> {
+  private async decide(): Promise<Outcome<PaymentReceived>> {
     try {
       const persisted = await persistOrder({ ...this.input, paymentDeadline: this.state.paymentDeadline });
       this.state.paymentDeadline = persisted.paymentDeadline;
@@ -182,7 +182,7 @@ class OrderRun {
     return outcomeOfWait({ accepted: this.accepted, operatorCancelled: this.operatorCancellation !== undefined, shopperCancelled: this.cancelRequested });
   }
 
-  private persistFailed(err: unknown): Outcome {
+  private persistFailed(err: unknown): Outcome<PaymentReceived> {
     if (!isCancellation(err)) return { status: 'FAILED', reason: describeFailure(err) };
     this.operatorCancellation = err;
     return { status: 'FAILED', reason: 'cancelled by an operator before the order was persisted' };
@@ -190,7 +190,7 @@ class OrderRun {
 
   // ---- close ------------------------------------------------------------------------------------
 
-  private async close(outcome: Outcome): Promise<void> {
+  private async close(outcome: Outcome<PaymentReceived>): Promise<void> {
     this.decided = outcome;
     if (outcome.status === 'PAID') return this.closePaid(outcome.payment);
     if (outcome.status === 'CANCELLED') return this.closeCancelled(outcome.reason);

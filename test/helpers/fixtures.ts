@@ -21,7 +21,7 @@ export async function putOnSale(
 ): Promise<{ sku: string; priceCents: number }> {
   const sku = sale.sku ?? uniqueSku();
   const priceCents = sale.priceCents ?? 1_999;
-  await new SalesService(store, new RedisInventory(redis, testConfig().temporal.taskQueue)).create({
+  await SalesService.onClients(store, redis, testConfig().temporal.taskQueue).create({
     sku,
     name: `Test ${sku}`,
     priceCents,

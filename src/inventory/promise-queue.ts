@@ -1,0 +1,71 @@
+/**
+ * The promised orders of a sale waiting for their workflow's start, as the owner of starts
+ * (src/order/starter.ts) takes them: under a per-sale lease, oldest due first, by Lua scripts
+ * (take_due_starts.lua, promise_entry.lua, release_starter_lease.lua). reserve.lua writes the
+ * entries, claim.lua and release.lua drop them.
+ */
+import type { RedisClient } from '../infra/redis.js';
+import { defineScripts, parsePromised, saleKeys, type Promised } from './redis-inventory.js';
+
+const SCRIPTS = {
+  promisesTakeDueStarts: { file: 'take_due_starts.lua', numberOfKeys: 3 },
+  promisesEntry: { file: 'promise_entry.lua', numberOfKeys: 2 },
+  promisesReleaseStarterLease: { file: 'release_starter_lease.lua', numberOfKeys: 1 },
+} as const satisfies Record<keyof PromiseCommands, { file: string; numberOfKeys: number }>;
+
+interface PromiseCommands {
+  promisesTakeDueStarts(
+    pending: string,
+    inputs: string,
+    lease: string,
+    owner: string,
+    leaseMs: number,
+    limit: number,
+    recheckMs: number,
+  ): Promise<Array<number | string>>;
+  promisesEntry(pending: string, inputs: string, orderNo: string, action: 'retry' | 'drop', delayMs: number): Promise<number>;
+  promisesReleaseStarterLease(lease: string, owner: string): Promise<number>;
+}
+
+export class PromiseQueue {
+  private readonly commands: PromiseCommands;
+
+  constructor(redis: RedisClient) {
+    defineScripts(redis, SCRIPTS);
+    this.commands = redis as unknown as PromiseCommands;
+  }
+
+  /**
+   * The sale's promised orders due to be started, handed to `owner` if it holds (or now takes) the
+   * sale's starter lease: oldest due first, at most `limit`, each pushed `recheckMs` ahead so it is
+   * not handed out twice while its start is on its way. `pending` counts the promises not started.
+   */
+  async takeDueStarts(
+    sku: string,
+    owner: string,
+    options: { leaseMs: number; limit: number; recheckMs: number },
+  ): Promise<{ leased: boolean; pending: number; due: Promised[] }> {
+    const k = saleKeys(sku);
+    const reply = await this.commands.promisesTakeDueStarts(k.pending, k.inputs, k.starter, owner, options.leaseMs, options.limit, options.recheckMs);
+    const due: Promised[] = [];
+    for (let i = 2; i + 1 < reply.length; i += 2) due.push(parsePromised(String(reply[i + 1])));
+    return { leased: Number(reply[0]) === 1, pending: Number(reply[1] ?? 0), due };
+  }
+
+  /** Gives up the sale's starter lease if `owner` holds it. */
+  async releaseStarterLease(sku: string, owner: string): Promise<void> {
+    await this.commands.promisesReleaseStarterLease(saleKeys(sku).starter, owner);
+  }
+
+  /** After a failed start: the promise is due again in `delayMs` (false: it was claimed or released meanwhile). */
+  async retryStartLater(sku: string, orderNo: string, delayMs: number): Promise<boolean> {
+    const k = saleKeys(sku);
+    return (await this.commands.promisesEntry(k.pending, k.inputs, orderNo, 'retry', Math.max(0, Math.floor(delayMs)))) === 1;
+  }
+
+  /** The order's workflow exists or has closed: no starter starts it again (its input stays for reads). */
+  async dropStartEntry(sku: string, orderNo: string): Promise<void> {
+    const k = saleKeys(sku);
+    await this.commands.promisesEntry(k.pending, k.inputs, orderNo, 'drop', 0);
+  }
+}

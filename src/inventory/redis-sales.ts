@@ -1,0 +1,57 @@
+/**
+ * A sale's definition in Redis: putting a SKU on sale and closing it, atomically, by Lua scripts
+ * (define_sale.lua, close_sale.lua). The reservations of the sale are RedisInventory's.
+ */
+import type { RedisClient } from '../infra/redis.js';
+import { defineScripts, pipelineKeys, saleKeys, toEpochMs, type SaleDefinition } from './redis-inventory.js';
+
+const SCRIPTS = {
+  salesDefineSale: { file: 'define_sale.lua', numberOfKeys: 1 },
+  salesCloseSale: { file: 'close_sale.lua', numberOfKeys: 1 },
+} as const satisfies Record<keyof SalesCommands, { file: string; numberOfKeys: number }>;
+
+interface SalesCommands {
+  salesDefineSale(sale: string, stock: number, perUserLimit: number, priceCents: number, startsMs: number, endsMs: number): Promise<number>;
+  salesCloseSale(sale: string, nowMs: number): Promise<number>;
+}
+
+export class RedisSales {
+  private readonly commands: SalesCommands;
+  private readonly activeSales: string;
+
+  /** `taskQueue`: the pipeline whose starters and lookups must find the sales defined here. */
+  constructor(
+    private readonly redis: RedisClient,
+    taskQueue: string,
+  ) {
+    this.activeSales = pipelineKeys(taskQueue).activeSales;
+    defineScripts(redis, SCRIPTS);
+    this.commands = redis as unknown as SalesCommands;
+  }
+
+  /** Puts a SKU on sale: true when created or already defined exactly so; false (nothing changed) when another sale of it exists. */
+  async defineSale(sale: SaleDefinition): Promise<boolean> {
+    // Registered first (idempotent, never moving the mark back), so no sale exists that the
+    // starters and lookups cannot find.
+    await this.redis.zadd(this.activeSales, 'GT', Date.now(), sale.sku);
+    const created = await this.commands.salesDefineSale(
+      saleKeys(sale.sku).sale,
+      sale.stock,
+      sale.perUserLimit,
+      sale.priceCents,
+      toEpochMs(sale.startsAt),
+      toEpochMs(sale.endsAt),
+    );
+    // 2: this very definition is there already (a create retried after its MySQL commit was lost).
+    return created === 1 || created === 2;
+  }
+
+  /**
+   * Ends the sale at `nowMs` unless it has ended already (then its end stays): checkouts answer
+   * NOT_ACTIVE from then on. Returns the sale's end, or null when Redis has no such sale.
+   */
+  async closeSale(sku: string, nowMs = Date.now()): Promise<Date | null> {
+    const ends = Number(await this.commands.salesCloseSale(saleKeys(sku).sale, Math.floor(nowMs)));
+    return ends > 0 ? new Date(ends) : null;
+  }
+}
