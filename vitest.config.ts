@@ -17,7 +17,12 @@ const WITHOUT_STACK = [
  * The load and fault smoke runs (the quick fault suite, the benchmark's quick runs): minutes each,
  * so CI runs them as `npm run test:load` after `npm test` instead of inside it.
  */
-const LOAD = ['test/chaos-quick.test.ts', 'test/bench-quick.test.ts', 'test/bench-pipeline.test.ts', 'test/bench-tracing-cost.test.ts'];
+const LOAD = [
+  'test/chaos-quick.test.ts',
+  'test/bench-quick.test.ts',
+  'test/bench-pipeline.test.ts',
+  'test/bench-tracing-cost.test.ts',
+];
 
 export default defineConfig({
   test: {

@@ -39,14 +39,18 @@ export interface BenchArgs {
    * waiting checkout), so both models are measured on the same stack and settings. 0: not run.
    */
   waitSeconds: number;
-  /** --cluster: only `ours`, on the cluster layout (two APIs behind nginx, two workers; docs/scaling.md, "The layout"). */
+  /**
+   * --cluster: only `ours`, on the cluster layout (two APIs behind nginx, two workers; docs/scaling.md, "The layout").
+   */
   cluster: boolean;
   /**
    * The CPU layouts to run the whole comparison in, one after another (bench/cpu-layout.ts):
    * `--layout L` for one, `--layouts a,b` for several; default `shared` alone.
    */
   layouts: CpuLayout[];
-  /** --before <commit>: that commit's API and worker run as the variant "before", right before ours (bench/before.ts). */
+  /**
+   * --before <commit>: that commit's API and worker run as the variant "before", right before ours (bench/before.ts).
+   */
   before?: string;
 }
 
@@ -85,15 +89,18 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
     quick,
   };
   const waitSeconds = args.wait ? Number(args['wait-seconds']) : 0;
-  if (!Number.isInteger(waitSeconds) || waitSeconds < 0) throw new Error('--wait-seconds must be a whole number of seconds');
+  if (!Number.isInteger(waitSeconds) || waitSeconds < 0)
+    throw new Error('--wait-seconds must be a whole number of seconds');
   const cluster = args.cluster ?? false;
   // The baselines are single-node designs (the queue's script spans a list and a sale: two slots).
   const variants = (args.variants?.split(',') ?? (cluster ? ['ours'] : [...VARIANTS])) as Variant[];
-  for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`unknown variant ${v}; choose from ${VARIANTS.join(', ')}`);
+  for (const v of variants)
+    if (!VARIANTS.includes(v)) throw new Error(`unknown variant ${v}; choose from ${VARIANTS.join(', ')}`);
   if (cluster && variants.some((v) => v !== 'ours')) throw new Error('--cluster runs the ours variant only');
   if (args.layout !== undefined && args.layouts !== undefined) throw new Error('give --layout or --layouts, not both');
   const layouts = (args.layouts ?? args.layout ?? 'shared').split(',') as CpuLayout[];
-  for (const l of layouts) if (!LAYOUTS.includes(l)) throw new Error(`unknown layout ${l}; choose from ${LAYOUTS.join(', ')}`);
+  for (const l of layouts)
+    if (!LAYOUTS.includes(l)) throw new Error(`unknown layout ${l}; choose from ${LAYOUTS.join(', ')}`);
   if (new Set(layouts).size !== layouts.length) throw new Error('--layouts names a layout twice');
   // The cluster layout's processes (nginx, two APIs, two workers, six Redis nodes) are started by stack/cluster-app.ts.
   if (cluster && layouts.includes('split')) throw new Error('--cluster runs in the shared layout only');
@@ -173,7 +180,8 @@ export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
   const fsync = args['redis-appendfsync'] ?? 'always';
   if (fsync !== 'everysec' && fsync !== 'always') throw new Error('--redis-appendfsync must be everysec or always');
   // The cluster's Redis nodes are configured by stack/cluster/redis.ts (appendfsync always).
-  if (cluster && args['redis-appendfsync'] !== undefined) throw new Error('--redis-appendfsync applies to the single-node stack only');
+  if (cluster && args['redis-appendfsync'] !== undefined)
+    throw new Error('--redis-appendfsync applies to the single-node stack only');
   const quick = args.quick ?? false;
   const whole = (name: string, value: string | undefined, fallback: number, min: number) => {
     const n = value === undefined ? fallback : Number(value);
@@ -203,7 +211,9 @@ export function parsePipelineArgs(argv: string[], root: string): PipelineArgs {
   };
 }
 
-/** The tracing-cost benchmark's modes, in the order a round runs them (every other round reversed): the reference first. */
+/**
+ * The tracing-cost benchmark's modes, in the order a round runs them (every other round reversed): the reference first.
+ */
 export const TRACING_MODES = ['bare', 'off', 'sampled', 'all'] as const;
 export type TracingMode = (typeof TRACING_MODES)[number];
 
@@ -251,7 +261,8 @@ export function parseTracingCostArgs(argv: string[], root: string): TracingCostA
   };
   const named = args.modes?.split(',') ?? [...TRACING_MODES];
   for (const mode of named)
-    if (!(TRACING_MODES as readonly string[]).includes(mode)) throw new Error(`unknown mode ${mode}; choose from ${TRACING_MODES.join(', ')}`);
+    if (!(TRACING_MODES as readonly string[]).includes(mode))
+      throw new Error(`unknown mode ${mode}; choose from ${TRACING_MODES.join(', ')}`);
   // In their usual order whatever order they were named in; each once.
   const modes = TRACING_MODES.filter((mode) => named.includes(mode));
   return {

@@ -24,15 +24,20 @@ export interface BeforeCheckout {
 }
 
 export function prepareBefore(repo: string, commitish: string, say: (line: string) => void): BeforeCheckout {
-  const commit = execFileSync('git', ['-C', repo, 'rev-parse', '--verify', `${commitish}^{commit}`], { encoding: 'utf8' }).trim();
-  const cache = process.env.FLASH_TOOLS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'flash-checkout');
+  const commit = execFileSync('git', ['-C', repo, 'rev-parse', '--verify', `${commitish}^{commit}`], {
+    encoding: 'utf8',
+  }).trim();
+  const cache =
+    process.env.FLASH_TOOLS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'flash-checkout');
   const root = join(cache, 'bench-before', commit);
   if (!existsSync(join(root, '.installed'))) {
     say(`checking out ${commit.slice(0, 7)} into ${root} and installing its packages (once)`);
     const tmp = `${root}.tmp`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
-    execFileSync('bash', ['-c', `git -C "$1" archive "$2" | tar -x -C "$3"`, 'archive', repo, commit, tmp], { stdio: 'inherit' });
+    execFileSync('bash', ['-c', `git -C "$1" archive "$2" | tar -x -C "$3"`, 'archive', repo, commit, tmp], {
+      stdio: 'inherit',
+    });
     execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: tmp, stdio: 'inherit' });
     execFileSync('touch', [join(tmp, '.installed')]);
     rmSync(root, { recursive: true, force: true });
@@ -48,12 +53,16 @@ export function prepareBefore(repo: string, commitish: string, say: (line: strin
  * first when the commit's engines ask for an older major (it ran on the machine's node then).
  */
 function pathForEngines(root: string): string {
-  const engines = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines?: { node?: string } }).engines?.node ?? '';
+  const engines =
+    (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines?: { node?: string } }).engines?.node ??
+    '';
   const wanted = Number(/(\d+)/.exec(engines)?.[1] ?? '0');
   const current = Number(process.versions.node.split('.')[0]);
   const entries = (process.env.PATH ?? '').split(delimiter);
   if (wanted >= current) return entries.join(delimiter);
-  return entries.filter((entry) => !existsSync(join(entry, 'node')) || !isNode(join(entry, 'node'), current)).join(delimiter);
+  return entries
+    .filter((entry) => !existsSync(join(entry, 'node')) || !isNode(join(entry, 'node'), current))
+    .join(delimiter);
 }
 
 function isNode(binary: string, major: number): boolean {

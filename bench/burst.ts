@@ -53,7 +53,8 @@ import { fmt } from './stats.js';
 import { workflowStartLatency } from './visibility.js';
 
 const root = resolve(import.meta.dirname, '..');
-const { settings, variants, outDir, profileDir, redisAppendfsync, waitSeconds, cluster, layouts, before } = parseBenchArgs(process.argv.slice(2), root);
+const { settings, variants, outDir, profileDir, redisAppendfsync, waitSeconds, cluster, layouts, before } =
+  parseBenchArgs(process.argv.slice(2), root);
 // Checked before anything starts: a missing taskset or a single CPU fails at once, with its reason.
 const layoutPlans = planCpuLayouts(layouts);
 const say = (line: string) => console.log(`[bench] ${line}`);
@@ -72,9 +73,22 @@ async function main(): Promise<void> {
   const appEnv = { TEMPORAL_TASK_QUEUE: `bench-${runId}`, LOG_LEVEL: 'warn', AUTH_DEV_LOGIN: 'false' };
   if (cluster) {
     // --cluster: the app on the cluster layout; the burst goes through nginx to both APIs.
-    clusterApp = await startClusterApp({ dataDir: join(workDir, 'cluster'), ephemeral: true, ui: false, log: say, appLogs: workDir, env: appEnv });
+    clusterApp = await startClusterApp({
+      dataDir: join(workDir, 'cluster'),
+      ephemeral: true,
+      ui: false,
+      log: say,
+      appLogs: workDir,
+      env: appEnv,
+    });
   } else {
-    stack = await startStack({ dataDir: join(workDir, 'stack'), ports: 'free', ephemeral: true, log: say, redisAppendfsync });
+    stack = await startStack({
+      dataDir: join(workDir, 'stack'),
+      ports: 'free',
+      ephemeral: true,
+      log: say,
+      redisAppendfsync,
+    });
   }
   const env: Record<string, string | undefined> = {
     ...process.env,
@@ -99,7 +113,9 @@ async function main(): Promise<void> {
   const sales = SalesService.onClients(store, redis, config.temporal.taskQueue);
   const auth = new ShopperAuth(config);
   say(`signing ${settings.users} shopper tokens`);
-  const tokens = await Promise.all(Array.from({ length: settings.users }, (_, i) => auth.issue(`bench-${runId}-u${i}`)));
+  const tokens = await Promise.all(
+    Array.from({ length: settings.users }, (_, i) => auth.issue(`bench-${runId}-u${i}`)),
+  );
 
   // ours-wait runs right after ours, before right before it, on fresh servers of the same kind, with the same burst.
   type Run = { name: BenchRun; variant: Variant; wait: number };
@@ -146,10 +162,25 @@ async function main(): Promise<void> {
           stock: Math.max(10, Math.floor(settings.stock / 10)),
           perUserLimit: settings.perUserLimit,
         });
-        await burst(servers.url, warm, tokens, settings.warmupRequests, Math.min(settings.connections, 64), false, say, wait);
+        await burst(
+          servers.url,
+          warm,
+          tokens,
+          settings.warmupRequests,
+          Math.min(settings.connections, 64),
+          false,
+          say,
+          wait,
+        );
 
         const sku = `BENCH-${runId}-${tag}${name}`;
-        await sales.create({ sku, name: sku, priceCents: 1_000, stock: settings.stock, perUserLimit: settings.perUserLimit });
+        await sales.create({
+          sku,
+          name: sku,
+          priceCents: 1_000,
+          stock: settings.stock,
+          perUserLimit: settings.perUserLimit,
+        });
         // MySQL is watched from the first request on, so the drain is timed while the burst still runs.
         const watch = variant === 'ceiling' ? undefined : watchPersisted(store, sku);
         const cpuBefore = cpuSnapshot(servers.processes);
@@ -178,7 +209,12 @@ async function main(): Promise<void> {
           }
           result.invariants = await checkSaleInvariants(
             { store, ...(variant === 'sync' ? {} : { inventory }) },
-            { sku, perUserLimit: settings.perUserLimit, acceptedOrderNos: shot.accepted, ...(workflowCount === undefined ? {} : { workflowCount }) },
+            {
+              sku,
+              perUserLimit: settings.perUserLimit,
+              acceptedOrderNos: shot.accepted,
+              ...(workflowCount === undefined ? {} : { workflowCount }),
+            },
           );
           say(
             `invariants: ${Object.entries(result.invariants.checks)
@@ -189,8 +225,12 @@ async function main(): Promise<void> {
         results[name] = result;
         say(
           `${fmt(result.rps, 0)} req/s; p50 ${fmt(result.p50Ms)} ms, p99 ${fmt(result.p99Ms)} ms; won ${result.won}, sold out ${result.soldOut}, over limit ${result.limitExceeded}, rate limited ${shot.statuses.get('429') ?? 0}, errors ${result.errors} (${result.errorsWhileUnitsLeft} while units were left${result.serverErrors ? `; ${JSON.stringify(result.serverErrors)}` : ''})` +
-            (result.drain ? `; all ${result.drain.orders} orders in MySQL ${fmt(result.drain.seconds, 2)} s after the last win` : '') +
-            (result.persistedInWait === undefined ? '' : `; ${result.persistedInWait} answered persisted (201), ${result.orderFailed ?? 0} ORDER_FAILED`),
+            (result.drain
+              ? `; all ${result.drain.orders} orders in MySQL ${fmt(result.drain.seconds, 2)} s after the last win`
+              : '') +
+            (result.persistedInWait === undefined
+              ? ''
+              : `; ${result.persistedInWait} answered persisted (201), ${result.orderFailed ?? 0} ORDER_FAILED`),
         );
       } finally {
         for (const proc of servers.processes.reverse()) await proc.stop();
@@ -226,10 +266,13 @@ function applyLayout(cpus: LayoutCpus): void {
   if (external.length > 0) say(`not pinned (external, not started by the benchmark): ${external.join(', ')}`);
 }
 
-/** The CPUs every thread of each process was allowed to run on: the stack's servers, the variant's, the load generator. */
+/**
+ * The CPUs every thread of each process was allowed to run on: the stack's servers, the variant's, the load generator.
+ */
 function affinitySnapshot(variantProcesses: ManagedProcess[]): Record<string, string> {
   const snapshot: Record<string, string> = {};
-  for (const [role, server] of Object.entries(stack?.servers ?? {})) if (server.process) snapshot[role] = cpuAffinity({ pgid: server.process.pid });
+  for (const [role, server] of Object.entries(stack?.servers ?? {}))
+    if (server.process) snapshot[role] = cpuAffinity({ pgid: server.process.pid });
   for (const proc of variantProcesses) snapshot[proc.name] = cpuAffinity({ pgid: proc.pid });
   snapshot.loadgen = cpuAffinity({ pid: process.pid });
   return snapshot;
@@ -238,11 +281,13 @@ function affinitySnapshot(variantProcesses: ManagedProcess[]): Record<string, st
 /** CPU seconds so far of the stack's servers, the variant's processes and this load generator. */
 function cpuSnapshot(variantProcesses: ManagedProcess[]): Record<string, number> {
   const snapshot: Record<string, number> = {};
-  for (const [role, server] of Object.entries(stack?.servers ?? {})) if (server.process) snapshot[role] = cpuSecondsOfGroup(server.process.pid);
+  for (const [role, server] of Object.entries(stack?.servers ?? {}))
+    if (server.process) snapshot[role] = cpuSecondsOfGroup(server.process.pid);
   for (const proc of variantProcesses) snapshot[proc.name] = cpuSecondsOfGroup(proc.pid);
   if (clusterApp) {
     for (const [role, proc] of Object.entries(clusterApp.stack.processes)) snapshot[role] = cpuSecondsOfGroup(proc.pid);
-    for (const app of [...clusterApp.apis, ...clusterApp.workers]) if (app.process) snapshot[app.name] = cpuSecondsOfGroup(app.process.pid);
+    for (const app of [...clusterApp.apis, ...clusterApp.workers])
+      if (app.process) snapshot[app.name] = cpuSecondsOfGroup(app.process.pid);
   }
   const own = process.cpuUsage();
   snapshot.loadgen = (own.user + own.system) / 1e6;
@@ -250,7 +295,9 @@ function cpuSnapshot(variantProcesses: ManagedProcess[]): Record<string, number>
 }
 
 function cpuSince(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(after).map(([name, seconds]) => [name, Math.round((seconds - (before[name] ?? 0)) * 100) / 100]));
+  return Object.fromEntries(
+    Object.entries(after).map(([name, seconds]) => [name, Math.round((seconds - (before[name] ?? 0)) * 100) / 100]),
+  );
 }
 
 async function cleanup(): Promise<void> {

@@ -24,7 +24,13 @@ interface Row {
 
 const WIDTH = 960;
 const ROW = 40;
-const COLOUR: Record<string, string> = { ours: '#2563eb', 'ours-wait': '#60a5fa', ceiling: '#9ca3af', sync: '#dc2626', queue: '#d97706' };
+const COLOUR: Record<string, string> = {
+  ours: '#2563eb',
+  'ours-wait': '#60a5fa',
+  ceiling: '#9ca3af',
+  sync: '#dc2626',
+  queue: '#d97706',
+};
 /** Opacity of each latency band, by the percentile that closes it: the rarer the answer, the paler. */
 const BANDS = [
   { name: 'p50', opacity: 1 },
@@ -34,12 +40,14 @@ const BANDS = [
 ] as const;
 
 const colourOf = (variant: string) => COLOUR[variant] ?? '#6b7280';
-const escape = (text: string) => text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c);
+const escape = (text: string) =>
+  text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c);
 const px = (n: number) => n.toFixed(1);
 const whole = (n: number) => Math.round(n).toLocaleString('en-US');
 /** A latency as the table shows it: whole milliseconds from 10 ms up, one decimal below. */
 const ms = (n: number | null | undefined) => (n === null || n === undefined ? '—' : n >= 10 ? whole(n) : n.toFixed(1));
-const text = (x: number, y: number, body: string, attrs = '') => `<text x="${px(x)}" y="${px(y)}"${attrs ? ` ${attrs}` : ''}>${escape(body)}</text>`;
+const text = (x: number, y: number, body: string, attrs = '') =>
+  `<text x="${px(x)}" y="${px(y)}"${attrs ? ` ${attrs}` : ''}>${escape(body)}</text>`;
 
 export function chart(report: Report): string {
   const sections = Object.values(report.layouts).flatMap((section) => (section ? [section] : []));
@@ -79,7 +87,8 @@ export function chart(report: Report): string {
   parts.push(...latencyColumn(rows, yOf, nameRight + 280, rowsEnd));
   for (const [i, row] of rows.entries()) {
     const rowY = yOf[i]!;
-    if (row.groupStart) parts.push(`<line x1="16" x2="${WIDTH - 16}" y1="${px(rowY - 6)}" y2="${px(rowY - 6)}" stroke="#e5e7eb"/>`);
+    if (row.groupStart)
+      parts.push(`<line x1="16" x2="${WIDTH - 16}" y1="${px(rowY - 6)}" y2="${px(rowY - 6)}" stroke="#e5e7eb"/>`);
     parts.push(text(nameRight, rowY + ROW / 2 + 1, row.label, 'text-anchor="end"'));
   }
   const drain = drainPanel(rows, rowsEnd + 44);
@@ -130,7 +139,9 @@ function latencyColumn(rows: Row[], yOf: number[], x0: number, rowsEnd: number):
     const win = { kind: 'win', values: [v.winP50Ms, v.winP90Ms ?? null, v.winP99Ms, v.winMaxMs] };
     return v.won > 0 && v.won < v.requests && v.winP50Ms !== null ? [all, win] : [all];
   };
-  const known = rows.flatMap((row) => kinds(row.v).flatMap((k) => k.values.filter((n): n is number => n !== null && n > 0)));
+  const known = rows.flatMap((row) =>
+    kinds(row.v).flatMap((k) => k.values.filter((n): n is number => n !== null && n > 0)),
+  );
   // From a 1-3-10 step at or below the fastest figure to one at or above the slowest.
   const steps = (from: number, to: number) => {
     const out: number[] = [];
@@ -144,11 +155,16 @@ function latencyColumn(rows: Row[], yOf: number[], x0: number, rowsEnd: number):
   const hi = candidates.find((t) => t >= slowest) ?? slowest;
   const xOf = (n: number) => x0 + (Math.log10(Math.min(hi, Math.max(lo, n)) / lo) / Math.log10(hi / lo)) * track;
 
-  const parts = [text(x0, 62, 'latency, ms (log scale)', 'font-weight="bold"'), text(labelX, 62, 'p50 · p90 · p99 · max', 'font-weight="bold" font-size="12"')];
+  const parts = [
+    text(x0, 62, 'latency, ms (log scale)', 'font-weight="bold"'),
+    text(labelX, 62, 'p50 · p90 · p99 · max', 'font-weight="bold" font-size="12"'),
+  ];
   // The legend of the bands: each swatch the shade of the band that ends at its percentile.
   let legendX = x0;
   for (const band of BANDS) {
-    parts.push(`<rect x="${px(legendX)}" y="70" width="14" height="10" fill="#374151" fill-opacity="${band.opacity}"/>`);
+    parts.push(
+      `<rect x="${px(legendX)}" y="70" width="14" height="10" fill="#374151" fill-opacity="${band.opacity}"/>`,
+    );
     parts.push(text(legendX + 18, 79, `to ${band.name}`, 'font-size="11" fill="#374151"'));
     legendX += 62;
   }
@@ -156,7 +172,14 @@ function latencyColumn(rows: Row[], yOf: number[], x0: number, rowsEnd: number):
   for (const tick of steps(lo, hi).filter((t) => t >= lo && t <= hi)) {
     const x = xOf(tick);
     parts.push(`<line x1="${px(x)}" x2="${px(x)}" y1="${px(yOf[0]! - 2)}" y2="${px(rowsEnd)}" stroke="#e5e7eb"/>`);
-    parts.push(text(x, rowsEnd + 14, tick >= 1_000 ? `${tick / 1_000} s` : String(tick), 'text-anchor="middle" font-size="11" fill="#6b7280"'));
+    parts.push(
+      text(
+        x,
+        rowsEnd + 14,
+        tick >= 1_000 ? `${tick / 1_000} s` : String(tick),
+        'text-anchor="middle" font-size="11" fill="#6b7280"',
+      ),
+    );
   }
   for (const [i, row] of rows.entries()) {
     const rowY = yOf[i]!;
@@ -196,14 +219,20 @@ function niceStep(span: number, count: number): number {
 /** Won orders in MySQL over time, seconds after the last win, every variant that persists them on one axis. */
 function drainPanel(rows: Row[], top: number): { parts: string[]; bottom: number } {
   const drained = rows.flatMap((row) => (row.v.drain ? [{ ...row, drain: row.v.drain }] : []));
-  const parts = [text(16, top, 'Drain: won orders in MySQL (AWAITING_PAYMENT), seconds after the last win', 'font-weight="bold"')];
+  const parts = [
+    text(16, top, 'Drain: won orders in MySQL (AWAITING_PAYMENT), seconds after the last win', 'font-weight="bold"'),
+  ];
   if (drained.length === 0) {
-    parts.push(text(16, top + 22, 'No variant in this run persists orders (ceiling only): nothing to drain.', 'fill="#6b7280"'));
+    parts.push(
+      text(16, top + 22, 'No variant in this run persists orders (ceiling only): nothing to drain.', 'fill="#6b7280"'),
+    );
     return { parts, bottom: top + 30 };
   }
   const lines = drained.map((row) => {
     const series = row.drain.series;
-    const points = series ? series.persisted.map((count, k) => ({ t: series.fromSeconds + k * series.stepSeconds, count })) : [];
+    const points = series
+      ? series.persisted.map((count, k) => ({ t: series.fromSeconds + k * series.stepSeconds, count }))
+      : [];
     return { ...row, points };
   });
   const missing = lines.some((line) => line.points.length === 0);
@@ -213,7 +242,10 @@ function drainPanel(rows: Row[], top: number): { parts: string[]; bottom: number
   const x0 = 64;
   const x1 = WIDTH - 280;
   // Each line starts at its first win; one without a series is known only from the first win to its end.
-  const tMin = Math.min(0, ...lines.map((line) => line.points[0]?.t ?? -(line.drain.totalSeconds - line.drain.seconds)));
+  const tMin = Math.min(
+    0,
+    ...lines.map((line) => line.points[0]?.t ?? -(line.drain.totalSeconds - line.drain.seconds)),
+  );
   const tMaxRaw = Math.max(0.1, ...lines.map((line) => Math.max(line.points.at(-1)?.t ?? 0, line.drain.seconds)));
   const tStep = niceStep(tMaxRaw - tMin, 10);
   const from = Math.floor(tMin / tStep) * tStep;
@@ -244,14 +276,24 @@ function drainPanel(rows: Row[], top: number): { parts: string[]; bottom: number
     parts.push(text(xOf(t), plotBottom + 15, label, 'text-anchor="middle" font-size="11" fill="#6b7280"'));
   }
   parts.push(`<line x1="${x0}" x2="${x1}" y1="${plotBottom}" y2="${plotBottom}" stroke="#9ca3af"/>`);
-  parts.push(`<line x1="${px(xOf(0))}" x2="${px(xOf(0))}" y1="${plotTop}" y2="${plotBottom}" stroke="#374151" stroke-dasharray="3 3"/>`);
+  parts.push(
+    `<line x1="${px(xOf(0))}" x2="${px(xOf(0))}" y1="${plotTop}" y2="${plotBottom}" stroke="#374151" stroke-dasharray="3 3"/>`,
+  );
   parts.push(text(xOf(0) + 4, plotTop + 11, 'last win', 'font-size="11" fill="#374151"'));
-  parts.push(text(x0, plotBottom + 32, 'seconds after the last win (before 0: the burst, from each run’s first win)', 'font-size="11" fill="#6b7280"'));
+  parts.push(
+    text(
+      x0,
+      plotBottom + 32,
+      'seconds after the last win (before 0: the burst, from each run’s first win)',
+      'font-size="11" fill="#6b7280"',
+    ),
+  );
 
   const layouts = [...new Set(lines.map((line) => line.layout))];
   // The first layout drawn solid, the others dashed (a line) or hollow (a dot).
   const dash = (layout: string) => (layouts.indexOf(layout) > 0 ? ' stroke-dasharray="7 4"' : '');
-  const dot = (layout: string, colour: string) => (layouts.indexOf(layout) > 0 ? `fill="#fff" stroke="${colour}" stroke-width="2"` : `fill="${colour}"`);
+  const dot = (layout: string, colour: string) =>
+    layouts.indexOf(layout) > 0 ? `fill="#fff" stroke="${colour}" stroke-width="2"` : `fill="${colour}"`;
   let legendY = plotTop + 4;
   for (const line of lines) {
     const colour = colourOf(line.variant);
@@ -281,7 +323,8 @@ function drainPanel(rows: Row[], top: number): { parts: string[]; bottom: number
       text(
         x1 + 50,
         legendY + 19,
-        `all ${whole(line.drain.orders)} in at +${line.drain.seconds.toFixed(1)} s` + (atLastWin === undefined ? '' : `; ${whole(atLastWin)} by the last win`),
+        `all ${whole(line.drain.orders)} in at +${line.drain.seconds.toFixed(1)} s` +
+          (atLastWin === undefined ? '' : `; ${whole(atLastWin)} by the last win`),
         'font-size="11" fill="#6b7280"',
       ),
     );

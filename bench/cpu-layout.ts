@@ -28,7 +28,10 @@ export type CpuLayout = (typeof LAYOUTS)[number];
 /** Which side of the front door a process is on. */
 export type CpuRole = 'front' | 'back';
 
-/** The CPU lists (taskset's `-c` syntax, e.g. `0`, `0-1`) each role runs on in one layout, and the niceness of the processes behind the front door. */
+/**
+ * The CPU lists (taskset's `-c` syntax, e.g. `0`, `0-1`) each role runs on in one layout, and the niceness of the
+ * processes behind the front door.
+ */
 export interface LayoutCpus {
   layout: CpuLayout;
   front: string;
@@ -45,15 +48,20 @@ export const SHARED_BACK_NICE = 10;
  * alone pins nothing (every process may run on every CPU) and only sets priorities.
  */
 export function planCpuLayouts(layouts: CpuLayout[]): Map<CpuLayout, LayoutCpus> {
-  if (!layouts.includes('split')) return new Map(layouts.map((layout) => [layout, { layout, front: '', back: '', backNice: SHARED_BACK_NICE }]));
+  if (!layouts.includes('split'))
+    return new Map(layouts.map((layout) => [layout, { layout, front: '', back: '', backNice: SHARED_BACK_NICE }]));
   const probe = spawnSync('taskset', ['--version'], { stdio: 'ignore' });
   if (probe.error || probe.status !== 0) {
-    throw new Error('--layout split pins processes with taskset, which was not found: install util-linux (apt-get install util-linux)');
+    throw new Error(
+      '--layout split pins processes with taskset, which was not found: install util-linux (apt-get install util-linux)',
+    );
   }
   // The CPUs this process may use (a container's cpuset, an outer taskset), not the machine's count.
   const allowed = parseCpuList(cpusAllowedList(process.pid));
   if (allowed.length < 2) {
-    throw new Error(`--layout split needs at least 2 CPUs; this process may run on ${allowed.length} (${formatCpuList(allowed)})`);
+    throw new Error(
+      `--layout split needs at least 2 CPUs; this process may run on ${allowed.length} (${formatCpuList(allowed)})`,
+    );
   }
   const all = formatCpuList(allowed);
   const plans = new Map<CpuLayout, LayoutCpus>();
@@ -73,7 +81,8 @@ export function pinProcess(pid: number, cpus: string): void {
   try {
     execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
-    if (pidsAlive([pid]).length > 0) throw new Error(`taskset -a -p -c ${cpus} ${pid} failed: ${err instanceof Error ? err.message : String(err)}`);
+    if (pidsAlive([pid]).length > 0)
+      throw new Error(`taskset -a -p -c ${cpus} ${pid} failed: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 
@@ -87,10 +96,16 @@ export function pinGroup(pgid: number, cpus: string): void {
  * (none given: unpinned), behind the front door at the layout's niceness (nice and taskset exec it:
  * same pid, and every thread it starts inherits both).
  */
-export function layoutCommand(layout: LayoutCpus | undefined, role: CpuRole, command: string, args: string[]): [string, string[]] {
+export function layoutCommand(
+  layout: LayoutCpus | undefined,
+  role: CpuRole,
+  command: string,
+  args: string[],
+): [string, string[]] {
   const cpus = layout?.[role] || undefined;
   const nice = role === 'back' ? (layout?.backNice ?? 0) : 0;
-  const [pinned, pinnedArgs]: [string, string[]] = cpus === undefined ? [command, args] : ['taskset', ['-c', cpus, command, ...args]];
+  const [pinned, pinnedArgs]: [string, string[]] =
+    cpus === undefined ? [command, args] : ['taskset', ['-c', cpus, command, ...args]];
   return nice === 0 ? [pinned, pinnedArgs] : ['nice', ['-n', String(nice), pinned, ...pinnedArgs]];
 }
 
@@ -109,7 +124,10 @@ export function setAutogroupNice(pid: number, nice: number): void {
   }
 }
 
-/** Sets the niceness of every thread of every process of a group (Linux keeps it per thread) and of its session's autogroup; one that ended meanwhile is skipped. */
+/**
+ * Sets the niceness of every thread of every process of a group (Linux keeps it per thread) and of its session's
+ * autogroup; one that ended meanwhile is skipped.
+ */
 export function reniceGroup(pgid: number, nice: number): void {
   for (const pid of pidsOfGroup(pgid)) setAutogroupNice(pid, nice);
   const tids = pidsOfGroup(pgid).flatMap((pid) => {

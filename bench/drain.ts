@@ -49,13 +49,17 @@ export function watchCount(count: () => Promise<number>) {
   };
 }
 
-/** How many were done over time, on a regular grid anchored at the last win: the drain picture's line (bench/chart.ts). */
+/**
+ * How many were done over time, on a regular grid anchored at the last win: the drain picture's line (bench/chart.ts).
+ */
 export interface DrainSeries {
   /** Seconds between points: 0.1, coarser for a long drain so that a series keeps about 120 points, never over 1. */
   stepSeconds: number;
   /** The first point's time relative to the last win: ≤ 0, the series starts at the first win. */
   fromSeconds: number;
-  /** How many were done at each point: the last sample's count taken at or before it; the last point is the drain's end. */
+  /**
+   * How many were done at each point: the last sample's count taken at or before it; the last point is the drain's end.
+   */
   persisted: number[];
 }
 
@@ -64,7 +68,12 @@ export interface DrainSeries {
  * line reads against the same "seconds after the last win" axis. Nothing is counted again: the
  * samples are the ones the drain was timed with, so the line and the drain figures cannot disagree.
  */
-export function drainSeries(samples: ReadonlyArray<{ at: number; count: number }>, firstWinAt: number, lastWinAt: number, endAt: number): DrainSeries {
+export function drainSeries(
+  samples: ReadonlyArray<{ at: number; count: number }>,
+  firstWinAt: number,
+  lastWinAt: number,
+  endAt: number,
+): DrainSeries {
   const anchor = lastWinAt || endAt;
   const start = Math.min(firstWinAt || anchor, anchor);
   const stepMs = Math.min(1_000, Math.max(100, Math.ceil((endAt - start) / 120 / 100) * 100));

@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- --front-door [--rounds N] [--requests N] [--rate R] [--connections N] [--classes a,b] [--profile DIR] [--out DIR]`:
- * what one request costs the process that answers it, per request class, ours against the queue
+ * `npm run bench -- --front-door [--rounds N] [--requests N] [--rate R] [--connections N] [--classes a,b] [--profile
+ * DIR] [--out DIR]`: what one request costs the process that answers it, per request class, ours against the queue
  * server (seed 000's Redis-list design) and the constant server, in interleaved rounds.
  *
  *   sold-out  POST /api/checkout on a sold-out sale, a new shopper each time (the bulk of a burst)
@@ -10,14 +10,13 @@
  *   webhook   POST /api/payments/webhook, the first delivery of a signed payment (ours; the
  *             constant server answers APPLIED)
  *
- * The answering processes run on the first CPU and everything else (the stack, the worker, the
- * queue's consumer, this load generator) on the second, so a server's CPU seconds are its own.
- * Every server gets the same offered load (`--rate` requests a second, below what each can take):
- * a process's CPU per request depends on how many requests each turn of its event loop handles.
- * Figures: CPU microseconds per answered request of the answering process (from /proc, steadier
- * than latencies), req/s, p50 and p99; ratios to the queue server and the constant server within
- * each round. Webhooks are not rate-limited here (RATE_LIMIT_WEBHOOK=off): their cost is measured. With --profile, each class then runs once more on a fresh API under V8's profiler,
- * and bench/profile-summary.ts reports where its CPU went.
+ * The answering processes run on the first CPU and everything else (the stack, the worker, the queue's consumer, this
+ * load generator) on the second, so a server's CPU seconds are its own. Every server gets the same offered load
+ * (`--rate` requests a second, below what each can take): a process's CPU per request depends on how many requests each
+ * turn of its event loop handles. Figures: CPU microseconds per answered request of the answering process (from /proc,
+ * steadier than latencies), req/s, p50 and p99; ratios to the queue server and the constant server within each round.
+ * Webhooks are not rate-limited here (RATE_LIMIT_WEBHOOK=off): their cost is measured. With --profile, each class then
+ * runs once more on a fresh API under V8's profiler, and bench/profile-summary.ts reports where its CPU went.
  *
  * Writes bench/results/front-door.json and front-door.md (or into --out).
  */
@@ -44,7 +43,10 @@ import { startVariant, type VariantServers } from './processes.js';
 import { summariseProfile, type ProfileSummary } from './profile-summary.js';
 import { fmt, pct, sorted } from './stats.js';
 
-/** In the order each round runs them: those that need a quiet pipeline first (a win is a promise the pipeline then works on). */
+/**
+ * In the order each round runs them: those that need a quiet pipeline first (a win is a promise the pipeline then works
+ * on).
+ */
 const CLASSES = ['webhook', 'read', 'sold-out', 'win'] as const;
 type RequestClass = (typeof CLASSES)[number];
 const SERVERS = ['ours', 'queue', 'ceiling'] as const;
@@ -74,7 +76,8 @@ const { values: args } = parseArgs({
 const rounds = Number(args.rounds);
 const selectedClasses: readonly RequestClass[] = args.classes
   ? args.classes.split(',').map((name) => {
-      if (!(CLASSES as readonly string[]).includes(name)) throw new Error(`--classes: ${name} is none of ${CLASSES.join(', ')}`);
+      if (!(CLASSES as readonly string[]).includes(name))
+        throw new Error(`--classes: ${name} is none of ${CLASSES.join(', ')}`);
       return name as RequestClass;
     })
   : CLASSES;
@@ -95,7 +98,12 @@ const requestsOf: Record<RequestClass, number> = {
  * which the pipeline absorbs at ~70 a second on two cores; faster, the API's own retries of the
  * deliveries still waiting would be measured instead of a webhook.
  */
-const rateOf: Record<RequestClass, number> = { 'sold-out': rate, win: rate, read: rate, webhook: Math.max(1, Math.floor(rate / 50)) };
+const rateOf: Record<RequestClass, number> = {
+  'sold-out': rate,
+  win: rate,
+  read: rate,
+  webhook: Math.max(1, Math.floor(rate / 50)),
+};
 /** Reads cycle over this many orders: a shopper polls its order; the first read of each is the costly one. */
 const READ_ORDERS = 500;
 const outDir = resolve(args.out ?? join(root, 'bench', 'results'));
@@ -160,19 +168,25 @@ async function main(): Promise<void> {
     for (const name of SERVERS) {
       const sku = `FD-${runId}-${name}-soldout`;
       await sales.create({ sku, name: sku, priceCents: 1_000, stock: 1, perUserLimit: 1 });
-      await fetch(`${servers.get(name)?.url}/api/checkout`, checkoutInit(await auth.issue(`fd-${runId}-first-${name}`), sku));
+      await fetch(
+        `${servers.get(name)?.url}/api/checkout`,
+        checkoutInit(await auth.issue(`fd-${runId}-first-${name}`), sku),
+      );
       soldOut.set(name, sku);
     }
     const winSku = `FD-${runId}-win`;
     await sales.create({ sku: winSku, name: winSku, priceCents: 1_000, stock: 10_000_000, perUserLimit: 1 });
     // A new shopper for every win and sold-out request of every round (the per-shopper budget is on).
     let shopper = 0;
-    const freshTokens = (n: number) => Promise.all(Array.from({ length: n }, () => auth.issue(`fd-${runId}-u${shopper++}`)));
+    const freshTokens = (n: number) =>
+      Promise.all(Array.from({ length: n }, () => auth.issue(`fd-${runId}-u${shopper++}`)));
 
     // Orders awaiting payment for the reads and the webhooks, made through ours and persisted.
     // Every webhook of every server pays an order of its own (the constant server's are not paid, but
     // taking them keeps each round's plan alike), and the reads cycle over the first READ_ORDERS.
-    const orderCount = needsOrders ? requestsOf.webhook * SERVED.webhook.length * (rounds + (profileDir ? 1 : 0)) + READ_ORDERS : 0;
+    const orderCount = needsOrders
+      ? requestsOf.webhook * SERVED.webhook.length * (rounds + (profileDir ? 1 : 0)) + READ_ORDERS
+      : 0;
     const orderSku = `FD-${runId}-orders`;
     const orders: Array<{ orderNo: string; token: string }> = [];
     if (needsOrders) {
@@ -196,19 +210,33 @@ async function main(): Promise<void> {
     const load = async (name: ServerName, klass: RequestClass, warm = false): Promise<Measurement> => {
       const url = servers.get(name)?.url ?? '';
       const amount = warm ? Math.min(1_000, requestsOf[klass]) : requestsOf[klass];
-      const plan = await requestPlan(klass, amount, { url, sku: klass === 'sold-out' ? (soldOut.get(name) ?? '') : winSku });
+      const plan = await requestPlan(klass, amount, {
+        url,
+        sku: klass === 'sold-out' ? (soldOut.get(name) ?? '') : winSku,
+      });
       const proc = answering(name);
       const cpuBefore = cpuSecondsOfGroup(proc.pid);
       const measured = await fire(plan, amount, rateOf[klass]);
       if (name === 'ours' && klass === 'win') oursWins += measured.statuses['202'] ?? 0;
-      return { ...measured, cpuUsPerRequest: ((cpuSecondsOfGroup(proc.pid) - cpuBefore) * 1e6) / Math.max(1, measured.answered) };
+      return {
+        ...measured,
+        cpuUsPerRequest: ((cpuSecondsOfGroup(proc.pid) - cpuBefore) * 1e6) / Math.max(1, measured.answered),
+      };
     };
 
     /** What each request of a class sends: its path, body and headers, rotated per request. */
-    const requestPlan = async (klass: RequestClass, amount: number, target: { url: string; sku: string }): Promise<Plan> => {
+    const requestPlan = async (
+      klass: RequestClass,
+      amount: number,
+      target: { url: string; sku: string },
+    ): Promise<Plan> => {
       if (klass === 'sold-out' || klass === 'win') {
         const tokens = await freshTokens(amount);
-        return { url: target.url, method: 'POST', requests: tokens.map((token) => ({ path: '/api/checkout', ...checkoutInit(token, target.sku) })) };
+        return {
+          url: target.url,
+          method: 'POST',
+          requests: tokens.map((token) => ({ path: '/api/checkout', ...checkoutInit(token, target.sku) })),
+        };
       }
       if (klass === 'read') {
         return {
@@ -224,11 +252,19 @@ async function main(): Promise<void> {
         url: target.url,
         method: 'POST',
         requests: nextOrdersToPay(amount).map((order, i) => {
-          const body = JSON.stringify({ eventId: `evt_fd_${runId}_${paidSoFar}_${i}`, type: 'payment.succeeded', orderNo: order.orderNo, amountCents: 1_000 });
+          const body = JSON.stringify({
+            eventId: `evt_fd_${runId}_${paidSoFar}_${i}`,
+            type: 'payment.succeeded',
+            orderNo: order.orderNo,
+            amountCents: 1_000,
+          });
           return {
             path: '/api/payments/webhook',
             body,
-            headers: { 'content-type': 'application/json', 'payment-signature': signWebhook(config.webhookSecret, body) },
+            headers: {
+              'content-type': 'application/json',
+              'payment-signature': signWebhook(config.webhookSecret, body),
+            },
           };
         }),
       };
@@ -244,14 +280,23 @@ async function main(): Promise<void> {
     };
 
     // Warm-up: JIT, pools, caches (and the sold-out flag), never measured.
-    for (const klass of selectedClasses) for (const name of SERVED[klass]) if (klass !== 'webhook') await load(name, klass, true);
+    for (const klass of selectedClasses)
+      for (const name of SERVED[klass]) if (klass !== 'webhook') await load(name, klass, true);
 
-    const results: Record<RequestClass, Partial<Record<ServerName, Measurement[]>>> = { 'sold-out': {}, win: {}, read: {}, webhook: {} };
+    const results: Record<RequestClass, Partial<Record<ServerName, Measurement[]>>> = {
+      'sold-out': {},
+      win: {},
+      read: {},
+      webhook: {},
+    };
     for (let round = 1; round <= rounds; round++) {
       await untilPipelineQuiet();
       for (const klass of selectedClasses) {
         // Interleaved: the servers' order turns each round.
-        const order = [...SERVED[klass].slice(round % SERVED[klass].length), ...SERVED[klass].slice(0, round % SERVED[klass].length)];
+        const order = [
+          ...SERVED[klass].slice(round % SERVED[klass].length),
+          ...SERVED[klass].slice(0, round % SERVED[klass].length),
+        ];
         for (const name of order) {
           const m = await load(name, klass);
           (results[klass][name] ??= []).push(m);
@@ -273,7 +318,9 @@ async function main(): Promise<void> {
     say(`results in ${join(outDir, 'front-door.json')} and front-door.md`);
 
     /** Each class on fresh servers under --cpu-prof, once per server; the summary of where their CPU went. */
-    async function profileClasses(): Promise<Partial<Record<RequestClass, Partial<Record<ServerName, ProfileSummary>>>>> {
+    async function profileClasses(): Promise<
+      Partial<Record<RequestClass, Partial<Record<ServerName, ProfileSummary>>>>
+    > {
       const summaries: Partial<Record<RequestClass, Partial<Record<ServerName, ProfileSummary>>>> = {};
       for (const klass of selectedClasses) {
         for (const name of SERVED[klass]) {
@@ -301,7 +348,10 @@ async function main(): Promise<void> {
           // The answering process's main thread (thread 0); its other threads and the worker's are left out.
           const file = readdirSync(dir).find((f) => f.includes(`.${server.pid}.0.`) && f.endsWith('.cpuprofile'));
           if (!file) throw new Error(`no CPU profile of ${name} (pid ${server.pid}) in ${dir}`);
-          (summaries[klass] ??= {})[name] = summariseProfile(join(dir, file), requestsOf[klass], { measuredMs, afterMs });
+          (summaries[klass] ??= {})[name] = summariseProfile(join(dir, file), requestsOf[klass], {
+            measuredMs,
+            afterMs,
+          });
           // Back to an unprofiled server for the next class.
           const fresh = await startVariant(name, { root, workDir, env, cpus });
           started.push(...fresh.processes);
@@ -322,7 +372,11 @@ interface Plan {
 }
 
 function checkoutInit(token: string, sku: string): { method: 'POST'; headers: Record<string, string>; body: string } {
-  return { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ sku, quantity: 1 }) };
+  return {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ sku, quantity: 1 }),
+  };
 }
 
 /** `amount` requests over `connections` with autocannon, each the plan's next. */
@@ -345,7 +399,12 @@ async function fire(plan: Plan, amount: number, offered: number): Promise<Omit<M
           {
             setupRequest: (request) => {
               const item = plan.requests[next++ % plan.requests.length]!;
-              return { ...request, path: item.path, headers: { ...request.headers, ...item.headers }, ...(item.body ? { body: item.body } : {}) };
+              return {
+                ...request,
+                path: item.path,
+                headers: { ...request.headers, ...item.headers },
+                ...(item.body ? { body: item.body } : {}),
+              };
             },
           },
         ],
@@ -359,12 +418,23 @@ async function fire(plan: Plan, amount: number, offered: number): Promise<Omit<M
   });
   const seconds = (Date.now() - startedAt) / 1000;
   const ordered = sorted(latencies);
-  return { rps: latencies.length / seconds, p50Ms: pct(ordered, 50), p99Ms: pct(ordered, 99), answered: latencies.length, statuses };
+  return {
+    rps: latencies.length / seconds,
+    p50Ms: pct(ordered, 50),
+    p99Ms: pct(ordered, 99),
+    answered: latencies.length,
+    statuses,
+  };
 }
 
 interface ClassReport {
   /** Per server: the mean over the rounds, and each round's CPU µs/request. */
-  servers: Partial<Record<ServerName, { rps: number; p50Ms: number | null; p99Ms: number | null; cpuUsPerRequest: number; cpuUsPerRound: number[] }>>;
+  servers: Partial<
+    Record<
+      ServerName,
+      { rps: number; p50Ms: number | null; p99Ms: number | null; cpuUsPerRequest: number; cpuUsPerRound: number[] }
+    >
+  >;
   /** ours' CPU per request over the queue server's and the constant server's, each round's ratio, then their mean. */
   oursOverQueue: number | null;
   oursOverCeiling: number | null;
@@ -396,9 +466,22 @@ function buildReport(
       if (!ours || !theirs) return null;
       return mean(ours.map((m, i) => m.cpuUsPerRequest / (theirs[i]?.cpuUsPerRequest ?? NaN)));
     };
-    classes[klass] = { servers, oursOverQueue: ratio('queue'), oursOverCeiling: ratio('ceiling'), ...(profiles?.[klass] ? { profiles: profiles[klass] } : {}) };
+    classes[klass] = {
+      servers,
+      oursOverQueue: ratio('queue'),
+      oursOverCeiling: ratio('ceiling'),
+      ...(profiles?.[klass] ? { profiles: profiles[klass] } : {}),
+    };
   }
-  return { date: new Date().toISOString(), node: process.version, rounds, connections, offeredRates: rateOf, requests: requestsOf, classes };
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    rounds,
+    connections,
+    offeredRates: rateOf,
+    requests: requestsOf,
+    classes,
+  };
 }
 
 function renderReport(report: ReturnType<typeof buildReport>): string {
@@ -424,12 +507,21 @@ function renderReport(report: ReturnType<typeof buildReport>): string {
     const ours = profiles?.ours;
     if (!profiles || !ours) continue;
     const others = SERVED[klass].filter((name) => name !== 'ours' && profiles[name]);
-    const usAt = (name: ServerName, where: string) => profiles[name]?.places.find((p) => p.where === where)?.usPerRequest ?? 0;
-    lines.push('', `Where the CPU went, ${klass}: sampled µs per request by place (ours' largest; the others' at the same place):`, '');
+    const usAt = (name: ServerName, where: string) =>
+      profiles[name]?.places.find((p) => p.where === where)?.usPerRequest ?? 0;
+    lines.push(
+      '',
+      `Where the CPU went, ${klass}: sampled µs per request by place (ours' largest; the others' at the same place):`,
+      '',
+    );
     lines.push(`| place | ours | ${others.join(' | ')} |`, `|---|---:|${others.map(() => '---:|').join('')}`);
-    lines.push(`| all | ${fmt(ours.cpuUsPerRequest, 0)} | ${others.map((name) => fmt(profiles[name]?.cpuUsPerRequest, 0)).join(' | ')} |`);
+    lines.push(
+      `| all | ${fmt(ours.cpuUsPerRequest, 0)} | ${others.map((name) => fmt(profiles[name]?.cpuUsPerRequest, 0)).join(' | ')} |`,
+    );
     for (const { where, usPerRequest } of ours.places.slice(0, 14)) {
-      lines.push(`| ${where} | ${fmt(usPerRequest, 1)} | ${others.map((name) => fmt(usAt(name, where), 1)).join(' | ')} |`);
+      lines.push(
+        `| ${where} | ${fmt(usPerRequest, 1)} | ${others.map((name) => fmt(usAt(name, where), 1)).join(' | ')} |`,
+      );
     }
   }
   return `${lines.join('\n')}\n`;

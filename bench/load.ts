@@ -35,14 +35,20 @@ export interface VariantResult {
   soldOut: number;
   limitExceeded: number;
   errors: number;
-  /** 5xx answered before the last win: while the sale still had units (the bench's sale gets none back), a shopper turned away (target 0). */
+  /**
+   * 5xx answered before the last win: while the sale still had units (the bench's sale gets none back), a shopper
+   * turned away (target 0).
+   */
   errorsWhileUnitsLeft: number;
   /** 5xx by `<status> <error code>` (e.g. `503 UNAVAILABLE`). */
   serverErrors?: Record<string, number>;
   /** `series` is absent from results files written before it was recorded (bench/chart.ts draws those without it). */
   drain?: { orders: number; seconds: number; totalSeconds: number; ordersPerSecond: number; series?: DrainSeries };
   invariants?: InvariantReport;
-  /** CPU seconds per process during the burst and the drain (servers the benchmark started, the variant's processes, the load generator). */
+  /**
+   * CPU seconds per process during the burst and the drain (servers the benchmark started, the variant's processes, the
+   * load generator).
+   */
   cpuSeconds?: Record<string, number>;
   /** The same over the burst alone, until its last answer: what answering cost, without the drain's background work. */
   burstCpuSeconds?: Record<string, number>;
@@ -148,9 +154,22 @@ export async function burst(
   }
   const result = await done;
   const seconds = (Date.now() - started) / 1000;
-  const errors = result.errors + result.timeouts + [...statuses.entries()].filter(([s]) => /^5\d\d$/.test(s)).reduce((n, [, c]) => n + c, 0);
+  const errors =
+    result.errors +
+    result.timeouts +
+    [...statuses.entries()].filter(([s]) => /^5\d\d$/.test(s)).reduce((n, [, c]) => n + c, 0);
   const errorsWhileUnitsLeft = serverErrorsAt.filter((at) => at <= lastWinAt).length;
-  return { latencies, statuses, accepted, seconds, firstWinAt, lastWinAt, errors, errorsWhileUnitsLeft, serverErrors: Object.fromEntries(serverErrors) };
+  return {
+    latencies,
+    statuses,
+    accepted,
+    seconds,
+    firstWinAt,
+    lastWinAt,
+    errors,
+    errorsWhileUnitsLeft,
+    serverErrors: Object.fromEntries(serverErrors),
+  };
 }
 
 export function summarise(shot: Shot): VariantResult {

@@ -120,16 +120,27 @@ export async function checkSale(pipeline: Pipeline, sku: string, orderNos: strin
     if (workflowCount >= orderNos.length) break;
     await sleep(200);
   }
-  return checkSaleInvariants({ store: pipeline.store, inventory: pipeline.inventory }, { sku, perUserLimit: 1, acceptedOrderNos: orderNos, workflowCount });
+  return checkSaleInvariants(
+    { store: pipeline.store, inventory: pipeline.inventory },
+    { sku, perUserLimit: 1, acceptedOrderNos: orderNos, workflowCount },
+  );
 }
 
 /**
  * The workers put the reconciler's schedule in place for their task queue; with them gone it would
  * go on firing into a queue nobody polls, on the server the next phases measure. A failure is said, not thrown.
  */
-export async function deleteReconcileSchedule(temporal: Client, taskQueue: string, say: (line: string) => void): Promise<void> {
+export async function deleteReconcileSchedule(
+  temporal: Client,
+  taskQueue: string,
+  say: (line: string) => void,
+): Promise<void> {
   await temporal.schedule
     .getHandle(reconcileScheduleId(taskQueue))
     .delete()
-    .catch((err: unknown) => say(`could not delete the reconcile schedule of ${taskQueue}: ${err instanceof Error ? err.message : String(err)}`));
+    .catch((err: unknown) =>
+      say(
+        `could not delete the reconcile schedule of ${taskQueue}: ${err instanceof Error ? err.message : String(err)}`,
+      ),
+    );
 }

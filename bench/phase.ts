@@ -28,7 +28,10 @@ export interface MeasuredProcess {
   pgid: number;
 }
 
-/** A process role, or Zipkin: the span store the tracing-cost benchmark's traced workers export to (no role of the pipeline's). */
+/**
+ * A process role, or Zipkin: the span store the tracing-cost benchmark's traced workers export to (no role of the
+ * pipeline's).
+ */
 export type MeasuredRole = ProcessRole | 'zipkin';
 
 /** A phase's workers as measured: `worker-1`, `worker-2`, … whichever program they run (ours, the floor's). */
@@ -82,7 +85,8 @@ export async function measurePhase<T>(options: {
   const drain = await watch.until(orders, run.firstStartAt, run.lastStartAt);
   if (options.settleMs && drain.orders >= orders) await sleep(options.settleMs);
   const after = cpuSnapshot(processes);
-  if (drain.orders < orders) throw new Error(`${kind} phase: only ${drain.orders} of ${orders} ${options.doneMeans} within 180 s`);
+  if (drain.orders < orders)
+    throw new Error(`${kind} phase: only ${drain.orders} of ${orders} ${options.doneMeans} within 180 s`);
   const startSeconds = Math.max(0.001, (run.lastStartAt - run.firstStartAt) / 1000);
   const measurement: PhaseMeasurement = {
     kind,
@@ -98,7 +102,11 @@ export async function measurePhase<T>(options: {
 }
 
 /** Starts `count` and waits (≤ 180 s) until `done` reaches it: warm-ups and extra live orders, nothing measured. */
-export async function startUntilDone<T>(count: number, done: () => Promise<number>, start: () => Promise<TimedStarts<T>>): Promise<TimedStarts<T>> {
+export async function startUntilDone<T>(
+  count: number,
+  done: () => Promise<number>,
+  start: () => Promise<TimedStarts<T>>,
+): Promise<TimedStarts<T>> {
   const watch = watchCount(done);
   const run = await start();
   const drain = await watch.until(count, run.firstStartAt, run.lastStartAt);

@@ -18,7 +18,16 @@ export interface PipelineMeasurement {
   phases: Array<PhaseMeasurement & { invariantsOk?: boolean }>;
   /** The figures below are the last ours phase's (the reading phase). */
   liveOrders: number;
-  reads: { reads: number; seconds: number; p50Ms: number; p99Ms: number; maxMs: number; timeouts: number; errors: number; firstError: string | undefined };
+  reads: {
+    reads: number;
+    seconds: number;
+    p50Ms: number;
+    p99Ms: number;
+    maxMs: number;
+    timeouts: number;
+    errors: number;
+    firstError: string | undefined;
+  };
   /** The API's read path (OrderStatusReader) under shoppers polling every 500 ms. */
   apiReads: {
     reads: number;
@@ -42,7 +51,8 @@ export interface PipelineMeasurement {
 
 const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / Math.max(1, values.length);
 /** The mean, or null when a value is unknown (a server this run did not start). */
-const meanOfKnown = (values: Array<number | null>): number | null => (values.some((v) => v === null) ? null : mean(values as number[]));
+const meanOfKnown = (values: Array<number | null>): number | null =>
+  values.some((v) => v === null) ? null : mean(values as number[]);
 
 /** A phase's CPU ms per order: each role's sum, and each process's own (its CPU / N, so a role's add up). */
 interface CpuPerOrder {
@@ -111,8 +121,12 @@ function reportedCpu(c: CpuPerOrder) {
 }
 
 /** a / b from the figures as reported, so that anyone can check it; null without both. */
-/** a / b as reported (2 decimals); null when either is unknown. Tests compare with it, never with the unrounded quotient. */
-export const ratio = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? null : round(a / b, 2));
+/**
+ * a / b as reported (2 decimals); null when either is unknown. Tests compare with it, never with the unrounded
+ * quotient.
+ */
+export const ratio = (a: number | null, b: number | null) =>
+  a === null || b === null || b === 0 ? null : round(a / b, 2);
 
 export function buildPipelineResult(m: PipelineMeasurement) {
   const ours = m.phases.filter((p) => p.kind === 'ours');
@@ -162,7 +176,9 @@ export function buildPipelineResult(m: PipelineMeasurement) {
     cpuRatioOursToFloor: ratio(oursCpuMsPerOrder, floorCpuMsPerOrder),
     persistedRatioOursToFloor: ratio(oursPersistedPerSecond, floorPersistedPerSecond),
     /** What the CPU totals count: the workers alone when the Temporal server is external (not measured). */
-    cpuMeasured: m.phases.every((p) => cpuPerOrder(p).server !== null) ? ('server+worker' as const) : ('worker' as const),
+    cpuMeasured: m.phases.every((p) => cpuPerOrder(p).server !== null)
+      ? ('server+worker' as const)
+      : ('worker' as const),
     phases: m.phases.map((p) => {
       return {
         kind: p.kind,
@@ -182,7 +198,10 @@ export function buildPipelineResult(m: PipelineMeasurement) {
     apiStatusReadsPerSecond: round(m.apiReads.reads / m.apiReads.seconds, 0),
     apiStatusReadP99Ms: round(m.apiReads.p99Ms),
     /** Reads that reached Temporal (a workflow query; a closed order's also reads MySQL) / all reads. */
-    apiStatusReadTemporalShare: round((m.apiReads.bySource.workflow + m.apiReads.bySource.database) / Math.max(1, m.apiReads.reads), 3),
+    apiStatusReadTemporalShare: round(
+      (m.apiReads.bySource.workflow + m.apiReads.bySource.database) / Math.max(1, m.apiReads.reads),
+      3,
+    ),
     workerRssKbPerLiveOrder: round((m.workerRssKb.after - m.workerRssKb.before) / m.liveOrders, 1),
     // How the figures above were taken.
     concurrency: m.args.concurrency,
@@ -209,7 +228,12 @@ export function buildPipelineResult(m: PipelineMeasurement) {
     workerRssKb: m.workerRssKb,
     invariants: { ...m.invariants.checks, figures: m.invariants.figures },
     quick: m.args.quick,
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: round(totalmem() / 2 ** 30, 1), node: process.version },
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memoryGiB: round(totalmem() / 2 ** 30, 1),
+      node: process.version,
+    },
     date: new Date().toISOString(),
     elapsedSeconds: round(m.elapsedMs / 1000, 1),
   };
@@ -224,14 +248,19 @@ export type PipelineResult = ReturnType<typeof buildPipelineResult>;
 export function writePipelineReport(pipeline: PipelineResult, outDir: string): { latest: string; dated: string } {
   mkdirSync(outDir, { recursive: true });
   const latest = join(outDir, 'latest.json');
-  const existing: Record<string, unknown> = existsSync(latest) ? (JSON.parse(readFileSync(latest, 'utf8')) as Record<string, unknown>) : {};
+  const existing: Record<string, unknown> = existsSync(latest)
+    ? (JSON.parse(readFileSync(latest, 'utf8')) as Record<string, unknown>)
+    : {};
   writeFileSync(latest, `${JSON.stringify({ ...existing, pipeline }, null, 2)}\n`);
   const tags = [
     ...(pipeline.layout === 'cluster' ? ['cluster'] : []),
     ...(pipeline.workers > 1 ? [`${pipeline.workers}w`] : []),
     ...(pipeline.quick ? ['quick'] : []),
   ];
-  const dated = join(outDir, `${pipeline.date.slice(0, 19).replace(/[:T]/g, '-')}-${['pipeline', ...tags].join('-')}.json`);
+  const dated = join(
+    outDir,
+    `${pipeline.date.slice(0, 19).replace(/[:T]/g, '-')}-${['pipeline', ...tags].join('-')}.json`,
+  );
   writeFileSync(dated, `${JSON.stringify({ pipeline }, null, 2)}\n`);
   return { latest, dated };
 }
@@ -240,7 +269,9 @@ export function pipelineTable(p: PipelineResult): string {
   const cpu = p.cpuMsPerOrder;
   // A sum of several processes is followed by each one's figure.
   const each = (names: string[]) =>
-    names.length > 1 ? ` (${names.map((name) => `${name} ${fmt(p.cpuMsPerOrderByProcess[name] ?? null, 2)}`).join(', ')})` : '';
+    names.length > 1
+      ? ` (${names.map((name) => `${name} ${fmt(p.cpuMsPerOrderByProcess[name] ?? null, 2)}`).join(', ')})`
+      : '';
   const inv =
     Object.entries(p.invariants)
       .filter(([name]) => name !== 'figures')
@@ -251,7 +282,10 @@ export function pipelineTable(p: PipelineResult): string {
     ['orders (concurrency)', `${p.orders} (${p.concurrency})`],
     ['starts/s', fmt(p.startsPerSecond, 0)],
     ['start p50 / p99 ms', `${fmt(p.startP50Ms)} / ${fmt(p.startP99Ms)}`],
-    ['persisted/s', `${fmt(p.persistedPerSecond, 0)} (all in MySQL ${fmt(p.persistedSeconds, 2)} s after the first start)`],
+    [
+      'persisted/s',
+      `${fmt(p.persistedPerSecond, 0)} (all in MySQL ${fmt(p.persistedSeconds, 2)} s after the first start)`,
+    ],
     ['CPU ms/order: server', `${fmt(cpu.server, 2)}${each(p.cpuProcesses.temporal)}`],
     ['CPU ms/order: worker', `${fmt(cpu.worker, 2)}${each(p.cpuProcesses.worker)}`],
     ['CPU ms/order: mysql', fmt(cpu.mysql, 2)],
@@ -261,12 +295,18 @@ export function pipelineTable(p: PipelineResult): string {
       'status reads/s',
       `${fmt(p.statusReadsPerSecond, 0)} (${p.readers} readers, ${p.readSeconds} s; ${p.statusReadTimeouts} timed out, ${p.statusReadErrors} errors)`,
     ],
-    ['status read p50 / p99 / max ms', `${fmt(p.statusReadP50Ms)} / ${fmt(p.statusReadP99Ms)} / ${fmt(p.statusReadMaxMs)}`],
+    [
+      'status read p50 / p99 / max ms',
+      `${fmt(p.statusReadP50Ms)} / ${fmt(p.statusReadP99Ms)} / ${fmt(p.statusReadMaxMs)}`,
+    ],
     [
       'API status reads/s (shoppers every 500 ms)',
       `${fmt(p.apiStatusReadsPerSecond, 0)} of ${fmt(p.apiStatusReadOfferedPerSecond, 0)} offered (${p.readers} readers, STATUS_CACHE_MS=${p.statusCacheMs}, notified ${p.statusCacheNotifiedMs}; ${p.apiStatusReadTimeouts} timed out, ${p.apiStatusReadErrors} errors)`,
     ],
-    ['API status read p50 / p99 / max ms', `${fmt(p.apiStatusReadP50Ms)} / ${fmt(p.apiStatusReadP99Ms)} / ${fmt(p.apiStatusReadMaxMs)}`],
+    [
+      'API status read p50 / p99 / max ms',
+      `${fmt(p.apiStatusReadP50Ms)} / ${fmt(p.apiStatusReadP99Ms)} / ${fmt(p.apiStatusReadMaxMs)}`,
+    ],
     [
       'API status reads that reached Temporal',
       `${fmt(p.apiStatusReadTemporalShare * 100, 1)} % (cache ${p.apiStatusReadsBySource.cache}, coalesced ${p.apiStatusReadsBySource.coalesced}, workflow ${p.apiStatusReadsBySource.workflow}, database ${p.apiStatusReadsBySource.database})`,
@@ -299,7 +339,13 @@ function cpuColumns(p: PipelineResult): Array<{ header: string; value: (cpu: Rep
   const role = (names: string[], single: string, sum: string, pick: (cpu: Reported) => number | null) =>
     names.length <= 1
       ? [{ header: `${single} CPU ms/order`, value: pick }]
-      : [...names.map((name) => ({ header: name, value: (cpu: Reported) => cpu.cpuMsPerOrderByProcess[name] ?? null })), { header: `**${sum}**`, value: pick }];
+      : [
+          ...names.map((name) => ({
+            header: name,
+            value: (cpu: Reported) => cpu.cpuMsPerOrderByProcess[name] ?? null,
+          })),
+          { header: `**${sum}**`, value: pick },
+        ];
   return [
     ...role(p.cpuProcesses.temporal, 'server', 'temporal', (cpu) => cpu.cpuMsPerOrder.temporal),
     ...role(p.cpuProcesses.worker, 'worker', 'workers', (cpu) => cpu.cpuMsPerOrder.workers),
@@ -363,7 +409,15 @@ function phaseTable(p: PipelineResult): string {
         fmt(mean.cpuMsPerOrder.redis, 2),
       ]);
     }),
-    row(['**ours / floor**', ...columns.map(() => ''), `**${x(p.cpuRatioOursToFloor)}**`, `**${x(p.persistedRatioOursToFloor)}**`, '', '', '']),
+    row([
+      '**ours / floor**',
+      ...columns.map(() => ''),
+      `**${x(p.cpuRatioOursToFloor)}**`,
+      `**${x(p.persistedRatioOursToFloor)}**`,
+      '',
+      '',
+      '',
+    ]),
     '',
   ].join('\n');
 }

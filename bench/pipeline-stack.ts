@@ -49,7 +49,13 @@ export async function startPipelineStack(options: {
 }): Promise<PipelineStack> {
   const { dataDir, log } = options;
   if (options.layout === 'single') {
-    const stack = await startStack({ dataDir, ports: 'free', ephemeral: true, log, redisAppendfsync: options.redisAppendfsync });
+    const stack = await startStack({
+      dataDir,
+      ports: 'free',
+      ephemeral: true,
+      log,
+      redisAppendfsync: options.redisAppendfsync,
+    });
     const roles: Array<[name: string, role: ProcessRole, server: 'temporal' | 'mysql' | 'redis']> = [
       ['temporal-dev-server', 'temporal', 'temporal'],
       ['mariadb', 'mysql', 'mysql'],

@@ -45,7 +45,12 @@ import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { subscribeChannels } from '../src/infra/redis-subscription.js';
 import type { InvariantReport } from '../src/invariants/check.js';
-import { ORDER_CHANGED_CHANNEL, OrderStatusReader, STATUS_READ_SOURCES, type StatusReadSource } from '../src/order/reads.js';
+import {
+  ORDER_CHANGED_CHANNEL,
+  OrderStatusReader,
+  STATUS_READ_SOURCES,
+  type StatusReadSource,
+} from '../src/order/reads.js';
 import { waitFor } from '../stack/wait-for.js';
 import { runThenCleanUp } from '../stack/launcher.js';
 import { DependencyUnavailableError } from '../src/infra/dependency-guard.js';
@@ -57,7 +62,13 @@ import { buildFloorBundle } from './floor/bundle.js';
 import { runFloorPhase } from './floor/phase.js';
 import { checkSale, deleteReconcileSchedule, openBenchClients, startOrders, type Pipeline } from './orders.js';
 import { measuredWorkers, measurePhase, startUntilDone, type PhaseMeasurement } from './phase.js';
-import { buildPipelineResult, cpuPerOrder, pipelineTable, writePipelineReport, type PipelineMeasurement } from './pipeline-report.js';
+import {
+  buildPipelineResult,
+  cpuPerOrder,
+  pipelineTable,
+  writePipelineReport,
+  type PipelineMeasurement,
+} from './pipeline-report.js';
 import { startPipelineStack, type PipelineStack, type RunContext } from './pipeline-stack.js';
 import { startWorker, startWorkers, stopAll } from './processes.js';
 import { pct, sorted } from './stats.js';
@@ -200,7 +211,13 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
     const warm = `PIPE-${runId}-${phase}-warm`;
     await sales.create({ sku: warm, name: warm, priceCents: 1_000, stock: args.warmupOrders, perUserLimit: 1 });
     await startUntilDone(args.warmupOrders, awaitingPayment(warm), () =>
-      startOrders(pipeline, { sku: warm, priceCents: 1_000 }, args.warmupOrders, `${runId}-${phase}w`, args.concurrency),
+      startOrders(
+        pipeline,
+        { sku: warm, priceCents: 1_000 },
+        args.warmupOrders,
+        `${runId}-${phase}w`,
+        args.concurrency,
+      ),
     );
     say(`warm-up: ${args.warmupOrders} orders persisted`);
 
@@ -215,7 +232,8 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
       orders: args.orders,
       processes: [...context.stack.servers(), ...measuredWorkers(workers)],
       done: awaitingPayment(sku),
-      start: () => startOrders(pipeline, { sku, priceCents: 1_000 }, args.orders, `${runId}-${phase}m`, args.concurrency),
+      start: () =>
+        startOrders(pipeline, { sku, priceCents: 1_000 }, args.orders, `${runId}-${phase}m`, args.concurrency),
       doneMeans: 'orders reached MySQL',
     });
     if (!reading) return { measurement, invariants: await checkSale(pipeline, sku, run.started) };
@@ -236,7 +254,9 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
     say(`status reads: ${args.readers} readers for ${args.readSeconds} s on ${live} live orders`);
     const reads = await readStatuses(pipeline.orders, orderNos, args.readers, args.readSeconds * 1000);
     if (reads.errors + reads.timeouts > 0) {
-      say(`status reads: ${reads.timeouts} timed out, ${reads.errors} failed or answered other than AWAITING_PAYMENT (first: ${reads.firstError})`);
+      say(
+        `status reads: ${reads.timeouts} timed out, ${reads.errors} failed or answered other than AWAITING_PAYMENT (first: ${reads.firstError})`,
+      );
     }
     // The API's read path: the same readers through an OrderStatusReader (STATUS_CACHE_MS of the
     // environment, default 1000), each live order polled by its shopper every 500 ms.
@@ -291,7 +311,9 @@ async function readStatuses(orders: OrderClient, orderNos: readonly string[], re
       const found = await tally.time(orders.find(orderNo));
       if (found === FAILED) continue;
       if (found?.live?.status !== 'AWAITING_PAYMENT') {
-        tally.wrong(`${orderNo} answered ${found ? found.view.status : 'not found'}${found?.live ? '' : ' (not live)'}`);
+        tally.wrong(
+          `${orderNo} answered ${found ? found.view.status : 'not found'}${found?.live ? '' : ' (not live)'}`,
+        );
       }
     }
   };
@@ -361,7 +383,10 @@ const SHOPPER_POLL_MS = 500;
  * how many reads reached Temporal (a workflow query, or Temporal then MySQL for a closed order).
  */
 async function readLikeShoppers(pipeline: Pipeline, orderNos: readonly string[], readers: number, durationMs: number) {
-  const bySource = Object.fromEntries(STATUS_READ_SOURCES.map((source) => [source, 0])) as Record<StatusReadSource, number>;
+  const bySource = Object.fromEntries(STATUS_READ_SOURCES.map((source) => [source, 0])) as Record<
+    StatusReadSource,
+    number
+  >;
   const reader = OrderStatusReader.fromConfig(pipeline.orders, pipeline.config, {
     statusRead: (source) => bySource[source]++,
     statusWaiters: () => undefined,
@@ -428,7 +453,8 @@ async function readPolls(
       if (early >= 1) await sleep(early);
       const orderNo = orderNos[poll % orderNos.length]!;
       const found = await tally.time(reader.read(orderNo));
-      if (found !== FAILED && found?.view.status !== 'AWAITING_PAYMENT') tally.wrong(`${orderNo} answered ${found ? found.view.status : 'not found'}`);
+      if (found !== FAILED && found?.view.status !== 'AWAITING_PAYMENT')
+        tally.wrong(`${orderNo} answered ${found ? found.view.status : 'not found'}`);
     }
   };
   await Promise.all(Array.from({ length: readers }, lane));

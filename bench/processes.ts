@@ -23,7 +23,13 @@ export interface VariantServers {
 
 export async function startVariant(
   variant: Variant,
-  options: { root: string; workDir: string; env: Record<string, string | undefined>; profileDir?: string; cpus?: LayoutCpus },
+  options: {
+    root: string;
+    workDir: string;
+    env: Record<string, string | undefined>;
+    profileDir?: string;
+    cpus?: LayoutCpus;
+  },
 ): Promise<VariantServers> {
   const { root, workDir, env, profileDir, cpus } = options;
   const tsx = join(root, 'node_modules', '.bin', 'tsx');
@@ -31,7 +37,10 @@ export async function startVariant(
   const started: ManagedProcess[] = [];
   const launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string> = {}) => {
     const [command, commandArgs] = profileDir
-      ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', join(root, script), ...extraArgs]]
+      ? [
+          process.execPath,
+          ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', join(root, script), ...extraArgs],
+        ]
       : [tsx, [join(root, script), ...extraArgs]];
     const proc = spawnLogged(name, ...layoutCommand(cpus, roleOf(name), command, commandArgs), {
       logFile: join(workDir, `${name}.log`),
@@ -58,7 +67,11 @@ export async function startVariant(
       await waitUntilReady(server, () => answers('/', false), 60_000);
       if (variant === 'queue') {
         const consumer = launch('bench-queue-consumer', 'bench/server.ts', ['queue-consumer']);
-        await waitUntilReady(consumer, async () => readFileSync(consumer.logFile, 'utf8').includes('consuming'), 60_000);
+        await waitUntilReady(
+          consumer,
+          async () => readFileSync(consumer.logFile, 'utf8').includes('consuming'),
+          60_000,
+        );
       }
     }
   } catch (err) {
@@ -81,11 +94,17 @@ export async function startBeforeVariant(
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   const started: ManagedProcess[] = [];
   const launch = (name: string, script: string, extraEnv: Record<string, string>) => {
-    const proc = spawnLogged(name, ...layoutCommand(cpus, roleOf(name), join(before.root, 'node_modules', '.bin', 'tsx'), [join(before.root, script)]), {
-      logFile: join(workDir, `${name}.log`),
-      cwd: before.root,
-      env: { ...env, PATH: before.path, PORT: String(port), ...extraEnv } as NodeJS.ProcessEnv,
-    });
+    const proc = spawnLogged(
+      name,
+      ...layoutCommand(cpus, roleOf(name), join(before.root, 'node_modules', '.bin', 'tsx'), [
+        join(before.root, script),
+      ]),
+      {
+        logFile: join(workDir, `${name}.log`),
+        cwd: before.root,
+        env: { ...env, PATH: before.path, PORT: String(port), ...extraEnv } as NodeJS.ProcessEnv,
+      },
+    );
     // Its own session (spawned detached): the session's autogroup carries the layout's priority.
     if (roleOf(name) === 'back' && cpus?.backNice) setAutogroupNice(proc.pid, cpus.backNice);
     started.push(proc);
@@ -93,7 +112,10 @@ export async function startBeforeVariant(
   };
   const url = `http://127.0.0.1:${port}`;
   try {
-    const worker = launch('before-worker', 'src/workers/main.ts', { WORKER_METRICS_PORT: String(metricsPort), WORKER_HEALTH_PORT: String(healthPort) });
+    const worker = launch('before-worker', 'src/workers/main.ts', {
+      WORKER_METRICS_PORT: String(metricsPort),
+      WORKER_HEALTH_PORT: String(healthPort),
+    });
     // Bundling its workflows at start-up takes a while.
     await waitUntilReady(worker, async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, 180_000);
     const api = launch('before-api', 'src/api/main.ts', {});
@@ -110,7 +132,9 @@ export async function startBeforeVariant(
  * names its log. `withoutTracingInterceptors`: on a bundle without OpenTelemetry's workflow
  * interceptors, the tracing-cost benchmark's reference (src/workers/bundle.ts), never a real worker's.
  */
-export async function startWorker(options: WorkerLaunch & { name?: string; withoutTracingInterceptors?: boolean }): Promise<ManagedProcess> {
+export async function startWorker(
+  options: WorkerLaunch & { name?: string; withoutTracingInterceptors?: boolean },
+): Promise<ManagedProcess> {
   return launchWorker(launcherFor(options), options.workDir, options.name, options.withoutTracingInterceptors === true);
 }
 
@@ -140,7 +164,10 @@ export async function startFloorWorker(
  * another: the first builds the workflow bundle the others reuse, and on two cores parallel
  * start-ups only slow each other down. If one fails, those already up are stopped.
  */
-export async function startWorkers(count: number, start: (i: number) => Promise<ManagedProcess>): Promise<ManagedProcess[]> {
+export async function startWorkers(
+  count: number,
+  start: (i: number) => Promise<ManagedProcess>,
+): Promise<ManagedProcess[]> {
   const workers: ManagedProcess[] = [];
   try {
     for (let i = 1; i <= count; i++) workers.push(await start(i));
@@ -168,7 +195,10 @@ export interface WorkerLaunch {
 function launcherFor({ root, workDir, env, profileDir }: WorkerLaunch): Launch {
   return (name, script, extraArgs, extraEnv) => {
     const [command, commandArgs] = profileDir
-      ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', join(root, script), ...extraArgs]]
+      ? [
+          process.execPath,
+          ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', join(root, script), ...extraArgs],
+        ]
       : [join(root, 'node_modules', '.bin', 'tsx'), [join(root, script), ...extraArgs]];
     return spawnLogged(name, command, commandArgs, {
       logFile: join(workDir, `${name}.log`),
@@ -180,7 +210,12 @@ function launcherFor({ root, workDir, env, profileDir }: WorkerLaunch): Launch {
 
 type Launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string>) => ManagedProcess;
 
-async function launchWorker(launch: Launch, workDir: string, name = 'worker', withoutTracingInterceptors = false): Promise<ManagedProcess> {
+async function launchWorker(
+  launch: Launch,
+  workDir: string,
+  name = 'worker',
+  withoutTracingInterceptors = false,
+): Promise<ManagedProcess> {
   // Each kind of bundle in its own file, so that alternating them never rebuilds either.
   const bundle = join(workDir, withoutTracingInterceptors ? 'workflow-bundle-bare.js' : 'workflow-bundle.js');
   await buildWorkflowBundle(bundle, { withoutTracingInterceptors });

@@ -30,7 +30,11 @@ export interface ProfileSummary {
  * Summarises the samples of `file` that fall in the window ending `afterMs` before the profile
  * ended (the process exited) and lasting `measuredMs`: the measured run, without start-up and warm-up.
  */
-export function summariseProfile(file: string, requests: number, window: { measuredMs: number; afterMs: number }): ProfileSummary {
+export function summariseProfile(
+  file: string,
+  requests: number,
+  window: { measuredMs: number; afterMs: number },
+): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const to = profile.endTime - window.afterMs * 1_000;
@@ -49,7 +53,9 @@ export function summariseProfile(file: string, requests: number, window: { measu
     total += delta;
   }
   const perRequest = (us: number) => us / Math.max(1, requests);
-  const places = [...self.entries()].sort((a, b) => b[1] - a[1]).map(([where, us]) => ({ where, usPerRequest: perRequest(us) }));
+  const places = [...self.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([where, us]) => ({ where, usPerRequest: perRequest(us) }));
   return { cpuUsPerRequest: perRequest(total), places };
 }
 

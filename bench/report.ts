@@ -1,4 +1,7 @@
-/** The benchmark's results: the JSON report, its Markdown tables (one per CPU layout) and an SVG picture (chart.ts), written to the output folder. */
+/**
+ * The benchmark's results: the JSON report, its Markdown tables (one per CPU layout) and an SVG picture (chart.ts),
+ * written to the output folder.
+ */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +12,10 @@ import type { CpuLayout, LayoutCpus } from './cpu-layout.js';
 import type { VariantResult } from './load.js';
 import { fmt, round } from './stats.js';
 
-/** The process that answers shoppers in each run, and those behind it that turn a win into a row (bench/processes.ts names). */
+/**
+ * The process that answers shoppers in each run, and those behind it that turn a win into a row (bench/processes.ts
+ * names).
+ */
 const ANSWERING: Partial<Record<BenchRun, string>> = {
   ours: 'api',
   'ours-wait': 'api',
@@ -34,10 +40,15 @@ function cpuFigures(name: BenchRun, r: VariantResult) {
   const cpu = r.cpuSeconds;
   const answering = ANSWERING[name];
   if (!cpu || !answering || cpu[answering] === undefined) return null;
-  const perOrder = Object.fromEntries((PIPELINE[name] ?? []).map((proc) => [proc, r.won > 0 ? round(((cpu[proc] ?? 0) * 1_000) / r.won, 2) : null]));
+  const perOrder = Object.fromEntries(
+    (PIPELINE[name] ?? []).map((proc) => [proc, r.won > 0 ? round(((cpu[proc] ?? 0) * 1_000) / r.won, 2) : null]),
+  );
   return {
     // Over the burst alone: after it the API only keeps its background work while the pipeline drains.
-    answeringUsPerRequest: round(((r.burstCpuSeconds?.[answering] ?? cpu[answering]) * 1e6) / Math.max(1, r.requests), 0),
+    answeringUsPerRequest: round(
+      ((r.burstCpuSeconds?.[answering] ?? cpu[answering]) * 1e6) / Math.max(1, r.requests),
+      0,
+    ),
     redisUsPerRequest: round(((cpu.redis ?? 0) * 1e6) / Math.max(1, r.requests), 0),
     pipelineMsPerOrder: perOrder,
   };
@@ -79,7 +90,9 @@ export function buildLayoutsReport(settings: BenchSettings, runs: LayoutRun[], e
   const sections = runs.map(layoutSection);
   const first = sections[0];
   if (!first) throw new Error('a report needs at least one layout');
-  const checked = runs.flatMap((run) => Object.values(run.results).flatMap((r) => (r?.invariants ? [r.invariants] : [])));
+  const checked = runs.flatMap((run) =>
+    Object.values(run.results).flatMap((r) => (r?.invariants ? [r.invariants] : [])),
+  );
   const all = (key: Invariant) => checked.every((report) => report.checks[key]);
   return {
     machine: {
@@ -96,13 +109,18 @@ export function buildLayoutsReport(settings: BenchSettings, runs: LayoutRun[], e
     variants: first.variants,
     drain: first.drain,
     ratios: first.ratios,
-    layouts: Object.fromEntries(sections.map((section) => [section.layout, section])) as Partial<Record<CpuLayout, LayoutSection>>,
+    layouts: Object.fromEntries(sections.map((section) => [section.layout, section])) as Partial<
+      Record<CpuLayout, LayoutSection>
+    >,
     invariants: Object.fromEntries(INVARIANTS.map((name) => [name, all(name)])) as Record<Invariant, boolean>,
     elapsedSeconds: round(elapsedMs / 1000, 1),
   };
 }
 
-function cpuRatio(a: ReturnType<typeof cpuFigures> | undefined, b: ReturnType<typeof cpuFigures> | undefined): number | null {
+function cpuRatio(
+  a: ReturnType<typeof cpuFigures> | undefined,
+  b: ReturnType<typeof cpuFigures> | undefined,
+): number | null {
   return a && b && b.answeringUsPerRequest > 0 ? round(a.answeringUsPerRequest / b.answeringUsPerRequest, 2) : null;
 }
 
@@ -135,7 +153,9 @@ function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: Lay
           requests: r.requests,
           seconds: round(r.seconds, 2),
           won: r.won,
-          ...(r.persistedInWait === undefined ? {} : { persistedInWait: r.persistedInWait, orderFailed: r.orderFailed ?? 0 }),
+          ...(r.persistedInWait === undefined
+            ? {}
+            : { persistedInWait: r.persistedInWait, orderFailed: r.orderFailed ?? 0 }),
           soldOut: r.soldOut,
           limitExceeded: r.limitExceeded,
           errors: r.errors,
@@ -155,7 +175,9 @@ function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: Lay
           ...(r.cpuSeconds ? { cpuSeconds: r.cpuSeconds } : {}),
           ...(r.burstCpuSeconds ? { burstCpuSeconds: r.burstCpuSeconds } : {}),
           ...(cpuFigures(name as BenchRun, r) ? { cpu: cpuFigures(name as BenchRun, r) } : {}),
-          ...(r.workflowStart ? { workflowStart: { p50Ms: round(r.workflowStart.p50Ms), p99Ms: round(r.workflowStart.p99Ms) } } : {}),
+          ...(r.workflowStart
+            ? { workflowStart: { p50Ms: round(r.workflowStart.p50Ms), p99Ms: round(r.workflowStart.p99Ms) } }
+            : {}),
           ...(r.cpuAffinity ? { cpuAffinity: r.cpuAffinity } : {}),
         },
       ]),
@@ -176,7 +198,10 @@ function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: Lay
       oursVsQueue: ratio(ours, results.queue),
       ...(results.before ? { oursVsBefore: ratio(ours, results.before) } : {}),
       // What each answer costs the answering process, ours over the queue server's (target ≤ 1.25).
-      apiCpuOursOverQueue: cpuRatio(ours && cpuFigures('ours', ours), results.queue && cpuFigures('queue', results.queue)),
+      apiCpuOursOverQueue: cpuRatio(
+        ours && cpuFigures('ours', ours),
+        results.queue && cpuFigures('queue', results.queue),
+      ),
       ...(results['ours-wait'] ? { oursWaitVsOurs: ratio(results['ours-wait'], ours) } : {}),
     },
     invariants: Object.fromEntries(INVARIANTS.map((name) => [name, all(name)])) as Record<Invariant, boolean>,
@@ -193,13 +218,21 @@ export function writeReport(report: Report, outDir: string): string {
   const json = toJson(report);
   // The pipeline benchmark's results (bench/pipeline.ts) stay beside the burst's in latest.json.
   const latest = join(outDir, 'latest.json');
-  const pipeline: unknown = existsSync(latest) ? (JSON.parse(readFileSync(latest, 'utf8')) as { pipeline?: unknown }).pipeline : undefined;
+  const pipeline: unknown = existsSync(latest)
+    ? (JSON.parse(readFileSync(latest, 'utf8')) as { pipeline?: unknown }).pipeline
+    : undefined;
   writeFileSync(latest, pipeline === undefined ? json : toJson({ ...report, pipeline }));
-  writeFileSync(join(outDir, `${report.date.slice(0, 19).replace(/[:T]/g, '-')}${report.config.quick ? '-quick' : ''}.json`), json);
+  writeFileSync(
+    join(outDir, `${report.date.slice(0, 19).replace(/[:T]/g, '-')}${report.config.quick ? '-quick' : ''}.json`),
+    json,
+  );
   return renderReport(report, outDir);
 }
 
-/** Writes latest.md and latest.svg from a report (a fresh one, or latest.json read back by `--report-only`); returns the Markdown. */
+/**
+ * Writes latest.md and latest.svg from a report (a fresh one, or latest.json read back by `--report-only`); returns the
+ * Markdown.
+ */
 export function renderReport(report: Report, outDir: string): string {
   const md = markdown(report);
   writeFileSync(join(outDir, 'latest.md'), md);
@@ -214,14 +247,17 @@ export function renderReport(report: Report, outDir: string): string {
  */
 export function readReport(file: string): Report {
   const report = JSON.parse(readFileSync(file, 'utf8')) as Report;
-  for (const section of [report, ...sectionsOf(report)]) for (const variant of Object.values(section.variants)) variant.winP90Ms ??= null;
+  for (const section of [report, ...sectionsOf(report)])
+    for (const variant of Object.values(section.variants)) variant.winP90Ms ??= null;
   return report;
 }
 
 /** Indented JSON, each drain series on one line: a few hundred counts would otherwise take a line each. */
 function toJson(value: unknown): string {
-  const json = JSON.stringify(value, null, 2).replace(/("persisted": \[)([^\]]*)\]/g, (_, open: string, counts: string) =>
-    counts.trim() === '' ? `${open}]` : `${open}${counts.trim().split(/,\s*/).join(', ')}]`,
+  const json = JSON.stringify(value, null, 2).replace(
+    /("persisted": \[)([^\]]*)\]/g,
+    (_, open: string, counts: string) =>
+      counts.trim() === '' ? `${open}]` : `${open}${counts.trim().split(/,\s*/).join(', ')}]`,
   );
   return `${json}\n`;
 }
@@ -235,7 +271,8 @@ function markdown(report: Report): string {
   ].join('\n');
 }
 
-export const sectionsOf = (report: Report): LayoutSection[] => Object.values(report.layouts).flatMap((section) => (section ? [section] : []));
+export const sectionsOf = (report: Report): LayoutSection[] =>
+  Object.values(report.layouts).flatMap((section) => (section ? [section] : []));
 
 /** One layout's table, ratios and, when pinned, the CPUs each process was allowed after each burst. */
 function layoutMarkdown(section: LayoutSection): string[] {
@@ -250,7 +287,9 @@ function layoutMarkdown(section: LayoutSection): string[] {
     section.layout === 'split' && pinned
       ? `load generator and front door (API, baseline server) on CPU ${pinned.front}; Temporal dev server, worker, MariaDB, Redis and the queue's consumer on CPU ${pinned.back} (servers the benchmark did not start are not pinned)`
       : `${pinned?.front ? `every process on CPUs ${pinned.front}` : 'nothing pinned: every process on every CPU'}${
-          pinned?.backNice ? `; Temporal dev server, worker, MariaDB and the queue's consumer at nice ${pinned.backNice} (the front door and Redis at 0)` : ''
+          pinned?.backNice
+            ? `; Temporal dev server, worker, MariaDB and the queue's consumer at nice ${pinned.backNice} (the front door and Redis at 0)`
+            : ''
         }`;
   const affinity = pinned
     ? Object.entries(section.variants).flatMap(([name, v]) =>
@@ -277,7 +316,9 @@ function layoutMarkdown(section: LayoutSection): string[] {
         : ''),
     ...waitingLine(section),
     ...cpuLines(section),
-    ...(affinity.length > 0 ? ['', 'CPUs each process was allowed after its burst (every thread, from /proc):', ...affinity] : []),
+    ...(affinity.length > 0
+      ? ['', 'CPUs each process was allowed after its burst (every thread, from /proc):', ...affinity]
+      : []),
     '',
   ];
 }
@@ -290,7 +331,9 @@ function cpuLines(section: LayoutSection): string[] {
       .map(([proc, ms]) => `${proc} ${fmt(ms, 1)}`)
       .join(', ');
     const start = v.workflowStart ? `${fmt(v.workflowStart.p50Ms, 0)} / ${fmt(v.workflowStart.p99Ms, 0)}` : '—';
-    return [`| ${name} | ${fmt(v.cpu.answeringUsPerRequest, 0)} | ${fmt(v.cpu.redisUsPerRequest, 0)} | ${behind || '—'} | ${start} |`];
+    return [
+      `| ${name} | ${fmt(v.cpu.answeringUsPerRequest, 0)} | ${fmt(v.cpu.redisUsPerRequest, 0)} | ${behind || '—'} | ${start} |`,
+    ];
   });
   if (rows.length === 0) return [];
   const r = section.ratios;

@@ -11,4 +11,5 @@ export function round(value: number | null, digits?: number): number | null;
 export function round(value: number | null, digits = 1): number | null {
   return value === null ? null : Math.round(value * 10 ** digits) / 10 ** digits;
 }
-export const fmt = (value: number | null | undefined, digits = 1) => (value === null || value === undefined ? '—' : value.toFixed(digits));
+export const fmt = (value: number | null | undefined, digits = 1) =>
+  value === null || value === undefined ? '—' : value.toFixed(digits);

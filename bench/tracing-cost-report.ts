@@ -24,14 +24,26 @@ export interface ModeSpec {
 export const SAMPLED_RATIO = 0.1;
 
 export const MODES: Record<TracingMode, ModeSpec> = {
-  bare: { bare: true, ratio: null, description: 'bundle without the tracing interceptors, tracing off (the workflow before they existed)' },
-  off: { bare: false, ratio: null, description: 'the bundle every worker runs, tracing off (OTEL_TRACES_EXPORTER unset)' },
+  bare: {
+    bare: true,
+    ratio: null,
+    description: 'bundle without the tracing interceptors, tracing off (the workflow before they existed)',
+  },
+  off: {
+    bare: false,
+    ratio: null,
+    description: 'the bundle every worker runs, tracing off (OTEL_TRACES_EXPORTER unset)',
+  },
   sampled: {
     bare: false,
     ratio: SAMPLED_RATIO,
     description: `tracing to Zipkin, parentbased_traceidratio ${SAMPLED_RATIO}, the starting client sampling at ${SAMPLED_RATIO}`,
   },
-  all: { bare: false, ratio: 1, description: 'tracing to Zipkin, every order (parentbased_traceidratio 1, the client always on)' },
+  all: {
+    bare: false,
+    ratio: 1,
+    description: 'tracing to Zipkin, every order (parentbased_traceidratio 1, the client always on)',
+  },
 };
 
 /** What one phase's worker sent Zipkin, counted after it stopped (its shutdown flushes the last spans). */
@@ -52,7 +64,10 @@ export interface TracingPhase {
   /** Warm-up and measured orders this phase started: what the traced orders are out of. */
   startedOrders: number;
   zipkin: ZipkinCount;
-  /** The whole machine over the measured window (/proc/stat): busy cores, and those neither the measured processes' nor this benchmark's. */
+  /**
+   * The whole machine over the measured window (/proc/stat): busy cores, and those neither the measured processes' nor
+   * this benchmark's.
+   */
   machine: { seconds: number; busyCores: number; otherCores: number };
 }
 
@@ -74,7 +89,8 @@ export const WORKER_SERVICE = 'flash-checkout-worker';
 const SAMPLED_MAX_SHARE = 0.5;
 
 const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / Math.max(1, values.length);
-const meanOfKnown = (values: Array<number | null>): number | null => (values.some((v) => v === null) ? null : mean(values as number[]));
+const meanOfKnown = (values: Array<number | null>): number | null =>
+  values.some((v) => v === null) ? null : mean(values as number[]);
 
 /** A phase's CPU ms per order: the worker, Temporal (null when external), Zipkin, and their sum. */
 function phaseCpu(p: PhaseMeasurement) {
@@ -82,7 +98,14 @@ function phaseCpu(p: PhaseMeasurement) {
   const zipkinSeconds = p.cpu.filter((c) => c.role === 'zipkin').reduce((sum, c) => sum + c.seconds, 0);
   const zipkin = (zipkinSeconds * 1000) / p.orders;
   const worker = base.worker ?? 0;
-  return { worker, server: base.server, zipkin, total: worker + (base.server ?? 0) + zipkin, mysql: base.mysql, redis: base.redis };
+  return {
+    worker,
+    server: base.server,
+    zipkin,
+    total: worker + (base.server ?? 0) + zipkin,
+    mysql: base.mysql,
+    redis: base.redis,
+  };
 }
 
 /** A mode's figures, the means of its phases. */
@@ -120,7 +143,11 @@ export function buildTracingCostResult(m: TracingCostMeasurement) {
       tracedShare: round(phase.zipkin.tracedOrders / phase.startedOrders, 3),
       invariants: phase.invariantsOk,
       ...(phase.invariantFailures.length > 0 ? { invariantFailures: phase.invariantFailures } : {}),
-      machine: { seconds: round(phase.machine.seconds, 1), busyCores: round(phase.machine.busyCores, 2), otherCores: round(phase.machine.otherCores, 2) },
+      machine: {
+        seconds: round(phase.machine.seconds, 1),
+        busyCores: round(phase.machine.busyCores, 2),
+        otherCores: round(phase.machine.otherCores, 2),
+      },
     };
   });
   type Phase = (typeof phases)[number];
@@ -177,7 +204,9 @@ export function buildTracingCostResult(m: TracingCostMeasurement) {
   const checks = {
     invariants: phases.every((p) => p.invariants),
     spansOnlyFromTracedModes: phases.every((p) => (MODES[p.mode].ratio === null ? p.zipkin.spans === 0 : true)),
-    allTracedReachedZipkin: of('all').length === 0 || (of('all').every((p) => p.zipkin.tracedOrders > 0) && m.zipkinServices.includes(WORKER_SERVICE)),
+    allTracedReachedZipkin:
+      of('all').length === 0 ||
+      (of('all').every((p) => p.zipkin.tracedOrders > 0) && m.zipkinServices.includes(WORKER_SERVICE)),
     sampledSampled: of('sampled').every((p) => p.tracedShare <= SAMPLED_MAX_SHARE),
   };
   return {
@@ -200,7 +229,12 @@ export function buildTracingCostResult(m: TracingCostMeasurement) {
     quick: m.args.quick,
     commit: m.commit,
     loadAverageAtStart: m.loadAverageAtStart.map((v) => round(v, 2)),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: round(totalmem() / 2 ** 30, 1), node: process.version },
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memoryGiB: round(totalmem() / 2 ** 30, 1),
+      node: process.version,
+    },
     date: new Date().toISOString(),
     elapsedSeconds: round(m.elapsedMs / 1000, 1),
   };
@@ -245,14 +279,20 @@ export function tracingCostTable(r: TracingCostResult): string {
 }
 
 /** tracing-cost.json and .md in `outDir`, and a dated copy of the JSON: `<date>-tracing-cost[-quick].json`. */
-export function writeTracingCostReport(r: TracingCostResult, outDir: string): { json: string; md: string; dated: string } {
+export function writeTracingCostReport(
+  r: TracingCostResult,
+  outDir: string,
+): { json: string; md: string; dated: string } {
   mkdirSync(outDir, { recursive: true });
   const json = join(outDir, 'tracing-cost.json');
   const md = join(outDir, 'tracing-cost.md');
   const body = `${JSON.stringify({ tracingCost: r }, null, 2)}\n`;
   writeFileSync(json, body);
   writeFileSync(md, `# What tracing costs the worker\n\n${tracingCostTable(r)}`);
-  const dated = join(outDir, `${r.date.slice(0, 19).replace(/[:T]/g, '-')}-tracing-cost${r.quick ? '-quick' : ''}.json`);
+  const dated = join(
+    outDir,
+    `${r.date.slice(0, 19).replace(/[:T]/g, '-')}-tracing-cost${r.quick ? '-quick' : ''}.json`,
+  );
   writeFileSync(dated, body);
   return { json, md, dated };
 }

@@ -29,7 +29,12 @@ import { context, propagation } from '@opentelemetry/api';
 // A dependency of @opentelemetry/sdk-trace-node (1.30, the line every OpenTelemetry package here is on).
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { AlwaysOnSampler, BasicTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
+import {
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-base';
 import { Client } from '@temporalio/client';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { loadConfig } from '../src/config/index.js';
@@ -173,7 +178,13 @@ async function runModePhase(run: RunContext, mode: TracingMode, round: number, i
     const warm = `TRC-${runId}-${index}-warm`;
     await sales.create({ sku: warm, name: warm, priceCents: 1_000, stock: args.warmupOrders, perUserLimit: 1 });
     await startUntilDone(args.warmupOrders, awaitingPayment(warm), () =>
-      startOrders(pipeline, { sku: warm, priceCents: 1_000 }, args.warmupOrders, `${runId}-${index}w`, args.concurrency),
+      startOrders(
+        pipeline,
+        { sku: warm, priceCents: 1_000 },
+        args.warmupOrders,
+        `${runId}-${index}w`,
+        args.concurrency,
+      ),
     );
 
     const sku = `TRC-${runId}-${index}`;
@@ -183,9 +194,14 @@ async function runModePhase(run: RunContext, mode: TracingMode, round: number, i
       kind: 'ours',
       taskQueue,
       orders: args.orders,
-      processes: [...run.stack.servers(), ...measuredWorkers([worker]), { name: 'zipkin', role: 'zipkin', pgid: run.zipkin.process.pid }],
+      processes: [
+        ...run.stack.servers(),
+        ...measuredWorkers([worker]),
+        { name: 'zipkin', role: 'zipkin', pgid: run.zipkin.process.pid },
+      ],
       done: awaitingPayment(sku),
-      start: () => startOrders(pipeline, { sku, priceCents: 1_000 }, args.orders, `${runId}-${index}m`, args.concurrency),
+      start: () =>
+        startOrders(pipeline, { sku, priceCents: 1_000 }, args.orders, `${runId}-${index}m`, args.concurrency),
       doneMeans: 'orders reached MySQL',
       settleMs: args.settleMs,
     });
@@ -233,7 +249,8 @@ function tracingEnv(ratio: number | null, zipkinServer: RunningZipkin): Record<s
  * The provider is not registered, so this process's global tracer stays the no-op one.
  */
 function tracedClient(base: Client, ratio: number): Client {
-  const sampler = ratio >= 1 ? new AlwaysOnSampler() : new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+  const sampler =
+    ratio >= 1 ? new AlwaysOnSampler() : new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
   const tracer = new BasicTracerProvider({ sampler }).getTracer('bench-tracing-cost');
   return new Client({
     connection: base.connection,
@@ -261,13 +278,19 @@ async function zipkinCount(url: string, sinceMs: number, expectSpans: boolean): 
     await sleep(500);
     const now = Date.now();
     const traces =
-      (await getJson<ZipkinSpan[][]>(`${url}/api/v2/traces?serviceName=${WORKER_SERVICE}&endTs=${now}&lookback=${now - sinceMs + 1_000}&limit=1000000`)) ?? [];
+      (await getJson<ZipkinSpan[][]>(
+        `${url}/api/v2/traces?serviceName=${WORKER_SERVICE}&endTs=${now}&lookback=${now - sinceMs + 1_000}&limit=1000000`,
+      )) ?? [];
     const count: ZipkinCount = {
-      spans: traces.reduce((sum, trace) => sum + trace.filter((span) => span.localEndpoint?.serviceName === WORKER_SERVICE).length, 0),
+      spans: traces.reduce(
+        (sum, trace) => sum + trace.filter((span) => span.localEndpoint?.serviceName === WORKER_SERVICE).length,
+        0,
+      ),
       traces: traces.length,
       tracedOrders: traces.filter((trace) => trace.some((span) => span.name === 'runactivity:persistorder')).length,
     };
-    if (last && last.spans === count.spans && last.traces === count.traces && (count.spans > 0 || !expectSpans)) return count;
+    if (last && last.spans === count.spans && last.traces === count.traces && (count.spans > 0 || !expectSpans))
+      return count;
     last = count;
   }
   return last!;
@@ -295,12 +318,16 @@ function machineSnapshot() {
 /**
  * Over the measured window: the machine's busy cores, and those not spent by the measured processes or this benchmark.
  */
-function machineSince(before: ReturnType<typeof machineSnapshot>, measurement: TracingPhase['measurement']): TracingPhase['machine'] {
+function machineSince(
+  before: ReturnType<typeof machineSnapshot>,
+  measurement: TracingPhase['measurement'],
+): TracingPhase['machine'] {
   const after = machineSnapshot();
   const seconds = (after.at - before.at) / 1000;
   // USER_HZ is 100 on Linux (stack/cpu.ts reads /proc the same way).
   const busySeconds = (after.busyTicks - before.busyTicks) / 100;
-  const measuredSeconds = measurement.cpu.reduce((sum, c) => sum + c.seconds, 0) + (after.benchMicros - before.benchMicros) / 1e6;
+  const measuredSeconds =
+    measurement.cpu.reduce((sum, c) => sum + c.seconds, 0) + (after.benchMicros - before.benchMicros) / 1e6;
   return {
     seconds,
     busyCores: busySeconds / seconds,
@@ -323,10 +350,14 @@ function sayPhase(p: TracingPhase): void {
 function gitCommit(): string {
   try {
     const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src/workflows', 'src/workers', 'src/activities', 'src/infra'], {
-      cwd: root,
-      encoding: 'utf8',
-    }).trim();
+    const dirty = execFileSync(
+      'git',
+      ['status', '--porcelain', '--', 'src/workflows', 'src/workers', 'src/activities', 'src/infra'],
+      {
+        cwd: root,
+        encoding: 'utf8',
+      },
+    ).trim();
     return dirty ? `${commit}+dirty` : commit;
   } catch {
     return 'unknown';

@@ -7,11 +7,18 @@ import { orderWorkflowId } from '../src/order/contract.js';
 import { pct, sorted } from './stats.js';
 
 /** Reservation (orders.created_at) to workflow start (Temporal's startTime), per order. */
-export async function workflowStartLatency(config: Pick<AppConfig, 'temporal'>, store: Store, sku: string, expected: number) {
+export async function workflowStartLatency(
+  config: Pick<AppConfig, 'temporal'>,
+  store: Store,
+  sku: string,
+  expected: number,
+) {
   const connection = await Connection.connect({ address: config.temporal.address });
   try {
     const client = new Client({ connection, namespace: config.temporal.namespace });
-    const createdAt = new Map([...(await store.orderCreationTimes(sku))].map(([orderNo, at]) => [orderWorkflowId(orderNo), at.getTime()]));
+    const createdAt = new Map(
+      [...(await store.orderCreationTimes(sku))].map(([orderNo, at]) => [orderWorkflowId(orderNo), at.getTime()]),
+    );
     let starts: number[] = [];
     // Visibility is eventually consistent: list until every workflow shows up (or 20 s pass).
     for (let attempt = 0; attempt < 100; attempt++) {

@@ -37,7 +37,10 @@ export interface SameKeyAnswers {
 export interface CheckDeps {
   store: Store;
   redis: RedisClient;
-  /** On the round's pipeline (its task queue): the same stock whatever the pipeline, but its promises are the pipeline's. */
+  /**
+   * On the round's pipeline (its task queue): the same stock whatever the pipeline, but its promises are the
+   * pipeline's.
+   */
   inventory: RedisInventory;
   temporal: Client;
 }
@@ -120,7 +123,13 @@ export async function waitForQuiescence(
  * MySQL's plus those in-flight units.
  * Called once the checkouts are over; payments and cancels may still be flowing.
  */
-export async function waitForRepair(deps: CheckDeps, sku: string, faultAt: number, timeoutMs: number, orders: OrderClient): Promise<number> {
+export async function waitForRepair(
+  deps: CheckDeps,
+  sku: string,
+  faultAt: number,
+  timeoutMs: number,
+  orders: OrderClient,
+): Promise<number> {
   const { inventory } = deps;
   await waitFor(
     async () => {
@@ -136,9 +145,12 @@ export async function waitForRepair(deps: CheckDeps, sku: string, faultAt: numbe
       });
       const rows = await deps.store.getOrders(live.map((r) => r.orderNo));
       const inFlight = live.filter((r) => !rows.has(r.orderNo));
-      for (const reservation of inFlight) if ((await orders.workflowState(reservation.orderNo)) !== 'RUNNING') return false;
+      for (const reservation of inFlight)
+        if ((await orders.workflowState(reservation.orderNo)) !== 'RUNNING') return false;
       const inFlightUnits = inFlight.reduce((units, r) => units + r.quantity, 0);
-      const heldInMysql = live.filter((r) => rows.get(r.orderNo)?.status === 'AWAITING_PAYMENT').reduce((units, r) => units + r.quantity, 0);
+      const heldInMysql = live
+        .filter((r) => rows.get(r.orderNo)?.status === 'AWAITING_PAYMENT')
+        .reduce((units, r) => units + r.quantity, 0);
       return sale.reserved === heldInMysql + inFlightUnits && sale.available === mysql.available - inFlightUnits;
     },
     { what: `Redis to agree with the orders of ${sku}`, timeoutMs, intervalMs: 250, retryErrors: true },
@@ -146,7 +158,9 @@ export async function waitForRepair(deps: CheckDeps, sku: string, faultAt: numbe
   return (Date.now() - faultAt) / 1000;
 }
 
-/** What the reconciler's runs since `since` did for the sale: promises it started, released orphans, adopted, aligned. */
+/**
+ * What the reconciler's runs since `since` did for the sale: promises it started, released orphans, adopted, aligned.
+ */
 async function reconcilerRepairs(
   temporal: Client,
   sku: string,
@@ -192,7 +206,9 @@ export async function checkAfterFault(
   lost: ReadonlySet<string> = new Set(),
 ): Promise<ChaosVerdict> {
   const { store, redis, inventory, temporal } = deps;
-  const accepted = traffic.intents.flatMap((intent) => (intent.answer.kind === 'accepted' ? [intent.answer.orderNo] : []));
+  const accepted = traffic.intents.flatMap((intent) =>
+    intent.answer.kind === 'accepted' ? [intent.answer.orderNo] : [],
+  );
   const report = await checkSaleInvariants({ store, inventory }, { sku, perUserLimit, acceptedOrderNos: accepted });
   const rows = [...(await store.getOrders([...(await store.orderNumbersOfSale(sku))])).values()];
   const sale = await inventory.getSale(sku);
@@ -217,8 +233,11 @@ export async function checkAfterFault(
   const holders = await redis.hgetall(saleKeys(sku).users);
   const heldInMysql = new Map<string, number>();
   for (const row of rows)
-    if (row.status === 'AWAITING_PAYMENT' || row.status === 'PAID') heldInMysql.set(row.userId, (heldInMysql.get(row.userId) ?? 0) + row.quantity);
-  const lockedOut = Object.entries(holders).filter(([userId, units]) => Number(units) !== (heldInMysql.get(userId) ?? 0));
+    if (row.status === 'AWAITING_PAYMENT' || row.status === 'PAID')
+      heldInMysql.set(row.userId, (heldInMysql.get(row.userId) ?? 0) + row.quantity);
+  const lockedOut = Object.entries(holders).filter(
+    ([userId, units]) => Number(units) !== (heldInMysql.get(userId) ?? 0),
+  );
 
   const byStatus = (status: string) => rows.filter((row) => row.status === status).length;
   const repairs = await reconcilerRepairs(temporal, sku, since);
@@ -232,14 +251,20 @@ export async function checkAfterFault(
     noOversell: report.checks.noOversell,
     conservation: report.checks.conservation,
     storesAgree: report.checks.storesAgree,
-    reservedEqualsLiveOrders: sale !== null && sale.reserved === report.figures.mysql.awaitingPayment && running === byStatus('AWAITING_PAYMENT'),
+    reservedEqualsLiveOrders:
+      sale !== null &&
+      sale.reserved === report.figures.mysql.awaitingPayment &&
+      running === byStatus('AWAITING_PAYMENT'),
     every202HasAnOrderRow: missing.every((orderNo) => lost.has(orderNo)),
     everyPaymentSettled:
       unsettled.length === 0 &&
       deliveredMissing.length === 0 &&
-      lostPayments.every((payment) => payment.outcome === 'REFUND_REQUIRED' && payment.refundReason === 'ORDER_NOT_FOUND'),
+      lostPayments.every(
+        (payment) => payment.outcome === 'REFUND_REQUIRED' && payment.refundReason === 'ORDER_NOT_FOUND',
+      ),
     paidOrdersHaveOnePayment:
-      paidRows.every((row) => appliedByOrder.get(row.orderNo) === 1) && applied.every((payment) => paidRows.some((row) => row.orderNo === payment.orderNo)),
+      paidRows.every((row) => appliedByOrder.get(row.orderNo) === 1) &&
+      applied.every((payment) => paidRows.some((row) => row.orderNo === payment.orderNo)),
     noShopperLockedOut: lockedOut.length === 0,
     perUserLimit: report.checks.perUserLimit,
     sameKeySameOrder: keys.mismatches.length === 0,
@@ -270,22 +295,40 @@ export async function checkAfterFault(
               .catch(() => 'NOT_FOUND'),
           })),
       ),
-      acceptedByStatus: countBy(intents.flatMap((i) => (i.answer.kind === 'accepted' ? [`${i.answer.status}${i.waited ? ' waiting' : ''}`] : []))),
-      refused: countBy(intents.flatMap((i) => (i.answer.kind === 'refused' ? [`${i.answer.status} ${i.answer.code}`] : []))),
+      acceptedByStatus: countBy(
+        intents.flatMap((i) =>
+          i.answer.kind === 'accepted' ? [`${i.answer.status}${i.waited ? ' waiting' : ''}`] : [],
+        ),
+      ),
+      refused: countBy(
+        intents.flatMap((i) => (i.answer.kind === 'refused' ? [`${i.answer.status} ${i.answer.code}`] : [])),
+      ),
       gaveUp: intents.filter((i) => i.answer.kind === 'gave-up').length,
       sameKeyAskedAgain: { asked: keys.asked, violations: keyViolations },
       retriedRequests: intents.reduce((n, i) => n + i.attempts - 1, 0),
-      orders: { paid: byStatus('PAID'), cancelled: byStatus('CANCELLED'), failed: byStatus('FAILED'), awaitingPayment: byStatus('AWAITING_PAYMENT') },
+      orders: {
+        paid: byStatus('PAID'),
+        cancelled: byStatus('CANCELLED'),
+        failed: byStatus('FAILED'),
+        awaitingPayment: byStatus('AWAITING_PAYMENT'),
+      },
       // Reservations given up by the reconciler: never started (no promise recorded), or a promise too old to keep.
-      orphansReleased: rows.filter((row) => row.failureReason?.startsWith('ReservationOrphaned') || row.failureReason?.startsWith('PromiseExpired')).length,
-      failureReasons: countBy(rows.flatMap((row) => (row.status === 'FAILED' ? [row.failureReason?.split(':')[0] ?? 'unknown'] : []))),
+      orphansReleased: rows.filter(
+        (row) =>
+          row.failureReason?.startsWith('ReservationOrphaned') || row.failureReason?.startsWith('PromiseExpired'),
+      ).length,
+      failureReasons: countBy(
+        rows.flatMap((row) => (row.status === 'FAILED' ? [row.failureReason?.split(':')[0] ?? 'unknown'] : [])),
+      ),
       repairs,
       paymentEvents: {
         delivered: delivered.length,
         gaveUp: traffic.events.filter((e) => e.answer.status === 'gave-up').length,
         applied: applied.length,
         refundRequired: payments.filter((p) => p.outcome === 'REFUND_REQUIRED').length,
-        refundReasons: countBy(payments.flatMap((p) => (p.outcome === 'REFUND_REQUIRED' ? [p.refundReason ?? 'none'] : []))),
+        refundReasons: countBy(
+          payments.flatMap((p) => (p.outcome === 'REFUND_REQUIRED' ? [p.refundReason ?? 'none'] : [])),
+        ),
         unsettled: unsettled.length,
       },
       cancels: traffic.cancels.length,
@@ -380,7 +423,10 @@ export async function checkPaymentsByArrival(
   const marginsMs: number[] = [];
   const deadlinesAfterFreezeMs: number[] = [];
   const ordersBy = { paidInTime: 0, cancelledNoPaymentInTime: 0, other: 0 };
-  /** Per payment kind (chaos/shoppers.ts): what became of its orders and their payments, in the order they were recorded. */
+  /**
+   * Per payment kind (chaos/shoppers.ts): what became of its orders and their payments, in the order they were
+   * recorded.
+   */
   const kindOf = new Map(traffic.events.map((event) => [event.orderNo, event.kind]));
   const byKind: Record<string, string[]> = {};
   for (const orderNo of orderNos) {
@@ -392,12 +438,15 @@ export async function checkPaymentsByArrival(
     const deadline = order.paymentDeadline.getTime();
     deadlinesAfterFreezeMs.push(deadline - freeze.from);
     const payments = (await store.paymentsOfOrder(orderNo)).sort(
-      (a, b) => a.receivedAt.getTime() - b.receivedAt.getTime() || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0),
+      (a, b) =>
+        a.receivedAt.getTime() - b.receivedAt.getTime() || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0),
     );
     const inTime = (p: PaymentRow) => p.receivedAt.getTime() <= deadline;
     const full = (p: PaymentRow) => p.amountCents === order.totalCents;
     // Any one of several full payments in time may pay the order; the one applied is the winner.
-    const first = payments.find((p) => full(p) && inTime(p) && p.outcome === 'APPLIED') ?? payments.find((p) => full(p) && inTime(p));
+    const first =
+      payments.find((p) => full(p) && inTime(p) && p.outcome === 'APPLIED') ??
+      payments.find((p) => full(p) && inTime(p));
     if (first) {
       if (first.outcome !== 'APPLIED' || order.status !== 'PAID')
         violated(
@@ -405,13 +454,18 @@ export async function checkPaymentsByArrival(
           `${orderNo} (${order.status}): no full payment recorded in time is APPLIED; ${first.eventId}, recorded ${relative(first.receivedAt.getTime(), deadline)}, is ${first.outcome} ${first.refundReason ?? ''}`.trim(),
         );
       else ordersBy.paidInTime++;
-    } else if (order.status === 'PAID') violated('inTimePaymentPaysOrder', `${orderNo} is PAID without a full payment recorded by its deadline`);
-    else if (order.status === 'CANCELLED' && order.cancelReason === 'PAYMENT_TIMEOUT') ordersBy.cancelledNoPaymentInTime++;
+    } else if (order.status === 'PAID')
+      violated('inTimePaymentPaysOrder', `${orderNo} is PAID without a full payment recorded by its deadline`);
+    else if (order.status === 'CANCELLED' && order.cancelReason === 'PAYMENT_TIMEOUT')
+      ordersBy.cancelledNoPaymentInTime++;
     else ordersBy.other++;
     (byKind[kindOf.get(orderNo) ?? 'none'] ??= []).push(
-      [order.status, ...payments.map((p) => `${inTime(p) ? 'in time' : 'late'}${full(p) ? '' : ' short'} ${p.outcome} ${p.refundReason ?? ''}`.trim())].join(
-        ' / ',
-      ),
+      [
+        order.status,
+        ...payments.map((p) =>
+          `${inTime(p) ? 'in time' : 'late'}${full(p) ? '' : ' short'} ${p.outcome} ${p.refundReason ?? ''}`.trim(),
+        ),
+      ].join(' / '),
     );
     for (const payment of payments) {
       const at = payment.receivedAt.getTime();
@@ -440,7 +494,11 @@ export async function checkPaymentsByArrival(
       }
       if (inTime(payment)) tally.refundedInTime++;
       else tally.refundedAfterDeadline++;
-      const reasons = !full(payment) ? refundReasons.wrongAmount : inTime(payment) ? refundReasons.beforeDeadline : refundReasons.afterDeadline;
+      const reasons = !full(payment)
+        ? refundReasons.wrongAmount
+        : inTime(payment)
+          ? refundReasons.beforeDeadline
+          : refundReasons.afterDeadline;
       reasons.push(reason);
       const expected = !full(payment)
         ? ['AMOUNT_MISMATCH']
@@ -460,10 +518,18 @@ export async function checkPaymentsByArrival(
   // What the webhook answered is what the store keeps.
   for (const event of traffic.events) {
     const answer = event.answer;
-    if (answer.status !== 200 || !('outcome' in answer) || (answer.outcome !== 'APPLIED' && answer.outcome !== 'REFUND_REQUIRED')) continue;
+    if (
+      answer.status !== 200 ||
+      !('outcome' in answer) ||
+      (answer.outcome !== 'APPLIED' && answer.outcome !== 'REFUND_REQUIRED')
+    )
+      continue;
     const stored = await store.getPayment(event.eventId);
     if (stored?.outcome !== answer.outcome)
-      violated('webhookVerdictsKept', `${event.eventId} answered ${answer.outcome}, stored ${stored?.outcome ?? 'nothing'}`);
+      violated(
+        'webhookVerdictsKept',
+        `${event.eventId} answered ${answer.outcome}, stored ${stored?.outcome ?? 'nothing'}`,
+      );
   }
 
   const webhooks = traffic.requests.filter((request) => request.kind === 'webhook');
@@ -473,18 +539,27 @@ export async function checkPaymentsByArrival(
         'noWebhook503',
         `a webhook sent ${request.sentAt - freeze.from} ms into the freeze answered ${request.outcome} after ${Math.round(request.ms)} ms`,
       );
-  for (const event of traffic.events) if (event.answer.status === 'gave-up') violated('noWebhook503', `${event.eventId}: the provider gave up`);
+  for (const event of traffic.events)
+    if (event.answer.status === 'gave-up') violated('noWebhook503', `${event.eventId}: the provider gave up`);
 
-  if (tally.receivedBeforeDeadline === 0 || tally.receivedAfterDeadline === 0 || tally.receivedDuringFreeze !== tally.events)
+  if (
+    tally.receivedBeforeDeadline === 0 ||
+    tally.receivedAfterDeadline === 0 ||
+    tally.receivedDuringFreeze !== tally.events
+  )
     violated(
       'bothSidesOfDeadlinesInFreeze',
       `${tally.receivedBeforeDeadline} recorded before their deadline, ${tally.receivedAfterDeadline} after; ${tally.receivedDuringFreeze} of ${tally.events} during the freeze`,
     );
 
   const during = webhooks.filter((request) => request.sentAt >= freeze.from && request.sentAt <= freeze.until);
-  const seconds = (ms: number[]) => (ms.length === 0 ? null : { min: round1(Math.min(...ms) / 1000), max: round1(Math.max(...ms) / 1000) });
+  const seconds = (ms: number[]) =>
+    ms.length === 0 ? null : { min: round1(Math.min(...ms) / 1000), max: round1(Math.max(...ms) / 1000) };
   return {
-    checks: Object.fromEntries(PAYMENT_FREEZE_CHECKS.map((check) => [check, !failed.has(check)])) as Record<PaymentFreezeCheck, boolean>,
+    checks: Object.fromEntries(PAYMENT_FREEZE_CHECKS.map((check) => [check, !failed.has(check)])) as Record<
+      PaymentFreezeCheck,
+      boolean
+    >,
     violations,
     figures: {
       orders: orderNos.length,
@@ -492,7 +567,9 @@ export async function checkPaymentsByArrival(
       /** Seconds from the freeze's start to the orders' payment deadlines. */
       deadlinesIntoFreezeSeconds: seconds(deadlinesAfterFreezeMs),
       webhookAnswersDuringFreeze: countBy(during.map((request) => String(request.outcome))),
-      webhookAnswersOutsideFreeze: countBy(webhooks.filter((request) => !during.includes(request)).map((request) => String(request.outcome))),
+      webhookAnswersOutsideFreeze: countBy(
+        webhooks.filter((request) => !during.includes(request)).map((request) => String(request.outcome)),
+      ),
       /** The provider's final answer of each event: status and outcome. */
       finalAnswers: countBy(
         traffic.events.map((event) =>
@@ -500,7 +577,9 @@ export async function checkPaymentsByArrival(
         ),
       ),
       payments: tally,
-      refundReasons: Object.fromEntries(Object.entries(refundReasons).map(([when, reasons]) => [when, countBy(reasons)])),
+      refundReasons: Object.fromEntries(
+        Object.entries(refundReasons).map(([when, reasons]) => [when, countBy(reasons)]),
+      ),
       /** How long before its deadline each payment recorded in time came (seconds). */
       inTimeMarginSeconds: seconds(marginsMs),
       byKind: Object.fromEntries(Object.entries(byKind).map(([kind, outcomes]) => [kind, countBy(outcomes)])),
@@ -511,7 +590,8 @@ export async function checkPaymentsByArrival(
 const round1 = (value: number) => Math.round(value * 10) / 10;
 
 /** "1234 ms before the deadline" / "56 ms after the deadline". */
-const relative = (at: number, deadline: number) => (at <= deadline ? `${deadline - at} ms before the deadline` : `${at - deadline} ms after the deadline`);
+const relative = (at: number, deadline: number) =>
+  at <= deadline ? `${deadline - at} ms before the deadline` : `${at - deadline} ms after the deadline`;
 
 /**
  * The sale goes on while Temporal or the worker is away (docs/fault-tolerance.md): a reserved unit
@@ -534,14 +614,25 @@ const relative = (at: number, deadline: number) => (at <= deadline ? `${deadline
  * Beside them the verdict reports how the recovery went: the answers from the thaw until every 202
  * was a row, the late ones, and how long each order of the freeze waited for its row.
  */
-export const SALE_FREEZE_CHECKS = ['noCheckoutTurnedAway', 'noStatusRead503', 'wholePaymentWindow', 'noInternalError'] as const;
+export const SALE_FREEZE_CHECKS = [
+  'noCheckoutTurnedAway',
+  'noStatusRead503',
+  'wholePaymentWindow',
+  'noInternalError',
+] as const;
 export type SaleFreezeCheck = (typeof SALE_FREEZE_CHECKS)[number];
 
 /** How much shorter than PAYMENT_WINDOW from the checkout a deadline may be (clocks, DATETIME rounding). */
 const WINDOW_SLACK_MS = 1_000;
-/** How much shorter than PAYMENT_WINDOW from the thaw an order of the freeze may be given (the thaw is timed by the suite, the deadline by MySQL). */
+/**
+ * How much shorter than PAYMENT_WINDOW from the thaw an order of the freeze may be given (the thaw is timed by the
+ * suite, the deadline by MySQL).
+ */
 const THAW_SLACK_MS = 2_000;
-/** Orders whose checkout came this long after the freeze began count as made during it (the signal, the request in flight). */
+/**
+ * Orders whose checkout came this long after the freeze began count as made during it (the signal, the request in
+ * flight).
+ */
 const FREEZE_GUARD_MS = 1_000;
 
 /** A figure sampled over time: Date.now() and the value. */
@@ -570,7 +661,12 @@ export async function promisesPending(redis: RedisClient, sku: string): Promise<
  * Samples the sale every `intervalMs` while the round runs: Redis's available units, the promises
  * pending, and which of the orders accepted so far (`accepted()`) have a MySQL row yet.
  */
-export function watchSale(deps: Pick<CheckDeps, 'store' | 'redis' | 'inventory'>, sku: string, accepted: () => readonly string[], intervalMs = 250): SaleWatch {
+export function watchSale(
+  deps: Pick<CheckDeps, 'store' | 'redis' | 'inventory'>,
+  sku: string,
+  accepted: () => readonly string[],
+  intervalMs = 250,
+): SaleWatch {
   const { inventory } = deps;
   const watch: SaleWatch = { available: [], pending: [], rowSeenAt: new Map(), stop: () => clearInterval(timer) };
   let busy = false;
@@ -600,7 +696,12 @@ export function watchSale(deps: Pick<CheckDeps, 'store' | 'redis' | 'inventory'>
  * Seconds from `since` (the thaw) until every one of `orderNos` had been seen as a MySQL row (0 if
  * they all had before), waiting until `timeoutMs` after `since`; null if some never were.
  */
-export async function secondsUntilRows(watch: SaleWatch, orderNos: readonly string[], since: number, timeoutMs: number): Promise<number | null> {
+export async function secondsUntilRows(
+  watch: SaleWatch,
+  orderNos: readonly string[],
+  since: number,
+  timeoutMs: number,
+): Promise<number | null> {
   timeoutMs = Math.max(0, since + timeoutMs - Date.now());
   const seen = await waitFor(() => orderNos.every((orderNo) => watch.rowSeenAt.has(orderNo)), {
     what: 'every accepted order to have its row',
@@ -700,11 +801,18 @@ export async function checkSaleThroughFreeze(
       );
 
   // The recovery: from the thaw until every 202 was a row (or, if never, the end of the round).
-  const recoveredAt = round.secondsFromThawUntilRows === null ? Infinity : freeze.until + round.secondsFromThawUntilRows * 1000;
+  const recoveredAt =
+    round.secondsFromThawUntilRows === null ? Infinity : freeze.until + round.secondsFromThawUntilRows * 1000;
   const recovery = traffic.requests.filter((request) => request.sentAt > freeze.until && request.sentAt <= recoveredAt);
-  const isLate = (request: RequestRecord) => typeof request.outcome !== 'number' || request.ms > deadlines[request.kind] + ANSWER_SLACK_MS;
+  const isLate = (request: RequestRecord) =>
+    typeof request.outcome !== 'number' || request.ms > deadlines[request.kind] + ANSWER_SLACK_MS;
   const byKind = (requests: readonly RequestRecord[], label: (request: RequestRecord) => string) =>
-    Object.fromEntries([...new Set(requests.map((r) => r.kind))].map((kind) => [kind, countBy(requests.filter((r) => r.kind === kind).map(label))]));
+    Object.fromEntries(
+      [...new Set(requests.map((r) => r.kind))].map((kind) => [
+        kind,
+        countBy(requests.filter((r) => r.kind === kind).map(label)),
+      ]),
+    );
 
   // Payment windows: whole, from the checkout, and from the thaw for the freeze's orders.
   const rows = await store.getOrders(round.orderNos);
@@ -737,38 +845,64 @@ export async function checkSaleThroughFreeze(
       );
   }
 
-  const inFreeze = (samples: readonly Sample[]) => samples.filter((s) => s.at >= freeze.from && s.at <= freeze.until).map((s) => s.value);
-  const range = (values: number[]) => (values.length === 0 ? null : { min: Math.min(...values), max: Math.max(...values) });
-  const seconds = (ms: number[]) => (ms.length === 0 ? null : { min: round1(Math.min(...ms) / 1000), max: round1(Math.max(...ms) / 1000) });
+  const inFreeze = (samples: readonly Sample[]) =>
+    samples.filter((s) => s.at >= freeze.from && s.at <= freeze.until).map((s) => s.value);
+  const range = (values: number[]) =>
+    values.length === 0 ? null : { min: Math.min(...values), max: Math.max(...values) };
+  const seconds = (ms: number[]) =>
+    ms.length === 0 ? null : { min: round1(Math.min(...ms) / 1000), max: round1(Math.max(...ms) / 1000) };
   const readsDuring = traffic.reads.filter((read) => read.sentAt >= freeze.from && read.sentAt <= freeze.until);
   return {
-    checks: Object.fromEntries(SALE_FREEZE_CHECKS.map((check) => [check, !failed.has(check)])) as Record<SaleFreezeCheck, boolean>,
+    checks: Object.fromEntries(SALE_FREEZE_CHECKS.map((check) => [check, !failed.has(check)])) as Record<
+      SaleFreezeCheck,
+      boolean
+    >,
     violations,
     figures: {
       /** Every attempt sent during the freeze, by kind, by answer (status and error code, timeout or error). */
       answersDuringFreeze: Object.fromEntries(
-        [...new Set(during.map((request) => request.kind))].map((kind) => [kind, countBy(during.filter((r) => r.kind === kind).map(answerOf))]),
+        [...new Set(during.map((request) => request.kind))].map((kind) => [
+          kind,
+          countBy(during.filter((r) => r.kind === kind).map(answerOf)),
+        ]),
       ),
       checkoutsTurnedAway: turnedAway,
       /** The status reads sent during the freeze, by the order's status and where the API read it. */
       readsDuringFreeze: countBy(
-        readsDuring.map((read) => (read.status === 200 ? `${read.orderStatus ?? '?'} from ${read.source ?? '?'}` : String(read.status))),
+        readsDuring.map((read) =>
+          read.status === 200 ? `${read.orderStatus ?? '?'} from ${read.source ?? '?'}` : String(read.status),
+        ),
       ),
       availableDuringFreeze: range(inFreeze(watch.available)),
-      promisesPending: { atThaw: round.promisesPendingAtThaw, maxDuringFreeze: range(inFreeze(watch.pending))?.max ?? null },
+      promisesPending: {
+        atThaw: round.promisesPendingAtThaw,
+        maxDuringFreeze: range(inFreeze(watch.pending))?.max ?? null,
+      },
       /** From the thaw until every accepted order had its MySQL row (null: not within the wait). */
       secondsFromThawUntilEvery202IsARow: round.secondsFromThawUntilRows,
       /** How long after the thaw the orders made during the freeze got their rows (seconds), and the slowest five. */
-      rowAfterThawSeconds: rowWaits.length === 0 ? null : { p50: percentile(rowWaits, 0.5), p90: percentile(rowWaits, 0.9), max: percentile(rowWaits, 1) },
+      rowAfterThawSeconds:
+        rowWaits.length === 0
+          ? null
+          : { p50: percentile(rowWaits, 0.5), p90: percentile(rowWaits, 0.9), max: percentile(rowWaits, 1) },
       slowestRows: [...rowWaits].sort((a, b) => b.seconds - a.seconds).slice(0, 5),
-      /** The recovery (requests sent from the thaw until every 202 was a row): answers by kind, and those later than deadline + 1 s. */
+      /**
+       * The recovery (requests sent from the thaw until every 202 was a row): answers by kind, and those later than
+       * deadline + 1 s.
+       */
       answersAfterThaw: byKind(recovery, answerOf),
       lateAfterThaw: byKind(recovery.filter(isLate), (request) => String(request.outcome)),
       slowestAfterThawMs: Object.fromEntries(
-        [...new Set(recovery.map((r) => r.kind))].map((kind) => [kind, Math.round(Math.max(...recovery.filter((r) => r.kind === kind).map((r) => r.ms)))]),
+        [...new Set(recovery.map((r) => r.kind))].map((kind) => [
+          kind,
+          Math.round(Math.max(...recovery.filter((r) => r.kind === kind).map((r) => r.ms))),
+        ]),
       ),
       ordersMadeDuringFreeze: madeDuringFreeze,
-      /** paymentDeadline − the checkout, − the thaw (orders made during the freeze), − when the suite first saw the row (seconds). */
+      /**
+       * paymentDeadline − the checkout, − the thaw (orders made during the freeze), − when the suite first saw the row
+       * (seconds).
+       */
       paymentWindowSeconds: {
         window: paymentWindowMs / 1000,
         fromCheckout: seconds(windows.fromCheckoutMs),

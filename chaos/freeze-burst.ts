@@ -2,14 +2,14 @@
  * `npx tsx chaos/freeze-burst.ts [--freeze redis|temporal|mysql] [--freeze-ms 20000] [--freeze-after-ms 500]
  *   [--connections 256] [--rate R] [--seconds 30] [--max-in-flight N] [--out FILE]`
  *
- * What a hung server costs the API process under a checkout burst: its memory and open requests.
- * On a stack of its own it runs one API and one worker (as `npm start` does, rate limits off), puts
- * the default burst's sale on (1,000 units, limit 1, 20,000 shoppers), and sends checkouts with
- * autocannon for `seconds`: `connections` connections, each sending its next checkout when the last
- * is answered (closed loop, the benchmark's default burst), or with `--rate` R checkouts a second
- * whatever the answers, each on a connection of its own (open loop: shoppers keep arriving). `freeze-after-ms` into the burst, before the sale sells out, the server is frozen
- * (SIGSTOP) for `freeze-ms`. The API's resident memory (its process group, from /proc) is sampled
- * every 100 ms. MAX_IN_FLIGHT_REQUESTS is `--max-in-flight` (0: load shedding off).
+ * What a hung server costs the API process under a checkout burst: its memory and open requests. On a stack of its own
+ * it runs one API and one worker (as `npm start` does, rate limits off), puts the default burst's sale on (1,000 units,
+ * limit 1, 20,000 shoppers), and sends checkouts with autocannon for `seconds`: `connections` connections, each sending
+ * its next checkout when the last is answered (closed loop, the benchmark's default burst), or with `--rate` R
+ * checkouts a second whatever the answers, each on a connection of its own (open loop: shoppers keep arriving).
+ * `freeze-after-ms` into the burst, before the sale sells out, the server is frozen (SIGSTOP) for `freeze-ms`. The
+ * API's resident memory (its process group, from /proc) is sampled every 100 ms. MAX_IN_FLIGHT_REQUESTS is
+ * `--max-in-flight` (0: load shedding off).
  *
  * Prints and writes (`--out`) the API's RSS before, at its peak during the freeze and after, the
  * answers by status, the slowest answer, the requests it shed, and what Redis holds at the end:
@@ -53,7 +53,8 @@ const { values: args } = parseArgs({
   },
 });
 const frozenServer = args.freeze as StackServer;
-if (!['redis', 'temporal', 'mysql'].includes(frozenServer)) throw new Error('--freeze is one of redis, temporal, mysql');
+if (!['redis', 'temporal', 'mysql'].includes(frozenServer))
+  throw new Error('--freeze is one of redis, temporal, mysql');
 const settings = {
   freeze: frozenServer,
   freezeMs: Number(args['freeze-ms']),
@@ -214,8 +215,15 @@ interface LoadResult {
   errors: number;
 }
 
-/** The benchmark's default burst: `connections` connections, each sending its next checkout once the last is answered. */
-function closedLoop(request: CheckoutRequest, connections: number, seconds: number, answered: (status: number, ms: number) => void): Promise<LoadResult> {
+/**
+ * The benchmark's default burst: `connections` connections, each sending its next checkout once the last is answered.
+ */
+function closedLoop(
+  request: CheckoutRequest,
+  connections: number,
+  seconds: number,
+  answered: (status: number, ms: number) => void,
+): Promise<LoadResult> {
   let next = 0;
   return new Promise((resolveDone, rejectDone) => {
     const load = autocannon(
@@ -230,13 +238,19 @@ function closedLoop(request: CheckoutRequest, connections: number, seconds: numb
         requests: [
           {
             setupRequest: (sent) => {
-              sent.headers = { ...sent.headers, authorization: `Bearer ${request.tokens[next++ % request.tokens.length]}` };
+              sent.headers = {
+                ...sent.headers,
+                authorization: `Bearer ${request.tokens[next++ % request.tokens.length]}`,
+              };
               return sent;
             },
           },
         ],
       },
-      (err, result) => (err ? rejectDone(err) : resolveDone({ requests: result.requests.total, timeouts: result.timeouts, errors: result.errors })),
+      (err, result) =>
+        err
+          ? rejectDone(err)
+          : resolveDone({ requests: result.requests.total, timeouts: result.timeouts, errors: result.errors }),
     );
     load.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => answered(status, ms));
   });
@@ -247,7 +261,12 @@ function closedLoop(request: CheckoutRequest, connections: number, seconds: numb
  * connection of its own when none is free (no bound), each given 30 s. What a flash sale's crowd
  * does, and what a hung dependency meets: the requests pile up unless the API answers them.
  */
-async function openLoop(request: CheckoutRequest, rate: number, seconds: number, answered: (status: number, ms: number) => void): Promise<LoadResult> {
+async function openLoop(
+  request: CheckoutRequest,
+  rate: number,
+  seconds: number,
+  answered: (status: number, ms: number) => void,
+): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
   const target = new URL(request.url);
   const result: LoadResult = { requests: 0, timeouts: 0, errors: 0 };
@@ -263,7 +282,11 @@ async function openLoop(request: CheckoutRequest, rate: number, seconds: number,
           method: 'POST',
           agent,
           timeout: 30_000,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(request.body), authorization: `Bearer ${token}` },
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(request.body),
+            authorization: `Bearer ${token}`,
+          },
         },
         (response) => {
           response.resume();

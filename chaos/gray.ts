@@ -49,9 +49,12 @@ export function answersDuringFreeze(
   const slowest: FreezeAnswers['slowest'] = {};
   for (const kind of REQUEST_KINDS) {
     const ofKind = during.filter((request) => request.kind === kind);
-    if (ofKind.length > 0) slowest[kind] = { ms: Math.round(Math.max(...ofKind.map((request) => request.ms))), deadlineMs: deadlines[kind] };
+    if (ofKind.length > 0)
+      slowest[kind] = { ms: Math.round(Math.max(...ofKind.map((request) => request.ms))), deadlineMs: deadlines[kind] };
   }
-  const late = during.filter((request) => typeof request.outcome !== 'number' || request.ms > deadlines[request.kind] + ANSWER_SLACK_MS).length;
+  const late = during.filter(
+    (request) => typeof request.outcome !== 'number' || request.ms > deadlines[request.kind] + ANSWER_SLACK_MS,
+  ).length;
   return { byOutcome, slowest, late };
 }
 
@@ -73,15 +76,19 @@ export async function scrapeApiCounters(apiUrls: readonly string[]): Promise<Api
     for (const line of text.split('\n')) {
       const shed = /^flash_requests_shed_total (\S+)$/.exec(line);
       if (shed) counters.shed += Number(shed[1]);
-      const transition = /^flash_dependency_breaker_transitions_total\{dependency="(\w+)",state="([\w-]+)"\} (\S+)$/.exec(line);
+      const transition =
+        /^flash_dependency_breaker_transitions_total\{dependency="(\w+)",state="([\w-]+)"\} (\S+)$/.exec(line);
       if (transition) {
         const key = `${transition[1]} ${transition[2]}`;
         counters.transitions[key] = (counters.transitions[key] ?? 0) + Number(transition[3]);
       }
-      const perDependency = /^flash_dependency_(deadline_hits|failures|breaker_refusals)_total\{dependency="(\w+)"\} (\S+)$/.exec(line);
+      const perDependency =
+        /^flash_dependency_(deadline_hits|failures|breaker_refusals)_total\{dependency="(\w+)"\} (\S+)$/.exec(line);
       if (perDependency) {
         const into =
-          { deadline_hits: counters.deadlineHits, failures: counters.failures, breaker_refusals: counters.refusals }[perDependency[1] as string] ?? {};
+          { deadline_hits: counters.deadlineHits, failures: counters.failures, breaker_refusals: counters.refusals }[
+            perDependency[1] as string
+          ] ?? {};
         into[perDependency[2] as string] = (into[perDependency[2] as string] ?? 0) + Number(perDependency[3]);
       }
     }
@@ -93,7 +100,8 @@ export async function scrapeApiCounters(apiUrls: readonly string[]): Promise<Api
 export function countersSince(before: ApiCounters, after: ApiCounters): ApiCounters {
   const since = (now: Record<string, number>, then: Record<string, number>) => {
     const delta: Record<string, number> = {};
-    for (const [key, count] of Object.entries(now)) if (count - (then[key] ?? 0) > 0) delta[key] = count - (then[key] ?? 0);
+    for (const [key, count] of Object.entries(now))
+      if (count - (then[key] ?? 0) > 0) delta[key] = count - (then[key] ?? 0);
     return delta;
   };
   return {

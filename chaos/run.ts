@@ -41,7 +41,17 @@
  * what the API answered, prints a table fault × check, writes chaos/results/latest.json and exits
  * non-zero on any violation.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -90,9 +100,24 @@ import {
   type ApiCounters,
   type FreezeAnswers,
 } from './gray.js';
-import { buy, DEADLINE_PAYMENTS, payAroundDeadlines, runTraffic, sameKeySameOrder, type TrafficPlan, type TrafficResult } from './shoppers.js';
+import {
+  buy,
+  DEADLINE_PAYMENTS,
+  payAroundDeadlines,
+  runTraffic,
+  sameKeySameOrder,
+  type TrafficPlan,
+  type TrafficResult,
+} from './shoppers.js';
 
-const KILLS = ['api-kill', 'worker-kill', 'mariadb-kill', 'redis-kill', 'redis-aof-tail-lost', 'temporal-kill'] as const;
+const KILLS = [
+  'api-kill',
+  'worker-kill',
+  'mariadb-kill',
+  'redis-kill',
+  'redis-aof-tail-lost',
+  'temporal-kill',
+] as const;
 const FREEZES = ['temporal-freeze', 'redis-freeze', 'mariadb-freeze', 'worker-freeze'] as const;
 /** Long freezes with payments sent during them, around their orders' deadlines (full run only). */
 const PAYMENT_FREEZES = ['worker-freeze-payments', 'temporal-freeze-payments', 'worker-ahead-payments'] as const;
@@ -106,7 +131,8 @@ type Freeze = (typeof FREEZES)[number];
 type PaymentFreeze = (typeof PAYMENT_FREEZES)[number];
 type SaleFreeze = (typeof SALE_FREEZES)[number];
 const isFreeze = (fault: Fault): fault is Freeze => (FREEZES as readonly string[]).includes(fault);
-const isPaymentFreeze = (fault: Fault): fault is PaymentFreeze => (PAYMENT_FREEZES as readonly string[]).includes(fault);
+const isPaymentFreeze = (fault: Fault): fault is PaymentFreeze =>
+  (PAYMENT_FREEZES as readonly string[]).includes(fault);
 const isSaleFreeze = (fault: Fault): fault is SaleFreeze => (SALE_FREEZES as readonly string[]).includes(fault);
 /** The freezes the sale goes on through (checkSaleThroughFreeze): Temporal's and the worker's. */
 const SALE_GOES_ON: readonly Fault[] = ['temporal-freeze', 'worker-freeze', ...SALE_FREEZES];
@@ -115,14 +141,30 @@ const QUICK_FAULTS: readonly Fault[] = [...KILLS, 'temporal-freeze'];
 
 const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, faults: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean', default: false } },
+  options: {
+    quick: { type: 'boolean', default: false },
+    faults: { type: 'string' },
+    out: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
 });
 const quick = args.quick ?? false;
 const faults = (args.faults?.split(',') ?? (quick ? [...QUICK_FAULTS] : [...FAULTS])) as Fault[];
-for (const fault of faults) if (!FAULTS.includes(fault)) throw new Error(`unknown fault ${fault}; choose from ${FAULTS.join(', ')}`);
+for (const fault of faults)
+  if (!FAULTS.includes(fault)) throw new Error(`unknown fault ${fault}; choose from ${FAULTS.join(', ')}`);
 const outDir = resolve(args.out ?? join(root, 'chaos', 'results'));
-/** The freeze-sale rounds' plan; saleFreezePlan adds the shoppers it makes. MariaDB's freeze is 30 s (a hung MySQL while promises wait). */
-const SALE_FREEZE = { freezeMs: 60_000, arrivalsPerSecond: 10, faultAfterMs: 5_000, tailMs: 5_000, stock: 1_000, readEveryMs: 3_000 };
+/**
+ * The freeze-sale rounds' plan; saleFreezePlan adds the shoppers it makes. MariaDB's freeze is 30 s (a hung MySQL while
+ * promises wait).
+ */
+const SALE_FREEZE = {
+  freezeMs: 60_000,
+  arrivalsPerSecond: 10,
+  faultAfterMs: 5_000,
+  tailMs: 5_000,
+  stock: 1_000,
+  readEveryMs: 3_000,
+};
 const saleFreezePlan = (fault: SaleFreeze) => {
   const plan = { ...SALE_FREEZE, freezeMs: fault === 'mariadb-freeze-sale' ? 30_000 : SALE_FREEZE.freezeMs };
   return { ...plan, shoppers: ((plan.faultAfterMs + plan.freezeMs + plan.tailMs) / 1_000) * plan.arrivalsPerSecond };
@@ -202,7 +244,14 @@ const apps: Supervised[] = [];
 
 async function main(): Promise<number> {
   const supervision = { initialDelayMs: 500, maxDelayMs: 5_000, log: (line: string) => say(`supervisor: ${line}`) };
-  stack = await startStack({ dataDir: join(workDir, 'stack'), ports: 'free', ephemeral: true, env: {}, log: say, supervise: supervision });
+  stack = await startStack({
+    dataDir: join(workDir, 'stack'),
+    ports: 'free',
+    ephemeral: true,
+    env: {},
+    log: say,
+    supervise: supervision,
+  });
   const env: Record<string, string | undefined> = {
     ...process.env,
     ...stack.env,
@@ -232,7 +281,12 @@ async function main(): Promise<number> {
   await buildWorkflowBundle(bundle);
 
   const tsx = join(root, 'node_modules', '.bin', 'tsx');
-  const app = (name: string, script: string, extraEnv: Record<string, string>, ready: (logFile: string) => Promise<void>) =>
+  const app = (
+    name: string,
+    script: string,
+    extraEnv: Record<string, string>,
+    ready: (logFile: string) => Promise<void>,
+  ) =>
     new Supervised(
       name,
       async () => {
@@ -241,7 +295,11 @@ async function main(): Promise<number> {
         const [command, args, skew] =
           aheadMs === 0
             ? [tsx, [join(root, script)], {}]
-            : ['faketime', ['-f', `+${aheadMs / 1_000}s`, tsx, join(root, script)], { FAKETIME_DONT_FAKE_MONOTONIC: '1' }];
+            : [
+                'faketime',
+                ['-f', `+${aheadMs / 1_000}s`, tsx, join(root, script)],
+                { FAKETIME_DONT_FAKE_MONOTONIC: '1' },
+              ];
         const proc = spawnLogged(name, command, args, {
           logFile: join(workDir, `${name}.log`),
           cwd: root,
@@ -259,7 +317,11 @@ async function main(): Promise<number> {
     'worker',
     'src/workers/main.ts',
     // Free ports for the worker's metrics and health: a running `npm start` holds the defaults.
-    { WORKFLOW_BUNDLE_PATH: bundle, WORKER_METRICS_PORT: String(await freePort()), WORKER_HEALTH_PORT: String(workerHealthPort) },
+    {
+      WORKFLOW_BUNDLE_PATH: bundle,
+      WORKER_METRICS_PORT: String(await freePort()),
+      WORKER_HEALTH_PORT: String(workerHealthPort),
+    },
     async () => {},
   );
   const apis = apiPorts.map((port, i) =>
@@ -307,7 +369,9 @@ async function main(): Promise<number> {
       // The freeze's plan: the 20 s rounds', or the 60 s mid-sale rounds'.
       const freezePlan = isSaleFreeze(fault) ? saleFreezePlan(fault) : settings.freeze;
       if (isSaleFreeze(fault) && config.paymentWindowMs + 5_000 >= freezePlan.freezeMs)
-        throw new Error(`PAYMENT_WINDOW ${config.paymentWindow} must end well within the ${freezePlan.freezeMs / 1000} s freeze`);
+        throw new Error(
+          `PAYMENT_WINDOW ${config.paymentWindow} must end well within the ${freezePlan.freezeMs / 1000} s freeze`,
+        );
       const stock = gray ? freezePlan.stock : settings.stock;
       await sales.create({ sku, name: sku, priceCents: 1_500, stock, perUserLimit: 1 });
       const t0 = Date.now();
@@ -318,7 +382,11 @@ async function main(): Promise<number> {
       // A freeze meets shoppers who arrive at a steady pace whatever the answers (open loop: one
       // lane each), as they do in a real sale.
       const pace = gray
-        ? { shoppers: freezePlan.shoppers, concurrency: freezePlan.shoppers, arrivalsPerSecond: freezePlan.arrivalsPerSecond }
+        ? {
+            shoppers: freezePlan.shoppers,
+            concurrency: freezePlan.shoppers,
+            arrivalsPerSecond: freezePlan.arrivalsPerSecond,
+          }
         : {
             shoppers: settings.shoppers,
             concurrency: rush ? settings.concurrency * 4 : settings.concurrency,
@@ -335,13 +403,26 @@ async function main(): Promise<number> {
         paymentWindowMs: config.paymentWindowMs,
         retryForMs: 60_000,
         // Mid-sale, shoppers wait on their order's page until it is payable.
-        ...(isSaleFreeze(fault) ? { readUntilPayable: { everyMs: SALE_FREEZE.readEveryMs, forMs: saleFreezePlan(fault).freezeMs + 60_000 } } : {}),
+        ...(isSaleFreeze(fault)
+          ? { readUntilPayable: { everyMs: SALE_FREEZE.readEveryMs, forMs: saleFreezePlan(fault).freezeMs + 60_000 } }
+          : {}),
       };
       const traffic = runTraffic(plan);
-      const acceptedSoFar = () => traffic.sofar.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
-      const saleWatch = SALE_GOES_ON.includes(fault) ? watchSale({ store, redis, inventory }, sku, acceptedSoFar) : undefined;
+      const acceptedSoFar = () =>
+        traffic.sofar.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
+      const saleWatch = SALE_GOES_ON.includes(fault)
+        ? watchSale({ store, redis, inventory }, sku, acceptedSoFar)
+        : undefined;
       // The AOF cut needs a second of history to cut back to.
-      await sleep(gray ? freezePlan.faultAfterMs : rush ? settings.faultAfterMs / 3 : aofWatch ? settings.faultAfterMs + 1_000 : settings.faultAfterMs);
+      await sleep(
+        gray
+          ? freezePlan.faultAfterMs
+          : rush
+            ? settings.faultAfterMs / 3
+            : aofWatch
+              ? settings.faultAfterMs + 1_000
+              : settings.faultAfterMs,
+      );
       const faultAt = Date.now();
       const freezing = await inject(fault, { apis, worker, servers, say, aofWatch }, freezePlan.freezeMs);
       // Redis has exited (inject waits for it): an order numbered before now may have been reserved
@@ -351,35 +432,61 @@ async function main(): Promise<number> {
       const thawAt = freezing ? await freezing.thawed : undefined;
       const pendingAtThaw = thawAt && saleWatch ? await promisesPending(redis, sku) : undefined;
       if (pendingAtThaw !== undefined) say(`${pendingAtThaw} promised orders pending at the thaw`);
-      const healthyAfterThaw = thawAt ? await secondsUntilHealthy(apiUrls, thawAt, canaryRead(traffic.sofar, auth), 60_000) : undefined;
+      const healthyAfterThaw = thawAt
+        ? await secondsUntilHealthy(apiUrls, thawAt, canaryRead(traffic.sofar, auth), 60_000)
+        : undefined;
       if (thawAt) say(`thawed; every API healthy ${healthyAfterThaw?.toFixed(1) ?? 'never'} s later`);
       // How long after the fault Redis again holds exactly what the running orders hold, and has as
       // many units available as MySQL (orphans released, lost writes repaired), once checkouts end.
       await traffic.checkoutsDone;
       // The sale went on through the freeze: how long from the thaw until every 202 is an order row.
-      const rowsSeconds = thawAt && saleWatch ? await secondsUntilRows(saleWatch, acceptedSoFar(), thawAt, settings.rowsAfterThawTimeoutMs) : undefined;
+      const rowsSeconds =
+        thawAt && saleWatch
+          ? await secondsUntilRows(saleWatch, acceptedSoFar(), thawAt, settings.rowsAfterThawTimeoutMs)
+          : undefined;
       if (rowsSeconds !== undefined) say(`every 202 an order row ${rowsSeconds ?? 'never'} s after the thaw`);
-      const repairedSeconds = await waitForRepair({ store, redis, inventory, temporal }, sku, faultAt, settings.quiescenceTimeoutMs, orders);
+      const repairedSeconds = await waitForRepair(
+        { store, redis, inventory, temporal },
+        sku,
+        faultAt,
+        settings.quiescenceTimeoutMs,
+        orders,
+      );
       const result = await traffic.done;
       saleWatch?.stop();
       const burstSeconds = (Date.now() - t0) / 1000;
       const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
-      say(`traffic done in ${burstSeconds.toFixed(1)} s: ${accepted.length} accepted; waiting for the sale to be quiet`);
+      say(
+        `traffic done in ${burstSeconds.toFixed(1)} s: ${accepted.length} accepted; waiting for the sale to be quiet`,
+      );
       // A Redis that lost acknowledged writes lost the promises in them not started yet: accounted for, by name.
       const lost = () =>
         fault === 'redis-aof-tail-lost'
           ? ordersLostWithRedisWrites({ store, inventory }, sku, accepted, redisDiedAt, orders)
           : Promise.resolve(new Set<string>());
-      const quietSeconds = await waitForQuiescence({ store, redis, inventory, temporal }, sku, accepted, settings.quiescenceTimeoutMs, lost);
+      const quietSeconds = await waitForQuiescence(
+        { store, redis, inventory, temporal },
+        sku,
+        accepted,
+        settings.quiescenceTimeoutMs,
+        lost,
+      );
       // Every request has its answer now, those sent late in the freeze too.
       let grayFigures: GrayFigures | undefined;
       if (thawAt && countersBefore && healthyAfterThaw !== undefined) {
-        grayFigures = await freezeFigures(result.requests, { faultAt, thawAt, countersBefore, healthyAfterThaw }, config, apiUrls);
+        grayFigures = await freezeFigures(
+          result.requests,
+          { faultAt, thawAt, countersBefore, healthyAfterThaw },
+          config,
+          apiUrls,
+        );
       }
       const lostOrders = await lost();
       const numberedAfterFault = [...lostOrders].filter((orderNo) => (orderNoTime(orderNo) ?? 0) >= faultAt).length;
       if (lostOrders.size > 0)
-        say(`${lostOrders.size} promises lost with Redis's writes (${numberedAfterFault} numbered after the fault began, before Redis died)`);
+        say(
+          `${lostOrders.size} promises lost with Redis's writes (${numberedAfterFault} numbered after the fault began, before Redis died)`,
+        );
       const verdict = await checkAfterFault(
         { store, redis, inventory, temporal },
         sku,
@@ -412,11 +519,17 @@ async function main(): Promise<number> {
         fault,
         ok,
         ...verdict,
-        seconds: { burst: round(burstSeconds), storesAgreeAfterFault: round(repairedSeconds), quiet: round(quietSeconds) },
+        seconds: {
+          burst: round(burstSeconds),
+          storesAgreeAfterFault: round(repairedSeconds),
+          quiet: round(quietSeconds),
+        },
         ...(grayFigures ? { gray: grayFigures } : {}),
         ...(saleVerdict ? { sale: saleVerdict } : {}),
       });
-      say(`${fault}: ${ok ? 'all invariants hold' : `VIOLATED: ${violated.join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`);
+      say(
+        `${fault}: ${ok ? 'all invariants hold' : `VIOLATED: ${violated.join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`,
+      );
       say(`  ${JSON.stringify(verdict.figures)}`);
       if (saleVerdict) say(`  sale: ${JSON.stringify(saleVerdict.figures)}`);
       for (const violation of saleVerdict?.violations ?? []) say(`  ${violation}`);
@@ -430,7 +543,10 @@ async function main(): Promise<number> {
   // others' (each of its entries names its own run); a run of every fault writes the file anew.
   const partial = FAULTS.some((fault) => !faults.includes(fault));
   const file = join(outDir, 'latest.json');
-  const previous = partial && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { faults?: Record<string, unknown> }) : undefined;
+  const previous =
+    partial && existsSync(file)
+      ? (JSON.parse(readFileSync(file, 'utf8')) as { faults?: Record<string, unknown> })
+      : undefined;
   const entries = Object.fromEntries(
     results.map((r) => [
       r.fault,
@@ -444,11 +560,18 @@ async function main(): Promise<number> {
                 quick,
                 restarts,
                 ...(r.payments ? { paymentWindow: settings.paymentWindow, paymentFreeze: settings.paymentFreeze } : {}),
-                ...(isSaleFreeze(r.fault) ? { paymentWindow: settings.paymentWindow, saleFreeze: saleFreezePlan(r.fault) } : {}),
+                ...(isSaleFreeze(r.fault)
+                  ? { paymentWindow: settings.paymentWindow, saleFreeze: saleFreezePlan(r.fault) }
+                  : {}),
               },
             }
           : {}),
-        checks: { ...r.checks, ...(r.gray ? { answeredInTime: r.gray.answeredInTime } : {}), ...(r.payments?.checks ?? {}), ...(r.sale?.checks ?? {}) },
+        checks: {
+          ...r.checks,
+          ...(r.gray ? { answeredInTime: r.gray.answeredInTime } : {}),
+          ...(r.payments?.checks ?? {}),
+          ...(r.sale?.checks ?? {}),
+        },
         figures: r.figures,
         seconds: r.seconds,
         ...(r.gray ? { gray: r.gray } : {}),
@@ -457,14 +580,18 @@ async function main(): Promise<number> {
       },
     ]),
   );
-  const report = previous ? { ...previous, faults: { ...previous.faults, ...entries } } : { date, settings, restarts, faults: entries };
+  const report = previous
+    ? { ...previous, faults: { ...previous.faults, ...entries } }
+    : { date, settings, restarts, faults: entries };
   mkdirSync(outDir, { recursive: true });
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\n${table(results)}`);
   if (results.some((r) => r.gray)) console.log(`\n${grayTable(results)}`);
   if (results.some((r) => r.payments)) console.log(`\n${paymentsTable(results)}`);
   if (results.some((r) => r.sale)) console.log(`\n${saleTable(results)}`);
-  say(`results in ${file}${previous ? ` (merged: ${results.map((r) => r.fault).join(', ')}; the other faults' entries kept)` : ''}`);
+  say(
+    `results in ${file}${previous ? ` (merged: ${results.map((r) => r.fault).join(', ')}; the other faults' entries kept)` : ''}`,
+  );
   return results.every((r) => r.ok) && results.length === faults.length ? 0 : 1;
 }
 
@@ -609,7 +736,10 @@ async function paymentFreezeRound(fault: PaymentFreeze, ctx: RoundContext): Prom
   }
 }
 
-/** Restarts the worker (SIGKILL; its supervisor starts it again) with its wall clock `aheadMs` ahead, and waits until its /readyz shows it. */
+/**
+ * Restarts the worker (SIGKILL; its supervisor starts it again) with its wall clock `aheadMs` ahead, and waits until
+ * its /readyz shows it.
+ */
 async function restartWorkerWithClockAhead(ctx: RoundContext, aheadMs: number): Promise<void> {
   const { worker } = ctx.targets;
   const before = worker.process?.pid;
@@ -662,19 +792,25 @@ async function paymentRound(fault: PaymentFreeze, ctx: RoundContext): Promise<Fa
   );
   const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
   if (accepted.length !== p.orders)
-    say(`  only ${accepted.length} of ${p.orders} orders accepted: ${JSON.stringify(result.intents.filter((i) => i.answer.kind !== 'accepted'))}`);
+    say(
+      `  only ${accepted.length} of ${p.orders} orders accepted: ${JSON.stringify(result.intents.filter((i) => i.answer.kind !== 'accepted'))}`,
+    );
   // Every order awaits payment, in MySQL and in its workflow, before the freeze.
   await waitFor(
     async () => {
       const rows = await store.getOrders(accepted);
-      if (rows.size !== accepted.length || [...rows.values()].some((row) => row.status !== 'AWAITING_PAYMENT')) return false;
+      if (rows.size !== accepted.length || [...rows.values()].some((row) => row.status !== 'AWAITING_PAYMENT'))
+        return false;
       const states = await Promise.all(accepted.map((orderNo) => orders.queryLive(orderNo)));
       return states.every((state) => state?.status === 'AWAITING_PAYMENT');
     },
     { what: `the orders of ${sku} awaiting payment`, timeoutMs: 60_000, intervalMs: 250, retryErrors: true },
   );
   const rows = await store.getOrders(accepted);
-  const deadlines = accepted.map((orderNo) => ({ orderNo, deadline: rows.get(orderNo)?.paymentDeadline.getTime() ?? Date.now() }));
+  const deadlines = accepted.map((orderNo) => ({
+    orderNo,
+    deadline: rows.get(orderNo)?.paymentDeadline.getTime() ?? Date.now(),
+  }));
   const countersBefore = await scrapeApiCounters(apiUrls);
 
   // 2. The freeze, and the payments during it.
@@ -685,7 +821,10 @@ async function paymentRound(fault: PaymentFreeze, ctx: RoundContext): Promise<Fa
     `${accepted.length} orders awaiting payment; deadlines ${((firstDeadline - faultAt) / 1000).toFixed(1)}–${((lastDeadline - faultAt) / 1000).toFixed(1)} s into the freeze`,
   );
   // worker-ahead-payments freezes nothing: the same window, the worker's clock ahead throughout.
-  const freezing = fault === 'worker-ahead-payments' ? { thawed: sleep(p.freezeMs).then(() => Date.now()) } : await inject(fault, ctx.targets, p.freezeMs);
+  const freezing =
+    fault === 'worker-ahead-payments'
+      ? { thawed: sleep(p.freezeMs).then(() => Date.now()) }
+      : await inject(fault, ctx.targets, p.freezeMs);
   if (!freezing) throw new Error(`${fault} did not freeze anything`);
   const paying = payAroundDeadlines(plan, deadlines, { from: faultAt, until: faultAt + p.freezeMs }, result);
   const thawAt = await freezing.thawed;
@@ -697,7 +836,12 @@ async function paymentRound(fault: PaymentFreeze, ctx: RoundContext): Promise<Fa
   const repairedSeconds = await waitForRepair(deps, sku, faultAt, settings.quiescenceTimeoutMs, orders);
   const burstSeconds = (Date.now() - t0) / 1000;
   const quietSeconds = await waitForQuiescence(deps, sku, accepted, settings.quiescenceTimeoutMs);
-  const gray = await freezeFigures(result.requests, { faultAt, thawAt, countersBefore, healthyAfterThaw }, config, apiUrls);
+  const gray = await freezeFigures(
+    result.requests,
+    { faultAt, thawAt, countersBefore, healthyAfterThaw },
+    config,
+    apiUrls,
+  );
   const verdict = await checkAfterFault(deps, sku, 1, result, new Date(t0), () => sameKeySameOrder(plan, result));
   const payments = await checkPaymentsByArrival(store, accepted, result, { from: faultAt, until: thawAt });
   payments.figures = { paymentWindow: config.paymentWindow, ...payments.figures };
@@ -707,7 +851,9 @@ async function paymentRound(fault: PaymentFreeze, ctx: RoundContext): Promise<Fa
     ...PAYMENT_FREEZE_CHECKS.filter((c) => !payments.checks[c]),
   ];
   const ok = violated.length === 0;
-  say(`${fault}: ${ok ? 'all invariants hold' : `VIOLATED: ${violated.join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`);
+  say(
+    `${fault}: ${ok ? 'all invariants hold' : `VIOLATED: ${violated.join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`,
+  );
   say(`  ${JSON.stringify(verdict.figures)}`);
   say(`  payments: ${JSON.stringify(payments.figures)}`);
   for (const violation of payments.violations) say(`  ${violation}`);
@@ -722,7 +868,10 @@ async function paymentRound(fault: PaymentFreeze, ctx: RoundContext): Promise<Fa
   };
 }
 
-/** How the APIs answered while the server was frozen, and what their breakers did, from the round's requests and counters. */
+/**
+ * How the APIs answered while the server was frozen, and what their breakers did, from the round's requests and
+ * counters.
+ */
 async function freezeFigures(
   requests: TrafficResult['requests'],
   freeze: { faultAt: number; thawAt: number; countersBefore: ApiCounters; healthyAfterThaw: number | null },
@@ -792,7 +941,12 @@ function paymentsTable(results: FaultResult[]): string {
     if (!r.payments) return [];
     const f = r.payments.figures as {
       webhookAnswersDuringFreeze: Record<string, number>;
-      payments: { receivedBeforeDeadline: number; receivedAfterDeadline: number; applied: number; refundRequired: number };
+      payments: {
+        receivedBeforeDeadline: number;
+        receivedAfterDeadline: number;
+        applied: number;
+        refundRequired: number;
+      };
       refundReasons: { afterDeadline: Record<string, number> };
     };
     const list = (counts: Record<string, number>) =>
@@ -807,7 +961,10 @@ function paymentsTable(results: FaultResult[]): string {
   return [head, rule, ...rows].join('\n');
 }
 
-/** The freezes the sale goes on through: what checkouts and reads were answered during it, the promises, the rows, the payment windows. */
+/**
+ * The freezes the sale goes on through: what checkouts and reads were answered during it, the promises, the rows, the
+ * payment windows.
+ */
 function saleTable(results: FaultResult[]): string {
   const head = `| sale through the freeze | ${SALE_FREEZE_CHECKS.join(' | ')} | checkouts during the freeze | reads during the freeze | available (min–max) | promises pending at thaw | every 202 a row after thaw | payment window from thaw (min) | failed or late after the thaw, until every 202 was a row |`;
   const rule = `|---|${SALE_FREEZE_CHECKS.map(() => ':-:').join('|')}|---|---|---:|---:|---:|---:|---|`;
@@ -828,14 +985,20 @@ function saleTable(results: FaultResult[]): string {
         .join(', ') || 'none';
     const checkouts: Record<string, number> = {};
     for (const kind of ['checkout', 'checkout-wait'])
-      for (const [answer, count] of Object.entries(f.answersDuringFreeze[kind] ?? {})) checkouts[answer] = (checkouts[answer] ?? 0) + count;
+      for (const [answer, count] of Object.entries(f.answersDuringFreeze[kind] ?? {}))
+        checkouts[answer] = (checkouts[answer] ?? 0) + count;
     const available = f.availableDuringFreeze ? `${f.availableDuringFreeze.min}–${f.availableDuringFreeze.max}` : '?';
-    const rowsAfter = f.secondsFromThawUntilEvery202IsARow === null ? '**never**' : `${f.secondsFromThawUntilEvery202IsARow} s`;
+    const rowsAfter =
+      f.secondsFromThawUntilEvery202IsARow === null ? '**never**' : `${f.secondsFromThawUntilEvery202IsARow} s`;
     const window = f.paymentWindowSeconds.fromThaw ? `${f.paymentWindowSeconds.fromThaw.min} s` : '–';
     const failedAfter = Object.entries(f.answersAfterThaw).flatMap(([kind, answers]) =>
-      Object.entries(answers).flatMap(([answer, count]) => (/^(5|timeout|error)/.test(answer) ? [`${kind} ${answer}: ${count}`] : [])),
+      Object.entries(answers).flatMap(([answer, count]) =>
+        /^(5|timeout|error)/.test(answer) ? [`${kind} ${answer}: ${count}`] : [],
+      ),
     );
-    const lateAfter = Object.entries(f.lateAfterThaw).map(([kind, answers]) => `${kind} late: ${Object.values(answers).reduce((a, b) => a + b, 0)}`);
+    const lateAfter = Object.entries(f.lateAfterThaw).map(
+      ([kind, answers]) => `${kind} late: ${Object.values(answers).reduce((a, b) => a + b, 0)}`,
+    );
     const recovery = [...failedAfter, ...lateAfter].join(', ') || 'none';
     return [
       `| ${r.fault} | ${SALE_FREEZE_CHECKS.map((c) => (r.sale?.checks[c] ? 'ok' : '**FAIL**')).join(' | ')} | ${list(checkouts)} | ${list(f.answersDuringFreeze.read)} | ${available} | ${f.promisesPending.atThaw} | ${rowsAfter} | ${window} | ${recovery} |`,
@@ -845,12 +1008,18 @@ function saleTable(results: FaultResult[]): string {
 }
 
 /** A status read of the round's first order through one API, by its shopper: probes the order workflows' breaker. */
-function canaryRead(sofar: { intents: ReadonlyArray<{ userId: string; answer: { kind: string; orderNo?: string } }> }, auth: ShopperAuth) {
+function canaryRead(
+  sofar: { intents: ReadonlyArray<{ userId: string; answer: { kind: string; orderNo?: string } }> },
+  auth: ShopperAuth,
+) {
   return async (apiUrl: string): Promise<void> => {
     const intent = sofar.intents.find((i) => i.answer.kind === 'accepted');
     if (!intent?.answer.orderNo) return;
     const token = await auth.issue(intent.userId);
-    await fetch(`${apiUrl}/api/orders/${intent.answer.orderNo}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) });
+    await fetch(`${apiUrl}/api/orders/${intent.answer.orderNo}`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(5_000),
+    });
   };
 }
 

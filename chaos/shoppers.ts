@@ -39,14 +39,25 @@ export interface TrafficPlan {
  * payment deadline (see DEADLINE_PAYMENTS), while a server is frozen.
  */
 export type DeadlinePaymentKind =
-  'in-time' | 'in-time-close' | 'late' | 'very-late' | 'in-time-then-late' | 'two-in-time' | 'redelivered-in-time' | 'short-then-late' | 'none';
+  | 'in-time'
+  | 'in-time-close'
+  | 'late'
+  | 'very-late'
+  | 'in-time-then-late'
+  | 'two-in-time'
+  | 'redelivered-in-time'
+  | 'short-then-late'
+  | 'none';
 
 /**
  * When each kind sends what, relative to its order's payment deadline (negative: before it):
  * `short` pays a cent less than the order's total, `sameEvent` redelivers the previous event (the
  * provider's retry). Each order's payments go one after another, each after the previous answer.
  */
-export const DEADLINE_PAYMENTS: Record<DeadlinePaymentKind, ReadonlyArray<{ afterDeadlineMs: number; short?: boolean; sameEvent?: boolean }>> = {
+export const DEADLINE_PAYMENTS: Record<
+  DeadlinePaymentKind,
+  ReadonlyArray<{ afterDeadlineMs: number; short?: boolean; sameEvent?: boolean }>
+> = {
   'in-time': [{ afterDeadlineMs: -6_000 }],
   'in-time-close': [{ afterDeadlineMs: -1_000 }],
   late: [{ afterDeadlineMs: 3_000 }],
@@ -78,7 +89,11 @@ export async function payAroundDeadlines(
         const at = Math.min(Math.max(deadline + payment.afterDeadlineMs, window.from + 300), window.until - 3_000);
         if (at > Date.now()) await sleep(at - Date.now());
         if (!payment.sameEvent) eventId = `evt-${orderNo}-${step}-${randomUUID().slice(0, 8)}`;
-        await sendPayment(plan, { orderNo, eventId, amountCents: plan.priceCents - (payment.short ? 1 : 0), kind }, result);
+        await sendPayment(
+          plan,
+          { orderNo, eventId, amountCents: plan.priceCents - (payment.short ? 1 : 0), kind },
+          result,
+        );
       }
     }),
   );
@@ -92,7 +107,10 @@ export interface IntentOutcome {
    * The final answer: an order (202 accepted; for a waiting checkout also 201 persisted, or 409
    * ORDER_FAILED naming the order that failed), a 4xx refusal, or none (the client gave up).
    */
-  answer: { kind: 'accepted'; orderNo: string; status: number } | { kind: 'refused'; status: number; code: string } | { kind: 'gave-up'; lastError: string };
+  answer:
+    | { kind: 'accepted'; orderNo: string; status: number }
+    | { kind: 'refused'; status: number; code: string }
+    | { kind: 'gave-up'; lastError: string };
   attempts: number;
   /** Whether this shopper's checkouts sent `Prefer: wait=5` (the waiting checkout). */
   waited: boolean;
@@ -107,7 +125,10 @@ export interface DeliveredEvent {
   amountCents: number;
   /** What the shopper meant by it (the freeze-payment rounds name theirs by when it is sent). */
   kind: PaymentKind | DeadlinePaymentKind;
-  answer: { status: 200 | 202; outcome: string } | { status: number; code: string } | { status: 'gave-up'; lastError: string };
+  answer:
+    | { status: 200 | 202; outcome: string }
+    | { status: number; code: string }
+    | { status: 'gave-up'; lastError: string };
 }
 
 /** The kinds of request the traffic sends, each with its own deadline in the API. */
@@ -159,7 +180,18 @@ export interface RunningTraffic {
 
 /** A fixed mix, by shopper index: most pay, some misbehave, some cancel, some never pay (timeout). */
 function kindOf(index: number): PaymentKind | 'none' {
-  const mix: Array<PaymentKind | 'none'> = ['pay', 'pay', 'early', 'pay-twice', 'second-event', 'wrong-amount-then-pay', 'cancel', 'late', 'none', 'pay'];
+  const mix: Array<PaymentKind | 'none'> = [
+    'pay',
+    'pay',
+    'early',
+    'pay-twice',
+    'second-event',
+    'wrong-amount-then-pay',
+    'cancel',
+    'late',
+    'none',
+    'pay',
+  ];
   return mix[index % mix.length] ?? 'none';
 }
 
@@ -179,7 +211,8 @@ export function runTraffic(plan: TrafficPlan): RunningTraffic {
       // One shopper in three uses the waiting checkout (Prefer: wait=5), so both models share the burst.
       const intent = await buy(plan, userId, index % 4 === 3 ? 0 : plan.retryForMs, index % 3 === 0, result);
       result.intents.push(intent);
-      if (intent.answer.kind === 'accepted') followUps.push(followUp(plan, intent.answer.orderNo, userId, kindOf(index), result));
+      if (intent.answer.kind === 'accepted')
+        followUps.push(followUp(plan, intent.answer.orderNo, userId, kindOf(index), result));
     }
   };
   const checkoutsDone = Promise.all(Array.from({ length: plan.concurrency }, worker)).then(() => undefined);
@@ -213,10 +246,22 @@ export async function buy(
       signal: AbortSignal.timeout(10_000),
     }),
   );
-  if (call.status === 'gave-up') return { userId, idempotencyKey, answer: { kind: 'gave-up', lastError: call.lastError }, attempts: call.attempts, waited };
+  if (call.status === 'gave-up')
+    return {
+      userId,
+      idempotencyKey,
+      answer: { kind: 'gave-up', lastError: call.lastError },
+      attempts: call.attempts,
+      waited,
+    };
   const body = call.body as { orderNo?: string; error?: { code?: string; details?: { orderNo?: string } } };
   // A failed order is still an order the client was told about: its FAILED row must exist.
-  const orderNo = call.status === 202 || call.status === 201 ? body.orderNo : body.error?.code === 'ORDER_FAILED' ? body.error.details?.orderNo : undefined;
+  const orderNo =
+    call.status === 202 || call.status === 201
+      ? body.orderNo
+      : body.error?.code === 'ORDER_FAILED'
+        ? body.error.details?.orderNo
+        : undefined;
   const answer: IntentOutcome['answer'] = orderNo
     ? { kind: 'accepted', orderNo, status: call.status }
     : { kind: 'refused', status: call.status, code: body.error?.code ?? 'UNKNOWN' };
@@ -228,18 +273,25 @@ export async function buy(
  * is quiet (after a failover, a restore): the answer must name the same order. Orders Redis lost
  * with writes it had acknowledged (`lost`) are left out: their keys were lost with them.
  */
-export async function sameKeySameOrder(plan: TrafficPlan, traffic: TrafficResult, lost: ReadonlySet<string> = new Set()): Promise<SameKeyAnswers> {
+export async function sameKeySameOrder(
+  plan: TrafficPlan,
+  traffic: TrafficResult,
+  lost: ReadonlySet<string> = new Set(),
+): Promise<SameKeyAnswers> {
   const scratch: TrafficResult = { intents: [], events: [], cancels: [], reads: [], requests: [] };
   const mismatches: SameKeyAnswers['mismatches'] = [];
   const accepted = traffic.intents.flatMap((intent) =>
-    intent.answer.kind === 'accepted' && !lost.has(intent.answer.orderNo) ? [{ intent, orderNo: intent.answer.orderNo }] : [],
+    intent.answer.kind === 'accepted' && !lost.has(intent.answer.orderNo)
+      ? [{ intent, orderNo: intent.answer.orderNo }]
+      : [],
   );
   for (let i = 0; i < accepted.length; i += 16) {
     await Promise.all(
       accepted.slice(i, i + 16).map(async ({ intent, orderNo }) => {
         const again = await buy(plan, intent.userId, 30_000, false, scratch, intent.idempotencyKey);
         const answered = again.answer.kind === 'accepted' ? again.answer.orderNo : JSON.stringify(again.answer);
-        if (answered !== orderNo) mismatches.push({ key: intent.idempotencyKey, userId: intent.userId, first: orderNo, now: answered });
+        if (answered !== orderNo)
+          mismatches.push({ key: intent.idempotencyKey, userId: intent.userId, first: orderNo, now: answered });
       }),
     );
   }
@@ -251,7 +303,13 @@ export async function sameKeySameOrder(plan: TrafficPlan, traffic: TrafficResult
  * reads it again; with plan.readUntilPayable, reads it until it is no longer PENDING before acting
  * (an early payer pays first, then reads).
  */
-async function followUp(plan: TrafficPlan, orderNo: string, userId: string, kind: PaymentKind | 'none', result: TrafficResult): Promise<void> {
+async function followUp(
+  plan: TrafficPlan,
+  orderNo: string,
+  userId: string,
+  kind: PaymentKind | 'none',
+  result: TrafficResult,
+): Promise<void> {
   const polling = plan.readUntilPayable;
   if (polling && kind === 'early') await act(plan, orderNo, userId, kind, result);
   let last = await read(plan, orderNo, userId, result);
@@ -276,7 +334,11 @@ async function read(plan: TrafficPlan, orderNo: string, userId: string, result: 
     plan,
     'read',
     result,
-    (api) => fetch(`${api}/api/orders/${orderNo}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) }),
+    (api) =>
+      fetch(`${api}/api/orders/${orderNo}`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(10_000),
+      }),
     orderNo,
   );
   const body = call.status === 200 ? (call.body as { status?: string; source?: string } | undefined) : undefined;
@@ -327,7 +389,13 @@ export async function sendPayment(
   return delivered;
 }
 
-async function act(plan: TrafficPlan, orderNo: string, userId: string, kind: PaymentKind, result: TrafficResult): Promise<void> {
+async function act(
+  plan: TrafficPlan,
+  orderNo: string,
+  userId: string,
+  kind: PaymentKind,
+  result: TrafficResult,
+): Promise<void> {
   const pay = async (eventId: string, amountCents: number) => {
     await sendPayment(plan, { orderNo, eventId, amountCents, kind }, result);
   };
@@ -364,7 +432,11 @@ async function act(plan: TrafficPlan, orderNo: string, userId: string, kind: Pay
         'cancel',
         result,
         (api) =>
-          fetch(`${api}/api/orders/${orderNo}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) }),
+          fetch(`${api}/api/orders/${orderNo}/cancel`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}` },
+            signal: AbortSignal.timeout(15_000),
+          }),
         orderNo,
       );
       result.cancels.push({ orderNo, status: call.status });
@@ -372,7 +444,8 @@ async function act(plan: TrafficPlan, orderNo: string, userId: string, kind: Pay
   }
 }
 
-type Call = { status: number; body: unknown; attempts: number } | { status: 'gave-up'; lastError: string; attempts: number };
+type Call =
+  { status: number; body: unknown; attempts: number } | { status: 'gave-up'; lastError: string; attempts: number };
 
 /**
  * Sends a request to one API after another until one answers with something other than a 5xx,
@@ -427,8 +500,17 @@ async function retrying(
     } catch (err) {
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
       if (!recorded)
-        result.requests.push({ kind, sentAt, ms: performance.now() - started, outcome: timedOut ? 'timeout' : 'error', ...(orderNo ? { orderNo } : {}) });
-      lastError = err instanceof Error ? `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}` : String(err);
+        result.requests.push({
+          kind,
+          sentAt,
+          ms: performance.now() - started,
+          outcome: timedOut ? 'timeout' : 'error',
+          ...(orderNo ? { orderNo } : {}),
+        });
+      lastError =
+        err instanceof Error
+          ? `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}`
+          : String(err);
     }
     if (Date.now() + pause > deadline) return { status: 'gave-up', lastError, attempts };
     await sleep(pause);

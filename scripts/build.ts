@@ -23,7 +23,10 @@ for (const entry of readdirSync(dist)) {
   if (!entry.startsWith('workflow-bundle.js')) rmSync(join(dist, entry), { recursive: true, force: true });
 }
 
-const tsc = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
+const tsc = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', join(root, 'tsconfig.build.json')], {
+  cwd: root,
+  stdio: 'inherit',
+});
 if (tsc.status !== 0) {
   console.error(`tsc -p tsconfig.build.json failed (exit ${tsc.status ?? tsc.signal})`);
   process.exit(1);
@@ -37,6 +40,7 @@ for (const file of readdirSync(publicSrc)) {
   if (file in SCRIPTED_PAGES || file.endsWith('.ts') || file === 'tsconfig.json') continue;
   copyFileSync(join(publicSrc, file), join(publicDist, file));
 }
-for (const page of Object.keys(SCRIPTED_PAGES) as ScriptedPage[]) writeFileSync(join(publicDist, page), await finishedPage(publicSrc, page));
+for (const page of Object.keys(SCRIPTED_PAGES) as ScriptedPage[])
+  writeFileSync(join(publicDist, page), await finishedPage(publicSrc, page));
 
 console.log(`built dist/ in ${Date.now() - startedAt} ms`);

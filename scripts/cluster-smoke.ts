@@ -78,28 +78,33 @@ const rememberPids = () => {
 try {
   // Cold (builds, minutes) when nothing is cached yet, warm (milliseconds) otherwise; prints its own steps.
   await step('install-cluster-tools', async () => {
-    const r = spawnSync('bash', [join(root, 'scripts/install-cluster-tools.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const r = spawnSync('bash', [join(root, 'scripts/install-cluster-tools.sh')], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     if (r.status !== 0) throw new Error(`scripts/install-cluster-tools.sh exited with ${r.status}`);
   });
 
-  stack = await step('start cluster stack', () => startClusterStack({ dataDir, ephemeral: true, log: (l) => say(`  ${l}`) }));
+  stack = await step('start cluster stack', () =>
+    startClusterStack({ dataDir, ephemeral: true, log: (l) => say(`  ${l}`) }),
+  );
   rememberPids();
   say(`env: ${JSON.stringify(stack.env)}`);
   say(`ui: ${stack.temporalUiUrl ?? '(none)'}; roles: ${Object.keys(stack.roles).join(' ')}`);
 
-  const [TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, REDIS_URL, MYSQL_URL] = (['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'REDIS_URL', 'MYSQL_URL'] as const).map(
-    (k) => {
-      const value = stack!.env[k];
-      if (!value) throw new Error(`env lacks ${k}`);
-      return value;
-    },
-  ) as [string, string, string, string];
+  const [TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, REDIS_URL, MYSQL_URL] = (
+    ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'REDIS_URL', 'MYSQL_URL'] as const
+  ).map((k) => {
+    const value = stack!.env[k];
+    if (!value) throw new Error(`env lacks ${k}`);
+    return value;
+  }) as [string, string, string, string];
   const connection = await Connection.connect({ address: TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: TEMPORAL_NAMESPACE });
 
   await step('temporal: health, describe namespace, search attributes, list workflows', async () => {
     const health = await connection.healthService.check({});
-    if (health.status !== proto.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING) throw new Error(`health ${health.status}`);
+    if (health.status !== proto.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING)
+      throw new Error(`health ${health.status}`);
     const ns = await connection.workflowService.describeNamespace({ namespace: TEMPORAL_NAMESPACE });
     const sa = await connection.operatorService.listSearchAttributes({ namespace: TEMPORAL_NAMESPACE });
     for (const name of ['OrderSku', 'OrderUserId']) {
@@ -115,12 +120,22 @@ try {
     if (Number(info.historyShardCount) < 4) throw new Error('fewer than 4 history shards');
     if (n !== 0) throw new Error(`a fresh stack lists ${n} workflows in ${TEMPORAL_NAMESPACE}`);
     // The Temporal CLI's own check, as an operator would run it.
-    const cli = execFileSync(loadToolPaths().temporalCli, ['operator', 'cluster', 'health', '--address', TEMPORAL_ADDRESS]).toString().trim();
+    const cli = execFileSync(loadToolPaths().temporalCli, [
+      'operator',
+      'cluster',
+      'health',
+      '--address',
+      TEMPORAL_ADDRESS,
+    ])
+      .toString()
+      .trim();
     say(`  temporal operator cluster health: ${cli}`);
     if (!/SERVING/.test(cli)) throw new Error(`temporal operator cluster health said ${cli}`);
   });
 
-  await step('temporal: start and terminate a workflow (history + matching)', () => stack!.temporal.checkWorkflowRoundTrip());
+  await step('temporal: start and terminate a workflow (history + matching)', () =>
+    stack!.temporal.checkWorkflowRoundTrip(),
+  );
 
   if (stack.temporalUiUrl) {
     await step('temporal ui: page and API answer', async () => {
@@ -131,14 +146,19 @@ try {
   }
 
   const redisNodes = REDIS_URL.split(',').map((u) => ({ host: new URL(u).hostname, port: Number(new URL(u).port) }));
-  const redis = new Cluster(redisNodes, { clusterRetryStrategy: (times) => Math.min(100 * times, 1000), redisOptions: { connectTimeout: 1000 } });
+  const redis = new Cluster(redisNodes, {
+    clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
+    redisOptions: { connectTimeout: 1000 },
+  });
   redis.on('error', () => {});
   const keys = Array.from({ length: 12 }, (_, i) => `smoke:key:${i}`);
 
   await step('redis cluster: SET/GET on several slots and masters', async () => {
     for (const key of keys) await redis.set(key, `v-${key}`);
     for (const key of keys) if ((await redis.get(key)) !== `v-${key}`) throw new Error(`GET ${key}`);
-    const slots = await Promise.all(keys.map(async (k) => Number(await redisCommand(redisNodes[0]!.port, ['CLUSTER', 'KEYSLOT', k]))));
+    const slots = await Promise.all(
+      keys.map(async (k) => Number(await redisCommand(redisNodes[0]!.port, ['CLUSTER', 'KEYSLOT', k]))),
+    );
     // ioredis' slot table: slot -> [master, replicas…] as "host:port".
     const masters = new Set(slots.map((slot) => (redis.slots[slot] ?? [])[0]));
     say(`  ${keys.length} keys on ${new Set(slots).size} slots across ${masters.size} masters`);
@@ -173,7 +193,11 @@ try {
       }),
     );
     const lbPort = await freePort();
-    const lb = await startLoadBalancer({ dataDir: join(dataDir, 'lb'), port: lbPort, upstreams: upstreams.map((u) => `127.0.0.1:${u.port}`) });
+    const lb = await startLoadBalancer({
+      dataDir: join(dataDir, 'lb'),
+      port: lbPort,
+      upstreams: upstreams.map((u) => `127.0.0.1:${u.port}`),
+    });
     pgids.add(lb.process.pid);
     try {
       const bodies = [];
@@ -188,7 +212,14 @@ try {
   });
 
   await step('temporal: idle RSS/CPU of the services (10 s)', async () => {
-    const roles = ['temporal-frontend', 'temporal-history', 'temporal-matching', 'temporal-worker', 'temporal-ui', 'postgres'].filter((r) => stack!.roles[r]);
+    const roles = [
+      'temporal-frontend',
+      'temporal-history',
+      'temporal-matching',
+      'temporal-worker',
+      'temporal-ui',
+      'postgres',
+    ].filter((r) => stack!.roles[r]);
     const before = roles.map((r) => cpuTicks(stack!.processes[r]!.pid));
     await sleep(10_000);
     const hz = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;

@@ -102,8 +102,19 @@ function gatedActivities(real: WorkerActivities): WorkerActivities {
 
 async function main(): Promise<void> {
   const workDir = mkdtempSync(join(tmpdir(), 'flash-record-'));
-  const stack = await startStack({ dataDir: join(workDir, 'stack'), ports: 'free', ephemeral: true, env: {}, log: say });
-  const config = loadConfig({ ...process.env, ...stack.env, TEMPORAL_TASK_QUEUE: `record-${randomUUID()}`, LOG_LEVEL: 'warn' });
+  const stack = await startStack({
+    dataDir: join(workDir, 'stack'),
+    ports: 'free',
+    ephemeral: true,
+    env: {},
+    log: say,
+  });
+  const config = loadConfig({
+    ...process.env,
+    ...stack.env,
+    TEMPORAL_TASK_QUEUE: `record-${randomUUID()}`,
+    LOG_LEVEL: 'warn',
+  });
   const pool = createMysqlPool(config);
   const store = new Store(pool);
   const redis = createRedis(config);
@@ -117,7 +128,12 @@ async function main(): Promise<void> {
     const makeWorker = (taskQueue: string) => {
       const onQueue = { ...config, temporal: { ...config.temporal, taskQueue } };
       const activities = gatedActivities(workerActivities({ config: onQueue, store, redis }));
-      return createOrderWorker({ config: onQueue, connection: nativeConnection, workflowBundlePath: bundle, activities });
+      return createOrderWorker({
+        config: onQueue,
+        connection: nativeConnection,
+        workflowBundlePath: bundle,
+        activities,
+      });
     };
     const worker = await makeWorker(config.temporal.taskQueue);
     const inventory = new RedisInventory(redis, config.temporal.taskQueue);
@@ -216,23 +232,34 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
     // Payments go the way the API sends them today: recorded first, then the stored event as an Update.
     const recordPayment = async (eventId: string, amountCents = total) =>
       storedPayment(await store.recordPayment({ eventId, orderNo: input.orderNo, amountCents }));
-    const deliver = (payment: PaymentReceived) => handle.executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` });
+    const deliver = (payment: PaymentReceived) =>
+      handle.executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` });
     const pay = async (eventId: string, amountCents = total) => deliver(await recordPayment(eventId, amountCents));
     // Delivered and accepted by the workflow, not yet answered (one that waits for the persist).
     const payAccepted = async (eventId: string) => {
       const payment = await recordPayment(eventId);
-      const update = await handle.startUpdate(payUpdate, { args: [payment], updateId: `pay:${eventId}`, waitForStage: WorkflowUpdateStage.ACCEPTED });
+      const update = await handle.startUpdate(payUpdate, {
+        args: [payment],
+        updateId: `pay:${eventId}`,
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+      });
       return { answered: update.result() };
     };
     const statusIs = (status: OrderStatus) =>
-      waitFor(async () => (await handle.query(statusQuery)).status === status, { what: `${handle.workflowId} ${status}`, timeoutMs: 20_000 });
+      waitFor(async () => (await handle.query(statusQuery)).status === status, {
+        what: `${handle.workflowId} ${status}`,
+        timeoutMs: 20_000,
+      });
     await scenario.play({
       handle,
       pay,
       payAccepted,
       cancel: () => handle.executeUpdate(cancelUpdate, {}),
       persistAttempts: async (atLeast) => {
-        await waitFor(() => (failedPersists ?? 0) >= atLeast, { what: `${atLeast} failed persist attempts`, timeoutMs: 30_000 });
+        await waitFor(() => (failedPersists ?? 0) >= atLeast, {
+          what: `${atLeast} failed persist attempts`,
+          timeoutMs: 30_000,
+        });
       },
       loseReservation: async () => {
         await inventory.release(input.sku, input.orderNo, { as: 'owner' });
@@ -266,9 +293,13 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
 
 /** The Temporal CLI's JSON export: the format of the Web UI's download and of `temporal workflow show`. */
 async function exportHistory(address: string, workflowId: string, file: string): Promise<void> {
-  const { stdout } = await run(loadToolPaths().temporalCli, ['workflow', 'show', '--address', address, '--workflow-id', workflowId, '--output', 'json'], {
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  const { stdout } = await run(
+    loadToolPaths().temporalCli,
+    ['workflow', 'show', '--address', address, '--workflow-id', workflowId, '--output', 'json'],
+    {
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
   const history = JSON.parse(stdout) as { events?: unknown[] };
   if (!history.events?.length) throw new Error(`empty history exported for ${workflowId}`);
   writeFileSync(file, `${JSON.stringify(history, null, 1)}\n`);

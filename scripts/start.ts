@@ -36,7 +36,12 @@ try {
   stack = await startStack({ dataDir, ports: 'local', ephemeral: false, log: say, supervise: supervision });
   // The local stack is for trying the service by hand: dev login and the dashboard's payment simulator are on.
   // SHUTDOWN_DRAIN: no load balancer in front of the local API, so Ctrl-C need not wait for one.
-  const env = { ...process.env, AUTH_DEV_LOGIN: process.env.AUTH_DEV_LOGIN ?? 'true', SHUTDOWN_DRAIN: process.env.SHUTDOWN_DRAIN ?? '0s', ...stack.env };
+  const env = {
+    ...process.env,
+    AUTH_DEV_LOGIN: process.env.AUTH_DEV_LOGIN ?? 'true',
+    SHUTDOWN_DRAIN: process.env.SHUTDOWN_DRAIN ?? '0s',
+    ...stack.env,
+  };
   // The dashboard links each order to its workflow in the Web UI the stack runs.
   const temporalUiUrl = process.env.TEMPORAL_UI_URL || stack.temporalUiUrl;
   if (temporalUiUrl) Object.assign(env, { TEMPORAL_UI_URL: temporalUiUrl });
@@ -53,7 +58,11 @@ try {
 
   const bundle = join(dataDir, 'build', 'workflow-bundle.js');
   const tb = Date.now();
-  say((await buildWorkflowBundle(bundle)) ? `workflow bundle built in ${Date.now() - tb} ms` : 'workflow bundle up to date');
+  say(
+    (await buildWorkflowBundle(bundle))
+      ? `workflow bundle built in ${Date.now() - tb} ms`
+      : 'workflow bundle up to date',
+  );
 
   const tsx = join(root, 'node_modules', '.bin', 'tsx');
   const apiUrl = `http://127.0.0.1:${config.port}`;
@@ -100,7 +109,9 @@ try {
   );
   say('Metrics (Prometheus text format; keep them off public networks):');
   say(`  API              ${apiUrl}/metrics`);
-  say(`  worker           ${config.workerMetricsPort ? `http://127.0.0.1:${config.workerMetricsPort}/metrics` : '(off: WORKER_METRICS_PORT=0)'}`);
+  say(
+    `  worker           ${config.workerMetricsPort ? `http://127.0.0.1:${config.workerMetricsPort}/metrics` : '(off: WORKER_METRICS_PORT=0)'}`,
+  );
   if (config.workerHealthPort) say(`  worker readiness http://127.0.0.1:${config.workerHealthPort}/readyz`);
   say(`  Temporal server  ${stack.temporalMetricsUrl ?? '(external Temporal: see its own metrics endpoint)'}`);
   say('A process that crashes is restarted. Ctrl-C stops everything.');

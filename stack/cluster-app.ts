@@ -63,10 +63,16 @@ export async function startClusterApp(options: ClusterAppOptions): Promise<Runni
     log((await buildWorkflowBundle(bundle)) ? 'workflow bundle built' : 'workflow bundle up to date');
 
     const tsx = join(root, 'node_modules', '.bin', 'tsx');
-    const logFile = (name: string) => (options.appLogs === 'inherit' ? 'inherit' : join(options.appLogs, `${name}.log`));
+    const logFile = (name: string) =>
+      options.appLogs === 'inherit' ? 'inherit' : join(options.appLogs, `${name}.log`);
     // Each worker gets its own metrics and health ports (two on one host cannot share the defaults),
     // kept across its restarts so that a scraper's target stays the same.
-    const workerPorts = await Promise.all(Array.from({ length: options.workers ?? 2 }, async () => ({ metrics: await freePort(), health: await freePort() })));
+    const workerPorts = await Promise.all(
+      Array.from({ length: options.workers ?? 2 }, async () => ({
+        metrics: await freePort(),
+        health: await freePort(),
+      })),
+    );
     const workers = workerPorts.map(
       (ports, i) =>
         new Supervised(
@@ -113,7 +119,13 @@ export async function startClusterApp(options: ClusterAppOptions): Promise<Runni
     const loadBalancer = new Supervised(
       'load-balancer',
       async () =>
-        (await startLoadBalancer({ dataDir: join(options.dataDir, 'load-balancer'), port, upstreams: apiPorts.map((p) => `127.0.0.1:${p}`) })).process,
+        (
+          await startLoadBalancer({
+            dataDir: join(options.dataDir, 'load-balancer'),
+            port,
+            upstreams: apiPorts.map((p) => `127.0.0.1:${p}`),
+          })
+        ).process,
       options.supervise,
     );
     // Stop order is the reverse: APIs first (no new orders), then workers (activities finish), then nginx.
@@ -123,7 +135,18 @@ export async function startClusterApp(options: ClusterAppOptions): Promise<Runni
     await Promise.all(apis.map((a) => a.start()));
     log(`${apis.length} APIs (${apiUrls.join(', ')}) behind nginx on :${port}, ${workers.length} workers`);
     const workerMetricsUrls = workerPorts.map((ports) => `http://127.0.0.1:${ports.metrics}/metrics`);
-    return { stack, config, env, url: `http://127.0.0.1:${port}`, apiUrls, workerMetricsUrls, apis, workers, loadBalancer, stop };
+    return {
+      stack,
+      config,
+      env,
+      url: `http://127.0.0.1:${port}`,
+      apiUrls,
+      workerMetricsUrls,
+      apis,
+      workers,
+      loadBalancer,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;

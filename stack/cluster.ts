@@ -38,7 +38,14 @@ export type { RunningTemporalCluster, TemporalService } from './cluster/temporal
 
 export const REDIS_ROLES = ['redis-1', 'redis-2', 'redis-3', 'redis-4', 'redis-5', 'redis-6'] as const;
 export type ClusterRole =
-  'postgres' | 'temporal-history' | 'temporal-matching' | 'temporal-frontend' | 'temporal-worker' | 'temporal-ui' | (typeof REDIS_ROLES)[number] | 'mariadb';
+  | 'postgres'
+  | 'temporal-history'
+  | 'temporal-matching'
+  | 'temporal-frontend'
+  | 'temporal-worker'
+  | 'temporal-ui'
+  | (typeof REDIS_ROLES)[number]
+  | 'mariadb';
 
 /** A ClusterRole, or a role name as returned by stack.redis.masters(); checked when used. */
 export type AnyRole = ClusterRole | (string & {});
@@ -183,10 +190,19 @@ export async function startClusterStack(options: ClusterStackOptions): Promise<R
   try {
     const temporalChain = async () => {
       const postgres = await timed('postgres', () =>
-        startPostgres({ tools, dataDir: join(options.dataDir, 'postgres'), port: ports.postgres, ...pg, ephemeral: options.ephemeral, log }),
+        startPostgres({
+          tools,
+          dataDir: join(options.dataDir, 'postgres'),
+          port: ports.postgres,
+          ...pg,
+          ephemeral: options.ephemeral,
+          log,
+        }),
       );
       roles.postgres = postgres.handle;
-      await timed('temporal schema', () => setupTemporalSchema({ tools, postgres: { port: ports.postgres, ...pg }, log }));
+      await timed('temporal schema', () =>
+        setupTemporalSchema({ tools, postgres: { port: ports.postgres, ...pg }, log }),
+      );
       temporal = await timed('temporal services', () =>
         startTemporalCluster({
           tools,
@@ -204,13 +220,25 @@ export async function startClusterStack(options: ClusterStackOptions): Promise<R
       for (const name of TEMPORAL_SERVICES) roles[`temporal-${name}`] = temporal.roles[name];
       if (withUi) {
         roles['temporal-ui'] = await timed('temporal ui', () =>
-          startTemporalUi({ tools, dataDir: join(options.dataDir, 'temporal-ui'), port: ports.temporalUi, frontend: temporal!.address, namespace }),
+          startTemporalUi({
+            tools,
+            dataDir: join(options.dataDir, 'temporal-ui'),
+            port: ports.temporalUi,
+            frontend: temporal!.address,
+            namespace,
+          }),
         );
       }
     };
     const redisChain = async () => {
       redis = await timed('redis cluster', () =>
-        startRedisCluster({ tools, dataDir: join(options.dataDir, 'redis-cluster'), ports: ports.redis, nodeTimeoutMs: options.redisNodeTimeoutMs, log }),
+        startRedisCluster({
+          tools,
+          dataDir: join(options.dataDir, 'redis-cluster'),
+          ports: ports.redis,
+          nodeTimeoutMs: options.redisNodeTimeoutMs,
+          log,
+        }),
       );
       for (const node of redis.nodes) roles[node.role as ClusterRole] = node.handle;
     };

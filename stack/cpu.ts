@@ -17,7 +17,8 @@ const PAGE_KB = 4;
  */
 export function cpuSecondsOfGroup(pgid: number): number {
   let ticks = 0;
-  for (const fields of statsOfGroup(pgid)) ticks += Number(fields[11]) + Number(fields[12]); // fields 14, 15: utime, stime
+  // Fields 14 and 15 of /proc/<pid>/stat: utime, stime.
+  for (const fields of statsOfGroup(pgid)) ticks += Number(fields[11]) + Number(fields[12]);
   return ticks / TICKS_PER_SECOND;
 }
 

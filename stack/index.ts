@@ -17,7 +17,9 @@ export type StackServer = 'temporal' | 'redis' | 'mysql';
 export interface StackOptions {
   /** Root of the servers' data directories (`.data/` for npm start, a temp dir for tests). */
   dataDir: string;
-  /** 'local' uses the fixed ports of the README's local stack; 'free' picks free ones so stacks can run side by side. */
+  /**
+   * 'local' uses the fixed ports of the README's local stack; 'free' picks free ones so stacks can run side by side.
+   */
   ports: 'local' | 'free';
   ephemeral: boolean;
   /** Environment that may name external servers; defaults to process.env. */
@@ -82,13 +84,24 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     if (env.TEMPORAL_ADDRESS) {
       log(`Temporal: using external ${env.TEMPORAL_ADDRESS}`);
     } else {
-      const [port, uiPort, metricsPort] = [await pick(LOCAL_STACK_PORTS.temporal), await pick(LOCAL_STACK_PORTS.temporalUi), await freePort()];
+      const [port, uiPort, metricsPort] = [
+        await pick(LOCAL_STACK_PORTS.temporal),
+        await pick(LOCAL_STACK_PORTS.temporalUi),
+        await freePort(),
+      ];
       temporalUiUrl = `http://127.0.0.1:${uiPort}`;
       temporalMetricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
       const namespace = env.TEMPORAL_NAMESPACE || 'default';
       tasks.push(
         supervise('temporal', 'Temporal dev server', () =>
-          startTemporalDevServer({ tools, dataDir: join(options.dataDir, 'temporal'), port, uiPort, metricsPort, namespace }),
+          startTemporalDevServer({
+            tools,
+            dataDir: join(options.dataDir, 'temporal'),
+            port,
+            uiPort,
+            metricsPort,
+            namespace,
+          }),
         ),
       );
     }
@@ -98,7 +111,12 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       const port = await pick(LOCAL_STACK_PORTS.redis);
       tasks.push(
         supervise('redis', 'Redis', () =>
-          startRedis({ tools, dataDir: join(options.dataDir, 'redis'), port, ...(options.redisAppendfsync ? { appendfsync: options.redisAppendfsync } : {}) }),
+          startRedis({
+            tools,
+            dataDir: join(options.dataDir, 'redis'),
+            port,
+            ...(options.redisAppendfsync ? { appendfsync: options.redisAppendfsync } : {}),
+          }),
         ),
       );
     }
@@ -126,5 +144,11 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     await stop();
     throw err;
   }
-  return { env: stackEnv, servers, stop, ...(temporalUiUrl ? { temporalUiUrl } : {}), ...(temporalMetricsUrl ? { temporalMetricsUrl } : {}) };
+  return {
+    env: stackEnv,
+    servers,
+    stop,
+    ...(temporalUiUrl ? { temporalUiUrl } : {}),
+    ...(temporalMetricsUrl ? { temporalMetricsUrl } : {}),
+  };
 }

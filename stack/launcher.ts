@@ -51,7 +51,11 @@ export function shutdownOnSignals(say: (line: string) => void, stopAll: () => Pr
  * leave its servers running or its scratch directory behind. A failure is printed under `tag` and
  * sets exit code 1.
  */
-export async function runThenCleanUp(tag: string, main: () => Promise<void>, cleanup: () => Promise<void>): Promise<void> {
+export async function runThenCleanUp(
+  tag: string,
+  main: () => Promise<void>,
+  cleanup: () => Promise<void>,
+): Promise<void> {
   process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
   try {
     await main();

@@ -86,7 +86,9 @@ export function spawnLogged(
   };
 }
 
-/** Sends `signal` to the process group `pid` leads, or to `pid` alone when it leads none; a gone process is no error. */
+/**
+ * Sends `signal` to the process group `pid` leads, or to `pid` alone when it leads none; a gone process is no error.
+ */
 export function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
@@ -112,7 +114,11 @@ export function tailOf(file: string, lines = 20): string {
  * Waits until `probe` resolves true. Fails early, with the log's tail, when the process exits,
  * and after `timeoutMs` otherwise. Never a fixed sleep: start-up time varies a lot between machines.
  */
-export async function waitUntilReady(proc: ManagedProcess, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+export async function waitUntilReady(
+  proc: ManagedProcess,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
   try {
     await waitFor(probe, {
       what: `${proc.name} to be ready`,
@@ -124,7 +130,9 @@ export async function waitUntilReady(proc: ManagedProcess, probe: () => Promise<
       abortIf: () => (proc.exitCodeNow === undefined ? undefined : `it exited with code ${proc.exitCodeNow}`),
     });
   } catch (err) {
-    throw new Error(`${err instanceof Error ? err.message : String(err)}. Log ${proc.logFile}:\n${tailOf(proc.logFile)}`);
+    throw new Error(
+      `${err instanceof Error ? err.message : String(err)}. Log ${proc.logFile}:\n${tailOf(proc.logFile)}`,
+    );
   }
 }
 
@@ -143,7 +151,9 @@ export async function freePort(): Promise<number> {
   throw new Error(`no free TCP port found between ${LOWEST_FREE_PORT} and ${ephemeralFrom - 1} in 100 tries`);
 }
 
-/** Below this, well-known and registered services; the local stack's own ports (3000, 3307, 6380, 7233) lie below too. */
+/**
+ * Below this, well-known and registered services; the local stack's own ports (3000, 3307, 6380, 7233) lie below too.
+ */
 const LOWEST_FREE_PORT = 10_000;
 
 function ephemeralPortsFrom(): number {

@@ -22,10 +22,14 @@ export interface ToolPaths {
 }
 
 export function toolsCacheDir(): string {
-  return process.env.FLASH_TOOLS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'flash-checkout');
+  return (
+    process.env.FLASH_TOOLS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'flash-checkout')
+  );
 }
 
-/** A KEY=path file an install script writes into the tools cache: its values, and `get`, which insists the path exists. */
+/**
+ * A KEY=path file an install script writes into the tools cache: its values, and `get`, which insists the path exists.
+ */
 export interface ToolsEnvFile {
   values: Record<string, string | undefined>;
   get(key: string): string;
@@ -37,7 +41,8 @@ export interface ToolsEnvFile {
  */
 export function readToolsEnvFile(fileName: string, installScript: string, runBy?: string): ToolsEnvFile {
   const file = join(toolsCacheDir(), fileName);
-  if (!existsSync(file)) throw new Error(`${file} is missing: run 'bash ${installScript}'${runBy ? ` (${runBy} do)` : ''} first`);
+  if (!existsSync(file))
+    throw new Error(`${file} is missing: run 'bash ${installScript}'${runBy ? ` (${runBy} do)` : ''} first`);
   const values: Record<string, string | undefined> = Object.fromEntries(
     readFileSync(file, 'utf8')
       .split('\n')
@@ -46,7 +51,8 @@ export function readToolsEnvFile(fileName: string, installScript: string, runBy?
   );
   const get = (key: string): string => {
     const value = values[key];
-    if (!value || !existsSync(value)) throw new Error(`${key} in ${file} does not point at an installed tool; rerun ${installScript}`);
+    if (!value || !existsSync(value))
+      throw new Error(`${key} in ${file} does not point at an installed tool; rerun ${installScript}`);
     return value;
   };
   return { values, get };
@@ -93,7 +99,8 @@ function devServerDynamicConfig(): Record<string, string | number | boolean> {
   const extra = process.env.TEMPORAL_DEV_DYNAMIC_CONFIG;
   if (!extra) return DEV_SERVER_DYNAMIC_CONFIG;
   const parsed: unknown = JSON.parse(extra);
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('TEMPORAL_DEV_DYNAMIC_CONFIG must be a JSON object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new Error('TEMPORAL_DEV_DYNAMIC_CONFIG must be a JSON object');
   return { ...DEV_SERVER_DYNAMIC_CONFIG, ...(parsed as Record<string, string | number | boolean>) };
 }
 
@@ -224,7 +231,13 @@ export async function startMariaDb(opts: {
     const init = spawnLogged(
       'mariadb-install-db',
       opts.tools.mariadbInstallDb,
-      ['--no-defaults', `--datadir=${datadir}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...(asRoot ? ['--user=root'] : [])],
+      [
+        '--no-defaults',
+        `--datadir=${datadir}`,
+        '--auth-root-authentication-method=normal',
+        '--skip-test-db',
+        ...(asRoot ? ['--user=root'] : []),
+      ],
       { logFile: join(opts.dataDir, 'install-db.log') },
     );
     const code = await init.exited;
@@ -259,6 +272,8 @@ export async function startMariaDb(opts: {
   );
   return {
     process: proc,
-    env: { MYSQL_URL: `mysql://${opts.credentials.user}:${encodeURIComponent(opts.credentials.password)}@127.0.0.1:${opts.port}/${opts.credentials.database}` },
+    env: {
+      MYSQL_URL: `mysql://${opts.credentials.user}:${encodeURIComponent(opts.credentials.password)}@127.0.0.1:${opts.port}/${opts.credentials.database}`,
+    },
   };
 }

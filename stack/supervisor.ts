@@ -97,7 +97,10 @@ export class Supervised {
 
   private async restartAfterCrash(code: number | null): Promise<void> {
     for (;;) {
-      const backoff = Math.min((this.options.initialDelayMs ?? 1_000) * 2 ** this.crashesInARow, this.options.maxDelayMs ?? 30_000);
+      const backoff = Math.min(
+        (this.options.initialDelayMs ?? 1_000) * 2 ** this.crashesInARow,
+        this.options.maxDelayMs ?? 30_000,
+      );
       const delay = Math.max(backoff, this.heldUntil - Date.now());
       this.crashesInARow++;
       this.options.log?.(`${this.name} exited (code ${code}); restarting in ${(delay / 1000).toFixed(1)} s`);
@@ -110,7 +113,9 @@ export class Supervised {
         this.watch(proc);
         return;
       } catch (err) {
-        this.options.log?.(`${this.name} did not come back: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+        this.options.log?.(
+          `${this.name} did not come back: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+        );
       }
     }
   }

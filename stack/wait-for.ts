@@ -24,7 +24,10 @@ export class WaitTimeoutError extends Error {}
  * Calls `probe` until it returns a value other than undefined, null or false, and returns that
  * value. Throws WaitTimeoutError after `timeoutMs`, naming what was awaited and the last error.
  */
-export async function waitFor<T>(probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, options: WaitOptions): Promise<T> {
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  options: WaitOptions,
+): Promise<T> {
   const deadline = Date.now() + options.timeoutMs;
   let delay = options.intervalMs ?? 50;
   let lastError = '';
@@ -39,7 +42,9 @@ export async function waitFor<T>(probe: () => Promise<T | undefined | null | fal
       lastError = err instanceof Error ? err.message : String(err);
     }
     if (Date.now() >= deadline) {
-      throw new WaitTimeoutError(`timed out after ${options.timeoutMs} ms waiting for ${options.what}${lastError ? ` (last error: ${lastError})` : ''}`);
+      throw new WaitTimeoutError(
+        `timed out after ${options.timeoutMs} ms waiting for ${options.what}${lastError ? ` (last error: ${lastError})` : ''}`,
+      );
     }
     await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
     delay = Math.min(delay * (options.backoff ?? 1), options.maxIntervalMs ?? Number.POSITIVE_INFINITY);

@@ -13,9 +13,16 @@ export interface RunningZipkin extends RunningService {
   url: string;
 }
 
-export async function startZipkin(opts: { tools: ToolPaths; dataDir: string; port: number; timeoutMs?: number }): Promise<RunningZipkin> {
+export async function startZipkin(opts: {
+  tools: ToolPaths;
+  dataDir: string;
+  port: number;
+  timeoutMs?: number;
+}): Promise<RunningZipkin> {
   if (!opts.tools.zipkinJar) {
-    throw new Error("Zipkin's server is not installed: run 'OTEL_TRACES_EXPORTER=zipkin bash scripts/install-tools.sh' (npm test installs it too)");
+    throw new Error(
+      "Zipkin's server is not installed: run 'OTEL_TRACES_EXPORTER=zipkin bash scripts/install-tools.sh' (npm test installs it too)",
+    );
   }
   mkdirSync(opts.dataDir, { recursive: true });
   // A small heap and C1 only: a local viewer holding a few thousand traces, started in seconds on two cores.
@@ -31,6 +38,10 @@ export async function startZipkin(opts: { tools: ToolPaths; dataDir: string; por
     env: { ...process.env, MEM_MAX_SPANS: '200000' },
   });
   const url = `http://127.0.0.1:${opts.port}`;
-  await waitUntilReady(proc, async () => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(1_000) })).ok, opts.timeoutMs ?? 60_000);
+  await waitUntilReady(
+    proc,
+    async () => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(1_000) })).ok,
+    opts.timeoutMs ?? 60_000,
+  );
   return { process: proc, url, env: { OTEL_EXPORTER_ZIPKIN_ENDPOINT: `${url}/api/v2/spans` } };
 }

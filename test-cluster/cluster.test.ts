@@ -51,7 +51,8 @@ beforeAll(async () => {
     env: {
       PAYMENT_WINDOW: `${PAYMENT_WINDOW_MS / 1000}s`,
       RECONCILE_INTERVAL: '3s',
-      // The fault suite's shoppers send Prefer: wait=5; the grace covers that wait + CHECKOUT_DEADLINE (2 s), or loadConfig refuses.
+      // The fault suite's shoppers send Prefer: wait=5; the grace covers that wait + CHECKOUT_DEADLINE (2 s), or
+      // loadConfig refuses.
       CHECKOUT_MAX_WAIT: '5s',
       RESERVATION_GRACE: '7s',
       AUTH_DEV_LOGIN: 'true',
@@ -108,7 +109,12 @@ async function createSale(sku: string, stock: number, perUserLimit = 1, priceCen
   expect(reply.status).toBe(201);
 }
 
-async function pollUntil(orderNo: string, token: string, done: (status: string) => boolean, timeoutMs = 60_000): Promise<Reply['body']> {
+async function pollUntil(
+  orderNo: string,
+  token: string,
+  done: (status: string) => boolean,
+  timeoutMs = 60_000,
+): Promise<Reply['body']> {
   return waitFor(
     async () => {
       const reply = await http('GET', `/api/orders/${orderNo}`, { token });
@@ -120,7 +126,10 @@ async function pollUntil(orderNo: string, token: string, done: (status: string) 
 
 function pay(orderNo: string, amountCents: number, eventId = `evt-${orderNo}`): Promise<Reply> {
   const raw = JSON.stringify({ eventId, type: 'payment.succeeded', orderNo, amountCents });
-  return http('POST', '/api/payments/webhook', { raw, headers: { 'payment-signature': signWebhook(app.config.webhookSecret, raw) } });
+  return http('POST', '/api/payments/webhook', {
+    raw,
+    headers: { 'payment-signature': signWebhook(app.config.webhookSecret, raw) },
+  });
 }
 
 const uniqueSku = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
@@ -132,7 +141,11 @@ describe.sequential('the app on the cluster layout', () => {
     expect(app.config.redisUrl.split(',')).toHaveLength(6);
     expect(await app.stack.redis.masters()).toHaveLength(3);
     const health = await http('GET', '/healthz');
-    const near = { offsetMs: expect.toSatisfy((ms: number) => Math.abs(ms) < 1_000), uncertaintyMs: expect.any(Number), measuredAt: expect.any(String) };
+    const near = {
+      offsetMs: expect.toSatisfy((ms: number) => Math.abs(ms) < 1_000),
+      uncertaintyMs: expect.any(Number),
+      measuredAt: expect.any(String),
+    };
     expect(health).toEqual({
       status: 200,
       body: {
@@ -150,13 +163,23 @@ describe.sequential('the app on the cluster layout', () => {
   it('checkout → poll → signed webhook → PAID through the load balancer', async () => {
     const sku = uniqueSku('CL-PAY');
     await createSale(sku, 5, 2, 1_999);
-    const { token } = (await http('POST', '/api/auth/dev-login', { json: { userId: 'cl-alice' } })).body as { token: string };
-    const checkout = await http('POST', '/api/checkout', { json: { sku, quantity: 2 }, token, headers: { 'Idempotency-Key': 'cl-1' } });
+    const { token } = (await http('POST', '/api/auth/dev-login', { json: { userId: 'cl-alice' } })).body as {
+      token: string;
+    };
+    const checkout = await http('POST', '/api/checkout', {
+      json: { sku, quantity: 2 },
+      token,
+      headers: { 'Idempotency-Key': 'cl-1' },
+    });
     expect(checkout.status).toBe(202);
     const orderNo = String(checkout.body.orderNo);
     // The same key, answered by either API, returns the same order.
     for (let i = 0; i < 4; i++) {
-      const again = await http('POST', '/api/checkout', { json: { sku, quantity: 2 }, token, headers: { 'Idempotency-Key': 'cl-1' } });
+      const again = await http('POST', '/api/checkout', {
+        json: { sku, quantity: 2 },
+        token,
+        headers: { 'Idempotency-Key': 'cl-1' },
+      });
       expect(again.body.orderNo).toBe(orderNo);
     }
     const awaiting = await pollUntil(orderNo, token, (s) => s === 'AWAITING_PAYMENT');
@@ -170,7 +193,12 @@ describe.sequential('the app on the cluster layout', () => {
       timeoutMs: 30_000,
       intervalMs: 250,
     });
-    expect((await http('GET', `/api/sales/${sku}`)).body).toMatchObject({ stock: 5, available: 3, reserved: 0, sold: 2 });
+    expect((await http('GET', `/api/sales/${sku}`)).body).toMatchObject({
+      stock: 5,
+      available: 3,
+      reserved: 0,
+      sold: 2,
+    });
   });
 
   it('cancel gives the stock back, and both APIs see it although each cached SOLD_OUT', async () => {
@@ -183,7 +211,10 @@ describe.sequential('the app on the cluster layout', () => {
     await pollUntil(orderNo, token, (s) => s === 'AWAITING_PAYMENT');
     // Sold out on both APIs (the load balancer alternates): each sets its local sold-out flag.
     for (let i = 0; i < 4; i++) {
-      const late = await http('POST', '/api/checkout', { json: { sku, quantity: 1 }, token: await auth.issue(`cl-late-${i}`) });
+      const late = await http('POST', '/api/checkout', {
+        json: { sku, quantity: 1 },
+        token: await auth.issue(`cl-late-${i}`),
+      });
       expect(late.body).toEqual({ error: { code: 'SOLD_OUT', message: expect.any(String) } });
     }
     expect((await http('POST', `/api/orders/${orderNo}/cancel`, { token })).status).toBe(202);
@@ -192,7 +223,10 @@ describe.sequential('the app on the cluster layout', () => {
     // through either of them at once (well within the flags' 1 s TTL).
     const next = await waitFor(
       async () => {
-        const reply = await http('POST', '/api/checkout', { json: { sku, quantity: 1 }, token: await auth.issue('cl-second-chance') });
+        const reply = await http('POST', '/api/checkout', {
+          json: { sku, quantity: 1 },
+          token: await auth.issue('cl-second-chance'),
+        });
         return reply.status === 202 ? reply : undefined;
       },
       { what: 'the returned unit to sell again', timeoutMs: 2_000, intervalMs: 20 },
@@ -211,10 +245,17 @@ describe.sequential('the app on the cluster layout', () => {
     const orderNo = String(checkout.body.orderNo);
     const awaiting = await pollUntil(orderNo, token, (s) => s === 'AWAITING_PAYMENT');
     // The window counts from when the order became payable, a moment after the checkout.
-    expect(Date.parse(String(awaiting.paymentDeadline)) - Date.parse(String(awaiting.createdAt))).toBeGreaterThanOrEqual(PAYMENT_WINDOW_MS);
+    expect(
+      Date.parse(String(awaiting.paymentDeadline)) - Date.parse(String(awaiting.createdAt)),
+    ).toBeGreaterThanOrEqual(PAYMENT_WINDOW_MS);
     const cancelled = await pollUntil(orderNo, token, (s) => s === 'CANCELLED', PAYMENT_WINDOW_MS + 60_000);
     expect(cancelled.cancelReason).toBe('PAYMENT_TIMEOUT');
-    expect((await http('GET', `/api/sales/${sku}`)).body).toMatchObject({ stock: 2, available: 2, reserved: 0, sold: 0 });
+    expect((await http('GET', `/api/sales/${sku}`)).body).toMatchObject({
+      stock: 2,
+      available: 2,
+      reserved: 0,
+      sold: 0,
+    });
   });
 
   /** A burst of shoppers (with payments, cancels, late and duplicate payments) through nginx, `fault` mid-burst. */
@@ -249,19 +290,24 @@ describe.sequential('the app on the cluster layout', () => {
     const result = await traffic.done;
     const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
     const quietSeconds = await waitForQuiescence(deps, sku, accepted, 150_000);
-    // After a failover or a kill, each accepted shopper's key still names its order, and no shopper holds more than the limit.
+    // After a failover or a kill, each accepted shopper's key still names its order, and no shopper holds more than the
+    // limit.
     const verdict = await checkAfterFault(deps, sku, 1, result, new Date(t0), () => sameKeySameOrder(plan, result));
     timings[`${name}Seconds`] = Math.round((Date.now() - t0) / 100) / 10;
     // A promise the failover lost would be a 202 with no order ever (REDIS_WAIT_REPLICAS keeps it at 0).
     timings[`${name}AcceptedWithoutRow`] = Number(verdict.figures.acceptedWithoutRow);
-    say(`${name}: ${accepted.length} accepted, repaired after ${repairSeconds.toFixed(1)} s, quiet after ${quietSeconds.toFixed(1)} s`);
+    say(
+      `${name}: ${accepted.length} accepted, repaired after ${repairSeconds.toFixed(1)} s, quiet after ${quietSeconds.toFixed(1)} s`,
+    );
     say(`  ${JSON.stringify(verdict.figures)}`);
     // More than `stock` may be accepted: cancels and timeouts mid-burst put units back on sale.
     expect(accepted.length).toBeGreaterThan(0);
     expect(verdict.figures.acceptedWithoutRow).toBe(0);
     const { paid, awaitingPayment } = verdict.figures.orders as { paid: number; awaitingPayment: number };
     expect(paid + awaitingPayment).toBeLessThanOrEqual(stock);
-    expect(verdict.checks, JSON.stringify(verdict.figures)).toEqual(Object.fromEntries(CHAOS_CHECKS.map((check) => [check, true])));
+    expect(verdict.checks, JSON.stringify(verdict.figures)).toEqual(
+      Object.fromEntries(CHAOS_CHECKS.map((check) => [check, true])),
+    );
   }
 
   it('a burst keeps every invariant (no oversell, conservation, every 202 an order, every payment settled)', async () => {

@@ -54,14 +54,20 @@ interface ReservedOrder {
  * A fresh SKU on sale with one order reserved in Redis the way the API does it, and the input the
  * workflow gives persistOrder for it.
  */
-async function reservedOrder(opts: { stock?: number; quantity?: number; userId?: string } = {}): Promise<ReservedOrder> {
+async function reservedOrder(
+  opts: { stock?: number; quantity?: number; userId?: string } = {},
+): Promise<ReservedOrder> {
   const stock = opts.stock ?? 5;
   const quantity = opts.quantity ?? 2;
   const { sku, priceCents } = await putOnSale(store, redis, { stock, perUserLimit: Math.max(quantity, 1) });
   return { sku, priceCents, stock, input: await reserveOn({ sku, priceCents }, quantity, opts.userId) };
 }
 
-async function reserveOn(sale: { sku: string; priceCents: number }, quantity: number, userId = `user-${randomUUID()}`): Promise<PersistOrderInput> {
+async function reserveOn(
+  sale: { sku: string; priceCents: number },
+  quantity: number,
+  userId = `user-${randomUUID()}`,
+): Promise<PersistOrderInput> {
   const orderNo = newOrderNo();
   const reserved = await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity });
   expect(reserved.outcome).toBe('RESERVED');
@@ -93,7 +99,11 @@ async function endState(sku: string, orderNos: string[] = []) {
     redis.hgetall(keys.idempotency),
   ]);
   return {
-    mysql: { sale: sales[0] ? { ...sales[0] } : null, orders: orders.map((r) => ({ ...r })), payments: payments.map((r) => ({ ...r })) },
+    mysql: {
+      sale: sales[0] ? { ...sales[0] } : null,
+      orders: orders.map((r) => ({ ...r })),
+      payments: payments.map((r) => ({ ...r })),
+    },
     redis: { sale, users, reservations, idempotency },
   };
 }
@@ -102,7 +112,10 @@ async function endState(sku: string, orderNos: string[] = []) {
 function claimedIn<T extends { redis: { reservations: Record<string, string> } }>(state: T, orderNo: string): T {
   const record = state.redis.reservations[orderNo];
   if (!record?.startsWith('R|')) throw new Error(`order ${orderNo} has no unclaimed reservation to claim: ${record}`);
-  return { ...state, redis: { ...state.redis, reservations: { ...state.redis.reservations, [orderNo]: `C${record.slice(1)}` } } };
+  return {
+    ...state,
+    redis: { ...state.redis, reservations: { ...state.redis.reservations, [orderNo]: `C${record.slice(1)}` } },
+  };
 }
 
 async function orderRows(orderNo: string) {
@@ -118,9 +131,10 @@ async function onlyOrderRow(orderNo: string): Promise<RowDataPacket> {
 }
 
 async function paymentRows(eventId: string) {
-  const [rows] = await pool.query<RowDataPacket[]>('SELECT event_id, order_no, amount_cents, outcome, refund_reason FROM payments WHERE event_id = ?', [
-    eventId,
-  ]);
+  const [rows] = await pool.query<RowDataPacket[]>(
+    'SELECT event_id, order_no, amount_cents, outcome, refund_reason FROM payments WHERE event_id = ?',
+    [eventId],
+  );
   return rows.map((r) => ({ ...r }));
 }
 
@@ -150,7 +164,11 @@ async function expectNonRetryable(call: Promise<unknown>, type: string): Promise
  * (what recorded histories hold), and writes nothing: the reservation is only claimed (the failing
  * workflow releases it as its owner), and MySQL holds no order.
  */
-async function expectPersistRefused({ sku, input }: Pick<ReservedOrder, 'sku' | 'input'>, type: string, typeName: string): Promise<void> {
+async function expectPersistRefused(
+  { sku, input }: Pick<ReservedOrder, 'sku' | 'input'>,
+  type: string,
+  typeName: string,
+): Promise<void> {
   const before = await endState(sku, [input.orderNo]);
   await expectNonRetryable(activities.persistOrder(input), type);
   await expectNonRetryable(activities.persistOrder(input), typeName);
@@ -162,7 +180,10 @@ async function expectPersistRefused({ sku, input }: Pick<ReservedOrder, 'sku' | 
  * Runs `call` twice in a row, as an activity retry would: the second finds the first's work done and
  * changes nothing in either store. The end state after the first.
  */
-async function expectRepeatChangesNothing(call: () => Promise<unknown>, ...where: Parameters<typeof endState>): ReturnType<typeof endState> {
+async function expectRepeatChangesNothing(
+  call: () => Promise<unknown>,
+  ...where: Parameters<typeof endState>
+): ReturnType<typeof endState> {
   await call();
   const once = await endState(...where);
   await call();
@@ -281,7 +302,9 @@ describe('persistOrder', () => {
     await expectNonRetryable(activities.persistOrder(other), 'OrderConflict');
 
     expect(await endState(sku, [input.orderNo])).toEqual(before);
-    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ user_id: input.userId, status: 'AWAITING_PAYMENT' })]);
+    expect(await orderRows(input.orderNo)).toEqual([
+      expect.objectContaining({ user_id: input.userId, status: 'AWAITING_PAYMENT' }),
+    ]);
     expect(await mysqlAvailable(sku)).toBe(stock - 1);
   });
 
@@ -352,10 +375,15 @@ describe('recordOrderFailure', () => {
     await activities.recordOrderFailure({ ...input, reason: 'persistOrder failed for good' });
     const once = await endState(sku, [input.orderNo]);
     await activities.recordOrderFailure({ ...input, reason: 'persistOrder failed for good' });
-    await Promise.all([activities.recordOrderFailure({ ...input, reason: 'again' }), activities.recordOrderFailure({ ...input, reason: 'again' })]);
+    await Promise.all([
+      activities.recordOrderFailure({ ...input, reason: 'again' }),
+      activities.recordOrderFailure({ ...input, reason: 'again' }),
+    ]);
 
     expect(await endState(sku, [input.orderNo])).toEqual(once);
-    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'FAILED', failure_reason: 'persistOrder failed for good' })]);
+    expect(await orderRows(input.orderNo)).toEqual([
+      expect.objectContaining({ status: 'FAILED', failure_reason: 'persistOrder failed for good' }),
+    ]);
     expect(await mysqlAvailable(sku)).toBe(stock);
     expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('RELEASED');
     expectInvariants(await saleReport(store, redis, sku));
@@ -366,7 +394,12 @@ describe('markPaid', () => {
   it('twice: PAID with paid_at, one APPLIED payment', async () => {
     const { sku, priceCents, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
     await activities.persistOrder(input);
-    const payment = { orderNo: input.orderNo, eventId: `evt-${randomUUID()}`, amountCents: 2 * priceCents, paidAt: new Date().toISOString() };
+    const payment = {
+      orderNo: input.orderNo,
+      eventId: `evt-${randomUUID()}`,
+      amountCents: 2 * priceCents,
+      paidAt: new Date().toISOString(),
+    };
 
     const once = await expectRepeatChangesNothing(() => activities.markPaid(payment), sku, [input.orderNo]);
     await Promise.all([activities.markPaid(payment), activities.markPaid(payment)]);
@@ -376,7 +409,13 @@ describe('markPaid', () => {
     expect(row).toMatchObject({ status: 'PAID', cancel_reason: null, cancelled_at: null });
     expect((row.paid_at as Date).toISOString()).toBe(payment.paidAt);
     expect(await paymentRows(payment.eventId)).toEqual([
-      { event_id: payment.eventId, order_no: input.orderNo, amount_cents: 2 * priceCents, outcome: 'APPLIED', refund_reason: null },
+      {
+        event_id: payment.eventId,
+        order_no: input.orderNo,
+        amount_cents: 2 * priceCents,
+        outcome: 'APPLIED',
+        refund_reason: null,
+      },
     ]);
     expect(once.mysql.payments).toHaveLength(1);
     // Paying moves no stock in MySQL: it was taken when the order was persisted.
@@ -394,7 +433,11 @@ describe('cancelUnpaidOrder: idempotent', () => {
     await activities.persistOrder(input);
     expect(await mysqlAvailable(sku)).toBe(stock - 2);
     const persisted = await endState(sku, [input.orderNo]);
-    const cancel = { orderNo: input.orderNo, reason: 'OPERATOR_CANCELLED' as const, cancelledAt: new Date().toISOString() };
+    const cancel = {
+      orderNo: input.orderNo,
+      reason: 'OPERATOR_CANCELLED' as const,
+      cancelledAt: new Date().toISOString(),
+    };
 
     const once = await expectRepeatChangesNothing(() => activities.cancelUnpaidOrder(cancel), sku, [input.orderNo]);
 
@@ -422,7 +465,9 @@ describe('cancelUnpaidOrder: idempotent', () => {
       () => activities.cancelUnpaidOrder(cancel),
     );
 
-    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'CANCELLED', cancel_reason: 'USER_CANCELLED' })]);
+    expect(await orderRows(input.orderNo)).toEqual([
+      expect.objectContaining({ status: 'CANCELLED', cancel_reason: 'USER_CANCELLED' }),
+    ]);
     expect(await mysqlAvailable(sku)).toBe(stock);
     const once = await endState(sku, [input.orderNo]);
     await activities.cancelUnpaidOrder(cancel);
@@ -432,7 +477,12 @@ describe('cancelUnpaidOrder: idempotent', () => {
   it('changes nothing on a PAID order', async () => {
     const { sku, priceCents, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
     await activities.persistOrder(input);
-    await activities.markPaid({ orderNo: input.orderNo, eventId: `evt-${randomUUID()}`, amountCents: priceCents, paidAt: new Date().toISOString() });
+    await activities.markPaid({
+      orderNo: input.orderNo,
+      eventId: `evt-${randomUUID()}`,
+      amountCents: priceCents,
+      paidAt: new Date().toISOString(),
+    });
     const paid = await endState(sku, [input.orderNo]);
 
     const cancel = { orderNo: input.orderNo, reason: 'USER_CANCELLED' as const, cancelledAt: new Date().toISOString() };
@@ -440,7 +490,9 @@ describe('cancelUnpaidOrder: idempotent', () => {
     await Promise.all([activities.cancelUnpaidOrder(cancel), activities.cancelUnpaidOrder(cancel)]);
 
     expect(await endState(sku, [input.orderNo])).toEqual(paid);
-    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'PAID', cancel_reason: null, cancelled_at: null })]);
+    expect(await orderRows(input.orderNo)).toEqual([
+      expect.objectContaining({ status: 'PAID', cancel_reason: null, cancelled_at: null }),
+    ]);
     expect(await mysqlAvailable(sku)).toBe(stock - 1);
   });
 
@@ -465,14 +517,25 @@ describe('recordRefundRequired', () => {
   it('twice: one REFUND_REQUIRED payment with the reason', async () => {
     const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
     await activities.persistOrder(input);
-    const refund = { orderNo: input.orderNo, eventId: `evt-${randomUUID()}`, amountCents: priceCents + 1, reason: 'AMOUNT_MISMATCH' as const };
+    const refund = {
+      orderNo: input.orderNo,
+      eventId: `evt-${randomUUID()}`,
+      amountCents: priceCents + 1,
+      reason: 'AMOUNT_MISMATCH' as const,
+    };
 
     const once = await expectRepeatChangesNothing(() => activities.recordRefundRequired(refund), sku, [input.orderNo]);
     await Promise.all([activities.recordRefundRequired(refund), activities.recordRefundRequired(refund)]);
     expect(await endState(sku, [input.orderNo])).toEqual(once);
 
     expect(await paymentRows(refund.eventId)).toEqual([
-      { event_id: refund.eventId, order_no: input.orderNo, amount_cents: priceCents + 1, outcome: 'REFUND_REQUIRED', refund_reason: 'AMOUNT_MISMATCH' },
+      {
+        event_id: refund.eventId,
+        order_no: input.orderNo,
+        amount_cents: priceCents + 1,
+        outcome: 'REFUND_REQUIRED',
+        refund_reason: 'AMOUNT_MISMATCH',
+      },
     ]);
     expect(once.mysql.payments).toHaveLength(1);
     // The order itself is untouched: still awaiting its (correct) payment.
@@ -482,14 +545,28 @@ describe('recordRefundRequired', () => {
   it('records a second payment event of a PAID order beside the applied one', async () => {
     const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
     await activities.persistOrder(input);
-    const applied = { orderNo: input.orderNo, eventId: `evt-a-${randomUUID()}`, amountCents: priceCents, paidAt: new Date().toISOString() };
+    const applied = {
+      orderNo: input.orderNo,
+      eventId: `evt-a-${randomUUID()}`,
+      amountCents: priceCents,
+      paidAt: new Date().toISOString(),
+    };
     await activities.markPaid(applied);
-    const refund = { orderNo: input.orderNo, eventId: `evt-b-${randomUUID()}`, amountCents: priceCents, reason: 'ALREADY_PAID' as const };
+    const refund = {
+      orderNo: input.orderNo,
+      eventId: `evt-b-${randomUUID()}`,
+      amountCents: priceCents,
+      reason: 'ALREADY_PAID' as const,
+    };
 
     await expectRepeatChangesNothing(() => activities.recordRefundRequired(refund), sku, [input.orderNo]);
 
-    expect(await paymentRows(applied.eventId)).toEqual([expect.objectContaining({ outcome: 'APPLIED', refund_reason: null })]);
-    expect(await paymentRows(refund.eventId)).toEqual([expect.objectContaining({ outcome: 'REFUND_REQUIRED', refund_reason: 'ALREADY_PAID' })]);
+    expect(await paymentRows(applied.eventId)).toEqual([
+      expect.objectContaining({ outcome: 'APPLIED', refund_reason: null }),
+    ]);
+    expect(await paymentRows(refund.eventId)).toEqual([
+      expect.objectContaining({ outcome: 'REFUND_REQUIRED', refund_reason: 'ALREADY_PAID' }),
+    ]);
     expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'PAID' })]);
   });
 });
@@ -521,7 +598,10 @@ describe('releaseReservation', () => {
     const other = await reserveOn({ sku, priceCents: input.unitPriceCents }, 1);
     const reservation = { sku, orderNo: input.orderNo };
 
-    const outcomes = await Promise.all([activities.releaseReservation(reservation), activities.releaseReservation(reservation)]);
+    const outcomes = await Promise.all([
+      activities.releaseReservation(reservation),
+      activities.releaseReservation(reservation),
+    ]);
     expect(outcomes.sort()).toEqual(['NOT_FOUND', 'RELEASED']);
 
     expect(await inventory.getSale(sku)).toMatchObject({ available: stock - 1, reserved: 1, sold: 0 });
@@ -539,7 +619,10 @@ describe('releaseReservation', () => {
   });
 });
 
-/** What a failover to a replica that lacked an order's reserve and claim leaves in Redis: no record, counters and holding without it. */
+/**
+ * What a failover to a replica that lacked an order's reserve and claim leaves in Redis: no record, counters and
+ * holding without it.
+ */
 async function forgetReservation(input: PersistOrderInput): Promise<void> {
   const keys = RedisInventory.keys(input.sku);
   await redis.hdel(keys.reservations, input.orderNo);
@@ -553,7 +636,9 @@ describe('releaseReservation of a reservation Redis lost', () => {
     const { sku, priceCents } = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
     const userId = `user-é-${randomUUID()}`; // a multi-byte id: the key's field counts bytes, as reserve.lua does
     const orderNo = newOrderNo();
-    expect((await inventory.reserve({ orderNo, sku, userId, quantity: 1, idempotencyKey: 'lost-key' })).outcome).toBe('RESERVED');
+    expect((await inventory.reserve({ orderNo, sku, userId, quantity: 1, idempotencyKey: 'lost-key' })).outcome).toBe(
+      'RESERVED',
+    );
     const createdAtMs = Date.now();
     const input: PersistOrderInput = {
       orderNo,
@@ -572,7 +657,9 @@ describe('releaseReservation of a reservation Redis lost', () => {
     const before = await inventory.getSale(sku);
     expect(await activities.releaseReservation({ sku, orderNo })).toBe('NOT_FOUND');
     expect(await inventory.getSale(sku)).toEqual(before);
-    expect(await inventory.reserve({ orderNo: newOrderNo(), sku, userId, quantity: 1, idempotencyKey: 'lost-key' })).toMatchObject({
+    expect(
+      await inventory.reserve({ orderNo: newOrderNo(), sku, userId, quantity: 1, idempotencyKey: 'lost-key' }),
+    ).toMatchObject({
       outcome: 'DUPLICATE',
       orderNo,
     });
@@ -586,7 +673,11 @@ describe('confirmReservation', () => {
     await forgetReservation(input);
     expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('CONFIRMED');
     expect(await inventory.getSale(sku)).toMatchObject({ stock, available: stock - 1, reserved: 0, sold: 1 });
-    expect(await inventory.getReservation(sku, input.orderNo)).toMatchObject({ state: 'SOLD', userId: input.userId, quantity: 1 });
+    expect(await inventory.getReservation(sku, input.orderNo)).toMatchObject({
+      state: 'SOLD',
+      userId: input.userId,
+      quantity: 1,
+    });
     expect(await inventory.userHolding(sku, input.userId)).toBe(1);
     expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('ALREADY_CONFIRMED');
   });
@@ -602,7 +693,8 @@ describe('confirmReservation', () => {
     const limited = await reservedOrder({ stock: 3, quantity: 1 });
     await activities.persistOrder(limited.input);
     await forgetReservation(limited.input);
-    await reserveOn({ sku: limited.sku, priceCents: limited.priceCents }, 1, limited.input.userId); // the same shopper buys again
+    // The same shopper buys again.
+    await reserveOn({ sku: limited.sku, priceCents: limited.priceCents }, 1, limited.input.userId);
     expect(await activities.confirmReservation({ sku: limited.sku, orderNo: limited.input.orderNo })).toBe('NOT_FOUND');
     expect(await inventory.userHolding(limited.sku, limited.input.userId)).toBe(1);
   });
@@ -619,13 +711,20 @@ describe('confirmReservation', () => {
     expect(await inventory.getSale(sku)).toMatchObject({ stock, available: stock - 2, reserved: 0, sold: 2 });
     // Sold units still count against the shopper's limit.
     expect(await inventory.userHolding(sku, input.userId)).toBe(2);
-    expect(await inventory.getReservation(sku, input.orderNo)).toMatchObject({ state: 'SOLD', userId: input.userId, quantity: 2 });
+    expect(await inventory.getReservation(sku, input.orderNo)).toMatchObject({
+      state: 'SOLD',
+      userId: input.userId,
+      quantity: 2,
+    });
   });
 
   it('twice at the same time: one CONFIRMED, one ALREADY_CONFIRMED, the units sold once', async () => {
     const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
     const reservation = { sku, orderNo: input.orderNo };
-    const outcomes = await Promise.all([activities.confirmReservation(reservation), activities.confirmReservation(reservation)]);
+    const outcomes = await Promise.all([
+      activities.confirmReservation(reservation),
+      activities.confirmReservation(reservation),
+    ]);
     expect(outcomes.sort()).toEqual(['ALREADY_CONFIRMED', 'CONFIRMED']);
     expect(await inventory.getSale(sku)).toMatchObject({ available: stock - 2, reserved: 0, sold: 2 });
     expect(await inventory.userHolding(sku, input.userId)).toBe(2);
@@ -654,22 +753,40 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
 
   it('cancels an order with no payment, once, and gives its stock back once', async () => {
     const { sku, stock, input } = await persistedDueIn(-1_000);
-    const cancel = { orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT' as const, cancelledAt: new Date().toISOString() };
+    const cancel = {
+      orderNo: input.orderNo,
+      reason: 'PAYMENT_TIMEOUT' as const,
+      cancelledAt: new Date().toISOString(),
+    };
     expect(await activities.cancelUnpaidOrder(cancel)).toEqual({ outcome: 'CANCELLED' });
     await concurrently(
       () => activities.cancelUnpaidOrder(cancel),
       () => activities.cancelUnpaidOrder(cancel),
     );
-    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT' })]);
+    expect(await orderRows(input.orderNo)).toEqual([
+      expect.objectContaining({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT' }),
+    ]);
     expect(await mysqlAvailable(sku)).toBe(stock);
   });
 
   it('finds a full payment recorded in time and cancels nothing; ignores a short one and one recorded late', async () => {
     // Two seconds to record both payments before the deadline, however loaded the machine.
     const { sku, stock, priceCents, input } = await persistedDueIn(2_000);
-    await store.recordPayment({ eventId: `evt-short-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents - 1 });
-    const row = await store.recordPayment({ eventId: `evt-full-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents });
-    const cancel = { orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT' as const, cancelledAt: new Date().toISOString() };
+    await store.recordPayment({
+      eventId: `evt-short-${input.orderNo}`,
+      orderNo: input.orderNo,
+      amountCents: priceCents - 1,
+    });
+    const row = await store.recordPayment({
+      eventId: `evt-full-${input.orderNo}`,
+      orderNo: input.orderNo,
+      amountCents: priceCents,
+    });
+    const cancel = {
+      orderNo: input.orderNo,
+      reason: 'PAYMENT_TIMEOUT' as const,
+      cancelledAt: new Date().toISOString(),
+    };
     // Before MySQL's clock reaches the deadline the activity waits for it; then it finds the payment.
     expect(await activities.cancelUnpaidOrder(cancel)).toEqual({
       outcome: 'PAID_IN_TIME',
@@ -679,8 +796,14 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
     expect(await mysqlAvailable(sku)).toBe(stock - 1);
 
     const late = await persistedDueIn(-1_000);
-    await store.recordPayment({ eventId: `evt-late-${late.input.orderNo}`, orderNo: late.input.orderNo, amountCents: late.priceCents });
-    expect(await activities.cancelUnpaidOrder({ ...cancel, orderNo: late.input.orderNo })).toEqual({ outcome: 'CANCELLED' });
+    await store.recordPayment({
+      eventId: `evt-late-${late.input.orderNo}`,
+      orderNo: late.input.orderNo,
+      amountCents: late.priceCents,
+    });
+    expect(await activities.cancelUnpaidOrder({ ...cancel, orderNo: late.input.orderNo })).toEqual({
+      outcome: 'CANCELLED',
+    });
   });
 
   it('a payment racing the timeout is either found (recorded in time) or stamped after the deadline, never lost between', async () => {
@@ -690,12 +813,22 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
     await Promise.all(
       orders.map(async ({ input, priceCents }, i) => {
         const deadline = Date.parse(input.paymentDeadline);
-        const cancel = activities.cancelUnpaidOrder({ orderNo: input.orderNo, reason: 'PAYMENT_TIMEOUT', cancelledAt: input.paymentDeadline });
+        const cancel = activities.cancelUnpaidOrder({
+          orderNo: input.orderNo,
+          reason: 'PAYMENT_TIMEOUT',
+          cancelledAt: input.paymentDeadline,
+        });
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now() - 6 + (i % 4) * 4)));
-        const row = await store.recordPayment({ eventId: `evt-race-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents });
+        const row = await store.recordPayment({
+          eventId: `evt-race-${input.orderNo}`,
+          orderNo: input.orderNo,
+          amountCents: priceCents,
+        });
         const outcome = await cancel;
         const inTime = row.receivedAt.getTime() <= deadline;
-        expect(outcome.outcome, `received ${row.receivedAt.toISOString()}, deadline ${input.paymentDeadline}`).toBe(inTime ? 'PAID_IN_TIME' : 'CANCELLED');
+        expect(outcome.outcome, `received ${row.receivedAt.toISOString()}, deadline ${input.paymentDeadline}`).toBe(
+          inTime ? 'PAID_IN_TIME' : 'CANCELLED',
+        );
       }),
     );
   });
@@ -705,7 +838,11 @@ describe('persistOrder: the payment deadline counts from when the order became p
   it('is written by MySQL as the persist commits (never earlier than the reservation gives), and read back by a retry', async () => {
     const { sku, input } = await reservedOrder({ stock: 5, quantity: 1 });
     // A reservation made 40 minutes ago: its own deadline (30 min) has passed.
-    const late = { ...input, createdAt: new Date(Date.now() - 40 * 60_000).toISOString(), paymentDeadline: new Date(Date.now() - 10 * 60_000).toISOString() };
+    const late = {
+      ...input,
+      createdAt: new Date(Date.now() - 40 * 60_000).toISOString(),
+      paymentDeadline: new Date(Date.now() - 10 * 60_000).toISOString(),
+    };
     const before = Date.now();
     const first = await activities.persistOrder({ ...late });
     const after = Date.now();
@@ -718,6 +855,8 @@ describe('persistOrder: the payment deadline counts from when the order became p
     // A reservation whose deadline is still ahead keeps it when that is later than now + the window.
     const ahead = await reserveOn({ sku, priceCents: (await store.getSale(sku))?.priceCents ?? 0 }, 1);
     const farDeadline = new Date(Date.now() + 2 * PAYMENT_WINDOW_MS).toISOString();
-    expect(await activities.persistOrder({ ...ahead, paymentDeadline: farDeadline })).toEqual({ paymentDeadline: farDeadline });
+    expect(await activities.persistOrder({ ...ahead, paymentDeadline: farDeadline })).toEqual({
+      paymentDeadline: farDeadline,
+    });
   });
 });

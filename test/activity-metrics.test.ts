@@ -41,7 +41,9 @@ class RecordingMeter implements MetricMeter {
     return this;
   }
   count(name: string, where: MetricTags): number {
-    return this.adds.filter((a) => a.name === name && Object.entries(where).every(([k, v]) => a.tags[k] === v)).reduce((sum, a) => sum + a.value, 0);
+    return this.adds
+      .filter((a) => a.name === name && Object.entries(where).every(([k, v]) => a.tags[k] === v))
+      .reduce((sum, a) => sum + a.value, 0);
   }
 }
 
@@ -81,10 +83,17 @@ it('counts failed, completed and retried executions by activity type', async () 
   const { sku } = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
   const token = await new ShopperAuth(config).issue(`am-${randomUUID().slice(0, 8)}`);
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-  const reply = await fetch(`${api.url}/api/checkout`, { method: 'POST', headers, body: JSON.stringify({ sku, quantity: 1 }) });
+  const reply = await fetch(`${api.url}/api/checkout`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ sku, quantity: 1 }),
+  });
   expect(reply.status).toBe(202);
   const { orderNo } = (await reply.json()) as { orderNo: string };
-  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} persisted after a retry`, timeoutMs: 30_000 });
+  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+    what: `${orderNo} persisted after a retry`,
+    timeoutMs: 30_000,
+  });
 
   const persist = { activity_type: 'persistOrder', task_queue: config.temporal.taskQueue };
   expect(persistCalls).toBe(2);

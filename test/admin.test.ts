@@ -40,14 +40,20 @@ afterAll(async () => {
   await app?.close();
 });
 
-const http = (method: string, path: string, options: HttpOptions = {}): Promise<Reply> => replyOf(api.url, method, path, options);
+const http = (method: string, path: string, options: HttpOptions = {}): Promise<Reply> =>
+  replyOf(api.url, method, path, options);
 
 const admin = (method: string, path: string) => http(method, path, { token: ADMIN });
-const expectError = (reply: Reply, status: number, code: string) => expect(reply).toEqual({ status, body: { error: { code, message: expect.any(String) } } });
+const expectError = (reply: Reply, status: number, code: string) =>
+  expect(reply).toEqual({ status, body: { error: { code, message: expect.any(String) } } });
 
 async function checkout(sku: string, userId: string) {
   const token = await auth.issue(userId);
-  const reply = await http('POST', '/api/checkout', { json: { sku, quantity: 1 }, token, headers: { 'Idempotency-Key': `k-${userId}` } });
+  const reply = await http('POST', '/api/checkout', {
+    json: { sku, quantity: 1 },
+    token,
+    headers: { 'Idempotency-Key': `k-${userId}` },
+  });
   return { reply, token };
 }
 
@@ -71,7 +77,10 @@ async function untilStatus(orderNo: string, token: string, status: string) {
 
 function webhook(event: { eventId: string; orderNo: string; amountCents: number }) {
   const raw = JSON.stringify({ type: 'payment.succeeded', ...event });
-  return http('POST', '/api/payments/webhook', { raw, headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) } });
+  return http('POST', '/api/payments/webhook', {
+    raw,
+    headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) },
+  });
 }
 
 /** Every page of an admin list, following nextCursor; also returns how many pages it took. */
@@ -98,14 +107,35 @@ describe('admin views of a sale with orders in every state', () => {
 
   beforeAll(async () => {
     sku = uniqueSku('ADM');
-    expect((await http('POST', '/api/sales', { json: { sku, name: 'Admin views', priceCents, stock: 10, perUserLimit: 2 }, token: ADMIN })).status).toBe(201);
+    expect(
+      (
+        await http('POST', '/api/sales', {
+          json: { sku, name: 'Admin views', priceCents, stock: 10, perUserLimit: 2 },
+          token: ADMIN,
+        })
+      ).status,
+    ).toBe(201);
     // Six orders: one paid by the signed webhook, one by the dev simulator, one cancelled, three awaiting payment.
-    placed.push(...(await Promise.all(['a1', 'a2', 'a3', 'a4', 'a5', 'a6'].map((user) => placeOrder(sku, `${sku}-${user}`)))));
-    const [viaWebhook, viaSimulator, cancelled] = placed as [(typeof placed)[0], (typeof placed)[0], (typeof placed)[0]];
-    expect((await webhook({ eventId: `evt-${viaWebhook.orderNo}`, orderNo: viaWebhook.orderNo, amountCents: priceCents })).body.outcome).toBe('APPLIED');
-    const simulated = await http('POST', '/api/dev/simulate-payment', { json: { orderNo: viaSimulator.orderNo }, token: viaSimulator.token });
+    placed.push(
+      ...(await Promise.all(['a1', 'a2', 'a3', 'a4', 'a5', 'a6'].map((user) => placeOrder(sku, `${sku}-${user}`)))),
+    );
+    const [viaWebhook, viaSimulator, cancelled] = placed as [
+      (typeof placed)[0],
+      (typeof placed)[0],
+      (typeof placed)[0],
+    ];
+    expect(
+      (await webhook({ eventId: `evt-${viaWebhook.orderNo}`, orderNo: viaWebhook.orderNo, amountCents: priceCents }))
+        .body.outcome,
+    ).toBe('APPLIED');
+    const simulated = await http('POST', '/api/dev/simulate-payment', {
+      json: { orderNo: viaSimulator.orderNo },
+      token: viaSimulator.token,
+    });
     expect(simulated.body.outcome).toBe('APPLIED');
-    expect((await http('POST', `/api/orders/${cancelled.orderNo}/cancel`, { token: cancelled.token })).status).toBe(202);
+    expect((await http('POST', `/api/orders/${cancelled.orderNo}/cancel`, { token: cancelled.token })).status).toBe(
+      202,
+    );
     await untilStatus(viaWebhook.orderNo, viaWebhook.token, 'PAID');
     await untilStatus(viaSimulator.orderNo, viaSimulator.token, 'PAID');
     await untilStatus(cancelled.orderNo, cancelled.token, 'CANCELLED');
@@ -136,7 +166,10 @@ describe('admin views of a sale with orders in every state', () => {
       },
       runningWorkflows: 3,
       drift: { available: 0, reserved: 0, sold: 0 },
-      invariants: { ok: true, checks: { noOversell: true, conservation: true, storesAgree: true, noLostOrder: true, perUserLimit: true } },
+      invariants: {
+        ok: true,
+        checks: { noOversell: true, conservation: true, storesAgree: true, noLostOrder: true, perUserLimit: true },
+      },
     });
   });
 
@@ -169,14 +202,33 @@ describe('admin views of a sale with orders in every state', () => {
     const paid = await admin('GET', `/api/admin/orders?sku=${sku}&status=PAID`);
     expect(paid.status).toBe(200);
     expect(paid.body.nextCursor).toBeNull();
-    expect(new Set(paid.body.items.map((o: { orderNo: string }) => o.orderNo))).toEqual(new Set([placed[0]?.orderNo, placed[1]?.orderNo]));
-    expect(paid.body.items[0]).toMatchObject({ sku, status: 'PAID', quantity: 1, totalCents: priceCents, paidAt: expect.any(String), cancelledAt: null });
+    expect(new Set(paid.body.items.map((o: { orderNo: string }) => o.orderNo))).toEqual(
+      new Set([placed[0]?.orderNo, placed[1]?.orderNo]),
+    );
+    expect(paid.body.items[0]).toMatchObject({
+      sku,
+      status: 'PAID',
+      quantity: 1,
+      totalCents: priceCents,
+      paidAt: expect.any(String),
+      cancelledAt: null,
+    });
     const cancelled = await admin('GET', `/api/admin/orders?sku=${sku}&status=CANCELLED&limit=1`);
     expect(cancelled.body).toEqual({
-      items: [expect.objectContaining({ orderNo: placed[2]?.orderNo, status: 'CANCELLED', cancelReason: 'USER_CANCELLED', userId: `${sku}-a3` })],
+      items: [
+        expect.objectContaining({
+          orderNo: placed[2]?.orderNo,
+          status: 'CANCELLED',
+          cancelReason: 'USER_CANCELLED',
+          userId: `${sku}-a3`,
+        }),
+      ],
       nextCursor: null,
     });
-    expect((await admin('GET', `/api/admin/orders?sku=${sku}&status=FAILED`)).body).toEqual({ items: [], nextCursor: null });
+    expect((await admin('GET', `/api/admin/orders?sku=${sku}&status=FAILED`)).body).toEqual({
+      items: [],
+      nextCursor: null,
+    });
   });
 
   it('payments: the refunds to make, oldest first, each exactly once across pages', async () => {
@@ -195,9 +247,13 @@ describe('admin views of a sale with orders in every state', () => {
       receivedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     });
     // REFUND_REQUIRED is the default outcome; APPLIED lists both payments of this sale.
-    expect((await admin('GET', '/api/admin/payments?limit=200')).body.items.map((p: { eventId: string }) => p.eventId)).toContain(refundEventId);
+    expect(
+      (await admin('GET', '/api/admin/payments?limit=200')).body.items.map((p: { eventId: string }) => p.eventId),
+    ).toContain(refundEventId);
     const applied = await walk('/api/admin/payments?outcome=APPLIED&limit=3');
-    expect(applied.items.filter((p) => p.sku === sku).map((p) => p.orderNo)).toEqual(expect.arrayContaining([placed[0]?.orderNo, placed[1]?.orderNo]));
+    expect(applied.items.filter((p) => p.sku === sku).map((p) => p.orderNo)).toEqual(
+      expect.arrayContaining([placed[0]?.orderNo, placed[1]?.orderNo]),
+    );
     expect(applied.items.filter((p) => p.sku === sku)).toHaveLength(2);
   });
 
@@ -260,7 +316,9 @@ describe('admin views of a sale with orders in every state', () => {
     ];
     for (const path of bad) expectError(await admin('GET', path), 400, 'INVALID_REQUEST');
     // A parameter the document does not declare is ignored, as everywhere: the same page as without it.
-    expect(await admin('GET', `/api/admin/orders?sku=${sku}&colour=blue`)).toEqual(await admin('GET', `/api/admin/orders?sku=${sku}`));
+    expect(await admin('GET', `/api/admin/orders?sku=${sku}&colour=blue`)).toEqual(
+      await admin('GET', `/api/admin/orders?sku=${sku}`),
+    );
     const unknown = uniqueSku('NOPE');
     expectError(await admin('GET', `/api/admin/sales/${unknown}/stats`), 404, 'SKU_NOT_FOUND');
     expectError(await admin('GET', `/api/admin/orders?sku=${unknown}`), 404, 'SKU_NOT_FOUND');
@@ -281,7 +339,14 @@ describe('admin views of a sale with orders in every state', () => {
 describe('closing a sale early', () => {
   it('refuses checkouts from then on, lets placed orders be paid, is idempotent, and a retry repairs MySQL', async () => {
     const sku = uniqueSku('CLOSE');
-    expect((await http('POST', '/api/sales', { json: { sku, name: 'Closing', priceCents: 900, stock: 5, perUserLimit: 1 }, token: ADMIN })).status).toBe(201);
+    expect(
+      (
+        await http('POST', '/api/sales', {
+          json: { sku, name: 'Closing', priceCents: 900, stock: 5, perUserLimit: 1 },
+          token: ADMIN,
+        })
+      ).status,
+    ).toBe(201);
     const before = await placeOrder(sku, `${sku}-early`);
     const other = await placeOrder(sku, `${sku}-late-payer`);
 
@@ -295,7 +360,9 @@ describe('closing a sale early', () => {
 
     // Both stores carry the end.
     expect((await store.getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
-    expect((await new RedisInventory(redis, config.temporal.taskQueue).getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
+    expect((await new RedisInventory(redis, config.temporal.taskQueue).getSale(sku))?.endsAt?.toISOString()).toBe(
+      endsAt,
+    );
     expect((await http('GET', `/api/sales/${sku}`)).body.endsAt).toBe(endsAt);
 
     const refused = await checkout(sku, `${sku}-too-late`);
@@ -306,7 +373,10 @@ describe('closing a sale early', () => {
     expect(again).toEqual({ status: 200, body: closed.body });
 
     // Orders placed before run to their end: one is paid, one cancelled.
-    expect((await http('POST', '/api/dev/simulate-payment', { json: { orderNo: before.orderNo }, token: before.token })).body.outcome).toBe('APPLIED');
+    expect(
+      (await http('POST', '/api/dev/simulate-payment', { json: { orderNo: before.orderNo }, token: before.token })).body
+        .outcome,
+    ).toBe('APPLIED');
     await untilStatus(before.orderNo, before.token, 'PAID');
     expect((await http('POST', `/api/orders/${other.orderNo}/cancel`, { token: other.token })).status).toBe(202);
     await untilStatus(other.orderNo, other.token, 'CANCELLED');
@@ -320,11 +390,18 @@ describe('closing a sale early', () => {
     expect(retried.body.endsAt).toBe(endsAt);
     expect((await store.getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
 
-    await waitFor(async () => (await orders.workflowState(other.orderNo)) === 'CLOSED' && (await orders.workflowState(before.orderNo)) === 'CLOSED', {
-      what: 'both workflows closed',
-      timeoutMs: 20_000,
-    });
-    expectInvariants(await saleReport(store, redis, sku, { perUserLimit: 1, acceptedOrderNos: [before.orderNo, other.orderNo] }));
+    await waitFor(
+      async () =>
+        (await orders.workflowState(other.orderNo)) === 'CLOSED' &&
+        (await orders.workflowState(before.orderNo)) === 'CLOSED',
+      {
+        what: 'both workflows closed',
+        timeoutMs: 20_000,
+      },
+    );
+    expectInvariants(
+      await saleReport(store, redis, sku, { perUserLimit: 1, acceptedOrderNos: [before.orderNo, other.orderNo] }),
+    );
     const stats = await admin('GET', `/api/admin/sales/${sku}/stats`);
     expect(stats.body).toMatchObject({
       redis: { stock: 5, available: 4, reserved: 0, sold: 1 },
@@ -336,7 +413,10 @@ describe('closing a sale early', () => {
   it('closing a sale whose window is already over keeps its end', async () => {
     const sku = uniqueSku('ENDED');
     const endsAt = new Date(Date.now() + 1_500).toISOString();
-    const created = await http('POST', '/api/sales', { json: { sku, name: 'Ends soon', priceCents: 100, stock: 2, perUserLimit: 1, endsAt }, token: ADMIN });
+    const created = await http('POST', '/api/sales', {
+      json: { sku, name: 'Ends soon', priceCents: 100, stock: 2, perUserLimit: 1, endsAt },
+      token: ADMIN,
+    });
     expect(created.status).toBe(201);
     await waitFor(() => Date.now() > Date.parse(endsAt) + 50, { what: 'the sale window to end', timeoutMs: 5_000 });
     const closed = await admin('POST', `/api/admin/sales/${sku}/close`);
@@ -350,7 +430,8 @@ describe('invariants across the admin sale', () => {
     const { items } = await walk('/api/admin/sales?limit=200');
     const mine = items.filter((s) => /^(ADM|CLOSE|ENDED)-/.test(s.sku));
     expect(mine.length).toBeGreaterThanOrEqual(3);
-    for (const sale of mine) expectInvariants(await saleReport(store, redis, sale.sku, { perUserLimit: sale.perUserLimit }));
+    for (const sale of mine)
+      expectInvariants(await saleReport(store, redis, sale.sku, { perUserLimit: sale.perUserLimit }));
   });
 });
 
@@ -362,7 +443,12 @@ describe('GET /api/dev/config (the dashboard settings)', () => {
       body: { temporalUiUrl: null, namespace: config.temporal.namespace, devAdminToken: null },
     });
     const withUi = await startApi(
-      testConfig({ AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: '', TEMPORAL_UI_URL: 'http://ui.example.test:8233/', LOG_LEVEL: 'warn' }),
+      testConfig({
+        AUTH_DEV_LOGIN: 'true',
+        ADMIN_TOKEN: '',
+        TEMPORAL_UI_URL: 'http://ui.example.test:8233/',
+        LOG_LEVEL: 'warn',
+      }),
       0,
     );
     const locked = await startApi(testConfig({ AUTH_DEV_LOGIN: 'false', LOG_LEVEL: 'warn' }), 0);

@@ -26,7 +26,8 @@ import { startTestApp, type TestApp } from './helpers/app.js';
 class LogCapture extends Writable {
   readonly lines: Record<string, unknown>[] = [];
   override _write(chunk: Buffer, _encoding: string, done: () => void): void {
-    for (const line of chunk.toString('utf8').split('\n')) if (line) this.lines.push(JSON.parse(line) as Record<string, unknown>);
+    for (const line of chunk.toString('utf8').split('\n'))
+      if (line) this.lines.push(JSON.parse(line) as Record<string, unknown>);
     done();
   }
   requests(): Record<string, unknown>[] {
@@ -72,7 +73,10 @@ async function http(
   if (body !== undefined) headers['content-type'] = 'application/json';
   const response = await fetch(`${options.base ?? api.url}${path}`, { method, headers, body });
   const text = await response.text();
-  const parsed = text && response.headers.get('content-type')?.includes('json') ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+  const parsed =
+    text && response.headers.get('content-type')?.includes('json')
+      ? (JSON.parse(text) as Record<string, unknown>)
+      : undefined;
   const error = parsed?.error as { code?: string } | undefined;
   return {
     status: response.status,
@@ -95,7 +99,8 @@ const checkout = async (userId: string, sku: string, quantity = 1) =>
 
 function countCodes(replies: Reply[]): Map<string, number> {
   const counts = new Map<string, number>();
-  for (const reply of replies) counts.set(reply.code ?? `HTTP ${reply.status}`, (counts.get(reply.code ?? `HTTP ${reply.status}`) ?? 0) + 1);
+  for (const reply of replies)
+    counts.set(reply.code ?? `HTTP ${reply.status}`, (counts.get(reply.code ?? `HTTP ${reply.status}`) ?? 0) + 1);
   return counts;
 }
 
@@ -125,7 +130,8 @@ describe('GET /metrics', () => {
     expect(codes.get('SKU_NOT_FOUND')).toBe(1);
     expect(codes.get('INVALID_REQUEST')).toBe(1);
     expect(codes.get('UNAUTHORIZED')).toBe(1);
-    const delta = (name: string, where: Record<string, string> = {}) => total(after, name, where) - total(before, name, where);
+    const delta = (name: string, where: Record<string, string> = {}) =>
+      total(after, name, where) - total(before, name, where);
     for (const [code, count] of codes) expect(delta('flash_checkout_outcomes_total', { code }), code).toBe(count);
     expect(delta('flash_checkout_outcomes_total')).toBe(replies.length);
 
@@ -168,10 +174,16 @@ describe('GET /metrics', () => {
     expect(text).not.toContain(orderNo);
     expect(text).not.toContain(userId);
     const samples = parseExposition(text);
-    expect(total(samples, 'http_requests_total', { method: 'GET', route: '/api/orders/:orderNo', status: '200' })).toBeGreaterThanOrEqual(1);
-    expect(total(samples, 'http_requests_total', { method: 'GET', route: 'unmatched', status: '404' })).toBeGreaterThanOrEqual(1);
+    expect(
+      total(samples, 'http_requests_total', { method: 'GET', route: '/api/orders/:orderNo', status: '200' }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      total(samples, 'http_requests_total', { method: 'GET', route: 'unmatched', status: '404' }),
+    ).toBeGreaterThanOrEqual(1);
     // A known path with a wrong method keeps its template.
-    expect(total(samples, 'http_requests_total', { method: 'DELETE', route: '/api/orders/:orderNo', status: '405' })).toBe(1);
+    expect(
+      total(samples, 'http_requests_total', { method: 'DELETE', route: '/api/orders/:orderNo', status: '405' }),
+    ).toBe(1);
   });
 
   it('counts webhook outcomes: APPLIED, DUPLICATE, INVALID_SIGNATURE, REFUND_REQUIRED', async () => {
@@ -179,10 +191,13 @@ describe('GET /metrics', () => {
     const userId = `pay-${randomUUID().slice(0, 8)}`;
     const token = await auth.issue(userId);
     const orderNo = (await checkout(userId, sku)).body?.orderNo as string;
-    await waitFor(async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body?.status === 'AWAITING_PAYMENT', {
-      what: `${orderNo} awaiting payment`,
-      timeoutMs: 20_000,
-    });
+    await waitFor(
+      async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body?.status === 'AWAITING_PAYMENT',
+      {
+        what: `${orderNo} awaiting payment`,
+        timeoutMs: 20_000,
+      },
+    );
     const before = await scrape();
     const send = (event: Record<string, unknown>, secret = config.webhookSecret) => {
       const raw = JSON.stringify(event);
@@ -196,10 +211,19 @@ describe('GET /metrics', () => {
       // An order number made an hour ago that no order has: money to give back.
       await send({ ...event, eventId: `evt-none-${orderNo}`, orderNo: newOrderNo(Date.now() - 3_600_000) }),
     ];
-    expect(replies.map((r) => r.body?.outcome ?? r.code)).toEqual(['APPLIED', 'DUPLICATE', 'INVALID_SIGNATURE', 'REFUND_REQUIRED']);
+    expect(replies.map((r) => r.body?.outcome ?? r.code)).toEqual([
+      'APPLIED',
+      'DUPLICATE',
+      'INVALID_SIGNATURE',
+      'REFUND_REQUIRED',
+    ]);
     const after = await scrape();
     for (const outcome of ['APPLIED', 'DUPLICATE', 'INVALID_SIGNATURE', 'REFUND_REQUIRED']) {
-      expect(total(after, 'flash_webhook_outcomes_total', { outcome }) - total(before, 'flash_webhook_outcomes_total', { outcome }), outcome).toBe(1);
+      expect(
+        total(after, 'flash_webhook_outcomes_total', { outcome }) -
+          total(before, 'flash_webhook_outcomes_total', { outcome }),
+        outcome,
+      ).toBe(1);
     }
   });
 });
@@ -218,7 +242,9 @@ describe('X-Request-Id and the access log', () => {
       const reply = await http('GET', '/healthz', { headers: { 'X-Request-Id': invalid } });
       expect(reply.requestId, invalid).toMatch(uuid);
     }
-    expect((await http('GET', '/healthz', { headers: { 'X-Request-Id': 'y'.repeat(128) } })).requestId).toBe('y'.repeat(128));
+    expect((await http('GET', '/healthz', { headers: { 'X-Request-Id': 'y'.repeat(128) } })).requestId).toBe(
+      'y'.repeat(128),
+    );
 
     // Error answers carry it: an unknown route, a bad body, a missing token, a wrong method.
     const errors = [
@@ -251,7 +277,10 @@ describe('X-Request-Id and the access log', () => {
       headers: { 'X-Request-Id': `${id}-b` },
     });
     const orderNo = accepted.body?.orderNo as string;
-    await http('GET', `/api/orders/${orderNo}`, { token: await auth.issue(`${id}-a`), headers: { 'X-Request-Id': `${id}-c` } });
+    await http('GET', `/api/orders/${orderNo}`, {
+      token: await auth.issue(`${id}-a`),
+      headers: { 'X-Request-Id': `${id}-c` },
+    });
     await http('GET', `/nothing/${id}`, { headers: { 'X-Request-Id': `${id}-d` } });
     expect([accepted.status, soldOut.status]).toEqual([202, 409]);
 
@@ -264,11 +293,29 @@ describe('X-Request-Id and the access log', () => {
     );
     expect(lines).toHaveLength(4);
     const byId = Object.fromEntries(lines.map((line) => [line.reqId, line]));
-    expect(byId[`${id}-a`]).toMatchObject({ level: 30, service: 'api', method: 'POST', route: '/api/checkout', status: 202 });
+    expect(byId[`${id}-a`]).toMatchObject({
+      level: 30,
+      service: 'api',
+      method: 'POST',
+      route: '/api/checkout',
+      status: 202,
+    });
     expect(byId[`${id}-a`]).not.toHaveProperty('code');
-    expect(byId[`${id}-b`]).toMatchObject({ method: 'POST', route: '/api/checkout', status: 409, code: 'SOLD_OUT', sampled: { every: 1, skipped: 0 } });
+    expect(byId[`${id}-b`]).toMatchObject({
+      method: 'POST',
+      route: '/api/checkout',
+      status: 409,
+      code: 'SOLD_OUT',
+      sampled: { every: 1, skipped: 0 },
+    });
     expect(byId[`${id}-c`]).toMatchObject({ method: 'GET', route: '/api/orders/:orderNo', status: 200 });
-    expect(byId[`${id}-d`]).toMatchObject({ method: 'GET', route: 'unmatched', path: `/nothing/${id}`, status: 404, code: 'NOT_FOUND' });
+    expect(byId[`${id}-d`]).toMatchObject({
+      method: 'GET',
+      route: 'unmatched',
+      path: `/nothing/${id}`,
+      status: 404,
+      code: 'NOT_FOUND',
+    });
     for (const line of lines) {
       expect(typeof line.ms).toBe('number');
       expect(line.ms as number).toBeGreaterThanOrEqual(0);
@@ -291,7 +338,14 @@ describe('X-Request-Id and the access log', () => {
       const token = await auth.issue(`broken-${randomUUID().slice(0, 8)}`);
       const replies = [];
       for (const id of ['boom-1', 'boom-2', 'boom-3', 'boom-4']) {
-        replies.push(await http('POST', '/api/checkout', { base: broken.url, json: { sku: 'ANY-SKU', quantity: 1 }, token, headers: { 'X-Request-Id': id } }));
+        replies.push(
+          await http('POST', '/api/checkout', {
+            base: broken.url,
+            json: { sku: 'ANY-SKU', quantity: 1 },
+            token,
+            headers: { 'X-Request-Id': id },
+          }),
+        );
       }
       for (const [i, reply] of replies.entries()) {
         // The sale's window is read first: its read ran out of time, so nothing was reserved (the
@@ -299,13 +353,19 @@ describe('X-Request-Id and the access log', () => {
         const code = 'UNAVAILABLE';
         expect(reply).toMatchObject({ status: 503, code, requestId: `boom-${i + 1}` });
         expect(reply.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
-        expect(brokenLog.requests()).toContainEqual(expect.objectContaining({ reqId: `boom-${i + 1}`, status: 503, code }));
+        expect(brokenLog.requests()).toContainEqual(
+          expect.objectContaining({ reqId: `boom-${i + 1}`, status: 503, code }),
+        );
       }
       // The first two checkouts' window reads failed and opened the breaker; the next two were
       // refused before touching Redis. One log line says so.
       expect(brokenLog.lines.filter((line) => line.msg === 'request failed')).toEqual([]);
-      const opened = brokenLog.lines.filter((line) => typeof line.msg === 'string' && line.msg.startsWith('circuit breaker opened'));
-      expect(opened).toEqual([expect.objectContaining({ level: 40, dependency: 'redis', state: 'open', cause: expect.any(String) })]);
+      const opened = brokenLog.lines.filter(
+        (line) => typeof line.msg === 'string' && line.msg.startsWith('circuit breaker opened'),
+      );
+      expect(opened).toEqual([
+        expect.objectContaining({ level: 40, dependency: 'redis', state: 'open', cause: expect.any(String) }),
+      ]);
       const samples = await scrape(broken.url);
       expect(total(samples, 'flash_redis_reserve_duration_seconds_count')).toBe(0);
       expect(total(samples, 'flash_checkout_outcomes_total', { code: 'UNAVAILABLE' })).toBe(4);
@@ -317,14 +377,24 @@ describe('X-Request-Id and the access log', () => {
 
   it('logs 409 SOLD_OUT answers 1 in ACCESS_LOG_SOLD_OUT_SAMPLE, each line with the count skipped before it', async () => {
     const sampledLog = new LogCapture();
-    const sampledConfig = testConfig({ TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, ACCESS_LOG_SOLD_OUT_SAMPLE: '4', LOG_LEVEL: 'info' });
+    const sampledConfig = testConfig({
+      TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
+      ACCESS_LOG_SOLD_OUT_SAMPLE: '4',
+      LOG_LEVEL: 'info',
+    });
     const sampled = await startApi(sampledConfig, 0, { logger: createLogger(sampledConfig, 'api', sampledLog) });
     try {
       const { sku } = await putOnSale(store, redis, { stock: 1, perUserLimit: 1 });
       const run = randomUUID().slice(0, 8);
       const replies: Reply[] = [];
       for (let i = 0; i < 11; i++) {
-        replies.push(await http('POST', '/api/checkout', { base: sampled.url, json: { sku, quantity: 1 }, token: await auth.issue(`s-${run}-${i}`) }));
+        replies.push(
+          await http('POST', '/api/checkout', {
+            base: sampled.url,
+            json: { sku, quantity: 1 },
+            token: await auth.issue(`s-${run}-${i}`),
+          }),
+        );
       }
       expect(countCodes(replies)).toEqual(
         new Map([
@@ -332,7 +402,10 @@ describe('X-Request-Id and the access log', () => {
           ['SOLD_OUT', 10],
         ]),
       );
-      const lines = await waitFor(() => sampledLog.requests().length >= 4 && sampledLog.requests(), { what: 'access-log lines', timeoutMs: 5_000 });
+      const lines = await waitFor(() => sampledLog.requests().length >= 4 && sampledLog.requests(), {
+        what: 'access-log lines',
+        timeoutMs: 5_000,
+      });
       const soldOutLines = lines.filter((line) => line.code === 'SOLD_OUT');
       // Sold-out answers 1, 5 and 9 are written; each says how many were skipped since the last one.
       expect(soldOutLines.map((line) => line.sampled)).toEqual([

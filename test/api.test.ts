@@ -48,7 +48,8 @@ afterAll(async () => {
   await app?.close();
 });
 
-const http = (method: string, path: string, options: HttpOptions & { base?: string } = {}): Promise<Reply> => replyOf(api.url, method, path, options);
+const http = (method: string, path: string, options: HttpOptions & { base?: string } = {}): Promise<Reply> =>
+  replyOf(api.url, method, path, options);
 
 const tokenFor = (userId: string) => auth.issue(userId);
 
@@ -72,7 +73,10 @@ async function pollUntil(orderNo: string, token: string, done: (status: string) 
 
 function signedWebhook(event: Record<string, unknown>, options: { secret?: string; at?: number } = {}) {
   const raw = JSON.stringify(event);
-  return { raw, headers: { 'payment-signature': signWebhook(options.secret ?? config.webhookSecret, raw, options.at) } };
+  return {
+    raw,
+    headers: { 'payment-signature': signWebhook(options.secret ?? config.webhookSecret, raw, options.at) },
+  };
 }
 
 const expectError = (reply: Reply, status: number, code: string) => {
@@ -87,9 +91,17 @@ describe('order path end to end', () => {
     expect(login.status).toBe(200);
     const token = login.body.token as string;
 
-    const checkout = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 2 }, token, headers: { 'Idempotency-Key': 'e2e-1' } });
+    const checkout = await http('POST', '/api/checkout', {
+      json: { sku: sale.sku, quantity: 2 },
+      token,
+      headers: { 'Idempotency-Key': 'e2e-1' },
+    });
     expect(checkout.status).toBe(202);
-    expect(checkout.body).toEqual({ orderNo: expect.stringMatching(/^[0-9A-Z]{26}$/), status: 'PENDING', statusUrl: `/api/orders/${checkout.body.orderNo}` });
+    expect(checkout.body).toEqual({
+      orderNo: expect.stringMatching(/^[0-9A-Z]{26}$/),
+      status: 'PENDING',
+      statusUrl: `/api/orders/${checkout.body.orderNo}`,
+    });
     const { orderNo } = checkout.body;
 
     const awaiting = await pollUntil(orderNo, token, (s) => s === 'AWAITING_PAYMENT');
@@ -101,9 +113,12 @@ describe('order path end to end', () => {
       paymentDeadline: expect.any(String),
       createdAt: expect.any(String),
     });
-    // The window counts from when the order became payable, as MySQL stamped it: never less than 30 min after the checkout.
+    // The window counts from when the order became payable, as MySQL stamped it: never less than 30 min after the
+    // checkout.
     expect(Date.parse(awaiting.paymentDeadline) - Date.parse(awaiting.createdAt)).toBeGreaterThanOrEqual(30 * 60_000);
-    const [deadlineRows] = await pool.query<RowDataPacket[]>('SELECT payment_deadline FROM orders WHERE order_no = ?', [orderNo]);
+    const [deadlineRows] = await pool.query<RowDataPacket[]>('SELECT payment_deadline FROM orders WHERE order_no = ?', [
+      orderNo,
+    ]);
     expect((deadlineRows[0]?.payment_deadline as Date).toISOString()).toBe(awaiting.paymentDeadline);
 
     const event = signedWebhook({ eventId: `evt-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: 3_998 });
@@ -126,9 +141,15 @@ describe('order path end to end', () => {
     await orders.awaitClosed(orderNo);
     const closed = await http('GET', `/api/orders/${orderNo}`, { token });
     expect(closed).toEqual({ status: 200, body: final });
-    await pool.query('UPDATE orders SET paid_at = ? WHERE order_no = ?', [new Date('2001-02-03T04:05:06.789Z'), orderNo]);
+    await pool.query('UPDATE orders SET paid_at = ? WHERE order_no = ?', [
+      new Date('2001-02-03T04:05:06.789Z'),
+      orderNo,
+    ]);
     try {
-      expect((await http('GET', `/api/orders/${orderNo}`, { token })).body).toEqual({ ...final, paidAt: '2001-02-03T04:05:06.789Z' });
+      expect((await http('GET', `/api/orders/${orderNo}`, { token })).body).toEqual({
+        ...final,
+        paidAt: '2001-02-03T04:05:06.789Z',
+      });
     } finally {
       await pool.query('UPDATE orders SET paid_at = ? WHERE order_no = ?', [new Date(final.paidAt), orderNo]);
     }
@@ -141,7 +162,11 @@ describe('order path end to end', () => {
     const token = await tokenFor('idem-user');
     const replies = await Promise.all(
       Array.from({ length: 20 }, () =>
-        http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token, headers: { 'Idempotency-Key': 'same-key' } }),
+        http('POST', '/api/checkout', {
+          json: { sku: sale.sku, quantity: 1 },
+          token,
+          headers: { 'Idempotency-Key': 'same-key' },
+        }),
       ),
     );
     expect(new Set(replies.map((r) => r.status))).toEqual(new Set([202]));
@@ -156,14 +181,21 @@ describe('order path end to end', () => {
     const { body } = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token });
     await pollUntil(body.orderNo, token, (s) => s === 'AWAITING_PAYMENT');
     // Sold out now: this answer also sets the API's local sold-out flag, which the cancel must clear.
-    expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: await tokenFor('too-early') }), 409, 'SOLD_OUT');
+    expectError(
+      await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: await tokenFor('too-early') }),
+      409,
+      'SOLD_OUT',
+    );
     expect((await http('POST', `/api/orders/${body.orderNo}/cancel`, { token })).status).toBe(202);
     const cancelled = await pollUntil(body.orderNo, token, (s) => s === 'CANCELLED');
     expect(cancelled.cancelReason).toBe('USER_CANCELLED');
     expectError(await http('POST', `/api/orders/${body.orderNo}/cancel`, { token }), 409, 'NOT_CANCELLABLE');
 
     // The stock is back on sale: another shopper can buy it.
-    const other = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: await tokenFor('second-chance') });
+    const other = await http('POST', '/api/checkout', {
+      json: { sku: sale.sku, quantity: 1 },
+      token: await tokenFor('second-chance'),
+    });
     expect(other.status).toBe(202);
 
     // A payment for the cancelled order is never applied; it is recorded for a refund.
@@ -171,10 +203,20 @@ describe('order path end to end', () => {
     const late = await http(
       'POST',
       '/api/payments/webhook',
-      signedWebhook({ eventId: `late-${body.orderNo}`, type: 'payment.succeeded', orderNo: body.orderNo, amountCents: 2_500 }),
+      signedWebhook({
+        eventId: `late-${body.orderNo}`,
+        type: 'payment.succeeded',
+        orderNo: body.orderNo,
+        amountCents: 2_500,
+      }),
     );
-    expect(late).toEqual({ status: 200, body: { received: true, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_AWAITING_PAYMENT' } });
-    const [rows] = await pool.query<RowDataPacket[]>('SELECT outcome FROM payments WHERE event_id = ?', [`late-${body.orderNo}`]);
+    expect(late).toEqual({
+      status: 200,
+      body: { received: true, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_AWAITING_PAYMENT' },
+    });
+    const [rows] = await pool.query<RowDataPacket[]>('SELECT outcome FROM payments WHERE event_id = ?', [
+      `late-${body.orderNo}`,
+    ]);
     expect(rows[0]?.outcome).toBe('REFUND_REQUIRED');
     expect((await http('GET', `/api/orders/${body.orderNo}`, { token })).body.status).toBe('CANCELLED');
   });
@@ -203,11 +245,26 @@ describe('errors: every bad input gets its status and code and changes nothing',
     const sale = { sku: uniqueSku(), name: 'x', priceCents: 100, stock: 5, perUserLimit: 1 };
     expectError(await http('POST', '/api/sales', { json: sale }), 401, 'UNAUTHORIZED');
     expectError(await http('POST', '/api/sales', { json: sale, token: 'wrong-token' }), 401, 'UNAUTHORIZED');
-    expectError(await http('POST', '/api/sales', { json: { ...sale, stock: 0 }, token: ADMIN }), 400, 'INVALID_REQUEST');
-    expectError(await http('POST', '/api/sales', { json: { ...sale, priceCents: 1.5 }, token: ADMIN }), 400, 'INVALID_REQUEST');
-    expectError(await http('POST', '/api/sales', { json: { ...sale, sku: 'bad sku!' }, token: ADMIN }), 400, 'INVALID_REQUEST');
     expectError(
-      await http('POST', '/api/sales', { json: { ...sale, startsAt: '2030-01-02T00:00:00Z', endsAt: '2030-01-01T00:00:00Z' }, token: ADMIN }),
+      await http('POST', '/api/sales', { json: { ...sale, stock: 0 }, token: ADMIN }),
+      400,
+      'INVALID_REQUEST',
+    );
+    expectError(
+      await http('POST', '/api/sales', { json: { ...sale, priceCents: 1.5 }, token: ADMIN }),
+      400,
+      'INVALID_REQUEST',
+    );
+    expectError(
+      await http('POST', '/api/sales', { json: { ...sale, sku: 'bad sku!' }, token: ADMIN }),
+      400,
+      'INVALID_REQUEST',
+    );
+    expectError(
+      await http('POST', '/api/sales', {
+        json: { ...sale, startsAt: '2030-01-02T00:00:00Z', endsAt: '2030-01-01T00:00:00Z' },
+        token: ADMIN,
+      }),
       400,
       'INVALID_REQUEST',
     );
@@ -239,11 +296,22 @@ describe('errors: every bad input gets its status and code and changes nothing',
 
   it('POST /api/auth/dev-login: 404 when AUTH_DEV_LOGIN is off (the default), 400 on a bad user id', async () => {
     expectError(await http('POST', '/api/auth/dev-login', { json: { userId: 'x y' } }), 400, 'INVALID_REQUEST');
-    const locked = await startApi(testConfig({ TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, LOG_LEVEL: 'silent' }), 0);
+    const locked = await startApi(
+      testConfig({ TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, LOG_LEVEL: 'silent' }),
+      0,
+    );
     try {
-      expectError(await http('POST', '/api/auth/dev-login', { json: { userId: 'alice' }, base: locked.url }), 404, 'NOT_FOUND');
       expectError(
-        await http('POST', '/api/dev/simulate-payment', { json: { orderNo: newOrderNo() }, base: locked.url, token: await tokenFor('a') }),
+        await http('POST', '/api/auth/dev-login', { json: { userId: 'alice' }, base: locked.url }),
+        404,
+        'NOT_FOUND',
+      );
+      expectError(
+        await http('POST', '/api/dev/simulate-payment', {
+          json: { orderNo: newOrderNo() },
+          base: locked.url,
+          token: await tokenFor('a'),
+        }),
         404,
         'NOT_FOUND',
       );
@@ -255,9 +323,14 @@ describe('errors: every bad input gets its status and code and changes nothing',
   it('POST /api/checkout: 401, and 400 for bad JSON, oversize, non-JSON, wrong types, zero, negative, fractional, huge quantities', async () => {
     const sale = await createSale({ stock: 3 });
     const token = await tokenFor('validator');
-    const checkout = (json: unknown, extra: Parameters<typeof http>[2] = {}) => http('POST', '/api/checkout', { json, token, ...extra });
+    const checkout = (json: unknown, extra: Parameters<typeof http>[2] = {}) =>
+      http('POST', '/api/checkout', { json, token, ...extra });
     expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 } }), 401, 'UNAUTHORIZED');
-    expectError(await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: 'not.a.jwt' }), 401, 'UNAUTHORIZED');
+    expectError(
+      await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token: 'not.a.jwt' }),
+      401,
+      'UNAUTHORIZED',
+    );
     expectError(
       await http('POST', '/api/checkout', {
         json: { sku: sale.sku, quantity: 1 },
@@ -266,14 +339,25 @@ describe('errors: every bad input gets its status and code and changes nothing',
       401,
       'UNAUTHORIZED',
     );
-    expectError(await http('POST', '/api/checkout', { raw: '{"sku": "A", "quantity": ', token }), 400, 'INVALID_REQUEST');
     expectError(
-      await http('POST', '/api/checkout', { raw: JSON.stringify({ sku: sale.sku, quantity: 1, pad: 'x'.repeat(20_000) }), token }),
+      await http('POST', '/api/checkout', { raw: '{"sku": "A", "quantity": ', token }),
       400,
       'INVALID_REQUEST',
     );
     expectError(
-      await http('POST', '/api/checkout', { raw: 'sku=a&quantity=1', token, headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      await http('POST', '/api/checkout', {
+        raw: JSON.stringify({ sku: sale.sku, quantity: 1, pad: 'x'.repeat(20_000) }),
+        token,
+      }),
+      400,
+      'INVALID_REQUEST',
+    );
+    expectError(
+      await http('POST', '/api/checkout', {
+        raw: 'sku=a&quantity=1',
+        token,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      }),
       400,
       'INVALID_REQUEST',
     );
@@ -284,14 +368,22 @@ describe('errors: every bad input gets its status and code and changes nothing',
     expectError(await checkout({ sku: 42, quantity: 1 }), 400, 'INVALID_REQUEST');
     expectError(await checkout({ quantity: 1 }), 400, 'INVALID_REQUEST');
     expectError(await checkout({ sku: sale.sku, quantity: 1, extra: 'field' }), 400, 'INVALID_REQUEST');
-    expectError(await checkout({ sku: sale.sku, quantity: 1 }, { headers: { 'Idempotency-Key': 'k'.repeat(65) } }), 400, 'INVALID_REQUEST');
+    expectError(
+      await checkout({ sku: sale.sku, quantity: 1 }, { headers: { 'Idempotency-Key': 'k'.repeat(65) } }),
+      400,
+      'INVALID_REQUEST',
+    );
     // None of the above took stock.
     expect((await http('GET', `/api/sales/${sale.sku}`)).body).toMatchObject({ available: 3, reserved: 0 });
   });
 
   it('POST /api/checkout: 404 SKU_NOT_FOUND, 409 SOLD_OUT, SALE_NOT_ACTIVE and PURCHASE_LIMIT_EXCEEDED', async () => {
     const token = await tokenFor('buyer-409');
-    expectError(await http('POST', '/api/checkout', { json: { sku: uniqueSku(), quantity: 1 }, token }), 404, 'SKU_NOT_FOUND');
+    expectError(
+      await http('POST', '/api/checkout', { json: { sku: uniqueSku(), quantity: 1 }, token }),
+      404,
+      'SKU_NOT_FOUND',
+    );
 
     const small = await createSale({ stock: 1, perUserLimit: 1 });
     const held = await http('POST', '/api/checkout', { json: { sku: small.sku, quantity: 1 }, token });
@@ -299,28 +391,59 @@ describe('errors: every bad input gets its status and code and changes nothing',
     const limitReply = await http('POST', '/api/checkout', { json: { sku: small.sku, quantity: 1 }, token });
     // It names the order that holds the limit: the shopper may never have heard of its 202.
     expect(limitReply.status).toBe(409);
-    expect(limitReply.body).toEqual({ error: { code: 'PURCHASE_LIMIT_EXCEEDED', message: expect.any(String), details: { heldBy: [held.body.orderNo] } } });
-    expectError(await http('POST', '/api/checkout', { json: { sku: small.sku, quantity: 1 }, token: await tokenFor('late-buyer') }), 409, 'SOLD_OUT');
+    expect(limitReply.body).toEqual({
+      error: { code: 'PURCHASE_LIMIT_EXCEEDED', message: expect.any(String), details: { heldBy: [held.body.orderNo] } },
+    });
+    expectError(
+      await http('POST', '/api/checkout', {
+        json: { sku: small.sku, quantity: 1 },
+        token: await tokenFor('late-buyer'),
+      }),
+      409,
+      'SOLD_OUT',
+    );
 
     const future = await createSale({ startsAt: new Date(Date.now() + 3_600_000).toISOString() });
-    expectError(await http('POST', '/api/checkout', { json: { sku: future.sku, quantity: 1 }, token }), 409, 'SALE_NOT_ACTIVE');
+    expectError(
+      await http('POST', '/api/checkout', { json: { sku: future.sku, quantity: 1 }, token }),
+      409,
+      'SALE_NOT_ACTIVE',
+    );
     // A sale that has ended: created with its end a moment away (an end in the past is refused).
-    const over = await createSale({ startsAt: new Date(Date.now() - 7_200_000).toISOString(), endsAt: new Date(Date.now() + 1_000).toISOString() });
+    const over = await createSale({
+      startsAt: new Date(Date.now() - 7_200_000).toISOString(),
+      endsAt: new Date(Date.now() + 1_000).toISOString(),
+    });
     await new Promise((resolve) => setTimeout(resolve, 1_100));
-    expectError(await http('POST', '/api/checkout', { json: { sku: over.sku, quantity: 1 }, token }), 409, 'SALE_NOT_ACTIVE');
+    expectError(
+      await http('POST', '/api/checkout', { json: { sku: over.sku, quantity: 1 }, token }),
+      409,
+      'SALE_NOT_ACTIVE',
+    );
     const limited = await createSale({ perUserLimit: 2 });
     const tooMany = await http('POST', '/api/checkout', { json: { sku: limited.sku, quantity: 3 }, token });
-    expect([tooMany.status, tooMany.body.error.code, tooMany.body.error.details]).toEqual([409, 'PURCHASE_LIMIT_EXCEEDED', { heldBy: [] }]);
+    expect([tooMany.status, tooMany.body.error.code, tooMany.body.error.details]).toEqual([
+      409,
+      'PURCHASE_LIMIT_EXCEEDED',
+      { heldBy: [] },
+    ]);
   });
 
   it("POST /api/checkout: 202 when the workflow cannot start here; the reservation is a promise another process's starter keeps", async () => {
     const sale = await createSale({ stock: 2 });
     // A namespace that does not exist: Temporal refuses every start of this process, for real.
-    const broken = await startApi(testConfig({ TEMPORAL_NAMESPACE: `missing-${randomUUID()}`, LOG_LEVEL: 'silent' }), 0);
+    const broken = await startApi(
+      testConfig({ TEMPORAL_NAMESPACE: `missing-${randomUUID()}`, LOG_LEVEL: 'silent' }),
+      0,
+    );
     let orderNo = '';
     const token = await tokenFor('unlucky');
     try {
-      const reply = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token, base: broken.url });
+      const reply = await http('POST', '/api/checkout', {
+        json: { sku: sale.sku, quantity: 1 },
+        token,
+        base: broken.url,
+      });
       expect(reply.status).toBe(202);
       orderNo = String(reply.body.orderNo);
       expect((await http('GET', `/api/sales/${sale.sku}`)).body).toMatchObject({ available: 1, reserved: 1 });
@@ -328,10 +451,13 @@ describe('errors: every bad input gets its status and code and changes nothing',
       await broken.close();
     }
     // The healthy API process's starter takes the sale's lease once the broken one's expires, and starts it.
-    await waitFor(async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT', {
-      what: `${orderNo} to be started by another process and persisted`,
-      timeoutMs: 30_000,
-    });
+    await waitFor(
+      async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT',
+      {
+        what: `${orderNo} to be started by another process and persisted`,
+        timeoutMs: 30_000,
+      },
+    );
   });
 
   it('GET /api/orders/:orderNo and cancel: 401, 403 for another shopper, 404 ORDER_NOT_FOUND', async () => {
@@ -353,11 +479,21 @@ describe('errors: every bad input gets its status and code and changes nothing',
     const token = await tokenFor('payer');
     const { body } = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token });
     await pollUntil(body.orderNo, token, (s) => s === 'AWAITING_PAYMENT');
-    const event = { eventId: `evt-sig-${body.orderNo}`, type: 'payment.succeeded', orderNo: body.orderNo, amountCents: 700 };
-    const post = (raw: string, headers: Record<string, string>) => http('POST', '/api/payments/webhook', { raw, headers });
+    const event = {
+      eventId: `evt-sig-${body.orderNo}`,
+      type: 'payment.succeeded',
+      orderNo: body.orderNo,
+      amountCents: 700,
+    };
+    const post = (raw: string, headers: Record<string, string>) =>
+      http('POST', '/api/payments/webhook', { raw, headers });
 
     expectError(await post(JSON.stringify(event), {}), 400, 'INVALID_SIGNATURE');
-    expectError(await post(JSON.stringify(event), signedWebhook(event, { secret: 'not-the-secret-at-all' }).headers), 400, 'INVALID_SIGNATURE');
+    expectError(
+      await post(JSON.stringify(event), signedWebhook(event, { secret: 'not-the-secret-at-all' }).headers),
+      400,
+      'INVALID_SIGNATURE',
+    );
     expectError(await post(JSON.stringify(event), { 'payment-signature': 'garbage' }), 400, 'INVALID_SIGNATURE');
     const stale = signedWebhook(event, { at: Math.floor(Date.now() / 1000) - 301 });
     expectError(await post(stale.raw, stale.headers), 400, 'INVALID_SIGNATURE');
@@ -371,19 +507,34 @@ describe('errors: every bad input gets its status and code and changes nothing',
     expectError(await post(badBody.raw, badBody.headers), 400, 'INVALID_REQUEST');
     // Recorded first, whatever the order: money for an order number no order ever had is kept for
     // a refund; one for an order number too recent to tell is kept RECEIVED and judged later.
-    const unknown = signedWebhook({ ...event, eventId: `evt-unknown-${body.orderNo}`, orderNo: newOrderNo(Date.now() - 3_600_000) });
+    const unknown = signedWebhook({
+      ...event,
+      eventId: `evt-unknown-${body.orderNo}`,
+      orderNo: newOrderNo(Date.now() - 3_600_000),
+    });
     expect(await post(unknown.raw, unknown.headers)).toEqual({
       status: 200,
       body: { received: true, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_FOUND' },
     });
     const recent = signedWebhook({ ...event, eventId: `evt-recent-${body.orderNo}`, orderNo: newOrderNo() });
-    expect(await post(recent.raw, recent.headers)).toEqual({ status: 202, body: { received: true, outcome: 'RECEIVED' } });
+    expect(await post(recent.raw, recent.headers)).toEqual({
+      status: 202,
+      body: { received: true, outcome: 'RECEIVED' },
+    });
 
-    expect(await post(signed.raw, signed.headers)).toEqual({ status: 200, body: { received: true, outcome: 'APPLIED' } });
+    expect(await post(signed.raw, signed.headers)).toEqual({
+      status: 200,
+      body: { received: true, outcome: 'APPLIED' },
+    });
     // Replaying the exact signed request within the tolerance is harmless; outside it, refused.
-    expect(await post(signed.raw, signed.headers)).toEqual({ status: 200, body: { received: true, outcome: 'DUPLICATE' } });
+    expect(await post(signed.raw, signed.headers)).toEqual({
+      status: 200,
+      body: { received: true, outcome: 'DUPLICATE' },
+    });
     await pollUntil(body.orderNo, token, (s) => s === 'PAID');
-    const [rows] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM payments WHERE order_no = ?', [body.orderNo]);
+    const [rows] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM payments WHERE order_no = ?', [
+      body.orderNo,
+    ]);
     expect(Number(rows[0]?.n)).toBe(1);
   });
 
@@ -406,8 +557,14 @@ describe('burst', () => {
     await Promise.all(
       Array.from({ length: 256 }, async () => {
         for (let i = next++; i < replies.length; i = next++) {
-          const options = { json: { sku: sale.sku, quantity: 1 }, token: tokens[i % 500], headers: { 'idempotency-key': randomUUID() } };
-          const { status, body } = await retryingUnavailable(() => httpRequest(api.url, 'POST', '/api/checkout', options));
+          const options = {
+            json: { sku: sale.sku, quantity: 1 },
+            token: tokens[i % 500],
+            headers: { 'idempotency-key': randomUUID() },
+          };
+          const { status, body } = await retryingUnavailable(() =>
+            httpRequest(api.url, 'POST', '/api/checkout', options),
+          );
           replies[i] = { status, body };
         }
       }),
@@ -418,7 +575,9 @@ describe('burst', () => {
       byStatus.set(key, (byStatus.get(key) ?? 0) + 1);
     }
     expect(byStatus.get('202')).toBe(100);
-    expect([...byStatus.keys()].sort()).toEqual(['202', '409 PURCHASE_LIMIT_EXCEEDED', '409 SOLD_OUT'].filter((k) => byStatus.has(k)).sort());
+    expect([...byStatus.keys()].sort()).toEqual(
+      ['202', '409 PURCHASE_LIMIT_EXCEEDED', '409 SOLD_OUT'].filter((k) => byStatus.has(k)).sort(),
+    );
     expect((byStatus.get('409 PURCHASE_LIMIT_EXCEEDED') ?? 0) + (byStatus.get('409 SOLD_OUT') ?? 0)).toBe(1_900);
 
     // Every 202 becomes a MySQL row awaiting payment (the workflows drain the burst).

@@ -82,10 +82,17 @@ const count = (replies: Reply[], status: number, code?: string) =>
 
 function expectAccepted(reply: Reply): void {
   expect(reply.status).toBe(202);
-  expect(reply.body).toEqual({ orderNo: expect.stringMatching(ORDER_NO_PATTERN), status: 'PENDING', statusUrl: `/api/orders/${reply.body.orderNo}` });
+  expect(reply.body).toEqual({
+    orderNo: expect.stringMatching(ORDER_NO_PATTERN),
+    status: 'PENDING',
+    statusUrl: `/api/orders/${reply.body.orderNo}`,
+  });
 }
 
-/** 50 shoppers at a sale of 10 units: exactly 10 accepted (each answer of the real shape), the other 40 SOLD_OUT. The answers. */
+/**
+ * 50 shoppers at a sale of 10 units: exactly 10 accepted (each answer of the real shape), the other 40 SOLD_OUT. The
+ * answers.
+ */
 async function expectTenSold(base: string, sku: string): Promise<Reply[]> {
   const replies = await burst(base, sku);
   expect(count(replies, 202)).toBe(10);
@@ -102,7 +109,11 @@ async function mysqlSale(sku: string) {
 describe('ceiling', () => {
   it('answers a constant 202 of the real shape, and the shared shell still refuses bad bodies', async () => {
     expectAccepted(await checkout(urls.ceiling, { sku: 'anything', quantity: 1 }));
-    const raw = await fetch(`${urls.ceiling}/api/checkout`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' });
+    const raw = await fetch(`${urls.ceiling}/api/checkout`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'x',
+    });
     expect(raw.status).toBe(400);
   });
 });
@@ -125,7 +136,9 @@ describe('sync (one MySQL transaction per checkout)', () => {
     expect(again.body.error.code).toBe('PURCHASE_LIMIT_EXCEEDED');
 
     const eager = await auth.issue(`${sku}-eager`);
-    const replies = await Promise.all(Array.from({ length: 8 }, () => checkout(urls.sync, { sku, quantity: 1 }, eager)));
+    const replies = await Promise.all(
+      Array.from({ length: 8 }, () => checkout(urls.sync, { sku, quantity: 1 }, eager)),
+    );
     expect(count(replies, 202)).toBe(1);
     expect(count(replies, 409, 'PURCHASE_LIMIT_EXCEEDED')).toBe(7);
     expect(await mysqlSale(sku)).toEqual({ available: 8, awaiting: 2 });
@@ -146,7 +159,12 @@ describe('queue (Lua reservation + Redis list + consumer, seed 000)', () => {
   const abort = new AbortController();
   let consuming: Promise<void>;
   beforeAll(() => {
-    consuming = runQueueConsumer({ redis, pool, logger: createLogger(config, 'baselines-consumer'), signal: abort.signal });
+    consuming = runQueueConsumer({
+      redis,
+      pool,
+      logger: createLogger(config, 'baselines-consumer'),
+      signal: abort.signal,
+    });
   });
   afterAll(async () => {
     abort.abort();
@@ -157,7 +175,10 @@ describe('queue (Lua reservation + Redis list + consumer, seed 000)', () => {
     const { sku } = await putOnSale(store, redis, { stock: 10 });
     const replies = await expectTenSold(urls.queue, sku);
 
-    await waitFor(async () => (await mysqlSale(sku)).awaiting >= 10, { what: 'the consumer to write all 10 orders', timeoutMs: 30_000 });
+    await waitFor(async () => (await mysqlSale(sku)).awaiting >= 10, {
+      what: 'the consumer to write all 10 orders',
+      timeoutMs: 30_000,
+    });
     expect(await mysqlSale(sku)).toEqual({ available: 0, awaiting: 10 });
     const accepted = replies.filter((r) => r.status === 202).map((r) => String(r.body.orderNo));
     expect(await store.orderNumbersOfSale(sku)).toEqual(new Set(accepted));

@@ -33,7 +33,11 @@ let apiUrl: string;
 let workerHealthUrl: string;
 
 /** Runs a command of the repository to its end; its output is in the failure message. */
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; output: string }> {
+function run(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number | null; output: string }> {
   return new Promise((done, fail) => {
     const child = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -91,7 +95,10 @@ describe('npm run build', () => {
 
 describe('the compiled processes', () => {
   it('node dist/db/main.js migrates (the schema is up to date on the test stack)', async () => {
-    const migrate = await run(process.execPath, [join(root, 'dist/db/main.js')], { ...process.env, ...inject('stackEnv') });
+    const migrate = await run(process.execPath, [join(root, 'dist/db/main.js')], {
+      ...process.env,
+      ...inject('stackEnv'),
+    });
     expect(migrate.code, migrate.output).toBe(0);
     expect(migrate.output).toContain('schema up to date');
   });
@@ -108,7 +115,10 @@ describe('the compiled processes', () => {
     });
     await waitFor(() => answers(`${apiUrl}/livez`), { what: 'the compiled API to answer /livez', timeoutMs: 30_000 });
     await waitFor(() => answers(`${apiUrl}/readyz`), { what: 'the compiled API to be ready', timeoutMs: 30_000 });
-    await waitFor(() => answers(`${workerHealthUrl}/readyz`), { what: 'the compiled worker to be ready', timeoutMs: 60_000 });
+    await waitFor(() => answers(`${workerHealthUrl}/readyz`), {
+      what: 'the compiled worker to be ready',
+      timeoutMs: 60_000,
+    });
 
     const { sku } = await putOnSale(store, redis, { stock: 2 });
     const token = await new ShopperAuth(config).issue(`built-${randomUUID().slice(0, 8)}`);

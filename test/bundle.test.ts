@@ -17,7 +17,9 @@ describe('the workflow bundle', () => {
   it("is hashed over exactly the local modules webpack bundles: the workflows and the order's contract", async () => {
     const out = join(dir, 'workflow-bundle.js');
     expect(await buildWorkflowBundle(out)).toBe(true);
-    const bundled = new Set([...readFileSync(out, 'utf8').matchAll(/"\.\/(src\/[\w/.-]+\.[jt]s)"/g)].map(([, path]) => path!));
+    const bundled = new Set(
+      [...readFileSync(out, 'utf8').matchAll(/"\.\/(src\/[\w/.-]+\.[jt]s)"/g)].map(([, path]) => path!),
+    );
     const hashed = workflowSourceFiles().map((file) => relative(process.cwd(), file));
     expect(hashed).toContain('src/order/contract.ts');
     expect(hashed).toContain('src/order/rules.ts');

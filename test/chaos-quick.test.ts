@@ -15,7 +15,9 @@ afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 it('survives every fault with every invariant (quick fault suite)', { timeout: 600_000 }, async () => {
   // No server addresses from the test stack: the suite starts (and kills) servers of its own.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !['TEMPORAL_ADDRESS', 'REDIS_URL', 'MYSQL_URL'].includes(key)));
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !['TEMPORAL_ADDRESS', 'REDIS_URL', 'MYSQL_URL'].includes(key)),
+  );
   const { code, output } = await runScript('chaos/run.ts', ['--quick', '--out', outDir], env);
   const report = JSON.parse(readFileSync(join(outDir, 'latest.json'), 'utf8')) as {
     faults: Record<string, { ok: boolean; checks: Record<string, boolean>; figures: unknown }>;

@@ -42,7 +42,14 @@ beforeAll(async () => {
     startsAt: new Date(Date.now() - 2 * hour).toISOString(),
     endsAt: new Date(Date.now() - hour).toISOString(),
   });
-  await sales.create({ sku: notYet, name: notYet, priceCents: 100, stock: 5, perUserLimit: 1, startsAt: new Date(Date.now() + hour).toISOString() });
+  await sales.create({
+    sku: notYet,
+    name: notYet,
+    priceCents: 100,
+    stock: 5,
+    perUserLimit: 1,
+    startsAt: new Date(Date.now() + hour).toISOString(),
+  });
   token = await new ShopperAuth(config).issue('no-state-shopper');
 });
 
@@ -54,14 +61,22 @@ afterAll(async () => {
 /** Every key with its type-independent serialisation (DUMP) and time to live. */
 async function snapshot(): Promise<Map<string, string>> {
   const keys = await redis.keys('*');
-  const entries = await Promise.all(keys.map(async (key) => [key, `${(await redis.dumpBuffer(key))?.toString('base64')}|${await redis.pttl(key)}`] as const));
+  const entries = await Promise.all(
+    keys.map(
+      async (key) => [key, `${(await redis.dumpBuffer(key))?.toString('base64')}|${await redis.pttl(key)}`] as const,
+    ),
+  );
   return new Map(entries);
 }
 
 async function checkout(sku: string, idempotencyKey?: string): Promise<{ status: number; code?: string }> {
   const response = await fetch(`${own.api.url}/api/checkout`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}) },
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
+    },
     body: JSON.stringify({ sku, quantity: 1 }),
   });
   const body = (await response.json()) as { error?: { code: string } };

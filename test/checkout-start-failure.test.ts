@@ -29,12 +29,17 @@ class StartReportsFailureAfterAccepting extends OrderClient {
   override async start(input: OrderInput): Promise<'STARTED' | 'ALREADY_CLOSED'> {
     await super.start(input);
     await this.beforeFailing(input.orderNo);
-    throw Object.assign(new Error('4 DEADLINE_EXCEEDED: start timed out (injected after the server accepted it)'), { code: 4 });
+    throw Object.assign(new Error('4 DEADLINE_EXCEEDED: start timed out (injected after the server accepted it)'), {
+      code: 4,
+    });
   }
 }
 
 // Opened as the file loads (the global setup's stack is up by then): its clients are the file's constants.
-const testbed = await openPerQueueTestbed({ TEMPORAL_TASK_QUEUE: `start-failure-${randomUUID()}`, LOG_LEVEL: 'silent' });
+const testbed = await openPerQueueTestbed({
+  TEMPORAL_TASK_QUEUE: `start-failure-${randomUUID()}`,
+  LOG_LEVEL: 'silent',
+});
 const { config, store, redis, inventory, temporal } = testbed;
 const auth = () => new ShopperAuth(config);
 
@@ -70,7 +75,10 @@ describe('a workflow start that reports an error after the server accepted it', 
     const reply = await checkout(base, sale.sku, 'claimed-before-error');
     expect(reply.status).toBe(202);
     const orderNo = reply.body.orderNo ?? '';
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} to be persisted`, timeoutMs: 10_000 });
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+      what: `${orderNo} to be persisted`,
+      timeoutMs: 10_000,
+    });
     const report = await saleReport(store, redis, sale.sku);
     expect(report.figures.redis).toMatchObject({ available: 2, reserved: 1 });
     expect(report.figures.mysql).toMatchObject({ available: 2, awaitingPayment: 1 });
@@ -92,7 +100,10 @@ describe('a workflow start that reports an error after the server accepted it', 
     expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('RESERVED');
 
     await startWorker(taskQueue);
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} to be persisted`, timeoutMs: 15_000 });
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+      what: `${orderNo} to be persisted`,
+      timeoutMs: 15_000,
+    });
     const report = await saleReport(store, redis, sale.sku);
     expect(report.figures.redis).toMatchObject({ available: 2, reserved: 1 });
     expect(report.figures.mysql).toMatchObject({ available: 2, awaitingPayment: 1 });

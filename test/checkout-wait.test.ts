@@ -25,14 +25,18 @@ afterAll(async () => {
   await testbed.close();
 });
 
-const startWorker = (taskQueue: string, wrapActivities?: (activities: Activities) => Partial<Activities>): Promise<void> =>
-  testbed.startWorker(taskQueue, wrapActivities ? { wrapActivities } : {});
+const startWorker = (
+  taskQueue: string,
+  wrapActivities?: (activities: Activities) => Partial<Activities>,
+): Promise<void> => testbed.startWorker(taskQueue, wrapActivities ? { wrapActivities } : {});
 
 /** The real Update-with-Start, then an error as if its answer had been lost on the way back. */
 class UpdateWithStartReportsFailure extends OrderClient {
   override async startAndAwaitPersisted(input: OrderInput, waitMs: number): Promise<AwaitedStart> {
     await super.startAndAwaitPersisted(input, waitMs);
-    throw Object.assign(new Error('14 UNAVAILABLE: connection reset (injected after the server accepted it)'), { code: 14 });
+    throw Object.assign(new Error('14 UNAVAILABLE: connection reset (injected after the server accepted it)'), {
+      code: 14,
+    });
   }
 }
 
@@ -53,11 +57,20 @@ interface CheckoutReply {
   };
 }
 
-async function checkout(base: string, sku: string, userId: string, headers: Record<string, string> = {}): Promise<CheckoutReply> {
+async function checkout(
+  base: string,
+  sku: string,
+  userId: string,
+  headers: Record<string, string> = {},
+): Promise<CheckoutReply> {
   const started = Date.now();
   const response = await fetch(`${base}/api/checkout`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${await new ShopperAuth(config).issue(userId)}`, ...headers },
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Bearer ${await new ShopperAuth(config).issue(userId)}`,
+      ...headers,
+    },
     body: JSON.stringify({ sku, quantity: 1 }),
   });
   return {
@@ -90,7 +103,16 @@ describe('Prefer: wait=N parsing (RFC 7240)', () => {
     expect(preferredWaitSeconds('wait=2, wait=9', 10)).toBe(2);
     expect(preferredWaitSeconds('wait=0', 10)).toBe(0);
     expect(preferredWaitSeconds('wait=5', 0)).toBe(0);
-    for (const garbage of ['wait', 'wait=', 'wait=-1', 'wait=1.5', 'wait=abc', 'wait=5s', 'waiting=5', 'respond-async']) {
+    for (const garbage of [
+      'wait',
+      'wait=',
+      'wait=-1',
+      'wait=1.5',
+      'wait=abc',
+      'wait=5s',
+      'waiting=5',
+      'respond-async',
+    ]) {
       expect(preferredWaitSeconds(garbage, 10), garbage).toBe(0);
     }
     // The first wait decides even when it is malformed.
@@ -153,7 +175,10 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expect(JSON.parse(polledBody)).toMatchObject({ orderNo, status: 'PENDING', source: 'stores' });
 
     await startWorker(taskQueue);
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} to be persisted`, timeoutMs: 20_000 });
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+      what: `${orderNo} to be persisted`,
+      timeoutMs: 20_000,
+    });
     const report = await saleReport(store, redis, sale.sku);
     expect(report.figures.redis).toMatchObject({ available: 2, reserved: 1 });
     expectInvariants(report);
@@ -162,7 +187,10 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
   it('answers 409 ORDER_FAILED with the reason when persistence fails within the wait, and gives the stock back', async () => {
     const taskQueue = `wait-failed-${randomUUID()}`;
     await startWorker(taskQueue, () => ({
-      persistOrder: () => Promise.reject(ApplicationFailure.nonRetryable('the sale vanished from the database (injected)', 'SaleNotFound')),
+      persistOrder: () =>
+        Promise.reject(
+          ApplicationFailure.nonRetryable('the sale vanished from the database (injected)', 'SaleNotFound'),
+        ),
     }));
     const base = await serve(taskQueue);
     const sale = await putOnSale(store, redis, { stock: 3 });
@@ -171,14 +199,20 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expect(reply.status, JSON.stringify(reply.body)).toBe(409);
     expect(reply.preferenceApplied).toBe('wait=8');
     expect(reply.body.error?.code).toBe('ORDER_FAILED');
-    expect(reply.body.error?.details).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^SaleNotFound/) as unknown });
+    expect(reply.body.error?.details).toMatchObject({
+      status: 'FAILED',
+      failureReason: expect.stringMatching(/^SaleNotFound/) as unknown,
+    });
     const orderNo = reply.body.error?.details?.orderNo ?? '';
     // The FAILED answer comes from the workflow's state once its failure is recorded.
     expect((await store.getOrder(orderNo))?.status).toBe('FAILED');
     expect(await inventory.getSale(sale.sku)).toMatchObject({ available: 3, reserved: 0 });
 
     // The same key again answers the same failed order, not a second one.
-    const retried = await checkout(base, sale.sku, 'waiter-failed', { prefer: 'wait=8', 'idempotency-key': 'fail-once' });
+    const retried = await checkout(base, sale.sku, 'waiter-failed', {
+      prefer: 'wait=8',
+      'idempotency-key': 'fail-once',
+    });
     expect(retried.status).toBe(409);
     expect(retried.body.error?.details?.orderNo).toBe(orderNo);
     expect([...(await store.orderNumbersOfSale(sale.sku))]).toEqual([orderNo]);
@@ -247,14 +281,20 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     // Without a worker: nothing claimed it yet. It stays reserved (a promise), and once a worker
     // runs the order is persisted.
     const unclaimedQueue = `wait-error-unclaimed-${randomUUID()}`;
-    const unclaimedBase = await serve(unclaimedQueue, new UpdateWithStartReportsFailure(temporal, store, unclaimedQueue));
+    const unclaimedBase = await serve(
+      unclaimedQueue,
+      new UpdateWithStartReportsFailure(temporal, store, unclaimedQueue),
+    );
     const unclaimedSale = await putOnSale(store, redis, { stock: 3 });
     const unclaimed = await checkout(unclaimedBase, unclaimedSale.sku, 'waiter-error-unclaimed', { prefer: 'wait=1' });
     expect(unclaimed.status, JSON.stringify(unclaimed.body)).toBe(202);
     const orderNo = unclaimed.body.orderNo ?? '';
     expect(await inventory.getSale(unclaimedSale.sku)).toMatchObject({ available: 2, reserved: 1 });
     await startWorker(unclaimedQueue);
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} to be persisted`, timeoutMs: 20_000 });
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+      what: `${orderNo} to be persisted`,
+      timeoutMs: 20_000,
+    });
     expectInvariants(await saleReport(store, redis, unclaimedSale.sku));
   });
 
@@ -267,13 +307,16 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     const shoppers = Array.from({ length: 120 }, (_, i) => `burst-${i % 80}`);
 
     const replies = await Promise.all(
-      shoppers.map((userId, i) => checkout(base, sale.sku, userId, i % 2 === 0 ? { prefer: 'wait=8' } : { prefer: 'respond-async' })),
+      shoppers.map((userId, i) =>
+        checkout(base, sale.sku, userId, i % 2 === 0 ? { prefer: 'wait=8' } : { prefer: 'respond-async' }),
+      ),
     );
     const byStatus = new Map<number, CheckoutReply[]>();
     for (const reply of replies) byStatus.set(reply.status, [...(byStatus.get(reply.status) ?? []), reply]);
     const unexpected = replies.filter(
       (reply) =>
-        ![201, 202, 409].includes(reply.status) || (reply.status === 409 && !['SOLD_OUT', 'PURCHASE_LIMIT_EXCEEDED'].includes(reply.body.error?.code ?? '')),
+        ![201, 202, 409].includes(reply.status) ||
+        (reply.status === 409 && !['SOLD_OUT', 'PURCHASE_LIMIT_EXCEEDED'].includes(reply.body.error?.code ?? '')),
     );
     expect(unexpected.map((reply) => reply.body)).toEqual([]);
     const won = [...(byStatus.get(201) ?? []), ...(byStatus.get(202) ?? [])];
@@ -282,7 +325,10 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     // Polling checkouts never wait: 202 PENDING, whatever the waiting ones do.
     for (const reply of replies.filter((_, i) => i % 2 === 1)) expect([202, 409]).toContain(reply.status);
 
-    await waitFor(async () => (await store.orderNumbersOfSale(sale.sku)).size === stock, { what: 'every won order in MySQL', timeoutMs: 60_000 });
+    await waitFor(async () => (await store.orderNumbersOfSale(sale.sku)).size === stock, {
+      what: 'every won order in MySQL',
+      timeoutMs: 60_000,
+    });
     const report = await saleReport(store, redis, sale.sku);
     expect(report.figures.redis).toMatchObject({ available: 0, reserved: stock });
     expectInvariants(report);

@@ -35,8 +35,15 @@ let promises: PromiseQueue;
 let connection: Connection;
 let temporal: Client;
 
-/** A process of the app started as npm starts it, its wall clock `aheadMs` ahead; its output kept for a failure's message. */
-function spawnAhead(entry: string, aheadMs: number, env: Record<string, string>): { child: ChildProcess; output: () => string } {
+/**
+ * A process of the app started as npm starts it, its wall clock `aheadMs` ahead; its output kept for a failure's
+ * message.
+ */
+function spawnAhead(
+  entry: string,
+  aheadMs: number,
+  env: Record<string, string>,
+): { child: ChildProcess; output: () => string } {
   let output = '';
   const tsx = join(root, 'node_modules', '.bin', 'tsx');
   const child = spawn('faketime', ['-f', `+${aheadMs / 1_000}s`, tsx, join(root, entry)], {
@@ -57,7 +64,11 @@ function spawnAhead(entry: string, aheadMs: number, env: Record<string, string>)
 }
 
 async function untilAnswers(url: string, what: string, output: () => string): Promise<void> {
-  await waitFor(async () => (await fetch(url).catch(() => null)) !== null, { what, timeoutMs: 90_000, intervalMs: 100 }).catch((err: unknown) => {
+  await waitFor(async () => (await fetch(url).catch(() => null)) !== null, {
+    what,
+    timeoutMs: 90_000,
+    intervalMs: 100,
+  }).catch((err: unknown) => {
     throw new Error(`${String(err)}\noutput:\n${output()}`);
   });
 }
@@ -97,7 +108,9 @@ afterAll(async () => {
 
 describe('a worker 20 minutes ahead of Redis and MySQL', () => {
   it('is ahead indeed, and its /readyz shows how far from Redis and from MySQL', async () => {
-    const body = (await (await fetch(`${healthUrl}/readyz`)).json()) as { clocks?: Record<string, { offsetMs: number; uncertaintyMs: number }> };
+    const body = (await (await fetch(`${healthUrl}/readyz`)).json()) as {
+      clocks?: Record<string, { offsetMs: number; uncertaintyMs: number }>;
+    };
     // Offsets are the other clock minus this process's: both about 20 minutes behind it.
     for (const source of ['redis', 'mysql']) {
       const offset = body.clocks?.[source]?.offsetMs;
@@ -109,9 +122,20 @@ describe('a worker 20 minutes ahead of Redis and MySQL', () => {
   it("judges a reservation's age by Redis's clock: the reconciler keeps a promise made a moment ago", async () => {
     const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
     const orderNo = newOrderNo();
-    const { unitPriceCents: _price, ...input } = oneUnitOrder(sale, { orderNo, userId: 'fresh-promise', createdAtMs: Date.now(), paymentWindow: '30m' });
+    const { unitPriceCents: _price, ...input } = oneUnitOrder(sale, {
+      orderNo,
+      userId: 'fresh-promise',
+      createdAtMs: Date.now(),
+      paymentWindow: '30m',
+    });
     // Its start is handed off far ahead (by Redis's clock), so only the reconciler looks at it.
-    const reserved = await inventory.reserve({ orderNo, sku: sale.sku, userId: 'fresh-promise', quantity: 1, promise: { input, handoffMs: 120_000 } });
+    const reserved = await inventory.reserve({
+      orderNo,
+      sku: sale.sku,
+      userId: 'fresh-promise',
+      quantity: 1,
+      promise: { input, handoffMs: 120_000 },
+    });
     expect(reserved.outcome).toBe('RESERVED');
     const report: ReconcileReport = await temporal.workflow.execute<typeof ReconcileWorkflow>(RECONCILE_WORKFLOW_TYPE, {
       taskQueue: config.temporal.taskQueue,
@@ -126,7 +150,9 @@ describe('a worker 20 minutes ahead of Redis and MySQL', () => {
   });
 
   it("bounds Temporal's clock from below by the activities it ran (Temporal cannot be asked): 20 minutes behind it", async () => {
-    const body = (await (await fetch(`${healthUrl}/readyz`)).json()) as { clocks?: Record<string, { atLeastMs?: number }> };
+    const body = (await (await fetch(`${healthUrl}/readyz`)).json()) as {
+      clocks?: Record<string, { atLeastMs?: number }>;
+    };
     // Scheduled by Temporal's clock, started by this worker's: at most their offset, by the task's wait.
     const bound = body.clocks?.temporal?.atLeastMs;
     expect(bound, JSON.stringify(body.clocks)).toBeLessThanOrEqual(-AHEAD_MS + 1_000);
@@ -137,7 +163,11 @@ describe('a worker 20 minutes ahead of Redis and MySQL', () => {
 describe('an API 2 s ahead of Redis', () => {
   it("is unready, says why, and shows how far its clock is from Redis's and MySQL's", async () => {
     const port = await freePort();
-    const api = spawnAhead('src/api/main.ts', 2_000, { PORT: String(port), TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, LOG_LEVEL: 'warn' });
+    const api = spawnAhead('src/api/main.ts', 2_000, {
+      PORT: String(port),
+      TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
+      LOG_LEVEL: 'warn',
+    });
     try {
       const url = `http://127.0.0.1:${port}/readyz`;
       await untilAnswers(url, 'the skewed API to answer', api.output);
@@ -145,17 +175,24 @@ describe('an API 2 s ahead of Redis', () => {
       const body = await waitFor(
         async () => {
           const answer = await fetch(url);
-          const json = (await answer.json()) as { error?: { message: string }; clocks?: Record<string, { offsetMs: number; uncertaintyMs: number }> };
+          const json = (await answer.json()) as {
+            error?: { message: string };
+            clocks?: Record<string, { offsetMs: number; uncertaintyMs: number }>;
+          };
           return answer.status === 503 && json.clocks?.redis && json.clocks.mysql ? json : false;
         },
         { what: 'the skewed API to be unready with both clocks measured', timeoutMs: 10_000 },
       );
       // reserve.lua judges the cutoffs it writes by Redis's clock: it must take no checkout.
-      expect(body.error?.message).toMatch(/^clock: this process and Redis differ by \d+ ms, more than half of CLOCK_SKEW_MARGIN \(250 ms\)$/);
+      expect(body.error?.message).toMatch(
+        /^clock: this process and Redis differ by \d+ ms, more than half of CLOCK_SKEW_MARGIN \(250 ms\)$/,
+      );
       // Exact within the measurement's own uncertainty (half its round trip), whatever the load.
       for (const source of ['redis', 'mysql']) {
         const clock = body.clocks?.[source];
-        expect(Math.abs((clock?.offsetMs ?? 0) + 2_000), `${source}: ${JSON.stringify(clock)}`).toBeLessThanOrEqual((clock?.uncertaintyMs ?? 0) + 50);
+        expect(Math.abs((clock?.offsetMs ?? 0) + 2_000), `${source}: ${JSON.stringify(clock)}`).toBeLessThanOrEqual(
+          (clock?.uncertaintyMs ?? 0) + 50,
+        );
       }
     } finally {
       if (api.child.pid && api.child.exitCode === null) process.kill(-api.child.pid, 'SIGKILL');

@@ -35,7 +35,14 @@ interface Service {
 function interpolate(value: string, vars: Record<string, string | undefined> = {}): string {
   return value.replace(
     /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
-    (match, name: string | undefined, colon: string | undefined, op: string | undefined, arg: string | undefined, bare: string | undefined) => {
+    (
+      match,
+      name: string | undefined,
+      colon: string | undefined,
+      op: string | undefined,
+      arg: string | undefined,
+      bare: string | undefined,
+    ) => {
       if (match === '$$') return '$';
       if (bare) return vars[bare] ?? '';
       const current = vars[name!];
@@ -146,14 +153,19 @@ describe('docker-compose.temporal.yml', () => {
     );
   });
 
-  it.each([...APP_SERVICES, 'migrate'])('sets every variable the app reads for %s, and the app accepts them', (name) => {
-    const env = envOf(name);
-    // Optional credentials must be wired (so a deployment can set them) but may be empty.
-    const missing = keys.filter((key) => env[key] === undefined || (env[key] === '' && !OPTIONAL_CONFIG_VARIABLES.includes(key)));
-    expect(missing, `unset in ${name}`).toEqual([]);
-    // The same values (defaults of the ${VAR:-default} interpolations) pass the app's own validation.
-    expect(() => loadConfig(env)).not.toThrow();
-  });
+  it.each([...APP_SERVICES, 'migrate'])(
+    'sets every variable the app reads for %s, and the app accepts them',
+    (name) => {
+      const env = envOf(name);
+      // Optional credentials must be wired (so a deployment can set them) but may be empty.
+      const missing = keys.filter(
+        (key) => env[key] === undefined || (env[key] === '' && !OPTIONAL_CONFIG_VARIABLES.includes(key)),
+      );
+      expect(missing, `unset in ${name}`).toEqual([]);
+      // The same values (defaults of the ${VAR:-default} interpolations) pass the app's own validation.
+      expect(() => loadConfig(env)).not.toThrow();
+    },
+  );
 
   it('shares one environment block between api, worker and migrate', () => {
     expect(envOf('worker')).toEqual(envOf('api'));
@@ -235,8 +247,12 @@ describe('docker-compose.temporal.yml', () => {
     expect(service('postgresql').image).toMatch(/^postgres:16/);
     // The schema tool is the server's own release: schema and server must match.
     expect(service('temporal-schema').image).toBe(image!.replace('temporalio/server:', 'temporalio/admin-tools:'));
-    expect(commandText(service('temporal-schema').command)).toMatch(/update-schema -d \/etc\/temporal\/schema\/postgresql\/v12\/temporal\/versioned/);
-    expect(commandText(service('temporal-schema').command)).toMatch(/update-schema -d \/etc\/temporal\/schema\/postgresql\/v12\/visibility\/versioned/);
+    expect(commandText(service('temporal-schema').command)).toMatch(
+      /update-schema -d \/etc\/temporal\/schema\/postgresql\/v12\/temporal\/versioned/,
+    );
+    expect(commandText(service('temporal-schema').command)).toMatch(
+      /update-schema -d \/etc\/temporal\/schema\/postgresql\/v12\/visibility\/versioned/,
+    );
     expect(dependsOn('temporal-schema').postgresql).toBe('service_healthy');
     expect(dependsOn('temporal-history')['temporal-schema']).toBe('service_completed_successfully');
     // The namespace the app uses is created by the admin job (temporalio/server creates none).
@@ -302,7 +318,9 @@ describe('docker-compose.temporal.yml', () => {
       expect(command).toMatch(/--cluster-enabled yes/);
       expect(dependsOn('redis-cluster-init')[name]).toBe('service_healthy');
     }
-    expect(commandText(service('redis-cluster-init').command)).toMatch(/redis-cli --cluster create .* --cluster-replicas 1/);
+    expect(commandText(service('redis-cluster-init').command)).toMatch(
+      /redis-cli --cluster create .* --cluster-replicas 1/,
+    );
   });
 });
 
@@ -341,7 +359,8 @@ describe('Dockerfile', () => {
   });
 
   it('runs compiled JavaScript: production dependencies only, no TypeScript sources, no tsx', () => {
-    for (const script of ['api', 'worker', 'migrate']) expect(pkg.scripts[script], script).toMatch(/^node dist\/\S+\.js$/);
+    for (const script of ['api', 'worker', 'migrate'])
+      expect(pkg.scripts[script], script).toMatch(/^node dist\/\S+\.js$/);
     expect(pkg.dependencies?.tsx).toBeUndefined();
     expect(pkg.devDependencies?.tsx).toBeDefined();
     const runtime = stage('runtime');

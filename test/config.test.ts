@@ -30,7 +30,8 @@ describe('NODE_ENV=production', () => {
   it('refuses every default secret and the dev login, naming each variable', () => {
     const message = refusal({ NODE_ENV: 'production', AUTH_DEV_LOGIN: 'true' });
     expect(message).toMatch(/^Refusing to start with NODE_ENV=production/);
-    for (const name of ['WEBHOOK_SECRET', 'JWT_SECRET', 'ADMIN_TOKEN', 'AUTH_DEV_LOGIN']) expect(message).toContain(`${name}:`);
+    for (const name of ['WEBHOOK_SECRET', 'JWT_SECRET', 'ADMIN_TOKEN', 'AUTH_DEV_LOGIN'])
+      expect(message).toContain(`${name}:`);
   });
 
   it('names only the variable still at its default', () => {
@@ -41,7 +42,9 @@ describe('NODE_ENV=production', () => {
 
   it('refuses AUTH_DEV_LOGIN=true (or 1) even with secrets of its own', () => {
     for (const value of ['true', '1'])
-      expect(refusal({ NODE_ENV: 'production', ...OWN_SECRETS, AUTH_DEV_LOGIN: value })).toMatch(/AUTH_DEV_LOGIN: must be false/);
+      expect(refusal({ NODE_ENV: 'production', ...OWN_SECRETS, AUTH_DEV_LOGIN: value })).toMatch(
+        /AUTH_DEV_LOGIN: must be false/,
+      );
   });
 
   it('starts with secrets of its own and the dev login off', () => {
@@ -63,12 +66,22 @@ describe('relations between deadlines', () => {
 
   it('accepts the defaults (CHECKOUT_DEADLINE=2s, REDIS_TIMEOUT=500ms, CHECKOUT_MAX_WAIT=10s, RESERVATION_GRACE=60s)', () => {
     const config = loadConfig({});
-    expect([config.deadlines.checkoutMs, config.deadlines.redisMs, config.checkoutMaxWaitSeconds, config.reservationGraceMs]).toEqual([2_000, 500, 10, 60_000]);
+    expect([
+      config.deadlines.checkoutMs,
+      config.deadlines.redisMs,
+      config.checkoutMaxWaitSeconds,
+      config.reservationGraceMs,
+    ]).toEqual([2_000, 500, 10, 60_000]);
     expect(deadlineRelationProblems(config)).toEqual([]);
   });
 
   it('refuses CHECKOUT_DEADLINE=500ms with REDIS_TIMEOUT=500ms, naming both variables and their values', () => {
-    const message = refusal({ CHECKOUT_DEADLINE: '500ms', REDIS_TIMEOUT: '500ms', CHECKOUT_START_BUDGET: '200ms', CLOCK_SKEW_MARGIN: '200ms' });
+    const message = refusal({
+      CHECKOUT_DEADLINE: '500ms',
+      REDIS_TIMEOUT: '500ms',
+      CHECKOUT_START_BUDGET: '200ms',
+      CLOCK_SKEW_MARGIN: '200ms',
+    });
     expect(message).toMatch(DEADLINES_REFUSAL);
     expect(message).toContain(
       'CHECKOUT_DEADLINE: must be greater than REDIS_TIMEOUT + CHECKOUT_START_BUDGET + CLOCK_SKEW_MARGIN + 100ms = 1s ' +
@@ -79,9 +92,15 @@ describe('relations between deadlines', () => {
 
   it('CHECKOUT_DEADLINE must be greater than REDIS_TIMEOUT + CHECKOUT_START_BUDGET + CLOCK_SKEW_MARGIN + 100 ms: equal is refused, 1 ms more is accepted', () => {
     const rest = { CHECKOUT_START_BUDGET: '200ms', CLOCK_SKEW_MARGIN: '200ms' };
-    expect(refusal({ ...rest, CHECKOUT_DEADLINE: '1000ms', REDIS_TIMEOUT: '500ms' })).toContain('+ CLOCK_SKEW_MARGIN + 100ms = 1s');
-    expect(loadConfig({ ...rest, CHECKOUT_DEADLINE: '1001ms', REDIS_TIMEOUT: '500ms' }).deadlines.checkoutMs).toBe(1_001);
-    expect(refusal({ ...rest, CHECKOUT_DEADLINE: '2s', REDIS_TIMEOUT: '1500ms' })).toContain('(CHECKOUT_DEADLINE=2s, REDIS_TIMEOUT=1500ms,');
+    expect(refusal({ ...rest, CHECKOUT_DEADLINE: '1000ms', REDIS_TIMEOUT: '500ms' })).toContain(
+      '+ CLOCK_SKEW_MARGIN + 100ms = 1s',
+    );
+    expect(loadConfig({ ...rest, CHECKOUT_DEADLINE: '1001ms', REDIS_TIMEOUT: '500ms' }).deadlines.checkoutMs).toBe(
+      1_001,
+    );
+    expect(refusal({ ...rest, CHECKOUT_DEADLINE: '2s', REDIS_TIMEOUT: '1500ms' })).toContain(
+      '(CHECKOUT_DEADLINE=2s, REDIS_TIMEOUT=1500ms,',
+    );
     expect(loadConfig({ ...rest, CHECKOUT_DEADLINE: '2s', REDIS_TIMEOUT: '1499ms' }).deadlines.redisMs).toBe(1_499);
     // The defaults of the other two: 250 ms each.
     expect(refusal({ CHECKOUT_DEADLINE: '1100ms', REDIS_TIMEOUT: '500ms' })).toContain('= 1100ms');
@@ -97,8 +116,13 @@ describe('relations between deadlines', () => {
     );
     expect(message).not.toContain('CHECKOUT_DEADLINE: ');
     expect(loadConfig({ RESERVATION_GRACE: '12s' }).reservationGraceMs).toBe(12_000);
-    expect(refusal({ RESERVATION_GRACE: '5499ms', CHECKOUT_MAX_WAIT: '4s', CHECKOUT_DEADLINE: '1500ms' })).toContain('= 5500ms (RESERVATION_GRACE=5499ms,');
-    expect(loadConfig({ RESERVATION_GRACE: '5500ms', CHECKOUT_MAX_WAIT: '4s', CHECKOUT_DEADLINE: '1500ms' }).reservationGraceMs).toBe(5_500);
+    expect(refusal({ RESERVATION_GRACE: '5499ms', CHECKOUT_MAX_WAIT: '4s', CHECKOUT_DEADLINE: '1500ms' })).toContain(
+      '= 5500ms (RESERVATION_GRACE=5499ms,',
+    );
+    expect(
+      loadConfig({ RESERVATION_GRACE: '5500ms', CHECKOUT_MAX_WAIT: '4s', CHECKOUT_DEADLINE: '1500ms' })
+        .reservationGraceMs,
+    ).toBe(5_500);
   });
 
   it('counts CHECKOUT_MAX_WAIT=0 as no wait, and CHECKOUT_MAX_WAIT in the whole seconds a checkout waits', () => {
@@ -114,7 +138,12 @@ describe('relations between deadlines', () => {
   });
 
   it('lists every broken relation in one refusal, one line each', () => {
-    const message = refusal({ CHECKOUT_DEADLINE: '500ms', REDIS_TIMEOUT: '500ms', CHECKOUT_MAX_WAIT: '10s', RESERVATION_GRACE: '2s' });
+    const message = refusal({
+      CHECKOUT_DEADLINE: '500ms',
+      REDIS_TIMEOUT: '500ms',
+      CHECKOUT_MAX_WAIT: '10s',
+      RESERVATION_GRACE: '2s',
+    });
     const lines = message.split('\n');
     expect(lines[0]).toMatch(DEADLINES_REFUSAL);
     expect(lines.slice(1).map((line) => line.trim().split(':')[0])).toEqual(['CHECKOUT_DEADLINE', 'RESERVATION_GRACE']);
@@ -122,7 +151,9 @@ describe('relations between deadlines', () => {
 
   it('is a pure function of the configuration, for callers that build one', () => {
     const config = loadConfig({});
-    expect(deadlineRelationProblems({ ...config, deadlines: { ...config.deadlines, checkoutMs: 1_000 } })).toHaveLength(1);
+    expect(deadlineRelationProblems({ ...config, deadlines: { ...config.deadlines, checkoutMs: 1_000 } })).toHaveLength(
+      1,
+    );
     expect(deadlineRelationProblems({ ...config, reservationGraceMs: 11_999 })).toHaveLength(1);
     expect(deadlineRelationProblems({ ...config, checkoutMaxWaitSeconds: 0, reservationGraceMs: 2_000 })).toEqual([]);
     expect(deadlineRelationProblems(config)).toEqual([]);
@@ -145,7 +176,10 @@ describe('rate limits, proxy and drain settings', () => {
   it('reads "<points>/<duration>", and "0" or "off" as no limit', () => {
     const config = loadConfig({ RATE_LIMIT_CHECKOUT: '5/2m', RATE_LIMIT_LOGIN: 'off', RATE_LIMIT_WEBHOOK: '0' });
     expect(config.rateLimits).toEqual({ checkout: { points: 5, durationSeconds: 120 }, login: null, webhook: null });
-    expect(loadConfig({ RATE_LIMIT_CHECKOUT: '3 / 1 hour' }).rateLimits.checkout).toEqual({ points: 3, durationSeconds: 3_600 });
+    expect(loadConfig({ RATE_LIMIT_CHECKOUT: '3 / 1 hour' }).rateLimits.checkout).toEqual({
+      points: 3,
+      durationSeconds: 3_600,
+    });
   });
 
   it('refuses limits it cannot honour, naming the variable', () => {
@@ -166,12 +200,18 @@ describe('rate limits, proxy and drain settings', () => {
 describe('the connection to a managed Temporal', () => {
   it('is plain by default, TLS with an API key, mTLS with a certificate pair, and refuses half a pair', () => {
     expect(temporalConnectionSettings(loadConfig({}))).toEqual({ address: '127.0.0.1:7233' });
-    expect(temporalConnectionSettings(loadConfig({ TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_TLS: 'true' }))).toEqual({
+    expect(
+      temporalConnectionSettings(loadConfig({ TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_TLS: 'true' })),
+    ).toEqual({
       address: 'ns.acct.tmprl.cloud:7233',
       tls: true,
     });
     // An API key implies TLS: Temporal Cloud never takes a key over a plain connection.
-    expect(temporalConnectionSettings(loadConfig({ TEMPORAL_ADDRESS: 'eu-west-1.aws.api.temporal.io:7233', TEMPORAL_API_KEY: 'key-123' }))).toEqual({
+    expect(
+      temporalConnectionSettings(
+        loadConfig({ TEMPORAL_ADDRESS: 'eu-west-1.aws.api.temporal.io:7233', TEMPORAL_API_KEY: 'key-123' }),
+      ),
+    ).toEqual({
       address: 'eu-west-1.aws.api.temporal.io:7233',
       tls: true,
       apiKey: 'key-123',
@@ -179,7 +219,9 @@ describe('the connection to a managed Temporal', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flash-tls-'));
     writeFileSync(join(dir, 'client.pem'), 'CERT');
     writeFileSync(join(dir, 'client.key'), 'KEY');
-    const mtls = temporalConnectionSettings(loadConfig({ TEMPORAL_TLS_CERT_PATH: join(dir, 'client.pem'), TEMPORAL_TLS_KEY_PATH: join(dir, 'client.key') }));
+    const mtls = temporalConnectionSettings(
+      loadConfig({ TEMPORAL_TLS_CERT_PATH: join(dir, 'client.pem'), TEMPORAL_TLS_KEY_PATH: join(dir, 'client.key') }),
+    );
     expect(mtls.tls).toEqual({ clientCertPair: { crt: Buffer.from('CERT'), key: Buffer.from('KEY') } });
     expect(refusal({ TEMPORAL_TLS_CERT_PATH: join(dir, 'client.pem') })).toContain('TEMPORAL_TLS_KEY_PATH');
   });

@@ -99,23 +99,43 @@ const app = await startTestApp('contract', {
 afterAll(() => app.close());
 const spec = (await (await fetch(`${app.api.url}/openapi.json`)).json()) as OpenApi;
 
-/** The operations the document declares without any constraint on their input: named, so that a new one is a decision. */
-const UNCONSTRAINED = ['getLiveness', 'getReadiness', 'getHealth', 'getDashboard', 'getDevConfig', 'getMetrics', 'getOpenApiDocument', 'getDocsPage'];
+/**
+ * The operations the document declares without any constraint on their input: named, so that a new one is a decision.
+ */
+const UNCONSTRAINED = [
+  'getLiveness',
+  'getReadiness',
+  'getHealth',
+  'getDashboard',
+  'getDevConfig',
+  'getMetrics',
+  'getOpenApiDocument',
+  'getDocsPage',
+];
 
 /** Credentials per security scheme, so that validation is reached; a new scheme fails until it is taught here. */
 const AUTHORIZATION: Record<string, (n: number) => Promise<string>> = {
   shopperJwt: async (n) => `Bearer ${await app.auth.issue(`contract-${n}`)}`,
   adminToken: async () => `Bearer ${TEST_ADMIN_TOKEN}`,
 };
-/** A header credential: its value for a raw body, the code a malformed one is refused with, and variants that must stay valid. */
-const HEADER_CREDENTIALS: Record<string, { value: (rawBody: string) => string; refusal: string; variants: [string, (real: string) => string][] }> = {
+/**
+ * A header credential: its value for a raw body, the code a malformed one is refused with, and variants that must stay
+ * valid.
+ */
+const HEADER_CREDENTIALS: Record<
+  string,
+  { value: (rawBody: string) => string; refusal: string; variants: [string, (real: string) => string][] }
+> = {
   paymentSignature: {
     value: (rawBody) => signWebhook(app.config.webhookSecret, rawBody),
     refusal: 'INVALID_SIGNATURE',
     variants: [
       ['uppercase hex', (real) => real.replace(/v1=([0-9a-f]+)/g, (_, hex: string) => `v1=${hex.toUpperCase()}`)],
       ['a space after the comma', (real) => real.replace(',', ', ')],
-      ['a stale v1 before the right one (a secret rotating)', (real) => real.replace(',v1=', `,v1=${'0'.repeat(64)},v1=`)],
+      [
+        'a stale v1 before the right one (a secret rotating)',
+        (real) => real.replace(',v1=', `,v1=${'0'.repeat(64)},v1=`),
+      ],
       ['an element of another scheme (ignored, as providers expect)', (real) => `${real},v0=${'ab'.repeat(32)}`],
     ],
   },
@@ -142,7 +162,9 @@ ajv.addKeyword({
 
 function decodeContent(value: string, schema: Schema): Json | undefined {
   if (schema.contentEncoding !== 'base64url' || schema.contentMediaType !== 'application/json')
-    throw new Error(`the contract test does not know the content ${schema.contentEncoding} ${schema.contentMediaType}: teach it`);
+    throw new Error(
+      `the contract test does not know the content ${schema.contentEncoding} ${schema.contentMediaType}: teach it`,
+    );
   try {
     return JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Json;
   } catch {
@@ -242,7 +264,8 @@ function constraintsOf(schema: Schema, place: Place): Constraint[] {
   for (const layer of [own, ...(own.allOf ?? []).map(resolved)]) {
     for (const [keyword, value] of Object.entries(layer)) {
       if (STRUCTURE.has(keyword)) continue;
-      if (!CONSTRAINTS.has(keyword)) throw new Error(`${placeLabel(place)}: the contract test does not know the keyword ${keyword}: teach it`);
+      if (!CONSTRAINTS.has(keyword))
+        throw new Error(`${placeLabel(place)}: the contract test does not know the keyword ${keyword}: teach it`);
       // A string on the wire cannot be anything but a string.
       if (keyword === 'type' && value === 'string' && place.part !== 'body' && place.steps.length === 0) continue;
       if (keyword === 'required' && Array.isArray(value)) {
@@ -250,14 +273,26 @@ function constraintsOf(schema: Schema, place: Place): Constraint[] {
       } else found.push(constraint(place, keyword, value, own));
     }
   }
-  for (const [key, property] of Object.entries(own.properties ?? {})) found.push(...constraintsOf(property, { ...place, steps: [...place.steps, { key }] }));
-  own.prefixItems?.forEach((item, index) => found.push(...constraintsOf(item, { ...place, steps: [...place.steps, { index }] })));
-  if (own.contentSchema) found.push(...constraintsOf(own.contentSchema, { ...place, steps: [...place.steps, { content: own }] }));
+  for (const [key, property] of Object.entries(own.properties ?? {}))
+    found.push(...constraintsOf(property, { ...place, steps: [...place.steps, { key }] }));
+  own.prefixItems?.forEach((item, index) =>
+    found.push(...constraintsOf(item, { ...place, steps: [...place.steps, { index }] })),
+  );
+  if (own.contentSchema)
+    found.push(...constraintsOf(own.contentSchema, { ...place, steps: [...place.steps, { content: own }] }));
   return found;
 }
 
 function constraint(place: Place, keyword: string, value: unknown, schema: Schema): Constraint {
-  return { label: `${placeLabel(place)} ${keyword} ${JSON.stringify(value)}`, place, keyword, value, schema, accepted: 0, refused: 0 };
+  return {
+    label: `${placeLabel(place)} ${keyword} ${JSON.stringify(value)}`,
+    place,
+    keyword,
+    value,
+    schema,
+    accepted: 0,
+    refused: 0,
+  };
 }
 
 // ---- values ----------------------------------------------------------------------------------------
@@ -281,10 +316,15 @@ function validValue(schema: Schema, label: string): Json {
   }
   if (own.const !== undefined) return own.const;
   if (own.enum?.length) return own.enum[0]!;
-  if (own.type === 'object') return Object.fromEntries((own.required ?? []).map((key) => [key, validValue(own.properties![key]!, `${label}.${key}`)]));
-  if (own.type === 'array' && own.prefixItems) return own.prefixItems.map((item, index) => validValue(item, `${label}[${index}]`));
+  if (own.type === 'object')
+    return Object.fromEntries(
+      (own.required ?? []).map((key) => [key, validValue(own.properties![key]!, `${label}.${key}`)]),
+    );
+  if (own.type === 'array' && own.prefixItems)
+    return own.prefixItems.map((item, index) => validValue(item, `${label}[${index}]`));
   if (own.type === 'integer') return own.minimum ?? (own.exclusiveMinimum === undefined ? 0 : own.exclusiveMinimum + 1);
-  if (own.type === 'string' && !own.pattern && !own.format && !own.contentSchema && !own.allOf) return 'a'.repeat(Math.max(own.minLength ?? 0, 1));
+  if (own.type === 'string' && !own.pattern && !own.format && !own.contentSchema && !own.allOf)
+    return 'a'.repeat(Math.max(own.minLength ?? 0, 1));
   throw new Error(`${label}: no value to start from: declare one in its schema's examples`);
 }
 
@@ -363,7 +403,9 @@ function candidatesOf(c: Constraint, base: Json): { steps: Step[]; edit: Edit }[
       return [at((value as number) - 1), at(value as number)];
     // Characters as JSON Schema counts them (code points), blanks included: a length is checked as sent.
     case 'minLength':
-      return (value as number) > 0 ? [fill(base, value as number), ' '.repeat(value as number), fill(base, (value as number) - 1)].map(at) : [];
+      return (value as number) > 0
+        ? [fill(base, value as number), ' '.repeat(value as number), fill(base, (value as number) - 1)].map(at)
+        : [];
     case 'maxLength':
       return [
         fill(base, value as number),
@@ -409,7 +451,8 @@ function candidatesOf(c: Constraint, base: Json): { steps: Step[]; edit: Edit }[
     case 'minItems':
       return [at((base as Json[]).slice(0, value as number)), at((base as Json[]).slice(0, (value as number) - 1))];
     case 'maxItems': {
-      const padded = (length: number) => Array.from({ length }, (_, i) => (base as Json[])[Math.min(i, (base as Json[]).length - 1)]!);
+      const padded = (length: number) =>
+        Array.from({ length }, (_, i) => (base as Json[])[Math.min(i, (base as Json[]).length - 1)]!);
       return [at(padded(value as number)), at(padded((value as number) + 1))];
     }
     default:
@@ -419,7 +462,10 @@ function candidatesOf(c: Constraint, base: Json): { steps: Step[]; edit: Edit }[
 
 // ---- requests ---------------------------------------------------------------------------------------
 
-/** A request in the document's terms: typed values per parameter, the body as JSON, a credential header transformed or not. */
+/**
+ * A request in the document's terms: typed values per parameter, the body as JSON, a credential header transformed or
+ * not.
+ */
 interface Request {
   path: Record<string, Json>;
   query: Record<string, Edit>;
@@ -447,15 +493,19 @@ class Driven {
     readonly op: Operation,
   ) {
     this.params = op.parameters ?? [];
-    if (this.params.some((param) => param.in === 'cookie')) throw new Error(`${op.operationId}: cookie parameters are not known here: teach the test`);
+    if (this.params.some((param) => param.in === 'cookie'))
+      throw new Error(`${op.operationId}: cookie parameters are not known here: teach the test`);
     const content = op.requestBody?.content;
-    if (content && !content['application/json']) throw new Error(`${op.operationId}: a body other than JSON is not known here`);
+    if (content && !content['application/json'])
+      throw new Error(`${op.operationId}: a body other than JSON is not known here`);
     this.body = content?.['application/json']?.schema;
     this.schemes = (op.security ?? []).flatMap((requirement) => Object.keys(requirement));
     for (const scheme of this.schemes) {
       const declared = spec.components.securitySchemes[scheme];
-      if (declared?.type === 'apiKey' && declared.in === 'header' && HEADER_CREDENTIALS[scheme]) this.credentialHeader = { name: declared.name!, scheme };
-      else if (!AUTHORIZATION[scheme]) throw new Error(`${op.operationId}: no credential for the security scheme ${scheme}: teach the test`);
+      if (declared?.type === 'apiKey' && declared.in === 'header' && HEADER_CREDENTIALS[scheme])
+        this.credentialHeader = { name: declared.name!, scheme };
+      else if (!AUTHORIZATION[scheme])
+        throw new Error(`${op.operationId}: no credential for the security scheme ${scheme}: teach the test`);
     }
   }
 
@@ -463,7 +513,14 @@ class Driven {
     return [
       ...this.params.flatMap((param) => [
         ...(param.required && param.in !== 'path'
-          ? [constraint({ part: param.in as Place['part'], name: param.name, steps: [] }, 'required parameter', true, param.schema)]
+          ? [
+              constraint(
+                { part: param.in as Place['part'], name: param.name, steps: [] },
+                'required parameter',
+                true,
+                param.schema,
+              ),
+            ]
           : []),
         ...constraintsOf(param.schema, { part: param.in as Place['part'], name: param.name, steps: [] }),
       ]),
@@ -473,7 +530,12 @@ class Driven {
 
   /** The valid request everything else is a variation of: every path and required parameter, the required body. */
   valid(): Request {
-    const request: Request = { path: {}, query: {}, header: {}, body: this.body ? validValue(this.body, 'body') : undefined };
+    const request: Request = {
+      path: {},
+      query: {},
+      header: {},
+      body: this.body ? validValue(this.body, 'body') : undefined,
+    };
     for (const param of this.params) {
       if (param.in === 'path') request.path[param.name] = validValue(param.schema, `path ${param.name}`);
       else if (param.required && param.name !== this.credentialHeader?.name)
@@ -484,12 +546,18 @@ class Driven {
 
   /** `request` with one value replaced (or removed, or added). */
   varied(request: Request, place: Place, steps: Step[], edit: Edit | ((real: string) => string)): Request {
-    const copy: Request = { path: { ...request.path }, query: { ...request.query }, header: { ...request.header }, body: request.body };
+    const copy: Request = {
+      path: { ...request.path },
+      query: { ...request.query },
+      header: { ...request.header },
+      body: request.body,
+    };
     if (typeof edit === 'function') copy.header[place.name] = edit;
     else if (place.part === 'body') copy.body = setAt(copy.body, steps, edit) as Json;
     else {
       const values = copy[place.part] as Record<string, Edit>;
-      const current = values[place.name] ?? (steps.length ? validValue(this.paramOf(place).schema, place.name) : undefined);
+      const current =
+        values[place.name] ?? (steps.length ? validValue(this.paramOf(place).schema, place.name) : undefined);
       values[place.name] = setAt(current as Json, steps, edit);
     }
     return copy;
@@ -499,12 +567,18 @@ class Driven {
     return this.params.find((param) => param.in === place.part && param.name === place.name)!;
   }
 
-  /** The request on the wire, or null when it cannot be sent as is (a header with a line break, a path segment that is no segment). */
-  async wire(request: Request): Promise<{ url: string; init: RequestInit; judged: Place | 'valid'; sentAs: string } | null> {
+  /**
+   * The request on the wire, or null when it cannot be sent as is (a header with a line break, a path segment that is
+   * no segment).
+   */
+  async wire(
+    request: Request,
+  ): Promise<{ url: string; init: RequestInit; judged: Place | 'valid'; sentAs: string } | null> {
     const raw = request.body === undefined ? undefined : JSON.stringify(request.body);
     const headers: Record<string, string> = {};
     if (raw !== undefined) headers['content-type'] = 'application/json';
-    for (const scheme of this.schemes) if (AUTHORIZATION[scheme]) headers.authorization = await AUTHORIZATION[scheme](++this.shopper);
+    for (const scheme of this.schemes)
+      if (AUTHORIZATION[scheme]) headers.authorization = await AUTHORIZATION[scheme](++this.shopper);
     let invalid: Place | undefined;
     const judge = (place: Place, schema: Schema, value: Json) => {
       if (!invalid && !conforms(schema, value)) invalid = place;
@@ -540,7 +614,8 @@ class Driven {
     // A credential header the document does not declare as a parameter is still sent.
     if (this.credentialHeader && !this.params.some((param) => param.name === this.credentialHeader!.name))
       headers[this.credentialHeader.name] = HEADER_CREDENTIALS[this.credentialHeader.scheme]!.value(raw ?? '');
-    if (this.body && request.body !== undefined) judge({ part: 'body', name: 'body', steps: [] }, this.body, request.body);
+    if (this.body && request.body !== undefined)
+      judge({ part: 'body', name: 'body', steps: [] }, this.body, request.body);
     for (const [name, value] of Object.entries(request.query)) {
       if (!this.params.some((param) => param.in === 'query' && param.name === name) && value !== OMIT)
         path += `${path.includes('?') ? '&' : '?'}${new URLSearchParams({ [name]: String(value) }).toString()}`;
@@ -551,7 +626,9 @@ class Driven {
       judged: invalid ?? 'valid',
       sentAs: [
         `${this.method.toUpperCase()} ${path}`,
-        ...this.params.filter((param) => param.in === 'header' && headers[param.name] !== undefined).map((param) => `${param.name}: ${headers[param.name]}`),
+        ...this.params
+          .filter((param) => param.in === 'header' && headers[param.name] !== undefined)
+          .map((param) => `${param.name}: ${headers[param.name]}`),
         raw ?? '',
       ]
         .join(' ')
@@ -575,7 +652,8 @@ async function send(url: string, init: RequestInit): Promise<Answer> {
 
 const errorShape = (() => {
   let validate: ValidateFunction | undefined;
-  return (body: unknown) => (validate ??= ajv.compile({ $ref: '#/components/schemas/ApiError', components: spec.components }))(body) as boolean;
+  return (body: unknown) =>
+    (validate ??= ajv.compile({ $ref: '#/components/schemas/ApiError', components: spec.components }))(body) as boolean;
 })();
 
 const codeOf = (answer: Answer) => (typeof answer.body === 'object' ? answer.body.error?.code : undefined);
@@ -593,71 +671,92 @@ const visited = new Set<string>();
 const unconstrained: string[] = [];
 
 describe('every declared constraint holds at its bound and is refused just past it', () => {
-  it.each(operations.map((driven) => [`${driven.method.toUpperCase()} ${driven.path} (${driven.op.operationId})`, driven] as const))(
-    '%s',
-    async (_name, driven) => {
-      visited.add(driven.op.operationId);
-      const mismatches: string[] = [];
-      // The valid request candidates are computed from; each is sent on a fresh one (new identifiers).
-      const valid = driven.valid();
+  it.each(
+    operations.map(
+      (driven) => [`${driven.method.toUpperCase()} ${driven.path} (${driven.op.operationId})`, driven] as const,
+    ),
+  )('%s', async (_name, driven) => {
+    visited.add(driven.op.operationId);
+    const mismatches: string[] = [];
+    // The valid request candidates are computed from; each is sent on a fresh one (new identifiers).
+    const valid = driven.valid();
 
-      /** Sends `request` and holds the answer to the document's verdict; `refusedOnly`: a valid one is not judged (a signed value changed). */
-      const check = async (request: Request, what: string, c?: Constraint, refusedOnly = false) => {
-        const wired = await driven.wire(request);
-        if (!wired || (refusedOnly && wired.judged === 'valid')) return;
-        const answer = await send(wired.url, wired.init);
-        const said = `${answer.status} ${codeOf(answer) ?? ''}`.trim();
-        if (wired.judged === 'valid') {
-          if (c) c.accepted++;
-          if (!accepted(answer)) mismatches.push(`${what}: the document accepts ${wired.sentAs}; the API answered ${said}`);
-          return;
-        }
-        if (c) c.refused++;
-        const credential = driven.credentialHeader && wired.judged.part === 'header' && wired.judged.name === driven.credentialHeader.name;
-        const status = wired.judged.part === 'path' ? 404 : 400;
-        const codes =
-          status === 404 ? driven.declaredCodes(404) : [credential ? HEADER_CREDENTIALS[driven.credentialHeader!.scheme]!.refusal : 'INVALID_REQUEST'];
-        const declared = driven.declaredCodes(status);
-        if (answer.status !== status || !codes.includes(codeOf(answer) ?? '') || !declared.includes(codeOf(answer) ?? '') || !errorShape(answer.body))
-          mismatches.push(
-            `${what}: the document refuses ${wired.sentAs} (${placeLabel(wired.judged)}); the API answered ${said}, expected ${status} ${codes.join(' or ')} declared for ${status} (${declared.join(', ') || 'none'})`,
+    /**
+     * Sends `request` and holds the answer to the document's verdict; `refusedOnly`: a valid one is not judged (a
+     * signed value changed).
+     */
+    const check = async (request: Request, what: string, c?: Constraint, refusedOnly = false) => {
+      const wired = await driven.wire(request);
+      if (!wired || (refusedOnly && wired.judged === 'valid')) return;
+      const answer = await send(wired.url, wired.init);
+      const said = `${answer.status} ${codeOf(answer) ?? ''}`.trim();
+      if (wired.judged === 'valid') {
+        if (c) c.accepted++;
+        if (!accepted(answer))
+          mismatches.push(`${what}: the document accepts ${wired.sentAs}; the API answered ${said}`);
+        return;
+      }
+      if (c) c.refused++;
+      const credential =
+        driven.credentialHeader && wired.judged.part === 'header' && wired.judged.name === driven.credentialHeader.name;
+      const status = wired.judged.part === 'path' ? 404 : 400;
+      const codes =
+        status === 404
+          ? driven.declaredCodes(404)
+          : [credential ? HEADER_CREDENTIALS[driven.credentialHeader!.scheme]!.refusal : 'INVALID_REQUEST'];
+      const declared = driven.declaredCodes(status);
+      if (
+        answer.status !== status ||
+        !codes.includes(codeOf(answer) ?? '') ||
+        !declared.includes(codeOf(answer) ?? '') ||
+        !errorShape(answer.body)
+      )
+        mismatches.push(
+          `${what}: the document refuses ${wired.sentAs} (${placeLabel(wired.judged)}); the API answered ${said}, expected ${status} ${codes.join(' or ')} declared for ${status} (${declared.join(', ') || 'none'})`,
+        );
+    };
+
+    await check(valid, 'the valid request');
+    // A query parameter the document does not declare is no constraint.
+    await check({ ...valid, query: { ...valid.query, contractUndeclared: '1' } }, 'an undeclared query parameter');
+
+    const constraints = driven.constraints();
+    if (constraints.length === 0) unconstrained.push(driven.op.operationId);
+    for (const c of constraints) {
+      const credential =
+        c.place.part === 'header' && c.place.name === driven.credentialHeader?.name && c.place.steps.length === 0;
+      if (credential && (c.keyword === 'pattern' || c.keyword === 'minLength' || c.keyword === 'maxLength')) {
+        // The credential's value is signed: its variants must stay valid; any other change is judged only when the
+        // document refuses it.
+        const { variants } = HEADER_CREDENTIALS[driven.credentialHeader!.scheme]!;
+        for (const [what, variant] of variants)
+          await check(driven.varied(driven.valid(), c.place, [], variant), `${c.label} (${what})`, c);
+        const real = HEADER_CREDENTIALS[driven.credentialHeader!.scheme]!.value(
+          valid.body === undefined ? '' : JSON.stringify(valid.body),
+        );
+        for (const near of nearby(real))
+          await check(
+            driven.varied(driven.valid(), c.place, [], () => near),
+            c.label,
+            c,
+            true,
           );
-      };
-
-      await check(valid, 'the valid request');
-      // A query parameter the document does not declare is no constraint.
-      await check({ ...valid, query: { ...valid.query, contractUndeclared: '1' } }, 'an undeclared query parameter');
-
-      const constraints = driven.constraints();
-      if (constraints.length === 0) unconstrained.push(driven.op.operationId);
-      for (const c of constraints) {
-        const credential = c.place.part === 'header' && c.place.name === driven.credentialHeader?.name && c.place.steps.length === 0;
-        if (credential && (c.keyword === 'pattern' || c.keyword === 'minLength' || c.keyword === 'maxLength')) {
-          // The credential's value is signed: its variants must stay valid; any other change is judged only when the document refuses it.
-          const { variants } = HEADER_CREDENTIALS[driven.credentialHeader!.scheme]!;
-          for (const [what, variant] of variants) await check(driven.varied(driven.valid(), c.place, [], variant), `${c.label} (${what})`, c);
-          const real = HEADER_CREDENTIALS[driven.credentialHeader!.scheme]!.value(valid.body === undefined ? '' : JSON.stringify(valid.body));
-          for (const near of nearby(real))
-            await check(
-              driven.varied(driven.valid(), c.place, [], () => near),
-              c.label,
-              c,
-              true,
-            );
-          continue;
-        }
-        const baseOfPart =
-          c.place.part === 'body' ? valid.body : (valid[c.place.part][c.place.name] ?? validValue(driven.paramOf(c.place).schema, c.place.name));
-        const base = getAt(baseOfPart as Json, c.place.steps);
-        for (const { steps, edit } of candidatesOf(c, base)) await check(driven.varied(driven.valid(), c.place, steps, edit), c.label, c);
+        continue;
       }
-      for (const c of constraints) {
-        if (c.refused === 0) mismatches.push(`${c.label}: no value past it could be sent`);
-        if (c.accepted === 0 && !REFUSE_ONLY.has(c.keyword)) mismatches.push(`${c.label}: no value at it could be sent`);
-      }
-      expect(mismatches, `\n${mismatches.join('\n')}\n`).toEqual([]);
-    },
-  );
+      const baseOfPart =
+        c.place.part === 'body'
+          ? valid.body
+          : (valid[c.place.part][c.place.name] ?? validValue(driven.paramOf(c.place).schema, c.place.name));
+      const base = getAt(baseOfPart as Json, c.place.steps);
+      for (const { steps, edit } of candidatesOf(c, base))
+        await check(driven.varied(driven.valid(), c.place, steps, edit), c.label, c);
+    }
+    for (const c of constraints) {
+      if (c.refused === 0) mismatches.push(`${c.label}: no value past it could be sent`);
+      if (c.accepted === 0 && !REFUSE_ONLY.has(c.keyword)) mismatches.push(`${c.label}: no value at it could be sent`);
+    }
+    expect(mismatches, `\n${mismatches.join('\n')}\n`).toEqual([]);
+  });
 
   it('visited every operation of the document; those without constraints are the ones named', () => {
     expect([...visited].sort()).toEqual(operations.map((driven) => driven.op.operationId).sort());
@@ -666,7 +765,10 @@ describe('every declared constraint holds at its bound and is refused just past 
 });
 
 /** One request with any method (fetch refuses TRACE and CONNECT). */
-function rawRequest(method: string, path: string): Promise<{ status: number; allow: string | undefined; body: string }> {
+function rawRequest(
+  method: string,
+  path: string,
+): Promise<{ status: number; allow: string | undefined; body: string }> {
   const url = new URL(path, app.api.url);
   return new Promise((resolve, reject) => {
     const req = request({ host: url.hostname, port: url.port, method, path: `${url.pathname}${url.search}` }, (res) => {
@@ -687,12 +789,20 @@ describe('methods', () => {
       const declared = HTTP_METHODS.filter((method) => item[method]).map((method) => method.toUpperCase());
       const allow = new Set([...declared, ...(declared.includes('GET') ? ['HEAD'] : []), 'OPTIONS']);
       const driven = operations.find((candidate) => candidate.path === template)!;
-      const path = template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(String(driven.valid().path[name])));
-      for (const method of METHODS.filter((method) => method !== 'CONNECT' && !declared.includes(method) && !(method === 'HEAD' && declared.includes('GET')))) {
+      const path = template.replace(/\{(\w+)\}/g, (_, name: string) =>
+        encodeURIComponent(String(driven.valid().path[name])),
+      );
+      for (const method of METHODS.filter(
+        (method) =>
+          method !== 'CONNECT' && !declared.includes(method) && !(method === 'HEAD' && declared.includes('GET')),
+      )) {
         const answer = await rawRequest(method, path);
         const allowed = new Set(answer.allow?.split(',').map((name) => name.trim()));
         const expected = method === 'OPTIONS' ? 204 : 405;
-        const shaped = method === 'HEAD' || method === 'OPTIONS' || (errorShape(JSON.parse(answer.body)) && answer.body.includes('"METHOD_NOT_ALLOWED"'));
+        const shaped =
+          method === 'HEAD' ||
+          method === 'OPTIONS' ||
+          (errorShape(JSON.parse(answer.body)) && answer.body.includes('"METHOD_NOT_ALLOWED"'));
         if (answer.status !== expected || !shaped || [...allow].sort().join() !== [...allowed].sort().join())
           wrong.push(
             `${method} ${path}: ${answer.status} Allow: ${answer.allow} ${answer.body.slice(0, 80)} (expected ${expected} Allow: ${[...allow].join(', ')})`,
@@ -702,7 +812,10 @@ describe('methods', () => {
     expect(wrong).toEqual([]);
     for (const method of ['GET', 'POST', 'PURGE', 'TRACE']) {
       const answer = await rawRequest(method, '/api/no-such-path');
-      expect({ status: answer.status, code: (JSON.parse(answer.body) as { error: { code: string } }).error.code }).toEqual({ status: 404, code: 'NOT_FOUND' });
+      expect({
+        status: answer.status,
+        code: (JSON.parse(answer.body) as { error: { code: string } }).error.code,
+      }).toEqual({ status: 404, code: 'NOT_FOUND' });
     }
   });
 });

@@ -9,7 +9,10 @@ import { ApiMetrics } from '../src/api/metrics.js';
 import { CheckoutRates, parseScrape, quantile } from '../src/api/public/checkout-metrics.js';
 
 /** An API process's exposition: `accepted` checkouts answered 202 in `acceptedSeconds`, `soldOut` 409s in 1 ms. */
-async function exposition(process: string, checkouts: { accepted: number; acceptedSeconds: number; soldOut: number; unavailable?: number }): Promise<string> {
+async function exposition(
+  process: string,
+  checkouts: { accepted: number; acceptedSeconds: number; soldOut: number; unavailable?: number },
+): Promise<string> {
   const metrics = new ApiMetrics({ defaultMetrics: false });
   for (let i = 0; i < checkouts.accepted; i++) {
     metrics.checkoutOutcome('ACCEPTED');
@@ -33,7 +36,10 @@ async function exposition(process: string, checkouts: { accepted: number; accept
 
 describe('the dashboard reading /metrics', () => {
   it("reads the checkout's outcomes and latency buckets out of the API's exposition", async () => {
-    const scrape = parseScrape(await exposition('1700000000', { accepted: 3, acceptedSeconds: 0.03, soldOut: 5, unavailable: 1 }), 1_000);
+    const scrape = parseScrape(
+      await exposition('1700000000', { accepted: 3, acceptedSeconds: 0.03, soldOut: 5, unavailable: 1 }),
+      1_000,
+    );
     expect(scrape.process).toBe('1700000000');
     expect(scrape.outcomes).toEqual({ accepted: 3, soldOut: 5, limit: 1, refused: 1, unavailable: 1 });
     expect(scrape.latency.all.get(Infinity)).toBe(9);
@@ -44,7 +50,9 @@ describe('the dashboard reading /metrics', () => {
 
   it('answers rates and the p99 of the requests between two scrapes of one process', async () => {
     const rates = new CheckoutRates();
-    expect(rates.add(parseScrape(await exposition('1', { accepted: 0, acceptedSeconds: 0, soldOut: 0 }), 10_000))).toBeNull();
+    expect(
+      rates.add(parseScrape(await exposition('1', { accepted: 0, acceptedSeconds: 0, soldOut: 0 }), 10_000)),
+    ).toBeNull();
     // 2 s later: 99 accepted in 4 ms and one in 800 ms, 100 sold out.
     const later = parseScrape(await exposition('1', { accepted: 99, acceptedSeconds: 0.004, soldOut: 100 }), 12_000);
     later.outcomes.accepted += 1;
@@ -61,15 +69,30 @@ describe('the dashboard reading /metrics', () => {
     rates.add(parseScrape(await exposition('100', { accepted: 10, acceptedSeconds: 0.01, soldOut: 0 }), 0));
     rates.add(parseScrape(await exposition('200', { accepted: 500, acceptedSeconds: 0.01, soldOut: 0 }), 1_000));
     // Each process scraped again 2 s after its previous scrape.
-    expect(rates.add(parseScrape(await exposition('100', { accepted: 30, acceptedSeconds: 0.01, soldOut: 0 }), 2_000))?.perSecond.accepted).toBe(10);
-    const both = rates.add(parseScrape(await exposition('200', { accepted: 540, acceptedSeconds: 0.01, soldOut: 0 }), 3_000));
+    expect(
+      rates.add(parseScrape(await exposition('100', { accepted: 30, acceptedSeconds: 0.01, soldOut: 0 }), 2_000))
+        ?.perSecond.accepted,
+    ).toBe(10);
+    const both = rates.add(
+      parseScrape(await exposition('200', { accepted: 540, acceptedSeconds: 0.01, soldOut: 0 }), 3_000),
+    );
     expect({ accepted: both?.perSecond.accepted, processes: both?.processes }).toEqual({ accepted: 30, processes: 2 });
     // Process 200's counters went down (it restarted within the same second): no interval for it until its next scrape.
-    const reset = rates.add(parseScrape(await exposition('200', { accepted: 1, acceptedSeconds: 0.01, soldOut: 0 }), 4_000));
-    expect({ accepted: reset?.perSecond.accepted, processes: reset?.processes }).toEqual({ accepted: 10, processes: 1 });
+    const reset = rates.add(
+      parseScrape(await exposition('200', { accepted: 1, acceptedSeconds: 0.01, soldOut: 0 }), 4_000),
+    );
+    expect({ accepted: reset?.perSecond.accepted, processes: reset?.processes }).toEqual({
+      accepted: 10,
+      processes: 1,
+    });
     // Process 100 not scraped for more than 10 s: left out.
-    const alone = rates.add(parseScrape(await exposition('200', { accepted: 5, acceptedSeconds: 0.01, soldOut: 0 }), 13_000));
-    expect({ accepted: alone?.perSecond.accepted, processes: alone?.processes }).toEqual({ accepted: 4 / 9, processes: 1 });
+    const alone = rates.add(
+      parseScrape(await exposition('200', { accepted: 5, acceptedSeconds: 0.01, soldOut: 0 }), 13_000),
+    );
+    expect({ accepted: alone?.perSecond.accepted, processes: alone?.processes }).toEqual({
+      accepted: 4 / 9,
+      processes: 1,
+    });
   });
 
   it("interpolates a quantile within its bucket, and answers the largest finite bound in the +Inf bucket, as Prometheus' histogram_quantile", () => {

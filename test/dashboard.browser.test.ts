@@ -74,7 +74,9 @@ async function getJson(path: string, token?: string): Promise<any> {
 const text = (selector: string) => page.locator(selector).innerText();
 
 /** The page's orders as shown: order number, shopper, status, link. */
-async function ordersOnScreen(): Promise<Array<{ orderNo: string; user: string; status: string; href: string | null; deadline: string }>> {
+async function ordersOnScreen(): Promise<
+  Array<{ orderNo: string; user: string; status: string; href: string | null; deadline: string }>
+> {
   return page.locator('#orders tr').evaluateAll((rows) =>
     rows.map((row) => ({
       orderNo: (row as HTMLElement).dataset.orderNo ?? '',
@@ -90,12 +92,22 @@ async function ordersOnScreen(): Promise<Array<{ orderNo: string; user: string; 
 async function chartData(view: Page): Promise<Record<string, Record<string, Array<number | null>>>> {
   return view.evaluate(() => {
     const charts = (
-      window as unknown as { dashboardCharts?: Record<string, { series: Array<{ label?: unknown }>; data: ArrayLike<number | null | undefined>[] }> }
+      window as unknown as {
+        dashboardCharts?: Record<
+          string,
+          { series: Array<{ label?: unknown }>; data: ArrayLike<number | null | undefined>[] }
+        >;
+      }
     ).dashboardCharts;
     return Object.fromEntries(
       Object.entries(charts ?? {}).map(([name, plot]) => [
         name,
-        Object.fromEntries(plot.series.map((series, i) => [i === 0 ? 't' : String(series.label), Array.from(plot.data[i] ?? [], (value) => value ?? null)])),
+        Object.fromEntries(
+          plot.series.map((series, i) => [
+            i === 0 ? 't' : String(series.label),
+            Array.from(plot.data[i] ?? [], (value) => value ?? null),
+          ]),
+        ),
       ]),
     );
   });
@@ -104,7 +116,8 @@ async function chartData(view: Page): Promise<Record<string, Record<string, Arra
 async function samplesOf(view: Page): Promise<number> {
   return Number(await view.locator('#history-charts').getAttribute('data-samples'));
 }
-const present = (column: Array<number | null> | undefined) => (column ?? []).filter((value): value is number => value !== null);
+const present = (column: Array<number | null> | undefined) =>
+  (column ?? []).filter((value): value is number => value !== null);
 const first = (column: Array<number | null> | undefined) => present(column)[0] ?? null;
 const last = (column: Array<number | null> | undefined) => present(column).at(-1) ?? null;
 const max = (column: Array<number | null> | undefined) => Math.max(-Infinity, ...present(column));
@@ -124,146 +137,180 @@ function burstShown(charts: Record<string, Record<string, Array<number | null>>>
 }
 
 describe('the live sale dashboard in headless Chromium', () => {
-  it('creates a sale, buys once on a double click, bursts, pays and cancels, shows what the API says, and closes the sale', { timeout: 90_000 }, async () => {
-    const started = Date.now();
-    const sku = uniqueSku('DASH');
-    await page.goto(`${api.url}/`);
-    await page.locator('body[data-ready="true"]').waitFor({ timeout: 10_000 });
-    // The dev config names the Web UI; the admin token is not the dev default, so it is not prefilled.
-    expect(await page.inputValue('#admin-token')).toBe('');
-    await page.fill('#admin-token', ADMIN);
-    await page.dispatchEvent('#admin-token', 'change');
+  it(
+    'creates a sale, buys once on a double click, bursts, pays and cancels, shows what the API says, and closes the sale',
+    { timeout: 90_000 },
+    async () => {
+      const started = Date.now();
+      const sku = uniqueSku('DASH');
+      await page.goto(`${api.url}/`);
+      await page.locator('body[data-ready="true"]').waitFor({ timeout: 10_000 });
+      // The dev config names the Web UI; the admin token is not the dev default, so it is not prefilled.
+      expect(await page.inputValue('#admin-token')).toBe('');
+      await page.fill('#admin-token', ADMIN);
+      await page.dispatchEvent('#admin-token', 'change');
 
-    // Create the sale through the page: 12 units, at most 2 per shopper.
-    await page.click('#create-box summary');
-    await page.fill('#new-sku', sku);
-    await page.fill('#new-stock', '12');
-    await page.fill('#new-limit', '2');
-    await page.click('#create-sale');
-    await page.locator('#watching', { hasText: `watching ${sku}` }).waitFor();
-    expect(await getJson(`/api/sales/${sku}`)).toMatchObject({ sku, stock: 12, available: 12, perUserLimit: 2 });
-    await page.locator('#stock-available', { hasText: '12' }).waitFor();
-    // The new sale is in the picker (GET /api/admin/sales).
-    expect(await page.locator(`#sale-picker option[value="${sku}"]`).count()).toBe(1);
+      // Create the sale through the page: 12 units, at most 2 per shopper.
+      await page.click('#create-box summary');
+      await page.fill('#new-sku', sku);
+      await page.fill('#new-stock', '12');
+      await page.fill('#new-limit', '2');
+      await page.click('#create-sale');
+      await page.locator('#watching', { hasText: `watching ${sku}` }).waitFor();
+      expect(await getJson(`/api/sales/${sku}`)).toMatchObject({ sku, stock: 12, available: 12, perUserLimit: 2 });
+      await page.locator('#stock-available', { hasText: '12' }).waitFor();
+      // The new sale is in the picker (GET /api/admin/sales).
+      expect(await page.locator(`#sale-picker option[value="${sku}"]`).count()).toBe(1);
 
-    // A double click on Buy is one purchase intent: one Idempotency-Key, one order, although the
-    // limit (2 per shopper) would allow a second one.
-    const buyer = `dbl-${sku}`;
-    await page.fill('#buyer', buyer);
-    const key = await text('#intent-key');
-    await page.dblclick('#buy');
-    await waitFor(async () => (await page.locator('#log').innerText()).split(`buy ${buyer} → `).length - 1 >= 2, {
-      what: 'both clicks answered',
-      timeoutMs: 15_000,
-    });
-    expect(await new RedisInventory(redis, config.temporal.taskQueue).userHolding(sku, buyer)).toBe(1);
-    const mine = (await ordersOnScreen()).filter((o) => o.user === buyer);
-    expect(mine).toHaveLength(1);
-    // The answer ended the intent: the next purchase gets a new key.
-    expect(await text('#intent-key')).not.toBe(key);
+      // A double click on Buy is one purchase intent: one Idempotency-Key, one order, although the
+      // limit (2 per shopper) would allow a second one.
+      const buyer = `dbl-${sku}`;
+      await page.fill('#buyer', buyer);
+      const key = await text('#intent-key');
+      await page.dblclick('#buy');
+      await waitFor(async () => (await page.locator('#log').innerText()).split(`buy ${buyer} → `).length - 1 >= 2, {
+        what: 'both clicks answered',
+        timeoutMs: 15_000,
+      });
+      expect(await new RedisInventory(redis, config.temporal.taskQueue).userHolding(sku, buyer)).toBe(1);
+      const mine = (await ordersOnScreen()).filter((o) => o.user === buyer);
+      expect(mine).toHaveLength(1);
+      // The answer ended the intent: the next purchase gets a new key.
+      expect(await text('#intent-key')).not.toBe(key);
 
-    // A burst of 15 shoppers on the 11 units left: 11 accepted, 4 sold out.
-    await page.fill('#burst-n', '15');
-    await page.click('#burst');
-    await page.locator('#burst-outcomes tr[data-outcome]').first().waitFor({ timeout: 30_000 });
-    const outcomes = Object.fromEntries(
+      // A burst of 15 shoppers on the 11 units left: 11 accepted, 4 sold out.
+      await page.fill('#burst-n', '15');
+      await page.click('#burst');
+      await page.locator('#burst-outcomes tr[data-outcome]').first().waitFor({ timeout: 30_000 });
+      const outcomes = Object.fromEntries(
+        await page
+          .locator('#burst-outcomes tr')
+          .evaluateAll((rows) =>
+            rows.map((r) => [r.querySelector('td')?.textContent ?? '', Number(r.querySelector('td.num')?.textContent)]),
+          ),
+      );
+      const accepted = (outcomes['accepted (202)'] ?? 0) + (outcomes['accepted (201)'] ?? 0);
+      expect({ accepted, soldOut: outcomes['409 SOLD_OUT'] }).toEqual({ accepted: 11, soldOut: 4 });
+
+      // Every order of the page reaches AWAITING_PAYMENT (polled by the page) with a countdown.
+      await waitFor(async () => (await ordersOnScreen()).filter((o) => o.status === 'AWAITING_PAYMENT').length === 12, {
+        what: '12 orders awaiting payment on screen',
+        timeoutMs: 30_000,
+      });
+      for (const order of await ordersOnScreen()) expect(order.deadline).toMatch(/^(29|30):\d\d$/);
+      // The page long-polls open orders (a few at a time, GET ?waitForChange=) instead of re-reading them all.
+      await waitFor(
+        async () => /^flash_order_status_waiters [1-9]/m.test(await (await fetch(`${api.url}/metrics`)).text()),
+        {
+          what: 'the page to hold long-polls',
+          timeoutMs: 10_000,
+        },
+      );
+
+      // Pay one order and cancel another through the page.
+      const [toPay, toCancel] = (await ordersOnScreen()).filter((o) => o.user !== buyer);
+      await page.click(`#orders tr[data-order-no="${toPay!.orderNo}"] button.pay`);
+      await page.click(`#orders tr[data-order-no="${toCancel!.orderNo}"] button.cancel`);
       await page
-        .locator('#burst-outcomes tr')
-        .evaluateAll((rows) => rows.map((r) => [r.querySelector('td')?.textContent ?? '', Number(r.querySelector('td.num')?.textContent)])),
-    );
-    const accepted = (outcomes['accepted (202)'] ?? 0) + (outcomes['accepted (201)'] ?? 0);
-    expect({ accepted, soldOut: outcomes['409 SOLD_OUT'] }).toEqual({ accepted: 11, soldOut: 4 });
+        .locator(`#orders tr[data-order-no="${toPay!.orderNo}"][data-status="PAID"]`)
+        .waitFor({ timeout: 20_000 });
+      await page
+        .locator(`#orders tr[data-order-no="${toCancel!.orderNo}"][data-status="CANCELLED"]`)
+        .waitFor({ timeout: 20_000 });
 
-    // Every order of the page reaches AWAITING_PAYMENT (polled by the page) with a countdown.
-    await waitFor(async () => (await ordersOnScreen()).filter((o) => o.status === 'AWAITING_PAYMENT').length === 12, {
-      what: '12 orders awaiting payment on screen',
-      timeoutMs: 30_000,
-    });
-    for (const order of await ordersOnScreen()) expect(order.deadline).toMatch(/^(29|30):\d\d$/);
-    // The page long-polls open orders (a few at a time, GET ?waitForChange=) instead of re-reading them all.
-    await waitFor(async () => /^flash_order_status_waiters [1-9]/m.test(await (await fetch(`${api.url}/metrics`)).text()), {
-      what: 'the page to hold long-polls',
-      timeoutMs: 10_000,
-    });
+      // Quiet: the figures on screen are the API's (public sale figures and admin stats).
+      const expected = { available: 1, reserved: 10, sold: 1 };
+      const shown = await waitFor(
+        async () => {
+          const sale = await getJson(`/api/sales/${sku}`);
+          const stats = await getJson(`/api/admin/sales/${sku}/stats`, ADMIN);
+          const screen = {
+            stock: Number(await text('#stock-total')),
+            available: Number(await text('#stock-available')),
+            reserved: Number(await text('#stock-reserved')),
+            sold: Number(await text('#stock-sold')),
+            orders: Object.fromEntries(
+              await Promise.all(
+                ['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'].map(async (s) => [
+                  s,
+                  Number(await text(`#count-${s}`)),
+                ]),
+              ),
+            ),
+            units: Object.fromEntries(
+              await Promise.all(
+                ['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'].map(async (s) => [
+                  s,
+                  Number(await text(`#units-${s}`)),
+                ]),
+              ),
+            ),
+            runningWorkflows: Number(await text('#running-workflows')),
+            drift: {
+              available: Number(await text('#drift-available')),
+              reserved: Number(await text('#drift-reserved')),
+              sold: Number(await text('#drift-sold')),
+            },
+          };
+          const fromApi = {
+            stock: sale.stock,
+            available: sale.available,
+            reserved: sale.reserved,
+            sold: sale.sold,
+            orders: stats.mysql.orders,
+            units: stats.mysql.units,
+            runningWorkflows: stats.runningWorkflows,
+            drift: stats.drift,
+          };
+          const quiet =
+            sale.available === expected.available &&
+            sale.reserved === expected.reserved &&
+            stats.runningWorkflows === 10;
+          return quiet && JSON.stringify(screen) === JSON.stringify(fromApi) && screen;
+        },
+        { what: 'the dashboard to show the API figures of a quiet sale', timeoutMs: 20_000, intervalMs: 250 },
+      );
+      expect(shown).toEqual({
+        stock: 12,
+        ...expected,
+        orders: { AWAITING_PAYMENT: 10, PAID: 1, CANCELLED: 1, FAILED: 0 },
+        units: { AWAITING_PAYMENT: 10, PAID: 1, CANCELLED: 1, FAILED: 0 },
+        runningWorkflows: 10,
+        drift: { available: 0, reserved: 0, sold: 0 },
+      });
+      // The page's own counters: 12 new orders, 4 sold-out answers.
+      expect({ accepted: await text('#total-accepted'), soldOut: await text('#total-sold-out') }).toEqual({
+        accepted: '12',
+        soldOut: '4',
+      });
 
-    // Pay one order and cancel another through the page.
-    const [toPay, toCancel] = (await ordersOnScreen()).filter((o) => o.user !== buyer);
-    await page.click(`#orders tr[data-order-no="${toPay!.orderNo}"] button.pay`);
-    await page.click(`#orders tr[data-order-no="${toCancel!.orderNo}"] button.cancel`);
-    await page.locator(`#orders tr[data-order-no="${toPay!.orderNo}"][data-status="PAID"]`).waitFor({ timeout: 20_000 });
-    await page.locator(`#orders tr[data-order-no="${toCancel!.orderNo}"][data-status="CANCELLED"]`).waitFor({ timeout: 20_000 });
+      // The page's orders are the sale's orders, each linked to its workflow in the Web UI.
+      const onScreen = await ordersOnScreen();
+      const listed = await getJson(`/api/admin/orders?sku=${sku}&limit=200`, ADMIN);
+      expect(new Set(onScreen.map((o) => o.orderNo))).toEqual(
+        new Set(listed.items.map((o: { orderNo: string }) => o.orderNo)),
+      );
+      for (const order of onScreen)
+        expect(order.href).toBe(`${WEB_UI}/namespaces/${config.temporal.namespace}/workflows/order-${order.orderNo}`);
 
-    // Quiet: the figures on screen are the API's (public sale figures and admin stats).
-    const expected = { available: 1, reserved: 10, sold: 1 };
-    const shown = await waitFor(
-      async () => {
-        const sale = await getJson(`/api/sales/${sku}`);
-        const stats = await getJson(`/api/admin/sales/${sku}/stats`, ADMIN);
-        const screen = {
-          stock: Number(await text('#stock-total')),
-          available: Number(await text('#stock-available')),
-          reserved: Number(await text('#stock-reserved')),
-          sold: Number(await text('#stock-sold')),
-          orders: Object.fromEntries(
-            await Promise.all(['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'].map(async (s) => [s, Number(await text(`#count-${s}`))])),
-          ),
-          units: Object.fromEntries(
-            await Promise.all(['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'].map(async (s) => [s, Number(await text(`#units-${s}`))])),
-          ),
-          runningWorkflows: Number(await text('#running-workflows')),
-          drift: {
-            available: Number(await text('#drift-available')),
-            reserved: Number(await text('#drift-reserved')),
-            sold: Number(await text('#drift-sold')),
-          },
-        };
-        const fromApi = {
-          stock: sale.stock,
-          available: sale.available,
-          reserved: sale.reserved,
-          sold: sale.sold,
-          orders: stats.mysql.orders,
-          units: stats.mysql.units,
-          runningWorkflows: stats.runningWorkflows,
-          drift: stats.drift,
-        };
-        const quiet = sale.available === expected.available && sale.reserved === expected.reserved && stats.runningWorkflows === 10;
-        return quiet && JSON.stringify(screen) === JSON.stringify(fromApi) && screen;
-      },
-      { what: 'the dashboard to show the API figures of a quiet sale', timeoutMs: 20_000, intervalMs: 250 },
-    );
-    expect(shown).toEqual({
-      stock: 12,
-      ...expected,
-      orders: { AWAITING_PAYMENT: 10, PAID: 1, CANCELLED: 1, FAILED: 0 },
-      units: { AWAITING_PAYMENT: 10, PAID: 1, CANCELLED: 1, FAILED: 0 },
-      runningWorkflows: 10,
-      drift: { available: 0, reserved: 0, sold: 0 },
-    });
-    // The page's own counters: 12 new orders, 4 sold-out answers.
-    expect({ accepted: await text('#total-accepted'), soldOut: await text('#total-sold-out') }).toEqual({ accepted: '12', soldOut: '4' });
+      // Close the sale through the page (after its confirmation): the next Buy is refused.
+      page.once('dialog', (dialog) => void dialog.accept());
+      await page.click('#close-sale');
+      await page.locator('#sale-info', { hasText: 'closed at' }).waitFor({ timeout: 10_000 });
+      expect(Date.parse((await getJson(`/api/sales/${sku}`)).endsAt)).toBeLessThanOrEqual(Date.now());
+      await page.fill('#buyer', `late-${sku}`);
+      await page.click('#buy');
+      await page.locator('#log', { hasText: `buy late-${sku} → 409 SALE_NOT_ACTIVE` }).waitFor({ timeout: 10_000 });
 
-    // The page's orders are the sale's orders, each linked to its workflow in the Web UI.
-    const onScreen = await ordersOnScreen();
-    const listed = await getJson(`/api/admin/orders?sku=${sku}&limit=200`, ADMIN);
-    expect(new Set(onScreen.map((o) => o.orderNo))).toEqual(new Set(listed.items.map((o: { orderNo: string }) => o.orderNo)));
-    for (const order of onScreen) expect(order.href).toBe(`${WEB_UI}/namespaces/${config.temporal.namespace}/workflows/order-${order.orderNo}`);
+      const screenshot = join(shots, 'dashboard.png');
+      await page.screenshot({ path: screenshot, fullPage: true });
+      console.log(`[dashboard] screenshot: ${screenshot} (test took ${Date.now() - started} ms)`);
 
-    // Close the sale through the page (after its confirmation): the next Buy is refused.
-    page.once('dialog', (dialog) => void dialog.accept());
-    await page.click('#close-sale');
-    await page.locator('#sale-info', { hasText: 'closed at' }).waitFor({ timeout: 10_000 });
-    expect(Date.parse((await getJson(`/api/sales/${sku}`)).endsAt)).toBeLessThanOrEqual(Date.now());
-    await page.fill('#buyer', `late-${sku}`);
-    await page.click('#buy');
-    await page.locator('#log', { hasText: `buy late-${sku} → 409 SALE_NOT_ACTIVE` }).waitFor({ timeout: 10_000 });
-
-    const screenshot = join(shots, 'dashboard.png');
-    await page.screenshot({ path: screenshot, fullPage: true });
-    console.log(`[dashboard] screenshot: ${screenshot} (test took ${Date.now() - started} ms)`);
-
-    expectInvariants(await saleReport(store, redis, sku, { perUserLimit: 2, acceptedOrderNos: onScreen.map((o) => o.orderNo) }));
-  });
+      expectInvariants(
+        await saleReport(store, redis, sku, { perUserLimit: 2, acceptedOrderNos: onScreen.map((o) => o.orderNo) }),
+      );
+    },
+  );
   it(
     'opens /?sku=<sale> and charts a burst of checkouts as it happens: stock, checkouts per second by outcome, orders by state, p99',
     { timeout: 120_000 },
@@ -295,7 +342,11 @@ describe('the live sale dashboard in headless Chromium', () => {
         await waitFor(
           async () => {
             const charts = await chartData(view);
-            return last(charts.orders?.AWAITING_PAYMENT) === 0 && last(charts.rates?.accepted) === 0 && last(charts.stock?.available) === stock;
+            return (
+              last(charts.orders?.AWAITING_PAYMENT) === 0 &&
+              last(charts.rates?.accepted) === 0 &&
+              last(charts.stock?.available) === stock
+            );
           },
           { what: 'the charts to start before the burst', timeoutMs: 20_000, intervalMs: 200 },
         );
@@ -307,11 +358,16 @@ describe('the live sale dashboard in headless Chromium', () => {
         const checkout = async (userId: string) => {
           const reply = await fetch(`${api.url}/api/checkout`, {
             method: 'POST',
-            headers: { authorization: `Bearer ${await app.auth.issue(userId)}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+            headers: {
+              authorization: `Bearer ${await app.auth.issue(userId)}`,
+              'content-type': 'application/json',
+              'idempotency-key': randomUUID(),
+            },
             body: JSON.stringify({ sku, quantity: 1 }),
           });
           const body = (await reply.json()) as { error?: { code: string } };
-          const outcome = reply.status === 201 || reply.status === 202 ? 'accepted' : `${reply.status} ${body.error?.code}`;
+          const outcome =
+            reply.status === 201 || reply.status === 202 ? 'accepted' : `${reply.status} ${body.error?.code}`;
           answers.set(outcome, (answers.get(outcome) ?? 0) + 1);
         };
         let previous: string | undefined;
@@ -332,15 +388,23 @@ describe('the live sale dashboard in headless Chromium', () => {
           }
           await sending;
           if (shown) break;
-          if (n >= 40) throw new Error(`after 40 waves the charts still do not show the burst: ${JSON.stringify(charts)}`);
+          if (n >= 40)
+            throw new Error(`after 40 waves the charts still do not show the burst: ${JSON.stringify(charts)}`);
           const points = await samplesOf(view);
-          await waitFor(async () => (await samplesOf(view)) > points, { what: 'the next point of the charts', timeoutMs: 10_000, intervalMs: 100 });
+          await waitFor(async () => (await samplesOf(view)) > points, {
+            what: 'the next point of the charts',
+            timeoutMs: 10_000,
+            intervalMs: 100,
+          });
         }
         console.log(`[dashboard] screenshot during the burst: ${screenshot}`);
 
         // Every unit sold once; the rest sold out or over the limit.
         expect(answers.get('accepted')).toBe(stock);
-        expect([...answers.keys()].filter((outcome) => outcome !== 'accepted').sort()).toEqual(['409 PURCHASE_LIMIT_EXCEEDED', '409 SOLD_OUT']);
+        expect([...answers.keys()].filter((outcome) => outcome !== 'accepted').sort()).toEqual([
+          '409 PURCHASE_LIMIT_EXCEEDED',
+          '409 SOLD_OUT',
+        ]);
         // Once the workflows have written every order, the charts' last points are the sale's figures.
         await waitFor(
           async () => {
@@ -353,13 +417,19 @@ describe('the live sale dashboard in headless Chromium', () => {
               last(charts.orders?.['PENDING (units, no row yet)']) === 0
             );
           },
-          { what: 'the charts to end at the sold-out sale with every order written', timeoutMs: 60_000, intervalMs: 250 },
+          {
+            what: 'the charts to end at the sold-out sale with every order written',
+            timeoutMs: 60_000,
+            intervalMs: 250,
+          },
         );
         const charts = await chartData(view);
         expect(first(charts.stock?.available)).toBe(stock);
         expect(first(charts.stock?.reserved)).toBe(0);
         expect(first(charts.orders?.AWAITING_PAYMENT)).toBe(0);
-        expect(await view.locator('#rates-source').innerText()).toContain('per API process (GET /metrics), all sales; summed over 1 process');
+        expect(await view.locator('#rates-source').innerText()).toContain(
+          'per API process (GET /metrics), all sales; summed over 1 process',
+        );
         expect(elsewhere).toEqual([]);
         expectInvariants(await saleReport(store, redis, sku, { perUserLimit: 1 }));
       } finally {
@@ -385,7 +455,10 @@ describe('the live sale dashboard in headless Chromium', () => {
       expect(await view.locator('#notice').isHidden()).toBe(true);
       // The address names the sale watched, for a reload or a link.
       expect(new URL(view.url()).searchParams.get('sku')).toBe(sku);
-      await waitFor(async () => last((await chartData(view)).stock?.available) === 3, { what: 'a point of the sale on the stock chart', timeoutMs: 10_000 });
+      await waitFor(async () => last((await chartData(view)).stock?.available) === 3, {
+        what: 'a point of the sale on the stock chart',
+        timeoutMs: 10_000,
+      });
     } finally {
       await view.close();
     }

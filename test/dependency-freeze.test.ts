@@ -53,7 +53,12 @@ let api: RunningApi;
 let auth: ShopperAuth;
 
 beforeAll(async () => {
-  stack = await startStack({ dataDir: mkdtempSync(join(inject('stackDataDir'), 'freeze-')), ports: 'free', ephemeral: true, env: {} });
+  stack = await startStack({
+    dataDir: mkdtempSync(join(inject('stackDataDir'), 'freeze-')),
+    ports: 'free',
+    ephemeral: true,
+    env: {},
+  });
   config = testConfig({
     ...stack.env,
     ...BOUNDS,
@@ -120,7 +125,12 @@ async function readOrder(orderNo: string, userId: string): Promise<Timed> {
 
 function webhook(orderNo: string, eventId: string, amountCents: number): Promise<Timed> {
   const body = JSON.stringify({ eventId, type: 'payment.succeeded', orderNo, amountCents });
-  return timed(httpRequest(api.url, 'POST', '/api/payments/webhook', { raw: body, headers: { 'payment-signature': signWebhook(config.webhookSecret, body) } }));
+  return timed(
+    httpRequest(api.url, 'POST', '/api/payments/webhook', {
+      raw: body,
+      headers: { 'payment-signature': signWebhook(config.webhookSecret, body) },
+    }),
+  );
 }
 
 async function metrics(): Promise<ReturnType<typeof parseExposition>> {
@@ -202,7 +212,9 @@ describe('a frozen dependency', () => {
         total(during, 'flash_dependency_deadline_hits_total', { dependency: 'redis' }) -
           total(before, 'flash_dependency_deadline_hits_total', { dependency: 'redis' }),
       ).toBeGreaterThanOrEqual(3);
-      expect(total(during, 'flash_dependency_breaker_refusals_total', { dependency: 'redis' })).toBeGreaterThanOrEqual(1);
+      expect(total(during, 'flash_dependency_breaker_refusals_total', { dependency: 'redis' })).toBeGreaterThanOrEqual(
+        1,
+      );
     } finally {
       thaw();
     }
@@ -221,8 +233,12 @@ describe('a frozen dependency', () => {
       else expect(retried.body.orderNo).not.toBe(unknown);
     }
     const after = await metrics();
-    expect(total(after, 'flash_dependency_breaker_transitions_total', { dependency: 'redis', state: 'open' })).toBeGreaterThanOrEqual(1);
-    expect(total(after, 'flash_dependency_breaker_transitions_total', { dependency: 'redis', state: 'closed' })).toBeGreaterThanOrEqual(1);
+    expect(
+      total(after, 'flash_dependency_breaker_transitions_total', { dependency: 'redis', state: 'open' }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      total(after, 'flash_dependency_breaker_transitions_total', { dependency: 'redis', state: 'closed' }),
+    ).toBeGreaterThanOrEqual(1);
     await quietAndConsistent(sale.sku);
   });
 
@@ -231,7 +247,10 @@ describe('a frozen dependency', () => {
     const placed = await checkout(sale.sku, 'temporal-placed');
     expect(placed.status).toBe(202);
     const orderNo = placed.body.orderNo as string;
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} persisted`, timeoutMs: 15_000 });
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+      what: `${orderNo} persisted`,
+      timeoutMs: 15_000,
+    });
 
     const thaw = freeze('temporal');
     const promised: string[] = [];
@@ -274,11 +293,17 @@ describe('a frozen dependency', () => {
     }
     // Every promise is started after the thaw (by the checkouts' own background starts or the starter) and persisted.
     for (const promisedNo of promised) {
-      await waitFor(async () => (await store.getOrder(promisedNo))?.status === 'AWAITING_PAYMENT', { what: `${promisedNo} kept`, timeoutMs: 30_000 });
+      await waitFor(async () => (await store.getOrder(promisedNo))?.status === 'AWAITING_PAYMENT', {
+        what: `${promisedNo} kept`,
+        timeoutMs: 30_000,
+      });
     }
     // The payments recorded during the freeze are delivered by the API's owner, with no retry of
     // the provider's: whichever is delivered first pays the order, the other is kept for a refund.
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', { what: `${orderNo} paid`, timeoutMs: 30_000 });
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', {
+      what: `${orderNo} paid`,
+      timeoutMs: 30_000,
+    });
     const judged = await waitFor(
       async () => {
         const payments = await store.paymentsOfOrder(orderNo);
@@ -286,8 +311,14 @@ describe('a frozen dependency', () => {
       },
       { what: 'both payments judged', timeoutMs: 30_000 },
     );
-    expect(judged.map((payment) => `${payment.outcome} ${payment.refundReason ?? ''}`.trim()).sort()).toEqual(['APPLIED', 'REFUND_REQUIRED ALREADY_PAID']);
-    expect((await webhook(orderNo, `evt-frozen-${orderNo}`, sale.priceCents)).body).toEqual({ received: true, outcome: 'DUPLICATE' });
+    expect(judged.map((payment) => `${payment.outcome} ${payment.refundReason ?? ''}`.trim()).sort()).toEqual([
+      'APPLIED',
+      'REFUND_REQUIRED ALREADY_PAID',
+    ]);
+    expect((await webhook(orderNo, `evt-frozen-${orderNo}`, sale.priceCents)).body).toEqual({
+      received: true,
+      outcome: 'DUPLICATE',
+    });
     await quietAndConsistent(sale.sku);
   });
 
@@ -301,20 +332,31 @@ describe('a frozen dependency', () => {
     // An order closed before the freeze, never read through this API (so not in its cache).
     const closed = await checkout(sale.sku, 'mysql-closed');
     const closedNo = closed.body.orderNo as string;
-    await waitFor(async () => (await store.getOrder(closedNo))?.status === 'AWAITING_PAYMENT', { what: `${closedNo} persisted`, timeoutMs: 15_000 });
+    await waitFor(async () => (await store.getOrder(closedNo))?.status === 'AWAITING_PAYMENT', {
+      what: `${closedNo} persisted`,
+      timeoutMs: 15_000,
+    });
     // Retried while a breaker the previous freeze opened is still closing.
     await waitFor(
-      async () => (await httpRequest(api.url, 'POST', `/api/orders/${closedNo}/cancel`, { token: await auth.issue('mysql-closed') })).status === 202,
+      async () =>
+        (
+          await httpRequest(api.url, 'POST', `/api/orders/${closedNo}/cancel`, {
+            token: await auth.issue('mysql-closed'),
+          })
+        ).status === 202,
       {
         what: `${closedNo}'s cancel accepted`,
         timeoutMs: 15_000,
         intervalMs: 200,
       },
     );
-    await waitFor(async () => (await temporal.workflow.getHandle(orderWorkflowId(closedNo)).describe()).status.name === 'COMPLETED', {
-      what: `${closedNo}'s workflow closed`,
-      timeoutMs: 15_000,
-    });
+    await waitFor(
+      async () => (await temporal.workflow.getHandle(orderWorkflowId(closedNo)).describe()).status.name === 'COMPLETED',
+      {
+        what: `${closedNo}'s workflow closed`,
+        timeoutMs: 15_000,
+      },
+    );
 
     const thaw = freeze('mysql');
     let accepted: Timed;
@@ -325,13 +367,24 @@ describe('a frozen dependency', () => {
       // A closed order's row is out of reach: its workflow's result answers, within the read deadline.
       const read = await readOrder(closedNo, 'mysql-closed');
       expect(read.status, JSON.stringify(read.body)).toBe(200);
-      expect(read.body).toMatchObject({ orderNo: closedNo, status: 'CANCELLED', cancelReason: 'USER_CANCELLED', source: 'workflow' });
+      expect(read.body).toMatchObject({
+        orderNo: closedNo,
+        status: 'CANCELLED',
+        cancelReason: 'USER_CANCELLED',
+        source: 'workflow',
+      });
       expect(read.ms).toBeLessThan(config.deadlines.readMs + SLACK_MS);
-      const paid = await webhook(placed.body.orderNo as string, `evt-mysql-${placed.body.orderNo as string}`, sale.priceCents);
+      const paid = await webhook(
+        placed.body.orderNo as string,
+        `evt-mysql-${placed.body.orderNo as string}`,
+        sale.priceCents,
+      );
       expectUnavailable(paid);
       expect(paid.ms).toBeLessThan(2_000 + SLACK_MS);
       const orders = await timed(
-        httpRequest(api.url, 'GET', `/api/admin/orders?sku=${sale.sku}`, { headers: { authorization: `Bearer ${config.adminToken}` } }),
+        httpRequest(api.url, 'GET', `/api/admin/orders?sku=${sale.sku}`, {
+          headers: { authorization: `Bearer ${config.adminToken}` },
+        }),
       );
       expectUnavailable(orders);
       expect(orders.ms).toBeLessThan(500 + SLACK_MS);
@@ -345,7 +398,10 @@ describe('a frozen dependency', () => {
       intervalMs: 200,
     });
     // Paid in Redis first, then in MySQL: the sale is quiet once the row says so.
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', { what: `${orderNo} paid`, timeoutMs: 15_000 });
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', {
+      what: `${orderNo} paid`,
+      timeoutMs: 15_000,
+    });
     await waitFor(async () => (await store.getOrder(accepted.body.orderNo as string))?.status === 'AWAITING_PAYMENT', {
       what: 'the checkout of the freeze persisted',
       timeoutMs: 30_000,
@@ -399,7 +455,12 @@ describe('load shedding', () => {
     try {
       const replies = await Promise.all(
         [0, 1, 2, 3, 4].map(async (i) =>
-          timed(httpRequest(small.url, 'POST', '/api/checkout', { token: await auth.issue(`slots-${i}`), json: { sku: sale.sku, quantity: 1 } })),
+          timed(
+            httpRequest(small.url, 'POST', '/api/checkout', {
+              token: await auth.issue(`slots-${i}`),
+              json: { sku: sale.sku, quantity: 1 },
+            }),
+          ),
         ),
       );
       for (const reply of replies) {

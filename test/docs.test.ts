@@ -76,7 +76,10 @@ function headingsOf(markdown: string): Heading[] {
   });
 }
 
-/** GitHub's id for a heading (github-slugger): lower case, punctuation and symbols dropped but `-` and `_`, spaces to `-`. */
+/**
+ * GitHub's id for a heading (github-slugger): lower case, punctuation and symbols dropped but `-` and `_`, spaces to
+ * `-`.
+ */
 function githubSlug(heading: string): string {
   return heading
     .replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1')
@@ -104,7 +107,9 @@ function anchorsOf(markdown: string): Set<string> {
   return anchors;
 }
 
-/** The lines of the section under the heading `title` (any level), up to the next heading of the same or a higher level. */
+/**
+ * The lines of the section under the heading `title` (any level), up to the next heading of the same or a higher level.
+ */
 function sectionLines(markdown: string, title: string, page: string): string[] {
   const lines = proseLines(markdown);
   const headings = headingsOf(markdown);
@@ -145,7 +150,9 @@ function tablesIn(lines: string[]): Table[] {
 
 /** The first table of a section whose header starts with `columns`. */
 function tableOf(page: string, section: string, columns: string[]): Table {
-  const table = tablesIn(sectionLines(read(page), section, page)).find((candidate) => columns.every((column, i) => candidate.header[i] === column));
+  const table = tablesIn(sectionLines(read(page), section, page)).find((candidate) =>
+    columns.every((column, i) => candidate.header[i] === column),
+  );
   if (!table) throw new Error(`${page}, section "${section}": no table with the columns ${columns.join(' | ')}`);
   return table;
 }
@@ -161,7 +168,10 @@ interface Link {
 /** Every inline link `[text](target)` of a page's prose (code blocks and code spans excluded). */
 function linksOf(page: string, markdown: string): Link[] {
   return proseLines(markdown).flatMap((line) =>
-    [...line.replace(/`[^`]*`/g, '').matchAll(/\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)].map((match) => ({ page, target: match[1]! })),
+    [...line.replace(/`[^`]*`/g, '').matchAll(/\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)].map((match) => ({
+      page,
+      target: match[1]!,
+    })),
   );
 }
 
@@ -175,12 +185,15 @@ function brokenLink({ page, target }: Link, readPage: (path: string) => string |
   if (path !== '') {
     if (!existsSync(resolved)) return `${page}: link to ${target}: ${shown} does not exist`;
     if (anchor === undefined) return null;
-    if (!statSync(resolved).isFile() || !resolved.endsWith('.md')) return `${page}: link to ${target}: anchors are checked on markdown pages only`;
+    if (!statSync(resolved).isFile() || !resolved.endsWith('.md'))
+      return `${page}: link to ${target}: anchors are checked on markdown pages only`;
   }
   if (anchor === undefined) return null;
   const markdown = readPage(resolved);
   if (markdown === null) return `${page}: link to ${target}: ${shown} cannot be read`;
-  return anchorsOf(markdown).has(anchor) ? null : `${page}: link to ${target}: ${shown} has no heading with the id "${anchor}"`;
+  return anchorsOf(markdown).has(anchor)
+    ? null
+    : `${page}: link to ${target}: ${shown} has no heading with the id "${anchor}"`;
 }
 
 const readAbsolute = (path: string): string | null => {
@@ -223,13 +236,22 @@ function operationsOf(spec: Spec): Operation[] {
         if (!/^[45]\d\d$/.test(status)) continue;
         const examples = Object.keys(response.content?.['application/json']?.examples ?? {});
         // A route's own error body (e.g. /readyz's 503) has no examples; its description names the codes.
-        const declared = examples.length > 0 ? examples : [...(response.description ?? '').matchAll(/`([A-Z_]+)`/g)].map((match) => match[1]!);
+        const declared =
+          examples.length > 0
+            ? examples
+            : [...(response.description ?? '').matchAll(/`([A-Z_]+)`/g)].map((match) => match[1]!);
         errors.set(
           status,
           declared.filter((code) => codes.has(code)),
         );
       }
-      return [{ key: `${method.toUpperCase()} ${path}`, successStatuses: Object.keys(responses).filter((status) => /^2\d\d$/.test(status)), errors }];
+      return [
+        {
+          key: `${method.toUpperCase()} ${path}`,
+          successStatuses: Object.keys(responses).filter((status) => /^2\d\d$/.test(status)),
+          errors,
+        },
+      ];
     }),
   );
 }
@@ -289,7 +311,10 @@ interface SectionReference {
 const PAGE = String.raw`(README(?:\.md)?|docs/[a-z0-9-]+\.md)`;
 /** `docs/x.md#anchor`. */
 const ANCHOR_REFERENCE = new RegExp(String.raw`${PAGE}#([A-Za-z0-9_-]+)`, 'g');
-/** `docs/x.md, "Heading"`, `(README, "Heading")`, `README "Heading"`, `README's "Heading" section` (straight or curly quotes). */
+/**
+ * `docs/x.md, "Heading"`, `(README, "Heading")`, `README "Heading"`, `README's "Heading" section` (straight or curly
+ * quotes).
+ */
 const HEADING_REFERENCE = new RegExp(String.raw`${PAGE}(?:'s|’s)?,?\s+["“]([^"”]{2,100})["”]`, 'g');
 /** `docs/x.md's configuration table`, `README's error-code table`. */
 const TABLE_REFERENCE = new RegExp(String.raw`${PAGE}(?:'s|’s)\s+([a-z][a-z -]{1,40}?)\s+table\b`, 'g');
@@ -371,7 +396,8 @@ const results = (file: string): Results => ({ file, json: JSON.parse(read(file))
 /** The value at `path` ("layouts.shared.variants.ours.rps") of a results file. */
 function valueAt({ file, json }: Results, path: string): unknown {
   let value = json;
-  for (const key of path.split('.')) value = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+  for (const key of path.split('.'))
+    value = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
   if (value === undefined) throw new Error(`${file} has nothing at ${path}`);
   return value;
 }
@@ -420,12 +446,20 @@ function figure(source: Results, path: string, decimals = 0): Slot {
 
 /** A derived number (a count, a sum), rounded to `decimals`. */
 function derived(value: number, source: string, decimals = 0): Slot {
-  return { pattern: NUMBER, expected: written(value, decimals), source, same: (said) => readNumber(said) === rounded(value, decimals) };
+  return {
+    pattern: NUMBER,
+    expected: written(value, decimals),
+    source,
+    same: (said) => readNumber(said) === rounded(value, decimals),
+  };
 }
 
 /** "66–72": the smallest and the largest of `values`, each rounded to `decimals`. */
 function range(values: number[], source: string, decimals = 0): Slot {
-  const [low, high] = [Math.min(...values), Math.max(...values)].map((value) => rounded(value, decimals)) as [number, number];
+  const [low, high] = [Math.min(...values), Math.max(...values)].map((value) => rounded(value, decimals)) as [
+    number,
+    number,
+  ];
   return {
     pattern: String.raw`${NUMBER}[–-]${NUMBER}`,
     expected: `${written(low, decimals)}–${written(high, decimals)}`,
@@ -439,20 +473,47 @@ function range(values: number[], source: string, decimals = 0): Slot {
 
 /** The time of a run: "2026-11-23 17:12" (UTC) from the ISO date of the results file. */
 function minute(source: Results, path: string): Slot {
-  return { pattern: String.raw`\d{4}-\d\d-\d\d \d\d:\d\d`, expected: stringAt(source, path).slice(0, 16).replace('T', ' '), source: `${source.file}, ${path}` };
+  return {
+    pattern: String.raw`\d{4}-\d\d-\d\d \d\d:\d\d`,
+    expected: stringAt(source, path).slice(0, 16).replace('T', ' '),
+    source: `${source.file}, ${path}`,
+  };
 }
 
 /** The day of a run: "2026-11-22". */
 function day(source: Results, path: string): Slot {
-  return { pattern: String.raw`\d{4}-\d\d-\d\d`, expected: stringAt(source, path).slice(0, 10), source: `${source.file}, ${path}` };
+  return {
+    pattern: String.raw`\d{4}-\d\d-\d\d`,
+    expected: stringAt(source, path).slice(0, 10),
+    source: `${source.file}, ${path}`,
+  };
 }
 
-const NUMBER_WORDS = ['no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'eleven', 'twelve'];
+const NUMBER_WORDS = [
+  'no',
+  'one',
+  'two',
+  'three',
+  'four',
+  'five',
+  'six',
+  'seven',
+  'eight',
+  'nine',
+  'ten',
+  'eleven',
+  'twelve',
+];
 
 /** A count written as a word ("six kills") or in digits. */
 function count(value: number, source: string): Slot {
   const word = NUMBER_WORDS[value] ?? String(value);
-  return { pattern: String.raw`[a-z]+|\d+`, expected: word, source, same: (said) => said.toLowerCase() === word || said === String(value) };
+  return {
+    pattern: String.raw`[a-z]+|\d+`,
+    expected: word,
+    source,
+    same: (said) => said.toLowerCase() === word || said === String(value),
+  };
 }
 
 /** One of two wordings of a verdict: `yes` when it holds, `no` when it does not. */
@@ -489,7 +550,8 @@ function bulletsOf(lines: string[]): Map<string, string> {
     if (start) title = start[1]!;
     // Prose after the list ends it; blank and indented lines belong to the bullet (its image).
     else if (line.trim() !== '' && !/^\s/.test(line)) title = undefined;
-    if (title !== undefined) bullets.set(title, `${bullets.get(title) ?? ''} ${line.trim()}`.replace(/\s+/g, ' ').trim());
+    if (title !== undefined)
+      bullets.set(title, `${bullets.get(title) ?? ''} ${line.trim()}`.replace(/\s+/g, ' ').trim());
   }
   return bullets;
 }
@@ -526,7 +588,9 @@ function measuredProblems(markdown: string, sentences: readonly Sentence[]): str
     regex.lastIndex = cursor.get(sentence.bullet) ?? 0;
     const match = regex.exec(text);
     if (!match) {
-      problems.push(`${where}: no text "${sentence.text}" (after the previous sentence checked); keep its words, change only its figures, or change the test`);
+      problems.push(
+        `${where}: no text "${sentence.text}" (after the previous sentence checked); keep its words, change only its figures, or change the test`,
+      );
       continue;
     }
     cursor.set(sentence.bullet, regex.lastIndex);
@@ -534,9 +598,12 @@ function measuredProblems(markdown: string, sentences: readonly Sentence[]): str
       const slot = sentence.slots![name]!;
       const said = match[i + 1]!;
       if (!(slot.same ? slot.same(said) : said === slot.expected))
-        problems.push(`${where}, {${name}} in "${sentence.text}": README says ${said}, ${slot.source} says ${slot.expected}`);
+        problems.push(
+          `${where}, {${name}} in "${sentence.text}": README says ${said}, ${slot.source} says ${slot.expected}`,
+        );
     });
-    if (sentence.claim && !sentence.claim.holds) problems.push(`${where}: README says "${sentence.text}", but ${sentence.claim.evidence}`);
+    if (sentence.claim && !sentence.claim.holds)
+      problems.push(`${where}: README says "${sentence.text}", but ${sentence.claim.evidence}`);
   }
   return problems;
 }
@@ -544,7 +611,11 @@ function measuredProblems(markdown: string, sentences: readonly Sentence[]): str
 /** One round of the fault suite, as far as the README quotes it. */
 interface ChaosRound {
   ok: boolean;
-  figures: { acceptedWithoutRow: number; lostWithRedisWrites?: number; answers: Record<string, Record<string, number>> };
+  figures: {
+    acceptedWithoutRow: number;
+    lostWithRedisWrites?: number;
+    answers: Record<string, Record<string, number>>;
+  };
   /** Freezes only: how long, and whether every request was answered within its deadline + 1 s. */
   gray?: { frozenSeconds: number; late: number; answeredInTime: boolean };
   payments?: unknown;
@@ -561,7 +632,12 @@ interface ChaosRound {
 function shared(values: number[], source: string): Slot {
   const distinct = [...new Set(values)];
   if (distinct.length === 1) return derived(distinct[0]!, source);
-  return { pattern: NUMBER, expected: `${distinct.join(' or ')} (the rounds differ: say each)`, source, same: () => false };
+  return {
+    pattern: NUMBER,
+    expected: `${distinct.join(' or ')} (the rounds differ: say each)`,
+    source,
+    same: () => false,
+  };
 }
 
 /**
@@ -573,16 +649,21 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
   const ours = (layout: string, field: string) => `layouts.${layout}.variants.ours.${field}`;
   const queue = (layout: string, field: string) => `layouts.${layout}.variants.queue.${field}`;
   const ratio = (layout: string) => numberAt(bench, `layouts.${layout}.ratios.oursVsQueue`);
-  const winWithinTwiceQueue = (layout: string) => numberAt(bench, ours(layout, 'winP99Ms')) <= 2 * numberAt(bench, queue(layout, 'winP99Ms'));
+  const winWithinTwiceQueue = (layout: string) =>
+    numberAt(bench, ours(layout, 'winP99Ms')) <= 2 * numberAt(bench, queue(layout, 'winP99Ms'));
   const errorsInAll = numberAt(bench, ours('shared', 'errors'));
   const layouts = valueAt(bench, 'layouts') as Record<
     string,
     { invariants: Record<string, unknown>; variants: Record<string, { invariants?: Record<string, unknown> }> }
   >;
   const brokenInvariants = Object.entries(layouts).flatMap(([layout, { invariants, variants }]) => [
-    ...Object.entries(invariants).flatMap(([name, held]) => (held === false ? [`layouts.${layout}.invariants.${name}`] : [])),
+    ...Object.entries(invariants).flatMap(([name, held]) =>
+      held === false ? [`layouts.${layout}.invariants.${name}`] : [],
+    ),
     ...Object.entries(variants).flatMap(([variant, { invariants: held = {} }]) =>
-      Object.entries(held).flatMap(([name, value]) => (value === false ? [`layouts.${layout}.variants.${variant}.invariants.${name}`] : [])),
+      Object.entries(held).flatMap(([name, value]) =>
+        value === false ? [`layouts.${layout}.variants.${variant}.invariants.${name}`] : [],
+      ),
     ),
   ]);
   const won = numberAt(bench, ours('shared', 'won'));
@@ -591,13 +672,19 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
   const rounds = Object.entries(valueAt(chaos, 'faults') as Record<string, ChaosRound>);
   const roundsWhere = (test: (round: ChaosRound) => boolean) => rounds.filter(([, round]) => test(round));
   const saleRounds = roundsWhere((round) => round.sale !== undefined && round.gray?.frozenSeconds === 60);
-  const duringFreeze = (round: ChaosRound, kind: string) => Object.entries(round.sale!.figures.answersDuringFreeze[kind] ?? {});
-  const checkoutsDuringFreeze = (round: ChaosRound) => [...duringFreeze(round, 'checkout'), ...duringFreeze(round, 'checkout-wait')];
+  const duringFreeze = (round: ChaosRound, kind: string) =>
+    Object.entries(round.sale!.figures.answersDuringFreeze[kind] ?? {});
+  const checkoutsDuringFreeze = (round: ChaosRound) => [
+    ...duringFreeze(round, 'checkout'),
+    ...duringFreeze(round, 'checkout-wait'),
+  ];
   const names = (list: [string, ChaosRound][]) => list.map(([name]) => name).join(', ');
   const webhook503 = (round: ChaosRound) => round.figures.answers.webhook?.['503'] ?? 0;
   const apiKill = rounds.find(([name]) => name === 'api-kill')?.[1];
   const aofTail = rounds.find(([name]) => name === 'redis-aof-tail-lost')?.[1];
-  const webhook503Elsewhere = roundsWhere((round) => webhook503(round) > 0).filter(([name]) => !name.startsWith('mariadb-') && name !== 'api-kill');
+  const webhook503Elsewhere = roundsWhere((round) => webhook503(round) > 0).filter(
+    ([name]) => !name.startsWith('mariadb-') && name !== 'api-kill',
+  );
   const saleFigures = `faults.{${names(saleRounds)}}.sale.figures`;
   /** A layout's requests per second, ours against the references, and ours/queue. */
   const throughput = (layout: 'shared' | 'split') => ({
@@ -608,7 +695,11 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
   });
 
   return [
-    { bullet: 'Burst', text: '[bench/results/latest.md](bench/results/latest.md), {date};', slots: { date: minute(bench, 'date') } },
+    {
+      bullet: 'Burst',
+      text: '[bench/results/latest.md](bench/results/latest.md), {date};',
+      slots: { date: minute(bench, 'date') },
+    },
     {
       bullet: 'Burst',
       text: '{requests} checkouts from {users} shoppers over {connections} connections, stock {stock}, limit {limit};',
@@ -625,7 +716,12 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
       text: 'With every process on both cores: {ours} req/s (queue {queue}, ceiling {ceiling}: ours/queue {ratio}, target 0.8 {met}',
       slots: {
         ...throughput('shared'),
-        met: verdict(ratio('shared') >= 0.8, 'met', 'not met', `${bench.file}, layouts.shared.ratios.oursVsQueue against 0.8`),
+        met: verdict(
+          ratio('shared') >= 0.8,
+          'met',
+          'not met',
+          `${bench.file}, layouts.shared.ratios.oursVsQueue against 0.8`,
+        ),
       },
     },
     {
@@ -682,7 +778,10 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
     {
       bullet: 'Burst',
       text: 'Every invariant held in every variant.',
-      claim: { holds: brokenInvariants.length === 0, evidence: `${bench.file} says false at ${brokenInvariants.join(', ')}` },
+      claim: {
+        holds: brokenInvariants.length === 0,
+        evidence: `${bench.file} says false at ${brokenInvariants.join(', ')}`,
+      },
     },
     {
       bullet: 'Order pipeline alone',
@@ -709,7 +808,12 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
     {
       bullet: 'Faults',
       text: '{short} 20 s freezes',
-      slots: { short: count(roundsWhere((round) => round.gray?.frozenSeconds === 20).length, `${chaos.file}: the rounds with faults.*.gray.frozenSeconds 20`) },
+      slots: {
+        short: count(
+          roundsWhere((round) => round.gray?.frozenSeconds === 20).length,
+          `${chaos.file}: the rounds with faults.*.gray.frozenSeconds 20`,
+        ),
+      },
     },
     {
       bullet: 'Faults',
@@ -724,7 +828,10 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
     {
       bullet: 'Faults',
       text: 'held after each,',
-      claim: { holds: rounds.every(([, round]) => round.ok), evidence: `${chaos.file} says ok: false for ${names(roundsWhere((round) => !round.ok))}` },
+      claim: {
+        holds: rounds.every(([, round]) => round.ok),
+        evidence: `${chaos.file} says ok: false for ${names(roundsWhere((round) => !round.ok))}`,
+      },
     },
     {
       bullet: 'Faults',
@@ -737,8 +844,16 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
     {
       bullet: 'Faults',
       text: 'the payment webhook answered 503 in the MySQL rounds and {apiKill} times in the API kill, never in the others.',
-      slots: { apiKill: derived(apiKill ? webhook503(apiKill) : 0, `${chaos.file}, faults.api-kill.figures.answers.webhook.503`) },
-      claim: { holds: webhook503Elsewhere.length === 0, evidence: `${chaos.file} says the webhook answered 503 in ${names(webhook503Elsewhere)} too` },
+      slots: {
+        apiKill: derived(
+          apiKill ? webhook503(apiKill) : 0,
+          `${chaos.file}, faults.api-kill.figures.answers.webhook.503`,
+        ),
+      },
+      claim: {
+        holds: webhook503Elsewhere.length === 0,
+        evidence: `${chaos.file} says the webhook answered 503 in ${names(webhook503Elsewhere)} too`,
+      },
     },
     {
       bullet: 'Faults',
@@ -746,7 +861,12 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
       slots: {
         // A waiting checkout whose order was persisted within its wait answers 201: accepted too.
         answered: shared(
-          saleRounds.map(([, round]) => checkoutsDuringFreeze(round).reduce((sum, [status, n]) => sum + (status === '202' || status === '201' ? n : 0), 0)),
+          saleRounds.map(([, round]) =>
+            checkoutsDuringFreeze(round).reduce(
+              (sum, [status, n]) => sum + (status === '202' || status === '201' ? n : 0),
+              0,
+            ),
+          ),
           `${saleFigures}.answersDuringFreeze.{checkout,checkout-wait}.{202,201}`,
         ),
         sent: shared(
@@ -756,7 +876,9 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
       },
       claim: {
         holds: saleRounds.every(
-          ([, round]) => round.sale!.figures.checkoutsTurnedAway === 0 && duringFreeze(round, 'read').every(([status]) => status === '200'),
+          ([, round]) =>
+            round.sale!.figures.checkoutsTurnedAway === 0 &&
+            duringFreeze(round, 'read').every(([status]) => status === '200'),
         ),
         evidence: `${chaos.file} says a checkout turned away or a read not answered 200 in ${saleFigures}`,
       },
@@ -774,7 +896,12 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
     {
       bullet: 'Faults',
       text: 'Redis losing its last second of writes lost the {lost} promises in it not started yet, each named',
-      slots: { lost: derived(aofTail?.figures.lostWithRedisWrites ?? 0, `${chaos.file}, faults.redis-aof-tail-lost.figures.lostWithRedisWrites`) },
+      slots: {
+        lost: derived(
+          aofTail?.figures.lostWithRedisWrites ?? 0,
+          `${chaos.file}, faults.redis-aof-tail-lost.figures.lostWithRedisWrites`,
+        ),
+      },
       claim: {
         holds: aofTail !== undefined && aofTail.figures.acceptedWithoutRow === aofTail.figures.lostWithRedisWrites,
         evidence: `${chaos.file}: redis-aof-tail-lost's 202s without a row are not all the promises its lost writes held`,
@@ -784,7 +911,9 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
       bullet: 'Faults',
       text: 'no other round left a 202 without an order row',
       claim: {
-        holds: rounds.every(([name, round]) => name === 'redis-aof-tail-lost' || round.figures.acceptedWithoutRow === 0),
+        holds: rounds.every(
+          ([name, round]) => name === 'redis-aof-tail-lost' || round.figures.acceptedWithoutRow === 0,
+        ),
         evidence: `${chaos.file} says 202s without a row in ${names(roundsWhere((round) => round.figures.acceptedWithoutRow > 0))}`,
       },
     },
@@ -803,8 +932,13 @@ describe('docs/operations.md: the configuration table', () => {
     );
     const unknown = documented
       .filter((name) => !CONFIG_VARIABLES.includes(name))
-      .map((name) => `docs/operations.md, configuration table: ${name} is not a variable the service reads (not in CONFIG_VARIABLES)`);
-    const repeated = documented.filter((name, i) => documented.indexOf(name) !== i).map((name) => `docs/operations.md, configuration table: ${name} twice`);
+      .map(
+        (name) =>
+          `docs/operations.md, configuration table: ${name} is not a variable the service reads (not in CONFIG_VARIABLES)`,
+      );
+    const repeated = documented
+      .filter((name, i) => documented.indexOf(name) !== i)
+      .map((name) => `docs/operations.md, configuration table: ${name} twice`);
     expect([...missing, ...unknown, ...repeated]).toEqual([]);
     expect(documented.length).toBe(CONFIG_VARIABLES.length);
   });
@@ -817,7 +951,9 @@ describe('docs/operations.md: the configuration table', () => {
       const stated = documentedDefault(row[1] ?? '');
       const actual = defaults.get(name) ?? null;
       if (stated === undefined)
-        return [`docs/operations.md, configuration table: ${name}'s default "${row[1]}" is neither \`value\` nor unset (each optionally followed by "(…)")`];
+        return [
+          `docs/operations.md, configuration table: ${name}'s default "${row[1]}" is neither \`value\` nor unset (each optionally followed by "(…)")`,
+        ];
       return stated === actual
         ? []
         : [
@@ -838,18 +974,29 @@ describe('docs/operations.md: the configuration table', () => {
 describe('docs/api.md against the OpenAPI document', () => {
   it('the error-code table lists every code the API can answer, each with the status the document gives it', () => {
     const table = tableOf('docs/api.md', 'Error codes', ['status', 'code', 'when']);
-    const statusOf = new Map(table.rows.flatMap((row) => quotedNames(row[1] ?? '').map((code) => [code, row[0] ?? ''] as const)));
+    const statusOf = new Map(
+      table.rows.flatMap((row) => quotedNames(row[1] ?? '').map((code) => [code, row[0] ?? ''] as const)),
+    );
     const codes = spec.components.schemas.ErrorCode.enum;
     expect(codes.length).toBeGreaterThan(10);
-    expect([...codes].sort(), 'the ErrorCode enum is the codes of ERROR_CODE_DESCRIPTIONS').toEqual(Object.keys(ERROR_CODE_DESCRIPTIONS).sort());
+    expect([...codes].sort(), 'the ErrorCode enum is the codes of ERROR_CODE_DESCRIPTIONS').toEqual(
+      Object.keys(ERROR_CODE_DESCRIPTIONS).sort(),
+    );
     const problems = [
-      ...codes.filter((code) => !statusOf.has(code)).map((code) => `docs/api.md, error codes: no row for ${code} (in the API's ErrorCode enum)`),
-      ...[...statusOf.keys()].filter((code) => !codes.includes(code)).map((code) => `docs/api.md, error codes: ${code} is not a code the API answers`),
+      ...codes
+        .filter((code) => !statusOf.has(code))
+        .map((code) => `docs/api.md, error codes: no row for ${code} (in the API's ErrorCode enum)`),
+      ...[...statusOf.keys()]
+        .filter((code) => !codes.includes(code))
+        .map((code) => `docs/api.md, error codes: ${code} is not a code the API answers`),
       ...operationsOf(spec).flatMap((operation) =>
         [...operation.errors].flatMap(([status, declared]) =>
           declared
             .filter((code) => statusOf.has(code) && statusOf.get(code) !== status)
-            .map((code) => `docs/api.md, error codes: ${code} has status ${statusOf.get(code)}, but ${operation.key} declares it under ${status}`),
+            .map(
+              (code) =>
+                `docs/api.md, error codes: ${code} has status ${statusOf.get(code)}, but ${operation.key} declares it under ${status}`,
+            ),
         ),
       ),
     ];
@@ -863,7 +1010,9 @@ describe('docs/api.md against the OpenAPI document', () => {
       const code = quotedNames(row[1] ?? '')[0];
       const source = code === undefined ? undefined : descriptions.get(code);
       if (code === undefined || source === undefined || row[2] === source) return [];
-      return [`docs/api.md, error codes: ${code}'s "when" says "${row[2]}", src/api/response-schemas.ts (ERROR_CODE_DESCRIPTIONS) says "${source}"`];
+      return [
+        `docs/api.md, error codes: ${code}'s "when" says "${row[2]}", src/api/response-schemas.ts (ERROR_CODE_DESCRIPTIONS) says "${source}"`,
+      ];
     });
     expect(problems).toEqual([]);
   });
@@ -890,16 +1039,21 @@ describe('docs/api.md against the OpenAPI document', () => {
       for (const status of operation.successStatuses.filter((status) => !success.includes(status)))
         problems.push(`docs/api.md, routes: ${operation.key} answers ${status}, not in its success column`);
       for (const status of success.filter((status) => !operation.successStatuses.includes(status)))
-        problems.push(`docs/api.md, routes: ${operation.key}'s success column says ${status}, which the document does not declare`);
+        problems.push(
+          `docs/api.md, routes: ${operation.key}'s success column says ${status}, which the document does not declare`,
+        );
       const declared = [...new Set([...operation.errors.values()].flat())];
       const listed = quotedNames(row.errors);
       for (const code of declared.filter((code) => !listed.includes(code)))
         problems.push(`docs/api.md, routes: ${operation.key} may answer ${code}, not in its errors column`);
       for (const code of listed.filter((code) => !declared.includes(code)))
-        problems.push(`docs/api.md, routes: ${operation.key}'s errors column names ${code}, which the document does not declare for it`);
+        problems.push(
+          `docs/api.md, routes: ${operation.key}'s errors column names ${code}, which the document does not declare for it`,
+        );
     }
     const known = new Set(operations.map((operation) => operation.key));
-    for (const key of rows.keys()) if (!known.has(key)) problems.push(`docs/api.md, routes: ${key} is not an operation of the OpenAPI document`);
+    for (const key of rows.keys())
+      if (!known.has(key)) problems.push(`docs/api.md, routes: ${key} is not an operation of the OpenAPI document`);
     expect(problems).toEqual([]);
   });
 });
@@ -913,7 +1067,9 @@ describe('links', () => {
 
   it('the checker itself: headings get GitHub ids, code blocks hold no headings, broken links and anchors are named', () => {
     expect(githubSlug('A hung dependency: every answer is bounded')).toBe('a-hung-dependency-every-answer-is-bounded');
-    expect(githubSlug('Redis durability: `appendfsync always`, decided by measurement')).toBe('redis-durability-appendfsync-always-decided-by-measurement');
+    expect(githubSlug('Redis durability: `appendfsync always`, decided by measurement')).toBe(
+      'redis-durability-appendfsync-always-decided-by-measurement',
+    );
     expect(githubSlug('Front-door isolation (`--layout split`)')).toBe('front-door-isolation---layout-split');
     expect(githubSlug('`npm test`')).toBe('npm-test');
     const page =
@@ -946,7 +1102,9 @@ describe('section references in the code', () => {
     expect(files.length).toBeGreaterThan(100);
     const references = files.flatMap((file) => sectionReferencesOf(file, read(file)));
     expect(references.filter((reference) => reference.heading !== undefined).length).toBeGreaterThan(10);
-    expect(references.map((reference) => deadReference(reference, readPage)).filter((problem) => problem !== null)).toEqual([]);
+    expect(
+      references.map((reference) => deadReference(reference, readPage)).filter((problem) => problem !== null),
+    ).toEqual([]);
   });
 
   it('the checker itself: reads the forms in use, wrapped over comment lines, and names what is dead', () => {
@@ -962,7 +1120,9 @@ describe('section references in the code', () => {
     const page = '# Ops\n\n## Tracing\n\n## A hung dependency: every answer is bounded\n\n### Admin views\n';
     const pages: Record<string, string> = { 'README.md': '# Title\n\n## Try it\n', 'docs/ops.md': page };
     const references = sectionReferencesOf('src/x.ts', source);
-    expect(references.map(({ line, page: target, anchor, heading, table }) => ({ line, target, anchor, heading, table }))).toEqual(
+    expect(
+      references.map(({ line, page: target, anchor, heading, table }) => ({ line, target, anchor, heading, table })),
+    ).toEqual(
       expect.arrayContaining([
         { line: 2, target: 'README.md', anchor: undefined, heading: 'Rate limits', table: undefined },
         { line: 3, target: 'docs/ops.md', anchor: 'tracing', heading: undefined, table: undefined },
@@ -973,7 +1133,9 @@ describe('section references in the code', () => {
         { line: 7, target: 'docs/gone.md', anchor: undefined, heading: undefined, table: undefined },
       ]),
     );
-    const problems = references.map((reference) => deadReference(reference, (name) => pages[name] ?? null)).filter((problem) => problem !== null);
+    const problems = references
+      .map((reference) => deadReference(reference, (name) => pages[name] ?? null))
+      .filter((problem) => problem !== null);
     expect(problems).toEqual([
       'src/x.ts:7: "docs/gone.md": docs/gone.md does not exist',
       'src/x.ts:2: "README, "Rate limits"": README.md has no section "Rate limits" (its sections: "Title", "Try it")',
@@ -985,7 +1147,10 @@ describe('section references in the code', () => {
 describe('README.md', () => {
   it(`stays under ${README_MAX_BYTES} bytes`, () => {
     const size = statSync(join(ROOT, 'README.md')).size;
-    expect(size, `README.md is ${size} bytes; move detail into docs/ (README_MAX_BYTES = ${README_MAX_BYTES})`).toBeLessThanOrEqual(README_MAX_BYTES);
+    expect(
+      size,
+      `README.md is ${size} bytes; move detail into docs/ (README_MAX_BYTES = ${README_MAX_BYTES})`,
+    ).toBeLessThanOrEqual(README_MAX_BYTES);
   });
 
   const bench = results('bench/results/latest.json');
@@ -1010,7 +1175,10 @@ describe('README.md', () => {
       `README.md, "Measured", Burst, {met} in "${sentences[2]!.text}": README says ${saysMet ? 'not met' : 'met'}, bench/results/latest.json, layouts.shared.ratios.oursVsQueue against 0.8 says ${saysMet ? 'met' : 'not met'}`,
       'README.md, "Measured", Faults: no text "no request was answered later than its deadline + 1 s" (after the previous sentence checked); keep its words, change only its figures, or change the test',
     ]);
-    const broken = { ...sentences[7]!, claim: { holds: false, evidence: 'bench/results/latest.json says false at layouts.split.invariants.noOversell' } };
+    const broken = {
+      ...sentences[7]!,
+      claim: { holds: false, evidence: 'bench/results/latest.json says false at layouts.split.invariants.noOversell' },
+    };
     expect(measuredProblems(readme, [broken])).toEqual([
       'README.md, "Measured", Burst: README says "Every invariant held in every variant.", but bench/results/latest.json says false at layouts.split.invariants.noOversell',
     ]);
@@ -1059,7 +1227,9 @@ function orderPath(markdown: string): { files: string[]; stated: { files: number
   const lines = sectionLines(markdown, 'How a checkout flows through the code', 'docs/architecture.md');
   const [table] = tablesIn(lines);
   const column = table?.header.indexOf('file') ?? -1;
-  const files = (table?.rows ?? []).map((row) => /^`([^`]+)`$/.exec(row[column] ?? '')?.[1] ?? `unreadable cell ${JSON.stringify(row[column])}`);
+  const files = (table?.rows ?? []).map(
+    (row) => /^`([^`]+)`$/.exec(row[column] ?? '')?.[1] ?? `unreadable cell ${JSON.stringify(row[column])}`,
+  );
   const said = /\*\*(\d+) files in (\d+) folders\*\*/.exec(lines.join('\n'));
   return { files, stated: said ? { files: Number(said[1]), folders: Number(said[2]) } : null };
 }
@@ -1097,6 +1267,9 @@ describe('docs/', () => {
       .filter((page) => page.startsWith('docs/'))
       .map((page) => [page, statSync(join(ROOT, page)).size] as const);
     const total = sizes.reduce((sum, [, size]) => sum + size, 0);
-    expect(total, `docs/ is ${total} bytes (${sizes.map(([page, size]) => `${page} ${size}`).join(', ')})`).toBeLessThanOrEqual(DOCS_MAX_BYTES);
+    expect(
+      total,
+      `docs/ is ${total} bytes (${sizes.map(([page, size]) => `${page} ${size}`).join(', ')})`,
+    ).toBeLessThanOrEqual(DOCS_MAX_BYTES);
   });
 });

@@ -20,7 +20,13 @@ async function getJson(url: string): Promise<{ status: number; body: any; connec
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => done({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined, connection: res.headers.connection }));
+      res.on('end', () =>
+        done({
+          status: res.statusCode ?? 0,
+          body: text ? JSON.parse(text) : undefined,
+          connection: res.headers.connection,
+        }),
+      );
     }).on('error', fail);
   });
 }
@@ -45,7 +51,10 @@ describe('health probes', () => {
       await redisServer.process.stop();
       const notReady = {
         status: 503,
-        body: { error: { code: 'UNAVAILABLE', message: 'down: redis' }, checks: { redis: 'down', mysql: 'up', temporal: 'up' } },
+        body: {
+          error: { code: 'UNAVAILABLE', message: 'down: redis' },
+          checks: { redis: 'down', mysql: 'up', temporal: 'up' },
+        },
       };
       expect(await getJson(`${api.url}/readyz`)).toMatchObject(notReady);
       expect(await getJson(`${api.url}/healthz`)).toMatchObject(notReady);
@@ -63,13 +72,21 @@ describe('shutdown', () => {
     const drainMs = 4_000;
     const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'src', 'api', 'main.ts')], {
       cwd: root,
-      env: { ...process.env, ...inject('stackEnv'), PORT: String(port), SHUTDOWN_DRAIN: `${drainMs}ms`, LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        ...inject('stackEnv'),
+        PORT: String(port),
+        SHUTDOWN_DRAIN: `${drainMs}ms`,
+        LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<{ code: number | null; at: number }>((done) => child.once('exit', (code) => done({ code, at: Date.now() })));
+    const exited = new Promise<{ code: number | null; at: number }>((done) =>
+      child.once('exit', (code) => done({ code, at: Date.now() })),
+    );
     try {
       await waitFor(async () => (await getJson(`${base}/readyz`)).status === 200, {
         what: 'the API process to be ready',
@@ -90,8 +107,15 @@ describe('shutdown', () => {
       );
       expect(draining.body).toEqual({ error: { code: 'UNAVAILABLE', message: expect.stringMatching(/draining/) } });
       // Still serving: liveness, and the API itself (a real route, answered from MySQL).
-      expect(await getJson(`${base}/livez`)).toMatchObject({ status: 200, body: { status: 'ok' }, connection: 'close' });
-      expect(await getJson(`${base}/api/sales/NO-SUCH-SKU`)).toMatchObject({ status: 404, body: { error: { code: 'SKU_NOT_FOUND' } } });
+      expect(await getJson(`${base}/livez`)).toMatchObject({
+        status: 200,
+        body: { status: 'ok' },
+        connection: 'close',
+      });
+      expect(await getJson(`${base}/api/sales/NO-SUCH-SKU`)).toMatchObject({
+        status: 404,
+        body: { error: { code: 'SKU_NOT_FOUND' } },
+      });
       expect(Date.now() - signalledAt).toBeLessThan(drainMs);
 
       const { code, at } = await exited;

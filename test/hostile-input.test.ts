@@ -40,8 +40,13 @@ interface Reply {
   body: unknown;
 }
 
-async function send(method: string, path: string, init: { headers?: Record<string, string>; body?: string | Uint8Array } = {}): Promise<Reply> {
-  const payload = init.body === undefined || typeof init.body === 'string' ? init.body : new Blob([new Uint8Array(init.body)]);
+async function send(
+  method: string,
+  path: string,
+  init: { headers?: Record<string, string>; body?: string | Uint8Array } = {},
+): Promise<Reply> {
+  const payload =
+    init.body === undefined || typeof init.body === 'string' ? init.body : new Blob([new Uint8Array(init.body)]);
   const response = await fetch(`${api.url}${path}`, { method, headers: init.headers, body: payload });
   const text = await response.text();
   let body: unknown;
@@ -59,7 +64,11 @@ const jsonHeaders = (extra: Record<string, string> = {}) => ({ 'content-type': '
 
 /** A shopper token as a stranger would make it: any claims, any key. */
 function craftToken(claims: Record<string, unknown>, options: { key?: string; expiresIn?: number } = {}): string {
-  const sign = createSigner({ key: options.key ?? config.jwtSecret, algorithm: 'HS256', ...(options.expiresIn ? { expiresIn: options.expiresIn } : {}) });
+  const sign = createSigner({
+    key: options.key ?? config.jwtSecret,
+    algorithm: 'HS256',
+    ...(options.expiresIn ? { expiresIn: options.expiresIn } : {}),
+  });
   return sign(claims);
 }
 
@@ -76,7 +85,11 @@ async function snapshot() {
   const orders = [...(await store.getOrders([...(await store.orderNumbersOfSale(sku))])).values()];
   const payments = await store.paymentsOfOrder(orderNo);
   const { count: workflows } = await temporal.workflow.count(`OrderSku = '${sku}'`);
-  return { redis: { sale, users, reservations, idempotency, cancels }, mysql: { sale: await store.getSale(sku), orders, payments }, workflows };
+  return {
+    redis: { sale, users, reservations, idempotency, cancels },
+    mysql: { sale: await store.getSale(sku), orders, payments },
+    workflows,
+  };
 }
 
 beforeAll(async () => {
@@ -108,7 +121,10 @@ beforeAll(async () => {
   });
   expect(checkout.status).toBe(202);
   orderNo = (checkout.body as { orderNo: string }).orderNo;
-  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: 'the victim order to be persisted', timeoutMs: 15_000 });
+  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+    what: 'the victim order to be persisted',
+    timeoutMs: 15_000,
+  });
 });
 
 afterAll(async () => {
@@ -174,10 +190,28 @@ const BODY_ROUTES: Array<{
     body: () => json({ sku: uniqueSku('NEW'), name: 'x', priceCents: 1, stock: 1, perUserLimit: 1 }),
     headers: () => bearer(ADMIN),
   },
-  { route: 'dev-login', method: 'POST', path: () => '/api/auth/dev-login', body: () => json({ userId: 'someone' }), headers: () => ({}) },
-  { route: 'checkout', method: 'POST', path: () => '/api/checkout', body: () => json({ sku, quantity: 1 }), headers: stranger },
+  {
+    route: 'dev-login',
+    method: 'POST',
+    path: () => '/api/auth/dev-login',
+    body: () => json({ userId: 'someone' }),
+    headers: () => ({}),
+  },
+  {
+    route: 'checkout',
+    method: 'POST',
+    path: () => '/api/checkout',
+    body: () => json({ sku, quantity: 1 }),
+    headers: stranger,
+  },
   { route: 'webhook', method: 'POST', path: () => '/api/payments/webhook', body: () => payment(), headers: () => ({}) },
-  { route: 'simulate-payment', method: 'POST', path: () => '/api/dev/simulate-payment', body: () => json({ orderNo }), headers: shopper },
+  {
+    route: 'simulate-payment',
+    method: 'POST',
+    path: () => '/api/dev/simulate-payment',
+    body: () => json({ orderNo }),
+    headers: shopper,
+  },
 ];
 
 const CASES: HostileCase[] = [
@@ -295,7 +329,8 @@ const CASES: HostileCase[] = [
       name: `checkout: hostile Idempotency-Key ${JSON.stringify(hostile.slice(0, 20))}`,
       method: 'POST',
       path: () => '/api/checkout',
-      headers: async () => jsonHeaders({ ...(await stranger()), 'idempotency-key': `k ${encodeURIComponent(hostile).slice(0, 200)}` }),
+      headers: async () =>
+        jsonHeaders({ ...(await stranger()), 'idempotency-key': `k ${encodeURIComponent(hostile).slice(0, 200)}` }),
       body: () => json({ sku, quantity: 1 }),
       status: 400,
       code: 'INVALID_REQUEST',
@@ -422,12 +457,35 @@ const CASES: HostileCase[] = [
       [
         'a token signed with another key',
         () =>
-          bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: config.jwtAudience }, { key: 'another-key-entirely-0123456789', expiresIn: 60_000 })),
+          bearer(
+            craftToken(
+              { sub: victim, iss: config.jwtIssuer, aud: config.jwtAudience },
+              { key: 'another-key-entirely-0123456789', expiresIn: 60_000 },
+            ),
+          ),
       ],
-      ['a token without exp', () => bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: config.jwtAudience }))],
-      ['a token from another issuer', () => bearer(craftToken({ sub: victim, iss: 'somebody-else', aud: config.jwtAudience }, { expiresIn: 60_000 }))],
-      ['a token for another audience', () => bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: 'another-api' }, { expiresIn: 60_000 }))],
-      ['a token valid for a year', () => bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: config.jwtAudience }, { expiresIn: 365 * 86_400_000 }))],
+      [
+        'a token without exp',
+        () => bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: config.jwtAudience })),
+      ],
+      [
+        'a token from another issuer',
+        () => bearer(craftToken({ sub: victim, iss: 'somebody-else', aud: config.jwtAudience }, { expiresIn: 60_000 })),
+      ],
+      [
+        'a token for another audience',
+        () => bearer(craftToken({ sub: victim, iss: config.jwtIssuer, aud: 'another-api' }, { expiresIn: 60_000 })),
+      ],
+      [
+        'a token valid for a year',
+        () =>
+          bearer(
+            craftToken(
+              { sub: victim, iss: config.jwtIssuer, aud: config.jwtAudience },
+              { expiresIn: 365 * 86_400_000 },
+            ),
+          ),
+      ],
       [
         'an alg:none token',
         () =>
@@ -435,7 +493,13 @@ const CASES: HostileCase[] = [
             `${Buffer.from(json({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(json({ sub: victim, exp: 9_999_999_999 })).toString('base64url')}.`,
           ),
       ],
-      ['a token for a bad user id', () => bearer(craftToken({ sub: '../admin', iss: config.jwtIssuer, aud: config.jwtAudience }, { expiresIn: 60_000 }))],
+      [
+        'a token for a bad user id',
+        () =>
+          bearer(
+            craftToken({ sub: '../admin', iss: config.jwtIssuer, aud: config.jwtAudience }, { expiresIn: 60_000 }),
+          ),
+      ],
     ] as const
   ).flatMap(([what, headers]): HostileCase[] => [
     {
@@ -447,11 +511,39 @@ const CASES: HostileCase[] = [
       status: 401,
       code: 'UNAUTHORIZED',
     },
-    { name: `order read with ${what}`, method: 'GET', path: () => `/api/orders/${orderNo}`, headers, status: 401, code: 'UNAUTHORIZED' },
-    { name: `cancel with ${what}`, method: 'POST', path: () => `/api/orders/${orderNo}/cancel`, headers, status: 401, code: 'UNAUTHORIZED' },
+    {
+      name: `order read with ${what}`,
+      method: 'GET',
+      path: () => `/api/orders/${orderNo}`,
+      headers,
+      status: 401,
+      code: 'UNAUTHORIZED',
+    },
+    {
+      name: `cancel with ${what}`,
+      method: 'POST',
+      path: () => `/api/orders/${orderNo}/cancel`,
+      headers,
+      status: 401,
+      code: 'UNAUTHORIZED',
+    },
   ]),
-  { name: "order read: another shopper's order", method: 'GET', path: () => `/api/orders/${orderNo}`, headers: stranger, status: 403, code: 'FORBIDDEN' },
-  { name: "cancel: another shopper's order", method: 'POST', path: () => `/api/orders/${orderNo}/cancel`, headers: stranger, status: 403, code: 'FORBIDDEN' },
+  {
+    name: "order read: another shopper's order",
+    method: 'GET',
+    path: () => `/api/orders/${orderNo}`,
+    headers: stranger,
+    status: 403,
+    code: 'FORBIDDEN',
+  },
+  {
+    name: "cancel: another shopper's order",
+    method: 'POST',
+    path: () => `/api/orders/${orderNo}/cancel`,
+    headers: stranger,
+    status: 403,
+    code: 'FORBIDDEN',
+  },
   {
     name: "simulate-payment: another shopper's order",
     method: 'POST',
@@ -462,7 +554,14 @@ const CASES: HostileCase[] = [
     code: 'FORBIDDEN',
   },
   // Wrong methods, in the error shape.
-  { name: 'DELETE an order', method: 'DELETE', path: () => `/api/orders/${orderNo}`, headers: shopper, status: 405, code: 'METHOD_NOT_ALLOWED' },
+  {
+    name: 'DELETE an order',
+    method: 'DELETE',
+    path: () => `/api/orders/${orderNo}`,
+    headers: shopper,
+    status: 405,
+    code: 'METHOD_NOT_ALLOWED',
+  },
   {
     name: 'PATCH a sale',
     method: 'PATCH',
@@ -472,10 +571,23 @@ const CASES: HostileCase[] = [
     status: 405,
     code: 'METHOD_NOT_ALLOWED',
   },
-  { name: 'GET the webhook', method: 'GET', path: () => '/api/payments/webhook', status: 405, code: 'METHOD_NOT_ALLOWED' },
+  {
+    name: 'GET the webhook',
+    method: 'GET',
+    path: () => '/api/payments/webhook',
+    status: 405,
+    code: 'METHOD_NOT_ALLOWED',
+  },
   { name: 'GET checkout', method: 'GET', path: () => '/api/checkout', status: 405, code: 'METHOD_NOT_ALLOWED' },
   { name: 'an unknown route', method: 'GET', path: () => '/api/../../etc/passwd', status: 404, code: 'NOT_FOUND' },
-  { name: 'a 15 KB path', method: 'GET', path: () => `/api/orders/${'A'.repeat(15_000)}`, headers: shopper, status: 404, code: 'ORDER_NOT_FOUND' },
+  {
+    name: 'a 15 KB path',
+    method: 'GET',
+    path: () => `/api/orders/${'A'.repeat(15_000)}`,
+    headers: shopper,
+    status: 404,
+    code: 'ORDER_NOT_FOUND',
+  },
   // The same Idempotency-Key with another body.
   {
     name: 'checkout: the victim key with another quantity',
@@ -491,12 +603,16 @@ const CASES: HostileCase[] = [
 describe('hostile input: 4xx, a stable code, a short message, and nothing changed', () => {
   it('has a case for every route', () => {
     const routes = new Set(CASES.map((c) => c.path().split('/').slice(0, 3).join('/')));
-    for (const route of ['/api/sales', '/api/auth', '/api/checkout', '/api/orders', '/api/payments', '/api/dev']) expect(routes).toContain(route);
+    for (const route of ['/api/sales', '/api/auth', '/api/checkout', '/api/orders', '/api/payments', '/api/dev'])
+      expect(routes).toContain(route);
   });
 
   it.each(CASES)('$name → $status $code', async (hostile) => {
     const before = await snapshot();
-    const reply = await send(hostile.method, hostile.path(), { headers: await hostile.headers?.(), ...(hostile.body ? { body: hostile.body() } : {}) });
+    const reply = await send(hostile.method, hostile.path(), {
+      headers: await hostile.headers?.(),
+      ...(hostile.body ? { body: hostile.body() } : {}),
+    });
     expect({ status: reply.status, body: reply.body }, reply.text.slice(0, 300)).toEqual({
       status: hostile.status,
       body: { error: { code: hostile.code, message: expect.any(String) } },
@@ -511,15 +627,29 @@ describe('hostile input: 4xx, a stable code, a short message, and nothing change
 
 /** Creates a sale through the API; its SKU as given (letter case included). */
 async function createSale(sale: Record<string, unknown>): Promise<Reply> {
-  return send('POST', '/api/sales', { headers: jsonHeaders(bearer(ADMIN)), body: json({ name: 'Case', priceCents: 500, stock: 5, perUserLimit: 1, ...sale }) });
+  return send('POST', '/api/sales', {
+    headers: jsonHeaders(bearer(ADMIN)),
+    body: json({ name: 'Case', priceCents: 500, stock: 5, perUserLimit: 1, ...sale }),
+  });
 }
 
-async function buy(userId: string, saleSku: string, headers: Record<string, string> = {}, quantity = 1): Promise<Reply> {
-  return send('POST', '/api/checkout', { headers: jsonHeaders({ ...bearer(await auth.issue(userId)), ...headers }), body: json({ sku: saleSku, quantity }) });
+async function buy(
+  userId: string,
+  saleSku: string,
+  headers: Record<string, string> = {},
+  quantity = 1,
+): Promise<Reply> {
+  return send('POST', '/api/checkout', {
+    headers: jsonHeaders({ ...bearer(await auth.issue(userId)), ...headers }),
+    body: json({ sku: saleSku, quantity }),
+  });
 }
 
 async function persisted(no: string): Promise<void> {
-  await waitFor(async () => (await store.getOrder(no))?.status === 'AWAITING_PAYMENT', { what: `${no} to be persisted`, timeoutMs: 15_000 });
+  await waitFor(async () => (await store.getOrder(no))?.status === 'AWAITING_PAYMENT', {
+    what: `${no} to be persisted`,
+    timeoutMs: 15_000,
+  });
 }
 
 async function webhook(event: Record<string, unknown>): Promise<Reply> {
@@ -536,8 +666,13 @@ describe('what an adversarial probe tries, one test each', () => {
     expect(sale.status).toBe(201);
     const order = (await buy(buyer, `case-${id}`)).body as { orderNo: string };
     await persisted(order.orderNo);
-    expect((await webhook({ eventId: `evt_x_${id}`, orderNo: order.orderNo, amountCents: 700 })).body).toEqual({ received: true, outcome: 'APPLIED' });
-    expect((await webhook({ eventId: `EVT_X_${id.toUpperCase()}`, orderNo: order.orderNo, amountCents: 700 })).body).toEqual({
+    expect((await webhook({ eventId: `evt_x_${id}`, orderNo: order.orderNo, amountCents: 700 })).body).toEqual({
+      received: true,
+      outcome: 'APPLIED',
+    });
+    expect(
+      (await webhook({ eventId: `EVT_X_${id.toUpperCase()}`, orderNo: order.orderNo, amountCents: 700 })).body,
+    ).toEqual({
       received: true,
       outcome: 'REFUND_REQUIRED',
       refundReason: 'ALREADY_PAID',
@@ -559,7 +694,10 @@ describe('what an adversarial probe tries, one test each', () => {
     expect(shared.status).toBe(201);
     const [upper, lower] = [await buy(`Shopper-${id}`, `users-${id}`), await buy(`shopper-${id}`, `users-${id}`)];
     expect([upper.status, lower.status]).toEqual([202, 202]);
-    await Promise.all([persisted((upper.body as { orderNo: string }).orderNo), persisted((lower.body as { orderNo: string }).orderNo)]);
+    await Promise.all([
+      persisted((upper.body as { orderNo: string }).orderNo),
+      persisted((lower.body as { orderNo: string }).orderNo),
+    ]);
     expect((await store.saleStockFigures(`users-${id}`))?.usersHolding).toBe(2);
 
     // Idempotency keys: two orders.
@@ -569,7 +707,10 @@ describe('what an adversarial probe tries, one test each', () => {
     const second = await buy(`keyed-${id}`, `keys-${id}`, { 'idempotency-key': 'key-1' });
     expect((first.body as { orderNo: string }).orderNo).not.toBe((second.body as { orderNo: string }).orderNo);
     // Order numbers are upper case only: a lower-case one names no order.
-    expect((await send('GET', `/api/orders/${order.orderNo.toLowerCase()}`, { headers: bearer(await auth.issue(buyer)) })).status).toBe(404);
+    expect(
+      (await send('GET', `/api/orders/${order.orderNo.toLowerCase()}`, { headers: bearer(await auth.issue(buyer)) }))
+        .status,
+    ).toBe(404);
   });
 
   it('a payment of the wrong amount is answered, and recorded, as AMOUNT_MISMATCH at once', async () => {
@@ -585,7 +726,10 @@ describe('what an adversarial probe tries, one test each', () => {
     });
     // The order still awaits its payment; the row already says why this one goes back.
     expect(await store.getOrder(order.orderNo)).toMatchObject({ status: 'AWAITING_PAYMENT' });
-    expect(await store.getPayment(eventId)).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' });
+    expect(await store.getPayment(eventId)).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'AMOUNT_MISMATCH',
+    });
   });
 
   it.each([
@@ -630,7 +774,10 @@ describe('what an adversarial probe tries, one test each', () => {
       const no = (order.body as { orderNo: string }).orderNo;
       await persisted(no);
       expect((await send('POST', `/api/orders/${no}/cancel`, { headers: token })).status).toBe(202);
-      await waitFor(async () => (await store.getOrder(no))?.status === 'CANCELLED', { what: `${no} cancelled`, timeoutMs: 15_000 });
+      await waitFor(async () => (await store.getOrder(no))?.status === 'CANCELLED', {
+        what: `${no} cancelled`,
+        timeoutMs: 15_000,
+      });
       // MySQL says CANCELLED before the workflow's last step gives the unit back in Redis; the next
       // round must wait for that too, or the per-user limit (still holding 1) refuses it.
       await waitFor(async () => Number((await redis.hget(saleKeys(`loop-${id}`).users, looper)) ?? 0) === 0, {
@@ -639,15 +786,25 @@ describe('what an adversarial probe tries, one test each', () => {
       });
       cancelled.push(no);
     }
-    expect(await buy(looper, `loop-${id}`)).toMatchObject({ status: 409, body: { error: { code: 'TOO_MANY_CANCELLATIONS' } } });
+    expect(await buy(looper, `loop-${id}`)).toMatchObject({
+      status: 409,
+      body: { error: { code: 'TOO_MANY_CANCELLATIONS' } },
+    });
     // Other shoppers are not affected.
     expect((await buy(`other-${id}`, `loop-${id}`)).status).toBe(202);
     // The cancelled orders' records are gone once their workflows closed; their rows answer for them.
-    await waitFor(async () => (await redis.hmget(saleKeys(`loop-${id}`).reservations, ...cancelled)).every((record) => record === null), {
-      what: 'the cancelled orders to drop their reservation records',
-      timeoutMs: 15_000,
-    });
+    await waitFor(
+      async () =>
+        (await redis.hmget(saleKeys(`loop-${id}`).reservations, ...cancelled)).every((record) => record === null),
+      {
+        what: 'the cancelled orders to drop their reservation records',
+        timeoutMs: 15_000,
+      },
+    );
     // A retry of a cancelled order's key still answers that order.
-    expect((await buy(looper, `loop-${id}`, { 'idempotency-key': 'round-0' })).body).toMatchObject({ orderNo: cancelled[0], status: 'CANCELLED' });
+    expect((await buy(looper, `loop-${id}`, { 'idempotency-key': 'round-0' })).body).toMatchObject({
+      orderNo: cancelled[0],
+      status: 'CANCELLED',
+    });
   });
 });

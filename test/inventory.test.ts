@@ -78,7 +78,11 @@ function hashTag(key: string): string {
 describe('RedisInventory', () => {
   it('sells exactly the stock to 1,000 concurrent shoppers (no oversell, conservation)', async () => {
     const sku = await newSale('burst', { stock: 100, perUserLimit: 1 });
-    const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => inventory.reserve({ orderNo: orderNo(), sku, userId: `user-${i}`, quantity: 1 })));
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) =>
+        inventory.reserve({ orderNo: orderNo(), sku, userId: `user-${i}`, quantity: 1 }),
+      ),
+    );
     expect(countBy(results.map((r) => r.outcome))).toEqual({ RESERVED: 100, SOLD_OUT: 900 });
 
     const s = await sale(sku);
@@ -86,17 +90,23 @@ describe('RedisInventory', () => {
     expectConserved(s);
 
     // Every winner has its reservation record and exactly one unit against its name.
-    const winners = results.flatMap((r, i) => (r.outcome === 'RESERVED' ? [{ orderNo: r.orderNo, userId: `user-${i}` }] : []));
+    const winners = results.flatMap((r, i) =>
+      r.outcome === 'RESERVED' ? [{ orderNo: r.orderNo, userId: `user-${i}` }] : [],
+    );
     expect(new Set(winners.map((w) => w.orderNo)).size).toBe(100);
     expect(await redis.hlen(saleKeys(sku).reservations)).toBe(100);
     expect(await redis.hlen(saleKeys(sku).users)).toBe(100);
     const records = await Promise.all(winners.map((w) => inventory.getReservation(sku, w.orderNo)));
-    records.forEach((record, i) => expect(record).toMatchObject({ state: 'RESERVED', userId: winners[i]?.userId, quantity: 1 }));
+    records.forEach((record, i) =>
+      expect(record).toMatchObject({ state: 'RESERVED', userId: winners[i]?.userId, quantity: 1 }),
+    );
   });
 
   it('enforces the per-user limit under concurrency', async () => {
     const sku = await newSale('limit', { stock: 100, perUserLimit: 2 });
-    const results = await Promise.all(Array.from({ length: 50 }, () => inventory.reserve({ orderNo: orderNo(), sku, userId: 'greedy', quantity: 1 })));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => inventory.reserve({ orderNo: orderNo(), sku, userId: 'greedy', quantity: 1 })),
+    );
     expect(countBy(results.map((r) => r.outcome))).toEqual({ RESERVED: 2, LIMIT_EXCEEDED: 48 });
     expect(await inventory.userHolding(sku, 'greedy')).toBe(2);
 
@@ -115,14 +125,17 @@ describe('RedisInventory', () => {
   it('returns the same order for the same idempotency key, however concurrently it is sent', async () => {
     const sku = await newSale('idem', { stock: 3, perUserLimit: 3 });
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, idempotencyKey: 'key-1' })),
+      Array.from({ length: 20 }, () =>
+        inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, idempotencyKey: 'key-1' }),
+      ),
     );
     const reserved = results.filter((r) => r.outcome === 'RESERVED');
     expect(reserved).toHaveLength(1);
     const winner = reserved[0];
     if (winner?.outcome !== 'RESERVED') throw new Error('unreachable');
     expect(results.filter((r) => r.outcome === 'DUPLICATE')).toHaveLength(19);
-    for (const r of results) expect(r).toMatchObject({ outcome: expect.stringMatching(/^(RESERVED|DUPLICATE)$/), orderNo: winner.orderNo });
+    for (const r of results)
+      expect(r).toMatchObject({ outcome: expect.stringMatching(/^(RESERVED|DUPLICATE)$/), orderNo: winner.orderNo });
 
     // Stock taken once.
     expect(await sale(sku)).toMatchObject({ available: 2, reserved: 1 });
@@ -130,17 +143,39 @@ describe('RedisInventory', () => {
     expect(await redis.hlen(saleKeys(sku).reservations)).toBe(1);
 
     // The key is scoped to the user: another user with the same key gets an order of their own.
-    const bob = await inventory.reserve({ orderNo: orderNo(), sku, userId: 'bob', quantity: 1, idempotencyKey: 'key-1' });
+    const bob = await inventory.reserve({
+      orderNo: orderNo(),
+      sku,
+      userId: 'bob',
+      quantity: 1,
+      idempotencyKey: 'key-1',
+    });
     expect(bob.outcome).toBe('RESERVED');
     expect(bob).not.toEqual(winner);
     // ... and to the SKU: alice's key on another sale is a new checkout there.
     const otherSku = await newSale('idem-other', { stock: 1, perUserLimit: 1 });
-    expect((await inventory.reserve({ orderNo: orderNo(), sku: otherSku, userId: 'alice', quantity: 1, idempotencyKey: 'key-1' })).outcome).toBe('RESERVED');
+    expect(
+      (
+        await inventory.reserve({
+          orderNo: orderNo(),
+          sku: otherSku,
+          userId: 'alice',
+          quantity: 1,
+          idempotencyKey: 'key-1',
+        })
+      ).outcome,
+    ).toBe('RESERVED');
 
     // Sell out the rest, then retry alice's checkout: it still returns her order, not SOLD_OUT.
-    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'carol', quantity: 1 })).outcome).toBe('RESERVED');
-    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'dave', quantity: 1 })).outcome).toBe('SOLD_OUT');
-    expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, idempotencyKey: 'key-1' })).toMatchObject({
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'carol', quantity: 1 })).outcome).toBe(
+      'RESERVED',
+    );
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'dave', quantity: 1 })).outcome).toBe(
+      'SOLD_OUT',
+    );
+    expect(
+      await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, idempotencyKey: 'key-1' }),
+    ).toMatchObject({
       outcome: 'DUPLICATE',
       orderNo: winner.orderNo,
     });
@@ -152,8 +187,14 @@ describe('RedisInventory', () => {
   it('refuses to reserve an order number twice', async () => {
     const sku = await newSale('orderno');
     const no = orderNo();
-    expect(await inventory.reserve({ orderNo: no, sku, userId: 'u1', quantity: 1 })).toMatchObject({ outcome: 'RESERVED', orderNo: no });
-    expect(await inventory.reserve({ orderNo: no, sku, userId: 'u1', quantity: 1 })).toMatchObject({ outcome: 'DUPLICATE', orderNo: no });
+    expect(await inventory.reserve({ orderNo: no, sku, userId: 'u1', quantity: 1 })).toMatchObject({
+      outcome: 'RESERVED',
+      orderNo: no,
+    });
+    expect(await inventory.reserve({ orderNo: no, sku, userId: 'u1', quantity: 1 })).toMatchObject({
+      outcome: 'DUPLICATE',
+      orderNo: no,
+    });
     expect(await sale(sku)).toMatchObject({ available: 9, reserved: 1 });
   });
 
@@ -164,12 +205,16 @@ describe('RedisInventory', () => {
     expect(await sale(sku)).toMatchObject({ available: 3, reserved: 2 });
     expect(await inventory.userHolding(sku, 'alice')).toBe(2);
     // At her limit until the release.
-    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1 })).outcome).toBe('LIMIT_EXCEEDED');
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1 })).outcome).toBe(
+      'LIMIT_EXCEEDED',
+    );
 
     expect(await inventory.release(sku, no)).toBe('RELEASED');
     expect(await inventory.release(sku, no)).toBe('ALREADY_RELEASED');
     // Concurrent releases too: still only one gives stock back (the one above).
-    expect(new Set(await Promise.all(Array.from({ length: 10 }, () => inventory.release(sku, no))))).toEqual(new Set(['ALREADY_RELEASED']));
+    expect(new Set(await Promise.all(Array.from({ length: 10 }, () => inventory.release(sku, no))))).toEqual(
+      new Set(['ALREADY_RELEASED']),
+    );
 
     const s = await sale(sku);
     expect(s).toMatchObject({ available: 5, reserved: 0, sold: 0 });
@@ -182,7 +227,9 @@ describe('RedisInventory', () => {
     expect(await inventory.release(uniqueSku('nosale'), 'ORD-unknown')).toBe('NOT_FOUND');
 
     // After the release she can buy again, up to her full limit.
-    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 2 })).outcome).toBe('RESERVED');
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 2 })).outcome).toBe(
+      'RESERVED',
+    );
     expect(await inventory.userHolding(sku, 'alice')).toBe(2);
     expectConserved(await sale(sku));
   });
@@ -199,7 +246,9 @@ describe('RedisInventory', () => {
   it('confirms a reservation into a sale, and never gives a sold unit back', async () => {
     const sku = await newSale('confirm', { stock: 5, perUserLimit: 3 });
     const no = orderNo();
-    expect((await inventory.reserve({ orderNo: no, sku, userId: 'alice', quantity: 2, nowMs: 1_700_000_000_123 })).outcome).toBe('RESERVED');
+    expect(
+      (await inventory.reserve({ orderNo: no, sku, userId: 'alice', quantity: 2, nowMs: 1_700_000_000_123 })).outcome,
+    ).toBe('RESERVED');
 
     expect(await inventory.confirm(sku, no)).toBe('CONFIRMED');
     expect(await inventory.confirm(sku, no)).toBe('ALREADY_CONFIRMED');
@@ -218,7 +267,9 @@ describe('RedisInventory', () => {
     expectConserved(s);
     // Sold units still count against the user's limit.
     expect(await inventory.userHolding(sku, 'alice')).toBe(2);
-    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 2 })).outcome).toBe('LIMIT_EXCEEDED');
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 2 })).outcome).toBe(
+      'LIMIT_EXCEEDED',
+    );
 
     // Confirm after release: the reservation stays released, nothing changes.
     const late = orderNo();
@@ -237,7 +288,9 @@ describe('RedisInventory', () => {
     const sku = await newSale('confirm-race', { stock: 50, perUserLimit: 1 });
     const orders = Array.from({ length: 50 }, (_, i) => ({ no: orderNo(), user: `u${i}` }));
     await Promise.all(orders.map((o) => inventory.reserve({ orderNo: o.no, sku, userId: o.user, quantity: 1 })));
-    const pairs = await Promise.all(orders.map((o) => Promise.all([inventory.confirm(sku, o.no), inventory.release(sku, o.no)])));
+    const pairs = await Promise.all(
+      orders.map((o) => Promise.all([inventory.confirm(sku, o.no), inventory.release(sku, o.no)])),
+    );
     for (const [confirmed, released] of pairs) {
       expect([
         ['CONFIRMED', 'SOLD'],
@@ -254,7 +307,8 @@ describe('RedisInventory', () => {
     const sku = await newSale('claim', { stock: 5, perUserLimit: 2 });
     const no = orderNo();
     expect((await inventory.reserve({ orderNo: no, sku, userId: 'alice', quantity: 2 })).outcome).toBe('RESERVED');
-    const claimOf = (orderNo: string, userId = 'alice', quantity = 2) => inventory.claim({ sku, orderNo, userId, quantity, reservedAtMs: 1_700_000_000_000 });
+    const claimOf = (orderNo: string, userId = 'alice', quantity = 2) =>
+      inventory.claim({ sku, orderNo, userId, quantity, reservedAtMs: 1_700_000_000_000 });
     const claims = await Promise.all(Array.from({ length: 10 }, () => claimOf(no)));
     expect(countBy(claims)).toEqual({ CLAIMED: 1, ALREADY_CLAIMED: 9 });
     expect(await inventory.getReservation(sku, no)).toMatchObject({ state: 'CLAIMED', userId: 'alice', quantity: 2 });
@@ -308,10 +362,16 @@ describe('RedisInventory', () => {
   it('takes a reservation Redis lost again when its workflow claims it, if its units are still there', async () => {
     const sku = await newSale('reclaim', { stock: 1, perUserLimit: 1 });
     const lost = orderNo();
-    const claim = (no: string, userId: string) => inventory.claim({ sku, orderNo: no, userId, quantity: 1, reservedAtMs: 1_700_000_000_000 });
+    const claim = (no: string, userId: string) =>
+      inventory.claim({ sku, orderNo: no, userId, quantity: 1, reservedAtMs: 1_700_000_000_000 });
     // No record and no counters: what a restart from an AOF without the last writes leaves.
     expect(await claim(lost, 'alice')).toBe('RECLAIMED');
-    expect(await inventory.getReservation(sku, lost)).toEqual({ state: 'CLAIMED', userId: 'alice', quantity: 1, reservedAtMs: 1_700_000_000_000 });
+    expect(await inventory.getReservation(sku, lost)).toEqual({
+      state: 'CLAIMED',
+      userId: 'alice',
+      quantity: 1,
+      reservedAtMs: 1_700_000_000_000,
+    });
     expect(await sale(sku)).toMatchObject({ available: 0, reserved: 1 });
     expect(await inventory.userHolding(sku, 'alice')).toBe(1);
     expect(await claim(lost, 'alice')).toBe('ALREADY_CLAIMED');
@@ -326,13 +386,20 @@ describe('RedisInventory', () => {
     const keys = saleKeys(sku);
     const claim = (no: string, userId: string, idempotencyKey?: string) =>
       inventory.claim({ sku, orderNo: no, userId, quantity: 1, reservedAtMs: 1_700_000_000_000, idempotencyKey });
-    const reserveWithKey = (no: string, userId: string, key: string) => inventory.reserve({ orderNo: no, sku, userId, quantity: 1, idempotencyKey: key });
-    // Redis lost alice's reservation (record, counters, key, holding): what a failover to a replica that lacked it leaves.
+    const reserveWithKey = (no: string, userId: string, key: string) =>
+      inventory.reserve({ orderNo: no, sku, userId, quantity: 1, idempotencyKey: key });
+    // Redis lost alice's reservation (record, counters, key, holding): what a failover to a replica that lacked it
+    // leaves.
     const lost = orderNo();
     expect(await claim(lost, 'alice', 'alice-key')).toBe('RECLAIMED');
     // A retry with the same key answers that order, not a new one; the limit counts it; the holding names it.
-    expect(await reserveWithKey(orderNo(), 'alice', 'alice-key')).toMatchObject({ outcome: 'DUPLICATE', orderNo: lost });
-    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1 })).outcome).toBe('LIMIT_EXCEEDED');
+    expect(await reserveWithKey(orderNo(), 'alice', 'alice-key')).toMatchObject({
+      outcome: 'DUPLICATE',
+      orderNo: lost,
+    });
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1 })).outcome).toBe(
+      'LIMIT_EXCEEDED',
+    );
     expect(await redis.hget(keys.holds, 'alice')).toBe(lost);
 
     // Before bob's order was claimed, he bought again (his key was lost too, so it made a new order):
@@ -345,20 +412,54 @@ describe('RedisInventory', () => {
     // Carol's key now names another order (she retried with it after the loss; her limit is 2 here):
     const roomy = await newSale('reclaim-key', { stock: 3, perUserLimit: 2 });
     const carolsNew = orderNo();
-    expect((await inventory.reserve({ orderNo: carolsNew, sku: roomy, userId: 'carol', quantity: 1, idempotencyKey: 'carol-key' })).outcome).toBe('RESERVED');
-    expect(await inventory.claim({ sku: roomy, orderNo: orderNo(), userId: 'carol', quantity: 1, reservedAtMs: 1, idempotencyKey: 'carol-key' })).toBe(
-      'NOT_FOUND',
-    );
+    expect(
+      (
+        await inventory.reserve({
+          orderNo: carolsNew,
+          sku: roomy,
+          userId: 'carol',
+          quantity: 1,
+          idempotencyKey: 'carol-key',
+        })
+      ).outcome,
+    ).toBe('RESERVED');
+    expect(
+      await inventory.claim({
+        sku: roomy,
+        orderNo: orderNo(),
+        userId: 'carol',
+        quantity: 1,
+        reservedAtMs: 1,
+        idempotencyKey: 'carol-key',
+      }),
+    ).toBe('NOT_FOUND');
     expect(await inventory.userHolding(roomy, 'carol')).toBe(1);
     // Dave's units went to others (the sale sold out meanwhile): his order fails, and his key still
     // names it, so his retry learns of that order instead of making a new one.
     const sold = await newSale('reclaim-gone', { stock: 1, perUserLimit: 1 });
-    expect((await inventory.reserve({ orderNo: orderNo(), sku: sold, userId: 'erin', quantity: 1 })).outcome).toBe('RESERVED');
-    const davesLost = orderNo();
-    expect(await inventory.claim({ sku: sold, orderNo: davesLost, userId: 'dave', quantity: 1, reservedAtMs: 1, idempotencyKey: 'dave-key' })).toBe(
-      'NOT_FOUND',
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: sold, userId: 'erin', quantity: 1 })).outcome).toBe(
+      'RESERVED',
     );
-    expect(await inventory.reserve({ orderNo: orderNo(), sku: sold, userId: 'dave', quantity: 1, idempotencyKey: 'dave-key' })).toMatchObject({
+    const davesLost = orderNo();
+    expect(
+      await inventory.claim({
+        sku: sold,
+        orderNo: davesLost,
+        userId: 'dave',
+        quantity: 1,
+        reservedAtMs: 1,
+        idempotencyKey: 'dave-key',
+      }),
+    ).toBe('NOT_FOUND');
+    expect(
+      await inventory.reserve({
+        orderNo: orderNo(),
+        sku: sold,
+        userId: 'dave',
+        quantity: 1,
+        idempotencyKey: 'dave-key',
+      }),
+    ).toMatchObject({
       outcome: 'DUPLICATE',
       orderNo: davesLost,
     });
@@ -371,13 +472,52 @@ describe('RedisInventory', () => {
   it('adopts a reservation Redis lost back from MySQL, never below zero available', async () => {
     const sku = await newSale('adopt', { stock: 2, perUserLimit: 2 });
     const kept = orderNo();
-    expect(await inventory.adopt(sku, { orderNo: kept, userId: 'alice', quantity: 1, state: 'CLAIMED', reservedAtMs: 1_700_000_000_000 })).toBe('ADOPTED');
-    expect(await inventory.adopt(sku, { orderNo: kept, userId: 'alice', quantity: 1, state: 'CLAIMED', reservedAtMs: 1_700_000_000_000 })).toBe('EXISTS');
-    expect(await inventory.getReservation(sku, kept)).toEqual({ state: 'CLAIMED', userId: 'alice', quantity: 1, reservedAtMs: 1_700_000_000_000 });
-    expect(await inventory.adopt(sku, { orderNo: orderNo(), userId: 'bob', quantity: 1, state: 'SOLD', reservedAtMs: 1 })).toBe('ADOPTED');
+    expect(
+      await inventory.adopt(sku, {
+        orderNo: kept,
+        userId: 'alice',
+        quantity: 1,
+        state: 'CLAIMED',
+        reservedAtMs: 1_700_000_000_000,
+      }),
+    ).toBe('ADOPTED');
+    expect(
+      await inventory.adopt(sku, {
+        orderNo: kept,
+        userId: 'alice',
+        quantity: 1,
+        state: 'CLAIMED',
+        reservedAtMs: 1_700_000_000_000,
+      }),
+    ).toBe('EXISTS');
+    expect(await inventory.getReservation(sku, kept)).toEqual({
+      state: 'CLAIMED',
+      userId: 'alice',
+      quantity: 1,
+      reservedAtMs: 1_700_000_000_000,
+    });
+    expect(
+      await inventory.adopt(sku, { orderNo: orderNo(), userId: 'bob', quantity: 1, state: 'SOLD', reservedAtMs: 1 }),
+    ).toBe('ADOPTED');
     expect(await sale(sku)).toMatchObject({ available: 0, reserved: 1, sold: 1 });
-    expect(await inventory.adopt(sku, { orderNo: orderNo(), userId: 'carol', quantity: 1, state: 'CLAIMED', reservedAtMs: 1 })).toBe('NO_STOCK');
-    expect(await inventory.adopt(uniqueSku('none'), { orderNo: orderNo(), userId: 'x', quantity: 1, state: 'CLAIMED', reservedAtMs: 1 })).toBe('NO_SALE');
+    expect(
+      await inventory.adopt(sku, {
+        orderNo: orderNo(),
+        userId: 'carol',
+        quantity: 1,
+        state: 'CLAIMED',
+        reservedAtMs: 1,
+      }),
+    ).toBe('NO_STOCK');
+    expect(
+      await inventory.adopt(uniqueSku('none'), {
+        orderNo: orderNo(),
+        userId: 'x',
+        quantity: 1,
+        state: 'CLAIMED',
+        reservedAtMs: 1,
+      }),
+    ).toBe('NO_SALE');
     expect(await inventory.userHolding(sku, 'alice')).toBe(1);
     expectConserved(await sale(sku));
   });
@@ -385,13 +525,24 @@ describe('RedisInventory', () => {
   it('adopts a lost reservation back whole: the checkout key names its order again and the shopper holds it', async () => {
     const sku = await newSale('adopt-whole', { stock: 3, perUserLimit: 1 });
     const kept = orderNo();
-    const adopted = { orderNo: kept, userId: 'frank', quantity: 1, state: 'CLAIMED' as const, reservedAtMs: 1, idempotencyKey: 'frank-key' };
+    const adopted = {
+      orderNo: kept,
+      userId: 'frank',
+      quantity: 1,
+      state: 'CLAIMED' as const,
+      reservedAtMs: 1,
+      idempotencyKey: 'frank-key',
+    };
     expect(await inventory.adopt(sku, adopted)).toBe('ADOPTED');
-    expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'frank', quantity: 1, idempotencyKey: 'frank-key' })).toMatchObject({
+    expect(
+      await inventory.reserve({ orderNo: orderNo(), sku, userId: 'frank', quantity: 1, idempotencyKey: 'frank-key' }),
+    ).toMatchObject({
       outcome: 'DUPLICATE',
       orderNo: kept,
     });
-    expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'frank', quantity: 1 })).toMatchObject({ outcome: 'LIMIT_EXCEEDED' });
+    expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'frank', quantity: 1 })).toMatchObject({
+      outcome: 'LIMIT_EXCEEDED',
+    });
     expect(await redis.hget(saleKeys(sku).holds, 'frank')).toBe(kept);
     expectConserved(await sale(sku));
   });
@@ -400,7 +551,9 @@ describe('RedisInventory', () => {
     // More records than a small hash keeps in one listpack (512 here), so HSCAN really pages.
     const sku = await newSale('scan', { stock: 700, perUserLimit: 1 });
     const placed = new Set(Array.from({ length: 700 }, () => orderNo()));
-    await Promise.all([...placed].map((no, i) => inventory.reserve({ orderNo: no, sku, userId: `u${i}`, quantity: 1 })));
+    await Promise.all(
+      [...placed].map((no, i) => inventory.reserve({ orderNo: no, sku, userId: `u${i}`, quantity: 1 })),
+    );
     const seen = new Set<string>();
     let pages = 0;
     let cursor = '0';
@@ -416,7 +569,9 @@ describe('RedisInventory', () => {
 
   it('NO_SALE for an unknown SKU, creating nothing', async () => {
     const sku = uniqueSku('missing');
-    expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, idempotencyKey: 'k' })).toEqual({
+    expect(
+      await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, idempotencyKey: 'k' }),
+    ).toEqual({
       outcome: 'NO_SALE',
     });
     expect(await inventory.getSale(sku)).toBeNull();
@@ -429,12 +584,24 @@ describe('RedisInventory', () => {
     const past = await newSale('past', { startsAt: new Date(now - 120_000), endsAt: new Date(now - 60_000) });
     const open = await newSale('window', { startsAt: new Date(now - 60_000), endsAt: new Date(now + 60_000) });
 
-    expect(await inventory.reserve({ orderNo: orderNo(), sku: future, userId: 'alice', quantity: 1 })).toEqual({ outcome: 'NOT_ACTIVE' });
-    expect(await inventory.reserve({ orderNo: orderNo(), sku: past, userId: 'alice', quantity: 1 })).toEqual({ outcome: 'NOT_ACTIVE' });
-    expect((await inventory.reserve({ orderNo: orderNo(), sku: open, userId: 'alice', quantity: 1 })).outcome).toBe('RESERVED');
+    expect(await inventory.reserve({ orderNo: orderNo(), sku: future, userId: 'alice', quantity: 1 })).toEqual({
+      outcome: 'NOT_ACTIVE',
+    });
+    expect(await inventory.reserve({ orderNo: orderNo(), sku: past, userId: 'alice', quantity: 1 })).toEqual({
+      outcome: 'NOT_ACTIVE',
+    });
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: open, userId: 'alice', quantity: 1 })).outcome).toBe(
+      'RESERVED',
+    );
     // The caller's time is only the record's: a caller whose clock runs a minute ahead opens nothing.
-    expect((await inventory.reserve({ orderNo: orderNo(), sku: future, userId: 'alice', quantity: 1, nowMs: now + 60_000 })).outcome).toBe('NOT_ACTIVE');
-    expect((await inventory.reserve({ orderNo: orderNo(), sku: past, userId: 'bob', quantity: 1, nowMs: now - 90_000 })).outcome).toBe('NOT_ACTIVE');
+    expect(
+      (await inventory.reserve({ orderNo: orderNo(), sku: future, userId: 'alice', quantity: 1, nowMs: now + 60_000 }))
+        .outcome,
+    ).toBe('NOT_ACTIVE');
+    expect(
+      (await inventory.reserve({ orderNo: orderNo(), sku: past, userId: 'bob', quantity: 1, nowMs: now - 90_000 }))
+        .outcome,
+    ).toBe('NOT_ACTIVE');
 
     expect(await sale(past)).toMatchObject({ available: 10, reserved: 0 });
     expect(await sale(future)).toMatchObject({ available: 10, startsAt: new Date(now + 60_000), endsAt: null });
@@ -444,20 +611,33 @@ describe('RedisInventory', () => {
     const now = await redisNow();
     const opening = await newSale('opening', { startsAt: new Date(now + 300) });
     const closing = await newSale('closing', { startsAt: new Date(now - 60_000), endsAt: new Date(now + 300) });
-    expect((await inventory.reserve({ orderNo: orderNo(), sku: opening, userId: 'alice', quantity: 1 })).outcome).toBe('NOT_ACTIVE');
-    expect((await inventory.reserve({ orderNo: orderNo(), sku: closing, userId: 'alice', quantity: 1 })).outcome).toBe('RESERVED');
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: opening, userId: 'alice', quantity: 1 })).outcome).toBe(
+      'NOT_ACTIVE',
+    );
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: closing, userId: 'alice', quantity: 1 })).outcome).toBe(
+      'RESERVED',
+    );
     while ((await redisNow()) < now + 300) await new Promise((resolve) => setTimeout(resolve, 20));
-    expect((await inventory.reserve({ orderNo: orderNo(), sku: opening, userId: 'alice', quantity: 1 })).outcome).toBe('RESERVED');
-    expect((await inventory.reserve({ orderNo: orderNo(), sku: closing, userId: 'bob', quantity: 1 })).outcome).toBe('NOT_ACTIVE');
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: opening, userId: 'alice', quantity: 1 })).outcome).toBe(
+      'RESERVED',
+    );
+    expect((await inventory.reserve({ orderNo: orderNo(), sku: closing, userId: 'bob', quantity: 1 })).outcome).toBe(
+      'NOT_ACTIVE',
+    );
   });
 
   it("reserves nothing past the request's cutoff (LATE), judged by Redis's clock", async () => {
     const sku = await newSale('late');
     const now = await redisNow();
-    expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, cutoffMs: now - 1 })).toEqual({ outcome: 'LATE' });
+    expect(
+      await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, cutoffMs: now - 1 }),
+    ).toEqual({ outcome: 'LATE' });
     expect(await sale(sku)).toMatchObject({ available: 10, reserved: 0 });
     expect(await redis.hlen(saleKeys(sku).reservations)).toBe(0);
-    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, cutoffMs: now + 60_000 })).outcome).toBe('RESERVED');
+    expect(
+      (await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1, cutoffMs: now + 60_000 }))
+        .outcome,
+    ).toBe('RESERVED');
   });
 
   describe('promises', () => {
@@ -501,7 +681,11 @@ describe('RedisInventory', () => {
         idempotencyKey: 'k1',
         promise: { input: { ...input(sku, 'other'), paymentWindow: '5m' }, handoffMs: 0 },
       });
-      expect(retried).toMatchObject({ outcome: 'DUPLICATE', orderNo: no, startInput: { orderNo: no, paymentWindow: '30m', unitPriceCents: 4321 } });
+      expect(retried).toMatchObject({
+        outcome: 'DUPLICATE',
+        orderNo: no,
+        startInput: { orderNo: no, paymentWindow: '30m', unitPriceCents: 4321 },
+      });
       expect(await redis.zcard(saleKeys(sku).pending)).toBe(1);
     });
 
@@ -509,9 +693,17 @@ describe('RedisInventory', () => {
       const sku = await newSale('promise-life');
       const [claimed, released, sold] = [orderNo(), orderNo(), orderNo()];
       for (const no of [claimed, released, sold]) {
-        expect((await inventory.reserve({ orderNo: no, sku, userId: no, quantity: 1, promise: { input: input(sku, no, no), handoffMs: 0 } })).outcome).toBe(
-          'RESERVED',
-        );
+        expect(
+          (
+            await inventory.reserve({
+              orderNo: no,
+              sku,
+              userId: no,
+              quantity: 1,
+              promise: { input: input(sku, no, no), handoffMs: 0 },
+            })
+          ).outcome,
+        ).toBe('RESERVED');
       }
       const claimOf = (no: string) => ({ sku, orderNo: no, userId: no, quantity: 1, reservedAtMs: 0 });
       expect(await inventory.claim(claimOf(claimed))).toBe('CLAIMED');
@@ -532,11 +724,25 @@ describe('RedisInventory', () => {
       const nos = [orderNo(), orderNo(), orderNo()];
       for (const [i, no] of nos.entries()) {
         expect(
-          (await inventory.reserve({ orderNo: no, sku, userId: `u${i}`, quantity: 1, promise: { input: input(sku, no, `u${i}`), handoffMs: i * 10 } })).outcome,
+          (
+            await inventory.reserve({
+              orderNo: no,
+              sku,
+              userId: `u${i}`,
+              quantity: 1,
+              promise: { input: input(sku, no, `u${i}`), handoffMs: i * 10 },
+            })
+          ).outcome,
         ).toBe('RESERVED');
       }
       const later = orderNo();
-      await inventory.reserve({ orderNo: later, sku, userId: 'later', quantity: 1, promise: { input: input(sku, later, 'later'), handoffMs: 60_000 } });
+      await inventory.reserve({
+        orderNo: later,
+        sku,
+        userId: 'later',
+        quantity: 1,
+        promise: { input: input(sku, later, 'later'), handoffMs: 60_000 },
+      });
       await new Promise((resolve) => setTimeout(resolve, 50));
 
       const options = { leaseMs: 2_000, limit: 10, recheckMs: 30_000 };
@@ -548,25 +754,35 @@ describe('RedisInventory', () => {
       // Handed out once: pushed ahead until its recheck, unless a failed start brings it forward.
       expect((await promises.takeDueStarts(sku, 'starter-a', options)).due).toEqual([]);
       expect(await promises.retryStartLater(sku, nos[1] as string, 0)).toBe(true);
-      expect((await promises.takeDueStarts(sku, 'starter-a', options)).due.map((due) => due.input.orderNo)).toEqual([nos[1]]);
+      expect((await promises.takeDueStarts(sku, 'starter-a', options)).due.map((due) => due.input.orderNo)).toEqual([
+        nos[1],
+      ]);
       await promises.dropStartEntry(sku, nos[1] as string);
       expect(await promises.retryStartLater(sku, nos[1] as string, 0)).toBe(false);
       expect(await inventory.orderInput(sku, nos[1] as string)).toMatchObject({ orderNo: nos[1] });
       // The lease expires: another process takes over.
       await redis.del(saleKeys(sku).starter);
-      expect(await promises.takeDueStarts(sku, 'starter-b', { ...options, limit: 0 })).toMatchObject({ leased: true, pending: 3, due: [] });
+      expect(await promises.takeDueStarts(sku, 'starter-b', { ...options, limit: 0 })).toMatchObject({
+        leased: true,
+        pending: 3,
+        due: [],
+      });
     });
 
     it("LIMIT_EXCEEDED names the orders holding the shopper's units; a released one leaves the list", async () => {
       const sku = await newSale('holders', { perUserLimit: 2 });
       const [first, second] = [orderNo(), orderNo()];
-      for (const no of [first, second]) expect((await inventory.reserve({ orderNo: no, sku, userId: 'holder', quantity: 1 })).outcome).toBe('RESERVED');
+      for (const no of [first, second])
+        expect((await inventory.reserve({ orderNo: no, sku, userId: 'holder', quantity: 1 })).outcome).toBe('RESERVED');
       expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'holder', quantity: 1 })).toEqual({
         outcome: 'LIMIT_EXCEEDED',
         heldBy: [first, second],
       });
       expect(await inventory.release(sku, first, { as: 'owner' })).toBe('RELEASED');
-      expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'holder', quantity: 2 })).toEqual({ outcome: 'LIMIT_EXCEEDED', heldBy: [second] });
+      expect(await inventory.reserve({ orderNo: orderNo(), sku, userId: 'holder', quantity: 2 })).toEqual({
+        outcome: 'LIMIT_EXCEEDED',
+        heldBy: [second],
+      });
       expect(await inventory.release(sku, second, { as: 'owner' })).toBe('RELEASED');
       expect(await redis.hexists(saleKeys(sku).holds, 'holder')).toBe(0);
     });
@@ -575,8 +791,20 @@ describe('RedisInventory', () => {
       const sku = await newSale('traced');
       const [traced, untraced] = [orderNo(), orderNo()];
       const trace = { traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` };
-      await inventory.reserve({ orderNo: traced, sku, userId: 't1', quantity: 1, promise: { input: input(sku, traced, 't1'), handoffMs: 0, trace } });
-      await inventory.reserve({ orderNo: untraced, sku, userId: 't2', quantity: 1, promise: { input: input(sku, untraced, 't2'), handoffMs: 0 } });
+      await inventory.reserve({
+        orderNo: traced,
+        sku,
+        userId: 't1',
+        quantity: 1,
+        promise: { input: input(sku, traced, 't1'), handoffMs: 0, trace },
+      });
+      await inventory.reserve({
+        orderNo: untraced,
+        sku,
+        userId: 't2',
+        quantity: 1,
+        promise: { input: input(sku, untraced, 't2'), handoffMs: 0 },
+      });
       const { due } = await promises.takeDueStarts(sku, 'starter-t', { leaseMs: 2_000, limit: 10, recheckMs: 30_000 });
       // Reserved in the same millisecond, the two are due together, in no set order.
       expect(due).toHaveLength(2);
@@ -593,7 +821,13 @@ describe('RedisInventory', () => {
     it('finds a promised order by its number among the active sales', async () => {
       const sku = await newSale('lookup');
       const no = orderNo();
-      await inventory.reserve({ orderNo: no, sku, userId: 'alice', quantity: 1, promise: { input: input(sku, no), handoffMs: 0 } });
+      await inventory.reserve({
+        orderNo: no,
+        sku,
+        userId: 'alice',
+        quantity: 1,
+        promise: { input: input(sku, no), handoffMs: 0 },
+      });
       const since = (await redisNow()) - 60_000;
       const active = (await inventory.activeSales(since)).map((s) => s.sku);
       expect(active).toContain(sku);
@@ -604,7 +838,9 @@ describe('RedisInventory', () => {
 
   it('defineSale is create-only: a second definition returns false and changes nothing', async () => {
     const sku = await newSale('define', { stock: 7, perUserLimit: 2, priceCents: 4999 });
-    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1 })).outcome).toBe('RESERVED');
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1 })).outcome).toBe(
+      'RESERVED',
+    );
     const before = await sale(sku);
     expect(before).toEqual({
       sku,
@@ -617,14 +853,18 @@ describe('RedisInventory', () => {
       startsAt: null,
       endsAt: null,
     });
-    expect(await redisSales.defineSale({ sku, stock: 1000, perUserLimit: 50, priceCents: 1, startsAt: new Date() })).toBe(false);
+    expect(
+      await redisSales.defineSale({ sku, stock: 1000, perUserLimit: 50, priceCents: 1, startsAt: new Date() }),
+    ).toBe(false);
     expect(await sale(sku)).toEqual(before);
   });
 
   it('defineSale accepts the very same definition again (a create retried after its MySQL commit was lost) and changes nothing', async () => {
     const definition = { stock: 3, perUserLimit: 1, priceCents: 250, startsAt: new Date('2026-01-01T00:00:00Z') };
     const sku = await newSale('redefine', definition);
-    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1 })).outcome).toBe('RESERVED');
+    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'alice', quantity: 1 })).outcome).toBe(
+      'RESERVED',
+    );
     const before = await sale(sku);
     expect(await redisSales.defineSale({ sku, ...definition })).toBe(true);
     expect(await redisSales.defineSale({ sku, ...definition, endsAt: new Date('2030-01-01T00:00:00Z') })).toBe(false);
@@ -657,10 +897,15 @@ describe('RedisInventory', () => {
     const sku = await newSale('separators', { stock: 10, perUserLimit: 5 });
     const weird = 'a|b\nc';
     const no = orderNo();
-    expect((await inventory.reserve({ orderNo: no, sku, userId: weird, quantity: 2, idempotencyKey: 'x' })).outcome).toBe('RESERVED');
+    expect(
+      (await inventory.reserve({ orderNo: no, sku, userId: weird, quantity: 2, idempotencyKey: 'x' })).outcome,
+    ).toBe('RESERVED');
     expect(await inventory.getReservation(sku, no)).toMatchObject({ state: 'RESERVED', userId: weird, quantity: 2 });
     // 'a|b' with key 'c\nx' must not collide with 'a|b\nc' with key 'x'.
-    expect((await inventory.reserve({ orderNo: orderNo(), sku, userId: 'a|b', quantity: 1, idempotencyKey: 'c\nx' })).outcome).toBe('RESERVED');
+    expect(
+      (await inventory.reserve({ orderNo: orderNo(), sku, userId: 'a|b', quantity: 1, idempotencyKey: 'c\nx' }))
+        .outcome,
+    ).toBe('RESERVED');
     expect(await inventory.release(sku, no)).toBe('RELEASED');
     expect(await inventory.userHolding(sku, weird)).toBe(0);
     expect(await sale(sku)).toMatchObject({ available: 9, reserved: 1 });

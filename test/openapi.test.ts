@@ -62,7 +62,11 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
 /** "GET /api/orders/{orderNo}" for every route mounted on the app's routers (HEAD is Koa's automatic twin of GET). */
 function mountedRoutes(koa: Koa): string[] {
   return routersOf(koa).flatMap((router) =>
-    router.stack.flatMap((layer) => layer.methods.filter((method) => method !== 'HEAD').map((method) => `${method} ${openApiPath(String(layer.path))}`)),
+    router.stack.flatMap((layer) =>
+      layer.methods
+        .filter((method) => method !== 'HEAD')
+        .map((method) => `${method} ${openApiPath(String(layer.path))}`),
+    ),
   );
 }
 
@@ -122,7 +126,9 @@ describe('no drift between the routes and the spec', () => {
     const withoutSales = new Koa();
     for (const router of routersOf(app)) {
       const pruned = new Router();
-      pruned.stack = router.stack.filter((layer) => typeof layer.path !== 'string' || !layer.path.startsWith('/api/sales'));
+      pruned.stack = router.stack.filter(
+        (layer) => typeof layer.path !== 'string' || !layer.path.startsWith('/api/sales'),
+      );
       withoutSales.use(pruned.routes());
     }
     expect(coverage(withoutSales, spec).unmounted.sort()).toEqual(['GET /api/sales/{sku}', 'POST /api/sales']);
@@ -154,7 +160,9 @@ describe('the document', () => {
     expect(result.valid).toBe(true);
     expect(validator.version).toBe('3.1');
     // The validator is not a rubber stamp: a response without its description is refused.
-    const broken = JSON.parse(JSON.stringify(spec)) as { paths: Record<string, { get: { responses: Record<string, { description?: string }> } }> };
+    const broken = JSON.parse(JSON.stringify(spec)) as {
+      paths: Record<string, { get: { responses: Record<string, { description?: string }> } }>;
+    };
     delete broken.paths['/healthz']!.get.responses['200']!.description;
     expect((await new Validator().validate(broken)).valid).toBe(false);
   });
@@ -185,14 +193,24 @@ describe('the document', () => {
     ]);
     expect(checkout?.requestBody).toMatchObject({
       required: true,
-      content: { 'application/json': { schema: { required: ['sku', 'quantity'], additionalProperties: false, properties: { quantity: { maximum: 100 } } } } },
+      content: {
+        'application/json': {
+          schema: {
+            required: ['sku', 'quantity'],
+            additionalProperties: false,
+            properties: { quantity: { maximum: 100 } },
+          },
+        },
+      },
     });
   });
 
   it("its error codes are docs/api.md's error-code table, each documented under the status the table gives it", () => {
     // "| 409 | `SOLD_OUT` | no units left |": the table people read, held against the document.
     const page = readFileSync(new URL('../docs/api.md', import.meta.url), 'utf8');
-    const statusOfCode = new Map([...page.matchAll(/^\| (\d{3}) \| `([A-Z_]+)` \|/gm)].map((row) => [row[2]!, Number(row[1])]));
+    const statusOfCode = new Map(
+      [...page.matchAll(/^\| (\d{3}) \| `([A-Z_]+)` \|/gm)].map((row) => [row[2]!, Number(row[1])]),
+    );
     const codes = (spec.components?.schemas?.ErrorCode as { enum: string[] }).enum;
     expect([...codes].sort()).toEqual([...statusOfCode.keys()].sort());
     const documented = Object.entries(spec.paths ?? {}).flatMap(([path, item]) =>
@@ -207,7 +225,8 @@ describe('the document', () => {
       ),
     );
     expect(documented.length).toBeGreaterThan(20);
-    for (const { at, status, code } of documented) expect(`${at}: ${code} ${status}`).toBe(`${at}: ${code} ${statusOfCode.get(code)}`);
+    for (const { at, status, code } of documented)
+      expect(`${at}: ${code} ${status}`).toBe(`${at}: ${code} ${statusOfCode.get(code)}`);
   });
 });
 
@@ -253,16 +272,22 @@ function expectDocumented(method: 'get' | 'post', path: string, reply: Reply): v
   const operation = spec.paths?.[path]?.[method];
   expect(operation, `${method} ${path} in the spec`).toBeDefined();
   const response = operation?.responses?.[String(reply.status) as `2${string}`] as DocumentedResponse | undefined;
-  expect(response, `${method.toUpperCase()} ${path} declares ${reply.status} (answered ${JSON.stringify(reply.body)})`).toBeDefined();
+  expect(
+    response,
+    `${method.toUpperCase()} ${path} declares ${reply.status} (answered ${JSON.stringify(reply.body)})`,
+  ).toBeDefined();
   const [mediaType, media] = Object.entries(response?.content ?? {})[0] ?? [];
   expect(mediaType, `${method.toUpperCase()} ${path} ${reply.status} has a body`).toBeDefined();
   expect(reply.contentType.split(';')[0]).toBe(mediaType);
   const validate = validatorFor(`${method} ${path} ${reply.status}`, media?.schema ?? {});
-  expect(validate(reply.body), `${method.toUpperCase()} ${path} ${reply.status}: ${JSON.stringify(validate.errors)} for ${JSON.stringify(reply.body)}`).toBe(
-    true,
-  );
+  expect(
+    validate(reply.body),
+    `${method.toUpperCase()} ${path} ${reply.status}: ${JSON.stringify(validate.errors)} for ${JSON.stringify(reply.body)}`,
+  ).toBe(true);
   if (reply.status >= 400 && media?.examples)
-    expect(Object.keys(media.examples), `${method.toUpperCase()} ${path} ${reply.status}`).toContain(reply.body.error.code);
+    expect(Object.keys(media.examples), `${method.toUpperCase()} ${path} ${reply.status}`).toContain(
+      reply.body.error.code,
+    );
 }
 
 /** An answer no operation declares (405, unknown path): it matches the shared ApiError schema. */
@@ -283,7 +308,15 @@ describe('real answers match the spec', () => {
     const sku = uniqueSku('OAS');
     const created = await http('POST', '/api/sales', {
       token: ADMIN,
-      json: { sku, name: 'Spec sale', priceCents: 1_250, stock: 10, perUserLimit: 4, startsAt: '2020-01-01T00:00:00Z', endsAt: '2099-01-01T00:00:00+02:00' },
+      json: {
+        sku,
+        name: 'Spec sale',
+        priceCents: 1_250,
+        stock: 10,
+        perUserLimit: 4,
+        startsAt: '2020-01-01T00:00:00Z',
+        endsAt: '2099-01-01T00:00:00+02:00',
+      },
     });
     expect(created.status).toBe(201);
     expectDocumented('post', '/api/sales', created);
@@ -300,7 +333,11 @@ describe('real answers match the spec', () => {
     expectDocumented('post', '/api/auth/dev-login', login);
     const token = login.body.token as string;
 
-    const checkout = await http('POST', '/api/checkout', { token, json: { sku, quantity: 2 }, headers: { 'Idempotency-Key': `oas-${sku}` } });
+    const checkout = await http('POST', '/api/checkout', {
+      token,
+      json: { sku, quantity: 2 },
+      headers: { 'Idempotency-Key': `oas-${sku}` },
+    });
     expect(checkout.status).toBe(202);
     expectDocumented('post', '/api/checkout', checkout);
     expect(checkout.headers.get('location')).toBe(`/api/orders/${checkout.body.orderNo}`);
@@ -309,13 +346,28 @@ describe('real answers match the spec', () => {
     const awaiting = await pollOrder(orderNo, token, 'AWAITING_PAYMENT');
     expectDocumented('get', '/api/orders/{orderNo}', awaiting);
 
-    const paid = await webhook({ eventId: `evt-oas-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: 2_500 });
+    const paid = await webhook({
+      eventId: `evt-oas-${orderNo}`,
+      type: 'payment.succeeded',
+      orderNo,
+      amountCents: 2_500,
+    });
     expect(paid.body).toEqual({ received: true, outcome: 'APPLIED' });
     expectDocumented('post', '/api/payments/webhook', paid);
-    const duplicate = await webhook({ eventId: `evt-oas-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: 2_500 });
+    const duplicate = await webhook({
+      eventId: `evt-oas-${orderNo}`,
+      type: 'payment.succeeded',
+      orderNo,
+      amountCents: 2_500,
+    });
     expect(duplicate.body).toEqual({ received: true, outcome: 'DUPLICATE' });
     expectDocumented('post', '/api/payments/webhook', duplicate);
-    const refund = await webhook({ eventId: `evt-oas-again-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: 2_500 });
+    const refund = await webhook({
+      eventId: `evt-oas-again-${orderNo}`,
+      type: 'payment.succeeded',
+      orderNo,
+      amountCents: 2_500,
+    });
     expect(refund.body).toEqual({ received: true, outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
     expectDocumented('post', '/api/payments/webhook', refund);
     const paidOrder = await pollOrder(orderNo, token, 'PAID');
@@ -350,7 +402,11 @@ describe('real answers match the spec', () => {
     const sku = uniqueSku('OASWAIT');
     await createSale({ sku, name: 'Waiting spec sale', priceCents: 700, stock: 3 });
     const token = await new ShopperAuth(config).issue('oas-waiter');
-    const waited = await http('POST', '/api/checkout', { token, json: { sku, quantity: 1 }, headers: { prefer: 'wait=10' } });
+    const waited = await http('POST', '/api/checkout', {
+      token,
+      json: { sku, quantity: 1 },
+      headers: { prefer: 'wait=10' },
+    });
     expect(waited.status).toBe(201);
     expect(waited.headers.get('preference-applied')).toBe('wait=10');
     expect(waited.body.status).toBe('AWAITING_PAYMENT');
@@ -367,8 +423,16 @@ describe('real answers match the spec', () => {
     expect(sales.body.items.length).toBeGreaterThan(0);
     expectDocumented('get', '/api/admin/sales', sales);
     expectDocumented('get', '/api/admin/orders', await http('GET', `/api/admin/orders?sku=${sku}`, { token: ADMIN }));
-    expectDocumented('get', '/api/admin/payments', await http('GET', '/api/admin/payments?outcome=APPLIED&limit=3', { token: ADMIN }));
-    expectDocumented('get', '/api/admin/payments', await http('GET', '/api/admin/payments?limit=bad', { token: ADMIN }));
+    expectDocumented(
+      'get',
+      '/api/admin/payments',
+      await http('GET', '/api/admin/payments?outcome=APPLIED&limit=3', { token: ADMIN }),
+    );
+    expectDocumented(
+      'get',
+      '/api/admin/payments',
+      await http('GET', '/api/admin/payments?limit=bad', { token: ADMIN }),
+    );
     expectDocumented('get', '/api/admin/sales/{sku}/stats', await http('GET', `/api/admin/sales/${sku}/stats`));
     const closed = await http('POST', `/api/admin/sales/${sku}/close`, { token: ADMIN });
     expect(closed.status).toBe(200);
@@ -386,13 +450,20 @@ describe('real answers match the spec', () => {
     const badQuantity = await http('POST', '/api/checkout', { token, json: { sku, quantity: 0 } });
     expect(badQuantity.status).toBe(400);
     expectDocumented('post', '/api/checkout', badQuantity);
-    const badKey = await http('POST', '/api/checkout', { token, json: { sku, quantity: 1 }, headers: { 'Idempotency-Key': 'x'.repeat(65) } });
+    const badKey = await http('POST', '/api/checkout', {
+      token,
+      json: { sku, quantity: 1 },
+      headers: { 'Idempotency-Key': 'x'.repeat(65) },
+    });
     expect(badKey.status).toBe(400);
     expectDocumented('post', '/api/checkout', badKey);
     const badSale = await http('POST', '/api/sales', { token: ADMIN, json: { ...sale, unknown: 1 } });
     expect(badSale.status).toBe(400);
     expectDocumented('post', '/api/sales', badSale);
-    const badSignature = await http('POST', '/api/payments/webhook', { raw: '{}', headers: { 'payment-signature': 't=1,v1=00' } });
+    const badSignature = await http('POST', '/api/payments/webhook', {
+      raw: '{}',
+      headers: { 'payment-signature': 't=1,v1=00' },
+    });
     expect(badSignature.body.error.code).toBe('INVALID_SIGNATURE');
     expectDocumented('post', '/api/payments/webhook', badSignature);
 
@@ -406,7 +477,10 @@ describe('real answers match the spec', () => {
     const noSale = await http('GET', `/api/sales/${uniqueSku('NONE')}`);
     expect(noSale.status).toBe(404);
     expectDocumented('get', '/api/sales/{sku}', noSale);
-    const noSaleCheckout = await http('POST', '/api/checkout', { token, json: { sku: uniqueSku('NONE'), quantity: 1 } });
+    const noSaleCheckout = await http('POST', '/api/checkout', {
+      token,
+      json: { sku: uniqueSku('NONE'), quantity: 1 },
+    });
     expect(noSaleCheckout.status).toBe(404);
     expectDocumented('post', '/api/checkout', noSaleCheckout);
     const noOrder = await http('GET', '/api/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV', { token });
@@ -416,9 +490,17 @@ describe('real answers match the spec', () => {
     const exists = await http('POST', '/api/sales', { token: ADMIN, json: sale });
     expect(exists.status).toBe(409);
     expectDocumented('post', '/api/sales', exists);
-    const order = await http('POST', '/api/checkout', { token, json: { sku, quantity: 1 }, headers: { 'Idempotency-Key': 'oas-key' } });
+    const order = await http('POST', '/api/checkout', {
+      token,
+      json: { sku, quantity: 1 },
+      headers: { 'Idempotency-Key': 'oas-key' },
+    });
     expect(order.status).toBe(202);
-    const reused = await http('POST', '/api/checkout', { token, json: { sku, quantity: 2 }, headers: { 'Idempotency-Key': 'oas-key' } });
+    const reused = await http('POST', '/api/checkout', {
+      token,
+      json: { sku, quantity: 2 },
+      headers: { 'Idempotency-Key': 'oas-key' },
+    });
     expect(reused.status).toBe(422);
     expectDocumented('post', '/api/checkout', reused);
     const soldOut = await http('POST', '/api/checkout', { token: otherToken, json: { sku, quantity: 1 } });
@@ -438,7 +520,10 @@ describe('real answers match the spec', () => {
 
   it("a dependency down and dev login disabled: /healthz's 503 and dev-login's 404 match their declared schemas; a method no router knows is 405", async () => {
     // The same app with Redis pointing at a port nobody listens on (the real MySQL and Temporal).
-    const deadRedis = createRedis({ redisUrl: 'redis://127.0.0.1:1' }, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const deadRedis = createRedis(
+      { redisUrl: 'redis://127.0.0.1:1' },
+      { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null },
+    );
     deadRedis.on('error', () => undefined);
     const degraded = createApp(
       composeApi({
@@ -461,7 +546,10 @@ describe('real answers match the spec', () => {
       const login = await http('POST', '/api/auth/dev-login', { base, json: { userId: 'oas-dave' } });
       expect(login.status).toBe(404);
       expectDocumented('post', '/api/auth/dev-login', login);
-      const simulate = await http('POST', '/api/dev/simulate-payment', { base, json: { orderNo: '01ARZ3NDEKTSV4RRFFQ69G5FAV' } });
+      const simulate = await http('POST', '/api/dev/simulate-payment', {
+        base,
+        json: { orderNo: '01ARZ3NDEKTSV4RRFFQ69G5FAV' },
+      });
       expect(simulate.status).toBe(404);
       expectDocumented('post', '/api/dev/simulate-payment', simulate);
       // A method @koa/router does not know at all is 405 like any other on a known path, not 501.
@@ -512,7 +600,11 @@ describe('the docs page', () => {
     expect(page.body).toContain('id="swagger-ui"');
     expect(page.body, 'no CDN: the page loads nothing from another host').not.toMatch(/(?:src|href)="(?:https?:)?\/\//);
     const references = [...(page.body as string).matchAll(/(?:src|href)="([^"]+)"/g)].map((match) => match[1]!);
-    expect(references.sort()).toEqual(['/docs/favicon-32x32.png', '/docs/swagger-ui-bundle.js', '/docs/swagger-ui.css']);
+    expect(references.sort()).toEqual([
+      '/docs/favicon-32x32.png',
+      '/docs/swagger-ui-bundle.js',
+      '/docs/swagger-ui.css',
+    ]);
     const expectedType: Record<string, RegExp> = { css: /^text\/css/, js: /^text\/javascript/, png: /^image\/png/ };
     for (const reference of references) {
       const asset = await http('GET', reference);
@@ -524,7 +616,9 @@ describe('the docs page', () => {
     expect(bundle.body).toContain('SwaggerUIBundle');
     // Its own script, docs.ts, is bundled into the page (src/api/scripted-pages.ts), after Swagger UI's.
     const init = /<script>\n([^]*?)<\/script>/.exec(page.body as string)?.[1] ?? '';
-    expect((page.body as string).indexOf(init)).toBeGreaterThan((page.body as string).indexOf('/docs/swagger-ui-bundle.js'));
+    expect((page.body as string).indexOf(init)).toBeGreaterThan(
+      (page.body as string).indexOf('/docs/swagger-ui-bundle.js'),
+    );
     expect(init).toContain('SwaggerUIBundle({');
     expect(init).toContain('url: "/openapi.json"');
     expect(init).toContain('validatorUrl: null');
@@ -543,5 +637,8 @@ async function pollOrder(orderNo: string, token: string, status: string): Promis
 
 function webhook(event: Record<string, unknown>): Promise<Reply> {
   const raw = JSON.stringify(event);
-  return http('POST', '/api/payments/webhook', { raw, headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) } });
+  return http('POST', '/api/payments/webhook', {
+    raw,
+    headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) },
+  });
 }

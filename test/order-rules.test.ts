@@ -43,7 +43,10 @@ describe('judgePayment', () => {
   });
 
   it('refunds a second payment in time as ALREADY_PAID', () => {
-    expect(judgePayment({ ...open, paid: true }, inTime)).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
+    expect(judgePayment({ ...open, paid: true }, inTime)).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ALREADY_PAID',
+    });
   });
 
   it('refunds a payment in time to an order closing without one by why it closes', () => {
@@ -68,7 +71,10 @@ describe('refundReasonFor and verdictOf', () => {
 
   it('answers a recorded verdict without its event fields', () => {
     expect(verdictOf({ outcome: 'APPLIED' })).toEqual({ outcome: 'APPLIED' });
-    expect(verdictOf({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' })).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
+    expect(verdictOf({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' })).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ALREADY_PAID',
+    });
   });
 });
 
@@ -77,13 +83,16 @@ describe('isCancellable', () => {
     expect(isCancellable({ status: 'PENDING', payments: [] })).toBe(true);
     expect(isCancellable({ status: 'AWAITING_PAYMENT', payments: [{ outcome: 'REFUND_REQUIRED' }] })).toBe(true);
     expect(isCancellable({ status: 'AWAITING_PAYMENT', payments: [{ outcome: 'APPLIED' }] })).toBe(false);
-    for (const status of ['PAID', 'CANCELLED', 'FAILED'] as const) expect(isCancellable({ status, payments: [] })).toBe(false);
+    for (const status of ['PAID', 'CANCELLED', 'FAILED'] as const)
+      expect(isCancellable({ status, payments: [] })).toBe(false);
   });
 });
 
 describe('verdictOfClosedOrder', () => {
   const row = { status: 'CANCELLED' as const, totalCents: 1_000, paymentDeadline: DEADLINE };
-  const stored = (fields: Partial<{ outcome: string; refundReason: string | null; receivedAt: string; amountCents: number }> = {}) => ({
+  const stored = (
+    fields: Partial<{ outcome: string; refundReason: string | null; receivedAt: string; amountCents: number }> = {},
+  ) => ({
     outcome: 'RECEIVED',
     refundReason: null,
     ...inTime,
@@ -99,11 +108,15 @@ describe('verdictOfClosedOrder', () => {
   });
 
   it('judges a payment not judged yet as the workflow would against the final row', () => {
-    expect(verdictOfClosedOrder(row, stored())).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_AWAITING_PAYMENT' });
+    expect(verdictOfClosedOrder(row, stored())).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ORDER_NOT_AWAITING_PAYMENT',
+    });
     expect(verdictOfClosedOrder({ ...row, status: 'PAID' }, stored())?.refundReason).toBe('ALREADY_PAID');
-    expect(verdictOfClosedOrder({ ...row, status: 'FAILED' }, stored({ receivedAt: '2026-11-25T11:00:00.000Z' }))?.refundReason).toBe(
-      'RECEIVED_AFTER_DEADLINE',
-    );
+    expect(
+      verdictOfClosedOrder({ ...row, status: 'FAILED' }, stored({ receivedAt: '2026-11-25T11:00:00.000Z' }))
+        ?.refundReason,
+    ).toBe('RECEIVED_AFTER_DEADLINE');
     expect(verdictOfClosedOrder({ ...row, status: 'FAILED' }, null)?.refundReason).toBe('ORDER_FAILED');
   });
 
@@ -116,14 +129,20 @@ describe('verdictOfClosedOrder', () => {
 describe('outcomeOfWait', () => {
   const payment = { eventId: 'e', ...inTime };
   it('a payment accepted before an operator cancel wins', () => {
-    expect(outcomeOfWait({ accepted: payment, operatorCancelled: true, shopperCancelled: true })).toEqual({ status: 'PAID', payment });
+    expect(outcomeOfWait({ accepted: payment, operatorCancelled: true, shopperCancelled: true })).toEqual({
+      status: 'PAID',
+      payment,
+    });
   });
   it('then the operator, then the shopper, else the deadline', () => {
     expect(outcomeOfWait({ accepted: undefined, operatorCancelled: true, shopperCancelled: true })).toEqual({
       status: 'CANCELLED',
       reason: 'OPERATOR_CANCELLED',
     });
-    expect(outcomeOfWait({ accepted: undefined, operatorCancelled: false, shopperCancelled: true })).toEqual({ status: 'CANCELLED', reason: 'USER_CANCELLED' });
+    expect(outcomeOfWait({ accepted: undefined, operatorCancelled: false, shopperCancelled: true })).toEqual({
+      status: 'CANCELLED',
+      reason: 'USER_CANCELLED',
+    });
     expect(outcomeOfWait({ accepted: undefined, operatorCancelled: false, shopperCancelled: false })).toEqual({
       status: 'CANCELLED',
       reason: 'PAYMENT_TIMEOUT',

@@ -40,16 +40,21 @@ afterAll(async () => {
   await app?.close();
 });
 
-const http = (method: string, path: string, options: HttpOptions = {}): Promise<HttpReply> => httpRequest(app.api.url, method, path, options);
+const http = (method: string, path: string, options: HttpOptions = {}): Promise<HttpReply> =>
+  httpRequest(app.api.url, method, path, options);
 
-/** A long-poll's answer: 200, whether the status changed (its Order-Status-Changed header), and the order it carries. */
+/**
+ * A long-poll's answer: 200, whether the status changed (its Order-Status-Changed header), and the order it carries.
+ */
 function expectLongPollAnswer(answer: HttpReply, changed: boolean, order: Record<string, unknown>): void {
   expect(answer.status).toBe(200);
   expect(answer.headers.get('order-status-changed')).toBe(String(changed));
   expect(answer.body).toMatchObject(order);
 }
 
-/** The order's answer once its status reads `status`; a final status must show within seconds, whatever the cache holds. */
+/**
+ * The order's answer once its status reads `status`; a final status must show within seconds, whatever the cache holds.
+ */
 async function shownAs(orderNo: string, token: string, status: string): Promise<HttpReply['body']> {
   return waitFor(
     async () => {
@@ -62,7 +67,10 @@ async function shownAs(orderNo: string, token: string, status: string): Promise<
 
 async function createSale(): Promise<string> {
   const sku = uniqueSku('READ');
-  const reply = await http('POST', '/api/sales', { json: { sku, name: 'Status reads', priceCents: 1_500, stock: 20, perUserLimit: 5 }, token: ADMIN });
+  const reply = await http('POST', '/api/sales', {
+    json: { sku, name: 'Status reads', priceCents: 1_500, stock: 20, perUserLimit: 5 },
+    token: ADMIN,
+  });
   expect(reply.status).toBe(201);
   return sku;
 }
@@ -74,10 +82,17 @@ async function checkout(sku: string, token: string): Promise<string> {
 }
 
 /** The API's status-read counters by source, and its current long-poll waiters, from GET /metrics. */
-async function statusMetrics(): Promise<{ cache: number; coalesced: number; workflow: number; database: number; waiters: number }> {
+async function statusMetrics(): Promise<{
+  cache: number;
+  coalesced: number;
+  workflow: number;
+  database: number;
+  waiters: number;
+}> {
   const text = await (await fetch(`${app.api.url}/metrics`)).text();
   const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
-  const reads = (source: string) => value(new RegExp(`^flash_order_status_reads_total\\{source="${source}"\\} (\\d+)`, 'm'));
+  const reads = (source: string) =>
+    value(new RegExp(`^flash_order_status_reads_total\\{source="${source}"\\} (\\d+)`, 'm'));
   return {
     cache: reads('cache'),
     coalesced: reads('coalesced'),
@@ -93,7 +108,9 @@ async function statusMetrics(): Promise<{ cache: number; coalesced: number; work
  * after its quick local retries the workflow waits on a durable timer, answering queries, still
  * PENDING. `release` puts the record back; the next attempt persists the order.
  */
-async function pendingOrder(userId: string): Promise<{ sku: string; orderNo: string; token: string; release(): Promise<void> }> {
+async function pendingOrder(
+  userId: string,
+): Promise<{ sku: string; orderNo: string; token: string; release(): Promise<void> }> {
   const sku = await createSale();
   const token = await app.auth.issue(userId);
   const now = Date.now();
@@ -139,10 +156,13 @@ async function awaitingOrder(userId: string): Promise<{ sku: string; orderNo: st
   const sku = await createSale();
   const token = await app.auth.issue(userId);
   const orderNo = await checkout(sku, token);
-  await waitFor(async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT', {
-    what: `order ${orderNo} to be AWAITING_PAYMENT`,
-    timeoutMs: 15_000,
-  });
+  await waitFor(
+    async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT',
+    {
+      what: `order ${orderNo} to be AWAITING_PAYMENT`,
+      timeoutMs: 15_000,
+    },
+  );
   return { sku, orderNo, token };
 }
 
@@ -151,7 +171,12 @@ describe('OrderStatusReader', () => {
     const { orderNo } = await awaitingOrder('reader-flight');
     const metrics = new ApiMetrics({ defaultMetrics: false });
     // The cache off: only single-flight can explain one query for twenty reads.
-    const reader = new OrderStatusReader(app.orders, { cacheMs: 0, maxEntries: 100, maxWaiters: 10, observer: metrics });
+    const reader = new OrderStatusReader(app.orders, {
+      cacheMs: 0,
+      maxEntries: 100,
+      maxWaiters: 10,
+      observer: metrics,
+    });
     const answers = await Promise.all(Array.from({ length: 20 }, () => reader.read(orderNo)));
     expect(answers.map((a) => a?.view.status)).toEqual(Array(20).fill('AWAITING_PAYMENT'));
     const text = await metrics.registry.getSingleMetricAsString('flash_order_status_reads_total');
@@ -161,7 +186,9 @@ describe('OrderStatusReader', () => {
 
     // Read again after the first settled: a new query (no cache), not a stale share.
     await reader.read(orderNo);
-    expect(await metrics.registry.getSingleMetricAsString('flash_order_status_reads_total')).toContain('flash_order_status_reads_total{source="workflow"} 2');
+    expect(await metrics.registry.getSingleMetricAsString('flash_order_status_reads_total')).toContain(
+      'flash_order_status_reads_total{source="workflow"} 2',
+    );
   });
 });
 
@@ -169,9 +196,18 @@ describe('OrderStatusReader cache bounds', () => {
   it('serves AWAITING_PAYMENT from the cache for at most cacheMs, then asks the workflow again', async () => {
     const { orderNo } = await awaitingOrder('reader-expiry');
     const metrics = new ApiMetrics({ defaultMetrics: false });
-    const reader = new OrderStatusReader(app.orders, { cacheMs: 400, maxEntries: 100, maxWaiters: 10, observer: metrics });
+    const reader = new OrderStatusReader(app.orders, {
+      cacheMs: 400,
+      maxEntries: 100,
+      maxWaiters: 10,
+      observer: metrics,
+    });
     const count = async (source: string) =>
-      Number(new RegExp(`source="${source}"\\} (\\d+)`).exec(await metrics.registry.getSingleMetricAsString('flash_order_status_reads_total'))?.[1]);
+      Number(
+        new RegExp(`source="${source}"\\} (\\d+)`).exec(
+          await metrics.registry.getSingleMetricAsString('flash_order_status_reads_total'),
+        )?.[1],
+      );
     await reader.read(orderNo);
     await reader.read(orderNo);
     expect({ workflow: await count('workflow'), cache: await count('cache') }).toEqual({ workflow: 1, cache: 1 });
@@ -196,11 +232,24 @@ describe('OrderStatusReader cache bounds', () => {
     if (reserved.outcome !== 'RESERVED') throw new Error(`reservation: ${reserved.outcome}`);
     const { orderNo } = reserved;
     const createdAt = new Date(now).toISOString();
-    expect(await app.orders.start({ orderNo, sku, userId, quantity: 1, unitPriceCents: 1_500, createdAt, paymentWindow: '4s' })).toBe('STARTED');
-    await waitFor(async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT', {
-      what: `order ${orderNo} to be AWAITING_PAYMENT`,
-      timeoutMs: 15_000,
-    });
+    expect(
+      await app.orders.start({
+        orderNo,
+        sku,
+        userId,
+        quantity: 1,
+        unitPriceCents: 1_500,
+        createdAt,
+        paymentWindow: '4s',
+      }),
+    ).toBe('STARTED');
+    await waitFor(
+      async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT',
+      {
+        what: `order ${orderNo} to be AWAITING_PAYMENT`,
+        timeoutMs: 15_000,
+      },
+    );
     const before = await statusMetrics();
     const cached = await http('GET', `/api/orders/${orderNo}`, { token });
     expect(cached.body.status).toBe('AWAITING_PAYMENT');
@@ -209,7 +258,9 @@ describe('OrderStatusReader cache bounds', () => {
     const deadline = Date.parse(cached.body.paymentDeadline);
     expect(deadline - now).toBeGreaterThanOrEqual(4_000);
 
-    const answer = await http('GET', `/api/orders/${orderNo}?waitForChange=AWAITING_PAYMENT&timeoutSeconds=25`, { token });
+    const answer = await http('GET', `/api/orders/${orderNo}?waitForChange=AWAITING_PAYMENT&timeoutSeconds=25`, {
+      token,
+    });
     expectLongPollAnswer(answer, true, { orderNo, status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
     expect(Date.now()).toBeGreaterThanOrEqual(deadline);
     // Seconds after the deadline, not the cache's 60 s nor the wait's 25 s.
@@ -237,10 +288,13 @@ describe('GET /api/orders/:orderNo through the status reader', () => {
     } finally {
       if (!released) await order.release();
     }
-    await waitFor(async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT', {
-      what: 'the order to be persisted',
-      timeoutMs: 30_000,
-    });
+    await waitFor(
+      async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT',
+      {
+        what: 'the order to be persisted',
+        timeoutMs: 30_000,
+      },
+    );
     const before = await statusMetrics();
     for (let i = 0; i < 3; i++) {
       const reply = await http('GET', `/api/orders/${orderNo}`, { token });
@@ -291,7 +345,9 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
       expect((await http('GET', `/api/orders/${order.orderNo}`, { token: order.token })).body.status).toBe('PENDING');
       const startedAt = Date.now();
       let settled = false;
-      const reply = http('GET', waitPath(order.orderNo, 'PENDING', 25), { token: order.token }).finally(() => (settled = true));
+      const reply = http('GET', waitPath(order.orderNo, 'PENDING', 25), { token: order.token }).finally(
+        () => (settled = true),
+      );
       await sleep(800);
       expect(settled).toBe(false);
       await order.release();
@@ -328,7 +384,10 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     const { orderNo, token } = await awaitingOrder('poller-wake');
     const startedAt = Date.now();
     const waiting = http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 25), { token });
-    await waitFor(async () => (await statusMetrics()).waiters === 1, { what: 'the long-poll to wait', timeoutMs: 5_000 });
+    await waitFor(async () => (await statusMetrics()).waiters === 1, {
+      what: 'the long-poll to wait',
+      timeoutMs: 5_000,
+    });
     const paid = await http('POST', '/api/dev/simulate-payment', { json: { orderNo }, token });
     expect(paid.body.outcome).toBe('APPLIED');
     const answer = await waiting;
@@ -358,13 +417,19 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     }
     const after = await statusMetrics();
     // Refused before any read or wait.
-    expect(after.cache + after.workflow + after.coalesced + after.database).toBe(before.cache + before.workflow + before.coalesced + before.database);
+    expect(after.cache + after.workflow + after.coalesced + after.database).toBe(
+      before.cache + before.workflow + before.coalesced + before.database,
+    );
     expect(after.waiters).toBe(0);
     expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
     // timeoutSeconds alone bounds no wait: legal, and the read answers at once, as a plain read.
     const startedAt = Date.now();
     const alone = await http('GET', `/api/orders/${orderNo}?timeoutSeconds=5`, { token });
-    expect({ status: alone.status, changed: alone.headers.get('order-status-changed'), order: alone.body.status }).toEqual({
+    expect({
+      status: alone.status,
+      changed: alone.headers.get('order-status-changed'),
+      order: alone.body.status,
+    }).toEqual({
       status: 200,
       changed: null,
       order: 'AWAITING_PAYMENT',
@@ -383,7 +448,10 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
       headers: { authorization: `Bearer ${token}` },
       signal: gone.signal,
     }).catch((err: unknown) => err);
-    await waitFor(async () => (await statusMetrics()).waiters === 1, { what: 'the first long-poll to wait', timeoutMs: 5_000 });
+    await waitFor(async () => (await statusMetrics()).waiters === 1, {
+      what: 'the first long-poll to wait',
+      timeoutMs: 5_000,
+    });
 
     const refused = await http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 5), { token });
     expect(refused.status).toBe(503);
@@ -394,7 +462,10 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     gone.abort();
     expect(await first).toBeInstanceOf(Error);
     // The server ends the wait when the connection closes, long before its 25 s.
-    await waitFor(async () => (await statusMetrics()).waiters === 0, { what: 'the abandoned wait to end', timeoutMs: 5_000 });
+    await waitFor(async () => (await statusMetrics()).waiters === 0, {
+      what: 'the abandoned wait to end',
+      timeoutMs: 5_000,
+    });
     expect(Date.now() - abortedAt).toBeLessThan(5_000);
     const next = await http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 1), { token });
     expect(next.status).toBe(200);
@@ -408,10 +479,13 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     try {
       const startedAt = Date.now();
       const waiting = httpRequest(second.url, 'GET', waitPath(orderNo, 'AWAITING_PAYMENT', 25), { token });
-      await waitFor(async () => /^flash_order_status_waiters 1/m.test(await (await fetch(`${second.url}/metrics`)).text()), {
-        what: 'the long-poll to wait on the second API',
-        timeoutMs: 5_000,
-      });
+      await waitFor(
+        async () => /^flash_order_status_waiters 1/m.test(await (await fetch(`${second.url}/metrics`)).text()),
+        {
+          what: 'the long-poll to wait on the second API',
+          timeoutMs: 5_000,
+        },
+      );
       const closing = second.close().then(() => (closed = true));
       const answer = await waiting;
       expectLongPollAnswer(answer, false, { status: 'AWAITING_PAYMENT' });
@@ -430,7 +504,9 @@ describe('order-change notifications (Redis pub/sub): a long cache that still sh
   /** The status reads a given API process counted, by source. */
   const readsOf = async (url: string, source: string) => {
     const text = await (await fetch(`${url}/metrics`)).text();
-    return Number(new RegExp(`^flash_order_status_reads_total\\{source="${source}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    return Number(
+      new RegExp(`^flash_order_status_reads_total\\{source="${source}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0,
+    );
   };
 
   it('an operator cancel outside the API (Temporal Web UI / CLI) shows within seconds despite the 60 s cache', async () => {
@@ -447,7 +523,8 @@ describe('order-change notifications (Redis pub/sub): a long cache that still sh
     // A second API process with a short unnotified bound (300 ms) and a long notified one (60 s).
     const second = await startApi({ ...app.config, statusCacheMs: 300, statusCacheNotifiedMs: 60_000 }, 0);
     try {
-      const read = async () => (await httpRequest(second.url, 'GET', `/api/orders/${orderNo}`, { token })).body.status as string;
+      const read = async () =>
+        (await httpRequest(second.url, 'GET', `/api/orders/${orderNo}`, { token })).body.status as string;
       // Its subscription comes up just after it starts; until then answers are kept 300 ms only.
       await waitFor(
         async () => {
@@ -460,8 +537,13 @@ describe('order-change notifications (Redis pub/sub): a long cache that still sh
         { what: 'the second API to serve a 400 ms old answer from its cache', timeoutMs: 10_000 },
       );
       // The payment is delivered by the first API; the second is told through Redis.
-      expect((await http('POST', '/api/dev/simulate-payment', { json: { orderNo }, token })).body).toMatchObject({ outcome: 'APPLIED' });
-      await waitFor(async () => (await read()) === 'PAID', { what: `the second API to show ${orderNo} PAID`, timeoutMs: 10_000 });
+      expect((await http('POST', '/api/dev/simulate-payment', { json: { orderNo }, token })).body).toMatchObject({
+        outcome: 'APPLIED',
+      });
+      await waitFor(async () => (await read()) === 'PAID', {
+        what: `the second API to show ${orderNo} PAID`,
+        timeoutMs: 10_000,
+      });
     } finally {
       await second.close();
     }

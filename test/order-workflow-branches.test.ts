@@ -100,7 +100,9 @@ afterAll(async () => {
 
 const WINDOW_MS = 30 * 60_000;
 
-async function startOrder(script: Script = {}): Promise<{ handle: WorkflowHandle<typeof OrderWorkflow>; input: OrderInput }> {
+async function startOrder(
+  script: Script = {},
+): Promise<{ handle: WorkflowHandle<typeof OrderWorkflow>; input: OrderInput }> {
   const orderNo = newOrderNo();
   scripts.set(orderNo, script);
   const input: OrderInput = {
@@ -125,7 +127,8 @@ function payment(input: OrderInput, eventId: string, atMs: number, amountCents =
   return { eventId, amountCents, receivedAt: new Date(Date.parse(input.createdAt) + atMs).toISOString() };
 }
 
-const pay = (handle: WorkflowHandle<typeof OrderWorkflow>, p: PaymentReceived) => handle.executeUpdate(payUpdate, { args: [p] });
+const pay = (handle: WorkflowHandle<typeof OrderWorkflow>, p: PaymentReceived) =>
+  handle.executeUpdate(payUpdate, { args: [p] });
 const callsOf = (input: OrderInput) => calls.get(input.orderNo) ?? [];
 
 describe('OrderWorkflow branches (time-skipping server, stub activities)', () => {
@@ -150,7 +153,12 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
     scripts.set(input.orderNo, { cancelUnpaid: { outcome: 'PAID_IN_TIME', payment: found } });
     const state = await handle.result();
     expect(state).toMatchObject({ status: 'PAID', payments: [{ eventId: 'evt-found', outcome: 'APPLIED' }] });
-    expect(callsOf(input)).toEqual(['persistOrder', 'cancelUnpaidOrder:PAYMENT_TIMEOUT', 'confirmReservation', 'markPaid:evt-found']);
+    expect(callsOf(input)).toEqual([
+      'persistOrder',
+      'cancelUnpaidOrder:PAYMENT_TIMEOUT',
+      'confirmReservation',
+      'markPaid:evt-found',
+    ]);
   });
 
   it('the shopper cancels: USER_CANCELLED; a cancel once paid is refused before it enters the history', async () => {
@@ -189,7 +197,8 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
 
   it('persistence failing for good: FAILED, recorded, units released; a payment meanwhile refunded ORDER_FAILED', async () => {
     const { handle, input } = await startOrder({
-      persist: () => Promise.reject(ApplicationFailure.nonRetryable('sale SKU-STUB does not exist in MySQL', 'SaleNotFound')),
+      persist: () =>
+        Promise.reject(ApplicationFailure.nonRetryable('sale SKU-STUB does not exist in MySQL', 'SaleNotFound')),
     });
     const state = await handle.result();
     expect(state).toMatchObject({
@@ -238,7 +247,9 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
     await pay(handle, payment(input, 'evt-lost', 1_000));
     const state = await handle.result();
     expect(state).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationLost/) });
-    expect(state.payments).toEqual([{ eventId: 'evt-lost', amountCents: 1_000, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' }]);
+    expect(state.payments).toEqual([
+      { eventId: 'evt-lost', amountCents: 1_000, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' },
+    ]);
     expect(callsOf(input)).toEqual([
       'persistOrder',
       'confirmReservation',

@@ -12,7 +12,13 @@ import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/checkout.js';
 import { storedPayment } from '../src/order/payments.js';
 import { waitFor } from '../stack/wait-for.js';
-import { ORDER_SKU_SEARCH_ATTRIBUTE, ORDER_WORKFLOW_TYPE, orderWorkflowId, payUpdate, statusQuery } from '../src/order/contract.js';
+import {
+  ORDER_SKU_SEARCH_ATTRIBUTE,
+  ORDER_WORKFLOW_TYPE,
+  orderWorkflowId,
+  payUpdate,
+  statusQuery,
+} from '../src/order/contract.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
@@ -41,11 +47,30 @@ describe('OrderWorkflow on the Temporal dev server', () => {
     const sale = await putOnSale(store, redis, { stock: 10 });
     const orderNo = newOrderNo();
     const userId = 'dev-server-shopper';
-    expect((await new RedisInventory(redis, config.temporal.taskQueue).reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
+    expect(
+      (
+        await new RedisInventory(redis, config.temporal.taskQueue).reserve({
+          orderNo,
+          sku: sale.sku,
+          userId,
+          quantity: 1,
+        })
+      ).outcome,
+    ).toBe('RESERVED');
     const handle = await client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
       workflowId: orderWorkflowId(orderNo),
       taskQueue: config.temporal.taskQueue,
-      args: [{ orderNo, sku: sale.sku, userId, quantity: 1, unitPriceCents: sale.priceCents, createdAt: new Date().toISOString(), paymentWindow: '30m' }],
+      args: [
+        {
+          orderNo,
+          sku: sale.sku,
+          userId,
+          quantity: 1,
+          unitPriceCents: sale.priceCents,
+          createdAt: new Date().toISOString(),
+          paymentWindow: '30m',
+        },
+      ],
       // As the order client starts orders: operators find them by SKU.
       typedSearchAttributes: [{ key: ORDER_SKU_SEARCH_ATTRIBUTE, value: sale.sku }],
     });
@@ -59,10 +84,14 @@ describe('OrderWorkflow on the Temporal dev server', () => {
     expect(state).toMatchObject({ orderNo, status: 'AWAITING_PAYMENT', totalCents: sale.priceCents });
     // The Web UI's filter works from the first orders on, although the dev server reads search
     // attributes from its cache (system.forceSearchAttributesCacheRefreshOnRead=false).
-    await waitFor(async () => (await client.workflow.count(`WorkflowId = '${handle.workflowId}' AND OrderSku = '${sale.sku}'`)).count === 1, {
-      what: `${orderNo} listed by its SKU`,
-      timeoutMs: 10_000,
-    });
+    await waitFor(
+      async () =>
+        (await client.workflow.count(`WorkflowId = '${handle.workflowId}' AND OrderSku = '${sale.sku}'`)).count === 1,
+      {
+        what: `${orderNo} listed by its SKU`,
+        timeoutMs: 10_000,
+      },
+    );
     const recorded = await store.recordPayment({ eventId: `evt-${orderNo}`, orderNo, amountCents: sale.priceCents });
     await handle.executeUpdate(payUpdate, { args: [storedPayment(recorded)] });
     expect(await handle.result()).toMatchObject({ status: 'PAID' });

@@ -5,7 +5,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateStage,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { RedisClient } from '../src/infra/redis.js';
@@ -20,7 +25,15 @@ import { newOrderNo } from '../src/order/checkout.js';
 import { storedPayment } from '../src/order/payments.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureSearchAttributes } from '../src/workers/worker-connection.js';
-import { cancelUpdate, ORDER_WORKFLOW_TYPE, payUpdate, orderWorkflowId, statusQuery, type OrderState, type PaymentVerdict } from '../src/order/contract.js';
+import {
+  cancelUpdate,
+  ORDER_WORKFLOW_TYPE,
+  payUpdate,
+  orderWorkflowId,
+  statusQuery,
+  type OrderState,
+  type PaymentVerdict,
+} from '../src/order/contract.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, expectSaleSettled, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
@@ -29,7 +42,10 @@ import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 /** Hooks a test sets to wrap the real activities; reset before each test. */
 interface Faults {
-  persistOrder?: (real: Activities['persistOrder'], input: Parameters<Activities['persistOrder']>[0]) => ReturnType<Activities['persistOrder']>;
+  persistOrder?: (
+    real: Activities['persistOrder'],
+    input: Parameters<Activities['persistOrder']>[0],
+  ) => ReturnType<Activities['persistOrder']>;
   cancelUnpaidOrder?: (
     real: Activities['cancelUnpaidOrder'],
     input: Parameters<Activities['cancelUnpaidOrder']>[0],
@@ -61,8 +77,12 @@ beforeAll(async () => {
     store,
     redis,
     wrapActivities: (real) => ({
-      persistOrder: (input) => (faults.persistOrder ? faults.persistOrder(real.persistOrder, input) : real.persistOrder(input)),
-      cancelUnpaidOrder: (input) => (faults.cancelUnpaidOrder ? faults.cancelUnpaidOrder(real.cancelUnpaidOrder, input) : real.cancelUnpaidOrder(input)),
+      persistOrder: (input) =>
+        faults.persistOrder ? faults.persistOrder(real.persistOrder, input) : real.persistOrder(input),
+      cancelUnpaidOrder: (input) =>
+        faults.cancelUnpaidOrder
+          ? faults.cancelUnpaidOrder(real.cancelUnpaidOrder, input)
+          : real.cancelUnpaidOrder(input),
       markPaid: (input) => (faults.markPaid ? faults.markPaid(real.markPaid, input) : real.markPaid(input)),
       releaseReservation: async (input) => {
         const outcome = await real.releaseReservation(input);
@@ -116,16 +136,28 @@ async function startWorkflowOf(
 ): Promise<WorkflowHandle<typeof OrderWorkflow>> {
   const createdAtMs = window.realClock ? Date.now() : await env.currentTimeMs();
   const input = oneUnitOrder(sale, { orderNo, userId, createdAtMs, paymentWindow: window.paymentWindow });
-  return env.client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, { workflowId: orderWorkflowId(orderNo), taskQueue, args: [input] });
+  return env.client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
+    workflowId: orderWorkflowId(orderNo),
+    taskQueue,
+    args: [input],
+  });
 }
 
 /** Records a payment as the webhook does (MySQL stamps its arrival), then delivers it with the pay Update. */
-async function pay(handle: WorkflowHandle<typeof OrderWorkflow>, orderNo: string, eventId: string, amountCents: number): Promise<PaymentVerdict> {
+async function pay(
+  handle: WorkflowHandle<typeof OrderWorkflow>,
+  orderNo: string,
+  eventId: string,
+  amountCents: number,
+): Promise<PaymentVerdict> {
   const row = await store.recordPayment({ eventId, orderNo, amountCents });
   return handle.executeUpdate(payUpdate, { args: [storedPayment(row)] });
 }
 
-async function waitForStatus(handle: WorkflowHandle<typeof OrderWorkflow>, status: OrderState['status']): Promise<OrderState> {
+async function waitForStatus(
+  handle: WorkflowHandle<typeof OrderWorkflow>,
+  status: OrderState['status'],
+): Promise<OrderState> {
   return waitFor(
     async () => {
       const state = await handle.query(statusQuery);
@@ -141,7 +173,10 @@ async function orderRow(orderNo: string) {
 }
 
 async function paymentRows(orderNo: string) {
-  const [rows] = await pool.query<RowDataPacket[]>('SELECT event_id, outcome, refund_reason FROM payments WHERE order_no = ? ORDER BY event_id', [orderNo]);
+  const [rows] = await pool.query<RowDataPacket[]>(
+    'SELECT event_id, outcome, refund_reason FROM payments WHERE order_no = ? ORDER BY event_id',
+    [orderNo],
+  );
   return rows.map((r) => ({ eventId: r.event_id, outcome: r.outcome, refundReason: r.refund_reason }));
 }
 
@@ -154,7 +189,10 @@ function gate() {
   return { open, opened, reached, arrived };
 }
 
-/** Holds the next call of `activity` at a gate: `arrived` once it is held; the real activity runs once `open()` is called. */
+/**
+ * Holds the next call of `activity` at a gate: `arrived` once it is held; the real activity runs once `open()` is
+ * called.
+ */
 function holdAt<K extends keyof Faults>(activity: K): ReturnType<typeof gate> {
   const hold = gate();
   const held = async (real: (input: never) => Promise<unknown>, input: never): Promise<unknown> => {
@@ -202,7 +240,10 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const orderNo = newOrderNo();
     const handle = await startOrder(sale, undefined, orderNo, { paymentWindow: '8s', realClock: true });
     const result = handle.result(); // lets the server run the timer, due at once by its own clock
-    const persisted = await waitFor(async () => (await orderRow(orderNo)) ?? false, { what: `${orderNo}'s row`, timeoutMs: 10_000 });
+    const persisted = await waitFor(async () => (await orderRow(orderNo)) ?? false, {
+      what: `${orderNo}'s row`,
+      timeoutMs: 10_000,
+    });
     const deadline = persisted.payment_deadline as Date;
     // The timer has fired meanwhile; MySQL's clock is still 3.5 s short of the deadline. Not earlier:
     // the API processes of other test files sweep payments RECEIVED for 5 s and judge this one
@@ -210,11 +251,24 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     // timeout looks (CANCELLED, once in CI).
     await sleep(4_500);
     // Recorded by MySQL in time; its delivery to the workflow was lost (never sent).
-    const payment = await store.recordPayment({ eventId: `evt-skew-${orderNo}`, orderNo, amountCents: sale.priceCents });
+    const payment = await store.recordPayment({
+      eventId: `evt-skew-${orderNo}`,
+      orderNo,
+      amountCents: sale.priceCents,
+    });
     expect(payment.receivedAt.getTime()).toBeLessThan(deadline.getTime());
     const final = await result;
-    const seen = { final, row: await orderRow(orderNo), payments: await paymentRows(orderNo), recorded: payment, deadline };
-    expect(final, JSON.stringify(seen)).toMatchObject({ status: 'PAID', payments: [{ eventId: payment.eventId, outcome: 'APPLIED' }] });
+    const seen = {
+      final,
+      row: await orderRow(orderNo),
+      payments: await paymentRows(orderNo),
+      recorded: payment,
+      deadline,
+    };
+    expect(final, JSON.stringify(seen)).toMatchObject({
+      status: 'PAID',
+      payments: [{ eventId: payment.eventId, outcome: 'APPLIED' }],
+    });
     expect(await paymentRows(orderNo)).toEqual([{ eventId: payment.eventId, outcome: 'APPLIED', refundReason: null }]);
     expectInvariants(await saleReport(store, redis, sale.sku));
   });
@@ -247,7 +301,8 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     // v3 gave up after 10 attempts (about a minute).
     faults.persistOrder = async (real, input) => {
       attempts++;
-      if (attempts <= 30) throw Object.assign(new Error('connect ECONNREFUSED (MySQL away, injected)'), { code: 'ECONNREFUSED' });
+      if (attempts <= 30)
+        throw Object.assign(new Error('connect ECONNREFUSED (MySQL away, injected)'), { code: 'ECONNREFUSED' });
       return real(input);
     };
     const handle = await startOrder(sale);
@@ -313,9 +368,12 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
       if (attempts === 1) {
         await real(input);
         committed.reached();
-        throw Object.assign(new Error('read ECONNRESET (injected: the commit went through, its answer was lost)'), { code: 'ECONNRESET' });
+        throw Object.assign(new Error('read ECONNRESET (injected: the commit went through, its answer was lost)'), {
+          code: 'ECONNRESET',
+        });
       }
-      if (!paymentAnswered && Date.now() < paymentSentAt + 5_000) throw Object.assign(new Error('connect ECONNREFUSED (injected)'), { code: 'ECONNREFUSED' });
+      if (!paymentAnswered && Date.now() < paymentSentAt + 5_000)
+        throw Object.assign(new Error('connect ECONNREFUSED (injected)'), { code: 'ECONNREFUSED' });
       return real(input);
     };
     const handle = await startOrder(sale, undefined, orderNo, SHORT_WINDOW);
@@ -324,15 +382,25 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(row?.status).toBe('AWAITING_PAYMENT');
     const deadlineMs = (row?.payment_deadline as Date).getTime();
     // Recorded by MySQL a second after the deadline the first attempt wrote.
-    const late = { eventId: `evt-late-${orderNo}`, amountCents: sale.priceCents, receivedAt: new Date(deadlineMs + 1_000).toISOString() };
+    const late = {
+      eventId: `evt-late-${orderNo}`,
+      amountCents: sale.priceCents,
+      receivedAt: new Date(deadlineMs + 1_000).toISOString(),
+    };
     paymentSentAt = Date.now();
     const verdict = await handle.executeUpdate(payUpdate, { args: [late] });
     paymentAnswered = true;
     expect(verdict).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
     expect(attempts).toBeGreaterThan(2);
     const final = await handle.result();
-    expect(final).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT', paymentDeadline: new Date(deadlineMs).toISOString() });
-    expect(await paymentRows(orderNo)).toEqual([{ eventId: late.eventId, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' }]);
+    expect(final).toMatchObject({
+      status: 'CANCELLED',
+      cancelReason: 'PAYMENT_TIMEOUT',
+      paymentDeadline: new Date(deadlineMs).toISOString(),
+    });
+    expect(await paymentRows(orderNo)).toEqual([
+      { eventId: late.eventId, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' },
+    ]);
     expectInvariants(await saleReport(store, redis, sale.sku));
   });
 
@@ -366,14 +434,24 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     await hold.arrived; // the timer fired; the order is being cancelled
     // Recorded once MySQL's clock (this box's) is past the deadline: late by the arrival rule.
     await sleep(Math.max(0, Date.parse(paymentDeadline) - Date.now() + 50));
-    expect(await pay(handle, orderNo, `evt-late-${orderNo}`, totalCents)).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+    expect(await pay(handle, orderNo, `evt-late-${orderNo}`, totalCents)).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'RECEIVED_AFTER_DEADLINE',
+    });
     hold.open();
     const final = await result;
     expect(final).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
     expect(final.payments).toEqual([
-      { eventId: `evt-late-${orderNo}`, amountCents: totalCents, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' },
+      {
+        eventId: `evt-late-${orderNo}`,
+        amountCents: totalCents,
+        outcome: 'REFUND_REQUIRED',
+        refundReason: 'RECEIVED_AFTER_DEADLINE',
+      },
     ]);
-    expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-late-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' }]);
+    expect(await paymentRows(orderNo)).toEqual([
+      { eventId: `evt-late-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' },
+    ]);
     expect((await orderRow(orderNo))?.status).toBe('CANCELLED');
     expectInvariants(await saleReport(store, redis, sale.sku));
   });
@@ -383,8 +461,15 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const handle = await startOrder(sale);
     const { orderNo, totalCents, paymentDeadline } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     // A worker that was late: the payment arrived 1 s after the deadline, the timer has not run yet.
-    const late = { eventId: `evt-after-${orderNo}`, amountCents: totalCents, receivedAt: new Date(Date.parse(paymentDeadline) + 1_000).toISOString() };
-    expect(await handle.executeUpdate(payUpdate, { args: [late] })).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+    const late = {
+      eventId: `evt-after-${orderNo}`,
+      amountCents: totalCents,
+      receivedAt: new Date(Date.parse(paymentDeadline) + 1_000).toISOString(),
+    };
+    expect(await handle.executeUpdate(payUpdate, { args: [late] })).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'RECEIVED_AFTER_DEADLINE',
+    });
     // One received exactly at the deadline still counts.
     const onTime = { eventId: `evt-at-${orderNo}`, amountCents: totalCents, receivedAt: paymentDeadline };
     expect(await handle.executeUpdate(payUpdate, { args: [onTime] })).toEqual({ outcome: 'APPLIED' });
@@ -422,7 +507,12 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const state = await handle.query(statusQuery);
     expect(state.status).toBe('AWAITING_PAYMENT');
     expect(state.payments).toEqual([
-      { eventId: `evt-short-${orderNo}`, amountCents: totalCents - 1, outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' },
+      {
+        eventId: `evt-short-${orderNo}`,
+        amountCents: totalCents - 1,
+        outcome: 'REFUND_REQUIRED',
+        refundReason: 'AMOUNT_MISMATCH',
+      },
     ]);
     await pay(handle, orderNo, `evt-right-${orderNo}`, totalCents);
     expect((await handle.result()).status).toBe('PAID');
@@ -458,102 +548,129 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
  * later attempts failing after one persisted, a reservation gone from Redis or released before its
  * claim. The workflow must account for every unit and payment in both stores.
  */
-describe.sequential('OrderWorkflow: nothing is lost when persistence races a cancel, a payment or a lost reservation', () => {
-  it('an operator cancel of a PENDING order that accepted a payment fails it and records the payment for refund', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
-    // MySQL is down: persistOrder keeps failing, and from the 5th attempt on each retry waits on a
-    // durable timer, so the payment and the operator's cancel reach the workflow while it is PENDING.
-    let attempts = 0;
-    faults.persistOrder = async () => {
-      attempts++;
-      throw Object.assign(new Error('connect ECONNREFUSED (injected: MySQL down)'), { code: 'ECONNREFUSED' });
-    };
-    const orderNo = newOrderNo();
-    const handle = await startOrder(sale, undefined, orderNo);
-    await waitFor(() => attempts >= 5, { what: 'the fifth persist attempt', timeoutMs: 20_000 });
-    const recorded = await store.recordPayment({ eventId: `evt-pending-${orderNo}`, orderNo, amountCents: sale.priceCents });
-    // Accepted now, judged once the order has an outcome: the operator's cancel decides it.
-    const verdict = await handle.startUpdate(payUpdate, { args: [storedPayment(recorded)], waitForStage: WorkflowUpdateStage.ACCEPTED });
-    await handle.cancel();
-    expect(await verdict.result()).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' });
-    await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
-    const state = await handle.query(statusQuery);
-    expect(state).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/cancelled by an operator/) });
-    expect(state.payments).toEqual([
-      { eventId: `evt-pending-${orderNo}`, amountCents: sale.priceCents, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' },
-    ]);
-    expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
-    expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-pending-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' }]);
-    await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0, sold: 0 });
-  });
+describe.sequential(
+  'OrderWorkflow: nothing is lost when persistence races a cancel, a payment or a lost reservation',
+  () => {
+    it('an operator cancel of a PENDING order that accepted a payment fails it and records the payment for refund', async () => {
+      const sale = await putOnSale(store, redis, { stock: 2 });
+      // MySQL is down: persistOrder keeps failing, and from the 5th attempt on each retry waits on a
+      // durable timer, so the payment and the operator's cancel reach the workflow while it is PENDING.
+      let attempts = 0;
+      faults.persistOrder = async () => {
+        attempts++;
+        throw Object.assign(new Error('connect ECONNREFUSED (injected: MySQL down)'), { code: 'ECONNREFUSED' });
+      };
+      const orderNo = newOrderNo();
+      const handle = await startOrder(sale, undefined, orderNo);
+      await waitFor(() => attempts >= 5, { what: 'the fifth persist attempt', timeoutMs: 20_000 });
+      const recorded = await store.recordPayment({
+        eventId: `evt-pending-${orderNo}`,
+        orderNo,
+        amountCents: sale.priceCents,
+      });
+      // Accepted now, judged once the order has an outcome: the operator's cancel decides it.
+      const verdict = await handle.startUpdate(payUpdate, {
+        args: [storedPayment(recorded)],
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+      });
+      await handle.cancel();
+      expect(await verdict.result()).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' });
+      await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
+      const state = await handle.query(statusQuery);
+      expect(state).toMatchObject({
+        status: 'FAILED',
+        failureReason: expect.stringMatching(/cancelled by an operator/),
+      });
+      expect(state.payments).toEqual([
+        {
+          eventId: `evt-pending-${orderNo}`,
+          amountCents: sale.priceCents,
+          outcome: 'REFUND_REQUIRED',
+          refundReason: 'ORDER_FAILED',
+        },
+      ]);
+      expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
+      expect(await paymentRows(orderNo)).toEqual([
+        { eventId: `evt-pending-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' },
+      ]);
+      await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0, sold: 0 });
+    });
 
-  it('an operator cancel that lands while the payment is being applied leaves the order PAID in both stores', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
-    const hold = holdAt('markPaid');
-    const handle = await startOrder(sale);
-    const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
-    await hold.arrived;
-    await handle.cancel();
-    hold.open();
-    expect(await handle.result()).toMatchObject({ status: 'PAID' });
-    expect(await orderRow(orderNo)).toMatchObject({ status: 'PAID' });
-    expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null }]);
-    await expectSaleSettled(store, redis, sale.sku, { available: 1, reserved: 0, sold: 1 });
-  });
+    it('an operator cancel that lands while the payment is being applied leaves the order PAID in both stores', async () => {
+      const sale = await putOnSale(store, redis, { stock: 2 });
+      const hold = holdAt('markPaid');
+      const handle = await startOrder(sale);
+      const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+      await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
+      await hold.arrived;
+      await handle.cancel();
+      hold.open();
+      expect(await handle.result()).toMatchObject({ status: 'PAID' });
+      expect(await orderRow(orderNo)).toMatchObject({ status: 'PAID' });
+      expect(await paymentRows(orderNo)).toEqual([
+        { eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null },
+      ]);
+      await expectSaleSettled(store, redis, sale.sku, { available: 1, reserved: 0, sold: 1 });
+    });
 
-  it('an order persisted whose later attempts all failed ends FAILED with its units back in MySQL, as in Redis', async () => {
-    const sale = await putOnSale(store, redis, { stock: 3 });
-    let attempts = 0;
-    faults.persistOrder = async (real, input) => {
-      attempts++;
-      // The first attempt commits and its answer is lost; the retry finds no way on.
-      if (attempts === 1) {
-        await real(input);
-        throw Object.assign(new Error('read ECONNRESET (injected after the commit)'), { code: 'ECONNRESET' });
-      }
-      throw ApplicationFailure.nonRetryable('the sale vanished from the database (injected)', 'SaleNotFound');
-    };
-    const handle = await startOrder(sale);
-    const result = await handle.result();
-    expect(result.status).toBe('FAILED');
-    expect(attempts).toBe(2);
-    expect(await orderRow(result.orderNo)).toMatchObject({ status: 'FAILED' });
-    const report = await expectSaleSettled(store, redis, sale.sku, { available: 3, reserved: 0 });
-    expect(report.figures.mysql.available).toBe(3);
-  });
+    it('an order persisted whose later attempts all failed ends FAILED with its units back in MySQL, as in Redis', async () => {
+      const sale = await putOnSale(store, redis, { stock: 3 });
+      let attempts = 0;
+      faults.persistOrder = async (real, input) => {
+        attempts++;
+        // The first attempt commits and its answer is lost; the retry finds no way on.
+        if (attempts === 1) {
+          await real(input);
+          throw Object.assign(new Error('read ECONNRESET (injected after the commit)'), { code: 'ECONNRESET' });
+        }
+        throw ApplicationFailure.nonRetryable('the sale vanished from the database (injected)', 'SaleNotFound');
+      };
+      const handle = await startOrder(sale);
+      const result = await handle.result();
+      expect(result.status).toBe('FAILED');
+      expect(attempts).toBe(2);
+      expect(await orderRow(result.orderNo)).toMatchObject({ status: 'FAILED' });
+      const report = await expectSaleSettled(store, redis, sale.sku, { available: 3, reserved: 0 });
+      expect(report.figures.mysql.available).toBe(3);
+    });
 
-  it('a payment whose reservation is gone from Redis fails the order and is refunded, instead of selling a unit twice', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
-    const handle = await startOrder(sale);
-    const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    // The reservation is released behind the workflow's back (a hand edit, a restore of Redis):
-    // the unit is on sale again and may be someone else's.
-    expect(await inventory.release(sale.sku, orderNo, { as: 'owner' })).toBe('RELEASED');
-    await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
-    const result = await handle.result();
-    expect(result).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationLost/) });
-    expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
-    expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' }]);
-    const report = await saleReport(store, redis, sale.sku);
-    expect(report.figures.mysql.available).toBe(2);
-    expectInvariants(report);
-  });
+    it('a payment whose reservation is gone from Redis fails the order and is refunded, instead of selling a unit twice', async () => {
+      const sale = await putOnSale(store, redis, { stock: 2 });
+      const handle = await startOrder(sale);
+      const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+      // The reservation is released behind the workflow's back (a hand edit, a restore of Redis):
+      // the unit is on sale again and may be someone else's.
+      expect(await inventory.release(sale.sku, orderNo, { as: 'owner' })).toBe('RELEASED');
+      await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
+      const result = await handle.result();
+      expect(result).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationLost/) });
+      expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
+      expect(await paymentRows(orderNo)).toEqual([
+        { eventId: `evt-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' },
+      ]);
+      const report = await saleReport(store, redis, sale.sku);
+      expect(report.figures.mysql.available).toBe(2);
+      expectInvariants(report);
+    });
 
-  it('an order whose reservation was released before it was claimed ends FAILED without persisting', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
-    const orderNo = newOrderNo();
-    const userId = `user-${randomUUID()}`;
-    expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
-    // The API could not start the workflow (it thought) and gave the unclaimed reservation back.
-    expect(await inventory.release(sale.sku, orderNo, { as: 'unclaimed' })).toBe('RELEASED');
-    const handle = await startWorkflowOf(sale, userId, orderNo);
-    expect(await handle.result()).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationReleased/) });
-    expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
-    const report = await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
-    expect(report.figures.mysql.available).toBe(2);
-  });
-});
+    it('an order whose reservation was released before it was claimed ends FAILED without persisting', async () => {
+      const sale = await putOnSale(store, redis, { stock: 2 });
+      const orderNo = newOrderNo();
+      const userId = `user-${randomUUID()}`;
+      expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
+      // The API could not start the workflow (it thought) and gave the unclaimed reservation back.
+      expect(await inventory.release(sale.sku, orderNo, { as: 'unclaimed' })).toBe('RELEASED');
+      const handle = await startWorkflowOf(sale, userId, orderNo);
+      expect(await handle.result()).toMatchObject({
+        status: 'FAILED',
+        failureReason: expect.stringMatching(/^ReservationReleased/),
+      });
+      expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
+      const report = await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
+      expect(report.figures.mysql.available).toBe(2);
+    });
+  },
+);
 
 describe.sequential('OrderWorkflow Updates (time-skipping server)', () => {
   it('answers a payment with its verdict at once, and refuses a cancel once paid', async () => {

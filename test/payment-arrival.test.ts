@@ -29,7 +29,12 @@ import { expectInvariants, oneUnitOrder, putOnSale, saleReport } from './helpers
 import { listen, replyOf } from './helpers/http.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
-const config = testConfig({ TEMPORAL_TASK_QUEUE: `arrival-${randomUUID()}`, LOG_LEVEL: 'silent', RATE_LIMIT_WEBHOOK: 'off', BREAKER_NO_SUCCESS_FOR: '0ms' });
+const config = testConfig({
+  TEMPORAL_TASK_QUEUE: `arrival-${randomUUID()}`,
+  LOG_LEVEL: 'silent',
+  RATE_LIMIT_WEBHOOK: 'off',
+  BREAKER_NO_SUCCESS_FOR: '0ms',
+});
 const store = new Store(createMysqlPool(config));
 const redis: RedisClient = createRedis(config);
 const inventory = new RedisInventory(redis, config.temporal.taskQueue);
@@ -63,17 +68,22 @@ async function startWorker(): Promise<void> {
 }
 
 /** An order reserved and started as the API does, persisted (AWAITING_PAYMENT), with its payment window. */
-async function placeOrder(paymentWindow: string): Promise<{ input: OrderInput; deadline: number; total: number; sku: string }> {
+async function placeOrder(
+  paymentWindow: string,
+): Promise<{ input: OrderInput; deadline: number; total: number; sku: string }> {
   const sale = await putOnSale(store, redis, { stock: 3 });
   const orderNo = newOrderNo();
   const userId = `arrival-${orderNo.slice(-6)}`;
   expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
   const input = oneUnitOrder(sale, { orderNo, userId, createdAtMs: Date.now(), paymentWindow });
   expect(await orders.start(input)).toBe('STARTED');
-  const row = await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT' && store.getOrder(orderNo), {
-    what: `${orderNo} persisted`,
-    timeoutMs: 15_000,
-  });
+  const row = await waitFor(
+    async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT' && store.getOrder(orderNo),
+    {
+      what: `${orderNo} persisted`,
+      timeoutMs: 15_000,
+    },
+  );
   if (!row) throw new Error('not persisted');
   return { input, deadline: row.paymentDeadline.getTime(), total: sale.priceCents, sku: sale.sku };
 }
@@ -146,27 +156,42 @@ describe('a payment judged by when it arrived', () => {
       await startWorker();
     }
     await orders.awaitClosed(order.input.orderNo);
-    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
-    expect(await store.getPayment(row.eventId)).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+    expect(await store.getOrder(order.input.orderNo)).toMatchObject({
+      status: 'CANCELLED',
+      cancelReason: 'PAYMENT_TIMEOUT',
+    });
+    expect(await store.getPayment(row.eventId)).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'RECEIVED_AFTER_DEADLINE',
+    });
     expectInvariants(await saleReport(store, redis, order.sku));
   });
 
   it('a late start keeps its payment time: the deadline counts from when the order became payable', async () => {
     const sale = await putOnSale(store, redis, { stock: 3 });
     const orderNo = newOrderNo();
-    expect((await inventory.reserve({ orderNo, sku: sale.sku, userId: 'late-start', quantity: 1 })).outcome).toBe('RESERVED');
+    expect((await inventory.reserve({ orderNo, sku: sale.sku, userId: 'late-start', quantity: 1 })).outcome).toBe(
+      'RESERVED',
+    );
     const createdAt = Date.now();
     await stopWorker();
     try {
-      expect(await orders.start(oneUnitOrder(sale, { orderNo, userId: 'late-start', createdAtMs: createdAt, paymentWindow: '2s' }))).toBe('STARTED');
+      expect(
+        await orders.start(
+          oneUnitOrder(sale, { orderNo, userId: 'late-start', createdAtMs: createdAt, paymentWindow: '2s' }),
+        ),
+      ).toBe('STARTED');
       await until(createdAt + 3_000); // the worker is away past the reservation's window
     } finally {
       await startWorker();
     }
-    const row = await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT' && store.getOrder(orderNo), {
-      what: `${orderNo} persisted`,
-      timeoutMs: 15_000,
-    });
+    const row = await waitFor(
+      async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT' && store.getOrder(orderNo),
+      {
+        what: `${orderNo} persisted`,
+        timeoutMs: 15_000,
+      },
+    );
     if (!row) throw new Error('not persisted');
     expect(row.paymentDeadline.getTime()).toBeGreaterThanOrEqual(createdAt + 3_000 + 2_000);
     expect((await orders.queryLive(orderNo))?.paymentDeadline).toBe(row.paymentDeadline.toISOString());
@@ -188,18 +213,33 @@ describe('a payment judged by when it arrived', () => {
     expect(await store.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED' });
     // A second payment of a closed, paid order is money with no order to pay: refunded.
     const second = await record(order.input.orderNo, order.total);
-    expect(await delivery.deliver(second, Deadline.in(10_000))).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
+    expect(await delivery.deliver(second, Deadline.in(10_000))).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ALREADY_PAID',
+    });
   });
 
   it('a payment delivered after its order closed is judged as the order would have: by its amount, then its arrival', async () => {
     const order = await placeOrder('2s');
     await orders.awaitClosed(order.input.orderNo);
-    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
+    expect(await store.getOrder(order.input.orderNo)).toMatchObject({
+      status: 'CANCELLED',
+      cancelReason: 'PAYMENT_TIMEOUT',
+    });
     const late = await record(order.input.orderNo, order.total);
-    expect(await delivery.deliver(late, Deadline.in(10_000))).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+    expect(await delivery.deliver(late, Deadline.in(10_000))).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'RECEIVED_AFTER_DEADLINE',
+    });
     const short = await record(order.input.orderNo, order.total - 1);
-    expect(await delivery.deliver(short, Deadline.in(10_000))).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' });
-    expect(await store.getPayment(late.eventId)).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+    expect(await delivery.deliver(short, Deadline.in(10_000))).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'AMOUNT_MISMATCH',
+    });
+    expect(await store.getPayment(late.eventId)).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'RECEIVED_AFTER_DEADLINE',
+    });
   });
 
   it("a shopper's cancel does not undo a payment recorded before it: the order is PAID", async () => {
@@ -220,22 +260,41 @@ describe('redelivery', () => {
     // One order whose workflow no worker runs (its Update never answers), ahead of three that do.
     const stalledSale = await putOnSale(store, redis, { stock: 1 });
     const stalledNo = newOrderNo();
-    expect((await inventory.reserve({ orderNo: stalledNo, sku: stalledSale.sku, userId: 'stalled', quantity: 1 })).outcome).toBe('RESERVED');
+    expect(
+      (await inventory.reserve({ orderNo: stalledNo, sku: stalledSale.sku, userId: 'stalled', quantity: 1 })).outcome,
+    ).toBe('RESERVED');
     const nobody = new OrderClient(temporal, store, `nobody-${randomUUID()}`);
-    await nobody.start(oneUnitOrder(stalledSale, { orderNo: stalledNo, userId: 'stalled', createdAtMs: Date.now(), paymentWindow: '30m' }));
+    await nobody.start(
+      oneUnitOrder(stalledSale, {
+        orderNo: stalledNo,
+        userId: 'stalled',
+        createdAtMs: Date.now(),
+        paymentWindow: '30m',
+      }),
+    );
     const stalled = await record(stalledNo, stalledSale.priceCents);
     const others = await Promise.all([1, 2, 3].map(async () => placeOrder('30m')));
     const rows = [stalled, ...(await Promise.all(others.map((order) => record(order.input.orderNo, order.total))))];
 
     // Handed over as a webhook does when the order cannot answer at once: the owner's loop delivers them.
-    const owner = PaymentDelivery.fromConfig(config, { store, orders, pacing: { concurrency: 4, attemptMs: 15_000, firstBackoffMs: 100 } });
+    const owner = PaymentDelivery.fromConfig(config, {
+      store,
+      orders,
+      pacing: { concurrency: 4, attemptMs: 15_000, firstBackoffMs: 100 },
+    });
     owner.start();
     try {
       for (const row of rows) expect(await owner.take(row, { waitMs: 0, deliverNow: false })).toBeNull();
-      await waitFor(async () => (await Promise.all(rows.slice(1).map((row) => store.getPayment(row.eventId)))).every((row) => row?.outcome === 'APPLIED'), {
-        what: 'the three answering orders paid',
-        timeoutMs: 10_000,
-      });
+      await waitFor(
+        async () =>
+          (await Promise.all(rows.slice(1).map((row) => store.getPayment(row.eventId)))).every(
+            (row) => row?.outcome === 'APPLIED',
+          ),
+        {
+          what: 'the three answering orders paid',
+          timeoutMs: 10_000,
+        },
+      );
       // Still delivering to the stalled order: the others did not wait for it.
       expect(owner.backlog).toBe(1);
       expect(await store.getPayment(stalled.eventId)).toMatchObject({ outcome: 'RECEIVED' });
@@ -253,10 +312,18 @@ describe('the owner sweep', () => {
     const row = await record(order.input.orderNo, order.total);
     const delivered: string[] = [];
     const pacing = { sweepEveryMs: 100, sweepOlderThanMs: 300 };
-    const owner = PaymentDelivery.fromConfig(config, { store, orders, pacing, changed: (orderNo) => delivered.push(orderNo) });
+    const owner = PaymentDelivery.fromConfig(config, {
+      store,
+      orders,
+      pacing,
+      changed: (orderNo) => delivered.push(orderNo),
+    });
     owner.start();
     try {
-      await waitFor(async () => (await store.getPayment(row.eventId))?.outcome === 'APPLIED', { what: 'the swept payment applied', timeoutMs: 10_000 });
+      await waitFor(async () => (await store.getPayment(row.eventId))?.outcome === 'APPLIED', {
+        what: 'the swept payment applied',
+        timeoutMs: 10_000,
+      });
       // This owner delivered it (the other processes' sweeps take only rows older than 5 s).
       expect(delivered).toContain(order.input.orderNo);
     } finally {
@@ -269,7 +336,11 @@ describe('the owner sweep', () => {
 
 describe('the webhook records first', () => {
   /** The API on this file's queue with breakers of its own, and its delivery owner (not running until started). */
-  async function serveApi(): Promise<{ url: string; guards: ReturnType<typeof createDependencyGuards>; payments: PaymentDelivery }> {
+  async function serveApi(): Promise<{
+    url: string;
+    guards: ReturnType<typeof createDependencyGuards>;
+    payments: PaymentDelivery;
+  }> {
     const parts = composeApi({ config, redis, store, temporal, logger: createLogger(config, 'test') }, { orders });
     return { url: await listen(createApp(parts), servers), guards: parts.guards, payments: parts.payments };
   }
@@ -284,7 +355,10 @@ describe('the webhook records first', () => {
 
   function sendWebhook(url: string, event: { eventId: string; orderNo: string; amountCents: number }) {
     const raw = JSON.stringify({ ...event, type: 'payment.succeeded' });
-    return replyOf(url, 'POST', '/api/payments/webhook', { raw, headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) } });
+    return replyOf(url, 'POST', '/api/payments/webhook', {
+      raw,
+      headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) },
+    });
   }
 
   it('with the MySQL, Temporal and workflows breakers open, records the event and answers 202 RECEIVED; the owner then delivers it', async () => {
@@ -298,7 +372,10 @@ describe('the webhook records first', () => {
     // Nobody retries the webhook: the process's owner delivers the recorded event.
     api.payments.start();
     try {
-      await waitFor(async () => (await store.getPayment(eventId))?.outcome === 'APPLIED', { what: `${eventId} applied by the owner`, timeoutMs: 20_000 });
+      await waitFor(async () => (await store.getPayment(eventId))?.outcome === 'APPLIED', {
+        what: `${eventId} applied by the owner`,
+        timeoutMs: 20_000,
+      });
     } finally {
       await api.payments.stop();
     }
@@ -318,7 +395,10 @@ describe('the webhook records first', () => {
       status: 200,
       body: { received: true, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_FOUND' },
     });
-    expect(await store.getPayment(`evt-old-${old}`)).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_FOUND' });
+    expect(await store.getPayment(`evt-old-${old}`)).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ORDER_NOT_FOUND',
+    });
     const recent = newOrderNo();
     expect(await sendWebhook(api.url, { eventId: `evt-recent-${recent}`, orderNo: recent, amountCents: 100 })).toEqual({
       status: 202,

@@ -23,7 +23,11 @@ import { openPerQueueTestbed } from './helpers/per-queue.js';
 import { startHoldingProxy } from './helpers/tcp-proxy.js';
 import { testConfig } from './helpers/env.js';
 
-const testbed = await openPerQueueTestbed({ TEMPORAL_TASK_QUEUE: `promises-${randomUUID()}`, LOG_LEVEL: 'silent', RATE_LIMIT_CHECKOUT: 'off' });
+const testbed = await openPerQueueTestbed({
+  TEMPORAL_TASK_QUEUE: `promises-${randomUUID()}`,
+  LOG_LEVEL: 'silent',
+  RATE_LIMIT_CHECKOUT: 'off',
+});
 const { config, store, redis, inventory, temporal } = testbed;
 const auth = new ShopperAuth(config);
 const closers: Array<() => Promise<unknown>> = [];
@@ -41,8 +45,10 @@ async function checkout(base: string, sku: string, userId: string, idempotencyKe
   });
 }
 
-const orderNoOf = (reply: HttpReply): string => String((reply.body as { orderNo?: string; error?: { details?: { orderNo?: string } } }).orderNo ?? '');
-const errorOf = (reply: HttpReply) => (reply.body as { error?: { code: string; details?: { orderNo?: string } } }).error;
+const orderNoOf = (reply: HttpReply): string =>
+  String((reply.body as { orderNo?: string; error?: { details?: { orderNo?: string } } }).orderNo ?? '');
+const errorOf = (reply: HttpReply) =>
+  (reply.body as { error?: { code: string; details?: { orderNo?: string } } }).error;
 
 describe('a reserve whose answer did not come in time (Redis held behind a proxy)', () => {
   let api: RunningApi;
@@ -55,7 +61,8 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
     proxy = await startHoldingProxy({ host: target.hostname, port: Number(target.port) });
     closers.push(() => proxy.close());
     await testbed.startWorker(queue);
-    // CHECKOUT_DEADLINE 3 s: a reserve's cutoff is 3 s − CHECKOUT_START_BUDGET − 100 ms − CLOCK_SKEW_MARGIN = 2.4 s after the request.
+    // CHECKOUT_DEADLINE 3 s: a reserve's cutoff is 3 s − CHECKOUT_START_BUDGET − 100 ms − CLOCK_SKEW_MARGIN = 2.4 s
+    // after the request.
     api = await startApi(
       testConfig({
         REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
@@ -73,9 +80,14 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
   async function checkoutHeld(sku: string, userId: string, key: string, releaseAfterMs: number): Promise<HttpReply> {
     // The API reads a sale's window before it reserves (remembered for a second): read it now, by a
     // checkout over the limit that writes nothing, so that the call held is the reserve itself.
-    expect(errorOf(await httpRequest(api.url, 'POST', '/api/checkout', { json: { sku, quantity: 2 }, token: await auth.issue(userId) }))?.code).toBe(
-      'PURCHASE_LIMIT_EXCEEDED',
-    );
+    expect(
+      errorOf(
+        await httpRequest(api.url, 'POST', '/api/checkout', {
+          json: { sku, quantity: 2 },
+          token: await auth.issue(userId),
+        }),
+      )?.code,
+    ).toBe('PURCHASE_LIMIT_EXCEEDED');
     proxy.hold();
     const released = new Promise<void>((resolve) =>
       setTimeout(() => {
@@ -108,7 +120,10 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
     const retried = await checkout(api.url, sale.sku, 'late-but-in-time', 'k-late');
     expect(retried.status).toBe(202);
     expect(orderNoOf(retried)).toBe(orderNo);
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} persisted`, timeoutMs: 15_000 });
+    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+      what: `${orderNo} persisted`,
+      timeoutMs: 15_000,
+    });
     expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('CLAIMED');
     expectInvariants(await saleReport(store, redis, sale.sku));
   });
@@ -127,7 +142,10 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
     const retried = await checkout(api.url, sale.sku, 'too-late', 'k-too-late');
     expect(retried.status).toBe(202);
     expect(orderNoOf(retried)).not.toBe(unknown);
-    await waitFor(async () => (await store.getOrder(orderNoOf(retried)))?.status === 'AWAITING_PAYMENT', { what: 'the retry persisted', timeoutMs: 15_000 });
+    await waitFor(async () => (await store.getOrder(orderNoOf(retried)))?.status === 'AWAITING_PAYMENT', {
+      what: 'the retry persisted',
+      timeoutMs: 15_000,
+    });
     expect(await inventory.getSale(sale.sku)).toMatchObject({ available: 2, reserved: 1 });
   });
 });
@@ -147,18 +165,27 @@ class ReadsFailWhenTold extends OrderClient {
 it('a retried key whose order cannot be read now answers 503 with Retry-After and keeps its order', async () => {
   const queue = `promises-unreadable-${randomUUID()}`;
   await testbed.startWorker(queue);
-  const orders = new ReadsFailWhenTold(temporal, store, queue, undefined, { inventory: new RedisInventory(redis, queue) });
+  const orders = new ReadsFailWhenTold(temporal, store, queue, undefined, {
+    inventory: new RedisInventory(redis, queue),
+  });
   const base = await testbed.serve(queue, orders);
   const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
   const first = await checkout(base, sale.sku, 'reader', 'k-read');
   const orderNo = orderNoOf(first);
-  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', { what: `${orderNo} persisted`, timeoutMs: 15_000 });
-  const cancelled = await httpRequest(base, 'POST', `/api/orders/${orderNo}/cancel`, { token: await auth.issue('reader') });
+  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+    what: `${orderNo} persisted`,
+    timeoutMs: 15_000,
+  });
+  const cancelled = await httpRequest(base, 'POST', `/api/orders/${orderNo}/cancel`, {
+    token: await auth.issue('reader'),
+  });
   expect(cancelled.status).toBe(202);
   // Cancelled means both: the row, then the units back in Redis, the record released or dropped
   // (until then a retry of the key finds the reservation still claimed and answers PENDING).
   await waitFor(
-    async () => (await store.getOrder(orderNo))?.status === 'CANCELLED' && (await inventory.getReservation(sale.sku, orderNo))?.state !== 'CLAIMED',
+    async () =>
+      (await store.getOrder(orderNo))?.status === 'CANCELLED' &&
+      (await inventory.getReservation(sale.sku, orderNo))?.state !== 'CLAIMED',
     { what: `${orderNo} cancelled and its units back`, timeoutMs: 15_000 },
   );
 
@@ -219,7 +246,11 @@ class StartsRefusedWhenTold extends OrderClient {
 }
 
 /** A signed webhook paying the order, answered 202 RECEIVED: recorded, not judged yet (the order has no workflow). */
-async function paymentRecordedNotJudged(base: string, orderNo: string, amountCents: number): Promise<{ eventId: string }> {
+async function paymentRecordedNotJudged(
+  base: string,
+  orderNo: string,
+  amountCents: number,
+): Promise<{ eventId: string }> {
   const payment = { eventId: `evt_${randomUUID()}`, type: 'payment.succeeded', orderNo, amountCents };
   const raw = JSON.stringify(payment);
   const webhook = await httpRequest(base, 'POST', '/api/payments/webhook', {
@@ -236,7 +267,9 @@ it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) a
   // A worker, but no owner of starts yet: the promises stay unstarted until the test says.
   await testbed.startWorker(queue, { starter: false });
   // Promised orders are found in the pipeline's own sales (its task queue's).
-  const orders = new StartsRefusedWhenTold(temporal, store, queue, undefined, { inventory: new RedisInventory(redis, queue) });
+  const orders = new StartsRefusedWhenTold(temporal, store, queue, undefined, {
+    inventory: new RedisInventory(redis, queue),
+  });
   const base = await testbed.serve(queue, orders);
   const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1, priceCents: 1_200 });
   const paid = await checkout(base, sale.sku, 'pays-early');
@@ -252,17 +285,24 @@ it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) a
 
   // Temporal takes starts again: the cancel starts its order and cancels it.
   orders.refuseStarts = false;
-  const cancel = await httpRequest(base, 'POST', `/api/orders/${cancelledNo}/cancel`, { token: await auth.issue('cancels-early') });
+  const cancel = await httpRequest(base, 'POST', `/api/orders/${cancelledNo}/cancel`, {
+    token: await auth.issue('cancels-early'),
+  });
   expect(cancel.status, JSON.stringify(cancel.body)).toBe(202);
   // The row first, then the units back in Redis: the invariants below compare the two stores.
   await waitFor(
-    async () => (await store.getOrder(cancelledNo))?.status === 'CANCELLED' && (await inventory.getReservation(sale.sku, cancelledNo))?.state !== 'CLAIMED',
+    async () =>
+      (await store.getOrder(cancelledNo))?.status === 'CANCELLED' &&
+      (await inventory.getReservation(sale.sku, cancelledNo))?.state !== 'CLAIMED',
     { what: `${cancelledNo} cancelled and its units back`, timeoutMs: 15_000 },
   );
 
   // The owner of starts comes up: it starts the paid one, and the payment's owner delivers it.
   await testbed.startWorker(queue);
-  await waitFor(async () => (await store.getOrder(paidNo))?.status === 'PAID', { what: `${paidNo} paid by its early payment`, timeoutMs: 30_000 });
+  await waitFor(async () => (await store.getOrder(paidNo))?.status === 'PAID', {
+    what: `${paidNo} paid by its early payment`,
+    timeoutMs: 30_000,
+  });
   expect(await store.getPayment(payment.eventId)).toMatchObject({ outcome: 'APPLIED' });
   expectInvariants(await saleReport(store, redis, sale.sku));
 });
@@ -277,10 +317,24 @@ it('a payment for a promise older than any start could take (its owner away for 
   // order with no workflow, no row and no promise is judged not to exist), never started since.
   const madeAt = Date.now() - 120_000;
   const orderNo = newOrderNo(madeAt);
-  const { unitPriceCents: _price, ...input } = oneUnitOrder(sale, { orderNo, userId: 'old-promise', createdAtMs: madeAt, paymentWindow: '30m' });
+  const { unitPriceCents: _price, ...input } = oneUnitOrder(sale, {
+    orderNo,
+    userId: 'old-promise',
+    createdAtMs: madeAt,
+    paymentWindow: '30m',
+  });
   await pipeline.markSaleActive(sale.sku, madeAt);
   expect(
-    (await pipeline.reserve({ orderNo, sku: sale.sku, userId: 'old-promise', quantity: 1, nowMs: madeAt, promise: { input, handoffMs: 0 } })).outcome,
+    (
+      await pipeline.reserve({
+        orderNo,
+        sku: sale.sku,
+        userId: 'old-promise',
+        quantity: 1,
+        nowMs: madeAt,
+        promise: { input, handoffMs: 0 },
+      })
+    ).outcome,
   ).toBe('RESERVED');
 
   const payment = await paymentRecordedNotJudged(base, orderNo, 900);
@@ -289,7 +343,10 @@ it('a payment for a promise older than any start could take (its owner away for 
   expect(await store.getPayment(payment.eventId)).toMatchObject({ outcome: 'RECEIVED' });
 
   await testbed.startWorker(queue); // the owner of starts, back
-  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', { what: `${orderNo} paid once started`, timeoutMs: 30_000 });
+  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', {
+    what: `${orderNo} paid once started`,
+    timeoutMs: 30_000,
+  });
   expect(await store.getPayment(payment.eventId)).toMatchObject({ outcome: 'APPLIED' });
   expectInvariants(await saleReport(store, redis, sale.sku));
 });

@@ -70,17 +70,28 @@ function send(
   options: { json?: unknown; raw?: string; headers?: Record<string, string>; from?: string } = {},
 ): Promise<Reply> {
   const body = options.raw ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
-  const headers: Record<string, string> = { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...options.headers };
+  const headers: Record<string, string> = {
+    ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    ...options.headers,
+  };
   return new Promise((resolve, reject) => {
-    const req = request(`${base}${path}`, { method, headers, agent: false, ...(options.from ? { localAddress: options.from } : {}) }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => {
-        const retryAfter = res.headers['retry-after'];
-        resolve({ status: res.statusCode ?? 0, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, body: text ? JSON.parse(text) : undefined });
-      });
-    });
+    const req = request(
+      `${base}${path}`,
+      { method, headers, agent: false, ...(options.from ? { localAddress: options.from } : {}) },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          const retryAfter = res.headers['retry-after'];
+          resolve({
+            status: res.statusCode ?? 0,
+            retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+            body: text ? JSON.parse(text) : undefined,
+          });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -99,7 +110,8 @@ function expectRateLimited(reply: Reply, windowSeconds: number): void {
   expect(Number(reply.retryAfter)).toBeLessThanOrEqual(windowSeconds);
 }
 
-const tally = (replies: Reply[]) => replies.reduce<Record<number, number>>((counts, r) => ({ ...counts, [r.status]: (counts[r.status] ?? 0) + 1 }), {});
+const tally = (replies: Reply[]) =>
+  replies.reduce<Record<number, number>>((counts, r) => ({ ...counts, [r.status]: (counts[r.status] ?? 0) + 1 }), {});
 
 describe('checkout, per shopper', () => {
   it('50 rapid checkouts from one shopper: 10 accepted, 40 refused with 429 and Retry-After; other shoppers unaffected; only the accepted ones exist', async () => {
@@ -107,9 +119,15 @@ describe('checkout, per shopper', () => {
     const hammer = `hammer-${randomUUID().slice(0, 8)}`;
     const others = [1, 2, 3].map((i) => `calm-${i}-${randomUUID().slice(0, 8)}`);
     const checkout = async (userId: string) =>
-      send(api.url, 'POST', '/api/checkout', { json: { sku, quantity: 1 }, headers: { authorization: `Bearer ${await auth.issue(userId)}` } });
+      send(api.url, 'POST', '/api/checkout', {
+        json: { sku, quantity: 1 },
+        headers: { authorization: `Bearer ${await auth.issue(userId)}` },
+      });
 
-    const [hammered, calm] = await Promise.all([Promise.all(Array.from({ length: 50 }, () => checkout(hammer))), Promise.all(others.map(checkout))]);
+    const [hammered, calm] = await Promise.all([
+      Promise.all(Array.from({ length: 50 }, () => checkout(hammer))),
+      Promise.all(others.map(checkout)),
+    ]);
     expect(tally(hammered)).toEqual({ 202: 10, 429: 40 });
     for (const reply of hammered.filter((r) => r.status === 429)) expectRateLimited(reply, 60);
     expect(calm.map((r) => r.status)).toEqual([202, 202, 202]);
@@ -135,7 +153,10 @@ describe('checkout, per shopper', () => {
     expect([...rows.values()].filter((row) => row.userId === hammer)).toHaveLength(10);
     expect(await redis.hget(saleKeys(sku).users, hammer)).toBe('10');
     // One workflow per accepted checkout, none for a refused one.
-    await waitFor(async () => (await temporal.workflow.count(`OrderSku = '${sku}'`)).count === 13, { what: '13 order workflows', timeoutMs: 15_000 });
+    await waitFor(async () => (await temporal.workflow.count(`OrderSku = '${sku}'`)).count === 13, {
+      what: '13 order workflows',
+      timeoutMs: 15_000,
+    });
     const report = await saleReport(store, redis, sku, { perUserLimit: 100, acceptedOrderNos: accepted });
     expect(report.figures.redis).toMatchObject({ available: 87, reserved: 13, sold: 0 });
     expectInvariants(report);
@@ -144,12 +165,20 @@ describe('checkout, per shopper', () => {
   it('does not count requests answered from the sold-out flag, nor refuse them with 429', async () => {
     const { sku } = await putOnSale(store, redis, { stock: 1, perUserLimit: 1 });
     const token = await auth.issue(`first-${randomUUID().slice(0, 8)}`);
-    expect((await send(api.url, 'POST', '/api/checkout', { json: { sku, quantity: 1 }, headers: { authorization: `Bearer ${token}` } })).status).toBe(202);
+    expect(
+      (
+        await send(api.url, 'POST', '/api/checkout', {
+          json: { sku, quantity: 1 },
+          headers: { authorization: `Bearer ${token}` },
+        })
+      ).status,
+    ).toBe(202);
     const late = `late-${randomUUID().slice(0, 8)}`;
     const lateAuth = { authorization: `Bearer ${await auth.issue(late)}` };
     // The first SOLD_OUT comes from Redis (and sets the flag); the next 30 from memory.
     const replies = [];
-    for (let i = 0; i < 31; i++) replies.push(await send(api.url, 'POST', '/api/checkout', { json: { sku, quantity: 1 }, headers: lateAuth }));
+    for (let i = 0; i < 31; i++)
+      replies.push(await send(api.url, 'POST', '/api/checkout', { json: { sku, quantity: 1 }, headers: lateAuth }));
     expect(tally(replies)).toEqual({ 409: 31 });
     expect(new Set(replies.map((r) => r.body.error.code))).toEqual(new Set(['SOLD_OUT']));
     expect(Number(await redis.get(`${RATE_LIMIT_KEY_PREFIX}:checkout:${late}`))).toBeLessThan(10);
@@ -170,7 +199,11 @@ describe('dev login and webhook, per client IP', () => {
   it('TRUST_PROXY off: a client cannot dodge its limit with X-Forwarded-For', async () => {
     const from = ownLoopback();
     const login = () =>
-      send(api.url, 'POST', '/api/auth/dev-login', { json: { userId: 'xff-user' }, from, headers: { 'x-forwarded-for': forwardedAddress() } });
+      send(api.url, 'POST', '/api/auth/dev-login', {
+        json: { userId: 'xff-user' },
+        from,
+        headers: { 'x-forwarded-for': forwardedAddress() },
+      });
     const replies = [await login(), await login(), await login(), await login(), await login()];
     expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 429, 429]);
   });
@@ -179,8 +212,16 @@ describe('dev login and webhook, per client IP', () => {
     const client = forwardedAddress();
     const from = ownLoopback();
     const login = (xff: string) =>
-      send(proxied.url, 'POST', '/api/auth/dev-login', { json: { userId: 'proxied-user' }, from, headers: { 'x-forwarded-for': xff } });
-    const replies = [await login(client), await login(`10.9.8.7, ${client}`), await login(`${randomUUID().slice(0, 8)}, ${client}`)];
+      send(proxied.url, 'POST', '/api/auth/dev-login', {
+        json: { userId: 'proxied-user' },
+        from,
+        headers: { 'x-forwarded-for': xff },
+      });
+    const replies = [
+      await login(client),
+      await login(`10.9.8.7, ${client}`),
+      await login(`${randomUUID().slice(0, 8)}, ${client}`),
+    ];
     expect(replies.map((r) => r.status)).toEqual([200, 200, 200]);
     expectRateLimited(await login(`192.0.2.${randomInt(1, 255)}, ${client}`), 60);
     // Same connection address, another client behind the proxy: its own budget.

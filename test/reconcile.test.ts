@@ -20,7 +20,11 @@ import { newOrderNo } from '../src/order/checkout.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureReconcileSchedule } from '../src/workers/reconcile-schedule.js';
 import { orderWorkflowId, type OrderInput } from '../src/order/contract.js';
-import { RECONCILE_WORKFLOW_TYPE, reconcileScheduleId, type ReconcileReport } from '../src/workflows/reconcile-definitions.js';
+import {
+  RECONCILE_WORKFLOW_TYPE,
+  reconcileScheduleId,
+  type ReconcileReport,
+} from '../src/workflows/reconcile-definitions.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { testConfig } from './helpers/env.js';
 import { withMethods } from './helpers/faults.js';
@@ -46,7 +50,11 @@ beforeAll(async () => {
   inventory = new RedisInventory(redis, config.temporal.taskQueue);
   redisSales = new RedisSales(redis, config.temporal.taskQueue);
   connection = await Connection.connect({ address: config.temporal.address });
-  temporal = new Client({ connection, namespace: config.temporal.namespace, workflow: { queryRejectCondition: 'NOT_OPEN' } });
+  temporal = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    workflow: { queryRejectCondition: 'NOT_OPEN' },
+  });
   orders = new OrderClient(temporal, store, config.temporal.taskQueue);
   worker = await startTestWorker({ config, store, redis, temporal });
 });
@@ -57,7 +65,12 @@ afterAll(async () => {
 });
 
 /** One reconcile run over the given sales, as the schedule would start it. */
-function reconcile(skus: string[], reservationGraceMs = GRACE_MS, promiseMaxAgeMs?: number, taskQueue = config.temporal.taskQueue): Promise<ReconcileReport> {
+function reconcile(
+  skus: string[],
+  reservationGraceMs = GRACE_MS,
+  promiseMaxAgeMs?: number,
+  taskQueue = config.temporal.taskQueue,
+): Promise<ReconcileReport> {
   return temporal.workflow.execute<typeof ReconcileWorkflow>(RECONCILE_WORKFLOW_TYPE, {
     taskQueue,
     workflowId: `reconcile-test-${randomUUID()}`,
@@ -73,8 +86,20 @@ function reconcile(skus: string[], reservationGraceMs = GRACE_MS, promiseMaxAgeM
 async function promise(sale: { sku: string; priceCents: number }, userId: string, ageMs: number): Promise<OrderInput> {
   const orderNo = newOrderNo();
   const nowMs = Date.now() - ageMs;
-  const { unitPriceCents: _price, ...input } = oneUnitOrder(sale, { orderNo, userId, createdAtMs: nowMs, paymentWindow: '30m' });
-  const reserved = await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1, nowMs, promise: { input, handoffMs: 120_000 } });
+  const { unitPriceCents: _price, ...input } = oneUnitOrder(sale, {
+    orderNo,
+    userId,
+    createdAtMs: nowMs,
+    paymentWindow: '30m',
+  });
+  const reserved = await inventory.reserve({
+    orderNo,
+    sku: sale.sku,
+    userId,
+    quantity: 1,
+    nowMs,
+    promise: { input, handoffMs: 120_000 },
+  });
   expect(reserved.outcome).toBe('RESERVED');
   return { ...input, unitPriceCents: sale.priceCents };
 }
@@ -84,11 +109,23 @@ async function reserve(sale: { sku: string; priceCents: number }, userId: string
   const orderNo = newOrderNo();
   const nowMs = Date.now() - ageMs;
   expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1, nowMs })).outcome).toBe('RESERVED');
-  return { orderNo, sku: sale.sku, userId, quantity: 1, unitPriceCents: sale.priceCents, createdAt: new Date(nowMs).toISOString(), paymentWindow: '30m' };
+  return {
+    orderNo,
+    sku: sale.sku,
+    userId,
+    quantity: 1,
+    unitPriceCents: sale.priceCents,
+    createdAt: new Date(nowMs).toISOString(),
+    paymentWindow: '30m',
+  };
 }
 
 /** Reserves as the API does (dated `ageMs` ago), starts the order's workflow and waits until MySQL holds the order. */
-async function orderAwaitingPayment(sale: { sku: string; priceCents: number }, userId: string, ageMs = 0): Promise<OrderInput> {
+async function orderAwaitingPayment(
+  sale: { sku: string; priceCents: number },
+  userId: string,
+  ageMs = 0,
+): Promise<OrderInput> {
   const input = await reserve(sale, userId, ageMs);
   await orders.start(input);
   await waitFor(async () => (await store.getOrder(input.orderNo))?.status === 'AWAITING_PAYMENT', {
@@ -109,7 +146,10 @@ describe('ReconcileWorkflow', () => {
       what: `${kept.orderNo} started and persisted`,
       timeoutMs: 15_000,
     });
-    expect(await store.getOrder(expired.orderNo)).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^PromiseExpired/) });
+    expect(await store.getOrder(expired.orderNo)).toMatchObject({
+      status: 'FAILED',
+      failureReason: expect.stringMatching(/^PromiseExpired/),
+    });
     expect((await inventory.getReservation(sale.sku, expired.orderNo))?.state).toBe('RELEASED');
     await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 1 });
   });
@@ -118,62 +158,85 @@ describe('ReconcileWorkflow', () => {
     const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
     const orphan = await reserve(sale, 'orphaned', 10_000);
     const young = await reserve(sale, 'young');
-    expect((await inventory.reserve({ orderNo: newOrderNo(), sku: sale.sku, userId: 'orphaned', quantity: 1 })).outcome).toBe('LIMIT_EXCEEDED');
+    expect(
+      (await inventory.reserve({ orderNo: newOrderNo(), sku: sale.sku, userId: 'orphaned', quantity: 1 })).outcome,
+    ).toBe('LIMIT_EXCEEDED');
 
     const report = await reconcile([sale.sku]);
-    expect(report.sales).toEqual([expect.objectContaining({ sku: sale.sku, releasedOrphans: 1, live: 2, pendingUnits: 1 })]);
+    expect(report.sales).toEqual([
+      expect.objectContaining({ sku: sale.sku, releasedOrphans: 1, live: 2, pendingUnits: 1 }),
+    ]);
     expect((await inventory.getReservation(sale.sku, orphan.orderNo))?.state).toBe('RELEASED');
     expect((await inventory.getReservation(sale.sku, young.orderNo))?.state).toBe('RESERVED');
-    expect(await store.getOrder(orphan.orderNo)).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationOrphaned/) });
-    expect((await inventory.reserve({ orderNo: newOrderNo(), sku: sale.sku, userId: 'orphaned', quantity: 1 })).outcome).toBe('RESERVED');
+    expect(await store.getOrder(orphan.orderNo)).toMatchObject({
+      status: 'FAILED',
+      failureReason: expect.stringMatching(/^ReservationOrphaned/),
+    });
+    expect(
+      (await inventory.reserve({ orderNo: newOrderNo(), sku: sale.sku, userId: 'orphaned', quantity: 1 })).outcome,
+    ).toBe('RESERVED');
   });
 
   it.each([
     { fault: 'MySQL fails the FAILED row', client: 'store', calls: ['failOrder', 'insertFailedOrder'] },
     { fault: 'Redis fails the release', client: 'redis', calls: ['inventoryRelease'] },
-  ] as const)('gives an orphan up completely (FAILED row, units back) when $fault once: the retried page finishes the repair', async ({ client, calls }) => {
-    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
-    const orphan = await reserve(sale, `between-writes-${client}`, 10_000);
-    // A worker of its own whose MySQL or Redis times out on the first such call; the reconciler's
-    // activity is then retried by Temporal, as after a real timeout, wherever the first one stopped.
-    const injected: string[] = [];
-    const failingOnce = <T extends object>(target: T): T =>
-      withMethods(target, (name) =>
-        (calls as readonly (string | symbol)[]).includes(name) && injected.length === 0
-          ? async () => {
-              injected.push(String(name));
-              throw new Error(`${client}: the call timed out (injected)`);
-            }
-          : undefined,
-      );
-    const taskQueue = `reconcile-flaky-${randomUUID()}`;
-    const flakyWorker = await startTestWorker({
-      config: { ...config, temporal: { ...config.temporal, taskQueue } },
-      store: client === 'store' ? failingOnce(store) : store,
-      redis: client === 'redis' ? failingOnce(redis) : redis,
-      temporal,
-      starter: false,
-    });
-    try {
-      await reconcile([sale.sku], GRACE_MS, undefined, taskQueue);
-    } finally {
-      await flakyWorker.close();
-    }
-    expect(injected).toHaveLength(1);
-    expect(await store.getOrder(orphan.orderNo)).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationOrphaned/) });
-    expect((await inventory.getReservation(sale.sku, orphan.orderNo))?.state).toBe('RELEASED');
-    await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
-  });
+  ] as const)(
+    'gives an orphan up completely (FAILED row, units back) when $fault once: the retried page finishes the repair',
+    async ({ client, calls }) => {
+      const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+      const orphan = await reserve(sale, `between-writes-${client}`, 10_000);
+      // A worker of its own whose MySQL or Redis times out on the first such call; the reconciler's
+      // activity is then retried by Temporal, as after a real timeout, wherever the first one stopped.
+      const injected: string[] = [];
+      const failingOnce = <T extends object>(target: T): T =>
+        withMethods(target, (name) =>
+          (calls as readonly (string | symbol)[]).includes(name) && injected.length === 0
+            ? async () => {
+                injected.push(String(name));
+                throw new Error(`${client}: the call timed out (injected)`);
+              }
+            : undefined,
+        );
+      const taskQueue = `reconcile-flaky-${randomUUID()}`;
+      const flakyWorker = await startTestWorker({
+        config: { ...config, temporal: { ...config.temporal, taskQueue } },
+        store: client === 'store' ? failingOnce(store) : store,
+        redis: client === 'redis' ? failingOnce(redis) : redis,
+        temporal,
+        starter: false,
+      });
+      try {
+        await reconcile([sale.sku], GRACE_MS, undefined, taskQueue);
+      } finally {
+        await flakyWorker.close();
+      }
+      expect(injected).toHaveLength(1);
+      expect(await store.getOrder(orphan.orderNo)).toMatchObject({
+        status: 'FAILED',
+        failureReason: expect.stringMatching(/^ReservationOrphaned/),
+      });
+      expect((await inventory.getReservation(sale.sku, orphan.orderNo))?.state).toBe('RELEASED');
+      await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
+    },
+  );
 
   it('a start that comes after the reconciler wrote FAILED (its release not done yet) fails too, and gives back the units it claimed', async () => {
     const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
     const input = await reserve(sale, 'late-start', 10_000);
     // The reconciler's first write, its release not yet made (it died, or Redis failed it).
     const createdAt = new Date(input.createdAt);
-    expect(await store.insertFailedOrder({ ...input, paymentDeadline: createdAt, createdAt }, 'PromiseExpired: given up (test)')).toBe('FAILED');
+    expect(
+      await store.insertFailedOrder(
+        { ...input, paymentDeadline: createdAt, createdAt },
+        'PromiseExpired: given up (test)',
+      ),
+    ).toBe('FAILED');
     await orders.start(input);
     await orders.awaitClosed(input.orderNo);
-    expect(await store.getOrder(input.orderNo)).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^PromiseExpired/) });
+    expect(await store.getOrder(input.orderNo)).toMatchObject({
+      status: 'FAILED',
+      failureReason: expect.stringMatching(/^PromiseExpired/),
+    });
     expect(await orders.find(input.orderNo)).toMatchObject({ view: { status: 'FAILED' } });
     await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
   });
@@ -184,12 +247,19 @@ describe('ReconcileWorkflow', () => {
     // A task queue no worker polls: the workflow runs but never gets to claim and persist.
     const idle = new OrderClient(temporal, store, `nobody-${randomUUID()}`);
     await idle.start(input);
-    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ releasedOrphans: 0, releasedAbandoned: 0, pendingUnits: 1 });
+    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({
+      releasedOrphans: 0,
+      releasedAbandoned: 0,
+      pendingUnits: 1,
+    });
     expect((await inventory.getReservation(sale.sku, input.orderNo))?.state).toBe('RESERVED');
 
     await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).terminate('test: an operator terminated it');
     expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ releasedAbandoned: 1, pendingUnits: 0 });
-    expect(await store.getOrder(input.orderNo)).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationAbandoned/) });
+    expect(await store.getOrder(input.orderNo)).toMatchObject({
+      status: 'FAILED',
+      failureReason: expect.stringMatching(/^ReservationAbandoned/),
+    });
     await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
   });
 
@@ -208,12 +278,23 @@ describe('ReconcileWorkflow', () => {
     expect((await saleReport(store, redis, sale.sku)).checks.storesAgree).toBe(false);
 
     const report = await reconcile([sale.sku]);
-    expect(report.sales[0]).toMatchObject({ adopted: 1, notAdopted: 0, drift: expect.objectContaining({ agrees: true }) });
+    expect(report.sales[0]).toMatchObject({
+      adopted: 1,
+      notAdopted: 0,
+      drift: expect.objectContaining({ agrees: true }),
+    });
     expect(report.drifting).toEqual([]);
-    expect(await inventory.getReservation(sale.sku, input.orderNo)).toMatchObject({ state: 'CLAIMED', userId: 'adoptee' });
+    expect(await inventory.getReservation(sale.sku, input.orderNo)).toMatchObject({
+      state: 'CLAIMED',
+      userId: 'adoptee',
+    });
     expectInvariants(await saleReport(store, redis, sale.sku, { perUserLimit: 1 }));
 
-    const recorded = await store.recordPayment({ eventId: `evt-${input.orderNo}`, orderNo: input.orderNo, amountCents: sale.priceCents });
+    const recorded = await store.recordPayment({
+      eventId: `evt-${input.orderNo}`,
+      orderNo: input.orderNo,
+      amountCents: sale.priceCents,
+    });
     expect(await orders.pay(input.orderNo, storedPayment(recorded))).toEqual({ outcome: 'APPLIED' });
     await orders.awaitClosed(input.orderNo);
     const paid = await saleReport(store, redis, sale.sku);
@@ -244,7 +325,13 @@ describe('ReconcileWorkflow', () => {
   });
 
   it('names a sale defined in Redis with no MySQL row (its create lost its commit) until the create is retried', async () => {
-    const definition = { sku: `LOST-${randomUUID().slice(0, 8)}`.toUpperCase(), name: 'lost commit', priceCents: 900, stock: 2, perUserLimit: 1 };
+    const definition = {
+      sku: `LOST-${randomUUID().slice(0, 8)}`.toUpperCase(),
+      name: 'lost commit',
+      priceCents: 900,
+      stock: 2,
+      perUserLimit: 1,
+    };
     expect(await redisSales.defineSale(definition)).toBe(true); // what the create left: Redis only
     expect((await reconcile([definition.sku])).salesOnlyInRedis).toEqual([definition.sku]);
     await SalesService.onClients(store, redis, config.temporal.taskQueue).create(definition); // the admin's retry
@@ -274,7 +361,11 @@ describe('the reconcile schedule', () => {
       expect(await ensureReconcileSchedule(temporal, { ...settings, reconcileIntervalMs: 7_200_000 })).toBe('UPDATED');
       const described = await temporal.schedule.getHandle(scheduleId).describe();
       expect(described.spec.intervals).toEqual([expect.objectContaining({ every: 7_200_000 })]);
-      expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: RECONCILE_WORKFLOW_TYPE, taskQueue: config.temporal.taskQueue });
+      expect(described.action).toMatchObject({
+        type: 'startWorkflow',
+        workflowType: RECONCILE_WORKFLOW_TYPE,
+        taskQueue: config.temporal.taskQueue,
+      });
       expect(described.policies.overlap).toBe('SKIP');
     } finally {
       await temporal.schedule.getHandle(scheduleId).delete();

@@ -26,7 +26,11 @@ describe('Redis client by configuration', () => {
   it('uses the Cluster client for several URLs, or for one with REDIS_CLUSTER=true', async () => {
     const list = loadConfig({ REDIS_URL: 'redis://127.0.0.1:7001, redis://127.0.0.1:7002,redis://127.0.0.1:7003' });
     expect(list.redisCluster).toBe(true);
-    expect(redisNodeUrls(list.redisUrl)).toEqual(['redis://127.0.0.1:7001', 'redis://127.0.0.1:7002', 'redis://127.0.0.1:7003']);
+    expect(redisNodeUrls(list.redisUrl)).toEqual([
+      'redis://127.0.0.1:7001',
+      'redis://127.0.0.1:7002',
+      'redis://127.0.0.1:7003',
+    ]);
     const endpoint = loadConfig({ REDIS_URL: 'rediss://user:secret@cluster.example:6379', REDIS_CLUSTER: 'true' });
     expect(usesRedisCluster(endpoint)).toBe(true);
     expect(usesRedisCluster(loadConfig({ REDIS_URL: 'redis://127.0.0.1:7001' }))).toBe(false);
@@ -41,7 +45,12 @@ describe('Redis client by configuration', () => {
   });
 
   it('refuses a REDIS_URL that is not a list of redis:// or rediss:// URLs, naming it', () => {
-    for (const bad of ['http://127.0.0.1:6379', 'redis://127.0.0.1:7001,not a url', 'redis://a:1,,', 'localhost:6379']) {
+    for (const bad of [
+      'http://127.0.0.1:6379',
+      'redis://127.0.0.1:7001,not a url',
+      'redis://a:1,,',
+      'localhost:6379',
+    ]) {
       expect(() => loadConfig({ REDIS_URL: bad }), bad).toThrow(ConfigError);
       expect(() => loadConfig({ REDIS_URL: bad }), bad).toThrow(/REDIS_URL/);
     }

@@ -17,19 +17,29 @@ const recorded = readdirSync(HISTORIES, { withFileTypes: true })
   .flatMap((version) =>
     readdirSync(join(HISTORIES, version.name))
       .filter((file) => file.endsWith('.json'))
-      .map((file) => ({ version: version.name, scenario: file.replace(/\.json$/, ''), path: join(HISTORIES, version.name, file) })),
+      .map((file) => ({
+        version: version.name,
+        scenario: file.replace(/\.json$/, ''),
+        path: join(HISTORIES, version.name, file),
+      })),
   );
 
 describe('replay of recorded OrderWorkflow histories', () => {
   it('has a history of every path to replay', () => {
-    expect([...new Set(recorded.map((history) => history.scenario))].sort()).toEqual(REPLAY_SCENARIOS.map((scenario) => scenario.name).sort());
+    expect([...new Set(recorded.map((history) => history.scenario))].sort()).toEqual(
+      REPLAY_SCENARIOS.map((scenario) => scenario.name).sort(),
+    );
   });
 
   it.each(recorded)('$version/$scenario replays deterministically', async ({ path, version, scenario }) => {
     const history: unknown = JSON.parse(readFileSync(path, 'utf8'));
     await expect(
       Worker.runReplayHistory(
-        { workflowBundle: { codePath: inject('workflowBundlePath') }, sinks: workflowSpanSinks(), replayName: `${version}-${scenario}` },
+        {
+          workflowBundle: { codePath: inject('workflowBundlePath') },
+          sinks: workflowSpanSinks(),
+          replayName: `${version}-${scenario}`,
+        },
         history,
         `${version}-${scenario}`,
       ),

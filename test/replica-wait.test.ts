@@ -41,7 +41,10 @@ beforeAll(async () => {
   const masterPort = Number(new URL(master.env.REDIS_URL ?? '').port);
   replica = await startRedis({ tools, dataDir: dataDir('replica'), port: await freePort(), replicaOf: masterPort });
   masterClient = new Redis(master.env.REDIS_URL ?? '');
-  await waitFor(async () => /state=online/.test(await masterClient.info('replication')), { what: 'the replica to be in sync', timeoutMs: 20_000 });
+  await waitFor(async () => /state=online/.test(await masterClient.info('replication')), {
+    what: 'the replica to be in sync',
+    timeoutMs: 20_000,
+  });
   const [host, port] = config.temporal.address.split(':');
   temporalProxy = await startHoldingProxy({ host: host ?? '127.0.0.1', port: Number(port) });
   api = await startApi(
@@ -80,7 +83,8 @@ async function checkout(sku: string, userId: string, idempotencyKey: string): Pr
 }
 
 const orderNoOf = (reply: HttpReply): string => String((reply.body as { orderNo?: string }).orderNo ?? '');
-const errorOf = (reply: HttpReply) => (reply.body as { error?: { code: string; details?: { orderNo?: string } } }).error;
+const errorOf = (reply: HttpReply) =>
+  (reply.body as { error?: { code: string; details?: { orderNo?: string } } }).error;
 
 describe('REDIS_WAIT_REPLICAS=1: a 202 waits for a replica', () => {
   it('answers 202 while the replica acknowledges, though Temporal does not answer', async () => {
@@ -89,7 +93,9 @@ describe('REDIS_WAIT_REPLICAS=1: a 202 waits for a replica', () => {
     try {
       const reply = await checkout(sale.sku, 'replica-up', `k-${randomUUID()}`);
       expect(reply.status, JSON.stringify(reply.body)).toBe(202);
-      expect(await new RedisInventory(masterClient, config.temporal.taskQueue).getReservation(sale.sku, orderNoOf(reply))).toMatchObject({ state: 'RESERVED' });
+      expect(
+        await new RedisInventory(masterClient, config.temporal.taskQueue).getReservation(sale.sku, orderNoOf(reply)),
+      ).toMatchObject({ state: 'RESERVED' });
     } finally {
       temporalProxy.release();
     }
@@ -110,7 +116,9 @@ describe('REDIS_WAIT_REPLICAS=1: a 202 waits for a replica', () => {
       orderNo = errorOf(reply)?.details?.orderNo ?? '';
       expect(orderNo).toMatch(/^[0-9A-Z]{26}$/);
       // The reservation stands: nothing is undone behind an unknown outcome.
-      expect(await new RedisInventory(masterClient, config.temporal.taskQueue).getReservation(sale.sku, orderNo)).toMatchObject({ state: 'RESERVED' });
+      expect(
+        await new RedisInventory(masterClient, config.temporal.taskQueue).getReservation(sale.sku, orderNo),
+      ).toMatchObject({ state: 'RESERVED' });
     } finally {
       signalGroup(replica.process.pid, 'SIGCONT');
       temporalProxy.release();

@@ -19,12 +19,17 @@ const inventory = new RedisInventory(redis, config.temporal.taskQueue);
 const redisSales = new RedisSales(redis, config.temporal.taskQueue);
 afterAll(() => redis.quit());
 
-const until = (condition: () => boolean, timeoutMs = 2_000) => waitFor(condition, { what: 'the sold-out flag to change', timeoutMs, intervalMs: 5 });
+const until = (condition: () => boolean, timeoutMs = 2_000) =>
+  waitFor(condition, { what: 'the sold-out flag to change', timeoutMs, intervalMs: 5 });
 
 describe('SoldOutCache', () => {
   it('caches SOLD_OUT and forgets it the moment a reservation is released', async () => {
     const cache = new SoldOutCache(60_000);
-    const subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: cache.listener() }, createLogger({ logLevel: 'silent' }, 'test'));
+    const subscriber = subscribeChannels(
+      redis,
+      { [STOCK_RETURNED_CHANNEL]: cache.listener() },
+      createLogger({ logLevel: 'silent' }, 'test'),
+    );
     try {
       await until(() => (cache.markSoldOut('probe', 0), cache.isSoldOut('probe')));
       const sku = uniqueSku();
@@ -43,7 +48,9 @@ describe('SoldOutCache', () => {
       cache.markSoldOut(sku, late.generation);
       expect(cache.isSoldOut(sku)).toBe(false);
       // The next sell-out carries the new generation and is cached again.
-      expect((await inventory.reserve({ orderNo: newOrderNo(), sku, userId: 'b', quantity: 1 })).outcome).toBe('RESERVED');
+      expect((await inventory.reserve({ orderNo: newOrderNo(), sku, userId: 'b', quantity: 1 })).outcome).toBe(
+        'RESERVED',
+      );
       const again = await inventory.reserve({ orderNo: newOrderNo(), sku, userId: 'c', quantity: 1 });
       expect(again).toEqual({ outcome: 'SOLD_OUT', generation: 1 });
       cache.markSoldOut(sku, 1);

@@ -45,7 +45,10 @@ beforeAll(async () => {
   const logger = createLogger(config, 'api');
   redis = createRedis(config);
   store = new Store(createMysqlPool(config));
-  temporal = new Client({ connection: Connection.lazy({ address: '127.0.0.1:1' }), namespace: config.temporal.namespace });
+  temporal = new Client({
+    connection: Connection.lazy({ address: '127.0.0.1:1' }),
+    namespace: config.temporal.namespace,
+  });
   soldOut = new SoldOutCache(60_000);
   subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);
   metrics = new ApiMetrics({ defaultMetrics: false });
@@ -56,7 +59,11 @@ beforeAll(async () => {
     await next();
   });
   url = await listen(app, servers);
-  await waitFor(() => (soldOut.markSoldOut('probe', 0), soldOut.isSoldOut('probe')), { what: 'the sold-out subscription', timeoutMs: 5_000, intervalMs: 5 });
+  await waitFor(() => (soldOut.markSoldOut('probe', 0), soldOut.isSoldOut('probe')), {
+    what: 'the sold-out subscription',
+    timeoutMs: 5_000,
+    intervalMs: 5,
+  });
 });
 
 afterAll(async () => {
@@ -94,30 +101,47 @@ describe('the sold-out door', () => {
 
     const loser = await auth.issue('loser-1');
     const before = await metricsNow();
-    const atTheDoor = await checkout({ json: { sku, quantity: 1 }, token: loser, headers: { 'x-request-id': 'door-1' } });
+    const atTheDoor = await checkout({
+      json: { sku, quantity: 1 },
+      token: loser,
+      headers: { 'x-request-id': 'door-1' },
+    });
     const middle = await metricsNow();
     // `Prefer: wait=0` is the same checkout, which the door leaves to the app.
-    const inTheApp = await checkout({ json: { sku, quantity: 1 }, token: loser, headers: { 'x-request-id': 'app-1', prefer: 'wait=0' } });
+    const inTheApp = await checkout({
+      json: { sku, quantity: 1 },
+      token: loser,
+      headers: { 'x-request-id': 'app-1', prefer: 'wait=0' },
+    });
     const after = await metricsNow();
 
     expect(atTheDoor.reachedApp).toBe(false);
     expect(inTheApp.reachedApp).toBe(true);
     expect(comparable(atTheDoor.reply)).toEqual(comparable(inTheApp.reply));
-    expect(atTheDoor.reply).toMatchObject({ status: 409, body: { error: { code: 'SOLD_OUT', message: `${sku} is sold out` } } });
+    expect(atTheDoor.reply).toMatchObject({
+      status: 409,
+      body: { error: { code: 'SOLD_OUT', message: `${sku} is sold out` } },
+    });
     expect(atTheDoor.reply.headers.get('x-request-id')).toBe('door-1');
     expect(inTheApp.reply.headers.get('x-request-id')).toBe('app-1');
     // Each answer moved the same counters by one: outcome, flag hit, HTTP request by route and status.
     const moved = (from: Sample[], to: Sample[]) =>
-      ['flash_checkout_outcomes_total', 'flash_sold_out_flag_hits_total', 'http_requests_total', 'http_request_duration_seconds_count'].map(
-        (name) => total(to, name) - total(from, name),
-      );
+      [
+        'flash_checkout_outcomes_total',
+        'flash_sold_out_flag_hits_total',
+        'http_requests_total',
+        'http_request_duration_seconds_count',
+      ].map((name) => total(to, name) - total(from, name));
     expect(moved(before, middle)).toEqual([1, 1, 1, 1]);
     expect(moved(middle, after)).toEqual([1, 1, 1, 1]);
     expect(
       total(after, 'http_requests_total', { route: '/api/checkout', status: '409' }) -
         total(before, 'http_requests_total', { route: '/api/checkout', status: '409' }),
     ).toBe(2);
-    expect(total(after, 'flash_checkout_outcomes_total', { code: 'SOLD_OUT' }) - total(before, 'flash_checkout_outcomes_total', { code: 'SOLD_OUT' })).toBe(2);
+    expect(
+      total(after, 'flash_checkout_outcomes_total', { code: 'SOLD_OUT' }) -
+        total(before, 'flash_checkout_outcomes_total', { code: 'SOLD_OUT' }),
+    ).toBe(2);
   });
 
   it('leaves every other request to the app, in its order of checks, the body read once', async () => {
@@ -131,7 +155,11 @@ describe('the sold-out door', () => {
 
     const expectApp = async (options: HttpOptions, status: number, code: string) => {
       const { reply, reachedApp: reached } = await checkout(options);
-      expect({ status: reply.status, code: (reply.body as { error?: { code?: string } } | undefined)?.error?.code, reached }).toEqual({
+      expect({
+        status: reply.status,
+        code: (reply.body as { error?: { code?: string } } | undefined)?.error?.code,
+        reached,
+      }).toEqual({
         status,
         code,
         reached: true,
@@ -148,14 +176,26 @@ describe('the sold-out door', () => {
     // Read by the door, then failed: the app answers the same failure with the same message.
     const malformedAfter = await expectApp({ raw: '{"sku": ', token }, 400, 'INVALID_REQUEST');
     expect(malformedAfter.body).toEqual(malformedBefore.reply.body);
-    const tooLarge = await expectApp({ raw: JSON.stringify({ sku, quantity: 1, pad: 'x'.repeat(20_000) }), token: loser }, 400, 'INVALID_REQUEST');
+    const tooLarge = await expectApp(
+      { raw: JSON.stringify({ sku, quantity: 1, pad: 'x'.repeat(20_000) }), token: loser },
+      400,
+      'INVALID_REQUEST',
+    );
     expect(tooLarge.body).toMatchObject({ error: { message: 'request body is larger than 16 KB' } });
     // Read by the door, not flagged: the app reads the same body and answers it.
     await expectApp({ json: { sku: uniqueSku('NOPE'), quantity: 1 }, token: loser }, 404, 'SKU_NOT_FOUND');
     // A retry with an Idempotency-Key may own an order: it must reach Redis through the app.
-    await expectApp({ json: { sku, quantity: 1 }, token: loser, headers: { 'idempotency-key': 'k-1' } }, 409, 'SOLD_OUT');
+    await expectApp(
+      { json: { sku, quantity: 1 }, token: loser, headers: { 'idempotency-key': 'k-1' } },
+      409,
+      'SOLD_OUT',
+    );
     // Another content type: the app's 400.
-    await expectApp({ raw: 'sku=x', token: loser, headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 400, 'INVALID_REQUEST');
+    await expectApp(
+      { raw: 'sku=x', token: loser, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      400,
+      'INVALID_REQUEST',
+    );
     // The flag is the door's only authority: once stock comes back, checkouts reach the app again.
     soldOut.stockReturned(sku, 1);
     expect((await checkout({ json: { sku, quantity: 1 }, token: loser })).reachedApp).toBe(true);

@@ -47,12 +47,19 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
   const temporalAddress = `127.0.0.1:${(blackHole.address() as AddressInfo).port}`;
-  config = testConfig({ TEMPORAL_ADDRESS: temporalAddress, TEMPORAL_TASK_QUEUE: `sold-out-${randomUUID()}`, LOG_LEVEL: 'silent' });
+  config = testConfig({
+    TEMPORAL_ADDRESS: temporalAddress,
+    TEMPORAL_TASK_QUEUE: `sold-out-${randomUUID()}`,
+    LOG_LEVEL: 'silent',
+  });
   const logger = createLogger(config, 'api');
   redis = createRedis(config);
   store = new Store(createMysqlPool(config));
   // Lazy: nothing is dialled until a call needs Temporal, so every connection counted is a call.
-  temporal = new Client({ connection: Connection.lazy({ address: temporalAddress }), namespace: config.temporal.namespace });
+  temporal = new Client({
+    connection: Connection.lazy({ address: temporalAddress }),
+    namespace: config.temporal.namespace,
+  });
   const soldOut = new SoldOutCache();
   subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);
   server = createApp(composeApi({ config, redis, store, temporal, logger }, { soldOut })).listen(0, '127.0.0.1');
@@ -90,7 +97,8 @@ describe('sold-out answers with Temporal unreachable', () => {
       // the next ones (polling and `Prefer: wait=5` alike) are answered from that flag.
       const first = await checkout('loser-0', false);
       const rest = await Promise.all(Array.from({ length: 20 }, (_, i) => checkout(`loser-${i + 1}`, i % 2 === 0)));
-      for (const reply of [first, ...rest]) expect({ status: reply.status, code: reply.code }).toEqual({ status: 409, code: 'SOLD_OUT' });
+      for (const reply of [first, ...rest])
+        expect({ status: reply.status, code: reply.code }).toEqual({ status: 409, code: 'SOLD_OUT' });
       // A call into the black hole would hang for good; 5 s leaves room for a loaded 2-core machine.
       expect(Math.max(first.ms, ...rest.map((r) => r.ms))).toBeLessThan(5_000);
       expect(temporalConnections).toBe(0);

@@ -29,7 +29,9 @@ describe('local stack', () => {
       const [[version]] = await pool.query<RowDataPacket[]>('SELECT VERSION() AS v');
       expect(String(version?.v)).toMatch(/MariaDB/);
       const [tables] = await pool.query<RowDataPacket[]>('SHOW TABLES');
-      expect(tables.map((t) => Object.values(t)[0])).toEqual(expect.arrayContaining(['sales', 'orders', 'payments', 'schema_migrations']));
+      expect(tables.map((t) => Object.values(t)[0])).toEqual(
+        expect.arrayContaining(['sales', 'orders', 'payments', 'schema_migrations']),
+      );
       expect(await migrate(pool)).toEqual([]); // already applied by the global setup: a no-op
     } finally {
       await pool.end();
@@ -43,9 +45,18 @@ describe('local stack', () => {
       expect(up.status).toBe(200);
       const closed = { redis: 'closed', mysql: 'closed', temporal: 'closed', workflows: 'closed' };
       // Each clock this process is compared with, as last measured: all on this box, so close.
-      const near = { offsetMs: expect.toSatisfy((ms: number) => Math.abs(ms) < 1_000), uncertaintyMs: expect.any(Number), measuredAt: expect.any(String) };
+      const near = {
+        offsetMs: expect.toSatisfy((ms: number) => Math.abs(ms) < 1_000),
+        uncertaintyMs: expect.any(Number),
+        measuredAt: expect.any(String),
+      };
       const clocks = { redis: near, mysql: near };
-      expect(await up.json()).toEqual({ status: 'ok', checks: { redis: 'up', mysql: 'up', temporal: 'up' }, breakers: closed, clocks });
+      expect(await up.json()).toEqual({
+        status: 'ok',
+        checks: { redis: 'up', mysql: 'up', temporal: 'up' },
+        breakers: closed,
+        clocks,
+      });
 
       await redisServer.process.stop();
       const down = await fetch(`${api.url}/healthz`);

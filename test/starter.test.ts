@@ -65,9 +65,18 @@ function pipeline() {
   const promise = async (sku: string, userId: string, ageMs = 0): Promise<string> => {
     const orderNo = newOrderNo();
     const createdAt = new Date(Date.now() - ageMs).toISOString();
-    const input: Omit<OrderInput, 'unitPriceCents'> = { orderNo, sku, userId, quantity: 1, createdAt, paymentWindow: '30m' };
+    const input: Omit<OrderInput, 'unitPriceCents'> = {
+      orderNo,
+      sku,
+      userId,
+      quantity: 1,
+      createdAt,
+      paymentWindow: '30m',
+    };
     await inventory.markSaleActive(sku);
-    expect((await inventory.reserve({ orderNo, sku, userId, quantity: 1, promise: { input, handoffMs: 0 } })).outcome).toBe('RESERVED');
+    expect(
+      (await inventory.reserve({ orderNo, sku, userId, quantity: 1, promise: { input, handoffMs: 0 } })).outcome,
+    ).toBe('RESERVED');
     return orderNo;
   };
   return { inventory, promises, startOwner, promise };
@@ -90,7 +99,10 @@ describe('the owner of starts', () => {
     startOwner();
     const orderNo = await promise(sale.sku, 'woken');
     await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started`, timeoutMs: 15_000 });
-    await waitFor(async () => !(await isPending(sale.sku, orderNo)), { what: `${orderNo}'s pending start dropped`, timeoutMs: 5_000 });
+    await waitFor(async () => !(await isPending(sale.sku, orderNo)), {
+      what: `${orderNo}'s pending start dropped`,
+      timeoutMs: 5_000,
+    });
     // Nothing claimed it (no Worker): the entry went because the start succeeded, and the input stays for reads.
     expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('RESERVED');
     expect(await inventory.orderInput(sale.sku, orderNo)).toMatchObject({ orderNo });
@@ -115,8 +127,10 @@ describe('the owner of starts', () => {
     startOwner(hung);
     const startedAt = Date.now();
     const fresh = [await promise(one.sku, 'fresh-1'), await promise(two.sku, 'fresh-2')];
-    for (const orderNo of fresh) await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started while MySQL hangs`, timeoutMs: 10_000 });
-    // The hung lookup held up neither sale: each fresh start came well within one lookup deadline (2 s) and a lease (5 s).
+    for (const orderNo of fresh)
+      await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started while MySQL hangs`, timeoutMs: 10_000 });
+    // The hung lookup held up neither sale: each fresh start came well within one lookup deadline (2 s) and a lease (5
+    // s).
     expect(Date.now() - startedAt).toBeLessThan(5_000);
     await waitFor(() => lookups.includes(stale), { what: 'the stale promise looked up', timeoutMs: 10_000 });
     expect(await workflowExists(stale)).toBe(false);
@@ -135,7 +149,8 @@ describe('the owner of starts', () => {
     expect(dead).toMatchObject({ leased: true, due: [{ input: { orderNo: taken } }] });
     const later = await promise(sale.sku, 'after-the-death');
     const owner = startOwner();
-    for (const orderNo of [later, taken]) await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started by the new owner`, timeoutMs: 20_000 });
+    for (const orderNo of [later, taken])
+      await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started by the new owner`, timeoutMs: 20_000 });
     expect(await redis.get(saleKeys(sale.sku).starter)).not.toBe('dead-owner');
     // Not before the dead owner's lease had lapsed: one owner per sale at a time (same machine's clock).
     for (const orderNo of [later, taken]) {
@@ -163,14 +178,22 @@ describe('the owner of starts', () => {
       const during: string[] = [];
       for (let i = 0; i < 5; i++) during.push(await promise(sale.sku, `during-the-stall-${i}`));
       // Its starts time out (5 s), the visit gives the lease up; the other owner takes the sale.
-      for (const orderNo of during) await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started by the other owner`, timeoutMs: 30_000 });
+      for (const orderNo of during)
+        await waitFor(() => workflowExists(orderNo), {
+          what: `${orderNo} started by the other owner`,
+          timeoutMs: 30_000,
+        });
       expect(await redis.get(saleKeys(sale.sku).starter)).not.toBe(stalledId);
       // The stalled owner's held calls reach Temporal now: starts of running workflows, no-ops.
       proxy.release();
-      await waitFor(async () => (await Promise.all(during.map((orderNo) => isPending(sale.sku, orderNo)))).every((pending) => !pending), {
-        what: 'every pending start dropped',
-        timeoutMs: 30_000,
-      });
+      await waitFor(
+        async () =>
+          (await Promise.all(during.map((orderNo) => isPending(sale.sku, orderNo)))).every((pending) => !pending),
+        {
+          what: 'every pending start dropped',
+          timeoutMs: 30_000,
+        },
+      );
       for (const orderNo of [first, ...during]) {
         const runs = temporal.workflow.list({ query: `WorkflowId = '${orderWorkflowId(orderNo)}'` });
         let count = 0;

@@ -72,8 +72,16 @@ beforeAll(async () => {
   };
   config = testConfig({ TEMPORAL_TASK_QUEUE: env.TEMPORAL_TASK_QUEUE });
   const tsx = join(root, 'node_modules', '.bin', 'tsx');
-  worker = spawnLogged('worker', tsx, [join(root, 'src', 'workers', 'main.ts')], { logFile: join(workDir, 'worker.log'), cwd: root, env });
-  api = spawnLogged('api', tsx, [join(root, 'src', 'api', 'main.ts')], { logFile: join(workDir, 'api.log'), cwd: root, env });
+  worker = spawnLogged('worker', tsx, [join(root, 'src', 'workers', 'main.ts')], {
+    logFile: join(workDir, 'worker.log'),
+    cwd: root,
+    env,
+  });
+  api = spawnLogged('api', tsx, [join(root, 'src', 'api', 'main.ts')], {
+    logFile: join(workDir, 'api.log'),
+    cwd: root,
+    env,
+  });
   await waitFor(async () => (await fetch(`${apiUrl}/readyz`)).ok, {
     what: `${apiUrl}/readyz`,
     timeoutMs: 90_000,
@@ -96,7 +104,9 @@ afterAll(async () => {
 const first = (spans: ZipkinSpan[], name: string, service?: string): ZipkinSpan => {
   const span = spans.find((s) => s.name === name && (!service || s.localEndpoint?.serviceName === service));
   if (!span)
-    throw new Error(`no span "${name}"${service ? ` from ${service}` : ''} among: ${spans.map((s) => `${s.localEndpoint?.serviceName}:${s.name}`).join(', ')}`);
+    throw new Error(
+      `no span "${name}"${service ? ` from ${service}` : ''} among: ${spans.map((s) => `${s.localEndpoint?.serviceName}:${s.name}`).join(', ')}`,
+    );
   return span;
 };
 
@@ -128,14 +138,25 @@ describe('one trace from the request to the last activity', () => {
     expect(checkout.headers.get('x-trace-id')).toBe(traceId);
     const { orderNo } = (await checkout.json()) as { orderNo: string };
     await waitFor(
-      async () => ((await (await fetch(`${apiUrl}/api/orders/${orderNo}`, { headers: shopper })).json()) as { status: string }).status === 'AWAITING_PAYMENT',
+      async () =>
+        ((await (await fetch(`${apiUrl}/api/orders/${orderNo}`, { headers: shopper })).json()) as { status: string })
+          .status === 'AWAITING_PAYMENT',
       { what: `${orderNo} persisted`, timeoutMs: 30_000 },
     );
 
-    const body = JSON.stringify({ eventId: `evt_${randomUUID()}`, type: 'payment.succeeded', orderNo, amountCents: sale.priceCents });
+    const body = JSON.stringify({
+      eventId: `evt_${randomUUID()}`,
+      type: 'payment.succeeded',
+      orderNo,
+      amountCents: sale.priceCents,
+    });
     const paid = await fetch(`${apiUrl}/api/payments/webhook`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', traceparent, 'payment-signature': signWebhook(config.webhookSecret, body) },
+      headers: {
+        'content-type': 'application/json',
+        traceparent,
+        'payment-signature': signWebhook(config.webhookSecret, body),
+      },
       body,
     });
     expect(paid.status).toBe(200);
@@ -147,7 +168,10 @@ describe('one trace from the request to the last activity', () => {
         const answer = await fetch(`${zipkin.url}/api/v2/trace/${traceId}`);
         if (!answer.ok) return undefined;
         const found = (await answer.json()) as ZipkinSpan[];
-        return found.some((s) => s.name === 'runactivity:markpaid') && found.some((s) => s.name === 'post /api/payments/webhook') ? found : undefined;
+        return found.some((s) => s.name === 'runactivity:markpaid') &&
+          found.some((s) => s.name === 'post /api/payments/webhook')
+          ? found
+          : undefined;
       },
       { what: `trace ${traceId} with the payment's activities in Zipkin`, timeoutMs: 30_000, intervalMs: 250 },
     );
@@ -171,8 +195,14 @@ describe('one trace from the request to the last activity', () => {
 
     // The route names the request span; the stores' calls are spans of their own.
     expect(checkoutSpan.tags?.['http.route']).toBe('/api/checkout');
-    expect(spans.some((s) => s.localEndpoint?.serviceName === api && s.name === 'evalsha' && descendsFrom(spans, s, checkoutSpan))).toBe(true);
-    expect(spans.some((s) => s.localEndpoint?.serviceName === wrk && s.name === 'insert' && descendsFrom(spans, s, persist))).toBe(true);
+    expect(
+      spans.some(
+        (s) => s.localEndpoint?.serviceName === api && s.name === 'evalsha' && descendsFrom(spans, s, checkoutSpan),
+      ),
+    ).toBe(true);
+    expect(
+      spans.some((s) => s.localEndpoint?.serviceName === wrk && s.name === 'insert' && descendsFrom(spans, s, persist)),
+    ).toBe(true);
 
     // Joined parent to child across the processes, through the context Temporal carries in headers.
     for (const [child, parent] of [
@@ -198,7 +228,11 @@ describe('one trace from the request to the last activity', () => {
     try {
       const history = await temporal.workflow.getHandle(orderWorkflowId(orderNo)).fetchHistory();
       await Worker.runReplayHistory(
-        { workflowBundle: { codePath: inject('workflowBundlePath') }, sinks: workflowSpanSinks(), replayName: 'traced-order-untraced' },
+        {
+          workflowBundle: { codePath: inject('workflowBundlePath') },
+          sinks: workflowSpanSinks(),
+          replayName: 'traced-order-untraced',
+        },
         history,
       );
     } finally {
@@ -208,7 +242,9 @@ describe('one trace from the request to the last activity', () => {
 
   it('leaves health checks untraced and answers no trace id for a client trace that is not sampled', async () => {
     const traceId = randomBytes(16).toString('hex');
-    const unsampled = await fetch(`${apiUrl}/api/sales?limit=1`, { headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-00` } });
+    const unsampled = await fetch(`${apiUrl}/api/sales?limit=1`, {
+      headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-00` },
+    });
     expect(unsampled.headers.get('x-trace-id')).toBeNull();
     const health = await fetch(`${apiUrl}/readyz`);
     expect(health.headers.get('x-trace-id')).toBeNull();

@@ -75,7 +75,8 @@ beforeAll(async () => {
   await waitFor(
     async () => {
       const answer = await probe('/readyz');
-      if (answer !== 'REFUSED' && answer.status !== 200) healthBeforeReady.push({ status: answer.status, state: answer.state ?? '' });
+      if (answer !== 'REFUSED' && answer.status !== 200)
+        healthBeforeReady.push({ status: answer.status, state: answer.state ?? '' });
       return answer !== 'REFUSED' && answer.status === 200;
     },
     { what: "the worker's /readyz to answer 200", timeoutMs: 90_000, intervalMs: 50 },
@@ -99,7 +100,8 @@ describe('worker process', () => {
   it('is live and ready while RUNNING; before that it answered 503 with its starting state', async () => {
     expect(await probe('/livez')).toEqual({ status: 200, state: 'RUNNING' });
     expect(await probe('/readyz')).toEqual({ status: 200, state: 'RUNNING' });
-    for (const answer of healthBeforeReady) expect(answer).toEqual({ status: 503, state: expect.stringMatching(/^(STARTING|INITIALIZED)$/) });
+    for (const answer of healthBeforeReady)
+      expect(answer).toEqual({ status: 503, state: expect.stringMatching(/^(STARTING|INITIALIZED)$/) });
     expect((await fetch(`${healthUrl}/nope`)).status).toBe(404);
   });
 
@@ -107,11 +109,19 @@ describe('worker process', () => {
     const { sku } = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
     const token = await auth.issue(`w-${randomUUID().slice(0, 8)}`);
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-    const accepted = await fetch(`${api.url}/api/checkout`, { method: 'POST', headers, body: JSON.stringify({ sku, quantity: 1 }) });
+    const accepted = await fetch(`${api.url}/api/checkout`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ sku, quantity: 1 }),
+    });
     expect(accepted.status).toBe(202);
     const { orderNo } = (await accepted.json()) as { orderNo: string };
-    const statusOf = async () => ((await (await fetch(`${api.url}/api/orders/${orderNo}`, { headers })).json()) as { status: string }).status;
-    await waitFor(async () => (await statusOf()) === 'AWAITING_PAYMENT', { what: `${orderNo} persisted by the spawned worker`, timeoutMs: 30_000 });
+    const statusOf = async () =>
+      ((await (await fetch(`${api.url}/api/orders/${orderNo}`, { headers })).json()) as { status: string }).status;
+    await waitFor(async () => (await statusOf()) === 'AWAITING_PAYMENT', {
+      what: `${orderNo} persisted by the spawned worker`,
+      timeoutMs: 30_000,
+    });
     // Cancelling closes the workflow: cancelUnpaidOrder and releaseReservation run, and it logs "order closed".
     expect((await fetch(`${api.url}/api/orders/${orderNo}/cancel`, { method: 'POST', headers })).status).toBe(202);
     await waitFor(async () => (await statusOf()) === 'CANCELLED', { what: `${orderNo} cancelled`, timeoutMs: 30_000 });
@@ -120,16 +130,27 @@ describe('worker process', () => {
       async () => {
         const response = await fetch(metricsUrl);
         const parsed = parseExposition(await response.text());
-        return total(parsed, 'flash_activity_outcomes', { activity_type: 'releaseReservation', outcome: 'completed' }) >= 1 && parsed;
+        return (
+          total(parsed, 'flash_activity_outcomes', { activity_type: 'releaseReservation', outcome: 'completed' }) >=
+            1 && parsed
+        );
       },
       { what: 'activity outcomes on the worker metrics port', timeoutMs: 15_000 },
     );
     expect(samples.some((s) => s.name.startsWith('temporal_'))).toBe(true);
-    expect(total(samples, 'temporal_worker_start', { task_queue: config.temporal.taskQueue })).toBeGreaterThanOrEqual(1);
-    expect(total(samples, 'temporal_activity_execution_latency_count', { task_queue: config.temporal.taskQueue })).toBeGreaterThanOrEqual(1);
+    expect(total(samples, 'temporal_worker_start', { task_queue: config.temporal.taskQueue })).toBeGreaterThanOrEqual(
+      1,
+    );
+    expect(
+      total(samples, 'temporal_activity_execution_latency_count', { task_queue: config.temporal.taskQueue }),
+    ).toBeGreaterThanOrEqual(1);
     for (const activity of ['persistOrder', 'cancelUnpaidOrder', 'releaseReservation']) {
       expect(
-        total(samples, 'flash_activity_outcomes', { activity_type: activity, outcome: 'completed', task_queue: config.temporal.taskQueue }),
+        total(samples, 'flash_activity_outcomes', {
+          activity_type: activity,
+          outcome: 'completed',
+          task_queue: config.temporal.taskQueue,
+        }),
         activity,
       ).toBeGreaterThanOrEqual(1);
     }
@@ -139,7 +160,10 @@ describe('worker process', () => {
 
   it('writes pino JSON lines only: its own, the SDK worker state changes and the workflow log calls', async () => {
     // Workflow log calls reach the Runtime logger through a sink, after the workflow task completes.
-    await waitFor(() => stdout.includes('"msg":"order closed"'), { what: "the workflow's 'order closed' log line", timeoutMs: 10_000 });
+    await waitFor(() => stdout.includes('"msg":"order closed"'), {
+      what: "the workflow's 'order closed' log line",
+      timeoutMs: 10_000,
+    });
     const lines = stdout.split('\n').filter(Boolean);
     const parsed = lines.map((line) => {
       try {
@@ -148,12 +172,25 @@ describe('worker process', () => {
         throw new Error(`not a JSON line: ${line}`);
       }
     });
-    expect(parsed.every((line) => line.service === 'worker' && typeof line.level === 'number' && typeof line.time === 'number')).toBe(true);
-    expect(parsed).toContainEqual(expect.objectContaining({ msg: 'Worker state changed', state: 'RUNNING', sdkComponent: 'worker' }));
+    expect(
+      parsed.every(
+        (line) => line.service === 'worker' && typeof line.level === 'number' && typeof line.time === 'number',
+      ),
+    ).toBe(true);
     expect(parsed).toContainEqual(
-      expect.objectContaining({ msg: 'order closed', status: 'CANCELLED', sdkComponent: 'workflow', workflowType: 'OrderWorkflow' }),
+      expect.objectContaining({ msg: 'Worker state changed', state: 'RUNNING', sdkComponent: 'worker' }),
     );
-    expect(parsed).toContainEqual(expect.objectContaining({ level: 20, msg: 'Workflow completed', workflowType: 'OrderWorkflow' }));
+    expect(parsed).toContainEqual(
+      expect.objectContaining({
+        msg: 'order closed',
+        status: 'CANCELLED',
+        sdkComponent: 'workflow',
+        workflowType: 'OrderWorkflow',
+      }),
+    );
+    expect(parsed).toContainEqual(
+      expect.objectContaining({ level: 20, msg: 'Workflow completed', workflowType: 'OrderWorkflow' }),
+    );
     expect(parsed).toContainEqual(expect.objectContaining({ msg: 'worker polling' }));
     expect(stdout).not.toMatch(/\[INFO\] Worker state changed/);
   });
@@ -172,11 +209,14 @@ describe('worker process', () => {
     // Readiness flips once the signal arrives (tsx relays it to the worker's node process): never 200 again after.
     const firstNot200 = afterSignal.findIndex((answer) => answer === 'REFUSED' || answer.status !== 200);
     expect(firstNot200).toBeGreaterThanOrEqual(0);
-    expect(afterSignal.slice(firstNot200).filter((answer) => answer !== 'REFUSED' && answer.status === 200)).toEqual([]);
+    expect(afterSignal.slice(firstNot200).filter((answer) => answer !== 'REFUSED' && answer.status === 200)).toEqual(
+      [],
+    );
     // With nothing in flight the drain lasts a few milliseconds, so the probe may only ever see the
     // port closed; whatever it did see after the flip is a 503 naming a stopping state.
     for (const answer of afterSignal.slice(firstNot200)) {
-      if (answer !== 'REFUSED') expect(answer).toEqual({ status: 503, state: expect.stringMatching(/^(STOPPING|DRAINING|DRAINED|STOPPED)$/) });
+      if (answer !== 'REFUSED')
+        expect(answer).toEqual({ status: 503, state: expect.stringMatching(/^(STOPPING|DRAINING|DRAINED|STOPPED)$/) });
     }
     // The worker went through the drain (the SDK's state changes, now pino lines), then exited cleanly.
     const stateChanges = stdout.split('\n').filter((line) => line.includes('"msg":"Worker state changed"'));

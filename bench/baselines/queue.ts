@@ -43,7 +43,15 @@ export interface QueuedOrder {
   paymentDeadline: string;
 }
 
-export function createQueueCheckoutApp({ config, redis, logger }: { config: AppConfig; redis: RedisClient; logger: Logger }): Koa {
+export function createQueueCheckoutApp({
+  config,
+  redis,
+  logger,
+}: {
+  config: AppConfig;
+  redis: RedisClient;
+  logger: Logger;
+}): Koa {
   const auth = new ShopperAuth(config);
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
   const router = new Router();
@@ -53,10 +61,13 @@ export function createQueueCheckoutApp({ config, redis, logger }: { config: AppC
     const idempotencyKey = idempotencyKeySchema.parse(ctx.get('idempotency-key') || undefined);
     const now = Date.now();
     // The same outcome → error mapping as the API's checkout.
-    const result = acceptReservation(await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, sku, userId, quantity, idempotencyKey }), {
-      sku,
-      quantity,
-    });
+    const result = acceptReservation(
+      await inventory.reserve({ orderNo: newOrderNo(now), nowMs: now, sku, userId, quantity, idempotencyKey }),
+      {
+        sku,
+        quantity,
+      },
+    );
     switch (result.outcome) {
       case 'DUPLICATE':
         break; // A retry: its order was queued by the first attempt.
@@ -121,7 +132,10 @@ export async function runQueueConsumer({
       if (outcome === 'written' || outcome === 'duplicate') continue;
       // The seed's answer to a MySQL failure is to roll Redis back; keep it simple and honest:
       // put the message back at the consuming end so it is retried next, after a pause.
-      const [key, why] = outcome === 'dead' ? [DEAD_LETTER_KEY, 'cannot be written; dead-lettered'] : [ORDER_QUEUE_KEY, 'not written; will retry'];
+      const [key, why] =
+        outcome === 'dead'
+          ? [DEAD_LETTER_KEY, 'cannot be written; dead-lettered']
+          : [ORDER_QUEUE_KEY, 'not written; will retry'];
       logger.error({ err: outcome === 'dead' ? undefined : outcome, message }, `order ${why}`);
       // If Redis is gone too, the message is lost: the seed's at-most-once weakness, logged as such.
       await (key === DEAD_LETTER_KEY ? conn.lpush(key, message) : conn.rpush(key, message)).catch((err: unknown) =>
@@ -161,11 +175,10 @@ async function writeOrder(pool: Pool, message: string): Promise<'written' | 'dup
       ],
     );
     if (inserted.affectedRows === 0) return 'duplicate';
-    const [taken] = await conn.query<ResultSetHeader>('UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?', [
-      order.quantity,
-      order.sku,
-      order.quantity,
-    ]);
+    const [taken] = await conn.query<ResultSetHeader>(
+      'UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?',
+      [order.quantity, order.sku, order.quantity],
+    );
     // MySQL lacks the units Redis reserved (or the sale row is gone): no retry can fix that. The
     // insert is undone by rolling the transaction back.
     if (taken.affectedRows !== 1) throw new DeadLetter();

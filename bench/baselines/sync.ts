@@ -20,7 +20,15 @@ import { inTransaction } from '../../src/db/store.js';
 import type { Logger } from '../../src/infra/logger.js';
 import { newOrderNo } from '../../src/order/checkout.js';
 
-export function createSyncCheckoutApp({ config, pool, logger }: { config: AppConfig; pool: Pool; logger: Logger }): Koa {
+export function createSyncCheckoutApp({
+  config,
+  pool,
+  logger,
+}: {
+  config: AppConfig;
+  pool: Pool;
+  logger: Logger;
+}): Koa {
   const auth = new ShopperAuth(config);
   const router = new Router();
   router.post('/api/checkout', async (ctx) => {
@@ -54,11 +62,10 @@ async function checkout(pool: Pool, config: AppConfig, req: Request): Promise<st
     // REPEATABLE READ snapshot at the first plain read, i.e. after the lock: they see every order
     // committed by the checkouts that held the lock before, so the limit holds under concurrency.
     if (req.idempotencyKey) {
-      const [[seen]] = await conn.query<RowDataPacket[]>('SELECT order_no FROM orders WHERE user_id = ? AND sku = ? AND idempotency_key = ? LIMIT 1', [
-        req.userId,
-        req.sku,
-        req.idempotencyKey,
-      ]);
+      const [[seen]] = await conn.query<RowDataPacket[]>(
+        'SELECT order_no FROM orders WHERE user_id = ? AND sku = ? AND idempotency_key = ? LIMIT 1',
+        [req.userId, req.sku, req.idempotencyKey],
+      );
       if (seen) return String(seen.order_no);
     }
     const now = new Date();
@@ -72,13 +79,20 @@ async function checkout(pool: Pool, config: AppConfig, req: Request): Promise<st
       [req.sku, req.userId],
     );
     if (Number(held?.units) + req.quantity > Number(sale.per_user_limit)) {
-      throw new ApiError(409, 'PURCHASE_LIMIT_EXCEEDED', `buying ${req.quantity} would exceed the per-user limit for ${req.sku}`);
+      throw new ApiError(
+        409,
+        'PURCHASE_LIMIT_EXCEEDED',
+        `buying ${req.quantity} would exceed the per-user limit for ${req.sku}`,
+      );
     }
     if (Number(sale.available) < req.quantity) throw new ApiError(409, 'SOLD_OUT', `${req.sku} is sold out`);
 
     const orderNo = newOrderNo(now.getTime());
     const priceCents = Number(sale.price_cents);
-    await conn.query<ResultSetHeader>('UPDATE sales SET available = available - ? WHERE sku = ?', [req.quantity, req.sku]);
+    await conn.query<ResultSetHeader>('UPDATE sales SET available = available - ? WHERE sku = ?', [
+      req.quantity,
+      req.sku,
+    ]);
     await conn.query<ResultSetHeader>(
       `INSERT INTO orders (order_no, sku, user_id, quantity, unit_price_cents, total_cents, status,
                            idempotency_key, payment_deadline, created_at)

@@ -6,7 +6,10 @@ import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 /** Writes the bundle of bench/floor/workflows.ts to `outFile` (once per run: each floor worker loads it). */
 export async function buildFloorBundle(outFile: string): Promise<string> {
   // Webpack's info lines are noise; warnings and errors still show.
-  const { code } = await bundleWorkflowCode({ workflowsPath: join(import.meta.dirname, 'workflows.ts'), logger: new DefaultLogger('WARN') });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: join(import.meta.dirname, 'workflows.ts'),
+    logger: new DefaultLogger('WARN'),
+  });
   writeFileSync(outFile, code);
   return outFile;
 }

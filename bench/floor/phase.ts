@@ -13,7 +13,13 @@
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { ManagedProcess } from '../../stack/process.js';
-import { measuredWorkers, measurePhase, startUntilDone, type MeasuredProcess, type PhaseMeasurement } from '../phase.js';
+import {
+  measuredWorkers,
+  measurePhase,
+  startUntilDone,
+  type MeasuredProcess,
+  type PhaseMeasurement,
+} from '../phase.js';
 import { startFloorWorker, startWorkers, stopAll, type WorkerLaunch } from '../processes.js';
 import { timedStarts } from '../starts.js';
 import { readPublishedCount } from './done-count.js';
@@ -36,13 +42,16 @@ export interface FloorPhaseOptions extends WorkerLaunch {
 
 export async function runFloorPhase(taskQueue: string, options: FloorPhaseOptions): Promise<PhaseMeasurement> {
   const { temporal, concurrency } = options;
-  const doneFiles = Array.from({ length: options.workers }, (_, i) => join(options.workDir, `${taskQueue}-${i + 1}.done`));
+  const doneFiles = Array.from({ length: options.workers }, (_, i) =>
+    join(options.workDir, `${taskQueue}-${i + 1}.done`),
+  );
   const workers = await startWorkers(options.workers, (i) =>
     startFloorWorker({ ...options, name: `floor-worker-${i}`, taskQueue, doneFile: doneFiles[i - 1]! }),
   );
   options.running(workers);
   try {
-    const done = async () => (await Promise.all(doneFiles.map(readPublishedCount))).reduce((sum, count) => sum + count, 0);
+    const done = async () =>
+      (await Promise.all(doneFiles.map(readPublishedCount))).reduce((sum, count) => sum + count, 0);
     const start = (count: number, ids: string) =>
       timedStarts(
         count,

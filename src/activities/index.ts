@@ -12,7 +12,13 @@ import { asyncLocalStorage, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import { durationToMs, type CancelReason, type PaymentReceived, type PersistOrderInput, type RefundReason } from '../order/contract.js';
+import {
+  durationToMs,
+  type CancelReason,
+  type PaymentReceived,
+  type PersistOrderInput,
+  type RefundReason,
+} from '../order/contract.js';
 
 export interface ActivityDeps {
   store: Store;
@@ -32,7 +38,10 @@ export const FailureTypes = {
   orderConflict: 'OrderConflict',
   /** The order's row was already final (FAILED or CANCELLED) when its start came to persist it. */
   orderClosed: 'OrderClosed',
-  /** The reservation was released before the order could claim it (the API gave up on it, or the reconciler found it orphaned). */
+  /**
+   * The reservation was released before the order could claim it (the API gave up on it, or the reconciler found it
+   * orphaned).
+   */
   reservationReleased: 'ReservationReleased',
   /** Redis has no record of the reservation (lost in a Redis crash before it reached disk). */
   reservationLost: 'ReservationLost',
@@ -88,7 +97,10 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
         );
       }
       if (claim === 'NOT_FOUND') {
-        throw ApplicationFailure.nonRetryable(`Redis has no reservation for order ${order.orderNo}`, FailureTypes.reservationLost);
+        throw ApplicationFailure.nonRetryable(
+          `Redis has no reservation for order ${order.orderNo}`,
+          FailureTypes.reservationLost,
+        );
       }
       const result = await store.insertAwaitingOrder({
         ...newOrder(order),
@@ -106,7 +118,10 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
             FailureTypes.outOfStockInDatabase,
           );
         case 'CONFLICT':
-          throw ApplicationFailure.nonRetryable(`order ${order.orderNo} exists for another sku or user`, FailureTypes.orderConflict);
+          throw ApplicationFailure.nonRetryable(
+            `order ${order.orderNo} exists for another sku or user`,
+            FailureTypes.orderConflict,
+          );
         case 'CLOSED':
           // Given up (the reconciler wrote FAILED) before this start persisted it: the order fails,
           // and its workflow gives back the units it claimed.
@@ -143,7 +158,11 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
      * waits, in-process up to MAX_IN_PROCESS_CLOCK_WAIT_MS, beyond that as a retry due when MySQL's
      * clock gets there. However far the clocks are apart, a payment MySQL stamps in time is found.
      */
-    async cancelUnpaidOrder(cancel: { orderNo: string; reason: CancelReason; cancelledAt: string }): Promise<UnpaidOrderClosed> {
+    async cancelUnpaidOrder(cancel: {
+      orderNo: string;
+      reason: CancelReason;
+      cancelledAt: string;
+    }): Promise<UnpaidOrderClosed> {
       const request = { ...cancel, cancelledAt: new Date(cancel.cancelledAt) };
       let result = await store.cancelUnpaidOrder(request);
       if (result.outcome === 'NOT_DUE') {
@@ -158,13 +177,19 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
           await changes.publish(cancel.orderNo);
           return { outcome: 'CANCELLED' };
         case 'PAID_IN_TIME':
-          return { outcome: 'PAID_IN_TIME', payment: { ...result.payment, receivedAt: result.payment.receivedAt.toISOString() } };
+          return {
+            outcome: 'PAID_IN_TIME',
+            payment: { ...result.payment, receivedAt: result.payment.receivedAt.toISOString() },
+          };
         case 'NOT_DUE':
           if (asyncLocalStorage.getStore()) {
-            log.warn("Temporal's timer fired before MySQL's clock reached the payment deadline; waiting for MySQL's clock", {
-              orderNo: cancel.orderNo,
-              dueInMs: result.dueInMs,
-            });
+            log.warn(
+              "Temporal's timer fired before MySQL's clock reached the payment deadline; waiting for MySQL's clock",
+              {
+                orderNo: cancel.orderNo,
+                dueInMs: result.dueInMs,
+              },
+            );
           }
           throw ApplicationFailure.create({
             message: `order ${cancel.orderNo}: MySQL's clock is ${result.dueInMs} ms short of the payment deadline`,
@@ -175,7 +200,12 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
     },
 
     /** A payment that must be given back: late, a second one, or the wrong amount. */
-    async recordRefundRequired(refund: { orderNo: string; eventId: string; amountCents: number; reason: RefundReason }): Promise<void> {
+    async recordRefundRequired(refund: {
+      orderNo: string;
+      eventId: string;
+      amountCents: number;
+      reason: RefundReason;
+    }): Promise<void> {
       await store.recordRefundRequired(refund);
     },
 
@@ -190,7 +220,12 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
         // Redis lost the reservation (a failover, a restore): no units to give back, but the
         // checkout's key must go on naming this order, or a retry with it would make a new one.
         const row = await store.getOrder(reservation.orderNo);
-        if (row?.idempotencyKey) await inventory.restoreKey(reservation.sku, { userId: row.userId, key: row.idempotencyKey, orderNo: row.orderNo });
+        if (row?.idempotencyKey)
+          await inventory.restoreKey(reservation.sku, {
+            userId: row.userId,
+            key: row.idempotencyKey,
+            orderNo: row.orderNo,
+          });
       }
       return outcome;
     },

@@ -38,9 +38,13 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
    * completes the sale.
    */
   const salesOnlyInRedis = async (among?: readonly string[]): Promise<string[]> => {
-    const skus = among ?? (await inventory.activeSales((await inventory.clockMs()) - REDIS_ONLY_HORIZON_MS)).map((sale) => sale.sku);
+    const skus =
+      among ??
+      (await inventory.activeSales((await inventory.clockMs()) - REDIS_ONLY_HORIZON_MS)).map((sale) => sale.sku);
     const inMysql = await store.existingSaleSkus(skus);
-    const defined = await Promise.all(skus.filter((sku) => !inMysql.has(sku)).map(async (sku) => ((await inventory.getSale(sku)) ? sku : null)));
+    const defined = await Promise.all(
+      skus.filter((sku) => !inMysql.has(sku)).map(async (sku) => ((await inventory.getSale(sku)) ? sku : null)),
+    );
     return defined.filter((sku): sku is string => sku !== null).sort();
   };
   return {
@@ -59,10 +63,18 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
           const paid = mysql?.units.PAID ?? 0;
           const needsScan =
             redis !== null &&
-            (redis.reserved > 0 || redis.reserved !== awaitingPayment || redis.sold !== paid || redis.available !== (mysql?.available ?? redis.available));
+            (redis.reserved > 0 ||
+              redis.reserved !== awaitingPayment ||
+              redis.sold !== paid ||
+              redis.available !== (mysql?.available ?? redis.available));
           return {
             sku,
-            redis: redis && { stock: redis.stock, available: redis.available, reserved: redis.reserved, sold: redis.sold },
+            redis: redis && {
+              stock: redis.stock,
+              available: redis.available,
+              reserved: redis.reserved,
+              sold: redis.sold,
+            },
             mysql: { stock: mysql?.stock ?? 0, available: mysql?.available ?? 0, awaitingPayment, paid },
             needsScan,
           };
@@ -98,7 +110,12 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
       const now = await inventory.clockMs();
       const cutoff = now - input.reservationGraceMs;
       const expiredBefore = now - (input.promiseMaxAgeMs ?? PROMISE_MAX_AGE_MS);
-      const result: ReservationPageResult = { ...noReservationWork(), cursor: page.cursor, scanned: page.reservations.length, live: live.length };
+      const result: ReservationPageResult = {
+        ...noReservationWork(),
+        cursor: page.cursor,
+        scanned: page.reservations.length,
+        live: live.length,
+      };
       for (const reservation of live) {
         const row = rows.get(reservation.orderNo);
         const old = reservation.reservedAtMs < cutoff;
@@ -108,7 +125,8 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
           // is harmless) or a write Redis lost.
           if (!old) continue;
           if (row.status === 'CANCELLED' || row.status === 'FAILED') {
-            if ((await inventory.release(sku, reservation.orderNo, { as: 'owner' })) === 'RELEASED') result.alignedReleased++;
+            if ((await inventory.release(sku, reservation.orderNo, { as: 'owner' })) === 'RELEASED')
+              result.alignedReleased++;
           } else if (row.status === 'PAID') {
             if ((await inventory.confirm(sku, reservation.orderNo)) === 'CONFIRMED') result.alignedConfirmed++;
           }
@@ -121,7 +139,8 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
         if (workflow === 'RUNNING') continue; // persisting (MySQL may be down): its workflow owns it
         let reason: string;
         if (workflow === 'NOT_FOUND') {
-          const promised = reservation.state === 'RESERVED' ? await inventory.orderInput(sku, reservation.orderNo) : null;
+          const promised =
+            reservation.state === 'RESERVED' ? await inventory.orderInput(sku, reservation.orderNo) : null;
           if (promised && reservation.reservedAtMs >= expiredBefore) {
             // A promise whose starts all failed or never came (no starter ran): kept now.
             const started = await orders.start(promised);
@@ -172,13 +191,21 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
     },
 
     /** One page of MySQL orders holding units; those Redis has no record of are adopted back. */
-    async adoptMissingReservations(input: { sku: string; afterOrderNo: string; limit: number }): Promise<AdoptionPageResult> {
+    async adoptMissingReservations(input: {
+      sku: string;
+      afterOrderNo: string;
+      limit: number;
+    }): Promise<AdoptionPageResult> {
       const rows = await store.holdingOrdersPage(input.sku, input.afterOrderNo, input.limit);
       const records = await inventory.getReservations(
         input.sku,
         rows.map((row) => row.orderNo),
       );
-      const result: AdoptionPageResult = { next: rows.length === input.limit ? (rows.at(-1)?.orderNo ?? null) : null, adopted: 0, notAdopted: 0 };
+      const result: AdoptionPageResult = {
+        next: rows.length === input.limit ? (rows.at(-1)?.orderNo ?? null) : null,
+        adopted: 0,
+        notAdopted: 0,
+      };
       for (const [i, row] of rows.entries()) {
         if (records[i]) continue;
         const adopted = await inventory.adopt(input.sku, {

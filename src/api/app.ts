@@ -64,11 +64,16 @@ export interface ApiParts extends ApiClients {
   soldOut: SoldOutCache;
   /** Turned to draining on SIGTERM by startApi, and unready while clocks disagree. */
   readiness: Readiness;
-  /** With REDIS_WAIT_REPLICAS: the replica acknowledgements a checkout's 202 waits for (its own connection); else null. */
+  /**
+   * With REDIS_WAIT_REPLICAS: the replica acknowledgements a checkout's 202 waits for (its own connection); else null.
+   */
   replicaAcks: ReplicaAcks | null;
 }
 
-/** Parts a caller builds itself instead: an order client that injects faults, metrics without process metrics, a cache's TTL. */
+/**
+ * Parts a caller builds itself instead: an order client that injects faults, metrics without process metrics, a cache's
+ * TTL.
+ */
 export type ApiSubstitutes = Partial<Pick<ApiParts, 'orders' | 'metrics' | 'soldOut'>>;
 
 /**
@@ -80,7 +85,9 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   const metrics = substitutes.metrics ?? new ApiMetrics();
   const guards = createDependencyGuards(config, metrics, logger);
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
-  const orders = substitutes.orders ?? new OrderClient(temporal, store, config.temporal.taskQueue, guards, orderClientOptions(config, inventory));
+  const orders =
+    substitutes.orders ??
+    new OrderClient(temporal, store, config.temporal.taskQueue, guards, orderClientOptions(config, inventory));
   const statusReader = OrderStatusReader.fromConfig(orders, config, metrics, new OrderChangeNotifier(redis));
   const changed = (orderNo: string) => statusReader.changed(orderNo);
   const payments = PaymentDelivery.fromConfig(config, { store, orders, mysql: guards.mysql, changed, logger });
@@ -121,10 +128,20 @@ const GUARDED_STORE_METHODS = [
 export function createApp(parts: ApiParts): Koa {
   const { config, redis, temporal, logger, metrics, guards, orders, statusReader, payments } = parts;
   // Every Redis and MySQL call of a request is bounded (REDIS_TIMEOUT, MYSQL_TIMEOUT) and behind its breaker.
-  const inventory = guarded(new RedisInventory(redis, config.temporal.taskQueue), guards.redis, config.deadlines.redisMs, GUARDED_INVENTORY_METHODS);
+  const inventory = guarded(
+    new RedisInventory(redis, config.temporal.taskQueue),
+    guards.redis,
+    config.deadlines.redisMs,
+    GUARDED_INVENTORY_METHODS,
+  );
   const store = guarded(parts.store, guards.mysql, config.deadlines.mysqlMs, GUARDED_STORE_METHODS);
   const auth = new ShopperAuth(config);
-  const redisSales = guarded(new RedisSales(redis, config.temporal.taskQueue), guards.redis, config.deadlines.redisMs, GUARDED_SALES_METHODS);
+  const redisSales = guarded(
+    new RedisSales(redis, config.temporal.taskQueue),
+    guards.redis,
+    config.deadlines.redisMs,
+    GUARDED_SALES_METHODS,
+  );
   const sales = new SalesService(store, inventory, redisSales);
   const limits = new RateLimits(redis, config.rateLimits, logger, guards.redis);
   const checkout = new CheckoutService({
@@ -191,7 +208,11 @@ export function createApp(parts: ApiParts): Koa {
  */
 export function orderClientOptions(config: AppConfig, inventory: RedisInventory): OrderClientOptions {
   const { readMs, mysqlMs, redisMs } = config.deadlines;
-  return { maxConcurrentStarts: config.maxConcurrentStarts, inventory, storesReadMs: Math.min(Math.floor(readMs / 4), mysqlMs + redisMs) };
+  return {
+    maxConcurrentStarts: config.maxConcurrentStarts,
+    inventory,
+    storesReadMs: Math.min(Math.floor(readMs / 4), mysqlMs + redisMs),
+  };
 }
 
 /**
@@ -226,7 +247,9 @@ function inert<T extends object>(name: string, allowed: Record<string, unknown> 
         // Not a promise, not a class instance to inspect: answer as a plain object would.
         if (property === 'then' || typeof property === 'symbol') return undefined;
         return () => {
-          throw new Error(`${name}.${property}() was called while building the OpenAPI document: mounting the routers must not use a client`);
+          throw new Error(
+            `${name}.${property}() was called while building the OpenAPI document: mounting the routers must not use a client`,
+          );
         };
       },
     },

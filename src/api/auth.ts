@@ -46,7 +46,13 @@ export class ShopperAuth {
   constructor(settings: TokenSettings, issueTtl: string | number = '12h') {
     const ttlMs = Math.min(durationToMs(issueTtl), settings.jwtMaxTtlMs);
     this.maxTtlSeconds = settings.jwtMaxTtlMs / 1000;
-    this.sign = createSigner({ key: settings.jwtSecret, algorithm: 'HS256', expiresIn: ttlMs, iss: settings.jwtIssuer, aud: settings.jwtAudience });
+    this.sign = createSigner({
+      key: settings.jwtSecret,
+      algorithm: 'HS256',
+      expiresIn: ttlMs,
+      iss: settings.jwtIssuer,
+      aud: settings.jwtAudience,
+    });
     this.verify = createVerifier({
       key: settings.jwtSecret,
       algorithms: ['HS256'],
@@ -76,7 +82,8 @@ export class ShopperAuth {
       throw new ApiError(401, 'UNAUTHORIZED', 'invalid or expired token');
     }
     const { sub, iat, exp } = claims;
-    if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub)) throw new ApiError(401, 'UNAUTHORIZED', 'invalid or expired token');
+    if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub))
+      throw new ApiError(401, 'UNAUTHORIZED', 'invalid or expired token');
     if (typeof iat !== 'number' || typeof exp !== 'number' || exp - iat > this.maxTtlSeconds) {
       throw new ApiError(401, 'UNAUTHORIZED', 'token lifetime exceeds the maximum (JWT_MAX_TTL)');
     }
@@ -91,5 +98,6 @@ export class ShopperAuth {
  */
 export function requireAdmin(ctx: Context, adminToken: string): void {
   const digest = (value: string) => createHash('sha256').update(value).digest();
-  if (!timingSafeEqual(digest(bearerToken(ctx)), digest(adminToken))) throw new ApiError(401, 'UNAUTHORIZED', 'invalid admin token');
+  if (!timingSafeEqual(digest(bearerToken(ctx)), digest(adminToken)))
+    throw new ApiError(401, 'UNAUTHORIZED', 'invalid admin token');
 }

@@ -38,7 +38,13 @@ export class ApiError extends QuietError {
   /** Headers the error answer carries, e.g. Retry-After on a 429. */
   readonly headers?: Record<string, string>;
 
-  constructor(status: number, code: ErrorCode, message: string, details?: Record<string, unknown>, headers?: Record<string, string>) {
+  constructor(
+    status: number,
+    code: ErrorCode,
+    message: string,
+    details?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
@@ -48,11 +54,14 @@ export class ApiError extends QuietError {
   }
 }
 
-export const invalidRequest = (message: string, details?: Record<string, unknown>) => new ApiError(400, 'INVALID_REQUEST', message, details);
+export const invalidRequest = (message: string, details?: Record<string, unknown>) =>
+  new ApiError(400, 'INVALID_REQUEST', message, details);
 
 /** Formats a zod failure as "quantity: must be an integer; sku: required". */
 export function describeZodError(error: ZodError): string {
-  return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : 'body'}: ${issue.message}`).join('; ');
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : 'body'}: ${issue.message}`)
+    .join('; ');
 }
 
 /** Outermost middleware: maps whatever was thrown to the error shape and logs the unexpected. */
@@ -61,7 +70,8 @@ export function errorMiddleware(logger: Logger) {
     try {
       await next();
       // A known path with another method is 405, answered inside (src/api/http.ts, methodNotAllowed).
-      if (ctx.status === 404 && ctx.body === undefined) throw new ApiError(404, 'NOT_FOUND', `no route for ${ctx.method} ${echo(ctx.path)}`);
+      if (ctx.status === 404 && ctx.body === undefined)
+        throw new ApiError(404, 'NOT_FOUND', `no route for ${ctx.method} ${echo(ctx.path)}`);
     } catch (err) {
       const apiError = toApiError(err);
       // The request id and code come from / go to the request log middleware (request-log.ts), when mounted.
@@ -79,8 +89,16 @@ export function errorMiddleware(logger: Logger) {
 }
 
 /** The body of an error answer: `{ error: { code, message, details? } }`. */
-export function errorBody(apiError: ApiError): { error: { code: ErrorCode; message: string; details?: Record<string, unknown> } } {
-  return { error: { code: apiError.code, message: apiError.message, ...(apiError.details ? { details: apiError.details } : {}) } };
+export function errorBody(apiError: ApiError): {
+  error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
+} {
+  return {
+    error: {
+      code: apiError.code,
+      message: apiError.message,
+      ...(apiError.details ? { details: apiError.details } : {}),
+    },
+  };
 }
 
 /** What a shopper or operator is told when a dependency is unavailable (the code is UNAVAILABLE either way). */
@@ -91,9 +109,14 @@ const UNAVAILABLE_MESSAGES: Record<DependencyName, string> = {
   workflows: 'the order did not answer in time; retry shortly',
 };
 
-/** 503 UNAVAILABLE with Retry-After: the one answer to a dependency that ran out of time, failed, or has an open breaker. */
+/**
+ * 503 UNAVAILABLE with Retry-After: the one answer to a dependency that ran out of time, failed, or has an open
+ * breaker.
+ */
 export function unavailable(err: DependencyUnavailableError): ApiError {
-  return new ApiError(503, 'UNAVAILABLE', UNAVAILABLE_MESSAGES[err.dependency], undefined, { 'Retry-After': String(err.retryAfterSeconds) });
+  return new ApiError(503, 'UNAVAILABLE', UNAVAILABLE_MESSAGES[err.dependency], undefined, {
+    'Retry-After': String(err.retryAfterSeconds),
+  });
 }
 
 /** The error code an answer to `err` carries, without building the answer (the outcome metrics' label). */
@@ -119,6 +142,7 @@ export function toApiError(err: unknown): ApiError {
   // The contract answers every bad input with 400 INVALID_REQUEST; the message says which.
   if (status === 413) return invalidRequest('request body is larger than 16 KB');
   if (status === 415) return invalidRequest('send JSON with Content-Type: application/json');
-  if (status && status >= 400 && status < 500) return invalidRequest(httpError.expose && httpError.message ? httpError.message : 'malformed request');
+  if (status && status >= 400 && status < 500)
+    return invalidRequest(httpError.expose && httpError.message ? httpError.message : 'malformed request');
   return new ApiError(500, 'INTERNAL', 'internal error');
 }

@@ -11,7 +11,11 @@ import type { Logger } from '../infra/logger.js';
 import { isRedisFailure } from '../infra/redis.js';
 import { isTemporalFailure } from '../order/client.js';
 
-export function createDependencyGuards(config: Pick<AppConfig, 'breaker' | 'deadlines'>, observer: DependencyObserver, logger: Logger): DependencyGuards {
+export function createDependencyGuards(
+  config: Pick<AppConfig, 'breaker' | 'deadlines'>,
+  observer: DependencyObserver,
+  logger: Logger,
+): DependencyGuards {
   const common = {
     failureThreshold: config.breaker.failureThreshold,
     noSuccessForMs: config.breaker.noSuccessForMs,
@@ -24,8 +28,16 @@ export function createDependencyGuards(config: Pick<AppConfig, 'breaker' | 'dead
     },
   };
   return {
-    redis: new DependencyGuard('redis', { ...common, callTimeoutMs: config.deadlines.redisMs, isFailure: isRedisFailure }),
-    mysql: new DependencyGuard('mysql', { ...common, callTimeoutMs: config.deadlines.mysqlMs, isFailure: isMysqlFailure }),
+    redis: new DependencyGuard('redis', {
+      ...common,
+      callTimeoutMs: config.deadlines.redisMs,
+      isFailure: isRedisFailure,
+    }),
+    mysql: new DependencyGuard('mysql', {
+      ...common,
+      callTimeoutMs: config.deadlines.mysqlMs,
+      isFailure: isMysqlFailure,
+    }),
     temporal: new DependencyGuard('temporal', { ...common, isFailure: isTemporalFailure }),
     workflows: new DependencyGuard('workflows', { ...common, isFailure: isTemporalFailure }),
   };

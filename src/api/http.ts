@@ -23,7 +23,11 @@ export interface ProxySettings {
  * `proxy`: whom to believe about the client's address; `outermost`: middleware that runs before the
  * error mapping and sees every final answer (request ids, access log, metrics).
  */
-export function createKoaApp(routers: Router[], logger: Logger, options: { proxy?: ProxySettings; outermost?: Middleware[] } = {}): Koa {
+export function createKoaApp(
+  routers: Router[],
+  logger: Logger,
+  options: { proxy?: ProxySettings; outermost?: Middleware[] } = {},
+): Koa {
   const app = new Koa();
   app.proxy = false;
   if (options.proxy?.trustProxy) {
@@ -51,7 +55,9 @@ async function methodNotAllowed(ctx: Context, next: Next): Promise<void> {
   await next();
   if (ctx.status !== 404 || ctx.body !== undefined) return;
   // The route layers whose path matched, filled in by each router (@koa/router's ctx.matched).
-  const layers = ((ctx as { matched?: { methods: string[] }[] }).matched ?? []).filter((layer) => layer.methods.length > 0);
+  const layers = ((ctx as { matched?: { methods: string[] }[] }).matched ?? []).filter(
+    (layer) => layer.methods.length > 0,
+  );
   if (layers.length === 0 || layers.some((layer) => layer.methods.includes(ctx.method))) return;
   // HEAD is in a GET route's methods already (@koa/router adds it).
   const allow = [...new Set([...layers.flatMap((layer) => layer.methods), 'OPTIONS'])].join(', ');
@@ -60,7 +66,13 @@ async function methodNotAllowed(ctx: Context, next: Next): Promise<void> {
     ctx.set('Allow', allow);
     return;
   }
-  throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${echo(ctx.method)} is not allowed on ${echo(ctx.path)}; allowed: ${allow}`, undefined, { Allow: allow });
+  throw new ApiError(
+    405,
+    'METHOD_NOT_ALLOWED',
+    `${echo(ctx.method)} is not allowed on ${echo(ctx.path)}; allowed: ${allow}`,
+    undefined,
+    { Allow: allow },
+  );
 }
 
 /**
@@ -72,8 +84,10 @@ async function requireJsonBodies(ctx: Context, next: () => Promise<unknown>): Pr
   const hasBody = Number(ctx.get('content-length') || 0) > 0 || Boolean(ctx.get('transfer-encoding'));
   if (hasBody) {
     const encoding = ctx.get('content-encoding').trim().toLowerCase();
-    if (encoding && encoding !== 'identity') throw new ApiError(400, 'INVALID_REQUEST', 'Content-Encoding is not supported: send the body uncompressed');
-    if (!ctx.is('application/json')) throw new ApiError(400, 'INVALID_REQUEST', 'send JSON with Content-Type: application/json');
+    if (encoding && encoding !== 'identity')
+      throw new ApiError(400, 'INVALID_REQUEST', 'Content-Encoding is not supported: send the body uncompressed');
+    if (!ctx.is('application/json'))
+      throw new ApiError(400, 'INVALID_REQUEST', 'send JSON with Content-Type: application/json');
   }
   await next();
 }
@@ -95,7 +109,12 @@ const readBeforeApp = new WeakMap<IncomingMessage, Promise<ReadBody>>();
 export function readJsonBody(req: IncomingMessage): Promise<ReadBody> {
   let read = readBeforeApp.get(req);
   if (!read) {
-    read = coBody.json(req, { limit: BODY_LIMIT, encoding: 'utf-8', strict: true, returnRawBody: true }) as Promise<ReadBody>;
+    read = coBody.json(req, {
+      limit: BODY_LIMIT,
+      encoding: 'utf-8',
+      strict: true,
+      returnRawBody: true,
+    }) as Promise<ReadBody>;
     readBeforeApp.set(req, read);
   }
   return read;
@@ -118,7 +137,10 @@ async function parseJsonBodies(ctx: Context, next: Next): Promise<void> {
 /** The parsed JSON body; 400 when there is none. */
 export function jsonBody(ctx: Context): unknown {
   const body: unknown = (ctx.request as { body?: unknown }).body;
-  if (body === undefined || (typeof body === 'object' && body !== null && Object.keys(body).length === 0 && !ctx.get('content-length'))) {
+  if (
+    body === undefined ||
+    (typeof body === 'object' && body !== null && Object.keys(body).length === 0 && !ctx.get('content-length'))
+  ) {
     throw new ApiError(400, 'INVALID_REQUEST', 'a JSON body is required');
   }
   return body;

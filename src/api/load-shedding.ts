@@ -29,7 +29,10 @@ export function loadShedding(deps: { maxInFlight: number; metrics: ApiMetrics; l
       if (shedding) shedding.shed++;
       else {
         shedding = { since: Date.now(), shed: 1 };
-        logger.warn({ inFlight, maxInFlight }, 'load shedding: requests beyond MAX_IN_FLIGHT_REQUESTS are answered 503');
+        logger.warn(
+          { inFlight, maxInFlight },
+          'load shedding: requests beyond MAX_IN_FLIGHT_REQUESTS are answered 503',
+        );
       }
       ctx.status = 503;
       ctx.set('Retry-After', '1');

@@ -8,7 +8,12 @@
 import { performance } from 'node:perf_hooks';
 import type { CheckoutObserver } from '../order/checkout.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { DEPENDENCY_NAMES, type BreakerState, type DependencyName, type DependencyObserver } from '../infra/dependency-guard.js';
+import {
+  DEPENDENCY_NAMES,
+  type BreakerState,
+  type DependencyName,
+  type DependencyObserver,
+} from '../infra/dependency-guard.js';
 import type { ReserveResult } from '../inventory/redis-inventory.js';
 import { STATUS_READ_SOURCES, type StatusReadObserver, type StatusReadSource } from '../order/reads.js';
 import type { ErrorCode } from './errors.js';
@@ -154,7 +159,10 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
     },
   });
 
-  private readonly httpChildren = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<string> }>();
+  private readonly httpChildren = new Map<
+    string,
+    { requests: Counter.Internal; duration: Histogram.Internal<string> }
+  >();
   private readonly checkoutChildren = new Map<string, Counter.Internal>();
   private readonly reserveChildren = new Map<string, Histogram.Internal<string>>();
 

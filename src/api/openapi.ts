@@ -6,7 +6,12 @@
 import { createRequire } from 'node:module';
 import type Router from '@koa/router';
 import type Koa from 'koa';
-import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject, type ZodOpenApiResponsesObject } from 'zod-openapi';
+import {
+  createDocument,
+  type ZodOpenApiOperationObject,
+  type ZodOpenApiPathsObject,
+  type ZodOpenApiResponsesObject,
+} from 'zod-openapi';
 import { documentedRoutes, openApiPath, type ErrorAnswer, type RouteAuth, type RouteDoc } from './route.js';
 import { ERROR_CODE_DESCRIPTIONS, errorBodySchema } from './response-schemas.js';
 import { docsRoutes } from './routes/docs.js';
@@ -16,7 +21,11 @@ export type OpenApiDocument = ReturnType<typeof createDocument>;
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 /** The security scheme each kind of caller uses. */
-const SECURITY_SCHEME: Record<RouteAuth, string> = { shopper: 'shopperJwt', admin: 'adminToken', webhook: 'paymentSignature' };
+const SECURITY_SCHEME: Record<RouteAuth, string> = {
+  shopper: 'shopperJwt',
+  admin: 'adminToken',
+  webhook: 'paymentSignature',
+};
 
 /** The routers mounted on a Koa app, found through the middleware `router.routes()` returns. */
 export function routersOf(app: Koa): Router[] {
@@ -77,7 +86,8 @@ export function buildOpenApiDocument(routers: readonly Router[]): OpenApiDocumen
           type: 'http',
           scheme: 'bearer',
           bearerFormat: 'JWT',
-          description: 'A shopper token: HS256 JWT with sub (the user id), iat, exp, iss = JWT_ISSUER, aud = JWT_AUDIENCE, living at most JWT_MAX_TTL.',
+          description:
+            'A shopper token: HS256 JWT with sub (the user id), iat, exp, iss = JWT_ISSUER, aud = JWT_AUDIENCE, living at most JWT_MAX_TTL.',
         },
         adminToken: { type: 'http', scheme: 'bearer', description: 'The static admin token (ADMIN_TOKEN).' },
         paymentSignature: {
@@ -107,7 +117,8 @@ function operation(doc: RouteDoc): ZodOpenApiOperationObject {
     if (answer) responses[status as `4${string}`] = errorResponse(answer);
   }
   responses.default = {
-    description: 'Any other error in the same shape, e.g. 400 INVALID_REQUEST for a body that is not JSON, 500 INTERNAL.',
+    description:
+      'Any other error in the same shape, e.g. 400 INVALID_REQUEST for a body that is not JSON, 500 INTERNAL.',
     content: { 'application/json': { schema: errorBodySchema } },
   };
   return {
@@ -133,7 +144,8 @@ function operation(doc: RouteDoc): ZodOpenApiOperationObject {
 /** An error answer: the shared ApiError body, one example per code it may carry. */
 function errorResponse(answer: ErrorAnswer): ZodOpenApiResponsesObject[`4${string}`] {
   return {
-    description: answer.description ?? answer.codes.map((code) => `\`${code}\`: ${ERROR_CODE_DESCRIPTIONS[code]}`).join('; '),
+    description:
+      answer.description ?? answer.codes.map((code) => `\`${code}\`: ${ERROR_CODE_DESCRIPTIONS[code]}`).join('; '),
     content: {
       'application/json': {
         schema: answer.schema ?? errorBodySchema,

@@ -47,7 +47,11 @@ export class RateLimits {
   ) {
     for (const [name, limit] of Object.entries(settings) as [RateLimitName, RateLimit | null][]) {
       if (!limit) continue;
-      const local = new RateLimiterMemory({ keyPrefix: `${RATE_LIMIT_KEY_PREFIX}:${name}`, points: limit.points, duration: limit.durationSeconds });
+      const local = new RateLimiterMemory({
+        keyPrefix: `${RATE_LIMIT_KEY_PREFIX}:${name}`,
+        points: limit.points,
+        duration: limit.durationSeconds,
+      });
       this.limiters.set(name, {
         local,
         shared: new RateLimiterRedis({

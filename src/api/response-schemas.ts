@@ -5,7 +5,13 @@
  */
 import { z } from 'zod';
 import { CONFIG_DEFAULTS } from '../config/index.js';
-import { BREAKER_STATES, DEPENDENCY_NAMES, SERVER_NAMES, type DependencyName, type ServerName } from '../infra/dependency-guard.js';
+import {
+  BREAKER_STATES,
+  DEPENDENCY_NAMES,
+  SERVER_NAMES,
+  type DependencyName,
+  type ServerName,
+} from '../infra/dependency-guard.js';
 import { INVARIANTS } from '../invariants/check.js';
 import {
   CANCEL_REASONS,
@@ -36,7 +42,8 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   NOT_FOUND: 'no such route; a dev route that is disabled',
   SKU_NOT_FOUND: 'no sale for that SKU',
   ORDER_NOT_FOUND: 'no such order',
-  METHOD_NOT_ALLOWED: 'a known path with a method it does not declare, any method (`PURGE`, `PROPFIND`, …); the `Allow` header lists the right ones',
+  METHOD_NOT_ALLOWED:
+    'a known path with a method it does not declare, any method (`PURGE`, `PROPFIND`, …); the `Allow` header lists the right ones',
   SALE_EXISTS: 'a sale for that SKU exists already',
   SOLD_OUT: 'no units left',
   SALE_NOT_ACTIVE: 'before `startsAt`, or from `endsAt` on (also after an admin closed the sale)',
@@ -46,7 +53,8 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   NOT_CANCELLABLE: 'the order is final, or a payment was accepted for it',
   IDEMPOTENCY_KEY_REUSED: 'the `Idempotency-Key` was first used for this SKU with another quantity',
   INTERNAL: 'a bug (logged with its stack trace and the request id)',
-  RATE_LIMITED: 'the shopper (checkout) or client IP (dev login, webhook) spent its budget; `Retry-After` says in how many seconds to retry',
+  RATE_LIMITED:
+    'the shopper (checkout) or client IP (dev login, webhook) spent its budget; `Retry-After` says in how many seconds to retry',
   ORDER_FAILED:
     'a waiting checkout (`Prefer: wait=N`) whose order failed to persist within the wait; `details` has `orderNo`, `status: "FAILED"`, `failureReason`, `statusUrl`; nothing stays reserved',
   UNAVAILABLE:
@@ -59,7 +67,9 @@ const ERROR_CODES = Object.keys(ERROR_CODE_DESCRIPTIONS) as [ErrorCode, ...Error
 
 const isoTime = z.iso.datetime({ offset: true });
 
-export const errorCodeSchema = z.enum(ERROR_CODES).meta({ id: 'ErrorCode', description: 'A stable error code; the message is for people.' });
+export const errorCodeSchema = z
+  .enum(ERROR_CODES)
+  .meta({ id: 'ErrorCode', description: 'A stable error code; the message is for people.' });
 
 /** Every error answer: `{ "error": { "code", "message", "details"? } }`. */
 export const errorBodySchema = z
@@ -121,7 +131,9 @@ export const orderReadSchema = orderSchema
 export const checkoutAcceptedSchema = z
   .object({
     orderNo: orderNoSchema,
-    status: orderStatusSchema.meta({ description: 'PENDING for a new order; a repeated Idempotency-Key answers its order as it is now.' }),
+    status: orderStatusSchema.meta({
+      description: 'PENDING for a new order; a repeated Idempotency-Key answers its order as it is now.',
+    }),
     statusUrl: z.string().meta({ description: 'Where to poll the order: /api/orders/{orderNo}.' }),
   })
   .meta({ id: 'CheckoutAccepted' });
@@ -134,7 +146,9 @@ export const checkoutPersistedSchema = orderSchema
 export const cancelAcceptedSchema = z
   .object({
     orderNo: orderNoSchema,
-    status: orderStatusSchema.meta({ description: 'The status when the cancel was accepted; poll the order to see it CANCELLED.' }),
+    status: orderStatusSchema.meta({
+      description: 'The status when the cancel was accepted; poll the order to see it CANCELLED.',
+    }),
     cancelRequested: z.literal(true),
   })
   .meta({ id: 'CancelAccepted' });
@@ -163,7 +177,12 @@ const healthChecksSchema = z
 const breakerStateSchema = z.enum(BREAKER_STATES);
 /** Each dependency's circuit breaker in this process (`workflows`: the order workflows answering, i.e. the worker). */
 const breakersSchema = z
-  .object(Object.fromEntries(DEPENDENCY_NAMES.map((name) => [name, breakerStateSchema])) as Record<DependencyName, typeof breakerStateSchema>)
+  .object(
+    Object.fromEntries(DEPENDENCY_NAMES.map((name) => [name, breakerStateSchema])) as Record<
+      DependencyName,
+      typeof breakerStateSchema
+    >,
+  )
   .meta({ id: 'Breakers' });
 
 /** How far each clock this process is compared with is from its own (the other minus this one), as last measured. */
@@ -172,7 +191,10 @@ const clocksSchema = z
     z.string(),
     z.object({
       offsetMs: z.number().int().meta({ description: "The other clock minus this process's, in ms." }),
-      uncertaintyMs: z.number().int().meta({ description: 'Half the round trip of the measurement: the offset is exact within this.' }),
+      uncertaintyMs: z
+        .number()
+        .int()
+        .meta({ description: 'Half the round trip of the measurement: the offset is exact within this.' }),
       measuredAt: z.string(),
     }),
   )
@@ -183,21 +205,38 @@ export const healthOkSchema = z
   .meta({ id: 'HealthOk' });
 /** A dependency down (with the checks and breakers), or draining after SIGTERM (without them). */
 export const healthDownSchema = errorBodySchema
-  .extend({ checks: healthChecksSchema.optional(), breakers: breakersSchema.optional(), clocks: clocksSchema.optional() })
+  .extend({
+    checks: healthChecksSchema.optional(),
+    breakers: breakersSchema.optional(),
+    clocks: clocksSchema.optional(),
+  })
   .meta({ id: 'HealthDown' });
 
 export const livenessSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Liveness' });
 
 const storedStatusFigures = z.object(
-  Object.fromEntries(STORED_ORDER_STATUSES.map((status) => [status, z.number().int()])) as Record<StoredOrderStatus, z.ZodNumber>,
+  Object.fromEntries(STORED_ORDER_STATUSES.map((status) => [status, z.number().int()])) as Record<
+    StoredOrderStatus,
+    z.ZodNumber
+  >,
 );
 
 /** GET /api/admin/sales/{sku}/stats. */
 export const saleStatsSchema = z
   .object({
     sku: skuSchema,
-    redis: z.object({ stock: z.number().int(), available: z.number().int(), reserved: z.number().int(), sold: z.number().int() }),
-    mysql: z.object({ stock: z.number().int(), available: z.number().int(), orders: storedStatusFigures, units: storedStatusFigures }),
+    redis: z.object({
+      stock: z.number().int(),
+      available: z.number().int(),
+      reserved: z.number().int(),
+      sold: z.number().int(),
+    }),
+    mysql: z.object({
+      stock: z.number().int(),
+      available: z.number().int(),
+      orders: storedStatusFigures,
+      units: storedStatusFigures,
+    }),
     runningWorkflows: z.number().int(),
     drift: z.object({ available: z.number().int(), reserved: z.number().int(), sold: z.number().int() }),
     invariants: z.object({ ok: z.boolean(), checks: z.record(z.enum(INVARIANTS), z.boolean()) }),
@@ -248,7 +287,8 @@ export const adminSaleSchema = z
   .meta({ id: 'AdminSale' });
 
 /** A keyset page: pass `nextCursor` back as `cursor` until it is null. */
-export const pageSchema = <T extends z.ZodType>(item: T, id: string) => z.object({ items: z.array(item), nextCursor: z.string().nullable() }).meta({ id });
+export const pageSchema = <T extends z.ZodType>(item: T, id: string) =>
+  z.object({ items: z.array(item), nextCursor: z.string().nullable() }).meta({ id });
 
 /** GET /api/dev/config: what the dashboard needs to link orders to the Web UI. */
 export const devConfigSchema = z

@@ -63,7 +63,9 @@ export interface RouteDoc<
   params?: P;
   /** Query parameters (admin lists: filters, cursor, limit). */
   query?: Q;
-  /** Request headers that matter (Idempotency-Key, Prefer, …), each checked on its own; auth headers come from `auth`. */
+  /**
+   * Request headers that matter (Idempotency-Key, Prefer, …), each checked on its own; auth headers come from `auth`.
+   */
   headers?: H;
   /** The JSON body's schema, from src/api/schemas.ts. */
   body?: B;
@@ -82,7 +84,9 @@ export interface RouteInput<P extends ObjectSchema, Q extends ObjectSchema, H ex
   params(): P extends z.ZodType ? z.output<P> | null : never;
   /** The query string; 400 INVALID_REQUEST when it does not match. */
   query(): Q extends z.ZodType ? z.output<Q> : never;
-  /** The declared headers (an absent one is undefined, an empty one ''); 400 INVALID_REQUEST when one does not match. */
+  /**
+   * The declared headers (an absent one is undefined, an empty one ''); 400 INVALID_REQUEST when one does not match.
+   */
   headers(): H extends z.ZodType ? z.output<H> : never;
   /** The JSON body; 400 INVALID_REQUEST when there is none or it does not match. */
   body(): B extends z.ZodType ? z.output<B> : never;
@@ -95,12 +99,16 @@ export type RouteHandler<P extends ObjectSchema, Q extends ObjectSchema, H exten
 
 const docsByRouter = new WeakMap<Router, RouteDoc[]>();
 
-/** Mounts `handler` at `doc.method doc.path` on `router`, with its input validated as `doc` declares, and records `doc` for the OpenAPI document. */
-export function route<P extends ObjectSchema = undefined, Q extends ObjectSchema = undefined, H extends ObjectSchema = undefined, B extends Schema = undefined>(
-  router: Router,
-  doc: RouteDoc<P, Q, H, B>,
-  handler: RouteHandler<P, Q, H, B>,
-): void {
+/**
+ * Mounts `handler` at `doc.method doc.path` on `router`, with its input validated as `doc` declares, and records `doc`
+ * for the OpenAPI document.
+ */
+export function route<
+  P extends ObjectSchema = undefined,
+  Q extends ObjectSchema = undefined,
+  H extends ObjectSchema = undefined,
+  B extends Schema = undefined,
+>(router: Router, doc: RouteDoc<P, Q, H, B>, handler: RouteHandler<P, Q, H, B>): void {
   router.register(doc.path, [doc.method.toUpperCase()], (ctx) => handler(ctx, inputOf(ctx, doc)));
   const docs = docsByRouter.get(router) ?? [];
   docs.push(doc);

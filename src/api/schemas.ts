@@ -58,9 +58,13 @@ export const createSaleSchema = z
     priceCents: z.number().int().min(0).max(100_000_000_00),
     stock: z.number().int().min(1).max(10_000_000),
     perUserLimit: z.number().int().min(1).max(MAX_QUANTITY_PER_ORDER),
-    startsAt: saleTime.optional().meta({ description: 'No start: open at once.', examples: ['2001-01-01T00:00:00Z', '2099-12-31T23:59:59.999-23:59'] }),
+    startsAt: saleTime.optional().meta({
+      description: 'No start: open at once.',
+      examples: ['2001-01-01T00:00:00Z', '2099-12-31T23:59:59.999-23:59'],
+    }),
     endsAt: saleTime.optional().meta({
-      description: 'No end: never closes. Must be in the future, and after startsAt when both are given (else 400 INVALID_REQUEST).',
+      description:
+        'No end: never closes. Must be in the future, and after startsAt when both are given (else 400 INVALID_REQUEST).',
       examples: ['2099-12-31T23:59:59Z'],
     }),
   })
@@ -68,7 +72,10 @@ export const createSaleSchema = z
     message: 'endsAt must be after startsAt',
     path: ['endsAt'],
   })
-  .refine((sale) => !sale.endsAt || Date.parse(sale.endsAt) > Date.now(), { message: 'endsAt is in the past: the sale would never open', path: ['endsAt'] });
+  .refine((sale) => !sale.endsAt || Date.parse(sale.endsAt) > Date.now(), {
+    message: 'endsAt is in the past: the sale would never open',
+    path: ['endsAt'],
+  });
 
 const USER_ID_RULE = 'userId: 1-64 letters, digits or _.:@-';
 export const devLoginSchema = z.strictObject({
@@ -86,7 +93,9 @@ export const checkoutSchema = z.strictObject({
 });
 
 const IDEMPOTENCY_KEY_RULE = 'Idempotency-Key: 1-64 printable ASCII characters';
-/** Absent: a new purchase; present, even empty, it must be a key (an unset variable must not silently lose idempotency). */
+/**
+ * Absent: a new purchase; present, even empty, it must be a key (an unset variable must not silently lose idempotency).
+ */
 export const idempotencyKeySchema = z
   .string()
   .min(1, IDEMPOTENCY_KEY_RULE)
@@ -97,13 +106,16 @@ export const idempotencyKeySchema = z
 
 export const checkoutHeadersSchema = z.object({
   'Idempotency-Key': idempotencyKeySchema,
-  Prefer: z
-    .string()
-    .optional()
-    .meta({ description: 'RFC 7240 `wait=N`: hold the answer up to N seconds (at most CHECKOUT_MAX_WAIT) until the order is persisted or failed' }),
+  Prefer: z.string().optional().meta({
+    description:
+      'RFC 7240 `wait=N`: hold the answer up to N seconds (at most CHECKOUT_MAX_WAIT) until the order is persisted or failed',
+  }),
 });
 
-/** The webhook's signature, declared as a header; checked (INVALID_SIGNATURE) by verifyWebhookSignature (src/order/payments.ts) with the same pattern. */
+/**
+ * The webhook's signature, declared as a header; checked (INVALID_SIGNATURE) by verifyWebhookSignature
+ * (src/order/payments.ts) with the same pattern.
+ */
 export const paymentSignatureHeadersSchema = z.object({
   'Payment-Signature': z
     .string()
@@ -126,7 +138,8 @@ export const paymentWebhookSchema = z.strictObject({
     .max(128, EVENT_ID_RULE)
     .regex(/^[A-Za-z0-9_.:-]+$/, EVENT_ID_RULE)
     .meta({
-      description: "The payment's identity: sent again it answers DUPLICATE; sent again for another orderNo, 400 INVALID_REQUEST.",
+      description:
+        "The payment's identity: sent again it answers DUPLICATE; sent again for another orderNo, 400 INVALID_REQUEST.",
       examples: ['evt_01ARZ3NDEKTSV4RRFFQ69G5FAV'],
     }),
   type: z.literal('payment.succeeded'),
@@ -158,7 +171,9 @@ function queryInteger(name: string, min: number, max: number) {
     });
 }
 
-/** `integer` with `value` when absent, declared as its default (which zod leaves out of a transformed input's schema). */
+/**
+ * `integer` with `value` when absent, declared as its default (which zod leaves out of a transformed input's schema).
+ */
 function withDefault(integer: ReturnType<typeof queryInteger>, value: number) {
   return integer.default(value).meta({ override: ({ jsonSchema }) => Object.assign(jsonSchema, { default: value }) });
 }
@@ -201,7 +216,10 @@ export const adminPaymentsQuerySchema = z.object({
   limit: pageLimit,
 });
 
-export const adminSalesQuerySchema = z.object({ cursor: pageCursor(CURSOR_POSITIONS.sales, ['2026-11-23T17:12:00.000Z', 'TSHIRT-1']), limit: pageLimit });
+export const adminSalesQuerySchema = z.object({
+  cursor: pageCursor(CURSOR_POSITIONS.sales, ['2026-11-23T17:12:00.000Z', 'TSHIRT-1']),
+  limit: pageLimit,
+});
 
 /** The longest long-poll of GET /api/orders/:orderNo?waitForChange= (below proxies' 30-60 s idle timeouts). */
 export const MAX_STATUS_WAIT_SECONDS = 25;
@@ -213,10 +231,12 @@ export const DEFAULT_STATUS_WAIT_SECONDS = 20;
  * is what OpenAPI cannot declare, and a read that answers at once harms no one (docs/api.md).
  */
 export const orderWaitQuerySchema = z.object({
-  waitForChange: orderStatusSchema
-    .optional()
-    .meta({ description: 'Long-poll: answer as soon as the status differs from this one (at once if it already does)' }),
+  waitForChange: orderStatusSchema.optional().meta({
+    description: 'Long-poll: answer as soon as the status differs from this one (at once if it already does)',
+  }),
   timeoutSeconds: queryInteger('timeoutSeconds', 1, MAX_STATUS_WAIT_SECONDS)
     .optional()
-    .meta({ description: `With waitForChange: the longest wait in whole seconds (default ${DEFAULT_STATUS_WAIT_SECONDS}); without it, ignored` }),
+    .meta({
+      description: `With waitForChange: the longest wait in whole seconds (default ${DEFAULT_STATUS_WAIT_SECONDS}); without it, ignored`,
+    }),
 });

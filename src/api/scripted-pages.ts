@@ -28,7 +28,8 @@ export async function finishedPage(publicDir: string, page: ScriptedPage): Promi
   const html = readFileSync(join(publicDir, page), 'utf8');
   if (!html.includes(scriptTag)) return html;
   const bundled = await bundleScript(join(publicDir, script));
-  if (bundled.style && !html.includes(styleTag)) throw new Error(`${join(publicDir, page)} names its script but not ${styleTag}, for the styles it imports`);
+  if (bundled.style && !html.includes(styleTag))
+    throw new Error(`${join(publicDir, page)} names its script but not ${styleTag}, for the styles it imports`);
   return html
     .replace(styleTag, () => (bundled.style ? `<style>\n${bundled.style}</style>` : ''))
     .replace(scriptTag, () => `<script>\n${bundled.script}</script>`);
@@ -47,17 +48,28 @@ export function pageRoute(
 ): void {
   let finished: Promise<string> | undefined;
   const { answer, ...operation } = doc;
-  route(router, { method: 'get', ...operation, responses: { 200: { description: answer, contentType: 'text/html', schema: z.string() } } }, async (ctx) => {
-    finished ??= finishedPage(publicDir, page).catch((err: unknown) => {
-      finished = undefined;
-      throw err;
-    });
-    ctx.type = 'html';
-    ctx.body = await finished;
-  });
+  route(
+    router,
+    {
+      method: 'get',
+      ...operation,
+      responses: { 200: { description: answer, contentType: 'text/html', schema: z.string() } },
+    },
+    async (ctx) => {
+      finished ??= finishedPage(publicDir, page).catch((err: unknown) => {
+        finished = undefined;
+        throw err;
+      });
+      ctx.type = 'html';
+      ctx.body = await finished;
+    },
+  );
 }
 
-/** A page's script and what it imports (the dashboard's: the order's vocabulary, uPlot) as one browser script, and the CSS it imports as one stylesheet. */
+/**
+ * A page's script and what it imports (the dashboard's: the order's vocabulary, uPlot) as one browser script, and the
+ * CSS it imports as one stylesheet.
+ */
 async function bundleScript(entry: string): Promise<{ script: string; style: string }> {
   const { build } = await import('esbuild');
   const result = await build({

@@ -28,7 +28,11 @@ export interface StartApiOptions {
   logger?: Logger;
 }
 
-export async function startApi(config: AppConfig, port = config.port, options: StartApiOptions = {}): Promise<RunningApi> {
+export async function startApi(
+  config: AppConfig,
+  port = config.port,
+  options: StartApiOptions = {},
+): Promise<RunningApi> {
   const logger = options.logger ?? createLogger(config, 'api');
   // Every command of the API's requests goes through the Redis guard (REDIS_TIMEOUT, src/api/guards.ts),
   // whose deadline lets an answer that already arrived win over a late timer. The client's own
@@ -52,7 +56,10 @@ export async function startApi(config: AppConfig, port = config.port, options: S
     () => clock.offsets(),
   );
   // One subscription for the caches that notifications keep safe: the sold-out flag, the status cache.
-  const channels = { [STOCK_RETURNED_CHANNEL]: parts.soldOut.listener(), [ORDER_CHANGED_CHANNEL]: statusReader.listener() };
+  const channels = {
+    [STOCK_RETURNED_CHANNEL]: parts.soldOut.listener(),
+    [ORDER_CHANGED_CHANNEL]: statusReader.listener(),
+  };
   const subscriber = subscribeChannels(redis, channels, logger);
   // The owner of recorded payments: retries what the webhook could not deliver, sweeps what a
   // process that died left RECEIVED (docs/fault-tolerance.md, "A payment's path").
@@ -83,7 +90,13 @@ export async function startApi(config: AppConfig, port = config.port, options: S
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await payments.stop();
       server.closeAllConnections();
-      await Promise.allSettled([subscriber.quit(), redis.quit(), replicaAcks?.close(), store.close(), temporal.connection.close()]);
+      await Promise.allSettled([
+        subscriber.quit(),
+        redis.quit(),
+        replicaAcks?.close(),
+        store.close(),
+        temporal.connection.close(),
+      ]);
     },
   };
 }

@@ -40,7 +40,13 @@ export function soldOutDoor(app: RequestHandler, deps: SoldOutDoorDeps): Request
   return async (req, res) => {
     const startedAt = metrics.now();
     // HTTP/2 requests (none today: the API listens on HTTP/1.1) are the app's alone.
-    if (!checkout.anySoldOut || !(req instanceof IncomingMessage) || !(res instanceof ServerResponse) || !isPlainCheckout(req)) return app(req, res);
+    if (
+      !checkout.anySoldOut ||
+      !(req instanceof IncomingMessage) ||
+      !(res instanceof ServerResponse) ||
+      !isPlainCheckout(req)
+    )
+      return app(req, res);
     let parsed: unknown;
     try {
       ({ parsed } = await readJsonBody(req));

@@ -49,7 +49,10 @@ const rateLimitString = z
     const points = Number(match?.[1]);
     const durationMs = match?.[2] ? ms(match[2] as Parameters<typeof ms>[0]) : NaN;
     if (!match || points < 1 || !Number.isFinite(durationMs) || durationMs < 1_000 || durationMs % 1_000 !== 0) {
-      ctx.addIssue({ code: 'custom', message: 'must be "<requests>/<duration>" such as "10/10s" or "20/1m" (whole seconds), or "0"/"off"' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must be "<requests>/<duration>" such as "10/10s" or "20/1m" (whole seconds), or "0"/"off"',
+      });
       return z.NEVER;
     }
     return { points, durationSeconds: durationMs / 1_000 };
@@ -133,7 +136,8 @@ const envSchema = z.object({
   REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16),
   /** How long an AWAITING_PAYMENT order's status may be served from memory (ms); 0: no cache. */
   STATUS_CACHE_MS: z.coerce.number().int().min(0).max(60_000),
-  // The same bound while the API's Redis subscription to order changes is live (OrderChangeNotifier, src/order/reads.ts).
+  // The same bound while the API's Redis subscription to order changes is live (OrderChangeNotifier,
+  // src/order/reads.ts).
   STATUS_CACHE_NOTIFIED_MS: z.coerce.number().int().min(0).max(1_800_000),
   STATUS_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000),
   /** Concurrent long-polls (GET /api/orders/:orderNo?waitForChange=) per API process. */
@@ -150,11 +154,20 @@ const envSchema = z.object({
   /** …while the dependency has answered no call successfully for this long (a hung one, not a busy one). */
   BREAKER_NO_SUCCESS_FOR: optionalDurationString,
   BREAKER_HALF_OPEN_AFTER: durationString,
-  /** Workflow starts one API process sends to Temporal at once at most (the pacing adapts below it); more wait for a slot. */
+  /**
+   * Workflow starts one API process sends to Temporal at once at most (the pacing adapts below it); more wait for a
+   * slot.
+   */
   MAX_CONCURRENT_STARTS: z.coerce.number().int().min(1).max(10_000),
-  /** How long a checkout waits for its own workflow start; what it did not start, the starter starts (the answer is 202 either way). */
+  /**
+   * How long a checkout waits for its own workflow start; what it did not start, the starter starts (the answer is 202
+   * either way).
+   */
   CHECKOUT_START_BUDGET: durationString,
-  /** How far the API's and Redis's clocks may differ: kept back from a reserve's cutoff; the API is unready past half of it. */
+  /**
+   * How far the API's and Redis's clocks may differ: kept back from a reserve's cutoff; the API is unready past half of
+   * it.
+   */
   CLOCK_SKEW_MARGIN: durationString,
   /** Requests one API process works on at once; beyond it, 503 at once (long-polls have their own bound). */
   MAX_IN_FLIGHT_REQUESTS: z.coerce.number().int().min(0).max(1_000_000),
@@ -165,8 +178,16 @@ export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
 type ConfigVariable = keyof typeof envSchema.shape;
 
-/** The variables without a default, which a deployment may leave empty (unset): the managed-Temporal credentials, the Web UI. */
-const WITHOUT_DEFAULT = ['TEMPORAL_API_KEY', 'TEMPORAL_TLS_CERT_PATH', 'TEMPORAL_TLS_KEY_PATH', 'TEMPORAL_UI_URL'] as const satisfies readonly ConfigVariable[];
+/**
+ * The variables without a default, which a deployment may leave empty (unset): the managed-Temporal credentials, the
+ * Web UI.
+ */
+const WITHOUT_DEFAULT = [
+  'TEMPORAL_API_KEY',
+  'TEMPORAL_TLS_CERT_PATH',
+  'TEMPORAL_TLS_KEY_PATH',
+  'TEMPORAL_UI_URL',
+] as const satisfies readonly ConfigVariable[];
 export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = WITHOUT_DEFAULT;
 
 /**
@@ -282,7 +303,10 @@ export interface AppConfig {
   redisCluster: boolean;
   /** REDIS_WAIT_REPLICAS: 0, or the replicas a promise must be on before a 202 its start did not cover. */
   redisWaitReplicas: number;
-  /** Order status reads (OrderStatusReader, src/order/reads.ts): cache age of AWAITING_PAYMENT (0: off), size, long-poll bound. */
+  /**
+   * Order status reads (OrderStatusReader, src/order/reads.ts): cache age of AWAITING_PAYMENT (0: off), size, long-poll
+   * bound.
+   */
   statusCacheMs: number;
   /** AWAITING_PAYMENT answers kept this long while order-change notifications are live (>= statusCacheMs). */
   statusCacheNotifiedMs: number;
@@ -290,7 +314,10 @@ export interface AppConfig {
   statusLongPollMaxWaiters: number;
   /** Bounds of the API's answers and of each dependency call on a request path (ms). */
   deadlines: { checkoutMs: number; readMs: number; writeMs: number; redisMs: number; mysqlMs: number };
-  /** Circuit breakers per dependency: consecutive failures that open one (with no success for noSuccessForMs), and when it probes again. */
+  /**
+   * Circuit breakers per dependency: consecutive failures that open one (with no success for noSuccessForMs), and when
+   * it probes again.
+   */
   breaker: { failureThreshold: number; noSuccessForMs: number; halfOpenAfterMs: number };
   /** Requests in flight per API process before it sheds (0: no bound). */
   maxInFlightRequests: number;
@@ -304,7 +331,10 @@ export interface AppConfig {
 
 export class ConfigError extends Error {}
 
-/** Reads the configuration from `env`; throws a ConfigError naming every bad variable, or every broken relation between deadlines. */
+/**
+ * Reads the configuration from `env`; throws a ConfigError naming every bad variable, or every broken relation between
+ * deadlines.
+ */
 export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
   // Empty strings mean "not set", as they do for most twelve-factor services.
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
@@ -315,7 +345,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   if (Boolean(e.TEMPORAL_TLS_CERT_PATH) !== Boolean(e.TEMPORAL_TLS_KEY_PATH)) {
-    throw new ConfigError('Invalid configuration:\n  TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH go together: set both (mTLS) or neither');
+    throw new ConfigError(
+      'Invalid configuration:\n  TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH go together: set both (mTLS) or neither',
+    );
   }
   if (e.NODE_ENV === 'production') refuseDevSettings(e);
   const config: AppConfig = {
@@ -326,7 +358,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       tls: e.TEMPORAL_TLS || Boolean(e.TEMPORAL_API_KEY) || Boolean(e.TEMPORAL_TLS_CERT_PATH),
       ...(e.TEMPORAL_API_KEY ? { apiKey: e.TEMPORAL_API_KEY } : {}),
-      ...(e.TEMPORAL_TLS_CERT_PATH && e.TEMPORAL_TLS_KEY_PATH ? { clientCertPath: e.TEMPORAL_TLS_CERT_PATH, clientKeyPath: e.TEMPORAL_TLS_KEY_PATH } : {}),
+      ...(e.TEMPORAL_TLS_CERT_PATH && e.TEMPORAL_TLS_KEY_PATH
+        ? { clientCertPath: e.TEMPORAL_TLS_CERT_PATH, clientKeyPath: e.TEMPORAL_TLS_KEY_PATH }
+        : {}),
     },
     redisUrl: e.REDIS_URL,
     mysqlUrl: e.MYSQL_URL,
@@ -378,7 +412,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     clockSkewMarginMs: durationToMs(e.CLOCK_SKEW_MARGIN),
   };
   const problems = deadlineRelationProblems(config);
-  if (problems.length > 0) throw new ConfigError(`Refusing to start with deadlines that do not fit together:\n  ${problems.join('\n  ')}`);
+  if (problems.length > 0)
+    throw new ConfigError(`Refusing to start with deadlines that do not fit together:\n  ${problems.join('\n  ')}`);
   return config;
 }
 
@@ -402,7 +437,10 @@ const showMs = (value: number) => (value % 1_000 === 0 ? `${value / 1_000}s` : `
  *    applies it (0: no waiting checkout).
  */
 export function deadlineRelationProblems(
-  config: Pick<AppConfig, 'deadlines' | 'reservationGraceMs' | 'checkoutMaxWaitSeconds' | 'checkoutStartBudgetMs' | 'clockSkewMarginMs'>,
+  config: Pick<
+    AppConfig,
+    'deadlines' | 'reservationGraceMs' | 'checkoutMaxWaitSeconds' | 'checkoutStartBudgetMs' | 'clockSkewMarginMs'
+  >,
 ): string[] {
   const { checkoutMs, redisMs } = config.deadlines;
   const problems: string[] = [];
@@ -431,5 +469,6 @@ function refuseDevSettings(e: z.infer<typeof envSchema>): void {
     .filter((name) => e[name] === DEV_SECRETS[name])
     .map((name) => `${name}: is the development default; set a secret of your own`);
   if (e.AUTH_DEV_LOGIN) problems.push('AUTH_DEV_LOGIN: must be false (anyone could log in as any shopper)');
-  if (problems.length > 0) throw new ConfigError(`Refusing to start with NODE_ENV=production:\n  ${problems.join('\n  ')}`);
+  if (problems.length > 0)
+    throw new ConfigError(`Refusing to start with NODE_ENV=production:\n  ${problems.join('\n  ')}`);
 }

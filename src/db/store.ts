@@ -62,7 +62,10 @@ export interface OrderRow {
 }
 
 /** The columns an order row is written with; the others follow from them or from later changes. */
-export type NewOrder = Pick<OrderRow, 'orderNo' | 'sku' | 'userId' | 'quantity' | 'unitPriceCents' | 'paymentDeadline' | 'createdAt'> & {
+export type NewOrder = Pick<
+  OrderRow,
+  'orderNo' | 'sku' | 'userId' | 'quantity' | 'unitPriceCents' | 'paymentDeadline' | 'createdAt'
+> & {
   idempotencyKey?: string;
   /**
    * The payment deadline counts from when the row is written, by MySQL's clock: NOW() + this
@@ -72,7 +75,10 @@ export type NewOrder = Pick<OrderRow, 'orderNo' | 'sku' | 'userId' | 'quantity' 
 };
 
 export type InsertOrderResult =
-  /** The row's payment deadline as written (see NewOrder.paymentWindowMs); for ALREADY_PERSISTED, an earlier attempt wrote it. */
+  /**
+   * The row's payment deadline as written (see NewOrder.paymentWindowMs); for ALREADY_PERSISTED, an earlier attempt
+   * wrote it.
+   */
   | { outcome: 'INSERTED' | 'ALREADY_PERSISTED'; paymentDeadline: Date }
   | { outcome: 'SALE_NOT_FOUND' }
   | { outcome: 'OUT_OF_STOCK'; available: number }
@@ -139,7 +145,11 @@ export interface SalePosition {
  * it throws. `readCommitted`: the transaction locks only the rows it reads (no gap locks) and each
  * read sees what is committed, for transactions that serialise on one row's lock.
  */
-export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>, options: { readCommitted?: boolean } = {}): Promise<T> {
+export async function inTransaction<T>(
+  pool: Pool,
+  work: (conn: PoolConnection) => Promise<T>,
+  options: { readCommitted?: boolean } = {},
+): Promise<T> {
   const conn = await pool.getConnection();
   try {
     if (options.readCommitted) await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
@@ -179,16 +189,10 @@ export class Store {
   async createSale(sale: SaleRecord, alsoElsewhere: () => Promise<boolean>): Promise<boolean> {
     try {
       return await inTransaction(this.pool, async (conn) => {
-        await conn.query(`INSERT INTO sales (sku, name, price_cents, stock, available, per_user_limit, starts_at, ends_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, [
-          sale.sku,
-          sale.name,
-          sale.priceCents,
-          sale.stock,
-          sale.stock,
-          sale.perUserLimit,
-          sale.startsAt,
-          sale.endsAt,
-        ]);
+        await conn.query(
+          `INSERT INTO sales (sku, name, price_cents, stock, available, per_user_limit, starts_at, ends_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          [sale.sku, sale.name, sale.priceCents, sale.stock, sale.stock, sale.perUserLimit, sale.startsAt, sale.endsAt],
+        );
         if (!(await alsoElsewhere())) throw new SaleExistsElsewhere();
         return true;
       });
@@ -213,7 +217,11 @@ export class Store {
    * is no such sale.
    */
   async closeSale(sku: string, endsAt: Date): Promise<Date | null | undefined> {
-    await this.pool.query('UPDATE sales SET ends_at = ? WHERE sku = ? AND (ends_at IS NULL OR ends_at > ?)', [endsAt, sku, endsAt]);
+    await this.pool.query('UPDATE sales SET ends_at = ? WHERE sku = ? AND (ends_at IS NULL OR ends_at > ?)', [
+      endsAt,
+      sku,
+      endsAt,
+    ]);
     const [rows] = await this.pool.query<RowDataPacket[]>('SELECT ends_at FROM sales WHERE sku = ?', [sku]);
     return rows[0] ? ((rows[0].ends_at as Date | null) ?? null) : undefined;
   }
@@ -226,7 +234,10 @@ export class Store {
           `SELECT ${columns} FROM sales WHERE created_at < ? OR (created_at = ? AND sku < ?) ORDER BY created_at DESC, sku DESC LIMIT ?`,
           [before.createdAt, before.createdAt, before.sku, limit],
         )
-      : await this.pool.query<RowDataPacket[]>(`SELECT ${columns} FROM sales ORDER BY created_at DESC, sku DESC LIMIT ?`, [limit]);
+      : await this.pool.query<RowDataPacket[]>(
+          `SELECT ${columns} FROM sales ORDER BY created_at DESC, sku DESC LIMIT ?`,
+          [limit],
+        );
     return rows.map(toSaleRow);
   }
 
@@ -264,18 +275,22 @@ export class Store {
       result = await inTransaction(this.pool, async (conn): Promise<InsertOrderResult> => {
         // Every insert of a SKU takes its sales row first, so they queue instead of deadlocking.
         // The guard in WHERE (and the table's CHECK) makes MySQL refuse to sell what it lacks.
-        const [taken] = await conn.query<ResultSetHeader>('UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?', [
-          order.quantity,
-          order.sku,
-          order.quantity,
-        ]);
+        const [taken] = await conn.query<ResultSetHeader>(
+          'UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?',
+          [order.quantity, order.sku, order.quantity],
+        );
         if (taken.affectedRows !== 1) {
           const [sale] = await conn.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [order.sku]);
-          return sale[0] ? { outcome: 'OUT_OF_STOCK', available: Number(sale[0].available) } : { outcome: 'SALE_NOT_FOUND' };
+          return sale[0]
+            ? { outcome: 'OUT_OF_STOCK', available: Number(sale[0].available) }
+            : { outcome: 'SALE_NOT_FOUND' };
         }
         await insertOrderRow(conn, order, 'AWAITING_PAYMENT', null);
         if (order.paymentWindowMs === undefined) return { outcome: 'INSERTED', paymentDeadline: order.paymentDeadline };
-        const [[written]] = await conn.query<RowDataPacket[]>('SELECT payment_deadline FROM orders WHERE order_no = ?', [order.orderNo]);
+        const [[written]] = await conn.query<RowDataPacket[]>(
+          'SELECT payment_deadline FROM orders WHERE order_no = ?',
+          [order.orderNo],
+        );
         return { outcome: 'INSERTED', paymentDeadline: written?.payment_deadline as Date };
       });
     } catch (err) {
@@ -292,16 +307,21 @@ export class Store {
     return result;
   }
 
-  /** An earlier attempt's row answers for this one only if it is the same order and was persisted (not ended without it). */
+  /**
+   * An earlier attempt's row answers for this one only if it is the same order and was persisted (not ended without
+   * it).
+   */
   private async existingOrderMatches(order: NewOrder): Promise<InsertOrderResult | null> {
-    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT sku, user_id, status, failure_reason, payment_deadline FROM orders WHERE order_no = ?', [
-      order.orderNo,
-    ]);
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT sku, user_id, status, failure_reason, payment_deadline FROM orders WHERE order_no = ?',
+      [order.orderNo],
+    );
     const row = rows[0];
     if (!row) return null;
     if (row.sku !== order.sku || row.user_id !== order.userId) return { outcome: 'CONFLICT' };
     const status = row.status as StoredOrderStatus;
-    if (status === 'FAILED' || status === 'CANCELLED') return { outcome: 'CLOSED', status, failureReason: (row.failure_reason as string | null) ?? null };
+    if (status === 'FAILED' || status === 'CANCELLED')
+      return { outcome: 'CLOSED', status, failureReason: (row.failure_reason as string | null) ?? null };
     return { outcome: 'ALREADY_PERSISTED', paymentDeadline: row.payment_deadline as Date };
   }
 
@@ -312,7 +332,9 @@ export class Store {
    */
   async insertFailedOrder(order: NewOrder, reason: string): Promise<StoredOrderStatus> {
     await insertOrderRow(this.pool, order, 'FAILED', reason.slice(0, 255), true);
-    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ?', [order.orderNo]);
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ?', [
+      order.orderNo,
+    ]);
     return rows[0]?.status as StoredOrderStatus;
   }
 
@@ -325,14 +347,20 @@ export class Store {
   async failOrder(order: NewOrder, reason: string): Promise<void> {
     const failureReason = reason.slice(0, 255);
     await inTransaction(this.pool, async (conn) => {
-      const [rows] = await conn.query<RowDataPacket[]>('SELECT sku, quantity, status FROM orders WHERE order_no = ? FOR UPDATE', [order.orderNo]);
+      const [rows] = await conn.query<RowDataPacket[]>(
+        'SELECT sku, quantity, status FROM orders WHERE order_no = ? FOR UPDATE',
+        [order.orderNo],
+      );
       const row = rows[0];
       if (!row) {
         await insertOrderRow(conn, order, 'FAILED', failureReason, true);
         return;
       }
       if (row.status !== 'AWAITING_PAYMENT') return;
-      await conn.query(`UPDATE orders SET status = 'FAILED', failure_reason = ? WHERE order_no = ?`, [failureReason, order.orderNo]);
+      await conn.query(`UPDATE orders SET status = 'FAILED', failure_reason = ? WHERE order_no = ?`, [
+        failureReason,
+        order.orderNo,
+      ]);
       await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
     });
   }
@@ -340,7 +368,10 @@ export class Store {
   /** AWAITING_PAYMENT → PAID, and the payment recorded as applied, in one transaction. */
   async markPaid(payment: { orderNo: string; eventId: string; amountCents: number; paidAt: Date }): Promise<void> {
     await inTransaction(this.pool, async (conn) => {
-      await conn.query(`UPDATE orders SET status = 'PAID', paid_at = ? WHERE order_no = ? AND status = 'AWAITING_PAYMENT'`, [payment.paidAt, payment.orderNo]);
+      await conn.query(
+        `UPDATE orders SET status = 'PAID', paid_at = ? WHERE order_no = ? AND status = 'AWAITING_PAYMENT'`,
+        [payment.paidAt, payment.orderNo],
+      );
       await conn.query(
         `INSERT INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'APPLIED')
          ON DUPLICATE KEY UPDATE outcome = 'APPLIED', refund_reason = NULL`,
@@ -358,7 +389,11 @@ export class Store {
    * (NOT_DUE), so a payment stamped at or before the deadline is always seen. Idempotent: a retry
    * after a lost commit finds the order CANCELLED.
    */
-  async cancelUnpaidOrder(cancel: { orderNo: string; reason: CancelReason; cancelledAt: Date }): Promise<CancelUnpaidResult> {
+  async cancelUnpaidOrder(cancel: {
+    orderNo: string;
+    reason: CancelReason;
+    cancelledAt: Date;
+  }): Promise<CancelUnpaidResult> {
     return inTransaction(
       this.pool,
       async (conn): Promise<CancelUnpaidResult> => {
@@ -370,7 +405,9 @@ export class Store {
         if (order?.status === 'CANCELLED') return { outcome: 'CANCELLED' };
         if (order?.status !== 'AWAITING_PAYMENT') return { outcome: 'NOT_AWAITING_PAYMENT' };
         // Read after the lock is held: a payment recorded from now on is stamped later than this.
-        const [[clock]] = await conn.query<RowDataPacket[]>('SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), ?) AS dueInUs', [order.payment_deadline]);
+        const [[clock]] = await conn.query<RowDataPacket[]>('SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), ?) AS dueInUs', [
+          order.payment_deadline,
+        ]);
         const dueInMs = Math.ceil(Number(clock?.dueInUs ?? 0) / 1_000);
         if (cancel.reason === 'PAYMENT_TIMEOUT' && dueInMs >= 0) return { outcome: 'NOT_DUE', dueInMs: dueInMs + 1 };
         const [paid] = await conn.query<RowDataPacket[]>(
@@ -383,14 +420,17 @@ export class Store {
         if (payment) {
           return {
             outcome: 'PAID_IN_TIME',
-            payment: { eventId: String(payment.event_id), amountCents: Number(payment.amount_cents), receivedAt: payment.received_at as Date },
+            payment: {
+              eventId: String(payment.event_id),
+              amountCents: Number(payment.amount_cents),
+              receivedAt: payment.received_at as Date,
+            },
           };
         }
-        await conn.query(`UPDATE orders SET status = 'CANCELLED', cancel_reason = ?, cancelled_at = ? WHERE order_no = ?`, [
-          cancel.reason,
-          cancel.cancelledAt,
-          cancel.orderNo,
-        ]);
+        await conn.query(
+          `UPDATE orders SET status = 'CANCELLED', cancel_reason = ?, cancelled_at = ? WHERE order_no = ?`,
+          [cancel.reason, cancel.cancelledAt, cancel.orderNo],
+        );
         await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [order.quantity, order.sku]);
         return { outcome: 'CANCELLED' };
       },
@@ -426,7 +466,10 @@ export class Store {
 
   /** One page of sale SKUs after `afterSku`, in SKU order. */
   async saleSkusPage(afterSku: string, limit: number): Promise<string[]> {
-    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT sku FROM sales WHERE sku > ? ORDER BY sku LIMIT ?', [afterSku, limit]);
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT sku FROM sales WHERE sku > ? ORDER BY sku LIMIT ?', [
+      afterSku,
+      limit,
+    ]);
     return rows.map((row) => String(row.sku));
   }
 
@@ -435,7 +478,12 @@ export class Store {
    * order number (which starts with its creation time), optionally of one status, before
    * `beforeOrderNo` when given.
    */
-  async ordersPage(query: { sku: string; status?: StoredOrderStatus; beforeOrderNo?: string; limit: number }): Promise<OrderRow[]> {
+  async ordersPage(query: {
+    sku: string;
+    status?: StoredOrderStatus;
+    beforeOrderNo?: string;
+    limit: number;
+  }): Promise<OrderRow[]> {
     const where = ['sku = ?'];
     const params: unknown[] = [query.sku];
     if (query.status) {
@@ -446,31 +494,38 @@ export class Store {
       where.push('order_no < ?');
       params.push(query.beforeOrderNo);
     }
-    const [rows] = await this.pool.query<RowDataPacket[]>(`SELECT * FROM orders WHERE ${where.join(' AND ')} ORDER BY order_no DESC LIMIT ?`, [
-      ...params,
-      query.limit,
-    ]);
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT * FROM orders WHERE ${where.join(' AND ')} ORDER BY order_no DESC LIMIT ?`,
+      [...params, query.limit],
+    );
     return rows.map(toOrderRow);
   }
 
   /** How many orders of a SKU are in each stored status. */
   async orderCountsByStatus(sku: string): Promise<Record<StoredOrderStatus, number>> {
-    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT status, COUNT(*) AS n FROM orders WHERE sku = ? GROUP BY status', [sku]);
-    return Object.fromEntries(STORED_ORDER_STATUSES.map((status) => [status, Number(rows.find((r) => r.status === status)?.n ?? 0)])) as Record<
-      StoredOrderStatus,
-      number
-    >;
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT status, COUNT(*) AS n FROM orders WHERE sku = ? GROUP BY status',
+      [sku],
+    );
+    return Object.fromEntries(
+      STORED_ORDER_STATUSES.map((status) => [status, Number(rows.find((r) => r.status === status)?.n ?? 0)]),
+    ) as Record<StoredOrderStatus, number>;
   }
 
   /** How many of a SKU's orders are in `status`. */
   async countOrders(sku: string, status: StoredOrderStatus): Promise<number> {
-    const [[row]] = await this.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM orders WHERE sku = ? AND status = ?', [sku, status]);
+    const [[row]] = await this.pool.query<RowDataPacket[]>(
+      'SELECT COUNT(*) AS n FROM orders WHERE sku = ? AND status = ?',
+      [sku, status],
+    );
     return Number(row?.n ?? 0);
   }
 
   /** Order number → creation time of every order of a SKU. */
   async orderCreationTimes(sku: string): Promise<Map<string, Date>> {
-    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT order_no, created_at FROM orders WHERE sku = ?', [sku]);
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT order_no, created_at FROM orders WHERE sku = ?', [
+      sku,
+    ]);
     return new Map(rows.map((r) => [String(r.order_no), r.created_at as Date]));
   }
 
@@ -487,12 +542,13 @@ export class Store {
       this.pool,
       async (conn) => {
         await conn.query('SELECT order_no FROM orders WHERE order_no = ? LOCK IN SHARE MODE', [event.orderNo]);
-        await conn.query(`INSERT IGNORE INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'RECEIVED')`, [
+        await conn.query(
+          `INSERT IGNORE INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'RECEIVED')`,
+          [event.eventId, event.orderNo, event.amountCents],
+        );
+        const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`, [
           event.eventId,
-          event.orderNo,
-          event.amountCents,
         ]);
-        const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`, [event.eventId]);
         const row = rows[0];
         if (!row) throw new Error(`payment ${event.eventId} vanished after it was recorded`);
         return toPaymentRow(row);
@@ -505,12 +561,18 @@ export class Store {
    * Settles a payment still RECEIVED with the API's view of its outcome; one the workflow has
    * already recorded is left as the workflow wrote it.
    */
-  async settleReceivedPayment(eventId: string, verdict: { outcome: PaymentOutcome; refundReason?: RefundReason }): Promise<void> {
-    await this.pool.query(`UPDATE payments SET outcome = ?, refund_reason = ? WHERE event_id = ? AND outcome = 'RECEIVED'`, [
-      verdict.outcome,
-      verdict.outcome === 'REFUND_REQUIRED' ? (verdict.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') : null,
-      eventId,
-    ]);
+  async settleReceivedPayment(
+    eventId: string,
+    verdict: { outcome: PaymentOutcome; refundReason?: RefundReason },
+  ): Promise<void> {
+    await this.pool.query(
+      `UPDATE payments SET outcome = ?, refund_reason = ? WHERE event_id = ? AND outcome = 'RECEIVED'`,
+      [
+        verdict.outcome,
+        verdict.outcome === 'REFUND_REQUIRED' ? (verdict.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') : null,
+        eventId,
+      ],
+    );
   }
 
   /**
@@ -527,7 +589,12 @@ export class Store {
   }
 
   /** A payment that must be given back: late, a second one, or the wrong amount. */
-  async recordRefundRequired(refund: { orderNo: string; eventId: string; amountCents: number; reason: RefundReason }): Promise<void> {
+  async recordRefundRequired(refund: {
+    orderNo: string;
+    eventId: string;
+    amountCents: number;
+    reason: RefundReason;
+  }): Promise<void> {
     await this.pool.query(
       `INSERT INTO payments (event_id, order_no, amount_cents, outcome, refund_reason) VALUES (?, ?, ?, 'REFUND_REQUIRED', ?)
        ON DUPLICATE KEY UPDATE outcome = 'REFUND_REQUIRED', refund_reason = VALUES(refund_reason)`,
@@ -536,14 +603,21 @@ export class Store {
   }
 
   async getPayment(eventId: string): Promise<PaymentRow | null> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`, [eventId]);
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`,
+      [eventId],
+    );
     const row = rows[0];
     if (!row) return null;
     return toPaymentRow(row);
   }
 
   /** One page of payments with `outcome`, oldest first (received_at, then event id), after `after` when given. */
-  async paymentsPage(query: { outcome: StoredPaymentOutcome; after?: PaymentPosition; limit: number }): Promise<PaymentListRow[]> {
+  async paymentsPage(query: {
+    outcome: StoredPaymentOutcome;
+    after?: PaymentPosition;
+    limit: number;
+  }): Promise<PaymentListRow[]> {
     const columns = 'p.event_id, p.order_no, p.amount_cents, p.outcome, p.refund_reason, p.received_at, o.sku';
     const from = 'payments p LEFT JOIN orders o ON o.order_no = p.order_no';
     const [rows] = query.after
@@ -552,15 +626,18 @@ export class Store {
            ORDER BY p.received_at, p.event_id LIMIT ?`,
           [query.outcome, query.after.receivedAt, query.after.receivedAt, query.after.eventId, query.limit],
         )
-      : await this.pool.query<RowDataPacket[]>(`SELECT ${columns} FROM ${from} WHERE p.outcome = ? ORDER BY p.received_at, p.event_id LIMIT ?`, [
-          query.outcome,
-          query.limit,
-        ]);
+      : await this.pool.query<RowDataPacket[]>(
+          `SELECT ${columns} FROM ${from} WHERE p.outcome = ? ORDER BY p.received_at, p.event_id LIMIT ?`,
+          [query.outcome, query.limit],
+        );
     return rows.map((row) => ({ ...toPaymentRow(row), sku: row.sku === null ? null : String(row.sku) }));
   }
 
   async paymentsOfOrder(orderNo: string): Promise<PaymentRow[]> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE order_no = ? ORDER BY event_id`, [orderNo]);
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE order_no = ? ORDER BY event_id`,
+      [orderNo],
+    );
     return rows.map(toPaymentRow);
   }
 
@@ -570,7 +647,10 @@ export class Store {
   async saleStockFigures(sku: string): Promise<SaleStockFigures | null> {
     const [[sale], [byStatus], [[held]]] = await Promise.all([
       this.pool.query<RowDataPacket[]>('SELECT stock, available FROM sales WHERE sku = ?', [sku]),
-      this.pool.query<RowDataPacket[]>('SELECT status, SUM(quantity) AS units FROM orders WHERE sku = ? GROUP BY status', [sku]),
+      this.pool.query<RowDataPacket[]>(
+        'SELECT status, SUM(quantity) AS units FROM orders WHERE sku = ? GROUP BY status',
+        [sku],
+      ),
       this.pool.query<RowDataPacket[]>(
         `SELECT COALESCE(MAX(held), 0) AS maxHeld, COUNT(*) AS holders
          FROM (SELECT SUM(quantity) AS held FROM orders WHERE sku = ? AND status IN ('AWAITING_PAYMENT','PAID') GROUP BY user_id) t`,
@@ -579,10 +659,9 @@ export class Store {
     ]);
     const row = sale[0];
     if (!row) return null;
-    const units = Object.fromEntries(STORED_ORDER_STATUSES.map((status) => [status, Number(byStatus.find((r) => r.status === status)?.units ?? 0)])) as Record<
-      StoredOrderStatus,
-      number
-    >;
+    const units = Object.fromEntries(
+      STORED_ORDER_STATUSES.map((status) => [status, Number(byStatus.find((r) => r.status === status)?.units ?? 0)]),
+    ) as Record<StoredOrderStatus, number>;
     return {
       stock: Number(row.stock),
       available: Number(row.available),

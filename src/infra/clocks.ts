@@ -79,7 +79,8 @@ export class ClockWatch {
    */
   observeAtLeast(source: string, atLeastMs: number, now = Date.now()): void {
     const last = this.bounds.get(source);
-    if (!last || now - last.measuredAt > BOUND_WINDOW_MS || atLeastMs > last.atLeastMs) this.bounds.set(source, { atLeastMs, measuredAt: now });
+    if (!last || now - last.measuredAt > BOUND_WINDOW_MS || atLeastMs > last.atLeastMs)
+      this.bounds.set(source, { atLeastMs, measuredAt: now });
   }
 
   /** Each one-sided source's bound; one not sampled yet is absent. */
@@ -111,7 +112,11 @@ export class ClockWatch {
       const sentAt = Date.now();
       const theirs = await read();
       const answeredAt = Date.now();
-      const sample = { offsetMs: theirs - (sentAt + answeredAt) / 2, uncertaintyMs: (answeredAt - sentAt) / 2, measuredAt: answeredAt };
+      const sample = {
+        offsetMs: theirs - (sentAt + answeredAt) / 2,
+        uncertaintyMs: (answeredAt - sentAt) / 2,
+        measuredAt: answeredAt,
+      };
       if (!best || sample.uncertaintyMs < best.uncertaintyMs) best = sample;
     }
     this.last.set(source, best as ClockOffset);
@@ -150,11 +155,18 @@ export function shownClocks(
     ...Object.fromEntries(
       Object.entries(offsets).map(([source, o]) => [
         source,
-        { offsetMs: Math.round(o.offsetMs), uncertaintyMs: Math.ceil(o.uncertaintyMs), measuredAt: new Date(o.measuredAt).toISOString() },
+        {
+          offsetMs: Math.round(o.offsetMs),
+          uncertaintyMs: Math.ceil(o.uncertaintyMs),
+          measuredAt: new Date(o.measuredAt).toISOString(),
+        },
       ]),
     ),
     ...Object.fromEntries(
-      Object.entries(bounds).map(([source, b]) => [source, { atLeastMs: Math.floor(b.atLeastMs), measuredAt: new Date(b.measuredAt).toISOString() }]),
+      Object.entries(bounds).map(([source, b]) => [
+        source,
+        { atLeastMs: Math.floor(b.atLeastMs), measuredAt: new Date(b.measuredAt).toISOString() },
+      ]),
     ),
   };
 }

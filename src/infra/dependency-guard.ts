@@ -9,7 +9,14 @@
  * A call that ran out of time may still take effect later (the command sits in the hung server's
  * socket): callers treat its outcome as unknown (docs/fault-tolerance.md, "A hung dependency").
  */
-import { BrokenCircuitError, CircuitState, circuitBreaker, handleWhen, type CircuitBreakerPolicy, type IBreaker } from 'cockatiel';
+import {
+  BrokenCircuitError,
+  CircuitState,
+  circuitBreaker,
+  handleWhen,
+  type CircuitBreakerPolicy,
+  type IBreaker,
+} from 'cockatiel';
 
 /** The servers the API talks to: what its readiness probe checks (src/api/routes/operations.ts). */
 export const SERVER_NAMES = ['redis', 'mysql', 'temporal'] as const;
@@ -72,7 +79,9 @@ export class DependencyUnavailableError extends Error {
 export interface DependencyObserver {
   breakerStateChanged(dependency: DependencyName, state: BreakerState): void;
   deadlineHit(dependency: DependencyName): void;
-  /** A call failed in a way that says the dependency is unwell (not a deadline: a refused connection, an error status). */
+  /**
+   * A call failed in a way that says the dependency is unwell (not a deadline: a refused connection, an error status).
+   */
   failed(dependency: DependencyName): void;
   refusedByBreaker(dependency: DependencyName): void;
 }
@@ -122,7 +131,10 @@ export class DependencyGuard {
     const isFailure = options.isFailure ?? (() => true);
     this.breaker = circuitBreaker(
       handleWhen((err) => err instanceof DeadlineExceededError || isFailure(err)),
-      { halfOpenAfter: options.halfOpenAfterMs, breaker: new StalledBreaker(options.failureThreshold, options.noSuccessForMs ?? 0) },
+      {
+        halfOpenAfter: options.halfOpenAfterMs,
+        breaker: new StalledBreaker(options.failureThreshold, options.noSuccessForMs ?? 0),
+      },
     );
     this.breaker.onStateChange((state) => {
       const named = breakerStateName(state);
@@ -158,7 +170,11 @@ export class DependencyGuard {
     const state = this.breaker.state;
     if (state === CircuitState.Closed) return;
     const now = Date.now();
-    if (state === CircuitState.Open && now - this.openedAt >= this.options.halfOpenAfterMs && now - this.probeAdmittedAt >= this.options.halfOpenAfterMs) {
+    if (
+      state === CircuitState.Open &&
+      now - this.openedAt >= this.options.halfOpenAfterMs &&
+      now - this.probeAdmittedAt >= this.options.halfOpenAfterMs
+    ) {
       this.probeAdmittedAt = now;
       return;
     }
@@ -174,7 +190,11 @@ export class DependencyGuard {
    * `evenWhenOpen`: a call worth its wait whatever the breaker says (a payment's delivery): while
    * the breaker refuses, it still runs, bounded by its deadline, without counting for the breaker.
    */
-  async call<T>(deadline: Deadline | undefined, call: () => Promise<T>, options: { evenWhenOpen?: boolean } = {}): Promise<T> {
+  async call<T>(
+    deadline: Deadline | undefined,
+    call: () => Promise<T>,
+    options: { evenWhenOpen?: boolean } = {},
+  ): Promise<T> {
     const bound = (deadline ?? Deadline.in(UNBOUNDED_CALL_TIMEOUT_MS)).capped(this.options.callTimeoutMs);
     if (!this.admits()) {
       if (!options.evenWhenOpen) throw this.refused();
@@ -261,7 +281,9 @@ class StalledBreaker implements IBreaker {
 export type DependencyGuards = Record<DependencyName, DependencyGuard>;
 
 /** The names of `T`'s methods that return a promise: the only calls a guard can bound. */
-export type AsyncMethodName<T> = { [K in keyof T]-?: T[K] extends (...args: never[]) => Promise<unknown> ? K : never }[keyof T];
+export type AsyncMethodName<T> = {
+  [K in keyof T]-?: T[K] extends (...args: never[]) => Promise<unknown> ? K : never;
+}[keyof T];
 
 /**
  * `T` seen through a guard (see `guarded`): the methods `K` and nothing else, each of them a
@@ -312,7 +334,10 @@ export async function boundBy<T>(deadline: Deadline, call: () => Promise<T>): Pr
   let settled = false;
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => setImmediate(() => settled || reject(new DeadlineExceededError())), Math.min(remaining, MAX_TIMER_MS));
+    timer = setTimeout(
+      () => setImmediate(() => settled || reject(new DeadlineExceededError())),
+      Math.min(remaining, MAX_TIMER_MS),
+    );
   });
   try {
     return await Promise.race([call(), expired]);

@@ -24,7 +24,11 @@ export interface RedisSubscription {
 }
 
 /** Subscribes on a dedicated connection (a subscribed connection can run nothing else). */
-export function subscribeChannels(redis: RedisClient, listeners: Record<string, ChannelListener>, logger: Logger): RedisSubscription {
+export function subscribeChannels(
+  redis: RedisClient,
+  listeners: Record<string, ChannelListener>,
+  logger: Logger,
+): RedisSubscription {
   const channels = Object.keys(listeners);
   const setListening = (live: boolean) => {
     for (const listener of Object.values(listeners)) listener.listening(live);
@@ -56,7 +60,11 @@ export function subscribeChannels(redis: RedisClient, listeners: Record<string, 
  * ioredis' own cluster subscriber is not used because it does not say when it has lost or
  * regained its subscription, which is what makes the caches safe.
  */
-function subscribeOnCluster(cluster: Cluster, listenOn: (subscriber: Redis) => void, setListening: (live: boolean) => void): RedisSubscription {
+function subscribeOnCluster(
+  cluster: Cluster,
+  listenOn: (subscriber: Redis) => void,
+  setListening: (live: boolean) => void,
+): RedisSubscription {
   let closed = false;
   let current: Redis | undefined;
   let attempt = 0;

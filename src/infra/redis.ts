@@ -28,7 +28,9 @@ export function redisNodeUrls(redisUrl: string): string[] {
 }
 
 /** Whether the configuration asks for Redis Cluster: several nodes, or REDIS_CLUSTER=true. */
-export function usesRedisCluster(config: Pick<AppConfig, 'redisUrl'> & Partial<Pick<AppConfig, 'redisCluster'>>): boolean {
+export function usesRedisCluster(
+  config: Pick<AppConfig, 'redisUrl'> & Partial<Pick<AppConfig, 'redisCluster'>>,
+): boolean {
   return config.redisCluster === true || redisNodeUrls(config.redisUrl).length > 1;
 }
 
@@ -37,7 +39,10 @@ export function usesRedisCluster(config: Pick<AppConfig, 'redisUrl'> & Partial<P
  * round trips; a bounded retry count makes a dead Redis fail requests fast instead of queueing them.
  * `options` apply to every node connection (for a cluster: its redisOptions).
  */
-export function createRedis(config: Pick<AppConfig, 'redisUrl'> & Partial<Pick<AppConfig, 'redisCluster'>>, options: RedisOptions = {}): RedisClient {
+export function createRedis(
+  config: Pick<AppConfig, 'redisUrl'> & Partial<Pick<AppConfig, 'redisCluster'>>,
+  options: RedisOptions = {},
+): RedisClient {
   if (!usesRedisCluster(config)) {
     return new Redis(config.redisUrl, {
       enableAutoPipelining: autoPipelining(),

@@ -18,7 +18,10 @@ export interface TemporalConnectionSettings {
 /** Connection options shared by `Connection.connect` (client) and `NativeConnection.connect` (worker). */
 export function temporalConnectionSettings(config: Pick<AppConfig, 'temporal'>): TemporalConnectionSettings {
   const { address, tls, apiKey, clientCertPath, clientKeyPath } = config.temporal;
-  const clientCertPair = clientCertPath && clientKeyPath ? { crt: readFileSync(clientCertPath), key: readFileSync(clientKeyPath) } : undefined;
+  const clientCertPair =
+    clientCertPath && clientKeyPath
+      ? { crt: readFileSync(clientCertPath), key: readFileSync(clientKeyPath) }
+      : undefined;
   return {
     address,
     ...(clientCertPair ? { tls: { clientCertPair } } : tls ? { tls: true as const } : {}),

@@ -15,7 +15,15 @@
  * depends on: a second SDK copy would start traces the other never joins.
  */
 import { createRequire } from 'node:module';
-import { context as otelContext, propagation, trace, type Attributes, type Context, type Link, type SpanKind } from '@opentelemetry/api';
+import {
+  context as otelContext,
+  propagation,
+  trace,
+  type Attributes,
+  type Context,
+  type Link,
+  type SpanKind,
+} from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { ZipkinExporter } from '@opentelemetry/exporter-zipkin';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -135,15 +143,22 @@ export function startTracing(serviceName: string, env: NodeJS.ProcessEnv = proce
  */
 function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
   const name = (env.OTEL_TRACES_SAMPLER ?? '').trim().toLowerCase() || 'parentbased_always_on';
-  const arg = env.OTEL_TRACES_SAMPLER_ARG === undefined || env.OTEL_TRACES_SAMPLER_ARG.trim() === '' ? 1 : Number(env.OTEL_TRACES_SAMPLER_ARG);
+  const arg =
+    env.OTEL_TRACES_SAMPLER_ARG === undefined || env.OTEL_TRACES_SAMPLER_ARG.trim() === ''
+      ? 1
+      : Number(env.OTEL_TRACES_SAMPLER_ARG);
   const base = name.replace(/^parentbased_/, '');
   let ratio: number;
   if (base === 'always_on') ratio = 1;
   else if (base === 'always_off') ratio = 0;
   else if (base === 'traceidratio') {
-    if (!Number.isFinite(arg) || arg < 0 || arg > 1) throw new Error(`OTEL_TRACES_SAMPLER_ARG=${env.OTEL_TRACES_SAMPLER_ARG} is not a ratio between 0 and 1`);
+    if (!Number.isFinite(arg) || arg < 0 || arg > 1)
+      throw new Error(`OTEL_TRACES_SAMPLER_ARG=${env.OTEL_TRACES_SAMPLER_ARG} is not a ratio between 0 and 1`);
     ratio = arg;
-  } else throw new Error(`OTEL_TRACES_SAMPLER=${name} is not one of always_on, always_off, traceidratio (each also parentbased_)`);
+  } else
+    throw new Error(
+      `OTEL_TRACES_SAMPLER=${name} is not one of always_on, always_off, traceidratio (each also parentbased_)`,
+    );
   const root = new NoStoreRootsSampler(new TraceIdRatioBasedSampler(ratio));
   return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
 }
@@ -151,7 +166,14 @@ function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
 /** Samples a new trace by `ratio`, unless its first span is a database or Redis command. */
 class NoStoreRootsSampler implements Sampler {
   constructor(private readonly ratio: Sampler) {}
-  shouldSample(context: Context, traceId: string, spanName: string, spanKind: SpanKind, attributes: Attributes, links: Link[]): SamplingResult {
+  shouldSample(
+    context: Context,
+    traceId: string,
+    spanName: string,
+    spanKind: SpanKind,
+    attributes: Attributes,
+    links: Link[],
+  ): SamplingResult {
     // Both instrumentations name the store in db.system ('mysql', 'redis') when they start a span.
     if (attributes['db.system'] !== undefined) return { decision: SamplingDecision.NOT_RECORD };
     return this.ratio.shouldSample(context, traceId, spanName, spanKind, attributes, links);
@@ -219,7 +241,9 @@ export function tracingActivityInterceptors(): ActivityInterceptorsFactory[] {
     (ctx) => {
       const traced = new OpenTelemetryActivityInboundInterceptor(ctx);
       return {
-        inbound: { execute: (input, next) => (carriesSampledTrace(input.headers) ? traced.execute(input, next) : next(input)) },
+        inbound: {
+          execute: (input, next) => (carriesSampledTrace(input.headers) ? traced.execute(input, next) : next(input)),
+        },
         outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
       };
     },

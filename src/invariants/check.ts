@@ -67,7 +67,10 @@ export interface SaleInvariantSources {
  * (Redis reserved = MySQL awaiting payment, Redis sold = MySQL paid), every accepted order has a
  * row (and a workflow), and the per-user limit. `inventory` is omitted for a design without Redis.
  */
-export async function checkSaleInvariants(deps: SaleInvariantSources, options: SaleInvariantOptions): Promise<InvariantReport> {
+export async function checkSaleInvariants(
+  deps: SaleInvariantSources,
+  options: SaleInvariantOptions,
+): Promise<InvariantReport> {
   const [mysql, redisSale, rows] = await Promise.all([
     deps.store.saleStockFigures(options.sku),
     deps.inventory ? deps.inventory.getSale(options.sku) : Promise.resolve(null),
@@ -78,7 +81,10 @@ export async function checkSaleInvariants(deps: SaleInvariantSources, options: S
   const redis = redisSale ? countersOf(redisSale) : null;
   const awaiting = mysql.units.AWAITING_PAYMENT;
   const paid = mysql.units.PAID;
-  const missing = options.acceptedOrderNos && rows ? options.acceptedOrderNos.filter((orderNo) => !rows.has(orderNo)).length : undefined;
+  const missing =
+    options.acceptedOrderNos && rows
+      ? options.acceptedOrderNos.filter((orderNo) => !rows.has(orderNo)).length
+      : undefined;
   const redisChecks = redis ? checkRedisCounters(redis) : { noOversell: true, conservation: true };
 
   const checks: Record<Invariant, boolean> = {
@@ -87,7 +93,9 @@ export async function checkSaleInvariants(deps: SaleInvariantSources, options: S
     storesAgree: !redis || (redis.stock === mysql.stock && redis.reserved === awaiting && redis.sold === paid),
     noLostOrder:
       (missing === undefined || missing === 0) &&
-      (options.workflowCount === undefined || options.acceptedOrderNos === undefined || options.workflowCount >= options.acceptedOrderNos.length),
+      (options.workflowCount === undefined ||
+        options.acceptedOrderNos === undefined ||
+        options.workflowCount >= options.acceptedOrderNos.length),
     perUserLimit: options.perUserLimit === undefined || mysql.maxHeldByOneUser <= options.perUserLimit,
   };
   return {
@@ -95,7 +103,13 @@ export async function checkSaleInvariants(deps: SaleInvariantSources, options: S
     checks,
     figures: {
       stock: mysql.stock,
-      mysql: { available: mysql.available, awaitingPayment: awaiting, paid, cancelled: mysql.units.CANCELLED, failed: mysql.units.FAILED },
+      mysql: {
+        available: mysql.available,
+        awaitingPayment: awaiting,
+        paid,
+        cancelled: mysql.units.CANCELLED,
+        failed: mysql.units.FAILED,
+      },
       redis,
       maxUnitsHeldByOneUser: mysql.maxHeldByOneUser,
       usersHolding: mysql.usersHolding,

@@ -23,7 +23,13 @@ interface PromiseCommands {
     limit: number,
     recheckMs: number,
   ): Promise<Array<number | string>>;
-  promisesEntry(pending: string, inputs: string, orderNo: string, action: 'retry' | 'drop', delayMs: number): Promise<number>;
+  promisesEntry(
+    pending: string,
+    inputs: string,
+    orderNo: string,
+    action: 'retry' | 'drop',
+    delayMs: number,
+  ): Promise<number>;
   promisesReleaseStarterLease(lease: string, owner: string): Promise<number>;
 }
 
@@ -46,7 +52,15 @@ export class PromiseQueue {
     options: { leaseMs: number; limit: number; recheckMs: number },
   ): Promise<{ leased: boolean; pending: number; due: Promised[] }> {
     const k = saleKeys(sku);
-    const reply = await this.commands.promisesTakeDueStarts(k.pending, k.inputs, k.starter, owner, options.leaseMs, options.limit, options.recheckMs);
+    const reply = await this.commands.promisesTakeDueStarts(
+      k.pending,
+      k.inputs,
+      k.starter,
+      owner,
+      options.leaseMs,
+      options.limit,
+      options.recheckMs,
+    );
     const due: Promised[] = [];
     for (let i = 2; i + 1 < reply.length; i += 2) due.push(parsePromised(String(reply[i + 1])));
     return { leased: Number(reply[0]) === 1, pending: Number(reply[1] ?? 0), due };
@@ -60,7 +74,9 @@ export class PromiseQueue {
   /** After a failed start: the promise is due again in `delayMs` (false: it was claimed or released meanwhile). */
   async retryStartLater(sku: string, orderNo: string, delayMs: number): Promise<boolean> {
     const k = saleKeys(sku);
-    return (await this.commands.promisesEntry(k.pending, k.inputs, orderNo, 'retry', Math.max(0, Math.floor(delayMs)))) === 1;
+    return (
+      (await this.commands.promisesEntry(k.pending, k.inputs, orderNo, 'retry', Math.max(0, Math.floor(delayMs)))) === 1
+    );
   }
 
   /** The order's workflow exists or has closed: no starter starts it again (its input stays for reads). */

@@ -87,7 +87,10 @@ export interface ReserveRequest {
   quantity: number;
   /** Scoped to (user, SKU); omitted or empty means none. */
   idempotencyKey?: string;
-  /** The record's reservedAtMs (the order's createdAt); defaults to the current time. The sale's window is judged by Redis's clock. */
+  /**
+   * The record's reservedAtMs (the order's createdAt); defaults to the current time. The sale's window is judged by
+   * Redis's clock.
+   */
   nowMs?: number;
   /** Cancelled orders after which the shopper may not check out in this sale again (0 or absent: no limit). */
   maxCancels?: number;
@@ -117,7 +120,13 @@ export type ReserveResult =
    * The (user, key) or order number was seen before: its order and, while they exist, its
    * reservation and the input its workflow is (or will be) started with.
    */
-  | { outcome: 'DUPLICATE'; orderNo: string; priceCents: number; reservation: Reservation | null; startInput: OrderInput | null }
+  | {
+      outcome: 'DUPLICATE';
+      orderNo: string;
+      priceCents: number;
+      reservation: Reservation | null;
+      startInput: OrderInput | null;
+    }
   /** The script ran after the request's cutoff: nothing was reserved. */
   | { outcome: 'LATE' }
   /** `generation` counts the sale's stock returns; see SoldOutCache. */
@@ -187,10 +196,35 @@ const RESERVE_OUTCOMES: ReadonlySet<string> = new Set<ReserveOutcome>([
   'LIMIT_EXCEEDED',
   'SOLD_OUT',
 ]);
-const RELEASE_OUTCOMES: ReadonlySet<string> = new Set<ReleaseOutcome>(['RELEASED', 'ALREADY_RELEASED', 'SOLD', 'NOT_FOUND', 'CLAIMED', 'TOO_RECENT']);
-const CLAIM_OUTCOMES: ReadonlySet<string> = new Set<ClaimOutcome>(['CLAIMED', 'ALREADY_CLAIMED', 'RECLAIMED', 'SOLD', 'RELEASED', 'NOT_FOUND']);
-const ADOPT_OUTCOMES: ReadonlySet<string> = new Set<AdoptOutcome>(['ADOPTED', 'EXISTS', 'NO_STOCK', 'OVER_LIMIT', 'NO_SALE']);
-const CONFIRM_OUTCOMES: ReadonlySet<string> = new Set<ConfirmOutcome>(['CONFIRMED', 'ALREADY_CONFIRMED', 'RELEASED', 'NOT_FOUND']);
+const RELEASE_OUTCOMES: ReadonlySet<string> = new Set<ReleaseOutcome>([
+  'RELEASED',
+  'ALREADY_RELEASED',
+  'SOLD',
+  'NOT_FOUND',
+  'CLAIMED',
+  'TOO_RECENT',
+]);
+const CLAIM_OUTCOMES: ReadonlySet<string> = new Set<ClaimOutcome>([
+  'CLAIMED',
+  'ALREADY_CLAIMED',
+  'RECLAIMED',
+  'SOLD',
+  'RELEASED',
+  'NOT_FOUND',
+]);
+const ADOPT_OUTCOMES: ReadonlySet<string> = new Set<AdoptOutcome>([
+  'ADOPTED',
+  'EXISTS',
+  'NO_STOCK',
+  'OVER_LIMIT',
+  'NO_SALE',
+]);
+const CONFIRM_OUTCOMES: ReadonlySet<string> = new Set<ConfirmOutcome>([
+  'CONFIRMED',
+  'ALREADY_CONFIRMED',
+  'RELEASED',
+  'NOT_FOUND',
+]);
 const STATES: Readonly<Record<string, ReservationState>> = { R: 'RESERVED', C: 'CLAIMED', S: 'SOLD', X: 'RELEASED' };
 
 /** The scripts as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
@@ -232,7 +266,13 @@ interface InventoryCommands {
     idempotencyKey: string,
     forget: string,
   ): Promise<string>;
-  inventoryConfirm(sale: string, reservations: string, pending: string, inputs: string, orderNo: string): Promise<string>;
+  inventoryConfirm(
+    sale: string,
+    reservations: string,
+    pending: string,
+    inputs: string,
+    orderNo: string,
+  ): Promise<string>;
   inventoryClaim(
     sale: string,
     users: string,
@@ -272,8 +312,12 @@ const SCRIPTS = {
 const LUA_DIR = new URL('../../lua/', import.meta.url);
 
 /** Registers Lua scripts of lua/ as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
-export function defineScripts(redis: RedisClient, scripts: Record<string, { file: string; numberOfKeys: number }>): void {
-  for (const [name, { file, numberOfKeys }] of Object.entries(scripts)) redis.defineCommand(name, { numberOfKeys, lua: luaSource(file) });
+export function defineScripts(
+  redis: RedisClient,
+  scripts: Record<string, { file: string; numberOfKeys: number }>,
+): void {
+  for (const [name, { file, numberOfKeys }] of Object.entries(scripts))
+    redis.defineCommand(name, { numberOfKeys, lua: luaSource(file) });
 }
 const luaSources = new Map<string, string>();
 
@@ -292,7 +336,8 @@ const EARLIEST_BOUND_MS = Date.parse('2000-01-01T00:00:00Z');
 export function toEpochMs(date: Date | null | undefined): number {
   if (!date) return 0;
   const ms = date.getTime();
-  if (!Number.isFinite(ms) || ms < EARLIEST_BOUND_MS) throw new RangeError(`a sale window bound must be a time after 2000: ${String(date)}`);
+  if (!Number.isFinite(ms) || ms < EARLIEST_BOUND_MS)
+    throw new RangeError(`a sale window bound must be a time after 2000: ${String(date)}`);
   return ms;
 }
 
@@ -312,7 +357,9 @@ export class RedisInventory {
   private readonly commands: InventoryCommands;
   private readonly pipeline: { activeSales: string; wake: string };
 
-  /** `taskQueue`: the pipeline whose sales this inventory registers and whose owner its reserves wake (pipelineKeys). */
+  /**
+   * `taskQueue`: the pipeline whose sales this inventory registers and whose owner its reserves wake (pipelineKeys).
+   */
   constructor(
     private readonly redis: RedisClient,
     taskQueue: string,
@@ -345,7 +392,9 @@ export class RedisInventory {
       req.idempotencyKey ?? '',
       req.maxCancels ?? 0,
       Math.floor(req.cutoffMs ?? 0),
-      req.promise ? JSON.stringify(req.promise.trace ? { ...req.promise.input, trace: req.promise.trace } : req.promise.input) : '',
+      req.promise
+        ? JSON.stringify(req.promise.trace ? { ...req.promise.input, trace: req.promise.trace } : req.promise.input)
+        : '',
       Math.max(0, Math.floor(req.promise?.handoffMs ?? 0)),
       req.promise ? this.pipeline.wake : '',
       req.sku,
@@ -428,10 +477,20 @@ export class RedisInventory {
     return expectOutcome<ClaimOutcome>(CLAIM_OUTCOMES, reply, 'claim.lua');
   }
 
-  /** Re-creates a reservation MySQL holds units for but Redis lost, with its holding and key; never drives available below 0. */
+  /**
+   * Re-creates a reservation MySQL holds units for but Redis lost, with its holding and key; never drives available
+   * below 0.
+   */
   async adopt(
     sku: string,
-    order: { orderNo: string; userId: string; quantity: number; state: 'CLAIMED' | 'SOLD'; reservedAtMs: number; idempotencyKey?: string | null },
+    order: {
+      orderNo: string;
+      userId: string;
+      quantity: number;
+      state: 'CLAIMED' | 'SOLD';
+      reservedAtMs: number;
+      idempotencyKey?: string | null;
+    },
   ): Promise<AdoptOutcome> {
     const k = saleKeys(sku);
     const reply = await this.commands.inventoryAdopt(
@@ -454,10 +513,15 @@ export class RedisInventory {
    * One page of a sale's reservation records (HSCAN): about `count` of them and the cursor of the
    * next page ('0' when the scan is complete). Records may repeat across pages, as HSCAN allows.
    */
-  async scanReservations(sku: string, cursor: string, count: number): Promise<{ cursor: string; reservations: Array<Reservation & { orderNo: string }> }> {
+  async scanReservations(
+    sku: string,
+    cursor: string,
+    count: number,
+  ): Promise<{ cursor: string; reservations: Array<Reservation & { orderNo: string }> }> {
     const [next, flat] = await this.redis.hscan(saleKeys(sku).reservations, cursor, 'COUNT', count);
     const reservations: Array<Reservation & { orderNo: string }> = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) reservations.push({ orderNo: flat[i] as string, ...parseReservation(flat[i + 1] as string) });
+    for (let i = 0; i + 1 < flat.length; i += 2)
+      reservations.push({ orderNo: flat[i] as string, ...parseReservation(flat[i + 1] as string) });
     return { cursor: next, reservations };
   }
 
@@ -491,7 +555,10 @@ export class RedisInventory {
     };
   }
 
-  /** When the sale is open (epoch ms, 0 = no bound; the end exclusive), or null when Redis has no such sale. A read: it writes nothing. */
+  /**
+   * When the sale is open (epoch ms, 0 = no bound; the end exclusive), or null when Redis has no such sale. A read: it
+   * writes nothing.
+   */
   async saleWindow(sku: string): Promise<SaleWindow | null> {
     const [stock, starts, ends] = await this.redis.hmget(saleKeys(sku).sale, 'stock', 'starts', 'ends');
     if (stock === null) return null;
@@ -532,7 +599,8 @@ export class RedisInventory {
   async activeSales(sinceMs: number): Promise<Array<{ sku: string; lastReservedAtMs: number }>> {
     const flat = await this.redis.zrangebyscore(this.pipeline.activeSales, Math.floor(sinceMs), '+inf', 'WITHSCORES');
     const sales: Array<{ sku: string; lastReservedAtMs: number }> = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) sales.push({ sku: flat[i] as string, lastReservedAtMs: Number(flat[i + 1]) });
+    for (let i = 0; i + 1 < flat.length; i += 2)
+      sales.push({ sku: flat[i] as string, lastReservedAtMs: Number(flat[i + 1]) });
     return sales;
   }
 
@@ -542,7 +610,9 @@ export class RedisInventory {
    * sale: order numbers carry no SKU, and a deployment runs a handful of sales.
    */
   async findOrderInput(orderNo: string, skus: readonly string[]): Promise<OrderInput | null> {
-    const found = (await Promise.all(skus.map((sku) => this.redis.hget(saleKeys(sku).inputs, orderNo)))).find((input) => input !== null);
+    const found = (await Promise.all(skus.map((sku) => this.redis.hget(saleKeys(sku).inputs, orderNo)))).find(
+      (input) => input !== null,
+    );
     return found ? parseOrderInput(found) : null;
   }
 
@@ -578,7 +648,9 @@ export function parsePromised(json: string): Promised {
   const trace = raw.trace;
   const carried =
     typeof trace === 'object' && trace !== null && !Array.isArray(trace)
-      ? Object.fromEntries(Object.entries(trace).filter((entry): entry is [string, string] => typeof entry[1] === 'string'))
+      ? Object.fromEntries(
+          Object.entries(trace).filter((entry): entry is [string, string] => typeof entry[1] === 'string'),
+        )
       : undefined;
   return { input: orderInputOf(raw), ...(carried && Object.keys(carried).length > 0 ? { trace: carried } : {}) };
 }
@@ -605,7 +677,9 @@ function orderInputOf(raw: Record<string, unknown>): OrderInput {
     userId: text('userId'),
     quantity: int('quantity'),
     unitPriceCents: int('unitPriceCents'),
-    ...(typeof raw.idempotencyKey === 'string' && raw.idempotencyKey !== '' ? { idempotencyKey: raw.idempotencyKey } : {}),
+    ...(typeof raw.idempotencyKey === 'string' && raw.idempotencyKey !== ''
+      ? { idempotencyKey: raw.idempotencyKey }
+      : {}),
     createdAt: text('createdAt'),
     paymentWindow: text('paymentWindow'),
   };

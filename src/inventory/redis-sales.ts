@@ -11,7 +11,14 @@ const SCRIPTS = {
 } as const satisfies Record<keyof SalesCommands, { file: string; numberOfKeys: number }>;
 
 interface SalesCommands {
-  salesDefineSale(sale: string, stock: number, perUserLimit: number, priceCents: number, startsMs: number, endsMs: number): Promise<number>;
+  salesDefineSale(
+    sale: string,
+    stock: number,
+    perUserLimit: number,
+    priceCents: number,
+    startsMs: number,
+    endsMs: number,
+  ): Promise<number>;
   salesCloseSale(sale: string, nowMs: number): Promise<number>;
 }
 
@@ -29,7 +36,10 @@ export class RedisSales {
     this.commands = redis as unknown as SalesCommands;
   }
 
-  /** Puts a SKU on sale: true when created or already defined exactly so; false (nothing changed) when another sale of it exists. */
+  /**
+   * Puts a SKU on sale: true when created or already defined exactly so; false (nothing changed) when another sale of
+   * it exists.
+   */
   async defineSale(sale: SaleDefinition): Promise<boolean> {
     // Registered first (idempotent, never moving the mark back), so no sale exists that the
     // starters and lookups cannot find.

@@ -36,9 +36,15 @@ export class ReplicaAcks {
    * The process's replica acknowledgements with REDIS_WAIT_REPLICAS (else undefined), on a
    * connection of their own to `redis`'s target, opened on first use and bounded by one round plus REDIS_TIMEOUT.
    */
-  static fromConfig(config: Pick<AppConfig, 'redisWaitReplicas' | 'deadlines'>, redis: RedisClient): ReplicaAcks | undefined {
+  static fromConfig(
+    config: Pick<AppConfig, 'redisWaitReplicas' | 'deadlines'>,
+    redis: RedisClient,
+  ): ReplicaAcks | undefined {
     if (config.redisWaitReplicas <= 0) return undefined;
-    const connection = duplicateRedis(redis, { lazyConnect: true, commandTimeout: ROUND_TIMEOUT_MS + config.deadlines.redisMs });
+    const connection = duplicateRedis(redis, {
+      lazyConnect: true,
+      commandTimeout: ROUND_TIMEOUT_MS + config.deadlines.redisMs,
+    });
     return new ReplicaAcks(connection, config.redisWaitReplicas);
   }
 
@@ -105,10 +111,17 @@ export class ReplicaAcks {
     }
   }
 
-  /** A write to the sale's slot, then WAIT on the same connection (a pipeline keeps them together, on the slot's master). */
+  /**
+   * A write to the sale's slot, then WAIT on the same connection (a pipeline keeps them together, on the slot's
+   * master).
+   */
   private async sendRound(sku: string): Promise<boolean> {
     try {
-      const replies = await this.redis.pipeline().incr(saleKeys(sku).replicationMark).wait(this.replicas, ROUND_TIMEOUT_MS).exec();
+      const replies = await this.redis
+        .pipeline()
+        .incr(saleKeys(sku).replicationMark)
+        .wait(this.replicas, ROUND_TIMEOUT_MS)
+        .exec();
       const [markError] = replies?.[0] ?? [new Error('no reply')];
       const [waitError, acknowledged] = replies?.[1] ?? [new Error('no reply')];
       return !markError && !waitError && Number(acknowledged) >= this.replicas;

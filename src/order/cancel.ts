@@ -1,7 +1,7 @@
 /**
- * The shopper's cancel (POST /api/orders/:orderNo/cancel), its route and its use case: the shopper's own order, cancelled by
- * its workflow's `cancel` Update within WRITE_DEADLINE (the workflow applies the cancel rule), and
- * counted against the shopper so that a checkout-and-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
+ * The shopper's cancel (POST /api/orders/:orderNo/cancel), its route and its use case: the shopper's own order,
+ * cancelled by its workflow's `cancel` Update within WRITE_DEADLINE (the workflow applies the cancel rule), and counted
+ * against the shopper so that a checkout-and-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
  */
 import Router from '@koa/router';
 import type { ShopperAuth } from '../api/auth.js';
@@ -46,7 +46,12 @@ export class CancelOrder {
     }
     // Read from the stores (the workflow did not answer): only the workflow decides a cancel.
     if (!order.live && order.source === 'stores' && OPEN_STATUSES.includes(order.view.status)) {
-      throw new Refusal('UNAVAILABLE', `order ${order.view.orderNo} did not answer in time; retry the cancel shortly`, undefined, 1);
+      throw new Refusal(
+        'UNAVAILABLE',
+        `order ${order.view.orderNo} did not answer in time; retry the cancel shortly`,
+        undefined,
+        1,
+      );
     }
     try {
       await orders.cancel(order, deadline);
@@ -74,7 +79,12 @@ export function cancelRoutes(deps: { auth: ShopperAuth; cancelOrder: CancelOrder
       tag: 'orders',
       auth: 'shopper',
       params: orderParams,
-      responses: { 202: { description: 'The cancel is accepted; poll the order to see it CANCELLED', schema: cancelAcceptedSchema } },
+      responses: {
+        202: {
+          description: 'The cancel is accepted; poll the order to see it CANCELLED',
+          schema: cancelAcceptedSchema,
+        },
+      },
       errors: {
         401: { codes: ['UNAUTHORIZED'] },
         403: { codes: ['FORBIDDEN'] },

@@ -52,12 +52,16 @@ export interface CheckoutAnswer {
 
 /** The refusal a waiting checkout answers for an order that failed within the wait (409 ORDER_FAILED). */
 export function orderFailed(answer: CheckoutAnswer, statusUrl: string): Refusal {
-  return new Refusal('ORDER_FAILED', `the order ${answer.orderNo} failed and holds no stock: ${answer.failureReason ?? 'unknown reason'}`, {
-    orderNo: answer.orderNo,
-    status: 'FAILED',
-    failureReason: answer.failureReason ?? null,
-    statusUrl,
-  });
+  return new Refusal(
+    'ORDER_FAILED',
+    `the order ${answer.orderNo} failed and holds no stock: ${answer.failureReason ?? 'unknown reason'}`,
+    {
+      orderNo: answer.orderNo,
+      status: 'FAILED',
+      failureReason: answer.failureReason ?? null,
+      statusUrl,
+    },
+  );
 }
 
 /** What a checkout reports as it goes (the API's metrics implement it). */
@@ -81,19 +85,28 @@ const ANSWER_MARGIN_MS = 100;
  * refusals (the benchmark's queue baseline uses it too). Returns the reservation when it holds
  * units, throws the Refusal otherwise.
  */
-export function acceptReservation(result: ReserveResult, request: Pick<CheckoutRequest, 'sku' | 'quantity'>): AcceptedReservation {
+export function acceptReservation(
+  result: ReserveResult,
+  request: Pick<CheckoutRequest, 'sku' | 'quantity'>,
+): AcceptedReservation {
   if (result.outcome === 'RESERVED' || result.outcome === 'DUPLICATE') return result;
   throw refusalOf(result, request);
 }
 
-function refusalOf(result: Exclude<ReserveResult, AcceptedReservation>, request: Pick<CheckoutRequest, 'sku' | 'quantity'>): Refusal {
+function refusalOf(
+  result: Exclude<ReserveResult, AcceptedReservation>,
+  request: Pick<CheckoutRequest, 'sku' | 'quantity'>,
+): Refusal {
   switch (result.outcome) {
     case 'NO_SALE':
       return new Refusal('SKU_NOT_FOUND', `no sale for sku ${request.sku}`);
     case 'NOT_ACTIVE':
       return new Refusal('SALE_NOT_ACTIVE', `the sale for ${request.sku} is not open now`);
     case 'TOO_MANY_CANCELS':
-      return new Refusal('TOO_MANY_CANCELLATIONS', `you cancelled too many orders of ${request.sku}; this sale takes no more checkouts from you`);
+      return new Refusal(
+        'TOO_MANY_CANCELLATIONS',
+        `you cancelled too many orders of ${request.sku}; this sale takes no more checkouts from you`,
+      );
     case 'LIMIT_EXCEEDED':
       // Named, since the shopper may hold an order whose 202 never reached them.
       return new Refusal(
@@ -105,7 +118,12 @@ function refusalOf(result: Exclude<ReserveResult, AcceptedReservation>, request:
     case 'SOLD_OUT':
       return soldOutError(request.sku);
     case 'LATE':
-      return new Refusal('UNAVAILABLE', 'the reservation came too late to be answered; nothing was reserved, please retry', undefined, 1);
+      return new Refusal(
+        'UNAVAILABLE',
+        'the reservation came too late to be answered; nothing was reserved, please retry',
+        undefined,
+        1,
+      );
   }
 }
 
@@ -117,7 +135,12 @@ export class CheckoutService {
     private readonly deps: {
       config: Pick<
         AppConfig,
-        'checkoutMaxWaitSeconds' | 'deadlines' | 'maxCancelsPerShopper' | 'paymentWindow' | 'checkoutStartBudgetMs' | 'clockSkewMarginMs'
+        | 'checkoutMaxWaitSeconds'
+        | 'deadlines'
+        | 'maxCancelsPerShopper'
+        | 'paymentWindow'
+        | 'checkoutStartBudgetMs'
+        | 'clockSkewMarginMs'
       >;
       /** Seen through the Redis guard (each call bounded by REDIS_TIMEOUT): the methods it calls. */
       inventory: Pick<RedisInventory, 'reserve' | 'markSaleActive'>;
@@ -309,7 +332,10 @@ export class CheckoutService {
     } catch (err) {
       observer.workflowStartDone(false, startedAt);
       if (!(err instanceof DependencyUnavailableError))
-        this.deps.logger.warn({ err, orderNo: input.orderNo }, 'Update-with-Start failed; the owner of starts starts the order');
+        this.deps.logger.warn(
+          { err, orderNo: input.orderNo },
+          'Update-with-Start failed; the owner of starts starts the order',
+        );
       return notStarted();
     }
     // Start and wait are one call here: the histogram sees the whole of it.
@@ -322,7 +348,12 @@ export class CheckoutService {
    * Update), never starting a second one; past the point a retry can change, the order's current
    * state is the answer. The same rules as retryWithKey() otherwise.
    */
-  private async retryWithKeyAndWait(request: CheckoutRequest, duplicate: Duplicate, waitMs: number, deadline: Deadline): Promise<CheckoutAnswer> {
+  private async retryWithKeyAndWait(
+    request: CheckoutRequest,
+    duplicate: Duplicate,
+    waitMs: number,
+    deadline: Deadline,
+  ): Promise<CheckoutAnswer> {
     const { reservation } = duplicate;
     if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
     if (reservation?.state === 'RESERVED' || reservation?.state === 'CLAIMED') {
@@ -338,7 +369,12 @@ export class CheckoutService {
     if (awaited.outcome === 'RUNNING') return { orderNo, status: 'PENDING' };
     if (awaited.outcome === 'DECIDED') {
       const { state } = awaited;
-      return { orderNo, status: state.status, order: viewOfState(state), ...(state.failureReason ? { failureReason: state.failureReason } : {}) };
+      return {
+        orderNo,
+        status: state.status,
+        order: viewOfState(state),
+        ...(state.failureReason ? { failureReason: state.failureReason } : {}),
+      };
     }
     // The workflow had closed: its row in MySQL is the order (not readable in time: poll for it).
     const order = await this.deps.orders.fromDatabase(orderNo, deadline).catch(() => null);
@@ -353,7 +389,11 @@ export class CheckoutService {
    * Idempotency-Key draft asks), never answered with the old order. The key is never forgotten: a
    * failed order's key stays spent.
    */
-  private async retryWithKey(request: CheckoutRequest, duplicate: Duplicate, deadline: Deadline): Promise<CheckoutAnswer> {
+  private async retryWithKey(
+    request: CheckoutRequest,
+    duplicate: Duplicate,
+    deadline: Deadline,
+  ): Promise<CheckoutAnswer> {
     const { orderNo, reservation } = duplicate;
     if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
     if (reservation?.state === 'RESERVED') {
@@ -376,19 +416,34 @@ export class CheckoutService {
     }
     if (reservation?.state === 'SOLD') return { orderNo, status: 'PAID' };
     // Released, its row not written yet (the order is closing): the answer is a moment away.
-    throw new Refusal('UNAVAILABLE', `the order ${orderNo} of this Idempotency-Key is closing; retry shortly`, { orderNo }, 1);
+    throw new Refusal(
+      'UNAVAILABLE',
+      `the order ${orderNo} of this Idempotency-Key is closing; retry shortly`,
+      { orderNo },
+      1,
+    );
   }
 
-  /** The input the order was promised with (the first attempt's), else rebuilt as it was then (a reservation from before promises). */
+  /**
+   * The input the order was promised with (the first attempt's), else rebuilt as it was then (a reservation from before
+   * promises).
+   */
   private inputOf(request: CheckoutRequest, duplicate: Duplicate, reservedAtMs: number): OrderInput {
-    return duplicate.startInput ?? this.priced(this.orderInput(request, duplicate.orderNo, reservedAtMs), duplicate.priceCents);
+    return (
+      duplicate.startInput ??
+      this.priced(this.orderInput(request, duplicate.orderNo, reservedAtMs), duplicate.priceCents)
+    );
   }
 
   private priced(input: Omit<OrderInput, 'unitPriceCents'>, unitPriceCents: number): OrderInput {
     return { ...input, unitPriceCents };
   }
 
-  private orderInput(request: CheckoutRequest, orderNo: string, createdAtMs: number): Omit<OrderInput, 'unitPriceCents'> {
+  private orderInput(
+    request: CheckoutRequest,
+    orderNo: string,
+    createdAtMs: number,
+  ): Omit<OrderInput, 'unitPriceCents'> {
     return {
       orderNo,
       sku: request.sku,
@@ -405,7 +460,12 @@ type Duplicate = Extract<ReserveResult, { outcome: 'DUPLICATE' }>;
 
 function answerOfFound(found: FoundOrder): CheckoutAnswer {
   if (found.view.status === 'PENDING') return { orderNo: found.view.orderNo, status: 'PENDING' };
-  return { orderNo: found.view.orderNo, status: found.view.status, order: found.view, ...(found.failureReason ? { failureReason: found.failureReason } : {}) };
+  return {
+    orderNo: found.view.orderNo,
+    status: found.view.status,
+    order: found.view,
+    ...(found.failureReason ? { failureReason: found.failureReason } : {}),
+  };
 }
 
 const soldOutError = (sku: string) => new Refusal('SOLD_OUT', `${sku} is sold out`);
@@ -577,7 +637,8 @@ export function checkoutRoutes(deps: { auth: ShopperAuth; checkout: CheckoutServ
       body: checkoutSchema,
       responses: {
         201: {
-          description: 'With Prefer: wait=N, persisted within the wait: the order, AWAITING_PAYMENT, with its payment deadline',
+          description:
+            'With Prefer: wait=N, persisted within the wait: the order, AWAITING_PAYMENT, with its payment deadline',
           schema: checkoutPersistedSchema,
           headers: z.object({
             Location: z.string().meta({ description: 'The order: /api/orders/{orderNo}' }),
@@ -594,9 +655,14 @@ export function checkoutRoutes(deps: { auth: ShopperAuth; checkout: CheckoutServ
         400: { codes: ['INVALID_REQUEST'] },
         401: { codes: ['UNAUTHORIZED'] },
         404: { codes: ['SKU_NOT_FOUND'] },
-        409: { codes: ['SOLD_OUT', 'SALE_NOT_ACTIVE', 'PURCHASE_LIMIT_EXCEEDED', 'TOO_MANY_CANCELLATIONS', 'ORDER_FAILED'] },
+        409: {
+          codes: ['SOLD_OUT', 'SALE_NOT_ACTIVE', 'PURCHASE_LIMIT_EXCEEDED', 'TOO_MANY_CANCELLATIONS', 'ORDER_FAILED'],
+        },
         422: { codes: ['IDEMPOTENCY_KEY_REUSED'] },
-        429: { codes: ['RATE_LIMITED'], description: '`RATE_LIMITED`: this shopper sent too many checkouts (RATE_LIMIT_CHECKOUT); see Retry-After' },
+        429: {
+          codes: ['RATE_LIMITED'],
+          description: '`RATE_LIMITED`: this shopper sent too many checkouts (RATE_LIMIT_CHECKOUT); see Retry-After',
+        },
         503: {
           codes: ['UNAVAILABLE', 'OUTCOME_UNKNOWN'],
           description:

@@ -15,7 +15,14 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { isMysqlFailure, type Store } from '../db/store.js';
-import { boundBy, Deadline, DeadlineExceededError, DependencyGuard, DependencyUnavailableError, type DependencyGuards } from '../infra/dependency-guard.js';
+import {
+  boundBy,
+  Deadline,
+  DeadlineExceededError,
+  DependencyGuard,
+  DependencyUnavailableError,
+  type DependencyGuards,
+} from '../infra/dependency-guard.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import {
   orderNoTime,
@@ -82,7 +89,9 @@ const DEFAULT_MAX_CONCURRENT_STARTS = 32;
 
 /** How long the list of active sales (for lookups of an order by its number alone) is reused. */
 const SALES_REFRESH_MS = 1_000;
-/** A sale marks itself active about once a second: a sale that holds an order was active at most this long before it. */
+/**
+ * A sale marks itself active about once a second: a sale that holds an order was active at most this long before it.
+ */
 const ACTIVE_MARK_SLACK_MS = 2_000;
 
 /** How much later than the guard's deadline a call's gRPC deadline is (see onTemporal). */
@@ -108,7 +117,9 @@ export function isTemporalFailure(err: unknown): boolean {
   ) {
     return false;
   }
-  return err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || isDeadlineExceeded(err);
+  return (
+    err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || isDeadlineExceeded(err)
+  );
 }
 
 /** Guards that classify failures alike but never open: for callers without an API's breakers. */
@@ -129,7 +140,8 @@ const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
  * (started now or earlier) but had not decided within the wait; it goes on. ALREADY_CLOSED: the
  * order's workflow had closed before this call (an idempotent retry of an old order).
  */
-export type AwaitedStart = { outcome: 'DECIDED'; state: OrderState } | { outcome: 'RUNNING' } | { outcome: 'ALREADY_CLOSED' };
+export type AwaitedStart =
+  { outcome: 'DECIDED'; state: OrderState } | { outcome: 'RUNNING' } | { outcome: 'ALREADY_CLOSED' };
 
 export interface OrderClientOptions {
   /** The most workflow starts this process sends at once (MAX_CONCURRENT_STARTS); the pacing adapts below it. */
@@ -171,7 +183,8 @@ export class OrderClient {
     this.guards = guards ?? unguarded();
     // Starts wait here, in this process, rather than in Temporal; a start that would be sent too
     // late to be worth it is not sent (the promise's owner sends it later).
-    this.pacing = options.pacing ?? new StartPacing({ maxLimit: options.maxConcurrentStarts ?? DEFAULT_MAX_CONCURRENT_STARTS });
+    this.pacing =
+      options.pacing ?? new StartPacing({ maxLimit: options.maxConcurrentStarts ?? DEFAULT_MAX_CONCURRENT_STARTS });
     this.inventory = options.inventory;
     this.storesReadMs = options.storesReadMs ?? 0;
   }
@@ -200,15 +213,25 @@ export class OrderClient {
    * seen (and counted) as the guard's deadline, not as a gRPC error that arrived first.
    */
   private onTemporal<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
-    return this.guards.temporal.call(deadline, () => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call));
+    return this.guards.temporal.call(deadline, () =>
+      this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call),
+    );
   }
 
   /**
    * A call the order's workflow must answer (a query, an Update): it needs a worker as well.
    * `evenWhenOpen`: delivered whatever the breaker says (a payment), within its deadline.
    */
-  private onWorkflow<T>(deadline: Deadline, call: () => Promise<T>, options: { evenWhenOpen?: boolean } = {}): Promise<T> {
-    return this.guards.workflows.call(deadline, () => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call), options);
+  private onWorkflow<T>(
+    deadline: Deadline,
+    call: () => Promise<T>,
+    options: { evenWhenOpen?: boolean } = {},
+  ): Promise<T> {
+    return this.guards.workflows.call(
+      deadline,
+      () => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call),
+      options,
+    );
   }
 
   private onMysql<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
@@ -229,11 +252,18 @@ export class OrderClient {
    * start: no task queue round trip) when this client shares the worker's connection; `eager` says
    * whether it did (no free workflow task slot in this worker: the task goes through the queue).
    */
-  async startEagerly(input: OrderInput, deadline = defaultDeadline()): Promise<{ outcome: 'STARTED' | 'ALREADY_CLOSED'; eager: boolean }> {
+  async startEagerly(
+    input: OrderInput,
+    deadline = defaultDeadline(),
+  ): Promise<{ outcome: 'STARTED' | 'ALREADY_CLOSED'; eager: boolean }> {
     return this.startAndTell(input, deadline, true);
   }
 
-  private async startAndTell(input: OrderInput, deadline: Deadline, eager: boolean): Promise<{ outcome: 'STARTED' | 'ALREADY_CLOSED'; eager: boolean }> {
+  private async startAndTell(
+    input: OrderInput,
+    deadline: Deadline,
+    eager: boolean,
+  ): Promise<{ outcome: 'STARTED' | 'ALREADY_CLOSED'; eager: boolean }> {
     try {
       const handle = await this.pacing.run(deadline, () =>
         this.onTemporal(deadline, () =>
@@ -275,9 +305,16 @@ export class OrderClient {
    * start): the order is a promise, so the caller answers PENDING and the starter starts it. The
    * wait itself counts against no breaker (an order not decided in time is an answer).
    */
-  async startAndAwaitPersisted(input: OrderInput, waitMs: number, startDeadline = Deadline.in(DEFAULT_CALL_TIMEOUT_MS)): Promise<AwaitedStart> {
+  async startAndAwaitPersisted(
+    input: OrderInput,
+    waitMs: number,
+    startDeadline = Deadline.in(DEFAULT_CALL_TIMEOUT_MS),
+  ): Promise<AwaitedStart> {
     this.assertTemporalAvailable();
-    const startOperation = new WithStartWorkflowOperation<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, this.startOptions(input));
+    const startOperation = new WithStartWorkflowOperation<typeof OrderWorkflow>(
+      ORDER_WORKFLOW_TYPE,
+      this.startOptions(input),
+    );
     const waitUntil = Deadline.in(waitMs);
     let update: Promise<OrderState> | undefined;
     try {
@@ -286,7 +323,9 @@ export class OrderClient {
         () => {
           const sent = boundBy(waitUntil, () =>
             this.temporal.connection.withDeadline(waitUntil.at, () =>
-              this.temporal.workflow.executeUpdateWithStart(awaitPersistedUpdate, { startWorkflowOperation: startOperation }),
+              this.temporal.workflow.executeUpdateWithStart(awaitPersistedUpdate, {
+                startWorkflowOperation: startOperation,
+              }),
             ),
           );
           // Awaited below; until then its failure must not count as unhandled.
@@ -321,7 +360,9 @@ export class OrderClient {
     // A promise whose workflow has not claimed its reservation is PENDING whatever the workflow
     // would say: answered from Redis, sparing the worker a query (after a Temporal outage,
     // hundreds of them are polled while their starts catch up). Redis not answering: ask on.
-    const unclaimed = await this.unclaimedPromise(orderNo, deadline.capped(this.storesReadMs || undefined)).catch(() => null);
+    const unclaimed = await this.unclaimedPromise(orderNo, deadline.capped(this.storesReadMs || undefined)).catch(
+      () => null,
+    );
     if (unclaimed) return unclaimed;
     let live: OrderState | null;
     try {
@@ -335,7 +376,10 @@ export class OrderClient {
     if (live) return foundLive(live);
     try {
       // Half the stores' share is kept back: MySQL hung must leave time for the workflow's result.
-      return (await this.fromDatabase(orderNo, deadline.minus(Math.floor(this.storesReadMs / 2)))) ?? (await this.fromPromise(orderNo, deadline));
+      return (
+        (await this.fromDatabase(orderNo, deadline.minus(Math.floor(this.storesReadMs / 2)))) ??
+        (await this.fromPromise(orderNo, deadline))
+      );
     } catch (err) {
       if (!(err instanceof DependencyUnavailableError)) throw err;
       // MySQL away: a closed workflow's result is the order's final state, as its row would say.
@@ -352,7 +396,12 @@ export class OrderClient {
       return null;
     });
     if (!state) return null;
-    return { view: viewOfState(state), userId: state.userId, source: 'workflow', ...(state.failureReason ? { failureReason: state.failureReason } : {}) };
+    return {
+      view: viewOfState(state),
+      userId: state.userId,
+      source: 'workflow',
+      ...(state.failureReason ? { failureReason: state.failureReason } : {}),
+    };
   }
 
   /** The order as its running workflow answers it (null: closed, or not started); the workflow not answering throws. */
@@ -372,7 +421,10 @@ export class OrderClient {
     return this.fromPromise(orderNo, deadline);
   }
 
-  /** The order as its promise says, only while its reservation is not claimed yet (then it is PENDING for sure); else null. */
+  /**
+   * The order as its promise says, only while its reservation is not claimed yet (then it is PENDING for sure); else
+   * null.
+   */
   private async unclaimedPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
     const inventory = this.inventory;
     if (!inventory) return null;
@@ -418,7 +470,12 @@ export class OrderClient {
       });
     } catch (err) {
       // Redis out of time or failing: "cannot tell now" (503 and retry), never a bug's 500.
-      throw new DependencyUnavailableError('redis', err instanceof DeadlineExceededError ? 'deadline' : 'failed', 1, err);
+      throw new DependencyUnavailableError(
+        'redis',
+        err instanceof DeadlineExceededError ? 'deadline' : 'failed',
+        1,
+        err,
+      );
     }
   }
 
@@ -468,9 +525,13 @@ export class OrderClient {
    */
   async pay(orderNo: string, payment: PaymentReceived, deadline = defaultDeadline()): Promise<PaymentVerdict | null> {
     try {
-      return await this.onWorkflow(deadline, () => this.handle(orderNo).executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` }), {
-        evenWhenOpen: true,
-      });
+      return await this.onWorkflow(
+        deadline,
+        () => this.handle(orderNo).executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` }),
+        {
+          evenWhenOpen: true,
+        },
+      );
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo, payment.eventId, deadline);
       throw err;
@@ -484,7 +545,10 @@ export class OrderClient {
     try {
       await this.onWorkflow(deadline, () => this.handle(orderNo).executeUpdate(cancelUpdate, {}));
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError || (err instanceof WorkflowUpdateFailedError && err.cause?.message.startsWith(NOT_CANCELLABLE))) {
+      if (
+        err instanceof WorkflowNotFoundError ||
+        (err instanceof WorkflowUpdateFailedError && err.cause?.message.startsWith(NOT_CANCELLABLE))
+      ) {
         throw new OrderNotCancellableError(order);
       }
       throw err;
@@ -499,10 +563,20 @@ export class OrderClient {
    * judges (its amount, then when it was recorded, then the order's final status); null when there
    * is no order row either (no such order, or not started yet).
    */
-  private async verdictOfClosedOrder(orderNo: string, eventId: string, deadline: Deadline): Promise<PaymentVerdict | null> {
-    const [stored, order] = await this.onMysql(deadline, () => Promise.all([this.store.getPayment(eventId), this.store.getOrder(orderNo)]));
+  private async verdictOfClosedOrder(
+    orderNo: string,
+    eventId: string,
+    deadline: Deadline,
+  ): Promise<PaymentVerdict | null> {
+    const [stored, order] = await this.onMysql(deadline, () =>
+      Promise.all([this.store.getPayment(eventId), this.store.getOrder(orderNo)]),
+    );
     return verdictOfClosedOrder(
-      order && { status: order.status, totalCents: order.totalCents, paymentDeadline: order.paymentDeadline.toISOString() },
+      order && {
+        status: order.status,
+        totalCents: order.totalCents,
+        paymentDeadline: order.paymentDeadline.toISOString(),
+      },
       stored && { ...stored, receivedAt: stored.receivedAt.toISOString() },
     );
   }
@@ -556,13 +630,23 @@ export function visibilityString(value: string): string {
 /** Whether a call ran out of time: gRPC DEADLINE_EXCEEDED anywhere in the error's cause chain. */
 function isDeadlineExceeded(err: unknown): boolean {
   for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
-    if ((current as { code?: unknown }).code === GRPC_DEADLINE_EXCEEDED || /\bDEADLINE_EXCEEDED\b/.test(current.message)) return true;
+    if (
+      (current as { code?: unknown }).code === GRPC_DEADLINE_EXCEEDED ||
+      /\bDEADLINE_EXCEEDED\b/.test(current.message)
+    )
+      return true;
   }
   return false;
 }
 
 function foundLive(live: OrderState): FoundOrder {
-  return { view: viewOfState(live), userId: live.userId, source: 'workflow', live, ...(live.failureReason ? { failureReason: live.failureReason } : {}) };
+  return {
+    view: viewOfState(live),
+    userId: live.userId,
+    source: 'workflow',
+    live,
+    ...(live.failureReason ? { failureReason: live.failureReason } : {}),
+  };
 }
 
 export function viewOfState(state: OrderState): OrderView {

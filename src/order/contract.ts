@@ -66,7 +66,10 @@ export interface OrderState {
   cancelReason?: CancelReason;
   failureReason?: string;
   createdAt: string;
-  /** When the order became payable + the payment window (while PENDING: createdAt + the window): after it, an unpaid order is cancelled. */
+  /**
+   * When the order became payable + the payment window (while PENDING: createdAt + the window): after it, an unpaid
+   * order is cancelled.
+   */
   paymentDeadline: string;
   paidAt?: string;
   /** Every payment event the workflow saw, with what became of it. */

@@ -15,7 +15,13 @@ import type { AppConfig } from '../config/index.js';
 import type { Store, PaymentRow } from '../db/store.js';
 import { Deadline, type DependencyGuards, boundBy, type DependencyGuard } from '../infra/dependency-guard.js';
 import { Refusal } from '../refusal.js';
-import { type RefundReason, type WebhookOutcome, orderNoTime, type PaymentReceived, type PaymentVerdict } from './contract.js';
+import {
+  type RefundReason,
+  type WebhookOutcome,
+  orderNoTime,
+  type PaymentReceived,
+  type PaymentVerdict,
+} from './contract.js';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../infra/logger.js';
 import type { OrderClient } from './client.js';
@@ -61,8 +67,11 @@ export class PaymentWebhook {
   async handle(event: PaymentEvent): Promise<WebhookAnswer> {
     const { store, guards, delivery, config } = this.deps;
     // Record first, asking nothing else before: once the row exists the payment cannot be lost.
-    const row = await guards.mysql.call(Deadline.in(config.deadlines.mysqlMs), () => store.recordPayment(event), { evenWhenOpen: true });
-    if (row.orderNo !== event.orderNo) throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
+    const row = await guards.mysql.call(Deadline.in(config.deadlines.mysqlMs), () => store.recordPayment(event), {
+      evenWhenOpen: true,
+    });
+    if (row.orderNo !== event.orderNo)
+      throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
     if (row.outcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
     // The owner tries at once where the order can answer (with Temporal's or the workers' breaker
     // open it cannot) and keeps delivering after this answer if it has no verdict yet.
@@ -111,7 +120,8 @@ export function verifyWebhookSignature(
     .map((part) => part.trim())
     .filter((part) => /^v1=[0-9a-fA-F]{64}$/.test(part))
     .map((part) => part.slice('v1='.length));
-  if (Math.abs(nowSeconds - Number(t)) > SIGNATURE_TOLERANCE_SECONDS) return { ok: false, reason: 'signature timestamp outside the 5-minute tolerance' };
+  if (Math.abs(nowSeconds - Number(t)) > SIGNATURE_TOLERANCE_SECONDS)
+    return { ok: false, reason: 'signature timestamp outside the 5-minute tolerance' };
   const expected = createHmac('sha256', secret).update(`${t}.${rawBody}`).digest();
   // Several v1 values are allowed so a provider can sign with an old and a new secret while rotating.
   const matches = signatures.some((sig) => timingSafeEqual(Buffer.from(sig, 'hex'), expected));
@@ -199,7 +209,10 @@ export class PaymentDelivery {
     config: Pick<AppConfig, 'reservationGraceMs' | 'reconcileIntervalMs'>,
     deps: Omit<PaymentDeliveryDeps, 'unknownOrderAfterMs'>,
   ): PaymentDelivery {
-    return new PaymentDelivery({ ...deps, unknownOrderAfterMs: config.reservationGraceMs + config.reconcileIntervalMs + 60_000 });
+    return new PaymentDelivery({
+      ...deps,
+      unknownOrderAfterMs: config.reservationGraceMs + config.reconcileIntervalMs + 60_000,
+    });
   }
 
   /** Payments this process is still trying to deliver. */
@@ -218,7 +231,10 @@ export class PaymentDelivery {
       verdict = await this.deps.orders.pay(row.orderNo, storedPayment(row), deadline);
     } catch (err) {
       // One line per attempt would flood the log during an outage; the backlog gauge shows it.
-      this.deps.logger?.debug({ eventId: row.eventId, orderNo: row.orderNo, err: describe(err) }, 'payment not delivered yet; retrying');
+      this.deps.logger?.debug(
+        { eventId: row.eventId, orderNo: row.orderNo, err: describe(err) },
+        'payment not delivered yet; retrying',
+      );
       return null;
     } finally {
       this.deps.changed?.(row.orderNo);
@@ -237,7 +253,10 @@ export class PaymentDelivery {
       await this.onMysql(deadline, () => this.deps.store.settleReceivedPayment(row.eventId, settled));
     } catch (err) {
       // The verdict stands (the workflow keeps it); the row is settled by the next delivery.
-      this.deps.logger?.warn({ eventId: row.eventId, err: describe(err) }, 'payment judged but its row not settled yet');
+      this.deps.logger?.warn(
+        { eventId: row.eventId, err: describe(err) },
+        'payment judged but its row not settled yet',
+      );
     }
     return verdict;
   }
@@ -302,9 +321,12 @@ export class PaymentDelivery {
   private async sweep(): Promise<void> {
     this.sweeping = true;
     try {
-      const rows = await this.onMysql(Deadline.in(this.pacing.attemptMs), () => this.deps.store.receivedPaymentsOlderThan(this.pacing.sweepOlderThanMs, 500));
+      const rows = await this.onMysql(Deadline.in(this.pacing.attemptMs), () =>
+        this.deps.store.receivedPaymentsOlderThan(this.pacing.sweepOlderThanMs, 500),
+      );
       const now = Date.now();
-      for (const row of rows) if (!this.pending.has(row.eventId)) this.pending.set(row.eventId, { row, attempts: 0, nextAt: now });
+      for (const row of rows)
+        if (!this.pending.has(row.eventId)) this.pending.set(row.eventId, { row, attempts: 0, nextAt: now });
     } catch {
       // MySQL is away: the next sweep reads them; the payments are safe in their rows.
     } finally {
@@ -351,13 +373,26 @@ export function paymentRoutes(deps: { webhook: PaymentWebhook; metrics: ApiMetri
       headers: paymentSignatureHeadersSchema,
       body: paymentWebhookSchema,
       responses: {
-        200: { description: "The order's verdict on the event (APPLIED, REFUND_REQUIRED), or DUPLICATE", schema: webhookAnswerSchema },
-        202: { description: 'RECEIVED: recorded; the verdict comes later, without a retry', schema: webhookAnswerSchema },
+        200: {
+          description: "The order's verdict on the event (APPLIED, REFUND_REQUIRED), or DUPLICATE",
+          schema: webhookAnswerSchema,
+        },
+        202: {
+          description: 'RECEIVED: recorded; the verdict comes later, without a retry',
+          schema: webhookAnswerSchema,
+        },
       },
       errors: {
         400: { codes: ['INVALID_SIGNATURE', 'INVALID_REQUEST'] },
-        429: { codes: ['RATE_LIMITED'], description: '`RATE_LIMITED`: too many calls from this client IP (RATE_LIMIT_WEBHOOK); see Retry-After' },
-        503: { codes: ['UNAVAILABLE'], description: '`UNAVAILABLE`: the event could not be recorded (MySQL did not answer in time); retry after Retry-After' },
+        429: {
+          codes: ['RATE_LIMITED'],
+          description: '`RATE_LIMITED`: too many calls from this client IP (RATE_LIMIT_WEBHOOK); see Retry-After',
+        },
+        503: {
+          codes: ['UNAVAILABLE'],
+          description:
+            '`UNAVAILABLE`: the event could not be recorded (MySQL did not answer in time); retry after Retry-After',
+        },
       },
     },
     async (ctx, input) => {

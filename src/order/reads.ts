@@ -122,7 +122,12 @@ export class OrderStatusReader {
   }
 
   /** The reader configured by STATUS_CACHE_MS, STATUS_CACHE_MAX_ENTRIES and STATUS_LONG_POLL_MAX_WAITERS. */
-  static fromConfig(orders: OrderClient, config: AppConfig, observer?: StatusReadObserver, notifier?: OrderChangeNotifier): OrderStatusReader {
+  static fromConfig(
+    orders: OrderClient,
+    config: AppConfig,
+    observer?: StatusReadObserver,
+    notifier?: OrderChangeNotifier,
+  ): OrderStatusReader {
     return new OrderStatusReader(orders, {
       ...(notifier ? { notifier } : {}),
       cacheMs: config.statusCacheMs,
@@ -160,10 +165,14 @@ export class OrderStatusReader {
     flight.answer = (async () => {
       let source: StatusReadSource = 'workflow';
       try {
-        const found = await this.orders.find(orderNo, Deadline.in(this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS));
+        const found = await this.orders.find(
+          orderNo,
+          Deadline.in(this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS),
+        );
         if (!found?.live) source = 'database';
         // Not cached when a local change came in meanwhile (changed() dropped this flight): it may predate it.
-        if (this.inflight.get(orderNo) === flight) this.remember(orderNo, found, startedAt, this.notified && epoch === this.epoch);
+        if (this.inflight.get(orderNo) === flight)
+          this.remember(orderNo, found, startedAt, this.notified && epoch === this.epoch);
         return found;
       } finally {
         if (this.inflight.get(orderNo) === flight) this.inflight.delete(orderNo);
@@ -211,7 +220,12 @@ export class OrderStatusReader {
    * with every other reader of the order) at a cadence that follows the status, and at once when
    * this process changes the order. `signal` ends the wait early (the client went away).
    */
-  async waitForChange(orderNo: string, from: OrderStatus, timeoutMs: number, signal?: AbortSignal): Promise<StatusWaitResult> {
+  async waitForChange(
+    orderNo: string,
+    from: OrderStatus,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<StatusWaitResult> {
     if (this.waiters >= this.options.maxWaiters) throw new TooManyWaitersError(this.options.maxWaiters);
     this.waiters++;
     this.options.observer?.statusWaiters(this.waiters);
@@ -242,7 +256,8 @@ export class OrderStatusReader {
         // Changes may go unnoticed from now on: open answers are served for cacheMs at most.
         const bound = Date.now() + this.options.cacheMs;
         for (const [orderNo, entry] of this.cache.entries()) {
-          if (entry.expiresAt > bound && entry.expiresAt !== Infinity) this.cache.set(orderNo, { ...entry, expiresAt: bound });
+          if (entry.expiresAt > bound && entry.expiresAt !== Infinity)
+            this.cache.set(orderNo, { ...entry, expiresAt: bound });
         }
       },
     };
@@ -359,13 +374,14 @@ export function readRoutes(deps: { auth: ShopperAuth; statusReader: OrderStatusR
       query: orderWaitQuerySchema,
       responses: {
         200: {
-          description: 'The order (with waitForChange: once changed, or at the timeout), and where the answer came from',
+          description:
+            'The order (with waitForChange: once changed, or at the timeout), and where the answer came from',
           schema: orderReadSchema,
           headers: z.object({
-            'Order-Status-Changed': z
-              .enum(['true', 'false'])
-              .optional()
-              .meta({ description: 'Only with waitForChange: true when the status differs from waitForChange, false when the wait timed out' }),
+            'Order-Status-Changed': z.enum(['true', 'false']).optional().meta({
+              description:
+                'Only with waitForChange: true when the status differs from waitForChange, false when the wait timed out',
+            }),
           }),
         },
       },

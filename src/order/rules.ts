@@ -16,7 +16,12 @@ export type OrderStatus = (typeof ORDER_STATUSES)[number];
 export const OPEN_STATUSES: readonly OrderStatus[] = ['PENDING', 'AWAITING_PAYMENT'];
 
 /** The statuses an order row can have: a PENDING order exists only in its workflow. */
-export const STORED_ORDER_STATUSES = ['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'] as const satisfies readonly OrderStatus[];
+export const STORED_ORDER_STATUSES = [
+  'AWAITING_PAYMENT',
+  'PAID',
+  'CANCELLED',
+  'FAILED',
+] as const satisfies readonly OrderStatus[];
 export type StoredOrderStatus = (typeof STORED_ORDER_STATUSES)[number];
 
 /** OPERATOR_CANCELLED: the workflow itself was cancelled (Web UI, CLI) while the order awaited payment. */
@@ -59,7 +64,10 @@ export function receivedInTime(receivedAt: string, paymentDeadline: string): boo
 }
 
 /** A shopper may cancel an order while it is open and no payment was applied to it. */
-export function isCancellable(state: { status: OrderStatus; payments: ReadonlyArray<{ outcome: PaymentOutcome }> }): boolean {
+export function isCancellable(state: {
+  status: OrderStatus;
+  payments: ReadonlyArray<{ outcome: PaymentOutcome }>;
+}): boolean {
   return OPEN_STATUSES.includes(state.status) && !state.payments.some((p) => p.outcome === 'APPLIED');
 }
 
@@ -84,7 +92,9 @@ export interface PaymentArrival {
 
 /** The verdict of a recorded payment without its event fields: what the `pay` Update answered. */
 export function verdictOf(record: PaymentVerdict): PaymentVerdict {
-  return record.refundReason ? { outcome: record.outcome, refundReason: record.refundReason } : { outcome: record.outcome };
+  return record.refundReason
+    ? { outcome: record.outcome, refundReason: record.refundReason }
+    : { outcome: record.outcome };
 }
 
 /** What a payment is judged against. */
@@ -110,7 +120,10 @@ export function judgePayment(order: PayableOrder, payment: PaymentArrival): Paym
 }
 
 /** Whether a payment would pay the order were it still open: the right amount, recorded in time. */
-export function paysInTime(order: Pick<PayableOrder, 'totalCents' | 'paymentDeadline'>, payment: PaymentArrival): boolean {
+export function paysInTime(
+  order: Pick<PayableOrder, 'totalCents' | 'paymentDeadline'>,
+  payment: PaymentArrival,
+): boolean {
   return judgePayment({ ...order, paid: false, closingAs: undefined }, payment).outcome === 'APPLIED';
 }
 
@@ -125,21 +138,33 @@ export function verdictOfClosedOrder(
   stored: (PaymentArrival & { outcome: string; refundReason: string | null }) | null,
 ): PaymentVerdict | null {
   if (stored?.outcome === 'APPLIED') return { outcome: 'APPLIED' };
-  if (stored?.outcome === 'REFUND_REQUIRED') return refund((stored.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') as RefundReason);
+  if (stored?.outcome === 'REFUND_REQUIRED')
+    return refund((stored.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') as RefundReason);
   if (!order) return null;
-  const closed = { totalCents: order.totalCents, paymentDeadline: order.paymentDeadline, paid: order.status === 'PAID', closingAs: order.status };
+  const closed = {
+    totalCents: order.totalCents,
+    paymentDeadline: order.paymentDeadline,
+    paid: order.status === 'PAID',
+    closingAs: order.status,
+  };
   return stored ? judgePayment(closed, stored) : refund(refundReasonFor(order.status));
 }
 
 /** How an order's run ends: its outcome is decided first, then the order is closed accordingly. */
 export type Outcome<Payment = PaymentArrival> =
-  { status: 'PAID'; payment: Payment } | { status: 'CANCELLED'; reason: CancelReason } | { status: 'FAILED'; reason: string };
+  | { status: 'PAID'; payment: Payment }
+  | { status: 'CANCELLED'; reason: CancelReason }
+  | { status: 'FAILED'; reason: string };
 
 /**
  * How the wait for a payment ended. A payment accepted before an operator's cancel wins: the money
  * was taken for a persisted order.
  */
-export function outcomeOfWait<Payment>(wait: { accepted: Payment | undefined; operatorCancelled: boolean; shopperCancelled: boolean }): Outcome<Payment> {
+export function outcomeOfWait<Payment>(wait: {
+  accepted: Payment | undefined;
+  operatorCancelled: boolean;
+  shopperCancelled: boolean;
+}): Outcome<Payment> {
   if (wait.accepted) return { status: 'PAID', payment: wait.accepted };
   if (wait.operatorCancelled) return { status: 'CANCELLED', reason: 'OPERATOR_CANCELLED' };
   return { status: 'CANCELLED', reason: wait.shopperCancelled ? 'USER_CANCELLED' : 'PAYMENT_TIMEOUT' };

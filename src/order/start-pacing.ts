@@ -70,7 +70,11 @@ export class StartPacing {
    * own, leaves at least MIN_START_BUDGET_MS); otherwise fails with
    * DependencyUnavailableError('temporal', 'busy') without sending it.
    */
-  async run<T>(deadline: Deadline, start: () => Promise<T>, admitBy: Deadline = deadline.minus(MIN_START_BUDGET_MS)): Promise<T> {
+  async run<T>(
+    deadline: Deadline,
+    start: () => Promise<T>,
+    admitBy: Deadline = deadline.minus(MIN_START_BUDGET_MS),
+  ): Promise<T> {
     await this.acquire(admitBy);
     if (deadline.remainingMs() < MIN_START_BUDGET_MS) {
       this.release();
@@ -94,7 +98,8 @@ export class StartPacing {
    * waiting for one): how many promises are worth taking from Redis now.
    */
   async room(): Promise<number> {
-    if (this.active >= this.limit || this.waiters.length > 0) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    if (this.active >= this.limit || this.waiters.length > 0)
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
     return Math.max(1, this.limit - this.active);
   }
 
@@ -155,7 +160,11 @@ export class StartPacing {
 function isOverloadSignal(err: unknown): boolean {
   if (err instanceof DependencyUnavailableError) return err.reason === 'deadline';
   for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
-    if ((current as { code?: unknown }).code === GRPC_RESOURCE_EXHAUSTED || /\bRESOURCE_EXHAUSTED\b/.test(current.message)) return true;
+    if (
+      (current as { code?: unknown }).code === GRPC_RESOURCE_EXHAUSTED ||
+      /\bRESOURCE_EXHAUSTED\b/.test(current.message)
+    )
+      return true;
   }
   return false;
 }

@@ -35,7 +35,12 @@ export interface PromiseStarterOptions {
   backlogEveryMs: number;
 }
 
-const DEFAULTS: PromiseStarterOptions = { intervalMs: 1_000, startTimeoutMs: 5_000, leaseMs: 5_000, backlogEveryMs: 2_000 };
+const DEFAULTS: PromiseStarterOptions = {
+  intervalMs: 1_000,
+  startTimeoutMs: 5_000,
+  leaseMs: 5_000,
+  backlogEveryMs: 2_000,
+};
 
 /** A promise handed out is due again after this, should its start never report (the process died). */
 const RECHECK_MS = 10_000;
@@ -156,7 +161,11 @@ export class PromiseStarter {
         state.again = false;
         const room = await pacing.room();
         if (this.stopped) return;
-        const taken = await promises.takeDueStarts(sku, this.owner, { leaseMs: this.options.leaseMs, limit: room, recheckMs: RECHECK_MS });
+        const taken = await promises.takeDueStarts(sku, this.owner, {
+          leaseMs: this.options.leaseMs,
+          limit: room,
+          recheckMs: RECHECK_MS,
+        });
         if (!taken.leased) {
           this.pendingBySale.delete(sku);
           break;
@@ -167,7 +176,10 @@ export class PromiseStarter {
         if (taken.due.length < room && !state.again) break;
       }
     } catch (err) {
-      this.deps.logger.warn({ err: describe(err), sku }, 'order starter: could not take the sale’s promises this round');
+      this.deps.logger.warn(
+        { err: describe(err), sku },
+        'order starter: could not take the sale’s promises this round',
+      );
     } finally {
       this.visiting.delete(sku);
     }
@@ -179,7 +191,9 @@ export class PromiseStarter {
     }
   }
 
-  /** Starts one promised order, in its checkout's trace when that was sampled; whether it now exists (or has closed). */
+  /**
+   * Starts one promised order, in its checkout's trace when that was sampled; whether it now exists (or has closed).
+   */
   private async startOne({ input, trace }: Promised): Promise<boolean> {
     const { promises, orders, observer } = this.deps;
     const sentAt = Date.now();
@@ -188,7 +202,9 @@ export class PromiseStarter {
         await promises.dropStartEntry(input.sku, input.orderNo);
         return true;
       }
-      const { outcome, eager } = await inTrace(trace, () => orders.startEagerly(input, Deadline.in(this.options.startTimeoutMs)));
+      const { outcome, eager } = await inTrace(trace, () =>
+        orders.startEagerly(input, Deadline.in(this.options.startTimeoutMs)),
+      );
       observer?.started(outcome, Date.now() - sentAt, eager);
       this.attempts.delete(input.orderNo);
       // The workflow exists (or has closed, and the reconciler aligns its reservation): no start is due again.
@@ -199,7 +215,10 @@ export class PromiseStarter {
       const attempt = (this.attempts.get(input.orderNo) ?? 0) + 1;
       this.attempts.set(input.orderNo, attempt);
       if (this.attempts.size > 100_000) this.attempts.clear();
-      this.deps.logger.debug({ orderNo: input.orderNo, attempt, err: describe(err) }, 'order start failed; due again later');
+      this.deps.logger.debug(
+        { orderNo: input.orderNo, attempt, err: describe(err) },
+        'order start failed; due again later',
+      );
       const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(attempt - 1, 4)) * (0.8 + Math.random() * 0.4);
       await promises.retryStartLater(input.sku, input.orderNo, delay).catch(() => undefined);
       return false;

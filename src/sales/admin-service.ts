@@ -6,7 +6,12 @@
  */
 import type { OrderRow, PaymentListRow, SaleRow, Store } from '../db/store.js';
 import type { StoredOrderStatus, StoredPaymentOutcome } from '../order/contract.js';
-import { checkSaleInvariants, type Invariant, type RedisCounters, type SaleInvariantSources } from '../invariants/check.js';
+import {
+  checkSaleInvariants,
+  type Invariant,
+  type RedisCounters,
+  type SaleInvariantSources,
+} from '../invariants/check.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { RedisSales } from '../inventory/redis-sales.js';
 import type { OrderClient } from '../order/client.js';
@@ -76,10 +81,16 @@ export interface AdminSaleView {
 }
 
 export class AdminService {
-  /** `store` and `inventory`: the methods it calls (the invariant checker's included); the API passes its guarded views. */
+  /**
+   * `store` and `inventory`: the methods it calls (the invariant checker's included); the API passes its guarded views.
+   */
   constructor(
     private readonly deps: {
-      store: Pick<Store, 'getSale' | 'closeSale' | 'ordersPage' | 'paymentsPage' | 'salesPage' | 'orderCountsByStatus'> & SaleInvariantSources['store'];
+      store: Pick<
+        Store,
+        'getSale' | 'closeSale' | 'ordersPage' | 'paymentsPage' | 'salesPage' | 'orderCountsByStatus'
+      > &
+        SaleInvariantSources['store'];
       inventory: Pick<RedisInventory, 'getSale'>;
       redisSales: Pick<RedisSales, 'closeSale'>;
       orders: OrderClient;
@@ -98,7 +109,12 @@ export class AdminService {
     ]);
     const { figures } = report;
     // Both stores were found above, so the checker's Redis figures are there.
-    const redis = figures.redis ?? { stock: redisSale.stock, available: redisSale.available, reserved: redisSale.reserved, sold: redisSale.sold };
+    const redis = figures.redis ?? {
+      stock: redisSale.stock,
+      available: redisSale.available,
+      reserved: redisSale.reserved,
+      sold: redisSale.sold,
+    };
     const units: StatusFigures = {
       AWAITING_PAYMENT: figures.mysql.awaitingPayment,
       PAID: figures.mysql.paid,
@@ -120,7 +136,12 @@ export class AdminService {
   }
 
   /** A sale's orders with a MySQL row, newest first (by order number), keyset-paged. */
-  async listOrders(query: { sku: string; status?: StoredOrderStatus; cursor?: string; limit: number }): Promise<Page<AdminOrderView>> {
+  async listOrders(query: {
+    sku: string;
+    status?: StoredOrderStatus;
+    cursor?: string;
+    limit: number;
+  }): Promise<Page<AdminOrderView>> {
     const before = query.cursor ? decodeCursor(query.cursor, CURSOR_POSITIONS.orders)[0] : undefined;
     if (!(await this.deps.store.getSale(query.sku))) throw skuNotFound(query.sku);
     const rows = await this.deps.store.ordersPage({
@@ -133,7 +154,11 @@ export class AdminService {
   }
 
   /** Payments with one outcome, oldest first: for REFUND_REQUIRED, the refunds an operator must make. */
-  async listPayments(query: { outcome: StoredPaymentOutcome; cursor?: string; limit: number }): Promise<Page<AdminPaymentView>> {
+  async listPayments(query: {
+    outcome: StoredPaymentOutcome;
+    cursor?: string;
+    limit: number;
+  }): Promise<Page<AdminPaymentView>> {
     const after = query.cursor ? decodeCursor(query.cursor, CURSOR_POSITIONS.payments) : undefined;
     const rows = await this.deps.store.paymentsPage({
       outcome: query.outcome,
@@ -146,7 +171,10 @@ export class AdminService {
   /** The sales, newest first. */
   async listSales(query: { cursor?: string; limit: number }): Promise<Page<AdminSaleView>> {
     const before = query.cursor ? decodeCursor(query.cursor, CURSOR_POSITIONS.sales) : undefined;
-    const rows = await this.deps.store.salesPage(before ? { createdAt: before[0], sku: before[1] } : undefined, query.limit + 1);
+    const rows = await this.deps.store.salesPage(
+      before ? { createdAt: before[0], sku: before[1] } : undefined,
+      query.limit + 1,
+    );
     return pageOf(rows, query.limit, saleView, (last) => [last.createdAt.toISOString(), last.sku]);
   }
 
@@ -171,7 +199,12 @@ export class AdminService {
   }
 }
 
-function pageOf<Row, View>(rows: Row[], limit: number, view: (row: Row) => View, position: (last: Row) => string[]): Page<View> {
+function pageOf<Row, View>(
+  rows: Row[],
+  limit: number,
+  view: (row: Row) => View,
+  position: (last: Row) => string[],
+): Page<View> {
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
   return { items: items.map(view), nextCursor: rows.length > limit && last ? encodeCursor(position(last)) : null };

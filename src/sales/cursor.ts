@@ -55,4 +55,5 @@ export function decodeCursor<T>(cursor: string, shape: z.ZodType<T>): T {
   return parsed.data;
 }
 
-const notACursor = () => new Refusal('INVALID_REQUEST', 'cursor: not a cursor this API gave (pass nextCursor back as it is)');
+const notACursor = () =>
+  new Refusal('INVALID_REQUEST', 'cursor: not a cursor this API gave (pass nextCursor back as it is)');

@@ -19,7 +19,9 @@ export interface NewSale {
 }
 
 export class SalesService {
-  /** The methods it calls: the API passes its guarded views (src/api/app.ts), tests and tools the clients as they are. */
+  /**
+   * The methods it calls: the API passes its guarded views (src/api/app.ts), tests and tools the clients as they are.
+   */
   constructor(
     private readonly store: Pick<Store, 'createSale' | 'getSale'>,
     private readonly inventory: Pick<RedisInventory, 'getSale'>,

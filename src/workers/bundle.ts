@@ -14,7 +14,9 @@ const WORKFLOWS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'workf
  * The workflow bundle's entry point: the TypeScript source when running from it (tsx), the
  * compiled JavaScript next to this module in a build (dist/workflows), which webpack bundles alike.
  */
-export const WORKFLOWS_PATH = existsSync(join(WORKFLOWS_DIR, 'index.ts')) ? join(WORKFLOWS_DIR, 'index.ts') : join(WORKFLOWS_DIR, 'index.js');
+export const WORKFLOWS_PATH = existsSync(join(WORKFLOWS_DIR, 'index.ts'))
+  ? join(WORKFLOWS_DIR, 'index.ts')
+  : join(WORKFLOWS_DIR, 'index.js');
 
 /**
  * The workflow interceptors module (OpenTelemetry's, used where the caller's trace is sampled:
@@ -45,7 +47,10 @@ export function workflowSourceFiles(): string[] {
   return [...seen].sort();
 }
 
-/** A hash of the bundle's source files and of the lockfile (which pins the SDK and webpack): the bundle is stale when it changes. */
+/**
+ * A hash of the bundle's source files and of the lockfile (which pins the SDK and webpack): the bundle is stale when it
+ * changes.
+ */
 function sourceHash(): string {
   const hash = createHash('sha256');
   const root = join(WORKFLOWS_DIR, '..');
@@ -64,7 +69,10 @@ function sourceHash(): string {
  * Update). With the same workflow code everywhere, turning tracing on or off is only a question of
  * whether the spans leave the worker (src/infra/tracing.ts), never of determinism.
  */
-export async function buildWorkflowBundle(outFile: string, options: { withoutTracingInterceptors?: boolean } = {}): Promise<boolean> {
+export async function buildWorkflowBundle(
+  outFile: string,
+  options: { withoutTracingInterceptors?: boolean } = {},
+): Promise<boolean> {
   const stamp = `${outFile}.hash`;
   // withoutTracingInterceptors: only the benchmark's reference (what the interceptors cost), never a worker's bundle.
   const bare = options.withoutTracingInterceptors === true;

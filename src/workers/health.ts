@@ -31,14 +31,19 @@ export async function startWorkerHealthServer(options: {
     else if (path === '/livez') status = state === 'FAILED' ? 503 : 200;
     else if (path === '/readyz') status = state === 'RUNNING' ? 200 : 503;
     else status = 404;
-    const shown = status === 200 || status === 503 ? { status: status === 200 ? 'ok' : 'unavailable', state } : { error: 'not found' };
+    const shown =
+      status === 200 || status === 503
+        ? { status: status === 200 ? 'ok' : 'unavailable', state }
+        : { error: 'not found' };
     const body = path === '/readyz' && options.clocks ? { ...shown, clocks: options.clocks() } : shown;
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : JSON.stringify(body));
   });
   // Probes must not keep a draining process alive.
   server.keepAliveTimeout = 1_000;
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(options.port, options.host ?? '0.0.0.0', resolve));
+  await new Promise<void>((resolve, reject) =>
+    server.once('error', reject).listen(options.port, options.host ?? '0.0.0.0', resolve),
+  );
   const address = server.address();
   return {
     port: typeof address === 'object' && address ? address.port : options.port,

@@ -2,9 +2,18 @@
  * Keeps the reconciler's Temporal Schedule in place: created at worker boot if missing, brought up
  * to date (interval, grace, task queue) if it exists. Idempotent, so every worker replica can run it.
  */
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptionsStartWorkflowAction } from '@temporalio/client';
+import {
+  ScheduleAlreadyRunning,
+  ScheduleOverlapPolicy,
+  type Client,
+  type ScheduleOptionsStartWorkflowAction,
+} from '@temporalio/client';
 import type { AppConfig } from '../config/index.js';
-import { RECONCILE_WORKFLOW_TYPE, reconcileScheduleId, type ReconcileInput } from '../workflows/reconcile-definitions.js';
+import {
+  RECONCILE_WORKFLOW_TYPE,
+  reconcileScheduleId,
+  type ReconcileInput,
+} from '../workflows/reconcile-definitions.js';
 import type { ReconcileWorkflow } from '../workflows/reconcile.js';
 
 type Settings = Pick<AppConfig, 'reconcileIntervalMs' | 'reservationGraceMs' | 'temporal'>;

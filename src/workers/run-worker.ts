@@ -1,6 +1,6 @@
 /**
- * The worker process, loaded by ./main.ts once tracing (if any) is in place. SIGTERM/SIGINT start a graceful shutdown: polling stops,
- * in-flight activities finish (up to shutdownGraceTime), then connections close.
+ * The worker process, loaded by ./main.ts once tracing (if any) is in place. SIGTERM/SIGINT start a graceful shutdown:
+ * polling stops, in-flight activities finish (up to shutdownGraceTime), then connections close.
  *
  * Observability: one pino JSON stream for the app's logs, the SDK's (worker state, workflow
  * `log.*`) and Rust core's (forwarded); one Prometheus port (WORKER_METRICS_PORT) serving the SDK's
@@ -30,12 +30,15 @@ Runtime.install({
     // Core's own logs are forwarded to the logger above (so they are JSON lines too), warnings up.
     logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) },
     // Listens on every interface, like the API: Prometheus scrapes it from another host or container.
-    ...(config.workerMetricsPort ? { metrics: { prometheus: { bindAddress: `0.0.0.0:${config.workerMetricsPort}` } } } : {}),
+    ...(config.workerMetricsPort
+      ? { metrics: { prometheus: { bindAddress: `0.0.0.0:${config.workerMetricsPort}` } } }
+      : {}),
   },
 });
 const tracing = activeTracing();
 if (tracing) logger.info({ exporter: tracing.exporter }, 'tracing on (OTEL_TRACES_EXPORTER)');
-if (config.workerMetricsPort) logger.info({ url: `http://127.0.0.1:${config.workerMetricsPort}/metrics` }, 'worker metrics listening');
+if (config.workerMetricsPort)
+  logger.info({ url: `http://127.0.0.1:${config.workerMetricsPort}/metrics` }, 'worker metrics listening');
 
 // Not ready until the Worker exists and runs; not ready again as soon as its drain starts.
 let workerState: () => WorkerHealthState = () => 'STARTING';
@@ -69,7 +72,11 @@ const temporal = new Client({
 // A failure must not stop orders from being processed: it is logged and tried again.
 const keepSchedule = (): void => {
   ensureReconcileSchedule(temporal, config).then(
-    (schedule) => logger.info({ schedule, everyMs: config.reconcileIntervalMs, graceMs: config.reservationGraceMs }, 'reconcile schedule in place'),
+    (schedule) =>
+      logger.info(
+        { schedule, everyMs: config.reconcileIntervalMs, graceMs: config.reservationGraceMs },
+        'reconcile schedule in place',
+      ),
     (err: unknown) => {
       logger.error({ err }, 'could not create or update the reconcile schedule; trying again in 30 s');
       setTimeout(keepSchedule, 30_000).unref();
@@ -99,7 +106,13 @@ try {
 } finally {
   await starter.stop();
   clocks.stop();
-  await Promise.allSettled([connection.close(), clientConnection.close(), store.close(), redis.quit(), health?.close()]);
+  await Promise.allSettled([
+    connection.close(),
+    clientConnection.close(),
+    store.close(),
+    redis.quit(),
+    health?.close(),
+  ]);
   // The last activities' and workflows' spans are still buffered.
   await tracing?.shutdown();
   logger.info('worker stopped');

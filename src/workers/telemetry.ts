@@ -10,7 +10,13 @@ import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { ClockWatch } from '../infra/clocks.js';
 import type { Logger } from '../infra/logger.js';
 
-const PINO_LEVEL = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const satisfies Record<LogLevel, string>;
+const PINO_LEVEL = {
+  TRACE: 'trace',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARN: 'warn',
+  ERROR: 'error',
+} as const satisfies Record<LogLevel, string>;
 
 /** A Temporal Logger writing to pino; metadata (workflowId, sdkComponent, …) becomes JSON fields. */
 export function pinoRuntimeLogger(logger: Logger): TemporalLogger {
@@ -41,8 +47,16 @@ export const ACTIVITY_METRICS = {
  * The counters are created once per worker; tags are the activity type, task queue and outcome.
  */
 export function activityMetricsInterceptor(meter: MetricMeter): ActivityInterceptorsFactory {
-  const outcomes: MetricCounter = meter.createCounter(ACTIVITY_METRICS.outcomes, '', 'Activity executions by activity_type and outcome (completed, failed)');
-  const retries: MetricCounter = meter.createCounter(ACTIVITY_METRICS.retries, '', 'Activity executions that were retries (attempt > 1), by activity_type');
+  const outcomes: MetricCounter = meter.createCounter(
+    ACTIVITY_METRICS.outcomes,
+    '',
+    'Activity executions by activity_type and outcome (completed, failed)',
+  );
+  const retries: MetricCounter = meter.createCounter(
+    ACTIVITY_METRICS.retries,
+    '',
+    'Activity executions that were retries (attempt > 1), by activity_type',
+  );
   return (ctx) => ({
     inbound: {
       async execute(input, next) {

@@ -15,7 +15,10 @@ export function createWorkerConnection(config: Pick<AppConfig, 'temporal'>): Pro
  * Registers the order search attributes on a server that lacks them (an external cluster, the
  * time-skipping test server). The local dev server gets them at launch; existing ones are kept.
  */
-export async function ensureSearchAttributes(connection: Pick<Connection, 'operatorService'>, namespace: string): Promise<void> {
+export async function ensureSearchAttributes(
+  connection: Pick<Connection, 'operatorService'>,
+  namespace: string,
+): Promise<void> {
   const KEYWORD = proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
   try {
     await connection.operatorService.addSearchAttributes({

@@ -59,7 +59,13 @@ export interface OrderWorkerOptions {
   /** Where activity outcomes and retries are recorded; default: the Runtime's meter (its Prometheus exporter). */
   metricMeter?: MetricMeter;
   tuning?: Partial<
-    Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows' | 'shutdownGraceTime'>
+    Pick<
+      WorkerOptions,
+      | 'maxConcurrentActivityTaskExecutions'
+      | 'maxConcurrentWorkflowTaskExecutions'
+      | 'maxCachedWorkflows'
+      | 'shutdownGraceTime'
+    >
   >;
 }
 
@@ -68,7 +74,9 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Wo
     connection: options.connection,
     namespace: options.config.temporal.namespace,
     taskQueue: options.config.temporal.taskQueue,
-    ...(options.workflowBundlePath ? { workflowBundle: { codePath: options.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(options.workflowBundlePath
+      ? { workflowBundle: { codePath: options.workflowBundlePath } }
+      : { workflowsPath: WORKFLOWS_PATH }),
     activities: options.activities,
     interceptors: {
       // Activity outcomes and retries, into the Runtime's metrics exporter (a no-op without one);
@@ -130,7 +138,8 @@ export function startPromiseStarter(options: {
       orders,
       pacing,
       backlogAgeMs: () => workflowBacklogAgeMs(connection, namespace, taskQueue),
-      hasOrderRow: async (orderNo) => (await boundBy(Deadline.in(ROW_LOOKUP_MS), () => store.getOrder(orderNo))) !== null,
+      hasOrderRow: async (orderNo) =>
+        (await boundBy(Deadline.in(ROW_LOOKUP_MS), () => store.getOrder(orderNo))) !== null,
       logger,
       observer: starterMetrics(options.meter ?? Runtime.instance().metricMeter),
     },
@@ -148,7 +157,11 @@ export function startPromiseStarter(options: {
 }
 
 /** The age of the oldest workflow task no worker has picked up yet (0: none waiting). */
-async function workflowBacklogAgeMs(connection: NativeConnection, namespace: string, taskQueue: string): Promise<number> {
+async function workflowBacklogAgeMs(
+  connection: NativeConnection,
+  namespace: string,
+  taskQueue: string,
+): Promise<number> {
   const { stats } = await connection.withDeadline(Date.now() + 2_000, () =>
     connection.workflowService.describeTaskQueue({
       namespace,
@@ -176,10 +189,30 @@ function starterMetrics(meter: MetricMeter): PromiseStarterObserver {
     '',
     'Workflow starts of promised orders by outcome (STARTED, ALREADY_CLOSED, FAILED) and eager (true: the first task came back with the start)',
   );
-  const latency = meter.createHistogram(STARTER_METRICS.startLatency, 'int', 'ms', 'How long a start of a promised order took');
-  const pending = meter.createGauge(STARTER_METRICS.pending, 'int', '', 'Promised orders not started yet, in the sales this owner holds the lease of');
-  const limit = meter.createGauge(STARTER_METRICS.limit, 'int', '', 'Starts the owner may have in flight now (the pacing)');
-  const backlogAge = meter.createGauge(STARTER_METRICS.backlogAge, 'int', 'ms', "The age of the task queue's oldest workflow task no worker has picked up");
+  const latency = meter.createHistogram(
+    STARTER_METRICS.startLatency,
+    'int',
+    'ms',
+    'How long a start of a promised order took',
+  );
+  const pending = meter.createGauge(
+    STARTER_METRICS.pending,
+    'int',
+    '',
+    'Promised orders not started yet, in the sales this owner holds the lease of',
+  );
+  const limit = meter.createGauge(
+    STARTER_METRICS.limit,
+    'int',
+    '',
+    'Starts the owner may have in flight now (the pacing)',
+  );
+  const backlogAge = meter.createGauge(
+    STARTER_METRICS.backlogAge,
+    'int',
+    'ms',
+    "The age of the task queue's oldest workflow task no worker has picked up",
+  );
   return {
     started: (outcome, ms, eager) => {
       starts.add(1, { outcome, eager: String(eager) });

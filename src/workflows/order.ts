@@ -77,7 +77,14 @@ const { persistOrder } = proxyLocalActivities<Activities>({
  * Closing must happen eventually: a lost markPaid loses money, a lost cancel or release loses
  * stock. These retry without limit (capped backoff); every one of them is idempotent.
  */
-const { markPaid, cancelUnpaidOrder, recordOrderFailure, recordRefundRequired, releaseReservation, confirmReservation } = proxyActivities<Activities>({
+const {
+  markPaid,
+  cancelUnpaidOrder,
+  recordOrderFailure,
+  recordRefundRequired,
+  releaseReservation,
+  confirmReservation,
+} = proxyActivities<Activities>({
   startToCloseTimeout: '10s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
@@ -126,7 +133,11 @@ class OrderRun {
       await condition(allHandlersFinished);
       await this.recordRefunds();
     });
-    log.info('order closed', { orderNo: this.state.orderNo, status: this.state.status, workflowId: workflowInfo().workflowId });
+    log.info('order closed', {
+      orderNo: this.state.orderNo,
+      status: this.state.status,
+      workflowId: workflowInfo().workflowId,
+    });
     // The order is closed as the operator asked; the workflow shows as cancelled, unless it was paid.
     if (this.operatorCancellation && this.state.status !== 'PAID') throw this.operatorCancellation;
     return this.state;
@@ -148,7 +159,10 @@ class OrderRun {
 
   /** The cancel Update's validator: a refused cancel never enters the history. */
   assertCancellable(): void {
-    if (!this.cancellable()) throw new Error(`${NOT_CANCELLABLE}: order ${this.state.orderNo} is ${this.state.status} and can no longer be cancelled`);
+    if (!this.cancellable())
+      throw new Error(
+        `${NOT_CANCELLABLE}: order ${this.state.orderNo} is ${this.state.status} and can no longer be cancelled`,
+      );
   }
 
   cancel(): OrderState {
@@ -179,7 +193,11 @@ class OrderRun {
       if (!isCancellation(err)) throw err;
       this.operatorCancellation = err;
     }
-    return outcomeOfWait({ accepted: this.accepted, operatorCancelled: this.operatorCancellation !== undefined, shopperCancelled: this.cancelRequested });
+    return outcomeOfWait({
+      accepted: this.accepted,
+      operatorCancelled: this.operatorCancellation !== undefined,
+      shopperCancelled: this.cancelRequested,
+    });
   }
 
   private persistFailed(err: unknown): Outcome<PaymentReceived> {
@@ -202,13 +220,24 @@ class OrderRun {
     const confirmed = await confirmReservation(this.reservation);
     if (confirmed === 'CONFIRMED' || confirmed === 'ALREADY_CONFIRMED') {
       const paidAt = new Date().toISOString();
-      await markPaid({ orderNo: this.input.orderNo, eventId: payment.eventId, amountCents: payment.amountCents, paidAt });
+      await markPaid({
+        orderNo: this.input.orderNo,
+        eventId: payment.eventId,
+        amountCents: payment.amountCents,
+        paidAt,
+      });
       this.state.paidAt = paidAt;
       this.state.status = 'PAID';
       return;
     }
-    log.error('the paid order has no reservation left in Redis; failing it and refunding the payment', { orderNo: this.input.orderNo, confirmed });
-    this.decided = { status: 'FAILED', reason: `ReservationLost: the reservation was ${confirmed} when the payment was applied` };
+    log.error('the paid order has no reservation left in Redis; failing it and refunding the payment', {
+      orderNo: this.input.orderNo,
+      confirmed,
+    });
+    this.decided = {
+      status: 'FAILED',
+      reason: `ReservationLost: the reservation was ${confirmed} when the payment was applied`,
+    };
     return this.closeFailed(this.decided.reason);
   }
 
@@ -225,7 +254,10 @@ class OrderRun {
 
   /** A payment recorded in time that the order had not been delivered yet pays it after all. */
   private async payRecordedInTime(payment: PaymentReceived): Promise<void> {
-    log.info('a payment recorded before the order was cancelled pays it', { orderNo: this.input.orderNo, eventId: payment.eventId });
+    log.info('a payment recorded before the order was cancelled pays it', {
+      orderNo: this.input.orderNo,
+      eventId: payment.eventId,
+    });
     this.accepted = payment;
     this.decided = { status: 'PAID', payment };
     this.state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, outcome: 'APPLIED' });
@@ -250,7 +282,12 @@ class OrderRun {
   /** Records every payment that was not applied, including any that arrive while doing so. */
   private async recordRefunds(): Promise<void> {
     for (let refund = this.refunds.shift(); refund; refund = this.refunds.shift()) {
-      await recordRefundRequired({ orderNo: this.input.orderNo, eventId: refund.eventId, amountCents: refund.amountCents, reason: refund.reason });
+      await recordRefundRequired({
+        orderNo: this.input.orderNo,
+        eventId: refund.eventId,
+        amountCents: refund.amountCents,
+        reason: refund.reason,
+      });
     }
   }
 
@@ -260,9 +297,15 @@ class OrderRun {
   private judgePayment(payment: PaymentReceived): PaymentVerdict {
     const seen = this.state.payments.find((p) => p.eventId === payment.eventId);
     if (seen) return verdictOf(seen);
-    const closingAs = this.decided?.status ?? (OPEN_STATUSES.includes(this.state.status) ? undefined : this.state.status);
+    const closingAs =
+      this.decided?.status ?? (OPEN_STATUSES.includes(this.state.status) ? undefined : this.state.status);
     const verdict = judgePayment(
-      { totalCents: this.state.totalCents, paymentDeadline: this.state.paymentDeadline, paid: this.accepted !== undefined, closingAs },
+      {
+        totalCents: this.state.totalCents,
+        paymentDeadline: this.state.paymentDeadline,
+        paid: this.accepted !== undefined,
+        closingAs,
+      },
       payment,
     );
     this.state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, ...verdict });
@@ -274,7 +317,11 @@ class OrderRun {
 
   /** A payment recorded in time, while cancelUnpaidOrder runs, waits for its answer (receivePayment). */
   private waitsForSettling(payment: PaymentReceived): boolean {
-    return this.settling && paysInTime(this.state, payment) && !this.state.payments.some((p) => p.eventId === payment.eventId);
+    return (
+      this.settling &&
+      paysInTime(this.state, payment) &&
+      !this.state.payments.some((p) => p.eventId === payment.eventId)
+    );
   }
 
   private cancellable(): boolean {
@@ -287,8 +334,10 @@ function validatePayment(payment: PaymentReceived): void {
   if (typeof payment?.eventId !== 'string' || payment.eventId.length === 0 || payment.eventId.length > 128) {
     throw new Error('eventId must be a string of 1-128 characters');
   }
-  if (!Number.isSafeInteger(payment.amountCents) || payment.amountCents < 0) throw new Error('amountCents must be a non-negative integer');
-  if (typeof payment.receivedAt !== 'string' || Number.isNaN(Date.parse(payment.receivedAt))) throw new Error('receivedAt must be an ISO time');
+  if (!Number.isSafeInteger(payment.amountCents) || payment.amountCents < 0)
+    throw new Error('amountCents must be a non-negative integer');
+  if (typeof payment.receivedAt !== 'string' || Number.isNaN(Date.parse(payment.receivedAt)))
+    throw new Error('receivedAt must be an ISO time');
 }
 
 function describeFailure(err: unknown): string {

@@ -98,7 +98,16 @@ export interface SaleDrift {
 
 /** A page's counts, all zero: where a page's result and a sale's totals start. */
 export function noReservationWork(): Omit<ReservationPageResult, 'cursor'> {
-  return { scanned: 0, live: 0, pendingUnits: 0, startedPromises: 0, releasedOrphans: 0, releasedAbandoned: 0, alignedReleased: 0, alignedConfirmed: 0 };
+  return {
+    scanned: 0,
+    live: 0,
+    pendingUnits: 0,
+    startedPromises: 0,
+    releasedOrphans: 0,
+    releasedAbandoned: 0,
+    alignedReleased: 0,
+    alignedConfirmed: 0,
+  };
 }
 
 export interface SaleReconciliation extends Omit<ReservationPageResult, 'cursor'> {

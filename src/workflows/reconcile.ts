@@ -22,11 +22,12 @@ import {
   type SurveyPage,
 } from './reconcile-definitions.js';
 
-const { surveySales, reconcileReservations, adoptMissingReservations, saleDrift } = proxyActivities<ReconcileActivities>({
-  startToCloseTimeout: '60s',
-  // The next scheduled run starts over anyway: a few attempts, then give up on this one.
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumAttempts: 3 },
-});
+const { surveySales, reconcileReservations, adoptMissingReservations, saleDrift } =
+  proxyActivities<ReconcileActivities>({
+    startToCloseTimeout: '60s',
+    // The next scheduled run starts over anyway: a few attempts, then give up on this one.
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumAttempts: 3 },
+  });
 
 const SURVEY_PAGE = 100;
 
@@ -43,15 +44,20 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
     });
     salesSurveyed += page.surveys.length;
     if (page.onlyInRedis) salesOnlyInRedis = page.onlyInRedis;
-    for (const survey of page.surveys) if (survey.needsScan) sales.push(await reconcileSale(survey.sku, input, pageSize));
+    for (const survey of page.surveys)
+      if (survey.needsScan) sales.push(await reconcileSale(survey.sku, input, pageSize));
     after = page.next;
   }
   const drifting = sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.sku);
   if (drifting.length > 0)
-    log.warn('Redis and MySQL disagree after reconciliation', { drift: sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.drift) });
+    log.warn('Redis and MySQL disagree after reconciliation', {
+      drift: sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.drift),
+    });
   // Not repaired here (MySQL's row needs the sale's name): every order of such a sale fails.
   if (salesOnlyInRedis.length > 0)
-    log.warn('sales defined in Redis have no MySQL row; POST /api/sales with the same definition completes them', { salesOnlyInRedis });
+    log.warn('sales defined in Redis have no MySQL row; POST /api/sales with the same definition completes them', {
+      salesOnlyInRedis,
+    });
   return { salesSurveyed, sales, drifting, salesOnlyInRedis };
 }
 
@@ -60,7 +66,13 @@ async function reconcileSale(sku: string, input: ReconcileInput, pageSize: numbe
   const totals = noReservationWork();
   let cursor = '0';
   do {
-    const page = await reconcileReservations({ sku, cursor, reservationGraceMs, count: pageSize, ...(promiseMaxAgeMs ? { promiseMaxAgeMs } : {}) });
+    const page = await reconcileReservations({
+      sku,
+      cursor,
+      reservationGraceMs,
+      count: pageSize,
+      ...(promiseMaxAgeMs ? { promiseMaxAgeMs } : {}),
+    });
     // An activity of an older worker may not count started promises yet.
     for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += page[key] ?? 0;
     cursor = page.cursor;

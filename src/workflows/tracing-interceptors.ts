@@ -26,9 +26,12 @@ let otelModule: typeof OtelWorkflow | undefined;
 
 /** OpenTelemetry's workflow interceptors, evaluated in this workflow's module cache on first need. */
 function otel(): typeof OtelWorkflow {
-  // A synchronous require: the bundle carries the module, and evaluating it here adds no await.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (otelModule ??= require('@temporalio/interceptors-opentelemetry/lib/workflow/index.js') as typeof OtelWorkflow);
+  if (!otelModule) {
+    // A synchronous require: the bundle carries the module, and evaluating it here adds no await.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    otelModule = require('@temporalio/interceptors-opentelemetry/lib/workflow/index.js') as typeof OtelWorkflow;
+  }
+  return otelModule;
 }
 
 export const interceptors: WorkflowInterceptorsFactory = () => {
@@ -45,15 +48,21 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
       workflowTraced = carriesSampledTrace(input.headers);
       return workflowTraced ? inboundOtel().execute(input, next) : next(input);
     },
-    handleSignal: (input, next) => (carriesSampledTrace(input.headers) ? inboundOtel().handleSignal(input, next) : next(input)),
-    handleUpdate: (input, next) => (carriesSampledTrace(input.headers) ? inboundOtel().handleUpdate(input, next) : next(input)),
-    validateUpdate: (input, next) => (carriesSampledTrace(input.headers) ? inboundOtel().validateUpdate(input, next) : next(input)),
-    handleQuery: (input, next) => (carriesSampledTrace(input.headers) ? inboundOtel().handleQuery(input, next) : next(input)),
+    handleSignal: (input, next) =>
+      carriesSampledTrace(input.headers) ? inboundOtel().handleSignal(input, next) : next(input),
+    handleUpdate: (input, next) =>
+      carriesSampledTrace(input.headers) ? inboundOtel().handleUpdate(input, next) : next(input),
+    validateUpdate: (input, next) =>
+      carriesSampledTrace(input.headers) ? inboundOtel().validateUpdate(input, next) : next(input),
+    handleQuery: (input, next) =>
+      carriesSampledTrace(input.headers) ? inboundOtel().handleQuery(input, next) : next(input),
   };
   const outbound: WorkflowOutboundCallsInterceptor = {
     scheduleActivity: (input, next) => (workflowTraced ? outboundOtel().scheduleActivity(input, next) : next(input)),
-    scheduleLocalActivity: (input, next) => (workflowTraced ? outboundOtel().scheduleLocalActivity(input, next) : next(input)),
-    startChildWorkflowExecution: (input, next) => (workflowTraced ? outboundOtel().startChildWorkflowExecution(input, next) : next(input)),
+    scheduleLocalActivity: (input, next) =>
+      workflowTraced ? outboundOtel().scheduleLocalActivity(input, next) : next(input),
+    startChildWorkflowExecution: (input, next) =>
+      workflowTraced ? outboundOtel().startChildWorkflowExecution(input, next) : next(input),
     continueAsNew: (input, next) => (workflowTraced ? outboundOtel().continueAsNew(input, next) : next(input)),
     signalWorkflow: (input, next) => (workflowTraced ? outboundOtel().signalWorkflow(input, next) : next(input)),
     getLogAttributes: (input, next) => (workflowTraced ? outboundOtel().getLogAttributes(input, next) : next(input)),

@@ -84,7 +84,8 @@ export async function startLoadBalancer(opts: LoadBalancerOptions): Promise<Runn
   if (opts.upstreams.length === 0) throw new Error('load balancer: no upstreams');
   const nginx = opts.nginx ?? loadClusterToolPaths().nginx;
   const dir = resolve(opts.dataDir);
-  for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, 'tmp', sub), { recursive: true });
+  for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(join(dir, 'tmp', sub), { recursive: true });
   const configFile = join(dir, 'nginx.conf');
   writeFileSync(configFile, renderNginxConfig(opts));
   // -p sets the prefix so that nothing falls back to /var/lib/nginx or /var/log/nginx.

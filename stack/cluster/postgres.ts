@@ -44,7 +44,12 @@ export async function startPostgres(opts: PostgresOptions): Promise<RunningPostg
   // Wraps a command so that it runs as the unprivileged user when we are root. Numeric ids: the
   // group of `nobody` is called `nogroup` on Debian, which setpriv --regid <name> would not find.
   const asUser = (command: string, args: string[]): [string, string[]] =>
-    runAs ? ['setpriv', ['--reuid', String(runAs.uid), '--regid', String(runAs.gid), '--init-groups', '--', command, ...args]] : [command, args];
+    runAs
+      ? [
+          'setpriv',
+          ['--reuid', String(runAs.uid), '--regid', String(runAs.gid), '--init-groups', '--', command, ...args],
+        ]
+      : [command, args];
   if (runAs) {
     chownSync(dataDir, runAs.uid, runAs.gid);
     grantTraverse(dirname(dataDir), log);
@@ -84,13 +89,32 @@ export async function startPostgres(opts: PostgresOptions): Promise<RunningPostg
   ];
   const [cmd, args] = asUser(opts.tools.pgPostgres, ['-D', pgdata, ...settings.flatMap((s) => ['-c', s])]);
   const psql = async (sql: string, database = 'postgres') =>
-    run(opts.tools.pgPsql, ['-h', socketDir, '-p', String(opts.port), '-U', opts.user, '-d', database, '-XAtq', '-v', 'ON_ERROR_STOP=1', '-c', sql], {
-      timeoutMs: 10_000,
-    });
+    run(
+      opts.tools.pgPsql,
+      [
+        '-h',
+        socketDir,
+        '-p',
+        String(opts.port),
+        '-U',
+        opts.user,
+        '-d',
+        database,
+        '-XAtq',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-c',
+        sql,
+      ],
+      {
+        timeoutMs: 10_000,
+      },
+    );
   const handle = await startRole({
     role: 'postgres',
     spawn: () => spawnLogged('postgres', cmd, args, { logFile: join(dataDir, 'postgres.log') }),
-    ready: (proc: ManagedProcess) => waitUntilReady(proc, async () => (await psql('SELECT 1')).trim() === '1', opts.timeoutMs ?? 60_000),
+    ready: (proc: ManagedProcess) =>
+      waitUntilReady(proc, async () => (await psql('SELECT 1')).trim() === '1', opts.timeoutMs ?? 60_000),
     // SIGTERM is a "smart" shutdown that waits for clients; the launcher stops Temporal first anyway.
     graceMs: 15_000,
   });

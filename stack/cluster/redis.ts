@@ -110,9 +110,13 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Runn
       const t0 = Date.now();
       // The first three listed become masters; --cluster-yes accepts the proposed layout (every
       // replica is on the same host as its master here, which redis-cli only warns about).
-      await run(opts.tools.redisCli, ['--cluster', 'create', ...opts.ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], {
-        timeoutMs: timeoutMs,
-      });
+      await run(
+        opts.tools.redisCli,
+        ['--cluster', 'create', ...opts.ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'],
+        {
+          timeoutMs: timeoutMs,
+        },
+      );
       log(`redis cluster created in ${Date.now() - t0} ms`);
     } else {
       log('redis cluster: existing nodes.conf found, rejoining the existing cluster');
@@ -142,7 +146,8 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Runn
         .filter((n) => n.role === 'master' && n.connected && n.slots.length > 0 && !n.flags.includes('fail'))
         .map((n) => nodes.find((node) => node.port === n.port)?.role ?? `127.0.0.1:${n.port}`);
     },
-    waitHealthy: ({ timeoutMs: wait = timeoutMs, replicas = true } = {}) => pollUntil('redis cluster healthy', () => clusterHealthy(nodes, replicas), wait),
+    waitHealthy: ({ timeoutMs: wait = timeoutMs, replicas = true } = {}) =>
+      pollUntil('redis cluster healthy', () => clusterHealthy(nodes, replicas), wait),
   };
   try {
     const took = await cluster.waitHealthy();
@@ -168,7 +173,9 @@ async function clusterHealthy(nodes: RedisNode[], replicas: boolean): Promise<bo
   if (masters.some((m) => !live.some((l) => l.port === m.port))) return false;
   if (!replicas) return true;
   for (const master of masters) {
-    const replica = view.find((n) => n.role === 'replica' && n.masterId === master.id && n.connected && !n.flags.includes('fail'));
+    const replica = view.find(
+      (n) => n.role === 'replica' && n.masterId === master.id && n.connected && !n.flags.includes('fail'),
+    );
     if (!replica) return false;
     // The replica itself must report its replication link up (not merely known to the cluster).
     const replication = await redisCommand(replica.port, ['INFO', 'replication']);

@@ -52,7 +52,11 @@ export async function startRole(spec: RoleSpec): Promise<RoleHandle> {
  * A role around a starter that spawns and waits by itself (startMariaDb of services.ts): start()
  * calls it again with the same options, which reuses the data directory.
  */
-export async function roleFromService(role: string, startService: () => Promise<{ process: ManagedProcess }>, graceMs = 10_000): Promise<RoleHandle> {
+export async function roleFromService(
+  role: string,
+  startService: () => Promise<{ process: ManagedProcess }>,
+  graceMs = 10_000,
+): Promise<RoleHandle> {
   return restartableRole(role, graceMs, async (spawned) => spawned((await startService()).process));
 }
 
@@ -61,7 +65,11 @@ export async function roleFromService(role: string, startService: () => Promise<
  * tracks it even while it is still coming up) and resolves when it is ready. Started once before
  * the handle is returned.
  */
-async function restartableRole(role: string, graceMs: number, launch: (spawned: (proc: ManagedProcess) => void) => Promise<void>): Promise<RoleHandle> {
+async function restartableRole(
+  role: string,
+  graceMs: number,
+  launch: (spawned: (proc: ManagedProcess) => void) => Promise<void>,
+): Promise<RoleHandle> {
   let current: ManagedProcess | undefined;
   let exited = true;
   const spawned = (proc: ManagedProcess) => {
@@ -89,7 +97,8 @@ async function restartableRole(role: string, graceMs: number, launch: (spawned: 
       if (!current || exited) return;
       const proc = current;
       signalGroup(proc.pid, signal);
-      if (signal === 'SIGKILL' || signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGQUIT') await proc.exited;
+      if (signal === 'SIGKILL' || signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGQUIT')
+        await proc.exited;
     },
     async stop(ms = graceMs) {
       await current?.stop(ms);
@@ -106,7 +115,11 @@ async function restartableRole(role: string, graceMs: number, launch: (spawned: 
 const execFileAsync = promisify(execFile);
 
 /** Runs a short-lived tool to completion; the error names the command and carries its output. */
-export async function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<string> {
+export async function run(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<string> {
   try {
     const { stdout } = await execFileAsync(command, args, {
       env: options.env ?? process.env,
@@ -116,7 +129,9 @@ export async function run(command: string, args: string[], options: { env?: Node
     return stdout;
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${command} ${args.join(' ')} failed: ${e.message}\n${(e.stdout ?? '').slice(-2000)}${(e.stderr ?? '').slice(-2000)}`);
+    throw new Error(
+      `${command} ${args.join(' ')} failed: ${e.message}\n${(e.stdout ?? '').slice(-2000)}${(e.stderr ?? '').slice(-2000)}`,
+    );
   }
 }
 

@@ -195,9 +195,22 @@ global:
  * latest version with temporal-sql-tool (setup-schema -v 0.0, then update-schema -d <versioned dir>).
  * Both steps are idempotent, so a durable data dir is simply brought up to date.
  */
-export async function setupTemporalSchema(opts: Pick<TemporalClusterOptions, 'tools' | 'postgres' | 'log'>): Promise<void> {
+export async function setupTemporalSchema(
+  opts: Pick<TemporalClusterOptions, 'tools' | 'postgres' | 'log'>,
+): Promise<void> {
   const log = opts.log ?? (() => {});
-  const common = ['--plugin', 'postgres12', '--ep', '127.0.0.1', '-p', String(opts.postgres.port), '-u', opts.postgres.user, '--pw', opts.postgres.password];
+  const common = [
+    '--plugin',
+    'postgres12',
+    '--ep',
+    '127.0.0.1',
+    '-p',
+    String(opts.postgres.port),
+    '-u',
+    opts.postgres.user,
+    '--pw',
+    opts.postgres.password,
+  ];
   await Promise.all(
     (
       [
@@ -210,7 +223,12 @@ export async function setupTemporalSchema(opts: Pick<TemporalClusterOptions, 'to
       // create-database fails when the database exists (durable data dir): -q keeps the exit status 0.
       await run(opts.tools.temporalSqlTool, [...args, '-q', 'create-database']);
       await run(opts.tools.temporalSqlTool, [...args, 'setup-schema', '-v', '0.0']);
-      await run(opts.tools.temporalSqlTool, [...args, 'update-schema', '-d', join(opts.tools.temporalSchemaDir, schema, 'versioned')]);
+      await run(opts.tools.temporalSqlTool, [
+        ...args,
+        'update-schema',
+        '-d',
+        join(opts.tools.temporalSchemaDir, schema, 'versioned'),
+      ]);
       log(`temporal schema: ${database} up to date (${Date.now() - t0} ms)`);
     }),
   );
@@ -256,7 +274,20 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
         const proc = spawnLogged(
           `temporal ${name}`,
           opts.tools.temporalServer,
-          ['--root', opts.dataDir, '--config', 'config', '--env', 'cluster', '--zone', name, '--allow-no-auth', 'start', '--service', name],
+          [
+            '--root',
+            opts.dataDir,
+            '--config',
+            'config',
+            '--env',
+            'cluster',
+            '--zone',
+            name,
+            '--allow-no-auth',
+            'start',
+            '--service',
+            name,
+          ],
           // GOGC=400 as for the dev server (docs/performance.md): fewer GC cycles under a burst.
           { logFile: join(opts.dataDir, `${name}.log`), env: { ...process.env, GOGC: process.env.GOGC ?? '400' } },
         );
@@ -284,7 +315,8 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     // alone until the record is in PostgreSQL, then the other three join it; they find each other
     // through membership, so the order does not matter beyond that.
     starting.push(startService('history'));
-    const metadataWritten = async () => Number(await opts.queryTemporalDb('SELECT count(*) FROM cluster_metadata_info')) > 0;
+    const metadataWritten = async () =>
+      Number(await opts.queryTemporalDb('SELECT count(*) FROM cluster_metadata_info')) > 0;
     await Promise.race([starting[0]!, pollUntil('temporal cluster metadata record', metadataWritten, timeoutMs)]);
     for (const name of TEMPORAL_SERVICES) if (name !== 'history') starting.push(startService(name));
     await Promise.all(starting);
@@ -298,7 +330,9 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     } finally {
       await connection.close();
     }
-    log(`temporal namespaces ${opts.namespace} + ${PROBE_NAMESPACE} and search attributes registered in ${Date.now() - t0} ms`);
+    log(
+      `temporal namespaces ${opts.namespace} + ${PROBE_NAMESPACE} and search attributes registered in ${Date.now() - t0} ms`,
+    );
   } catch (err) {
     for (const proc of [...(spawned ?? [])].reverse()) await proc.stop(5_000);
     await Promise.allSettled(starting);
@@ -346,10 +380,19 @@ export async function grpcServing(address: string, service: string): Promise<boo
  * (its row in cluster_membership has a session that began after the spawn) and a poll of its system
  * task queue began after that session started (a killed predecessor's polls can look recent).
  */
-async function systemWorkerPolling(frontend: string, membershipPort: number, spawnedAt: number, query: (sql: string) => Promise<string>): Promise<boolean> {
+async function systemWorkerPolling(
+  frontend: string,
+  membershipPort: number,
+  spawnedAt: number,
+  query: (sql: string) => Promise<string>,
+): Promise<boolean> {
   // session_start is a UTC timestamp without time zone: extract(epoch) reads it as UTC.
   const sessionStart = Number(
-    (await query(`SELECT coalesce(floor(extract(epoch FROM max(session_start)) * 1000), 0) FROM cluster_membership WHERE rpc_port = ${membershipPort}`)).trim(),
+    (
+      await query(
+        `SELECT coalesce(floor(extract(epoch FROM max(session_start)) * 1000), 0) FROM cluster_membership WHERE rpc_port = ${membershipPort}`,
+      )
+    ).trim(),
   );
   if (sessionStart < spawnedAt) return false;
   const connection = await Connection.connect({ address: frontend, connectTimeout: '1s' });
@@ -359,7 +402,11 @@ async function systemWorkerPolling(frontend: string, membershipPort: number, spa
       taskQueue: { name: 'default-worker-tq', kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
       taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
     });
-    return (pollers ?? []).some((p) => Number(p.lastAccessTime?.seconds ?? 0) * 1000 + Math.floor((p.lastAccessTime?.nanos ?? 0) / 1e6) >= sessionStart);
+    return (pollers ?? []).some(
+      (p) =>
+        Number(p.lastAccessTime?.seconds ?? 0) * 1000 + Math.floor((p.lastAccessTime?.nanos ?? 0) / 1e6) >=
+        sessionStart,
+    );
   } finally {
     await connection.close();
   }
@@ -375,7 +422,11 @@ async function registerNamespace(connection: Connection, namespace: string): Pro
     // ALREADY_EXISTS (gRPC 6): a durable data dir registered it on an earlier start.
     if ((err as { code?: number }).code !== 6) throw err;
   }
-  await pollUntil(`temporal: namespace ${namespace} visible`, async () => (await connection.workflowService.describeNamespace({ namespace }), true), 30_000);
+  await pollUntil(
+    `temporal: namespace ${namespace} visible`,
+    async () => (await connection.workflowService.describeNamespace({ namespace }), true),
+    30_000,
+  );
 }
 
 /**
@@ -385,7 +436,10 @@ async function registerNamespace(connection: Connection, namespace: string): Pro
 async function namespaceUsable(address: string, namespace: string): Promise<void> {
   const connection = await Connection.connect({ address, connectTimeout: '2s' });
   try {
-    await connection.workflowService.describeWorkflowExecution({ namespace, execution: { workflowId: 'cluster-stack-no-such-workflow' } });
+    await connection.workflowService.describeWorkflowExecution({
+      namespace,
+      execution: { workflowId: 'cluster-stack-no-such-workflow' },
+    });
   } catch (err) {
     const { code, message } = err as { code?: number; message?: string };
     if (code === 5 && !/namespace/i.test(message ?? '')) return;
@@ -411,7 +465,10 @@ async function workflowRoundTrip(address: string, namespace: string): Promise<vo
     if (status.name !== 'TERMINATED') throw new Error(`probe workflow is ${status.name}, not TERMINATED`);
     // Deleted again so that tests listing the namespace's workflows do not see the probes.
     // Deleted again (asynchronously: it stays listed for ~30 s) so that probes do not pile up.
-    await connection.workflowService.deleteWorkflowExecution({ namespace, workflowExecution: { workflowId, runId: handle.firstExecutionRunId } });
+    await connection.workflowService.deleteWorkflowExecution({
+      namespace,
+      workflowExecution: { workflowId, runId: handle.firstExecutionRunId },
+    });
   } finally {
     await connection.close();
   }
@@ -426,7 +483,8 @@ export async function startTemporalUi(opts: {
   namespace: string;
   timeoutMs?: number;
 }): Promise<RoleHandle> {
-  if (!opts.tools.temporalUiServer) throw new Error('TEMPORAL_UI_SERVER is not installed (scripts/install-cluster-tools.sh)');
+  if (!opts.tools.temporalUiServer)
+    throw new Error('TEMPORAL_UI_SERVER is not installed (scripts/install-cluster-tools.sh)');
   const configDir = join(opts.dataDir, 'config');
   mkdirSync(configDir, { recursive: true });
   writeFileSync(
@@ -451,15 +509,22 @@ forwardHeaders:
   return startRole({
     role: 'temporal-ui',
     spawn: () =>
-      spawnLogged('temporal ui', opts.tools.temporalUiServer!, ['--root', opts.dataDir, '--config', 'config', '--env', 'cluster', 'start'], {
-        logFile: join(opts.dataDir, 'ui.log'),
-      }),
+      spawnLogged(
+        'temporal ui',
+        opts.tools.temporalUiServer!,
+        ['--root', opts.dataDir, '--config', 'config', '--env', 'cluster', 'start'],
+        {
+          logFile: join(opts.dataDir, 'ui.log'),
+        },
+      ),
     ready: (proc) =>
       waitUntilReady(
         proc,
         async () => {
           // The API route proves the UI server reaches the frontend, not just that it listens.
-          const res = await fetch(`${url}/api/v1/namespaces/${encodeURIComponent(opts.namespace)}`, { signal: AbortSignal.timeout(2_000) });
+          const res = await fetch(`${url}/api/v1/namespaces/${encodeURIComponent(opts.namespace)}`, {
+            signal: AbortSignal.timeout(2_000),
+          });
           return res.ok;
         },
         opts.timeoutMs ?? 30_000,

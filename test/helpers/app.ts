@@ -47,7 +47,10 @@ export interface TestApp {
 export async function startTestApp(
   name: string,
   env: Record<string, string> = {},
-  options: { apiLogger?: Logger; worker?: { wrapActivities?: WrapActivities; metricMeter?: OrderWorkerOptions['metricMeter'] } } = {},
+  options: {
+    apiLogger?: Logger;
+    worker?: { wrapActivities?: WrapActivities; metricMeter?: OrderWorkerOptions['metricMeter'] };
+  } = {},
 ): Promise<TestApp> {
   const config = testConfig({ TEMPORAL_TASK_QUEUE: `${name}-${randomUUID()}`, ...env });
   const pool = createMysqlPool(config);

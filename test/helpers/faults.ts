@@ -4,7 +4,10 @@
  */
 type Method = (...args: never[]) => unknown;
 
-/** `target` whose method `name` is `replace(name)` where that gives one, the real method otherwise (asked at each call site's lookup). */
+/**
+ * `target` whose method `name` is `replace(name)` where that gives one, the real method otherwise (asked at each call
+ * site's lookup).
+ */
 export function withMethods<T extends object>(target: T, replace: (name: string | symbol) => Method | undefined): T {
   return new Proxy(target, {
     get(object, property, receiver) {

@@ -7,7 +7,12 @@ import type { RedisClient } from '../../src/infra/redis.js';
 import { expect } from 'vitest';
 import { SalesService } from '../../src/sales/sales-service.js';
 import type { Store } from '../../src/db/store.js';
-import { checkSaleInvariants, type InvariantReport, type RedisCounters, type SaleInvariantOptions } from '../../src/invariants/check.js';
+import {
+  checkSaleInvariants,
+  type InvariantReport,
+  type RedisCounters,
+  type SaleInvariantOptions,
+} from '../../src/invariants/check.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
 import type { OrderInput } from '../../src/order/contract.js';
 import { testConfig } from './env.js';
@@ -32,17 +37,34 @@ export async function putOnSale(
 }
 
 /** The invariant report of one SKU (both stores), with its figures for further assertions. */
-export function saleReport(store: Store, redis: RedisClient, sku: string, options: Omit<SaleInvariantOptions, 'sku'> = {}): Promise<InvariantReport> {
-  return checkSaleInvariants({ store, inventory: new RedisInventory(redis, testConfig().temporal.taskQueue) }, { sku, ...options });
+export function saleReport(
+  store: Store,
+  redis: RedisClient,
+  sku: string,
+  options: Omit<SaleInvariantOptions, 'sku'> = {},
+): Promise<InvariantReport> {
+  return checkSaleInvariants(
+    { store, inventory: new RedisInventory(redis, testConfig().temporal.taskQueue) },
+    { sku, ...options },
+  );
 }
 
 /** Every invariant holds; on failure the message shows the figures behind the checks. */
 export function expectInvariants(report: InvariantReport): void {
-  expect(report.checks, JSON.stringify(report.figures)).toEqual(Object.fromEntries(Object.keys(report.checks).map((name) => [name, true])));
+  expect(report.checks, JSON.stringify(report.figures)).toEqual(
+    Object.fromEntries(Object.keys(report.checks).map((name) => [name, true])),
+  );
 }
 
-/** Where a test ends: Redis's counters of the sale are `redisCounters` and every invariant holds. The report, for more. */
-export async function expectSaleSettled(store: Store, redis: RedisClient, sku: string, redisCounters: Partial<RedisCounters>): Promise<InvariantReport> {
+/**
+ * Where a test ends: Redis's counters of the sale are `redisCounters` and every invariant holds. The report, for more.
+ */
+export async function expectSaleSettled(
+  store: Store,
+  redis: RedisClient,
+  sku: string,
+  redisCounters: Partial<RedisCounters>,
+): Promise<InvariantReport> {
   const report = await saleReport(store, redis, sku);
   expect(report.figures.redis).toMatchObject(redisCounters);
   expectInvariants(report);

@@ -22,11 +22,17 @@ export interface HttpReply {
   body: any;
 }
 
-export async function httpRequest(baseUrl: string, method: string, path: string, options: HttpOptions = {}): Promise<HttpReply> {
+export async function httpRequest(
+  baseUrl: string,
+  method: string,
+  path: string,
+  options: HttpOptions = {},
+): Promise<HttpReply> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   const body = options.raw ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
-  if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+  if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type'))
+    headers['content-type'] = 'application/json';
   const response = await fetch(`${baseUrl}${path}`, { method, headers, body });
   const text = await response.text();
   const contentType = response.headers.get('content-type') ?? '';
@@ -42,7 +48,12 @@ export async function httpRequest(baseUrl: string, method: string, path: string,
 export type Reply = Pick<HttpReply, 'status' | 'body'>;
 
 /** One call with only its status and body kept; `base` overrides the API's address (another app). */
-export async function replyOf(apiUrl: string, method: string, path: string, options: HttpOptions & { base?: string } = {}): Promise<Reply> {
+export async function replyOf(
+  apiUrl: string,
+  method: string,
+  path: string,
+  options: HttpOptions & { base?: string } = {},
+): Promise<Reply> {
   const { status, body } = await httpRequest(options.base ?? apiUrl, method, path, options);
   return { status, body };
 }
@@ -60,11 +71,17 @@ export async function listen(app: Koa, servers: Server[]): Promise<string> {
  * `capMs`), up to `attempts` times. Only for requests that are safe to repeat (a checkout with an
  * Idempotency-Key): under load a bounded API answers 503 by design, and the contract is the retry.
  */
-export async function retryingUnavailable(send: () => Promise<HttpReply>, attempts = 10, capMs = 1_000): Promise<HttpReply> {
+export async function retryingUnavailable(
+  send: () => Promise<HttpReply>,
+  attempts = 10,
+  capMs = 1_000,
+): Promise<HttpReply> {
   for (let attempt = 1; ; attempt++) {
     const reply = await send();
     if (reply.status !== 503 || attempt >= attempts) return reply;
     const retryAfterMs = Number(reply.headers.get('retry-after') ?? '1') * 1_000;
-    await new Promise((resolve) => setTimeout(resolve, Math.min(capMs, Number.isFinite(retryAfterMs) ? retryAfterMs : capMs)));
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.min(capMs, Number.isFinite(retryAfterMs) ? retryAfterMs : capMs)),
+    );
   }
 }

@@ -62,7 +62,12 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
       );
     },
     async serve(taskQueue, orders) {
-      const app = createApp(composeApi({ config: onQueue(taskQueue), redis, store, temporal, logger: createLogger(config, 'test') }, orders ? { orders } : {}));
+      const app = createApp(
+        composeApi(
+          { config: onQueue(taskQueue), redis, store, temporal, logger: createLogger(config, 'test') },
+          orders ? { orders } : {},
+        ),
+      );
       return listen(app, servers);
     },
     async close() {

@@ -23,5 +23,7 @@ export function parseExposition(text: string): Sample[] {
 
 /** The sum of every sample of `name` whose labels include `where` (0 when there is none). */
 export function total(samples: Sample[], name: string, where: Record<string, string> = {}): number {
-  return samples.filter((s) => s.name === name && Object.entries(where).every(([key, value]) => s.labels[key] === value)).reduce((sum, s) => sum + s.value, 0);
+  return samples
+    .filter((s) => s.name === name && Object.entries(where).every(([key, value]) => s.labels[key] === value))
+    .reduce((sum, s) => sum + s.value, 0);
 }

@@ -8,9 +8,17 @@ import { afterAll, inject } from 'vitest';
 const root = resolve(import.meta.dirname, '..', '..');
 
 /** Resolves with the exit code and everything the script printed (stdout and stderr interleaved). */
-export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+export function runScript(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; output: string }> {
   return new Promise((done, fail) => {
-    const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), [join(root, script), ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), [join(root, script), ...args], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -26,7 +34,13 @@ export function tempOutDir(prefix: string): string {
   return dir;
 }
 
-/** Runs `bench/run.ts` against the test stack (its servers are given in the environment, so the benchmark starts only its workers), as CI would. */
-export function runBench(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; output: string }> {
+/**
+ * Runs `bench/run.ts` against the test stack (its servers are given in the environment, so the benchmark starts only
+ * its workers), as CI would.
+ */
+export function runBench(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; output: string }> {
   return runScript('bench/run.ts', args, { ...process.env, ...inject('stackEnv'), CI: 'true', ...env });
 }

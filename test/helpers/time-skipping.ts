@@ -18,7 +18,9 @@ export async function startTimeSkippingEnvironment(): Promise<TestWorkflowEnviro
     } catch (err) {
       const startupTimeout = err instanceof Error && /did not start within/.test(err.message);
       if (!startupTimeout || attempt >= ATTEMPTS) throw err;
-      console.warn(`time-skipping test server missed its startup deadline (attempt ${attempt} of ${ATTEMPTS}); retrying`);
+      console.warn(
+        `time-skipping test server missed its startup deadline (attempt ${attempt} of ${ATTEMPTS}); retrying`,
+      );
     }
   }
 }

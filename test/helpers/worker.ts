@@ -8,7 +8,13 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createLogger } from '../../src/infra/logger.js';
 import type { Activities } from '../../src/activities/index.js';
-import { createOrderWorker, startPromiseStarter, workerActivities, type OrderWorkerOptions, type RunningPromiseStarter } from '../../src/workers/worker.js';
+import {
+  createOrderWorker,
+  startPromiseStarter,
+  workerActivities,
+  type OrderWorkerOptions,
+  type RunningPromiseStarter,
+} from '../../src/workers/worker.js';
 
 /** Wraps the real activities to inject faults around them (never instead of them). */
 export type WrapActivities = (real: Activities) => Partial<Activities>;
@@ -31,12 +37,19 @@ export async function startTestWorker(
       starter?: boolean;
     },
 ): Promise<TestWorker> {
-  const own = options.connection ? undefined : await NativeConnection.connect({ address: options.config.temporal.address });
+  const own = options.connection
+    ? undefined
+    : await NativeConnection.connect({ address: options.config.temporal.address });
   const connection = options.connection ?? own;
   if (!connection) throw new Error('no Temporal connection for the test worker');
   const real = workerActivities(options);
   const activities = options.wrapActivities ? { ...real, ...options.wrapActivities(real) } : real;
-  const worker = await createOrderWorker({ ...options, connection, activities, workflowBundlePath: inject('workflowBundlePath') });
+  const worker = await createOrderWorker({
+    ...options,
+    connection,
+    activities,
+    workflowBundlePath: inject('workflowBundlePath'),
+  });
   const running = worker.run();
   const starter =
     options.starter === false

@@ -31,7 +31,10 @@ export interface ScenarioContext {
   recordPayment(eventId: string, amountCents?: number): Promise<PaymentReceived>;
   /** Delivers a recorded payment as the API does: the `pay` Update with the stored event. */
   deliver(payment: PaymentReceived): Promise<unknown>;
-  /** The order's payment deadline as its reservation gives it (ms since the epoch); once persisted it counts from then, a few ms later. */
+  /**
+   * The order's payment deadline as its reservation gives it (ms since the epoch); once persisted it counts from then,
+   * a few ms later.
+   */
   deadline: number;
   /** With lateWorker: nothing of the order's queue runs until startWorker(). */
   stopWorker(): Promise<void>;
@@ -203,7 +206,11 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
  * stopped across the deadline, the Update waits in Temporal beside the fired timer, and the worker
  * started again gets both in one workflow task.
  */
-async function payWithTheTimer(ctx: ScenarioContext, eventId: string, recorded: 'before the deadline' | 'after the deadline'): Promise<void> {
+async function payWithTheTimer(
+  ctx: ScenarioContext,
+  eventId: string,
+  recorded: 'before the deadline' | 'after the deadline',
+): Promise<void> {
   await ctx.statusIs('AWAITING_PAYMENT');
   const inTime = recorded === 'before the deadline' ? await ctx.recordPayment(eventId) : undefined;
   await ctx.stopWorker();

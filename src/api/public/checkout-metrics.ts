@@ -52,11 +52,22 @@ const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 const CHECKOUT_ROUTE = '/api/checkout';
 
-const zeroOutcomes = (): Record<OutcomeClass, number> => ({ accepted: 0, soldOut: 0, limit: 0, refused: 0, unavailable: 0 });
+const zeroOutcomes = (): Record<OutcomeClass, number> => ({
+  accepted: 0,
+  soldOut: 0,
+  limit: 0,
+  refused: 0,
+  unavailable: 0,
+});
 
 /** The checkout's series of a Prometheus text exposition (the rest is skipped unread). */
 export function parseScrape(text: string, atMs: number): Scrape {
-  const scrape: Scrape = { process: 'unknown', atMs, outcomes: zeroOutcomes(), latency: { all: new Map(), accepted: new Map() } };
+  const scrape: Scrape = {
+    process: 'unknown',
+    atMs,
+    outcomes: zeroOutcomes(),
+    latency: { all: new Map(), accepted: new Map() },
+  };
   for (const line of text.split('\n')) {
     // Only the three series below; the other few hundred lines are not worth a regex each.
     if (
@@ -76,10 +87,16 @@ export function parseScrape(text: string, atMs: number): Scrape {
       continue;
     }
     const labels: Record<string, string> = {};
-    for (const [, key, labelValue] of labelText.matchAll(LABEL)) if (key !== undefined && labelValue !== undefined) labels[key] = labelValue;
+    for (const [, key, labelValue] of labelText.matchAll(LABEL))
+      if (key !== undefined && labelValue !== undefined) labels[key] = labelValue;
     if (name === 'flash_checkout_outcomes_total') {
       scrape.outcomes[outcomeClassOf(labels.code ?? '')] += value;
-    } else if (name === 'http_request_duration_seconds_bucket' && labels.method === 'POST' && labels.route === CHECKOUT_ROUTE && labels.le !== undefined) {
+    } else if (
+      name === 'http_request_duration_seconds_bucket' &&
+      labels.method === 'POST' &&
+      labels.route === CHECKOUT_ROUTE &&
+      labels.le !== undefined
+    ) {
       const le = labels.le === '+Inf' ? Infinity : Number(labels.le);
       add(scrape.latency.all, le, value);
       if (labels.status === '201' || labels.status === '202') add(scrape.latency.accepted, le, value);
@@ -157,7 +174,8 @@ export class CheckoutRates {
       if (interval) this.intervals.set(scrape.process, interval);
       else this.intervals.delete(scrape.process);
     }
-    for (const [process, { atMs }] of this.intervals) if (scrape.atMs - atMs > this.freshMs) this.intervals.delete(process);
+    for (const [process, { atMs }] of this.intervals)
+      if (scrape.atMs - atMs > this.freshMs) this.intervals.delete(process);
     for (const [process, { atMs }] of this.last) if (scrape.atMs - atMs > this.freshMs) this.last.delete(process);
     if (this.intervals.size === 0) return null;
 
@@ -170,7 +188,11 @@ export class CheckoutRates {
       for (const [le, count] of interval.latency.accepted) add(accepted, le, count);
     }
     const ms = (seconds: number | null) => (seconds === null ? null : seconds * 1000);
-    return { perSecond, p99Ms: { all: ms(quantile(0.99, all)), accepted: ms(quantile(0.99, accepted)) }, processes: this.intervals.size };
+    return {
+      perSecond,
+      p99Ms: { all: ms(quantile(0.99, all)), accepted: ms(quantile(0.99, accepted)) },
+      processes: this.intervals.size,
+    };
   }
 
   private between(a: Scrape, b: Scrape): Interval | null {

@@ -190,7 +190,9 @@ button('create-sale').onclick = async () => {
 button('close-sale').onclick = async () => {
   const sku = state.sku;
   if (!sku || !confirm(`Close ${sku} now? Checkouts are refused from then on; placed orders run to their end.`)) return;
-  const { status, json } = await api<Sale>('POST', `/api/admin/sales/${encodeURIComponent(sku)}/close`, { token: adminToken() });
+  const { status, json } = await api<Sale>('POST', `/api/admin/sales/${encodeURIComponent(sku)}/close`, {
+    token: adminToken(),
+  });
   log(`close ${sku}: ${status}${json.endsAt ? ` ends ${json.endsAt}` : ` ${json.error?.code}`}`);
 };
 
@@ -237,7 +239,13 @@ async function takeSample(): Promise<void> {
   showSale(sku, sale);
   showStats(stats);
   const checkouts = scrape ? checkoutRates.add(scrape) : null;
-  addPoint(Date.now() / 1000, sale.status === 200 ? sale.json : null, stats?.status === 200 ? stats.json : null, checkouts, scrape !== null);
+  addPoint(
+    Date.now() / 1000,
+    sale.status === 200 ? sale.json : null,
+    stats?.status === 200 ? stats.json : null,
+    checkouts,
+    scrape !== null,
+  );
 }
 
 function showSale(sku: string, { status, json }: Reply<Sale>): void {
@@ -277,7 +285,9 @@ function showStats(stats: Reply<SaleStats> | null): void {
   $('stats-note').textContent = `MySQL rows and Temporal visibility, ${new Date().toLocaleTimeString()}`;
 }
 
-/** This API process's Prometheus counters, or null when /metrics is not reachable (blocked at the load balancer, say). */
+/**
+ * This API process's Prometheus counters, or null when /metrics is not reachable (blocked at the load balancer, say).
+ */
 async function scrapeMetrics(): Promise<Scrape | null> {
   try {
     const res = await fetch('/metrics');
@@ -377,7 +387,8 @@ function createCharts(): Record<ChartName, uPlot> {
       box,
     );
     new ResizeObserver(() => {
-      if (box.clientWidth > 0 && box.clientWidth !== plot.width) plot.setSize({ width: box.clientWidth, height: CHART_HEIGHT });
+      if (box.clientWidth > 0 && box.clientWidth !== plot.width)
+        plot.setSize({ width: box.clientWidth, height: CHART_HEIGHT });
     }).observe(box);
     charts[name] = plot;
   }
@@ -397,7 +408,13 @@ function resetCharts(): void {
 }
 
 /** One point on every chart at `t`; a figure its source did not answer is a gap. */
-function addPoint(t: number, sale: Sale | null, stats: SaleStats | null, checkouts: CheckoutFigures | null, metricsReached: boolean): void {
+function addPoint(
+  t: number,
+  sale: Sale | null,
+  stats: SaleStats | null,
+  checkouts: CheckoutFigures | null,
+  metricsReached: boolean,
+): void {
   let taken: number | null = null;
   if (sale) {
     if (lastStock && t > lastStock.t) taken = (lastStock.available - sale.available) / (t - lastStock.t);
@@ -406,8 +423,17 @@ function addPoint(t: number, sale: Sale | null, stats: SaleStats | null, checkou
   const rates = checkouts?.perSecond;
   const points: Record<ChartName, Array<number | null>> = {
     stock: sale ? [sale.available, sale.reserved, sale.sold] : [null, null, null],
-    rates: [rates?.accepted ?? null, rates?.soldOut ?? null, rates?.limit ?? null, rates?.refused ?? null, rates?.unavailable ?? null, taken],
-    orders: stats ? [Math.max(0, stats.drift.reserved), ...STORED_ORDER_STATUSES.map((status) => stats.mysql.orders[status])] : CHARTS.orders.map(() => null),
+    rates: [
+      rates?.accepted ?? null,
+      rates?.soldOut ?? null,
+      rates?.limit ?? null,
+      rates?.refused ?? null,
+      rates?.unavailable ?? null,
+      taken,
+    ],
+    orders: stats
+      ? [Math.max(0, stats.drift.reserved), ...STORED_ORDER_STATUSES.map((status) => stats.mysql.orders[status])]
+      : CHARTS.orders.map(() => null),
     latency: [checkouts?.p99Ms.all ?? null, checkouts?.p99Ms.accepted ?? null],
   };
   for (const name of Object.keys(CHARTS) as ChartName[]) {
@@ -450,7 +476,12 @@ async function tokenFor(userId: string): Promise<string> {
  * One checkout. `Prefer: wait=5` lets a server that supports it answer 201 with the persisted
  * order; one that does not answers 202 {orderNo, status: PENDING}: both are handled.
  */
-async function checkout(userId: string, sku: string, quantity: number, idempotencyKey: string): Promise<Reply<Partial<OrderAnswer>>> {
+async function checkout(
+  userId: string,
+  sku: string,
+  quantity: number,
+  idempotencyKey: string,
+): Promise<Reply<Partial<OrderAnswer>>> {
   const token = await tokenFor(userId);
   const reply = await api<Partial<OrderAnswer>>('POST', '/api/checkout', {
     body: { sku, quantity },
@@ -471,7 +502,12 @@ async function checkout(userId: string, sku: string, quantity: number, idempoten
 // click (a double click, a retry after a network error or 503) until an answer comes, so the
 // same purchase can never be bought twice.
 function prepareIntent(): void {
-  state.intent = { key: `buy-${randomId()}`, sku: state.sku, userId: input('buyer').value.trim(), quantity: Number(input('qty').value) };
+  state.intent = {
+    key: `buy-${randomId()}`,
+    sku: state.sku,
+    userId: input('buyer').value.trim(),
+    quantity: Number(input('qty').value),
+  };
   $('intent-key').textContent = state.intent.key;
 }
 for (const id of ['buyer', 'qty']) input(id).addEventListener('input', prepareIntent);
@@ -532,7 +568,14 @@ function upsertOrder(update: Partial<PageOrder> & OrderAnswer): void {
   let order = state.orders.get(update.orderNo);
   if (!order) {
     const row = document.createElement('tr');
-    order = { orderNo: update.orderNo, userId: update.userId ?? '', token: update.token ?? '', quantity: update.quantity ?? 0, status: 'PENDING', row };
+    order = {
+      orderNo: update.orderNo,
+      userId: update.userId ?? '',
+      token: update.token ?? '',
+      quantity: update.quantity ?? 0,
+      status: 'PENDING',
+      row,
+    };
     renderRow(order);
     state.orders.set(order.orderNo, order);
     $('orders').prepend(order.row);
@@ -663,7 +706,9 @@ async function init(): Promise<void> {
   if (dev.status === 200) {
     state.dev = dev.json;
     if (dev.json.devAdminToken && !input('admin-token').value) input('admin-token').value = dev.json.devAdminToken;
-    $('env-info').innerHTML = dev.json.temporalUiUrl ? `Temporal Web UI: <a target="_blank" rel="noopener"></a>` : 'no Temporal Web UI configured';
+    $('env-info').innerHTML = dev.json.temporalUiUrl
+      ? `Temporal Web UI: <a target="_blank" rel="noopener"></a>`
+      : 'no Temporal Web UI configured';
     const a = $('env-info').querySelector('a');
     if (a && dev.json.temporalUiUrl) {
       a.href = dev.json.temporalUiUrl;

@@ -27,7 +27,8 @@ window.addEventListener('load', () => {
     url: '/openapi.json',
     dom_id: '#swagger-ui',
     deepLinking: true,
-    // No badge fetched from validator.swagger.io: the page must work offline (test/openapi.test.ts validates the document).
+    // No badge fetched from validator.swagger.io: the page must work offline (test/openapi.test.ts validates the
+    // document).
     validatorUrl: null,
     presets: [SwaggerUIBundle.presets.apis],
     layout: 'BaseLayout',

@@ -2,7 +2,14 @@ import Router from '@koa/router';
 import type { AdminService } from '../../sales/admin-service.js';
 import { skuNotFound } from '../../sales/sales-service.js';
 import { requireAdmin } from '../auth.js';
-import { adminOrderSchema, adminPaymentSchema, adminSaleSchema, pageSchema, saleSchema, saleStatsSchema } from '../response-schemas.js';
+import {
+  adminOrderSchema,
+  adminPaymentSchema,
+  adminSaleSchema,
+  pageSchema,
+  saleSchema,
+  saleStatsSchema,
+} from '../response-schemas.js';
 import { route } from '../route.js';
 import { adminOrdersQuerySchema, adminPaymentsQuerySchema, adminSalesQuerySchema, skuParams } from '../schemas.js';
 
@@ -108,7 +115,9 @@ export function adminRoutes(deps: { admin: AdminService; adminToken: string }): 
       tag: 'admin',
       auth: 'admin',
       query: adminPaymentsQuerySchema,
-      responses: { 200: { description: 'A page of payments', schema: pageSchema(adminPaymentSchema, 'AdminPaymentsPage') } },
+      responses: {
+        200: { description: 'A page of payments', schema: pageSchema(adminPaymentSchema, 'AdminPaymentsPage') },
+      },
       errors: listErrors,
     },
     async (ctx, input) => {

@@ -16,14 +16,18 @@ export function authRoutes(deps: { auth: ShopperAuth; devLogin: boolean; limits?
       path: '/api/auth/dev-login',
       operationId: 'devLogin',
       summary: 'A shopper token for any user id (development only)',
-      description: 'Only with AUTH_DEV_LOGIN=true. In production, shopper tokens come from the identity provider with the same claims.',
+      description:
+        'Only with AUTH_DEV_LOGIN=true. In production, shopper tokens come from the identity provider with the same claims.',
       tag: 'auth',
       body: devLoginSchema,
       responses: { 200: { description: 'A shopper token for userId', schema: devLoginAnswerSchema } },
       errors: {
         400: { codes: ['INVALID_REQUEST'] },
         404: { codes: ['NOT_FOUND'], description: '`NOT_FOUND`: dev login is disabled (AUTH_DEV_LOGIN=false)' },
-        429: { codes: ['RATE_LIMITED'], description: '`RATE_LIMITED`: too many logins from this client IP (RATE_LIMIT_LOGIN); see Retry-After' },
+        429: {
+          codes: ['RATE_LIMITED'],
+          description: '`RATE_LIMITED`: too many logins from this client IP (RATE_LIMIT_LOGIN); see Retry-After',
+        },
       },
     },
     async (ctx, input) => {

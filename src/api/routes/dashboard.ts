@@ -21,7 +21,9 @@ export const DEV_DEFAULT_ADMIN_TOKEN = 'dev-admin-token';
  * and namespace for its links to each order's workflow, and the admin token when it is the dev
  * default (only with AUTH_DEV_LOGIN=true).
  */
-export function dashboardRoutes(deps: { config: Pick<AppConfig, 'authDevLogin' | 'temporalUiUrl' | 'temporal' | 'adminToken'> }): Router {
+export function dashboardRoutes(deps: {
+  config: Pick<AppConfig, 'authDevLogin' | 'temporalUiUrl' | 'temporal' | 'adminToken'>;
+}): Router {
   const { config } = deps;
   const router = new Router();
   pageRoute(router, PUBLIC_DIR, 'index.html', {
@@ -41,7 +43,9 @@ export function dashboardRoutes(deps: { config: Pick<AppConfig, 'authDevLogin' |
       description: 'Only with AUTH_DEV_LOGIN=true. Names the admin token only when it is the dev default.',
       tag: 'dev',
       responses: { 200: { description: 'What the dashboard needs', schema: devConfigSchema } },
-      errors: { 404: { codes: ['NOT_FOUND'], description: '`NOT_FOUND`: dev helpers are disabled (AUTH_DEV_LOGIN=false)' } },
+      errors: {
+        404: { codes: ['NOT_FOUND'], description: '`NOT_FOUND`: dev helpers are disabled (AUTH_DEV_LOGIN=false)' },
+      },
     },
     (ctx) => {
       if (!config.authDevLogin) throw new ApiError(404, 'NOT_FOUND', 'dev helpers are disabled (AUTH_DEV_LOGIN=false)');

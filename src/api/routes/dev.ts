@@ -11,7 +11,12 @@ import { simulatePaymentSchema } from '../schemas.js';
  * POST /api/dev/simulate-payment: pays the shopper's own order through the webhook service as the
  * provider would (only with AUTH_DEV_LOGIN=true). The dashboard at / lives in ./dashboard.ts.
  */
-export function devRoutes(deps: { auth: ShopperAuth; orders: OrderStatusReader; webhook: PaymentWebhook; enabled: boolean }): Router {
+export function devRoutes(deps: {
+  auth: ShopperAuth;
+  orders: OrderStatusReader;
+  webhook: PaymentWebhook;
+  enabled: boolean;
+}): Router {
   const router = new Router();
   route(
     router,
@@ -20,13 +25,17 @@ export function devRoutes(deps: { auth: ShopperAuth; orders: OrderStatusReader; 
       path: '/api/dev/simulate-payment',
       operationId: 'simulatePayment',
       summary: "Pay the shopper's own order as the provider would (development only)",
-      description: 'Only with AUTH_DEV_LOGIN=true: the dashboard\'s "Pay" button. Pays the order\'s total through the webhook service.',
+      description:
+        'Only with AUTH_DEV_LOGIN=true: the dashboard\'s "Pay" button. Pays the order\'s total through the webhook service.',
       tag: 'dev',
       auth: 'shopper',
       body: simulatePaymentSchema,
       responses: {
         200: { description: "The webhook's answer", schema: webhookAnswerSchema },
-        202: { description: "The webhook's answer when the order did not judge the payment in time (RECEIVED)", schema: webhookAnswerSchema },
+        202: {
+          description: "The webhook's answer when the order did not judge the payment in time (RECEIVED)",
+          schema: webhookAnswerSchema,
+        },
       },
       errors: {
         400: { codes: ['INVALID_REQUEST'] },
@@ -44,7 +53,11 @@ export function devRoutes(deps: { auth: ShopperAuth; orders: OrderStatusReader; 
       const userId = await deps.auth.authenticate(ctx);
       const { orderNo } = input.body();
       const order = await findOwnOrder(deps.orders, orderNo, userId);
-      const answer = await deps.webhook.handle({ eventId: `evt_demo_${orderNo}_${Date.now()}`, orderNo, amountCents: order.view.totalCents });
+      const answer = await deps.webhook.handle({
+        eventId: `evt_demo_${orderNo}_${Date.now()}`,
+        orderNo,
+        amountCents: order.view.totalCents,
+      });
       if (answer.outcome === 'RECEIVED') ctx.status = 202;
       ctx.body = { received: true, ...answer };
     },

@@ -10,10 +10,16 @@ import { route } from '../route.js';
 const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'public');
 const SWAGGER_UI_DIR = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
-/** The files the docs page loads besides its own script (inlined), all served from here: the machine running the API may be offline. */
+/**
+ * The files the docs page loads besides its own script (inlined), all served from here: the machine running the API may
+ * be offline.
+ */
 const DOCS_ASSETS = {
   'swagger-ui.css': { file: join(SWAGGER_UI_DIR, 'swagger-ui.css'), type: 'text/css; charset=utf-8' },
-  'swagger-ui-bundle.js': { file: join(SWAGGER_UI_DIR, 'swagger-ui-bundle.js'), type: 'text/javascript; charset=utf-8' },
+  'swagger-ui-bundle.js': {
+    file: join(SWAGGER_UI_DIR, 'swagger-ui-bundle.js'),
+    type: 'text/javascript; charset=utf-8',
+  },
   'favicon-32x32.png': { file: join(SWAGGER_UI_DIR, 'favicon-32x32.png'), type: 'image/png' },
 } as const;
 type DocsAsset = keyof typeof DOCS_ASSETS;

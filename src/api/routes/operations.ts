@@ -35,12 +35,20 @@ export interface HealthReport {
 
 /** Each dependency's breaker as it stands (an open one: requests that need it fail fast). */
 export function breakerStates(guards: DependencyGuards): Record<DependencyName, BreakerState> {
-  return Object.fromEntries(DEPENDENCY_NAMES.map((name) => [name, guards[name].state])) as Record<DependencyName, BreakerState>;
+  return Object.fromEntries(DEPENDENCY_NAMES.map((name) => [name, guards[name].state])) as Record<
+    DependencyName,
+    BreakerState
+  >;
 }
 
 const TIMEOUT_MS = 1_500;
 
-export async function checkHealth(deps: { redis: RedisClient; store: Store; temporal: Client; guards?: DependencyGuards }): Promise<HealthReport> {
+export async function checkHealth(deps: {
+  redis: RedisClient;
+  store: Store;
+  temporal: Client;
+  guards?: DependencyGuards;
+}): Promise<HealthReport> {
   const probes: Record<ServerName, () => Promise<unknown>> = {
     redis: () => deps.redis.ping(),
     mysql: () => deps.store.ping(),
@@ -56,7 +64,9 @@ export async function checkHealth(deps: { redis: RedisClient; store: Store; temp
       );
     }),
   );
-  const checks = Object.fromEntries(SERVER_NAMES.map((name, i) => [name, results[i] ? 'up' : 'down'])) as HealthReport['checks'];
+  const checks = Object.fromEntries(
+    SERVER_NAMES.map((name, i) => [name, results[i] ? 'up' : 'down']),
+  ) as HealthReport['checks'];
   const down = SERVER_NAMES.filter((name) => checks[name] === 'down');
   return { ok: down.length === 0, checks, down };
 }
@@ -109,7 +119,13 @@ export class Readiness {
  * naming why; either way with each dependency's breaker. GET /healthz: the same as /readyz, kept
  * for the tools that poll it.
  */
-export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal: Client; guards: DependencyGuards; readiness: Readiness }): Router {
+export function healthRoutes(deps: {
+  redis: RedisClient;
+  store: Store;
+  temporal: Client;
+  guards: DependencyGuards;
+  readiness: Readiness;
+}): Router {
   const router = new Router();
   route(
     router,
@@ -128,7 +144,9 @@ export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal:
   const ready = async (ctx: Context) => {
     if (deps.readiness.draining) {
       ctx.status = 503;
-      ctx.body = { error: { code: 'UNAVAILABLE', message: 'draining: this process is shutting down and takes no new traffic' } };
+      ctx.body = {
+        error: { code: 'UNAVAILABLE', message: 'draining: this process is shutting down and takes no new traffic' },
+      };
       return;
     }
     const report = await checkHealth(deps);
@@ -141,14 +159,21 @@ export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal:
       report.ok && !problem
         ? { status: 'ok', checks: report.checks, breakers, clocks }
         : {
-            error: { code: 'UNAVAILABLE', message: [report.ok ? null : `down: ${report.down.join(', ')}`, problem].filter(Boolean).join('; ') },
+            error: {
+              code: 'UNAVAILABLE',
+              message: [report.ok ? null : `down: ${report.down.join(', ')}`, problem].filter(Boolean).join('; '),
+            },
             checks: report.checks,
             breakers,
             clocks,
           };
   };
   for (const [path, operationId, summary] of [
-    ['/readyz', 'getReadiness', "Ready for traffic: Redis, MySQL and Temporal answer and the process is not draining; with each dependency's breaker"],
+    [
+      '/readyz',
+      'getReadiness',
+      "Ready for traffic: Redis, MySQL and Temporal answer and the process is not draining; with each dependency's breaker",
+    ],
     ['/healthz', 'getHealth', 'The same as /readyz, kept for the tools that poll it'],
   ] as const) {
     route(
@@ -163,7 +188,8 @@ export function healthRoutes(deps: { redis: RedisClient; store: Store; temporal:
         errors: {
           503: {
             codes: ['UNAVAILABLE'],
-            description: '`UNAVAILABLE`: a dependency is down (the message and the checks name it), or the process is draining after SIGTERM',
+            description:
+              '`UNAVAILABLE`: a dependency is down (the message and the checks name it), or the process is draining after SIGTERM',
             schema: healthDownSchema,
           },
         },
@@ -186,10 +212,14 @@ export function metricsRoutes(deps: { metrics: ApiMetrics }): Router {
       method: 'get',
       path: '/metrics',
       operationId: 'getMetrics',
-      summary: "The API process's Prometheus metrics (requests, checkout outcomes, reserve and start latency, webhook outcomes)",
-      description: 'Unauthenticated, like most exporters: scrape it inside the network and keep it off the public listener.',
+      summary:
+        "The API process's Prometheus metrics (requests, checkout outcomes, reserve and start latency, webhook outcomes)",
+      description:
+        'Unauthenticated, like most exporters: scrape it inside the network and keep it off the public listener.',
       tag: 'operations',
-      responses: { 200: { description: 'Prometheus text exposition format', contentType: 'text/plain', schema: z.string() } },
+      responses: {
+        200: { description: 'Prometheus text exposition format', contentType: 'text/plain', schema: z.string() },
+      },
     },
     async (ctx) => {
       const { contentType, body } = await deps.metrics.render();

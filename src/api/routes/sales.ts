@@ -20,7 +20,11 @@ export function salesRoutes(deps: { sales: SalesService; adminToken: string }): 
       auth: 'admin',
       body: createSaleSchema,
       responses: { 201: { description: 'The sale, as GET /api/sales/{sku} shows it', schema: saleSchema } },
-      errors: { 400: { codes: ['INVALID_REQUEST'] }, 401: { codes: ['UNAUTHORIZED'] }, 409: { codes: ['SALE_EXISTS'] } },
+      errors: {
+        400: { codes: ['INVALID_REQUEST'] },
+        401: { codes: ['UNAUTHORIZED'] },
+        409: { codes: ['SALE_EXISTS'] },
+      },
     },
     async (ctx, input) => {
       requireAdmin(ctx, deps.adminToken);
