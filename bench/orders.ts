@@ -13,11 +13,13 @@ import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { checkSaleInvariants, type InvariantReport } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import type { OrderClient } from '../src/order/client.js';
+import { OrderClient } from '../src/order/client.js';
 import { newOrderNo } from '../src/order/checkout.js';
 import { reconcileScheduleId } from '../src/workflows/reconcile-definitions.js';
 import { timedStarts, type TimedStarts } from './starts.js';
 import { SalesService } from '../src/sales/sales-service.js';
+import { OrderLookup } from '../src/order/lookup.js';
+import { StartPacing } from '../src/order/start-pacing.js';
 
 /** What the benchmark drives: the same services the API uses, minus HTTP. */
 /** A run's own clients of the stack named in `env` (the schema migrated), as the API would open them. */
@@ -64,6 +66,13 @@ export interface Pipeline {
   store: Store;
   inventory: RedisInventory;
   orders: OrderClient;
+  lookup: OrderLookup;
+}
+
+/** The pipeline of `config`'s task queue, driven as the tools drive it: an order client and lookup without breakers. */
+export function pipelineOf(config: AppConfig, store: Store, inventory: RedisInventory, temporal: Client): Pipeline {
+  const orders = OrderClient.withoutBreakers(temporal, config.temporal.taskQueue, new StartPacing({ maxLimit: 32 }));
+  return { config, store, inventory, orders, lookup: OrderLookup.withoutBreaker(orders, store, null) };
 }
 
 /**

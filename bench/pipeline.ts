@@ -54,13 +54,20 @@ import {
 import { waitFor } from '../stack/wait-for.js';
 import { runThenCleanUp } from '../stack/launcher.js';
 import { DependencyUnavailableError } from '../src/infra/dependency-guard.js';
-import { OrderClient } from '../src/order/client.js';
+import type { OrderLookup } from '../src/order/lookup.js';
 import type { ManagedProcess } from '../stack/process.js';
 import { rssKbOfGroup } from '../stack/cpu.js';
 import { parsePipelineArgs } from './args.js';
 import { buildFloorBundle } from './floor/bundle.js';
 import { runFloorPhase } from './floor/phase.js';
-import { checkSale, deleteReconcileSchedule, openBenchClients, startOrders, type Pipeline } from './orders.js';
+import {
+  checkSale,
+  deleteReconcileSchedule,
+  openBenchClients,
+  pipelineOf,
+  startOrders,
+  type Pipeline,
+} from './orders.js';
 import { measuredWorkers, measurePhase, startUntilDone, type PhaseMeasurement } from './phase.js';
 import {
   buildPipelineResult,
@@ -191,7 +198,7 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
   const { runId, store, inventory, sales, temporal } = context;
   const env = { ...context.env, TEMPORAL_TASK_QUEUE: taskQueue };
   const config = loadConfig(env);
-  const pipeline: Pipeline = { config, store, inventory, orders: new OrderClient(temporal, store, taskQueue) };
+  const pipeline = pipelineOf(config, store, inventory, temporal);
   const workers = await startWorkers(args.workers, (i) =>
     startWorker({
       root,
@@ -252,7 +259,7 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
     );
 
     say(`status reads: ${args.readers} readers for ${args.readSeconds} s on ${live} live orders`);
-    const reads = await readStatuses(pipeline.orders, orderNos, args.readers, args.readSeconds * 1000);
+    const reads = await readStatuses(pipeline.lookup, orderNos, args.readers, args.readSeconds * 1000);
     if (reads.errors + reads.timeouts > 0) {
       say(
         `status reads: ${reads.timeouts} timed out, ${reads.errors} failed or answered other than AWAITING_PAYMENT (first: ${reads.firstError})`,
@@ -302,13 +309,13 @@ function sayPhase(p: PhaseMeasurement): void {
  * deadline: the API's 503 UNAVAILABLE), which are counted as timeouts. Any other failure, or an
  * answer other than AWAITING_PAYMENT from the running workflow, is an error: a wrong answer.
  */
-async function readStatuses(orders: OrderClient, orderNos: readonly string[], readers: number, durationMs: number) {
+async function readStatuses(lookup: OrderLookup, orderNos: readonly string[], readers: number, durationMs: number) {
   const tally = new ReadTally();
   const end = performance.now() + durationMs;
   const reader = async () => {
     while (performance.now() < end) {
       const orderNo = orderNos[randomInt(orderNos.length)]!;
-      const found = await tally.time(orders.find(orderNo));
+      const found = await tally.time(lookup.find(orderNo));
       if (found === FAILED) continue;
       if (found?.live?.status !== 'AWAITING_PAYMENT') {
         tally.wrong(
@@ -387,7 +394,7 @@ async function readLikeShoppers(pipeline: Pipeline, orderNos: readonly string[],
     StatusReadSource,
     number
   >;
-  const reader = OrderStatusReader.fromConfig(pipeline.orders, pipeline.config, {
+  const reader = OrderStatusReader.fromConfig(pipeline.lookup, pipeline.config, {
     statusRead: (source) => bySource[source]++,
     statusWaiters: () => undefined,
   });

@@ -38,14 +38,20 @@ import {
 import { Client } from '@temporalio/client';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { loadConfig } from '../src/config/index.js';
-import { OrderClient } from '../src/order/client.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { runThenCleanUp } from '../stack/launcher.js';
 import { freePort, type ManagedProcess } from '../stack/process.js';
 import { loadToolPaths } from '../stack/services.js';
 import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
 import { parseTracingCostArgs } from './args.js';
-import { checkSale, deleteReconcileSchedule, openBenchClients, startOrders, type Pipeline } from './orders.js';
+import {
+  checkSale,
+  deleteReconcileSchedule,
+  openBenchClients,
+  pipelineOf,
+  startOrders,
+  type Pipeline,
+} from './orders.js';
 import { measuredWorkers, measurePhase, startUntilDone } from './phase.js';
 import { cpuPerOrder } from './pipeline-report.js';
 import { startPipelineStack, type PipelineStack, type RunContext as PipelineRunContext } from './pipeline-stack.js';
@@ -155,12 +161,7 @@ async function runModePhase(run: RunContext, mode: TracingMode, round: number, i
   const taskQueue = `bench-tracing-${runId}-${index}-${mode}`;
   const env = { ...run.env, TEMPORAL_TASK_QUEUE: taskQueue, ...tracingEnv(spec.ratio, run.zipkin) };
   const client = spec.ratio === null ? temporal : tracedClient(temporal, spec.ratio);
-  const pipeline: Pipeline = {
-    config: loadConfig(env),
-    store,
-    inventory,
-    orders: new OrderClient(client, store, taskQueue),
-  };
+  const pipeline: Pipeline = pipelineOf(loadConfig(env), store, inventory, client);
   // Zipkin's query window: the spans this phase's worker can have sent, from its start to its stop.
   const phaseStartedAt = Date.now();
   const worker = await startWorker({

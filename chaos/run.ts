@@ -109,6 +109,7 @@ import {
   type TrafficPlan,
   type TrafficResult,
 } from './shoppers.js';
+import { StartPacing } from '../src/order/start-pacing.js';
 
 const KILLS = [
   'api-kill',
@@ -340,7 +341,7 @@ async function main(): Promise<number> {
 
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
   const sales = SalesService.onClients(store, redis, config.temporal.taskQueue);
-  const orders = new OrderClient(temporal, store, config.temporal.taskQueue);
+  const orders = OrderClient.withoutBreakers(temporal, config.temporal.taskQueue, new StartPacing({ maxLimit: 32 }));
   const auth = new ShopperAuth(config);
   const servers = stack.servers;
   const results: FaultResult[] = [];

@@ -27,6 +27,7 @@ import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderClient } from '../src/order/client.js';
 import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js';
 import { waitFor } from '../stack/wait-for.js';
+import { StartPacing } from '../src/order/start-pacing.js';
 
 const PAYMENT_WINDOW_MS = 8_000;
 const workDir = mkdtempSync(join(tmpdir(), 'flash-cluster-'));
@@ -71,7 +72,7 @@ beforeAll(async () => {
   redis.on('error', () => {});
   connection = await Connection.connect({ address: app.config.temporal.address });
   temporal = new Client({ connection, namespace: app.config.temporal.namespace });
-  orders = new OrderClient(temporal, store, app.config.temporal.taskQueue);
+  orders = OrderClient.withoutBreakers(temporal, app.config.temporal.taskQueue, new StartPacing({ maxLimit: 32 }));
   auth = new ShopperAuth(app.config);
 });
 

@@ -8,22 +8,21 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
-import type { Store } from '../src/db/store.js';
-import { OrderClient } from '../src/order/client.js';
+import { guardsWithoutBreakers, OrderClient } from '../src/order/client.js';
 import { waitFor } from '../stack/wait-for.js';
 import type { OrderInput } from '../src/order/contract.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { openPerQueueTestbed } from './helpers/per-queue.js';
+import { pacingOf } from './helpers/orders.js';
 
 /** The real start, then an error as if the answer had been lost after the server accepted it. */
 class StartReportsFailureAfterAccepting extends OrderClient {
   constructor(
     temporal: Client,
-    store: Store,
     taskQueue: string,
     private readonly beforeFailing: (orderNo: string) => Promise<void>,
   ) {
-    super(temporal, store, taskQueue);
+    super(temporal, taskQueue, guardsWithoutBreakers(), pacingOf());
   }
 
   override async start(input: OrderInput): Promise<'STARTED' | 'ALREADY_CLOSED'> {
@@ -50,7 +49,7 @@ afterAll(async () => {
 const startWorker = (taskQueue: string): Promise<void> => testbed.startWorker(taskQueue);
 
 const serve = (taskQueue: string, beforeFailing: (orderNo: string) => Promise<void>): Promise<string> =>
-  testbed.serve(taskQueue, new StartReportsFailureAfterAccepting(temporal, store, taskQueue, beforeFailing));
+  testbed.serve(taskQueue, { orders: new StartReportsFailureAfterAccepting(temporal, taskQueue, beforeFailing) });
 
 async function checkout(base: string, sku: string, userId: string) {
   const response = await fetch(`${base}/api/checkout`, {

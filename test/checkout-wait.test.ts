@@ -13,9 +13,10 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { preferredWaitSeconds } from '../src/api/prefer.js';
 import { waitFor } from '../stack/wait-for.js';
 import { orderWorkflowId, type OrderInput } from '../src/order/contract.js';
-import { OrderClient, type AwaitedStart } from '../src/order/client.js';
+import { guardsWithoutBreakers, OrderClient, type AwaitedStart } from '../src/order/client.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { openPerQueueTestbed } from './helpers/per-queue.js';
+import { pacingOf } from './helpers/orders.js';
 
 // Opened as the file loads (the global setup's stack is up by then): its clients are the file's constants.
 const testbed = await openPerQueueTestbed({ LOG_LEVEL: 'silent', CHECKOUT_MAX_WAIT: '10s' });
@@ -40,7 +41,8 @@ class UpdateWithStartReportsFailure extends OrderClient {
   }
 }
 
-const serve = (taskQueue: string, orders?: OrderClient): Promise<string> => testbed.serve(taskQueue, orders);
+const serve = (taskQueue: string, orders?: OrderClient): Promise<string> =>
+  testbed.serve(taskQueue, orders ? { orders } : {});
 
 interface CheckoutReply {
   status: number;
@@ -271,7 +273,10 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     // With a worker: the order is persisted (claimed) before the error; it goes on, answered 202.
     const claimedQueue = `wait-error-claimed-${randomUUID()}`;
     await startWorker(claimedQueue);
-    const claimedBase = await serve(claimedQueue, new UpdateWithStartReportsFailure(temporal, store, claimedQueue));
+    const claimedBase = await serve(
+      claimedQueue,
+      new UpdateWithStartReportsFailure(temporal, claimedQueue, guardsWithoutBreakers(), pacingOf()),
+    );
     const claimedSale = await putOnSale(store, redis, { stock: 3 });
     const claimed = await checkout(claimedBase, claimedSale.sku, 'waiter-error-claimed', { prefer: 'wait=5' });
     expect(claimed.status, JSON.stringify(claimed.body)).toBe(202);
@@ -283,7 +288,7 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     const unclaimedQueue = `wait-error-unclaimed-${randomUUID()}`;
     const unclaimedBase = await serve(
       unclaimedQueue,
-      new UpdateWithStartReportsFailure(temporal, store, unclaimedQueue),
+      new UpdateWithStartReportsFailure(temporal, unclaimedQueue, guardsWithoutBreakers(), pacingOf()),
     );
     const unclaimedSale = await putOnSale(store, redis, { stock: 3 });
     const unclaimed = await checkout(unclaimedBase, unclaimedSale.sku, 'waiter-error-unclaimed', { prefer: 'wait=1' });

@@ -5,13 +5,13 @@
  * status shows, however long the workflow takes to apply it.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { FoundOrder, OrderClient } from '../src/order/client.js';
+import type { FoundOrder, OrderLookup } from '../src/order/lookup.js';
 import type { OrderStatus } from '../src/order/contract.js';
 import { OrderStatusReader } from '../src/order/reads.js';
 
 const ORDER_NO = '01M87W0000000000000000TEST';
 
-function workflowShowing(status: () => OrderStatus): { orders: OrderClient; queries: () => number } {
+function workflowShowing(status: () => OrderStatus): { orders: Pick<OrderLookup, 'find'>; queries: () => number } {
   let queries = 0;
   const find = async (orderNo: string): Promise<FoundOrder> => {
     queries++;
@@ -26,7 +26,7 @@ function workflowShowing(status: () => OrderStatus): { orders: OrderClient; quer
     };
     return { view, userId: 'shopper', source: 'workflow' };
   };
-  return { orders: { find } as unknown as OrderClient, queries: () => queries };
+  return { orders: { find }, queries: () => queries };
 }
 
 describe('OrderStatusReader: an order that is changing', () => {

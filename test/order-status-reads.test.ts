@@ -171,7 +171,7 @@ describe('OrderStatusReader', () => {
     const { orderNo } = await awaitingOrder('reader-flight');
     const metrics = new ApiMetrics({ defaultMetrics: false });
     // The cache off: only single-flight can explain one query for twenty reads.
-    const reader = new OrderStatusReader(app.orders, {
+    const reader = new OrderStatusReader(app.lookup, {
       cacheMs: 0,
       maxEntries: 100,
       maxWaiters: 10,
@@ -196,7 +196,7 @@ describe('OrderStatusReader cache bounds', () => {
   it('serves AWAITING_PAYMENT from the cache for at most cacheMs, then asks the workflow again', async () => {
     const { orderNo } = await awaitingOrder('reader-expiry');
     const metrics = new ApiMetrics({ defaultMetrics: false });
-    const reader = new OrderStatusReader(app.orders, {
+    const reader = new OrderStatusReader(app.lookup, {
       cacheMs: 400,
       maxEntries: 100,
       maxWaiters: 10,

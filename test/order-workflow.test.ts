@@ -406,11 +406,18 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
 
   it('applies a duplicate payment once and records a second, different payment for refund', async () => {
     const sale = await putOnSale(store, redis, { stock: 2 });
+    // markPaid is held so the workflow is still open for the payments after the first.
+    const hold = holdAt('markPaid');
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    await pay(handle, orderNo, `evt-a-${orderNo}`, totalCents);
-    await pay(handle, orderNo, `evt-a-${orderNo}`, totalCents);
-    await pay(handle, orderNo, `evt-b-${orderNo}`, totalCents);
+    expect(await pay(handle, orderNo, `evt-a-${orderNo}`, totalCents)).toEqual({ outcome: 'APPLIED' });
+    await hold.arrived;
+    expect(await pay(handle, orderNo, `evt-a-${orderNo}`, totalCents)).toEqual({ outcome: 'APPLIED' });
+    expect(await pay(handle, orderNo, `evt-b-${orderNo}`, totalCents)).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ALREADY_PAID',
+    });
+    hold.open();
     const result = await handle.result();
     expect(result.status).toBe('PAID');
     expect(result.payments.map((p) => [p.eventId, p.outcome, p.refundReason])).toEqual([

@@ -13,7 +13,8 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { Deadline, DependencyUnavailableError } from '../src/infra/dependency-guard.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { OrderClient, type FoundOrder } from '../src/order/client.js';
+import { guardsWithoutBreakers, OrderClient } from '../src/order/client.js';
+import { OrderLookup, type FoundOrder } from '../src/order/lookup.js';
 import { newOrderNo } from '../src/order/checkout.js';
 import { signWebhook } from '../src/order/payments.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -22,6 +23,7 @@ import { httpRequest, type HttpReply } from './helpers/http.js';
 import { openPerQueueTestbed } from './helpers/per-queue.js';
 import { startHoldingProxy } from './helpers/tcp-proxy.js';
 import { testConfig } from './helpers/env.js';
+import { lookupDeps, ordersWithoutBreakers, pacingOf } from './helpers/orders.js';
 
 const testbed = await openPerQueueTestbed({
   TEMPORAL_TASK_QUEUE: `promises-${randomUUID()}`,
@@ -150,8 +152,8 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
   });
 });
 
-/** The real order client, whose reads fail as a breaker-open MySQL would, when told. */
-class ReadsFailWhenTold extends OrderClient {
+/** The real order lookup, whose reads fail as a breaker-open MySQL would, when told. */
+class ReadsFailWhenTold extends OrderLookup {
   failReads = false;
 
   override async find(orderNo: string, deadline?: Deadline): Promise<FoundOrder | null> {
@@ -165,10 +167,10 @@ class ReadsFailWhenTold extends OrderClient {
 it('a retried key whose order cannot be read now answers 503 with Retry-After and keeps its order', async () => {
   const queue = `promises-unreadable-${randomUUID()}`;
   await testbed.startWorker(queue);
-  const orders = new ReadsFailWhenTold(temporal, store, queue, undefined, {
-    inventory: new RedisInventory(redis, queue),
-  });
-  const base = await testbed.serve(queue, orders);
+  const lookup = new ReadsFailWhenTold(
+    lookupDeps(ordersWithoutBreakers(temporal, queue), store, new RedisInventory(redis, queue)),
+  );
+  const base = await testbed.serve(queue, { lookup });
   const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
   const first = await checkout(base, sale.sku, 'reader', 'k-read');
   const orderNo = orderNoOf(first);
@@ -189,13 +191,13 @@ it('a retried key whose order cannot be read now answers 503 with Retry-After an
     { what: `${orderNo} cancelled and its units back`, timeoutMs: 15_000 },
   );
 
-  orders.failReads = true;
+  lookup.failReads = true;
   const unreadable = await checkout(base, sale.sku, 'reader', 'k-read');
   expect(unreadable.status).toBe(503);
   expect(errorOf(unreadable)?.code).toBe('UNAVAILABLE');
   expect(unreadable.headers.get('retry-after')).toBe('3');
 
-  orders.failReads = false;
+  lookup.failReads = false;
   const again = await checkout(base, sale.sku, 'reader', 'k-read');
   expect(orderNoOf(again)).toBe(orderNo);
   expect((again.body as { status?: string }).status).toBe('CANCELLED');
@@ -212,7 +214,7 @@ it('labels a start that was sent and ran out of time `deadline`, and one never s
   const port = typeof address === 'object' && address ? address.port : 0;
   const client = new Client({ connection: Connection.lazy({ address: `127.0.0.1:${port}` }) });
   try {
-    const orders = new OrderClient(client, store, 'nobody', undefined, { maxConcurrentStarts: 1 });
+    const orders = ordersWithoutBreakers(client, 'nobody', 1);
     const input = oneUnitOrder(
       { sku: 'SKU-silent', priceCents: 100 },
       { orderNo: newOrderNo(), userId: 'silent', createdAtMs: Date.now(), paymentWindow: '30m' },
@@ -267,10 +269,8 @@ it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) a
   // A worker, but no owner of starts yet: the promises stay unstarted until the test says.
   await testbed.startWorker(queue, { starter: false });
   // Promised orders are found in the pipeline's own sales (its task queue's).
-  const orders = new StartsRefusedWhenTold(temporal, store, queue, undefined, {
-    inventory: new RedisInventory(redis, queue),
-  });
-  const base = await testbed.serve(queue, orders);
+  const orders = new StartsRefusedWhenTold(temporal, queue, guardsWithoutBreakers(), pacingOf());
+  const base = await testbed.serve(queue, { orders });
   const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1, priceCents: 1_200 });
   const paid = await checkout(base, sale.sku, 'pays-early');
   const cancelled = await checkout(base, sale.sku, 'cancels-early');
@@ -311,7 +311,7 @@ it('a payment for a promise older than any start could take (its owner away for 
   const queue = `promises-old-${randomUUID()}`;
   await testbed.startWorker(queue, { starter: false });
   const pipeline = new RedisInventory(redis, queue);
-  const base = await testbed.serve(queue, new OrderClient(temporal, store, queue, undefined, { inventory: pipeline }));
+  const base = await testbed.serve(queue);
   const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1, priceCents: 900 });
   // Promised two minutes ago (past RESERVATION_GRACE + RECONCILE_INTERVAL + 1 min, after which an
   // order with no workflow, no row and no promise is judged not to exist), never started since.

@@ -16,7 +16,9 @@ import { RedisInventory } from '../inventory/redis-inventory.js';
 import { RedisSales } from '../inventory/redis-sales.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
 import { CancelOrder, cancelRoutes } from '../order/cancel.js';
-import { OrderClient, type OrderClientOptions } from '../order/client.js';
+import { OrderClient } from '../order/client.js';
+import { OrderLookup } from '../order/lookup.js';
+import { StartPacing } from '../order/start-pacing.js';
 import { OrderChangeNotifier, OrderStatusReader, readRoutes } from '../order/reads.js';
 import { PaymentDelivery, PaymentWebhook, paymentRoutes } from '../order/payments.js';
 import { AdminService } from '../sales/admin-service.js';
@@ -56,6 +58,8 @@ export interface ApiParts extends ApiClients {
   /** The breakers of Redis, MySQL, Temporal and the workers; the order client and the use cases share them. */
   guards: DependencyGuards;
   orders: OrderClient;
+  /** Finds an order wherever it is known (workflow, row, promise). */
+  lookup: OrderLookup;
   /** Every read of an order goes through it; startApi ends its long-polls at shutdown. */
   statusReader: OrderStatusReader;
   /** The owner of recorded payments; startApi runs it (start, stop). */
@@ -74,7 +78,7 @@ export interface ApiParts extends ApiClients {
  * Parts a caller builds itself instead: an order client that injects faults, metrics without process metrics, a cache's
  * TTL.
  */
-export type ApiSubstitutes = Partial<Pick<ApiParts, 'orders' | 'metrics' | 'soldOut'>>;
+export type ApiSubstitutes = Partial<Pick<ApiParts, 'orders' | 'lookup' | 'metrics' | 'soldOut'>>;
 
 /**
  * The API's composition root: every part built once from the clients, each given the others it
@@ -85,18 +89,22 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   const metrics = substitutes.metrics ?? new ApiMetrics();
   const guards = createDependencyGuards(config, metrics, logger);
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
-  const orders =
-    substitutes.orders ??
-    new OrderClient(temporal, store, config.temporal.taskQueue, guards, orderClientOptions(config, inventory));
-  const statusReader = OrderStatusReader.fromConfig(orders, config, metrics, new OrderChangeNotifier(redis));
+  const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
+  const orders = substitutes.orders ?? new OrderClient(temporal, config.temporal.taskQueue, guards, pacing);
+  // A read's time is shared between the workflow's query and the stores (MySQL's row, then Redis's promise).
+  const { readMs, mysqlMs, redisMs } = config.deadlines;
+  const storesReadMs = Math.min(Math.floor(readMs / 4), mysqlMs + redisMs);
+  const lookup = substitutes.lookup ?? new OrderLookup({ orders, store, mysql: guards.mysql, inventory, storesReadMs });
+  const statusReader = OrderStatusReader.fromConfig(lookup, config, metrics, new OrderChangeNotifier(redis));
   const changed = (orderNo: string) => statusReader.changed(orderNo);
-  const payments = PaymentDelivery.fromConfig(config, { store, orders, mysql: guards.mysql, changed, logger });
+  const payments = PaymentDelivery.fromConfig(config, { store, orders, lookup, mysql: guards.mysql, changed, logger });
   const soldOut = substitutes.soldOut ?? new SoldOutCache();
   return {
     ...clients,
     metrics,
     guards,
     orders,
+    lookup,
     statusReader,
     payments,
     soldOut,
@@ -126,7 +134,7 @@ const GUARDED_STORE_METHODS = [
 
 /** The API's routes over its parts (composeApi), in the Koa shell. */
 export function createApp(parts: ApiParts): Koa {
-  const { config, redis, temporal, logger, metrics, guards, orders, statusReader, payments } = parts;
+  const { config, redis, temporal, logger, metrics, guards, orders, lookup, statusReader, payments } = parts;
   // Every Redis and MySQL call of a request is bounded (REDIS_TIMEOUT, MYSQL_TIMEOUT) and behind its breaker.
   const inventory = guarded(
     new RedisInventory(redis, config.temporal.taskQueue),
@@ -149,6 +157,7 @@ export function createApp(parts: ApiParts): Koa {
     inventory,
     redis: guards.redis,
     orders,
+    lookup,
     replicas: parts.replicaAcks,
     logger,
     soldOut: parts.soldOut,
@@ -159,7 +168,13 @@ export function createApp(parts: ApiParts): Koa {
   metrics.trackPaymentBacklog(() => payments.backlog);
   const webhook = new PaymentWebhook({ config, store: parts.store, guards, delivery: payments });
   const admin = new AdminService({ store, inventory, redisSales, orders, sales });
-  const cancelOrder = new CancelOrder({ orders, statusReader, inventory, writeDeadlineMs: config.deadlines.writeMs });
+  const cancelOrder = new CancelOrder({
+    orders,
+    lookup,
+    statusReader,
+    inventory,
+    writeDeadlineMs: config.deadlines.writeMs,
+  });
   const accessLog = new AccessLog({ logger, metrics, soldOutSampleEvery: config.accessLogSoldOutSample });
   const tracing = activeTracing() !== undefined;
 
@@ -200,19 +215,6 @@ export function createApp(parts: ApiParts): Koa {
     app.callback = () => soldOutDoor(appListener(), { auth, checkout, accessLog, metrics });
   }
   return app;
-}
-
-/**
- * The API's order client options: its start pacing (MAX_CONCURRENT_STARTS), and promised orders
- * found in `inventory`, with a read's time shared between the workflow's query and the stores.
- */
-export function orderClientOptions(config: AppConfig, inventory: RedisInventory): OrderClientOptions {
-  const { readMs, mysqlMs, redisMs } = config.deadlines;
-  return {
-    maxConcurrentStarts: config.maxConcurrentStarts,
-    inventory,
-    storesReadMs: Math.min(Math.floor(readMs / 4), mysqlMs + redisMs),
-  };
 }
 
 /**

@@ -145,6 +145,10 @@ export class DependencyGuard {
       options.log?.({ dependency: name, state: named, ...(cause ? { cause } : {}) });
     });
   }
+  /** A guard that classifies failures as `isFailure` says but never opens: calls bounded by their deadlines only. */
+  static neverOpen(name: DependencyName, isFailure: (err: unknown) => boolean): DependencyGuard {
+    return new DependencyGuard(name, { failureThreshold: Number.MAX_SAFE_INTEGER, halfOpenAfterMs: 0, isFailure });
+  }
 
   get state(): BreakerState {
     return breakerStateName(this.breaker.state);

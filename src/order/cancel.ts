@@ -14,11 +14,21 @@ import { OPEN_STATUSES, type OrderStatus } from './contract.js';
 import { Refusal } from '../refusal.js';
 import { findOwnOrder, type OrderStatusReader } from './reads.js';
 import type { OrderClient } from './client.js';
+import type { FoundOrder, OrderLookup } from './lookup.js';
+
+/** The order exists but its state no longer allows a cancel. */
+export class OrderNotCancellableError extends Refusal {
+  constructor(readonly order: FoundOrder) {
+    super('NOT_CANCELLABLE', `order ${order.view.orderNo} is ${order.view.status} and can no longer be cancelled`);
+    this.name = 'OrderNotCancellableError';
+  }
+}
 
 export class CancelOrder {
   constructor(
     private readonly deps: {
       orders: OrderClient;
+      lookup: OrderLookup;
       /** Every read of the order goes through it; told of each cancel delivered here. */
       statusReader: OrderStatusReader;
       /** Seen through the Redis guard: counts the shopper's cancels. */
@@ -34,7 +44,7 @@ export class CancelOrder {
    * accepted for it; ORDER_NOT_FOUND and FORBIDDEN as findOwnOrder says.
    */
   async cancel(orderNo: string, userId: string): Promise<{ orderNo: string; status: OrderStatus }> {
-    const { orders, statusReader, inventory } = this.deps;
+    const { orders, lookup, statusReader, inventory } = this.deps;
     const deadline = Deadline.in(this.deps.writeDeadlineMs);
     let order = await findOwnOrder(statusReader, orderNo, userId);
     // A promised order whose workflow has not started (or did not answer): started now with its
@@ -42,7 +52,7 @@ export class CancelOrder {
     // it now, 503 and the shopper retries.
     if (order.promised) {
       await orders.start(order.promised, deadline);
-      order = (await orders.fromWorkflow(orderNo, deadline)) ?? order;
+      order = (await lookup.fromWorkflow(orderNo, deadline)) ?? order;
     }
     // Read from the stores (the workflow did not answer): only the workflow decides a cancel.
     if (!order.live && order.source === 'stores' && OPEN_STATUSES.includes(order.view.status)) {
@@ -54,7 +64,8 @@ export class CancelOrder {
       );
     }
     try {
-      await orders.cancel(order, deadline);
+      if (!order.live || !(await orders.cancel(order.view.orderNo, deadline)))
+        throw new OrderNotCancellableError(order);
     } finally {
       statusReader.changed(order.view.orderNo);
     }

@@ -15,7 +15,8 @@ import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../i
 import type { Logger } from '../infra/logger.js';
 import { traceCarrier } from '../infra/tracing.js';
 import type { RedisInventory, ReserveResult, SaleWindow } from '../inventory/redis-inventory.js';
-import { viewOfState, type AwaitedStart, type FoundOrder, type OrderClient } from './client.js';
+import type { AwaitedStart, OrderClient } from './client.js';
+import { viewOfState, type FoundOrder, type OrderLookup } from './lookup.js';
 import { Refusal } from '../refusal.js';
 import { ORDER_NO_ALPHABET, type OrderInput, type OrderStatus, type OrderView } from './contract.js';
 import { LRUCache } from 'lru-cache';
@@ -148,6 +149,8 @@ export class CheckoutService {
       redis: DependencyGuard;
       /** Only the waiting checkout and a retried key's closed order reach it. */
       orders: OrderClient;
+      /** Finds the order a duplicate checkout names, and a waited-for order's row. */
+      lookup: OrderLookup;
       /**
        * With REDIS_WAIT_REPLICAS: whether replicas hold a sale's promises within `timeoutMs` (a 202
        * waits for it; ReplicaAcks in src/inventory/replica-acks.ts); null without.
@@ -361,7 +364,7 @@ export class CheckoutService {
     }
     const retried = await this.retryWithKey(request, duplicate, deadline);
     if (retried.status === 'PENDING') return retried;
-    const order = await this.deps.orders.find(duplicate.orderNo, deadline).catch(() => null);
+    const order = await this.deps.lookup.find(duplicate.orderNo, deadline).catch(() => null);
     return order ? answerOfFound(order) : retried;
   }
 
@@ -377,7 +380,7 @@ export class CheckoutService {
       };
     }
     // The workflow had closed: its row in MySQL is the order (not readable in time: poll for it).
-    const order = await this.deps.orders.fromDatabase(orderNo, deadline).catch(() => null);
+    const order = await this.deps.lookup.fromDatabase(orderNo, deadline).catch(() => null);
     return order ? answerOfFound(order) : { orderNo, status: 'PENDING' };
   }
 
@@ -406,7 +409,7 @@ export class CheckoutService {
     // its row is the answer. Not readable now is not "no order": 503, and the key still holds it.
     let order: FoundOrder | null;
     try {
-      order = await this.deps.orders.find(orderNo, deadline);
+      order = await this.deps.lookup.find(orderNo, deadline);
     } catch (err) {
       throw couldNotConfirm(err);
     }

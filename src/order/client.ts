@@ -1,7 +1,7 @@
 /**
- * The order client: the only code that reaches an order's workflow. It starts orders, reads them
- * (the running workflow's `status` query while it is open, MySQL once it has closed), delivers
- * payments and cancels. The API, the reconciler and the tools use it instead of workflow handles.
+ * The order client: the only code that reaches an order's workflow. It starts orders (paced),
+ * queries them, delivers payments and cancels as Updates, each call with a deadline and behind its
+ * breaker. Finding an order wherever it is known is OrderLookup's (./lookup.ts).
  */
 import {
   QueryRejectedError,
@@ -14,19 +14,14 @@ import {
   type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { isMysqlFailure, type Store } from '../db/store.js';
 import {
   boundBy,
   Deadline,
-  DeadlineExceededError,
   DependencyGuard,
   DependencyUnavailableError,
   type DependencyGuards,
 } from '../infra/dependency-guard.js';
-import type { RedisInventory } from '../inventory/redis-inventory.js';
 import {
-  orderNoTime,
-  pendingOrderState,
   awaitPersistedUpdate,
   cancelUpdate,
   NOT_CANCELLABLE,
@@ -36,44 +31,12 @@ import {
   orderWorkflowId,
   payUpdate,
   statusQuery,
-  verdictOfClosedOrder,
   type OrderInput,
   type OrderState,
-  type OrderView,
   type PaymentReceived,
   type PaymentVerdict,
 } from './contract.js';
 import type { OrderWorkflow } from '../workflows/order.js';
-import { StartPacing } from './start-pacing.js';
-import { Refusal } from '../refusal.js';
-
-/**
- * Where a read's answer came from: the running workflow (the truth); MySQL's row of a closed order
- * (final); or, when the workflow did not answer in time or has not started yet, what the stores
- * know (MySQL's row, else the reservation's recorded input: PENDING), which may lag a payment or
- * a cancel on its way.
- */
-export type OrderSource = 'workflow' | 'database' | 'stores';
-
-export interface FoundOrder {
-  view: OrderView;
-  userId: string;
-  source: OrderSource;
-  /** Read from its promise (no workflow answered, no row): its recorded input (a cancel starts it first). */
-  promised?: OrderInput;
-  /** The live workflow state when the order was read from its workflow, else undefined. */
-  live?: OrderState;
-  /** Why a FAILED order failed (not shown by GET; the waiting checkout's FAILED answer gives it). */
-  failureReason?: string;
-}
-
-/** The order exists but its state no longer allows a cancel. */
-export class OrderNotCancellableError extends Refusal {
-  constructor(readonly order: FoundOrder) {
-    super('NOT_CANCELLABLE', `order ${order.view.orderNo} is ${order.view.status} and can no longer be cancelled`);
-    this.name = 'OrderNotCancellableError';
-  }
-}
 
 /** gRPC status DEADLINE_EXCEEDED: what Temporal answers a query no worker took in time. */
 const GRPC_DEADLINE_EXCEEDED = 4;
@@ -82,17 +45,7 @@ const GRPC_DEADLINE_EXCEEDED = 4;
  * How long a call waits when its caller gives no deadline (the reconciler, the tools): the API
  * always gives one (CHECKOUT_DEADLINE, READ_DEADLINE, WRITE_DEADLINE).
  */
-const DEFAULT_CALL_TIMEOUT_MS = 10_000;
-
-/** Workflow starts one process sends at once at most unless told otherwise (MAX_CONCURRENT_STARTS). */
-const DEFAULT_MAX_CONCURRENT_STARTS = 32;
-
-/** How long the list of active sales (for lookups of an order by its number alone) is reused. */
-const SALES_REFRESH_MS = 1_000;
-/**
- * A sale marks itself active about once a second: a sale that holds an order was active at most this long before it.
- */
-const ACTIVE_MARK_SLACK_MS = 2_000;
+export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 
 /** How much later than the guard's deadline a call's gRPC deadline is (see onTemporal). */
 const GRPC_DEADLINE_LAG_MS = 100;
@@ -100,8 +53,24 @@ const GRPC_DEADLINE_LAG_MS = 100;
 /** The longest a waiting start gives the server to say whether the start it sent took effect. */
 const START_OUTCOME_WAIT_MS = 200;
 
-/** The guards the order client calls through: Temporal's frontend, the order workflows (the worker), MySQL. */
-export type OrderClientGuards = Pick<DependencyGuards, 'temporal' | 'workflows' | 'mysql'>;
+/** The guards the order client calls through: Temporal's frontend, and the order workflows (the worker). */
+export type OrderClientGuards = Pick<DependencyGuards, 'temporal' | 'workflows'>;
+
+/** Guards that classify failures as the API's do but never open: calls bounded by their deadlines only. */
+export function guardsWithoutBreakers(): OrderClientGuards {
+  return {
+    temporal: DependencyGuard.neverOpen('temporal', isTemporalFailure),
+    workflows: DependencyGuard.neverOpen('workflows', isTemporalFailure),
+  };
+}
+
+/**
+ * What paces this process's starts (StartPacing, ./start-pacing.ts): `start` runs in a slot,
+ * admitted only while `admitBy` has not passed and enough of `deadline` is left.
+ */
+export interface StartPacer {
+  run<T>(deadline: Deadline, start: () => Promise<T>, admitBy?: Deadline): Promise<T>;
+}
 
 /**
  * Errors that say Temporal (or the worker behind a query or Update) is unwell, as opposed to its
@@ -122,16 +91,6 @@ export function isTemporalFailure(err: unknown): boolean {
   );
 }
 
-/** Guards that classify failures alike but never open: for callers without an API's breakers. */
-function unguarded(): OrderClientGuards {
-  const never = { failureThreshold: Number.MAX_SAFE_INTEGER, halfOpenAfterMs: 0 };
-  return {
-    temporal: new DependencyGuard('temporal', { ...never, isFailure: isTemporalFailure }),
-    workflows: new DependencyGuard('workflows', { ...never, isFailure: isTemporalFailure }),
-    mysql: new DependencyGuard('mysql', { ...never, isFailure: isMysqlFailure }),
-  };
-}
-
 const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
 
 /**
@@ -143,50 +102,23 @@ const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
 export type AwaitedStart =
   { outcome: 'DECIDED'; state: OrderState } | { outcome: 'RUNNING' } | { outcome: 'ALREADY_CLOSED' };
 
-export interface OrderClientOptions {
-  /** The most workflow starts this process sends at once (MAX_CONCURRENT_STARTS); the pacing adapts below it. */
-  maxConcurrentStarts?: number;
-  /** The process's start pacing, when something else (the owner of starts) paces by it too; else one of its own. */
-  pacing?: StartPacing;
-  /**
-   * Where promised orders are found by their number (the reservation's recorded input) when no
-   * workflow and no row knows them yet; without it such an order reads as not found.
-   */
-  inventory?: RedisInventory;
-  /**
-   * Of a read's deadline, what is kept back for the stores when the workflow does not answer (the
-   * MySQL row, then the reservation): the query gets the rest.
-   */
-  storesReadMs?: number;
-}
-
 export class OrderClient {
-  private readonly guards: OrderClientGuards;
-  /** The pace of this process's starts: the owner of starts' in the worker, Update-with-Start's in the API. */
-  readonly pacing: StartPacing;
-  private readonly inventory: RedisInventory | undefined;
-  private readonly storesReadMs: number;
-  private sales: { list: Array<{ sku: string; lastReservedAtMs: number }>; readAt: number } = { list: [], readAt: 0 };
-
   /**
-   * `guards`: the API's breakers and per-call bounds; without them (the worker's reconciler, the
-   * tools) calls are bounded by their deadlines only. Either way a dependency that fails or does
-   * not answer in time surfaces as DependencyUnavailableError (the API's 503).
+   * `guards`: the API's breakers and per-call bounds (OrderClient.withoutBreakers for the worker
+   * and the tools). Either way a dependency that fails or does not answer in time surfaces as
+   * DependencyUnavailableError (the API's 503). `pacing`: starts wait here, in this process, rather
+   * than in Temporal; one too late to be worth it is not sent (the promise's owner sends it later).
    */
   constructor(
     private readonly temporal: Client,
-    private readonly store: Store,
     private readonly taskQueue: string,
-    guards?: OrderClientGuards,
-    options: OrderClientOptions = {},
-  ) {
-    this.guards = guards ?? unguarded();
-    // Starts wait here, in this process, rather than in Temporal; a start that would be sent too
-    // late to be worth it is not sent (the promise's owner sends it later).
-    this.pacing =
-      options.pacing ?? new StartPacing({ maxLimit: options.maxConcurrentStarts ?? DEFAULT_MAX_CONCURRENT_STARTS });
-    this.inventory = options.inventory;
-    this.storesReadMs = options.storesReadMs ?? 0;
+    private readonly guards: OrderClientGuards,
+    readonly pacing: StartPacer,
+  ) {}
+
+  /** For the worker and the tools: calls bounded by their deadlines only, behind guards that never open. */
+  static withoutBreakers(temporal: Client, taskQueue: string, pacing: StartPacer): OrderClient {
+    return new OrderClient(temporal, taskQueue, guardsWithoutBreakers(), pacing);
   }
 
   /** Whether Temporal's breaker lets a call through now; throws DependencyUnavailableError if not. */
@@ -232,10 +164,6 @@ export class OrderClient {
       () => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call),
       options,
     );
-  }
-
-  private onMysql<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
-    return this.guards.mysql.call(deadline, call);
   }
 
   /**
@@ -351,135 +279,6 @@ export class OrderClient {
   }
 
   /**
-   * The order from its running workflow, else from MySQL's row (closed), else from its promise (a
-   * reservation whose workflow has not started: PENDING); null when none knows it. When the
-   * workflow does not answer in time (a frozen worker, Temporal away, a breaker open), what the
-   * stores know answers instead (source 'stores'); only when they cannot either does it throw.
-   */
-  async find(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
-    // A promise whose workflow has not claimed its reservation is PENDING whatever the workflow
-    // would say: answered from Redis, sparing the worker a query (after a Temporal outage,
-    // hundreds of them are polled while their starts catch up). Redis not answering: ask on.
-    const unclaimed = await this.unclaimedPromise(orderNo, deadline.capped(this.storesReadMs || undefined)).catch(
-      () => null,
-    );
-    if (unclaimed) return unclaimed;
-    let live: OrderState | null;
-    try {
-      live = await this.queryLive(orderNo, deadline.minus(this.storesReadMs));
-    } catch (err) {
-      if (!(err instanceof DependencyUnavailableError)) throw err;
-      const known = await this.fromStores(orderNo, deadline).catch(() => null);
-      if (known) return known;
-      throw err;
-    }
-    if (live) return foundLive(live);
-    try {
-      // Half the stores' share is kept back: MySQL hung must leave time for the workflow's result.
-      return (
-        (await this.fromDatabase(orderNo, deadline.minus(Math.floor(this.storesReadMs / 2)))) ??
-        (await this.fromPromise(orderNo, deadline))
-      );
-    } catch (err) {
-      if (!(err instanceof DependencyUnavailableError)) throw err;
-      // MySQL away: a closed workflow's result is the order's final state, as its row would say.
-      const closed = await this.fromClosedWorkflow(orderNo, deadline).catch(() => null);
-      if (closed) return closed;
-      throw err;
-    }
-  }
-
-  /** The final state a completed workflow returned (null: it failed, was terminated, or is unknown). */
-  private async fromClosedWorkflow(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
-    const state = await this.onTemporal(deadline, () => this.handle(orderNo).result()).catch((err: unknown) => {
-      if (err instanceof DependencyUnavailableError) throw err;
-      return null;
-    });
-    if (!state) return null;
-    return {
-      view: viewOfState(state),
-      userId: state.userId,
-      source: 'workflow',
-      ...(state.failureReason ? { failureReason: state.failureReason } : {}),
-    };
-  }
-
-  /** The order as its running workflow answers it (null: closed, or not started); the workflow not answering throws. */
-  async fromWorkflow(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
-    const live = await this.queryLive(orderNo, deadline);
-    return live ? foundLive(live) : null;
-  }
-
-  /**
-   * What MySQL's row, else the reservation's recorded input, says of the order (source 'stores').
-   * Half of storesReadMs is kept for the input: a hung MySQL must not take the whole read (the
-   * workflow not answering is one mid-persist, which the input shows as it is: PENDING).
-   */
-  private async fromStores(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
-    const row = await this.fromDatabase(orderNo, deadline.minus(Math.floor(this.storesReadMs / 2))).catch(() => null);
-    if (row) return { ...row, source: 'stores' };
-    return this.fromPromise(orderNo, deadline);
-  }
-
-  /**
-   * The order as its promise says, only while its reservation is not claimed yet (then it is PENDING for sure); else
-   * null.
-   */
-  private async unclaimedPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
-    const inventory = this.inventory;
-    if (!inventory) return null;
-    // Bounded as a whole (lookup and record): a slow Redis must not eat the query's time.
-    return boundBy(deadline, async () => {
-      const found = await this.fromPromise(orderNo, deadline);
-      if (!found) return null;
-      const reservation = await inventory.getReservation(found.view.sku, orderNo);
-      return reservation?.state === 'RESERVED' ? found : null;
-    });
-  }
-
-  /** The order as its promise says (PENDING: its workflow has not claimed the reservation yet, or did not answer). */
-  private async fromPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
-    const input = await this.findPromise(orderNo, deadline);
-    if (!input) return null;
-    return { view: viewOfState(pendingOrderState(input)), userId: input.userId, source: 'stores', promised: input };
-  }
-
-  /**
-   * The recorded input of an order whose units are held, by its number alone: order numbers carry
-   * no SKU, so every sale that reserved since the order was made is asked (a handful during a sale);
-   * null when none holds it, or there is no inventory to ask.
-   */
-  async findPromise(orderNo: string, deadline = defaultDeadline()): Promise<OrderInput | null> {
-    const inventory = this.inventory;
-    const madeAt = orderNoTime(orderNo);
-    if (!inventory || madeAt === null) return null;
-    const since = madeAt - ACTIVE_MARK_SLACK_MS;
-    const ask = (list: Array<{ sku: string; lastReservedAtMs: number }>) =>
-      inventory.findOrderInput(
-        orderNo,
-        list.filter((sale) => sale.lastReservedAtMs >= since).map((sale) => sale.sku),
-      );
-    try {
-      return await boundBy(deadline, async () => {
-        const fresh = Date.now() - this.sales.readAt <= SALES_REFRESH_MS;
-        const found = fresh ? await ask(this.sales.list) : null;
-        if (found) return found;
-        // Not in the list as read a moment ago: the sale may have become active since.
-        this.sales = { list: await inventory.activeSales(since), readAt: Date.now() };
-        return ask(this.sales.list);
-      });
-    } catch (err) {
-      // Redis out of time or failing: "cannot tell now" (503 and retry), never a bug's 500.
-      throw new DependencyUnavailableError(
-        'redis',
-        err instanceof DeadlineExceededError ? 'deadline' : 'failed',
-        1,
-        err,
-      );
-    }
-  }
-
-  /**
    * The open workflow's state; null when it is closed or does not exist. A worker that does not
    * take the query in time (stalled or busy) or a Temporal that does not answer: the order cannot
    * say where it stands right now, DependencyUnavailableError (callers answer "retry later").
@@ -495,90 +294,44 @@ export class OrderClient {
     }
   }
 
-  async fromDatabase(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
-    const row = await this.onMysql(deadline, () => this.store.getOrder(orderNo));
-    if (!row) return null;
-    return {
-      userId: row.userId,
-      source: 'database',
-      ...(row.failureReason ? { failureReason: row.failureReason } : {}),
-      view: {
-        orderNo: row.orderNo,
-        sku: row.sku,
-        quantity: row.quantity,
-        totalCents: row.totalCents,
-        status: row.status,
-        ...(row.cancelReason ? { cancelReason: row.cancelReason } : {}),
-        paymentDeadline: row.paymentDeadline.toISOString(),
-        createdAt: row.createdAt.toISOString(),
-        ...(row.paidAt ? { paidAt: row.paidAt.toISOString() } : {}),
-      },
-    };
-  }
-
   /**
    * Delivers a payment event to the order (the `pay` Update, deduplicated by event id) and answers
-   * the workflow's verdict on it; null when no order with that number is known (no workflow, no
-   * row: not started yet, or never). Sent whatever the breaker says, within `deadline`: a payment
-   * is worth the wait. An order whose workflow has closed answers from what MySQL recorded
-   * (verdictOfClosedOrder).
+   * the workflow's verdict on it; null when it has no running workflow (closed, or never started:
+   * OrderLookup.verdictOfClosedOrder judges from MySQL). Sent whatever the breaker says, within
+   * `deadline`: a payment is worth the wait.
    */
   async pay(orderNo: string, payment: PaymentReceived, deadline = defaultDeadline()): Promise<PaymentVerdict | null> {
+    const update = () =>
+      this.handle(orderNo).executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` });
     try {
-      return await this.onWorkflow(
-        deadline,
-        () => this.handle(orderNo).executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` }),
-        {
-          evenWhenOpen: true,
-        },
-      );
+      return await this.onWorkflow(deadline, update, { evenWhenOpen: true });
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return this.verdictOfClosedOrder(orderNo, payment.eventId, deadline);
-      throw err;
-    }
-  }
-
-  /** The shopper's cancel: the `cancel` Update, whose validator applies the rule (isCancellable). */
-  async cancel(order: FoundOrder, deadline = defaultDeadline()): Promise<void> {
-    if (!order.live) throw new OrderNotCancellableError(order);
-    const orderNo = order.view.orderNo;
-    try {
-      await this.onWorkflow(deadline, () => this.handle(orderNo).executeUpdate(cancelUpdate, {}));
-    } catch (err) {
-      if (
-        err instanceof WorkflowNotFoundError ||
-        (err instanceof WorkflowUpdateFailedError && err.cause?.message.startsWith(NOT_CANCELLABLE))
-      ) {
-        throw new OrderNotCancellableError(order);
-      }
+      if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     }
   }
 
   /**
-   * The verdict on a payment delivered after its order's workflow closed (or to one that never
-   * existed), stored outcome first: a delivery that lost the race with its own earlier delivery
-   * (the order PAID with this very event) is APPLIED, not refunded; one the workflow judged keeps
-   * its verdict. Only money the closed order never took is REFUND_REQUIRED, judged as the workflow
-   * judges (its amount, then when it was recorded, then the order's final status); null when there
-   * is no order row either (no such order, or not started yet).
+   * The shopper's cancel: the `cancel` Update, whose validator applies the rule (isCancellable).
+   * False when the order cannot be cancelled (refused, or its workflow has closed).
    */
-  private async verdictOfClosedOrder(
-    orderNo: string,
-    eventId: string,
-    deadline: Deadline,
-  ): Promise<PaymentVerdict | null> {
-    const [stored, order] = await this.onMysql(deadline, () =>
-      Promise.all([this.store.getPayment(eventId), this.store.getOrder(orderNo)]),
-    );
-    return verdictOfClosedOrder(
-      order && {
-        status: order.status,
-        totalCents: order.totalCents,
-        paymentDeadline: order.paymentDeadline.toISOString(),
-      },
-      stored && { ...stored, receivedAt: stored.receivedAt.toISOString() },
-    );
+  async cancel(orderNo: string, deadline = defaultDeadline()): Promise<boolean> {
+    try {
+      await this.onWorkflow(deadline, () => this.handle(orderNo).executeUpdate(cancelUpdate, {}));
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      if (err instanceof WorkflowUpdateFailedError && err.cause?.message.startsWith(NOT_CANCELLABLE)) return false;
+      throw err;
+    }
+  }
+
+  /** The final state a completed workflow returned (null: it failed, was terminated, or is unknown). */
+  async closedResult(orderNo: string, deadline = defaultDeadline()): Promise<OrderState | null> {
+    return this.onTemporal(deadline, () => this.handle(orderNo).result()).catch((err: unknown) => {
+      if (err instanceof DependencyUnavailableError) throw err;
+      return null;
+    });
   }
 
   /** Whether the order's workflow runs, has closed, or was never started. */
@@ -637,28 +390,4 @@ function isDeadlineExceeded(err: unknown): boolean {
       return true;
   }
   return false;
-}
-
-function foundLive(live: OrderState): FoundOrder {
-  return {
-    view: viewOfState(live),
-    userId: live.userId,
-    source: 'workflow',
-    live,
-    ...(live.failureReason ? { failureReason: live.failureReason } : {}),
-  };
-}
-
-export function viewOfState(state: OrderState): OrderView {
-  return {
-    orderNo: state.orderNo,
-    sku: state.sku,
-    quantity: state.quantity,
-    totalCents: state.totalCents,
-    status: state.status,
-    ...(state.cancelReason ? { cancelReason: state.cancelReason } : {}),
-    paymentDeadline: state.paymentDeadline,
-    createdAt: state.createdAt,
-    ...(state.paidAt ? { paidAt: state.paidAt } : {}),
-  };
 }

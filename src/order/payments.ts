@@ -25,6 +25,7 @@ import {
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../infra/logger.js';
 import type { OrderClient } from './client.js';
+import type { OrderLookup } from './lookup.js';
 import Router from '@koa/router';
 import { errorCodeOf } from '../api/errors.js';
 import type { ApiMetrics } from '../api/metrics.js';
@@ -155,6 +156,8 @@ export interface PaymentDeliveryDeps {
   /** The store as it is: every call here is bounded by `mysql` (the API's guard) or by `attemptMs`. */
   store: Store;
   orders: OrderClient;
+  /** Where a closed order's verdict and a promised order are found. */
+  lookup: OrderLookup;
   /** The API's MySQL guard: calls go through it whatever its breaker says, bounded by its timeout. */
   mysql?: DependencyGuard;
   /**
@@ -228,7 +231,10 @@ export class PaymentDelivery {
   async deliver(row: PaymentRow, deadline: Deadline): Promise<PaymentVerdict | null> {
     let verdict: PaymentVerdict | null;
     try {
-      verdict = await this.deps.orders.pay(row.orderNo, storedPayment(row), deadline);
+      // No running workflow: judged from what MySQL recorded of the closed order, if any.
+      verdict =
+        (await this.deps.orders.pay(row.orderNo, storedPayment(row), deadline)) ??
+        (await this.deps.lookup.verdictOfClosedOrder(row.orderNo, row.eventId, deadline));
     } catch (err) {
       // One line per attempt would flood the log during an outage; the backlog gauge shows it.
       this.deps.logger?.debug(
@@ -244,7 +250,7 @@ export class PaymentDelivery {
       // delivers), an order whose start is still on its way, or none at all.
       const madeAt = orderNoTime(row.orderNo);
       if (madeAt !== null && Date.now() - madeAt < this.deps.unknownOrderAfterMs) return null;
-      const promised = await this.deps.orders.findPromise(row.orderNo, deadline).catch(() => undefined);
+      const promised = await this.deps.lookup.findPromise(row.orderNo, deadline).catch(() => undefined);
       if (promised !== null) return null;
       verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_FOUND' };
     }

@@ -28,7 +28,7 @@ import { Deadline } from '../infra/dependency-guard.js';
 import { type OrderStatus, ORDER_NO_PATTERN } from './contract.js';
 import type { ChannelListener } from '../infra/redis-subscription.js';
 import { Refusal, echo } from '../refusal.js';
-import type { FoundOrder, OrderClient } from './client.js';
+import type { FoundOrder, OrderLookup } from './lookup.js';
 import type { RedisClient } from '../infra/redis.js';
 import Router from '@koa/router';
 import { z } from 'zod';
@@ -114,7 +114,7 @@ export class OrderStatusReader {
   private epoch = 0;
 
   constructor(
-    private readonly orders: OrderClient,
+    private readonly lookup: Pick<OrderLookup, 'find'>,
     private readonly options: OrderStatusReaderOptions,
   ) {
     this.cache = options.cacheMs > 0 ? new LRUCache<string, CachedOrder>({ max: options.maxEntries }) : null;
@@ -123,12 +123,12 @@ export class OrderStatusReader {
 
   /** The reader configured by STATUS_CACHE_MS, STATUS_CACHE_MAX_ENTRIES and STATUS_LONG_POLL_MAX_WAITERS. */
   static fromConfig(
-    orders: OrderClient,
+    lookup: Pick<OrderLookup, 'find'>,
     config: AppConfig,
     observer?: StatusReadObserver,
     notifier?: OrderChangeNotifier,
   ): OrderStatusReader {
-    return new OrderStatusReader(orders, {
+    return new OrderStatusReader(lookup, {
       ...(notifier ? { notifier } : {}),
       cacheMs: config.statusCacheMs,
       notifiedCacheMs: Math.max(config.statusCacheMs, config.statusCacheNotifiedMs),
@@ -165,7 +165,7 @@ export class OrderStatusReader {
     flight.answer = (async () => {
       let source: StatusReadSource = 'workflow';
       try {
-        const found = await this.orders.find(
+        const found = await this.lookup.find(
           orderNo,
           Deadline.in(this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS),
         );

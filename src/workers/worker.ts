@@ -31,10 +31,10 @@ export type WorkerActivities = Activities & Partial<ReconcileActivities>;
 
 /**
  * The worker's activities over its clients. With `temporal` (a client of the same namespace) the
- * reconciler's too, which look up and pay orders through the order client.
+ * reconciler's too, which start forgotten promises and ask whether an order's workflow runs.
  */
 export function workerActivities(deps: {
-  config: Pick<AppConfig, 'temporal' | 'reservationGraceMs' | 'reconcileIntervalMs'>;
+  config: Pick<AppConfig, 'temporal' | 'reservationGraceMs' | 'reconcileIntervalMs' | 'maxConcurrentStarts'>;
   store: Store;
   redis: RedisClient;
   temporal?: Client;
@@ -43,8 +43,8 @@ export function workerActivities(deps: {
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
   const orderActivities = createActivities({ store, inventory, changes: new OrderChangeNotifier(redis) });
   if (!temporal) return orderActivities;
-  // With the inventory, promised orders are found by their number (a payment for one waits for its start).
-  const orders = new OrderClient(temporal, store, config.temporal.taskQueue, undefined, { inventory });
+  const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
+  const orders = OrderClient.withoutBreakers(temporal, config.temporal.taskQueue, pacing);
   return { ...orderActivities, ...createReconcileActivities({ store, inventory, orders }) };
 }
 
@@ -130,7 +130,7 @@ export function startPromiseStarter(options: {
   const inventory = new RedisInventory(redis, taskQueue);
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
   const temporal = new Client({ connection, namespace, interceptors: temporalClientInterceptors() });
-  const orders = new OrderClient(temporal, store, taskQueue, undefined, { pacing });
+  const orders = OrderClient.withoutBreakers(temporal, taskQueue, pacing);
   const starter = new PromiseStarter(
     {
       inventory,

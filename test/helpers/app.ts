@@ -16,10 +16,13 @@ import { Store } from '../../src/db/store.js';
 import type { Logger } from '../../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
-import { OrderClient } from '../../src/order/client.js';
+import type { OrderClient } from '../../src/order/client.js';
+import type { OrderLookup } from '../../src/order/lookup.js';
 import type { OrderWorkerOptions } from '../../src/workers/worker.js';
 import { testConfig } from './env.js';
 import { startTestWorker, type WrapActivities } from './worker.js';
+import { orderAccess } from './orders.js';
+import { RedisInventory } from '../../src/inventory/redis-inventory.js';
 
 /** The admin token of the API test files (ADMIN_TOKEN). */
 export const TEST_ADMIN_TOKEN = 'test-admin-token';
@@ -33,6 +36,8 @@ export interface TestApp {
   redis: RedisClient;
   temporal: Client;
   orders: OrderClient;
+  /** Over `orders`, without breakers; finds promised orders of the app's own sales. */
+  lookup: OrderLookup;
   worker: Worker;
   api: RunningApi;
   auth: ShopperAuth;
@@ -57,7 +62,12 @@ export async function startTestApp(
   const store = new Store(pool);
   const redis = createRedis(config);
   const temporal = await createTemporalClient(config);
-  const orders = new OrderClient(temporal, store, config.temporal.taskQueue);
+  const { orders, lookup } = orderAccess(
+    temporal,
+    store,
+    config.temporal.taskQueue,
+    new RedisInventory(redis, config.temporal.taskQueue),
+  );
   const worker = await startTestWorker({ config, store, redis, ...options.worker });
   const api = await startApi(config, 0, options.apiLogger ? { logger: options.apiLogger } : {});
   return {
@@ -67,6 +77,7 @@ export async function startTestApp(
     redis,
     temporal,
     orders,
+    lookup,
     worker: worker.worker,
     api,
     auth: new ShopperAuth(config),

@@ -6,7 +6,7 @@
  */
 import type { Server } from 'node:http';
 import type { Client } from '@temporalio/client';
-import { composeApi, createApp } from '../../src/api/app.js';
+import { composeApi, createApp, type ApiSubstitutes } from '../../src/api/app.js';
 import type { AppConfig } from '../../src/config/index.js';
 import { createMysqlPool } from '../../src/db/pool.js';
 import { Store } from '../../src/db/store.js';
@@ -14,7 +14,6 @@ import { createLogger } from '../../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
-import type { OrderClient } from '../../src/order/client.js';
 import { testConfig } from './env.js';
 import { listen } from './http.js';
 import { startTestWorker, type TestWorker, type WrapActivities } from './worker.js';
@@ -30,8 +29,8 @@ export interface PerQueueTestbed {
    * starts beside it unless `starter: false` (a test that shows what happens before anything starts them).
    */
   startWorker(taskQueue: string, options?: { wrapActivities?: WrapActivities; starter?: boolean }): Promise<void>;
-  /** The API on `taskQueue` (with `orders` in place of its own order client when given); its base URL. */
-  serve(taskQueue: string, orders?: OrderClient): Promise<string>;
+  /** The API on `taskQueue` (with `substitutes` in place of its own parts when given); its base URL. */
+  serve(taskQueue: string, substitutes?: ApiSubstitutes): Promise<string>;
   /** Closes every server and worker it started, then the clients. */
   close(): Promise<void>;
 }
@@ -61,13 +60,9 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
         }),
       );
     },
-    async serve(taskQueue, orders) {
-      const app = createApp(
-        composeApi(
-          { config: onQueue(taskQueue), redis, store, temporal, logger: createLogger(config, 'test') },
-          orders ? { orders } : {},
-        ),
-      );
+    async serve(taskQueue, substitutes = {}) {
+      const clients = { config: onQueue(taskQueue), redis, store, temporal, logger: createLogger(config, 'test') };
+      const app = createApp(composeApi(clients, substitutes));
       return listen(app, servers);
     },
     async close() {

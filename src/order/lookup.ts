@@ -1,0 +1,289 @@
+/**
+ * Finding an order by its number, wherever it is known: its running workflow (the truth), the
+ * result of its closed workflow, MySQL's row, or the promise Redis holds for a reservation not
+ * started yet. Reads, the checkout's duplicates, the cancel and the payment owner look orders up
+ * here; the Temporal calls themselves are the order client's (./client.ts).
+ */
+import { isMysqlFailure, type Store } from '../db/store.js';
+import {
+  boundBy,
+  Deadline,
+  DeadlineExceededError,
+  DependencyGuard,
+  DependencyUnavailableError,
+} from '../infra/dependency-guard.js';
+import type { RedisInventory } from '../inventory/redis-inventory.js';
+import { DEFAULT_CALL_TIMEOUT_MS, type OrderClient } from './client.js';
+import {
+  orderNoTime,
+  pendingOrderState,
+  verdictOfClosedOrder,
+  type OrderInput,
+  type OrderState,
+  type OrderView,
+  type PaymentVerdict,
+} from './contract.js';
+
+/**
+ * Where a read's answer came from: the running workflow (the truth); MySQL's row of a closed order
+ * (final); or, when the workflow did not answer in time or has not started yet, what the stores
+ * know (MySQL's row, else the reservation's recorded input: PENDING), which may lag a payment or
+ * a cancel on its way.
+ */
+export type OrderSource = 'workflow' | 'database' | 'stores';
+
+export interface FoundOrder {
+  view: OrderView;
+  userId: string;
+  source: OrderSource;
+  /** Read from its promise (no workflow answered, no row): its recorded input (a cancel starts it first). */
+  promised?: OrderInput;
+  /** The live workflow state when the order was read from its workflow, else undefined. */
+  live?: OrderState;
+  /** Why a FAILED order failed (not shown by GET; the waiting checkout's FAILED answer gives it). */
+  failureReason?: string;
+}
+
+/** How long the list of active sales (for lookups of an order by its number alone) is reused. */
+const SALES_REFRESH_MS = 1_000;
+/**
+ * A sale marks itself active about once a second: a sale that holds an order was active at most this long before it.
+ */
+const ACTIVE_MARK_SLACK_MS = 2_000;
+
+const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
+
+export interface OrderLookupDeps {
+  orders: OrderClient;
+  /** The store as it is: its reads go through `mysql`. */
+  store: Store;
+  /** The API's MySQL breaker, or a guard that never opens (OrderLookup.withoutBreaker). */
+  mysql: DependencyGuard;
+  /** Where promised orders are found by their number (the reservation's recorded input); null: nowhere. */
+  inventory: RedisInventory | null;
+  /**
+   * Of a read's deadline, what is kept back for the stores when the workflow does not answer (the
+   * MySQL row, then the reservation): the query gets the rest.
+   */
+  storesReadMs: number;
+}
+
+export class OrderLookup {
+  private sales: { list: Array<{ sku: string; lastReservedAtMs: number }>; readAt: number } = { list: [], readAt: 0 };
+
+  constructor(private readonly deps: OrderLookupDeps) {}
+
+  /** For the worker and the tools: MySQL's reads bounded by their deadlines only, no breaker. */
+  static withoutBreaker(orders: OrderClient, store: Store, inventory: RedisInventory | null): OrderLookup {
+    return new OrderLookup({
+      orders,
+      store,
+      inventory,
+      storesReadMs: 0,
+      mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure),
+    });
+  }
+
+  private get orders(): OrderClient {
+    return this.deps.orders;
+  }
+
+  private onMysql<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
+    return this.deps.mysql.call(deadline, call);
+  }
+
+  /**
+   * The order from its running workflow, else from MySQL's row (closed), else from its promise (a
+   * reservation whose workflow has not started: PENDING); null when none knows it. When the
+   * workflow does not answer in time (a frozen worker, Temporal away, a breaker open), what the
+   * stores know answers instead (source 'stores'); only when they cannot either does it throw.
+   */
+  async find(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
+    // A promise whose workflow has not claimed its reservation is PENDING whatever the workflow
+    // would say: answered from Redis, sparing the worker a query (after a Temporal outage,
+    // hundreds of them are polled while their starts catch up). Redis not answering: ask on.
+    const unclaimed = await this.unclaimedPromise(orderNo, deadline.capped(this.deps.storesReadMs || undefined)).catch(
+      () => null,
+    );
+    if (unclaimed) return unclaimed;
+    let live: OrderState | null;
+    try {
+      live = await this.orders.queryLive(orderNo, deadline.minus(this.deps.storesReadMs));
+    } catch (err) {
+      if (!(err instanceof DependencyUnavailableError)) throw err;
+      const known = await this.fromStores(orderNo, deadline).catch(() => null);
+      if (known) return known;
+      throw err;
+    }
+    if (live) return foundLive(live);
+    try {
+      // Half the stores' share is kept back: MySQL hung must leave time for the workflow's result.
+      return (
+        (await this.fromDatabase(orderNo, deadline.minus(Math.floor(this.deps.storesReadMs / 2)))) ??
+        (await this.fromPromise(orderNo, deadline))
+      );
+    } catch (err) {
+      if (!(err instanceof DependencyUnavailableError)) throw err;
+      // MySQL away: a closed workflow's result is the order's final state, as its row would say.
+      const closed = await this.fromClosedWorkflow(orderNo, deadline).catch(() => null);
+      if (closed) return closed;
+      throw err;
+    }
+  }
+
+  /** The final state a completed workflow returned (null: it failed, was terminated, or is unknown). */
+  private async fromClosedWorkflow(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
+    const state = await this.orders.closedResult(orderNo, deadline);
+    if (!state) return null;
+    return {
+      view: viewOfState(state),
+      userId: state.userId,
+      source: 'workflow',
+      ...(state.failureReason ? { failureReason: state.failureReason } : {}),
+    };
+  }
+
+  /** The order as its running workflow answers it (null: closed, or not started); the workflow not answering throws. */
+  async fromWorkflow(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
+    const live = await this.orders.queryLive(orderNo, deadline);
+    return live ? foundLive(live) : null;
+  }
+
+  /**
+   * What MySQL's row, else the reservation's recorded input, says of the order (source 'stores').
+   * Half of storesReadMs is kept for the input: a hung MySQL must not take the whole read (the
+   * workflow not answering is one mid-persist, which the input shows as it is: PENDING).
+   */
+  private async fromStores(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
+    const row = await this.fromDatabase(orderNo, deadline.minus(Math.floor(this.deps.storesReadMs / 2))).catch(
+      () => null,
+    );
+    if (row) return { ...row, source: 'stores' };
+    return this.fromPromise(orderNo, deadline);
+  }
+
+  /**
+   * The order as its promise says, only while its reservation is not claimed yet (then it is PENDING for sure); else
+   * null.
+   */
+  private async unclaimedPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
+    const inventory = this.deps.inventory;
+    if (!inventory) return null;
+    // Bounded as a whole (lookup and record): a slow Redis must not eat the query's time.
+    return boundBy(deadline, async () => {
+      const found = await this.fromPromise(orderNo, deadline);
+      if (!found) return null;
+      const reservation = await inventory.getReservation(found.view.sku, orderNo);
+      return reservation?.state === 'RESERVED' ? found : null;
+    });
+  }
+
+  /** The order as its promise says (PENDING: its workflow has not claimed the reservation yet, or did not answer). */
+  private async fromPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
+    const input = await this.findPromise(orderNo, deadline);
+    if (!input) return null;
+    return { view: viewOfState(pendingOrderState(input)), userId: input.userId, source: 'stores', promised: input };
+  }
+
+  /**
+   * The recorded input of an order whose units are held, by its number alone: order numbers carry
+   * no SKU, so every sale that reserved since the order was made is asked (a handful during a sale);
+   * null when none holds it, or there is no inventory to ask.
+   */
+  async findPromise(orderNo: string, deadline = defaultDeadline()): Promise<OrderInput | null> {
+    const inventory = this.deps.inventory;
+    const madeAt = orderNoTime(orderNo);
+    if (!inventory || madeAt === null) return null;
+    const since = madeAt - ACTIVE_MARK_SLACK_MS;
+    const ask = (list: Array<{ sku: string; lastReservedAtMs: number }>) =>
+      inventory.findOrderInput(
+        orderNo,
+        list.filter((sale) => sale.lastReservedAtMs >= since).map((sale) => sale.sku),
+      );
+    try {
+      return await boundBy(deadline, async () => {
+        const fresh = Date.now() - this.sales.readAt <= SALES_REFRESH_MS;
+        const found = fresh ? await ask(this.sales.list) : null;
+        if (found) return found;
+        // Not in the list as read a moment ago: the sale may have become active since.
+        this.sales = { list: await inventory.activeSales(since), readAt: Date.now() };
+        return ask(this.sales.list);
+      });
+    } catch (err) {
+      // Redis out of time or failing: "cannot tell now" (503 and retry), never a bug's 500.
+      throw new DependencyUnavailableError(
+        'redis',
+        err instanceof DeadlineExceededError ? 'deadline' : 'failed',
+        1,
+        err,
+      );
+    }
+  }
+
+  async fromDatabase(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
+    const row = await this.onMysql(deadline, () => this.deps.store.getOrder(orderNo));
+    if (!row) return null;
+    return {
+      userId: row.userId,
+      source: 'database',
+      ...(row.failureReason ? { failureReason: row.failureReason } : {}),
+      view: {
+        orderNo: row.orderNo,
+        sku: row.sku,
+        quantity: row.quantity,
+        totalCents: row.totalCents,
+        status: row.status,
+        ...(row.cancelReason ? { cancelReason: row.cancelReason } : {}),
+        paymentDeadline: row.paymentDeadline.toISOString(),
+        createdAt: row.createdAt.toISOString(),
+        ...(row.paidAt ? { paidAt: row.paidAt.toISOString() } : {}),
+      },
+    };
+  }
+
+  /**
+   * The verdict on a payment delivered after its order's workflow closed (or to one that never
+   * existed), stored outcome first: a delivery that lost the race with its own earlier delivery
+   * (the order PAID with this very event) is APPLIED, not refunded; one the workflow judged keeps
+   * its verdict. Only money the closed order never took is REFUND_REQUIRED, judged as the workflow
+   * judges (its amount, then when it was recorded, then the order's final status); null when there
+   * is no order row either (no such order, or not started yet).
+   */
+  async verdictOfClosedOrder(orderNo: string, eventId: string, deadline: Deadline): Promise<PaymentVerdict | null> {
+    const [stored, order] = await this.onMysql(deadline, () =>
+      Promise.all([this.deps.store.getPayment(eventId), this.deps.store.getOrder(orderNo)]),
+    );
+    return verdictOfClosedOrder(
+      order && {
+        status: order.status,
+        totalCents: order.totalCents,
+        paymentDeadline: order.paymentDeadline.toISOString(),
+      },
+      stored && { ...stored, receivedAt: stored.receivedAt.toISOString() },
+    );
+  }
+}
+
+function foundLive(live: OrderState): FoundOrder {
+  return {
+    view: viewOfState(live),
+    userId: live.userId,
+    source: 'workflow',
+    live,
+    ...(live.failureReason ? { failureReason: live.failureReason } : {}),
+  };
+}
+
+export function viewOfState(state: OrderState): OrderView {
+  return {
+    orderNo: state.orderNo,
+    sku: state.sku,
+    quantity: state.quantity,
+    totalCents: state.totalCents,
+    status: state.status,
+    ...(state.cancelReason ? { cancelReason: state.cancelReason } : {}),
+    paymentDeadline: state.paymentDeadline,
+    createdAt: state.createdAt,
+    ...(state.paidAt ? { paidAt: state.paidAt } : {}),
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * The order client and lookup as the worker and the tools build them (no breakers), for tests that
+ * call the order directly or subclass one to inject a fault.
+ */
+import type { Client } from '@temporalio/client';
+import { isMysqlFailure, type Store } from '../../src/db/store.js';
+import { DependencyGuard } from '../../src/infra/dependency-guard.js';
+import type { RedisInventory } from '../../src/inventory/redis-inventory.js';
+import { OrderClient } from '../../src/order/client.js';
+import { OrderLookup, type OrderLookupDeps } from '../../src/order/lookup.js';
+import { StartPacing } from '../../src/order/start-pacing.js';
+
+/** Starts paced at `maxConcurrentStarts` in flight, as MAX_CONCURRENT_STARTS's default. */
+export function pacingOf(maxConcurrentStarts = 32): StartPacing {
+  return new StartPacing({ maxLimit: maxConcurrentStarts });
+}
+
+export function ordersWithoutBreakers(temporal: Client, taskQueue: string, maxConcurrentStarts = 32): OrderClient {
+  return OrderClient.withoutBreakers(temporal, taskQueue, pacingOf(maxConcurrentStarts));
+}
+
+/** What an OrderLookup (or a subclass) is built from, with a MySQL guard that never opens. */
+export function lookupDeps(
+  orders: OrderClient,
+  store: Store,
+  inventory: RedisInventory | null = null,
+): OrderLookupDeps {
+  return { orders, store, inventory, storesReadMs: 0, mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure) };
+}
+
+/** The client and the lookup over it, on `taskQueue`; promised orders found in `inventory` when given. */
+export function orderAccess(
+  temporal: Client,
+  store: Store,
+  taskQueue: string,
+  inventory: RedisInventory | null = null,
+): { orders: OrderClient; lookup: OrderLookup } {
+  const orders = ordersWithoutBreakers(temporal, taskQueue);
+  return { orders, lookup: new OrderLookup(lookupDeps(orders, store, inventory)) };
+}
