@@ -7,7 +7,8 @@
  * waits until a replica holds the promise. Nothing is ever released here: a reserved unit is a
  * promise. Two models share it (docs/api.md, "Checkout: polling or waiting"): polling (`checkout`)
  * and waiting (`checkoutAndWait`, `Prefer: wait=N`), which starts the order itself with
- * Update-with-Start and answers with the persisted or failed order.
+ * Update-with-Start and answers with the persisted or failed order. Its route (checkoutRoutes)
+ * validates the request, calls CheckoutService and shapes the answer.
  */
 import { randomBytes } from 'node:crypto';
 import type { AppConfig } from '../config/index.js';

@@ -1,13 +1,14 @@
 /**
- * Payment webhook → the order's workflow: record first, acknowledge what is recorded, judge it by
- * when it arrived (docs/fault-tolerance.md, "A payment's path").
+ * Payment webhook (POST /api/payments/webhook, its route below) → the order's workflow: record
+ * first, acknowledge what is recorded, judge it by when it arrived (docs/fault-tolerance.md, "A
+ * payment's path").
  *
  *   1. record    the event, once (its id is the primary key), whatever any breaker says, within
  *                MYSQL_TIMEOUT; MySQL stamps its arrival time. Not recorded: 503, the only answer
  *                the provider must retry.
  *   2. deliver   the stored event to its order within half of WRITE_DEADLINE: its verdict
- *                (APPLIED / REFUND_REQUIRED), or, not judged by then, 202 RECEIVED and the
- *                process's delivery owner (PaymentDelivery) keeps delivering it until it is.
+ *                (APPLIED / REFUND_REQUIRED), or, not judged by then, 202 RECEIVED: the
+ *                process's owner (PaymentDelivery) it was handed to keeps delivering it.
  * The provider retries until it gets a 2xx, so every step is idempotent: an event already judged
  * answers DUPLICATE, one still RECEIVED is delivered again.
  */

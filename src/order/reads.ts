@@ -1,7 +1,7 @@
 /**
  * The API's one read path for an order's status (GET /api/orders/:orderNo, its long-poll, and the
- * shopper's own-order checks of cancel and the dev payment). Around OrderClient.find, which asks
- * the running workflow (the truth) or MySQL once it has closed:
+ * shopper's own-order checks of cancel and the dev payment), with its route. Around OrderLookup.find,
+ * which asks the running workflow (the truth) or MySQL once it has closed:
  *
  * - single-flight: concurrent reads of one order share one query;
  * - a bounded per-order cache (LRU by entries) whose freshness follows the status: PENDING is never
@@ -14,7 +14,7 @@
  *   waiters of the order are woken to re-read at once.
  *
  * Notifications (OrderChangeNotifier, below): changed() also tells the other API processes, and
- * the worker's closing activities (markPaid, cancelOrder, recordOrderFailure) tell every API process
+ * the worker's closing activities (markPaid, cancelUnpaidOrder, recordOrderFailure) tell every API process
  * before the workflow shows the new state, so an operator's cancel from the Web UI, a timeout or
  * the reconciler's repair are seen too. While this process's Redis subscription is live (and was
  * when the answer was read), an AWAITING_PAYMENT answer may be served for `notifiedCacheMs`; while
@@ -335,7 +335,7 @@ export async function findOwnOrder(orders: OrderStatusReader, orderNo: string, u
  * "This order is changing": a Redis pub/sub notification that lets every API process keep an
  * order's AWAITING_PAYMENT answer in its status cache for long (STATUS_CACHE_NOTIFIED_MS) instead
  * of re-asking the workflow every STATUS_CACHE_MS. Sent by whatever changes an open order: the
- * worker's closing activities (markPaid, cancelOrder, recordOrderFailure, so a timeout, an
+ * worker's closing activities (markPaid, cancelUnpaidOrder, recordOrderFailure, so a timeout, an
  * operator's cancel from the Web UI and the reconciler are covered) and the API process that
  * delivered a payment or a cancel. The workflow stays the truth: a notification only makes the
  * readers ask it again.
