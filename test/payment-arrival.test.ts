@@ -285,7 +285,8 @@ describe('redelivery', () => {
       store,
       orders,
       lookup,
-      pacing: { concurrency: 4, attemptMs: 15_000, firstBackoffMs: 100 },
+      // No sweep (nothing is RECEIVED for an hour): the backlog is these four rows alone.
+      pacing: { concurrency: 4, attemptMs: 15_000, firstBackoffMs: 100, sweepOlderThanMs: 3_600_000 },
     });
     owner.start();
     try {
@@ -316,7 +317,7 @@ describe('the owner sweep', () => {
     // The webhook recorded the event, then its process died before the owner delivered it.
     const row = await record(order.input.orderNo, order.total);
     const delivered: string[] = [];
-    const pacing = { sweepEveryMs: 100, sweepOlderThanMs: 300 };
+    const pacing = { sweepEveryMs: 100, sweepOlderThanMs: 1_000 };
     const owner = PaymentDelivery.fromConfig(config, {
       store,
       orders,
