@@ -195,7 +195,7 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
     expect(callsOf(input)).toEqual(['persistOrder', 'cancelUnpaidOrder:OPERATOR_CANCELLED', 'releaseReservation']);
   });
 
-  it('persistence failing for good: FAILED, recorded, units released; a payment meanwhile refunded ORDER_FAILED', async () => {
+  it('persistence failing for good: FAILED, recorded, units released', async () => {
     const { handle, input } = await startOrder({
       persist: () =>
         Promise.reject(ApplicationFailure.nonRetryable('sale SKU-STUB does not exist in MySQL', 'SaleNotFound')),
@@ -218,7 +218,9 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
   });
 
   it('the wrong amount, then a payment recorded late, then the right one: two refunds and PAID', async () => {
-    const { handle, input } = await startOrder();
+    // markPaid is held, so the workflow is still open for the payments after the applied one.
+    let paying!: () => void;
+    const { handle, input } = await startOrder({ markPaid: new Promise<void>((resolve) => (paying = resolve)) });
     await handle.executeUpdate(awaitPersistedUpdate);
     expect(await pay(handle, payment(input, 'evt-short', 1_000, 999))).toEqual({
       outcome: 'REFUND_REQUIRED',
@@ -231,6 +233,11 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
     expect(await pay(handle, payment(input, 'evt-ok', 2_000))).toEqual({ outcome: 'APPLIED' });
     // The same event again: the same verdict. Another one: ALREADY_PAID.
     expect(await pay(handle, payment(input, 'evt-ok', 2_000))).toEqual({ outcome: 'APPLIED' });
+    expect(await pay(handle, payment(input, 'evt-second', 3_000))).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ALREADY_PAID',
+    });
+    paying();
     await handle.result();
     expect(callsOf(input)).toEqual([
       'persistOrder',
@@ -238,6 +245,7 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
       'markPaid:evt-ok',
       'recordRefundRequired:evt-short:AMOUNT_MISMATCH',
       'recordRefundRequired:evt-late:RECEIVED_AFTER_DEADLINE',
+      'recordRefundRequired:evt-second:ALREADY_PAID',
     ]);
   });
 
