@@ -1261,6 +1261,42 @@ describe("the order's path, from the import graph", () => {
   });
 });
 
+/** The modules `file` imports for their values (an import of types alone is erased at build). */
+function valueImportsOf(file: string): string[] {
+  const found: string[] = [];
+  for (const [, clause = '', spec = ''] of read(file).matchAll(
+    /^(?:import|export)\s+(?!type\s)([^;]*?)from\s+'(\.{1,2}\/[^']+)'/gms,
+  )) {
+    const named = /^\s*\{([^}]*)\}\s*$/.exec(clause)?.[1];
+    const items = named
+      ?.split(',')
+      .map((item) => item.trim())
+      .filter(Boolean);
+    if (items && items.every((item) => item.startsWith('type '))) continue;
+    found.push(join(dirname(file), spec.replace(/\.js$/, '.ts')));
+  }
+  return found;
+}
+
+describe('src/ imports', () => {
+  it('has no import cycle of values (a module could read another before it is initialised)', () => {
+    const files = sourceFiles().filter((file) => file.startsWith('src/') && file.endsWith('.ts'));
+    const cycles: string[] = [];
+    const done = new Set<string>();
+    const visit = (file: string, stack: string[]): void => {
+      if (stack.includes(file)) {
+        cycles.push([...stack.slice(stack.indexOf(file)), file].join(' -> '));
+        return;
+      }
+      if (done.has(file) || !existsSync(join(ROOT, file))) return;
+      for (const next of valueImportsOf(file)) visit(next, [...stack, file]);
+      done.add(file);
+    };
+    for (const file of files) visit(file, []);
+    expect(cycles).toEqual([]);
+  });
+});
+
 describe('docs/', () => {
   it(`stays under ${DOCS_MAX_BYTES} bytes in all`, () => {
     const sizes = docPages()

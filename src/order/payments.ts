@@ -32,7 +32,7 @@ import { errorCodeOf } from '../api/errors.js';
 import type { ApiMetrics } from '../api/metrics.js';
 import { webhookAnswerSchema } from '../api/response-schemas.js';
 import { route } from '../api/route.js';
-import { paymentSignatureHeadersSchema, paymentWebhookSchema } from '../api/schemas.js';
+import { PAYMENT_SIGNATURE_PATTERN, paymentSignatureHeadersSchema, paymentWebhookSchema } from '../api/schemas.js';
 import { rawBody } from '../api/http.js';
 import type { RateLimits } from '../api/rate-limit.js';
 
@@ -88,16 +88,6 @@ export class PaymentWebhook {
  * within a tolerance so a captured request cannot be replayed later.
  */
 export const SIGNATURE_TOLERANCE_SECONDS = 300;
-
-/**
- * The header's accepted form, which the OpenAPI document declares as it is: `t` first, then
- * `scheme=value` elements, at least one of them a `v1` of 64 hex (several `v1` while a secret
- * rotates; either case), spaces or tabs around commas. Elements of another scheme (`v0=`, a future
- * `v2=`) are ignored, as signed-webhook providers expect of receivers: a provider adding one must
- * not get its payments refused.
- */
-export const PAYMENT_SIGNATURE_PATTERN =
-  /^t=(\d{1,12})(?=(?:[ \t]*,[ \t]*[a-z][a-z0-9]{0,15}=[^,\s]{1,256})*?[ \t]*,[ \t]*v1=[0-9a-fA-F]{64}(?:[ \t]*,|$))((?:[ \t]*,[ \t]*[a-z][a-z0-9]{0,15}=[^,\s]{1,256}){1,16})$/;
 
 export function signWebhook(secret: string, rawBody: string, nowSeconds = Math.floor(Date.now() / 1000)): string {
   const v1 = createHmac('sha256', secret).update(`${nowSeconds}.${rawBody}`).digest('hex');
