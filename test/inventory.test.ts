@@ -472,24 +472,15 @@ describe('RedisInventory', () => {
   it('adopts a reservation Redis lost back from MySQL, never below zero available', async () => {
     const sku = await newSale('adopt', { stock: 2, perUserLimit: 2 });
     const kept = orderNo();
-    expect(
-      await inventory.adopt(sku, {
-        orderNo: kept,
-        userId: 'alice',
-        quantity: 1,
-        state: 'CLAIMED',
-        reservedAtMs: 1_700_000_000_000,
-      }),
-    ).toBe('ADOPTED');
-    expect(
-      await inventory.adopt(sku, {
-        orderNo: kept,
-        userId: 'alice',
-        quantity: 1,
-        state: 'CLAIMED',
-        reservedAtMs: 1_700_000_000_000,
-      }),
-    ).toBe('EXISTS');
+    const claimed = {
+      orderNo: kept,
+      userId: 'alice',
+      quantity: 1,
+      state: 'CLAIMED',
+      reservedAtMs: 1_700_000_000_000,
+    } as const;
+    expect(await inventory.adopt(sku, claimed)).toBe('ADOPTED');
+    expect(await inventory.adopt(sku, claimed)).toBe('EXISTS');
     expect(await inventory.getReservation(sku, kept)).toEqual({
       state: 'CLAIMED',
       userId: 'alice',
