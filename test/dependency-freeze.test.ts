@@ -12,6 +12,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
+import { SoldOutCache } from '../src/order/checkout.js';
 import { signWebhook } from '../src/order/payments.js';
 import { orderWorkflowId } from '../src/order/contract.js';
 import type { AppConfig } from '../src/config/index.js';
@@ -79,7 +80,9 @@ beforeAll(async () => {
   temporal = new Client({ connection, namespace: config.temporal.namespace });
   worker = await startTestWorker({ config, store, redis, temporal });
   await ensureReconcileSchedule(temporal, config);
-  api = await startApi(config, 0);
+  // A sold-out flag that outlasts the test's freeze: the default (1 s) could lapse while the hung
+  // checkouts wait on a loaded machine, and then the sold-out checkout would meet the open breaker.
+  api = await startApi(config, 0, { substitutes: { soldOut: new SoldOutCache(60_000) } });
   auth = new ShopperAuth(config);
 }, 120_000);
 

@@ -13,7 +13,7 @@ import { activeTracing } from '../infra/tracing.js';
 import { ORDER_CHANGED_CHANNEL } from '../order/reads.js';
 import { subscribeChannels } from '../infra/redis-subscription.js';
 import { STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
-import { composeApi, createApp } from './app.js';
+import { composeApi, createApp, type ApiSubstitutes } from './app.js';
 
 export interface RunningApi {
   server: Server;
@@ -26,6 +26,8 @@ export interface RunningApi {
 export interface StartApiOptions {
   /** The log stream to write to; tests pass one over a stream they read. Default: pino on stdout. */
   logger?: Logger;
+  /** Parts built here otherwise (composeApi's substitutes): a test's sold-out cache with its own TTL. */
+  substitutes?: ApiSubstitutes;
 }
 
 export async function startApi(
@@ -42,7 +44,7 @@ export async function startApi(
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   const store = new Store(createMysqlPool(config));
   const temporal = await createTemporalClient(config);
-  const parts = composeApi({ config, redis, store, temporal, logger });
+  const parts = composeApi({ config, redis, store, temporal, logger }, options.substitutes);
   const { readiness, statusReader, payments, replicaAcks } = parts;
   // reserve.lua judges the cutoffs this process writes by Redis's clock: unready while they differ.
   // MySQL's is shown: nothing this process decides compares its own clock with it.
