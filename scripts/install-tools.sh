@@ -9,6 +9,8 @@
 #   - with --test-server (npm test passes it): Temporal's time-skipping test server, from Maven Central
 #   - redis-server and mariadbd, from Debian packages
 #   - with --test-server: chromium, from Debian packages (the dashboard's browser test)
+#   - with --test-server, or when PAYMENT_PROVIDER=stripe: stripe-mock, Stripe's own mock of its API,
+#     built with `go install` at a pinned version (the Stripe adapter's tests and local walk-through)
 #   - with --test-server, or when OTEL_TRACES_EXPORTER=zipkin (tracing on `npm start`): Zipkin's
 #     server, the local trace viewer, from Maven Central (its self-contained `exec` jar)
 # Tools are cached by version outside the repo, so a fresh clone on a warm machine is fast.
@@ -23,6 +25,7 @@ INSTALL_TAG=install
 source "$ROOT/scripts/install-common.sh"
 TEMPORAL_CLI_VERSION="1.5.1"
 ZIPKIN_VERSION="3.6.1"
+STRIPE_MOCK_VERSION="0.203.0"
 TEST_SERVER_VERSION="$(sed -n 's:.*<temporal.test-server.version>\(.*\)</temporal.test-server.version>.*:\1:p' "$ROOT/tools/test-server/pom.xml")"
 
 WITH_TEST_SERVER=0
@@ -281,6 +284,26 @@ else
   step_done "installed $ZIPKIN_JAR"
 fi
 
+# ---- stripe-mock (Stripe's API, for the Stripe adapter's tests) -------------------------------
+# Stripe's own mock server: it answers every API call the adapter makes from Stripe's OpenAPI spec.
+STRIPE_MOCK_DIR="$CACHE/stripe-mock-$STRIPE_MOCK_VERSION"
+step_start "stripe-mock $STRIPE_MOCK_VERSION"
+if [ -x "$STRIPE_MOCK_DIR/stripe-mock" ] && [ -f "$STRIPE_MOCK_DIR/.complete" ]; then
+  step_done "cached at $STRIPE_MOCK_DIR/stripe-mock"
+elif [ "$WITH_TEST_SERVER" = 0 ] && [ "${PAYMENT_PROVIDER:-}" != stripe ]; then
+  step_done "skipped (only the tests and PAYMENT_PROVIDER=stripe npm start need it)"
+else
+  need go "Go is not installed; stripe-mock is built with 'go install' (Debian: apt-get install golang)"
+  rm -rf "$STRIPE_MOCK_DIR" && mkdir -p "$STRIPE_MOCK_DIR"
+  # The Go module proxy and checksum database verify the module's content.
+  if ! GOBIN="$STRIPE_MOCK_DIR" go install "github.com/stripe/stripe-mock@v$STRIPE_MOCK_VERSION" 2>&1 | sed 's/^/[install]   /'; then
+    die "go install github.com/stripe/stripe-mock@v$STRIPE_MOCK_VERSION failed (see the Go error above)"
+  fi
+  [ -x "$STRIPE_MOCK_DIR/stripe-mock" ] || die "go install finished but produced no stripe-mock binary"
+  touch "$STRIPE_MOCK_DIR/.complete"
+  step_done "built $STRIPE_MOCK_DIR/stripe-mock with go install"
+fi
+
 # The stack launcher reads the resolved paths from here instead of guessing again. The test server
 # is listed whenever it is installed, whether or not this run was asked for it.
 {
@@ -291,6 +314,7 @@ fi
     echo "TEMPORAL_TEST_SERVER=$TEST_SERVER_DIR/bin/temporal-test-server"
   fi
   if [ -f "$ZIPKIN_DIR/.complete" ]; then echo "ZIPKIN_JAR=$ZIPKIN_JAR"; fi
+  if [ -f "$STRIPE_MOCK_DIR/.complete" ]; then echo "STRIPE_MOCK=$STRIPE_MOCK_DIR/stripe-mock"; fi
   echo "REDIS_SERVER=$(find_sbin redis-server)"
   echo "MARIADBD=$(find_sbin mariadbd)"
   echo "MARIADB_INSTALL_DB=$(find_sbin mariadb-install-db)"

@@ -15,6 +15,13 @@ import { traceExporterFromEnv } from '../src/infra/tracing.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { loadToolPaths } from '../stack/services.js';
 import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
+import { startStripeMock, type RunningStripeMock } from '../stack/stripe-mock.js';
+
+/** The local walk-through's Stripe keys: stripe-mock takes any test key; the secret signs the README's events. */
+const LOCAL_STRIPE_KEYS = {
+  STRIPE_SECRET_KEY: 'sk_test_local_stripe_mock',
+  STRIPE_WEBHOOK_SECRET: 'whsec_local_stripe_mock',
+} as const;
 
 const root = resolve(import.meta.dirname, '..');
 const dataDir = join(root, '.data');
@@ -24,11 +31,13 @@ const supervision = { log: (line: string) => say(`supervisor: ${line}`) };
 
 let stack: RunningStack | undefined;
 let zipkin: RunningZipkin | undefined;
+let stripeMock: RunningStripeMock | undefined;
 const apps: Supervised[] = [];
 const { shutdown } = shutdownOnSignals(say, async () => {
   // API first (no new orders), then the worker (in-flight activities finish), then the servers.
   for (const app of [...apps].reverse()) await app.stop(15_000);
   await zipkin?.process.stop();
+  await stripeMock?.process.stop();
   await stack?.stop();
 });
 
@@ -51,6 +60,15 @@ try {
   if (tracing === 'zipkin' && !process.env.OTEL_EXPORTER_ZIPKIN_ENDPOINT) {
     zipkin = await startZipkin({ tools: loadToolPaths(), dataDir: join(dataDir, 'zipkin'), port: 9411 });
     Object.assign(env, zipkin.env);
+  }
+  // PAYMENT_PROVIDER=stripe without an API of one's own: Stripe's mock server (stripe-mock) and local test keys.
+  if (process.env.PAYMENT_PROVIDER === 'stripe' && !process.env.STRIPE_API_URL) {
+    stripeMock = await startStripeMock({ tools: loadToolPaths(), dataDir: join(dataDir, 'stripe-mock'), port: 12111 });
+    Object.assign(
+      env,
+      { ...LOCAL_STRIPE_KEYS, ...stripeMock.env },
+      pickSet(process.env, Object.keys(LOCAL_STRIPE_KEYS)),
+    );
   }
   const config = loadConfig(env);
 
@@ -112,10 +130,19 @@ try {
   say(
     `  worker           ${config.workerMetricsPort ? `http://127.0.0.1:${config.workerMetricsPort}/metrics` : '(off: WORKER_METRICS_PORT=0)'}`,
   );
+  if (stripeMock)
+    say(
+      `  stripe-mock      ${stripeMock.url} (PAYMENT_PROVIDER=stripe; webhook secret ${LOCAL_STRIPE_KEYS.STRIPE_WEBHOOK_SECRET})`,
+    );
   if (config.workerHealthPort) say(`  worker readiness http://127.0.0.1:${config.workerHealthPort}/readyz`);
   say(`  Temporal server  ${stack.temporalMetricsUrl ?? '(external Temporal: see its own metrics endpoint)'}`);
   say('A process that crashes is restarted. Ctrl-C stops everything.');
 } catch (err) {
   console.error(`[start] failed: ${err instanceof Error ? err.message : String(err)}`);
   await shutdown(1);
+}
+
+/** The variables of `names` that are set in `env`. */
+function pickSet(env: NodeJS.ProcessEnv, names: string[]): Record<string, string> {
+  return Object.fromEntries(names.flatMap((name) => (env[name] ? [[name, env[name]]] : [])));
 }

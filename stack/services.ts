@@ -16,6 +16,8 @@ export interface ToolPaths {
   temporalTestServer: string | undefined;
   /** Zipkin's server (the local trace viewer), installed for the tests and for a traced `npm start`. */
   zipkinJar: string | undefined;
+  /** stripe-mock (Stripe's API as Stripe mocks it), for the tests and `PAYMENT_PROVIDER=stripe npm start`. */
+  stripeMock: string | undefined;
   redisServer: string;
   mariadbd: string;
   mariadbInstallDb: string;
@@ -65,6 +67,7 @@ export function loadToolPaths(): ToolPaths {
     temporalCli: get('TEMPORAL_CLI'),
     temporalTestServer: values.TEMPORAL_TEST_SERVER ? get('TEMPORAL_TEST_SERVER') : undefined,
     zipkinJar: values.ZIPKIN_JAR ? get('ZIPKIN_JAR') : undefined,
+    stripeMock: values.STRIPE_MOCK ? get('STRIPE_MOCK') : undefined,
     redisServer: get('REDIS_SERVER'),
     mariadbd: get('MARIADBD'),
     mariadbInstallDb: get('MARIADB_INSTALL_DB'),

@@ -245,6 +245,11 @@ describe('admin views of a sale with orders in every state', () => {
       outcome: 'REFUND_REQUIRED',
       refundReason: 'ALREADY_PAID',
       receivedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      // The generic webhook: no provider ids, and the refund stays an operator's.
+      provider: 'generic',
+      providerRef: null,
+      refundId: null,
+      refundError: null,
     });
     // REFUND_REQUIRED is the default outcome; APPLIED lists both payments of this sale.
     expect(

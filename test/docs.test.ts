@@ -30,8 +30,11 @@ import { CONFIG_DEFAULTS, CONFIG_VARIABLES } from '../src/config/index.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const README_MAX_BYTES = 12 * 1024;
-/** All of docs/ together: about an hour's reading, each topic on one page. */
-const DOCS_MAX_BYTES = 90_000;
+/**
+ * All of docs/ together: about an hour's reading, each topic on one page. 90,000 until payments through a provider's
+ * API (Stripe) added their configuration, routes, refunds and port.
+ */
+const DOCS_MAX_BYTES = 96_000;
 
 // ---- reading markdown --------------------------------------------------------------------------
 
@@ -1188,7 +1191,8 @@ describe('README.md', () => {
 // ---- the order's path --------------------------------------------------------------------------
 
 /** The goal of one order in one folder: a checkout to PAID reads at most this many files and folders. */
-const ORDER_PATH_MAX = { files: 15, folders: 6 };
+// 15 files in 6 folders before the payment-provider port (src/payments/provider.ts) joined the path.
+const ORDER_PATH_MAX = { files: 16, folders: 7 };
 
 /**
  * Where a checkout to PAID starts: the handlers of POST /api/checkout and POST

@@ -134,6 +134,15 @@ describe('outcomeOfWait', () => {
       payment,
     });
   });
+  it('a payment the provider would not make fails the order, unless it was cancelled first', () => {
+    const refused = 'PaymentRefused: amount too small';
+    const wait = { accepted: undefined, operatorCancelled: false, shopperCancelled: false };
+    expect(outcomeOfWait({ ...wait, paymentUnavailable: refused })).toEqual({ status: 'FAILED', reason: refused });
+    expect(outcomeOfWait({ ...wait, shopperCancelled: true, paymentUnavailable: refused })).toEqual({
+      status: 'CANCELLED',
+      reason: 'USER_CANCELLED',
+    });
+  });
   it('then the operator, then the shopper, else the deadline', () => {
     expect(outcomeOfWait({ accepted: undefined, operatorCancelled: true, shopperCancelled: true })).toEqual({
       status: 'CANCELLED',

@@ -33,11 +33,14 @@ interface Script {
   confirm?: string;
   /** Held until it resolves: keeps the workflow open while a test sends it more. */
   markPaid?: Promise<void>;
+  /** The provider's answer to making the order's payment (default: a PaymentIntent at once). */
+  openPayment?: (attempt: number) => Promise<void>;
 }
 
 const scripts = new Map<string, Script>();
 const calls = new Map<string, string[]>();
 const persistAttempts = new Map<string, number>();
+const openAttempts = new Map<string, number>();
 
 function record(orderNo: string, call: string): void {
   calls.set(orderNo, [...(calls.get(orderNo) ?? []), call]);
@@ -74,6 +77,17 @@ const stubs: Activities = {
     record(reservation.orderNo, 'confirmReservation');
     return scripts.get(reservation.orderNo)?.confirm ?? 'CONFIRMED';
   },
+  async openPayment(payment) {
+    const attempt = (openAttempts.get(payment.orderNo) ?? 0) + 1;
+    openAttempts.set(payment.orderNo, attempt);
+    await scripts.get(payment.orderNo)?.openPayment?.(attempt);
+    record(payment.orderNo, `openPayment:${payment.provider}:${payment.amountCents}`);
+    return { id: `pi_${payment.orderNo}`, clientSecret: `pi_${payment.orderNo}_secret_x` };
+  },
+  async closePayment(payment) {
+    record(payment.orderNo, `closePayment:${payment.paymentIntentId ?? 'by-key'}`);
+    return 'CANCELLED';
+  },
 };
 
 let env: TestWorkflowEnvironment;
@@ -102,6 +116,7 @@ const WINDOW_MS = 30 * 60_000;
 
 async function startOrder(
   script: Script = {},
+  options: { paymentProvider?: 'stripe' } = {},
 ): Promise<{ handle: WorkflowHandle<typeof OrderWorkflow>; input: OrderInput }> {
   const orderNo = newOrderNo();
   scripts.set(orderNo, script);
@@ -113,6 +128,7 @@ async function startOrder(
     unitPriceCents: 1_000,
     createdAt: new Date(await env.currentTimeMs()).toISOString(),
     paymentWindow: '30m',
+    ...options,
   };
   const handle = await env.client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
     workflowId: orderWorkflowId(orderNo),
@@ -265,5 +281,79 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
       'releaseReservation',
       'recordRefundRequired:evt-lost:ORDER_FAILED',
     ]);
+  });
+
+  describe('paid through a provider with an API (Stripe)', () => {
+    const stripe = { paymentProvider: 'stripe' } as const;
+
+    it("makes the order's payment once persisted; the state carries it; paid: nothing to close", async () => {
+      const { handle, input } = await startOrder({}, stripe);
+      await handle.executeUpdate(awaitPersistedUpdate);
+      await expect
+        .poll(async () => (await handle.query(statusQuery)).paymentIntent)
+        .toEqual({
+          id: `pi_${input.orderNo}`,
+          clientSecret: `pi_${input.orderNo}_secret_x`,
+        });
+      expect(await pay(handle, payment(input, 'evt-1', 60_000))).toEqual({ outcome: 'APPLIED' });
+      expect(await handle.result()).toMatchObject({ status: 'PAID', paymentProvider: 'stripe' });
+      expect(callsOf(input)).toEqual([
+        'persistOrder',
+        'openPayment:stripe:1000',
+        'confirmReservation',
+        'markPaid:evt-1',
+      ]);
+    });
+
+    it('the deadline closes the door: cancelled, the payment closed at the provider by its id', async () => {
+      const { handle, input } = await startOrder({}, stripe);
+      expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
+      expect([...callsOf(input)].sort()).toEqual(
+        [
+          'persistOrder',
+          'openPayment:stripe:1000',
+          `closePayment:pi_${input.orderNo}`,
+          'cancelUnpaidOrder:PAYMENT_TIMEOUT',
+          'releaseReservation',
+        ].sort(),
+      );
+    });
+
+    it('a provider away for the whole window: cancelled on time, the payment closed by its key', async () => {
+      const { handle, input } = await startOrder(
+        { openPayment: () => Promise.reject(new Error('connect ECONNREFUSED stripe')) },
+        stripe,
+      );
+      expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
+      expect(openAttempts.get(input.orderNo)).toBeGreaterThan(3);
+      expect(callsOf(input)).toContain('closePayment:by-key');
+      expect(callsOf(input)).toContain('releaseReservation');
+    });
+
+    it('the provider refuses to make the payment: the order fails and gives its units back', async () => {
+      const { handle, input } = await startOrder(
+        {
+          openPayment: () =>
+            Promise.reject(
+              ApplicationFailure.nonRetryable('Stripe refused the request: amount too small', 'PaymentRefused'),
+            ),
+        },
+        stripe,
+      );
+      expect(await handle.result()).toMatchObject({
+        status: 'FAILED',
+        failureReason: 'PaymentRefused: Stripe refused the request: amount too small',
+      });
+      expect(callsOf(input)).toEqual(['persistOrder', 'recordOrderFailure:PaymentRefused', 'releaseReservation']);
+    });
+
+    it('the shopper cancels: the payment is closed at the provider too', async () => {
+      const { handle, input } = await startOrder({}, stripe);
+      await handle.executeUpdate(awaitPersistedUpdate);
+      await expect.poll(async () => (await handle.query(statusQuery)).paymentIntent?.id).toBe(`pi_${input.orderNo}`);
+      await handle.executeUpdate(cancelUpdate);
+      expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
+      expect(callsOf(input)).toContain(`closePayment:pi_${input.orderNo}`);
+    });
   });
 });

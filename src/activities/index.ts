@@ -15,10 +15,13 @@ import type { RedisInventory } from '../inventory/redis-inventory.js';
 import {
   durationToMs,
   type CancelReason,
+  type PaymentIntentHandle,
   type PaymentReceived,
   type PersistOrderInput,
+  type ProviderWithApi,
   type RefundReason,
 } from '../order/contract.js';
+import { ProviderRefusal, type PaymentProviderApi } from '../payments/provider.js';
 
 export interface ActivityDeps {
   store: Store;
@@ -29,6 +32,8 @@ export interface ActivityDeps {
    * the workflows, which import these activities' types (an import circle).
    */
   changes: { publish(orderNo: string): Promise<void> };
+  /** The payment providers with an API this deployment has keys for (src/payments/provider.ts). */
+  providers?: Partial<Record<ProviderWithApi, PaymentProviderApi>>;
 }
 
 /** Stable types of non-retryable failures, visible in the Web UI and in the order's failureReason. */
@@ -47,6 +52,8 @@ export const FailureTypes = {
   reservationLost: 'ReservationLost',
   /** A payment timeout reached MySQL before MySQL's clock passed the deadline (clocks differ): retried. */
   deadlineNotReached: 'DeadlineNotReached',
+  /** The payment provider refused to make the order's payment (an invalid request): it cannot be paid. */
+  paymentRefused: 'PaymentRefused',
 } as const;
 
 /**
@@ -74,7 +81,20 @@ const newOrder = (order: PersistOrderInput) => ({
   createdAt: new Date(order.createdAt),
 });
 
-export function createActivities({ store, inventory, changes }: ActivityDeps) {
+/** A payment at a provider: the order's number and total, and which provider. */
+export interface ProviderPaymentInput {
+  provider: ProviderWithApi;
+  orderNo: string;
+  amountCents: number;
+}
+
+export function createActivities({ store, inventory, changes, providers = {} }: ActivityDeps) {
+  const providerApi = (name: ProviderWithApi): PaymentProviderApi => {
+    const api = providers[name];
+    // Retried, not failed: the keys are configuration an operator can still set.
+    if (!api) throw new Error(`payment provider ${name} is not configured on this worker (set its keys)`);
+    return api;
+  };
   return {
     /**
      * Claims the order's reservation in Redis (from then on only this order's workflow may release
@@ -253,6 +273,30 @@ export function createActivities({ store, inventory, changes }: ActivityDeps) {
       // Made again meanwhile (the reconciler's adoption): confirm that one.
       if (adopted === 'EXISTS') return inventory.confirm(reservation.sku, reservation.orderNo);
       return outcome;
+    },
+
+    /**
+     * Makes the order's payment at its provider (Stripe: a PaymentIntent, one per order however
+     * often this runs), for the shopper's client to pay. A request the provider refuses as invalid
+     * fails for good: the order cannot be paid, and fails.
+     */
+    async openPayment(payment: ProviderPaymentInput): Promise<PaymentIntentHandle> {
+      try {
+        return await providerApi(payment.provider).openPayment(payment);
+      } catch (err) {
+        if (err instanceof ProviderRefusal)
+          throw ApplicationFailure.nonRetryable(err.message, FailureTypes.paymentRefused);
+        throw err;
+      }
+    },
+
+    /**
+     * Closes the order's payment at its provider so it can no longer be paid (the order was
+     * cancelled or failed). Already paid, being paid or closed: nothing to do; money that still
+     * comes is judged by when it arrived.
+     */
+    async closePayment(payment: ProviderPaymentInput & { paymentIntentId?: string }): Promise<string> {
+      return providerApi(payment.provider).closePayment(payment);
     },
   };
 }

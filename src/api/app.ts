@@ -21,6 +21,7 @@ import { OrderLookup } from '../order/lookup.js';
 import { StartPacing } from '../order/start-pacing.js';
 import { OrderChangeNotifier, OrderStatusReader, readRoutes } from '../order/reads.js';
 import { PaymentDelivery, PaymentWebhook, paymentRoutes } from '../order/payments.js';
+import { StripeWebhook, stripeWebhookRoutes } from '../payments/stripe-webhook.js';
 import { AdminService } from '../sales/admin-service.js';
 import { SalesService } from '../sales/sales-service.js';
 import { ShopperAuth } from './auth.js';
@@ -167,6 +168,16 @@ export function createApp(parts: ApiParts): Koa {
   });
   metrics.trackPaymentBacklog(() => payments.backlog);
   const webhook = new PaymentWebhook({ config, store: parts.store, guards, delivery: payments });
+  const stripeWebhook = config.payments.stripe
+    ? new StripeWebhook({
+        webhookSecret: config.payments.stripe.webhookSecret,
+        payments: webhook,
+        store: parts.store,
+        mysql: guards.mysql,
+        mysqlMs: config.deadlines.mysqlMs,
+        logger,
+      })
+    : null;
   const admin = new AdminService({ store, inventory, redisSales, orders, sales });
   const cancelOrder = new CancelOrder({
     orders,
@@ -190,6 +201,7 @@ export function createApp(parts: ApiParts): Koa {
         readRoutes({ auth, statusReader }),
         cancelRoutes({ auth, cancelOrder }),
         paymentRoutes({ webhook, limits, metrics }),
+        stripeWebhookRoutes({ webhook: stripeWebhook, limits, metrics }),
         devRoutes({ auth, orders: statusReader, webhook, enabled: config.authDevLogin }),
         adminRoutes({ admin, adminToken: config.adminToken }),
         dashboardRoutes({ config }),

@@ -17,7 +17,7 @@ import {
 import type { ReserveResult } from '../inventory/redis-inventory.js';
 import { STATUS_READ_SOURCES, type StatusReadObserver, type StatusReadSource } from '../order/reads.js';
 import type { ErrorCode } from './errors.js';
-import type { WebhookOutcome } from '../order/contract.js';
+import type { StripeWebhookOutcome } from '../order/contract.js';
 
 /** The route label of a request no router matched (404s of any path). */
 export const UNMATCHED_ROUTE = 'unmatched';
@@ -26,7 +26,7 @@ export const UNMATCHED_ROUTE = 'unmatched';
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 export type CheckoutOutcome = 'ACCEPTED' | ErrorCode;
-export type WebhookMetricOutcome = WebhookOutcome | ErrorCode;
+export type WebhookMetricOutcome = StripeWebhookOutcome | ErrorCode;
 type ReserveOutcome = ReserveResult['outcome'] | 'ERROR';
 
 // Seconds. HTTP answers range from sub-millisecond (sold-out flag) to seconds (a slow dependency).
@@ -79,7 +79,7 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
   });
   private readonly webhookOutcomes = new Counter({
     name: 'flash_webhook_outcomes_total',
-    help: 'Payment webhook answers: APPLIED, DUPLICATE, REFUND_REQUIRED, RECEIVED (recorded, judged later), or the error code (INVALID_SIGNATURE, UNAVAILABLE, …)',
+    help: 'Payment webhook answers (generic and Stripe): APPLIED, DUPLICATE, REFUND_REQUIRED, RECEIVED (recorded, judged later), RECORDED and IGNORED (Stripe events other than payments), or the error code (INVALID_SIGNATURE, UNAVAILABLE, …)',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });

@@ -25,6 +25,7 @@ const SECURITY_SCHEME: Record<RouteAuth, string> = {
   shopper: 'shopperJwt',
   admin: 'adminToken',
   webhook: 'paymentSignature',
+  stripe: 'stripeSignature',
 };
 
 /** The routers mounted on a Koa app, found through the middleware `router.routes()` returns. */
@@ -97,6 +98,13 @@ export function buildOpenApiDocument(routers: readonly Router[]): OpenApiDocumen
           description:
             'The payment provider signs each webhook: `t=<unix seconds>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, t + "." + raw body)>`, ' +
             'accepted within 5 minutes of t; several v1 values are allowed while a secret rotates.',
+        },
+        stripeSignature: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'Stripe-Signature',
+          description:
+            "Stripe signs each event with the endpoint's secret (STRIPE_WEBHOOK_SECRET); verified by the Stripe SDK over the raw body.",
         },
       },
     },

@@ -18,6 +18,8 @@ import {
   REFUND_REASONS,
   STORED_ORDER_STATUSES,
   STORED_PAYMENT_OUTCOMES,
+  STRIPE_WEBHOOK_OUTCOMES,
+  PAYMENT_PROVIDERS,
   WEBHOOK_OUTCOMES,
   type OrderView,
   type StoredOrderStatus,
@@ -113,6 +115,23 @@ export const orderSchema = z
     }),
     createdAt: isoTime,
     paidAt: isoTime.optional(),
+    paymentProvider: z.enum(['stripe']).optional().meta({
+      description: 'The provider the order is paid through (PAYMENT_PROVIDER=stripe); absent: the generic webhook.',
+    }),
+    paymentIntent: z
+      .object({
+        id: z.string().meta({ examples: ['pi_3PgafyB7WZ01zgkW'] }),
+        clientSecret: z.string().meta({
+          description:
+            "Stripe.js confirms the payment with it (and the publishable key); shown to the order's shopper only.",
+        }),
+      })
+      .optional()
+      .meta({
+        description:
+          "The order's Stripe PaymentIntent, while the order is AWAITING_PAYMENT and once it is made (a moment after the order " +
+          'is persisted; until then the read is not cached, so the next poll shows it).',
+      }),
   })
   .meta({ id: 'Order' });
 
@@ -163,6 +182,19 @@ export const webhookAnswerSchema = z
     id: 'WebhookAnswer',
     description: "The order's own verdict on the payment event; RECEIVED (202) when it is recorded but not judged yet.",
   });
+
+export const stripeWebhookAnswerSchema = z
+  .object({
+    received: z.literal(true),
+    type: z.string().meta({ description: "The Stripe event's type." }),
+    outcome: z.enum(STRIPE_WEBHOOK_OUTCOMES).meta({
+      description:
+        "A payment: the order's verdict, as the generic webhook answers it. `RECORDED`: a failed payment attempt or a refund's " +
+        'progress was recorded (or was already). `IGNORED`: an event the order does not use, or for no order of this service.',
+    }),
+    refundReason: z.enum(REFUND_REASONS).optional(),
+  })
+  .meta({ id: 'StripeWebhookAnswer' });
 
 export const devLoginAnswerSchema = z
   .object({ token: z.string().meta({ description: 'An HS256 shopper JWT, sub = userId.' }), userId: z.string() })
@@ -269,6 +301,16 @@ export const adminPaymentSchema = z
     outcome: z.enum(STORED_PAYMENT_OUTCOMES),
     refundReason: z.string().nullable(),
     receivedAt: isoTime,
+    provider: z.enum(PAYMENT_PROVIDERS),
+    providerRef: z
+      .string()
+      .nullable()
+      .meta({ description: "The provider's id of the payment (Stripe: the PaymentIntent)." }),
+    refundId: z.string().nullable().meta({ description: "The provider's refund, once asked (Stripe: re_…)." }),
+    refundError: z
+      .string()
+      .nullable()
+      .meta({ description: 'Why the last refund attempt got no refund, or why it failed.' }),
   })
   .meta({ id: 'AdminPayment' });
 

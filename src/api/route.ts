@@ -18,7 +18,7 @@ import { jsonBody } from './http.js';
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
 /** Who may call a route; each maps to an OpenAPI security scheme (src/api/openapi.ts). */
-export type RouteAuth = 'shopper' | 'admin' | 'webhook';
+export type RouteAuth = 'shopper' | 'admin' | 'webhook' | 'stripe';
 
 /** A success answer: its description, and its body unless it has none. */
 export interface SuccessAnswer {

@@ -138,6 +138,34 @@ export const paymentSignatureHeadersSchema = z.object({
     }),
 });
 
+/** Stripe's signature header, as its webhooks send it; verified by the SDK's constructEvent. */
+export const stripeSignatureHeadersSchema = z.object({
+  // No bounds of its own: the SDK judges it whole (INVALID_SIGNATURE).
+  'Stripe-Signature': z.string().meta({
+    description:
+      '`t=<unix seconds>,v1=<hex HMAC-SHA256(STRIPE_WEBHOOK_SECRET, t + "." + raw body)>` as Stripe sends it, verified by the Stripe ' +
+      "SDK's constructEvent over the raw body. Missing, not matching, or with t more than 5 minutes off: 400 INVALID_SIGNATURE.",
+    examples: [`t=1700000000,v1=${'5f'.repeat(32)}`],
+  }),
+});
+
+/**
+ * A Stripe event as the document shows it: only its id and type are read here, the rest is Stripe's (its signature
+ * covers the raw body, so nothing is refused for fields this API does not know).
+ */
+export const stripeEventSchema = z.looseObject({
+  id: z
+    .string()
+    .min(1)
+    .max(255)
+    .meta({ examples: ['evt_1PgafyB7WZ01zgkW'] }),
+  type: z
+    .string()
+    .min(1)
+    .max(255)
+    .meta({ examples: ['payment_intent.succeeded'] }),
+});
+
 const EVENT_ID_RULE = 'eventId: 1-128 letters, digits or _.:-';
 /** Strict like every other body: a field this API does not know is refused, not ignored. */
 export const paymentWebhookSchema = z.strictObject({

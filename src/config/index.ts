@@ -4,7 +4,7 @@
  */
 import ms from 'ms';
 import { z } from 'zod';
-import { durationToMs } from '../order/contract.js';
+import { durationToMs, PAYMENT_PROVIDERS, type PaymentProviderName } from '../order/contract.js';
 
 /** Ports of the local stack started by `npm start`; tests and the benchmark pick free ports instead. */
 export const LOCAL_STACK_PORTS = {
@@ -171,6 +171,19 @@ const envSchema = z.object({
   CLOCK_SKEW_MARGIN: durationString,
   /** Requests one API process works on at once; beyond it, 503 at once (long-polls have their own bound). */
   MAX_IN_FLIGHT_REQUESTS: z.coerce.number().int().min(0).max(1_000_000),
+  // Which payment provider orders are paid through (docs/operations.md, "Payments through Stripe").
+  PAYMENT_PROVIDER: z.enum(PAYMENT_PROVIDERS),
+  STRIPE_SECRET_KEY: z
+    .string()
+    .regex(/^(sk|rk)_(test|live)_[A-Za-z0-9_]+$/, 'must be a Stripe secret or restricted key (sk_test_…, sk_live_…)')
+    .optional(),
+  STRIPE_WEBHOOK_SECRET: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9_]+$/, "must be the webhook endpoint's signing secret (whsec_…)")
+    .optional(),
+  /** Where Stripe's API is: unset for Stripe itself; stripe-mock's URL in tests and the local walk-through. */
+  STRIPE_API_URL: z.string().url().optional(),
+  STRIPE_CURRENCY: z.string().regex(/^[a-z]{3}$/, 'must be a lowercase ISO currency code such as "usd"'),
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
@@ -187,6 +200,9 @@ const WITHOUT_DEFAULT = [
   'TEMPORAL_TLS_CERT_PATH',
   'TEMPORAL_TLS_KEY_PATH',
   'TEMPORAL_UI_URL',
+  'STRIPE_SECRET_KEY',
+  'STRIPE_WEBHOOK_SECRET',
+  'STRIPE_API_URL',
 ] as const satisfies readonly ConfigVariable[];
 export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = WITHOUT_DEFAULT;
 
@@ -245,6 +261,8 @@ export const CONFIG_DEFAULTS = {
   CHECKOUT_START_BUDGET: '250ms',
   CLOCK_SKEW_MARGIN: '250ms',
   MAX_IN_FLIGHT_REQUESTS: '1000',
+  PAYMENT_PROVIDER: 'generic',
+  STRIPE_CURRENCY: 'usd',
 } as const satisfies Record<Exclude<ConfigVariable, (typeof WITHOUT_DEFAULT)[number]>, string>;
 
 export interface AppConfig {
@@ -327,6 +345,20 @@ export interface AppConfig {
   checkoutStartBudgetMs: number;
   /** CLOCK_SKEW_MARGIN in ms. */
   clockSkewMarginMs: number;
+  /**
+   * The provider new orders are paid through (PAYMENT_PROVIDER), and Stripe's settings whenever its keys are set: a
+   * deployment that moves back to the generic webhook still refunds the Stripe payments it took.
+   */
+  payments: { provider: PaymentProviderName; stripe: StripeSettings | null };
+}
+
+/** The Stripe adapter's settings (src/payments/stripe.ts); secrets, never logged. */
+export interface StripeSettings {
+  secretKey: string;
+  webhookSecret: string;
+  /** stripe-mock's URL in tests; null: Stripe's API. */
+  apiUrl: string | null;
+  currency: string;
 }
 
 export class ConfigError extends Error {}
@@ -410,6 +442,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxConcurrentStarts: e.MAX_CONCURRENT_STARTS,
     checkoutStartBudgetMs: durationToMs(e.CHECKOUT_START_BUDGET),
     clockSkewMarginMs: durationToMs(e.CLOCK_SKEW_MARGIN),
+    payments: { provider: e.PAYMENT_PROVIDER, stripe: stripeSettings(e) },
   };
   const problems = deadlineRelationProblems(config);
   if (problems.length > 0)
@@ -461,6 +494,27 @@ export function deadlineRelationProblems(
     );
   }
   return problems;
+}
+
+/** Stripe's settings when its keys are set (both or neither); PAYMENT_PROVIDER=stripe needs them. */
+function stripeSettings(e: z.infer<typeof envSchema>): StripeSettings | null {
+  if (Boolean(e.STRIPE_SECRET_KEY) !== Boolean(e.STRIPE_WEBHOOK_SECRET))
+    throw new ConfigError(
+      'Invalid configuration:\n  STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET go together: set both (Stripe) or neither',
+    );
+  if (!e.STRIPE_SECRET_KEY || !e.STRIPE_WEBHOOK_SECRET) {
+    if (e.PAYMENT_PROVIDER === 'stripe')
+      throw new ConfigError(
+        'Invalid configuration:\n  PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET',
+      );
+    return null;
+  }
+  return {
+    secretKey: e.STRIPE_SECRET_KEY,
+    webhookSecret: e.STRIPE_WEBHOOK_SECRET,
+    apiUrl: e.STRIPE_API_URL?.replace(/\/+$/, '') ?? null,
+    currency: e.STRIPE_CURRENCY,
+  };
 }
 
 /** In production, a published dev secret or the dev login is a hole: refuse to start, naming each. */

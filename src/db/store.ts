@@ -12,6 +12,8 @@ import {
   STORED_ORDER_STATUSES,
   type CancelReason,
   type PaymentOutcome,
+  type PaymentProviderName,
+  type RefundState,
   type RefundReason,
   type StoredOrderStatus,
   type StoredPaymentOutcome,
@@ -95,6 +97,40 @@ export interface PaymentRow {
   refundReason: string | null;
   /** Stamped once by MySQL when the event was first recorded: the time the arrival rule judges. */
   receivedAt: Date;
+  /** The provider the money came through, and its id of the payment (Stripe: the PaymentIntent); null for generic. */
+  provider: PaymentProviderName;
+  providerRef: string | null;
+  /** The provider's refund, once one was asked for, and why the last attempt did not get one. */
+  refundId: string | null;
+  refundError: string | null;
+  refundAttempts: number;
+}
+
+/** A payment event as the webhooks record it. */
+export interface RecordedPaymentEvent {
+  eventId: string;
+  orderNo: string;
+  amountCents: number;
+  /** Absent: the generic webhook. */
+  provider?: PaymentProviderName;
+  providerRef?: string;
+}
+
+/** A provider's refund as it moves on: asked, done, or refused (REFUND_STATES). */
+export interface RefundProgress {
+  state: RefundState;
+  refundId: string | null;
+  error?: string;
+}
+
+/** A payment attempt the provider reports failed (a declined card): recorded, no money moved. */
+export interface PaymentFailure {
+  eventId: string;
+  orderNo: string;
+  provider: PaymentProviderName;
+  providerRef: string | null;
+  code: string | null;
+  message: string | null;
 }
 
 /**
@@ -412,7 +448,7 @@ export class Store {
         if (cancel.reason === 'PAYMENT_TIMEOUT' && dueInMs >= 0) return { outcome: 'NOT_DUE', dueInMs: dueInMs + 1 };
         const [paid] = await conn.query<RowDataPacket[]>(
           `SELECT event_id, amount_cents, received_at FROM payments
-           WHERE order_no = ? AND amount_cents = ? AND received_at <= ? AND outcome <> 'REFUND_REQUIRED'
+           WHERE order_no = ? AND amount_cents = ? AND received_at <= ? AND outcome IN ('RECEIVED','APPLIED')
            ORDER BY received_at, event_id LIMIT 1`,
           [cancel.orderNo, order.total_cents, order.payment_deadline],
         );
@@ -537,14 +573,15 @@ export class Store {
    * same arrival time. Takes the order row's lock for the insert (when the row exists), so the
    * insert and cancelUnpaidOrder are ordered one way or the other, never interleaved.
    */
-  async recordPayment(event: { eventId: string; orderNo: string; amountCents: number }): Promise<PaymentRow> {
+  async recordPayment(event: RecordedPaymentEvent): Promise<PaymentRow> {
     return inTransaction(
       this.pool,
       async (conn) => {
         await conn.query('SELECT order_no FROM orders WHERE order_no = ? LOCK IN SHARE MODE', [event.orderNo]);
         await conn.query(
-          `INSERT IGNORE INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'RECEIVED')`,
-          [event.eventId, event.orderNo, event.amountCents],
+          `INSERT IGNORE INTO payments (event_id, order_no, amount_cents, outcome, provider, provider_ref)
+           VALUES (?, ?, ?, 'RECEIVED', ?, ?)`,
+          [event.eventId, event.orderNo, event.amountCents, event.provider ?? 'generic', event.providerRef ?? null],
         );
         const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`, [
           event.eventId,
@@ -588,7 +625,10 @@ export class Store {
     return rows.map(toPaymentRow);
   }
 
-  /** A payment that must be given back: late, a second one, or the wrong amount. */
+  /**
+   * A payment that must be given back: late, a second one, or the wrong amount. A refund already
+   * under way (REFUND_REQUESTED and after) is left as it is: a retried activity must not ask twice.
+   */
   async recordRefundRequired(refund: {
     orderNo: string;
     eventId: string;
@@ -597,9 +637,120 @@ export class Store {
   }): Promise<void> {
     await this.pool.query(
       `INSERT INTO payments (event_id, order_no, amount_cents, outcome, refund_reason) VALUES (?, ?, ?, 'REFUND_REQUIRED', ?)
-       ON DUPLICATE KEY UPDATE outcome = 'REFUND_REQUIRED', refund_reason = VALUES(refund_reason)`,
+       ON DUPLICATE KEY UPDATE
+         refund_reason = IF(outcome IN ('RECEIVED','APPLIED','REFUND_REQUIRED'), VALUES(refund_reason), refund_reason),
+         outcome = IF(outcome IN ('RECEIVED','APPLIED','REFUND_REQUIRED'), 'REFUND_REQUIRED', outcome)`,
       [refund.eventId, refund.orderNo, refund.amountCents, refund.reason],
     );
+  }
+
+  // ---- refunds through a provider --------------------------------------------------------------
+
+  /**
+   * REFUND_REQUIRED payments of providers that refund through their API, due now by MySQL's clock
+   * (never tried, or their backoff is over), oldest first.
+   */
+  async refundsDue(limit: number): Promise<PaymentRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${PAYMENT_COLUMNS} FROM payments
+       WHERE outcome = 'REFUND_REQUIRED' AND provider <> 'generic' AND (next_refund_at IS NULL OR next_refund_at <= NOW(3))
+       ORDER BY received_at, event_id LIMIT ?`,
+      [limit],
+    );
+    return rows.map(toPaymentRow);
+  }
+
+  /**
+   * Takes a due refund for `leaseMs`: true for exactly one owner, which then asks the provider. A
+   * taker that dies leaves the row due again when the lease ends; the provider's idempotency key
+   * makes a second ask return the first refund.
+   */
+  async claimRefund(eventId: string, leaseMs: number): Promise<boolean> {
+    const [result] = await this.pool.query<ResultSetHeader>(
+      `UPDATE payments SET next_refund_at = NOW(3) + INTERVAL ? MICROSECOND, refund_attempts = refund_attempts + 1
+       WHERE event_id = ? AND outcome = 'REFUND_REQUIRED' AND (next_refund_at IS NULL OR next_refund_at <= NOW(3))`,
+      [Math.round(leaseMs * 1_000), eventId],
+    );
+    return result.affectedRows === 1;
+  }
+
+  /** The provider did not answer (or answered 5xx): due again in `delayMs`, with why. */
+  async deferRefund(eventId: string, delayMs: number, error: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE payments SET next_refund_at = NOW(3) + INTERVAL ? MICROSECOND, refund_error = ?
+       WHERE event_id = ? AND outcome = 'REFUND_REQUIRED'`,
+      [Math.round(delayMs * 1_000), error.slice(0, 500), eventId],
+    );
+  }
+
+  /**
+   * Moves a payment's refund on, by the payment's event id or the provider's refund id: only
+   * forwards (REFUND_REQUIRED → REFUND_REQUESTED → REFUNDED → REFUND_FAILED, a refund the provider
+   * reports failed after it succeeded included), so events that arrive twice or out of order never
+   * move it back. Returns whether a row moved.
+   */
+  async recordRefundProgress(
+    match: { eventId?: string; refundId?: string },
+    progress: RefundProgress,
+  ): Promise<boolean> {
+    const from = REFUND_MOVES_FROM[progress.state];
+    const [result] = await this.pool.query<ResultSetHeader>(
+      `UPDATE payments SET outcome = ?, refund_id = COALESCE(?, refund_id), refund_error = ?, next_refund_at = NULL
+       WHERE (event_id = ? OR refund_id = ?) AND outcome IN (?)`,
+      [
+        progress.state,
+        progress.refundId,
+        progress.error?.slice(0, 500) ?? null,
+        match.eventId ?? null,
+        match.refundId ?? null,
+        from,
+      ],
+    );
+    return result.affectedRows > 0;
+  }
+
+  /** Payments by outcome among those a provider refunds (the refunds-waiting gauge). */
+  async providerRefundCounts(): Promise<Record<'REFUND_REQUIRED' | 'REFUND_REQUESTED' | 'REFUND_FAILED', number>> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT outcome, COUNT(*) AS n FROM payments
+       WHERE provider <> 'generic' AND outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED','REFUND_FAILED') GROUP BY outcome`,
+    );
+    const counts = { REFUND_REQUIRED: 0, REFUND_REQUESTED: 0, REFUND_FAILED: 0 };
+    for (const row of rows) counts[row.outcome as keyof typeof counts] = Number(row.n);
+    return counts;
+  }
+
+  /** Records a failed payment attempt once (its event id dedupes the provider's retries). */
+  async recordPaymentFailure(failure: PaymentFailure): Promise<void> {
+    await this.pool.query(
+      `INSERT IGNORE INTO payment_failures (event_id, order_no, provider, provider_ref, code, message) VALUES (?, ?, ?, ?, ?, ?)`,
+      [
+        failure.eventId,
+        failure.orderNo,
+        failure.provider,
+        failure.providerRef,
+        failure.code?.slice(0, 128) ?? null,
+        failure.message?.slice(0, 500) ?? null,
+      ],
+    );
+  }
+
+  /** An order's failed payment attempts, oldest first. */
+  async paymentFailuresOfOrder(orderNo: string): Promise<(PaymentFailure & { receivedAt: Date })[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT event_id, order_no, provider, provider_ref, code, message, received_at FROM payment_failures
+       WHERE order_no = ? ORDER BY received_at, event_id`,
+      [orderNo],
+    );
+    return rows.map((row) => ({
+      eventId: String(row.event_id),
+      orderNo: String(row.order_no),
+      provider: row.provider as PaymentProviderName,
+      providerRef: (row.provider_ref as string | null) ?? null,
+      code: (row.code as string | null) ?? null,
+      message: (row.message as string | null) ?? null,
+      receivedAt: row.received_at as Date,
+    }));
   }
 
   async getPayment(eventId: string): Promise<PaymentRow | null> {
@@ -618,7 +769,9 @@ export class Store {
     after?: PaymentPosition;
     limit: number;
   }): Promise<PaymentListRow[]> {
-    const columns = 'p.event_id, p.order_no, p.amount_cents, p.outcome, p.refund_reason, p.received_at, o.sku';
+    const columns = `${PAYMENT_COLUMNS.split(', ')
+      .map((column) => `p.${column}`)
+      .join(', ')}, o.sku`;
     const from = 'payments p LEFT JOIN orders o ON o.order_no = p.order_no';
     const [rows] = query.after
       ? await this.pool.query<RowDataPacket[]>(
@@ -680,7 +833,15 @@ export class Store {
 
 class SaleExistsElsewhere extends Error {}
 
-const PAYMENT_COLUMNS = 'event_id, order_no, amount_cents, outcome, refund_reason, received_at';
+const PAYMENT_COLUMNS =
+  'event_id, order_no, amount_cents, outcome, refund_reason, received_at, provider, provider_ref, refund_id, refund_error, refund_attempts';
+
+/** The outcomes a refund may move to each state from: forwards only. */
+const REFUND_MOVES_FROM: Record<RefundState, StoredPaymentOutcome[]> = {
+  REFUND_REQUESTED: ['REFUND_REQUIRED'],
+  REFUNDED: ['REFUND_REQUIRED', 'REFUND_REQUESTED'],
+  REFUND_FAILED: ['REFUND_REQUIRED', 'REFUND_REQUESTED', 'REFUNDED'],
+};
 
 async function insertOrderRow(
   db: Pick<Pool, 'query'> | PoolConnection,
@@ -751,5 +912,10 @@ function toPaymentRow(row: RowDataPacket): PaymentRow {
     outcome: row.outcome as StoredPaymentOutcome,
     refundReason: (row.refund_reason as string | null) ?? null,
     receivedAt: row.received_at as Date,
+    provider: (row.provider as PaymentProviderName | undefined) ?? 'generic',
+    providerRef: (row.provider_ref as string | null | undefined) ?? null,
+    refundId: (row.refund_id as string | null | undefined) ?? null,
+    refundError: (row.refund_error as string | null | undefined) ?? null,
+    refundAttempts: Number(row.refund_attempts ?? 0),
   };
 }

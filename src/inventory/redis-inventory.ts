@@ -682,5 +682,6 @@ function orderInputOf(raw: Record<string, unknown>): OrderInput {
       : {}),
     createdAt: text('createdAt'),
     paymentWindow: text('paymentWindow'),
+    ...(raw.paymentProvider === 'stripe' ? { paymentProvider: raw.paymentProvider } : {}),
   };
 }

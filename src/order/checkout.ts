@@ -143,6 +143,7 @@ export class CheckoutService {
         | 'paymentWindow'
         | 'checkoutStartBudgetMs'
         | 'clockSkewMarginMs'
+        | 'payments'
       >;
       /** Seen through the Redis guard (each call bounded by REDIS_TIMEOUT): the methods it calls. */
       inventory: Pick<RedisInventory, 'reserve' | 'markSaleActive'>;
@@ -456,6 +457,10 @@ export class CheckoutService {
       ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey } : {}),
       createdAt: new Date(createdAtMs).toISOString(),
       paymentWindow: this.deps.config.paymentWindow,
+      // The generic webhook needs nothing made per order, so its orders' input stays as it was.
+      ...(this.deps.config.payments.provider !== 'generic'
+        ? { paymentProvider: this.deps.config.payments.provider }
+        : {}),
     };
   }
 }

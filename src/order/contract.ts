@@ -11,7 +11,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import ms from 'ms';
-import type { CancelReason, OrderStatus, PaymentVerdict } from './rules.js';
+import type { CancelReason, OrderStatus, PaymentProviderName, PaymentVerdict } from './rules.js';
 
 export * from './rules.js';
 
@@ -30,6 +30,21 @@ export interface OrderInput {
    * changing PAYMENT_WINDOW never changes the deadline of an order already running.
    */
   paymentWindow: string;
+  /**
+   * The provider the order is paid through when it makes a payment per order (Stripe: a
+   * PaymentIntent); absent for the generic webhook, which needs nothing made.
+   */
+  paymentProvider?: ProviderWithApi;
+}
+
+/** The providers with an API the order talks to (src/payments/provider.ts); the generic webhook has none. */
+export type ProviderWithApi = Exclude<PaymentProviderName, 'generic'>;
+
+/** What the shopper's client needs to pay the order at its provider (Stripe: confirm the PaymentIntent). */
+export interface PaymentIntentHandle {
+  id: string;
+  /** Lets the client confirm the payment with the publishable key; shown to the order's shopper only. */
+  clientSecret: string;
 }
 
 export interface PaymentReceived {
@@ -74,6 +89,10 @@ export interface OrderState {
   paidAt?: string;
   /** Every payment event the workflow saw, with what became of it. */
   payments: PaymentRecord[];
+  /** The provider the order is paid through, when it is not the generic webhook. */
+  paymentProvider?: ProviderWithApi;
+  /** Its payment at that provider, once made (while AWAITING_PAYMENT the shopper pays through it). */
+  paymentIntent?: PaymentIntentHandle;
 }
 
 /**
@@ -91,13 +110,27 @@ export function pendingOrderState(input: OrderInput): OrderState {
     createdAt: input.createdAt,
     paymentDeadline: new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString(),
     payments: [],
+    ...(input.paymentProvider ? { paymentProvider: input.paymentProvider } : {}),
   };
 }
 
-/** The order as the API shows it to its shopper (docs/api.md): its state without the user id and the payments. */
+/**
+ * The order as the API shows it to its shopper (docs/api.md): its state without the user id and the payments; the
+ * PaymentIntent only while the order awaits payment.
+ */
 export type OrderView = Pick<
   OrderState,
-  'orderNo' | 'sku' | 'quantity' | 'totalCents' | 'status' | 'cancelReason' | 'paymentDeadline' | 'createdAt' | 'paidAt'
+  | 'orderNo'
+  | 'sku'
+  | 'quantity'
+  | 'totalCents'
+  | 'status'
+  | 'cancelReason'
+  | 'paymentDeadline'
+  | 'createdAt'
+  | 'paidAt'
+  | 'paymentProvider'
+  | 'paymentIntent'
 >;
 
 /**

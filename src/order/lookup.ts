@@ -285,5 +285,7 @@ export function viewOfState(state: OrderState): OrderView {
     paymentDeadline: state.paymentDeadline,
     createdAt: state.createdAt,
     ...(state.paidAt ? { paidAt: state.paidAt } : {}),
+    ...(state.paymentProvider ? { paymentProvider: state.paymentProvider } : {}),
+    ...(state.paymentIntent && state.status === 'AWAITING_PAYMENT' ? { paymentIntent: state.paymentIntent } : {}),
   };
 }

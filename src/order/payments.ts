@@ -13,11 +13,12 @@
  * answers DUPLICATE, one still RECEIVED is delivered again.
  */
 import type { AppConfig } from '../config/index.js';
-import type { Store, PaymentRow } from '../db/store.js';
+import type { Store, PaymentRow, RecordedPaymentEvent } from '../db/store.js';
 import { Deadline, type DependencyGuards, boundBy, type DependencyGuard } from '../infra/dependency-guard.js';
 import { Refusal } from '../refusal.js';
 import {
   type RefundReason,
+  type StripeWebhookOutcome,
   type WebhookOutcome,
   orderNoTime,
   type PaymentReceived,
@@ -28,6 +29,7 @@ import type { Logger } from '../infra/logger.js';
 import type { OrderClient } from './client.js';
 import type { OrderLookup } from './lookup.js';
 import Router from '@koa/router';
+import type { Context } from 'koa';
 import { errorCodeOf } from '../api/errors.js';
 import type { ApiMetrics } from '../api/metrics.js';
 import { webhookAnswerSchema } from '../api/response-schemas.js';
@@ -42,11 +44,8 @@ export interface WebhookAnswer {
   refundReason?: RefundReason;
 }
 
-export interface PaymentEvent {
-  eventId: string;
-  orderNo: string;
-  amountCents: number;
-}
+/** A payment event as a webhook hands it over: the generic one's, or a provider adapter's (with its ids). */
+export type PaymentEvent = RecordedPaymentEvent;
 
 export class PaymentWebhook {
   constructor(
@@ -392,21 +391,34 @@ export function paymentRoutes(deps: { webhook: PaymentWebhook; metrics: ApiMetri
         },
       },
     },
-    async (ctx, input) => {
-      let answer;
-      try {
+    (ctx, input) =>
+      answerWebhook(ctx, deps.metrics, async () => {
         // Before the signature: a flood of forged calls from one address is refused without HMACs.
         await deps.limits?.consume('webhook', ctx.ip);
         deps.webhook.verify(rawBody(ctx), ctx.get('payment-signature') || undefined);
-        answer = await deps.webhook.handle(input.body());
-      } catch (err) {
-        deps.metrics.webhookOutcome(errorCodeOf(err));
-        throw err;
-      }
-      deps.metrics.webhookOutcome(answer.outcome);
-      if (answer.outcome === 'RECEIVED') ctx.status = 202;
-      ctx.body = { received: true, ...answer };
-    },
+        return deps.webhook.handle(input.body());
+      }),
   );
   return router;
+}
+
+/**
+ * Answers a payment webhook (the generic one, a provider's): what `handle` found, counted by outcome (an error by its
+ * code), 202 when the verdict comes later.
+ */
+export async function answerWebhook(
+  ctx: Context,
+  metrics: Pick<ApiMetrics, 'webhookOutcome'>,
+  handle: () => Promise<{ outcome: StripeWebhookOutcome }>,
+): Promise<void> {
+  let answer;
+  try {
+    answer = await handle();
+  } catch (err) {
+    metrics.webhookOutcome(errorCodeOf(err));
+    throw err;
+  }
+  metrics.webhookOutcome(answer.outcome);
+  if (answer.outcome === 'RECEIVED') ctx.status = 202;
+  ctx.body = { received: true, ...answer };
 }

@@ -5,7 +5,8 @@
  *
  * - single-flight: concurrent reads of one order share one query;
  * - a bounded per-order cache (LRU by entries) whose freshness follows the status: PENDING is never
- *   cached (it is about to change); AWAITING_PAYMENT at most `cacheMs` old (from when its query
+ *   cached (it is about to change), nor an order whose provider payment is not made yet;
+ *   AWAITING_PAYMENT at most `cacheMs` old (from when its query
  *   started) and never past its paymentDeadline; PAID, CANCELLED and FAILED never change, so they
  *   stay until evicted;
  * - `changed(orderNo)`: this process delivered a payment or a cancel; the cached answer and any
@@ -190,6 +191,8 @@ export class OrderStatusReader {
     if (status === 'PENDING') return;
     if (status === 'AWAITING_PAYMENT') {
       if (!this.cache || this.changing.has(orderNo)) return;
+      // Its payment at the provider is on its way (a moment after persisting): read again until it shows.
+      if (found.view.paymentProvider && !found.view.paymentIntent) return;
       const ttl = notified ? (this.options.notifiedCacheMs ?? this.options.cacheMs) : this.options.cacheMs;
       const expiresAt = Math.min(startedAt + ttl, Date.parse(found.view.paymentDeadline));
       if (expiresAt > Date.now()) this.cache.set(orderNo, { order: found, expiresAt });

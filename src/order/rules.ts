@@ -32,9 +32,22 @@ export type CancelReason = (typeof CANCEL_REASONS)[number];
 export const PAYMENT_OUTCOMES = ['APPLIED', 'REFUND_REQUIRED'] as const;
 export type PaymentOutcome = (typeof PAYMENT_OUTCOMES)[number];
 
-/** A payment row's outcome: RECEIVED from the webhook's first write until the verdict is written. */
-export const STORED_PAYMENT_OUTCOMES = ['RECEIVED', ...PAYMENT_OUTCOMES] as const;
+/**
+ * Where a REFUND_REQUIRED payment's refund stands at a provider that refunds through its API
+ * (Stripe): asked (REFUND_REQUESTED), then the provider's answer or refund webhook: REFUNDED, or
+ * REFUND_FAILED (an operator takes over). A payment through the generic webhook stays
+ * REFUND_REQUIRED for an operator.
+ */
+export const REFUND_STATES = ['REFUND_REQUESTED', 'REFUNDED', 'REFUND_FAILED'] as const;
+export type RefundState = (typeof REFUND_STATES)[number];
+
+/** A payment row's outcome: RECEIVED from the webhook's first write until the verdict is written, then the refund's. */
+export const STORED_PAYMENT_OUTCOMES = ['RECEIVED', ...PAYMENT_OUTCOMES, ...REFUND_STATES] as const;
 export type StoredPaymentOutcome = (typeof STORED_PAYMENT_OUTCOMES)[number];
+
+/** The payment providers an order can be paid through: the generic signed webhook, or Stripe (docs/api.md). */
+export const PAYMENT_PROVIDERS = ['generic', 'stripe'] as const;
+export type PaymentProviderName = (typeof PAYMENT_PROVIDERS)[number];
 
 /**
  * The webhook's answer: the verdict, DUPLICATE for an event already judged, or RECEIVED for an
@@ -42,6 +55,10 @@ export type StoredPaymentOutcome = (typeof STORED_PAYMENT_OUTCOMES)[number];
  */
 export const WEBHOOK_OUTCOMES = [...PAYMENT_OUTCOMES, 'DUPLICATE', 'RECEIVED'] as const;
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
+
+/** Stripe's webhook answers a payment as the generic one does; its other events are RECORDED or IGNORED. */
+export const STRIPE_WEBHOOK_OUTCOMES = [...WEBHOOK_OUTCOMES, 'RECORDED', 'IGNORED'] as const;
+export type StripeWebhookOutcome = (typeof STRIPE_WEBHOOK_OUTCOMES)[number];
 
 /**
  * Why a payment was not applied to its order. RECEIVED_AFTER_DEADLINE: recorded after the order's
@@ -158,16 +175,21 @@ export type Outcome<Payment = PaymentArrival> =
 
 /**
  * How the wait for a payment ended. A payment accepted before an operator's cancel wins: the money
- * was taken for a persisted order.
+ * was taken for a persisted order. An order whose provider refused to make its payment (nothing
+ * the shopper can pay) fails unless its shopper or an operator cancelled it first.
  */
 export function outcomeOfWait<Payment>(wait: {
   accepted: Payment | undefined;
   operatorCancelled: boolean;
   shopperCancelled: boolean;
+  /** Why the order's payment could not be made at its provider; undefined while it could. */
+  paymentUnavailable?: string | undefined;
 }): Outcome<Payment> {
   if (wait.accepted) return { status: 'PAID', payment: wait.accepted };
   if (wait.operatorCancelled) return { status: 'CANCELLED', reason: 'OPERATOR_CANCELLED' };
-  return { status: 'CANCELLED', reason: wait.shopperCancelled ? 'USER_CANCELLED' : 'PAYMENT_TIMEOUT' };
+  if (wait.shopperCancelled) return { status: 'CANCELLED', reason: 'USER_CANCELLED' };
+  if (wait.paymentUnavailable) return { status: 'FAILED', reason: wait.paymentUnavailable };
+  return { status: 'CANCELLED', reason: 'PAYMENT_TIMEOUT' };
 }
 
 function refund(refundReason: RefundReason): PaymentVerdict {

@@ -5,7 +5,7 @@
  * inventory, Temporal in the order client; the figures come from the shared invariant checker.
  */
 import type { OrderRow, PaymentListRow, SaleRow, Store } from '../db/store.js';
-import type { StoredOrderStatus, StoredPaymentOutcome } from '../order/contract.js';
+import type { PaymentProviderName, StoredOrderStatus, StoredPaymentOutcome } from '../order/contract.js';
 import {
   checkSaleInvariants,
   type Invariant,
@@ -65,6 +65,12 @@ export interface AdminPaymentView {
   outcome: StoredPaymentOutcome;
   refundReason: string | null;
   receivedAt: string;
+  provider: PaymentProviderName;
+  /** The provider's id of the payment (Stripe: the PaymentIntent). */
+  providerRef: string | null;
+  /** The provider's refund, once asked, and why the last attempt did not get one. */
+  refundId: string | null;
+  refundError: string | null;
 }
 
 export interface AdminSaleView {
@@ -236,6 +242,10 @@ function paymentView(row: PaymentListRow): AdminPaymentView {
     outcome: row.outcome,
     refundReason: row.refundReason,
     receivedAt: row.receivedAt.toISOString(),
+    provider: row.provider,
+    providerRef: row.providerRef,
+    refundId: row.refundId,
+    refundError: row.refundError,
   };
 }
 

@@ -20,7 +20,7 @@ import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
 import { ensureReconcileSchedule } from './reconcile-schedule.js';
 import { pinoRuntimeLogger } from './telemetry.js';
 import { createWorkerConnection, ensureSearchAttributes } from './worker-connection.js';
-import { createOrderWorker, startPromiseStarter, workerActivities } from './worker.js';
+import { createOrderWorker, startPromiseStarter, startRefundOwner, workerActivities } from './worker.js';
 
 const config = loadConfig();
 const logger = createLogger(config, 'worker');
@@ -100,11 +100,17 @@ const running = worker.run();
 // The owner of promised orders' starts, once the Worker polls (its starts are eager). On SIGTERM it
 // stops taking promises at once: another worker's owner takes its sales over within a lease.
 const starter = startPromiseStarter({ config, connection, store, redis, logger });
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void starter.stop());
+// Refunds through a provider's API (Stripe), where one is configured.
+const refunds = startRefundOwner({ config, store, logger });
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => {
+    void starter.stop();
+    void refunds?.stop();
+  });
 try {
   await running;
 } finally {
-  await starter.stop();
+  await Promise.all([starter.stop(), refunds?.stop()]);
   clocks.stop();
   await Promise.allSettled([
     connection.close(),

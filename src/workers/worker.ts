@@ -25,6 +25,10 @@ import { StartPacing } from '../order/start-pacing.js';
 import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
 import { activityMetricsInterceptor, temporalClockInterceptor } from './telemetry.js';
 import type { ClockWatch } from '../infra/clocks.js';
+import type { ProviderWithApi } from '../order/contract.js';
+import type { PaymentProviderApi } from '../payments/provider.js';
+import { RefundOwner, type RefundObserver, type RefundOwnerPacing } from '../payments/refunds.js';
+import { StripeProvider } from '../payments/stripe.js';
 
 /** What the worker runs: the order's activities, and the reconciler's where it has a Temporal client. */
 export type WorkerActivities = Activities & Partial<ReconcileActivities>;
@@ -34,18 +38,88 @@ export type WorkerActivities = Activities & Partial<ReconcileActivities>;
  * reconciler's too, which start forgotten promises and ask whether an order's workflow runs.
  */
 export function workerActivities(deps: {
-  config: Pick<AppConfig, 'temporal' | 'reservationGraceMs' | 'reconcileIntervalMs' | 'maxConcurrentStarts'>;
+  config: Pick<
+    AppConfig,
+    'temporal' | 'reservationGraceMs' | 'reconcileIntervalMs' | 'maxConcurrentStarts' | 'payments'
+  >;
   store: Store;
   redis: RedisClient;
   temporal?: Client;
 }): WorkerActivities {
   const { config, store, redis, temporal } = deps;
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
-  const orderActivities = createActivities({ store, inventory, changes: new OrderChangeNotifier(redis) });
+  const orderActivities = createActivities({
+    store,
+    inventory,
+    changes: new OrderChangeNotifier(redis),
+    providers: paymentProviders(config),
+  });
   if (!temporal) return orderActivities;
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
   const orders = OrderClient.withoutBreakers(temporal, config.temporal.taskQueue, pacing);
   return { ...orderActivities, ...createReconcileActivities({ store, inventory, orders }) };
+}
+
+/** The payment providers with an API whose keys are configured (src/payments/provider.ts). */
+export function paymentProviders(
+  config: Pick<AppConfig, 'payments'>,
+): Partial<Record<ProviderWithApi, PaymentProviderApi>> {
+  return config.payments.stripe ? { stripe: new StripeProvider(config.payments.stripe) } : {};
+}
+
+export interface RunningRefundOwner {
+  owner: RefundOwner;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the owner of refunds through providers' APIs (src/payments/refunds.ts) where a provider
+ * with an API is configured; null where none is (refunds stay REFUND_REQUIRED for an operator).
+ */
+export function startRefundOwner(options: {
+  config: Pick<AppConfig, 'payments'>;
+  store: Store;
+  logger: Logger;
+  meter?: MetricMeter;
+  pacing?: Partial<RefundOwnerPacing>;
+}): RunningRefundOwner | null {
+  const providers = paymentProviders(options.config);
+  if (Object.keys(providers).length === 0) return null;
+  const owner = new RefundOwner({
+    store: options.store,
+    providers,
+    logger: options.logger,
+    observer: refundMetrics(options.meter ?? Runtime.instance().metricMeter),
+    ...(options.pacing ? { pacing: options.pacing } : {}),
+  });
+  owner.start();
+  return { owner, stop: () => owner.stop() };
+}
+
+/** Names of the refund owner's metrics, served by the worker's Prometheus exporter (WORKER_METRICS_PORT). */
+export const REFUND_METRICS = {
+  asked: 'flash_refunds_asked',
+  waiting: 'flash_refunds_waiting',
+} as const;
+
+function refundMetrics(meter: MetricMeter): RefundObserver {
+  const asked = meter.createCounter(
+    REFUND_METRICS.asked,
+    '',
+    'Refunds asked of a provider, by the answer (REFUND_REQUESTED, REFUNDED, REFUND_FAILED; RETRY: no answer)',
+  );
+  const waiting = meter.createGauge(
+    REFUND_METRICS.waiting,
+    'int',
+    '',
+    "Payments through a provider's API by refund state: REFUND_REQUIRED (to ask), REFUND_REQUESTED (asked), REFUND_FAILED (an operator's)",
+  );
+  return {
+    asked: (outcome) => asked.add(1, { outcome }),
+    waiting: (counts) => {
+      for (const [state, count] of Object.entries(counts)) waiting.set(count, { state });
+    },
+  };
 }
 
 export interface OrderWorkerOptions {

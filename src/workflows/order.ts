@@ -17,6 +17,11 @@
  *                       then release the reservation (Redis); an accepted payment is refunded
  *            and every payment that was not applied is recorded REFUND_REQUIRED.
  *
+ * An order paid through a provider with an API (input.paymentProvider: Stripe) also has its
+ * payment made there once persisted (openPayment, while the wait goes on; a refusal fails the
+ * order), and closed there when the order is cancelled or fails (closePayment), beside the
+ * closing steps above so a slow provider never holds back the stock.
+ *
  * Payments and cancels arrive as Updates. A payment is judged by when MySQL recorded it
  * (receivedAt), not by when it is delivered (src/order/rules.ts), because the SDK runs an
  * activation's Updates before its timer and a delivery can come late.
@@ -89,6 +94,15 @@ const {
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
+/**
+ * The provider's API: its requests wait and retry (capped at a minute) for as long as it is away.
+ * openPayment's wait ends with the order's decision; closePayment's when the provider answers.
+ */
+const { openPayment, closePayment } = proxyActivities<Activities>({
+  startToCloseTimeout: '15s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
+});
+
 type Refund = PaymentReceived & { reason: RefundReason };
 
 export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
@@ -115,6 +129,10 @@ class OrderRun {
   private settling = false;
   /** Payments that were not applied, to be recorded REFUND_REQUIRED. */
   private readonly refunds: Refund[] = [];
+  /** The opening of the order's payment at its provider, while it runs; cancelled once the outcome is decided. */
+  private paymentOpening: CancellationScope | undefined;
+  /** Why the provider would not make the order's payment: the order cannot be paid. */
+  private paymentUnavailable: string | undefined;
 
   constructor(private readonly input: OrderInput) {
     // Until persisted, the earliest the deadline can be; persistOrder moves it to when the order
@@ -185,18 +203,57 @@ class OrderRun {
       return this.persistFailed(err);
     }
     this.state.status = 'AWAITING_PAYMENT';
+    this.openProviderPayment();
     // At least 1 ms: a zero timeout would mean "no timer".
     const remainingMs = Math.max(1, Date.parse(this.state.paymentDeadline) - Date.now());
     try {
-      await condition(() => this.accepted !== undefined || this.cancelRequested, remainingMs);
+      await condition(
+        () => this.accepted !== undefined || this.cancelRequested || this.paymentUnavailable !== undefined,
+        remainingMs,
+      );
     } catch (err) {
       if (!isCancellation(err)) throw err;
       this.operatorCancellation = err;
     }
+    // Decided: an opening still retrying against a provider that is away stops here.
+    this.paymentOpening?.cancel();
     return outcomeOfWait({
       accepted: this.accepted,
       operatorCancelled: this.operatorCancellation !== undefined,
       shopperCancelled: this.cancelRequested,
+      paymentUnavailable: this.paymentUnavailable,
+    });
+  }
+
+  /** Starts making the order's payment at its provider, beside the wait; its handle goes into the state. */
+  private openProviderPayment(): void {
+    const provider = this.input.paymentProvider;
+    if (!provider) return;
+    this.paymentOpening = new CancellationScope();
+    this.paymentOpening
+      .run(() => openPayment({ provider, orderNo: this.input.orderNo, amountCents: this.state.totalCents }))
+      .then(
+        (intent) => {
+          this.state.paymentIntent = intent;
+        },
+        (err: unknown) => {
+          if (!isCancellation(err)) this.paymentUnavailable = describeFailure(err);
+        },
+      );
+  }
+
+  /**
+   * Closes the order's payment at its provider so it can no longer be paid; with no handle (the
+   * opening never answered) the activity finds the order's one payment by its idempotency key.
+   */
+  private async closeProviderPayment(): Promise<void> {
+    const provider = this.input.paymentProvider;
+    if (!provider || !this.paymentOpening || this.paymentUnavailable) return;
+    await closePayment({
+      provider,
+      orderNo: this.input.orderNo,
+      amountCents: this.state.totalCents,
+      ...(this.state.paymentIntent ? { paymentIntentId: this.state.paymentIntent.id } : {}),
     });
   }
 
@@ -243,13 +300,19 @@ class OrderRun {
 
   private async closeCancelled(reason: CancelReason): Promise<void> {
     const cancelledAt = new Date().toISOString();
+    // The provider's door closes beside the order's own steps (a payment it already took is found below).
+    const providerClosed = this.closeProviderPayment();
     this.settling = true;
     const found = await cancelUnpaidOrder({ orderNo: this.input.orderNo, reason, cancelledAt });
     this.settling = false;
-    if (found.outcome === 'PAID_IN_TIME') return this.payRecordedInTime(found.payment);
-    await releaseReservation(this.reservation);
-    this.state.cancelReason = reason;
-    this.state.status = 'CANCELLED';
+    if (found.outcome === 'PAID_IN_TIME') {
+      await this.payRecordedInTime(found.payment);
+    } else {
+      await releaseReservation(this.reservation);
+      this.state.cancelReason = reason;
+      this.state.status = 'CANCELLED';
+    }
+    await providerClosed;
   }
 
   /** A payment recorded in time that the order had not been delivered yet pays it after all. */
@@ -277,6 +340,8 @@ class OrderRun {
       this.refunds.push({ ...payment, reason: 'ORDER_FAILED' });
     }
     this.state.status = 'FAILED';
+    // Nothing more may be paid for a failed order; a payment it accepted has its refund recorded.
+    if (!this.accepted) await this.closeProviderPayment();
   }
 
   /** Records every payment that was not applied, including any that arrive while doing so. */

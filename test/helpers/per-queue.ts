@@ -17,6 +17,7 @@ import { RedisInventory } from '../../src/inventory/redis-inventory.js';
 import { testConfig } from './env.js';
 import { listen } from './http.js';
 import { startTestWorker, type TestWorker, type WrapActivities } from './worker.js';
+import type { RefundOwnerPacing } from '../../src/payments/refunds.js';
 
 export interface PerQueueTestbed {
   config: AppConfig;
@@ -28,7 +29,10 @@ export interface PerQueueTestbed {
    * A production worker on `taskQueue`, running until close(), with the owner of promised orders'
    * starts beside it unless `starter: false` (a test that shows what happens before anything starts them).
    */
-  startWorker(taskQueue: string, options?: { wrapActivities?: WrapActivities; starter?: boolean }): Promise<void>;
+  startWorker(
+    taskQueue: string,
+    options?: { wrapActivities?: WrapActivities; starter?: boolean; refunds?: Partial<RefundOwnerPacing> },
+  ): Promise<void>;
   /** The API on `taskQueue` (with `substitutes` in place of its own parts when given); its base URL. */
   serve(taskQueue: string, substitutes?: ApiSubstitutes): Promise<string>;
   /** Closes every server and worker it started, then the clients. */
@@ -49,7 +53,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
     redis,
     inventory: new RedisInventory(redis, config.temporal.taskQueue),
     temporal,
-    async startWorker(taskQueue, { wrapActivities, starter } = {}) {
+    async startWorker(taskQueue, { wrapActivities, starter, refunds } = {}) {
       workers.push(
         await startTestWorker({
           config: onQueue(taskQueue),
@@ -57,6 +61,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
           redis,
           ...(wrapActivities ? { wrapActivities } : {}),
           ...(starter === false ? { starter } : {}),
+          ...(refunds ? { refunds } : {}),
         }),
       );
     },

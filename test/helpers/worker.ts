@@ -11,10 +11,13 @@ import type { Activities } from '../../src/activities/index.js';
 import {
   createOrderWorker,
   startPromiseStarter,
+  startRefundOwner,
   workerActivities,
   type OrderWorkerOptions,
   type RunningPromiseStarter,
+  type RunningRefundOwner,
 } from '../../src/workers/worker.js';
+import type { RefundOwnerPacing } from '../../src/payments/refunds.js';
 
 /** Wraps the real activities to inject faults around them (never instead of them). */
 export type WrapActivities = (real: Activities) => Partial<Activities>;
@@ -23,6 +26,8 @@ export interface TestWorker {
   worker: Worker;
   /** The owner of promised orders' starts; null when the test starts orders by hand (`starter: false`). */
   starter: RunningPromiseStarter | null;
+  /** The owner of refunds through a provider's API, where one is configured (as in the worker process). */
+  refunds: RunningRefundOwner | null;
   /** Stops the owner, stops polling, lets in-flight activities finish, closes the connection it opened. */
   close(): Promise<void>;
 }
@@ -35,6 +40,12 @@ export async function startTestWorker(
       wrapActivities?: WrapActivities;
       /** false: no owner of starts (a test that starts its orders itself, or checks that nothing else does). */
       starter?: boolean;
+      /**
+       * The owner of refunds through a provider's API, as the worker process runs it where one is configured: opt-in
+       * here (its pacing; default a look every 200 ms, retries from 300 ms), since it takes every such refund in the
+       * shared database, not only this file's.
+       */
+      refunds?: Partial<RefundOwnerPacing>;
     },
 ): Promise<TestWorker> {
   const own = options.connection
@@ -61,10 +72,20 @@ export async function startTestWorker(
           redis: options.redis,
           logger: createLogger({ logLevel: 'warn' }, 'worker'),
         });
+  const refunds = options.refunds
+    ? startRefundOwner({
+        config: options.config,
+        store: options.store,
+        logger: createLogger({ logLevel: 'warn' }, 'worker'),
+        pacing: { everyMs: 200, firstBackoffMs: 300, ...options.refunds },
+      })
+    : null;
   return {
     worker,
     starter,
+    refunds,
     async close() {
+      await refunds?.stop();
       await starter?.stop();
       worker.shutdown();
       await running;

@@ -1,0 +1,166 @@
+/**
+ * The owner of refunds through a provider's API (docs/fault-tolerance.md, "Refunds"), one per
+ * worker process. Every REFUND_REQUIRED payment of such a provider, whoever recorded it (the order's
+ * workflow, or the webhook's owner for an order that never existed), is refunded:
+ *
+ *   take     the row is due (MySQL's clock): claimRefund leases it to one owner for LEASE_MS
+ *   ask      provider.refund, with an idempotency key per payment event: a retry after a lost
+ *            answer, or by another owner after this one died, returns the same refund
+ *   record   the provider's answer: REFUND_REQUESTED (pending), REFUNDED, or REFUND_FAILED when the
+ *            provider refused the request as invalid (an operator takes over); no answer (a
+ *            timeout, a 5xx): due again after a backoff (2 s doubling to 5 min), asked again
+ *
+ * The provider's refund webhooks move REFUND_REQUESTED on (Store.recordRefundProgress, forwards
+ * only). Nothing here is in memory only: a killed owner leaves rows that are due again when their
+ * lease ends.
+ */
+import type { PaymentRow, Store } from '../db/store.js';
+import type { Logger } from '../infra/logger.js';
+import type { ProviderWithApi } from '../order/contract.js';
+import { ProviderRefusal, type PaymentProviderApi } from './provider.js';
+
+export interface RefundOwnerPacing {
+  /** How often due refunds are looked for. */
+  everyMs: number;
+  /** How long a taken refund is this owner's (longer than a provider call may take). */
+  leaseMs: number;
+  /** The first retry after an unanswered request, doubling up to maxBackoffMs. */
+  firstBackoffMs: number;
+  maxBackoffMs: number;
+  /** Refunds asked at once, and taken per look. */
+  concurrency: number;
+  batch: number;
+}
+
+export const DEFAULT_REFUND_PACING: RefundOwnerPacing = {
+  everyMs: 2_000,
+  leaseMs: 30_000,
+  firstBackoffMs: 2_000,
+  maxBackoffMs: 300_000,
+  concurrency: 4,
+  batch: 50,
+};
+
+/** Told of each refund asked (its outcome) and of the refunds waiting (the worker's metrics). */
+export interface RefundObserver {
+  asked(outcome: 'REFUND_REQUESTED' | 'REFUNDED' | 'REFUND_FAILED' | 'RETRY'): void;
+  waiting(counts: Record<'REFUND_REQUIRED' | 'REFUND_REQUESTED' | 'REFUND_FAILED', number>): void;
+}
+
+export class RefundOwner {
+  private readonly pacing: RefundOwnerPacing;
+  private timer: NodeJS.Timeout | undefined;
+  private pass: Promise<number> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly deps: {
+      store: Store;
+      providers: Partial<Record<ProviderWithApi, PaymentProviderApi>>;
+      logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
+      observer?: RefundObserver;
+      pacing?: Partial<RefundOwnerPacing>;
+    },
+  ) {
+    this.pacing = { ...DEFAULT_REFUND_PACING, ...deps.pacing };
+  }
+
+  start(): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setInterval(() => {
+      if (!this.pass) void this.runOnce();
+    }, this.pacing.everyMs);
+    this.timer.unref();
+  }
+
+  /** Stops looking and waits for the pass under way (each request is bounded by the provider's timeout). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.pass;
+  }
+
+  /** One look: takes the refunds due and asks for them; how many were asked. Never throws. */
+  runOnce(): Promise<number> {
+    this.pass ??= this.refundDue().finally(() => (this.pass = undefined));
+    return this.pass;
+  }
+
+  private async refundDue(): Promise<number> {
+    let rows: PaymentRow[];
+    try {
+      rows = await this.deps.store.refundsDue(this.pacing.batch);
+      if (this.deps.observer) this.deps.observer.waiting(await this.deps.store.providerRefundCounts());
+    } catch (err) {
+      // MySQL is away: the refunds are safe in their rows; the next look finds them.
+      this.deps.logger?.warn({ err: describe(err) }, 'could not look for refunds due; looking again shortly');
+      return 0;
+    }
+    let asked = 0;
+    const queue = [...rows];
+    const lanes = Array.from({ length: Math.min(this.pacing.concurrency, queue.length) }, async () => {
+      for (let row = queue.shift(); row && !this.stopped; row = queue.shift()) if (await this.refund(row)) asked++;
+    });
+    await Promise.all(lanes);
+    return asked;
+  }
+
+  /** Takes one refund and asks its provider; false when another owner had it. */
+  private async refund(row: PaymentRow): Promise<boolean> {
+    const { store, logger, observer } = this.deps;
+    try {
+      if (!(await store.claimRefund(row.eventId, this.pacing.leaseMs))) return false;
+      const provider = row.provider === 'generic' ? undefined : this.deps.providers[row.provider];
+      if (!provider) {
+        // Its keys were removed: kept for when they are back (an operator can refund by hand meanwhile).
+        await store.deferRefund(row.eventId, this.pacing.maxBackoffMs, `provider ${row.provider} is not configured`);
+        return true;
+      }
+      const attempts = row.refundAttempts + 1;
+      try {
+        const progress = await provider.refund(row);
+        await store.recordRefundProgress({ eventId: row.eventId }, progress);
+        observer?.asked(progress.state);
+        logger?.info({ eventId: row.eventId, orderNo: row.orderNo, ...progress }, 'refund asked of the provider');
+      } catch (err) {
+        if (err instanceof ProviderRefusal) {
+          await store.recordRefundProgress(
+            { eventId: row.eventId },
+            { state: 'REFUND_FAILED', refundId: null, error: err.message },
+          );
+          observer?.asked('REFUND_FAILED');
+          logger?.error(
+            { eventId: row.eventId, orderNo: row.orderNo, err: err.message },
+            'the provider refused the refund; an operator must refund this payment',
+          );
+        } else {
+          await store.deferRefund(row.eventId, this.backoff(attempts), describe(err));
+          observer?.asked('RETRY');
+          logger?.warn(
+            { eventId: row.eventId, attempts, err: describe(err) },
+            'refund not answered; asking again later',
+          );
+        }
+      }
+      return true;
+    } catch (err) {
+      // MySQL failed around the request: the lease ends and the row is due again (the key dedupes the ask).
+      logger?.warn(
+        { eventId: row.eventId, err: describe(err) },
+        'refund not recorded; it is due again after its lease',
+      );
+      return false;
+    }
+  }
+
+  /** 2 s, 4 s, 8 s … up to maxBackoffMs, with ±20 % jitter so one outage's retries spread out. */
+  private backoff(attempts: number): number {
+    const base = Math.min(this.pacing.maxBackoffMs, this.pacing.firstBackoffMs * 2 ** Math.max(0, attempts - 1));
+    return Math.round(base * (0.8 + Math.random() * 0.4));
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message.slice(0, 300) : String(err).slice(0, 300);
+}
