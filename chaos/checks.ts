@@ -325,10 +325,9 @@ export async function checkAfterFault(
         delivered: delivered.length,
         gaveUp: traffic.events.filter((e) => e.answer.status === 'gave-up').length,
         applied: applied.length,
-        refundRequired: payments.filter((p) => p.outcome === 'REFUND_REQUIRED').length,
-        refundReasons: countBy(
-          payments.flatMap((p) => (p.outcome === 'REFUND_REQUIRED' ? [p.refundReason ?? 'none'] : [])),
-        ),
+        // Kept for a refund, whatever became of the refund since (a provider's: REFUND_REQUESTED, REFUNDED, …).
+        refundRequired: payments.filter(isRefund).length,
+        refundReasons: countBy(payments.flatMap((p) => (isRefund(p) ? [p.refundReason ?? 'none'] : []))),
         unsettled: unsettled.length,
       },
       cancels: traffic.cancels.length,
@@ -911,4 +910,9 @@ export async function checkSaleThroughFreeze(
       },
     },
   };
+}
+
+/** A payment judged not to be applied: REFUND_REQUIRED, or further on its refund. */
+function isRefund(payment: { outcome: string }): boolean {
+  return payment.outcome !== 'APPLIED' && payment.outcome !== 'RECEIVED';
 }

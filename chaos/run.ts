@@ -35,6 +35,9 @@
  * answered 503 (MySQL is up): checkPaymentsByArrival in chaos/checks.ts. worker-ahead-payments
  * freezes nothing: the worker runs under faketime 10 s ahead of every other clock while the same
  * payments are sent around the same deadlines, judged the same way.
+ * One round (not in --quick) hangs the payment provider: stripe-freeze-sale freezes Stripe's API
+ * (stripe-mock) 30 s behind an API selling through Stripe, while shoppers check out, pay by
+ * Stripe's event and cancel (chaos/stripe-round.ts).
  * Duplicate, wrong-amount, second, early and late webhooks flow during every fault, and shoppers
  * read their orders. After each,
  * it waits until the sale is quiet (a reconcile run included), checks the invariants against
@@ -110,6 +113,9 @@ import {
   type TrafficResult,
 } from './shoppers.js';
 import { StartPacing } from '../src/order/start-pacing.js';
+import { loadToolPaths } from '../stack/services.js';
+import { startStripeMock, type RunningStripeMock } from '../stack/stripe-mock.js';
+import { STRIPE_FREEZE_CHECKS, stripeFreezeRound } from './stripe-round.js';
 
 const KILLS = [
   'api-kill',
@@ -126,7 +132,9 @@ const PAYMENT_FREEZES = ['worker-freeze-payments', 'temporal-freeze-payments', '
 const WORKER_AHEAD_MS = 10_000;
 /** Long freezes mid-sale, shoppers checking out and reading their orders throughout (full run only). */
 const SALE_FREEZES = ['temporal-freeze-sale', 'worker-freeze-sale', 'mariadb-freeze-sale'] as const;
-const FAULTS = [...KILLS, ...FREEZES, ...PAYMENT_FREEZES, ...SALE_FREEZES] as const;
+/** The payment provider's API hung mid-sale (full run only). */
+const PROVIDER_FREEZES = ['stripe-freeze-sale'] as const;
+const FAULTS = [...KILLS, ...FREEZES, ...PAYMENT_FREEZES, ...SALE_FREEZES, ...PROVIDER_FREEZES] as const;
 type Fault = (typeof FAULTS)[number];
 type Freeze = (typeof FREEZES)[number];
 type PaymentFreeze = (typeof PAYMENT_FREEZES)[number];
@@ -227,6 +235,8 @@ interface FaultResult extends ChaosVerdict {
   payments?: PaymentFreezeVerdict;
   /** Freezes the sale goes on through (SALE_GOES_ON): checkouts and reads answered, whole payment windows. */
   sale?: SaleFreezeVerdict;
+  /** The Stripe round: what went on while Stripe hung, and what it did once back. */
+  stripe?: { checks: Record<string, boolean>; figures: Record<string, unknown>; violations: string[] };
 }
 
 interface GrayFigures extends FreezeAnswers, ApiCounters {
@@ -241,6 +251,9 @@ const workDir = mkdtempSync(join(tmpdir(), 'flash-chaos-'));
 /** Supervised processes (by name) whose next start runs with its wall clock this far ahead. */
 const clockAheadMs = new Map<string, number>();
 let stack: RunningStack | undefined;
+let stripeMock: RunningStripeMock | undefined;
+/** Stripe's webhook signing secret for the suite's APIs and its simulated Stripe. */
+const STRIPE_WEBHOOK_SECRET = 'whsec_chaos';
 const apps: Supervised[] = [];
 
 async function main(): Promise<number> {
@@ -270,6 +283,19 @@ async function main(): Promise<number> {
     // No load balancer to drain from: an API stops at once.
     SHUTDOWN_DRAIN: '0s',
   };
+  if (faults.includes('stripe-freeze-sale')) {
+    // Stripe's keys everywhere (the generic orders of the other rounds make no call to it); one API sells through it.
+    stripeMock = await startStripeMock({
+      tools: loadToolPaths(),
+      dataDir: join(workDir, 'stripe-mock'),
+      port: await freePort(),
+    });
+    Object.assign(env, {
+      ...stripeMock.env,
+      STRIPE_SECRET_KEY: 'sk_test_chaos',
+      STRIPE_WEBHOOK_SECRET,
+    });
+  }
   const config = loadConfig(env);
   const pool = createMysqlPool(config);
   await migrate(pool);
@@ -357,12 +383,30 @@ async function main(): Promise<number> {
     apiUrls,
     targets: { apis, worker, servers, say, aofWatch: undefined },
     workerHealthUrl: `http://127.0.0.1:${workerHealthPort}/readyz`,
+    async startStripeApi() {
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const api = app('api-stripe', 'src/api/main.ts', { PORT: String(port), PAYMENT_PROVIDER: 'stripe' }, async () => {
+        await waitFor(async () => (await fetch(`${url}/healthz`)).ok, {
+          what: 'api-stripe healthy',
+          timeoutMs: 60_000,
+          intervalMs: 100,
+          retryErrors: true,
+        });
+      });
+      await api.start();
+      return { url, stop: () => api.stop(5_000) };
+    },
   };
   try {
     for (const fault of faults) {
       say(`── ${fault} ──`);
       if (isPaymentFreeze(fault)) {
         results.push(await paymentFreezeRound(fault, roundContext));
+        continue;
+      }
+      if (fault === 'stripe-freeze-sale') {
+        results.push(await stripeRound(roundContext));
         continue;
       }
       const sku = `CHAOS-${fault.toUpperCase()}-${Date.now().toString(36)}`;
@@ -572,12 +616,14 @@ async function main(): Promise<number> {
           ...(r.gray ? { answeredInTime: r.gray.answeredInTime } : {}),
           ...(r.payments?.checks ?? {}),
           ...(r.sale?.checks ?? {}),
+          ...(r.stripe?.checks ?? {}),
         },
         figures: r.figures,
         seconds: r.seconds,
         ...(r.gray ? { gray: r.gray } : {}),
         ...(r.payments ? { payments: { figures: r.payments.figures, violations: r.payments.violations } } : {}),
         ...(r.sale ? { sale: { figures: r.sale.figures, violations: r.sale.violations } } : {}),
+        ...(r.stripe ? { stripe: { figures: r.stripe.figures, violations: r.stripe.violations } } : {}),
       },
     ]),
   );
@@ -590,6 +636,8 @@ async function main(): Promise<number> {
   if (results.some((r) => r.gray)) console.log(`\n${grayTable(results)}`);
   if (results.some((r) => r.payments)) console.log(`\n${paymentsTable(results)}`);
   if (results.some((r) => r.sale)) console.log(`\n${saleTable(results)}`);
+  for (const r of results.filter((result) => result.stripe))
+    console.log(`\n${r.fault}: ${JSON.stringify(r.stripe?.checks)}\n  ${JSON.stringify(r.stripe?.figures)}`);
   say(
     `results in ${file}${previous ? ` (merged: ${results.map((r) => r.fault).join(', ')}; the other faults' entries kept)` : ''}`,
   );
@@ -704,6 +752,8 @@ async function inject(
       return kill(server('temporal'));
     case 'worker-ahead-payments':
       return undefined; // a clock, not a process, is at fault (restartWorkerWithClockAhead)
+    case 'stripe-freeze-sale':
+      return undefined; // stripeRound freezes Stripe's API itself, between its phases
   }
 }
 
@@ -719,6 +769,75 @@ interface RoundContext {
   apiUrls: string[];
   targets: Targets;
   workerHealthUrl: string;
+  /** Starts an API selling through Stripe (PAYMENT_PROVIDER=stripe), for the Stripe round only. */
+  startStripeApi(): Promise<{ url: string; stop(): Promise<void> }>;
+}
+
+/**
+ * The Stripe round (chaos/stripe-round.ts) on an API of its own that sells through Stripe; then, once the sale is
+ * quiet, the invariants every round checks.
+ */
+async function stripeRound(ctx: RoundContext): Promise<FaultResult> {
+  const { store, redis, inventory, temporal, sales, auth, config, orders } = ctx;
+  const deps = { store, redis, inventory, temporal };
+  const mock = stripeMock;
+  if (!mock) throw new Error('stripe-mock is not running');
+  const api = await ctx.startStripeApi();
+  try {
+    const stripe = await stripeFreezeRound({
+      store,
+      temporal,
+      sales,
+      auth,
+      config,
+      apiUrl: api.url,
+      webhookSecret: STRIPE_WEBHOOK_SECRET,
+      freezeStripe: () => {
+        say(`SIGSTOP stripe-mock (pid ${mock.process.pid})`);
+        process.kill(mock.process.pid, 'SIGSTOP');
+      },
+      thawStripe: () => {
+        process.kill(mock.process.pid, 'SIGCONT');
+        say('SIGCONT stripe-mock');
+      },
+      say,
+    });
+    const repairedSeconds = await waitForRepair(
+      deps,
+      stripe.sku,
+      stripe.freeze.from,
+      settings.quiescenceTimeoutMs,
+      orders,
+    );
+    const quietSeconds = await waitForQuiescence(deps, stripe.sku, stripe.accepted, settings.quiescenceTimeoutMs);
+    const verdict = await checkAfterFault(deps, stripe.sku, 1, stripe.result, new Date(stripe.t0), () =>
+      sameKeySameOrder(stripe.plan, stripe.result),
+    );
+    const violated = [
+      ...CHAOS_CHECKS.filter((c) => !verdict.checks[c]),
+      ...STRIPE_FREEZE_CHECKS.filter((c) => !stripe.checks[c]),
+    ];
+    const ok = violated.length === 0;
+    say(
+      `stripe-freeze-sale: ${ok ? 'all invariants hold' : `VIOLATED: ${violated.join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`,
+    );
+    say(`  ${JSON.stringify(verdict.figures)}`);
+    say(`  stripe: ${JSON.stringify(stripe.figures)}`);
+    for (const violation of stripe.violations) say(`  ${violation}`);
+    return {
+      fault: 'stripe-freeze-sale',
+      ok,
+      ...verdict,
+      seconds: {
+        burst: round((Date.now() - stripe.t0) / 1000),
+        storesAgreeAfterFault: round(repairedSeconds),
+        quiet: round(quietSeconds),
+      },
+      stripe: { checks: stripe.checks, figures: stripe.figures, violations: stripe.violations },
+    };
+  } finally {
+    await api.stop();
+  }
 }
 
 /**
@@ -1031,6 +1150,10 @@ const frozen = new Set<Supervised>();
 
 async function cleanup(): Promise<void> {
   for (const target of frozen) target.kill('SIGCONT');
+  if (stripeMock) {
+    process.kill(stripeMock.process.pid, 'SIGCONT');
+    await stripeMock.process.stop();
+  }
   for (const a of [...apps].reverse()) await a.stop(5_000);
   await stack?.stop();
   if (!args.keep) rmSync(workDir, { recursive: true, force: true });

@@ -453,7 +453,7 @@ type Call =
  * well-behaved client or payment provider does. Every attempt is recorded in `result.requests`,
  * with the order it was about (`orderNo`, else the one its answer names) and an error's code.
  */
-async function retrying(
+export async function retrying(
   plan: TrafficPlan,
   kind: RequestKind,
   result: TrafficResult,

@@ -9,14 +9,14 @@
 #   - with --test-server (npm test passes it): Temporal's time-skipping test server, from Maven Central
 #   - redis-server and mariadbd, from Debian packages
 #   - with --test-server: chromium, from Debian packages (the dashboard's browser test)
-#   - with --test-server, or when PAYMENT_PROVIDER=stripe: stripe-mock, Stripe's own mock of its API,
+#   - with --test-server or --stripe-mock, or when PAYMENT_PROVIDER=stripe: stripe-mock, Stripe's own mock of its API,
 #     built with `go install` at a pinned version (the Stripe adapter's tests and local walk-through)
 #   - with --test-server, or when OTEL_TRACES_EXPORTER=zipkin (tracing on `npm start`): Zipkin's
 #     server, the local trace viewer, from Maven Central (its self-contained `exec` jar)
 # Tools are cached by version outside the repo, so a fresh clone on a warm machine is fast.
 # Prints each step and its time; fails naming the missing toolchain or the registry's error.
 #
-# Usage: bash scripts/install-tools.sh [--test-server]
+# Usage: bash scripts/install-tools.sh [--test-server] [--faketime] [--stripe-mock]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,13 +30,16 @@ TEST_SERVER_VERSION="$(sed -n 's:.*<temporal.test-server.version>\(.*\)</tempora
 
 WITH_TEST_SERVER=0
 WITH_FAKETIME=0
+WITH_STRIPE_MOCK=0
 for arg in "$@"; do
   case "$arg" in
     # The tests need everything: the time-skipping server, Chromium and faketime.
     --test-server) WITH_TEST_SERVER=1; WITH_FAKETIME=1 ;;
     # The fault suite runs a process under a skewed clock.
     --faketime) WITH_FAKETIME=1 ;;
-    *) die "unknown argument '$arg' (usage: bash scripts/install-tools.sh [--test-server] [--faketime])" ;;
+    # The fault suite's Stripe round.
+    --stripe-mock) WITH_STRIPE_MOCK=1 ;;
+    *) die "unknown argument '$arg' (usage: bash scripts/install-tools.sh [--test-server] [--faketime] [--stripe-mock])" ;;
   esac
 done
 
@@ -290,7 +293,7 @@ STRIPE_MOCK_DIR="$CACHE/stripe-mock-$STRIPE_MOCK_VERSION"
 step_start "stripe-mock $STRIPE_MOCK_VERSION"
 if [ -x "$STRIPE_MOCK_DIR/stripe-mock" ] && [ -f "$STRIPE_MOCK_DIR/.complete" ]; then
   step_done "cached at $STRIPE_MOCK_DIR/stripe-mock"
-elif [ "$WITH_TEST_SERVER" = 0 ] && [ "${PAYMENT_PROVIDER:-}" != stripe ]; then
+elif [ "$WITH_TEST_SERVER" = 0 ] && [ "$WITH_STRIPE_MOCK" = 0 ] && [ "${PAYMENT_PROVIDER:-}" != stripe ]; then
   step_done "skipped (only the tests and PAYMENT_PROVIDER=stripe npm start need it)"
 else
   need go "Go is not installed; stripe-mock is built with 'go install' (Debian: apt-get install golang)"

@@ -6,10 +6,9 @@
  * provider calls it expects, so a missing piece of the adapter fails it.
  */
 import { randomUUID } from 'node:crypto';
-import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
-import { stripeIdempotencyKeys } from '../src/payments/stripe.js';
+import { signedStripeEvent, stripeIdempotencyKeys, stripeSucceededIntent } from '../src/payments/stripe.js';
 import { waitFor } from '../stack/wait-for.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { httpRequest, type HttpReply } from './helpers/http.js';
@@ -46,33 +45,17 @@ afterAll(async () => {
   await stripeApi?.stop();
 });
 
-/** A Stripe event, signed as Stripe signs it (the SDK's test helper) with this file's endpoint secret. */
+/** A Stripe event, signed as Stripe signs it with this file's endpoint secret (or `secret`), sent to the API. */
 async function sendStripeEvent(
   type: string,
   object: Record<string, unknown>,
   options: { eventId?: string; secret?: string } = {},
 ): Promise<HttpReply> {
-  const payload = JSON.stringify({
-    id: options.eventId ?? `evt_${randomUUID().replaceAll('-', '')}`,
-    object: 'event',
-    api_version: '2026-10-28.endive',
-    created: Math.floor(Date.now() / 1000),
-    type,
-    data: { object },
-  });
-  const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret: options.secret ?? WEBHOOK_SECRET });
+  const { payload, signature } = signedStripeEvent(options.secret ?? WEBHOOK_SECRET, type, object, options.eventId);
   return httpRequest(api, 'POST', '/api/payments/stripe', { raw: payload, headers: { 'stripe-signature': signature } });
 }
 
-const succeeded = (orderNo: string, intentId: string, amount: number) => ({
-  id: intentId,
-  object: 'payment_intent',
-  amount,
-  amount_received: amount,
-  currency: 'usd',
-  status: 'succeeded',
-  metadata: { orderNo },
-});
+const succeeded = stripeSucceededIntent;
 
 /** A shopper's checkout of one unit, and its order once its PaymentIntent shows in the order view. */
 async function checkoutWithIntent(): Promise<{

@@ -15,6 +15,7 @@
  * - Webhooks come duplicated, out of order and for days: events are recorded by their id, refunds
  *   only move forwards (Store.recordRefundProgress).
  */
+import { randomUUID } from 'node:crypto';
 import Stripe from 'stripe';
 import type { StripeSettings } from '../config/index.js';
 import type { RefundProgress } from '../db/store.js';
@@ -198,6 +199,40 @@ export class StripeEvents {
     }
     return translateStripeEvent(event);
   }
+}
+
+/**
+ * A Stripe event and its Stripe-Signature, signed as Stripe signs (the SDK's test-header helper): what the tests, the
+ * fault suite and the README's walk-through send to POST /api/payments/stripe.
+ */
+export function signedStripeEvent(
+  secret: string,
+  type: string,
+  object: Record<string, unknown>,
+  eventId = `evt_${randomUUID().replaceAll('-', '')}`,
+): { payload: string; signature: string } {
+  const payload = JSON.stringify({
+    id: eventId,
+    object: 'event',
+    api_version: STRIPE_API_VERSION,
+    created: Math.floor(Date.now() / 1000),
+    type,
+    data: { object },
+  });
+  return { payload, signature: Stripe.webhooks.generateTestHeaderString({ payload, secret }) };
+}
+
+/** A succeeded PaymentIntent of an order, as Stripe's `payment_intent.succeeded` carries it. */
+export function stripeSucceededIntent(orderNo: string, intentId: string, amountCents: number): Record<string, unknown> {
+  return {
+    id: intentId,
+    object: 'payment_intent',
+    amount: amountCents,
+    amount_received: amountCents,
+    currency: 'usd',
+    status: 'succeeded',
+    metadata: { [ORDER_NO_METADATA]: orderNo },
+  };
 }
 
 /** The ProviderEvent a verified Stripe event is. */
