@@ -19,8 +19,8 @@ import { startStripeMock, type RunningStripeMock } from '../stack/stripe-mock.js
 
 /** The local walk-through's Stripe keys: stripe-mock takes any test key; the secret signs the README's events. */
 const LOCAL_STRIPE_KEYS = {
-  STRIPE_SECRET_KEY: 'sk_test_local_stripe_mock',
-  STRIPE_WEBHOOK_SECRET: 'whsec_local_stripe_mock',
+  STRIPE_SECRET_KEY: 'sk_test_localstripemock',
+  STRIPE_WEBHOOK_SECRET: 'whsec_localstripemock',
 } as const;
 
 const root = resolve(import.meta.dirname, '..');
@@ -125,15 +125,15 @@ try {
   say(
     `  traces           ${zipkin ? `${zipkin.url}/zipkin/ (Zipkin)` : tracing ? `OTEL_TRACES_EXPORTER=${tracing}` : '(off: OTEL_TRACES_EXPORTER=zipkin npm start turns them on)'}`,
   );
+  if (stripeMock)
+    say(
+      `  stripe-mock      ${stripeMock.url} (PAYMENT_PROVIDER=stripe; webhook secret ${LOCAL_STRIPE_KEYS.STRIPE_WEBHOOK_SECRET})`,
+    );
   say('Metrics (Prometheus text format; keep them off public networks):');
   say(`  API              ${apiUrl}/metrics`);
   say(
     `  worker           ${config.workerMetricsPort ? `http://127.0.0.1:${config.workerMetricsPort}/metrics` : '(off: WORKER_METRICS_PORT=0)'}`,
   );
-  if (stripeMock)
-    say(
-      `  stripe-mock      ${stripeMock.url} (PAYMENT_PROVIDER=stripe; webhook secret ${LOCAL_STRIPE_KEYS.STRIPE_WEBHOOK_SECRET})`,
-    );
   if (config.workerHealthPort) say(`  worker readiness http://127.0.0.1:${config.workerHealthPort}/readyz`);
   say(`  Temporal server  ${stack.temporalMetricsUrl ?? '(external Temporal: see its own metrics endpoint)'}`);
   say('A process that crashes is restarted. Ctrl-C stops everything.');

@@ -622,6 +622,8 @@ interface ChaosRound {
   /** Freezes only: how long, and whether every request was answered within its deadline + 1 s. */
   gray?: { frozenSeconds: number; late: number; answeredInTime: boolean };
   payments?: unknown;
+  /** The Stripe round: what went on while Stripe's API hung. */
+  stripe?: { figures: { frozenSeconds: number } };
   sale?: {
     figures: {
       answersDuringFreeze: Record<string, Record<string, number>>;
@@ -803,8 +805,9 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
       slots: {
         date: minute(chaos, 'date'),
         kills: count(
-          roundsWhere((round) => round.gray === undefined && round.payments === undefined).length,
-          `${chaos.file}: the rounds without a freeze (faults.*.gray) or payments (faults.*.payments)`,
+          roundsWhere((round) => round.gray === undefined && round.payments === undefined && round.stripe === undefined)
+            .length,
+          `${chaos.file}: the rounds without a freeze (faults.*.gray), payments (faults.*.payments) or Stripe (faults.*.stripe)`,
         ),
       },
     },
@@ -825,6 +828,16 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
         long: count(
           roundsWhere((round) => round.gray?.frozenSeconds === 60 && round.payments !== undefined).length,
           `${chaos.file}: the rounds frozen 60 s with faults.*.payments`,
+        ),
+      },
+    },
+    {
+      bullet: 'Faults',
+      text: "Stripe's API frozen {stripe} s mid-sale",
+      slots: {
+        stripe: shared(
+          roundsWhere((round) => round.stripe !== undefined).map(([, round]) => round.stripe!.figures.frozenSeconds),
+          `${chaos.file}: faults.*.stripe.figures.frozenSeconds`,
         ),
       },
     },
