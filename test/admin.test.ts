@@ -165,6 +165,15 @@ describe('admin views of a sale with orders in every state', () => {
         units: { AWAITING_PAYMENT: 3, PAID: 2, CANCELLED: 1, FAILED: 0 },
       },
       runningWorkflows: 3,
+      // Two paid orders, and a second payment of one of them kept for a refund (the generic webhook: an operator's).
+      payments: {
+        RECEIVED: 0,
+        APPLIED: 2,
+        REFUND_REQUIRED: 1,
+        REFUND_REQUESTED: 0,
+        REFUNDED: 0,
+        REFUND_FAILED: 0,
+      },
       drift: { available: 0, reserved: 0, sold: 0 },
       invariants: {
         ok: true,

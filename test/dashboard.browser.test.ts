@@ -246,6 +246,12 @@ describe('the live sale dashboard in headless Chromium', () => {
               ),
             ),
             runningWorkflows: Number(await text('#running-workflows')),
+            payments: {
+              applied: Number(await text('#payments-applied')),
+              refundsWaiting: Number(await text('#refunds-waiting')),
+              refunded: Number(await text('#refunds-done')),
+              refundFailed: Number(await text('#refunds-failed')),
+            },
             drift: {
               available: Number(await text('#drift-available')),
               reserved: Number(await text('#drift-reserved')),
@@ -260,6 +266,12 @@ describe('the live sale dashboard in headless Chromium', () => {
             orders: stats.mysql.orders,
             units: stats.mysql.units,
             runningWorkflows: stats.runningWorkflows,
+            payments: {
+              applied: stats.payments.APPLIED,
+              refundsWaiting: stats.payments.REFUND_REQUIRED + stats.payments.REFUND_REQUESTED,
+              refunded: stats.payments.REFUNDED,
+              refundFailed: stats.payments.REFUND_FAILED,
+            },
             drift: stats.drift,
           };
           const quiet =
@@ -276,6 +288,8 @@ describe('the live sale dashboard in headless Chromium', () => {
         orders: { AWAITING_PAYMENT: 10, PAID: 1, CANCELLED: 1, FAILED: 0 },
         units: { AWAITING_PAYMENT: 10, PAID: 1, CANCELLED: 1, FAILED: 0 },
         runningWorkflows: 10,
+        // One order paid through the dev payment (the generic webhook): nothing to refund.
+        payments: { applied: 1, refundsWaiting: 0, refunded: 0, refundFailed: 0 },
         drift: { available: 0, reserved: 0, sold: 0 },
       });
       // The page's own counters: 12 new orders, 4 sold-out answers.

@@ -129,6 +129,7 @@ const GUARDED_STORE_METHODS = [
   'ordersPage',
   'paymentsPage',
   'orderCountsByStatus',
+  'paymentCountsOfSale',
   'saleStockFigures',
   'orderNumbersOfSale',
 ] as const;

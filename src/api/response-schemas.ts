@@ -270,6 +270,11 @@ export const saleStatsSchema = z
       units: storedStatusFigures,
     }),
     runningWorkflows: z.number().int(),
+    payments: z.record(z.enum(STORED_PAYMENT_OUTCOMES), z.number().int()).meta({
+      description:
+        "The payment events of the sale's orders by outcome: APPLIED, RECEIVED (not judged yet), and the refunds: " +
+        'REFUND_REQUIRED (through Stripe: to ask), REFUND_REQUESTED, REFUNDED, REFUND_FAILED (an operator settles it).',
+    }),
     drift: z.object({ available: z.number().int(), reserved: z.number().int(), sold: z.number().int() }),
     invariants: z.object({ ok: z.boolean(), checks: z.record(z.enum(INVARIANTS), z.boolean()) }),
   })

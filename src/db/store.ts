@@ -10,6 +10,7 @@
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
   STORED_ORDER_STATUSES,
+  STORED_PAYMENT_OUTCOMES,
   type CancelReason,
   type PaymentOutcome,
   type PaymentProviderName,
@@ -733,6 +734,21 @@ export class Store {
         failure.message?.slice(0, 500) ?? null,
       ],
     );
+  }
+
+  /** The payment events of a sale's orders by outcome (refunds waiting, done, failed included). */
+  async paymentCountsOfSale(sku: string): Promise<Record<StoredPaymentOutcome, number>> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT p.outcome, COUNT(*) AS n FROM payments p JOIN orders o ON o.order_no = p.order_no
+       WHERE o.sku = ? GROUP BY p.outcome`,
+      [sku],
+    );
+    const counts = Object.fromEntries(STORED_PAYMENT_OUTCOMES.map((outcome) => [outcome, 0])) as Record<
+      StoredPaymentOutcome,
+      number
+    >;
+    for (const row of rows) counts[row.outcome as StoredPaymentOutcome] = Number(row.n);
+    return counts;
   }
 
   /** An order's failed payment attempts, oldest first. */

@@ -27,6 +27,8 @@ export interface SaleStats {
   mysql: { stock: number; available: number; orders: StatusFigures; units: StatusFigures };
   /** OrderWorkflows of the sale still running (PENDING or AWAITING_PAYMENT), from Temporal visibility. */
   runningWorkflows: number;
+  /** The payment events of the sale's orders by outcome: applied, and refunds to make, asked, done or failed. */
+  payments: Record<StoredPaymentOutcome, number>;
   /**
    * Redis minus MySQL; each is 0 once the sale is quiet (no order PENDING). While orders are being
    * persisted, Redis is ahead: `available` below and `reserved` above MySQL by their units.
@@ -94,7 +96,13 @@ export class AdminService {
     private readonly deps: {
       store: Pick<
         Store,
-        'getSale' | 'closeSale' | 'ordersPage' | 'paymentsPage' | 'salesPage' | 'orderCountsByStatus'
+        | 'getSale'
+        | 'closeSale'
+        | 'ordersPage'
+        | 'paymentsPage'
+        | 'salesPage'
+        | 'orderCountsByStatus'
+        | 'paymentCountsOfSale'
       > &
         SaleInvariantSources['store'];
       inventory: Pick<RedisInventory, 'getSale'>;
@@ -108,10 +116,11 @@ export class AdminService {
     const { store, inventory, orders } = this.deps;
     const [sale, redisSale] = await Promise.all([store.getSale(sku), inventory.getSale(sku)]);
     if (!sale || !redisSale) throw skuNotFound(sku);
-    const [report, counts, runningWorkflows] = await Promise.all([
+    const [report, counts, runningWorkflows, payments] = await Promise.all([
       checkSaleInvariants({ store, inventory }, { sku, perUserLimit: sale.perUserLimit }),
       store.orderCountsByStatus(sku),
       orders.countRunning(sku),
+      store.paymentCountsOfSale(sku),
     ]);
     const { figures } = report;
     // Both stores were found above, so the checker's Redis figures are there.
@@ -132,6 +141,7 @@ export class AdminService {
       redis,
       mysql: { stock: figures.stock, available: figures.mysql.available, orders: counts, units },
       runningWorkflows,
+      payments,
       drift: {
         available: redis.available - figures.mysql.available,
         reserved: redis.reserved - units.AWAITING_PAYMENT,

@@ -36,6 +36,7 @@ interface ErrorBody {
 interface SaleStats {
   mysql: { orders: Record<(typeof STORED_ORDER_STATUSES)[number], number>; units: Record<string, number> };
   runningWorkflows: number;
+  payments: Record<string, number>;
   drift: Record<'available' | 'reserved' | 'sold', number>;
 }
 interface OrderAnswer {
@@ -281,6 +282,13 @@ function showStats(stats: Reply<SaleStats> | null): void {
     $(`units-${s}`).textContent = String(stats.json.mysql.units[s]);
   }
   $('running-workflows').textContent = String(stats.json.runningWorkflows);
+  // Refunds waiting: to make (REFUND_REQUIRED; through Stripe the workers ask) and asked of the provider.
+  const payments = stats.json.payments;
+  const count = (outcome: string) => payments[outcome] ?? 0;
+  $('payments-applied').textContent = String(count('APPLIED'));
+  $('refunds-waiting').textContent = String(count('REFUND_REQUIRED') + count('REFUND_REQUESTED'));
+  $('refunds-done').textContent = String(count('REFUNDED'));
+  $('refunds-failed').textContent = String(count('REFUND_FAILED'));
   for (const k of ['available', 'reserved', 'sold'] as const) $(`drift-${k}`).textContent = String(stats.json.drift[k]);
   $('stats-note').textContent = `MySQL rows and Temporal visibility, ${new Date().toLocaleTimeString()}`;
 }
