@@ -28,6 +28,8 @@ import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/checkout.js';
 import { startStack } from '../stack/index.js';
 import { loadToolPaths } from '../stack/services.js';
+import { startStripeMock } from '../stack/stripe-mock.js';
+import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { createOrderWorker, workerActivities, type WorkerActivities } from '../src/workers/worker.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
@@ -109,9 +111,18 @@ async function main(): Promise<void> {
     env: {},
     log: say,
   });
+  // The Stripe scenarios' PaymentIntents: Stripe's own mock.
+  const stripeMock = await startStripeMock({
+    tools: loadToolPaths(),
+    dataDir: join(workDir, 'stripe-mock'),
+    port: await freePort(),
+  });
   const config = loadConfig({
     ...process.env,
     ...stack.env,
+    ...stripeMock.env,
+    STRIPE_SECRET_KEY: 'sk_test_recorder',
+    STRIPE_WEBHOOK_SECRET: 'whsec_recorder',
     TEMPORAL_TASK_QUEUE: `record-${randomUUID()}`,
     LOG_LEVEL: 'warn',
   });
@@ -155,6 +166,7 @@ async function main(): Promise<void> {
           unitPriceCents: 1_500,
           createdAt: new Date().toISOString(),
           paymentWindow: scenario.paymentWindow ?? '30m',
+          ...(scenario.paymentProvider ? { paymentProvider: scenario.paymentProvider } : {}),
         };
         // A scenario with a late worker gets a queue and a worker of its own, which it stops and starts.
         const ownQueue = scenario.lateWorker ? `${config.temporal.taskQueue}-${scenario.name}` : undefined;
@@ -173,6 +185,7 @@ async function main(): Promise<void> {
     });
   } finally {
     await Promise.allSettled([nativeConnection.close(), connection.close(), store.close(), redis.quit()]);
+    await stripeMock.process.stop();
     await stack.stop();
     rmSync(workDir, { recursive: true, force: true });
   }
@@ -265,6 +278,11 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
         await inventory.release(input.sku, input.orderNo, { as: 'owner' });
       },
       statusIs,
+      paymentIntentMade: () =>
+        waitFor(async () => (await handle.query(statusQuery)).paymentIntent !== undefined, {
+          what: `${handle.workflowId}'s PaymentIntent`,
+          timeoutMs: 20_000,
+        }),
       persistHeld: async () => {
         await gates.persistOrder?.reached;
       },

@@ -166,6 +166,12 @@ describe('Stripe: a PaymentIntent per order, its webhook, refunds through its AP
       expect(ask.idempotencyKey).toBe(stripeIdempotencyKeys.refund(eventId));
       expect(ask.form).toMatchObject({ payment_intent: intent.id, amount: String(totalCents) });
     }
+    const view = await httpRequest(api, 'GET', `/api/admin/orders/${orderNo}/payments`, {
+      headers: { authorization: `Bearer ${bed.config.adminToken}` },
+    });
+    expect(view.body.payments).toMatchObject([
+      { eventId, outcome: 'REFUNDED', provider: 'stripe', providerRef: intent.id, refundId: refunded.refundId },
+    ]);
   });
 
   it('the timer cancels an unpaid order and its PaymentIntent; a payment recorded late is refunded; later refund events never move it back', async () => {
@@ -225,9 +231,23 @@ describe('Stripe: a PaymentIntent per order, its webhook, refunds through its AP
       { eventId: failedEvent },
     );
     expect(failed.body).toEqual({ received: true, type: 'payment_intent.payment_failed', outcome: 'RECORDED' });
-    expect(await bed.store.paymentFailuresOfOrder(orderNo)).toMatchObject([
-      { eventId: failedEvent, providerRef: intent.id, code: 'insufficient_funds' },
-    ]);
+    // Visible to support: the order's payments view lists the failed attempt.
+    const view = await httpRequest(api, 'GET', `/api/admin/orders/${orderNo}/payments`, {
+      headers: { authorization: `Bearer ${bed.config.adminToken}` },
+    });
+    expect(view.body).toMatchObject({
+      orderNo,
+      payments: [],
+      failedAttempts: [
+        {
+          eventId: failedEvent,
+          provider: 'stripe',
+          providerRef: intent.id,
+          code: 'insufficient_funds',
+          message: 'Your card has insufficient funds.',
+        },
+      ],
+    });
 
     const other = await sendStripeEvent('customer.created', { id: 'cus_1', object: 'customer' });
     expect(other.body).toEqual({ received: true, type: 'customer.created', outcome: 'IGNORED' });

@@ -130,6 +130,9 @@ const GUARDED_STORE_METHODS = [
   'paymentsPage',
   'orderCountsByStatus',
   'paymentCountsOfSale',
+  'getOrder',
+  'paymentsOfOrder',
+  'paymentFailuresOfOrder',
   'saleStockFigures',
   'orderNumbersOfSale',
 ] as const;

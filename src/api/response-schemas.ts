@@ -25,7 +25,13 @@ import {
   type StoredOrderStatus,
 } from '../order/contract.js';
 import type { WebhookAnswer } from '../order/payments.js';
-import type { AdminOrderView, AdminPaymentView, AdminSaleView, SaleStats } from '../sales/admin-service.js';
+import type {
+  AdminOrderPayments,
+  AdminOrderView,
+  AdminPaymentView,
+  AdminSaleView,
+  SaleStats,
+} from '../sales/admin-service.js';
 import type { SaleView } from '../sales/sale-view.js';
 import type { ErrorCode } from './errors.js';
 import { orderNoSchema, orderStatusSchema, skuSchema } from './schemas.js';
@@ -319,6 +325,23 @@ export const adminPaymentSchema = z
   })
   .meta({ id: 'AdminPayment' });
 
+export const adminOrderPaymentsSchema = z
+  .object({
+    orderNo: orderNoSchema,
+    payments: z.array(adminPaymentSchema),
+    failedAttempts: z.array(
+      z.object({
+        eventId: z.string(),
+        provider: z.enum(PAYMENT_PROVIDERS),
+        providerRef: z.string().nullable(),
+        code: z.string().nullable().meta({ description: "The provider's decline or error code (card_declined, …)." }),
+        message: z.string().nullable(),
+        receivedAt: isoTime,
+      }),
+    ),
+  })
+  .meta({ id: 'AdminOrderPayments' });
+
 export const adminSaleSchema = z
   .object({
     sku: skuSchema,
@@ -352,3 +375,4 @@ sameShape<SameShape<z.infer<typeof saleStatsSchema>, SaleStats>>(true);
 sameShape<SameShape<z.infer<typeof adminOrderSchema>, AdminOrderView>>(true);
 sameShape<SameShape<z.infer<typeof adminPaymentSchema>, AdminPaymentView>>(true);
 sameShape<SameShape<z.infer<typeof adminSaleSchema>, AdminSaleView>>(true);
+sameShape<SameShape<z.infer<typeof adminOrderPaymentsSchema>, AdminOrderPayments>>(true);

@@ -2,6 +2,21 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 import type { AppConfig } from '../config/index.js';
 
 /**
+ * Fields that carry a secret wherever a log line might hold them (a config object, a settings
+ * object, a client secret): written as [secret], never in the clear.
+ */
+const SECRET_PATHS = [
+  '*.secretKey',
+  '*.webhookSecret',
+  '*.clientSecret',
+  '*.jwtSecret',
+  '*.adminToken',
+  'config.payments.stripe',
+  'paymentIntent.clientSecret',
+  '*.paymentIntent.clientSecret',
+];
+
+/**
  * Structured JSON logs (one line per event), the format log pipelines ingest without parsing rules.
  * `destination`: where the lines go (default stdout); tests pass a stream they read.
  */
@@ -10,7 +25,12 @@ export function createLogger(
   name: string,
   destination?: DestinationStream,
 ): Logger {
-  const options = { name, level: config.logLevel, base: { service: name } };
+  const options = {
+    name,
+    level: config.logLevel,
+    base: { service: name },
+    redact: { paths: SECRET_PATHS, censor: '[secret]' },
+  };
   return destination ? pino(options, destination) : pino(options);
 }
 

@@ -18,6 +18,7 @@ import type { OrderClient } from '../order/client.js';
 import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from './cursor.js';
 import type { SaleView } from './sale-view.js';
 import { skuNotFound, type SalesService } from './sales-service.js';
+import { Refusal } from '../refusal.js';
 
 export type StatusFigures = Record<StoredOrderStatus, number>;
 
@@ -75,6 +76,20 @@ export interface AdminPaymentView {
   refundError: string | null;
 }
 
+/** One order's payment events and failed payment attempts (GET /api/admin/orders/:orderNo/payments). */
+export interface AdminOrderPayments {
+  orderNo: string;
+  payments: AdminPaymentView[];
+  failedAttempts: Array<{
+    eventId: string;
+    provider: PaymentProviderName;
+    providerRef: string | null;
+    code: string | null;
+    message: string | null;
+    receivedAt: string;
+  }>;
+}
+
 export interface AdminSaleView {
   sku: string;
   name: string;
@@ -103,6 +118,9 @@ export class AdminService {
         | 'salesPage'
         | 'orderCountsByStatus'
         | 'paymentCountsOfSale'
+        | 'getOrder'
+        | 'paymentsOfOrder'
+        | 'paymentFailuresOfOrder'
       > &
         SaleInvariantSources['store'];
       inventory: Pick<RedisInventory, 'getSale'>;
@@ -182,6 +200,33 @@ export class AdminService {
       limit: query.limit + 1,
     });
     return pageOf(rows, query.limit, paymentView, (last) => [last.receivedAt.toISOString(), last.eventId]);
+  }
+
+  /**
+   * Every payment event of one order (whatever its outcome, refunds with their provider ids) and its failed payment
+   * attempts (a declined card): what support reads when a shopper asks where their money went.
+   */
+  async orderPayments(orderNo: string): Promise<AdminOrderPayments> {
+    const { store } = this.deps;
+    const [order, payments, failures] = await Promise.all([
+      store.getOrder(orderNo),
+      store.paymentsOfOrder(orderNo),
+      store.paymentFailuresOfOrder(orderNo),
+    ]);
+    if (!order && payments.length === 0 && failures.length === 0)
+      throw new Refusal('ORDER_NOT_FOUND', `no order ${orderNo} and nothing paid for it`);
+    return {
+      orderNo,
+      payments: payments.map((row) => paymentView({ ...row, sku: order?.sku ?? null })),
+      failedAttempts: failures.map((failure) => ({
+        eventId: failure.eventId,
+        provider: failure.provider,
+        providerRef: failure.providerRef,
+        code: failure.code,
+        message: failure.message,
+        receivedAt: failure.receivedAt.toISOString(),
+      })),
+    };
   }
 
   /** The sales, newest first. */

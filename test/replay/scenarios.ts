@@ -17,6 +17,8 @@ export interface ScenarioContext {
   payAccepted(eventId: string): Promise<{ answered: Promise<unknown> }>;
   cancel(): Promise<unknown>;
   statusIs(status: OrderStatus): Promise<unknown>;
+  /** With paymentProvider: resolves once the order's payment is made at the provider (its state carries it). */
+  paymentIntentMade(): Promise<unknown>;
   /** With holdPersist: resolves once persistOrder has started and is held. */
   persistHeld(): Promise<void>;
   releasePersist(): void;
@@ -55,10 +57,36 @@ export interface ReplayScenario {
   releasedBeforeStart?: boolean;
   /** The order runs on a queue and worker of its own, which the scenario stops and starts (a late worker). */
   lateWorker?: boolean;
+  /** Paid through a provider with an API (Stripe: stripe-mock while recording). */
+  paymentProvider?: 'stripe';
   play(ctx: ScenarioContext): Promise<void>;
 }
 
 export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
+  {
+    name: 'stripe-paid',
+    paymentProvider: 'stripe',
+    async play(ctx) {
+      await ctx.paymentIntentMade();
+      await ctx.pay('evt-stripe-paid');
+    },
+  },
+  {
+    name: 'stripe-payment-timeout',
+    paymentProvider: 'stripe',
+    paymentWindow: '3s',
+    async play(ctx) {
+      await ctx.paymentIntentMade();
+    },
+  },
+  {
+    name: 'stripe-shopper-cancel',
+    paymentProvider: 'stripe',
+    async play(ctx) {
+      await ctx.paymentIntentMade();
+      await ctx.cancel();
+    },
+  },
   {
     name: 'paid',
     async play(ctx) {

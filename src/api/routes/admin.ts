@@ -3,6 +3,7 @@ import type { AdminService } from '../../sales/admin-service.js';
 import { skuNotFound } from '../../sales/sales-service.js';
 import { requireAdmin } from '../auth.js';
 import {
+  adminOrderPaymentsSchema,
   adminOrderSchema,
   adminPaymentSchema,
   adminSaleSchema,
@@ -11,7 +12,14 @@ import {
   saleStatsSchema,
 } from '../response-schemas.js';
 import { route } from '../route.js';
-import { adminOrdersQuerySchema, adminPaymentsQuerySchema, adminSalesQuerySchema, skuParams } from '../schemas.js';
+import {
+  adminOrdersQuerySchema,
+  adminPaymentsQuerySchema,
+  adminSalesQuerySchema,
+  orderParams,
+  skuParams,
+} from '../schemas.js';
+import { Refusal } from '../../refusal.js';
 
 /**
  * The operators' routes under /api/admin (admin bearer token): sale stats, orders, payments, the
@@ -123,6 +131,30 @@ export function adminRoutes(deps: { admin: AdminService; adminToken: string }): 
     async (ctx, input) => {
       requireAdmin(ctx, deps.adminToken);
       ctx.body = await admin.listPayments(input.query());
+    },
+  );
+
+  route(
+    router,
+    {
+      method: 'get',
+      path: '/api/admin/orders/:orderNo/payments',
+      operationId: 'adminOrderPayments',
+      summary: "One order's payment events (refunds with their provider ids) and failed payment attempts",
+      tag: 'admin',
+      auth: 'admin',
+      params: orderParams,
+      responses: { 200: { description: "The order's payments", schema: adminOrderPaymentsSchema } },
+      errors: {
+        401: { codes: ['UNAUTHORIZED'] },
+        404: { codes: ['ORDER_NOT_FOUND'], description: '`ORDER_NOT_FOUND`: no such order, and nothing paid for it' },
+      },
+    },
+    async (ctx, input) => {
+      requireAdmin(ctx, deps.adminToken);
+      const params = input.params();
+      if (!params) throw new Refusal('ORDER_NOT_FOUND', `no order ${ctx.params.orderNo ?? ''}`);
+      ctx.body = await admin.orderPayments(params.orderNo);
     },
   );
   return router;
