@@ -18,7 +18,10 @@ it('survives every fault with every invariant (quick fault suite)', { timeout: 6
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !['TEMPORAL_ADDRESS', 'REDIS_URL', 'MYSQL_URL'].includes(key)),
   );
-  const { code, output } = await runScript('chaos/run.ts', ['--quick', '--out', outDir], env);
+  // Each round's start and verdict as they come, so a run that outlasts the timeout still shows where it was.
+  const { code, output } = await runScript('chaos/run.ts', ['--quick', '--out', outDir], env, (line) => {
+    if (/^\[chaos\] (── |\S+: (all invariants hold|VIOLATED))/.test(line)) console.log(line);
+  });
   const report = JSON.parse(readFileSync(join(outDir, 'latest.json'), 'utf8')) as {
     faults: Record<string, { ok: boolean; checks: Record<string, boolean>; figures: unknown }>;
   };

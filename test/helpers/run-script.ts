@@ -7,11 +7,15 @@ import { afterAll, inject } from 'vitest';
 
 const root = resolve(import.meta.dirname, '..', '..');
 
-/** Resolves with the exit code and everything the script printed (stdout and stderr interleaved). */
+/**
+ * Resolves with the exit code and everything the script printed (stdout and stderr interleaved); `onLine` sees each
+ * line as it comes (progress a timed-out test would otherwise lose).
+ */
 export function runScript(
   script: string,
   args: string[],
   env: NodeJS.ProcessEnv,
+  onLine?: (line: string) => void,
 ): Promise<{ code: number | null; output: string }> {
   return new Promise((done, fail) => {
     const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), [join(root, script), ...args], {
@@ -20,8 +24,17 @@ export function runScript(
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    let partial = '';
+    const take = (chunk: Buffer) => {
+      const text = chunk.toString();
+      output += text;
+      if (!onLine) return;
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) onLine(line);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
     child.once('error', fail);
     child.once('close', (code) => done({ code, output }));
   });
