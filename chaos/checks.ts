@@ -346,7 +346,7 @@ export async function checkAfterFault(
   };
 }
 
-function countBy(values: string[]): Record<string, number> {
+export function countBy(values: string[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
   return counts;

@@ -26,6 +26,7 @@ import { signedStripeEvent, stripeSucceededIntent } from '../src/payments/stripe
 import type { ShopperAuth } from '../src/api/auth.js';
 import type { SalesService } from '../src/sales/sales-service.js';
 import { waitFor } from '../stack/wait-for.js';
+import { countBy } from './checks.js';
 import { answersDuringFreeze, deadlinesByKind, type FreezeAnswers } from './gray.js';
 import { buy, retrying, type TrafficPlan, type TrafficResult } from './shoppers.js';
 
@@ -281,17 +282,15 @@ export async function stripeFreezeRound(deps: StripeRoundDeps, p = STRIPE_ROUND_
     closedPaymentIntentsClosed: open.length === 0,
     stripeRefundsRefunded: refunds.length > 0 && refunds.every((row) => row.outcome === 'REFUNDED'),
   };
-  const count = (values: string[]) =>
-    values.reduce<Record<string, number>>((tally, value) => ({ ...tally, [value]: (tally[value] ?? 0) + 1 }), {});
   const figures = {
     frozenSeconds: Math.round((thawedAt - from) / 100) / 10,
     placedBeforeFreeze: placed.length,
-    checkoutsDuringFreeze: count(checkouts.map((r) => String(r.outcome))),
+    checkoutsDuringFreeze: countBy(checkouts.map((r) => String(r.outcome))),
     slowestDuringFreeze: freeze.slowest,
     cancelsClosedDuringFreeze: cancelledInFreeze.length,
-    webhookVerdicts: count(verdicts.map((v) => v.outcome)),
+    webhookVerdicts: countBy(verdicts.map((v) => v.outcome)),
     ordersMadeDuringFreeze: { paidAfterThaw, closedUnpaid, undecided: undecided.length },
-    refunds: count(refunds.map((row) => row.outcome)),
+    refunds: countBy(refunds.map((row) => row.outcome)),
     refundAttempts: refunds.map((row) => row.refundAttempts).sort((a, b) => a - b),
   };
   const violations = [

@@ -252,6 +252,24 @@ describe('Stripe: a PaymentIntent per order, its webhook, refunds through its AP
     const other = await sendStripeEvent('customer.created', { id: 'cus_1', object: 'customer' });
     expect(other.body).toEqual({ received: true, type: 'customer.created', outcome: 'IGNORED' });
 
+    // Signed but malformed: refused as such, never a crash, nothing recorded.
+    const emptyId = `evt_empty_${orderNo}`;
+    const noOrder = signedStripeEvent(WEBHOOK_SECRET, 'payment_intent.succeeded', {}, emptyId);
+    const foreign = await httpRequest(api, 'POST', '/api/payments/stripe', {
+      raw: noOrder.payload,
+      headers: { 'stripe-signature': noOrder.signature },
+    });
+    expect(foreign.status).toBe(200);
+    expect(foreign.body).toMatchObject({ outcome: 'IGNORED' }); // names no order of this service
+    const malformed = signedStripeEvent(WEBHOOK_SECRET, 'payment_intent.succeeded', { metadata: { orderNo } }, emptyId);
+    const refused = await httpRequest(api, 'POST', '/api/payments/stripe', {
+      raw: malformed.payload,
+      headers: { 'stripe-signature': malformed.signature },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({ error: { code: 'INVALID_REQUEST' } });
+    expect(await bed.store.getPayment(emptyId)).toBeNull();
+
     const forgedId = `evt_forged_${orderNo}`;
     const forged = await sendStripeEvent('payment_intent.succeeded', succeeded(orderNo, intent.id, 1), {
       eventId: forgedId,

@@ -26,7 +26,7 @@ import type { RateLimits } from '../api/rate-limit.js';
 import { stripeWebhookAnswerSchema } from '../api/response-schemas.js';
 import { route } from '../api/route.js';
 import { stripeEventSchema, stripeSignatureHeadersSchema } from '../api/schemas.js';
-import { StripeEvents, StripeSignatureError } from './stripe.js';
+import { MalformedStripeEvent, StripeEvents, StripeSignatureError } from './stripe.js';
 
 export interface StripeWebhookAnswer {
   type: string;
@@ -63,6 +63,7 @@ export class StripeWebhook {
       event = this.events.parse(raw, signature);
     } catch (err) {
       if (err instanceof StripeSignatureError) throw new Refusal('INVALID_SIGNATURE', err.message);
+      if (err instanceof MalformedStripeEvent) throw new Refusal('INVALID_REQUEST', err.message);
       throw err;
     }
     const { type } = validate();

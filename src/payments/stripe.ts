@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import Stripe from 'stripe';
 import type { StripeSettings } from '../config/index.js';
 import type { RefundProgress } from '../db/store.js';
-import type { PaymentIntentHandle, ProviderWithApi } from '../order/contract.js';
+import { ORDER_NO_PATTERN, type PaymentIntentHandle, type ProviderWithApi } from '../order/contract.js';
 import {
   ProviderRefusal,
   type OrderPayment,
@@ -178,6 +178,9 @@ async function call<T>(request: () => Promise<T>): Promise<T> {
 /** The signature did not verify: the webhook answers INVALID_SIGNATURE. */
 export class StripeSignatureError extends Error {}
 
+/** A signed event lacking what its type must carry (no data.object, no amount): INVALID_REQUEST, nothing recorded. */
+export class MalformedStripeEvent extends Error {}
+
 /**
  * Stripe's webhook, verified and translated: constructEvent over the raw body with the endpoint's
  * signing secret, then the events the order cares about.
@@ -235,13 +238,30 @@ export function stripeSucceededIntent(orderNo: string, intentId: string, amountC
   };
 }
 
-/** The ProviderEvent a verified Stripe event is. */
+/** The events the order reads; any other is acknowledged and ignored. */
+const USED_EVENT_TYPES = new Set([
+  'payment_intent.succeeded',
+  'payment_intent.payment_failed',
+  'refund.created',
+  'refund.updated',
+  'refund.failed',
+  'charge.refund.updated',
+]);
+
+/** The ProviderEvent a verified Stripe event is; MalformedStripeEvent for one lacking what its type carries. */
 export function translateStripeEvent(event: Stripe.Event): ProviderEvent {
+  // Signed by Stripe, but read defensively: an event the order uses without its object is refused, never a crash.
+  const object = (event.data as { object?: unknown } | undefined)?.object;
+  const used = USED_EVENT_TYPES.has(event.type);
+  if (used && (typeof object !== 'object' || object === null))
+    throw new MalformedStripeEvent(`event ${event.id} (${event.type}) carries no data.object`);
   switch (event.type) {
     case 'payment_intent.succeeded': {
       const intent = event.data.object;
-      const orderNo = intent.metadata?.[ORDER_NO_METADATA];
-      if (!orderNo) return { kind: 'ignored', type: event.type, reason: 'the PaymentIntent names no order' };
+      const orderNo = orderOf(intent);
+      if (!orderNo) return { kind: 'ignored', type: event.type, reason: NO_ORDER };
+      if (!Number.isSafeInteger(intent.amount_received) || intent.amount_received < 0)
+        throw new MalformedStripeEvent(`event ${event.id}: amount_received is not a whole amount`);
       return {
         kind: 'payment',
         payment: {
@@ -255,8 +275,8 @@ export function translateStripeEvent(event: Stripe.Event): ProviderEvent {
     }
     case 'payment_intent.payment_failed': {
       const intent = event.data.object;
-      const orderNo = intent.metadata?.[ORDER_NO_METADATA];
-      if (!orderNo) return { kind: 'ignored', type: event.type, reason: 'the PaymentIntent names no order' };
+      const orderNo = orderOf(intent);
+      if (!orderNo) return { kind: 'ignored', type: event.type, reason: NO_ORDER };
       const error = intent.last_payment_error;
       return {
         kind: 'payment_failed',
@@ -285,4 +305,12 @@ export function translateStripeEvent(event: Stripe.Event): ProviderEvent {
     default:
       return { kind: 'ignored', type: event.type, reason: 'not an event the order uses' };
   }
+}
+
+const NO_ORDER = 'the PaymentIntent names no order of this service';
+
+/** The order a PaymentIntent was made for: its metadata's order number, when it is one this service makes. */
+function orderOf(intent: Pick<Stripe.PaymentIntent, 'metadata'>): string | null {
+  const orderNo = intent.metadata?.[ORDER_NO_METADATA];
+  return typeof orderNo === 'string' && ORDER_NO_PATTERN.test(orderNo) ? orderNo : null;
 }
