@@ -3,10 +3,11 @@
  * scripts/install-tools.sh) behind a loopback HTTP relay that records every call the adapter
  * makes (method, path, idempotency key, form body) and can answer the next calls of a path with
  * a 5xx instead of relaying them, as Stripe does when it is unwell. The relay injects faults; every
- * answer the adapter reads is stripe-mock's.
+ * answer the adapter reads is stripe-mock's. With STRIPE_RELAY_LOG=<file> every call is also appended to
+ * that file as a JSON line once answered (to read which calls an order made, e.g. for a closing note).
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import { mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../stack/process.js';
@@ -55,6 +56,8 @@ export async function startStripeApi(): Promise<StripeApi> {
         status: 0,
       };
       calls.push(call);
+      const log = process.env.STRIPE_RELAY_LOG;
+      if (log) res.on('finish', () => appendFileSync(log, `${JSON.stringify(call)}\n`));
       const failure = failures.find((f) => f.left > 0 && call.path.startsWith(f.prefix));
       if (failure) {
         failure.left--;
