@@ -72,4 +72,31 @@ describe('SoldOutCache', () => {
     expect(cache.isSoldOut('Y', now + 10)).toBe(true);
     expect(cache.isSoldOut('Y', now + 50)).toBe(false);
   });
+
+  it('past its TTL, renews through one probe at a time while the flag answers the others, within the probe bound', () => {
+    const cache = new SoldOutCache(1_000, 2_000);
+    cache.setListening(true);
+    const t = 1_000_000;
+    cache.markSoldOut('Z', 0, t);
+    expect(cache.claimProbe('Z', t + 999)).toBe(false); // fresh: nobody probes
+    expect(cache.isSoldOut('Z', t + 1_000)).toBe(false); // expired, no probe: the next checkout asks
+    expect(cache.claimProbe('Z', t + 1_000)).toBe(true);
+    expect(cache.isSoldOut('Z', t + 1_001)).toBe(true); // the others are answered from the flag
+    expect(cache.claimProbe('Z', t + 1_001)).toBe(false);
+    cache.markSoldOut('Z', 0, t + 1_010); // the probe's SOLD_OUT renews it
+    expect(cache.isSoldOut('Z', t + 2_009)).toBe(true);
+    expect(cache.claimProbe('Z', t + 2_010)).toBe(true);
+    // A probe that never asked the sale (its shopper's budget) hands the probe on.
+    cache.probeEnded('Z', { saleAsked: false }, t + 2_011);
+    expect(cache.isSoldOut('Z', t + 2_012)).toBe(false);
+    expect(cache.claimProbe('Z', t + 2_012)).toBe(true);
+    // A probe that never ends stops answering for the others at its bound.
+    expect(cache.isSoldOut('Z', t + 4_011)).toBe(true);
+    expect(cache.isSoldOut('Z', t + 4_012)).toBe(false);
+    expect(cache.claimProbe('Z', t + 4_012)).toBe(true);
+    // Any other answer about the sale drops the flag.
+    cache.probeEnded('Z', { saleAsked: true }, t + 4_013);
+    expect(cache.flagged).toBe(0);
+    expect(cache.claimProbe('Z', t + 4_014)).toBe(false);
+  });
 });

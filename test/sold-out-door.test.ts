@@ -200,4 +200,36 @@ describe('the sold-out door', () => {
     soldOut.stockReturned(sku, 1);
     expect((await checkout({ json: { sku, quantity: 1 }, token: loser })).reachedApp).toBe(true);
   });
+
+  it('renews an expired flag with one reserve.lua while the flood in flight is answered from it; stock seen by the probe drops it', async () => {
+    const { sku } = await putOnSale(store, redis, { stock: 1, perUserLimit: 1 });
+    expect((await checkout({ json: { sku, quantity: 1 }, token: await auth.issue('herd-winner') })).reply.status).toBe(
+      202,
+    );
+    await checkout({ json: { sku, quantity: 1 }, token: await auth.issue('herd-flagger') });
+    expect(soldOut.isSoldOut(sku)).toBe(true);
+    // The flag's TTL (60 s in this file) ran out a moment ago.
+    soldOut.markSoldOut(sku, 0, Date.now() - 61_000);
+    expect(soldOut.isSoldOut(sku)).toBe(false);
+
+    const reserves = async () =>
+      total(await metricsNow(), 'flash_redis_reserve_duration_seconds_count', { outcome: 'SOLD_OUT' });
+    const before = await reserves();
+    const tokens = await Promise.all(Array.from({ length: 40 }, (_, i) => auth.issue(`herd-${i}`)));
+    const herd = await Promise.all(tokens.map((token) => checkout({ json: { sku, quantity: 1 }, token })));
+    expect(herd.map((c) => (c.reply.body as { error: { code: string } }).error.code)).toEqual(
+      tokens.map(() => 'SOLD_OUT'),
+    );
+    // One of the 40 asked Redis (before, every checkout in flight when the flag ran out did).
+    expect((await reserves()) - before).toBe(1);
+    expect(soldOut.isSoldOut(sku)).toBe(true);
+
+    // Stock back without its notification reaching this process: the probe finds it and the flag goes.
+    const open = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    soldOut.markSoldOut(open.sku, 0, Date.now() - 61_000);
+    const probe = await checkout({ json: { sku: open.sku, quantity: 1 }, token: await auth.issue('herd-probe') });
+    expect(probe).toMatchObject({ reply: { status: 202 }, reachedApp: true });
+    expect(soldOut.isSoldOut(open.sku)).toBe(false);
+    expect(soldOut.claimProbe(open.sku)).toBe(false);
+  });
 });

@@ -99,7 +99,8 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   const statusReader = OrderStatusReader.fromConfig(lookup, config, metrics, new OrderChangeNotifier(redis));
   const changed = (orderNo: string) => statusReader.changed(orderNo);
   const payments = PaymentDelivery.fromConfig(config, { store, orders, lookup, mysql: guards.mysql, changed, logger });
-  const soldOut = substitutes.soldOut ?? new SoldOutCache();
+  // A stale flag answers while its probe runs, bounded by the probe's own checkout deadline.
+  const soldOut = substitutes.soldOut ?? new SoldOutCache(1_000, config.deadlines.checkoutMs);
   return {
     ...clients,
     metrics,

@@ -218,17 +218,49 @@ export class CheckoutService {
     deadline: Deadline,
     handoffMs: number,
   ): Promise<AcceptedReservation & { input: Omit<OrderInput, 'unitPriceCents'> }> {
-    const { inventory, soldOut, windows, observer, config } = this.deps;
+    const { soldOut } = this.deps;
     // A retry with an Idempotency-Key must reach Redis: it may own an order even after sell-out.
     if (!request.idempotencyKey) {
       const refusal = this.soldOutRefusal(request.sku, now);
       if (refusal) throw refusal;
     }
+    // Past its TTL a flag is renewed by this one checkout (the probe) while the others are answered from it.
+    const probe = !request.idempotencyKey && soldOut.claimProbe(request.sku, now);
+    if (!probe) return this.reserveInRedis(request, now, deadline, handoffMs);
+    let asked = false;
+    try {
+      const reserved = await this.reserveInRedis(request, now, deadline, handoffMs, () => (asked = true));
+      soldOut.probeEnded(request.sku, { saleAsked: true });
+      return reserved;
+    } catch (err) {
+      // SOLD_OUT renewed the flag already. Any other answer about the sale (or no answer from
+      // reserve.lua) drops it; a probe that never asked (its shopper's budget, the breaker) hands
+      // the probe to the next checkout.
+      if (!(err instanceof Refusal && err.code === 'SOLD_OUT')) soldOut.probeEnded(request.sku, { saleAsked: asked });
+      throw err;
+    }
+  }
+
+  /**
+   * reserve() past the sold-out flag: the breaker, the window, the budget, then reserve.lua.
+   * `asked`: called once the sale itself is asked (its window refuses, or reserve.lua is sent).
+   */
+  private async reserveInRedis(
+    request: CheckoutRequest,
+    now: number,
+    deadline: Deadline,
+    handoffMs: number,
+    asked?: () => void,
+  ): Promise<AcceptedReservation & { input: Omit<OrderInput, 'unitPriceCents'> }> {
+    const { inventory, soldOut, windows, observer, config } = this.deps;
     // Redis known to be failing: 503 at once, before anything is counted.
     this.deps.redis.assertAvailable();
     // No sale, or not open: refused before the budget and the mark, so it leaves nothing behind.
     const windowRefusal = await windows.refusal(request.sku, now);
-    if (windowRefusal) throw refusalOf({ outcome: windowRefusal }, request);
+    if (windowRefusal) {
+      asked?.();
+      throw refusalOf({ outcome: windowRefusal }, request);
+    }
     await this.deps.spendBudget(request.userId);
     this.markSaleActive(request.sku, now);
     const reserveStartedAt = observer.now();
@@ -240,6 +272,7 @@ export class CheckoutService {
     const after = this.deps.replicas || handoffMs > 0 ? config.checkoutStartBudgetMs : 0;
     const cutoffMs = deadline.at - after - ANSWER_MARGIN_MS - config.clockSkewMarginMs;
     let reserved: ReserveResult;
+    asked?.();
     try {
       reserved = await inventory.reserve({
         orderNo,
@@ -513,32 +546,62 @@ const notYetDurable = (orderNo: string) =>
  * The notifications come through the process's one Redis subscription (src/infra/redis-subscription.ts).
  */
 export class SoldOutCache {
-  private readonly flags = new Map<string, { generation: number; until: number }>();
+  private readonly flags = new Map<string, { generation: number; until: number; probeUntil: number }>();
   private readonly returned = new Map<string, number>();
   private listening = false;
 
-  constructor(private readonly ttlMs = 1_000) {}
+  /**
+   * `ttlMs`: how long a flag is trusted alone; past it, one checkout (the probe, claimProbe) asks
+   * Redis again while the flag still answers the others, for at most `probeMs` (the checkout's own
+   * bound): a flag expiring under a flood renews with one reserve.lua, not with every checkout in
+   * flight at that moment (docs/performance.md).
+   */
+  constructor(
+    private readonly ttlMs = 1_000,
+    private readonly probeMs = 2_000,
+  ) {}
 
   /** How many SKUs are flagged (some perhaps expired, until asked about). */
   get flagged(): number {
     return this.flags.size;
   }
 
+  /** Flagged: within its TTL, or past it while a probe asks Redis. */
   isSoldOut(sku: string, now = Date.now()): boolean {
     const flag = this.flags.get(sku);
     if (!flag) return false;
-    if (now >= flag.until || flag.generation < (this.returned.get(sku) ?? 0)) {
+    if (flag.generation < (this.returned.get(sku) ?? 0)) {
       this.flags.delete(sku);
       return false;
     }
+    return now < flag.until || now < flag.probeUntil;
+  }
+
+  /** True for the one checkout that renews an expired flag (no probe under way): it goes to Redis. */
+  claimProbe(sku: string, now = Date.now()): boolean {
+    const flag = this.flags.get(sku);
+    if (!flag || now < flag.until || now < flag.probeUntil) return false;
+    flag.probeUntil = now + this.probeMs;
     return true;
+  }
+
+  /**
+   * The probe ended without a SOLD_OUT (which renews the flag): the sale was asked and answered
+   * otherwise, or reserve.lua failed (`saleAsked`), and the flag goes, as a TTL alone would have
+   * let it; or it never asked, and the next checkout probes.
+   */
+  probeEnded(sku: string, outcome: { saleAsked: boolean }, now = Date.now()): void {
+    const flag = this.flags.get(sku);
+    if (!flag || now < flag.until) return;
+    if (outcome.saleAsked) this.flags.delete(sku);
+    else flag.probeUntil = 0;
   }
 
   /** Called with the generation reserve.lua saw when it answered SOLD_OUT. */
   markSoldOut(sku: string, generation: number, now = Date.now()): void {
     // Without a live subscription a return could go unnoticed: then nothing is cached.
     if (!this.listening || generation < (this.returned.get(sku) ?? 0)) return;
-    this.flags.set(sku, { generation, until: now + this.ttlMs });
+    this.flags.set(sku, { generation, until: now + this.ttlMs, probeUntil: 0 });
   }
 
   stockReturned(sku: string, generation: number): void {
@@ -575,6 +638,7 @@ export type WindowRefusal = 'NO_SALE' | 'NOT_ACTIVE' | null;
  */
 export class SaleWindows {
   private readonly windows: LRUCache<string, { window: SaleWindow | 'none' }>;
+  private readonly reading = new Map<string, Promise<{ window: SaleWindow | 'none' }>>();
 
   constructor(
     private readonly read: (sku: string) => Promise<SaleWindow | null>,
@@ -587,16 +651,28 @@ export class SaleWindows {
 
   /** NO_SALE, NOT_ACTIVE, or null (open, or too close to a bound to tell here); a read that fails throws. */
   async refusal(sku: string, now = Date.now()): Promise<WindowRefusal> {
-    let known = this.windows.get(sku);
-    if (!known) {
-      known = { window: (await this.read(sku)) ?? 'none' };
-      this.windows.set(sku, known);
-    }
+    const known = this.windows.get(sku) ?? (await this.readOnce(sku));
     if (known.window === 'none') return 'NO_SALE';
     const { startsMs, endsMs } = known.window;
     if (startsMs > 0 && now < startsMs - this.skewMarginMs) return 'NOT_ACTIVE';
     if (endsMs > 0 && now >= endsMs + this.skewMarginMs) return 'NOT_ACTIVE';
     return null;
+  }
+
+  /** One read per SKU at a time: the checkouts that find the window expired together share it. */
+  private readOnce(sku: string): Promise<{ window: SaleWindow | 'none' }> {
+    let reading = this.reading.get(sku);
+    if (!reading) {
+      reading = this.read(sku)
+        .then((window) => {
+          const known = { window: window ?? ('none' as const) };
+          this.windows.set(sku, known);
+          return known;
+        })
+        .finally(() => this.reading.delete(sku));
+      this.reading.set(sku, reading);
+    }
+    return reading;
   }
 
   /** reserve.lua found no sale, or the sale closed: forget what this process believed. */
