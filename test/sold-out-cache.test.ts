@@ -86,8 +86,8 @@ describe('SoldOutCache', () => {
     cache.markSoldOut('Z', 0, t + 1_010); // the probe's SOLD_OUT renews it
     expect(cache.isSoldOut('Z', t + 2_009)).toBe(true);
     expect(cache.claimProbe('Z', t + 2_010)).toBe(true);
-    // A probe that never asked the sale (its shopper's budget) hands the probe on.
-    cache.probeEnded('Z', { saleAsked: false }, t + 2_011);
+    // A probe Redis gave no answer (down, the breaker open, the shopper's budget spent) hands the probe on.
+    cache.probeEnded('Z', { saleAnswered: false }, t + 2_011);
     expect(cache.isSoldOut('Z', t + 2_012)).toBe(false);
     expect(cache.claimProbe('Z', t + 2_012)).toBe(true);
     // A probe that never ends stops answering for the others at its bound.
@@ -95,7 +95,7 @@ describe('SoldOutCache', () => {
     expect(cache.isSoldOut('Z', t + 4_012)).toBe(false);
     expect(cache.claimProbe('Z', t + 4_012)).toBe(true);
     // Any other answer about the sale drops the flag.
-    cache.probeEnded('Z', { saleAsked: true }, t + 4_013);
+    cache.probeEnded('Z', { saleAnswered: true }, t + 4_013);
     expect(cache.flagged).toBe(0);
     expect(cache.claimProbe('Z', t + 4_014)).toBe(false);
   });

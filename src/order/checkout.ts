@@ -230,13 +230,14 @@ export class CheckoutService {
     let asked = false;
     try {
       const reserved = await this.reserveInRedis(request, now, deadline, handoffMs, () => (asked = true));
-      soldOut.probeEnded(request.sku, { saleAsked: true });
+      soldOut.probeEnded(request.sku, { saleAnswered: true });
       return reserved;
     } catch (err) {
-      // SOLD_OUT renewed the flag already. Any other answer about the sale (or no answer from
-      // reserve.lua) drops it; a probe that never asked (its shopper's budget, the breaker) hands
-      // the probe to the next checkout.
-      if (!(err instanceof Refusal && err.code === 'SOLD_OUT')) soldOut.probeEnded(request.sku, { saleAsked: asked });
+      // SOLD_OUT renewed the flag already; any other answer about the sale drops it. No answer
+      // (Redis away, the breaker open, the shopper's budget spent) hands the probe to the next checkout.
+      const answered = asked && err instanceof Refusal && !NO_ANSWER.has(err.code);
+      if (!(err instanceof Refusal && err.code === 'SOLD_OUT'))
+        soldOut.probeEnded(request.sku, { saleAnswered: answered });
       throw err;
     }
   }
@@ -511,6 +512,8 @@ function answerOfFound(found: FoundOrder): CheckoutAnswer {
 }
 
 const soldOutError = (sku: string) => new Refusal('SOLD_OUT', `${sku} is sold out`);
+/** Refusals that say Redis did not answer, not what the sale holds. */
+const NO_ANSWER: ReadonlySet<string> = new Set(['OUTCOME_UNKNOWN', 'UNAVAILABLE']);
 /** A retried checkout whose order could not be read now: 503 with Retry-After (the key still holds the order). */
 const couldNotConfirm = (err: unknown) =>
   new Refusal(
@@ -586,14 +589,15 @@ export class SoldOutCache {
   }
 
   /**
-   * The probe ended without a SOLD_OUT (which renews the flag): the sale was asked and answered
-   * otherwise, or reserve.lua failed (`saleAsked`), and the flag goes, as a TTL alone would have
-   * let it; or it never asked, and the next checkout probes.
+   * The probe ended without a SOLD_OUT (which renews the flag): the sale answered otherwise
+   * (`saleAnswered`), and the flag goes; or Redis gave no answer, and the next checkout probes. A
+   * flag may so outlast a Redis outage: stock comes back only through Redis (release.lua), whose
+   * notice drops the flag, and the first probe Redis answers settles it.
    */
-  probeEnded(sku: string, outcome: { saleAsked: boolean }, now = Date.now()): void {
+  probeEnded(sku: string, outcome: { saleAnswered: boolean }, now = Date.now()): void {
     const flag = this.flags.get(sku);
     if (!flag || now < flag.until) return;
-    if (outcome.saleAsked) this.flags.delete(sku);
+    if (outcome.saleAnswered) this.flags.delete(sku);
     else flag.probeUntil = 0;
   }
 
@@ -638,7 +642,6 @@ export type WindowRefusal = 'NO_SALE' | 'NOT_ACTIVE' | null;
  */
 export class SaleWindows {
   private readonly windows: LRUCache<string, { window: SaleWindow | 'none' }>;
-  private readonly reading = new Map<string, Promise<{ window: SaleWindow | 'none' }>>();
 
   constructor(
     private readonly read: (sku: string) => Promise<SaleWindow | null>,
@@ -651,28 +654,16 @@ export class SaleWindows {
 
   /** NO_SALE, NOT_ACTIVE, or null (open, or too close to a bound to tell here); a read that fails throws. */
   async refusal(sku: string, now = Date.now()): Promise<WindowRefusal> {
-    const known = this.windows.get(sku) ?? (await this.readOnce(sku));
+    let known = this.windows.get(sku);
+    if (!known) {
+      known = { window: (await this.read(sku)) ?? 'none' };
+      this.windows.set(sku, known);
+    }
     if (known.window === 'none') return 'NO_SALE';
     const { startsMs, endsMs } = known.window;
     if (startsMs > 0 && now < startsMs - this.skewMarginMs) return 'NOT_ACTIVE';
     if (endsMs > 0 && now >= endsMs + this.skewMarginMs) return 'NOT_ACTIVE';
     return null;
-  }
-
-  /** One read per SKU at a time: the checkouts that find the window expired together share it. */
-  private readOnce(sku: string): Promise<{ window: SaleWindow | 'none' }> {
-    let reading = this.reading.get(sku);
-    if (!reading) {
-      reading = this.read(sku)
-        .then((window) => {
-          const known = { window: window ?? ('none' as const) };
-          this.windows.set(sku, known);
-          return known;
-        })
-        .finally(() => this.reading.delete(sku));
-      this.reading.set(sku, reading);
-    }
-    return reading;
   }
 
   /** reserve.lua found no sale, or the sale closed: forget what this process believed. */
