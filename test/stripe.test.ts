@@ -6,6 +6,7 @@
  * provider calls it expects, so a missing piece of the adapter fails it.
  */
 import { randomUUID } from 'node:crypto';
+import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { signedStripeEvent, stripeIdempotencyKeys, stripeSucceededIntent } from '../src/payments/stripe.js';
@@ -269,6 +270,20 @@ describe('Stripe: a PaymentIntent per order, its webhook, refunds through its AP
     expect(refused.status).toBe(400);
     expect(refused.body).toMatchObject({ error: { code: 'INVALID_REQUEST' } });
     expect(await bed.store.getPayment(emptyId)).toBeNull();
+    // An event type the order uses, signed, without its data.object.
+    const bareId = `evt_bare_${orderNo}`;
+    const bare = JSON.stringify({ id: bareId, object: 'event', type: 'payment_intent.succeeded', data: {} });
+    const bareReply = await httpRequest(api, 'POST', '/api/payments/stripe', {
+      raw: bare,
+      headers: {
+        'stripe-signature': Stripe.webhooks.generateTestHeaderString({ payload: bare, secret: WEBHOOK_SECRET }),
+      },
+    });
+    expect(bareReply.status).toBe(400);
+    expect(bareReply.body).toMatchObject({
+      error: { code: 'INVALID_REQUEST', message: expect.stringContaining('data.object') },
+    });
+    expect(await bed.store.getPayment(bareId)).toBeNull();
 
     const forgedId = `evt_forged_${orderNo}`;
     const forged = await sendStripeEvent('payment_intent.succeeded', succeeded(orderNo, intent.id, 1), {

@@ -238,26 +238,11 @@ export function stripeSucceededIntent(orderNo: string, intentId: string, amountC
   };
 }
 
-/** The events the order reads; any other is acknowledged and ignored. */
-const USED_EVENT_TYPES = new Set([
-  'payment_intent.succeeded',
-  'payment_intent.payment_failed',
-  'refund.created',
-  'refund.updated',
-  'refund.failed',
-  'charge.refund.updated',
-]);
-
 /** The ProviderEvent a verified Stripe event is; MalformedStripeEvent for one lacking what its type carries. */
 export function translateStripeEvent(event: Stripe.Event): ProviderEvent {
-  // Signed by Stripe, but read defensively: an event the order uses without its object is refused, never a crash.
-  const object = (event.data as { object?: unknown } | undefined)?.object;
-  const used = USED_EVENT_TYPES.has(event.type);
-  if (used && (typeof object !== 'object' || object === null))
-    throw new MalformedStripeEvent(`event ${event.id} (${event.type}) carries no data.object`);
   switch (event.type) {
     case 'payment_intent.succeeded': {
-      const intent = event.data.object;
+      const intent = objectOf(event);
       const orderNo = orderOf(intent);
       if (!orderNo) return { kind: 'ignored', type: event.type, reason: NO_ORDER };
       if (!Number.isSafeInteger(intent.amount_received) || intent.amount_received < 0)
@@ -274,7 +259,7 @@ export function translateStripeEvent(event: Stripe.Event): ProviderEvent {
       };
     }
     case 'payment_intent.payment_failed': {
-      const intent = event.data.object;
+      const intent = objectOf(event);
       const orderNo = orderOf(intent);
       if (!orderNo) return { kind: 'ignored', type: event.type, reason: NO_ORDER };
       const error = intent.last_payment_error;
@@ -294,7 +279,7 @@ export function translateStripeEvent(event: Stripe.Event): ProviderEvent {
     case 'refund.updated':
     case 'refund.failed':
     case 'charge.refund.updated': {
-      const refund = event.data.object;
+      const refund = objectOf(event);
       return {
         kind: 'refund',
         paymentEventId: refund.metadata?.[PAYMENT_EVENT_METADATA] ?? null,
@@ -308,6 +293,17 @@ export function translateStripeEvent(event: Stripe.Event): ProviderEvent {
 }
 
 const NO_ORDER = 'the PaymentIntent names no order of this service';
+
+/**
+ * The object an event the order uses carries. Signed by Stripe, but read defensively: an event
+ * without it is refused (MalformedStripeEvent), never a crash.
+ */
+function objectOf<T>(event: { id: string; type: string; data?: { object?: T } }): T {
+  const object = event.data?.object;
+  if (typeof object !== 'object' || object === null)
+    throw new MalformedStripeEvent(`event ${event.id} (${event.type}) carries no data.object`);
+  return object;
+}
 
 /** The order a PaymentIntent was made for: its metadata's order number, when it is one this service makes. */
 function orderOf(intent: Pick<Stripe.PaymentIntent, 'metadata'>): string | null {
