@@ -31,7 +31,12 @@ import { loadToolPaths } from '../stack/services.js';
 import { startStripeMock } from '../stack/stripe-mock.js';
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
-import { createOrderWorker, workerActivities, type WorkerActivities } from '../src/workers/worker.js';
+import {
+  createOrderWorker,
+  workerActivities,
+  type OrderWorkers,
+  type WorkerActivities,
+} from '../src/workers/worker.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { REPLAY_SCENARIOS, type ReplayScenario } from '../test/replay/scenarios.js';
 import { storedPayment } from '../src/order/payments.js';
@@ -206,8 +211,8 @@ interface LateWorker {
 }
 
 /** A worker the scenario stops (nothing of its queue runs) and starts again; running at first. */
-function lateWorkerOn(make: () => Promise<Worker>): LateWorker {
-  let running: { worker: Worker; done: Promise<void> } | undefined;
+function lateWorkerOn(make: () => Promise<OrderWorkers>): LateWorker {
+  let running: { worker: OrderWorkers; done: Promise<void> } | undefined;
   const handle: LateWorker = {
     async start() {
       if (running) return;

@@ -10,7 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Activities, UnpaidOrderClosed } from '../src/activities/index.js';
+import type { Activities, ProviderClose, UnpaidOrderClosed } from '../src/activities/index.js';
 import { newOrderNo } from '../src/order/checkout.js';
 import {
   awaitPersistedUpdate,
@@ -18,6 +18,7 @@ import {
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
   payUpdate,
+  providerTaskQueue,
   statusQuery,
   type OrderInput,
   type PaymentReceived,
@@ -35,6 +36,8 @@ interface Script {
   markPaid?: Promise<void>;
   /** The provider's answer to making the order's payment (default: a PaymentIntent at once). */
   openPayment?: (attempt: number) => Promise<void>;
+  /** What each closing of the order's intents finds, in turn (the last repeats; default: CANCELED). */
+  closePayment?: ProviderClose[];
 }
 
 const scripts = new Map<string, Script>();
@@ -86,13 +89,15 @@ const stubs: Activities = {
   },
   async closePayment(payment) {
     record(payment.orderNo, `closePayment:${payment.paymentIntentId ?? 'by-key'}`);
-    return 'CANCELLED';
+    const answers = scripts.get(payment.orderNo)?.closePayment ?? [];
+    return (answers.length > 1 ? answers.shift() : answers[0]) ?? { state: 'CANCELED' };
   },
 };
 
 let env: TestWorkflowEnvironment;
 let worker: Worker;
-let running: Promise<void>;
+let providerWorker: Worker;
+let running: Promise<unknown>;
 const taskQueue = `order-branches-${randomUUID()}`;
 
 beforeAll(async () => {
@@ -103,11 +108,18 @@ beforeAll(async () => {
     workflowsPath: WORKFLOWS_PATH,
     activities: stubs,
   });
-  running = worker.run();
+  // The provider's requests have their own queue (paced at the provider's rate in production).
+  providerWorker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: providerTaskQueue(taskQueue),
+    activities: { openPayment: stubs.openPayment, closePayment: stubs.closePayment },
+  });
+  running = Promise.all([worker.run(), providerWorker.run()]);
 });
 
 afterAll(async () => {
   worker?.shutdown();
+  providerWorker?.shutdown();
   await running;
   await env?.teardown();
 });
@@ -305,18 +317,75 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
       ]);
     });
 
-    it('the deadline closes the door: cancelled, the payment closed at the provider by its id', async () => {
+    it('the deadline closes the door: the intent is cancelled first, then the order, then the unit released', async () => {
       const { handle, input } = await startOrder({}, stripe);
       expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
-      expect([...callsOf(input)].sort()).toEqual(
-        [
-          'persistOrder',
-          'openPayment:stripe:1000',
-          `closePayment:pi_${input.orderNo}`,
-          'cancelUnpaidOrder:PAYMENT_TIMEOUT',
-          'releaseReservation',
-        ].sort(),
+      expect(callsOf(input)).toEqual([
+        'persistOrder',
+        'openPayment:stripe:1000',
+        `closePayment:pi_${input.orderNo}`,
+        'cancelUnpaidOrder:PAYMENT_TIMEOUT',
+        'releaseReservation',
+      ]);
+    });
+
+    it('paid a second before the deadline (the cancel refused, the intent succeeded): PAID, nothing refunded', async () => {
+      const intentPayment = { eventId: 'pi_paid', amountCents: 1_000, receivedAt: new Date().toISOString() };
+      const { handle, input } = await startOrder(
+        { closePayment: [{ state: 'SUCCEEDED', payment: intentPayment }] },
+        stripe,
       );
+      expect(await handle.result()).toMatchObject({
+        status: 'PAID',
+        payments: [{ eventId: 'pi_paid', outcome: 'APPLIED' }],
+      });
+      expect(callsOf(input)).toEqual([
+        'persistOrder',
+        'openPayment:stripe:1000',
+        `closePayment:pi_${input.orderNo}`,
+        'confirmReservation',
+        'markPaid:pi_paid',
+      ]);
+    });
+
+    it("the intent's webhook arrives after the deadline, before the close: applied (Stripe's state, not our clock)", async () => {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const { handle, input } = await startOrder({ markPaid: held }, stripe);
+      await handle.executeUpdate(awaitPersistedUpdate);
+      // Recorded an hour after the deadline: the generic webhook's arrival rule would refund it.
+      expect(await pay(handle, payment(input, 'evt-late', WINDOW_MS + 3_600_000))).toEqual({ outcome: 'APPLIED' });
+      release();
+      expect(await handle.result()).toMatchObject({ status: 'PAID' });
+      expect(callsOf(input)).not.toContain('releaseReservation');
+    });
+
+    it('an intent still processing keeps the unit; its webhook then pays the order', async () => {
+      const { handle, input } = await startOrder({ closePayment: [{ state: 'PROCESSING' }] }, stripe);
+      await handle.executeUpdate(awaitPersistedUpdate);
+      await env.sleep(WINDOW_MS + 1_000);
+      await expect.poll(() => callsOf(input).includes(`closePayment:pi_${input.orderNo}`)).toBe(true);
+      expect(await pay(handle, payment(input, 'evt-bank-debit', WINDOW_MS + 600_000))).toEqual({ outcome: 'APPLIED' });
+      expect(await handle.result()).toMatchObject({ status: 'PAID' });
+      expect(callsOf(input)).not.toContain('releaseReservation');
+      expect(callsOf(input)).not.toContain('cancelUnpaidOrder:PAYMENT_TIMEOUT');
+    });
+
+    it('an intent still processing that then fails: read again, cancelled, and only then the unit released', async () => {
+      const { handle, input } = await startOrder(
+        { closePayment: [{ state: 'PROCESSING' }, { state: 'PROCESSING' }, { state: 'CANCELED' }] },
+        stripe,
+      );
+      expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
+      expect(callsOf(input)).toEqual([
+        'persistOrder',
+        'openPayment:stripe:1000',
+        `closePayment:pi_${input.orderNo}`,
+        `closePayment:pi_${input.orderNo}`,
+        `closePayment:pi_${input.orderNo}`,
+        'cancelUnpaidOrder:PAYMENT_TIMEOUT',
+        'releaseReservation',
+      ]);
     });
 
     it('a provider away for the whole window: cancelled on time, the payment closed by its key', async () => {

@@ -8,7 +8,7 @@
  * ApplicationFailure.nonRetryable and a stable type.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { asyncLocalStorage, log } from '@temporalio/activity';
+import { asyncLocalStorage, Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
@@ -21,7 +21,12 @@ import {
   type ProviderWithApi,
   type RefundReason,
 } from '../order/contract.js';
-import { ProviderRefusal, type PaymentProviderApi } from '../payments/provider.js';
+import {
+  ProviderKeyReused,
+  ProviderOutcomeUnknown,
+  ProviderRefusal,
+  type PaymentProviderApi,
+} from '../payments/provider.js';
 
 export interface ActivityDeps {
   store: Store;
@@ -34,6 +39,8 @@ export interface ActivityDeps {
   changes: { publish(orderNo: string): Promise<void> };
   /** The payment providers with an API this deployment has keys for (src/payments/provider.ts). */
   providers?: Partial<Record<ProviderWithApi, PaymentProviderApi>>;
+  /** How long an intent may stay `processing` past its deadline before an error is logged (STRIPE_PROCESSING_ALERT). */
+  processingAlertMs?: number;
 }
 
 /** Stable types of non-retryable failures, visible in the Web UI and in the order's failureReason. */
@@ -54,6 +61,8 @@ export const FailureTypes = {
   deadlineNotReached: 'DeadlineNotReached',
   /** The payment provider refused to make the order's payment (an invalid request): it cannot be paid. */
   paymentRefused: 'PaymentRefused',
+  /** An idempotency key was reused with other parameters: a bug, surfaced instead of retried. */
+  idempotencyKeyReused: 'IdempotencyKeyReused',
 } as const;
 
 /**
@@ -88,7 +97,16 @@ export interface ProviderPaymentInput {
   amountCents: number;
 }
 
-export function createActivities({ store, inventory, changes, providers = {} }: ActivityDeps) {
+/** The intent states after which it can no longer be paid or refunded into: nothing more to close. */
+const FINAL_INTENT_STATUSES = ['canceled'];
+
+export function createActivities({
+  store,
+  inventory,
+  changes,
+  providers = {},
+  processingAlertMs = 3_600_000,
+}: ActivityDeps) {
   const providerApi = (name: ProviderWithApi): PaymentProviderApi => {
     const api = providers[name];
     // Retried, not failed: the keys are configuration an operator can still set.
@@ -276,29 +294,100 @@ export function createActivities({ store, inventory, changes, providers = {} }: 
     },
 
     /**
-     * Makes the order's payment at its provider (Stripe: a PaymentIntent, one per order however
-     * often this runs), for the shopper's client to pay. A request the provider refuses as invalid
-     * fails for good: the order cannot be paid, and fails.
+     * Makes the order's payment at its provider (Stripe: a PaymentIntent), for the shopper's client
+     * to pay, and records it with the order before its client secret is shown. An intent recorded
+     * by an earlier attempt is answered again. The idempotency key moves on only after a 5xx (the
+     * provider replays that answer to the same key); after a timeout, a 409 or a 429 the same key
+     * finds what the first ask made. Every intent opened is kept and cancelled at the close; one
+     * lost behind a 5xx never had its client secret shown. A request the provider refuses fails the
+     * order (it cannot be paid); a key reused with other parameters is a bug, surfaced the same way.
      */
     async openPayment(payment: ProviderPaymentInput): Promise<PaymentIntentHandle> {
+      const api = providerApi(payment.provider);
+      const opened = (await store.paymentIntentsOf(payment.orderNo)).find(
+        (intent) => intent.clientSecret !== null && !FINAL_INTENT_STATUSES.includes(intent.status),
+      );
+      if (opened?.clientSecret) return { id: opened.intentId, clientSecret: opened.clientSecret };
+      const keyAttempt = await store.paymentOpeningKeyAttempt(payment.orderNo);
       try {
-        return await providerApi(payment.provider).openPayment(payment);
+        const intent = await api.openPayment({ ...payment, keyAttempt });
+        await store.recordPaymentIntent({
+          intentId: intent.id,
+          orderNo: payment.orderNo,
+          provider: payment.provider,
+          keyAttempt,
+          amountCents: intent.amountCents,
+          currency: intent.currency,
+          clientSecret: intent.clientSecret,
+          status: intent.status,
+        });
+        return { id: intent.id, clientSecret: intent.clientSecret };
       } catch (err) {
+        if (err instanceof ProviderOutcomeUnknown) await store.nextPaymentOpeningKey(payment.orderNo, keyAttempt);
         if (err instanceof ProviderRefusal)
           throw ApplicationFailure.nonRetryable(err.message, FailureTypes.paymentRefused);
+        if (err instanceof ProviderKeyReused)
+          throw ApplicationFailure.nonRetryable(err.message, FailureTypes.idempotencyKeyReused);
         throw err;
       }
     },
 
     /**
-     * Closes the order's payment at its provider so it can no longer be paid (the order was
-     * cancelled or failed). Already paid, being paid or closed: nothing to do; money that still
-     * comes is judged by when it arrived.
+     * Closes every payment the order opened at its provider and answers what the provider's state
+     * decides (docs/fault-tolerance.md, "Stripe: the intent decides"): CANCELED when none can be
+     * paid any more; SUCCEEDED when one was paid before its cancel (its money is recorded first, one
+     * row per intent, and pays the order); PROCESSING while one's money is on its way. Idempotent: a
+     * retry asks each intent again, and a cancelled one is final.
      */
-    async closePayment(payment: ProviderPaymentInput & { paymentIntentId?: string }): Promise<string> {
-      return providerApi(payment.provider).closePayment(payment);
+    async closePayment(
+      payment: ProviderPaymentInput & { paymentIntentId?: string; paymentDeadline?: string },
+    ): Promise<ProviderClose> {
+      const api = providerApi(payment.provider);
+      const recorded = await store.paymentIntentsOf(payment.orderNo);
+      const intentIds = recorded.filter((i) => !FINAL_INTENT_STATUSES.includes(i.status)).map((i) => i.intentId);
+      // An order opened before intents were recorded names its one intent itself.
+      if (payment.paymentIntentId && !recorded.some((i) => i.intentId === payment.paymentIntentId))
+        intentIds.push(payment.paymentIntentId);
+      const attempt = Context.current().info.attempt;
+      let paid: PaymentReceived | undefined;
+      let processing = false;
+      for (const intentId of intentIds) {
+        const closed = await api.closeIntent({ orderNo: payment.orderNo, intentId, attempt });
+        await store.recordPaymentIntentStatus(intentId, closed.status);
+        if (closed.status === 'succeeded') {
+          // The money is recorded before the order is told: the intent's row, whatever event comes later.
+          const row = await store.recordPayment(
+            {
+              eventId: intentId,
+              orderNo: payment.orderNo,
+              amountCents: closed.amountReceived,
+              provider: payment.provider,
+              providerRef: intentId,
+              paidAtProvider: closed.paidAt,
+            },
+            'intent-read',
+          );
+          paid ??= { eventId: row.eventId, amountCents: row.amountCents, receivedAt: row.receivedAt.toISOString() };
+        } else if (closed.status === 'processing') {
+          processing = true;
+          const pastDeadlineMs = payment.paymentDeadline ? Date.now() - Date.parse(payment.paymentDeadline) : 0;
+          if (pastDeadlineMs > processingAlertMs)
+            log.error("a PaymentIntent is still processing long past its order's deadline; its unit stays held", {
+              orderNo: payment.orderNo,
+              intentId,
+              processingSince: closed.since.toISOString(),
+              pastDeadlineMs,
+            });
+        }
+      }
+      if (paid) return { state: 'SUCCEEDED', payment: paid };
+      return { state: processing ? 'PROCESSING' : 'CANCELED' };
     },
   };
 }
+
+/** What closing an order's payments at its provider found (closePayment). */
+export type ProviderClose =
+  { state: 'CANCELED' } | { state: 'SUCCEEDED'; payment: PaymentReceived } | { state: 'PROCESSING' };
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -175,7 +175,7 @@ export function createApp(parts: ApiParts): Koa {
   const webhook = new PaymentWebhook({ config, store: parts.store, guards, delivery: payments });
   const stripeWebhook = config.payments.stripe
     ? new StripeWebhook({
-        webhookSecret: config.payments.stripe.webhookSecret,
+        settings: config.payments.stripe,
         payments: webhook,
         store: parts.store,
         mysql: guards.mysql,

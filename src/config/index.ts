@@ -184,6 +184,24 @@ const envSchema = z.object({
   /** Where Stripe's API is: unset for Stripe itself; stripe-mock's URL in tests and the local walk-through. */
   STRIPE_API_URL: z.string().url().optional(),
   STRIPE_CURRENCY: z.string().regex(/^[a-z]{3}$/, 'must be a lowercase ISO currency code such as "usd"'),
+  /**
+   * This deployment's tag on every PaymentIntent it opens: an event on an intent tagged otherwise (staging beside
+   * production on one account, a colleague's `stripe listen`) is ignored, never refunded. One per deployment.
+   */
+  STRIPE_DEPLOYMENT_TAG: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,100}$/, 'must be 1-100 letters, digits or . _ : - (one per deployment)'),
+  /** The payment methods an intent offers, comma-separated: cards settle at once, bank debits sit `processing`. */
+  STRIPE_PAYMENT_METHOD_TYPES: z
+    .string()
+    .regex(/^[a-z_]+(,[a-z_]+)*$/, 'must be a comma-separated list of Stripe payment method types such as "card"'),
+  /** How long an intent may stay `processing` past its order's deadline before an error is logged for an operator. */
+  STRIPE_PROCESSING_ALERT: durationString,
+  /**
+   * Stripe requests per second the order workflows make, across all workers (their own task queue's
+   * maxTaskQueueActivitiesPerSecond): under Stripe's limit (25/s in test mode, 100/s live).
+   */
+  STRIPE_REQUESTS_PER_SECOND: z.coerce.number().positive().max(10_000),
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
@@ -263,6 +281,10 @@ export const CONFIG_DEFAULTS = {
   MAX_IN_FLIGHT_REQUESTS: '1000',
   PAYMENT_PROVIDER: 'generic',
   STRIPE_CURRENCY: 'usd',
+  STRIPE_DEPLOYMENT_TAG: 'flash-checkout-dev',
+  STRIPE_PAYMENT_METHOD_TYPES: 'card',
+  STRIPE_PROCESSING_ALERT: '1h',
+  STRIPE_REQUESTS_PER_SECOND: '20',
 } as const satisfies Record<Exclude<ConfigVariable, (typeof WITHOUT_DEFAULT)[number]>, string>;
 
 export interface AppConfig {
@@ -356,9 +378,14 @@ export interface AppConfig {
 export interface StripeSettings {
   secretKey: string;
   webhookSecret: string;
-  /** stripe-mock's URL in tests; null: Stripe's API. */
+  /** The Stripe double's (or stripe-mock's) URL in tests; null: Stripe's API. */
   apiUrl: string | null;
   currency: string;
+  /** The tag every intent this deployment opens carries (STRIPE_DEPLOYMENT_TAG). */
+  deploymentTag: string;
+  paymentMethodTypes: string[];
+  processingAlertMs: number;
+  requestsPerSecond: number;
 }
 
 export class ConfigError extends Error {}
@@ -514,6 +541,10 @@ function stripeSettings(e: z.infer<typeof envSchema>): StripeSettings | null {
     webhookSecret: e.STRIPE_WEBHOOK_SECRET,
     apiUrl: e.STRIPE_API_URL?.replace(/\/+$/, '') ?? null,
     currency: e.STRIPE_CURRENCY,
+    deploymentTag: e.STRIPE_DEPLOYMENT_TAG,
+    paymentMethodTypes: e.STRIPE_PAYMENT_METHOD_TYPES.split(','),
+    processingAlertMs: durationToMs(e.STRIPE_PROCESSING_ALERT),
+    requestsPerSecond: e.STRIPE_REQUESTS_PER_SECOND,
   };
 }
 
@@ -523,6 +554,10 @@ function refuseDevSettings(e: z.infer<typeof envSchema>): void {
     .filter((name) => e[name] === DEV_SECRETS[name])
     .map((name) => `${name}: is the development default; set a secret of your own`);
   if (e.AUTH_DEV_LOGIN) problems.push('AUTH_DEV_LOGIN: must be false (anyone could log in as any shopper)');
+  if (e.STRIPE_SECRET_KEY && e.STRIPE_DEPLOYMENT_TAG === CONFIG_DEFAULTS.STRIPE_DEPLOYMENT_TAG)
+    problems.push(
+      "STRIPE_DEPLOYMENT_TAG: is the development default; name this deployment (another one's intents are told apart by it)",
+    );
   if (problems.length > 0)
     throw new ConfigError(`Refusing to start with NODE_ENV=production:\n  ${problems.join('\n  ')}`);
 }

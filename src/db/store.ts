@@ -105,6 +105,10 @@ export interface PaymentRow {
   refundId: string | null;
   refundError: string | null;
   refundAttempts: number;
+  /** The idempotency key attempt the next refund ask goes under (bumped after a 5xx: Stripe replays it). */
+  refundKeyAttempt: number;
+  /** When the provider says the money moved (Stripe: the charge's `created`); null for the generic webhook. */
+  paidAtProvider: Date | null;
 }
 
 /** A payment event as the webhooks record it. */
@@ -115,6 +119,30 @@ export interface RecordedPaymentEvent {
   /** Absent: the generic webhook. */
   provider?: PaymentProviderName;
   providerRef?: string;
+  /** When the provider says the money moved (Stripe's charge `created`), when it says. */
+  paidAtProvider?: Date;
+}
+
+/** A PaymentIntent opened for an order (payment_intents), recorded before its client secret is shown. */
+export interface PaymentIntentRow {
+  intentId: string;
+  orderNo: string;
+  provider: PaymentProviderName;
+  keyAttempt: number;
+  amountCents: number;
+  currency: string;
+  clientSecret: string | null;
+  /** The provider's status as last seen (Stripe's PaymentIntent status). */
+  status: string;
+}
+
+/** What MySQL knows of an intent a provider event names and of the order its metadata names. */
+export interface IntentStanding {
+  /** The intent as recorded (for whichever order), or null when none of our orders opened it. */
+  intent: Pick<PaymentIntentRow, 'orderNo' | 'currency'> | null;
+  /** Whether the named order has a row, and how many intents it opened. */
+  orderExists: boolean;
+  orderIntents: number;
 }
 
 /** A provider's refund as it moves on: asked, done, or refused (REFUND_STATES). */
@@ -569,30 +597,135 @@ export class Store {
   // ---- payments -------------------------------------------------------------------------------
 
   /**
-   * Records a payment event as RECEIVED, once (the event id is the primary key), and answers the
-   * stored row: MySQL stamps received_at on the first recording only, so every delivery carries the
-   * same arrival time. Takes the order row's lock for the insert (when the row exists), so the
-   * insert and cancelUnpaidOrder are ordered one way or the other, never interleaved.
+   * Records a payment event as RECEIVED, once, and answers the stored row. A payment is its money:
+   * one row per event for the generic webhook, one row per provider payment (Stripe's
+   * PaymentIntent) otherwise, whichever event or read told of it first; every event is kept as
+   * evidence of its row. MySQL stamps received_at on the first recording only, so every delivery
+   * carries the same arrival time. Takes the order row's lock for the insert (when the row
+   * exists), so the insert and cancelUnpaidOrder are ordered one way or the other, never interleaved.
    */
-  async recordPayment(event: RecordedPaymentEvent): Promise<PaymentRow> {
+  async recordPayment(event: RecordedPaymentEvent, source = 'webhook'): Promise<PaymentRow> {
     return inTransaction(
       this.pool,
       async (conn) => {
         await conn.query('SELECT order_no FROM orders WHERE order_no = ? LOCK IN SHARE MODE', [event.orderNo]);
+        // Ignored on either key: the event's id seen before, or the provider's payment recorded by another event.
         await conn.query(
-          `INSERT IGNORE INTO payments (event_id, order_no, amount_cents, outcome, provider, provider_ref)
-           VALUES (?, ?, ?, 'RECEIVED', ?, ?)`,
-          [event.eventId, event.orderNo, event.amountCents, event.provider ?? 'generic', event.providerRef ?? null],
+          `INSERT IGNORE INTO payments (event_id, order_no, amount_cents, outcome, provider, provider_ref, paid_at_provider)
+           VALUES (?, ?, ?, 'RECEIVED', ?, ?, ?)`,
+          [
+            event.eventId,
+            event.orderNo,
+            event.amountCents,
+            event.provider ?? 'generic',
+            event.providerRef ?? null,
+            event.paidAtProvider ?? null,
+          ],
         );
-        const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`, [
-          event.eventId,
-        ]);
-        const row = rows[0];
+        const [rows] = await conn.query<RowDataPacket[]>(
+          event.providerRef
+            ? `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?
+               UNION SELECT ${PAYMENT_COLUMNS} FROM payments WHERE provider = ? AND provider_ref = ?`
+            : `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`,
+          event.providerRef ? [event.eventId, event.provider ?? 'generic', event.providerRef] : [event.eventId],
+        );
+        // The event's own row first (an event id seen before keeps its row), else the payment's.
+        const row = rows.find((r) => String(r.event_id) === event.eventId) ?? rows[0];
         if (!row) throw new Error(`payment ${event.eventId} vanished after it was recorded`);
+        await conn.query('INSERT IGNORE INTO payment_evidence (event_id, payment_event_id, source) VALUES (?, ?, ?)', [
+          event.eventId,
+          String(row.event_id),
+          source,
+        ]);
         return toPaymentRow(row);
       },
       { readCommitted: true },
     );
+  }
+
+  // ---- payment intents -------------------------------------------------------------------------
+
+  /** Records a PaymentIntent opened for an order (idempotent: the same intent twice is one row). */
+  async recordPaymentIntent(intent: PaymentIntentRow): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO payment_intents (intent_id, order_no, provider, key_attempt, amount_cents, currency, client_secret, status)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE client_secret = COALESCE(client_secret, VALUES(client_secret))`,
+      [
+        intent.intentId,
+        intent.orderNo,
+        intent.provider,
+        intent.keyAttempt,
+        intent.amountCents,
+        intent.currency,
+        intent.clientSecret,
+        intent.status,
+      ],
+    );
+  }
+
+  /** Every intent an order opened, in the order they were opened. */
+  async paymentIntentsOf(orderNo: string): Promise<PaymentIntentRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT * FROM payment_intents WHERE order_no = ? ORDER BY key_attempt, created_at',
+      [orderNo],
+    );
+    return rows.map(toPaymentIntentRow);
+  }
+
+  /** The intent's status as the provider last told it. */
+  async recordPaymentIntentStatus(intentId: string, status: string): Promise<void> {
+    await this.pool.query('UPDATE payment_intents SET status = ? WHERE intent_id = ?', [status, intentId]);
+  }
+
+  /** The idempotency key attempt the order's opening is asked under now (1 until a 5xx moved it on). */
+  async paymentOpeningKeyAttempt(orderNo: string): Promise<number> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT key_attempt FROM payment_openings WHERE order_no = ?',
+      [orderNo],
+    );
+    return Number(rows[0]?.key_attempt ?? 1);
+  }
+
+  /**
+   * Moves the order's opening on to the key after `from` (the provider answered 5xx under it). Two
+   * attempts that saw the same 5xx move it once.
+   */
+  async nextPaymentOpeningKey(orderNo: string, from: number): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO payment_openings (order_no, key_attempt) VALUES (?, ?)
+       ON DUPLICATE KEY UPDATE key_attempt = GREATEST(key_attempt, VALUES(key_attempt))`,
+      [orderNo, from + 1],
+    );
+  }
+
+  /** The refund of a payment goes under the key after `from` from now on (the provider answered 5xx under it). */
+  async nextRefundKey(eventId: string, from: number): Promise<void> {
+    await this.pool.query(
+      'UPDATE payments SET refund_key_attempt = GREATEST(refund_key_attempt, ?) WHERE event_id = ?',
+      [from + 1, eventId],
+    );
+  }
+
+  /** What MySQL knows of `intentId` and of `orderNo` (the webhook's check that an intent is the order's). */
+  async intentStanding(intentId: string, orderNo: string): Promise<IntentStanding> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT
+         (SELECT order_no FROM payment_intents WHERE intent_id = ?) AS intent_order_no,
+         (SELECT currency FROM payment_intents WHERE intent_id = ?) AS intent_currency,
+         EXISTS (SELECT 1 FROM orders WHERE order_no = ?) AS order_exists,
+         (SELECT COUNT(*) FROM payment_intents WHERE order_no = ?) AS order_intents`,
+      [intentId, intentId, orderNo, orderNo],
+    );
+    const row = rows[0]!;
+    return {
+      intent:
+        row.intent_order_no === null || row.intent_order_no === undefined
+          ? null
+          : { orderNo: String(row.intent_order_no), currency: String(row.intent_currency) },
+      orderExists: Number(row.order_exists) === 1,
+      orderIntents: Number(row.order_intents),
+    };
   }
 
   /**
@@ -850,7 +983,8 @@ export class Store {
 class SaleExistsElsewhere extends Error {}
 
 const PAYMENT_COLUMNS =
-  'event_id, order_no, amount_cents, outcome, refund_reason, received_at, provider, provider_ref, refund_id, refund_error, refund_attempts';
+  'event_id, order_no, amount_cents, outcome, refund_reason, received_at, provider, provider_ref, refund_id, refund_error, ' +
+  'refund_attempts, refund_key_attempt, paid_at_provider';
 
 /** The outcomes a refund may move to each state from: forwards only. */
 const REFUND_MOVES_FROM: Record<RefundState, StoredPaymentOutcome[]> = {
@@ -933,5 +1067,20 @@ function toPaymentRow(row: RowDataPacket): PaymentRow {
     refundId: (row.refund_id as string | null | undefined) ?? null,
     refundError: (row.refund_error as string | null | undefined) ?? null,
     refundAttempts: Number(row.refund_attempts ?? 0),
+    refundKeyAttempt: Number(row.refund_key_attempt ?? 1),
+    paidAtProvider: (row.paid_at_provider as Date | null | undefined) ?? null,
+  };
+}
+
+function toPaymentIntentRow(row: RowDataPacket): PaymentIntentRow {
+  return {
+    intentId: String(row.intent_id),
+    orderNo: String(row.order_no),
+    provider: row.provider as PaymentProviderName,
+    keyAttempt: Number(row.key_attempt),
+    amountCents: Number(row.amount_cents),
+    currency: String(row.currency),
+    clientSecret: (row.client_secret as string | null) ?? null,
+    status: String(row.status),
   };
 }

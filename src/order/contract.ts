@@ -154,6 +154,14 @@ export const NOT_CANCELLABLE = 'NOT_CANCELLABLE';
 /** The workflow type, as registered by the worker (the exported function's name). */
 export const ORDER_WORKFLOW_TYPE = 'OrderWorkflow';
 
+/**
+ * The task queue of an order's provider requests (openPayment, closePayment): the order's own queue
+ * with a suffix, served by workers that pace them at the provider's rate.
+ */
+export function providerTaskQueue(orderTaskQueue: string): string {
+  return `${orderTaskQueue}-provider`;
+}
+
 /** One workflow per order: the id is derived from the order number, so it can never run twice. */
 export function orderWorkflowId(orderNo: string): string {
   return `order-${orderNo}`;

@@ -63,7 +63,8 @@ export type StripeWebhookOutcome = (typeof STRIPE_WEBHOOK_OUTCOMES)[number];
 /**
  * Why a payment was not applied to its order. RECEIVED_AFTER_DEADLINE: recorded after the order's
  * payment deadline (judged by when it arrived, not when it was delivered); ORDER_NOT_FOUND: no
- * order with that number was ever accepted.
+ * order with that number was ever accepted; INTENT_MISMATCH: paid on a provider's intent this
+ * deployment opened, but not for that order (or in another currency).
  */
 export const REFUND_REASONS = [
   'ORDER_NOT_AWAITING_PAYMENT',
@@ -72,6 +73,7 @@ export const REFUND_REASONS = [
   'ORDER_FAILED',
   'RECEIVED_AFTER_DEADLINE',
   'ORDER_NOT_FOUND',
+  'INTENT_MISMATCH',
 ] as const;
 export type RefundReason = (typeof REFUND_REASONS)[number];
 
@@ -122,6 +124,11 @@ export interface PayableOrder {
   paid: boolean;
   /** The status the order is closed or closing as; undefined while it waits for a payment. */
   closingAs: OrderStatus | undefined;
+  /**
+   * Whether the payment deadline decides (the arrival rule: the generic webhook). False for a
+   * provider whose intent cannot be paid once cancelled (Stripe): its state machine decides.
+   */
+  deadlineDecides?: boolean;
 }
 
 /**
@@ -130,7 +137,8 @@ export interface PayableOrder {
  */
 export function judgePayment(order: PayableOrder, payment: PaymentArrival): PaymentVerdict {
   if (payment.amountCents !== order.totalCents) return refund('AMOUNT_MISMATCH');
-  if (!receivedInTime(payment.receivedAt, order.paymentDeadline)) return refund('RECEIVED_AFTER_DEADLINE');
+  if (order.deadlineDecides !== false && !receivedInTime(payment.receivedAt, order.paymentDeadline))
+    return refund('RECEIVED_AFTER_DEADLINE');
   if (order.paid) return refund('ALREADY_PAID');
   if (order.closingAs) return refund(refundReasonFor(order.closingAs));
   return { outcome: 'APPLIED' };
@@ -138,7 +146,7 @@ export function judgePayment(order: PayableOrder, payment: PaymentArrival): Paym
 
 /** Whether a payment would pay the order were it still open: the right amount, recorded in time. */
 export function paysInTime(
-  order: Pick<PayableOrder, 'totalCents' | 'paymentDeadline'>,
+  order: Pick<PayableOrder, 'totalCents' | 'paymentDeadline' | 'deadlineDecides'>,
   payment: PaymentArrival,
 ): boolean {
   return judgePayment({ ...order, paid: false, closingAs: undefined }, payment).outcome === 'APPLIED';

@@ -14,11 +14,32 @@
 import type { PaymentFailure, RecordedPaymentEvent, RefundProgress } from '../db/store.js';
 import type { PaymentIntentHandle, ProviderWithApi } from '../order/contract.js';
 
-/** A payment to open or close at the provider: one per order. */
+/** A payment to open at the provider: one per order, asked under the idempotency key of `keyAttempt`. */
 export interface OrderPayment {
   orderNo: string;
   amountCents: number;
+  /** 1, then one more after each 5xx (the provider replays a key's 5xx: src/activities/payments). */
+  keyAttempt: number;
 }
+
+/** A payment the provider made for an order: the handle the shopper pays through, and what it was made for. */
+export interface OpenedPayment extends PaymentIntentHandle {
+  amountCents: number;
+  currency: string;
+  status: string;
+}
+
+/**
+ * Where an intent stands once the provider was asked to close it: its state decides the order's close
+ * (docs/fault-tolerance.md, "Stripe: the intent decides"), never a refusal's error code.
+ */
+export type ClosedIntent =
+  /** It can no longer be paid: the order's unit may go back on sale. */
+  | { status: 'canceled' }
+  /** It was paid before the cancel: the money (all it received) pays the order. */
+  | { status: 'succeeded'; amountReceived: number; currency: string; paidAt: Date }
+  /** Its money is on its way (a bank debit): it may still succeed or fail; the unit is kept meanwhile. */
+  | { status: 'processing'; since: Date };
 
 /** A payment to give back: the event that brought the money, and the provider's id of the payment. */
 export interface PaymentToRefund {
@@ -26,6 +47,8 @@ export interface PaymentToRefund {
   orderNo: string;
   amountCents: number;
   providerRef: string | null;
+  /** The idempotency key's attempt; past 1, the refund may exist already (a 5xx hid its answer). */
+  refundKeyAttempt: number;
 }
 
 /**
@@ -42,26 +65,47 @@ export class ProviderRefusal extends Error {
   }
 }
 
+/**
+ * The provider answered 5xx: it may have done what was asked or not, and it replays that answer to
+ * the same idempotency key. The caller finds out what happened, then asks under the next key.
+ */
+export class ProviderOutcomeUnknown extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProviderOutcomeUnknown';
+  }
+}
+
+/** An idempotency key was reused with other parameters: a bug in the caller, never retried. */
+export class ProviderKeyReused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProviderKeyReused';
+  }
+}
+
 export interface PaymentProviderApi {
   readonly name: ProviderWithApi;
+  /** Makes the order's payment for the shopper to pay (a retry under the same key returns the same one). */
+  openPayment(order: OrderPayment): Promise<OpenedPayment>;
   /**
-   * Makes the order's payment (once: a retry returns the same one), for the shopper to pay.
+   * Closes one of the order's payments so it can no longer be paid, and answers where it stands
+   * then: asked to cancel, and after any refusal read again and acted on by its state.
+   * `attempt` (the caller's retry) names the cancel's idempotency key.
    */
-  openPayment(order: OrderPayment): Promise<PaymentIntentHandle>;
-  /**
-   * Closes the order's payment so it can no longer be paid: CANCELLED, or ALREADY_FINAL when it was
-   * paid, is being paid or was closed before (money that still comes follows the arrival rule).
-   * Without `paymentIntentId` (its opening never answered) it is found by the order first.
-   */
-  closePayment(order: OrderPayment & { paymentIntentId?: string }): Promise<'CANCELLED' | 'ALREADY_FINAL'>;
-  /** Gives a payment back (once per event: a retry returns the same refund), and where the refund stands. */
+  closeIntent(intent: { orderNo: string; intentId: string; attempt: number }): Promise<ClosedIntent>;
+  /** Gives a payment back, all of it (once per payment: a retry gets the same refund), and where the refund stands. */
   refund(payment: PaymentToRefund): Promise<RefundProgress>;
 }
 
 /** What one provider webhook call says, translated. */
 export type ProviderEvent =
-  /** Money arrived for an order: recorded first, then judged like every payment. */
-  | { kind: 'payment'; payment: RecordedPaymentEvent }
+  /**
+   * Money arrived for an order: recorded first, then judged like every payment. `intent`: what the
+   * provider's payment says of itself (whether it carries this deployment's tag, its currency), for
+   * the check that it is one the order opened.
+   */
+  | { kind: 'payment'; payment: RecordedPaymentEvent; intent?: { tagged: boolean; currency: string } }
   /** A payment attempt failed (no money moved): recorded for the order. */
   | { kind: 'payment_failed'; failure: PaymentFailure }
   /** A refund moved on; matched by the payment event id the refund carries, or by its own id. */

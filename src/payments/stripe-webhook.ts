@@ -2,9 +2,12 @@
  * POST /api/payments/stripe: Stripe's webhook (its route below). Verified with the SDK's
  * constructEvent over the raw body, then:
  *
- *   payment_intent.succeeded       the record-first path every payment takes (PaymentWebhook.handle):
- *                                  recorded once by event id, MySQL stamps its arrival, the order
- *                                  judges it by the arrival rule; the answer is the same verdict
+ *   payment_intent.succeeded       of an intent of ours (this deployment's tag, this mode): the
+ *                                  record-first path every payment takes (PaymentWebhook.handle),
+ *                                  one row per intent, judged by the order; the answer is its
+ *                                  verdict. Of another deployment: IGNORED, never refunded. Tagged
+ *                                  ours but not an intent its order opened (or in another currency):
+ *                                  REFUND_REQUIRED (INTENT_MISMATCH), never applied
  *   payment_intent.payment_failed  recorded (payment_failures), shown in the admin view
  *   refund.*, charge.refund.updated  the refund's progress, forwards only
  *   anything else                  acknowledged and ignored
@@ -13,11 +16,12 @@
  * 503 (MySQL did not answer) is the one answer that asks for a retry.
  */
 import Router from '@koa/router';
-import type { Store } from '../db/store.js';
+import type { RecordedPaymentEvent, Store } from '../db/store.js';
 import { Deadline, type DependencyGuard } from '../infra/dependency-guard.js';
+import type { StripeSettings } from '../config/index.js';
 import type { Logger } from '../infra/logger.js';
 import type { RefundReason, StripeWebhookOutcome } from '../order/contract.js';
-import { answerWebhook, type PaymentWebhook } from '../order/payments.js';
+import { answerWebhook, onlyForgedCount, type PaymentWebhook } from '../order/payments.js';
 import { Refusal } from '../refusal.js';
 import { ApiError } from '../api/errors.js';
 import { rawBody } from '../api/http.js';
@@ -26,7 +30,8 @@ import type { RateLimits } from '../api/rate-limit.js';
 import { stripeWebhookAnswerSchema } from '../api/response-schemas.js';
 import { route } from '../api/route.js';
 import { stripeEventSchema, stripeSignatureHeadersSchema } from '../api/schemas.js';
-import { MalformedStripeEvent, StripeEvents, StripeSignatureError } from './stripe.js';
+import type { ProviderEvent } from './provider.js';
+import { intentOwnership, MalformedStripeEvent, StripeEvents, StripeSignatureError } from './stripe.js';
 
 export interface StripeWebhookAnswer {
   type: string;
@@ -39,7 +44,7 @@ export class StripeWebhook {
 
   constructor(
     private readonly deps: {
-      webhookSecret: string;
+      settings: Pick<StripeSettings, 'webhookSecret' | 'secretKey' | 'deploymentTag' | 'currency'>;
       /** The one record-first path of payments. */
       payments: Pick<PaymentWebhook, 'handle'>;
       store: Store;
@@ -49,28 +54,41 @@ export class StripeWebhook {
       logger?: Pick<Logger, 'info' | 'warn'>;
     },
   ) {
-    this.events = new StripeEvents({ webhookSecret: deps.webhookSecret });
+    this.events = new StripeEvents(deps.settings);
   }
 
-  /** `validate` checks the event's envelope once the signature holds (the route's schema), and answers its type. */
-  async handle(
-    raw: string,
-    signature: string | undefined,
-    validate: () => { type: string },
-  ): Promise<StripeWebhookAnswer> {
-    let event;
+  /** The event if Stripe signed these bytes (else INVALID_SIGNATURE; INVALID_REQUEST when it lacks its object). */
+  verify(raw: string, signature: string | undefined): ProviderEvent {
     try {
-      event = this.events.parse(raw, signature);
+      return this.events.parse(raw, signature);
     } catch (err) {
       if (err instanceof StripeSignatureError) throw new Refusal('INVALID_SIGNATURE', err.message);
       if (err instanceof MalformedStripeEvent) throw new Refusal('INVALID_REQUEST', err.message);
       throw err;
     }
+  }
+
+  /** `validate` checks the event's envelope once the signature holds (the route's schema), and answers its type. */
+  async handle(event: ProviderEvent, validate: () => { type: string }): Promise<StripeWebhookAnswer> {
     const { type } = validate();
     const { store, mysql, mysqlMs, logger } = this.deps;
     switch (event.kind) {
-      case 'payment':
+      case 'payment': {
+        if (!event.intent) return { type, ...(await this.deps.payments.handle(event.payment)) };
+        const { providerRef, orderNo } = event.payment;
+        const standing = await mysql.call(
+          Deadline.in(mysqlMs),
+          () => store.intentStanding(providerRef ?? '', orderNo),
+          { evenWhenOpen: true },
+        );
+        const ownership = intentOwnership(standing, orderNo, event.intent, this.deps.settings.currency);
+        if (ownership === 'FOREIGN') {
+          logger?.info({ intentId: providerRef, orderNo }, 'an untagged intent naming no order of ours; ignored');
+          return { type, outcome: 'IGNORED' };
+        }
+        if (ownership === 'MISMATCH') return { type, ...(await this.refundMismatch(event.payment)) };
         return { type, ...(await this.deps.payments.handle(event.payment)) };
+      }
       case 'payment_failed':
         await mysql.call(Deadline.in(mysqlMs), () => store.recordPaymentFailure(event.failure), { evenWhenOpen: true });
         logger?.info({ eventId: event.failure.eventId, orderNo: event.failure.orderNo }, 'payment attempt failed');
@@ -91,8 +109,28 @@ export class StripeWebhook {
         return { type, outcome: 'RECORDED' };
       }
       case 'ignored':
+        logger?.info({ type: event.type, reason: event.reason }, 'Stripe event ignored');
         return { type, outcome: 'IGNORED' };
     }
+  }
+
+  /** Our money on an intent that is not its order's: recorded, then kept for a refund (never applied). */
+  private async refundMismatch(
+    payment: RecordedPaymentEvent,
+  ): Promise<{ outcome: 'REFUND_REQUIRED' | 'DUPLICATE'; refundReason?: RefundReason }> {
+    const { store, mysql, mysqlMs, logger } = this.deps;
+    const row = await mysql.call(Deadline.in(mysqlMs), () => store.recordPayment(payment), { evenWhenOpen: true });
+    if (row.outcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
+    await mysql.call(
+      Deadline.in(mysqlMs),
+      () => store.settleReceivedPayment(row.eventId, { outcome: 'REFUND_REQUIRED', refundReason: 'INTENT_MISMATCH' }),
+      { evenWhenOpen: true },
+    );
+    logger?.warn(
+      { intentId: payment.providerRef, orderNo: payment.orderNo },
+      'a payment on an intent of ours that its order did not open; refunding it',
+    );
+    return { outcome: 'REFUND_REQUIRED', refundReason: 'INTENT_MISMATCH' };
   }
 }
 
@@ -142,9 +180,11 @@ export function stripeWebhookRoutes(deps: {
       answerWebhook(ctx, deps.metrics, async () => {
         const webhook = deps.webhook;
         if (!webhook) throw new ApiError(404, 'NOT_FOUND', 'Stripe is not configured here (STRIPE_SECRET_KEY)');
-        await deps.limits?.consume('webhook', ctx.ip);
-        // The signature first, then the event's id and type (a signed event always has them).
-        return webhook.handle(rawBody(ctx), ctx.get('stripe-signature') || undefined, () => input.body());
+        // The signature first (forged calls count against the per-address limit), then the event's id and type.
+        const event = await onlyForgedCount(deps.limits, ctx.ip, () =>
+          webhook.verify(rawBody(ctx), ctx.get('stripe-signature') || undefined),
+        );
+        return webhook.handle(event, () => input.body());
       }),
   );
   return router;

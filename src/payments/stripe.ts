@@ -10,18 +10,27 @@
  *   from the order or the payment event, and the SDK's own retries are off: Temporal retries.
  * - A key replays its first answer for 24 hours, an error included, so a key is used only for one
  *   request body.
- * - A cancelled PaymentIntent cannot be charged; one already `processing` can still succeed, and
- *   its money then follows the arrival rule like any late payment.
- * - Webhooks come duplicated, out of order and for days: events are recorded by their id, refunds
+ * - A key replays a 5xx too: after one, the caller finds out what happened and asks under the
+ *   next attempt's key (keys below); a key reused with other parameters is a bug (ProviderKeyReused).
+ * - A `succeeded` PaymentIntent cannot be cancelled (it is refunded), a `processing` one may still
+ *   succeed or fail: closeIntent cancels, and after any refusal reads the intent again and answers
+ *   its status, never the error's code.
+ * - Webhooks come duplicated, out of order and for days: a payment is its intent (one row), refunds
  *   only move forwards (Store.recordRefundProgress).
+ * - Only our own intents are ours: each carries this deployment's tag in its metadata, and an event
+ *   of another deployment (or of the other mode, live or test) is ignored, never refunded.
  */
 import { randomUUID } from 'node:crypto';
 import Stripe from 'stripe';
 import type { StripeSettings } from '../config/index.js';
-import type { RefundProgress } from '../db/store.js';
-import { ORDER_NO_PATTERN, type PaymentIntentHandle, type ProviderWithApi } from '../order/contract.js';
+import type { IntentStanding, RefundProgress } from '../db/store.js';
+import { ORDER_NO_PATTERN, type ProviderWithApi } from '../order/contract.js';
 import {
+  ProviderKeyReused,
+  ProviderOutcomeUnknown,
   ProviderRefusal,
+  type ClosedIntent,
+  type OpenedPayment,
   type OrderPayment,
   type PaymentProviderApi,
   type PaymentToRefund,
@@ -37,16 +46,32 @@ const REQUEST_TIMEOUT_MS = 8_000;
 /** How far a webhook's signature time may be from now (Stripe's default tolerance). */
 const WEBHOOK_TOLERANCE_SECONDS = 300;
 
-/** The metadata key naming the order on a PaymentIntent, and the payment event on a refund. */
+/** The metadata keys: the order on a PaymentIntent, the deployment that opened it, the payment event on a refund. */
 export const ORDER_NO_METADATA = 'orderNo';
+export const DEPLOYMENT_METADATA = 'deployment';
 export const PAYMENT_EVENT_METADATA = 'paymentEventId';
 
-/** The idempotency keys: one PaymentIntent per order, one refund per payment event, one cancel per order. */
+/**
+ * The idempotency keys. Attempt 1 of an opening or a refund is the key earlier versions used (a
+ * retry of an order opened before an upgrade finds its intent); each 5xx moves on to the next
+ * attempt's key. A cancel is keyed by the caller's attempt: its outcome is read from the intent, so
+ * a fresh key per attempt is safe and never replays an old 5xx.
+ */
 export const stripeIdempotencyKeys = {
-  openPayment: (orderNo: string) => `flash-checkout:order:${orderNo}:payment-intent`,
-  cancelPayment: (orderNo: string) => `flash-checkout:order:${orderNo}:payment-intent-cancel`,
-  refund: (eventId: string) => `flash-checkout:payment:${eventId}:refund`,
+  openPayment: (orderNo: string, keyAttempt = 1) =>
+    `flash-checkout:order:${orderNo}:payment-intent${keyAttempt > 1 ? `:${keyAttempt}` : ''}`,
+  cancelIntent: (intentId: string, attempt: number) => `flash-checkout:intent:${intentId}:cancel:${attempt}`,
+  refund: (eventId: string, keyAttempt = 1) =>
+    `flash-checkout:payment:${eventId}:refund${keyAttempt > 1 ? `:${keyAttempt}` : ''}`,
 };
+
+/** Whether a key is for live money (sk_live_…, rk_live_…): Stripe's events carry the same `livemode`. */
+export function isLiveKey(secretKey: string): boolean {
+  return /^(sk|rk)_live_/.test(secretKey);
+}
+
+/** How many times closeIntent cancels an intent found still payable (requires_*) before it is asked again later. */
+const CANCEL_ROUNDS = 3;
 
 /** The SDK client as this adapter configures it: pinned version, no SDK retries, bounded requests. */
 export function stripeClient(settings: StripeSettings): Stripe {
@@ -75,43 +100,70 @@ export class StripeProvider implements PaymentProviderApi {
     this.stripe = stripeClient(settings);
   }
 
-  async openPayment(order: OrderPayment): Promise<PaymentIntentHandle> {
-    const intent = await this.createIntent(order);
+  async openPayment(order: OrderPayment): Promise<OpenedPayment> {
+    const intent = await call(() =>
+      this.stripe.paymentIntents.create(
+        {
+          amount: order.amountCents,
+          currency: this.settings.currency,
+          metadata: { [ORDER_NO_METADATA]: order.orderNo, [DEPLOYMENT_METADATA]: this.settings.deploymentTag },
+          // Cards settle at once; a bank debit sits `processing` for days (STRIPE_PAYMENT_METHOD_TYPES).
+          allowed_payment_method_types: this.settings
+            .paymentMethodTypes as Stripe.PaymentIntentCreateParams.AllowedPaymentMethodType[],
+        },
+        { idempotencyKey: stripeIdempotencyKeys.openPayment(order.orderNo, order.keyAttempt) },
+      ),
+    );
     if (!intent.client_secret) throw new Error(`PaymentIntent ${intent.id} came back without a client secret`);
-    return { id: intent.id, clientSecret: intent.client_secret };
+    return {
+      id: intent.id,
+      clientSecret: intent.client_secret,
+      amountCents: intent.amount,
+      currency: intent.currency,
+      status: intent.status,
+    };
   }
 
-  async closePayment(order: OrderPayment & { paymentIntentId?: string }): Promise<'CANCELLED' | 'ALREADY_FINAL'> {
-    // Opened but never answered: the same key finds (or makes) the order's one PaymentIntent.
-    const id = order.paymentIntentId ?? (await this.createIntent(order)).id;
-    try {
-      await call(() =>
-        this.stripe.paymentIntents.cancel(
-          id,
-          { cancellation_reason: 'abandoned' },
-          { idempotencyKey: stripeIdempotencyKeys.cancelPayment(order.orderNo) },
-        ),
-      );
-      return 'CANCELLED';
-    } catch (err) {
-      // Succeeded, processing or cancelled already: nothing more to close.
-      if (err instanceof ProviderRefusal) return 'ALREADY_FINAL';
-      throw err;
+  async closeIntent(ref: { orderNo: string; intentId: string; attempt: number }): Promise<ClosedIntent> {
+    for (let round = 1; round <= CANCEL_ROUNDS; round++) {
+      try {
+        await call(() =>
+          this.stripe.paymentIntents.cancel(
+            ref.intentId,
+            { cancellation_reason: 'abandoned' },
+            { idempotencyKey: stripeIdempotencyKeys.cancelIntent(ref.intentId, ref.attempt * 10 + round) },
+          ),
+        );
+        return { status: 'canceled' };
+      } catch (err) {
+        // Refused (succeeded, processing, canceled already) or unknown (a 5xx, a timeout): the intent says.
+        if (!(err instanceof ProviderRefusal) && !(err instanceof ProviderOutcomeUnknown)) throw err;
+      }
+      const intent = await call(() => this.stripe.paymentIntents.retrieve(ref.intentId, { expand: ['latest_charge'] }));
+      const closed = closedIntentOf(intent);
+      if (closed) return closed;
+      // requires_payment_method, requires_action, requires_confirmation, requires_capture: still payable, cancel again.
     }
+    throw new Error(`PaymentIntent ${ref.intentId} is still payable after ${CANCEL_ROUNDS} cancels; asking again`);
   }
 
   async refund(payment: PaymentToRefund): Promise<RefundProgress> {
-    if (!payment.providerRef)
-      throw new ProviderRefusal(`payment ${payment.eventId} names no PaymentIntent to refund`, null);
+    const intentId = payment.providerRef;
+    if (!intentId) throw new ProviderRefusal(`payment ${payment.eventId} names no PaymentIntent to refund`, null);
+    // Past the first key a 5xx hid an earlier ask's outcome: the refund it made, if any, is found first.
+    if (payment.refundKeyAttempt > 1) {
+      const made = await this.findRefund(intentId, payment.eventId);
+      if (made) return made;
+    }
     try {
       const refund = await call(() =>
         this.stripe.refunds.create(
           {
-            payment_intent: payment.providerRef!,
+            payment_intent: intentId,
             amount: payment.amountCents,
             metadata: { [PAYMENT_EVENT_METADATA]: payment.eventId, [ORDER_NO_METADATA]: payment.orderNo },
           },
-          { idempotencyKey: stripeIdempotencyKeys.refund(payment.eventId) },
+          { idempotencyKey: stripeIdempotencyKeys.refund(payment.eventId, payment.refundKeyAttempt) },
         ),
       );
       return refundProgressOf(refund);
@@ -123,18 +175,35 @@ export class StripeProvider implements PaymentProviderApi {
     }
   }
 
-  private createIntent(order: OrderPayment): Promise<Stripe.PaymentIntent> {
-    return call(() =>
-      this.stripe.paymentIntents.create(
-        {
-          amount: order.amountCents,
-          currency: this.settings.currency,
-          metadata: { [ORDER_NO_METADATA]: order.orderNo },
-          automatic_payment_methods: { enabled: true },
-        },
-        { idempotencyKey: stripeIdempotencyKeys.openPayment(order.orderNo) },
-      ),
-    );
+  /** The refund asked for a payment, found by the payment event its metadata names (not the Search API: it lags). */
+  private async findRefund(intentId: string, eventId: string): Promise<RefundProgress | null> {
+    const refunds = await call(() => this.stripe.refunds.list({ payment_intent: intentId, limit: 100 }));
+    const ours = refunds.data.find((r) => r.metadata?.[PAYMENT_EVENT_METADATA] === eventId && r.status !== 'failed');
+    return ours ? refundProgressOf(ours) : null;
+  }
+}
+
+/** An intent's state as the close acts on it; null while it can still be paid (cancel it again). */
+export function closedIntentOf(
+  intent: Pick<Stripe.PaymentIntent, 'id' | 'status' | 'amount_received' | 'currency' | 'created' | 'latest_charge'>,
+): ClosedIntent | null {
+  switch (intent.status) {
+    case 'canceled':
+      return { status: 'canceled' };
+    case 'succeeded': {
+      const charge = typeof intent.latest_charge === 'object' && intent.latest_charge ? intent.latest_charge : null;
+      return {
+        status: 'succeeded',
+        amountReceived: intent.amount_received,
+        currency: intent.currency,
+        // Stripe's own time of the money (the charge), else of the intent: never our clock.
+        paidAt: new Date((charge?.created ?? intent.created) * 1000),
+      };
+    }
+    case 'processing':
+      return { status: 'processing', since: new Date(intent.created * 1000) };
+    default:
+      return null;
   }
 }
 
@@ -156,19 +225,27 @@ export function refundProgressOf(refund: Pick<Stripe.Refund, 'id' | 'status' | '
   }
 }
 
-/** A Stripe call with its errors sorted: a request Stripe refuses as invalid is a ProviderRefusal. */
+/**
+ * A Stripe call with its errors sorted (docs.stripe.com/error-handling): a request Stripe refuses as
+ * invalid is a ProviderRefusal; a 5xx ProviderOutcomeUnknown (the key replays it); a key reused with
+ * other parameters ProviderKeyReused. Timeouts, connection errors, 409 and 429 are thrown as they
+ * are and asked again under the same key.
+ */
 async function call<T>(request: () => Promise<T>): Promise<T> {
   try {
     return await request();
   } catch (err) {
-    if (
-      err instanceof Stripe.errors.StripeInvalidRequestError ||
-      err instanceof Stripe.errors.StripeIdempotencyError ||
-      err instanceof Stripe.errors.StripeCardError
-    ) {
+    if (err instanceof Stripe.errors.StripeIdempotencyError) {
+      // 409: another request with this key is in flight; 400: the key was used with other parameters.
+      if (err.statusCode === 409) throw new Error(`Stripe: a request with this key is in flight: ${err.message}`);
+      throw new ProviderKeyReused(`Stripe refused an idempotency key reused with other parameters: ${err.message}`);
+    }
+    if (err instanceof Stripe.errors.StripeInvalidRequestError || err instanceof Stripe.errors.StripeCardError) {
       throw new ProviderRefusal(`Stripe refused the request: ${err.message}`, err.code ?? null);
     }
-    // Timeouts, connection errors, 5xx, 429, and keys Stripe does not accept (an operator fixes them): asked again.
+    if (err instanceof Stripe.errors.StripeError && (err.statusCode ?? 0) >= 500)
+      throw new ProviderOutcomeUnknown(`Stripe answered ${err.statusCode}: ${err.message}`);
+    // Timeouts, connection errors, 429, and keys Stripe does not accept (an operator fixes them): asked again.
     if (err instanceof Stripe.errors.StripeError)
       throw new Error(`Stripe did not answer the request: ${err.type} ${err.statusCode ?? ''} ${err.message}`);
     throw err;
@@ -186,7 +263,7 @@ export class MalformedStripeEvent extends Error {}
  * signing secret, then the events the order cares about.
  */
 export class StripeEvents {
-  constructor(private readonly settings: Pick<StripeSettings, 'webhookSecret'>) {}
+  constructor(private readonly settings: Pick<StripeSettings, 'webhookSecret' | 'secretKey' | 'deploymentTag'>) {}
 
   parse(rawBody: string, signature: string | undefined): ProviderEvent {
     let event: Stripe.Event;
@@ -200,7 +277,10 @@ export class StripeEvents {
     } catch (err) {
       throw new StripeSignatureError(err instanceof Error ? err.message : String(err));
     }
-    return translateStripeEvent(event);
+    return translateStripeEvent(event, {
+      deploymentTag: this.settings.deploymentTag,
+      livemode: isLiveKey(this.settings.secretKey),
+    });
   }
 }
 
@@ -225,8 +305,16 @@ export function signedStripeEvent(
   return { payload, signature: Stripe.webhooks.generateTestHeaderString({ payload, secret }) };
 }
 
-/** A succeeded PaymentIntent of an order, as Stripe's `payment_intent.succeeded` carries it. */
-export function stripeSucceededIntent(orderNo: string, intentId: string, amountCents: number): Record<string, unknown> {
+/**
+ * A succeeded PaymentIntent of an order, as Stripe's `payment_intent.succeeded` carries it, tagged
+ * by `deploymentTag` when given: what the README's walk-through and the fault suite sign and send.
+ */
+export function stripeSucceededIntent(
+  orderNo: string,
+  intentId: string,
+  amountCents: number,
+  deploymentTag?: string,
+): Record<string, unknown> {
   return {
     id: intentId,
     object: 'payment_intent',
@@ -234,17 +322,29 @@ export function stripeSucceededIntent(orderNo: string, intentId: string, amountC
     amount_received: amountCents,
     currency: 'usd',
     status: 'succeeded',
-    metadata: { [ORDER_NO_METADATA]: orderNo },
+    metadata: { [ORDER_NO_METADATA]: orderNo, ...(deploymentTag ? { [DEPLOYMENT_METADATA]: deploymentTag } : {}) },
   };
 }
 
+/** Who this deployment is to Stripe: the tag its intents carry, and whether its key moves live money. */
+export interface StripeOwner {
+  deploymentTag: string;
+  livemode: boolean;
+}
+
 /** The ProviderEvent a verified Stripe event is; MalformedStripeEvent for one lacking what its type carries. */
-export function translateStripeEvent(event: Stripe.Event): ProviderEvent {
+export function translateStripeEvent(event: Stripe.Event, owner: StripeOwner): ProviderEvent {
+  // The other mode's events (a test-mode endpoint sent live events, or the reverse) are never ours.
+  if (typeof event.livemode === 'boolean' && event.livemode !== owner.livemode)
+    return { kind: 'ignored', type: event.type, reason: `a ${event.livemode ? 'live' : 'test'}-mode event` };
   switch (event.type) {
     case 'payment_intent.succeeded': {
       const intent = objectOf(event);
       const orderNo = orderOf(intent);
       if (!orderNo) return { kind: 'ignored', type: event.type, reason: NO_ORDER };
+      const tag = intent.metadata?.[DEPLOYMENT_METADATA];
+      if (tag !== undefined && tag !== owner.deploymentTag)
+        return { kind: 'ignored', type: event.type, reason: `an intent of another deployment (${tag})` };
       if (!Number.isSafeInteger(intent.amount_received) || intent.amount_received < 0)
         throw new MalformedStripeEvent(`event ${event.id}: amount_received is not a whole amount`);
       return {
@@ -255,13 +355,19 @@ export function translateStripeEvent(event: Stripe.Event): ProviderEvent {
           amountCents: intent.amount_received,
           provider: 'stripe',
           providerRef: intent.id,
+          // Stripe's time of the event: when the intent succeeded, by Stripe's clock.
+          ...(Number.isSafeInteger(event.created) ? { paidAtProvider: new Date(event.created * 1000) } : {}),
         },
+        intent: { tagged: tag !== undefined, currency: String(intent.currency ?? '') },
       };
     }
     case 'payment_intent.payment_failed': {
       const intent = objectOf(event);
       const orderNo = orderOf(intent);
       if (!orderNo) return { kind: 'ignored', type: event.type, reason: NO_ORDER };
+      const tag = intent.metadata?.[DEPLOYMENT_METADATA];
+      if (tag !== undefined && tag !== owner.deploymentTag)
+        return { kind: 'ignored', type: event.type, reason: `an intent of another deployment (${tag})` };
       const error = intent.last_payment_error;
       return {
         kind: 'payment_failed',
@@ -293,6 +399,30 @@ export function translateStripeEvent(event: Stripe.Event): ProviderEvent {
 }
 
 const NO_ORDER = 'the PaymentIntent names no order of this service';
+
+/**
+ * Whether a payment on an intent is this deployment's to judge, from what MySQL knows:
+ *   OURS      an intent its order opened (or, for an order opened before intents were recorded, or
+ *             an intent tagged ours naming no order here, the order's own judgment: ORDER_NOT_FOUND)
+ *   MISMATCH  tagged ours, but not an intent its order opened, or in another currency: our money,
+ *             wrongly paid, refunded
+ *   FOREIGN   untagged (opened before the tag, or by someone else) and naming no order of ours: ignored
+ */
+export function intentOwnership(
+  standing: IntentStanding,
+  orderNo: string,
+  intent: { tagged: boolean; currency: string },
+  currency: string,
+): 'OURS' | 'MISMATCH' | 'FOREIGN' {
+  if (!intent.tagged) return standing.orderExists ? 'OURS' : 'FOREIGN';
+  if (standing.intent) {
+    const sameOrder = standing.intent.orderNo === orderNo;
+    return sameOrder && standing.intent.currency === intent.currency && intent.currency === currency
+      ? 'OURS'
+      : 'MISMATCH';
+  }
+  return standing.orderIntents > 0 ? 'MISMATCH' : 'OURS';
+}
 
 /**
  * The object an event the order uses carries. Signed by Stripe, but read defensively: an event

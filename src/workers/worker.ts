@@ -8,7 +8,7 @@ import type { MetricMeter } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { type NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { RedisClient } from '../infra/redis.js';
-import type { AppConfig } from '../config/index.js';
+import { CONFIG_DEFAULTS, type AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/index.js';
 import { createReconcileActivities, type ReconcileActivities } from '../activities/reconcile.js';
 import { OrderChangeNotifier } from '../order/reads.js';
@@ -25,7 +25,7 @@ import { StartPacing } from '../order/start-pacing.js';
 import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
 import { activityMetricsInterceptor, temporalClockInterceptor } from './telemetry.js';
 import type { ClockWatch } from '../infra/clocks.js';
-import type { ProviderWithApi } from '../order/contract.js';
+import { providerTaskQueue, type ProviderWithApi } from '../order/contract.js';
 import type { PaymentProviderApi } from '../payments/provider.js';
 import { RefundOwner, type RefundObserver, type RefundOwnerPacing } from '../payments/refunds.js';
 import { StripeProvider } from '../payments/stripe.js';
@@ -53,6 +53,7 @@ export function workerActivities(deps: {
     inventory,
     changes: new OrderChangeNotifier(redis),
     providers: paymentProviders(config),
+    ...(config.payments.stripe ? { processingAlertMs: config.payments.stripe.processingAlertMs } : {}),
   });
   if (!temporal) return orderActivities;
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
@@ -123,7 +124,7 @@ function refundMetrics(meter: MetricMeter): RefundObserver {
 }
 
 export interface OrderWorkerOptions {
-  config: Pick<AppConfig, 'temporal'>;
+  config: Pick<AppConfig, 'temporal'> & Partial<Pick<AppConfig, 'payments'>>;
   connection: NativeConnection;
   activities: WorkerActivities;
   /** A bundle built by buildWorkflowBundle; without it the worker bundles src/workflows itself (dev, tests). */
@@ -143,7 +144,72 @@ export interface OrderWorkerOptions {
   >;
 }
 
-export async function createOrderWorker(options: OrderWorkerOptions): Promise<Worker> {
+/**
+ * The order's workers, run and stopped as one: the order queue's (workflows and every activity) and
+ * the provider queue's (openPayment, closePayment), whose activities Temporal hands out across all
+ * workers at most STRIPE_REQUESTS_PER_SECOND a second (maxTaskQueueActivitiesPerSecond): a sale's
+ * deadlines bunch, and the provider's account has a rate limit.
+ */
+export class OrderWorkers {
+  constructor(
+    readonly orders: Worker,
+    readonly provider: Worker,
+  ) {}
+
+  /** Runs both until shutdown() (or either fails: then both stop). */
+  async run(): Promise<void> {
+    await Promise.all([this.orders.run(), this.provider.run()]).catch(async (err: unknown) => {
+      this.shutdown();
+      throw err;
+    });
+  }
+
+  async runUntil<T>(fn: () => Promise<T>): Promise<T> {
+    const running = this.run();
+    try {
+      return await fn();
+    } finally {
+      this.shutdown();
+      await running;
+    }
+  }
+
+  shutdown(): void {
+    for (const worker of [this.orders, this.provider]) if (worker.getState() === 'RUNNING') worker.shutdown();
+  }
+
+  /** The order queue's worker's state (what /readyz reports). */
+  getState(): ReturnType<Worker['getState']> {
+    return this.orders.getState();
+  }
+}
+
+export async function createOrderWorker(options: OrderWorkerOptions): Promise<OrderWorkers> {
+  const [orders, provider] = await Promise.all([createOrderQueueWorker(options), createProviderWorker(options)]);
+  return new OrderWorkers(orders, provider);
+}
+
+function createProviderWorker(options: OrderWorkerOptions): Promise<Worker> {
+  const { openPayment, closePayment } = options.activities;
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.config.temporal.namespace,
+    taskQueue: providerTaskQueue(options.config.temporal.taskQueue),
+    activities: { openPayment, closePayment },
+    interceptors: {
+      activity: [
+        activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter),
+        ...tracingActivityInterceptors(),
+      ],
+    },
+    maxTaskQueueActivitiesPerSecond:
+      options.config.payments?.stripe?.requestsPerSecond ?? Number(CONFIG_DEFAULTS.STRIPE_REQUESTS_PER_SECOND),
+    maxConcurrentActivityTaskExecutions: 50,
+    shutdownGraceTime: '10s',
+  });
+}
+
+function createOrderQueueWorker(options: OrderWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection: options.connection,
     namespace: options.config.temporal.namespace,

@@ -19,12 +19,16 @@
  *
  * An order paid through a provider with an API (input.paymentProvider: Stripe) also has its
  * payment made there once persisted (openPayment, while the wait goes on; a refusal fails the
- * order), and closed there when the order is cancelled or fails (closePayment), beside the
- * closing steps above so a slow provider never holds back the stock.
+ * order). Its intent's state decides its close (patch INTENT_DECIDES_CLOSE): before the order is
+ * cancelled its intents are closed at the provider (closePayment: cancel, and after a refusal read
+ * again); one that was paid first pays the order, one still processing keeps the unit until its
+ * outcome, and the unit is released only once none can be paid. Such a payment is judged by the
+ * provider's state machine, not by when it arrived. Orders started before that patch close at the
+ * provider beside their own steps, as they did.
  *
- * Payments and cancels arrive as Updates. A payment is judged by when MySQL recorded it
- * (receivedAt), not by when it is delivered (src/order/rules.ts), because the SDK runs an
- * activation's Updates before its timer and a delivery can come late.
+ * Payments and cancels arrive as Updates. A payment through the generic webhook is judged by when
+ * MySQL recorded it (receivedAt), not by when it is delivered (src/order/rules.ts), because the SDK
+ * runs an activation's Updates before its timer and a delivery can come late.
  *
  * OrderRun holds the order's state, its message handlers and the steps above; OrderWorkflow wires
  * them to Temporal.
@@ -37,12 +41,13 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
+import type { Activities, ProviderClose } from '../activities/index.js';
 import {
   awaitPersistedUpdate,
   cancelUpdate,
@@ -54,6 +59,7 @@ import {
   payUpdate,
   paysInTime,
   pendingOrderState,
+  providerTaskQueue,
   statusQuery,
   verdictOf,
   type CancelReason,
@@ -97,11 +103,24 @@ const {
 /**
  * The provider's API: its requests wait and retry (capped at a minute) for as long as it is away.
  * openPayment's wait ends with the order's decision; closePayment's when the provider answers.
+ * Patched orders send them to the provider's own task queue, whose workers pace them at the rate
+ * the provider's account allows (STRIPE_REQUESTS_PER_SECOND): a sale's deadlines bunch.
  */
-const { openPayment, closePayment } = proxyActivities<Activities>({
-  startToCloseTimeout: '15s',
+const PROVIDER_ACTIVITY_OPTIONS = {
+  startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
-});
+} as const;
+const legacyProviderActivities = proxyActivities<Activities>(PROVIDER_ACTIVITY_OPTIONS);
+
+/**
+ * The patch of a provider order's close: its intent's state decides it (see the header). Patch
+ * lifecycle in docs/fault-tolerance.md, "Changing the workflow"; the replay test guards both paths.
+ */
+export const INTENT_DECIDES_CLOSE = 'intent-decides-close';
+
+/** The re-reads of an intent still processing: sparse, so a bank debit of days keeps a small history. */
+const PROCESSING_FIRST_READ_MS = 60_000;
+const PROCESSING_MAX_READ_MS = 3_600_000;
 
 type Refund = PaymentReceived & { reason: RefundReason };
 
@@ -133,12 +152,22 @@ class OrderRun {
   private paymentOpening: CancellationScope | undefined;
   /** Why the provider would not make the order's payment: the order cannot be paid. */
   private paymentUnavailable: string | undefined;
+  /** The provider's intent decides the close, and its payments are judged without the arrival rule (patched). */
+  private readonly intentDecides: boolean;
+  private readonly providerActivities: Pick<Activities, 'openPayment' | 'closePayment'>;
 
   constructor(private readonly input: OrderInput) {
     // Until persisted, the earliest the deadline can be; persistOrder moves it to when the order
     // became payable, so a late start or persist keeps the shopper's whole window.
     this.state = pendingOrderState(input);
     this.reservation = { sku: input.sku, orderNo: input.orderNo };
+    this.intentDecides = input.paymentProvider !== undefined && patched(INTENT_DECIDES_CLOSE);
+    this.providerActivities = this.intentDecides
+      ? proxyActivities<Activities>({
+          ...PROVIDER_ACTIVITY_OPTIONS,
+          taskQueue: providerTaskQueue(workflowInfo().taskQueue),
+        })
+      : legacyProviderActivities;
   }
 
   /** persist → await a payment, a cancel or the deadline → close, on a path that cannot be cancelled. */
@@ -231,7 +260,13 @@ class OrderRun {
     if (!provider) return;
     this.paymentOpening = new CancellationScope();
     this.paymentOpening
-      .run(() => openPayment({ provider, orderNo: this.input.orderNo, amountCents: this.state.totalCents }))
+      .run(() =>
+        this.providerActivities.openPayment({
+          provider,
+          orderNo: this.input.orderNo,
+          amountCents: this.state.totalCents,
+        }),
+      )
       .then(
         (intent) => {
           this.state.paymentIntent = intent;
@@ -243,18 +278,42 @@ class OrderRun {
   }
 
   /**
-   * Closes the order's payment at its provider so it can no longer be paid; with no handle (the
-   * opening never answered) the activity finds the order's one payment by its idempotency key.
+   * Closes the order's payments at its provider so they can no longer be paid, and answers what
+   * the provider found (patched orders act on it; earlier ones only close).
    */
-  private async closeProviderPayment(): Promise<void> {
+  private async closeProviderPayment(): Promise<ProviderClose | undefined> {
     const provider = this.input.paymentProvider;
-    if (!provider || !this.paymentOpening || this.paymentUnavailable) return;
-    await closePayment({
+    if (!provider || !this.paymentOpening || this.paymentUnavailable) return undefined;
+    return this.providerActivities.closePayment({
       provider,
       orderNo: this.input.orderNo,
       amountCents: this.state.totalCents,
+      paymentDeadline: this.state.paymentDeadline,
       ...(this.state.paymentIntent ? { paymentIntentId: this.state.paymentIntent.id } : {}),
     });
+  }
+
+  /**
+   * Before a provider order is cancelled: closes its intents and waits until the provider says none
+   * can be paid any more. A payment that came first (an intent that succeeded before its cancel, or
+   * its webhook meanwhile) pays the order; one still processing keeps the unit, read again on a
+   * sparse backoff until its webhook or a read says how it ended. The payment that paid it, if any.
+   */
+  private async settleAtProvider(): Promise<PaymentReceived | undefined> {
+    let readAfterMs = PROCESSING_FIRST_READ_MS;
+    for (;;) {
+      if (this.accepted) return this.accepted;
+      const closed = await this.closeProviderPayment();
+      if (this.accepted) return this.accepted;
+      if (!closed || closed.state === 'CANCELED') return undefined;
+      if (closed.state === 'SUCCEEDED') {
+        // Judged as any payment while the order is open: the right amount pays it, another is refunded.
+        this.judgePayment(closed.payment);
+        return this.accepted;
+      }
+      await condition(() => this.accepted !== undefined, readAfterMs);
+      readAfterMs = Math.min(readAfterMs * 2, PROCESSING_MAX_READ_MS);
+    }
   }
 
   private persistFailed(err: unknown): Outcome<PaymentReceived> {
@@ -266,6 +325,11 @@ class OrderRun {
   // ---- close ------------------------------------------------------------------------------------
 
   private async close(outcome: Outcome<PaymentReceived>): Promise<void> {
+    if (outcome.status === 'CANCELLED' && this.intentDecides) {
+      // Not decided yet: until the provider answers, a payment is judged as for an open order.
+      const paid = await this.settleAtProvider();
+      if (paid) return this.close({ status: 'PAID', payment: paid });
+    }
     this.decided = outcome;
     if (outcome.status === 'PAID') return this.closePaid(outcome.payment);
     if (outcome.status === 'CANCELLED') return this.closeCancelled(outcome.reason);
@@ -300,8 +364,8 @@ class OrderRun {
 
   private async closeCancelled(reason: CancelReason): Promise<void> {
     const cancelledAt = new Date().toISOString();
-    // The provider's door closes beside the order's own steps (a payment it already took is found below).
-    const providerClosed = this.closeProviderPayment();
+    // Unpatched orders: the provider's door closes beside the order's own steps. Patched ones closed it first.
+    const providerClosed = this.intentDecides ? Promise.resolve() : this.closeProviderPayment();
     this.settling = true;
     const found = await cancelUnpaidOrder({ orderNo: this.input.orderNo, reason, cancelledAt });
     this.settling = false;
@@ -341,7 +405,11 @@ class OrderRun {
     }
     this.state.status = 'FAILED';
     // Nothing more may be paid for a failed order; a payment it accepted has its refund recorded.
-    if (!this.accepted) await this.closeProviderPayment();
+    if (!this.accepted) {
+      const closed = await this.closeProviderPayment();
+      // Paid before its cancel (patched orders learn it): the money is refunded (ORDER_FAILED).
+      if (closed?.state === 'SUCCEEDED' && this.intentDecides) this.judgePayment(closed.payment);
+    }
   }
 
   /** Records every payment that was not applied, including any that arrive while doing so. */
@@ -370,6 +438,8 @@ class OrderRun {
         paymentDeadline: this.state.paymentDeadline,
         paid: this.accepted !== undefined,
         closingAs,
+        // A provider's intent cannot succeed once cancelled: its state machine, not our clock, decides.
+        deadlineDecides: !this.intentDecides,
       },
       payment,
     );
@@ -384,7 +454,7 @@ class OrderRun {
   private waitsForSettling(payment: PaymentReceived): boolean {
     return (
       this.settling &&
-      paysInTime(this.state, payment) &&
+      paysInTime({ ...this.state, deadlineDecides: !this.intentDecides }, payment) &&
       !this.state.payments.some((p) => p.eventId === payment.eventId)
     );
   }

@@ -6,7 +6,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
 import type { Pool } from 'mysql2/promise';
 import { ShopperAuth } from '../../src/api/auth.js';
 import { startApi, type RunningApi } from '../../src/api/server.js';
@@ -20,6 +19,7 @@ import type { OrderClient } from '../../src/order/client.js';
 import type { OrderLookup } from '../../src/order/lookup.js';
 import type { OrderWorkerOptions } from '../../src/workers/worker.js';
 import { testConfig } from './env.js';
+import type { OrderWorkers } from '../../src/workers/worker.js';
 import { startTestWorker, type WrapActivities } from './worker.js';
 import { orderAccess } from './orders.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
@@ -38,7 +38,7 @@ export interface TestApp {
   orders: OrderClient;
   /** Over `orders`, without breakers; finds promised orders of the app's own sales. */
   lookup: OrderLookup;
-  worker: Worker;
+  worker: OrderWorkers;
   api: RunningApi;
   auth: ShopperAuth;
   /** Stops the API, drains the worker, closes every client. */

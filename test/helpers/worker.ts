@@ -4,7 +4,7 @@
  * setup built once, polling until close(), and beside it the owner of promised orders' starts, as
  * in the worker process. One place for what every worker-running file did by hand.
  */
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createLogger } from '../../src/infra/logger.js';
 import type { Activities } from '../../src/activities/index.js';
@@ -14,6 +14,7 @@ import {
   startRefundOwner,
   workerActivities,
   type OrderWorkerOptions,
+  type OrderWorkers,
   type RunningPromiseStarter,
   type RunningRefundOwner,
 } from '../../src/workers/worker.js';
@@ -23,7 +24,7 @@ import type { RefundOwnerPacing } from '../../src/payments/refunds.js';
 export type WrapActivities = (real: Activities) => Partial<Activities>;
 
 export interface TestWorker {
-  worker: Worker;
+  worker: OrderWorkers;
   /** The owner of promised orders' starts; null when the test starts orders by hand (`starter: false`). */
   starter: RunningPromiseStarter | null;
   /** The owner of refunds through a provider's API, where one is configured (as in the worker process). */
