@@ -5,7 +5,9 @@
  *
  *   take     the row is due (MySQL's clock): claimRefund leases it to one owner for LEASE_MS
  *   ask      provider.refund, with an idempotency key per payment event: a retry after a lost
- *            answer, or by another owner after this one died, returns the same refund
+ *            answer, or by another owner after this one died, returns the same refund; after a
+ *            5xx (which the key replays) the next key, once the provider's refunds of the
+ *            payment were looked through for one the 5xx hid
  *   record   the provider's answer: REFUND_REQUESTED (pending), REFUNDED, or REFUND_FAILED when the
  *            provider refused the request as invalid (an operator takes over); no answer (a
  *            timeout, a 5xx): due again after a backoff (2 s doubling to 5 min), asked again
@@ -17,7 +19,7 @@
 import type { PaymentRow, Store } from '../db/store.js';
 import type { Logger } from '../infra/logger.js';
 import type { ProviderWithApi } from '../order/contract.js';
-import { ProviderRefusal, type PaymentProviderApi } from './provider.js';
+import { ProviderKeyReused, ProviderOutcomeUnknown, ProviderRefusal, type PaymentProviderApi } from './provider.js';
 
 export interface RefundOwnerPacing {
   /** How often due refunds are looked for. */
@@ -124,7 +126,7 @@ export class RefundOwner {
         observer?.asked(progress.state);
         logger?.info({ eventId: row.eventId, orderNo: row.orderNo, ...progress }, 'refund asked of the provider');
       } catch (err) {
-        if (err instanceof ProviderRefusal) {
+        if (err instanceof ProviderRefusal || err instanceof ProviderKeyReused) {
           await store.recordRefundProgress(
             { eventId: row.eventId },
             { state: 'REFUND_FAILED', refundId: null, error: err.message },
@@ -135,6 +137,8 @@ export class RefundOwner {
             'the provider refused the refund; an operator must refund this payment',
           );
         } else {
+          // A 5xx is replayed by its key: the next ask goes under the next key, after looking for what this one made.
+          if (err instanceof ProviderOutcomeUnknown) await store.nextRefundKey(row.eventId, row.refundKeyAttempt);
           await store.deferRefund(row.eventId, this.backoff(attempts), describe(err));
           observer?.asked('RETRY');
           logger?.warn(

@@ -114,7 +114,7 @@ const legacyProviderActivities = proxyActivities<Activities>(PROVIDER_ACTIVITY_O
 
 /**
  * The patch of a provider order's close: its intent's state decides it (see the header). Patch
- * lifecycle in docs/fault-tolerance.md, "Changing the workflow"; the replay test guards both paths.
+ * lifecycle in docs/testing.md, "Changing the workflow: the patch lifecycle"; the replay test guards both paths.
  */
 export const INTENT_DECIDES_CLOSE = 'intent-decides-close';
 
