@@ -16,8 +16,9 @@ import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { loadToolPaths } from '../stack/services.js';
 import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
 import { startStripeMock, type RunningStripeMock } from '../stack/stripe-mock.js';
+import { startStripeDouble, type StripeDouble } from '../stack/stripe-double.js';
 
-/** The local walk-through's Stripe keys: stripe-mock takes any test key; the secret signs the README's events. */
+/** The local walk-through's Stripe keys: the Stripe double takes any test key; it signs its events with the secret. */
 const LOCAL_STRIPE_KEYS = {
   STRIPE_SECRET_KEY: 'sk_test_localstripemock',
   STRIPE_WEBHOOK_SECRET: 'whsec_localstripemock',
@@ -32,11 +33,13 @@ const supervision = { log: (line: string) => say(`supervisor: ${line}`) };
 let stack: RunningStack | undefined;
 let zipkin: RunningZipkin | undefined;
 let stripeMock: RunningStripeMock | undefined;
+let stripeDouble: StripeDouble | undefined;
 const apps: Supervised[] = [];
 const { shutdown } = shutdownOnSignals(say, async () => {
   // API first (no new orders), then the worker (in-flight activities finish), then the servers.
   for (const app of [...apps].reverse()) await app.stop(15_000);
   await zipkin?.process.stop();
+  await stripeDouble?.stop();
   await stripeMock?.process.stop();
   await stack?.stop();
 });
@@ -61,12 +64,14 @@ try {
     zipkin = await startZipkin({ tools: loadToolPaths(), dataDir: join(dataDir, 'zipkin'), port: 9411 });
     Object.assign(env, zipkin.env);
   }
-  // PAYMENT_PROVIDER=stripe without an API of one's own: Stripe's mock server (stripe-mock) and local test keys.
+  // PAYMENT_PROVIDER=stripe without an API of one's own: the Stripe double (docs/stripe-double.md) on 12111, in front
+  // of stripe-mock, with local test keys; it sends its signed events to the API's Stripe webhook.
   if (process.env.PAYMENT_PROVIDER === 'stripe' && !process.env.STRIPE_API_URL) {
-    stripeMock = await startStripeMock({ tools: loadToolPaths(), dataDir: join(dataDir, 'stripe-mock'), port: 12111 });
+    stripeMock = await startStripeMock({ tools: loadToolPaths(), dataDir: join(dataDir, 'stripe-mock'), port: 12112 });
+    stripeDouble = await startStripeDouble({ stripeMockUrl: stripeMock.url, port: 12111 });
     Object.assign(
       env,
-      { ...LOCAL_STRIPE_KEYS, ...stripeMock.env },
+      { ...LOCAL_STRIPE_KEYS, STRIPE_API_URL: stripeDouble.url },
       pickSet(process.env, Object.keys(LOCAL_STRIPE_KEYS)),
     );
   }
@@ -125,10 +130,12 @@ try {
   say(
     `  traces           ${zipkin ? `${zipkin.url}/zipkin/ (Zipkin)` : tracing ? `OTEL_TRACES_EXPORTER=${tracing}` : '(off: OTEL_TRACES_EXPORTER=zipkin npm start turns them on)'}`,
   );
-  if (stripeMock)
+  if (stripeDouble) {
+    stripeDouble.setWebhook(`${apiUrl}/api/payments/stripe`, config.payments.stripe?.webhookSecret ?? '');
     say(
-      `  stripe-mock      ${stripeMock.url} (PAYMENT_PROVIDER=stripe; webhook secret ${LOCAL_STRIPE_KEYS.STRIPE_WEBHOOK_SECRET})`,
+      `  Stripe (double)  ${stripeDouble.url} (PAYMENT_PROVIDER=stripe; its events go to ${apiUrl}/api/payments/stripe)`,
     );
+  }
   say('Metrics (Prometheus text format; keep them off public networks):');
   say(`  API              ${apiUrl}/metrics`);
   say(

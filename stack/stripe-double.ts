@@ -631,7 +631,7 @@ class StripeDoubleServer {
 
     if (url.pathname.startsWith('/_double/')) return reply(json(this.control(method, url.pathname, body)));
 
-    const apiKey = /^Bearer (sk_test_\S+)$/.exec(headerOf(req.headers, 'authorization') ?? '')?.[1];
+    const apiKey = secretKeyOf(headerOf(req.headers, 'authorization'));
     if (!apiKey) return reply(json(unauthorized(headerOf(req.headers, 'authorization'))));
     if (!this.takeToken()) return reply(json(invalidRequest('rate_limit', RATE_LIMITED_MESSAGE, {}, 429)));
     const hang = this.hangs.find((h) => h.left > 0 && call.path.startsWith(h.prefix));
@@ -1299,6 +1299,18 @@ const expandsOf = (request: ApiRequest): string[] => [
   ...stringsOf(request.query, 'expand'),
   ...stringsOf(request.form, 'expand'),
 ];
+
+/**
+ * The secret test key a request authenticates with: Bearer, or HTTP Basic with the key as the user
+ * and no password (`curl -u sk_test_…:`), both as Stripe takes them (docs.stripe.com/api/authentication).
+ */
+function secretKeyOf(authorization: string | undefined): string | undefined {
+  const bearer = /^Bearer (sk_test_\S+)$/.exec(authorization ?? '')?.[1];
+  if (bearer) return bearer;
+  const basic = /^Basic ([A-Za-z0-9+/=]+)$/.exec(authorization ?? '')?.[1];
+  const user = basic ? Buffer.from(basic, 'base64').toString('utf8').split(':')[0] : undefined;
+  return user && /^sk_test_\S+$/.test(user) ? user : undefined;
+}
 
 function unauthorized(authorization: string | undefined): Answer {
   const message = authorization

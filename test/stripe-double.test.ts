@@ -504,6 +504,13 @@ describe('Requests (docs.stripe.com/rate-limits, /api/authentication, /api/error
     expect(none.headers.get('request-id')).toMatch(/^req_/);
     const publishable = await refusal(clientOf(double, 'pk_test_flashcheckout').paymentIntents.retrieve('pi_1'));
     expect(publishable).toBeInstanceOf(Stripe.errors.StripeAuthenticationError);
+    // HTTP Basic with the key as the user, as Stripe's own curl examples send it (`curl -u sk_test_…:`).
+    const intent = await clientOf(double).paymentIntents.create(order());
+    const basic = await fetch(`${double.url}/v1/payment_intents/${intent.id}`, {
+      headers: { authorization: `Basic ${Buffer.from(`${API_KEY}:`).toString('base64')}` },
+    });
+    expect(basic.status).toBe(200);
+    expect(await basic.json()).toMatchObject({ id: intent.id });
   });
 
   it("endpoints it does not model are stripe-mock's answers; bracketed form keys parse into objects and arrays; a bodiless POST is taken", async () => {
