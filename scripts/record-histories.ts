@@ -29,6 +29,7 @@ import { newOrderNo } from '../src/order/checkout.js';
 import { startStack } from '../stack/index.js';
 import { loadToolPaths } from '../stack/services.js';
 import { startStripeMock } from '../stack/stripe-mock.js';
+import { startStripeDouble, type StripeDouble } from '../stack/stripe-double.js';
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import {
@@ -116,16 +117,17 @@ async function main(): Promise<void> {
     env: {},
     log: say,
   });
-  // The Stripe scenarios' PaymentIntents: Stripe's own mock.
+  // The Stripe scenarios' PaymentIntents: the Stripe double (its states) over Stripe's own mock; no webhook.
   const stripeMock = await startStripeMock({
     tools: loadToolPaths(),
     dataDir: join(workDir, 'stripe-mock'),
     port: await freePort(),
   });
+  const stripe = await startStripeDouble({ stripeMockUrl: stripeMock.url, rateLimitPerSecond: 0 });
   const config = loadConfig({
     ...process.env,
     ...stack.env,
-    ...stripeMock.env,
+    STRIPE_API_URL: stripe.url,
     STRIPE_SECRET_KEY: 'sk_test_recorder',
     STRIPE_WEBHOOK_SECRET: 'whsec_recorder',
     TEMPORAL_TASK_QUEUE: `record-${randomUUID()}`,
@@ -176,6 +178,7 @@ async function main(): Promise<void> {
         // A scenario with a late worker gets a queue and a worker of its own, which it stops and starts.
         const ownQueue = scenario.lateWorker ? `${config.temporal.taskQueue}-${scenario.name}` : undefined;
         await playScenario(scenario, {
+          stripe,
           client,
           store,
           inventory,
@@ -190,6 +193,7 @@ async function main(): Promise<void> {
     });
   } finally {
     await Promise.allSettled([nativeConnection.close(), connection.close(), store.close(), redis.quit()]);
+    await stripe.stop();
     await stripeMock.process.stop();
     await stack.stop();
     rmSync(workDir, { recursive: true, force: true });
@@ -197,6 +201,8 @@ async function main(): Promise<void> {
 }
 
 interface ScenarioDeps {
+  /** The Stripe the Stripe scenarios' shoppers pay at. */
+  stripe: StripeDouble;
   client: Client;
   store: Store;
   inventory: RedisInventory;
@@ -288,6 +294,11 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
           what: `${handle.workflowId}'s PaymentIntent`,
           timeoutMs: 20_000,
         }),
+      payAtProvider: async () => {
+        const intent = (await handle.query(statusQuery)).paymentIntent;
+        if (!intent) throw new Error(`${handle.workflowId} has no PaymentIntent to pay`);
+        deps.stripe.confirm(intent.id, 'succeeded');
+      },
       persistHeld: async () => {
         await gates.persistOrder?.reached;
       },

@@ -19,6 +19,8 @@ export interface ScenarioContext {
   statusIs(status: OrderStatus): Promise<unknown>;
   /** With paymentProvider: resolves once the order's payment is made at the provider (its state carries it). */
   paymentIntentMade(): Promise<unknown>;
+  /** With paymentProvider: the shopper pays the order's intent at the provider; no webhook tells the order. */
+  payAtProvider(): Promise<void>;
   /** With holdPersist: resolves once persistOrder has started and is held. */
   persistHeld(): Promise<void>;
   releasePersist(): void;
@@ -57,7 +59,7 @@ export interface ReplayScenario {
   releasedBeforeStart?: boolean;
   /** The order runs on a queue and worker of its own, which the scenario stops and starts (a late worker). */
   lateWorker?: boolean;
-  /** Paid through a provider with an API (Stripe: stripe-mock while recording). */
+  /** Paid through a provider with an API (Stripe: the Stripe double while recording). */
   paymentProvider?: 'stripe';
   play(ctx: ScenarioContext): Promise<void>;
 }
@@ -77,6 +79,17 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
     paymentWindow: '3s',
     async play(ctx) {
       await ctx.paymentIntentMade();
+    },
+  },
+  {
+    // The cancel at the deadline is refused; the intent, read again, says succeeded: PAID (patch intent-decides-close).
+    name: 'stripe-paid-before-close',
+    paymentProvider: 'stripe',
+    paymentWindow: '3s',
+    async play(ctx) {
+      await ctx.paymentIntentMade();
+      await ctx.payAtProvider();
+      await ctx.statusIs('PAID');
     },
   },
   {
