@@ -39,7 +39,7 @@ ALTER TABLE payments
   ADD COLUMN refund_key_attempt INT UNSIGNED NOT NULL DEFAULT 1,
   ADD UNIQUE KEY payments_one_per_intent (provider, provider_ref);
 
--- Every provider event that told us of a payment: evidence attached to the payment's row (payments.event_id).
+-- Every provider event that told us of a payment through its API: evidence attached to the payment's row (payments.event_id).
 CREATE TABLE payment_evidence (
   event_id         VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
   payment_event_id VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,

@@ -632,11 +632,12 @@ export class Store {
         // The event's own row first (an event id seen before keeps its row), else the payment's.
         const row = rows.find((r) => String(r.event_id) === event.eventId) ?? rows[0];
         if (!row) throw new Error(`payment ${event.eventId} vanished after it was recorded`);
-        await conn.query('INSERT IGNORE INTO payment_evidence (event_id, payment_event_id, source) VALUES (?, ?, ?)', [
-          event.eventId,
-          String(row.event_id),
-          source,
-        ]);
+        // A provider's payment gathers its events; a generic event is its own row, nothing to add.
+        if (event.providerRef)
+          await conn.query(
+            'INSERT IGNORE INTO payment_evidence (event_id, payment_event_id, source) VALUES (?, ?, ?)',
+            [event.eventId, String(row.event_id), source],
+          );
         return toPaymentRow(row);
       },
       { readCommitted: true },
