@@ -35,9 +35,13 @@
  * answered 503 (MySQL is up): checkPaymentsByArrival in chaos/checks.ts. worker-ahead-payments
  * freezes nothing: the worker runs under faketime 10 s ahead of every other clock while the same
  * payments are sent around the same deadlines, judged the same way.
- * One round (not in --quick) hangs the payment provider: stripe-freeze-sale freezes Stripe's API
- * (stripe-mock) 30 s behind an API selling through Stripe, while shoppers check out, pay by
- * Stripe's event and cancel (chaos/stripe-round.ts).
+ * One round (not in --quick) sells through Stripe as Stripe behaves: stripe-late-sale puts the
+ * stateful Stripe double (stack/stripe-double.ts) in front of stripe-mock, its webhooks 1 to 5
+ * minutes late, some twice, out of order; half the shoppers pay by card in the last seconds before
+ * their deadline, another deployment's intents are paid on the same account, and Stripe's API
+ * (stripe-mock) freezes across the deadlines while shoppers go on checking out: every order past
+ * its deadline keeps its unit until Stripe answers, then is PAID (paid in time) or CANCELLED with
+ * its intent cancelled, nothing refunded, foreign money ignored (chaos/stripe-round.ts).
  * Duplicate, wrong-amount, second, early and late webhooks flow during every fault, and shoppers
  * read their orders. After each,
  * it waits until the sale is quiet (a reconcile run included), checks the invariants against
@@ -114,8 +118,15 @@ import {
 } from './shoppers.js';
 import { StartPacing } from '../src/order/start-pacing.js';
 import { loadToolPaths } from '../stack/services.js';
+import { startStripeDouble, type StripeDouble } from '../stack/stripe-double.js';
 import { startStripeMock, type RunningStripeMock } from '../stack/stripe-mock.js';
-import { STRIPE_FREEZE_CHECKS, stripeFreezeRound } from './stripe-round.js';
+import {
+  STRIPE_LATE_CHECKS,
+  STRIPE_LATE_DELIVERY,
+  STRIPE_ROUND,
+  STRIPE_ROUND_PLAN,
+  stripeLateRound,
+} from './stripe-round.js';
 
 const KILLS = [
   'api-kill',
@@ -132,8 +143,8 @@ const PAYMENT_FREEZES = ['worker-freeze-payments', 'temporal-freeze-payments', '
 const WORKER_AHEAD_MS = 10_000;
 /** Long freezes mid-sale, shoppers checking out and reading their orders throughout (full run only). */
 const SALE_FREEZES = ['temporal-freeze-sale', 'worker-freeze-sale', 'mariadb-freeze-sale'] as const;
-/** The payment provider's API hung mid-sale (full run only). */
-const PROVIDER_FREEZES = ['stripe-freeze-sale'] as const;
+/** Stripe as it behaves, its API hung across the deadlines, its webhooks minutes late (full run only). */
+const PROVIDER_FREEZES = [STRIPE_ROUND] as const;
 const FAULTS = [...KILLS, ...FREEZES, ...PAYMENT_FREEZES, ...SALE_FREEZES, ...PROVIDER_FREEZES] as const;
 type Fault = (typeof FAULTS)[number];
 type Freeze = (typeof FREEZES)[number];
@@ -252,6 +263,8 @@ const workDir = mkdtempSync(join(tmpdir(), 'flash-chaos-'));
 const clockAheadMs = new Map<string, number>();
 let stack: RunningStack | undefined;
 let stripeMock: RunningStripeMock | undefined;
+/** Stripe as the app sees it in the Stripe round: the stateful double in front of stripe-mock. */
+let stripeDouble: StripeDouble | undefined;
 /** Stripe's webhook signing secret for the suite's APIs and its simulated Stripe. */
 const STRIPE_WEBHOOK_SECRET = 'whsec_chaos';
 const apps: Supervised[] = [];
@@ -283,15 +296,20 @@ async function main(): Promise<number> {
     // No load balancer to drain from: an API stops at once.
     SHUTDOWN_DRAIN: '0s',
   };
-  if (faults.includes('stripe-freeze-sale')) {
+  if (faults.includes(STRIPE_ROUND)) {
     // Stripe's keys everywhere (the generic orders of the other rounds make no call to it); one API sells through it.
+    // The app talks to the double, which forwards every request to stripe-mock first: a SIGSTOP of stripe-mock
+    // freezes Stripe's API, while the double's webhook deliveries (Stripe's own system) go on. Its webhook is
+    // pointed at the Stripe API once that is up (the round); its rate limit is test mode's (25/s).
     stripeMock = await startStripeMock({
       tools: loadToolPaths(),
       dataDir: join(workDir, 'stripe-mock'),
       port: await freePort(),
     });
+    stripeDouble = await startStripeDouble({ stripeMockUrl: stripeMock.url, delivery: STRIPE_LATE_DELIVERY });
+    say(`Stripe double at ${stripeDouble.url} in front of stripe-mock at ${stripeMock.url}`);
     Object.assign(env, {
-      ...stripeMock.env,
+      STRIPE_API_URL: stripeDouble.url,
       STRIPE_SECRET_KEY: 'sk_test_chaos',
       STRIPE_WEBHOOK_SECRET,
     });
@@ -405,7 +423,7 @@ async function main(): Promise<number> {
         results.push(await paymentFreezeRound(fault, roundContext));
         continue;
       }
-      if (fault === 'stripe-freeze-sale') {
+      if (fault === STRIPE_ROUND) {
         results.push(await stripeRound(roundContext));
         continue;
       }
@@ -608,6 +626,13 @@ async function main(): Promise<number> {
                 ...(isSaleFreeze(r.fault)
                   ? { paymentWindow: settings.paymentWindow, saleFreeze: saleFreezePlan(r.fault) }
                   : {}),
+                ...(r.stripe
+                  ? {
+                      paymentWindow: settings.paymentWindow,
+                      stripeRound: STRIPE_ROUND_PLAN,
+                      stripeDelivery: STRIPE_LATE_DELIVERY,
+                    }
+                  : {}),
               },
             }
           : {}),
@@ -752,7 +777,7 @@ async function inject(
       return kill(server('temporal'));
     case 'worker-ahead-payments':
       return undefined; // a clock, not a process, is at fault (restartWorkerWithClockAhead)
-    case 'stripe-freeze-sale':
+    case STRIPE_ROUND:
       return undefined; // stripeRound freezes Stripe's API itself, between its phases
   }
 }
@@ -781,16 +806,19 @@ async function stripeRound(ctx: RoundContext): Promise<FaultResult> {
   const { store, redis, inventory, temporal, sales, auth, config, orders } = ctx;
   const deps = { store, redis, inventory, temporal };
   const mock = stripeMock;
-  if (!mock) throw new Error('stripe-mock is not running');
+  const double = stripeDouble;
+  if (!mock || !double) throw new Error('stripe-mock and the Stripe double are not running');
   const api = await ctx.startStripeApi();
   try {
-    const stripe = await stripeFreezeRound({
+    const stripe = await stripeLateRound({
       store,
       temporal,
       sales,
+      inventory,
       auth,
       config,
       apiUrl: api.url,
+      double,
       webhookSecret: STRIPE_WEBHOOK_SECRET,
       freezeStripe: () => {
         say(`SIGSTOP stripe-mock (pid ${mock.process.pid})`);
@@ -815,17 +843,17 @@ async function stripeRound(ctx: RoundContext): Promise<FaultResult> {
     );
     const violated = [
       ...CHAOS_CHECKS.filter((c) => !verdict.checks[c]),
-      ...STRIPE_FREEZE_CHECKS.filter((c) => !stripe.checks[c]),
+      ...STRIPE_LATE_CHECKS.filter((c) => !stripe.checks[c]),
     ];
     const ok = violated.length === 0;
     say(
-      `stripe-freeze-sale: ${ok ? 'all invariants hold' : `VIOLATED: ${violated.join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`,
+      `${STRIPE_ROUND}: ${ok ? 'all invariants hold' : `VIOLATED: ${violated.join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`,
     );
     say(`  ${JSON.stringify(verdict.figures)}`);
     say(`  stripe: ${JSON.stringify(stripe.figures)}`);
     for (const violation of stripe.violations) say(`  ${violation}`);
     return {
-      fault: 'stripe-freeze-sale',
+      fault: STRIPE_ROUND,
       ok,
       ...verdict,
       seconds: {
@@ -1150,10 +1178,16 @@ const frozen = new Set<Supervised>();
 
 async function cleanup(): Promise<void> {
   for (const target of frozen) target.kill('SIGCONT');
+  // A stripe-mock left frozen is continued first: the double's requests to it end, and it can be stopped.
   if (stripeMock) {
-    process.kill(stripeMock.process.pid, 'SIGCONT');
-    await stripeMock.process.stop();
+    try {
+      process.kill(stripeMock.process.pid, 'SIGCONT');
+    } catch {
+      // Exited already.
+    }
   }
+  await stripeDouble?.stop();
+  await stripeMock?.process.stop();
   for (const a of [...apps].reverse()) await a.stop(5_000);
   await stack?.stop();
   if (!args.keep) rmSync(workDir, { recursive: true, force: true });

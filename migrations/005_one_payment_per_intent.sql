@@ -20,10 +20,12 @@ CREATE TABLE payment_intents (
 ) ENGINE=InnoDB;
 
 -- The idempotency key attempt an order's opening is asked under. Stripe replays a key's first answer, a 5xx
--- included, for 24 hours: after a 5xx the next ask goes under the next attempt's key.
+-- included, for 24 hours: after a 5xx the next ask goes under the next attempt's key. closed_at: when the order's
+-- close began at the provider; an opening that answers after it cancels the intent it made.
 CREATE TABLE payment_openings (
   order_no    VARCHAR(40)  CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
   key_attempt INT UNSIGNED NOT NULL DEFAULT 1,
+  closed_at   DATETIME(3)  NULL,
   updated_at  DATETIME(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
   PRIMARY KEY (order_no)
 ) ENGINE=InnoDB;

@@ -331,6 +331,24 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     }
   }, 60_000);
 
+  it('an opening Stripe never answered: at the close its key finds the intent, which is cancelled before the unit goes back', async () => {
+    // The first ask of every opening hangs until the SDK's timeout: the order's deadline comes first.
+    stripeApi.hang('/v1/payment_intents', 1);
+    const sale = await putOnSale(bed.store, bed.redis, { stock: 5 });
+    const token = await auth.issue(`stripe-${randomUUID().slice(0, 8)}`);
+    const accepted = await httpRequest(api, 'POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token });
+    expect(accepted.status).toBe(202);
+    const orderNo: string = accepted.body.orderNo;
+    await untilStatus(orderNo, token, 'CANCELLED', 40_000);
+    const ofOrder = stripeApi.intents().filter((intent) => intent.metadata.orderNo === orderNo);
+    expect(ofOrder.length).toBeGreaterThanOrEqual(1);
+    for (const intent of ofOrder) expect(intent.status).toBe('canceled');
+    expect(await bed.store.paymentIntentsOf(orderNo)).toMatchObject(
+      ofOrder.map((intent) => ({ intentId: intent.id, status: 'canceled' })),
+    );
+    expect((await saleReport(bed.store, bed.redis, sale.sku)).figures.redis).toMatchObject({ reserved: 0, sold: 0 });
+  }, 60_000);
+
   it('the shopper cancels: the intent is cancelled at Stripe before the order; it can no longer be paid', async () => {
     const { orderNo, sku, token, intent } = await checkoutWithIntent();
     expect((await httpRequest(api, 'POST', `/api/orders/${orderNo}/cancel`, { token })).status).toBe(202);

@@ -308,7 +308,10 @@ export function createActivities({
         (intent) => intent.clientSecret !== null && !FINAL_INTENT_STATUSES.includes(intent.status),
       );
       if (opened?.clientSecret) return { id: opened.intentId, clientSecret: opened.clientSecret };
-      const keyAttempt = await store.paymentOpeningKeyAttempt(payment.orderNo);
+      const { keyAttempt, closed } = await store.paymentOpening(payment.orderNo);
+      // The order is closing (its workflow gave up on this opening): nothing more is made.
+      if (closed)
+        throw ApplicationFailure.nonRetryable(`order ${payment.orderNo} is closing`, FailureTypes.orderClosed);
       try {
         const intent = await api.openPayment({ ...payment, keyAttempt });
         await store.recordPaymentIntent({
@@ -321,6 +324,16 @@ export function createActivities({
           clientSecret: intent.clientSecret,
           status: intent.status,
         });
+        // Answered after the order's close read its intents (a provider that hung): this intent is closed here.
+        if ((await store.paymentOpening(payment.orderNo)).closed) {
+          const late = await api.closeIntent({ orderNo: payment.orderNo, intentId: intent.id, attempt: 1 });
+          await store.recordPaymentIntentStatus(intent.id, late.status);
+          log.warn('a PaymentIntent made after its order began closing was cancelled', {
+            orderNo: payment.orderNo,
+            intentId: intent.id,
+            status: late.status,
+          });
+        }
         return { id: intent.id, clientSecret: intent.clientSecret };
       } catch (err) {
         if (err instanceof ProviderOutcomeUnknown) await store.nextPaymentOpeningKey(payment.orderNo, keyAttempt);
@@ -343,11 +356,20 @@ export function createActivities({
       payment: ProviderPaymentInput & { paymentIntentId?: string; paymentDeadline?: string },
     ): Promise<ProviderClose> {
       const api = providerApi(payment.provider);
+      // First the mark, then the read: an opening that records an intent after this read cancels it itself.
+      await store.closePaymentOpening(payment.orderNo);
       const recorded = await store.paymentIntentsOf(payment.orderNo);
       const intentIds = recorded.filter((i) => !FINAL_INTENT_STATUSES.includes(i.status)).map((i) => i.intentId);
       // An order opened before intents were recorded names its one intent itself.
       if (payment.paymentIntentId && !recorded.some((i) => i.intentId === payment.paymentIntentId))
         intentIds.push(payment.paymentIntentId);
+      // An opening whose answer never came (the provider hung past its timeout) may still have made an
+      // intent: its key, asked again, answers it, and it is cancelled with the others.
+      const { keyAttempt } = await store.paymentOpening(payment.orderNo);
+      if (!payment.paymentIntentId && !recorded.some((i) => i.keyAttempt === keyAttempt)) {
+        const unanswered = await findUnansweredIntent(api, { ...payment, keyAttempt });
+        if (unanswered) intentIds.push(unanswered);
+      }
       const attempt = Context.current().info.attempt;
       let paid: PaymentReceived | undefined;
       let processing = false;
@@ -384,6 +406,35 @@ export function createActivities({
       return { state: processing ? 'PROCESSING' : 'CANCELED' };
     },
   };
+
+  /**
+   * The intent an unanswered opening made, found by asking its key again (which makes one if the
+   * first ask never reached the provider: it is cancelled all the same), and recorded. None when the
+   * key replays a 5xx or a refusal: whatever it made, its client secret was never shown.
+   */
+  async function findUnansweredIntent(
+    api: PaymentProviderApi,
+    opening: ProviderPaymentInput & { keyAttempt: number },
+  ): Promise<string | undefined> {
+    try {
+      const intent = await api.openPayment(opening);
+      await store.recordPaymentIntent({
+        intentId: intent.id,
+        orderNo: opening.orderNo,
+        provider: opening.provider,
+        keyAttempt: opening.keyAttempt,
+        amountCents: intent.amountCents,
+        currency: intent.currency,
+        clientSecret: null,
+        status: intent.status,
+      });
+      return intent.id;
+    } catch (err) {
+      if (err instanceof ProviderOutcomeUnknown || err instanceof ProviderRefusal || err instanceof ProviderKeyReused)
+        return undefined;
+      throw err;
+    }
+  }
 }
 
 /** What closing an order's payments at its provider found (closePayment). */

@@ -679,13 +679,28 @@ export class Store {
     await this.pool.query('UPDATE payment_intents SET status = ? WHERE intent_id = ?', [status, intentId]);
   }
 
-  /** The idempotency key attempt the order's opening is asked under now (1 until a 5xx moved it on). */
-  async paymentOpeningKeyAttempt(orderNo: string): Promise<number> {
+  /**
+   * Where the order's opening stands: the idempotency key attempt it is asked under now (1 until a
+   * 5xx moved it on), and whether the order's close at the provider has begun.
+   */
+  async paymentOpening(orderNo: string): Promise<{ keyAttempt: number; closed: boolean }> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      'SELECT key_attempt FROM payment_openings WHERE order_no = ?',
+      'SELECT key_attempt, closed_at FROM payment_openings WHERE order_no = ?',
       [orderNo],
     );
-    return Number(rows[0]?.key_attempt ?? 1);
+    return { keyAttempt: Number(rows[0]?.key_attempt ?? 1), closed: Boolean(rows[0]?.closed_at) };
+  }
+
+  /**
+   * Marks the order's close at the provider as begun, before its intents are read: an opening that
+   * records an intent after that read finds the mark and cancels the intent itself.
+   */
+  async closePaymentOpening(orderNo: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO payment_openings (order_no, closed_at) VALUES (?, NOW(3))
+       ON DUPLICATE KEY UPDATE closed_at = COALESCE(closed_at, NOW(3))`,
+      [orderNo],
+    );
   }
 
   /**
