@@ -834,7 +834,7 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
     },
     {
       bullet: 'Faults',
-      text: "Stripe's API frozen {stripe} s mid-sale",
+      text: "Stripe's API frozen {stripe} s across its orders' deadlines (webhooks 1–5 min late)",
       slots: {
         stripe: shared(
           roundsWhere((round) => round.stripe !== undefined).map(([, round]) => round.stripe!.figures.frozenSeconds),
