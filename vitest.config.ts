@@ -12,6 +12,7 @@ const WITHOUT_STACK = [
   'test/order-status-cache.test.ts',
   'test/order-rules.test.ts',
   'test/order-workflow-branches.test.ts',
+  'test/stripe-ownership.test.ts',
 ];
 /**
  * The load and fault smoke runs (the quick fault suite, the benchmark's quick runs): minutes each,

@@ -25,6 +25,7 @@ import {
   ProviderKeyReused,
   ProviderOutcomeUnknown,
   ProviderRefusal,
+  type OpenedPayment,
   type PaymentProviderApi,
 } from '../payments/provider.js';
 
@@ -314,16 +315,7 @@ export function createActivities({
         throw ApplicationFailure.nonRetryable(`order ${payment.orderNo} is closing`, FailureTypes.orderClosed);
       try {
         const intent = await api.openPayment({ ...payment, keyAttempt });
-        await store.recordPaymentIntent({
-          intentId: intent.id,
-          orderNo: payment.orderNo,
-          provider: payment.provider,
-          keyAttempt,
-          amountCents: intent.amountCents,
-          currency: intent.currency,
-          clientSecret: intent.clientSecret,
-          status: intent.status,
-        });
+        await recordOpened({ ...payment, keyAttempt }, intent, intent.clientSecret);
         // Answered after the order's close read its intents (a provider that hung): this intent is closed here.
         if ((await store.paymentOpening(payment.orderNo)).closed) {
           const late = await api.closeIntent({ orderNo: payment.orderNo, intentId: intent.id, attempt: 1 });
@@ -407,6 +399,24 @@ export function createActivities({
     },
   };
 
+  /** Records an intent an opening made; its client secret only when the shopper is to be shown it. */
+  function recordOpened(
+    opening: ProviderPaymentInput & { keyAttempt: number },
+    intent: OpenedPayment,
+    clientSecret: string | null,
+  ): Promise<void> {
+    return store.recordPaymentIntent({
+      intentId: intent.id,
+      orderNo: opening.orderNo,
+      provider: opening.provider,
+      keyAttempt: opening.keyAttempt,
+      amountCents: intent.amountCents,
+      currency: intent.currency,
+      clientSecret,
+      status: intent.status,
+    });
+  }
+
   /**
    * The intent an unanswered opening made, found by asking its key again (which makes one if the
    * first ask never reached the provider: it is cancelled all the same), and recorded. None when the
@@ -418,16 +428,7 @@ export function createActivities({
   ): Promise<string | undefined> {
     try {
       const intent = await api.openPayment(opening);
-      await store.recordPaymentIntent({
-        intentId: intent.id,
-        orderNo: opening.orderNo,
-        provider: opening.provider,
-        keyAttempt: opening.keyAttempt,
-        amountCents: intent.amountCents,
-        currency: intent.currency,
-        clientSecret: null,
-        status: intent.status,
-      });
+      await recordOpened(opening, intent, null);
       return intent.id;
     } catch (err) {
       if (err instanceof ProviderOutcomeUnknown || err instanceof ProviderRefusal || err instanceof ProviderKeyReused)

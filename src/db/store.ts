@@ -604,19 +604,27 @@ export class Store {
    * carries the same arrival time. Takes the order row's lock for the insert (when the row
    * exists), so the insert and cancelUnpaidOrder are ordered one way or the other, never interleaved.
    */
-  async recordPayment(event: RecordedPaymentEvent, source = 'webhook'): Promise<PaymentRow> {
+  async recordPayment(
+    event: RecordedPaymentEvent,
+    source = 'webhook',
+    /** Money that must be given back whatever its order says: recorded so at once, never RECEIVED for a sweep. */
+    refundReason?: RefundReason,
+  ): Promise<PaymentRow> {
     return inTransaction(
       this.pool,
       async (conn) => {
         await conn.query('SELECT order_no FROM orders WHERE order_no = ? LOCK IN SHARE MODE', [event.orderNo]);
         // Ignored on either key: the event's id seen before, or the provider's payment recorded by another event.
         await conn.query(
-          `INSERT IGNORE INTO payments (event_id, order_no, amount_cents, outcome, provider, provider_ref, paid_at_provider)
-           VALUES (?, ?, ?, 'RECEIVED', ?, ?, ?)`,
+          `INSERT IGNORE INTO payments
+             (event_id, order_no, amount_cents, outcome, refund_reason, provider, provider_ref, paid_at_provider)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
           [
             event.eventId,
             event.orderNo,
             event.amountCents,
+            refundReason ? 'REFUND_REQUIRED' : 'RECEIVED',
+            refundReason ?? null,
             event.provider ?? 'generic',
             event.providerRef ?? null,
             event.paidAtProvider ?? null,

@@ -114,18 +114,20 @@ export class StripeWebhook {
     }
   }
 
-  /** Our money on an intent that is not its order's: recorded, then kept for a refund (never applied). */
+  /**
+   * Our money on an intent that is not its order's: recorded REFUND_REQUIRED in the same insert, so no
+   * delivery can apply it meanwhile (the sweep takes only RECEIVED rows), and refunded.
+   */
   private async refundMismatch(
     payment: RecordedPaymentEvent,
   ): Promise<{ outcome: 'REFUND_REQUIRED' | 'DUPLICATE'; refundReason?: RefundReason }> {
     const { store, mysql, mysqlMs, logger } = this.deps;
-    const row = await mysql.call(Deadline.in(mysqlMs), () => store.recordPayment(payment), { evenWhenOpen: true });
-    if (row.outcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
-    await mysql.call(
+    const row = await mysql.call(
       Deadline.in(mysqlMs),
-      () => store.settleReceivedPayment(row.eventId, { outcome: 'REFUND_REQUIRED', refundReason: 'INTENT_MISMATCH' }),
+      () => store.recordPayment(payment, 'webhook', 'INTENT_MISMATCH'),
       { evenWhenOpen: true },
     );
+    if (row.refundReason !== 'INTENT_MISMATCH') return { outcome: 'DUPLICATE' };
     logger?.warn(
       { intentId: payment.providerRef, orderNo: payment.orderNo },
       'a payment on an intent of ours that its order did not open; refunding it',

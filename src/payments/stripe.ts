@@ -343,8 +343,7 @@ export function translateStripeEvent(event: Stripe.Event, owner: StripeOwner): P
       const orderNo = orderOf(intent);
       if (!orderNo) return { kind: 'ignored', type: event.type, reason: NO_ORDER };
       const tag = intent.metadata?.[DEPLOYMENT_METADATA];
-      if (tag !== undefined && tag !== owner.deploymentTag)
-        return { kind: 'ignored', type: event.type, reason: `an intent of another deployment (${tag})` };
+      if (tag !== undefined && tag !== owner.deploymentTag) return anotherDeployment(event.type, tag);
       if (!Number.isSafeInteger(intent.amount_received) || intent.amount_received < 0)
         throw new MalformedStripeEvent(`event ${event.id}: amount_received is not a whole amount`);
       return {
@@ -366,8 +365,7 @@ export function translateStripeEvent(event: Stripe.Event, owner: StripeOwner): P
       const orderNo = orderOf(intent);
       if (!orderNo) return { kind: 'ignored', type: event.type, reason: NO_ORDER };
       const tag = intent.metadata?.[DEPLOYMENT_METADATA];
-      if (tag !== undefined && tag !== owner.deploymentTag)
-        return { kind: 'ignored', type: event.type, reason: `an intent of another deployment (${tag})` };
+      if (tag !== undefined && tag !== owner.deploymentTag) return anotherDeployment(event.type, tag);
       const error = intent.last_payment_error;
       return {
         kind: 'payment_failed',
@@ -399,6 +397,11 @@ export function translateStripeEvent(event: Stripe.Event, owner: StripeOwner): P
 }
 
 const NO_ORDER = 'the PaymentIntent names no order of this service';
+
+/** An event on an intent another deployment opened (its tag): ignored, never recorded nor refunded. */
+function anotherDeployment(type: string, tag: string): ProviderEvent {
+  return { kind: 'ignored', type, reason: `an intent of another deployment (${tag})` };
+}
 
 /**
  * Whether a payment on an intent is this deployment's to judge, from what MySQL knows:
