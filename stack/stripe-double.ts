@@ -4,8 +4,8 @@
  * stripe-mock knows Stripe's OpenAPI spec but keeps no state: it accepts every cancel, forgets
  * idempotency keys, never sends an event. Every request here is first forwarded to it, so Stripe's
  * parameter validation stays Stripe's own; its 2xx body is then the shape template that this double
- * overwrites with what it keeps: PaymentIntents, their charges, refunds, idempotent results, events
- * and their signed webhook deliveries. Endpoints it does not model are relayed as stripe-mock answers.
+ * overwrites with what it keeps: PaymentIntents, their charges, refunds, disputes, idempotent results,
+ * events and their signed webhook deliveries. Endpoints it does not model are relayed as stripe-mock answers.
  *
  * On top, the faults a test needs: 5xx answers (before or after the side effect), requests that never
  * answer, Stripe's test-mode rate limit, and a webhook endpoint that gets events late, twice or out of order.
@@ -38,6 +38,15 @@ const DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000;
 
 export type IntentOutcome = 'succeeded' | 'processing' | 'declined';
 export type SettleOutcome = 'succeeded' | 'failed';
+export type DisputeOutcome = 'won' | 'lost';
+
+/** What the cardholder's bank disputes; unset: the whole charge, as `fraudulent`, due in Stripe's usual 7 days. */
+export interface DisputeOptions {
+  reason?: string;
+  amount?: number;
+  /** From now until `evidence_details.due_by`. */
+  dueInMs?: number;
+}
 
 /** One request the double answered (or is still holding), as a test reads it. */
 export interface StripeDoubleCall {
@@ -123,10 +132,18 @@ export interface StripeDouble {
   settleProcessing(intentId: string, outcome: SettleOutcome): Stripe.PaymentIntent;
   /** The card network answers a pending refund. */
   settleRefund(refundId: string, outcome: SettleOutcome): Stripe.Refund;
+  /** The cardholder's bank disputes a succeeded intent's charge: a chargeback in `needs_response`. */
+  dispute(intentId: string, options?: DisputeOptions): Stripe.Dispute;
+  /** The merchant's evidence is submitted: `needs_response` becomes `under_review`. */
+  updateDispute(disputeId: string, status: 'under_review'): Stripe.Dispute;
+  /** The card network decides an open dispute. */
+  closeDispute(disputeId: string, outcome: DisputeOutcome): Stripe.Dispute;
   intent(id: string): Stripe.PaymentIntent | undefined;
   intents(): Stripe.PaymentIntent[];
   /** The intent's refunds, newest first. */
   refundsOf(intentId: string): Stripe.Refund[];
+  /** Every dispute, newest first. */
+  disputes(): Stripe.Dispute[];
   /** Every event, newest first. */
   events(): Stripe.Event[];
   deliveries: WebhookDelivery[];
@@ -282,6 +299,7 @@ interface ChargeRecord {
   amountRefunded: number;
   failureCode: string | null;
   failureMessage: string | null;
+  disputed: boolean;
 }
 
 interface RefundRecord {
@@ -298,6 +316,27 @@ interface RefundRecord {
   failureReason: string | null;
   template: JsonObject;
 }
+
+interface DisputeRecord {
+  id: string;
+  seq: number;
+  created: number;
+  intentId: string;
+  chargeId: string;
+  /** The charge was a card payment (else the double's bank debit). */
+  card: boolean;
+  amount: number;
+  currency: string;
+  reason: string;
+  status: 'needs_response' | 'under_review' | DisputeOutcome;
+  dueBy: number;
+  hasEvidence: boolean;
+  pastDue: boolean;
+  submissionCount: number;
+}
+
+/** The window to respond varies by card network (docs.stripe.com/disputes/responding); 7 days is its short end. */
+const DISPUTE_RESPONSE_SECONDS = 7 * 24 * 60 * 60;
 
 /** The request that made an event: null for the shopper's bank (controls). */
 interface EventOrigin {
@@ -553,6 +592,7 @@ class StripeDoubleServer {
   private readonly intents = new Map<string, IntentRecord>();
   private readonly charges = new Map<string, ChargeRecord>();
   private readonly refunds = new Map<string, RefundRecord>();
+  private readonly disputes = new Map<string, DisputeRecord>();
   private readonly events: EventRecord[] = [];
   private readonly idempotent = new Map<string, StoredResult>();
   private readonly faults: Fault[] = [];
@@ -570,6 +610,7 @@ class StripeDoubleServer {
   constructor(
     private readonly options: StripeDoubleOptions,
     private readonly chargeTemplate: JsonObject,
+    private readonly disputeTemplate: JsonObject,
   ) {
     this.target = new URL(options.stripeMockUrl);
     this.now = options.now ?? Date.now;
@@ -591,6 +632,8 @@ class StripeDoubleServer {
       { method: 'POST', path: /^\/v1\/refunds$/, handle: (r) => this.createRefund(r) },
       { method: 'GET', path: /^\/v1\/refunds$/, handle: (r) => this.listRefunds(r) },
       { method: 'GET', path: /^\/v1\/refunds\/([^/]+)$/, handle: (_r, id) => this.retrieveRefund(id) },
+      { method: 'GET', path: /^\/v1\/disputes$/, handle: (r) => this.listDisputes(r) },
+      { method: 'GET', path: /^\/v1\/disputes\/([^/]+)$/, handle: (_r, id) => this.retrieveDispute(id) },
       { method: 'GET', path: /^\/v1\/events$/, handle: (r) => this.listEvents(r) },
       { method: 'GET', path: /^\/v1\/events\/([^/]+)$/, handle: (_r, id) => this.retrieveEvent(id) },
     ];
@@ -917,6 +960,7 @@ class StripeDoubleServer {
       amountRefunded: 0,
       failureCode: null,
       failureMessage: null,
+      disputed: false,
     };
     this.charges.set(charge.id, charge);
     intent.latestChargeId = charge.id;
@@ -952,6 +996,9 @@ class StripeDoubleServer {
         `This PaymentIntent (${intent.id}) does not have a successful charge to refund.`,
         { param: 'payment_intent' },
       );
+    // A chargeback already took the money back: Stripe refuses to refund it a second time.
+    if (charge.disputed)
+      return invalidRequest('charge_disputed', `Charge ${charge.id} has been charged back; cannot issue a refund.`);
     const remaining = charge.amount - charge.amountRefunded;
     if (remaining <= 0)
       return invalidRequest('charge_already_refunded', `Charge ${charge.id} has already been refunded.`);
@@ -999,6 +1046,26 @@ class StripeDoubleServer {
   private retrieveRefund(id: string): Answer {
     const refund = this.refunds.get(id);
     return refund ? { status: 200, body: this.renderRefund(refund) } : resourceMissing('refund', id, 'refund');
+  }
+
+  // ---- disputes ----
+
+  private listDisputes(request: ApiRequest): Answer {
+    const intentId = textOf(request.query, 'payment_intent');
+    const chargeId = textOf(request.query, 'charge');
+    const newestFirst = this.disputesNewestFirst().filter(
+      (d) => (!intentId || d.intentId === intentId) && (!chargeId || d.chargeId === chargeId),
+    );
+    return listPage(newestFirst, request.query, '/v1/disputes', 'dispute', (d) => this.renderDispute(d));
+  }
+
+  private retrieveDispute(id: string): Answer {
+    const dispute = this.disputes.get(id);
+    return dispute ? { status: 200, body: this.renderDispute(dispute) } : resourceMissing('dispute', id, 'dispute');
+  }
+
+  private disputesNewestFirst(): DisputeRecord[] {
+    return [...this.disputes.values()].sort((a, b) => b.seq - a.seq);
   }
 
   // ---- events ----
@@ -1117,6 +1184,7 @@ class StripeDoubleServer {
       payment_intent: charge.intentId,
       payment_method: charge.paymentMethod,
       refunded: charge.amountRefunded >= charge.amount,
+      disputed: charge.disputed,
       shipping: null,
       status: charge.status,
       transfer_data: null,
@@ -1142,6 +1210,48 @@ class StripeDoubleServer {
       status: refund.status,
       ...(refund.failureReason ? { failure_reason: refund.failureReason } : {}),
     };
+  }
+
+  renderDispute(dispute: DisputeRecord): JsonObject {
+    const template = structuredClone(this.disputeTemplate);
+    const rendered: JsonObject = {
+      ...template,
+      id: dispute.id,
+      object: 'dispute',
+      amount: dispute.amount,
+      balance_transactions: [],
+      charge: dispute.chargeId,
+      created: dispute.created,
+      currency: dispute.currency,
+      // stripe-mock's sample claims Visa CE 3.0 eligibility, which the double does not model.
+      enhanced_eligibility_types: [],
+      evidence_details: {
+        ...objectOf(template.evidence_details),
+        due_by: dispute.dueBy,
+        has_evidence: dispute.hasEvidence,
+        past_due: dispute.pastDue,
+        submission_count: dispute.submissionCount,
+      },
+      is_charge_refundable: false,
+      livemode: false,
+      metadata: {},
+      payment_intent: dispute.intentId,
+      // A chargeback, not an inquiry (stripe-mock's sample); 10.4 is Visa's card-absent fraud code.
+      payment_method_details: {
+        card: {
+          brand: 'visa',
+          case_type: 'chargeback',
+          network: 'visa',
+          network_reason_code: dispute.reason === 'fraudulent' ? '10.4' : null,
+        },
+        type: 'card',
+      },
+      reason: dispute.reason,
+      status: dispute.status,
+    };
+    // The double's bank debit is no card: no card details rather than made-up ones.
+    if (!dispute.card) delete rendered.payment_method_details;
+    return rendered;
   }
 
   renderEvent(event: EventRecord): JsonObject {
@@ -1205,6 +1315,87 @@ class StripeDoubleServer {
     return this.renderRefund(refund);
   }
 
+  openDispute(intentId: string, options: DisputeOptions): JsonObject {
+    const intent = this.intentOrThrow(intentId);
+    const charge = intent.latestChargeId ? this.charges.get(intent.latestChargeId) : undefined;
+    if (intent.status !== 'succeeded' || !charge || charge.status !== 'succeeded')
+      throw new Error(`PaymentIntent ${intentId} is ${intent.status}, not succeeded: it has no charge to dispute`);
+    // One chargeback per charge: a second would take the same money back twice.
+    if (charge.disputed) throw new Error(`Charge ${charge.id} of ${intentId} is already disputed`);
+    const amount = options.amount ?? charge.amount;
+    if (!Number.isInteger(amount) || amount < 1 || amount > charge.amount)
+      throw new Error(`A dispute's amount must be an integer from 1 to the charge's ${charge.amount}, not ${amount}`);
+    const created = this.seconds();
+    const dispute: DisputeRecord = {
+      id: newId('dp'),
+      seq: ++this.seq,
+      created,
+      intentId,
+      chargeId: charge.id,
+      card: charge.paymentMethod !== PROCESSING_PAYMENT_METHOD,
+      amount,
+      currency: charge.currency,
+      reason: options.reason ?? 'fraudulent',
+      status: 'needs_response',
+      dueBy:
+        options.dueInMs === undefined
+          ? created + DISPUTE_RESPONSE_SECONDS
+          : Math.floor((this.now() + options.dueInMs) / 1000),
+      hasEvidence: false,
+      pastDue: false,
+      submissionCount: 0,
+    };
+    this.disputes.set(dispute.id, dispute);
+    charge.disputed = true;
+    this.emit('charge.dispute.created', this.renderDispute(dispute), CONTROL_ORIGIN);
+    this.emit('charge.dispute.funds_withdrawn', this.renderDispute(dispute), CONTROL_ORIGIN);
+    return this.renderDispute(dispute);
+  }
+
+  /** The merchant submits evidence (as the Dashboard or `POST /v1/disputes/:id` with `submit` would). */
+  updateDispute(disputeId: string, status: 'under_review'): JsonObject {
+    const dispute = this.disputeOrThrow(disputeId);
+    if (status !== 'under_review') throw new Error(`A dispute can only be updated to under_review, not ${status}`);
+    if (dispute.status !== 'needs_response')
+      throw new Error(`Dispute ${disputeId} is ${dispute.status}, not needs_response: no evidence to submit`);
+    const before: JsonObject = { has_evidence: dispute.hasEvidence, submission_count: dispute.submissionCount };
+    const pastDue = dispute.pastDue;
+    dispute.status = 'under_review';
+    dispute.hasEvidence = true;
+    dispute.submissionCount++;
+    // Stripe's past_due: the evidence came after due_by.
+    dispute.pastDue = this.seconds() > dispute.dueBy;
+    if (dispute.pastDue !== pastDue) before.past_due = pastDue;
+    this.emit('charge.dispute.updated', this.renderDispute(dispute), CONTROL_ORIGIN, {
+      status: 'needs_response',
+      evidence_details: before,
+    });
+    return this.renderDispute(dispute);
+  }
+
+  closeDispute(disputeId: string, outcome: DisputeOutcome): JsonObject {
+    const dispute = this.disputeOrThrow(disputeId);
+    if (outcome !== 'won' && outcome !== 'lost') throw new Error(`outcome must be won or lost, not ${String(outcome)}`);
+    if (dispute.status === 'won' || dispute.status === 'lost')
+      throw new Error(`Dispute ${disputeId} is already closed (${dispute.status})`);
+    const previous = dispute.status;
+    dispute.status = outcome;
+    this.emit('charge.dispute.closed', this.renderDispute(dispute), CONTROL_ORIGIN, { status: previous });
+    // Won: the withdrawn amount comes back; lost: it stays with the cardholder.
+    if (outcome === 'won') this.emit('charge.dispute.funds_reinstated', this.renderDispute(dispute), CONTROL_ORIGIN);
+    return this.renderDispute(dispute);
+  }
+
+  allDisputes(): JsonObject[] {
+    return this.disputesNewestFirst().map((d) => this.renderDispute(d));
+  }
+
+  private disputeOrThrow(id: string): DisputeRecord {
+    const dispute = this.disputes.get(id);
+    if (!dispute) throw new Error(`No such dispute: '${id}'`);
+    return dispute;
+  }
+
   intentOrThrow(id: string): IntentRecord {
     const intent = this.intents.get(id);
     if (!intent) throw new Error(`No such payment_intent: '${id}'`);
@@ -1245,26 +1436,53 @@ class StripeDoubleServer {
     this.agent.destroy();
   }
 
-  /** HTTP controls, for a shell walk-through: the bank and the card network, and the webhook queue. */
+  /** HTTP controls, for a shell walk-through: the bank and the card network (settle, dispute), the webhook queue. */
   private control(method: string, pathname: string, body: string): Answer {
     const form = parseStripeForm(new URLSearchParams(body));
-    const outcome = textOf(form, 'outcome');
-    const settleOutcome = outcome === 'succeeded' || outcome === 'failed' ? outcome : undefined;
-    const settle = /^\/_double\/(payment_intents|refunds)\/([^/]+)\/settle$/.exec(pathname);
     const failure = (message: string, status = 400): Answer =>
       stripeError(status, { type: 'invalid_request_error', message });
+    const run = (act: () => JsonObject): Answer => {
+      try {
+        return { status: 200, body: act() };
+      } catch (err) {
+        return failure(err instanceof Error ? err.message : String(err));
+      }
+    };
     if (method === 'GET' && pathname === '/_double/deliveries')
       return { status: 200, body: { object: 'list', data: this.sender.deliveries.map((d) => ({ ...d })) } };
-    if (method !== 'POST' || !settle) return failure(`Unrecognized request URL (${method}: ${pathname}).`, 404);
-    if (!settleOutcome) return failure('outcome must be succeeded or failed');
-    const id = decodeURIComponent(settle[2]!);
-    try {
-      const settled =
-        settle[1] === 'refunds' ? this.settleRefund(id, settleOutcome) : this.settleProcessing(id, settleOutcome);
-      return { status: 200, body: settled };
-    } catch (err) {
-      return failure(err instanceof Error ? err.message : String(err));
+    const post = (pattern: RegExp): string[] | null => {
+      const match = method === 'POST' ? pattern.exec(pathname) : null;
+      return match && match.slice(1).map((part) => decodeURIComponent(part));
+    };
+    const outcome = textOf(form, 'outcome');
+
+    const settle = post(/^\/_double\/(payment_intents|refunds)\/([^/]+)\/settle$/);
+    if (settle) {
+      const [kind, id] = settle as [string, string];
+      if (outcome !== 'succeeded' && outcome !== 'failed') return failure('outcome must be succeeded or failed');
+      return run(() => (kind === 'refunds' ? this.settleRefund(id, outcome) : this.settleProcessing(id, outcome)));
     }
+    const dispute = post(/^\/_double\/payment_intents\/([^/]+)\/dispute$/);
+    if (dispute) {
+      const amount = integerOf(form, 'amount');
+      const dueInMs = integerOf(form, 'due_in_ms');
+      if (form.amount !== undefined && amount === undefined) return failure('amount must be an integer');
+      if (form.due_in_ms !== undefined && dueInMs === undefined) return failure('due_in_ms must be an integer');
+      const reason = textOf(form, 'reason');
+      return run(() => this.openDispute(dispute[0]!, { reason, amount, dueInMs }));
+    }
+    const update = post(/^\/_double\/disputes\/([^/]+)\/update$/);
+    if (update) {
+      const status = textOf(form, 'status');
+      if (status !== 'under_review') return failure('status must be under_review');
+      return run(() => this.updateDispute(update[0]!, status));
+    }
+    const close = post(/^\/_double\/disputes\/([^/]+)\/close$/);
+    if (close) {
+      if (outcome !== 'won' && outcome !== 'lost') return failure('outcome must be won or lost');
+      return run(() => this.closeDispute(close[0]!, outcome));
+    }
+    return failure(`Unrecognized request URL (${method}: ${pathname}).`, 404);
   }
 
   private seconds(): number {
@@ -1331,6 +1549,10 @@ const inProgressMessage = (key: string): string =>
 const injectedMessage = (fault: Fault): string =>
   `An error occurred with our connection to Stripe (injected by the Stripe double${fault.executed ? ' after the request was executed' : ''}).`;
 
+/** A JSON value as an object: `{}` when it is none. */
+const objectOf = (value: Json | undefined): JsonObject =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) ? value : {};
+
 function errorMessageOf(answer: Answer): string {
   const error = answer.body.error;
   return typeof error === 'object' && error !== null && !Array.isArray(error) && typeof error.message === 'string'
@@ -1361,13 +1583,18 @@ function readBody(stream: IncomingMessage): Promise<string> {
 
 /** Starts the double on loopback, in front of a running stripe-mock. */
 export async function startStripeDouble(options: StripeDoubleOptions): Promise<StripeDouble> {
-  // A charge as stripe-mock shapes one: the template of every charge the double renders (and a readiness check).
-  const probe = await fetch(new URL('/v1/charges/ch_template', options.stripeMockUrl), {
-    headers: { authorization: 'Bearer sk_test_stripedouble' },
-    signal: AbortSignal.timeout(5_000),
-  });
-  if (!probe.ok) throw new Error(`stripe-mock at ${options.stripeMockUrl} answered ${probe.status} to GET /v1/charges`);
-  const double = new StripeDoubleServer(options, parseObject(await probe.text()));
+  // A charge and a dispute as stripe-mock shapes them: the templates of those the double renders
+  // (controls make them, with no request to take stripe-mock's shape from), and a readiness check.
+  const template = async (path: string): Promise<JsonObject> => {
+    const probe = await fetch(new URL(path, options.stripeMockUrl), {
+      headers: { authorization: 'Bearer sk_test_stripedouble' },
+      signal: AbortSignal.timeout(5_000),
+    });
+    if (!probe.ok) throw new Error(`stripe-mock at ${options.stripeMockUrl} answered ${probe.status} to GET ${path}`);
+    return parseObject(await probe.text());
+  };
+  const chargeTemplate = await template('/v1/charges/ch_template');
+  const double = new StripeDoubleServer(options, chargeTemplate, await template('/v1/disputes/dp_template'));
   const server: Server = createServer((req, res) => {
     double.handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
@@ -1383,6 +1610,7 @@ export async function startStripeDouble(options: StripeDoubleOptions): Promise<S
   const { calls, sender } = double;
   const asIntent = (object: JsonObject) => object as unknown as Stripe.PaymentIntent;
   const asRefund = (object: JsonObject) => object as unknown as Stripe.Refund;
+  const asDispute = (object: JsonObject) => object as unknown as Stripe.Dispute;
   let stopping: Promise<void> | undefined;
   return {
     url: `http://${host}:${port}`,
@@ -1394,12 +1622,16 @@ export async function startStripeDouble(options: StripeDoubleOptions): Promise<S
     confirm: (intentId, outcome) => asIntent(double.controlConfirm(intentId, outcome)),
     settleProcessing: (intentId, outcome) => asIntent(double.settleProcessing(intentId, outcome)),
     settleRefund: (refundId, outcome) => asRefund(double.settleRefund(refundId, outcome)),
+    dispute: (intentId, disputeOptions = {}) => asDispute(double.openDispute(intentId, disputeOptions)),
+    updateDispute: (disputeId, status) => asDispute(double.updateDispute(disputeId, status)),
+    closeDispute: (disputeId, outcome) => asDispute(double.closeDispute(disputeId, outcome)),
     intent: (id) => {
       const record = double.allIntents().find((i) => i.id === id);
       return record && asIntent(double.renderIntent(record));
     },
     intents: () => double.allIntents().map((i) => asIntent(double.renderIntent(i))),
     refundsOf: (intentId) => double.refundsOf(intentId).map(asRefund),
+    disputes: () => double.allDisputes().map(asDispute),
     events: () => double.allEvents().map((e) => e as unknown as Stripe.Event),
     deliveries: sender.deliveries,
     setWebhook: (url, secret) => {

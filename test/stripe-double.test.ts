@@ -325,6 +325,205 @@ describe('Refunds (docs.stripe.com/api/refunds, /refunds)', () => {
   });
 });
 
+describe('Disputes (docs.stripe.com/disputes/how-disputes-work, /api/disputes)', () => {
+  const disputeTypes = (double: StripeDouble) =>
+    double
+      .events()
+      .filter((e) => e.type.startsWith('charge.dispute.'))
+      .map((e) => e.type)
+      .reverse();
+  /** POSTs a form to one of the double's HTTP controls. */
+  const control = async (double: StripeDouble, path: string, body: string) => {
+    const answer = await fetch(`${double.url}/_double/${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    });
+    return { status: answer.status, body: (await answer.json()) as Record<string, unknown> };
+  };
+
+  it('a dispute opened, updated and won: needs_response, under_review, won; events in order and delivered; charge.disputed; retrieve and list (docs.stripe.com/api/disputes, /api/events/types)', async () => {
+    const receiver = await startReceiver();
+    const double = await startDouble({ webhook: { url: receiver.url, secret: WEBHOOK_SECRET } });
+    const stripe = clientOf(double);
+    const intent = await stripe.paymentIntents.create(order(800));
+    const paid = await stripe.paymentIntents.confirm(intent.id, { payment_method: 'pm_card_visa' });
+    const before = Math.floor(Date.now() / 1000);
+
+    const opened = double.dispute(intent.id);
+    expect(opened).toMatchObject({
+      object: 'dispute',
+      amount: 1999,
+      currency: 'usd',
+      charge: paid.latest_charge,
+      payment_intent: intent.id,
+      status: 'needs_response',
+      reason: 'fraudulent',
+      livemode: false,
+      metadata: {},
+      is_charge_refundable: false,
+      balance_transactions: [],
+      evidence_details: {
+        due_by: opened.created + 7 * 24 * 60 * 60,
+        has_evidence: false,
+        past_due: false,
+        submission_count: 0,
+      },
+    });
+    expect(opened.id).toMatch(/^dp_[A-Za-z0-9]{24}$/);
+    expect(opened.created).toBeGreaterThanOrEqual(before);
+    const charge = await stripe.charges.retrieve(paid.latest_charge as string);
+    expect(charge.disputed).toBe(true);
+
+    expect(double.updateDispute(opened.id, 'under_review')).toMatchObject({
+      status: 'under_review',
+      evidence_details: { has_evidence: true, submission_count: 1, past_due: false },
+    });
+    expect(double.closeDispute(opened.id, 'won').status).toBe('won');
+    expect(() => double.closeDispute(opened.id, 'lost')).toThrow(/already closed \(won\)/);
+    expect(() => double.updateDispute(opened.id, 'under_review')).toThrow(/not needs_response/);
+
+    expect(disputeTypes(double)).toEqual([
+      'charge.dispute.created',
+      'charge.dispute.funds_withdrawn',
+      'charge.dispute.updated',
+      'charge.dispute.closed',
+      'charge.dispute.funds_reinstated',
+    ]);
+    const [reinstated, closed, updated] = double.events();
+    expect(updated).toMatchObject({
+      data: { object: { id: opened.id, status: 'under_review' }, previous_attributes: { status: 'needs_response' } },
+      request: { id: null },
+    });
+    expect(closed).toMatchObject({
+      data: { object: { status: 'won' }, previous_attributes: { status: 'under_review' } },
+    });
+    expect(reinstated!.data.object).toMatchObject({ object: 'dispute', id: opened.id, status: 'won' });
+    await double.settled();
+    expect(receiver.received.map((r) => r.type).filter((type) => type.startsWith('charge.dispute.'))).toEqual(
+      disputeTypes(double),
+    );
+    const delivered = await stripe.events.list({ type: 'charge.dispute.*', delivery_success: true });
+    expect(delivered.data.map((e) => e.type)).toEqual([...disputeTypes(double)].reverse());
+
+    expect(await stripe.disputes.retrieve(opened.id)).toMatchObject({
+      id: opened.id,
+      status: 'won',
+      charge: paid.latest_charge,
+      payment_intent: intent.id,
+    });
+    const missing = await refusal(stripe.disputes.retrieve('dp_missing'));
+    expect(missing).toMatchObject({ statusCode: 404, code: 'resource_missing' });
+    expect(missing.message).toBe("No such dispute: 'dp_missing'");
+
+    // A second dispute, partial and due in an hour: listed newest first, filtered by intent or charge.
+    const other = await stripe.paymentIntents.create(order(801));
+    double.confirm(other.id, 'succeeded');
+    const partial = double.dispute(other.id, { reason: 'product_not_received', amount: 500, dueInMs: 3_600_000 });
+    expect(partial).toMatchObject({ amount: 500, reason: 'product_not_received', status: 'needs_response' });
+    expect(partial.evidence_details.due_by).toBeGreaterThanOrEqual(before + 3_600);
+    expect(partial.evidence_details.due_by).toBeLessThan(partial.created + 7 * 24 * 60 * 60);
+    expect((await stripe.disputes.list()).data.map((d) => d.id)).toEqual([partial.id, opened.id]);
+    expect(double.disputes().map((d) => d.id)).toEqual([partial.id, opened.id]);
+    expect((await stripe.disputes.list({ payment_intent: intent.id })).data.map((d) => d.id)).toEqual([opened.id]);
+    expect((await stripe.disputes.list({ charge: partial.charge as string })).data.map((d) => d.id)).toEqual([
+      partial.id,
+    ]);
+    const page = await stripe.disputes.list({ limit: 1 });
+    expect(page).toMatchObject({ object: 'list', has_more: true, url: '/v1/disputes' });
+    expect((await stripe.disputes.list({ limit: 1, starting_after: page.data[0]!.id })).data.map((d) => d.id)).toEqual([
+      opened.id,
+    ]);
+  });
+
+  it('a dispute lost, through the HTTP controls: charge.dispute.closed and no funds_reinstated; late evidence is past_due (docs.stripe.com/disputes/how-disputes-work)', async () => {
+    const double = await startDouble();
+    const stripe = clientOf(double);
+    const intent = await stripe.paymentIntents.create(order(810));
+    double.confirm(intent.id, 'succeeded');
+    const opened = await control(double, `payment_intents/${intent.id}/dispute`, 'reason=duplicate&amount=1000');
+    expect(opened).toMatchObject({
+      status: 200,
+      body: { object: 'dispute', payment_intent: intent.id, amount: 1000, reason: 'duplicate' },
+    });
+    const id = opened.body.id as string;
+    expect(await control(double, `disputes/${id}/close`, 'outcome=lost')).toMatchObject({
+      status: 200,
+      body: { id, status: 'lost' },
+    });
+    const again = await control(double, `disputes/${id}/close`, 'outcome=won');
+    expect(again).toMatchObject({
+      status: 400,
+      body: { error: { message: `Dispute ${id} is already closed (lost)` } },
+    });
+    expect(double.disputes()[0]).toMatchObject({ id, status: 'lost' });
+    expect(disputeTypes(double)).toEqual([
+      'charge.dispute.created',
+      'charge.dispute.funds_withdrawn',
+      'charge.dispute.closed',
+    ]);
+    expect(double.events()[0]).toMatchObject({ data: { previous_attributes: { status: 'needs_response' } } });
+    expect((await control(double, 'disputes/dp_missing/close', 'outcome=lost')).status).toBe(400);
+    expect((await control(double, `disputes/${id}/close`, 'outcome=maybe')).status).toBe(400);
+
+    // Evidence after due_by: under_review, but past_due.
+    const late = await stripe.paymentIntents.create(order(811));
+    double.confirm(late.id, 'succeeded');
+    const overdue = await control(double, `payment_intents/${late.id}/dispute`, 'due_in_ms=-60000');
+    const overdueId = overdue.body.id as string;
+    expect(await control(double, `disputes/${overdueId}/update`, 'status=under_review')).toMatchObject({
+      status: 200,
+      body: { status: 'under_review', evidence_details: { has_evidence: true, past_due: true, submission_count: 1 } },
+    });
+    expect(double.events()[0]).toMatchObject({
+      type: 'charge.dispute.updated',
+      data: { previous_attributes: { evidence_details: { past_due: false, has_evidence: false } } },
+    });
+    expect((await control(double, `disputes/${overdueId}/update`, 'status=won')).status).toBe(400);
+  });
+
+  it('a refund of a disputed charge: 400 charge_disputed, nothing refunded (docs.stripe.com/error-codes)', async () => {
+    const double = await startDouble();
+    const stripe = clientOf(double);
+    const intent = await stripe.paymentIntents.create(order(820));
+    const paid = await stripe.paymentIntents.confirm(intent.id, { payment_method: 'pm_card_visa' });
+    await stripe.refunds.create({ payment_intent: intent.id, amount: 500 });
+    double.dispute(intent.id);
+    for (const params of [{ payment_intent: intent.id }, { charge: paid.latest_charge as string, amount: 100 }]) {
+      const refused = await refusal(stripe.refunds.create(params));
+      expect(refused).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+      expect(refused).toMatchObject({ statusCode: 400, code: 'charge_disputed' });
+      expect(refused.message).toBe(
+        `Charge ${paid.latest_charge as string} has been charged back; cannot issue a refund.`,
+      );
+    }
+    expect(double.refundsOf(intent.id)).toMatchObject([{ amount: 500 }]);
+    expect((await stripe.charges.retrieve(paid.latest_charge as string)).amount_refunded).toBe(500);
+  });
+
+  it('a dispute on an intent not succeeded is refused, as is a second dispute of one charge', async () => {
+    const double = await startDouble();
+    const stripe = clientOf(double);
+    const open = await stripe.paymentIntents.create(order());
+    expect(() => double.dispute(open.id)).toThrow(
+      `PaymentIntent ${open.id} is requires_payment_method, not succeeded: it has no charge to dispute`,
+    );
+    const processing = await stripe.paymentIntents.create(order());
+    double.confirm(processing.id, 'processing');
+    expect(() => double.dispute(processing.id)).toThrow(/is processing, not succeeded/);
+    expect(() => double.dispute('pi_missing')).toThrow("No such payment_intent: 'pi_missing'");
+    expect((await control(double, `payment_intents/${open.id}/dispute`, '')).status).toBe(400);
+
+    const paid = await stripe.paymentIntents.create(order());
+    double.confirm(paid.id, 'succeeded');
+    expect(() => double.dispute(paid.id, { amount: 2000 })).toThrow(/from 1 to the charge's 1999/);
+    double.dispute(paid.id);
+    expect(() => double.dispute(paid.id)).toThrow(/already disputed/);
+    expect(double.disputes()).toHaveLength(1);
+    expect(double.events().filter((e) => e.type.startsWith('charge.dispute.'))).toHaveLength(2);
+  });
+});
+
 describe('Idempotency (docs.stripe.com/api/idempotent_requests, /error-low-level#idempotency)', () => {
   let double: StripeDouble;
   let stripe: Stripe;
