@@ -161,8 +161,8 @@ describe('admin views of a sale with orders in every state', () => {
       mysql: {
         stock: 10,
         available: 5,
-        orders: { AWAITING_PAYMENT: 3, PAID: 2, CANCELLED: 1, FAILED: 0 },
-        units: { AWAITING_PAYMENT: 3, PAID: 2, CANCELLED: 1, FAILED: 0 },
+        orders: { AWAITING_PAYMENT: 3, PAID: 2, CANCELLED: 1, FAILED: 0, DISPUTED: 0, REFUNDED: 0 },
+        units: { AWAITING_PAYMENT: 3, PAID: 2, CANCELLED: 1, FAILED: 0, DISPUTED: 0, REFUNDED: 0 },
       },
       runningWorkflows: 3,
       // Two paid orders, and a second payment of one of them kept for a refund (the generic webhook: an operator's).

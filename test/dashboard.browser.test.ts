@@ -8,6 +8,7 @@
  * state and the p99 move as it happens, with nothing loaded from another host; an unknown SKU is
  * named as such.
  */
+import { STORED_ORDER_STATUSES } from '../src/order/rules.js';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -230,20 +231,10 @@ describe('the live sale dashboard in headless Chromium', () => {
             reserved: Number(await text('#stock-reserved')),
             sold: Number(await text('#stock-sold')),
             orders: Object.fromEntries(
-              await Promise.all(
-                ['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'].map(async (s) => [
-                  s,
-                  Number(await text(`#count-${s}`)),
-                ]),
-              ),
+              await Promise.all(STORED_ORDER_STATUSES.map(async (s) => [s, Number(await text(`#count-${s}`))])),
             ),
             units: Object.fromEntries(
-              await Promise.all(
-                ['AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'].map(async (s) => [
-                  s,
-                  Number(await text(`#units-${s}`)),
-                ]),
-              ),
+              await Promise.all(STORED_ORDER_STATUSES.map(async (s) => [s, Number(await text(`#units-${s}`))])),
             ),
             runningWorkflows: Number(await text('#running-workflows')),
             payments: {
@@ -285,8 +276,8 @@ describe('the live sale dashboard in headless Chromium', () => {
       expect(shown).toEqual({
         stock: 12,
         ...expected,
-        orders: { AWAITING_PAYMENT: 10, PAID: 1, CANCELLED: 1, FAILED: 0 },
-        units: { AWAITING_PAYMENT: 10, PAID: 1, CANCELLED: 1, FAILED: 0 },
+        orders: { AWAITING_PAYMENT: 10, PAID: 1, CANCELLED: 1, FAILED: 0, DISPUTED: 0, REFUNDED: 0 },
+        units: { AWAITING_PAYMENT: 10, PAID: 1, CANCELLED: 1, FAILED: 0, DISPUTED: 0, REFUNDED: 0 },
         runningWorkflows: 10,
         // One order paid through the dev payment (the generic webhook): nothing to refund.
         payments: { applied: 1, refundsWaiting: 0, refunded: 0, refundFailed: 0 },

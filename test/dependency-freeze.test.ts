@@ -23,7 +23,7 @@ import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
 import { startStack, type RunningStack, type StackServer } from '../stack/index.js';
 import { waitFor } from '../stack/wait-for.js';
-import { ensureReconcileSchedule } from '../src/workers/reconcile-schedule.js';
+import { ensureReconcileSchedule } from '../src/workers/schedules.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { httpRequest, type HttpReply } from './helpers/http.js';

@@ -4,6 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   isCancellable,
+  isSold,
+  paidOrderStatus,
   judgePayment,
   outcomeOfWait,
   paysInTime,
@@ -156,5 +158,32 @@ describe('outcomeOfWait', () => {
       status: 'CANCELLED',
       reason: 'PAYMENT_TIMEOUT',
     });
+  });
+});
+
+describe('money taken back after payment', () => {
+  it('an open dispute makes the order DISPUTED, whatever was refunded', () => {
+    expect(paidOrderStatus(1_000, { refundedCents: 0, dispute: 'OPEN' })).toBe('DISPUTED');
+    expect(paidOrderStatus(1_000, { refundedCents: 1_000, dispute: 'OPEN' })).toBe('DISPUTED');
+  });
+  it('all of it refunded, or a dispute lost, makes it REFUNDED; a part refunded or a dispute won leaves it PAID', () => {
+    expect(paidOrderStatus(1_000, { refundedCents: 1_000, dispute: null })).toBe('REFUNDED');
+    expect(paidOrderStatus(1_000, { refundedCents: 0, dispute: 'LOST' })).toBe('REFUNDED');
+    expect(paidOrderStatus(1_000, { refundedCents: 999, dispute: null })).toBe('PAID');
+    expect(paidOrderStatus(1_000, { refundedCents: 0, dispute: 'WON' })).toBe('PAID');
+  });
+  it('its units stay sold, and money arriving for it later is refunded ALREADY_PAID', () => {
+    for (const status of ['PAID', 'DISPUTED', 'REFUNDED'] as const) {
+      expect(isSold(status)).toBe(true);
+      expect(refundReasonFor(status)).toBe('ALREADY_PAID');
+      expect(
+        verdictOfClosedOrder(
+          { status, totalCents: 1_000, paymentDeadline: DEADLINE },
+          { ...inTime, outcome: 'RECEIVED', refundReason: null },
+        ),
+      ).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
+    }
+    expect(isSold('CANCELLED')).toBe(false);
+    expect(isSold('AWAITING_PAYMENT')).toBe(false);
   });
 });

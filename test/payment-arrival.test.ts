@@ -21,8 +21,8 @@ import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import type { OrderClient } from '../src/order/client.js';
 import { newOrderNo } from '../src/order/checkout.js';
-import { PaymentDelivery, storedPayment, signWebhook } from '../src/order/payments.js';
-import { orderWorkflowId, type OrderInput } from '../src/order/contract.js';
+import { FUTURE_ORDER_MARGIN_MS, PaymentDelivery, storedPayment, signWebhook } from '../src/order/payments.js';
+import { orderNoTime, orderWorkflowId, type OrderInput } from '../src/order/contract.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
@@ -311,33 +311,320 @@ describe('redelivery', () => {
   });
 });
 
+/** One delivery an owner sent to an order (its `pay` call), and when it was sent. */
+interface PayCall {
+  eventId: string;
+  orderNo: string;
+  at: number;
+}
+
+/**
+ * The real order client (this file's `orders`), with every `pay` call recorded before it is sent. `before` runs
+ * first: it may hold the call (a gate) or throw (an order that never answers).
+ */
+function watchedOrders(before?: (orderNo: string) => Promise<void>): {
+  orders: OrderClient;
+  calls: PayCall[];
+  callsFor(eventId: string): PayCall[];
+} {
+  const calls: PayCall[] = [];
+  const pay: OrderClient['pay'] = async (orderNo, payment, deadline) => {
+    calls.push({ eventId: payment.eventId, orderNo, at: Date.now() });
+    await before?.(orderNo);
+    return orders.pay(orderNo, payment, deadline);
+  };
+  return {
+    orders: around(orders, { pay }),
+    calls,
+    callsFor: (eventId) => calls.filter((call) => call.eventId === eventId),
+  };
+}
+
+/** This file's store, counting the sweeps (leaseDueDeliveries) an owner made through it once each has answered. */
+function watchedStore(): { store: Store; sweeps(): number } {
+  let sweeps = 0;
+  const leaseDueDeliveries: Store['leaseDueDeliveries'] = async (...args) => {
+    try {
+      return await store.leaseDueDeliveries(...args);
+    } finally {
+      sweeps++;
+    }
+  };
+  return { store: around(store, { leaseDueDeliveries }), sweeps: () => sweeps };
+}
+
+/** `target` with some of its methods replaced; every other member is the target's own, bound to it. */
+function around<T extends object>(target: T, replaced: Partial<T>): T {
+  return new Proxy(target, {
+    get(object, key) {
+      if (Object.hasOwn(replaced, key)) return replaced[key as keyof T];
+      const value: unknown = Reflect.get(object, key, object);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(object) : value;
+    },
+  });
+}
+
+/** The lease owner written on a payment's row (null: never leased). */
+async function leaseOwnerOf(eventId: string): Promise<string | null | undefined> {
+  return (await store.deliveryOf(eventId))?.owner;
+}
+
+/** Whether a lease name is one of `owner`'s (`<ownerId>/w` or `<ownerId>/<sweep>`). */
+function leasedBy(lease: string | null | undefined, owner: PaymentDelivery): boolean {
+  return lease?.startsWith(`${owner.ownerId}/`) ?? false;
+}
+
+async function outcomesOf(rows: PaymentRow[]): Promise<(string | undefined)[]> {
+  return Promise.all(rows.map(async (row) => (await store.getPayment(row.eventId))?.outcome));
+}
+
+/** An owner that sweeps every 100 ms the rows RECEIVED for 1 s (the other files' owners wait 5 s), started. */
+function startSweeper(watched: OrderClient): PaymentDelivery {
+  const owner = PaymentDelivery.fromConfig(config, {
+    store,
+    orders: watched,
+    lookup,
+    pacing: { sweepEveryMs: 100, sweepOlderThanMs: 1_000 },
+  });
+  owner.start();
+  return owner;
+}
+
 describe('the owner sweep', () => {
   it('delivers a payment a process that died left RECEIVED, and settles it', async () => {
     const order = await placeOrder('30m');
     // The webhook recorded the event, then its process died before the owner delivered it.
     const row = await record(order.input.orderNo, order.total);
-    const delivered: string[] = [];
-    const pacing = { sweepEveryMs: 100, sweepOlderThanMs: 1_000 };
-    const owner = PaymentDelivery.fromConfig(config, {
-      store,
-      orders,
-      lookup,
-      pacing,
-      changed: (orderNo) => delivered.push(orderNo),
-    });
-    owner.start();
+    const watched = watchedOrders();
+    const owner = startSweeper(watched.orders);
     try {
       await waitFor(async () => (await store.getPayment(row.eventId))?.outcome === 'APPLIED', {
         what: 'the swept payment applied',
         timeoutMs: 10_000,
       });
-      // This owner delivered it (the other processes' sweeps take only rows older than 5 s).
-      expect(delivered).toContain(order.input.orderNo);
     } finally {
       await owner.stop();
     }
+    // This owner leased it (the other processes' sweeps take only rows older than 5 s) and delivered it, once.
+    expect(leasedBy(await leaseOwnerOf(row.eventId), owner)).toBe(true);
+    expect(watched.callsFor(row.eventId)).toHaveLength(1);
     await orders.awaitClosed(order.input.orderNo);
     expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
+  });
+
+  it("settles a swept payment of an order closed before it: the closed order's verdict, written by the owner alone", async () => {
+    const order = await placeOrder('30m');
+    expect(await orders.cancel(order.input.orderNo)).toBe(true);
+    await orders.awaitClosed(order.input.orderNo);
+    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'CANCELLED' });
+    // Paid in full and in time, but to an order that no longer waits for it. No workflow runs to judge it: the
+    // verdict is the owner's, from MySQL's row of the order (lookup.verdictOfClosedOrder), and only its settle
+    // writes it on the payment's row.
+    const row = await record(order.input.orderNo, order.total);
+    const watched = watchedOrders();
+    const owner = startSweeper(watched.orders);
+    try {
+      await waitFor(async () => (await store.getPayment(row.eventId))?.outcome !== 'RECEIVED', {
+        what: 'the swept payment of a cancelled order settled',
+        timeoutMs: 10_000,
+      });
+    } finally {
+      await owner.stop();
+    }
+    expect(await store.getPayment(row.eventId)).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ORDER_NOT_AWAITING_PAYMENT',
+    });
+    expect(leasedBy(await leaseOwnerOf(row.eventId), owner)).toBe(true);
+    // Asked of the order once (no running workflow answered), then judged from its row.
+    expect(watched.callsFor(row.eventId)).toHaveLength(1);
+  });
+
+  it('two owners sweeping at once: each payment is delivered by exactly one of them', async () => {
+    const placed = await Promise.all([1, 2, 3, 4, 5, 6].map(async () => placeOrder('30m')));
+    // Deliveries are held until both owners have swept twice after the last row was recorded, so every row is
+    // still RECEIVED whenever the other owner looks: only the lease keeps that owner off it.
+    let bothSwept = false;
+    const held = () => waitFor(() => bothSwept, { what: 'both owners swept', timeoutMs: 20_000 }).then(() => undefined);
+    const ownerOf = () => {
+      const watched = watchedOrders(held);
+      const sweeps = watchedStore();
+      const owner = PaymentDelivery.fromConfig(config, {
+        store: sweeps.store,
+        orders: watched.orders,
+        lookup,
+        pacing: { sweepEveryMs: 100, sweepOlderThanMs: 0 },
+      });
+      return { owner, sweeps, watched };
+    };
+    const a = ownerOf();
+    const b = ownerOf();
+    const first = await Promise.all(placed.slice(0, 3).map((order) => record(order.input.orderNo, order.total)));
+    a.owner.start();
+    try {
+      await waitFor(
+        async () =>
+          (await Promise.all(first.map((row) => leaseOwnerOf(row.eventId)))).every((lease) => leasedBy(lease, a.owner)),
+        { what: 'the first three leased by owner a', timeoutMs: 10_000 },
+      );
+      // B starts while A holds the first three (their deliveries held); then the last three are recorded.
+      b.owner.start();
+      const second = await Promise.all(placed.slice(3).map((order) => record(order.input.orderNo, order.total)));
+      const rows = [...first, ...second];
+      const [aFrom, bFrom] = [a.sweeps.sweeps(), b.sweeps.sweeps()];
+      await waitFor(() => a.sweeps.sweeps() >= aFrom + 2 && b.sweeps.sweeps() >= bFrom + 2, {
+        what: 'owners a and b each swept twice more',
+        timeoutMs: 10_000,
+      });
+      bothSwept = true;
+      await waitFor(async () => (await outcomesOf(rows)).every((outcome) => outcome === 'APPLIED'), {
+        what: 'the six payments applied',
+        timeoutMs: 20_000,
+      });
+      for (const row of rows) {
+        const [byA, byB] = [a.watched.callsFor(row.eventId).length, b.watched.callsFor(row.eventId).length];
+        expect({ eventId: row.eventId, deliveries: byA + byB }).toEqual({ eventId: row.eventId, deliveries: 1 });
+        expect(leasedBy(await leaseOwnerOf(row.eventId), byA === 1 ? a.owner : b.owner)).toBe(true);
+      }
+    } finally {
+      bothSwept = true;
+      await Promise.all([a.owner.stop(), b.owner.stop()]);
+    }
+  });
+
+  it('leaves a row to the owner whose lease it is until the lease ends, then a live owner delivers it', async () => {
+    const order = await placeOrder('30m');
+    const eventId = `evt-dead-${randomUUID()}`;
+    // Recorded by a webhook whose process died before it delivered: its lease runs 2 s.
+    await store.recordPayment(
+      { eventId, orderNo: order.input.orderNo, amountCents: order.total },
+      'webhook',
+      undefined,
+      {
+        owner: 'dead-process/w',
+        leaseMs: 2_000,
+      },
+    );
+    const leaseEnds = (await store.deliveryOf(eventId))?.dueAt?.getTime();
+    if (leaseEnds === undefined) throw new Error(`no lease on ${eventId}`);
+    const watched = watchedOrders();
+    const sweeps = watchedStore();
+    const live = PaymentDelivery.fromConfig(config, {
+      store: sweeps.store,
+      orders: watched.orders,
+      lookup,
+      pacing: { sweepEveryMs: 100, sweepOlderThanMs: 0 },
+    });
+    live.start();
+    try {
+      // Three sweeps (about 1 s), every one of them inside the dead owner's lease: the row is not taken.
+      await waitFor(() => sweeps.sweeps() >= 3, { what: 'three sweeps of the live owner', timeoutMs: 10_000 });
+      const payment = await store.getPayment(eventId);
+      const lease = await leaseOwnerOf(eventId);
+      expect(Date.now()).toBeLessThan(leaseEnds);
+      expect(payment).toMatchObject({ outcome: 'RECEIVED' });
+      expect(lease).toBe('dead-process/w');
+      expect(watched.callsFor(eventId)).toEqual([]);
+      // Once the lease is over the live owner's next sweep takes it.
+      await waitFor(async () => (await store.getPayment(eventId))?.outcome === 'APPLIED', {
+        what: `${eventId} applied by the live owner`,
+        timeoutMs: 10_000,
+      });
+    } finally {
+      await live.stop();
+    }
+    expect(leasedBy(await leaseOwnerOf(eventId), live)).toBe(true);
+    const delivered = watched.callsFor(eventId);
+    expect(delivered).toHaveLength(1);
+    // MySQL's clock and this process's are the same host's; a few ms for DATETIME(3)'s rounding.
+    expect(delivered[0]!.at).toBeGreaterThanOrEqual(leaseEnds - 5);
+  });
+
+  it('pages past rows that keep failing: newer payments are delivered while the stuck ones stay RECEIVED, its own', async () => {
+    const stuckOrders = await Promise.all([1, 2, 3, 4].map(async () => placeOrder('30m')));
+    const newerOrders = await Promise.all([1, 2, 3].map(async () => placeOrder('30m')));
+    const stuckNos = new Set(stuckOrders.map((order) => order.input.orderNo));
+    const watched = watchedOrders(async (orderNo) => {
+      if (stuckNos.has(orderNo)) throw new Error(`test: ${orderNo} does not answer`);
+    });
+    // Two rows a sweep. Each failed row waits a minute for its retry while its lease (300 ms) runs out, so the
+    // stuck rows are due again at nearly every sweep, as a dead owner's are: only the order of the sweep
+    // (rows due earliest first, not the oldest) lets the newer rows through.
+    const owner = PaymentDelivery.fromConfig(config, {
+      store,
+      orders: watched.orders,
+      lookup,
+      pacing: {
+        sweepBatch: 2,
+        sweepEveryMs: 100,
+        sweepOlderThanMs: 0,
+        leaseMs: 300,
+        firstBackoffMs: 60_000,
+        maxBackoffMs: 60_000,
+      },
+    });
+    const stuck = await Promise.all(stuckOrders.map((order) => record(order.input.orderNo, order.total)));
+    // The newer ones recorded strictly later (MySQL's clock is this host's, in ms).
+    const lastStuckAt = Math.max(...stuck.map((row) => row.receivedAt.getTime()));
+    await waitFor(() => Date.now() > lastStuckAt, { what: 'a millisecond past the stuck rows', timeoutMs: 1_000 });
+    const newer = await Promise.all(newerOrders.map((order) => record(order.input.orderNo, order.total)));
+    owner.start();
+    try {
+      await waitFor(async () => (await outcomesOf(newer)).every((outcome) => outcome === 'APPLIED'), {
+        what: 'the newer payments applied past the stuck ones',
+        timeoutMs: 10_000,
+      });
+      for (const row of newer) {
+        expect(leasedBy(await leaseOwnerOf(row.eventId), owner)).toBe(true);
+        expect(watched.callsFor(row.eventId)).toHaveLength(1);
+      }
+      // The stuck ones were taken and tried first (older, due first), by this owner alone, and are still to be
+      // delivered: the sweep went past them.
+      expect(await outcomesOf(stuck)).toEqual(stuck.map(() => 'RECEIVED'));
+      for (const row of stuck) {
+        expect(leasedBy(await leaseOwnerOf(row.eventId), owner)).toBe(true);
+        expect(watched.callsFor(row.eventId).length).toBeGreaterThanOrEqual(1);
+      }
+      const lastStuckTried = Math.max(...stuck.map((row) => watched.callsFor(row.eventId)[0]!.at));
+      for (const row of newer) expect(watched.callsFor(row.eventId)[0]!.at).toBeGreaterThanOrEqual(lastStuckTried);
+    } finally {
+      await owner.stop();
+    }
+    // Their orders answer the real client: delivered now, they pay (nothing else kept them from it).
+    for (const row of stuck) expect(await delivery.deliver(row, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
+  });
+
+  it("refunds a payment naming an order number dated beyond the clocks' margin at once, without asking any order", async () => {
+    const watched = watchedOrders();
+    const owner = PaymentDelivery.fromConfig(config, { store, orders: watched.orders, lookup });
+    // As the webhook records and hands over: leased to this owner, delivered at once.
+    const recordHere = (orderNo: string) =>
+      store.recordPayment(
+        { eventId: `evt-future-${randomUUID()}`, orderNo, amountCents: 100 },
+        'webhook',
+        undefined,
+        owner.webhookLease,
+      );
+    try {
+      const future = await recordHere(newOrderNo(Date.now() + 3_600_000));
+      expect(orderNoTime(future.orderNo)! - Date.now()).toBeGreaterThan(FUTURE_ORDER_MARGIN_MS);
+      expect(await owner.take(future, { waitMs: 5_000, deliverNow: true })).toEqual({
+        outcome: 'REFUND_REQUIRED',
+        refundReason: 'ORDER_NOT_FOUND',
+      });
+      expect(await store.getPayment(future.eventId)).toMatchObject({
+        outcome: 'REFUND_REQUIRED',
+        refundReason: 'ORDER_NOT_FOUND',
+      });
+      expect(watched.callsFor(future.eventId)).toEqual([]);
+      // Within the margin it may be an order of a process whose clock is ahead: asked, and kept RECEIVED.
+      const soon = await recordHere(newOrderNo(Date.now() + 60_000));
+      expect(await owner.take(soon, { waitMs: 5_000, deliverNow: true })).toBeNull();
+      expect(watched.callsFor(soon.eventId)).toHaveLength(1);
+      expect(await store.getPayment(soon.eventId)).toMatchObject({ outcome: 'RECEIVED' });
+    } finally {
+      await owner.stop();
+    }
   });
 });
 

@@ -19,7 +19,8 @@ import { storedPayment } from '../src/order/payments.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { newOrderNo } from '../src/order/checkout.js';
 import { waitFor } from '../stack/wait-for.js';
-import { ensureReconcileSchedule } from '../src/workers/reconcile-schedule.js';
+import { createReconcileActivities } from '../src/activities/reconcile.js';
+import { ensureReconcileSchedule } from '../src/workers/schedules.js';
 import { orderWorkflowId, type OrderInput } from '../src/order/contract.js';
 import {
   RECONCILE_WORKFLOW_TYPE,
@@ -352,6 +353,104 @@ describe('ReconcileWorkflow', () => {
     expect(report.sales[0]?.drift).toMatchObject({ sold: 1, available: -1, agrees: false });
     await redis.multi().hincrby(keys.sale, 'available', 1).hincrby(keys.sale, 'sold', -1).exec();
     expect((await reconcile([sale.sku])).drifting).toEqual([]);
+  });
+});
+
+/**
+ * What a Redis restart from an AOF without the last writes leaves of an order awaiting payment: its
+ * row in MySQL, no record in Redis, the counters and the shopper's holding as before its reserve.
+ */
+async function loseReservation(sku: string, order: { orderNo: string; userId: string }): Promise<void> {
+  const keys = saleKeys(sku);
+  await redis
+    .multi()
+    .hdel(keys.reservations, order.orderNo)
+    .hincrby(keys.sale, 'available', 1)
+    .hincrby(keys.sale, 'reserved', -1)
+    .hdel(keys.users, order.userId)
+    .hdel(keys.holds, order.userId)
+    .exec();
+}
+
+describe('adoptMissingReservations, raced by a cancel', () => {
+  /** The shopper cancels through the order's workflow: its row CANCELLED, then its release (of no record). */
+  async function cancel(orderNo: string): Promise<void> {
+    expect(await orders.cancel(orderNo)).toBe(true);
+    await orders.awaitClosed(orderNo);
+    expect(await store.getOrder(orderNo)).toMatchObject({ status: 'CANCELLED' });
+  }
+
+  /** Redis as if the order had never been adopted: no record, the units on sale, the shopper's limit free. */
+  async function expectNeverAdopted(sale: { sku: string }, order: { orderNo: string; userId: string }) {
+    const report = await saleReport(store, redis, sale.sku);
+    expect({
+      record: await inventory.getReservation(sale.sku, order.orderNo),
+      holding: await inventory.userHolding(sale.sku, order.userId),
+      counters: report.figures.redis,
+    }).toEqual({ record: null, holding: 0, counters: { stock: 2, available: 2, reserved: 0, sold: 0 } });
+    expectInvariants(report);
+    expect(
+      (await inventory.reserve({ orderNo: newOrderNo(), sku: sale.sku, userId: order.userId, quantity: 1 })).outcome,
+    ).toBe('RESERVED');
+  }
+
+  it('does not adopt an order cancelled between the read of MySQL and the read of Redis', async () => {
+    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const input = await orderAwaitingPayment(sale, 'cancelled-between-reads');
+    await loseReservation(sale.sku, input);
+    // The cancel lands right after MySQL listed the order as holding.
+    const racedStore = withMethods(store, (name) =>
+      name === 'holdingOrdersPage'
+        ? async (...args: Parameters<Store['holdingOrdersPage']>) => {
+            const rows = await store.holdingOrdersPage(...args);
+            await cancel(input.orderNo);
+            return rows;
+          }
+        : undefined,
+    );
+    const activities = createReconcileActivities({ store: racedStore, inventory, orders });
+    const page = await activities.adoptMissingReservations({ sku: sale.sku, afterOrderNo: '', limit: 100 });
+    await expectNeverAdopted(sale, input);
+    expect(page).toEqual({ next: null, adopted: 0, notAdopted: 0, undone: 0 });
+  });
+
+  it('gives back an adoption whose order was cancelled between the re-read of its row and the adopt', async () => {
+    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const input = await orderAwaitingPayment(sale, 'cancelled-before-adopt');
+    await loseReservation(sale.sku, input);
+    // The cancel lands right before the adopt: after the rows were read again (still holding), and
+    // its workflow's release finds no record.
+    const steps: string[] = [];
+    const tracedStore = withMethods(store, (name) => {
+      if (name === 'holdingOrdersPage')
+        return async (...args: Parameters<Store['holdingOrdersPage']>) => {
+          steps.push(name);
+          return store.holdingOrdersPage(...args);
+        };
+      if (name === 'getOrders')
+        return async (...args: Parameters<Store['getOrders']>) => {
+          steps.push(name);
+          return store.getOrders(...args);
+        };
+      return undefined;
+    });
+    const racedInventory = withMethods(inventory, (name) =>
+      name === 'adopt'
+        ? async (...args: Parameters<RedisInventory['adopt']>) => {
+            if (!steps.includes('cancel')) {
+              await cancel(input.orderNo);
+              steps.push('cancel');
+            }
+            steps.push('adopt');
+            return inventory.adopt(...args);
+          }
+        : undefined,
+    );
+    const activities = createReconcileActivities({ store: tracedStore, inventory: racedInventory, orders });
+    const page = await activities.adoptMissingReservations({ sku: sale.sku, afterOrderNo: '', limit: 100 });
+    await expectNeverAdopted(sale, input);
+    expect(page).toEqual({ next: null, adopted: 1, notAdopted: 0, undone: 1 });
+    expect(steps).toEqual(['holdingOrdersPage', 'getOrders', 'cancel', 'adopt', 'getOrders']);
   });
 });
 

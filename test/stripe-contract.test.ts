@@ -37,6 +37,7 @@ const targets: Target[] = [
         paymentMethodTypes: ['card'],
         processingAlertMs: 3_600_000,
         requestsPerSecond: 20,
+        catchUpIntervalMs: 60_000,
       }),
   },
   {
@@ -51,6 +52,7 @@ const targets: Target[] = [
         paymentMethodTypes: ['card'],
         processingAlertMs: 3_600_000,
         requestsPerSecond: 20,
+        catchUpIntervalMs: 60_000,
       }),
   },
 ];

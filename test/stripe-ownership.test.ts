@@ -6,7 +6,7 @@
 import type Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
 import type { IntentStanding } from '../src/db/store.js';
-import { intentOwnership, translateStripeEvent } from '../src/payments/stripe.js';
+import { disputeTakeback, intentOwnership, refundTakeback, translateStripeEvent } from '../src/payments/stripe.js';
 
 const ORDER = '01M89AXPAVXGKQWGHDF59178FB';
 const OTHER_ORDER = '01M89B0RDAFVWH6WMTF9PXSVS4';
@@ -90,5 +90,53 @@ describe('intentOwnership: what MySQL knows', () => {
     const untagged = { tagged: false, currency: 'usd' };
     expect(intentOwnership(standing(), ORDER, untagged, 'usd')).toBe('OURS');
     expect(intentOwnership(standing({ orderExists: false, orderIntents: 0 }), ORDER, untagged, 'usd')).toBe('FOREIGN');
+  });
+});
+
+describe('refunds and disputes we did not ask for, folded', () => {
+  const refund = (status: string) =>
+    ({ id: 're_1', amount: 500, status, created: 1_700_000_000, reason: null }) as unknown as Stripe.Refund;
+  it('a refund pending or succeeded counts as money back; failed or canceled does not; the stage only grows', () => {
+    expect(refundTakeback(refund('pending'), 'pi_1')).toMatchObject({ kind: 'REFUND', status: 'PENDING', stage: 1 });
+    expect(refundTakeback(refund('succeeded'), 'pi_1')).toMatchObject({ status: 'SUCCEEDED', stage: 2 });
+    expect(refundTakeback(refund('failed'), 'pi_1')).toMatchObject({ status: 'FAILED', stage: 3 });
+    expect(refundTakeback(refund('canceled'), 'pi_1')).toMatchObject({ status: 'FAILED', stage: 3 });
+  });
+  const dispute = (status: string) =>
+    ({
+      id: 'dp_1',
+      amount: 1_000,
+      status,
+      created: 1_700_000_000,
+      reason: 'fraudulent',
+      evidence_details: { due_by: 1_700_604_800 },
+    }) as unknown as Stripe.Dispute;
+  it('a dispute is OPEN until won or lost (an inquiry closed counts as won), with its due_by', () => {
+    expect(disputeTakeback(dispute('needs_response'), 'pi_1')).toMatchObject({
+      kind: 'DISPUTE',
+      status: 'OPEN',
+      stage: 1,
+      dueBy: new Date(1_700_604_800_000),
+    });
+    expect(disputeTakeback(dispute('warning_under_review'), 'pi_1')).toMatchObject({ status: 'OPEN', stage: 2 });
+    expect(disputeTakeback(dispute('won'), 'pi_1')).toMatchObject({ status: 'WON', stage: 3 });
+    expect(disputeTakeback(dispute('warning_closed'), 'pi_1')).toMatchObject({ status: 'WON', stage: 3 });
+    expect(disputeTakeback(dispute('lost'), 'pi_1')).toMatchObject({ status: 'LOST', stage: 3 });
+  });
+  it('translates a Dashboard refund (no payment event of ours) as taken back, ours as our refund', () => {
+    const event = (metadata: Record<string, string>) =>
+      ({
+        id: 'evt_1',
+        type: 'refund.created',
+        livemode: false,
+        data: { object: { ...refund('succeeded'), payment_intent: 'pi_1', metadata } },
+      }) as unknown as Stripe.Event;
+    const owner = { deploymentTag: 'tag', livemode: false };
+    expect(translateStripeEvent(event({}), owner)).toMatchObject({ kind: 'refund', taken: { intentId: 'pi_1' } });
+    expect(translateStripeEvent(event({ paymentEventId: 'evt_0' }), owner)).toMatchObject({
+      kind: 'refund',
+      paymentEventId: 'evt_0',
+      taken: null,
+    });
   });
 });

@@ -14,6 +14,7 @@ import type { Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import {
   durationToMs,
+  isSold,
   type CancelReason,
   type PaymentIntentHandle,
   type PaymentReceived,
@@ -279,7 +280,7 @@ export function createActivities({
       const outcome = await inventory.confirm(reservation.sku, reservation.orderNo);
       if (outcome !== 'NOT_FOUND') return outcome;
       const row = await store.getOrder(reservation.orderNo);
-      if (row?.status !== 'AWAITING_PAYMENT' && row?.status !== 'PAID') return outcome;
+      if (!row || (row.status !== 'AWAITING_PAYMENT' && !isSold(row.status))) return outcome;
       const adopted = await inventory.adopt(reservation.sku, {
         orderNo: row.orderNo,
         userId: row.userId,

@@ -4,9 +4,10 @@
  * only do what the order's own workflow would have done.
  */
 import { asyncLocalStorage, heartbeat } from '@temporalio/activity';
-import type { Store } from '../db/store.js';
+import type { OrderRow, Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderClient } from '../order/client.js';
+import { isSold } from '../order/contract.js';
 import {
   noReservationWork,
   PROMISE_MAX_AGE_MS,
@@ -26,6 +27,14 @@ export interface ReconcileDeps {
   store: Store;
   inventory: RedisInventory;
   orders: OrderClient;
+}
+
+/**
+ * Whether an order's row still holds its units: every status but the two whose workflow gives them
+ * back (a paid order's units stay sold whatever its status becomes).
+ */
+function holdsUnits(row: OrderRow | undefined): row is OrderRow {
+  return row !== undefined && row.status !== 'CANCELLED' && row.status !== 'FAILED';
 }
 
 /** How far back (by Redis's clock) the survey looks for sales defined in Redis alone. */
@@ -60,7 +69,8 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
         skus.map(async (sku): Promise<SaleSurvey> => {
           const [redis, mysql] = await Promise.all([inventory.getSale(sku), store.saleStockFigures(sku)]);
           const awaitingPayment = mysql?.units.AWAITING_PAYMENT ?? 0;
-          const paid = mysql?.units.PAID ?? 0;
+          // Sold: paid, whatever became of the money since (a unit whose money went back stays sold).
+          const paid = (mysql?.units.PAID ?? 0) + (mysql?.units.DISPUTED ?? 0) + (mysql?.units.REFUNDED ?? 0);
           const needsScan =
             redis !== null &&
             (redis.reserved > 0 ||
@@ -127,7 +137,7 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
           if (row.status === 'CANCELLED' || row.status === 'FAILED') {
             if ((await inventory.release(sku, reservation.orderNo, { as: 'owner' })) === 'RELEASED')
               result.alignedReleased++;
-          } else if (row.status === 'PAID') {
+          } else if (isSold(row.status)) {
             if ((await inventory.confirm(sku, reservation.orderNo)) === 'CONFIRMED') result.alignedConfirmed++;
           }
           continue;
@@ -205,19 +215,39 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
         next: rows.length === input.limit ? (rows.at(-1)?.orderNo ?? null) : null,
         adopted: 0,
         notAdopted: 0,
+        undone: 0,
       };
-      for (const [i, row] of rows.entries()) {
-        if (records[i]) continue;
-        const adopted = await inventory.adopt(input.sku, {
+      const missing = rows.filter((_, i) => !records[i]).map((row) => row.orderNo);
+      if (missing.length === 0) return result;
+      // Read again: an order cancelled between the two reads above (its row final, then its record
+      // released by its workflow) must not be held again; the others are adopted as their row says now.
+      const current = await store.getOrders(missing);
+      const adopted: string[] = [];
+      for (const orderNo of missing) {
+        const row = current.get(orderNo);
+        if (!holdsUnits(row)) continue;
+        const outcome = await inventory.adopt(input.sku, {
           orderNo: row.orderNo,
           userId: row.userId,
           quantity: row.quantity,
-          state: row.status === 'PAID' ? 'SOLD' : 'CLAIMED',
+          state: row.status === 'AWAITING_PAYMENT' ? 'CLAIMED' : 'SOLD',
           reservedAtMs: row.createdAt.getTime(),
           idempotencyKey: row.idempotencyKey,
         });
-        if (adopted === 'ADOPTED') result.adopted++;
-        else if (adopted !== 'EXISTS') result.notAdopted++;
+        if (outcome === 'ADOPTED') {
+          result.adopted++;
+          adopted.push(orderNo);
+        } else if (outcome !== 'EXISTS') result.notAdopted++;
+      }
+      if (adopted.length === 0) return result;
+      // A cancel landing between that read and the adopt released no record. Its workflow writes the row
+      // before releasing: a row still holding here means its release is yet to come and finds the record.
+      const after = await store.getOrders(adopted);
+      for (const orderNo of adopted) {
+        if (holdsUnits(after.get(orderNo))) continue;
+        // The workflow's own release (owner, forget): whichever of the two comes second finds nothing.
+        if ((await inventory.release(input.sku, orderNo, { as: 'owner', forget: true })) === 'RELEASED')
+          result.undone++;
       }
       return result;
     },
@@ -226,7 +256,8 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
     async saleDrift(input: { sku: string; pendingUnits: number }): Promise<SaleDrift> {
       const [redis, mysql] = await Promise.all([inventory.getSale(input.sku), store.saleStockFigures(input.sku)]);
       const awaitingPayment = mysql?.units.AWAITING_PAYMENT ?? 0;
-      const paid = mysql?.units.PAID ?? 0;
+      // Sold: paid, whatever became of the money since (a unit whose money went back stays sold).
+      const paid = (mysql?.units.PAID ?? 0) + (mysql?.units.DISPUTED ?? 0) + (mysql?.units.REFUNDED ?? 0);
       const mysqlAvailable = mysql?.available ?? 0;
       const drift = {
         reserved: (redis?.reserved ?? 0) - (awaitingPayment + input.pendingUnits),

@@ -21,7 +21,8 @@ import { OrderLookup } from '../order/lookup.js';
 import { StartPacing } from '../order/start-pacing.js';
 import { OrderChangeNotifier, OrderStatusReader, readRoutes } from '../order/reads.js';
 import { PaymentDelivery, PaymentWebhook, paymentRoutes } from '../order/payments.js';
-import { StripeWebhook, stripeWebhookRoutes } from '../payments/stripe-webhook.js';
+import { StripeIntake } from '../payments/stripe-intake.js';
+import { stripeWebhookRoutes } from '../payments/stripe-webhook.js';
 import { AdminService } from '../sales/admin-service.js';
 import { SalesService } from '../sales/sales-service.js';
 import { ShopperAuth } from './auth.js';
@@ -134,6 +135,7 @@ const GUARDED_STORE_METHODS = [
   'getOrder',
   'paymentsOfOrder',
   'paymentFailuresOfOrder',
+  'takebacksOf',
   'saleStockFigures',
   'orderNumbersOfSale',
 ] as const;
@@ -174,12 +176,14 @@ export function createApp(parts: ApiParts): Koa {
   metrics.trackPaymentBacklog(() => payments.backlog);
   const webhook = new PaymentWebhook({ config, store: parts.store, guards, delivery: payments });
   const stripeWebhook = config.payments.stripe
-    ? new StripeWebhook({
+    ? new StripeIntake({
         settings: config.payments.stripe,
         payments: webhook,
         store: parts.store,
         mysql: guards.mysql,
         mysqlMs: config.deadlines.mysqlMs,
+        changed: (orderNo) => statusReader.changed(orderNo),
+        takenBack: (kind) => metrics.moneyTakenBack(kind),
         logger,
       })
     : null;

@@ -83,6 +83,12 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  private readonly takenBack = new Counter({
+    name: 'flash_money_taken_back_total',
+    help: 'Refunds made at the provider without us and disputes, recorded against a paid order (kind: REFUND, DISPUTE); each change of one counts',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
 
   private readonly statusReads = new Counter({
     name: 'flash_order_status_reads_total',
@@ -248,6 +254,10 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
   /** Where flash_payments_awaiting_delivery reads its figure (the process's PaymentDelivery). */
   trackPaymentBacklog(backlog: () => number): void {
     this.paymentBacklog = backlog;
+  }
+
+  moneyTakenBack(kind: 'REFUND' | 'DISPUTE'): void {
+    this.takenBack.labels(kind).inc();
   }
 
   webhookOutcome(outcome: WebhookMetricOutcome): void {

@@ -15,6 +15,7 @@ import {
 import { INVARIANTS } from '../invariants/check.js';
 import {
   CANCEL_REASONS,
+  DISPUTE_STANDINGS,
   REFUND_REASONS,
   STORED_ORDER_STATUSES,
   STORED_PAYMENT_OUTCOMES,
@@ -106,6 +107,18 @@ export const saleSchema = z
   })
   .meta({ id: 'Sale' });
 
+/** A card holder's dispute of an order's payment, as the order shows it. */
+export const disputeSchema = z
+  .object({
+    standing: z.enum(DISPUTE_STANDINGS).meta({
+      description: 'OPEN (the order is DISPUTED) while the bank decides; WON (PAID again) or LOST (REFUNDED).',
+    }),
+    reason: z.string().nullable().meta({ description: "The provider's reason (fraudulent, product_not_received, …)." }),
+    dueBy: isoTime.nullable().meta({ description: 'By when evidence must reach the provider.' }),
+    amountCents: z.number().int(),
+  })
+  .meta({ id: 'Dispute' });
+
 export const orderSchema = z
   .object({
     orderNo: orderNoSchema,
@@ -138,6 +151,16 @@ export const orderSchema = z
           "The order's Stripe PaymentIntent, while the order is AWAITING_PAYMENT and once it is made (a moment after the order " +
           'is persisted; until then the read is not cached, so the next poll shows it).',
       }),
+    refundedCents: z
+      .number()
+      .int()
+      .optional()
+      .meta({
+        description:
+          "Refunded at the payment provider after the order was paid, without this service asking (a refund in Stripe's " +
+          'Dashboard): all of it makes the order REFUNDED.',
+      }),
+    dispute: disputeSchema.optional(),
   })
   .meta({ id: 'Order' });
 
@@ -300,6 +323,8 @@ export const adminOrderSchema = z
     createdAt: isoTime,
     paidAt: isoTime.nullable(),
     cancelledAt: isoTime.nullable(),
+    refundedCents: z.number().int(),
+    dispute: disputeSchema.nullable(),
   })
   .meta({ id: 'AdminOrder' });
 
@@ -337,6 +362,20 @@ export const adminOrderPaymentsSchema = z
         code: z.string().nullable().meta({ description: "The provider's decline or error code (card_declined, …)." }),
         message: z.string().nullable(),
         receivedAt: isoTime,
+      }),
+    ),
+    takenBack: z.array(
+      z.object({
+        id: z.string().meta({ description: "The provider's refund (re_…) or dispute (dp_…)." }),
+        kind: z.enum(['REFUND', 'DISPUTE']),
+        amountCents: z.number().int(),
+        status: z.string().meta({ description: 'A refund: PENDING, SUCCEEDED, FAILED; a dispute: OPEN, WON, LOST.' }),
+        providerStatus: z
+          .string()
+          .meta({ description: "The provider's own status (needs_response, under_review, …)." }),
+        reason: z.string().nullable(),
+        dueBy: isoTime.nullable().meta({ description: "A dispute's deadline for evidence." }),
+        createdAt: isoTime,
       }),
     ),
   })

@@ -202,6 +202,11 @@ const envSchema = z.object({
    * maxTaskQueueActivitiesPerSecond): under Stripe's limit (25/s in test mode, 100/s live).
    */
   STRIPE_REQUESTS_PER_SECOND: z.coerce.number().positive().max(10_000),
+  /**
+   * How often the catch-up asks Stripe for the events it has not delivered (a Temporal Schedule), and how old an
+   * event must be before it does: younger ones are the webhook's.
+   */
+  STRIPE_CATCH_UP_INTERVAL: durationString,
 });
 
 /** Every environment variable the service reads (the deployment files are checked against it). */
@@ -285,6 +290,7 @@ export const CONFIG_DEFAULTS = {
   STRIPE_PAYMENT_METHOD_TYPES: 'card',
   STRIPE_PROCESSING_ALERT: '1h',
   STRIPE_REQUESTS_PER_SECOND: '20',
+  STRIPE_CATCH_UP_INTERVAL: '1m',
 } as const satisfies Record<Exclude<ConfigVariable, (typeof WITHOUT_DEFAULT)[number]>, string>;
 
 export interface AppConfig {
@@ -386,6 +392,7 @@ export interface StripeSettings {
   paymentMethodTypes: string[];
   processingAlertMs: number;
   requestsPerSecond: number;
+  catchUpIntervalMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -545,6 +552,7 @@ function stripeSettings(e: z.infer<typeof envSchema>): StripeSettings | null {
     paymentMethodTypes: e.STRIPE_PAYMENT_METHOD_TYPES.split(','),
     processingAlertMs: durationToMs(e.STRIPE_PROCESSING_ALERT),
     requestsPerSecond: e.STRIPE_REQUESTS_PER_SECOND,
+    catchUpIntervalMs: durationToMs(e.STRIPE_CATCH_UP_INTERVAL),
   };
 }
 

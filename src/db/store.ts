@@ -9,9 +9,12 @@
  */
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
+  SOLD_STATUSES,
   STORED_ORDER_STATUSES,
   STORED_PAYMENT_OUTCOMES,
+  paidOrderStatus,
   type CancelReason,
+  type DisputeStanding,
   type PaymentOutcome,
   type PaymentProviderName,
   type RefundState,
@@ -62,6 +65,40 @@ export interface OrderRow {
   createdAt: Date;
   paidAt: Date | null;
   cancelledAt: Date | null;
+  /** Refunded at the provider without us asking (DISPUTED and REFUNDED orders: docs/api.md). */
+  refundedCents: number;
+  /** The newest dispute of the order's payment. */
+  dispute: StoredDispute | null;
+}
+
+/** A dispute as the order row keeps it. */
+export interface StoredDispute {
+  standing: DisputeStanding;
+  reason: string | null;
+  /** By when evidence must reach the provider (Stripe's evidence_details.due_by). */
+  dueBy: Date | null;
+  amountCents: number;
+}
+
+/**
+ * A refund or a dispute the provider reports on a payment of ours that we did not ask for. `stage` only grows
+ * (Store.recordTakeback keeps the furthest one).
+ */
+export interface Takeback {
+  id: string;
+  kind: 'REFUND' | 'DISPUTE';
+  provider: PaymentProviderName;
+  intentId: string;
+  orderNo: string;
+  amountCents: number;
+  /** A refund: PENDING, SUCCEEDED or FAILED; a dispute: its standing. */
+  status: 'PENDING' | 'SUCCEEDED' | 'FAILED' | DisputeStanding;
+  providerStatus: string;
+  stage: number;
+  reason: string | null;
+  dueBy: Date | null;
+  /** When the provider made it (its clock). */
+  createdAt: Date;
 }
 
 /** The columns an order row is written with; the others follow from them or from later changes. */
@@ -109,6 +146,14 @@ export interface PaymentRow {
   refundKeyAttempt: number;
   /** When the provider says the money moved (Stripe: the charge's `created`); null for the generic webhook. */
   paidAtProvider: Date | null;
+  /** The delivery owner that holds (or last held) the row's lease; null before any. */
+  deliveryOwner: string | null;
+}
+
+/** A delivery owner's hold on a RECEIVED payment: its name, and for how long (MySQL's clock). */
+export interface DeliveryLease {
+  owner: string;
+  leaseMs: number;
 }
 
 /** A payment event as the webhooks record it. */
@@ -442,7 +487,118 @@ export class Store {
          ON DUPLICATE KEY UPDATE outcome = 'APPLIED', refund_reason = NULL`,
         [payment.eventId, payment.orderNo, payment.amountCents],
       );
+      // A refund or dispute the provider reported before the payment reached the order (events out of order).
+      const [[takebacks]] = await conn.query<RowDataPacket[]>(
+        'SELECT EXISTS (SELECT 1 FROM payment_takebacks WHERE order_no = ?) AS any_',
+        [payment.orderNo],
+      );
+      if (Number(takebacks?.any_) === 1) await applyTakebacks(conn, payment.orderNo);
     });
+  }
+
+  // ---- money taken back after payment -----------------------------------------------------------
+
+  /**
+   * Records a refund or dispute the provider reported, forwards only, and moves a paid order to the status it makes
+   * (PAID, DISPUTED, REFUNDED) in the same transaction, under the order row's lock. Answers whether the takeback
+   * changed, and the order's status after (null: no row).
+   */
+  async recordTakeback(takeback: Takeback): Promise<{ changed: boolean; status: StoredOrderStatus | null }> {
+    return inTransaction(
+      this.pool,
+      async (conn) => {
+        const [rows] = await conn.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ? FOR UPDATE', [
+          takeback.orderNo,
+        ]);
+        const [result] = await conn.query<ResultSetHeader>(
+          `INSERT INTO payment_takebacks
+             (takeback_id, kind, provider, intent_id, order_no, amount_cents, status, provider_status, stage, reason, due_by, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON DUPLICATE KEY UPDATE
+             amount_cents = IF(VALUES(stage) > stage, VALUES(amount_cents), amount_cents),
+             status = IF(VALUES(stage) > stage, VALUES(status), status),
+             provider_status = IF(VALUES(stage) > stage, VALUES(provider_status), provider_status),
+             reason = IF(VALUES(stage) > stage, VALUES(reason), reason),
+             due_by = IF(VALUES(stage) > stage, VALUES(due_by), due_by),
+             stage = GREATEST(stage, VALUES(stage))`,
+          [
+            takeback.id,
+            takeback.kind,
+            takeback.provider,
+            takeback.intentId,
+            takeback.orderNo,
+            takeback.amountCents,
+            takeback.status,
+            takeback.providerStatus,
+            takeback.stage,
+            takeback.reason?.slice(0, 64) ?? null,
+            takeback.dueBy,
+            takeback.createdAt,
+          ],
+        );
+        const status = rows[0] ? (rows[0].status as StoredOrderStatus) : null;
+        // affectedRows: 1 inserted, 2 updated, 0 unchanged (an older or repeated event).
+        const changed = result.affectedRows > 0;
+        if (!changed || !status || !(SOLD_STATUSES as readonly string[]).includes(status)) return { changed, status };
+        return { changed, status: await applyTakebacks(conn, takeback.orderNo) };
+      },
+      { readCommitted: true },
+    );
+  }
+
+  /** The refunds and disputes the provider reported on an order's payment, oldest first. */
+  async takebacksOf(orderNo: string): Promise<Takeback[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT * FROM payment_takebacks WHERE order_no = ? ORDER BY created_at, takeback_id',
+      [orderNo],
+    );
+    return rows.map((row) => ({
+      id: String(row.takeback_id),
+      kind: row.kind as Takeback['kind'],
+      provider: row.provider as PaymentProviderName,
+      intentId: String(row.intent_id),
+      orderNo: String(row.order_no),
+      amountCents: Number(row.amount_cents),
+      status: row.status as Takeback['status'],
+      providerStatus: String(row.provider_status),
+      stage: Number(row.stage),
+      reason: (row.reason as string | null) ?? null,
+      dueBy: (row.due_by as Date | null) ?? null,
+      createdAt: row.created_at as Date,
+    }));
+  }
+
+  /** The payment recorded for a provider's payment (Stripe: its PaymentIntent), and the order that opened it. */
+  async paymentOfIntent(
+    provider: PaymentProviderName,
+    intentId: string,
+  ): Promise<{ payment: PaymentRow | null; orderNo: string | null }> {
+    const [[payments], [intents]] = await Promise.all([
+      this.pool.query<RowDataPacket[]>(
+        `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE provider = ? AND provider_ref = ?`,
+        [provider, intentId],
+      ),
+      this.pool.query<RowDataPacket[]>('SELECT order_no FROM payment_intents WHERE intent_id = ?', [intentId]),
+    ]);
+    const payment = payments[0] ? toPaymentRow(payments[0]) : null;
+    return { payment, orderNo: payment?.orderNo ?? (intents[0] ? String(intents[0].order_no) : null) };
+  }
+
+  /** Orders whose money the provider took back, by status (the worker's gauges). */
+  async takenBackCounts(): Promise<{ DISPUTED: number; REFUNDED: number; disputesDueWithin72h: number }> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT
+         SUM(status = 'DISPUTED') AS disputed,
+         SUM(status = 'REFUNDED') AS refunded,
+         SUM(status = 'DISPUTED' AND dispute_due_by < NOW(3) + INTERVAL 72 HOUR) AS due_soon
+       FROM orders WHERE status IN ('DISPUTED','REFUNDED')`,
+    );
+    const row = rows[0];
+    return {
+      DISPUTED: Number(row?.disputed ?? 0),
+      REFUNDED: Number(row?.refunded ?? 0),
+      disputesDueWithin72h: Number(row?.due_soon ?? 0),
+    };
   }
 
   /**
@@ -516,7 +672,7 @@ export class Store {
    */
   async holdingOrdersPage(sku: string, afterOrderNo: string, limit: number): Promise<OrderRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT * FROM orders WHERE sku = ? AND status IN ('AWAITING_PAYMENT','PAID') AND order_no > ? ORDER BY order_no LIMIT ?`,
+      `SELECT * FROM orders WHERE sku = ? AND status IN ('AWAITING_PAYMENT','PAID','DISPUTED','REFUNDED') AND order_no > ? ORDER BY order_no LIMIT ?`,
       [sku, afterOrderNo, limit],
     );
     return rows.map(toOrderRow);
@@ -609,6 +765,8 @@ export class Store {
     source = 'webhook',
     /** Money that must be given back whatever its order says: recorded so at once, never RECEIVED for a sweep. */
     refundReason?: RefundReason,
+    /** A new RECEIVED row is leased to this delivery owner at once (no other process's sweep takes it meanwhile). */
+    lease?: DeliveryLease,
   ): Promise<PaymentRow> {
     return inTransaction(
       this.pool,
@@ -617,8 +775,9 @@ export class Store {
         // Ignored on either key: the event's id seen before, or the provider's payment recorded by another event.
         await conn.query(
           `INSERT IGNORE INTO payments
-             (event_id, order_no, amount_cents, outcome, refund_reason, provider, provider_ref, paid_at_provider)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+             (event_id, order_no, amount_cents, outcome, refund_reason, provider, provider_ref, paid_at_provider,
+              delivery_owner, delivery_due_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NOW(3) + INTERVAL ? MICROSECOND)`,
           [
             event.eventId,
             event.orderNo,
@@ -628,6 +787,8 @@ export class Store {
             event.provider ?? 'generic',
             event.providerRef ?? null,
             event.paidAtProvider ?? null,
+            lease?.owner ?? null,
+            Math.round((lease?.leaseMs ?? 0) * 1_000),
           ],
         );
         const [rows] = await conn.query<RowDataPacket[]>(
@@ -771,16 +932,90 @@ export class Store {
   }
 
   /**
-   * Payments still RECEIVED (not judged yet), recorded more than `olderThanMs` ago by MySQL's clock
-   * (the one that stamped them, whatever the caller's says), oldest first.
+   * Leases up to `limit` payments still RECEIVED whose lease is over (or that never had one), recorded more than
+   * `olderThanMs` ago by MySQL's clock, to `lease.owner`, and answers them: the sweep of a delivery owner. Rows come
+   * in the order they fell due (a row recorded without a lease is due when recorded), so a row that keeps failing,
+   * due later after each try, never hides newer ones.
    */
-  async receivedPaymentsOlderThan(olderThanMs: number, limit: number): Promise<PaymentRow[]> {
+  async leaseDueDeliveries(lease: DeliveryLease, olderThanMs: number, limit: number): Promise<PaymentRow[]> {
+    const [result] = await this.pool.query<ResultSetHeader>(
+      `UPDATE payments SET delivery_owner = ?, delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND
+       WHERE outcome = 'RECEIVED' AND received_at < NOW(3) - INTERVAL ? MICROSECOND
+         AND (delivery_due_at IS NULL OR delivery_due_at <= NOW(3))
+       ORDER BY delivery_due_at, received_at LIMIT ?`,
+      [lease.owner, Math.round(lease.leaseMs * 1_000), Math.round(olderThanMs * 1_000), limit],
+    );
+    if (result.affectedRows === 0) return [];
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${PAYMENT_COLUMNS} FROM payments
-       WHERE outcome = 'RECEIVED' AND received_at < NOW(3) - INTERVAL ? MICROSECOND ORDER BY received_at LIMIT ?`,
-      [Math.round(olderThanMs * 1_000), limit],
+      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE outcome = 'RECEIVED' AND delivery_owner = ? LIMIT ?`,
+      [lease.owner, limit],
     );
     return rows.map(toPaymentRow);
+  }
+
+  /**
+   * Takes (or keeps) the lease of a RECEIVED payment for `lease.owner` before a delivery: true when the row is its
+   * owner's now (it held it, or the last lease is over), false when another owner holds it or it was judged.
+   */
+  async claimDelivery(eventId: string, lease: DeliveryLease): Promise<boolean> {
+    const [result] = await this.pool.query<ResultSetHeader>(
+      `UPDATE payments SET delivery_owner = ?, delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND,
+         delivery_attempts = delivery_attempts + 1
+       WHERE event_id = ? AND outcome = 'RECEIVED'
+         AND (delivery_owner <=> ? OR delivery_due_at IS NULL OR delivery_due_at <= NOW(3))`,
+      [lease.owner, Math.round(lease.leaseMs * 1_000), eventId, lease.owner],
+    );
+    return result.affectedRows === 1;
+  }
+
+  /** A delivery that got no verdict: the owner keeps the row and tries again in `delayMs` (MySQL's clock). */
+  async deferDelivery(eventId: string, owner: string, delayMs: number): Promise<void> {
+    await this.pool.query(
+      `UPDATE payments SET delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND
+       WHERE event_id = ? AND outcome = 'RECEIVED' AND delivery_owner = ?`,
+      [Math.round(delayMs * 1_000), eventId, owner],
+    );
+  }
+
+  /** Who delivers (or delivered) a payment, and how many deliveries were claimed for it. */
+  async deliveryOf(eventId: string): Promise<{ owner: string | null; dueAt: Date | null; attempts: number } | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT delivery_owner, delivery_due_at, delivery_attempts FROM payments WHERE event_id = ?',
+      [eventId],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      owner: (row.delivery_owner as string | null) ?? null,
+      dueAt: (row.delivery_due_at as Date | null) ?? null,
+      attempts: Number(row.delivery_attempts),
+    };
+  }
+
+  /** A stopping owner's rows are due at once, for another owner's sweep. */
+  async releaseDeliveries(ownerPrefix: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE payments SET delivery_due_at = NOW(3) WHERE outcome = 'RECEIVED' AND delivery_owner LIKE ?`,
+      [`${ownerPrefix.replace(/[\\%_]/g, '\\$&')}%`],
+    );
+  }
+
+  /** Payments still RECEIVED (not judged yet), oldest first. */
+  async receivedPayments(limit: number): Promise<PaymentRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE outcome = 'RECEIVED' ORDER BY received_at LIMIT ?`,
+      [limit],
+    );
+    return rows.map(toPaymentRow);
+  }
+
+  /** Payments not judged yet (RECEIVED), and how old the oldest is by MySQL's clock (ms; 0 when none). */
+  async receivedPaymentsBacklog(): Promise<{ count: number; oldestMs: number }> {
+    const [[row]] = await this.pool.query<RowDataPacket[]>(
+      `SELECT COUNT(*) AS n, COALESCE(TIMESTAMPDIFF(MICROSECOND, MIN(received_at), NOW(3)), 0) AS oldest_us
+       FROM payments WHERE outcome = 'RECEIVED'`,
+    );
+    return { count: Number(row?.n ?? 0), oldestMs: Math.round(Number(row?.oldest_us ?? 0) / 1_000) };
   }
 
   /**
@@ -805,13 +1040,15 @@ export class Store {
   // ---- refunds through a provider --------------------------------------------------------------
 
   /**
-   * REFUND_REQUIRED payments of providers that refund through their API, due now by MySQL's clock
-   * (never tried, or their backoff is over), oldest first.
+   * Refunds of providers that refund through their API that are due now by MySQL's clock, oldest first:
+   * REFUND_REQUIRED ones to ask (never tried, or their backoff is over), and REFUND_REQUESTED ones to read again
+   * until they end (their next look is due).
    */
   async refundsDue(limit: number): Promise<PaymentRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT ${PAYMENT_COLUMNS} FROM payments
-       WHERE outcome = 'REFUND_REQUIRED' AND provider <> 'generic' AND (next_refund_at IS NULL OR next_refund_at <= NOW(3))
+       WHERE outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED') AND provider <> 'generic'
+         AND (next_refund_at IS NULL OR next_refund_at <= NOW(3))
        ORDER BY received_at, event_id LIMIT ?`,
       [limit],
     );
@@ -826,7 +1063,8 @@ export class Store {
   async claimRefund(eventId: string, leaseMs: number): Promise<boolean> {
     const [result] = await this.pool.query<ResultSetHeader>(
       `UPDATE payments SET next_refund_at = NOW(3) + INTERVAL ? MICROSECOND, refund_attempts = refund_attempts + 1
-       WHERE event_id = ? AND outcome = 'REFUND_REQUIRED' AND (next_refund_at IS NULL OR next_refund_at <= NOW(3))`,
+       WHERE event_id = ? AND outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED')
+         AND (next_refund_at IS NULL OR next_refund_at <= NOW(3))`,
       [Math.round(leaseMs * 1_000), eventId],
     );
     return result.affectedRows === 1;
@@ -836,7 +1074,7 @@ export class Store {
   async deferRefund(eventId: string, delayMs: number, error: string): Promise<void> {
     await this.pool.query(
       `UPDATE payments SET next_refund_at = NOW(3) + INTERVAL ? MICROSECOND, refund_error = ?
-       WHERE event_id = ? AND outcome = 'REFUND_REQUIRED'`,
+       WHERE event_id = ? AND outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED')`,
       [Math.round(delayMs * 1_000), error.slice(0, 500), eventId],
     );
   }
@@ -850,21 +1088,46 @@ export class Store {
   async recordRefundProgress(
     match: { eventId?: string; refundId?: string },
     progress: RefundProgress,
+    /** A refund still under way (REFUND_REQUESTED) is read from the provider again after this, until it ends. */
+    followInMs = REFUND_FIRST_FOLLOW_MS,
   ): Promise<boolean> {
     const from = REFUND_MOVES_FROM[progress.state];
     const [result] = await this.pool.query<ResultSetHeader>(
-      `UPDATE payments SET outcome = ?, refund_id = COALESCE(?, refund_id), refund_error = ?, next_refund_at = NULL
+      `UPDATE payments SET outcome = ?, refund_id = COALESCE(?, refund_id), refund_error = ?,
+         next_refund_at = IF(? = 'REFUND_REQUESTED', NOW(3) + INTERVAL ? MICROSECOND, NULL)
        WHERE (event_id = ? OR refund_id = ?) AND outcome IN (?)`,
       [
         progress.state,
         progress.refundId,
         progress.error?.slice(0, 500) ?? null,
+        progress.state,
+        Math.round(followInMs * 1_000),
         match.eventId ?? null,
         match.refundId ?? null,
         from,
       ],
     );
     return result.affectedRows > 0;
+  }
+
+  // ---- the provider's events caught up ------------------------------------------------------------
+
+  /** Where the catch-up reads a provider's events from (its `created`, in seconds); null before its first run. */
+  async eventCursor(provider: PaymentProviderName): Promise<number | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT created_from FROM provider_event_cursors WHERE provider = ?',
+      [provider],
+    );
+    return rows[0] ? Number(rows[0].created_from) : null;
+  }
+
+  /** Moves the cursor on to `createdFrom` (never back: two runs that overlap keep the furthest). */
+  async moveEventCursor(provider: PaymentProviderName, createdFrom: number): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO provider_event_cursors (provider, created_from) VALUES (?, ?)
+       ON DUPLICATE KEY UPDATE created_from = GREATEST(created_from, VALUES(created_from))`,
+      [provider, createdFrom],
+    );
   }
 
   /** Payments by outcome among those a provider refunds (the refunds-waiting gauge). */
@@ -979,7 +1242,7 @@ export class Store {
       ),
       this.pool.query<RowDataPacket[]>(
         `SELECT COALESCE(MAX(held), 0) AS maxHeld, COUNT(*) AS holders
-         FROM (SELECT SUM(quantity) AS held FROM orders WHERE sku = ? AND status IN ('AWAITING_PAYMENT','PAID') GROUP BY user_id) t`,
+         FROM (SELECT SUM(quantity) AS held FROM orders WHERE sku = ? AND status IN ('AWAITING_PAYMENT','PAID','DISPUTED','REFUNDED') GROUP BY user_id) t`,
         [sku],
       ),
     ]);
@@ -1008,7 +1271,10 @@ class SaleExistsElsewhere extends Error {}
 
 const PAYMENT_COLUMNS =
   'event_id, order_no, amount_cents, outcome, refund_reason, received_at, provider, provider_ref, refund_id, refund_error, ' +
-  'refund_attempts, refund_key_attempt, paid_at_provider';
+  'refund_attempts, refund_key_attempt, paid_at_provider, delivery_owner';
+
+/** How long after a refund is asked it is first read again from its provider (if no event ended it meanwhile). */
+export const REFUND_FIRST_FOLLOW_MS = 60_000;
 
 /** The outcomes a refund may move to each state from: forwards only. */
 const REFUND_MOVES_FROM: Record<RefundState, StoredPaymentOutcome[]> = {
@@ -1075,7 +1341,61 @@ function toOrderRow(row: RowDataPacket): OrderRow {
     createdAt: row.created_at as Date,
     paidAt: (row.paid_at as Date | null) ?? null,
     cancelledAt: (row.cancelled_at as Date | null) ?? null,
+    refundedCents: Number(row.refunded_cents ?? 0),
+    dispute:
+      row.dispute_status === null || row.dispute_status === undefined
+        ? null
+        : {
+            standing: row.dispute_status as DisputeStanding,
+            reason: (row.dispute_reason as string | null) ?? null,
+            dueBy: (row.dispute_due_by as Date | null) ?? null,
+            amountCents: Number(row.dispute_amount_cents ?? 0),
+          },
   };
+}
+
+/**
+ * Sets a paid order's status and figures from the takebacks recorded for it (paidOrderStatus); the caller holds the
+ * order row's lock. Returns the status it has now.
+ */
+async function applyTakebacks(conn: PoolConnection, orderNo: string): Promise<StoredOrderStatus> {
+  const [[order]] = await conn.query<RowDataPacket[]>('SELECT status, total_cents FROM orders WHERE order_no = ?', [
+    orderNo,
+  ]);
+  if (!order) throw new Error(`order ${orderNo} vanished under its lock`);
+  if (!(SOLD_STATUSES as readonly string[]).includes(String(order.status))) return order.status as StoredOrderStatus;
+  const [[refunded], [disputes]] = await Promise.all([
+    conn.query<RowDataPacket[]>(
+      `SELECT COALESCE(SUM(amount_cents), 0) AS cents FROM payment_takebacks
+       WHERE order_no = ? AND kind = 'REFUND' AND status IN ('PENDING','SUCCEEDED')`,
+      [orderNo],
+    ),
+    conn.query<RowDataPacket[]>(
+      `SELECT status, reason, due_by, amount_cents FROM payment_takebacks
+       WHERE order_no = ? AND kind = 'DISPUTE' ORDER BY created_at DESC, takeback_id DESC LIMIT 1`,
+      [orderNo],
+    ),
+  ]);
+  const refundedCents = Number(refunded[0]?.cents ?? 0);
+  const dispute = disputes[0];
+  const status = paidOrderStatus(Number(order.total_cents), {
+    refundedCents,
+    dispute: dispute ? (dispute.status as DisputeStanding) : null,
+  });
+  await conn.query(
+    `UPDATE orders SET status = ?, refunded_cents = ?, dispute_status = ?, dispute_reason = ?, dispute_due_by = ?,
+       dispute_amount_cents = ? WHERE order_no = ?`,
+    [
+      status,
+      refundedCents,
+      dispute?.status ?? null,
+      dispute?.reason ?? null,
+      dispute?.due_by ?? null,
+      dispute?.amount_cents ?? null,
+      orderNo,
+    ],
+  );
+  return status;
 }
 
 function toPaymentRow(row: RowDataPacket): PaymentRow {
@@ -1093,6 +1413,7 @@ function toPaymentRow(row: RowDataPacket): PaymentRow {
     refundAttempts: Number(row.refund_attempts ?? 0),
     refundKeyAttempt: Number(row.refund_key_attempt ?? 1),
     paidAtProvider: (row.paid_at_provider as Date | null | undefined) ?? null,
+    deliveryOwner: (row.delivery_owner as string | null | undefined) ?? null,
   };
 }
 

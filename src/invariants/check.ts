@@ -18,7 +18,19 @@ export interface RedisCounters {
 
 export interface SaleFigures {
   stock: number;
-  mysql: { available: number; awaitingPayment: number; paid: number; cancelled: number; failed: number };
+  /**
+   * MySQL's units by status. Sold units are PAID, DISPUTED and REFUNDED ones (money taken back after payment does
+   * not put a unit back on sale: docs/fault-tolerance.md, "Money taken back").
+   */
+  mysql: {
+    available: number;
+    awaitingPayment: number;
+    paid: number;
+    disputed: number;
+    refunded: number;
+    cancelled: number;
+    failed: number;
+  };
   /** Null where the design keeps no Redis counters (the benchmark's sync baseline). */
   redis: RedisCounters | null;
   maxUnitsHeldByOneUser: number;
@@ -64,8 +76,9 @@ export interface SaleInvariantSources {
 
 /**
  * Checks one SKU at rest: no oversell, conservation in Redis and in MySQL, both stores agree
- * (Redis reserved = MySQL awaiting payment, Redis sold = MySQL paid), every accepted order has a
- * row (and a workflow), and the per-user limit. `inventory` is omitted for a design without Redis.
+ * (Redis reserved = MySQL awaiting payment, Redis sold = MySQL sold: paid, disputed, refunded),
+ * every accepted order has a row (and a workflow), and the per-user limit. `inventory` is
+ * omitted for a design without Redis.
  */
 export async function checkSaleInvariants(
   deps: SaleInvariantSources,
@@ -80,7 +93,7 @@ export async function checkSaleInvariants(
   if (deps.inventory && !redisSale) throw new Error(`no sale ${options.sku} in Redis`);
   const redis = redisSale ? countersOf(redisSale) : null;
   const awaiting = mysql.units.AWAITING_PAYMENT;
-  const paid = mysql.units.PAID;
+  const paid = mysql.units.PAID + mysql.units.DISPUTED + mysql.units.REFUNDED;
   const missing =
     options.acceptedOrderNos && rows
       ? options.acceptedOrderNos.filter((orderNo) => !rows.has(orderNo)).length
@@ -106,7 +119,9 @@ export async function checkSaleInvariants(
       mysql: {
         available: mysql.available,
         awaitingPayment: awaiting,
-        paid,
+        paid: mysql.units.PAID,
+        disputed: mysql.units.DISPUTED,
+        refunded: mysql.units.REFUNDED,
         cancelled: mysql.units.CANCELLED,
         failed: mysql.units.FAILED,
       },

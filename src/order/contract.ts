@@ -11,7 +11,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import ms from 'ms';
-import type { CancelReason, OrderStatus, PaymentProviderName, PaymentVerdict } from './rules.js';
+import type { CancelReason, DisputeStanding, OrderStatus, PaymentProviderName, PaymentVerdict } from './rules.js';
 
 export * from './rules.js';
 
@@ -118,7 +118,22 @@ export function pendingOrderState(input: OrderInput): OrderState {
  * The order as the API shows it to its shopper (docs/api.md): its state without the user id and the payments; the
  * PaymentIntent only while the order awaits payment.
  */
-export type OrderView = Pick<
+export type OrderView = OrderViewOfState & {
+  /** Refunded at the provider after payment without us asking (docs/api.md, "Order states"). */
+  refundedCents?: number;
+  /** The newest dispute of the order's payment. */
+  dispute?: OrderDispute;
+};
+
+/** A dispute of an order's payment, as the order shows it. */
+export interface OrderDispute {
+  standing: DisputeStanding;
+  reason: string | null;
+  dueBy: string | null;
+  amountCents: number;
+}
+
+type OrderViewOfState = Pick<
   OrderState,
   | 'orderNo'
   | 'sku'

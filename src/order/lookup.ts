@@ -4,7 +4,7 @@
  * started yet. Reads, the checkout's duplicates, the cancel and the payment owner look orders up
  * here; the Temporal calls themselves are the order client's (./client.ts).
  */
-import { isMysqlFailure, type Store } from '../db/store.js';
+import { isMysqlFailure, type StoredDispute, type Store } from '../db/store.js';
 import {
   boundBy,
   Deadline,
@@ -18,6 +18,7 @@ import {
   orderNoTime,
   pendingOrderState,
   verdictOfClosedOrder,
+  type OrderDispute,
   type OrderInput,
   type OrderState,
   type OrderView,
@@ -237,6 +238,8 @@ export class OrderLookup {
         paymentDeadline: row.paymentDeadline.toISOString(),
         createdAt: row.createdAt.toISOString(),
         ...(row.paidAt ? { paidAt: row.paidAt.toISOString() } : {}),
+        ...(row.refundedCents > 0 ? { refundedCents: row.refundedCents } : {}),
+        ...(row.dispute ? { dispute: disputeView(row.dispute) } : {}),
       },
     };
   }
@@ -262,6 +265,16 @@ export class OrderLookup {
       stored && { ...stored, receivedAt: stored.receivedAt.toISOString() },
     );
   }
+}
+
+/** A stored dispute as the order shows it. */
+export function disputeView(dispute: StoredDispute): OrderDispute {
+  return {
+    standing: dispute.standing,
+    reason: dispute.reason,
+    dueBy: dispute.dueBy?.toISOString() ?? null,
+    amountCents: dispute.amountCents,
+  };
 }
 
 function foundLive(live: OrderState): FoundOrder {

@@ -13,7 +13,9 @@
  * answers DUPLICATE, one still RECEIVED is delivered again.
  */
 import type { AppConfig } from '../config/index.js';
-import type { Store, PaymentRow, RecordedPaymentEvent } from '../db/store.js';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { DeliveryLease, Store, PaymentRow, RecordedPaymentEvent } from '../db/store.js';
 import { Deadline, type DependencyGuards, boundBy, type DependencyGuard } from '../infra/dependency-guard.js';
 import { Refusal } from '../refusal.js';
 import {
@@ -68,9 +70,11 @@ export class PaymentWebhook {
   async handle(event: PaymentEvent): Promise<WebhookAnswer> {
     const { store, guards, delivery, config } = this.deps;
     // Record first, asking nothing else before: once the row exists the payment cannot be lost.
-    const row = await guards.mysql.call(Deadline.in(config.deadlines.mysqlMs), () => store.recordPayment(event), {
-      evenWhenOpen: true,
-    });
+    const row = await guards.mysql.call(
+      Deadline.in(config.deadlines.mysqlMs),
+      () => store.recordPayment(event, 'webhook', undefined, delivery.webhookLease),
+      { evenWhenOpen: true },
+    );
     if (row.orderNo !== event.orderNo)
       throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
     if (row.outcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
@@ -128,9 +132,17 @@ export interface DeliveryPacing {
   /** First retry after this, doubling up to maxBackoffMs. */
   firstBackoffMs: number;
   maxBackoffMs: number;
-  /** How often payments still RECEIVED are read from MySQL, and how old they must be to be taken. */
+  /**
+   * How long a row is its owner's (MySQL's clock): longer than an attempt and the longest backoff, since the owner
+   * renews it before each retry. A dead owner's rows are swept by another once it ends.
+   */
+  leaseMs: number;
+  /** How often rows whose lease is over are looked for, how old they must be, and how many are taken per look. */
   sweepEveryMs: number;
   sweepOlderThanMs: number;
+  sweepBatch: number;
+  /** The sweep takes no more while this many payments are this process's to deliver. */
+  maxBacklog: number;
 }
 
 export const DEFAULT_DELIVERY_PACING: DeliveryPacing = {
@@ -138,9 +150,18 @@ export const DEFAULT_DELIVERY_PACING: DeliveryPacing = {
   attemptMs: 5_000,
   firstBackoffMs: 1_000,
   maxBackoffMs: 10_000,
+  leaseMs: 30_000,
   sweepEveryMs: 2_000,
   sweepOlderThanMs: 5_000,
+  sweepBatch: 100,
+  maxBacklog: 2_000,
 };
+
+/**
+ * How far in the future an order number may be dated and still be one of ours: our processes' clocks agree within
+ * seconds (NTP), so a payment naming an order made later than this cannot be for an order we made or will make.
+ */
+export const FUTURE_ORDER_MARGIN_MS = 10 * 60_000;
 
 export interface PaymentDeliveryDeps {
   /** The store as it is: every call here is bounded by `mysql` (the API's guard) or by `attemptMs`. */
@@ -159,10 +180,14 @@ export interface PaymentDeliveryDeps {
   changed?: (orderNo: string) => void;
   logger?: Pick<Logger, 'warn' | 'debug'>;
   pacing?: Partial<DeliveryPacing>;
+  /** This owner's name in the rows it leases (default: host, pid and a random part). */
+  ownerId?: string;
 }
 
 interface Pending {
   row: PaymentRow;
+  /** The lease's name in the row; renewed under it before each retry. */
+  lease: string;
   attempts: number;
   nextAt: number;
 }
@@ -173,12 +198,15 @@ export function storedPayment(row: PaymentRow): PaymentReceived {
 }
 
 /**
- * The one owner of a recorded payment until it is judged, in every API process: it delivers the
- * stored event to its order and writes the verdict on its row. The webhook hands each payment over
- * (take); the owner tries at once, then retries with backoff (1 s doubling to 10 s), and its sweep
- * takes over what a process that died left RECEIVED. Every delivery sends the payload read from
- * the row, so the order judges the payment by the arrival time MySQL stamped on it. Deliveries
- * are idempotent: the workflow dedupes by event id, the row is settled only while RECEIVED.
+ * The one owner of a recorded payment until it is judged (docs/fault-tolerance.md, "A payment's path"): it
+ * delivers the stored event to its order and writes the verdict on its row. A row is an owner's under a lease kept
+ * in the row (MySQL's clock): the webhook records each payment already leased to its process and hands it over
+ * (take); the owner tries at once, then retries with backoff (1 s doubling to 10 s), renewing the lease before each
+ * retry, so no other process delivers it meanwhile. The sweep leases rows whose lease is over (a process that died,
+ * rows the catch-up recorded), a page at a time, rows never tried first: rows that keep failing are due later and
+ * never hide newer ones. Every delivery sends the payload read from the row, so the order judges the payment by the
+ * arrival time MySQL stamped on it. Deliveries are idempotent: the workflow dedupes by event id, the row is settled
+ * only while RECEIVED.
  */
 export class PaymentDelivery {
   private readonly pacing: DeliveryPacing;
@@ -186,11 +214,15 @@ export class PaymentDelivery {
   private readonly inFlight = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private lastSweepAt = 0;
+  private sweeps = 0;
   private sweeping = false;
   private stopped = false;
+  /** This owner's name; each lease is it plus a suffix (`/w` for the webhook's, `/<n>` per sweep). */
+  readonly ownerId: string;
 
   constructor(private readonly deps: PaymentDeliveryDeps) {
     this.pacing = { ...DEFAULT_DELIVERY_PACING, ...deps.pacing };
+    this.ownerId = (deps.ownerId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`).slice(0, 48);
   }
 
   /**
@@ -208,6 +240,11 @@ export class PaymentDelivery {
     });
   }
 
+  /** The lease a webhook records a payment under: this process delivers it. */
+  get webhookLease(): DeliveryLease {
+    return { owner: `${this.ownerId}/w`, leaseMs: this.pacing.leaseMs };
+  }
+
   /** Payments this process is still trying to deliver. */
   get backlog(): number {
     return this.pending.size;
@@ -220,6 +257,12 @@ export class PaymentDelivery {
    */
   async deliver(row: PaymentRow, deadline: Deadline): Promise<PaymentVerdict | null> {
     let verdict: PaymentVerdict | null;
+    const madeAt = orderNoTime(row.orderNo);
+    if (madeAt !== null && madeAt - Date.now() > FUTURE_ORDER_MARGIN_MS) {
+      // Dated later than any clock of ours could be: no order of ours has, or will have, this number.
+      verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_FOUND' };
+      return this.settle(row, verdict, deadline);
+    }
     try {
       // No running workflow: judged from what MySQL recorded of the closed order, if any.
       verdict =
@@ -238,15 +281,18 @@ export class PaymentDelivery {
     if (!verdict) {
       // No workflow and no row: a promised order not started yet (its starter starts it, then this
       // delivers), an order whose start is still on its way, or none at all.
-      const madeAt = orderNoTime(row.orderNo);
       if (madeAt !== null && Date.now() - madeAt < this.deps.unknownOrderAfterMs) return null;
       const promised = await this.deps.lookup.findPromise(row.orderNo, deadline).catch(() => undefined);
       if (promised !== null) return null;
       verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_FOUND' };
     }
-    const settled = verdict;
+    return this.settle(row, verdict, deadline);
+  }
+
+  /** Writes the verdict on a row still RECEIVED; the verdict stands even if the write fails. */
+  private async settle(row: PaymentRow, verdict: PaymentVerdict, deadline: Deadline): Promise<PaymentVerdict> {
     try {
-      await this.onMysql(deadline, () => this.deps.store.settleReceivedPayment(row.eventId, settled));
+      await this.onMysql(deadline, () => this.deps.store.settleReceivedPayment(row.eventId, verdict));
     } catch (err) {
       // The verdict stands (the workflow keeps it); the row is settled by the next delivery.
       this.deps.logger?.warn(
@@ -260,23 +306,30 @@ export class PaymentDelivery {
   /**
    * Takes a recorded payment over until it is judged: one delivery at once unless `deliverNow` is
    * false (the order cannot answer now), then retries. The verdict if it came within `waitMs`;
-   * null when the owner is still delivering.
+   * null when the owner is still delivering, or when another owner holds the row's lease (it delivers it).
    */
   async take(row: PaymentRow, options: { waitMs: number; deliverNow: boolean }): Promise<PaymentVerdict | null> {
+    const lease = this.webhookLease.owner;
+    if (row.deliveryOwner !== lease) {
+      // Recorded earlier (a retried webhook): this process delivers it only once it holds the lease, which the
+      // owner loop claims first; another owner's live lease makes the claim fail, and that owner delivers it.
+      this.retryLater(row, lease, 0);
+      return null;
+    }
     const verdict = options.deliverNow ? await this.deliver(row, Deadline.in(options.waitMs)) : null;
-    if (!verdict) this.retryLater(row);
+    if (!verdict) this.retryLater(row, lease, this.backoff(1));
     return verdict;
   }
 
-  /** Keeps delivering `row` until it is judged (start() runs the retries). */
-  private retryLater(row: PaymentRow): void {
+  /** Keeps delivering `row` until it is judged, first in `delayMs` (the loop runs retries, each claiming the lease). */
+  private retryLater(row: PaymentRow, lease: string, delayMs: number): void {
     if (this.stopped || this.pending.has(row.eventId)) return;
-    this.pending.set(row.eventId, { row, attempts: 1, nextAt: Date.now() + this.backoff(1) });
+    this.pending.set(row.eventId, { row, lease, attempts: 1, nextAt: Date.now() + delayMs });
   }
 
   /**
    * Runs the owner loop: due retries (up to `concurrency` at once) and, every `sweepEveryMs`, the
-   * payments still RECEIVED that no process judged (one whose API died after recording it).
+   * payments still RECEIVED whose lease is over (one whose API died after recording it).
    */
   start(): void {
     if (this.timer || this.stopped) return;
@@ -284,12 +337,20 @@ export class PaymentDelivery {
     this.timer.unref();
   }
 
-  /** Stops the loop and waits for deliveries under way (each bounded by attemptMs). */
+  /**
+   * Stops the loop, waits for deliveries under way (each bounded by attemptMs), and gives this owner's rows back
+   * (due at once for another process's sweep).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
     while (this.inFlight.size > 0 || this.sweeping) await new Promise((resolve) => setTimeout(resolve, 50));
+    if (this.pending.size > 0)
+      await this.onMysql(Deadline.in(this.pacing.attemptMs), () =>
+        this.deps.store.releaseDeliveries(this.ownerId),
+      ).catch(() => undefined);
+    this.pending.clear();
   }
 
   private tick(): void {
@@ -302,9 +363,9 @@ export class PaymentDelivery {
       if (this.inFlight.size >= this.pacing.concurrency) break;
       if (entry.nextAt > now || this.inFlight.has(eventId)) continue;
       this.inFlight.add(eventId);
-      void this.deliver(entry.row, Deadline.in(this.pacing.attemptMs)).then((verdict) => {
+      void this.retry(entry).then((outcome) => {
         this.inFlight.delete(eventId);
-        if (verdict) {
+        if (outcome !== 'RETRY') {
           this.pending.delete(eventId);
           return;
         }
@@ -314,17 +375,40 @@ export class PaymentDelivery {
     }
   }
 
+  /** One more try at a row this owner holds: its lease renewed first (lost: another owner has it now). */
+  private async retry(entry: Pending): Promise<'JUDGED' | 'LOST' | 'RETRY'> {
+    const deadline = Deadline.in(this.pacing.attemptMs);
+    if (entry.attempts > 0) {
+      let held: boolean;
+      try {
+        held = await this.onMysql(deadline, () =>
+          this.deps.store.claimDelivery(entry.row.eventId, { owner: entry.lease, leaseMs: this.pacing.leaseMs }),
+        );
+      } catch {
+        return 'RETRY'; // MySQL away: the lease may lapse meanwhile; the next claim says whose it is
+      }
+      if (!held) return 'LOST';
+    }
+    return (await this.deliver(entry.row, deadline)) ? 'JUDGED' : 'RETRY';
+  }
+
   private async sweep(): Promise<void> {
+    if (this.pending.size >= this.pacing.maxBacklog) return;
     this.sweeping = true;
+    const lease = `${this.ownerId}/${++this.sweeps}`;
     try {
       const rows = await this.onMysql(Deadline.in(this.pacing.attemptMs), () =>
-        this.deps.store.receivedPaymentsOlderThan(this.pacing.sweepOlderThanMs, 500),
+        this.deps.store.leaseDueDeliveries(
+          { owner: lease, leaseMs: this.pacing.leaseMs },
+          this.pacing.sweepOlderThanMs,
+          this.pacing.sweepBatch,
+        ),
       );
       const now = Date.now();
       for (const row of rows)
-        if (!this.pending.has(row.eventId)) this.pending.set(row.eventId, { row, attempts: 0, nextAt: now });
+        if (!this.pending.has(row.eventId)) this.pending.set(row.eventId, { row, lease, attempts: 0, nextAt: now });
     } catch {
-      // MySQL is away: the next sweep reads them; the payments are safe in their rows.
+      // MySQL is away: the next sweep leases them; the payments are safe in their rows.
     } finally {
       this.sweeping = false;
     }

@@ -8,21 +8,63 @@
  * the dashboard's browser script take it in, and test/order-rules.test.ts needs no server.
  */
 
-/** An order's statuses in the order it moves through them (docs/api.md, "Order states"). */
-export const ORDER_STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'PAID', 'CANCELLED', 'FAILED'] as const;
-export type OrderStatus = (typeof ORDER_STATUSES)[number];
-
-/** While open the order's workflow decides what happens next; the other statuses are final. */
-export const OPEN_STATUSES: readonly OrderStatus[] = ['PENDING', 'AWAITING_PAYMENT'];
-
 /** The statuses an order row can have: a PENDING order exists only in its workflow. */
 export const STORED_ORDER_STATUSES = [
   'AWAITING_PAYMENT',
   'PAID',
   'CANCELLED',
   'FAILED',
-] as const satisfies readonly OrderStatus[];
+  'DISPUTED',
+  'REFUNDED',
+] as const;
+
+/**
+ * An order's statuses in the order it moves through them (docs/api.md, "Order states"). DISPUTED and
+ * REFUNDED come after PAID, from the provider (a card holder's dispute, a refund made at the provider):
+ * the workflow has closed by then, and never sets them.
+ */
+export const ORDER_STATUSES = ['PENDING', ...STORED_ORDER_STATUSES] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
+
+/** While open the order's workflow decides what happens next; the workflow never changes the others. */
+export const OPEN_STATUSES: readonly OrderStatus[] = ['PENDING', 'AWAITING_PAYMENT'];
+
 export type StoredOrderStatus = (typeof STORED_ORDER_STATUSES)[number];
+
+/**
+ * The statuses of an order whose units are sold: paid, whatever became of the money since. A unit whose money went
+ * back (a refund at the provider, a dispute lost) is not put back on sale: its goods may be on their way.
+ */
+export const SOLD_STATUSES = ['PAID', 'DISPUTED', 'REFUNDED'] as const satisfies readonly StoredOrderStatus[];
+
+export function isSold(status: OrderStatus | undefined): boolean {
+  return (SOLD_STATUSES as readonly string[]).includes(status ?? '');
+}
+
+/**
+ * A dispute's standing as the order shows it (Stripe's dispute statuses folded): OPEN while the card holder's bank
+ * decides (an inquiry included), then WON or LOST.
+ */
+export const DISPUTE_STANDINGS = ['OPEN', 'WON', 'LOST'] as const;
+export type DisputeStanding = (typeof DISPUTE_STANDINGS)[number];
+
+/** What the provider reported taken back from a paid order, and the status the order shows for it. */
+export interface MoneyTakenBack {
+  /** Refunds made at the provider without us (pending or done), in cents. */
+  refundedCents: number;
+  /** The newest dispute of the order's payment, if any. */
+  dispute: DisputeStanding | null;
+}
+
+/**
+ * A paid order's status once the provider took money back: DISPUTED while a dispute is open; REFUNDED once all of it
+ * went back (refunds of the whole amount, or a dispute lost); else PAID (a part refunded shows as refundedCents).
+ */
+export function paidOrderStatus(totalCents: number, takenBack: MoneyTakenBack): 'PAID' | 'DISPUTED' | 'REFUNDED' {
+  if (takenBack.dispute === 'OPEN') return 'DISPUTED';
+  if (takenBack.dispute === 'LOST' || takenBack.refundedCents >= totalCents) return 'REFUNDED';
+  return 'PAID';
+}
 
 /** OPERATOR_CANCELLED: the workflow itself was cancelled (Web UI, CLI) while the order awaited payment. */
 export const CANCEL_REASONS = ['PAYMENT_TIMEOUT', 'USER_CANCELLED', 'OPERATOR_CANCELLED'] as const;
@@ -92,7 +134,7 @@ export function isCancellable(state: {
 
 /** Why a payment cannot be applied to an order closed (or closing) as `status`. */
 export function refundReasonFor(status: OrderStatus | undefined): RefundReason {
-  if (status === 'PAID') return 'ALREADY_PAID';
+  if (isSold(status)) return 'ALREADY_PAID';
   if (status === 'FAILED') return 'ORDER_FAILED';
   return 'ORDER_NOT_AWAITING_PAYMENT';
 }
@@ -169,7 +211,7 @@ export function verdictOfClosedOrder(
   const closed = {
     totalCents: order.totalCents,
     paymentDeadline: order.paymentDeadline,
-    paid: order.status === 'PAID',
+    paid: isSold(order.status),
     closingAs: order.status,
   };
   return stored ? judgePayment(closed, stored) : refund(refundReasonFor(order.status));

@@ -11,7 +11,7 @@
  * then takes the one record-first path (PaymentWebhook.handle), so the order's rules (record
  * first, arrival decides, refund reasons) stay one piece of code for every provider.
  */
-import type { PaymentFailure, RecordedPaymentEvent, RefundProgress } from '../db/store.js';
+import type { PaymentFailure, RecordedPaymentEvent, RefundProgress, Takeback } from '../db/store.js';
 import type { PaymentIntentHandle, ProviderWithApi } from '../order/contract.js';
 
 /** A payment to open at the provider: one per order, asked under the idempotency key of `keyAttempt`. */
@@ -96,7 +96,21 @@ export interface PaymentProviderApi {
   closeIntent(intent: { orderNo: string; intentId: string; attempt: number }): Promise<ClosedIntent>;
   /** Gives a payment back, all of it (once per payment: a retry gets the same refund), and where the refund stands. */
   refund(payment: PaymentToRefund): Promise<RefundProgress>;
+  /** Where a refund asked before stands now (read from the provider), until it ends. */
+  followRefund(payment: PaymentToRefund & { refundId: string | null }): Promise<RefundProgress>;
+  /**
+   * The provider's events created from `createdFrom` up to `createdUpTo` (its clock, seconds) that it has not
+   * delivered to every endpoint yet (pending, or given up), translated: what the catch-up passes through the
+   * webhook's path. Every page is one request.
+   */
+  undeliveredEvents(window: {
+    createdFrom: number;
+    createdUpTo: number;
+  }): AsyncIterable<ProviderEvent & { eventId: string }>;
 }
+
+/** A refund or a dispute the provider reports on one of its payments (its order is found from the payment). */
+export type ProviderTakeback = Omit<Takeback, 'orderNo' | 'provider'>;
 
 /** What one provider webhook call says, translated. */
 export type ProviderEvent =
@@ -108,7 +122,18 @@ export type ProviderEvent =
   | { kind: 'payment'; payment: RecordedPaymentEvent; intent?: { tagged: boolean; currency: string } }
   /** A payment attempt failed (no money moved): recorded for the order. */
   | { kind: 'payment_failed'; failure: PaymentFailure }
-  /** A refund moved on; matched by the payment event id the refund carries, or by its own id. */
-  | { kind: 'refund'; paymentEventId: string | null; refundId: string; progress: RefundProgress }
+  /**
+   * A refund moved on; matched by the payment event id the refund carries (ours), or by its own id. One that names
+   * no payment event of ours (made in the provider's Dashboard) is matched by its payment (`taken`).
+   */
+  | {
+      kind: 'refund';
+      paymentEventId: string | null;
+      refundId: string;
+      progress: RefundProgress;
+      taken: ProviderTakeback | null;
+    }
+  /** A card holder's dispute of a payment opened, moved on, or ended. */
+  | { kind: 'dispute'; taken: ProviderTakeback }
   /** Anything else: acknowledged and ignored. */
   | { kind: 'ignored'; type: string; reason: string };

@@ -13,8 +13,9 @@
  *            timeout, a 5xx): due again after a backoff (2 s doubling to 5 min), asked again
  *
  * The provider's refund webhooks move REFUND_REQUESTED on (Store.recordRefundProgress, forwards
- * only). Nothing here is in memory only: a killed owner leaves rows that are due again when their
- * lease ends.
+ * only); the owner also reads a REFUND_REQUESTED refund again from the provider (followRefund) on a
+ * backoff of 1 min doubling to 6 h until it ends, since its final event may never come. Nothing
+ * here is in memory only: a killed owner leaves rows that are due again when their lease ends.
  */
 import type { PaymentRow, Store } from '../db/store.js';
 import type { Logger } from '../infra/logger.js';
@@ -32,6 +33,9 @@ export interface RefundOwnerPacing {
   /** Refunds asked at once, and taken per look. */
   concurrency: number;
   batch: number;
+  /** A refund under way (REFUND_REQUESTED) is read again after followFirstMs, doubling up to followMaxMs. */
+  followFirstMs: number;
+  followMaxMs: number;
 }
 
 export const DEFAULT_REFUND_PACING: RefundOwnerPacing = {
@@ -41,19 +45,27 @@ export const DEFAULT_REFUND_PACING: RefundOwnerPacing = {
   maxBackoffMs: 300_000,
   concurrency: 4,
   batch: 50,
+  followFirstMs: 60_000,
+  followMaxMs: 6 * 3_600_000,
 };
 
 /** Told of each refund asked (its outcome) and of the refunds waiting (the worker's metrics). */
 export interface RefundObserver {
-  asked(outcome: 'REFUND_REQUESTED' | 'REFUNDED' | 'REFUND_FAILED' | 'RETRY'): void;
+  asked(outcome: 'REFUND_REQUESTED' | 'REFUNDED' | 'REFUND_FAILED' | 'RETRY' | 'FOLLOW'): void;
   waiting(counts: Record<'REFUND_REQUIRED' | 'REFUND_REQUESTED' | 'REFUND_FAILED', number>): void;
+  /** Paid orders whose money the provider took back, and open disputes due within 72 h (every 30 s). */
+  takenBack?(counts: { DISPUTED: number; REFUNDED: number; disputesDueWithin72h: number }): void;
 }
+
+/** How often the taken-back gauges are read: a scan of the orders by status, so not at every look. */
+const TAKEN_BACK_EVERY_MS = 30_000;
 
 export class RefundOwner {
   private readonly pacing: RefundOwnerPacing;
   private timer: NodeJS.Timeout | undefined;
   private pass: Promise<number> | undefined;
   private stopped = false;
+  private takenBackReadAt = 0;
 
   constructor(
     private readonly deps: {
@@ -94,6 +106,10 @@ export class RefundOwner {
     try {
       rows = await this.deps.store.refundsDue(this.pacing.batch);
       if (this.deps.observer) this.deps.observer.waiting(await this.deps.store.providerRefundCounts());
+      if (this.deps.observer?.takenBack && Date.now() - this.takenBackReadAt >= TAKEN_BACK_EVERY_MS) {
+        this.takenBackReadAt = Date.now();
+        this.deps.observer.takenBack(await this.deps.store.takenBackCounts());
+      }
     } catch (err) {
       // MySQL is away: the refunds are safe in their rows; the next look finds them.
       this.deps.logger?.warn({ err: describe(err) }, 'could not look for refunds due; looking again shortly');
@@ -120,9 +136,10 @@ export class RefundOwner {
         return true;
       }
       const attempts = row.refundAttempts + 1;
+      if (row.outcome === 'REFUND_REQUESTED') return await this.follow(row, provider, attempts);
       try {
         const progress = await provider.refund(row);
-        await store.recordRefundProgress({ eventId: row.eventId }, progress);
+        await store.recordRefundProgress({ eventId: row.eventId }, progress, this.pacing.followFirstMs);
         observer?.asked(progress.state);
         logger?.info({ eventId: row.eventId, orderNo: row.orderNo, ...progress }, 'refund asked of the provider');
       } catch (err) {
@@ -156,6 +173,35 @@ export class RefundOwner {
       );
       return false;
     }
+  }
+
+  /**
+   * Reads a refund under way again (its final event may never come: Stripe stops retrying after three days): an
+   * ended one is recorded (forwards only), one still under way is read again later, 1 min doubling to 6 h.
+   */
+  private async follow(row: PaymentRow, provider: PaymentProviderApi, attempts: number): Promise<boolean> {
+    const { store, logger, observer } = this.deps;
+    try {
+      const progress = await provider.followRefund(row);
+      if (progress.state !== 'REFUND_REQUESTED') {
+        await store.recordRefundProgress({ eventId: row.eventId }, progress);
+        observer?.asked(progress.state);
+        logger?.info({ eventId: row.eventId, orderNo: row.orderNo, ...progress }, 'refund followed to its end');
+        return true;
+      }
+      await store.deferRefund(row.eventId, this.followBackoff(attempts), 'refund still under way at the provider');
+    } catch (err) {
+      await store.deferRefund(row.eventId, this.followBackoff(attempts), describe(err));
+      logger?.warn({ eventId: row.eventId, err: describe(err) }, 'refund not read; reading it again later');
+    }
+    observer?.asked('FOLLOW');
+    return true;
+  }
+
+  /** 1 min, 2 min, 4 min … up to followMaxMs (±20 %): a pending refund ends in minutes to days. */
+  private followBackoff(attempts: number): number {
+    const base = Math.min(this.pacing.followMaxMs, this.pacing.followFirstMs * 2 ** Math.max(0, attempts - 2));
+    return Math.round(base * (0.8 + Math.random() * 0.4));
   }
 
   /** 2 s, 4 s, 8 s … up to maxBackoffMs, with ±20 % jitter so one outage's retries spread out. */

@@ -35,6 +35,7 @@ import {
   type PaymentProviderApi,
   type PaymentToRefund,
   type ProviderEvent,
+  type ProviderTakeback,
 } from './provider.js';
 
 /** The API version every request is made with, pinned (the SDK's own default moves with its releases). */
@@ -172,6 +173,49 @@ export class StripeProvider implements PaymentProviderApi {
       if (err instanceof ProviderRefusal && err.code === 'charge_already_refunded')
         return { state: 'REFUNDED', refundId: null, error: err.message };
       throw err;
+    }
+  }
+
+  async followRefund(payment: PaymentToRefund & { refundId: string | null }): Promise<RefundProgress> {
+    if (payment.refundId) {
+      const refundId = payment.refundId;
+      return refundProgressOf(await call(() => this.stripe.refunds.retrieve(refundId)));
+    }
+    // Asked, but its id never reached us (a 5xx hid it): found by the payment event its metadata names.
+    const found = payment.providerRef ? await this.findRefund(payment.providerRef, payment.eventId) : null;
+    return found ?? { state: 'REFUND_REQUESTED', refundId: null };
+  }
+
+  async *undeliveredEvents(window: {
+    createdFrom: number;
+    createdUpTo: number;
+  }): AsyncIterable<ProviderEvent & { eventId: string }> {
+    const owner = { deploymentTag: this.settings.deploymentTag, livemode: isLiveKey(this.settings.secretKey) };
+    // Stripe lists newest first; a page is asked after the last event of the one before.
+    let startingAfter: string | undefined;
+    for (;;) {
+      const page = await call(() =>
+        this.stripe.events.list({
+          created: { gte: window.createdFrom, lte: window.createdUpTo },
+          delivery_success: false,
+          types: [...STRIPE_EVENT_TYPES],
+          limit: 100,
+          ...(startingAfter ? { starting_after: startingAfter } : {}),
+        }),
+      );
+      for (const event of page.data) {
+        let translated: ProviderEvent;
+        try {
+          translated = translateStripeEvent(event, owner);
+        } catch (err) {
+          if (!(err instanceof MalformedStripeEvent)) throw err;
+          translated = { kind: 'ignored', type: event.type, reason: err.message };
+        }
+        yield { ...translated, eventId: event.id };
+      }
+      const last = page.data.at(-1);
+      if (!page.has_more || !last) return;
+      startingAfter = last.id;
     }
   }
 
@@ -384,19 +428,116 @@ export function translateStripeEvent(event: Stripe.Event, owner: StripeOwner): P
     case 'refund.failed':
     case 'charge.refund.updated': {
       const refund = objectOf(event);
+      const paymentEventId = refund.metadata?.[PAYMENT_EVENT_METADATA] ?? null;
+      const intentId = idOf(refund.payment_intent);
       return {
         kind: 'refund',
-        paymentEventId: refund.metadata?.[PAYMENT_EVENT_METADATA] ?? null,
+        paymentEventId,
         refundId: refund.id,
         progress: refundProgressOf(refund),
+        // Not one we asked for (a refund in the Dashboard): money taken back from the intent's payment.
+        taken: paymentEventId === null && intentId ? refundTakeback(refund, intentId) : null,
       };
     }
+    case 'charge.dispute.created':
+    case 'charge.dispute.updated':
+    case 'charge.dispute.closed':
+    case 'charge.dispute.funds_withdrawn':
+    case 'charge.dispute.funds_reinstated': {
+      const dispute = objectOf(event);
+      const intentId = idOf(dispute.payment_intent);
+      if (!intentId)
+        return { kind: 'ignored', type: event.type, reason: 'a dispute of a charge without a PaymentIntent' };
+      return { kind: 'dispute', taken: disputeTakeback(dispute, intentId) };
+    }
+    case 'charge.refunded':
+      // Each refund of the charge comes as its own refund.created / refund.updated, which say which one it was.
+      return { kind: 'ignored', type: event.type, reason: 'its refunds come as refund.* events' };
     default:
       return { kind: 'ignored', type: event.type, reason: 'not an event the order uses' };
   }
 }
 
 const NO_ORDER = 'the PaymentIntent names no order of this service';
+
+/** The events the order uses: what the catch-up asks Stripe for (at most 20 types per list). */
+export const STRIPE_EVENT_TYPES = [
+  'payment_intent.succeeded',
+  'payment_intent.payment_failed',
+  'refund.created',
+  'refund.updated',
+  'refund.failed',
+  'charge.refund.updated',
+  'charge.dispute.created',
+  'charge.dispute.updated',
+  'charge.dispute.closed',
+  'charge.dispute.funds_withdrawn',
+  'charge.dispute.funds_reinstated',
+] as const;
+
+function idOf(ref: string | { id: string } | null | undefined): string | null {
+  if (typeof ref === 'string') return ref;
+  return ref?.id ?? null;
+}
+
+/** A refund we did not ask for, as money taken back from its payment: pending and done count, failed does not. */
+export function refundTakeback(
+  refund: Pick<Stripe.Refund, 'id' | 'amount' | 'status' | 'created' | 'reason'>,
+  intentId: string,
+): ProviderTakeback {
+  const status = refund.status ?? 'pending';
+  const [folded, stage] =
+    status === 'succeeded'
+      ? (['SUCCEEDED', 2] as const)
+      : status === 'failed' || status === 'canceled'
+        ? (['FAILED', 3] as const)
+        : (['PENDING', 1] as const);
+  return {
+    id: refund.id,
+    kind: 'REFUND',
+    intentId,
+    amountCents: refund.amount,
+    status: folded,
+    providerStatus: status,
+    stage,
+    reason: refund.reason ?? null,
+    dueBy: null,
+    createdAt: new Date(refund.created * 1000),
+  };
+}
+
+/**
+ * A dispute, folded to the order's standing: OPEN while the bank decides (an inquiry, `warning_*`, included), WON
+ * (won, an inquiry closed, prevented) or LOST. Its stage follows Stripe's flow (needs_response → under_review →
+ * closed) so a late event never moves it back.
+ */
+export function disputeTakeback(
+  dispute: Pick<Stripe.Dispute, 'id' | 'amount' | 'status' | 'created' | 'reason' | 'evidence_details'>,
+  intentId: string,
+): ProviderTakeback {
+  const status: string = dispute.status;
+  const [standing, stage] =
+    status === 'lost'
+      ? (['LOST', 3] as const)
+      : status === 'won' || status === 'warning_closed' || status === 'prevented'
+        ? (['WON', 3] as const)
+        : status === 'under_review' || status === 'warning_under_review'
+          ? (['OPEN', 2] as const)
+          : (['OPEN', 1] as const);
+  const dueBy = dispute.evidence_details?.due_by;
+  return {
+    id: dispute.id,
+    kind: 'DISPUTE',
+    intentId,
+    amountCents: dispute.amount,
+    status: standing,
+    providerStatus: status,
+    stage,
+    reason: dispute.reason ?? null,
+    dueBy: typeof dueBy === 'number' ? new Date(dueBy * 1000) : null,
+    createdAt: new Date(dispute.created * 1000),
+  };
+}
 
 /** An event on an intent another deployment opened (its tag): ignored, never recorded nor refunded. */
 function anotherDeployment(type: string, tag: string): ProviderEvent {

@@ -5,7 +5,8 @@
  * inventory, Temporal in the order client; the figures come from the shared invariant checker.
  */
 import type { OrderRow, PaymentListRow, SaleRow, Store } from '../db/store.js';
-import type { PaymentProviderName, StoredOrderStatus, StoredPaymentOutcome } from '../order/contract.js';
+import type { OrderDispute, PaymentProviderName, StoredOrderStatus, StoredPaymentOutcome } from '../order/contract.js';
+import { disputeView } from '../order/lookup.js';
 import {
   checkSaleInvariants,
   type Invariant,
@@ -58,6 +59,9 @@ export interface AdminOrderView {
   createdAt: string;
   paidAt: string | null;
   cancelledAt: string | null;
+  /** Refunded at the provider after payment without us asking. */
+  refundedCents: number;
+  dispute: OrderDispute | null;
 }
 
 export interface AdminPaymentView {
@@ -87,6 +91,17 @@ export interface AdminOrderPayments {
     code: string | null;
     message: string | null;
     receivedAt: string;
+  }>;
+  /** Refunds made at the provider without us and disputes, oldest first (docs/api.md, "Order states"). */
+  takenBack: Array<{
+    id: string;
+    kind: 'REFUND' | 'DISPUTE';
+    amountCents: number;
+    status: string;
+    providerStatus: string;
+    reason: string | null;
+    dueBy: string | null;
+    createdAt: string;
   }>;
 }
 
@@ -121,6 +136,7 @@ export class AdminService {
         | 'getOrder'
         | 'paymentsOfOrder'
         | 'paymentFailuresOfOrder'
+        | 'takebacksOf'
       > &
         SaleInvariantSources['store'];
       inventory: Pick<RedisInventory, 'getSale'>;
@@ -153,6 +169,8 @@ export class AdminService {
       PAID: figures.mysql.paid,
       CANCELLED: figures.mysql.cancelled,
       FAILED: figures.mysql.failed,
+      DISPUTED: figures.mysql.disputed,
+      REFUNDED: figures.mysql.refunded,
     };
     return {
       sku,
@@ -208,10 +226,11 @@ export class AdminService {
    */
   async orderPayments(orderNo: string): Promise<AdminOrderPayments> {
     const { store } = this.deps;
-    const [order, payments, failures] = await Promise.all([
+    const [order, payments, failures, takebacks] = await Promise.all([
       store.getOrder(orderNo),
       store.paymentsOfOrder(orderNo),
       store.paymentFailuresOfOrder(orderNo),
+      store.takebacksOf(orderNo),
     ]);
     if (!order && payments.length === 0 && failures.length === 0)
       throw new Refusal('ORDER_NOT_FOUND', `no order ${orderNo} and nothing paid for it`);
@@ -225,6 +244,16 @@ export class AdminService {
         code: failure.code,
         message: failure.message,
         receivedAt: failure.receivedAt.toISOString(),
+      })),
+      takenBack: takebacks.map((taken) => ({
+        id: taken.id,
+        kind: taken.kind,
+        amountCents: taken.amountCents,
+        status: taken.status,
+        providerStatus: taken.providerStatus,
+        reason: taken.reason,
+        dueBy: taken.dueBy?.toISOString() ?? null,
+        createdAt: taken.createdAt.toISOString(),
       })),
     };
   }
@@ -285,6 +314,8 @@ function orderView(row: OrderRow): AdminOrderView {
     createdAt: row.createdAt.toISOString(),
     paidAt: row.paidAt?.toISOString() ?? null,
     cancelledAt: row.cancelledAt?.toISOString() ?? null,
+    refundedCents: row.refundedCents,
+    dispute: row.dispute ? disputeView(row.dispute) : null,
   };
 }
 

@@ -17,7 +17,7 @@ import { createRedis, redisClockMs } from '../infra/redis.js';
 import { activeTracing, temporalClientInterceptors } from '../infra/tracing.js';
 import { temporalConnectionSettings } from '../infra/temporal-connection.js';
 import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
-import { ensureReconcileSchedule } from './reconcile-schedule.js';
+import { ensureCatchUpSchedule, ensureReconcileSchedule } from './schedules.js';
 import { pinoRuntimeLogger } from './telemetry.js';
 import { createWorkerConnection, ensureSearchAttributes } from './worker-connection.js';
 import { createOrderWorker, startPromiseStarter, startRefundOwner, workerActivities } from './worker.js';
@@ -70,6 +70,16 @@ const temporal = new Client({
 });
 // Every worker makes sure the reconciler runs; the schedule is created once and kept up to date.
 // A failure must not stop orders from being processed: it is logged and tried again.
+const keepCatchUp = (): void => {
+  ensureCatchUpSchedule(temporal, config).then(
+    (schedule) => logger.info({ schedule }, 'payment catch-up schedule in place'),
+    (err: unknown) => {
+      logger.error({ err }, 'could not create or update the payment catch-up schedule; trying again in 30 s');
+      setTimeout(keepCatchUp, 30_000).unref();
+    },
+  );
+};
+keepCatchUp();
 const keepSchedule = (): void => {
   ensureReconcileSchedule(temporal, config).then(
     (schedule) =>

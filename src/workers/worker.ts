@@ -29,9 +29,11 @@ import { providerTaskQueue, type ProviderWithApi } from '../order/contract.js';
 import type { PaymentProviderApi } from '../payments/provider.js';
 import { RefundOwner, type RefundObserver, type RefundOwnerPacing } from '../payments/refunds.js';
 import { StripeProvider } from '../payments/stripe.js';
+import { StripeIntake, type PaymentIntake } from '../payments/stripe-intake.js';
+import { createCatchUpActivities, workerMysqlGuard, type CatchUpActivities } from '../activities/catch-up.js';
 
-/** What the worker runs: the order's activities, and the reconciler's where it has a Temporal client. */
-export type WorkerActivities = Activities & Partial<ReconcileActivities>;
+/** What the worker runs: the order's activities, the catch-up's, and the reconciler's with a Temporal client. */
+export type WorkerActivities = Activities & CatchUpActivities & Partial<ReconcileActivities>;
 
 /**
  * The worker's activities over its clients. With `temporal` (a client of the same namespace) the
@@ -40,7 +42,7 @@ export type WorkerActivities = Activities & Partial<ReconcileActivities>;
 export function workerActivities(deps: {
   config: Pick<
     AppConfig,
-    'temporal' | 'reservationGraceMs' | 'reconcileIntervalMs' | 'maxConcurrentStarts' | 'payments'
+    'temporal' | 'reservationGraceMs' | 'reconcileIntervalMs' | 'maxConcurrentStarts' | 'payments' | 'deadlines'
   >;
   store: Store;
   redis: RedisClient;
@@ -48,17 +50,47 @@ export function workerActivities(deps: {
 }): WorkerActivities {
   const { config, store, redis, temporal } = deps;
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
+  const changes = new OrderChangeNotifier(redis);
   const orderActivities = createActivities({
     store,
     inventory,
-    changes: new OrderChangeNotifier(redis),
+    changes,
     providers: paymentProviders(config),
     ...(config.payments.stripe ? { processingAlertMs: config.payments.stripe.processingAlertMs } : {}),
   });
-  if (!temporal) return orderActivities;
+  const stripe = config.payments.stripe;
+  const catchUp = createCatchUpActivities({
+    store,
+    stripe: stripe ? new StripeProvider(stripe) : null,
+    intake: stripe
+      ? new StripeIntake({
+          settings: stripe,
+          payments: recordOnly(store),
+          store,
+          mysql: workerMysqlGuard(),
+          mysqlMs: config.deadlines.mysqlMs,
+          // A paid order's status is cached for good by the APIs: a dispute or refund found here must reach them.
+          changed: (orderNo) => void changes.publish(orderNo).catch(() => undefined),
+        })
+      : null,
+  });
+  if (!temporal) return { ...orderActivities, ...catchUp };
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
   const orders = OrderClient.withoutBreakers(temporal, config.temporal.taskQueue, pacing);
-  return { ...orderActivities, ...createReconcileActivities({ store, inventory, orders }) };
+  return { ...orderActivities, ...catchUp, ...createReconcileActivities({ store, inventory, orders }) };
+}
+
+/**
+ * The catch-up's payments: recorded RECEIVED (evidence source `catch-up`), then delivered by the API processes'
+ * payment owners, whose sweep leases every RECEIVED row no owner holds.
+ */
+function recordOnly(store: Store): PaymentIntake {
+  return {
+    async handle(event) {
+      const row = await store.recordPayment(event, 'catch-up');
+      return { outcome: row.outcome === 'RECEIVED' ? 'RECEIVED' : 'DUPLICATE' };
+    },
+  };
 }
 
 /** The payment providers with an API whose keys are configured (src/payments/provider.ts). */
@@ -101,13 +133,20 @@ export function startRefundOwner(options: {
 export const REFUND_METRICS = {
   asked: 'flash_refunds_asked',
   waiting: 'flash_refunds_waiting',
+  takenBack: 'flash_orders_taken_back',
 } as const;
 
 function refundMetrics(meter: MetricMeter): RefundObserver {
   const asked = meter.createCounter(
     REFUND_METRICS.asked,
     '',
-    'Refunds asked of a provider, by the answer (REFUND_REQUESTED, REFUNDED, REFUND_FAILED; RETRY: no answer)',
+    'Refunds asked of a provider, by the answer (REFUND_REQUESTED, REFUNDED, REFUND_FAILED; RETRY: no answer; FOLLOW: read again, still under way)',
+  );
+  const takenBack = meter.createGauge(
+    REFUND_METRICS.takenBack,
+    'int',
+    '',
+    'Paid orders whose money the provider took back, by state: DISPUTED, REFUNDED, DISPUTE_DUE_72H (open disputes due within 72 h)',
   );
   const waiting = meter.createGauge(
     REFUND_METRICS.waiting,
@@ -119,6 +158,11 @@ function refundMetrics(meter: MetricMeter): RefundObserver {
     asked: (outcome) => asked.add(1, { outcome }),
     waiting: (counts) => {
       for (const [state, count] of Object.entries(counts)) waiting.set(count, { state });
+    },
+    takenBack: (counts) => {
+      takenBack.set(counts.DISPUTED, { state: 'DISPUTED' });
+      takenBack.set(counts.REFUNDED, { state: 'REFUNDED' });
+      takenBack.set(counts.disputesDueWithin72h, { state: 'DISPUTE_DUE_72H' });
     },
   };
 }

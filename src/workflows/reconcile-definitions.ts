@@ -80,6 +80,8 @@ export interface AdoptionPageResult {
   adopted: number;
   /** Orders MySQL holds units for that Redis lacks and cannot take back yet (no units available). */
   notAdopted: number;
+  /** Of those adopted, orders cancelled or failed meanwhile (their row no longer holds units): given back. */
+  undone: number;
 }
 
 export interface SaleDrift {

@@ -9,7 +9,7 @@ import type { Client } from '@temporalio/client';
 import { composeApi, createApp, type ApiSubstitutes } from '../../src/api/app.js';
 import type { AppConfig } from '../../src/config/index.js';
 import { createMysqlPool } from '../../src/db/pool.js';
-import { Store } from '../../src/db/store.js';
+import { Store, type PaymentRow } from '../../src/db/store.js';
 import { createLogger } from '../../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
@@ -18,6 +18,7 @@ import { testConfig } from './env.js';
 import { listen } from './http.js';
 import { startTestWorker, type TestWorker, type WrapActivities } from './worker.js';
 import type { RefundOwnerPacing } from '../../src/payments/refunds.js';
+import type { PaymentDelivery } from '../../src/order/payments.js';
 
 export interface PerQueueTestbed {
   config: AppConfig;
@@ -31,10 +32,18 @@ export interface PerQueueTestbed {
    */
   startWorker(
     taskQueue: string,
-    options?: { wrapActivities?: WrapActivities; starter?: boolean; refunds?: Partial<RefundOwnerPacing> },
+    options?: {
+      wrapActivities?: WrapActivities;
+      starter?: boolean;
+      refunds?: Partial<RefundOwnerPacing>;
+      refundScope?: (row: PaymentRow) => boolean;
+    },
   ): Promise<void>;
-  /** The API on `taskQueue` (with `substitutes` in place of its own parts when given); its base URL. */
-  serve(taskQueue: string, substitutes?: ApiSubstitutes): Promise<string>;
+  /**
+   * The API on `taskQueue` (with `substitutes` in place of its own parts when given); its base URL. With
+   * `deliver`, its payment owner runs too (as in the API process): it sweeps RECEIVED payments no owner holds.
+   */
+  serve(taskQueue: string, substitutes?: ApiSubstitutes, options?: { deliver?: boolean }): Promise<string>;
   /** Closes every server and worker it started, then the clients. */
   close(): Promise<void>;
 }
@@ -46,6 +55,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
   const temporal = await createTemporalClient(config);
   const servers: Server[] = [];
   const workers: TestWorker[] = [];
+  const owners: PaymentDelivery[] = [];
   const onQueue = (taskQueue: string): AppConfig => ({ ...config, temporal: { ...config.temporal, taskQueue } });
   return {
     config,
@@ -53,7 +63,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
     redis,
     inventory: new RedisInventory(redis, config.temporal.taskQueue),
     temporal,
-    async startWorker(taskQueue, { wrapActivities, starter, refunds } = {}) {
+    async startWorker(taskQueue, { wrapActivities, starter, refunds, refundScope } = {}) {
       workers.push(
         await startTestWorker({
           config: onQueue(taskQueue),
@@ -62,15 +72,21 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
           ...(wrapActivities ? { wrapActivities } : {}),
           ...(starter === false ? { starter } : {}),
           ...(refunds ? { refunds } : {}),
+          ...(refundScope ? { refundScope } : {}),
         }),
       );
     },
-    async serve(taskQueue, substitutes = {}) {
+    async serve(taskQueue, substitutes = {}, { deliver = false } = {}) {
       const clients = { config: onQueue(taskQueue), redis, store, temporal, logger: createLogger(config, 'test') };
-      const app = createApp(composeApi(clients, substitutes));
-      return listen(app, servers);
+      const parts = composeApi(clients, substitutes);
+      if (deliver) {
+        parts.payments.start();
+        owners.push(parts.payments);
+      }
+      return listen(createApp(parts), servers);
     },
     async close() {
+      await Promise.all(owners.map((owner) => owner.stop()));
       for (const server of servers) server.close();
       await Promise.all(workers.map((worker) => worker.close()));
       await Promise.allSettled([temporal.connection.close(), store.close(), redis.quit()]);

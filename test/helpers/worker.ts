@@ -19,6 +19,7 @@ import {
   type RunningRefundOwner,
 } from '../../src/workers/worker.js';
 import type { RefundOwnerPacing } from '../../src/payments/refunds.js';
+import type { PaymentRow, Store } from '../../src/db/store.js';
 
 /** Wraps the real activities to inject faults around them (never instead of them). */
 export type WrapActivities = (real: Activities) => Partial<Activities>;
@@ -47,6 +48,8 @@ export async function startTestWorker(
        * shared database, not only this file's.
        */
       refunds?: Partial<RefundOwnerPacing>;
+      /** The refunds this file's owner takes (the others in the shared database are other files'). */
+      refundScope?: (row: PaymentRow) => boolean;
     },
 ): Promise<TestWorker> {
   const own = options.connection
@@ -76,7 +79,7 @@ export async function startTestWorker(
   const refunds = options.refunds
     ? startRefundOwner({
         config: options.config,
-        store: options.store,
+        store: options.refundScope ? refundsScopedTo(options.store, options.refundScope) : options.store,
         logger: createLogger({ logLevel: 'warn' }, 'worker'),
         pacing: { everyMs: 200, firstBackoffMs: 300, ...options.refunds },
       })
@@ -93,4 +96,28 @@ export async function startTestWorker(
       await own?.close();
     },
   };
+}
+
+/**
+ * The store as a refund owner sees it when it takes only the refunds `keep` says are its own: refundsDue answers only
+ * those (the others in the shared database are other files', asked of their own Stripe doubles); every other call,
+ * claimRefund's lease included, is the store's own. `afterLook` runs after each look, before the rows are claimed.
+ */
+export function refundsScopedTo(
+  store: Store,
+  keep: (row: PaymentRow) => boolean,
+  afterLook?: () => Promise<void>,
+): Store {
+  const refundsDue: Store['refundsDue'] = async (limit) => {
+    const rows = (await store.refundsDue(10_000)).filter(keep).slice(0, limit);
+    await afterLook?.();
+    return rows;
+  };
+  return new Proxy(store, {
+    get(target, key) {
+      if (key === 'refundsDue') return refundsDue;
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }

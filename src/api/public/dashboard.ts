@@ -340,6 +340,8 @@ const CHARTS: Record<ChartName, SeriesSpec[]> = {
     { label: 'PAID', stroke: '#137333' },
     { label: 'CANCELLED', stroke: '#b3261e' },
     { label: 'FAILED', stroke: '#5b1a14' },
+    { label: 'DISPUTED (money contested)', stroke: '#c2410c', dash: [2, 3] },
+    { label: 'REFUNDED (money back at the provider)', stroke: '#6b21a8', dash: [2, 3] },
   ],
   latency: [
     { label: 'p99, every answer', stroke: '#1d2330', digits: 1 },

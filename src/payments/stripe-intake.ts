@@ -1,0 +1,178 @@
+/**
+ * What Stripe tells us, taken in: the one path of every Stripe event, whether its webhook delivered it
+ * (POST /api/payments/stripe, ./stripe-webhook.ts) or the catch-up found it undelivered (./catch-up.ts):
+ *
+ *   payment_intent.succeeded       of an intent of ours (this deployment's tag, this mode): the
+ *                                  record-first path every payment takes (`payments.handle`), one row
+ *                                  per intent, judged by the order. Of another deployment: IGNORED,
+ *                                  never refunded. Tagged ours but not an intent its order opened (or in
+ *                                  another currency): REFUND_REQUIRED (INTENT_MISMATCH), never applied
+ *   payment_intent.payment_failed  recorded (payment_failures), shown in the admin view
+ *   refund.*, charge.refund.updated  ours (its metadata names our payment event): the refund's progress,
+ *                                  forwards only. Not ours (made in Stripe's Dashboard): of a payment
+ *                                  being refunded, its refund; of a paid order, money taken back (below)
+ *   charge.dispute.*               a dispute of a paid order's payment: money taken back (below)
+ *   anything else                  acknowledged and ignored
+ *
+ * Money taken back after payment (docs/fault-tolerance.md, "Money taken back") is recorded against the
+ * payment's order, forwards only, and moves it to DISPUTED or REFUNDED (Store.recordTakeback). Only
+ * intents this deployment opened are ours: a refund or dispute of any other intent is IGNORED.
+ *
+ * Stripe retries any answer but a 2xx for up to three days, so every step is idempotent.
+ */
+import type { RecordedPaymentEvent, RefundProgress, Store } from '../db/store.js';
+import { Deadline, type DependencyGuard } from '../infra/dependency-guard.js';
+import type { StripeSettings } from '../config/index.js';
+import type { Logger } from '../infra/logger.js';
+import type { RefundReason, StripeWebhookOutcome, WebhookOutcome } from '../order/contract.js';
+import { Refusal } from '../refusal.js';
+import type { ProviderEvent, ProviderTakeback } from './provider.js';
+import { intentOwnership, MalformedStripeEvent, StripeEvents, StripeSignatureError } from './stripe.js';
+
+export interface StripeWebhookAnswer {
+  type: string;
+  outcome: StripeWebhookOutcome;
+  refundReason?: RefundReason;
+}
+
+/** The record-first path of payments: the webhook's (record, deliver), or the catch-up's (record; the API delivers). */
+export interface PaymentIntake {
+  handle(event: RecordedPaymentEvent): Promise<{ outcome: WebhookOutcome; refundReason?: RefundReason }>;
+}
+
+export class StripeIntake {
+  private readonly events: StripeEvents;
+
+  constructor(
+    private readonly deps: {
+      settings: Pick<StripeSettings, 'webhookSecret' | 'secretKey' | 'deploymentTag' | 'currency'>;
+      /** The one record-first path of payments. */
+      payments: PaymentIntake;
+      store: Store;
+      /** The API's MySQL guard (the records go through it whatever its breaker says), or one that never opens. */
+      mysql: DependencyGuard;
+      mysqlMs: number;
+      /** Told of an order whose status the provider changed (a dispute, a refund), so status reads see it at once. */
+      changed?: (orderNo: string) => void;
+      /** Told of each refund or dispute recorded against a paid order. */
+      takenBack?: (kind: 'REFUND' | 'DISPUTE') => void;
+      logger?: Pick<Logger, 'info' | 'warn'>;
+    },
+  ) {
+    this.events = new StripeEvents(deps.settings);
+  }
+
+  /** The event if Stripe signed these bytes (else INVALID_SIGNATURE; INVALID_REQUEST when it lacks its object). */
+  verify(raw: string, signature: string | undefined): ProviderEvent {
+    try {
+      return this.events.parse(raw, signature);
+    } catch (err) {
+      if (err instanceof StripeSignatureError) throw new Refusal('INVALID_SIGNATURE', err.message);
+      if (err instanceof MalformedStripeEvent) throw new Refusal('INVALID_REQUEST', err.message);
+      throw err;
+    }
+  }
+
+  /** `validate` checks the event's envelope once the signature holds (the route's schema), and answers its type. */
+  async handle(event: ProviderEvent, validate: () => { type: string }): Promise<StripeWebhookAnswer> {
+    const { type } = validate();
+    return { type, ...(await this.take(event)) };
+  }
+
+  /** Takes one translated event in; what became of it. */
+  async take(event: ProviderEvent): Promise<Omit<StripeWebhookAnswer, 'type'>> {
+    const { store, logger } = this.deps;
+    switch (event.kind) {
+      case 'payment': {
+        if (!event.intent) return this.deps.payments.handle(event.payment);
+        const { providerRef, orderNo } = event.payment;
+        const standing = await this.onMysql(() => store.intentStanding(providerRef ?? '', orderNo));
+        const ownership = intentOwnership(standing, orderNo, event.intent, this.deps.settings.currency);
+        if (ownership === 'FOREIGN') {
+          logger?.info({ intentId: providerRef, orderNo }, 'an untagged intent naming no order of ours; ignored');
+          return { outcome: 'IGNORED' };
+        }
+        if (ownership === 'MISMATCH') return this.refundMismatch(event.payment);
+        return this.deps.payments.handle(event.payment);
+      }
+      case 'payment_failed':
+        await this.onMysql(() => store.recordPaymentFailure(event.failure));
+        logger?.info({ eventId: event.failure.eventId, orderNo: event.failure.orderNo }, 'payment attempt failed');
+        return { outcome: 'RECORDED' };
+      case 'refund': {
+        const moved = await this.onMysql(() =>
+          store.recordRefundProgress(
+            { ...(event.paymentEventId ? { eventId: event.paymentEventId } : {}), refundId: event.refundId },
+            event.progress,
+          ),
+        );
+        if (moved || !event.taken) {
+          // Not moved: already there or further on (a duplicate, or out of order).
+          if (!moved)
+            logger?.info({ refundId: event.refundId, state: event.progress.state }, 'refund event changed nothing');
+          return { outcome: 'RECORDED' };
+        }
+        return this.takeBack(event.taken, event.progress);
+      }
+      case 'dispute':
+        return this.takeBack(event.taken, null);
+      case 'ignored':
+        logger?.info({ type: event.type, reason: event.reason }, 'Stripe event ignored');
+        return { outcome: 'IGNORED' };
+    }
+  }
+
+  /**
+   * A refund we did not ask for, or a dispute, of an intent of ours. Of a payment we are refunding (a Dashboard
+   * refund of all of it): that payment's refund. Otherwise money taken back from the intent's order.
+   */
+  private async takeBack(
+    taken: ProviderTakeback,
+    refund: RefundProgress | null,
+  ): Promise<{ outcome: 'RECORDED' | 'IGNORED' }> {
+    const { store, logger } = this.deps;
+    const { payment, orderNo } = await this.onMysql(() => store.paymentOfIntent('stripe', taken.intentId));
+    if (!orderNo) {
+      logger?.info({ id: taken.id, intentId: taken.intentId }, 'a refund or dispute of an intent not ours; ignored');
+      return { outcome: 'IGNORED' };
+    }
+    const beingRefunded = payment && (payment.outcome === 'REFUND_REQUIRED' || payment.outcome === 'REFUND_REQUESTED');
+    if (refund && payment && beingRefunded && taken.amountCents >= payment.amountCents) {
+      // An operator refunded in the Dashboard what we were to refund: our refund is that one.
+      await this.onMysql(() => store.recordRefundProgress({ eventId: payment.eventId }, refund));
+      return { outcome: 'RECORDED' };
+    }
+    const { changed, status } = await this.onMysql(() =>
+      store.recordTakeback({ ...taken, provider: 'stripe', orderNo }),
+    );
+    if (changed) {
+      this.deps.takenBack?.(taken.kind);
+      this.deps.changed?.(orderNo);
+      logger?.warn(
+        { orderNo, kind: taken.kind, id: taken.id, status: taken.providerStatus, orderStatus: status },
+        'the provider took money back from an order',
+      );
+    }
+    return { outcome: 'RECORDED' };
+  }
+
+  /**
+   * Our money on an intent that is not its order's: recorded REFUND_REQUIRED in the same insert, so no
+   * delivery can apply it meanwhile (the sweep takes only RECEIVED rows), and refunded.
+   */
+  private async refundMismatch(
+    payment: RecordedPaymentEvent,
+  ): Promise<{ outcome: 'REFUND_REQUIRED' | 'DUPLICATE'; refundReason?: RefundReason }> {
+    const row = await this.onMysql(() => this.deps.store.recordPayment(payment, 'webhook', 'INTENT_MISMATCH'));
+    if (row.refundReason !== 'INTENT_MISMATCH') return { outcome: 'DUPLICATE' };
+    this.deps.logger?.warn(
+      { intentId: payment.providerRef, orderNo: payment.orderNo },
+      'a payment on an intent of ours that its order did not open; refunding it',
+    );
+    return { outcome: 'REFUND_REQUIRED', refundReason: 'INTENT_MISMATCH' };
+  }
+
+  private onMysql<T>(call: () => Promise<T>): Promise<T> {
+    return this.deps.mysql.call(Deadline.in(this.deps.mysqlMs), call, { evenWhenOpen: true });
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The worker's Temporal Schedules, kept in place at boot: created if missing, brought up to date (interval, input,
+ * task queue) if they exist. Idempotent, so every worker replica can run them.
+ *
+ * - the reconciler, every RECONCILE_INTERVAL (docs/fault-tolerance.md);
+ * - the payment catch-up, every STRIPE_CATCH_UP_INTERVAL where Stripe is configured (deleted where it is not).
+ */
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  type Client,
+  type ScheduleOptionsAction,
+  type ScheduleOptionsStartWorkflowAction,
+} from '@temporalio/client';
+import type { AppConfig } from '../config/index.js';
+import {
+  RECONCILE_WORKFLOW_TYPE,
+  reconcileScheduleId,
+  type ReconcileInput,
+} from '../workflows/reconcile-definitions.js';
+import type { ReconcileWorkflow } from '../workflows/reconcile.js';
+import { CATCH_UP_WORKFLOW_TYPE, catchUpScheduleId, type CatchUpInput } from '../workflows/catch-up-definitions.js';
+import type { PaymentCatchUpWorkflow } from '../workflows/catch-up.js';
+
+export async function ensureReconcileSchedule(
+  client: Client,
+  config: Pick<AppConfig, 'reconcileIntervalMs' | 'reservationGraceMs' | 'temporal'>,
+): Promise<'CREATED' | 'UPDATED'> {
+  const input: ReconcileInput = { reservationGraceMs: config.reservationGraceMs };
+  const action: ScheduleOptionsStartWorkflowAction<typeof ReconcileWorkflow> = {
+    type: 'startWorkflow',
+    workflowType: RECONCILE_WORKFLOW_TYPE,
+    workflowId: `reconcile-${config.temporal.taskQueue}`,
+    taskQueue: config.temporal.taskQueue,
+    args: [input],
+    // One run must not outlive the next: it is started again anyway.
+    workflowExecutionTimeout: `${Math.max(config.reconcileIntervalMs * 4, 60_000)}ms`,
+  };
+  return keepIntervalSchedule(
+    client,
+    reconcileScheduleId(config.temporal.taskQueue),
+    config.reconcileIntervalMs,
+    action,
+  );
+}
+
+export async function ensureCatchUpSchedule(
+  client: Client,
+  config: Pick<AppConfig, 'payments' | 'temporal'>,
+): Promise<'CREATED' | 'UPDATED' | 'DELETED' | 'NONE'> {
+  const scheduleId = catchUpScheduleId(config.temporal.taskQueue);
+  const stripe = config.payments.stripe;
+  if (!stripe) {
+    try {
+      await client.schedule.getHandle(scheduleId).delete();
+      return 'DELETED';
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) return 'NONE';
+      throw err;
+    }
+  }
+  const everyMs = stripe.catchUpIntervalMs;
+  // Events younger than one interval (at most a minute) are still the webhook's.
+  const settleSeconds = Math.max(1, Math.min(60, Math.round(everyMs / 1000)));
+  const input: CatchUpInput = { provider: 'stripe', settleSeconds };
+  const action: ScheduleOptionsStartWorkflowAction<typeof PaymentCatchUpWorkflow> = {
+    type: 'startWorkflow',
+    workflowType: CATCH_UP_WORKFLOW_TYPE,
+    workflowId: `payment-catch-up-${config.temporal.taskQueue}`,
+    taskQueue: config.temporal.taskQueue,
+    args: [input],
+    workflowExecutionTimeout: '30 minutes',
+  };
+  return keepIntervalSchedule(client, scheduleId, everyMs, action);
+}
+
+async function keepIntervalSchedule(
+  client: Client,
+  scheduleId: string,
+  everyMs: number,
+  action: ScheduleOptionsAction,
+): Promise<'CREATED' | 'UPDATED'> {
+  const spec = { intervals: [{ every: `${everyMs}ms` as const }] };
+  // SKIP: a slow run is not stacked up behind; the next tick after it finishes does the work.
+  const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' } as const;
+  try {
+    await client.schedule.create({ scheduleId, spec, action, policies });
+    return 'CREATED';
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+  }
+  await client.schedule.getHandle(scheduleId).update((previous) => ({ ...previous, spec, action, policies }));
+  return 'UPDATED';
+}

@@ -1,0 +1,26 @@
+/**
+ * The catch-up's contract (docs/fault-tolerance.md, "Catching up with Stripe"): its workflow type, schedule id,
+ * input and result. Shared by the workflow, its activity and the worker that keeps the schedule. Types and constants
+ * only.
+ */
+export const CATCH_UP_WORKFLOW_TYPE = 'PaymentCatchUpWorkflow';
+
+/** The Schedule that runs the catch-up every STRIPE_CATCH_UP_INTERVAL; one per task queue, as the reconciler's. */
+export function catchUpScheduleId(taskQueue: string): string {
+  return `flash-checkout-payment-catch-up-${taskQueue}`;
+}
+
+export interface CatchUpInput {
+  provider: 'stripe';
+  /** Events younger than this (seconds) are left to the webhook: the run reads up to now minus it. */
+  settleSeconds: number;
+}
+
+/** What one run read, and what became of each event (the intake's outcomes). */
+export interface CatchUpResult {
+  /** The window read, in the provider's `created` seconds. */
+  createdFrom: number;
+  createdUpTo: number;
+  events: number;
+  outcomes: Record<string, number>;
+}
