@@ -95,7 +95,7 @@ export async function waitForQuiescence(
       const [sale, rows, stuck, running, gone] = await Promise.all([
         inventory.getSale(sku),
         deps.store.getOrders(accepted),
-        deps.store.receivedPaymentsOlderThan(-60_000, 1_000),
+        deps.store.receivedPayments(1_000),
         runningOrders(deps.temporal, sku),
         lost(),
       ]);
