@@ -338,7 +338,7 @@ it('a payment for a promise older than any start could take (its owner away for 
   ).toBe('RESERVED');
 
   const payment = await paymentRecordedNotJudged(base, orderNo, 900);
-  // The sweeps deliver it again meanwhile: it stays RECEIVED while the promise waits.
+  // Its owner delivers it again meanwhile: it stays RECEIVED while the promise waits.
   await new Promise((resolve) => setTimeout(resolve, 3_000));
   expect(await store.getPayment(payment.eventId)).toMatchObject({ outcome: 'RECEIVED' });
 

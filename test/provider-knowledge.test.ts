@@ -53,7 +53,7 @@ beforeAll(async () => {
   taskQueue = `knowledge-${randomUUID()}`;
   // No refund owner: nothing here is ours to refund, and the refunds table is shared with other files.
   await bed.startWorker(taskQueue);
-  api = await bed.serve(taskQueue, {}, { deliver: true });
+  api = await bed.serve(taskQueue);
   stripeApi.setWebhook(`${api}/api/payments/stripe`, WEBHOOK_SECRET);
   auth = new ShopperAuth(bed.config);
   dashboard = stripeClient(bed.config.payments.stripe!);

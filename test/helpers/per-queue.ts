@@ -40,8 +40,9 @@ export interface PerQueueTestbed {
     },
   ): Promise<void>;
   /**
-   * The API on `taskQueue` (with `substitutes` in place of its own parts when given); its base URL. With
-   * `deliver`, its payment owner runs too (as in the API process): it sweeps RECEIVED payments no owner holds.
+   * The API on `taskQueue` (with `substitutes` in place of its own parts when given); its base URL. Its payment
+   * owner runs as in the API process (it delivers the payments its webhook recorded, and sweeps those no owner
+   * holds) unless `deliver: false`.
    */
   serve(taskQueue: string, substitutes?: ApiSubstitutes, options?: { deliver?: boolean }): Promise<string>;
   /** Closes every server and worker it started, then the clients. */
@@ -76,7 +77,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
         }),
       );
     },
-    async serve(taskQueue, substitutes = {}, { deliver = false } = {}) {
+    async serve(taskQueue, substitutes = {}, { deliver = true } = {}) {
       const clients = { config: onQueue(taskQueue), redis, store, temporal, logger: createLogger(config, 'test') };
       const parts = composeApi(clients, substitutes);
       if (deliver) {
