@@ -42,6 +42,10 @@
  * (stripe-mock) freezes across the deadlines while shoppers go on checking out: every order past
  * its deadline keeps its unit until Stripe answers, then is PAID (paid in time) or CANCELLED with
  * its intent cancelled, nothing refunded, foreign money ignored (chaos/stripe-round.ts).
+ * stripe-webhook-drop (not in --quick, after it) drops Stripe's webhook for 2 minutes mid-sale (every delivery
+ * answered 404, retried and given up) while shoppers keep paying by card: the payment catch-up (the worker restarted
+ * with STRIPE_CATCH_UP_INTERVAL=20s for the round, its API with a 90 s PAYMENT_WINDOW) must apply every payment of
+ * the window exactly once, before the order's own close would (chaos/stripe-drop-round.ts).
  * Duplicate, wrong-amount, second, early and late webhooks flow during every fault, and shoppers
  * read their orders. After each,
  * it waits until the sale is quiet (a reconcile run included), checks the invariants against
@@ -127,6 +131,12 @@ import {
   STRIPE_ROUND_PLAN,
   stripeLateRound,
 } from './stripe-round.js';
+import {
+  STRIPE_DROP_CHECKS,
+  STRIPE_DROP_PLAN,
+  STRIPE_DROP_ROUND,
+  stripeWebhookDropRound,
+} from './stripe-drop-round.js';
 
 const KILLS = [
   'api-kill',
@@ -143,8 +153,11 @@ const PAYMENT_FREEZES = ['worker-freeze-payments', 'temporal-freeze-payments', '
 const WORKER_AHEAD_MS = 10_000;
 /** Long freezes mid-sale, shoppers checking out and reading their orders throughout (full run only). */
 const SALE_FREEZES = ['temporal-freeze-sale', 'worker-freeze-sale', 'mariadb-freeze-sale'] as const;
-/** Stripe as it behaves, its API hung across the deadlines, its webhooks minutes late (full run only). */
-const PROVIDER_FREEZES = [STRIPE_ROUND] as const;
+/**
+ * Stripe as it behaves, its API hung across the deadlines, its webhooks minutes late; then its webhook dropped for
+ * two minutes mid-sale, the catch-up to make up for it (full run only).
+ */
+const PROVIDER_FREEZES = [STRIPE_ROUND, STRIPE_DROP_ROUND] as const;
 const FAULTS = [...KILLS, ...FREEZES, ...PAYMENT_FREEZES, ...SALE_FREEZES, ...PROVIDER_FREEZES] as const;
 type Fault = (typeof FAULTS)[number];
 type Freeze = (typeof FREEZES)[number];
@@ -261,6 +274,8 @@ interface GrayFigures extends FreezeAnswers, ApiCounters {
 const workDir = mkdtempSync(join(tmpdir(), 'flash-chaos-'));
 /** Supervised processes (by name) whose next start runs with its wall clock this far ahead. */
 const clockAheadMs = new Map<string, number>();
+/** Supervised processes (by name) whose next start adds these to the suite's environment. */
+const envOverrides = new Map<string, Record<string, string>>();
 let stack: RunningStack | undefined;
 let stripeMock: RunningStripeMock | undefined;
 /** Stripe as the app sees it in the Stripe round: the stateful double in front of stripe-mock. */
@@ -296,7 +311,7 @@ async function main(): Promise<number> {
     // No load balancer to drain from: an API stops at once.
     SHUTDOWN_DRAIN: '0s',
   };
-  if (faults.includes(STRIPE_ROUND)) {
+  if (faults.some((fault) => (PROVIDER_FREEZES as readonly string[]).includes(fault))) {
     // Stripe's keys everywhere (the generic orders of the other rounds make no call to it); one API sells through it.
     // The app talks to the double, which forwards every request to stripe-mock first: a SIGSTOP of stripe-mock
     // freezes Stripe's API, while the double's webhook deliveries (Stripe's own system) go on. Its webhook is
@@ -348,7 +363,7 @@ async function main(): Promise<number> {
         const proc = spawnLogged(name, command, args, {
           logFile: join(workDir, `${name}.log`),
           cwd: root,
-          env: { ...env, ...extraEnv, ...skew } as NodeJS.ProcessEnv,
+          env: { ...env, ...extraEnv, ...envOverrides.get(name), ...skew } as NodeJS.ProcessEnv,
         });
         await ready(proc.logFile);
         return proc;
@@ -401,12 +416,14 @@ async function main(): Promise<number> {
     apiUrls,
     targets: { apis, worker, servers, say, aofWatch: undefined },
     workerHealthUrl: `http://127.0.0.1:${workerHealthPort}/readyz`,
-    async startStripeApi() {
+    async startStripeApi(options = {}) {
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
-      const api = app('api-stripe', 'src/api/main.ts', { PORT: String(port), PAYMENT_PROVIDER: 'stripe' }, async () => {
+      const name = options.name ?? 'api-stripe';
+      const extra = { ...options.env, PORT: String(port), PAYMENT_PROVIDER: 'stripe' };
+      const api = app(name, 'src/api/main.ts', extra, async () => {
         await waitFor(async () => (await fetch(`${url}/healthz`)).ok, {
-          what: 'api-stripe healthy',
+          what: `${name} healthy`,
           timeoutMs: 60_000,
           intervalMs: 100,
           retryErrors: true,
@@ -425,6 +442,10 @@ async function main(): Promise<number> {
       }
       if (fault === STRIPE_ROUND) {
         results.push(await stripeRound(roundContext));
+        continue;
+      }
+      if (fault === STRIPE_DROP_ROUND) {
+        results.push(await stripeDropRound(roundContext));
         continue;
       }
       const sku = `CHAOS-${fault.toUpperCase()}-${Date.now().toString(36)}`;
@@ -626,12 +647,15 @@ async function main(): Promise<number> {
                 ...(isSaleFreeze(r.fault)
                   ? { paymentWindow: settings.paymentWindow, saleFreeze: saleFreezePlan(r.fault) }
                   : {}),
-                ...(r.stripe
+                ...(r.fault === STRIPE_ROUND
                   ? {
                       paymentWindow: settings.paymentWindow,
                       stripeRound: STRIPE_ROUND_PLAN,
                       stripeDelivery: STRIPE_LATE_DELIVERY,
                     }
+                  : {}),
+                ...(r.fault === STRIPE_DROP_ROUND
+                  ? { stripeDropRound: STRIPE_DROP_PLAN, stripeDelivery: STRIPE_LATE_DELIVERY }
                   : {}),
               },
             }
@@ -779,6 +803,8 @@ async function inject(
       return undefined; // a clock, not a process, is at fault (restartWorkerWithClockAhead)
     case STRIPE_ROUND:
       return undefined; // stripeRound freezes Stripe's API itself, between its phases
+    case STRIPE_DROP_ROUND:
+      return undefined; // stripeDropRound points Stripe's webhook away and back itself
   }
 }
 
@@ -794,8 +820,14 @@ interface RoundContext {
   apiUrls: string[];
   targets: Targets;
   workerHealthUrl: string;
-  /** Starts an API selling through Stripe (PAYMENT_PROVIDER=stripe), for the Stripe round only. */
-  startStripeApi(): Promise<{ url: string; stop(): Promise<void> }>;
+  /**
+   * Starts an API selling through Stripe (PAYMENT_PROVIDER=stripe), for the Stripe rounds only: `name` (its log),
+   * `env` added to the suite's (the drop round's PAYMENT_WINDOW).
+   */
+  startStripeApi(options?: {
+    name?: string;
+    env?: Record<string, string>;
+  }): Promise<{ url: string; stop(): Promise<void> }>;
 }
 
 /**
@@ -866,6 +898,94 @@ async function stripeRound(ctx: RoundContext): Promise<FaultResult> {
   } finally {
     await api.stop();
   }
+}
+
+/**
+ * The webhook-drop round (chaos/stripe-drop-round.ts): the worker restarted with the round's STRIPE_CATCH_UP_INTERVAL
+ * (it puts the catch-up schedule at that interval at boot), an API of its own with the round's PAYMENT_WINDOW; then,
+ * once the sale is quiet, the invariants every round checks; the worker restarted as it was.
+ *
+ * The short interval is the round's only: the catch-up takes in any event not delivered yet that is older than the
+ * interval, and stripe-late-sale's webhooks come 1 to 5 minutes late, its checks counting on them to record the
+ * payments they tell of first (a payment learnt from an event must answer its first delivery APPLIED).
+ */
+async function stripeDropRound(ctx: RoundContext): Promise<FaultResult> {
+  const { store, redis, inventory, temporal, sales, auth, config, orders } = ctx;
+  const deps = { store, redis, inventory, temporal };
+  const double = stripeDouble;
+  if (!double) throw new Error('the Stripe double is not running');
+  await restartWorkerWithEnv(ctx, { STRIPE_CATCH_UP_INTERVAL: STRIPE_DROP_PLAN.catchUpInterval });
+  const workerRestartedAt = Date.now();
+  const api = await ctx.startStripeApi({
+    name: 'api-stripe-drop',
+    env: { PAYMENT_WINDOW: STRIPE_DROP_PLAN.paymentWindow },
+  });
+  try {
+    const drop = await stripeWebhookDropRound({
+      store,
+      temporal,
+      sales,
+      auth,
+      config,
+      apiUrl: api.url,
+      double,
+      webhookSecret: STRIPE_WEBHOOK_SECRET,
+      workerRestartedAt,
+      say,
+    });
+    const repairedSeconds = await waitForRepair(deps, drop.sku, drop.dropAt, settings.quiescenceTimeoutMs, orders);
+    const quietSeconds = await waitForQuiescence(deps, drop.sku, drop.accepted, settings.quiescenceTimeoutMs);
+    const verdict = await checkAfterFault(deps, drop.sku, 1, drop.result, new Date(drop.t0), () =>
+      sameKeySameOrder(drop.plan, drop.result),
+    );
+    const violated = [
+      ...CHAOS_CHECKS.filter((c) => !verdict.checks[c]),
+      ...STRIPE_DROP_CHECKS.filter((c) => !drop.checks[c]),
+    ];
+    const ok = violated.length === 0;
+    say(
+      `${STRIPE_DROP_ROUND}: ${ok ? 'all invariants hold' : `VIOLATED: ${violated.join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`,
+    );
+    say(`  ${JSON.stringify(verdict.figures)}`);
+    say(`  stripe: ${JSON.stringify(drop.figures)}`);
+    for (const violation of drop.violations) say(`  ${violation}`);
+    return {
+      fault: STRIPE_DROP_ROUND,
+      ok,
+      ...verdict,
+      seconds: {
+        burst: round((Date.now() - drop.t0) / 1000),
+        storesAgreeAfterFault: round(repairedSeconds),
+        quiet: round(quietSeconds),
+      },
+      stripe: { checks: drop.checks, figures: drop.figures, violations: drop.violations },
+    };
+  } finally {
+    await api.stop();
+    await restartWorkerWithEnv(ctx, undefined).catch((err: unknown) =>
+      say(`the worker did not come back with the suite's environment: ${String(err)}`),
+    );
+  }
+}
+
+/**
+ * Restarts the worker (SIGTERM: it drains, exits, and its supervisor starts it again) with `overrides` added to the
+ * suite's environment (undefined: none), and waits until the new process is ready.
+ */
+async function restartWorkerWithEnv(ctx: RoundContext, overrides: Record<string, string> | undefined): Promise<void> {
+  const { worker } = ctx.targets;
+  const before = worker.process?.pid;
+  if (overrides) envOverrides.set(worker.name, overrides);
+  else envOverrides.delete(worker.name);
+  worker.kill('SIGTERM');
+  await waitFor(
+    async () => {
+      if ((await worker.running()).pid === before) return false;
+      return (await fetch(ctx.workerHealthUrl)).ok;
+    },
+    { what: 'the worker restarted', timeoutMs: 90_000, intervalMs: 250, retryErrors: true },
+  );
+  say(`worker restarted${overrides ? ` with ${JSON.stringify(overrides)}` : " with the suite's environment"}`);
 }
 
 /**

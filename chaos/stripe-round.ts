@@ -38,7 +38,7 @@
  *                                          the intent's read: every delivery); every delivery made
  *   everyOrderClosed                       every accepted order's workflow closed
  */
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -140,7 +140,7 @@ export interface StripeRoundVerdict {
 }
 
 /** One delivery of Stripe's webhook as the API answered it (the tap in front of the API records it). */
-interface TapAnswer {
+export interface TapAnswer {
   eventId: string;
   type: string;
   /** The event's object's id (the PaymentIntent's, for payment_intent.*). */
@@ -207,24 +207,7 @@ export async function stripeLateRound(deps: StripeRoundDeps, p = STRIPE_ROUND_PL
   const tap = await startWebhookTap(`${apiUrl}/api/payments/stripe`);
   double.setWebhook(tap.url, deps.webhookSecret);
   try {
-    const viewOf = async (orderNo: string, userId: string) => {
-      const read = await retrying(plan, 'read', result, async (api) =>
-        fetch(`${api}/api/orders/${orderNo}`, {
-          headers: { authorization: `Bearer ${await auth.issue(userId)}` },
-          signal: AbortSignal.timeout(5_000),
-        }),
-      );
-      const body = (read.status === 200 ? read.body : {}) as {
-        status?: string;
-        paymentDeadline?: string;
-        paymentIntent?: { id: string };
-      };
-      return {
-        status: body.status,
-        intentId: body.paymentIntent?.id,
-        deadline: body.paymentDeadline ? Date.parse(body.paymentDeadline) : undefined,
-      };
-    };
+    const viewOf = orderViews(plan, result, auth);
     /** Every intent the order views showed, by order: a shopper could have paid any of them. */
     const shown = new Map<string, Set<string>>();
     const sawIntent = (orderNo: string, intentId: string) =>
@@ -533,6 +516,15 @@ export async function stripeLateRound(deps: StripeRoundDeps, p = STRIPE_ROUND_PL
       onceViolations.push(`Stripe's deliveries not settled within ${p.deliveriesTimeoutMs / 1000} s`);
     let learntFromRead = 0;
     let learntFromEvent = 0;
+    let learntFromCatchUp = 0;
+    // Who recorded each payment first: the catch-up reads events still undelivered (these are minutes late), so it
+    // may record one before its first delivery, which then answers DUPLICATE.
+    const recordedBy = new Map(
+      (await store.paymentEvidence([...payments.values()].flat().map((p) => p.eventId))).map((e) => [
+        e.eventId,
+        e.source,
+      ]),
+    );
     const paymentAnswers: string[] = [];
     for (const orderNo of accepted) {
       const row = rows.get(orderNo);
@@ -546,7 +538,9 @@ export async function stripeLateRound(deps: StripeRoundDeps, p = STRIPE_ROUND_PL
         continue;
       }
       const intentId = payment.providerRef;
+      const caughtUp = recordedBy.get(payment.eventId) === 'catch-up';
       if (payment.eventId === intentId) learntFromRead++;
+      else if (caughtUp) learntFromCatchUp++;
       else learntFromEvent++;
       if (double.intent(intentId)?.status !== 'succeeded')
         onceViolations.push(`${orderNo}: paid by ${intentId}, ${double.intent(intentId)?.status} at Stripe`);
@@ -559,7 +553,7 @@ export async function stripeLateRound(deps: StripeRoundDeps, p = STRIPE_ROUND_PL
         onceViolations.push(`${orderNo}: ${intentId}'s event never delivered`);
       answers.forEach((a, i) => {
         // The first delivery of the event that paid the order is its verdict (or recorded, judged later).
-        const first = i === 0 && payment.eventId === a.eventId;
+        const first = i === 0 && payment.eventId === a.eventId && !caughtUp;
         const expected = first ? 'APPLIED' : 'DUPLICATE';
         const ok =
           (a.status === 200 && a.outcome === expected) || (first && a.status === 202 && a.outcome === 'RECEIVED');
@@ -612,7 +606,7 @@ export async function stripeLateRound(deps: StripeRoundDeps, p = STRIPE_ROUND_PL
           inTime.filter((c) => paidPlaced.some((o) => o.orderNo === c.orderNo)).map((c) => (c.deadline - c.at) / 1_000),
         ),
       },
-      paidLearntFrom: { intentRead: learntFromRead, webhook: learntFromEvent },
+      paidLearntFrom: { intentRead: learntFromRead, webhook: learntFromEvent, catchUp: learntFromCatchUp },
       duringFreeze: {
         samples: samples.length,
         placedPastDeadline: minMax(samples.map((s) => s.pastDeadline)),
@@ -702,7 +696,9 @@ async function settledWithin(double: StripeDouble, timeoutMs: number): Promise<b
  * A pass-through in front of the API's Stripe webhook: each delivery is forwarded as it came (body and
  * signature), the API's answer returned as it is, and recorded with the event it answered.
  */
-async function startWebhookTap(target: string): Promise<{ url: string; answers: TapAnswer[]; stop(): Promise<void> }> {
+export async function startWebhookTap(
+  target: string,
+): Promise<{ url: string; answers: TapAnswer[]; stop(): Promise<void> }> {
   const answers: TapAnswer[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -750,14 +746,45 @@ async function startWebhookTap(target: string): Promise<{ url: string; answers: 
       })();
     });
   });
+  const served = await serveOnLoopback(server);
+  return { url: `${served.url}/api/payments/stripe`, answers, stop: served.stop };
+}
+
+/** Reads orders as their shoppers do (retried across APIs): status, the PaymentIntent shown, the deadline. */
+export function orderViews(
+  plan: TrafficPlan,
+  result: TrafficResult,
+  auth: ShopperAuth,
+): (orderNo: string, userId: string) => Promise<{ status?: string; intentId?: string; deadline?: number }> {
+  return async (orderNo, userId) => {
+    const read = await retrying(plan, 'read', result, async (api) =>
+      fetch(`${api}/api/orders/${orderNo}`, {
+        headers: { authorization: `Bearer ${await auth.issue(userId)}` },
+        signal: AbortSignal.timeout(5_000),
+      }),
+    );
+    const body = (read.status === 200 ? read.body : {}) as {
+      status?: string;
+      paymentDeadline?: string;
+      paymentIntent?: { id: string };
+    };
+    return {
+      status: body.status,
+      intentId: body.paymentIntent?.id,
+      deadline: body.paymentDeadline ? Date.parse(body.paymentDeadline) : undefined,
+    };
+  };
+}
+
+/** Listens on a free loopback port; its base URL, and a stop that drops its connections. */
+export async function serveOnLoopback(server: Server): Promise<{ url: string; stop(): Promise<void> }> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}/api/payments/stripe`,
-    answers,
+    url: `http://127.0.0.1:${port}`,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

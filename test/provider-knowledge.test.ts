@@ -193,10 +193,7 @@ describe('money taken back after the order was paid', () => {
       what: 'the foreign dispute delivered',
       timeoutMs: 10_000,
     });
-    const [rows] = await bed.store.pool.query('SELECT COUNT(*) AS n FROM payment_takebacks WHERE takeback_id = ?', [
-      theirs.id,
-    ]);
-    expect((rows as Array<{ n: number }>)[0]!.n).toBe(0);
+    expect(await bed.store.getTakeback(theirs.id)).toBeNull();
   }, 60_000);
 });
 
@@ -244,10 +241,8 @@ describe('events Stripe did not deliver are caught up', () => {
     for (const order of orders) {
       const payments = await bed.store.paymentsOfOrder(order.orderNo);
       expect(payments).toMatchObject([{ outcome: 'APPLIED', providerRef: order.intentId }]);
-      const [evidence] = await bed.store.pool.query('SELECT source FROM payment_evidence WHERE payment_event_id = ?', [
-        payments[0]!.eventId,
-      ]);
-      expect(evidence).toEqual([{ source: 'catch-up' }]);
+      const evidence = await bed.store.paymentEvidence([payments[0]!.eventId]);
+      expect(evidence.map((e) => e.source)).toEqual(['catch-up']);
     }
     // Read again (the window overlaps): every event a duplicate of what is recorded, nothing paid twice.
     const second = await run();

@@ -4,8 +4,8 @@
  * (StripeIntake.take). A payment is recorded RECEIVED (evidence source `catch-up`) and delivered to its order by the
  * API processes' payment owners (their sweep leases it), exactly as a webhook's payment whose process died.
  *
- * The window: from the cursor minus OVERLAP_SECONDS (Stripe's clock and ours differ by seconds; an event listed late
- * is read again) up to now minus `settleSeconds` (younger events are still the webhook's). The cursor moves to the
+ * The window: from the cursor minus OVERLAP_SECONDS (Stripe's clock and ours differ; an event listed late is read
+ * again) up to now minus `settleSeconds` (younger events are still the webhook's). The cursor moves to the
  * window's end only once the whole window was read, so a run that fails is read again by the next. Every step is
  * idempotent: an event read twice, or read and delivered, changes nothing the second time.
  */
@@ -17,8 +17,11 @@ import type { PaymentProviderApi } from '../payments/provider.js';
 import type { StripeIntake } from '../payments/stripe-intake.js';
 import type { CatchUpInput, CatchUpResult } from '../workflows/catch-up-definitions.js';
 
-/** Read again at every run: events Stripe listed late, and the difference between its clock and ours. */
-export const OVERLAP_SECONDS = 300;
+/**
+ * Read again at every run: events Stripe listed late, and the difference between its clock and ours (seconds under
+ * NTP). Each undelivered event is taken about OVERLAP / interval + 1 times, a duplicate after the first.
+ */
+export const OVERLAP_SECONDS = 60;
 /** The first run reads this far back: Stripe retries an event for three days, so an older one was given up long ago. */
 export const FIRST_LOOKBACK_SECONDS = 3 * 24 * 3_600;
 

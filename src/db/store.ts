@@ -552,20 +552,42 @@ export class Store {
       'SELECT * FROM payment_takebacks WHERE order_no = ? ORDER BY created_at, takeback_id',
       [orderNo],
     );
+    return rows.map(toTakeback);
+  }
+
+  /** A refund or dispute recorded by the provider's id, or null. */
+  async getTakeback(id: string): Promise<Takeback | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM payment_takebacks WHERE takeback_id = ?', [
+      id,
+    ]);
+    return rows[0] ? toTakeback(rows[0]) : null;
+  }
+
+  /** Which payment each of these provider events told of, and through what (webhook, catch-up, close). */
+  async paymentEvidence(
+    eventIds: readonly string[],
+  ): Promise<Array<{ eventId: string; paymentEventId: string; source: string; receivedAt: Date }>> {
+    if (eventIds.length === 0) return [];
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT event_id, payment_event_id, source, received_at FROM payment_evidence WHERE event_id IN (?)',
+      [eventIds],
+    );
     return rows.map((row) => ({
-      id: String(row.takeback_id),
-      kind: row.kind as Takeback['kind'],
-      provider: row.provider as PaymentProviderName,
-      intentId: String(row.intent_id),
-      orderNo: String(row.order_no),
-      amountCents: Number(row.amount_cents),
-      status: row.status as Takeback['status'],
-      providerStatus: String(row.provider_status),
-      stage: Number(row.stage),
-      reason: (row.reason as string | null) ?? null,
-      dueBy: (row.due_by as Date | null) ?? null,
-      createdAt: row.created_at as Date,
+      eventId: String(row.event_id),
+      paymentEventId: String(row.payment_event_id),
+      source: String(row.source),
+      receivedAt: row.received_at as Date,
     }));
+  }
+
+  /** The payment rows of these provider payments (Stripe: PaymentIntents); one at most each, by the schema. */
+  async paymentsOfIntents(provider: PaymentProviderName, intentIds: readonly string[]): Promise<PaymentRow[]> {
+    if (intentIds.length === 0) return [];
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE provider = ? AND provider_ref IN (?)`,
+      [provider, intentIds],
+    );
+    return rows.map(toPaymentRow);
   }
 
   /** The payment recorded for a provider's payment (Stripe: its PaymentIntent), and the order that opened it. */
@@ -1351,6 +1373,23 @@ function toOrderRow(row: RowDataPacket): OrderRow {
             dueBy: (row.dispute_due_by as Date | null) ?? null,
             amountCents: Number(row.dispute_amount_cents ?? 0),
           },
+  };
+}
+
+function toTakeback(row: RowDataPacket): Takeback {
+  return {
+    id: String(row.takeback_id),
+    kind: row.kind as Takeback['kind'],
+    provider: row.provider as PaymentProviderName,
+    intentId: String(row.intent_id),
+    orderNo: String(row.order_no),
+    amountCents: Number(row.amount_cents),
+    status: row.status as Takeback['status'],
+    providerStatus: String(row.provider_status),
+    stage: Number(row.stage),
+    reason: (row.reason as string | null) ?? null,
+    dueBy: (row.due_by as Date | null) ?? null,
+    createdAt: row.created_at as Date,
   };
 }
 

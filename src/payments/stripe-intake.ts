@@ -52,6 +52,8 @@ export class StripeIntake {
       /** The API's MySQL guard (the records go through it whatever its breaker says), or one that never opens. */
       mysql: DependencyGuard;
       mysqlMs: number;
+      /** What the evidence of a payment says brought it: `webhook`, or `catch-up` (default webhook). */
+      source?: string;
       /** Told of an order whose status the provider changed (a dispute, a refund), so status reads see it at once. */
       changed?: (orderNo: string) => void;
       /** Told of each refund or dispute recorded against a paid order. */
@@ -163,7 +165,8 @@ export class StripeIntake {
   private async refundMismatch(
     payment: RecordedPaymentEvent,
   ): Promise<{ outcome: 'REFUND_REQUIRED' | 'DUPLICATE'; refundReason?: RefundReason }> {
-    const row = await this.onMysql(() => this.deps.store.recordPayment(payment, 'webhook', 'INTENT_MISMATCH'));
+    const source = this.deps.source ?? 'webhook';
+    const row = await this.onMysql(() => this.deps.store.recordPayment(payment, source, 'INTENT_MISMATCH'));
     if (row.refundReason !== 'INTENT_MISMATCH') return { outcome: 'DUPLICATE' };
     this.deps.logger?.warn(
       { intentId: payment.providerRef, orderNo: payment.orderNo },

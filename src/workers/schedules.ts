@@ -3,11 +3,10 @@
  * task queue) if they exist. Idempotent, so every worker replica can run them.
  *
  * - the reconciler, every RECONCILE_INTERVAL (docs/fault-tolerance.md);
- * - the payment catch-up, every STRIPE_CATCH_UP_INTERVAL where Stripe is configured (deleted where it is not).
+ * - the payment catch-up, every STRIPE_CATCH_UP_INTERVAL, kept by the workers where Stripe is configured.
  */
 import {
   ScheduleAlreadyRunning,
-  ScheduleNotFoundError,
   ScheduleOverlapPolicy,
   type Client,
   type ScheduleOptionsAction,
@@ -48,18 +47,12 @@ export async function ensureReconcileSchedule(
 export async function ensureCatchUpSchedule(
   client: Client,
   config: Pick<AppConfig, 'payments' | 'temporal'>,
-): Promise<'CREATED' | 'UPDATED' | 'DELETED' | 'NONE'> {
+): Promise<'CREATED' | 'UPDATED' | 'NONE'> {
   const scheduleId = catchUpScheduleId(config.temporal.taskQueue);
   const stripe = config.payments.stripe;
-  if (!stripe) {
-    try {
-      await client.schedule.getHandle(scheduleId).delete();
-      return 'DELETED';
-    } catch (err) {
-      if (err instanceof ScheduleNotFoundError) return 'NONE';
-      throw err;
-    }
-  }
+  // Left as it is: a worker without Stripe's keys (a mixed deploy) must not turn the others' catch-up off; a run on
+  // such a worker reads nothing and moves no cursor.
+  if (!stripe) return 'NONE';
   const everyMs = stripe.catchUpIntervalMs;
   // Events younger than one interval (at most a minute) are still the webhook's.
   const settleSeconds = Math.max(1, Math.min(60, Math.round(everyMs / 1000)));

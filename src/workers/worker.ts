@@ -69,6 +69,7 @@ export function workerActivities(deps: {
           store,
           mysql: workerMysqlGuard(),
           mysqlMs: config.deadlines.mysqlMs,
+          source: 'catch-up',
           // A paid order's status is cached for good by the APIs: a dispute or refund found here must reach them.
           changed: (orderNo) => void changes.publish(orderNo).catch(() => undefined),
         })
