@@ -625,7 +625,13 @@ interface ChaosRound {
   gray?: { frozenSeconds: number; late: number; answeredInTime: boolean };
   payments?: unknown;
   /** The Stripe round: what went on while Stripe's API hung. */
-  stripe?: { figures: { frozenSeconds: number } };
+  stripe?: {
+    figures: {
+      frozenSeconds?: number;
+      timings?: { droppedSeconds: number };
+      payments?: { caughtUp: number; inWindow: number };
+    };
+  };
   sale?: {
     figures: {
       answersDuringFreeze: Record<string, Record<string, number>>;
@@ -838,8 +844,28 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
       text: "Stripe's API frozen {stripe} s across its orders' deadlines (webhooks 1–5 min late)",
       slots: {
         stripe: shared(
-          roundsWhere((round) => round.stripe !== undefined).map(([, round]) => round.stripe!.figures.frozenSeconds),
+          roundsWhere((round) => round.stripe?.figures.frozenSeconds !== undefined).map(
+            ([, round]) => round.stripe!.figures.frozenSeconds!,
+          ),
           `${chaos.file}: faults.*.stripe.figures.frozenSeconds`,
+        ),
+      },
+    },
+    {
+      bullet: 'Faults',
+      text: "Stripe's webhook route gone {dropped} min mid-sale ({caughtUp} payments caught up)",
+      slots: {
+        dropped: shared(
+          roundsWhere((round) => round.stripe?.figures.timings !== undefined).map(
+            ([, round]) => round.stripe!.figures.timings!.droppedSeconds / 60,
+          ),
+          `${chaos.file}: faults.*.stripe.figures.timings.droppedSeconds / 60`,
+        ),
+        caughtUp: shared(
+          roundsWhere((round) => round.stripe?.figures.payments !== undefined).map(
+            ([, round]) => round.stripe!.figures.payments!.caughtUp,
+          ),
+          `${chaos.file}: faults.*.stripe.figures.payments.caughtUp`,
         ),
       },
     },
