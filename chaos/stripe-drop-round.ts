@@ -70,7 +70,7 @@ import {
 import type { StripeDouble } from '../stack/stripe-double.js';
 import { waitFor } from '../stack/wait-for.js';
 import { countBy } from './checks.js';
-import { orderViews, serveOnLoopback, startWebhookTap } from './stripe-round.js';
+import { orderViews, serveOnLoopback, settledWithin, startWebhookTap } from './stripe-round.js';
 import { buy, type TrafficPlan, type TrafficResult } from './shoppers.js';
 
 /** The round's name in the fault list and the results file. */
@@ -728,29 +728,6 @@ async function undeliveredAtStripe(url: string, secretKey: string, from: number,
     if (!answer.has_more || !startingAfter) break;
   }
   return ids;
-}
-
-/** Whether the double has no delivery waiting, ready or in flight within `timeoutMs` (and stays so a moment). */
-async function settledWithin(double: StripeDouble, timeoutMs: number): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const left = until - Date.now();
-    if (left <= 0) return false;
-    const timer = new AbortController();
-    const settled = await Promise.race([
-      double.settled().then(() => true),
-      sleep(left, false, { signal: timer.signal }).catch(() => false),
-    ]);
-    timer.abort();
-    if (!settled) return false;
-    // An answer can make a new event (a refund asked, say): settled only if nothing new came.
-    const before = double.deliveries.length;
-    await sleep(1_000);
-    if (double.deliveries.length === before) {
-      const again = await Promise.race([double.settled().then(() => true), sleep(10, false)]);
-      if (again) return true;
-    }
-  }
 }
 
 /** The webhook's route gone (a deploy that dropped it): every POST answered 404, and counted. */

@@ -670,7 +670,7 @@ function minMax(values: number[]): { min: number; max: number } | null {
 }
 
 /** Whether the double has no delivery waiting, ready or in flight within `timeoutMs` (and stays so a moment). */
-async function settledWithin(double: StripeDouble, timeoutMs: number): Promise<boolean> {
+export async function settledWithin(double: StripeDouble, timeoutMs: number): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const left = until - Date.now();
