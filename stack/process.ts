@@ -4,7 +4,7 @@
  * readiness probe, stopped with SIGTERM then SIGKILL.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor } from './wait-for.js';
@@ -174,4 +174,21 @@ function canListen(port: number): Promise<boolean> {
     server.once('error', () => resolve(false));
     server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
   });
+}
+
+/**
+ * SIGSTOPs the process group `pid` leads and resolves once every thread of `pid` is stopped: the signal is delivered
+ * asynchronously, and a server still running for a moment after kill() returns can answer a request a test meant to
+ * hang (Linux: /proc/<pid>/task/<tid>/stat state `T`).
+ */
+export async function freezeGroup(pid: number, timeoutMs = 5_000): Promise<void> {
+  signalGroup(pid, 'SIGSTOP');
+  await waitFor(
+    () =>
+      readdirSync(`/proc/${pid}/task`).every((tid) => {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+      }),
+    { what: `process ${pid} stopped`, timeoutMs, intervalMs: 5 },
+  );
 }

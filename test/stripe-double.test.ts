@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, signalGroup } from '../stack/process.js';
+import { freePort, freezeGroup, signalGroup } from '../stack/process.js';
 import { loadToolPaths } from '../stack/services.js';
 import {
   PROCESSING_PAYMENT_METHOD,
@@ -634,7 +634,7 @@ describe('Idempotency (docs.stripe.com/api/idempotent_requests, /error-low-level
 
   it('a second request while the first is still executing gets 409 idempotency_error; the first then completes', async () => {
     const params = order(105);
-    signalGroup(mock.process.pid, 'SIGSTOP');
+    await freezeGroup(mock.process.pid);
     let first: Promise<Stripe.PaymentIntent>;
     try {
       first = stripe.paymentIntents.create(params, { idempotencyKey: 'order-105' });
