@@ -50,7 +50,7 @@ import {
   OrderStatusReader,
   STATUS_READ_SOURCES,
   type StatusReadSource,
-} from '../src/order/reads.js';
+} from '../src/order/status-reads.js';
 import { waitFor } from '../stack/wait-for.js';
 import { runThenCleanUp } from '../stack/launcher.js';
 import { DependencyUnavailableError } from '../src/infra/dependency-guard.js';

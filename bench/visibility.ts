@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import type { AppConfig } from '../src/config/index.js';
 import type { Store } from '../src/db/store.js';
-import { orderWorkflowId } from '../src/order/contract.js';
+import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { pct, sorted } from './stats.js';
 
 /** Reservation (orders.created_at) to workflow start (Temporal's startTime), per order. */

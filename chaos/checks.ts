@@ -7,10 +7,10 @@ import type { RedisClient } from '../src/infra/redis.js';
 import type { OrderRow, PaymentRow, Store } from '../src/db/store.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { parseReservation, saleKeys, type RedisInventory } from '../src/inventory/redis-inventory.js';
-import type { OrderClient } from '../src/order/client.js';
-import { orderNoTime, orderWorkflowId } from '../src/order/contract.js';
+import type { OrderClient } from '../src/order/workflow-client.js';
+import { orderNoTime, orderWorkflowId } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
-import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/workflows/reconcile-definitions.js';
+import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/reconcile/definitions.js';
 import { ANSWER_SLACK_MS } from './gray.js';
 import type { RequestKind, RequestRecord, TrafficResult } from './shoppers.js';
 

@@ -58,7 +58,7 @@ import type { Client } from '@temporalio/client';
 import type Stripe from 'stripe';
 import type { AppConfig } from '../src/config/index.js';
 import type { PaymentRow, Store } from '../src/db/store.js';
-import { orderWorkflowId } from '../src/order/contract.js';
+import { orderWorkflowId } from '../src/model/order-workflow.js';
 import type { ShopperAuth } from '../src/api/auth.js';
 import type { SalesService } from '../src/sales/sales-service.js';
 import {
@@ -66,7 +66,7 @@ import {
   catchUpScheduleId,
   type CatchUpInput,
   type CatchUpResult,
-} from '../src/workflows/catch-up-definitions.js';
+} from '../src/payments/catch-up-definitions.js';
 import type { StripeDouble } from '../stack/stripe-double.js';
 import { waitFor } from '../stack/wait-for.js';
 import { countBy } from './checks.js';

@@ -40,7 +40,7 @@ import {
 } from '../src/workers/worker.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { REPLAY_SCENARIOS, type ReplayScenario } from '../test/replay/scenarios.js';
-import { storedPayment } from '../src/order/payments.js';
+import { storedPayment } from '../src/payments/delivery.js';
 import {
   cancelUpdate,
   ORDER_WORKFLOW_TYPE,
@@ -51,7 +51,7 @@ import {
   type OrderInput,
   type OrderStatus,
   type PaymentReceived,
-} from '../src/order/contract.js';
+} from '../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 
 const root = resolve(import.meta.dirname, '..');

@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { provisionDatabase, type MysqlCredentials } from '../src/db/provision.js';
-import { ORDER_SEARCH_ATTRIBUTES } from '../src/order/contract.js';
+import { ORDER_SEARCH_ATTRIBUTES } from '../src/model/order-workflow.js';
 import { spawnLogged, waitUntilReady, type ManagedProcess } from './process.js';
 
 export interface ToolPaths {

@@ -18,7 +18,7 @@ import { createLogger } from '../src/infra/logger.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
-import { ORDER_NO_PATTERN } from '../src/order/contract.js';
+import { ORDER_NO_PATTERN } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fixtures.js';

@@ -21,8 +21,8 @@ describe('the workflow bundle', () => {
       [...readFileSync(out, 'utf8').matchAll(/"\.\/(src\/[\w/.-]+\.[jt]s)"/g)].map(([, path]) => path!),
     );
     const hashed = workflowSourceFiles().map((file) => relative(process.cwd(), file));
-    expect(hashed).toContain('src/order/contract.ts');
-    expect(hashed).toContain('src/order/rules.ts');
+    expect(hashed).toContain('src/model/order-workflow.ts');
+    expect(hashed).toContain('src/model/order-rules.ts');
     expect(hashed.some((file) => file.startsWith('src/activities/'))).toBe(false);
     expect([...bundled].sort()).toEqual(hashed);
     // Built once: the same sources answer "up to date".

@@ -8,12 +8,12 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/client';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Activities } from '../src/activities/index.js';
+import type { Activities } from '../src/activities/order.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { preferredWaitSeconds } from '../src/api/prefer.js';
 import { waitFor } from '../stack/wait-for.js';
-import { orderWorkflowId, type OrderInput } from '../src/order/contract.js';
-import { guardsWithoutBreakers, OrderClient, type AwaitedStart } from '../src/order/client.js';
+import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
+import { guardsWithoutBreakers, OrderClient, type AwaitedStart } from '../src/order/workflow-client.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { openPerQueueTestbed } from './helpers/per-queue.js';
 import { pacingOf } from './helpers/orders.js';

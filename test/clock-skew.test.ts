@@ -15,7 +15,7 @@ import { Store } from '../src/db/store.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/checkout.js';
-import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/workflows/reconcile-definitions.js';
+import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/reconcile/definitions.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';

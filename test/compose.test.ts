@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig, OPTIONAL_CONFIG_VARIABLES } from '../src/config/index.js';
-import { ORDER_SEARCH_ATTRIBUTES } from '../src/order/contract.js';
+import { ORDER_SEARCH_ATTRIBUTES } from '../src/model/order-workflow.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const composePath = join(repoRoot, 'docker-compose.temporal.yml');

@@ -8,7 +8,7 @@
  * state and the p99 move as it happens, with nothing loaded from another host; an unknown SKU is
  * named as such.
  */
-import { STORED_ORDER_STATUSES } from '../src/order/rules.js';
+import { STORED_ORDER_STATUSES } from '../src/model/order-rules.js';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';

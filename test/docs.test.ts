@@ -1238,10 +1238,10 @@ const ORDER_PATH_MAX = { files: 16, folders: 7 };
  * /api/payments/webhook, and the workflow they drive (the worker registers it; it imports its
  * activities as types).
  */
-const ORDER_PATH_ENTRIES = ['src/order/checkout.ts', 'src/order/payments.ts', 'src/workflows/order.ts'];
+const ORDER_PATH_ENTRIES = ['src/api/routes/orders.ts', 'src/api/routes/payments.ts', 'src/workflows/order.ts'];
 
 /** Shared by every resource, not the order's: the HTTP shell, the clients and guards, configuration. */
-const SHARED_PLUMBING = ['src/api/', 'src/infra/', 'src/config/', 'src/refusal.ts'];
+const SHARED_PLUMBING = ['src/infra/', 'src/config/'];
 
 /** The modules a file imports (type or value, `import` or `export … from`) and the Lua scripts it loads. */
 function importsOf(file: string): string[] {

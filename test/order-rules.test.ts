@@ -14,7 +14,7 @@ import {
   verdictOf,
   verdictOfClosedOrder,
   type PayableOrder,
-} from '../src/order/rules.js';
+} from '../src/model/order-rules.js';
 
 const DEADLINE = '2026-11-25T10:30:00.000Z';
 const open: PayableOrder = { totalCents: 1_000, paymentDeadline: DEADLINE, paid: false, closingAs: undefined };

@@ -6,8 +6,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FoundOrder, OrderLookup } from '../src/order/lookup.js';
-import type { OrderStatus } from '../src/order/contract.js';
-import { OrderStatusReader } from '../src/order/reads.js';
+import type { OrderStatus } from '../src/model/order-workflow.js';
+import { OrderStatusReader } from '../src/order/status-reads.js';
 
 const ORDER_NO = '01M87W0000000000000000TEST';
 

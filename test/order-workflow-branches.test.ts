@@ -10,7 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Activities, ProviderClose, UnpaidOrderClosed } from '../src/activities/index.js';
+import type { Activities, ProviderClose, UnpaidOrderClosed } from '../src/activities/order.js';
 import { newOrderNo } from '../src/order/checkout.js';
 import {
   awaitPersistedUpdate,
@@ -22,7 +22,7 @@ import {
   statusQuery,
   type OrderInput,
   type PaymentReceived,
-} from '../src/order/contract.js';
+} from '../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { WORKFLOWS_PATH } from '../src/workers/bundle.js';
 import { startTimeSkippingEnvironment } from './helpers/time-skipping.js';

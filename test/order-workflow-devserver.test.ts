@@ -10,7 +10,7 @@ import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/checkout.js';
-import { storedPayment } from '../src/order/payments.js';
+import { storedPayment } from '../src/payments/delivery.js';
 import { waitFor } from '../stack/wait-for.js';
 import {
   ORDER_SKU_SEARCH_ATTRIBUTE,
@@ -18,7 +18,7 @@ import {
   orderWorkflowId,
   payUpdate,
   statusQuery,
-} from '../src/order/contract.js';
+} from '../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';

@@ -16,13 +16,13 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Activities } from '../src/activities/index.js';
+import type { Activities } from '../src/activities/order.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/checkout.js';
-import { storedPayment } from '../src/order/payments.js';
+import { storedPayment } from '../src/payments/delivery.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureSearchAttributes } from '../src/workers/worker-connection.js';
 import {
@@ -33,7 +33,7 @@ import {
   statusQuery,
   type OrderState,
   type PaymentVerdict,
-} from '../src/order/contract.js';
+} from '../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, expectSaleSettled, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';

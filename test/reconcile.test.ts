@@ -13,20 +13,20 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { Store } from '../src/db/store.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
-import type { OrderClient } from '../src/order/client.js';
+import type { OrderClient } from '../src/order/workflow-client.js';
 import type { OrderLookup } from '../src/order/lookup.js';
-import { storedPayment } from '../src/order/payments.js';
+import { storedPayment } from '../src/payments/delivery.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { newOrderNo } from '../src/order/checkout.js';
 import { waitFor } from '../stack/wait-for.js';
 import { createReconcileActivities } from '../src/activities/reconcile.js';
 import { ensureReconcileSchedule } from '../src/workers/schedules.js';
-import { orderWorkflowId, type OrderInput } from '../src/order/contract.js';
+import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
 import {
   RECONCILE_WORKFLOW_TYPE,
   reconcileScheduleId,
   type ReconcileReport,
-} from '../src/workflows/reconcile-definitions.js';
+} from '../src/reconcile/definitions.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { testConfig } from './helpers/env.js';
 import { withMethods } from './helpers/faults.js';

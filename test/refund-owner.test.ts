@@ -15,7 +15,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { Store, type PaymentRow } from '../src/db/store.js';
 import { newOrderNo } from '../src/order/checkout.js';
 import { RefundOwner, type RefundOwnerPacing } from '../src/payments/refunds.js';
-import { StripeProvider, stripeClient, stripeIdempotencyKeys } from '../src/payments/stripe.js';
+import { StripeProvider, stripeClient, stripeIdempotencyKeys } from '../src/payments/providers/stripe/api.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { refundsScopedTo } from './helpers/worker.js';

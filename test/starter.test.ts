@@ -15,7 +15,7 @@ import { createLogger } from '../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/checkout.js';
-import { orderWorkflowId, type OrderInput } from '../src/order/contract.js';
+import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
 import { startPromiseStarter, type RunningPromiseStarter } from '../src/workers/worker.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';

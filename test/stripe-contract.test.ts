@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stripeClient } from '../src/payments/stripe.js';
+import { stripeClient } from '../src/payments/providers/stripe/api.js';
 import { waitFor } from '../stack/wait-for.js';
 import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
 

@@ -13,7 +13,7 @@ import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { newOrderNo } from '../src/order/checkout.js';
-import { signedStripeEvent, stripeClient, stripeIdempotencyKeys } from '../src/payments/stripe.js';
+import { signedStripeEvent, stripeClient, stripeIdempotencyKeys } from '../src/payments/providers/stripe/api.js';
 import { waitFor } from '../stack/wait-for.js';
 import { putOnSale, saleReport } from './helpers/fixtures.js';
 import { httpRequest, type HttpReply } from './helpers/http.js';

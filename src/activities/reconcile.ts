@@ -6,8 +6,8 @@
 import { asyncLocalStorage, heartbeat } from '@temporalio/activity';
 import type { OrderRow, Store } from '../db/store.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import type { OrderClient } from '../order/client.js';
-import { isSold } from '../order/contract.js';
+import type { OrderClient } from '../order/workflow-client.js';
+import { isSold } from '../model/order-workflow.js';
 import {
   noReservationWork,
   PROMISE_MAX_AGE_MS,
@@ -16,7 +16,7 @@ import {
   type SaleDrift,
   type SaleSurvey,
   type SurveyPage,
-} from '../workflows/reconcile-definitions.js';
+} from '../reconcile/definitions.js';
 
 /** Tells Temporal the activity is alive during a long page; a no-op when called outside an activity (tests). */
 function beat(): void {

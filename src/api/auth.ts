@@ -4,7 +4,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createSigner, createVerifier } from 'fast-jwt';
 import type { Context } from 'koa';
-import { durationToMs } from '../order/contract.js';
+import { durationToMs } from '../model/order-workflow.js';
 import { ApiError } from './errors.js';
 
 export const USER_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;

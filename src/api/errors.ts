@@ -6,7 +6,7 @@ import type { Context, Next } from 'koa';
 import { ZodError } from 'zod';
 import { DependencyUnavailableError, type DependencyName } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
-import { echo, QuietError, Refusal, type RefusalCode } from '../refusal.js';
+import { echo, QuietError, Refusal, type RefusalCode } from '../infra/refusal.js';
 
 /** Every code the API answers with: a use case's refusal, or one of the transport's own. */
 export type ErrorCode = RefusalCode | 'UNAUTHORIZED' | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED' | 'INTERNAL' | 'RATE_LIMITED';

@@ -9,7 +9,7 @@ import { isMysqlFailure } from '../db/store.js';
 import { DependencyGuard, type DependencyGuards, type DependencyObserver } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 import { isRedisFailure } from '../infra/redis.js';
-import { isTemporalFailure } from '../order/client.js';
+import { isTemporalFailure } from '../order/workflow-client.js';
 
 export function createDependencyGuards(
   config: Pick<AppConfig, 'breaker' | 'deadlines'>,

@@ -8,7 +8,7 @@ import type Router from '@koa/router';
 import coBody from 'co-body';
 import Koa, { type Context, type Middleware, type Next } from 'koa';
 import type { Logger } from '../infra/logger.js';
-import { echo } from '../refusal.js';
+import { echo } from '../infra/refusal.js';
 import { ApiError, errorMiddleware } from './errors.js';
 
 const BODY_LIMIT = '16kb';

@@ -15,9 +15,9 @@ import {
   type DependencyObserver,
 } from '../infra/dependency-guard.js';
 import type { ReserveResult } from '../inventory/redis-inventory.js';
-import { STATUS_READ_SOURCES, type StatusReadObserver, type StatusReadSource } from '../order/reads.js';
+import { STATUS_READ_SOURCES, type StatusReadObserver, type StatusReadSource } from '../order/status-reads.js';
 import type { ErrorCode } from './errors.js';
-import type { StripeWebhookOutcome } from '../order/contract.js';
+import type { StripeWebhookOutcome } from '../model/order-workflow.js';
 
 /** The route label of a request no router matched (404s of any path). */
 export const UNMATCHED_ROUTE = 'unmatched';

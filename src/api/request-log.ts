@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type { Logger } from '../infra/logger.js';
-import { echo } from '../refusal.js';
+import { echo } from '../infra/refusal.js';
 import { UNMATCHED_ROUTE, type ApiMetrics } from './metrics.js';
 
 export const REQUEST_ID_HEADER = 'X-Request-Id';

@@ -24,8 +24,8 @@ import {
   WEBHOOK_OUTCOMES,
   type OrderView,
   type StoredOrderStatus,
-} from '../order/contract.js';
-import type { WebhookAnswer } from '../order/payments.js';
+} from '../model/order-workflow.js';
+import type { WebhookAnswer } from '../payments/delivery.js';
 import type {
   AdminOrderPayments,
   AdminOrderView,

@@ -10,19 +10,10 @@
  * JSON Schema cannot state (an end in the past, an event id reused) is said in the field's description.
  */
 import { z } from 'zod';
-import { ORDER_NO_PATTERN, ORDER_STATUSES, STORED_ORDER_STATUSES, STORED_PAYMENT_OUTCOMES } from '../order/contract.js';
+import { PAYMENT_SIGNATURE_PATTERN } from '../payments/providers/generic/webhook.js';
+import { ORDER_NO_PATTERN, ORDER_STATUSES, STORED_ORDER_STATUSES, STORED_PAYMENT_OUTCOMES } from '../model/order-workflow.js';
 import { CURSOR_POSITIONS, encodeCursor } from '../sales/cursor.js';
 import { USER_ID_PATTERN } from './auth.js';
-
-/**
- * The header's accepted form, which the OpenAPI document declares as it is: `t` first, then
- * `scheme=value` elements, at least one of them a `v1` of 64 hex (several `v1` while a secret
- * rotates; either case), spaces or tabs around commas. Elements of another scheme (`v0=`, a future
- * `v2=`) are ignored, as signed-webhook providers expect of receivers: a provider adding one must
- * not get its payments refused.
- */
-export const PAYMENT_SIGNATURE_PATTERN =
-  /^t=(\d{1,12})(?=(?:[ \t]*,[ \t]*[a-z][a-z0-9]{0,15}=[^,\s]{1,256})*?[ \t]*,[ \t]*v1=[0-9a-fA-F]{64}(?:[ \t]*,|$))((?:[ \t]*,[ \t]*[a-z][a-z0-9]{0,15}=[^,\s]{1,256}){1,16})$/;
 
 export const MAX_QUANTITY_PER_ORDER = 100;
 

@@ -10,7 +10,7 @@ import { createRedis, redisClockMs } from '../infra/redis.js';
 import { ClockWatch } from '../infra/clocks.js';
 import { createTemporalClient } from '../infra/temporal-connection.js';
 import { activeTracing } from '../infra/tracing.js';
-import { ORDER_CHANGED_CHANNEL } from '../order/reads.js';
+import { ORDER_CHANGED_CHANNEL } from '../order/status-reads.js';
 import { subscribeChannels } from '../infra/redis-subscription.js';
 import { STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
 import { composeApi, createApp, type ApiSubstitutes } from './app.js';

@@ -4,7 +4,7 @@
  */
 import ms from 'ms';
 import { z } from 'zod';
-import { durationToMs, PAYMENT_PROVIDERS, type PaymentProviderName } from '../order/contract.js';
+import { durationToMs, PAYMENT_PROVIDERS, type PaymentProviderName } from '../model/order-workflow.js';
 
 /** Ports of the local stack started by `npm start`; tests and the benchmark pick free ports instead. */
 export const LOCAL_STACK_PORTS = {

@@ -21,7 +21,7 @@ import {
   type RefundReason,
   type StoredOrderStatus,
   type StoredPaymentOutcome,
-} from '../order/contract.js';
+} from '../model/order-workflow.js';
 
 /**
  * Whether a mysql2 error says the server is unwell (connection refused or lost, a timeout, a fatal

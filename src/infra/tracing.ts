@@ -54,7 +54,7 @@ import {
   type OpenTelemetrySinks,
 } from '@temporalio/interceptors-opentelemetry';
 import type { ActivityInterceptorsFactory, InjectedSinks } from '@temporalio/worker';
-import { carriesSampledTrace } from '../workflows/trace-header.js';
+import { carriesSampledTrace } from './trace-header.js';
 
 const require = createRequire(import.meta.url);
 

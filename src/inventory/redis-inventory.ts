@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { redisClockMs, type RedisClient } from '../infra/redis.js';
-import type { OrderInput } from '../order/contract.js';
+import type { OrderInput } from '../model/order-workflow.js';
 
 /** The Redis keys of one SKU: the one place that knows the layout. */
 export interface SaleKeys {

@@ -3,17 +3,12 @@
  * cancelled by its workflow's `cancel` Update within WRITE_DEADLINE (the workflow applies the cancel rule), and counted
  * against the shopper so that a checkout-and-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
  */
-import Router from '@koa/router';
-import type { ShopperAuth } from '../api/auth.js';
-import { cancelAcceptedSchema } from '../api/response-schemas.js';
-import { route } from '../api/route.js';
-import { orderParams } from '../api/schemas.js';
 import { Deadline } from '../infra/dependency-guard.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import { OPEN_STATUSES, type OrderStatus } from './contract.js';
-import { Refusal } from '../refusal.js';
-import { findOwnOrder, type OrderStatusReader } from './reads.js';
-import type { OrderClient } from './client.js';
+import { OPEN_STATUSES, type OrderStatus } from '../model/order-workflow.js';
+import { Refusal } from '../infra/refusal.js';
+import { findOwnOrder, type OrderStatusReader } from './status-reads.js';
+import type { OrderClient } from './workflow-client.js';
 import type { FoundOrder, OrderLookup } from './lookup.js';
 
 /** The order exists but its state no longer allows a cancel. */
@@ -73,43 +68,4 @@ export class CancelOrder {
     await inventory.countCancel(order.view.sku, userId).catch(() => undefined);
     return { orderNo: order.view.orderNo, status: order.view.status };
   }
-}
-
-/** POST /api/orders/:orderNo/cancel. */
-export function cancelRoutes(deps: { auth: ShopperAuth; cancelOrder: CancelOrder }): Router {
-  const { auth, cancelOrder } = deps;
-  const router = new Router();
-  route(
-    router,
-    {
-      method: 'post',
-      path: '/api/orders/:orderNo/cancel',
-      operationId: 'cancelOrder',
-      summary: 'Cancel an order that awaits payment',
-      description: 'Accepted while the order is open and no payment was accepted for it; the units go back on sale.',
-      tag: 'orders',
-      auth: 'shopper',
-      params: orderParams,
-      responses: {
-        202: {
-          description: 'The cancel is accepted; poll the order to see it CANCELLED',
-          schema: cancelAcceptedSchema,
-        },
-      },
-      errors: {
-        401: { codes: ['UNAUTHORIZED'] },
-        403: { codes: ['FORBIDDEN'] },
-        404: { codes: ['ORDER_NOT_FOUND'] },
-        409: { codes: ['NOT_CANCELLABLE'] },
-        503: { codes: ['UNAVAILABLE'] },
-      },
-    },
-    async (ctx) => {
-      const userId = await auth.authenticate(ctx);
-      const accepted = await cancelOrder.cancel(ctx.params.orderNo ?? '', userId);
-      ctx.status = 202;
-      ctx.body = { ...accepted, cancelRequested: true };
-    },
-  );
-  return router;
 }

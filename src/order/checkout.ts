@@ -16,21 +16,13 @@ import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../i
 import type { Logger } from '../infra/logger.js';
 import { traceCarrier } from '../infra/tracing.js';
 import type { RedisInventory, ReserveResult, SaleWindow } from '../inventory/redis-inventory.js';
-import type { AwaitedStart, OrderClient } from './client.js';
+import type { AwaitedStart, OrderClient } from './workflow-client.js';
 import { viewOfState, type FoundOrder, type OrderLookup } from './lookup.js';
-import { Refusal } from '../refusal.js';
-import { ORDER_NO_ALPHABET, type OrderInput, type OrderStatus, type OrderView } from './contract.js';
+import { Refusal } from '../infra/refusal.js';
+import { ORDER_NO_ALPHABET, type OrderInput, type OrderStatus, type OrderView } from '../model/order-workflow.js';
 import { LRUCache } from 'lru-cache';
 import type { ChannelListener } from '../infra/redis-subscription.js';
-import Router from '@koa/router';
 import { z } from 'zod';
-import type { ShopperAuth } from '../api/auth.js';
-import { errorCodeOf } from '../api/errors.js';
-import type { ApiMetrics } from '../api/metrics.js';
-import { preferredWaitSeconds } from '../api/prefer.js';
-import { checkoutAcceptedSchema, checkoutPersistedSchema } from '../api/response-schemas.js';
-import { route } from '../api/route.js';
-import { checkoutHeadersSchema, checkoutSchema } from '../api/schemas.js';
 
 export interface CheckoutRequest {
   userId: string;
@@ -691,92 +683,4 @@ export function newOrderNo(now = Date.now()): string {
     value &= (1 << bits) - 1;
   }
   return time + rand;
-}
-
-/** POST /api/checkout: validates, calls CheckoutService, shapes the answer. */
-export function checkoutRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService; metrics: ApiMetrics }): Router {
-  const { auth, checkout, metrics } = deps;
-  const router = new Router();
-  route(
-    router,
-    {
-      method: 'post',
-      path: '/api/checkout',
-      operationId: 'checkout',
-      summary: 'Reserve units and start the order',
-      description:
-        'Reserves in Redis (limit, idempotency key and stock in one atomic step) and starts the order workflow; no database on this path. ' +
-        'The same Idempotency-Key from the same shopper answers the same order.',
-      tag: 'orders',
-      auth: 'shopper',
-      headers: checkoutHeadersSchema,
-      body: checkoutSchema,
-      responses: {
-        201: {
-          description:
-            'With Prefer: wait=N, persisted within the wait: the order, AWAITING_PAYMENT, with its payment deadline',
-          schema: checkoutPersistedSchema,
-          headers: z.object({
-            Location: z.string().meta({ description: 'The order: /api/orders/{orderNo}' }),
-            'Preference-Applied': z.string().meta({ description: 'wait=N' }),
-          }),
-        },
-        202: {
-          description: 'Accepted: the order runs; poll statusUrl',
-          schema: checkoutAcceptedSchema,
-          headers: z.object({ Location: z.string().meta({ description: 'The order: /api/orders/{orderNo}' }) }),
-        },
-      },
-      errors: {
-        400: { codes: ['INVALID_REQUEST'] },
-        401: { codes: ['UNAUTHORIZED'] },
-        404: { codes: ['SKU_NOT_FOUND'] },
-        409: {
-          codes: ['SOLD_OUT', 'SALE_NOT_ACTIVE', 'PURCHASE_LIMIT_EXCEEDED', 'TOO_MANY_CANCELLATIONS', 'ORDER_FAILED'],
-        },
-        422: { codes: ['IDEMPOTENCY_KEY_REUSED'] },
-        429: {
-          codes: ['RATE_LIMITED'],
-          description: '`RATE_LIMITED`: this shopper sent too many checkouts (RATE_LIMIT_CHECKOUT); see Retry-After',
-        },
-        503: {
-          codes: ['UNAVAILABLE', 'OUTCOME_UNKNOWN'],
-          description:
-            '`UNAVAILABLE`: Redis is unavailable (or the reserve came too late to count): nothing was reserved, retry. ' +
-            '`OUTCOME_UNKNOWN`: the reserve got no answer in time and may have reserved `details.orderNo`: retry with the same Idempotency-Key, or read that order. ' +
-            'Temporal or the worker being away never makes a checkout 503: a reservation is answered 202 and its order is started later.',
-        },
-      },
-    },
-    async (ctx, input) => {
-      try {
-        const userId = await auth.authenticate(ctx);
-        const request = { userId, ...input.body() };
-        const { 'Idempotency-Key': idempotencyKey, Prefer: prefer } = input.headers();
-        // Prefer: wait=N (RFC 7240): the waiting checkout, which may answer with the order itself.
-        const waitSeconds = preferredWaitSeconds(prefer, checkout.maxWaitSeconds);
-        const answer =
-          waitSeconds > 0
-            ? await checkout.checkoutAndWait({ ...request, idempotencyKey }, waitSeconds * 1000)
-            : await checkout.checkout({ ...request, idempotencyKey });
-        const statusUrl = `/api/orders/${answer.orderNo}`;
-        ctx.set('Location', statusUrl);
-        if (!answer.order) {
-          ctx.status = 202;
-          ctx.body = { orderNo: answer.orderNo, status: answer.status, statusUrl };
-        } else {
-          // Decided within the wait: the preference was honoured, whichever way the order went.
-          ctx.set('Preference-Applied', `wait=${waitSeconds}`);
-          if (answer.status === 'FAILED') throw orderFailed(answer, statusUrl);
-          ctx.status = 201;
-          ctx.body = { ...answer.order, statusUrl };
-        }
-      } catch (err) {
-        metrics.checkoutOutcome(errorCodeOf(err));
-        throw err;
-      }
-      metrics.checkoutOutcome('ACCEPTED');
-    },
-  );
-  return router;
 }

@@ -13,7 +13,7 @@ import {
   DependencyUnavailableError,
 } from '../infra/dependency-guard.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import { DEFAULT_CALL_TIMEOUT_MS, type OrderClient } from './client.js';
+import { DEFAULT_CALL_TIMEOUT_MS, type OrderClient } from './workflow-client.js';
 import {
   orderNoTime,
   pendingOrderState,
@@ -23,7 +23,7 @@ import {
   type OrderState,
   type OrderView,
   type PaymentVerdict,
-} from './contract.js';
+} from '../model/order-workflow.js';
 
 /**
  * Where a read's answer came from: the running workflow (the truth); MySQL's row of a closed order

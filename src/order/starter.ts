@@ -21,7 +21,7 @@ import type { ChannelListener } from '../infra/redis-subscription.js';
 import { inTrace } from '../infra/tracing.js';
 import type { PromiseQueue } from '../inventory/promise-queue.js';
 import type { Promised, RedisInventory } from '../inventory/redis-inventory.js';
-import type { OrderClient } from './client.js';
+import type { OrderClient } from './workflow-client.js';
 import type { StartPacing } from './start-pacing.js';
 
 export interface PromiseStarterOptions {

@@ -12,7 +12,7 @@
  * first, arrival decides, refund reasons) stay one piece of code for every provider.
  */
 import type { PaymentFailure, RecordedPaymentEvent, RefundProgress, Takeback } from '../db/store.js';
-import type { PaymentIntentHandle, ProviderWithApi } from '../order/contract.js';
+import type { PaymentIntentHandle, ProviderWithApi } from '../model/order-workflow.js';
 
 /** A payment to open at the provider: one per order, asked under the idempotency key of `keyAttempt`. */
 export interface OrderPayment {

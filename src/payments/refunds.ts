@@ -19,7 +19,7 @@
  */
 import type { PaymentRow, Store } from '../db/store.js';
 import type { Logger } from '../infra/logger.js';
-import type { ProviderWithApi } from '../order/contract.js';
+import type { ProviderWithApi } from '../model/order-workflow.js';
 import { ProviderKeyReused, ProviderOutcomeUnknown, ProviderRefusal, type PaymentProviderApi } from './provider.js';
 
 export interface RefundOwnerPacing {

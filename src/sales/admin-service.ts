@@ -5,7 +5,7 @@
  * inventory, Temporal in the order client; the figures come from the shared invariant checker.
  */
 import type { OrderRow, PaymentListRow, SaleRow, Store } from '../db/store.js';
-import type { OrderDispute, PaymentProviderName, StoredOrderStatus, StoredPaymentOutcome } from '../order/contract.js';
+import type { OrderDispute, PaymentProviderName, StoredOrderStatus, StoredPaymentOutcome } from '../model/order-workflow.js';
 import { disputeView } from '../order/lookup.js';
 import {
   checkSaleInvariants,
@@ -15,11 +15,11 @@ import {
 } from '../invariants/check.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { RedisSales } from '../inventory/redis-sales.js';
-import type { OrderClient } from '../order/client.js';
+import type { OrderClient } from '../order/workflow-client.js';
 import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from './cursor.js';
 import type { SaleView } from './sale-view.js';
 import { skuNotFound, type SalesService } from './sales-service.js';
-import { Refusal } from '../refusal.js';
+import { Refusal } from '../infra/refusal.js';
 
 export type StatusFigures = Record<StoredOrderStatus, number>;
 

@@ -4,8 +4,8 @@
  * positions' schemas check a cursor here and describe it in the OpenAPI document (src/api/schemas.ts).
  */
 import { z } from 'zod';
-import { ORDER_NO_PATTERN } from '../order/contract.js';
-import { Refusal } from '../refusal.js';
+import { ORDER_NO_PATTERN } from '../model/order-workflow.js';
+import { Refusal } from '../infra/refusal.js';
 
 const positionTime = z.iso
   .datetime()

@@ -5,7 +5,7 @@ import type { Store } from '../db/store.js';
 import type { RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { RedisSales } from '../inventory/redis-sales.js';
-import { echo, Refusal } from '../refusal.js';
+import { echo, Refusal } from '../infra/refusal.js';
 import type { SaleView } from './sale-view.js';
 
 export interface NewSale {

@@ -17,10 +17,10 @@ import {
   RECONCILE_WORKFLOW_TYPE,
   reconcileScheduleId,
   type ReconcileInput,
-} from '../workflows/reconcile-definitions.js';
+} from '../reconcile/definitions.js';
 import type { ReconcileWorkflow } from '../workflows/reconcile.js';
-import { CATCH_UP_WORKFLOW_TYPE, catchUpScheduleId, type CatchUpInput } from '../workflows/catch-up-definitions.js';
-import type { PaymentCatchUpWorkflow } from '../workflows/catch-up.js';
+import { CATCH_UP_WORKFLOW_TYPE, catchUpScheduleId, type CatchUpInput } from '../payments/catch-up-definitions.js';
+import type { PaymentCatchUpWorkflow } from '../workflows/payments.js';
 
 export async function ensureReconcileSchedule(
   client: Client,

@@ -4,7 +4,7 @@ import proto from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import type { AppConfig } from '../config/index.js';
 import { temporalConnectionSettings } from '../infra/temporal-connection.js';
-import { ORDER_SEARCH_ATTRIBUTES } from '../order/contract.js';
+import { ORDER_SEARCH_ATTRIBUTES } from '../model/order-workflow.js';
 
 /** The worker's native (Rust core) connection. */
 export function createWorkerConnection(config: Pick<AppConfig, 'temporal'>): Promise<NativeConnection> {

@@ -1,4 +1,4 @@
 // Entry point of the workflow bundle: every workflow the worker runs is exported from here.
 export { OrderWorkflow } from './order.js';
 export { ReconcileWorkflow } from './reconcile.js';
-export { PaymentCatchUpWorkflow } from './catch-up.js';
+export { PaymentCatchUpWorkflow } from './payments.js';

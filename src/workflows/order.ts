@@ -47,7 +47,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, ProviderClose } from '../activities/index.js';
+import type { Activities, ProviderClose } from '../activities/order.js';
 import {
   awaitPersistedUpdate,
   cancelUpdate,
@@ -69,7 +69,7 @@ import {
   type PaymentReceived,
   type PaymentVerdict,
   type RefundReason,
-} from '../order/contract.js';
+} from '../model/order-workflow.js';
 
 /**
  * persistOrder runs as a local activity, inside the workflow task that starts the order: one

@@ -20,7 +20,7 @@ import {
   type ReconcileReport,
   type SaleReconciliation,
   type SurveyPage,
-} from './reconcile-definitions.js';
+} from '../reconcile/definitions.js';
 
 const { surveySales, reconcileReservations, adoptMissingReservations, saleDrift } =
   proxyActivities<ReconcileActivities>({

@@ -20,7 +20,7 @@ import type {
   WorkflowInternalsInterceptor,
   WorkflowOutboundCallsInterceptor,
 } from '@temporalio/workflow';
-import { carriesSampledTrace } from './trace-header.js';
+import { carriesSampledTrace } from '../infra/trace-header.js';
 
 let otelModule: typeof OtelWorkflow | undefined;
 

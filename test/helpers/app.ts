@@ -15,7 +15,7 @@ import { Store } from '../../src/db/store.js';
 import type { Logger } from '../../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
-import type { OrderClient } from '../../src/order/client.js';
+import type { OrderClient } from '../../src/order/workflow-client.js';
 import type { OrderLookup } from '../../src/order/lookup.js';
 import type { OrderWorkerOptions } from '../../src/workers/worker.js';
 import { testConfig } from './env.js';

@@ -14,7 +14,7 @@ import {
   type SaleInvariantOptions,
 } from '../../src/invariants/check.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
-import type { OrderInput } from '../../src/order/contract.js';
+import type { OrderInput } from '../../src/model/order-workflow.js';
 import { testConfig } from './env.js';
 
 export const uniqueSku = (prefix = 'SKU') => `${prefix}-${randomBytes(5).toString('hex')}`;

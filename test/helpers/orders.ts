@@ -6,7 +6,7 @@ import type { Client } from '@temporalio/client';
 import { isMysqlFailure, type Store } from '../../src/db/store.js';
 import { DependencyGuard } from '../../src/infra/dependency-guard.js';
 import type { RedisInventory } from '../../src/inventory/redis-inventory.js';
-import { OrderClient } from '../../src/order/client.js';
+import { OrderClient } from '../../src/order/workflow-client.js';
 import { OrderLookup, type OrderLookupDeps } from '../../src/order/lookup.js';
 import { StartPacing } from '../../src/order/start-pacing.js';
 

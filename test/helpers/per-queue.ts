@@ -18,7 +18,7 @@ import { testConfig } from './env.js';
 import { listen } from './http.js';
 import { startTestWorker, type TestWorker, type WrapActivities } from './worker.js';
 import type { RefundOwnerPacing } from '../../src/payments/refunds.js';
-import type { PaymentDelivery } from '../../src/order/payments.js';
+import type { PaymentDelivery } from '../../src/payments/delivery.js';
 
 export interface PerQueueTestbed {
   config: AppConfig;

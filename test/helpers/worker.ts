@@ -7,7 +7,7 @@
 import { NativeConnection } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createLogger } from '../../src/infra/logger.js';
-import type { Activities } from '../../src/activities/index.js';
+import type { Activities } from '../../src/activities/order.js';
 import {
   createOrderWorker,
   startPromiseStarter,

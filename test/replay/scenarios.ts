@@ -5,7 +5,7 @@
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { OrderStatus, PaymentReceived } from '../../src/order/contract.js';
+import type { OrderStatus, PaymentReceived } from '../../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../../src/workflows/order.js';
 
 export interface ScenarioContext {

@@ -8,7 +8,7 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { SaleView as Sale } from '../../sales/sale-view.js';
-import { OPEN_STATUSES, STORED_ORDER_STATUSES, type OrderStatus } from '../../order/rules.js';
+import { OPEN_STATUSES, STORED_ORDER_STATUSES, type OrderStatus } from '../../model/order-rules.js';
 import { CheckoutRates, parseScrape, type CheckoutFigures, type Scrape } from './checkout-metrics.js';
 
 declare global {

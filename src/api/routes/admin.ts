@@ -19,7 +19,7 @@ import {
   orderParams,
   skuParams,
 } from '../schemas.js';
-import { Refusal } from '../../refusal.js';
+import { Refusal } from '../../infra/refusal.js';
 
 /**
  * The operators' routes under /api/admin (admin bearer token): sale stats, orders, payments, the

@@ -1,9 +1,9 @@
 import Router from '@koa/router';
-import { findOwnOrder, type OrderStatusReader } from '../../order/reads.js';
+import { findOwnOrder, type OrderStatusReader } from '../../order/status-reads.js';
 import type { ShopperAuth } from '../auth.js';
 import { route } from '../route.js';
 import { ApiError } from '../errors.js';
-import type { PaymentWebhook } from '../../order/payments.js';
+import type { PaymentWebhook } from '../../payments/providers/generic/webhook.js';
 import { webhookAnswerSchema } from '../response-schemas.js';
 import { simulatePaymentSchema } from '../schemas.js';
 

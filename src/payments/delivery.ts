@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { DeliveryLease, Store, PaymentRow, RecordedPaymentEvent } from '../db/store.js';
 import { Deadline, type DependencyGuards, boundBy, type DependencyGuard } from '../infra/dependency-guard.js';
-import { Refusal } from '../refusal.js';
+import { Refusal } from '../infra/refusal.js';
 import {
   type RefundReason,
   type StripeWebhookOutcome,
@@ -25,20 +25,11 @@ import {
   orderNoTime,
   type PaymentReceived,
   type PaymentVerdict,
-} from './contract.js';
-import { createHmac, timingSafeEqual } from 'node:crypto';
+} from '../model/order-workflow.js';
 import type { Logger } from '../infra/logger.js';
-import type { OrderClient } from './client.js';
-import type { OrderLookup } from './lookup.js';
-import Router from '@koa/router';
+import type { OrderClient } from '../order/workflow-client.js';
+import type { OrderLookup } from '../order/lookup.js';
 import type { Context } from 'koa';
-import { errorCodeOf } from '../api/errors.js';
-import type { ApiMetrics } from '../api/metrics.js';
-import { webhookAnswerSchema } from '../api/response-schemas.js';
-import { route } from '../api/route.js';
-import { PAYMENT_SIGNATURE_PATTERN, paymentSignatureHeadersSchema, paymentWebhookSchema } from '../api/schemas.js';
-import { rawBody } from '../api/http.js';
-import type { RateLimits } from '../api/rate-limit.js';
 
 /** The webhook's answer: what became of the event, and why when it must be refunded. */
 export interface WebhookAnswer {
@@ -48,80 +39,6 @@ export interface WebhookAnswer {
 
 /** A payment event as a webhook hands it over: the generic one's, or a provider adapter's (with its ids). */
 export type PaymentEvent = RecordedPaymentEvent;
-
-export class PaymentWebhook {
-  constructor(
-    private readonly deps: {
-      config: Pick<AppConfig, 'webhookSecret' | 'deadlines'>;
-      /** The store as it is: the recording goes through `guards.mysql` whatever its breaker says. */
-      store: Store;
-      guards: Pick<DependencyGuards, 'mysql' | 'temporal' | 'workflows'>;
-      delivery: PaymentDelivery;
-    },
-  ) {}
-
-  /** Refuses (INVALID_SIGNATURE) an event that the provider did not sign over exactly these bytes. */
-  verify(rawBody: string, header: string | undefined): void {
-    const check = verifyWebhookSignature(this.deps.config.webhookSecret, rawBody, header);
-    if (!check.ok) throw new Refusal('INVALID_SIGNATURE', check.reason);
-  }
-
-  /** Answered within MYSQL_TIMEOUT + WRITE_DEADLINE / 2, whatever hangs. */
-  async handle(event: PaymentEvent): Promise<WebhookAnswer> {
-    const { store, guards, delivery, config } = this.deps;
-    // Record first, asking nothing else before: once the row exists the payment cannot be lost.
-    const row = await guards.mysql.call(
-      Deadline.in(config.deadlines.mysqlMs),
-      () => store.recordPayment(event, 'webhook', undefined, delivery.webhookLease),
-      { evenWhenOpen: true },
-    );
-    if (row.orderNo !== event.orderNo)
-      throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
-    if (row.outcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
-    // The owner tries at once where the order can answer (with Temporal's or the workers' breaker
-    // open it cannot) and keeps delivering after this answer if it has no verdict yet.
-    const deliverNow = guards.temporal.closed && guards.workflows.closed;
-    return (await delivery.take(row, { waitMs: config.deadlines.writeMs / 2, deliverNow })) ?? { outcome: 'RECEIVED' };
-  }
-}
-
-/**
- * Payment-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + rawBody)>.
- * Verified over the raw bytes (re-serialised JSON would not match), in constant time, and only
- * within a tolerance so a captured request cannot be replayed later.
- */
-export const SIGNATURE_TOLERANCE_SECONDS = 300;
-
-export function signWebhook(secret: string, rawBody: string, nowSeconds = Math.floor(Date.now() / 1000)): string {
-  const v1 = createHmac('sha256', secret).update(`${nowSeconds}.${rawBody}`).digest('hex');
-  return `t=${nowSeconds},v1=${v1}`;
-}
-
-export type SignatureCheck = { ok: true } | { ok: false; reason: string };
-
-export function verifyWebhookSignature(
-  secret: string,
-  rawBody: string,
-  header: string | undefined,
-  nowSeconds = Math.floor(Date.now() / 1000),
-): SignatureCheck {
-  if (header === undefined) return { ok: false, reason: 'missing Payment-Signature header' };
-  const match = PAYMENT_SIGNATURE_PATTERN.exec(header);
-  if (!match) return { ok: false, reason: 'malformed Payment-Signature header (t=<unix seconds>,v1=<64 hex>)' };
-  const t = match[1]!;
-  // The hex of each well-formed v1 element, whatever the spaces around its comma; other schemes are ignored.
-  const signatures = match[2]!
-    .split(',')
-    .map((part) => part.trim())
-    .filter((part) => /^v1=[0-9a-fA-F]{64}$/.test(part))
-    .map((part) => part.slice('v1='.length));
-  if (Math.abs(nowSeconds - Number(t)) > SIGNATURE_TOLERANCE_SECONDS)
-    return { ok: false, reason: 'signature timestamp outside the 5-minute tolerance' };
-  const expected = createHmac('sha256', secret).update(`${t}.${rawBody}`).digest();
-  // Several v1 values are allowed so a provider can sign with an old and a new secret while rotating.
-  const matches = signatures.some((sig) => timingSafeEqual(Buffer.from(sig, 'hex'), expected));
-  return matches ? { ok: true } : { ok: false, reason: 'signature does not match' };
-}
 
 /** How the owner loop paces itself; the defaults suit an API process. */
 export interface DeliveryPacing {
@@ -428,101 +345,4 @@ export class PaymentDelivery {
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message.slice(0, 200) : String(err).slice(0, 200);
-}
-
-/** POST /api/payments/webhook: the provider's signed payment events. */
-export function paymentRoutes(deps: { webhook: PaymentWebhook; metrics: ApiMetrics; limits?: RateLimits }): Router {
-  const router = new Router();
-  route(
-    router,
-    {
-      method: 'post',
-      path: '/api/payments/webhook',
-      operationId: 'paymentWebhook',
-      summary: "The payment provider's signed payment event",
-      description:
-        'Recorded first (the event id is a primary key; MySQL stamps when it arrived), then delivered to the order. ' +
-        "200: the order's verdict, APPLIED or REFUND_REQUIRED (kept for a refund), or DUPLICATE for an event already judged. " +
-        '202 RECEIVED: recorded, but the order did not judge it within half of WRITE_DEADLINE; the service delivers it until it does ' +
-        '(no retry needed; a retry answers the verdict once there is one). A payment is judged by when it arrived: ' +
-        "recorded at or before the order's paymentDeadline with the full amount, it pays the order however late it is delivered. " +
-        '503: not recorded; retry.',
-      tag: 'payments',
-      auth: 'webhook',
-      // Declared for the document; the signature check reads it itself (INVALID_SIGNATURE, not INVALID_REQUEST).
-      headers: paymentSignatureHeadersSchema,
-      body: paymentWebhookSchema,
-      responses: {
-        200: {
-          description: "The order's verdict on the event (APPLIED, REFUND_REQUIRED), or DUPLICATE",
-          schema: webhookAnswerSchema,
-        },
-        202: {
-          description: 'RECEIVED: recorded; the verdict comes later, without a retry',
-          schema: webhookAnswerSchema,
-        },
-      },
-      errors: {
-        400: { codes: ['INVALID_SIGNATURE', 'INVALID_REQUEST'] },
-        429: {
-          codes: ['RATE_LIMITED'],
-          description: '`RATE_LIMITED`: too many calls from this client IP (RATE_LIMIT_WEBHOOK); see Retry-After',
-        },
-        503: {
-          codes: ['UNAVAILABLE'],
-          description:
-            '`UNAVAILABLE`: the event could not be recorded (MySQL did not answer in time); retry after Retry-After',
-        },
-      },
-    },
-    (ctx, input) =>
-      answerWebhook(ctx, deps.metrics, async () => {
-        // A verified provider is never throttled (it retries a 429 late); forged calls count per address.
-        await onlyForgedCount(deps.limits, ctx.ip, () =>
-          deps.webhook.verify(rawBody(ctx), ctx.get('payment-signature') || undefined),
-        );
-        return deps.webhook.handle(input.body());
-      }),
-  );
-  return router;
-}
-
-/**
- * Runs a webhook's signature check; a call that fails it counts against RATE_LIMIT_WEBHOOK for its
- * address (past the limit: 429 RATE_LIMITED instead of 400). Verified calls are not counted: the
- * provider delivers from a few addresses and retries a 429 late, so a limit meant for shoppers
- * would hold back its payments at a sale's peak.
- */
-export async function onlyForgedCount<T>(
-  limits: RateLimits | undefined,
-  ip: string,
-  verify: () => T | Promise<T>,
-): Promise<T> {
-  try {
-    return await verify();
-  } catch (err) {
-    if (limits && errorCodeOf(err) === 'INVALID_SIGNATURE') await limits.consume('webhook', ip);
-    throw err;
-  }
-}
-
-/**
- * Answers a payment webhook (the generic one, a provider's): what `handle` found, counted by outcome (an error by its
- * code), 202 when the verdict comes later.
- */
-export async function answerWebhook(
-  ctx: Context,
-  metrics: Pick<ApiMetrics, 'webhookOutcome'>,
-  handle: () => Promise<{ outcome: StripeWebhookOutcome }>,
-): Promise<void> {
-  let answer;
-  try {
-    answer = await handle();
-  } catch (err) {
-    metrics.webhookOutcome(errorCodeOf(err));
-    throw err;
-  }
-  metrics.webhookOutcome(answer.outcome);
-  if (answer.outcome === 'RECEIVED') ctx.status = 202;
-  ctx.body = { received: true, ...answer };
 }

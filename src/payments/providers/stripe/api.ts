@@ -22,9 +22,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import Stripe from 'stripe';
-import type { StripeSettings } from '../config/index.js';
-import type { IntentStanding, RefundProgress } from '../db/store.js';
-import { ORDER_NO_PATTERN, type ProviderWithApi } from '../order/contract.js';
+import type { StripeSettings } from '../../../config/index.js';
+import type { IntentStanding, RefundProgress } from '../../../db/store.js';
+import { ORDER_NO_PATTERN, type ProviderWithApi } from '../../../model/order-workflow.js';
 import {
   ProviderKeyReused,
   ProviderOutcomeUnknown,
@@ -36,7 +36,7 @@ import {
   type PaymentToRefund,
   type ProviderEvent,
   type ProviderTakeback,
-} from './provider.js';
+} from '../../provider.js';
 
 /** The API version every request is made with, pinned (the SDK's own default moves with its releases). */
 export const STRIPE_API_VERSION = '2026-10-28.endive';

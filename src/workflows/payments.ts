@@ -5,8 +5,8 @@
  * refunded exactly once, like one delivered.
  */
 import { proxyActivities } from '@temporalio/workflow';
-import type { CatchUpActivities } from '../activities/catch-up.js';
-import type { CatchUpInput, CatchUpResult } from './catch-up-definitions.js';
+import type { CatchUpActivities } from '../activities/payments.js';
+import type { CatchUpInput, CatchUpResult } from '../payments/catch-up-definitions.js';
 
 const { catchUpProviderEvents } = proxyActivities<CatchUpActivities>({
   // A backlog of days is read page by page, heartbeating; the cursor moves only once a window is read whole.

@@ -26,18 +26,13 @@
 import { LRUCache } from 'lru-cache';
 import type { AppConfig } from '../config/index.js';
 import { Deadline } from '../infra/dependency-guard.js';
-import { type OrderStatus, ORDER_NO_PATTERN } from './contract.js';
+import { type OrderStatus, ORDER_NO_PATTERN } from '../model/order-workflow.js';
 import type { ChannelListener } from '../infra/redis-subscription.js';
-import { Refusal, echo } from '../refusal.js';
+import { Refusal, echo } from '../infra/refusal.js';
 import type { FoundOrder, OrderLookup } from './lookup.js';
 import type { RedisClient } from '../infra/redis.js';
-import Router from '@koa/router';
 import { z } from 'zod';
-import type { ShopperAuth } from '../api/auth.js';
-import { orderReadSchema } from '../api/response-schemas.js';
-import { route } from '../api/route.js';
-import { DEFAULT_STATUS_WAIT_SECONDS, orderParams, orderWaitQuerySchema } from '../api/schemas.js';
-import type { OrderView } from './contract.js';
+import type { OrderView } from '../model/order-workflow.js';
 
 /** Where a read's answer came from: the cache, another read's query, the workflow, or MySQL. */
 export type StatusReadSource = 'cache' | 'coalesced' | 'workflow' | 'database';
@@ -352,91 +347,4 @@ export class OrderChangeNotifier {
   async publish(orderNo: string): Promise<void> {
     await this.redis.publish(ORDER_CHANGED_CHANNEL, orderNo);
   }
-}
-
-/** GET /api/orders/:orderNo: the shopper's order, through the status reader (and its long-poll). */
-export function readRoutes(deps: { auth: ShopperAuth; statusReader: OrderStatusReader }): Router {
-  const { auth, statusReader } = deps;
-  const router = new Router();
-  route(
-    router,
-    {
-      method: 'get',
-      path: '/api/orders/:orderNo',
-      operationId: 'getOrder',
-      summary: "The shopper's order",
-      description:
-        "The running workflow's state while it is open, the MySQL row once it has closed; when the workflow does not answer in time " +
-        '(or has not started yet), what MySQL and Redis know, marked `source: stores`. An AWAITING_PAYMENT answer may be up to STATUS_CACHE_MS old ' +
-        '(never past its paymentDeadline); a payment or cancel delivered through the same API process shows at once. ' +
-        'Long-poll: with `waitForChange=<STATUS>` it answers as soon as the status differs from that one (at once if it already does), ' +
-        'else after `timeoutSeconds` with the order as it is; `Order-Status-Changed` says which.',
-      tag: 'orders',
-      auth: 'shopper',
-      params: orderParams,
-      query: orderWaitQuerySchema,
-      responses: {
-        200: {
-          description:
-            'The order (with waitForChange: once changed, or at the timeout), and where the answer came from',
-          schema: orderReadSchema,
-          headers: z.object({
-            'Order-Status-Changed': z.enum(['true', 'false']).optional().meta({
-              description:
-                'Only with waitForChange: true when the status differs from waitForChange, false when the wait timed out',
-            }),
-          }),
-        },
-      },
-      errors: {
-        400: { codes: ['INVALID_REQUEST'] },
-        401: { codes: ['UNAUTHORIZED'] },
-        403: { codes: ['FORBIDDEN'] },
-        404: { codes: ['ORDER_NOT_FOUND'] },
-        503: {
-          codes: ['UNAVAILABLE'],
-          description:
-            '`UNAVAILABLE`: neither the running order nor the stores (MySQL, Redis) answered in time, or this process already holds STATUS_LONG_POLL_MAX_WAITERS long-polls (with Retry-After); retry',
-        },
-      },
-    },
-    async (ctx, input) => {
-      const userId = await auth.authenticate(ctx);
-      const wait = input.query();
-      const order = await findOwnOrder(statusReader, ctx.params.orderNo ?? '', userId);
-      if (!wait.waitForChange) {
-        ctx.body = readBody(order);
-        return;
-      }
-      if (order.view.status !== wait.waitForChange) {
-        ctx.set('Order-Status-Changed', 'true');
-        ctx.body = readBody(order);
-        return;
-      }
-      // The client going away ends its wait (the response's close: the request's fires once read).
-      const disconnected = new AbortController();
-      const onClose = () => disconnected.abort();
-      ctx.res.once('close', onClose);
-      try {
-        const { order: latest, changed } = await statusReader.waitForChange(
-          order.view.orderNo,
-          wait.waitForChange,
-          (wait.timeoutSeconds ?? DEFAULT_STATUS_WAIT_SECONDS) * 1000,
-          disconnected.signal,
-        );
-        ctx.set('Order-Status-Changed', String(changed));
-        // Shutting down: the client reconnects (to another process) instead of keeping this connection.
-        if (statusReader.stopped) ctx.set('Connection', 'close');
-        ctx.body = readBody(latest ?? order);
-      } finally {
-        ctx.res.off('close', onClose);
-      }
-    },
-  );
-  return router;
-}
-
-/** A read's answer: the order as its shopper sees it, and where it came from. */
-function readBody(order: FoundOrder): OrderView & { source: FoundOrder['source'] } {
-  return { ...order.view, source: order.source };
 }

@@ -21,7 +21,7 @@ import {
   type PersistOrderInput,
   type ProviderWithApi,
   type RefundReason,
-} from '../order/contract.js';
+} from '../model/order-workflow.js';
 import {
   ProviderKeyReused,
   ProviderOutcomeUnknown,

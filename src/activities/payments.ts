@@ -14,8 +14,8 @@ import { isMysqlFailure, type Store } from '../db/store.js';
 import { DependencyGuard } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 import type { PaymentProviderApi } from '../payments/provider.js';
-import type { StripeIntake } from '../payments/stripe-intake.js';
-import type { CatchUpInput, CatchUpResult } from '../workflows/catch-up-definitions.js';
+import type { StripeIntake } from '../payments/providers/stripe/intake.js';
+import type { CatchUpInput, CatchUpResult } from '../payments/catch-up-definitions.js';
 
 /**
  * Read again at every run: events Stripe listed late, and the difference between its clock and ours (seconds under

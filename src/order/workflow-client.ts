@@ -33,10 +33,10 @@ import {
   statusQuery,
   type OrderInput,
   type OrderState,
+  type OrderWorkflowSignature,
   type PaymentReceived,
   type PaymentVerdict,
-} from './contract.js';
-import type { OrderWorkflow } from '../workflows/order.js';
+} from '../model/order-workflow.js';
 
 /** gRPC status DEADLINE_EXCEEDED: what Temporal answers a query no worker took in time. */
 const GRPC_DEADLINE_EXCEEDED = 4;
@@ -195,7 +195,7 @@ export class OrderClient {
     try {
       const handle = await this.pacing.run(deadline, () =>
         this.onTemporal(deadline, () =>
-          this.temporal.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
+          this.temporal.workflow.start<OrderWorkflowSignature>(ORDER_WORKFLOW_TYPE, {
             ...this.startOptions(input),
             ...(eager ? { requestEagerStart: true } : {}),
           }),
@@ -239,7 +239,7 @@ export class OrderClient {
     startDeadline = Deadline.in(DEFAULT_CALL_TIMEOUT_MS),
   ): Promise<AwaitedStart> {
     this.assertTemporalAvailable();
-    const startOperation = new WithStartWorkflowOperation<typeof OrderWorkflow>(
+    const startOperation = new WithStartWorkflowOperation<OrderWorkflowSignature>(
       ORDER_WORKFLOW_TYPE,
       this.startOptions(input),
     );
@@ -366,8 +366,8 @@ export class OrderClient {
       .catch(() => undefined);
   }
 
-  private handle(orderNo: string): WorkflowHandle<typeof OrderWorkflow> {
-    return this.temporal.workflow.getHandle<typeof OrderWorkflow>(orderWorkflowId(orderNo));
+  private handle(orderNo: string): WorkflowHandle<OrderWorkflowSignature> {
+    return this.temporal.workflow.getHandle<OrderWorkflowSignature>(orderWorkflowId(orderNo));
   }
 }
 

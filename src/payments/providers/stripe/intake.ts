@@ -20,14 +20,14 @@
  *
  * Stripe retries any answer but a 2xx for up to three days, so every step is idempotent.
  */
-import type { RecordedPaymentEvent, RefundProgress, Store } from '../db/store.js';
-import { Deadline, type DependencyGuard } from '../infra/dependency-guard.js';
-import type { StripeSettings } from '../config/index.js';
-import type { Logger } from '../infra/logger.js';
-import type { RefundReason, StripeWebhookOutcome, WebhookOutcome } from '../order/contract.js';
-import { Refusal } from '../refusal.js';
-import type { ProviderEvent, ProviderTakeback } from './provider.js';
-import { intentOwnership, MalformedStripeEvent, StripeEvents, StripeSignatureError } from './stripe.js';
+import type { RecordedPaymentEvent, RefundProgress, Store } from '../../../db/store.js';
+import { Deadline, type DependencyGuard } from '../../../infra/dependency-guard.js';
+import type { StripeSettings } from '../../../config/index.js';
+import type { Logger } from '../../../infra/logger.js';
+import type { RefundReason, StripeWebhookOutcome, WebhookOutcome } from '../../../model/order-workflow.js';
+import { Refusal } from '../../../infra/refusal.js';
+import type { ProviderEvent, ProviderTakeback } from '../../provider.js';
+import { intentOwnership, MalformedStripeEvent, StripeEvents, StripeSignatureError } from './api.js';
 
 export interface StripeWebhookAnswer {
   type: string;

@@ -1,8 +1,8 @@
 /**
- * The order's contract: the OrderWorkflow's type name, id, input, state, Updates, query, search
- * attributes and the order number's form. Declared once here and shared by the workflow, the order
- * client, the API and the tests; the vocabulary (statuses, reasons, outcomes) and the rules on the
- * state live in ./rules.ts, exported from here too.
+ * The OrderWorkflow as its callers see it: its type name and signature, id, input, state, Updates,
+ * query, search attributes and the order number's form. Declared once here and shared by the
+ * workflow, the order's workflow client, the stores and the tests; the vocabulary (statuses,
+ * reasons, outcomes) and the rules on the state live in ./order-rules.ts, exported from here too.
  *
  * The workflow bundle takes this file in (src/workers/bundle.ts hashes it with the workflows), so
  * it holds only deterministic code: pure functions, constants and the SDK's define* helpers.
@@ -11,9 +11,9 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import ms from 'ms';
-import type { CancelReason, DisputeStanding, OrderStatus, PaymentProviderName, PaymentVerdict } from './rules.js';
+import type { CancelReason, DisputeStanding, OrderStatus, PaymentProviderName, PaymentVerdict } from './order-rules.js';
 
-export * from './rules.js';
+export * from './order-rules.js';
 
 /** What starts an order: the workflow's input, kept in its history (changing it needs a patch). */
 export interface OrderInput {
@@ -168,6 +168,9 @@ export const NOT_CANCELLABLE = 'NOT_CANCELLABLE';
 
 /** The workflow type, as registered by the worker (the exported function's name). */
 export const ORDER_WORKFLOW_TYPE = 'OrderWorkflow';
+
+/** Its signature: callers start it by name with these types; src/workflows/order.ts satisfies it. */
+export type OrderWorkflowSignature = (input: OrderInput) => Promise<OrderState>;
 
 /**
  * The task queue of an order's provider requests (openPayment, closePayment): the order's own queue

@@ -1,0 +1,244 @@
+/**
+ * The shopper's order routes: POST /api/checkout, GET /api/orders/:orderNo (and its long-poll),
+ * POST /api/orders/:orderNo/cancel. Each validates, calls one service of src/order/ and shapes
+ * the answer; refusals map to HTTP in ../errors.ts.
+ */
+import Router from '@koa/router';
+import { z } from 'zod';
+import type { ShopperAuth } from '../auth.js';
+import { errorCodeOf } from '../errors.js';
+import type { ApiMetrics } from '../metrics.js';
+import { preferredWaitSeconds } from '../prefer.js';
+import {
+  cancelAcceptedSchema,
+  checkoutAcceptedSchema,
+  checkoutPersistedSchema,
+  orderReadSchema,
+} from '../response-schemas.js';
+import { route } from '../route.js';
+import {
+  checkoutHeadersSchema,
+  checkoutSchema,
+  DEFAULT_STATUS_WAIT_SECONDS,
+  orderParams,
+  orderWaitQuerySchema,
+} from '../schemas.js';
+import type { CancelOrder } from '../../order/cancel.js';
+import { orderFailed, type CheckoutService } from '../../order/checkout.js';
+import type { OrderView } from '../../model/order-workflow.js';
+import type { FoundOrder } from '../../order/lookup.js';
+import { findOwnOrder, type OrderStatusReader } from '../../order/status-reads.js';
+
+/** POST /api/checkout: validates, calls CheckoutService, shapes the answer. */
+export function checkoutRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService; metrics: ApiMetrics }): Router {
+  const { auth, checkout, metrics } = deps;
+  const router = new Router();
+  route(
+    router,
+    {
+      method: 'post',
+      path: '/api/checkout',
+      operationId: 'checkout',
+      summary: 'Reserve units and start the order',
+      description:
+        'Reserves in Redis (limit, idempotency key and stock in one atomic step) and starts the order workflow; no database on this path. ' +
+        'The same Idempotency-Key from the same shopper answers the same order.',
+      tag: 'orders',
+      auth: 'shopper',
+      headers: checkoutHeadersSchema,
+      body: checkoutSchema,
+      responses: {
+        201: {
+          description:
+            'With Prefer: wait=N, persisted within the wait: the order, AWAITING_PAYMENT, with its payment deadline',
+          schema: checkoutPersistedSchema,
+          headers: z.object({
+            Location: z.string().meta({ description: 'The order: /api/orders/{orderNo}' }),
+            'Preference-Applied': z.string().meta({ description: 'wait=N' }),
+          }),
+        },
+        202: {
+          description: 'Accepted: the order runs; poll statusUrl',
+          schema: checkoutAcceptedSchema,
+          headers: z.object({ Location: z.string().meta({ description: 'The order: /api/orders/{orderNo}' }) }),
+        },
+      },
+      errors: {
+        400: { codes: ['INVALID_REQUEST'] },
+        401: { codes: ['UNAUTHORIZED'] },
+        404: { codes: ['SKU_NOT_FOUND'] },
+        409: {
+          codes: ['SOLD_OUT', 'SALE_NOT_ACTIVE', 'PURCHASE_LIMIT_EXCEEDED', 'TOO_MANY_CANCELLATIONS', 'ORDER_FAILED'],
+        },
+        422: { codes: ['IDEMPOTENCY_KEY_REUSED'] },
+        429: {
+          codes: ['RATE_LIMITED'],
+          description: '`RATE_LIMITED`: this shopper sent too many checkouts (RATE_LIMIT_CHECKOUT); see Retry-After',
+        },
+        503: {
+          codes: ['UNAVAILABLE', 'OUTCOME_UNKNOWN'],
+          description:
+            '`UNAVAILABLE`: Redis is unavailable (or the reserve came too late to count): nothing was reserved, retry. ' +
+            '`OUTCOME_UNKNOWN`: the reserve got no answer in time and may have reserved `details.orderNo`: retry with the same Idempotency-Key, or read that order. ' +
+            'Temporal or the worker being away never makes a checkout 503: a reservation is answered 202 and its order is started later.',
+        },
+      },
+    },
+    async (ctx, input) => {
+      try {
+        const userId = await auth.authenticate(ctx);
+        const request = { userId, ...input.body() };
+        const { 'Idempotency-Key': idempotencyKey, Prefer: prefer } = input.headers();
+        // Prefer: wait=N (RFC 7240): the waiting checkout, which may answer with the order itself.
+        const waitSeconds = preferredWaitSeconds(prefer, checkout.maxWaitSeconds);
+        const answer =
+          waitSeconds > 0
+            ? await checkout.checkoutAndWait({ ...request, idempotencyKey }, waitSeconds * 1000)
+            : await checkout.checkout({ ...request, idempotencyKey });
+        const statusUrl = `/api/orders/${answer.orderNo}`;
+        ctx.set('Location', statusUrl);
+        if (!answer.order) {
+          ctx.status = 202;
+          ctx.body = { orderNo: answer.orderNo, status: answer.status, statusUrl };
+        } else {
+          // Decided within the wait: the preference was honoured, whichever way the order went.
+          ctx.set('Preference-Applied', `wait=${waitSeconds}`);
+          if (answer.status === 'FAILED') throw orderFailed(answer, statusUrl);
+          ctx.status = 201;
+          ctx.body = { ...answer.order, statusUrl };
+        }
+      } catch (err) {
+        metrics.checkoutOutcome(errorCodeOf(err));
+        throw err;
+      }
+      metrics.checkoutOutcome('ACCEPTED');
+    },
+  );
+  return router;
+}
+
+/** GET /api/orders/:orderNo: the shopper's order, through the status reader (and its long-poll). */
+export function readRoutes(deps: { auth: ShopperAuth; statusReader: OrderStatusReader }): Router {
+  const { auth, statusReader } = deps;
+  const router = new Router();
+  route(
+    router,
+    {
+      method: 'get',
+      path: '/api/orders/:orderNo',
+      operationId: 'getOrder',
+      summary: "The shopper's order",
+      description:
+        "The running workflow's state while it is open, the MySQL row once it has closed; when the workflow does not answer in time " +
+        '(or has not started yet), what MySQL and Redis know, marked `source: stores`. An AWAITING_PAYMENT answer may be up to STATUS_CACHE_MS old ' +
+        '(never past its paymentDeadline); a payment or cancel delivered through the same API process shows at once. ' +
+        'Long-poll: with `waitForChange=<STATUS>` it answers as soon as the status differs from that one (at once if it already does), ' +
+        'else after `timeoutSeconds` with the order as it is; `Order-Status-Changed` says which.',
+      tag: 'orders',
+      auth: 'shopper',
+      params: orderParams,
+      query: orderWaitQuerySchema,
+      responses: {
+        200: {
+          description:
+            'The order (with waitForChange: once changed, or at the timeout), and where the answer came from',
+          schema: orderReadSchema,
+          headers: z.object({
+            'Order-Status-Changed': z.enum(['true', 'false']).optional().meta({
+              description:
+                'Only with waitForChange: true when the status differs from waitForChange, false when the wait timed out',
+            }),
+          }),
+        },
+      },
+      errors: {
+        400: { codes: ['INVALID_REQUEST'] },
+        401: { codes: ['UNAUTHORIZED'] },
+        403: { codes: ['FORBIDDEN'] },
+        404: { codes: ['ORDER_NOT_FOUND'] },
+        503: {
+          codes: ['UNAVAILABLE'],
+          description:
+            '`UNAVAILABLE`: neither the running order nor the stores (MySQL, Redis) answered in time, or this process already holds STATUS_LONG_POLL_MAX_WAITERS long-polls (with Retry-After); retry',
+        },
+      },
+    },
+    async (ctx, input) => {
+      const userId = await auth.authenticate(ctx);
+      const wait = input.query();
+      const order = await findOwnOrder(statusReader, ctx.params.orderNo ?? '', userId);
+      if (!wait.waitForChange) {
+        ctx.body = readBody(order);
+        return;
+      }
+      if (order.view.status !== wait.waitForChange) {
+        ctx.set('Order-Status-Changed', 'true');
+        ctx.body = readBody(order);
+        return;
+      }
+      // The client going away ends its wait (the response's close: the request's fires once read).
+      const disconnected = new AbortController();
+      const onClose = () => disconnected.abort();
+      ctx.res.once('close', onClose);
+      try {
+        const { order: latest, changed } = await statusReader.waitForChange(
+          order.view.orderNo,
+          wait.waitForChange,
+          (wait.timeoutSeconds ?? DEFAULT_STATUS_WAIT_SECONDS) * 1000,
+          disconnected.signal,
+        );
+        ctx.set('Order-Status-Changed', String(changed));
+        // Shutting down: the client reconnects (to another process) instead of keeping this connection.
+        if (statusReader.stopped) ctx.set('Connection', 'close');
+        ctx.body = readBody(latest ?? order);
+      } finally {
+        ctx.res.off('close', onClose);
+      }
+    },
+  );
+  return router;
+}
+
+/** A read's answer: the order as its shopper sees it, and where it came from. */
+function readBody(order: FoundOrder): OrderView & { source: FoundOrder['source'] } {
+  return { ...order.view, source: order.source };
+}
+
+/** POST /api/orders/:orderNo/cancel. */
+export function cancelRoutes(deps: { auth: ShopperAuth; cancelOrder: CancelOrder }): Router {
+  const { auth, cancelOrder } = deps;
+  const router = new Router();
+  route(
+    router,
+    {
+      method: 'post',
+      path: '/api/orders/:orderNo/cancel',
+      operationId: 'cancelOrder',
+      summary: 'Cancel an order that awaits payment',
+      description: 'Accepted while the order is open and no payment was accepted for it; the units go back on sale.',
+      tag: 'orders',
+      auth: 'shopper',
+      params: orderParams,
+      responses: {
+        202: {
+          description: 'The cancel is accepted; poll the order to see it CANCELLED',
+          schema: cancelAcceptedSchema,
+        },
+      },
+      errors: {
+        401: { codes: ['UNAUTHORIZED'] },
+        403: { codes: ['FORBIDDEN'] },
+        404: { codes: ['ORDER_NOT_FOUND'] },
+        409: { codes: ['NOT_CANCELLABLE'] },
+        503: { codes: ['UNAVAILABLE'] },
+      },
+    },
+    async (ctx) => {
+      const userId = await auth.authenticate(ctx);
+      const accepted = await cancelOrder.cancel(ctx.params.orderNo ?? '', userId);
+      ctx.status = 202;
+      ctx.body = { ...accepted, cancelRequested: true };
+    },
+  );
+  return router;
+}

@@ -1,0 +1,95 @@
+/**
+ * The generic provider's webhook (POST /api/payments/webhook): this service's own signed format,
+ * for a provider without an adapter. Its signature scheme is below; a verified event is recorded
+ * first and handed to the payment owner (../../delivery.ts).
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { AppConfig } from '../../../config/index.js';
+import type { Store } from '../../../db/store.js';
+import { Deadline, type DependencyGuards } from '../../../infra/dependency-guard.js';
+import { Refusal } from '../../../infra/refusal.js';
+import type { PaymentDelivery, PaymentEvent, WebhookAnswer } from '../../delivery.js';
+
+/**
+ * The header's accepted form, which the OpenAPI document declares as it is: `t` first, then
+ * `scheme=value` elements, at least one of them a `v1` of 64 hex (several `v1` while a secret
+ * rotates; either case), spaces or tabs around commas. Elements of another scheme (`v0=`, a future
+ * `v2=`) are ignored, as signed-webhook providers expect of receivers: a provider adding one must
+ * not get its payments refused.
+ */
+export const PAYMENT_SIGNATURE_PATTERN =
+  /^t=(\d{1,12})(?=(?:[ \t]*,[ \t]*[a-z][a-z0-9]{0,15}=[^,\s]{1,256})*?[ \t]*,[ \t]*v1=[0-9a-fA-F]{64}(?:[ \t]*,|$))((?:[ \t]*,[ \t]*[a-z][a-z0-9]{0,15}=[^,\s]{1,256}){1,16})$/;
+
+export class PaymentWebhook {
+  constructor(
+    private readonly deps: {
+      config: Pick<AppConfig, 'webhookSecret' | 'deadlines'>;
+      /** The store as it is: the recording goes through `guards.mysql` whatever its breaker says. */
+      store: Store;
+      guards: Pick<DependencyGuards, 'mysql' | 'temporal' | 'workflows'>;
+      delivery: PaymentDelivery;
+    },
+  ) {}
+
+  /** Refuses (INVALID_SIGNATURE) an event that the provider did not sign over exactly these bytes. */
+  verify(rawBody: string, header: string | undefined): void {
+    const check = verifyWebhookSignature(this.deps.config.webhookSecret, rawBody, header);
+    if (!check.ok) throw new Refusal('INVALID_SIGNATURE', check.reason);
+  }
+
+  /** Answered within MYSQL_TIMEOUT + WRITE_DEADLINE / 2, whatever hangs. */
+  async handle(event: PaymentEvent): Promise<WebhookAnswer> {
+    const { store, guards, delivery, config } = this.deps;
+    // Record first, asking nothing else before: once the row exists the payment cannot be lost.
+    const row = await guards.mysql.call(
+      Deadline.in(config.deadlines.mysqlMs),
+      () => store.recordPayment(event, 'webhook', undefined, delivery.webhookLease),
+      { evenWhenOpen: true },
+    );
+    if (row.orderNo !== event.orderNo)
+      throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
+    if (row.outcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
+    // The owner tries at once where the order can answer (with Temporal's or the workers' breaker
+    // open it cannot) and keeps delivering after this answer if it has no verdict yet.
+    const deliverNow = guards.temporal.closed && guards.workflows.closed;
+    return (await delivery.take(row, { waitMs: config.deadlines.writeMs / 2, deliverNow })) ?? { outcome: 'RECEIVED' };
+  }
+}
+
+/**
+ * Payment-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + rawBody)>.
+ * Verified over the raw bytes (re-serialised JSON would not match), in constant time, and only
+ * within a tolerance so a captured request cannot be replayed later.
+ */
+export const SIGNATURE_TOLERANCE_SECONDS = 300;
+
+export function signWebhook(secret: string, rawBody: string, nowSeconds = Math.floor(Date.now() / 1000)): string {
+  const v1 = createHmac('sha256', secret).update(`${nowSeconds}.${rawBody}`).digest('hex');
+  return `t=${nowSeconds},v1=${v1}`;
+}
+
+export type SignatureCheck = { ok: true } | { ok: false; reason: string };
+
+export function verifyWebhookSignature(
+  secret: string,
+  rawBody: string,
+  header: string | undefined,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): SignatureCheck {
+  if (header === undefined) return { ok: false, reason: 'missing Payment-Signature header' };
+  const match = PAYMENT_SIGNATURE_PATTERN.exec(header);
+  if (!match) return { ok: false, reason: 'malformed Payment-Signature header (t=<unix seconds>,v1=<64 hex>)' };
+  const t = match[1]!;
+  // The hex of each well-formed v1 element, whatever the spaces around its comma; other schemes are ignored.
+  const signatures = match[2]!
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => /^v1=[0-9a-fA-F]{64}$/.test(part))
+    .map((part) => part.slice('v1='.length));
+  if (Math.abs(nowSeconds - Number(t)) > SIGNATURE_TOLERANCE_SECONDS)
+    return { ok: false, reason: 'signature timestamp outside the 5-minute tolerance' };
+  const expected = createHmac('sha256', secret).update(`${t}.${rawBody}`).digest();
+  // Several v1 values are allowed so a provider can sign with an old and a new secret while rotating.
+  const matches = signatures.some((sig) => timingSafeEqual(Buffer.from(sig, 'hex'), expected));
+  return matches ? { ok: true } : { ok: false, reason: 'signature does not match' };
+}
