@@ -47,7 +47,8 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, ProviderClose } from '../activities/order.js';
+import type { Activities } from '../activities/order.js';
+import type { PaymentActivities, ProviderClose } from '../activities/payments.js';
 import {
   awaitPersistedUpdate,
   cancelUpdate,
@@ -110,7 +111,7 @@ const PROVIDER_ACTIVITY_OPTIONS = {
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
 } as const;
-const legacyProviderActivities = proxyActivities<Activities>(PROVIDER_ACTIVITY_OPTIONS);
+const legacyProviderActivities = proxyActivities<PaymentActivities>(PROVIDER_ACTIVITY_OPTIONS);
 
 /**
  * The patch of a provider order's close: its intent's state decides it (see the header). Patch
@@ -134,27 +135,101 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   return order.run();
 }
 
+/**
+ * Where an order's run is: one value (OrderRun.phase), moved only by OrderRun.moveTo along PHASE_TRANSITIONS.
+ * Until PAYING, SETTLING_IN_MYSQL or FAILING the outcome is open; from then on it is decided: no payment is
+ * applied any more and no cancel accepted. An operator's cancellation of the workflow is no phase: it ends the
+ * persist or the wait by throwing, and run() rethrows it once the order is closed.
+ */
+type OrderPhase =
+  /** persistOrder runs (the order is PENDING): a payment waits for it; a shopper's cancel is kept for the wait. */
+  | { readonly kind: 'PERSISTING' }
+  /** Payable: a payment, a cancel, the deadline or the provider's refusal ends the wait (providerPayment). */
+  | { readonly kind: 'AWAITING_PAYMENT' }
+  /** The shopper cancelled while the outcome was open: the wait ends with it, at once if it came while persisting. */
+  | { readonly kind: 'CANCEL_REQUESTED' }
+  /** A payment was applied while the outcome was open: the wait ends with it, and the order closes as PAID. */
+  | { readonly kind: 'PAYMENT_APPLIED'; readonly payment: PaymentReceived }
+  /**
+   * Cancelled, a patched provider order closes its intents first: open until the provider answers, so a
+   * payment is judged as for an open order, and a cancel changes nothing.
+   */
+  | { readonly kind: 'SETTLING_AT_PROVIDER' }
+  /** Decided PAID: the reservation confirmed in Redis, then markPaid in MySQL. */
+  | { readonly kind: 'PAYING'; readonly payment: PaymentReceived }
+  /** Decided CANCELLED: cancelUnpaidOrder looks for a payment recorded in time; such a payment waits for it. */
+  | { readonly kind: 'SETTLING_IN_MYSQL' }
+  /** MySQL found none: the order is cancelled and its reservation released. */
+  | { readonly kind: 'CANCELLING' }
+  /** Decided FAILED: recorded and its reservation released; the payment it had applied, if any, is refunded. */
+  | { readonly kind: 'FAILING'; readonly applied: PaymentReceived | undefined }
+  /** Closed as its final status: a payment that still arrives is refunded. */
+  | { readonly kind: 'CLOSED'; readonly as: OrderState['status']; readonly applied: PaymentReceived | undefined };
+
+type PhaseKind = OrderPhase['kind'];
+
+/** Every move an order's phase may make, and what makes it. */
+export const PHASE_TRANSITIONS: { readonly [From in PhaseKind]: readonly PhaseKind[] } = {
+  // persisted · the shopper's cancel · the persist failed, or an operator cancelled it
+  PERSISTING: ['AWAITING_PAYMENT', 'CANCEL_REQUESTED', 'FAILING'],
+  // the shopper's cancel · a payment · the deadline or an operator's cancel, for a patched provider order or
+  // any other · the provider refused to make the payment
+  AWAITING_PAYMENT: ['CANCEL_REQUESTED', 'PAYMENT_APPLIED', 'SETTLING_AT_PROVIDER', 'SETTLING_IN_MYSQL', 'FAILING'],
+  // a payment in the same activation (it wins) · the wait ends with the cancel, as above · the persist failed
+  CANCEL_REQUESTED: ['PAYMENT_APPLIED', 'SETTLING_AT_PROVIDER', 'SETTLING_IN_MYSQL', 'FAILING'],
+  // the order closes as PAID
+  PAYMENT_APPLIED: ['PAYING'],
+  // a payment first (the intent succeeded, or its webhook came) · the provider says none can be paid any more
+  SETTLING_AT_PROVIDER: ['PAYMENT_APPLIED', 'SETTLING_IN_MYSQL'],
+  // the reservation was gone from Redis · paid
+  PAYING: ['FAILING', 'CLOSED'],
+  // MySQL found a payment recorded in time · it found none
+  SETTLING_IN_MYSQL: ['PAYING', 'CANCELLING'],
+  // cancelled
+  CANCELLING: ['CLOSED'],
+  // failed
+  FAILING: ['CLOSED'],
+  CLOSED: [],
+};
+
+/**
+ * Refuses a move PHASE_TRANSITIONS does not list. A programming error, not a verdict on the order: thrown as a
+ * plain Error, it fails the workflow task (retried) instead of the order, which then waits for a fix.
+ */
+export function assertPhaseMove(from: PhaseKind, to: PhaseKind): void {
+  if (!PHASE_TRANSITIONS[from].includes(to)) throw new Error(`OrderRun: no move from phase ${from} to ${to}`);
+}
+
+/**
+ * The order's payment at its provider, once persisted (provider orders): openPayment runs beside the wait
+ * (`opening`, cancelled once the wait ends; its intent goes into the state); `unavailable` says why it failed
+ * otherwise: the order cannot be paid. Not a phase: the provider answers whenever it does, in whatever phase
+ * the order is by then.
+ */
+interface ProviderPayment {
+  readonly opening: CancellationScope;
+  unavailable: string | undefined;
+}
+
+/** What the wait (or the persist) decided, and the operator's cancellation that ended it, if one did. */
+interface Decided {
+  outcome: Outcome<PaymentReceived>;
+  operatorCancellation: unknown;
+}
+
 /** One order: its state, the handlers of its messages and the steps of its run (see the header). */
 class OrderRun {
   readonly state: OrderState;
+  /** Where the run is (OrderPhase): moved only by moveTo. */
+  private phase: OrderPhase = { kind: 'PERSISTING' };
   private readonly reservation: { sku: string; orderNo: string };
-  private accepted: PaymentReceived | undefined;
-  private cancelRequested = false;
-  /** Set once the outcome is decided: from then on no payment is accepted and no cancel either. */
-  private decided: Outcome<PaymentReceived> | undefined;
-  /** The operator's cancellation of this workflow, rethrown once the order is closed. */
-  private operatorCancellation: unknown;
-  /** While cancelUnpaidOrder looks for a payment recorded in time: such payments wait for its answer. */
-  private settling = false;
   /** Payments that were not applied, to be recorded REFUND_REQUIRED. */
   private readonly refunds: Refund[] = [];
-  /** The opening of the order's payment at its provider, while it runs; cancelled once the outcome is decided. */
-  private paymentOpening: CancellationScope | undefined;
-  /** Why the provider would not make the order's payment: the order cannot be paid. */
-  private paymentUnavailable: string | undefined;
+  /** The order's payment at its provider; undefined while none was opened (not a provider order, or not persisted). */
+  private providerPayment: ProviderPayment | undefined;
   /** The provider's intent decides the close, and its payments are judged without the arrival rule (patched). */
   private readonly intentDecides: boolean;
-  private readonly providerActivities: Pick<Activities, 'openPayment' | 'closePayment'>;
+  private readonly providerActivities: Pick<PaymentActivities, 'openPayment' | 'closePayment'>;
 
   constructor(private readonly input: OrderInput) {
     // Until persisted, the earliest the deadline can be; persistOrder moves it to when the order
@@ -163,7 +238,7 @@ class OrderRun {
     this.reservation = { sku: input.sku, orderNo: input.orderNo };
     this.intentDecides = input.paymentProvider !== undefined && patched(INTENT_DECIDES_CLOSE);
     this.providerActivities = this.intentDecides
-      ? proxyActivities<Activities>({
+      ? proxyActivities<PaymentActivities>({
           ...PROVIDER_ACTIVITY_OPTIONS,
           taskQueue: providerTaskQueue(workflowInfo().taskQueue),
         })
@@ -172,9 +247,10 @@ class OrderRun {
 
   /** persist → await a payment, a cancel or the deadline → close, on a path that cannot be cancelled. */
   async run(): Promise<OrderState> {
-    const outcome = await this.decide();
+    const { outcome, operatorCancellation } = await this.decide();
     await CancellationScope.nonCancellable(async () => {
       await this.close(outcome);
+      this.moveTo({ kind: 'CLOSED', as: this.state.status, applied: this.applied() });
       await this.recordRefunds();
       // Payments that arrive while closing are refunded too.
       await condition(allHandlersFinished);
@@ -186,8 +262,14 @@ class OrderRun {
       workflowId: workflowInfo().workflowId,
     });
     // The order is closed as the operator asked; the workflow shows as cancelled, unless it was paid.
-    if (this.operatorCancellation && this.state.status !== 'PAID') throw this.operatorCancellation;
+    if (operatorCancellation && this.state.status !== 'PAID') throw operatorCancellation;
     return this.state;
+  }
+
+  /** The one way the phase changes: only along PHASE_TRANSITIONS. */
+  private moveTo(next: OrderPhase): void {
+    assertPhaseMove(this.phase.kind, next.kind);
+    this.phase = next;
   }
 
   // ---- messages ---------------------------------------------------------------------------------
@@ -200,7 +282,7 @@ class OrderRun {
    */
   async receivePayment(payment: PaymentReceived): Promise<PaymentVerdict> {
     await CancellationScope.nonCancellable(() => condition(() => this.state.status !== 'PENDING'));
-    if (this.waitsForSettling(payment)) await condition(() => !this.settling);
+    if (this.waitsForSettling(payment)) await condition(() => this.phase.kind !== 'SETTLING_IN_MYSQL');
     return this.judgePayment(payment);
   }
 
@@ -213,7 +295,9 @@ class OrderRun {
   }
 
   cancel(): OrderState {
-    this.cancelRequested = true;
+    // Another cancel, or one after the wait (a patched provider order closing at its provider), changes nothing.
+    if (this.phase.kind === 'PERSISTING' || this.phase.kind === 'AWAITING_PAYMENT')
+      this.moveTo({ kind: 'CANCEL_REQUESTED' });
     return this.state;
   }
 
@@ -224,7 +308,7 @@ class OrderRun {
 
   // ---- decide -----------------------------------------------------------------------------------
 
-  private async decide(): Promise<Outcome<PaymentReceived>> {
+  private async decide(): Promise<Decided> {
     try {
       const persisted = await persistOrder({ ...this.input, paymentDeadline: this.state.paymentDeadline });
       this.state.paymentDeadline = persisted.paymentDeadline;
@@ -232,34 +316,40 @@ class OrderRun {
       return this.persistFailed(err);
     }
     this.state.status = 'AWAITING_PAYMENT';
+    // A cancel that came while persisting stays requested: the wait below ends with it at once.
+    if (this.phase.kind === 'PERSISTING') this.moveTo({ kind: 'AWAITING_PAYMENT' });
     this.openProviderPayment();
     // At least 1 ms: a zero timeout would mean "no timer".
     const remainingMs = Math.max(1, Date.parse(this.state.paymentDeadline) - Date.now());
+    let operatorCancellation: unknown;
     try {
+      // A payment applied or a shopper's cancel moves the phase on (PAYMENT_APPLIED, CANCEL_REQUESTED).
       await condition(
-        () => this.accepted !== undefined || this.cancelRequested || this.paymentUnavailable !== undefined,
+        () => this.phase.kind !== 'AWAITING_PAYMENT' || this.providerPayment?.unavailable !== undefined,
         remainingMs,
       );
     } catch (err) {
       if (!isCancellation(err)) throw err;
-      this.operatorCancellation = err;
+      operatorCancellation = err;
     }
     // Decided: an opening still retrying against a provider that is away stops here.
-    this.paymentOpening?.cancel();
-    return outcomeOfWait({
-      accepted: this.accepted,
-      operatorCancelled: this.operatorCancellation !== undefined,
-      shopperCancelled: this.cancelRequested,
-      paymentUnavailable: this.paymentUnavailable,
+    this.providerPayment?.opening.cancel();
+    const outcome = outcomeOfWait({
+      accepted: this.applied(),
+      operatorCancelled: operatorCancellation !== undefined,
+      shopperCancelled: this.phase.kind === 'CANCEL_REQUESTED',
+      paymentUnavailable: this.providerPayment?.unavailable,
     });
+    return { outcome, operatorCancellation };
   }
 
   /** Starts making the order's payment at its provider, beside the wait; its handle goes into the state. */
   private openProviderPayment(): void {
     const provider = this.input.paymentProvider;
     if (!provider) return;
-    this.paymentOpening = new CancellationScope();
-    this.paymentOpening
+    const opened: ProviderPayment = { opening: new CancellationScope(), unavailable: undefined };
+    this.providerPayment = opened;
+    opened.opening
       .run(() =>
         this.providerActivities.openPayment({
           provider,
@@ -272,7 +362,7 @@ class OrderRun {
           this.state.paymentIntent = intent;
         },
         (err: unknown) => {
-          if (!isCancellation(err)) this.paymentUnavailable = describeFailure(err);
+          if (!isCancellation(err)) opened.unavailable = describeFailure(err);
         },
       );
   }
@@ -283,7 +373,7 @@ class OrderRun {
    */
   private async closeProviderPayment(): Promise<ProviderClose | undefined> {
     const provider = this.input.paymentProvider;
-    if (!provider || !this.paymentOpening || this.paymentUnavailable) return undefined;
+    if (!provider || !this.providerPayment || this.providerPayment.unavailable) return undefined;
     return this.providerActivities.closePayment({
       provider,
       orderNo: this.input.orderNo,
@@ -302,24 +392,29 @@ class OrderRun {
   private async settleAtProvider(): Promise<PaymentReceived | undefined> {
     let readAfterMs = PROCESSING_FIRST_READ_MS;
     for (;;) {
-      if (this.accepted) return this.accepted;
+      const paidBefore = this.applied();
+      if (paidBefore) return paidBefore;
       const closed = await this.closeProviderPayment();
-      if (this.accepted) return this.accepted;
+      const paidMeanwhile = this.applied();
+      if (paidMeanwhile) return paidMeanwhile;
       if (!closed || closed.state === 'CANCELED') return undefined;
       if (closed.state === 'SUCCEEDED') {
         // Judged as any payment while the order is open: the right amount pays it, another is refunded.
         this.judgePayment(closed.payment);
-        return this.accepted;
+        return this.applied();
       }
-      await condition(() => this.accepted !== undefined, readAfterMs);
+      await condition(() => this.applied() !== undefined, readAfterMs);
       readAfterMs = Math.min(readAfterMs * 2, PROCESSING_MAX_READ_MS);
     }
   }
 
-  private persistFailed(err: unknown): Outcome<PaymentReceived> {
-    if (!isCancellation(err)) return { status: 'FAILED', reason: describeFailure(err) };
-    this.operatorCancellation = err;
-    return { status: 'FAILED', reason: 'cancelled by an operator before the order was persisted' };
+  private persistFailed(err: unknown): Decided {
+    if (!isCancellation(err))
+      return { outcome: { status: 'FAILED', reason: describeFailure(err) }, operatorCancellation: undefined };
+    return {
+      outcome: { status: 'FAILED', reason: 'cancelled by an operator before the order was persisted' },
+      operatorCancellation: err,
+    };
   }
 
   // ---- close ------------------------------------------------------------------------------------
@@ -327,16 +422,18 @@ class OrderRun {
   private async close(outcome: Outcome<PaymentReceived>): Promise<void> {
     if (outcome.status === 'CANCELLED' && this.intentDecides) {
       // Not decided yet: until the provider answers, a payment is judged as for an open order.
+      this.moveTo({ kind: 'SETTLING_AT_PROVIDER' });
       const paid = await this.settleAtProvider();
       if (paid) return this.close({ status: 'PAID', payment: paid });
     }
-    this.decided = outcome;
+    // Decided: each step below starts by moving to its phase (PAYING, SETTLING_IN_MYSQL, FAILING).
     if (outcome.status === 'PAID') return this.closePaid(outcome.payment);
     if (outcome.status === 'CANCELLED') return this.closeCancelled(outcome.reason);
     return this.closeFailed(outcome.reason);
   }
 
   private async closePaid(payment: PaymentReceived): Promise<void> {
+    this.moveTo({ kind: 'PAYING', payment });
     // Redis first: if the units are no longer this order's, it must not be sold in MySQL either.
     const confirmed = await confirmReservation(this.reservation);
     if (confirmed === 'CONFIRMED' || confirmed === 'ALREADY_CONFIRMED') {
@@ -355,23 +452,19 @@ class OrderRun {
       orderNo: this.input.orderNo,
       confirmed,
     });
-    this.decided = {
-      status: 'FAILED',
-      reason: `ReservationLost: the reservation was ${confirmed} when the payment was applied`,
-    };
-    return this.closeFailed(this.decided.reason);
+    return this.closeFailed(`ReservationLost: the reservation was ${confirmed} when the payment was applied`);
   }
 
   private async closeCancelled(reason: CancelReason): Promise<void> {
+    this.moveTo({ kind: 'SETTLING_IN_MYSQL' });
     const cancelledAt = new Date().toISOString();
     // Unpatched orders: the provider's door closes beside the order's own steps. Patched ones closed it first.
     const providerClosed = this.intentDecides ? Promise.resolve() : this.closeProviderPayment();
-    this.settling = true;
     const found = await cancelUnpaidOrder({ orderNo: this.input.orderNo, reason, cancelledAt });
-    this.settling = false;
     if (found.outcome === 'PAID_IN_TIME') {
       await this.payRecordedInTime(found.payment);
     } else {
+      this.moveTo({ kind: 'CANCELLING' });
       await releaseReservation(this.reservation);
       this.state.cancelReason = reason;
       this.state.status = 'CANCELLED';
@@ -385,19 +478,20 @@ class OrderRun {
       orderNo: this.input.orderNo,
       eventId: payment.eventId,
     });
-    this.accepted = payment;
-    this.decided = { status: 'PAID', payment };
     this.state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, outcome: 'APPLIED' });
+    // Applied and decided at once: SETTLING_IN_MYSQL → PAYING.
     return this.closePaid(payment);
   }
 
   private async closeFailed(reason: string): Promise<void> {
+    const phase = { kind: 'FAILING', applied: this.applied() } as const;
+    this.moveTo(phase);
     log.warn('order failed; releasing the reservation', { orderNo: this.input.orderNo, reason });
     await recordOrderFailure({ ...this.input, paymentDeadline: this.state.paymentDeadline, reason });
     await releaseReservation(this.reservation);
     this.state.failureReason = reason;
-    if (this.accepted) {
-      const payment = this.accepted;
+    if (phase.applied) {
+      const payment = phase.applied;
       this.state.payments = this.state.payments.map((p) =>
         p.eventId === payment.eventId ? { ...p, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' } : p,
       );
@@ -405,7 +499,7 @@ class OrderRun {
     }
     this.state.status = 'FAILED';
     // Nothing more may be paid for a failed order; a payment it accepted has its refund recorded.
-    if (!this.accepted) {
+    if (!phase.applied) {
       const closed = await this.closeProviderPayment();
       // Paid before its cancel (patched orders learn it): the money is refunded (ORDER_FAILED).
       if (closed?.state === 'SUCCEEDED' && this.intentDecides) this.judgePayment(closed.payment);
@@ -430,13 +524,12 @@ class OrderRun {
   private judgePayment(payment: PaymentReceived): PaymentVerdict {
     const seen = this.state.payments.find((p) => p.eventId === payment.eventId);
     if (seen) return verdictOf(seen);
-    const closingAs =
-      this.decided?.status ?? (OPEN_STATUSES.includes(this.state.status) ? undefined : this.state.status);
+    const closingAs = this.decidedAs() ?? (OPEN_STATUSES.includes(this.state.status) ? undefined : this.state.status);
     const verdict = judgePayment(
       {
         totalCents: this.state.totalCents,
         paymentDeadline: this.state.paymentDeadline,
-        paid: this.accepted !== undefined,
+        paid: this.applied() !== undefined,
         closingAs,
         // A provider's intent cannot succeed once cancelled: its state machine, not our clock, decides.
         deadlineDecides: !this.intentDecides,
@@ -445,7 +538,7 @@ class OrderRun {
     );
     this.state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, ...verdict });
     // Accepted while open: the wait ends and the order is closed as PAID.
-    if (verdict.outcome === 'APPLIED') this.accepted = payment;
+    if (verdict.outcome === 'APPLIED') this.moveTo({ kind: 'PAYMENT_APPLIED', payment });
     if (verdict.refundReason) this.refunds.push({ ...payment, reason: verdict.refundReason });
     return verdict;
   }
@@ -453,14 +546,45 @@ class OrderRun {
   /** A payment recorded in time, while cancelUnpaidOrder runs, waits for its answer (receivePayment). */
   private waitsForSettling(payment: PaymentReceived): boolean {
     return (
-      this.settling &&
+      this.phase.kind === 'SETTLING_IN_MYSQL' &&
       paysInTime({ ...this.state, deadlineDecides: !this.intentDecides }, payment) &&
       !this.state.payments.some((p) => p.eventId === payment.eventId)
     );
   }
 
   private cancellable(): boolean {
-    return !this.decided && isCancellable(this.state);
+    return this.decidedAs() === undefined && isCancellable(this.state);
+  }
+
+  /** The payment applied to the order, if any: it pays the order, and is refunded if the order fails. */
+  private applied(): PaymentReceived | undefined {
+    switch (this.phase.kind) {
+      case 'PAYMENT_APPLIED':
+      case 'PAYING':
+        return this.phase.payment;
+      case 'FAILING':
+      case 'CLOSED':
+        return this.phase.applied;
+      default:
+        return undefined;
+    }
+  }
+
+  /** What the order closes as once decided; undefined while the outcome is open. */
+  private decidedAs(): OrderState['status'] | undefined {
+    switch (this.phase.kind) {
+      case 'PAYING':
+        return 'PAID';
+      case 'SETTLING_IN_MYSQL':
+      case 'CANCELLING':
+        return 'CANCELLED';
+      case 'FAILING':
+        return 'FAILED';
+      case 'CLOSED':
+        return this.phase.as;
+      default:
+        return undefined;
+    }
   }
 }
 
