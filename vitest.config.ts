@@ -13,6 +13,8 @@ const WITHOUT_STACK = [
   'test/order-rules.test.ts',
   'test/order-workflow-branches.test.ts',
   'test/stripe-ownership.test.ts',
+  'test/provider-registry.test.ts',
+  'test/order-phase.test.ts',
 ];
 /**
  * The load and fault smoke runs (the quick fault suite, the benchmark's quick runs): minutes each,

@@ -33,7 +33,7 @@ import { SalesService } from '../src/sales/sales-service.js';
 import { loadConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { openStores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
@@ -106,11 +106,11 @@ async function main(): Promise<void> {
   };
   const config = loadConfig(env);
   const pool = createMysqlPool(config);
-  const store = new Store(pool);
+  const stores = openStores(pool);
   const redis = createRedis(config);
   await migrate(pool);
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
-  const sales = SalesService.onClients(store, redis, config.temporal.taskQueue);
+  const sales = SalesService.onClients(stores, redis, config.temporal.taskQueue);
   const auth = new ShopperAuth(config);
   say(`signing ${settings.users} shopper tokens`);
   const tokens = await Promise.all(
@@ -136,7 +136,7 @@ async function main(): Promise<void> {
       layoutRuns.push(await runComparison(layout, cpus));
     }
   } finally {
-    await Promise.allSettled([store.close(), redis.quit()]);
+    await Promise.allSettled([pool.end(), redis.quit()]);
   }
 
   /** Every variant (and ours-wait) in turn, in one layout; each run's SKUs are named after it. */
@@ -162,7 +162,7 @@ async function main(): Promise<void> {
           stock: Math.max(10, Math.floor(settings.stock / 10)),
           perUserLimit: settings.perUserLimit,
         });
-        const warmWatch = variant === 'ceiling' ? undefined : watchPersisted(store, warm);
+        const warmWatch = variant === 'ceiling' ? undefined : watchPersisted(stores, warm);
         const warmShot = await burst(
           servers.url,
           warm,
@@ -186,7 +186,7 @@ async function main(): Promise<void> {
           perUserLimit: settings.perUserLimit,
         });
         // MySQL is watched from the first request on, so the drain is timed while the burst still runs.
-        const watch = variant === 'ceiling' ? undefined : watchPersisted(store, sku);
+        const watch = variant === 'ceiling' ? undefined : watchPersisted(stores, sku);
         const cpuBefore = cpuSnapshot(servers.processes);
         const shot = await burst(servers.url, sku, tokens, settings.requests, settings.connections, true, say, wait);
         const cpuAtBurstEnd = cpuSnapshot(servers.processes);
@@ -206,13 +206,13 @@ async function main(): Promise<void> {
         if (watch) {
           let workflowCount: number | undefined;
           if (name === 'ours' || name === 'before') {
-            const latency = await workflowStartLatency(config, store, sku, shot.accepted.length);
+            const latency = await workflowStartLatency(config, stores, sku, shot.accepted.length);
             result.workflowStart = latency;
             if (name === 'ours') workflowStart = latency;
             workflowCount = latency.count;
           }
           result.invariants = await checkSaleInvariants(
-            { store, ...(variant === 'sync' ? {} : { inventory }) },
+            { stores, ...(variant === 'sync' ? {} : { inventory }) },
             {
               sku,
               perUserLimit: settings.perUserLimit,

@@ -1,13 +1,13 @@
 /** Times the drain: how soon after the last win every accepted order is in MySQL (or otherwise done). */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Store } from '../src/db/store.js';
+import type { Stores } from '../src/db/stores.js';
 
 /**
  * Counts a SKU's orders awaiting payment in MySQL every 20 ms from the start of the burst, so the
  * moment the last accepted order lands is known even when it lands while the burst still runs.
  */
-export function watchPersisted(store: Store, sku: string) {
-  return watchCount(() => store.countOrders(sku, 'AWAITING_PAYMENT'));
+export function watchPersisted(stores: Stores, sku: string) {
+  return watchCount(() => stores.reports.countOrders(sku, 'AWAITING_PAYMENT'));
 }
 
 /**

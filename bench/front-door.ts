@@ -29,7 +29,7 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { loadConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { openStores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { signWebhook } from '../src/payments/providers/generic/webhook.js';
 import { SalesService } from '../src/sales/sales-service.js';
@@ -144,10 +144,10 @@ async function main(): Promise<void> {
   for (const server of Object.values(stack.servers)) if (server.process) pinGroup(server.process.pid, cpus.back);
   const config = loadConfig(env);
   const pool = createMysqlPool(config);
-  const store = new Store(pool);
+  const stores = openStores(pool);
   const redis = createRedis(config);
   await migrate(pool);
-  const sales = SalesService.onClients(store, redis, config.temporal.taskQueue);
+  const sales = SalesService.onClients(stores, redis, config.temporal.taskQueue);
   const auth = new ShopperAuth(config);
   try {
     const servers = new Map<ServerName, VariantServers>();
@@ -197,11 +197,14 @@ async function main(): Promise<void> {
       const reply = await fetch(`${servers.get('ours')?.url}/api/checkout`, checkoutInit(token, orderSku));
       orders.push({ orderNo: ((await reply.json()) as { orderNo: string }).orderNo, token });
     }
-    await waitFor(async () => ((await store.saleStockFigures(orderSku))?.units.AWAITING_PAYMENT ?? 0) === orderCount, {
-      what: `${orderCount} orders awaiting payment`,
-      timeoutMs: 600_000,
-      intervalMs: 1_000,
-    });
+    await waitFor(
+      async () => ((await stores.reports.saleStockFigures(orderSku))?.units.AWAITING_PAYMENT ?? 0) === orderCount,
+      {
+        what: `${orderCount} orders awaiting payment`,
+        timeoutMs: 600_000,
+        intervalMs: 1_000,
+      },
+    );
     let paidSoFar = 0;
     /** Orders ours accepted on the win sale: what the pipeline has to persist before the next round. */
     let oursWins = 0;
@@ -272,11 +275,14 @@ async function main(): Promise<void> {
 
     /** Until the pipeline has persisted every win so far: reads and webhooks meet a quiet worker, as between sales. */
     const untilPipelineQuiet = async () => {
-      await waitFor(async () => ((await store.saleStockFigures(winSku))?.units.AWAITING_PAYMENT ?? 0) >= oursWins, {
-        what: `the pipeline to persist ${oursWins} wins`,
-        timeoutMs: 900_000,
-        intervalMs: 1_000,
-      });
+      await waitFor(
+        async () => ((await stores.reports.saleStockFigures(winSku))?.units.AWAITING_PAYMENT ?? 0) >= oursWins,
+        {
+          what: `the pipeline to persist ${oursWins} wins`,
+          timeoutMs: 900_000,
+          intervalMs: 1_000,
+        },
+      );
     };
 
     // Warm-up: JIT, pools, caches (and the sold-out flag), never measured.
@@ -361,7 +367,7 @@ async function main(): Promise<void> {
       return summaries;
     }
   } finally {
-    await Promise.allSettled([store.close(), redis.quit()]);
+    await Promise.allSettled([pool.end(), redis.quit()]);
   }
 }
 

@@ -8,13 +8,13 @@ import type { Client } from '@temporalio/client';
 import { loadConfig, type AppConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { checkSaleInvariants, type InvariantReport } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderClient } from '../src/order/workflow-client.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { reconcileScheduleId } from '../src/reconcile/definitions.js';
 import { timedStarts, type TimedStarts } from './starts.js';
 import { SalesService } from '../src/sales/sales-service.js';
@@ -25,7 +25,7 @@ import { StartPacing } from '../src/order/start-pacing.js';
 /** A run's own clients of the stack named in `env` (the schema migrated), as the API would open them. */
 export interface BenchClients {
   config: AppConfig;
-  store: Store;
+  stores: Stores;
   redis: RedisClient;
   inventory: RedisInventory;
   sales: SalesService;
@@ -36,11 +36,11 @@ export interface BenchClients {
 export async function openBenchClients(env: Record<string, string | undefined>): Promise<BenchClients> {
   const config = loadConfig(env);
   const pool = createMysqlPool(config);
-  const store = new Store(pool);
+  const stores = openStores(pool);
   const redis = createRedis(config);
   let temporal: Client | undefined;
   const close = async () => {
-    await Promise.allSettled([store.close(), redis.quit(), temporal?.connection.close()]);
+    await Promise.allSettled([pool.end(), redis.quit(), temporal?.connection.close()]);
   };
   try {
     await migrate(pool);
@@ -52,10 +52,10 @@ export async function openBenchClients(env: Record<string, string | undefined>):
   const { taskQueue } = config.temporal;
   return {
     config,
-    store,
+    stores,
     redis,
     inventory: new RedisInventory(redis, taskQueue),
-    sales: SalesService.onClients(store, redis, taskQueue),
+    sales: SalesService.onClients(stores, redis, taskQueue),
     temporal,
     close,
   };
@@ -63,16 +63,16 @@ export async function openBenchClients(env: Record<string, string | undefined>):
 
 export interface Pipeline {
   config: AppConfig;
-  store: Store;
+  stores: Stores;
   inventory: RedisInventory;
   orders: OrderClient;
   lookup: OrderLookup;
 }
 
 /** The pipeline of `config`'s task queue, driven as the tools drive it: an order client and lookup without breakers. */
-export function pipelineOf(config: AppConfig, store: Store, inventory: RedisInventory, temporal: Client): Pipeline {
+export function pipelineOf(config: AppConfig, stores: Stores, inventory: RedisInventory, temporal: Client): Pipeline {
   const orders = OrderClient.withoutBreakers(temporal, config.temporal.taskQueue, new StartPacing({ maxLimit: 32 }));
-  return { config, store, inventory, orders, lookup: OrderLookup.withoutBreaker(orders, store, null) };
+  return { config, stores, inventory, orders, lookup: OrderLookup.withoutBreaker(orders, stores, null) };
 }
 
 /**
@@ -130,7 +130,7 @@ export async function checkSale(pipeline: Pipeline, sku: string, orderNos: strin
     await sleep(200);
   }
   return checkSaleInvariants(
-    { store: pipeline.store, inventory: pipeline.inventory },
+    { stores: pipeline.stores, inventory: pipeline.inventory },
     { sku, perUserLimit: 1, acceptedOrderNos: orderNos, workflowCount },
   );
 }

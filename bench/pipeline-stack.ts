@@ -10,7 +10,7 @@
  *            Temporal's (its persistence, as the dev server's SQLite is inside the dev server).
  */
 import type { Client } from '@temporalio/client';
-import type { Store } from '../src/db/store.js';
+import type { Stores } from '../src/db/stores.js';
 import type { RedisInventory } from '../src/inventory/redis-inventory.js';
 import type { SalesService } from '../src/sales/sales-service.js';
 import { REDIS_ROLES, startClusterStack } from '../stack/cluster.js';
@@ -23,7 +23,7 @@ import type { MeasuredProcess, ProcessRole } from './phase.js';
 export interface RunContext {
   runId: string;
   env: Record<string, string | undefined>;
-  store: Store;
+  stores: Stores;
   inventory: RedisInventory;
   sales: SalesService;
   temporal: Client;

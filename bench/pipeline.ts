@@ -115,9 +115,9 @@ async function main(): Promise<void> {
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
   };
   const clients = await openBenchClients(env);
-  const { store, inventory, sales, temporal } = clients;
+  const { stores, inventory, sales, temporal } = clients;
   try {
-    const context: RunContext = { runId, env, store, inventory, sales, temporal, stack };
+    const context: RunContext = { runId, env, stores, inventory, sales, temporal, stack };
     const bundledAt = performance.now();
     const floorBundle = await buildFloorBundle(join(workDir, 'floor-bundle.js'));
     say(`floor workflow bundled in ${((performance.now() - bundledAt) / 1000).toFixed(1)} s`);
@@ -195,10 +195,10 @@ async function main(): Promise<void> {
  * then starts the extra live orders (L > N, not timed) and runs the status reads.
  */
 async function runOursPhase(context: RunContext, taskQueue: string, phase: number, reading: boolean) {
-  const { runId, store, inventory, sales, temporal } = context;
+  const { runId, stores, inventory, sales, temporal } = context;
   const env = { ...context.env, TEMPORAL_TASK_QUEUE: taskQueue };
   const config = loadConfig(env);
-  const pipeline = pipelineOf(config, store, inventory, temporal);
+  const pipeline = pipelineOf(config, stores, inventory, temporal);
   const workers = await startWorkers(args.workers, (i) =>
     startWorker({
       root,
@@ -212,7 +212,7 @@ async function runOursPhase(context: RunContext, taskQueue: string, phase: numbe
   const rssKb = () => workers.reduce((sum, worker) => sum + rssKbOfGroup(worker.pid), 0);
   try {
     say(`worker${workers.length > 1 ? 's' : ''} ready (pid ${workers.map((worker) => worker.pid).join(', ')})`);
-    const awaitingPayment = (sku: string) => () => store.countOrders(sku, 'AWAITING_PAYMENT');
+    const awaitingPayment = (sku: string) => () => stores.reports.countOrders(sku, 'AWAITING_PAYMENT');
 
     // Warm-up on its own SKU, never measured: JIT, connection pools, Temporal's caches.
     const warm = `PIPE-${runId}-${phase}-warm`;

@@ -104,12 +104,12 @@ async function main(): Promise<void> {
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
   };
   const clients = await openBenchClients(env);
-  const { store, inventory, sales, temporal } = clients;
+  const { stores, inventory, sales, temporal } = clients;
   try {
     // Both bundles before the first phase, where each phase's worker finds them (bench/processes.ts).
     await buildWorkflowBundle(join(workDir, 'workflow-bundle.js'));
     await buildWorkflowBundle(join(workDir, 'workflow-bundle-bare.js'), { withoutTracingInterceptors: true });
-    const run: RunContext = { runId, env, store, inventory, sales, temporal, stack, zipkin };
+    const run: RunContext = { runId, env, stores, inventory, sales, temporal, stack, zipkin };
 
     const phases: TracingPhase[] = [];
     for (let round = 1; round <= args.rounds; round++) {
@@ -156,12 +156,12 @@ interface RunContext extends PipelineRunContext {
  * with the worker stopped (its shutdown exports what it still held), what it sent Zipkin.
  */
 async function runModePhase(run: RunContext, mode: TracingMode, round: number, index: number): Promise<TracingPhase> {
-  const { runId, store, inventory, sales, temporal } = run;
+  const { runId, stores, inventory, sales, temporal } = run;
   const spec = MODES[mode];
   const taskQueue = `bench-tracing-${runId}-${index}-${mode}`;
   const env = { ...run.env, TEMPORAL_TASK_QUEUE: taskQueue, ...tracingEnv(spec.ratio, run.zipkin) };
   const client = spec.ratio === null ? temporal : tracedClient(temporal, spec.ratio);
-  const pipeline: Pipeline = pipelineOf(loadConfig(env), store, inventory, client);
+  const pipeline: Pipeline = pipelineOf(loadConfig(env), stores, inventory, client);
   // Zipkin's query window: the spans this phase's worker can have sent, from its start to its stop.
   const phaseStartedAt = Date.now();
   const worker = await startWorker({
@@ -174,7 +174,7 @@ async function runModePhase(run: RunContext, mode: TracingMode, round: number, i
   running = [worker];
   let result: Omit<TracingPhase, 'zipkin'>;
   try {
-    const awaitingPayment = (sku: string) => () => store.countOrders(sku, 'AWAITING_PAYMENT');
+    const awaitingPayment = (sku: string) => () => stores.reports.countOrders(sku, 'AWAITING_PAYMENT');
     // Warm-up on its own SKU through the mode's client, never measured: JIT, pools, the exporter's path.
     const warm = `TRC-${runId}-${index}-warm`;
     await sales.create({ sku: warm, name: warm, priceCents: 1_000, stock: args.warmupOrders, perUserLimit: 1 });

@@ -2,14 +2,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import type { AppConfig } from '../src/config/index.js';
-import type { Store } from '../src/db/store.js';
+import type { Stores } from '../src/db/stores.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { pct, sorted } from './stats.js';
 
 /** Reservation (orders.created_at) to workflow start (Temporal's startTime), per order. */
 export async function workflowStartLatency(
   config: Pick<AppConfig, 'temporal'>,
-  store: Store,
+  stores: Stores,
   sku: string,
   expected: number,
 ) {
@@ -17,7 +17,10 @@ export async function workflowStartLatency(
   try {
     const client = new Client({ connection, namespace: config.temporal.namespace });
     const createdAt = new Map(
-      [...(await store.orderCreationTimes(sku))].map(([orderNo, at]) => [orderWorkflowId(orderNo), at.getTime()]),
+      [...(await stores.reports.orderCreationTimes(sku))].map(([orderNo, at]) => [
+        orderWorkflowId(orderNo),
+        at.getTime(),
+      ]),
     );
     let starts: number[] = [];
     // Visibility is eventually consistent: list until every workflow shows up (or 20 s pass).

@@ -4,7 +4,8 @@
  */
 import type { Client } from '@temporalio/client';
 import type { RedisClient } from '../src/infra/redis.js';
-import type { OrderRow, PaymentRow, Store } from '../src/db/store.js';
+import type { OrderRow, PaymentRow } from '../src/db/rows.js';
+import type { Stores } from '../src/db/stores.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { parseReservation, saleKeys, type RedisInventory } from '../src/inventory/redis-inventory.js';
 import type { OrderClient } from '../src/order/workflow-client.js';
@@ -35,7 +36,7 @@ export interface SameKeyAnswers {
 }
 
 export interface CheckDeps {
-  store: Store;
+  stores: Stores;
   redis: RedisClient;
   /**
    * On the round's pipeline (its task queue): the same stock whatever the pipeline, but its promises are the
@@ -59,13 +60,13 @@ async function runningOrders(temporal: Client, sku: string): Promise<number> {
  * (docs/fault-tolerance.md, "A reservation's owners"). Nothing else may be missing.
  */
 export async function ordersLostWithRedisWrites(
-  deps: Pick<CheckDeps, 'store' | 'inventory'>,
+  deps: Pick<CheckDeps, 'stores' | 'inventory'>,
   sku: string,
   accepted: readonly string[],
   lostAt: number,
   orders: OrderClient,
 ): Promise<Set<string>> {
-  const rows = await deps.store.getOrders(accepted);
+  const rows = await deps.stores.orders.getOrders(accepted);
   const lost = new Set<string>();
   for (const orderNo of accepted) {
     if (rows.has(orderNo) || (orderNoTime(orderNo) ?? Infinity) >= lostAt) continue;
@@ -94,8 +95,8 @@ export async function waitForQuiescence(
     async () => {
       const [sale, rows, stuck, running, gone] = await Promise.all([
         inventory.getSale(sku),
-        deps.store.getOrders(accepted),
-        deps.store.receivedPayments(1_000),
+        deps.stores.orders.getOrders(accepted),
+        deps.stores.payments.receivedPayments(1_000),
         runningOrders(deps.temporal, sku),
         lost(),
       ]);
@@ -135,7 +136,7 @@ export async function waitForRepair(
     async () => {
       const [sale, mysql, records] = await Promise.all([
         inventory.getSale(sku),
-        deps.store.saleStockFigures(sku),
+        deps.stores.reports.saleStockFigures(sku),
         deps.redis.hgetall(saleKeys(sku).reservations),
       ]);
       if (!sale || !mysql) return false;
@@ -143,7 +144,7 @@ export async function waitForRepair(
         const reservation = parseReservation(record);
         return reservation.state === 'RESERVED' || reservation.state === 'CLAIMED' ? [{ orderNo, ...reservation }] : [];
       });
-      const rows = await deps.store.getOrders(live.map((r) => r.orderNo));
+      const rows = await deps.stores.orders.getOrders(live.map((r) => r.orderNo));
       const inFlight = live.filter((r) => !rows.has(r.orderNo));
       for (const reservation of inFlight)
         if ((await orders.workflowState(reservation.orderNo)) !== 'RUNNING') return false;
@@ -205,19 +206,21 @@ export async function checkAfterFault(
   askKeysAgain: () => Promise<SameKeyAnswers>,
   lost: ReadonlySet<string> = new Set(),
 ): Promise<ChaosVerdict> {
-  const { store, redis, inventory, temporal } = deps;
+  const { stores, redis, inventory, temporal } = deps;
   const accepted = traffic.intents.flatMap((intent) =>
     intent.answer.kind === 'accepted' ? [intent.answer.orderNo] : [],
   );
-  const report = await checkSaleInvariants({ store, inventory }, { sku, perUserLimit, acceptedOrderNos: accepted });
-  const rows = [...(await store.getOrders([...(await store.orderNumbersOfSale(sku))])).values()];
+  const report = await checkSaleInvariants({ stores, inventory }, { sku, perUserLimit, acceptedOrderNos: accepted });
+  const rows = [...(await stores.orders.getOrders([...(await stores.reports.orderNumbersOfSale(sku))])).values()];
   const sale = await inventory.getSale(sku);
   const running = await runningOrders(temporal, sku);
   const withRow = new Set(rows.map((row) => row.orderNo));
   const missing = accepted.filter((orderNo) => !withRow.has(orderNo));
 
   // Payments: every event the provider delivered, and every one the store knows of, is settled.
-  const payments = (await Promise.all([...withRow, ...lost].map((orderNo) => store.paymentsOfOrder(orderNo)))).flat();
+  const payments = (
+    await Promise.all([...withRow, ...lost].map((orderNo) => stores.payments.paymentsOfOrder(orderNo)))
+  ).flat();
   const lostPayments = payments.filter((payment) => lost.has(payment.orderNo));
   // Recorded: judged at once (200) or later (202 RECEIVED); either way the store must have it.
   const delivered = traffic.events.filter((event) => event.answer.status === 200 || event.answer.status === 202);
@@ -385,12 +388,12 @@ export interface PaymentFreezeVerdict {
 }
 
 export async function checkPaymentsByArrival(
-  store: Store,
+  stores: Stores,
   orderNos: readonly string[],
   traffic: TrafficResult,
   freeze: { from: number; until: number },
 ): Promise<PaymentFreezeVerdict> {
-  const rows = await store.getOrders(orderNos);
+  const rows = await stores.orders.getOrders(orderNos);
   const violations: string[] = [];
   const failed = new Set<PaymentFreezeCheck>();
   const violated = (check: PaymentFreezeCheck, what: string) => {
@@ -436,7 +439,7 @@ export async function checkPaymentsByArrival(
     }
     const deadline = order.paymentDeadline.getTime();
     deadlinesAfterFreezeMs.push(deadline - freeze.from);
-    const payments = (await store.paymentsOfOrder(orderNo)).sort(
+    const payments = (await stores.payments.paymentsOfOrder(orderNo)).sort(
       (a, b) =>
         a.receivedAt.getTime() - b.receivedAt.getTime() || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0),
     );
@@ -523,7 +526,7 @@ export async function checkPaymentsByArrival(
       (answer.outcome !== 'APPLIED' && answer.outcome !== 'REFUND_REQUIRED')
     )
       continue;
-    const stored = await store.getPayment(event.eventId);
+    const stored = await stores.payments.getPayment(event.eventId);
     if (stored?.outcome !== answer.outcome)
       violated(
         'webhookVerdictsKept',
@@ -661,7 +664,7 @@ export async function promisesPending(redis: RedisClient, sku: string): Promise<
  * pending, and which of the orders accepted so far (`accepted()`) have a MySQL row yet.
  */
 export function watchSale(
-  deps: Pick<CheckDeps, 'store' | 'redis' | 'inventory'>,
+  deps: Pick<CheckDeps, 'stores' | 'redis' | 'inventory'>,
   sku: string,
   accepted: () => readonly string[],
   intervalMs = 250,
@@ -675,7 +678,7 @@ export function watchSale(
     const [sale, pending, rows] = await Promise.all([
       inventory.getSale(sku).catch(() => null),
       promisesPending(deps.redis, sku).catch(() => null),
-      deps.store.getOrders(unseen).catch(() => new Map<string, OrderRow>()),
+      deps.stores.orders.getOrders(unseen).catch(() => new Map<string, OrderRow>()),
     ]);
     if (sale) watch.available.push({ at, value: sale.available });
     if (pending !== null) watch.pending.push({ at, value: pending });
@@ -741,7 +744,7 @@ export interface SaleFreezeVerdict {
  * shoppers were answered, what watchSale saw, and the accepted orders' rows once the sale is quiet.
  */
 export async function checkSaleThroughFreeze(
-  store: Store,
+  stores: Stores,
   round: {
     orderNos: readonly string[];
     traffic: TrafficResult;
@@ -814,7 +817,7 @@ export async function checkSaleThroughFreeze(
     );
 
   // Payment windows: whole, from the checkout, and from the thaw for the freeze's orders.
-  const rows = await store.getOrders(round.orderNos);
+  const rows = await stores.orders.getOrders(round.orderNos);
   const windows = { fromCheckoutMs: [] as number[], fromThawMs: [] as number[], fromRowSeenMs: [] as number[] };
   let madeDuringFreeze = 0;
   /** Per order made during the freeze: seconds from the thaw until the suite saw its row. */

@@ -29,7 +29,7 @@ import { SalesService } from '../src/sales/sales-service.js';
 import { loadConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { openStores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { startStack, type RunningStack, type StackServer } from '../stack/index.js';
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   const config = loadConfig(env);
   const pool = createMysqlPool(config);
   await migrate(pool);
-  const store = new Store(pool);
+  const stores = openStores(pool);
   const redis = createRedis(config);
   const bundle = join(workDir, 'workflow-bundle.js');
   await buildWorkflowBundle(bundle);
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
   await waitUntilReady(api, async () => (await fetch(`${url}/healthz`)).ok, 60_000);
 
   const sku = `FREEZE-${Date.now().toString(36)}`;
-  await SalesService.onClients(store, redis, config.temporal.taskQueue).create({
+  await SalesService.onClients(stores, redis, config.temporal.taskQueue).create({
     sku,
     name: sku,
     priceCents: 1_000,
@@ -159,12 +159,12 @@ async function main(): Promise<void> {
   // units beyond the orders awaiting payment and the promises still pending are reservations
   // nobody owns (none should be: a reserve past its checkout's cutoff reserves nothing).
   const pendingKey = saleKeys(sku).pending;
-  let ordersAtEnd = await store.orderCountsByStatus(sku);
+  let ordersAtEnd = await stores.reports.orderCountsByStatus(sku);
   let promisesPendingAtEnd = await redis.zcard(pendingKey);
   const settleUntil = Date.now() + 120_000;
   for (let stableSince = Date.now(); Date.now() - stableSince < 3_000 && Date.now() < settleUntil;) {
     await sleep(500);
-    const now = await store.orderCountsByStatus(sku);
+    const now = await stores.reports.orderCountsByStatus(sku);
     promisesPendingAtEnd = await redis.zcard(pendingKey);
     if (now.AWAITING_PAYMENT !== ordersAtEnd.AWAITING_PAYMENT || promisesPendingAtEnd > 0) stableSince = Date.now();
     ordersAtEnd = now;
@@ -172,7 +172,7 @@ async function main(): Promise<void> {
   const redisAtEnd = await new RedisInventory(redis, config.temporal.taskQueue).getSale(sku);
   // One unit per order in this burst.
   const unownedReservedUnits = (redisAtEnd?.reserved ?? 0) - ordersAtEnd.AWAITING_PAYMENT - promisesPendingAtEnd;
-  await Promise.allSettled([store.close(), redis.quit()]);
+  await Promise.allSettled([pool.end(), redis.quit()]);
   const report = {
     date: new Date().toISOString(),
     settings,

@@ -74,7 +74,7 @@ import { SalesService } from '../src/sales/sales-service.js';
 import { loadConfig, type AppConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderClient } from '../src/order/workflow-client.js';
@@ -332,7 +332,7 @@ async function main(): Promise<number> {
   const config = loadConfig(env);
   const pool = createMysqlPool(config);
   await migrate(pool);
-  const store = new Store(pool);
+  const stores = openStores(pool);
   const redis = createRedis(config, { maxRetriesPerRequest: 20 });
   redis.on('error', () => {});
   const connection = await Connection.connect({ address: config.temporal.address });
@@ -399,13 +399,13 @@ async function main(): Promise<number> {
   say(`stack, 2 APIs (${apiUrls.join(', ')}) and a worker up; logs under ${workDir}`);
 
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
-  const sales = SalesService.onClients(store, redis, config.temporal.taskQueue);
+  const sales = SalesService.onClients(stores, redis, config.temporal.taskQueue);
   const orders = OrderClient.withoutBreakers(temporal, config.temporal.taskQueue, new StartPacing({ maxLimit: 32 }));
   const auth = new ShopperAuth(config);
   const servers = stack.servers;
   const results: FaultResult[] = [];
   const roundContext: RoundContext = {
-    store,
+    stores,
     redis,
     inventory,
     temporal,
@@ -495,7 +495,7 @@ async function main(): Promise<number> {
       const acceptedSoFar = () =>
         traffic.sofar.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
       const saleWatch = SALE_GOES_ON.includes(fault)
-        ? watchSale({ store, redis, inventory }, sku, acceptedSoFar)
+        ? watchSale({ stores, redis, inventory }, sku, acceptedSoFar)
         : undefined;
       // The AOF cut needs a second of history to cut back to.
       await sleep(
@@ -530,7 +530,7 @@ async function main(): Promise<number> {
           : undefined;
       if (rowsSeconds !== undefined) say(`every 202 an order row ${rowsSeconds ?? 'never'} s after the thaw`);
       const repairedSeconds = await waitForRepair(
-        { store, redis, inventory, temporal },
+        { stores, redis, inventory, temporal },
         sku,
         faultAt,
         settings.quiescenceTimeoutMs,
@@ -546,10 +546,10 @@ async function main(): Promise<number> {
       // A Redis that lost acknowledged writes lost the promises in them not started yet: accounted for, by name.
       const lost = () =>
         fault === 'redis-aof-tail-lost'
-          ? ordersLostWithRedisWrites({ store, inventory }, sku, accepted, redisDiedAt, orders)
+          ? ordersLostWithRedisWrites({ stores, inventory }, sku, accepted, redisDiedAt, orders)
           : Promise.resolve(new Set<string>());
       const quietSeconds = await waitForQuiescence(
-        { store, redis, inventory, temporal },
+        { stores, redis, inventory, temporal },
         sku,
         accepted,
         settings.quiescenceTimeoutMs,
@@ -572,7 +572,7 @@ async function main(): Promise<number> {
           `${lostOrders.size} promises lost with Redis's writes (${numberedAfterFault} numbered after the fault began, before Redis died)`,
         );
       const verdict = await checkAfterFault(
-        { store, redis, inventory, temporal },
+        { stores, redis, inventory, temporal },
         sku,
         1,
         result,
@@ -582,7 +582,7 @@ async function main(): Promise<number> {
       );
       const saleVerdict =
         thawAt && saleWatch
-          ? await checkSaleThroughFreeze(store, {
+          ? await checkSaleThroughFreeze(stores, {
               orderNos: accepted,
               traffic: result,
               freeze: { from: faultAt, until: thawAt },
@@ -619,7 +619,7 @@ async function main(): Promise<number> {
       for (const violation of saleVerdict?.violations ?? []) say(`  ${violation}`);
     }
   } finally {
-    await Promise.allSettled([store.close(), redis.quit(), connection.close()]);
+    await Promise.allSettled([pool.end(), redis.quit(), connection.close()]);
   }
   const date = new Date().toISOString();
   const restarts = Object.fromEntries([...apps, ...Object.values(servers)].map((s) => [s.name, s.restarts]));
@@ -809,7 +809,7 @@ async function inject(
 }
 
 interface RoundContext {
-  store: Store;
+  stores: Stores;
   redis: RedisClient;
   inventory: RedisInventory;
   temporal: Client;
@@ -835,15 +835,15 @@ interface RoundContext {
  * quiet, the invariants every round checks.
  */
 async function stripeRound(ctx: RoundContext): Promise<FaultResult> {
-  const { store, redis, inventory, temporal, sales, auth, config, orders } = ctx;
-  const deps = { store, redis, inventory, temporal };
+  const { stores, redis, inventory, temporal, sales, auth, config, orders } = ctx;
+  const deps = { stores, redis, inventory, temporal };
   const mock = stripeMock;
   const double = stripeDouble;
   if (!mock || !double) throw new Error('stripe-mock and the Stripe double are not running');
   const api = await ctx.startStripeApi();
   try {
     const stripe = await stripeLateRound({
-      store,
+      stores,
       temporal,
       sales,
       inventory,
@@ -910,8 +910,8 @@ async function stripeRound(ctx: RoundContext): Promise<FaultResult> {
  * payments they tell of first (a payment learnt from an event must answer its first delivery APPLIED).
  */
 async function stripeDropRound(ctx: RoundContext): Promise<FaultResult> {
-  const { store, redis, inventory, temporal, sales, auth, config, orders } = ctx;
-  const deps = { store, redis, inventory, temporal };
+  const { stores, redis, inventory, temporal, sales, auth, config, orders } = ctx;
+  const deps = { stores, redis, inventory, temporal };
   const double = stripeDouble;
   if (!double) throw new Error('the Stripe double is not running');
   await restartWorkerWithEnv(ctx, { STRIPE_CATCH_UP_INTERVAL: STRIPE_DROP_PLAN.catchUpInterval });
@@ -922,7 +922,7 @@ async function stripeDropRound(ctx: RoundContext): Promise<FaultResult> {
   });
   try {
     const drop = await stripeWebhookDropRound({
-      store,
+      stores,
       temporal,
       sales,
       auth,
@@ -1028,8 +1028,8 @@ async function restartWorkerWithClockAhead(ctx: RoundContext, aheadMs: number): 
 }
 
 async function paymentRound(fault: PaymentFreeze, ctx: RoundContext): Promise<FaultResult> {
-  const { store, redis, inventory, temporal, sales, orders, auth, config, apiUrls } = ctx;
-  const deps = { store, redis, inventory, temporal };
+  const { stores, redis, inventory, temporal, sales, orders, auth, config, apiUrls } = ctx;
+  const deps = { stores, redis, inventory, temporal };
   const p = settings.paymentFreeze;
   if (config.paymentWindowMs + 5_000 >= p.freezeMs)
     throw new Error(`PAYMENT_WINDOW ${config.paymentWindow} must end well within the ${p.freezeMs / 1000} s freeze`);
@@ -1066,7 +1066,7 @@ async function paymentRound(fault: PaymentFreeze, ctx: RoundContext): Promise<Fa
   // Every order awaits payment, in MySQL and in its workflow, before the freeze.
   await waitFor(
     async () => {
-      const rows = await store.getOrders(accepted);
+      const rows = await stores.orders.getOrders(accepted);
       if (rows.size !== accepted.length || [...rows.values()].some((row) => row.status !== 'AWAITING_PAYMENT'))
         return false;
       const states = await Promise.all(accepted.map((orderNo) => orders.queryLive(orderNo)));
@@ -1074,7 +1074,7 @@ async function paymentRound(fault: PaymentFreeze, ctx: RoundContext): Promise<Fa
     },
     { what: `the orders of ${sku} awaiting payment`, timeoutMs: 60_000, intervalMs: 250, retryErrors: true },
   );
-  const rows = await store.getOrders(accepted);
+  const rows = await stores.orders.getOrders(accepted);
   const deadlines = accepted.map((orderNo) => ({
     orderNo,
     deadline: rows.get(orderNo)?.paymentDeadline.getTime() ?? Date.now(),
@@ -1111,7 +1111,7 @@ async function paymentRound(fault: PaymentFreeze, ctx: RoundContext): Promise<Fa
     apiUrls,
   );
   const verdict = await checkAfterFault(deps, sku, 1, result, new Date(t0), () => sameKeySameOrder(plan, result));
-  const payments = await checkPaymentsByArrival(store, accepted, result, { from: faultAt, until: thawAt });
+  const payments = await checkPaymentsByArrival(stores, accepted, result, { from: faultAt, until: thawAt });
   payments.figures = { paymentWindow: config.paymentWindow, ...payments.figures };
   const violated = [
     ...CHAOS_CHECKS.filter((c) => !verdict.checks[c]),

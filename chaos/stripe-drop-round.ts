@@ -57,7 +57,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import type Stripe from 'stripe';
 import type { AppConfig } from '../src/config/index.js';
-import type { PaymentRow, Store } from '../src/db/store.js';
+import type { PaymentRow } from '../src/db/rows.js';
+import type { Stores } from '../src/db/stores.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import type { ShopperAuth } from '../src/api/auth.js';
 import type { SalesService } from '../src/sales/sales-service.js';
@@ -72,6 +73,8 @@ import { waitFor } from '../stack/wait-for.js';
 import { countBy } from './checks.js';
 import { orderViews, serveOnLoopback, settledWithin, startWebhookTap } from './stripe-round.js';
 import { buy, type TrafficPlan, type TrafficResult } from './shoppers.js';
+import { settingsOf } from '../src/payments/providers/registry.js';
+import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 
 /** The round's name in the fault list and the results file. */
 export const STRIPE_DROP_ROUND = 'stripe-webhook-drop';
@@ -119,7 +122,7 @@ export const STRIPE_DROP_PLAN: StripeDropPlan = {
 };
 
 export interface StripeDropDeps {
-  store: Store;
+  stores: Stores;
   temporal: Client;
   sales: SalesService;
   auth: ShopperAuth;
@@ -179,8 +182,8 @@ export async function stripeWebhookDropRound(
   deps: StripeDropDeps,
   p: StripeDropPlan = STRIPE_DROP_PLAN,
 ): Promise<StripeDropVerdict> {
-  const { store, temporal, sales, auth, config, apiUrl, double, say } = deps;
-  const stripeSettings = config.payments.stripe;
+  const { stores, temporal, sales, auth, config, apiUrl, double, say } = deps;
+  const stripeSettings = settingsOf(config, stripeProvider);
   if (!stripeSettings) throw new Error('the Stripe round needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET');
   // Paid a few seconds after checkout, an order must stay open through two catch-up runs and a sweep.
   if (p.paymentWindowMs < 2 * p.catchUpIntervalMs + 30_000)
@@ -336,15 +339,17 @@ export async function stripeWebhookDropRound(
       const intentId = (event.data.object as { id?: string }).id ?? '';
       succeededEventOf.set(intentId, [...(succeededEventOf.get(intentId) ?? []), event]);
     }
-    const rows = await store.getOrders(accepted);
+    const rows = await stores.orders.getOrders(accepted);
     const payments = new Map(
-      await Promise.all(accepted.map(async (orderNo) => [orderNo, await store.paymentsOfOrder(orderNo)] as const)),
+      await Promise.all(
+        accepted.map(async (orderNo) => [orderNo, await stores.payments.paymentsOfOrder(orderNo)] as const),
+      ),
     );
     const rowsOfIntent = await paymentRowsOfIntents(
-      store,
+      stores,
       paid.map((x) => x.intentId),
     );
-    const evidence = await evidenceOf(store, [...payments.values()].flat());
+    const evidence = await evidenceOf(stores, [...payments.values()].flat());
     const statusOf = (orderNo: string) => rows.get(orderNo)?.status ?? 'no row';
     /** Which payments were made while the webhook was dropped: their payment event is one of the window's. */
     const inWindow = (x: Paid) => (succeededEventOf.get(x.intentId) ?? []).some((e) => windowEvents.has(e.id));
@@ -682,16 +687,16 @@ async function catchUpRuns(
 }
 
 /** Every payments row of each intent (one at most by the schema; more would be a payment twice). */
-async function paymentRowsOfIntents(store: Store, intentIds: string[]): Promise<Map<string, PaymentRow[]>> {
+async function paymentRowsOfIntents(stores: Stores, intentIds: string[]): Promise<Map<string, PaymentRow[]>> {
   const found = new Map<string, PaymentRow[]>();
-  for (const row of await store.paymentsOfIntents('stripe', intentIds))
+  for (const row of await stores.payments.paymentsOfIntents('stripe', intentIds))
     if (row.providerRef) found.set(row.providerRef, [...(found.get(row.providerRef) ?? []), row]);
   return found;
 }
 
 /** The evidence row of each payment's own event (who recorded the payment first), by the payment's event id. */
-async function evidenceOf(store: Store, payments: PaymentRow[]): Promise<Map<string, Evidence>> {
-  const evidence = await store.paymentEvidence(payments.map((p) => p.eventId));
+async function evidenceOf(stores: Stores, payments: PaymentRow[]): Promise<Map<string, Evidence>> {
+  const evidence = await stores.payments.paymentEvidence(payments.map((p) => p.eventId));
   return new Map(evidence.map((e) => [e.eventId, e]));
 }
 

@@ -45,9 +45,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import type Stripe from 'stripe';
 import type { AppConfig } from '../src/config/index.js';
-import type { Store } from '../src/db/store.js';
+import type { Stores } from '../src/db/stores.js';
 import type { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { stripeClient } from '../src/payments/providers/stripe/api.js';
 import type { ShopperAuth } from '../src/api/auth.js';
@@ -57,6 +57,8 @@ import { waitFor } from '../stack/wait-for.js';
 import { countBy } from './checks.js';
 import { answersDuringFreeze, deadlinesByKind, type FreezeAnswers } from './gray.js';
 import { buy, retrying, type TrafficPlan, type TrafficResult } from './shoppers.js';
+import { settingsOf } from '../src/payments/providers/registry.js';
+import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 
 /** The round's name in the fault list and the results file. */
 export const STRIPE_ROUND = 'stripe-late-sale';
@@ -110,7 +112,7 @@ export const STRIPE_ROUND_PLAN: StripeRoundPlan = {
 };
 
 export interface StripeRoundDeps {
-  store: Store;
+  stores: Stores;
   temporal: Client;
   sales: SalesService;
   inventory: RedisInventory;
@@ -179,8 +181,8 @@ interface FreezeSample {
 const HELD = new Set(['RESERVED', 'CLAIMED']);
 
 export async function stripeLateRound(deps: StripeRoundDeps, p = STRIPE_ROUND_PLAN): Promise<StripeRoundVerdict> {
-  const { store, temporal, sales, inventory, auth, config, apiUrl, double, say } = deps;
-  const stripeSettings = config.payments.stripe;
+  const { stores, temporal, sales, inventory, auth, config, apiUrl, double, say } = deps;
+  const stripeSettings = settingsOf(config, stripeProvider);
   if (!stripeSettings) throw new Error('the Stripe round needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET');
   const ourTag = stripeSettings.deploymentTag;
   const sku = `CHAOS-STRIPE-LATE-${Date.now().toString(36)}`;
@@ -283,7 +285,7 @@ export async function stripeLateRound(deps: StripeRoundDeps, p = STRIPE_ROUND_PL
       const due = orders.filter((o) => o.deadline < at);
       const [views, rows, reservations, sale] = await Promise.all([
         Promise.all(due.map((o) => viewOf(o.orderNo, o.userId))),
-        store.getOrders(due.map((o) => o.orderNo)),
+        stores.orders.getOrders(due.map((o) => o.orderNo)),
         inventory.getReservations(
           sku,
           due.map((o) => o.orderNo),
@@ -416,15 +418,19 @@ export async function stripeLateRound(deps: StripeRoundDeps, p = STRIPE_ROUND_PL
     await sleep(5_000);
 
     // 7. What Stripe and the stores hold now.
-    const rows = await store.getOrders(accepted);
+    const rows = await stores.orders.getOrders(accepted);
     const events = double.events();
     const succeededEventsOf = (intentId: string) =>
       events.filter((e) => e.type === 'payment_intent.succeeded' && (e.data.object as { id?: string }).id === intentId);
     const recorded = new Map(
-      await Promise.all(accepted.map(async (orderNo) => [orderNo, await store.paymentIntentsOf(orderNo)] as const)),
+      await Promise.all(
+        accepted.map(async (orderNo) => [orderNo, await stores.payments.paymentIntentsOf(orderNo)] as const),
+      ),
     );
     const payments = new Map(
-      await Promise.all(accepted.map(async (orderNo) => [orderNo, await store.paymentsOfOrder(orderNo)] as const)),
+      await Promise.all(
+        accepted.map(async (orderNo) => [orderNo, await stores.payments.paymentsOfOrder(orderNo)] as const),
+      ),
     );
     // Every intent Stripe holds for the order (recorded, shown, or made for an ask whose answer never came back).
     const atStripe = (orderNo: string) =>
@@ -495,8 +501,10 @@ export async function stripeLateRound(deps: StripeRoundDeps, p = STRIPE_ROUND_PL
       const answers = tap.answers.filter((a) => a.type === 'payment_intent.succeeded' && a.objectId === intent.id);
       foreignAnswers.push(...answers.map((a) => `${a.status} ${a.outcome}`));
       const rowsFound = [
-        ...(await Promise.all([intent.id, ...eventIds].map((id) => store.getPayment(id)))).filter((r) => r !== null),
-        ...(await store.paymentsOfOrder(orderNo)),
+        ...(await Promise.all([intent.id, ...eventIds].map((id) => stores.payments.getPayment(id)))).filter(
+          (r) => r !== null,
+        ),
+        ...(await stores.payments.paymentsOfOrder(orderNo)),
       ];
       const refunds = double.refundsOf(intent.id);
       if (double.intent(intent.id)?.status !== 'succeeded')
@@ -520,7 +528,7 @@ export async function stripeLateRound(deps: StripeRoundDeps, p = STRIPE_ROUND_PL
     // Who recorded each payment first: the catch-up reads events still undelivered (these are minutes late), so it
     // may record one before its first delivery, which then answers DUPLICATE.
     const recordedBy = new Map(
-      (await store.paymentEvidence([...payments.values()].flat().map((p) => p.eventId))).map((e) => [
+      (await stores.payments.paymentEvidence([...payments.values()].flat().map((p) => p.eventId))).map((e) => [
         e.eventId,
         e.source,
       ]),

@@ -22,10 +22,10 @@ import { SalesService } from '../src/sales/sales-service.js';
 import { loadConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { startStack } from '../stack/index.js';
 import { loadToolPaths } from '../stack/services.js';
 import { startStripeMock } from '../stack/stripe-mock.js';
@@ -134,7 +134,7 @@ async function main(): Promise<void> {
     LOG_LEVEL: 'warn',
   });
   const pool = createMysqlPool(config);
-  const store = new Store(pool);
+  const stores = openStores(pool);
   const redis = createRedis(config);
   const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   const connection = await Connection.connect({ address: config.temporal.address });
@@ -145,7 +145,7 @@ async function main(): Promise<void> {
     await buildWorkflowBundle(bundle);
     const makeWorker = (taskQueue: string) => {
       const onQueue = { ...config, temporal: { ...config.temporal, taskQueue } };
-      const activities = gatedActivities(workerActivities({ config: onQueue, store, redis }));
+      const activities = gatedActivities(workerActivities({ config: onQueue, stores, redis }));
       return createOrderWorker({
         config: onQueue,
         connection: nativeConnection,
@@ -155,7 +155,7 @@ async function main(): Promise<void> {
     };
     const worker = await makeWorker(config.temporal.taskQueue);
     const inventory = new RedisInventory(redis, config.temporal.taskQueue);
-    const sales = SalesService.onClients(store, redis, config.temporal.taskQueue);
+    const sales = SalesService.onClients(stores, redis, config.temporal.taskQueue);
     mkdirSync(outDir, { recursive: true });
     await worker.runUntil(async () => {
       for (const scenario of REPLAY_SCENARIOS) {
@@ -180,7 +180,7 @@ async function main(): Promise<void> {
         await playScenario(scenario, {
           stripe,
           client,
-          store,
+          stores,
           inventory,
           input,
           taskQueue: ownQueue ?? config.temporal.taskQueue,
@@ -192,7 +192,7 @@ async function main(): Promise<void> {
       }
     });
   } finally {
-    await Promise.allSettled([nativeConnection.close(), connection.close(), store.close(), redis.quit()]);
+    await Promise.allSettled([nativeConnection.close(), connection.close(), pool.end(), redis.quit()]);
     await stripe.stop();
     await stripeMock.process.stop();
     await stack.stop();
@@ -204,7 +204,7 @@ interface ScenarioDeps {
   /** The Stripe the Stripe scenarios' shoppers pay at. */
   stripe: StripeDouble;
   client: Client;
-  store: Store;
+  stores: Stores;
   inventory: RedisInventory;
   input: OrderInput;
   taskQueue: string;
@@ -236,8 +236,8 @@ function lateWorkerOn(make: () => Promise<OrderWorkers>): LateWorker {
 }
 
 async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promise<void> {
-  const { client, store, inventory, input } = deps;
-  if (scenario.saleGone) await store.deleteSale(input.sku);
+  const { client, stores, inventory, input } = deps;
+  if (scenario.saleGone) await stores.sales.deleteSale(input.sku);
   if (scenario.releasedBeforeStart) await inventory.release(input.sku, input.orderNo, { as: 'unclaimed' });
   if (scenario.persistFails) {
     failedPersists = 0;
@@ -255,7 +255,7 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
     const total = input.unitPriceCents * input.quantity;
     // Payments go the way the API sends them today: recorded first, then the stored event as an Update.
     const recordPayment = async (eventId: string, amountCents = total) =>
-      storedPayment(await store.recordPayment({ eventId, orderNo: input.orderNo, amountCents }));
+      storedPayment(await stores.payments.recordPayment({ eventId, orderNo: input.orderNo, amountCents }));
     const deliver = (payment: PaymentReceived) =>
       handle.executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` });
     const pay = async (eventId: string, amountCents = total) => deliver(await recordPayment(eventId, amountCents));

@@ -17,6 +17,8 @@ import { loadToolPaths } from '../stack/services.js';
 import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
 import { startStripeMock, type RunningStripeMock } from '../stack/stripe-mock.js';
 import { startStripeDouble, type StripeDouble } from '../stack/stripe-double.js';
+import { settingsOf } from '../src/payments/providers/registry.js';
+import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 
 /** The local walk-through's Stripe keys: the Stripe double takes any test key; it signs its events with the secret. */
 const LOCAL_STRIPE_KEYS = {
@@ -131,7 +133,7 @@ try {
     `  traces           ${zipkin ? `${zipkin.url}/zipkin/ (Zipkin)` : tracing ? `OTEL_TRACES_EXPORTER=${tracing}` : '(off: OTEL_TRACES_EXPORTER=zipkin npm start turns them on)'}`,
   );
   if (stripeDouble) {
-    stripeDouble.setWebhook(`${apiUrl}/api/payments/stripe`, config.payments.stripe?.webhookSecret ?? '');
+    stripeDouble.setWebhook(`${apiUrl}/api/payments/stripe`, settingsOf(config, stripeProvider)?.webhookSecret ?? '');
     say(
       `  Stripe (double)  ${stripeDouble.url} (PAYMENT_PROVIDER=stripe; its events go to ${apiUrl}/api/payments/stripe)`,
     );

@@ -20,7 +20,8 @@ import { runTraffic, sameKeySameOrder, type TrafficPlan } from '../chaos/shopper
 import { ShopperAuth } from '../src/api/auth.js';
 import { signWebhook } from '../src/payments/providers/generic/webhook.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import type { Pool } from 'mysql2/promise';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
@@ -33,7 +34,8 @@ const PAYMENT_WINDOW_MS = 8_000;
 const workDir = mkdtempSync(join(tmpdir(), 'flash-cluster-'));
 const say = (line: string) => console.log(`[cluster] ${line}`);
 let app: RunningClusterApp;
-let store: Store;
+let pool: Pool;
+let stores: Stores;
 let redis: RedisClient;
 let connection: Connection;
 let temporal: Client;
@@ -67,7 +69,8 @@ beforeAll(async () => {
   });
   timings.startSeconds = (Date.now() - t0) / 1000;
   say(`cluster app up in ${timings.startSeconds.toFixed(1)} s; logs under ${workDir}`);
-  store = new Store(createMysqlPool(app.config));
+  pool = createMysqlPool(app.config);
+  stores = openStores(pool);
   redis = createRedis(app.config, { maxRetriesPerRequest: 20 });
   redis.on('error', () => {});
   connection = await Connection.connect({ address: app.config.temporal.address });
@@ -77,7 +80,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled([store?.close(), redis?.quit(), connection?.close()]);
+  await Promise.allSettled([pool?.end(), redis?.quit(), connection?.close()]);
   await app?.stop();
   say(`timings: ${JSON.stringify(timings)}`);
   if (!process.env.KEEP_TEST_DATA) rmSync(workDir, { recursive: true, force: true });
@@ -286,7 +289,7 @@ describe.sequential('the app on the cluster layout', () => {
     }
     await traffic.checkoutsDone;
     await faultDone;
-    const deps = { store, redis, inventory: new RedisInventory(redis, app.config.temporal.taskQueue), temporal };
+    const deps = { stores, redis, inventory: new RedisInventory(redis, app.config.temporal.taskQueue), temporal };
     const repairSeconds = await waitForRepair(deps, sku, faultAt, 150_000, orders);
     const result = await traffic.done;
     const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));

@@ -14,16 +14,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, FailureTypes, type Activities } from '../src/activities/order.js';
 import type { PersistOrderInput } from '../src/model/order-workflow.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderChangeNotifier } from '../src/order/status-reads.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 
 let pool: Pool;
-let store: Store;
+let stores: Stores;
 let redis: RedisClient;
 let inventory: RedisInventory;
 let activities: Activities;
@@ -31,10 +31,10 @@ let activities: Activities;
 beforeAll(() => {
   const config = testConfig();
   pool = createMysqlPool(config);
-  store = new Store(pool);
+  stores = openStores(pool);
   redis = createRedis(config);
   inventory = new RedisInventory(redis, config.temporal.taskQueue);
-  activities = createActivities({ store, inventory, changes: new OrderChangeNotifier(redis) });
+  activities = createActivities({ stores, inventory, changes: new OrderChangeNotifier(redis) });
 });
 
 afterAll(async () => {
@@ -59,7 +59,7 @@ async function reservedOrder(
 ): Promise<ReservedOrder> {
   const stock = opts.stock ?? 5;
   const quantity = opts.quantity ?? 2;
-  const { sku, priceCents } = await putOnSale(store, redis, { stock, perUserLimit: Math.max(quantity, 1) });
+  const { sku, priceCents } = await putOnSale(stores, redis, { stock, perUserLimit: Math.max(quantity, 1) });
   return { sku, priceCents, stock, input: await reserveOn({ sku, priceCents }, quantity, opts.userId) };
 }
 
@@ -238,7 +238,7 @@ describe('persistOrder', () => {
     // In Redis, persistOrder only claims the reservation (R -> C): the counters do not move.
     expect(once.redis).toEqual(claimedIn(before, input.orderNo).redis);
     expect((await inventory.getReservation(sku, input.orderNo))?.state).toBe('CLAIMED');
-    expectInvariants(await saleReport(store, redis, sku));
+    expectInvariants(await saleReport(stores, redis, sku));
   });
 
   it('twice at the same time: one AWAITING_PAYMENT row, MySQL stock taken once', async () => {
@@ -254,9 +254,9 @@ describe('persistOrder', () => {
     const row = await onlyOrderRow(input.orderNo);
     expect(row).toMatchObject({ status: 'AWAITING_PAYMENT', quantity: 2 });
     expect(await mysqlAvailable(sku)).toBe(stock - 2);
-    expectInvariants(await saleReport(store, redis, sku));
+    expectInvariants(await saleReport(stores, redis, sku));
     // The same figures as the order persisted once on its twin SKU.
-    const [twice, once] = [await saleReport(store, redis, sku), await saleReport(store, redis, reference.sku)];
+    const [twice, once] = [await saleReport(stores, redis, sku), await saleReport(stores, redis, reference.sku)];
     expect(twice.figures).toEqual(once.figures);
   });
 
@@ -269,7 +269,7 @@ describe('persistOrder', () => {
     await activities.persistOrder(input);
     expect(await endState(sku)).toEqual(once);
     expect(await orderRows(input.orderNo)).toHaveLength(1);
-    expectInvariants(await saleReport(store, redis, sku));
+    expectInvariants(await saleReport(stores, redis, sku));
   });
 
   it('many attempts at the same time still take the stock once', async () => {
@@ -277,7 +277,7 @@ describe('persistOrder', () => {
     await concurrently(...Array.from({ length: 6 }, () => () => activities.persistOrder(input)));
     expect(await orderRows(input.orderNo)).toHaveLength(1);
     expect(await mysqlAvailable(sku)).toBe(stock - 1);
-    expectInvariants(await saleReport(store, redis, sku));
+    expectInvariants(await saleReport(stores, redis, sku));
   });
 
   it('fails for good with SaleNotFound when the SKU is not in MySQL, writing nothing', async () => {
@@ -313,7 +313,7 @@ describe('persistOrder', () => {
   it('fails for good with OrderConflict for the same order number and another SKU; the other SKU gets its units back from the failing order', async () => {
     const { sku, input } = await reservedOrder({ stock: 5, quantity: 1 });
     await activities.persistOrder(input);
-    const otherSale = await putOnSale(store, redis, { stock: 5 });
+    const otherSale = await putOnSale(stores, redis, { stock: 5 });
     const before = [await endState(sku, [input.orderNo]), await endState(otherSale.sku)];
 
     await expectNonRetryable(activities.persistOrder({ ...input, sku: otherSale.sku }), 'OrderConflict');
@@ -388,7 +388,7 @@ describe('recordOrderFailure', () => {
     ]);
     expect(await mysqlAvailable(sku)).toBe(stock);
     expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('RELEASED');
-    expectInvariants(await saleReport(store, redis, sku));
+    expectInvariants(await saleReport(stores, redis, sku));
   });
 });
 
@@ -425,7 +425,7 @@ describe('markPaid', () => {
 
     // The rest of the happy path keeps both stores in agreement.
     expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('CONFIRMED');
-    expectInvariants(await saleReport(store, redis, sku, { perUserLimit: 2 }));
+    expectInvariants(await saleReport(stores, redis, sku, { perUserLimit: 2 }));
   });
 });
 
@@ -451,7 +451,7 @@ describe('cancelUnpaidOrder: idempotent', () => {
 
     // With the workflow's next step (the release) both stores are back to the full stock.
     expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('RELEASED');
-    const report = await saleReport(store, redis, sku);
+    const report = await saleReport(stores, redis, sku);
     expect(report.figures.redis).toMatchObject({ available: stock, reserved: 0, sold: 0 });
     expectInvariants(report);
   });
@@ -635,7 +635,7 @@ async function forgetReservation(input: PersistOrderInput): Promise<void> {
 
 describe('releaseReservation of a reservation Redis lost', () => {
   it("gives nothing back (the counters lost it too) and the checkout's key names the order again", async () => {
-    const { sku, priceCents } = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const { sku, priceCents } = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
     const userId = `user-é-${randomUUID()}`; // a multi-byte id: the key's field counts bytes, as reserve.lua does
     const orderNo = newOrderNo();
     expect((await inventory.reserve({ orderNo, sku, userId, quantity: 1, idempotencyKey: 'lost-key' })).outcome).toBe(
@@ -774,12 +774,12 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
   it('finds a full payment recorded in time and cancels nothing; ignores a short one and one recorded late', async () => {
     // Two seconds to record both payments before the deadline, however loaded the machine.
     const { sku, stock, priceCents, input } = await persistedDueIn(2_000);
-    await store.recordPayment({
+    await stores.payments.recordPayment({
       eventId: `evt-short-${input.orderNo}`,
       orderNo: input.orderNo,
       amountCents: priceCents - 1,
     });
-    const row = await store.recordPayment({
+    const row = await stores.payments.recordPayment({
       eventId: `evt-full-${input.orderNo}`,
       orderNo: input.orderNo,
       amountCents: priceCents,
@@ -798,7 +798,7 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
     expect(await mysqlAvailable(sku)).toBe(stock - 1);
 
     const late = await persistedDueIn(-1_000);
-    await store.recordPayment({
+    await stores.payments.recordPayment({
       eventId: `evt-late-${late.input.orderNo}`,
       orderNo: late.input.orderNo,
       amountCents: late.priceCents,
@@ -821,7 +821,7 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
           cancelledAt: input.paymentDeadline,
         });
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now() - 6 + (i % 4) * 4)));
-        const row = await store.recordPayment({
+        const row = await stores.payments.recordPayment({
           eventId: `evt-race-${input.orderNo}`,
           orderNo: input.orderNo,
           amountCents: priceCents,
@@ -855,7 +855,7 @@ describe('persistOrder: the payment deadline counts from when the order became p
     // The retry after a lost answer writes nothing and answers the deadline the first attempt wrote.
     expect(await activities.persistOrder({ ...late })).toEqual(first);
     // A reservation whose deadline is still ahead keeps it when that is later than now + the window.
-    const ahead = await reserveOn({ sku, priceCents: (await store.getSale(sku))?.priceCents ?? 0 }, 1);
+    const ahead = await reserveOn({ sku, priceCents: (await stores.sales.getSale(sku))?.priceCents ?? 0 }, 1);
     const farDeadline = new Date(Date.now() + 2 * PAYMENT_WINDOW_MS).toISOString();
     expect(await activities.persistOrder({ ...ahead, paymentDeadline: farDeadline })).toEqual({
       paymentDeadline: farDeadline,

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import type { RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
-import type { Store } from '../src/db/store.js';
+import type { Stores } from '../src/db/stores.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ACTIVITY_METRICS } from '../src/workers/telemetry.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
@@ -49,7 +49,7 @@ class RecordingMeter implements MetricMeter {
 
 let app: TestApp;
 let config: AppConfig;
-let store: Store;
+let stores: Stores;
 let redis: RedisClient;
 let api: RunningApi;
 const meter = new RecordingMeter();
@@ -72,7 +72,7 @@ beforeAll(async () => {
       },
     },
   );
-  ({ config, store, redis, api } = app);
+  ({ config, stores, redis, api } = app);
 });
 
 afterAll(async () => {
@@ -80,7 +80,7 @@ afterAll(async () => {
 });
 
 it('counts failed, completed and retried executions by activity type', async () => {
-  const { sku } = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+  const { sku } = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
   const token = await new ShopperAuth(config).issue(`am-${randomUUID().slice(0, 8)}`);
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
   const reply = await fetch(`${api.url}/api/checkout`, {
@@ -90,7 +90,7 @@ it('counts failed, completed and retried executions by activity type', async () 
   });
   expect(reply.status).toBe(202);
   const { orderNo } = (await reply.json()) as { orderNo: string };
-  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+  await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
     what: `${orderNo} persisted after a retry`,
     timeoutMs: 30_000,
   });

@@ -12,7 +12,7 @@ import { DEV_DEFAULT_ADMIN_TOKEN } from '../src/api/routes/dashboard.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/payments/providers/generic/webhook.js';
 import { loadConfig, type AppConfig } from '../src/config/index.js';
-import { type Store } from '../src/db/store.js';
+import type { Stores } from '../src/db/stores.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { type OrderClient, visibilityString } from '../src/order/workflow-client.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -26,14 +26,14 @@ let app: TestApp;
 let config: AppConfig;
 let api: RunningApi;
 let pool: Pool;
-let store: Store;
+let stores: Stores;
 let redis: RedisClient;
 let orders: OrderClient;
 let auth: ShopperAuth;
 
 beforeAll(async () => {
   app = await startTestApp('admin', { ...API_TEST_ENV, ADMIN_TOKEN: ADMIN });
-  ({ config, pool, store, redis, orders, api, auth } = app);
+  ({ config, pool, stores, redis, orders, api, auth } = app);
 });
 
 afterAll(async () => {
@@ -338,7 +338,7 @@ describe('admin views of a sale with orders in every state', () => {
     expectError(await admin('GET', `/api/admin/orders?sku=${unknown}`), 404, 'SKU_NOT_FOUND');
     expectError(await admin('POST', `/api/admin/sales/${unknown}/close`), 404, 'SKU_NOT_FOUND');
     expectError(await admin('GET', `/api/admin/sales/${'x'.repeat(300)}/stats`), 404, 'SKU_NOT_FOUND');
-    expect(await store.getSale(unknown)).toBeNull();
+    expect(await stores.sales.getSale(unknown)).toBeNull();
     expect(await redis.exists(RedisInventory.keys(unknown).sale)).toBe(0);
   });
 
@@ -373,7 +373,7 @@ describe('closing a sale early', () => {
     expect(Date.parse(endsAt)).toBeLessThanOrEqual(Date.now());
 
     // Both stores carry the end.
-    expect((await store.getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
+    expect((await stores.sales.getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
     expect((await new RedisInventory(redis, config.temporal.taskQueue).getSale(sku))?.endsAt?.toISOString()).toBe(
       endsAt,
     );
@@ -402,7 +402,7 @@ describe('closing a sale early', () => {
     const retried = await admin('POST', `/api/admin/sales/${sku}/close`);
     expect(retried.status).toBe(200);
     expect(retried.body.endsAt).toBe(endsAt);
-    expect((await store.getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
+    expect((await stores.sales.getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
 
     await waitFor(
       async () =>
@@ -414,7 +414,7 @@ describe('closing a sale early', () => {
       },
     );
     expectInvariants(
-      await saleReport(store, redis, sku, { perUserLimit: 1, acceptedOrderNos: [before.orderNo, other.orderNo] }),
+      await saleReport(stores, redis, sku, { perUserLimit: 1, acceptedOrderNos: [before.orderNo, other.orderNo] }),
     );
     const stats = await admin('GET', `/api/admin/sales/${sku}/stats`);
     expect(stats.body).toMatchObject({
@@ -445,7 +445,7 @@ describe('invariants across the admin sale', () => {
     const mine = items.filter((s) => /^(ADM|CLOSE|ENDED)-/.test(s.sku));
     expect(mine.length).toBeGreaterThanOrEqual(3);
     for (const sale of mine)
-      expectInvariants(await saleReport(store, redis, sale.sku, { perUserLimit: sale.perUserLimit }));
+      expectInvariants(await saleReport(stores, redis, sale.sku, { perUserLimit: sale.perUserLimit }));
   });
 });
 

@@ -12,9 +12,9 @@ import { type ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/payments/providers/generic/webhook.js';
 import type { AppConfig } from '../src/config/index.js';
-import { type Store } from '../src/db/store.js';
+import type { Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
@@ -39,7 +39,7 @@ let app: TestApp;
 let config: AppConfig;
 let api: RunningApi;
 let log: LogCapture;
-let store: Store;
+let stores: Stores;
 let redis: RedisClient;
 let auth: ShopperAuth;
 
@@ -47,7 +47,7 @@ beforeAll(async () => {
   log = new LogCapture();
   const env = { LOG_LEVEL: 'info', ACCESS_LOG_SOLD_OUT_SAMPLE: '1' };
   app = await startTestApp('obs-api', env, { apiLogger: createLogger(testConfig(env), 'api', log) });
-  ({ config, store, redis, api, auth } = app);
+  ({ config, stores, redis, api, auth } = app);
 });
 
 afterAll(async () => {
@@ -107,8 +107,8 @@ function countCodes(replies: Reply[]): Map<string, number> {
 describe('GET /metrics', () => {
   it('counts checkout outcomes by code exactly as the HTTP answers were, and its histograms have the samples', async () => {
     const before = await scrape();
-    const { sku } = await putOnSale(store, redis, { stock: 5, perUserLimit: 1 });
-    const limited = await putOnSale(store, redis, { stock: 10, perUserLimit: 1 });
+    const { sku } = await putOnSale(stores, redis, { stock: 5, perUserLimit: 1 });
+    const limited = await putOnSale(stores, redis, { stock: 10, perUserLimit: 1 });
     const run = randomUUID().slice(0, 8);
     const replies: Reply[] = [];
     // A burst: 12 shoppers on 5 units.
@@ -162,7 +162,7 @@ describe('GET /metrics', () => {
   });
 
   it('labels requests by route template, never by raw path; unmatched paths share one label', async () => {
-    const { sku } = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const { sku } = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
     const userId = `route-${randomUUID().slice(0, 8)}`;
     const token = await auth.issue(userId);
     const accepted = await checkout(userId, sku);
@@ -187,7 +187,7 @@ describe('GET /metrics', () => {
   });
 
   it('counts webhook outcomes: APPLIED, DUPLICATE, INVALID_SIGNATURE, REFUND_REQUIRED', async () => {
-    const { sku, priceCents } = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const { sku, priceCents } = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const userId = `pay-${randomUUID().slice(0, 8)}`;
     const token = await auth.issue(userId);
     const orderNo = (await checkout(userId, sku)).body?.orderNo as string;
@@ -264,7 +264,7 @@ describe('X-Request-Id and the access log', () => {
   });
 
   it('writes one access-log line per request: request id, method, route, status, code, duration', async () => {
-    const { sku } = await putOnSale(store, redis, { stock: 1, perUserLimit: 1 });
+    const { sku } = await putOnSale(stores, redis, { stock: 1, perUserLimit: 1 });
     const id = `log-${randomUUID()}`;
     const accepted = await http('POST', '/api/checkout', {
       json: { sku, quantity: 1 },
@@ -384,7 +384,7 @@ describe('X-Request-Id and the access log', () => {
     });
     const sampled = await startApi(sampledConfig, 0, { logger: createLogger(sampledConfig, 'api', sampledLog) });
     try {
-      const { sku } = await putOnSale(store, redis, { stock: 1, perUserLimit: 1 });
+      const { sku } = await putOnSale(stores, redis, { stock: 1, perUserLimit: 1 });
       const run = randomUUID().slice(0, 8);
       const replies: Reply[] = [];
       for (let i = 0; i < 11; i++) {

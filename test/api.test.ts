@@ -11,9 +11,9 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/payments/providers/generic/webhook.js';
 import type { AppConfig } from '../src/config/index.js';
-import { type Store } from '../src/db/store.js';
+import type { Stores } from '../src/db/stores.js';
 import { type OrderClient } from '../src/order/workflow-client.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
@@ -25,7 +25,7 @@ let app: TestApp;
 let config: AppConfig;
 let api: RunningApi;
 let pool: Pool;
-let store: Store;
+let stores: Stores;
 let orders: OrderClient;
 let redis: RedisClient;
 let auth: ShopperAuth;
@@ -41,7 +41,7 @@ beforeAll(async () => {
     // (test/order-status-reads.test.ts).
     STATUS_CACHE_MS: '0',
   });
-  ({ config, pool, store, redis, orders, api, auth } = app);
+  ({ config, pool, stores, redis, orders, api, auth } = app);
 });
 
 afterAll(async () => {
@@ -237,7 +237,7 @@ describe('order path end to end', () => {
 
 async function waitForWorkflowClosed(orderNo: string): Promise<void> {
   await orders.awaitClosed(orderNo);
-  expect((await store.getOrder(orderNo))?.status).toMatch(/^(CANCELLED|PAID|FAILED)$/);
+  expect((await stores.orders.getOrder(orderNo))?.status).toMatch(/^(CANCELLED|PAID|FAILED)$/);
 }
 
 describe('errors: every bad input gets its status and code and changes nothing', () => {
@@ -279,14 +279,14 @@ describe('errors: every bad input gets its status and code and changes nothing',
     // What the first attempt left when its commit was lost: the sale in Redis, no row in MySQL.
     const redisSales = new RedisSales(redis, config.temporal.taskQueue);
     expect(await redisSales.defineSale(sale)).toBe(true);
-    expect(await store.getSale(sale.sku)).toBeNull();
+    expect(await stores.sales.getSale(sale.sku)).toBeNull();
     expectError(await http('POST', '/api/sales', { json: { ...sale, stock: 5 }, token: ADMIN }), 409, 'SALE_EXISTS');
     const retried = await http('POST', '/api/sales', { json: sale, token: ADMIN });
     expect(retried.status).toBe(201);
     expect(retried.body).toMatchObject({ sku: sale.sku, stock: 4, available: 4, reserved: 0, sold: 0 });
-    expect(await store.getSale(sale.sku)).toMatchObject({ stock: 4, priceCents: 700, perUserLimit: 2 });
+    expect(await stores.sales.getSale(sale.sku)).toMatchObject({ stock: 4, priceCents: 700, perUserLimit: 2 });
     expectError(await http('POST', '/api/sales', { json: sale, token: ADMIN }), 409, 'SALE_EXISTS');
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
   it('GET /api/sales/:sku: 404 SKU_NOT_FOUND', async () => {
@@ -582,16 +582,16 @@ describe('burst', () => {
 
     // Every 202 becomes a MySQL row awaiting payment (the workflows drain the burst).
     const orderNos = replies.filter((r) => r.status === 202).map((r) => r.body.orderNo as string);
-    await waitFor(async () => (await store.countOrders(sale.sku, 'AWAITING_PAYMENT')) >= 100, {
+    await waitFor(async () => (await stores.reports.countOrders(sale.sku, 'AWAITING_PAYMENT')) >= 100, {
       what: 'all 100 orders to await payment in MySQL',
       timeoutMs: 60_000,
       intervalMs: 100,
     });
-    expect(await store.countOrders(sale.sku, 'AWAITING_PAYMENT')).toBe(100);
+    expect(await stores.reports.countOrders(sale.sku, 'AWAITING_PAYMENT')).toBe(100);
     const [rows] = await pool.query<RowDataPacket[]>('SELECT order_no FROM orders WHERE sku = ?', [sale.sku]);
     expect(rows.map((r) => r.order_no).sort()).toEqual(orderNos.sort());
 
-    const report = await saleReport(store, redis, sale.sku, { perUserLimit: 1, acceptedOrderNos: orderNos });
+    const report = await saleReport(stores, redis, sale.sku, { perUserLimit: 1, acceptedOrderNos: orderNos });
     expect(report.figures.redis).toMatchObject({ available: 0, reserved: 100, sold: 0 });
     expect(report.figures.mysql.available).toBe(0);
     expect(report.figures.usersHolding).toBe(100);

@@ -16,7 +16,7 @@ import { ShopperAuth } from '../src/api/auth.js';
 import type { AppConfig } from '../src/config/index.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { ORDER_NO_PATTERN } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -25,7 +25,7 @@ import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fi
 
 let config: AppConfig;
 let pool: Pool;
-let store: Store;
+let stores: Stores;
 let redis: RedisClient;
 let auth: ShopperAuth;
 const servers: Server[] = [];
@@ -41,7 +41,7 @@ async function serve(app: Koa): Promise<string> {
 beforeAll(async () => {
   config = testConfig({ LOG_LEVEL: 'warn' });
   pool = createMysqlPool(config);
-  store = new Store(pool);
+  stores = openStores(pool);
   redis = createRedis(config);
   auth = new ShopperAuth(config);
   const logger = createLogger(config, 'baselines-test');
@@ -102,7 +102,10 @@ async function expectTenSold(base: string, sku: string): Promise<Reply[]> {
 }
 
 async function mysqlSale(sku: string) {
-  const [sale, awaiting] = await Promise.all([store.getSale(sku), store.countOrders(sku, 'AWAITING_PAYMENT')]);
+  const [sale, awaiting] = await Promise.all([
+    stores.sales.getSale(sku),
+    stores.reports.countOrders(sku, 'AWAITING_PAYMENT'),
+  ]);
   return { available: sale?.available, awaiting };
 }
 
@@ -120,15 +123,15 @@ describe('ceiling', () => {
 
 describe('sync (one MySQL transaction per checkout)', () => {
   it('sells exactly the stock under a concurrent burst', async () => {
-    const { sku } = await putOnSale(store, redis, { stock: 10 });
+    const { sku } = await putOnSale(stores, redis, { stock: 10 });
     await expectTenSold(urls.sync, sku);
     expect(await mysqlSale(sku)).toEqual({ available: 0, awaiting: 10 });
     // It never touches Redis: the counters are as the sale left them.
-    expect((await saleReport(store, redis, sku)).figures.redis).toMatchObject({ available: 10, reserved: 0 });
+    expect((await saleReport(stores, redis, sku)).figures.redis).toMatchObject({ available: 10, reserved: 0 });
   });
 
   it('enforces the per-user limit, sequentially and concurrently', async () => {
-    const { sku } = await putOnSale(store, redis, { stock: 10, perUserLimit: 1 });
+    const { sku } = await putOnSale(stores, redis, { stock: 10, perUserLimit: 1 });
     const token = await auth.issue(`${sku}-once`);
     expectAccepted(await checkout(urls.sync, { sku, quantity: 1 }, token));
     const again = await checkout(urls.sync, { sku, quantity: 1 }, token);
@@ -172,7 +175,7 @@ describe('queue (Lua reservation + Redis list + consumer, seed 000)', () => {
   });
 
   it('reserves exactly the stock, and the consumer drains every accepted order into MySQL', async () => {
-    const { sku } = await putOnSale(store, redis, { stock: 10 });
+    const { sku } = await putOnSale(stores, redis, { stock: 10 });
     const replies = await expectTenSold(urls.queue, sku);
 
     await waitFor(async () => (await mysqlSale(sku)).awaiting >= 10, {
@@ -181,14 +184,14 @@ describe('queue (Lua reservation + Redis list + consumer, seed 000)', () => {
     });
     expect(await mysqlSale(sku)).toEqual({ available: 0, awaiting: 10 });
     const accepted = replies.filter((r) => r.status === 202).map((r) => String(r.body.orderNo));
-    expect(await store.orderNumbersOfSale(sku)).toEqual(new Set(accepted));
-    const report = await saleReport(store, redis, sku, { perUserLimit: 1, acceptedOrderNos: accepted });
+    expect(await stores.reports.orderNumbersOfSale(sku)).toEqual(new Set(accepted));
+    const report = await saleReport(stores, redis, sku, { perUserLimit: 1, acceptedOrderNos: accepted });
     expect(report.figures.redis).toMatchObject({ available: 0, reserved: 10 });
     expectInvariants(report);
   });
 
   it('maps the reservation outcomes to the real error codes', async () => {
-    const { sku } = await putOnSale(store, redis, { stock: 5, perUserLimit: 1 });
+    const { sku } = await putOnSale(stores, redis, { stock: 5, perUserLimit: 1 });
     const token = await auth.issue(`${sku}-q`);
     expectAccepted(await checkout(urls.queue, { sku, quantity: 1 }, token));
     const again = await checkout(urls.queue, { sku, quantity: 1 }, token);

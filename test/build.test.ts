@@ -14,7 +14,8 @@ import { composeApi, createApp } from '../src/api/app.js';
 import { finishedPage } from '../src/api/scripted-pages.js';
 import { buildOpenApiDocument, routersOf } from '../src/api/openapi.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import type { Pool } from 'mysql2/promise';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
@@ -27,7 +28,8 @@ const root = resolve(import.meta.dirname, '..');
 const taskQueue = `build-${randomUUID()}`;
 const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, AUTH_DEV_LOGIN: 'true', LOG_LEVEL: 'warn' });
 const children: ChildProcess[] = [];
-let store: Store;
+let pool: Pool;
+let stores: Stores;
 let redis: RedisClient;
 let apiUrl: string;
 let workerHealthUrl: string;
@@ -64,7 +66,8 @@ const answers = async (url: string) => (await fetch(url).catch(() => null))?.sta
 beforeAll(async () => {
   const build = await run('npm', ['run', 'build']);
   expect(build.code, build.output).toBe(0);
-  store = new Store(createMysqlPool(config));
+  pool = createMysqlPool(config);
+  stores = openStores(pool);
   redis = createRedis(config);
 }, 180_000);
 
@@ -73,7 +76,7 @@ afterAll(async () => {
   const exited = running.map((child) => new Promise((done) => child.once('exit', done)));
   for (const child of running) child.kill('SIGTERM');
   await Promise.all(exited);
-  await Promise.allSettled([store?.close(), redis?.quit()]);
+  await Promise.allSettled([pool?.end(), redis?.quit()]);
 });
 
 describe('npm run build', () => {
@@ -120,7 +123,7 @@ describe('the compiled processes', () => {
       timeoutMs: 60_000,
     });
 
-    const { sku } = await putOnSale(store, redis, { stock: 2 });
+    const { sku } = await putOnSale(stores, redis, { stock: 2 });
     const token = await new ShopperAuth(config).issue(`built-${randomUUID().slice(0, 8)}`);
     const reply = await fetch(`${apiUrl}/api/checkout`, {
       method: 'POST',
@@ -134,7 +137,9 @@ describe('the compiled processes', () => {
   it('serve the same OpenAPI document, dashboard page and docs page as the sources', async () => {
     const temporal = await createTemporalClient(config);
     try {
-      const fromSource = createApp(composeApi({ config, redis, store, temporal, logger: createLogger(config, 'api') }));
+      const fromSource = createApp(
+        composeApi({ config, redis, stores, temporal, logger: createLogger(config, 'api') }),
+      );
       const served = (await (await fetch(`${apiUrl}/openapi.json`)).json()) as unknown;
       expect(served).toEqual(buildOpenApiDocument(routersOf(fromSource)));
     } finally {

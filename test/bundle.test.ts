@@ -24,6 +24,10 @@ describe('the workflow bundle', () => {
     expect(hashed).toContain('src/model/order-workflow.ts');
     expect(hashed).toContain('src/model/order-rules.ts');
     expect(hashed.some((file) => file.startsWith('src/activities/'))).toBe(false);
+    // The payment providers (their registry, definitions, SDKs) stay out: a workflow knows a provider by its name only.
+    expect([...bundled].filter((file) => file.startsWith('src/payments/') || file.startsWith('src/config/'))).toEqual(
+      [],
+    );
     expect([...bundled].sort()).toEqual(hashed);
     // Built once: the same sources answer "up to date".
     expect(await buildWorkflowBundle(out)).toBe(false);

@@ -10,7 +10,8 @@ import type { RedisClient } from '../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import type { Pool } from 'mysql2/promise';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { testConfig } from './helpers/env.js';
@@ -19,7 +20,8 @@ import { startApiOnOwnRedis, type ApiOnOwnRedis } from './helpers/own-redis.js';
 
 let own: ApiOnOwnRedis;
 let redis: RedisClient;
-let store: Store;
+let pool: Pool;
+let stores: Stores;
 let token: string;
 const open = uniqueSku();
 const closed = uniqueSku();
@@ -29,8 +31,9 @@ beforeAll(async () => {
   own = await startApiOnOwnRedis('no-state');
   const config = testConfig(own.redisServer.env);
   redis = createRedis(config);
-  store = new Store(createMysqlPool(config));
-  const sales = SalesService.onClients(store, redis, config.temporal.taskQueue);
+  pool = createMysqlPool(config);
+  stores = openStores(pool);
+  const sales = SalesService.onClients(stores, redis, config.temporal.taskQueue);
   const hour = 3_600_000;
   await sales.create({ sku: open, name: open, priceCents: 100, stock: 5, perUserLimit: 1 });
   await sales.create({
@@ -54,7 +57,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled([redis?.quit(), store?.close()]);
+  await Promise.allSettled([redis?.quit(), pool?.end()]);
   await own?.close();
 });
 

@@ -39,7 +39,7 @@ const testbed = await openPerQueueTestbed({
   TEMPORAL_TASK_QUEUE: `start-failure-${randomUUID()}`,
   LOG_LEVEL: 'silent',
 });
-const { config, store, redis, inventory, temporal } = testbed;
+const { config, stores, redis, inventory, temporal } = testbed;
 const auth = () => new ShopperAuth(config);
 
 afterAll(async () => {
@@ -64,7 +64,7 @@ describe('a workflow start that reports an error after the server accepted it', 
   it('answers 202 when the workflow has already claimed its reservation, and the order goes on', async () => {
     const taskQueue = `start-claimed-${randomUUID()}`;
     await startWorker(taskQueue);
-    const sale = await putOnSale(store, redis, { stock: 3 });
+    const sale = await putOnSale(stores, redis, { stock: 3 });
     const base = await serve(taskQueue, async (orderNo) => {
       await waitFor(async () => (await inventory.getReservation(sale.sku, orderNo))?.state === 'CLAIMED', {
         what: `${orderNo} to be claimed`,
@@ -74,11 +74,11 @@ describe('a workflow start that reports an error after the server accepted it', 
     const reply = await checkout(base, sale.sku, 'claimed-before-error');
     expect(reply.status).toBe(202);
     const orderNo = reply.body.orderNo ?? '';
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+    await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
       what: `${orderNo} to be persisted`,
       timeoutMs: 10_000,
     });
-    const report = await saleReport(store, redis, sale.sku);
+    const report = await saleReport(stores, redis, sale.sku);
     expect(report.figures.redis).toMatchObject({ available: 2, reserved: 1 });
     expect(report.figures.mysql).toMatchObject({ available: 2, awaitingPayment: 1 });
     expectInvariants(report);
@@ -90,7 +90,7 @@ describe('a workflow start that reports an error after the server accepted it', 
   it('answers 202 before the workflow has claimed its reservation, releases nothing, and the order is persisted once a worker runs', async () => {
     // No worker yet: the workflow exists but cannot claim while the checkout answers.
     const taskQueue = `start-unclaimed-${randomUUID()}`;
-    const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
     const base = await serve(taskQueue, async () => {});
     const reply = await checkout(base, sale.sku, 'unclaimed-at-answer');
     expect(reply.status).toBe(202);
@@ -99,11 +99,11 @@ describe('a workflow start that reports an error after the server accepted it', 
     expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('RESERVED');
 
     await startWorker(taskQueue);
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+    await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
       what: `${orderNo} to be persisted`,
       timeoutMs: 15_000,
     });
-    const report = await saleReport(store, redis, sale.sku);
+    const report = await saleReport(stores, redis, sale.sku);
     expect(report.figures.redis).toMatchObject({ available: 2, reserved: 1 });
     expect(report.figures.mysql).toMatchObject({ available: 2, awaitingPayment: 1 });
     expectInvariants(report);

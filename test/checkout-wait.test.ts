@@ -20,7 +20,7 @@ import { pacingOf } from './helpers/orders.js';
 
 // Opened as the file loads (the global setup's stack is up by then): its clients are the file's constants.
 const testbed = await openPerQueueTestbed({ LOG_LEVEL: 'silent', CHECKOUT_MAX_WAIT: '10s' });
-const { config, store, redis, inventory, temporal } = testbed;
+const { config, stores, redis, inventory, temporal } = testbed;
 
 afterAll(async () => {
   await testbed.close();
@@ -127,7 +127,7 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     const taskQueue = `wait-201-${randomUUID()}`;
     await startWorker(taskQueue);
     const base = await serve(taskQueue);
-    const sale = await putOnSale(store, redis, { stock: 5 });
+    const sale = await putOnSale(stores, redis, { stock: 5 });
 
     const reply = await checkout(base, sale.sku, 'waiter-201', { prefer: 'wait=5' });
     expect(reply.status, JSON.stringify(reply.body)).toBe(201);
@@ -137,11 +137,11 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expect(reply.location).toBe(`/api/orders/${orderNo}`);
     expect(reply.body.statusUrl).toBe(`/api/orders/${orderNo}`);
     // The answer is the persisted order: MySQL has it, with the same deadline.
-    const row = await store.getOrder(orderNo);
+    const row = await stores.orders.getOrder(orderNo);
     expect(row?.status).toBe('AWAITING_PAYMENT');
     expect(row?.paymentDeadline.toISOString()).toBe(reply.body.paymentDeadline);
     expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('CLAIMED');
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
 
     // Without the header, or with wait=0: today's 202 PENDING, no Preference-Applied.
     const withoutWait: Array<Record<string, string>> = [{}, { prefer: 'wait=0' }, { prefer: 'wait=soon' }];
@@ -156,7 +156,7 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
   it('answers 202 after about N seconds while no worker runs, and the order completes once one does', async () => {
     const taskQueue = `wait-stalled-${randomUUID()}`;
     const base = await serve(taskQueue);
-    const sale = await putOnSale(store, redis, { stock: 3 });
+    const sale = await putOnSale(stores, redis, { stock: 3 });
 
     const reply = await checkout(base, sale.sku, 'waiter-stalled', { prefer: 'wait=2' });
     expect(reply.status, JSON.stringify(reply.body)).toBe(202);
@@ -177,11 +177,11 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expect(JSON.parse(polledBody)).toMatchObject({ orderNo, status: 'PENDING', source: 'stores' });
 
     await startWorker(taskQueue);
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+    await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
       what: `${orderNo} to be persisted`,
       timeoutMs: 20_000,
     });
-    const report = await saleReport(store, redis, sale.sku);
+    const report = await saleReport(stores, redis, sale.sku);
     expect(report.figures.redis).toMatchObject({ available: 2, reserved: 1 });
     expectInvariants(report);
   });
@@ -195,7 +195,7 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
         ),
     }));
     const base = await serve(taskQueue);
-    const sale = await putOnSale(store, redis, { stock: 3 });
+    const sale = await putOnSale(stores, redis, { stock: 3 });
 
     const reply = await checkout(base, sale.sku, 'waiter-failed', { prefer: 'wait=8', 'idempotency-key': 'fail-once' });
     expect(reply.status, JSON.stringify(reply.body)).toBe(409);
@@ -207,7 +207,7 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     });
     const orderNo = reply.body.error?.details?.orderNo ?? '';
     // The FAILED answer comes from the workflow's state once its failure is recorded.
-    expect((await store.getOrder(orderNo))?.status).toBe('FAILED');
+    expect((await stores.orders.getOrder(orderNo))?.status).toBe('FAILED');
     expect(await inventory.getSale(sale.sku)).toMatchObject({ available: 3, reserved: 0 });
 
     // The same key again answers the same failed order, not a second one.
@@ -217,8 +217,8 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     });
     expect(retried.status).toBe(409);
     expect(retried.body.error?.details?.orderNo).toBe(orderNo);
-    expect([...(await store.orderNumbersOfSale(sale.sku))]).toEqual([orderNo]);
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expect([...(await stores.reports.orderNumbersOfSale(sale.sku))]).toEqual([orderNo]);
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
   it('attaches a retried waiting checkout (same Idempotency-Key) to the same order while the first still waits', async () => {
@@ -233,14 +233,14 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
       },
     }));
     const base = await serve(taskQueue);
-    const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 2 });
     const headers = { prefer: 'wait=10', 'idempotency-key': 'retry-while-waiting' };
 
     const first = checkout(base, sale.sku, 'waiter-retry', headers);
     await persistStarted.opened;
     const second = checkout(base, sale.sku, 'waiter-retry', headers);
     // Both are parked on the same workflow before persistence may go on.
-    const [orderNo] = [...(await store.orderNumbersOfSale(sale.sku))];
+    const [orderNo] = [...(await stores.reports.orderNumbersOfSale(sale.sku))];
     expect(orderNo).toBeUndefined();
     const reservedOrder = await waitFor(
       async () => {
@@ -260,13 +260,13 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expect(a.body.status).toBe('AWAITING_PAYMENT');
     expect(b.body.status).toBe('AWAITING_PAYMENT');
     // One order, one reservation, one workflow that answered two awaitPersisted Updates.
-    expect([...(await store.orderNumbersOfSale(sale.sku))]).toEqual([a.body.orderNo]);
+    expect([...(await stores.reports.orderNumbersOfSale(sale.sku))]).toEqual([a.body.orderNo]);
     expect(await inventory.getSale(sale.sku)).toMatchObject({ available: 2, reserved: 1 });
     const history = await temporal.workflow.getHandle(orderWorkflowId(a.body.orderNo ?? '')).fetchHistory();
     const events = history.events ?? [];
     expect(events.filter((event) => event.workflowExecutionStartedEventAttributes).length).toBe(1);
     expect(events.filter((event) => event.workflowExecutionUpdateCompletedEventAttributes).length).toBe(2);
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
   it('answers 202 when Update-with-Start reports an error, claimed or not yet: nothing is released, the order goes on', async () => {
@@ -277,11 +277,11 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
       claimedQueue,
       new UpdateWithStartReportsFailure(temporal, claimedQueue, guardsWithoutBreakers(), pacingOf()),
     );
-    const claimedSale = await putOnSale(store, redis, { stock: 3 });
+    const claimedSale = await putOnSale(stores, redis, { stock: 3 });
     const claimed = await checkout(claimedBase, claimedSale.sku, 'waiter-error-claimed', { prefer: 'wait=5' });
     expect(claimed.status, JSON.stringify(claimed.body)).toBe(202);
-    expect((await store.getOrder(claimed.body.orderNo ?? ''))?.status).toBe('AWAITING_PAYMENT');
-    expectInvariants(await saleReport(store, redis, claimedSale.sku));
+    expect((await stores.orders.getOrder(claimed.body.orderNo ?? ''))?.status).toBe('AWAITING_PAYMENT');
+    expectInvariants(await saleReport(stores, redis, claimedSale.sku));
 
     // Without a worker: nothing claimed it yet. It stays reserved (a promise), and once a worker
     // runs the order is persisted.
@@ -290,17 +290,17 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
       unclaimedQueue,
       new UpdateWithStartReportsFailure(temporal, unclaimedQueue, guardsWithoutBreakers(), pacingOf()),
     );
-    const unclaimedSale = await putOnSale(store, redis, { stock: 3 });
+    const unclaimedSale = await putOnSale(stores, redis, { stock: 3 });
     const unclaimed = await checkout(unclaimedBase, unclaimedSale.sku, 'waiter-error-unclaimed', { prefer: 'wait=1' });
     expect(unclaimed.status, JSON.stringify(unclaimed.body)).toBe(202);
     const orderNo = unclaimed.body.orderNo ?? '';
     expect(await inventory.getSale(unclaimedSale.sku)).toMatchObject({ available: 2, reserved: 1 });
     await startWorker(unclaimedQueue);
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+    await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
       what: `${orderNo} to be persisted`,
       timeoutMs: 20_000,
     });
-    expectInvariants(await saleReport(store, redis, unclaimedSale.sku));
+    expectInvariants(await saleReport(stores, redis, unclaimedSale.sku));
   });
 
   it('keeps every invariant in a burst where waiting and polling checkouts mix', async () => {
@@ -308,7 +308,7 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     await startWorker(taskQueue);
     const base = await serve(taskQueue);
     const stock = 25;
-    const sale = await putOnSale(store, redis, { stock });
+    const sale = await putOnSale(stores, redis, { stock });
     const shoppers = Array.from({ length: 120 }, (_, i) => `burst-${i % 80}`);
 
     const replies = await Promise.all(
@@ -330,11 +330,11 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     // Polling checkouts never wait: 202 PENDING, whatever the waiting ones do.
     for (const reply of replies.filter((_, i) => i % 2 === 1)) expect([202, 409]).toContain(reply.status);
 
-    await waitFor(async () => (await store.orderNumbersOfSale(sale.sku)).size === stock, {
+    await waitFor(async () => (await stores.reports.orderNumbersOfSale(sale.sku)).size === stock, {
       what: 'every won order in MySQL',
       timeoutMs: 60_000,
     });
-    const report = await saleReport(store, redis, sale.sku);
+    const report = await saleReport(stores, redis, sale.sku);
     expect(report.figures.redis).toMatchObject({ available: 0, reserved: stock });
     expectInvariants(report);
   });

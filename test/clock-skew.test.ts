@@ -11,10 +11,11 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import type { Pool } from 'mysql2/promise';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/reconcile/definitions.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { freePort } from '../stack/process.js';
@@ -28,7 +29,8 @@ const AHEAD_MS = 20 * 60_000;
 let config: AppConfig;
 let worker: ChildProcess;
 let healthUrl: string;
-let store: Store;
+let pool: Pool;
+let stores: Stores;
 let redis: RedisClient;
 let inventory: RedisInventory;
 let promises: PromiseQueue;
@@ -93,7 +95,8 @@ beforeAll(async () => {
   }).catch((err: unknown) => {
     throw new Error(`${String(err)}\nworker output:\n${started.output()}`);
   });
-  store = new Store(createMysqlPool(config));
+  pool = createMysqlPool(config);
+  stores = openStores(pool);
   redis = createRedis(config);
   inventory = new RedisInventory(redis, taskQueue);
   promises = new PromiseQueue(redis);
@@ -103,7 +106,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (worker?.pid && worker.exitCode === null) process.kill(-worker.pid, 'SIGKILL');
-  await Promise.allSettled([connection?.close(), store?.close(), redis?.quit()]);
+  await Promise.allSettled([connection?.close(), pool?.end(), redis?.quit()]);
 });
 
 describe('a worker 20 minutes ahead of Redis and MySQL', () => {
@@ -120,7 +123,7 @@ describe('a worker 20 minutes ahead of Redis and MySQL', () => {
   });
 
   it("judges a reservation's age by Redis's clock: the reconciler keeps a promise made a moment ago", async () => {
-    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const orderNo = newOrderNo();
     const { unitPriceCents: _price, ...input } = oneUnitOrder(sale, {
       orderNo,
@@ -144,7 +147,7 @@ describe('a worker 20 minutes ahead of Redis and MySQL', () => {
     });
     // By this worker's clock the promise is 20 minutes old, past the 15 a promise may wait.
     expect(report.sales[0]).toMatchObject({ releasedOrphans: 0, startedPromises: 0, live: 1 });
-    expect(await store.getOrder(orderNo)).toBeNull();
+    expect(await stores.orders.getOrder(orderNo)).toBeNull();
     expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('RESERVED');
     await promises.dropStartEntry(sale.sku, orderNo);
   });

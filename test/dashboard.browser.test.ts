@@ -18,7 +18,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
-import { type Store } from '../src/db/store.js';
+import type { Stores } from '../src/db/stores.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fixtures.js';
@@ -33,7 +33,7 @@ const WEB_UI = 'http://127.0.0.1:18233';
 let app: TestApp;
 let config: AppConfig;
 let api: RunningApi;
-let store: Store;
+let stores: Stores;
 let redis: RedisClient;
 let browser: Browser;
 let page: Page;
@@ -55,7 +55,7 @@ beforeAll(async () => {
     // from 127.0.0.1 at the same time. Rate limits have their own suite (test/rate-limit.test.ts).
     RATE_LIMIT_LOGIN: 'off',
   });
-  ({ config, store, redis, api } = app);
+  ({ config, stores, redis, api } = app);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
   page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
@@ -312,7 +312,7 @@ describe('the live sale dashboard in headless Chromium', () => {
       console.log(`[dashboard] screenshot: ${screenshot} (test took ${Date.now() - started} ms)`);
 
       expectInvariants(
-        await saleReport(store, redis, sku, { perUserLimit: 2, acceptedOrderNos: onScreen.map((o) => o.orderNo) }),
+        await saleReport(stores, redis, sku, { perUserLimit: 2, acceptedOrderNos: onScreen.map((o) => o.orderNo) }),
       );
     },
   );
@@ -436,7 +436,7 @@ describe('the live sale dashboard in headless Chromium', () => {
           'per API process (GET /metrics), all sales; summed over 1 process',
         );
         expect(elsewhere).toEqual([]);
-        expectInvariants(await saleReport(store, redis, sku, { perUserLimit: 1 }));
+        expectInvariants(await saleReport(stores, redis, sku, { perUserLimit: 1 }));
       } finally {
         await view.close();
       }
@@ -453,7 +453,7 @@ describe('the live sale dashboard in headless Chromium', () => {
       expect(await view.locator('#watching').innerText()).toBe('no sale picked');
       expect(await samplesOf(view)).toBe(0);
 
-      const { sku } = await putOnSale(store, redis, { stock: 3 });
+      const { sku } = await putOnSale(stores, redis, { stock: 3 });
       await view.fill('#sku-input', sku);
       await view.click('#watch');
       await view.locator('#watching', { hasText: `watching ${sku}` }).waitFor();

@@ -12,13 +12,14 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
-import { SoldOutCache } from '../src/order/checkout.js';
+import { SoldOutCache } from '../src/order/sold-out-cache.js';
 import { signWebhook } from '../src/payments/providers/generic/webhook.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import type { AppConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import type { Pool } from 'mysql2/promise';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
 import { startStack, type RunningStack, type StackServer } from '../stack/index.js';
@@ -46,7 +47,8 @@ const SLACK_MS = 700;
 
 let stack: RunningStack;
 let config: AppConfig;
-let store: Store;
+let pool: Pool;
+let stores: Stores;
 let redis: RedisClient;
 let temporal: Client;
 let worker: TestWorker;
@@ -71,14 +73,14 @@ beforeAll(async () => {
     LOG_LEVEL: 'silent',
     RATE_LIMIT_WEBHOOK: 'off',
   });
-  const pool = createMysqlPool(config);
+  pool = createMysqlPool(config);
   await migrate(pool);
-  store = new Store(pool);
+  stores = openStores(pool);
   redis = createRedis(config);
   redis.on('error', () => {});
   const connection = await Connection.connect({ address: config.temporal.address });
   temporal = new Client({ connection, namespace: config.temporal.namespace });
-  worker = await startTestWorker({ config, store, redis, temporal });
+  worker = await startTestWorker({ config, stores, redis, temporal });
   await ensureReconcileSchedule(temporal, config);
   // A sold-out flag that outlasts the test's freeze: the default (1 s) could lapse while the hung
   // checkouts wait on a loaded machine, and then the sold-out checkout would meet the open breaker.
@@ -91,7 +93,7 @@ afterAll(async () => {
   for (const name of ['temporal', 'redis', 'mysql'] as const) stack?.servers[name]?.kill('SIGCONT');
   await api?.close();
   await worker?.close();
-  await Promise.allSettled([temporal?.connection.close(), store?.close(), redis?.quit()]);
+  await Promise.allSettled([temporal?.connection.close(), pool?.end(), redis?.quit()]);
   await stack?.stop();
 });
 
@@ -174,7 +176,7 @@ async function acceptedAfterThaw(sku: string, userId: string): Promise<Timed> {
 async function quietAndConsistent(sku: string): Promise<void> {
   const report = await waitFor(
     async () => {
-      const current = await saleReport(store, redis, sku);
+      const current = await saleReport(stores, redis, sku);
       return current.ok && current;
     },
     { what: `${sku}: every invariant, once quiet`, timeoutMs: 60_000, intervalMs: 500 },
@@ -184,11 +186,11 @@ async function quietAndConsistent(sku: string): Promise<void> {
 
 describe('a frozen dependency', () => {
   it('Redis: checkouts answer 503 OUTCOME_UNKNOWN within CHECKOUT_DEADLINE, then UNAVAILABLE at once while the breaker is open; sold-outs still answer; the breaker closes after the thaw', async () => {
-    const soldOut = await putOnSale(store, redis, { stock: 1 });
+    const soldOut = await putOnSale(stores, redis, { stock: 1 });
     expect((await checkout(soldOut.sku, 'redis-first')).status).toBe(202);
     // This process now knows the SKU is sold out.
     expect((await checkout(soldOut.sku, 'redis-second')).status).toBe(409);
-    const sale = await putOnSale(store, redis, { stock: 50 });
+    const sale = await putOnSale(stores, redis, { stock: 50 });
     const before = await metrics();
 
     const thaw = freeze('redis');
@@ -246,11 +248,11 @@ describe('a frozen dependency', () => {
   });
 
   it('Temporal: the sale goes on (checkouts 202, reads from the stores), webhooks are recorded (202); every promise is kept after the thaw', async () => {
-    const sale = await putOnSale(store, redis, { stock: 50 });
+    const sale = await putOnSale(stores, redis, { stock: 50 });
     const placed = await checkout(sale.sku, 'temporal-placed');
     expect(placed.status).toBe(202);
     const orderNo = placed.body.orderNo as string;
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+    await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
       what: `${orderNo} persisted`,
       timeoutMs: 15_000,
     });
@@ -280,7 +282,7 @@ describe('a frozen dependency', () => {
       expect(paid.status, JSON.stringify(paid.body)).toBe(202);
       expect(paid.body).toEqual({ received: true, outcome: 'RECEIVED' });
       expect(paid.ms).toBeLessThan(500 + 1_000 + SLACK_MS);
-      expect(await store.getPayment(`evt-frozen-${orderNo}`)).toMatchObject({ outcome: 'RECEIVED' });
+      expect(await stores.payments.getPayment(`evt-frozen-${orderNo}`)).toMatchObject({ outcome: 'RECEIVED' });
       // With the breaker open, a checkout does not wait on Temporal at all.
       const fast = await checkout(sale.sku, 'temporal-fast');
       expect(fast.status).toBe(202);
@@ -290,26 +292,26 @@ describe('a frozen dependency', () => {
       const second = await webhook(orderNo, `evt-frozen-2-${orderNo}`, sale.priceCents);
       expect(second.status, JSON.stringify(second.body)).toBe(202);
       expect(second.ms).toBeLessThan(500 + SLACK_MS);
-      expect((await saleReport(store, redis, sale.sku)).figures.redis).toMatchObject({ available: 45, reserved: 5 });
+      expect((await saleReport(stores, redis, sale.sku)).figures.redis).toMatchObject({ available: 45, reserved: 5 });
     } finally {
       thaw();
     }
     // Every promise is started after the thaw (by the checkouts' own background starts or the starter) and persisted.
     for (const promisedNo of promised) {
-      await waitFor(async () => (await store.getOrder(promisedNo))?.status === 'AWAITING_PAYMENT', {
+      await waitFor(async () => (await stores.orders.getOrder(promisedNo))?.status === 'AWAITING_PAYMENT', {
         what: `${promisedNo} kept`,
         timeoutMs: 30_000,
       });
     }
     // The payments recorded during the freeze are delivered by the API's owner, with no retry of
     // the provider's: whichever is delivered first pays the order, the other is kept for a refund.
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', {
+    await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'PAID', {
       what: `${orderNo} paid`,
       timeoutMs: 30_000,
     });
     const judged = await waitFor(
       async () => {
-        const payments = await store.paymentsOfOrder(orderNo);
+        const payments = await stores.payments.paymentsOfOrder(orderNo);
         return payments.every((payment) => payment.outcome !== 'RECEIVED') && payments;
       },
       { what: 'both payments judged', timeoutMs: 30_000 },
@@ -326,16 +328,19 @@ describe('a frozen dependency', () => {
   });
 
   it('MariaDB: checkouts go on; webhooks and admin reads answer 503 within their bounds; consistent after the thaw', async () => {
-    const sale = await putOnSale(store, redis, { stock: 20 });
+    const sale = await putOnSale(stores, redis, { stock: 20 });
     const placed = await checkout(sale.sku, 'mysql-placed');
-    await waitFor(async () => (await store.getOrder(placed.body.orderNo as string))?.status === 'AWAITING_PAYMENT', {
-      what: 'persisted',
-      timeoutMs: 15_000,
-    });
+    await waitFor(
+      async () => (await stores.orders.getOrder(placed.body.orderNo as string))?.status === 'AWAITING_PAYMENT',
+      {
+        what: 'persisted',
+        timeoutMs: 15_000,
+      },
+    );
     // An order closed before the freeze, never read through this API (so not in its cache).
     const closed = await checkout(sale.sku, 'mysql-closed');
     const closedNo = closed.body.orderNo as string;
-    await waitFor(async () => (await store.getOrder(closedNo))?.status === 'AWAITING_PAYMENT', {
+    await waitFor(async () => (await stores.orders.getOrder(closedNo))?.status === 'AWAITING_PAYMENT', {
       what: `${closedNo} persisted`,
       timeoutMs: 15_000,
     });
@@ -401,21 +406,24 @@ describe('a frozen dependency', () => {
       intervalMs: 200,
     });
     // Paid in Redis first, then in MySQL: the sale is quiet once the row says so.
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', {
+    await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'PAID', {
       what: `${orderNo} paid`,
       timeoutMs: 15_000,
     });
-    await waitFor(async () => (await store.getOrder(accepted.body.orderNo as string))?.status === 'AWAITING_PAYMENT', {
-      what: 'the checkout of the freeze persisted',
-      timeoutMs: 30_000,
-    });
+    await waitFor(
+      async () => (await stores.orders.getOrder(accepted.body.orderNo as string))?.status === 'AWAITING_PAYMENT',
+      {
+        what: 'the checkout of the freeze persisted',
+        timeoutMs: 30_000,
+      },
+    );
     await quietAndConsistent(sale.sku);
   });
 });
 
 describe('load shedding', () => {
   it('beyond MAX_IN_FLIGHT_REQUESTS answers 503 at once and closes the connection; probes still answer', async () => {
-    const sale = await putOnSale(store, redis, { stock: 50 });
+    const sale = await putOnSale(stores, redis, { stock: 50 });
     const small = await startApi({ ...config, maxInFlightRequests: 4 }, 0);
     const thaw = freeze('redis');
     try {
@@ -451,7 +459,7 @@ describe('load shedding', () => {
   });
 
   it('starts beyond the pace wait in the process, not in Temporal: every checkout answers 202 within its start budget, and every order is started after the thaw', async () => {
-    const sale = await putOnSale(store, redis, { stock: 50 });
+    const sale = await putOnSale(stores, redis, { stock: 50 });
     const small = await startApi({ ...config, maxConcurrentStarts: 2 }, 0);
     const thaw = freeze('temporal');
     const orderNos: string[] = [];
@@ -477,7 +485,7 @@ describe('load shedding', () => {
     }
     try {
       for (const orderNo of orderNos) {
-        await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+        await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
           what: `${orderNo} started and persisted`,
           timeoutMs: 30_000,
         });

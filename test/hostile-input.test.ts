@@ -14,7 +14,7 @@ import { type ShopperAuth } from '../src/api/auth.js';
 import { type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/payments/providers/generic/webhook.js';
 import type { AppConfig } from '../src/config/index.js';
-import { type Store } from '../src/db/store.js';
+import type { Stores } from '../src/db/stores.js';
 import { type createTemporalClient } from '../src/infra/temporal-connection.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -25,7 +25,7 @@ const ADMIN = 'hostile-admin-token';
 let app: TestApp;
 let config: AppConfig;
 let api: RunningApi;
-let store: Store;
+let stores: Stores;
 let redis: RedisClient;
 let temporal: Awaited<ReturnType<typeof createTemporalClient>>;
 let auth: ShopperAuth;
@@ -82,12 +82,12 @@ async function snapshot() {
     redis.hgetall(keys.idempotency),
     redis.hgetall(keys.cancels),
   ]);
-  const orders = [...(await store.getOrders([...(await store.orderNumbersOfSale(sku))])).values()];
-  const payments = await store.paymentsOfOrder(orderNo);
+  const orders = [...(await stores.orders.getOrders([...(await stores.reports.orderNumbersOfSale(sku))])).values()];
+  const payments = await stores.payments.paymentsOfOrder(orderNo);
   const { count: workflows } = await temporal.workflow.count(`OrderSku = '${sku}'`);
   return {
     redis: { sale, users, reservations, idempotency, cancels },
-    mysql: { sale: await store.getSale(sku), orders, payments },
+    mysql: { sale: await stores.sales.getSale(sku), orders, payments },
     workflows,
   };
 }
@@ -102,7 +102,7 @@ beforeAll(async () => {
     RATE_LIMIT_LOGIN: 'off',
     RATE_LIMIT_WEBHOOK: 'off',
   });
-  ({ config, store, redis, temporal, api, auth } = app);
+  ({ config, stores, redis, temporal, api, auth } = app);
 
   // One sale with one order awaiting payment: what every hostile request must leave untouched.
   sku = uniqueSku('HOSTILE');
@@ -121,7 +121,7 @@ beforeAll(async () => {
   });
   expect(checkout.status).toBe(202);
   orderNo = (checkout.body as { orderNo: string }).orderNo;
-  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+  await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
     what: 'the victim order to be persisted',
     timeoutMs: 15_000,
   });
@@ -646,7 +646,7 @@ async function buy(
 }
 
 async function persisted(no: string): Promise<void> {
-  await waitFor(async () => (await store.getOrder(no))?.status === 'AWAITING_PAYMENT', {
+  await waitFor(async () => (await stores.orders.getOrder(no))?.status === 'AWAITING_PAYMENT', {
     what: `${no} to be persisted`,
     timeoutMs: 15_000,
   });
@@ -677,7 +677,7 @@ describe('what an adversarial probe tries, one test each', () => {
       outcome: 'REFUND_REQUIRED',
       refundReason: 'ALREADY_PAID',
     });
-    expect((await store.paymentsOfOrder(order.orderNo)).map((p) => [p.eventId, p.outcome])).toEqual(
+    expect((await stores.payments.paymentsOfOrder(order.orderNo)).map((p) => [p.eventId, p.outcome])).toEqual(
       expect.arrayContaining([
         [`evt_x_${id}`, 'APPLIED'],
         [`EVT_X_${id.toUpperCase()}`, 'REFUND_REQUIRED'],
@@ -698,7 +698,7 @@ describe('what an adversarial probe tries, one test each', () => {
       persisted((upper.body as { orderNo: string }).orderNo),
       persisted((lower.body as { orderNo: string }).orderNo),
     ]);
-    expect((await store.saleStockFigures(`users-${id}`))?.usersHolding).toBe(2);
+    expect((await stores.reports.saleStockFigures(`users-${id}`))?.usersHolding).toBe(2);
 
     // Idempotency keys: two orders.
     const keyed = await createSale({ sku: `keys-${id}`, perUserLimit: 2 });
@@ -725,8 +725,8 @@ describe('what an adversarial probe tries, one test each', () => {
       refundReason: 'AMOUNT_MISMATCH',
     });
     // The order still awaits its payment; the row already says why this one goes back.
-    expect(await store.getOrder(order.orderNo)).toMatchObject({ status: 'AWAITING_PAYMENT' });
-    expect(await store.getPayment(eventId)).toMatchObject({
+    expect(await stores.orders.getOrder(order.orderNo)).toMatchObject({ status: 'AWAITING_PAYMENT' });
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({
       outcome: 'REFUND_REQUIRED',
       refundReason: 'AMOUNT_MISMATCH',
     });
@@ -743,7 +743,7 @@ describe('what an adversarial probe tries, one test each', () => {
     const reply = await createSale({ sku: saleSku, ...window });
     expect(reply).toMatchObject({ status: 400, body: { error: { code: 'INVALID_REQUEST' } } });
     expect((await send('GET', `/api/sales/${saleSku}`)).status).toBe(404);
-    expect(await store.getSale(saleSku)).toBeNull();
+    expect(await stores.sales.getSale(saleSku)).toBeNull();
     expect(await redis.exists(saleKeys(saleSku).sale)).toBe(0);
   });
 
@@ -774,7 +774,7 @@ describe('what an adversarial probe tries, one test each', () => {
       const no = (order.body as { orderNo: string }).orderNo;
       await persisted(no);
       expect((await send('POST', `/api/orders/${no}/cancel`, { headers: token })).status).toBe(202);
-      await waitFor(async () => (await store.getOrder(no))?.status === 'CANCELLED', {
+      await waitFor(async () => (await stores.orders.getOrder(no))?.status === 'CANCELLED', {
         what: `${no} cancelled`,
         timeoutMs: 15_000,
       });

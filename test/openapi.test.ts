@@ -25,7 +25,7 @@ import { buildOpenApiDocument, routersOf, type OpenApiDocument } from '../src/ap
 import { type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/payments/providers/generic/webhook.js';
 import type { AppConfig } from '../src/config/index.js';
-import { Store } from '../src/db/store.js';
+import { openStores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -49,7 +49,9 @@ beforeAll(async () => {
   testApp = await startTestApp('openapi', API_TEST_ENV);
   ({ config, pool, redis, temporal, api } = testApp);
   // The same app as the running API's, built from the same code, to walk its routers.
-  app = createApp(composeApi({ config, redis, store: new Store(pool), temporal, logger: createLogger(config, 'api') }));
+  app = createApp(
+    composeApi({ config, redis, stores: openStores(pool), temporal, logger: createLogger(config, 'api') }),
+  );
   spec = buildOpenApiDocument(routersOf(app));
 });
 
@@ -529,7 +531,7 @@ describe('real answers match the spec', () => {
       composeApi({
         config: { ...config, authDevLogin: false },
         redis: deadRedis,
-        store: new Store(pool),
+        stores: openStores(pool),
         temporal,
         logger: createLogger({ logLevel: 'silent' }, 'api'),
       }),

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiMetrics } from '../src/api/metrics.js';
 import { startApi } from '../src/api/server.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { OrderStatusReader } from '../src/order/status-reads.js';
 import { Deadline } from '../src/infra/dependency-guard.js';
 import { waitFor } from '../stack/wait-for.js';

@@ -10,8 +10,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Activities, ProviderClose, UnpaidOrderClosed } from '../src/activities/order.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import type { Activities, UnpaidOrderClosed } from '../src/activities/order.js';
+import type { PaymentActivities, ProviderClose } from '../src/activities/payments.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import {
   awaitPersistedUpdate,
   cancelUpdate,
@@ -50,7 +51,7 @@ function record(orderNo: string, call: string): void {
 }
 
 /** The workflow's activities, answering from each order's script instead of the stores. */
-const stubs: Activities = {
+const stubs: Activities & PaymentActivities = {
   async persistOrder(order) {
     const attempt = (persistAttempts.get(order.orderNo) ?? 0) + 1;
     persistAttempts.set(order.orderNo, attempt);

@@ -6,10 +6,10 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { openStores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { storedPayment } from '../src/payments/delivery.js';
 import { waitFor } from '../stack/wait-for.js';
 import {
@@ -25,26 +25,27 @@ import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 const config = testConfig({ TEMPORAL_TASK_QUEUE: `order-dev-${randomUUID()}` });
-const store = new Store(createMysqlPool(config));
+const pool = createMysqlPool(config);
+const stores = openStores(pool);
 const redis = createRedis(config);
 let connection: Connection;
 let client: Client;
 let worker: TestWorker;
 
 beforeAll(async () => {
-  worker = await startTestWorker({ config, store, redis });
+  worker = await startTestWorker({ config, stores, redis });
   connection = await Connection.connect({ address: config.temporal.address });
   client = new Client({ connection, namespace: config.temporal.namespace });
 });
 
 afterAll(async () => {
   await worker?.close();
-  await Promise.allSettled([connection?.close(), store.close(), redis.quit()]);
+  await Promise.allSettled([connection?.close(), pool.end(), redis.quit()]);
 });
 
 describe('OrderWorkflow on the Temporal dev server', () => {
   it('answers the status query and takes the payment signal', async () => {
-    const sale = await putOnSale(store, redis, { stock: 10 });
+    const sale = await putOnSale(stores, redis, { stock: 10 });
     const orderNo = newOrderNo();
     const userId = 'dev-server-shopper';
     expect(
@@ -92,7 +93,11 @@ describe('OrderWorkflow on the Temporal dev server', () => {
         timeoutMs: 10_000,
       },
     );
-    const recorded = await store.recordPayment({ eventId: `evt-${orderNo}`, orderNo, amountCents: sale.priceCents });
+    const recorded = await stores.payments.recordPayment({
+      eventId: `evt-${orderNo}`,
+      orderNo,
+      amountCents: sale.priceCents,
+    });
     await handle.executeUpdate(payUpdate, { args: [storedPayment(recorded)] });
     expect(await handle.result()).toMatchObject({ status: 'PAID' });
     // The query still answers on the closed workflow (this client does not reject closed ones).
@@ -101,6 +106,6 @@ describe('OrderWorkflow on the Temporal dev server', () => {
     const described = await handle.describe();
     expect(described.searchAttributes.OrderStatus).toBeUndefined();
     expect(described.searchAttributes.OrderSku).toEqual([sale.sku]);
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 });

@@ -18,10 +18,10 @@ import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Activities } from '../src/activities/order.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { storedPayment } from '../src/payments/delivery.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureSearchAttributes } from '../src/workers/worker-connection.js';
@@ -58,7 +58,7 @@ const releaseOutcomes: string[] = [];
 let env: TestWorkflowEnvironment;
 let worker: TestWorker;
 let pool: Pool;
-let store: Store;
+let stores: Stores;
 let redis: RedisClient;
 let inventory: RedisInventory;
 const taskQueue = `order-ts-${randomUUID()}`;
@@ -68,13 +68,13 @@ beforeAll(async () => {
   await ensureSearchAttributes(env.connection, 'default');
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
   pool = createMysqlPool(config);
-  store = new Store(pool);
+  stores = openStores(pool);
   redis = createRedis(config);
   inventory = new RedisInventory(redis, config.temporal.taskQueue);
   worker = await startTestWorker({
     config,
     connection: env.nativeConnection,
-    store,
+    stores,
     redis,
     wrapActivities: (real) => ({
       persistOrder: (input) =>
@@ -150,7 +150,7 @@ async function pay(
   eventId: string,
   amountCents: number,
 ): Promise<PaymentVerdict> {
-  const row = await store.recordPayment({ eventId, orderNo, amountCents });
+  const row = await stores.payments.recordPayment({ eventId, orderNo, amountCents });
   return handle.executeUpdate(payUpdate, { args: [storedPayment(row)] });
 }
 
@@ -206,7 +206,7 @@ function holdAt<K extends keyof Faults>(activity: K): ReturnType<typeof gate> {
 
 describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis)', () => {
   it('is PAID when the payment arrives in time', async () => {
-    const sale = await putOnSale(store, redis, { stock: 5 });
+    const sale = await putOnSale(stores, redis, { stock: 5 });
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
@@ -215,14 +215,14 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(result.paidAt).toBeDefined();
     expect((await orderRow(orderNo))?.status).toBe('PAID');
     expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null }]);
-    await expectSaleSettled(store, redis, sale.sku, { available: 4, reserved: 0, sold: 1 });
+    await expectSaleSettled(stores, redis, sale.sku, { available: 4, reserved: 0, sold: 1 });
   });
 
   it('cancels at the deadline without payment, giving the stock back in MySQL and Redis', async () => {
-    const sale = await putOnSale(store, redis, { stock: 3 });
+    const sale = await putOnSale(stores, redis, { stock: 3 });
     const handle = await startOrder(sale, undefined, undefined, SHORT_WINDOW);
     const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    expect((await saleReport(store, redis, sale.sku)).figures.mysql.available).toBe(2);
+    expect((await saleReport(stores, redis, sale.sku)).figures.mysql.available).toBe(2);
     const result = await handle.result();
     expect(result).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
     const row = await orderRow(orderNo);
@@ -230,12 +230,12 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     // Judged by MySQL's clock: cancelled at or after the deadline MySQL wrote, never before.
     const [[clock]] = await pool.query<RowDataPacket[]>('SELECT NOW(3) >= ? AS due', [row?.payment_deadline]);
     expect(clock?.due).toBe(1);
-    const report = await expectSaleSettled(store, redis, sale.sku, { available: 3, reserved: 0, sold: 0 });
+    const report = await expectSaleSettled(stores, redis, sale.sku, { available: 3, reserved: 0, sold: 0 });
     expect(report.figures.mysql.available).toBe(3);
   });
 
   it("never cancels before MySQL's clock passes the deadline, however far Temporal's runs ahead: a payment MySQL records in time pays the order", async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     await env.sleep('1h'); // Temporal's clock an hour ahead of MySQL's, as a server with a broken clock
     const orderNo = newOrderNo();
     const handle = await startOrder(sale, undefined, orderNo, { paymentWindow: '8s', realClock: true });
@@ -251,7 +251,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     // timeout looks (CANCELLED, once in CI).
     await sleep(4_500);
     // Recorded by MySQL in time; its delivery to the workflow was lost (never sent).
-    const payment = await store.recordPayment({
+    const payment = await stores.payments.recordPayment({
       eventId: `evt-skew-${orderNo}`,
       orderNo,
       amountCents: sale.priceCents,
@@ -270,12 +270,12 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
       payments: [{ eventId: payment.eventId, outcome: 'APPLIED' }],
     });
     expect(await paymentRows(orderNo)).toEqual([{ eventId: payment.eventId, outcome: 'APPLIED', refundReason: null }]);
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
   it('fails and releases the reservation exactly once when persistence fails for good (sale gone from MySQL)', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
-    await store.deleteSale(sale.sku); // the "sale gone" non-retryable case
+    const sale = await putOnSale(stores, redis, { stock: 2 });
+    await stores.sales.deleteSale(sale.sku); // the "sale gone" non-retryable case
     let attempts = 0;
     faults.persistOrder = (real, input) => {
       attempts++;
@@ -295,7 +295,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
   });
 
   it('persists a promised order through a four-minute MySQL outage (v4), then is PAID', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     let attempts = 0;
     // 30 failed attempts, 10 s apart once backed off: about four minutes of skipped time, where
     // v3 gave up after 10 attempts (about a minute).
@@ -312,11 +312,11 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(attempts).toBe(31);
     await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
     expect((await handle.result()).status).toBe('PAID');
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
   it('retries a transient persistence failure, then is PAID', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     let attempts = 0;
     faults.persistOrder = async (real, input) => {
       attempts++;
@@ -328,11 +328,11 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(attempts).toBe(3);
     await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
     expect((await handle.result()).status).toBe('PAID');
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
   it('keeps a payment that arrives while the order is still being persisted and applies it after', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     const hold = holdAt('persistOrder');
     const orderNo = newOrderNo();
     const handle = await startOrder(sale, undefined, orderNo);
@@ -341,7 +341,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     // its arrival time: persistOrder is a local activity (the workflow task stays open while it
     // runs), so the Update is accepted by the server now and judged once the order is persisted.
     const eventId = `evt-early-${orderNo}`;
-    const recorded = await store.recordPayment({ eventId, orderNo, amountCents: sale.priceCents });
+    const recorded = await stores.payments.recordPayment({ eventId, orderNo, amountCents: sale.priceCents });
     const verdict = handle.executeUpdate(payUpdate, { args: [storedPayment(recorded)] });
     expect(await orderRow(orderNo)).toBeUndefined(); // really not persisted yet
     hold.open();
@@ -350,11 +350,11 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(result.status).toBe('PAID');
     expect(result.payments).toEqual([{ eventId, amountCents: sale.priceCents, outcome: 'APPLIED' }]);
     expect((await orderRow(result.orderNo))?.status).toBe('PAID');
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
   it('judges a payment that reaches an order still being persisted by the deadline the persist wrote: recorded after it, refunded, never applied (v6)', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     const orderNo = newOrderNo();
     // The first attempt commits the row (MySQL stamps its deadline) and loses its answer; the next
     // ones fail until the payment has been answered (or 5 s), so it reaches the order while PENDING,
@@ -401,11 +401,11 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(await paymentRows(orderNo)).toEqual([
       { eventId: late.eventId, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' },
     ]);
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
   it('applies a duplicate payment once and records a second, different payment for refund', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     // markPaid is held so the workflow is still open for the payments after the first.
     const hold = holdAt('markPaid');
     const handle = await startOrder(sale);
@@ -432,7 +432,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
   });
 
   it('records a payment that arrives after the timer fired for refund and never applies it', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     const hold = holdAt('cancelUnpaidOrder');
     const handle = await startOrder(sale, undefined, undefined, SHORT_WINDOW);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
@@ -460,11 +460,11 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
       { eventId: `evt-late-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' },
     ]);
     expect((await orderRow(orderNo))?.status).toBe('CANCELLED');
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
   it('refunds a payment recorded after the deadline even when it reaches the order before the timer does', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     const handle = await startOrder(sale);
     const { orderNo, totalCents, paymentDeadline } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     // A worker that was late: the payment arrived 1 s after the deadline, the timer has not run yet.
@@ -485,16 +485,20 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
       { eventId: `evt-after-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' },
       { eventId: `evt-at-${orderNo}`, outcome: 'APPLIED', refundReason: null },
     ]);
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
   it('a payment recorded in time and delivered while the timed-out order is being cancelled waits, and pays it', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     const hold = holdAt('cancelUnpaidOrder');
     const handle = await startOrder(sale, undefined, undefined, SHORT_WINDOW);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     // Recorded now, by MySQL's clock: before the deadline, seconds away by MySQL's clock.
-    const row = await store.recordPayment({ eventId: `evt-in-time-${orderNo}`, orderNo, amountCents: totalCents });
+    const row = await stores.payments.recordPayment({
+      eventId: `evt-in-time-${orderNo}`,
+      orderNo,
+      amountCents: totalCents,
+    });
     const result = handle.result(); // lets the server skip the 30 minutes
     await hold.arrived; // the timer fired; cancelUnpaidOrder is about to look for payments
     const verdict = handle.executeUpdate(payUpdate, { args: [storedPayment(row)] });
@@ -503,11 +507,11 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(await result).toMatchObject({ status: 'PAID', payments: [{ eventId: row.eventId, outcome: 'APPLIED' }] });
     expect((await orderRow(orderNo))?.status).toBe('PAID');
     expect(await paymentRows(orderNo)).toEqual([{ eventId: row.eventId, outcome: 'APPLIED', refundReason: null }]);
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
   it('rejects a payment of the wrong amount and records it', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     await pay(handle, orderNo, `evt-short-${orderNo}`, totalCents - 1);
@@ -530,23 +534,23 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
   });
 
   it('is CANCELLED with USER_CANCELLED when the shopper cancels', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     const handle = await startOrder(sale);
     const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     await handle.executeUpdate(cancelUpdate);
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
     expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED', cancel_reason: 'USER_CANCELLED' });
-    await expectSaleSettled(store, redis, sale.sku, { available: 2 });
+    await expectSaleSettled(stores, redis, sale.sku, { available: 2 });
   });
 
   it('still gives the stock back when the workflow itself is cancelled', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     const handle = await startOrder(sale);
     const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     await handle.cancel();
     await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
     expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED' });
-    await expectSaleSettled(store, redis, sale.sku, { available: 2 });
+    await expectSaleSettled(stores, redis, sale.sku, { available: 2 });
   });
 });
 
@@ -559,7 +563,7 @@ describe.sequential(
   'OrderWorkflow: nothing is lost when persistence races a cancel, a payment or a lost reservation',
   () => {
     it('an operator cancel of a PENDING order that accepted a payment fails it and records the payment for refund', async () => {
-      const sale = await putOnSale(store, redis, { stock: 2 });
+      const sale = await putOnSale(stores, redis, { stock: 2 });
       // MySQL is down: persistOrder keeps failing, and from the 5th attempt on each retry waits on a
       // durable timer, so the payment and the operator's cancel reach the workflow while it is PENDING.
       let attempts = 0;
@@ -570,7 +574,7 @@ describe.sequential(
       const orderNo = newOrderNo();
       const handle = await startOrder(sale, undefined, orderNo);
       await waitFor(() => attempts >= 5, { what: 'the fifth persist attempt', timeoutMs: 20_000 });
-      const recorded = await store.recordPayment({
+      const recorded = await stores.payments.recordPayment({
         eventId: `evt-pending-${orderNo}`,
         orderNo,
         amountCents: sale.priceCents,
@@ -600,11 +604,11 @@ describe.sequential(
       expect(await paymentRows(orderNo)).toEqual([
         { eventId: `evt-pending-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' },
       ]);
-      await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0, sold: 0 });
+      await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0, sold: 0 });
     });
 
     it('an operator cancel that lands while the payment is being applied leaves the order PAID in both stores', async () => {
-      const sale = await putOnSale(store, redis, { stock: 2 });
+      const sale = await putOnSale(stores, redis, { stock: 2 });
       const hold = holdAt('markPaid');
       const handle = await startOrder(sale);
       const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
@@ -617,11 +621,11 @@ describe.sequential(
       expect(await paymentRows(orderNo)).toEqual([
         { eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null },
       ]);
-      await expectSaleSettled(store, redis, sale.sku, { available: 1, reserved: 0, sold: 1 });
+      await expectSaleSettled(stores, redis, sale.sku, { available: 1, reserved: 0, sold: 1 });
     });
 
     it('an order persisted whose later attempts all failed ends FAILED with its units back in MySQL, as in Redis', async () => {
-      const sale = await putOnSale(store, redis, { stock: 3 });
+      const sale = await putOnSale(stores, redis, { stock: 3 });
       let attempts = 0;
       faults.persistOrder = async (real, input) => {
         attempts++;
@@ -637,12 +641,12 @@ describe.sequential(
       expect(result.status).toBe('FAILED');
       expect(attempts).toBe(2);
       expect(await orderRow(result.orderNo)).toMatchObject({ status: 'FAILED' });
-      const report = await expectSaleSettled(store, redis, sale.sku, { available: 3, reserved: 0 });
+      const report = await expectSaleSettled(stores, redis, sale.sku, { available: 3, reserved: 0 });
       expect(report.figures.mysql.available).toBe(3);
     });
 
     it('a payment whose reservation is gone from Redis fails the order and is refunded, instead of selling a unit twice', async () => {
-      const sale = await putOnSale(store, redis, { stock: 2 });
+      const sale = await putOnSale(stores, redis, { stock: 2 });
       const handle = await startOrder(sale);
       const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
       // The reservation is released behind the workflow's back (a hand edit, a restore of Redis):
@@ -655,13 +659,13 @@ describe.sequential(
       expect(await paymentRows(orderNo)).toEqual([
         { eventId: `evt-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' },
       ]);
-      const report = await saleReport(store, redis, sale.sku);
+      const report = await saleReport(stores, redis, sale.sku);
       expect(report.figures.mysql.available).toBe(2);
       expectInvariants(report);
     });
 
     it('an order whose reservation was released before it was claimed ends FAILED without persisting', async () => {
-      const sale = await putOnSale(store, redis, { stock: 2 });
+      const sale = await putOnSale(stores, redis, { stock: 2 });
       const orderNo = newOrderNo();
       const userId = `user-${randomUUID()}`;
       expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
@@ -673,7 +677,7 @@ describe.sequential(
         failureReason: expect.stringMatching(/^ReservationReleased/),
       });
       expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
-      const report = await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
+      const report = await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0 });
       expect(report.figures.mysql.available).toBe(2);
     });
   },
@@ -681,7 +685,7 @@ describe.sequential(
 
 describe.sequential('OrderWorkflow Updates (time-skipping server)', () => {
   it('answers a payment with its verdict at once, and refuses a cancel once paid', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     // markPaid is held so the workflow is still open when the cancel arrives: otherwise a fast close
     // makes the cancel find no workflow at all, and the validator's refusal would go untested.
     const hold = holdAt('markPaid');
@@ -701,11 +705,11 @@ describe.sequential('OrderWorkflow Updates (time-skipping server)', () => {
   });
 
   it('cancels through the cancel Update while awaiting payment', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2 });
+    const sale = await putOnSale(stores, redis, { stock: 2 });
     const handle = await startOrder(sale);
     const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     expect((await handle.executeUpdate(cancelUpdate, {})).orderNo).toBe(orderNo);
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 });

@@ -13,14 +13,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeApi, createApp } from '../src/api/app.js';
 import type { createDependencyGuards } from '../src/api/guards.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store, type PaymentRow } from '../src/db/store.js';
+import type { PaymentStore } from '../src/db/payments.js';
+import { openStores, type Stores } from '../src/db/stores.js';
+import type { PaymentRow } from '../src/db/rows.js';
 import { Deadline, type DependencyGuard } from '../src/infra/dependency-guard.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import type { OrderClient } from '../src/order/workflow-client.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { FUTURE_ORDER_MARGIN_MS, PaymentDelivery, storedPayment } from '../src/payments/delivery.js';
 import { signWebhook } from '../src/payments/providers/generic/webhook.js';
 import { orderNoTime, orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
@@ -38,7 +40,8 @@ const config = testConfig({
   RATE_LIMIT_WEBHOOK: 'off',
   BREAKER_NO_SUCCESS_FOR: '0ms',
 });
-const store = new Store(createMysqlPool(config));
+const pool = createMysqlPool(config);
+const stores = openStores(pool);
 const redis: RedisClient = createRedis(config);
 const inventory = new RedisInventory(redis, config.temporal.taskQueue);
 let temporal: Client;
@@ -50,15 +53,15 @@ const servers: Server[] = [];
 
 beforeAll(async () => {
   temporal = await createTemporalClient(config);
-  ({ orders, lookup } = orderAccess(temporal, store, config.temporal.taskQueue));
-  delivery = PaymentDelivery.fromConfig(config, { store, orders, lookup });
-  worker = await startTestWorker({ config, store, redis });
+  ({ orders, lookup } = orderAccess(temporal, stores, config.temporal.taskQueue));
+  delivery = PaymentDelivery.fromConfig(config, { stores, orders, lookup });
+  worker = await startTestWorker({ config, stores, redis });
 });
 
 afterAll(async () => {
   for (const server of servers) server.close();
   await worker?.close();
-  await Promise.allSettled([temporal?.connection.close(), store.close(), redis.quit()]);
+  await Promise.allSettled([temporal?.connection.close(), pool.end(), redis.quit()]);
 });
 
 /** A worker that is late: nothing of this queue runs until it is started again. */
@@ -68,21 +71,22 @@ async function stopWorker(): Promise<void> {
 }
 
 async function startWorker(): Promise<void> {
-  worker ??= await startTestWorker({ config, store, redis });
+  worker ??= await startTestWorker({ config, stores, redis });
 }
 
 /** An order reserved and started as the API does, persisted (AWAITING_PAYMENT), with its payment window. */
 async function placeOrder(
   paymentWindow: string,
 ): Promise<{ input: OrderInput; deadline: number; total: number; sku: string }> {
-  const sale = await putOnSale(store, redis, { stock: 3 });
+  const sale = await putOnSale(stores, redis, { stock: 3 });
   const orderNo = newOrderNo();
   const userId = `arrival-${orderNo.slice(-6)}`;
   expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
   const input = oneUnitOrder(sale, { orderNo, userId, createdAtMs: Date.now(), paymentWindow });
   expect(await orders.start(input)).toBe('STARTED');
   const row = await waitFor(
-    async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT' && store.getOrder(orderNo),
+    async () =>
+      (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT' && stores.orders.getOrder(orderNo),
     {
       what: `${orderNo} persisted`,
       timeoutMs: 15_000,
@@ -93,7 +97,7 @@ async function placeOrder(
 }
 
 async function record(orderNo: string, amountCents: number): Promise<PaymentRow> {
-  return store.recordPayment({ eventId: `evt-${randomUUID()}`, orderNo, amountCents });
+  return stores.payments.recordPayment({ eventId: `evt-${randomUUID()}`, orderNo, amountCents });
 }
 
 async function until(at: number): Promise<void> {
@@ -116,10 +120,10 @@ describe('a payment judged by when it arrived', () => {
     expect(row.receivedAt.getTime()).toBeLessThanOrEqual(order.deadline);
     // Nobody delivers it: the timer fires, and the order finds the payment recorded in time.
     await orders.awaitClosed(order.input.orderNo);
-    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
+    expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
     expect(await delivery.deliver(row, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
-    expect(await store.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED' });
-    expectInvariants(await saleReport(store, redis, order.sku));
+    expect(await stores.payments.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED' });
+    expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
   it('received before the deadline, delivered with the timer in one workflow task of a late worker: PAID', async () => {
@@ -136,11 +140,11 @@ describe('a payment judged by when it arrived', () => {
       await startWorker();
     }
     await orders.awaitClosed(order.input.orderNo);
-    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
+    expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
     // Accepted by its arrival time, past the deadline by the workflow's clock: not rescued later by
     // the timeout's look into MySQL (cancelUnpaidOrder never ran).
     expect(await activitiesRun(order.input.orderNo)).not.toContain('cancelUnpaidOrder');
-    expectInvariants(await saleReport(store, redis, order.sku));
+    expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
   it('received after the deadline, delivered with the timer in one workflow task of a late worker: REFUND_REQUIRED, CANCELLED', async () => {
@@ -160,19 +164,19 @@ describe('a payment judged by when it arrived', () => {
       await startWorker();
     }
     await orders.awaitClosed(order.input.orderNo);
-    expect(await store.getOrder(order.input.orderNo)).toMatchObject({
+    expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({
       status: 'CANCELLED',
       cancelReason: 'PAYMENT_TIMEOUT',
     });
-    expect(await store.getPayment(row.eventId)).toMatchObject({
+    expect(await stores.payments.getPayment(row.eventId)).toMatchObject({
       outcome: 'REFUND_REQUIRED',
       refundReason: 'RECEIVED_AFTER_DEADLINE',
     });
-    expectInvariants(await saleReport(store, redis, order.sku));
+    expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
   it('a late start keeps its payment time: the deadline counts from when the order became payable', async () => {
-    const sale = await putOnSale(store, redis, { stock: 3 });
+    const sale = await putOnSale(stores, redis, { stock: 3 });
     const orderNo = newOrderNo();
     expect((await inventory.reserve({ orderNo, sku: sale.sku, userId: 'late-start', quantity: 1 })).outcome).toBe(
       'RESERVED',
@@ -190,7 +194,8 @@ describe('a payment judged by when it arrived', () => {
       await startWorker();
     }
     const row = await waitFor(
-      async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT' && store.getOrder(orderNo),
+      async () =>
+        (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT' && stores.orders.getOrder(orderNo),
       {
         what: `${orderNo} persisted`,
         timeoutMs: 15_000,
@@ -203,7 +208,7 @@ describe('a payment judged by when it arrived', () => {
     expect(payment.receivedAt.getTime()).toBeGreaterThan(createdAt + 2_000);
     expect(await delivery.deliver(payment, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
     await orders.awaitClosed(orderNo);
-    expect(await store.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
+    expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
   });
 
   it('a stale duplicate delivery to the order its first delivery paid and closed answers APPLIED, not a refund', async () => {
@@ -214,7 +219,7 @@ describe('a payment judged by when it arrived', () => {
     await orders.awaitClosed(order.input.orderNo);
     // Delivery 2 read the row while it was RECEIVED; the workflow is gone when it arrives.
     expect(await delivery.deliver(row, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
-    expect(await store.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED' });
+    expect(await stores.payments.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED' });
     // A second payment of a closed, paid order is money with no order to pay: refunded.
     const second = await record(order.input.orderNo, order.total);
     expect(await delivery.deliver(second, Deadline.in(10_000))).toEqual({
@@ -226,7 +231,7 @@ describe('a payment judged by when it arrived', () => {
   it('a payment delivered after its order closed is judged as the order would have: by its amount, then its arrival', async () => {
     const order = await placeOrder('2s');
     await orders.awaitClosed(order.input.orderNo);
-    expect(await store.getOrder(order.input.orderNo)).toMatchObject({
+    expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({
       status: 'CANCELLED',
       cancelReason: 'PAYMENT_TIMEOUT',
     });
@@ -240,7 +245,7 @@ describe('a payment judged by when it arrived', () => {
       outcome: 'REFUND_REQUIRED',
       refundReason: 'AMOUNT_MISMATCH',
     });
-    expect(await store.getPayment(late.eventId)).toMatchObject({
+    expect(await stores.payments.getPayment(late.eventId)).toMatchObject({
       outcome: 'REFUND_REQUIRED',
       refundReason: 'RECEIVED_AFTER_DEADLINE',
     });
@@ -254,16 +259,16 @@ describe('a payment judged by when it arrived', () => {
     expect(found.live).toBeDefined();
     expect(await orders.cancel(found.view.orderNo)).toBe(true);
     await orders.awaitClosed(order.input.orderNo);
-    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
+    expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
     expect(await delivery.deliver(row, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
-    expectInvariants(await saleReport(store, redis, order.sku));
+    expectInvariants(await saleReport(stores, redis, order.sku));
   });
 });
 
 describe('redelivery', () => {
   it('delivers in parallel: an order that does not answer holds up no other payment', async () => {
     // One order whose workflow no worker runs (its Update never answers), ahead of three that do.
-    const stalledSale = await putOnSale(store, redis, { stock: 1 });
+    const stalledSale = await putOnSale(stores, redis, { stock: 1 });
     const stalledNo = newOrderNo();
     expect(
       (await inventory.reserve({ orderNo: stalledNo, sku: stalledSale.sku, userId: 'stalled', quantity: 1 })).outcome,
@@ -283,7 +288,7 @@ describe('redelivery', () => {
 
     // Handed over as a webhook does when the order cannot answer at once: the owner's loop delivers them.
     const owner = PaymentDelivery.fromConfig(config, {
-      store,
+      stores,
       orders,
       lookup,
       // No sweep (nothing is RECEIVED for an hour): the backlog is these four rows alone.
@@ -294,7 +299,7 @@ describe('redelivery', () => {
       for (const row of rows) expect(await owner.take(row, { waitMs: 0, deliverNow: false })).toBeNull();
       await waitFor(
         async () =>
-          (await Promise.all(rows.slice(1).map((row) => store.getPayment(row.eventId)))).every(
+          (await Promise.all(rows.slice(1).map((row) => stores.payments.getPayment(row.eventId)))).every(
             (row) => row?.outcome === 'APPLIED',
           ),
         {
@@ -304,7 +309,7 @@ describe('redelivery', () => {
       );
       // Still delivering to the stalled order: the others did not wait for it.
       expect(owner.backlog).toBe(1);
-      expect(await store.getPayment(stalled.eventId)).toMatchObject({ outcome: 'RECEIVED' });
+      expect(await stores.payments.getPayment(stalled.eventId)).toMatchObject({ outcome: 'RECEIVED' });
     } finally {
       await owner.stop();
     }
@@ -342,16 +347,16 @@ function watchedOrders(before?: (orderNo: string) => Promise<void>): {
 }
 
 /** This file's store, counting the sweeps (leaseDueDeliveries) an owner made through it once each has answered. */
-function watchedStore(): { store: Store; sweeps(): number } {
+function watchedStore(): { stores: Stores; sweeps(): number } {
   let sweeps = 0;
-  const leaseDueDeliveries: Store['leaseDueDeliveries'] = async (...args) => {
+  const leaseDueDeliveries: PaymentStore['leaseDueDeliveries'] = async (...args) => {
     try {
-      return await store.leaseDueDeliveries(...args);
+      return await stores.payments.leaseDueDeliveries(...args);
     } finally {
       sweeps++;
     }
   };
-  return { store: around(store, { leaseDueDeliveries }), sweeps: () => sweeps };
+  return { stores: { ...stores, payments: around(stores.payments, { leaseDueDeliveries }) }, sweeps: () => sweeps };
 }
 
 /** `target` with some of its methods replaced; every other member is the target's own, bound to it. */
@@ -367,7 +372,7 @@ function around<T extends object>(target: T, replaced: Partial<T>): T {
 
 /** The lease owner written on a payment's row (null: never leased). */
 async function leaseOwnerOf(eventId: string): Promise<string | null | undefined> {
-  return (await store.deliveryOf(eventId))?.owner;
+  return (await stores.payments.deliveryOf(eventId))?.owner;
 }
 
 /** Whether a lease name is one of `owner`'s (`<ownerId>/w` or `<ownerId>/<sweep>`). */
@@ -376,13 +381,13 @@ function leasedBy(lease: string | null | undefined, owner: PaymentDelivery): boo
 }
 
 async function outcomesOf(rows: PaymentRow[]): Promise<(string | undefined)[]> {
-  return Promise.all(rows.map(async (row) => (await store.getPayment(row.eventId))?.outcome));
+  return Promise.all(rows.map(async (row) => (await stores.payments.getPayment(row.eventId))?.outcome));
 }
 
 /** An owner that sweeps every 100 ms the rows RECEIVED for 1 s (the other files' owners wait 5 s), started. */
 function startSweeper(watched: OrderClient): PaymentDelivery {
   const owner = PaymentDelivery.fromConfig(config, {
-    store,
+    stores,
     orders: watched,
     lookup,
     pacing: { sweepEveryMs: 100, sweepOlderThanMs: 1_000 },
@@ -399,7 +404,7 @@ describe('the owner sweep', () => {
     const watched = watchedOrders();
     const owner = startSweeper(watched.orders);
     try {
-      await waitFor(async () => (await store.getPayment(row.eventId))?.outcome === 'APPLIED', {
+      await waitFor(async () => (await stores.payments.getPayment(row.eventId))?.outcome === 'APPLIED', {
         what: 'the swept payment applied',
         timeoutMs: 10_000,
       });
@@ -410,14 +415,14 @@ describe('the owner sweep', () => {
     expect(leasedBy(await leaseOwnerOf(row.eventId), owner)).toBe(true);
     expect(watched.callsFor(row.eventId)).toHaveLength(1);
     await orders.awaitClosed(order.input.orderNo);
-    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
+    expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
   });
 
   it("settles a swept payment of an order closed before it: the closed order's verdict, written by the owner alone", async () => {
     const order = await placeOrder('30m');
     expect(await orders.cancel(order.input.orderNo)).toBe(true);
     await orders.awaitClosed(order.input.orderNo);
-    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'CANCELLED' });
+    expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'CANCELLED' });
     // Paid in full and in time, but to an order that no longer waits for it. No workflow runs to judge it: the
     // verdict is the owner's, from MySQL's row of the order (lookup.verdictOfClosedOrder), and only its settle
     // writes it on the payment's row.
@@ -425,14 +430,14 @@ describe('the owner sweep', () => {
     const watched = watchedOrders();
     const owner = startSweeper(watched.orders);
     try {
-      await waitFor(async () => (await store.getPayment(row.eventId))?.outcome !== 'RECEIVED', {
+      await waitFor(async () => (await stores.payments.getPayment(row.eventId))?.outcome !== 'RECEIVED', {
         what: 'the swept payment of a cancelled order settled',
         timeoutMs: 10_000,
       });
     } finally {
       await owner.stop();
     }
-    expect(await store.getPayment(row.eventId)).toMatchObject({
+    expect(await stores.payments.getPayment(row.eventId)).toMatchObject({
       outcome: 'REFUND_REQUIRED',
       refundReason: 'ORDER_NOT_AWAITING_PAYMENT',
     });
@@ -451,7 +456,7 @@ describe('the owner sweep', () => {
       const watched = watchedOrders(held);
       const sweeps = watchedStore();
       const owner = PaymentDelivery.fromConfig(config, {
-        store: sweeps.store,
+        stores: sweeps.stores,
         orders: watched.orders,
         lookup,
         pacing: { sweepEveryMs: 100, sweepOlderThanMs: 0 },
@@ -497,7 +502,7 @@ describe('the owner sweep', () => {
     const order = await placeOrder('30m');
     const eventId = `evt-dead-${randomUUID()}`;
     // Recorded by a webhook whose process died before it delivered: its lease runs 2 s.
-    await store.recordPayment(
+    await stores.payments.recordPayment(
       { eventId, orderNo: order.input.orderNo, amountCents: order.total },
       'webhook',
       undefined,
@@ -506,12 +511,12 @@ describe('the owner sweep', () => {
         leaseMs: 2_000,
       },
     );
-    const leaseEnds = (await store.deliveryOf(eventId))?.dueAt?.getTime();
+    const leaseEnds = (await stores.payments.deliveryOf(eventId))?.dueAt?.getTime();
     if (leaseEnds === undefined) throw new Error(`no lease on ${eventId}`);
     const watched = watchedOrders();
     const sweeps = watchedStore();
     const live = PaymentDelivery.fromConfig(config, {
-      store: sweeps.store,
+      stores: sweeps.stores,
       orders: watched.orders,
       lookup,
       pacing: { sweepEveryMs: 100, sweepOlderThanMs: 0 },
@@ -520,14 +525,14 @@ describe('the owner sweep', () => {
     try {
       // Three sweeps (about 1 s), every one of them inside the dead owner's lease: the row is not taken.
       await waitFor(() => sweeps.sweeps() >= 3, { what: 'three sweeps of the live owner', timeoutMs: 10_000 });
-      const payment = await store.getPayment(eventId);
+      const payment = await stores.payments.getPayment(eventId);
       const lease = await leaseOwnerOf(eventId);
       expect(Date.now()).toBeLessThan(leaseEnds);
       expect(payment).toMatchObject({ outcome: 'RECEIVED' });
       expect(lease).toBe('dead-process/w');
       expect(watched.callsFor(eventId)).toEqual([]);
       // Once the lease is over the live owner's next sweep takes it.
-      await waitFor(async () => (await store.getPayment(eventId))?.outcome === 'APPLIED', {
+      await waitFor(async () => (await stores.payments.getPayment(eventId))?.outcome === 'APPLIED', {
         what: `${eventId} applied by the live owner`,
         timeoutMs: 10_000,
       });
@@ -552,7 +557,7 @@ describe('the owner sweep', () => {
     // stuck rows are due again at nearly every sweep, as a dead owner's are: only the order of the sweep
     // (rows due earliest first, not the oldest) lets the newer rows through.
     const owner = PaymentDelivery.fromConfig(config, {
-      store,
+      stores,
       orders: watched.orders,
       lookup,
       pacing: {
@@ -597,10 +602,10 @@ describe('the owner sweep', () => {
 
   it("refunds a payment naming an order number dated beyond the clocks' margin at once, without asking any order", async () => {
     const watched = watchedOrders();
-    const owner = PaymentDelivery.fromConfig(config, { store, orders: watched.orders, lookup });
+    const owner = PaymentDelivery.fromConfig(config, { stores, orders: watched.orders, lookup });
     // As the webhook records and hands over: leased to this owner, delivered at once.
     const recordHere = (orderNo: string) =>
-      store.recordPayment(
+      stores.payments.recordPayment(
         { eventId: `evt-future-${randomUUID()}`, orderNo, amountCents: 100 },
         'webhook',
         undefined,
@@ -613,7 +618,7 @@ describe('the owner sweep', () => {
         outcome: 'REFUND_REQUIRED',
         refundReason: 'ORDER_NOT_FOUND',
       });
-      expect(await store.getPayment(future.eventId)).toMatchObject({
+      expect(await stores.payments.getPayment(future.eventId)).toMatchObject({
         outcome: 'REFUND_REQUIRED',
         refundReason: 'ORDER_NOT_FOUND',
       });
@@ -622,7 +627,7 @@ describe('the owner sweep', () => {
       const soon = await recordHere(newOrderNo(Date.now() + 60_000));
       expect(await owner.take(soon, { waitMs: 5_000, deliverNow: true })).toBeNull();
       expect(watched.callsFor(soon.eventId)).toHaveLength(1);
-      expect(await store.getPayment(soon.eventId)).toMatchObject({ outcome: 'RECEIVED' });
+      expect(await stores.payments.getPayment(soon.eventId)).toMatchObject({ outcome: 'RECEIVED' });
     } finally {
       await owner.stop();
     }
@@ -636,7 +641,7 @@ describe('the webhook records first', () => {
     guards: ReturnType<typeof createDependencyGuards>;
     payments: PaymentDelivery;
   }> {
-    const parts = composeApi({ config, redis, store, temporal, logger: createLogger(config, 'test') }, { orders });
+    const parts = composeApi({ config, redis, stores, temporal, logger: createLogger(config, 'test') }, { orders });
     return { url: await listen(createApp(parts), servers), guards: parts.guards, payments: parts.payments };
   }
 
@@ -663,11 +668,14 @@ describe('the webhook records first', () => {
     const eventId = `evt-open-${order.input.orderNo}`;
     const reply = await sendWebhook(api.url, { eventId, orderNo: order.input.orderNo, amountCents: order.total });
     expect(reply).toEqual({ status: 202, body: { received: true, outcome: 'RECEIVED' } });
-    expect(await store.getPayment(eventId)).toMatchObject({ outcome: 'RECEIVED', orderNo: order.input.orderNo });
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({
+      outcome: 'RECEIVED',
+      orderNo: order.input.orderNo,
+    });
     // Nobody retries the webhook: the process's owner delivers the recorded event.
     api.payments.start();
     try {
-      await waitFor(async () => (await store.getPayment(eventId))?.outcome === 'APPLIED', {
+      await waitFor(async () => (await stores.payments.getPayment(eventId))?.outcome === 'APPLIED', {
         what: `${eventId} applied by the owner`,
         timeoutMs: 20_000,
       });
@@ -675,7 +683,7 @@ describe('the webhook records first', () => {
       await api.payments.stop();
     }
     await orders.awaitClosed(order.input.orderNo);
-    expect(await store.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
+    expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
     // The provider's retry of a judged event changes nothing.
     expect(await sendWebhook(api.url, { eventId, orderNo: order.input.orderNo, amountCents: order.total })).toEqual({
       status: 200,
@@ -690,7 +698,7 @@ describe('the webhook records first', () => {
       status: 200,
       body: { received: true, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_FOUND' },
     });
-    expect(await store.getPayment(`evt-old-${old}`)).toMatchObject({
+    expect(await stores.payments.getPayment(`evt-old-${old}`)).toMatchObject({
       outcome: 'REFUND_REQUIRED',
       refundReason: 'ORDER_NOT_FOUND',
     });
@@ -699,6 +707,6 @@ describe('the webhook records first', () => {
       status: 202,
       body: { received: true, outcome: 'RECEIVED' },
     });
-    expect(await store.getPayment(`evt-recent-${recent}`)).toMatchObject({ outcome: 'RECEIVED' });
+    expect(await stores.payments.getPayment(`evt-recent-${recent}`)).toMatchObject({ outcome: 'RECEIVED' });
   });
 });

@@ -15,7 +15,7 @@ import { Deadline, DependencyUnavailableError } from '../src/infra/dependency-gu
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { guardsWithoutBreakers, OrderClient } from '../src/order/workflow-client.js';
 import { OrderLookup, type FoundOrder } from '../src/order/lookup.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { signWebhook } from '../src/payments/providers/generic/webhook.js';
 import { waitFor } from '../stack/wait-for.js';
 import { expectInvariants, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
@@ -30,7 +30,7 @@ const testbed = await openPerQueueTestbed({
   LOG_LEVEL: 'silent',
   RATE_LIMIT_CHECKOUT: 'off',
 });
-const { config, store, redis, inventory, temporal } = testbed;
+const { config, stores, redis, inventory, temporal } = testbed;
 const auth = new ShopperAuth(config);
 const closers: Array<() => Promise<unknown>> = [];
 
@@ -107,7 +107,7 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
   // (and a retry that got there first had its 202's order failed).
   it('answers 503 OUTCOME_UNKNOWN with the order number; the reserve that ran before its cutoff is that order, which the same key then answers', async () => {
     await apiBehindProxy();
-    const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
     const first = await checkoutHeld(sale.sku, 'late-but-in-time', 'k-late', 1_200);
     expect(first.status, JSON.stringify(first.body)).toBe(503);
     expect(errorOf(first)?.code).toBe('OUTCOME_UNKNOWN');
@@ -122,17 +122,17 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
     const retried = await checkout(api.url, sale.sku, 'late-but-in-time', 'k-late');
     expect(retried.status).toBe(202);
     expect(orderNoOf(retried)).toBe(orderNo);
-    await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+    await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
       what: `${orderNo} persisted`,
       timeoutMs: 15_000,
     });
     expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('CLAIMED');
-    expectInvariants(await saleReport(store, redis, sale.sku));
+    expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
   it('a reserve that reached Redis after its cutoff reserves nothing; the same key then makes its one order', async () => {
     await apiBehindProxy();
-    const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
     const first = await checkoutHeld(sale.sku, 'too-late', 'k-too-late', 3_000);
     expect(errorOf(first)?.code).toBe('OUTCOME_UNKNOWN');
     const unknown = errorOf(first)?.details?.orderNo ?? '';
@@ -144,7 +144,7 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
     const retried = await checkout(api.url, sale.sku, 'too-late', 'k-too-late');
     expect(retried.status).toBe(202);
     expect(orderNoOf(retried)).not.toBe(unknown);
-    await waitFor(async () => (await store.getOrder(orderNoOf(retried)))?.status === 'AWAITING_PAYMENT', {
+    await waitFor(async () => (await stores.orders.getOrder(orderNoOf(retried)))?.status === 'AWAITING_PAYMENT', {
       what: 'the retry persisted',
       timeoutMs: 15_000,
     });
@@ -168,13 +168,13 @@ it('a retried key whose order cannot be read now answers 503 with Retry-After an
   const queue = `promises-unreadable-${randomUUID()}`;
   await testbed.startWorker(queue);
   const lookup = new ReadsFailWhenTold(
-    lookupDeps(ordersWithoutBreakers(temporal, queue), store, new RedisInventory(redis, queue)),
+    lookupDeps(ordersWithoutBreakers(temporal, queue), stores, new RedisInventory(redis, queue)),
   );
   const base = await testbed.serve(queue, { lookup });
-  const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+  const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
   const first = await checkout(base, sale.sku, 'reader', 'k-read');
   const orderNo = orderNoOf(first);
-  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
+  await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
     what: `${orderNo} persisted`,
     timeoutMs: 15_000,
   });
@@ -186,7 +186,7 @@ it('a retried key whose order cannot be read now answers 503 with Retry-After an
   // (until then a retry of the key finds the reservation still claimed and answers PENDING).
   await waitFor(
     async () =>
-      (await store.getOrder(orderNo))?.status === 'CANCELLED' &&
+      (await stores.orders.getOrder(orderNo))?.status === 'CANCELLED' &&
       (await inventory.getReservation(sale.sku, orderNo))?.state !== 'CLAIMED',
     { what: `${orderNo} cancelled and its units back`, timeoutMs: 15_000 },
   );
@@ -201,7 +201,7 @@ it('a retried key whose order cannot be read now answers 503 with Retry-After an
   const again = await checkout(base, sale.sku, 'reader', 'k-read');
   expect(orderNoOf(again)).toBe(orderNo);
   expect((again.body as { status?: string }).status).toBe('CANCELLED');
-  expect([...(await store.orderNumbersOfSale(sale.sku))]).toEqual([orderNo]);
+  expect([...(await stores.reports.orderNumbersOfSale(sale.sku))]).toEqual([orderNo]);
 });
 
 // Finding 5 of issue 25: a start sent and then timed out was labelled `busy` ("never sent").
@@ -271,7 +271,7 @@ it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) a
   // Promised orders are found in the pipeline's own sales (its task queue's).
   const orders = new StartsRefusedWhenTold(temporal, queue, guardsWithoutBreakers(), pacingOf());
   const base = await testbed.serve(queue, { orders });
-  const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1, priceCents: 1_200 });
+  const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1, priceCents: 1_200 });
   const paid = await checkout(base, sale.sku, 'pays-early');
   const cancelled = await checkout(base, sale.sku, 'cancels-early');
   expect([paid.status, cancelled.status]).toEqual([202, 202]);
@@ -292,19 +292,19 @@ it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) a
   // The row first, then the units back in Redis: the invariants below compare the two stores.
   await waitFor(
     async () =>
-      (await store.getOrder(cancelledNo))?.status === 'CANCELLED' &&
+      (await stores.orders.getOrder(cancelledNo))?.status === 'CANCELLED' &&
       (await inventory.getReservation(sale.sku, cancelledNo))?.state !== 'CLAIMED',
     { what: `${cancelledNo} cancelled and its units back`, timeoutMs: 15_000 },
   );
 
   // The owner of starts comes up: it starts the paid one, and the payment's owner delivers it.
   await testbed.startWorker(queue);
-  await waitFor(async () => (await store.getOrder(paidNo))?.status === 'PAID', {
+  await waitFor(async () => (await stores.orders.getOrder(paidNo))?.status === 'PAID', {
     what: `${paidNo} paid by its early payment`,
     timeoutMs: 30_000,
   });
-  expect(await store.getPayment(payment.eventId)).toMatchObject({ outcome: 'APPLIED' });
-  expectInvariants(await saleReport(store, redis, sale.sku));
+  expect(await stores.payments.getPayment(payment.eventId)).toMatchObject({ outcome: 'APPLIED' });
+  expectInvariants(await saleReport(stores, redis, sale.sku));
 });
 
 it('a payment for a promise older than any start could take (its owner away for minutes) still waits for the start: the promise, not the clock, keeps it from ORDER_NOT_FOUND', async () => {
@@ -312,7 +312,7 @@ it('a payment for a promise older than any start could take (its owner away for 
   await testbed.startWorker(queue, { starter: false });
   const pipeline = new RedisInventory(redis, queue);
   const base = await testbed.serve(queue);
-  const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1, priceCents: 900 });
+  const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1, priceCents: 900 });
   // Promised two minutes ago (past RESERVATION_GRACE + RECONCILE_INTERVAL + 1 min, after which an
   // order with no workflow, no row and no promise is judged not to exist), never started since.
   const madeAt = Date.now() - 120_000;
@@ -340,13 +340,13 @@ it('a payment for a promise older than any start could take (its owner away for 
   const payment = await paymentRecordedNotJudged(base, orderNo, 900);
   // Its owner delivers it again meanwhile: it stays RECEIVED while the promise waits.
   await new Promise((resolve) => setTimeout(resolve, 3_000));
-  expect(await store.getPayment(payment.eventId)).toMatchObject({ outcome: 'RECEIVED' });
+  expect(await stores.payments.getPayment(payment.eventId)).toMatchObject({ outcome: 'RECEIVED' });
 
   await testbed.startWorker(queue); // the owner of starts, back
-  await waitFor(async () => (await store.getOrder(orderNo))?.status === 'PAID', {
+  await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'PAID', {
     what: `${orderNo} paid once started`,
     timeoutMs: 30_000,
   });
-  expect(await store.getPayment(payment.eventId)).toMatchObject({ outcome: 'APPLIED' });
-  expectInvariants(await saleReport(store, redis, sale.sku));
+  expect(await stores.payments.getPayment(payment.eventId)).toMatchObject({ outcome: 'APPLIED' });
+  expectInvariants(await saleReport(stores, redis, sale.sku));
 });

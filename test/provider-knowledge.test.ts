@@ -20,6 +20,8 @@ import { httpRequest } from './helpers/http.js';
 import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
 import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
 import { checkoutWithIntent } from './helpers/stripe-orders.js';
+import { settingsOf } from '../src/payments/providers/registry.js';
+import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 
 const WEBHOOK_SECRET = 'whsec_flashcheckouttest';
 const SECRET_KEY = 'sk_test_flashcheckout';
@@ -56,7 +58,7 @@ beforeAll(async () => {
   api = await bed.serve(taskQueue);
   stripeApi.setWebhook(`${api}/api/payments/stripe`, WEBHOOK_SECRET);
   auth = new ShopperAuth(bed.config);
-  dashboard = stripeClient(bed.config.payments.stripe!);
+  dashboard = stripeClient(settingsOf(bed.config, stripeProvider)!);
 }, 120_000);
 
 afterAll(async () => {
@@ -78,7 +80,7 @@ interface PaidOrder {
 
 /** A shopper's checkout of one unit and its PaymentIntent, once the order view shows it. */
 async function orderWithIntent(): Promise<PaidOrder> {
-  const order = await checkoutWithIntent({ api, auth, store: bed.store, redis: bed.redis });
+  const order = await checkoutWithIntent({ api, auth, stores: bed.stores, redis: bed.redis });
   return { ...order, intentId: order.intent.id };
 }
 
@@ -127,7 +129,7 @@ describe('money taken back after the order was paid', () => {
       stripeApi.callsTo('POST', '/v1/refunds').filter((c) => c.idempotencyKey?.startsWith('flash-checkout')),
     ).toEqual([]);
     // The unit was sold and stays sold: the invariants count a REFUNDED order's unit as sold.
-    const report = await saleReport(bed.store, bed.redis, order.sku);
+    const report = await saleReport(bed.stores, bed.redis, order.sku);
     expect(report.figures.redis).toMatchObject({ sold: 1, reserved: 0 });
     expect(report.figures.mysql).toMatchObject({ paid: 0, refunded: 1 });
     expect(report.ok).toBe(true);
@@ -163,7 +165,7 @@ describe('money taken back after the order was paid', () => {
     });
     expect(again.body).toMatchObject({ outcome: 'RECORDED' });
     expect(await readOrder(order)).toMatchObject({ status: 'PAID', dispute: { standing: 'WON' } });
-    expect((await saleReport(bed.store, bed.redis, order.sku)).ok).toBe(true);
+    expect((await saleReport(bed.stores, bed.redis, order.sku)).ok).toBe(true);
   }, 60_000);
 
   it('a dispute lost: REFUNDED, the unit still sold; a dispute of an intent not ours is ignored', async () => {
@@ -173,7 +175,7 @@ describe('money taken back after the order was paid', () => {
     stripeApi.closeDispute(dispute.id, 'lost');
     const lost = await untilStatus(order, 'REFUNDED');
     expect(lost).toMatchObject({ dispute: { standing: 'LOST', reason: 'fraudulent' } });
-    const report = await saleReport(bed.store, bed.redis, order.sku);
+    const report = await saleReport(bed.stores, bed.redis, order.sku);
     expect(report.figures.redis).toMatchObject({ sold: 1 });
     expect(report.ok).toBe(true);
 
@@ -193,7 +195,7 @@ describe('money taken back after the order was paid', () => {
       what: 'the foreign dispute delivered',
       timeoutMs: 10_000,
     });
-    expect(await bed.store.getTakeback(theirs.id)).toBeNull();
+    expect(await bed.stores.refunds.getTakeback(theirs.id)).toBeNull();
   }, 60_000);
 });
 
@@ -239,17 +241,17 @@ describe('events Stripe did not deliver are caught up', () => {
     expect(first.outcomes.RECEIVED).toBeGreaterThanOrEqual(orders.length);
     for (const order of orders) await untilStatus(order, 'PAID', 30_000);
     for (const order of orders) {
-      const payments = await bed.store.paymentsOfOrder(order.orderNo);
+      const payments = await bed.stores.payments.paymentsOfOrder(order.orderNo);
       expect(payments).toMatchObject([{ outcome: 'APPLIED', providerRef: order.intentId }]);
-      const evidence = await bed.store.paymentEvidence([payments[0]!.eventId]);
+      const evidence = await bed.stores.payments.paymentEvidence([payments[0]!.eventId]);
       expect(evidence.map((e) => e.source)).toEqual(['catch-up']);
     }
     // Read again (the window overlaps): every event a duplicate of what is recorded, nothing paid twice.
     const second = await run();
     expect(second.outcomes.RECEIVED ?? 0).toBe(0);
     expect(second.outcomes.DUPLICATE).toBeGreaterThanOrEqual(orders.length);
-    for (const order of orders) expect(await bed.store.paymentsOfOrder(order.orderNo)).toHaveLength(1);
-    for (const order of orders) expect((await saleReport(bed.store, bed.redis, order.sku)).ok).toBe(true);
+    for (const order of orders) expect(await bed.stores.payments.paymentsOfOrder(order.orderNo)).toHaveLength(1);
+    for (const order of orders) expect((await saleReport(bed.stores, bed.redis, order.sku)).ok).toBe(true);
   }, 90_000);
 
   it('runs on a Temporal Schedule at STRIPE_CATCH_UP_INTERVAL, one run at a time', async () => {

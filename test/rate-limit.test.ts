@@ -11,7 +11,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import type { Client } from '@temporalio/client';
 import type { RedisClient } from '../src/infra/redis.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { RATE_LIMIT_KEY_PREFIX } from '../src/api/rate-limit.js';
@@ -19,7 +19,8 @@ import { startApi, type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/payments/providers/generic/webhook.js';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import type { Pool } from 'mysql2/promise';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
@@ -33,7 +34,8 @@ const LIMITS = { RATE_LIMIT_CHECKOUT: '10/60s', RATE_LIMIT_LOGIN: '3/60s', RATE_
 let config: AppConfig;
 let api: RunningApi;
 let proxied: RunningApi;
-let store: Store;
+let pool: Pool;
+let stores: Stores;
 let redis: RedisClient;
 let temporal: Client;
 let worker: TestWorker;
@@ -42,10 +44,11 @@ let auth: ShopperAuth;
 beforeAll(async () => {
   const common = { TEMPORAL_TASK_QUEUE: `rate-${randomUUID()}`, AUTH_DEV_LOGIN: 'true', LOG_LEVEL: 'warn', ...LIMITS };
   config = testConfig(common);
-  store = new Store(createMysqlPool(config));
+  pool = createMysqlPool(config);
+  stores = openStores(pool);
   redis = createRedis(config);
   temporal = await createTemporalClient(config);
-  worker = await startTestWorker({ config, store, redis });
+  worker = await startTestWorker({ config, stores, redis });
   api = await startApi(config, 0);
   proxied = await startApi(testConfig({ ...common, TRUST_PROXY: 'true' }), 0);
   auth = new ShopperAuth(config);
@@ -54,7 +57,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.allSettled([api?.close(), proxied?.close()]);
   await worker?.close();
-  await Promise.allSettled([temporal?.connection.close(), store?.close(), redis?.quit()]);
+  await Promise.allSettled([temporal?.connection.close(), pool?.end(), redis?.quit()]);
 });
 
 interface Reply {
@@ -116,7 +119,7 @@ const tally = (replies: Reply[]) =>
 
 describe('checkout, per shopper', () => {
   it('50 rapid checkouts from one shopper: 10 accepted, 40 refused with 429 and Retry-After; other shoppers unaffected; only the accepted ones exist', async () => {
-    const { sku } = await putOnSale(store, redis, { stock: 100, perUserLimit: 100 });
+    const { sku } = await putOnSale(stores, redis, { stock: 100, perUserLimit: 100 });
     const hammer = `hammer-${randomUUID().slice(0, 8)}`;
     const others = [1, 2, 3].map((i) => `calm-${i}-${randomUUID().slice(0, 8)}`);
     const checkout = async (userId: string) =>
@@ -144,13 +147,13 @@ describe('checkout, per shopper', () => {
     // State: 13 units reserved, 10 of them by the hammering shopper, 13 orders in MySQL and Temporal.
     const accepted = [...hammered, ...calm].filter((r) => r.status === 202).map((r) => r.body.orderNo as string);
     expect(accepted).toHaveLength(13);
-    await waitFor(async () => (await store.countOrders(sku, 'AWAITING_PAYMENT')) === 13, {
+    await waitFor(async () => (await stores.reports.countOrders(sku, 'AWAITING_PAYMENT')) === 13, {
       what: '13 orders awaiting payment',
       timeoutMs: 60_000,
       intervalMs: 200,
     });
-    expect([...(await store.orderNumbersOfSale(sku))].sort()).toEqual([...accepted].sort());
-    const rows = await store.getOrders(accepted);
+    expect([...(await stores.reports.orderNumbersOfSale(sku))].sort()).toEqual([...accepted].sort());
+    const rows = await stores.orders.getOrders(accepted);
     expect([...rows.values()].filter((row) => row.userId === hammer)).toHaveLength(10);
     expect(await redis.hget(saleKeys(sku).users, hammer)).toBe('10');
     // One workflow per accepted checkout, none for a refused one.
@@ -158,13 +161,13 @@ describe('checkout, per shopper', () => {
       what: '13 order workflows',
       timeoutMs: 15_000,
     });
-    const report = await saleReport(store, redis, sku, { perUserLimit: 100, acceptedOrderNos: accepted });
+    const report = await saleReport(stores, redis, sku, { perUserLimit: 100, acceptedOrderNos: accepted });
     expect(report.figures.redis).toMatchObject({ available: 87, reserved: 13, sold: 0 });
     expectInvariants(report);
   });
 
   it('does not count requests answered from the sold-out flag, nor refuse them with 429', async () => {
-    const { sku } = await putOnSale(store, redis, { stock: 1, perUserLimit: 1 });
+    const { sku } = await putOnSale(stores, redis, { stock: 1, perUserLimit: 1 });
     const token = await auth.issue(`first-${randomUUID().slice(0, 8)}`);
     expect(
       (
@@ -242,7 +245,7 @@ describe('dev login and webhook, per client IP', () => {
     for (let i = 0; i < 5; i++) replies.push(await unsigned());
     expect(replies.map((r) => r.body?.error?.code)).toEqual(Array(5).fill('INVALID_SIGNATURE'));
     expectRateLimited(await unsigned(), 60);
-    expect(await store.getPayment(eventId)).toBeNull();
+    expect(await stores.payments.getPayment(eventId)).toBeNull();
     // Stripe and its peers deliver from a few addresses and retry a 429 late: a signed call is recorded.
     const signed = await send(api.url, 'POST', '/api/payments/webhook', {
       raw,
@@ -250,6 +253,6 @@ describe('dev login and webhook, per client IP', () => {
       headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) },
     });
     expect(signed.status).toBe(202);
-    expect(await store.getPayment(eventId)).toMatchObject({ eventId, outcome: 'RECEIVED' });
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({ eventId, outcome: 'RECEIVED' });
   });
 });

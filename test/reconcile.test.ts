@@ -10,23 +10,21 @@ import type { RedisClient } from '../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import type { Pool } from 'mysql2/promise';
+import type { OrderStore } from '../src/db/orders.js';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import type { OrderClient } from '../src/order/workflow-client.js';
 import type { OrderLookup } from '../src/order/lookup.js';
 import { storedPayment } from '../src/payments/delivery.js';
 import { SalesService } from '../src/sales/sales-service.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { waitFor } from '../stack/wait-for.js';
 import { createReconcileActivities } from '../src/activities/reconcile.js';
 import { ensureReconcileSchedule } from '../src/workers/schedules.js';
 import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
-import {
-  RECONCILE_WORKFLOW_TYPE,
-  reconcileScheduleId,
-  type ReconcileReport,
-} from '../src/reconcile/definitions.js';
+import { RECONCILE_WORKFLOW_TYPE, reconcileScheduleId, type ReconcileReport } from '../src/reconcile/definitions.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { testConfig } from './helpers/env.js';
 import { withMethods } from './helpers/faults.js';
@@ -37,7 +35,8 @@ import { orderAccess, ordersWithoutBreakers } from './helpers/orders.js';
 
 const GRACE_MS = 2_000;
 let config: AppConfig;
-let store: Store;
+let pool: Pool;
+let stores: Stores;
 let redis: RedisClient;
 let inventory: RedisInventory;
 let redisSales: RedisSales;
@@ -49,7 +48,8 @@ let worker: TestWorker;
 
 beforeAll(async () => {
   config = testConfig({ TEMPORAL_TASK_QUEUE: `reconcile-${randomUUID()}`, LOG_LEVEL: 'warn' });
-  store = new Store(createMysqlPool(config));
+  pool = createMysqlPool(config);
+  stores = openStores(pool);
   redis = createRedis(config);
   inventory = new RedisInventory(redis, config.temporal.taskQueue);
   redisSales = new RedisSales(redis, config.temporal.taskQueue);
@@ -59,13 +59,13 @@ beforeAll(async () => {
     namespace: config.temporal.namespace,
     workflow: { queryRejectCondition: 'NOT_OPEN' },
   });
-  ({ orders, lookup } = orderAccess(temporal, store, config.temporal.taskQueue));
-  worker = await startTestWorker({ config, store, redis, temporal });
+  ({ orders, lookup } = orderAccess(temporal, stores, config.temporal.taskQueue));
+  worker = await startTestWorker({ config, stores, redis, temporal });
 });
 
 afterAll(async () => {
   await worker?.close();
-  await Promise.allSettled([connection?.close(), store?.close(), redis?.quit()]);
+  await Promise.allSettled([connection?.close(), pool?.end(), redis?.quit()]);
 });
 
 /** One reconcile run over the given sales, as the schedule would start it. */
@@ -132,7 +132,7 @@ async function orderAwaitingPayment(
 ): Promise<OrderInput> {
   const input = await reserve(sale, userId, ageMs);
   await orders.start(input);
-  await waitFor(async () => (await store.getOrder(input.orderNo))?.status === 'AWAITING_PAYMENT', {
+  await waitFor(async () => (await stores.orders.getOrder(input.orderNo))?.status === 'AWAITING_PAYMENT', {
     what: `${input.orderNo} to await payment`,
     timeoutMs: 10_000,
   });
@@ -141,25 +141,25 @@ async function orderAwaitingPayment(
 
 describe('ReconcileWorkflow', () => {
   it('starts a promised order whose workflow never started (no starter ran) instead of releasing it; gives one up past the maximum age', async () => {
-    const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
     const kept = await promise(sale, 'kept-promise', 10_000);
     const expired = await promise(sale, 'expired-promise', 20_000);
     const report = await reconcile([sale.sku], GRACE_MS, 15_000);
     expect(report.sales[0]).toMatchObject({ startedPromises: 1, releasedOrphans: 1 });
-    await waitFor(async () => (await store.getOrder(kept.orderNo))?.status === 'AWAITING_PAYMENT', {
+    await waitFor(async () => (await stores.orders.getOrder(kept.orderNo))?.status === 'AWAITING_PAYMENT', {
       what: `${kept.orderNo} started and persisted`,
       timeoutMs: 15_000,
     });
-    expect(await store.getOrder(expired.orderNo)).toMatchObject({
+    expect(await stores.orders.getOrder(expired.orderNo)).toMatchObject({
       status: 'FAILED',
       failureReason: expect.stringMatching(/^PromiseExpired/),
     });
     expect((await inventory.getReservation(sale.sku, expired.orderNo))?.state).toBe('RELEASED');
-    await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 1 });
+    await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 1 });
   });
 
   it('releases an orphan reservation (its workflow never started) after the grace period, records it FAILED, and its shopper can buy again', async () => {
-    const sale = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
     const orphan = await reserve(sale, 'orphaned', 10_000);
     const young = await reserve(sale, 'young');
     expect(
@@ -172,7 +172,7 @@ describe('ReconcileWorkflow', () => {
     ]);
     expect((await inventory.getReservation(sale.sku, orphan.orderNo))?.state).toBe('RELEASED');
     expect((await inventory.getReservation(sale.sku, young.orderNo))?.state).toBe('RESERVED');
-    expect(await store.getOrder(orphan.orderNo)).toMatchObject({
+    expect(await stores.orders.getOrder(orphan.orderNo)).toMatchObject({
       status: 'FAILED',
       failureReason: expect.stringMatching(/^ReservationOrphaned/),
     });
@@ -187,7 +187,7 @@ describe('ReconcileWorkflow', () => {
   ] as const)(
     'gives an orphan up completely (FAILED row, units back) when $fault once: the retried page finishes the repair',
     async ({ client, calls }) => {
-      const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+      const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
       const orphan = await reserve(sale, `between-writes-${client}`, 10_000);
       // A worker of its own whose MySQL or Redis times out on the first such call; the reconciler's
       // activity is then retried by Temporal, as after a real timeout, wherever the first one stopped.
@@ -204,7 +204,7 @@ describe('ReconcileWorkflow', () => {
       const taskQueue = `reconcile-flaky-${randomUUID()}`;
       const flakyWorker = await startTestWorker({
         config: { ...config, temporal: { ...config.temporal, taskQueue } },
-        store: client === 'store' ? failingOnce(store) : store,
+        stores: client === 'store' ? { ...stores, orders: failingOnce(stores.orders) } : stores,
         redis: client === 'redis' ? failingOnce(redis) : redis,
         temporal,
         starter: false,
@@ -215,38 +215,38 @@ describe('ReconcileWorkflow', () => {
         await flakyWorker.close();
       }
       expect(injected).toHaveLength(1);
-      expect(await store.getOrder(orphan.orderNo)).toMatchObject({
+      expect(await stores.orders.getOrder(orphan.orderNo)).toMatchObject({
         status: 'FAILED',
         failureReason: expect.stringMatching(/^ReservationOrphaned/),
       });
       expect((await inventory.getReservation(sale.sku, orphan.orderNo))?.state).toBe('RELEASED');
-      await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
+      await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0 });
     },
   );
 
   it('a start that comes after the reconciler wrote FAILED (its release not done yet) fails too, and gives back the units it claimed', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const input = await reserve(sale, 'late-start', 10_000);
     // The reconciler's first write, its release not yet made (it died, or Redis failed it).
     const createdAt = new Date(input.createdAt);
     expect(
-      await store.insertFailedOrder(
+      await stores.orders.insertFailedOrder(
         { ...input, paymentDeadline: createdAt, createdAt },
         'PromiseExpired: given up (test)',
       ),
     ).toBe('FAILED');
     await orders.start(input);
     await orders.awaitClosed(input.orderNo);
-    expect(await store.getOrder(input.orderNo)).toMatchObject({
+    expect(await stores.orders.getOrder(input.orderNo)).toMatchObject({
       status: 'FAILED',
       failureReason: expect.stringMatching(/^PromiseExpired/),
     });
     expect(await lookup.find(input.orderNo)).toMatchObject({ view: { status: 'FAILED' } });
-    await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
+    await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0 });
   });
 
   it('leaves a reservation whose workflow is running alone, and releases it once that workflow was terminated without persisting', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const input = await reserve(sale, 'stuck', 10_000);
     // A task queue no worker polls: the workflow runs but never gets to claim and persist.
     const idle = ordersWithoutBreakers(temporal, `nobody-${randomUUID()}`);
@@ -260,15 +260,15 @@ describe('ReconcileWorkflow', () => {
 
     await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).terminate('test: an operator terminated it');
     expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ releasedAbandoned: 1, pendingUnits: 0 });
-    expect(await store.getOrder(input.orderNo)).toMatchObject({
+    expect(await stores.orders.getOrder(input.orderNo)).toMatchObject({
       status: 'FAILED',
       failureReason: expect.stringMatching(/^ReservationAbandoned/),
     });
-    await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
+    await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0 });
   });
 
   it('adopts back an order MySQL holds whose reservation Redis lost, and the order is then paid', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const input = await orderAwaitingPayment(sale, 'adoptee');
     // What a Redis restart from an AOF without the last writes looks like: no record, counters back.
     const keys = saleKeys(sale.sku);
@@ -279,7 +279,7 @@ describe('ReconcileWorkflow', () => {
       .hincrby(keys.sale, 'reserved', -1)
       .hdel(keys.users, 'adoptee')
       .exec();
-    expect((await saleReport(store, redis, sale.sku)).checks.storesAgree).toBe(false);
+    expect((await saleReport(stores, redis, sale.sku)).checks.storesAgree).toBe(false);
 
     const report = await reconcile([sale.sku]);
     expect(report.sales[0]).toMatchObject({
@@ -292,22 +292,22 @@ describe('ReconcileWorkflow', () => {
       state: 'CLAIMED',
       userId: 'adoptee',
     });
-    expectInvariants(await saleReport(store, redis, sale.sku, { perUserLimit: 1 }));
+    expectInvariants(await saleReport(stores, redis, sale.sku, { perUserLimit: 1 }));
 
-    const recorded = await store.recordPayment({
+    const recorded = await stores.payments.recordPayment({
       eventId: `evt-${input.orderNo}`,
       orderNo: input.orderNo,
       amountCents: sale.priceCents,
     });
     expect(await orders.pay(input.orderNo, storedPayment(recorded))).toEqual({ outcome: 'APPLIED' });
     await orders.awaitClosed(input.orderNo);
-    const paid = await saleReport(store, redis, sale.sku);
+    const paid = await saleReport(stores, redis, sale.sku);
     expect(paid.figures.redis).toMatchObject({ sold: 1, reserved: 0 });
     expectInvariants(paid);
   });
 
   it('aligns Redis to a final MySQL order whose last Redis write was lost', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const input = await orderAwaitingPayment(sale, 'canceller', 10_000);
     const found = await lookup.find(input.orderNo);
     if (!found) throw new Error('order not found');
@@ -325,7 +325,7 @@ describe('ReconcileWorkflow', () => {
       .exec();
 
     expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ alignedReleased: 1 });
-    await expectSaleSettled(store, redis, sale.sku, { available: 2, reserved: 0 });
+    await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0 });
   });
 
   it('names a sale defined in Redis with no MySQL row (its create lost its commit) until the create is retried', async () => {
@@ -338,14 +338,14 @@ describe('ReconcileWorkflow', () => {
     };
     expect(await redisSales.defineSale(definition)).toBe(true); // what the create left: Redis only
     expect((await reconcile([definition.sku])).salesOnlyInRedis).toEqual([definition.sku]);
-    await SalesService.onClients(store, redis, config.temporal.taskQueue).create(definition); // the admin's retry
+    await SalesService.onClients(stores, redis, config.temporal.taskQueue).create(definition); // the admin's retry
     const report = await reconcile([definition.sku]);
     expect(report.salesOnlyInRedis).toEqual([]);
-    expectInvariants(await saleReport(store, redis, definition.sku));
+    expectInvariants(await saleReport(stores, redis, definition.sku));
   });
 
   it('reports a sale whose stores disagree in a way it cannot repair', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const keys = saleKeys(sale.sku);
     await redis.multi().hincrby(keys.sale, 'available', -1).hincrby(keys.sale, 'sold', 1).exec();
     const report = await reconcile([sale.sku]);
@@ -377,12 +377,12 @@ describe('adoptMissingReservations, raced by a cancel', () => {
   async function cancel(orderNo: string): Promise<void> {
     expect(await orders.cancel(orderNo)).toBe(true);
     await orders.awaitClosed(orderNo);
-    expect(await store.getOrder(orderNo)).toMatchObject({ status: 'CANCELLED' });
+    expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'CANCELLED' });
   }
 
   /** Redis as if the order had never been adopted: no record, the units on sale, the shopper's limit free. */
   async function expectNeverAdopted(sale: { sku: string }, order: { orderNo: string; userId: string }) {
-    const report = await saleReport(store, redis, sale.sku);
+    const report = await saleReport(stores, redis, sale.sku);
     expect({
       record: await inventory.getReservation(sale.sku, order.orderNo),
       holding: await inventory.userHolding(sale.sku, order.userId),
@@ -395,42 +395,42 @@ describe('adoptMissingReservations, raced by a cancel', () => {
   }
 
   it('does not adopt an order cancelled between the read of MySQL and the read of Redis', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const input = await orderAwaitingPayment(sale, 'cancelled-between-reads');
     await loseReservation(sale.sku, input);
     // The cancel lands right after MySQL listed the order as holding.
-    const racedStore = withMethods(store, (name) =>
+    const racedOrders = withMethods(stores.orders, (name) =>
       name === 'holdingOrdersPage'
-        ? async (...args: Parameters<Store['holdingOrdersPage']>) => {
-            const rows = await store.holdingOrdersPage(...args);
+        ? async (...args: Parameters<OrderStore['holdingOrdersPage']>) => {
+            const rows = await stores.orders.holdingOrdersPage(...args);
             await cancel(input.orderNo);
             return rows;
           }
         : undefined,
     );
-    const activities = createReconcileActivities({ store: racedStore, inventory, orders });
+    const activities = createReconcileActivities({ stores: { ...stores, orders: racedOrders }, inventory, orders });
     const page = await activities.adoptMissingReservations({ sku: sale.sku, afterOrderNo: '', limit: 100 });
     await expectNeverAdopted(sale, input);
     expect(page).toEqual({ next: null, adopted: 0, notAdopted: 0, undone: 0 });
   });
 
   it('gives back an adoption whose order was cancelled between the re-read of its row and the adopt', async () => {
-    const sale = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const input = await orderAwaitingPayment(sale, 'cancelled-before-adopt');
     await loseReservation(sale.sku, input);
     // The cancel lands right before the adopt: after the rows were read again (still holding), and
     // its workflow's release finds no record.
     const steps: string[] = [];
-    const tracedStore = withMethods(store, (name) => {
+    const tracedOrders = withMethods(stores.orders, (name) => {
       if (name === 'holdingOrdersPage')
-        return async (...args: Parameters<Store['holdingOrdersPage']>) => {
+        return async (...args: Parameters<OrderStore['holdingOrdersPage']>) => {
           steps.push(name);
-          return store.holdingOrdersPage(...args);
+          return stores.orders.holdingOrdersPage(...args);
         };
       if (name === 'getOrders')
-        return async (...args: Parameters<Store['getOrders']>) => {
+        return async (...args: Parameters<OrderStore['getOrders']>) => {
           steps.push(name);
-          return store.getOrders(...args);
+          return stores.orders.getOrders(...args);
         };
       return undefined;
     });
@@ -446,7 +446,11 @@ describe('adoptMissingReservations, raced by a cancel', () => {
           }
         : undefined,
     );
-    const activities = createReconcileActivities({ store: tracedStore, inventory: racedInventory, orders });
+    const activities = createReconcileActivities({
+      stores: { ...stores, orders: tracedOrders },
+      inventory: racedInventory,
+      orders,
+    });
     const page = await activities.adoptMissingReservations({ sku: sale.sku, afterOrderNo: '', limit: 100 });
     await expectNeverAdopted(sale, input);
     expect(page).toEqual({ next: null, adopted: 1, notAdopted: 0, undone: 1 });

@@ -10,23 +10,28 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StripeSettings } from '../src/config/index.js';
+import type { StripeSettings } from '../src/payments/providers/stripe/settings.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store, type PaymentRow } from '../src/db/store.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import type { Pool } from 'mysql2/promise';
+import { openStores, type Stores } from '../src/db/stores.js';
+import type { PaymentRow } from '../src/db/rows.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { RefundOwner, type RefundOwnerPacing } from '../src/payments/refunds.js';
 import { StripeProvider, stripeClient, stripeIdempotencyKeys } from '../src/payments/providers/stripe/api.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { refundsScopedTo } from './helpers/worker.js';
 import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
+import { settingsOf } from '../src/payments/providers/registry.js';
+import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 
 let stripeApi: StripeApi;
 /** A Stripe whose refunds stay pending until settleRefund (and no webhook endpoint: no event reaches us). */
 let pendingApi: StripeApi;
 let settings: StripeSettings;
 let pendingSettings: StripeSettings;
-let store: Store;
+let pool: Pool;
+let stores: Stores;
 
 beforeAll(async () => {
   [stripeApi, pendingApi] = await Promise.all([startStripeApi(), startStripeApi({ refundStatus: 'pending' })]);
@@ -38,25 +43,26 @@ beforeAll(async () => {
     STRIPE_DEPLOYMENT_TAG: 'flash-checkout-refund-owner-test',
     LOG_LEVEL: 'silent',
   });
-  settings = config.payments.stripe!;
+  settings = settingsOf(config, stripeProvider)!;
   pendingSettings = { ...settings, apiUrl: pendingApi.url };
-  store = new Store(createMysqlPool(config));
+  pool = createMysqlPool(config);
+  stores = openStores(pool);
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.allSettled([stripeApi?.stop(), pendingApi?.stop(), store?.close()]);
+  await Promise.allSettled([stripeApi?.stop(), pendingApi?.stop(), pool?.end()]);
 });
 
 /** This file's payments: the only rows its owners see. */
 const ours = new Set<string>();
 
 /** The store as an owner of this file uses it: only this file's rows are its refunds. */
-const ownersStore = (afterLook?: () => Promise<void>): Store =>
-  refundsScopedTo(store, (row) => ours.has(row.eventId), afterLook);
+const ownersStore = (afterLook?: () => Promise<void>): Stores =>
+  refundsScopedTo(stores, (row) => ours.has(row.eventId), afterLook);
 
 function ownerOf(api: 'default' | 'pending', pacing: Partial<RefundOwnerPacing> = {}, afterLook?: () => Promise<void>) {
   return new RefundOwner({
-    store: ownersStore(afterLook),
+    stores: ownersStore(afterLook),
     providers: { stripe: new StripeProvider(api === 'default' ? settings : pendingSettings) },
     pacing,
   });
@@ -88,7 +94,7 @@ async function paymentToRefund(
   api.confirm(intent.id, 'succeeded');
   const eventId = `evt-refund-owner-${randomUUID()}`;
   ours.add(eventId);
-  const row = await store.recordPayment(
+  const row = await stores.payments.recordPayment(
     { eventId, orderNo: newOrderNo(), amountCents, provider: 'stripe', providerRef: intent.id },
     'webhook',
     'INTENT_MISMATCH',
@@ -117,7 +123,7 @@ describe('the refund owner', () => {
     const refunds = stripeApi.refundsOf(intentId);
     expect(refunds).toHaveLength(1);
     expect(refunds[0]).toMatchObject({ amount: 1_500, status: 'succeeded' });
-    expect(await store.getPayment(eventId)).toMatchObject({
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({
       outcome: 'REFUNDED',
       refundId: refunds[0]!.id,
       refundAttempts: 1,
@@ -131,7 +137,7 @@ describe('the refund owner', () => {
     const { eventId, intentId } = await paymentToRefund(stripeApi);
     const claimedAt = Date.now();
     // An owner takes it for 2 s, then dies without asking.
-    expect(await store.claimRefund(eventId, 2_000)).toBe(true);
+    expect(await stores.refunds.claimRefund(eventId, 2_000)).toBe(true);
     const live = ownerOf('default');
     const looks: { startedAt: number; endedAt: number; asked: number }[] = [];
     await waitFor(
@@ -153,7 +159,7 @@ describe('the refund owner', () => {
     expect(refundsAsked(stripeApi, intentId)).toHaveLength(1);
     expect(stripeApi.refundsOf(intentId)).toHaveLength(1);
     // Claimed twice (the dead owner, the live one), asked once.
-    expect(await store.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED', refundAttempts: 2 });
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED', refundAttempts: 2 });
     expect(await live.runOnce()).toBe(0);
     expect(refundsAsked(stripeApi, intentId)).toHaveLength(1);
   });
@@ -164,7 +170,7 @@ describe('the refund owner', () => {
     const owner = ownerOf('pending', { followFirstMs: 300, followMaxMs: 1_000 });
     expect(await owner.runOnce()).toBe(2);
     const refundOf = async (eventId: string) => {
-      const row = await store.getPayment(eventId);
+      const row = await stores.payments.getPayment(eventId);
       expect(row).toMatchObject({ outcome: 'REFUND_REQUESTED' });
       return row!.refundId!;
     };
@@ -177,7 +183,7 @@ describe('the refund owner', () => {
     const look = async () => {
       await owner.runOnce();
       for (const { eventId } of [toSucceed, toFail]) {
-        const outcome = (await store.getPayment(eventId))?.outcome ?? 'none';
+        const outcome = (await stores.payments.getPayment(eventId))?.outcome ?? 'none';
         const outcomes = seen.get(eventId) ?? [];
         if (outcomes.at(-1) !== outcome) outcomes.push(outcome);
         seen.set(eventId, outcomes);
@@ -205,8 +211,11 @@ describe('the refund owner', () => {
       },
       { what: 'both refunds followed to their end', timeoutMs: 10_000, intervalMs: 20 },
     );
-    expect(await store.getPayment(toSucceed.eventId)).toMatchObject({ outcome: 'REFUNDED', refundId: succeeding });
-    expect(await store.getPayment(toFail.eventId)).toMatchObject({
+    expect(await stores.payments.getPayment(toSucceed.eventId)).toMatchObject({
+      outcome: 'REFUNDED',
+      refundId: succeeding,
+    });
+    expect(await stores.payments.getPayment(toFail.eventId)).toMatchObject({
       outcome: 'REFUND_FAILED',
       refundId: failing,
       refundError: expect.stringMatching(/^refund failed/),
@@ -224,11 +233,13 @@ describe('the refund owner', () => {
       [toSucceed.eventId, succeeding],
       [toFail.eventId, failing],
     ] as const)
-      expect(await store.recordRefundProgress({ eventId }, { state: 'REFUND_REQUESTED', refundId })).toBe(false);
+      expect(await stores.refunds.recordRefundProgress({ eventId }, { state: 'REFUND_REQUESTED', refundId })).toBe(
+        false,
+      );
     expect(
-      await store.recordRefundProgress({ eventId: toFail.eventId }, { state: 'REFUNDED', refundId: failing }),
+      await stores.refunds.recordRefundProgress({ eventId: toFail.eventId }, { state: 'REFUNDED', refundId: failing }),
     ).toBe(false);
-    expect((await store.getPayment(toSucceed.eventId))?.outcome).toBe('REFUNDED');
-    expect((await store.getPayment(toFail.eventId))?.outcome).toBe('REFUND_FAILED');
+    expect((await stores.payments.getPayment(toSucceed.eventId))?.outcome).toBe('REFUNDED');
+    expect((await stores.payments.getPayment(toFail.eventId))?.outcome).toBe('REFUND_FAILED');
   });
 });

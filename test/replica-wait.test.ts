@@ -15,7 +15,7 @@ import { inject } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { openStores } from '../src/db/stores.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { signalGroup, freePort } from '../stack/process.js';
 import { loadToolPaths, startRedis, type RunningService } from '../stack/services.js';
@@ -27,7 +27,8 @@ import { startHoldingProxy, type HoldingProxy } from './helpers/tcp-proxy.js';
 
 const config = testConfig();
 const auth = new ShopperAuth(config);
-const store = new Store(createMysqlPool(config));
+const pool = createMysqlPool(config);
+const stores = openStores(pool);
 let master: RunningService;
 let replica: RunningService;
 let masterClient: Redis;
@@ -71,7 +72,7 @@ afterAll(async () => {
   await temporalProxy?.close();
   masterClient?.disconnect();
   await Promise.all([replica?.process.stop(), master?.process.stop()]);
-  await store.close();
+  await pool.end();
 });
 
 async function checkout(sku: string, userId: string, idempotencyKey: string): Promise<HttpReply> {
@@ -88,7 +89,7 @@ const errorOf = (reply: HttpReply) =>
 
 describe('REDIS_WAIT_REPLICAS=1: a 202 waits for a replica', () => {
   it('answers 202 while the replica acknowledges, though Temporal does not answer', async () => {
-    const sale = await putOnSale(store, masterClient, { stock: 5, perUserLimit: 1 });
+    const sale = await putOnSale(stores, masterClient, { stock: 5, perUserLimit: 1 });
     temporalProxy.hold();
     try {
       const reply = await checkout(sale.sku, 'replica-up', `k-${randomUUID()}`);
@@ -103,7 +104,7 @@ describe('REDIS_WAIT_REPLICAS=1: a 202 waits for a replica', () => {
 
   // Before REDIS_WAIT_REPLICAS this answered 202: a failover of the master then lost the order of a 202.
   it('answers 503 OUTCOME_UNKNOWN with the order number when the replica did not confirm it; the same key then answers 202 for that order', async () => {
-    const sale = await putOnSale(store, masterClient, { stock: 5, perUserLimit: 1 });
+    const sale = await putOnSale(stores, masterClient, { stock: 5, perUserLimit: 1 });
     const key = `k-${randomUUID()}`;
     signalGroup(replica.process.pid, 'SIGSTOP');
     temporalProxy.hold();
@@ -131,7 +132,7 @@ describe('REDIS_WAIT_REPLICAS=1: a 202 waits for a replica', () => {
   // Before the checkout answered from Redis alone, a start that answered in time skipped the
   // replica: a failover then lost the reservation behind a 202 whose workflow would find it gone.
   it('never answers 202 before a replica holds the reservation, with Temporal answering as well', async () => {
-    const sale = await putOnSale(store, masterClient, { stock: 5, perUserLimit: 1 });
+    const sale = await putOnSale(stores, masterClient, { stock: 5, perUserLimit: 1 });
     signalGroup(replica.process.pid, 'SIGSTOP');
     try {
       const reply = await checkout(sale.sku, 'temporal-up', `k-${randomUUID()}`);

@@ -3,7 +3,8 @@
  * sale is gone, and drops the flag as soon as release.lua gives stock back.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { newOrderNo, SoldOutCache } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
+import { SoldOutCache } from '../src/order/sold-out-cache.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { subscribeChannels } from '../src/infra/redis-subscription.js';

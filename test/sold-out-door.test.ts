@@ -13,10 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeApi, createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { ApiMetrics } from '../src/api/metrics.js';
-import { SoldOutCache } from '../src/order/checkout.js';
+import { SoldOutCache } from '../src/order/sold-out-cache.js';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import type { Pool } from 'mysql2/promise';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { subscribeChannels, type RedisSubscription } from '../src/infra/redis-subscription.js';
@@ -29,7 +30,8 @@ import { parseExposition, total, type Sample } from './helpers/prometheus.js';
 
 let config: AppConfig;
 let redis: RedisClient;
-let store: Store;
+let pool: Pool;
+let stores: Stores;
 let temporal: Client;
 let subscriber: RedisSubscription;
 let soldOut: SoldOutCache;
@@ -44,7 +46,8 @@ beforeAll(async () => {
   config = testConfig({ TEMPORAL_TASK_QUEUE: `sold-out-door-${randomUUID()}`, LOG_LEVEL: 'silent' });
   const logger = createLogger(config, 'api');
   redis = createRedis(config);
-  store = new Store(createMysqlPool(config));
+  pool = createMysqlPool(config);
+  stores = openStores(pool);
   temporal = new Client({
     connection: Connection.lazy({ address: '127.0.0.1:1' }),
     namespace: config.temporal.namespace,
@@ -53,7 +56,7 @@ beforeAll(async () => {
   subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);
   metrics = new ApiMetrics({ defaultMetrics: false });
   auth = new ShopperAuth(config);
-  const app = createApp(composeApi({ config, redis, store, temporal, logger }, { soldOut, metrics }));
+  const app = createApp(composeApi({ config, redis, stores, temporal, logger }, { soldOut, metrics }));
   app.middleware.unshift(async (ctx: Context, next: Next) => {
     reachedApp.push(ctx.path);
     await next();
@@ -69,7 +72,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const server of servers) server.closeAllConnections();
   await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-  await Promise.allSettled([subscriber?.quit(), redis?.quit(), store?.close(), temporal?.connection.close()]);
+  await Promise.allSettled([subscriber?.quit(), redis?.quit(), pool?.end(), temporal?.connection.close()]);
 });
 
 /** A checkout, and whether it reached the app. */
@@ -91,7 +94,7 @@ function comparable(reply: HttpReply) {
 
 describe('the sold-out door', () => {
   it("answers a flagged SKU's plain checkout before the app, exactly as the app answers it, and counts it alike", async () => {
-    const { sku } = await putOnSale(store, redis, { stock: 1, perUserLimit: 1 });
+    const { sku } = await putOnSale(stores, redis, { stock: 1, perUserLimit: 1 });
     const token = await auth.issue(`door-${randomUUID().slice(0, 8)}`);
     expect((await checkout({ json: { sku, quantity: 1 }, token })).reply.status).toBe(202);
     // The first loser reaches reserve.lua, whose SOLD_OUT flags the SKU.
@@ -145,7 +148,7 @@ describe('the sold-out door', () => {
   });
 
   it('leaves every other request to the app, in its order of checks, the body read once', async () => {
-    const { sku } = await putOnSale(store, redis, { stock: 1, perUserLimit: 1 });
+    const { sku } = await putOnSale(stores, redis, { stock: 1, perUserLimit: 1 });
     const token = await auth.issue(`other-${randomUUID().slice(0, 8)}`);
     // Malformed JSON while nothing is flagged: the app alone reads it.
     const malformedBefore = await checkout({ raw: '{"sku": ', token });
@@ -202,7 +205,7 @@ describe('the sold-out door', () => {
   });
 
   it('renews an expired flag with one reserve.lua while the flood in flight is answered from it; stock seen by the probe drops it', async () => {
-    const { sku } = await putOnSale(store, redis, { stock: 1, perUserLimit: 1 });
+    const { sku } = await putOnSale(stores, redis, { stock: 1, perUserLimit: 1 });
     expect((await checkout({ json: { sku, quantity: 1 }, token: await auth.issue('herd-winner') })).reply.status).toBe(
       202,
     );
@@ -225,7 +228,7 @@ describe('the sold-out door', () => {
     expect(soldOut.isSoldOut(sku)).toBe(true);
 
     // Stock back without its notification reaching this process: the probe finds it and the flag goes.
-    const open = await putOnSale(store, redis, { stock: 2, perUserLimit: 1 });
+    const open = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     soldOut.markSoldOut(open.sku, 0, Date.now() - 61_000);
     const probe = await checkout({ json: { sku: open.sku, quantity: 1 }, token: await auth.issue('herd-probe') });
     expect(probe).toMatchObject({ reply: { status: 202 }, reachedApp: true });

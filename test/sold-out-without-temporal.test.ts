@@ -16,10 +16,12 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeApi, createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
-import { newOrderNo, SoldOutCache } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
+import { SoldOutCache } from '../src/order/sold-out-cache.js';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import type { Pool } from 'mysql2/promise';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { subscribeChannels, type RedisSubscription } from '../src/infra/redis-subscription.js';
@@ -33,7 +35,8 @@ const heldSockets = new Set<Socket>();
 let temporalConnections = 0;
 let config: AppConfig;
 let redis: RedisClient;
-let store: Store;
+let pool: Pool;
+let stores: Stores;
 let temporal: Client;
 let subscriber: RedisSubscription;
 let server: Server;
@@ -54,7 +57,8 @@ beforeAll(async () => {
   });
   const logger = createLogger(config, 'api');
   redis = createRedis(config);
-  store = new Store(createMysqlPool(config));
+  pool = createMysqlPool(config);
+  stores = openStores(pool);
   // Lazy: nothing is dialled until a call needs Temporal, so every connection counted is a call.
   temporal = new Client({
     connection: Connection.lazy({ address: temporalAddress }),
@@ -62,7 +66,7 @@ beforeAll(async () => {
   });
   const soldOut = new SoldOutCache();
   subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);
-  server = createApp(composeApi({ config, redis, store, temporal, logger }, { soldOut })).listen(0, '127.0.0.1');
+  server = createApp(composeApi({ config, redis, stores, temporal, logger }, { soldOut })).listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -72,12 +76,12 @@ afterAll(async () => {
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   for (const socket of heldSockets) socket.destroy();
   await new Promise<void>((resolve) => blackHole?.close(() => resolve()));
-  await Promise.allSettled([subscriber?.quit(), redis?.quit(), store?.close(), temporal?.connection.close()]);
+  await Promise.allSettled([subscriber?.quit(), redis?.quit(), pool?.end(), temporal?.connection.close()]);
 });
 
 describe('sold-out answers with Temporal unreachable', () => {
   it('answers 409 SOLD_OUT at once, from Redis and then from memory, polling and waiting checkouts alike, without calling Temporal', async () => {
-    const { sku } = await putOnSale(store, redis, { stock: 1 });
+    const { sku } = await putOnSale(stores, redis, { stock: 1 });
     // The only unit is held by a reservation made straight in Redis: no workflow, no Temporal.
     const inventory = new RedisInventory(redis, config.temporal.taskQueue);
     const winner = newOrderNo();

@@ -10,11 +10,12 @@ import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import type { Pool } from 'mysql2/promise';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
 import { startPromiseStarter, type RunningPromiseStarter } from '../src/workers/worker.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -25,7 +26,8 @@ import { startHoldingProxy } from './helpers/tcp-proxy.js';
 import { PromiseQueue } from '../src/inventory/promise-queue.js';
 
 let redis: RedisClient;
-let store: Store;
+let pool: Pool;
+let stores: Stores;
 let connection: NativeConnection;
 let temporal: Client;
 const running: RunningPromiseStarter[] = [];
@@ -33,14 +35,15 @@ const running: RunningPromiseStarter[] = [];
 beforeAll(async () => {
   const config = testConfig();
   redis = createRedis(config);
-  store = new Store(createMysqlPool(config));
+  pool = createMysqlPool(config);
+  stores = openStores(pool);
   connection = await NativeConnection.connect({ address: config.temporal.address });
   temporal = new Client({ connection, namespace: config.temporal.namespace });
 });
 
 afterAll(async () => {
   for (const starter of running) await starter.stop();
-  await Promise.allSettled([redis.quit(), store.close()]);
+  await Promise.allSettled([redis.quit(), pool.end()]);
   await connection.close();
 });
 
@@ -50,11 +53,11 @@ function pipeline() {
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
   const inventory = new RedisInventory(redis, taskQueue);
   const promises = new PromiseQueue(redis);
-  const startOwner = (ownStore: Store = store, ownConnection: NativeConnection = connection) => {
+  const startOwner = (ownStore: Stores = stores, ownConnection: NativeConnection = connection) => {
     const owner = startPromiseStarter({
       config,
       connection: ownConnection,
-      store: ownStore,
+      stores: ownStore,
       redis,
       logger: createLogger({ logLevel: 'silent' }, 'starter-test'),
     });
@@ -95,7 +98,7 @@ const isPending = async (sku: string, orderNo: string) => (await redis.zscore(sa
 describe('the owner of starts', () => {
   it('starts a promise as soon as its reservation wakes it, and drops its pending start: the workflow owns the order from then on', async () => {
     const { startOwner, promise, inventory } = pipeline();
-    const sale = await putOnSale(store, redis, { stock: 5 });
+    const sale = await putOnSale(stores, redis, { stock: 5 });
     startOwner();
     const orderNo = await promise(sale.sku, 'woken');
     await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started`, timeoutMs: 15_000 });
@@ -110,21 +113,21 @@ describe('the owner of starts', () => {
 
   it('with MySQL hung, a stale promise waits for its row lookup (bounded) and holds up no other start; it is started once MySQL answers', async () => {
     const { startOwner, promise } = pipeline();
-    const [one, two] = [await putOnSale(store, redis, { stock: 5 }), await putOnSale(store, redis, { stock: 5 })];
+    const [one, two] = [await putOnSale(stores, redis, { stock: 5 }), await putOnSale(stores, redis, { stock: 5 })];
     // MySQL accepts the owner's queries and never answers them, until `recovered`.
     let recovered = false;
     const lookups: string[] = [];
-    const hung = withMethods(store, (name) =>
+    const hungOrders = withMethods(stores.orders, (name) =>
       name === 'getOrder'
         ? async (orderNo: string) => {
             lookups.push(orderNo);
-            return recovered ? store.getOrder(orderNo) : new Promise(() => undefined);
+            return recovered ? stores.orders.getOrder(orderNo) : new Promise(() => undefined);
           }
         : undefined,
     );
     // Older than 10 minutes: started only if MySQL has no row for it.
     const stale = await promise(one.sku, 'stale', 11 * 60_000);
-    startOwner(hung);
+    startOwner({ ...stores, orders: hungOrders });
     const startedAt = Date.now();
     const fresh = [await promise(one.sku, 'fresh-1'), await promise(two.sku, 'fresh-2')];
     for (const orderNo of fresh)
@@ -140,7 +143,7 @@ describe('the owner of starts', () => {
 
   it('takes over the sale of an owner that died holding its lease, once the lease lapses, the promises that owner had taken included', async () => {
     const { startOwner, promise, promises } = pipeline();
-    const sale = await putOnSale(store, redis, { stock: 5 });
+    const sale = await putOnSale(stores, redis, { stock: 5 });
     const taken = await promise(sale.sku, 'taken-by-the-dead');
     // An owner takes the sale's lease and its due promise, then dies before starting it.
     const leaseMs = 2_000;
@@ -162,12 +165,12 @@ describe('the owner of starts', () => {
 
   it('two live owners: the leaseholder stalled mid-visit (its Temporal calls held) hands the sale over, the other starts every promise, and the stalled one coming back changes nothing', async () => {
     const { startOwner, promise } = pipeline();
-    const sale = await putOnSale(store, redis, { stock: 10 });
+    const sale = await putOnSale(stores, redis, { stock: 10 });
     const [host, port] = testConfig().temporal.address.split(':');
     const proxy = await startHoldingProxy({ host: host ?? '127.0.0.1', port: Number(port) });
     const slow = await NativeConnection.connect({ address: `127.0.0.1:${proxy.port}` });
     try {
-      const stalled = startOwner(store, slow);
+      const stalled = startOwner(stores, slow);
       // The first owner takes the sale's lease (a first promise, started), then its Temporal stalls.
       const first = await promise(sale.sku, 'before-the-stall');
       await waitFor(() => workflowExists(first), { what: `${first} started by the first owner`, timeoutMs: 15_000 });

@@ -5,8 +5,13 @@
  */
 import type Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
-import type { IntentStanding } from '../src/db/store.js';
-import { disputeTakeback, intentOwnership, refundTakeback, translateStripeEvent } from '../src/payments/providers/stripe/api.js';
+import type { IntentStanding } from '../src/db/payments.js';
+import {
+  disputeTakeback,
+  intentOwnership,
+  refundTakeback,
+  translateStripeEvent,
+} from '../src/payments/providers/stripe/api.js';
 
 const ORDER = '01M89AXPAVXGKQWGHDF59178FB';
 const OTHER_ORDER = '01M89B0RDAFVWH6WMTF9PXSVS4';

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
-import { newOrderNo } from '../src/order/checkout.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { signedStripeEvent, stripeClient, stripeIdempotencyKeys } from '../src/payments/providers/stripe/api.js';
 import { waitFor } from '../stack/wait-for.js';
 import { putOnSale, saleReport } from './helpers/fixtures.js';
@@ -20,6 +20,8 @@ import { httpRequest, type HttpReply } from './helpers/http.js';
 import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
 import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
 import { checkoutWithIntent as checkoutOne } from './helpers/stripe-orders.js';
+import { settingsOf } from '../src/payments/providers/registry.js';
+import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 
 const WEBHOOK_SECRET = 'whsec_flashcheckouttest';
 const DEPLOYMENT_TAG = 'flash-checkout-test';
@@ -55,7 +57,7 @@ beforeAll(async () => {
   api = await bed.serve(taskQueue);
   stripeApi.setWebhook(`${api}/api/payments/stripe`, WEBHOOK_SECRET);
   auth = new ShopperAuth(bed.config);
-  someoneElse = stripeClient({ ...bed.config.payments.stripe!, deploymentTag: 'staging' });
+  someoneElse = stripeClient({ ...settingsOf(bed.config, stripeProvider)!, deploymentTag: 'staging' });
 }, 120_000);
 
 afterAll(async () => {
@@ -74,7 +76,7 @@ async function sendStripeEvent(
 }
 
 /** A shopper's checkout of one unit, and its order once its PaymentIntent shows in the order view. */
-const checkoutWithIntent = () => checkoutOne({ api, auth, store: bed.store, redis: bed.redis });
+const checkoutWithIntent = () => checkoutOne({ api, auth, stores: bed.stores, redis: bed.redis });
 
 const statusOf = async (orderNo: string, token: string) =>
   (await httpRequest(api, 'GET', `/api/orders/${orderNo}`, { token })).body?.status;
@@ -101,7 +103,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
   it("pays in time: the intent recorded with its order before its secret is shown, tagged, paid by Stripe's event", async () => {
     const { orderNo, token, intent, totalCents } = await checkoutWithIntent();
     // Recorded before the order view could show its client secret.
-    expect(await bed.store.paymentIntentsOf(orderNo)).toMatchObject([
+    expect(await bed.stores.payments.paymentIntentsOf(orderNo)).toMatchObject([
       { intentId: intent.id, orderNo, keyAttempt: 1, amountCents: totalCents, currency: 'usd' },
     ]);
     const created = stripeApi
@@ -125,7 +127,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     stripeApi.confirm(intent.id, 'succeeded');
     await untilStatus(orderNo, token, 'PAID');
     const event = await eventOf('payment_intent.succeeded', intent.id);
-    expect(await bed.store.getPayment(event.id)).toMatchObject({
+    expect(await bed.stores.payments.getPayment(event.id)).toMatchObject({
       outcome: 'APPLIED',
       provider: 'stripe',
       providerRef: intent.id,
@@ -149,7 +151,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
       expect(cancels.every((c) => c.status === 400)).toBe(true);
       expect(stripeApi.callsTo('GET', `/v1/payment_intents/${intent.id}`).length).toBeGreaterThanOrEqual(1);
       // Recorded from the intent itself: its one payment row.
-      expect(await bed.store.paymentsOfOrder(orderNo)).toMatchObject([
+      expect(await bed.stores.payments.paymentsOfOrder(orderNo)).toMatchObject([
         { eventId: intent.id, outcome: 'APPLIED', providerRef: intent.id },
       ]);
       stripeApi.resumeDelivery();
@@ -159,9 +161,9 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
         timeoutMs: 15_000,
       });
       // The late event is evidence of the same payment: no second row, no refund, the unit sold once.
-      expect(await bed.store.paymentsOfOrder(orderNo)).toHaveLength(1);
+      expect(await bed.stores.payments.paymentsOfOrder(orderNo)).toHaveLength(1);
       expect(refundsAsked(intent.id)).toEqual([]);
-      const report = await saleReport(bed.store, bed.redis, sku);
+      const report = await saleReport(bed.stores, bed.redis, sku);
       expect(report.figures.redis).toMatchObject({ sold: 1, reserved: 0 });
       expect(report.ok).toBe(true);
     } finally {
@@ -178,11 +180,11 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
       timeoutMs: 30_000,
     });
     expect(await statusOf(orderNo, token)).toBe('AWAITING_PAYMENT');
-    expect((await saleReport(bed.store, bed.redis, sku)).figures.redis).toMatchObject({ reserved: 1, sold: 0 });
+    expect((await saleReport(bed.stores, bed.redis, sku)).figures.redis).toMatchObject({ reserved: 1, sold: 0 });
     stripeApi.settleProcessing(intent.id, 'succeeded');
     await untilStatus(orderNo, token, 'PAID');
     expect(refundsAsked(intent.id)).toEqual([]);
-    expect((await saleReport(bed.store, bed.redis, sku)).figures.redis).toMatchObject({ reserved: 0, sold: 1 });
+    expect((await saleReport(bed.stores, bed.redis, sku)).figures.redis).toMatchObject({ reserved: 0, sold: 1 });
   }, 60_000);
 
   it("finding 2: another deployment's paid intent is ignored, never recorded nor refunded", async () => {
@@ -205,7 +207,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
         what: `the delivery of ${event.id}`,
         timeoutMs: 15_000,
       });
-      expect(await bed.store.getPayment(event.id)).toBeNull();
+      expect(await bed.stores.payments.getPayment(event.id)).toBeNull();
     }
     // The refund owner looks every 200 ms here: a second is long enough for it to have acted.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -227,7 +229,9 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     );
     expect(again.status).toBe(200);
     expect(again.body).toEqual({ received: true, type: 'payment_intent.succeeded', outcome: 'DUPLICATE' });
-    expect(await bed.store.paymentsOfOrder(orderNo)).toMatchObject([{ eventId: event.id, outcome: 'APPLIED' }]);
+    expect(await bed.stores.payments.paymentsOfOrder(orderNo)).toMatchObject([
+      { eventId: event.id, outcome: 'APPLIED' },
+    ]);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(refundsAsked(intent.id)).toEqual([]);
     expect(await statusOf(orderNo, token)).toBe('PAID');
@@ -242,7 +246,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
       .filter((c) => c.form['metadata[orderNo]'] === orderNo);
     expect(opens[0]).toMatchObject({ idempotencyKey: stripeIdempotencyKeys.openPayment(orderNo, 1), status: 500 });
     expect(opens.at(-1)).toMatchObject({ idempotencyKey: stripeIdempotencyKeys.openPayment(orderNo, 2), status: 200 });
-    expect(await bed.store.paymentIntentsOf(orderNo)).toMatchObject([{ intentId: intent.id, keyAttempt: 2 }]);
+    expect(await bed.stores.payments.paymentIntentsOf(orderNo)).toMatchObject([{ intentId: intent.id, keyAttempt: 2 }]);
     stripeApi.confirm(intent.id, 'succeeded');
     await untilStatus(orderNo, token, 'PAID');
   });
@@ -250,7 +254,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
   it('finding 4: a refund answered 5xx after Stripe made it is found by listing, never asked twice; its events only move it forwards', async () => {
     const { orderNo, intent: ordersOwn } = await checkoutWithIntent();
     // An intent tagged as ours that this order did not open (a bug, or a copied tag): our money, wrongly paid.
-    const stray = await stripeClient(bed.config.payments.stripe!).paymentIntents.create({
+    const stray = await stripeClient(settingsOf(bed.config, stripeProvider)!).paymentIntents.create({
       amount: 1_999,
       currency: 'usd',
       metadata: { orderNo, deployment: DEPLOYMENT_TAG },
@@ -271,7 +275,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
       expect(judged.body).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'INTENT_MISMATCH' });
       const refunded = await waitFor(
         async () => {
-          const row = await bed.store.getPayment(event.id);
+          const row = await bed.stores.payments.getPayment(event.id);
           return row?.outcome === 'REFUNDED' && row;
         },
         { what: `the refund of ${event.id}`, timeoutMs: 20_000 },
@@ -301,15 +305,15 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
         metadata: { paymentEventId: event.id },
       });
       expect((await sendStripeEvent('refund.created', refund('pending'))).body).toMatchObject({ outcome: 'RECORDED' });
-      expect((await bed.store.getPayment(event.id))?.outcome).toBe('REFUNDED');
+      expect((await bed.stores.payments.getPayment(event.id))?.outcome).toBe('REFUNDED');
       // A refund can still fail after it succeeded (the card was closed): then an operator's.
       await sendStripeEvent('refund.failed', { ...refund('failed'), failure_reason: 'expired_or_canceled_card' });
-      expect(await bed.store.getPayment(event.id)).toMatchObject({
+      expect(await bed.stores.payments.getPayment(event.id)).toMatchObject({
         outcome: 'REFUND_FAILED',
         refundError: 'refund failed: expired_or_canceled_card',
       });
       await sendStripeEvent('refund.updated', refund('succeeded'));
-      expect((await bed.store.getPayment(event.id))?.outcome).toBe('REFUND_FAILED');
+      expect((await bed.stores.payments.getPayment(event.id))?.outcome).toBe('REFUND_FAILED');
     } finally {
       stripeApi.resumeDelivery();
     }
@@ -318,7 +322,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
   it('an opening Stripe never answered: at the close its key finds the intent, which is cancelled before the unit goes back', async () => {
     // The first ask of every opening hangs until the SDK's timeout: the order's deadline comes first.
     stripeApi.hang('/v1/payment_intents', 1);
-    const sale = await putOnSale(bed.store, bed.redis, { stock: 5 });
+    const sale = await putOnSale(bed.stores, bed.redis, { stock: 5 });
     const token = await auth.issue(`stripe-${randomUUID().slice(0, 8)}`);
     const accepted = await httpRequest(api, 'POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token });
     expect(accepted.status).toBe(202);
@@ -327,10 +331,10 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     const ofOrder = stripeApi.intents().filter((intent) => intent.metadata.orderNo === orderNo);
     expect(ofOrder.length).toBeGreaterThanOrEqual(1);
     for (const intent of ofOrder) expect(intent.status).toBe('canceled');
-    expect(await bed.store.paymentIntentsOf(orderNo)).toMatchObject(
+    expect(await bed.stores.payments.paymentIntentsOf(orderNo)).toMatchObject(
       ofOrder.map((intent) => ({ intentId: intent.id, status: 'canceled' })),
     );
-    expect((await saleReport(bed.store, bed.redis, sale.sku)).figures.redis).toMatchObject({ reserved: 0, sold: 0 });
+    expect((await saleReport(bed.stores, bed.redis, sale.sku)).figures.redis).toMatchObject({ reserved: 0, sold: 0 });
   }, 60_000);
 
   it('the shopper cancels: the intent is cancelled at Stripe before the order; it can no longer be paid', async () => {
@@ -341,7 +345,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     expect(stripeApi.callsTo('POST', `/v1/payment_intents/${intent.id}/cancel`)[0]).toMatchObject({ status: 200 });
     // Stripe refuses to take money on a cancelled intent: no refund is ever needed.
     expect(() => stripeApi.confirm(intent.id, 'succeeded')).toThrow();
-    const report = await saleReport(bed.store, bed.redis, sku);
+    const report = await saleReport(bed.stores, bed.redis, sku);
     expect(report.figures.redis).toMatchObject({ reserved: 0, sold: 0 });
   });
 
@@ -383,7 +387,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     });
     expect(refused.status).toBe(400);
     expect(refused.body).toMatchObject({ error: { code: 'INVALID_REQUEST' } });
-    expect(await bed.store.getPayment(emptyId)).toBeNull();
+    expect(await bed.stores.payments.getPayment(emptyId)).toBeNull();
     // An event type the order uses, signed, without its data.object.
     const bareId = `evt_bare_${orderNo}`;
     const bare = JSON.stringify({ id: bareId, object: 'event', type: 'payment_intent.succeeded', data: {} });
@@ -397,7 +401,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     expect(bareReply.body).toMatchObject({
       error: { code: 'INVALID_REQUEST', message: expect.stringContaining('data.object') },
     });
-    expect(await bed.store.getPayment(bareId)).toBeNull();
+    expect(await bed.stores.payments.getPayment(bareId)).toBeNull();
     // A live-mode event reaching a test-mode deployment is not ours.
     const live = JSON.stringify({
       id: `evt_live_${orderNo}`,
@@ -413,7 +417,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
       },
     });
     expect(liveReply.body).toMatchObject({ outcome: 'IGNORED' });
-    expect(await bed.store.getPayment(`evt_live_${orderNo}`)).toBeNull();
+    expect(await bed.stores.payments.getPayment(`evt_live_${orderNo}`)).toBeNull();
 
     const forgedId = `evt_forged_${orderNo}`;
     const forged = await sendStripeEvent(
@@ -423,6 +427,6 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     );
     expect(forged.status).toBe(400);
     expect(forged.body).toMatchObject({ error: { code: 'INVALID_SIGNATURE' } });
-    expect(await bed.store.getPayment(forgedId)).toBeNull();
+    expect(await bed.stores.payments.getPayment(forgedId)).toBeNull();
   });
 });

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { workflowSpanSinks } from '../src/infra/tracing.js';
@@ -48,7 +48,7 @@ let worker: ManagedProcess;
 let apiUrl: string;
 let config: AppConfig;
 let pool: Pool;
-let store: Store;
+let stores: Stores;
 let redis: RedisClient;
 
 beforeAll(async () => {
@@ -90,7 +90,7 @@ beforeAll(async () => {
     abortIf: () => (api.exitCodeNow === undefined ? undefined : `the API exited: ${tailOf(api.logFile)}`),
   });
   pool = createMysqlPool(config);
-  store = new Store(pool);
+  stores = openStores(pool);
   redis = createRedis(config);
 }, 150_000);
 
@@ -121,7 +121,7 @@ function descendsFrom(spans: ZipkinSpan[], span: ZipkinSpan, ancestor: ZipkinSpa
 
 describe('one trace from the request to the last activity', () => {
   it('joins the checkout, the workflow, its activities and the payment in one trace, read back from Zipkin', async () => {
-    const sale = await putOnSale(store, redis, { stock: 5, perUserLimit: 1 });
+    const sale = await putOnSale(stores, redis, { stock: 5, perUserLimit: 1 });
     const token = await new ShopperAuth(config).issue(`t-${randomUUID().slice(0, 8)}`);
     const traceId = randomBytes(16).toString('hex');
     // The client's own span: sampled (flags 01), so every process downstream records its part.

@@ -15,7 +15,7 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
-import { Store } from '../src/db/store.js';
+import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -34,7 +34,7 @@ let healthUrl: string;
 const healthBeforeReady: { status: number; state: string }[] = [];
 let api: RunningApi;
 let pool: Pool;
-let store: Store;
+let stores: Stores;
 let redis: RedisClient;
 let auth: ShopperAuth;
 
@@ -84,7 +84,7 @@ beforeAll(async () => {
     throw new Error(`${String(err)}\nworker stdout:\n${stdout}\nstderr:\n${stderr}`);
   });
   pool = createMysqlPool(config);
-  store = new Store(pool);
+  stores = openStores(pool);
   redis = createRedis(config);
   auth = new ShopperAuth(config);
   api = await startApi(config, 0);
@@ -106,7 +106,7 @@ describe('worker process', () => {
   });
 
   it("serves temporal_ metrics and the app's activity outcomes on one Prometheus port once an order ran", async () => {
-    const { sku } = await putOnSale(store, redis, { stock: 3, perUserLimit: 1 });
+    const { sku } = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
     const token = await auth.issue(`w-${randomUUID().slice(0, 8)}`);
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const accepted = await fetch(`${api.url}/api/checkout`, {

@@ -14,13 +14,14 @@ import { duplicateRedis, type RedisClient } from '../../src/infra/redis.js';
 import type Koa from 'koa';
 import type { Pool, ResultSetHeader } from 'mysql2/promise';
 import { ShopperAuth } from '../../src/api/auth.js';
-import { acceptReservation, newOrderNo } from '../../src/order/checkout.js';
+import { acceptReservation } from '../../src/order/checkout.js';
+import { newOrderNo } from '../../src/order/order-numbers.js';
 import { ApiError } from '../../src/api/errors.js';
 import { createKoaApp, jsonBody } from '../../src/api/http.js';
 import { checkoutSchema, idempotencyKeySchema } from '../../src/api/schemas.js';
 import type { AppConfig } from '../../src/config/index.js';
 import type { Logger } from '../../src/infra/logger.js';
-import { inTransaction } from '../../src/db/store.js';
+import { inTransaction } from '../../src/db/rows.js';
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
 
 /**

@@ -16,9 +16,9 @@ import { ApiError } from '../../src/api/errors.js';
 import { createKoaApp, jsonBody } from '../../src/api/http.js';
 import { checkoutSchema, idempotencyKeySchema } from '../../src/api/schemas.js';
 import type { AppConfig } from '../../src/config/index.js';
-import { inTransaction } from '../../src/db/store.js';
+import { inTransaction } from '../../src/db/rows.js';
 import type { Logger } from '../../src/infra/logger.js';
-import { newOrderNo } from '../../src/order/checkout.js';
+import { newOrderNo } from '../../src/order/order-numbers.js';
 
 export function createSyncCheckoutApp({
   config,

@@ -1,48 +1,37 @@
 /**
- * OrderWorkflow's activities: thin, idempotent adapters to the store (MySQL) and the inventory
- * (Redis). Temporal runs each at least once, so every one of them gives the same end state however
- * often it runs; the store and the Lua scripts are where that idempotency is implemented.
+ * OrderWorkflow's activities: thin, idempotent adapters to the stores (MySQL) and the inventory
+ * (Redis); those of its payment at a provider are in ./payments.ts. Temporal runs each at least
+ * once, so every one of them gives the same end state however often it runs; the stores and the
+ * Lua scripts are where that idempotency is implemented.
  *
  * Errors: anything thrown as-is (connection refused, lock wait timeout, deadlock) is transient and
  * retried by the workflow's retry policy; a business rule that no retry can change is thrown with
  * ApplicationFailure.nonRetryable and a stable type.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { asyncLocalStorage, Context, log } from '@temporalio/activity';
+import { asyncLocalStorage, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Store } from '../db/store.js';
+import type { OrderStore } from '../db/orders.js';
+import type { PaymentStore } from '../db/payments.js';
+import type { RefundStore } from '../db/refunds.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import {
   durationToMs,
   isSold,
   type CancelReason,
-  type PaymentIntentHandle,
   type PaymentReceived,
   type PersistOrderInput,
-  type ProviderWithApi,
   type RefundReason,
 } from '../model/order-workflow.js';
-import {
-  ProviderKeyReused,
-  ProviderOutcomeUnknown,
-  ProviderRefusal,
-  type OpenedPayment,
-  type PaymentProviderApi,
-} from '../payments/provider.js';
 
 export interface ActivityDeps {
-  store: Store;
+  stores: { orders: OrderStore; payments: PaymentStore; refunds: RefundStore };
   inventory: RedisInventory;
   /**
    * Tells the API processes' status caches that an order is changing (OrderChangeNotifier,
-   * src/order/reads.ts). Declared here, not imported: reads.ts leads through the order client to
-   * the workflows, which import these activities' types (an import circle).
+   * src/order/status-reads.ts): all these activities need of it.
    */
   changes: { publish(orderNo: string): Promise<void> };
-  /** The payment providers with an API this deployment has keys for (src/payments/provider.ts). */
-  providers?: Partial<Record<ProviderWithApi, PaymentProviderApi>>;
-  /** How long an intent may stay `processing` past its deadline before an error is logged (STRIPE_PROCESSING_ALERT). */
-  processingAlertMs?: number;
 }
 
 /** Stable types of non-retryable failures, visible in the Web UI and in the order's failureReason. */
@@ -92,29 +81,7 @@ const newOrder = (order: PersistOrderInput) => ({
   createdAt: new Date(order.createdAt),
 });
 
-/** A payment at a provider: the order's number and total, and which provider. */
-export interface ProviderPaymentInput {
-  provider: ProviderWithApi;
-  orderNo: string;
-  amountCents: number;
-}
-
-/** The intent states after which it can no longer be paid or refunded into: nothing more to close. */
-const FINAL_INTENT_STATUSES = ['canceled'];
-
-export function createActivities({
-  store,
-  inventory,
-  changes,
-  providers = {},
-  processingAlertMs = 3_600_000,
-}: ActivityDeps) {
-  const providerApi = (name: ProviderWithApi): PaymentProviderApi => {
-    const api = providers[name];
-    // Retried, not failed: the keys are configuration an operator can still set.
-    if (!api) throw new Error(`payment provider ${name} is not configured on this worker (set its keys)`);
-    return api;
-  };
+export function createActivities({ stores, inventory, changes }: ActivityDeps) {
   return {
     /**
      * Claims the order's reservation in Redis (from then on only this order's workflow may release
@@ -142,7 +109,7 @@ export function createActivities({
           FailureTypes.reservationLost,
         );
       }
-      const result = await store.insertAwaitingOrder({
+      const result = await stores.orders.insertAwaitingOrder({
         ...newOrder(order),
         paymentWindowMs: durationToMs(order.paymentWindow),
       });
@@ -178,7 +145,7 @@ export function createActivities({
      * units given back to MySQL's stock, as the reservation is given back in Redis.
      */
     async recordOrderFailure(order: PersistOrderInput & { reason: string }): Promise<void> {
-      await store.failOrder(newOrder(order), order.reason);
+      await stores.orders.failOrder(newOrder(order), order.reason);
       // After the commit, before the workflow shows FAILED: readers stop caching the open state.
       // A failed publish fails the attempt, which is retried (every step here is idempotent).
       await changes.publish(order.orderNo);
@@ -186,14 +153,14 @@ export function createActivities({
 
     /** AWAITING_PAYMENT → PAID, and the payment recorded as applied, in one transaction. */
     async markPaid(payment: { orderNo: string; eventId: string; amountCents: number; paidAt: string }): Promise<void> {
-      await store.markPaid({ ...payment, paidAt: new Date(payment.paidAt) });
+      await stores.orders.markPaid({ ...payment, paidAt: new Date(payment.paidAt) });
       await changes.publish(payment.orderNo);
     },
 
     /**
      * Closes an unpaid order as CANCELLED unless a payment recorded in time pays it (the arrival
-     * rule, applied in MySQL under the order row's lock: Store.cancelUnpaidOrder): then the
-     * payment is answered and nothing changes. A payment timeout is judged by MySQL's clock alone:
+     * rule, applied in MySQL under the order row's lock: OrderStore.cancelUnpaidOrder): then
+     * the payment is answered and nothing changes. A payment timeout is judged by MySQL's clock alone:
      * when Temporal's timer fired before MySQL's clock passed the deadline (the clocks differ), it
      * waits, in-process up to MAX_IN_PROCESS_CLOCK_WAIT_MS, beyond that as a retry due when MySQL's
      * clock gets there. However far the clocks are apart, a payment MySQL stamps in time is found.
@@ -204,10 +171,10 @@ export function createActivities({
       cancelledAt: string;
     }): Promise<UnpaidOrderClosed> {
       const request = { ...cancel, cancelledAt: new Date(cancel.cancelledAt) };
-      let result = await store.cancelUnpaidOrder(request);
+      let result = await stores.orders.cancelUnpaidOrder(request);
       if (result.outcome === 'NOT_DUE') {
         await sleep(Math.min(result.dueInMs, MAX_IN_PROCESS_CLOCK_WAIT_MS));
-        result = await store.cancelUnpaidOrder(request);
+        result = await stores.orders.cancelUnpaidOrder(request);
       }
       switch (result.outcome) {
         // NOT_AWAITING_PAYMENT: nothing to cancel in MySQL (only the workflow writes its row once
@@ -246,7 +213,7 @@ export function createActivities({
       amountCents: number;
       reason: RefundReason;
     }): Promise<void> {
-      await store.recordRefundRequired(refund);
+      await stores.refunds.recordRefundRequired(refund);
     },
 
     /**
@@ -259,7 +226,7 @@ export function createActivities({
       if (outcome === 'NOT_FOUND') {
         // Redis lost the reservation (a failover, a restore): no units to give back, but the
         // checkout's key must go on naming this order, or a retry with it would make a new one.
-        const row = await store.getOrder(reservation.orderNo);
+        const row = await stores.orders.getOrder(reservation.orderNo);
         if (row?.idempotencyKey)
           await inventory.restoreKey(reservation.sku, {
             userId: row.userId,
@@ -279,7 +246,7 @@ export function createActivities({
     async confirmReservation(reservation: { sku: string; orderNo: string }): Promise<string> {
       const outcome = await inventory.confirm(reservation.sku, reservation.orderNo);
       if (outcome !== 'NOT_FOUND') return outcome;
-      const row = await store.getOrder(reservation.orderNo);
+      const row = await stores.orders.getOrder(reservation.orderNo);
       if (!row || (row.status !== 'AWAITING_PAYMENT' && !isSold(row.status))) return outcome;
       const adopted = await inventory.adopt(reservation.sku, {
         orderNo: row.orderNo,
@@ -294,153 +261,7 @@ export function createActivities({
       if (adopted === 'EXISTS') return inventory.confirm(reservation.sku, reservation.orderNo);
       return outcome;
     },
-
-    /**
-     * Makes the order's payment at its provider (Stripe: a PaymentIntent), for the shopper's client
-     * to pay, and records it with the order before its client secret is shown. An intent recorded
-     * by an earlier attempt is answered again. The idempotency key moves on only after a 5xx (the
-     * provider replays that answer to the same key); after a timeout, a 409 or a 429 the same key
-     * finds what the first ask made. Every intent opened is kept and cancelled at the close; one
-     * lost behind a 5xx never had its client secret shown. A request the provider refuses fails the
-     * order (it cannot be paid); a key reused with other parameters is a bug, surfaced the same way.
-     */
-    async openPayment(payment: ProviderPaymentInput): Promise<PaymentIntentHandle> {
-      const api = providerApi(payment.provider);
-      const opened = (await store.paymentIntentsOf(payment.orderNo)).find(
-        (intent) => intent.clientSecret !== null && !FINAL_INTENT_STATUSES.includes(intent.status),
-      );
-      if (opened?.clientSecret) return { id: opened.intentId, clientSecret: opened.clientSecret };
-      const { keyAttempt, closed } = await store.paymentOpening(payment.orderNo);
-      // The order is closing (its workflow gave up on this opening): nothing more is made.
-      if (closed)
-        throw ApplicationFailure.nonRetryable(`order ${payment.orderNo} is closing`, FailureTypes.orderClosed);
-      try {
-        const intent = await api.openPayment({ ...payment, keyAttempt });
-        await recordOpened({ ...payment, keyAttempt }, intent, intent.clientSecret);
-        // Answered after the order's close read its intents (a provider that hung): this intent is closed here.
-        if ((await store.paymentOpening(payment.orderNo)).closed) {
-          const late = await api.closeIntent({ orderNo: payment.orderNo, intentId: intent.id, attempt: 1 });
-          await store.recordPaymentIntentStatus(intent.id, late.status);
-          log.warn('a PaymentIntent made after its order began closing was cancelled', {
-            orderNo: payment.orderNo,
-            intentId: intent.id,
-            status: late.status,
-          });
-        }
-        return { id: intent.id, clientSecret: intent.clientSecret };
-      } catch (err) {
-        if (err instanceof ProviderOutcomeUnknown) await store.nextPaymentOpeningKey(payment.orderNo, keyAttempt);
-        if (err instanceof ProviderRefusal)
-          throw ApplicationFailure.nonRetryable(err.message, FailureTypes.paymentRefused);
-        if (err instanceof ProviderKeyReused)
-          throw ApplicationFailure.nonRetryable(err.message, FailureTypes.idempotencyKeyReused);
-        throw err;
-      }
-    },
-
-    /**
-     * Closes every payment the order opened at its provider and answers what the provider's state
-     * decides (docs/fault-tolerance.md, "Stripe: the intent decides"): CANCELED when none can be
-     * paid any more; SUCCEEDED when one was paid before its cancel (its money is recorded first, one
-     * row per intent, and pays the order); PROCESSING while one's money is on its way. Idempotent: a
-     * retry asks each intent again, and a cancelled one is final.
-     */
-    async closePayment(
-      payment: ProviderPaymentInput & { paymentIntentId?: string; paymentDeadline?: string },
-    ): Promise<ProviderClose> {
-      const api = providerApi(payment.provider);
-      // First the mark, then the read: an opening that records an intent after this read cancels it itself.
-      await store.closePaymentOpening(payment.orderNo);
-      const recorded = await store.paymentIntentsOf(payment.orderNo);
-      const intentIds = recorded.filter((i) => !FINAL_INTENT_STATUSES.includes(i.status)).map((i) => i.intentId);
-      // An order opened before intents were recorded names its one intent itself.
-      if (payment.paymentIntentId && !recorded.some((i) => i.intentId === payment.paymentIntentId))
-        intentIds.push(payment.paymentIntentId);
-      // An opening whose answer never came (the provider hung past its timeout) may still have made an
-      // intent: its key, asked again, answers it, and it is cancelled with the others.
-      const { keyAttempt } = await store.paymentOpening(payment.orderNo);
-      if (!payment.paymentIntentId && !recorded.some((i) => i.keyAttempt === keyAttempt)) {
-        const unanswered = await findUnansweredIntent(api, { ...payment, keyAttempt });
-        if (unanswered) intentIds.push(unanswered);
-      }
-      const attempt = Context.current().info.attempt;
-      let paid: PaymentReceived | undefined;
-      let processing = false;
-      for (const intentId of intentIds) {
-        const closed = await api.closeIntent({ orderNo: payment.orderNo, intentId, attempt });
-        await store.recordPaymentIntentStatus(intentId, closed.status);
-        if (closed.status === 'succeeded') {
-          // The money is recorded before the order is told: the intent's row, whatever event comes later.
-          const row = await store.recordPayment(
-            {
-              eventId: intentId,
-              orderNo: payment.orderNo,
-              amountCents: closed.amountReceived,
-              provider: payment.provider,
-              providerRef: intentId,
-              paidAtProvider: closed.paidAt,
-            },
-            'intent-read',
-          );
-          paid ??= { eventId: row.eventId, amountCents: row.amountCents, receivedAt: row.receivedAt.toISOString() };
-        } else if (closed.status === 'processing') {
-          processing = true;
-          const pastDeadlineMs = payment.paymentDeadline ? Date.now() - Date.parse(payment.paymentDeadline) : 0;
-          if (pastDeadlineMs > processingAlertMs)
-            log.error("a PaymentIntent is still processing long past its order's deadline; its unit stays held", {
-              orderNo: payment.orderNo,
-              intentId,
-              processingSince: closed.since.toISOString(),
-              pastDeadlineMs,
-            });
-        }
-      }
-      if (paid) return { state: 'SUCCEEDED', payment: paid };
-      return { state: processing ? 'PROCESSING' : 'CANCELED' };
-    },
   };
-
-  /** Records an intent an opening made; its client secret only when the shopper is to be shown it. */
-  function recordOpened(
-    opening: ProviderPaymentInput & { keyAttempt: number },
-    intent: OpenedPayment,
-    clientSecret: string | null,
-  ): Promise<void> {
-    return store.recordPaymentIntent({
-      intentId: intent.id,
-      orderNo: opening.orderNo,
-      provider: opening.provider,
-      keyAttempt: opening.keyAttempt,
-      amountCents: intent.amountCents,
-      currency: intent.currency,
-      clientSecret,
-      status: intent.status,
-    });
-  }
-
-  /**
-   * The intent an unanswered opening made, found by asking its key again (which makes one if the
-   * first ask never reached the provider: it is cancelled all the same), and recorded. None when the
-   * key replays a 5xx or a refusal: whatever it made, its client secret was never shown.
-   */
-  async function findUnansweredIntent(
-    api: PaymentProviderApi,
-    opening: ProviderPaymentInput & { keyAttempt: number },
-  ): Promise<string | undefined> {
-    try {
-      const intent = await api.openPayment(opening);
-      await recordOpened(opening, intent, null);
-      return intent.id;
-    } catch (err) {
-      if (err instanceof ProviderOutcomeUnknown || err instanceof ProviderRefusal || err instanceof ProviderKeyReused)
-        return undefined;
-      throw err;
-    }
-  }
 }
-
-/** What closing an order's payments at its provider found (closePayment). */
-export type ProviderClose =
-  { state: 'CANCELED' } | { state: 'SUCCEEDED'; payment: PaymentReceived } | { state: 'PROCESSING' };
 
 export type Activities = ReturnType<typeof createActivities>;

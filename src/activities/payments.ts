@@ -1,4 +1,7 @@
 /**
+ * The payment domain's activities: a payment at its provider (openPayment, closePayment, on the provider's task
+ * queue), and the catch-up of the provider's events.
+ *
  * The catch-up's activity: the provider's events not delivered (pending or given up, `delivery_success=false`),
  * created since the cursor kept in MySQL, taken in one by one through the intake every webhook event takes
  * (StripeIntake.take). A payment is recorded RECEIVED (evidence source `catch-up`) and delivered to its order by the
@@ -9,12 +12,22 @@
  * window's end only once the whole window was read, so a run that fails is read again by the next. Every step is
  * idempotent: an event read twice, or read and delivered, changes nothing the second time.
  */
-import { Context } from '@temporalio/activity';
-import { isMysqlFailure, type Store } from '../db/store.js';
+import { Context, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { PaymentStore } from '../db/payments.js';
+import { isMysqlFailure } from '../db/rows.js';
 import { DependencyGuard } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
-import type { PaymentProviderApi } from '../payments/provider.js';
-import type { StripeIntake } from '../payments/providers/stripe/intake.js';
+import type { PaymentIntentHandle, PaymentReceived, ProviderWithApi } from '../model/order-workflow.js';
+import {
+  ProviderKeyReused,
+  ProviderOutcomeUnknown,
+  ProviderRefusal,
+  type OpenedPayment,
+  type CatchUpIntake,
+  type PaymentProviderApi,
+} from '../payments/provider.js';
+import { FailureTypes } from './order.js';
 import type { CatchUpInput, CatchUpResult } from '../payments/catch-up-definitions.js';
 
 /**
@@ -26,31 +39,32 @@ export const OVERLAP_SECONDS = 60;
 export const FIRST_LOOKBACK_SECONDS = 3 * 24 * 3_600;
 
 export function createCatchUpActivities(deps: {
-  store: Store;
+  stores: { payments: Pick<PaymentStore, 'eventCursor' | 'moveEventCursor'> };
   /** The provider's API, where its keys are configured. */
-  stripe: PaymentProviderApi | null;
-  intake: StripeIntake | null;
+  api: PaymentProviderApi | null;
+  /** The provider's intake, which takes each event in as its webhook would. */
+  intake: CatchUpIntake | null;
   logger?: Pick<Logger, 'info' | 'warn'>;
   now?: () => number;
 }) {
   const now = deps.now ?? Date.now;
   return {
     async catchUpProviderEvents(input: CatchUpInput): Promise<CatchUpResult> {
-      const { store, stripe, intake } = deps;
+      const { stores, api, intake } = deps;
       const nowSeconds = Math.floor(now() / 1000);
       const createdUpTo = nowSeconds - input.settleSeconds;
       const outcomes: Record<string, number> = {};
-      if (!stripe || !intake) return { createdFrom: createdUpTo, createdUpTo, events: 0, outcomes };
-      const cursor = (await store.eventCursor(input.provider)) ?? nowSeconds - FIRST_LOOKBACK_SECONDS;
+      if (!api || !intake) return { createdFrom: createdUpTo, createdUpTo, events: 0, outcomes };
+      const cursor = (await stores.payments.eventCursor(input.provider)) ?? nowSeconds - FIRST_LOOKBACK_SECONDS;
       const createdFrom = Math.max(0, cursor - OVERLAP_SECONDS);
       let events = 0;
-      for await (const event of stripe.undeliveredEvents({ createdFrom, createdUpTo })) {
+      for await (const event of api.undeliveredEvents({ createdFrom, createdUpTo })) {
         const { outcome } = await intake.take(event);
         outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
         events++;
         heartbeat(events);
       }
-      await store.moveEventCursor(input.provider, createdUpTo);
+      await stores.payments.moveEventCursor(input.provider, createdUpTo);
       if (events > 0)
         deps.logger?.info(
           { createdFrom, createdUpTo, events, outcomes },
@@ -76,3 +90,185 @@ export function workerMysqlGuard(): DependencyGuard {
 }
 
 export type CatchUpActivities = ReturnType<typeof createCatchUpActivities>;
+
+/** The activities of a payment at its provider (openPayment, closePayment): on the provider's own task queue. */
+export interface PaymentActivityDeps {
+  stores: { payments: PaymentStore };
+  /** The payment providers with an API this deployment has keys for (src/payments/provider.ts). */
+  providers?: Partial<Record<ProviderWithApi, PaymentProviderApi>>;
+  /** How long an intent may stay `processing` past its deadline before an error is logged (STRIPE_PROCESSING_ALERT). */
+  processingAlertMs?: number;
+}
+
+/** A payment at a provider: the order's number and total, and which provider. */
+export interface ProviderPaymentInput {
+  provider: ProviderWithApi;
+  orderNo: string;
+  amountCents: number;
+}
+
+/** The intent states after which it can no longer be paid or refunded into: nothing more to close. */
+const FINAL_INTENT_STATUSES = ['canceled'];
+
+export function createPaymentActivities({
+  stores,
+  providers = {},
+  processingAlertMs = 3_600_000,
+}: PaymentActivityDeps) {
+  const providerApi = (name: ProviderWithApi): PaymentProviderApi => {
+    const api = providers[name];
+    // Retried, not failed: the keys are configuration an operator can still set.
+    if (!api) throw new Error(`payment provider ${name} is not configured on this worker (set its keys)`);
+    return api;
+  };
+  return {
+    /**
+     * Makes the order's payment at its provider (Stripe: a PaymentIntent), for the shopper's client
+     * to pay, and records it with the order before its client secret is shown. An intent recorded
+     * by an earlier attempt is answered again. The idempotency key moves on only after a 5xx (the
+     * provider replays that answer to the same key); after a timeout, a 409 or a 429 the same key
+     * finds what the first ask made. Every intent opened is kept and cancelled at the close; one
+     * lost behind a 5xx never had its client secret shown. A request the provider refuses fails the
+     * order (it cannot be paid); a key reused with other parameters is a bug, surfaced the same way.
+     */
+    async openPayment(payment: ProviderPaymentInput): Promise<PaymentIntentHandle> {
+      const api = providerApi(payment.provider);
+      const opened = (await stores.payments.paymentIntentsOf(payment.orderNo)).find(
+        (intent) => intent.clientSecret !== null && !FINAL_INTENT_STATUSES.includes(intent.status),
+      );
+      if (opened?.clientSecret) return { id: opened.intentId, clientSecret: opened.clientSecret };
+      const { keyAttempt, closed } = await stores.payments.paymentOpening(payment.orderNo);
+      // The order is closing (its workflow gave up on this opening): nothing more is made.
+      if (closed)
+        throw ApplicationFailure.nonRetryable(`order ${payment.orderNo} is closing`, FailureTypes.orderClosed);
+      try {
+        const intent = await api.openPayment({ ...payment, keyAttempt });
+        await recordOpened({ ...payment, keyAttempt }, intent, intent.clientSecret);
+        // Answered after the order's close read its intents (a provider that hung): this intent is closed here.
+        if ((await stores.payments.paymentOpening(payment.orderNo)).closed) {
+          const late = await api.closeIntent({ orderNo: payment.orderNo, intentId: intent.id, attempt: 1 });
+          await stores.payments.recordPaymentIntentStatus(intent.id, late.status);
+          log.warn('a PaymentIntent made after its order began closing was cancelled', {
+            orderNo: payment.orderNo,
+            intentId: intent.id,
+            status: late.status,
+          });
+        }
+        return { id: intent.id, clientSecret: intent.clientSecret };
+      } catch (err) {
+        if (err instanceof ProviderOutcomeUnknown)
+          await stores.payments.nextPaymentOpeningKey(payment.orderNo, keyAttempt);
+        if (err instanceof ProviderRefusal)
+          throw ApplicationFailure.nonRetryable(err.message, FailureTypes.paymentRefused);
+        if (err instanceof ProviderKeyReused)
+          throw ApplicationFailure.nonRetryable(err.message, FailureTypes.idempotencyKeyReused);
+        throw err;
+      }
+    },
+
+    /**
+     * Closes every payment the order opened at its provider and answers what the provider's state
+     * decides (docs/fault-tolerance.md, "Stripe: the intent decides"): CANCELED when none can be
+     * paid any more; SUCCEEDED when one was paid before its cancel (its money is recorded first, one
+     * row per intent, and pays the order); PROCESSING while one's money is on its way. Idempotent: a
+     * retry asks each intent again, and a cancelled one is final.
+     */
+    async closePayment(
+      payment: ProviderPaymentInput & { paymentIntentId?: string; paymentDeadline?: string },
+    ): Promise<ProviderClose> {
+      const api = providerApi(payment.provider);
+      // First the mark, then the read: an opening that records an intent after this read cancels it itself.
+      await stores.payments.closePaymentOpening(payment.orderNo);
+      const recorded = await stores.payments.paymentIntentsOf(payment.orderNo);
+      const intentIds = recorded.filter((i) => !FINAL_INTENT_STATUSES.includes(i.status)).map((i) => i.intentId);
+      // An order opened before intents were recorded names its one intent itself.
+      if (payment.paymentIntentId && !recorded.some((i) => i.intentId === payment.paymentIntentId))
+        intentIds.push(payment.paymentIntentId);
+      // An opening whose answer never came (the provider hung past its timeout) may still have made an
+      // intent: its key, asked again, answers it, and it is cancelled with the others.
+      const { keyAttempt } = await stores.payments.paymentOpening(payment.orderNo);
+      if (!payment.paymentIntentId && !recorded.some((i) => i.keyAttempt === keyAttempt)) {
+        const unanswered = await findUnansweredIntent(api, { ...payment, keyAttempt });
+        if (unanswered) intentIds.push(unanswered);
+      }
+      const attempt = Context.current().info.attempt;
+      let paid: PaymentReceived | undefined;
+      let processing = false;
+      for (const intentId of intentIds) {
+        const closed = await api.closeIntent({ orderNo: payment.orderNo, intentId, attempt });
+        await stores.payments.recordPaymentIntentStatus(intentId, closed.status);
+        if (closed.status === 'succeeded') {
+          // The money is recorded before the order is told: the intent's row, whatever event comes later.
+          const row = await stores.payments.recordPayment(
+            {
+              eventId: intentId,
+              orderNo: payment.orderNo,
+              amountCents: closed.amountReceived,
+              provider: payment.provider,
+              providerRef: intentId,
+              paidAtProvider: closed.paidAt,
+            },
+            'intent-read',
+          );
+          paid ??= { eventId: row.eventId, amountCents: row.amountCents, receivedAt: row.receivedAt.toISOString() };
+        } else if (closed.status === 'processing') {
+          processing = true;
+          const pastDeadlineMs = payment.paymentDeadline ? Date.now() - Date.parse(payment.paymentDeadline) : 0;
+          if (pastDeadlineMs > processingAlertMs)
+            log.error("a PaymentIntent is still processing long past its order's deadline; its unit stays held", {
+              orderNo: payment.orderNo,
+              intentId,
+              processingSince: closed.since.toISOString(),
+              pastDeadlineMs,
+            });
+        }
+      }
+      if (paid) return { state: 'SUCCEEDED', payment: paid };
+      return { state: processing ? 'PROCESSING' : 'CANCELED' };
+    },
+  };
+
+  /** Records an intent an opening made; its client secret only when the shopper is to be shown it. */
+  function recordOpened(
+    opening: ProviderPaymentInput & { keyAttempt: number },
+    intent: OpenedPayment,
+    clientSecret: string | null,
+  ): Promise<void> {
+    return stores.payments.recordPaymentIntent({
+      intentId: intent.id,
+      orderNo: opening.orderNo,
+      provider: opening.provider,
+      keyAttempt: opening.keyAttempt,
+      amountCents: intent.amountCents,
+      currency: intent.currency,
+      clientSecret,
+      status: intent.status,
+    });
+  }
+
+  /**
+   * The intent an unanswered opening made, found by asking its key again (which makes one if the
+   * first ask never reached the provider: it is cancelled all the same), and recorded. None when the
+   * key replays a 5xx or a refusal: whatever it made, its client secret was never shown.
+   */
+  async function findUnansweredIntent(
+    api: PaymentProviderApi,
+    opening: ProviderPaymentInput & { keyAttempt: number },
+  ): Promise<string | undefined> {
+    try {
+      const intent = await api.openPayment(opening);
+      await recordOpened(opening, intent, null);
+      return intent.id;
+    } catch (err) {
+      if (err instanceof ProviderOutcomeUnknown || err instanceof ProviderRefusal || err instanceof ProviderKeyReused)
+        return undefined;
+      throw err;
+    }
+  }
+}
+
+/** What closing an order's payments at its provider found (closePayment). */
+export type ProviderClose =
+  { state: 'CANCELED' } | { state: 'SUCCEEDED'; payment: PaymentReceived } | { state: 'PROCESSING' };
+
+export type PaymentActivities = ReturnType<typeof createPaymentActivities>;

@@ -4,7 +4,10 @@
  * only do what the order's own workflow would have done.
  */
 import { asyncLocalStorage, heartbeat } from '@temporalio/activity';
-import type { OrderRow, Store } from '../db/store.js';
+import type { OrderRow } from '../db/rows.js';
+import type { OrderStore } from '../db/orders.js';
+import type { ReportStore } from '../db/reports.js';
+import type { SaleStore } from '../db/sales.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderClient } from '../order/workflow-client.js';
 import { isSold } from '../model/order-workflow.js';
@@ -24,7 +27,7 @@ function beat(): void {
 }
 
 export interface ReconcileDeps {
-  store: Store;
+  stores: { orders: OrderStore; sales: SaleStore; reports: ReportStore };
   inventory: RedisInventory;
   orders: OrderClient;
 }
@@ -40,7 +43,7 @@ function holdsUnits(row: OrderRow | undefined): row is OrderRow {
 /** How far back (by Redis's clock) the survey looks for sales defined in Redis alone. */
 const REDIS_ONLY_HORIZON_MS = 7 * 24 * 3_600_000;
 
-export function createReconcileActivities({ store, inventory, orders }: ReconcileDeps) {
+export function createReconcileActivities({ stores, inventory, orders }: ReconcileDeps) {
   /**
    * Sales defined in Redis with no MySQL row (a create whose commit was lost): checkouts reserve
    * there and every order fails SaleNotFound. Reported; POST /api/sales with the same definition
@@ -50,7 +53,7 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
     const skus =
       among ??
       (await inventory.activeSales((await inventory.clockMs()) - REDIS_ONLY_HORIZON_MS)).map((sale) => sale.sku);
-    const inMysql = await store.existingSaleSkus(skus);
+    const inMysql = await stores.sales.existingSaleSkus(skus);
     const defined = await Promise.all(
       skus.filter((sku) => !inMysql.has(sku)).map(async (sku) => ((await inventory.getSale(sku)) ? sku : null)),
     );
@@ -64,10 +67,10 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
             .sort()
             .filter((sku) => sku > page.afterSku)
             .slice(0, page.limit)
-        : await store.saleSkusPage(page.afterSku, page.limit);
+        : await stores.sales.saleSkusPage(page.afterSku, page.limit);
       const surveys = await Promise.all(
         skus.map(async (sku): Promise<SaleSurvey> => {
-          const [redis, mysql] = await Promise.all([inventory.getSale(sku), store.saleStockFigures(sku)]);
+          const [redis, mysql] = await Promise.all([inventory.getSale(sku), stores.reports.saleStockFigures(sku)]);
           const awaitingPayment = mysql?.units.AWAITING_PAYMENT ?? 0;
           // Sold: paid, whatever became of the money since (a unit whose money went back stays sold).
           const paid = (mysql?.units.PAID ?? 0) + (mysql?.units.DISPUTED ?? 0) + (mysql?.units.REFUNDED ?? 0);
@@ -114,7 +117,7 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
       const { sku } = input;
       const page = await inventory.scanReservations(sku, input.cursor, input.count);
       const live = page.reservations.filter((r) => r.state === 'RESERVED' || r.state === 'CLAIMED');
-      const rows = await store.getOrders(live.map((r) => r.orderNo));
+      const rows = await stores.orders.getOrders(live.map((r) => r.orderNo));
       // By Redis's clock: reservedAtMs is the API's, which /readyz keeps within CLOCK_SKEW_MARGIN of
       // Redis's; this worker's own clock may be anywhere.
       const now = await inventory.clockMs();
@@ -174,8 +177,8 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
         // reservation, which the next attempt finds and releases (the `row` branch above). A start
         // that comes meanwhile finds the row and fails (persistOrder, OrderClosed), releasing
         // what it claimed; a row its start wrote first is left alone, and so are its units.
-        const sale = await store.getSale(sku);
-        const status = await store.insertFailedOrder(
+        const sale = await stores.sales.getSale(sku);
+        const status = await stores.orders.insertFailedOrder(
           {
             orderNo: reservation.orderNo,
             sku,
@@ -206,7 +209,7 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
       afterOrderNo: string;
       limit: number;
     }): Promise<AdoptionPageResult> {
-      const rows = await store.holdingOrdersPage(input.sku, input.afterOrderNo, input.limit);
+      const rows = await stores.orders.holdingOrdersPage(input.sku, input.afterOrderNo, input.limit);
       const records = await inventory.getReservations(
         input.sku,
         rows.map((row) => row.orderNo),
@@ -221,7 +224,7 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
       if (missing.length === 0) return result;
       // Read again: an order cancelled between the two reads above (its row final, then its record
       // released by its workflow) must not be held again; the others are adopted as their row says now.
-      const current = await store.getOrders(missing);
+      const current = await stores.orders.getOrders(missing);
       const adopted: string[] = [];
       for (const orderNo of missing) {
         const row = current.get(orderNo);
@@ -242,7 +245,7 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
       if (adopted.length === 0) return result;
       // A cancel landing between that read and the adopt released no record. Its workflow writes the row
       // before releasing: a row still holding here means its release is yet to come and finds the record.
-      const after = await store.getOrders(adopted);
+      const after = await stores.orders.getOrders(adopted);
       for (const orderNo of adopted) {
         if (holdsUnits(after.get(orderNo))) continue;
         // The workflow's own release (owner, forget): whichever of the two comes second finds nothing.
@@ -254,7 +257,10 @@ export function createReconcileActivities({ store, inventory, orders }: Reconcil
 
     /** The sale's counters in both stores and how far apart they are, given the pending units. */
     async saleDrift(input: { sku: string; pendingUnits: number }): Promise<SaleDrift> {
-      const [redis, mysql] = await Promise.all([inventory.getSale(input.sku), store.saleStockFigures(input.sku)]);
+      const [redis, mysql] = await Promise.all([
+        inventory.getSale(input.sku),
+        stores.reports.saleStockFigures(input.sku),
+      ]);
       const awaitingPayment = mysql?.units.AWAITING_PAYMENT ?? 0;
       // Sold: paid, whatever became of the money since (a unit whose money went back stays sold).
       const paid = (mysql?.units.PAID ?? 0) + (mysql?.units.DISPUTED ?? 0) + (mysql?.units.REFUNDED ?? 0);

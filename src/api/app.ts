@@ -6,9 +6,11 @@
  */
 import type { Client } from '@temporalio/client';
 import type Koa from 'koa';
-import { CheckoutService, SaleWindows, SoldOutCache } from '../order/checkout.js';
+import { CheckoutService } from '../order/checkout.js';
+import { SaleWindows } from '../order/sale-windows.js';
+import { SoldOutCache } from '../order/sold-out-cache.js';
 import { loadConfig, type AppConfig } from '../config/index.js';
-import type { Store } from '../db/store.js';
+import type { Stores } from '../db/stores.js';
 import { guarded, type DependencyGuards } from '../infra/dependency-guard.js';
 import { createLogger, type Logger } from '../infra/logger.js';
 import type { RedisClient } from '../infra/redis.js';
@@ -22,9 +24,10 @@ import { StartPacing } from '../order/start-pacing.js';
 import { OrderChangeNotifier, OrderStatusReader } from '../order/status-reads.js';
 import { PaymentDelivery } from '../payments/delivery.js';
 import { PaymentWebhook } from '../payments/providers/generic/webhook.js';
-import { StripeIntake } from '../payments/providers/stripe/intake.js';
+import type { ProviderRegistry } from '../payments/providers/definition.js';
+import { paymentProviders } from '../payments/providers/registry.js';
 import { cancelRoutes, checkoutRoutes, readRoutes } from './routes/orders.js';
-import { paymentRoutes, stripeWebhookRoutes } from './routes/payments.js';
+import { providerWebhookRoutes } from './routes/payments.js';
 import { AdminService } from '../sales/admin-service.js';
 import { SalesService } from '../sales/sales-service.js';
 import { ShopperAuth } from './auth.js';
@@ -50,9 +53,11 @@ import { salesRoutes } from './routes/sales.js';
 export interface ApiClients {
   config: AppConfig;
   redis: RedisClient;
-  store: Store;
+  stores: Stores;
   temporal: Client;
   logger: Logger;
+  /** The payment providers it mounts webhooks for: the registry's (src/payments/providers/registry.ts), or a test's. */
+  providers?: ProviderRegistry;
 }
 
 /** Every long-lived part of the API, built once by composeApi; createApp mounts routes over them. */
@@ -89,7 +94,7 @@ export type ApiSubstitutes = Partial<Pick<ApiParts, 'orders' | 'lookup' | 'metri
  * uses (the order client the guards, the reader and the payments the order client).
  */
 export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}): ApiParts {
-  const { config, redis, store, temporal, logger } = clients;
+  const { config, redis, stores, temporal, logger } = clients;
   const metrics = substitutes.metrics ?? new ApiMetrics();
   const guards = createDependencyGuards(config, metrics, logger);
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
@@ -98,10 +103,11 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   // A read's time is shared between the workflow's query and the stores (MySQL's row, then Redis's promise).
   const { readMs, mysqlMs, redisMs } = config.deadlines;
   const storesReadMs = Math.min(Math.floor(readMs / 4), mysqlMs + redisMs);
-  const lookup = substitutes.lookup ?? new OrderLookup({ orders, store, mysql: guards.mysql, inventory, storesReadMs });
+  const lookup =
+    substitutes.lookup ?? new OrderLookup({ orders, stores, mysql: guards.mysql, inventory, storesReadMs });
   const statusReader = OrderStatusReader.fromConfig(lookup, config, metrics, new OrderChangeNotifier(redis));
   const changed = (orderNo: string) => statusReader.changed(orderNo);
-  const payments = PaymentDelivery.fromConfig(config, { store, orders, lookup, mysql: guards.mysql, changed, logger });
+  const payments = PaymentDelivery.fromConfig(config, { stores, orders, lookup, mysql: guards.mysql, changed, logger });
   // A stale flag answers while its probe runs, bounded by the probe's own checkout deadline.
   const soldOut = substitutes.soldOut ?? new SoldOutCache(1_000, config.deadlines.checkoutMs);
   return {
@@ -119,28 +125,27 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
 }
 
 /**
- * What the use cases below call on the inventory and the store: on the guarded views these methods
+ * What the use cases below call on the inventory and the stores: on the guarded views these methods
  * and no others, each one bounded and behind its breaker. A use case that needs another one does
  * not compile until it is listed (and so guarded) here.
  */
 const GUARDED_INVENTORY_METHODS = ['reserve', 'markSaleActive', 'saleWindow', 'countCancel', 'getSale'] as const;
 const GUARDED_SALES_METHODS = ['defineSale', 'closeSale'] as const;
-const GUARDED_STORE_METHODS = [
-  'createSale',
-  'getSale',
-  'closeSale',
-  'salesPage',
-  'ordersPage',
-  'paymentsPage',
-  'orderCountsByStatus',
-  'paymentCountsOfSale',
-  'getOrder',
-  'paymentsOfOrder',
-  'paymentFailuresOfOrder',
-  'takebacksOf',
-  'saleStockFigures',
-  'orderNumbersOfSale',
-] as const;
+const GUARDED_STORE_METHODS = {
+  sales: ['createSale', 'getSale', 'closeSale'],
+  orders: ['getOrder'],
+  payments: ['paymentsOfOrder', 'paymentFailuresOfOrder'],
+  refunds: ['takebacksOf'],
+  reports: [
+    'salesPage',
+    'ordersPage',
+    'paymentsPage',
+    'orderCountsByStatus',
+    'paymentCountsOfSale',
+    'saleStockFigures',
+    'orderNumbersOfSale',
+  ],
+} as const;
 
 /** The API's routes over its parts (composeApi), in the Koa shell. */
 export function createApp(parts: ApiParts): Koa {
@@ -152,7 +157,14 @@ export function createApp(parts: ApiParts): Koa {
     config.deadlines.redisMs,
     GUARDED_INVENTORY_METHODS,
   );
-  const store = guarded(parts.store, guards.mysql, config.deadlines.mysqlMs, GUARDED_STORE_METHODS);
+  const { mysqlMs } = config.deadlines;
+  const stores = {
+    sales: guarded(parts.stores.sales, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.sales),
+    orders: guarded(parts.stores.orders, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.orders),
+    payments: guarded(parts.stores.payments, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.payments),
+    refunds: guarded(parts.stores.refunds, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.refunds),
+    reports: guarded(parts.stores.reports, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.reports),
+  };
   const auth = new ShopperAuth(config);
   const redisSales = guarded(
     new RedisSales(redis, config.temporal.taskQueue),
@@ -160,10 +172,13 @@ export function createApp(parts: ApiParts): Koa {
     config.deadlines.redisMs,
     GUARDED_SALES_METHODS,
   );
-  const sales = new SalesService(store, inventory, redisSales);
+  const sales = new SalesService(stores, inventory, redisSales);
   const limits = new RateLimits(redis, config.rateLimits, logger, guards.redis);
+  // PAYMENT_PROVIDER checked against the registry, and every provider's settings read (a ConfigError at boot).
+  const providers = paymentProviders(config, parts.providers);
   const checkout = new CheckoutService({
     config,
+    paymentProvider: providers.selected.definition.api ? providers.selected.definition.name : null,
     inventory,
     redis: guards.redis,
     orders,
@@ -176,20 +191,24 @@ export function createApp(parts: ApiParts): Koa {
     spendBudget: (userId) => limits.consume('checkout', userId),
   });
   metrics.trackPaymentBacklog(() => payments.backlog);
-  const webhook = new PaymentWebhook({ config, store: parts.store, guards, delivery: payments });
-  const stripeWebhook = config.payments.stripe
-    ? new StripeIntake({
-        settings: config.payments.stripe,
-        payments: webhook,
-        store: parts.store,
-        mysql: guards.mysql,
-        mysqlMs: config.deadlines.mysqlMs,
-        changed: (orderNo) => statusReader.changed(orderNo),
-        takenBack: (kind) => metrics.moneyTakenBack(kind),
-        logger,
-      })
-    : null;
-  const admin = new AdminService({ store, inventory, redisSales, orders, sales });
+  const webhook = new PaymentWebhook({ config, stores: parts.stores, guards, delivery: payments });
+  // Every registered provider's webhook route; the intake of each one configured here (else its route answers 404).
+  const mountedProviders = providers.all.map(({ definition, settings }) => ({
+    definition,
+    intake:
+      settings === null
+        ? null
+        : definition.intake(settings, {
+            payments: webhook,
+            stores: parts.stores,
+            mysql: guards.mysql,
+            mysqlMs: config.deadlines.mysqlMs,
+            changed: (orderNo) => statusReader.changed(orderNo),
+            takenBack: (kind) => metrics.moneyTakenBack(kind),
+            logger,
+          }),
+  }));
+  const admin = new AdminService({ stores, inventory, redisSales, orders, sales });
   const cancelOrder = new CancelOrder({
     orders,
     lookup,
@@ -205,14 +224,13 @@ export function createApp(parts: ApiParts): Koa {
     [
       mergeRouters([
         // Probes use the clients as they are: each check has its own timeout, and must see past a breaker.
-        healthRoutes({ redis, store: parts.store, temporal, guards, readiness: parts.readiness }),
+        healthRoutes({ redis, stores: parts.stores, temporal, guards, readiness: parts.readiness }),
         salesRoutes({ sales, adminToken: config.adminToken }),
         authRoutes({ auth, devLogin: config.authDevLogin, limits }),
         checkoutRoutes({ auth, checkout, metrics }),
         readRoutes({ auth, statusReader }),
         cancelRoutes({ auth, cancelOrder }),
-        paymentRoutes({ webhook, limits, metrics }),
-        stripeWebhookRoutes({ webhook: stripeWebhook, limits, metrics }),
+        providerWebhookRoutes({ providers: mountedProviders, limits, metrics }),
         devRoutes({ auth, orders: statusReader, webhook, enabled: config.authDevLogin }),
         adminRoutes({ admin, adminToken: config.adminToken }),
         dashboardRoutes({ config }),
@@ -246,14 +264,24 @@ export function createApp(parts: ApiParts): Koa {
  * the routers only declares them; a client used while doing so throws, naming the call, instead of
  * connecting somewhere. test/openapi.test.ts holds it equal to what a running API serves.
  */
-export function openApiJsonWithoutStack(config: AppConfig = loadConfig({ LOG_LEVEL: 'silent' })): string {
+export function openApiJsonWithoutStack(
+  config: AppConfig = loadConfig({ LOG_LEVEL: 'silent' }),
+  providers?: ProviderRegistry,
+): string {
   const clients = {
     config,
+    ...(providers ? { providers } : {}),
     redis: inert<RedisClient>('redis', {
       // Called at construction to register Lua scripts (RedisInventory, rate-limiter-flexible): no I/O.
       defineCommand: () => undefined,
     }),
-    store: inert<Store>('store'),
+    stores: {
+      orders: inert<Stores['orders']>('orders'),
+      payments: inert<Stores['payments']>('payments'),
+      refunds: inert<Stores['refunds']>('refunds'),
+      sales: inert<Stores['sales']>('sales'),
+      reports: inert<Stores['reports']>('reports'),
+    },
     temporal: inert<Client>('temporal'),
     logger: createLogger({ logLevel: 'silent' }, 'api-docs'),
   };

@@ -5,7 +5,7 @@
  * own deadline (CHECKOUT_DEADLINE, READ_DEADLINE, WRITE_DEADLINE) instead of a per-call bound.
  */
 import type { AppConfig } from '../config/index.js';
-import { isMysqlFailure } from '../db/store.js';
+import { isMysqlFailure } from '../db/rows.js';
 import { DependencyGuard, type DependencyGuards, type DependencyObserver } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 import { isRedisFailure } from '../infra/redis.js';

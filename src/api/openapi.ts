@@ -20,13 +20,36 @@ export type OpenApiDocument = ReturnType<typeof createDocument>;
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
-/** The security scheme each kind of caller uses. */
-const SECURITY_SCHEME: Record<RouteAuth, string> = {
+/** The security scheme each kind of caller uses; a provider's webhook names its own (its signature). */
+const SECURITY_SCHEME: Record<Extract<RouteAuth, string>, string> = {
   shopper: 'shopperJwt',
   admin: 'adminToken',
-  webhook: 'paymentSignature',
-  stripe: 'stripeSignature',
 };
+
+function securitySchemeOf(auth: RouteAuth): string {
+  return typeof auth === 'string' ? SECURITY_SCHEME[auth] : auth.scheme;
+}
+
+/** The providers' webhook signatures the documented routes declare, as security schemes (one per scheme id). */
+function signatureSchemes(docs: readonly RouteDoc[]) {
+  return Object.fromEntries(
+    docs.flatMap((doc) =>
+      doc.auth && typeof doc.auth !== 'string'
+        ? [
+            [
+              doc.auth.scheme,
+              {
+                type: 'apiKey' as const,
+                in: 'header' as const,
+                name: doc.auth.header,
+                description: doc.auth.description,
+              },
+            ],
+          ]
+        : [],
+    ),
+  );
+}
 
 /** The routers mounted on a Koa app, found through the middleware `router.routes()` returns. */
 export function routersOf(app: Koa): Router[] {
@@ -61,7 +84,8 @@ export function servedOpenApiJson(app: Koa): string {
 
 export function buildOpenApiDocument(routers: readonly Router[]): OpenApiDocument {
   const paths: ZodOpenApiPathsObject = {};
-  for (const doc of routers.flatMap((router) => documentedRoutes(router))) {
+  const docs = routers.flatMap((router) => documentedRoutes(router));
+  for (const doc of docs) {
     const path = openApiPath(doc.path);
     const item = (paths[path] ??= {});
     if (item[doc.method]) throw new Error(`${doc.method.toUpperCase()} ${doc.path} is documented twice`);
@@ -91,21 +115,7 @@ export function buildOpenApiDocument(routers: readonly Router[]): OpenApiDocumen
             'A shopper token: HS256 JWT with sub (the user id), iat, exp, iss = JWT_ISSUER, aud = JWT_AUDIENCE, living at most JWT_MAX_TTL.',
         },
         adminToken: { type: 'http', scheme: 'bearer', description: 'The static admin token (ADMIN_TOKEN).' },
-        paymentSignature: {
-          type: 'apiKey',
-          in: 'header',
-          name: 'Payment-Signature',
-          description:
-            'The payment provider signs each webhook: `t=<unix seconds>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, t + "." + raw body)>`, ' +
-            'accepted within 5 minutes of t; several v1 values are allowed while a secret rotates.',
-        },
-        stripeSignature: {
-          type: 'apiKey',
-          in: 'header',
-          name: 'Stripe-Signature',
-          description:
-            "Stripe signs each event with the endpoint's secret (STRIPE_WEBHOOK_SECRET); verified by the Stripe SDK over the raw body.",
-        },
+        ...signatureSchemes(docs),
       },
     },
   });
@@ -134,7 +144,7 @@ function operation(doc: RouteDoc): ZodOpenApiOperationObject {
     summary: doc.summary,
     ...(doc.description ? { description: doc.description } : {}),
     tags: [doc.tag],
-    ...(doc.auth ? { security: [{ [SECURITY_SCHEME[doc.auth]]: [] }] } : {}),
+    ...(doc.auth ? { security: [{ [securitySchemeOf(doc.auth)]: [] }] } : {}),
     ...(doc.params || doc.headers || doc.query
       ? {
           requestParams: {

@@ -16,16 +16,14 @@ import { INVARIANTS } from '../invariants/check.js';
 import {
   CANCEL_REASONS,
   DISPUTE_STANDINGS,
-  REFUND_REASONS,
   STORED_ORDER_STATUSES,
   STORED_PAYMENT_OUTCOMES,
-  STRIPE_WEBHOOK_OUTCOMES,
-  PAYMENT_PROVIDERS,
-  WEBHOOK_OUTCOMES,
   type OrderView,
   type StoredOrderStatus,
 } from '../model/order-workflow.js';
 import type { WebhookAnswer } from '../payments/delivery.js';
+import { webhookAnswerSchema } from '../payments/providers/generic/route.js';
+import { PAYMENT_PROVIDER_NAMES, PROVIDER_WITH_API_NAMES } from '../payments/providers/registry.js';
 import type {
   AdminOrderPayments,
   AdminOrderView,
@@ -134,7 +132,7 @@ export const orderSchema = z
     }),
     createdAt: isoTime,
     paidAt: isoTime.optional(),
-    paymentProvider: z.enum(['stripe']).optional().meta({
+    paymentProvider: z.enum(PROVIDER_WITH_API_NAMES).optional().meta({
       description: 'The provider the order is paid through (PAYMENT_PROVIDER=stripe); absent: the generic webhook.',
     }),
     paymentIntent: z
@@ -201,29 +199,9 @@ export const cancelAcceptedSchema = z
   })
   .meta({ id: 'CancelAccepted' });
 
-export const webhookAnswerSchema = z
-  .object({
-    received: z.literal(true),
-    outcome: z.enum(WEBHOOK_OUTCOMES),
-    refundReason: z.enum(REFUND_REASONS).optional(),
-  })
-  .meta({
-    id: 'WebhookAnswer',
-    description: "The order's own verdict on the payment event; RECEIVED (202) when it is recorded but not judged yet.",
-  });
-
-export const stripeWebhookAnswerSchema = z
-  .object({
-    received: z.literal(true),
-    type: z.string().meta({ description: "The Stripe event's type." }),
-    outcome: z.enum(STRIPE_WEBHOOK_OUTCOMES).meta({
-      description:
-        "A payment: the order's verdict, as the generic webhook answers it. `RECORDED`: a failed payment attempt or a refund's " +
-        'progress was recorded (or was already). `IGNORED`: an event the order does not use, or for no order of this service.',
-    }),
-    refundReason: z.enum(REFUND_REASONS).optional(),
-  })
-  .meta({ id: 'StripeWebhookAnswer' });
+// The providers' webhook answers are declared by each provider (src/payments/providers/*/route.ts).
+export { stripeWebhookAnswerSchema } from '../payments/providers/stripe/route.js';
+export { webhookAnswerSchema };
 
 export const devLoginAnswerSchema = z
   .object({ token: z.string().meta({ description: 'An HS256 shopper JWT, sub = userId.' }), userId: z.string() })
@@ -337,7 +315,7 @@ export const adminPaymentSchema = z
     outcome: z.enum(STORED_PAYMENT_OUTCOMES),
     refundReason: z.string().nullable(),
     receivedAt: isoTime,
-    provider: z.enum(PAYMENT_PROVIDERS),
+    provider: z.enum(PAYMENT_PROVIDER_NAMES),
     providerRef: z
       .string()
       .nullable()
@@ -357,7 +335,7 @@ export const adminOrderPaymentsSchema = z
     failedAttempts: z.array(
       z.object({
         eventId: z.string(),
-        provider: z.enum(PAYMENT_PROVIDERS),
+        provider: z.enum(PAYMENT_PROVIDER_NAMES),
         providerRef: z.string().nullable(),
         code: z.string().nullable().meta({ description: "The provider's decline or error code (card_declined, …)." }),
         message: z.string().nullable(),

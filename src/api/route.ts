@@ -14,11 +14,15 @@ import Router, { type RouterContext } from '@koa/router';
 import type { z } from 'zod';
 import type { ErrorCode } from './errors.js';
 import { jsonBody } from './http.js';
+import type { WebhookSignature } from '../payments/providers/definition.js';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
-/** Who may call a route; each maps to an OpenAPI security scheme (src/api/openapi.ts). */
-export type RouteAuth = 'shopper' | 'admin' | 'webhook' | 'stripe';
+/**
+ * Who may call a route; each maps to an OpenAPI security scheme (src/api/openapi.ts): a shopper, the admin, or a
+ * payment provider signing its webhook as its registry entry declares (src/payments/providers/registry.ts).
+ */
+export type RouteAuth = 'shopper' | 'admin' | WebhookSignature;
 
 /** A success answer: its description, and its body unless it has none. */
 export interface SuccessAnswer {

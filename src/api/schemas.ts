@@ -10,8 +10,12 @@
  * JSON Schema cannot state (an end in the past, an event id reused) is said in the field's description.
  */
 import { z } from 'zod';
-import { PAYMENT_SIGNATURE_PATTERN } from '../payments/providers/generic/webhook.js';
-import { ORDER_NO_PATTERN, ORDER_STATUSES, STORED_ORDER_STATUSES, STORED_PAYMENT_OUTCOMES } from '../model/order-workflow.js';
+import {
+  ORDER_NO_PATTERN,
+  ORDER_STATUSES,
+  STORED_ORDER_STATUSES,
+  STORED_PAYMENT_OUTCOMES,
+} from '../model/order-workflow.js';
 import { CURSOR_POSITIONS, encodeCursor } from '../sales/cursor.js';
 import { USER_ID_PATTERN } from './auth.js';
 
@@ -112,68 +116,9 @@ export const checkoutHeadersSchema = z.object({
   }),
 });
 
-/**
- * The webhook's signature, declared as a header; checked (INVALID_SIGNATURE) by verifyWebhookSignature
- * (src/order/payments.ts) with the same pattern.
- */
-export const paymentSignatureHeadersSchema = z.object({
-  'Payment-Signature': z
-    .string()
-    .regex(PAYMENT_SIGNATURE_PATTERN)
-    .meta({
-      description:
-        '`t=<unix seconds>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, t + "." + raw body)>`, more v1 values while a secret rotates; ' +
-        'elements of other schemes (`v0=…`) are ignored. ' +
-        'Malformed, not matching the raw body, or with t more than 5 minutes off: 400 INVALID_SIGNATURE.',
-      examples: [`t=1700000000,v1=${'5f'.repeat(32)}`],
-    }),
-});
-
-/** Stripe's signature header, as its webhooks send it; verified by the SDK's constructEvent. */
-export const stripeSignatureHeadersSchema = z.object({
-  // No bounds of its own: the SDK judges it whole (INVALID_SIGNATURE).
-  'Stripe-Signature': z.string().meta({
-    description:
-      '`t=<unix seconds>,v1=<hex HMAC-SHA256(STRIPE_WEBHOOK_SECRET, t + "." + raw body)>` as Stripe sends it, verified by the Stripe ' +
-      "SDK's constructEvent over the raw body. Missing, not matching, or with t more than 5 minutes off: 400 INVALID_SIGNATURE.",
-    examples: [`t=1700000000,v1=${'5f'.repeat(32)}`],
-  }),
-});
-
-/**
- * A Stripe event as the document shows it: only its id and type are read here, the rest is Stripe's (its signature
- * covers the raw body, so nothing is refused for fields this API does not know).
- */
-export const stripeEventSchema = z.looseObject({
-  id: z
-    .string()
-    .min(1)
-    .max(255)
-    .meta({ examples: ['evt_1PgafyB7WZ01zgkW'] }),
-  type: z
-    .string()
-    .min(1)
-    .max(255)
-    .meta({ examples: ['payment_intent.succeeded'] }),
-});
-
-const EVENT_ID_RULE = 'eventId: 1-128 letters, digits or _.:-';
-/** Strict like every other body: a field this API does not know is refused, not ignored. */
-export const paymentWebhookSchema = z.strictObject({
-  eventId: z
-    .string()
-    .min(1, EVENT_ID_RULE)
-    .max(128, EVENT_ID_RULE)
-    .regex(/^[A-Za-z0-9_.:-]+$/, EVENT_ID_RULE)
-    .meta({
-      description:
-        "The payment's identity: sent again it answers DUPLICATE; sent again for another orderNo, 400 INVALID_REQUEST.",
-      examples: ['evt_01ARZ3NDEKTSV4RRFFQ69G5FAV'],
-    }),
-  type: z.literal('payment.succeeded'),
-  orderNo: orderNoSchema,
-  amountCents: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-});
+// The providers' webhook bodies and signature headers: each provider declares its own (src/payments/providers/*).
+export { paymentSignatureHeadersSchema, paymentWebhookSchema } from '../payments/providers/generic/route.js';
+export { stripeEventSchema, stripeSignatureHeadersSchema } from '../payments/providers/stripe/route.js';
 
 export const simulatePaymentSchema = z.strictObject({ orderNo: orderNoSchema });
 

@@ -5,7 +5,7 @@ import type { Server, ServerResponse } from 'node:http';
 import type { AppConfig } from '../config/index.js';
 import { createLogger, type Logger } from '../infra/logger.js';
 import { createMysqlPool } from '../db/pool.js';
-import { Store } from '../db/store.js';
+import { openStores } from '../db/stores.js';
 import { createRedis, redisClockMs } from '../infra/redis.js';
 import { ClockWatch } from '../infra/clocks.js';
 import { createTemporalClient } from '../infra/temporal-connection.js';
@@ -42,14 +42,15 @@ export async function startApi(
   const redis = createRedis(config, { commandTimeout: config.deadlines.redisMs + 1_000 });
   // Without a listener ioredis prints every reconnect failure as "unhandled"; /healthz reports it.
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
-  const store = new Store(createMysqlPool(config));
+  const pool = createMysqlPool(config);
+  const stores = openStores(pool);
   const temporal = await createTemporalClient(config);
-  const parts = composeApi({ config, redis, store, temporal, logger }, options.substitutes);
+  const parts = composeApi({ config, redis, stores, temporal, logger }, options.substitutes);
   const { readiness, statusReader, payments, replicaAcks } = parts;
   // reserve.lua judges the cutoffs this process writes by Redis's clock: unready while they differ.
   // MySQL's is shown: nothing this process decides compares its own clock with it.
   const clock = new ClockWatch(
-    { redis: () => redisClockMs(redis), mysql: () => store.clockMs() },
+    { redis: () => redisClockMs(redis), mysql: () => stores.reports.clockMs() },
     { source: 'redis', label: 'Redis', marginMs: config.clockSkewMarginMs, marginName: 'CLOCK_SKEW_MARGIN' },
   );
   await clock.start();
@@ -96,7 +97,7 @@ export async function startApi(
         subscriber.quit(),
         redis.quit(),
         replicaAcks?.close(),
-        store.close(),
+        pool.end(),
         temporal.connection.close(),
       ]);
     },

@@ -4,7 +4,7 @@
  */
 import ms from 'ms';
 import { z } from 'zod';
-import { durationToMs, PAYMENT_PROVIDERS, type PaymentProviderName } from '../model/order-workflow.js';
+import { durationToMs } from '../model/order-workflow.js';
 
 /** Ports of the local stack started by `npm start`; tests and the benchmark pick free ports instead. */
 export const LOCAL_STACK_PORTS = {
@@ -17,7 +17,8 @@ export const LOCAL_STACK_PORTS = {
   workerHealth: 9465,
 } as const;
 
-const durationString = z.string().refine(
+/** A positive duration ("30m", "90s"); exported for the providers' settings (src/payments/providers). */
+export const durationString = z.string().refine(
   (value) => {
     try {
       return durationToMs(value) > 0;
@@ -171,45 +172,15 @@ const envSchema = z.object({
   CLOCK_SKEW_MARGIN: durationString,
   /** Requests one API process works on at once; beyond it, 503 at once (long-polls have their own bound). */
   MAX_IN_FLIGHT_REQUESTS: z.coerce.number().int().min(0).max(1_000_000),
-  // Which payment provider orders are paid through (docs/operations.md, "Payments through Stripe").
-  PAYMENT_PROVIDER: z.enum(PAYMENT_PROVIDERS),
-  STRIPE_SECRET_KEY: z
-    .string()
-    .regex(/^(sk|rk)_(test|live)_[A-Za-z0-9]+$/, 'must be a Stripe secret or restricted key (sk_test_…, sk_live_…)')
-    .optional(),
-  STRIPE_WEBHOOK_SECRET: z
-    .string()
-    .regex(/^whsec_[A-Za-z0-9]+$/, "must be the webhook endpoint's signing secret (whsec_…)")
-    .optional(),
-  /** Where Stripe's API is: unset for Stripe itself; stripe-mock's URL in tests and the local walk-through. */
-  STRIPE_API_URL: z.string().url().optional(),
-  STRIPE_CURRENCY: z.string().regex(/^[a-z]{3}$/, 'must be a lowercase ISO currency code such as "usd"'),
-  /**
-   * This deployment's tag on every PaymentIntent it opens: an event on an intent tagged otherwise (staging beside
-   * production on one account, a colleague's `stripe listen`) is ignored, never refunded. One per deployment.
-   */
-  STRIPE_DEPLOYMENT_TAG: z
-    .string()
-    .regex(/^[A-Za-z0-9._:-]{1,100}$/, 'must be 1-100 letters, digits or . _ : - (one per deployment)'),
-  /** The payment methods an intent offers, comma-separated: cards settle at once, bank debits sit `processing`. */
-  STRIPE_PAYMENT_METHOD_TYPES: z
-    .string()
-    .regex(/^[a-z_]+(,[a-z_]+)*$/, 'must be a comma-separated list of Stripe payment method types such as "card"'),
-  /** How long an intent may stay `processing` past its order's deadline before an error is logged for an operator. */
-  STRIPE_PROCESSING_ALERT: durationString,
-  /**
-   * Stripe requests per second the order workflows make, across all workers (their own task queue's
-   * maxTaskQueueActivitiesPerSecond): under Stripe's limit (25/s in test mode, 100/s live).
-   */
-  STRIPE_REQUESTS_PER_SECOND: z.coerce.number().positive().max(10_000),
-  /**
-   * How often the catch-up asks Stripe for the events it has not delivered (a Temporal Schedule), and how old an
-   * event must be before it does: younger ones are the webhook's.
-   */
-  STRIPE_CATCH_UP_INTERVAL: durationString,
+  // Which payment provider orders are paid through (docs/operations.md, "Payments through Stripe"): a name the
+  // providers' registry knows (src/payments/providers/registry.ts), which also reads each provider's own variables.
+  PAYMENT_PROVIDER: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be a payment provider\'s name such as "generic"'),
 });
 
-/** Every environment variable the service reads (the deployment files are checked against it). */
+/**
+ * Every core environment variable the service reads; the payment providers' own variables are listed by their registry
+ * (src/payments/providers/registry.ts: SERVICE_CONFIG_VARIABLES, the union the deployment files are checked against).
+ */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
 type ConfigVariable = keyof typeof envSchema.shape;
@@ -223,9 +194,6 @@ const WITHOUT_DEFAULT = [
   'TEMPORAL_TLS_CERT_PATH',
   'TEMPORAL_TLS_KEY_PATH',
   'TEMPORAL_UI_URL',
-  'STRIPE_SECRET_KEY',
-  'STRIPE_WEBHOOK_SECRET',
-  'STRIPE_API_URL',
 ] as const satisfies readonly ConfigVariable[];
 export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = WITHOUT_DEFAULT;
 
@@ -285,12 +253,6 @@ export const CONFIG_DEFAULTS = {
   CLOCK_SKEW_MARGIN: '250ms',
   MAX_IN_FLIGHT_REQUESTS: '1000',
   PAYMENT_PROVIDER: 'generic',
-  STRIPE_CURRENCY: 'usd',
-  STRIPE_DEPLOYMENT_TAG: 'flash-checkout-dev',
-  STRIPE_PAYMENT_METHOD_TYPES: 'card',
-  STRIPE_PROCESSING_ALERT: '1h',
-  STRIPE_REQUESTS_PER_SECOND: '20',
-  STRIPE_CATCH_UP_INTERVAL: '1m',
 } as const satisfies Record<Exclude<ConfigVariable, (typeof WITHOUT_DEFAULT)[number]>, string>;
 
 export interface AppConfig {
@@ -374,25 +336,11 @@ export interface AppConfig {
   /** CLOCK_SKEW_MARGIN in ms. */
   clockSkewMarginMs: number;
   /**
-   * The provider new orders are paid through (PAYMENT_PROVIDER), and Stripe's settings whenever its keys are set: a
-   * deployment that moves back to the generic webhook still refunds the Stripe payments it took.
+   * The provider new orders are paid through (PAYMENT_PROVIDER, checked against the providers' registry), and the
+   * variables set beyond the core ones, from which the registry reads each provider's settings (secrets: never logged).
+   * A deployment that moves back to the generic webhook keeps Stripe's keys to refund the Stripe payments it took.
    */
-  payments: { provider: PaymentProviderName; stripe: StripeSettings | null };
-}
-
-/** The Stripe adapter's settings (src/payments/stripe.ts); secrets, never logged. */
-export interface StripeSettings {
-  secretKey: string;
-  webhookSecret: string;
-  /** The Stripe double's (or stripe-mock's) URL in tests; null: Stripe's API. */
-  apiUrl: string | null;
-  currency: string;
-  /** The tag every intent this deployment opens carries (STRIPE_DEPLOYMENT_TAG). */
-  deploymentTag: string;
-  paymentMethodTypes: string[];
-  processingAlertMs: number;
-  requestsPerSecond: number;
-  catchUpIntervalMs: number;
+  payments: { provider: string; environment: Readonly<Record<string, string>> };
 }
 
 export class ConfigError extends Error {}
@@ -403,7 +351,9 @@ export class ConfigError extends Error {}
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
   // Empty strings mean "not set", as they do for most twelve-factor services.
-  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const present = Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''),
+  );
   const parsed = envSchema.safeParse({ ...CONFIG_DEFAULTS, ...present });
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
@@ -476,7 +426,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxConcurrentStarts: e.MAX_CONCURRENT_STARTS,
     checkoutStartBudgetMs: durationToMs(e.CHECKOUT_START_BUDGET),
     clockSkewMarginMs: durationToMs(e.CLOCK_SKEW_MARGIN),
-    payments: { provider: e.PAYMENT_PROVIDER, stripe: stripeSettings(e) },
+    payments: {
+      provider: e.PAYMENT_PROVIDER,
+      environment: Object.fromEntries(Object.entries(present).filter(([name]) => !CONFIG_VARIABLES.includes(name))),
+    },
   };
   const problems = deadlineRelationProblems(config);
   if (problems.length > 0)
@@ -530,42 +483,12 @@ export function deadlineRelationProblems(
   return problems;
 }
 
-/** Stripe's settings when its keys are set (both or neither); PAYMENT_PROVIDER=stripe needs them. */
-function stripeSettings(e: z.infer<typeof envSchema>): StripeSettings | null {
-  if (Boolean(e.STRIPE_SECRET_KEY) !== Boolean(e.STRIPE_WEBHOOK_SECRET))
-    throw new ConfigError(
-      'Invalid configuration:\n  STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET go together: set both (Stripe) or neither',
-    );
-  if (!e.STRIPE_SECRET_KEY || !e.STRIPE_WEBHOOK_SECRET) {
-    if (e.PAYMENT_PROVIDER === 'stripe')
-      throw new ConfigError(
-        'Invalid configuration:\n  PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET',
-      );
-    return null;
-  }
-  return {
-    secretKey: e.STRIPE_SECRET_KEY,
-    webhookSecret: e.STRIPE_WEBHOOK_SECRET,
-    apiUrl: e.STRIPE_API_URL?.replace(/\/+$/, '') ?? null,
-    currency: e.STRIPE_CURRENCY,
-    deploymentTag: e.STRIPE_DEPLOYMENT_TAG,
-    paymentMethodTypes: e.STRIPE_PAYMENT_METHOD_TYPES.split(','),
-    processingAlertMs: durationToMs(e.STRIPE_PROCESSING_ALERT),
-    requestsPerSecond: e.STRIPE_REQUESTS_PER_SECOND,
-    catchUpIntervalMs: durationToMs(e.STRIPE_CATCH_UP_INTERVAL),
-  };
-}
-
 /** In production, a published dev secret or the dev login is a hole: refuse to start, naming each. */
 function refuseDevSettings(e: z.infer<typeof envSchema>): void {
   const problems = (Object.keys(DEV_SECRETS) as (keyof typeof DEV_SECRETS)[])
     .filter((name) => e[name] === DEV_SECRETS[name])
     .map((name) => `${name}: is the development default; set a secret of your own`);
   if (e.AUTH_DEV_LOGIN) problems.push('AUTH_DEV_LOGIN: must be false (anyone could log in as any shopper)');
-  if (e.STRIPE_SECRET_KEY && e.STRIPE_DEPLOYMENT_TAG === CONFIG_DEFAULTS.STRIPE_DEPLOYMENT_TAG)
-    problems.push(
-      "STRIPE_DEPLOYMENT_TAG: is the development default; name this deployment (another one's intents are told apart by it)",
-    );
   if (problems.length > 0)
     throw new ConfigError(`Refusing to start with NODE_ENV=production:\n  ${problems.join('\n  ')}`);
 }

@@ -11,7 +11,7 @@ const SECRET_PATHS = [
   '*.clientSecret',
   '*.jwtSecret',
   '*.adminToken',
-  'config.payments.stripe',
+  'config.payments.environment',
   'paymentIntent.clientSecret',
   '*.paymentIntent.clientSecret',
 ];

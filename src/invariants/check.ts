@@ -3,7 +3,7 @@
  * One checker for the tests (which assert every check), the benchmark and the fault suite (which
  * report them and fail the run on a violation).
  */
-import type { Store } from '../db/store.js';
+import type { ReportStore } from '../db/reports.js';
 import type { RedisInventory, SaleStock } from '../inventory/redis-inventory.js';
 
 export const INVARIANTS = ['noOversell', 'conservation', 'storesAgree', 'noLostOrder', 'perUserLimit'] as const;
@@ -70,7 +70,7 @@ export interface SaleInvariantOptions {
 
 /** What the checker reads: the clients as they are, or the API's guarded views of them. */
 export interface SaleInvariantSources {
-  store: Pick<Store, 'saleStockFigures' | 'orderNumbersOfSale'>;
+  stores: { reports: Pick<ReportStore, 'saleStockFigures' | 'orderNumbersOfSale'> };
   inventory?: Pick<RedisInventory, 'getSale'>;
 }
 
@@ -85,9 +85,9 @@ export async function checkSaleInvariants(
   options: SaleInvariantOptions,
 ): Promise<InvariantReport> {
   const [mysql, redisSale, rows] = await Promise.all([
-    deps.store.saleStockFigures(options.sku),
+    deps.stores.reports.saleStockFigures(options.sku),
     deps.inventory ? deps.inventory.getSale(options.sku) : Promise.resolve(null),
-    options.acceptedOrderNos ? deps.store.orderNumbersOfSale(options.sku) : Promise.resolve(null),
+    options.acceptedOrderNos ? deps.stores.reports.orderNumbersOfSale(options.sku) : Promise.resolve(null),
   ]);
   if (!mysql) throw new Error(`no sale ${options.sku} in MySQL`);
   if (deps.inventory && !redisSale) throw new Error(`no sale ${options.sku} in Redis`);

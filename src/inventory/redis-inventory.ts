@@ -682,6 +682,9 @@ function orderInputOf(raw: Record<string, unknown>): OrderInput {
       : {}),
     createdAt: text('createdAt'),
     paymentWindow: text('paymentWindow'),
-    ...(raw.paymentProvider === 'stripe' ? { paymentProvider: raw.paymentProvider } : {}),
+    // Any provider's name (the checkout wrote one the providers' registry knows; absent: the generic webhook).
+    ...(typeof raw.paymentProvider === 'string' && raw.paymentProvider !== ''
+      ? { paymentProvider: raw.paymentProvider }
+      : {}),
   };
 }

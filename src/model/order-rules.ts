@@ -87,9 +87,11 @@ export type RefundState = (typeof REFUND_STATES)[number];
 export const STORED_PAYMENT_OUTCOMES = ['RECEIVED', ...PAYMENT_OUTCOMES, ...REFUND_STATES] as const;
 export type StoredPaymentOutcome = (typeof STORED_PAYMENT_OUTCOMES)[number];
 
-/** The payment providers an order can be paid through: the generic signed webhook, or Stripe (docs/api.md). */
-export const PAYMENT_PROVIDERS = ['generic', 'stripe'] as const;
-export type PaymentProviderName = (typeof PAYMENT_PROVIDERS)[number];
+/**
+ * A payment provider's name: the generic signed webhook, Stripe, or another registered provider (docs/api.md). A plain
+ * string here, checked against the providers' registry (src/payments/providers/registry.ts) where a name comes in.
+ */
+export type PaymentProviderName = string;
 
 /**
  * The webhook's answer: the verdict, DUPLICATE for an event already judged, or RECEIVED for an

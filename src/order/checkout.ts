@@ -10,19 +10,18 @@
  * Update-with-Start and answers with the persisted or failed order. Its route (checkoutRoutes)
  * validates the request, calls CheckoutService and shapes the answer.
  */
-import { randomBytes } from 'node:crypto';
+import { newOrderNo } from './order-numbers.js';
+import type { SaleWindows } from './sale-windows.js';
+import type { SoldOutCache } from './sold-out-cache.js';
 import type { AppConfig } from '../config/index.js';
 import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 import { traceCarrier } from '../infra/tracing.js';
-import type { RedisInventory, ReserveResult, SaleWindow } from '../inventory/redis-inventory.js';
+import type { RedisInventory, ReserveResult } from '../inventory/redis-inventory.js';
 import type { AwaitedStart, OrderClient } from './workflow-client.js';
 import { viewOfState, type FoundOrder, type OrderLookup } from './lookup.js';
 import { Refusal } from '../infra/refusal.js';
-import { ORDER_NO_ALPHABET, type OrderInput, type OrderStatus, type OrderView } from '../model/order-workflow.js';
-import { LRUCache } from 'lru-cache';
-import type { ChannelListener } from '../infra/redis-subscription.js';
-import { z } from 'zod';
+import type { OrderInput, OrderStatus, OrderView } from '../model/order-workflow.js';
 
 export interface CheckoutRequest {
   userId: string;
@@ -135,8 +134,12 @@ export class CheckoutService {
         | 'paymentWindow'
         | 'checkoutStartBudgetMs'
         | 'clockSkewMarginMs'
-        | 'payments'
       >;
+      /**
+       * The provider each order's payment is made at (PAYMENT_PROVIDER when its registry entry has an API: Stripe's
+       * PaymentIntent); null for one that needs nothing made per order (the generic webhook).
+       */
+      paymentProvider: string | null;
       /** Seen through the Redis guard (each call bounded by REDIS_TIMEOUT): the methods it calls. */
       inventory: Pick<RedisInventory, 'reserve' | 'markSaleActive'>;
       /** Redis's breaker: while it is open a checkout fails before it touches anything (but the sold-out flag). */
@@ -483,10 +486,8 @@ export class CheckoutService {
       ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey } : {}),
       createdAt: new Date(createdAtMs).toISOString(),
       paymentWindow: this.deps.config.paymentWindow,
-      // The generic webhook needs nothing made per order, so its orders' input stays as it was.
-      ...(this.deps.config.payments.provider !== 'generic'
-        ? { paymentProvider: this.deps.config.payments.provider }
-        : {}),
+      // A provider that needs nothing made per order (the generic webhook) leaves its orders' input as it was.
+      ...(this.deps.paymentProvider ? { paymentProvider: this.deps.paymentProvider } : {}),
     };
   }
 }
@@ -530,157 +531,3 @@ const notYetDurable = (orderNo: string) =>
     { orderNo, statusUrl: `/api/orders/${orderNo}` },
     1,
   );
-
-/**
- * A per-process "sold out" flag per SKU, so that once a sale is gone the flood of late shoppers is
- * answered from memory instead of Redis. It never hides stock given back: release.lua bumps the
- * sale's stock-returned generation and publishes it, and a flag is only trusted while no higher
- * generation has been seen. A short TTL and a full reset whenever the subscription (re)connects
- * cover a notification that could have been missed.
- *
- * The notifications come through the process's one Redis subscription (src/infra/redis-subscription.ts).
- */
-export class SoldOutCache {
-  private readonly flags = new Map<string, { generation: number; until: number; probeUntil: number }>();
-  private readonly returned = new Map<string, number>();
-  private listening = false;
-
-  /**
-   * `ttlMs`: how long a flag is trusted alone; past it, one checkout (the probe, claimProbe) asks
-   * Redis again while the flag still answers the others, for at most `probeMs` (the checkout's own
-   * bound): a flag expiring under a flood renews with one reserve.lua, not with every checkout in
-   * flight at that moment (docs/performance.md).
-   */
-  constructor(
-    private readonly ttlMs = 1_000,
-    private readonly probeMs = 2_000,
-  ) {}
-
-  /** How many SKUs are flagged (some perhaps expired, until asked about). */
-  get flagged(): number {
-    return this.flags.size;
-  }
-
-  /** Flagged: within its TTL, or past it while a probe asks Redis. */
-  isSoldOut(sku: string, now = Date.now()): boolean {
-    const flag = this.flags.get(sku);
-    if (!flag) return false;
-    if (flag.generation < (this.returned.get(sku) ?? 0)) {
-      this.flags.delete(sku);
-      return false;
-    }
-    return now < flag.until || now < flag.probeUntil;
-  }
-
-  /** True for the one checkout that renews an expired flag (no probe under way): it goes to Redis. */
-  claimProbe(sku: string, now = Date.now()): boolean {
-    const flag = this.flags.get(sku);
-    if (!flag || now < flag.until || now < flag.probeUntil) return false;
-    flag.probeUntil = now + this.probeMs;
-    return true;
-  }
-
-  /**
-   * The probe ended without a SOLD_OUT (which renews the flag): the sale answered otherwise
-   * (`saleAnswered`), and the flag goes; or Redis gave no answer, and the next checkout probes. A
-   * flag may so outlast a Redis outage: stock comes back only through Redis (release.lua), whose
-   * notice drops the flag, and the first probe Redis answers settles it.
-   */
-  probeEnded(sku: string, outcome: { saleAnswered: boolean }, now = Date.now()): void {
-    const flag = this.flags.get(sku);
-    if (!flag || now < flag.until) return;
-    if (outcome.saleAnswered) this.flags.delete(sku);
-    else flag.probeUntil = 0;
-  }
-
-  /** Called with the generation reserve.lua saw when it answered SOLD_OUT. */
-  markSoldOut(sku: string, generation: number, now = Date.now()): void {
-    // Without a live subscription a return could go unnoticed: then nothing is cached.
-    if (!this.listening || generation < (this.returned.get(sku) ?? 0)) return;
-    this.flags.set(sku, { generation, until: now + this.ttlMs, probeUntil: 0 });
-  }
-
-  stockReturned(sku: string, generation: number): void {
-    this.returned.set(sku, Math.max(generation, this.returned.get(sku) ?? 0));
-    this.flags.delete(sku);
-  }
-
-  setListening(listening: boolean): void {
-    this.listening = listening;
-    this.flags.clear();
-  }
-
-  /** What this cache needs from the process's Redis subscription (src/infra/redis-subscription.ts). */
-  listener(): ChannelListener {
-    return {
-      message: (message) => {
-        const [sku, generation] = message.split('\n');
-        if (sku && generation) this.stockReturned(sku, Number(generation));
-      },
-      listening: (live) => this.setListening(live),
-    };
-  }
-}
-
-/** Why a checkout for this sale is refused before it reaches Redis's writes; null when it may try. */
-export type WindowRefusal = 'NO_SALE' | 'NOT_ACTIVE' | null;
-
-/**
- * Each sale's window as this process last read it from Redis (a read, at most once per `ttlMs` per
- * SKU; a SKU without a sale is remembered too, so probing made-up SKUs costs one read a second).
- * reserve.lua judges the window by Redis's clock: near a bound (within `skewMarginMs`, the clock
- * skew /readyz tolerates) this says "try" and the script decides. A sale created or closed is seen
- * here within `ttlMs`; in that second the script's own answer stands, and is remembered.
- */
-export class SaleWindows {
-  private readonly windows: LRUCache<string, { window: SaleWindow | 'none' }>;
-
-  constructor(
-    private readonly read: (sku: string) => Promise<SaleWindow | null>,
-    private readonly skewMarginMs: number,
-    ttlMs = 1_000,
-    maxSales = 10_000,
-  ) {
-    this.windows = new LRUCache({ max: maxSales, ttl: ttlMs });
-  }
-
-  /** NO_SALE, NOT_ACTIVE, or null (open, or too close to a bound to tell here); a read that fails throws. */
-  async refusal(sku: string, now = Date.now()): Promise<WindowRefusal> {
-    let known = this.windows.get(sku);
-    if (!known) {
-      known = { window: (await this.read(sku)) ?? 'none' };
-      this.windows.set(sku, known);
-    }
-    if (known.window === 'none') return 'NO_SALE';
-    const { startsMs, endsMs } = known.window;
-    if (startsMs > 0 && now < startsMs - this.skewMarginMs) return 'NOT_ACTIVE';
-    if (endsMs > 0 && now >= endsMs + this.skewMarginMs) return 'NOT_ACTIVE';
-    return null;
-  }
-
-  /** reserve.lua found no sale, or the sale closed: forget what this process believed. */
-  forget(sku: string): void {
-    this.windows.delete(sku);
-  }
-}
-
-/** A new order number (ORDER_NO_PATTERN): the time now, then 80 random bits. */
-export function newOrderNo(now = Date.now()): string {
-  let time = '';
-  for (let t = now, i = 0; i < 10; i++, t = Math.floor(t / 32)) time = ORDER_NO_ALPHABET[t % 32] + time;
-  const random = randomBytes(10);
-  let rand = '';
-  // 10 bytes = 80 bits = 16 base32 chars.
-  let bits = 0;
-  let value = 0;
-  for (const byte of random) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      rand += ORDER_NO_ALPHABET[(value >> bits) & 31];
-    }
-    value &= (1 << bits) - 1;
-  }
-  return time + rand;
-}

@@ -4,7 +4,9 @@
  * started yet. Reads, the checkout's duplicates, the cancel and the payment owner look orders up
  * here; the Temporal calls themselves are the order client's (./client.ts).
  */
-import { isMysqlFailure, type StoredDispute, type Store } from '../db/store.js';
+import { isMysqlFailure, type StoredDispute } from '../db/rows.js';
+import type { OrderStore } from '../db/orders.js';
+import type { PaymentStore } from '../db/payments.js';
 import {
   boundBy,
   Deadline,
@@ -56,8 +58,8 @@ const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
 
 export interface OrderLookupDeps {
   orders: OrderClient;
-  /** The store as it is: its reads go through `mysql`. */
-  store: Store;
+  /** The stores as they are: their reads go through `mysql`. */
+  stores: { orders: OrderStore; payments: PaymentStore };
   /** The API's MySQL breaker, or a guard that never opens (OrderLookup.withoutBreaker). */
   mysql: DependencyGuard;
   /** Where promised orders are found by their number (the reservation's recorded input); null: nowhere. */
@@ -75,10 +77,14 @@ export class OrderLookup {
   constructor(private readonly deps: OrderLookupDeps) {}
 
   /** For the worker and the tools: MySQL's reads bounded by their deadlines only, no breaker. */
-  static withoutBreaker(orders: OrderClient, store: Store, inventory: RedisInventory | null): OrderLookup {
+  static withoutBreaker(
+    orders: OrderClient,
+    stores: { orders: OrderStore; payments: PaymentStore },
+    inventory: RedisInventory | null,
+  ): OrderLookup {
     return new OrderLookup({
       orders,
-      store,
+      stores,
       inventory,
       storesReadMs: 0,
       mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure),
@@ -222,7 +228,7 @@ export class OrderLookup {
   }
 
   async fromDatabase(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
-    const row = await this.onMysql(deadline, () => this.deps.store.getOrder(orderNo));
+    const row = await this.onMysql(deadline, () => this.deps.stores.orders.getOrder(orderNo));
     if (!row) return null;
     return {
       userId: row.userId,
@@ -254,7 +260,7 @@ export class OrderLookup {
    */
   async verdictOfClosedOrder(orderNo: string, eventId: string, deadline: Deadline): Promise<PaymentVerdict | null> {
     const [stored, order] = await this.onMysql(deadline, () =>
-      Promise.all([this.deps.store.getPayment(eventId), this.deps.store.getOrder(orderNo)]),
+      Promise.all([this.deps.stores.payments.getPayment(eventId), this.deps.stores.orders.getOrder(orderNo)]),
     );
     return verdictOfClosedOrder(
       order && {

@@ -31,8 +31,6 @@ import type { ChannelListener } from '../infra/redis-subscription.js';
 import { Refusal, echo } from '../infra/refusal.js';
 import type { FoundOrder, OrderLookup } from './lookup.js';
 import type { RedisClient } from '../infra/redis.js';
-import { z } from 'zod';
-import type { OrderView } from '../model/order-workflow.js';
 
 /** Where a read's answer came from: the cache, another read's query, the workflow, or MySQL. */
 export type StatusReadSource = 'cache' | 'coalesced' | 'workflow' | 'database';

@@ -11,7 +11,8 @@ export function catchUpScheduleId(taskQueue: string): string {
 }
 
 export interface CatchUpInput {
-  provider: 'stripe';
+  /** A registered provider with a catch-up (src/payments/providers/registry.ts): `stripe`. */
+  provider: string;
   /** Events younger than this (seconds) are left to the webhook: the run reads up to now minus it. */
   settleSeconds: number;
 }

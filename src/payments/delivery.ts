@@ -15,12 +15,11 @@
 import type { AppConfig } from '../config/index.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { DeliveryLease, Store, PaymentRow, RecordedPaymentEvent } from '../db/store.js';
-import { Deadline, type DependencyGuards, boundBy, type DependencyGuard } from '../infra/dependency-guard.js';
-import { Refusal } from '../infra/refusal.js';
+import type { DeliveryLease, PaymentStore, RecordedPaymentEvent } from '../db/payments.js';
+import type { PaymentRow } from '../db/rows.js';
+import { Deadline, boundBy, type DependencyGuard } from '../infra/dependency-guard.js';
 import {
   type RefundReason,
-  type StripeWebhookOutcome,
   type WebhookOutcome,
   orderNoTime,
   type PaymentReceived,
@@ -29,7 +28,6 @@ import {
 import type { Logger } from '../infra/logger.js';
 import type { OrderClient } from '../order/workflow-client.js';
 import type { OrderLookup } from '../order/lookup.js';
-import type { Context } from 'koa';
 
 /** The webhook's answer: what became of the event, and why when it must be refunded. */
 export interface WebhookAnswer {
@@ -82,7 +80,12 @@ export const FUTURE_ORDER_MARGIN_MS = 10 * 60_000;
 
 export interface PaymentDeliveryDeps {
   /** The store as it is: every call here is bounded by `mysql` (the API's guard) or by `attemptMs`. */
-  store: Store;
+  stores: {
+    payments: Pick<
+      PaymentStore,
+      'leaseDueDeliveries' | 'claimDelivery' | 'releaseDeliveries' | 'settleReceivedPayment'
+    >;
+  };
   orders: OrderClient;
   /** Where a closed order's verdict and a promised order are found. */
   lookup: OrderLookup;
@@ -209,7 +212,7 @@ export class PaymentDelivery {
   /** Writes the verdict on a row still RECEIVED; the verdict stands even if the write fails. */
   private async settle(row: PaymentRow, verdict: PaymentVerdict, deadline: Deadline): Promise<PaymentVerdict> {
     try {
-      await this.onMysql(deadline, () => this.deps.store.settleReceivedPayment(row.eventId, verdict));
+      await this.onMysql(deadline, () => this.deps.stores.payments.settleReceivedPayment(row.eventId, verdict));
     } catch (err) {
       // The verdict stands (the workflow keeps it); the row is settled by the next delivery.
       this.deps.logger?.warn(
@@ -265,7 +268,7 @@ export class PaymentDelivery {
     while (this.inFlight.size > 0 || this.sweeping) await new Promise((resolve) => setTimeout(resolve, 50));
     if (this.pending.size > 0)
       await this.onMysql(Deadline.in(this.pacing.attemptMs), () =>
-        this.deps.store.releaseDeliveries(this.ownerId),
+        this.deps.stores.payments.releaseDeliveries(this.ownerId),
       ).catch(() => undefined);
     this.pending.clear();
   }
@@ -299,7 +302,10 @@ export class PaymentDelivery {
       let held: boolean;
       try {
         held = await this.onMysql(deadline, () =>
-          this.deps.store.claimDelivery(entry.row.eventId, { owner: entry.lease, leaseMs: this.pacing.leaseMs }),
+          this.deps.stores.payments.claimDelivery(entry.row.eventId, {
+            owner: entry.lease,
+            leaseMs: this.pacing.leaseMs,
+          }),
         );
       } catch {
         return 'RETRY'; // MySQL away: the lease may lapse meanwhile; the next claim says whose it is
@@ -315,7 +321,7 @@ export class PaymentDelivery {
     const lease = `${this.ownerId}/${++this.sweeps}`;
     try {
       const rows = await this.onMysql(Deadline.in(this.pacing.attemptMs), () =>
-        this.deps.store.leaseDueDeliveries(
+        this.deps.stores.payments.leaseDueDeliveries(
           { owner: lease, leaseMs: this.pacing.leaseMs },
           this.pacing.sweepOlderThanMs,
           this.pacing.sweepBatch,

@@ -11,7 +11,9 @@
  * then takes the one record-first path (PaymentWebhook.handle), so the order's rules (record
  * first, arrival decides, refund reasons) stay one piece of code for every provider.
  */
-import type { PaymentFailure, RecordedPaymentEvent, RefundProgress, Takeback } from '../db/store.js';
+import type { PaymentFailure, RecordedPaymentEvent } from '../db/payments.js';
+import type { RefundProgress } from '../db/refunds.js';
+import type { Takeback } from '../db/rows.js';
 import type { PaymentIntentHandle, ProviderWithApi } from '../model/order-workflow.js';
 
 /** A payment to open at the provider: one per order, asked under the idempotency key of `keyAttempt`. */
@@ -137,3 +139,8 @@ export type ProviderEvent =
   | { kind: 'dispute'; taken: ProviderTakeback }
   /** Anything else: acknowledged and ignored. */
   | { kind: 'ignored'; type: string; reason: string };
+
+/** What the catch-up hands each event it found undelivered to: the intake its webhook's events take. */
+export interface CatchUpIntake {
+  take(event: ProviderEvent): Promise<{ outcome: string }>;
+}

@@ -12,12 +12,14 @@
  *            provider refused the request as invalid (an operator takes over); no answer (a
  *            timeout, a 5xx): due again after a backoff (2 s doubling to 5 min), asked again
  *
- * The provider's refund webhooks move REFUND_REQUESTED on (Store.recordRefundProgress, forwards
+ * The provider's refund webhooks move REFUND_REQUESTED on (RefundStore.recordRefundProgress, forwards
  * only); the owner also reads a REFUND_REQUESTED refund again from the provider (followRefund) on a
  * backoff of 1 min doubling to 6 h until it ends, since its final event may never come. Nothing
  * here is in memory only: a killed owner leaves rows that are due again when their lease ends.
  */
-import type { PaymentRow, Store } from '../db/store.js';
+import type { PaymentRow } from '../db/rows.js';
+import type { RefundStore } from '../db/refunds.js';
+import type { ReportStore } from '../db/reports.js';
 import type { Logger } from '../infra/logger.js';
 import type { ProviderWithApi } from '../model/order-workflow.js';
 import { ProviderKeyReused, ProviderOutcomeUnknown, ProviderRefusal, type PaymentProviderApi } from './provider.js';
@@ -69,7 +71,7 @@ export class RefundOwner {
 
   constructor(
     private readonly deps: {
-      store: Store;
+      stores: { refunds: RefundStore; reports: ReportStore };
       providers: Partial<Record<ProviderWithApi, PaymentProviderApi>>;
       logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
       observer?: RefundObserver;
@@ -104,11 +106,11 @@ export class RefundOwner {
   private async refundDue(): Promise<number> {
     let rows: PaymentRow[];
     try {
-      rows = await this.deps.store.refundsDue(this.pacing.batch);
-      if (this.deps.observer) this.deps.observer.waiting(await this.deps.store.providerRefundCounts());
+      rows = await this.deps.stores.refunds.refundsDue(this.pacing.batch);
+      if (this.deps.observer) this.deps.observer.waiting(await this.deps.stores.reports.providerRefundCounts());
       if (this.deps.observer?.takenBack && Date.now() - this.takenBackReadAt >= TAKEN_BACK_EVERY_MS) {
         this.takenBackReadAt = Date.now();
-        this.deps.observer.takenBack(await this.deps.store.takenBackCounts());
+        this.deps.observer.takenBack(await this.deps.stores.reports.takenBackCounts());
       }
     } catch (err) {
       // MySQL is away: the refunds are safe in their rows; the next look finds them.
@@ -126,25 +128,29 @@ export class RefundOwner {
 
   /** Takes one refund and asks its provider; false when another owner had it. */
   private async refund(row: PaymentRow): Promise<boolean> {
-    const { store, logger, observer } = this.deps;
+    const { stores, logger, observer } = this.deps;
     try {
-      if (!(await store.claimRefund(row.eventId, this.pacing.leaseMs))) return false;
+      if (!(await stores.refunds.claimRefund(row.eventId, this.pacing.leaseMs))) return false;
       const provider = row.provider === 'generic' ? undefined : this.deps.providers[row.provider];
       if (!provider) {
         // Its keys were removed: kept for when they are back (an operator can refund by hand meanwhile).
-        await store.deferRefund(row.eventId, this.pacing.maxBackoffMs, `provider ${row.provider} is not configured`);
+        await stores.refunds.deferRefund(
+          row.eventId,
+          this.pacing.maxBackoffMs,
+          `provider ${row.provider} is not configured`,
+        );
         return true;
       }
       const attempts = row.refundAttempts + 1;
       if (row.outcome === 'REFUND_REQUESTED') return await this.follow(row, provider, attempts);
       try {
         const progress = await provider.refund(row);
-        await store.recordRefundProgress({ eventId: row.eventId }, progress, this.pacing.followFirstMs);
+        await stores.refunds.recordRefundProgress({ eventId: row.eventId }, progress, this.pacing.followFirstMs);
         observer?.asked(progress.state);
         logger?.info({ eventId: row.eventId, orderNo: row.orderNo, ...progress }, 'refund asked of the provider');
       } catch (err) {
         if (err instanceof ProviderRefusal || err instanceof ProviderKeyReused) {
-          await store.recordRefundProgress(
+          await stores.refunds.recordRefundProgress(
             { eventId: row.eventId },
             { state: 'REFUND_FAILED', refundId: null, error: err.message },
           );
@@ -155,8 +161,9 @@ export class RefundOwner {
           );
         } else {
           // A 5xx is replayed by its key: the next ask goes under the next key, after looking for what this one made.
-          if (err instanceof ProviderOutcomeUnknown) await store.nextRefundKey(row.eventId, row.refundKeyAttempt);
-          await store.deferRefund(row.eventId, this.backoff(attempts), describe(err));
+          if (err instanceof ProviderOutcomeUnknown)
+            await stores.refunds.nextRefundKey(row.eventId, row.refundKeyAttempt);
+          await stores.refunds.deferRefund(row.eventId, this.backoff(attempts), describe(err));
           observer?.asked('RETRY');
           logger?.warn(
             { eventId: row.eventId, attempts, err: describe(err) },
@@ -180,18 +187,22 @@ export class RefundOwner {
    * ended one is recorded (forwards only), one still under way is read again later, 1 min doubling to 6 h.
    */
   private async follow(row: PaymentRow, provider: PaymentProviderApi, attempts: number): Promise<boolean> {
-    const { store, logger, observer } = this.deps;
+    const { stores, logger, observer } = this.deps;
     try {
       const progress = await provider.followRefund(row);
       if (progress.state !== 'REFUND_REQUESTED') {
-        await store.recordRefundProgress({ eventId: row.eventId }, progress);
+        await stores.refunds.recordRefundProgress({ eventId: row.eventId }, progress);
         observer?.asked(progress.state);
         logger?.info({ eventId: row.eventId, orderNo: row.orderNo, ...progress }, 'refund followed to its end');
         return true;
       }
-      await store.deferRefund(row.eventId, this.followBackoff(attempts), 'refund still under way at the provider');
+      await stores.refunds.deferRefund(
+        row.eventId,
+        this.followBackoff(attempts),
+        'refund still under way at the provider',
+      );
     } catch (err) {
-      await store.deferRefund(row.eventId, this.followBackoff(attempts), describe(err));
+      await stores.refunds.deferRefund(row.eventId, this.followBackoff(attempts), describe(err));
       logger?.warn({ eventId: row.eventId, err: describe(err) }, 'refund not read; reading it again later');
     }
     observer?.asked('FOLLOW');

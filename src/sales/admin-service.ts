@@ -4,8 +4,18 @@
  * keyset, the list of sales, and closing a sale early. SQL stays in the store, Redis in the
  * inventory, Temporal in the order client; the figures come from the shared invariant checker.
  */
-import type { OrderRow, PaymentListRow, SaleRow, Store } from '../db/store.js';
-import type { OrderDispute, PaymentProviderName, StoredOrderStatus, StoredPaymentOutcome } from '../model/order-workflow.js';
+import type { OrderStore } from '../db/orders.js';
+import type { PaymentStore } from '../db/payments.js';
+import type { RefundStore } from '../db/refunds.js';
+import type { PaymentListRow, ReportStore } from '../db/reports.js';
+import type { OrderRow, SaleRow } from '../db/rows.js';
+import type { SaleStore } from '../db/sales.js';
+import type {
+  OrderDispute,
+  PaymentProviderName,
+  StoredOrderStatus,
+  StoredPaymentOutcome,
+} from '../model/order-workflow.js';
 import { disputeView } from '../order/lookup.js';
 import {
   checkSaleInvariants,
@@ -120,25 +130,22 @@ export interface AdminSaleView {
 
 export class AdminService {
   /**
-   * `store` and `inventory`: the methods it calls (the invariant checker's included); the API passes its guarded views.
+   * `stores` and `inventory`: the methods it calls (the invariant checker's included); the API passes its guarded
+   * views.
    */
   constructor(
     private readonly deps: {
-      store: Pick<
-        Store,
-        | 'getSale'
-        | 'closeSale'
-        | 'ordersPage'
-        | 'paymentsPage'
-        | 'salesPage'
-        | 'orderCountsByStatus'
-        | 'paymentCountsOfSale'
-        | 'getOrder'
-        | 'paymentsOfOrder'
-        | 'paymentFailuresOfOrder'
-        | 'takebacksOf'
-      > &
-        SaleInvariantSources['store'];
+      stores: {
+        sales: Pick<SaleStore, 'getSale' | 'closeSale'>;
+        orders: Pick<OrderStore, 'getOrder'>;
+        payments: Pick<PaymentStore, 'paymentsOfOrder' | 'paymentFailuresOfOrder'>;
+        refunds: Pick<RefundStore, 'takebacksOf'>;
+        reports: Pick<
+          ReportStore,
+          'ordersPage' | 'paymentsPage' | 'salesPage' | 'orderCountsByStatus' | 'paymentCountsOfSale'
+        > &
+          SaleInvariantSources['stores']['reports'];
+      };
       inventory: Pick<RedisInventory, 'getSale'>;
       redisSales: Pick<RedisSales, 'closeSale'>;
       orders: OrderClient;
@@ -147,14 +154,14 @@ export class AdminService {
   ) {}
 
   async saleStats(sku: string): Promise<SaleStats> {
-    const { store, inventory, orders } = this.deps;
-    const [sale, redisSale] = await Promise.all([store.getSale(sku), inventory.getSale(sku)]);
+    const { stores, inventory, orders } = this.deps;
+    const [sale, redisSale] = await Promise.all([stores.sales.getSale(sku), inventory.getSale(sku)]);
     if (!sale || !redisSale) throw skuNotFound(sku);
     const [report, counts, runningWorkflows, payments] = await Promise.all([
-      checkSaleInvariants({ store, inventory }, { sku, perUserLimit: sale.perUserLimit }),
-      store.orderCountsByStatus(sku),
+      checkSaleInvariants({ stores, inventory }, { sku, perUserLimit: sale.perUserLimit }),
+      stores.reports.orderCountsByStatus(sku),
       orders.countRunning(sku),
-      store.paymentCountsOfSale(sku),
+      stores.reports.paymentCountsOfSale(sku),
     ]);
     const { figures } = report;
     // Both stores were found above, so the checker's Redis figures are there.
@@ -195,8 +202,8 @@ export class AdminService {
     limit: number;
   }): Promise<Page<AdminOrderView>> {
     const before = query.cursor ? decodeCursor(query.cursor, CURSOR_POSITIONS.orders)[0] : undefined;
-    if (!(await this.deps.store.getSale(query.sku))) throw skuNotFound(query.sku);
-    const rows = await this.deps.store.ordersPage({
+    if (!(await this.deps.stores.sales.getSale(query.sku))) throw skuNotFound(query.sku);
+    const rows = await this.deps.stores.reports.ordersPage({
       sku: query.sku,
       ...(query.status ? { status: query.status } : {}),
       ...(before ? { beforeOrderNo: before } : {}),
@@ -212,7 +219,7 @@ export class AdminService {
     limit: number;
   }): Promise<Page<AdminPaymentView>> {
     const after = query.cursor ? decodeCursor(query.cursor, CURSOR_POSITIONS.payments) : undefined;
-    const rows = await this.deps.store.paymentsPage({
+    const rows = await this.deps.stores.reports.paymentsPage({
       outcome: query.outcome,
       ...(after ? { after: { receivedAt: after[0], eventId: after[1] } } : {}),
       limit: query.limit + 1,
@@ -225,12 +232,12 @@ export class AdminService {
    * attempts (a declined card): what support reads when a shopper asks where their money went.
    */
   async orderPayments(orderNo: string): Promise<AdminOrderPayments> {
-    const { store } = this.deps;
+    const { stores } = this.deps;
     const [order, payments, failures, takebacks] = await Promise.all([
-      store.getOrder(orderNo),
-      store.paymentsOfOrder(orderNo),
-      store.paymentFailuresOfOrder(orderNo),
-      store.takebacksOf(orderNo),
+      stores.orders.getOrder(orderNo),
+      stores.payments.paymentsOfOrder(orderNo),
+      stores.payments.paymentFailuresOfOrder(orderNo),
+      stores.refunds.takebacksOf(orderNo),
     ]);
     if (!order && payments.length === 0 && failures.length === 0)
       throw new Refusal('ORDER_NOT_FOUND', `no order ${orderNo} and nothing paid for it`);
@@ -261,7 +268,7 @@ export class AdminService {
   /** The sales, newest first. */
   async listSales(query: { cursor?: string; limit: number }): Promise<Page<AdminSaleView>> {
     const before = query.cursor ? decodeCursor(query.cursor, CURSOR_POSITIONS.sales) : undefined;
-    const rows = await this.deps.store.salesPage(
+    const rows = await this.deps.stores.reports.salesPage(
       before ? { createdAt: before[0], sku: before[1] } : undefined,
       query.limit + 1,
     );
@@ -278,11 +285,11 @@ export class AdminService {
    * end back from Redis (an ended sale keeps its end) and writes it to MySQL.
    */
   async closeSale(sku: string): Promise<SaleView> {
-    const { store, redisSales, sales } = this.deps;
-    if (!(await store.getSale(sku))) throw skuNotFound(sku);
+    const { stores, redisSales, sales } = this.deps;
+    if (!(await stores.sales.getSale(sku))) throw skuNotFound(sku);
     const endsAt = await redisSales.closeSale(sku);
     if (!endsAt) throw skuNotFound(sku);
-    await store.closeSale(sku, endsAt);
+    await stores.sales.closeSale(sku, endsAt);
     const view = await sales.get(sku);
     if (!view) throw skuNotFound(sku);
     return view;

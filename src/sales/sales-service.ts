@@ -1,7 +1,7 @@
 /**
  * Sales: an admin puts stock on sale in MySQL (the record) and Redis (the counters checkout uses).
  */
-import type { Store } from '../db/store.js';
+import type { SaleStore } from '../db/sales.js';
 import type { RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { RedisSales } from '../inventory/redis-sales.js';
@@ -23,14 +23,14 @@ export class SalesService {
    * The methods it calls: the API passes its guarded views (src/api/app.ts), tests and tools the clients as they are.
    */
   constructor(
-    private readonly store: Pick<Store, 'createSale' | 'getSale'>,
+    private readonly stores: { sales: Pick<SaleStore, 'createSale' | 'getSale'> },
     private readonly inventory: Pick<RedisInventory, 'getSale'>,
     private readonly redisSales: Pick<RedisSales, 'defineSale'>,
   ) {}
 
   /** Over the clients as they are (tools and tests; the API passes guarded views). */
-  static onClients(store: Store, redis: RedisClient, taskQueue: string): SalesService {
-    return new SalesService(store, new RedisInventory(redis, taskQueue), new RedisSales(redis, taskQueue));
+  static onClients(stores: { sales: SaleStore }, redis: RedisClient, taskQueue: string): SalesService {
+    return new SalesService(stores, new RedisInventory(redis, taskQueue), new RedisSales(redis, taskQueue));
   }
 
   /**
@@ -39,7 +39,7 @@ export class SalesService {
    */
   async create(sale: NewSale): Promise<SaleView> {
     const record = { ...sale, startsAt: toDate(sale.startsAt), endsAt: toDate(sale.endsAt) };
-    const created = await this.store.createSale(record, () => this.redisSales.defineSale(record));
+    const created = await this.stores.sales.createSale(record, () => this.redisSales.defineSale(record));
     if (!created) throw new Refusal('SALE_EXISTS', `a sale for ${sale.sku} already exists`);
     const view = await this.get(sale.sku);
     if (!view) throw new Error(`sale ${sale.sku} vanished right after it was created`);
@@ -47,7 +47,7 @@ export class SalesService {
   }
 
   async get(sku: string): Promise<SaleView | null> {
-    const [row, stock] = await Promise.all([this.store.getSale(sku), this.inventory.getSale(sku)]);
+    const [row, stock] = await Promise.all([this.stores.sales.getSale(sku), this.inventory.getSale(sku)]);
     if (!row || !stock) return null;
     return {
       sku: row.sku,

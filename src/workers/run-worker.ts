@@ -10,7 +10,7 @@ import { Client, Connection } from '@temporalio/client';
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { loadConfig } from '../config/index.js';
 import { createMysqlPool } from '../db/pool.js';
-import { Store } from '../db/store.js';
+import { openStores } from '../db/stores.js';
 import { createLogger } from '../infra/logger.js';
 import { ClockWatch, shownClocks } from '../infra/clocks.js';
 import { createRedis, redisClockMs } from '../infra/redis.js';
@@ -42,11 +42,12 @@ if (config.workerMetricsPort)
 
 // Not ready until the Worker exists and runs; not ready again as soon as its drain starts.
 let workerState: () => WorkerHealthState = () => 'STARTING';
-const store = new Store(createMysqlPool(config, { connectionLimit: 50 }));
+const pool = createMysqlPool(config, { connectionLimit: 50 });
+const stores = openStores(pool);
 const redis = createRedis(config);
 redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
 // Shown, never gating: what this worker decides is judged by Redis's clock or MySQL's, not its own.
-const clocks = new ClockWatch({ redis: () => redisClockMs(redis), mysql: () => store.clockMs() });
+const clocks = new ClockWatch({ redis: () => redisClockMs(redis), mysql: () => stores.reports.clockMs() });
 await clocks.start();
 const health = config.workerHealthPort
   ? await startWorkerHealthServer({
@@ -97,7 +98,7 @@ keepSchedule();
 const worker = await createOrderWorker({
   config,
   connection,
-  activities: workerActivities({ config, store, redis, temporal }),
+  activities: workerActivities({ config, stores, redis, temporal }),
   workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH || undefined,
   clocks,
   tuning: { maxCachedWorkflows: config.workerMaxCachedWorkflows },
@@ -109,9 +110,9 @@ logger.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.add
 const running = worker.run();
 // The owner of promised orders' starts, once the Worker polls (its starts are eager). On SIGTERM it
 // stops taking promises at once: another worker's owner takes its sales over within a lease.
-const starter = startPromiseStarter({ config, connection, store, redis, logger });
+const starter = startPromiseStarter({ config, connection, stores, redis, logger });
 // Refunds through a provider's API (Stripe), where one is configured.
-const refunds = startRefundOwner({ config, store, logger });
+const refunds = startRefundOwner({ config, stores, logger });
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
   process.once(signal, () => {
     void starter.stop();
@@ -122,13 +123,7 @@ try {
 } finally {
   await Promise.all([starter.stop(), refunds?.stop()]);
   clocks.stop();
-  await Promise.allSettled([
-    connection.close(),
-    clientConnection.close(),
-    store.close(),
-    redis.quit(),
-    health?.close(),
-  ]);
+  await Promise.allSettled([connection.close(), clientConnection.close(), pool.end(), redis.quit(), health?.close()]);
   // The last activities' and workflows' spans are still buffered.
   await tracing?.shutdown();
   logger.info('worker stopped');

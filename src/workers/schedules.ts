@@ -3,7 +3,8 @@
  * task queue) if they exist. Idempotent, so every worker replica can run them.
  *
  * - the reconciler, every RECONCILE_INTERVAL (docs/fault-tolerance.md);
- * - the payment catch-up, every STRIPE_CATCH_UP_INTERVAL, kept by the workers where Stripe is configured.
+ * - the payment catch-up, every STRIPE_CATCH_UP_INTERVAL, kept by the workers where a provider with a catch-up (Stripe)
+ *   is configured (src/payments/providers/registry.ts).
  */
 import {
   ScheduleAlreadyRunning,
@@ -13,14 +14,12 @@ import {
   type ScheduleOptionsStartWorkflowAction,
 } from '@temporalio/client';
 import type { AppConfig } from '../config/index.js';
-import {
-  RECONCILE_WORKFLOW_TYPE,
-  reconcileScheduleId,
-  type ReconcileInput,
-} from '../reconcile/definitions.js';
+import { RECONCILE_WORKFLOW_TYPE, reconcileScheduleId, type ReconcileInput } from '../reconcile/definitions.js';
 import type { ReconcileWorkflow } from '../workflows/reconcile.js';
 import { CATCH_UP_WORKFLOW_TYPE, catchUpScheduleId, type CatchUpInput } from '../payments/catch-up-definitions.js';
 import type { PaymentCatchUpWorkflow } from '../workflows/payments.js';
+import { catchUpProvider } from '../payments/providers/definition.js';
+import { paymentProviders } from '../payments/providers/registry.js';
 
 export async function ensureReconcileSchedule(
   client: Client,
@@ -46,17 +45,17 @@ export async function ensureReconcileSchedule(
 
 export async function ensureCatchUpSchedule(
   client: Client,
-  config: Pick<AppConfig, 'payments' | 'temporal'>,
+  config: Pick<AppConfig, 'payments' | 'nodeEnv' | 'webhookSecret' | 'temporal'>,
 ): Promise<'CREATED' | 'UPDATED' | 'NONE'> {
   const scheduleId = catchUpScheduleId(config.temporal.taskQueue);
-  const stripe = config.payments.stripe;
-  // Left as it is: a worker without Stripe's keys (a mixed deploy) must not turn the others' catch-up off; a run on
-  // such a worker reads nothing and moves no cursor.
-  if (!stripe) return 'NONE';
-  const everyMs = stripe.catchUpIntervalMs;
+  const caughtUp = catchUpProvider(paymentProviders(config));
+  // Left as it is: a worker without the provider's keys (a mixed deploy) must not turn the others' catch-up off; a run
+  // on such a worker reads nothing and moves no cursor.
+  if (!caughtUp) return 'NONE';
+  const everyMs = caughtUp.definition.catchUpIntervalMs!(caughtUp.settings);
   // Events younger than one interval (at most a minute) are still the webhook's.
   const settleSeconds = Math.max(1, Math.min(60, Math.round(everyMs / 1000)));
-  const input: CatchUpInput = { provider: 'stripe', settleSeconds };
+  const input: CatchUpInput = { provider: caughtUp.definition.name, settleSeconds };
   const action: ScheduleOptionsStartWorkflowAction<typeof PaymentCatchUpWorkflow> = {
     type: 'startWorkflow',
     workflowType: CATCH_UP_WORKFLOW_TYPE,

@@ -8,12 +8,13 @@ import type { MetricMeter } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { type NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { RedisClient } from '../infra/redis.js';
-import { CONFIG_DEFAULTS, type AppConfig } from '../config/index.js';
+import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/order.js';
 import { createReconcileActivities, type ReconcileActivities } from '../activities/reconcile.js';
 import { OrderChangeNotifier } from '../order/status-reads.js';
 import { OrderClient } from '../order/workflow-client.js';
-import type { Store } from '../db/store.js';
+import type { PaymentStore } from '../db/payments.js';
+import type { Stores } from '../db/stores.js';
 import { PromiseQueue } from '../inventory/promise-queue.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { boundBy, Deadline } from '../infra/dependency-guard.js';
@@ -25,15 +26,25 @@ import { StartPacing } from '../order/start-pacing.js';
 import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
 import { activityMetricsInterceptor, temporalClockInterceptor } from './telemetry.js';
 import type { ClockWatch } from '../infra/clocks.js';
-import { providerTaskQueue, type ProviderWithApi } from '../model/order-workflow.js';
-import type { PaymentProviderApi } from '../payments/provider.js';
+import { providerTaskQueue } from '../model/order-workflow.js';
 import { RefundOwner, type RefundObserver, type RefundOwnerPacing } from '../payments/refunds.js';
-import { StripeProvider } from '../payments/providers/stripe/api.js';
-import { StripeIntake, type PaymentIntake } from '../payments/providers/stripe/intake.js';
-import { createCatchUpActivities, workerMysqlGuard, type CatchUpActivities } from '../activities/payments.js';
+import {
+  catchUpIntakeOf,
+  catchUpProvider,
+  providerApis,
+  type PaymentIntake,
+} from '../payments/providers/definition.js';
+import { paymentProviders } from '../payments/providers/registry.js';
+import {
+  createCatchUpActivities,
+  createPaymentActivities,
+  workerMysqlGuard,
+  type CatchUpActivities,
+  type PaymentActivities,
+} from '../activities/payments.js';
 
 /** What the worker runs: the order's activities, the catch-up's, and the reconciler's with a Temporal client. */
-export type WorkerActivities = Activities & CatchUpActivities & Partial<ReconcileActivities>;
+export type WorkerActivities = Activities & PaymentActivities & CatchUpActivities & Partial<ReconcileActivities>;
 
 /**
  * The worker's activities over its clients. With `temporal` (a client of the same namespace) the
@@ -42,63 +53,71 @@ export type WorkerActivities = Activities & CatchUpActivities & Partial<Reconcil
 export function workerActivities(deps: {
   config: Pick<
     AppConfig,
-    'temporal' | 'reservationGraceMs' | 'reconcileIntervalMs' | 'maxConcurrentStarts' | 'payments' | 'deadlines'
+    | 'temporal'
+    | 'reservationGraceMs'
+    | 'reconcileIntervalMs'
+    | 'maxConcurrentStarts'
+    | 'payments'
+    | 'nodeEnv'
+    | 'webhookSecret'
+    | 'deadlines'
   >;
-  store: Store;
+  stores: Stores;
   redis: RedisClient;
   temporal?: Client;
 }): WorkerActivities {
-  const { config, store, redis, temporal } = deps;
+  const { config, stores, redis, temporal } = deps;
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
   const changes = new OrderChangeNotifier(redis);
-  const orderActivities = createActivities({
-    store,
-    inventory,
-    changes,
-    providers: paymentProviders(config),
-    ...(config.payments.stripe ? { processingAlertMs: config.payments.stripe.processingAlertMs } : {}),
+  const providers = paymentProviders(config);
+  const alerting = providers.configured.find(({ definition }) => definition.processingAlertMs);
+  const orderActivities = createActivities({ stores, inventory, changes });
+  const paymentActivities = createPaymentActivities({
+    stores,
+    providers: providerApis(providers),
+    ...(alerting ? { processingAlertMs: alerting.definition.processingAlertMs!(alerting.settings) } : {}),
   });
-  const stripe = config.payments.stripe;
+  // The provider whose undelivered events the catch-up reads (docs/fault-tolerance.md), where it is configured.
+  const caughtUp = catchUpProvider(providers);
   const catchUp = createCatchUpActivities({
-    store,
-    stripe: stripe ? new StripeProvider(stripe) : null,
-    intake: stripe
-      ? new StripeIntake({
-          settings: stripe,
-          payments: recordOnly(store),
-          store,
-          mysql: workerMysqlGuard(),
-          mysqlMs: config.deadlines.mysqlMs,
-          source: 'catch-up',
-          // A paid order's status is cached for good by the APIs: a dispute or refund found here must reach them.
-          changed: (orderNo) => void changes.publish(orderNo).catch(() => undefined),
-        })
+    stores,
+    api: caughtUp ? caughtUp.definition.api!(caughtUp.settings) : null,
+    intake: caughtUp
+      ? catchUpIntakeOf(
+          caughtUp.definition.intake(caughtUp.settings, {
+            payments: recordOnly(stores.payments),
+            stores,
+            mysql: workerMysqlGuard(),
+            mysqlMs: config.deadlines.mysqlMs,
+            source: 'catch-up',
+            // A paid order's status is cached for good by the APIs: a dispute or refund found here must reach them.
+            changed: (orderNo) => void changes.publish(orderNo).catch(() => undefined),
+          }),
+        )
       : null,
   });
-  if (!temporal) return { ...orderActivities, ...catchUp };
+  if (!temporal) return { ...orderActivities, ...paymentActivities, ...catchUp };
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
   const orders = OrderClient.withoutBreakers(temporal, config.temporal.taskQueue, pacing);
-  return { ...orderActivities, ...catchUp, ...createReconcileActivities({ store, inventory, orders }) };
+  return {
+    ...orderActivities,
+    ...paymentActivities,
+    ...catchUp,
+    ...createReconcileActivities({ stores, inventory, orders }),
+  };
 }
 
 /**
  * The catch-up's payments: recorded RECEIVED (evidence source `catch-up`), then delivered by the API processes'
  * payment owners, whose sweep leases every RECEIVED row no owner holds.
  */
-function recordOnly(store: Store): PaymentIntake {
+function recordOnly(payments: PaymentStore): PaymentIntake {
   return {
     async handle(event) {
-      const row = await store.recordPayment(event, 'catch-up');
+      const row = await payments.recordPayment(event, 'catch-up');
       return { outcome: row.outcome === 'RECEIVED' ? 'RECEIVED' : 'DUPLICATE' };
     },
   };
-}
-
-/** The payment providers with an API whose keys are configured (src/payments/provider.ts). */
-export function paymentProviders(
-  config: Pick<AppConfig, 'payments'>,
-): Partial<Record<ProviderWithApi, PaymentProviderApi>> {
-  return config.payments.stripe ? { stripe: new StripeProvider(config.payments.stripe) } : {};
 }
 
 export interface RunningRefundOwner {
@@ -111,16 +130,16 @@ export interface RunningRefundOwner {
  * with an API is configured; null where none is (refunds stay REFUND_REQUIRED for an operator).
  */
 export function startRefundOwner(options: {
-  config: Pick<AppConfig, 'payments'>;
-  store: Store;
+  config: Pick<AppConfig, 'payments' | 'nodeEnv' | 'webhookSecret'>;
+  stores: Pick<Stores, 'refunds' | 'reports'>;
   logger: Logger;
   meter?: MetricMeter;
   pacing?: Partial<RefundOwnerPacing>;
 }): RunningRefundOwner | null {
-  const providers = paymentProviders(options.config);
+  const providers = providerApis(paymentProviders(options.config));
   if (Object.keys(providers).length === 0) return null;
   const owner = new RefundOwner({
-    store: options.store,
+    stores: options.stores,
     providers,
     logger: options.logger,
     observer: refundMetrics(options.meter ?? Runtime.instance().metricMeter),
@@ -169,7 +188,7 @@ function refundMetrics(meter: MetricMeter): RefundObserver {
 }
 
 export interface OrderWorkerOptions {
-  config: Pick<AppConfig, 'temporal'> & Partial<Pick<AppConfig, 'payments'>>;
+  config: Pick<AppConfig, 'temporal'> & Partial<Pick<AppConfig, 'payments' | 'nodeEnv' | 'webhookSecret'>>;
   connection: NativeConnection;
   activities: WorkerActivities;
   /** A bundle built by buildWorkflowBundle; without it the worker bundles src/workflows itself (dev, tests). */
@@ -247,11 +266,24 @@ function createProviderWorker(options: OrderWorkerOptions): Promise<Worker> {
         ...tracingActivityInterceptors(),
       ],
     },
-    maxTaskQueueActivitiesPerSecond:
-      options.config.payments?.stripe?.requestsPerSecond ?? Number(CONFIG_DEFAULTS.STRIPE_REQUESTS_PER_SECOND),
+    maxTaskQueueActivitiesPerSecond: providerQueueRate(options.config),
     maxConcurrentActivityTaskExecutions: 50,
     shutdownGraceTime: '10s',
   });
+}
+
+/** Requests per second of the provider queue where no configured provider API declares its own. */
+const DEFAULT_PROVIDER_QUEUE_RATE = 20;
+
+/** The provider queue's rate: the lowest requests per second of the configured provider APIs (Stripe's). */
+function providerQueueRate(config: OrderWorkerOptions['config']): number {
+  const { payments, nodeEnv, webhookSecret } = config;
+  const configured =
+    payments && nodeEnv && webhookSecret ? paymentProviders({ payments, nodeEnv, webhookSecret }).configured : [];
+  const rates = configured.flatMap(({ definition, settings }) =>
+    definition.requestsPerSecond ? [definition.requestsPerSecond(settings)] : [],
+  );
+  return rates.length > 0 ? Math.min(...rates) : DEFAULT_PROVIDER_QUEUE_RATE;
 }
 
 function createOrderQueueWorker(options: OrderWorkerOptions): Promise<Worker> {
@@ -304,13 +336,13 @@ export interface RunningPromiseStarter {
 export function startPromiseStarter(options: {
   config: Pick<AppConfig, 'temporal' | 'maxConcurrentStarts'>;
   connection: NativeConnection;
-  store: Store;
+  stores: Pick<Stores, 'orders'>;
   redis: RedisClient;
   logger: Logger;
   meter?: MetricMeter;
   options?: Partial<PromiseStarterOptions>;
 }): RunningPromiseStarter {
-  const { config, connection, store, redis, logger } = options;
+  const { config, connection, stores, redis, logger } = options;
   const { namespace, taskQueue } = config.temporal;
   const inventory = new RedisInventory(redis, taskQueue);
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
@@ -324,7 +356,7 @@ export function startPromiseStarter(options: {
       pacing,
       backlogAgeMs: () => workflowBacklogAgeMs(connection, namespace, taskQueue),
       hasOrderRow: async (orderNo) =>
-        (await boundBy(Deadline.in(ROW_LOOKUP_MS), () => store.getOrder(orderNo))) !== null,
+        (await boundBy(Deadline.in(ROW_LOOKUP_MS), () => stores.orders.getOrder(orderNo))) !== null,
       logger,
       observer: starterMetrics(options.meter ?? Runtime.instance().metricMeter),
     },

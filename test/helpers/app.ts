@@ -11,7 +11,7 @@ import { ShopperAuth } from '../../src/api/auth.js';
 import { startApi, type RunningApi } from '../../src/api/server.js';
 import type { AppConfig } from '../../src/config/index.js';
 import { createMysqlPool } from '../../src/db/pool.js';
-import { Store } from '../../src/db/store.js';
+import { openStores, type Stores } from '../../src/db/stores.js';
 import type { Logger } from '../../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
@@ -32,7 +32,7 @@ export const API_TEST_ENV = { AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: TEST_ADMIN_TO
 export interface TestApp {
   config: AppConfig;
   pool: Pool;
-  store: Store;
+  stores: Stores;
   redis: RedisClient;
   temporal: Client;
   orders: OrderClient;
@@ -59,21 +59,21 @@ export async function startTestApp(
 ): Promise<TestApp> {
   const config = testConfig({ TEMPORAL_TASK_QUEUE: `${name}-${randomUUID()}`, ...env });
   const pool = createMysqlPool(config);
-  const store = new Store(pool);
+  const stores = openStores(pool);
   const redis = createRedis(config);
   const temporal = await createTemporalClient(config);
   const { orders, lookup } = orderAccess(
     temporal,
-    store,
+    stores,
     config.temporal.taskQueue,
     new RedisInventory(redis, config.temporal.taskQueue),
   );
-  const worker = await startTestWorker({ config, store, redis, ...options.worker });
+  const worker = await startTestWorker({ config, stores, redis, ...options.worker });
   const api = await startApi(config, 0, options.apiLogger ? { logger: options.apiLogger } : {});
   return {
     config,
     pool,
-    store,
+    stores,
     redis,
     temporal,
     orders,

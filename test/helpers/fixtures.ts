@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { RedisClient } from '../../src/infra/redis.js';
 import { expect } from 'vitest';
 import { SalesService } from '../../src/sales/sales-service.js';
-import type { Store } from '../../src/db/store.js';
+import type { Stores } from '../../src/db/stores.js';
 import {
   checkSaleInvariants,
   type InvariantReport,
@@ -20,13 +20,13 @@ import { testConfig } from './env.js';
 export const uniqueSku = (prefix = 'SKU') => `${prefix}-${randomBytes(5).toString('hex')}`;
 
 export async function putOnSale(
-  store: Store,
+  stores: Stores,
   redis: RedisClient,
   sale: { sku?: string; stock: number; perUserLimit?: number; priceCents?: number },
 ): Promise<{ sku: string; priceCents: number }> {
   const sku = sale.sku ?? uniqueSku();
   const priceCents = sale.priceCents ?? 1_999;
-  await SalesService.onClients(store, redis, testConfig().temporal.taskQueue).create({
+  await SalesService.onClients(stores, redis, testConfig().temporal.taskQueue).create({
     sku,
     name: `Test ${sku}`,
     priceCents,
@@ -38,13 +38,13 @@ export async function putOnSale(
 
 /** The invariant report of one SKU (both stores), with its figures for further assertions. */
 export function saleReport(
-  store: Store,
+  stores: Stores,
   redis: RedisClient,
   sku: string,
   options: Omit<SaleInvariantOptions, 'sku'> = {},
 ): Promise<InvariantReport> {
   return checkSaleInvariants(
-    { store, inventory: new RedisInventory(redis, testConfig().temporal.taskQueue) },
+    { stores, inventory: new RedisInventory(redis, testConfig().temporal.taskQueue) },
     { sku, ...options },
   );
 }
@@ -60,12 +60,12 @@ export function expectInvariants(report: InvariantReport): void {
  * Where a test ends: Redis's counters of the sale are `redisCounters` and every invariant holds. The report, for more.
  */
 export async function expectSaleSettled(
-  store: Store,
+  stores: Stores,
   redis: RedisClient,
   sku: string,
   redisCounters: Partial<RedisCounters>,
 ): Promise<InvariantReport> {
-  const report = await saleReport(store, redis, sku);
+  const report = await saleReport(stores, redis, sku);
   expect(report.figures.redis).toMatchObject(redisCounters);
   expectInvariants(report);
   return report;

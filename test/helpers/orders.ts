@@ -3,7 +3,8 @@
  * call the order directly or subclass one to inject a fault.
  */
 import type { Client } from '@temporalio/client';
-import { isMysqlFailure, type Store } from '../../src/db/store.js';
+import { isMysqlFailure } from '../../src/db/rows.js';
+import type { Stores } from '../../src/db/stores.js';
 import { DependencyGuard } from '../../src/infra/dependency-guard.js';
 import type { RedisInventory } from '../../src/inventory/redis-inventory.js';
 import { OrderClient } from '../../src/order/workflow-client.js';
@@ -22,19 +23,19 @@ export function ordersWithoutBreakers(temporal: Client, taskQueue: string, maxCo
 /** What an OrderLookup (or a subclass) is built from, with a MySQL guard that never opens. */
 export function lookupDeps(
   orders: OrderClient,
-  store: Store,
+  stores: Stores,
   inventory: RedisInventory | null = null,
 ): OrderLookupDeps {
-  return { orders, store, inventory, storesReadMs: 0, mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure) };
+  return { orders, stores, inventory, storesReadMs: 0, mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure) };
 }
 
 /** The client and the lookup over it, on `taskQueue`; promised orders found in `inventory` when given. */
 export function orderAccess(
   temporal: Client,
-  store: Store,
+  stores: Stores,
   taskQueue: string,
   inventory: RedisInventory | null = null,
 ): { orders: OrderClient; lookup: OrderLookup } {
   const orders = ordersWithoutBreakers(temporal, taskQueue);
-  return { orders, lookup: new OrderLookup(lookupDeps(orders, store, inventory)) };
+  return { orders, lookup: new OrderLookup(lookupDeps(orders, stores, inventory)) };
 }

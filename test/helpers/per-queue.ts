@@ -9,7 +9,8 @@ import type { Client } from '@temporalio/client';
 import { composeApi, createApp, type ApiSubstitutes } from '../../src/api/app.js';
 import type { AppConfig } from '../../src/config/index.js';
 import { createMysqlPool } from '../../src/db/pool.js';
-import { Store, type PaymentRow } from '../../src/db/store.js';
+import { openStores, type Stores } from '../../src/db/stores.js';
+import type { PaymentRow } from '../../src/db/rows.js';
 import { createLogger } from '../../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
@@ -22,7 +23,7 @@ import type { PaymentDelivery } from '../../src/payments/delivery.js';
 
 export interface PerQueueTestbed {
   config: AppConfig;
-  store: Store;
+  stores: Stores;
   redis: RedisClient;
   inventory: RedisInventory;
   temporal: Client;
@@ -51,7 +52,8 @@ export interface PerQueueTestbed {
 
 export async function openPerQueueTestbed(env: Record<string, string>): Promise<PerQueueTestbed> {
   const config = testConfig(env);
-  const store = new Store(createMysqlPool(config));
+  const pool = createMysqlPool(config);
+  const stores = openStores(pool);
   const redis = createRedis(config);
   const temporal = await createTemporalClient(config);
   const servers: Server[] = [];
@@ -60,7 +62,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
   const onQueue = (taskQueue: string): AppConfig => ({ ...config, temporal: { ...config.temporal, taskQueue } });
   return {
     config,
-    store,
+    stores,
     redis,
     inventory: new RedisInventory(redis, config.temporal.taskQueue),
     temporal,
@@ -68,7 +70,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
       workers.push(
         await startTestWorker({
           config: onQueue(taskQueue),
-          store,
+          stores,
           redis,
           ...(wrapActivities ? { wrapActivities } : {}),
           ...(starter === false ? { starter } : {}),
@@ -78,7 +80,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
       );
     },
     async serve(taskQueue, substitutes = {}, { deliver = true } = {}) {
-      const clients = { config: onQueue(taskQueue), redis, store, temporal, logger: createLogger(config, 'test') };
+      const clients = { config: onQueue(taskQueue), redis, stores, temporal, logger: createLogger(config, 'test') };
       const parts = composeApi(clients, substitutes);
       if (deliver) {
         parts.payments.start();
@@ -90,7 +92,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
       await Promise.all(owners.map((owner) => owner.stop()));
       for (const server of servers) server.close();
       await Promise.all(workers.map((worker) => worker.close()));
-      await Promise.allSettled([temporal.connection.close(), store.close(), redis.quit()]);
+      await Promise.allSettled([temporal.connection.close(), pool.end(), redis.quit()]);
     },
   };
 }

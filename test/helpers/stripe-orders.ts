@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
 import type { ShopperAuth } from '../../src/api/auth.js';
-import type { Store } from '../../src/db/store.js';
+import type { Stores } from '../../src/db/stores.js';
 import type { RedisClient } from '../../src/infra/redis.js';
 import { waitFor } from '../../stack/wait-for.js';
 import { putOnSale } from './fixtures.js';
@@ -22,10 +22,10 @@ export interface OrderWithIntent {
 export async function checkoutWithIntent(deps: {
   api: string;
   auth: ShopperAuth;
-  store: Store;
+  stores: Stores;
   redis: RedisClient;
 }): Promise<OrderWithIntent> {
-  const sale = await putOnSale(deps.store, deps.redis, { stock: 5 });
+  const sale = await putOnSale(deps.stores, deps.redis, { stock: 5 });
   const token = await deps.auth.issue(`stripe-${randomUUID().slice(0, 8)}`);
   const accepted = await httpRequest(deps.api, 'POST', '/api/checkout', {
     json: { sku: sale.sku, quantity: 1 },

@@ -19,7 +19,9 @@ import {
   type RunningRefundOwner,
 } from '../../src/workers/worker.js';
 import type { RefundOwnerPacing } from '../../src/payments/refunds.js';
-import type { PaymentRow, Store } from '../../src/db/store.js';
+import type { PaymentRow } from '../../src/db/rows.js';
+import type { RefundStore } from '../../src/db/refunds.js';
+import type { Stores } from '../../src/db/stores.js';
 
 /** Wraps the real activities to inject faults around them (never instead of them). */
 export type WrapActivities = (real: Activities) => Partial<Activities>;
@@ -72,14 +74,14 @@ export async function startTestWorker(
       : startPromiseStarter({
           config: options.config,
           connection,
-          store: options.store,
+          stores: options.stores,
           redis: options.redis,
           logger: createLogger({ logLevel: 'warn' }, 'worker'),
         });
   const refunds = options.refunds
     ? startRefundOwner({
         config: options.config,
-        store: options.refundScope ? refundsScopedTo(options.store, options.refundScope) : options.store,
+        stores: options.refundScope ? refundsScopedTo(options.stores, options.refundScope) : options.stores,
         logger: createLogger({ logLevel: 'warn' }, 'worker'),
         pacing: { everyMs: 200, firstBackoffMs: 300, ...options.refunds },
       })
@@ -99,25 +101,26 @@ export async function startTestWorker(
 }
 
 /**
- * The store as a refund owner sees it when it takes only the refunds `keep` says are its own: refundsDue answers only
- * those (the others in the shared database are other files', asked of their own Stripe doubles); every other call,
+ * The stores as a refund owner sees them when it takes only the refunds `keep` says are its own: refundsDue answers
+ * only those (the others in the shared database are other files', asked of their own Stripe doubles); every other call,
  * claimRefund's lease included, is the store's own. `afterLook` runs after each look, before the rows are claimed.
  */
-export function refundsScopedTo(
-  store: Store,
+export function refundsScopedTo<S extends Pick<Stores, 'refunds'>>(
+  stores: S,
   keep: (row: PaymentRow) => boolean,
   afterLook?: () => Promise<void>,
-): Store {
-  const refundsDue: Store['refundsDue'] = async (limit) => {
-    const rows = (await store.refundsDue(10_000)).filter(keep).slice(0, limit);
+): S {
+  const refundsDue: RefundStore['refundsDue'] = async (limit) => {
+    const rows = (await stores.refunds.refundsDue(10_000)).filter(keep).slice(0, limit);
     await afterLook?.();
     return rows;
   };
-  return new Proxy(store, {
+  const refunds = new Proxy(stores.refunds, {
     get(target, key) {
       if (key === 'refundsDue') return refundsDue;
       const value: unknown = Reflect.get(target, key, target);
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
+  return { ...stores, refunds };
 }

@@ -11,7 +11,7 @@ import Router from '@koa/router';
 import type { Client } from '@temporalio/client';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import type { Store } from '../../db/store.js';
+import type { ReportStore } from '../../db/reports.js';
 import {
   Deadline,
   DEPENDENCY_NAMES,
@@ -45,13 +45,13 @@ const TIMEOUT_MS = 1_500;
 
 export async function checkHealth(deps: {
   redis: RedisClient;
-  store: Store;
+  stores: { reports: Pick<ReportStore, 'ping'> };
   temporal: Client;
   guards?: DependencyGuards;
 }): Promise<HealthReport> {
   const probes: Record<ServerName, () => Promise<unknown>> = {
     redis: () => deps.redis.ping(),
-    mysql: () => deps.store.ping(),
+    mysql: () => deps.stores.reports.ping(),
     temporal: () => deps.temporal.workflowService.getSystemInfo({}),
   };
   const results = await Promise.all(
@@ -121,7 +121,7 @@ export class Readiness {
  */
 export function healthRoutes(deps: {
   redis: RedisClient;
-  store: Store;
+  stores: { reports: Pick<ReportStore, 'ping'> };
   temporal: Client;
   guards: DependencyGuards;
   readiness: Readiness;

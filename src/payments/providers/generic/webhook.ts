@@ -5,7 +5,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { AppConfig } from '../../../config/index.js';
-import type { Store } from '../../../db/store.js';
+import type { PaymentStore } from '../../../db/payments.js';
 import { Deadline, type DependencyGuards } from '../../../infra/dependency-guard.js';
 import { Refusal } from '../../../infra/refusal.js';
 import type { PaymentDelivery, PaymentEvent, WebhookAnswer } from '../../delivery.js';
@@ -25,25 +25,19 @@ export class PaymentWebhook {
     private readonly deps: {
       config: Pick<AppConfig, 'webhookSecret' | 'deadlines'>;
       /** The store as it is: the recording goes through `guards.mysql` whatever its breaker says. */
-      store: Store;
+      stores: { payments: Pick<PaymentStore, 'recordPayment'> };
       guards: Pick<DependencyGuards, 'mysql' | 'temporal' | 'workflows'>;
       delivery: PaymentDelivery;
     },
   ) {}
 
-  /** Refuses (INVALID_SIGNATURE) an event that the provider did not sign over exactly these bytes. */
-  verify(rawBody: string, header: string | undefined): void {
-    const check = verifyWebhookSignature(this.deps.config.webhookSecret, rawBody, header);
-    if (!check.ok) throw new Refusal('INVALID_SIGNATURE', check.reason);
-  }
-
   /** Answered within MYSQL_TIMEOUT + WRITE_DEADLINE / 2, whatever hangs. */
   async handle(event: PaymentEvent): Promise<WebhookAnswer> {
-    const { store, guards, delivery, config } = this.deps;
+    const { stores, guards, delivery, config } = this.deps;
     // Record first, asking nothing else before: once the row exists the payment cannot be lost.
     const row = await guards.mysql.call(
       Deadline.in(config.deadlines.mysqlMs),
-      () => store.recordPayment(event, 'webhook', undefined, delivery.webhookLease),
+      () => stores.payments.recordPayment(event, 'webhook', undefined, delivery.webhookLease),
       { evenWhenOpen: true },
     );
     if (row.orderNo !== event.orderNo)

@@ -16,15 +16,16 @@
  *   succeed or fail: closeIntent cancels, and after any refusal reads the intent again and answers
  *   its status, never the error's code.
  * - Webhooks come duplicated, out of order and for days: a payment is its intent (one row), refunds
- *   only move forwards (Store.recordRefundProgress).
+ *   only move forwards (RefundStore.recordRefundProgress).
  * - Only our own intents are ours: each carries this deployment's tag in its metadata, and an event
  *   of another deployment (or of the other mode, live or test) is ignored, never refunded.
  */
 import { randomUUID } from 'node:crypto';
 import Stripe from 'stripe';
-import type { StripeSettings } from '../../../config/index.js';
-import type { IntentStanding, RefundProgress } from '../../../db/store.js';
-import { ORDER_NO_PATTERN, type ProviderWithApi } from '../../../model/order-workflow.js';
+import type { StripeSettings } from './settings.js';
+import type { IntentStanding } from '../../../db/payments.js';
+import type { RefundProgress } from '../../../db/refunds.js';
+import { ORDER_NO_PATTERN } from '../../../model/order-workflow.js';
 import {
   ProviderKeyReused,
   ProviderOutcomeUnknown,
@@ -94,7 +95,7 @@ export function stripeClient(settings: StripeSettings): Stripe {
 }
 
 export class StripeProvider implements PaymentProviderApi {
-  readonly name: ProviderWithApi = 'stripe';
+  readonly name = 'stripe';
   private readonly stripe: Stripe;
 
   constructor(private readonly settings: StripeSettings) {

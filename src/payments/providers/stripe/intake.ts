@@ -15,19 +15,20 @@
  *   anything else                  acknowledged and ignored
  *
  * Money taken back after payment (docs/fault-tolerance.md, "Money taken back") is recorded against the
- * payment's order, forwards only, and moves it to DISPUTED or REFUNDED (Store.recordTakeback). Only
+ * payment's order, forwards only, and moves it to DISPUTED or REFUNDED (RefundStore.recordTakeback). Only
  * intents this deployment opened are ours: a refund or dispute of any other intent is IGNORED.
  *
  * Stripe retries any answer but a 2xx for up to three days, so every step is idempotent.
  */
-import type { RecordedPaymentEvent, RefundProgress, Store } from '../../../db/store.js';
-import { Deadline, type DependencyGuard } from '../../../infra/dependency-guard.js';
-import type { StripeSettings } from '../../../config/index.js';
-import type { Logger } from '../../../infra/logger.js';
-import type { RefundReason, StripeWebhookOutcome, WebhookOutcome } from '../../../model/order-workflow.js';
+import type { RecordedPaymentEvent } from '../../../db/payments.js';
+import type { RefundProgress } from '../../../db/refunds.js';
+import { Deadline } from '../../../infra/dependency-guard.js';
+import type { RefundReason, StripeWebhookOutcome } from '../../../model/order-workflow.js';
 import { Refusal } from '../../../infra/refusal.js';
 import type { ProviderEvent, ProviderTakeback } from '../../provider.js';
+import type { IntakeDeps, PaymentIntake } from '../definition.js';
 import { intentOwnership, MalformedStripeEvent, StripeEvents, StripeSignatureError } from './api.js';
+import type { StripeSettings } from './settings.js';
 
 export interface StripeWebhookAnswer {
   type: string;
@@ -35,30 +36,14 @@ export interface StripeWebhookAnswer {
   refundReason?: RefundReason;
 }
 
-/** The record-first path of payments: the webhook's (record, deliver), or the catch-up's (record; the API delivers). */
-export interface PaymentIntake {
-  handle(event: RecordedPaymentEvent): Promise<{ outcome: WebhookOutcome; refundReason?: RefundReason }>;
-}
+export type { PaymentIntake };
 
 export class StripeIntake {
   private readonly events: StripeEvents;
 
   constructor(
-    private readonly deps: {
+    private readonly deps: IntakeDeps & {
       settings: Pick<StripeSettings, 'webhookSecret' | 'secretKey' | 'deploymentTag' | 'currency'>;
-      /** The one record-first path of payments. */
-      payments: PaymentIntake;
-      store: Store;
-      /** The API's MySQL guard (the records go through it whatever its breaker says), or one that never opens. */
-      mysql: DependencyGuard;
-      mysqlMs: number;
-      /** What the evidence of a payment says brought it: `webhook`, or `catch-up` (default webhook). */
-      source?: string;
-      /** Told of an order whose status the provider changed (a dispute, a refund), so status reads see it at once. */
-      changed?: (orderNo: string) => void;
-      /** Told of each refund or dispute recorded against a paid order. */
-      takenBack?: (kind: 'REFUND' | 'DISPUTE') => void;
-      logger?: Pick<Logger, 'info' | 'warn'>;
     },
   ) {
     this.events = new StripeEvents(deps.settings);
@@ -83,12 +68,12 @@ export class StripeIntake {
 
   /** Takes one translated event in; what became of it. */
   async take(event: ProviderEvent): Promise<Omit<StripeWebhookAnswer, 'type'>> {
-    const { store, logger } = this.deps;
+    const { stores, logger } = this.deps;
     switch (event.kind) {
       case 'payment': {
         if (!event.intent) return this.deps.payments.handle(event.payment);
         const { providerRef, orderNo } = event.payment;
-        const standing = await this.onMysql(() => store.intentStanding(providerRef ?? '', orderNo));
+        const standing = await this.onMysql(() => stores.payments.intentStanding(providerRef ?? '', orderNo));
         const ownership = intentOwnership(standing, orderNo, event.intent, this.deps.settings.currency);
         if (ownership === 'FOREIGN') {
           logger?.info({ intentId: providerRef, orderNo }, 'an untagged intent naming no order of ours; ignored');
@@ -98,12 +83,12 @@ export class StripeIntake {
         return this.deps.payments.handle(event.payment);
       }
       case 'payment_failed':
-        await this.onMysql(() => store.recordPaymentFailure(event.failure));
+        await this.onMysql(() => stores.payments.recordPaymentFailure(event.failure));
         logger?.info({ eventId: event.failure.eventId, orderNo: event.failure.orderNo }, 'payment attempt failed');
         return { outcome: 'RECORDED' };
       case 'refund': {
         const moved = await this.onMysql(() =>
-          store.recordRefundProgress(
+          stores.refunds.recordRefundProgress(
             { ...(event.paymentEventId ? { eventId: event.paymentEventId } : {}), refundId: event.refundId },
             event.progress,
           ),
@@ -132,8 +117,8 @@ export class StripeIntake {
     taken: ProviderTakeback,
     refund: RefundProgress | null,
   ): Promise<{ outcome: 'RECORDED' | 'IGNORED' }> {
-    const { store, logger } = this.deps;
-    const { payment, orderNo } = await this.onMysql(() => store.paymentOfIntent('stripe', taken.intentId));
+    const { stores, logger } = this.deps;
+    const { payment, orderNo } = await this.onMysql(() => stores.payments.paymentOfIntent('stripe', taken.intentId));
     if (!orderNo) {
       logger?.info({ id: taken.id, intentId: taken.intentId }, 'a refund or dispute of an intent not ours; ignored');
       return { outcome: 'IGNORED' };
@@ -141,11 +126,11 @@ export class StripeIntake {
     const beingRefunded = payment && (payment.outcome === 'REFUND_REQUIRED' || payment.outcome === 'REFUND_REQUESTED');
     if (refund && payment && beingRefunded && taken.amountCents >= payment.amountCents) {
       // An operator refunded in the Dashboard what we were to refund: our refund is that one.
-      await this.onMysql(() => store.recordRefundProgress({ eventId: payment.eventId }, refund));
+      await this.onMysql(() => stores.refunds.recordRefundProgress({ eventId: payment.eventId }, refund));
       return { outcome: 'RECORDED' };
     }
     const { changed, status } = await this.onMysql(() =>
-      store.recordTakeback({ ...taken, provider: 'stripe', orderNo }),
+      stores.refunds.recordTakeback({ ...taken, provider: 'stripe', orderNo }),
     );
     if (changed) {
       this.deps.takenBack?.(taken.kind);
@@ -166,7 +151,7 @@ export class StripeIntake {
     payment: RecordedPaymentEvent,
   ): Promise<{ outcome: 'REFUND_REQUIRED' | 'DUPLICATE'; refundReason?: RefundReason }> {
     const source = this.deps.source ?? 'webhook';
-    const row = await this.onMysql(() => this.deps.store.recordPayment(payment, source, 'INTENT_MISMATCH'));
+    const row = await this.onMysql(() => this.deps.stores.payments.recordPayment(payment, source, 'INTENT_MISMATCH'));
     if (row.refundReason !== 'INTENT_MISMATCH') return { outcome: 'DUPLICATE' };
     this.deps.logger?.warn(
       { intentId: payment.providerRef, orderNo: payment.orderNo },

@@ -1,0 +1,340 @@
+/**
+ * The order rows and the transactions that change them: persist (taking MySQL's stock), fail, pay, cancel. Each
+ * transaction that moves an order holds its row's lock, and keeps its SQL in one method here.
+ */
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import {
+  SOLD_STATUSES,
+  paidOrderStatus,
+  type CancelReason,
+  type DisputeStanding,
+  type StoredOrderStatus,
+} from '../model/order-workflow.js';
+import { inTransaction, isDuplicateKey, toOrderRow, type OrderRow } from './rows.js';
+
+/** The columns an order row is written with; the others follow from them or from later changes. */
+export type NewOrder = Pick<
+  OrderRow,
+  'orderNo' | 'sku' | 'userId' | 'quantity' | 'unitPriceCents' | 'paymentDeadline' | 'createdAt'
+> & {
+  idempotencyKey?: string;
+  /**
+   * The payment deadline counts from when the row is written, by MySQL's clock: NOW() + this
+   * window, never earlier than `paymentDeadline`. Without it, `paymentDeadline` is written as given.
+   */
+  paymentWindowMs?: number;
+};
+
+export type InsertOrderResult =
+  /**
+   * The row's payment deadline as written (see NewOrder.paymentWindowMs); for ALREADY_PERSISTED, an earlier attempt
+   * wrote it.
+   */
+  | { outcome: 'INSERTED' | 'ALREADY_PERSISTED'; paymentDeadline: Date }
+  | { outcome: 'SALE_NOT_FOUND' }
+  | { outcome: 'OUT_OF_STOCK'; available: number }
+  /** A row with this order number exists for another SKU or user. */
+  | { outcome: 'CONFLICT' }
+  /** The order was already ended FAILED or CANCELLED (the reconciler gave it up before this start persisted it). */
+  | { outcome: 'CLOSED'; status: StoredOrderStatus; failureReason: string | null };
+
+/**
+ * What cancelUnpaidOrder found under the order row's lock. PAID_IN_TIME: a payment of the full
+ * amount was recorded at or before the deadline, so the order is not cancelled and is to be paid
+ * with it. NOT_DUE: a payment timeout asked before MySQL's clock passed the deadline.
+ */
+export type CancelUnpaidResult =
+  | { outcome: 'CANCELLED' }
+  | { outcome: 'PAID_IN_TIME'; payment: { eventId: string; amountCents: number; receivedAt: Date } }
+  /** MySQL's clock is `dueInMs` short of the deadline. */
+  | { outcome: 'NOT_DUE'; dueInMs: number }
+  /** No AWAITING_PAYMENT row (never written, or already closed): nothing to cancel. */
+  | { outcome: 'NOT_AWAITING_PAYMENT' };
+
+export class OrderStore {
+  constructor(private readonly pool: Pool) {}
+
+  async getOrder(orderNo: string): Promise<OrderRow | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM orders WHERE order_no = ?', [orderNo]);
+    return rows[0] ? toOrderRow(rows[0]) : null;
+  }
+
+  /** The rows of the given orders, by order number (orders without a row are absent). */
+  async getOrders(orderNos: readonly string[]): Promise<Map<string, OrderRow>> {
+    if (orderNos.length === 0) return new Map();
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM orders WHERE order_no IN (?)', [orderNos]);
+    return new Map(rows.map((row) => [String(row.order_no), toOrderRow(row)]));
+  }
+
+  /**
+   * One page of a SKU's orders that hold units (AWAITING_PAYMENT or PAID), in order-number order
+   * after `afterOrderNo`: the reconciler's cursor over MySQL.
+   */
+  async holdingOrdersPage(sku: string, afterOrderNo: string, limit: number): Promise<OrderRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT * FROM orders WHERE sku = ? AND status IN ('AWAITING_PAYMENT','PAID','DISPUTED','REFUNDED') AND order_no > ? ORDER BY order_no LIMIT ?`,
+      [sku, afterOrderNo, limit],
+    );
+    return rows.map(toOrderRow);
+  }
+
+  /**
+   * Inserts the order as AWAITING_PAYMENT and takes its units from MySQL's available stock, in one
+   * transaction. Idempotent on the order number: a retry after a lost commit finds the row and
+   * answers ALREADY_PERSISTED without taking stock twice.
+   *
+   * The first attempt of an order almost never finds a row, so it does not look first (one round
+   * trip less per order, docs/performance.md): a row committed by an earlier attempt shows as a
+   * duplicate key, whose rollback gives back the stock taken again, or, when that stock is no
+   * longer there, as "out of stock", which is checked against the row before it is believed.
+   */
+  async insertAwaitingOrder(order: NewOrder): Promise<InsertOrderResult> {
+    // Here, not in SaleStore: it writes the order; the sale's stock is taken in the same transaction.
+    let result: InsertOrderResult;
+    try {
+      result = await inTransaction(this.pool, async (conn): Promise<InsertOrderResult> => {
+        // Every insert of a SKU takes its sales row first, so they queue instead of deadlocking.
+        // The guard in WHERE (and the table's CHECK) makes MySQL refuse to sell what it lacks.
+        const [taken] = await conn.query<ResultSetHeader>(
+          'UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?',
+          [order.quantity, order.sku, order.quantity],
+        );
+        if (taken.affectedRows !== 1) {
+          const [sale] = await conn.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [order.sku]);
+          return sale[0]
+            ? { outcome: 'OUT_OF_STOCK', available: Number(sale[0].available) }
+            : { outcome: 'SALE_NOT_FOUND' };
+        }
+        await insertOrderRow(conn, order, 'AWAITING_PAYMENT', null);
+        if (order.paymentWindowMs === undefined) return { outcome: 'INSERTED', paymentDeadline: order.paymentDeadline };
+        const [[written]] = await conn.query<RowDataPacket[]>(
+          'SELECT payment_deadline FROM orders WHERE order_no = ?',
+          [order.orderNo],
+        );
+        return { outcome: 'INSERTED', paymentDeadline: written?.payment_deadline as Date };
+      });
+    } catch (err) {
+      // An earlier attempt committed, or a concurrent one won; the rollback gave our stock back.
+      // A plain read (no locking read: a gap lock here deadlocks concurrent inserts).
+      if (isDuplicateKey(err)) {
+        const existing = await this.existingOrderMatches(order);
+        if (existing) return existing;
+      }
+      throw err;
+    }
+    // Nothing was taken: an earlier attempt may have persisted the order with the last units.
+    if (result.outcome !== 'INSERTED') return (await this.existingOrderMatches(order)) ?? result;
+    return result;
+  }
+
+  /**
+   * An earlier attempt's row answers for this one only if it is the same order and was persisted (not ended without
+   * it).
+   */
+  private async existingOrderMatches(order: NewOrder): Promise<InsertOrderResult | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT sku, user_id, status, failure_reason, payment_deadline FROM orders WHERE order_no = ?',
+      [order.orderNo],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    if (row.sku !== order.sku || row.user_id !== order.userId) return { outcome: 'CONFLICT' };
+    const status = row.status as StoredOrderStatus;
+    if (status === 'FAILED' || status === 'CANCELLED')
+      return { outcome: 'CLOSED', status, failureReason: (row.failure_reason as string | null) ?? null };
+    return { outcome: 'ALREADY_PERSISTED', paymentDeadline: row.payment_deadline as Date };
+  }
+
+  /**
+   * The reconciler's first write when it gives an order up: a FAILED row, only where the order has
+   * none (a row written meanwhile by the order's own start stays as it is). Answers the status the
+   * row has afterwards: FAILED when this (or an earlier attempt) wrote it. Idempotent.
+   */
+  async insertFailedOrder(order: NewOrder, reason: string): Promise<StoredOrderStatus> {
+    await insertOrderRow(this.pool, order, 'FAILED', reason.slice(0, 255), true);
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ?', [
+      order.orderNo,
+    ]);
+    return rows[0]?.status as StoredOrderStatus;
+  }
+
+  /**
+   * Ends an order as FAILED, so no accepted checkout goes without a trace: writes a FAILED row when
+   * there is none, and turns a row persisted as AWAITING_PAYMENT (a persist that committed although
+   * its answer was lost) into FAILED, giving its units back to MySQL's available stock in the same
+   * transaction. A row already final is left as it is. Idempotent.
+   */
+  async failOrder(order: NewOrder, reason: string): Promise<void> {
+    // Here, not in SaleStore: it ends the order; its units go back to the sale in the same transaction.
+    const failureReason = reason.slice(0, 255);
+    await inTransaction(this.pool, async (conn) => {
+      const [rows] = await conn.query<RowDataPacket[]>(
+        'SELECT sku, quantity, status FROM orders WHERE order_no = ? FOR UPDATE',
+        [order.orderNo],
+      );
+      const row = rows[0];
+      if (!row) {
+        await insertOrderRow(conn, order, 'FAILED', failureReason, true);
+        return;
+      }
+      if (row.status !== 'AWAITING_PAYMENT') return;
+      await conn.query(`UPDATE orders SET status = 'FAILED', failure_reason = ? WHERE order_no = ?`, [
+        failureReason,
+        order.orderNo,
+      ]);
+      await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
+    });
+  }
+
+  /** AWAITING_PAYMENT → PAID, and the payment recorded as applied, in one transaction. */
+  async markPaid(payment: { orderNo: string; eventId: string; amountCents: number; paidAt: Date }): Promise<void> {
+    // Here, not in PaymentStore: it moves the order; its payment row is marked APPLIED in the same transaction.
+    await inTransaction(this.pool, async (conn) => {
+      await conn.query(
+        `UPDATE orders SET status = 'PAID', paid_at = ? WHERE order_no = ? AND status = 'AWAITING_PAYMENT'`,
+        [payment.paidAt, payment.orderNo],
+      );
+      await conn.query(
+        `INSERT INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'APPLIED')
+         ON DUPLICATE KEY UPDATE outcome = 'APPLIED', refund_reason = NULL`,
+        [payment.eventId, payment.orderNo, payment.amountCents],
+      );
+      // A refund or dispute the provider reported before the payment reached the order (events out of order).
+      const [[takebacks]] = await conn.query<RowDataPacket[]>(
+        'SELECT EXISTS (SELECT 1 FROM payment_takebacks WHERE order_no = ?) AS any_',
+        [payment.orderNo],
+      );
+      if (Number(takebacks?.any_) === 1) await applyTakebacks(conn, payment.orderNo);
+    });
+  }
+
+  /**
+   * Cancels an unpaid order unless a payment that pays it was recorded first: the arrival rule
+   * (docs/fault-tolerance.md, "A payment's path"). Under the order row's lock, which PaymentStore.recordPayment takes
+   * too, so a payment is either recorded before this looks (and found: PAID_IN_TIME, nothing changes) or after it
+   * committed (then MySQL stamps it later than the deadline, or than the shopper's cancel). A payment timeout waits for
+   * MySQL's own clock to pass the deadline (NOT_DUE), so a payment stamped at or before the deadline is always seen.
+   * Idempotent: a retry after a lost commit finds the order CANCELLED.
+   */
+  async cancelUnpaidOrder(cancel: {
+    orderNo: string;
+    reason: CancelReason;
+    cancelledAt: Date;
+  }): Promise<CancelUnpaidResult> {
+    // Here, not in PaymentStore: it cancels the order; the payments are only read, under the order row's lock.
+    return inTransaction(
+      this.pool,
+      async (conn): Promise<CancelUnpaidResult> => {
+        const [rows] = await conn.query<RowDataPacket[]>(
+          'SELECT sku, quantity, status, total_cents, payment_deadline FROM orders WHERE order_no = ? FOR UPDATE',
+          [cancel.orderNo],
+        );
+        const order = rows[0];
+        if (order?.status === 'CANCELLED') return { outcome: 'CANCELLED' };
+        if (order?.status !== 'AWAITING_PAYMENT') return { outcome: 'NOT_AWAITING_PAYMENT' };
+        // Read after the lock is held: a payment recorded from now on is stamped later than this.
+        const [[clock]] = await conn.query<RowDataPacket[]>('SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), ?) AS dueInUs', [
+          order.payment_deadline,
+        ]);
+        const dueInMs = Math.ceil(Number(clock?.dueInUs ?? 0) / 1_000);
+        if (cancel.reason === 'PAYMENT_TIMEOUT' && dueInMs >= 0) return { outcome: 'NOT_DUE', dueInMs: dueInMs + 1 };
+        const [paid] = await conn.query<RowDataPacket[]>(
+          `SELECT event_id, amount_cents, received_at FROM payments
+           WHERE order_no = ? AND amount_cents = ? AND received_at <= ? AND outcome IN ('RECEIVED','APPLIED')
+           ORDER BY received_at, event_id LIMIT 1`,
+          [cancel.orderNo, order.total_cents, order.payment_deadline],
+        );
+        const payment = paid[0];
+        if (payment) {
+          return {
+            outcome: 'PAID_IN_TIME',
+            payment: {
+              eventId: String(payment.event_id),
+              amountCents: Number(payment.amount_cents),
+              receivedAt: payment.received_at as Date,
+            },
+          };
+        }
+        await conn.query(
+          `UPDATE orders SET status = 'CANCELLED', cancel_reason = ?, cancelled_at = ? WHERE order_no = ?`,
+          [cancel.reason, cancel.cancelledAt, cancel.orderNo],
+        );
+        await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [order.quantity, order.sku]);
+        return { outcome: 'CANCELLED' };
+      },
+      { readCommitted: true },
+    );
+  }
+}
+
+async function insertOrderRow(
+  db: Pick<Pool, 'query'> | PoolConnection,
+  order: NewOrder,
+  status: StoredOrderStatus,
+  failureReason: string | null,
+  ignoreExisting = false,
+): Promise<void> {
+  await db.query(
+    `INSERT ${ignoreExisting ? 'IGNORE ' : ''}INTO orders (order_no, sku, user_id, quantity, unit_price_cents, total_cents, status,
+                         failure_reason, idempotency_key, payment_deadline, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ${order.paymentWindowMs === undefined ? '?' : 'GREATEST(CAST(? AS DATETIME(3)), NOW(3) + INTERVAL ? MICROSECOND)'}, ?)`,
+    [
+      order.orderNo,
+      order.sku,
+      order.userId,
+      order.quantity,
+      order.unitPriceCents,
+      order.unitPriceCents * order.quantity,
+      status,
+      failureReason,
+      order.idempotencyKey ?? null,
+      order.paymentDeadline,
+      ...(order.paymentWindowMs === undefined ? [] : [order.paymentWindowMs * 1_000]),
+      order.createdAt,
+    ],
+  );
+}
+
+/**
+ * Sets a paid order's status and figures from the takebacks recorded for it (paidOrderStatus); the caller holds the
+ * order row's lock (OrderStore.markPaid, RefundStore.recordTakeback). Returns the status it has now.
+ */
+export async function applyTakebacks(conn: PoolConnection, orderNo: string): Promise<StoredOrderStatus> {
+  const [[order]] = await conn.query<RowDataPacket[]>('SELECT status, total_cents FROM orders WHERE order_no = ?', [
+    orderNo,
+  ]);
+  if (!order) throw new Error(`order ${orderNo} vanished under its lock`);
+  if (!(SOLD_STATUSES as readonly string[]).includes(String(order.status))) return order.status as StoredOrderStatus;
+  const [[refunded], [disputes]] = await Promise.all([
+    conn.query<RowDataPacket[]>(
+      `SELECT COALESCE(SUM(amount_cents), 0) AS cents FROM payment_takebacks
+       WHERE order_no = ? AND kind = 'REFUND' AND status IN ('PENDING','SUCCEEDED')`,
+      [orderNo],
+    ),
+    conn.query<RowDataPacket[]>(
+      `SELECT status, reason, due_by, amount_cents FROM payment_takebacks
+       WHERE order_no = ? AND kind = 'DISPUTE' ORDER BY created_at DESC, takeback_id DESC LIMIT 1`,
+      [orderNo],
+    ),
+  ]);
+  const refundedCents = Number(refunded[0]?.cents ?? 0);
+  const dispute = disputes[0];
+  const status = paidOrderStatus(Number(order.total_cents), {
+    refundedCents,
+    dispute: dispute ? (dispute.status as DisputeStanding) : null,
+  });
+  await conn.query(
+    `UPDATE orders SET status = ?, refunded_cents = ?, dispute_status = ?, dispute_reason = ?, dispute_due_by = ?,
+       dispute_amount_cents = ? WHERE order_no = ?`,
+    [
+      status,
+      refundedCents,
+      dispute?.status ?? null,
+      dispute?.reason ?? null,
+      dispute?.due_by ?? null,
+      dispute?.amount_cents ?? null,
+      orderNo,
+    ],
+  );
+  return status;
+}

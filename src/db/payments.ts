@@ -1,0 +1,422 @@
+/**
+ * The payment rows: a payment recorded once (under its order row's share lock: the arrival rule), leased to a
+ * delivery owner and settled; the PaymentIntents opened for an order; failed attempts; and where the catch-up reads a
+ * provider's events from. Money going back (refunds, takebacks) is src/db/refunds.ts.
+ */
+import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { PaymentOutcome, PaymentProviderName, RefundReason } from '../model/order-workflow.js';
+import {
+  PAYMENT_COLUMNS,
+  inTransaction,
+  toPaymentIntentRow,
+  toPaymentRow,
+  type PaymentIntentRow,
+  type PaymentRow,
+} from './rows.js';
+
+/** A delivery owner's hold on a RECEIVED payment: its name, and for how long (MySQL's clock). */
+export interface DeliveryLease {
+  owner: string;
+  leaseMs: number;
+}
+
+/** A payment event as the webhooks record it. */
+export interface RecordedPaymentEvent {
+  eventId: string;
+  orderNo: string;
+  amountCents: number;
+  /** Absent: the generic webhook. */
+  provider?: PaymentProviderName;
+  providerRef?: string;
+  /** When the provider says the money moved (Stripe's charge `created`), when it says. */
+  paidAtProvider?: Date;
+}
+
+/** What MySQL knows of an intent a provider event names and of the order its metadata names. */
+export interface IntentStanding {
+  /** The intent as recorded (for whichever order), or null when none of our orders opened it. */
+  intent: Pick<PaymentIntentRow, 'orderNo' | 'currency'> | null;
+  /** Whether the named order has a row, and how many intents it opened. */
+  orderExists: boolean;
+  orderIntents: number;
+}
+
+/** A payment attempt the provider reports failed (a declined card): recorded, no money moved. */
+export interface PaymentFailure {
+  eventId: string;
+  orderNo: string;
+  provider: PaymentProviderName;
+  providerRef: string | null;
+  code: string | null;
+  message: string | null;
+}
+
+export class PaymentStore {
+  constructor(private readonly pool: Pool) {}
+
+  /**
+   * Records a payment event as RECEIVED, once, and answers the stored row. A payment is its money:
+   * one row per event for the generic webhook, one row per provider payment (Stripe's
+   * PaymentIntent) otherwise, whichever event or read told of it first; every event is kept as
+   * evidence of its row. MySQL stamps received_at on the first recording only, so every delivery
+   * carries the same arrival time. Takes the order row's lock for the insert (when the row
+   * exists), so the insert and OrderStore.cancelUnpaidOrder are ordered one way or the other, never interleaved.
+   */
+  async recordPayment(
+    event: RecordedPaymentEvent,
+    source = 'webhook',
+    /** Money that must be given back whatever its order says: recorded so at once, never RECEIVED for a sweep. */
+    refundReason?: RefundReason,
+    /** A new RECEIVED row is leased to this delivery owner at once (no other process's sweep takes it meanwhile). */
+    lease?: DeliveryLease,
+  ): Promise<PaymentRow> {
+    // Here, not in OrderStore: it writes the payment; the order row is only share-locked, for the arrival rule.
+    return inTransaction(
+      this.pool,
+      async (conn) => {
+        await conn.query('SELECT order_no FROM orders WHERE order_no = ? LOCK IN SHARE MODE', [event.orderNo]);
+        // Ignored on either key: the event's id seen before, or the provider's payment recorded by another event.
+        await conn.query(
+          `INSERT IGNORE INTO payments
+             (event_id, order_no, amount_cents, outcome, refund_reason, provider, provider_ref, paid_at_provider,
+              delivery_owner, delivery_due_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NOW(3) + INTERVAL ? MICROSECOND)`,
+          [
+            event.eventId,
+            event.orderNo,
+            event.amountCents,
+            refundReason ? 'REFUND_REQUIRED' : 'RECEIVED',
+            refundReason ?? null,
+            event.provider ?? 'generic',
+            event.providerRef ?? null,
+            event.paidAtProvider ?? null,
+            lease?.owner ?? null,
+            Math.round((lease?.leaseMs ?? 0) * 1_000),
+          ],
+        );
+        const [rows] = await conn.query<RowDataPacket[]>(
+          event.providerRef
+            ? `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?
+               UNION SELECT ${PAYMENT_COLUMNS} FROM payments WHERE provider = ? AND provider_ref = ?`
+            : `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`,
+          event.providerRef ? [event.eventId, event.provider ?? 'generic', event.providerRef] : [event.eventId],
+        );
+        // The event's own row first (an event id seen before keeps its row), else the payment's.
+        const row = rows.find((r) => String(r.event_id) === event.eventId) ?? rows[0];
+        if (!row) throw new Error(`payment ${event.eventId} vanished after it was recorded`);
+        // A provider's payment gathers its events; a generic event is its own row, nothing to add.
+        if (event.providerRef)
+          await conn.query(
+            'INSERT IGNORE INTO payment_evidence (event_id, payment_event_id, source) VALUES (?, ?, ?)',
+            [event.eventId, String(row.event_id), source],
+          );
+        return toPaymentRow(row);
+      },
+      { readCommitted: true },
+    );
+  }
+
+  async getPayment(eventId: string): Promise<PaymentRow | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`,
+      [eventId],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return toPaymentRow(row);
+  }
+
+  async paymentsOfOrder(orderNo: string): Promise<PaymentRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE order_no = ? ORDER BY event_id`,
+      [orderNo],
+    );
+    return rows.map(toPaymentRow);
+  }
+
+  /** The payment rows of these provider payments (Stripe: PaymentIntents); one at most each, by the schema. */
+  async paymentsOfIntents(provider: PaymentProviderName, intentIds: readonly string[]): Promise<PaymentRow[]> {
+    if (intentIds.length === 0) return [];
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE provider = ? AND provider_ref IN (?)`,
+      [provider, intentIds],
+    );
+    return rows.map(toPaymentRow);
+  }
+
+  /** The payment recorded for a provider's payment (Stripe: its PaymentIntent), and the order that opened it. */
+  async paymentOfIntent(
+    provider: PaymentProviderName,
+    intentId: string,
+  ): Promise<{ payment: PaymentRow | null; orderNo: string | null }> {
+    const [[payments], [intents]] = await Promise.all([
+      this.pool.query<RowDataPacket[]>(
+        `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE provider = ? AND provider_ref = ?`,
+        [provider, intentId],
+      ),
+      this.pool.query<RowDataPacket[]>('SELECT order_no FROM payment_intents WHERE intent_id = ?', [intentId]),
+    ]);
+    const payment = payments[0] ? toPaymentRow(payments[0]) : null;
+    return { payment, orderNo: payment?.orderNo ?? (intents[0] ? String(intents[0].order_no) : null) };
+  }
+
+  /** Which payment each of these provider events told of, and through what (webhook, catch-up, close). */
+  async paymentEvidence(
+    eventIds: readonly string[],
+  ): Promise<Array<{ eventId: string; paymentEventId: string; source: string; receivedAt: Date }>> {
+    if (eventIds.length === 0) return [];
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT event_id, payment_event_id, source, received_at FROM payment_evidence WHERE event_id IN (?)',
+      [eventIds],
+    );
+    return rows.map((row) => ({
+      eventId: String(row.event_id),
+      paymentEventId: String(row.payment_event_id),
+      source: String(row.source),
+      receivedAt: row.received_at as Date,
+    }));
+  }
+
+  /**
+   * Settles a payment still RECEIVED with the API's view of its outcome; one the workflow has
+   * already recorded is left as the workflow wrote it.
+   */
+  async settleReceivedPayment(
+    eventId: string,
+    verdict: { outcome: PaymentOutcome; refundReason?: RefundReason },
+  ): Promise<void> {
+    await this.pool.query(
+      `UPDATE payments SET outcome = ?, refund_reason = ? WHERE event_id = ? AND outcome = 'RECEIVED'`,
+      [
+        verdict.outcome,
+        verdict.outcome === 'REFUND_REQUIRED' ? (verdict.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') : null,
+        eventId,
+      ],
+    );
+  }
+
+  // ---- delivery leases --------------------------------------------------------------------------
+
+  /**
+   * Leases up to `limit` payments still RECEIVED whose lease is over (or that never had one), recorded more than
+   * `olderThanMs` ago by MySQL's clock, to `lease.owner`, and answers them: the sweep of a delivery owner. Rows come
+   * in the order they fell due (a row recorded without a lease is due when recorded), so a row that keeps failing,
+   * due later after each try, never hides newer ones.
+   */
+  async leaseDueDeliveries(lease: DeliveryLease, olderThanMs: number, limit: number): Promise<PaymentRow[]> {
+    const [result] = await this.pool.query<ResultSetHeader>(
+      `UPDATE payments SET delivery_owner = ?, delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND
+       WHERE outcome = 'RECEIVED' AND received_at < NOW(3) - INTERVAL ? MICROSECOND
+         AND (delivery_due_at IS NULL OR delivery_due_at <= NOW(3))
+       ORDER BY delivery_due_at, received_at LIMIT ?`,
+      [lease.owner, Math.round(lease.leaseMs * 1_000), Math.round(olderThanMs * 1_000), limit],
+    );
+    if (result.affectedRows === 0) return [];
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE outcome = 'RECEIVED' AND delivery_owner = ? LIMIT ?`,
+      [lease.owner, limit],
+    );
+    return rows.map(toPaymentRow);
+  }
+
+  /**
+   * Takes (or keeps) the lease of a RECEIVED payment for `lease.owner` before a delivery: true when the row is its
+   * owner's now (it held it, or the last lease is over), false when another owner holds it or it was judged.
+   */
+  async claimDelivery(eventId: string, lease: DeliveryLease): Promise<boolean> {
+    const [result] = await this.pool.query<ResultSetHeader>(
+      `UPDATE payments SET delivery_owner = ?, delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND,
+         delivery_attempts = delivery_attempts + 1
+       WHERE event_id = ? AND outcome = 'RECEIVED'
+         AND (delivery_owner <=> ? OR delivery_due_at IS NULL OR delivery_due_at <= NOW(3))`,
+      [lease.owner, Math.round(lease.leaseMs * 1_000), eventId, lease.owner],
+    );
+    return result.affectedRows === 1;
+  }
+
+  /** A delivery that got no verdict: the owner keeps the row and tries again in `delayMs` (MySQL's clock). */
+  async deferDelivery(eventId: string, owner: string, delayMs: number): Promise<void> {
+    await this.pool.query(
+      `UPDATE payments SET delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND
+       WHERE event_id = ? AND outcome = 'RECEIVED' AND delivery_owner = ?`,
+      [Math.round(delayMs * 1_000), eventId, owner],
+    );
+  }
+
+  /** Who delivers (or delivered) a payment, and how many deliveries were claimed for it. */
+  async deliveryOf(eventId: string): Promise<{ owner: string | null; dueAt: Date | null; attempts: number } | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT delivery_owner, delivery_due_at, delivery_attempts FROM payments WHERE event_id = ?',
+      [eventId],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      owner: (row.delivery_owner as string | null) ?? null,
+      dueAt: (row.delivery_due_at as Date | null) ?? null,
+      attempts: Number(row.delivery_attempts),
+    };
+  }
+
+  /** A stopping owner's rows are due at once, for another owner's sweep. */
+  async releaseDeliveries(ownerPrefix: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE payments SET delivery_due_at = NOW(3) WHERE outcome = 'RECEIVED' AND delivery_owner LIKE ?`,
+      [`${ownerPrefix.replace(/[\\%_]/g, '\\$&')}%`],
+    );
+  }
+
+  /** Payments still RECEIVED (not judged yet), oldest first. */
+  async receivedPayments(limit: number): Promise<PaymentRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE outcome = 'RECEIVED' ORDER BY received_at LIMIT ?`,
+      [limit],
+    );
+    return rows.map(toPaymentRow);
+  }
+
+  // ---- payment intents --------------------------------------------------------------------------
+
+  /** Records a PaymentIntent opened for an order (idempotent: the same intent twice is one row). */
+  async recordPaymentIntent(intent: PaymentIntentRow): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO payment_intents (intent_id, order_no, provider, key_attempt, amount_cents, currency, client_secret, status)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE client_secret = COALESCE(client_secret, VALUES(client_secret))`,
+      [
+        intent.intentId,
+        intent.orderNo,
+        intent.provider,
+        intent.keyAttempt,
+        intent.amountCents,
+        intent.currency,
+        intent.clientSecret,
+        intent.status,
+      ],
+    );
+  }
+
+  /** Every intent an order opened, in the order they were opened. */
+  async paymentIntentsOf(orderNo: string): Promise<PaymentIntentRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT * FROM payment_intents WHERE order_no = ? ORDER BY key_attempt, created_at',
+      [orderNo],
+    );
+    return rows.map(toPaymentIntentRow);
+  }
+
+  /** The intent's status as the provider last told it. */
+  async recordPaymentIntentStatus(intentId: string, status: string): Promise<void> {
+    await this.pool.query('UPDATE payment_intents SET status = ? WHERE intent_id = ?', [status, intentId]);
+  }
+
+  /**
+   * Where the order's opening stands: the idempotency key attempt it is asked under now (1 until a
+   * 5xx moved it on), and whether the order's close at the provider has begun.
+   */
+  async paymentOpening(orderNo: string): Promise<{ keyAttempt: number; closed: boolean }> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT key_attempt, closed_at FROM payment_openings WHERE order_no = ?',
+      [orderNo],
+    );
+    return { keyAttempt: Number(rows[0]?.key_attempt ?? 1), closed: Boolean(rows[0]?.closed_at) };
+  }
+
+  /**
+   * Marks the order's close at the provider as begun, before its intents are read: an opening that
+   * records an intent after that read finds the mark and cancels the intent itself.
+   */
+  async closePaymentOpening(orderNo: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO payment_openings (order_no, closed_at) VALUES (?, NOW(3))
+       ON DUPLICATE KEY UPDATE closed_at = COALESCE(closed_at, NOW(3))`,
+      [orderNo],
+    );
+  }
+
+  /**
+   * Moves the order's opening on to the key after `from` (the provider answered 5xx under it). Two
+   * attempts that saw the same 5xx move it once.
+   */
+  async nextPaymentOpeningKey(orderNo: string, from: number): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO payment_openings (order_no, key_attempt) VALUES (?, ?)
+       ON DUPLICATE KEY UPDATE key_attempt = GREATEST(key_attempt, VALUES(key_attempt))`,
+      [orderNo, from + 1],
+    );
+  }
+
+  /** What MySQL knows of `intentId` and of `orderNo` (the webhook's check that an intent is the order's). */
+  async intentStanding(intentId: string, orderNo: string): Promise<IntentStanding> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT
+         (SELECT order_no FROM payment_intents WHERE intent_id = ?) AS intent_order_no,
+         (SELECT currency FROM payment_intents WHERE intent_id = ?) AS intent_currency,
+         EXISTS (SELECT 1 FROM orders WHERE order_no = ?) AS order_exists,
+         (SELECT COUNT(*) FROM payment_intents WHERE order_no = ?) AS order_intents`,
+      [intentId, intentId, orderNo, orderNo],
+    );
+    const row = rows[0]!;
+    return {
+      intent:
+        row.intent_order_no === null || row.intent_order_no === undefined
+          ? null
+          : { orderNo: String(row.intent_order_no), currency: String(row.intent_currency) },
+      orderExists: Number(row.order_exists) === 1,
+      orderIntents: Number(row.order_intents),
+    };
+  }
+
+  // ---- failed attempts, and the provider's events caught up -------------------------------------
+
+  /** Records a failed payment attempt once (its event id dedupes the provider's retries). */
+  async recordPaymentFailure(failure: PaymentFailure): Promise<void> {
+    await this.pool.query(
+      `INSERT IGNORE INTO payment_failures (event_id, order_no, provider, provider_ref, code, message) VALUES (?, ?, ?, ?, ?, ?)`,
+      [
+        failure.eventId,
+        failure.orderNo,
+        failure.provider,
+        failure.providerRef,
+        failure.code?.slice(0, 128) ?? null,
+        failure.message?.slice(0, 500) ?? null,
+      ],
+    );
+  }
+
+  /** An order's failed payment attempts, oldest first. */
+  async paymentFailuresOfOrder(orderNo: string): Promise<(PaymentFailure & { receivedAt: Date })[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT event_id, order_no, provider, provider_ref, code, message, received_at FROM payment_failures
+       WHERE order_no = ? ORDER BY received_at, event_id`,
+      [orderNo],
+    );
+    return rows.map((row) => ({
+      eventId: String(row.event_id),
+      orderNo: String(row.order_no),
+      provider: row.provider as PaymentProviderName,
+      providerRef: (row.provider_ref as string | null) ?? null,
+      code: (row.code as string | null) ?? null,
+      message: (row.message as string | null) ?? null,
+      receivedAt: row.received_at as Date,
+    }));
+  }
+
+  /** Where the catch-up reads a provider's events from (its `created`, in seconds); null before its first run. */
+  async eventCursor(provider: PaymentProviderName): Promise<number | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT created_from FROM provider_event_cursors WHERE provider = ?',
+      [provider],
+    );
+    return rows[0] ? Number(rows[0].created_from) : null;
+  }
+
+  /** Moves the cursor on to `createdFrom` (never back: two runs that overlap keep the furthest). */
+  async moveEventCursor(provider: PaymentProviderName, createdFrom: number): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO provider_event_cursors (provider, created_from) VALUES (?, ?)
+       ON DUPLICATE KEY UPDATE created_from = GREATEST(created_from, VALUES(created_from))`,
+      [provider, createdFrom],
+    );
+  }
+}

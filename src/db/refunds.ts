@@ -1,0 +1,203 @@
+/**
+ * Money going back: payments that must be refunded and their refunds through a provider (asked, followed, forwards
+ * only), and the refunds and disputes a provider reports that we did not ask for (takebacks).
+ */
+import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import {
+  SOLD_STATUSES,
+  type RefundState,
+  type RefundReason,
+  type StoredOrderStatus,
+  type StoredPaymentOutcome,
+} from '../model/order-workflow.js';
+import { applyTakebacks } from './orders.js';
+import { PAYMENT_COLUMNS, inTransaction, toPaymentRow, toTakeback, type PaymentRow, type Takeback } from './rows.js';
+
+/** A provider's refund as it moves on: asked, done, or refused (REFUND_STATES). */
+export interface RefundProgress {
+  state: RefundState;
+  refundId: string | null;
+  error?: string;
+}
+
+export class RefundStore {
+  constructor(private readonly pool: Pool) {}
+
+  /**
+   * A payment that must be given back: late, a second one, or the wrong amount. A refund already
+   * under way (REFUND_REQUESTED and after) is left as it is: a retried activity must not ask twice.
+   */
+  async recordRefundRequired(refund: {
+    orderNo: string;
+    eventId: string;
+    amountCents: number;
+    reason: RefundReason;
+  }): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO payments (event_id, order_no, amount_cents, outcome, refund_reason) VALUES (?, ?, ?, 'REFUND_REQUIRED', ?)
+       ON DUPLICATE KEY UPDATE
+         refund_reason = IF(outcome IN ('RECEIVED','APPLIED','REFUND_REQUIRED'), VALUES(refund_reason), refund_reason),
+         outcome = IF(outcome IN ('RECEIVED','APPLIED','REFUND_REQUIRED'), 'REFUND_REQUIRED', outcome)`,
+      [refund.eventId, refund.orderNo, refund.amountCents, refund.reason],
+    );
+  }
+
+  // ---- refunds through a provider ---------------------------------------------------------------
+
+  /**
+   * Refunds of providers that refund through their API that are due now by MySQL's clock, oldest first:
+   * REFUND_REQUIRED ones to ask (never tried, or their backoff is over), and REFUND_REQUESTED ones to read again
+   * until they end (their next look is due).
+   */
+  async refundsDue(limit: number): Promise<PaymentRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${PAYMENT_COLUMNS} FROM payments
+       WHERE outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED') AND provider <> 'generic'
+         AND (next_refund_at IS NULL OR next_refund_at <= NOW(3))
+       ORDER BY received_at, event_id LIMIT ?`,
+      [limit],
+    );
+    return rows.map(toPaymentRow);
+  }
+
+  /**
+   * Takes a due refund for `leaseMs`: true for exactly one owner, which then asks the provider. A
+   * taker that dies leaves the row due again when the lease ends; the provider's idempotency key
+   * makes a second ask return the first refund.
+   */
+  async claimRefund(eventId: string, leaseMs: number): Promise<boolean> {
+    const [result] = await this.pool.query<ResultSetHeader>(
+      `UPDATE payments SET next_refund_at = NOW(3) + INTERVAL ? MICROSECOND, refund_attempts = refund_attempts + 1
+       WHERE event_id = ? AND outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED')
+         AND (next_refund_at IS NULL OR next_refund_at <= NOW(3))`,
+      [Math.round(leaseMs * 1_000), eventId],
+    );
+    return result.affectedRows === 1;
+  }
+
+  /** The provider did not answer (or answered 5xx): due again in `delayMs`, with why. */
+  async deferRefund(eventId: string, delayMs: number, error: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE payments SET next_refund_at = NOW(3) + INTERVAL ? MICROSECOND, refund_error = ?
+       WHERE event_id = ? AND outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED')`,
+      [Math.round(delayMs * 1_000), error.slice(0, 500), eventId],
+    );
+  }
+
+  /**
+   * Moves a payment's refund on, by the payment's event id or the provider's refund id: only
+   * forwards (REFUND_REQUIRED → REFUND_REQUESTED → REFUNDED → REFUND_FAILED, a refund the provider
+   * reports failed after it succeeded included), so events that arrive twice or out of order never
+   * move it back. Returns whether a row moved.
+   */
+  async recordRefundProgress(
+    match: { eventId?: string; refundId?: string },
+    progress: RefundProgress,
+    /** A refund still under way (REFUND_REQUESTED) is read from the provider again after this, until it ends. */
+    followInMs = REFUND_FIRST_FOLLOW_MS,
+  ): Promise<boolean> {
+    const from = REFUND_MOVES_FROM[progress.state];
+    const [result] = await this.pool.query<ResultSetHeader>(
+      `UPDATE payments SET outcome = ?, refund_id = COALESCE(?, refund_id), refund_error = ?,
+         next_refund_at = IF(? = 'REFUND_REQUESTED', NOW(3) + INTERVAL ? MICROSECOND, NULL)
+       WHERE (event_id = ? OR refund_id = ?) AND outcome IN (?)`,
+      [
+        progress.state,
+        progress.refundId,
+        progress.error?.slice(0, 500) ?? null,
+        progress.state,
+        Math.round(followInMs * 1_000),
+        match.eventId ?? null,
+        match.refundId ?? null,
+        from,
+      ],
+    );
+    return result.affectedRows > 0;
+  }
+
+  /** The refund of a payment goes under the key after `from` from now on (the provider answered 5xx under it). */
+  async nextRefundKey(eventId: string, from: number): Promise<void> {
+    await this.pool.query(
+      'UPDATE payments SET refund_key_attempt = GREATEST(refund_key_attempt, ?) WHERE event_id = ?',
+      [from + 1, eventId],
+    );
+  }
+
+  // ---- money taken back after payment -----------------------------------------------------------
+
+  /**
+   * Records a refund or dispute the provider reported, forwards only, and moves a paid order to the status it makes
+   * (PAID, DISPUTED, REFUNDED) in the same transaction, under the order row's lock. Answers whether the takeback
+   * changed, and the order's status after (null: no row).
+   */
+  async recordTakeback(takeback: Takeback): Promise<{ changed: boolean; status: StoredOrderStatus | null }> {
+    // Here, not in OrderStore: it records the takeback; the order's status follows from it in the same transaction.
+    return inTransaction(
+      this.pool,
+      async (conn) => {
+        const [rows] = await conn.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ? FOR UPDATE', [
+          takeback.orderNo,
+        ]);
+        const [result] = await conn.query<ResultSetHeader>(
+          `INSERT INTO payment_takebacks
+             (takeback_id, kind, provider, intent_id, order_no, amount_cents, status, provider_status, stage, reason, due_by, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON DUPLICATE KEY UPDATE
+             amount_cents = IF(VALUES(stage) > stage, VALUES(amount_cents), amount_cents),
+             status = IF(VALUES(stage) > stage, VALUES(status), status),
+             provider_status = IF(VALUES(stage) > stage, VALUES(provider_status), provider_status),
+             reason = IF(VALUES(stage) > stage, VALUES(reason), reason),
+             due_by = IF(VALUES(stage) > stage, VALUES(due_by), due_by),
+             stage = GREATEST(stage, VALUES(stage))`,
+          [
+            takeback.id,
+            takeback.kind,
+            takeback.provider,
+            takeback.intentId,
+            takeback.orderNo,
+            takeback.amountCents,
+            takeback.status,
+            takeback.providerStatus,
+            takeback.stage,
+            takeback.reason?.slice(0, 64) ?? null,
+            takeback.dueBy,
+            takeback.createdAt,
+          ],
+        );
+        const status = rows[0] ? (rows[0].status as StoredOrderStatus) : null;
+        // affectedRows: 1 inserted, 2 updated, 0 unchanged (an older or repeated event).
+        const changed = result.affectedRows > 0;
+        if (!changed || !status || !(SOLD_STATUSES as readonly string[]).includes(status)) return { changed, status };
+        return { changed, status: await applyTakebacks(conn, takeback.orderNo) };
+      },
+      { readCommitted: true },
+    );
+  }
+
+  /** The refunds and disputes the provider reported on an order's payment, oldest first. */
+  async takebacksOf(orderNo: string): Promise<Takeback[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT * FROM payment_takebacks WHERE order_no = ? ORDER BY created_at, takeback_id',
+      [orderNo],
+    );
+    return rows.map(toTakeback);
+  }
+
+  /** A refund or dispute recorded by the provider's id, or null. */
+  async getTakeback(id: string): Promise<Takeback | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM payment_takebacks WHERE takeback_id = ?', [
+      id,
+    ]);
+    return rows[0] ? toTakeback(rows[0]) : null;
+  }
+}
+
+/** How long after a refund is asked it is first read again from its provider (if no event ended it meanwhile). */
+export const REFUND_FIRST_FOLLOW_MS = 60_000;
+
+/** The outcomes a refund may move to each state from: forwards only. */
+const REFUND_MOVES_FROM: Record<RefundState, StoredPaymentOutcome[]> = {
+  REFUND_REQUESTED: ['REFUND_REQUIRED'],
+  REFUNDED: ['REFUND_REQUIRED', 'REFUND_REQUESTED'],
+  REFUND_FAILED: ['REFUND_REQUIRED', 'REFUND_REQUESTED', 'REFUNDED'],
+};

@@ -1,0 +1,44 @@
+import { LRUCache } from 'lru-cache';
+import type { SaleWindow } from '../inventory/redis-inventory.js';
+
+/** Why a checkout for this sale is refused before it reaches Redis's writes; null when it may try. */
+export type WindowRefusal = 'NO_SALE' | 'NOT_ACTIVE' | null;
+
+/**
+ * Each sale's window as this process last read it from Redis (a read, at most once per `ttlMs` per
+ * SKU; a SKU without a sale is remembered too, so probing made-up SKUs costs one read a second).
+ * reserve.lua judges the window by Redis's clock: near a bound (within `skewMarginMs`, the clock
+ * skew /readyz tolerates) this says "try" and the script decides. A sale created or closed is seen
+ * here within `ttlMs`; in that second the script's own answer stands, and is remembered.
+ */
+export class SaleWindows {
+  private readonly windows: LRUCache<string, { window: SaleWindow | 'none' }>;
+
+  constructor(
+    private readonly read: (sku: string) => Promise<SaleWindow | null>,
+    private readonly skewMarginMs: number,
+    ttlMs = 1_000,
+    maxSales = 10_000,
+  ) {
+    this.windows = new LRUCache({ max: maxSales, ttl: ttlMs });
+  }
+
+  /** NO_SALE, NOT_ACTIVE, or null (open, or too close to a bound to tell here); a read that fails throws. */
+  async refusal(sku: string, now = Date.now()): Promise<WindowRefusal> {
+    let known = this.windows.get(sku);
+    if (!known) {
+      known = { window: (await this.read(sku)) ?? 'none' };
+      this.windows.set(sku, known);
+    }
+    if (known.window === 'none') return 'NO_SALE';
+    const { startsMs, endsMs } = known.window;
+    if (startsMs > 0 && now < startsMs - this.skewMarginMs) return 'NOT_ACTIVE';
+    if (endsMs > 0 && now >= endsMs + this.skewMarginMs) return 'NOT_ACTIVE';
+    return null;
+  }
+
+  /** reserve.lua found no sale, or the sale closed: forget what this process believed. */
+  forget(sku: string): void {
+    this.windows.delete(sku);
+  }
+}

@@ -1,0 +1,92 @@
+import type { ChannelListener } from '../infra/redis-subscription.js';
+
+/**
+ * A per-process "sold out" flag per SKU, so that once a sale is gone the flood of late shoppers is
+ * answered from memory instead of Redis. It never hides stock given back: release.lua bumps the
+ * sale's stock-returned generation and publishes it, and a flag is only trusted while no higher
+ * generation has been seen. A short TTL and a full reset whenever the subscription (re)connects
+ * cover a notification that could have been missed.
+ *
+ * The notifications come through the process's one Redis subscription (src/infra/redis-subscription.ts).
+ */
+export class SoldOutCache {
+  private readonly flags = new Map<string, { generation: number; until: number; probeUntil: number }>();
+  private readonly returned = new Map<string, number>();
+  private listening = false;
+
+  /**
+   * `ttlMs`: how long a flag is trusted alone; past it, one checkout (the probe, claimProbe) asks
+   * Redis again while the flag still answers the others, for at most `probeMs` (the checkout's own
+   * bound): a flag expiring under a flood renews with one reserve.lua, not with every checkout in
+   * flight at that moment (docs/performance.md).
+   */
+  constructor(
+    private readonly ttlMs = 1_000,
+    private readonly probeMs = 2_000,
+  ) {}
+
+  /** How many SKUs are flagged (some perhaps expired, until asked about). */
+  get flagged(): number {
+    return this.flags.size;
+  }
+
+  /** Flagged: within its TTL, or past it while a probe asks Redis. */
+  isSoldOut(sku: string, now = Date.now()): boolean {
+    const flag = this.flags.get(sku);
+    if (!flag) return false;
+    if (flag.generation < (this.returned.get(sku) ?? 0)) {
+      this.flags.delete(sku);
+      return false;
+    }
+    return now < flag.until || now < flag.probeUntil;
+  }
+
+  /** True for the one checkout that renews an expired flag (no probe under way): it goes to Redis. */
+  claimProbe(sku: string, now = Date.now()): boolean {
+    const flag = this.flags.get(sku);
+    if (!flag || now < flag.until || now < flag.probeUntil) return false;
+    flag.probeUntil = now + this.probeMs;
+    return true;
+  }
+
+  /**
+   * The probe ended without a SOLD_OUT (which renews the flag): the sale answered otherwise
+   * (`saleAnswered`), and the flag goes; or Redis gave no answer, and the next checkout probes. A
+   * flag may so outlast a Redis outage: stock comes back only through Redis (release.lua), whose
+   * notice drops the flag, and the first probe Redis answers settles it.
+   */
+  probeEnded(sku: string, outcome: { saleAnswered: boolean }, now = Date.now()): void {
+    const flag = this.flags.get(sku);
+    if (!flag || now < flag.until) return;
+    if (outcome.saleAnswered) this.flags.delete(sku);
+    else flag.probeUntil = 0;
+  }
+
+  /** Called with the generation reserve.lua saw when it answered SOLD_OUT. */
+  markSoldOut(sku: string, generation: number, now = Date.now()): void {
+    // Without a live subscription a return could go unnoticed: then nothing is cached.
+    if (!this.listening || generation < (this.returned.get(sku) ?? 0)) return;
+    this.flags.set(sku, { generation, until: now + this.ttlMs, probeUntil: 0 });
+  }
+
+  stockReturned(sku: string, generation: number): void {
+    this.returned.set(sku, Math.max(generation, this.returned.get(sku) ?? 0));
+    this.flags.delete(sku);
+  }
+
+  setListening(listening: boolean): void {
+    this.listening = listening;
+    this.flags.clear();
+  }
+
+  /** What this cache needs from the process's Redis subscription (src/infra/redis-subscription.ts). */
+  listener(): ChannelListener {
+    return {
+      message: (message) => {
+        const [sku, generation] = message.split('\n');
+        if (sku && generation) this.stockReturned(sku, Number(generation));
+      },
+      listening: (live) => this.setListening(live),
+    };
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * The generic provider: this service's own signed webhook (POST /api/payments/webhook, signed with WEBHOOK_SECRET) for
+ * a provider without an adapter. It needs nothing made per order, has no API (its refunds stay REFUND_REQUIRED for an
+ * operator) and no variables of its own: it is always configured.
+ */
+import { Refusal } from '../../../infra/refusal.js';
+import type { PaymentEvent } from '../../delivery.js';
+import { defineProvider } from '../definition.js';
+import { GENERIC_WEBHOOK_ROUTE } from './route.js';
+import { verifyWebhookSignature } from './webhook.js';
+
+export const generic = defineProvider({
+  name: 'generic',
+  variables: {},
+  settings: (_values, { config }) => ({ webhookSecret: config.webhookSecret }),
+  webhook: GENERIC_WEBHOOK_ROUTE,
+  intake: (settings, deps) => ({
+    verify(raw, signature) {
+      const check = verifyWebhookSignature(settings.webhookSecret, raw, signature);
+      if (!check.ok) throw new Refusal('INVALID_SIGNATURE', check.reason);
+    },
+    handle: (_verified, body) => deps.payments.handle(body() as PaymentEvent),
+  }),
+});

@@ -1,0 +1,30 @@
+/**
+ * Stripe (docs/operations.md, "Payments through Stripe"): a PaymentIntent per order, cancelled when the order is,
+ * refunds through its API, its signed webhook at POST /api/payments/stripe, and a catch-up of the events it did not
+ * deliver.
+ */
+import { defineProvider } from '../definition.js';
+import { StripeProvider } from './api.js';
+import { StripeIntake } from './intake.js';
+import { STRIPE_WEBHOOK_ROUTE } from './route.js';
+import { STRIPE_VARIABLES, stripeSettings } from './settings.js';
+
+export const stripe = defineProvider({
+  name: 'stripe',
+  variables: STRIPE_VARIABLES,
+  settings: stripeSettings,
+  webhook: STRIPE_WEBHOOK_ROUTE,
+  intake: (settings, deps) => {
+    const intake = new StripeIntake({ ...deps, settings });
+    return {
+      verify: (raw, signature) => intake.verify(raw, signature),
+      handle: (event, body) =>
+        intake.handle(event as Parameters<StripeIntake['handle']>[0], () => body() as { type: string }),
+      take: (event) => intake.take(event),
+    };
+  },
+  api: (settings) => new StripeProvider(settings),
+  requestsPerSecond: (settings) => settings.requestsPerSecond,
+  processingAlertMs: (settings) => settings.processingAlertMs,
+  catchUpIntervalMs: (settings) => settings.catchUpIntervalMs,
+});

@@ -1,0 +1,109 @@
+/**
+ * Stripe's settings (docs/operations.md, "Payments through Stripe"): its environment variables, with their defaults
+ * and parse, and the settings the adapter is built with. Secrets, never logged.
+ */
+import { z } from 'zod';
+import { ConfigError, durationString } from '../../../config/index.js';
+import { durationToMs } from '../../../model/order-workflow.js';
+import type { ProviderVariable, SettingsContext } from '../definition.js';
+
+/** The Stripe adapter's settings (./api.ts, ./intake.ts). */
+export interface StripeSettings {
+  secretKey: string;
+  webhookSecret: string;
+  /** The Stripe double's (or stripe-mock's) URL in tests; null: Stripe's API. */
+  apiUrl: string | null;
+  currency: string;
+  /** The tag every intent this deployment opens carries (STRIPE_DEPLOYMENT_TAG). */
+  deploymentTag: string;
+  paymentMethodTypes: string[];
+  processingAlertMs: number;
+  requestsPerSecond: number;
+  catchUpIntervalMs: number;
+}
+
+const DEV_DEPLOYMENT_TAG = 'flash-checkout-dev';
+
+export const STRIPE_VARIABLES = {
+  STRIPE_SECRET_KEY: {
+    schema: z
+      .string()
+      .regex(/^(sk|rk)_(test|live)_[A-Za-z0-9]+$/, 'must be a Stripe secret or restricted key (sk_test_…, sk_live_…)'),
+  },
+  STRIPE_WEBHOOK_SECRET: {
+    schema: z.string().regex(/^whsec_[A-Za-z0-9]+$/, "must be the webhook endpoint's signing secret (whsec_…)"),
+  },
+  /** Where Stripe's API is: unset for Stripe itself; stripe-mock's URL in tests and the local walk-through. */
+  STRIPE_API_URL: { schema: z.string().url() },
+  STRIPE_CURRENCY: {
+    schema: z.string().regex(/^[a-z]{3}$/, 'must be a lowercase ISO currency code such as "usd"'),
+    default: 'usd',
+  },
+  /**
+   * This deployment's tag on every PaymentIntent it opens: an event on an intent tagged otherwise (staging beside
+   * production on one account, a colleague's `stripe listen`) is ignored, never refunded. One per deployment.
+   */
+  STRIPE_DEPLOYMENT_TAG: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,100}$/, 'must be 1-100 letters, digits or . _ : - (one per deployment)'),
+    default: DEV_DEPLOYMENT_TAG,
+  },
+  /** The payment methods an intent offers, comma-separated: cards settle at once, bank debits sit `processing`. */
+  STRIPE_PAYMENT_METHOD_TYPES: {
+    schema: z
+      .string()
+      .regex(/^[a-z_]+(,[a-z_]+)*$/, 'must be a comma-separated list of Stripe payment method types such as "card"'),
+    default: 'card',
+  },
+  /** How long an intent may stay `processing` past its order's deadline before an error is logged for an operator. */
+  STRIPE_PROCESSING_ALERT: { schema: durationString, default: '1h' },
+  /**
+   * Stripe requests per second the order workflows make, across all workers (their own task queue's
+   * maxTaskQueueActivitiesPerSecond): under Stripe's limit (25/s in test mode, 100/s live).
+   */
+  STRIPE_REQUESTS_PER_SECOND: { schema: z.coerce.number().positive().max(10_000), default: '20' },
+  /**
+   * How often the catch-up asks Stripe for the events it has not delivered (a Temporal Schedule), and how old an
+   * event must be before it does: younger ones are the webhook's.
+   */
+  STRIPE_CATCH_UP_INTERVAL: { schema: durationString, default: '1m' },
+} as const satisfies Record<string, ProviderVariable>;
+
+type Variables = typeof STRIPE_VARIABLES;
+/** The parsed variables: those with a default are always there. */
+type Values = {
+  [Name in keyof Variables]: Variables[Name] extends { default: string }
+    ? z.output<Variables[Name]['schema']>
+    : z.output<Variables[Name]['schema']> | undefined;
+};
+
+/** Stripe's settings when its keys are set (both or neither); PAYMENT_PROVIDER=stripe needs them. */
+export function stripeSettings(
+  parsed: Readonly<Record<string, unknown>>,
+  context: SettingsContext,
+): StripeSettings | null {
+  const e = parsed as Values;
+  if (Boolean(e.STRIPE_SECRET_KEY) !== Boolean(e.STRIPE_WEBHOOK_SECRET))
+    throw new ConfigError('STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET go together: set both (Stripe) or neither');
+  if (!e.STRIPE_SECRET_KEY || !e.STRIPE_WEBHOOK_SECRET) {
+    if (context.selected)
+      throw new ConfigError('PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET');
+    return null;
+  }
+  if (context.production && e.STRIPE_DEPLOYMENT_TAG === DEV_DEPLOYMENT_TAG)
+    throw new ConfigError(
+      "STRIPE_DEPLOYMENT_TAG: is the development default; name this deployment (another one's intents are told apart by it)",
+    );
+  return {
+    secretKey: e.STRIPE_SECRET_KEY,
+    webhookSecret: e.STRIPE_WEBHOOK_SECRET,
+    apiUrl: e.STRIPE_API_URL?.replace(/\/+$/, '') ?? null,
+    currency: e.STRIPE_CURRENCY,
+    deploymentTag: e.STRIPE_DEPLOYMENT_TAG,
+    paymentMethodTypes: e.STRIPE_PAYMENT_METHOD_TYPES.split(','),
+    processingAlertMs: durationToMs(e.STRIPE_PROCESSING_ALERT),
+    requestsPerSecond: e.STRIPE_REQUESTS_PER_SECOND,
+    catchUpIntervalMs: durationToMs(e.STRIPE_CATCH_UP_INTERVAL),
+  };
+}
