@@ -9,7 +9,7 @@
 import type { SameKeyAnswers } from './checks.js';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { signWebhook } from '../src/payments/providers/generic/webhook.js';
+import { signWebhook } from '../src/payments/providers/generic/signature.js';
 
 export interface TrafficPlan {
   sku: string;

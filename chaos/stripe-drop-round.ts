@@ -1,7 +1,7 @@
 /**
  * The fault suite's second Stripe round, stripe-webhook-drop: mid-sale, Stripe's webhook to our API is dropped for
  * two minutes while shoppers keep checking out and paying by card; then it is restored. Nothing Stripe made in the
- * window ever reaches the API: the payment catch-up (src/workflows/catch-up.ts, a Temporal Schedule every
+ * window ever reaches the API: the payment catch-up (src/workflows/payments.ts, a Temporal Schedule every
  * STRIPE_CATCH_UP_INTERVAL) must find every payment of the window among the events Stripe did not deliver and apply
  * or refund it exactly once.
  *

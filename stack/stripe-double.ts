@@ -24,7 +24,7 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import type Stripe from 'stripe';
 
-/** The version events are stamped with: the one the adapter pins (src/payments/stripe.ts). */
+/** The version events are stamped with: the one the adapter pins (src/payments/providers/stripe/api.ts). */
 export const STRIPE_DOUBLE_API_VERSION = '2026-10-28.endive';
 /** The double's own test token: a bank debit that stays `processing` until settleProcessing() says how it ends. */
 export const PROCESSING_PAYMENT_METHOD = 'pm_usBankAccount_processing';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ShopperAuth } from '../src/api/auth.js';
 import { DEV_DEFAULT_ADMIN_TOKEN } from '../src/api/routes/dashboard.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
-import { signWebhook } from '../src/payments/providers/generic/webhook.js';
+import { signWebhook } from '../src/payments/providers/generic/signature.js';
 import { loadConfig, type AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { SoldOutCache } from '../src/order/sold-out-cache.js';
-import { signWebhook } from '../src/payments/providers/generic/webhook.js';
+import { signWebhook } from '../src/payments/providers/generic/signature.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import type { AppConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';

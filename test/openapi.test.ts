@@ -23,7 +23,7 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { openApiPath } from '../src/api/route.js';
 import { buildOpenApiDocument, routersOf, type OpenApiDocument } from '../src/api/openapi.js';
 import { type RunningApi } from '../src/api/server.js';
-import { signWebhook } from '../src/payments/providers/generic/webhook.js';
+import { signWebhook } from '../src/payments/providers/generic/signature.js';
 import type { AppConfig } from '../src/config/index.js';
 import { openStores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';

@@ -1,5 +1,5 @@
 /**
- * The order's rules (src/order/rules.ts) as plain functions: no server, no store.
+ * The order's rules (src/model/order-rules.ts) as plain functions: no server, no store.
  */
 import { describe, expect, it } from 'vitest';
 import {

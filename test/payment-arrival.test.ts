@@ -24,7 +24,7 @@ import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import type { OrderClient } from '../src/order/workflow-client.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { FUTURE_ORDER_MARGIN_MS, PaymentDelivery, storedPayment } from '../src/payments/delivery.js';
-import { signWebhook } from '../src/payments/providers/generic/webhook.js';
+import { signWebhook } from '../src/payments/providers/generic/signature.js';
 import { orderNoTime, orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';

@@ -49,7 +49,7 @@ async function startDouble(options: Omit<StripeDoubleOptions, 'stripeMockUrl'> =
   return double;
 }
 
-/** The SDK as src/payments/stripe.ts configures it, pointed at the double. */
+/** The SDK as src/payments/providers/stripe/api.ts configures it, pointed at the double. */
 function clientOf(double: { url: string }, apiKey = API_KEY): Stripe {
   const url = new URL(double.url);
   return new Stripe(apiKey, {

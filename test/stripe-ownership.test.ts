@@ -1,5 +1,5 @@
 /**
- * Which Stripe payments are this deployment's to judge (src/payments/stripe.ts): the event's mode
+ * Which Stripe payments are this deployment's to judge (src/payments/providers/stripe/api.ts): the event's mode
  * and the intent's deployment tag (translateStripeEvent), then what MySQL knows of the intent and its
  * order (intentOwnership). Pure functions: no stack.
  */

@@ -20,7 +20,7 @@ import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { workflowSpanSinks } from '../src/infra/tracing.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
-import { signWebhook } from '../src/payments/providers/generic/webhook.js';
+import { signWebhook } from '../src/payments/providers/generic/signature.js';
 import { freePort, spawnLogged, tailOf, type ManagedProcess } from '../stack/process.js';
 import { loadToolPaths } from '../stack/services.js';
 import { waitFor } from '../stack/wait-for.js';

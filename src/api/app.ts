@@ -22,8 +22,7 @@ import { OrderClient } from '../order/workflow-client.js';
 import { OrderLookup } from '../order/lookup.js';
 import { StartPacing } from '../order/start-pacing.js';
 import { OrderChangeNotifier, OrderStatusReader } from '../order/status-reads.js';
-import { PaymentDelivery } from '../payments/delivery.js';
-import { PaymentWebhook } from '../payments/providers/generic/webhook.js';
+import { PaymentDelivery, PaymentReceiver } from '../payments/delivery.js';
 import type { ProviderRegistry } from '../payments/providers/definition.js';
 import { paymentProviders } from '../payments/providers/registry.js';
 import { cancelRoutes, checkoutRoutes, readRoutes } from './routes/orders.js';
@@ -191,7 +190,7 @@ export function createApp(parts: ApiParts): Koa {
     spendBudget: (userId) => limits.consume('checkout', userId),
   });
   metrics.trackPaymentBacklog(() => payments.backlog);
-  const webhook = new PaymentWebhook({ config, stores: parts.stores, guards, delivery: payments });
+  const webhook = new PaymentReceiver({ config, stores: parts.stores, guards, delivery: payments });
   // Every registered provider's webhook route; the intake of each one configured here (else its route answers 404).
   const mountedProviders = providers.all.map(({ definition, settings }) => ({
     definition,

@@ -138,7 +138,7 @@ const envSchema = z.object({
   /** How long an AWAITING_PAYMENT order's status may be served from memory (ms); 0: no cache. */
   STATUS_CACHE_MS: z.coerce.number().int().min(0).max(60_000),
   // The same bound while the API's Redis subscription to order changes is live (OrderChangeNotifier,
-  // src/order/reads.ts).
+  // src/order/status-reads.ts).
   STATUS_CACHE_NOTIFIED_MS: z.coerce.number().int().min(0).max(1_800_000),
   STATUS_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000),
   /** Concurrent long-polls (GET /api/orders/:orderNo?waitForChange=) per API process. */
@@ -312,8 +312,8 @@ export interface AppConfig {
   /** REDIS_WAIT_REPLICAS: 0, or the replicas a promise must be on before a 202 its start did not cover. */
   redisWaitReplicas: number;
   /**
-   * Order status reads (OrderStatusReader, src/order/reads.ts): cache age of AWAITING_PAYMENT (0: off), size, long-poll
-   * bound.
+   * Order status reads (OrderStatusReader, src/order/status-reads.ts): cache age of AWAITING_PAYMENT
+   * (0: off), size, long-poll bound.
    */
   statusCacheMs: number;
   /** AWAITING_PAYMENT answers kept this long while order-change notifications are live (>= statusCacheMs). */

@@ -232,7 +232,7 @@ export function temporalClientInterceptors(): ClientInterceptors | undefined {
 
 /**
  * With tracing on, the activity interceptors that open each activity's span, for an activity whose
- * workflow was traced (its headers carry a sampled trace: src/workflows/trace-header.ts); none
+ * workflow was traced (its headers carry a sampled trace: ./trace-header.ts); none
  * without tracing. An activity of an untraced workflow is not a trace of its own.
  */
 export function tracingActivityInterceptors(): ActivityInterceptorsFactory[] {

@@ -2,7 +2,7 @@
  * Finding an order by its number, wherever it is known: its running workflow (the truth), the
  * result of its closed workflow, MySQL's row, or the promise Redis holds for a reservation not
  * started yet. Reads, the checkout's duplicates, the cancel and the payment owner look orders up
- * here; the Temporal calls themselves are the order client's (./client.ts).
+ * here; the Temporal calls themselves are the order client's (./workflow-client.ts).
  */
 import { isMysqlFailure, type StoredDispute } from '../db/rows.js';
 import type { OrderStore } from '../db/orders.js';

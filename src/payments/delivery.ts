@@ -17,7 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { DeliveryLease, PaymentStore, RecordedPaymentEvent } from '../db/payments.js';
 import type { PaymentRow } from '../db/rows.js';
-import { Deadline, boundBy, type DependencyGuard } from '../infra/dependency-guard.js';
+import { Deadline, boundBy, type DependencyGuard, type DependencyGuards } from '../infra/dependency-guard.js';
+import { Refusal } from '../infra/refusal.js';
 import {
   type RefundReason,
   type WebhookOutcome,
@@ -37,6 +38,41 @@ export interface WebhookAnswer {
 
 /** A payment event as a webhook hands it over: the generic one's, or a provider adapter's (with its ids). */
 export type PaymentEvent = RecordedPaymentEvent;
+
+/**
+ * The record-first path of every payment, whichever provider's webhook brought it: the event is
+ * recorded (once, by its id) whatever any breaker says, then handed to its owner (PaymentDelivery,
+ * below), which answers its verdict within half of WRITE_DEADLINE or keeps delivering it.
+ */
+export class PaymentReceiver {
+  constructor(
+    private readonly deps: {
+      config: Pick<AppConfig, 'webhookSecret' | 'deadlines'>;
+      /** The store as it is: the recording goes through `guards.mysql` whatever its breaker says. */
+      stores: { payments: Pick<PaymentStore, 'recordPayment'> };
+      guards: Pick<DependencyGuards, 'mysql' | 'temporal' | 'workflows'>;
+      delivery: PaymentDelivery;
+    },
+  ) {}
+
+  /** Answered within MYSQL_TIMEOUT + WRITE_DEADLINE / 2, whatever hangs. */
+  async handle(event: PaymentEvent): Promise<WebhookAnswer> {
+    const { stores, guards, delivery, config } = this.deps;
+    // Record first, asking nothing else before: once the row exists the payment cannot be lost.
+    const row = await guards.mysql.call(
+      Deadline.in(config.deadlines.mysqlMs),
+      () => stores.payments.recordPayment(event, 'webhook', undefined, delivery.webhookLease),
+      { evenWhenOpen: true },
+    );
+    if (row.orderNo !== event.orderNo)
+      throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
+    if (row.outcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
+    // The owner tries at once where the order can answer (with Temporal's or the workers' breaker
+    // open it cannot) and keeps delivering after this answer if it has no verdict yet.
+    const deliverNow = guards.temporal.closed && guards.workflows.closed;
+    return (await delivery.take(row, { waitMs: config.deadlines.writeMs / 2, deliverNow })) ?? { outcome: 'RECEIVED' };
+  }
+}
 
 /** How the owner loop paces itself; the defaults suit an API process. */
 export interface DeliveryPacing {

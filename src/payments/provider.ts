@@ -1,14 +1,15 @@
 /**
- * The payment-provider port (docs/architecture.md, "Payment providers"). Two adapters:
+ * The payment-provider port (docs/architecture.md, "Payment providers"). The providers, each a
+ * folder of ./providers/ listed in ./providers/registry.ts:
  *
- * - generic: the signed webhook of src/order/payments.ts, for providers without an adapter. It
- *   needs nothing made per order, and its refunds stay REFUND_REQUIRED for an operator.
- * - stripe (./stripe.ts): a PaymentIntent per order, cancelled when the order is, and refunds
- *   through Stripe's API.
+ * - generic: this service's own signed webhook, for providers without an adapter. It needs
+ *   nothing made per order, and its refunds stay REFUND_REQUIRED for an operator.
+ * - stripe: a PaymentIntent per order, cancelled when the order is, and refunds through Stripe's
+ *   API.
  *
  * Outbound, an adapter with an API implements PaymentProviderApi (the order's activities and the
  * refund owner call it). Inbound, each adapter turns its webhook into ProviderEvents; a payment
- * then takes the one record-first path (PaymentWebhook.handle), so the order's rules (record
+ * then takes the one record-first path (PaymentReceiver.handle), so the order's rules (record
  * first, arrival decides, refund reasons) stay one piece of code for every provider.
  */
 import type { PaymentFailure, RecordedPaymentEvent } from '../db/payments.js';

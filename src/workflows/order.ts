@@ -27,7 +27,7 @@
  * provider beside their own steps, as they did.
  *
  * Payments and cancels arrive as Updates. A payment through the generic webhook is judged by when
- * MySQL recorded it (receivedAt), not by when it is delivered (src/order/rules.ts), because the SDK
+ * MySQL recorded it (receivedAt), not by when it is delivered (src/model/order-rules.ts), because the SDK
  * runs an activation's Updates before its timer and a delivery can come late.
  *
  * OrderRun holds the order's state, its message handlers and the steps above; OrderWorkflow wires

@@ -1,7 +1,7 @@
 /**
  * PaymentCatchUpWorkflow: run by a Temporal Schedule every STRIPE_CATCH_UP_INTERVAL. Its one activity reads the
  * provider's events it has not delivered since the cursor kept in MySQL and takes each in through the webhook's own
- * path (src/activities/catch-up.ts), so a payment missed while the endpoint was down or refusing is applied or
+ * path (src/activities/payments.ts), so a payment missed while the endpoint was down or refusing is applied or
  * refunded exactly once, like one delivered.
  */
 import { proxyActivities } from '@temporalio/workflow';

@@ -6,7 +6,7 @@
  *  - reservations whose workflow closed without persisting the order: released;
  *  - reservations a final MySQL order left behind (Redis lost the order's last write): aligned;
  *  - orders MySQL holds units for that Redis lost entirely: adopted back into Redis;
- *  (payments left RECEIVED are the API processes' payment owners': a leased sweep, src/order/payments.ts).
+ *  (payments left RECEIVED are the API processes' payment owners': a leased sweep, src/payments/delivery.ts).
  * It compares Redis and MySQL per sale and reports the drift (its result, and a warning log).
  * Work is bounded: sales are surveyed 100 at a time and reservations read one HSCAN page per
  * activity, so 100k reservations never make one giant activity.

@@ -3,7 +3,7 @@ import { findOwnOrder, type OrderStatusReader } from '../../order/status-reads.j
 import type { ShopperAuth } from '../auth.js';
 import { route } from '../route.js';
 import { ApiError } from '../errors.js';
-import type { PaymentWebhook } from '../../payments/providers/generic/webhook.js';
+import type { PaymentReceiver } from '../../payments/delivery.js';
 import { webhookAnswerSchema } from '../response-schemas.js';
 import { simulatePaymentSchema } from '../schemas.js';
 
@@ -14,7 +14,7 @@ import { simulatePaymentSchema } from '../schemas.js';
 export function devRoutes(deps: {
   auth: ShopperAuth;
   orders: OrderStatusReader;
-  webhook: PaymentWebhook;
+  webhook: PaymentReceiver;
   enabled: boolean;
 }): Router {
   const router = new Router();

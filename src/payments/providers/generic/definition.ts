@@ -7,7 +7,7 @@ import { Refusal } from '../../../infra/refusal.js';
 import type { PaymentEvent } from '../../delivery.js';
 import { defineProvider } from '../definition.js';
 import { GENERIC_WEBHOOK_ROUTE } from './route.js';
-import { verifyWebhookSignature } from './webhook.js';
+import { verifyWebhookSignature } from './signature.js';
 
 export const generic = defineProvider({
   name: 'generic',

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { ORDER_NO_PATTERN, REFUND_REASONS, WEBHOOK_OUTCOMES } from '../../../model/order-workflow.js';
 import type { WebhookRoute } from '../definition.js';
-import { PAYMENT_SIGNATURE_PATTERN } from './webhook.js';
+import { PAYMENT_SIGNATURE_PATTERN } from './signature.js';
 
 /**
  * The webhook's signature, declared as a header; checked (INVALID_SIGNATURE) by verifyWebhookSignature

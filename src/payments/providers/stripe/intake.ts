@@ -1,6 +1,6 @@
 /**
- * What Stripe tells us, taken in: the one path of every Stripe event, whether its webhook delivered it
- * (POST /api/payments/stripe, ./stripe-webhook.ts) or the catch-up found it undelivered (./catch-up.ts):
+ * What Stripe tells us, taken in: the one path of every Stripe event, whether its webhook delivered
+ * it (POST /api/payments/stripe) or the catch-up found it undelivered (src/activities/payments.ts):
  *
  *   payment_intent.succeeded       of an intent of ours (this deployment's tag, this mode): the
  *                                  record-first path every payment takes (`payments.handle`), one row

@@ -1,14 +1,9 @@
 /**
- * The generic provider's webhook (POST /api/payments/webhook): this service's own signed format,
- * for a provider without an adapter. Its signature scheme is below; a verified event is recorded
- * first and handed to the payment owner (../../delivery.ts).
+ * The generic provider's signature scheme (POST /api/payments/webhook, signed with WEBHOOK_SECRET):
+ * the header's form, how a body is signed, and its check. A verified event takes the record-first
+ * path of every payment (PaymentReceiver, ../../delivery.ts).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { AppConfig } from '../../../config/index.js';
-import type { PaymentStore } from '../../../db/payments.js';
-import { Deadline, type DependencyGuards } from '../../../infra/dependency-guard.js';
-import { Refusal } from '../../../infra/refusal.js';
-import type { PaymentDelivery, PaymentEvent, WebhookAnswer } from '../../delivery.js';
 
 /**
  * The header's accepted form, which the OpenAPI document declares as it is: `t` first, then
@@ -19,36 +14,6 @@ import type { PaymentDelivery, PaymentEvent, WebhookAnswer } from '../../deliver
  */
 export const PAYMENT_SIGNATURE_PATTERN =
   /^t=(\d{1,12})(?=(?:[ \t]*,[ \t]*[a-z][a-z0-9]{0,15}=[^,\s]{1,256})*?[ \t]*,[ \t]*v1=[0-9a-fA-F]{64}(?:[ \t]*,|$))((?:[ \t]*,[ \t]*[a-z][a-z0-9]{0,15}=[^,\s]{1,256}){1,16})$/;
-
-export class PaymentWebhook {
-  constructor(
-    private readonly deps: {
-      config: Pick<AppConfig, 'webhookSecret' | 'deadlines'>;
-      /** The store as it is: the recording goes through `guards.mysql` whatever its breaker says. */
-      stores: { payments: Pick<PaymentStore, 'recordPayment'> };
-      guards: Pick<DependencyGuards, 'mysql' | 'temporal' | 'workflows'>;
-      delivery: PaymentDelivery;
-    },
-  ) {}
-
-  /** Answered within MYSQL_TIMEOUT + WRITE_DEADLINE / 2, whatever hangs. */
-  async handle(event: PaymentEvent): Promise<WebhookAnswer> {
-    const { stores, guards, delivery, config } = this.deps;
-    // Record first, asking nothing else before: once the row exists the payment cannot be lost.
-    const row = await guards.mysql.call(
-      Deadline.in(config.deadlines.mysqlMs),
-      () => stores.payments.recordPayment(event, 'webhook', undefined, delivery.webhookLease),
-      { evenWhenOpen: true },
-    );
-    if (row.orderNo !== event.orderNo)
-      throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
-    if (row.outcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
-    // The owner tries at once where the order can answer (with Temporal's or the workers' breaker
-    // open it cannot) and keeps delivering after this answer if it has no verdict yet.
-    const deliverNow = guards.temporal.closed && guards.workflows.closed;
-    return (await delivery.take(row, { waitMs: config.deadlines.writeMs / 2, deliverNow })) ?? { outcome: 'RECEIVED' };
-  }
-}
 
 /**
  * Payment-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + rawBody)>.
