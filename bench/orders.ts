@@ -13,7 +13,7 @@ import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { checkSaleInvariants, type InvariantReport } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { OrderClient } from '../src/order/workflow-client.js';
+import { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { reconcileScheduleId } from '../src/reconcile/definitions.js';
 import { timedStarts, type TimedStarts } from './starts.js';
@@ -65,19 +65,23 @@ export interface Pipeline {
   config: AppConfig;
   stores: Stores;
   inventory: RedisInventory;
-  orders: OrderClient;
+  orders: OrderWorkflowClient;
   lookup: OrderLookup;
 }
 
 /** The pipeline of `config`'s task queue, driven as the tools drive it: an order client and lookup without breakers. */
 export function pipelineOf(config: AppConfig, stores: Stores, inventory: RedisInventory, temporal: Client): Pipeline {
-  const orders = OrderClient.withoutBreakers(temporal, config.temporal.taskQueue, new StartPacing({ maxLimit: 32 }));
+  const orders = OrderWorkflowClient.withoutBreakers(
+    temporal,
+    config.temporal.taskQueue,
+    new StartPacing({ maxLimit: 32 }),
+  );
   return { config, stores, inventory, orders, lookup: OrderLookup.withoutBreaker(orders, stores, null) };
 }
 
 /**
  * Reserves and starts `count` orders on the sale, `concurrency` at a time, each exactly as the
- * API's checkout does (reserve.lua, then OrderClient.start), one shopper per order. Times each
+ * API's checkout does (reserve.lua, then OrderWorkflowClient.start), one shopper per order. Times each
  * start (the Temporal round trip), not the reservation. Returns the order numbers as `started`.
  */
 export async function startOrders(

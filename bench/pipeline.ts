@@ -15,14 +15,14 @@
  * every Temporal service, PostgreSQL and Redis node is measured on its own.
  *
  * An ours phase puts a sale on sale and for each order reserves stock in Redis exactly as the API
- * does (RedisInventory.reserve) and starts its OrderWorkflow through the OrderClient; a floor phase
+ * does (RedisInventory.reserve) and starts its OrderWorkflow through the OrderWorkflowClient; a floor phase
  * starts floor workflows. Measured per phase (bench/phase.ts): starts/s and start latency, done per
  * second (ours: the sale's AWAITING_PAYMENT rows in MySQL; the floor: its local activities run,
  * counted by the floor workers), CPU ms per order of each server process and of each of the phase's
  * workers (their CPU during the phase / N, read from /proc). Then the ratios of ours to the floor
  * (CPU of Temporal + the workers per order, done/s).
  *
- * The last ours phase goes on to the reads: R readers calling OrderClient.find (the raw cost of one
+ * The last ours phase goes on to the reads: R readers calling OrderWorkflowClient.find (the raw cost of one
  * status read to Temporal and the worker) on random live orders for S seconds, then the API's read
  * path: the same R readers through an OrderStatusReader (single-flight and the status cache,
  * STATUS_CACHE_MS from the environment) serving shoppers who each poll their order every 500 ms
@@ -304,7 +304,7 @@ function sayPhase(p: PhaseMeasurement): void {
 }
 
 /**
- * `readers` loops calling OrderClient.find on random live orders for `durationMs`. Every read is
+ * `readers` loops calling OrderWorkflowClient.find on random live orders for `durationMs`. Every read is
  * timed, the ones that ran out of time too (DependencyUnavailableError after the client's 10 s query
  * deadline: the API's 503 UNAVAILABLE), which are counted as timeouts. Any other failure, or an
  * answer other than AWAITING_PAYMENT from the running workflow, is an error: a wrong answer.

@@ -8,7 +8,7 @@ import type { OrderRow, PaymentRow } from '../src/db/rows.js';
 import type { Stores } from '../src/db/stores.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { parseReservation, saleKeys, type RedisInventory } from '../src/inventory/redis-inventory.js';
-import type { OrderClient } from '../src/order/workflow-client.js';
+import type { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { orderNoTime, orderWorkflowId } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
 import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/reconcile/definitions.js';
@@ -64,7 +64,7 @@ export async function ordersLostWithRedisWrites(
   sku: string,
   accepted: readonly string[],
   lostAt: number,
-  orders: OrderClient,
+  orders: OrderWorkflowClient,
 ): Promise<Set<string>> {
   const rows = await deps.stores.orders.getOrders(accepted);
   const lost = new Set<string>();
@@ -129,7 +129,7 @@ export async function waitForRepair(
   sku: string,
   faultAt: number,
   timeoutMs: number,
-  orders: OrderClient,
+  orders: OrderWorkflowClient,
 ): Promise<number> {
   const { inventory } = deps;
   await waitFor(

@@ -77,7 +77,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { OrderClient } from '../src/order/workflow-client.js';
+import { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { orderNoTime } from '../src/model/order-workflow.js';
 import { startStack, type RunningStack, type StackServer } from '../stack/index.js';
 import { freePort, spawnLogged } from '../stack/process.js';
@@ -400,7 +400,11 @@ async function main(): Promise<number> {
 
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
   const sales = SalesService.onClients(stores, redis, config.temporal.taskQueue);
-  const orders = OrderClient.withoutBreakers(temporal, config.temporal.taskQueue, new StartPacing({ maxLimit: 32 }));
+  const orders = OrderWorkflowClient.withoutBreakers(
+    temporal,
+    config.temporal.taskQueue,
+    new StartPacing({ maxLimit: 32 }),
+  );
   const auth = new ShopperAuth(config);
   const servers = stack.servers;
   const results: FaultResult[] = [];
@@ -814,7 +818,7 @@ interface RoundContext {
   inventory: RedisInventory;
   temporal: Client;
   sales: SalesService;
-  orders: OrderClient;
+  orders: OrderWorkflowClient;
   auth: ShopperAuth;
   config: AppConfig;
   apiUrls: string[];

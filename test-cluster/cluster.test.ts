@@ -25,7 +25,7 @@ import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { OrderClient } from '../src/order/workflow-client.js';
+import { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js';
 import { waitFor } from '../stack/wait-for.js';
 import { StartPacing } from '../src/order/start-pacing.js';
@@ -39,7 +39,7 @@ let stores: Stores;
 let redis: RedisClient;
 let connection: Connection;
 let temporal: Client;
-let orders: OrderClient;
+let orders: OrderWorkflowClient;
 let auth: ShopperAuth;
 const timings: Record<string, number> = {};
 
@@ -75,7 +75,7 @@ beforeAll(async () => {
   redis.on('error', () => {});
   connection = await Connection.connect({ address: app.config.temporal.address });
   temporal = new Client({ connection, namespace: app.config.temporal.namespace });
-  orders = OrderClient.withoutBreakers(temporal, app.config.temporal.taskQueue, new StartPacing({ maxLimit: 32 }));
+  orders = OrderWorkflowClient.withoutBreakers(temporal, app.config.temporal.taskQueue, new StartPacing({ maxLimit: 32 }));
   auth = new ShopperAuth(app.config);
 });
 

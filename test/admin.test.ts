@@ -14,7 +14,7 @@ import { signWebhook } from '../src/payments/providers/generic/signature.js';
 import { loadConfig, type AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { type OrderClient, visibilityString } from '../src/order/workflow-client.js';
+import { type OrderWorkflowClient, visibilityString } from '../src/order/workflow-client.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
@@ -28,7 +28,7 @@ let api: RunningApi;
 let pool: Pool;
 let stores: Stores;
 let redis: RedisClient;
-let orders: OrderClient;
+let orders: OrderWorkflowClient;
 let auth: ShopperAuth;
 
 beforeAll(async () => {

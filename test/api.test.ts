@@ -12,7 +12,7 @@ import { startApi, type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../src/payments/providers/generic/signature.js';
 import type { AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
-import { type OrderClient } from '../src/order/workflow-client.js';
+import { type OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
@@ -26,7 +26,7 @@ let config: AppConfig;
 let api: RunningApi;
 let pool: Pool;
 let stores: Stores;
-let orders: OrderClient;
+let orders: OrderWorkflowClient;
 let redis: RedisClient;
 let auth: ShopperAuth;
 

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
-import { guardsWithoutBreakers, OrderClient } from '../src/order/workflow-client.js';
+import { guardsWithoutBreakers, OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { waitFor } from '../stack/wait-for.js';
 import type { OrderInput } from '../src/model/order-workflow.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
@@ -16,7 +16,7 @@ import { openPerQueueTestbed } from './helpers/per-queue.js';
 import { pacingOf } from './helpers/orders.js';
 
 /** The real start, then an error as if the answer had been lost after the server accepted it. */
-class StartReportsFailureAfterAccepting extends OrderClient {
+class StartReportsFailureAfterAccepting extends OrderWorkflowClient {
   constructor(
     temporal: Client,
     taskQueue: string,

@@ -13,7 +13,7 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { preferredWaitSeconds } from '../src/api/prefer.js';
 import { waitFor } from '../stack/wait-for.js';
 import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
-import { guardsWithoutBreakers, OrderClient, type AwaitedStart } from '../src/order/workflow-client.js';
+import { guardsWithoutBreakers, OrderWorkflowClient, type AwaitedStart } from '../src/order/workflow-client.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { openPerQueueTestbed } from './helpers/per-queue.js';
 import { pacingOf } from './helpers/orders.js';
@@ -32,7 +32,7 @@ const startWorker = (
 ): Promise<void> => testbed.startWorker(taskQueue, wrapActivities ? { wrapActivities } : {});
 
 /** The real Update-with-Start, then an error as if its answer had been lost on the way back. */
-class UpdateWithStartReportsFailure extends OrderClient {
+class UpdateWithStartReportsFailure extends OrderWorkflowClient {
   override async startAndAwaitPersisted(input: OrderInput, waitMs: number): Promise<AwaitedStart> {
     await super.startAndAwaitPersisted(input, waitMs);
     throw Object.assign(new Error('14 UNAVAILABLE: connection reset (injected after the server accepted it)'), {
@@ -41,7 +41,7 @@ class UpdateWithStartReportsFailure extends OrderClient {
   }
 }
 
-const serve = (taskQueue: string, orders?: OrderClient): Promise<string> =>
+const serve = (taskQueue: string, orders?: OrderWorkflowClient): Promise<string> =>
   testbed.serve(taskQueue, orders ? { orders } : {});
 
 interface CheckoutReply {

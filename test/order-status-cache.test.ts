@@ -1,6 +1,6 @@
 /**
  * The status cache's rule for an order that is changing, without a stack: the reader over an
- * OrderClient whose `find` answers what the test says the workflow shows. A payment or cancel
+ * OrderWorkflowClient whose `find` answers what the test says the workflow shows. A payment or cancel
  * announced (here or by another process) keeps open answers out of the cache until the final
  * status shows, however long the workflow takes to apply it.
  */

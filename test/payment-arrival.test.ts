@@ -21,7 +21,7 @@ import { createLogger } from '../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import type { OrderClient } from '../src/order/workflow-client.js';
+import type { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { FUTURE_ORDER_MARGIN_MS, PaymentDelivery, storedPayment } from '../src/payments/delivery.js';
 import { signWebhook } from '../src/payments/providers/generic/signature.js';
@@ -45,7 +45,7 @@ const stores = openStores(pool);
 const redis: RedisClient = createRedis(config);
 const inventory = new RedisInventory(redis, config.temporal.taskQueue);
 let temporal: Client;
-let orders: OrderClient;
+let orders: OrderWorkflowClient;
 let lookup: OrderLookup;
 let delivery: PaymentDelivery;
 let worker: TestWorker | undefined;
@@ -329,12 +329,12 @@ interface PayCall {
  * first: it may hold the call (a gate) or throw (an order that never answers).
  */
 function watchedOrders(before?: (orderNo: string) => Promise<void>): {
-  orders: OrderClient;
+  orders: OrderWorkflowClient;
   calls: PayCall[];
   callsFor(eventId: string): PayCall[];
 } {
   const calls: PayCall[] = [];
-  const pay: OrderClient['pay'] = async (orderNo, payment, deadline) => {
+  const pay: OrderWorkflowClient['pay'] = async (orderNo, payment, deadline) => {
     calls.push({ eventId: payment.eventId, orderNo, at: Date.now() });
     await before?.(orderNo);
     return orders.pay(orderNo, payment, deadline);
@@ -385,7 +385,7 @@ async function outcomesOf(rows: PaymentRow[]): Promise<(string | undefined)[]> {
 }
 
 /** An owner that sweeps every 100 ms the rows RECEIVED for 1 s (the other files' owners wait 5 s), started. */
-function startSweeper(watched: OrderClient): PaymentDelivery {
+function startSweeper(watched: OrderWorkflowClient): PaymentDelivery {
   const owner = PaymentDelivery.fromConfig(config, {
     stores,
     orders: watched,

@@ -13,7 +13,7 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { Deadline, DependencyUnavailableError } from '../src/infra/dependency-guard.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { guardsWithoutBreakers, OrderClient } from '../src/order/workflow-client.js';
+import { guardsWithoutBreakers, OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { OrderLookup, type FoundOrder } from '../src/order/lookup.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { signWebhook } from '../src/payments/providers/generic/signature.js';
@@ -238,10 +238,10 @@ it('labels a start that was sent and ran out of time `deadline`, and one never s
 });
 
 /** The real order client, refusing to start orders while told (as a Temporal that is away would). */
-class StartsRefusedWhenTold extends OrderClient {
+class StartsRefusedWhenTold extends OrderWorkflowClient {
   refuseStarts = true;
 
-  override async start(...args: Parameters<OrderClient['start']>): ReturnType<OrderClient['start']> {
+  override async start(...args: Parameters<OrderWorkflowClient['start']>): ReturnType<OrderWorkflowClient['start']> {
     if (this.refuseStarts) throw new DependencyUnavailableError('temporal', 'breaker-open', 1);
     return super.start(...args);
   }

@@ -15,7 +15,7 @@ import type { OrderStore } from '../src/db/orders.js';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
-import type { OrderClient } from '../src/order/workflow-client.js';
+import type { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import type { OrderLookup } from '../src/order/lookup.js';
 import { storedPayment } from '../src/payments/delivery.js';
 import { SalesService } from '../src/sales/sales-service.js';
@@ -42,7 +42,7 @@ let inventory: RedisInventory;
 let redisSales: RedisSales;
 let connection: Connection;
 let temporal: Client;
-let orders: OrderClient;
+let orders: OrderWorkflowClient;
 let lookup: OrderLookup;
 let worker: TestWorker;
 

@@ -9,7 +9,7 @@ import type { OrderStore } from '../db/orders.js';
 import type { ReportStore } from '../db/reports.js';
 import type { SaleStore } from '../db/sales.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import type { OrderClient } from '../order/workflow-client.js';
+import type { OrderWorkflowClient } from '../order/workflow-client.js';
 import { isSold } from '../model/order-workflow.js';
 import {
   noReservationWork,
@@ -29,7 +29,7 @@ function beat(): void {
 export interface ReconcileDeps {
   stores: { orders: OrderStore; sales: SaleStore; reports: ReportStore };
   inventory: RedisInventory;
-  orders: OrderClient;
+  orders: OrderWorkflowClient;
 }
 
 /**

@@ -18,7 +18,7 @@ import { RedisInventory } from '../inventory/redis-inventory.js';
 import { RedisSales } from '../inventory/redis-sales.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
 import { CancelOrder } from '../order/cancel.js';
-import { OrderClient } from '../order/workflow-client.js';
+import { OrderWorkflowClient } from '../order/workflow-client.js';
 import { OrderLookup } from '../order/lookup.js';
 import { StartPacing } from '../order/start-pacing.js';
 import { OrderChangeNotifier, OrderStatusReader } from '../order/status-reads.js';
@@ -65,7 +65,7 @@ export interface ApiParts extends ApiClients {
   metrics: ApiMetrics;
   /** The breakers of Redis, MySQL, Temporal and the workers; the order client and the use cases share them. */
   guards: DependencyGuards;
-  orders: OrderClient;
+  orders: OrderWorkflowClient;
   /** Finds an order wherever it is known (workflow, row, promise). */
   lookup: OrderLookup;
   /** Every read of an order goes through it; startApi ends its long-polls at shutdown. */
@@ -98,7 +98,7 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   const guards = createDependencyGuards(config, metrics, logger);
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
-  const orders = substitutes.orders ?? new OrderClient(temporal, config.temporal.taskQueue, guards, pacing);
+  const orders = substitutes.orders ?? new OrderWorkflowClient(temporal, config.temporal.taskQueue, guards, pacing);
   // A read's time is shared between the workflow's query and the stores (MySQL's row, then Redis's promise).
   const { readMs, mysqlMs, redisMs } = config.deadlines;
   const storesReadMs = Math.min(Math.floor(readMs / 4), mysqlMs + redisMs);

@@ -8,7 +8,7 @@ import type { RedisInventory } from '../inventory/redis-inventory.js';
 import { OPEN_STATUSES, type OrderStatus } from '../model/order-workflow.js';
 import { Refusal } from '../infra/refusal.js';
 import { findOwnOrder, type OrderStatusReader } from './status-reads.js';
-import type { OrderClient } from './workflow-client.js';
+import type { OrderWorkflowClient } from './workflow-client.js';
 import type { FoundOrder, OrderLookup } from './lookup.js';
 
 /** The order exists but its state no longer allows a cancel. */
@@ -22,7 +22,7 @@ export class OrderNotCancellableError extends Refusal {
 export class CancelOrder {
   constructor(
     private readonly deps: {
-      orders: OrderClient;
+      orders: OrderWorkflowClient;
       lookup: OrderLookup;
       /** Every read of the order goes through it; told of each cancel delivered here. */
       statusReader: OrderStatusReader;

@@ -18,7 +18,7 @@ import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../i
 import type { Logger } from '../infra/logger.js';
 import { traceCarrier } from '../infra/tracing.js';
 import type { RedisInventory, ReserveResult } from '../inventory/redis-inventory.js';
-import type { AwaitedStart, OrderClient } from './workflow-client.js';
+import type { AwaitedStart, OrderWorkflowClient } from './workflow-client.js';
 import { viewOfState, type FoundOrder, type OrderLookup } from './lookup.js';
 import { Refusal } from '../infra/refusal.js';
 import type { OrderInput, OrderStatus, OrderView } from '../model/order-workflow.js';
@@ -145,7 +145,7 @@ export class CheckoutService {
       /** Redis's breaker: while it is open a checkout fails before it touches anything (but the sold-out flag). */
       redis: DependencyGuard;
       /** Only the waiting checkout and a retried key's closed order reach it. */
-      orders: OrderClient;
+      orders: OrderWorkflowClient;
       /** Finds the order a duplicate checkout names, and a waited-for order's row. */
       lookup: OrderLookup;
       /**

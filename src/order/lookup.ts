@@ -15,7 +15,7 @@ import {
   DependencyUnavailableError,
 } from '../infra/dependency-guard.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import { DEFAULT_CALL_TIMEOUT_MS, type OrderClient } from './workflow-client.js';
+import { DEFAULT_CALL_TIMEOUT_MS, type OrderWorkflowClient } from './workflow-client.js';
 import {
   orderNoTime,
   pendingOrderState,
@@ -57,7 +57,7 @@ const ACTIVE_MARK_SLACK_MS = 2_000;
 const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
 
 export interface OrderLookupDeps {
-  orders: OrderClient;
+  orders: OrderWorkflowClient;
   /** The stores as they are: their reads go through `mysql`. */
   stores: { orders: OrderStore; payments: PaymentStore };
   /** The API's MySQL breaker, or a guard that never opens (OrderLookup.withoutBreaker). */
@@ -78,7 +78,7 @@ export class OrderLookup {
 
   /** For the worker and the tools: MySQL's reads bounded by their deadlines only, no breaker. */
   static withoutBreaker(
-    orders: OrderClient,
+    orders: OrderWorkflowClient,
     stores: { orders: OrderStore; payments: PaymentStore },
     inventory: RedisInventory | null,
   ): OrderLookup {
@@ -91,7 +91,7 @@ export class OrderLookup {
     });
   }
 
-  private get orders(): OrderClient {
+  private get orders(): OrderWorkflowClient {
     return this.deps.orders;
   }
 

@@ -21,7 +21,7 @@ import type { ChannelListener } from '../infra/redis-subscription.js';
 import { inTrace } from '../infra/tracing.js';
 import type { PromiseQueue } from '../inventory/promise-queue.js';
 import type { Promised, RedisInventory } from '../inventory/redis-inventory.js';
-import type { OrderClient } from './workflow-client.js';
+import type { OrderWorkflowClient } from './workflow-client.js';
 import type { StartPacing } from './start-pacing.js';
 
 export interface PromiseStarterOptions {
@@ -83,7 +83,7 @@ export class PromiseStarter {
       /** The sale's promises waiting for their start, taken under the sale's lease. */
       promises: PromiseQueue;
       /** On the worker's own connection (its starts are eager), pacing its starts by `pacing`. */
-      orders: OrderClient;
+      orders: OrderWorkflowClient;
       pacing: StartPacing;
       /** The task queue's backlog age in ms (DescribeTaskQueue), read every backlogEveryMs. */
       backlogAgeMs: () => Promise<number>;

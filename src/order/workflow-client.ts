@@ -1,5 +1,5 @@
 /**
- * The order client: the only code that reaches an order's workflow. It starts orders (paced),
+ * OrderWorkflowClient: the only code that calls an order's workflow. It starts orders (paced),
  * queries them, delivers payments and cancels as Updates, each call with a deadline and behind its
  * breaker. Finding an order wherever it is known is OrderLookup's (./lookup.ts).
  */
@@ -54,10 +54,10 @@ const GRPC_DEADLINE_LAG_MS = 100;
 const START_OUTCOME_WAIT_MS = 200;
 
 /** The guards the order client calls through: Temporal's frontend, and the order workflows (the worker). */
-export type OrderClientGuards = Pick<DependencyGuards, 'temporal' | 'workflows'>;
+export type OrderWorkflowClientGuards = Pick<DependencyGuards, 'temporal' | 'workflows'>;
 
 /** Guards that classify failures as the API's do but never open: calls bounded by their deadlines only. */
-export function guardsWithoutBreakers(): OrderClientGuards {
+export function guardsWithoutBreakers(): OrderWorkflowClientGuards {
   return {
     temporal: DependencyGuard.neverOpen('temporal', isTemporalFailure),
     workflows: DependencyGuard.neverOpen('workflows', isTemporalFailure),
@@ -102,9 +102,9 @@ const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
 export type AwaitedStart =
   { outcome: 'DECIDED'; state: OrderState } | { outcome: 'RUNNING' } | { outcome: 'ALREADY_CLOSED' };
 
-export class OrderClient {
+export class OrderWorkflowClient {
   /**
-   * `guards`: the API's breakers and per-call bounds (OrderClient.withoutBreakers for the worker
+   * `guards`: the API's breakers and per-call bounds (OrderWorkflowClient.withoutBreakers for the worker
    * and the tools). Either way a dependency that fails or does not answer in time surfaces as
    * DependencyUnavailableError (the API's 503). `pacing`: starts wait here, in this process, rather
    * than in Temporal; one too late to be worth it is not sent (the promise's owner sends it later).
@@ -112,13 +112,13 @@ export class OrderClient {
   constructor(
     private readonly temporal: Client,
     private readonly taskQueue: string,
-    private readonly guards: OrderClientGuards,
+    private readonly guards: OrderWorkflowClientGuards,
     readonly pacing: StartPacer,
   ) {}
 
   /** For the worker and the tools: calls bounded by their deadlines only, behind guards that never open. */
-  static withoutBreakers(temporal: Client, taskQueue: string, pacing: StartPacer): OrderClient {
-    return new OrderClient(temporal, taskQueue, guardsWithoutBreakers(), pacing);
+  static withoutBreakers(temporal: Client, taskQueue: string, pacing: StartPacer): OrderWorkflowClient {
+    return new OrderWorkflowClient(temporal, taskQueue, guardsWithoutBreakers(), pacing);
   }
 
   /** Whether Temporal's breaker lets a call through now; throws DependencyUnavailableError if not. */

@@ -27,7 +27,7 @@ import {
   type PaymentVerdict,
 } from '../model/order-workflow.js';
 import type { Logger } from '../infra/logger.js';
-import type { OrderClient } from '../order/workflow-client.js';
+import type { OrderWorkflowClient } from '../order/workflow-client.js';
 import type { OrderLookup } from '../order/lookup.js';
 
 /** The webhook's answer: what became of the event, and why when it must be refunded. */
@@ -122,7 +122,7 @@ export interface PaymentDeliveryDeps {
       'leaseDueDeliveries' | 'claimDelivery' | 'releaseDeliveries' | 'settleReceivedPayment'
     >;
   };
-  orders: OrderClient;
+  orders: OrderWorkflowClient;
   /** Where a closed order's verdict and a promised order are found. */
   lookup: OrderLookup;
   /** The API's MySQL guard: calls go through it whatever its breaker says, bounded by its timeout. */

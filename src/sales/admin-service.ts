@@ -25,7 +25,7 @@ import {
 } from '../invariants/check.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { RedisSales } from '../inventory/redis-sales.js';
-import type { OrderClient } from '../order/workflow-client.js';
+import type { OrderWorkflowClient } from '../order/workflow-client.js';
 import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from './cursor.js';
 import type { SaleView } from './sale-view.js';
 import { skuNotFound, type SalesService } from './sales-service.js';
@@ -148,7 +148,7 @@ export class AdminService {
       };
       inventory: Pick<RedisInventory, 'getSale'>;
       redisSales: Pick<RedisSales, 'closeSale'>;
-      orders: OrderClient;
+      orders: OrderWorkflowClient;
       sales: SalesService;
     },
   ) {}

@@ -12,7 +12,7 @@ import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/order.js';
 import { createReconcileActivities, type ReconcileActivities } from '../activities/reconcile.js';
 import { OrderChangeNotifier } from '../order/status-reads.js';
-import { OrderClient } from '../order/workflow-client.js';
+import { OrderWorkflowClient } from '../order/workflow-client.js';
 import type { PaymentStore } from '../db/payments.js';
 import type { Stores } from '../db/stores.js';
 import { PromiseQueue } from '../inventory/promise-queue.js';
@@ -98,7 +98,7 @@ export function workerActivities(deps: {
   });
   if (!temporal) return { ...orderActivities, ...paymentActivities, ...catchUp };
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
-  const orders = OrderClient.withoutBreakers(temporal, config.temporal.taskQueue, pacing);
+  const orders = OrderWorkflowClient.withoutBreakers(temporal, config.temporal.taskQueue, pacing);
   return {
     ...orderActivities,
     ...paymentActivities,
@@ -347,7 +347,7 @@ export function startPromiseStarter(options: {
   const inventory = new RedisInventory(redis, taskQueue);
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
   const temporal = new Client({ connection, namespace, interceptors: temporalClientInterceptors() });
-  const orders = OrderClient.withoutBreakers(temporal, taskQueue, pacing);
+  const orders = OrderWorkflowClient.withoutBreakers(temporal, taskQueue, pacing);
   const starter = new PromiseStarter(
     {
       inventory,

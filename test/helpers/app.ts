@@ -15,7 +15,7 @@ import { openStores, type Stores } from '../../src/db/stores.js';
 import type { Logger } from '../../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
-import type { OrderClient } from '../../src/order/workflow-client.js';
+import type { OrderWorkflowClient } from '../../src/order/workflow-client.js';
 import type { OrderLookup } from '../../src/order/lookup.js';
 import type { OrderWorkerOptions } from '../../src/workers/worker.js';
 import { testConfig } from './env.js';
@@ -35,7 +35,7 @@ export interface TestApp {
   stores: Stores;
   redis: RedisClient;
   temporal: Client;
-  orders: OrderClient;
+  orders: OrderWorkflowClient;
   /** Over `orders`, without breakers; finds promised orders of the app's own sales. */
   lookup: OrderLookup;
   worker: OrderWorkers;

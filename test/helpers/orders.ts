@@ -7,7 +7,7 @@ import { isMysqlFailure } from '../../src/db/rows.js';
 import type { Stores } from '../../src/db/stores.js';
 import { DependencyGuard } from '../../src/infra/dependency-guard.js';
 import type { RedisInventory } from '../../src/inventory/redis-inventory.js';
-import { OrderClient } from '../../src/order/workflow-client.js';
+import { OrderWorkflowClient } from '../../src/order/workflow-client.js';
 import { OrderLookup, type OrderLookupDeps } from '../../src/order/lookup.js';
 import { StartPacing } from '../../src/order/start-pacing.js';
 
@@ -16,13 +16,17 @@ export function pacingOf(maxConcurrentStarts = 32): StartPacing {
   return new StartPacing({ maxLimit: maxConcurrentStarts });
 }
 
-export function ordersWithoutBreakers(temporal: Client, taskQueue: string, maxConcurrentStarts = 32): OrderClient {
-  return OrderClient.withoutBreakers(temporal, taskQueue, pacingOf(maxConcurrentStarts));
+export function ordersWithoutBreakers(
+  temporal: Client,
+  taskQueue: string,
+  maxConcurrentStarts = 32,
+): OrderWorkflowClient {
+  return OrderWorkflowClient.withoutBreakers(temporal, taskQueue, pacingOf(maxConcurrentStarts));
 }
 
 /** What an OrderLookup (or a subclass) is built from, with a MySQL guard that never opens. */
 export function lookupDeps(
-  orders: OrderClient,
+  orders: OrderWorkflowClient,
   stores: Stores,
   inventory: RedisInventory | null = null,
 ): OrderLookupDeps {
@@ -35,7 +39,7 @@ export function orderAccess(
   stores: Stores,
   taskQueue: string,
   inventory: RedisInventory | null = null,
-): { orders: OrderClient; lookup: OrderLookup } {
+): { orders: OrderWorkflowClient; lookup: OrderLookup } {
   const orders = ordersWithoutBreakers(temporal, taskQueue);
   return { orders, lookup: new OrderLookup(lookupDeps(orders, stores, inventory)) };
 }

@@ -1,6 +1,6 @@
 /**
  * For a test file whose tests each run on a task queue of their own: the app's clients once, then
- * per test an API (optionally with an OrderClient that injects a fault) and, when the test wants
+ * per test an API (optionally with an OrderWorkflowClient that injects a fault) and, when the test wants
  * one, a worker on that queue. A test that withholds its worker, or wraps its activities, so never
  * changes what another test's orders meet.
  */
