@@ -75,7 +75,11 @@ beforeAll(async () => {
   redis.on('error', () => {});
   connection = await Connection.connect({ address: app.config.temporal.address });
   temporal = new Client({ connection, namespace: app.config.temporal.namespace });
-  orders = OrderWorkflowClient.withoutBreakers(temporal, app.config.temporal.taskQueue, new StartPacing({ maxLimit: 32 }));
+  orders = OrderWorkflowClient.withoutBreakers(
+    temporal,
+    app.config.temporal.taskQueue,
+    new StartPacing({ maxLimit: 32 }),
+  );
   auth = new ShopperAuth(app.config);
 });
 
