@@ -234,15 +234,6 @@ export class PaymentStore {
     return result.affectedRows === 1;
   }
 
-  /** A delivery that got no verdict: the owner keeps the row and tries again in `delayMs` (MySQL's clock). */
-  async deferDelivery(eventId: string, owner: string, delayMs: number): Promise<void> {
-    await this.pool.query(
-      `UPDATE payments SET delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND
-       WHERE event_id = ? AND outcome = 'RECEIVED' AND delivery_owner = ?`,
-      [Math.round(delayMs * 1_000), eventId, owner],
-    );
-  }
-
   /** Who delivers (or delivered) a payment, and how many deliveries were claimed for it. */
   async deliveryOf(eventId: string): Promise<{ owner: string | null; dueAt: Date | null; attempts: number } | null> {
     const [rows] = await this.pool.query<RowDataPacket[]>(

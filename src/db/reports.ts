@@ -233,13 +233,4 @@ export class ReportStore {
     for (const row of rows) counts[row.outcome as keyof typeof counts] = Number(row.n);
     return counts;
   }
-
-  /** Payments not judged yet (RECEIVED), and how old the oldest is by MySQL's clock (ms; 0 when none). */
-  async receivedPaymentsBacklog(): Promise<{ count: number; oldestMs: number }> {
-    const [[row]] = await this.pool.query<RowDataPacket[]>(
-      `SELECT COUNT(*) AS n, COALESCE(TIMESTAMPDIFF(MICROSECOND, MIN(received_at), NOW(3)), 0) AS oldest_us
-       FROM payments WHERE outcome = 'RECEIVED'`,
-    );
-    return { count: Number(row?.n ?? 0), oldestMs: Math.round(Number(row?.oldest_us ?? 0) / 1_000) };
-  }
 }

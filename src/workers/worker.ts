@@ -81,7 +81,7 @@ export function workerActivities(deps: {
   const caughtUp = catchUpProvider(providers);
   const catchUp = createCatchUpActivities({
     stores,
-    api: caughtUp ? caughtUp.definition.api!(caughtUp.settings) : null,
+    api: caughtUp ? (providerApis(providers)[caughtUp.definition.name] ?? null) : null,
     intake: caughtUp
       ? catchUpIntakeOf(
           caughtUp.definition.intake(caughtUp.settings, {

@@ -66,6 +66,7 @@ import {
   type CancelReason,
   type OrderInput,
   type OrderState,
+  type OrderWorkflowSignature,
   type Outcome,
   type PaymentReceived,
   type PaymentVerdict,
@@ -134,6 +135,9 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   setHandler(awaitPersistedUpdate, () => order.untilPersisted());
   return order.run();
 }
+
+/** Callers start the workflow by name with OrderWorkflowSignature: this stops compiling if the two part ways. */
+const _keepsItsSignature: OrderWorkflowSignature = OrderWorkflow;
 
 /**
  * Where an order's run is: one value (OrderRun.phase), moved only by OrderRun.moveTo along PHASE_TRANSITIONS.

@@ -233,13 +233,22 @@ export function providerSettings<Settings>(
   return (entry?.settings ?? null) as Settings | null;
 }
 
-/** The APIs of the providers configured here, by name (the order's activities and the refund owner call them). */
+const apisOf = new WeakMap<ConfiguredProviders, Record<string, PaymentProviderApi>>();
+
+/**
+ * The APIs of the providers configured here, by name: one client per provider and configuration, shared by the
+ * order's activities, the catch-up and the refund owner.
+ */
 export function providerApis(providers: ConfiguredProviders): Record<string, PaymentProviderApi> {
-  return Object.fromEntries(
+  const known = apisOf.get(providers);
+  if (known) return known;
+  const apis = Object.fromEntries(
     providers.configured.flatMap(({ definition, settings }) =>
       definition.api ? [[definition.name, definition.api(settings)] as const] : [],
     ),
   );
+  apisOf.set(providers, apis);
+  return apis;
 }
 
 /** The configured provider whose undelivered events the catch-up reads (one with a catch-up and an API), if any. */
