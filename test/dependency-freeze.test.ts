@@ -272,7 +272,7 @@ describe('a frozen dependency', () => {
         promised.push(reply.body.orderNo as string);
       }
       // The workflow cannot answer: the stores do (its row), marked so.
-      expect(read.status, JSON.stringify(read.body)).toBe(200);
+      expect(read.status, `after ${Math.round(read.ms)} ms: ${JSON.stringify(read.body)}`).toBe(200);
       expect(read.body).toMatchObject({ orderNo, status: 'AWAITING_PAYMENT', source: 'stores' });
       expect(read.ms).toBeLessThan(1_000 + SLACK_MS);
       // A promised order, not started: read from its reservation.

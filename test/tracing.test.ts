@@ -162,26 +162,52 @@ describe('one trace from the request to the last activity', () => {
     expect(paid.status).toBe(200);
     expect(await paid.json()).toMatchObject({ outcome: 'APPLIED' });
 
-    // Spans arrive from two processes in batches: wait until the last activity's is there.
+    const api = 'flash-checkout-api';
+    const wrk = 'flash-checkout-worker';
+    // Spans arrive from two processes in batches, each when its operation ends: the workflow's run
+    // ends after its last activity (markPaid), so its span comes in a later batch than that one's.
+    // Wait until every span read below is there, not only the last activity's: [service, name, under].
+    const expected: ReadonlyArray<readonly [service: string, name: string, under?: string]> = [
+      [api, 'post /api/checkout'],
+      [api, 'evalsha', 'post /api/checkout'],
+      [wrk, 'startworkflow:orderworkflow'],
+      [wrk, 'runworkflow:orderworkflow'],
+      [wrk, 'runactivity:persistorder'],
+      [wrk, 'insert', 'runactivity:persistorder'],
+      [api, 'post /api/payments/webhook'],
+      [api, 'startworkflowupdate:pay'],
+      [wrk, 'handleupdate:pay'],
+      [wrk, 'runactivity:confirmreservation'],
+      [wrk, 'runactivity:markpaid'],
+    ];
     const spans = await waitFor(
       async () => {
         const answer = await fetch(`${zipkin.url}/api/v2/trace/${traceId}`);
-        if (!answer.ok) return undefined;
+        if (!answer.ok) throw new Error(`Zipkin answered ${answer.status}`);
         const found = (await answer.json()) as ZipkinSpan[];
-        return found.some((s) => s.name === 'runactivity:markpaid') &&
-          found.some((s) => s.name === 'post /api/payments/webhook')
-          ? found
-          : undefined;
+        const there = ([service, name, under]: (typeof expected)[number]) =>
+          found.some(
+            (s) =>
+              s.localEndpoint?.serviceName === service &&
+              s.name === name &&
+              (!under || found.some((parent) => parent.name === under && descendsFrom(found, s, parent))),
+          );
+        const missing = expected.filter((span) => !there(span));
+        if (missing.length > 0) throw new Error(`not there yet: ${missing.map((span) => span.join(':')).join(', ')}`);
+        return found;
       },
-      { what: `trace ${traceId} with the payment's activities in Zipkin`, timeoutMs: 30_000, intervalMs: 250 },
+      {
+        what: `trace ${traceId} with every span of the checkout and the payment in Zipkin`,
+        timeoutMs: 30_000,
+        intervalMs: 250,
+        retryErrors: true,
+      },
     );
 
     expect(new Set(spans.map((s) => s.traceId))).toEqual(new Set([traceId]));
     const services = new Set(spans.map((s) => s.localEndpoint?.serviceName));
-    expect(services).toEqual(new Set(['flash-checkout-api', 'flash-checkout-worker']));
+    expect(services).toEqual(new Set([api, wrk]));
 
-    const api = 'flash-checkout-api';
-    const wrk = 'flash-checkout-worker';
     const checkoutSpan = first(spans, 'post /api/checkout', api);
     // Started by the owner of starts in the worker, in the trace the checkout's promise carried.
     const start = first(spans, 'startworkflow:orderworkflow', wrk);

@@ -54,7 +54,11 @@ beforeAll(async () => {
   metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   healthUrl = `http://127.0.0.1:${healthPort}`;
   config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'silent' });
-  worker = spawn(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'src', 'workers', 'main.ts')], {
+  // One node process with tsx as its loader, as `npm run worker` (node dist/workers/main.js) is one
+  // process: the SIGTERM below reaches the worker itself. The tsx CLI would run it in a child and
+  // relay the signal, SIGKILLing that child when it has not reported the signal within 30 ms (a
+  // worker whose event loop is busy on a loaded machine): no drain, no state lines, exit code 143.
+  worker = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'workers', 'main.ts')], {
     cwd: root,
     env: {
       ...process.env,
@@ -66,12 +70,14 @@ beforeAll(async () => {
       LOG_LEVEL: 'debug',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
-    // Its own process group: tsx runs the worker in a child process, which must not outlive the test.
+    // Its own process group: nothing it starts may outlive the test (afterAll kills the group).
     detached: true,
   });
   worker.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
   worker.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  exited = new Promise((done) => worker.once('exit', (code) => done(code)));
+  // 'close', not 'exit': 'exit' may come before the last of its stdout is read (Node's docs say the
+  // stdio streams may still be open then), and the drain's last lines are what the test reads.
+  exited = new Promise((done) => worker.once('close', (code) => done(code)));
   await waitFor(
     async () => {
       const answer = await probe('/readyz');
@@ -200,13 +206,16 @@ describe('worker process', () => {
     worker.kill('SIGTERM');
     let code: number | null | undefined;
     void exited.then((c) => (code = c));
-    while (code === undefined) {
+    // Until its stdio has closed (everything it wrote is read), within a bound of the test's own.
+    const giveUpAt = Date.now() + 45_000;
+    while (code === undefined && Date.now() < giveUpAt) {
       afterSignal.push(await probe('/readyz'));
       await new Promise((done) => setTimeout(done, 20));
     }
+    expect(code, `the worker had not exited 45 s after SIGTERM; stderr:\n${stderr}`).not.toBeUndefined();
     // The process has exited: one more probe sees that, whenever between two probes the exit came.
     afterSignal.push(await probe('/readyz'));
-    // Readiness flips once the signal arrives (tsx relays it to the worker's node process): never 200 again after.
+    // Readiness flips once the signal arrives: never 200 again after.
     const firstNot200 = afterSignal.findIndex((answer) => answer === 'REFUSED' || answer.status !== 200);
     expect(firstNot200).toBeGreaterThanOrEqual(0);
     expect(afterSignal.slice(firstNot200).filter((answer) => answer !== 'REFUSED' && answer.status === 200)).toEqual(
@@ -222,7 +231,7 @@ describe('worker process', () => {
     const stateChanges = stdout.split('\n').filter((line) => line.includes('"msg":"Worker state changed"'));
     expect(
       stateChanges.some((line) => /"state":"(STOPPING|DRAINING)"/.test(line)),
-      stateChanges.join('\n'),
+      `exit code ${code}; state changes:\n${stateChanges.join('\n')}\nstderr:\n${stderr}`,
     ).toBe(true);
     expect(code).toBe(0);
     expect(stdout).toMatch(/"msg":"worker stopped"/);

@@ -118,7 +118,11 @@ export class OrderLookup {
       live = await this.orders.queryLive(orderNo, deadline.minus(this.deps.storesReadMs));
     } catch (err) {
       if (!(err instanceof DependencyUnavailableError)) throw err;
-      const known = await this.fromStores(orderNo, deadline).catch(() => null);
+      // The stores keep their share even when the query overran it (an event loop running late under load): else they
+      // would be refused unasked, and a read the stores can answer would be 503.
+      const { storesReadMs } = this.deps;
+      const storesDeadline = deadline.remainingMs() >= storesReadMs ? deadline : Deadline.in(storesReadMs);
+      const known = await this.fromStores(orderNo, storesDeadline).catch(() => null);
       if (known) return known;
       throw err;
     }
