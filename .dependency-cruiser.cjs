@@ -12,7 +12,7 @@
  *
  * A type import is a dependency a reader follows too, so every rule counts it.
  */
-const DOMAINS = '^src/(order|payments|sales|reconcile|invariants)/';
+const DOMAINS = '^src/(order|payments|sales|line|reconcile|invariants)/';
 const BELOW_DOMAINS = '^src/(db|inventory|infra|config|model)/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */

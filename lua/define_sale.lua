@@ -1,6 +1,8 @@
 -- Puts a SKU on sale, once.
 -- KEYS[1] sale:{SKU}
--- ARGV stock, perUserLimit, priceCents, startsMs (0 = none), endsMs (0 = none)
+-- ARGV stock, perUserLimit, priceCents, startsMs (0 = none), endsMs (0 = none), line ('1': the sale has a waiting
+--      line, defined next by line_define.lua; set here, in the same step as the stock, so that no checkout ever
+--      finds the sale open without its line: until the line exists such a checkout is refused NOT_ADMITTED)
 -- Returns 1 when created; 2 when the same definition is already there (a create whose MySQL commit
 -- was lost, retried: MySQL gets its row, Redis keeps what shoppers hold); 0 when another sale of
 -- the SKU exists. Either way an existing sale is left untouched: re-defining a live sale must never
@@ -35,4 +37,7 @@ redis.call('HSET', sale,
   'price', ARGV[3],
   'starts', ARGV[4],
   'ends', ARGV[5])
+if ARGV[6] == '1' then
+  redis.call('HSET', sale, 'line', 1)
+end
 return 1

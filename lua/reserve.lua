@@ -8,13 +8,17 @@
 -- KEYS[7] sale:{SKU}:inputs  HASH orderNo -> the order's workflow input (JSON), kept while its units are held
 -- KEYS[8] sale:{SKU}:holds   HASH userId -> the orders holding the user's units ("orderNo orderNo ..."), for
 --                            PURCHASE_LIMIT_EXCEEDED to name them (a shopper may hold one whose 202 never reached them)
+-- KEYS[9..14] the sale's line (line_tick.lua): :line, :line:pre, :line:places, :line:batches, :line:use, :line:used.
+--                            A sale with a line takes a checkout only with an admission: the shopper's own place,
+--                            admitted, not expired, not spent; this step spends it with the reservation it makes.
 -- ARGV orderNo, userId, quantity, reservedAtMs (the API's clock, kept in the record), idempotencyKey ('' = none),
 --      maxCancels (0 = no limit), cutoffMs (Redis clock; 0 = none), order input JSON ('' = no promise),
 --      handoffMs (how long a waiting checkout's own start has before the owner may start the order; 0 for the
---      polling checkout, which starts nothing), wake channel ('' = none) and the SKU it is told
+--      polling checkout, which starts nothing), wake channel ('' = none) and the SKU it is told,
+--      the admission's position ('' = none; the API checked the admission's signature, owner and SKU)
 -- Returns { code, orderNo or '', priceCents or '', reservation record or '', generation (SOLD_OUT), start input
 -- (DUPLICATE), the orders holding the user's units (LIMIT_EXCEEDED) } with code RESERVED | DUPLICATE | LATE | NO_SALE | NOT_ACTIVE | TOO_MANY_CANCELS | LIMIT_EXCEEDED |
--- SOLD_OUT. The price and, for a DUPLICATE, the existing reservation and its recorded input come back in the same
+-- SOLD_OUT | NOT_ADMITTED | ADMISSION_INVALID (not this shopper's place now) | ADMISSION_EXPIRED | ADMISSION_USED. The price and, for a DUPLICATE, the existing reservation and its recorded input come back in the same
 -- round trip, so the API can start (or re-ensure) the order's workflow without reading anything else.
 --
 -- A reservation is a promise: the order's input goes into `inputs` and `pending` in this same step; the pipeline's
@@ -28,6 +32,8 @@ local reservedAt = tonumber(ARGV[4])
 local cutoff = tonumber(ARGV[7]) or 0
 local input, handoff = ARGV[8] or '', tonumber(ARGV[9]) or 0
 local wake, sku = ARGV[10] or '', ARGV[11] or ''
+local admission = ARGV[12] or ''
+local line, pre, places, batches, use, used = KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
@@ -72,7 +78,7 @@ if sameOrder then
   return { 'DUPLICATE', orderNo, redis.call('HGET', sale, 'price'), sameOrder, 0, redis.call('HGET', inputs, orderNo) or '' }
 end
 
-local f = redis.call('HMGET', sale, 'available', 'limit', 'starts', 'ends', 'price', 'returned')
+local f = redis.call('HMGET', sale, 'available', 'limit', 'starts', 'ends', 'price', 'returned', 'line')
 local available = tonumber(f[1]) or 0
 local limit = tonumber(f[2]) or 0
 local starts = tonumber(f[3]) or 0
@@ -103,6 +109,29 @@ if available < quantity then
   return { 'SOLD_OUT', '', '', '', tonumber(f[6]) or 0 }
 end
 
+-- A line's sale: the admission must be this shopper's place, admitted, unexpired and unspent. Checked once a unit is
+-- there for the checkout, so SOLD_OUT and the limit answer everyone. `batch`: the admission batch whose count of
+-- spent admissions this checkout adds to (line_tick.lua gives the rest back).
+local batch = nil
+if f[7] == '1' and line then
+  if admission == '' then return { 'NOT_ADMITTED', '', '', '' } end
+  local place = redis.call('HGET', places, userId)
+  local position = nil
+  if place == 'P' then
+    local rank = redis.call('ZRANK', pre, userId)
+    position = rank and (rank + 1)
+  else
+    position = tonumber(place)
+  end
+  if position == nil or tostring(position) ~= admission then return { 'ADMISSION_INVALID', '', '', '' } end
+  local l = redis.call('HMGET', line, 'served', 'expiredThrough', 'ttl')
+  if position > (tonumber(l[1]) or 0) then return { 'NOT_ADMITTED', '', '', '' } end
+  if redis.call('HGET', used, userId) == admission then return { 'ADMISSION_USED', '', '', '' } end
+  batch = position > (tonumber(l[2]) or 0) and redis.call('ZRANGEBYSCORE', batches, position, '+inf', 'LIMIT', 0, 1)[1]
+  local at = batch and tonumber(string.match(batch, ':(%d+)$'))
+  if not at or now >= at + (tonumber(l[3]) or 0) then return { 'ADMISSION_EXPIRED', '', '', '' } end
+end
+
 -- Units move from available to reserved; stock = available + reserved + sold is preserved.
 redis.call('HINCRBY', sale, 'available', -quantity)
 redis.call('HINCRBY', sale, 'reserved', quantity)
@@ -114,6 +143,11 @@ end
 if holds then
   local holding = redis.call('HGET', holds, userId)
   redis.call('HSET', holds, userId, holding and (holding .. ' ' .. orderNo) or orderNo)
+end
+if batch then
+  redis.call('HSET', used, userId, admission)
+  redis.call('HINCRBY', use, string.match(batch, '^%d+:(%d+):'), 1)
+  redis.call('HINCRBY', line, 'consumed', 1)
 end
 if input ~= '' then
   -- The price is the sale's, read here: the input recorded is exactly what the order is started with.

@@ -111,6 +111,7 @@ const UNCONSTRAINED = [
   'getLiveness',
   'getReadiness',
   'getHealth',
+  'getLineDemoPage',
   'getDashboard',
   'getDevConfig',
   'getMetrics',
@@ -343,7 +344,8 @@ function validValue(schema: Schema, label: string): Json {
 function getAt(value: Json, steps: Step[]): Json {
   let current = value;
   for (const step of steps) {
-    if ('key' in step) current = (current as Record<string, Json>)[step.key]!;
+    // An optional object left out of the valid request (a sale's `line`): its fields start from nothing.
+    if ('key' in step) current = (current as Record<string, Json> | undefined)?.[step.key] as Json;
     else if ('index' in step) current = (current as Json[])[step.index]!;
     else current = decodeContent(current as string, step.content)!;
   }

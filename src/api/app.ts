@@ -47,6 +47,9 @@ import { dashboardRoutes } from './routes/dashboard.js';
 import { devRoutes } from './routes/dev.js';
 import { healthRoutes, metricsRoutes, Readiness } from './routes/operations.js';
 import { salesRoutes } from './routes/sales.js';
+import { LineRateLimits, lineRoutes } from './routes/line.js';
+import { LineService } from '../line/line-service.js';
+import { RedisLine } from '../inventory/redis-line.js';
 
 /** The clients the API is built over; startApi opens them from configuration. */
 export interface ApiClients {
@@ -76,6 +79,8 @@ export interface ApiParts extends ApiClients {
   soldOut: SoldOutCache;
   /** Turned to draining on SIGTERM by startApi, and unready while clocks disagree. */
   readiness: Readiness;
+  /** The sales' waiting lines: this process's view of each, and its admission ticks (startApi stops them). */
+  line: LineService;
   /**
    * With REDIS_WAIT_REPLICAS: the replica acknowledgements a checkout's 202 waits for (its own connection); else null.
    */
@@ -109,6 +114,13 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   const payments = PaymentDelivery.fromConfig(config, { stores, orders, lookup, mysql: guards.mysql, changed, logger });
   // A stale flag answers while its probe runs, bounded by the probe's own checkout deadline.
   const soldOut = substitutes.soldOut ?? new SoldOutCache(1_000, config.deadlines.checkoutMs);
+  const line = new LineService({
+    line: guarded(new RedisLine(redis), guards.redis, config.deadlines.redisMs, GUARDED_LINE_METHODS),
+    jwtSecret: config.jwtSecret,
+    clockSkewMarginMs: config.clockSkewMarginMs,
+    observer: metrics,
+    logger,
+  });
   return {
     ...clients,
     metrics,
@@ -118,6 +130,7 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
     statusReader,
     payments,
     soldOut,
+    line,
     readiness: new Readiness(),
     replicaAcks: ReplicaAcks.fromConfig(config, redis) ?? null,
   };
@@ -130,6 +143,7 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
  */
 const GUARDED_INVENTORY_METHODS = ['reserve', 'markSaleActive', 'saleWindow', 'countCancel', 'getSale'] as const;
 const GUARDED_SALES_METHODS = ['defineSale', 'closeSale'] as const;
+const GUARDED_LINE_METHODS = ['tick', 'join', 'place', 'control', 'seed', 'define'] as const;
 const GUARDED_STORE_METHODS = {
   sales: ['createSale', 'getSale', 'closeSale'],
   orders: ['getOrder'],
@@ -171,7 +185,7 @@ export function createApp(parts: ApiParts): Koa {
     config.deadlines.redisMs,
     GUARDED_SALES_METHODS,
   );
-  const sales = new SalesService(stores, inventory, redisSales);
+  const sales = new SalesService(stores, inventory, redisSales, config.line);
   const limits = new RateLimits(redis, config.rateLimits, logger, guards.redis);
   // PAYMENT_PROVIDER checked against the registry, and every provider's settings read (a ConfigError at boot).
   const providers = paymentProviders(config, parts.providers);
@@ -188,6 +202,7 @@ export function createApp(parts: ApiParts): Koa {
     windows: new SaleWindows((sku) => inventory.saleWindow(sku), config.clockSkewMarginMs),
     observer: metrics,
     spendBudget: (userId) => limits.consume('checkout', userId),
+    admissions: parts.line,
   });
   metrics.trackPaymentBacklog(() => payments.backlog);
   const webhook = new PaymentReceiver({ config, stores: parts.stores, guards, delivery: payments });
@@ -225,6 +240,13 @@ export function createApp(parts: ApiParts): Koa {
         // Probes use the clients as they are: each check has its own timeout, and must see past a breaker.
         healthRoutes({ redis, stores: parts.stores, temporal, guards, readiness: parts.readiness }),
         salesRoutes({ sales, adminToken: config.adminToken }),
+        lineRoutes({
+          auth,
+          line: parts.line,
+          limits: new LineRateLimits(config.lineRateLimits),
+          challenge: config.line.challenge,
+          adminToken: config.adminToken,
+        }),
         authRoutes({ auth, devLogin: config.authDevLogin, limits }),
         checkoutRoutes({ auth, checkout, metrics }),
         readRoutes({ auth, statusReader }),

@@ -28,6 +28,15 @@ const REFUSAL_STATUS: Record<RefusalCode, number> = {
   IDEMPOTENCY_KEY_REUSED: 422,
   UNAVAILABLE: 503,
   OUTCOME_UNKNOWN: 503,
+  NO_LINE: 404,
+  LINE_NOT_OPEN: 409,
+  NOT_IN_LINE: 404,
+  CHALLENGE_REQUIRED: 403,
+  NOT_ADMITTED: 403,
+  ADMISSION_INVALID: 403,
+  ADMISSION_NOT_YOURS: 403,
+  ADMISSION_EXPIRED: 403,
+  ADMISSION_USED: 403,
 };
 
 /** An answer the API gives on purpose (bad input, a wrong token, a refusal mapped by toApiError), not a bug. */

@@ -17,6 +17,8 @@ import {
 import type { ReserveResult } from '../inventory/redis-inventory.js';
 import { STATUS_READ_SOURCES, type StatusReadObserver, type StatusReadSource } from '../order/status-reads.js';
 import type { ErrorCode } from './errors.js';
+import type { LineSnapshot } from '../inventory/redis-line.js';
+import type { LineObserver, PlaceState } from '../line/line-service.js';
 import type { StripeWebhookOutcome } from '../model/order-workflow.js';
 
 /** The route label of a request no router matched (404s of any path). */
@@ -37,8 +39,49 @@ const WORKFLOW_START_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 /** The breaker state gauge's values. */
 const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
-export class ApiMetrics implements StatusReadObserver, DependencyObserver, CheckoutObserver {
+export class ApiMetrics implements StatusReadObserver, DependencyObserver, CheckoutObserver, LineObserver {
   readonly registry = new Registry();
+  private readonly lineJoins = new Counter({
+    name: 'flash_line_joins_total',
+    help: 'Joins of a waiting line by outcome: JOINED (a new place), ALREADY (the same place again), or why not',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly lineReads = new Counter({
+    name: 'flash_line_reads_total',
+    help: 'Places read (and joins answered) by the state told: WAITING, ADMITTED, SOLD_OUT, …',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+  /** One gauge per figure of a line, by SKU (a line per sale: as many series as sales with a line). */
+  private readonly lineFigures = Object.fromEntries(
+    (
+      [
+        ['length', 'Places taken in the line (before the start: in the pre-queue)'],
+        ['served', 'Every position up to this one has been admitted'],
+        ['admitted', 'Admissions given'],
+        ['consumed', 'Admissions spent by a checkout'],
+        ['given_back', 'Admissions that expired unspent and gave their slot back'],
+        ['admissions_per_second', 'The admission rate set'],
+      ] as const
+    ).map(([name, help]) => [
+      name,
+      new Gauge({ name: `flash_line_${name}`, help, labelNames: ['sku'] as const, registers: [this.registry] }),
+    ]),
+  ) as Record<'length' | 'served' | 'admitted' | 'consumed' | 'given_back' | 'admissions_per_second', Gauge<'sku'>>;
+  private readonly lineSoldOutAfter = new Gauge({
+    name: 'flash_line_sold_out_after_seconds',
+    help: "Seconds from the sale's start to the first admission tick that saw it sold out",
+    labelNames: ['sku'] as const,
+    registers: [this.registry],
+  });
+  private readonly lineEtaError = new Histogram({
+    name: 'flash_line_eta_error_seconds',
+    help: 'How far off the first wait told to a place was from when it was admitted (absolute), by SKU',
+    labelNames: ['sku'] as const,
+    buckets: [0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
   private readonly httpRequests = new Counter({
     name: 'http_requests_total',
     help: 'HTTP requests answered, by method, route template and status',
@@ -245,6 +288,29 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
 
   workflowStartDone(ok: boolean, startedAt: number): void {
     this.workflowStartDuration.labels(ok ? 'ok' : 'error').observe(secondsSince(startedAt));
+  }
+
+  joined(outcome: string): void {
+    this.lineJoins.inc({ outcome });
+  }
+
+  read(state: PlaceState): void {
+    this.lineReads.inc({ state });
+  }
+
+  line(sku: string, snapshot: LineSnapshot, soldOutAfterSeconds: number | null): void {
+    const f = this.lineFigures;
+    f.length.set({ sku }, snapshot.length);
+    f.served.set({ sku }, snapshot.served);
+    f.admitted.set({ sku }, snapshot.admitted);
+    f.consumed.set({ sku }, snapshot.consumed);
+    f.given_back.set({ sku }, snapshot.givenBack);
+    f.admissions_per_second.set({ sku }, snapshot.admissionsPerSecond);
+    if (soldOutAfterSeconds !== null) this.lineSoldOutAfter.set({ sku }, soldOutAfterSeconds);
+  }
+
+  etaError(sku: string, seconds: number): void {
+    this.lineEtaError.observe({ sku }, seconds);
   }
 
   soldOutFlagHit(): void {

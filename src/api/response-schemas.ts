@@ -32,6 +32,7 @@ import type {
   SaleStats,
 } from '../sales/admin-service.js';
 import type { SaleView } from '../sales/sale-view.js';
+import type { LineView, PlaceView } from '../line/line-service.js';
 import type { ErrorCode } from './errors.js';
 import { orderNoSchema, orderStatusSchema, skuSchema } from './schemas.js';
 
@@ -68,6 +69,17 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
     "a dependency is down, did not answer within the request's deadline, or its circuit breaker is open; or the process is at its limit of requests in flight. With `Retry-After`. A checkout answered this reserved nothing (Temporal or the worker being away never makes a checkout 503)",
   OUTCOME_UNKNOWN:
     "a checkout's reserve got no answer from Redis in time and may still have run, or (with `REDIS_WAIT_REPLICAS`) it reserved but no Redis replica acknowledged the reservation in time, so a failover could still lose it: `details` has the `orderNo` and its `statusUrl`. With `Retry-After`. Retry with the same `Idempotency-Key` (it answers that order if it was reserved), or read the order",
+  NO_LINE: 'the sale has no waiting line (check out directly)',
+  LINE_NOT_OPEN: "before the line's `preQueueOpensAt`; `details.opensAt` and `Retry-After` say when",
+  NOT_IN_LINE: 'the shopper has no place in this line (join it first)',
+  CHALLENGE_REQUIRED:
+    'a join without the challenge header the bot-protection proxy sets (only with `LINE_CHALLENGE_HEADER`)',
+  NOT_ADMITTED: 'a checkout for a sale with a waiting line without an admission, or before its place was admitted',
+  ADMISSION_INVALID:
+    "an `Admission-Token` this service did not sign, altered, malformed, or for a place that is no longer the shopper's",
+  ADMISSION_NOT_YOURS: 'an `Admission-Token` given to another shopper, or for another sale',
+  ADMISSION_EXPIRED: 'an admission past its `expiresAt` (join the line again for a new place)',
+  ADMISSION_USED: 'an admission already spent on an order',
 };
 
 const ERROR_CODES = Object.keys(ERROR_CODE_DESCRIPTIONS) as [ErrorCode, ...ErrorCode[]];
@@ -104,6 +116,67 @@ export const saleSchema = z
     createdAt: isoTime,
   })
   .meta({ id: 'Sale' });
+
+const etaReasonSchema = z.enum(['PAUSED', 'RATE_LOWERED']).nullable();
+
+/** A shopper's place in a sale's waiting line (GET /api/sales/{sku}/line/me). */
+export const placeSchema = z
+  .object({
+    sku: skuSchema,
+    state: z.enum(['WAITING', 'ADMITTED', 'EXPIRED', 'CHECKED_OUT', 'SOLD_OUT', 'PAUSED', 'CLOSED']),
+    preQueue: z
+      .boolean()
+      .meta({ description: 'Joined before the start, which has not come: the position is drawn then.' }),
+    position: z.number().int().nullable(),
+    ahead: z.number().int().nullable().meta({ description: 'Places before this one not yet admitted.' }),
+    waitTimeKnown: z.boolean(),
+    eta: z
+      .object({ minSeconds: z.number().int(), maxSeconds: z.number().int() })
+      .nullable()
+      .meta({ description: 'The wait as a band; it never rises unless `etaRaisedBy` says why.' }),
+    admissionsPerSecond: z.number().int(),
+    lineLength: z.number().int(),
+    servedThrough: z.number().int().meta({ description: 'Every position up to this one has been admitted.' }),
+    startsAt: isoTime.nullable(),
+    admission: z
+      .object({ token: z.string(), expiresAt: isoTime })
+      .nullable()
+      .meta({ description: "State ADMITTED: send `token` as the checkout's `Admission-Token` before `expiresAt`." }),
+    etaEpoch: z.number().int(),
+    etaRaisedBy: etaReasonSchema,
+    refreshAfterSeconds: z
+      .number()
+      .int()
+      .nullable()
+      .meta({ description: 'When to ask again (also `Retry-After`); null when nothing will change.' }),
+    unitsMayComeBack: z.boolean(),
+  })
+  .meta({ id: 'LinePlace' });
+
+/** A sale's waiting line (GET /api/sales/{sku}/line): its state, counters and the fair start's seed. */
+export const lineSchema = z
+  .object({
+    sku: skuSchema,
+    state: z.enum(['PRE_QUEUE', 'OPEN', 'PAUSED', 'SOLD_OUT', 'CLOSED']),
+    length: z.number().int(),
+    servedThrough: z.number().int(),
+    admissionsPerSecond: z.number().int(),
+    admissionTtlSeconds: z.number().int(),
+    preQueueOpensAt: isoTime.nullable(),
+    startsAt: isoTime.nullable(),
+    paused: z.boolean(),
+    epoch: z.number().int(),
+    epochReason: etaReasonSchema,
+    admitted: z.number().int(),
+    consumed: z.number().int(),
+    givenBack: z.number().int(),
+    seedHash: z
+      .string()
+      .meta({ description: 'SHA-256 (hex) of the seed that ranks the pre-queue, public from the start.' }),
+    seed: z.string().nullable().meta({ description: 'The seed itself, revealed once the sale has started.' }),
+    soldOutAt: isoTime.nullable(),
+  })
+  .meta({ id: 'Line' });
 
 /** A card holder's dispute of an order's payment, as the order shows it. */
 export const disputeSchema = z
@@ -386,6 +459,8 @@ export const devConfigSchema = z
 type SameShape<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const sameShape = <T extends true>(proof: T) => proof;
 sameShape<SameShape<z.infer<typeof saleSchema>, SaleView>>(true);
+sameShape<SameShape<z.infer<typeof placeSchema>, PlaceView>>(true);
+sameShape<SameShape<z.infer<typeof lineSchema>, LineView>>(true);
 sameShape<SameShape<z.infer<typeof orderSchema>, OrderView>>(true);
 sameShape<SameShape<Omit<z.infer<typeof webhookAnswerSchema>, 'received'>, WebhookAnswer>>(true);
 sameShape<SameShape<z.infer<typeof saleStatsSchema>, SaleStats>>(true);

@@ -71,7 +71,32 @@ export const createSaleSchema = z
         'No end: never closes. Must be in the future, and after startsAt when both are given (else 400 INVALID_REQUEST).',
       examples: ['2099-12-31T23:59:59Z'],
     }),
+    line: z
+      .strictObject({
+        admissionsPerSecond: z.number().int().min(1).max(100_000).optional().meta({
+          description: 'Shoppers admitted to checkout per second (default LINE_ADMISSIONS_PER_SECOND).',
+        }),
+        admissionTtlSeconds: z.number().int().min(10).max(3_600).optional().meta({
+          description: 'How long an admission lasts unspent (default LINE_ADMISSION_TTL).',
+        }),
+        preQueueOpensAt: saleTime.optional().meta({
+          description: 'No time: joins are taken at once. Must be before startsAt (else 400 INVALID_REQUEST).',
+          examples: ['2001-01-01T00:00:00Z'],
+        }),
+      })
+      .optional()
+      .meta({
+        description:
+          'A waiting line in front of the checkout (docs/api.md, "The waiting line"); `{}` takes the defaults. Without it, no line.',
+      }),
   })
+  .refine(
+    (sale) => {
+      const opens = sale.line?.preQueueOpensAt;
+      return !opens || !sale.startsAt || Date.parse(opens) < Date.parse(sale.startsAt);
+    },
+    { message: 'line.preQueueOpensAt must be before startsAt', path: ['line', 'preQueueOpensAt'] },
+  )
   .refine((sale) => !sale.startsAt || !sale.endsAt || Date.parse(sale.startsAt) < Date.parse(sale.endsAt), {
     message: 'endsAt must be after startsAt',
     path: ['endsAt'],
@@ -110,6 +135,9 @@ export const idempotencyKeySchema = z
 
 export const checkoutHeadersSchema = z.object({
   'Idempotency-Key': idempotencyKeySchema,
+  'Admission-Token': z.string().min(1).max(1_024).optional().meta({
+    description: 'A sale with a waiting line: the admission its line gave you (GET /api/sales/{sku}/line/me).',
+  }),
   Prefer: z.string().optional().meta({
     description:
       'RFC 7240 `wait=N`: hold the answer up to N seconds (at most CHECKOUT_MAX_WAIT) until the order is persisted or failed',
@@ -119,6 +147,12 @@ export const checkoutHeadersSchema = z.object({
 // The providers' webhook bodies and signature headers: each provider declares its own (src/payments/providers/*).
 export { paymentSignatureHeadersSchema, paymentWebhookSchema } from '../payments/providers/generic/route.js';
 export { stripeEventSchema, stripeSignatureHeadersSchema } from '../payments/providers/stripe/route.js';
+
+/** An operator's change to a sale's line: pause, resume, a new rate; `{}` changes nothing (the line as it is). */
+export const lineControlSchema = z.strictObject({
+  paused: z.boolean().optional(),
+  admissionsPerSecond: z.number().int().min(1).max(100_000).optional(),
+});
 
 export const simulatePaymentSchema = z.strictObject({ orderNo: orderNoSchema });
 

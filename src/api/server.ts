@@ -89,6 +89,7 @@ export async function startApi(
     },
     async close() {
       statusReader.stopWaits();
+      parts.line.stop();
       clock.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await payments.stop();

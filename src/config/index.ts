@@ -122,6 +122,19 @@ const envSchema = z.object({
   // Per client IP: dev logins, and payment webhooks (a provider sends from a few IPs, bursts included).
   RATE_LIMIT_LOGIN: rateLimitString,
   RATE_LIMIT_WEBHOOK: rateLimitString,
+  // A sale's waiting line: joins and reads per shopper, per client IP and per subnet, counted in each API's memory.
+  RATE_LIMIT_LINE: rateLimitString,
+  RATE_LIMIT_LINE_IP: rateLimitString,
+  RATE_LIMIT_LINE_SUBNET: rateLimitString,
+  // A line's defaults (a sale may set its own): admissions per second, and how long an admission lasts.
+  LINE_ADMISSIONS_PER_SECOND: z.coerce.number().int().min(1).max(100_000),
+  LINE_ADMISSION_TTL: durationString,
+  // An optional challenge at join: a header the bot-protection proxy in front sets to the shared secret.
+  LINE_CHALLENGE_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]+$/)
+    .optional(),
+  LINE_CHALLENGE_SECRET: z.string().optional(),
   TRUST_PROXY: booleanString,
   TRUST_PROXY_HOPS: z.coerce.number().int().min(1).max(10),
   SHUTDOWN_DRAIN: optionalDurationString,
@@ -187,13 +200,15 @@ type ConfigVariable = keyof typeof envSchema.shape;
 
 /**
  * The variables without a default, which a deployment may leave empty (unset): the managed-Temporal credentials, the
- * Web UI.
+ * Web UI, a waiting line's challenge header.
  */
 const WITHOUT_DEFAULT = [
   'TEMPORAL_API_KEY',
   'TEMPORAL_TLS_CERT_PATH',
   'TEMPORAL_TLS_KEY_PATH',
   'TEMPORAL_UI_URL',
+  'LINE_CHALLENGE_HEADER',
+  'LINE_CHALLENGE_SECRET',
 ] as const satisfies readonly ConfigVariable[];
 export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = WITHOUT_DEFAULT;
 
@@ -226,6 +241,13 @@ export const CONFIG_DEFAULTS = {
   RATE_LIMIT_CHECKOUT: '10/10s',
   RATE_LIMIT_LOGIN: '20/1m',
   RATE_LIMIT_WEBHOOK: '100/1s',
+  RATE_LIMIT_LINE: '60/1m',
+  RATE_LIMIT_LINE_IP: '1200/1m',
+  RATE_LIMIT_LINE_SUBNET: '12000/1m',
+  // What one worker persists per second on this stack (docs/performance.md, "The pipeline against its floor"):
+  // each admission may become an order.
+  LINE_ADMISSIONS_PER_SECOND: '40',
+  LINE_ADMISSION_TTL: '2m',
   TRUST_PROXY: 'false',
   TRUST_PROXY_HOPS: '1',
   SHUTDOWN_DRAIN: '5s',
@@ -293,6 +315,14 @@ export interface AppConfig {
   temporalUiUrl: string | null;
   /** Request budgets; null: no limit. */
   rateLimits: { checkout: RateLimit | null; login: RateLimit | null; webhook: RateLimit | null };
+  /** A waiting line's joins and reads, per shopper, client IP and subnet (each API process counts its own). */
+  lineRateLimits: { shopper: RateLimit | null; ip: RateLimit | null; subnet: RateLimit | null };
+  /** Waiting lines: a sale's defaults, and the optional challenge header a join must carry (null: none). */
+  line: {
+    admissionsPerSecond: number;
+    admissionTtlSeconds: number;
+    challenge: { header: string; secret: string } | null;
+  };
   /** Client IPs from X-Forwarded-For, trusting the last `trustProxyHops` entries (the proxies in front). */
   trustProxy: boolean;
   trustProxyHops: number;
@@ -365,6 +395,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'Invalid configuration:\n  TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH go together: set both (mTLS) or neither',
     );
   }
+  if (e.LINE_CHALLENGE_HEADER && (e.LINE_CHALLENGE_SECRET ?? '').length < 16) {
+    throw new ConfigError(
+      'Invalid configuration:\n  LINE_CHALLENGE_HEADER needs LINE_CHALLENGE_SECRET (at least 16 characters): the value the proxy in front sets',
+    );
+  }
   if (e.NODE_ENV === 'production') refuseDevSettings(e);
   const config: AppConfig = {
     port: e.PORT,
@@ -396,6 +431,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     temporalUiUrl: e.TEMPORAL_UI_URL?.replace(/\/+$/, '') ?? null,
     rateLimits: { checkout: e.RATE_LIMIT_CHECKOUT, login: e.RATE_LIMIT_LOGIN, webhook: e.RATE_LIMIT_WEBHOOK },
+    lineRateLimits: { shopper: e.RATE_LIMIT_LINE, ip: e.RATE_LIMIT_LINE_IP, subnet: e.RATE_LIMIT_LINE_SUBNET },
+    line: {
+      admissionsPerSecond: e.LINE_ADMISSIONS_PER_SECOND,
+      admissionTtlSeconds: Math.max(1, Math.round(durationToMs(e.LINE_ADMISSION_TTL) / 1_000)),
+      challenge: e.LINE_CHALLENGE_HEADER
+        ? { header: e.LINE_CHALLENGE_HEADER, secret: e.LINE_CHALLENGE_SECRET ?? '' }
+        : null,
+    },
     trustProxy: e.TRUST_PROXY,
     trustProxyHops: e.TRUST_PROXY_HOPS,
     shutdownDrainMs: ms(e.SHUTDOWN_DRAIN as Parameters<typeof ms>[0]),

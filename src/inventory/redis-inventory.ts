@@ -40,6 +40,18 @@ export interface SaleKeys {
   holds: string;
   /** STRING: a counter bumped by each replica-acknowledgement round (src/inventory/replica-acks.ts), never read. */
   replicationMark: string;
+  /** HASH the sale's waiting line: settings and counters (lua/line_tick.lua); absent for a sale without one. */
+  line: string;
+  /** ZSET userId -> fair rank: who joined before the start (the pre-queue). */
+  linePre: string;
+  /** HASH userId -> 'P' (in the pre-queue) or the place's position. */
+  linePlaces: string;
+  /** ZSET admission batches not yet expired: score = the batch's last position, member `from:to:atMs`. */
+  lineBatches: string;
+  /** HASH a batch's last position -> its admissions a checkout spent. */
+  lineUse: string;
+  /** HASH userId -> the position whose admission a checkout spent. */
+  lineUsed: string;
 }
 
 /**
@@ -68,6 +80,12 @@ export function saleKeys(sku: string): SaleKeys {
     starter: `${base}:starter`,
     holds: `${base}:holds`,
     replicationMark: `${base}:replication-mark`,
+    line: `${base}:line`,
+    linePre: `${base}:line:pre`,
+    linePlaces: `${base}:line:places`,
+    lineBatches: `${base}:line:batches`,
+    lineUse: `${base}:line:use`,
+    lineUsed: `${base}:line:used`,
   };
 }
 
@@ -96,6 +114,11 @@ export interface ReserveRequest {
   maxCancels?: number;
   /** Redis-clock ms past which the script reserves nothing (LATE): the caller's answer could not carry it. */
   cutoffMs?: number;
+  /**
+   * The position of the shopper's admission (a sale with a line takes a checkout only with one; the caller checked the
+   * admission's signature, owner and SKU). Spent with the reservation it makes.
+   */
+  admissionPosition?: number;
   /**
    * The promise: the order's workflow input (its price is the sale's, filled in by the script),
    * recorded with the reservation, and how long the caller's own start (a waiting checkout's) has
@@ -133,7 +156,9 @@ export type ReserveResult =
   | { outcome: 'SOLD_OUT'; generation: number }
   /** `heldBy`: the orders holding the user's units (those reserved since the sale recorded them). */
   | { outcome: 'LIMIT_EXCEEDED'; heldBy: string[] }
-  | { outcome: 'NO_SALE' | 'NOT_ACTIVE' | 'TOO_MANY_CANCELS' };
+  | { outcome: 'NO_SALE' | 'NOT_ACTIVE' | 'TOO_MANY_CANCELS' }
+  /** A sale with a line: no admission, or not this shopper's place now, or expired, or already spent. */
+  | { outcome: 'NOT_ADMITTED' | 'ADMISSION_INVALID' | 'ADMISSION_EXPIRED' | 'ADMISSION_USED' };
 
 export type ReserveOutcome = ReserveResult['outcome'];
 
@@ -175,6 +200,8 @@ export interface SaleStock {
 export interface SaleWindow {
   startsMs: number;
   endsMs: number;
+  /** The sale has a waiting line: a checkout needs an admission (src/line/). */
+  line: boolean;
 }
 
 export type ReservationState = 'RESERVED' | 'CLAIMED' | 'SOLD' | 'RELEASED';
@@ -195,6 +222,10 @@ const RESERVE_OUTCOMES: ReadonlySet<string> = new Set<ReserveOutcome>([
   'TOO_MANY_CANCELS',
   'LIMIT_EXCEEDED',
   'SOLD_OUT',
+  'NOT_ADMITTED',
+  'ADMISSION_INVALID',
+  'ADMISSION_EXPIRED',
+  'ADMISSION_USED',
 ]);
 const RELEASE_OUTCOMES: ReadonlySet<string> = new Set<ReleaseOutcome>([
   'RELEASED',
@@ -238,6 +269,12 @@ interface InventoryCommands {
     pending: string,
     inputs: string,
     holds: string,
+    line: string,
+    linePre: string,
+    linePlaces: string,
+    lineBatches: string,
+    lineUse: string,
+    lineUsed: string,
     orderNo: string,
     userId: string,
     quantity: number,
@@ -249,6 +286,7 @@ interface InventoryCommands {
     handoffMs: number,
     wakeChannel: string,
     sku: string,
+    admissionPosition: string,
   ): Promise<[string, string, string | null, string, number?, string?, string?]>;
   inventoryRelease(
     sale: string,
@@ -302,7 +340,7 @@ interface InventoryCommands {
 }
 
 const SCRIPTS = {
-  inventoryReserve: { file: 'reserve.lua', numberOfKeys: 8 },
+  inventoryReserve: { file: 'reserve.lua', numberOfKeys: 14 },
   inventoryRelease: { file: 'release.lua', numberOfKeys: 7 },
   inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 4 },
   inventoryClaim: { file: 'claim.lua', numberOfKeys: 6 },
@@ -385,6 +423,12 @@ export class RedisInventory {
       k.pending,
       k.inputs,
       k.holds,
+      k.line,
+      k.linePre,
+      k.linePlaces,
+      k.lineBatches,
+      k.lineUse,
+      k.lineUsed,
       req.orderNo,
       req.userId,
       req.quantity,
@@ -398,6 +442,7 @@ export class RedisInventory {
       Math.max(0, Math.floor(req.promise?.handoffMs ?? 0)),
       req.promise ? this.pipeline.wake : '',
       req.sku,
+      req.admissionPosition === undefined ? '' : String(req.admissionPosition),
     );
     if (!Array.isArray(reply)) throw new Error(`reserve.lua returned an unexpected reply: ${JSON.stringify(reply)}`);
     const [code, orderNo, price, record, generation, startInput, heldBy] = reply;
@@ -560,9 +605,9 @@ export class RedisInventory {
    * writes nothing.
    */
   async saleWindow(sku: string): Promise<SaleWindow | null> {
-    const [stock, starts, ends] = await this.redis.hmget(saleKeys(sku).sale, 'stock', 'starts', 'ends');
+    const [stock, starts, ends, line] = await this.redis.hmget(saleKeys(sku).sale, 'stock', 'starts', 'ends', 'line');
     if (stock === null) return null;
-    return { startsMs: Number(starts ?? 0), endsMs: Number(ends ?? 0) };
+    return { startsMs: Number(starts ?? 0), endsMs: Number(ends ?? 0), line: line === '1' };
   }
 
   async getReservation(sku: string, orderNo: string): Promise<Reservation | null> {

@@ -4,6 +4,7 @@
  */
 import type { RedisClient } from '../infra/redis.js';
 import { defineScripts, pipelineKeys, saleKeys, toEpochMs, type SaleDefinition } from './redis-inventory.js';
+import { RedisLine, type LineDefinition } from './redis-line.js';
 
 const SCRIPTS = {
   salesDefineSale: { file: 'define_sale.lua', numberOfKeys: 1 },
@@ -18,6 +19,7 @@ interface SalesCommands {
     priceCents: number,
     startsMs: number,
     endsMs: number,
+    line: string,
   ): Promise<number>;
   salesCloseSale(sale: string, nowMs: number): Promise<number>;
 }
@@ -25,6 +27,7 @@ interface SalesCommands {
 export class RedisSales {
   private readonly commands: SalesCommands;
   private readonly activeSales: string;
+  private readonly lines: RedisLine;
 
   /** `taskQueue`: the pipeline whose starters and lookups must find the sales defined here. */
   constructor(
@@ -34,13 +37,14 @@ export class RedisSales {
     this.activeSales = pipelineKeys(taskQueue).activeSales;
     defineScripts(redis, SCRIPTS);
     this.commands = redis as unknown as SalesCommands;
+    this.lines = new RedisLine(redis);
   }
 
   /**
    * Puts a SKU on sale: true when created or already defined exactly so; false (nothing changed) when another sale of
    * it exists.
    */
-  async defineSale(sale: SaleDefinition): Promise<boolean> {
+  async defineSale(sale: SaleDefinition & { line?: LineDefinition }): Promise<boolean> {
     // Registered first (idempotent, never moving the mark back), so no sale exists that the
     // starters and lookups cannot find.
     await this.redis.zadd(this.activeSales, 'GT', Date.now(), sale.sku);
@@ -51,9 +55,12 @@ export class RedisSales {
       sale.priceCents,
       toEpochMs(sale.startsAt),
       toEpochMs(sale.endsAt),
+      sale.line ? '1' : '0',
     );
     // 2: this very definition is there already (a create retried after its MySQL commit was lost).
-    return created === 1 || created === 2;
+    if (created !== 1 && created !== 2) return false;
+    // The line after the sale, before the MySQL commit: a sale whose line failed is not created.
+    return sale.line ? this.lines.define(sale.sku, sale.line) : true;
   }
 
   /**

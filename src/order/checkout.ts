@@ -28,6 +28,19 @@ export interface CheckoutRequest {
   sku: string;
   quantity: number;
   idempotencyKey?: string;
+  /** A sale with a waiting line: the admission the shopper was given (header Admission-Token). */
+  admissionToken?: string;
+}
+
+/** Checks an admission's signature, owner, sale and time (src/line/line-service.ts implements it). */
+export interface AdmissionChecker {
+  checkAdmission(
+    token: string,
+    expected: { sku: string; userId: string },
+    retryWithKey: boolean,
+  ):
+    | { ok: true; admission: { position: number } }
+    | { ok: false; code: 'ADMISSION_INVALID' | 'ADMISSION_NOT_YOURS' | 'ADMISSION_EXPIRED' };
 }
 
 /**
@@ -110,6 +123,11 @@ function refusalOf(
       );
     case 'SOLD_OUT':
       return soldOutError(request.sku);
+    case 'NOT_ADMITTED':
+    case 'ADMISSION_INVALID':
+    case 'ADMISSION_EXPIRED':
+    case 'ADMISSION_USED':
+      return admissionRefusal(result.outcome, request.sku);
     case 'LATE':
       return new Refusal(
         'UNAVAILABLE',
@@ -159,6 +177,8 @@ export class CheckoutService {
       observer: CheckoutObserver;
       /** Counts a checkout against its shopper's budget (RATE_LIMIT_CHECKOUT); throws once it is spent. */
       spendBudget: (userId: string) => Promise<void>;
+      /** Checks the admission a checkout for a sale with a waiting line carries. */
+      admissions: AdmissionChecker;
     },
   ) {}
 
@@ -252,11 +272,12 @@ export class CheckoutService {
     // Redis known to be failing: 503 at once, before anything is counted.
     this.deps.redis.assertAvailable();
     // No sale, or not open: refused before the budget and the mark, so it leaves nothing behind.
-    const windowRefusal = await windows.refusal(request.sku, now);
+    const { refusal: windowRefusal, line } = await windows.check(request.sku, now);
     if (windowRefusal) {
       asked?.();
       throw refusalOf({ outcome: windowRefusal }, request);
     }
+    const admissionPosition = line ? this.admissionPosition(request) : undefined;
     await this.deps.spendBudget(request.userId);
     this.markSaleActive(request.sku, now);
     const reserveStartedAt = observer.now();
@@ -277,6 +298,7 @@ export class CheckoutService {
         cutoffMs,
         promise: { input, handoffMs, trace: traceCarrier() },
         ...request,
+        ...(admissionPosition === undefined ? {} : { admissionPosition }),
       });
     } catch (err) {
       observer.reserveDone('ERROR', reserveStartedAt);
@@ -286,6 +308,26 @@ export class CheckoutService {
     if (reserved.outcome === 'SOLD_OUT') soldOut.markSoldOut(request.sku, reserved.generation, now);
     if (reserved.outcome === 'NO_SALE' || reserved.outcome === 'NOT_ACTIVE') windows.forget(request.sku);
     return { ...acceptReservation(reserved, request), input };
+  }
+
+  /**
+   * A sale with a line: the position of the checkout's admission, checked here for its signature, owner, sale and
+   * time, so a forged or foreign one costs no Redis call; reserve.lua checks the place and spends it. A retry with an
+   * Idempotency-Key goes on to reserve.lua without one (the key's order is answered before the admission is asked).
+   */
+  private admissionPosition(request: CheckoutRequest): number | undefined {
+    const retryWithKey = Boolean(request.idempotencyKey);
+    if (!request.admissionToken) {
+      if (retryWithKey) return undefined;
+      throw admissionRefusal('NOT_ADMITTED', request.sku);
+    }
+    const check = this.deps.admissions.checkAdmission(
+      request.admissionToken,
+      { sku: request.sku, userId: request.userId },
+      retryWithKey,
+    );
+    if (!check.ok) throw admissionRefusal(check.code, request.sku);
+    return check.admission.position;
   }
 
   /**
@@ -505,6 +547,22 @@ function answerOfFound(found: FoundOrder): CheckoutAnswer {
 }
 
 const soldOutError = (sku: string) => new Refusal('SOLD_OUT', `${sku} is sold out`);
+const ADMISSION_MESSAGES = {
+  NOT_ADMITTED:
+    'this sale has a waiting line: join it (POST /api/sales/{sku}/line) and check out with the admission it gives you (header Admission-Token)',
+  ADMISSION_INVALID: 'this admission is not one this service gave for your place in the line of',
+  ADMISSION_NOT_YOURS: "this admission is another shopper's, or another sale's, not yours for",
+  ADMISSION_EXPIRED: 'this admission expired; join the line again for a new place for',
+  ADMISSION_USED: 'this admission was already spent on an order of',
+} as const;
+/** The 403 a checkout without a valid admission gets, for a sale with a waiting line. */
+const admissionRefusal = (code: keyof typeof ADMISSION_MESSAGES, sku: string) =>
+  new Refusal(
+    code,
+    code === 'NOT_ADMITTED'
+      ? ADMISSION_MESSAGES.NOT_ADMITTED.replace('{sku}', sku)
+      : `${ADMISSION_MESSAGES[code]} ${sku}`,
+  );
 /** Refusals that say Redis did not answer, not what the sale holds. */
 const NO_ANSWER: ReadonlySet<string> = new Set(['OUTCOME_UNKNOWN', 'UNAVAILABLE']);
 /** A retried checkout whose order could not be read now: 503 with Retry-After (the key still holds the order). */

@@ -25,16 +25,21 @@ export class SaleWindows {
 
   /** NO_SALE, NOT_ACTIVE, or null (open, or too close to a bound to tell here); a read that fails throws. */
   async refusal(sku: string, now = Date.now()): Promise<WindowRefusal> {
+    return (await this.check(sku, now)).refusal;
+  }
+
+  /** The refusal, and whether the sale has a waiting line, from the same reading of the window. */
+  async check(sku: string, now = Date.now()): Promise<{ refusal: WindowRefusal; line: boolean }> {
     let known = this.windows.get(sku);
     if (!known) {
       known = { window: (await this.read(sku)) ?? 'none' };
       this.windows.set(sku, known);
     }
-    if (known.window === 'none') return 'NO_SALE';
-    const { startsMs, endsMs } = known.window;
-    if (startsMs > 0 && now < startsMs - this.skewMarginMs) return 'NOT_ACTIVE';
-    if (endsMs > 0 && now >= endsMs + this.skewMarginMs) return 'NOT_ACTIVE';
-    return null;
+    if (known.window === 'none') return { refusal: 'NO_SALE', line: false };
+    const { startsMs, endsMs, line } = known.window;
+    if (startsMs > 0 && now < startsMs - this.skewMarginMs) return { refusal: 'NOT_ACTIVE', line };
+    if (endsMs > 0 && now >= endsMs + this.skewMarginMs) return { refusal: 'NOT_ACTIVE', line };
+    return { refusal: null, line };
   }
 
   /** reserve.lua found no sale, or the sale closed: forget what this process believed. */

@@ -7,6 +7,7 @@ import { RedisInventory } from '../inventory/redis-inventory.js';
 import { RedisSales } from '../inventory/redis-sales.js';
 import { echo, Refusal } from '../infra/refusal.js';
 import type { SaleView } from './sale-view.js';
+import { LineService, type LineSettings } from '../line/line-service.js';
 
 export interface NewSale {
   sku: string;
@@ -16,7 +17,12 @@ export interface NewSale {
   perUserLimit: number;
   startsAt?: string;
   endsAt?: string;
+  /** A waiting line in front of the checkout; each setting left out takes the configured default. */
+  line?: Partial<LineSettings>;
 }
+
+/** A line's settings where the sale says nothing (LINE_ADMISSIONS_PER_SECOND, LINE_ADMISSION_TTL). */
+export type LineDefaults = Pick<LineSettings, 'admissionsPerSecond' | 'admissionTtlSeconds'>;
 
 export class SalesService {
   /**
@@ -26,6 +32,7 @@ export class SalesService {
     private readonly stores: { sales: Pick<SaleStore, 'createSale' | 'getSale'> },
     private readonly inventory: Pick<RedisInventory, 'getSale'>,
     private readonly redisSales: Pick<RedisSales, 'defineSale'>,
+    private readonly lineDefaults: LineDefaults = { admissionsPerSecond: 40, admissionTtlSeconds: 120 },
   ) {}
 
   /** Over the clients as they are (tools and tests; the API passes guarded views). */
@@ -38,7 +45,14 @@ export class SalesService {
    * neither, and a second create of the same SKU is refused by whichever sees it first.
    */
   async create(sale: NewSale): Promise<SaleView> {
-    const record = { ...sale, startsAt: toDate(sale.startsAt), endsAt: toDate(sale.endsAt) };
+    const startsAt = toDate(sale.startsAt);
+    const { line, ...definition } = sale;
+    const record = {
+      ...definition,
+      startsAt,
+      endsAt: toDate(sale.endsAt),
+      ...(line ? { line: LineService.definitionFor({ ...this.lineDefaults, ...line }, startsAt) } : {}),
+    };
     const created = await this.stores.sales.createSale(record, () => this.redisSales.defineSale(record));
     if (!created) throw new Refusal('SALE_EXISTS', `a sale for ${sale.sku} already exists`);
     const view = await this.get(sale.sku);

@@ -66,6 +66,11 @@ export function checkoutRoutes(deps: { auth: ShopperAuth; checkout: CheckoutServ
       errors: {
         400: { codes: ['INVALID_REQUEST'] },
         401: { codes: ['UNAUTHORIZED'] },
+        403: {
+          codes: ['NOT_ADMITTED', 'ADMISSION_INVALID', 'ADMISSION_NOT_YOURS', 'ADMISSION_EXPIRED', 'ADMISSION_USED'],
+          description:
+            'Only for a sale with a waiting line: the checkout carries no valid admission (`Admission-Token`). Nothing changed.',
+        },
         404: { codes: ['SKU_NOT_FOUND'] },
         409: {
           codes: ['SOLD_OUT', 'SALE_NOT_ACTIVE', 'PURCHASE_LIMIT_EXCEEDED', 'TOO_MANY_CANCELLATIONS', 'ORDER_FAILED'],
@@ -88,7 +93,10 @@ export function checkoutRoutes(deps: { auth: ShopperAuth; checkout: CheckoutServ
       try {
         const userId = await auth.authenticate(ctx);
         const request = { userId, ...input.body() };
-        const { 'Idempotency-Key': idempotencyKey, Prefer: prefer } = input.headers();
+        const headers = input.headers();
+        const { 'Idempotency-Key': idempotencyKey, Prefer: prefer } = headers;
+        const admissionToken = headers['Admission-Token'];
+        if (admissionToken) Object.assign(request, { admissionToken });
         // Prefer: wait=N (RFC 7240): the waiting checkout, which may answer with the order itself.
         const waitSeconds = preferredWaitSeconds(prefer, checkout.maxWaitSeconds);
         const answer =

@@ -1,0 +1,78 @@
+/**
+ * An admission to a sale's checkout, as the shopper carries it (header Admission-Token): who, which sale, which place,
+ * until when, signed with HMAC-SHA256 under a key derived from JWT_SECRET. The signature makes a forged or altered
+ * token fail here, without Redis; whether the place is still the shopper's, admitted and unspent, reserve.lua decides
+ * in the step that spends it.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+export interface Admission {
+  sku: string;
+  userId: string;
+  position: number;
+  expiresAtMs: number;
+}
+
+export type AdmissionCheck =
+  | { ok: true; admission: Admission }
+  | { ok: false; code: 'ADMISSION_INVALID' | 'ADMISSION_NOT_YOURS' | 'ADMISSION_EXPIRED' };
+
+const VERSION = 'a1';
+
+export class AdmissionTokens {
+  private readonly key: Buffer;
+
+  /** `secret`: JWT_SECRET; the admission key is derived from it, so a JWT and an admission never share a key. */
+  constructor(secret: string) {
+    this.key = createHmac('sha256', secret).update('flash-sale admission tokens v1').digest();
+  }
+
+  sign(admission: Admission): string {
+    const payload = Buffer.from(
+      JSON.stringify([admission.sku, admission.userId, admission.position, admission.expiresAtMs]),
+    ).toString('base64url');
+    return `${VERSION}.${payload}.${this.mac(payload)}`;
+  }
+
+  /**
+   * ADMISSION_INVALID: not a token this service signed; ADMISSION_NOT_YOURS: signed for another shopper or sale;
+   * ADMISSION_EXPIRED: past its time by this process's clock plus `graceMs` (reserve.lua judges by Redis's clock, so a
+   * token near its end is let through to it).
+   */
+  verify(token: string, expected: { sku: string; userId: string }, nowMs: number, graceMs: number): AdmissionCheck {
+    const [version, payload, mac, extra] = token.split('.');
+    if (version !== VERSION || !payload || !mac || extra !== undefined || token.length > 1_024)
+      return { ok: false, code: 'ADMISSION_INVALID' };
+    const expectedMac = Buffer.from(this.mac(payload));
+    const givenMac = Buffer.from(mac);
+    if (givenMac.length !== expectedMac.length || !timingSafeEqual(givenMac, expectedMac))
+      return { ok: false, code: 'ADMISSION_INVALID' };
+    let fields: unknown;
+    try {
+      fields = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    } catch {
+      return { ok: false, code: 'ADMISSION_INVALID' };
+    }
+    if (!isAdmissionFields(fields)) return { ok: false, code: 'ADMISSION_INVALID' };
+    const [sku, userId, position, expiresAtMs] = fields;
+    if (sku !== expected.sku || userId !== expected.userId) return { ok: false, code: 'ADMISSION_NOT_YOURS' };
+    if (nowMs > expiresAtMs + graceMs) return { ok: false, code: 'ADMISSION_EXPIRED' };
+    return { ok: true, admission: { sku, userId, position, expiresAtMs } };
+  }
+
+  private mac(payload: string): string {
+    return createHmac('sha256', this.key).update(`${VERSION}.${payload}`).digest('base64url');
+  }
+}
+
+function isAdmissionFields(value: unknown): value is [string, string, number, number] {
+  return (
+    Array.isArray(value) &&
+    value.length === 4 &&
+    typeof value[0] === 'string' &&
+    typeof value[1] === 'string' &&
+    Number.isSafeInteger(value[2]) &&
+    (value[2] as number) > 0 &&
+    Number.isSafeInteger(value[3])
+  );
+}
