@@ -22,6 +22,8 @@ import type { Stores } from '../src/db/stores.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fixtures.js';
+import { quantile } from '../src/api/public/checkout-metrics.js';
+import { parseEtaError } from '../src/api/public/line-metrics.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 
 /** Debian's chromium package; scripts/install-tools.sh --test-server installs it. */
@@ -113,6 +115,52 @@ async function chartData(view: Page): Promise<Record<string, Record<string, Arra
     );
   });
 }
+const text2 = (view: Page, selector: string) => view.locator(selector).innerText();
+
+/** A join (POST) or a read (GET) of a shopper's place in `sku`'s line. */
+async function line(method: 'GET' | 'POST', sku: string, token: string) {
+  const response = await fetch(`${api.url}/api/sales/${sku}/line${method === 'GET' ? '/me' : ''}`, {
+    method,
+    headers: { authorization: `Bearer ${token}` },
+  });
+  return {
+    status: response.status,
+    retryAfter: Number(response.headers.get('retry-after')),
+    place: (await response.json()) as { state: string; admission: { token: string } | null },
+  };
+}
+
+/**
+ * A shopper in line, as a client should: reads the place when Retry-After says, checks out with the admission once
+ * admitted. BOUGHT, or the state that ended the wait (SOLD_OUT).
+ */
+async function waitInLine(sku: string, shopper: { userId: string; token: string }): Promise<string> {
+  let nextReadAt = 0;
+  return waitFor(
+    async () => {
+      if (Date.now() < nextReadAt) return false;
+      const read = await line('GET', sku, shopper.token);
+      expect(read.status).toBe(200);
+      nextReadAt = Date.now() + read.retryAfter * 1000;
+      if (read.place.state === 'SOLD_OUT') return 'SOLD_OUT';
+      if (read.place.state !== 'ADMITTED') return false;
+      const reply = await fetch(`${api.url}/api/checkout`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${shopper.token}`,
+          'content-type': 'application/json',
+          'idempotency-key': randomUUID(),
+          'admission-token': read.place.admission!.token,
+        },
+        body: JSON.stringify({ sku, quantity: 1 }),
+      });
+      expect([201, 202], `${shopper.userId}'s checkout`).toContain(reply.status);
+      return 'BOUGHT';
+    },
+    { what: `${shopper.userId} to be admitted or told sold out`, timeoutMs: 45_000, intervalMs: 100 },
+  );
+}
+
 /** The points the charts have taken since the sale was picked. */
 async function samplesOf(view: Page): Promise<number> {
   return Number(await view.locator('#history-charts').getAttribute('data-samples'));
@@ -436,6 +484,147 @@ describe('the live sale dashboard in headless Chromium', () => {
           'per API process (GET /metrics), all sales; summed over 1 process',
         );
         expect(elsewhere).toEqual([]);
+        expectInvariants(await saleReport(stores, redis, sku, { perUserLimit: 1 }));
+      } finally {
+        await view.close();
+      }
+    },
+  );
+
+  it(
+    "shows a sale's waiting line: its length, admissions set and measured, time to sold out and ETA error; pauses, resumes and sets its rate",
+    { timeout: 90_000 },
+    async () => {
+      const view = await browser.newPage({ viewport: { width: 1400, height: 1300 } });
+      const pageErrors: string[] = [];
+      view.on('pageerror', (err) => pageErrors.push(err.message));
+      try {
+        await view.goto(`${api.url}/`);
+        await view.locator('body[data-ready="true"]').waitFor({ timeout: 10_000 });
+        await view.fill('#admin-token', ADMIN);
+        await view.dispatchEvent('#admin-token', 'change');
+
+        // A sale with a line, created through the page: 20 units, one per shopper, one admission a second.
+        const sku = uniqueSku('LINE');
+        const stock = 20;
+        await view.click('#create-box summary');
+        await view.fill('#new-sku', sku);
+        await view.fill('#new-stock', String(stock));
+        await view.fill('#new-limit', '1');
+        await view.check('#new-line');
+        await view.fill('#new-line-rate', '1');
+        await view.click('#create-sale');
+        await view.locator('#watching', { hasText: `watching ${sku}` }).waitFor();
+        const panel = view.locator('#line-panel');
+        await view.locator('#line-panel[data-state="OPEN"]').waitFor({ timeout: 10_000 });
+        expect(await text2(view, '#line-rate')).toBe('1');
+
+        // The operator's buttons, each through POST /api/admin/sales/:sku/line: pause, a rate of 4 a second, resume.
+        await view.click('#line-pause');
+        await view.locator('#line-panel[data-state="PAUSED"]').waitFor({ timeout: 10_000 });
+        expect((await getJson(`/api/sales/${sku}/line`)).paused).toBe(true);
+        expect(await text2(view, '#line-paused')).toContain('paused');
+        expect(await view.locator('#line-pause').isDisabled()).toBe(true);
+        await view.fill('#line-rate-input', '4');
+        await view.click('#line-set-rate');
+        await view.locator('#line-rate', { hasText: /^4$/ }).waitFor({ timeout: 10_000 });
+        expect((await getJson(`/api/sales/${sku}/line`)).admissionsPerSecond).toBe(4);
+        await view.click('#line-resume');
+        await view.locator('#line-panel[data-state="OPEN"]').waitFor({ timeout: 10_000 });
+        expect((await getJson(`/api/sales/${sku}/line`)).paused).toBe(false);
+
+        // 30 shoppers join; each reads their place when Retry-After says, and checks out with the admission once
+        // admitted. The units run out after 20.
+        const shoppers = await Promise.all(
+          Array.from({ length: 30 }, async (_, i) => {
+            const userId = `line-${i}-${sku}`;
+            return { userId, token: await app.auth.issue(userId) };
+          }),
+        );
+        for (const { token } of shoppers) expect((await line('POST', sku, token)).status).toBe(200);
+        const measured: number[] = [];
+        let longest = 0;
+        const outcomes = await Promise.all([
+          ...shoppers.map((shopper) => waitInLine(sku, shopper)),
+          waitFor(
+            async () => {
+              const rate = Number(await text2(view, '#line-rate-measured'));
+              if (Number.isFinite(rate)) measured.push(rate);
+              longest = Math.max(longest, Number(await text2(view, '#line-length')));
+              return (await panel.getAttribute('data-state')) === 'SOLD_OUT';
+            },
+            { what: 'the panel to show the line sold out', timeoutMs: 45_000, intervalMs: 200 },
+          ),
+        ]);
+        expect(longest).toBe(30);
+        const ended = outcomes.slice(0, shoppers.length) as string[];
+        expect(ended.filter((o) => o === 'BOUGHT')).toHaveLength(stock);
+        expect(ended.filter((o) => o === 'SOLD_OUT')).toHaveLength(shoppers.length - stock);
+        // Measured from successive readings of `admitted` while the line admitted at 4 a second.
+        expect(Math.max(...measured), JSON.stringify(measured)).toBeGreaterThanOrEqual(2);
+        expect(Math.max(...measured), JSON.stringify(measured)).toBeLessThanOrEqual(8);
+
+        // Once quiet, the panel's figures are the line's as the API answers them.
+        const shown = await waitFor(
+          async () => {
+            const lineNow = await getJson(`/api/sales/${sku}/line`);
+            const sale = await getJson(`/api/sales/${sku}`);
+            const screen = {
+              state: await text2(view, '#line-state'),
+              length: Number(await text2(view, '#line-length')),
+              served: Number(await text2(view, '#line-served')),
+              rate: Number(await text2(view, '#line-rate')),
+              admitted: Number(await text2(view, '#line-admitted')),
+              consumed: Number(await text2(view, '#line-consumed')),
+              givenBack: Number(await text2(view, '#line-given-back')),
+              soldOutAfter: await text2(view, '#line-sold-out-after'),
+            };
+            const fromApi = {
+              state: lineNow.state,
+              length: lineNow.length,
+              served: lineNow.servedThrough,
+              rate: lineNow.admissionsPerSecond,
+              admitted: lineNow.admitted,
+              consumed: lineNow.consumed,
+              givenBack: lineNow.givenBack,
+              // The sale has no startsAt: it started when it was created.
+              soldOutAfter: `${((Date.parse(lineNow.soldOutAt) - Date.parse(sale.createdAt)) / 1000).toFixed(1)} s`,
+            };
+            return JSON.stringify(screen) === JSON.stringify(fromApi) && screen;
+          },
+          { what: "the panel to show the API's figures of the sold-out line", timeoutMs: 15_000, intervalMs: 250 },
+        );
+        expect(shown).toMatchObject({ state: 'SOLD_OUT', length: 30, rate: 4, consumed: stock, givenBack: 0 });
+        expect(await text2(view, '#line-sold-out-from')).toContain('no startsAt');
+
+        // The ETA's error: every admitted shopper had been told a wait, so the API's histogram holds 20 or more
+        // places, and the panel's p50 and p90 are its quantiles.
+        const metrics = await (await fetch(`${api.url}/metrics`)).text();
+        const count = Number(
+          new RegExp(`^flash_line_eta_error_seconds_count\\{sku="${sku}"\\} (\\S+)$`, 'm').exec(metrics)?.[1],
+        );
+        expect(count).toBeGreaterThanOrEqual(stock);
+        const buckets = parseEtaError(metrics, Date.now(), sku).buckets;
+        await waitFor(
+          async () => (await view.locator('#line-eta-count').getAttribute('data-count')) === String(count),
+          {
+            what: 'the panel to show the ETA error of every admitted place',
+            timeoutMs: 10_000,
+          },
+        );
+        expect(await text2(view, '#line-eta-p50')).toBe(`${quantile(0.5, buckets)!.toFixed(1)} s`);
+        expect(await text2(view, '#line-eta-p90')).toBe(`${quantile(0.9, buckets)!.toFixed(1)} s`);
+        const screenshot = join(shots, 'dashboard-line.png');
+        await view.screenshot({ path: screenshot, fullPage: true });
+        console.log(`[dashboard] line panel screenshot: ${screenshot}`);
+
+        // A sale without a line has no panel.
+        const { sku: plain } = await putOnSale(stores, redis, { stock: 3 });
+        await view.fill('#sku-input', plain);
+        await view.click('#watch');
+        await view.locator('#watching', { hasText: `watching ${plain}` }).waitFor();
+        await waitFor(async () => panel.isHidden(), { what: 'the line panel to hide', timeoutMs: 10_000 });
+        expect(pageErrors).toEqual([]);
         expectInvariants(await saleReport(stores, redis, sku, { perUserLimit: 1 }));
       } finally {
         await view.close();

@@ -17,7 +17,11 @@ import { z } from 'zod';
 import { route, type RouteDoc } from './route.js';
 
 /** Each page of src/api/public whose script is TypeScript, with that script. */
-export const SCRIPTED_PAGES = { 'index.html': 'dashboard.ts', 'docs.html': 'docs.ts' } as const;
+export const SCRIPTED_PAGES = {
+  'index.html': 'dashboard.ts',
+  'docs.html': 'docs.ts',
+  'line-demo.html': 'line-demo.ts',
+} as const;
 export type ScriptedPage = keyof typeof SCRIPTED_PAGES;
 
 /** `page` from `publicDir`, with its script and styles bundled in unless they are already (a built page). */

@@ -10,6 +10,9 @@ import 'uplot/dist/uPlot.min.css';
 import type { SaleView as Sale } from '../../sales/sale-view.js';
 import { OPEN_STATUSES, STORED_ORDER_STATUSES, type OrderStatus } from '../../model/order-rules.js';
 import { CheckoutRates, parseScrape, type CheckoutFigures, type Scrape } from './checkout-metrics.js';
+import { api as call, type ErrorBody, type Reply } from './api-client.js';
+import type { LineView } from '../../line/line-views.js';
+import { AdmissionRate, EtaErrors, parseEtaError, secondsToSoldOut, type EtaErrorFigures } from './line-metrics.js';
 
 declare global {
   interface Window {
@@ -30,9 +33,6 @@ const button = (id: string) => $<HTMLButtonElement>(id);
 const OPEN = new Set<string>(OPEN_STATUSES);
 
 /** The API's answers, as far as the page reads them (the OpenAPI document at /openapi.json has them all). */
-interface ErrorBody {
-  error?: { code: string; message: string };
-}
 interface SaleStats {
   mysql: { orders: Record<(typeof STORED_ORDER_STATUSES)[number], number>; units: Record<string, number> };
   runningWorkflows: number;
@@ -56,12 +56,6 @@ type Answer = ErrorBody &
   Partial<OrderAnswer> &
   Partial<Sale> & { items?: Sale[]; token?: string; outcome?: string; statusUrl?: string } & Partial<SaleStats> &
   Partial<DevConfig>;
-
-interface Reply<T = Answer> {
-  status: number;
-  json: T & ErrorBody;
-  code: string | null;
-}
 
 /** An order this page placed, with its row in the orders table. */
 interface PageOrder {
@@ -101,25 +95,8 @@ function randomId(bytes = 8): string {
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
-async function api<T = Answer>(
-  method: string,
-  path: string,
-  { body, token, headers = {} }: { body?: unknown; token?: string | undefined; headers?: Record<string, string> } = {},
-): Promise<Reply<T>> {
-  const init: RequestInit & { headers: Record<string, string> } = { method, headers: { ...headers } };
-  if (token) init.headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  try {
-    const res = await fetch(path, init);
-    const json = (await res.json().catch(() => ({}))) as T & ErrorBody;
-    return { status: res.status, json, code: json.error?.code ?? null };
-  } catch {
-    return { status: 0, json: {} as T & ErrorBody, code: 'NETWORK_ERROR' };
-  }
-}
+/** A call whose answer the page reads loosely (every field it may read, all optional), unless it names one. */
+const api = <T = Answer>(...args: Parameters<typeof call>) => call<T>(...args);
 const adminToken = () => input('admin-token').value.trim();
 
 // ---- the sale ---------------------------------------------------------------------------------
@@ -181,6 +158,7 @@ button('create-sale').onclick = async () => {
     stock: Number(input('new-stock').value),
     perUserLimit: Number(input('new-limit').value),
     priceCents: Number(input('new-price').value),
+    ...(input('new-line').checked ? { line: { admissionsPerSecond: Number(input('new-line-rate').value) } } : {}),
   };
   const { status, json } = await api('POST', '/api/sales', { body: sale, token: adminToken() });
   log(`create sale ${sale.sku}: ${status}${json.error ? ` ${json.error.code}: ${json.error.message}` : ''}`);
@@ -231,14 +209,17 @@ async function takeSample(): Promise<void> {
   if (!sku) return;
   const path = encodeURIComponent(sku);
   const token = adminToken();
-  const [sale, stats, scrape] = await Promise.all([
+  const [sale, stats, metrics, line] = await Promise.all([
     api<Sale>('GET', `/api/sales/${path}`),
     token ? api<SaleStats>('GET', `/api/admin/sales/${path}/stats`, { token }) : null,
-    scrapeMetrics(),
+    scrapeMetrics(sku),
+    api<LineView>('GET', `/api/sales/${path}/line`),
   ]);
   if (sku !== state.sku) return;
   showSale(sku, sale);
   showStats(stats);
+  const scrape = metrics?.checkout ?? null;
+  showLine(sku, line, sale.status === 200 ? sale.json : null, metrics ? etaErrors.add(metrics.eta) : null);
   const checkouts = scrape ? checkoutRates.add(scrape) : null;
   addPoint(
     Date.now() / 1000,
@@ -296,16 +277,98 @@ function showStats(stats: Reply<SaleStats> | null): void {
 /**
  * This API process's Prometheus counters, or null when /metrics is not reachable (blocked at the load balancer, say).
  */
-async function scrapeMetrics(): Promise<Scrape | null> {
+async function scrapeMetrics(sku: string): Promise<{ checkout: Scrape; eta: ReturnType<typeof parseEtaError> } | null> {
   try {
     const res = await fetch('/metrics');
     if (!res.ok) return null;
     const text = await res.text();
-    return parseScrape(text, Date.now());
+    const now = Date.now();
+    return { checkout: parseScrape(text, now), eta: parseEtaError(text, now, sku) };
   } catch {
     return null;
   }
 }
+
+// ---- the sale's waiting line ---------------------------------------------------------------------
+const etaErrors = new EtaErrors();
+const admissionRate = new AdmissionRate();
+/** The line's panel, shown while the watched sale has a line (404 NO_LINE hides it). */
+function showLine(sku: string, reply: Reply<LineView>, sale: Sale | null, eta: EtaErrorFigures | null): void {
+  const panel = $('line-panel');
+  if (reply.status !== 200) {
+    // NO_LINE, or an unknown sale: no panel. Anything else (a 503) leaves the last figures, marked stale.
+    if (reply.status === 404) {
+      panel.hidden = true;
+      panel.dataset.state = '';
+      admissionRate.reset();
+    } else if (!panel.hidden) {
+      $('line-note').textContent = `line: ${reply.code ?? reply.status} at ${new Date().toLocaleTimeString()}`;
+    }
+    return;
+  }
+  const line = reply.json;
+  panel.hidden = false;
+  panel.dataset.state = line.state;
+  $('line-state').textContent = line.state;
+  $('line-paused').textContent = line.paused
+    ? 'paused by an operator: nobody is admitted'
+    : line.epochReason === 'RATE_LOWERED'
+      ? 'rate lowered: waits told before went up'
+      : '';
+  $('line-length').textContent = String(line.length);
+  $('line-served').textContent = String(line.servedThrough);
+  $('line-rate').textContent = String(line.admissionsPerSecond);
+  const measured = admissionRate.add(Date.now(), line.admitted);
+  $('line-rate-measured').textContent = measured === null ? '—' : measured.toFixed(1);
+  $('line-admitted').textContent = String(line.admitted);
+  $('line-consumed').textContent = String(line.consumed);
+  $('line-given-back').textContent = String(line.givenBack);
+  const soldOut = secondsToSoldOut(line, sale?.createdAt ?? null);
+  $('line-sold-out-after').textContent = soldOut ? `${soldOut.seconds.toFixed(1)} s` : 'not sold out';
+  $('line-sold-out-from').textContent = soldOut
+    ? soldOut.from === 'startsAt'
+      ? "(from the sale's start)"
+      : '(from its creation: the sale has no startsAt)'
+    : '';
+  const seconds = (value: number | null) => (value === null ? '—' : `${value.toFixed(1)} s`);
+  $('line-eta-p50').textContent = seconds(eta?.p50Seconds ?? null);
+  $('line-eta-p90').textContent = seconds(eta?.p90Seconds ?? null);
+  $('line-eta-count').textContent = eta ? `(${eta.count} admitted)` : '(GET /metrics did not answer)';
+  $('line-eta-count').dataset.count = String(eta?.count ?? '');
+  const rateInput = input('line-rate-input');
+  if (!rateInput.value || document.activeElement !== rateInput) rateInput.value = String(line.admissionsPerSecond);
+  const admin = Boolean(adminToken());
+  button('line-pause').disabled = !admin || line.paused;
+  button('line-resume').disabled = !admin || !line.paused;
+  button('line-set-rate').disabled = !admin;
+  $('line-note').textContent = admin
+    ? `updated ${new Date().toLocaleTimeString()}`
+    : 'the operator buttons need the admin token';
+  $<HTMLAnchorElement>('line-demo-link').href = `/line-demo?sku=${encodeURIComponent(sku)}`;
+}
+/** An operator's change to the line (POST /api/admin/sales/:sku/line), then a fresh sample. */
+async function controlLine(change: { paused?: boolean; admissionsPerSecond?: number }): Promise<void> {
+  const sku = state.sku;
+  if (!sku) return log('pick a sale first');
+  const { status, json } = await api<LineView>('POST', `/api/admin/sales/${encodeURIComponent(sku)}/line`, {
+    body: change,
+    token: adminToken(),
+  });
+  log(
+    `line of ${sku} ${JSON.stringify(change)} → ${status}` +
+      (status === 200
+        ? ` ${json.state}, ${json.admissionsPerSecond}/s${json.paused ? ', paused' : ''}`
+        : ` ${json.error?.code ?? ''}`),
+  );
+  await sample();
+}
+button('line-pause').onclick = () => void controlLine({ paused: true });
+button('line-resume').onclick = () => void controlLine({ paused: false });
+button('line-set-rate').onclick = () => {
+  const rate = Number(input('line-rate-input').value);
+  if (!Number.isInteger(rate) || rate < 1) return log('the admission rate is a whole number of at least 1');
+  void controlLine({ admissionsPerSecond: rate });
+};
 
 // ---- charts of the last minutes ----------------------------------------------------------------
 /** The charts' window: the points older than this are dropped. */
@@ -371,7 +434,9 @@ function createCharts(): Record<ChartName, uPlot> {
             stroke: spec.stroke,
             width: 2,
             ...(spec.dash ? { dash: spec.dash } : {}),
-            value: (_plot: uPlot, value: number | null) => (value === null ? '—' : value.toFixed(spec.digits ?? 0)),
+            // Undefined when the legend points past the data (the charts emptied for another sale).
+            value: (_plot: uPlot, value: number | null | undefined) =>
+              typeof value === 'number' ? value.toFixed(spec.digits ?? 0) : '—',
           })),
         ],
         scales: {
@@ -413,6 +478,7 @@ function resetCharts(): void {
     charts[name].setData(columns[name] as uPlot.AlignedData);
   }
   lastStock = null;
+  admissionRate.reset();
   samples = 0;
   $('history-charts').dataset.samples = '0';
 }

@@ -17,9 +17,10 @@ export const DEV_DEFAULT_ADMIN_TOKEN = 'dev-admin-token';
 
 /**
  * The live sale dashboard at / (src/api/public/index.html with its script, dashboard.ts, bundled
- * in: src/api/scripted-pages.ts), and GET /api/dev/config, which tells it the Temporal Web UI's URL
- * and namespace for its links to each order's workflow, and the admin token when it is the dev
- * default (only with AUTH_DEV_LOGIN=true).
+ * in: src/api/scripted-pages.ts), the waiting line's shopper demo at /line-demo (line-demo.html
+ * with line-demo.ts; its buttons log shoppers in through dev login), and GET /api/dev/config,
+ * which tells them the Temporal Web UI's URL and namespace for the links to each order's
+ * workflow, and the admin token when it is the dev default (only with AUTH_DEV_LOGIN=true).
  */
 export function dashboardRoutes(deps: {
   config: Pick<AppConfig, 'authDevLogin' | 'temporalUiUrl' | 'temporal' | 'adminToken'>;
@@ -32,6 +33,13 @@ export function dashboardRoutes(deps: {
     summary: 'The live sale dashboard (HTML)',
     tag: 'dev',
     answer: 'The dashboard page',
+  });
+  pageRoute(router, PUBLIC_DIR, 'line-demo.html', {
+    path: '/line-demo',
+    operationId: 'getLineDemoPage',
+    summary: "A shopper's place in a sale's waiting line, counting down (HTML; its buttons need dev login)",
+    tag: 'dev',
+    answer: 'The waiting line demo page',
   });
   route(
     router,
