@@ -15,6 +15,7 @@ const WITHOUT_STACK = [
   'test/stripe-ownership.test.ts',
   'test/provider-registry.test.ts',
   'test/order-phase.test.ts',
+  'test/line-rules.test.ts',
 ];
 /**
  * The load and fault smoke runs (the quick fault suite, the benchmark's quick runs): minutes each,
@@ -25,6 +26,7 @@ const LOAD = [
   'test/bench-quick.test.ts',
   'test/bench-pipeline.test.ts',
   'test/bench-tracing-cost.test.ts',
+  'test/bench-line.test.ts',
 ];
 
 export default defineConfig({

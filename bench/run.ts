@@ -11,4 +11,5 @@ if (argv.includes('--report-only')) await import('./report-only.js');
 else if (argv.includes('--pipeline')) await import('./pipeline.js');
 else if (argv.includes('--tracing-cost')) await import('./tracing-cost.js');
 else if (argv.includes('--front-door')) await import('./front-door.js');
+else if (argv.includes('--line')) await import('./line.js');
 else await import('./burst.js');
