@@ -46,6 +46,9 @@
  * answered 404, retried and given up) while shoppers keep paying by card: the payment catch-up (the worker restarted
  * with STRIPE_CATCH_UP_INTERVAL=20s for the round, its API with a 90 s PAYMENT_WINDOW) must apply every payment of
  * the window exactly once, before the order's own close would (chaos/stripe-drop-round.ts).
+ * line-redis-freeze-api-kill (not in --quick) puts a waiting line in front of a sale: Redis frozen 15 s and an API
+ * killed while shoppers wait, join, read their places and check out when admitted; every place survives, nobody is
+ * admitted twice (chaos/line-round.ts).
  * Duplicate, wrong-amount, second, early and late webhooks flow during every fault, and shoppers
  * read their orders. After each,
  * it waits until the sale is quiet (a reconcile run included), checks the invariants against
@@ -137,6 +140,7 @@ import {
   STRIPE_DROP_ROUND,
   stripeWebhookDropRound,
 } from './stripe-drop-round.js';
+import { LINE_PLAN, LINE_ROUND, lineRedisFreezeApiKillRound } from './line-round.js';
 
 const KILLS = [
   'api-kill',
@@ -158,7 +162,16 @@ const SALE_FREEZES = ['temporal-freeze-sale', 'worker-freeze-sale', 'mariadb-fre
  * two minutes mid-sale, the catch-up to make up for it (full run only).
  */
 const PROVIDER_FREEZES = [STRIPE_ROUND, STRIPE_DROP_ROUND] as const;
-const FAULTS = [...KILLS, ...FREEZES, ...PAYMENT_FREEZES, ...SALE_FREEZES, ...PROVIDER_FREEZES] as const;
+/** A sale with a waiting line: Redis frozen and an API killed while shoppers wait in it (full run only). */
+const LINE_FAULTS = [LINE_ROUND] as const;
+const FAULTS = [
+  ...KILLS,
+  ...FREEZES,
+  ...PAYMENT_FREEZES,
+  ...SALE_FREEZES,
+  ...PROVIDER_FREEZES,
+  ...LINE_FAULTS,
+] as const;
 type Fault = (typeof FAULTS)[number];
 type Freeze = (typeof FREEZES)[number];
 type PaymentFreeze = (typeof PAYMENT_FREEZES)[number];
@@ -261,6 +274,8 @@ interface FaultResult extends ChaosVerdict {
   sale?: SaleFreezeVerdict;
   /** The Stripe round: what went on while Stripe hung, and what it did once back. */
   stripe?: { checks: Record<string, boolean>; figures: Record<string, unknown>; violations: string[] };
+  /** The waiting-line round: places and admissions through the faults. */
+  line?: { checks: Record<string, boolean>; figures: Record<string, unknown>; violations: string[] };
 }
 
 interface GrayFigures extends FreezeAnswers, ApiCounters {
@@ -308,6 +323,9 @@ async function main(): Promise<number> {
     // from 127.0.0.1, and a 429 would end its delivery: the suite tests faults, not budgets. The
     // shoppers stay under the default checkout limit (one purchase each, retried with backoff).
     RATE_LIMIT_WEBHOOK: 'off',
+    // Every shopper of the line round joins and polls from 127.0.0.1: its per-shopper budget stays, the address's goes.
+    RATE_LIMIT_LINE_IP: 'off',
+    RATE_LIMIT_LINE_SUBNET: 'off',
     // No load balancer to drain from: an API stops at once.
     SHUTDOWN_DRAIN: '0s',
   };
@@ -450,6 +468,10 @@ async function main(): Promise<number> {
       }
       if (fault === STRIPE_DROP_ROUND) {
         results.push(await stripeDropRound(roundContext));
+        continue;
+      }
+      if (fault === LINE_ROUND) {
+        results.push(await lineRound(roundContext));
         continue;
       }
       const sku = `CHAOS-${fault.toUpperCase()}-${Date.now().toString(36)}`;
@@ -661,6 +683,7 @@ async function main(): Promise<number> {
                 ...(r.fault === STRIPE_DROP_ROUND
                   ? { stripeDropRound: STRIPE_DROP_PLAN, stripeDelivery: STRIPE_LATE_DELIVERY }
                   : {}),
+                ...(r.fault === LINE_ROUND ? { paymentWindow: settings.paymentWindow, lineRound: LINE_PLAN } : {}),
               },
             }
           : {}),
@@ -670,6 +693,7 @@ async function main(): Promise<number> {
           ...(r.payments?.checks ?? {}),
           ...(r.sale?.checks ?? {}),
           ...(r.stripe?.checks ?? {}),
+          ...(r.line?.checks ?? {}),
         },
         figures: r.figures,
         seconds: r.seconds,
@@ -677,6 +701,7 @@ async function main(): Promise<number> {
         ...(r.payments ? { payments: { figures: r.payments.figures, violations: r.payments.violations } } : {}),
         ...(r.sale ? { sale: { figures: r.sale.figures, violations: r.sale.violations } } : {}),
         ...(r.stripe ? { stripe: { figures: r.stripe.figures, violations: r.stripe.violations } } : {}),
+        ...(r.line ? { line: { figures: r.line.figures, violations: r.line.violations } } : {}),
       },
     ]),
   );
@@ -691,6 +716,8 @@ async function main(): Promise<number> {
   if (results.some((r) => r.sale)) console.log(`\n${saleTable(results)}`);
   for (const r of results.filter((result) => result.stripe))
     console.log(`\n${r.fault}: ${JSON.stringify(r.stripe?.checks)}\n  ${JSON.stringify(r.stripe?.figures)}`);
+  for (const r of results.filter((result) => result.line))
+    console.log(`\n${r.fault}: ${JSON.stringify(r.line?.checks)}\n  ${JSON.stringify(r.line?.figures)}`);
   say(
     `results in ${file}${previous ? ` (merged: ${results.map((r) => r.fault).join(', ')}; the other faults' entries kept)` : ''}`,
   );
@@ -809,6 +836,8 @@ async function inject(
       return undefined; // stripeRound freezes Stripe's API itself, between its phases
     case STRIPE_DROP_ROUND:
       return undefined; // stripeDropRound points Stripe's webhook away and back itself
+    case LINE_ROUND:
+      return undefined; // lineRound freezes Redis and kills an API itself, mid-line
   }
 }
 
@@ -970,6 +999,29 @@ async function stripeDropRound(ctx: RoundContext): Promise<FaultResult> {
       say(`the worker did not come back with the suite's environment: ${String(err)}`),
     );
   }
+}
+
+/**
+ * The waiting-line round (chaos/line-round.ts): Redis frozen (as redis-freeze) and the first API killed (as api-kill)
+ * mid-line; the invariants every round checks, and the line's own.
+ */
+async function lineRound(ctx: RoundContext): Promise<FaultResult> {
+  const { targets } = ctx;
+  const round = await lineRedisFreezeApiKillRound({
+    ...ctx,
+    freezeRedis: (ms) => inject('redis-freeze', targets, ms),
+    killApi: () => inject('api-kill', targets, 0),
+    killedApi: targets.apis[0] as Supervised,
+    quiescenceTimeoutMs: settings.quiescenceTimeoutMs,
+    say,
+  });
+  say(
+    `${LINE_ROUND}: ${round.ok ? 'all invariants hold' : `VIOLATED: ${round.violated.join(', ')}`} (quiet after ${round.seconds.quiet} s)`,
+  );
+  say(`  ${JSON.stringify(round.verdict.figures)}`);
+  say(`  line: ${JSON.stringify(round.line.figures)}`);
+  for (const violation of round.line.violations) say(`  ${violation}`);
+  return { fault: LINE_ROUND, ok: round.ok, ...round.verdict, seconds: round.seconds, line: round.line };
 }
 
 /**
