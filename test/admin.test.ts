@@ -297,6 +297,7 @@ describe('admin views of a sale with orders in every state', () => {
       ['GET', '/api/admin/payments'],
       ['GET', '/api/admin/sales'],
       ['POST', `/api/admin/sales/${sku}/close`],
+      ['GET', '/api/admin/workers'],
     ];
     for (const [method, path] of routes) {
       expectError(await http(method, path), 401, 'UNAUTHORIZED');

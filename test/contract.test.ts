@@ -117,6 +117,7 @@ const UNCONSTRAINED = [
   'getMetrics',
   'getOpenApiDocument',
   'getDocsPage',
+  'adminWorkers',
 ];
 
 /** Credentials per security scheme, so that validation is reached; a new scheme fails until it is taught here. */

@@ -6,10 +6,14 @@
  * Opened at /?sku=<sale> while a burst of checkouts runs, its charts (uPlot, read back through
  * window.dashboardCharts) show the stock draining, checkouts per second by outcome, orders by
  * state and the p99 move as it happens, with nothing loaded from another host; an unknown SKU is
- * named as such.
+ * named as such. Its Worker panel shows the workers' cache as the API relays it (the worker here
+ * publishes as the worker process does, with its Core runtime's metrics on) and the pay Update's
+ * latency from /metrics; a worker that stops publishing drops off it.
  */
 import { STORED_ORDER_STATUSES } from '../src/model/order-rules.js';
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +29,9 @@ import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fi
 import { quantile } from '../src/api/public/checkout-metrics.js';
 import { parseEtaError } from '../src/api/public/line-metrics.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
+import { freePort } from '../stack/process.js';
+import { WorkerFiguresBoard, type WorkerCacheFigures } from '../src/inventory/worker-figures.js';
+import { parsePayUpdates, workerCacheTotals } from '../src/api/public/worker-metrics.js';
 
 /** Debian's chromium package; scripts/install-tools.sh --test-server installs it. */
 const CHROMIUM = '/usr/bin/chromium';
@@ -48,15 +55,26 @@ beforeAll(async () => {
       `Chromium is not installed at ${CHROMIUM}: run 'bash scripts/install-tools.sh --test-server' (npm test does; it installs Debian's chromium)`,
     );
   }
-  app = await startTestApp('dashboard', {
-    AUTH_DEV_LOGIN: 'true',
-    ADMIN_TOKEN: ADMIN,
-    TEMPORAL_UI_URL: WEB_UI,
-    LOG_LEVEL: 'warn',
-    // The page's burst logs N shoppers in from one browser, so from one IP; other test files log in
-    // from 127.0.0.1 at the same time. Rate limits have their own suite (test/rate-limit.test.ts).
-    RATE_LIMIT_LOGIN: 'off',
+  // The Core runtime's Prometheus exporter, as the worker process has it (WORKER_METRICS_PORT): this file's worker
+  // reads its cache counters there. Installed before anything creates the runtime (the worker's connection).
+  const metricsPort = await freePort();
+  Runtime.install({
+    logger: new DefaultLogger('WARN'),
+    telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${metricsPort}` } } },
   });
+  app = await startTestApp(
+    'dashboard',
+    {
+      AUTH_DEV_LOGIN: 'true',
+      ADMIN_TOKEN: ADMIN,
+      TEMPORAL_UI_URL: WEB_UI,
+      LOG_LEVEL: 'warn',
+      // The page's burst logs N shoppers in from one browser, so from one IP; other test files log in
+      // from 127.0.0.1 at the same time. Rate limits have their own suite (test/rate-limit.test.ts).
+      RATE_LIMIT_LOGIN: 'off',
+    },
+    { worker: { cacheFigures: { metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` } } },
+  );
   ({ config, stores, redis, api } = app);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
@@ -626,6 +644,160 @@ describe('the live sale dashboard in headless Chromium', () => {
         await waitFor(async () => panel.isHidden(), { what: 'the line panel to hide', timeoutMs: 10_000 });
         expect(pageErrors).toEqual([]);
         expectInvariants(await saleReport(stores, redis, sku, { perUserLimit: 1 }));
+      } finally {
+        await view.close();
+      }
+    },
+  );
+
+  it(
+    "shows the workers' cache as the API relays it and the pay Update's p50 and p99; a worker that stops drops off",
+    { timeout: 120_000 },
+    async () => {
+      // Orders awaiting payment, paid one at a time below: each pay Update is a workflow task of a workflow the
+      // worker holds (a cache hit) and a judged Update on /metrics.
+      const orderCount = 40;
+      const { sku } = await putOnSale(stores, redis, { stock: orderCount, perUserLimit: 1 });
+      // One after another: a burst's answers are the other tests' subject, these orders only need to exist (a 503,
+      // Redis slow on a loaded machine, is retried with the same Idempotency-Key, as a client does).
+      const orders: Array<{ orderNo: string; token: string }> = [];
+      for (let i = 0; i < orderCount; i++) {
+        const token = await app.auth.issue(`wp-${i}-${sku}`);
+        const key = randomUUID();
+        const orderNo = await waitFor(
+          async () => {
+            const reply = await fetch(`${api.url}/api/checkout`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': key },
+              body: JSON.stringify({ sku, quantity: 1 }),
+            });
+            const body = (await reply.json()) as { orderNo: string };
+            if (reply.status === 503) return false;
+            expect(reply.status, JSON.stringify(body)).toBe(202);
+            return body.orderNo;
+          },
+          { what: `order ${i} of ${sku} answered 202`, timeoutMs: 15_000, intervalMs: 200 },
+        );
+        orders.push({ orderNo, token });
+      }
+      await waitFor(
+        async () =>
+          (await getJson(`/api/admin/sales/${sku}/stats`, ADMIN)).mysql.orders.AWAITING_PAYMENT === orderCount,
+        { what: `${orderCount} orders awaiting payment`, timeoutMs: 60_000, intervalMs: 250 },
+      );
+      let paid = 0;
+      const payNext = async () => {
+        const order = orders[paid++];
+        if (!order) return;
+        const reply = await fetch(`${api.url}/api/dev/simulate-payment`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${order.token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ orderNo: order.orderNo }),
+        });
+        expect(reply.status, order.orderNo).toBe(200);
+        expect(((await reply.json()) as { outcome: string }).outcome).toBe('APPLIED');
+      };
+      const metricsNow = async () => (await fetch(`${api.url}/metrics`)).text();
+      // The page counts the pay Updates from its first scrape on: those before it are these.
+      const before = parsePayUpdates(await metricsNow(), 0);
+
+      const view = await browser.newPage({ viewport: { width: 1400, height: 1300 } });
+      const pageErrors: string[] = [];
+      view.on('pageerror', (err) => pageErrors.push(err.message));
+      try {
+        await view.goto(`${api.url}/`);
+        await view.locator('body[data-ready="true"]').waitFor({ timeout: 10_000 });
+        expect(await text2(view, '#worker-note')).toContain('need the admin token');
+        await view.fill('#admin-token', ADMIN);
+        await view.dispatchEvent('#admin-token', 'change');
+        // This file's worker, by host and pid, as it publishes itself every 5 s.
+        const me = `${hostname()}:${process.pid}`;
+        await view.locator(`#worker-rows tr[data-worker="${me}"]`).waitFor({ timeout: 20_000 });
+
+        // One payment a round, so that each 5 s interval has workflow tasks, until the panel shows what
+        // GET /api/admin/workers answers, with a hit rate.
+        const percent = (value: number | null) => (value === null ? '—' : `${(value * 100).toFixed(1)} %`);
+        const perSecond = (value: number | null) => (value === null ? '—' : value.toFixed(1));
+        let seen: unknown;
+        const shown = await waitFor(
+          async () => {
+            await payNext();
+            const { workers } = (await getJson('/api/admin/workers', ADMIN)) as { workers: WorkerCacheFigures[] };
+            const totals = workerCacheTotals(workers);
+            const screen = {
+              workers: await text2(view, '#worker-count'),
+              cached: await text2(view, '#worker-cached'),
+              maxCached: await text2(view, '#worker-max-cached'),
+              hitRate: await text2(view, '#worker-hit-rate'),
+              evictions: await text2(view, '#worker-evictions'),
+            };
+            const fromApi = {
+              workers: String(totals.workers),
+              cached: String(totals.cached),
+              maxCached: String(totals.maxCached),
+              hitRate: percent(totals.hitRate),
+              evictions: perSecond(totals.evictionsPerSecond),
+            };
+            seen = { screen, fromApi, workers, paid };
+            return totals.hitRate !== null && JSON.stringify(screen) === JSON.stringify(fromApi) && { screen, workers };
+          },
+          { what: "the Worker panel to show the API's figures with a hit rate", timeoutMs: 60_000, intervalMs: 500 },
+        ).catch((err: unknown) => {
+          throw new Error(`${String(err)}; last seen: ${JSON.stringify(seen)}`);
+        });
+        const mine = shown.workers.find((figures) => figures.worker === me);
+        expect(mine?.interval?.hits).toBeGreaterThan(0);
+        expect(shown.screen.workers).toBe('1');
+        expect(Number(shown.screen.maxCached)).toBe(mine?.maxCached);
+        expect(Number(shown.screen.cached)).toBe(mine?.cached);
+
+        // The panel's p50 and p99 are the quantiles of the Updates judged since the page opened, as /metrics has them.
+        const ms = (seconds: number | null) => (seconds === null ? '—' : `${(seconds * 1_000).toFixed(1)} ms`);
+        const latency = await waitFor(
+          async () => {
+            const now = parsePayUpdates(await metricsNow(), 0).buckets.verdict;
+            const judged = new Map([...now].map(([le, count]) => [le, count - (before.buckets.verdict.get(le) ?? 0)]));
+            const expected = {
+              verdicts: String(judged.get(Infinity) ?? 0),
+              p50: ms(quantile(0.5, judged)),
+              p99: ms(quantile(0.99, judged)),
+            };
+            const screen = {
+              verdicts: (await view.locator('#pay-update-counts').getAttribute('data-verdicts')) ?? '',
+              p50: await text2(view, '#pay-update-p50'),
+              p99: await text2(view, '#pay-update-p99'),
+            };
+            return Number(expected.verdicts) >= paid && JSON.stringify(screen) === JSON.stringify(expected) && screen;
+          },
+          { what: "the panel to show the pay Updates' quantiles", timeoutMs: 20_000, intervalMs: 250 },
+        );
+        expect(latency.p50).toMatch(/^\d+\.\d ms$/);
+        expect(Number.parseFloat(latency.p50)).toBeLessThanOrEqual(Number.parseFloat(latency.p99));
+        expect(await text2(view, '#pay-update-counts')).toMatch(/^\(\d+ judged, \d+ timed out/);
+
+        // Another worker on the board, publishing as a worker does: listed beside this one and summed; once it stops
+        // publishing it is absent by its entry's lifetime, and the panel goes on with the one left.
+        const other: WorkerCacheFigures = {
+          worker: 'another-host:4242',
+          at: new Date().toISOString(),
+          cached: 7,
+          maxCached: 10,
+          interval: { seconds: 4, hits: 9, misses: 1, forcedEvictions: 6 },
+        };
+        await new WorkerFiguresBoard(redis, config.temporal.taskQueue).put(other, 8_000);
+        const row = view.locator(`#worker-rows tr[data-worker="${other.worker}"]`);
+        await row.waitFor({ timeout: 10_000 });
+        expect(await row.locator('td').allInnerTexts()).toEqual([other.worker, '7 / 10', '90.0 %', '1.5']);
+        await view.locator('#worker-count', { hasText: /^2$/ }).waitFor({ timeout: 10_000 });
+        await row.waitFor({ state: 'detached', timeout: 20_000 });
+        await view.locator('#worker-count', { hasText: /^1$/ }).waitFor({ timeout: 10_000 });
+        expect(await view.locator(`#worker-rows tr[data-worker="${me}"]`).count()).toBe(1);
+        expect(await text2(view, '#worker-note')).toMatch(/^hit rate and evictions over/);
+
+        const screenshot = join(shots, 'dashboard-worker.png');
+        await view.screenshot({ path: screenshot, fullPage: true });
+        console.log(`[dashboard] worker panel screenshot: ${screenshot}`);
+        expect(pageErrors).toEqual([]);
       } finally {
         await view.close();
       }

@@ -2,11 +2,13 @@
  * The worker process's observability, started as `npm run worker` starts it (src/workers/main.ts
  * as a child process, so Runtime.install runs there only) against the real test stack: one
  * Prometheus port serving the SDK's `temporal_…` metrics and the app's activity outcomes, /livez
- * and /readyz following the Worker's state through a SIGTERM drain, and stdout made of pino JSON
- * lines only (worker state changes and workflow `log.*` included).
+ * and /readyz following the Worker's state through a SIGTERM drain, stdout made of pino JSON
+ * lines only (worker state changes and workflow `log.*` included), and its workflow cache's
+ * figures published through Redis for the API to relay to the dashboard, gone once it stops.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool } from 'mysql2/promise';
@@ -22,6 +24,8 @@ import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { parseExposition, total } from './helpers/prometheus.js';
+import type { WorkerCacheFigures } from '../src/inventory/worker-figures.js';
+import { parseCacheCounters, STICKY_CACHE_METRICS } from '../src/workers/cache-figures.js';
 
 const root = resolve(import.meta.dirname, '..');
 let config: AppConfig;
@@ -68,6 +72,8 @@ beforeAll(async () => {
       WORKER_HEALTH_PORT: String(healthPort),
       WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
       LOG_LEVEL: 'debug',
+      // A cache of two: the cache test below opens four orders at once, so that some are evicted and replayed.
+      WORKER_MAX_CACHED_WORKFLOWS: '2',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group: nothing it starts may outlive the test (afterAll kills the group).
@@ -101,6 +107,45 @@ afterAll(async () => {
   if (worker?.pid && worker.exitCode === null) process.kill(-worker.pid, 'SIGKILL');
   await Promise.allSettled([pool?.end(), redis?.quit()]);
 });
+
+/**
+ * A shopper's checkout of one unit; the order's number. A 503 (Redis slow to answer on a loaded machine) is retried
+ * with the same Idempotency-Key, as a client does.
+ */
+async function checkout(sku: string): Promise<{ orderNo: string; headers: Record<string, string> }> {
+  const token = await auth.issue(`w-${randomUUID().slice(0, 8)}`);
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  const key = randomUUID();
+  const orderNo = await waitFor(
+    async () => {
+      const answer = await fetch(`${api.url}/api/checkout`, {
+        method: 'POST',
+        headers: { ...headers, 'idempotency-key': key },
+        body: JSON.stringify({ sku, quantity: 1 }),
+      });
+      const body = (await answer.json()) as { orderNo: string };
+      if (answer.status === 503) return false;
+      expect(answer.status, JSON.stringify(body)).toBe(202);
+      return body.orderNo;
+    },
+    { what: `a checkout of ${sku} answered 202`, timeoutMs: 15_000, intervalMs: 200 },
+  );
+  return { orderNo, headers };
+}
+
+async function statusOf(order: { orderNo: string; headers: Record<string, string> }): Promise<string> {
+  const response = await fetch(`${api.url}/api/orders/${order.orderNo}`, { headers: order.headers });
+  return ((await response.json()) as { status: string }).status;
+}
+
+/** The workers the API lists (GET /api/admin/workers): those of this file's task queue still publishing. */
+async function workersListed(): Promise<WorkerCacheFigures[]> {
+  const response = await fetch(`${api.url}/api/admin/workers`, {
+    headers: { authorization: `Bearer ${config.adminToken}` },
+  });
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { workers: WorkerCacheFigures[] }).workers;
+}
 
 describe('worker process', () => {
   it('is live and ready while RUNNING; before that it answered 503 with its starting state', async () => {
@@ -147,8 +192,10 @@ describe('worker process', () => {
     expect(total(samples, 'temporal_worker_start', { task_queue: config.temporal.taskQueue })).toBeGreaterThanOrEqual(
       1,
     );
+    // This order's activities all run as local activities now (persistOrder, and the close under close-in-one-task).
     expect(
-      total(samples, 'temporal_activity_execution_latency_count', { task_queue: config.temporal.taskQueue }),
+      total(samples, 'temporal_activity_execution_latency_count', { task_queue: config.temporal.taskQueue }) +
+        total(samples, 'temporal_local_activity_execution_latency_count', { task_queue: config.temporal.taskQueue }),
     ).toBeGreaterThanOrEqual(1);
     for (const activity of ['persistOrder', 'cancelUnpaidOrder', 'releaseReservation']) {
       expect(
@@ -162,6 +209,79 @@ describe('worker process', () => {
     }
     expect(total(samples, 'flash_activity_outcomes', { outcome: 'failed' })).toBe(0);
     expect(total(samples, 'flash_activity_retries')).toBe(0);
+  });
+
+  it("publishes its workflow cache for the dashboard, the runtime's hits, misses and forced evictions, which the API relays", async () => {
+    // Four orders open at once in a cache of two: later ones evict earlier ones (forced evictions), and the cancels
+    // then reach evicted workflows, which are replayed (misses); each other task finds its workflow cached (hits).
+    const { sku } = await putOnSale(stores, redis, { stock: 4, perUserLimit: 1 });
+    const orders = await Promise.all(Array.from({ length: 4 }, () => checkout(sku)));
+    await waitFor(async () => (await Promise.all(orders.map(statusOf))).every((s) => s === 'AWAITING_PAYMENT'), {
+      what: 'four orders persisted by the spawned worker',
+      timeoutMs: 30_000,
+    });
+    // One at a time, each retried on 503 (no answer within WRITE_DEADLINE: a replay on a loaded machine); once retried,
+    // 409 NOT_CANCELLABLE says the earlier attempt took.
+    for (const order of orders) {
+      let retried = false;
+      await waitFor(
+        async () => {
+          const cancel = await fetch(`${api.url}/api/orders/${order.orderNo}/cancel`, {
+            method: 'POST',
+            headers: order.headers,
+          });
+          if (cancel.status === 503) {
+            retried = true;
+            return false;
+          }
+          if (retried && cancel.status === 409) return true;
+          expect(cancel.status, await cancel.text()).toBe(202);
+          return true;
+        },
+        { what: `${order.orderNo}'s cancel accepted`, timeoutMs: 30_000, intervalMs: 200 },
+      );
+    }
+    await waitFor(async () => (await Promise.all(orders.map(statusOf))).every((s) => s === 'CANCELLED'), {
+      what: 'the four orders cancelled',
+      timeoutMs: 30_000,
+    });
+
+    // It publishes every 5 s what its counters did since the last time: collected until each kind was seen.
+    const published = new Map<string, WorkerCacheFigures>();
+    const sum = (key: 'hits' | 'misses' | 'forcedEvictions') =>
+      [...published.values()].reduce((n, figures) => n + (figures.interval?.[key] ?? 0), 0);
+    await waitFor(
+      async () => {
+        for (const figures of await workersListed()) published.set(figures.at, figures);
+        return sum('hits') > 0 && sum('misses') > 0 && sum('forcedEvictions') > 0;
+      },
+      { what: 'hits, misses and forced evictions relayed by the API', timeoutMs: 30_000, intervalMs: 250 },
+    );
+    for (const figures of published.values()) {
+      expect(figures.worker).toBe(`${hostname()}:${worker.pid}`);
+      expect(figures.maxCached).toBe(2);
+      expect(figures.cached).toBeGreaterThanOrEqual(0);
+      expect(figures.cached).toBeLessThanOrEqual(2);
+    }
+
+    // The Core runtime's own counters, under the names docs/operations.md lists, at least what was relayed.
+    const text = await (await fetch(metricsUrl)).text();
+    const samples = parseExposition(text);
+    const taskQueue = config.temporal.taskQueue;
+    for (const name of Object.values(STICKY_CACHE_METRICS))
+      expect(
+        samples.some((s) => s.name === name && s.labels.task_queue === taskQueue),
+        `${name} on the worker's metrics port`,
+      ).toBe(true);
+    const counters = parseCacheCounters(text, taskQueue);
+    expect(counters).toEqual({
+      hits: total(samples, STICKY_CACHE_METRICS.hits, { task_queue: taskQueue }),
+      misses: total(samples, STICKY_CACHE_METRICS.misses, { task_queue: taskQueue }),
+      forcedEvictions: total(samples, STICKY_CACHE_METRICS.forcedEvictions, { task_queue: taskQueue }),
+    });
+    expect(sum('hits')).toBeLessThanOrEqual(counters.hits);
+    expect(sum('misses')).toBeLessThanOrEqual(counters.misses);
+    expect(sum('forcedEvictions')).toBeLessThanOrEqual(counters.forcedEvictions);
   });
 
   it('writes pino JSON lines only: its own, the SDK worker state changes and the workflow log calls', async () => {
@@ -236,4 +356,12 @@ describe('worker process', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/"msg":"worker stopped"/);
   }, 60_000);
+
+  it("is absent from the API's list of workers once stopped, within its last publication's lifetime (15 s)", async () => {
+    await waitFor(async () => (await workersListed()).length === 0, {
+      what: 'the stopped worker to drop off GET /api/admin/workers',
+      timeoutMs: 30_000,
+      intervalMs: 500,
+    });
+  }, 40_000);
 });

@@ -16,6 +16,7 @@ import { createLogger, type Logger } from '../infra/logger.js';
 import type { RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { RedisSales } from '../inventory/redis-sales.js';
+import { WorkerFiguresBoard } from '../inventory/worker-figures.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
 import { CancelOrder } from '../order/cancel.js';
 import { OrderWorkflowClient } from '../order/workflow-client.js';
@@ -103,7 +104,8 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   const guards = createDependencyGuards(config, metrics, logger);
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
-  const orders = substitutes.orders ?? new OrderWorkflowClient(temporal, config.temporal.taskQueue, guards, pacing);
+  const orders =
+    substitutes.orders ?? new OrderWorkflowClient(temporal, config.temporal.taskQueue, guards, pacing, metrics);
   // A read's time is shared between the workflow's query and the stores (MySQL's row, then Redis's promise).
   const { readMs, mysqlMs, redisMs } = config.deadlines;
   const storesReadMs = Math.min(Math.floor(readMs / 4), mysqlMs + redisMs);
@@ -253,7 +255,16 @@ export function createApp(parts: ApiParts): Koa {
         cancelRoutes({ auth, cancelOrder }),
         providerWebhookRoutes({ providers: mountedProviders, limits, metrics }),
         devRoutes({ auth, orders: statusReader, webhook, enabled: config.authDevLogin }),
-        adminRoutes({ admin, adminToken: config.adminToken }),
+        adminRoutes({
+          admin,
+          adminToken: config.adminToken,
+          workers: guarded(
+            new WorkerFiguresBoard(redis, config.temporal.taskQueue),
+            guards.redis,
+            config.deadlines.redisMs,
+            ['read'] as const,
+          ),
+        }),
         dashboardRoutes({ config }),
         metricsRoutes({ metrics }),
       ]),

@@ -20,6 +20,7 @@ import type { ErrorCode } from './errors.js';
 import type { LineSnapshot } from '../inventory/redis-line.js';
 import type { LineObserver, PlaceState } from '../line/line-service.js';
 import type { StripeWebhookOutcome } from '../model/order-workflow.js';
+import type { PayUpdateObserver, PayUpdateOutcome } from '../order/workflow-client.js';
 
 /** The route label of a request no router matched (404s of any path). */
 export const UNMATCHED_ROUTE = 'unmatched';
@@ -35,11 +36,16 @@ type ReserveOutcome = ReserveResult['outcome'] | 'ERROR';
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const REDIS_BUCKETS = [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 const WORKFLOW_START_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+// A pay Update is a round trip through Temporal to the worker and back, bounded by WRITE_DEADLINE (5 s) at most.
+const PAY_UPDATE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const PAY_UPDATE_OUTCOMES: readonly PayUpdateOutcome[] = ['verdict', 'no_workflow', 'timeout', 'error'];
 
 /** The breaker state gauge's values. */
 const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
-export class ApiMetrics implements StatusReadObserver, DependencyObserver, CheckoutObserver, LineObserver {
+export class ApiMetrics
+  implements StatusReadObserver, DependencyObserver, CheckoutObserver, LineObserver, PayUpdateObserver
+{
   readonly registry = new Registry();
   private readonly lineJoins = new Counter({
     name: 'flash_line_joins_total',
@@ -113,6 +119,13 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
     help: "Latency of a waiting checkout's Update-with-Start (Prefer: wait=N; start and wait together), by result (ok, error)",
     labelNames: ['result'] as const,
     buckets: WORKFLOW_START_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly payUpdateDuration = new Histogram({
+    name: 'flash_payment_update_seconds',
+    help: "A payment's pay Update to its order's workflow, by outcome: verdict (the workflow judged it), no_workflow (none running: judged from MySQL), timeout (no answer by the delivery's deadline), error",
+    labelNames: ['outcome'] as const,
+    buckets: PAY_UPDATE_BUCKETS,
     registers: [this.registry],
   });
   private readonly soldOutFlagHits = new Counter({
@@ -225,6 +238,8 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
       this.dependencyFailures.labels(dependency).inc(0);
       this.breakerRefusals.labels(dependency).inc(0);
     }
+    // Every outcome from the start, so the dashboard reads a count of 0 rather than nothing.
+    for (const outcome of PAY_UPDATE_OUTCOMES) this.payUpdateDuration.zero({ outcome });
   }
 
   breakerStateChanged(dependency: DependencyName, state: BreakerState): void {
@@ -284,6 +299,10 @@ export class ApiMetrics implements StatusReadObserver, DependencyObserver, Check
       this.reserveChildren.set(outcome, child);
     }
     child.observe(secondsSince(startedAt));
+  }
+
+  payUpdateDone(outcome: PayUpdateOutcome, seconds: number): void {
+    this.payUpdateDuration.labels(outcome).observe(seconds);
   }
 
   workflowStartDone(ok: boolean, startedAt: number): void {

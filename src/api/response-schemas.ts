@@ -33,6 +33,7 @@ import type {
 } from '../sales/admin-service.js';
 import type { SaleView } from '../sales/sale-view.js';
 import type { LineView, PlaceView } from '../line/line-service.js';
+import type { WorkerCacheFigures } from '../inventory/worker-figures.js';
 import type { ErrorCode } from './errors.js';
 import { orderNoSchema, orderStatusSchema, skuSchema } from './schemas.js';
 
@@ -455,6 +456,32 @@ export const devConfigSchema = z
   .object({ temporalUiUrl: z.string().nullable(), namespace: z.string(), devAdminToken: z.string().nullable() })
   .meta({ id: 'DevConfig' });
 
+/** GET /api/admin/workers: each worker still publishing its workflow cache's figures. */
+export const workerFiguresSchema = z
+  .object({
+    workers: z.array(
+      z.object({
+        worker: z.string().meta({ description: 'The worker process: host and pid.' }),
+        at: isoTime.meta({ description: 'When it read these, by its own clock (it publishes every 5 s).' }),
+        cached: z.number().int().meta({ description: 'Workflows in its cache now.' }),
+        maxCached: z.number().int().meta({ description: 'Its bound (WORKER_MAX_CACHED_WORKFLOWS).' }),
+        interval: z
+          .object({
+            seconds: z.number(),
+            hits: z.number().int(),
+            misses: z.number().int(),
+            forcedEvictions: z.number().int(),
+          })
+          .nullable()
+          .meta({
+            description:
+              "Since its previous publication, from its Core runtime's temporal_sticky_cache_* counters: tasks of a cached workflow (hits), of one replayed (misses), evictions forced by a full cache. Null with its metrics port off.",
+          }),
+      }),
+    ),
+  })
+  .meta({ id: 'WorkerFigures' });
+
 /** Compiles only when A and B are the same type; each line below ties a schema to its source type. */
 type SameShape<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const sameShape = <T extends true>(proof: T) => proof;
@@ -468,3 +495,4 @@ sameShape<SameShape<z.infer<typeof adminOrderSchema>, AdminOrderView>>(true);
 sameShape<SameShape<z.infer<typeof adminPaymentSchema>, AdminPaymentView>>(true);
 sameShape<SameShape<z.infer<typeof adminSaleSchema>, AdminSaleView>>(true);
 sameShape<SameShape<z.infer<typeof adminOrderPaymentsSchema>, AdminOrderPayments>>(true);
+sameShape<SameShape<z.infer<typeof workerFiguresSchema>, { workers: WorkerCacheFigures[] }>>(true);

@@ -102,18 +102,28 @@ const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
 export type AwaitedStart =
   { outcome: 'DECIDED'; state: OrderState } | { outcome: 'RUNNING' } | { outcome: 'ALREADY_CLOSED' };
 
+/** How a pay Update ended: the workflow's verdict, no running workflow, no answer by its deadline, or a failure. */
+export type PayUpdateOutcome = 'verdict' | 'no_workflow' | 'timeout' | 'error';
+
+/** Told of each pay Update, timed here, the one place it is sent (the API's metrics implement it). */
+export interface PayUpdateObserver {
+  payUpdateDone(outcome: PayUpdateOutcome, seconds: number): void;
+}
+
 export class OrderWorkflowClient {
   /**
    * `guards`: the API's breakers and per-call bounds (OrderWorkflowClient.withoutBreakers for the worker
    * and the tools). Either way a dependency that fails or does not answer in time surfaces as
    * DependencyUnavailableError (the API's 503). `pacing`: starts wait here, in this process, rather
    * than in Temporal; one too late to be worth it is not sent (the promise's owner sends it later).
+   * `payObserver`: told how long each pay Update took.
    */
   constructor(
     private readonly temporal: Client,
     private readonly taskQueue: string,
     private readonly guards: OrderWorkflowClientGuards,
     readonly pacing: StartPacer,
+    private readonly payObserver?: PayUpdateObserver,
   ) {}
 
   /** For the worker and the tools: calls bounded by their deadlines only, behind guards that never open. */
@@ -303,11 +313,21 @@ export class OrderWorkflowClient {
   async pay(orderNo: string, payment: PaymentReceived, deadline = defaultDeadline()): Promise<PaymentVerdict | null> {
     const update = () =>
       this.handle(orderNo).executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` });
+    const startedAt = performance.now();
+    let outcome: PayUpdateOutcome = 'error';
     try {
-      return await this.onWorkflow(deadline, update, { evenWhenOpen: true });
+      const verdict = await this.onWorkflow(deadline, update, { evenWhenOpen: true });
+      outcome = 'verdict';
+      return verdict;
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return null;
+      if (err instanceof WorkflowNotFoundError) {
+        outcome = 'no_workflow';
+        return null;
+      }
+      if (isTimeout(err)) outcome = 'timeout';
       throw err;
+    } finally {
+      this.payObserver?.payUpdateDone(outcome, (performance.now() - startedAt) / 1_000);
     }
   }
 
@@ -378,6 +398,17 @@ export class OrderWorkflowClient {
  */
 export function visibilityString(value: string): string {
   return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
+}
+
+/** Whether a call went unanswered in time: its guard's deadline, the Update's own RPC timeout, or gRPC's. */
+function isTimeout(err: unknown): boolean {
+  if (err instanceof DependencyUnavailableError && err.reason === 'deadline') return true;
+  const cause = err instanceof Error ? err.cause : undefined;
+  return (
+    err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
+    cause instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
+    isDeadlineExceeded(err)
+  );
 }
 
 /** Whether a call ran out of time: gRPC DEADLINE_EXCEEDED anywhere in the error's cause chain. */

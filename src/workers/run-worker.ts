@@ -4,7 +4,8 @@
  *
  * Observability: one pino JSON stream for the app's logs, the SDK's (worker state, workflow
  * `log.*`) and Rust core's (forwarded); one Prometheus port (WORKER_METRICS_PORT) serving the SDK's
- * `temporal_…` metrics and the app's activity outcomes; /livez and /readyz on WORKER_HEALTH_PORT.
+ * `temporal_…` metrics and the app's activity outcomes; /livez and /readyz on WORKER_HEALTH_PORT; its workflow
+ * cache's figures on Redis for the dashboard (./cache-figures.ts).
  */
 import { Client, Connection } from '@temporalio/client';
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
@@ -16,6 +17,8 @@ import { ClockWatch, shownClocks } from '../infra/clocks.js';
 import { createRedis, redisClockMs } from '../infra/redis.js';
 import { activeTracing, temporalClientInterceptors } from '../infra/tracing.js';
 import { temporalConnectionSettings } from '../infra/temporal-connection.js';
+import { WorkerFiguresBoard } from '../inventory/worker-figures.js';
+import { startCacheFigures } from './cache-figures.js';
 import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
 import { ensureCatchUpSchedule, ensureReconcileSchedule } from './schedules.js';
 import { pinoRuntimeLogger } from './telemetry.js';
@@ -113,15 +116,24 @@ const running = worker.run();
 const starter = startPromiseStarter({ config, connection, stores, redis, logger });
 // Refunds through a provider's API (Stripe), where one is configured.
 const refunds = startRefundOwner({ config, stores, logger });
+// Its cache figures for the dashboard, through Redis (src/workers/cache-figures.ts says why); the counters from its
+// own metrics port on loopback, which listens on every interface.
+const cacheFigures = startCacheFigures({
+  board: new WorkerFiguresBoard(redis, config.temporal.taskQueue),
+  worker: worker.orders,
+  metricsUrl: config.workerMetricsPort ? `http://127.0.0.1:${config.workerMetricsPort}/metrics` : null,
+  logger,
+});
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
   process.once(signal, () => {
     void starter.stop();
     void refunds?.stop();
+    void cacheFigures.stop();
   });
 try {
   await running;
 } finally {
-  await Promise.all([starter.stop(), refunds?.stop()]);
+  await Promise.all([starter.stop(), refunds?.stop(), cacheFigures.stop()]);
   clocks.stop();
   await Promise.allSettled([connection.close(), clientConnection.close(), pool.end(), redis.quit(), health?.close()]);
   // The last activities' and workflows' spans are still buffered.

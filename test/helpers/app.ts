@@ -54,7 +54,11 @@ export async function startTestApp(
   env: Record<string, string> = {},
   options: {
     apiLogger?: Logger;
-    worker?: { wrapActivities?: WrapActivities; metricMeter?: OrderWorkerOptions['metricMeter'] };
+    worker?: {
+      wrapActivities?: WrapActivities;
+      metricMeter?: OrderWorkerOptions['metricMeter'];
+      cacheFigures?: { metricsUrl: string | null; everyMs?: number };
+    };
   } = {},
 ): Promise<TestApp> {
   const config = testConfig({ TEMPORAL_TASK_QUEUE: `${name}-${randomUUID()}`, ...env });

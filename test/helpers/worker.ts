@@ -22,6 +22,8 @@ import type { RefundOwnerPacing } from '../../src/payments/refunds.js';
 import type { PaymentRow } from '../../src/db/rows.js';
 import type { RefundStore } from '../../src/db/refunds.js';
 import type { Stores } from '../../src/db/stores.js';
+import { startCacheFigures, type RunningCacheFigures } from '../../src/workers/cache-figures.js';
+import { WorkerFiguresBoard } from '../../src/inventory/worker-figures.js';
 
 /** Wraps the real activities to inject faults around them (never instead of them). */
 export type WrapActivities = (real: Activities) => Partial<Activities>;
@@ -52,6 +54,11 @@ export async function startTestWorker(
       refunds?: Partial<RefundOwnerPacing>;
       /** The refunds this file's owner takes (the others in the shared database are other files'). */
       refundScope?: (row: PaymentRow) => boolean;
+      /**
+       * Publishes the worker's cache figures as the worker process does (opt-in): `metricsUrl`, the Core runtime's
+       * Prometheus endpoint if the file installed one (Runtime.install), else null (size and bound only).
+       */
+      cacheFigures?: { metricsUrl: string | null; everyMs?: number };
     },
 ): Promise<TestWorker> {
   const own = options.connection
@@ -86,11 +93,20 @@ export async function startTestWorker(
         pacing: { everyMs: 200, firstBackoffMs: 300, ...options.refunds },
       })
     : null;
+  const cacheFigures: RunningCacheFigures | null = options.cacheFigures
+    ? startCacheFigures({
+        board: new WorkerFiguresBoard(options.redis, options.config.temporal.taskQueue),
+        worker: worker.orders,
+        logger: createLogger({ logLevel: 'warn' }, 'worker'),
+        ...options.cacheFigures,
+      })
+    : null;
   return {
     worker,
     starter,
     refunds,
     async close() {
+      await cacheFigures?.stop();
       await refunds?.stop();
       await starter?.stop();
       worker.shutdown();

@@ -13,6 +13,13 @@ import { CheckoutRates, parseScrape, type CheckoutFigures, type Scrape } from '.
 import { api as call, type ErrorBody, type Reply } from './api-client.js';
 import type { LineView } from '../../line/line-views.js';
 import { AdmissionRate, EtaErrors, parseEtaError, secondsToSoldOut, type EtaErrorFigures } from './line-metrics.js';
+import {
+  PayUpdateLatency,
+  parsePayUpdates,
+  workerCacheTotals,
+  type PayUpdateFigures,
+  type WorkerCacheReport,
+} from './worker-metrics.js';
 
 declare global {
   interface Window {
@@ -369,6 +376,87 @@ button('line-set-rate').onclick = () => {
   if (!Number.isInteger(rate) || rate < 1) return log('the admission rate is a whole number of at least 1');
   void controlLine({ admissionsPerSecond: rate });
 };
+
+// ---- the workers -------------------------------------------------------------------------------
+const payUpdates = new PayUpdateLatency();
+/**
+ * The Worker panel, every 2 s whether a sale is watched or not: the workers' workflow cache (GET /api/admin/workers,
+ * which relays what each worker publishes through Redis; the API cannot reach the workers) and the pay Update's
+ * latency (the answering API process's /metrics). A worker that stopped is not listed; a source that did not answer
+ * leaves its figures out, with a note.
+ */
+async function sampleWorkers(): Promise<void> {
+  const token = adminToken();
+  const [workers, metrics] = await Promise.all([
+    token ? api<{ workers: WorkerCacheReport[] }>('GET', '/api/admin/workers', { token }) : null,
+    metricsText(),
+  ]);
+  showWorkers(workers);
+  showPayUpdates(metrics ? payUpdates.add(parsePayUpdates(metrics.text, metrics.atMs)) : null);
+}
+/** GET /metrics as text, or null when it does not answer within 3 s (blocked at the load balancer, say). */
+async function metricsText(): Promise<{ text: string; atMs: number } | null> {
+  try {
+    const res = await fetch('/metrics', { signal: AbortSignal.timeout(3_000) });
+    return res.ok ? { text: await res.text(), atMs: Date.now() } : null;
+  } catch {
+    return null;
+  }
+}
+const percent = (value: number | null) => (value === null ? '—' : `${(value * 100).toFixed(1)} %`);
+const perSecond = (value: number | null) => (value === null ? '—' : value.toFixed(1));
+function showWorkers(reply: Reply<{ workers: WorkerCacheReport[] }> | null): void {
+  const panel = $('worker-panel');
+  if (!reply || reply.status !== 200) {
+    // No token, or Redis did not answer: the last figures stay, marked as such.
+    $('worker-note').textContent = reply
+      ? `workers: ${reply.code ?? reply.status} at ${new Date().toLocaleTimeString()}`
+      : 'the workers need the admin token';
+    return;
+  }
+  const workers = reply.json.workers;
+  const totals = workerCacheTotals(workers);
+  panel.dataset.workers = String(totals.workers);
+  $('worker-cached').textContent = totals.workers ? String(totals.cached) : '—';
+  $('worker-max-cached').textContent = totals.workers ? String(totals.maxCached) : '—';
+  $('worker-hit-rate').textContent = percent(totals.hitRate);
+  $('worker-evictions').textContent = perSecond(totals.evictionsPerSecond);
+  $('worker-count').textContent = String(totals.workers);
+  $('worker-rows').replaceChildren(
+    ...workers.map((worker) => {
+      const one = workerCacheTotals([worker]);
+      const tr = document.createElement('tr');
+      tr.dataset.worker = worker.worker;
+      tr.innerHTML = `<td></td><td class="num"></td><td class="num"></td><td class="num"></td>`;
+      const [name, cached, hitRate, evictions] = Array.from(tr.cells);
+      if (name) name.textContent = worker.worker;
+      if (cached) cached.textContent = `${worker.cached} / ${worker.maxCached}`;
+      if (hitRate) hitRate.textContent = percent(one.hitRate);
+      if (evictions) evictions.textContent = perSecond(one.evictionsPerSecond);
+      return tr;
+    }),
+  );
+  const spans = workers.flatMap((worker) => (worker.interval ? [worker.interval.seconds] : []));
+  $('worker-note').textContent = workers.length
+    ? `hit rate and evictions over each worker's last ${spans.length ? `${Math.round(Math.max(...spans))} s` : 'report'}; ` +
+      `updated ${new Date().toLocaleTimeString()}`
+    : 'no worker is reporting (none running, or none can reach Redis)';
+}
+function showPayUpdates(figures: PayUpdateFigures | null): void {
+  const counts = $('pay-update-counts');
+  if (!figures) {
+    counts.textContent = '(GET /metrics did not answer)';
+    return;
+  }
+  const ms = (seconds: number | null) => (seconds === null ? '—' : `${(seconds * 1_000).toFixed(1)} ms`);
+  $('pay-update-p50').textContent = ms(figures.p50Seconds);
+  $('pay-update-p99').textContent = ms(figures.p99Seconds);
+  const { verdict, timeout, error, no_workflow: none } = figures.counts;
+  counts.dataset.verdicts = String(verdict);
+  counts.textContent =
+    `(${verdict} judged, ${timeout} timed out, ${error} failed, ${none} without a running workflow; ` +
+    `last ${Math.round(figures.spanSeconds)} s, ${figures.processes} API process${figures.processes === 1 ? '' : 'es'})`;
+}
 
 // ---- charts of the last minutes ----------------------------------------------------------------
 /** The charts' window: the points older than this are dropped. */
@@ -801,6 +889,7 @@ async function init(): Promise<void> {
   await open(new URLSearchParams(location.search).get('sku')?.trim() ?? '');
   every(1000, sample);
   every(1000, pollOrders);
+  every(2000, sampleWorkers);
   every(500, tickRates);
   document.body.dataset.ready = 'true';
 }

@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type { AdminService } from '../../sales/admin-service.js';
+import type { WorkerFiguresBoard } from '../../inventory/worker-figures.js';
 import { skuNotFound } from '../../sales/sales-service.js';
 import { requireAdmin } from '../auth.js';
 import {
@@ -10,6 +11,7 @@ import {
   pageSchema,
   saleSchema,
   saleStatsSchema,
+  workerFiguresSchema,
 } from '../response-schemas.js';
 import { route } from '../route.js';
 import {
@@ -23,9 +25,14 @@ import { Refusal } from '../../infra/refusal.js';
 
 /**
  * The operators' routes under /api/admin (admin bearer token): sale stats, orders, payments, the
- * sales list, and closing a sale early. The token is checked before anything else is read.
+ * sales list, closing a sale early, and the workers' cache figures. The token is checked before anything else is read.
+ * `workers`: the figures board as the API reads it, bounded by REDIS_TIMEOUT behind Redis's breaker.
  */
-export function adminRoutes(deps: { admin: AdminService; adminToken: string }): Router {
+export function adminRoutes(deps: {
+  admin: AdminService;
+  adminToken: string;
+  workers: Pick<WorkerFiguresBoard, 'read'>;
+}): Router {
   const { admin } = deps;
   const router = new Router();
 
@@ -155,6 +162,27 @@ export function adminRoutes(deps: { admin: AdminService; adminToken: string }): 
       const params = input.params();
       if (!params) throw new Refusal('ORDER_NOT_FOUND', `no order ${ctx.params.orderNo ?? ''}`);
       ctx.body = await admin.orderPayments(params.orderNo);
+    },
+  );
+
+  route(
+    router,
+    {
+      method: 'get',
+      path: '/api/admin/workers',
+      operationId: 'adminWorkers',
+      summary:
+        "The workers' workflow cache: size, bound, hits, misses and forced evictions of each worker still reporting",
+      description:
+        'Each worker process publishes its figures every 5 s; one that stopped is left out within 15 s (the list may be empty).',
+      tag: 'admin',
+      auth: 'admin',
+      responses: { 200: { description: 'The workers reporting', schema: workerFiguresSchema } },
+      errors: { 401: { codes: ['UNAUTHORIZED'] } },
+    },
+    async (ctx) => {
+      requireAdmin(ctx, deps.adminToken);
+      ctx.body = { workers: await deps.workers.read() };
     },
   );
   return router;
