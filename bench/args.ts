@@ -1,7 +1,7 @@
 /**
  * The benchmark's command line: `npm run bench [-- --quick] [--requests N --users N --connections N
  * --stock N --limit N] [--variants ours,ceiling,sync,queue] [--wait [--wait-seconds N]] [--out DIR] [--profile DIR]
- * [--layout shared|split | --layouts shared,split] [--before <commit>]`.
+ * [--layout shared|split | --layouts shared,split] [--before <commit>] [--pay-within S]`.
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,6 +24,8 @@ export interface BenchSettings {
   perUserLimit: number;
   warmupRequests: number;
   quick: boolean;
+  /** The payment phase after ours' burst (bench/payments.ts): every winner pays within this many s; 0: none. */
+  payWithinSeconds: number;
 }
 
 export interface BenchArgs {
@@ -74,6 +76,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
       layout: { type: 'string' },
       layouts: { type: 'string' },
       before: { type: 'string' },
+      'pay-within': { type: 'string' },
     },
   });
   const fsync = args['redis-appendfsync'];
@@ -87,7 +90,10 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
     perUserLimit: Number(args.limit ?? 1),
     warmupRequests: quick ? 300 : 3_000,
     quick,
+    payWithinSeconds: Number(args['pay-within'] ?? (quick ? 10 : 120)),
   };
+  if (!Number.isFinite(settings.payWithinSeconds) || settings.payWithinSeconds < 0)
+    throw new Error('--pay-within must be a number of seconds (0: no payment phase)');
   const waitSeconds = args.wait ? Number(args['wait-seconds']) : 0;
   if (!Number.isInteger(waitSeconds) || waitSeconds < 0)
     throw new Error('--wait-seconds must be a whole number of seconds');

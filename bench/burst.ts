@@ -40,7 +40,7 @@ import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js';
 import { startStack, type RunningStack } from '../stack/index.js';
 import { runThenCleanUp } from '../stack/launcher.js';
-import { cpuSecondsOfGroup } from '../stack/cpu.js';
+import { cpuSecondsOfGroup, rssKbOfGroup } from '../stack/cpu.js';
 import type { ManagedProcess } from '../stack/process.js';
 import { parseBenchArgs, type BenchRun, type Variant } from './args.js';
 import { cpuAffinity, pinGroup, pinProcess, planCpuLayouts, reniceGroup, type LayoutCpus } from './cpu-layout.js';
@@ -51,6 +51,7 @@ import { prepareBefore } from './before.js';
 import { buildLayoutsReport, writeReport, type LayoutRun } from './report.js';
 import { fmt } from './stats.js';
 import { workflowStartLatency } from './visibility.js';
+import { awaitingOrders, describePaymentPhase, payWithinSpread } from './payments.js';
 
 const root = resolve(import.meta.dirname, '..');
 const { settings, variants, outDir, profileDir, redisAppendfsync, waitSeconds, cluster, layouts, before } =
@@ -226,6 +227,30 @@ async function main(): Promise<void> {
               .join(' ')}`,
           );
         }
+        // The winners pay while the rest of the window runs (ours and before: the same phase against each).
+        if (settings.payWithinSeconds > 0 && (name === 'ours' || name === 'before')) {
+          result.payments = await payWithinSpread({
+            url: servers.url,
+            orders: await awaitingOrders(stores, sku),
+            withinMs: settings.payWithinSeconds * 1_000,
+            webhookSecret: config.webhookSecret,
+            tokenOf: (userId) => auth.issue(userId),
+            runId: `${runId}-${tag}${name}`,
+            ...(servers.workerMetricsUrl ? { workerMetricsUrl: servers.workerMetricsUrl } : {}),
+            ...(process.env.BENCH_WORKER_PROBE_PORT
+              ? { workerProbeUrl: `http://127.0.0.1:${process.env.BENCH_WORKER_PROBE_PORT}/` }
+              : {}),
+            cpuSeconds: () => cpuSnapshot(servers.processes),
+            rssMb: () =>
+              Object.fromEntries(
+                [...servers.processes.map((proc) => [proc.name, proc.pid] as const), ...stackPids()].map(
+                  ([name, pid]) => [name, Math.round(rssKbOfGroup(pid) / 1024)],
+                ),
+              ),
+            say,
+          });
+          say(`payment phase: ${describePaymentPhase(result.payments)}`);
+        }
         results[name] = result;
         say(
           `${fmt(result.rps, 0)} req/s; p50 ${fmt(result.p50Ms)} ms, p99 ${fmt(result.p99Ms)} ms; won ${result.won}, sold out ${result.soldOut}, over limit ${result.limitExceeded}, rate limited ${shot.statuses.get('429') ?? 0}, errors ${result.errors} (${result.errorsWhileUnitsLeft} while units were left${result.serverErrors ? `; ${JSON.stringify(result.serverErrors)}` : ''})` +
@@ -296,6 +321,13 @@ function cpuSnapshot(variantProcesses: ManagedProcess[]): Record<string, number>
   const own = process.cpuUsage();
   snapshot.loadgen = (own.user + own.system) / 1e6;
   return snapshot;
+}
+
+/** The stack's servers the benchmark started, by role, with their process group. */
+function stackPids(): Array<readonly [string, number]> {
+  return Object.entries(stack?.servers ?? {}).flatMap(([role, server]) =>
+    server.process ? [[role, server.process.pid] as const] : [],
+  );
 }
 
 function cpuSince(before: Record<string, number>, after: Record<string, number>): Record<string, number> {

@@ -1,7 +1,8 @@
 /**
  * The line benchmark's command line (bench/line.ts): `npm run bench -- --line [--shoppers N] [--rate R] [--stock S]
  * [--join-seconds J] [--pre-start-seconds P] [--connections C] [--plain-requests N] [--plain-stock S]
- * [--checkout-wins K] [--out DIR]`. Every size left out follows --shoppers, so `--shoppers 2000` is a short run.
+ * [--checkout-wins K] [--pay-within S] [--out DIR]`. Every size left out follows --shoppers, so `--shoppers 2000` is a
+ * short run.
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,6 +27,8 @@ export interface LineBenchArgs {
   checkoutWins: number;
   /** How long an admission lasts (the sale's line setting). */
   admissionTtlSeconds: number;
+  /** The payment phase after the line's sale (bench/payments.ts): its winners pay within this many s; 0: none. */
+  payWithinSeconds: number;
   outDir: string;
   redisAppendfsync: 'everysec' | 'always';
 }
@@ -45,6 +48,7 @@ export function parseLineArgs(argv: string[], root: string): LineBenchArgs {
       'plain-stock': { type: 'string' },
       'checkout-wins': { type: 'string' },
       'admission-ttl': { type: 'string' },
+      'pay-within': { type: 'string' },
       out: { type: 'string' },
       'redis-appendfsync': { type: 'string', default: 'always' },
     },
@@ -91,6 +95,7 @@ export function parseLineArgs(argv: string[], root: string): LineBenchArgs {
       1,
     ),
     admissionTtlSeconds: number('admission-ttl', args['admission-ttl'], 120, 10),
+    payWithinSeconds: number('pay-within', args['pay-within'], 120, 0, false),
     outDir: resolve(args.out ?? join(root, 'bench', 'results')),
     redisAppendfsync: fsync,
   };

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fairRank, seedHashOf } from '../src/line/line-rules.js';
 import type { InvariantReport } from '../src/invariants/check.js';
 import { ACTIVE, OTHER, SOLD_OUT, type LineRunResult } from './line-run.js';
+import { describePaymentPhase, type PaymentPhaseResult } from './payments.js';
 import { fmt, pct, round, sorted } from './stats.js';
 
 /** Percentiles of a list of milliseconds (or seconds), rounded. */
@@ -418,6 +419,8 @@ export interface LineReport {
   plain: BurstFigures;
   checkoutCpu: { plainWins: BurstFigures; lineWins: BurstFigures; lineOverPlain: number | null };
   line: LineFigures;
+  /** The line's winners paying within the spread (bench/payments.ts); absent with --pay-within 0. */
+  payments?: PaymentPhaseResult;
   invariants: Record<string, InvariantReport['checks'] & { ok: boolean }>;
   ok: boolean;
 }
@@ -457,6 +460,7 @@ export function renderLineReport(r: LineReport): string {
     `| checkout API CPU per answer: line wins / plain wins | ${fmt(r.checkoutCpu.lineWins.apiCpuUsPerAnswer, 0)} / ${fmt(r.checkoutCpu.plainWins.apiCpuUsPerAnswer, 0)} µs (ratio ${fmt(r.checkoutCpu.lineOverPlain, 2)}); plain burst ${fmt(r.plain.apiCpuUsPerAnswer, 0)} µs |`,
     `| line checkouts p50 / p99 ms | ${fmt(l.checkouts.latencyMs.p50)} / ${fmt(l.checkouts.latencyMs.p99)} (${l.checkouts.accepted} accepted of ${l.checkouts.count}) |`,
     `| poll lag p50 / p99 ms (load generator) | ${fmt(l.pollLagMs.p50)} / ${fmt(l.pollLagMs.p99)} |`,
+    ...(r.payments ? [`| payment phase (the line's winners pay) | ${describePaymentPhase(r.payments)} |`] : []),
     '',
     `Every check held: ${yes(r.ok)}.`,
   ];

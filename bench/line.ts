@@ -41,6 +41,7 @@ import { parseLineArgs } from './line-args.js';
 import { HttpPool, type Answer } from './line-client.js';
 import { lineFigures, parseBatch, spread, writeLineReport, type Batch, type BurstFigures } from './line-report.js';
 import { codeOf, runLine } from './line-run.js';
+import { awaitingOrders, describePaymentPhase, payWithinSpread, type PaymentPhaseResult } from './payments.js';
 import { startVariant } from './processes.js';
 import { fmt, round } from './stats.js';
 
@@ -252,6 +253,23 @@ async function main(): Promise<void> {
       cpu,
     });
     probe.close();
+    // The line's winners pay while the rest of the window runs, as the burst's do without a line (bench/burst.ts).
+    let payments: PaymentPhaseResult | undefined;
+    if (args.payWithinSeconds > 0) {
+      const worker = servers.processes.find((p) => p.name === 'worker');
+      payments = await payWithinSpread({
+        url: servers.url,
+        orders: await awaitingOrders(stores, sku),
+        withinMs: args.payWithinSeconds * 1_000,
+        webhookSecret: config.webhookSecret,
+        tokenOf: (userId) => auth.issue(userId),
+        runId,
+        ...(servers.workerMetricsUrl ? { workerMetricsUrl: servers.workerMetricsUrl } : {}),
+        cpuSeconds: () => ({ api: apiCpu(), ...(worker ? { worker: cpuSecondsOfGroup(worker.pid) } : {}) }),
+        say,
+      });
+      say(`payment phase: ${describePaymentPhase(payments)}`);
+    }
 
     const ok =
       Object.values(invariants).every((r) => r.ok) &&
@@ -292,6 +310,7 @@ async function main(): Promise<void> {
         loadgenCpuSeconds: round((loadgen.user + loadgen.system) / 1e6, 2),
         invariants: invariants[sku],
       },
+      ...(payments ? { payments } : {}),
       invariants: Object.fromEntries(Object.entries(invariants).map(([name, r]) => [name, { ...r.checks, ok: r.ok }])),
       ok,
     };

@@ -5,6 +5,7 @@
 import autocannon from 'autocannon';
 import type { InvariantReport } from '../src/invariants/check.js';
 import type { DrainSeries } from './drain.js';
+import type { PaymentPhaseResult } from './payments.js';
 import { pct, sorted } from './stats.js';
 
 export interface Latencies {
@@ -56,6 +57,8 @@ export interface VariantResult {
   cpuAffinity?: Record<string, string>;
   /** Ours (and before): reservation to workflow start, from Temporal's visibility (bench/visibility.ts). */
   workflowStart?: { p50Ms: number; p99Ms: number; count: number };
+  /** Ours (and before): the winners paying within the spread (bench/payments.ts). */
+  payments?: PaymentPhaseResult;
 }
 
 export interface Shot {

@@ -19,6 +19,8 @@ const roleOf = (name: string): CpuRole => (BEHIND_FRONT_DOOR.has(name) ? 'back' 
 export interface VariantServers {
   url: string;
   processes: ManagedProcess[];
+  /** The worker's Prometheus endpoint (ours and before): its sticky cache's figures. */
+  workerMetricsUrl?: string;
 }
 
 export async function startVariant(
@@ -36,12 +38,16 @@ export async function startVariant(
   const port = await freePort();
   const started: ManagedProcess[] = [];
   const launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string> = {}) => {
-    const [command, commandArgs] = profileDir
-      ? [
-          process.execPath,
-          ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', join(root, script), ...extraArgs],
-        ]
-      : [tsx, [join(root, script), ...extraArgs]];
+    // The probe (BENCH_WORKER_PROBE_PORT, the worker only) goes on node's own command line: in NODE_OPTIONS, tsx's
+    // launcher would load it too.
+    const nodeFlags = [
+      ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+      ...(extraEnv.SOAK_PROBE_PORT ? ['--expose-gc', '--import', join(root, 'soak', 'probe.ts')] : []),
+    ];
+    const [command, commandArgs] =
+      nodeFlags.length > 0
+        ? [process.execPath, [...nodeFlags, '--import', 'tsx', join(root, script), ...extraArgs]]
+        : [tsx, [join(root, script), ...extraArgs]];
     const proc = spawnLogged(name, ...layoutCommand(cpus, roleOf(name), command, commandArgs), {
       logFile: join(workDir, `${name}.log`),
       cwd: root,
@@ -57,9 +63,10 @@ export async function startVariant(
     const response = await fetch(`${url}${path}`);
     return okOnly ? response.ok : true;
   };
+  let workerMetricsUrl: string | undefined;
   try {
     if (variant === 'ours') {
-      await launchWorker(launch, workDir);
+      workerMetricsUrl = (await launchWorker(launch, workDir)).metricsUrl;
       const api = launch('api', 'src/api/main.ts', []);
       await waitUntilReady(api, () => answers('/healthz', true), 60_000);
     } else {
@@ -78,7 +85,7 @@ export async function startVariant(
     for (const proc of started) await proc.stop();
     throw err;
   }
-  return { url, processes: started };
+  return { url, processes: started, ...(workerMetricsUrl ? { workerMetricsUrl } : {}) };
 }
 
 /**
@@ -124,7 +131,7 @@ export async function startBeforeVariant(
     for (const proc of started) await proc.stop();
     throw err;
   }
-  return { url, processes: started };
+  return { url, processes: started, workerMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
 }
 
 /**
@@ -135,7 +142,13 @@ export async function startBeforeVariant(
 export async function startWorker(
   options: WorkerLaunch & { name?: string; withoutTracingInterceptors?: boolean },
 ): Promise<ManagedProcess> {
-  return launchWorker(launcherFor(options), options.workDir, options.name, options.withoutTracingInterceptors === true);
+  const { process: worker } = await launchWorker(
+    launcherFor(options),
+    options.workDir,
+    options.name,
+    options.withoutTracingInterceptors === true,
+  );
+  return worker;
 }
 
 /**
@@ -215,16 +228,19 @@ async function launchWorker(
   workDir: string,
   name = 'worker',
   withoutTracingInterceptors = false,
-): Promise<ManagedProcess> {
+): Promise<{ process: ManagedProcess; metricsUrl: string }> {
   // Each kind of bundle in its own file, so that alternating them never rebuilds either.
   const bundle = join(workDir, withoutTracingInterceptors ? 'workflow-bundle-bare.js' : 'workflow-bundle.js');
   await buildWorkflowBundle(bundle, { withoutTracingInterceptors });
   // Free ports for the worker's metrics and health, so that a running `npm start` never collides.
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
+  // BENCH_WORKER_PROBE_PORT: the soak's probe (soak/probe.ts) in the worker alone, for its heaps after a forced GC.
+  const probePort = process.env.BENCH_WORKER_PROBE_PORT;
   const worker = launch(name, 'src/workers/main.ts', [], {
     WORKFLOW_BUNDLE_PATH: bundle,
     WORKER_METRICS_PORT: String(metricsPort),
     WORKER_HEALTH_PORT: String(healthPort),
+    ...(probePort ? { SOAK_PROBE_PORT: probePort } : {}),
   });
   try {
     await waitUntilReady(worker, async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, 60_000);
@@ -232,5 +248,5 @@ async function launchWorker(
     await worker.stop();
     throw err;
   }
-  return worker;
+  return { process: worker, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
 }

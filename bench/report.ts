@@ -179,6 +179,7 @@ function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: Lay
             ? { workflowStart: { p50Ms: round(r.workflowStart.p50Ms), p99Ms: round(r.workflowStart.p99Ms) } }
             : {}),
           ...(r.cpuAffinity ? { cpuAffinity: r.cpuAffinity } : {}),
+          ...(r.payments ? { payments: r.payments } : {}),
         },
       ]),
     ),
@@ -316,6 +317,7 @@ function layoutMarkdown(section: LayoutSection): string[] {
         : ''),
     ...waitingLine(section),
     ...cpuLines(section),
+    ...paymentLines(section),
     ...(affinity.length > 0
       ? ['', 'CPUs each process was allowed after its burst (every thread, from /proc):', ...affinity]
       : []),
@@ -345,6 +347,34 @@ function cpuLines(section: LayoutSection): string[] {
     '',
     `CPU per answered request, ours/queue: ${fmt(r.apiCpuOursOverQueue ?? null, 2)}.` +
       (r.oursVsBefore !== undefined ? ` Throughput ours/before: ${fmt(r.oursVsBefore, 2)}.` : ''),
+  ];
+}
+
+/** The payment phase after the burst (bench/payments.ts), one row per run that had one. */
+function paymentLines(section: LayoutSection): string[] {
+  const rows = Object.entries(section.variants).flatMap(([name, v]) => {
+    const p = v.payments;
+    if (!p) return [];
+    const cpu = Object.entries(p.cpuMsPerPayment)
+      .filter(([proc]) => proc === 'api' || proc.endsWith('worker') || proc === 'temporal' || proc === 'mysql')
+      .map(([proc, ms]) => `${proc} ${fmt(ms, 2)}`)
+      .join(', ');
+    const answers = Object.entries(p.webhookAnswers)
+      .map(([key, count]) => `${key} ${count}`)
+      .join(', ');
+    const cache = p.cache ? `${fmt(p.cache.hitRate, 3)} (${p.cache.misses} misses)` : '—';
+    return [
+      `| ${name} | ${p.payments} | ${fmt(p.sentPerSecond)} | ${fmt(p.webhook.p50Ms)} / ${fmt(p.webhook.p99Ms)} | ${fmt(p.toPaid.p50Ms)} / ${fmt(p.toPaid.p99Ms)} | ${p.notPaid} | ${answers} | ${cpu} | ${cache} |`,
+    ];
+  });
+  if (rows.length === 0) return [];
+  return [
+    '',
+    'Payment phase (the winners pay within the spread while the window runs; bench/payments.ts):',
+    '',
+    '| run | payments | sent/s | webhook p50 / p99 ms | to PAID p50 / p99 ms | not PAID | webhook answers | CPU ms per payment | worker cache hit rate |',
+    '|---|---:|---:|---:|---:|---:|---|---|---:|',
+    ...rows,
   ];
 }
 

@@ -1,0 +1,344 @@
+/**
+ * The benchmark's payment phase (`npm run bench`, after ours' burst; `npm run bench -- --line`, after the line's
+ * sale): the sale's winners pay within a spread (default: all within 120 s) while the rest of the window runs, the
+ * way a sale's shoppers do. Each payment is one signed generic webhook, sent at a random time within the spread,
+ * and its shopper's long-poll (`GET /api/orders/:orderNo?waitForChange=AWAITING_PAYMENT`) opened at the same time.
+ *
+ * It reports what a team sizing its launch asks of the money path:
+ *   webhook      the provider's wait: request on the wire → answer (the generator's own queueing not counted); a
+ *                5xx is sent again after its Retry-After, as a provider retries;
+ *   to PAID      the shopper's wait: the webhook first sent → the long-poll answering PAID;
+ *   CPU          API and worker CPU per payment (the webhook, its delivery and the shopper's long-poll), read from
+ *                /proc without a profiler attached;
+ *   cache        the worker's sticky cache over the phase (hits, misses, forced evictions, size), scraped from its
+ *                Prometheus endpoint: a miss is an order replayed from its history to take its payment.
+ */
+import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import type { Stores } from '../src/db/stores.js';
+import { HttpPool, Scheduler, type Answer } from './line-client.js';
+import { pct, round, sorted } from './stats.js';
+
+/** An order awaiting payment, as the phase pays it: its shopper reads it, the webhook pays its total. */
+export interface PayingOrder {
+  orderNo: string;
+  userId: string;
+  totalCents: number;
+}
+
+export interface PaymentPhaseOptions {
+  url: string;
+  orders: readonly PayingOrder[];
+  /** Every payment is sent at a uniformly random time within this many ms of the phase's start. */
+  withinMs: number;
+  webhookSecret: string;
+  /** A bearer token of the shopper `userId` (their long-poll). */
+  tokenOf: (userId: string) => Promise<string>;
+  /** Names the webhook events of this run. */
+  runId: string;
+  /** The worker's Prometheus endpoint: its cache figures before and after the phase. */
+  workerMetricsUrl?: string;
+  /** CPU seconds so far per process (the benchmark's snapshot). */
+  cpuSeconds: () => Record<string, number>;
+  /** Resident memory in MB per process now: read at the phase's start (every order open) and end. */
+  rssMb?: () => Record<string, number>;
+  /** The soak's probe in the worker (BENCH_WORKER_PROBE_PORT): its heaps after a forced GC, every order open. */
+  workerProbeUrl?: string;
+  /** Connections for the webhooks (the provider's concurrency); the long-polls get one each. */
+  webhookConnections?: number;
+  say: (line: string) => void;
+}
+
+export interface LatencyFigures {
+  count: number;
+  p50Ms: number | null;
+  p90Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+}
+
+export interface CacheFigures {
+  hits: number;
+  misses: number;
+  /** hits / (hits + misses) over the phase; null without a workflow task. */
+  hitRate: number | null;
+  forcedEvictions: number;
+  sizeBefore: number | null;
+  sizeAfter: number | null;
+}
+
+export interface PaymentPhaseResult {
+  payments: number;
+  withinSeconds: number;
+  /** What was offered (payments / spread) and what the generator achieved (first to last webhook sent). */
+  offeredPerSecond: number;
+  sentPerSecond: number;
+  webhook: LatencyFigures;
+  /** Webhook answers by `<status> <outcome or code>` (e.g. `200 APPLIED`, `202 RECEIVED`). */
+  webhookAnswers: Record<string, number>;
+  /** Webhooks sent again after a 5xx or no answer, as the provider retries. */
+  webhooksResent: number;
+  toPaid: LatencyFigures;
+  /** Orders not read PAID within the phase's patience (60 s after their webhook). */
+  notPaid: number;
+  /** CPU milliseconds per payment, per process, over the whole phase (until the last order read PAID). */
+  cpuMsPerPayment: Record<string, number>;
+  cache: CacheFigures | null;
+  /** Resident memory per process (MB) when the phase began, every order still open, and when it ended. */
+  rssMbAtStart?: Record<string, number>;
+  rssMbAtEnd?: Record<string, number>;
+  /** The worker's heaps after a forced GC at the phase's start (MB): its main isolate and its workflow thread's. */
+  workerHeapMbAtStart?: { main: number; workflowThreads: number[] };
+}
+
+/** How long a shopper waits for PAID after the webhook before the phase counts the order as not paid. */
+const PAID_PATIENCE_MS = 60_000;
+/** The long-poll's own bound (docs/api.md: 1..25 s); re-opened until PAID or the patience ends. */
+const LONG_POLL_SECONDS = 25;
+
+/** Every order of `sku` awaiting payment, with its shopper (a page at a time). */
+export async function awaitingOrders(stores: Stores, sku: string): Promise<PayingOrder[]> {
+  const orders: PayingOrder[] = [];
+  let beforeOrderNo: string | undefined;
+  for (;;) {
+    const page = await stores.reports.ordersPage({
+      sku,
+      status: 'AWAITING_PAYMENT',
+      limit: 1_000,
+      ...(beforeOrderNo ? { beforeOrderNo } : {}),
+    });
+    for (const row of page) orders.push({ orderNo: row.orderNo, userId: row.userId, totalCents: row.totalCents });
+    if (page.length < 1_000) return orders;
+    beforeOrderNo = page[page.length - 1]!.orderNo;
+  }
+}
+
+export function latencyFigures(values: number[]): LatencyFigures {
+  const s = sorted(values);
+  return {
+    count: values.length,
+    p50Ms: round(pct(s, 50)),
+    p90Ms: round(pct(s, 90)),
+    p99Ms: round(pct(s, 99)),
+    maxMs: round(pct(s, 100)),
+  };
+}
+
+/** The sticky cache's counters in one Prometheus scrape (summed over label sets; names with or without _total). */
+export function cacheCounters(metricsText: string): { hits: number; misses: number; evictions: number; size: number } {
+  const sums = { hits: 0, misses: 0, evictions: 0, size: 0 };
+  const names: Record<string, keyof typeof sums> = {
+    temporal_sticky_cache_hit: 'hits',
+    temporal_sticky_cache_miss: 'misses',
+    temporal_sticky_cache_total_forced_eviction: 'evictions',
+    temporal_sticky_cache_size: 'size',
+  };
+  for (const line of metricsText.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const match = /^([a-z_]+?)(?:_total)?(?:\{[^}]*\})?\s+([0-9.eE+-]+)$/.exec(line.trim());
+    const key = match ? names[match[1]!] : undefined;
+    if (key) sums[key] += Number(match![2]);
+  }
+  return sums;
+}
+
+async function scrapeCache(url: string | undefined): Promise<ReturnType<typeof cacheCounters> | null> {
+  if (!url) return null;
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+    return response.ok ? cacheCounters(await response.text()) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function probeHeaps(url: string | undefined): Promise<PaymentPhaseResult['workerHeapMbAtStart']> {
+  if (!url) return undefined;
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+    const answer = (await response.json()) as { heapUsed: number; threadsHeapUsed: number[] };
+    const mb = (bytes: number) => round(bytes / 1_048_576, 1);
+    return { main: mb(answer.heapUsed), workflowThreads: answer.threadsHeapUsed.map(mb) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs the phase: every order paid once, at its random time within the spread, and read until PAID. */
+export async function payWithinSpread(options: PaymentPhaseOptions): Promise<PaymentPhaseResult> {
+  const { url, orders, withinMs, webhookSecret, runId, say } = options;
+  const n = orders.length;
+  // Tokens first: signing 15,000 of them must not run inside the measured phase.
+  const tokens = await Promise.all(orders.map((order) => options.tokenOf(order.userId)));
+  const webhooks = new HttpPool(url, options.webhookConnections ?? 128, 30_000);
+  // One connection per shopper waiting: a long-poll holds its connection until the order changes.
+  const polls = new HttpPool(url, Math.min(4_096, n), (LONG_POLL_SECONDS + 10) * 1_000);
+  const webhookMs: number[] = [];
+  const toPaidMs: number[] = [];
+  const answers: Record<string, number> = {};
+  let notPaid = 0;
+  let resent = 0;
+  let finished = 0;
+  let firstSentAt = Number.POSITIVE_INFINITY;
+  let lastSentAt = 0;
+  let allDone: () => void = () => {};
+  const done = new Promise<void>((resolve) => (allDone = resolve));
+  const finish = () => {
+    if (++finished === n) allDone();
+  };
+
+  const cacheBefore = await scrapeCache(options.workerMetricsUrl);
+  const rssMbAtStart = options.rssMb?.();
+  const workerHeapMbAtStart = await probeHeaps(options.workerProbeUrl);
+  const cpuBefore = options.cpuSeconds();
+  const startedAt = Date.now();
+  say(`payment phase: ${n} payments within ${(withinMs / 1_000).toFixed(0)} s (${fmtRate(n, withinMs)}/s offered)`);
+
+  const pay = (i: number) => {
+    const order = orders[i]!;
+    const body = JSON.stringify({
+      eventId: `evt_bench_${runId}_${order.orderNo}`,
+      type: 'payment.succeeded',
+      orderNo: order.orderNo,
+      amountCents: order.totalCents,
+    });
+    const headers = {
+      'content-type': 'application/json',
+      'payment-signature': signWebhook(webhookSecret, body),
+    };
+    const auth = { authorization: `Bearer ${tokens[i]!}` };
+    const pollPath = `/api/orders/${order.orderNo}?waitForChange=AWAITING_PAYMENT&timeoutSeconds=${LONG_POLL_SECONDS}`;
+    let webhookSentAt: number | undefined;
+    let paidAt: number | undefined;
+    let pollsOver = false;
+    let webhookOver = false;
+    const settle = () => {
+      if (!pollsOver || !webhookOver) return;
+      if (paidAt !== undefined && webhookSentAt !== undefined) toPaidMs.push(Math.max(0, paidAt - webhookSentAt));
+      else notPaid++;
+      finish();
+    };
+    const givesUpAt = Date.now() + PAID_PATIENCE_MS;
+    const poll = () =>
+      polls.send('GET', pollPath, auth, undefined, (answer: Answer) => {
+        if (answer.status === 200 && statusOf(answer.body) === 'PAID') {
+          paidAt = answer.doneAt;
+        } else if (Date.now() < givesUpAt) {
+          // Still awaiting payment (the long-poll's bound), or refused for a moment (503 with Retry-After): again.
+          if (answer.status === 200) return poll();
+          setTimeout(poll, (answer.retryAfter ?? 1) * 1_000);
+          return;
+        }
+        pollsOver = true;
+        settle();
+      });
+    poll();
+    // A 5xx or no answer is the provider's cue to send it again (here after Retry-After, 1 s by default): the
+    // payment counts from its first send, each answer's latency on its own.
+    const sendWebhook = () =>
+      webhooks.send('POST', '/api/payments/webhook', headers, body, (answer: Answer) => {
+        webhookSentAt ??= answer.sentAt;
+        firstSentAt = Math.min(firstSentAt, answer.sentAt);
+        lastSentAt = Math.max(lastSentAt, answer.sentAt);
+        webhookMs.push(answer.doneAt - answer.sentAt);
+        const key = `${answer.status} ${answer.status === 0 ? 'NO_ANSWER' : outcomeOf(answer.body)}`;
+        answers[key] = (answers[key] ?? 0) + 1;
+        if ((answer.status === 0 || answer.status >= 500) && Date.now() < givesUpAt) {
+          resent++;
+          setTimeout(sendWebhook, (answer.retryAfter ?? 1) * 1_000);
+          return;
+        }
+        webhookOver = true;
+        settle();
+      });
+    sendWebhook();
+  };
+
+  const scheduler = new Scheduler(n, (i) => pay(i));
+  for (let i = 0; i < n; i++) scheduler.schedule(startedAt + Math.random() * withinMs, i);
+  const progress = setInterval(
+    () => say(`  payments: ${webhookMs.length}/${n} answered, ${toPaidMs.length} read PAID, ${polls.busy} waiting`),
+    10_000,
+  );
+  try {
+    if (n > 0) await done;
+  } finally {
+    clearInterval(progress);
+    scheduler.stop();
+    webhooks.close();
+    polls.close();
+  }
+  const cpuAfter = options.cpuSeconds();
+  const rssMbAtEnd = options.rssMb?.();
+  const cacheAfter = await scrapeCache(options.workerMetricsUrl);
+  const cpuMsPerPayment = Object.fromEntries(
+    Object.entries(cpuAfter).map(([name, seconds]) => [
+      name,
+      round(n === 0 ? 0 : ((seconds - (cpuBefore[name] ?? 0)) * 1_000) / n, 2),
+    ]),
+  );
+  let cache: CacheFigures | null = null;
+  if (cacheBefore && cacheAfter) {
+    const hits = cacheAfter.hits - cacheBefore.hits;
+    const misses = cacheAfter.misses - cacheBefore.misses;
+    cache = {
+      hits,
+      misses,
+      hitRate: hits + misses === 0 ? null : round(hits / (hits + misses), 3),
+      forcedEvictions: cacheAfter.evictions - cacheBefore.evictions,
+      sizeBefore: cacheBefore.size,
+      sizeAfter: cacheAfter.size,
+    };
+  }
+  return {
+    payments: n,
+    withinSeconds: withinMs / 1_000,
+    offeredPerSecond: round(n / (withinMs / 1_000), 1),
+    sentPerSecond: round(n <= 1 ? n : ((n - 1) * 1_000) / Math.max(1, lastSentAt - firstSentAt), 1),
+    webhook: latencyFigures(webhookMs),
+    webhookAnswers: answers,
+    webhooksResent: resent,
+    toPaid: latencyFigures(toPaidMs),
+    notPaid,
+    cpuMsPerPayment,
+    cache,
+    ...(rssMbAtStart ? { rssMbAtStart } : {}),
+    ...(workerHeapMbAtStart ? { workerHeapMbAtStart } : {}),
+    ...(rssMbAtEnd ? { rssMbAtEnd } : {}),
+  };
+}
+
+/** One line of the phase's figures, for the benchmark's log. */
+export function describePaymentPhase(result: PaymentPhaseResult): string {
+  const { webhook, toPaid, cache } = result;
+  return (
+    `${result.payments} payments at ${result.sentPerSecond}/s: webhook p50 ${webhook.p50Ms} / p99 ${webhook.p99Ms} ms ` +
+    `(${Object.entries(result.webhookAnswers)
+      .map(([key, count]) => `${key} ${count}`)
+      .join(', ')}); PAID p50 ${toPaid.p50Ms} / p99 ${toPaid.p99Ms} ms, ${result.notPaid} not PAID; ` +
+    `CPU ms per payment ${Object.entries(result.cpuMsPerPayment)
+      .map(([name, ms]) => `${name} ${ms}`)
+      .join(', ')}` +
+    (cache
+      ? `; cache hit rate ${cache.hitRate ?? '—'} (${cache.hits} hits, ${cache.misses} misses, ${cache.forcedEvictions} evicted, size ${cache.sizeBefore} → ${cache.sizeAfter})`
+      : '')
+  );
+}
+
+const fmtRate = (n: number, ms: number) => (n / (ms / 1_000)).toFixed(1);
+
+function statusOf(body: string): string | undefined {
+  try {
+    return (JSON.parse(body) as { status?: string }).status;
+  } catch {
+    return undefined;
+  }
+}
+
+function outcomeOf(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { outcome?: string; error?: { code?: string }; code?: string };
+    return parsed.outcome ?? parsed.error?.code ?? parsed.code ?? '?';
+  } catch {
+    return '?';
+  }
+}
