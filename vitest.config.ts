@@ -16,6 +16,7 @@ const WITHOUT_STACK = [
   'test/provider-registry.test.ts',
   'test/order-phase.test.ts',
   'test/line-rules.test.ts',
+  'test/cache-sizing.test.ts',
 ];
 /**
  * The load and fault smoke runs (the quick fault suite, the benchmark's quick runs): minutes each,
@@ -27,6 +28,7 @@ const LOAD = [
   'test/bench-pipeline.test.ts',
   'test/bench-tracing-cost.test.ts',
   'test/bench-line.test.ts',
+  'test/soak-plumbing.test.ts',
 ];
 
 export default defineConfig({

@@ -141,7 +141,8 @@ const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']),
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535),
   WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65535),
-  // Running orders kept in the worker's memory (~200 KB each); an evicted one is replayed when it next has work.
+  // Running orders kept in the worker's memory (~200 KB each; cut to what the heap holds, src/workers/cache-sizing.ts);
+  // an evicted one is replayed when it next has work. Enough for a 15,000-unit sale's open orders.
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(2).max(1_000_000),
   ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000),
   /** true: REDIS_URL is a Redis Cluster even when it names one node (a managed cluster's endpoint). */
@@ -254,7 +255,7 @@ export const CONFIG_DEFAULTS = {
   NODE_ENV: 'development',
   WORKER_METRICS_PORT: String(LOCAL_STACK_PORTS.workerMetrics),
   WORKER_HEALTH_PORT: String(LOCAL_STACK_PORTS.workerHealth),
-  WORKER_MAX_CACHED_WORKFLOWS: '2000',
+  WORKER_MAX_CACHED_WORKFLOWS: '15000',
   ACCESS_LOG_SOLD_OUT_SAMPLE: '100',
   REDIS_CLUSTER: 'false',
   REDIS_WAIT_REPLICAS: '0',

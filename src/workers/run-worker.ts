@@ -7,6 +7,7 @@
  * `temporal_…` metrics and the app's activity outcomes; /livez and /readyz on WORKER_HEALTH_PORT; its workflow
  * cache's figures on Redis for the dashboard (./cache-figures.ts).
  */
+import { getHeapStatistics } from 'node:v8';
 import { Client, Connection } from '@temporalio/client';
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { loadConfig } from '../config/index.js';
@@ -19,6 +20,7 @@ import { activeTracing, temporalClientInterceptors } from '../infra/tracing.js';
 import { temporalConnectionSettings } from '../infra/temporal-connection.js';
 import { WorkerFiguresBoard } from '../inventory/worker-figures.js';
 import { startCacheFigures } from './cache-figures.js';
+import { cacheBoundForHeap } from './cache-sizing.js';
 import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
 import { ensureCatchUpSchedule, ensureReconcileSchedule } from './schedules.js';
 import { pinoRuntimeLogger } from './telemetry.js';
@@ -98,13 +100,20 @@ const keepSchedule = (): void => {
   );
 };
 keepSchedule();
+// The workflows' thread has the same heap limit as this one (V8's heuristics, or --max-old-space-size for both).
+const cache = cacheBoundForHeap(config.workerMaxCachedWorkflows, getHeapStatistics().heap_size_limit);
+if (cache.cut)
+  logger.warn(
+    { configured: config.workerMaxCachedWorkflows, bound: cache.bound, heapLimitMb: heapLimitMb() },
+    'WORKER_MAX_CACHED_WORKFLOWS is more than the heap holds; caching fewer (raise --max-old-space-size for more)',
+  );
 const worker = await createOrderWorker({
   config,
   connection,
   activities: workerActivities({ config, stores, redis, temporal }),
   workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH || undefined,
   clocks,
-  tuning: { maxCachedWorkflows: config.workerMaxCachedWorkflows },
+  tuning: { maxCachedWorkflows: cache.bound },
 });
 workerState = () => worker.getState();
 
@@ -139,4 +148,8 @@ try {
   // The last activities' and workflows' spans are still buffered.
   await tracing?.shutdown();
   logger.info('worker stopped');
+}
+
+function heapLimitMb(): number {
+  return Math.round(getHeapStatistics().heap_size_limit / 1_048_576);
 }
