@@ -234,6 +234,7 @@ async function main(): Promise<void> {
             orders: await awaitingOrders(stores, sku),
             withinMs: settings.payWithinSeconds * 1_000,
             webhookSecret: config.webhookSecret,
+            taskQueue: config.temporal.taskQueue,
             tokenOf: (userId) => auth.issue(userId),
             runId: `${runId}-${tag}${name}`,
             ...(servers.workerMetricsUrl ? { workerMetricsUrl: servers.workerMetricsUrl } : {}),

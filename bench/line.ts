@@ -262,6 +262,7 @@ async function main(): Promise<void> {
         orders: await awaitingOrders(stores, sku),
         withinMs: args.payWithinSeconds * 1_000,
         webhookSecret: config.webhookSecret,
+        taskQueue: config.temporal.taskQueue,
         tokenOf: (userId) => auth.issue(userId),
         runId,
         ...(servers.workerMetricsUrl ? { workerMetricsUrl: servers.workerMetricsUrl } : {}),

@@ -14,6 +14,7 @@
  *                Prometheus endpoint: a miss is an order replayed from its history to take its payment.
  */
 import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { parseCacheCounters, STICKY_CACHE_METRICS, type CacheCounters } from '../src/workers/cache-figures.js';
 import type { Stores } from '../src/db/stores.js';
 import { HttpPool, Scheduler, type Answer } from './line-client.js';
 import { pct, round, sorted } from './stats.js';
@@ -35,8 +36,9 @@ export interface PaymentPhaseOptions {
   tokenOf: (userId: string) => Promise<string>;
   /** Names the webhook events of this run. */
   runId: string;
-  /** The worker's Prometheus endpoint: its cache figures before and after the phase. */
+  /** The worker's Prometheus endpoint: its cache figures (of `taskQueue`) before and after the phase. */
   workerMetricsUrl?: string;
+  taskQueue: string;
   /** CPU seconds so far per process (the benchmark's snapshot). */
   cpuSeconds: () => Record<string, number>;
   /** Resident memory in MB per process now: read at the phase's start (every order open) and end. */
@@ -123,29 +125,22 @@ export function latencyFigures(values: number[]): LatencyFigures {
   };
 }
 
-/** The sticky cache's counters in one Prometheus scrape (summed over label sets; names with or without _total). */
-export function cacheCounters(metricsText: string): { hits: number; misses: number; evictions: number; size: number } {
-  const sums = { hits: 0, misses: 0, evictions: 0, size: 0 };
-  const names: Record<string, keyof typeof sums> = {
-    temporal_sticky_cache_hit: 'hits',
-    temporal_sticky_cache_miss: 'misses',
-    temporal_sticky_cache_total_forced_eviction: 'evictions',
-    temporal_sticky_cache_size: 'size',
-  };
-  for (const line of metricsText.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const match = /^([a-z_]+?)(?:_total)?(?:\{[^}]*\})?\s+([0-9.eE+-]+)$/.exec(line.trim());
-    const key = match ? names[match[1]!] : undefined;
-    if (key) sums[key] += Number(match![2]);
-  }
-  return sums;
+/** The worker's sticky cache in one scrape of its metrics: the counters (src/workers/cache-figures.ts) and the size. */
+export function cacheReading(metricsText: string, taskQueue: string): CacheCounters & { size: number } {
+  const size = new RegExp(`^${STICKY_CACHE_METRICS.size}\\{[^}]*task_queue="${taskQueue}"[^}]*\\}\\s+(\\S+)`, 'm').exec(
+    metricsText,
+  );
+  return { ...parseCacheCounters(metricsText, taskQueue), size: Number(size?.[1] ?? NaN) };
 }
 
-async function scrapeCache(url: string | undefined): Promise<ReturnType<typeof cacheCounters> | null> {
+async function scrapeCache(
+  url: string | undefined,
+  taskQueue: string,
+): Promise<ReturnType<typeof cacheReading> | null> {
   if (!url) return null;
   try {
     const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
-    return response.ok ? cacheCounters(await response.text()) : null;
+    return response.ok ? cacheReading(await response.text(), taskQueue) : null;
   } catch {
     return null;
   }
@@ -186,7 +181,7 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
     if (++finished === n) allDone();
   };
 
-  const cacheBefore = await scrapeCache(options.workerMetricsUrl);
+  const cacheBefore = await scrapeCache(options.workerMetricsUrl, options.taskQueue);
   const rssMbAtStart = options.rssMb?.();
   const workerHeapMbAtStart = await probeHeaps(options.workerProbeUrl);
   const cpuBefore = options.cpuSeconds();
@@ -269,7 +264,7 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
   }
   const cpuAfter = options.cpuSeconds();
   const rssMbAtEnd = options.rssMb?.();
-  const cacheAfter = await scrapeCache(options.workerMetricsUrl);
+  const cacheAfter = await scrapeCache(options.workerMetricsUrl, options.taskQueue);
   const cpuMsPerPayment = Object.fromEntries(
     Object.entries(cpuAfter).map(([name, seconds]) => [
       name,
@@ -284,7 +279,7 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
       hits,
       misses,
       hitRate: hits + misses === 0 ? null : round(hits / (hits + misses), 3),
-      forcedEvictions: cacheAfter.evictions - cacheBefore.evictions,
+      forcedEvictions: cacheAfter.forcedEvictions - cacheBefore.forcedEvictions,
       sizeBefore: cacheBefore.size,
       sizeAfter: cacheAfter.size,
     };

@@ -123,6 +123,8 @@ it(
       String(shoppers),
       '--rate',
       '50',
+      '--pay-within',
+      '5',
       '--out',
       outDir,
     ]);
@@ -142,6 +144,10 @@ it(
       expect(wins.statuses).toEqual({ 202: settings.checkoutWins });
     }
     expect(checkoutCpu.lineOverPlain).toBeGreaterThan(0);
+
+    // The payment phase: every winner of the line pays within 5 s and its shopper reads PAID.
+    expect(report.payments).toMatchObject({ payments: settings.stock, notPaid: 0, withinSeconds: 5 });
+    expect(report.payments.toPaid.count).toBe(settings.stock);
 
     // Joins: each shopper once, some before the start.
     expect(line.complete).toBe(true);

@@ -77,6 +77,19 @@ it('runs the quick benchmark: all four variants, invariants hold, results writte
   expect(readFileSync(join(outDir, 'latest.md'), 'utf8')).toMatch(/\| ours \| \d+ \|/);
   expect(readdirSync(outDir).filter((f) => /^\d{4}-\d\d-\d\d-.*-quick\.json$/.test(f))).toHaveLength(1);
   expect(output).toMatch(/Ratios \(throughput\)/);
+  // The payment phase: every winner of ours pays (a signed webhook) and its shopper's long-poll reads PAID.
+  const payments = report.variants.ours.payments;
+  expect(payments, 'ours has a payment phase').toMatchObject({ payments: 100, notPaid: 0, withinSeconds: 10 });
+  expect(payments.toPaid.count).toBe(100);
+  expect(payments.webhook.count).toBeGreaterThanOrEqual(100);
+  expectOrdered([payments.webhook.p50Ms, payments.webhook.p99Ms, payments.webhook.maxMs], 'webhook p50 ≤ p99 ≤ max');
+  expectOrdered([payments.toPaid.p50Ms, payments.toPaid.p99Ms, payments.toPaid.maxMs], 'to PAID p50 ≤ p99 ≤ max');
+  expect(payments.cpuMsPerPayment.api).toBeGreaterThan(0);
+  expect(payments.cpuMsPerPayment.worker).toBeGreaterThan(0);
+  expect(payments.cache, 'the worker cache read from its metrics').toMatchObject({ sizeBefore: expect.any(Number) });
+  expect(payments.cache.hits + payments.cache.misses, 'workflow tasks over the phase').toBeGreaterThan(0);
+  for (const name of ['ceiling', 'sync', 'queue']) expect(report.variants[name].payments, name).toBeUndefined();
+  expect(readFileSync(join(outDir, 'latest.md'), 'utf8')).toMatch(/Payment phase[\s\S]*\| ours \| 100 \|/);
 
   // The latency percentiles, every answer and the wins alone, and the drain over time behind the picture.
   for (const [name, v] of Object.entries<any>(report.variants)) {
