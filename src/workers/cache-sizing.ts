@@ -7,7 +7,7 @@
  * limit leaves room for at the measured memory per cached order, whichever is less.
  */
 
-/** Memory one cached order takes in the worker (its workflow context and Core's state), measured (docs/performance.md). */
+/** Memory one cached order takes in the worker (its workflow context and Core's state): docs/performance.md. */
 export const CACHED_ORDER_BYTES = 200 * 1024;
 /** Heap kept for everything else: the bundle, activities in flight, the clients and their buffers. */
 export const HEAP_RESERVE_BYTES = 768 * 1024 * 1024;
