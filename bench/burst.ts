@@ -2,7 +2,7 @@
  * The burst benchmark, run by bench/run.ts without --pipeline.
  * `npm run bench [-- --quick] [--requests N --users N --connections N --stock N --limit N]
  *                  [--variants ours,ceiling,sync,queue] [--wait [--wait-seconds N]] [--out DIR] [--profile DIR]
- *                  [--layout shared|split | --layouts shared,split] [--before <commit>]`
+ *                  [--layout shared|split | --layouts shared,split] [--before <commit>] [--pay-within S]`
  *
  * Fires one flash-sale burst of checkouts over HTTP at four servers in turn, on the same machine and
  * stack, and compares them:
@@ -18,7 +18,8 @@
  * stack: `split` pins the load generator and the front door to one CPU and what stands behind it to
  * another.
  * Then it measures how fast accepted orders reach MySQL, checks the invariants (docs/fault-tolerance.md)
- * after every variant, and writes bench/results/latest.{json,md,svg} plus a dated copy.
+ * after every variant, lets ours' (and before's) winners pay within --pay-within seconds (bench/payments.ts),
+ * and writes bench/results/latest.{json,md,svg} plus a dated copy.
  *
  * This file orchestrates; each job has its own module: args.ts (command line), processes.ts (the
  * servers of a variant), load.ts (the burst), drain.ts (orders reaching MySQL), visibility.ts
