@@ -359,7 +359,8 @@ export function defineScripts(
 }
 const luaSources = new Map<string, string>();
 
-function luaSource(file: string): string {
+/** The text of a script of lua/, read once. */
+export function luaSource(file: string): string {
   let source = luaSources.get(file);
   if (source === undefined) {
     source = readFileSync(new URL(file, LUA_DIR), 'utf8');

@@ -5,7 +5,7 @@
  * worker that stopped or cannot reach Redis is simply absent, and any number of workers and API processes share it.
  */
 import type { RedisClient } from '../infra/redis.js';
-import { defineScripts } from './redis-inventory.js';
+import { luaSource } from './redis-inventory.js';
 
 /** What one worker process says of its workflow cache (the order queue's Worker). */
 export interface WorkerCacheFigures {
@@ -24,31 +24,39 @@ export interface WorkerCacheFigures {
   interval: { seconds: number; hits: number; misses: number; forcedEvictions: number } | null;
 }
 
-const SCRIPTS = { workerFigures: { file: 'worker_figures.lua', numberOfKeys: 1 } } as const;
-
-interface BoardCommands {
-  workerFigures(board: string, action: 'put', worker: string, figures: string, ttlMs: number): Promise<number>;
-  workerFigures(board: string, action: 'read'): Promise<string[]>;
-}
+/**
+ * Sent as EVAL, not as a defined command: a command defined on a client after an auto-pipeline of this tick was opened
+ * is missing from that pipeline, and ioredis then throws outside any promise (the compiled worker died of it at
+ * start-up). A few hundred bytes every 5 s per worker.
+ */
+const SCRIPT = 'worker_figures.lua';
 
 export class WorkerFiguresBoard {
-  private readonly commands: BoardCommands;
   private readonly key: string;
 
-  constructor(redis: RedisClient, taskQueue: string) {
-    defineScripts(redis, SCRIPTS);
-    this.commands = redis as unknown as BoardCommands;
+  constructor(
+    private readonly redis: RedisClient,
+    taskQueue: string,
+  ) {
     this.key = `flash:worker-figures:${taskQueue}`;
   }
 
   /** Publishes a worker's figures, fresh for `ttlMs` by Redis's clock unless published again. */
   async put(figures: WorkerCacheFigures, ttlMs: number): Promise<void> {
-    await this.commands.workerFigures(this.key, 'put', figures.worker, JSON.stringify(figures), Math.ceil(ttlMs));
+    await this.redis.eval(
+      luaSource(SCRIPT),
+      1,
+      this.key,
+      'put',
+      figures.worker,
+      JSON.stringify(figures),
+      Math.ceil(ttlMs),
+    );
   }
 
   /** The figures of every worker still publishing, by worker id. */
   async read(): Promise<WorkerCacheFigures[]> {
-    const flat = await this.commands.workerFigures(this.key, 'read');
+    const flat = (await this.redis.eval(luaSource(SCRIPT), 1, this.key, 'read')) as string[];
     const figures: WorkerCacheFigures[] = [];
     for (let i = 1; i < flat.length; i += 2) figures.push(JSON.parse(String(flat[i])) as WorkerCacheFigures);
     return figures.sort((a, b) => a.worker.localeCompare(b.worker));
