@@ -52,7 +52,12 @@ export async function checkHealth(deps: {
   const probes: Record<ServerName, () => Promise<unknown>> = {
     redis: () => deps.redis.ping(),
     mysql: () => deps.stores.reports.ping(),
-    temporal: () => deps.temporal.workflowService.getSystemInfo({}),
+    // A gRPC deadline too: without one the client keeps retrying the call after the probe gave up on it, into a
+    // connection that may be closed by then (an uncaught "Channel has been shut down" from its retry timer).
+    temporal: () =>
+      deps.temporal.connection.withDeadline(Date.now() + TIMEOUT_MS, () =>
+        deps.temporal.workflowService.getSystemInfo({}),
+      ),
   };
   const results = await Promise.all(
     SERVER_NAMES.map((name) => {
