@@ -10,7 +10,11 @@ import ms from 'ms';
 export interface SoakArgs {
   /** How long the steady load runs, in whole minutes (one sample a minute, and one at the start). */
   minutes: number;
-  /** Accepted checkouts per second the load generator aims at. */
+  /**
+   * Checkouts per second the load generator starts (each a whole journey). Default 3: about half of what two cores
+   * sustain with every process on them, ~0.3 s of CPU per order over the API, worker, Temporal and the rest, measured
+   * (a persist alone costs ~50 ms; docs/performance.md).
+   */
   rate: number;
   /** The pool of shoppers (tokens) the journeys cycle through; default: two minutes of arrivals. */
   shoppers: number;

@@ -4,6 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { format } from 'prettier';
 import type { SoakLimits } from './args.js';
 import {
   linearFit,
@@ -195,11 +196,14 @@ export function markdown(report: SoakReport): string {
   return lines.join('\n');
 }
 
-/** Writes latest.json, latest.md and latest.svg into `outDir`; returns the Markdown. */
-export function writeSoakReport(report: SoakReport, outDir: string): string {
+/**
+ * Writes latest.json, latest.md and latest.svg into `outDir`; returns the Markdown. The JSON is laid out as Prettier
+ * lays it out, so that `prettier --check .` passes over committed results.
+ */
+export async function writeSoakReport(report: SoakReport, outDir: string): Promise<string> {
   mkdirSync(outDir, { recursive: true });
   const md = markdown(report);
-  writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(outDir, 'latest.json'), await format(JSON.stringify(report), { parser: 'json' }));
   writeFileSync(join(outDir, 'latest.md'), md);
   writeFileSync(join(outDir, 'latest.svg'), chart(report));
   return md;

@@ -91,7 +91,9 @@ const closers: Array<() => Promise<unknown>> = [];
 async function main(): Promise<void> {
   const t0 = Date.now();
   const runId = randomBytes(3).toString('hex');
-  const loadAverageAtStart = readFileSync('/proc/loadavg', 'utf8').trim();
+  const loadAverageAtStart = loadAverage();
+  // What dist/ is built from: the commit at the start, and whether src/ differed from it.
+  const commit = gitCommit();
   if (args.build) {
     say('npm run build');
     const build = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
@@ -126,7 +128,8 @@ async function main(): Promise<void> {
   const stripeUrl = `http://127.0.0.1:${doublePort}`;
   const secret = () => randomBytes(24).toString('hex');
   // Production's settings (NODE_ENV=production refuses development secrets), a short payment window so that orders
-  // cycle, Stripe's live request rate (its test mode's 20/s is below an order's two calls at this rate).
+  // cycle, Stripe's live request rate (the default, 20/s, is test mode's: two calls an order, so above --rate 10 the
+  // soak would measure that queue).
   const soakEnv: Record<string, string> = {
     TEMPORAL_TASK_QUEUE: `soak-${runId}`,
     NODE_ENV: 'production',
@@ -396,8 +399,8 @@ async function main(): Promise<void> {
     date: new Date(t0).toISOString(),
     node: process.version,
     cpu: `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}`,
-    commit: gitCommit(),
-    loadAverage: { start: loadAverageAtStart, end: readFileSync('/proc/loadavg', 'utf8').trim() },
+    commit,
+    loadAverage: { start: loadAverageAtStart, end: loadAverage() },
     seconds: Math.round((Date.now() - t0) / 1000),
     settings: {
       minutes: args.minutes,
@@ -451,7 +454,7 @@ async function main(): Promise<void> {
     quiet,
     verdict,
   };
-  console.log(`\n${writeSoakReport(report, args.outDir)}`);
+  console.log(`\n${await writeSoakReport(report, args.outDir)}`);
   say(`results in ${join(args.outDir, 'latest.json')}, latest.md and latest.svg`);
   if (!verdict.holds) {
     console.error(`[soak] DOES NOT HOLD:\n${verdict.reasons.map((reason) => `  - ${reason}`).join('\n')}`);
@@ -487,14 +490,16 @@ async function waitForQuiet(
   }
 }
 
+/** The 1, 5 and 15 minutes' load averages: how busy the shared cores were besides the soak. */
+function loadAverage(): string {
+  return readFileSync('/proc/loadavg', 'utf8').trim().split(/\s+/).slice(0, 3).join(' ');
+}
+
 function gitCommit(): string {
   try {
     const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
-      cwd: root,
-      encoding: 'utf8',
-    });
-    return dirty.trim() ? `${commit} (with uncommitted changes)` : commit;
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: root, encoding: 'utf8' });
+    return dirty.trim() ? `${commit} (src/ with uncommitted changes)` : commit;
   } catch {
     return 'unknown';
   }
