@@ -89,7 +89,16 @@ export interface PaymentPhaseResult {
   rssMbAtStart?: Record<string, number>;
   rssMbAtEnd?: Record<string, number>;
   /** The worker's heaps after a forced GC at the phase's start (MB): its main isolate and its workflow thread's. */
-  workerHeapMbAtStart?: { main: number; workflowThreads: number[] };
+  workerHeapMbAtStart?: WorkerHeaps;
+  /** The same at the phase's end, every paid order closed and so out of the cache. */
+  workerHeapMbAtEnd?: WorkerHeaps;
+  /** (heaps at start - heaps at end) / orders closed, in KB: what one cached open order costs the worker. */
+  workerHeapKbPerOpenOrder?: number;
+}
+
+export interface WorkerHeaps {
+  main: number;
+  workflowThreads: number[];
 }
 
 /** How long a shopper waits for PAID after the webhook before the phase counts the order as not paid. */
@@ -146,7 +155,7 @@ async function scrapeCache(
   }
 }
 
-async function probeHeaps(url: string | undefined): Promise<PaymentPhaseResult['workerHeapMbAtStart']> {
+async function probeHeaps(url: string | undefined): Promise<WorkerHeaps | undefined> {
   if (!url) return undefined;
   try {
     const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
@@ -264,6 +273,7 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
   }
   const cpuAfter = options.cpuSeconds();
   const rssMbAtEnd = options.rssMb?.();
+  const workerHeapMbAtEnd = await probeHeaps(options.workerProbeUrl);
   const cacheAfter = await scrapeCache(options.workerMetricsUrl, options.taskQueue);
   const cpuMsPerPayment = Object.fromEntries(
     Object.entries(cpuAfter).map(([name, seconds]) => [
@@ -299,8 +309,16 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
     ...(rssMbAtStart ? { rssMbAtStart } : {}),
     ...(workerHeapMbAtStart ? { workerHeapMbAtStart } : {}),
     ...(rssMbAtEnd ? { rssMbAtEnd } : {}),
+    ...(workerHeapMbAtEnd ? { workerHeapMbAtEnd } : {}),
+    ...(workerHeapMbAtStart && workerHeapMbAtEnd && n - notPaid > 0
+      ? { workerHeapKbPerOpenOrder: kbPerOrder(workerHeapMbAtStart, workerHeapMbAtEnd, n - notPaid) }
+      : {}),
   };
 }
+
+const totalMb = (heaps: WorkerHeaps) => heaps.main + heaps.workflowThreads.reduce((sum, mb) => sum + mb, 0);
+const kbPerOrder = (open: WorkerHeaps, closed: WorkerHeaps, orders: number) =>
+  round(((totalMb(open) - totalMb(closed)) * 1_024) / orders, 1);
 
 /** One line of the phase's figures, for the benchmark's log. */
 export function describePaymentPhase(result: PaymentPhaseResult): string {
@@ -315,7 +333,10 @@ export function describePaymentPhase(result: PaymentPhaseResult): string {
       .join(', ')}` +
     (cache
       ? `; cache hit rate ${cache.hitRate ?? '—'} (${cache.hits} hits, ${cache.misses} misses, ${cache.forcedEvictions} evicted, size ${cache.sizeBefore} → ${cache.sizeAfter})`
-      : '')
+      : '') +
+    (result.workerHeapKbPerOpenOrder === undefined
+      ? ''
+      : `; worker heap ${result.workerHeapKbPerOpenOrder} KB per open order (after a forced GC)`)
   );
 }
 

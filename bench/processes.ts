@@ -42,7 +42,7 @@ export async function startVariant(
     // launcher would load it too.
     const nodeFlags = [
       ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-      ...(extraEnv.SOAK_PROBE_PORT ? ['--expose-gc', '--import', join(root, 'soak', 'probe.ts')] : []),
+      ...(extraEnv.SOAK_PROBE_PORT ? ['--expose-gc', '--import', PROBE_SCRIPT] : []),
     ];
     const [command, commandArgs] =
       nodeFlags.length > 0
@@ -222,6 +222,9 @@ function launcherFor({ root, workDir, env, profileDir }: WorkerLaunch): Launch {
 }
 
 type Launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string>) => ManagedProcess;
+
+/** This checkout's probe: an earlier commit's (--before) may have none, and the reading must be the same. */
+const PROBE_SCRIPT = join(import.meta.dirname, '..', 'soak', 'probe.ts');
 
 async function launchWorker(
   launch: Launch,

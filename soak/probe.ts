@@ -5,7 +5,8 @@
  * answers as JSON (ProbeAnswer):
  *   - the main isolate's heap after that GC, by V8 heap space too, and the process's RSS
  *   - with `?loop=1`: the event loop's delay since the previous such answer (p50, p99, max), then reset
- *   - the heap of each worker thread (the Temporal worker runs its workflows in one), not GC'd: another isolate
+ *   - the heap of each worker thread (the Temporal worker runs its workflows in one) after that thread's own GC:
+ *     another isolate, so the probe's copy in each thread runs it when the main thread asks on a BroadcastChannel
  *   - HTTP requests the process's other servers began so far (diagnostics_channel), the probe's own left out
  * Nothing else in the process changes: the probe's server is unref'd and its requests are not counted.
  */
@@ -13,7 +14,7 @@ import { subscribe } from 'node:diagnostics_channel';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createHistogram } from 'node:perf_hooks';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { isMainThread, type Worker } from 'node:worker_threads';
+import { BroadcastChannel, isMainThread, type Worker } from 'node:worker_threads';
 
 export interface LoopDelay {
   p50: number;
@@ -34,13 +35,18 @@ export interface ProbeAnswer {
   /** Milliseconds over the window since the previous `?loop=1` answer (the probe's own GCs left out); null without. */
   loopDelay: LoopDelay | null;
   loopWindowMs: number | null;
-  /** used_heap_size of each live worker thread, bytes. */
+  /** used_heap_size of each live worker thread after its own GC (within THREAD_GC_PATIENCE_MS), bytes. */
   threadsHeapUsed: number[];
   /** Bytes used in each V8 heap space after the GC (old_space, trusted_space, code_space, …), for what moved. */
   spaces: Record<string, number>;
   /** HTTP requests begun on this process's servers since it started (the probe's own excepted). */
   requests: number;
 }
+
+/** Where the main thread asks every worker thread to run its GC, and each answers when done. */
+const THREAD_GC_CHANNEL = 'soak-probe:thread-gc';
+/** A thread busy in a long workflow activation answers late; its heap is read anyway after this. */
+const THREAD_GC_PATIENCE_MS = 2_000;
 
 // 10 ms, monitorEventLoopDelay's default: delays the soak judges (tens of ms) are well above it.
 const RESOLUTION_MS = 10;
@@ -97,6 +103,7 @@ function startProbe(port: number): void {
       windowStart = Date.now();
     }
     gc?.();
+    await collectThreads(threads.size);
     // The tick the GC made late is measured from now: the pause is the probe's.
     due = performance.now() + RESOLUTION_MS;
     const memory = process.memoryUsage();
@@ -128,9 +135,41 @@ function startProbe(port: number): void {
     };
   }
 
+  async function collectThreads(count: number): Promise<void> {
+    if (count === 0 || !gc) return;
+    const channel = new BroadcastChannel(THREAD_GC_CHANNEL);
+    try {
+      await new Promise<void>((resolve) => {
+        let left = count;
+        const patience = setTimeout(resolve, THREAD_GC_PATIENCE_MS);
+        channel.onmessage = () => {
+          if (--left > 0) return;
+          clearTimeout(patience);
+          resolve();
+        };
+        channel.postMessage('gc');
+      });
+    } finally {
+      channel.close();
+    }
+  }
+
   probeServer.listen(port, '127.0.0.1');
   // The app's own shutdown decides when the process ends.
   probeServer.unref();
+}
+
+/** In a worker thread: runs this thread's GC when the main thread's probe asks, and says so. */
+function answerThreadGc(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const channel = new BroadcastChannel(THREAD_GC_CHANNEL);
+  // The thread ends when its owner ends it, not kept alive by the probe.
+  channel.unref();
+  channel.onmessage = (event) => {
+    if ((event as { data?: unknown }).data !== 'gc') return;
+    gc?.();
+    channel.postMessage('collected');
+  };
 }
 
 // --import reaches worker threads too (they inherit execArgv): the probe is the main thread's, which sees the others.
@@ -138,4 +177,6 @@ if (isMainThread) {
   const port = Number(process.env.SOAK_PROBE_PORT);
   if (!Number.isInteger(port) || port <= 0) throw new Error('soak/probe.ts: SOAK_PROBE_PORT must be a port number');
   startProbe(port);
+} else {
+  answerThreadGc();
 }
