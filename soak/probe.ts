@@ -8,12 +8,15 @@
  *   - the heap of each worker thread (the Temporal worker runs its workflows in one) after that thread's own GC:
  *     another isolate, so the probe's copy in each thread runs it when the main thread asks on a BroadcastChannel
  *   - HTTP requests the process's other servers began so far (diagnostics_channel), the probe's own left out
+ * `?snapshot=1` instead writes a heap snapshot of the main isolate into the temp directory and answers its path.
  * Nothing else in the process changes: the probe's server is unref'd and its requests are not counted.
  */
 import { subscribe } from 'node:diagnostics_channel';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createHistogram } from 'node:perf_hooks';
-import { getHeapSpaceStatistics } from 'node:v8';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { BroadcastChannel, isMainThread, type Worker } from 'node:worker_threads';
 
 export interface LoopDelay {
@@ -75,7 +78,15 @@ function startProbe(port: number): void {
   let requests = 0;
   const probeServer: Server = createServer((req: IncomingMessage, res) => {
     req.resume();
-    answer(new URL(req.url ?? '/', 'http://probe').searchParams.get('loop') === '1').then(
+    const query = new URL(req.url ?? '/', 'http://probe').searchParams;
+    if (query.get('snapshot') === '1') {
+      // For finding what a failed soak's heap slope is made of: two snapshots minutes apart, compared in DevTools.
+      const file = writeHeapSnapshot(join(tmpdir(), `soak-${process.pid}-${Date.now()}.heapsnapshot`));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ file }));
+      return;
+    }
+    answer(query.get('loop') === '1').then(
       (body) => {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(body));

@@ -251,7 +251,8 @@ async function main(): Promise<void> {
   );
   await waitUntilReady(api, async () => (await fetch(`${apiUrl}/healthz`)).ok, 60_000);
   say(
-    `API ${apiUrl} (pid ${api.pid}) and worker (pid ${worker.pid}) up from dist/` +
+    `API ${apiUrl} (pid ${api.pid}) and worker (pid ${worker.pid}) up from dist/; their probes (a heap snapshot: ` +
+      `?snapshot=1) at 127.0.0.1:${apiProbePort} and 127.0.0.1:${workerProbePort}` +
       (args.plantLeak
         ? `; planted leak: ${leakChars} chars per request, for ${args.leakMbPerHour} MB/h at ~${expectedApiRps.toFixed(0)} requests/s`
         : ''),
