@@ -92,8 +92,11 @@ export interface PaymentPhaseResult {
   workerHeapMbAtStart?: WorkerHeaps;
   /** The same at the phase's end, every paid order closed and so out of the cache. */
   workerHeapMbAtEnd?: WorkerHeaps;
-  /** (heaps at start - heaps at end) / orders closed, in KB: what one cached open order costs the worker. */
-  workerHeapKbPerOpenOrder?: number;
+  /**
+   * The workflow threads' heap over the orders cached, at the phase's start, in KB: what one cached order costs the
+   * worker at most (the threads' own baseline, ~10-20 MB, counted in).
+   */
+  workerHeapKbPerCachedOrder?: number;
 }
 
 export interface WorkerHeaps {
@@ -310,15 +313,14 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
     ...(workerHeapMbAtStart ? { workerHeapMbAtStart } : {}),
     ...(rssMbAtEnd ? { rssMbAtEnd } : {}),
     ...(workerHeapMbAtEnd ? { workerHeapMbAtEnd } : {}),
-    ...(workerHeapMbAtStart && workerHeapMbAtEnd && n - notPaid > 0
-      ? { workerHeapKbPerOpenOrder: kbPerOrder(workerHeapMbAtStart, workerHeapMbAtEnd, n - notPaid) }
+    ...(workerHeapMbAtStart && cacheBefore?.size
+      ? { workerHeapKbPerCachedOrder: kbPerOrder(workerHeapMbAtStart, cacheBefore.size) }
       : {}),
   };
 }
 
-const totalMb = (heaps: WorkerHeaps) => heaps.main + heaps.workflowThreads.reduce((sum, mb) => sum + mb, 0);
-const kbPerOrder = (open: WorkerHeaps, closed: WorkerHeaps, orders: number) =>
-  round(((totalMb(open) - totalMb(closed)) * 1_024) / orders, 1);
+const kbPerOrder = (heaps: WorkerHeaps, cached: number) =>
+  round((heaps.workflowThreads.reduce((sum, mb) => sum + mb, 0) * 1_024) / cached, 1);
 
 /** One line of the phase's figures, for the benchmark's log. */
 export function describePaymentPhase(result: PaymentPhaseResult): string {
@@ -334,9 +336,9 @@ export function describePaymentPhase(result: PaymentPhaseResult): string {
     (cache
       ? `; cache hit rate ${cache.hitRate ?? '—'} (${cache.hits} hits, ${cache.misses} misses, ${cache.forcedEvictions} evicted, size ${cache.sizeBefore} → ${cache.sizeAfter})`
       : '') +
-    (result.workerHeapKbPerOpenOrder === undefined
+    (result.workerHeapKbPerCachedOrder === undefined
       ? ''
-      : `; worker heap ${result.workerHeapKbPerOpenOrder} KB per open order (after a forced GC)`)
+      : `; workflow threads' heap ${result.workerHeapKbPerCachedOrder} KB per cached order (after a GC)`)
   );
 }
 

@@ -363,7 +363,7 @@ function paymentLines(section: LayoutSection): string[] {
       .map(([key, count]) => `${key} ${count}`)
       .join(', ');
     const cache = p.cache ? `${fmt(p.cache.hitRate, 3)} (${p.cache.misses} misses)` : '—';
-    const perOrder = p.workerHeapKbPerOpenOrder === undefined ? '—' : fmt(p.workerHeapKbPerOpenOrder, 1);
+    const perOrder = p.workerHeapKbPerCachedOrder === undefined ? '—' : fmt(p.workerHeapKbPerCachedOrder, 1);
     return [
       `| ${name} | ${p.payments} | ${fmt(p.sentPerSecond)} | ${fmt(p.webhook.p50Ms)} / ${fmt(p.webhook.p99Ms)} | ${fmt(p.toPaid.p50Ms)} / ${fmt(p.toPaid.p99Ms)} | ${p.notPaid} | ${answers} | ${cpu} | ${cache} | ${perOrder} |`,
     ];
@@ -373,7 +373,7 @@ function paymentLines(section: LayoutSection): string[] {
     '',
     'Payment phase (the winners pay within the spread while the window runs; bench/payments.ts):',
     '',
-    '| run | payments | sent/s | webhook p50 / p99 ms | to PAID p50 / p99 ms | not PAID | webhook answers | CPU ms per payment | worker cache hit rate | worker heap KB per open order |',
+    '| run | payments | sent/s | webhook p50 / p99 ms | to PAID p50 / p99 ms | not PAID | webhook answers | CPU ms per payment | worker cache hit rate | workflow heap KB per cached order |',
     '|---|---:|---:|---:|---:|---:|---|---|---:|---:|',
     ...rows,
   ];
