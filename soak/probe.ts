@@ -82,6 +82,8 @@ function startProbe(port: number): void {
     if (query.get('snapshot') === '1') {
       // For finding what a failed soak's heap slope is made of: two snapshots minutes apart, compared in DevTools.
       const file = writeHeapSnapshot(join(tmpdir(), `soak-${process.pid}-${Date.now()}.heapsnapshot`));
+      // Seconds of pause that are the probe's, not the app's: the loop's delay is measured from now.
+      due = performance.now() + RESOLUTION_MS;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ file }));
       return;
