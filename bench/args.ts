@@ -1,7 +1,8 @@
 /**
  * The benchmark's command line: `npm run bench [-- --quick] [--requests N --users N --connections N
  * --stock N --limit N] [--variants ours,ceiling,sync,queue] [--wait [--wait-seconds N]] [--out DIR] [--profile DIR]
- * [--layout shared|split | --layouts shared,split] [--before <commit>] [--pay-within S]`.
+ * [--layout shared|split | --layouts shared,split] [--before <commit>] [--pay-within S] [--provider generic|stripe]`.
+ * --provider stripe: ours (and before) pay through the Stripe double as a team on Stripe would (bench/payments.ts).
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,6 +17,10 @@ export type Variant = (typeof VARIANTS)[number];
  */
 export type BenchRun = Variant | 'ours-wait' | 'before';
 
+/** How the payment phase pays: the generic signed webhook, or the shopper's confirm at the Stripe double. */
+export const PROVIDERS = ['generic', 'stripe'] as const;
+export type BenchProvider = (typeof PROVIDERS)[number];
+
 export interface BenchSettings {
   requests: number;
   users: number;
@@ -26,6 +31,8 @@ export interface BenchSettings {
   quick: boolean;
   /** The payment phase after ours' burst (bench/payments.ts): every winner pays within this many s; 0: none. */
   payWithinSeconds: number;
+  /** --provider: how the winners pay; `stripe` also runs ours' (and before's) servers with PAYMENT_PROVIDER=stripe. */
+  provider: BenchProvider;
 }
 
 export interface BenchArgs {
@@ -77,11 +84,15 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
       layouts: { type: 'string' },
       before: { type: 'string' },
       'pay-within': { type: 'string' },
+      provider: { type: 'string', default: 'generic' },
     },
   });
   const fsync = args['redis-appendfsync'];
   if (fsync !== 'everysec' && fsync !== 'always') throw new Error('--redis-appendfsync must be everysec or always');
   const quick = args.quick ?? false;
+  const provider = args.provider as BenchProvider;
+  if (!PROVIDERS.includes(provider))
+    throw new Error(`unknown provider ${provider}; choose from ${PROVIDERS.join(', ')}`);
   const settings: BenchSettings = {
     requests: Number(args.requests ?? (quick ? 2_000 : 50_000)),
     users: Number(args.users ?? (quick ? 800 : 20_000)),
@@ -91,6 +102,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
     warmupRequests: quick ? 300 : 3_000,
     quick,
     payWithinSeconds: Number(args['pay-within'] ?? (quick ? 10 : 120)),
+    provider,
   };
   if (!Number.isFinite(settings.payWithinSeconds) || settings.payWithinSeconds < 0)
     throw new Error('--pay-within must be a number of seconds (0: no payment phase)');
@@ -103,6 +115,8 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
   for (const v of variants)
     if (!VARIANTS.includes(v)) throw new Error(`unknown variant ${v}; choose from ${VARIANTS.join(', ')}`);
   if (cluster && variants.some((v) => v !== 'ours')) throw new Error('--cluster runs the ours variant only');
+  // The cluster's apps are started by stack/cluster-app.ts, with no Stripe double beside them.
+  if (cluster && provider === 'stripe') throw new Error('--provider stripe runs on the single-node stack only');
   if (args.layout !== undefined && args.layouts !== undefined) throw new Error('give --layout or --layouts, not both');
   const layouts = (args.layouts ?? args.layout ?? 'shared').split(',') as CpuLayout[];
   for (const l of layouts)

@@ -2,7 +2,8 @@
  * The burst benchmark, run by bench/run.ts without --pipeline.
  * `npm run bench [-- --quick] [--requests N --users N --connections N --stock N --limit N]
  *                  [--variants ours,ceiling,sync,queue] [--wait [--wait-seconds N]] [--out DIR] [--profile DIR]
- *                  [--layout shared|split | --layouts shared,split] [--before <commit>] [--pay-within S]`
+ *                  [--layout shared|split | --layouts shared,split] [--before <commit>] [--pay-within S]
+ *                  [--provider generic|stripe]`
  *
  * Fires one flash-sale burst of checkouts over HTTP at four servers in turn, on the same machine and
  * stack, and compares them:
@@ -20,6 +21,9 @@
  * Then it measures how fast accepted orders reach MySQL, checks the invariants (docs/fault-tolerance.md)
  * after every variant, lets ours' (and before's) winners pay within --pay-within seconds (bench/payments.ts),
  * and writes bench/results/latest.{json,md,svg} plus a dated copy.
+ * With --provider stripe, ours (and ours-wait, before) run with PAYMENT_PROVIDER=stripe against the Stripe double
+ * (stripe-mock behind it, started once for the run) and its winners pay by confirming their PaymentIntents there;
+ * the other variants are the same either way.
  *
  * This file orchestrates; each job has its own module: args.ts (command line), processes.ts (the
  * servers of a variant), load.ts (the burst), drain.ts (orders reaching MySQL), visibility.ts
@@ -47,7 +51,7 @@ import { parseBenchArgs, type BenchRun, type Variant } from './args.js';
 import { cpuAffinity, pinGroup, pinProcess, planCpuLayouts, reniceGroup, type LayoutCpus } from './cpu-layout.js';
 import { watchPersisted } from './drain.js';
 import { burst, summarise, type VariantResult } from './load.js';
-import { startBeforeVariant, startVariant } from './processes.js';
+import { startBeforeVariant, startStripeProvider, startVariant, type StripeProvider } from './processes.js';
 import { prepareBefore } from './before.js';
 import { buildLayoutsReport, writeReport, type LayoutRun } from './report.js';
 import { fmt } from './stats.js';
@@ -64,6 +68,7 @@ const say = (line: string) => console.log(`[bench] ${line}`);
 const workDir = mkdtempSync(join(tmpdir(), 'flash-bench-'));
 let stack: RunningStack | undefined;
 let clusterApp: RunningClusterApp | undefined;
+let stripe: StripeProvider | undefined;
 const processes: ManagedProcess[] = [];
 
 async function main(): Promise<void> {
@@ -106,6 +111,10 @@ async function main(): Promise<void> {
     // No load balancer to drain from: the API stops at once.
     SHUTDOWN_DRAIN: '0s',
   };
+  if (settings.provider === 'stripe' && variants.includes('ours')) {
+    stripe = await startStripeProvider({ root, workDir, runId });
+    say(`Stripe double at ${stripe.url} (stripe-mock behind it): ours pays through it`);
+  }
   const config = loadConfig(env);
   const pool = createMysqlPool(config);
   const stores = openStores(pool);
@@ -148,12 +157,18 @@ async function main(): Promise<void> {
     const tag = layouts.length > 1 ? `${layout}-` : '';
     for (const { name, variant, wait } of runs) {
       say(`── ${name}${wait ? ` (Prefer: wait=${wait})` : ''} ──`);
+      // Stripe for ours' kind only (ours, ours-wait, before): the baselines never pay.
+      const stripeRun = variant === 'ours' ? stripe : undefined;
+      const runEnv = stripeRun ? { ...env, ...stripeRun.env } : env;
       const servers = clusterApp
         ? { url: clusterApp.url, processes: [] }
         : name === 'before' && beforeCheckout
-          ? await startBeforeVariant(beforeCheckout, { workDir, env, ...(cpus ? { cpus } : {}) })
-          : await startVariant(variant, { root, workDir, env, profileDir, ...(cpus ? { cpus } : {}) });
+          ? await startBeforeVariant(beforeCheckout, { workDir, env: runEnv, ...(cpus ? { cpus } : {}) })
+          : await startVariant(variant, { root, workDir, env: runEnv, profileDir, ...(cpus ? { cpus } : {}) });
       processes.push(...servers.processes);
+      stripeRun?.deliverTo(servers.url);
+      // The double and stripe-mock work for this run's orders: their CPU is counted with its servers'.
+      const measured = stripeRun ? [...servers.processes, ...stripeRun.processes] : servers.processes;
       try {
         // Warm-up on its own SKU: JIT, connection pools and Temporal's caches, never measured.
         const warm = `BENCH-${runId}-${tag}${name}-warm`;
@@ -189,14 +204,14 @@ async function main(): Promise<void> {
         });
         // MySQL is watched from the first request on, so the drain is timed while the burst still runs.
         const watch = variant === 'ceiling' ? undefined : watchPersisted(stores, sku);
-        const cpuBefore = cpuSnapshot(servers.processes);
+        const cpuBefore = cpuSnapshot(measured);
         const shot = await burst(servers.url, sku, tokens, settings.requests, settings.connections, true, say, wait);
-        const cpuAtBurstEnd = cpuSnapshot(servers.processes);
+        const cpuAtBurstEnd = cpuSnapshot(measured);
         const result = summarise(shot);
         if (watch) {
           result.drain = await watch.until(shot.accepted.length, shot.firstWinAt, shot.lastWinAt);
         }
-        result.cpuSeconds = cpuSince(cpuBefore, cpuSnapshot(servers.processes));
+        result.cpuSeconds = cpuSince(cpuBefore, cpuSnapshot(measured));
         result.burstCpuSeconds = cpuSince(cpuBefore, cpuAtBurstEnd);
         // Read while every process still runs, after the burst: threads started during it count too.
         if (cpus) result.cpuAffinity = affinitySnapshot(servers.processes);
@@ -242,12 +257,16 @@ async function main(): Promise<void> {
             ...(process.env.BENCH_WORKER_PROBE_PORT
               ? { workerProbeUrl: `http://127.0.0.1:${process.env.BENCH_WORKER_PROBE_PORT}/` }
               : {}),
-            cpuSeconds: () => cpuSnapshot(servers.processes),
+            ...(stripeRun
+              ? { stripe: { url: stripeRun.url, secretKey: stripeRun.secretKey, observe: stripeRun.observe } }
+              : {}),
+            cpuSeconds: () => cpuSnapshot(measured),
             rssMb: () =>
               Object.fromEntries(
-                [...servers.processes.map((proc) => [proc.name, proc.pid] as const), ...stackPids()].map(
-                  ([name, pid]) => [name, Math.round(rssKbOfGroup(pid) / 1024)],
-                ),
+                [...measured.map((proc) => [proc.name, proc.pid] as const), ...stackPids()].map(([name, pid]) => [
+                  name,
+                  Math.round(rssKbOfGroup(pid) / 1024),
+                ]),
               ),
             say,
           });
@@ -264,6 +283,8 @@ async function main(): Promise<void> {
               : `; ${result.persistedInWait} answered persisted (201), ${result.orderFailed ?? 0} ORDER_FAILED`),
         );
       } finally {
+        // Never to a port a later run's server may take.
+        stripeRun?.deliverTo(null);
         for (const proc of servers.processes.reverse()) await proc.stop();
       }
     }
@@ -340,6 +361,7 @@ function cpuSince(before: Record<string, number>, after: Record<string, number>)
 
 async function cleanup(): Promise<void> {
   for (const proc of processes) await proc.stop(5_000);
+  await stripe?.stop();
   await stack?.stop();
   await clusterApp?.stop();
   rmSync(workDir, { recursive: true, force: true });

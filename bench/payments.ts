@@ -12,10 +12,22 @@
  *                /proc without a profiler attached;
  *   cache        the worker's sticky cache over the phase (hits, misses, forced evictions, size), scraped from its
  *                Prometheus endpoint: a miss is an order replayed from its history to take its payment.
+ *
+ * With --provider stripe (the servers on PAYMENT_PROVIDER=stripe), each payment is instead its shopper's confirm of the
+ * order's PaymentIntent at the Stripe double (the intent read from the order first, as the soak's payers do), and:
+ *   webhook      the API's answer to each of the double's deliveries (every event type), timed by the tap in front of
+ *                it (soak/tap.ts); the double retries a failed one on its own schedule;
+ *   to PAID      the confirm sent → the long-poll answering PAID;
+ *   confirm      the double's answer to the confirm (request on the wire → answer).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { signWebhook } from '../src/payments/providers/generic/signature.js';
 import { parseCacheCounters, STICKY_CACHE_METRICS, type CacheCounters } from '../src/workers/cache-figures.js';
 import type { Stores } from '../src/db/stores.js';
+import { HttpClient } from '../soak/http.js';
+import { confirmRequest, paymentIntentOf } from '../soak/load.js';
+import type { TappedDelivery } from '../soak/tap.js';
+import type { BenchProvider } from './args.js';
 import { HttpPool, Scheduler, type Answer } from './line-client.js';
 import { pct, round, sorted } from './stats.js';
 
@@ -45,9 +57,20 @@ export interface PaymentPhaseOptions {
   rssMb?: () => Record<string, number>;
   /** The soak's probe in the worker (BENCH_WORKER_PROBE_PORT): its heaps after a forced GC, every order open. */
   workerProbeUrl?: string;
-  /** Connections for the webhooks (the provider's concurrency); the long-polls get one each. */
+  /** Connections for the webhooks (the provider's concurrency; Stripe: the confirms'); the long-polls get one each. */
   webhookConnections?: number;
+  /** Pays through Stripe (the servers on PAYMENT_PROVIDER=stripe) instead of the generic webhook. */
+  stripe?: StripePayments;
   say: (line: string) => void;
+}
+
+/** The Stripe double as the phase uses it (bench/processes.ts, startStripeProvider). */
+export interface StripePayments {
+  /** Where shoppers confirm their PaymentIntents. */
+  url: string;
+  secretKey: string;
+  /** Gets every delivery of the double the API answered, from now on; undefined: stops. */
+  observe: (sink: ((delivery: TappedDelivery) => void) | undefined) => void;
 }
 
 export interface LatencyFigures {
@@ -69,17 +92,27 @@ export interface CacheFigures {
 }
 
 export interface PaymentPhaseResult {
+  /** How the orders were paid; absent in results written before --provider: generic. */
+  provider?: BenchProvider;
   payments: number;
   withinSeconds: number;
-  /** What was offered (payments / spread) and what the generator achieved (first to last webhook sent). */
+  /** What was offered (payments / spread) and what the generator achieved (first to last webhook, or confirm, sent). */
   offeredPerSecond: number;
   sentPerSecond: number;
   webhook: LatencyFigures;
-  /** Webhook answers by `<status> <outcome or code>` (e.g. `200 APPLIED`, `202 RECEIVED`). */
+  /**
+   * Webhook answers by `<status> <outcome or code>` (e.g. `200 APPLIED`, `202 RECEIVED`); Stripe's by
+   * `<status> <event type> <outcome or code>` (e.g. `200 payment_intent.succeeded APPLIED`).
+   */
   webhookAnswers: Record<string, number>;
-  /** Webhooks sent again after a 5xx or no answer, as the provider retries. */
+  /** Webhooks sent again after a 5xx or no answer, as the provider retries (Stripe: an event delivered again). */
   webhooksResent: number;
   toPaid: LatencyFigures;
+  /** Stripe: the double's answers to the shoppers' confirms, and their count by status. */
+  confirm?: LatencyFigures;
+  confirmAnswers?: Record<string, number>;
+  /** Stripe: orders whose PaymentIntent never showed in their reads (not confirmed; counted not PAID). */
+  withoutIntent?: number;
   /** Orders not read PAID within the phase's patience (60 s after their webhook). */
   notPaid: number;
   /** CPU milliseconds per payment, per process, over the whole phase (until the last order read PAID). */
@@ -108,6 +141,11 @@ export interface WorkerHeaps {
 const PAID_PATIENCE_MS = 60_000;
 /** The long-poll's own bound (docs/api.md: 1..25 s); re-opened until PAID or the patience ends. */
 const LONG_POLL_SECONDS = 25;
+/** Stripe: orders whose intent is read at once before the phase (each reader re-reads its order every 2 s). */
+const INTENT_READERS = 32;
+/** Stripe: the double's deliveries are over once none was answered for this long (at most DELIVERIES_PATIENCE_MS). */
+const DELIVERIES_QUIET_MS = 1_000;
+const DELIVERIES_PATIENCE_MS = 15_000;
 
 /** Every order of `sku` awaiting payment, with its shopper (a page at a time). */
 export async function awaitingOrders(stores: Stores, sku: string): Promise<PayingOrder[]> {
@@ -172,16 +210,21 @@ async function probeHeaps(url: string | undefined): Promise<WorkerHeaps | undefi
 
 /** Runs the phase: every order paid once, at its random time within the spread, and read until PAID. */
 export async function payWithinSpread(options: PaymentPhaseOptions): Promise<PaymentPhaseResult> {
-  const { url, orders, withinMs, webhookSecret, runId, say } = options;
+  const { url, orders, withinMs, webhookSecret, runId, say, stripe } = options;
   const n = orders.length;
   // Tokens first: signing 15,000 of them must not run inside the measured phase.
   const tokens = await Promise.all(orders.map((order) => options.tokenOf(order.userId)));
+  // Stripe: each order's PaymentIntent before the phase too (the workflows open them at the servers' Stripe rate).
+  const intents = stripe ? await intentsOf(url, orders, tokens, say) : [];
   const webhooks = new HttpPool(url, options.webhookConnections ?? 128, 30_000);
+  const confirms = stripe ? new HttpPool(stripe.url, options.webhookConnections ?? 128, 30_000) : undefined;
   // One connection per shopper waiting: a long-poll holds its connection until the order changes.
   const polls = new HttpPool(url, Math.min(4_096, n), (LONG_POLL_SECONDS + 10) * 1_000);
   const webhookMs: number[] = [];
   const toPaidMs: number[] = [];
+  const confirmMs: number[] = [];
   const answers: Record<string, number> = {};
+  const confirmAnswers: Record<string, number> = {};
   let notPaid = 0;
   let resent = 0;
   let finished = 0;
@@ -193,12 +236,38 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
     if (++finished === n) allDone();
   };
 
+  // Stripe: the double's deliveries as the tap times them; those of earlier orders (their intents' creation) before
+  // the phase are waited out, not counted.
+  let measuring = false;
+  let lastDeliveryAt = Date.now();
+  const eventsSeen = new Set<string>();
+  stripe?.observe((delivery) => {
+    lastDeliveryAt = Date.now();
+    if (!measuring) return;
+    webhookMs.push(delivery.ms);
+    const event = eventOf(delivery.event);
+    if (eventsSeen.has(event.id)) resent++;
+    else eventsSeen.add(event.id);
+    const outcome = delivery.status === null ? 'NO_ANSWER' : outcomeOf(delivery.answer);
+    const key = `${delivery.status ?? 0} ${event.type} ${outcome}`;
+    answers[key] = (answers[key] ?? 0) + 1;
+  });
+  const deliveriesQuiet = async () => {
+    const until = Date.now() + DELIVERIES_PATIENCE_MS;
+    while (Date.now() - lastDeliveryAt < DELIVERIES_QUIET_MS && Date.now() < until) await sleep(100);
+  };
+  if (stripe) await deliveriesQuiet();
+
   const cacheBefore = await scrapeCache(options.workerMetricsUrl, options.taskQueue);
   const rssMbAtStart = options.rssMb?.();
   const workerHeapMbAtStart = await probeHeaps(options.workerProbeUrl);
   const cpuBefore = options.cpuSeconds();
   const startedAt = Date.now();
-  say(`payment phase: ${n} payments within ${(withinMs / 1_000).toFixed(0)} s (${fmtRate(n, withinMs)}/s offered)`);
+  measuring = true;
+  say(
+    `payment phase: ${n} payments${stripe ? ' through Stripe' : ''} within ${(withinMs / 1_000).toFixed(0)} s ` +
+      `(${fmtRate(n, withinMs)}/s offered)`,
+  );
 
   const pay = (i: number) => {
     const order = orders[i]!;
@@ -225,20 +294,17 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
       finish();
     };
     const givesUpAt = Date.now() + PAID_PATIENCE_MS;
-    const poll = () =>
-      polls.send('GET', pollPath, auth, undefined, (answer: Answer) => {
-        if (answer.status === 200 && statusOf(answer.body) === 'PAID') {
-          paidAt = answer.doneAt;
-        } else if (Date.now() < givesUpAt) {
-          // Still awaiting payment (the long-poll's bound), or refused for a moment (503 with Retry-After): again.
-          if (answer.status === 200) return poll();
-          setTimeout(poll, (answer.retryAfter ?? 1) * 1_000);
-          return;
-        }
+    pollUntilPaid(
+      polls,
+      pollPath,
+      auth,
+      () => givesUpAt,
+      (at) => {
+        paidAt = at;
         pollsOver = true;
         settle();
-      });
-    poll();
+      },
+    );
     // A 5xx or no answer is the provider's cue to send it again (here after Retry-After, 1 s by default): the
     // payment counts from its first send, each answer's latency on its own.
     const sendWebhook = () =>
@@ -260,19 +326,78 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
     sendWebhook();
   };
 
-  const scheduler = new Scheduler(n, (i) => pay(i));
+  /** Stripe: the shopper confirms at the double, which pays the intent and sends its events to the API. */
+  const confirm = (i: number, pool: HttpPool, secretKey: string) => {
+    const order = orders[i]!;
+    const intentId = intents[i];
+    if (!intentId) {
+      notPaid++;
+      finish();
+      return;
+    }
+    const request = confirmRequest(intentId, secretKey);
+    const auth = { authorization: `Bearer ${tokens[i]!}` };
+    const pollPath = `/api/orders/${order.orderNo}?waitForChange=AWAITING_PAYMENT&timeoutSeconds=${LONG_POLL_SECONDS}`;
+    let confirmSentAt: number | undefined;
+    let paidAt: number | undefined;
+    let pollsOver = false;
+    let confirmOver = false;
+    const settle = () => {
+      if (!pollsOver || !confirmOver) return;
+      if (paidAt !== undefined && confirmSentAt !== undefined) toPaidMs.push(Math.max(0, paidAt - confirmSentAt));
+      else notPaid++;
+      finish();
+    };
+    let givesUpAt = Date.now() + PAID_PATIENCE_MS;
+    pollUntilPaid(
+      polls,
+      pollPath,
+      auth,
+      () => givesUpAt,
+      (at) => {
+        paidAt = at;
+        pollsOver = true;
+        settle();
+      },
+    );
+    pool.send('POST', request.path, request.headers, request.body, (answer: Answer) => {
+      confirmSentAt = answer.sentAt;
+      firstSentAt = Math.min(firstSentAt, answer.sentAt);
+      lastSentAt = Math.max(lastSentAt, answer.sentAt);
+      confirmMs.push(answer.doneAt - answer.sentAt);
+      const key = answer.status === 0 ? '0 NO_ANSWER' : String(answer.status);
+      confirmAnswers[key] = (confirmAnswers[key] ?? 0) + 1;
+      // Not confirmed, nothing to wait for: the shopper's long-poll stops at its next answer. Not sent again: a
+      // shopper's browser does not retry a confirm.
+      if (answer.status !== 200) givesUpAt = 0;
+      confirmOver = true;
+      settle();
+    });
+  };
+
+  const scheduler = new Scheduler(n, (i) => (stripe && confirms ? confirm(i, confirms, stripe.secretKey) : pay(i)));
   for (let i = 0; i < n; i++) scheduler.schedule(startedAt + Math.random() * withinMs, i);
   const progress = setInterval(
-    () => say(`  payments: ${webhookMs.length}/${n} answered, ${toPaidMs.length} read PAID, ${polls.busy} waiting`),
+    () =>
+      say(
+        stripe
+          ? `  payments: ${confirmMs.length}/${n} confirmed, ${webhookMs.length} webhooks answered, ` +
+              `${toPaidMs.length} read PAID, ${polls.busy} waiting`
+          : `  payments: ${webhookMs.length}/${n} answered, ${toPaidMs.length} read PAID, ${polls.busy} waiting`,
+      ),
     10_000,
   );
   try {
     if (n > 0) await done;
+    // Stripe: the payments' last events (a charge's after its intent's) are the phase's too.
+    if (stripe) await deliveriesQuiet();
   } finally {
     clearInterval(progress);
     scheduler.stop();
     webhooks.close();
+    confirms?.close();
     polls.close();
+    stripe?.observe(undefined);
   }
   const cpuAfter = options.cpuSeconds();
   const rssMbAtEnd = options.rssMb?.();
@@ -298,6 +423,7 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
     };
   }
   return {
+    provider: stripe ? 'stripe' : 'generic',
     payments: n,
     withinSeconds: withinMs / 1_000,
     offeredPerSecond: round(n / (withinMs / 1_000), 1),
@@ -306,6 +432,13 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
     webhookAnswers: answers,
     webhooksResent: resent,
     toPaid: latencyFigures(toPaidMs),
+    ...(stripe
+      ? {
+          confirm: latencyFigures(confirmMs),
+          confirmAnswers,
+          withoutIntent: intents.filter((intentId) => intentId === null).length,
+        }
+      : {}),
     notPaid,
     cpuMsPerPayment,
     cache,
@@ -319,14 +452,84 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
   };
 }
 
+/**
+ * The shopper's long-poll until PAID: opened again at its bound (still awaiting payment) or after a refusal's
+ * Retry-After, until `givesUpAt()`; `over` gets when PAID was read, or undefined.
+ */
+function pollUntilPaid(
+  polls: HttpPool,
+  path: string,
+  auth: Record<string, string>,
+  givesUpAt: () => number,
+  over: (paidAt: number | undefined) => void,
+): void {
+  const poll = () =>
+    polls.send('GET', path, auth, undefined, (answer: Answer) => {
+      if (answer.status === 200 && statusOf(answer.body) === 'PAID') return over(answer.doneAt);
+      if (Date.now() < givesUpAt()) {
+        // Still awaiting payment (the long-poll's bound), or refused for a moment (503 with Retry-After): again.
+        if (answer.status === 200) return poll();
+        setTimeout(poll, (answer.retryAfter ?? 1) * 1_000);
+        return;
+      }
+      over(undefined);
+    });
+  poll();
+}
+
+/**
+ * Stripe: each order's PaymentIntent id as its shopper's page reads it (soak/load.ts, paymentIntentOf), INTENT_READERS
+ * orders at a time; null for one that never showed. Patience: a minute, plus 20 ms an order (half the 100/s the
+ * servers may call Stripe at: bench/processes.ts).
+ */
+async function intentsOf(
+  url: string,
+  orders: readonly PayingOrder[],
+  tokens: readonly string[],
+  say: (line: string) => void,
+): Promise<Array<string | null>> {
+  const api = new HttpClient(url);
+  const intents: Array<string | null> = orders.map(() => null);
+  const giveUpAt = Date.now() + 60_000 + orders.length * 20;
+  const startedAt = Date.now();
+  let next = 0;
+  const reader = async () => {
+    while (next < orders.length) {
+      const i = next++;
+      const path = `/api/orders/${encodeURIComponent(orders[i]!.orderNo)}`;
+      intents[i] = await paymentIntentOf(api, path, { authorization: `Bearer ${tokens[i]!}` }, giveUpAt);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(INTENT_READERS, orders.length) }, reader));
+  } finally {
+    api.close();
+  }
+  const missing = intents.filter((intentId) => intentId === null).length;
+  say(
+    `payment phase: ${orders.length - missing} PaymentIntents read ` +
+      `in ${((Date.now() - startedAt) / 1_000).toFixed(1)} s` +
+      (missing > 0 ? `; ${missing} never showed (not confirmed, counted not PAID)` : ''),
+  );
+  return intents;
+}
+
 const kbPerOrder = (heaps: WorkerHeaps, cached: number) =>
   round((heaps.workflowThreads.reduce((sum, mb) => sum + mb, 0) * 1_024) / cached, 1);
 
 /** One line of the phase's figures, for the benchmark's log. */
 export function describePaymentPhase(result: PaymentPhaseResult): string {
-  const { webhook, toPaid, cache } = result;
+  const { webhook, toPaid, cache, confirm } = result;
   return (
-    `${result.payments} payments at ${result.sentPerSecond}/s: webhook p50 ${webhook.p50Ms} / p99 ${webhook.p99Ms} ms ` +
+    `${result.payments} payments at ${result.sentPerSecond}/s: ` +
+    (confirm
+      ? `through Stripe, confirm p50 ${confirm.p50Ms} / p99 ${confirm.p99Ms} ms (${Object.entries(
+          result.confirmAnswers ?? {},
+        )
+          .map(([key, count]) => `${key} ${count}`)
+          .join(', ')}), ${result.withoutIntent ?? 0} without an intent; `
+      : '') +
+    `webhook p50 ${webhook.p50Ms} / p99 ${webhook.p99Ms} ms ` +
     `(${Object.entries(result.webhookAnswers)
       .map(([key, count]) => `${key} ${count}`)
       .join(', ')}); PAID p50 ${toPaid.p50Ms} / p99 ${toPaid.p99Ms} ms, ${result.notPaid} not PAID; ` +
@@ -349,6 +552,16 @@ function statusOf(body: string): string | undefined {
     return (JSON.parse(body) as { status?: string }).status;
   } catch {
     return undefined;
+  }
+}
+
+/** A Stripe event's id and type, from the body the double delivered. */
+function eventOf(body: string): { id: string; type: string } {
+  try {
+    const parsed = JSON.parse(body) as { id?: string; type?: string };
+    return { id: parsed.id ?? '?', type: parsed.type ?? '?' };
+  } catch {
+    return { id: '?', type: '?' };
   }
 }
 

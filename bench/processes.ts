@@ -2,11 +2,16 @@
  * The server processes of each variant, started from the repository's own entry points with the
  * app's environment: the API and worker for ours, bench/server.ts for the baselines, and the
  * pipeline benchmark's floor worker (bench/floor/worker.ts). With a CPU layout
- * (bench/cpu-layout.ts), each starts pinned to its side of the front door.
+ * (bench/cpu-layout.ts), each starts pinned to its side of the front door. With --provider stripe, Stripe as the
+ * soak runs it (stripe-mock, the double in front, a webhook tap), once for the whole run.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { startWebhookTap, type TappedDelivery, type WebhookTap } from '../soak/tap.js';
 import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../stack/process.js';
+import { loadToolPaths } from '../stack/services.js';
+import { startStripeMock } from '../stack/stripe-mock.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import type { Variant } from './args.js';
 import type { BeforeCheckout } from './before.js';
@@ -86,6 +91,100 @@ export async function startVariant(
     throw err;
   }
   return { url, processes: started, ...(workerMetricsUrl ? { workerMetricsUrl } : {}) };
+}
+
+/** Stripe for the run's ours and before (--provider stripe): the servers' environment and the shoppers' double. */
+export interface StripeProvider {
+  /** What ours' API and worker add to their environment: PAYMENT_PROVIDER=stripe, the double's URL and keys. */
+  env: Record<string, string>;
+  /** The double: where shoppers confirm their PaymentIntents. */
+  url: string;
+  secretKey: string;
+  /** stripe-mock and the double, for the CPU figures. */
+  processes: ManagedProcess[];
+  /** The API the double's webhooks go to from now on (each run starts its own); null: none. */
+  deliverTo(apiUrl: string | null): void;
+  /** Gets every delivery the API answered from now on; undefined: stops. */
+  observe(sink: ((delivery: TappedDelivery) => void) | undefined): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * stripe-mock, the Stripe double in front of it and a tap in front of the API's Stripe route, as soak/run.ts starts
+ * them: the double's rate limit off (the benchmark measures the app, not Stripe's test-mode budget).
+ */
+export async function startStripeProvider(options: {
+  root: string;
+  workDir: string;
+  runId: string;
+}): Promise<StripeProvider> {
+  const { root, workDir, runId } = options;
+  const stripeMock = await startStripeMock({
+    tools: loadToolPaths(),
+    dataDir: join(workDir, 'stripe-mock'),
+    port: await freePort(),
+  });
+  let sink: ((delivery: TappedDelivery) => void) | undefined;
+  let tap: WebhookTap | undefined;
+  let double: ManagedProcess | undefined;
+  try {
+    tap = await startWebhookTap(null, '/api/payments/stripe', undefined, (delivery) => sink?.(delivery));
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const secretKey = 'sk_test_bench';
+    const env = {
+      PAYMENT_PROVIDER: 'stripe',
+      STRIPE_API_URL: url,
+      STRIPE_SECRET_KEY: secretKey,
+      STRIPE_WEBHOOK_SECRET: `whsec_${randomBytes(24).toString('hex')}`,
+      STRIPE_DEPLOYMENT_TAG: `bench-${runId}`,
+      // Stripe's live rate: the default (20/s) is test mode's, and the phase would measure that queue.
+      STRIPE_REQUESTS_PER_SECOND: '100',
+    };
+    double = spawnLogged(
+      'stripe-double',
+      join(root, 'node_modules', '.bin', 'tsx'),
+      [join(root, 'stack', 'stripe-double.ts')],
+      {
+        logFile: join(workDir, 'stripe-double.log'),
+        cwd: root,
+        env: {
+          ...process.env,
+          STRIPE_MOCK_URL: stripeMock.url,
+          STRIPE_DOUBLE_PORT: String(port),
+          STRIPE_DOUBLE_RATE_LIMIT: '0',
+          STRIPE_DOUBLE_WEBHOOK_URL: tap.url,
+          STRIPE_WEBHOOK_SECRET: env.STRIPE_WEBHOOK_SECRET,
+        },
+      },
+    );
+    await waitUntilReady(
+      double,
+      async () => (await fetch(`${url}/v1/balance`, { headers: { authorization: `Bearer ${secretKey}` } })).ok,
+      60_000,
+    );
+    const [running, runningTap] = [double, tap];
+    return {
+      env,
+      url,
+      secretKey,
+      processes: [stripeMock.process, running],
+      deliverTo: (apiUrl) => runningTap.retarget(apiUrl),
+      observe: (next) => {
+        sink = next;
+      },
+      stop: async () => {
+        await running.stop(5_000);
+        await runningTap.close();
+        await stripeMock.process.stop(5_000);
+      },
+    };
+  } catch (err) {
+    await double?.stop();
+    await tap?.close();
+    await stripeMock.process.stop();
+    throw err;
+  }
 }
 
 /**

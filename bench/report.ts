@@ -364,8 +364,10 @@ function paymentLines(section: LayoutSection): string[] {
       .join(', ');
     const cache = p.cache ? `${fmt(p.cache.hitRate, 3)} (${p.cache.misses} misses)` : '—';
     const perOrder = p.workerHeapKbPerCachedOrder === undefined ? '—' : fmt(p.workerHeapKbPerCachedOrder, 1);
+    // Named by its provider when it is Stripe; the generic webhook's rows (and older results') keep the run's name.
+    const run = p.provider === 'stripe' ? `${name} (stripe)` : name;
     return [
-      `| ${name} | ${p.payments} | ${fmt(p.sentPerSecond)} | ${fmt(p.webhook.p50Ms)} / ${fmt(p.webhook.p99Ms)} | ${fmt(p.toPaid.p50Ms)} / ${fmt(p.toPaid.p99Ms)} | ${p.notPaid} | ${answers} | ${cpu} | ${cache} | ${perOrder} |`,
+      `| ${run} | ${p.payments} | ${fmt(p.sentPerSecond)} | ${fmt(p.webhook.p50Ms)} / ${fmt(p.webhook.p99Ms)} | ${fmt(p.toPaid.p50Ms)} / ${fmt(p.toPaid.p99Ms)} | ${p.notPaid} | ${answers} | ${cpu} | ${cache} | ${perOrder} |`,
     ];
   });
   if (rows.length === 0) return [];

@@ -263,18 +263,16 @@ export class SoakLoad {
     let expected: { status: string; reason?: string };
     if (fate === 'pay') {
       await sleep(thinkMs(Math.min(20_000, paymentWindowMs / 3)));
-      const intentId = await this.intentOf(path, auth, giveUpAt);
+      const intentId = await paymentIntentOf(this.api, path, auth, giveUpAt, this.classes.read);
       if (!intentId) {
         this.end('pay → no PaymentIntent');
         this.amissBecause(`${placed.orderNo}: its PaymentIntent never showed`);
         return;
       }
-      const confirm = await this.stripe.send('POST', `/v1/payment_intents/${encodeURIComponent(intentId)}/confirm`, {
-        headers: {
-          authorization: `Bearer ${this.options.stripeSecretKey}`,
-          'content-type': 'application/x-www-form-urlencoded',
-        },
-        body: 'payment_method=pm_card_visa',
+      const { path: confirmPath, headers, body } = confirmRequest(intentId, this.options.stripeSecretKey);
+      const confirm = await this.stripe.send('POST', confirmPath, {
+        headers,
+        body,
         timeoutMs: 30_000,
         into: this.classes['stripe-confirm'],
       });
@@ -343,18 +341,44 @@ export class SoakLoad {
     }
     return null;
   }
+}
 
-  /** The order's PaymentIntent: a status read (the page before paying), again every 2 s until it shows. */
-  private async intentOf(path: string, auth: Record<string, string>, giveUpAt: number): Promise<string | null> {
-    for (let read = 0; Date.now() < giveUpAt; read++) {
-      if (read > 0) await sleep(2_000);
-      const answer = await this.api.send('GET', path, { headers: auth, timeoutMs: 30_000, into: this.classes.read });
-      if (answer.status !== 200) continue;
-      const order = JSON.parse(answer.body) as OrderAnswer;
-      if (order.paymentIntent?.id) return order.paymentIntent.id;
-    }
-    return null;
+/**
+ * The order's PaymentIntent: a status read (the page before paying, `path` its /api/orders/:orderNo), again every 2 s
+ * until it shows (the workflow opens it a moment after the order is persisted); null once `giveUpAt` passes. The
+ * soak's payers and the benchmark's (bench/payments.ts, --provider stripe).
+ */
+export async function paymentIntentOf(
+  api: HttpClient,
+  path: string,
+  auth: Record<string, string>,
+  giveUpAt: number,
+  into?: RequestClass,
+): Promise<string | null> {
+  for (let read = 0; Date.now() < giveUpAt; read++) {
+    if (read > 0) await sleep(2_000);
+    const answer = await api.send('GET', path, { headers: auth, timeoutMs: 30_000, ...(into ? { into } : {}) });
+    if (answer.status !== 200) continue;
+    const order = JSON.parse(answer.body) as OrderAnswer;
+    if (order.paymentIntent?.id) return order.paymentIntent.id;
   }
+  return null;
+}
+
+/**
+ * A shopper's confirm at Stripe (the double): the PaymentIntent paid with the test card that succeeds, authenticated
+ * with the secret key (the double takes sk_test_ keys, where Stripe.js sends the publishable one). The soak's and the
+ * benchmark's.
+ */
+export function confirmRequest(
+  intentId: string,
+  secretKey: string,
+): { path: string; headers: Record<string, string>; body: string } {
+  return {
+    path: `/v1/payment_intents/${encodeURIComponent(intentId)}/confirm`,
+    headers: { authorization: `Bearer ${secretKey}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'payment_method=pm_card_visa',
+  };
 }
 
 function thinkMs(maxMs: number): number {
