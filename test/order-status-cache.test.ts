@@ -1,8 +1,9 @@
 /**
- * The status cache's rule for an order that is changing, without a stack: the reader over an
- * OrderWorkflowClient whose `find` answers what the test says the workflow shows. A payment or cancel
+ * The status reader's rules, without a stack: the reader over a lookup whose `find` answers what the
+ * test says the workflow (or, when it does not answer, the stores) shows, on fake timers. A payment or cancel
  * announced (here or by another process) keeps open answers out of the cache until the final
- * status shows, however long the workflow takes to apply it.
+ * status shows, however long the workflow takes to apply it; a long-poll's re-reads stay few however
+ * many shoppers wait (the sale's payment phase, docs/performance.md).
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FoundOrder, OrderLookup } from '../src/order/lookup.js';
@@ -11,8 +12,12 @@ import { OrderStatusReader } from '../src/order/status-reads.js';
 
 const ORDER_NO = '01M87W0000000000000000TEST';
 
-function workflowShowing(status: () => OrderStatus): { orders: Pick<OrderLookup, 'find'>; queries: () => number } {
+function workflowShowing(
+  status: () => OrderStatus,
+  source: () => FoundOrder['source'] = () => 'workflow',
+): { orders: Pick<OrderLookup, 'find'>; queries: () => number } {
   let queries = 0;
+  const paymentDeadline = new Date(Date.now() + 30 * 60_000).toISOString();
   const find = async (orderNo: string): Promise<FoundOrder> => {
     queries++;
     const view = {
@@ -21,12 +26,28 @@ function workflowShowing(status: () => OrderStatus): { orders: Pick<OrderLookup,
       quantity: 1,
       totalCents: 100,
       status: status(),
-      paymentDeadline: new Date(Date.now() + 30 * 60_000).toISOString(),
+      paymentDeadline,
       createdAt: new Date().toISOString(),
     };
-    return { view, userId: 'shopper', source: 'workflow' };
+    return { view, userId: 'shopper', source: source() };
   };
   return { orders: { find }, queries: () => queries };
+}
+
+/**
+ * A reader as the API configures it (STATUS_CACHE_MS 1 s, STATUS_CACHE_NOTIFIED_MS 5 min), notifications live;
+ * `reads` counts every read, from memory or not.
+ */
+function notifiedReader(orders: Pick<OrderLookup, 'find'>, reads = { count: 0 }): OrderStatusReader {
+  const reader = new OrderStatusReader(orders, {
+    cacheMs: 1_000,
+    notifiedCacheMs: 5 * 60_000,
+    maxEntries: 100,
+    maxWaiters: 10,
+    observer: { statusRead: () => reads.count++, statusWaiters: () => {} },
+  });
+  reader.listener().listening(true);
+  return reader;
 }
 
 describe('OrderStatusReader: an order that is changing', () => {
@@ -53,6 +74,92 @@ describe('OrderStatusReader: an order that is changing', () => {
     expect(queries()).toBe(3);
     // Final: cached for good.
     expect((await reader.read(ORDER_NO))?.view.status).toBe('PAID');
+    expect(queries()).toBe(3);
+  });
+});
+
+describe('OrderStatusReader: long-polls and reads stay few however many wait', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['Date', 'performance', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('a wait on an open order sleeps until a change notification wakes it, instead of re-reading every second', async () => {
+    let status: OrderStatus = 'AWAITING_PAYMENT';
+    const { orders, queries } = workflowShowing(() => status);
+    const reads = { count: 0 };
+    const reader = notifiedReader(orders, reads);
+    let answered: OrderStatus | undefined;
+    const waiting = reader.waitForChange(ORDER_NO, 'AWAITING_PAYMENT', 30_000).then((r) => {
+      answered = r.order?.view.status;
+    });
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(answered).toBeUndefined();
+    // The first read only, not 21 at STATUS_CACHE_MS's pace (from memory, but each a wake and a read per waiter).
+    expect({ reads: reads.count, queries: queries() }).toEqual({ reads: 1, queries: 1 });
+
+    status = 'PAID'; // the worker's markPaid announces it
+    reader.changedElsewhere(ORDER_NO);
+    await vi.advanceTimersByTimeAsync(0);
+    await waiting;
+    expect(answered).toBe('PAID');
+    expect(queries()).toBe(2);
+  });
+
+  it('when the notifications drop, a sleeping wait re-reads at once and then every STATUS_CACHE_MS', async () => {
+    const { orders, queries } = workflowShowing(() => 'AWAITING_PAYMENT');
+    const reader = notifiedReader(orders);
+    const waiting = reader.waitForChange(ORDER_NO, 'AWAITING_PAYMENT', 30_000);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(queries()).toBe(1);
+    reader.listener().listening(false); // a change could go unnoticed from now on
+    await vi.advanceTimersByTimeAsync(0);
+    // Woken, it re-read its answer from memory, kept 5 min while live and now cut back to STATUS_CACHE_MS; from then
+    // on a read a second: at +1, +2 and +3 s.
+    expect(queries()).toBe(1);
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(queries()).toBe(4);
+    await vi.advanceTimersByTimeAsync(30_000);
+    await waiting;
+  });
+
+  it('after a payment, a wait re-reads 100, 200, 400… ms apart (at most a second) until the status moves', async () => {
+    let status: OrderStatus = 'AWAITING_PAYMENT';
+    const { orders, queries } = workflowShowing(() => status);
+    const reader = notifiedReader(orders);
+    const waiting = reader.waitForChange(ORDER_NO, 'AWAITING_PAYMENT', 30_000);
+    await vi.advanceTimersByTimeAsync(1_000);
+    reader.changed(ORDER_NO); // a payment delivered here; the worker is behind and applies it 10 s later
+    await vi.advanceTimersByTimeAsync(10_000);
+    // Woken at once, then at +0.1, 0.2, 0.4, 0.8, 1.6, 2.6 … 9.6 s: 15 reads, where a fixed 100 ms made 100.
+    expect(queries() - 1).toBeGreaterThanOrEqual(13);
+    expect(queries() - 1).toBeLessThanOrEqual(16);
+    status = 'PAID';
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect((await waiting).order?.view.status).toBe('PAID');
+  });
+
+  it('keeps what the stores said while the workflow did not answer: open for STATUS_CACHE_MS (not the notified 5 min), final for good', async () => {
+    let status: OrderStatus = 'AWAITING_PAYMENT';
+    const { orders, queries } = workflowShowing(
+      () => status,
+      () => 'stores',
+    );
+    const reader = notifiedReader(orders);
+    await reader.read(ORDER_NO);
+    await reader.read(ORDER_NO);
+    expect(queries()).toBe(1); // the second from memory: not another read of MySQL behind an open breaker
+    vi.advanceTimersByTime(1_001);
+    await reader.read(ORDER_NO);
+    expect(queries()).toBe(2); // the stores may lag the workflow: not kept as long as its own answer
+
+    status = 'CANCELLED';
+    reader.changedElsewhere(ORDER_NO);
+    expect((await reader.read(ORDER_NO))?.view.status).toBe('CANCELLED');
+    vi.advanceTimersByTime(60 * 60_000);
+    expect((await reader.read(ORDER_NO))?.view.status).toBe('CANCELLED');
     expect(queries()).toBe(3);
   });
 });

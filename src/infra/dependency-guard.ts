@@ -17,6 +17,7 @@ import {
   type CircuitBreakerPolicy,
   type IBreaker,
 } from 'cockatiel';
+import { QuietError } from './refusal.js';
 
 /** The servers the API talks to: what its readiness probe checks (src/api/routes/operations.ts). */
 export const SERVER_NAMES = ['redis', 'mysql', 'temporal'] as const;
@@ -61,8 +62,12 @@ export class Deadline {
   }
 }
 
-/** The dependency did not answer in time, is known to be failing, or failed: answer 503 with Retry-After. */
-export class DependencyUnavailableError extends Error {
+/**
+ * The dependency did not answer in time, is known to be failing, or failed: answer 503 with Retry-After.
+ * Quiet (no stack of its own; a deadline's or a failure's cause keeps its stack): an open breaker
+ * refuses thousands of calls a second, and each stack cost more than the refusal (docs/performance.md).
+ */
+export class DependencyUnavailableError extends QuietError {
   constructor(
     readonly dependency: DependencyName,
     readonly reason: UnavailableReason,

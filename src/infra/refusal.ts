@@ -36,11 +36,11 @@ export type RefusalCode = (typeof REFUSAL_CODES)[number];
  * 20 µs, which was the largest single cost of a sold-out answer under a burst (docs/performance.md).
  */
 export class QuietError extends Error {
-  constructor(message: string) {
+  constructor(message: string, options?: ErrorOptions) {
     const stackTraceLimit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
     try {
-      super(message);
+      super(message, options);
     } finally {
       Error.stackTraceLimit = stackTraceLimit;
     }

@@ -21,7 +21,8 @@
  * when the answer was read), an AWAITING_PAYMENT answer may be served for `notifiedCacheMs`; while
  * it is down, only for `cacheMs` (entries are cut back to that when it drops), because a change
  * could go unnoticed. A lost notification (a publish that failed after the subscription seemed
- * live) is still bounded: by `notifiedCacheMs`.
+ * live) is still bounded: by `notifiedCacheMs`. Long-poll waits of open orders likewise sleep until
+ * a notification wakes them (bounded the same way), rather than re-reading every `cacheMs`.
  */
 import { LRUCache } from 'lru-cache';
 import type { AppConfig } from '../config/index.js';
@@ -81,13 +82,19 @@ interface CachedOrder {
 
 /** A waiting PENDING order is re-read this often: persistence takes tens of milliseconds. */
 const PENDING_RECHECK_MS = 250;
-/** After a local pay or cancel, until the order's status moves (the workflow applies it next). */
+/**
+ * After a pay or cancel, until the order's status moves (the workflow applies it next): first re-read this soon, then
+ * after as long again as the change has been under way (100, 200, 400… ms), at most CHANGING_RECHECK_MAX_MS apart. A
+ * fixed 100 ms made thousands of orders paid at once ten queries a second each while the worker was behind, which put
+ * it further behind (docs/performance.md, "Payments at a sale's rate").
+ */
 const CHANGING_RECHECK_MS = 100;
+const CHANGING_RECHECK_MAX_MS = 1_000;
 /** A waiting AWAITING_PAYMENT order is re-read this often when the cache is off. */
 const UNCACHED_RECHECK_MS = 1_000;
 /** How long a read may take when no READ_DEADLINE was given. */
 const DEFAULT_READ_TIMEOUT_MS = 10_000;
-/** How long after a change a waiting order is re-read at CHANGING_RECHECK_MS (then at its usual pace). */
+/** How long after a change a waiting order is re-read as above (then at its usual pace). */
 const CHANGING_FAST_RECHECK_FOR_MS = 30_000;
 
 export class OrderStatusReader {
@@ -178,15 +185,20 @@ export class OrderStatusReader {
   }
 
   private remember(orderNo: string, found: FoundOrder | null, startedAt: number, notified: boolean): void {
-    // What the stores said while the workflow did not answer may lag: asked again next time.
-    if (!found || found.source === 'stores') return;
+    if (!found) return;
     const status = found.view.status;
     if (status === 'PENDING') return;
     if (status === 'AWAITING_PAYMENT') {
       if (!this.cache || this.changing.has(orderNo)) return;
       // Its payment at the provider is on its way (a moment after persisting): read again until it shows.
       if (found.view.paymentProvider && !found.view.paymentIntent) return;
-      const ttl = notified ? (this.options.notifiedCacheMs ?? this.options.cacheMs) : this.options.cacheMs;
+      // What the stores said while the workflow did not answer may lag it: kept for cacheMs only, as without
+      // notifications. Not at all would send every waiter's next read to the stores while the workflows' breaker is
+      // open (thousands a second in a sale), which kept it open.
+      const ttl =
+        notified && found.source !== 'stores'
+          ? (this.options.notifiedCacheMs ?? this.options.cacheMs)
+          : this.options.cacheMs;
       const expiresAt = Math.min(startedAt + ttl, Date.parse(found.view.paymentDeadline));
       if (expiresAt > Date.now()) this.cache.set(orderNo, { order: found, expiresAt });
       return;
@@ -248,7 +260,10 @@ export class OrderStatusReader {
         if (live === this.notified) return;
         this.notified = live;
         this.epoch++;
-        if (live || !this.cache) return;
+        if (live) return;
+        // Waits that slept on the notifications re-read now, then at the pace without them.
+        for (const wakers of this.wakers.values()) for (const wake of wakers) wake();
+        if (!this.cache) return;
         // Changes may go unnoticed from now on: open answers are served for cacheMs at most.
         const bound = Date.now() + this.options.cacheMs;
         for (const [orderNo, entry] of this.cache.entries()) {
@@ -278,14 +293,23 @@ export class OrderStatusReader {
   private recheckMs(order: FoundOrder): number {
     const { status, orderNo, paymentDeadline } = order.view;
     const changedAt = this.changing.get(orderNo);
-    if (changedAt !== undefined && Date.now() - changedAt < CHANGING_FAST_RECHECK_FOR_MS) return CHANGING_RECHECK_MS;
+    const sinceChange = changedAt === undefined ? Infinity : Date.now() - changedAt;
+    if (sinceChange < CHANGING_FAST_RECHECK_FOR_MS)
+      return Math.min(Math.max(sinceChange, CHANGING_RECHECK_MS), CHANGING_RECHECK_MAX_MS);
     if (status === 'PENDING') return PENDING_RECHECK_MS;
     if (status === 'AWAITING_PAYMENT') {
       // The deadline's timer cancels the order: look again just after it, then as while PENDING
       // until the workflow has closed it (never cached past the deadline).
       const untilDeadline = Date.parse(paymentDeadline) - Date.now();
       if (untilDeadline <= 0) return PENDING_RECHECK_MS;
-      return Math.min(this.options.cacheMs > 0 ? this.options.cacheMs : UNCACHED_RECHECK_MS, untilDeadline + 10);
+      // Notifications live: every change wakes the wait (changedElsewhere), so it sleeps until the deadline, bounded
+      // like a cached answer in case a notification is lost; their loss wakes it to the pace below (listener()).
+      const pace = this.notified
+        ? (this.options.notifiedCacheMs ?? this.options.cacheMs)
+        : this.options.cacheMs > 0
+          ? this.options.cacheMs
+          : UNCACHED_RECHECK_MS;
+      return Math.min(pace || UNCACHED_RECHECK_MS, untilDeadline + 10);
     }
     // Final: it never changes; wait for the timeout (or a wake).
     return Infinity;
