@@ -15,30 +15,53 @@ const ORDER_NO = '01M87W0000000000000000TEST';
 function workflowShowing(
   status: () => OrderStatus,
   source: () => FoundOrder['source'] = () => 'workflow',
-): { orders: Pick<OrderLookup, 'find'>; queries: () => number } {
+  /** What MySQL's row says (findChanging reads it first); by default what the workflow shows. */
+  rowStatus: () => OrderStatus = status,
+): {
+  orders: Pick<OrderLookup, 'find' | 'findChanging'>;
+  /** Every read the reader asked of the lookup. */
+  asks: () => number;
+  /** The workflow queries among them. */
+  queries: () => number;
+  rowReads: () => number;
+} {
+  let asks = 0;
   let queries = 0;
+  let rowReads = 0;
   const paymentDeadline = new Date(Date.now() + 30 * 60_000).toISOString();
-  const find = async (orderNo: string): Promise<FoundOrder> => {
+  const view = (orderNo: string, shown: OrderStatus) => ({
+    orderNo,
+    sku: 'SKU-1',
+    quantity: 1,
+    totalCents: 100,
+    status: shown,
+    paymentDeadline,
+    createdAt: new Date().toISOString(),
+  });
+  const query = (orderNo: string): FoundOrder => {
     queries++;
-    const view = {
-      orderNo,
-      sku: 'SKU-1',
-      quantity: 1,
-      totalCents: 100,
-      status: status(),
-      paymentDeadline,
-      createdAt: new Date().toISOString(),
-    };
-    return { view, userId: 'shopper', source: source() };
+    return { view: view(orderNo, status()), userId: 'shopper', source: source() };
   };
-  return { orders: { find }, queries: () => queries };
+  const find = async (orderNo: string): Promise<FoundOrder> => {
+    asks++;
+    return query(orderNo);
+  };
+  const findChanging = async (orderNo: string): Promise<FoundOrder> => {
+    asks++;
+    rowReads++;
+    const row = rowStatus();
+    if (row !== 'PENDING' && row !== 'AWAITING_PAYMENT')
+      return { view: view(orderNo, row), userId: 'shopper', source: 'database' };
+    return query(orderNo);
+  };
+  return { orders: { find, findChanging }, asks: () => asks, queries: () => queries, rowReads: () => rowReads };
 }
 
 /**
  * A reader as the API configures it (STATUS_CACHE_MS 1 s, STATUS_CACHE_NOTIFIED_MS 5 min), notifications live;
  * `reads` counts every read, from memory or not.
  */
-function notifiedReader(orders: Pick<OrderLookup, 'find'>, reads = { count: 0 }): OrderStatusReader {
+function notifiedReader(orders: Pick<OrderLookup, 'find' | 'findChanging'>, reads = { count: 0 }): OrderStatusReader {
   const reader = new OrderStatusReader(orders, {
     cacheMs: 1_000,
     notifiedCacheMs: 5 * 60_000,
@@ -60,21 +83,21 @@ describe('OrderStatusReader: an order that is changing', () => {
 
   it('is never served from the cache while open, even when the workflow applies the change minutes later', async () => {
     let status: OrderStatus = 'AWAITING_PAYMENT';
-    const { orders, queries } = workflowShowing(() => status);
+    const { orders, asks } = workflowShowing(() => status);
     const reader = new OrderStatusReader(orders, { cacheMs: 5 * 60_000, maxEntries: 100, maxWaiters: 10 });
     expect((await reader.read(ORDER_NO))?.view.status).toBe('AWAITING_PAYMENT');
     expect((await reader.read(ORDER_NO))?.view.status).toBe('AWAITING_PAYMENT');
-    expect(queries()).toBe(1); // the second from the cache
+    expect(asks()).toBe(1); // the second from the cache
 
     reader.changedElsewhere(ORDER_NO); // a payment delivered; the worker is slow to apply it
     vi.advanceTimersByTime(60_000);
     expect((await reader.read(ORDER_NO))?.view.status).toBe('AWAITING_PAYMENT'); // still true now
     status = 'PAID'; // applied at last
     expect((await reader.read(ORDER_NO))?.view.status).toBe('PAID');
-    expect(queries()).toBe(3);
+    expect(asks()).toBe(3);
     // Final: cached for good.
     expect((await reader.read(ORDER_NO))?.view.status).toBe('PAID');
-    expect(queries()).toBe(3);
+    expect(asks()).toBe(3);
   });
 });
 
@@ -88,7 +111,7 @@ describe('OrderStatusReader: long-polls and reads stay few however many wait', (
 
   it('a wait on an open order sleeps until a change notification wakes it, instead of re-reading every second', async () => {
     let status: OrderStatus = 'AWAITING_PAYMENT';
-    const { orders, queries } = workflowShowing(() => status);
+    const { orders, asks } = workflowShowing(() => status);
     const reads = { count: 0 };
     const reader = notifiedReader(orders, reads);
     let answered: OrderStatus | undefined;
@@ -98,14 +121,14 @@ describe('OrderStatusReader: long-polls and reads stay few however many wait', (
     await vi.advanceTimersByTimeAsync(20_000);
     expect(answered).toBeUndefined();
     // The first read only, not 21 at STATUS_CACHE_MS's pace (from memory, but each a wake and a read per waiter).
-    expect({ reads: reads.count, queries: queries() }).toEqual({ reads: 1, queries: 1 });
+    expect({ reads: reads.count, asks: asks() }).toEqual({ reads: 1, asks: 1 });
 
     status = 'PAID'; // the worker's markPaid announces it
     reader.changedElsewhere(ORDER_NO);
     await vi.advanceTimersByTimeAsync(0);
     await waiting;
     expect(answered).toBe('PAID');
-    expect(queries()).toBe(2);
+    expect(asks()).toBe(2);
   });
 
   it('when the notifications drop, a sleeping wait re-reads at once and then every STATUS_CACHE_MS', async () => {
@@ -125,41 +148,60 @@ describe('OrderStatusReader: long-polls and reads stay few however many wait', (
     await waiting;
   });
 
-  it('after a payment, a wait re-reads 100, 200, 400… ms apart (at most a second) until the status moves', async () => {
+  it('after a payment without notifications, a wait re-reads 100, 200, 400… ms apart (at most a second) until the status moves', async () => {
     let status: OrderStatus = 'AWAITING_PAYMENT';
     const { orders, queries } = workflowShowing(() => status);
-    const reader = notifiedReader(orders);
+    const reader = new OrderStatusReader(orders, { cacheMs: 1_000, maxEntries: 100, maxWaiters: 10 });
     const waiting = reader.waitForChange(ORDER_NO, 'AWAITING_PAYMENT', 30_000);
-    await vi.advanceTimersByTimeAsync(1_000);
+    await vi.advanceTimersByTimeAsync(500);
+    const before = queries();
     reader.changed(ORDER_NO); // a payment delivered here; the worker is behind and applies it 10 s later
     await vi.advanceTimersByTimeAsync(10_000);
-    // Woken at once, then at +0.1, 0.2, 0.4, 0.8, 1.6, 2.6 … 9.6 s: 15 reads, where a fixed 100 ms made 100.
-    expect(queries() - 1).toBeGreaterThanOrEqual(13);
-    expect(queries() - 1).toBeLessThanOrEqual(16);
+    // Woken at once, then at +0.1, 0.2, 0.4, 0.8, 1.6, 2.6 … 9.6 s: 14 reads, where a fixed 100 ms made 100.
+    expect(queries() - before).toBeGreaterThanOrEqual(13);
+    expect(queries() - before).toBeLessThanOrEqual(16);
     status = 'PAID';
     await vi.advanceTimersByTimeAsync(1_000);
     expect((await waiting).order?.view.status).toBe('PAID');
   });
 
+  it("after a payment with notifications live, a wait is woken by the worker's announcement and reads PAID from MySQL, not the workflow", async () => {
+    let status: OrderStatus = 'AWAITING_PAYMENT';
+    const { orders, queries, rowReads } = workflowShowing(() => status);
+    const reader = notifiedReader(orders);
+    const waiting = reader.waitForChange(ORDER_NO, 'AWAITING_PAYMENT', 30_000);
+    await vi.advanceTimersByTimeAsync(1_000);
+    reader.changed(ORDER_NO); // the webhook's verdict APPLIED: the workflow closes the order as PAID next
+    await vi.advanceTimersByTimeAsync(3_000); // the worker behind: a re-read a second at most
+    expect(queries()).toBeLessThanOrEqual(5);
+    const queriesBefore = queries();
+    status = 'PAID'; // markPaid wrote MySQL's row, then announced it
+    reader.changedElsewhere(ORDER_NO);
+    await vi.advanceTimersByTimeAsync(0);
+    expect((await waiting).order?.view).toMatchObject({ status: 'PAID' });
+    expect(queries()).toBe(queriesBefore); // from the row
+    expect(rowReads()).toBeGreaterThanOrEqual(2);
+  });
+
   it('keeps what the stores said while the workflow did not answer: open for STATUS_CACHE_MS (not the notified 5 min), final for good', async () => {
     let status: OrderStatus = 'AWAITING_PAYMENT';
-    const { orders, queries } = workflowShowing(
+    const { orders, asks } = workflowShowing(
       () => status,
       () => 'stores',
     );
     const reader = notifiedReader(orders);
     await reader.read(ORDER_NO);
     await reader.read(ORDER_NO);
-    expect(queries()).toBe(1); // the second from memory: not another read of MySQL behind an open breaker
+    expect(asks()).toBe(1); // the second from memory: not another read of MySQL behind an open breaker
     vi.advanceTimersByTime(1_001);
     await reader.read(ORDER_NO);
-    expect(queries()).toBe(2); // the stores may lag the workflow: not kept as long as its own answer
+    expect(asks()).toBe(2); // the stores may lag the workflow: not kept as long as its own answer
 
     status = 'CANCELLED';
     reader.changedElsewhere(ORDER_NO);
     expect((await reader.read(ORDER_NO))?.view.status).toBe('CANCELLED');
     vi.advanceTimersByTime(60 * 60_000);
     expect((await reader.read(ORDER_NO))?.view.status).toBe('CANCELLED');
-    expect(queries()).toBe(3);
+    expect(asks()).toBe(3);
   });
 });

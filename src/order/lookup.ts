@@ -142,6 +142,18 @@ export class OrderLookup {
     }
   }
 
+  /**
+   * An order being paid or cancelled: MySQL's row first, whose final status is the order's (the worker's closing
+   * activities write it before they announce the change, and before the workflow shows it), sparing the worker a
+   * query; else as find(). Thousands of orders paid within a minute are each read this way once their change is
+   * announced.
+   */
+  async findChanging(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
+    const row = await this.fromDatabase(orderNo, deadline.minus(this.deps.storesReadMs)).catch(() => null);
+    if (row && row.view.status !== 'AWAITING_PAYMENT' && row.view.status !== 'PENDING') return row;
+    return this.find(orderNo, deadline);
+  }
+
   /** The final state a completed workflow returned (null: it failed, was terminated, or is unknown). */
   private async fromClosedWorkflow(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
     const state = await this.orders.closedResult(orderNo, deadline);

@@ -12,7 +12,8 @@
  * - `changed(orderNo)`: this process delivered a payment or a cancel; the cached answer and any
  *   query already under way are dropped, open states are not cached again until the order reaches
  *   a final state (the workflow applies a payment a moment after accepting it), and long-poll
- *   waiters of the order are woken to re-read at once.
+ *   waiters of the order are woken to re-read at once. Until then it is read from MySQL first
+ *   (OrderLookup.findChanging): a final status there needs no workflow query.
  *
  * Notifications (OrderChangeNotifier, below): changed() also tells the other API processes, and
  * the worker's closing activities (markPaid, cancelUnpaidOrder, recordOrderFailure) tell every API process
@@ -83,10 +84,11 @@ interface CachedOrder {
 /** A waiting PENDING order is re-read this often: persistence takes tens of milliseconds. */
 const PENDING_RECHECK_MS = 250;
 /**
- * After a pay or cancel, until the order's status moves (the workflow applies it next): first re-read this soon, then
- * after as long again as the change has been under way (100, 200, 400… ms), at most CHANGING_RECHECK_MAX_MS apart. A
- * fixed 100 ms made thousands of orders paid at once ten queries a second each while the worker was behind, which put
- * it further behind (docs/performance.md, "Payments at a sale's rate").
+ * After a pay or cancel, until the order's status moves (the workflow applies it next). Notifications live: woken by
+ * the worker's announcement, at most CHANGING_RECHECK_MAX_MS apart. Without: first re-read this soon, then after as
+ * long again as the change has been under way (100, 200, 400… ms), at most CHANGING_RECHECK_MAX_MS apart. A fixed
+ * 100 ms made thousands of orders paid at once ten queries a second each while the worker was behind, which put it
+ * further behind (docs/performance.md, "Payments at a sale's rate").
  */
 const CHANGING_RECHECK_MS = 100;
 const CHANGING_RECHECK_MAX_MS = 1_000;
@@ -115,7 +117,7 @@ export class OrderStatusReader {
   private epoch = 0;
 
   constructor(
-    private readonly lookup: Pick<OrderLookup, 'find'>,
+    private readonly lookup: Pick<OrderLookup, 'find' | 'findChanging'>,
     private readonly options: OrderStatusReaderOptions,
   ) {
     this.cache = options.cacheMs > 0 ? new LRUCache<string, CachedOrder>({ max: options.maxEntries }) : null;
@@ -124,7 +126,7 @@ export class OrderStatusReader {
 
   /** The reader configured by STATUS_CACHE_MS, STATUS_CACHE_MAX_ENTRIES and STATUS_LONG_POLL_MAX_WAITERS. */
   static fromConfig(
-    lookup: Pick<OrderLookup, 'find'>,
+    lookup: Pick<OrderLookup, 'find' | 'findChanging'>,
     config: AppConfig,
     observer?: StatusReadObserver,
     notifier?: OrderChangeNotifier,
@@ -166,10 +168,10 @@ export class OrderStatusReader {
     flight.answer = (async () => {
       let source: StatusReadSource = 'workflow';
       try {
-        const found = await this.lookup.find(
-          orderNo,
-          Deadline.in(this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS),
-        );
+        const deadline = Deadline.in(this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS);
+        const found = await (this.changing.has(orderNo)
+          ? this.lookup.findChanging(orderNo, deadline)
+          : this.lookup.find(orderNo, deadline));
         if (!found?.live) source = 'database';
         // Not cached when a local change came in meanwhile (changed() dropped this flight): it may predate it.
         if (this.inflight.get(orderNo) === flight)
@@ -294,8 +296,12 @@ export class OrderStatusReader {
     const { status, orderNo, paymentDeadline } = order.view;
     const changedAt = this.changing.get(orderNo);
     const sinceChange = changedAt === undefined ? Infinity : Date.now() - changedAt;
-    if (sinceChange < CHANGING_FAST_RECHECK_FOR_MS)
+    if (sinceChange < CHANGING_FAST_RECHECK_FOR_MS) {
+      // Notifications live: the worker's closing activity announces the final status once MySQL has it, which wakes
+      // the wait; a second apart in case that announcement is lost.
+      if (this.notified) return CHANGING_RECHECK_MAX_MS;
       return Math.min(Math.max(sinceChange, CHANGING_RECHECK_MS), CHANGING_RECHECK_MAX_MS);
+    }
     if (status === 'PENDING') return PENDING_RECHECK_MS;
     if (status === 'AWAITING_PAYMENT') {
       // The deadline's timer cancels the order: look again just after it, then as while PENDING
