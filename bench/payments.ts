@@ -99,6 +99,8 @@ export interface PaymentPhaseResult {
   /** What was offered (payments / spread) and what the generator achieved (first to last webhook, or confirm, sent). */
   offeredPerSecond: number;
   sentPerSecond: number;
+  /** When the last webhook (Stripe: confirm) was sent, epoch ms. */
+  lastSentAtMs?: number;
   webhook: LatencyFigures;
   /**
    * Webhook answers by `<status> <outcome or code>` (e.g. `200 APPLIED`, `202 RECEIVED`); Stripe's by
@@ -130,6 +132,11 @@ export interface PaymentPhaseResult {
    * worker at most (the threads' own baseline, ~10-20 MB, counted in).
    */
   workerHeapKbPerCachedOrder?: number;
+  /**
+   * Seconds from the last webhook (Stripe: confirm) sent until MySQL held every paid order as PAID (nothing lost,
+   * however late its shopper would have read it); null: not within SETTLE_PATIENCE_MS. Absent in older results.
+   */
+  allPaidAfterSeconds?: number | null;
 }
 
 export interface WorkerHeaps {
@@ -428,6 +435,7 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
     withinSeconds: withinMs / 1_000,
     offeredPerSecond: round(n / (withinMs / 1_000), 1),
     sentPerSecond: round(n <= 1 ? n : ((n - 1) * 1_000) / Math.max(1, lastSentAt - firstSentAt), 1),
+    lastSentAtMs: lastSentAt,
     webhook: latencyFigures(webhookMs),
     webhookAnswers: answers,
     webhooksResent: resent,
@@ -517,6 +525,29 @@ async function intentsOf(
 const kbPerOrder = (heaps: WorkerHeaps, cached: number) =>
   round((heaps.workflowThreads.reduce((sum, mb) => sum + mb, 0) * 1_024) / cached, 1);
 
+/** How long after the last payment the benchmark waits for every paid order to be PAID in MySQL. */
+const SETTLE_PATIENCE_MS = 10 * 60_000;
+
+/**
+ * Seconds from `lastSentAt` until MySQL holds `paid` units of the sale as PAID (each order one unit); null when it
+ * does not within SETTLE_PATIENCE_MS. Payments answered 202 are delivered by the API's owner loop: this is when the
+ * last of them landed.
+ */
+export async function allPaidAfter(
+  stores: Stores,
+  sku: string,
+  paid: number,
+  lastSentAt: number,
+): Promise<number | null> {
+  const giveUpAt = Date.now() + SETTLE_PATIENCE_MS;
+  for (;;) {
+    const figures = await stores.reports.saleStockFigures(sku);
+    if ((figures?.units.PAID ?? 0) >= paid) return round(Math.max(0, Date.now() - lastSentAt) / 1_000, 1);
+    if (Date.now() > giveUpAt) return null;
+    await sleep(1_000);
+  }
+}
+
 /** One line of the phase's figures, for the benchmark's log. */
 export function describePaymentPhase(result: PaymentPhaseResult): string {
   const { webhook, toPaid, cache, confirm } = result;
@@ -541,7 +572,12 @@ export function describePaymentPhase(result: PaymentPhaseResult): string {
       : '') +
     (result.workerHeapKbPerCachedOrder === undefined
       ? ''
-      : `; workflow threads' heap ${result.workerHeapKbPerCachedOrder} KB per cached order (after a GC)`)
+      : `; workflow threads' heap ${result.workerHeapKbPerCachedOrder} KB per cached order (after a GC)`) +
+    (result.allPaidAfterSeconds === undefined
+      ? ''
+      : result.allPaidAfterSeconds === null
+        ? `; NOT all PAID in MySQL ${SETTLE_PATIENCE_MS / 60_000} min after the last payment`
+        : `; all PAID in MySQL ${result.allPaidAfterSeconds} s after the last payment was sent`)
   );
 }
 

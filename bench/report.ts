@@ -364,10 +364,16 @@ function paymentLines(section: LayoutSection): string[] {
       .join(', ');
     const cache = p.cache ? `${fmt(p.cache.hitRate, 3)} (${p.cache.misses} misses)` : '—';
     const perOrder = p.workerHeapKbPerCachedOrder === undefined ? '—' : fmt(p.workerHeapKbPerCachedOrder, 1);
+    const allPaid =
+      p.allPaidAfterSeconds === undefined
+        ? '—'
+        : p.allPaidAfterSeconds === null
+          ? 'not all'
+          : fmt(p.allPaidAfterSeconds, 1);
     // Named by its provider when it is Stripe; the generic webhook's rows (and older results') keep the run's name.
     const run = p.provider === 'stripe' ? `${name} (stripe)` : name;
     return [
-      `| ${run} | ${p.payments} | ${fmt(p.sentPerSecond)} | ${fmt(p.webhook.p50Ms)} / ${fmt(p.webhook.p99Ms)} | ${fmt(p.toPaid.p50Ms)} / ${fmt(p.toPaid.p99Ms)} | ${p.notPaid} | ${answers} | ${cpu} | ${cache} | ${perOrder} |`,
+      `| ${run} | ${p.payments} | ${fmt(p.sentPerSecond)} | ${fmt(p.webhook.p50Ms)} / ${fmt(p.webhook.p99Ms)} | ${fmt(p.toPaid.p50Ms)} / ${fmt(p.toPaid.p99Ms)} | ${p.notPaid} | ${answers} | ${cpu} | ${cache} | ${perOrder} | ${allPaid} |`,
     ];
   });
   if (rows.length === 0) return [];
@@ -375,8 +381,8 @@ function paymentLines(section: LayoutSection): string[] {
     '',
     'Payment phase (the winners pay within the spread while the window runs; bench/payments.ts):',
     '',
-    '| run | payments | sent/s | webhook p50 / p99 ms | to PAID p50 / p99 ms | not PAID | webhook answers | CPU ms per payment | worker cache hit rate | workflow heap KB per cached order |',
-    '|---|---:|---:|---:|---:|---:|---|---|---:|---:|',
+    '| run | payments | sent/s | webhook p50 / p99 ms | to PAID p50 / p99 ms | not PAID | webhook answers | CPU ms per payment | worker cache hit rate | workflow heap KB per cached order | all PAID in MySQL, s after the last payment |',
+    '|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|',
     ...rows,
   ];
 }

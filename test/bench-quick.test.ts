@@ -81,6 +81,9 @@ it('runs the quick benchmark: all four variants, invariants hold, results writte
   const payments = report.variants.ours.payments;
   expect(payments, 'ours has a payment phase').toMatchObject({ payments: 100, notPaid: 0, withinSeconds: 10 });
   expect(payments.toPaid.count).toBe(100);
+  expect(payments.allPaidAfterSeconds, 'every paid order PAID in MySQL, timed from the last payment').toEqual(
+    expect.any(Number),
+  );
   expect(payments.webhook.count).toBeGreaterThanOrEqual(100);
   expectOrdered([payments.webhook.p50Ms, payments.webhook.p99Ms, payments.webhook.maxMs], 'webhook p50 ≤ p99 ≤ max');
   expectOrdered([payments.toPaid.p50Ms, payments.toPaid.p99Ms, payments.toPaid.maxMs], 'to PAID p50 ≤ p99 ≤ max');
