@@ -276,6 +276,51 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
       `(${fmtRate(n, withinMs)}/s offered)`,
   );
 
+  /**
+   * One shopper's wait for PAID: its long-poll until PAID (pollUntilPaid), timed from its payment's first send; counted
+   * once both the poll and the payment's sending are over. `over(false)`: nothing to wait for, the poll stops.
+   */
+  const journey = (i: number) => {
+    const order = orders[i]!;
+    const auth = { authorization: `Bearer ${tokens[i]!}` };
+    const pollPath = `/api/orders/${order.orderNo}?waitForChange=AWAITING_PAYMENT&timeoutSeconds=${LONG_POLL_SECONDS}`;
+    let sentAt: number | undefined;
+    let paidAt: number | undefined;
+    let pollsOver = false;
+    let sendOver = false;
+    let givesUpAt = Date.now() + PAID_PATIENCE_MS;
+    const settle = () => {
+      if (!pollsOver || !sendOver) return;
+      if (paidAt !== undefined && sentAt !== undefined) toPaidMs.push(Math.max(0, paidAt - sentAt));
+      else notPaid++;
+      finish();
+    };
+    pollUntilPaid(
+      polls,
+      pollPath,
+      auth,
+      () => givesUpAt,
+      (at) => {
+        paidAt = at;
+        pollsOver = true;
+        settle();
+      },
+    );
+    return {
+      givesUpAt: () => givesUpAt,
+      sent(answer: Answer) {
+        sentAt ??= answer.sentAt;
+        firstSentAt = Math.min(firstSentAt, answer.sentAt);
+        lastSentAt = Math.max(lastSentAt, answer.sentAt);
+      },
+      over(paying: boolean) {
+        if (!paying) givesUpAt = 0;
+        sendOver = true;
+        settle();
+      },
+    };
+  };
+
   const pay = (i: number) => {
     const order = orders[i]!;
     const body = JSON.stringify({
@@ -288,54 +333,27 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
       'content-type': 'application/json',
       'payment-signature': signWebhook(webhookSecret, body),
     };
-    const auth = { authorization: `Bearer ${tokens[i]!}` };
-    const pollPath = `/api/orders/${order.orderNo}?waitForChange=AWAITING_PAYMENT&timeoutSeconds=${LONG_POLL_SECONDS}`;
-    let webhookSentAt: number | undefined;
-    let paidAt: number | undefined;
-    let pollsOver = false;
-    let webhookOver = false;
-    const settle = () => {
-      if (!pollsOver || !webhookOver) return;
-      if (paidAt !== undefined && webhookSentAt !== undefined) toPaidMs.push(Math.max(0, paidAt - webhookSentAt));
-      else notPaid++;
-      finish();
-    };
-    const givesUpAt = Date.now() + PAID_PATIENCE_MS;
-    pollUntilPaid(
-      polls,
-      pollPath,
-      auth,
-      () => givesUpAt,
-      (at) => {
-        paidAt = at;
-        pollsOver = true;
-        settle();
-      },
-    );
+    const shopper = journey(i);
     // A 5xx or no answer is the provider's cue to send it again (here after Retry-After, 1 s by default): the
     // payment counts from its first send, each answer's latency on its own.
     const sendWebhook = () =>
       webhooks.send('POST', '/api/payments/webhook', headers, body, (answer: Answer) => {
-        webhookSentAt ??= answer.sentAt;
-        firstSentAt = Math.min(firstSentAt, answer.sentAt);
-        lastSentAt = Math.max(lastSentAt, answer.sentAt);
+        shopper.sent(answer);
         webhookMs.push(answer.doneAt - answer.sentAt);
         const key = `${answer.status} ${answer.status === 0 ? 'NO_ANSWER' : outcomeOf(answer.body)}`;
         answers[key] = (answers[key] ?? 0) + 1;
-        if ((answer.status === 0 || answer.status >= 500) && Date.now() < givesUpAt) {
+        if ((answer.status === 0 || answer.status >= 500) && Date.now() < shopper.givesUpAt()) {
           resent++;
           setTimeout(sendWebhook, (answer.retryAfter ?? 1) * 1_000);
           return;
         }
-        webhookOver = true;
-        settle();
+        shopper.over(true);
       });
     sendWebhook();
   };
 
   /** Stripe: the shopper confirms at the double, which pays the intent and sends its events to the API. */
   const confirm = (i: number, pool: HttpPool, secretKey: string) => {
-    const order = orders[i]!;
     const intentId = intents[i];
     if (!intentId) {
       notPaid++;
@@ -343,42 +361,15 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
       return;
     }
     const request = confirmRequest(intentId, secretKey);
-    const auth = { authorization: `Bearer ${tokens[i]!}` };
-    const pollPath = `/api/orders/${order.orderNo}?waitForChange=AWAITING_PAYMENT&timeoutSeconds=${LONG_POLL_SECONDS}`;
-    let confirmSentAt: number | undefined;
-    let paidAt: number | undefined;
-    let pollsOver = false;
-    let confirmOver = false;
-    const settle = () => {
-      if (!pollsOver || !confirmOver) return;
-      if (paidAt !== undefined && confirmSentAt !== undefined) toPaidMs.push(Math.max(0, paidAt - confirmSentAt));
-      else notPaid++;
-      finish();
-    };
-    let givesUpAt = Date.now() + PAID_PATIENCE_MS;
-    pollUntilPaid(
-      polls,
-      pollPath,
-      auth,
-      () => givesUpAt,
-      (at) => {
-        paidAt = at;
-        pollsOver = true;
-        settle();
-      },
-    );
+    const shopper = journey(i);
     pool.send('POST', request.path, request.headers, request.body, (answer: Answer) => {
-      confirmSentAt = answer.sentAt;
-      firstSentAt = Math.min(firstSentAt, answer.sentAt);
-      lastSentAt = Math.max(lastSentAt, answer.sentAt);
+      shopper.sent(answer);
       confirmMs.push(answer.doneAt - answer.sentAt);
       const key = answer.status === 0 ? '0 NO_ANSWER' : String(answer.status);
       confirmAnswers[key] = (confirmAnswers[key] ?? 0) + 1;
       // Not confirmed, nothing to wait for: the shopper's long-poll stops at its next answer. Not sent again: a
       // shopper's browser does not retry a confirm.
-      if (answer.status !== 200) givesUpAt = 0;
-      confirmOver = true;
-      settle();
+      shopper.over(answer.status === 200);
     });
   };
 
