@@ -12,6 +12,7 @@ import { startWebhookTap, type TappedDelivery, type WebhookTap } from '../soak/t
 import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../stack/process.js';
 import { loadToolPaths } from '../stack/services.js';
 import { startStripeMock } from '../stack/stripe-mock.js';
+import { spawnStripeDouble } from '../stack/stripe-double-process.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import type { Variant } from './args.js';
 import type { BeforeCheckout } from './before.js';
@@ -141,28 +142,15 @@ export async function startStripeProvider(options: {
       // Stripe's live rate: the default (20/s) is test mode's, and the phase would measure that queue.
       STRIPE_REQUESTS_PER_SECOND: '100',
     };
-    double = spawnLogged(
-      'stripe-double',
-      join(root, 'node_modules', '.bin', 'tsx'),
-      [join(root, 'stack', 'stripe-double.ts')],
-      {
-        logFile: join(workDir, 'stripe-double.log'),
-        cwd: root,
-        env: {
-          ...process.env,
-          STRIPE_MOCK_URL: stripeMock.url,
-          STRIPE_DOUBLE_PORT: String(port),
-          STRIPE_DOUBLE_RATE_LIMIT: '0',
-          STRIPE_DOUBLE_WEBHOOK_URL: tap.url,
-          STRIPE_WEBHOOK_SECRET: env.STRIPE_WEBHOOK_SECRET,
-        },
-      },
-    );
-    await waitUntilReady(
-      double,
-      async () => (await fetch(`${url}/v1/balance`, { headers: { authorization: `Bearer ${secretKey}` } })).ok,
-      60_000,
-    );
+    double = await spawnStripeDouble({
+      root,
+      workDir,
+      stripeMockUrl: stripeMock.url,
+      port,
+      webhookUrl: tap.url,
+      webhookSecret: env.STRIPE_WEBHOOK_SECRET,
+      secretKey,
+    });
     const [running, runningTap] = [double, tap];
     return {
       env,

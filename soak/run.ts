@@ -66,6 +66,7 @@ import {
 import { rssSlopes, writeSoakReport, type SoakReport } from './report.js';
 import { HeapFloor, OPEN_ORDERS, takeSample, type SampleSources } from './sample.js';
 import { startWebhookTap, type WebhookTap } from './tap.js';
+import { spawnStripeDouble } from '../stack/stripe-double-process.js';
 
 const root = resolve(import.meta.dirname, '..');
 const args = parseSoakArgs(process.argv.slice(2), root);
@@ -184,30 +185,16 @@ async function main(): Promise<void> {
   });
   const soakLoad = load;
   tap = await startWebhookTap(apiUrl, '/api/payments/stripe', soakLoad.classes.webhook);
-  const double = spawnLogged(
-    'stripe-double',
-    join(root, 'node_modules', '.bin', 'tsx'),
-    [join(root, 'stack', 'stripe-double.ts')],
-    {
-      logFile: join(workDir, 'stripe-double.log'),
-      cwd: root,
-      env: {
-        ...process.env,
-        STRIPE_MOCK_URL: stripeMock.url,
-        STRIPE_DOUBLE_PORT: String(doublePort),
-        // Off: the soak measures the app, not Stripe's test-mode budget.
-        STRIPE_DOUBLE_RATE_LIMIT: '0',
-        STRIPE_DOUBLE_WEBHOOK_URL: tap.url,
-        STRIPE_WEBHOOK_SECRET: soakEnv.STRIPE_WEBHOOK_SECRET,
-      },
-    },
-  );
+  const double = await spawnStripeDouble({
+    root,
+    workDir,
+    stripeMockUrl: stripeMock.url,
+    port: doublePort,
+    webhookUrl: tap.url,
+    webhookSecret: soakEnv.STRIPE_WEBHOOK_SECRET!,
+    secretKey: soakEnv.STRIPE_SECRET_KEY!,
+  });
   processes.push(double);
-  await waitUntilReady(
-    double,
-    async () => (await fetch(`${stripeUrl}/v1/balance`, { headers: { authorization: 'Bearer sk_test_soak' } })).ok,
-    60_000,
-  );
   say(`Stripe double at ${stripeUrl} (webhooks through ${tap.url}), stripe-mock at ${stripeMock.url}`);
 
   const migrate = spawnSync(process.execPath, [join(root, 'dist', 'db', 'main.js')], {
