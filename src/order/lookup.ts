@@ -149,7 +149,10 @@ export class OrderLookup {
    * announced.
    */
   async findChanging(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
-    const row = await this.fromDatabase(orderNo, deadline.minus(this.deps.storesReadMs)).catch(() => null);
+    // At most the stores' share: a hung MySQL must leave the workflow its time.
+    const row = await this.fromDatabase(orderNo, deadline.capped(this.deps.storesReadMs || undefined)).catch(
+      () => null,
+    );
     if (row && row.view.status !== 'AWAITING_PAYMENT' && row.view.status !== 'PENDING') return row;
     return this.find(orderNo, deadline);
   }
