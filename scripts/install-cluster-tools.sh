@@ -14,7 +14,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 INSTALL_TAG=install-cluster
 # shellcheck source=scripts/install-common.sh
 source "$ROOT/scripts/install-common.sh"
-# The server inside Temporal CLI v1.5.1 (what `npm start` runs as the dev server), so both behave alike.
+# The server inside Temporal CLI v1.5.1. The dev server (`npm start`) moved to CLI 1.9.1 (server 1.32.0) for
+# its SQLite fix; the cluster runs on PostgreSQL, which that bug never touched, and 1.32.0 is not built here yet.
 TEMPORAL_SERVER_VERSION="1.29.1"
 # Newer ui-server tags need a newer Go than the one the CLI was built with.
 TEMPORAL_UI_VERSION="2.42.1"

