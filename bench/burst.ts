@@ -57,6 +57,7 @@ import { buildLayoutsReport, writeReport, type LayoutRun } from './report.js';
 import { fmt } from './stats.js';
 import { workflowStartLatency } from './visibility.js';
 import { allPaidAfter, awaitingOrders, describePaymentPhase, payWithinSpread } from './payments.js';
+import { logMark, temporalErrorsSince } from './temporal-log.js';
 
 const root = resolve(import.meta.dirname, '..');
 const { settings, variants, outDir, profileDir, redisAppendfsync, waitSeconds, cluster, layouts, before } =
@@ -249,6 +250,8 @@ async function main(): Promise<void> {
         }
         // The winners pay while the rest of the window runs (ours and before: the same phase against each).
         if (settings.payWithinSeconds > 0 && (name === 'ours' || name === 'before')) {
+          const temporalLog = stack ? join(workDir, 'stack', 'temporal', 'temporal.log') : undefined;
+          const temporalLogMark = temporalLog ? logMark(temporalLog) : 0;
           result.payments = await payWithinSpread({
             url: servers.url,
             orders: await awaitingOrders(stores, sku),
@@ -288,6 +291,8 @@ async function main(): Promise<void> {
             for (const [check, ok] of Object.entries(after.checks))
               if (!ok) result.invariants.checks[check as keyof typeof after.checks] = false;
           }
+          // A wedged dev server shows as a slow app in every other figure: say so beside them.
+          if (temporalLog) result.payments.temporalLog = temporalErrorsSince(temporalLog, temporalLogMark);
           say(`payment phase: ${describePaymentPhase(result.payments)}`);
         }
         results[name] = result;

@@ -28,6 +28,7 @@ import { HttpClient } from '../soak/http.js';
 import { confirmRequest, paymentIntentOf } from '../soak/load.js';
 import type { TappedDelivery } from '../soak/tap.js';
 import type { BenchProvider } from './args.js';
+import type { TemporalLogErrors } from './temporal-log.js';
 import { HttpPool, Scheduler, type Answer } from './line-client.js';
 import { pct, round, sorted } from './stats.js';
 
@@ -137,6 +138,8 @@ export interface PaymentPhaseResult {
    * however late its shopper would have read it); null: not within SETTLE_PATIENCE_MS. Absent in older results.
    */
   allPaidAfterSeconds?: number | null;
+  /** What Temporal's dev server logged at error level during the phase (absent on the cluster and in older results). */
+  temporalLog?: TemporalLogErrors;
 }
 
 export interface WorkerHeaps {
@@ -568,7 +571,14 @@ export function describePaymentPhase(result: PaymentPhaseResult): string {
       ? ''
       : result.allPaidAfterSeconds === null
         ? `; NOT all PAID in MySQL ${SETTLE_PATIENCE_MS / 60_000} min after the last payment`
-        : `; all PAID in MySQL ${result.allPaidAfterSeconds} s after the last payment was sent`)
+        : `; all PAID in MySQL ${result.allPaidAfterSeconds} s after the last payment was sent`) +
+    (result.temporalLog && result.temporalLog.errors + result.temporalLog.sqliteInterrupted > 0
+      ? `; Temporal's dev server logged ${result.temporalLog.errors} errors` +
+        (result.temporalLog.sqliteInterrupted > 0
+          ? ` and ${result.temporalLog.sqliteInterrupted} 'interrupted (9)': its SQLite wedged, NOT COMPARABLE`
+          : '') +
+        ` (first: ${result.temporalLog.first ?? '?'})`
+      : '')
   );
 }
 
