@@ -498,6 +498,30 @@ describe('cancelUnpaidOrder: idempotent', () => {
     expect(await mysqlAvailable(sku)).toBe(stock - 1);
   });
 
+  it('answers a run again after its own first run paid the order (a retried workflow task): PAID_IN_TIME, the same payment', async () => {
+    const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    await activities.persistOrder(input);
+    const recorded = await stores.payments.recordPayment({
+      eventId: `evt-${randomUUID()}`,
+      orderNo: input.orderNo,
+      amountCents: priceCents,
+    });
+    const cancel = { orderNo: input.orderNo, reason: 'USER_CANCELLED' as const, cancelledAt: new Date().toISOString() };
+    const found = {
+      outcome: 'PAID_IN_TIME',
+      payment: { eventId: recorded.eventId, amountCents: priceCents, receivedAt: recorded.receivedAt.toISOString() },
+    };
+    expect(await activities.cancelUnpaidOrder(cancel)).toEqual(found);
+    // The close goes on (confirm, markPaid), then its task is retried from the start: the local activities run again.
+    expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('CONFIRMED');
+    await activities.markPaid({ ...recorded, orderNo: input.orderNo, paidAt: new Date().toISOString() });
+    const paid = await endState(sku, [input.orderNo]);
+    expect(await activities.cancelUnpaidOrder(cancel)).toEqual(found);
+    expect(await endState(sku, [input.orderNo])).toEqual(paid);
+    expect(await onlyOrderRow(input.orderNo)).toMatchObject({ status: 'PAID', cancel_reason: null });
+    expectInvariants(await saleReport(stores, redis, sku));
+  });
+
   it('changes nothing for an order that was never persisted, nor for a FAILED one', async () => {
     const { sku, input } = await reservedOrder({ stock: 5, quantity: 1 });
     const before = await endState(sku, [input.orderNo]);

@@ -496,15 +496,17 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const { orderNo, totalCents, paymentDeadline } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     const result = handle.result(); // lets the server skip the 30 minutes
     await hold.arrived; // the timer fired; cancelUnpaidOrder is about to look for payments
-    // Recorded 2.5 s before the deadline by MySQL's clock (this box's): in time, and RECEIVED for less than the
-    // 5 s after which the API processes of other test files sweep it (its workflow is on this file's server, not
-    // theirs: they would judge it refunded first, as once in CI with the payment recorded 8 s early).
+    // Recorded 2.5 s before the deadline by MySQL's clock (this box's): in time. Leased to this test, as the webhook
+    // leases it to its process, so the API sweeps of other test files (their Temporal has no such workflow) leave it.
+    // The close's task lasts the hold and MySQL's clock (~8 s) and has been retried from its start on this server:
+    // the re-run cancelUnpaidOrder found the order PAID by its first run and must answer PAID_IN_TIME again.
     await sleep(Math.max(0, Date.parse(paymentDeadline) - Date.now() - 2_500));
-    const row = await stores.payments.recordPayment({
-      eventId: `evt-in-time-${orderNo}`,
-      orderNo,
-      amountCents: totalCents,
-    });
+    const row = await stores.payments.recordPayment(
+      { eventId: `evt-in-time-${orderNo}`, orderNo, amountCents: totalCents },
+      'webhook',
+      undefined,
+      { owner: 'order-workflow.test', leaseMs: 120_000 },
+    );
     const verdict = handle.executeUpdate(payUpdate, { args: [storedPayment(row)] });
     hold.open();
     expect(await verdict).toEqual({ outcome: 'APPLIED' });

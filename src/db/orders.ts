@@ -5,6 +5,7 @@
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
   SOLD_STATUSES,
+  isSold,
   paidOrderStatus,
   type CancelReason,
   type DisputeStanding,
@@ -41,7 +42,8 @@ export type InsertOrderResult =
 /**
  * What cancelUnpaidOrder found under the order row's lock. PAID_IN_TIME: a payment of the full
  * amount was recorded at or before the deadline, so the order is not cancelled and is to be paid
- * with it. NOT_DUE: a payment timeout asked before MySQL's clock passed the deadline.
+ * with it (also when it is already sold: its own first run paid it). NOT_DUE: a payment timeout asked before MySQL's
+ * clock passed the deadline.
  */
 export type CancelUnpaidResult =
   | { outcome: 'CANCELLED' }
@@ -231,6 +233,16 @@ export class OrderStore {
         );
         const order = rows[0];
         if (order?.status === 'CANCELLED') return { outcome: 'CANCELLED' };
+        // Paid by this close's own first run: a workflow task that is retried runs its local activities again
+        // (cancelUnpaidOrder found the payment, markPaid applied it, the task's completion was lost). The same answer.
+        if (isSold(order?.status)) {
+          const [applied] = await conn.query<RowDataPacket[]>(
+            `SELECT event_id, amount_cents, received_at FROM payments WHERE order_no = ? AND outcome = 'APPLIED'
+             ORDER BY received_at, event_id LIMIT 1`,
+            [cancel.orderNo],
+          );
+          if (applied[0]) return { outcome: 'PAID_IN_TIME', payment: paymentFound(applied[0]) };
+        }
         if (order?.status !== 'AWAITING_PAYMENT') return { outcome: 'NOT_AWAITING_PAYMENT' };
         // Read after the lock is held: a payment recorded from now on is stamped later than this.
         const [[clock]] = await conn.query<RowDataPacket[]>('SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), ?) AS dueInUs', [
@@ -244,17 +256,7 @@ export class OrderStore {
            ORDER BY received_at, event_id LIMIT 1`,
           [cancel.orderNo, order.total_cents, order.payment_deadline],
         );
-        const payment = paid[0];
-        if (payment) {
-          return {
-            outcome: 'PAID_IN_TIME',
-            payment: {
-              eventId: String(payment.event_id),
-              amountCents: Number(payment.amount_cents),
-              receivedAt: payment.received_at as Date,
-            },
-          };
-        }
+        if (paid[0]) return { outcome: 'PAID_IN_TIME', payment: paymentFound(paid[0]) };
         await conn.query(
           `UPDATE orders SET status = 'CANCELLED', cancel_reason = ?, cancelled_at = ? WHERE order_no = ?`,
           [cancel.reason, cancel.cancelledAt, cancel.orderNo],
@@ -265,6 +267,10 @@ export class OrderStore {
       { readCommitted: true },
     );
   }
+}
+
+function paymentFound(row: RowDataPacket): { eventId: string; amountCents: number; receivedAt: Date } {
+  return { eventId: String(row.event_id), amountCents: Number(row.amount_cents), receivedAt: row.received_at as Date };
 }
 
 async function insertOrderRow(
