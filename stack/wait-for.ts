@@ -5,8 +5,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface WaitOptions {
-  /** What is waited for, for the timeout message ("order X to be PAID"). */
-  what: string;
+  /** What is waited for, for the timeout message ("order X to be PAID"); a function to say how far it got. */
+  what: string | (() => string);
   timeoutMs: number;
   /** First pause between probes; grows by `backoff` up to `maxIntervalMs`. */
   intervalMs?: number;
@@ -33,7 +33,7 @@ export async function waitFor<T>(
   let lastError = '';
   for (;;) {
     const aborted = options.abortIf?.();
-    if (aborted) throw new Error(`stopped waiting for ${options.what}: ${aborted}`);
+    if (aborted) throw new Error(`stopped waiting for ${describe(options.what)}: ${aborted}`);
     try {
       const value = await probe();
       if (value !== undefined && value !== null && value !== false) return value;
@@ -43,10 +43,14 @@ export async function waitFor<T>(
     }
     if (Date.now() >= deadline) {
       throw new WaitTimeoutError(
-        `timed out after ${options.timeoutMs} ms waiting for ${options.what}${lastError ? ` (last error: ${lastError})` : ''}`,
+        `timed out after ${options.timeoutMs} ms waiting for ${describe(options.what)}${lastError ? ` (last error: ${lastError})` : ''}`,
       );
     }
     await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
     delay = Math.min(delay * (options.backoff ?? 1), options.maxIntervalMs ?? Number.POSITIVE_INFINITY);
   }
+}
+
+function describe(what: WaitOptions['what']): string {
+  return typeof what === 'function' ? what() : what;
 }

@@ -255,7 +255,12 @@ describe('worker process', () => {
         for (const figures of await workersListed()) published.set(figures.at, figures);
         return sum('hits') > 0 && sum('misses') > 0 && sum('forcedEvictions') > 0;
       },
-      { what: 'hits, misses and forced evictions relayed by the API', timeoutMs: 30_000, intervalMs: 250 },
+      {
+        what: () =>
+          `hits, misses and forced evictions relayed by the API (so far ${sum('hits')}, ${sum('misses')}, ${sum('forcedEvictions')} in ${published.size} publications)`,
+        timeoutMs: 30_000,
+        intervalMs: 250,
+      },
     );
     for (const figures of published.values()) {
       expect(figures.worker).toBe(`${hostname()}:${worker.pid}`);
