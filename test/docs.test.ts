@@ -54,9 +54,10 @@ const README_MAX_BYTES = 12 * 1024;
  * Dashboard refunds), refunds followed, the catch-up and the leased delivery; 120,000 until the layout (issue 48) drew
  * the floors table and the provider registry in docs/architecture.md; 136,000 until the waiting line (its API,
  * settings and figures); 142,000 for a whole sale at production settings (payments at a sale's rate, the worker's
- * cache, the soak: how to run them and their figures).
+ * cache, the soak: how to run them and their figures); 143,000 with the payment figures at 15,000 open and through
+ * the Stripe double.
  */
-const DOCS_MAX_BYTES = 142_000;
+const DOCS_MAX_BYTES = 143_000;
 
 // ---- reading markdown --------------------------------------------------------------------------
 
