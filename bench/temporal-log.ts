@@ -31,11 +31,10 @@ export function temporalErrorsSince(file: string, mark: number): TemporalLogErro
   let first: string | undefined;
   for (const line of text.split('\n')) {
     const interrupted = line.includes('interrupted (9)');
+    const error = /level[=":\s]+"?error\b/i.test(line);
     if (interrupted) sqliteInterrupted += 1;
-    if (/level[=":\s]+"?error\b/i.test(line)) {
-      errors += 1;
-      first ??= line.slice(0, 300);
-    } else if (interrupted) first ??= line.slice(0, 300);
+    if (error) errors += 1;
+    if (error || interrupted) first ??= line.slice(0, 300);
   }
   return { errors, sqliteInterrupted, ...(first === undefined ? {} : { first }) };
 }
