@@ -41,7 +41,13 @@ import { parseLineArgs } from './line-args.js';
 import { HttpPool, type Answer } from './line-client.js';
 import { lineFigures, parseBatch, spread, writeLineReport, type Batch, type BurstFigures } from './line-report.js';
 import { codeOf, runLine } from './line-run.js';
-import { awaitingOrders, describePaymentPhase, payWithinSpread, type PaymentPhaseResult } from './payments.js';
+import {
+  awaitingOrders,
+  describePaymentPhase,
+  payWithinSpread,
+  saleSettling,
+  type PaymentPhaseResult,
+} from './payments.js';
 import { startVariant } from './processes.js';
 import { fmt, round } from './stats.js';
 
@@ -267,6 +273,7 @@ async function main(): Promise<void> {
         runId,
         ...(servers.workerMetricsUrl ? { workerMetricsUrl: servers.workerMetricsUrl } : {}),
         cpuSeconds: () => ({ api: apiCpu(), ...(worker ? { worker: cpuSecondsOfGroup(worker.pid) } : {}) }),
+        settling: saleSettling(stores, inventory, sku),
         say,
       });
       say(`payment phase: ${describePaymentPhase(payments)}`);

@@ -24,6 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { signWebhook } from '../src/payments/providers/generic/signature.js';
 import { parseCacheCounters, STICKY_CACHE_METRICS, type CacheCounters } from '../src/workers/cache-figures.js';
 import type { Stores } from '../src/db/stores.js';
+import type { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { HttpClient } from '../soak/http.js';
 import { confirmRequest, paymentIntentOf } from '../soak/load.js';
 import type { TappedDelivery } from '../soak/tap.js';
@@ -62,6 +63,12 @@ export interface PaymentPhaseOptions {
   webhookConnections?: number;
   /** Pays through Stripe (the servers on PAYMENT_PROVIDER=stripe) instead of the generic webhook. */
   stripe?: StripePayments;
+  /**
+   * The sale's paid units as MySQL and Redis count them: once the shoppers are done, the phase waits
+   * (SETTLE_PATIENCE_MS at most) until every payment is PAID in MySQL and sold in Redis (each order's workflow closed
+   * it), and times both.
+   */
+  settling?: () => Promise<{ paidInMysql: number; soldInRedis: number }>;
   say: (line: string) => void;
 }
 
@@ -120,6 +127,11 @@ export interface PaymentPhaseResult {
   notPaid: number;
   /** CPU milliseconds per payment, per process, over the whole phase (until the last order read PAID). */
   cpuMsPerPayment: Record<string, number>;
+  /**
+   * The same until every paid order's workflow had closed it (sold in Redis), the work its workflow does after its
+   * shopper reads PAID included; absent without `settling`, or in older results.
+   */
+  cpuMsPerPaymentToClose?: Record<string, number>;
   cache: CacheFigures | null;
   /** Resident memory per process (MB) when the phase began, every order still open, and when it ended. */
   rssMbAtStart?: Record<string, number>;
@@ -138,6 +150,11 @@ export interface PaymentPhaseResult {
    * however late its shopper would have read it); null: not within SETTLE_PATIENCE_MS. Absent in older results.
    */
   allPaidAfterSeconds?: number | null;
+  /**
+   * The same until Redis counted every paid order's unit sold: each order's workflow had closed it (confirmed its
+   * reservation). Absent in older results.
+   */
+  allClosedAfterSeconds?: number | null;
   /** What Temporal's dev server logged at error level during the phase (absent on the cluster and in older results). */
   temporalLog?: TemporalLogErrors;
 }
@@ -404,12 +421,17 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
   const rssMbAtEnd = options.rssMb?.();
   const workerHeapMbAtEnd = await probeHeaps(options.workerProbeUrl);
   const cacheAfter = await scrapeCache(options.workerMetricsUrl, options.taskQueue);
-  const cpuMsPerPayment = Object.fromEntries(
-    Object.entries(cpuAfter).map(([name, seconds]) => [
-      name,
-      round(n === 0 ? 0 : ((seconds - (cpuBefore[name] ?? 0)) * 1_000) / n, 2),
-    ]),
-  );
+  const settled = options.settling
+    ? await settle(options.settling, n - intents.filter((intentId) => intentId === null).length, lastSentAt)
+    : undefined;
+  const perPayment = (after: Record<string, number>) =>
+    Object.fromEntries(
+      Object.entries(after).map(([name, seconds]) => [
+        name,
+        round(n === 0 ? 0 : ((seconds - (cpuBefore[name] ?? 0)) * 1_000) / n, 2),
+      ]),
+    );
+  const cpuMsPerPayment = perPayment(cpuAfter);
   let cache: CacheFigures | null = null;
   if (cacheBefore && cacheAfter) {
     const hits = cacheAfter.hits - cacheBefore.hits;
@@ -443,6 +465,13 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
       : {}),
     notPaid,
     cpuMsPerPayment,
+    ...(settled
+      ? {
+          allPaidAfterSeconds: settled.paidAfterSeconds,
+          allClosedAfterSeconds: settled.closedAfterSeconds,
+          cpuMsPerPaymentToClose: perPayment(options.cpuSeconds()),
+        }
+      : {}),
     cache,
     ...(rssMbAtStart ? { rssMbAtStart } : {}),
     ...(workerHeapMbAtStart ? { workerHeapMbAtStart } : {}),
@@ -523,21 +552,24 @@ const kbPerOrder = (heaps: WorkerHeaps, cached: number) =>
 const SETTLE_PATIENCE_MS = 10 * 60_000;
 
 /**
- * Seconds from `lastSentAt` until MySQL holds `paid` units of the sale as PAID (each order one unit); null when it
- * does not within SETTLE_PATIENCE_MS. Payments answered 202 are delivered by the API's owner loop: this is when the
- * last of them landed.
+ * Waits until the sale counts `paid` units PAID in MySQL and sold in Redis (each one's workflow closed its order), at
+ * most SETTLE_PATIENCE_MS: seconds from `lastSentAt` until each, null for one not reached. Payments answered 202 are
+ * delivered by the API's owner loop, and those judged as they were recorded are told to their workflows by it: this
+ * is when the last of them landed.
  */
-export async function allPaidAfter(
-  stores: Stores,
-  sku: string,
+async function settle(
+  settling: () => Promise<{ paidInMysql: number; soldInRedis: number }>,
   paid: number,
   lastSentAt: number,
-): Promise<number | null> {
+): Promise<{ paidAfterSeconds: number | null; closedAfterSeconds: number | null }> {
   const giveUpAt = Date.now() + SETTLE_PATIENCE_MS;
+  const since = () => round(Math.max(0, Date.now() - lastSentAt) / 1_000, 1);
+  let paidAfterSeconds: number | null = null;
   for (;;) {
-    const figures = await stores.reports.saleStockFigures(sku);
-    if ((figures?.units.PAID ?? 0) >= paid) return round(Math.max(0, Date.now() - lastSentAt) / 1_000, 1);
-    if (Date.now() > giveUpAt) return null;
+    const { paidInMysql, soldInRedis } = await settling().catch(() => ({ paidInMysql: 0, soldInRedis: 0 }));
+    if (paidAfterSeconds === null && paidInMysql >= paid) paidAfterSeconds = since();
+    if (paidAfterSeconds !== null && soldInRedis >= paid) return { paidAfterSeconds, closedAfterSeconds: since() };
+    if (Date.now() > giveUpAt) return { paidAfterSeconds, closedAfterSeconds: null };
     await sleep(1_000);
   }
 }
@@ -572,6 +604,14 @@ export function describePaymentPhase(result: PaymentPhaseResult): string {
       : result.allPaidAfterSeconds === null
         ? `; NOT all PAID in MySQL ${SETTLE_PATIENCE_MS / 60_000} min after the last payment`
         : `; all PAID in MySQL ${result.allPaidAfterSeconds} s after the last payment was sent`) +
+    (result.allClosedAfterSeconds === undefined
+      ? ''
+      : result.allClosedAfterSeconds === null
+        ? `; NOT all closed by their workflows ${SETTLE_PATIENCE_MS / 60_000} min after the last payment`
+        : `; all closed by their workflows after ${result.allClosedAfterSeconds} s, CPU ms per payment until then ` +
+          Object.entries(result.cpuMsPerPaymentToClose ?? {})
+            .map(([name, ms]) => `${name} ${ms}`)
+            .join(', ')) +
     (result.temporalLog && result.temporalLog.errors + result.temporalLog.sqliteInterrupted > 0
       ? `; Temporal's dev server logged ${result.temporalLog.errors} errors` +
         (result.temporalLog.sqliteInterrupted > 0
@@ -609,4 +649,16 @@ function outcomeOf(body: string): string {
   } catch {
     return '?';
   }
+}
+
+/** The sale's paid units as MySQL and Redis count them (PaymentPhaseOptions.settling). */
+export function saleSettling(
+  stores: Stores,
+  inventory: RedisInventory,
+  sku: string,
+): () => Promise<{ paidInMysql: number; soldInRedis: number }> {
+  return async () => {
+    const [figures, sale] = await Promise.all([stores.reports.saleStockFigures(sku), inventory.getSale(sku)]);
+    return { paidInMysql: figures?.units.PAID ?? 0, soldInRedis: sale?.sold ?? 0 };
+  };
 }

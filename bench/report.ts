@@ -364,16 +364,18 @@ function paymentLines(section: LayoutSection): string[] {
       .join(', ');
     const cache = p.cache ? `${fmt(p.cache.hitRate, 3)} (${p.cache.misses} misses)` : '—';
     const perOrder = p.workerHeapKbPerCachedOrder === undefined ? '—' : fmt(p.workerHeapKbPerCachedOrder, 1);
-    const allPaid =
-      p.allPaidAfterSeconds === undefined
-        ? '—'
-        : p.allPaidAfterSeconds === null
-          ? 'not all'
-          : fmt(p.allPaidAfterSeconds, 1);
+    const after = (seconds: number | null | undefined) =>
+      seconds === undefined ? '—' : seconds === null ? 'not all' : fmt(seconds, 1);
+    const toClose = p.cpuMsPerPaymentToClose
+      ? Object.entries(p.cpuMsPerPaymentToClose)
+          .filter(([proc]) => proc === 'api' || proc.endsWith('worker') || proc === 'temporal' || proc === 'mysql')
+          .map(([proc, ms]) => `${proc} ${fmt(ms, 2)}`)
+          .join(', ')
+      : '—';
     // Named by its provider when it is Stripe; the generic webhook's rows (and older results') keep the run's name.
     const run = p.provider === 'stripe' ? `${name} (stripe)` : name;
     return [
-      `| ${run} | ${p.payments} | ${fmt(p.sentPerSecond)} | ${fmt(p.webhook.p50Ms)} / ${fmt(p.webhook.p99Ms)} | ${fmt(p.toPaid.p50Ms)} / ${fmt(p.toPaid.p99Ms)} | ${p.notPaid} | ${answers} | ${cpu} | ${cache} | ${perOrder} | ${allPaid} |`,
+      `| ${run} | ${p.payments} | ${fmt(p.sentPerSecond)} | ${fmt(p.webhook.p50Ms)} / ${fmt(p.webhook.p99Ms)} | ${fmt(p.toPaid.p50Ms)} / ${fmt(p.toPaid.p99Ms)} | ${p.notPaid} | ${answers} | ${cpu} | ${cache} | ${perOrder} | ${after(p.allPaidAfterSeconds)} | ${after(p.allClosedAfterSeconds)} | ${toClose} |`,
     ];
   });
   if (rows.length === 0) return [];
@@ -381,8 +383,8 @@ function paymentLines(section: LayoutSection): string[] {
     '',
     'Payment phase (the winners pay within the spread while the window runs; bench/payments.ts):',
     '',
-    '| run | payments | sent/s | webhook p50 / p99 ms | to PAID p50 / p99 ms | not PAID | webhook answers | CPU ms per payment | worker cache hit rate | workflow heap KB per cached order | all PAID in MySQL, s after the last payment |',
-    '|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|',
+    '| run | payments | sent/s | webhook p50 / p99 ms | to PAID p50 / p99 ms | not PAID | webhook answers | CPU ms per payment | worker cache hit rate | workflow heap KB per cached order | all PAID in MySQL, s after the last payment | all closed by their workflows, s after | CPU ms per payment until closed |',
+    '|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|',
     ...rows,
   ];
 }

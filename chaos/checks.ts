@@ -78,8 +78,8 @@ export async function ordersLostWithRedisWrites(
 
 /**
  * Quiet means: every accepted order is final (or lost with Redis's writes: `lost`), no reservation
- * holds a unit, no payment is still RECEIVED, and that stays so for a few seconds (a reconcile run
- * has then passed too).
+ * holds a unit, no payment is still RECEIVED or untold to its workflow, and that stays so for a few
+ * seconds (a reconcile run has then passed too).
  */
 export async function waitForQuiescence(
   deps: CheckDeps,
@@ -96,7 +96,7 @@ export async function waitForQuiescence(
       const [sale, rows, stuck, running, gone] = await Promise.all([
         inventory.getSale(sku),
         deps.stores.orders.getOrders(accepted),
-        deps.stores.payments.receivedPayments(1_000),
+        deps.stores.payments.paymentsToDeliver(1_000),
         runningOrders(deps.temporal, sku),
         lost(),
       ]);

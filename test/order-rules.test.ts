@@ -6,6 +6,7 @@ import {
   isCancellable,
   isSold,
   paidOrderStatus,
+  judgeAtTheDoor,
   judgePayment,
   outcomeOfWait,
   paysInTime,
@@ -185,5 +186,44 @@ describe('money taken back after payment', () => {
     }
     expect(isSold('CANCELLED')).toBe(false);
     expect(isSold('AWAITING_PAYMENT')).toBe(false);
+  });
+});
+
+describe('judgeAtTheDoor: the verdict a payment gets as it is recorded, where the order row decides it', () => {
+  const awaiting = {
+    status: 'AWAITING_PAYMENT' as const,
+    totalCents: 1_000,
+    paymentDeadline: DEADLINE,
+    otherPaymentInPlay: false,
+  };
+  const late = { amountCents: 1_000, receivedAt: '2026-11-25T10:30:00.001Z' };
+
+  it('applies the full amount recorded in time to an order awaiting payment with no other payment in play', () => {
+    expect(judgeAtTheDoor(awaiting, inTime)).toEqual({ outcome: 'APPLIED' });
+  });
+
+  it('leaves to the workflow what only it can judge: no row yet, another payment in play, a wrong or late one, an order closed unpaid', () => {
+    expect(judgeAtTheDoor(null, inTime)).toBeUndefined();
+    expect(judgeAtTheDoor({ ...awaiting, otherPaymentInPlay: true }, inTime)).toBeUndefined();
+    expect(judgeAtTheDoor(awaiting, { ...inTime, amountCents: 999 })).toBeUndefined();
+    // Late by the arrival rule, yet a provider's intent may still pay a patched order: the workflow decides.
+    expect(judgeAtTheDoor(awaiting, late)).toBeUndefined();
+    for (const status of ['CANCELLED', 'FAILED'] as const)
+      expect(judgeAtTheDoor({ ...awaiting, status }, inTime)).toBeUndefined();
+  });
+
+  it('refunds a payment to an order already sold, for the reason a closed order gives it', () => {
+    for (const status of ['PAID', 'DISPUTED', 'REFUNDED'] as const) {
+      const sold = { ...awaiting, status };
+      expect(judgeAtTheDoor(sold, inTime)).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
+      // In play or not, the same: nothing may pay a sold order again.
+      expect(judgeAtTheDoor({ ...sold, otherPaymentInPlay: true }, inTime)?.refundReason).toBe('ALREADY_PAID');
+      expect(judgeAtTheDoor(sold, late)).toEqual(
+        verdictOfClosedOrder(
+          { status, totalCents: 1_000, paymentDeadline: DEADLINE },
+          { ...late, outcome: 'RECEIVED', refundReason: null },
+        ),
+      );
+    }
   });
 });

@@ -31,8 +31,8 @@ import { testConfig } from './helpers/env.js';
 import { expectInvariants, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { listen, replyOf } from './helpers/http.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
-import { orderAccess, ordersWithoutBreakers } from './helpers/orders.js';
-import type { OrderLookup } from '../src/order/lookup.js';
+import { lookupDeps, orderAccess, ordersWithoutBreakers } from './helpers/orders.js';
+import { OrderLookup } from '../src/order/lookup.js';
 
 const config = testConfig({
   TEMPORAL_TASK_QUEUE: `arrival-${randomUUID()}`,
@@ -636,45 +636,72 @@ describe('the owner sweep', () => {
   });
 });
 
+/** The API on this file's queue with breakers of its own, and its delivery owner (not running until started). */
+async function serveApi(): Promise<{
+  url: string;
+  guards: ReturnType<typeof createDependencyGuards>;
+  payments: PaymentDelivery;
+}> {
+  const parts = composeApi({ config, redis, stores, temporal, logger: createLogger(config, 'test') }, { orders });
+  return { url: await listen(createApp(parts), servers), guards: parts.guards, payments: parts.payments };
+}
+
+/** Opens a breaker as a hung dependency would: BREAKER_FAILURES calls that run out of time. */
+async function trip(guard: DependencyGuard): Promise<void> {
+  for (let i = 0; i < config.breaker.failureThreshold; i++) {
+    await guard.call(Deadline.in(5), () => new Promise<never>(() => {})).catch(() => undefined);
+  }
+  expect(guard.state).toBe('open');
+}
+
+function sendWebhook(url: string, event: { eventId: string; orderNo: string; amountCents: number }) {
+  const raw = JSON.stringify({ ...event, type: 'payment.succeeded' });
+  return replyOf(url, 'POST', '/api/payments/webhook', {
+    raw,
+    headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) },
+  });
+}
+
 describe('the webhook records first', () => {
-  /** The API on this file's queue with breakers of its own, and its delivery owner (not running until started). */
-  async function serveApi(): Promise<{
-    url: string;
-    guards: ReturnType<typeof createDependencyGuards>;
-    payments: PaymentDelivery;
-  }> {
-    const parts = composeApi({ config, redis, stores, temporal, logger: createLogger(config, 'test') }, { orders });
-    return { url: await listen(createApp(parts), servers), guards: parts.guards, payments: parts.payments };
-  }
-
-  /** Opens a breaker as a hung dependency would: BREAKER_FAILURES calls that run out of time. */
-  async function trip(guard: DependencyGuard): Promise<void> {
-    for (let i = 0; i < config.breaker.failureThreshold; i++) {
-      await guard.call(Deadline.in(5), () => new Promise<never>(() => {})).catch(() => undefined);
-    }
-    expect(guard.state).toBe('open');
-  }
-
-  function sendWebhook(url: string, event: { eventId: string; orderNo: string; amountCents: number }) {
-    const raw = JSON.stringify({ ...event, type: 'payment.succeeded' });
-    return replyOf(url, 'POST', '/api/payments/webhook', {
-      raw,
-      headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) },
-    });
-  }
-
-  it('with the MySQL, Temporal and workflows breakers open, records the event and answers 202 RECEIVED; the owner then delivers it', async () => {
+  it('with the MySQL, Temporal and workflows breakers open, judges a payment its order row decides: 200 APPLIED at once, the order PAID; the owner then tells its workflow', async () => {
     const order = await placeOrder('30m');
+    const api = await serveApi();
+    for (const name of ['mysql', 'temporal', 'workflows'] as const) await trip(api.guards[name]);
+    const eventId = `evt-open-${order.input.orderNo}`;
+    const event = { eventId, orderNo: order.input.orderNo, amountCents: order.total };
+    expect(await sendWebhook(api.url, event)).toEqual({ status: 200, body: { received: true, outcome: 'APPLIED' } });
+    expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'APPLIED', tellWorkflow: true });
+    // Nobody retries the webhook: the process's owner tells the order's workflow, which closes the order.
+    api.payments.start();
+    try {
+      await waitFor(async () => (await stores.payments.getPayment(eventId))?.tellWorkflow === false, {
+        what: `${eventId}'s workflow told`,
+        timeoutMs: 20_000,
+      });
+    } finally {
+      await api.payments.stop();
+    }
+    await orders.awaitClosed(order.input.orderNo);
+    expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
+    expect((await inventory.getReservation(order.sku, order.input.orderNo))?.state).toBe('SOLD');
+    // The provider's retry of a judged event changes nothing.
+    expect(await sendWebhook(api.url, event)).toEqual({ status: 200, body: { received: true, outcome: 'DUPLICATE' } });
+    expectInvariants(await saleReport(stores, redis, order.sku));
+  });
+
+  it('with the breakers open, a payment its order row cannot decide (another one in play) is recorded and answered 202 RECEIVED; the owner then delivers both', async () => {
+    const order = await placeOrder('30m');
+    // A payment of the wrong amount, recorded and not judged yet: only the workflow judges while it is in play.
+    const short = await record(order.input.orderNo, order.total - 1);
     const api = await serveApi();
     for (const name of ['mysql', 'temporal', 'workflows'] as const) await trip(api.guards[name]);
     const eventId = `evt-open-${order.input.orderNo}`;
     const reply = await sendWebhook(api.url, { eventId, orderNo: order.input.orderNo, amountCents: order.total });
     expect(reply).toEqual({ status: 202, body: { received: true, outcome: 'RECEIVED' } });
-    expect(await stores.payments.getPayment(eventId)).toMatchObject({
-      outcome: 'RECEIVED',
-      orderNo: order.input.orderNo,
-    });
-    // Nobody retries the webhook: the process's owner delivers the recorded event.
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'RECEIVED', tellWorkflow: false });
+    expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'AWAITING_PAYMENT' });
+    await api.payments.take(short, { waitMs: 0, deliverNow: false });
     api.payments.start();
     try {
       await waitFor(async () => (await stores.payments.getPayment(eventId))?.outcome === 'APPLIED', {
@@ -686,10 +713,9 @@ describe('the webhook records first', () => {
     }
     await orders.awaitClosed(order.input.orderNo);
     expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
-    // The provider's retry of a judged event changes nothing.
-    expect(await sendWebhook(api.url, { eventId, orderNo: order.input.orderNo, amountCents: order.total })).toEqual({
-      status: 200,
-      body: { received: true, outcome: 'DUPLICATE' },
+    expect(await stores.payments.getPayment(short.eventId)).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'AMOUNT_MISMATCH',
     });
   });
 
@@ -710,5 +736,167 @@ describe('the webhook records first', () => {
       body: { received: true, outcome: 'RECEIVED' },
     });
     expect(await stores.payments.getPayment(`evt-recent-${recent}`)).toMatchObject({ outcome: 'RECEIVED' });
+  });
+});
+
+describe('a payment its order row decides, judged as it is recorded', () => {
+  it('answers APPLIED with the worker away: PAID in MySQL and to its shopper at once; its workflow, told once the worker is back, closes the order', async () => {
+    const order = await placeOrder('30m');
+    const { orderNo } = order.input;
+    const api = await serveApi();
+    const eventId = `evt-door-${orderNo}`;
+    await stopWorker();
+    try {
+      const reply = await sendWebhook(api.url, { eventId, orderNo, amountCents: order.total });
+      expect(reply).toEqual({ status: 200, body: { received: true, outcome: 'APPLIED' } });
+      expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
+      // Its shopper reads PAID although no worker can answer: what the stores say, MySQL's final status.
+      const reads = new OrderLookup({ ...lookupDeps(orders, stores), storesReadMs: 1_000 });
+      expect(await reads.find(orderNo, Deadline.in(3_000))).toMatchObject({
+        source: 'stores',
+        view: { status: 'PAID' },
+      });
+      // Its unit is sold in MySQL; Redis still holds it reserved until the workflow confirms it.
+      expect((await inventory.getReservation(order.sku, orderNo))?.state).toBe('CLAIMED');
+    } finally {
+      await startWorker();
+    }
+    api.payments.start();
+    try {
+      await orders.awaitClosed(orderNo);
+      await waitFor(async () => (await stores.payments.getPayment(eventId))?.tellWorkflow === false, {
+        what: `${eventId}'s workflow told`,
+        timeoutMs: 20_000,
+      });
+    } finally {
+      await api.payments.stop();
+    }
+    const closed = await temporal.workflow.getHandle(orderWorkflowId(orderNo)).result();
+    expect(closed).toMatchObject({ status: 'PAID', payments: [{ eventId, outcome: 'APPLIED' }] });
+    expect((await inventory.getReservation(order.sku, orderNo))?.state).toBe('SOLD');
+    expectInvariants(await saleReport(stores, redis, order.sku));
+  });
+
+  it('a workflow that has not heard yet still answers AWAITING_PAYMENT; a read that heard nothing shows MySQL’s PAID', async () => {
+    const order = await placeOrder('30m');
+    const { orderNo } = order.input;
+    const { row, judged } = await stores.payments.recordAndJudge(
+      { eventId: `evt-unheard-${orderNo}`, orderNo, amountCents: order.total },
+      'webhook',
+      // Leased to nobody alive for a minute: no owner tells the workflow during this test.
+      { owner: `nobody-${randomUUID()}`, leaseMs: 60_000 },
+    );
+    expect(judged).toBe(true);
+    expect(row).toMatchObject({ outcome: 'APPLIED', tellWorkflow: true });
+    expect((await lookup.fromWorkflow(orderNo))?.view.status).toBe('AWAITING_PAYMENT');
+    const found = await lookup.find(orderNo);
+    expect(found).toMatchObject({ source: 'database', view: { status: 'PAID' } });
+    // Told, it closes the order as its row says.
+    expect(await delivery.deliver(row, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
+    await orders.awaitClosed(orderNo);
+    expect(await stores.payments.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED', tellWorkflow: false });
+    expectInvariants(await saleReport(stores, redis, order.sku));
+  });
+
+  it('a second payment to an order its row has sold is refunded at once (ALREADY_PAID), its workflow never told of it', async () => {
+    const order = await placeOrder('30m');
+    const { orderNo } = order.input;
+    const api = await serveApi();
+    await stopWorker();
+    try {
+      const first = { eventId: `evt-first-${orderNo}`, orderNo, amountCents: order.total };
+      const second = { eventId: `evt-second-${orderNo}`, orderNo, amountCents: order.total };
+      expect((await sendWebhook(api.url, first)).body).toEqual({ received: true, outcome: 'APPLIED' });
+      // Had its workflow heard of this one before the first, it would have applied it: the row decides instead.
+      expect((await sendWebhook(api.url, second)).body).toEqual({
+        received: true,
+        outcome: 'REFUND_REQUIRED',
+        refundReason: 'ALREADY_PAID',
+      });
+      expect(await stores.payments.getPayment(second.eventId)).toMatchObject({ tellWorkflow: false });
+    } finally {
+      await startWorker();
+    }
+    api.payments.start();
+    try {
+      await orders.awaitClosed(orderNo);
+    } finally {
+      await api.payments.stop();
+    }
+    const payments = await stores.payments.paymentsOfOrder(orderNo);
+    expect(payments.map((p) => [p.eventId, p.outcome]).sort()).toEqual([
+      [`evt-first-${orderNo}`, 'APPLIED'],
+      [`evt-second-${orderNo}`, 'REFUND_REQUIRED'],
+    ]);
+    expectInvariants(await saleReport(stores, redis, order.sku));
+  });
+
+  it('the deadline passing before the workflow is told: the close finds the order sold and pays it', async () => {
+    const order = await placeOrder('3s');
+    const { orderNo } = order.input;
+    await stopWorker();
+    const { row } = await stores.payments.recordAndJudge(
+      { eventId: `evt-before-deadline-${orderNo}`, orderNo, amountCents: order.total },
+      'webhook',
+      { owner: `nobody-${randomUUID()}`, leaseMs: 60_000 },
+    );
+    expect(row.outcome).toBe('APPLIED');
+    await until(order.deadline + 500);
+    // The timer fires as the worker comes back; the payment is not delivered: cancelUnpaidOrder finds it applied.
+    await startWorker();
+    await orders.awaitClosed(orderNo);
+    expect(await temporal.workflow.getHandle(orderWorkflowId(orderNo)).result()).toMatchObject({ status: 'PAID' });
+    expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
+    // Told afterwards, the closed order answers the same.
+    expect(await delivery.deliver(row, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
+    expect(await stores.payments.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED', tellWorkflow: false });
+    expectInvariants(await saleReport(stores, redis, order.sku));
+  });
+
+  it('an order that fails after its payment was applied (its reservation gone from Redis) is FAILED and the payment refunded', async () => {
+    const order = await placeOrder('30m');
+    const { orderNo } = order.input;
+    const { row } = await stores.payments.recordAndJudge(
+      { eventId: `evt-lost-${orderNo}`, orderNo, amountCents: order.total },
+      'webhook',
+      { owner: `nobody-${randomUUID()}`, leaseMs: 60_000 },
+    );
+    expect(row.outcome).toBe('APPLIED');
+    // Redis lost the reservation (the units released, maybe resold): the workflow cannot confirm it. It applies the
+    // payment it is told of (its verdict), then fails the order in its close, which refunds it.
+    await inventory.release(order.sku, orderNo, { as: 'owner' });
+    expect(await delivery.deliver(row, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
+    await orders.awaitClosed(orderNo);
+    expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'FAILED' });
+    expect(await stores.payments.getPayment(row.eventId)).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ORDER_FAILED',
+      tellWorkflow: false,
+    });
+  });
+
+  it('a row to tell whose owner died is told by another owner’s sweep', async () => {
+    const order = await placeOrder('30m');
+    const { orderNo } = order.input;
+    // Its owner recorded and judged it, then died: its lease lapses after a second.
+    const { row } = await stores.payments.recordAndJudge(
+      { eventId: `evt-swept-tell-${orderNo}`, orderNo, amountCents: order.total },
+      'webhook',
+      { owner: `dead-${randomUUID()}/w`, leaseMs: 1_000 },
+    );
+    expect(row).toMatchObject({ outcome: 'APPLIED', tellWorkflow: true });
+    const watched = watchedOrders();
+    const owner = startSweeper(watched.orders);
+    try {
+      await waitFor(async () => (await stores.payments.getPayment(row.eventId))?.tellWorkflow === false, {
+        what: 'the swept row told',
+        timeoutMs: 15_000,
+      });
+    } finally {
+      await owner.stop();
+    }
+    await orders.awaitClosed(orderNo);
+    expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
+    expect((await inventory.getReservation(order.sku, orderNo))?.state).toBe('SOLD');
   });
 });

@@ -21,6 +21,7 @@ import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.j
 import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
 import { checkoutWithIntent } from './helpers/stripe-orders.js';
 import { settingsOf } from '../src/payments/providers/registry.js';
+import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 
 const WEBHOOK_SECRET = 'whsec_flashcheckouttest';
@@ -93,12 +94,21 @@ const untilStatus = (order: { orderNo: string; token: string }, status: string, 
     timeoutMs,
   });
 
+/** Paid at Stripe, and closed: PAID as its row decided, then its workflow told and done (its unit sold in Redis). */
 async function paidOrder(): Promise<PaidOrder> {
   const order = await orderWithIntent();
   stripeApi.confirm(order.intentId, 'succeeded');
   await untilStatus(order, 'PAID');
+  await untilClosed(order);
   return order;
 }
+
+/** The order's workflow has ended (every closing step done). */
+const untilClosed = (order: { orderNo: string }) =>
+  bed.temporal.workflow
+    .getHandle(orderWorkflowId(order.orderNo))
+    .result()
+    .catch(() => undefined);
 
 const adminPayments = async (orderNo: string) =>
   (await httpRequest(api, 'GET', `/api/admin/orders/${orderNo}/payments`, { token: TEST_ADMIN_TOKEN })).body;
@@ -238,8 +248,10 @@ describe('events Stripe did not deliver are caught up', () => {
         args: [{ provider: 'stripe', settleSeconds: 0 }],
       });
     const first = await run();
-    expect(first.outcomes.RECEIVED).toBeGreaterThanOrEqual(orders.length);
+    // Each judged as it was recorded (its order awaited payment): applied, the order PAID; its workflow told after.
+    expect(first.outcomes.APPLIED).toBeGreaterThanOrEqual(orders.length);
     for (const order of orders) await untilStatus(order, 'PAID', 30_000);
+    for (const order of orders) await untilClosed(order);
     for (const order of orders) {
       const payments = await bed.stores.payments.paymentsOfOrder(order.orderNo);
       expect(payments).toMatchObject([{ outcome: 'APPLIED', providerRef: order.intentId }]);

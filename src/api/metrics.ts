@@ -214,7 +214,7 @@ export class ApiMetrics
   private paymentBacklog: () => number = () => 0;
   private readonly paymentBacklogGauge = new Gauge({
     name: 'flash_payments_awaiting_delivery',
-    help: 'Recorded payment events this process is still delivering to their orders (answered 202 RECEIVED, or swept as still RECEIVED)',
+    help: 'Recorded payment events this process is still delivering to their orders: RECEIVED ones to be judged (answered 202, or swept), and ones judged as they were recorded whose workflows are still to be told',
     registers: [this.registry],
     collect: () => {
       this.paymentBacklogGauge.set(this.paymentBacklog());

@@ -15,6 +15,9 @@ import { subscribeChannels } from '../infra/redis-subscription.js';
 import { STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
 import { composeApi, createApp, type ApiSubstitutes } from './app.js';
 
+/** The longest the shutdown waits for calls to Temporal still under way (each ends by its gRPC deadline first). */
+const CALLS_END_WAIT_MS = 15_000;
+
 export interface RunningApi {
   server: Server;
   url: string;
@@ -94,6 +97,8 @@ export async function startApi(
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await payments.stop();
       server.closeAllConnections();
+      // Calls a deadline gave up on run on to their gRPC deadline: the connection closes after them.
+      await parts.orders.untilCallsEnd(CALLS_END_WAIT_MS);
       await Promise.allSettled([
         subscriber.quit(),
         redis.quit(),

@@ -164,7 +164,9 @@ export class OrderStore {
    * Ends an order as FAILED, so no accepted checkout goes without a trace: writes a FAILED row when
    * there is none, and turns a row persisted as AWAITING_PAYMENT (a persist that committed although
    * its answer was lost) into FAILED, giving its units back to MySQL's available stock in the same
-   * transaction. A row already final is left as it is. Idempotent.
+   * transaction. A row PAID as its payment was recorded, before the workflow that fails it heard of it (its
+   * reservation lost from Redis, its provider refused), fails too, and that payment is to be refunded. A row
+   * already final otherwise is left as it is. Idempotent.
    */
   async failOrder(order: NewOrder, reason: string): Promise<void> {
     // Here, not in SaleStore: it ends the order; its units go back to the sale in the same transaction.
@@ -179,12 +181,20 @@ export class OrderStore {
         await insertOrderRow(conn, order, 'FAILED', failureReason, true);
         return;
       }
-      if (row.status !== 'AWAITING_PAYMENT') return;
+      if (row.status !== 'AWAITING_PAYMENT' && row.status !== 'PAID') return;
       await conn.query(`UPDATE orders SET status = 'FAILED', failure_reason = ? WHERE order_no = ?`, [
         failureReason,
         order.orderNo,
       ]);
       await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
+      // Paid as its payment was recorded (PaymentStore.recordAndJudge) before its workflow heard of it: a failed
+      // order keeps no money, as the workflow refunds a payment it applied itself (ORDER_FAILED).
+      if (row.status === 'PAID')
+        await conn.query(
+          `UPDATE payments SET refund_reason = 'ORDER_FAILED', outcome = 'REFUND_REQUIRED'
+           WHERE order_no = ? AND outcome = 'APPLIED'`,
+          [order.orderNo],
+        );
     });
   }
 
@@ -192,21 +202,12 @@ export class OrderStore {
   async markPaid(payment: { orderNo: string; eventId: string; amountCents: number; paidAt: Date }): Promise<void> {
     // Here, not in PaymentStore: it moves the order; its payment row is marked APPLIED in the same transaction.
     await inTransaction(this.pool, async (conn) => {
-      await conn.query(
-        `UPDATE orders SET status = 'PAID', paid_at = ? WHERE order_no = ? AND status = 'AWAITING_PAYMENT'`,
-        [payment.paidAt, payment.orderNo],
-      );
+      await payOrderRow(conn, payment.orderNo, payment.paidAt);
       await conn.query(
         `INSERT INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'APPLIED')
          ON DUPLICATE KEY UPDATE outcome = 'APPLIED', refund_reason = NULL`,
         [payment.eventId, payment.orderNo, payment.amountCents],
       );
-      // A refund or dispute the provider reported before the payment reached the order (events out of order).
-      const [[takebacks]] = await conn.query<RowDataPacket[]>(
-        'SELECT EXISTS (SELECT 1 FROM payment_takebacks WHERE order_no = ?) AS any_',
-        [payment.orderNo],
-      );
-      if (Number(takebacks?.any_) === 1) await applyTakebacks(conn, payment.orderNo);
     });
   }
 
@@ -299,6 +300,25 @@ async function insertOrderRow(
       order.createdAt,
     ],
   );
+}
+
+/**
+ * AWAITING_PAYMENT → PAID (paid now by MySQL's clock, unless `paidAt` says when), with the takebacks the provider
+ * reported before the payment reached the order (events out of order) applied; a row in any other status is left as it
+ * is. The caller's transaction writes the payment's row (OrderStore.markPaid, PaymentStore.recordAndJudge).
+ */
+export async function payOrderRow(conn: PoolConnection, orderNo: string, paidAt?: Date): Promise<void> {
+  const [paid] = await conn.query<ResultSetHeader>(
+    `UPDATE orders SET status = 'PAID', paid_at = ${paidAt ? '?' : 'NOW(3)'}
+     WHERE order_no = ? AND status = 'AWAITING_PAYMENT'`,
+    paidAt ? [paidAt, orderNo] : [orderNo],
+  );
+  if (paid.affectedRows !== 1) return;
+  const [[takebacks]] = await conn.query<RowDataPacket[]>(
+    'SELECT EXISTS (SELECT 1 FROM payment_takebacks WHERE order_no = ?) AS any_',
+    [orderNo],
+  );
+  if (Number(takebacks?.any_) === 1) await applyTakebacks(conn, orderNo);
 }
 
 /**

@@ -4,7 +4,14 @@
  * provider's events from. Money going back (refunds, takebacks) is src/db/refunds.ts.
  */
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import type { PaymentOutcome, PaymentProviderName, RefundReason } from '../model/order-workflow.js';
+import {
+  judgeAtTheDoor,
+  type PaymentOutcome,
+  type PaymentProviderName,
+  type RefundReason,
+  type StoredOrderStatus,
+} from '../model/order-workflow.js';
+import { payOrderRow } from './orders.js';
 import {
   PAYMENT_COLUMNS,
   inTransaction,
@@ -70,13 +77,51 @@ export class PaymentStore {
     /** A new RECEIVED row is leased to this delivery owner at once (no other process's sweep takes it meanwhile). */
     lease?: DeliveryLease,
   ): Promise<PaymentRow> {
-    // Here, not in OrderStore: it writes the payment; the order row is only share-locked, for the arrival rule.
+    return (await this.record(event, { source, refundReason, lease, judge: false })).row;
+  }
+
+  /**
+   * Records a payment event as recordPayment does and, when this recording is its first, judges it at once where the
+   * order's row decides it (judgeAtTheDoor, src/model/order-rules.ts): APPLIED, with the order PAID in the same
+   * transaction and the row marked for its workflow to be told (tell_workflow, leased to `lease` like a RECEIVED
+   * row); or REFUND_REQUIRED for an order already sold. `judged` says whether it did; the row is RECEIVED otherwise,
+   * for the workflow to judge. The order row is locked for update here (it may change), so recordings of one order
+   * queue; the payment is stamped after the lock is held, as cancelUnpaidOrder's arrival rule needs.
+   */
+  async recordAndJudge(
+    event: RecordedPaymentEvent,
+    source: string,
+    lease?: DeliveryLease,
+  ): Promise<{ row: PaymentRow; judged: boolean }> {
+    return this.record(event, { source, lease, judge: true });
+  }
+
+  private async record(
+    event: RecordedPaymentEvent,
+    options: {
+      source: string;
+      refundReason?: RefundReason | undefined;
+      lease?: DeliveryLease | undefined;
+      judge: boolean;
+    },
+  ): Promise<{ row: PaymentRow; judged: boolean }> {
+    const { source, refundReason, lease, judge } = options;
+    // Here, not in OrderStore: it writes the payment; the order row is locked for the arrival rule and, when the
+    // payment is judged here, moved to PAID by OrderStore's own helper (payOrderRow).
     return inTransaction(
       this.pool,
       async (conn) => {
-        await conn.query('SELECT order_no FROM orders WHERE order_no = ? LOCK IN SHARE MODE', [event.orderNo]);
+        const [orders] = await conn.query<RowDataPacket[]>(
+          judge
+            ? `SELECT status, total_cents, payment_deadline,
+                 EXISTS (SELECT 1 FROM payments WHERE order_no = o.order_no AND outcome IN ('RECEIVED','APPLIED'))
+                   AS in_play
+               FROM orders o WHERE order_no = ? FOR UPDATE`
+            : 'SELECT order_no FROM orders WHERE order_no = ? LOCK IN SHARE MODE',
+          [event.orderNo],
+        );
         // Ignored on either key: the event's id seen before, or the provider's payment recorded by another event.
-        await conn.query(
+        const [inserted] = await conn.query<ResultSetHeader>(
           `INSERT IGNORE INTO payments
              (event_id, order_no, amount_cents, outcome, refund_reason, provider, provider_ref, paid_at_provider,
               delivery_owner, delivery_due_at)
@@ -102,15 +147,51 @@ export class PaymentStore {
           event.providerRef ? [event.eventId, event.provider ?? 'generic', event.providerRef] : [event.eventId],
         );
         // The event's own row first (an event id seen before keeps its row), else the payment's.
-        const row = rows.find((r) => String(r.event_id) === event.eventId) ?? rows[0];
-        if (!row) throw new Error(`payment ${event.eventId} vanished after it was recorded`);
+        const found = rows.find((r) => String(r.event_id) === event.eventId) ?? rows[0];
+        if (!found) throw new Error(`payment ${event.eventId} vanished after it was recorded`);
+        const row = toPaymentRow(found);
         // A provider's payment gathers its events; a generic event is its own row, nothing to add.
         if (event.providerRef)
           await conn.query(
             'INSERT IGNORE INTO payment_evidence (event_id, payment_event_id, source) VALUES (?, ?, ?)',
-            [event.eventId, String(row.event_id), source],
+            [event.eventId, row.eventId, source],
           );
-        return toPaymentRow(row);
+        // Judged only by its first recording: a row recorded before is its workflow's, or was judged then.
+        const order = orders[0];
+        if (!judge || inserted.affectedRows !== 1 || row.eventId !== event.eventId || row.outcome !== 'RECEIVED')
+          return { row, judged: false };
+        const verdict = judgeAtTheDoor(
+          order
+            ? {
+                status: order.status as StoredOrderStatus,
+                totalCents: Number(order.total_cents),
+                paymentDeadline: (order.payment_deadline as Date).toISOString(),
+                otherPaymentInPlay: Number(order.in_play) === 1,
+              }
+            : null,
+          { amountCents: row.amountCents, receivedAt: row.receivedAt.toISOString() },
+        );
+        if (!verdict) return { row, judged: false };
+        if (verdict.outcome === 'APPLIED') {
+          await payOrderRow(conn, event.orderNo);
+          await conn.query(`UPDATE payments SET outcome = 'APPLIED', tell_workflow = 1 WHERE event_id = ?`, [
+            row.eventId,
+          ]);
+        } else {
+          await conn.query(`UPDATE payments SET outcome = 'REFUND_REQUIRED', refund_reason = ? WHERE event_id = ?`, [
+            verdict.refundReason ?? null,
+            row.eventId,
+          ]);
+        }
+        return {
+          row: {
+            ...row,
+            outcome: verdict.outcome,
+            refundReason: verdict.refundReason ?? null,
+            tellWorkflow: verdict.outcome === 'APPLIED',
+          },
+          judged: true,
+        };
       },
       { readCommitted: true },
     );
@@ -178,56 +259,79 @@ export class PaymentStore {
   }
 
   /**
-   * Settles a payment still RECEIVED with the API's view of its outcome; one the workflow has
-   * already recorded is left as the workflow wrote it.
+   * A delivery's end: a payment still RECEIVED gets the verdict its order gave (one the workflow has already recorded
+   * is left as the workflow wrote it), and one judged as it was recorded is marked told. Both are the delivery
+   * owners' work (tell_workflow); nothing else changes.
    */
-  async settleReceivedPayment(
+  async settleDelivery(
     eventId: string,
     verdict: { outcome: PaymentOutcome; refundReason?: RefundReason },
   ): Promise<void> {
+    // Assigned left to right, each seeing the ones before: refund_reason reads outcome before it changes.
     await this.pool.query(
-      `UPDATE payments SET outcome = ?, refund_reason = ? WHERE event_id = ? AND outcome = 'RECEIVED'`,
+      `UPDATE payments
+       SET refund_reason = IF(outcome = 'RECEIVED', ?, refund_reason),
+           outcome = IF(outcome = 'RECEIVED', ?, outcome),
+           tell_workflow = 0
+       WHERE event_id = ? AND (outcome = 'RECEIVED' OR tell_workflow = 1)`,
       [
-        verdict.outcome,
         verdict.outcome === 'REFUND_REQUIRED' ? (verdict.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') : null,
+        verdict.outcome,
         eventId,
       ],
     );
   }
 
   // ---- delivery leases --------------------------------------------------------------------------
+  // A row is to be delivered while it is RECEIVED (its order judges it) or judged but not told (tell_workflow).
 
   /**
-   * Leases up to `limit` payments still RECEIVED whose lease is over (or that never had one), recorded more than
-   * `olderThanMs` ago by MySQL's clock, to `lease.owner`, and answers them: the sweep of a delivery owner. Rows come
-   * in the order they fell due (a row recorded without a lease is due when recorded), so a row that keeps failing,
-   * due later after each try, never hides newer ones.
+   * Leases up to `limit` payments to deliver whose lease is over (or that never had one), recorded more than
+   * `olderThanMs` ago by MySQL's clock, to `lease.owner`, and answers them: the sweep of a delivery owner. RECEIVED
+   * rows first (their verdict is still to come), then rows to tell; each in the order they fell due (a row recorded
+   * without a lease is due when recorded), so a row that keeps failing, due later after each try, never hides newer
+   * ones.
    */
   async leaseDueDeliveries(lease: DeliveryLease, olderThanMs: number, limit: number): Promise<PaymentRow[]> {
-    const [result] = await this.pool.query<ResultSetHeader>(
+    const leaseUs = Math.round(lease.leaseMs * 1_000);
+    const olderThanUs = Math.round(olderThanMs * 1_000);
+    const [received] = await this.pool.query<ResultSetHeader>(
       `UPDATE payments SET delivery_owner = ?, delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND
        WHERE outcome = 'RECEIVED' AND received_at < NOW(3) - INTERVAL ? MICROSECOND
          AND (delivery_due_at IS NULL OR delivery_due_at <= NOW(3))
        ORDER BY delivery_due_at, received_at LIMIT ?`,
-      [lease.owner, Math.round(lease.leaseMs * 1_000), Math.round(olderThanMs * 1_000), limit],
+      [lease.owner, leaseUs, olderThanUs, limit],
     );
-    if (result.affectedRows === 0) return [];
+    let leased = received.affectedRows;
+    if (leased < limit) {
+      const [told] = await this.pool.query<ResultSetHeader>(
+        `UPDATE payments SET delivery_owner = ?, delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND
+         WHERE tell_workflow = 1 AND delivery_due_at <= NOW(3) AND received_at < NOW(3) - INTERVAL ? MICROSECOND
+         ORDER BY delivery_due_at LIMIT ?`,
+        [lease.owner, leaseUs, olderThanUs, limit - leased],
+      );
+      leased += told.affectedRows;
+    }
+    if (leased === 0) return [];
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE outcome = 'RECEIVED' AND delivery_owner = ? LIMIT ?`,
-      [lease.owner, limit],
+      `(SELECT ${PAYMENT_COLUMNS} FROM payments WHERE outcome = 'RECEIVED' AND delivery_owner = ?)
+       UNION ALL
+       (SELECT ${PAYMENT_COLUMNS} FROM payments WHERE tell_workflow = 1 AND outcome <> 'RECEIVED' AND delivery_owner = ?)
+       LIMIT ?`,
+      [lease.owner, lease.owner, limit],
     );
     return rows.map(toPaymentRow);
   }
 
   /**
-   * Takes (or keeps) the lease of a RECEIVED payment for `lease.owner` before a delivery: true when the row is its
-   * owner's now (it held it, or the last lease is over), false when another owner holds it or it was judged.
+   * Takes (or keeps) the lease of a payment to deliver for `lease.owner` before a delivery: true when the row is its
+   * owner's now (it held it, or the last lease is over), false when another owner holds it or it was settled.
    */
   async claimDelivery(eventId: string, lease: DeliveryLease): Promise<boolean> {
     const [result] = await this.pool.query<ResultSetHeader>(
       `UPDATE payments SET delivery_owner = ?, delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND,
          delivery_attempts = delivery_attempts + 1
-       WHERE event_id = ? AND outcome = 'RECEIVED'
+       WHERE event_id = ? AND (outcome = 'RECEIVED' OR tell_workflow = 1)
          AND (delivery_owner <=> ? OR delivery_due_at IS NULL OR delivery_due_at <= NOW(3))`,
       [lease.owner, Math.round(lease.leaseMs * 1_000), eventId, lease.owner],
     );
@@ -251,19 +355,26 @@ export class PaymentStore {
 
   /** A stopping owner's rows are due at once, for another owner's sweep. */
   async releaseDeliveries(ownerPrefix: string): Promise<void> {
+    const prefix = `${ownerPrefix.replace(/[\\%_]/g, '\\$&')}%`;
     await this.pool.query(
       `UPDATE payments SET delivery_due_at = NOW(3) WHERE outcome = 'RECEIVED' AND delivery_owner LIKE ?`,
-      [`${ownerPrefix.replace(/[\\%_]/g, '\\$&')}%`],
+      [prefix],
+    );
+    await this.pool.query(
+      `UPDATE payments SET delivery_due_at = NOW(3) WHERE tell_workflow = 1 AND delivery_owner LIKE ?`,
+      [prefix],
     );
   }
 
-  /** Payments still RECEIVED (not judged yet), oldest first. */
-  async receivedPayments(limit: number): Promise<PaymentRow[]> {
+  /** Payments still to deliver: RECEIVED ones (not judged yet), then ones whose workflow is not told yet. */
+  async paymentsToDeliver(limit: number): Promise<PaymentRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE outcome = 'RECEIVED' ORDER BY received_at LIMIT ?`,
-      [limit],
+      `(SELECT ${PAYMENT_COLUMNS} FROM payments WHERE outcome = 'RECEIVED' ORDER BY received_at LIMIT ?)
+       UNION ALL
+       (SELECT ${PAYMENT_COLUMNS} FROM payments WHERE tell_workflow = 1 AND outcome <> 'RECEIVED' LIMIT ?)`,
+      [limit, limit],
     );
-    return rows.map(toPaymentRow);
+    return rows.map(toPaymentRow).slice(0, limit);
   }
 
   // ---- payment intents --------------------------------------------------------------------------

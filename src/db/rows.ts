@@ -110,6 +110,8 @@ export interface PaymentRow {
   paidAtProvider: Date | null;
   /** The delivery owner that holds (or last held) the row's lease; null before any. */
   deliveryOwner: string | null;
+  /** Judged as it was recorded (APPLIED with its order PAID): its order's workflow is still to be told. */
+  tellWorkflow: boolean;
 }
 
 /** A PaymentIntent opened for an order (payment_intents), recorded before its client secret is shown. */
@@ -154,7 +156,8 @@ export const isDuplicateKey = (err: unknown) => (err as { code?: string }).code 
 
 export const PAYMENT_COLUMNS =
   'event_id, order_no, amount_cents, outcome, refund_reason, received_at, provider, provider_ref, refund_id, refund_error, ' +
-  'refund_attempts, refund_key_attempt, paid_at_provider, delivery_owner';
+  'refund_attempts, refund_key_attempt, paid_at_provider, delivery_owner, ' +
+  'tell_workflow';
 
 export function toSaleRow(row: RowDataPacket): SaleRow {
   return {
@@ -232,6 +235,7 @@ export function toPaymentRow(row: RowDataPacket): PaymentRow {
     refundKeyAttempt: Number(row.refund_key_attempt ?? 1),
     paidAtProvider: (row.paid_at_provider as Date | null | undefined) ?? null,
     deliveryOwner: (row.delivery_owner as string | null | undefined) ?? null,
+    tellWorkflow: Number(row.tell_workflow ?? 0) === 1,
   };
 }
 

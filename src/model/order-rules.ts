@@ -219,6 +219,42 @@ export function verdictOfClosedOrder(
   return stored ? judgePayment(closed, stored) : refund(refundReasonFor(order.status));
 }
 
+/**
+ * An order's row as the store finds it when a payment is recorded (under the row's lock): its status, its figures, and
+ * whether another payment of the order is still to be judged (RECEIVED) or was applied.
+ */
+export interface OrderAtTheDoor {
+  status: StoredOrderStatus;
+  totalCents: number;
+  paymentDeadline: string;
+  otherPaymentInPlay: boolean;
+}
+
+/**
+ * The verdict a payment gets as it is recorded (docs/fault-tolerance.md, "A payment's path"), or undefined when only
+ * the order's workflow can give it. The order row's lock orders the recording and the close's cancelUnpaidOrder: the
+ * first to commit decides, so a verdict given here is the one the workflow gives once told. Given only where every
+ * rule agrees:
+ *   - the order awaits payment, no other payment of it is in play, and this one pays it (the full amount, recorded in
+ *     time): APPLIED. The workflow, told afterwards, judges it the same and closes the order PAID.
+ *   - the order is sold: REFUND_REQUIRED, for the reason a closed order's payment gets. Its workflow must not hear of
+ *     it: one not told yet of the payment applied here would apply this one too.
+ * Anything else (no row yet, another payment in play, the wrong amount or a late one to an open order, an order closed
+ * unpaid) is the workflow's to judge, as before the store judged any.
+ */
+export function judgeAtTheDoor(order: OrderAtTheDoor | null, payment: PaymentArrival): PaymentVerdict | undefined {
+  if (!order) return undefined;
+  if (order.status === 'AWAITING_PAYMENT') {
+    if (order.otherPaymentInPlay || !paysInTime(order, payment)) return undefined;
+    return { outcome: 'APPLIED' };
+  }
+  if (!isSold(order.status)) return undefined;
+  return judgePayment(
+    { totalCents: order.totalCents, paymentDeadline: order.paymentDeadline, paid: true, closingAs: order.status },
+    payment,
+  );
+}
+
 /** How an order's run ends: its outcome is decided first, then the order is closed accordingly. */
 export type Outcome<Payment = PaymentArrival> =
   | { status: 'PAID'; payment: Payment }

@@ -126,7 +126,8 @@ export class OrderLookup {
       if (known) return known;
       throw err;
     }
-    if (live) return foundLive(live);
+    if (live)
+      return live.status === 'AWAITING_PAYMENT' ? this.settledSince(foundLive(live), deadline) : foundLive(live);
     try {
       // Half the stores' share is kept back: MySQL hung must leave time for the workflow's result.
       return (
@@ -155,6 +156,19 @@ export class OrderLookup {
     );
     if (row && row.view.status !== 'AWAITING_PAYMENT' && row.view.status !== 'PENDING') return row;
     return this.find(orderNo, deadline);
+  }
+
+  /**
+   * A workflow awaiting payment may not have heard yet that its order was paid: a payment the order's row decided as
+   * it was recorded (PaymentStore.recordAndJudge) is told to the workflow afterwards. MySQL's final status is the
+   * order's (the close writes MySQL before the workflow shows it too); its row not answering within the stores' share
+   * leaves the workflow's answer.
+   */
+  private async settledSince(live: FoundOrder, deadline: Deadline): Promise<FoundOrder> {
+    const row = await this.fromDatabase(live.view.orderNo, deadline.capped(this.deps.storesReadMs || undefined)).catch(
+      () => null,
+    );
+    return row && row.view.status !== 'AWAITING_PAYMENT' ? row : live;
   }
 
   /** The final state a completed workflow returned (null: it failed, was terminated, or is unknown). */

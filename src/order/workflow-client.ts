@@ -111,6 +111,9 @@ export interface PayUpdateObserver {
 }
 
 export class OrderWorkflowClient {
+  /** Calls to Temporal not ended yet (tracked): the connection is closed only after them. */
+  private readonly underway = new Set<Promise<unknown>>();
+
   /**
    * `guards`: the API's breakers and per-call bounds (OrderWorkflowClient.withoutBreakers for the worker
    * and the tools). Either way a dependency that fails or does not answer in time surfaces as
@@ -156,8 +159,33 @@ export class OrderWorkflowClient {
    */
   private onTemporal<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
     return this.guards.temporal.call(deadline, () =>
-      this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call),
+      this.tracked(() => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call)),
     );
+  }
+
+  /**
+   * Runs a call to Temporal, kept in `underway` until it ends: a guard that gives up on it leaves it running (to its
+   * gRPC deadline), and the connection must not close under it (see untilCallsEnd).
+   */
+  private tracked<T>(call: () => Promise<T>): Promise<T> {
+    const running = call();
+    this.underway.add(running);
+    const done = () => void this.underway.delete(running);
+    running.then(done, done);
+    return running;
+  }
+
+  /**
+   * Waits, at most `maxMs`, for the calls to Temporal still under way, each bounded by its gRPC deadline: a call the
+   * client retries after the connection closed throws from the client's retry timer ("Channel has been shut down"),
+   * outside any promise. The API's shutdown waits here before it closes the connection.
+   */
+  async untilCallsEnd(maxMs: number): Promise<void> {
+    if (this.underway.size === 0) return;
+    await Promise.race([
+      Promise.allSettled([...this.underway]),
+      new Promise((resolve) => setTimeout(resolve, maxMs).unref()),
+    ]);
   }
 
   /**
@@ -171,7 +199,7 @@ export class OrderWorkflowClient {
   ): Promise<T> {
     return this.guards.workflows.call(
       deadline,
-      () => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call),
+      () => this.tracked(() => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call)),
       options,
     );
   }
@@ -260,10 +288,12 @@ export class OrderWorkflowClient {
         waitUntil,
         () => {
           const sent = boundBy(waitUntil, () =>
-            this.temporal.connection.withDeadline(waitUntil.at, () =>
-              this.temporal.workflow.executeUpdateWithStart(awaitPersistedUpdate, {
-                startWorkflowOperation: startOperation,
-              }),
+            this.tracked(() =>
+              this.temporal.connection.withDeadline(waitUntil.at, () =>
+                this.temporal.workflow.executeUpdateWithStart(awaitPersistedUpdate, {
+                  startWorkflowOperation: startOperation,
+                }),
+              ),
             ),
           );
           // Awaited below; until then its failure must not count as unhandled.

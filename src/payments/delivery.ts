@@ -5,10 +5,13 @@
  *
  *   1. record    the event, once (its id is the primary key), whatever any breaker says, within
  *                MYSQL_TIMEOUT; MySQL stamps its arrival time. Not recorded: 503, the only answer
- *                the provider must retry.
- *   2. deliver   the stored event to its order within half of WRITE_DEADLINE: its verdict
+ *                the provider must retry. Where the order's row decides it (an order awaiting payment
+ *                with no other payment in play, paid in full and in time; an order already sold), the
+ *                same transaction judges it: APPLIED with the order PAID, or REFUND_REQUIRED, answered
+ *                at once; the order's workflow is told afterwards by the process's owner (PaymentDelivery).
+ *   2. deliver   otherwise the stored event to its order within half of WRITE_DEADLINE: its verdict
  *                (APPLIED / REFUND_REQUIRED), or, not judged by then, 202 RECEIVED: the
- *                process's owner (PaymentDelivery) it was handed to keeps delivering it.
+ *                process's owner it was handed to keeps delivering it.
  * The provider retries until it gets a 2xx, so every step is idempotent: an event already judged
  * answers DUPLICATE, one still RECEIVED is delivered again.
  */
@@ -19,6 +22,7 @@ import type { DeliveryLease, PaymentStore, RecordedPaymentEvent } from '../db/pa
 import type { PaymentRow } from '../db/rows.js';
 import { Deadline, boundBy, type DependencyGuard, type DependencyGuards } from '../infra/dependency-guard.js';
 import { Refusal } from '../infra/refusal.js';
+import { inTrace, traceCarrier } from '../infra/tracing.js';
 import {
   type RefundReason,
   type WebhookOutcome,
@@ -41,15 +45,16 @@ export type PaymentEvent = RecordedPaymentEvent;
 
 /**
  * The record-first path of every payment, whichever provider's webhook brought it: the event is
- * recorded (once, by its id) whatever any breaker says, then handed to its owner (PaymentDelivery,
- * below), which answers its verdict within half of WRITE_DEADLINE or keeps delivering it.
+ * recorded (once, by its id) whatever any breaker says, and judged there where the order's row decides it; else
+ * handed to its owner (PaymentDelivery, below), which answers its verdict within half of WRITE_DEADLINE or keeps
+ * delivering it.
  */
 export class PaymentReceiver {
   constructor(
     private readonly deps: {
       config: Pick<AppConfig, 'webhookSecret' | 'deadlines'>;
       /** The store as it is: the recording goes through `guards.mysql` whatever its breaker says. */
-      stores: { payments: Pick<PaymentStore, 'recordPayment'> };
+      stores: { payments: Pick<PaymentStore, 'recordAndJudge'> };
       guards: Pick<DependencyGuards, 'mysql' | 'temporal' | 'workflows'>;
       delivery: PaymentDelivery;
     },
@@ -59,13 +64,14 @@ export class PaymentReceiver {
   async handle(event: PaymentEvent): Promise<WebhookAnswer> {
     const { stores, guards, delivery, config } = this.deps;
     // Record first, asking nothing else before: once the row exists the payment cannot be lost.
-    const row = await guards.mysql.call(
+    const { row, judged } = await guards.mysql.call(
       Deadline.in(config.deadlines.mysqlMs),
-      () => stores.payments.recordPayment(event, 'webhook', undefined, delivery.webhookLease),
+      () => stores.payments.recordAndJudge(event, 'webhook', delivery.webhookLease),
       { evenWhenOpen: true },
     );
     if (row.orderNo !== event.orderNo)
       throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
+    if (judged) return delivery.judged(row);
     if (row.outcome !== 'RECEIVED') return { outcome: 'DUPLICATE' };
     // The owner tries at once where the order can answer (with Temporal's or the workers' breaker
     // open it cannot) and keeps delivering after this answer if it has no verdict yet.
@@ -117,10 +123,7 @@ export const FUTURE_ORDER_MARGIN_MS = 10 * 60_000;
 export interface PaymentDeliveryDeps {
   /** The store as it is: every call here is bounded by `mysql` (the API's guard) or by `attemptMs`. */
   stores: {
-    payments: Pick<
-      PaymentStore,
-      'leaseDueDeliveries' | 'claimDelivery' | 'releaseDeliveries' | 'settleReceivedPayment'
-    >;
+    payments: Pick<PaymentStore, 'leaseDueDeliveries' | 'claimDelivery' | 'releaseDeliveries' | 'settleDelivery'>;
   };
   orders: OrderWorkflowClient;
   /** Where a closed order's verdict and a promised order are found. */
@@ -144,8 +147,12 @@ interface Pending {
   row: PaymentRow;
   /** The lease's name in the row; renewed under it before each retry. */
   lease: string;
+  /** Until when (this process's clock, with a margin) the lease is known to be held: no claim needed before then. */
+  leasedUntil: number;
   attempts: number;
   nextAt: number;
+  /** The webhook's trace (sampled requests only): the deliveries join it, as the one the webhook made would. */
+  trace?: Record<string, string> | undefined;
 }
 
 /** The payload every delivery sends: the stored event, with the time MySQL recorded it. */
@@ -207,14 +214,14 @@ export class PaymentDelivery {
   }
 
   /**
-   * Delivers one recorded payment by `deadline` and writes the verdict on its row. Null when it
-   * could not be judged in time (the order did not answer, or is not known yet): the row stays
-   * RECEIVED for the next try. Never throws.
+   * Delivers one recorded payment by `deadline` and settles its row: a RECEIVED one gets the verdict its order gave,
+   * one judged as it was recorded (row.tellWorkflow) is marked told. Null when the order did not answer in time, or
+   * is not known yet: the row stays as it is for the next try. Never throws.
    */
   async deliver(row: PaymentRow, deadline: Deadline): Promise<PaymentVerdict | null> {
     let verdict: PaymentVerdict | null;
     const madeAt = orderNoTime(row.orderNo);
-    if (madeAt !== null && madeAt - Date.now() > FUTURE_ORDER_MARGIN_MS) {
+    if (!row.tellWorkflow && madeAt !== null && madeAt - Date.now() > FUTURE_ORDER_MARGIN_MS) {
       // Dated later than any clock of ours could be: no order of ours has, or will have, this number.
       verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_FOUND' };
       return this.settle(row, verdict, deadline);
@@ -232,7 +239,18 @@ export class PaymentDelivery {
       );
       return null;
     } finally {
-      this.deps.changed?.(row.orderNo);
+      // A payment judged as it was recorded changed the order then (judged()); telling its workflow changes nothing.
+      if (!row.tellWorkflow) this.deps.changed?.(row.orderNo);
+    }
+    if (row.tellWorkflow) {
+      // The order's row decided it under its lock, which the workflow's close reads: the same verdict, unless the
+      // order failed since (its reservation lost), which refunds it (the workflow and OrderStore.failOrder record it).
+      if (verdict && verdict.outcome !== 'APPLIED')
+        this.deps.logger?.warn(
+          { eventId: row.eventId, orderNo: row.orderNo, verdict },
+          'a payment applied as it was recorded was not applied by its order',
+        );
+      return verdict ? this.settle(row, verdict, deadline) : null;
     }
     if (!verdict) {
       // No workflow and no row: a promised order not started yet (its starter starts it, then this
@@ -245,10 +263,10 @@ export class PaymentDelivery {
     return this.settle(row, verdict, deadline);
   }
 
-  /** Writes the verdict on a row still RECEIVED; the verdict stands even if the write fails. */
+  /** Writes the verdict on a RECEIVED row, or marks a judged one told; the verdict stands even if the write fails. */
   private async settle(row: PaymentRow, verdict: PaymentVerdict, deadline: Deadline): Promise<PaymentVerdict> {
     try {
-      await this.onMysql(deadline, () => this.deps.stores.payments.settleReceivedPayment(row.eventId, verdict));
+      await this.onMysql(deadline, () => this.deps.stores.payments.settleDelivery(row.eventId, verdict));
     } catch (err) {
       // The verdict stands (the workflow keeps it); the row is settled by the next delivery.
       this.deps.logger?.warn(
@@ -277,10 +295,49 @@ export class PaymentDelivery {
     return verdict;
   }
 
-  /** Keeps delivering `row` until it is judged, first in `delayMs` (the loop runs retries, each claiming the lease). */
+  /**
+   * A payment the webhook's recording judged (PaymentStore.recordAndJudge), under this process's lease: its order's
+   * readers are told now, and the workflow of an order it paid is told by the loop, after the payments still to be
+   * judged. Answers the verdict the webhook gives.
+   */
+  judged(row: PaymentRow): WebhookAnswer {
+    this.deps.changed?.(row.orderNo);
+    // Not tried yet, under the lease its recording took: the loop's first try needs no claim.
+    if (row.tellWorkflow && !this.stopped && !this.pending.has(row.eventId))
+      this.pending.set(row.eventId, {
+        row,
+        lease: this.webhookLease.owner,
+        leasedUntil: this.freshLeaseUntil(),
+        attempts: 0,
+        nextAt: Date.now(),
+        trace: traceCarrier(),
+      });
+    if (row.outcome === 'APPLIED') return { outcome: 'APPLIED' };
+    return {
+      outcome: 'REFUND_REQUIRED',
+      refundReason: (row.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') as RefundReason,
+    };
+  }
+
+  /** Keeps delivering `row` until it is settled, first in `delayMs` (the loop's retries each claim the lease). */
   private retryLater(row: PaymentRow, lease: string, delayMs: number): void {
     if (this.stopped || this.pending.has(row.eventId)) return;
-    this.pending.set(row.eventId, { row, lease, attempts: 1, nextAt: Date.now() + delayMs });
+    this.pending.set(row.eventId, {
+      row,
+      lease,
+      leasedUntil: 0,
+      attempts: 1,
+      nextAt: Date.now() + delayMs,
+      trace: traceCarrier(),
+    });
+  }
+
+  /**
+   * Until when a lease taken at `takenAt` (this process's clock, before the call that took it) is surely held: MySQL
+   * stamped it later than that, so a tenth of its length is left as a margin for the two clocks' difference.
+   */
+  private freshLeaseUntil(takenAt = Date.now()): number {
+    return takenAt + this.pacing.leaseMs * 0.9;
   }
 
   /**
@@ -294,14 +351,16 @@ export class PaymentDelivery {
   }
 
   /**
-   * Stops the loop, waits for deliveries under way (each bounded by attemptMs), and gives this owner's rows back
-   * (due at once for another process's sweep).
+   * Stops the loop, waits for deliveries under way (each bounded by attemptMs) and their calls to Temporal, and gives
+   * this owner's rows back (due at once for another process's sweep).
    */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
     while (this.inFlight.size > 0 || this.sweeping) await new Promise((resolve) => setTimeout(resolve, 50));
+    // An Update given up on at its deadline runs on in the client until its gRPC deadline, a moment later.
+    await this.deps.orders.untilCallsEnd(this.pacing.attemptMs);
     if (this.pending.size > 0)
       await this.onMysql(Deadline.in(this.pacing.attemptMs), () =>
         this.deps.stores.payments.releaseDeliveries(this.ownerId),
@@ -315,27 +374,34 @@ export class PaymentDelivery {
       this.lastSweepAt = now;
       void this.sweep();
     }
-    for (const [eventId, entry] of this.pending) {
-      if (this.inFlight.size >= this.pacing.concurrency) break;
-      if (entry.nextAt > now || this.inFlight.has(eventId)) continue;
-      this.inFlight.add(eventId);
-      void this.retry(entry).then((outcome) => {
-        this.inFlight.delete(eventId);
-        if (outcome !== 'RETRY') {
-          this.pending.delete(eventId);
-          return;
-        }
-        entry.attempts++;
-        entry.nextAt = Date.now() + this.backoff(entry.attempts);
-      });
+    // Payments still to be judged first: their verdicts wait on it. Telling a workflow what its row decided waits.
+    for (const tells of [false, true]) {
+      for (const [eventId, entry] of this.pending) {
+        if (this.inFlight.size >= this.pacing.concurrency) return;
+        if (entry.row.tellWorkflow !== tells || entry.nextAt > now || this.inFlight.has(eventId)) continue;
+        this.inFlight.add(eventId);
+        void this.retry(entry).then((outcome) => {
+          this.inFlight.delete(eventId);
+          if (outcome !== 'RETRY') {
+            this.pending.delete(eventId);
+            return;
+          }
+          entry.attempts++;
+          entry.nextAt = Date.now() + this.backoff(entry.attempts);
+        });
+      }
     }
   }
 
-  /** One more try at a row this owner holds: its lease renewed first (lost: another owner has it now). */
+  /**
+   * One more try at a row this owner holds: its lease renewed first (lost: another owner has it, or it was settled),
+   * unless this is the first try of a row leased a moment ago (swept, or judged as recorded here) and surely held.
+   */
   private async retry(entry: Pending): Promise<'JUDGED' | 'LOST' | 'RETRY'> {
     const deadline = Deadline.in(this.pacing.attemptMs);
-    if (entry.attempts > 0) {
+    if (entry.attempts > 0 || Date.now() >= entry.leasedUntil) {
       let held: boolean;
+      const claimedUntil = this.freshLeaseUntil();
       try {
         held = await this.onMysql(deadline, () =>
           this.deps.stores.payments.claimDelivery(entry.row.eventId, {
@@ -347,14 +413,16 @@ export class PaymentDelivery {
         return 'RETRY'; // MySQL away: the lease may lapse meanwhile; the next claim says whose it is
       }
       if (!held) return 'LOST';
+      entry.leasedUntil = claimedUntil;
     }
-    return (await this.deliver(entry.row, deadline)) ? 'JUDGED' : 'RETRY';
+    return (await inTrace(entry.trace, () => this.deliver(entry.row, deadline))) ? 'JUDGED' : 'RETRY';
   }
 
   private async sweep(): Promise<void> {
     if (this.pending.size >= this.pacing.maxBacklog) return;
     this.sweeping = true;
     const lease = `${this.ownerId}/${++this.sweeps}`;
+    const takenAt = Date.now();
     try {
       const rows = await this.onMysql(Deadline.in(this.pacing.attemptMs), () =>
         this.deps.stores.payments.leaseDueDeliveries(
@@ -364,8 +432,10 @@ export class PaymentDelivery {
         ),
       );
       const now = Date.now();
+      const leasedUntil = this.freshLeaseUntil(takenAt);
       for (const row of rows)
-        if (!this.pending.has(row.eventId)) this.pending.set(row.eventId, { row, lease, attempts: 0, nextAt: now });
+        if (!this.pending.has(row.eventId))
+          this.pending.set(row.eventId, { row, lease, leasedUntil, attempts: 0, nextAt: now });
     } catch {
       // MySQL is away: the next sweep leases them; the payments are safe in their rows.
     } finally {

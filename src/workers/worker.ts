@@ -26,7 +26,7 @@ import { StartPacing } from '../order/start-pacing.js';
 import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
 import { activityMetricsInterceptor, temporalClockInterceptor } from './telemetry.js';
 import type { ClockWatch } from '../infra/clocks.js';
-import { providerTaskQueue } from '../model/order-workflow.js';
+import { providerTaskQueue, type RefundReason } from '../model/order-workflow.js';
 import { RefundOwner, type RefundObserver, type RefundOwnerPacing } from '../payments/refunds.js';
 import {
   catchUpIntakeOf,
@@ -85,7 +85,7 @@ export function workerActivities(deps: {
     intake: caughtUp
       ? catchUpIntakeOf(
           caughtUp.definition.intake(caughtUp.settings, {
-            payments: recordOnly(stores.payments),
+            payments: recordAndJudge(stores.payments, changes),
             stores,
             mysql: workerMysqlGuard(),
             mysqlMs: config.deadlines.mysqlMs,
@@ -108,14 +108,19 @@ export function workerActivities(deps: {
 }
 
 /**
- * The catch-up's payments: recorded RECEIVED (evidence source `catch-up`), then delivered by the API processes'
- * payment owners, whose sweep leases every RECEIVED row no owner holds.
+ * The catch-up's payments (evidence source `catch-up`): recorded and judged where the order's row decides, as the
+ * webhook's are; the API processes' payment owners then deliver them (their sweep leases every row to deliver that
+ * no owner holds): a RECEIVED one to be judged, an APPLIED one to tell its workflow.
  */
-function recordOnly(payments: PaymentStore): PaymentIntake {
+function recordAndJudge(payments: PaymentStore, changes: OrderChangeNotifier): PaymentIntake {
   return {
     async handle(event) {
-      const row = await payments.recordPayment(event, 'catch-up');
-      return { outcome: row.outcome === 'RECEIVED' ? 'RECEIVED' : 'DUPLICATE' };
+      const { row, judged } = await payments.recordAndJudge(event, 'catch-up');
+      if (!judged) return { outcome: row.outcome === 'RECEIVED' ? 'RECEIVED' : 'DUPLICATE' };
+      await changes.publish(row.orderNo).catch(() => undefined);
+      return row.outcome === 'APPLIED'
+        ? { outcome: 'APPLIED' }
+        : { outcome: 'REFUND_REQUIRED', refundReason: row.refundReason as RefundReason };
     },
   };
 }
