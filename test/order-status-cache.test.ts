@@ -131,6 +131,37 @@ describe('OrderStatusReader: long-polls and reads stay few however many wait', (
     expect(asks()).toBe(2);
   });
 
+  it("a change announced while the wait's read is under way is not lost: the wait reads again at once", async () => {
+    let status: OrderStatus = 'AWAITING_PAYMENT';
+    const slow = workflowShowing(() => status);
+    // The first read (a workflow query under load) answers 300 ms after it was asked, with what it saw when asked.
+    let first = true;
+    const orders: Pick<OrderLookup, 'find' | 'findChanging'> = {
+      ...slow.orders,
+      find: async (orderNo) => {
+        const found = await slow.orders.find(orderNo);
+        if (first) {
+          first = false;
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        }
+        return found;
+      },
+    };
+    const reader = notifiedReader(orders);
+    let answered: OrderStatus | undefined;
+    const waiting = reader.waitForChange(ORDER_NO, 'AWAITING_PAYMENT', 30_000).then((r) => {
+      answered = r.order?.view.status;
+    });
+    await vi.advanceTimersByTimeAsync(100);
+    status = 'PAID'; // paid as the webhook recorded it: announced while the first read is still out
+    reader.changed(ORDER_NO);
+    // Answered as the first read comes back, not at a recheck a second later.
+    await vi.advanceTimersByTimeAsync(250);
+    expect(answered).toBe('PAID');
+    await vi.advanceTimersByTimeAsync(30_000);
+    await waiting;
+  });
+
   it('when the notifications drop, a sleeping wait re-reads at once and then every STATUS_CACHE_MS', async () => {
     const { orders, queries } = workflowShowing(() => 'AWAITING_PAYMENT');
     const reader = notifiedReader(orders);

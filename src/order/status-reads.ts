@@ -108,9 +108,11 @@ export class OrderStatusReader {
    * kept until it shows, however long the workflow takes to apply the change (a worker away), so
    * an open status read meanwhile is never cached over it. Bounded by entries, not by time.
    */
-  private readonly changing: LRUCache<string, number>;
+  private readonly changing: LRUCache<string, { at: number; seq: number }>;
   private readonly wakers = new Map<string, Set<() => void>>();
   private waiters = 0;
+  /** Changes announced so far (any order), numbering each order's last one in `changing`. */
+  private changes = 0;
   private stopping = false;
   /** Whether the change notifications are live; `epoch` counts their ups and downs. */
   private notified = false;
@@ -121,7 +123,9 @@ export class OrderStatusReader {
     private readonly options: OrderStatusReaderOptions,
   ) {
     this.cache = options.cacheMs > 0 ? new LRUCache<string, CachedOrder>({ max: options.maxEntries }) : null;
-    this.changing = new LRUCache<string, number>({ max: Math.max(1_000, Math.min(options.maxEntries, 100_000)) });
+    this.changing = new LRUCache<string, { at: number; seq: number }>({
+      max: Math.max(1_000, Math.min(options.maxEntries, 100_000)),
+    });
   }
 
   /** The reader configured by STATUS_CACHE_MS, STATUS_CACHE_MAX_ENTRIES and STATUS_LONG_POLL_MAX_WAITERS. */
@@ -218,9 +222,10 @@ export class OrderStatusReader {
 
   /** The order is changing (here or in another process): forget what was known, wake its waiters. */
   changedElsewhere(orderNo: string): void {
+    this.changes++;
     this.cache?.delete(orderNo);
     this.inflight.delete(orderNo);
-    this.changing.set(orderNo, Date.now());
+    this.changing.set(orderNo, { at: Date.now(), seq: ++this.changes });
     for (const wake of this.wakers.get(orderNo) ?? []) wake();
   }
 
@@ -241,10 +246,15 @@ export class OrderStatusReader {
     this.options.observer?.statusWaiters(this.waiters);
     try {
       const deadline = Date.now() + timeoutMs;
+      let seen = this.changes;
       let order = await this.read(orderNo);
       while (order && order.view.status === from && !this.stopping && !signal?.aborted && Date.now() < deadline) {
-        await this.pause(orderNo, Math.min(this.recheckMs(order), deadline - Date.now()), signal);
+        // A change of the order announced while the read was under way woke nobody (no pause yet), and may postdate
+        // its answer: read again at once.
+        if ((this.changing.get(orderNo)?.seq ?? 0) <= seen)
+          await this.pause(orderNo, Math.min(this.recheckMs(order), deadline - Date.now()), signal);
         if (signal?.aborted) break;
+        seen = this.changes;
         order = await this.read(orderNo);
       }
       return { order, changed: order !== null && order.view.status !== from };
@@ -294,7 +304,7 @@ export class OrderStatusReader {
 
   private recheckMs(order: FoundOrder): number {
     const { status, orderNo, paymentDeadline } = order.view;
-    const changedAt = this.changing.get(orderNo);
+    const changedAt = this.changing.get(orderNo)?.at;
     const sinceChange = changedAt === undefined ? Infinity : Date.now() - changedAt;
     if (sinceChange < CHANGING_FAST_RECHECK_FOR_MS) {
       // Notifications live: the worker's closing activity announces the final status once MySQL has it, which wakes
