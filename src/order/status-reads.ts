@@ -108,11 +108,9 @@ export class OrderStatusReader {
    * kept until it shows, however long the workflow takes to apply the change (a worker away), so
    * an open status read meanwhile is never cached over it. Bounded by entries, not by time.
    */
-  private readonly changing: LRUCache<string, { at: number; seq: number }>;
+  private readonly changing: LRUCache<string, number>;
   private readonly wakers = new Map<string, Set<() => void>>();
   private waiters = 0;
-  /** Changes announced so far (any order), numbering each order's last one in `changing`. */
-  private changes = 0;
   private stopping = false;
   /** Whether the change notifications are live; `epoch` counts their ups and downs. */
   private notified = false;
@@ -123,9 +121,7 @@ export class OrderStatusReader {
     private readonly options: OrderStatusReaderOptions,
   ) {
     this.cache = options.cacheMs > 0 ? new LRUCache<string, CachedOrder>({ max: options.maxEntries }) : null;
-    this.changing = new LRUCache<string, { at: number; seq: number }>({
-      max: Math.max(1_000, Math.min(options.maxEntries, 100_000)),
-    });
+    this.changing = new LRUCache<string, number>({ max: Math.max(1_000, Math.min(options.maxEntries, 100_000)) });
   }
 
   /** The reader configured by STATUS_CACHE_MS, STATUS_CACHE_MAX_ENTRIES and STATUS_LONG_POLL_MAX_WAITERS. */
@@ -222,10 +218,9 @@ export class OrderStatusReader {
 
   /** The order is changing (here or in another process): forget what was known, wake its waiters. */
   changedElsewhere(orderNo: string): void {
-    this.changes++;
     this.cache?.delete(orderNo);
     this.inflight.delete(orderNo);
-    this.changing.set(orderNo, { at: Date.now(), seq: ++this.changes });
+    this.changing.set(orderNo, Date.now());
     for (const wake of this.wakers.get(orderNo) ?? []) wake();
   }
 
@@ -246,16 +241,11 @@ export class OrderStatusReader {
     this.options.observer?.statusWaiters(this.waiters);
     try {
       const deadline = Date.now() + timeoutMs;
-      let seen = this.changes;
-      let order = await this.read(orderNo);
+      let order = await this.readWatching(orderNo, signal);
       while (order && order.view.status === from && !this.stopping && !signal?.aborted && Date.now() < deadline) {
-        // A change of the order announced while the read was under way woke nobody (no pause yet), and may postdate
-        // its answer: read again at once.
-        if ((this.changing.get(orderNo)?.seq ?? 0) <= seen)
-          await this.pause(orderNo, Math.min(this.recheckMs(order), deadline - Date.now()), signal);
+        await this.pause(orderNo, Math.min(this.recheckMs(order), deadline - Date.now()), signal);
         if (signal?.aborted) break;
-        seen = this.changes;
-        order = await this.read(orderNo);
+        order = await this.readWatching(orderNo, signal);
       }
       return { order, changed: order !== null && order.view.status !== from };
     } finally {
@@ -304,7 +294,7 @@ export class OrderStatusReader {
 
   private recheckMs(order: FoundOrder): number {
     const { status, orderNo, paymentDeadline } = order.view;
-    const changedAt = this.changing.get(orderNo)?.at;
+    const changedAt = this.changing.get(orderNo);
     const sinceChange = changedAt === undefined ? Infinity : Date.now() - changedAt;
     if (sinceChange < CHANGING_FAST_RECHECK_FOR_MS) {
       // Notifications live: the worker's closing activity announces the final status once MySQL has it, which wakes
@@ -331,26 +321,59 @@ export class OrderStatusReader {
     return Infinity;
   }
 
+  /**
+   * The order read now, for a long-poll. A change of the order announced while the read is out does not wait for it
+   * (a workflow query can take most of READ_DEADLINE while the worker is busy, and its answer may predate the change):
+   * another read starts at once, which reads the changing order's MySQL row first, and its answer counts instead.
+   */
+  private async readWatching(orderNo: string, signal?: AbortSignal): Promise<FoundOrder | null> {
+    for (;;) {
+      const change = this.nextChange(orderNo, signal);
+      const reading = this.read(orderNo);
+      const woken = await Promise.race([
+        reading.then(
+          () => false,
+          () => false,
+        ),
+        change.happened.then(() => true),
+      ]);
+      change.cancel();
+      if (!woken || signal?.aborted || this.stopping) return reading;
+      // Abandoned (it ends by its deadline): only its failure is still to be swallowed.
+      reading.catch(() => undefined);
+    }
+  }
+
   /** Sleeps `ms`, or until the order is changed here, the process stops or the signal aborts. */
-  private pause(orderNo: string, ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      let wakers = this.wakers.get(orderNo);
-      if (!wakers) {
-        wakers = new Set();
-        this.wakers.set(orderNo, wakers);
-      }
-      const ownWakers = wakers;
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        ownWakers.delete(done);
-        if (ownWakers.size === 0 && this.wakers.get(orderNo) === ownWakers) this.wakers.delete(orderNo);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, ms));
-      ownWakers.add(done);
-      signal?.addEventListener('abort', done, { once: true });
-    });
+  private async pause(orderNo: string, ms: number, signal?: AbortSignal): Promise<void> {
+    const change = this.nextChange(orderNo, signal);
+    const timer = setTimeout(change.cancel, Math.max(0, ms));
+    await change.happened;
+    clearTimeout(timer);
+  }
+
+  /**
+   * `happened` resolves at the order's next change here (changedElsewhere), the process's stop or the signal's abort;
+   * `cancel` resolves it too and forgets the waker.
+   */
+  private nextChange(orderNo: string, signal?: AbortSignal): { happened: Promise<void>; cancel: () => void } {
+    let wakers = this.wakers.get(orderNo);
+    if (!wakers) {
+      wakers = new Set();
+      this.wakers.set(orderNo, wakers);
+    }
+    const ownWakers = wakers;
+    let resolve: () => void = () => {};
+    const happened = new Promise<void>((settle) => (resolve = settle));
+    const done = () => {
+      signal?.removeEventListener('abort', done);
+      ownWakers.delete(done);
+      if (ownWakers.size === 0 && this.wakers.get(orderNo) === ownWakers) this.wakers.delete(orderNo);
+      resolve();
+    };
+    ownWakers.add(done);
+    signal?.addEventListener('abort', done, { once: true });
+    return { happened, cancel: done };
   }
 }
 
