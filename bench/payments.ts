@@ -117,6 +117,11 @@ export interface PaymentPhaseResult {
   webhookAnswers: Record<string, number>;
   /** Webhooks sent again after a 5xx or no answer, as the provider retries (Stripe: an event delivered again). */
   webhooksResent: number;
+  /**
+   * The shoppers' long-poll answers by `<status> <order status or error code>` (e.g. `200 PAID`, `503 UNAVAILABLE`):
+   * a refusal costs its shopper the Retry-After. Absent in older results.
+   */
+  pollAnswers?: Record<string, number>;
   toPaid: LatencyFigures;
   /** Stripe: the double's answers to the shoppers' confirms, and their count by status. */
   confirm?: LatencyFigures;
@@ -251,6 +256,7 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
   const toPaidMs: number[] = [];
   const confirmMs: number[] = [];
   const answers: Record<string, number> = {};
+  const pollAnswers: Record<string, number> = {};
   const confirmAnswers: Record<string, number> = {};
   let notPaid = 0;
   let resent = 0;
@@ -325,6 +331,7 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
         pollsOver = true;
         settle();
       },
+      pollAnswers,
     );
     return {
       givesUpAt: () => givesUpAt,
@@ -455,6 +462,7 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
     webhook: latencyFigures(webhookMs),
     webhookAnswers: answers,
     webhooksResent: resent,
+    pollAnswers,
     toPaid: latencyFigures(toPaidMs),
     ...(stripe
       ? {
@@ -493,9 +501,12 @@ function pollUntilPaid(
   auth: Record<string, string>,
   givesUpAt: () => number,
   over: (paidAt: number | undefined) => void,
+  answers: Record<string, number>,
 ): void {
   const poll = () =>
     polls.send('GET', path, auth, undefined, (answer: Answer) => {
+      const key = `${answer.status} ${answer.status === 0 ? 'NO_ANSWER' : (statusOf(answer.body) ?? outcomeOf(answer.body))}`;
+      answers[key] = (answers[key] ?? 0) + 1;
       if (answer.status === 200 && statusOf(answer.body) === 'PAID') return over(answer.doneAt);
       if (Date.now() < givesUpAt()) {
         // Still awaiting payment (the long-poll's bound), or refused for a moment (503 with Retry-After): again.
@@ -589,7 +600,13 @@ export function describePaymentPhase(result: PaymentPhaseResult): string {
     `webhook p50 ${webhook.p50Ms} / p99 ${webhook.p99Ms} ms ` +
     `(${Object.entries(result.webhookAnswers)
       .map(([key, count]) => `${key} ${count}`)
-      .join(', ')}); PAID p50 ${toPaid.p50Ms} / p99 ${toPaid.p99Ms} ms, ${result.notPaid} not PAID; ` +
+      .join(', ')}); PAID p50 ${toPaid.p50Ms} / p99 ${toPaid.p99Ms} ms, ${result.notPaid} not PAID` +
+    (result.pollAnswers
+      ? ` (long-polls: ${Object.entries(result.pollAnswers)
+          .map(([key, count]) => `${key} ${count}`)
+          .join(', ')})`
+      : '') +
+    '; ' +
     `CPU ms per payment ${Object.entries(result.cpuMsPerPayment)
       .map(([name, ms]) => `${name} ${ms}`)
       .join(', ')}` +

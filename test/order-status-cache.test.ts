@@ -8,7 +8,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FoundOrder, OrderLookup } from '../src/order/lookup.js';
 import type { OrderStatus } from '../src/model/order-workflow.js';
-import { OrderStatusReader } from '../src/order/status-reads.js';
+import { findOwnOrder, OrderStatusReader } from '../src/order/status-reads.js';
 
 const ORDER_NO = '01M87W0000000000000000TEST';
 
@@ -131,23 +131,26 @@ describe('OrderStatusReader: long-polls and reads stay few however many wait', (
     expect(asks()).toBe(2);
   });
 
-  it("a change announced while the wait's read is under way is not lost: the wait reads again at once", async () => {
-    let status: OrderStatus = 'AWAITING_PAYMENT';
-    const slow = workflowShowing(() => status);
-    // The first read (a workflow query under load) answers 300 ms after it was asked, with what it saw when asked.
+  /** The lookup as workflowShowing's, its first read answering only after `ms` (a workflow query at its deadline). */
+  function slowFirstRead(status: () => OrderStatus, ms: number): Pick<OrderLookup, 'find' | 'findChanging'> {
+    const { orders } = workflowShowing(status);
     let first = true;
-    const orders: Pick<OrderLookup, 'find' | 'findChanging'> = {
-      ...slow.orders,
+    return {
+      ...orders,
       find: async (orderNo) => {
-        const found = await slow.orders.find(orderNo);
+        const found = await orders.find(orderNo);
         if (first) {
           first = false;
-          await new Promise((resolve) => setTimeout(resolve, 300));
+          await new Promise((resolve) => setTimeout(resolve, ms));
         }
         return found;
       },
     };
-    const reader = notifiedReader(orders);
+  }
+
+  it("a change announced while the wait's read is out does not wait for that read: another starts at once", async () => {
+    let status: OrderStatus = 'AWAITING_PAYMENT';
+    const reader = notifiedReader(slowFirstRead(() => status, 1_500));
     let answered: OrderStatus | undefined;
     const waiting = reader.waitForChange(ORDER_NO, 'AWAITING_PAYMENT', 30_000).then((r) => {
       answered = r.order?.view.status;
@@ -155,11 +158,35 @@ describe('OrderStatusReader: long-polls and reads stay few however many wait', (
     await vi.advanceTimersByTimeAsync(100);
     status = 'PAID'; // paid as the webhook recorded it: announced while the first read is still out
     reader.changed(ORDER_NO);
-    // Answered as the first read comes back, not at a recheck a second later.
-    await vi.advanceTimersByTimeAsync(250);
+    await vi.advanceTimersByTimeAsync(10);
     expect(answered).toBe('PAID');
     await vi.advanceTimersByTimeAsync(30_000);
     await waiting;
+  });
+
+  it("a long-poll's first read (findOwnOrder for a wait) is watched the same way; a plain read is not", async () => {
+    let status: OrderStatus = 'AWAITING_PAYMENT';
+    const reader = notifiedReader(slowFirstRead(() => status, 1_500));
+    let found: OrderStatus | undefined;
+    void findOwnOrder(reader, ORDER_NO, 'shopper', { forWait: true }).then((order) => (found = order.view.status));
+    await vi.advanceTimersByTimeAsync(100);
+    status = 'PAID';
+    reader.changed(ORDER_NO);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(found).toBe('PAID');
+
+    status = 'AWAITING_PAYMENT';
+    const plain = notifiedReader(slowFirstRead(() => status, 1_500));
+    let read: OrderStatus | undefined;
+    void findOwnOrder(plain, ORDER_NO, 'shopper').then((order) => (read = order.view.status));
+    await vi.advanceTimersByTimeAsync(100);
+    status = 'PAID';
+    plain.changed(ORDER_NO);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(read).toBeUndefined();
+    // It answers what it read, when its query ends: its caller asks again if it must.
+    await vi.advanceTimersByTimeAsync(1_500);
+    expect(read).toBe('AWAITING_PAYMENT');
   });
 
   it('when the notifications drop, a sleeping wait re-reads at once and then every STATUS_CACHE_MS', async () => {

@@ -241,11 +241,11 @@ export class OrderStatusReader {
     this.options.observer?.statusWaiters(this.waiters);
     try {
       const deadline = Date.now() + timeoutMs;
-      let order = await this.readWatching(orderNo, signal);
+      let order = await this.readWatched(orderNo, signal);
       while (order && order.view.status === from && !this.stopping && !signal?.aborted && Date.now() < deadline) {
         await this.pause(orderNo, Math.min(this.recheckMs(order), deadline - Date.now()), signal);
         if (signal?.aborted) break;
-        order = await this.readWatching(orderNo, signal);
+        order = await this.readWatched(orderNo, signal);
       }
       return { order, changed: order !== null && order.view.status !== from };
     } finally {
@@ -322,11 +322,12 @@ export class OrderStatusReader {
   }
 
   /**
-   * The order read now, for a long-poll. A change of the order announced while the read is out does not wait for it
-   * (a workflow query can take most of READ_DEADLINE while the worker is busy, and its answer may predate the change):
-   * another read starts at once, which reads the changing order's MySQL row first, and its answer counts instead.
+   * The order read now, for a long-poll (its first read too: findOwnOrder). A change of the order announced while
+   * the read is out does not wait for it (a workflow query can take most of READ_DEADLINE while the worker is busy,
+   * and its answer may predate the change): another read starts at once, which reads the changing order's MySQL row
+   * first, and its answer counts instead.
    */
-  private async readWatching(orderNo: string, signal?: AbortSignal): Promise<FoundOrder | null> {
+  async readWatched(orderNo: string, signal?: AbortSignal): Promise<FoundOrder | null> {
     for (;;) {
       const change = this.nextChange(orderNo, signal);
       const reading = this.read(orderNo);
@@ -382,9 +383,17 @@ export class OrderStatusReader {
  * cannot be one), FORBIDDEN when it is someone else's. Through the OrderStatusReader: the API's one
  * read path (single-flight, status-aware cache).
  */
-export async function findOwnOrder(orders: OrderStatusReader, orderNo: string, userId: string): Promise<FoundOrder> {
+export async function findOwnOrder(
+  orders: OrderStatusReader,
+  orderNo: string,
+  userId: string,
+  /** A long-poll's first read: a change meanwhile is read at once (OrderStatusReader.readWatched). */
+  options: { forWait?: boolean } = {},
+): Promise<FoundOrder> {
   // A running order that does not answer in time is DependencyUnavailableError: 503, retry.
-  const order = ORDER_NO_PATTERN.test(orderNo) ? await orders.read(orderNo) : null;
+  const order = ORDER_NO_PATTERN.test(orderNo)
+    ? await (options.forWait ? orders.readWatched(orderNo) : orders.read(orderNo))
+    : null;
   if (!order) throw new Refusal('ORDER_NOT_FOUND', `no order ${echo(orderNo)}`);
   if (order.userId !== userId) throw new Refusal('FORBIDDEN', 'this order belongs to another shopper');
   return order;

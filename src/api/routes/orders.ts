@@ -174,7 +174,9 @@ export function readRoutes(deps: { auth: ShopperAuth; statusReader: OrderStatusR
     async (ctx, input) => {
       const userId = await auth.authenticate(ctx);
       const wait = input.query();
-      const order = await findOwnOrder(statusReader, ctx.params.orderNo ?? '', userId);
+      const order = await findOwnOrder(statusReader, ctx.params.orderNo ?? '', userId, {
+        forWait: wait.waitForChange !== undefined,
+      });
       if (!wait.waitForChange) {
         ctx.body = readBody(order);
         return;
