@@ -875,6 +875,39 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     });
   });
 
+  it('a dispute the provider reported before the payment reached the order applies as the order becomes PAID', async () => {
+    const order = await placeOrder('30m');
+    const { orderNo } = order.input;
+    // Events out of order: the card holder's dispute of the payment before the payment itself.
+    await stores.refunds.recordTakeback({
+      id: `dp_${orderNo}`,
+      kind: 'DISPUTE',
+      provider: 'stripe',
+      intentId: `pi_${orderNo}`,
+      orderNo,
+      amountCents: order.total,
+      status: 'OPEN',
+      providerStatus: 'needs_response',
+      stage: 1,
+      reason: 'fraudulent',
+      dueBy: null,
+      createdAt: new Date(),
+    });
+    const { row, judged } = await stores.payments.recordAndJudge(
+      { eventId: `evt-disputed-${orderNo}`, orderNo, amountCents: order.total },
+      'webhook',
+      { owner: `nobody-${randomUUID()}`, leaseMs: 60_000 },
+    );
+    expect({ judged, outcome: row.outcome }).toEqual({ judged: true, outcome: 'APPLIED' });
+    expect(await stores.orders.getOrder(orderNo)).toMatchObject({
+      status: 'DISPUTED',
+      dispute: { standing: 'OPEN', reason: 'fraudulent' },
+    });
+    expect(await delivery.deliver(row, Deadline.in(10_000))).toEqual({ outcome: 'APPLIED' });
+    await orders.awaitClosed(orderNo);
+    expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'DISPUTED' });
+  });
+
   it('a row to tell whose owner died is told by another owner’s sweep', async () => {
     const order = await placeOrder('30m');
     const { orderNo } = order.input;

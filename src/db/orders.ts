@@ -303,15 +303,14 @@ async function insertOrderRow(
 }
 
 /**
- * AWAITING_PAYMENT → PAID (paid now by MySQL's clock, unless `paidAt` says when), with the takebacks the provider
- * reported before the payment reached the order (events out of order) applied; a row in any other status is left as it
- * is. The caller's transaction writes the payment's row (OrderStore.markPaid, PaymentStore.recordAndJudge).
+ * AWAITING_PAYMENT → PAID at `paidAt`, with the takebacks the provider reported before the payment reached the order
+ * (events out of order) applied; a row in any other status is left as it is. The caller's transaction writes the
+ * payment's row (OrderStore.markPaid).
  */
-export async function payOrderRow(conn: PoolConnection, orderNo: string, paidAt?: Date): Promise<void> {
+async function payOrderRow(conn: PoolConnection, orderNo: string, paidAt: Date): Promise<void> {
   const [paid] = await conn.query<ResultSetHeader>(
-    `UPDATE orders SET status = 'PAID', paid_at = ${paidAt ? '?' : 'NOW(3)'}
-     WHERE order_no = ? AND status = 'AWAITING_PAYMENT'`,
-    paidAt ? [paidAt, orderNo] : [orderNo],
+    `UPDATE orders SET status = 'PAID', paid_at = ? WHERE order_no = ? AND status = 'AWAITING_PAYMENT'`,
+    [paidAt, orderNo],
   );
   if (paid.affectedRows !== 1) return;
   const [[takebacks]] = await conn.query<RowDataPacket[]>(
@@ -319,6 +318,25 @@ export async function payOrderRow(conn: PoolConnection, orderNo: string, paidAt?
     [orderNo],
   );
   if (Number(takebacks?.any_) === 1) await applyTakebacks(conn, orderNo);
+}
+
+/**
+ * AWAITING_PAYMENT → PAID now (MySQL's clock) with the payment `eventId` APPLIED and marked for its workflow to be
+ * told, in one statement: a payment judged as it was recorded (PaymentStore.recordAndJudge), whose transaction holds
+ * the order row's lock and has read whether takebacks wait for the order (`takenBack`: then they are applied).
+ */
+export async function payOrderWith(
+  conn: PoolConnection,
+  payment: { orderNo: string; eventId: string; takenBack: boolean },
+): Promise<void> {
+  const [paid] = await conn.query<ResultSetHeader>(
+    `UPDATE orders o JOIN payments p ON p.event_id = ?
+     SET o.status = 'PAID', o.paid_at = NOW(3), p.outcome = 'APPLIED', p.tell_workflow = 1
+     WHERE o.order_no = ? AND o.status = 'AWAITING_PAYMENT'`,
+    [payment.eventId, payment.orderNo],
+  );
+  if (paid.affectedRows === 0) throw new Error(`order ${payment.orderNo} was not AWAITING_PAYMENT under its lock`);
+  if (payment.takenBack) await applyTakebacks(conn, payment.orderNo);
 }
 
 /**

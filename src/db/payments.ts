@@ -11,7 +11,7 @@ import {
   type RefundReason,
   type StoredOrderStatus,
 } from '../model/order-workflow.js';
-import { payOrderRow } from './orders.js';
+import { payOrderWith } from './orders.js';
 import {
   PAYMENT_COLUMNS,
   inTransaction,
@@ -107,7 +107,7 @@ export class PaymentStore {
   ): Promise<{ row: PaymentRow; judged: boolean }> {
     const { source, refundReason, lease, judge } = options;
     // Here, not in OrderStore: it writes the payment; the order row is locked for the arrival rule and, when the
-    // payment is judged here, moved to PAID by OrderStore's own helper (payOrderRow).
+    // payment is judged here, moved to PAID by OrderStore's own helper (payOrderWith).
     return inTransaction(
       this.pool,
       async (conn) => {
@@ -115,7 +115,8 @@ export class PaymentStore {
           judge
             ? `SELECT status, total_cents, payment_deadline,
                  EXISTS (SELECT 1 FROM payments WHERE order_no = o.order_no AND outcome IN ('RECEIVED','APPLIED'))
-                   AS in_play
+                   AS in_play,
+                 EXISTS (SELECT 1 FROM payment_takebacks WHERE order_no = o.order_no) AS taken_back
                FROM orders o WHERE order_no = ? FOR UPDATE`
             : 'SELECT order_no FROM orders WHERE order_no = ? LOCK IN SHARE MODE',
           [event.orderNo],
@@ -173,10 +174,11 @@ export class PaymentStore {
         );
         if (!verdict) return { row, judged: false };
         if (verdict.outcome === 'APPLIED') {
-          await payOrderRow(conn, event.orderNo);
-          await conn.query(`UPDATE payments SET outcome = 'APPLIED', tell_workflow = 1 WHERE event_id = ?`, [
-            row.eventId,
-          ]);
+          await payOrderWith(conn, {
+            orderNo: event.orderNo,
+            eventId: row.eventId,
+            takenBack: Number(order?.taken_back) === 1,
+          });
         } else {
           await conn.query(`UPDATE payments SET outcome = 'REFUND_REQUIRED', refund_reason = ? WHERE event_id = ?`, [
             verdict.refundReason ?? null,
