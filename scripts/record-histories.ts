@@ -131,6 +131,9 @@ async function main(): Promise<void> {
     STRIPE_SECRET_KEY: 'sk_test_recorder',
     STRIPE_WEBHOOK_SECRET: 'whsec_recorder',
     TEMPORAL_TASK_QUEUE: `record-${randomUUID()}`,
+    // Unversioned: a late worker's scenario starts its order before any worker polls its queue, and a history replays
+    // the same whichever version ran it.
+    WORKER_VERSIONING: 'false',
     LOG_LEVEL: 'warn',
   });
   const pool = createMysqlPool(config);

@@ -92,6 +92,10 @@ const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string | number | boolean> = {
   // The owner of starts asks for eager starts (the first workflow task back with the start, no
   // matching for it); the default changed between server versions, so it is said here.
   'system.enableEagerWorkflowStart': true,
+  // Worker Versioning: how soon a replaced version shows DRAINED once its last pinned order closed. The server's
+  // defaults (3 minutes each) suit a cluster; one developer's stack and the tests watch a rollout end in seconds.
+  'matching.wv.VersionDrainageStatusRefreshInterval': '5s',
+  'matching.wv.VersionDrainageStatusVisibilityGracePeriod': '5s',
 };
 
 function withoutOtelVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {

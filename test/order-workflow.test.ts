@@ -66,7 +66,8 @@ const taskQueue = `order-ts-${randomUUID()}`;
 beforeAll(async () => {
   env = await startTimeSkippingEnvironment();
   await ensureSearchAttributes(env.connection, 'default');
-  const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
+  // The time-skipping server has no Worker Deployment APIs: its workers run unversioned.
+  const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, WORKER_VERSIONING: 'false' });
   pool = createMysqlPool(config);
   stores = openStores(pool);
   redis = createRedis(config);

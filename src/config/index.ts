@@ -144,6 +144,24 @@ const envSchema = z.object({
   // Running orders kept in the worker's memory (~200 KB each; cut to what the heap holds, src/workers/cache-sizing.ts);
   // an evicted one is replayed when it next has work. Enough for a 15,000-unit sale's open orders.
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(2).max(1_000_000),
+  // Worker Versioning (docs/operations.md, "Deploying during a sale"): a worker is a version of a deployment, and
+  // each order runs to its end on the version that started it. false: unversioned (a server without the APIs).
+  WORKER_VERSIONING: booleanString,
+  WORKER_DEPLOYMENT_NAME: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[^.]+$/, 'must not contain a dot')
+    .optional(),
+  WORKER_BUILD_ID: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[^.]+$/, 'must not contain a dot')
+    .optional(),
+  // Who makes a worker's version current: the worker as it starts (one developer's stack, the tests), or an operator's
+  // `npm run rollout` after a smoke order (auto: on-start outside production; in production the first build only).
+  WORKER_PROMOTE: z.enum(['auto', 'on-start', 'by-rollout']),
   ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000),
   /** true: REDIS_URL is a Redis Cluster even when it names one node (a managed cluster's endpoint). */
   REDIS_CLUSTER: booleanString,
@@ -210,6 +228,8 @@ const WITHOUT_DEFAULT = [
   'TEMPORAL_UI_URL',
   'LINE_CHALLENGE_HEADER',
   'LINE_CHALLENGE_SECRET',
+  'WORKER_DEPLOYMENT_NAME',
+  'WORKER_BUILD_ID',
 ] as const satisfies readonly ConfigVariable[];
 export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = WITHOUT_DEFAULT;
 
@@ -256,6 +276,8 @@ export const CONFIG_DEFAULTS = {
   WORKER_METRICS_PORT: String(LOCAL_STACK_PORTS.workerMetrics),
   WORKER_HEALTH_PORT: String(LOCAL_STACK_PORTS.workerHealth),
   WORKER_MAX_CACHED_WORKFLOWS: '15000',
+  WORKER_VERSIONING: 'true',
+  WORKER_PROMOTE: 'auto',
   ACCESS_LOG_SOLD_OUT_SAMPLE: '100',
   REDIS_CLUSTER: 'false',
   REDIS_WAIT_REPLICAS: '0',
@@ -290,6 +312,17 @@ export interface AppConfig {
     /** mTLS client certificate and key (PEM files), both or neither. */
     clientCertPath?: string;
     clientKeyPath?: string;
+    /**
+     * Worker Versioning: the deployment the workers are versions of (WORKER_DEPLOYMENT_NAME, default the task queue),
+     * their build id where it is set (WORKER_BUILD_ID; default the workflow bundle's source hash), and who makes a
+     * version current. null: unversioned workers (WORKER_VERSIONING=false).
+     */
+    versioning: {
+      deploymentName: string;
+      buildId?: string;
+      /** on-start: the worker makes its version current; first-only: only while the deployment has none. */
+      promote: 'on-start' | 'first-only' | 'by-rollout';
+    } | null;
   };
   redisUrl: string;
   mysqlUrl: string;
@@ -413,6 +446,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ...(e.TEMPORAL_TLS_CERT_PATH && e.TEMPORAL_TLS_KEY_PATH
         ? { clientCertPath: e.TEMPORAL_TLS_CERT_PATH, clientKeyPath: e.TEMPORAL_TLS_KEY_PATH }
         : {}),
+      versioning: e.WORKER_VERSIONING
+        ? {
+            deploymentName: e.WORKER_DEPLOYMENT_NAME ?? e.TEMPORAL_TASK_QUEUE.replaceAll('.', '-'),
+            ...(e.WORKER_BUILD_ID ? { buildId: e.WORKER_BUILD_ID } : {}),
+            promote:
+              e.WORKER_PROMOTE === 'auto'
+                ? e.NODE_ENV === 'production'
+                  ? 'first-only'
+                  : 'on-start'
+                : e.WORKER_PROMOTE,
+          }
+        : null,
     },
     redisUrl: e.REDIS_URL,
     mysqlUrl: e.MYSQL_URL,

@@ -33,6 +33,12 @@ export interface PromiseStarterOptions {
   leaseMs: number;
   /** How often the task queue's backlog age is read (0: never). */
   backlogEveryMs: number;
+  /**
+   * Eager starts (the first task back with the start, to this worker). Off under Worker Versioning: Temporal pins an
+   * eagerly started workflow to the version of the worker that asked, current or not, so a worker being replaced
+   * would keep taking new orders; a start through the task queue goes to the deployment's current version.
+   */
+  eager: boolean;
 }
 
 const DEFAULTS: PromiseStarterOptions = {
@@ -40,6 +46,7 @@ const DEFAULTS: PromiseStarterOptions = {
   startTimeoutMs: 5_000,
   leaseMs: 5_000,
   backlogEveryMs: 2_000,
+  eager: true,
 };
 
 /** A promise handed out is due again after this, should its start never report (the process died). */
@@ -203,7 +210,12 @@ export class PromiseStarter {
         return true;
       }
       const { outcome, eager } = await inTrace(trace, () =>
-        orders.startEagerly(input, Deadline.in(this.options.startTimeoutMs)),
+        this.options.eager
+          ? orders.startEagerly(input, Deadline.in(this.options.startTimeoutMs))
+          : orders.start(input, Deadline.in(this.options.startTimeoutMs)).then((started) => ({
+              outcome: started,
+              eager: false,
+            })),
       );
       observer?.started(outcome, Date.now() - sentAt, eager);
       this.attempts.delete(input.orderNo);

@@ -61,6 +61,17 @@ function sourceHash(): string {
 }
 
 /**
+ * The workflow code's build id for Worker Versioning: the source hash of the bundle at `bundlePath` (its stamp, written
+ * with it), else of the sources this process would bundle. Only a change to the workflows, what they import, or the
+ * locked dependencies (the SDK is bundled too) makes a new version.
+ */
+export function workflowBuildId(bundlePath?: string): string {
+  const stamp = bundlePath ? `${bundlePath}.hash` : undefined;
+  if (stamp && existsSync(stamp)) return readFileSync(stamp, 'utf8').trim();
+  return sourceHash();
+}
+
+/**
  * Writes the bundle to `outFile` unless an up-to-date one is there; returns whether it built.
  *
  * OpenTelemetry's workflow interceptors are always bundled in, traced or not: they change the

@@ -26,6 +26,8 @@ import { ensureCatchUpSchedule, ensureReconcileSchedule } from './schedules.js';
 import { pinoRuntimeLogger } from './telemetry.js';
 import { createWorkerConnection, ensureSearchAttributes } from './worker-connection.js';
 import { createOrderWorker, startPromiseStarter, startRefundOwner, workerActivities } from './worker.js';
+import { promoteOnStart } from './versioning.js';
+import { WorkerDeployments } from '../infra/worker-deployments.js';
 
 const config = loadConfig();
 const logger = createLogger(config, 'worker');
@@ -65,6 +67,9 @@ if (health) logger.info({ url: `http://127.0.0.1:${health.port}/readyz` }, 'work
 const connection = await createWorkerConnection(config);
 // The dev server of `npm start` registers these at launch; an external cluster may not have them.
 const clientConnection = await Connection.connect(temporalConnectionSettings(config));
+const deployments = new WorkerDeployments(clientConnection, config.temporal.namespace, `worker-${process.pid}`);
+// Versioned workers on a server without the Worker Deployment APIs would poll and never get a task: refuse now.
+if (config.temporal.versioning) await deployments.assertAvailable(config.temporal.versioning.deploymentName);
 await ensureSearchAttributes(clientConnection, config.temporal.namespace).catch((err: unknown) =>
   logger.warn({ err }, 'could not register OrderSku, OrderUserId (Keyword); register them by hand'),
 );
@@ -118,10 +123,21 @@ const worker = await createOrderWorker({
 workerState = () => worker.getState();
 
 // The SDK's Runtime already turns SIGINT/SIGTERM into worker.shutdown(); run() resolves when done.
-logger.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker polling');
+const version = worker.version;
+logger.info(
+  {
+    taskQueue: config.temporal.taskQueue,
+    address: config.temporal.address,
+    version: version ? `${version.deploymentName}.${version.buildId}` : 'unversioned',
+  },
+  'worker polling',
+);
 const running = worker.run();
-// The owner of promised orders' starts, once the Worker polls (its starts are eager). On SIGTERM it
-// stops taking promises at once: another worker's owner takes its sales over within a lease.
+// Where the worker promotes itself (one developer's stack): current once it polls both queues. Otherwise an operator's
+// `npm run rollout` does, after a smoke order on it.
+await promoteOnStart(worker, clientConnection, config, logger);
+// The owner of promised orders' starts, once the Worker polls (unversioned, its starts are eager). On SIGTERM it stops
+// taking promises at once: another worker's owner takes its sales over within a lease.
 const starter = startPromiseStarter({ config, connection, stores, redis, logger });
 // Refunds through a provider's API (Stripe), where one is configured.
 const refunds = startRefundOwner({ config, stores, logger });

@@ -24,6 +24,8 @@ import { temporalClientInterceptors, tracingActivityInterceptors, workflowSpanSi
 import { PromiseStarter, type PromiseStarterObserver, type PromiseStarterOptions } from '../order/starter.js';
 import { StartPacing } from '../order/start-pacing.js';
 import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
+import { deploymentOptions, workerVersionOf } from './versioning.js';
+import type { WorkerVersion } from '../infra/worker-deployments.js';
 import { activityMetricsInterceptor, temporalClockInterceptor } from './telemetry.js';
 import type { ClockWatch } from '../infra/clocks.js';
 import { providerTaskQueue, type RefundReason } from '../model/order-workflow.js';
@@ -223,7 +225,14 @@ export class OrderWorkers {
   constructor(
     readonly orders: Worker,
     readonly provider: Worker,
+    /** The Worker Deployment Version both poll as (null: unversioned). */
+    readonly version: WorkerVersion | null,
   ) {}
+
+  /** The task queues this version serves: the order queue and the provider queue. */
+  taskQueues(): string[] {
+    return [this.orders.options.taskQueue, this.provider.options.taskQueue];
+  }
 
   /** Runs both until shutdown() (or either fails: then both stop). */
   async run(): Promise<void> {
@@ -253,14 +262,23 @@ export class OrderWorkers {
   }
 }
 
+/**
+ * Both queues' workers as one version of the deployment (WORKER_VERSIONING): a pinned order's activities on the
+ * provider queue then run on the build that runs the order.
+ */
 export async function createOrderWorker(options: OrderWorkerOptions): Promise<OrderWorkers> {
-  const [orders, provider] = await Promise.all([createOrderQueueWorker(options), createProviderWorker(options)]);
-  return new OrderWorkers(orders, provider);
+  const version = workerVersionOf(options.config, options.workflowBundlePath);
+  const [orders, provider] = await Promise.all([
+    createOrderQueueWorker(options, version),
+    createProviderWorker(options, version),
+  ]);
+  return new OrderWorkers(orders, provider, version);
 }
 
-function createProviderWorker(options: OrderWorkerOptions): Promise<Worker> {
+function createProviderWorker(options: OrderWorkerOptions, version: WorkerVersion | null): Promise<Worker> {
   const { openPayment, closePayment } = options.activities;
   return Worker.create({
+    ...deploymentOptions(version),
     connection: options.connection,
     namespace: options.config.temporal.namespace,
     taskQueue: providerTaskQueue(options.config.temporal.taskQueue),
@@ -291,8 +309,9 @@ function providerQueueRate(config: OrderWorkerOptions['config']): number {
   return rates.length > 0 ? Math.min(...rates) : DEFAULT_PROVIDER_QUEUE_RATE;
 }
 
-function createOrderQueueWorker(options: OrderWorkerOptions): Promise<Worker> {
+function createOrderQueueWorker(options: OrderWorkerOptions, version: WorkerVersion | null): Promise<Worker> {
   return Worker.create({
+    ...deploymentOptions(version),
     connection: options.connection,
     namespace: options.config.temporal.namespace,
     taskQueue: options.config.temporal.taskQueue,
@@ -365,7 +384,8 @@ export function startPromiseStarter(options: {
       logger,
       observer: starterMetrics(options.meter ?? Runtime.instance().metricMeter),
     },
-    options.options,
+    // Versioned workers start through the task queue: the current version takes each new order (PromiseStarterOptions).
+    { eager: !config.temporal.versioning, ...options.options },
   );
   const subscription = subscribeChannels(redis, { [inventory.wakeChannel]: starter.listener() }, logger);
   starter.start();

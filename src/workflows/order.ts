@@ -45,6 +45,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  setWorkflowOptions,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/order.js';
@@ -145,6 +146,11 @@ const PROCESSING_MAX_READ_MS = 3_600_000;
 
 type Refund = PaymentReceived & { reason: RefundReason };
 
+/**
+ * Pinned (Worker Versioning): an order runs to its end on the build that started it, so a change to this workflow
+ * ships as a new build that only new orders run (docs/operations.md, "Deploying during a sale").
+ */
+setWorkflowOptions({ versioningBehavior: 'PINNED' }, OrderWorkflow);
 export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   const order = new OrderRun(input);
   // Registered before the first await, so a message delivered with the start finds its handler.

@@ -79,6 +79,12 @@ export const DEFAULT_DYNAMIC_CONFIG: Record<string, unknown> = {
   // The owner of starts asks for eager starts (the first workflow task back with the start); the
   // default changed between server versions, so it is said here.
   'system.enableEagerWorkflowStart': true,
+  // Worker Versioning (docs/operations.md, "Deploying during a sale"): on in 1.29.1, said here; the drainage check at
+  // the dev server's pace, so the cluster suite's rollout sees a replaced version drained in seconds.
+  'system.enableDeploymentVersions': true,
+  'frontend.workerVersioningWorkflowAPIs': true,
+  'matching.wv.VersionDrainageStatusRefreshInterval': '5s',
+  'matching.wv.VersionDrainageStatusVisibilityGracePeriod': '5s',
 };
 
 /** Writes config/cluster.yaml, the per-service overlays and dynamicconfig.yaml; returns the config dir. */

@@ -24,6 +24,7 @@ import type { RefundStore } from '../../src/db/refunds.js';
 import type { Stores } from '../../src/db/stores.js';
 import { startCacheFigures, type RunningCacheFigures } from '../../src/workers/cache-figures.js';
 import { WorkerFiguresBoard } from '../../src/inventory/worker-figures.js';
+import { promoteOnStart } from '../../src/workers/versioning.js';
 
 /** Wraps the real activities to inject faults around them (never instead of them). */
 export type WrapActivities = (real: Activities) => Partial<Activities>;
@@ -75,6 +76,9 @@ export async function startTestWorker(
     workflowBundlePath: inject('workflowBundlePath'),
   });
   const running = worker.run();
+  // As the worker process does: its version made current once it polls (the test stack's workers promote themselves).
+  const logger = createLogger({ logLevel: 'warn' }, 'worker');
+  await promoteOnStart(worker, connection, options.config, logger);
   const starter =
     options.starter === false
       ? null
@@ -83,7 +87,7 @@ export async function startTestWorker(
           connection,
           stores: options.stores,
           redis: options.redis,
-          logger: createLogger({ logLevel: 'warn' }, 'worker'),
+          logger,
         });
   const refunds = options.refunds
     ? startRefundOwner({

@@ -1,0 +1,81 @@
+/**
+ * The worker process as a version of a Worker Deployment (docs/operations.md, "Deploying during a sale"): its
+ * version (the deployment name, and the workflow bundle's source hash as build id), the Worker option that says it,
+ * and making it current where the worker promotes itself (one developer's stack, the tests).
+ */
+import type { WorkerDeploymentOptions } from '@temporalio/worker';
+import type { AppConfig } from '../config/index.js';
+import {
+  WorkerDeployments,
+  versionString,
+  type HasWorkflowService,
+  type WorkerVersion,
+} from '../infra/worker-deployments.js';
+import type { Logger } from '../infra/logger.js';
+import { workflowBuildId } from './bundle.js';
+
+/** This worker's version: null where workers run unversioned (WORKER_VERSIONING=false, the time-skipping server). */
+export function workerVersionOf(config: Pick<AppConfig, 'temporal'>, bundlePath?: string): WorkerVersion | null {
+  const versioning = config.temporal.versioning;
+  if (!versioning) return null;
+  return { deploymentName: versioning.deploymentName, buildId: versioning.buildId ?? workflowBuildId(bundlePath) };
+}
+
+/**
+ * Every workflow type here is Pinned (each says so with setWorkflowOptions; this default covers any that would not):
+ * a run finishes on the code it started on, so a change to a workflow ships as a new build instead of a patch.
+ */
+export function deploymentOptions(version: WorkerVersion | null): {
+  workerDeploymentOptions?: WorkerDeploymentOptions;
+} {
+  if (!version) return {};
+  return { workerDeploymentOptions: { version, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' } };
+}
+
+/**
+ * Makes `version` current once its workers poll every one of `taskQueues`, bounded by `timeoutMs`; nothing changes when
+ * it is current already.
+ */
+export async function promoteWhenPolling(
+  deployments: WorkerDeployments,
+  version: WorkerVersion,
+  taskQueues: readonly string[],
+  timeoutMs = 30_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const described = await deployments.untilPolling(version, taskQueues, timeoutMs);
+    if (described.status === 'CURRENT') return;
+    try {
+      await deployments.setCurrent(version);
+      return;
+    } catch (err) {
+      // Another worker of the same version promoted it meanwhile (a stale conflict token): look again.
+      if (Date.now() > until) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+/**
+ * Where the worker promotes itself (WORKER_PROMOTE=on-start: one developer's stack, the tests; first-only: a
+ * deployment's first build), makes its version current once its Workers poll both queues; otherwise an operator's
+ * `npm run rollout` does. One place for the worker
+ * process and the tests' workers.
+ */
+export async function promoteOnStart(
+  workers: { version: WorkerVersion | null; taskQueues(): string[] },
+  connection: HasWorkflowService,
+  config: Pick<AppConfig, 'temporal'>,
+  logger: Logger,
+): Promise<void> {
+  const { version } = workers;
+  const promote = config.temporal.versioning?.promote;
+  if (!version || !promote || promote === 'by-rollout') return;
+  const deployments = new WorkerDeployments(connection, config.temporal.namespace, `worker-${process.pid}`);
+  // first-only (production's default): the first build of a deployment takes traffic at once; later ones by rollout.
+  if (promote === 'first-only' && (await deployments.describeDeployment(version.deploymentName))?.currentBuildId)
+    return;
+  await promoteWhenPolling(deployments, version, workers.taskQueues());
+  logger.info({ version: versionString(version) }, 'this version made current (on start)');
+}
