@@ -1,0 +1,95 @@
+/**
+ * A smoke order on one Worker Deployment Version before it takes traffic (`npm run rollout`): a real order of the
+ * rollout's own sale, reserved in Redis, started pinned to that version (a versioning override), persisted in MySQL,
+ * cancelled by the shopper's Update and its unit given back. It proves the new build's workers run the order's
+ * workflow and reach both stores; it proves nothing about orders it does not run. Its reservation carries no start
+ * promise (no owner of starts races it); should the tool die before the start, the reconciler gives the unit back as
+ * for any orphan.
+ */
+import { type Client, WorkflowIdReusePolicy } from '@temporalio/client';
+import type { WorkerVersion } from '../infra/worker-deployments.js';
+import type { RedisInventory } from '../inventory/redis-inventory.js';
+import {
+  awaitPersistedUpdate,
+  cancelUpdate,
+  ORDER_WORKFLOW_TYPE,
+  orderWorkflowId,
+  type OrderInput,
+  type OrderState,
+  type OrderWorkflowSignature,
+} from '../model/order-workflow.js';
+import { newOrderNo } from './order-numbers.js';
+
+/** The rollout's own sale: units that only smoke orders take, each given back by its cancel. */
+export const SMOKE_SALE = {
+  sku: 'ROLLOUT-SMOKE',
+  name: 'Rollout smoke orders (not for sale)',
+  priceCents: 100,
+  stock: 10,
+  perUserLimit: 10,
+} as const;
+
+export interface SmokeOrderResult {
+  orderNo: string;
+  status: OrderState['status'];
+  /** The version the order's workflow ran on, as the server recorded it. */
+  ranOn: string | null;
+  ms: number;
+}
+
+export async function runSmokeOrder(deps: {
+  client: Client;
+  taskQueue: string;
+  /** Holds SMOKE_SALE (the rollout puts it on sale once). */
+  inventory: RedisInventory;
+  version: WorkerVersion;
+  timeoutMs?: number;
+}): Promise<SmokeOrderResult> {
+  const { client, inventory, version } = deps;
+  const startedAt = Date.now();
+  const orderNo = newOrderNo();
+  const reserved = await inventory.reserve({ orderNo, sku: SMOKE_SALE.sku, userId: 'rollout-smoke', quantity: 1 });
+  if (reserved.outcome !== 'RESERVED')
+    throw new Error(`the smoke sale ${SMOKE_SALE.sku} refused a unit (${reserved.outcome}): is a smoke order stuck?`);
+  const input: OrderInput = {
+    orderNo,
+    sku: SMOKE_SALE.sku,
+    userId: 'rollout-smoke',
+    quantity: 1,
+    unitPriceCents: reserved.priceCents,
+    createdAt: new Date().toISOString(),
+    paymentWindow: '5m',
+  };
+  const handle = await client.workflow.start<OrderWorkflowSignature>(ORDER_WORKFLOW_TYPE, {
+    workflowId: orderWorkflowId(orderNo),
+    taskQueue: deps.taskQueue,
+    args: [input],
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    versioningOverride: { pinnedTo: version },
+  });
+  const deadline = Date.now() + (deps.timeoutMs ?? 30_000);
+  const bounded = <T>(what: string, run: Promise<T>): Promise<T> =>
+    Promise.race([
+      run,
+      new Promise<never>((_, reject) =>
+        setTimeout(
+          () => reject(new Error(`smoke order ${orderNo}: ${what} took longer than the smoke's deadline`)),
+          Math.max(0, deadline - Date.now()),
+        ).unref(),
+      ),
+    ]);
+  const persisted = await bounded('its persist', handle.executeUpdate(awaitPersistedUpdate));
+  if (persisted.status !== 'AWAITING_PAYMENT')
+    throw new Error(`smoke order ${orderNo} is ${persisted.status} after its persist, not AWAITING_PAYMENT`);
+  await bounded('its cancel', handle.executeUpdate(cancelUpdate));
+  const closed = await bounded('its close', handle.result());
+  if (closed.status !== 'CANCELLED') throw new Error(`smoke order ${orderNo} closed ${closed.status}, not CANCELLED`);
+  const described = await handle.describe();
+  const info = described.raw.workflowExecutionInfo?.versioningInfo;
+  const ranOn = info?.deploymentVersion?.buildId
+    ? `${info.deploymentVersion.deploymentName}.${info.deploymentVersion.buildId}`
+    : null;
+  const wanted = `${version.deploymentName}.${version.buildId}`;
+  if (ranOn !== wanted) throw new Error(`smoke order ${orderNo} ran on ${ranOn ?? 'no version'}, not ${wanted}`);
+  return { orderNo, status: closed.status, ranOn, ms: Date.now() - startedAt };
+}

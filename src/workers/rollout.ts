@@ -1,0 +1,181 @@
+/**
+ * A rollout of a new build during a sale (docs/operations.md, "Deploying during a sale"), the steps `npm run rollout`
+ * takes: the new version's workers must poll; a smoke order runs on it before it takes traffic; it becomes current
+ * (or takes a percentage of new orders); then the old version drains, its pinned orders closing on the code they
+ * started on, and the tool says when its workers can stop. A rollback is the same with the old build as the target.
+ */
+import type { Client } from '@temporalio/client';
+import {
+  type WorkerDeployments,
+  type DeploymentDescription,
+  type VersionStatus,
+  type WorkerVersion,
+} from '../infra/worker-deployments.js';
+import { ORDER_WORKFLOW_TYPE } from '../model/order-workflow.js';
+import type { RedisInventory } from '../inventory/redis-inventory.js';
+import type { SalesService } from '../sales/sales-service.js';
+import { runSmokeOrder, SMOKE_SALE, type SmokeOrderResult } from '../order/smoke-order.js';
+import { Refusal } from '../infra/refusal.js';
+
+export interface VersionRow {
+  buildId: string;
+  status: VersionStatus;
+  /** OrderWorkflows still open on this version. */
+  openOrders: number;
+}
+
+export interface DeploymentStatus {
+  deploymentName: string;
+  currentBuildId: string | null;
+  rampingBuildId: string | null;
+  rampingPercentage: number;
+  versions: VersionRow[];
+  /** Orders started before versioning (on no version): they run on whichever version is current. */
+  unversionedOpenOrders: number;
+}
+
+/** The deployment's versions with their open orders: what the rollout prints, and the admin view shows. */
+export async function deploymentStatus(
+  deployments: WorkerDeployments,
+  deploymentName: string,
+): Promise<DeploymentStatus> {
+  const described: DeploymentDescription = (await deployments.describeDeployment(deploymentName)) ?? {
+    deploymentName,
+    currentBuildId: null,
+    rampingBuildId: null,
+    rampingPercentage: 0,
+    versions: [],
+  };
+  const buildIds = described.versions.map((version) => version.buildId);
+  const open = await deployments.openWorkflowsByVersion(deploymentName, buildIds, ORDER_WORKFLOW_TYPE);
+  return {
+    deploymentName,
+    currentBuildId: described.currentBuildId,
+    rampingBuildId: described.rampingBuildId,
+    rampingPercentage: described.rampingPercentage,
+    versions: described.versions.map(({ buildId, status }) => ({
+      buildId,
+      status,
+      openOrders: open.byBuildId[buildId] ?? 0,
+    })),
+    unversionedOpenOrders: open.unversioned,
+  };
+}
+
+export interface RolloutOptions {
+  target: WorkerVersion;
+  /** The task queues the target's workers must poll before it is made current (the order and provider queues). */
+  taskQueues: readonly string[];
+  /** Run a smoke order on the target before it takes traffic (default true). */
+  smoke: boolean;
+  /** A percentage (1-99) of new orders for the target, the rest staying on the current version; undefined: all. */
+  rampPercentage?: number;
+  /** How long to watch the previous version drain (0: do not watch). */
+  drainTimeoutMs: number;
+  /** How long to wait for the target's workers to poll. */
+  pollTimeoutMs: number;
+  everyMs?: number;
+  /** After the previous version drained: stop its workers (the local stack's processes, or the operator's hook). */
+  stopDrained?: (buildId: string) => Promise<void>;
+  say: (line: string) => void;
+}
+
+export interface RolloutReport {
+  previousBuildId: string | null;
+  targetBuildId: string;
+  smoke: SmokeOrderResult | null;
+  /** Open orders per build id at the switch. */
+  openAtSwitch: Record<string, number>;
+  ramped: number | null;
+  /** Milliseconds from the switch until the previous version showed DRAINED; null if not watched or not drained. */
+  drainedAfterMs: number | null;
+  previousStopped: boolean;
+}
+
+export async function rollout(
+  deps: {
+    deployments: WorkerDeployments;
+    client: Client;
+    taskQueue: string;
+    inventory: RedisInventory;
+    sales: SalesService;
+  },
+  options: RolloutOptions,
+): Promise<RolloutReport> {
+  const { deployments } = deps;
+  const { target, say } = options;
+  const name = target.deploymentName;
+  const before = await deploymentStatus(deployments, name);
+  const previousBuildId = before.currentBuildId;
+  say(`deployment ${name}: current ${previousBuildId ?? '(none)'}, target ${target.buildId}`);
+  await deployments.untilPolling(target, options.taskQueues, options.pollTimeoutMs);
+  say(`target ${target.buildId} polls ${options.taskQueues.join(', ')}`);
+  let smoke: SmokeOrderResult | null = null;
+  if (options.smoke) {
+    await deps.sales.create({ ...SMOKE_SALE }).catch((err: unknown) => {
+      if (!(err instanceof Refusal && err.code === 'SALE_EXISTS')) throw err;
+    });
+    smoke = await runSmokeOrder({ ...deps, version: target });
+    say(`smoke order ${smoke.orderNo} on ${target.buildId}: persisted, cancelled, ${smoke.status} in ${smoke.ms} ms`);
+  }
+  const atSwitch = await deploymentStatus(deployments, name);
+  const openAtSwitch = Object.fromEntries(atSwitch.versions.map((version) => [version.buildId, version.openOrders]));
+  if (options.rampPercentage !== undefined && previousBuildId && previousBuildId !== target.buildId) {
+    await deployments.setRamping(target, options.rampPercentage);
+    say(`target ${target.buildId} takes ${options.rampPercentage} % of new orders; run again without --ramp to finish`);
+    return {
+      previousBuildId,
+      targetBuildId: target.buildId,
+      smoke,
+      openAtSwitch,
+      ramped: options.rampPercentage,
+      drainedAfterMs: null,
+      previousStopped: false,
+    };
+  }
+  await deployments.setCurrent(target);
+  const switchedAt = Date.now();
+  say(`target ${target.buildId} is current; open orders at the switch: ${describeOpen(openAtSwitch)}`);
+  const report: RolloutReport = {
+    previousBuildId,
+    targetBuildId: target.buildId,
+    smoke,
+    openAtSwitch,
+    ramped: null,
+    drainedAfterMs: null,
+    previousStopped: false,
+  };
+  if (!previousBuildId || previousBuildId === target.buildId || options.drainTimeoutMs <= 0) return report;
+  for (;;) {
+    const now = await deploymentStatus(deployments, name);
+    const previous = now.versions.find((version) => version.buildId === previousBuildId);
+    say(
+      `previous ${previousBuildId}: ${previous?.status ?? 'gone'}, ${previous?.openOrders ?? 0} open orders; ` +
+        `target: ${now.versions.find((version) => version.buildId === target.buildId)?.openOrders ?? 0}`,
+    );
+    if (!previous || previous.status === 'DRAINED') {
+      report.drainedAfterMs = Date.now() - switchedAt;
+      break;
+    }
+    if (Date.now() - switchedAt > options.drainTimeoutMs) {
+      say(
+        `previous ${previousBuildId} still has ${previous.openOrders} open orders after ${options.drainTimeoutMs} ms: ` +
+          'keep its workers running (a Stripe order settling at its bank can take days); run `npm run rollout -- status` later',
+      );
+      return report;
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.everyMs ?? 2_000));
+  }
+  say(`previous ${previousBuildId} drained ${report.drainedAfterMs} ms after the switch: its workers can stop`);
+  if (options.stopDrained) {
+    await options.stopDrained(previousBuildId);
+    report.previousStopped = true;
+    say(`previous ${previousBuildId}: its workers stopped`);
+  }
+  return report;
+}
+
+function describeOpen(open: Record<string, number>): string {
+  const entries = Object.entries(open);
+  return entries.length === 0 ? 'none' : entries.map(([buildId, count]) => `${buildId} ${count}`).join(', ');
+}
