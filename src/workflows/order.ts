@@ -19,12 +19,11 @@
  *
  * An order paid through a provider with an API (input.paymentProvider: Stripe) also has its
  * payment made there once persisted (openPayment, while the wait goes on; a refusal fails the
- * order). Its intent's state decides its close (patch INTENT_DECIDES_CLOSE): before the order is
- * cancelled its intents are closed at the provider (closePayment: cancel, and after a refusal read
- * again); one that was paid first pays the order, one still processing keeps the unit until its
- * outcome, and the unit is released only once none can be paid. Such a payment is judged by the
- * provider's state machine, not by when it arrived. Orders started before that patch close at the
- * provider beside their own steps, as they did.
+ * order). Its intent's state decides its close: before the order is cancelled its intents are
+ * closed at the provider (closePayment: cancel, and after a refusal read again); one that was paid
+ * first pays the order, one still processing keeps the unit until its outcome, and the unit is
+ * released only once none can be paid. Such a payment is judged by the provider's state machine,
+ * not by when it arrived.
  *
  * Payments and cancels arrive as Updates. A payment through the generic webhook is judged by when
  * MySQL recorded it (receivedAt), not by when it is delivered (src/model/order-rules.ts), because the SDK
@@ -40,8 +39,8 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  deprecatePatch,
   log,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -88,24 +87,17 @@ const { persistOrder } = proxyLocalActivities<Activities>({
 });
 
 /**
- * Closing must happen eventually: a lost markPaid loses money, a lost cancel or release loses
- * stock. These retry without limit (capped backoff); every one of them is idempotent.
+ * A failed order's close and the refunds: they must happen eventually (a lost release loses stock, a lost refund
+ * record loses money). These retry without limit (capped backoff); every one of them is idempotent.
  */
-const {
-  markPaid,
-  cancelUnpaidOrder,
-  recordOrderFailure,
-  recordRefundRequired,
-  releaseReservation,
-  confirmReservation,
-} = proxyActivities<Activities>({
+const { recordOrderFailure, recordRefundRequired, releaseReservation } = proxyActivities<Activities>({
   startToCloseTimeout: '10s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
 /**
- * The same steps as local activities: a decided order closes in the workflow task that decided it (patch
- * CLOSE_IN_ONE_TASK) instead of one activity task and one more workflow task per step. A paid order is PAID about
+ * The close's steps as local activities: a decided order closes in the workflow task that decided it instead of one
+ * activity task and one more workflow task per step. A paid order is PAID about
  * one round trip after its payment's Update, and each close writes two markers into the history instead of six
  * events per step: at a sale's rate the server and the worker do a third of the work. Backoffs of 1 s or more wait
  * on a durable timer, and they retry without limit as the activities above do.
@@ -117,26 +109,25 @@ const closeInTask = proxyLocalActivities<Activities>({
 });
 
 /**
- * The patch of the close in one workflow task (above). Patch lifecycle in docs/testing.md, "Changing the workflow:
- * the patch lifecycle"; the replay test guards both paths.
+ * The deprecated patch of the close in one workflow task (above): histories recorded with its marker still replay.
+ * Removed in the next build, once no unversioned order runs (docs/testing.md, "Changing the workflow").
  */
 export const CLOSE_IN_ONE_TASK = 'close-in-one-task';
 
 /**
  * The provider's API: its requests wait and retry (capped at a minute) for as long as it is away.
  * openPayment's wait ends with the order's decision; closePayment's when the provider answers.
- * Patched orders send them to the provider's own task queue, whose workers pace them at the rate
- * the provider's account allows (STRIPE_REQUESTS_PER_SECOND): a sale's deadlines bunch.
+ * They go to the provider's own task queue, whose workers pace them at the rate the provider's
+ * account allows (STRIPE_REQUESTS_PER_SECOND): a sale's deadlines bunch.
  */
 const PROVIDER_ACTIVITY_OPTIONS = {
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
 } as const;
-const legacyProviderActivities = proxyActivities<PaymentActivities>(PROVIDER_ACTIVITY_OPTIONS);
 
 /**
- * The patch of a provider order's close: its intent's state decides it (see the header). Patch
- * lifecycle in docs/testing.md, "Changing the workflow: the patch lifecycle"; the replay test guards both paths.
+ * The deprecated patch of a provider order's close (its intent's state decides it, see the header): histories
+ * recorded with its marker still replay. Removed in the next build, once no unversioned order runs.
  */
 export const INTENT_DECIDES_CLOSE = 'intent-decides-close';
 
@@ -180,7 +171,7 @@ type OrderPhase =
   /** A payment was applied while the outcome was open: the wait ends with it, and the order closes as PAID. */
   | { readonly kind: 'PAYMENT_APPLIED'; readonly payment: PaymentReceived }
   /**
-   * Cancelled, a patched provider order closes its intents first: open until the provider answers, so a
+   * Cancelled, a provider order closes its intents first: open until the provider answers, so a
    * payment is judged as for an open order, and a cancel changes nothing.
    */
   | { readonly kind: 'SETTLING_AT_PROVIDER' }
@@ -201,7 +192,7 @@ type PhaseKind = OrderPhase['kind'];
 export const PHASE_TRANSITIONS: { readonly [From in PhaseKind]: readonly PhaseKind[] } = {
   // persisted · the shopper's cancel · the persist failed, or an operator cancelled it
   PERSISTING: ['AWAITING_PAYMENT', 'CANCEL_REQUESTED', 'FAILING'],
-  // the shopper's cancel · a payment · the deadline or an operator's cancel, for a patched provider order or
+  // the shopper's cancel · a payment · the deadline or an operator's cancel, for a provider order or
   // any other · the provider refused to make the payment
   AWAITING_PAYMENT: ['CANCEL_REQUESTED', 'PAYMENT_APPLIED', 'SETTLING_AT_PROVIDER', 'SETTLING_IN_MYSQL', 'FAILING'],
   // a payment in the same activation (it wins) · the wait ends with the cancel, as above · the persist failed
@@ -256,11 +247,8 @@ class OrderRun {
   private readonly refunds: Refund[] = [];
   /** The order's payment at its provider; undefined while none was opened (not a provider order, or not persisted). */
   private providerPayment: ProviderPayment | undefined;
-  /** The provider's intent decides the close, and its payments are judged without the arrival rule (patched). */
+  /** A provider order: its intent decides the close, and its payments are judged without the arrival rule. */
   private readonly intentDecides: boolean;
-  /** The close's steps: local activities once patched (CLOSE_IN_ONE_TASK), asked when the close begins. */
-  private closeSteps: Pick<Activities, 'confirmReservation' | 'markPaid' | 'cancelUnpaidOrder' | 'releaseReservation'> =
-    { confirmReservation, markPaid, cancelUnpaidOrder, releaseReservation };
   private readonly providerActivities: Pick<PaymentActivities, 'openPayment' | 'closePayment'>;
 
   constructor(private readonly input: OrderInput) {
@@ -268,13 +256,12 @@ class OrderRun {
     // became payable, so a late start or persist keeps the shopper's whole window.
     this.state = pendingOrderState(input);
     this.reservation = { sku: input.sku, orderNo: input.orderNo };
-    this.intentDecides = input.paymentProvider !== undefined && patched(INTENT_DECIDES_CLOSE);
-    this.providerActivities = this.intentDecides
-      ? proxyActivities<PaymentActivities>({
-          ...PROVIDER_ACTIVITY_OPTIONS,
-          taskQueue: providerTaskQueue(workflowInfo().taskQueue),
-        })
-      : legacyProviderActivities;
+    if (input.paymentProvider !== undefined) deprecatePatch(INTENT_DECIDES_CLOSE);
+    this.intentDecides = input.paymentProvider !== undefined;
+    this.providerActivities = proxyActivities<PaymentActivities>({
+      ...PROVIDER_ACTIVITY_OPTIONS,
+      taskQueue: providerTaskQueue(workflowInfo().taskQueue),
+    });
   }
 
   /** persist → await a payment, a cancel or the deadline → close, on a path that cannot be cancelled. */
@@ -327,7 +314,7 @@ class OrderRun {
   }
 
   cancel(): OrderState {
-    // Another cancel, or one after the wait (a patched provider order closing at its provider), changes nothing.
+    // Another cancel, or one after the wait (a provider order closing at its provider), changes nothing.
     if (this.phase.kind === 'PERSISTING' || this.phase.kind === 'AWAITING_PAYMENT')
       this.moveTo({ kind: 'CANCEL_REQUESTED' });
     return this.state;
@@ -399,10 +386,7 @@ class OrderRun {
       );
   }
 
-  /**
-   * Closes the order's payments at its provider so they can no longer be paid, and answers what
-   * the provider found (patched orders act on it; earlier ones only close).
-   */
+  /** Closes the order's payments at its provider so they can no longer be paid, and answers what the provider found. */
   private async closeProviderPayment(): Promise<ProviderClose | undefined> {
     const provider = this.input.paymentProvider;
     if (!provider || !this.providerPayment || this.providerPayment.unavailable) return undefined;
@@ -452,8 +436,8 @@ class OrderRun {
   // ---- close ------------------------------------------------------------------------------------
 
   private async close(outcome: Outcome<PaymentReceived>): Promise<void> {
-    // Asked before the close's first command, at the same point on every replay.
-    if (patched(CLOSE_IN_ONE_TASK)) this.closeSteps = closeInTask;
+    // At the same point as the patch it replaces, before the close's first command.
+    deprecatePatch(CLOSE_IN_ONE_TASK);
     if (outcome.status === 'CANCELLED' && this.intentDecides) {
       // Not decided yet: until the provider answers, a payment is judged as for an open order.
       this.moveTo({ kind: 'SETTLING_AT_PROVIDER' });
@@ -469,10 +453,10 @@ class OrderRun {
   private async closePaid(payment: PaymentReceived): Promise<void> {
     this.moveTo({ kind: 'PAYING', payment });
     // Redis first: if the units are no longer this order's, it must not be sold in MySQL either.
-    const confirmed = await this.closeSteps.confirmReservation(this.reservation);
+    const confirmed = await closeInTask.confirmReservation(this.reservation);
     if (confirmed === 'CONFIRMED' || confirmed === 'ALREADY_CONFIRMED') {
       const paidAt = new Date().toISOString();
-      await this.closeSteps.markPaid({
+      await closeInTask.markPaid({
         orderNo: this.input.orderNo,
         eventId: payment.eventId,
         amountCents: payment.amountCents,
@@ -492,18 +476,15 @@ class OrderRun {
   private async closeCancelled(reason: CancelReason): Promise<void> {
     this.moveTo({ kind: 'SETTLING_IN_MYSQL' });
     const cancelledAt = new Date().toISOString();
-    // Unpatched orders: the provider's door closes beside the order's own steps. Patched ones closed it first.
-    const providerClosed = this.intentDecides ? Promise.resolve() : this.closeProviderPayment();
-    const found = await this.closeSteps.cancelUnpaidOrder({ orderNo: this.input.orderNo, reason, cancelledAt });
+    const found = await closeInTask.cancelUnpaidOrder({ orderNo: this.input.orderNo, reason, cancelledAt });
     if (found.outcome === 'PAID_IN_TIME') {
       await this.payRecordedInTime(found.payment);
     } else {
       this.moveTo({ kind: 'CANCELLING' });
-      await this.closeSteps.releaseReservation(this.reservation);
+      await closeInTask.releaseReservation(this.reservation);
       this.state.cancelReason = reason;
       this.state.status = 'CANCELLED';
     }
-    await providerClosed;
   }
 
   /** A payment recorded in time that the order had not been delivered yet pays it after all. */
@@ -535,8 +516,8 @@ class OrderRun {
     // Nothing more may be paid for a failed order; a payment it accepted has its refund recorded.
     if (!phase.applied) {
       const closed = await this.closeProviderPayment();
-      // Paid before its cancel (patched orders learn it): the money is refunded (ORDER_FAILED).
-      if (closed?.state === 'SUCCEEDED' && this.intentDecides) this.judgePayment(closed.payment);
+      // Paid before its cancel: the money is refunded (ORDER_FAILED).
+      if (closed?.state === 'SUCCEEDED') this.judgePayment(closed.payment);
     }
   }
 
