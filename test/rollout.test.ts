@@ -32,7 +32,7 @@ import { buy, retrying, sendPayment, type TrafficPlan, type TrafficResult } from
 import { buildVariant, type VariantBuild } from './helpers/builds.js';
 import { testConfig } from './helpers/env.js';
 import { runScript } from './helpers/run-script.js';
-import { API_TEST_ENV } from './helpers/app.js';
+import { API_TEST_ENV, startTestApp } from './helpers/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -72,12 +72,11 @@ beforeAll(async () => {
   buildA = { bundlePath: bundleA, buildId: readFileSync(`${bundleA}.hash`, 'utf8').trim() };
   // Build B decides each order one durable timer later: a change A's histories do not replay on.
   buildB = await buildVariant(inject('stackDataDir'), 'b', 'workflows/order.ts', (source) =>
-    source
-      .replace('  setWorkflowOptions,\n', '  setWorkflowOptions,\n  sleep,\n')
-      .replace(
-        '    const { outcome, operatorCancellation } = await this.decide();',
-        '    await sleep(1);\n    const { outcome, operatorCancellation } = await this.decide();',
-      ),
+    replaceOnce(
+      replaceOnce(source, '  proxyActivities,\n', '  proxyActivities,\n  sleep,\n'),
+      '    const { outcome, operatorCancellation } = await this.decide();',
+      '    await sleep(1);\n    const { outcome, operatorCancellation } = await this.decide();',
+    ),
   );
   api = await startApi(config, 0);
   const auth = new ShopperAuth(config);
@@ -106,6 +105,13 @@ afterAll(async () => {
   await api?.close();
   await Promise.allSettled([pool?.end(), redis?.quit(), connection?.close()]);
 });
+
+/** `source` with `anchor` replaced once: a change whose anchor moved fails here, not as a broken build. */
+function replaceOnce(source: string, anchor: string, replacement: string): string {
+  if (source.split(anchor).length !== 2)
+    throw new Error(`build B's change: ${JSON.stringify(anchor)} is not in the source once`);
+  return source.replace(anchor, replacement);
+}
 
 /** A worker process of `build`, as the operator's deploy starts it; `promote`: whether it makes itself current. */
 function startWorker(build: VariantBuild, promote: 'on-start' | 'by-rollout'): ManagedProcess {
@@ -298,3 +304,41 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   expect(sale).toMatchObject({ reserved: 0, sold: 5 + 8 + 5 + 3 + 3 });
   await workerA2.stop();
 }, 420_000);
+
+it('an unversioned worker (WORKER_VERSIONING=false) runs orders on a server with versioning: nothing pins them', async () => {
+  const app = await startTestApp('unversioned', { ...API_TEST_ENV, WORKER_VERSIONING: 'false' });
+  try {
+    const sale = { sku: `UNV-${randomUUID().slice(0, 8)}`.toUpperCase(), priceCents: 900 };
+    await SalesService.onClients(app.stores, app.redis, app.config.temporal.taskQueue).create({
+      ...sale,
+      name: 'Unversioned',
+      stock: 2,
+      perUserLimit: 1,
+    });
+    const shoppers: TrafficPlan = {
+      ...plan,
+      ...sale,
+      apiUrls: [app.api.url],
+      tokenFor: (userId) => app.auth.issue(userId),
+    };
+    const bought = await buy(shoppers, 'unversioned-shopper', 20_000, false, result);
+    if (bought.answer.kind !== 'accepted') throw new Error(JSON.stringify(bought.answer));
+    const { orderNo } = bought.answer;
+    await sendPayment(
+      shoppers,
+      { orderNo, eventId: `evt-${orderNo}`, amountCents: sale.priceCents, kind: 'pay' },
+      result,
+    );
+    await waitFor(async () => (await app.stores.orders.getOrder(orderNo))?.status === 'PAID', {
+      what: `unversioned order ${orderNo} to be PAID`,
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
+    const handle = app.temporal.workflow.getHandle(orderWorkflowId(orderNo));
+    const { status, raw } = await handle.describe();
+    expect(status.name).toBe('COMPLETED');
+    expect(raw.workflowExecutionInfo?.versioningInfo?.deploymentVersion?.buildId ?? null).toBeNull();
+  } finally {
+    await app.close();
+  }
+});

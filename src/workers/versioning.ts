@@ -22,8 +22,9 @@ export function workerVersionOf(config: Pick<AppConfig, 'temporal'>, bundlePath?
 }
 
 /**
- * Every workflow type here is Pinned (each says so with setWorkflowOptions; this default covers any that would not):
- * a run finishes on the code it started on, so a change to a workflow ships as a new build instead of a patch.
+ * Every workflow type here is Pinned, by this default: a run finishes on the code it started on, so a change to a
+ * workflow ships as a new build instead of a patch. Not said per workflow (setWorkflowOptions): the server refuses a
+ * versioning behaviour from an unversioned worker (WORKER_VERSIONING=false), failing every workflow task.
  */
 export function deploymentOptions(version: WorkerVersion | null): {
   workerDeploymentOptions?: WorkerDeploymentOptions;

@@ -4,7 +4,7 @@
  * path (src/activities/payments.ts), so a payment missed while the endpoint was down or refusing is applied or
  * refunded exactly once, like one delivered.
  */
-import { proxyActivities, setWorkflowOptions } from '@temporalio/workflow';
+import { proxyActivities } from '@temporalio/workflow';
 import type { CatchUpActivities } from '../activities/payments.js';
 import type { CatchUpInput, CatchUpResult } from '../payments/catch-up-definitions.js';
 
@@ -17,8 +17,7 @@ const { catchUpProviderEvents } = proxyActivities<CatchUpActivities>({
 });
 
 // Pinned: a run lasts minutes at most and the schedule starts the next on the current build; the old build is kept
-// until its runs close (no patches for a run that would outlive a rollout).
-setWorkflowOptions({ versioningBehavior: 'PINNED' }, PaymentCatchUpWorkflow);
+// until its runs close (no patches for a run that would outlive a rollout). Pinned by the worker's default.
 export async function PaymentCatchUpWorkflow(input: CatchUpInput): Promise<CatchUpResult> {
   return catchUpProviderEvents(input);
 }

@@ -11,7 +11,7 @@
  * Work is bounded: sales are surveyed 100 at a time and reservations read one HSCAN page per
  * activity, so 100k reservations never make one giant activity.
  */
-import { log, proxyActivities, setWorkflowOptions } from '@temporalio/workflow';
+import { log, proxyActivities } from '@temporalio/workflow';
 import type { ReconcileActivities } from '../activities/reconcile.js';
 import {
   noReservationWork,
@@ -32,8 +32,7 @@ const { surveySales, reconcileReservations, adoptMissingReservations, saleDrift 
 const SURVEY_PAGE = 100;
 
 // Pinned: a run lasts seconds to minutes and the schedule starts the next on the current build; the old build is kept
-// until its runs close (no patches for a run that would outlive a rollout).
-setWorkflowOptions({ versioningBehavior: 'PINNED' }, ReconcileWorkflow);
+// until its runs close (no patches for a run that would outlive a rollout). Pinned by the worker's default.
 export async function ReconcileWorkflow(input: ReconcileInput): Promise<ReconcileReport> {
   const pageSize = input.pageSize ?? 500;
   const sales: SaleReconciliation[] = [];
