@@ -39,12 +39,10 @@ import {
   CancellationScope,
   condition,
   isCancellation,
-  deprecatePatch,
   log,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
-  setWorkflowOptions,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/order.js';
@@ -109,12 +107,6 @@ const closeInTask = proxyLocalActivities<Activities>({
 });
 
 /**
- * The deprecated patch of the close in one workflow task (above): histories recorded with its marker still replay.
- * Removed in the next build, once no unversioned order runs (docs/testing.md, "Changing the workflow").
- */
-export const CLOSE_IN_ONE_TASK = 'close-in-one-task';
-
-/**
  * The provider's API: its requests wait and retry (capped at a minute) for as long as it is away.
  * openPayment's wait ends with the order's decision; closePayment's when the provider answers.
  * They go to the provider's own task queue, whose workers pace them at the rate the provider's
@@ -125,12 +117,6 @@ const PROVIDER_ACTIVITY_OPTIONS = {
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
 } as const;
 
-/**
- * The deprecated patch of a provider order's close (its intent's state decides it, see the header): histories
- * recorded with its marker still replay. Removed in the next build, once no unversioned order runs.
- */
-export const INTENT_DECIDES_CLOSE = 'intent-decides-close';
-
 /** The re-reads of an intent still processing: sparse, so a bank debit of days keeps a small history. */
 const PROCESSING_FIRST_READ_MS = 60_000;
 const PROCESSING_MAX_READ_MS = 3_600_000;
@@ -138,10 +124,10 @@ const PROCESSING_MAX_READ_MS = 3_600_000;
 type Refund = PaymentReceived & { reason: RefundReason };
 
 /**
- * Pinned (Worker Versioning): an order runs to its end on the build that started it, so a change to this workflow
- * ships as a new build that only new orders run (docs/operations.md, "Deploying during a sale").
+ * Pinned (Worker Versioning, the worker's default behaviour: src/workers/versioning.ts): an order runs to its end on
+ * the build that started it, so a change to this workflow ships as a new build that only new orders run
+ * (docs/operations.md, "Deploying during a sale").
  */
-setWorkflowOptions({ versioningBehavior: 'PINNED' }, OrderWorkflow);
 export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   const order = new OrderRun(input);
   // Registered before the first await, so a message delivered with the start finds its handler.
@@ -256,7 +242,6 @@ class OrderRun {
     // became payable, so a late start or persist keeps the shopper's whole window.
     this.state = pendingOrderState(input);
     this.reservation = { sku: input.sku, orderNo: input.orderNo };
-    if (input.paymentProvider !== undefined) deprecatePatch(INTENT_DECIDES_CLOSE);
     this.intentDecides = input.paymentProvider !== undefined;
     this.providerActivities = proxyActivities<PaymentActivities>({
       ...PROVIDER_ACTIVITY_OPTIONS,
@@ -436,8 +421,6 @@ class OrderRun {
   // ---- close ------------------------------------------------------------------------------------
 
   private async close(outcome: Outcome<PaymentReceived>): Promise<void> {
-    // At the same point as the patch it replaces, before the close's first command.
-    deprecatePatch(CLOSE_IN_ONE_TASK);
     if (outcome.status === 'CANCELLED' && this.intentDecides) {
       // Not decided yet: until the provider answers, a payment is judged as for an open order.
       this.moveTo({ kind: 'SETTLING_AT_PROVIDER' });
