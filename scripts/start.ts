@@ -17,6 +17,7 @@ import { loadToolPaths } from '../stack/services.js';
 import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
 import { startStripeMock, type RunningStripeMock } from '../stack/stripe-mock.js';
 import { startStripeDouble, type StripeDouble } from '../stack/stripe-double.js';
+import { drainOlderBuilds, keepBundle, type OlderBuilds } from '../stack/older-builds.js';
 import { settingsOf } from '../src/payments/providers/registry.js';
 import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 
@@ -36,10 +37,12 @@ let stack: RunningStack | undefined;
 let zipkin: RunningZipkin | undefined;
 let stripeMock: RunningStripeMock | undefined;
 let stripeDouble: StripeDouble | undefined;
+let olderBuilds: OlderBuilds | undefined;
 const apps: Supervised[] = [];
 const { shutdown } = shutdownOnSignals(say, async () => {
   // API first (no new orders), then the worker (in-flight activities finish), then the servers.
   for (const app of [...apps].reverse()) await app.stop(15_000);
+  await olderBuilds?.stop();
   await zipkin?.process.stop();
   await stripeDouble?.stop();
   await stripeMock?.process.stop();
@@ -89,6 +92,10 @@ try {
       : 'workflow bundle up to date',
   );
 
+  // Every build's bundle is kept: orders an earlier start left open are pinned to theirs (stack/older-builds.ts).
+  const versionsDir = join(dataDir, 'build', 'versions');
+  const buildId = keepBundle(bundle, versionsDir);
+
   const tsx = join(root, 'node_modules', '.bin', 'tsx');
   const apiUrl = `http://127.0.0.1:${config.port}`;
   const worker = new Supervised(
@@ -124,11 +131,31 @@ try {
   apps.push(worker, api);
   await worker.start();
   await api.start();
+  olderBuilds = await drainOlderBuilds({
+    config,
+    currentBuildId: buildId,
+    versionsDir,
+    say,
+    startDrainWorker: async (id, bundlePath) =>
+      spawnLogged(`worker ${id}`, tsx, [join(root, 'src/workers/main.ts')], {
+        logFile: join(dataDir, 'build', `drain-worker-${id}.log`),
+        cwd: root,
+        env: {
+          ...env,
+          WORKFLOW_BUNDLE_PATH: bundlePath,
+          WORKER_BUILD_ID: id,
+          WORKER_PROMOTE: 'by-rollout',
+          WORKER_METRICS_PORT: '0',
+          WORKER_HEALTH_PORT: '0',
+        },
+      }),
+  });
 
   say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   say(`  API + dashboard  ${apiUrl}/`);
   say(`  Temporal Web UI  ${stack.temporalUiUrl ?? `(external Temporal at ${config.temporal.address})`}`);
   say(`  data             ${dataDir}`);
+  say(`  workflow build   ${buildId} (current; npm run rollout -- status lists the others)`);
   say(
     `  traces           ${zipkin ? `${zipkin.url}/zipkin/ (Zipkin)` : tracing ? `OTEL_TRACES_EXPORTER=${tracing}` : '(off: OTEL_TRACES_EXPORTER=zipkin npm start turns them on)'}`,
   );
