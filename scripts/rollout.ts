@@ -25,7 +25,7 @@ import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { providerTaskQueue } from '../src/model/order-workflow.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { workflowBuildId } from '../src/workers/bundle.js';
-import { deploymentStatus, rollout } from '../src/workers/rollout.js';
+import { rollout } from '../src/workers/rollout.js';
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
@@ -64,7 +64,7 @@ const deployments = new WorkerDeployments(
 let exitCode = 0;
 try {
   if (command === 'status') {
-    const status = await deploymentStatus(deployments, deploymentName);
+    const status = await deployments.status(deploymentName);
     say(
       `deployment ${deploymentName}: current ${status.currentBuildId ?? '(none)'}` +
         (status.rampingBuildId ? `, ramping ${status.rampingBuildId} at ${status.rampingPercentage} %` : ''),
@@ -121,7 +121,7 @@ try {
       await Promise.allSettled([pool.end(), redis.quit()]);
     }
   } else if (command === 'prune') {
-    const status = await deploymentStatus(deployments, deploymentName);
+    const status = await deployments.status(deploymentName);
     for (const version of status.versions) {
       if (version.status !== 'DRAINED' && version.status !== 'INACTIVE') continue;
       if (version.openOrders > 0 || version.buildId === status.currentBuildId) continue;

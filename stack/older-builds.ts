@@ -11,7 +11,6 @@ import type { AppConfig } from '../src/config/index.js';
 import { temporalConnectionSettings } from '../src/infra/temporal-connection.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { workflowBuildId } from '../src/workers/bundle.js';
-import { deploymentStatus } from '../src/workers/rollout.js';
 import type { ManagedProcess } from './process.js';
 
 export interface OlderBuilds {
@@ -54,7 +53,7 @@ export async function drainOlderBuilds(options: {
   let first = true;
 
   const look = async (): Promise<void> => {
-    const status = await deploymentStatus(deployments, versioning.deploymentName);
+    const status = await deployments.status(versioning.deploymentName);
     for (const version of status.versions) {
       if (version.buildId === currentBuildId) continue;
       const bundle = join(versionsDir, `${version.buildId}.js`);

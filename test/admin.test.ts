@@ -298,6 +298,7 @@ describe('admin views of a sale with orders in every state', () => {
       ['GET', '/api/admin/sales'],
       ['POST', `/api/admin/sales/${sku}/close`],
       ['GET', '/api/admin/workers'],
+      ['GET', '/api/admin/deployment'],
     ];
     for (const [method, path] of routes) {
       expectError(await http(method, path), 401, 'UNAUTHORIZED');

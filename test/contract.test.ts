@@ -118,6 +118,7 @@ const UNCONSTRAINED = [
   'getOpenApiDocument',
   'getDocsPage',
   'adminWorkers',
+  'adminDeployment',
 ];
 
 /** Credentials per security scheme, so that validation is reached; a new scheme fails until it is taught here. */

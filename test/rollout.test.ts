@@ -250,6 +250,20 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   expect(report.openAtSwitch[buildA.buildId]).toBe(15);
   expect(report.drainedAfterMs).not.toBeNull();
   expect(workerA.exitCodeNow).not.toBeUndefined();
+  // The operator's view: B current with its 5 unpaid orders, A drained.
+  const view = await fetch(`${api.url}/api/admin/deployment`, {
+    headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}` },
+  });
+  expect(view.status).toBe(200);
+  expect(await view.json()).toMatchObject({
+    deploymentName: taskQueue,
+    currentBuildId: buildB.buildId,
+    versions: expect.arrayContaining([
+      { buildId: buildA.buildId, status: 'DRAINED', openOrders: 0 },
+      { buildId: buildB.buildId, status: 'CURRENT', openOrders: 5 },
+    ]),
+    unversionedOpenOrders: 0,
+  });
 
   for (const orderNo of onA)
     expect(await ranOn(orderNo), orderNo).toEqual({ buildIds: [buildA.buildId], failedTasks: 0, closed: true });
@@ -338,6 +352,11 @@ it('an unversioned worker (WORKER_VERSIONING=false) runs orders on a server with
     const { status, raw } = await handle.describe();
     expect(status.name).toBe('COMPLETED');
     expect(raw.workflowExecutionInfo?.versioningInfo?.deploymentVersion?.buildId ?? null).toBeNull();
+    const view = await fetch(`${app.api.url}/api/admin/deployment`, {
+      headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}` },
+    });
+    expect(view.status).toBe(404);
+    expect(await view.json()).toMatchObject({ error: { code: 'NOT_VERSIONED' } });
   } finally {
     await app.close();
   }

@@ -11,7 +11,8 @@ import { SaleWindows } from '../order/sale-windows.js';
 import { SoldOutCache } from '../order/sold-out-cache.js';
 import { loadConfig, type AppConfig } from '../config/index.js';
 import type { Stores } from '../db/stores.js';
-import { guarded, type DependencyGuards } from '../infra/dependency-guard.js';
+import { Deadline, guarded, type DependencyGuards } from '../infra/dependency-guard.js';
+import { WorkerDeployments, type DeploymentStatus } from '../infra/worker-deployments.js';
 import { createLogger, type Logger } from '../infra/logger.js';
 import type { RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
@@ -264,6 +265,7 @@ export function createApp(parts: ApiParts): Koa {
             config.deadlines.redisMs,
             ['read'] as const,
           ),
+          deployment: deploymentStatusReader(config, temporal, guards, config.deadlines.readMs),
         }),
         dashboardRoutes({ config }),
         metricsRoutes({ metrics }),
@@ -340,4 +342,19 @@ function inert<T extends object>(name: string, allowed: Record<string, unknown> 
     },
   );
   return stub as T;
+}
+
+/** The admin view of the workers' deployment: behind Temporal's breaker, within the read deadline; null unversioned. */
+function deploymentStatusReader(
+  config: AppConfig,
+  temporal: Client,
+  guards: DependencyGuards,
+  readMs: number,
+): { status(): Promise<DeploymentStatus> } | null {
+  const versioning = config.temporal.versioning;
+  if (!versioning) return null;
+  const deployments = new WorkerDeployments(temporal.connection, config.temporal.namespace, 'api');
+  return {
+    status: () => guards.workflows.call(Deadline.in(readMs), () => deployments.status(versioning.deploymentName)),
+  };
 }

@@ -37,6 +37,7 @@ const REFUSAL_STATUS: Record<RefusalCode, number> = {
   ADMISSION_NOT_YOURS: 403,
   ADMISSION_EXPIRED: 403,
   ADMISSION_USED: 403,
+  NOT_VERSIONED: 404,
 };
 
 /** An answer the API gives on purpose (bad input, a wrong token, a refusal mapped by toApiError), not a bug. */

@@ -34,6 +34,7 @@ import type {
 import type { SaleView } from '../sales/sale-view.js';
 import type { LineView, PlaceView } from '../line/line-service.js';
 import type { WorkerCacheFigures } from '../inventory/worker-figures.js';
+import type { DeploymentStatus } from '../infra/worker-deployments.js';
 import type { ErrorCode } from './errors.js';
 import { orderNoSchema, orderStatusSchema, skuSchema } from './schemas.js';
 
@@ -81,6 +82,7 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   ADMISSION_NOT_YOURS: 'an `Admission-Token` given to another shopper, or for another sale',
   ADMISSION_EXPIRED: 'an admission past its `expiresAt` (join the line again for a new place)',
   ADMISSION_USED: 'an admission already spent on an order',
+  NOT_VERSIONED: 'the workers run unversioned (`WORKER_VERSIONING=false`): no deployment to show',
 };
 
 const ERROR_CODES = Object.keys(ERROR_CODE_DESCRIPTIONS) as [ErrorCode, ...ErrorCode[]];
@@ -482,6 +484,28 @@ export const workerFiguresSchema = z
   })
   .meta({ id: 'WorkerFigures' });
 
+export const deploymentStatusSchema = z
+  .object({
+    deploymentName: z.string().meta({ description: 'The Worker Deployment (WORKER_DEPLOYMENT_NAME).' }),
+    currentBuildId: z.string().nullable().meta({ description: 'The build new orders start on; null before any.' }),
+    rampingBuildId: z.string().nullable().meta({ description: 'A build taking a percentage of new orders, if any.' }),
+    rampingPercentage: z.number(),
+    versions: z.array(
+      z.object({
+        buildId: z.string(),
+        status: z.enum(['INACTIVE', 'CURRENT', 'RAMPING', 'DRAINING', 'DRAINED']).meta({
+          description: "Temporal's routing status: DRAINED once no order pinned to it is open (its workers can stop).",
+        }),
+        openOrders: z.number().int().meta({ description: 'OrderWorkflows open on this build (visibility).' }),
+      }),
+    ),
+    unversionedOpenOrders: z
+      .number()
+      .int()
+      .meta({ description: 'Orders started before versioning: they run on the current build.' }),
+  })
+  .meta({ id: 'DeploymentStatus' });
+
 /** Compiles only when A and B are the same type; each line below ties a schema to its source type. */
 type SameShape<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const sameShape = <T extends true>(proof: T) => proof;
@@ -496,3 +520,4 @@ sameShape<SameShape<z.infer<typeof adminPaymentSchema>, AdminPaymentView>>(true)
 sameShape<SameShape<z.infer<typeof adminSaleSchema>, AdminSaleView>>(true);
 sameShape<SameShape<z.infer<typeof adminOrderPaymentsSchema>, AdminOrderPayments>>(true);
 sameShape<SameShape<z.infer<typeof workerFiguresSchema>, { workers: WorkerCacheFigures[] }>>(true);
+sameShape<SameShape<z.infer<typeof deploymentStatusSchema>, DeploymentStatus>>(true);

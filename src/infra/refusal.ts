@@ -28,6 +28,7 @@ export const REFUSAL_CODES = [
   'ADMISSION_NOT_YOURS',
   'ADMISSION_EXPIRED',
   'ADMISSION_USED',
+  'NOT_VERSIONED',
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 

@@ -5,6 +5,7 @@
  * Pinned workflow runs to its end on the version it started on (docs/operations.md, "Deploying during a sale").
  */
 import proto from '@temporalio/proto';
+import { ORDER_WORKFLOW_TYPE } from '../model/order-workflow.js';
 
 type WorkflowService = proto.temporal.api.workflowservice.v1.WorkflowService;
 const { WorkerDeploymentVersionStatus, VersionDrainageStatus } = proto.temporal.api.enums.v1;
@@ -35,6 +36,17 @@ export interface DeploymentDescription {
   rampingBuildId: string | null;
   rampingPercentage: number;
   versions: { buildId: string; status: VersionStatus; createdAt: string | null }[];
+}
+
+export interface DeploymentStatus {
+  deploymentName: string;
+  currentBuildId: string | null;
+  rampingBuildId: string | null;
+  rampingPercentage: number;
+  /** Each version, its routing status and the OrderWorkflows still open on it. */
+  versions: { buildId: string; status: VersionStatus; openOrders: number }[];
+  /** Orders started before versioning (on no version): they run on whichever version is current. */
+  unversionedOpenOrders: number;
 }
 
 /** The APIs' version string, `<deployment name>.<build id>`, as the Web UI shows it. */
@@ -225,6 +237,31 @@ export class WorkerDeployments {
     return {
       byBuildId: Object.fromEntries(counted),
       unversioned: await count('TemporalWorkerDeploymentVersion IS NULL'),
+    };
+  }
+
+  /** The deployment's versions with their open orders: what a rollout prints and the admin view shows. */
+  async status(deploymentName: string): Promise<DeploymentStatus> {
+    const described = (await this.describeDeployment(deploymentName)) ?? {
+      deploymentName,
+      currentBuildId: null,
+      rampingBuildId: null,
+      rampingPercentage: 0,
+      versions: [],
+    };
+    const buildIds = described.versions.map((version) => version.buildId);
+    const open = await this.openWorkflowsByVersion(deploymentName, buildIds, ORDER_WORKFLOW_TYPE);
+    return {
+      deploymentName,
+      currentBuildId: described.currentBuildId,
+      rampingBuildId: described.rampingBuildId,
+      rampingPercentage: described.rampingPercentage,
+      versions: described.versions.map(({ buildId, status }) => ({
+        buildId,
+        status,
+        openOrders: open.byBuildId[buildId] ?? 0,
+      })),
+      unversionedOpenOrders: open.unversioned,
     };
   }
 

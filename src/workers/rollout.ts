@@ -5,62 +5,11 @@
  * started on, and the tool says when its workers can stop. A rollback is the same with the old build as the target.
  */
 import type { Client } from '@temporalio/client';
-import {
-  type WorkerDeployments,
-  type DeploymentDescription,
-  type VersionStatus,
-  type WorkerVersion,
-} from '../infra/worker-deployments.js';
-import { ORDER_WORKFLOW_TYPE } from '../model/order-workflow.js';
+import type { WorkerDeployments, WorkerVersion } from '../infra/worker-deployments.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { SalesService } from '../sales/sales-service.js';
 import { runSmokeOrder, SMOKE_SALE, type SmokeOrderResult } from '../order/smoke-order.js';
 import { Refusal } from '../infra/refusal.js';
-
-export interface VersionRow {
-  buildId: string;
-  status: VersionStatus;
-  /** OrderWorkflows still open on this version. */
-  openOrders: number;
-}
-
-export interface DeploymentStatus {
-  deploymentName: string;
-  currentBuildId: string | null;
-  rampingBuildId: string | null;
-  rampingPercentage: number;
-  versions: VersionRow[];
-  /** Orders started before versioning (on no version): they run on whichever version is current. */
-  unversionedOpenOrders: number;
-}
-
-/** The deployment's versions with their open orders: what the rollout prints, and the admin view shows. */
-export async function deploymentStatus(
-  deployments: WorkerDeployments,
-  deploymentName: string,
-): Promise<DeploymentStatus> {
-  const described: DeploymentDescription = (await deployments.describeDeployment(deploymentName)) ?? {
-    deploymentName,
-    currentBuildId: null,
-    rampingBuildId: null,
-    rampingPercentage: 0,
-    versions: [],
-  };
-  const buildIds = described.versions.map((version) => version.buildId);
-  const open = await deployments.openWorkflowsByVersion(deploymentName, buildIds, ORDER_WORKFLOW_TYPE);
-  return {
-    deploymentName,
-    currentBuildId: described.currentBuildId,
-    rampingBuildId: described.rampingBuildId,
-    rampingPercentage: described.rampingPercentage,
-    versions: described.versions.map(({ buildId, status }) => ({
-      buildId,
-      status,
-      openOrders: open.byBuildId[buildId] ?? 0,
-    })),
-    unversionedOpenOrders: open.unversioned,
-  };
-}
 
 export interface RolloutOptions {
   target: WorkerVersion;
@@ -105,7 +54,7 @@ export async function rollout(
   const { deployments } = deps;
   const { target, say } = options;
   const name = target.deploymentName;
-  const before = await deploymentStatus(deployments, name);
+  const before = await deployments.status(name);
   const previousBuildId = before.currentBuildId;
   say(`deployment ${name}: current ${previousBuildId ?? '(none)'}, target ${target.buildId}`);
   await deployments.untilPolling(target, options.taskQueues, options.pollTimeoutMs);
@@ -118,7 +67,7 @@ export async function rollout(
     smoke = await runSmokeOrder({ ...deps, version: target });
     say(`smoke order ${smoke.orderNo} on ${target.buildId}: persisted, cancelled, ${smoke.status} in ${smoke.ms} ms`);
   }
-  const atSwitch = await deploymentStatus(deployments, name);
+  const atSwitch = await deployments.status(name);
   const openAtSwitch = Object.fromEntries(atSwitch.versions.map((version) => [version.buildId, version.openOrders]));
   if (options.rampPercentage !== undefined && previousBuildId && previousBuildId !== target.buildId) {
     await deployments.setRamping(target, options.rampPercentage);
@@ -147,7 +96,7 @@ export async function rollout(
   };
   if (!previousBuildId || previousBuildId === target.buildId || options.drainTimeoutMs <= 0) return report;
   for (;;) {
-    const now = await deploymentStatus(deployments, name);
+    const now = await deployments.status(name);
     const previous = now.versions.find((version) => version.buildId === previousBuildId);
     say(
       `previous ${previousBuildId}: ${previous?.status ?? 'gone'}, ${previous?.openOrders ?? 0} open orders; ` +

@@ -12,6 +12,7 @@ import {
   saleSchema,
   saleStatsSchema,
   workerFiguresSchema,
+  deploymentStatusSchema,
 } from '../response-schemas.js';
 import { route } from '../route.js';
 import {
@@ -22,6 +23,7 @@ import {
   skuParams,
 } from '../schemas.js';
 import { Refusal } from '../../infra/refusal.js';
+import type { DeploymentStatus } from '../../infra/worker-deployments.js';
 
 /**
  * The operators' routes under /api/admin (admin bearer token): sale stats, orders, payments, the
@@ -32,6 +34,8 @@ export function adminRoutes(deps: {
   admin: AdminService;
   adminToken: string;
   workers: Pick<WorkerFiguresBoard, 'read'>;
+  /** The workers' Worker Deployment as Temporal reports it, bounded behind its breaker; null: unversioned workers. */
+  deployment: { status(): Promise<DeploymentStatus> } | null;
 }): Router {
   const { admin } = deps;
   const router = new Router();
@@ -183,6 +187,28 @@ export function adminRoutes(deps: {
     async (ctx) => {
       requireAdmin(ctx, deps.adminToken);
       ctx.body = { workers: await deps.workers.read() };
+    },
+  );
+
+  route(
+    router,
+    {
+      method: 'get',
+      path: '/api/admin/deployment',
+      operationId: 'adminDeployment',
+      summary: "The workers' builds during a rollout: which is current, and the orders still open on each",
+      description:
+        'An old build can stop once it shows DRAINED (docs/operations.md, "Deploying during a sale"). 404 ' +
+        'NOT_VERSIONED where the workers run unversioned (WORKER_VERSIONING=false).',
+      tag: 'admin',
+      auth: 'admin',
+      responses: { 200: { description: 'The deployment and its versions', schema: deploymentStatusSchema } },
+      errors: { 401: { codes: ['UNAUTHORIZED'] }, 404: { codes: ['NOT_VERSIONED'] }, 503: { codes: ['UNAVAILABLE'] } },
+    },
+    async (ctx) => {
+      requireAdmin(ctx, deps.adminToken);
+      if (!deps.deployment) throw new Refusal('NOT_VERSIONED', 'the workers run unversioned (WORKER_VERSIONING=false)');
+      ctx.body = await deps.deployment.status();
     },
   );
   return router;
