@@ -1,0 +1,186 @@
+/**
+ * A deploy during a sale, as the tests drive it on any stack (the test stack, the cluster layout): the builds (this
+ * checkout's bundle, and build B with OrderWorkflow changed so that A's histories do not replay on it), worker
+ * processes of a build, shoppers buying, paying and cancelling through the API, `npm run rollout` as an operator runs
+ * it, and where each order's workflow tasks ran. One place for test/rollout.test.ts and the cluster suite.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { expect } from 'vitest';
+import { buy, retrying, sendPayment, type TrafficPlan, type TrafficResult } from '../../chaos/shoppers.js';
+import type { Stores } from '../../src/db/stores.js';
+import { orderWorkflowId } from '../../src/model/order-workflow.js';
+import { spawnLogged, type ManagedProcess } from '../../stack/process.js';
+import { waitFor } from '../../stack/wait-for.js';
+import { buildVariant, type VariantBuild } from './builds.js';
+import { runScript } from './run-script.js';
+
+const root = resolve(import.meta.dirname, '..', '..');
+
+/** The build of a bundle built by buildWorkflowBundle (its stamp is its build id). */
+export function buildOf(bundlePath: string): VariantBuild {
+  return { bundlePath, buildId: readFileSync(`${bundlePath}.hash`, 'utf8').trim() };
+}
+
+/** `source` with `anchor` replaced once: a change whose anchor moved fails here, not as a broken build. */
+function replaceOnce(source: string, anchor: string, replacement: string): string {
+  if (source.split(anchor).length !== 2)
+    throw new Error(`build B's change: ${JSON.stringify(anchor)} is not in the source once`);
+  return source.replace(anchor, replacement);
+}
+
+/** Build B: each order decided one durable timer later, a change A's histories do not replay on. */
+export function buildChangedOrderWorkflow(dir: string): Promise<VariantBuild> {
+  return buildVariant(dir, 'b', 'workflows/order.ts', (source) =>
+    replaceOnce(
+      replaceOnce(source, '  proxyActivities,\n', '  proxyActivities,\n  sleep,\n'),
+      '    const { outcome, operatorCancellation } = await this.decide();',
+      '    await sleep(1);\n    const { outcome, operatorCancellation } = await this.decide();',
+    ),
+  );
+}
+
+export class DeployDriver {
+  readonly result: TrafficResult = { intents: [], events: [], cancels: [], reads: [], requests: [] };
+  readonly workers: ManagedProcess[] = [];
+  private readonly userOf = new Map<string, string>();
+
+  constructor(
+    private readonly deps: {
+      /** The app's environment on this stack (its task queue included). */
+      env: Record<string, string>;
+      logDir: string;
+      plan: TrafficPlan;
+      stores: Stores;
+      temporal: Client;
+    },
+  ) {}
+
+  /** A worker process of `build`, as an operator's deploy starts it; `promote`: whether it makes itself current. */
+  startWorker(
+    build: VariantBuild,
+    promote: 'on-start' | 'by-rollout',
+    env: Record<string, string> = {},
+  ): ManagedProcess {
+    const worker = spawnLogged(
+      `worker ${build.buildId}`,
+      join(root, 'node_modules', '.bin', 'tsx'),
+      ['src/workers/main.ts'],
+      {
+        logFile: join(this.deps.logDir, `rollout-worker-${build.buildId}-${this.workers.length}.log`),
+        cwd: root,
+        env: {
+          ...this.deps.env,
+          WORKER_METRICS_PORT: '0',
+          WORKER_HEALTH_PORT: '0',
+          ...env,
+          WORKFLOW_BUNDLE_PATH: build.bundlePath,
+          WORKER_BUILD_ID: build.buildId,
+          WORKER_PROMOTE: promote,
+        },
+      },
+    );
+    this.workers.push(worker);
+    return worker;
+  }
+
+  async stopWorkers(): Promise<void> {
+    await Promise.allSettled(this.workers.map((worker) => worker.stop(15_000)));
+  }
+
+  /** `count` new shoppers `<prefix>-<i>` each buy one unit; their order numbers, as the checkout answered. */
+  async buy(prefix: string, count: number): Promise<string[]> {
+    const users = Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
+    const outcomes = await Promise.all(users.map((userId) => buy(this.deps.plan, userId, 20_000, false, this.result)));
+    return outcomes.map((outcome) => {
+      if (outcome.answer.kind !== 'accepted')
+        throw new Error(`checkout of ${outcome.userId}: ${JSON.stringify(outcome.answer)}`);
+      this.userOf.set(outcome.answer.orderNo, outcome.userId);
+      return outcome.answer.orderNo;
+    });
+  }
+
+  /** buy(), then waits until each order awaits payment. */
+  async sell(prefix: string, count: number): Promise<string[]> {
+    const orderNos = await this.buy(prefix, count);
+    await this.untilStatus(orderNos, ['AWAITING_PAYMENT'], `${prefix}'s orders to await payment`);
+    return orderNos;
+  }
+
+  /** Waits (bounded) until MySQL holds each order in one of `wanted`. */
+  async untilStatus(orderNos: string[], wanted: string[], what: string): Promise<void> {
+    const statusOf = async (orderNo: string) => (await this.deps.stores.orders.getOrder(orderNo))?.status ?? 'NO_ROW';
+    await waitFor(async () => (await Promise.all(orderNos.map(statusOf))).every((status) => wanted.includes(status)), {
+      what,
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    });
+  }
+
+  /** Each order's full payment, through the signed webhook as the provider sends it. */
+  async pay(orderNos: string[]): Promise<void> {
+    const { plan } = this.deps;
+    await Promise.all(
+      orderNos.map((orderNo) =>
+        sendPayment(
+          plan,
+          { orderNo, eventId: `evt-${orderNo}`, amountCents: plan.priceCents, kind: 'pay' },
+          this.result,
+        ),
+      ),
+    );
+  }
+
+  /** Each order's shopper cancels it through the API. */
+  async cancel(orderNos: string[]): Promise<void> {
+    const { plan } = this.deps;
+    await Promise.all(
+      orderNos.map(async (orderNo) => {
+        const token = await plan.tokenFor(this.userOf.get(orderNo) ?? '');
+        const call = await retrying(plan, 'cancel', this.result, (apiUrl) =>
+          fetch(`${apiUrl}/api/orders/${orderNo}/cancel`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}` },
+          }),
+        );
+        expect([200, 202], `cancel of ${orderNo}`).toContain(call.status);
+      }),
+    );
+  }
+
+  /** The build ids that completed the order's workflow tasks, how many of its tasks failed, and whether it closed. */
+  async ranOn(orderNo: string): Promise<{ buildIds: string[]; failedTasks: number; closed: boolean }> {
+    const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderNo));
+    const history = await handle.fetchHistory();
+    const buildIds = new Set<string>();
+    let failedTasks = 0;
+    for (const event of history.events ?? []) {
+      const completed = event.workflowTaskCompletedEventAttributes;
+      if (completed) buildIds.add(completed.deploymentVersion?.buildId || '(none)');
+      if (event.workflowTaskFailedEventAttributes) failedTasks++;
+    }
+    const { status } = await handle.describe();
+    return { buildIds: [...buildIds], failedTasks, closed: status.name !== 'RUNNING' };
+  }
+
+  /**
+   * Runs `npm run rollout -- promote <build> …` as a process; `lines` collects what it prints as it goes. Resolves
+   * with its exit code and output once it ends.
+   */
+  rollout(build: VariantBuild, args: string[], lines: string[]): Promise<{ code: number | null; output: string }> {
+    return runScript('scripts/rollout.ts', ['promote', build.buildId, ...args, '--json'], this.deps.env, (line) =>
+      lines.push(line),
+    );
+  }
+
+  /** Waits until the rollout printed that the target is current (or failed). */
+  async untilCurrent(lines: string[], what: string): Promise<void> {
+    await waitFor(async () => lines.some((line) => line.includes('is current')), {
+      what,
+      timeoutMs: 90_000,
+      intervalMs: 200,
+      abortIf: () => (lines.some((line) => line.includes('failed:')) ? lines.join('\n') : undefined),
+    });
+  }
+}
