@@ -29,6 +29,8 @@ import { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js';
 import { waitFor } from '../stack/wait-for.js';
 import { StartPacing } from '../src/order/start-pacing.js';
+import { checkSaleInvariants } from '../src/invariants/check.js';
+import { buildChangedOrderWorkflow, buildOf, DeployDriver } from '../test/helpers/deploys.js';
 
 const PAYMENT_WINDOW_MS = 8_000;
 const workDir = mkdtempSync(join(tmpdir(), 'flash-cluster-'));
@@ -381,5 +383,66 @@ describe.sequential('the app on the cluster layout', () => {
       await app.stack.start('temporal-history');
       timings.historyRestartSeconds = (Date.now() - t0) / 1000;
     });
+  });
+  it('a rollout to a new build on server 1.29.1, the versioning minimum: open orders finish on the old one', async () => {
+    const buildA = buildOf(join(workDir, 'stack', 'build', 'workflow-bundle.js'));
+    const buildB = await buildChangedOrderWorkflow(workDir);
+    const sku = uniqueSku('CL-ROLLOUT');
+    await createSale(sku, 20);
+    const env = Object.fromEntries(
+      Object.entries(app.env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+    );
+    const driver = new DeployDriver({
+      env,
+      logDir: workDir,
+      plan: {
+        sku,
+        priceCents: 1_500,
+        shoppers: 0,
+        concurrency: 8,
+        arrivalsPerSecond: 40,
+        apiUrls: [app.url],
+        tokenFor: (userId) => auth.issue(userId),
+        webhookSecret: app.config.webhookSecret,
+        paymentWindowMs: PAYMENT_WINDOW_MS,
+        retryForMs: 30_000,
+      },
+      stores,
+      temporal,
+    });
+    try {
+      const onA = await driver.sell('cluster-a', 6);
+      driver.startWorker(buildB, 'by-rollout');
+      const lines: string[] = [];
+      const deploy = driver.rollout(buildB, ['--drain-timeout', '120s'], lines);
+      await driver.untilCurrent(lines, 'the rollout to make B current on the cluster');
+      const onB = await driver.sell('cluster-b', 4);
+      // A's orders are paid (or already cancelled by their 8 s timer) while A drains; B's are paid.
+      await driver.pay([...onA, ...onB]);
+      const deployed = await deploy;
+      say(`rollout A -> B: ${lines.filter((line) => line.startsWith('[rollout]')).join(' | ')}`);
+      expect(deployed.code, deployed.output).toBe(0);
+      // Drained: the two supervised workers of A can stop.
+      await Promise.all(app.workers.map((worker) => worker.stop(15_000)));
+      for (const orderNo of onA)
+        expect(await driver.ranOn(orderNo), orderNo).toEqual({
+          buildIds: [buildA.buildId],
+          failedTasks: 0,
+          closed: true,
+        });
+      for (const orderNo of onB)
+        expect(await driver.ranOn(orderNo), orderNo).toEqual({
+          buildIds: [buildB.buildId],
+          failedTasks: 0,
+          closed: true,
+        });
+      const { checks, figures } = await checkSaleInvariants(
+        { stores, inventory: new RedisInventory(redis, app.config.temporal.taskQueue) },
+        { sku },
+      );
+      expect(checks, JSON.stringify(figures)).toEqual(Object.fromEntries(Object.keys(checks).map((n) => [n, true])));
+    } finally {
+      await driver.stopWorkers();
+    }
   });
 });

@@ -164,6 +164,15 @@ export class DeployDriver {
     return { buildIds: [...buildIds], failedTasks, closed: status.name !== 'RUNNING' };
   }
 
+  /** Waits (bounded) until each order's workflow has closed. */
+  async untilClosed(orderNos: string[], what: string): Promise<void> {
+    await waitFor(async () => (await Promise.all(orderNos.map((o) => this.ranOn(o)))).every((ran) => ran.closed), {
+      what,
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
+  }
+
   /**
    * Runs `npm run rollout -- promote <build> …` as a process; `lines` collects what it prints as it goes. Resolves
    * with its exit code and output once it ends.
