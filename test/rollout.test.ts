@@ -70,7 +70,7 @@ beforeAll(async () => {
   await SalesService.onClients(stores, redis, taskQueue).create({
     ...sale,
     name: 'Rollout sale',
-    stock: 60,
+    stock: 120,
     perUserLimit: 1,
   });
   plan = {
@@ -129,12 +129,16 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
 
   const lines: string[] = [];
   const deploy = driver.rollout(buildB, ['--drain-timeout', '120s', '--stop-pids', String(workerA.pid)], lines);
+  // A burst of 60 shoppers across the switch: each order is started on whichever build is current then.
+  const bursting = driver.buy('burst', 60);
   await driver.untilCurrent(lines, 'the rollout to make B current');
   signalGroup(workerA.pid, 'SIGCONT');
+  const burst = await bursting;
   // Mid-sale on B: new orders; A's open orders paid and cancelled through the API while A drains.
   const onB = await driver.sell('b', 10);
   await driver.untilStatus(pendingAtSwitch, ['AWAITING_PAYMENT'], 'the pending orders to be persisted');
-  await driver.pay([...onA.slice(5, 13), ...onB.slice(0, 5), ...pendingAtSwitch.slice(0, 2)]);
+  await driver.untilStatus(burst, ['AWAITING_PAYMENT'], 'the burst’s orders to await payment');
+  await driver.pay([...onA.slice(5, 13), ...onB.slice(0, 5), ...pendingAtSwitch.slice(0, 2), ...burst]);
   await driver.cancel([...onA.slice(13), pendingAtSwitch[2]!]);
   const deployed = await deploy;
   expect(deployed.code, deployed.output).toBe(0);
@@ -149,6 +153,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   expect(report.openAtSwitch[buildA.buildId]).toBeGreaterThanOrEqual(15);
   expect(report.drainedAfterMs).not.toBeNull();
   expect(workerA.exitCodeNow).not.toBeUndefined();
+  await driver.untilClosed(burst, 'the burst’s paid orders to close');
   // The operator's view: B current with its 5 unpaid orders, A drained.
   const view = await fetch(`${api.url}/api/admin/deployment`, {
     headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}` },
@@ -167,6 +172,13 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   for (const orderNo of onA)
     expect(await driver.ranOn(orderNo), orderNo).toEqual({ buildIds: [buildA.buildId], failedTasks: 0, closed: true });
   for (const orderNo of onB) expect((await driver.ranOn(orderNo)).buildIds, orderNo).toEqual([buildB.buildId]);
+  const burstRanOn = await Promise.all(burst.map((orderNo) => driver.ranOn(orderNo)));
+  const onBuild = (build: VariantBuild) => burstRanOn.filter((ran) => ran.buildIds[0] === build.buildId).length;
+  console.log(`[rollout] the burst across the switch: ${onBuild(buildA)} orders ran on A, ${onBuild(buildB)} on B`);
+  for (const ran of burstRanOn) {
+    expect(ran).toMatchObject({ failedTasks: 0, closed: true });
+    expect([[buildA.buildId], [buildB.buildId]]).toContainEqual(ran.buildIds);
+  }
   const pendingRanOn = await Promise.all(pendingAtSwitch.map((orderNo) => driver.ranOn(orderNo)));
   console.log(
     `[rollout] the orders pending at the switch ran on ${pendingRanOn.map((r) => r.buildIds.join('+')).join(', ')}`,
@@ -185,6 +197,16 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
 
   // The rollback: A's workers again beside B, B's five open orders paid and cancelled while B drains.
   const workerA2 = driver.startWorker(buildA, 'by-rollout');
+  // First a ramp: half the new orders to A, the rest to B; then the rollback proper.
+  const rampLines: string[] = [];
+  const ramped = await driver.rollout(buildA, ['--ramp', '50', '--no-smoke'], rampLines);
+  expect(ramped.code, ramped.output).toBe(0);
+  expect(JSON.parse(ramped.output.trim().split('\n').at(-1)!)).toMatchObject({ ramped: 50, previousStopped: false });
+  expect(await deployments.describeDeployment(taskQueue)).toMatchObject({
+    currentBuildId: buildB.buildId,
+    rampingBuildId: buildA.buildId,
+    rampingPercentage: 50,
+  });
   const backLines: string[] = [];
   const rollback = driver.rollout(buildA, ['--drain-timeout', '120s', '--stop-pids', String(workerB.pid)], backLines);
   await driver.untilCurrent(backLines, 'the rollback to make A current');
@@ -216,7 +238,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
     );
   }
   const sale = await inventory.getSale(plan.sku);
-  expect(sale).toMatchObject({ reserved: 0, sold: 5 + 8 + 2 + 5 + 3 + 3 });
+  expect(sale).toMatchObject({ reserved: 0, sold: 5 + 8 + 2 + 60 + 5 + 3 + 3 });
   await workerA2.stop();
 }, 420_000);
 
