@@ -30,6 +30,8 @@ import { buy, sendPayment, type TrafficPlan } from '../chaos/shoppers.js';
 import type { VariantBuild } from './helpers/builds.js';
 import { buildChangedOrderWorkflow, buildOf, DeployDriver } from './helpers/deploys.js';
 import { testConfig } from './helpers/env.js';
+import { startStripeApi } from './helpers/stripe-api.js';
+import { checkoutWithIntent } from './helpers/stripe-orders.js';
 import { API_TEST_ENV, startTestApp } from './helpers/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
 
@@ -284,3 +286,75 @@ it('an unversioned worker (WORKER_VERSIONING=false) runs orders on a server with
     await app.close();
   }
 });
+
+it('a Stripe order settling at its bank keeps build A open across the deploy; Stripe’s verdict closes it on A, then A drains', async () => {
+  const stripeApi = await startStripeApi();
+  const queue = `rollout-stripe-${randomUUID()}`;
+  const stripeEnv = {
+    ...env,
+    TEMPORAL_TASK_QUEUE: queue,
+    PAYMENT_PROVIDER: 'stripe',
+    STRIPE_SECRET_KEY: 'sk_test_rollout',
+    STRIPE_WEBHOOK_SECRET: 'whsec_rollouttest',
+    STRIPE_API_URL: stripeApi.url,
+    PAYMENT_WINDOW: '5s',
+    RATE_LIMIT_WEBHOOK: 'off',
+  };
+  const stripeConfig = testConfig(stripeEnv);
+  const stripeApiServer = await startApi(stripeConfig, 0);
+  stripeApi.setWebhook(`${stripeApiServer.url}/api/payments/stripe`, 'whsec_rollouttest');
+  const stripeDriver = new DeployDriver({
+    env: stripeEnv,
+    logDir: inject('stackDataDir'),
+    plan: { ...plan, apiUrls: [stripeApiServer.url] },
+    stores,
+    temporal: client,
+  });
+  try {
+    const workerA = stripeDriver.startWorker(buildA, 'on-start');
+    await waitFor(async () => (await deployments.describeDeployment(queue))?.currentBuildId === buildA.buildId, {
+      what: 'build A to be current',
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    });
+    const { orderNo, sku, intent } = await checkoutWithIntent({
+      api: stripeApiServer.url,
+      auth: new ShopperAuth(stripeConfig),
+      stores,
+      redis,
+    });
+    // A bank debit: the intent stays processing past the deadline, so the close waits at Stripe (SETTLING_AT_PROVIDER).
+    stripeApi.confirm(intent.id, 'processing');
+    await waitFor(async () => stripeApi.callsTo('GET', `/v1/payment_intents/${intent.id}`).length > 0, {
+      what: `the close's re-read of ${intent.id}`,
+      timeoutMs: 30_000,
+    });
+    stripeDriver.startWorker(buildB, 'by-rollout');
+    const lines: string[] = [];
+    const deploy = stripeDriver.rollout(buildB, ['--drain-timeout', '120s', '--stop-pids', String(workerA.pid)], lines);
+    await stripeDriver.untilCurrent(lines, 'the rollout to make B current');
+    // A stays: its one order is open at Stripe. The bank settles; Stripe's event pays the order, on A.
+    expect((await deployments.status(queue)).versions).toContainEqual({
+      buildId: buildA.buildId,
+      status: 'DRAINING',
+      openOrders: 1,
+    });
+    stripeApi.settleProcessing(intent.id, 'succeeded');
+    const deployed = await deploy;
+    console.log(`[rollout] Stripe: ${lines.filter((line) => line.startsWith('[rollout]')).join('\n')}`);
+    expect(deployed.code, deployed.output).toBe(0);
+    expect(workerA.exitCodeNow).not.toBeUndefined();
+    expect(await stripeDriver.ranOn(orderNo)).toEqual({ buildIds: [buildA.buildId], failedTasks: 0, closed: true });
+    expect((await stores.orders.getOrder(orderNo))?.status).toBe('PAID');
+    const { checks, figures } = await checkSaleInvariants(
+      { stores, inventory: new RedisInventory(redis, queue) },
+      { sku },
+    );
+    expect(checks, JSON.stringify(figures)).toEqual(Object.fromEntries(Object.keys(checks).map((n) => [n, true])));
+    expect(figures.redis).toMatchObject({ reserved: 0, sold: 1 });
+  } finally {
+    await stripeDriver.stopWorkers();
+    await stripeApiServer.close();
+    await stripeApi.stop();
+  }
+}, 240_000);
