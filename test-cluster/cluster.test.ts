@@ -260,12 +260,15 @@ describe.sequential('the app on the cluster layout', () => {
     ).toBeGreaterThanOrEqual(PAYMENT_WINDOW_MS);
     const cancelled = await pollUntil(orderNo, token, (s) => s === 'CANCELLED', PAYMENT_WINDOW_MS + 60_000);
     expect(cancelled.cancelReason).toBe('PAYMENT_TIMEOUT');
-    expect((await http('GET', `/api/sales/${sku}`)).body).toMatchObject({
-      stock: 2,
-      available: 2,
-      reserved: 0,
-      sold: 0,
-    });
+    // MySQL shows CANCELLED one step before the workflow's release reaches Redis: the release is waited for.
+    const sale = await waitFor(
+      async () => {
+        const { body } = await http('GET', `/api/sales/${sku}`);
+        return body.reserved === 0 ? body : undefined;
+      },
+      { what: `the timed-out order's unit of ${sku} back in Redis`, timeoutMs: 15_000, intervalMs: 100 },
+    );
+    expect(sale).toMatchObject({ stock: 2, available: 2, reserved: 0, sold: 0 });
   });
 
   /** A burst of shoppers (with payments, cancels, late and duplicate payments) through nginx, `fault` mid-burst. */
