@@ -64,7 +64,7 @@ const deployments = new WorkerDeployments(
 let exitCode = 0;
 try {
   if (command === 'status') {
-    const status = await deployments.status(deploymentName);
+    const status = await deployments.status(deploymentName, config.temporal.taskQueue);
     say(
       `deployment ${deploymentName}: current ${status.currentBuildId ?? '(none)'}` +
         (status.rampingBuildId ? `, ramping ${status.rampingBuildId} at ${status.rampingPercentage} %` : ''),
@@ -121,7 +121,7 @@ try {
       await Promise.allSettled([pool.end(), redis.quit()]);
     }
   } else if (command === 'prune') {
-    const status = await deployments.status(deploymentName);
+    const status = await deployments.status(deploymentName, config.temporal.taskQueue);
     for (const version of status.versions) {
       if (version.status !== 'DRAINED' && version.status !== 'INACTIVE') continue;
       if (version.openOrders > 0 || version.buildId === status.currentBuildId) continue;

@@ -53,7 +53,7 @@ export async function drainOlderBuilds(options: {
   let first = true;
 
   const look = async (): Promise<void> => {
-    const status = await deployments.status(versioning.deploymentName);
+    const status = await deployments.status(versioning.deploymentName, config.temporal.taskQueue);
     for (const version of status.versions) {
       if (version.buildId === currentBuildId) continue;
       const bundle = join(versionsDir, `${version.buildId}.js`);

@@ -226,3 +226,15 @@ describe('the connection to a managed Temporal', () => {
     expect(refusal({ TEMPORAL_TLS_CERT_PATH: join(dir, 'client.pem') })).toContain('TEMPORAL_TLS_KEY_PATH');
   });
 });
+
+describe('worker versioning names', () => {
+  it('takes letters, digits, - and _ for the deployment and build, and refuses what a visibility query would quote', () => {
+    const config = loadConfig({ WORKER_DEPLOYMENT_NAME: 'flash_orders-2', WORKER_BUILD_ID: 'b-1d8eca09' });
+    expect(config.temporal.versioning).toMatchObject({ deploymentName: 'flash_orders-2', buildId: 'b-1d8eca09' });
+    // The default deployment name is the task queue with its dots made dashes.
+    expect(loadConfig({ TEMPORAL_TASK_QUEUE: 'shop.orders' }).temporal.versioning?.deploymentName).toBe('shop-orders');
+    expect(refusal({ WORKER_BUILD_ID: "x' OR 'a'='a" })).toContain('WORKER_BUILD_ID');
+    expect(refusal({ WORKER_DEPLOYMENT_NAME: 'orders.v2' })).toContain('WORKER_DEPLOYMENT_NAME');
+    expect(refusal({ TEMPORAL_TASK_QUEUE: "orders' OR 'a'='a" })).toContain('TEMPORAL_TASK_QUEUE');
+  });
+});

@@ -334,7 +334,7 @@ it('a Stripe order settling at its bank keeps build A open across the deploy; St
     const deploy = stripeDriver.rollout(buildB, ['--drain-timeout', '120s', '--stop-pids', String(workerA.pid)], lines);
     await stripeDriver.untilCurrent(lines, 'the rollout to make B current');
     // A stays: its one order is open at Stripe. The bank settles; Stripe's event pays the order, on A.
-    expect((await deployments.status(queue)).versions).toContainEqual({
+    expect((await deployments.status(queue, queue)).versions).toContainEqual({
       buildId: buildA.buildId,
       status: 'DRAINING',
       openOrders: 1,

@@ -11,7 +11,14 @@ import { SaleWindows } from '../order/sale-windows.js';
 import { SoldOutCache } from '../order/sold-out-cache.js';
 import { loadConfig, type AppConfig } from '../config/index.js';
 import type { Stores } from '../db/stores.js';
-import { Deadline, guarded, type DependencyGuards } from '../infra/dependency-guard.js';
+import {
+  boundBy,
+  Deadline,
+  DeadlineExceededError,
+  DependencyUnavailableError,
+  guarded,
+  type DependencyGuards,
+} from '../infra/dependency-guard.js';
 import { WorkerDeployments, type DeploymentStatus } from '../infra/worker-deployments.js';
 import { createLogger, type Logger } from '../infra/logger.js';
 import type { RedisClient } from '../infra/redis.js';
@@ -20,7 +27,7 @@ import { RedisSales } from '../inventory/redis-sales.js';
 import { WorkerFiguresBoard } from '../inventory/worker-figures.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
 import { CancelOrder } from '../order/cancel.js';
-import { OrderWorkflowClient } from '../order/workflow-client.js';
+import { isDeadlineExceeded, OrderWorkflowClient } from '../order/workflow-client.js';
 import { OrderLookup } from '../order/lookup.js';
 import { StartPacing } from '../order/start-pacing.js';
 import { OrderChangeNotifier, OrderStatusReader } from '../order/status-reads.js';
@@ -265,7 +272,7 @@ export function createApp(parts: ApiParts): Koa {
             config.deadlines.redisMs,
             ['read'] as const,
           ),
-          deployment: deploymentStatusReader(config, temporal, guards, config.deadlines.readMs),
+          deployment: deploymentStatusReader(config, temporal, config.deadlines.readMs),
         }),
         dashboardRoutes({ config }),
         metricsRoutes({ metrics }),
@@ -344,17 +351,32 @@ function inert<T extends object>(name: string, allowed: Record<string, unknown> 
   return stub as T;
 }
 
-/** The admin view of the workers' deployment: behind Temporal's breaker, within the read deadline; null unversioned. */
+/**
+ * The admin view of the workers' deployment, within the read deadline (gRPC's too, so nothing runs on after the
+ * answer) and outside Temporal's breaker: its visibility counts are an operator's slow reads, and their failures must
+ * not refuse shoppers' orders. Null unversioned.
+ */
 function deploymentStatusReader(
   config: AppConfig,
   temporal: Client,
-  guards: DependencyGuards,
   readMs: number,
 ): { status(): Promise<DeploymentStatus> } | null {
   const versioning = config.temporal.versioning;
   if (!versioning) return null;
   const deployments = new WorkerDeployments(temporal.connection, config.temporal.namespace, 'api');
+  const { deploymentName } = versioning;
+  const { taskQueue } = config.temporal;
   return {
-    status: () => guards.workflows.call(Deadline.in(readMs), () => deployments.status(versioning.deploymentName)),
+    status: async () => {
+      const deadline = Deadline.in(readMs);
+      try {
+        return await boundBy(deadline, () =>
+          temporal.connection.withDeadline(deadline.at, () => deployments.status(deploymentName, taskQueue)),
+        );
+      } catch (err) {
+        const reason = err instanceof DeadlineExceededError || isDeadlineExceeded(err) ? 'deadline' : 'failed';
+        throw new DependencyUnavailableError('temporal', reason, 1, err);
+      }
+    },
   };
 }

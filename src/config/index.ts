@@ -69,6 +69,10 @@ const optionalDurationString = z.string().refine(
 );
 
 /** The published development defaults of the secrets: refused when NODE_ENV=production. */
+/** A deployment name or build id: Temporal joins the two with a dot, and visibility queries quote them. */
+const VERSION_PART = /^[A-Za-z0-9_-]+$/;
+const VERSION_PART_RULE = "only letters, digits, '-' and '_'";
+
 const DEV_SECRETS = {
   WEBHOOK_SECRET: 'dev-webhook-secret-change-me',
   JWT_SECRET: 'dev-jwt-secret-change-me-please',
@@ -94,7 +98,11 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535),
   TEMPORAL_ADDRESS: z.string().min(1),
   TEMPORAL_NAMESPACE: z.string().min(1),
-  TEMPORAL_TASK_QUEUE: z.string().min(1),
+  // Named in visibility queries (the deployment view's counts): letters, digits, '.', '-' and '_'.
+  TEMPORAL_TASK_QUEUE: z
+    .string()
+    .min(1)
+    .regex(/^[A-Za-z0-9_.-]+$/, "only letters, digits, '.', '-' and '_'"),
   // A managed Temporal (Temporal Cloud): TLS, and either an API key or an mTLS client certificate.
   TEMPORAL_TLS: booleanString,
   TEMPORAL_API_KEY: z.string().min(1).optional(),
@@ -147,18 +155,8 @@ const envSchema = z.object({
   // Worker Versioning (docs/operations.md, "Deploying during a sale"): a worker is a version of a deployment, and
   // each order runs to its end on the version that started it. false: unversioned (a server without the APIs).
   WORKER_VERSIONING: booleanString,
-  WORKER_DEPLOYMENT_NAME: z
-    .string()
-    .min(1)
-    .max(200)
-    .regex(/^[^.]+$/, 'must not contain a dot')
-    .optional(),
-  WORKER_BUILD_ID: z
-    .string()
-    .min(1)
-    .max(200)
-    .regex(/^[^.]+$/, 'must not contain a dot')
-    .optional(),
+  WORKER_DEPLOYMENT_NAME: z.string().min(1).max(200).regex(VERSION_PART, VERSION_PART_RULE).optional(),
+  WORKER_BUILD_ID: z.string().min(1).max(200).regex(VERSION_PART, VERSION_PART_RULE).optional(),
   // Who makes a worker's version current: the worker as it starts (one developer's stack, the tests), or an operator's
   // `npm run rollout` after a smoke order (auto: on-start outside production; in production the first build only).
   WORKER_PROMOTE: z.enum(['auto', 'on-start', 'by-rollout']),

@@ -212,18 +212,22 @@ export class WorkerDeployments {
   }
 
   /**
-   * Running workflows of `workflowType` pinned to each of `buildIds` (visibility's TemporalWorkerDeploymentVersion),
-   * and those on no version (started before versioning): what an operator watches drain.
+   * Running workflows of `workflowType` on `taskQueue` pinned to each of `buildIds` (visibility's
+   * TemporalWorkerDeploymentVersion), and those on no version (started before versioning): what an operator watches
+   * drain. The task queue scopes the unversioned count to this deployment's orders, not the namespace's.
    */
   async openWorkflowsByVersion(
     deploymentName: string,
     buildIds: readonly string[],
     workflowType: string,
+    taskQueue: string,
   ): Promise<{ byBuildId: Record<string, number>; unversioned: number }> {
     const count = async (versionClause: string): Promise<number> => {
       const { count: found } = await this.service.countWorkflowExecutions({
         namespace: this.namespace,
-        query: `WorkflowType = '${workflowType}' AND ExecutionStatus = 'Running' AND ${versionClause}`,
+        query:
+          `WorkflowType = '${workflowType}' AND TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running' ` +
+          `AND ${versionClause}`,
       });
       return Number(found ?? 0);
     };
@@ -240,8 +244,8 @@ export class WorkerDeployments {
     };
   }
 
-  /** The deployment's versions with their open orders: what a rollout prints and the admin view shows. */
-  async status(deploymentName: string): Promise<DeploymentStatus> {
+  /** The deployment's versions with their open orders on `orderTaskQueue`: what rollouts print and admins see. */
+  async status(deploymentName: string, orderTaskQueue: string): Promise<DeploymentStatus> {
     const described = (await this.describeDeployment(deploymentName)) ?? {
       deploymentName,
       currentBuildId: null,
@@ -250,7 +254,7 @@ export class WorkerDeployments {
       versions: [],
     };
     const buildIds = described.versions.map((version) => version.buildId);
-    const open = await this.openWorkflowsByVersion(deploymentName, buildIds, ORDER_WORKFLOW_TYPE);
+    const open = await this.openWorkflowsByVersion(deploymentName, buildIds, ORDER_WORKFLOW_TYPE, orderTaskQueue);
     return {
       deploymentName,
       currentBuildId: described.currentBuildId,

@@ -442,7 +442,7 @@ function isTimeout(err: unknown): boolean {
 }
 
 /** Whether a call ran out of time: gRPC DEADLINE_EXCEEDED anywhere in the error's cause chain. */
-function isDeadlineExceeded(err: unknown): boolean {
+export function isDeadlineExceeded(err: unknown): boolean {
   for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
     if (
       (current as { code?: unknown }).code === GRPC_DEADLINE_EXCEEDED ||

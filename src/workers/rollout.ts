@@ -54,7 +54,7 @@ export async function rollout(
   const { deployments } = deps;
   const { target, say } = options;
   const name = target.deploymentName;
-  const before = await deployments.status(name);
+  const before = await deployments.status(name, deps.taskQueue);
   const previousBuildId = before.currentBuildId;
   say(`deployment ${name}: current ${previousBuildId ?? '(none)'}, target ${target.buildId}`);
   await deployments.untilPolling(target, options.taskQueues, options.pollTimeoutMs);
@@ -67,7 +67,7 @@ export async function rollout(
     smoke = await runSmokeOrder({ ...deps, version: target });
     say(`smoke order ${smoke.orderNo} on ${target.buildId}: persisted, cancelled, ${smoke.status} in ${smoke.ms} ms`);
   }
-  const atSwitch = await deployments.status(name);
+  const atSwitch = await deployments.status(name, deps.taskQueue);
   const openAtSwitch = Object.fromEntries(atSwitch.versions.map((version) => [version.buildId, version.openOrders]));
   if (options.rampPercentage !== undefined && previousBuildId && previousBuildId !== target.buildId) {
     await deployments.setRamping(target, options.rampPercentage);
@@ -96,7 +96,7 @@ export async function rollout(
   };
   if (!previousBuildId || previousBuildId === target.buildId || options.drainTimeoutMs <= 0) return report;
   for (;;) {
-    const now = await deployments.status(name);
+    const now = await deployments.status(name, deps.taskQueue);
     const previous = now.versions.find((version) => version.buildId === previousBuildId);
     say(
       `previous ${previousBuildId}: ${previous?.status ?? 'gone'}, ${previous?.openOrders ?? 0} open orders; ` +
