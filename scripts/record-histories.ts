@@ -4,11 +4,10 @@
  * production worker and real activities, and exports each history as JSON with the Temporal CLI
  * (the same format as the Web UI's "Download" button). `npm test` replays every recorded history
  * against today's workflow code (test/replay.test.ts), so a change that is not replay-compatible
- * with orders already running fails CI.
+ * with this build's orders fails CI.
  *
- * Record into a new folder whenever the workflow's commands change on purpose (behind a patch);
- * keep the old folders while orders of that release may still run (docs/testing.md, "Changing the
- * workflow: the patch lifecycle").
+ * Orders are Pinned: when the workflow's commands change on purpose, the new build's histories
+ * replace the old build's folder (docs/testing.md, "Changing the workflow"). Recorded unversioned.
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';

@@ -82,7 +82,10 @@ export async function drainOlderBuilds(options: {
       }
     }
     if (first && status.unversionedOpenOrders > 0)
-      say(`${status.unversionedOpenOrders} open orders started before versioning run on the current build`);
+      say(
+        `${status.unversionedOpenOrders} open orders started before versioning run on the current build: ` +
+          'a build without their patches (any after the first versioned one) fails their tasks; cancel them',
+      );
     first = false;
   };
 

@@ -298,7 +298,7 @@ describe('redelivery', () => {
     try {
       for (const row of rows) expect(await owner.take(row, { waitMs: 0, deliverNow: false })).toBeNull();
       // Paid and their verdicts back with the owner: the order writes APPLIED in the task that answers the Update
-      // (close-in-one-task), a moment before the owner reads the answer.
+      // (the close runs in one task), a moment before the owner reads the answer.
       await waitFor(
         async () =>
           owner.backlog === 1 &&

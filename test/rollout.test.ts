@@ -287,6 +287,75 @@ it('an unversioned worker (WORKER_VERSIONING=false) runs orders on a server with
   }
 });
 
+it('an order started before versioning runs on the first version and holds back the next build until it closes', async () => {
+  const queue = `rollout-unversioned-${randomUUID()}`;
+  const queueEnv = { ...env, TEMPORAL_TASK_QUEUE: queue };
+  const queueConfig = testConfig(queueEnv);
+  const queueApi = await startApi(queueConfig, 0);
+  const sale = { sku: `PRE-${randomUUID().slice(0, 8)}`.toUpperCase(), priceCents: 700 };
+  await SalesService.onClients(stores, redis, queue).create({
+    ...sale,
+    name: 'Before versioning',
+    stock: 2,
+    perUserLimit: 1,
+  });
+  const queueDriver = new DeployDriver({
+    env: queueEnv,
+    logDir: inject('stackDataDir'),
+    plan: { ...plan, ...sale, apiUrls: [queueApi.url] },
+    stores,
+    temporal: client,
+  });
+  try {
+    // The release before versioning: an unversioned worker takes the order, then is replaced.
+    const unversioned = queueDriver.startWorker(buildA, 'on-start', { WORKER_VERSIONING: 'false' });
+    const [before] = await queueDriver.sell('pre', 1);
+    await unversioned.stop(15_000);
+    // The first versioned build becomes current and takes the unversioned order's tasks.
+    const workerA = queueDriver.startWorker(buildA, 'on-start');
+    await waitFor(async () => (await deployments.describeDeployment(queue))?.currentBuildId === buildA.buildId, {
+      what: 'build A to be current',
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    });
+    await waitFor(async () => (await deployments.status(queue, queue)).unversionedOpenOrders === 1, {
+      what: 'visibility to count the unversioned order',
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    });
+    // B's histories differ from A's: the rollout refuses to move the unversioned order onto B, and switches nothing.
+    queueDriver.startWorker(buildB, 'by-rollout');
+    const held = await queueDriver.rollout(buildB, ['--drain-timeout', '0'], []);
+    expect(held.code, held.output).toBe(1);
+    expect(held.output).toContain('1 open orders started before versioning run on the current build');
+    expect((await deployments.describeDeployment(queue))?.currentBuildId).toBe(buildA.buildId);
+    // Paid on A, it closes; then B goes through.
+    await queueDriver.pay([before!]);
+    await queueDriver.untilStatus([before!], ['PAID'], 'the unversioned order to be paid on A');
+    await queueDriver.untilClosed([before!], 'the unversioned order to close');
+    expect(await queueDriver.ranOn(before!)).toEqual({
+      buildIds: ['(none)', buildA.buildId],
+      failedTasks: 0,
+      closed: true,
+    });
+    await waitFor(async () => (await deployments.status(queue, queue)).unversionedOpenOrders === 0, {
+      what: 'visibility to count no unversioned order',
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    });
+    const deployed = await queueDriver.rollout(
+      buildB,
+      ['--drain-timeout', '60s', '--stop-pids', String(workerA.pid)],
+      [],
+    );
+    expect(deployed.code, deployed.output).toBe(0);
+    expect((await deployments.describeDeployment(queue))?.currentBuildId).toBe(buildB.buildId);
+  } finally {
+    await queueDriver.stopWorkers();
+    await queueApi.close();
+  }
+}, 240_000);
+
 it('a Stripe order settling at its bank keeps build A open across the deploy; Stripe’s verdict closes it on A, then A drains', async () => {
   const stripeApi = await startStripeApi();
   const queue = `rollout-stripe-${randomUUID()}`;

@@ -193,7 +193,7 @@ describe('worker process', () => {
     expect(total(samples, 'temporal_worker_start', { task_queue: config.temporal.taskQueue })).toBeGreaterThanOrEqual(
       1,
     );
-    // This order's activities all run as local activities now (persistOrder, and the close under close-in-one-task).
+    // This order's activities all run as local activities now (persistOrder, and the close in one task).
     expect(
       total(samples, 'temporal_activity_execution_latency_count', { task_queue: config.temporal.taskQueue }) +
         total(samples, 'temporal_local_activity_execution_latency_count', { task_queue: config.temporal.taskQueue }),

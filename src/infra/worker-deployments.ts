@@ -36,6 +36,8 @@ export interface DeploymentDescription {
   rampingBuildId: string | null;
   rampingPercentage: number;
   versions: { buildId: string; status: VersionStatus; createdAt: string | null }[];
+  /** When the deployment's first worker polled: orders started before it started before versioning. */
+  createdAt: string | null;
 }
 
 export interface DeploymentStatus {
@@ -45,7 +47,10 @@ export interface DeploymentStatus {
   rampingPercentage: number;
   /** Each version, its routing status and the OrderWorkflows still open on it. */
   versions: { buildId: string; status: VersionStatus; openOrders: number }[];
-  /** Orders started before versioning (on no version): they run on whichever version is current. */
+  /**
+   * Orders started before versioning (on no version, started before the deployment existed): they run on whichever
+   * version is current. Not the orders started since and waiting for their first task, also on no version yet.
+   */
   unversionedOpenOrders: number;
 }
 
@@ -174,6 +179,7 @@ export class WorkerDeployments {
         status: statusOf(summary.status, summary.drainageInfo?.status),
         createdAt: timestampIso(summary.createTime),
       })),
+      createdAt: timestampIso(info?.createTime),
     };
   }
 
@@ -221,6 +227,8 @@ export class WorkerDeployments {
     buildIds: readonly string[],
     workflowType: string,
     taskQueue: string,
+    /** The deployment's creation: workflows on no version started after it only wait for their first task. */
+    deploymentCreatedAt: string | null,
   ): Promise<{ byBuildId: Record<string, number>; unversioned: number }> {
     const count = async (versionClause: string): Promise<number> => {
       const { count: found } = await this.service.countWorkflowExecutions({
@@ -238,9 +246,10 @@ export class WorkerDeployments {
           [buildId, await count(`TemporalWorkerDeploymentVersion = '${deploymentName}:${buildId}'`)] as const,
       ),
     );
+    const startedBefore = deploymentCreatedAt ? ` AND StartTime < '${deploymentCreatedAt}'` : '';
     return {
       byBuildId: Object.fromEntries(counted),
-      unversioned: await count('TemporalWorkerDeploymentVersion IS NULL'),
+      unversioned: await count(`TemporalWorkerDeploymentVersion IS NULL${startedBefore}`),
     };
   }
 
@@ -252,9 +261,16 @@ export class WorkerDeployments {
       rampingBuildId: null,
       rampingPercentage: 0,
       versions: [],
+      createdAt: null,
     };
     const buildIds = described.versions.map((version) => version.buildId);
-    const open = await this.openWorkflowsByVersion(deploymentName, buildIds, ORDER_WORKFLOW_TYPE, orderTaskQueue);
+    const open = await this.openWorkflowsByVersion(
+      deploymentName,
+      buildIds,
+      ORDER_WORKFLOW_TYPE,
+      orderTaskQueue,
+      described.createdAt,
+    );
     return {
       deploymentName,
       currentBuildId: described.currentBuildId,

@@ -7,7 +7,7 @@
  * for any orphan.
  */
 import { type Client, WorkflowIdReusePolicy } from '@temporalio/client';
-import type { WorkerVersion } from '../infra/worker-deployments.js';
+import { versionString, type WorkerVersion } from '../infra/worker-deployments.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import {
   awaitPersistedUpdate,
@@ -87,9 +87,12 @@ export async function runSmokeOrder(deps: {
   const described = await handle.describe();
   const info = described.raw.workflowExecutionInfo?.versioningInfo;
   const ranOn = info?.deploymentVersion?.buildId
-    ? `${info.deploymentVersion.deploymentName}.${info.deploymentVersion.buildId}`
+    ? versionString({
+        deploymentName: info.deploymentVersion.deploymentName ?? '',
+        buildId: info.deploymentVersion.buildId,
+      })
     : null;
-  const wanted = `${version.deploymentName}.${version.buildId}`;
+  const wanted = versionString(version);
   if (ranOn !== wanted) throw new Error(`smoke order ${orderNo} ran on ${ranOn ?? 'no version'}, not ${wanted}`);
   return { orderNo, status: closed.status, ranOn, ms: Date.now() - startedAt };
 }

@@ -5,7 +5,7 @@
  * started on, and the tool says when its workers can stop. A rollback is the same with the old build as the target.
  */
 import type { Client } from '@temporalio/client';
-import type { WorkerDeployments, WorkerVersion } from '../infra/worker-deployments.js';
+import type { DeploymentStatus, WorkerDeployments, WorkerVersion } from '../infra/worker-deployments.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { SalesService } from '../sales/sales-service.js';
 import { runSmokeOrder, SMOKE_SALE, type SmokeOrderResult } from '../order/smoke-order.js';
@@ -57,6 +57,8 @@ export async function rollout(
   const before = await deployments.status(name, deps.taskQueue);
   const previousBuildId = before.currentBuildId;
   say(`deployment ${name}: current ${previousBuildId ?? '(none)'}, target ${target.buildId}`);
+  const held = unversionedHoldBack(before, target.buildId);
+  if (held) throw new Error(held);
   await deployments.untilPolling(target, options.taskQueues, options.pollTimeoutMs);
   say(`target ${target.buildId} polls ${options.taskQueues.join(', ')}`);
   let smoke: SmokeOrderResult | null = null;
@@ -122,6 +124,21 @@ export async function rollout(
     say(`previous ${previousBuildId}: its workers stopped`);
   }
   return report;
+}
+
+/**
+ * Why a switch must wait, or null. Orders started before versioning are pinned to nothing: their tasks go to the
+ * current version, so a switch (or a ramp) would move them onto the target's code mid-order. Only the first version
+ * takes them (the release that introduced versioning kept their patches); later builds wait until none is open.
+ */
+export function unversionedHoldBack(status: DeploymentStatus, targetBuildId: string): string | null {
+  if (status.unversionedOpenOrders === 0 || !status.currentBuildId || status.currentBuildId === targetBuildId)
+    return null;
+  return (
+    `${status.unversionedOpenOrders} open orders started before versioning run on the current build ` +
+    `${status.currentBuildId} and would move to ${targetBuildId} mid-order; nothing switched. Wait until ` +
+    '`npm run rollout -- status` shows none (or pin each to the current build with a versioning override), then again'
+  );
 }
 
 function describeOpen(open: Record<string, number>): string {

@@ -27,7 +27,7 @@ import { pinoRuntimeLogger } from './telemetry.js';
 import { createWorkerConnection, ensureSearchAttributes } from './worker-connection.js';
 import { createOrderWorker, startPromiseStarter, startRefundOwner, workerActivities } from './worker.js';
 import { promoteOnStart } from './versioning.js';
-import { WorkerDeployments } from '../infra/worker-deployments.js';
+import { versionString, WorkerDeployments } from '../infra/worker-deployments.js';
 
 const config = loadConfig();
 const logger = createLogger(config, 'worker');
@@ -128,7 +128,7 @@ logger.info(
   {
     taskQueue: config.temporal.taskQueue,
     address: config.temporal.address,
-    version: version ? `${version.deploymentName}.${version.buildId}` : 'unversioned',
+    version: version ? versionString(version) : 'unversioned',
   },
   'worker polling',
 );

@@ -39,7 +39,6 @@ import {
   CancellationScope,
   condition,
   isCancellation,
-  deprecatePatch,
   log,
   proxyActivities,
   proxyLocalActivities,
@@ -106,13 +105,6 @@ const closeInTask = proxyLocalActivities<Activities>({
   localRetryThreshold: '1s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
-
-/**
- * Deprecated patches (docs/testing.md, "Changing the workflow"): orders started before versioning (unversioned) carry
- * their markers and run on the current build, so these stay until none is open; then a new build drops them.
- */
-export const CLOSE_IN_ONE_TASK = 'close-in-one-task';
-export const INTENT_DECIDES_CLOSE = 'intent-decides-close';
 
 /**
  * The provider's API: its requests wait and retry (capped at a minute) for as long as it is away.
@@ -250,7 +242,6 @@ class OrderRun {
     // became payable, so a late start or persist keeps the shopper's whole window.
     this.state = pendingOrderState(input);
     this.reservation = { sku: input.sku, orderNo: input.orderNo };
-    if (input.paymentProvider !== undefined) deprecatePatch(INTENT_DECIDES_CLOSE);
     this.intentDecides = input.paymentProvider !== undefined;
     this.providerActivities = proxyActivities<PaymentActivities>({
       ...PROVIDER_ACTIVITY_OPTIONS,
@@ -430,8 +421,6 @@ class OrderRun {
   // ---- close ------------------------------------------------------------------------------------
 
   private async close(outcome: Outcome<PaymentReceived>): Promise<void> {
-    // At the same point as the patch it replaces, before the close's first command.
-    deprecatePatch(CLOSE_IN_ONE_TASK);
     if (outcome.status === 'CANCELLED' && this.intentDecides) {
       // Not decided yet: until the provider answers, a payment is judged as for an open order.
       this.moveTo({ kind: 'SETTLING_AT_PROVIDER' });

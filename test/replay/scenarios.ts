@@ -82,7 +82,7 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
     },
   },
   {
-    // The cancel at the deadline is refused; the intent, read again, says succeeded: PAID (patch intent-decides-close).
+    // The cancel at the deadline is refused; the intent, read again, says succeeded: PAID (the intent decides).
     name: 'stripe-paid-before-close',
     paymentProvider: 'stripe',
     paymentWindow: '3s',
@@ -177,8 +177,8 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
   },
   {
     name: 'duplicate-payment',
-    // Delivered together, the worker away meanwhile: an order closes in the task that applies its payment
-    // (CLOSE_IN_ONE_TASK), so the duplicate and the second payment must reach it in that same task.
+    // Delivered together, the worker away meanwhile: an order closes in the task that applies its payment,
+    // so the duplicate and the second payment must reach it in that same task.
     lateWorker: true,
     async play(ctx) {
       await ctx.statusIs('AWAITING_PAYMENT');
@@ -239,9 +239,8 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
       await ctx.statusIs('AWAITING_PAYMENT');
       const payment = await ctx.recordPayment('evt-while-cancelling');
       await ctx.cancelHeld();
-      // Under CLOSE_IN_ONE_TASK the Update waits for the task that runs cancelUnpaidOrder, which finds the payment,
-      // pays the order and closes it: the Update is then aborted with the workflow, and the API judges the payment
-      // from MySQL (APPLIED). Before it, the Update waited in the workflow for that step's answer.
+      // The Update waits for the task that runs cancelUnpaidOrder, which finds the payment, pays the order and
+      // closes it: the Update is then aborted with the workflow, and the API judges the payment from MySQL (APPLIED).
       const verdict = ctx.deliver(payment).catch((err: unknown) => {
         if (!(err instanceof Error && /closing workflow/.test(err.message))) throw err;
       });
