@@ -427,6 +427,31 @@ describe('markPaid', () => {
     expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('CONFIRMED');
     expectInvariants(await saleReport(stores, redis, sku, { perUserLimit: 2 }));
   });
+  it('never applies a payment already judged for refund, nor pays its order with it: refused, nothing changes', async () => {
+    // Red on ed180f6: ON DUPLICATE KEY UPDATE outcome = 'APPLIED' turned a REFUND_REQUIRED (or REFUNDED) row applied.
+    const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    await activities.persistOrder(input);
+    const eventId = `evt-${randomUUID()}`;
+    await stores.payments.recordPayment(
+      {
+        eventId,
+        orderNo: input.orderNo,
+        amountCents: priceCents,
+        provider: 'stripe',
+        providerRef: `pi_${randomUUID()}`,
+      },
+      'webhook',
+      'INTENT_MISMATCH',
+    );
+    const before = await endState(sku, [input.orderNo]);
+    const payment = { orderNo: input.orderNo, eventId, amountCents: priceCents, paidAt: new Date().toISOString() };
+    await expect(activities.markPaid(payment)).rejects.toThrow(/REFUND_REQUIRED/);
+    expect(await endState(sku, [input.orderNo])).toEqual(before);
+    expect(await paymentRows(eventId)).toMatchObject([
+      { outcome: 'REFUND_REQUIRED', refund_reason: 'INTENT_MISMATCH' },
+    ]);
+    expect((await onlyOrderRow(input.orderNo)).status).toBe('AWAITING_PAYMENT');
+  });
 });
 
 describe('cancelUnpaidOrder: idempotent', () => {

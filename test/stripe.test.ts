@@ -15,7 +15,7 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { signedStripeEvent, stripeClient, stripeIdempotencyKeys } from '../src/payments/providers/stripe/api.js';
 import { waitFor } from '../stack/wait-for.js';
-import { putOnSale, saleReport } from './helpers/fixtures.js';
+import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { httpRequest, type HttpReply } from './helpers/http.js';
 import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
 import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
@@ -32,6 +32,7 @@ let api: string;
 let auth: ShopperAuth;
 /** Another party on the same Stripe account (staging, a colleague): the SDK as they would use it. */
 let someoneElse: Stripe;
+const taskQueue = `stripe-${randomUUID()}`;
 
 beforeAll(async () => {
   // Retries after a non-2xx come quickly here; Stripe spreads them over three days.
@@ -48,7 +49,6 @@ beforeAll(async () => {
     RATE_LIMIT_WEBHOOK: 'off',
     RATE_LIMIT_CHECKOUT: 'off',
   });
-  const taskQueue = `stripe-${randomUUID()}`;
   // Only this file's refunds (of its double's intents): other files' owners and doubles refund their own.
   await bed.startWorker(taskQueue, {
     refunds: {},
@@ -331,6 +331,43 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     } finally {
       stripeApi.resumeDelivery();
     }
+  }, 60_000);
+
+  it('a payment its webhook judged for refund (INTENT_MISMATCH) never pays the order when the close finds its intent succeeded', async () => {
+    // Red on ed180f6: the close took the intent's row as it found it (REFUND_REQUIRED, then REFUNDED) and markPaid
+    // turned it APPLIED: the order PAID with its money given back.
+    const { orderNo, token, intent, sku } = await checkoutWithIntent();
+    // The event reaches an API whose build sells in another currency (STRIPE_CURRENCY changed mid-sale): the usd
+    // intent is not the sale's, so its money is to be given back.
+    const eurApi = await bed.serve(taskQueue, {}, { env: { STRIPE_CURRENCY: 'eur' } });
+    stripeApi.setWebhook(`${eurApi}/api/payments/stripe`, WEBHOOK_SECRET);
+    let eventId: string;
+    try {
+      stripeApi.confirm(intent.id, 'succeeded');
+      eventId = (await eventOf('payment_intent.succeeded', intent.id)).id;
+      await waitFor(async () => (await bed.stores.payments.getPayment(eventId))?.outcome === 'REFUNDED', {
+        what: `the refund of ${eventId}`,
+        timeoutMs: 20_000,
+      });
+    } finally {
+      stripeApi.setWebhook(`${api}/api/payments/stripe`, WEBHOOK_SECRET);
+    }
+    // At the deadline the close reads the intent (succeeded): the row decided it once, so the order is not paid.
+    const closed = await waitFor(
+      async () => {
+        const status = await statusOf(orderNo, token);
+        return ['PAID', 'CANCELLED', 'FAILED'].includes(status) && status;
+      },
+      { what: `${orderNo} to close`, timeoutMs: 30_000 },
+    );
+    expect(closed).toBe('CANCELLED');
+    expect(await bed.stores.payments.paymentsOfOrder(orderNo)).toMatchObject([
+      { eventId, outcome: 'REFUNDED', refundReason: 'INTENT_MISMATCH', providerRef: intent.id },
+    ]);
+    expect(stripeApi.refundsOf(intent.id)).toHaveLength(1);
+    const report = await releasedReport(sku);
+    expectInvariants(report);
+    expect(report.figures.redis).toMatchObject({ reserved: 0, sold: 0 });
   }, 60_000);
 
   it('an opening Stripe never answered: at the close its key finds the intent, which is cancelled before the unit goes back', async () => {

@@ -210,7 +210,9 @@ export function createPaymentActivities({
             },
             'intent-read',
           );
-          paid ??= { eventId: row.eventId, amountCents: row.amountCents, receivedAt: row.receivedAt.toISOString() };
+          // The row decides, once: money it judged to give back (its intent not the order's) never pays the order.
+          if (row.outcome === 'RECEIVED' || row.outcome === 'APPLIED')
+            paid ??= { eventId: row.eventId, amountCents: row.amountCents, receivedAt: row.receivedAt.toISOString() };
         } else if (closed.status === 'processing') {
           processing = true;
           const pastDeadlineMs = payment.paymentDeadline ? Date.now() - Date.parse(payment.paymentDeadline) : 0;

@@ -198,11 +198,21 @@ export class OrderStore {
     });
   }
 
-  /** AWAITING_PAYMENT → PAID, and the payment recorded as applied, in one transaction. */
+  /**
+   * AWAITING_PAYMENT → PAID, and the payment recorded as applied, in one transaction. A payment already judged to be
+   * given back (REFUND_REQUIRED and on) is decided: refused with nothing changed, never turned APPLIED again.
+   */
   async markPaid(payment: { orderNo: string; eventId: string; amountCents: number; paidAt: Date }): Promise<void> {
     // Here, not in PaymentStore: it moves the order; its payment row is marked APPLIED in the same transaction.
     await inTransaction(this.pool, async (conn) => {
+      // The order row first (the lock order of every payment's transaction); a refusal rolls its change back.
       await payOrderRow(conn, payment.orderNo, payment.paidAt);
+      const [judged] = await conn.query<RowDataPacket[]>('SELECT outcome FROM payments WHERE event_id = ? FOR UPDATE', [
+        payment.eventId,
+      ]);
+      const outcome = judged[0]?.outcome as string | undefined;
+      if (outcome !== undefined && outcome !== 'RECEIVED' && outcome !== 'APPLIED')
+        throw new Error(`payment ${payment.eventId} is ${outcome}: decided, it never pays order ${payment.orderNo}`);
       await conn.query(
         `INSERT INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'APPLIED')
          ON DUPLICATE KEY UPDATE outcome = 'APPLIED', refund_reason = NULL`,

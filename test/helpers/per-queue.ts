@@ -45,7 +45,12 @@ export interface PerQueueTestbed {
    * owner runs as in the API process (it delivers the payments its webhook recorded, and sweeps those no owner
    * holds) unless `deliver: false`.
    */
-  serve(taskQueue: string, substitutes?: ApiSubstitutes, options?: { deliver?: boolean }): Promise<string>;
+  serve(
+    taskQueue: string,
+    substitutes?: ApiSubstitutes,
+    /** `env`: variables of this API's own that differ from the testbed's (another build's settings). */
+    options?: { deliver?: boolean; env?: Record<string, string> },
+  ): Promise<string>;
   /** Closes every server and worker it started, then the clients. */
   close(): Promise<void>;
 }
@@ -79,8 +84,15 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
         }),
       );
     },
-    async serve(taskQueue, substitutes = {}, { deliver = true } = {}) {
-      const clients = { config: onQueue(taskQueue), redis, stores, temporal, logger: createLogger(config, 'test') };
+    async serve(taskQueue, substitutes = {}, { deliver = true, env: own } = {}) {
+      const apiConfig = own ? testConfig({ ...env, ...own }) : config;
+      const clients = {
+        config: { ...apiConfig, temporal: { ...apiConfig.temporal, taskQueue } },
+        redis,
+        stores,
+        temporal,
+        logger: createLogger(config, 'test'),
+      };
       const parts = composeApi(clients, substitutes);
       if (deliver) {
         parts.payments.start();
