@@ -164,6 +164,36 @@ describe('the refund owner', () => {
     expect(refundsAsked(stripeApi, intentId)).toHaveLength(1);
   });
 
+  it('a refund Stripe refuses because a dispute holds the charge waits for the dispute, never REFUND_FAILED', async () => {
+    // Red on 10aac89: charge_disputed was a refusal like any other, and the row ended REFUND_FAILED for an operator.
+    const { eventId, intentId, row } = await paymentToRefund(stripeApi);
+    const dispute = stripeApi.dispute(intentId);
+    const owner = ownerOf('default');
+    expect(await owner.runOnce()).toBe(1);
+    expect(refundsAsked(stripeApi, intentId).map((call) => call.status)).toEqual([400]);
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundError: expect.stringMatching(/disputed charge/),
+    });
+    // The dispute, as its webhook records it (no endpoint here): the chargeback gave the money back.
+    await stores.refunds.recordTakeback({
+      id: dispute.id,
+      kind: 'DISPUTE',
+      provider: 'stripe',
+      intentId,
+      orderNo: row.orderNo,
+      amountCents: dispute.amount,
+      status: 'OPEN',
+      providerStatus: dispute.status,
+      stage: 1,
+      reason: dispute.reason,
+      dueBy: null,
+      createdAt: new Date(dispute.created * 1_000),
+    });
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED', refundId: dispute.id });
+    expect(stripeApi.refundsOf(intentId)).toEqual([]);
+  });
+
   it('a refund Stripe left pending is read again until it ends, REFUNDED or REFUND_FAILED, and never moves back', async () => {
     const toSucceed = await paymentToRefund(pendingApi, 1_200);
     const toFail = await paymentToRefund(pendingApi, 1_300);

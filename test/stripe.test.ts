@@ -113,6 +113,44 @@ async function releasedReport(sku: string): Promise<Awaited<ReturnType<typeof sa
   );
 }
 
+/** Waits until the order is closed (PAID, CANCELLED or FAILED) and answers which. */
+const untilClosed = (orderNo: string, token: string): Promise<string> =>
+  waitFor(
+    async () => {
+      const status = await statusOf(orderNo, token);
+      return ['PAID', 'CANCELLED', 'FAILED'].includes(status) && status;
+    },
+    { what: `${orderNo} to close`, timeoutMs: 30_000 },
+  );
+
+let eurApi: string | undefined;
+
+/**
+ * A checkout paid at Stripe whose payment event reaches an API selling in eur (STRIPE_CURRENCY changed mid-sale): the
+ * usd intent is not the sale's, so the row judges its money to be given back (INTENT_MISMATCH). `beforeDelivery` runs
+ * once Stripe holds the payment, before any of its events reach the API.
+ */
+async function paidInAnotherCurrency(beforeDelivery?: (intentId: string) => void) {
+  const order = await checkoutWithIntent();
+  eurApi ??= await bed.serve(taskQueue, {}, { env: { STRIPE_CURRENCY: 'eur' } });
+  stripeApi.pauseDelivery();
+  stripeApi.setWebhook(`${eurApi}/api/payments/stripe`, WEBHOOK_SECRET);
+  try {
+    stripeApi.confirm(order.intent.id, 'succeeded');
+    const eventId = (await eventOf('payment_intent.succeeded', order.intent.id)).id;
+    beforeDelivery?.(order.intent.id);
+    stripeApi.resumeDelivery();
+    await waitFor(async () => (await bed.stores.payments.getPayment(eventId))?.refundReason === 'INTENT_MISMATCH', {
+      what: `${eventId} judged INTENT_MISMATCH`,
+      timeoutMs: 20_000,
+    });
+    return { ...order, eventId };
+  } finally {
+    stripeApi.resumeDelivery();
+    stripeApi.setWebhook(`${api}/api/payments/stripe`, WEBHOOK_SECRET);
+  }
+}
+
 describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () => {
   it("pays in time: the intent recorded with its order before its secret is shown, tagged, paid by Stripe's event", async () => {
     const { orderNo, token, intent, totalCents } = await checkoutWithIntent();
@@ -336,31 +374,13 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
   it('a payment its webhook judged for refund (INTENT_MISMATCH) never pays the order when the close finds its intent succeeded', async () => {
     // Red on ed180f6: the close took the intent's row as it found it (REFUND_REQUIRED, then REFUNDED) and markPaid
     // turned it APPLIED: the order PAID with its money given back.
-    const { orderNo, token, intent, sku } = await checkoutWithIntent();
-    // The event reaches an API whose build sells in another currency (STRIPE_CURRENCY changed mid-sale): the usd
-    // intent is not the sale's, so its money is to be given back.
-    const eurApi = await bed.serve(taskQueue, {}, { env: { STRIPE_CURRENCY: 'eur' } });
-    stripeApi.setWebhook(`${eurApi}/api/payments/stripe`, WEBHOOK_SECRET);
-    let eventId: string;
-    try {
-      stripeApi.confirm(intent.id, 'succeeded');
-      eventId = (await eventOf('payment_intent.succeeded', intent.id)).id;
-      await waitFor(async () => (await bed.stores.payments.getPayment(eventId))?.outcome === 'REFUNDED', {
-        what: `the refund of ${eventId}`,
-        timeoutMs: 20_000,
-      });
-    } finally {
-      stripeApi.setWebhook(`${api}/api/payments/stripe`, WEBHOOK_SECRET);
-    }
+    const { orderNo, token, intent, sku, eventId } = await paidInAnotherCurrency();
+    await waitFor(async () => (await bed.stores.payments.getPayment(eventId))?.outcome === 'REFUNDED', {
+      what: `the refund of ${eventId}`,
+      timeoutMs: 20_000,
+    });
     // At the deadline the close reads the intent (succeeded): the row decided it once, so the order is not paid.
-    const closed = await waitFor(
-      async () => {
-        const status = await statusOf(orderNo, token);
-        return ['PAID', 'CANCELLED', 'FAILED'].includes(status) && status;
-      },
-      { what: `${orderNo} to close`, timeoutMs: 30_000 },
-    );
-    expect(closed).toBe('CANCELLED');
+    expect(await untilClosed(orderNo, token)).toBe('CANCELLED');
     expect(await bed.stores.payments.paymentsOfOrder(orderNo)).toMatchObject([
       { eventId, outcome: 'REFUNDED', refundReason: 'INTENT_MISMATCH', providerRef: intent.id },
     ]);
@@ -369,6 +389,48 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     expectInvariants(report);
     expect(report.figures.redis).toMatchObject({ reserved: 0, sold: 0 });
   }, 60_000);
+
+  it('a dispute on money we owe back gives it back: REFUNDED by the chargeback, no refund asked; won, an operator refunds', async () => {
+    // Red on 10aac89: the dispute changed nothing, Stripe refused the refund (charge_disputed) and the row ended
+    // REFUND_FAILED, asking an operator to refund money the chargeback had already returned.
+    const disputes: Stripe.Dispute[] = [];
+    const lost = await paidInAnotherCurrency((intentId) => disputes.push(stripeApi.dispute(intentId)));
+    const won = await paidInAnotherCurrency((intentId) => disputes.push(stripeApi.dispute(intentId)));
+    for (const [order, dispute] of [
+      [lost, disputes[0]!],
+      [won, disputes[1]!],
+    ] as const) {
+      const settled = await waitFor(
+        async () => {
+          const row = await bed.stores.payments.getPayment(order.eventId);
+          return (row?.outcome === 'REFUNDED' || row?.outcome === 'REFUND_FAILED') && row;
+        },
+        { what: `the payment ${order.eventId} given back`, timeoutMs: 20_000 },
+      );
+      expect(settled).toMatchObject({ outcome: 'REFUNDED', refundId: dispute.id, refundReason: 'INTENT_MISMATCH' });
+      expect(await untilClosed(order.orderNo, order.token)).toBe('CANCELLED');
+    }
+    stripeApi.closeDispute(disputes[0]!.id, 'lost');
+    stripeApi.closeDispute(disputes[1]!.id, 'won');
+    // Won: the money is back with us and Stripe refunds no disputed charge: an operator gives it back by hand.
+    const owed = await waitFor(
+      async () => {
+        const row = await bed.stores.payments.getPayment(won.eventId);
+        return row?.outcome === 'REFUND_FAILED' && row;
+      },
+      { what: `the won dispute's payment ${won.eventId} back with an operator`, timeoutMs: 20_000 },
+    );
+    expect(owed.refundError).toMatch(/dispute .* won/);
+    await waitFor(async () => (await bed.stores.refunds.getTakeback(disputes[0]!.id))?.status === 'LOST', {
+      what: 'the lost dispute recorded',
+      timeoutMs: 20_000,
+    });
+    expect(await bed.stores.payments.getPayment(lost.eventId)).toMatchObject({ outcome: 'REFUNDED' });
+    for (const order of [lost, won]) {
+      expect(stripeApi.refundsOf(order.intent.id)).toEqual([]);
+      expectInvariants(await releasedReport(order.sku));
+    }
+  }, 90_000);
 
   it('an opening Stripe never answered: at the close its key finds the intent, which is cancelled before the unit goes back', async () => {
     // The first ask of every opening hangs until the SDK's timeout: the order's deadline comes first.

@@ -2,7 +2,7 @@
  * Money going back: payments that must be refunded and their refunds through a provider (asked, followed, forwards
  * only), and the refunds and disputes a provider reports that we did not ask for (takebacks).
  */
-import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
   SOLD_STATUSES,
   type RefundState,
@@ -167,6 +167,7 @@ export class RefundStore {
         const status = rows[0] ? (rows[0].status as StoredOrderStatus) : null;
         // affectedRows: 1 inserted, 2 updated, 0 unchanged (an older or repeated event).
         const changed = result.affectedRows > 0;
+        if (changed && takeback.kind === 'DISPUTE') await disputeOwedMoney(conn, takeback);
         if (!changed || !status || !(SOLD_STATUSES as readonly string[]).includes(status)) return { changed, status };
         return { changed, status: await applyTakebacks(conn, takeback.orderNo) };
       },
@@ -190,6 +191,32 @@ export class RefundStore {
     ]);
     return rows[0] ? toTakeback(rows[0]) : null;
   }
+}
+
+/**
+ * A dispute of money we owe back (its payment REFUND_REQUIRED) is that payment's refund: open or lost, the chargeback
+ * gave the shopper their money (REFUNDED, refund_id the dispute's id), and the provider refuses a refund of a disputed
+ * charge. Won, the money is ours again and the provider still refuses: an operator refunds it (REFUND_FAILED).
+ */
+async function disputeOwedMoney(conn: PoolConnection, dispute: Takeback): Promise<void> {
+  if (dispute.status === 'WON') {
+    await conn.query(
+      `UPDATE payments SET outcome = 'REFUND_FAILED', next_refund_at = NULL, refund_error = ?
+       WHERE provider = ? AND provider_ref = ? AND (outcome = 'REFUND_REQUIRED' OR (outcome = 'REFUNDED' AND refund_id = ?))`,
+      [
+        `dispute ${dispute.id} was won: the money is ours again and a disputed charge cannot be refunded; refund it by hand`,
+        dispute.provider,
+        dispute.intentId,
+        dispute.id,
+      ],
+    );
+    return;
+  }
+  await conn.query(
+    `UPDATE payments SET outcome = 'REFUNDED', refund_id = ?, refund_error = NULL, next_refund_at = NULL
+     WHERE provider = ? AND provider_ref = ? AND outcome = 'REFUND_REQUIRED'`,
+    [dispute.id, dispute.provider, dispute.intentId],
+  );
 }
 
 /** How long after a refund is asked it is first read again from its provider (if no event ended it meanwhile). */

@@ -69,6 +69,18 @@ export class ProviderRefusal extends Error {
 }
 
 /**
+ * The provider refuses to refund a payment a dispute holds (Stripe: `charge_disputed`): not an operator's case yet,
+ * the dispute decides (RefundStore.recordTakeback): lost or open, the chargeback gave the money back; won, it is ours
+ * again and an operator refunds it.
+ */
+export class ProviderChargeDisputed extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProviderChargeDisputed';
+  }
+}
+
+/**
  * The provider answered 5xx: it may have done what was asked or not, and it replays that answer to
  * the same idempotency key. The caller finds out what happened, then asks under the next key.
  */

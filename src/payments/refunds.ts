@@ -22,7 +22,13 @@ import type { RefundStore } from '../db/refunds.js';
 import type { ReportStore } from '../db/reports.js';
 import type { Logger } from '../infra/logger.js';
 import type { ProviderWithApi } from '../model/order-workflow.js';
-import { ProviderKeyReused, ProviderOutcomeUnknown, ProviderRefusal, type PaymentProviderApi } from './provider.js';
+import {
+  ProviderChargeDisputed,
+  ProviderKeyReused,
+  ProviderOutcomeUnknown,
+  ProviderRefusal,
+  type PaymentProviderApi,
+} from './provider.js';
 
 export interface RefundOwnerPacing {
   /** How often due refunds are looked for. */
@@ -149,7 +155,12 @@ export class RefundOwner {
         observer?.asked(progress.state);
         logger?.info({ eventId: row.eventId, orderNo: row.orderNo, ...progress }, 'refund asked of the provider');
       } catch (err) {
-        if (err instanceof ProviderRefusal || err instanceof ProviderKeyReused) {
+        if (err instanceof ProviderChargeDisputed) {
+          // The dispute's events decide (RefundStore.recordTakeback); asked again meanwhile, in case none comes.
+          await stores.refunds.deferRefund(row.eventId, this.backoff(attempts), err.message);
+          observer?.asked('RETRY');
+          logger?.info({ eventId: row.eventId, orderNo: row.orderNo }, 'a dispute holds the charge; its end decides');
+        } else if (err instanceof ProviderRefusal || err instanceof ProviderKeyReused) {
           await stores.refunds.recordRefundProgress(
             { eventId: row.eventId },
             { state: 'REFUND_FAILED', refundId: null, error: err.message },

@@ -27,6 +27,7 @@ import type { IntentStanding } from '../../../db/payments.js';
 import type { RefundProgress } from '../../../db/refunds.js';
 import { ORDER_NO_PATTERN } from '../../../model/order-workflow.js';
 import {
+  ProviderChargeDisputed,
   ProviderKeyReused,
   ProviderOutcomeUnknown,
   ProviderRefusal,
@@ -285,6 +286,8 @@ async function call<T>(request: () => Promise<T>): Promise<T> {
       if (err.statusCode === 409) throw new Error(`Stripe: a request with this key is in flight: ${err.message}`);
       throw new ProviderKeyReused(`Stripe refused an idempotency key reused with other parameters: ${err.message}`);
     }
+    if (err instanceof Stripe.errors.StripeInvalidRequestError && err.code === 'charge_disputed')
+      throw new ProviderChargeDisputed(`Stripe refuses to refund a disputed charge: ${err.message}`);
     if (err instanceof Stripe.errors.StripeInvalidRequestError || err instanceof Stripe.errors.StripeCardError) {
       throw new ProviderRefusal(`Stripe refused the request: ${err.message}`, err.code ?? null);
     }
