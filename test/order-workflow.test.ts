@@ -151,9 +151,15 @@ async function pay(
   eventId: string,
   amountCents: number,
 ): Promise<PaymentVerdict> {
-  const row = await stores.payments.recordPayment({ eventId, orderNo, amountCents });
+  const row = await stores.payments.recordPayment({ eventId, orderNo, amountCents }, 'webhook', undefined, OWN_LEASE);
   return handle.executeUpdate(payUpdate, { args: [storedPayment(row)] });
 }
+
+/**
+ * Leased to this test, as the webhook leases a payment to its process: the API sweeps of other test files (their
+ * Temporal has no such workflow) leave it, however long a test holds the order's close.
+ */
+const OWN_LEASE = { owner: 'order-workflow.test', leaseMs: 300_000 };
 
 async function waitForStatus(
   handle: WorkflowHandle<typeof OrderWorkflow>,
@@ -252,11 +258,12 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     // timeout looks (CANCELLED, once in CI).
     await sleep(4_500);
     // Recorded by MySQL in time; its delivery to the workflow was lost (never sent).
-    const payment = await stores.payments.recordPayment({
-      eventId: `evt-skew-${orderNo}`,
-      orderNo,
-      amountCents: sale.priceCents,
-    });
+    const payment = await stores.payments.recordPayment(
+      { eventId: `evt-skew-${orderNo}`, orderNo, amountCents: sale.priceCents },
+      'webhook',
+      undefined,
+      OWN_LEASE,
+    );
     expect(payment.receivedAt.getTime()).toBeLessThan(deadline.getTime());
     const final = await result;
     const seen = {
@@ -342,7 +349,12 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     // its arrival time: persistOrder is a local activity (the workflow task stays open while it
     // runs), so the Update is accepted by the server now and judged once the order is persisted.
     const eventId = `evt-early-${orderNo}`;
-    const recorded = await stores.payments.recordPayment({ eventId, orderNo, amountCents: sale.priceCents });
+    const recorded = await stores.payments.recordPayment(
+      { eventId, orderNo, amountCents: sale.priceCents },
+      'webhook',
+      undefined,
+      OWN_LEASE,
+    );
     const verdict = handle.executeUpdate(payUpdate, { args: [storedPayment(recorded)] });
     expect(await orderRow(orderNo)).toBeUndefined(); // really not persisted yet
     hold.open();
@@ -497,8 +509,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const { orderNo, totalCents, paymentDeadline } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     const result = handle.result(); // lets the server skip the 30 minutes
     await hold.arrived; // the timer fired; cancelUnpaidOrder is about to look for payments
-    // Recorded 2.5 s before the deadline by MySQL's clock (this box's): in time. Leased to this test, as the webhook
-    // leases it to its process, so the API sweeps of other test files (their Temporal has no such workflow) leave it.
+    // Recorded 2.5 s before the deadline by MySQL's clock (this box's): in time; leased to this test (OWN_LEASE).
     // The close's task lasts the hold and MySQL's clock (~8 s) and has been retried from its start on this server:
     // the re-run cancelUnpaidOrder found the order PAID by its first run and must answer PAID_IN_TIME again.
     await sleep(Math.max(0, Date.parse(paymentDeadline) - Date.now() - 2_500));
@@ -506,7 +517,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
       { eventId: `evt-in-time-${orderNo}`, orderNo, amountCents: totalCents },
       'webhook',
       undefined,
-      { owner: 'order-workflow.test', leaseMs: 120_000 },
+      OWN_LEASE,
     );
     const verdict = handle.executeUpdate(payUpdate, { args: [storedPayment(row)] });
     hold.open();
@@ -581,11 +592,12 @@ describe.sequential(
       const orderNo = newOrderNo();
       const handle = await startOrder(sale, undefined, orderNo);
       await waitFor(() => attempts >= 5, { what: 'the fifth persist attempt', timeoutMs: 20_000 });
-      const recorded = await stores.payments.recordPayment({
-        eventId: `evt-pending-${orderNo}`,
-        orderNo,
-        amountCents: sale.priceCents,
-      });
+      const recorded = await stores.payments.recordPayment(
+        { eventId: `evt-pending-${orderNo}`, orderNo, amountCents: sale.priceCents },
+        'webhook',
+        undefined,
+        OWN_LEASE,
+      );
       // Accepted now, judged once the order has an outcome: the operator's cancel decides it.
       const verdict = await handle.startUpdate(payUpdate, {
         args: [storedPayment(recorded)],
