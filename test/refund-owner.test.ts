@@ -14,10 +14,16 @@ import type { StripeSettings } from '../src/payments/providers/stripe/settings.j
 import { createMysqlPool } from '../src/db/pool.js';
 import type { Pool } from 'mysql2/promise';
 import { openStores, type Stores } from '../src/db/stores.js';
-import type { PaymentRow } from '../src/db/rows.js';
+import type { PaymentRow, Takeback } from '../src/db/rows.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { RefundOwner, type RefundOwnerPacing } from '../src/payments/refunds.js';
-import { StripeProvider, stripeClient, stripeIdempotencyKeys } from '../src/payments/providers/stripe/api.js';
+import {
+  disputeTakeback,
+  StripeProvider,
+  stripeClient,
+  stripeIdempotencyKeys,
+} from '../src/payments/providers/stripe/api.js';
+import type Stripe from 'stripe';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { refundsScopedTo } from './helpers/worker.js';
@@ -103,6 +109,13 @@ async function paymentToRefund(
   return { eventId, intentId: intent.id, row };
 }
 
+/** A dispute of the double as the webhook records it (no endpoint here): through the adapter's own reading. */
+const disputeTakebackOf = (dispute: Stripe.Dispute, intentId: string, orderNo: string): Takeback => ({
+  ...disputeTakeback(dispute, intentId),
+  provider: 'stripe',
+  orderNo,
+});
+
 const refundsAsked = (api: StripeApi, intentId: string) =>
   api.callsTo('POST', '/v1/refunds').filter((call) => call.form.payment_intent === intentId);
 
@@ -176,22 +189,28 @@ describe('the refund owner', () => {
       refundError: expect.stringMatching(/disputed charge/),
     });
     // The dispute, as its webhook records it (no endpoint here): the chargeback gave the money back.
-    await stores.refunds.recordTakeback({
-      id: dispute.id,
-      kind: 'DISPUTE',
-      provider: 'stripe',
-      intentId,
-      orderNo: row.orderNo,
-      amountCents: dispute.amount,
-      status: 'OPEN',
-      providerStatus: dispute.status,
-      stage: 1,
-      reason: dispute.reason,
-      dueBy: null,
-      createdAt: new Date(dispute.created * 1_000),
-    });
+    await stores.refunds.recordTakeback(disputeTakebackOf(dispute, intentId, row.orderNo));
     expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED', refundId: dispute.id });
     expect(stripeApi.refundsOf(intentId)).toEqual([]);
+  });
+
+  it('a payment judged for refund after its dispute was recorded is given back by that dispute at the first refusal', async () => {
+    const intent = await stripeClient(settings).paymentIntents.create({ amount: 1_500, currency: 'usd' });
+    stripeApi.confirm(intent.id, 'succeeded');
+    const dispute = stripeApi.dispute(intent.id);
+    const orderNo = newOrderNo();
+    await stores.refunds.recordTakeback(disputeTakebackOf(dispute, intent.id, orderNo));
+    // The payment's own event comes after the dispute's (Stripe does not order them): judged for refund only now.
+    const eventId = `evt-refund-owner-${randomUUID()}`;
+    ours.add(eventId);
+    await stores.payments.recordPayment(
+      { eventId, orderNo, amountCents: 1_500, provider: 'stripe', providerRef: intent.id },
+      'webhook',
+      'INTENT_MISMATCH',
+    );
+    expect(await ownerOf('default').runOnce()).toBe(1);
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED', refundId: dispute.id });
+    expect(stripeApi.refundsOf(intent.id)).toEqual([]);
   });
 
   it('a refund Stripe left pending is read again until it ends, REFUNDED or REFUND_FAILED, and never moves back', async () => {

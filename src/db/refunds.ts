@@ -10,6 +10,7 @@ import {
   type StoredOrderStatus,
   type StoredPaymentOutcome,
 } from '../model/order-workflow.js';
+import type { PaymentProviderName } from '../model/order-rules.js';
 import { applyTakebacks } from './orders.js';
 import { PAYMENT_COLUMNS, inTransaction, toPaymentRow, toTakeback, type PaymentRow, type Takeback } from './rows.js';
 
@@ -123,6 +124,15 @@ export class RefundStore {
     );
   }
 
+  /**
+   * A refund the provider refused because a dispute holds the charge: the intent's recorded dispute gives the payment
+   * back (disputeOwedMoney). False while no dispute of it is recorded yet (its event is on its way, or caught up).
+   */
+  async settleByDispute(payment: Pick<PaymentRow, 'provider' | 'providerRef'>): Promise<boolean> {
+    if (!payment.providerRef) return false;
+    return disputeOwedMoney(this.pool, payment.provider, payment.providerRef);
+  }
+
   // ---- money taken back after payment -----------------------------------------------------------
 
   /**
@@ -167,7 +177,7 @@ export class RefundStore {
         const status = rows[0] ? (rows[0].status as StoredOrderStatus) : null;
         // affectedRows: 1 inserted, 2 updated, 0 unchanged (an older or repeated event).
         const changed = result.affectedRows > 0;
-        if (changed && takeback.kind === 'DISPUTE') await disputeOwedMoney(conn, takeback);
+        if (changed && takeback.kind === 'DISPUTE') await disputeOwedMoney(conn, takeback.provider, takeback.intentId);
         if (!changed || !status || !(SOLD_STATUSES as readonly string[]).includes(status)) return { changed, status };
         return { changed, status: await applyTakebacks(conn, takeback.orderNo) };
       },
@@ -196,27 +206,42 @@ export class RefundStore {
 /**
  * A dispute of money we owe back (its payment REFUND_REQUIRED) is that payment's refund: open or lost, the chargeback
  * gave the shopper their money (REFUNDED, refund_id the dispute's id), and the provider refuses a refund of a disputed
- * charge. Won, the money is ours again and the provider still refuses: an operator refunds it (REFUND_FAILED).
+ * charge. Won, the money is ours again and the provider still refuses: an operator refunds it (REFUND_FAILED). Applies
+ * the intent's furthest recorded dispute, so the dispute's recording and a refund refused for it (the payment judged
+ * after the dispute arrived) reach the same end. Answers whether the payment moved.
  */
-async function disputeOwedMoney(conn: PoolConnection, dispute: Takeback): Promise<void> {
-  if (dispute.status === 'WON') {
-    await conn.query(
-      `UPDATE payments SET outcome = 'REFUND_FAILED', next_refund_at = NULL, refund_error = ?
-       WHERE provider = ? AND provider_ref = ? AND (outcome = 'REFUND_REQUIRED' OR (outcome = 'REFUNDED' AND refund_id = ?))`,
-      [
-        `dispute ${dispute.id} was won: the money is ours again and a disputed charge cannot be refunded; refund it by hand`,
-        dispute.provider,
-        dispute.intentId,
-        dispute.id,
-      ],
-    );
-    return;
-  }
-  await conn.query(
-    `UPDATE payments SET outcome = 'REFUNDED', refund_id = ?, refund_error = NULL, next_refund_at = NULL
-     WHERE provider = ? AND provider_ref = ? AND outcome = 'REFUND_REQUIRED'`,
-    [dispute.id, dispute.provider, dispute.intentId],
+async function disputeOwedMoney(
+  db: Pick<Pool, 'query'> | PoolConnection,
+  provider: PaymentProviderName,
+  intentId: string,
+): Promise<boolean> {
+  const [disputes] = await db.query<RowDataPacket[]>(
+    `SELECT takeback_id, status FROM payment_takebacks WHERE provider = ? AND intent_id = ? AND kind = 'DISPUTE'
+     ORDER BY stage DESC, created_at DESC LIMIT 1`,
+    [provider, intentId],
   );
+  const dispute = disputes[0];
+  if (!dispute) return false;
+  const disputeId = String(dispute.takeback_id);
+  const [moved] =
+    dispute.status === 'WON'
+      ? await db.query<ResultSetHeader>(
+          `UPDATE payments SET outcome = 'REFUND_FAILED', next_refund_at = NULL, refund_error = ?
+           WHERE provider = ? AND provider_ref = ?
+             AND (outcome = 'REFUND_REQUIRED' OR (outcome = 'REFUNDED' AND refund_id = ?))`,
+          [
+            `dispute ${disputeId} was won: the money is ours again and a disputed charge cannot be refunded; refund it by hand`,
+            provider,
+            intentId,
+            disputeId,
+          ],
+        )
+      : await db.query<ResultSetHeader>(
+          `UPDATE payments SET outcome = 'REFUNDED', refund_id = ?, refund_error = NULL, next_refund_at = NULL
+           WHERE provider = ? AND provider_ref = ? AND outcome = 'REFUND_REQUIRED'`,
+          [disputeId, provider, intentId],
+        );
+  return moved.affectedRows > 0;
 }
 
 /** How long after a refund is asked it is first read again from its provider (if no event ended it meanwhile). */

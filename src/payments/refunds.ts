@@ -156,10 +156,15 @@ export class RefundOwner {
         logger?.info({ eventId: row.eventId, orderNo: row.orderNo, ...progress }, 'refund asked of the provider');
       } catch (err) {
         if (err instanceof ProviderChargeDisputed) {
-          // The dispute's events decide (RefundStore.recordTakeback); asked again meanwhile, in case none comes.
-          await stores.refunds.deferRefund(row.eventId, this.backoff(attempts), err.message);
-          observer?.asked('RETRY');
-          logger?.info({ eventId: row.eventId, orderNo: row.orderNo }, 'a dispute holds the charge; its end decides');
+          // The dispute decides: recorded already (this payment judged after it arrived), now; else when its event
+          // is recorded (RefundStore.recordTakeback). Asked again meanwhile, in case none comes.
+          if (await stores.refunds.settleByDispute(row)) {
+            observer?.asked('REFUNDED');
+          } else {
+            await stores.refunds.deferRefund(row.eventId, this.backoff(attempts), err.message);
+            observer?.asked('RETRY');
+          }
+          logger?.info({ eventId: row.eventId, orderNo: row.orderNo }, 'a dispute holds the charge; it decides');
         } else if (err instanceof ProviderRefusal || err instanceof ProviderKeyReused) {
           await stores.refunds.recordRefundProgress(
             { eventId: row.eventId },

@@ -34,7 +34,7 @@ export function adminRoutes(deps: {
   admin: AdminService;
   adminToken: string;
   workers: Pick<WorkerFiguresBoard, 'read'>;
-  /** The workers' Worker Deployment as Temporal reports it, bounded behind its breaker; null: unversioned workers. */
+  /** The workers' Worker Deployment as Temporal reports it, within the read deadline; null: unversioned workers. */
   deployment: { status(): Promise<DeploymentStatus> } | null;
 }): Router {
   const { admin } = deps;
