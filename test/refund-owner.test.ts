@@ -213,6 +213,21 @@ describe('the refund owner', () => {
     expect(stripeApi.refundsOf(intent.id)).toEqual([]);
   });
 
+  it('an inquiry (warning_*) withdraws nothing: the payment we owe back stays to be refunded', async () => {
+    const { eventId, intentId, row } = await paymentToRefund(stripeApi);
+    const inquiry = stripeApi.dispute(intentId);
+    await stores.refunds.recordTakeback({
+      ...disputeTakebackOf({ ...inquiry, status: 'warning_needs_response' }, intentId, row.orderNo),
+    });
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUND_REQUIRED', refundId: null });
+    // Nobody's to refund afterwards: the double's charge is a real chargeback, only its record here is an inquiry.
+    ours.delete(eventId);
+    await stores.refunds.recordRefundProgress(
+      { eventId },
+      { state: 'REFUND_FAILED', refundId: null, error: 'test: an inquiry on a chargeback' },
+    );
+  });
+
   it('a refund Stripe left pending is read again until it ends, REFUNDED or REFUND_FAILED, and never moves back', async () => {
     const toSucceed = await paymentToRefund(pendingApi, 1_200);
     const toFail = await paymentToRefund(pendingApi, 1_300);

@@ -216,7 +216,9 @@ async function disputeOwedMoney(
   intentId: string,
 ): Promise<boolean> {
   const [disputes] = await db.query<RowDataPacket[]>(
-    `SELECT takeback_id, status FROM payment_takebacks WHERE provider = ? AND intent_id = ? AND kind = 'DISPUTE'
+    // Not an inquiry (Stripe's warning_*): it withdraws no money and the charge stays refundable.
+    `SELECT takeback_id, status FROM payment_takebacks
+     WHERE provider = ? AND intent_id = ? AND kind = 'DISPUTE' AND provider_status NOT LIKE 'warning%'
      ORDER BY stage DESC, created_at DESC LIMIT 1`,
     [provider, intentId],
   );
