@@ -111,6 +111,20 @@ async function http(
   return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
 
+/** Shoppers of `sku` (a sale at createSale's price) through the cluster's front door, paying by the signed webhook. */
+function shoppersOf(sku: string, load: Pick<TrafficPlan, 'shoppers' | 'concurrency' | 'retryForMs'>): TrafficPlan {
+  return {
+    sku,
+    priceCents: 1_500,
+    arrivalsPerSecond: 40,
+    apiUrls: [app.url],
+    tokenFor: (userId) => auth.issue(userId),
+    webhookSecret: app.config.webhookSecret,
+    paymentWindowMs: PAYMENT_WINDOW_MS,
+    ...load,
+  };
+}
+
 async function createSale(sku: string, stock: number, perUserLimit = 1, priceCents = 1_500): Promise<void> {
   const reply = await http('POST', '/api/sales', {
     json: { sku, name: sku, priceCents, stock, perUserLimit },
@@ -277,18 +291,7 @@ describe.sequential('the app on the cluster layout', () => {
     const stock = 60;
     await createSale(sku, stock);
     const t0 = Date.now();
-    const plan: TrafficPlan = {
-      sku,
-      priceCents: 1_500,
-      shoppers: 100,
-      concurrency: 16,
-      arrivalsPerSecond: 40,
-      apiUrls: [app.url],
-      tokenFor: (userId) => auth.issue(userId),
-      webhookSecret: app.config.webhookSecret,
-      paymentWindowMs: PAYMENT_WINDOW_MS,
-      retryForMs: 60_000,
-    };
+    const plan = shoppersOf(sku, { shoppers: 100, concurrency: 16, retryForMs: 60_000 });
     const traffic = runTraffic(plan);
     let faultDone: Promise<void> = Promise.resolve();
     const faultAt = Date.now() + faultAfterMs;
@@ -398,18 +401,7 @@ describe.sequential('the app on the cluster layout', () => {
     const driver = new DeployDriver({
       env,
       logDir: workDir,
-      plan: {
-        sku,
-        priceCents: 1_500,
-        shoppers: 0,
-        concurrency: 8,
-        arrivalsPerSecond: 40,
-        apiUrls: [app.url],
-        tokenFor: (userId) => auth.issue(userId),
-        webhookSecret: app.config.webhookSecret,
-        paymentWindowMs: PAYMENT_WINDOW_MS,
-        retryForMs: 30_000,
-      },
+      plan: shoppersOf(sku, { shoppers: 0, concurrency: 8, retryForMs: 30_000 }),
       stores,
       temporal,
     });

@@ -24,7 +24,6 @@ import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { freezeGroup, signalGroup } from '../stack/process.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { SMOKE_SALE } from '../src/order/smoke-order.js';
-import type { RolloutReport } from '../src/workers/rollout.js';
 import { waitFor } from '../stack/wait-for.js';
 import { buy, sendPayment, type TrafficPlan } from '../chaos/shoppers.js';
 import type { VariantBuild } from './helpers/builds.js';
@@ -144,7 +143,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   await driver.cancel([...onA.slice(13), pendingAtSwitch[2]!]);
   const deployed = await deploy;
   expect(deployed.code, deployed.output).toBe(0);
-  const report = JSON.parse(deployed.output.trim().split('\n').at(-1)!) as RolloutReport;
+  const report = deployed.report!;
   console.log(`[rollout] A -> B: ${lines.filter((line) => line.startsWith('[rollout]')).join('\n')}`);
   expect(report).toMatchObject({
     previousBuildId: buildA.buildId,
@@ -203,7 +202,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   const rampLines: string[] = [];
   const ramped = await driver.rollout(buildA, ['--ramp', '50', '--no-smoke'], rampLines);
   expect(ramped.code, ramped.output).toBe(0);
-  expect(JSON.parse(ramped.output.trim().split('\n').at(-1)!)).toMatchObject({ ramped: 50, previousStopped: false });
+  expect(ramped.report).toMatchObject({ ramped: 50, previousStopped: false });
   expect(await deployments.describeDeployment(taskQueue)).toMatchObject({
     currentBuildId: buildB.buildId,
     rampingBuildId: buildA.buildId,
@@ -217,7 +216,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   await driver.cancel([...onB.slice(8), ...backOnA.slice(3)]);
   const rolledBack = await rollback;
   expect(rolledBack.code, rolledBack.output).toBe(0);
-  const backReport = JSON.parse(rolledBack.output.trim().split('\n').at(-1)!) as RolloutReport;
+  const backReport = rolledBack.report!;
   console.log(`[rollout] B -> A: ${backLines.filter((line) => line.startsWith('[rollout]')).join('\n')}`);
   expect(backReport).toMatchObject({
     previousBuildId: buildB.buildId,

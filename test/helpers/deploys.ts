@@ -11,6 +11,7 @@ import { expect } from 'vitest';
 import { buy, retrying, sendPayment, type TrafficPlan, type TrafficResult } from '../../chaos/shoppers.js';
 import type { Stores } from '../../src/db/stores.js';
 import { orderWorkflowId } from '../../src/model/order-workflow.js';
+import type { RolloutReport } from '../../src/workers/rollout.js';
 import { spawnLogged, type ManagedProcess } from '../../stack/process.js';
 import { waitFor } from '../../stack/wait-for.js';
 import { buildVariant, type VariantBuild } from './builds.js';
@@ -175,12 +176,22 @@ export class DeployDriver {
 
   /**
    * Runs `npm run rollout -- promote <build> …` as a process; `lines` collects what it prints as it goes. Resolves
-   * with its exit code and output once it ends.
+   * with its exit code, output and report once it ends.
    */
-  rollout(build: VariantBuild, args: string[], lines: string[]): Promise<{ code: number | null; output: string }> {
-    return runScript('scripts/rollout.ts', ['promote', build.buildId, ...args, '--json'], this.deps.env, (line) =>
-      lines.push(line),
+  async rollout(
+    build: VariantBuild,
+    args: string[],
+    lines: string[],
+  ): Promise<{ code: number | null; output: string; report: RolloutReport | undefined }> {
+    const ran = await runScript(
+      'scripts/rollout.ts',
+      ['promote', build.buildId, ...args, '--json'],
+      this.deps.env,
+      (line) => lines.push(line),
     );
+    // --json: the report is the last line of a rollout that finished (exit 0 or 3).
+    const last = ran.output.trim().split('\n').at(-1) ?? '';
+    return { ...ran, report: last.startsWith('{') ? (JSON.parse(last) as RolloutReport) : undefined };
   }
 
   /** Waits until the rollout printed that the target is current (or failed). */
