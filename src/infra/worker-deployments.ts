@@ -183,8 +183,12 @@ export class WorkerDeployments {
     };
   }
 
-  /** Makes `version` the deployment's current one: new workflows start on it (the ramp, if any, ends). */
-  async setCurrent(version: WorkerVersion): Promise<void> {
+  /**
+   * Makes `version` the deployment's current one: new workflows start on it (the ramp, if any, ends). Returns once
+   * the routing reached every task queue partition (the milliseconds that took): before, a partition still starts
+   * new orders on the previous version.
+   */
+  async setCurrent(version: WorkerVersion): Promise<number> {
     const described = await this.describeRaw(version.deploymentName);
     await this.service.setWorkerDeploymentCurrentVersion({
       namespace: this.namespace,
@@ -193,10 +197,28 @@ export class WorkerDeployments {
       identity: this.identity,
       ...(described?.conflictToken ? { conflictToken: described.conflictToken } : {}),
     });
+    return this.untilRouted(version.deploymentName);
   }
 
-  /** Sends `percentage` of new workflows to `version`, the rest to the current one; 0 with no version ends a ramp. */
-  async setRamping(version: WorkerVersion, percentage: number): Promise<void> {
+  /**
+   * Waits until the deployment's routing has reached every partition of its task queues (the server propagates a
+   * switch asynchronously), bounded; the milliseconds it took. A server that does not report the state counts as done.
+   */
+  private async untilRouted(deploymentName: string, timeoutMs = 60_000): Promise<number> {
+    const started = Date.now();
+    const { ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS } = proto.temporal.api.enums.v1.RoutingConfigUpdateState;
+    for (;;) {
+      const described = await this.describeRaw(deploymentName);
+      if (described?.workerDeploymentInfo?.routingConfigUpdateState !== ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS)
+        return Date.now() - started;
+      if (Date.now() - started > timeoutMs)
+        throw new Error(`the routing of ${deploymentName} has not reached every task queue after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** Sends `percentage` of new workflows to `version`, the rest to the current one, once routed (as setCurrent). */
+  async setRamping(version: WorkerVersion, percentage: number): Promise<number> {
     const described = await this.describeRaw(version.deploymentName);
     await this.service.setWorkerDeploymentRampingVersion({
       namespace: this.namespace,
@@ -206,6 +228,7 @@ export class WorkerDeployments {
       identity: this.identity,
       ...(described?.conflictToken ? { conflictToken: described.conflictToken } : {}),
     });
+    return this.untilRouted(version.deploymentName);
   }
 
   /** Forgets a drained version with no pollers left (a deployment keeps at most 100 versions). */
@@ -251,6 +274,18 @@ export class WorkerDeployments {
       byBuildId: Object.fromEntries(counted),
       unversioned: await count(`TemporalWorkerDeploymentVersion IS NULL${startedBefore}`),
     };
+  }
+
+  /** Up to `limit` workflow ids of the open orders on `orderTaskQueue` pinned to `version`: which keep it draining. */
+  async openOrderIds(version: WorkerVersion, orderTaskQueue: string, limit: number): Promise<string[]> {
+    const { executions } = await this.service.listWorkflowExecutions({
+      namespace: this.namespace,
+      pageSize: limit,
+      query:
+        `WorkflowType = '${ORDER_WORKFLOW_TYPE}' AND TaskQueue = '${orderTaskQueue}' AND ExecutionStatus = 'Running' ` +
+        `AND TemporalWorkerDeploymentVersion = '${version.deploymentName}:${version.buildId}'`,
+    });
+    return (executions ?? []).slice(0, limit).map((execution) => execution.execution?.workflowId ?? '');
   }
 
   /** The deployment's versions with their open orders on `orderTaskQueue`: what rollouts print and admins see. */

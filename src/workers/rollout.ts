@@ -84,9 +84,12 @@ export async function rollout(
       previousStopped: false,
     };
   }
-  await deployments.setCurrent(target);
   const switchedAt = Date.now();
-  say(`target ${target.buildId} is current; open orders at the switch: ${describeOpen(openAtSwitch)}`);
+  const routedMs = await deployments.setCurrent(target);
+  say(
+    `target ${target.buildId} is current (routing reached every task queue in ${routedMs} ms); ` +
+      `open orders at the switch: ${describeOpen(openAtSwitch)}`,
+  );
   const report: RolloutReport = {
     previousBuildId,
     targetBuildId: target.buildId,
@@ -109,9 +112,15 @@ export async function rollout(
       break;
     }
     if (Date.now() - switchedAt > options.drainTimeoutMs) {
+      const holding = await deployments.openOrderIds(
+        { deploymentName: name, buildId: previousBuildId },
+        deps.taskQueue,
+        5,
+      );
       say(
-        `previous ${previousBuildId} still has ${previous.openOrders} open orders after ${options.drainTimeoutMs} ms: ` +
-          'keep its workers running (a Stripe order settling at its bank can take days); run `npm run rollout -- status` later',
+        `previous ${previousBuildId} still has ${previous.openOrders} open orders after ${options.drainTimeoutMs} ms ` +
+          `(${holding.join(', ')}${previous.openOrders > holding.length ? ', …' : ''}): keep its workers running ` +
+          '(a Stripe order settling at its bank can take days); run `npm run rollout -- status` later',
       );
       return report;
     }
