@@ -390,6 +390,56 @@ describe('recordOrderFailure', () => {
     expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('RELEASED');
     expectInvariants(await saleReport(stores, redis, sku));
   });
+
+  it('fails a sold order whose money went back before its workflow heard of it (a dispute): FAILED, its unit back in both stores', async () => {
+    // Red on 3d02c67: failOrder left a DISPUTED (or REFUNDED) row as it was while the workflow ended FAILED and
+    // released the reservation: MySQL kept the order sold and one unit short.
+    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 4, quantity: 1 });
+    await activities.persistOrder(input);
+    const intentId = `pi_${randomUUID()}`;
+    const eventId = `evt-${randomUUID()}`;
+    const paid = await stores.payments.recordAndJudge(
+      { eventId, orderNo: input.orderNo, amountCents: priceCents, provider: 'stripe', providerRef: intentId },
+      'webhook',
+    );
+    expect(paid).toMatchObject({ judged: true, row: { outcome: 'APPLIED' } });
+    const disputeId = `dp_${randomUUID()}`;
+    await stores.refunds.recordTakeback({
+      id: disputeId,
+      kind: 'DISPUTE',
+      provider: 'stripe',
+      intentId,
+      orderNo: input.orderNo,
+      amountCents: priceCents,
+      status: 'OPEN',
+      providerStatus: 'needs_response',
+      stage: 1,
+      reason: 'fraudulent',
+      dueBy: null,
+      createdAt: new Date(),
+    });
+    expect((await onlyOrderRow(input.orderNo)).status).toBe('DISPUTED');
+
+    const failure = { ...input, reason: 'ReservationLost: the reservation was MISSING when the payment was applied' };
+    await activities.recordOrderFailure(failure);
+    const once = await endState(sku, [input.orderNo]);
+    await Promise.all([activities.recordOrderFailure(failure), activities.recordOrderFailure(failure)]);
+    expect(await endState(sku, [input.orderNo])).toEqual(once);
+    expect(await onlyOrderRow(input.orderNo)).toMatchObject({ status: 'FAILED' });
+    expect(await mysqlAvailable(sku)).toBe(stock);
+    // The chargeback gave the money back: the payment a failed order keeps no more is refunded by it.
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED', refundId: disputeId });
+    // The workflow's own record of the refund moves nothing back.
+    await activities.recordRefundRequired({
+      orderNo: input.orderNo,
+      eventId,
+      amountCents: priceCents,
+      reason: 'ORDER_FAILED',
+    });
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED' });
+    expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('RELEASED');
+    expectInvariants(await saleReport(stores, redis, sku));
+  });
 });
 
 describe('markPaid', () => {

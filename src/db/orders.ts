@@ -9,6 +9,7 @@ import {
   paidOrderStatus,
   type CancelReason,
   type DisputeStanding,
+  type PaymentProviderName,
   type StoredOrderStatus,
 } from '../model/order-workflow.js';
 import { inTransaction, isDuplicateKey, toOrderRow, type OrderRow } from './rows.js';
@@ -164,9 +165,10 @@ export class OrderStore {
    * Ends an order as FAILED, so no accepted checkout goes without a trace: writes a FAILED row when
    * there is none, and turns a row persisted as AWAITING_PAYMENT (a persist that committed although
    * its answer was lost) into FAILED, giving its units back to MySQL's available stock in the same
-   * transaction. A row PAID as its payment was recorded, before the workflow that fails it heard of it (its
-   * reservation lost from Redis, its provider refused), fails too, and that payment is to be refunded. A row
-   * already final otherwise is left as it is. Idempotent.
+   * transaction. A row sold as its payment was recorded, before the workflow that fails it heard of it (its
+   * reservation lost from Redis, its provider refused), fails too, whatever was taken back since (PAID, DISPUTED,
+   * REFUNDED): its units go back and its payment is to be refunded. A row already final otherwise is left as it is.
+   * Idempotent.
    */
   async failOrder(order: NewOrder, reason: string): Promise<void> {
     // Here, not in SaleStore: it ends the order; its units go back to the sale in the same transaction.
@@ -181,20 +183,28 @@ export class OrderStore {
         await insertOrderRow(conn, order, 'FAILED', failureReason, true);
         return;
       }
-      if (row.status !== 'AWAITING_PAYMENT' && row.status !== 'PAID') return;
+      if (row.status !== 'AWAITING_PAYMENT' && !isSold(row.status)) return;
       await conn.query(`UPDATE orders SET status = 'FAILED', failure_reason = ? WHERE order_no = ?`, [
         failureReason,
         order.orderNo,
       ]);
       await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
-      // Paid as its payment was recorded (PaymentStore.recordAndJudge) before its workflow heard of it: a failed
-      // order keeps no money, as the workflow refunds a payment it applied itself (ORDER_FAILED).
-      if (row.status === 'PAID')
-        await conn.query(
-          `UPDATE payments SET refund_reason = 'ORDER_FAILED', outcome = 'REFUND_REQUIRED'
-           WHERE order_no = ? AND outcome = 'APPLIED'`,
-          [order.orderNo],
-        );
+      if (row.status === 'AWAITING_PAYMENT') return;
+      // Sold as its payment was recorded (PaymentStore.recordAndJudge) before its workflow heard of it, perhaps with
+      // money taken back since: a failed order keeps no money, as the workflow refunds a payment it applied itself
+      // (ORDER_FAILED); a chargeback already recorded is that refund (disputeOwedMoney).
+      const [applied] = await conn.query<RowDataPacket[]>(
+        `SELECT provider, provider_ref FROM payments WHERE order_no = ? AND outcome = 'APPLIED' FOR UPDATE`,
+        [order.orderNo],
+      );
+      await conn.query(
+        `UPDATE payments SET refund_reason = 'ORDER_FAILED', outcome = 'REFUND_REQUIRED'
+         WHERE order_no = ? AND outcome = 'APPLIED'`,
+        [order.orderNo],
+      );
+      for (const payment of applied)
+        if (payment.provider_ref)
+          await disputeOwedMoney(conn, payment.provider as PaymentProviderName, String(payment.provider_ref));
     });
   }
 
@@ -391,4 +401,47 @@ export async function applyTakebacks(conn: PoolConnection, orderNo: string): Pro
     ],
   );
   return status;
+}
+
+/**
+ * A dispute of money we owe back (its payment REFUND_REQUIRED) is that payment's refund: open or lost, the chargeback
+ * gave the shopper their money (REFUNDED, refund_id the dispute's id), and the provider refuses a refund of a disputed
+ * charge. Won, the money is ours again and the provider still refuses: an operator refunds it (REFUND_FAILED). Applies
+ * the intent's furthest recorded dispute, so the dispute's recording and a refund refused for it (the payment judged
+ * after the dispute arrived) reach the same end. Answers whether the payment moved.
+ */
+export async function disputeOwedMoney(
+  db: Pick<Pool, 'query'> | PoolConnection,
+  provider: PaymentProviderName,
+  intentId: string,
+): Promise<boolean> {
+  const [disputes] = await db.query<RowDataPacket[]>(
+    // Not an inquiry (Stripe's warning_*): it withdraws no money and the charge stays refundable.
+    `SELECT takeback_id, status FROM payment_takebacks
+     WHERE provider = ? AND intent_id = ? AND kind = 'DISPUTE' AND provider_status NOT LIKE 'warning%'
+     ORDER BY stage DESC, created_at DESC LIMIT 1`,
+    [provider, intentId],
+  );
+  const dispute = disputes[0];
+  if (!dispute) return false;
+  const disputeId = String(dispute.takeback_id);
+  const [moved] =
+    dispute.status === 'WON'
+      ? await db.query<ResultSetHeader>(
+          `UPDATE payments SET outcome = 'REFUND_FAILED', next_refund_at = NULL, refund_error = ?
+           WHERE provider = ? AND provider_ref = ?
+             AND (outcome = 'REFUND_REQUIRED' OR (outcome = 'REFUNDED' AND refund_id = ?))`,
+          [
+            `dispute ${disputeId} was won: the money is ours again and a disputed charge cannot be refunded; refund it by hand`,
+            provider,
+            intentId,
+            disputeId,
+          ],
+        )
+      : await db.query<ResultSetHeader>(
+          `UPDATE payments SET outcome = 'REFUNDED', refund_id = ?, refund_error = NULL, next_refund_at = NULL
+           WHERE provider = ? AND provider_ref = ? AND outcome = 'REFUND_REQUIRED'`,
+          [disputeId, provider, intentId],
+        );
+  return moved.affectedRows > 0;
 }

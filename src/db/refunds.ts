@@ -2,7 +2,7 @@
  * Money going back: payments that must be refunded and their refunds through a provider (asked, followed, forwards
  * only), and the refunds and disputes a provider reports that we did not ask for (takebacks).
  */
-import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
   SOLD_STATUSES,
   type RefundState,
@@ -10,8 +10,7 @@ import {
   type StoredOrderStatus,
   type StoredPaymentOutcome,
 } from '../model/order-workflow.js';
-import type { PaymentProviderName } from '../model/order-rules.js';
-import { applyTakebacks } from './orders.js';
+import { applyTakebacks, disputeOwedMoney } from './orders.js';
 import { PAYMENT_COLUMNS, inTransaction, toPaymentRow, toTakeback, type PaymentRow, type Takeback } from './rows.js';
 
 /** A provider's refund as it moves on: asked, done, or refused (REFUND_STATES). */
@@ -201,49 +200,6 @@ export class RefundStore {
     ]);
     return rows[0] ? toTakeback(rows[0]) : null;
   }
-}
-
-/**
- * A dispute of money we owe back (its payment REFUND_REQUIRED) is that payment's refund: open or lost, the chargeback
- * gave the shopper their money (REFUNDED, refund_id the dispute's id), and the provider refuses a refund of a disputed
- * charge. Won, the money is ours again and the provider still refuses: an operator refunds it (REFUND_FAILED). Applies
- * the intent's furthest recorded dispute, so the dispute's recording and a refund refused for it (the payment judged
- * after the dispute arrived) reach the same end. Answers whether the payment moved.
- */
-async function disputeOwedMoney(
-  db: Pick<Pool, 'query'> | PoolConnection,
-  provider: PaymentProviderName,
-  intentId: string,
-): Promise<boolean> {
-  const [disputes] = await db.query<RowDataPacket[]>(
-    // Not an inquiry (Stripe's warning_*): it withdraws no money and the charge stays refundable.
-    `SELECT takeback_id, status FROM payment_takebacks
-     WHERE provider = ? AND intent_id = ? AND kind = 'DISPUTE' AND provider_status NOT LIKE 'warning%'
-     ORDER BY stage DESC, created_at DESC LIMIT 1`,
-    [provider, intentId],
-  );
-  const dispute = disputes[0];
-  if (!dispute) return false;
-  const disputeId = String(dispute.takeback_id);
-  const [moved] =
-    dispute.status === 'WON'
-      ? await db.query<ResultSetHeader>(
-          `UPDATE payments SET outcome = 'REFUND_FAILED', next_refund_at = NULL, refund_error = ?
-           WHERE provider = ? AND provider_ref = ?
-             AND (outcome = 'REFUND_REQUIRED' OR (outcome = 'REFUNDED' AND refund_id = ?))`,
-          [
-            `dispute ${disputeId} was won: the money is ours again and a disputed charge cannot be refunded; refund it by hand`,
-            provider,
-            intentId,
-            disputeId,
-          ],
-        )
-      : await db.query<ResultSetHeader>(
-          `UPDATE payments SET outcome = 'REFUNDED', refund_id = ?, refund_error = NULL, next_refund_at = NULL
-           WHERE provider = ? AND provider_ref = ? AND outcome = 'REFUND_REQUIRED'`,
-          [disputeId, provider, intentId],
-        );
-  return moved.affectedRows > 0;
 }
 
 /** How long after a refund is asked it is first read again from its provider (if no event ended it meanwhile). */
