@@ -20,7 +20,7 @@ import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderChangeNotifier } from '../src/order/status-reads.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { testConfig } from './helpers/env.js';
-import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+import { expectInvariants, openDispute, putOnSale, saleReport } from './helpers/fixtures.js';
 
 let pool: Pool;
 let stores: Stores;
@@ -404,20 +404,9 @@ describe('recordOrderFailure', () => {
     );
     expect(paid).toMatchObject({ judged: true, row: { outcome: 'APPLIED' } });
     const disputeId = `dp_${randomUUID()}`;
-    await stores.refunds.recordTakeback({
-      id: disputeId,
-      kind: 'DISPUTE',
-      provider: 'stripe',
-      intentId,
-      orderNo: input.orderNo,
-      amountCents: priceCents,
-      status: 'OPEN',
-      providerStatus: 'needs_response',
-      stage: 1,
-      reason: 'fraudulent',
-      dueBy: null,
-      createdAt: new Date(),
-    });
+    await stores.refunds.recordTakeback(
+      openDispute({ id: disputeId, intentId, orderNo: input.orderNo, amountCents: priceCents }),
+    );
     expect((await onlyOrderRow(input.orderNo)).status).toBe('DISPUTED');
 
     const failure = { ...input, reason: 'ReservationLost: the reservation was MISSING when the payment was applied' };

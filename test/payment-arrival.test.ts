@@ -28,7 +28,7 @@ import { signWebhook } from '../src/payments/providers/generic/signature.js';
 import { orderNoTime, orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
-import { expectInvariants, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
+import { expectInvariants, oneUnitOrder, openDispute, putOnSale, saleReport } from './helpers/fixtures.js';
 import { listen, replyOf } from './helpers/http.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
 import { lookupDeps, orderAccess, ordersWithoutBreakers } from './helpers/orders.js';
@@ -879,20 +879,9 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     const order = await placeOrder('30m');
     const { orderNo } = order.input;
     // Events out of order: the card holder's dispute of the payment before the payment itself.
-    await stores.refunds.recordTakeback({
-      id: `dp_${orderNo}`,
-      kind: 'DISPUTE',
-      provider: 'stripe',
-      intentId: `pi_${orderNo}`,
-      orderNo,
-      amountCents: order.total,
-      status: 'OPEN',
-      providerStatus: 'needs_response',
-      stage: 1,
-      reason: 'fraudulent',
-      dueBy: null,
-      createdAt: new Date(),
-    });
+    await stores.refunds.recordTakeback(
+      openDispute({ id: `dp_${orderNo}`, intentId: `pi_${orderNo}`, orderNo, amountCents: order.total }),
+    );
     const { row, judged } = await stores.payments.recordAndJudge(
       { eventId: `evt-disputed-${orderNo}`, orderNo, amountCents: order.total },
       'webhook',

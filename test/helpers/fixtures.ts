@@ -7,6 +7,7 @@ import type { RedisClient } from '../../src/infra/redis.js';
 import { expect } from 'vitest';
 import { SalesService } from '../../src/sales/sales-service.js';
 import type { Stores } from '../../src/db/stores.js';
+import type { Takeback } from '../../src/db/rows.js';
 import {
   checkSaleInvariants,
   type InvariantReport,
@@ -84,5 +85,20 @@ export function oneUnitOrder(
     unitPriceCents: sale.priceCents,
     createdAt: new Date(order.createdAtMs).toISOString(),
     paymentWindow: order.paymentWindow,
+  };
+}
+
+/** A card holder's chargeback of a Stripe payment as Stripe first reports it (open, needs a response). */
+export function openDispute(dispute: { id: string; intentId: string; orderNo: string; amountCents: number }): Takeback {
+  return {
+    ...dispute,
+    kind: 'DISPUTE',
+    provider: 'stripe',
+    status: 'OPEN',
+    providerStatus: 'needs_response',
+    stage: 1,
+    reason: 'fraudulent',
+    dueBy: null,
+    createdAt: new Date(),
   };
 }
