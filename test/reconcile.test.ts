@@ -306,6 +306,29 @@ describe('ReconcileWorkflow', () => {
     expectInvariants(paid);
   });
 
+  it('leaves a door-paid order whose workflow runs to that workflow (its close confirms it, or fails it with its unit back in both stores); confirms it once the workflow is gone', async () => {
+    // Red on 9a9ffd4: the reconciler confirmed the reservation (S) while the workflow had not heard of the payment; a
+    // FAILED close then gave the unit back to MySQL while release.lua refused to release an S record.
+    const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
+    const input = await orderAwaitingPayment(sale, 'door-paid', 10_000);
+    // Leased to nobody who delivers it: the workflow is not told while the reconciler runs.
+    const { judged } = await stores.payments.recordAndJudge(
+      { eventId: `evt-door-${input.orderNo}`, orderNo: input.orderNo, amountCents: sale.priceCents },
+      'webhook',
+      { owner: `nobody-${randomUUID()}`, leaseMs: 120_000 },
+    );
+    expect(judged).toBe(true);
+    expect((await stores.orders.getOrder(input.orderNo))?.status).toBe('PAID');
+
+    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ alignedConfirmed: 0 });
+    expect((await inventory.getReservation(sale.sku, input.orderNo))?.state).toBe('CLAIMED');
+
+    // Its workflow gone without closing it (terminated by an operator): the row is final, Redis follows it.
+    await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).terminate('test: an operator terminated it');
+    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ alignedConfirmed: 1 });
+    await expectSaleSettled(stores, redis, sale.sku, { available: 1, reserved: 0 });
+  });
+
   it('aligns Redis to a final MySQL order whose last Redis write was lost', async () => {
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const input = await orderAwaitingPayment(sale, 'canceller', 10_000);

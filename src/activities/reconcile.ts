@@ -101,7 +101,7 @@ export function createReconcileActivities({ stores, inventory, orders }: Reconci
 
     /**
      * One HSCAN page of a sale's reservations. For each live one (reserved or claimed) older than
-     * the grace period: if MySQL has a final order, Redis is aligned to it; if there is no order
+     * the grace period: if MySQL has a final order, Redis is aligned to it (a sold one once its workflow is gone); if there is no order
      * row and the workflow never started, the promise is kept: the order is started with its
      * recorded input (given up, released and written FAILED, only past the promise's maximum age or
      * without a recorded input); if the workflow closed without persisting, the reservation is
@@ -133,15 +133,20 @@ export function createReconcileActivities({ stores, inventory, orders }: Reconci
         const row = rows.get(reservation.orderNo);
         const old = reservation.reservedAtMs < cutoff;
         if (row) {
-          // The workflow writes MySQL before it releases, and Redis before it marks paid: a final
-          // row with a live reservation is either a close in progress (the same step, done twice,
-          // is harmless) or a write Redis lost.
+          // The workflow writes MySQL before it releases: a CANCELLED or FAILED row with a live reservation is a
+          // close in progress (the same release, done twice, is harmless) or a write Redis lost.
           if (!old) continue;
           if (row.status === 'CANCELLED' || row.status === 'FAILED') {
             if ((await inventory.release(sku, reservation.orderNo, { as: 'owner' })) === 'RELEASED')
               result.alignedReleased++;
           } else if (isSold(row.status)) {
-            if ((await inventory.confirm(sku, reservation.orderNo)) === 'CONFIRMED') result.alignedConfirmed++;
+            // Sold as its payment was recorded, its workflow still to close it: the close confirms the unit, or
+            // fails the order and releases it (a confirmed unit could not be released). Only a workflow that is
+            // gone leaves Redis to this.
+            const workflow = await orders.workflowState(reservation.orderNo);
+            beat();
+            if (workflow !== 'RUNNING' && (await inventory.confirm(sku, reservation.orderNo)) === 'CONFIRMED')
+              result.alignedConfirmed++;
           }
           continue;
         }
