@@ -100,12 +100,11 @@ export function createReconcileActivities({ stores, inventory, orders }: Reconci
     },
 
     /**
-     * One HSCAN page of a sale's reservations. For each live one (reserved or claimed) older than
-     * the grace period: if MySQL has a final order, Redis is aligned to it (a sold one once its workflow is gone); if there is no order
-     * row and the workflow never started, the promise is kept: the order is started with its
-     * recorded input (given up, released and written FAILED, only past the promise's maximum age or
-     * without a recorded input); if the workflow closed without persisting, the reservation is
-     * released and the order written FAILED.
+     * One HSCAN page of a sale's reservations. For each live one (reserved or claimed) older than the grace period:
+     * if MySQL has a final order, Redis is aligned to it (a sold one once its workflow is gone); if there is no order
+     * row and the workflow never started, the promise is kept: the order is started with its recorded input (given
+     * up, released and written FAILED, only past the promise's maximum age or without a recorded input); if the
+     * workflow closed without persisting, the reservation is released and the order written FAILED.
      */
     async reconcileReservations(input: {
       sku: string;
