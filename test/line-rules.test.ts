@@ -158,6 +158,32 @@ describe('a place told', () => {
     expect(view(snapshot(), placed(7, { admittedAtMs: 990_000, spent: true })).state).toBe('CHECKED_OUT');
   });
 
+  it('behind the units left is promised no band: its turn depends on units coming back', () => {
+    // Red on 0623eb5: positions 42-43 of a line with 40 units were told 9-11 s and admitted only as admissions expired.
+    // 50 available, 6 admissions out unspent: 44 more places can be admitted at the rate.
+    expect(view(snapshot(), placed(54))).toMatchObject({
+      ahead: 43,
+      waitTimeKnown: true,
+      eta: { minSeconds: 8, maxSeconds: 11 },
+      unitsMayComeBack: false,
+    });
+    const behind = view(snapshot(), placed(55));
+    expect(behind).toMatchObject({
+      state: 'WAITING',
+      ahead: 44,
+      waitTimeKnown: false,
+      eta: null,
+      unitsMayComeBack: true,
+    });
+    // Asked again no sooner than its turn could come at the rate.
+    expect(behind.refreshAfterSeconds).toBe(2);
+    // A unit back (an order cancelled): the band holds again.
+    expect(view(snapshot({ available: 51 }), placed(55))).toMatchObject({
+      waitTimeKnown: true,
+      eta: { minSeconds: 8 },
+    });
+  });
+
   it('is sold out, paused, closed or in the pre-queue as the line is', () => {
     expect(view(snapshot({ state: 'SOLD_OUT', available: 0 }), placed(31))).toMatchObject({
       state: 'SOLD_OUT',

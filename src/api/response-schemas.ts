@@ -152,7 +152,9 @@ export const placeSchema = z
       .int()
       .nullable()
       .meta({ description: 'When to ask again (also `Retry-After`); null when nothing will change.' }),
-    unitsMayComeBack: z.boolean(),
+    unitsMayComeBack: z.boolean().meta({
+      description: 'Sold out, or waiting behind the units left (no `eta`): the turn comes only with units coming back.',
+    }),
   })
   .meta({ id: 'LinePlace' });
 

@@ -37,6 +37,19 @@ export function etaBand(ahead: number, admissionsPerSecond: number): { minSecond
 }
 
 /**
+ * Whether a place with `ahead` places before it can be admitted at the line's rate with the units left: each place
+ * takes a unit, and the line never has more admissions out unspent than units available (line_tick.lua). A place
+ * behind them waits for units to come back (admissions left unspent, orders cancelled or unpaid): no band holds.
+ */
+export function withinRemainingUnits(
+  ahead: number,
+  line: { available: number; admitted: number; consumed: number; givenBack: number },
+): boolean {
+  const outstanding = line.admitted - line.consumed - line.givenBack;
+  return ahead + 1 <= line.available - outstanding;
+}
+
+/**
  * When a waiting shopper should ask again: a fifth of the shortest wait, between 1 and MAX_REFRESH_SECONDS, so the
  * line's reads stay about (line length / 20 s) per second however long the line, and the front of the line is told
  * of its admission within a second or two.

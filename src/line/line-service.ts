@@ -15,6 +15,7 @@ import type { LineView, PlaceState, PlaceView } from './line-views.js';
 export type { LineView, PlaceState, PlaceView } from './line-views.js';
 import {
   etaBand,
+  withinRemainingUnits,
   fairRank,
   newSeed,
   refreshAfterSeconds,
@@ -375,7 +376,11 @@ export function placeView(
   if (snapshot.state === 'PAUSED') return { ...placed, state: 'PAUSED', ahead };
   if (snapshot.state === 'PRE_QUEUE') return { ...placed, ahead };
   const eta = etaBand(ahead, snapshot.admissionsPerSecond);
-  return { ...placed, ahead, waitTimeKnown: true, eta, refreshAfterSeconds: refreshAfterSeconds(eta.minSeconds) };
+  const refresh = refreshAfterSeconds(eta.minSeconds);
+  // Behind the units left: its turn comes only with units coming back, so no band is promised until one holds.
+  if (!withinRemainingUnits(ahead, snapshot))
+    return { ...placed, ahead, unitsMayComeBack: true, refreshAfterSeconds: refresh };
+  return { ...placed, ahead, waitTimeKnown: true, eta, refreshAfterSeconds: refresh };
 }
 
 function viewOf(sku: string, board: Board): LineView {

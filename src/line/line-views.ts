@@ -23,7 +23,7 @@ export interface PlaceView {
   etaRaisedBy: 'PAUSED' | 'RATE_LOWERED' | null;
   /** When to ask again (also Retry-After); null when nothing will change. */
   refreshAfterSeconds: number | null;
-  /** Sold out, but unpaid orders still hold units that may come back to the line. */
+  /** Sold out with units unpaid orders still hold, or waiting behind the units left: its turn needs units back. */
   unitsMayComeBack: boolean;
 }
 

@@ -294,7 +294,10 @@ function messageOf(place: Place): string {
         return place.startsAt
           ? `in the pre-queue: your place is drawn at random at the start, in ${clock((Date.parse(place.startsAt) - Date.now()) / 1_000)}`
           : 'in the pre-queue: your place is drawn at random at the start';
-      return place.waitTimeKnown ? '' : 'the wait is not known yet';
+      if (place.waitTimeKnown) return '';
+      return place.unitsMayComeBack
+        ? 'behind the units left: your turn comes if units come back (unspent admissions, unpaid orders)'
+        : 'the wait is not known yet';
     case 'ADMITTED':
       return 'it is your turn: check out before your admission runs out';
     case 'PAUSED':
