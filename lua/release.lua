@@ -2,12 +2,15 @@
 -- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res, KEYS[4] sale:{SKU}:idem,
 -- KEYS[5] sale:{SKU}:pending, KEYS[6] sale:{SKU}:inputs (the order's promise: dropped once its units are back or sold),
 -- KEYS[7] sale:{SKU}:holds (the user's orders holding units: this one leaves it once its units are back)
+-- KEYS[8..13] the sale's line (reserve.lua): :line, :line:pre, :line:places, :line:batches, :line:use, :line:used
 -- ARGV orderNo, sku (for the notification), mode ('owner' or 'unclaimed'; default 'owner'),
 --      reservedBeforeMs (with 'unclaimed': only a reservation made before this time; 0 = any),
 --      userId and idempotencyKey (optional: the API forgets the key's mapping to this order once
 --      the reservation is released, so that a retry with the same key reserves again),
 --      forget ('1': the owner, closing its final order, drops the record once released: records of
---      released orders would otherwise pile up forever; the order's row answers for it from then on)
+--      released orders would otherwise pile up forever; the order's row answers for it from then on),
+--      orderFailed ('1': the order failed for a reason of ours, not its shopper's: the admission that bought it is
+--      unspent again while it has not expired and the shopper holds no newer place)
 -- Returns RELEASED | ALREADY_RELEASED | SOLD | NOT_FOUND, and with mode 'unclaimed' also CLAIMED
 -- (the order's workflow owns it) or TOO_RECENT. Idempotent: the record's state moves to X exactly
 -- once, so stock comes back once however often (or concurrently) this is called.
@@ -20,6 +23,30 @@ end
 local reservedBefore = tonumber(ARGV[4]) or 0
 local idemUser, idemKey = ARGV[5], ARGV[6]
 local forget = ARGV[7] == '1' and mode == 'owner'
+local orderFailed = ARGV[8] == '1'
+local line, pre, places, batches, use, used = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+
+-- Undoes reserve.lua's spending of the shopper's admission: its batch still out (line_tick.lua has not counted it
+-- expired) and the shopper's current place the one it admitted.
+local function giveAdmissionBack(userId)
+  if not (orderFailed and used and redis.call('EXISTS', line) == 1) then return end
+  local spent = redis.call('HGET', used, userId)
+  if not spent then return end
+  local place = redis.call('HGET', places, userId)
+  local position = tonumber(place)
+  if place == 'P' then
+    local rank = redis.call('ZRANK', pre, userId)
+    position = rank and (rank + 1)
+  end
+  if position == nil or tostring(position) ~= spent then return end
+  local batch = redis.call('ZRANGEBYSCORE', batches, position, '+inf', 'LIMIT', 0, 1)[1]
+  if not batch then return end
+  local from, to = string.match(batch, '^(%d+):(%d+):')
+  if tonumber(from) >= position then return end
+  redis.call('HDEL', used, userId)
+  redis.call('HINCRBY', use, to, -1)
+  redis.call('HINCRBY', line, 'consumed', -1)
+end
 
 -- Same field layout as reserve.lua: the user id length-prefixed, so no pair can collide.
 local function forgetKey()
@@ -105,6 +132,7 @@ else
 end
 forgetKey()
 dropPromise()
+giveAdmissionBack(userId)
 -- Stock came back: bump the sale's generation and tell every API instance, so a local
 -- "sold out" flag set before this (at a lower generation) is dropped and never hides the unit.
 local generation = redis.call('HINCRBY', sale, 'returned', 1)

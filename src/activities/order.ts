@@ -221,8 +221,12 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
      * Called only to close a final order, so the record is dropped too (the order's row answers
      * for it from then on): released records would otherwise pile up with every cancelled order.
      */
-    async releaseReservation(reservation: { sku: string; orderNo: string }): Promise<string> {
-      const outcome = await inventory.release(reservation.sku, reservation.orderNo, { as: 'owner', forget: true });
+    async releaseReservation(reservation: { sku: string; orderNo: string; orderFailed?: boolean }): Promise<string> {
+      const outcome = await inventory.release(reservation.sku, reservation.orderNo, {
+        as: 'owner',
+        forget: true,
+        orderFailed: reservation.orderFailed === true,
+      });
       if (outcome === 'NOT_FOUND') {
         // Redis lost the reservation (a failover, a restore): no units to give back, but the
         // checkout's key must go on naming this order, or a retry with it would make a new one.

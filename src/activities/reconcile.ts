@@ -136,7 +136,8 @@ export function createReconcileActivities({ stores, inventory, orders }: Reconci
           // close in progress (the same release, done twice, is harmless) or a write Redis lost.
           if (!old) continue;
           if (row.status === 'CANCELLED' || row.status === 'FAILED') {
-            if ((await inventory.release(sku, reservation.orderNo, { as: 'owner' })) === 'RELEASED')
+            const orderFailed = row.status === 'FAILED';
+            if ((await inventory.release(sku, reservation.orderNo, { as: 'owner', orderFailed })) === 'RELEASED')
               result.alignedReleased++;
           } else if (isSold(row.status)) {
             // Sold as its payment was recorded, its workflow still to close it: the close confirms the unit, or
@@ -197,8 +198,12 @@ export function createReconcileActivities({ stores, inventory, orders }: Reconci
         if (status !== 'FAILED') continue;
         const released =
           workflow === 'NOT_FOUND'
-            ? await inventory.release(sku, reservation.orderNo, { as: 'unclaimed', reservedBeforeMs: cutoff })
-            : await inventory.release(sku, reservation.orderNo, { as: 'owner' });
+            ? await inventory.release(sku, reservation.orderNo, {
+                as: 'unclaimed',
+                reservedBeforeMs: cutoff,
+                orderFailed: true,
+              })
+            : await inventory.release(sku, reservation.orderNo, { as: 'owner', orderFailed: true });
         if (released !== 'RELEASED') continue; // claimed meanwhile: its workflow finds the row and gives the units back
         result.pendingUnits -= reservation.quantity;
         if (workflow === 'NOT_FOUND') result.releasedOrphans++;

@@ -174,15 +174,22 @@ export type AdoptOutcome = 'ADOPTED' | 'EXISTS' | 'NO_STOCK' | 'OVER_LIMIT' | 'N
  * the API after a failed start and the reconciler may release only an unclaimed one ('unclaimed',
  * optionally only if reserved before a cut-off time).
  */
-export type ReleaseMode =
-  /** forget: the order is final, so its record is dropped once released (see release.lua). */
-  | { as: 'owner'; forget?: boolean }
+export type ReleaseMode = (
+  | /** forget: the order is final, so its record is dropped once released (see release.lua). */
+    { as: 'owner'; forget?: boolean }
   | {
       as: 'unclaimed';
       reservedBeforeMs?: number;
       /** The checkout's (user, Idempotency-Key): forgotten once released, so a retry reserves anew. */
       idempotency?: { userId: string; key: string };
-    };
+    }
+) & {
+  /**
+   * The order failed for a reason of ours (its stock, its start, its provider), not its shopper's: the waiting line's
+   * admission that bought it is theirs to spend again while it has not expired (release.lua).
+   */
+  orderFailed?: boolean;
+};
 
 export interface SaleStock {
   sku: string;
@@ -258,6 +265,13 @@ const CONFIRM_OUTCOMES: ReadonlySet<string> = new Set<ConfirmOutcome>([
 ]);
 const STATES: Readonly<Record<string, ReservationState>> = { R: 'RESERVED', C: 'CLAIMED', S: 'SOLD', X: 'RELEASED' };
 
+/** A sale's waiting line's keys, in the order reserve.lua and release.lua take them. */
+type LineKeys = [line: string, pre: string, places: string, batches: string, use: string, used: string];
+
+function lineKeysOf(k: SaleKeys): LineKeys {
+  return [k.line, k.linePre, k.linePlaces, k.lineBatches, k.lineUse, k.lineUsed];
+}
+
 /** The scripts as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
 interface InventoryCommands {
   inventoryReserve(
@@ -269,24 +283,21 @@ interface InventoryCommands {
     pending: string,
     inputs: string,
     holds: string,
-    line: string,
-    linePre: string,
-    linePlaces: string,
-    lineBatches: string,
-    lineUse: string,
-    lineUsed: string,
-    orderNo: string,
-    userId: string,
-    quantity: number,
-    nowMs: number,
-    idempotencyKey: string,
-    maxCancels: number,
-    cutoffMs: number,
-    input: string,
-    handoffMs: number,
-    wakeChannel: string,
-    sku: string,
-    admissionPosition: string,
+    ...lineAndArgs: [
+      ...LineKeys,
+      orderNo: string,
+      userId: string,
+      quantity: number,
+      nowMs: number,
+      idempotencyKey: string,
+      maxCancels: number,
+      cutoffMs: number,
+      input: string,
+      handoffMs: number,
+      wakeChannel: string,
+      sku: string,
+      admissionPosition: string,
+    ]
   ): Promise<[string, string, string | null, string, number?, string?, string?]>;
   inventoryRelease(
     sale: string,
@@ -296,13 +307,17 @@ interface InventoryCommands {
     pending: string,
     inputs: string,
     holds: string,
-    orderNo: string,
-    sku: string,
-    mode: string,
-    reservedBeforeMs: number,
-    idempotencyUser: string,
-    idempotencyKey: string,
-    forget: string,
+    ...lineAndArgs: [
+      ...LineKeys,
+      orderNo: string,
+      sku: string,
+      mode: string,
+      reservedBeforeMs: number,
+      idempotencyUser: string,
+      idempotencyKey: string,
+      forget: string,
+      orderFailed: string,
+    ]
   ): Promise<string>;
   inventoryConfirm(
     sale: string,
@@ -341,7 +356,7 @@ interface InventoryCommands {
 
 const SCRIPTS = {
   inventoryReserve: { file: 'reserve.lua', numberOfKeys: 14 },
-  inventoryRelease: { file: 'release.lua', numberOfKeys: 7 },
+  inventoryRelease: { file: 'release.lua', numberOfKeys: 13 },
   inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 4 },
   inventoryClaim: { file: 'claim.lua', numberOfKeys: 6 },
   inventoryAdopt: { file: 'adopt.lua', numberOfKeys: 5 },
@@ -424,12 +439,7 @@ export class RedisInventory {
       k.pending,
       k.inputs,
       k.holds,
-      k.line,
-      k.linePre,
-      k.linePlaces,
-      k.lineBatches,
-      k.lineUse,
-      k.lineUsed,
+      ...lineKeysOf(k),
       req.orderNo,
       req.userId,
       req.quantity,
@@ -482,6 +492,7 @@ export class RedisInventory {
       k.pending,
       k.inputs,
       k.holds,
+      ...lineKeysOf(k),
       orderNo,
       sku,
       mode.as,
@@ -489,6 +500,7 @@ export class RedisInventory {
       unclaimed?.idempotency?.userId ?? '',
       unclaimed?.idempotency?.key ?? '',
       mode.as === 'owner' && mode.forget ? '1' : '0',
+      mode.orderFailed ? '1' : '0',
     );
     return expectOutcome<ReleaseOutcome>(RELEASE_OUTCOMES, reply, 'release.lua');
   }

@@ -486,7 +486,8 @@ class OrderRun {
     this.moveTo(phase);
     log.warn('order failed; releasing the reservation', { orderNo: this.input.orderNo, reason });
     await recordOrderFailure({ ...this.input, paymentDeadline: this.state.paymentDeadline, reason });
-    await releaseReservation(this.reservation);
+    // Failed for a reason of ours: the waiting line's admission that bought it is the shopper's again.
+    await releaseReservation({ ...this.reservation, orderFailed: true });
     this.state.failureReason = reason;
     if (phase.applied) {
       const payment = phase.applied;
