@@ -44,6 +44,7 @@ import {
   cancelUpdate,
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
+  paymentAppliedSignal,
   payUpdate,
   statusQuery,
   durationToMs,
@@ -261,6 +262,12 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
     const deliver = (payment: PaymentReceived) =>
       handle.executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` });
     const pay = async (eventId: string, amountCents = total) => deliver(await recordPayment(eventId, amountCents));
+    const payAtTheDoor = async (eventId: string) => {
+      const payment = { eventId, orderNo: input.orderNo, amountCents: total };
+      const { row, judged } = await stores.payments.recordAndJudge(payment, 'webhook');
+      if (!judged || row.outcome !== 'APPLIED') throw new Error(`${eventId} was not applied by the order's row`);
+      await handle.signal(paymentAppliedSignal, storedPayment(row));
+    };
     // Delivered and accepted by the workflow, not yet answered (one that waits for the persist).
     const payAccepted = async (eventId: string) => {
       const payment = await recordPayment(eventId);
@@ -312,6 +319,7 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
       total,
       recordPayment,
       deliver,
+      payAtTheDoor,
       deadline: Date.parse(input.createdAt) + durationToMs(input.paymentWindow),
       stopWorker: async () => deps.lateWorker?.stop(),
       startWorker: async () => deps.lateWorker?.start(),

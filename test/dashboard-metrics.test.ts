@@ -175,7 +175,7 @@ describe("the dashboard's Worker panel", () => {
     // The page's first scrape of each process starts its window: what came before is not counted.
     const first = latency.add(parsePayUpdates(await payExposition('1', times(5, ['verdict', 0.3])), 0));
     expect(first).toEqual({
-      counts: { verdict: 0, no_workflow: 0, timeout: 0, error: 0 },
+      counts: { verdict: 0, signalled: 0, no_workflow: 0, timeout: 0, error: 0 },
       p50Seconds: null,
       p99Seconds: null,
       spanSeconds: 0,
@@ -191,7 +191,7 @@ describe("the dashboard's Worker panel", () => {
     ];
     latency.add(parsePayUpdates(await payExposition('1', one), 10_000));
     const both = latency.add(parsePayUpdates(await payExposition('2', [['verdict', 0.004]]), 11_000));
-    expect(both.counts).toEqual({ verdict: 100, no_workflow: 0, timeout: 1, error: 0 });
+    expect(both.counts).toEqual({ verdict: 100, signalled: 0, no_workflow: 0, timeout: 1, error: 0 });
     expect(both.processes).toBe(2);
     expect(both.spanSeconds).toBe(10);
     // Ranks 50 and 99 of 100 fall in the first bucket (up to 5 ms), interpolated; the timeout is no verdict.
@@ -200,10 +200,22 @@ describe("the dashboard's Worker panel", () => {
 
     // Past the window, its start moves on: process 1's early Updates drop out; process 2, quiet for 30 s, is left out.
     const later = latency.add(parsePayUpdates(await payExposition('1', [...one, ['error', 0.1]]), 70_000));
-    expect(later.counts).toEqual({ verdict: 0, no_workflow: 0, timeout: 0, error: 1 });
+    expect(later.counts).toEqual({ verdict: 0, signalled: 0, no_workflow: 0, timeout: 0, error: 1 });
     expect(later.processes).toBe(1);
     expect(later.spanSeconds).toBe(60);
     expect(later.p99Seconds).toBeNull();
+  });
+
+  it('counts a payment Signal sent as a payment handed to its workflow, beside the verdicts', async () => {
+    const latency = new PayUpdateLatency(60_000, 30_000);
+    latency.add(parsePayUpdates(await payExposition('3', []), 0));
+    const after = latency.add(
+      parsePayUpdates(await payExposition('3', [...times(3, ['signalled', 0.004]), ['verdict', 0.8]]), 5_000),
+    );
+    expect(after.counts).toEqual({ verdict: 1, signalled: 3, no_workflow: 0, timeout: 0, error: 0 });
+    // Ranks 2 and 4 of 4: a Signal (up to 5 ms), then the Update's verdict (0.5-1 s).
+    expect(after.p50Seconds).toBeLessThanOrEqual(0.005);
+    expect(after.p99Seconds).toBeGreaterThan(0.5);
   });
 
   it("sums the workers' cache: size and bound, hit rate over their last intervals, forced evictions per second", () => {

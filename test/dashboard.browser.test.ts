@@ -755,8 +755,10 @@ describe('the live sale dashboard in headless Chromium', () => {
         const ms = (seconds: number | null) => (seconds === null ? '—' : `${(seconds * 1_000).toFixed(1)} ms`);
         const latency = await waitFor(
           async () => {
-            const now = parsePayUpdates(await metricsNow(), 0).buckets.verdict;
-            const judged = new Map([...now].map(([le, count]) => [le, count - (before.buckets.verdict.get(le) ?? 0)]));
+            // Judged by an Update or signalled: a payment handed to its workflow.
+            const { verdict, signalled } = parsePayUpdates(await metricsNow(), 0).buckets;
+            const was = (le: number) => (before.buckets.verdict.get(le) ?? 0) + (before.buckets.signalled.get(le) ?? 0);
+            const judged = new Map([...verdict].map(([le, count]) => [le, count + (signalled.get(le) ?? 0) - was(le)]));
             const expected = {
               verdicts: String(judged.get(Infinity) ?? 0),
               p50: ms(quantile(0.5, judged)),
@@ -773,7 +775,7 @@ describe('the live sale dashboard in headless Chromium', () => {
         );
         expect(latency.p50).toMatch(/^\d+\.\d ms$/);
         expect(Number.parseFloat(latency.p50)).toBeLessThanOrEqual(Number.parseFloat(latency.p99));
-        expect(await text2(view, '#pay-update-counts')).toMatch(/^\(\d+ judged, \d+ timed out/);
+        expect(await text2(view, '#pay-update-counts')).toMatch(/^\(\d+ judged, \d+ signalled, \d+ timed out/);
 
         // Another worker on the board, publishing as a worker does: listed beside this one and summed; once it stops
         // publishing it is absent by its entry's lifetime, and the panel goes on with the one left.

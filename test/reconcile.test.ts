@@ -329,6 +329,28 @@ describe('ReconcileWorkflow', () => {
     await expectSaleSettled(stores, redis, sale.sku, { available: 1, reserved: 0 });
   });
 
+  it('signals the workflow of an order paid as its payment was recorded when the webhook’s own Signal never went out', async () => {
+    const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
+    const input = await orderAwaitingPayment(sale, 'unsignalled');
+    // Recorded and applied by the row, then the webhook's process died before its Signal: the row stays marked.
+    const { row } = await stores.payments.recordAndJudge(
+      { eventId: `evt-unsignalled-${input.orderNo}`, orderNo: input.orderNo, amountCents: sale.priceCents },
+      'webhook',
+    );
+    expect(row).toMatchObject({ outcome: 'APPLIED', tellWorkflow: true });
+    // Older than a webhook's own Signal could still be on its way.
+    await pool.query('UPDATE payments SET received_at = received_at - INTERVAL 20 SECOND WHERE event_id = ?', [
+      row.eventId,
+    ]);
+    const report = await reconcile([sale.sku]);
+    expect(report.paymentsSignalled).toBeGreaterThanOrEqual(1);
+    expect(await stores.payments.getPayment(row.eventId)).toMatchObject({ tellWorkflow: false });
+    await orders.awaitClosed(input.orderNo);
+    const closed = await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).result();
+    expect(closed).toMatchObject({ status: 'PAID', payments: [{ eventId: row.eventId, outcome: 'APPLIED' }] });
+    await expectSaleSettled(stores, redis, sale.sku, { sold: 1, reserved: 0 });
+  });
+
   it('aligns Redis to a final MySQL order whose last Redis write was lost', async () => {
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const input = await orderAwaitingPayment(sale, 'canceller', 10_000);

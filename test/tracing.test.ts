@@ -175,8 +175,8 @@ describe('one trace from the request to the last activity', () => {
       [wrk, 'runactivity:persistorder'],
       [wrk, 'insert', 'runactivity:persistorder'],
       [api, 'post /api/payments/webhook'],
-      [api, 'startworkflowupdate:pay'],
-      [wrk, 'handleupdate:pay'],
+      [api, 'signalworkflow:paymentapplied'],
+      [wrk, 'handlesignal:paymentapplied'],
       [wrk, 'runactivity:confirmreservation'],
       [wrk, 'runactivity:markpaid'],
     ];
@@ -214,8 +214,9 @@ describe('one trace from the request to the last activity', () => {
     const run = first(spans, 'runworkflow:orderworkflow', wrk);
     const persist = first(spans, 'runactivity:persistorder', wrk);
     const webhook = first(spans, 'post /api/payments/webhook', api);
-    const update = first(spans, 'startworkflowupdate:pay', api);
-    const handle = first(spans, 'handleupdate:pay', wrk);
+    // Applied by the order's row as it was recorded, then the paymentApplied Signal, sent in the webhook's trace.
+    const signal = first(spans, 'signalworkflow:paymentapplied', api);
+    const handle = first(spans, 'handlesignal:paymentapplied', wrk);
     const confirm = first(spans, 'runactivity:confirmreservation', wrk);
     const markPaid = first(spans, 'runactivity:markpaid', wrk);
 
@@ -235,17 +236,17 @@ describe('one trace from the request to the last activity', () => {
       [start, checkoutSpan],
       [run, start],
       [persist, run],
-      [update, webhook],
-      [handle, update],
-      // The pay Update's handler only records the payment; the workflow's main path acts on it, so
-      // the payment's activities are children of the workflow's run, after the Update in time.
+      [signal, webhook],
+      [handle, signal],
+      // The Signal's handler only records the payment; the workflow's main path acts on it, so
+      // the payment's activities are children of the workflow's run, after the Signal in time.
       [confirm, run],
       [markPaid, run],
     ] as const) {
       expect(descendsFrom(spans, child, parent), `${child.name} under ${parent.name}`).toBe(true);
     }
     // In order: the checkout, the order persisted, then the payment and its activities.
-    const order = [checkoutSpan, start, persist, webhook, update, handle, confirm, markPaid].map((s) => s.timestamp);
+    const order = [checkoutSpan, start, persist, webhook, signal, handle, confirm, markPaid].map((s) => s.timestamp);
     expect(order).toEqual([...order].sort((a, b) => a - b));
 
     // Turning tracing off again is safe: the history this traced worker wrote replays on the bundle

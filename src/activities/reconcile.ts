@@ -6,6 +6,9 @@
 import { asyncLocalStorage, heartbeat } from '@temporalio/activity';
 import type { OrderRow } from '../db/rows.js';
 import type { OrderStore } from '../db/orders.js';
+import type { PaymentStore } from '../db/payments.js';
+import { Deadline } from '../infra/dependency-guard.js';
+import { signalAppliedPayment } from '../payments/delivery.js';
 import type { ReportStore } from '../db/reports.js';
 import type { SaleStore } from '../db/sales.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
@@ -15,6 +18,7 @@ import {
   noReservationWork,
   PROMISE_MAX_AGE_MS,
   type AdoptionPageResult,
+  type PaymentSignalPage,
   type ReservationPageResult,
   type SaleDrift,
   type SaleSurvey,
@@ -27,7 +31,7 @@ function beat(): void {
 }
 
 export interface ReconcileDeps {
-  stores: { orders: OrderStore; sales: SaleStore; reports: ReportStore };
+  stores: { orders: OrderStore; sales: SaleStore; reports: ReportStore; payments: PaymentStore };
   inventory: RedisInventory;
   orders: OrderWorkflowClient;
 }
@@ -97,6 +101,26 @@ export function createReconcileActivities({ stores, inventory, orders }: Reconci
       // Once per run (its first page): sales Redis has and MySQL lacks, which no page above visits.
       if (page.afterSku !== '') return { surveys, next };
       return { surveys, next, onlyInRedis: await salesOnlyInRedis(page.skus) };
+    },
+
+    /**
+     * Sends the paymentApplied Signal again for up to `limit` payments applied as they were recorded more than
+     * `olderThanMs` ago whose row is still marked (the webhook's own signal failed: Temporal was away, or its process
+     * died first). A row whose signal fails stays marked for the next run.
+     */
+    async signalAppliedPayments(input: { olderThanMs: number; limit: number }): Promise<PaymentSignalPage> {
+      const rows = await stores.payments.paymentsToTell(input.olderThanMs, input.limit);
+      const page: PaymentSignalPage = { read: rows.length, signalled: 0, failed: 0 };
+      for (const row of rows) {
+        try {
+          await signalAppliedPayment({ orders, payments: stores.payments }, row, Deadline.in(10_000));
+          page.signalled++;
+        } catch {
+          page.failed++;
+        }
+        beat();
+      }
+      return page;
     },
 
     /**

@@ -38,7 +38,7 @@ const REDIS_BUCKETS = [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 const WORKFLOW_START_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 // A pay Update is a round trip through Temporal to the worker and back, bounded by WRITE_DEADLINE (5 s) at most.
 const PAY_UPDATE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-const PAY_UPDATE_OUTCOMES: readonly PayUpdateOutcome[] = ['verdict', 'no_workflow', 'timeout', 'error'];
+const PAY_UPDATE_OUTCOMES: readonly PayUpdateOutcome[] = ['verdict', 'signalled', 'no_workflow', 'timeout', 'error'];
 
 /** The breaker state gauge's values. */
 const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };

@@ -83,10 +83,11 @@ export class PaymentStore {
   /**
    * Records a payment event as recordPayment does and, when this recording is its first, judges it at once where the
    * order's row decides it (judgeAtTheDoor, src/model/order-rules.ts): APPLIED, with the order PAID in the same
-   * transaction and the row marked for its workflow to be told (tell_workflow, leased to `lease` like a RECEIVED
-   * row); or REFUND_REQUIRED for an order already sold. `judged` says whether it did; the row is RECEIVED otherwise,
-   * for the workflow to judge. The order row is locked for update here (it may change), so recordings of one order
-   * queue; the payment is stamped after the lock is held, as cancelUnpaidOrder's arrival rule needs.
+   * transaction and the row marked for its workflow's paymentApplied Signal (tell_workflow,
+   * src/payments/delivery.ts); or REFUND_REQUIRED for an order already sold. `judged` says whether it did; the
+   * row is RECEIVED otherwise, for the workflow to judge. The order row is locked for update here (it may change), so
+   * recordings of one order queue; the payment is stamped after the lock is held, as cancelUnpaidOrder's arrival rule
+   * needs.
    */
   async recordAndJudge(
     event: RecordedPaymentEvent,
@@ -261,21 +262,15 @@ export class PaymentStore {
   }
 
   /**
-   * A delivery's end: a payment still RECEIVED gets the verdict its order gave (one the workflow has already recorded
-   * is left as the workflow wrote it), and one judged as it was recorded is marked told. Both are the delivery
-   * owners' work (tell_workflow); nothing else changes.
+   * A delivery's end: a payment still RECEIVED gets the verdict its order gave; one the workflow has already recorded
+   * is left as the workflow wrote it. Nothing else changes.
    */
   async settleDelivery(
     eventId: string,
     verdict: { outcome: PaymentOutcome; refundReason?: RefundReason },
   ): Promise<void> {
-    // Assigned left to right, each seeing the ones before: refund_reason reads outcome before it changes.
     await this.pool.query(
-      `UPDATE payments
-       SET refund_reason = IF(outcome = 'RECEIVED', ?, refund_reason),
-           outcome = IF(outcome = 'RECEIVED', ?, outcome),
-           tell_workflow = 0
-       WHERE event_id = ? AND (outcome = 'RECEIVED' OR tell_workflow = 1)`,
+      `UPDATE payments SET refund_reason = ?, outcome = ? WHERE event_id = ? AND outcome = 'RECEIVED'`,
       [
         verdict.outcome === 'REFUND_REQUIRED' ? (verdict.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') : null,
         verdict.outcome,
@@ -284,43 +279,45 @@ export class PaymentStore {
     );
   }
 
+  // ---- the payment signal -----------------------------------------------------------------------
+  // A payment applied as it was recorded is to be told to its workflow (tell_workflow) until its Signal was sent.
+
+  /** Its workflow has the paymentApplied Signal (or has closed, its close having read the row). */
+  async markTold(eventId: string): Promise<void> {
+    await this.pool.query('UPDATE payments SET tell_workflow = 0 WHERE event_id = ? AND tell_workflow = 1', [eventId]);
+  }
+
+  /** Up to `limit` applied payments recorded over `olderThanMs` ago whose workflow has no Signal yet, oldest first. */
+  async paymentsToTell(olderThanMs: number, limit: number): Promise<PaymentRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${PAYMENT_COLUMNS} FROM payments
+       WHERE tell_workflow = 1 AND received_at < NOW(3) - INTERVAL ? MICROSECOND ORDER BY received_at LIMIT ?`,
+      [Math.round(olderThanMs * 1_000), limit],
+    );
+    return rows.map(toPaymentRow);
+  }
+
   // ---- delivery leases --------------------------------------------------------------------------
-  // A row is to be delivered while it is RECEIVED (its order judges it) or judged but not told (tell_workflow).
+  // A row is to be delivered while it is RECEIVED: its order judges it.
 
   /**
-   * Leases up to `limit` payments to deliver whose lease is over (or that never had one), recorded more than
-   * `olderThanMs` ago by MySQL's clock, to `lease.owner`, and answers them: the sweep of a delivery owner. RECEIVED
-   * rows first (their verdict is still to come), then rows to tell; each in the order they fell due (a row recorded
-   * without a lease is due when recorded), so a row that keeps failing, due later after each try, never hides newer
-   * ones.
+   * Leases up to `limit` RECEIVED payments whose lease is over (or that never had one), recorded more than
+   * `olderThanMs` ago by MySQL's clock, to `lease.owner`, and answers them: the sweep of a delivery owner. In the
+   * order they fell due (a row recorded without a lease is due when recorded), so a row that keeps failing, due later
+   * after each try, never hides newer ones.
    */
   async leaseDueDeliveries(lease: DeliveryLease, olderThanMs: number, limit: number): Promise<PaymentRow[]> {
-    const leaseUs = Math.round(lease.leaseMs * 1_000);
-    const olderThanUs = Math.round(olderThanMs * 1_000);
     const [received] = await this.pool.query<ResultSetHeader>(
       `UPDATE payments SET delivery_owner = ?, delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND
        WHERE outcome = 'RECEIVED' AND received_at < NOW(3) - INTERVAL ? MICROSECOND
          AND (delivery_due_at IS NULL OR delivery_due_at <= NOW(3))
        ORDER BY delivery_due_at, received_at LIMIT ?`,
-      [lease.owner, leaseUs, olderThanUs, limit],
+      [lease.owner, Math.round(lease.leaseMs * 1_000), Math.round(olderThanMs * 1_000), limit],
     );
-    let leased = received.affectedRows;
-    if (leased < limit) {
-      const [told] = await this.pool.query<ResultSetHeader>(
-        `UPDATE payments SET delivery_owner = ?, delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND
-         WHERE tell_workflow = 1 AND delivery_due_at <= NOW(3) AND received_at < NOW(3) - INTERVAL ? MICROSECOND
-         ORDER BY delivery_due_at LIMIT ?`,
-        [lease.owner, leaseUs, olderThanUs, limit - leased],
-      );
-      leased += told.affectedRows;
-    }
-    if (leased === 0) return [];
+    if (received.affectedRows === 0) return [];
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `(SELECT ${PAYMENT_COLUMNS} FROM payments WHERE outcome = 'RECEIVED' AND delivery_owner = ?)
-       UNION ALL
-       (SELECT ${PAYMENT_COLUMNS} FROM payments WHERE tell_workflow = 1 AND outcome <> 'RECEIVED' AND delivery_owner = ?)
-       LIMIT ?`,
-      [lease.owner, lease.owner, limit],
+      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE outcome = 'RECEIVED' AND delivery_owner = ? LIMIT ?`,
+      [lease.owner, limit],
     );
     return rows.map(toPaymentRow);
   }
@@ -333,7 +330,7 @@ export class PaymentStore {
     const [result] = await this.pool.query<ResultSetHeader>(
       `UPDATE payments SET delivery_owner = ?, delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND,
          delivery_attempts = delivery_attempts + 1
-       WHERE event_id = ? AND (outcome = 'RECEIVED' OR tell_workflow = 1)
+       WHERE event_id = ? AND outcome = 'RECEIVED'
          AND (delivery_owner <=> ? OR delivery_due_at IS NULL OR delivery_due_at <= NOW(3))`,
       [lease.owner, Math.round(lease.leaseMs * 1_000), eventId, lease.owner],
     );
@@ -362,13 +359,9 @@ export class PaymentStore {
       `UPDATE payments SET delivery_due_at = NOW(3) WHERE outcome = 'RECEIVED' AND delivery_owner LIKE ?`,
       [prefix],
     );
-    await this.pool.query(
-      `UPDATE payments SET delivery_due_at = NOW(3) WHERE tell_workflow = 1 AND delivery_owner LIKE ?`,
-      [prefix],
-    );
   }
 
-  /** Payments still to deliver: RECEIVED ones (not judged yet), then ones whose workflow is not told yet. */
+  /** Payments still to deliver: RECEIVED ones (not judged yet), then applied ones whose workflow has no Signal yet. */
   async paymentsToDeliver(limit: number): Promise<PaymentRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `(SELECT ${PAYMENT_COLUMNS} FROM payments WHERE outcome = 'RECEIVED' ORDER BY received_at LIMIT ?)

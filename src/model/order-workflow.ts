@@ -9,7 +9,7 @@
  * States are described in docs/api.md, the rules in docs/fault-tolerance.md.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import ms from 'ms';
 import type { CancelReason, DisputeStanding, OrderStatus, PaymentProviderName, PaymentVerdict } from './order-rules.js';
 
@@ -149,9 +149,16 @@ type OrderViewOfState = Pick<
 >;
 
 /**
- * The API delivers payments and cancels as Updates, so it gets the workflow's own answer in the
- * same call (the verdict on a payment; a refused cancel is rejected by the validator and never
- * enters the history).
+ * The card's payment signal: a payment the order's row applied (PaymentStore.recordAndJudge), sent after the commit.
+ * The workflow follows the row's decision and closes the order as PAID; it does not judge the payment again. A signal
+ * needs no worker: Temporal keeps it in the history until one runs the order (docs/fault-tolerance.md).
+ */
+export const paymentAppliedSignal = defineSignal<[PaymentReceived]>('paymentApplied');
+
+/**
+ * A payment the order's row could not decide yet (RECEIVED) is delivered as an Update, so the deliverer gets the
+ * workflow's verdict in the same call; the shopper's cancel too (a refused cancel is rejected by the validator and
+ * never enters the history).
  */
 export const payUpdate = defineUpdate<PaymentVerdict, [PaymentReceived]>('pay');
 export const cancelUpdate = defineUpdate<OrderState, []>('cancel');

@@ -29,6 +29,7 @@ import {
   ORDER_USER_SEARCH_ATTRIBUTE,
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
+  paymentAppliedSignal,
   payUpdate,
   statusQuery,
   type OrderInput,
@@ -102,10 +103,13 @@ const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
 export type AwaitedStart =
   { outcome: 'DECIDED'; state: OrderState } | { outcome: 'RUNNING' } | { outcome: 'ALREADY_CLOSED' };
 
-/** How a pay Update ended: the workflow's verdict, no running workflow, no answer by its deadline, or a failure. */
-export type PayUpdateOutcome = 'verdict' | 'no_workflow' | 'timeout' | 'error';
+/**
+ * How a payment's message to its workflow ended: the pay Update's verdict, the paymentApplied Signal sent, no running
+ * workflow, no answer by its deadline, or a failure.
+ */
+export type PayUpdateOutcome = 'verdict' | 'signalled' | 'no_workflow' | 'timeout' | 'error';
 
-/** Told of each pay Update, timed here, the one place it is sent (the API's metrics implement it). */
+/** Told of each pay Update and payment Signal, timed here, the one place they are sent (the API's metrics). */
 export interface PayUpdateObserver {
   payUpdateDone(outcome: PayUpdateOutcome, seconds: number): void;
 }
@@ -353,6 +357,33 @@ export class OrderWorkflowClient {
       if (err instanceof WorkflowNotFoundError) {
         outcome = 'no_workflow';
         return null;
+      }
+      if (isTimeout(err)) outcome = 'timeout';
+      throw err;
+    } finally {
+      this.payObserver?.payUpdateDone(outcome, (performance.now() - startedAt) / 1_000);
+    }
+  }
+
+  /**
+   * Sends the paymentApplied Signal: a payment the order's row applied. Temporal keeps it durably in the history, so
+   * it needs no worker. NOT_RUNNING when the workflow has closed or never started (its close read the row).
+   */
+  async signalPaymentApplied(
+    orderNo: string,
+    payment: PaymentReceived,
+    deadline = defaultDeadline(),
+  ): Promise<'SIGNALLED' | 'NOT_RUNNING'> {
+    const startedAt = performance.now();
+    let outcome: PayUpdateOutcome = 'error';
+    try {
+      await this.onTemporal(deadline, () => this.handle(orderNo).signal(paymentAppliedSignal, payment));
+      outcome = 'signalled';
+      return 'SIGNALLED';
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) {
+        outcome = 'no_workflow';
+        return 'NOT_RUNNING';
       }
       if (isTimeout(err)) outcome = 'timeout';
       throw err;

@@ -8,7 +8,8 @@
  *                the provider must retry. Where the order's row decides it (an order awaiting payment
  *                with no other payment in play, paid in full and in time; an order already sold), the
  *                same transaction judges it: APPLIED with the order PAID, or REFUND_REQUIRED, answered
- *                at once; the order's workflow is told afterwards by the process's owner (PaymentDelivery).
+ *                at once; after the commit the order's workflow gets the paymentApplied Signal, which
+ *                the answer does not wait for (src/payments/delivery.ts).
  *   2. deliver   otherwise the stored event to its order within half of WRITE_DEADLINE: its verdict
  *                (APPLIED / REFUND_REQUIRED), or, not judged by then, 202 RECEIVED: the
  *                process's owner it was handed to keeps delivering it.
@@ -80,6 +81,40 @@ export class PaymentReceiver {
   }
 }
 
+// ---- the card's payment signal -------------------------------------------------------------------
+// A payment the order's row applied as it was recorded is told to the order's workflow as the paymentApplied Signal,
+// then its row is marked told. The webhook sends it once after its commit, without waiting (PaymentDelivery.judged);
+// the reconciler (a Temporal schedule) sends it again for rows still marked, so Temporal's retries own it. A repeat
+// changes nothing: the workflow knows the payment by its id.
+
+/** The payload every delivery and signal carries: the stored event, with the time MySQL recorded it. */
+export function storedPayment(row: PaymentRow): PaymentReceived {
+  return { eventId: row.eventId, amountCents: row.amountCents, receivedAt: row.receivedAt.toISOString() };
+}
+
+export interface PaymentSignalDeps {
+  orders: Pick<OrderWorkflowClient, 'signalPaymentApplied'>;
+  payments: Pick<PaymentStore, 'markTold'>;
+  /** Runs a MySQL call within the caller's bounds (the API's guard); the call itself by default. */
+  onMysql?: <T>(call: () => Promise<T>) => Promise<T>;
+}
+
+/**
+ * Signals the workflow of the order `row` paid, then marks the row told; a workflow that has closed (or never ran)
+ * read the row in its close, so its row is marked too. Throws when Temporal or MySQL did not answer: the row stays
+ * marked for the reconciler.
+ */
+export async function signalAppliedPayment(
+  deps: PaymentSignalDeps,
+  row: PaymentRow,
+  deadline: Deadline,
+): Promise<'SIGNALLED' | 'NOT_RUNNING'> {
+  const sent = await deps.orders.signalPaymentApplied(row.orderNo, storedPayment(row), deadline);
+  const markTold = () => deps.payments.markTold(row.eventId);
+  await (deps.onMysql ? deps.onMysql(markTold) : markTold());
+  return sent;
+}
+
 /** How the owner loop paces itself; the defaults suit an API process. */
 export interface DeliveryPacing {
   /** Deliveries under way at once (each holds one Update call). */
@@ -123,7 +158,10 @@ export const FUTURE_ORDER_MARGIN_MS = 10 * 60_000;
 export interface PaymentDeliveryDeps {
   /** The store as it is: every call here is bounded by `mysql` (the API's guard) or by `attemptMs`. */
   stores: {
-    payments: Pick<PaymentStore, 'leaseDueDeliveries' | 'claimDelivery' | 'releaseDeliveries' | 'settleDelivery'>;
+    payments: Pick<
+      PaymentStore,
+      'leaseDueDeliveries' | 'claimDelivery' | 'releaseDeliveries' | 'settleDelivery' | 'markTold'
+    >;
   };
   orders: OrderWorkflowClient;
   /** Where a closed order's verdict and a promised order are found. */
@@ -155,11 +193,6 @@ interface Pending {
   trace?: Record<string, string> | undefined;
 }
 
-/** The payload every delivery sends: the stored event, with the time MySQL recorded it. */
-export function storedPayment(row: PaymentRow): PaymentReceived {
-  return { eventId: row.eventId, amountCents: row.amountCents, receivedAt: row.receivedAt.toISOString() };
-}
-
 /**
  * The one owner of a recorded payment until it is judged (docs/fault-tolerance.md, "A payment's path"): it
  * delivers the stored event to its order and writes the verdict on its row. A row is an owner's under a lease kept
@@ -175,6 +208,8 @@ export class PaymentDelivery {
   private readonly pacing: DeliveryPacing;
   private readonly pending = new Map<string, Pending>();
   private readonly inFlight = new Set<string>();
+  /** Payment signals sent by the webhook and not answered yet: stop() waits for them. */
+  private readonly signalling = new Set<Promise<unknown>>();
   private timer: NodeJS.Timeout | undefined;
   private lastSweepAt = 0;
   private sweeps = 0;
@@ -214,14 +249,13 @@ export class PaymentDelivery {
   }
 
   /**
-   * Delivers one recorded payment by `deadline` and settles its row: a RECEIVED one gets the verdict its order gave,
-   * one judged as it was recorded (row.tellWorkflow) is marked told. Null when the order did not answer in time, or
-   * is not known yet: the row stays as it is for the next try. Never throws.
+   * Delivers one RECEIVED payment by `deadline` and settles its row with the verdict its order gave. Null when the
+   * order did not answer in time, or is not known yet: the row stays as it is for the next try. Never throws.
    */
   async deliver(row: PaymentRow, deadline: Deadline): Promise<PaymentVerdict | null> {
     let verdict: PaymentVerdict | null;
     const madeAt = orderNoTime(row.orderNo);
-    if (!row.tellWorkflow && madeAt !== null && madeAt - Date.now() > FUTURE_ORDER_MARGIN_MS) {
+    if (madeAt !== null && madeAt - Date.now() > FUTURE_ORDER_MARGIN_MS) {
       // Dated later than any clock of ours could be: no order of ours has, or will have, this number.
       verdict = { outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_NOT_FOUND' };
       return this.settle(row, verdict, deadline);
@@ -239,18 +273,7 @@ export class PaymentDelivery {
       );
       return null;
     } finally {
-      // A payment judged as it was recorded changed the order then (judged()); telling its workflow changes nothing.
-      if (!row.tellWorkflow) this.deps.changed?.(row.orderNo);
-    }
-    if (row.tellWorkflow) {
-      // The order's row decided it under its lock, which the workflow's close reads: the same verdict, unless the
-      // order failed since (its reservation lost), which refunds it (the workflow and OrderStore.failOrder record it).
-      if (verdict && verdict.outcome !== 'APPLIED')
-        this.deps.logger?.warn(
-          { eventId: row.eventId, orderNo: row.orderNo, verdict },
-          'a payment applied as it was recorded was not applied by its order',
-        );
-      return verdict ? this.settle(row, verdict, deadline) : null;
+      this.deps.changed?.(row.orderNo);
     }
     if (!verdict) {
       // No workflow and no row: a promised order not started yet (its starter starts it, then this
@@ -263,7 +286,7 @@ export class PaymentDelivery {
     return this.settle(row, verdict, deadline);
   }
 
-  /** Writes the verdict on a RECEIVED row, or marks a judged one told; the verdict stands even if the write fails. */
+  /** Writes the verdict on a RECEIVED row; the verdict stands even if the write fails. */
   private async settle(row: PaymentRow, verdict: PaymentVerdict, deadline: Deadline): Promise<PaymentVerdict> {
     try {
       await this.onMysql(deadline, () => this.deps.stores.payments.settleDelivery(row.eventId, verdict));
@@ -296,22 +319,27 @@ export class PaymentDelivery {
   }
 
   /**
-   * A payment the webhook's recording judged (PaymentStore.recordAndJudge), under this process's lease: its order's
-   * readers are told now, and the workflow of an order it paid is told by the loop, after the payments still to be
-   * judged. Answers the verdict the webhook gives.
+   * A payment the webhook's recording judged (PaymentStore.recordAndJudge): its order's readers are told now, and the
+   * workflow of an order it paid gets the paymentApplied Signal, sent without waiting (the reconciler sends it again
+   * if this one fails). Answers the verdict the webhook gives.
    */
   judged(row: PaymentRow): WebhookAnswer {
     this.deps.changed?.(row.orderNo);
-    // Not tried yet, under the lease its recording took: the loop's first try needs no claim.
-    if (row.tellWorkflow && !this.stopped && !this.pending.has(row.eventId))
-      this.pending.set(row.eventId, {
-        row,
-        lease: this.webhookLease.owner,
-        leasedUntil: this.freshLeaseUntil(),
-        attempts: 0,
-        nextAt: Date.now(),
-        trace: traceCarrier(),
-      });
+    if (row.tellWorkflow && !this.stopped) {
+      const deadline = Deadline.in(this.pacing.attemptMs);
+      const { orders, stores } = this.deps;
+      const onMysql = <T>(call: () => Promise<T>) => this.onMysql(deadline, call);
+      const signalling = signalAppliedPayment({ orders, payments: stores.payments, onMysql }, row, deadline);
+      this.signalling.add(signalling);
+      signalling
+        .catch((err: unknown) =>
+          this.deps.logger?.debug(
+            { eventId: row.eventId, orderNo: row.orderNo, err: describe(err) },
+            'payment signal not sent; the reconciler sends it',
+          ),
+        )
+        .finally(() => this.signalling.delete(signalling));
+    }
     if (row.outcome === 'APPLIED') return { outcome: 'APPLIED' };
     return {
       outcome: 'REFUND_REQUIRED',
@@ -359,6 +387,7 @@ export class PaymentDelivery {
     clearInterval(this.timer);
     this.timer = undefined;
     while (this.inFlight.size > 0 || this.sweeping) await new Promise((resolve) => setTimeout(resolve, 50));
+    await Promise.allSettled([...this.signalling]);
     // An Update given up on at its deadline runs on in the client until its gRPC deadline, a moment later.
     await this.deps.orders.untilCallsEnd(this.pacing.attemptMs);
     if (this.pending.size > 0)
@@ -374,28 +403,25 @@ export class PaymentDelivery {
       this.lastSweepAt = now;
       void this.sweep();
     }
-    // Payments still to be judged first: their verdicts wait on it. Telling a workflow what its row decided waits.
-    for (const tells of [false, true]) {
-      for (const [eventId, entry] of this.pending) {
-        if (this.inFlight.size >= this.pacing.concurrency) return;
-        if (entry.row.tellWorkflow !== tells || entry.nextAt > now || this.inFlight.has(eventId)) continue;
-        this.inFlight.add(eventId);
-        void this.retry(entry).then((outcome) => {
-          this.inFlight.delete(eventId);
-          if (outcome !== 'RETRY') {
-            this.pending.delete(eventId);
-            return;
-          }
-          entry.attempts++;
-          entry.nextAt = Date.now() + this.backoff(entry.attempts);
-        });
-      }
+    for (const [eventId, entry] of this.pending) {
+      if (this.inFlight.size >= this.pacing.concurrency) return;
+      if (entry.nextAt > now || this.inFlight.has(eventId)) continue;
+      this.inFlight.add(eventId);
+      void this.retry(entry).then((outcome) => {
+        this.inFlight.delete(eventId);
+        if (outcome !== 'RETRY') {
+          this.pending.delete(eventId);
+          return;
+        }
+        entry.attempts++;
+        entry.nextAt = Date.now() + this.backoff(entry.attempts);
+      });
     }
   }
 
   /**
    * One more try at a row this owner holds: its lease renewed first (lost: another owner has it, or it was settled),
-   * unless this is the first try of a row leased a moment ago (swept, or judged as recorded here) and surely held.
+   * unless this is the first try of a row leased a moment ago (swept) and surely held.
    */
   private async retry(entry: Pending): Promise<'JUDGED' | 'LOST' | 'RETRY'> {
     const deadline = Deadline.in(this.pacing.attemptMs);

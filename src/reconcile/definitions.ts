@@ -126,4 +126,13 @@ export interface ReconcileReport {
   drifting: string[];
   /** Sales defined in Redis with no MySQL row (a create whose commit was lost; logged): POST it again. */
   salesOnlyInRedis: string[];
+  /** Payments applied as they were recorded whose workflow got its paymentApplied Signal from this run. */
+  paymentsSignalled: number;
+}
+
+/** A page of payments to signal (signalAppliedPayments): how many were read, signalled (or found closed), failed. */
+export interface PaymentSignalPage {
+  read: number;
+  signalled: number;
+  failed: number;
 }

@@ -18,6 +18,7 @@ import type { Stores } from '../db/stores.js';
 import { PromiseQueue } from '../inventory/promise-queue.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { boundBy, Deadline } from '../infra/dependency-guard.js';
+import { signalAppliedPayment } from '../payments/delivery.js';
 import type { Logger } from '../infra/logger.js';
 import { subscribeChannels } from '../infra/redis-subscription.js';
 import { temporalClientInterceptors, tracingActivityInterceptors, workflowSpanSinks } from '../infra/tracing.js';
@@ -79,6 +80,13 @@ export function workerActivities(deps: {
     providers: providerApis(providers),
     ...(alerting ? { processingAlertMs: alerting.definition.processingAlertMs!(alerting.settings) } : {}),
   });
+  const orders = temporal
+    ? OrderWorkflowClient.withoutBreakers(
+        temporal,
+        config.temporal.taskQueue,
+        new StartPacing({ maxLimit: config.maxConcurrentStarts }),
+      )
+    : null;
   // The provider whose undelivered events the catch-up reads (docs/fault-tolerance.md), where it is configured.
   const caughtUp = catchUpProvider(providers);
   const catchUp = createCatchUpActivities({
@@ -87,7 +95,7 @@ export function workerActivities(deps: {
     intake: caughtUp
       ? catchUpIntakeOf(
           caughtUp.definition.intake(caughtUp.settings, {
-            payments: recordAndJudge(stores.payments, changes),
+            payments: recordAndJudge(stores.payments, changes, orders),
             stores,
             mysql: workerMysqlGuard(),
             mysqlMs: config.deadlines.mysqlMs,
@@ -98,9 +106,7 @@ export function workerActivities(deps: {
         )
       : null,
   });
-  if (!temporal) return { ...orderActivities, ...paymentActivities, ...catchUp };
-  const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
-  const orders = OrderWorkflowClient.withoutBreakers(temporal, config.temporal.taskQueue, pacing);
+  if (!orders) return { ...orderActivities, ...paymentActivities, ...catchUp };
   return {
     ...orderActivities,
     ...paymentActivities,
@@ -111,15 +117,22 @@ export function workerActivities(deps: {
 
 /**
  * The catch-up's payments (evidence source `catch-up`): recorded and judged where the order's row decides, as the
- * webhook's are; the API processes' payment owners then deliver them (their sweep leases every row to deliver that
- * no owner holds): a RECEIVED one to be judged, an APPLIED one to tell its workflow.
+ * webhook's are. A RECEIVED one is delivered by the API processes' payment owners (their sweep leases every row to
+ * deliver that no owner holds); the workflow of an order an APPLIED one paid gets its Signal here (or, failing, from
+ * the reconciler).
  */
-function recordAndJudge(payments: PaymentStore, changes: OrderChangeNotifier): PaymentIntake {
+function recordAndJudge(
+  payments: PaymentStore,
+  changes: OrderChangeNotifier,
+  orders: OrderWorkflowClient | null,
+): PaymentIntake {
   return {
     async handle(event) {
       const { row, judged } = await payments.recordAndJudge(event, 'catch-up');
       if (!judged) return { outcome: row.outcome === 'RECEIVED' ? 'RECEIVED' : 'DUPLICATE' };
       await changes.publish(row.orderNo).catch(() => undefined);
+      if (orders && row.tellWorkflow)
+        await signalAppliedPayment({ orders, payments }, row, Deadline.in(10_000)).catch(() => undefined);
       return row.outcome === 'APPLIED'
         ? { outcome: 'APPLIED' }
         : { outcome: 'REFUND_REQUIRED', refundReason: row.refundReason as RefundReason };

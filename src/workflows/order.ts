@@ -25,9 +25,11 @@
  * released only once none can be paid. Such a payment is judged by the provider's state machine,
  * not by when it arrived.
  *
- * Payments and cancels arrive as Updates. A payment through the generic webhook is judged by when
- * MySQL recorded it (receivedAt), not by when it is delivered (src/model/order-rules.ts), because the SDK
- * runs an activation's Updates before its timer and a delivery can come late.
+ * A payment the order's row applied as it was recorded arrives as the paymentApplied Signal: the workflow follows
+ * the row's decision, never judging it again. One the row could not decide arrives as the pay Update, and so does the
+ * shopper's cancel. A payment through the generic webhook is judged by when MySQL recorded it (receivedAt), not by
+ * when it is delivered (src/model/order-rules.ts), because the SDK runs an activation's Updates before its timer and
+ * a delivery can come late.
  *
  * OrderRun holds the order's state, its message handlers and the steps above; OrderWorkflow wires
  * them to Temporal.
@@ -55,6 +57,7 @@ import {
   NOT_CANCELLABLE,
   OPEN_STATUSES,
   outcomeOfWait,
+  paymentAppliedSignal,
   payUpdate,
   paysInTime,
   pendingOrderState,
@@ -132,6 +135,7 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   const order = new OrderRun(input);
   // Registered before the first await, so a message delivered with the start finds its handler.
   setHandler(statusQuery, () => order.state);
+  setHandler(paymentAppliedSignal, (payment) => order.followAppliedPayment(payment));
   setHandler(payUpdate, (payment) => order.receivePayment(payment), { validator: validatePayment });
   setHandler(cancelUpdate, () => order.cancel(), { validator: () => order.assertCancellable() });
   setHandler(awaitPersistedUpdate, () => order.untilPersisted());
@@ -174,10 +178,19 @@ type OrderPhase =
 
 type PhaseKind = OrderPhase['kind'];
 
+/** The phases whose outcome is still open: a payment applied now decides it. */
+const OPEN_PHASES: readonly PhaseKind[] = [
+  'PERSISTING',
+  'AWAITING_PAYMENT',
+  'CANCEL_REQUESTED',
+  'SETTLING_AT_PROVIDER',
+];
+
 /** Every move an order's phase may make, and what makes it. */
 export const PHASE_TRANSITIONS: { readonly [From in PhaseKind]: readonly PhaseKind[] } = {
-  // persisted · the shopper's cancel · the persist failed, or an operator cancelled it
-  PERSISTING: ['AWAITING_PAYMENT', 'CANCEL_REQUESTED', 'FAILING'],
+  // persisted · the shopper's cancel · the row applied a payment before the persist's answer came · the persist
+  // failed, or an operator cancelled it
+  PERSISTING: ['AWAITING_PAYMENT', 'CANCEL_REQUESTED', 'PAYMENT_APPLIED', 'FAILING'],
   // the shopper's cancel · a payment · the deadline or an operator's cancel, for a provider order or
   // any other · the provider refused to make the payment
   AWAITING_PAYMENT: ['CANCEL_REQUESTED', 'PAYMENT_APPLIED', 'SETTLING_AT_PROVIDER', 'SETTLING_IN_MYSQL', 'FAILING'],
@@ -288,6 +301,24 @@ class OrderRun {
     await CancellationScope.nonCancellable(() => condition(() => this.state.status !== 'PENDING'));
     if (this.waitsForSettling(payment)) await condition(() => this.phase.kind !== 'SETTLING_IN_MYSQL');
     return this.judgePayment(payment);
+  }
+
+  /**
+   * The paymentApplied Signal: the order's row applied this payment under its lock. While the outcome is open the
+   * order closes as PAID with it; once decided, the close reads the row itself (cancelUnpaidOrder finds the order
+   * sold; failOrder refunds the payment). A repeat, or a malformed payload, changes nothing.
+   */
+  followAppliedPayment(payment: PaymentReceived): void {
+    try {
+      validatePayment(payment);
+    } catch (err) {
+      log.warn('a malformed payment signal was ignored', { orderNo: this.state.orderNo, err: describeFailure(err) });
+      return;
+    }
+    if (this.state.payments.some((p) => p.eventId === payment.eventId)) return;
+    if (!OPEN_PHASES.includes(this.phase.kind)) return;
+    this.state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, outcome: 'APPLIED' });
+    this.moveTo({ kind: 'PAYMENT_APPLIED', payment });
   }
 
   /** The cancel Update's validator: a refused cancel never enters the history. */

@@ -6,6 +6,7 @@
  *  - reservations whose workflow closed without persisting the order: released;
  *  - reservations a final MySQL order left behind (Redis lost the order's last write): aligned;
  *  - orders MySQL holds units for that Redis lost entirely: adopted back into Redis;
+ *  - payments applied as they were recorded whose workflow has no paymentApplied Signal yet: signalled again;
  *  (payments left RECEIVED are the API processes' payment owners': a leased sweep, src/payments/delivery.ts).
  * It compares Redis and MySQL per sale and reports the drift (its result, and a warning log).
  * Work is bounded: sales are surveyed 100 at a time and reservations read one HSCAN page per
@@ -22,7 +23,7 @@ import {
   type SurveyPage,
 } from '../reconcile/definitions.js';
 
-const { surveySales, reconcileReservations, adoptMissingReservations, saleDrift } =
+const { surveySales, reconcileReservations, adoptMissingReservations, saleDrift, signalAppliedPayments } =
   proxyActivities<ReconcileActivities>({
     startToCloseTimeout: '60s',
     // The next scheduled run starts over anyway: a few attempts, then give up on this one.
@@ -30,11 +31,22 @@ const { surveySales, reconcileReservations, adoptMissingReservations, saleDrift 
   });
 
 const SURVEY_PAGE = 100;
+/** A payment's own signal is sent as its webhook commits; one still marked after this is signalled by the run. */
+const SIGNAL_AFTER_MS = 10_000;
+const SIGNAL_PAGE = 200;
+/** At most this many pages per run (the next run goes on): a backlog never makes one run endless. */
+const SIGNAL_PAGES = 50;
 
 // Pinned: a run lasts seconds to minutes and the schedule starts the next on the current build; the old build is kept
 // until its runs close (no patches for a run that would outlive a rollout). Pinned by the worker's default.
 export async function ReconcileWorkflow(input: ReconcileInput): Promise<ReconcileReport> {
   const pageSize = input.pageSize ?? 500;
+  let paymentsSignalled = 0;
+  for (let pages = 0; pages < SIGNAL_PAGES; pages++) {
+    const page = await signalAppliedPayments({ olderThanMs: SIGNAL_AFTER_MS, limit: SIGNAL_PAGE });
+    paymentsSignalled += page.signalled;
+    if (page.read < SIGNAL_PAGE || page.failed > 0) break;
+  }
   const sales: SaleReconciliation[] = [];
   let salesSurveyed = 0;
   let salesOnlyInRedis: string[] = [];
@@ -60,7 +72,7 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
     log.warn('sales defined in Redis have no MySQL row; POST /api/sales with the same definition completes them', {
       salesOnlyInRedis,
     });
-  return { salesSurveyed, sales, drifting, salesOnlyInRedis };
+  return { salesSurveyed, sales, drifting, salesOnlyInRedis, paymentsSignalled };
 }
 
 async function reconcileSale(sku: string, input: ReconcileInput, pageSize: number): Promise<SaleReconciliation> {

@@ -159,7 +159,11 @@ export class DeployDriver {
     for (const event of history.events ?? []) {
       const completed = event.workflowTaskCompletedEventAttributes;
       if (completed) buildIds.add(completed.deploymentVersion?.buildId || '(none)');
-      if (event.workflowTaskFailedEventAttributes) failedTasks++;
+      const failed = event.workflowTaskFailedEventAttributes;
+      if (failed) {
+        failedTasks++;
+        console.warn(`[rollout] ${orderNo}: a workflow task failed (${failed.cause}): ${failed.failure?.message}`);
+      }
     }
     const { status } = await handle.describe();
     return { buildIds: [...buildIds], failedTasks, closed: status.name !== 'RUNNING' };

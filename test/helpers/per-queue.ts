@@ -77,6 +77,8 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
           config: onQueue(taskQueue),
           stores,
           redis,
+          // As the worker process runs: its reconciler and catch-up call Temporal (the catch-up's payment Signals).
+          temporal,
           ...(wrapActivities ? { wrapActivities } : {}),
           ...(starter === false ? { starter } : {}),
           ...(refunds ? { refunds } : {}),

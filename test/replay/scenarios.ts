@@ -35,6 +35,8 @@ export interface ScenarioContext {
   recordPayment(eventId: string, amountCents?: number): Promise<PaymentReceived>;
   /** Delivers a recorded payment as the API does: the `pay` Update with the stored event. */
   deliver(payment: PaymentReceived): Promise<unknown>;
+  /** A full payment in time as the webhook takes it: recorded and applied by the order's row, then signalled. */
+  payAtTheDoor(eventId: string): Promise<void>;
   /**
    * The order's payment deadline as its reservation gives it (ms since the epoch); once persisted it counts from then,
    * a few ms later.
@@ -105,6 +107,27 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
     async play(ctx) {
       await ctx.statusIs('AWAITING_PAYMENT');
       await ctx.pay('evt-paid');
+    },
+  },
+  {
+    name: 'paid-by-signal',
+    async play(ctx) {
+      await ctx.statusIs('AWAITING_PAYMENT');
+      await ctx.payAtTheDoor('evt-paid-by-signal');
+      await ctx.statusIs('PAID');
+    },
+  },
+  {
+    name: 'paid-by-signal-while-the-worker-is-away',
+    // The Signal waits in the history; the returning worker runs it with the order's next task.
+    lateWorker: true,
+    async play(ctx) {
+      await ctx.statusIs('AWAITING_PAYMENT');
+      await ctx.stopWorker();
+      await ctx.payAtTheDoor('evt-paid-by-signal-late');
+      await sleep(500);
+      await ctx.startWorker();
+      await ctx.statusIs('PAID');
     },
   },
   {

@@ -451,10 +451,10 @@ function showPayUpdates(figures: PayUpdateFigures | null): void {
   const ms = (seconds: number | null) => (seconds === null ? '—' : `${(seconds * 1_000).toFixed(1)} ms`);
   $('pay-update-p50').textContent = ms(figures.p50Seconds);
   $('pay-update-p99').textContent = ms(figures.p99Seconds);
-  const { verdict, timeout, error, no_workflow: none } = figures.counts;
-  counts.dataset.verdicts = String(verdict);
+  const { verdict, signalled, timeout, error, no_workflow: none } = figures.counts;
+  counts.dataset.verdicts = String(verdict + signalled);
   counts.textContent =
-    `(${verdict} judged, ${timeout} timed out, ${error} failed, ${none} without a running workflow; ` +
+    `(${verdict} judged, ${signalled} signalled, ${timeout} timed out, ${error} failed, ${none} without a running workflow; ` +
     `last ${Math.round(figures.spanSeconds)} s, ${figures.processes} API process${figures.processes === 1 ? '' : 'es'})`;
 }
 

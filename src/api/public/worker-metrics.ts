@@ -57,7 +57,7 @@ export function workerCacheTotals(workers: readonly WorkerCacheReport[]): Worker
 
 export const PAY_UPDATE_METRIC = 'flash_payment_update_seconds';
 /** The histogram's outcomes (src/order/workflow-client.ts, PayUpdateOutcome). */
-export const PAY_UPDATE_OUTCOMES = ['verdict', 'no_workflow', 'timeout', 'error'] as const;
+export const PAY_UPDATE_OUTCOMES = ['verdict', 'signalled', 'no_workflow', 'timeout', 'error'] as const;
 export type PayUpdateOutcome = (typeof PAY_UPDATE_OUTCOMES)[number];
 
 /** What one scrape of one API process says of its pay Updates: cumulative buckets by outcome. */
@@ -70,7 +70,7 @@ export interface PayUpdateScrape {
 export interface PayUpdateFigures {
   /** Updates in the window by outcome. */
   counts: Record<PayUpdateOutcome, number>;
-  /** Of the verdicts: the time the workflow took to judge a payment (timeouts would only say the deadline). */
+  /** Of the verdicts and Signals: the time a payment took to reach its workflow (timeouts only say the deadline). */
   p50Seconds: number | null;
   p99Seconds: number | null;
   /** The longest window over which a process was differenced (0 on the first scrape). */
@@ -84,6 +84,7 @@ const BUCKET = `${PAY_UPDATE_METRIC}_bucket`;
 
 const noBuckets = (): Record<PayUpdateOutcome, Buckets> => ({
   verdict: new Map(),
+  signalled: new Map(),
   no_workflow: new Map(),
   timeout: new Map(),
   error: new Map(),
@@ -145,7 +146,7 @@ export class PayUpdateLatency {
     for (const [process, list] of this.scrapes)
       if (scrape.atMs - (list.at(-1)?.atMs ?? 0) > this.freshMs) this.scrapes.delete(process);
 
-    const counts: Record<PayUpdateOutcome, number> = { verdict: 0, no_workflow: 0, timeout: 0, error: 0 };
+    const counts: Record<PayUpdateOutcome, number> = { verdict: 0, signalled: 0, no_workflow: 0, timeout: 0, error: 0 };
     const verdicts: Buckets = new Map();
     let spanSeconds = 0;
     for (const [process, list] of this.scrapes) {
@@ -165,7 +166,9 @@ export class PayUpdateLatency {
         continue;
       }
       for (const outcome of PAY_UPDATE_OUTCOMES) counts[outcome] += countOf(window[outcome]);
-      for (const [le, count] of window.verdict) verdicts.set(le, (verdicts.get(le) ?? 0) + count);
+      // A payment handed to its workflow: a verdict, or a Signal sent (timeouts would only say the deadline).
+      for (const delivered of [window.verdict, window.signalled])
+        for (const [le, count] of delivered) verdicts.set(le, (verdicts.get(le) ?? 0) + count);
       spanSeconds = Math.max(spanSeconds, (last.atMs - first.atMs) / 1_000);
     }
     return {
