@@ -18,6 +18,7 @@ import {
   cancelUpdate,
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
+  paymentAppliedSignal,
   payUpdate,
   providerTaskQueue,
   statusQuery,
@@ -168,6 +169,31 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
     const state = await handle.result();
     expect(state).toMatchObject({ status: 'PAID', payments: [{ eventId: 'evt-1', outcome: 'APPLIED' }] });
     expect(callsOf(input)).toEqual(['persistOrder', 'confirmReservation', 'markPaid:evt-1']);
+  });
+
+  it('a payment the row applied, signalled: followed, not judged; confirm in Redis only (PAID is the row’s); a repeat changes nothing', async () => {
+    const { handle, input } = await startOrder();
+    expect((await handle.executeUpdate(awaitPersistedUpdate)).status).toBe('AWAITING_PAYMENT');
+    const applied = payment(input, 'evt-signalled', 60_000);
+    await handle.signal(paymentAppliedSignal, applied);
+    // Again (the reconciler's, after the webhook's own): the payment is known by its id.
+    await handle.signal(paymentAppliedSignal, applied);
+    const state = await handle.result();
+    expect(state).toMatchObject({ status: 'PAID', payments: [{ eventId: 'evt-signalled', outcome: 'APPLIED' }] });
+    expect(state.payments).toHaveLength(1);
+    // No markPaid. confirmReservation is a local activity: one whose task a Signal interrupts may run again
+    // (at least once, and idempotent: ALREADY_CONFIRMED).
+    expect(new Set(callsOf(input))).toEqual(new Set(['persistOrder', 'confirmReservation']));
+  });
+
+  it('a signalled payment before the persist’s answer: followed once persisted; PAID', async () => {
+    let persisted!: () => void;
+    const held = new Promise<void>((resolve) => (persisted = resolve));
+    const { handle, input } = await startOrder({ persist: () => held });
+    await handle.signal(paymentAppliedSignal, payment(input, 'evt-early-signal', 1_000));
+    persisted();
+    expect(await handle.result()).toMatchObject({ status: 'PAID' });
+    expect(callsOf(input)).toEqual(['persistOrder', 'confirmReservation']);
   });
 
   it('no payment: the deadline cancels it and gives the units back', async () => {

@@ -8,8 +8,9 @@
  *              ok ─▶ AWAITING_PAYMENT ─ wait for a payment, a cancel or the deadline
  *                        payment ─▶ PAID · deadline ─▶ CANCELLED (PAYMENT_TIMEOUT)
  *                        shopper ─▶ CANCELLED (USER_CANCELLED) · operator ─▶ CANCELLED (OPERATOR_CANCELLED)
- *   close    PAID       confirm the reservation (Redis), then markPaid (MySQL); if the units are
- *                       gone from Redis the order FAILS instead and the payment is refunded
+ *   close    PAID       confirm the reservation (Redis), then markPaid (MySQL; not for a payment the row
+ *                       applied itself); if the units are gone from Redis the order FAILS instead and the
+ *                       payment is refunded
  *            CANCELLED  cancelUnpaidOrder (MySQL): a payment recorded in time but not delivered
  *                       yet turns it into PAID (above); else cancelled, and the reservation
  *                       released (Redis)
@@ -244,6 +245,8 @@ class OrderRun {
   private readonly reservation: { sku: string; orderNo: string };
   /** Payments that were not applied, to be recorded REFUND_REQUIRED. */
   private readonly refunds: Refund[] = [];
+  /** Payments the order's row applied itself (the paymentApplied Signal): PAID is written there once, never again. */
+  private readonly paidInMysql = new Set<string>();
   /** The order's payment at its provider; undefined while none was opened (not a provider order, or not persisted). */
   private providerPayment: ProviderPayment | undefined;
   /** A provider order: its intent decides the close, and its payments are judged without the arrival rule. */
@@ -318,6 +321,7 @@ class OrderRun {
     if (this.state.payments.some((p) => p.eventId === payment.eventId)) return;
     if (!OPEN_PHASES.includes(this.phase.kind)) return;
     this.state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, outcome: 'APPLIED' });
+    this.paidInMysql.add(payment.eventId);
     this.moveTo({ kind: 'PAYMENT_APPLIED', payment });
   }
 
@@ -470,12 +474,14 @@ class OrderRun {
     const confirmed = await closeInTask.confirmReservation(this.reservation);
     if (confirmed === 'CONFIRMED' || confirmed === 'ALREADY_CONFIRMED') {
       const paidAt = new Date().toISOString();
-      await closeInTask.markPaid({
-        orderNo: this.input.orderNo,
-        eventId: payment.eventId,
-        amountCents: payment.amountCents,
-        paidAt,
-      });
+      // The row applied a signalled payment itself: the order is PAID there already.
+      if (!this.paidInMysql.has(payment.eventId))
+        await closeInTask.markPaid({
+          orderNo: this.input.orderNo,
+          eventId: payment.eventId,
+          amountCents: payment.amountCents,
+          paidAt,
+        });
       this.state.paidAt = paidAt;
       this.state.status = 'PAID';
       return;
