@@ -105,6 +105,9 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   const onA = await driver.sell('a', 20);
   await driver.pay(onA.slice(0, 5));
   await driver.untilStatus(onA.slice(0, 5), ['PAID'], 'A’s first five orders to be paid');
+  // PAID is the row's at once; their workflows close a moment later. Frozen mid-task, A's worker would fail that task
+  // on its 5 s isolate timeout once thawed (retried, but not what this test is about): A freezes idle.
+  await driver.untilClosed(onA.slice(0, 5), 'A’s first five orders to close');
   const workerB = driver.startWorker(buildB, 'by-rollout');
   // Pending at the switch: started while A is current, its worker frozen, so no task of theirs has run yet. Temporal
   // pins a workflow to the build that completes its first task: these may run on A or on B, but each on one only.
