@@ -106,7 +106,8 @@ export function createReconcileActivities({ stores, inventory, orders }: Reconci
     /**
      * Sends the paymentApplied Signal again for up to `limit` payments applied as they were recorded more than
      * `olderThanMs` ago whose row is still marked (the webhook's own signal failed: Temporal was away, or its process
-     * died first). A row whose signal fails stays marked for the next run.
+     * died first). The first that fails ends the page (the rest would wait on the same Temporal, holding the run's
+     * repairs behind them); it and the rest stay marked for the next run.
      */
     async signalAppliedPayments(input: { olderThanMs: number; limit: number }): Promise<PaymentSignalPage> {
       const rows = await stores.payments.paymentsToTell(input.olderThanMs, input.limit);
@@ -117,6 +118,7 @@ export function createReconcileActivities({ stores, inventory, orders }: Reconci
           page.signalled++;
         } catch {
           page.failed++;
+          break;
         }
         beat();
       }

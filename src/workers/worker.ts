@@ -131,8 +131,9 @@ function recordAndJudge(
       const { row, judged } = await payments.recordAndJudge(event, 'catch-up');
       if (!judged) return { outcome: row.outcome === 'RECEIVED' ? 'RECEIVED' : 'DUPLICATE' };
       await changes.publish(row.orderNo).catch(() => undefined);
+      // Not waited for, as the webhook's: a slow Temporal must not hold the catch-up's page (the reconciler resends).
       if (orders && row.tellWorkflow)
-        await signalAppliedPayment({ orders, payments }, row, Deadline.in(10_000)).catch(() => undefined);
+        void signalAppliedPayment({ orders, payments }, row, Deadline.in(5_000)).catch(() => undefined);
       return row.outcome === 'APPLIED'
         ? { outcome: 'APPLIED' }
         : { outcome: 'REFUND_REQUIRED', refundReason: row.refundReason as RefundReason };
