@@ -15,7 +15,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { Client, Connection, WorkflowUpdateStage } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { SalesService } from '../src/sales/sales-service.js';
 import { loadConfig } from '../src/config/index.js';
@@ -39,18 +39,16 @@ import {
 } from '../src/workers/worker.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { REPLAY_SCENARIOS, type ReplayScenario } from '../test/replay/scenarios.js';
-import { storedPayment } from '../src/payments/delivery.js';
+import { storedPayment } from '../src/payments/receiver.js';
 import {
   cancelUpdate,
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
   paymentAppliedSignal,
-  payUpdate,
   statusQuery,
   durationToMs,
   type OrderInput,
   type OrderStatus,
-  type PaymentReceived,
 } from '../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 
@@ -256,27 +254,14 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
       args: [input],
     });
     const total = input.unitPriceCents * input.quantity;
-    // Payments go the way the API sends them today: recorded first, then the stored event as an Update.
+    // Payments go the way the webhook takes them: recorded and decided by the order's row, then the Signal of one the
+    // row applied (recordPayment alone: a Signal that was lost).
     const recordPayment = async (eventId: string, amountCents = total) =>
-      storedPayment(await stores.payments.recordPayment({ eventId, orderNo: input.orderNo, amountCents }));
-    const deliver = (payment: PaymentReceived) =>
-      handle.executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` });
-    const pay = async (eventId: string, amountCents = total) => deliver(await recordPayment(eventId, amountCents));
-    const payAtTheDoor = async (eventId: string) => {
-      const payment = { eventId, orderNo: input.orderNo, amountCents: total };
-      const { row, judged } = await stores.payments.recordAndJudge(payment, 'webhook');
-      if (!judged || row.outcome !== 'APPLIED') throw new Error(`${eventId} was not applied by the order's row`);
-      await handle.signal(paymentAppliedSignal, storedPayment(row));
-    };
-    // Delivered and accepted by the workflow, not yet answered (one that waits for the persist).
-    const payAccepted = async (eventId: string) => {
-      const payment = await recordPayment(eventId);
-      const update = await handle.startUpdate(payUpdate, {
-        args: [payment],
-        updateId: `pay:${eventId}`,
-        waitForStage: WorkflowUpdateStage.ACCEPTED,
-      });
-      return { answered: update.result() };
+      (await stores.payments.recordPayment({ eventId, orderNo: input.orderNo, amountCents }, 'webhook')).row;
+    const pay = async (eventId: string, amountCents = total) => {
+      const row = await recordPayment(eventId, amountCents);
+      if (row.tellWorkflow) await handle.signal(paymentAppliedSignal, storedPayment(row));
+      return row.outcome;
     };
     const statusIs = (status: OrderStatus) =>
       waitFor(async () => (await handle.query(statusQuery)).status === status, {
@@ -286,7 +271,6 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
     await scenario.play({
       handle,
       pay,
-      payAccepted,
       cancel: () => handle.executeUpdate(cancelUpdate, {}),
       persistAttempts: async (atLeast) => {
         await waitFor(() => (failedPersists ?? 0) >= atLeast, {
@@ -317,9 +301,9 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
       },
       releaseCancel: () => gates.cancelUnpaidOrder?.open(),
       total,
-      recordPayment,
-      deliver,
-      payAtTheDoor,
+      recordPayment: async (eventId) => {
+        await recordPayment(eventId);
+      },
       deadline: Date.parse(input.createdAt) + durationToMs(input.paymentWindow),
       stopWorker: async () => deps.lateWorker?.stop(),
       startWorker: async () => deps.lateWorker?.start(),

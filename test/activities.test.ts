@@ -398,7 +398,7 @@ describe('recordOrderFailure', () => {
     await activities.persistOrder(input);
     const intentId = `pi_${randomUUID()}`;
     const eventId = `evt-${randomUUID()}`;
-    const paid = await stores.payments.recordAndJudge(
+    const paid = await stores.payments.recordPayment(
       { eventId, orderNo: input.orderNo, amountCents: priceCents, provider: 'stripe', providerRef: intentId },
       'webhook',
     );
@@ -418,78 +418,159 @@ describe('recordOrderFailure', () => {
     expect(await mysqlAvailable(sku)).toBe(stock);
     // The chargeback gave the money back: the payment a failed order keeps no more is refunded by it.
     expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED', refundId: disputeId });
-    // The workflow's own record of the refund moves nothing back.
-    await activities.recordRefundRequired({
-      orderNo: input.orderNo,
-      eventId,
-      amountCents: priceCents,
-      reason: 'ORDER_FAILED',
-    });
-    expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED' });
     expect(await activities.releaseReservation({ sku, orderNo: input.orderNo })).toBe('RELEASED');
     expectInvariants(await saleReport(stores, redis, sku));
   });
 });
 
-describe('markPaid', () => {
-  it('twice: PAID with paid_at, one APPLIED payment', async () => {
+describe("the one judge: the order's row decides every payment", () => {
+  const pay = (orderNo: string, amountCents: number, eventId = `evt-${randomUUID()}`) =>
+    stores.payments.recordPayment({ eventId, orderNo, amountCents }, 'webhook');
+
+  it('applies a payment of an order awaiting payment as it is recorded: PAID once, marked for its Signal; repeats change nothing', async () => {
     const { sku, priceCents, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
     await activities.persistOrder(input);
-    const payment = {
-      orderNo: input.orderNo,
-      eventId: `evt-${randomUUID()}`,
-      amountCents: 2 * priceCents,
-      paidAt: new Date().toISOString(),
-    };
-
-    const once = await expectRepeatChangesNothing(() => activities.markPaid(payment), sku, [input.orderNo]);
-    await Promise.all([activities.markPaid(payment), activities.markPaid(payment)]);
+    const eventId = `evt-${randomUUID()}`;
+    const first = await pay(input.orderNo, 2 * priceCents, eventId);
+    expect(first).toMatchObject({ judged: true, row: { outcome: 'APPLIED', tellWorkflow: true } });
+    const once = await endState(sku, [input.orderNo]);
+    const again = await Promise.all([
+      pay(input.orderNo, 2 * priceCents, eventId),
+      pay(input.orderNo, 2 * priceCents, eventId),
+    ]);
+    expect(again.map((answer) => answer.judged)).toEqual([false, false]);
     expect(await endState(sku, [input.orderNo])).toEqual(once);
-
     const row = await onlyOrderRow(input.orderNo);
     expect(row).toMatchObject({ status: 'PAID', cancel_reason: null, cancelled_at: null });
-    expect((row.paid_at as Date).toISOString()).toBe(payment.paidAt);
-    expect(await paymentRows(payment.eventId)).toEqual([
+    expect(row.paid_at).toBeInstanceOf(Date);
+    expect(await paymentRows(eventId)).toEqual([
       {
-        event_id: payment.eventId,
+        event_id: eventId,
         order_no: input.orderNo,
         amount_cents: 2 * priceCents,
         outcome: 'APPLIED',
         refund_reason: null,
       },
     ]);
-    expect(once.mysql.payments).toHaveLength(1);
     // Paying moves no stock in MySQL: it was taken when the order was persisted.
     expect(await mysqlAvailable(sku)).toBe(stock - 2);
-
-    // The rest of the happy path keeps both stores in agreement.
     expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('CONFIRMED');
     expectInvariants(await saleReport(stores, redis, sku, { perUserLimit: 2 }));
   });
-  it('never applies a payment already judged for refund, nor pays its order with it: refused, nothing changes', async () => {
+
+  it('refunds the wrong amount, a second payment and one to an order closed unpaid, each for its reason', async () => {
+    const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    await activities.persistOrder(input);
+    expect((await pay(input.orderNo, priceCents - 1)).row).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'AMOUNT_MISMATCH',
+    });
+    expect((await onlyOrderRow(input.orderNo)).status).toBe('AWAITING_PAYMENT');
+    expect((await pay(input.orderNo, priceCents)).row.outcome).toBe('APPLIED');
+    expect((await pay(input.orderNo, priceCents)).row).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ALREADY_PAID',
+    });
+    const other = await reservedOrder({ stock: 5, quantity: 1 });
+    await activities.persistOrder(other.input);
+    const cancel = {
+      orderNo: other.input.orderNo,
+      reason: 'USER_CANCELLED' as const,
+      cancelledAt: new Date().toISOString(),
+    };
+    expect(await activities.cancelUnpaidOrder(cancel)).toEqual({ outcome: 'CANCELLED', reason: 'USER_CANCELLED' });
+    expect((await pay(other.input.orderNo, other.priceCents)).row).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ORDER_NOT_AWAITING_PAYMENT',
+    });
+    expect((await onlyOrderRow(input.orderNo)).status).toBe('PAID');
+    expect(sku).toBeTruthy();
+  });
+
+  it('never applies a payment already judged for refund, nor pays its order with it', async () => {
     // Red on ed180f6: ON DUPLICATE KEY UPDATE outcome = 'APPLIED' turned a REFUND_REQUIRED (or REFUNDED) row applied.
     const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
     await activities.persistOrder(input);
-    const eventId = `evt-${randomUUID()}`;
-    await stores.payments.recordPayment(
-      {
-        eventId,
-        orderNo: input.orderNo,
-        amountCents: priceCents,
-        provider: 'stripe',
-        providerRef: `pi_${randomUUID()}`,
-      },
-      'webhook',
-      'INTENT_MISMATCH',
-    );
+    const event = {
+      eventId: `evt-${randomUUID()}`,
+      orderNo: input.orderNo,
+      amountCents: priceCents,
+      provider: 'stripe',
+      providerRef: `pi_${randomUUID()}`,
+    };
+    await stores.payments.recordPayment(event, 'webhook', 'INTENT_MISMATCH');
     const before = await endState(sku, [input.orderNo]);
-    const payment = { orderNo: input.orderNo, eventId, amountCents: priceCents, paidAt: new Date().toISOString() };
-    await expect(activities.markPaid(payment)).rejects.toThrow(/REFUND_REQUIRED/);
+    expect(await stores.payments.recordPayment(event, 'intent-read')).toMatchObject({ judged: false });
     expect(await endState(sku, [input.orderNo])).toEqual(before);
-    expect(await paymentRows(eventId)).toMatchObject([
+    expect(await paymentRows(event.eventId)).toMatchObject([
       { outcome: 'REFUND_REQUIRED', refund_reason: 'INTENT_MISMATCH' },
     ]);
     expect((await onlyOrderRow(input.orderNo)).status).toBe('AWAITING_PAYMENT');
+  });
+
+  it("decides the payments that came before the order's row as the row is written, in arrival order", async () => {
+    const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    const short = await pay(input.orderNo, priceCents - 1);
+    const full = await pay(input.orderNo, priceCents);
+    const second = await pay(input.orderNo, priceCents);
+    for (const early of [short, full, second])
+      expect(early).toMatchObject({ judged: false, row: { outcome: 'RECEIVED' } });
+
+    const persisted = await activities.persistOrder(input);
+    expect(persisted.applied).toEqual({
+      eventId: full.row.eventId,
+      amountCents: priceCents,
+      receivedAt: full.row.receivedAt.toISOString(),
+    });
+    // A retry after a lost answer tells the same.
+    expect((await activities.persistOrder(input)).applied).toEqual(persisted.applied);
+    expect(await paymentRows(short.row.eventId)).toMatchObject([
+      { outcome: 'REFUND_REQUIRED', refund_reason: 'AMOUNT_MISMATCH' },
+    ]);
+    expect(await paymentRows(full.row.eventId)).toMatchObject([{ outcome: 'APPLIED' }]);
+    expect(await paymentRows(second.row.eventId)).toMatchObject([
+      { outcome: 'REFUND_REQUIRED', refund_reason: 'ALREADY_PAID' },
+    ]);
+    expect((await onlyOrderRow(input.orderNo)).status).toBe('PAID');
+    expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('CONFIRMED');
+    expectInvariants(await saleReport(stores, redis, sku));
+  });
+
+  it("leaves no payment undecided when it and its order's first write race, whichever commits second", async () => {
+    // Each transaction writes its own row, then locks the other's: whichever commits second decides (a locking read
+    // waits for the other's uncommitted row; two that wait on each other deadlock, and one is run again).
+    const sale = await putOnSale(stores, redis, { stock: 30, perUserLimit: 1 });
+    const inputs = await Promise.all(Array.from({ length: 30 }, () => reserveOn(sale, 1)));
+    const outcomes = await Promise.all(
+      inputs.map(async (input, i) => {
+        // Half start the persist first, half the payment.
+        const [paid, persisted] =
+          i % 2 === 0
+            ? await Promise.all([pay(input.orderNo, sale.priceCents), activities.persistOrder(input)])
+            : (await Promise.all([activities.persistOrder(input), pay(input.orderNo, sale.priceCents)])).reverse();
+        return { paid, persisted } as {
+          paid: Awaited<ReturnType<typeof pay>>;
+          persisted: Awaited<ReturnType<typeof activities.persistOrder>>;
+        };
+      }),
+    );
+    for (const [i, { paid, persisted }] of outcomes.entries()) {
+      const orderNo = inputs[i]!.orderNo;
+      // Decided by the one that committed second: the payment's own transaction, or the persist's.
+      expect(paid.judged || persisted.applied?.eventId === paid.row.eventId, orderNo).toBe(true);
+      expect(await paymentRows(paid.row.eventId)).toMatchObject([{ outcome: 'APPLIED' }]);
+      expect((await onlyOrderRow(orderNo)).status).toBe('PAID');
+    }
+  });
+
+  it('refunds the payments waiting for an order whose first row is FAILED (ORDER_FAILED)', async () => {
+    const { priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    const early = await pay(input.orderNo, priceCents);
+    expect(early.row.outcome).toBe('RECEIVED');
+    await activities.recordOrderFailure({ ...input, reason: 'persistOrder failed for good' });
+    expect(await paymentRows(early.row.eventId)).toMatchObject([
+      { outcome: 'REFUND_REQUIRED', refund_reason: 'ORDER_FAILED' },
+    ]);
   });
 });
 
@@ -543,12 +624,10 @@ describe('cancelUnpaidOrder: idempotent', () => {
   it('changes nothing on a PAID order', async () => {
     const { sku, priceCents, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
     await activities.persistOrder(input);
-    await activities.markPaid({
-      orderNo: input.orderNo,
-      eventId: `evt-${randomUUID()}`,
-      amountCents: priceCents,
-      paidAt: new Date().toISOString(),
-    });
+    await stores.payments.recordPayment(
+      { eventId: `evt-${randomUUID()}`, orderNo: input.orderNo, amountCents: priceCents },
+      'webhook',
+    );
     const paid = await endState(sku, [input.orderNo]);
 
     const cancel = { orderNo: input.orderNo, reason: 'USER_CANCELLED' as const, cancelledAt: new Date().toISOString() };
@@ -562,23 +641,21 @@ describe('cancelUnpaidOrder: idempotent', () => {
     expect(await mysqlAvailable(sku)).toBe(stock - 1);
   });
 
-  it('answers a run again after its own first run paid the order (a retried workflow task): PAID_IN_TIME, the same payment', async () => {
+  it('answers PAID_IN_TIME, with the payment, for an order its row applied a payment to first; again when retried', async () => {
     const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
     await activities.persistOrder(input);
-    const recorded = await stores.payments.recordPayment({
-      eventId: `evt-${randomUUID()}`,
-      orderNo: input.orderNo,
-      amountCents: priceCents,
-    });
+    const { row: recorded } = await stores.payments.recordPayment(
+      { eventId: `evt-${randomUUID()}`, orderNo: input.orderNo, amountCents: priceCents },
+      'webhook',
+    );
     const cancel = { orderNo: input.orderNo, reason: 'USER_CANCELLED' as const, cancelledAt: new Date().toISOString() };
     const found = {
       outcome: 'PAID_IN_TIME',
       payment: { eventId: recorded.eventId, amountCents: priceCents, receivedAt: recorded.receivedAt.toISOString() },
     };
     expect(await activities.cancelUnpaidOrder(cancel)).toEqual(found);
-    // The close goes on (confirm, markPaid), then its task is retried from the start: the local activities run again.
+    // The close goes on (confirm), then its task is retried from the start: the local activities run again.
     expect(await activities.confirmReservation({ sku, orderNo: input.orderNo })).toBe('CONFIRMED');
-    await activities.markPaid({ ...recorded, orderNo: input.orderNo, paidAt: new Date().toISOString() });
     const paid = await endState(sku, [input.orderNo]);
     expect(await activities.cancelUnpaidOrder(cancel)).toEqual(found);
     expect(await endState(sku, [input.orderNo])).toEqual(paid);
@@ -600,64 +677,6 @@ describe('cancelUnpaidOrder: idempotent', () => {
     await activities.cancelUnpaidOrder(cancel);
     expect(await endState(sku, [input.orderNo])).toEqual(failed);
     expect(await mysqlAvailable(sku)).toBe(5);
-  });
-});
-
-describe('recordRefundRequired', () => {
-  it('twice: one REFUND_REQUIRED payment with the reason', async () => {
-    const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
-    await activities.persistOrder(input);
-    const refund = {
-      orderNo: input.orderNo,
-      eventId: `evt-${randomUUID()}`,
-      amountCents: priceCents + 1,
-      reason: 'AMOUNT_MISMATCH' as const,
-    };
-
-    const once = await expectRepeatChangesNothing(() => activities.recordRefundRequired(refund), sku, [input.orderNo]);
-    await Promise.all([activities.recordRefundRequired(refund), activities.recordRefundRequired(refund)]);
-    expect(await endState(sku, [input.orderNo])).toEqual(once);
-
-    expect(await paymentRows(refund.eventId)).toEqual([
-      {
-        event_id: refund.eventId,
-        order_no: input.orderNo,
-        amount_cents: priceCents + 1,
-        outcome: 'REFUND_REQUIRED',
-        refund_reason: 'AMOUNT_MISMATCH',
-      },
-    ]);
-    expect(once.mysql.payments).toHaveLength(1);
-    // The order itself is untouched: still awaiting its (correct) payment.
-    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'AWAITING_PAYMENT' })]);
-  });
-
-  it('records a second payment event of a PAID order beside the applied one', async () => {
-    const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
-    await activities.persistOrder(input);
-    const applied = {
-      orderNo: input.orderNo,
-      eventId: `evt-a-${randomUUID()}`,
-      amountCents: priceCents,
-      paidAt: new Date().toISOString(),
-    };
-    await activities.markPaid(applied);
-    const refund = {
-      orderNo: input.orderNo,
-      eventId: `evt-b-${randomUUID()}`,
-      amountCents: priceCents,
-      reason: 'ALREADY_PAID' as const,
-    };
-
-    await expectRepeatChangesNothing(() => activities.recordRefundRequired(refund), sku, [input.orderNo]);
-
-    expect(await paymentRows(applied.eventId)).toEqual([
-      expect.objectContaining({ outcome: 'APPLIED', refund_reason: null }),
-    ]);
-    expect(await paymentRows(refund.eventId)).toEqual([
-      expect.objectContaining({ outcome: 'REFUND_REQUIRED', refund_reason: 'ALREADY_PAID' }),
-    ]);
-    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'PAID' })]);
   });
 });
 
@@ -848,7 +867,7 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
       reason: 'PAYMENT_TIMEOUT' as const,
       cancelledAt: new Date().toISOString(),
     };
-    expect(await activities.cancelUnpaidOrder(cancel)).toEqual({ outcome: 'CANCELLED' });
+    expect(await activities.cancelUnpaidOrder(cancel)).toEqual({ outcome: 'CANCELLED', reason: 'PAYMENT_TIMEOUT' });
     await concurrently(
       () => activities.cancelUnpaidOrder(cancel),
       () => activities.cancelUnpaidOrder(cancel),
@@ -859,44 +878,42 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
     expect(await mysqlAvailable(sku)).toBe(stock);
   });
 
-  it('finds a full payment recorded in time and cancels nothing; ignores a short one and one recorded late', async () => {
+  it('finds the full payment its row applied in time and cancels nothing; a short one and a late one pay nothing', async () => {
     // Two seconds to record both payments before the deadline, however loaded the machine.
     const { sku, stock, priceCents, input } = await persistedDueIn(2_000);
-    await stores.payments.recordPayment({
-      eventId: `evt-short-${input.orderNo}`,
-      orderNo: input.orderNo,
-      amountCents: priceCents - 1,
-    });
-    const row = await stores.payments.recordPayment({
-      eventId: `evt-full-${input.orderNo}`,
-      orderNo: input.orderNo,
-      amountCents: priceCents,
-    });
+    await stores.payments.recordPayment(
+      { eventId: `evt-short-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents - 1 },
+      'webhook',
+    );
+    const { row } = await stores.payments.recordPayment(
+      { eventId: `evt-full-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents },
+      'webhook',
+    );
     const cancel = {
       orderNo: input.orderNo,
       reason: 'PAYMENT_TIMEOUT' as const,
       cancelledAt: new Date().toISOString(),
     };
-    // Before MySQL's clock reaches the deadline the activity waits for it; then it finds the payment.
     expect(await activities.cancelUnpaidOrder(cancel)).toEqual({
       outcome: 'PAID_IN_TIME',
       payment: { eventId: row.eventId, amountCents: priceCents, receivedAt: row.receivedAt.toISOString() },
     });
-    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'AWAITING_PAYMENT' })]);
+    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'PAID' })]);
     expect(await mysqlAvailable(sku)).toBe(stock - 1);
 
     const late = await persistedDueIn(-1_000);
-    await stores.payments.recordPayment({
-      eventId: `evt-late-${late.input.orderNo}`,
-      orderNo: late.input.orderNo,
-      amountCents: late.priceCents,
-    });
+    const refused = await stores.payments.recordPayment(
+      { eventId: `evt-late-${late.input.orderNo}`, orderNo: late.input.orderNo, amountCents: late.priceCents },
+      'webhook',
+    );
+    expect(refused.row).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
     expect(await activities.cancelUnpaidOrder({ ...cancel, orderNo: late.input.orderNo })).toEqual({
       outcome: 'CANCELLED',
+      reason: 'PAYMENT_TIMEOUT',
     });
   });
 
-  it('a payment racing the timeout is either found (recorded in time) or stamped after the deadline, never lost between', async () => {
+  it('a payment racing the timeout is either applied (recorded in time) or stamped after the deadline, never lost between', async () => {
     // Payments recorded around the deadline while the timeout cancels: whichever takes the order
     // row first, the outcome agrees with the payment's received_at.
     const orders = await Promise.all(Array.from({ length: 12 }, (_, i) => persistedDueIn(250 + i * 7)));
@@ -909,11 +926,10 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
           cancelledAt: input.paymentDeadline,
         });
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now() - 6 + (i % 4) * 4)));
-        const row = await stores.payments.recordPayment({
-          eventId: `evt-race-${input.orderNo}`,
-          orderNo: input.orderNo,
-          amountCents: priceCents,
-        });
+        const { row } = await stores.payments.recordPayment(
+          { eventId: `evt-race-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents },
+          'webhook',
+        );
         const outcome = await cancel;
         const inTime = row.receivedAt.getTime() <= deadline;
         expect(outcome.outcome, `received ${row.receivedAt.toISOString()}, deadline ${input.paymentDeadline}`).toBe(

@@ -3,18 +3,18 @@
  * checkout-metrics.ts): against what the API's own registry renders, so renaming a metric or a
  * label breaks this test rather than silently emptying a chart; and the sums over several API
  * processes behind a load balancer, each differenced with its own previous scrape. The same for the
- * Worker panel (src/api/public/worker-metrics.ts): the pay Update's latency over a window, and the
+ * Worker panel (src/api/public/worker-metrics.ts): the payment Signal's latency over a window, and the
  * workers' cache figures as the API relays them.
  */
 import { describe, expect, it } from 'vitest';
 import { ApiMetrics } from '../src/api/metrics.js';
 import { CheckoutRates, parseScrape, quantile } from '../src/api/public/checkout-metrics.js';
 import {
-  PAY_UPDATE_OUTCOMES,
-  PayUpdateLatency,
-  parsePayUpdates,
+  PAYMENT_SIGNAL_OUTCOMES,
+  PaymentSignalLatency,
+  parsePaymentSignals,
   workerCacheTotals,
-  type PayUpdateOutcome,
+  type PaymentSignalOutcome,
 } from '../src/api/public/worker-metrics.js';
 import type { WorkerCacheFigures } from '../src/inventory/worker-figures.js';
 
@@ -138,84 +138,72 @@ describe('the dashboard reading /metrics', () => {
   });
 });
 
-/** An API process's exposition after these pay Updates (outcome, seconds), with its process start. */
-async function payExposition(process: string, updates: Array<[PayUpdateOutcome, number]>): Promise<string> {
+/** An API process's exposition after these payment Signals (outcome, seconds), with its process start. */
+async function signalExposition(process: string, signals: Array<[PaymentSignalOutcome, number]>): Promise<string> {
   const metrics = new ApiMetrics({ defaultMetrics: false });
-  for (const [outcome, seconds] of updates) metrics.payUpdateDone(outcome, seconds);
+  for (const [outcome, seconds] of signals) metrics.paymentSignalDone(outcome, seconds);
   const { body } = await metrics.render();
   return `${body}\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds ${process}\n`;
 }
-const times = (n: number, update: [PayUpdateOutcome, number]) => Array.from({ length: n }, () => update);
+const times = (n: number, signal: [PaymentSignalOutcome, number]) => Array.from({ length: n }, () => signal);
 
 describe("the dashboard's Worker panel", () => {
-  it("reads the pay Update's buckets by outcome out of the API's exposition, every outcome there from the start", async () => {
-    const empty = parsePayUpdates(await payExposition('7', []), 0);
+  it("reads the payment Signal's buckets by outcome out of the API's exposition, every outcome there from the start", async () => {
+    const empty = parsePaymentSignals(await signalExposition('7', []), 0);
     expect(empty.process).toBe('7');
-    for (const outcome of PAY_UPDATE_OUTCOMES) expect(empty.buckets[outcome].get(Infinity), outcome).toBe(0);
+    for (const outcome of PAYMENT_SIGNAL_OUTCOMES) expect(empty.buckets[outcome].get(Infinity), outcome).toBe(0);
 
-    const scrape = parsePayUpdates(
-      await payExposition('7', [
-        ['verdict', 0.02],
-        ['verdict', 0.2],
+    const scrape = parsePaymentSignals(
+      await signalExposition('7', [
+        ['signalled', 0.02],
+        ['signalled', 0.2],
         ['timeout', 2.5],
         ['no_workflow', 0.004],
       ]),
       0,
     );
-    expect(scrape.buckets.verdict.get(0.025)).toBe(1);
-    expect(scrape.buckets.verdict.get(Infinity)).toBe(2);
+    expect(scrape.buckets.signalled.get(0.025)).toBe(1);
+    expect(scrape.buckets.signalled.get(Infinity)).toBe(2);
     expect(scrape.buckets.timeout.get(Infinity)).toBe(1);
     expect(scrape.buckets.timeout.get(1)).toBe(0);
     expect(scrape.buckets.no_workflow.get(0.005)).toBe(1);
     expect(scrape.buckets.error.get(Infinity)).toBe(0);
   });
 
-  it("answers the verdicts' p50 and p99 and the counts by outcome over the window, summed over the API processes", async () => {
-    const latency = new PayUpdateLatency(60_000, 30_000);
+  it("answers the Signals' p50 and p99 and the counts by outcome over the window, summed over the API processes", async () => {
+    const latency = new PaymentSignalLatency(60_000, 30_000);
     // The page's first scrape of each process starts its window: what came before is not counted.
-    const first = latency.add(parsePayUpdates(await payExposition('1', times(5, ['verdict', 0.3])), 0));
+    const first = latency.add(parsePaymentSignals(await signalExposition('1', times(5, ['signalled', 0.3])), 0));
     expect(first).toEqual({
-      counts: { verdict: 0, signalled: 0, no_workflow: 0, timeout: 0, error: 0 },
+      counts: { signalled: 0, no_workflow: 0, timeout: 0, error: 0 },
       p50Seconds: null,
       p99Seconds: null,
       spanSeconds: 0,
       processes: 1,
     });
-    latency.add(parsePayUpdates(await payExposition('2', []), 1_000));
-    // 10 s later: process 1 judged 98 more within 5 ms and one in 0.5–1 s, and timed one out; process 2 judged one.
-    const one: Array<[PayUpdateOutcome, number]> = [
-      ...times(5, ['verdict', 0.3]),
-      ...times(98, ['verdict', 0.004]),
-      ['verdict', 0.8],
+    latency.add(parsePaymentSignals(await signalExposition('2', []), 1_000));
+    // 10 s later: process 1 sent 98 more within 5 ms and one in 0.5–1 s, and timed one out; process 2 sent one.
+    const one: Array<[PaymentSignalOutcome, number]> = [
+      ...times(5, ['signalled', 0.3]),
+      ...times(98, ['signalled', 0.004]),
+      ['signalled', 0.8],
       ['timeout', 5],
     ];
-    latency.add(parsePayUpdates(await payExposition('1', one), 10_000));
-    const both = latency.add(parsePayUpdates(await payExposition('2', [['verdict', 0.004]]), 11_000));
-    expect(both.counts).toEqual({ verdict: 100, signalled: 0, no_workflow: 0, timeout: 1, error: 0 });
+    latency.add(parsePaymentSignals(await signalExposition('1', one), 10_000));
+    const both = latency.add(parsePaymentSignals(await signalExposition('2', [['signalled', 0.004]]), 11_000));
+    expect(both.counts).toEqual({ signalled: 100, no_workflow: 0, timeout: 1, error: 0 });
     expect(both.processes).toBe(2);
     expect(both.spanSeconds).toBe(10);
-    // Ranks 50 and 99 of 100 fall in the first bucket (up to 5 ms), interpolated; the timeout is no verdict.
+    // Ranks 50 and 99 of 100 fall in the first bucket (up to 5 ms), interpolated; the timeout is no Signal sent.
     expect(both.p50Seconds).toBeCloseTo(0.005 * (50 / 99), 9);
     expect(both.p99Seconds).toBeCloseTo(0.005, 9);
 
-    // Past the window, its start moves on: process 1's early Updates drop out; process 2, quiet for 30 s, is left out.
-    const later = latency.add(parsePayUpdates(await payExposition('1', [...one, ['error', 0.1]]), 70_000));
-    expect(later.counts).toEqual({ verdict: 0, signalled: 0, no_workflow: 0, timeout: 0, error: 1 });
+    // Past the window, its start moves on: process 1's early Signals drop out; process 2, quiet for 30 s, is left out.
+    const later = latency.add(parsePaymentSignals(await signalExposition('1', [...one, ['error', 0.1]]), 70_000));
+    expect(later.counts).toEqual({ signalled: 0, no_workflow: 0, timeout: 0, error: 1 });
     expect(later.processes).toBe(1);
     expect(later.spanSeconds).toBe(60);
     expect(later.p99Seconds).toBeNull();
-  });
-
-  it('counts a payment Signal sent as a payment handed to its workflow, beside the verdicts', async () => {
-    const latency = new PayUpdateLatency(60_000, 30_000);
-    latency.add(parsePayUpdates(await payExposition('3', []), 0));
-    const after = latency.add(
-      parsePayUpdates(await payExposition('3', [...times(3, ['signalled', 0.004]), ['verdict', 0.8]]), 5_000),
-    );
-    expect(after.counts).toEqual({ verdict: 1, signalled: 3, no_workflow: 0, timeout: 0, error: 0 });
-    // Ranks 2 and 4 of 4: a Signal (up to 5 ms), then the Update's verdict (0.5-1 s).
-    expect(after.p50Seconds).toBeLessThanOrEqual(0.005);
-    expect(after.p99Seconds).toBeGreaterThan(0.5);
   });
 
   it("sums the workers' cache: size and bound, hit rate over their last intervals, forced evictions per second", () => {

@@ -31,7 +31,7 @@ import { parseEtaError } from '../src/api/public/line-metrics.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { freePort } from '../stack/process.js';
 import { WorkerFiguresBoard, type WorkerCacheFigures } from '../src/inventory/worker-figures.js';
-import { parsePayUpdates, workerCacheTotals } from '../src/api/public/worker-metrics.js';
+import { parsePaymentSignals, workerCacheTotals } from '../src/api/public/worker-metrics.js';
 
 /** Debian's chromium package; scripts/install-tools.sh --test-server installs it. */
 const CHROMIUM = '/usr/bin/chromium';
@@ -651,11 +651,11 @@ describe('the live sale dashboard in headless Chromium', () => {
   );
 
   it(
-    "shows the workers' cache as the API relays it and the pay Update's p50 and p99; a worker that stops drops off",
+    "shows the workers' cache as the API relays it and the payment Signal's p50 and p99; a worker that stops drops off",
     { timeout: 120_000 },
     async () => {
-      // Orders awaiting payment, paid one at a time below: each pay Update is a workflow task of a workflow the
-      // worker holds (a cache hit) and a judged Update on /metrics.
+      // Orders awaiting payment, paid one at a time below: each payment Signal is a workflow task of a workflow the
+      // worker holds (a cache hit) and a Signal sent on /metrics.
       const orderCount = 40;
       const { sku } = await putOnSale(stores, redis, { stock: orderCount, perUserLimit: 1 });
       // One after another: a burst's answers are the other tests' subject, these orders only need to exist (a 503,
@@ -698,8 +698,8 @@ describe('the live sale dashboard in headless Chromium', () => {
         expect(((await reply.json()) as { outcome: string }).outcome).toBe('APPLIED');
       };
       const metricsNow = async () => (await fetch(`${api.url}/metrics`)).text();
-      // The page counts the pay Updates from its first scrape on: those before it are these.
-      const before = parsePayUpdates(await metricsNow(), 0);
+      // The page counts the payment Signals from its first scrape on: those before it are these.
+      const before = parsePaymentSignals(await metricsNow(), 0);
 
       const view = await browser.newPage({ viewport: { width: 1400, height: 1300 } });
       const pageErrors: string[] = [];
@@ -751,31 +751,31 @@ describe('the live sale dashboard in headless Chromium', () => {
         expect(Number(shown.screen.maxCached)).toBe(mine?.maxCached);
         expect(Number(shown.screen.cached)).toBe(mine?.cached);
 
-        // The panel's p50 and p99 are the quantiles of the Updates judged since the page opened, as /metrics has them.
+        // The panel's p50 and p99 are the quantiles of the Signals sent since the page opened, as /metrics has them.
         const ms = (seconds: number | null) => (seconds === null ? '—' : `${(seconds * 1_000).toFixed(1)} ms`);
         const latency = await waitFor(
           async () => {
-            // Judged by an Update or signalled: a payment handed to its workflow.
-            const { verdict, signalled } = parsePayUpdates(await metricsNow(), 0).buckets;
-            const was = (le: number) => (before.buckets.verdict.get(le) ?? 0) + (before.buckets.signalled.get(le) ?? 0);
-            const judged = new Map([...verdict].map(([le, count]) => [le, count + (signalled.get(le) ?? 0) - was(le)]));
+            const { signalled } = parsePaymentSignals(await metricsNow(), 0).buckets;
+            const sent = new Map(
+              [...signalled].map(([le, count]) => [le, count - (before.buckets.signalled.get(le) ?? 0)]),
+            );
             const expected = {
-              verdicts: String(judged.get(Infinity) ?? 0),
-              p50: ms(quantile(0.5, judged)),
-              p99: ms(quantile(0.99, judged)),
+              signalled: String(sent.get(Infinity) ?? 0),
+              p50: ms(quantile(0.5, sent)),
+              p99: ms(quantile(0.99, sent)),
             };
             const screen = {
-              verdicts: (await view.locator('#pay-update-counts').getAttribute('data-verdicts')) ?? '',
-              p50: await text2(view, '#pay-update-p50'),
-              p99: await text2(view, '#pay-update-p99'),
+              signalled: (await view.locator('#payment-signal-counts').getAttribute('data-signalled')) ?? '',
+              p50: await text2(view, '#payment-signal-p50'),
+              p99: await text2(view, '#payment-signal-p99'),
             };
-            return Number(expected.verdicts) >= paid && JSON.stringify(screen) === JSON.stringify(expected) && screen;
+            return Number(expected.signalled) >= paid && JSON.stringify(screen) === JSON.stringify(expected) && screen;
           },
-          { what: "the panel to show the pay Updates' quantiles", timeoutMs: 20_000, intervalMs: 250 },
+          { what: "the panel to show the payment Signals' quantiles", timeoutMs: 20_000, intervalMs: 250 },
         );
         expect(latency.p50).toMatch(/^\d+\.\d ms$/);
         expect(Number.parseFloat(latency.p50)).toBeLessThanOrEqual(Number.parseFloat(latency.p99));
-        expect(await text2(view, '#pay-update-counts')).toMatch(/^\(\d+ judged, \d+ signalled, \d+ timed out/);
+        expect(await text2(view, '#payment-signal-counts')).toMatch(/^\(\d+ signalled, \d+ timed out/);
 
         // Another worker on the board, publishing as a worker does: listed beside this one and summed; once it stops
         // publishing it is absent by its entry's lifetime, and the panel goes on with the one left.

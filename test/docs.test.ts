@@ -1263,7 +1263,7 @@ const ORDER_PATH_MAX = { files: 24, folders: 8 };
  * /api/payments/webhook (CheckoutService; PaymentReceiver, which every provider's verified event
  * takes), and the workflow they drive (the worker registers it; it imports its activities as types).
  */
-const ORDER_PATH_ENTRIES = ['src/order/checkout.ts', 'src/payments/delivery.ts', 'src/workflows/order.ts'];
+const ORDER_PATH_ENTRIES = ['src/order/checkout.ts', 'src/payments/receiver.ts', 'src/workflows/order.ts'];
 
 /** Shared by every resource, not the order's: the HTTP shell, the clients and guards, configuration. */
 const SHARED_PLUMBING = ['src/api/', 'src/infra/', 'src/config/'];

@@ -9,11 +9,9 @@ import {
   judgeAtTheDoor,
   judgePayment,
   outcomeOfWait,
-  paysInTime,
   receivedInTime,
   refundReasonFor,
   verdictOf,
-  verdictOfClosedOrder,
   type PayableOrder,
 } from '../src/model/order-rules.js';
 
@@ -56,12 +54,6 @@ describe('judgePayment', () => {
     expect(judgePayment({ ...open, closingAs: 'FAILED' }, inTime).refundReason).toBe('ORDER_FAILED');
     expect(judgePayment({ ...open, closingAs: 'CANCELLED' }, inTime).refundReason).toBe('ORDER_NOT_AWAITING_PAYMENT');
   });
-
-  it('paysInTime: what cancelling looks for, whatever the order is closing as', () => {
-    expect(paysInTime(open, inTime)).toBe(true);
-    expect(paysInTime(open, { amountCents: 999, receivedAt: inTime.receivedAt })).toBe(false);
-    expect(paysInTime(open, { amountCents: 1_000, receivedAt: '2026-11-25T10:31:00.000Z' })).toBe(false);
-  });
 });
 
 describe('refundReasonFor and verdictOf', () => {
@@ -88,44 +80,6 @@ describe('isCancellable', () => {
     expect(isCancellable({ status: 'AWAITING_PAYMENT', payments: [{ outcome: 'APPLIED' }] })).toBe(false);
     for (const status of ['PAID', 'CANCELLED', 'FAILED'] as const)
       expect(isCancellable({ status, payments: [] })).toBe(false);
-  });
-});
-
-describe('verdictOfClosedOrder', () => {
-  const row = { status: 'CANCELLED' as const, totalCents: 1_000, paymentDeadline: DEADLINE };
-  const stored = (
-    fields: Partial<{ outcome: string; refundReason: string | null; receivedAt: string; amountCents: number }> = {},
-  ) => ({
-    outcome: 'RECEIVED',
-    refundReason: null,
-    ...inTime,
-    ...fields,
-  });
-
-  it('keeps a verdict MySQL already holds', () => {
-    expect(verdictOfClosedOrder(row, stored({ outcome: 'APPLIED' }))).toEqual({ outcome: 'APPLIED' });
-    expect(verdictOfClosedOrder(null, stored({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' }))).toEqual({
-      outcome: 'REFUND_REQUIRED',
-      refundReason: 'ALREADY_PAID',
-    });
-  });
-
-  it('judges a payment not judged yet as the workflow would against the final row', () => {
-    expect(verdictOfClosedOrder(row, stored())).toEqual({
-      outcome: 'REFUND_REQUIRED',
-      refundReason: 'ORDER_NOT_AWAITING_PAYMENT',
-    });
-    expect(verdictOfClosedOrder({ ...row, status: 'PAID' }, stored())?.refundReason).toBe('ALREADY_PAID');
-    expect(
-      verdictOfClosedOrder({ ...row, status: 'FAILED' }, stored({ receivedAt: '2026-11-25T11:00:00.000Z' }))
-        ?.refundReason,
-    ).toBe('RECEIVED_AFTER_DEADLINE');
-    expect(verdictOfClosedOrder({ ...row, status: 'FAILED' }, null)?.refundReason).toBe('ORDER_FAILED');
-  });
-
-  it('knows no verdict without an order row and without a stored one', () => {
-    expect(verdictOfClosedOrder(null, stored())).toBeNull();
-    expect(verdictOfClosedOrder(null, null)).toBeNull();
   });
 });
 
@@ -178,10 +132,7 @@ describe('money taken back after payment', () => {
       expect(isSold(status)).toBe(true);
       expect(refundReasonFor(status)).toBe('ALREADY_PAID');
       expect(
-        verdictOfClosedOrder(
-          { status, totalCents: 1_000, paymentDeadline: DEADLINE },
-          { ...inTime, outcome: 'RECEIVED', refundReason: null },
-        ),
+        judgeAtTheDoor({ status, totalCents: 1_000, paymentDeadline: DEADLINE, intentDecides: false }, inTime),
       ).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
     }
     expect(isSold('CANCELLED')).toBe(false);
@@ -189,41 +140,47 @@ describe('money taken back after payment', () => {
   });
 });
 
-describe('judgeAtTheDoor: the verdict a payment gets as it is recorded, where the order row decides it', () => {
+describe('judgeAtTheDoor: the one judge, the order row deciding every payment it is told of', () => {
   const awaiting = {
     status: 'AWAITING_PAYMENT' as const,
     totalCents: 1_000,
     paymentDeadline: DEADLINE,
-    otherPaymentInPlay: false,
+    intentDecides: false,
   };
   const late = { amountCents: 1_000, receivedAt: '2026-11-25T10:30:00.001Z' };
 
-  it('applies the full amount recorded in time to an order awaiting payment with no other payment in play', () => {
+  it('applies the full amount recorded in time to an order awaiting payment', () => {
     expect(judgeAtTheDoor(awaiting, inTime)).toEqual({ outcome: 'APPLIED' });
   });
 
-  it('leaves to the workflow what only it can judge: no row yet, another payment in play, a wrong or late one, an order closed unpaid', () => {
-    expect(judgeAtTheDoor(null, inTime)).toBeUndefined();
-    expect(judgeAtTheDoor({ ...awaiting, otherPaymentInPlay: true }, inTime)).toBeUndefined();
-    expect(judgeAtTheDoor(awaiting, { ...inTime, amountCents: 999 })).toBeUndefined();
-    // Late by the arrival rule, yet a provider's intent may still pay a patched order: the workflow decides.
-    expect(judgeAtTheDoor(awaiting, late)).toBeUndefined();
-    for (const status of ['CANCELLED', 'FAILED'] as const)
-      expect(judgeAtTheDoor({ ...awaiting, status }, inTime)).toBeUndefined();
+  it('refunds the wrong amount, a late one, and any payment to an order closed unpaid, for its reason', () => {
+    expect(judgeAtTheDoor(awaiting, { ...inTime, amountCents: 999 })).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'AMOUNT_MISMATCH',
+    });
+    expect(judgeAtTheDoor(awaiting, late)).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'RECEIVED_AFTER_DEADLINE',
+    });
+    expect(judgeAtTheDoor({ ...awaiting, status: 'CANCELLED' }, inTime)?.refundReason).toBe(
+      'ORDER_NOT_AWAITING_PAYMENT',
+    );
+    expect(judgeAtTheDoor({ ...awaiting, status: 'FAILED' }, inTime)?.refundReason).toBe('ORDER_FAILED');
+  });
+
+  it("lets a provider's intent pay its order after the deadline: the provider's state machine decides", () => {
+    expect(judgeAtTheDoor({ ...awaiting, intentDecides: true }, late)).toEqual({ outcome: 'APPLIED' });
   });
 
   it('refunds a payment to an order already sold, for the reason a closed order gives it', () => {
     for (const status of ['PAID', 'DISPUTED', 'REFUNDED'] as const) {
       const sold = { ...awaiting, status };
       expect(judgeAtTheDoor(sold, inTime)).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
-      // In play or not, the same: nothing may pay a sold order again.
-      expect(judgeAtTheDoor({ ...sold, otherPaymentInPlay: true }, inTime)?.refundReason).toBe('ALREADY_PAID');
-      expect(judgeAtTheDoor(sold, late)).toEqual(
-        verdictOfClosedOrder(
-          { status, totalCents: 1_000, paymentDeadline: DEADLINE },
-          { ...late, outcome: 'RECEIVED', refundReason: null },
-        ),
-      );
+      // What the payment itself says comes first: late is late, sold or not.
+      expect(judgeAtTheDoor(sold, late)).toEqual({
+        outcome: 'REFUND_REQUIRED',
+        refundReason: 'RECEIVED_AFTER_DEADLINE',
+      });
     }
   });
 });

@@ -19,7 +19,6 @@ import {
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
   paymentAppliedSignal,
-  payUpdate,
   providerTaskQueue,
   statusQuery,
   type OrderInput,
@@ -34,8 +33,8 @@ interface Script {
   persist?: (attempt: number) => Promise<void>;
   cancelUnpaid?: UnpaidOrderClosed;
   confirm?: string;
-  /** Held until it resolves: keeps the workflow open while a test sends it more. */
-  markPaid?: Promise<void>;
+  /** A payment that came before the order's row, which the row applied as the persist wrote it. */
+  applied?: PaymentReceived;
   /** The provider's answer to making the order's payment (default: a PaymentIntent at once). */
   openPayment?: (attempt: number) => Promise<void>;
   /** What each closing of the order's intents finds, in turn (the last repeats; default: CANCELED). */
@@ -58,21 +57,15 @@ const stubs: Activities & PaymentActivities = {
     persistAttempts.set(order.orderNo, attempt);
     await scripts.get(order.orderNo)?.persist?.(attempt);
     record(order.orderNo, 'persistOrder');
-    return { paymentDeadline: order.paymentDeadline };
+    const applied = scripts.get(order.orderNo)?.applied;
+    return { paymentDeadline: order.paymentDeadline, ...(applied ? { applied } : {}) };
   },
   async recordOrderFailure(order) {
     record(order.orderNo, `recordOrderFailure:${order.reason.split(':')[0]}`);
   },
-  async markPaid(payment) {
-    await scripts.get(payment.orderNo)?.markPaid;
-    record(payment.orderNo, `markPaid:${payment.eventId}`);
-  },
   async cancelUnpaidOrder(cancel): Promise<UnpaidOrderClosed> {
     record(cancel.orderNo, `cancelUnpaidOrder:${cancel.reason}`);
-    return scripts.get(cancel.orderNo)?.cancelUnpaid ?? { outcome: 'CANCELLED' };
-  },
-  async recordRefundRequired(refund) {
-    record(refund.orderNo, `recordRefundRequired:${refund.eventId}:${refund.reason}`);
+    return scripts.get(cancel.orderNo)?.cancelUnpaid ?? { outcome: 'CANCELLED', reason: cancel.reason };
   },
   async releaseReservation(reservation) {
     record(reservation.orderNo, 'releaseReservation');
@@ -157,20 +150,12 @@ function payment(input: OrderInput, eventId: string, atMs: number, amountCents =
   return { eventId, amountCents, receivedAt: new Date(Date.parse(input.createdAt) + atMs).toISOString() };
 }
 
+/** A payment the order's row applied, as the webhook then tells the workflow: the paymentApplied Signal. */
 const pay = (handle: WorkflowHandle<typeof OrderWorkflow>, p: PaymentReceived) =>
-  handle.executeUpdate(payUpdate, { args: [p] });
+  handle.signal(paymentAppliedSignal, p);
 const callsOf = (input: OrderInput) => calls.get(input.orderNo) ?? [];
 
 describe('OrderWorkflow branches (time-skipping server, stub activities)', () => {
-  it('a payment in time: confirm in Redis, then markPaid; PAID', async () => {
-    const { handle, input } = await startOrder();
-    expect((await handle.executeUpdate(awaitPersistedUpdate)).status).toBe('AWAITING_PAYMENT');
-    expect(await pay(handle, payment(input, 'evt-1', 60_000))).toEqual({ outcome: 'APPLIED' });
-    const state = await handle.result();
-    expect(state).toMatchObject({ status: 'PAID', payments: [{ eventId: 'evt-1', outcome: 'APPLIED' }] });
-    expect(callsOf(input)).toEqual(['persistOrder', 'confirmReservation', 'markPaid:evt-1']);
-  });
-
   it('a payment the row applied, signalled: followed, not judged; confirm in Redis only (PAID is the row’s); a repeat changes nothing', async () => {
     const { handle, input } = await startOrder();
     expect((await handle.executeUpdate(awaitPersistedUpdate)).status).toBe('AWAITING_PAYMENT');
@@ -196,49 +181,54 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
     expect(callsOf(input)).toEqual(['persistOrder', 'confirmReservation']);
   });
 
+  it('a payment that came before the row, applied as the persist wrote it: followed; PAID', async () => {
+    const early = { eventId: 'evt-before-the-row', amountCents: 1_000, receivedAt: new Date().toISOString() };
+    const { handle, input } = await startOrder({ applied: early });
+    expect(await handle.result()).toMatchObject({
+      status: 'PAID',
+      payments: [{ eventId: 'evt-before-the-row', outcome: 'APPLIED' }],
+    });
+    expect(callsOf(input)).toEqual(['persistOrder', 'confirmReservation']);
+  });
+
   it('no payment: the deadline cancels it and gives the units back', async () => {
     const { handle, input } = await startOrder();
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
     expect(callsOf(input)).toEqual(['persistOrder', 'cancelUnpaidOrder:PAYMENT_TIMEOUT', 'releaseReservation']);
   });
 
-  it('a payment recorded in time but never delivered pays it when the deadline looks', async () => {
+  it('a payment the row applied whose Signal was lost pays it when the deadline looks', async () => {
     const { handle, input } = await startOrder();
     const found = payment(input, 'evt-found', WINDOW_MS - 1);
     scripts.set(input.orderNo, { cancelUnpaid: { outcome: 'PAID_IN_TIME', payment: found } });
     const state = await handle.result();
     expect(state).toMatchObject({ status: 'PAID', payments: [{ eventId: 'evt-found', outcome: 'APPLIED' }] });
-    expect(callsOf(input)).toEqual([
-      'persistOrder',
-      'cancelUnpaidOrder:PAYMENT_TIMEOUT',
-      'confirmReservation',
-      'markPaid:evt-found',
-    ]);
+    expect(callsOf(input)).toEqual(['persistOrder', 'cancelUnpaidOrder:PAYMENT_TIMEOUT', 'confirmReservation']);
   });
 
-  it('the shopper cancels: USER_CANCELLED; a cancel once paid is refused before it enters the history', async () => {
+  it('the shopper cancels: the row is cancelled first (its verdict), then the units given back; USER_CANCELLED', async () => {
     const { handle, input } = await startOrder();
     await handle.executeUpdate(awaitPersistedUpdate);
     await handle.executeUpdate(cancelUpdate);
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
     expect(callsOf(input)).toEqual(['persistOrder', 'cancelUnpaidOrder:USER_CANCELLED', 'releaseReservation']);
+  });
 
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let pay!: () => void;
-    const paying = new Promise<void>((resolve) => (pay = resolve));
-    const paid = await startOrder({
-      persist: (attempt) => (attempt === 1 ? held : Promise.resolve()),
-      markPaid: paying,
+  it('a cancel after a payment the row applied (its Signal not handled yet) is refused NOT_CANCELLABLE; PAID', async () => {
+    const { handle, input } = await startOrder();
+    await handle.executeUpdate(awaitPersistedUpdate);
+    const applied = payment(input, 'evt-before-the-cancel', 1_000);
+    scripts.set(input.orderNo, { cancelUnpaid: { outcome: 'PAID_IN_TIME', payment: applied } });
+    const refused = await handle.executeUpdate(cancelUpdate).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
+    expect(String((refused as WorkflowUpdateFailedError).cause?.message)).toMatch(/^NOT_CANCELLABLE/);
+    expect(await handle.result()).toMatchObject({
+      status: 'PAID',
+      payments: [{ eventId: 'evt-before-the-cancel', outcome: 'APPLIED' }],
     });
-    // Sent while the order is still PENDING (its persist held): judged once it is persisted.
-    const verdict = paid.handle.executeUpdate(payUpdate, { args: [payment(paid.input, 'evt-p', 1_000)] });
-    setTimeout(release, 100);
-    expect(await verdict).toEqual({ outcome: 'APPLIED' });
-    // markPaid is held, so the workflow is still open: the validator refuses the cancel.
-    await expect(paid.handle.executeUpdate(cancelUpdate)).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
-    pay();
-    expect((await paid.handle.result()).status).toBe('PAID');
+    expect(callsOf(input)).toEqual(['persistOrder', 'cancelUnpaidOrder:USER_CANCELLED', 'confirmReservation']);
+    // Closed: another cancel is refused by the validator.
+    await expect(handle.executeUpdate(cancelUpdate)).rejects.toThrow();
   });
 
   it('an operator cancels the workflow: CANCELLED as OPERATOR_CANCELLED, the workflow shows cancelled', async () => {
@@ -272,39 +262,6 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
     await handle.cancel();
   });
 
-  it('the wrong amount, then a payment recorded late, then the right one: two refunds and PAID', async () => {
-    // markPaid is held, so the workflow is still open for the payments after the applied one.
-    let paying!: () => void;
-    const { handle, input } = await startOrder({ markPaid: new Promise<void>((resolve) => (paying = resolve)) });
-    await handle.executeUpdate(awaitPersistedUpdate);
-    expect(await pay(handle, payment(input, 'evt-short', 1_000, 999))).toEqual({
-      outcome: 'REFUND_REQUIRED',
-      refundReason: 'AMOUNT_MISMATCH',
-    });
-    expect(await pay(handle, payment(input, 'evt-late', WINDOW_MS + 1))).toEqual({
-      outcome: 'REFUND_REQUIRED',
-      refundReason: 'RECEIVED_AFTER_DEADLINE',
-    });
-    expect(await pay(handle, payment(input, 'evt-ok', 2_000))).toEqual({ outcome: 'APPLIED' });
-    // The same event again: the same verdict. Another one: ALREADY_PAID.
-    expect(await pay(handle, payment(input, 'evt-ok', 2_000))).toEqual({ outcome: 'APPLIED' });
-    expect(await pay(handle, payment(input, 'evt-second', 3_000))).toEqual({
-      outcome: 'REFUND_REQUIRED',
-      refundReason: 'ALREADY_PAID',
-    });
-    paying();
-    await handle.result();
-    // Held past its 10 s start-to-close, the local markPaid is tried again (it is idempotent): once per step here.
-    expect(callsOf(input).filter((call, i, calls) => call !== calls[i - 1])).toEqual([
-      'persistOrder',
-      'confirmReservation',
-      'markPaid:evt-ok',
-      'recordRefundRequired:evt-short:AMOUNT_MISMATCH',
-      'recordRefundRequired:evt-late:RECEIVED_AFTER_DEADLINE',
-      'recordRefundRequired:evt-second:ALREADY_PAID',
-    ]);
-  });
-
   it('a payment whose units are gone from Redis fails the order and is refunded ORDER_FAILED', async () => {
     const { handle, input } = await startOrder({ confirm: 'NOT_FOUND' });
     await handle.executeUpdate(awaitPersistedUpdate);
@@ -314,12 +271,12 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
     expect(state.payments).toEqual([
       { eventId: 'evt-lost', amountCents: 1_000, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' },
     ]);
+    // recordOrderFailure turns the applied payment to be refunded in the row (ORDER_FAILED).
     expect(callsOf(input)).toEqual([
       'persistOrder',
       'confirmReservation',
       'recordOrderFailure:ReservationLost',
       'releaseReservation',
-      'recordRefundRequired:evt-lost:ORDER_FAILED',
     ]);
   });
 
@@ -335,14 +292,9 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
           id: `pi_${input.orderNo}`,
           clientSecret: `pi_${input.orderNo}_secret_x`,
         });
-      expect(await pay(handle, payment(input, 'evt-1', 60_000))).toEqual({ outcome: 'APPLIED' });
+      await pay(handle, payment(input, 'evt-1', 60_000));
       expect(await handle.result()).toMatchObject({ status: 'PAID', paymentProvider: 'stripe' });
-      expect(callsOf(input)).toEqual([
-        'persistOrder',
-        'openPayment:stripe:1000',
-        'confirmReservation',
-        'markPaid:evt-1',
-      ]);
+      expect(callsOf(input)).toEqual(['persistOrder', 'openPayment:stripe:1000', 'confirmReservation']);
     });
 
     it('the deadline closes the door: the intent is cancelled first, then the order, then the unit released', async () => {
@@ -357,7 +309,7 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
       ]);
     });
 
-    it('paid a second before the deadline (the cancel refused, the intent succeeded): PAID, nothing refunded', async () => {
+    it('paid a second before the deadline (the cancel refused, the intent succeeded, the row applied it): PAID', async () => {
       const intentPayment = { eventId: 'pi_paid', amountCents: 1_000, receivedAt: new Date().toISOString() };
       const { handle, input } = await startOrder(
         { closePayment: [{ state: 'SUCCEEDED', payment: intentPayment }] },
@@ -372,20 +324,7 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
         'openPayment:stripe:1000',
         `closePayment:pi_${input.orderNo}`,
         'confirmReservation',
-        'markPaid:pi_paid',
       ]);
-    });
-
-    it("the intent's webhook arrives after the deadline, before the close: applied (Stripe's state, not our clock)", async () => {
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
-      const { handle, input } = await startOrder({ markPaid: held }, stripe);
-      await handle.executeUpdate(awaitPersistedUpdate);
-      // Recorded an hour after the deadline: the generic webhook's arrival rule would refund it.
-      expect(await pay(handle, payment(input, 'evt-late', WINDOW_MS + 3_600_000))).toEqual({ outcome: 'APPLIED' });
-      release();
-      expect(await handle.result()).toMatchObject({ status: 'PAID' });
-      expect(callsOf(input)).not.toContain('releaseReservation');
     });
 
     it('an intent still processing keeps the unit; its webhook then pays the order', async () => {
@@ -393,7 +332,8 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
       await handle.executeUpdate(awaitPersistedUpdate);
       await env.sleep(WINDOW_MS + 1_000);
       await expect.poll(() => callsOf(input).includes(`closePayment:pi_${input.orderNo}`)).toBe(true);
-      expect(await pay(handle, payment(input, 'evt-bank-debit', WINDOW_MS + 600_000))).toEqual({ outcome: 'APPLIED' });
+      // Its webhook, after the deadline: the row applies it (Stripe's state, not our clock), and signals.
+      await pay(handle, payment(input, 'evt-bank-debit', WINDOW_MS + 600_000));
       expect(await handle.result()).toMatchObject({ status: 'PAID' });
       expect(callsOf(input)).not.toContain('releaseReservation');
       expect(callsOf(input)).not.toContain('cancelUnpaidOrder:PAYMENT_TIMEOUT');
@@ -444,13 +384,19 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
       expect(callsOf(input)).toEqual(['persistOrder', 'recordOrderFailure:PaymentRefused', 'releaseReservation']);
     });
 
-    it('the shopper cancels: the payment is closed at the provider too', async () => {
+    it('the shopper cancels: the payment is closed at the provider first, and only then the row', async () => {
       const { handle, input } = await startOrder({}, stripe);
       await handle.executeUpdate(awaitPersistedUpdate);
       await expect.poll(async () => (await handle.query(statusQuery)).paymentIntent?.id).toBe(`pi_${input.orderNo}`);
       await handle.executeUpdate(cancelUpdate);
       expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
-      expect(callsOf(input)).toContain(`closePayment:pi_${input.orderNo}`);
+      expect(callsOf(input)).toEqual([
+        'persistOrder',
+        'openPayment:stripe:1000',
+        `closePayment:pi_${input.orderNo}`,
+        'cancelUnpaidOrder:USER_CANCELLED',
+        'releaseReservation',
+      ]);
     });
   });
 });

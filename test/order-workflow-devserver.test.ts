@@ -10,13 +10,13 @@ import { openStores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
-import { storedPayment } from '../src/payments/delivery.js';
+import { storedPayment } from '../src/payments/receiver.js';
 import { waitFor } from '../stack/wait-for.js';
 import {
   ORDER_SKU_SEARCH_ATTRIBUTE,
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
-  payUpdate,
+  paymentAppliedSignal,
   statusQuery,
 } from '../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
@@ -93,12 +93,12 @@ describe('OrderWorkflow on the Temporal dev server', () => {
         timeoutMs: 10_000,
       },
     );
-    const recorded = await stores.payments.recordPayment({
-      eventId: `evt-${orderNo}`,
-      orderNo,
-      amountCents: sale.priceCents,
-    });
-    await handle.executeUpdate(payUpdate, { args: [storedPayment(recorded)] });
+    // As the webhook takes it: recorded and applied by the order's row, then the payment Signal.
+    const { row } = await stores.payments.recordPayment(
+      { eventId: `evt-${orderNo}`, orderNo, amountCents: sale.priceCents },
+      'webhook',
+    );
+    await handle.signal(paymentAppliedSignal, storedPayment(row));
     expect(await handle.result()).toMatchObject({ status: 'PAID' });
     // The query still answers on the closed workflow (this client does not reject closed ones).
     expect((await handle.query(statusQuery)).status).toBe('PAID');

@@ -5,12 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  WorkflowFailedError,
-  WorkflowUpdateFailedError,
-  WorkflowUpdateStage,
-  type WorkflowHandle,
-} from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { RedisClient } from '../src/infra/redis.js';
@@ -22,17 +17,17 @@ import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
-import { storedPayment } from '../src/payments/delivery.js';
+import { storedPayment } from '../src/payments/receiver.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureSearchAttributes } from '../src/workers/worker-connection.js';
 import {
   cancelUpdate,
   ORDER_WORKFLOW_TYPE,
-  payUpdate,
   orderWorkflowId,
+  paymentAppliedSignal,
   statusQuery,
   type OrderState,
-  type PaymentVerdict,
+  type StoredPaymentOutcome,
 } from '../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
@@ -50,7 +45,6 @@ interface Faults {
     real: Activities['cancelUnpaidOrder'],
     input: Parameters<Activities['cancelUnpaidOrder']>[0],
   ) => ReturnType<Activities['cancelUnpaidOrder']>;
-  markPaid?: (real: Activities['markPaid'], input: Parameters<Activities['markPaid']>[0]) => Promise<void>;
 }
 let faults: Faults = {};
 const releaseOutcomes: string[] = [];
@@ -84,7 +78,6 @@ beforeAll(async () => {
         faults.cancelUnpaidOrder
           ? faults.cancelUnpaidOrder(real.cancelUnpaidOrder, input)
           : real.cancelUnpaidOrder(input),
-      markPaid: (input) => (faults.markPaid ? faults.markPaid(real.markPaid, input) : real.markPaid(input)),
       releaseReservation: async (input) => {
         const outcome = await real.releaseReservation(input);
         releaseOutcomes.push(`${input.orderNo}:${outcome}`);
@@ -144,22 +137,20 @@ async function startWorkflowOf(
   });
 }
 
-/** Records a payment as the webhook does (MySQL stamps its arrival), then delivers it with the pay Update. */
+/**
+ * A payment as the webhook takes it: recorded (MySQL stamps its arrival) and decided by the order's row, then the
+ * paymentApplied Signal of one the row applied. Answers the row's outcome.
+ */
 async function pay(
   handle: WorkflowHandle<typeof OrderWorkflow>,
   orderNo: string,
   eventId: string,
   amountCents: number,
-): Promise<PaymentVerdict> {
-  const row = await stores.payments.recordPayment({ eventId, orderNo, amountCents }, 'webhook', undefined, OWN_LEASE);
-  return handle.executeUpdate(payUpdate, { args: [storedPayment(row)] });
+): Promise<StoredPaymentOutcome> {
+  const { row } = await stores.payments.recordPayment({ eventId, orderNo, amountCents }, 'webhook');
+  if (row.tellWorkflow) await handle.signal(paymentAppliedSignal, storedPayment(row));
+  return row.outcome;
 }
-
-/**
- * Leased to this test, as the webhook leases a payment to its process: the API sweeps of other test files (their
- * Temporal has no such workflow) leave it, however long a test holds the order's close.
- */
-const OWN_LEASE = { owner: 'order-workflow.test', leaseMs: 300_000 };
 
 async function waitForStatus(
   handle: WorkflowHandle<typeof OrderWorkflow>,
@@ -252,17 +243,12 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
       timeoutMs: 10_000,
     });
     const deadline = persisted.payment_deadline as Date;
-    // The timer has fired meanwhile; MySQL's clock is still 3.5 s short of the deadline. Not earlier:
-    // the API processes of other test files sweep payments RECEIVED for 5 s and judge this one
-    // (its workflow is on this file's time-skipping server, not theirs) refunded before the
-    // timeout looks (CANCELLED, once in CI).
+    // The timer has fired meanwhile; MySQL's clock is still 3.5 s short of the deadline.
     await sleep(4_500);
-    // Recorded by MySQL in time; its delivery to the workflow was lost (never sent).
-    const payment = await stores.payments.recordPayment(
+    // Recorded by MySQL in time and applied by the order's row; its Signal was lost (never sent).
+    const { row: payment } = await stores.payments.recordPayment(
       { eventId: `evt-skew-${orderNo}`, orderNo, amountCents: sale.priceCents },
       'webhook',
-      undefined,
-      OWN_LEASE,
     );
     expect(payment.receivedAt.getTime()).toBeLessThan(deadline.getTime());
     const final = await result;
@@ -339,26 +325,18 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
-  it('keeps a payment that arrives while the order is still being persisted and applies it after', async () => {
+  it('keeps a payment that arrives while the order is still being persisted: the row applies it as it is written', async () => {
     const sale = await putOnSale(stores, redis, { stock: 2 });
     const hold = holdAt('persistOrder');
     const orderNo = newOrderNo();
     const handle = await startOrder(sale, undefined, orderNo);
     await hold.arrived;
-    // Recorded by MySQL before the order has a row, as the webhook records it, and delivered with
-    // its arrival time: persistOrder is a local activity (the workflow task stays open while it
-    // runs), so the Update is accepted by the server now and judged once the order is persisted.
+    // Recorded by MySQL before the order has a row, as the webhook records it: it waits RECEIVED (202).
     const eventId = `evt-early-${orderNo}`;
-    const recorded = await stores.payments.recordPayment(
-      { eventId, orderNo, amountCents: sale.priceCents },
-      'webhook',
-      undefined,
-      OWN_LEASE,
-    );
-    const verdict = handle.executeUpdate(payUpdate, { args: [storedPayment(recorded)] });
+    const recorded = await stores.payments.recordPayment({ eventId, orderNo, amountCents: sale.priceCents }, 'webhook');
+    expect(recorded).toMatchObject({ judged: false, row: { outcome: 'RECEIVED' } });
     expect(await orderRow(orderNo)).toBeUndefined(); // really not persisted yet
     hold.open();
-    expect(await verdict).toEqual({ outcome: 'APPLIED' });
     const result = await handle.result();
     expect(result.status).toBe('PAID');
     expect(result.payments).toEqual([{ eventId, amountCents: sale.priceCents, outcome: 'APPLIED' }]);
@@ -366,77 +344,17 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
-  it('judges a payment that reaches an order still being persisted by the deadline the persist wrote: recorded after it, refunded, never applied (v6)', async () => {
-    const sale = await putOnSale(stores, redis, { stock: 2 });
-    const orderNo = newOrderNo();
-    // The first attempt commits the row (MySQL stamps its deadline) and loses its answer; the next
-    // ones fail until the payment has been answered (or 5 s), so it reaches the order while PENDING,
-    // between attempts (each backoff from 1.6 s on is a durable timer: the task ends, the Update comes in).
-    const committed = gate();
-    let paymentAnswered = false;
-    let paymentSentAt = Infinity;
-    let attempts = 0;
-    faults.persistOrder = async (real, input) => {
-      attempts++;
-      if (attempts === 1) {
-        await real(input);
-        committed.reached();
-        throw Object.assign(new Error('read ECONNRESET (injected: the commit went through, its answer was lost)'), {
-          code: 'ECONNRESET',
-        });
-      }
-      if (!paymentAnswered && Date.now() < paymentSentAt + 5_000)
-        throw Object.assign(new Error('connect ECONNREFUSED (injected)'), { code: 'ECONNREFUSED' });
-      return real(input);
-    };
-    const handle = await startOrder(sale, undefined, orderNo, SHORT_WINDOW);
-    await committed.arrived;
-    const row = await orderRow(orderNo);
-    expect(row?.status).toBe('AWAITING_PAYMENT');
-    const deadlineMs = (row?.payment_deadline as Date).getTime();
-    // Recorded by MySQL a second after the deadline the first attempt wrote.
-    const late = {
-      eventId: `evt-late-${orderNo}`,
-      amountCents: sale.priceCents,
-      receivedAt: new Date(deadlineMs + 1_000).toISOString(),
-    };
-    paymentSentAt = Date.now();
-    const verdict = await handle.executeUpdate(payUpdate, { args: [late] });
-    paymentAnswered = true;
-    expect(verdict).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
-    expect(attempts).toBeGreaterThan(2);
-    const final = await handle.result();
-    expect(final).toMatchObject({
-      status: 'CANCELLED',
-      cancelReason: 'PAYMENT_TIMEOUT',
-      paymentDeadline: new Date(deadlineMs).toISOString(),
-    });
-    expect(await paymentRows(orderNo)).toEqual([
-      { eventId: late.eventId, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' },
-    ]);
-    expectInvariants(await saleReport(stores, redis, sale.sku));
-  });
-
   it('applies a duplicate payment once and records a second, different payment for refund', async () => {
     const sale = await putOnSale(stores, redis, { stock: 2 });
-    // markPaid is held so the workflow is still open for the payments after the first.
-    const hold = holdAt('markPaid');
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    expect(await pay(handle, orderNo, `evt-a-${orderNo}`, totalCents)).toEqual({ outcome: 'APPLIED' });
-    await hold.arrived;
-    expect(await pay(handle, orderNo, `evt-a-${orderNo}`, totalCents)).toEqual({ outcome: 'APPLIED' });
-    expect(await pay(handle, orderNo, `evt-b-${orderNo}`, totalCents)).toEqual({
-      outcome: 'REFUND_REQUIRED',
-      refundReason: 'ALREADY_PAID',
-    });
-    hold.open();
+    expect(await pay(handle, orderNo, `evt-a-${orderNo}`, totalCents)).toBe('APPLIED');
+    expect(await pay(handle, orderNo, `evt-a-${orderNo}`, totalCents)).toBe('APPLIED');
+    expect(await pay(handle, orderNo, `evt-b-${orderNo}`, totalCents)).toBe('REFUND_REQUIRED');
     const result = await handle.result();
     expect(result.status).toBe('PAID');
-    expect(result.payments.map((p) => [p.eventId, p.outcome, p.refundReason])).toEqual([
-      [`evt-a-${orderNo}`, 'APPLIED', undefined],
-      [`evt-b-${orderNo}`, 'REFUND_REQUIRED', 'ALREADY_PAID'],
-    ]);
+    // The workflow followed the one the row applied; the row refunded the other.
+    expect(result.payments.map((p) => [p.eventId, p.outcome])).toEqual([[`evt-a-${orderNo}`, 'APPLIED']]);
     expect(await paymentRows(orderNo)).toEqual([
       { eventId: `evt-a-${orderNo}`, outcome: 'APPLIED', refundReason: null },
       { eventId: `evt-b-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' },
@@ -454,21 +372,10 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     await hold.arrived; // the timer fired; the order is being cancelled
     // Recorded once MySQL's clock (this box's) is past the deadline: late by the arrival rule.
     await sleep(Math.max(0, Date.parse(paymentDeadline) - Date.now() + 50));
-    expect(await pay(handle, orderNo, `evt-late-${orderNo}`, totalCents)).toEqual({
-      outcome: 'REFUND_REQUIRED',
-      refundReason: 'RECEIVED_AFTER_DEADLINE',
-    });
+    expect(await pay(handle, orderNo, `evt-late-${orderNo}`, totalCents)).toBe('REFUND_REQUIRED');
     hold.open();
     const final = await result;
-    expect(final).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
-    expect(final.payments).toEqual([
-      {
-        eventId: `evt-late-${orderNo}`,
-        amountCents: totalCents,
-        outcome: 'REFUND_REQUIRED',
-        refundReason: 'RECEIVED_AFTER_DEADLINE',
-      },
-    ]);
+    expect(final).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT', payments: [] });
     expect(await paymentRows(orderNo)).toEqual([
       { eventId: `evt-late-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' },
     ]);
@@ -476,52 +383,21 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
-  it('refunds a payment recorded after the deadline even when it reaches the order before the timer does', async () => {
-    const sale = await putOnSale(stores, redis, { stock: 2 });
-    const handle = await startOrder(sale);
-    const { orderNo, totalCents, paymentDeadline } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    // A worker that was late: the payment arrived 1 s after the deadline, the timer has not run yet.
-    const late = {
-      eventId: `evt-after-${orderNo}`,
-      amountCents: totalCents,
-      receivedAt: new Date(Date.parse(paymentDeadline) + 1_000).toISOString(),
-    };
-    expect(await handle.executeUpdate(payUpdate, { args: [late] })).toEqual({
-      outcome: 'REFUND_REQUIRED',
-      refundReason: 'RECEIVED_AFTER_DEADLINE',
-    });
-    // One received exactly at the deadline still counts.
-    const onTime = { eventId: `evt-at-${orderNo}`, amountCents: totalCents, receivedAt: paymentDeadline };
-    expect(await handle.executeUpdate(payUpdate, { args: [onTime] })).toEqual({ outcome: 'APPLIED' });
-    expect(await handle.result()).toMatchObject({ status: 'PAID' });
-    expect(await paymentRows(orderNo)).toEqual([
-      { eventId: `evt-after-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' },
-      { eventId: `evt-at-${orderNo}`, outcome: 'APPLIED', refundReason: null },
-    ]);
-    expectInvariants(await saleReport(stores, redis, sale.sku));
-  });
-
-  it('a payment recorded in time and delivered while the timed-out order is being cancelled waits, and pays it', async () => {
+  it('a payment recorded in time while the timed-out order is being cancelled: the row applied it, the close finds it; PAID', async () => {
     const sale = await putOnSale(stores, redis, { stock: 2 });
     const hold = holdAt('cancelUnpaidOrder');
     // 8 s, not SHORT_WINDOW's 3: on a busy machine reaching AWAITING_PAYMENT took over 3 s once.
     const handle = await startOrder(sale, undefined, undefined, { paymentWindow: '8s', realClock: true });
     const { orderNo, totalCents, paymentDeadline } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     const result = handle.result(); // lets the server skip the 30 minutes
-    await hold.arrived; // the timer fired; cancelUnpaidOrder is about to look for payments
-    // Recorded 2.5 s before the deadline by MySQL's clock (this box's): in time; leased to this test (OWN_LEASE).
-    // The close's task lasts the hold and MySQL's clock (~8 s) and has been retried from its start on this server:
-    // the re-run cancelUnpaidOrder found the order PAID by its first run and must answer PAID_IN_TIME again.
+    await hold.arrived; // the timer fired; cancelUnpaidOrder is about to ask the row
+    // Recorded 2.5 s before the deadline by MySQL's clock (this box's): in time, applied by the row; its Signal finds
+    // the order decided. The close's task lasts the hold and MySQL's clock (~8 s) and may be retried from its start
+    // on this server: a re-run cancelUnpaidOrder finds the order PAID and answers PAID_IN_TIME again.
     await sleep(Math.max(0, Date.parse(paymentDeadline) - Date.now() - 2_500));
-    const row = await stores.payments.recordPayment(
-      { eventId: `evt-in-time-${orderNo}`, orderNo, amountCents: totalCents },
-      'webhook',
-      undefined,
-      OWN_LEASE,
-    );
-    const verdict = handle.executeUpdate(payUpdate, { args: [storedPayment(row)] });
+    expect(await pay(handle, orderNo, `evt-in-time-${orderNo}`, totalCents)).toBe('APPLIED');
+    const row = { eventId: `evt-in-time-${orderNo}` };
     hold.open();
-    expect(await verdict).toEqual({ outcome: 'APPLIED' });
     expect(await result).toMatchObject({ status: 'PAID', payments: [{ eventId: row.eventId, outcome: 'APPLIED' }] });
     expect((await orderRow(orderNo))?.status).toBe('PAID');
     expect(await paymentRows(orderNo)).toEqual([{ eventId: row.eventId, outcome: 'APPLIED', refundReason: null }]);
@@ -532,17 +408,8 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const sale = await putOnSale(stores, redis, { stock: 2 });
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    await pay(handle, orderNo, `evt-short-${orderNo}`, totalCents - 1);
-    const state = await handle.query(statusQuery);
-    expect(state.status).toBe('AWAITING_PAYMENT');
-    expect(state.payments).toEqual([
-      {
-        eventId: `evt-short-${orderNo}`,
-        amountCents: totalCents - 1,
-        outcome: 'REFUND_REQUIRED',
-        refundReason: 'AMOUNT_MISMATCH',
-      },
-    ]);
+    expect(await pay(handle, orderNo, `evt-short-${orderNo}`, totalCents - 1)).toBe('REFUND_REQUIRED');
+    expect((await orderRow(orderNo))?.status).toBe('AWAITING_PAYMENT');
     await pay(handle, orderNo, `evt-right-${orderNo}`, totalCents);
     expect((await handle.result()).status).toBe('PAID');
     expect(await paymentRows(orderNo)).toEqual([
@@ -580,7 +447,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
 describe.sequential(
   'OrderWorkflow: nothing is lost when persistence races a cancel, a payment or a lost reservation',
   () => {
-    it('an operator cancel of a PENDING order that accepted a payment fails it and records the payment for refund', async () => {
+    it('an operator cancel of a PENDING order with a payment waiting for its row fails it, and the FAILED row refunds the payment', async () => {
       const sale = await putOnSale(stores, redis, { stock: 2 });
       // MySQL is down: persistOrder keeps failing, and from the 5th attempt on each retry waits on a
       // durable timer, so the payment and the operator's cancel reach the workflow while it is PENDING.
@@ -592,33 +459,19 @@ describe.sequential(
       const orderNo = newOrderNo();
       const handle = await startOrder(sale, undefined, orderNo);
       await waitFor(() => attempts >= 5, { what: 'the fifth persist attempt', timeoutMs: 20_000 });
+      // No row yet: the payment waits RECEIVED for the transaction that writes the order's first row.
       const recorded = await stores.payments.recordPayment(
         { eventId: `evt-pending-${orderNo}`, orderNo, amountCents: sale.priceCents },
         'webhook',
-        undefined,
-        OWN_LEASE,
       );
-      // Accepted now, judged once the order has an outcome: the operator's cancel decides it.
-      const verdict = await handle.startUpdate(payUpdate, {
-        args: [storedPayment(recorded)],
-        waitForStage: WorkflowUpdateStage.ACCEPTED,
-      });
+      expect(recorded.row.outcome).toBe('RECEIVED');
       await handle.cancel();
-      expect(await verdict.result()).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' });
       await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
       const state = await handle.query(statusQuery);
       expect(state).toMatchObject({
         status: 'FAILED',
         failureReason: expect.stringMatching(/cancelled by an operator/),
       });
-      expect(state.payments).toEqual([
-        {
-          eventId: `evt-pending-${orderNo}`,
-          amountCents: sale.priceCents,
-          outcome: 'REFUND_REQUIRED',
-          refundReason: 'ORDER_FAILED',
-        },
-      ]);
       expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
       expect(await paymentRows(orderNo)).toEqual([
         { eventId: `evt-pending-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' },
@@ -626,15 +479,13 @@ describe.sequential(
       await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0, sold: 0 });
     });
 
-    it('an operator cancel that lands while the payment is being applied leaves the order PAID in both stores', async () => {
+    it('an operator cancel that lands with the payment Signal leaves the order PAID in both stores', async () => {
       const sale = await putOnSale(stores, redis, { stock: 2 });
-      const hold = holdAt('markPaid');
       const handle = await startOrder(sale);
       const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+      // Whichever the workflow sees first, the row applied the payment: the cancel's close finds it sold.
       await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
-      await hold.arrived;
       await handle.cancel();
-      hold.open();
       expect(await handle.result()).toMatchObject({ status: 'PAID' });
       expect(await orderRow(orderNo)).toMatchObject({ status: 'PAID' });
       expect(await paymentRows(orderNo)).toEqual([
@@ -703,24 +554,21 @@ describe.sequential(
 );
 
 describe.sequential('OrderWorkflow Updates (time-skipping server)', () => {
-  it('answers a payment with its verdict at once, and refuses a cancel once paid', async () => {
+  it("refuses a cancel after a payment the row applied, before its Signal came: NOT_CANCELLABLE, the row's verdict; PAID", async () => {
     const sale = await putOnSale(stores, redis, { stock: 2 });
-    // markPaid is held so the workflow is still open when the cancel arrives: otherwise a fast close
-    // makes the cancel find no workflow at all, and the validator's refusal would go untested.
-    const hold = holdAt('markPaid');
     const handle = await startOrder(sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    expect(await pay(handle, orderNo, `evt-short-${orderNo}`, totalCents - 1)).toEqual({
-      outcome: 'REFUND_REQUIRED',
-      refundReason: 'AMOUNT_MISMATCH',
+    // Applied by the row; its Signal not sent (the webhook's process died after the commit).
+    await stores.payments.recordPayment({ eventId: `evt-${orderNo}`, orderNo, amountCents: totalCents }, 'webhook');
+    const refused = await handle.executeUpdate(cancelUpdate, {}).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
+    expect(String((refused as WorkflowUpdateFailedError).cause?.message)).toMatch(/^NOT_CANCELLABLE/);
+    expect(await handle.result()).toMatchObject({
+      status: 'PAID',
+      payments: [{ eventId: `evt-${orderNo}`, outcome: 'APPLIED' }],
     });
-    expect(await pay(handle, orderNo, `evt-${orderNo}`, totalCents)).toEqual({ outcome: 'APPLIED' });
-    // The same event again gets the same verdict.
-    expect(await pay(handle, orderNo, `evt-${orderNo}`, totalCents)).toEqual({ outcome: 'APPLIED' });
-    await hold.arrived;
-    await expect(handle.executeUpdate(cancelUpdate, {})).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
-    hold.open();
-    expect(await handle.result()).toMatchObject({ status: 'PAID' });
+    expect(await orderRow(orderNo)).toMatchObject({ status: 'PAID', cancel_reason: null });
+    await expectSaleSettled(stores, redis, sale.sku, { available: 1, reserved: 0, sold: 1 });
   });
 
   it('cancels through the cancel Update while awaiting payment', async () => {

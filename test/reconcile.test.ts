@@ -17,7 +17,7 @@ import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import type { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import type { OrderLookup } from '../src/order/lookup.js';
-import { storedPayment } from '../src/payments/delivery.js';
+import { storedPayment } from '../src/payments/receiver.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -294,12 +294,12 @@ describe('ReconcileWorkflow', () => {
     });
     expectInvariants(await saleReport(stores, redis, sale.sku, { perUserLimit: 1 }));
 
-    const recorded = await stores.payments.recordPayment({
-      eventId: `evt-${input.orderNo}`,
-      orderNo: input.orderNo,
-      amountCents: sale.priceCents,
-    });
-    expect(await orders.pay(input.orderNo, storedPayment(recorded))).toEqual({ outcome: 'APPLIED' });
+    const { row } = await stores.payments.recordPayment(
+      { eventId: `evt-${input.orderNo}`, orderNo: input.orderNo, amountCents: sale.priceCents },
+      'webhook',
+    );
+    expect(row.outcome).toBe('APPLIED');
+    expect(await orders.signalPaymentApplied(input.orderNo, storedPayment(row))).toBe('SIGNALLED');
     await orders.awaitClosed(input.orderNo);
     const paid = await saleReport(stores, redis, sale.sku);
     expect(paid.figures.redis).toMatchObject({ sold: 1, reserved: 0 });
@@ -311,11 +311,10 @@ describe('ReconcileWorkflow', () => {
     // FAILED close then gave the unit back to MySQL while release.lua refused to release an S record.
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const input = await orderAwaitingPayment(sale, 'door-paid', 10_000);
-    // Leased to nobody who delivers it: the workflow is not told while the reconciler runs.
-    const { judged } = await stores.payments.recordAndJudge(
+    // Not signalled: the workflow is not told while the reconciler runs (its Signal is due only after 10 s).
+    const { judged } = await stores.payments.recordPayment(
       { eventId: `evt-door-${input.orderNo}`, orderNo: input.orderNo, amountCents: sale.priceCents },
       'webhook',
-      { owner: `nobody-${randomUUID()}`, leaseMs: 120_000 },
     );
     expect(judged).toBe(true);
     expect((await stores.orders.getOrder(input.orderNo))?.status).toBe('PAID');
@@ -333,7 +332,7 @@ describe('ReconcileWorkflow', () => {
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const input = await orderAwaitingPayment(sale, 'unsignalled');
     // Recorded and applied by the row, then the webhook's process died before its Signal: the row stays marked.
-    const { row } = await stores.payments.recordAndJudge(
+    const { row } = await stores.payments.recordPayment(
       { eventId: `evt-unsignalled-${input.orderNo}`, orderNo: input.orderNo, amountCents: sale.priceCents },
       'webhook',
     );
@@ -348,6 +347,44 @@ describe('ReconcileWorkflow', () => {
     await orders.awaitClosed(input.orderNo);
     const closed = await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).result();
     expect(closed).toMatchObject({ status: 'PAID', payments: [{ eventId: row.eventId, outcome: 'APPLIED' }] });
+    await expectSaleSettled(stores, redis, sale.sku, { sold: 1, reserved: 0 });
+  });
+
+  it('decides payments left waiting: by the order row where it exists (an earlier build left it), ORDER_NOT_FOUND where no order of ours has the number', async () => {
+    const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
+    const input = await orderAwaitingPayment(sale, 'left-waiting');
+    // A payment an earlier build recorded RECEIVED for its workflow to judge, 20 s ago.
+    const waiting = `evt-waiting-${input.orderNo}`;
+    await pool.query(
+      `INSERT INTO payments (event_id, order_no, amount_cents, outcome, received_at)
+       VALUES (?, ?, ?, 'RECEIVED', NOW(3) - INTERVAL 20 SECOND)`,
+      [waiting, input.orderNo, sale.priceCents],
+    );
+    // Money for an order number no checkout ever issued, recorded (202 RECEIVED) past the grace and a minute.
+    const unknown = newOrderNo();
+    const { row: stray } = await stores.payments.recordPayment(
+      { eventId: `evt-stray-${unknown}`, orderNo: unknown, amountCents: 999 },
+      'webhook',
+    );
+    expect(stray.outcome).toBe('RECEIVED');
+    await pool.query('UPDATE payments SET received_at = received_at - INTERVAL ? MICROSECOND WHERE event_id = ?', [
+      (GRACE_MS + 61_000) * 1_000,
+      stray.eventId,
+    ]);
+
+    const report = await reconcile([sale.sku]);
+    expect(report.paymentsDecided).toBeGreaterThanOrEqual(2);
+    expect(await stores.payments.getPayment(stray.eventId)).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ORDER_NOT_FOUND',
+    });
+    // Applied by the row and signalled in the same run: the order closes PAID.
+    expect(await stores.payments.getPayment(waiting)).toMatchObject({ outcome: 'APPLIED', tellWorkflow: false });
+    await orders.awaitClosed(input.orderNo);
+    expect(await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).result()).toMatchObject({
+      status: 'PAID',
+      payments: [{ eventId: waiting, outcome: 'APPLIED' }],
+    });
     await expectSaleSettled(stores, redis, sale.sku, { sold: 1, reserved: 0 });
   });
 

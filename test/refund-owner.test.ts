@@ -100,7 +100,7 @@ async function paymentToRefund(
   api.confirm(intent.id, 'succeeded');
   const eventId = `evt-refund-owner-${randomUUID()}`;
   ours.add(eventId);
-  const row = await stores.payments.recordPayment(
+  const { row } = await stores.payments.recordPayment(
     { eventId, orderNo: newOrderNo(), amountCents, provider: 'stripe', providerRef: intent.id },
     'webhook',
     'INTENT_MISMATCH',

@@ -234,8 +234,13 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     expect(await statusOf(orderNo, token)).toBe('AWAITING_PAYMENT');
     expect((await saleReport(bed.stores, bed.redis, sku)).figures.redis).toMatchObject({ reserved: 1, sold: 0 });
     stripeApi.settleProcessing(intent.id, 'succeeded');
+    // The row applies it as its webhook is recorded (PAID at once); the workflow, signalled, sells the unit in Redis.
     await untilStatus(orderNo, token, 'PAID');
     expect(refundsAsked(intent.id)).toEqual([]);
+    await waitFor(async () => (await saleReport(bed.stores, bed.redis, sku)).figures.redis?.sold === 1, {
+      what: `${orderNo}'s unit sold in Redis`,
+      timeoutMs: 10_000,
+    });
     expect((await saleReport(bed.stores, bed.redis, sku)).figures.redis).toMatchObject({ reserved: 0, sold: 1 });
   }, 60_000);
 

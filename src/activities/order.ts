@@ -21,7 +21,6 @@ import {
   type CancelReason,
   type PaymentReceived,
   type PersistOrderInput,
-  type RefundReason,
 } from '../model/order-workflow.js';
 
 export interface ActivityDeps {
@@ -62,13 +61,23 @@ export const FailureTypes = {
  */
 const MAX_IN_PROCESS_CLOCK_WAIT_MS = 5_000;
 
-/** What persisting an order wrote: its payment deadline. */
+/** What persisting an order wrote: its payment deadline, and the payment its row applied as it was written, if any. */
 export interface PersistedOrder {
   paymentDeadline: string;
+  applied?: PaymentReceived;
 }
 
-/** What closing an unpaid order found: it is cancelled, or a payment recorded in time pays it. */
-export type UnpaidOrderClosed = { outcome: 'CANCELLED' } | { outcome: 'PAID_IN_TIME'; payment: PaymentReceived };
+/**
+ * What closing an unpaid order found: cancelled (for the reason the row keeps), or paid by a payment its row applied
+ * first.
+ */
+export type UnpaidOrderClosed =
+  { outcome: 'CANCELLED'; reason: CancelReason } | { outcome: 'PAID_IN_TIME'; payment: PaymentReceived };
+
+const received = (payment: { eventId: string; amountCents: number; receivedAt: Date }): PaymentReceived => ({
+  ...payment,
+  receivedAt: payment.receivedAt.toISOString(),
+});
 
 const newOrder = (order: PersistOrderInput) => ({
   orderNo: order.orderNo,
@@ -94,6 +103,7 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
      * The payment deadline counts from when the row is written, by MySQL's clock (the clock
      * payments are stamped by), never earlier than the input's, so a late start or persist keeps
      * the shopper's whole window. A retry after a lost answer reads the deadline back from the row.
+     * Payments that came before the row are decided as it is written; one that paid it is answered.
      */
     async persistOrder(order: PersistOrderInput): Promise<PersistedOrder> {
       const claim = await inventory.claim({ ...order, reservedAtMs: Date.parse(order.createdAt) });
@@ -112,11 +122,16 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
       const result = await stores.orders.insertAwaitingOrder({
         ...newOrder(order),
         paymentWindowMs: durationToMs(order.paymentWindow),
+        ...(order.paymentProvider ? { paymentProvider: order.paymentProvider } : {}),
       });
       switch (result.outcome) {
         case 'INSERTED':
         case 'ALREADY_PERSISTED':
-          return { paymentDeadline: result.paymentDeadline.toISOString() };
+          if (result.applied) await changes.publish(order.orderNo);
+          return {
+            paymentDeadline: result.paymentDeadline.toISOString(),
+            ...(result.applied ? { applied: received(result.applied) } : {}),
+          };
         case 'SALE_NOT_FOUND':
           throw ApplicationFailure.nonRetryable(`sale ${order.sku} does not exist in MySQL`, FailureTypes.saleNotFound);
         case 'OUT_OF_STOCK':
@@ -151,16 +166,10 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
       await changes.publish(order.orderNo);
     },
 
-    /** AWAITING_PAYMENT → PAID, and the payment recorded as applied, in one transaction. */
-    async markPaid(payment: { orderNo: string; eventId: string; amountCents: number; paidAt: string }): Promise<void> {
-      await stores.orders.markPaid({ ...payment, paidAt: new Date(payment.paidAt) });
-      await changes.publish(payment.orderNo);
-    },
-
     /**
-     * Closes an unpaid order as CANCELLED unless a payment recorded in time pays it (the arrival
-     * rule, applied in MySQL under the order row's lock: OrderStore.cancelUnpaidOrder): then
-     * the payment is answered and nothing changes. A payment timeout is judged by MySQL's clock alone:
+     * Closes an unpaid order as CANCELLED unless its row applied a payment first (under the order row's lock:
+     * OrderStore.cancelUnpaidOrder): then the payment is answered and nothing changes. The shopper's cancel runs it
+     * before it is accepted, so the row's verdict is the cancel's. A payment timeout is judged by MySQL's clock alone:
      * when Temporal's timer fired before MySQL's clock passed the deadline (the clocks differ), it
      * waits, in-process up to MAX_IN_PROCESS_CLOCK_WAIT_MS, beyond that as a retry due when MySQL's
      * clock gets there. However far the clocks are apart, a payment MySQL stamps in time is found.
@@ -180,14 +189,14 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
         // NOT_AWAITING_PAYMENT: nothing to cancel in MySQL (only the workflow writes its row once
         // persisted, so this is a row changed by hand); the workflow closes the order all the same.
         case 'CANCELLED':
+          await changes.publish(cancel.orderNo);
+          return { outcome: 'CANCELLED', reason: result.reason };
         case 'NOT_AWAITING_PAYMENT':
           await changes.publish(cancel.orderNo);
-          return { outcome: 'CANCELLED' };
+          return { outcome: 'CANCELLED', reason: cancel.reason };
         case 'PAID_IN_TIME':
-          return {
-            outcome: 'PAID_IN_TIME',
-            payment: { ...result.payment, receivedAt: result.payment.receivedAt.toISOString() },
-          };
+          await changes.publish(cancel.orderNo);
+          return { outcome: 'PAID_IN_TIME', payment: received(result.payment) };
         case 'NOT_DUE':
           if (asyncLocalStorage.getStore()) {
             log.warn(
@@ -204,16 +213,6 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
             nextRetryDelay: result.dueInMs,
           });
       }
-    },
-
-    /** A payment that must be given back: late, a second one, or the wrong amount. */
-    async recordRefundRequired(refund: {
-      orderNo: string;
-      eventId: string;
-      amountCents: number;
-      reason: RefundReason;
-    }): Promise<void> {
-      await stores.refunds.recordRefundRequired(refund);
     },
 
     /**

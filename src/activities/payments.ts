@@ -4,8 +4,8 @@
  *
  * The catch-up's activity: the provider's events not delivered (pending or given up, `delivery_success=false`),
  * created since the cursor kept in MySQL, taken in one by one through the intake every webhook event takes
- * (StripeIntake.take). A payment is recorded RECEIVED (evidence source `catch-up`) and delivered to its order by the
- * API processes' payment owners (their sweep leases it), exactly as a webhook's payment whose process died.
+ * (StripeIntake.take). A payment is recorded (evidence source `catch-up`) and decided by its order's row, and the
+ * workflow of an order it paid is signalled, exactly as a webhook's payment.
  *
  * The window: from the cursor minus OVERLAP_SECONDS (Stripe's clock and ours differ; an event listed late is read
  * again) up to now minus `settleSeconds` (younger events are still the webhook's). The cursor moves to the
@@ -170,8 +170,8 @@ export function createPaymentActivities({
      * Closes every payment the order opened at its provider and answers what the provider's state
      * decides (docs/fault-tolerance.md, "Stripe: the intent decides"): CANCELED when none can be
      * paid any more; SUCCEEDED when one was paid before its cancel (its money is recorded first, one
-     * row per intent, and pays the order); PROCESSING while one's money is on its way. Idempotent: a
-     * retry asks each intent again, and a cancelled one is final.
+     * row per intent, and its order's row applied it: the order is PAID in MySQL); PROCESSING while
+     * one's money is on its way. Idempotent: a retry asks each intent again, and a cancelled one is final.
      */
     async closePayment(
       payment: ProviderPaymentInput & { paymentIntentId?: string; paymentDeadline?: string },
@@ -198,8 +198,9 @@ export function createPaymentActivities({
         const closed = await api.closeIntent({ orderNo: payment.orderNo, intentId, attempt });
         await stores.payments.recordPaymentIntentStatus(intentId, closed.status);
         if (closed.status === 'succeeded') {
-          // The money is recorded before the order is told: the intent's row, whatever event comes later.
-          const row = await stores.payments.recordPayment(
+          // The money is recorded before the order is told, and its order's row decides it (the one judge): the
+          // intent's row, whatever event comes later. Only money the row applied pays the order.
+          const { row } = await stores.payments.recordPayment(
             {
               eventId: intentId,
               orderNo: payment.orderNo,
@@ -210,8 +211,7 @@ export function createPaymentActivities({
             },
             'intent-read',
           );
-          // The row decides, once: money it judged to give back (its intent not the order's) never pays the order.
-          if (row.outcome === 'RECEIVED' || row.outcome === 'APPLIED')
+          if (row.outcome === 'APPLIED')
             paid ??= { eventId: row.eventId, amountCents: row.amountCents, receivedAt: row.receivedAt.toISOString() };
         } else if (closed.status === 'processing') {
           processing = true;

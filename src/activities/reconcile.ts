@@ -8,12 +8,12 @@ import type { OrderRow } from '../db/rows.js';
 import type { OrderStore } from '../db/orders.js';
 import type { PaymentStore } from '../db/payments.js';
 import { Deadline } from '../infra/dependency-guard.js';
-import { signalAppliedPayment } from '../payments/delivery.js';
+import { signalAppliedPayment } from '../payments/receiver.js';
 import type { ReportStore } from '../db/reports.js';
 import type { SaleStore } from '../db/sales.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderWorkflowClient } from '../order/workflow-client.js';
-import { isSold } from '../model/order-workflow.js';
+import { isSold, orderNoTime } from '../model/order-workflow.js';
 import {
   noReservationWork,
   PROMISE_MAX_AGE_MS,
@@ -23,6 +23,7 @@ import {
   type SaleDrift,
   type SaleSurvey,
   type SurveyPage,
+  type WaitingPaymentPage,
 } from '../reconcile/definitions.js';
 
 /** Tells Temporal the activity is alive during a long page; a no-op when called outside an activity (tests). */
@@ -44,10 +45,20 @@ function holdsUnits(row: OrderRow | undefined): row is OrderRow {
   return row !== undefined && row.status !== 'CANCELLED' && row.status !== 'FAILED';
 }
 
+/** A sale marks itself active about once a second: one that holds an order was active at most this long before it. */
+const PROMISE_LOOKUP_SLACK_MS = 2_000;
+
 /** How far back (by Redis's clock) the survey looks for sales defined in Redis alone. */
 const REDIS_ONLY_HORIZON_MS = 7 * 24 * 3_600_000;
 
 export function createReconcileActivities({ stores, inventory, orders }: ReconcileDeps) {
+  /** Whether a sale holds a reservation of this order number (a promise): any sale that reserved since it was made. */
+  const promised = async (orderNo: string): Promise<boolean> => {
+    const madeAt = orderNoTime(orderNo);
+    if (madeAt === null) return false;
+    const skus = (await inventory.activeSales(madeAt - PROMISE_LOOKUP_SLACK_MS)).map((sale) => sale.sku);
+    return (await inventory.findOrderInput(orderNo, skus)) !== null;
+  };
   /**
    * Sales defined in Redis with no MySQL row (a create whose commit was lost): checkouts reserve
    * there and every order fails SaleNotFound. Reported; POST /api/sales with the same definition
@@ -120,6 +131,37 @@ export function createReconcileActivities({ stores, inventory, orders }: Reconci
           page.failed++;
           break;
         }
+        beat();
+      }
+      return page;
+    },
+
+    /**
+     * Has the order's row decide up to `limit` payments still RECEIVED after `olderThanMs`: recorded before their
+     * order's row existed and not decided as it was written (an earlier build's, or one whose order never came). An
+     * order with a row decides them (decideWaitingPayments, src/db/orders.ts; an applied one is signalled by the
+     * next page of signalAppliedPayments). Without one, past `notFoundAfterMs` and with no workflow and no
+     * reservation of that number (a promise not started yet holds its reservation), no order of ours has it: refunded
+     * ORDER_NOT_FOUND.
+     */
+    async decideWaitingPayments(input: {
+      olderThanMs: number;
+      notFoundAfterMs: number;
+      limit: number;
+    }): Promise<WaitingPaymentPage> {
+      const rows = await stores.payments.waitingPayments(input.olderThanMs, input.limit);
+      const page: WaitingPaymentPage = { read: rows.length, decided: 0, orderNotFound: 0 };
+      for (const orderNo of new Set(rows.map((row) => row.orderNo))) {
+        const byRow = await stores.payments.decideWaitingFor(orderNo, { noSuchOrder: false });
+        page.decided += byRow.decided;
+        const oldest = Math.min(
+          ...rows.filter((row) => row.orderNo === orderNo).map((row) => row.receivedAt.getTime()),
+        );
+        if (byRow.orderExists || Date.now() - oldest < input.notFoundAfterMs) continue;
+        if ((await orders.workflowState(orderNo)) !== 'NOT_FOUND' || (await promised(orderNo))) continue;
+        const refunded = await stores.payments.decideWaitingFor(orderNo, { noSuchOrder: true });
+        if (refunded.orderExists) page.decided += refunded.decided;
+        else page.orderNotFound += refunded.decided;
         beat();
       }
       return page;

@@ -31,7 +31,7 @@ import { isDeadlineExceeded, OrderWorkflowClient } from '../order/workflow-clien
 import { OrderLookup } from '../order/lookup.js';
 import { StartPacing } from '../order/start-pacing.js';
 import { OrderChangeNotifier, OrderStatusReader } from '../order/status-reads.js';
-import { PaymentDelivery, PaymentReceiver } from '../payments/delivery.js';
+import { PaymentReceiver, PaymentSignals } from '../payments/receiver.js';
 import type { ProviderRegistry } from '../payments/providers/definition.js';
 import { paymentProviders } from '../payments/providers/registry.js';
 import { cancelRoutes, checkoutRoutes, readRoutes } from './routes/orders.js';
@@ -82,8 +82,8 @@ export interface ApiParts extends ApiClients {
   lookup: OrderLookup;
   /** Every read of an order goes through it; startApi ends its long-polls at shutdown. */
   statusReader: OrderStatusReader;
-  /** The owner of recorded payments; startApi runs it (start, stop). */
-  payments: PaymentDelivery;
+  /** The payment Signals sent after the webhooks' commits; startApi stops it. */
+  payments: PaymentSignals;
   /** Fed by the stock-returned subscription startApi opens. */
   soldOut: SoldOutCache;
   /** Turned to draining on SIGTERM by startApi, and unready while clocks disagree. */
@@ -121,7 +121,7 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
     substitutes.lookup ?? new OrderLookup({ orders, stores, mysql: guards.mysql, inventory, storesReadMs });
   const statusReader = OrderStatusReader.fromConfig(lookup, config, metrics, new OrderChangeNotifier(redis));
   const changed = (orderNo: string) => statusReader.changed(orderNo);
-  const payments = PaymentDelivery.fromConfig(config, { stores, orders, lookup, mysql: guards.mysql, changed, logger });
+  const payments = new PaymentSignals({ stores, orders, mysql: guards.mysql, changed, logger });
   // A stale flag answers while its probe runs, bounded by the probe's own checkout deadline.
   const soldOut = substitutes.soldOut ?? new SoldOutCache(1_000, config.deadlines.checkoutMs);
   const line = new LineService({
@@ -214,8 +214,7 @@ export function createApp(parts: ApiParts): Koa {
     spendBudget: (userId) => limits.consume('checkout', userId),
     admissions: parts.line,
   });
-  metrics.trackPaymentBacklog(() => payments.backlog);
-  const webhook = new PaymentReceiver({ config, stores: parts.stores, guards, delivery: payments });
+  const webhook = new PaymentReceiver({ config, stores: parts.stores, guards, signals: payments });
   // Every registered provider's webhook route; the intake of each one configured here (else its route answers 404).
   const mountedProviders = providers.all.map(({ definition, settings }) => ({
     definition,

@@ -20,7 +20,7 @@ import type { ErrorCode } from './errors.js';
 import type { LineSnapshot } from '../inventory/redis-line.js';
 import type { LineObserver, PlaceState } from '../line/line-service.js';
 import type { StripeWebhookOutcome } from '../model/order-workflow.js';
-import type { PayUpdateObserver, PayUpdateOutcome } from '../order/workflow-client.js';
+import type { PaymentSignalObserver, PaymentSignalOutcome } from '../order/workflow-client.js';
 
 /** The route label of a request no router matched (404s of any path). */
 export const UNMATCHED_ROUTE = 'unmatched';
@@ -36,15 +36,15 @@ type ReserveOutcome = ReserveResult['outcome'] | 'ERROR';
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const REDIS_BUCKETS = [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 const WORKFLOW_START_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-// A pay Update is a round trip through Temporal to the worker and back, bounded by WRITE_DEADLINE (5 s) at most.
-const PAY_UPDATE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-const PAY_UPDATE_OUTCOMES: readonly PayUpdateOutcome[] = ['verdict', 'signalled', 'no_workflow', 'timeout', 'error'];
+// A payment Signal is one call to Temporal (no worker in it), bounded by its 5 s deadline.
+const PAYMENT_SIGNAL_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const PAYMENT_SIGNAL_OUTCOMES: readonly PaymentSignalOutcome[] = ['signalled', 'no_workflow', 'timeout', 'error'];
 
 /** The breaker state gauge's values. */
 const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
 export class ApiMetrics
-  implements StatusReadObserver, DependencyObserver, CheckoutObserver, LineObserver, PayUpdateObserver
+  implements StatusReadObserver, DependencyObserver, CheckoutObserver, LineObserver, PaymentSignalObserver
 {
   readonly registry = new Registry();
   private readonly lineJoins = new Counter({
@@ -121,11 +121,11 @@ export class ApiMetrics
     buckets: WORKFLOW_START_BUCKETS,
     registers: [this.registry],
   });
-  private readonly payUpdateDuration = new Histogram({
-    name: 'flash_payment_update_seconds',
-    help: "A payment's pay Update to its order's workflow, by outcome: verdict (the workflow judged it), no_workflow (none running: judged from MySQL), timeout (no answer by the delivery's deadline), error",
+  private readonly paymentSignalDuration = new Histogram({
+    name: 'flash_payment_signal_seconds',
+    help: "A payment Signal to its order's workflow after the order's row applied the payment, by outcome: signalled, no_workflow (none running: its close read the row), timeout (no answer by its deadline), error",
     labelNames: ['outcome'] as const,
-    buckets: PAY_UPDATE_BUCKETS,
+    buckets: PAYMENT_SIGNAL_BUCKETS,
     registers: [this.registry],
   });
   private readonly soldOutFlagHits = new Counter({
@@ -135,7 +135,7 @@ export class ApiMetrics
   });
   private readonly webhookOutcomes = new Counter({
     name: 'flash_webhook_outcomes_total',
-    help: 'Payment webhook answers (generic and Stripe): APPLIED, DUPLICATE, REFUND_REQUIRED, RECEIVED (recorded, judged later), RECORDED and IGNORED (Stripe events other than payments), or the error code (INVALID_SIGNATURE, UNAVAILABLE, …)',
+    help: 'Payment webhook answers (generic and Stripe): APPLIED, DUPLICATE, REFUND_REQUIRED, RECEIVED (recorded before its order row, decided as it is written), RECORDED and IGNORED (Stripe events other than payments), or the error code (INVALID_SIGNATURE, UNAVAILABLE, …)',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
@@ -211,16 +211,6 @@ export class ApiMetrics
     },
   });
 
-  private paymentBacklog: () => number = () => 0;
-  private readonly paymentBacklogGauge = new Gauge({
-    name: 'flash_payments_awaiting_delivery',
-    help: 'Recorded payment events this process is still delivering to their orders: RECEIVED ones to be judged (answered 202, or swept), and ones judged as they were recorded whose workflows are still to be told',
-    registers: [this.registry],
-    collect: () => {
-      this.paymentBacklogGauge.set(this.paymentBacklog());
-    },
-  });
-
   private readonly httpChildren = new Map<
     string,
     { requests: Counter.Internal; duration: Histogram.Internal<string> }
@@ -239,7 +229,7 @@ export class ApiMetrics
       this.breakerRefusals.labels(dependency).inc(0);
     }
     // Every outcome from the start, so the dashboard reads a count of 0 rather than nothing.
-    for (const outcome of PAY_UPDATE_OUTCOMES) this.payUpdateDuration.zero({ outcome });
+    for (const outcome of PAYMENT_SIGNAL_OUTCOMES) this.paymentSignalDuration.zero({ outcome });
   }
 
   breakerStateChanged(dependency: DependencyName, state: BreakerState): void {
@@ -301,8 +291,8 @@ export class ApiMetrics
     child.observe(secondsSince(startedAt));
   }
 
-  payUpdateDone(outcome: PayUpdateOutcome, seconds: number): void {
-    this.payUpdateDuration.labels(outcome).observe(seconds);
+  paymentSignalDone(outcome: PaymentSignalOutcome, seconds: number): void {
+    this.paymentSignalDuration.labels(outcome).observe(seconds);
   }
 
   workflowStartDone(ok: boolean, startedAt: number): void {
@@ -334,11 +324,6 @@ export class ApiMetrics
 
   soldOutFlagHit(): void {
     this.soldOutFlagHits.inc();
-  }
-
-  /** Where flash_payments_awaiting_delivery reads its figure (the process's PaymentDelivery). */
-  trackPaymentBacklog(backlog: () => number): void {
-    this.paymentBacklog = backlog;
   }
 
   moneyTakenBack(kind: 'REFUND' | 'DISPUTE'): void {

@@ -21,7 +21,7 @@ import {
   type OrderView,
   type StoredOrderStatus,
 } from '../model/order-workflow.js';
-import type { WebhookAnswer } from '../payments/delivery.js';
+import type { WebhookAnswer } from '../payments/receiver.js';
 import { webhookAnswerSchema } from '../payments/providers/generic/route.js';
 import { PAYMENT_PROVIDER_NAMES, PROVIDER_WITH_API_NAMES } from '../payments/providers/registry.js';
 import type {
@@ -357,7 +357,7 @@ export const saleStatsSchema = z
     runningWorkflows: z.number().int(),
     payments: z.record(z.enum(STORED_PAYMENT_OUTCOMES), z.number().int()).meta({
       description:
-        "The payment events of the sale's orders by outcome: APPLIED, RECEIVED (not judged yet), and the refunds: " +
+        "The payment events of the sale's orders by outcome: APPLIED, RECEIVED (waiting for its order's row), and the refunds: " +
         'REFUND_REQUIRED (through Stripe: to ask), REFUND_REQUESTED, REFUNDED, REFUND_FAILED (an operator settles it).',
     }),
     drift: z.object({ available: z.number().int(), reserved: z.number().int(), sold: z.number().int() }),

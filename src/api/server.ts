@@ -67,9 +67,6 @@ export async function startApi(
     [ORDER_CHANGED_CHANNEL]: statusReader.listener(),
   };
   const subscriber = subscribeChannels(redis, channels, logger);
-  // The owner of recorded payments: retries what the webhook could not deliver, sweeps what a
-  // process that died left RECEIVED (docs/fault-tolerance.md, "A payment's path").
-  payments.start();
   const app = createApp(parts);
   const server = app.listen(port, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));

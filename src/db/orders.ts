@@ -6,10 +6,12 @@ import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql
 import {
   SOLD_STATUSES,
   isSold,
+  judgeAtTheDoor,
   paidOrderStatus,
   type CancelReason,
   type DisputeStanding,
   type PaymentProviderName,
+  type PaymentVerdict,
   type StoredOrderStatus,
 } from '../model/order-workflow.js';
 import { inTransaction, isDuplicateKey, toOrderRow, type OrderRow } from './rows.js';
@@ -25,14 +27,28 @@ export type NewOrder = Pick<
    * window, never earlier than `paymentDeadline`. Without it, `paymentDeadline` is written as given.
    */
   paymentWindowMs?: number;
+  /** The provider it is paid through when that provider has an API (Stripe): its intent decides its payments. */
+  paymentProvider?: string;
 };
+
+/** A payment the order's row applied: what its workflow is told. */
+export interface AppliedPayment {
+  eventId: string;
+  amountCents: number;
+  receivedAt: Date;
+}
 
 export type InsertOrderResult =
   /**
    * The row's payment deadline as written (see NewOrder.paymentWindowMs); for ALREADY_PERSISTED, an earlier attempt
    * wrote it.
    */
-  | { outcome: 'INSERTED' | 'ALREADY_PERSISTED'; paymentDeadline: Date }
+  | {
+      outcome: 'INSERTED' | 'ALREADY_PERSISTED';
+      paymentDeadline: Date;
+      /** A payment recorded before the row was written, which the row applied as it was written. */
+      applied?: AppliedPayment;
+    }
   | { outcome: 'SALE_NOT_FOUND' }
   | { outcome: 'OUT_OF_STOCK'; available: number }
   /** A row with this order number exists for another SKU or user. */
@@ -47,8 +63,9 @@ export type InsertOrderResult =
  * clock passed the deadline.
  */
 export type CancelUnpaidResult =
-  | { outcome: 'CANCELLED' }
-  | { outcome: 'PAID_IN_TIME'; payment: { eventId: string; amountCents: number; receivedAt: Date } }
+  /** Cancelled, for the reason the row keeps (the first cancel's: a shopper's cancel before the deadline's). */
+  | { outcome: 'CANCELLED'; reason: CancelReason }
+  | { outcome: 'PAID_IN_TIME'; payment: AppliedPayment }
   /** MySQL's clock is `dueInMs` short of the deadline. */
   | { outcome: 'NOT_DUE'; dueInMs: number }
   /** No AWAITING_PAYMENT row (never written, or already closed): nothing to cancel. */
@@ -95,27 +112,36 @@ export class OrderStore {
     // Here, not in SaleStore: it writes the order; the sale's stock is taken in the same transaction.
     let result: InsertOrderResult;
     try {
-      result = await inTransaction(this.pool, async (conn): Promise<InsertOrderResult> => {
-        // Every insert of a SKU takes its sales row first, so they queue instead of deadlocking.
-        // The guard in WHERE (and the table's CHECK) makes MySQL refuse to sell what it lacks.
-        const [taken] = await conn.query<ResultSetHeader>(
-          'UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?',
-          [order.quantity, order.sku, order.quantity],
-        );
-        if (taken.affectedRows !== 1) {
-          const [sale] = await conn.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [order.sku]);
-          return sale[0]
-            ? { outcome: 'OUT_OF_STOCK', available: Number(sale[0].available) }
-            : { outcome: 'SALE_NOT_FOUND' };
-        }
-        await insertOrderRow(conn, order, 'AWAITING_PAYMENT', null);
-        if (order.paymentWindowMs === undefined) return { outcome: 'INSERTED', paymentDeadline: order.paymentDeadline };
-        const [[written]] = await conn.query<RowDataPacket[]>(
-          'SELECT payment_deadline FROM orders WHERE order_no = ?',
-          [order.orderNo],
-        );
-        return { outcome: 'INSERTED', paymentDeadline: written?.payment_deadline as Date };
-      });
+      result = await inTransaction(
+        this.pool,
+        async (conn): Promise<InsertOrderResult> => {
+          // Every insert of a SKU takes its sales row first, so they queue instead of deadlocking.
+          // The guard in WHERE (and the table's CHECK) makes MySQL refuse to sell what it lacks.
+          const [taken] = await conn.query<ResultSetHeader>(
+            'UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?',
+            [order.quantity, order.sku, order.quantity],
+          );
+          if (taken.affectedRows !== 1) {
+            const [sale] = await conn.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [order.sku]);
+            return sale[0]
+              ? { outcome: 'OUT_OF_STOCK', available: Number(sale[0].available) }
+              : { outcome: 'SALE_NOT_FOUND' };
+          }
+          await insertOrderRow(conn, order, 'AWAITING_PAYMENT', null);
+          // The row written, the payments that came before it are its to decide (its workflow learns from this answer).
+          const applied = appliedOf(await decideWaitingPayments(conn, order.orderNo, { tellWorkflow: false }));
+          let paymentDeadline = order.paymentDeadline;
+          if (order.paymentWindowMs !== undefined) {
+            const [[written]] = await conn.query<RowDataPacket[]>(
+              'SELECT payment_deadline FROM orders WHERE order_no = ?',
+              [order.orderNo],
+            );
+            paymentDeadline = written?.payment_deadline as Date;
+          }
+          return { outcome: 'INSERTED', paymentDeadline, ...(applied ? { applied } : {}) };
+        },
+        { readCommitted: true },
+      );
     } catch (err) {
       // An earlier attempt committed, or a concurrent one won; the rollback gave our stock back.
       // A plain read (no locking read: a gap lock here deadlocks concurrent inserts).
@@ -145,7 +171,12 @@ export class OrderStore {
     const status = row.status as StoredOrderStatus;
     if (status === 'FAILED' || status === 'CANCELLED')
       return { outcome: 'CLOSED', status, failureReason: (row.failure_reason as string | null) ?? null };
-    return { outcome: 'ALREADY_PERSISTED', paymentDeadline: row.payment_deadline as Date };
+    const applied = isSold(status) ? await appliedPaymentOf(this.pool, order.orderNo) : undefined;
+    return {
+      outcome: 'ALREADY_PERSISTED',
+      paymentDeadline: row.payment_deadline as Date,
+      ...(applied ? { applied } : {}),
+    };
   }
 
   /**
@@ -154,11 +185,19 @@ export class OrderStore {
    * row has afterwards: FAILED when this (or an earlier attempt) wrote it. Idempotent.
    */
   async insertFailedOrder(order: NewOrder, reason: string): Promise<StoredOrderStatus> {
-    await insertOrderRow(this.pool, order, 'FAILED', reason.slice(0, 255), true);
-    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ?', [
-      order.orderNo,
-    ]);
-    return rows[0]?.status as StoredOrderStatus;
+    return inTransaction(
+      this.pool,
+      async (conn) => {
+        await insertOrderRow(conn, order, 'FAILED', reason.slice(0, 255), true);
+        // Payments that came for it before any row are refunded for its failure (ORDER_FAILED).
+        await decideWaitingPayments(conn, order.orderNo, { tellWorkflow: false });
+        const [rows] = await conn.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ?', [
+          order.orderNo,
+        ]);
+        return rows[0]?.status as StoredOrderStatus;
+      },
+      { readCommitted: true },
+    );
   }
 
   /**
@@ -173,71 +212,53 @@ export class OrderStore {
   async failOrder(order: NewOrder, reason: string): Promise<void> {
     // Here, not in SaleStore: it ends the order; its units go back to the sale in the same transaction.
     const failureReason = reason.slice(0, 255);
-    await inTransaction(this.pool, async (conn) => {
-      const [rows] = await conn.query<RowDataPacket[]>(
-        'SELECT sku, quantity, status FROM orders WHERE order_no = ? FOR UPDATE',
-        [order.orderNo],
-      );
-      const row = rows[0];
-      if (!row) {
-        await insertOrderRow(conn, order, 'FAILED', failureReason, true);
-        return;
-      }
-      if (row.status !== 'AWAITING_PAYMENT' && !isSold(row.status)) return;
-      await conn.query(`UPDATE orders SET status = 'FAILED', failure_reason = ? WHERE order_no = ?`, [
-        failureReason,
-        order.orderNo,
-      ]);
-      await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
-      if (row.status === 'AWAITING_PAYMENT') return;
-      // Sold as its payment was recorded (PaymentStore.recordAndJudge) before its workflow heard of it, perhaps with
-      // money taken back since: a failed order keeps no money, as the workflow refunds a payment it applied itself
-      // (ORDER_FAILED); a chargeback already recorded is that refund (disputeOwedMoney).
-      const [applied] = await conn.query<RowDataPacket[]>(
-        `SELECT provider, provider_ref FROM payments WHERE order_no = ? AND outcome = 'APPLIED' FOR UPDATE`,
-        [order.orderNo],
-      );
-      await conn.query(
-        `UPDATE payments SET refund_reason = 'ORDER_FAILED', outcome = 'REFUND_REQUIRED'
+    await inTransaction(
+      this.pool,
+      async (conn) => {
+        const [rows] = await conn.query<RowDataPacket[]>(
+          'SELECT sku, quantity, status FROM orders WHERE order_no = ? FOR UPDATE',
+          [order.orderNo],
+        );
+        const row = rows[0];
+        if (!row) {
+          await insertOrderRow(conn, order, 'FAILED', failureReason, true);
+          // Payments that came for it before any row are refunded for its failure (ORDER_FAILED).
+          await decideWaitingPayments(conn, order.orderNo, { tellWorkflow: false });
+          return;
+        }
+        if (row.status !== 'AWAITING_PAYMENT' && !isSold(row.status)) return;
+        await conn.query(`UPDATE orders SET status = 'FAILED', failure_reason = ? WHERE order_no = ?`, [
+          failureReason,
+          order.orderNo,
+        ]);
+        await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
+        if (row.status === 'AWAITING_PAYMENT') return;
+        // Sold by a payment its row applied, perhaps with money taken back since: a failed order keeps no money
+        // (ORDER_FAILED); a chargeback already recorded is that refund (disputeOwedMoney).
+        const [applied] = await conn.query<RowDataPacket[]>(
+          `SELECT provider, provider_ref FROM payments WHERE order_no = ? AND outcome = 'APPLIED' FOR UPDATE`,
+          [order.orderNo],
+        );
+        await conn.query(
+          `UPDATE payments SET refund_reason = 'ORDER_FAILED', outcome = 'REFUND_REQUIRED'
          WHERE order_no = ? AND outcome = 'APPLIED'`,
-        [order.orderNo],
-      );
-      for (const payment of applied)
-        if (payment.provider_ref)
-          await disputeOwedMoney(conn, payment.provider as PaymentProviderName, String(payment.provider_ref));
-    });
+          [order.orderNo],
+        );
+        for (const payment of applied)
+          if (payment.provider_ref)
+            await disputeOwedMoney(conn, payment.provider as PaymentProviderName, String(payment.provider_ref));
+      },
+      { readCommitted: true },
+    );
   }
 
   /**
-   * AWAITING_PAYMENT → PAID, and the payment recorded as applied, in one transaction. A payment already judged to be
-   * given back (REFUND_REQUIRED and on) is decided: refused with nothing changed, never turned APPLIED again.
-   */
-  async markPaid(payment: { orderNo: string; eventId: string; amountCents: number; paidAt: Date }): Promise<void> {
-    // Here, not in PaymentStore: it moves the order; its payment row is marked APPLIED in the same transaction.
-    await inTransaction(this.pool, async (conn) => {
-      // The order row first (the lock order of every payment's transaction); a refusal rolls its change back.
-      await payOrderRow(conn, payment.orderNo, payment.paidAt);
-      const [judged] = await conn.query<RowDataPacket[]>('SELECT outcome FROM payments WHERE event_id = ? FOR UPDATE', [
-        payment.eventId,
-      ]);
-      const outcome = judged[0]?.outcome as string | undefined;
-      if (outcome !== undefined && outcome !== 'RECEIVED' && outcome !== 'APPLIED')
-        throw new Error(`payment ${payment.eventId} is ${outcome}: decided, it never pays order ${payment.orderNo}`);
-      await conn.query(
-        `INSERT INTO payments (event_id, order_no, amount_cents, outcome) VALUES (?, ?, ?, 'APPLIED')
-         ON DUPLICATE KEY UPDATE outcome = 'APPLIED', refund_reason = NULL`,
-        [payment.eventId, payment.orderNo, payment.amountCents],
-      );
-    });
-  }
-
-  /**
-   * Cancels an unpaid order unless a payment that pays it was recorded first: the arrival rule
-   * (docs/fault-tolerance.md, "A payment's path"). Under the order row's lock, which PaymentStore.recordPayment takes
-   * too, so a payment is either recorded before this looks (and found: PAID_IN_TIME, nothing changes) or after it
-   * committed (then MySQL stamps it later than the deadline, or than the shopper's cancel). A payment timeout waits for
-   * MySQL's own clock to pass the deadline (NOT_DUE), so a payment stamped at or before the deadline is always seen.
-   * Idempotent: a retry after a lost commit finds the order CANCELLED.
+   * Cancels an unpaid order unless the row applied a payment first (docs/fault-tolerance.md, "A payment's path").
+   * Under the order row's lock, which every payment's recording takes too, so a payment is either decided before this
+   * looks (the order is sold: PAID_IN_TIME, nothing changes) or after it committed (then it finds the order CANCELLED
+   * and is refunded). A payment timeout waits for MySQL's own clock to pass the deadline (NOT_DUE), so a payment
+   * stamped at or before the deadline has always been decided. Idempotent: a retry after a lost commit finds the
+   * order CANCELLED, with the reason its first cancel wrote.
    */
   async cancelUnpaidOrder(cancel: {
     orderNo: string;
@@ -249,20 +270,21 @@ export class OrderStore {
       this.pool,
       async (conn): Promise<CancelUnpaidResult> => {
         const [rows] = await conn.query<RowDataPacket[]>(
-          'SELECT sku, quantity, status, total_cents, payment_deadline FROM orders WHERE order_no = ? FOR UPDATE',
+          `SELECT sku, quantity, status, cancel_reason, payment_deadline FROM orders WHERE order_no = ? FOR UPDATE`,
           [cancel.orderNo],
         );
         const order = rows[0];
-        if (order?.status === 'CANCELLED') return { outcome: 'CANCELLED' };
-        // Paid by this close's own first run: a workflow task that is retried runs its local activities again
-        // (cancelUnpaidOrder found the payment, markPaid applied it, the task's completion was lost). The same answer.
-        if (isSold(order?.status)) {
-          const [applied] = await conn.query<RowDataPacket[]>(
-            `SELECT event_id, amount_cents, received_at FROM payments WHERE order_no = ? AND outcome = 'APPLIED'
-             ORDER BY received_at, event_id LIMIT 1`,
-            [cancel.orderNo],
-          );
-          if (applied[0]) return { outcome: 'PAID_IN_TIME', payment: paymentFound(applied[0]) };
+        if (order?.status === 'CANCELLED') return { outcome: 'CANCELLED', reason: order.cancel_reason as CancelReason };
+        // A payment still waiting (recorded by a build before the row judged every payment) is decided first.
+        const decided =
+          order?.status === 'AWAITING_PAYMENT'
+            ? appliedOf(await decideWaitingPayments(conn, cancel.orderNo, { tellWorkflow: false }))
+            : undefined;
+        // The row applied a payment first (as it was recorded, or just now), or this close's own first run was
+        // retried after the payment: the same answer.
+        if (decided || isSold(order?.status)) {
+          const applied = await appliedPaymentOf(conn, cancel.orderNo);
+          if (applied) return { outcome: 'PAID_IN_TIME', payment: applied };
         }
         if (order?.status !== 'AWAITING_PAYMENT') return { outcome: 'NOT_AWAITING_PAYMENT' };
         // Read after the lock is held: a payment recorded from now on is stamped later than this.
@@ -271,26 +293,30 @@ export class OrderStore {
         ]);
         const dueInMs = Math.ceil(Number(clock?.dueInUs ?? 0) / 1_000);
         if (cancel.reason === 'PAYMENT_TIMEOUT' && dueInMs >= 0) return { outcome: 'NOT_DUE', dueInMs: dueInMs + 1 };
-        const [paid] = await conn.query<RowDataPacket[]>(
-          `SELECT event_id, amount_cents, received_at FROM payments
-           WHERE order_no = ? AND amount_cents = ? AND received_at <= ? AND outcome IN ('RECEIVED','APPLIED')
-           ORDER BY received_at, event_id LIMIT 1`,
-          [cancel.orderNo, order.total_cents, order.payment_deadline],
-        );
-        if (paid[0]) return { outcome: 'PAID_IN_TIME', payment: paymentFound(paid[0]) };
         await conn.query(
           `UPDATE orders SET status = 'CANCELLED', cancel_reason = ?, cancelled_at = ? WHERE order_no = ?`,
           [cancel.reason, cancel.cancelledAt, cancel.orderNo],
         );
         await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [order.quantity, order.sku]);
-        return { outcome: 'CANCELLED' };
+        return { outcome: 'CANCELLED', reason: cancel.reason };
       },
       { readCommitted: true },
     );
   }
 }
 
-function paymentFound(row: RowDataPacket): { eventId: string; amountCents: number; receivedAt: Date } {
+/** The payment that paid the order, if one did (the earliest applied: one only, but for rows changed by hand). */
+async function appliedPaymentOf(
+  db: Pick<Pool, 'query'> | PoolConnection,
+  orderNo: string,
+): Promise<AppliedPayment | undefined> {
+  const [rows] = await db.query<RowDataPacket[]>(
+    `SELECT event_id, amount_cents, received_at FROM payments WHERE order_no = ? AND outcome = 'APPLIED'
+     ORDER BY received_at, event_id LIMIT 1`,
+    [orderNo],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
   return { eventId: String(row.event_id), amountCents: Number(row.amount_cents), receivedAt: row.received_at as Date };
 }
 
@@ -303,8 +329,8 @@ async function insertOrderRow(
 ): Promise<void> {
   await db.query(
     `INSERT ${ignoreExisting ? 'IGNORE ' : ''}INTO orders (order_no, sku, user_id, quantity, unit_price_cents, total_cents, status,
-                         failure_reason, idempotency_key, payment_deadline, created_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ${order.paymentWindowMs === undefined ? '?' : 'GREATEST(CAST(? AS DATETIME(3)), NOW(3) + INTERVAL ? MICROSECOND)'}, ?)`,
+                         payment_provider, failure_reason, idempotency_key, payment_deadline, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${order.paymentWindowMs === undefined ? '?' : 'GREATEST(CAST(? AS DATETIME(3)), NOW(3) + INTERVAL ? MICROSECOND)'}, ?)`,
     [
       order.orderNo,
       order.sku,
@@ -313,6 +339,7 @@ async function insertOrderRow(
       order.unitPriceCents,
       order.unitPriceCents * order.quantity,
       status,
+      order.paymentProvider ?? null,
       failureReason,
       order.idempotencyKey ?? null,
       order.paymentDeadline,
@@ -323,45 +350,90 @@ async function insertOrderRow(
 }
 
 /**
- * AWAITING_PAYMENT → PAID at `paidAt`, with the takebacks the provider reported before the payment reached the order
- * (events out of order) applied; a row in any other status is left as it is. The caller's transaction writes the
- * payment's row (OrderStore.markPaid).
+ * The one judge (docs/fault-tolerance.md, "A payment's path"): under the order row's lock (taken here; already held by
+ * a caller that wrote or read the row), decides every payment of the order still RECEIVED, in arrival order, with the
+ * one rule (judgeAtTheDoor): the first that pays an order awaiting payment makes it PAID (now, by MySQL's clock, with
+ * the takebacks the provider reported before it applied), every other is to be refunded for its reason. Decided once:
+ * a payment leaves RECEIVED here only. With `tellWorkflow` an applied payment is marked for its workflow's payment
+ * Signal (src/payments/signals.ts); without it the caller's answer tells the workflow. Answers the payments decided
+ * now, in arrival order. No row: nothing is decided (the first transaction that writes one decides them).
+ *
+ * Each transaction that brings a payment or first writes the row writes its own row before it calls this, under READ
+ * COMMITTED: whichever commits second sees the other's row (a locking read waits for an uncommitted one; two that wait
+ * on each other deadlock, and inTransaction runs one again). No gap locks: order numbers grow with time, and a gap
+ * lock past the newest would hold up every new order's payment.
  */
-async function payOrderRow(conn: PoolConnection, orderNo: string, paidAt: Date): Promise<void> {
-  const [paid] = await conn.query<ResultSetHeader>(
-    `UPDATE orders SET status = 'PAID', paid_at = ? WHERE order_no = ? AND status = 'AWAITING_PAYMENT'`,
-    [paidAt, orderNo],
-  );
-  if (paid.affectedRows !== 1) return;
-  const [[takebacks]] = await conn.query<RowDataPacket[]>(
-    'SELECT EXISTS (SELECT 1 FROM payment_takebacks WHERE order_no = ?) AS any_',
+export async function decideWaitingPayments(
+  conn: PoolConnection,
+  orderNo: string,
+  options: { tellWorkflow: boolean },
+): Promise<DecidedPayment[]> {
+  const [orders] = await conn.query<RowDataPacket[]>(
+    `SELECT status, total_cents, payment_deadline, payment_provider FROM orders WHERE order_no = ? FOR UPDATE`,
     [orderNo],
   );
-  if (Number(takebacks?.any_) === 1) await applyTakebacks(conn, orderNo);
+  const order = orders[0];
+  if (!order) return [];
+  const [waiting] = await conn.query<RowDataPacket[]>(
+    `SELECT event_id, amount_cents, received_at FROM payments WHERE order_no = ? AND outcome = 'RECEIVED'
+     ORDER BY received_at, event_id FOR UPDATE`,
+    [orderNo],
+  );
+  let status = order.status as StoredOrderStatus;
+  const decided: DecidedPayment[] = [];
+  for (const payment of waiting) {
+    const arrival = {
+      amountCents: Number(payment.amount_cents),
+      receivedAt: (payment.received_at as Date).toISOString(),
+    };
+    const verdict = judgeAtTheDoor(
+      {
+        status,
+        totalCents: Number(order.total_cents),
+        paymentDeadline: (order.payment_deadline as Date).toISOString(),
+        intentDecides: order.payment_provider !== null,
+      },
+      arrival,
+    );
+    const eventId = String(payment.event_id);
+    if (verdict.outcome === 'APPLIED') {
+      await conn.query(
+        `UPDATE orders o JOIN payments p ON p.event_id = ?
+         SET o.status = 'PAID', o.paid_at = NOW(3), p.outcome = 'APPLIED', p.tell_workflow = ?
+         WHERE o.order_no = ?`,
+        [eventId, options.tellWorkflow ? 1 : 0, orderNo],
+      );
+      const [[takebacks]] = await conn.query<RowDataPacket[]>(
+        'SELECT EXISTS (SELECT 1 FROM payment_takebacks WHERE order_no = ?) AS any_',
+        [orderNo],
+      );
+      if (Number(takebacks?.any_) === 1) await applyTakebacks(conn, orderNo);
+      status = 'PAID';
+    } else {
+      await conn.query(`UPDATE payments SET outcome = 'REFUND_REQUIRED', refund_reason = ? WHERE event_id = ?`, [
+        verdict.refundReason ?? null,
+        eventId,
+      ]);
+    }
+    decided.push({ eventId, amountCents: arrival.amountCents, receivedAt: payment.received_at as Date, verdict });
+  }
+  return decided;
 }
 
-/**
- * AWAITING_PAYMENT → PAID now (MySQL's clock) with the payment `eventId` APPLIED and marked for its workflow to be
- * told, in one statement: a payment judged as it was recorded (PaymentStore.recordAndJudge), whose transaction holds
- * the order row's lock and has read whether takebacks wait for the order (`takenBack`: then they are applied).
- */
-export async function payOrderWith(
-  conn: PoolConnection,
-  payment: { orderNo: string; eventId: string; takenBack: boolean },
-): Promise<void> {
-  const [paid] = await conn.query<ResultSetHeader>(
-    `UPDATE orders o JOIN payments p ON p.event_id = ?
-     SET o.status = 'PAID', o.paid_at = NOW(3), p.outcome = 'APPLIED', p.tell_workflow = 1
-     WHERE o.order_no = ? AND o.status = 'AWAITING_PAYMENT'`,
-    [payment.eventId, payment.orderNo],
-  );
-  if (paid.affectedRows === 0) throw new Error(`order ${payment.orderNo} was not AWAITING_PAYMENT under its lock`);
-  if (payment.takenBack) await applyTakebacks(conn, payment.orderNo);
+/** A payment the one judge decided, and its verdict. */
+export interface DecidedPayment extends AppliedPayment {
+  verdict: PaymentVerdict;
+}
+
+/** The payment a judging applied, if it applied one. */
+export function appliedOf(decided: readonly DecidedPayment[]): AppliedPayment | undefined {
+  const applied = decided.find((payment) => payment.verdict.outcome === 'APPLIED');
+  return applied && { eventId: applied.eventId, amountCents: applied.amountCents, receivedAt: applied.receivedAt };
 }
 
 /**
  * Sets a paid order's status and figures from the takebacks recorded for it (paidOrderStatus); the caller holds the
- * order row's lock (OrderStore.markPaid, RefundStore.recordTakeback). Returns the status it has now.
+ * order row's lock (decideWaitingPayments, RefundStore.recordTakeback). Returns the status it has now.
  */
 export async function applyTakebacks(conn: PoolConnection, orderNo: string): Promise<StoredOrderStatus> {
   const [[order]] = await conn.query<RowDataPacket[]>('SELECT status, total_cents FROM orders WHERE order_no = ?', [

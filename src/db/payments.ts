@@ -1,17 +1,11 @@
 /**
- * The payment rows: a payment recorded once (under its order row's share lock: the arrival rule), leased to a
- * delivery owner and settled; the PaymentIntents opened for an order; failed attempts; and where the catch-up reads a
+ * The payment rows: a payment recorded once and decided by its order's row (the one judge, src/db/orders.ts), the
+ * Signal its workflow is owed; the PaymentIntents opened for an order; failed attempts; and where the catch-up reads a
  * provider's events from. Money going back (refunds, takebacks) is src/db/refunds.ts.
  */
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import {
-  judgeAtTheDoor,
-  type PaymentOutcome,
-  type PaymentProviderName,
-  type RefundReason,
-  type StoredOrderStatus,
-} from '../model/order-workflow.js';
-import { payOrderWith } from './orders.js';
+import { type PaymentProviderName, type RefundReason } from '../model/order-workflow.js';
+import { decideWaitingPayments } from './orders.js';
 import {
   PAYMENT_COLUMNS,
   inTransaction,
@@ -20,12 +14,6 @@ import {
   type PaymentIntentRow,
   type PaymentRow,
 } from './rows.js';
-
-/** A delivery owner's hold on a RECEIVED payment: its name, and for how long (MySQL's clock). */
-export interface DeliveryLease {
-  owner: string;
-  leaseMs: number;
-}
 
 /** A payment event as the webhooks record it. */
 export interface RecordedPaymentEvent {
@@ -62,72 +50,30 @@ export class PaymentStore {
   constructor(private readonly pool: Pool) {}
 
   /**
-   * Records a payment event as RECEIVED, once, and answers the stored row. A payment is its money:
-   * one row per event for the generic webhook, one row per provider payment (Stripe's
-   * PaymentIntent) otherwise, whichever event or read told of it first; every event is kept as
-   * evidence of its row. MySQL stamps received_at on the first recording only, so every delivery
-   * carries the same arrival time. Takes the order row's lock for the insert (when the row
-   * exists), so the insert and OrderStore.cancelUnpaidOrder are ordered one way or the other, never interleaved.
+   * Records a payment event, once, and has the order's row decide it (decideWaitingPayments, src/db/orders.ts): a
+   * payment is its money, one row per event for the generic webhook, one row per provider payment (Stripe's
+   * PaymentIntent) otherwise, whichever event or read told of it first; every event is kept as evidence of its row.
+   * The order row's lock is taken first where the row exists, so MySQL stamps received_at after it is held: a close
+   * holding it (cancelUnpaidOrder) read MySQL's clock before this payment arrived. Answers the stored row and whether
+   * this recording decided it (`judged`): APPLIED, with the order PAID and the row marked for its workflow's payment
+   * Signal, or REFUND_REQUIRED; a row still RECEIVED has no order row yet (the first transaction that writes one
+   * decides it). `refundReason`: money that must be given back whatever its order says, recorded so at once.
    */
   async recordPayment(
     event: RecordedPaymentEvent,
-    source = 'webhook',
-    /** Money that must be given back whatever its order says: recorded so at once, never RECEIVED for a sweep. */
-    refundReason?: RefundReason,
-    /** A new RECEIVED row is leased to this delivery owner at once (no other process's sweep takes it meanwhile). */
-    lease?: DeliveryLease,
-  ): Promise<PaymentRow> {
-    return (await this.record(event, { source, refundReason, lease, judge: false })).row;
-  }
-
-  /**
-   * Records a payment event as recordPayment does and, when this recording is its first, judges it at once where the
-   * order's row decides it (judgeAtTheDoor, src/model/order-rules.ts): APPLIED, with the order PAID in the same
-   * transaction and the row marked for its workflow's paymentApplied Signal (tell_workflow,
-   * src/payments/delivery.ts); or REFUND_REQUIRED for an order already sold. `judged` says whether it did; the
-   * row is RECEIVED otherwise, for the workflow to judge. The order row is locked for update here (it may change), so
-   * recordings of one order queue; the payment is stamped after the lock is held, as cancelUnpaidOrder's arrival rule
-   * needs.
-   */
-  async recordAndJudge(
-    event: RecordedPaymentEvent,
     source: string,
-    lease?: DeliveryLease,
+    refundReason?: RefundReason,
   ): Promise<{ row: PaymentRow; judged: boolean }> {
-    return this.record(event, { source, lease, judge: true });
-  }
-
-  private async record(
-    event: RecordedPaymentEvent,
-    options: {
-      source: string;
-      refundReason?: RefundReason | undefined;
-      lease?: DeliveryLease | undefined;
-      judge: boolean;
-    },
-  ): Promise<{ row: PaymentRow; judged: boolean }> {
-    const { source, refundReason, lease, judge } = options;
-    // Here, not in OrderStore: it writes the payment; the order row is locked for the arrival rule and, when the
-    // payment is judged here, moved to PAID by OrderStore's own helper (payOrderWith).
+    // Here, not in OrderStore: it writes the payment; the order's row decides it through OrderStore's own helper.
     return inTransaction(
       this.pool,
       async (conn) => {
-        const [orders] = await conn.query<RowDataPacket[]>(
-          judge
-            ? `SELECT status, total_cents, payment_deadline,
-                 EXISTS (SELECT 1 FROM payments WHERE order_no = o.order_no AND outcome IN ('RECEIVED','APPLIED'))
-                   AS in_play,
-                 EXISTS (SELECT 1 FROM payment_takebacks WHERE order_no = o.order_no) AS taken_back
-               FROM orders o WHERE order_no = ? FOR UPDATE`
-            : 'SELECT order_no FROM orders WHERE order_no = ? LOCK IN SHARE MODE',
-          [event.orderNo],
-        );
+        await conn.query('SELECT 1 FROM orders WHERE order_no = ? FOR UPDATE', [event.orderNo]);
         // Ignored on either key: the event's id seen before, or the provider's payment recorded by another event.
-        const [inserted] = await conn.query<ResultSetHeader>(
+        await conn.query<ResultSetHeader>(
           `INSERT IGNORE INTO payments
-             (event_id, order_no, amount_cents, outcome, refund_reason, provider, provider_ref, paid_at_provider,
-              delivery_owner, delivery_due_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NOW(3) + INTERVAL ? MICROSECOND)`,
+             (event_id, order_no, amount_cents, outcome, refund_reason, provider, provider_ref, paid_at_provider)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
           [
             event.eventId,
             event.orderNo,
@@ -137,8 +83,6 @@ export class PaymentStore {
             event.provider ?? 'generic',
             event.providerRef ?? null,
             event.paidAtProvider ?? null,
-            lease?.owner ?? null,
-            Math.round((lease?.leaseMs ?? 0) * 1_000),
           ],
         );
         const [rows] = await conn.query<RowDataPacket[]>(
@@ -158,41 +102,15 @@ export class PaymentStore {
             'INSERT IGNORE INTO payment_evidence (event_id, payment_event_id, source) VALUES (?, ?, ?)',
             [event.eventId, row.eventId, source],
           );
-        // Judged only by its first recording: a row recorded before is its workflow's, or was judged then.
-        const order = orders[0];
-        if (!judge || inserted.affectedRows !== 1 || row.eventId !== event.eventId || row.outcome !== 'RECEIVED')
-          return { row, judged: false };
-        const verdict = judgeAtTheDoor(
-          order
-            ? {
-                status: order.status as StoredOrderStatus,
-                totalCents: Number(order.total_cents),
-                paymentDeadline: (order.payment_deadline as Date).toISOString(),
-                otherPaymentInPlay: Number(order.in_play) === 1,
-              }
-            : null,
-          { amountCents: row.amountCents, receivedAt: row.receivedAt.toISOString() },
+        if (row.outcome !== 'RECEIVED' || row.orderNo !== event.orderNo) return { row, judged: false };
+        // Its own row written, it reads the order's: decided now, or by the transaction that writes the order's row.
+        const mine = (await decideWaitingPayments(conn, event.orderNo, { tellWorkflow: true })).find(
+          (decided) => decided.eventId === row.eventId,
         );
-        if (!verdict) return { row, judged: false };
-        if (verdict.outcome === 'APPLIED') {
-          await payOrderWith(conn, {
-            orderNo: event.orderNo,
-            eventId: row.eventId,
-            takenBack: Number(order?.taken_back) === 1,
-          });
-        } else {
-          await conn.query(`UPDATE payments SET outcome = 'REFUND_REQUIRED', refund_reason = ? WHERE event_id = ?`, [
-            verdict.refundReason ?? null,
-            row.eventId,
-          ]);
-        }
+        if (!mine) return { row, judged: false };
+        const { outcome, refundReason: reason } = mine.verdict;
         return {
-          row: {
-            ...row,
-            outcome: verdict.outcome,
-            refundReason: verdict.refundReason ?? null,
-            tellWorkflow: verdict.outcome === 'APPLIED',
-          },
+          row: { ...row, outcome, refundReason: reason ?? null, tellWorkflow: outcome === 'APPLIED' },
           judged: true,
         };
       },
@@ -261,24 +179,6 @@ export class PaymentStore {
     }));
   }
 
-  /**
-   * A delivery's end: a payment still RECEIVED gets the verdict its order gave; one the workflow has already recorded
-   * is left as the workflow wrote it. Nothing else changes.
-   */
-  async settleDelivery(
-    eventId: string,
-    verdict: { outcome: PaymentOutcome; refundReason?: RefundReason },
-  ): Promise<void> {
-    await this.pool.query(
-      `UPDATE payments SET refund_reason = ?, outcome = ? WHERE event_id = ? AND outcome = 'RECEIVED'`,
-      [
-        verdict.outcome === 'REFUND_REQUIRED' ? (verdict.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') : null,
-        verdict.outcome,
-        eventId,
-      ],
-    );
-  }
-
   // ---- the payment signal -----------------------------------------------------------------------
   // A payment applied as it was recorded is to be told to its workflow (tell_workflow) until its Signal was sent.
 
@@ -297,67 +197,48 @@ export class PaymentStore {
     return rows.map(toPaymentRow);
   }
 
-  // ---- delivery leases --------------------------------------------------------------------------
-  // A row is to be delivered while it is RECEIVED: its order judges it.
+  // ---- payments waiting for their order's row -------------------------------------------------------
+  // A payment recorded before its order's row existed is RECEIVED until the first transaction that writes the row
+  // decides it. The reconciler looks at those left waiting: rows of an earlier build, and order numbers never issued.
 
-  /**
-   * Leases up to `limit` RECEIVED payments whose lease is over (or that never had one), recorded more than
-   * `olderThanMs` ago by MySQL's clock, to `lease.owner`, and answers them: the sweep of a delivery owner. In the
-   * order they fell due (a row recorded without a lease is due when recorded), so a row that keeps failing, due later
-   * after each try, never hides newer ones.
-   */
-  async leaseDueDeliveries(lease: DeliveryLease, olderThanMs: number, limit: number): Promise<PaymentRow[]> {
-    const [received] = await this.pool.query<ResultSetHeader>(
-      `UPDATE payments SET delivery_owner = ?, delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND
-       WHERE outcome = 'RECEIVED' AND received_at < NOW(3) - INTERVAL ? MICROSECOND
-         AND (delivery_due_at IS NULL OR delivery_due_at <= NOW(3))
-       ORDER BY delivery_due_at, received_at LIMIT ?`,
-      [lease.owner, Math.round(lease.leaseMs * 1_000), Math.round(olderThanMs * 1_000), limit],
-    );
-    if (received.affectedRows === 0) return [];
+  /** Up to `limit` payments still RECEIVED, recorded over `olderThanMs` ago by MySQL's clock, oldest first. */
+  async waitingPayments(olderThanMs: number, limit: number): Promise<PaymentRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE outcome = 'RECEIVED' AND delivery_owner = ? LIMIT ?`,
-      [lease.owner, limit],
+      `SELECT ${PAYMENT_COLUMNS} FROM payments
+       WHERE outcome = 'RECEIVED' AND received_at < NOW(3) - INTERVAL ? MICROSECOND ORDER BY received_at LIMIT ?`,
+      [Math.round(olderThanMs * 1_000), limit],
     );
     return rows.map(toPaymentRow);
   }
 
   /**
-   * Takes (or keeps) the lease of a payment to deliver for `lease.owner` before a delivery: true when the row is its
-   * owner's now (it held it, or the last lease is over), false when another owner holds it or it was settled.
+   * Has the order's row decide the payments waiting for it (decideWaitingPayments); with no row and
+   * `noSuchOrder`, they are refunded ORDER_NOT_FOUND instead (the caller knows no order of ours has that number).
+   * Answers how many it decided, and whether the order has a row.
    */
-  async claimDelivery(eventId: string, lease: DeliveryLease): Promise<boolean> {
-    const [result] = await this.pool.query<ResultSetHeader>(
-      `UPDATE payments SET delivery_owner = ?, delivery_due_at = NOW(3) + INTERVAL ? MICROSECOND,
-         delivery_attempts = delivery_attempts + 1
-       WHERE event_id = ? AND outcome = 'RECEIVED'
-         AND (delivery_owner <=> ? OR delivery_due_at IS NULL OR delivery_due_at <= NOW(3))`,
-      [lease.owner, Math.round(lease.leaseMs * 1_000), eventId, lease.owner],
-    );
-    return result.affectedRows === 1;
-  }
-
-  /** Who delivers (or delivered) a payment, and how many deliveries were claimed for it. */
-  async deliveryOf(eventId: string): Promise<{ owner: string | null; dueAt: Date | null; attempts: number } | null> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      'SELECT delivery_owner, delivery_due_at, delivery_attempts FROM payments WHERE event_id = ?',
-      [eventId],
-    );
-    const row = rows[0];
-    if (!row) return null;
-    return {
-      owner: (row.delivery_owner as string | null) ?? null,
-      dueAt: (row.delivery_due_at as Date | null) ?? null,
-      attempts: Number(row.delivery_attempts),
-    };
-  }
-
-  /** A stopping owner's rows are due at once, for another owner's sweep. */
-  async releaseDeliveries(ownerPrefix: string): Promise<void> {
-    const prefix = `${ownerPrefix.replace(/[\\%_]/g, '\\$&')}%`;
-    await this.pool.query(
-      `UPDATE payments SET delivery_due_at = NOW(3) WHERE outcome = 'RECEIVED' AND delivery_owner LIKE ?`,
-      [prefix],
+  async decideWaitingFor(
+    orderNo: string,
+    options: { noSuchOrder: boolean },
+  ): Promise<{ decided: number; orderExists: boolean }> {
+    return inTransaction(
+      this.pool,
+      async (conn) => {
+        const [orders] = await conn.query<RowDataPacket[]>('SELECT 1 FROM orders WHERE order_no = ? FOR UPDATE', [
+          orderNo,
+        ]);
+        if (orders.length > 0) {
+          const decided = await decideWaitingPayments(conn, orderNo, { tellWorkflow: true });
+          return { decided: decided.length, orderExists: true };
+        }
+        if (!options.noSuchOrder) return { decided: 0, orderExists: false };
+        const [refunded] = await conn.query<ResultSetHeader>(
+          `UPDATE payments SET outcome = 'REFUND_REQUIRED', refund_reason = 'ORDER_NOT_FOUND'
+           WHERE order_no = ? AND outcome = 'RECEIVED'`,
+          [orderNo],
+        );
+        return { decided: refunded.affectedRows, orderExists: false };
+      },
+      { readCommitted: true },
     );
   }
 

@@ -6,7 +6,6 @@ import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
   SOLD_STATUSES,
   type RefundState,
-  type RefundReason,
   type StoredOrderStatus,
   type StoredPaymentOutcome,
 } from '../model/order-workflow.js';
@@ -22,25 +21,6 @@ export interface RefundProgress {
 
 export class RefundStore {
   constructor(private readonly pool: Pool) {}
-
-  /**
-   * A payment that must be given back: late, a second one, or the wrong amount. A refund already
-   * under way (REFUND_REQUESTED and after) is left as it is: a retried activity must not ask twice.
-   */
-  async recordRefundRequired(refund: {
-    orderNo: string;
-    eventId: string;
-    amountCents: number;
-    reason: RefundReason;
-  }): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO payments (event_id, order_no, amount_cents, outcome, refund_reason) VALUES (?, ?, ?, 'REFUND_REQUIRED', ?)
-       ON DUPLICATE KEY UPDATE
-         refund_reason = IF(outcome IN ('RECEIVED','APPLIED','REFUND_REQUIRED'), VALUES(refund_reason), refund_reason),
-         outcome = IF(outcome IN ('RECEIVED','APPLIED','REFUND_REQUIRED'), 'REFUND_REQUIRED', outcome)`,
-      [refund.eventId, refund.orderNo, refund.amountCents, refund.reason],
-    );
-  }
 
   // ---- refunds through a provider ---------------------------------------------------------------
 

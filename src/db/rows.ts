@@ -53,6 +53,8 @@ export interface OrderRow {
   createdAt: Date;
   paidAt: Date | null;
   cancelledAt: Date | null;
+  /** The provider it is paid through when it has an API (Stripe); null for the generic webhook. */
+  paymentProvider: string | null;
   /** Refunded at the provider without us asking (DISPUTED and REFUNDED orders: docs/api.md). */
   refundedCents: number;
   /** The newest dispute of the order's payment. */
@@ -132,10 +134,29 @@ export interface PaymentIntentRow {
  * it throws. `readCommitted`: the transaction locks only the rows it reads (no gap locks) and each
  * read sees what is committed, for transactions that serialise on one row's lock.
  */
+/**
+ * Runs `work` in one transaction. A deadlock rolls it back and runs it again (up to three times): two transactions
+ * that each write their own row and then lock the other's (a payment and its order's first write) may deadlock, and
+ * InnoDB picks one to retry (docs/fault-tolerance.md, "A payment's path").
+ */
 export async function inTransaction<T>(
   pool: Pool,
   work: (conn: PoolConnection) => Promise<T>,
   options: { readCommitted?: boolean } = {},
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await oneTransaction(pool, work, options);
+    } catch (err) {
+      if (attempt >= 3 || (err as { code?: string }).code !== 'ER_LOCK_DEADLOCK') throw err;
+    }
+  }
+}
+
+async function oneTransaction<T>(
+  pool: Pool,
+  work: (conn: PoolConnection) => Promise<T>,
+  options: { readCommitted?: boolean },
 ): Promise<T> {
   const conn = await pool.getConnection();
   try {
@@ -189,6 +210,7 @@ export function toOrderRow(row: RowDataPacket): OrderRow {
     createdAt: row.created_at as Date,
     paidAt: (row.paid_at as Date | null) ?? null,
     cancelledAt: (row.cancelled_at as Date | null) ?? null,
+    paymentProvider: (row.payment_provider as string | null) ?? null,
     refundedCents: Number(row.refunded_cents ?? 0),
     dispute:
       row.dispute_status === null || row.dispute_status === undefined

@@ -83,7 +83,7 @@ export type PaymentOutcome = (typeof PAYMENT_OUTCOMES)[number];
 export const REFUND_STATES = ['REFUND_REQUESTED', 'REFUNDED', 'REFUND_FAILED'] as const;
 export type RefundState = (typeof REFUND_STATES)[number];
 
-/** A payment row's outcome: RECEIVED from the webhook's first write until the verdict is written, then the refund's. */
+/** A payment row's outcome: RECEIVED until its order's row decides it, then the verdict, then the refund's. */
 export const STORED_PAYMENT_OUTCOMES = ['RECEIVED', ...PAYMENT_OUTCOMES, ...REFUND_STATES] as const;
 export type StoredPaymentOutcome = (typeof STORED_PAYMENT_OUTCOMES)[number];
 
@@ -95,7 +95,7 @@ export type PaymentProviderName = string;
 
 /**
  * The webhook's answer: the verdict, DUPLICATE for an event already judged, or RECEIVED for an
- * event recorded whose verdict did not come in time (it is delivered and judged later).
+ * event recorded before its order's row was written (the row decides it as it is written).
  */
 export const WEBHOOK_OUTCOMES = [...PAYMENT_OUTCOMES, 'DUPLICATE', 'RECEIVED'] as const;
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
@@ -153,7 +153,7 @@ export interface PaymentArrival {
   receivedAt: string;
 }
 
-/** The verdict of a recorded payment without its event fields: what the `pay` Update answered. */
+/** The verdict of a recorded payment without its event fields. */
 export function verdictOf(record: PaymentVerdict): PaymentVerdict {
   return record.refundReason
     ? { outcome: record.outcome, refundReason: record.refundReason }
@@ -188,69 +188,34 @@ export function judgePayment(order: PayableOrder, payment: PaymentArrival): Paym
   return { outcome: 'APPLIED' };
 }
 
-/** Whether a payment would pay the order were it still open: the right amount, recorded in time. */
-export function paysInTime(
-  order: Pick<PayableOrder, 'totalCents' | 'paymentDeadline' | 'deadlineDecides'>,
-  payment: PaymentArrival,
-): boolean {
-  return judgePayment({ ...order, paid: false, closingAs: undefined }, payment).outcome === 'APPLIED';
-}
-
-/**
- * The verdict on a payment delivered after its order's workflow closed, from what MySQL recorded:
- * the stored verdict when there is one (a delivery that lost the race with its own earlier one),
- * else judged as the workflow would have against the order's final row; null without a row (no
- * such order, or not started yet).
- */
-export function verdictOfClosedOrder(
-  order: { status: OrderStatus; totalCents: number; paymentDeadline: string } | null,
-  stored: (PaymentArrival & { outcome: string; refundReason: string | null }) | null,
-): PaymentVerdict | null {
-  if (stored?.outcome === 'APPLIED') return { outcome: 'APPLIED' };
-  if (stored?.outcome === 'REFUND_REQUIRED')
-    return refund((stored.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') as RefundReason);
-  if (!order) return null;
-  const closed = {
-    totalCents: order.totalCents,
-    paymentDeadline: order.paymentDeadline,
-    paid: isSold(order.status),
-    closingAs: order.status,
-  };
-  return stored ? judgePayment(closed, stored) : refund(refundReasonFor(order.status));
-}
-
-/**
- * An order's row as the store finds it when a payment is recorded (under the row's lock): its status, its figures, and
- * whether another payment of the order is still to be judged (RECEIVED) or was applied.
- */
+/** An order's row as the one judge reads it under the row's lock (decideWaitingPayments, src/db/orders.ts). */
 export interface OrderAtTheDoor {
   status: StoredOrderStatus;
   totalCents: number;
   paymentDeadline: string;
-  otherPaymentInPlay: boolean;
+  /**
+   * Paid through a provider whose payment cannot succeed once cancelled (Stripe's intent): its state machine, not
+   * the deadline, decides, and the order is cancelled only once the provider confirmed it (docs/fault-tolerance.md).
+   */
+  intentDecides: boolean;
 }
 
 /**
- * The verdict a payment gets as it is recorded (docs/fault-tolerance.md, "A payment's path"), or undefined when only
- * the order's workflow can give it. The order row's lock orders the recording and the close's cancelUnpaidOrder: the
- * first to commit decides, so a verdict given here is the one the workflow gives once told. Given only where every
- * rule agrees:
- *   - the order awaits payment, no other payment of it is in play, and this one pays it (the full amount, recorded in
- *     time): APPLIED. The workflow, told afterwards, judges it the same and closes the order PAID.
- *   - the order is sold: REFUND_REQUIRED, for the reason a closed order's payment gets. Its workflow must not hear of
- *     it: one not told yet of the payment applied here would apply this one too.
- * Anything else (no row yet, another payment in play, the wrong amount or a late one to an open order, an order closed
- * unpaid) is the workflow's to judge, as before the store judged any.
+ * The verdict of the one judge (docs/fault-tolerance.md, "A payment's path"): the order's row decides every payment,
+ * once, under its lock, in arrival order, whoever brings it (a webhook, the catch-up, the close reading its intent, the
+ * transaction that first writes the row). What the payment itself says comes first (its amount; for the generic
+ * webhook when it was recorded), then the row: an order awaiting payment is paid by it; a sold one refunds it
+ * (ALREADY_PAID); one closed unpaid refunds it for its close.
  */
-export function judgeAtTheDoor(order: OrderAtTheDoor | null, payment: PaymentArrival): PaymentVerdict | undefined {
-  if (!order) return undefined;
-  if (order.status === 'AWAITING_PAYMENT') {
-    if (order.otherPaymentInPlay || !paysInTime(order, payment)) return undefined;
-    return { outcome: 'APPLIED' };
-  }
-  if (!isSold(order.status)) return undefined;
+export function judgeAtTheDoor(order: OrderAtTheDoor, payment: PaymentArrival): PaymentVerdict {
   return judgePayment(
-    { totalCents: order.totalCents, paymentDeadline: order.paymentDeadline, paid: true, closingAs: order.status },
+    {
+      totalCents: order.totalCents,
+      paymentDeadline: order.paymentDeadline,
+      paid: isSold(order.status),
+      closingAs: order.status === 'AWAITING_PAYMENT' ? undefined : order.status,
+      deadlineDecides: !order.intentDecides,
+    },
     payment,
   );
 }

@@ -149,18 +149,16 @@ type OrderViewOfState = Pick<
 >;
 
 /**
- * The card's payment signal: a payment the order's row applied (PaymentStore.recordAndJudge), sent after the commit.
+ * The card's payment signal: a payment the order's row applied (PaymentStore.recordPayment), sent after the commit.
  * The workflow follows the row's decision and closes the order as PAID; it does not judge the payment again. A signal
  * needs no worker: Temporal keeps it in the history until one runs the order (docs/fault-tolerance.md).
  */
 export const paymentAppliedSignal = defineSignal<[PaymentReceived]>('paymentApplied');
 
 /**
- * A payment the order's row could not decide yet (RECEIVED) is delivered as an Update, so the deliverer gets the
- * workflow's verdict in the same call; the shopper's cancel too (a refused cancel is rejected by the validator and
- * never enters the history).
+ * The shopper's cancel, whose verdict is the order row's (the workflow cancels the row first): refused NOT_CANCELLABLE
+ * once a payment was applied (a refusal the validator can tell never enters the history).
  */
-export const payUpdate = defineUpdate<PaymentVerdict, [PaymentReceived]>('pay');
 export const cancelUpdate = defineUpdate<OrderState, []>('cancel');
 /**
  * Answers once the order's persistence has an outcome: the state as soon as it is no longer

@@ -19,12 +19,10 @@ import { DEFAULT_CALL_TIMEOUT_MS, type OrderWorkflowClient } from './workflow-cl
 import {
   orderNoTime,
   pendingOrderState,
-  verdictOfClosedOrder,
   type OrderDispute,
   type OrderInput,
   type OrderState,
   type OrderView,
-  type PaymentVerdict,
 } from '../model/order-workflow.js';
 
 /**
@@ -160,7 +158,7 @@ export class OrderLookup {
 
   /**
    * A workflow awaiting payment may not have heard yet that its order was paid: a payment the order's row decided as
-   * it was recorded (PaymentStore.recordAndJudge) is told to the workflow afterwards. MySQL's final status is the
+   * it was recorded (PaymentStore.recordPayment) is told to the workflow afterwards. MySQL's final status is the
    * order's (the close writes MySQL before the workflow shows it too); its row not answering within the stores' share
    * leaves the workflow's answer.
    */
@@ -281,28 +279,6 @@ export class OrderLookup {
         ...(row.dispute ? { dispute: disputeView(row.dispute) } : {}),
       },
     };
-  }
-
-  /**
-   * The verdict on a payment delivered after its order's workflow closed (or to one that never
-   * existed), stored outcome first: a delivery that lost the race with its own earlier delivery
-   * (the order PAID with this very event) is APPLIED, not refunded; one the workflow judged keeps
-   * its verdict. Only money the closed order never took is REFUND_REQUIRED, judged as the workflow
-   * judges (its amount, then when it was recorded, then the order's final status); null when there
-   * is no order row either (no such order, or not started yet).
-   */
-  async verdictOfClosedOrder(orderNo: string, eventId: string, deadline: Deadline): Promise<PaymentVerdict | null> {
-    const [stored, order] = await this.onMysql(deadline, () =>
-      Promise.all([this.deps.stores.payments.getPayment(eventId), this.deps.stores.orders.getOrder(orderNo)]),
-    );
-    return verdictOfClosedOrder(
-      order && {
-        status: order.status,
-        totalCents: order.totalCents,
-        paymentDeadline: order.paymentDeadline.toISOString(),
-      },
-      stored && { ...stored, receivedAt: stored.receivedAt.toISOString() },
-    );
   }
 }
 

@@ -9,14 +9,14 @@
  *   AWAITING_PAYMENT at most `cacheMs` old (from when its query
  *   started) and never past its paymentDeadline; PAID, CANCELLED and FAILED never change, so they
  *   stay until evicted;
- * - `changed(orderNo)`: this process delivered a payment or a cancel; the cached answer and any
+ * - `changed(orderNo)`: this process recorded a payment or a cancel; the cached answer and any
  *   query already under way are dropped, open states are not cached again until the order reaches
  *   a final state (the workflow applies a payment a moment after accepting it), and long-poll
  *   waiters of the order are woken to re-read at once. Until then it is read from MySQL first
  *   (OrderLookup.findChanging): a final status there needs no workflow query.
  *
  * Notifications (OrderChangeNotifier, below): changed() also tells the other API processes, and
- * the worker's closing activities (markPaid, cancelUnpaidOrder, recordOrderFailure) tell every API process
+ * the worker's activities (persistOrder, cancelUnpaidOrder, recordOrderFailure) tell every API process
  * before the workflow shows the new state, so an operator's cancel from the Web UI, a timeout or
  * the reconciler's repair are seen too. While this process's Redis subscription is live (and was
  * when the answer was read), an AWAITING_PAYMENT answer may be served for `notifiedCacheMs`; while
@@ -49,7 +49,7 @@ export interface OrderStatusReaderOptions {
   cacheMs: number;
   /** The same while the change notifications are live (>= cacheMs); without a subscription, unused. */
   notifiedCacheMs?: number;
-  /** Tells the other API processes of a local change (a payment or cancel delivered here). */
+  /** Tells the other API processes of a local change (a payment or cancel taken here). */
   notifier?: OrderChangeNotifier;
   /** The most orders kept in the cache (least recently used go first). */
   maxEntries: number;
@@ -209,7 +209,7 @@ export class OrderStatusReader {
     this.cache?.set(orderNo, { order: found, expiresAt: Infinity });
   }
 
-  /** This process delivered a payment or a cancel to the order: tell the others, then as below. */
+  /** This process took a payment or a cancel of the order: tell the others, then as below. */
   changed(orderNo: string): void {
     // Best effort: the worker's activity that applies the change notifies every process as well.
     this.options.notifier?.publish(orderNo).catch(() => {});
@@ -403,9 +403,9 @@ export async function findOwnOrder(
  * "This order is changing": a Redis pub/sub notification that lets every API process keep an
  * order's AWAITING_PAYMENT answer in its status cache for long (STATUS_CACHE_NOTIFIED_MS) instead
  * of re-asking the workflow every STATUS_CACHE_MS. Sent by whatever changes an open order: the
- * worker's closing activities (markPaid, cancelUnpaidOrder, recordOrderFailure, so a timeout, an
+ * worker's activities (persistOrder, cancelUnpaidOrder, recordOrderFailure, so a timeout, an
  * operator's cancel from the Web UI and the reconciler are covered) and the API process that
- * delivered a payment or a cancel. The workflow stays the truth: a notification only makes the
+ * recorded a payment or a cancel. The workflow stays the truth: a notification only makes the
  * readers ask it again.
  */
 /** Where an order's change is announced; the message is the order number. */

@@ -30,13 +30,11 @@ import {
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
   paymentAppliedSignal,
-  payUpdate,
   statusQuery,
   type OrderInput,
   type OrderState,
   type OrderWorkflowSignature,
   type PaymentReceived,
-  type PaymentVerdict,
 } from '../model/order-workflow.js';
 
 /** gRPC status DEADLINE_EXCEEDED: what Temporal answers a query no worker took in time. */
@@ -103,15 +101,12 @@ const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
 export type AwaitedStart =
   { outcome: 'DECIDED'; state: OrderState } | { outcome: 'RUNNING' } | { outcome: 'ALREADY_CLOSED' };
 
-/**
- * How a payment's message to its workflow ended: the pay Update's verdict, the paymentApplied Signal sent, no running
- * workflow, no answer by its deadline, or a failure.
- */
-export type PayUpdateOutcome = 'verdict' | 'signalled' | 'no_workflow' | 'timeout' | 'error';
+/** How a payment Signal ended: sent, no running workflow, no answer by its deadline, or a failure. */
+export type PaymentSignalOutcome = 'signalled' | 'no_workflow' | 'timeout' | 'error';
 
-/** Told of each pay Update and payment Signal, timed here, the one place they are sent (the API's metrics). */
-export interface PayUpdateObserver {
-  payUpdateDone(outcome: PayUpdateOutcome, seconds: number): void;
+/** Told of each payment Signal, timed here, the one place they are sent (the API's metrics). */
+export interface PaymentSignalObserver {
+  paymentSignalDone(outcome: PaymentSignalOutcome, seconds: number): void;
 }
 
 export class OrderWorkflowClient {
@@ -123,14 +118,14 @@ export class OrderWorkflowClient {
    * and the tools). Either way a dependency that fails or does not answer in time surfaces as
    * DependencyUnavailableError (the API's 503). `pacing`: starts wait here, in this process, rather
    * than in Temporal; one too late to be worth it is not sent (the promise's owner sends it later).
-   * `payObserver`: told how long each pay Update took.
+   * `signalObserver`: told how long each payment Signal took.
    */
   constructor(
     private readonly temporal: Client,
     private readonly taskQueue: string,
     private readonly guards: OrderWorkflowClientGuards,
     readonly pacing: StartPacer,
-    private readonly payObserver?: PayUpdateObserver,
+    private readonly signalObserver?: PaymentSignalObserver,
   ) {}
 
   /** For the worker and the tools: calls bounded by their deadlines only, behind guards that never open. */
@@ -339,33 +334,6 @@ export class OrderWorkflowClient {
   }
 
   /**
-   * Delivers a payment event to the order (the `pay` Update, deduplicated by event id) and answers
-   * the workflow's verdict on it; null when it has no running workflow (closed, or never started:
-   * OrderLookup.verdictOfClosedOrder judges from MySQL). Sent whatever the breaker says, within
-   * `deadline`: a payment is worth the wait.
-   */
-  async pay(orderNo: string, payment: PaymentReceived, deadline = defaultDeadline()): Promise<PaymentVerdict | null> {
-    const update = () =>
-      this.handle(orderNo).executeUpdate(payUpdate, { args: [payment], updateId: `pay:${payment.eventId}` });
-    const startedAt = performance.now();
-    let outcome: PayUpdateOutcome = 'error';
-    try {
-      const verdict = await this.onWorkflow(deadline, update, { evenWhenOpen: true });
-      outcome = 'verdict';
-      return verdict;
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) {
-        outcome = 'no_workflow';
-        return null;
-      }
-      if (isTimeout(err)) outcome = 'timeout';
-      throw err;
-    } finally {
-      this.payObserver?.payUpdateDone(outcome, (performance.now() - startedAt) / 1_000);
-    }
-  }
-
-  /**
    * Sends the paymentApplied Signal: a payment the order's row applied. Temporal keeps it durably in the history, so
    * it needs no worker. NOT_RUNNING when the workflow has closed or never started (its close read the row).
    */
@@ -375,7 +343,7 @@ export class OrderWorkflowClient {
     deadline = defaultDeadline(),
   ): Promise<'SIGNALLED' | 'NOT_RUNNING'> {
     const startedAt = performance.now();
-    let outcome: PayUpdateOutcome = 'error';
+    let outcome: PaymentSignalOutcome = 'error';
     try {
       await this.onTemporal(deadline, () => this.handle(orderNo).signal(paymentAppliedSignal, payment));
       outcome = 'signalled';
@@ -388,7 +356,7 @@ export class OrderWorkflowClient {
       if (isTimeout(err)) outcome = 'timeout';
       throw err;
     } finally {
-      this.payObserver?.payUpdateDone(outcome, (performance.now() - startedAt) / 1_000);
+      this.signalObserver?.paymentSignalDone(outcome, (performance.now() - startedAt) / 1_000);
     }
   }
 

@@ -128,6 +128,18 @@ export interface ReconcileReport {
   salesOnlyInRedis: string[];
   /** Payments applied as they were recorded whose workflow got its paymentApplied Signal from this run. */
   paymentsSignalled: number;
+  /**
+   * Payments left RECEIVED that this run had decided: by their order's row (one an earlier build left waiting), or
+   * refunded ORDER_NOT_FOUND (no order of ours has their number).
+   */
+  paymentsDecided: number;
+}
+
+/** A page of payments left waiting (decideWaitingPayments): how many were read, decided, refunded ORDER_NOT_FOUND. */
+export interface WaitingPaymentPage {
+  read: number;
+  decided: number;
+  orderNotFound: number;
 }
 
 /** A page of payments to signal (signalAppliedPayments): how many were read, signalled (or found closed), failed. */

@@ -13,12 +13,11 @@ import { createActivities, type Activities } from '../activities/order.js';
 import { createReconcileActivities, type ReconcileActivities } from '../activities/reconcile.js';
 import { OrderChangeNotifier } from '../order/status-reads.js';
 import { OrderWorkflowClient } from '../order/workflow-client.js';
-import type { PaymentStore } from '../db/payments.js';
 import type { Stores } from '../db/stores.js';
 import { PromiseQueue } from '../inventory/promise-queue.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { boundBy, Deadline } from '../infra/dependency-guard.js';
-import { signalAppliedPayment } from '../payments/delivery.js';
+import { PaymentReceiver, PaymentSignals } from '../payments/receiver.js';
 import type { Logger } from '../infra/logger.js';
 import { subscribeChannels } from '../infra/redis-subscription.js';
 import { temporalClientInterceptors, tracingActivityInterceptors, workflowSpanSinks } from '../infra/tracing.js';
@@ -29,14 +28,9 @@ import { deploymentOptions, workerVersionOf } from './versioning.js';
 import type { WorkerVersion } from '../infra/worker-deployments.js';
 import { activityMetricsInterceptor, temporalClockInterceptor } from './telemetry.js';
 import type { ClockWatch } from '../infra/clocks.js';
-import { providerTaskQueue, type RefundReason } from '../model/order-workflow.js';
+import { providerTaskQueue } from '../model/order-workflow.js';
 import { RefundOwner, type RefundObserver, type RefundOwnerPacing } from '../payments/refunds.js';
-import {
-  catchUpIntakeOf,
-  catchUpProvider,
-  providerApis,
-  type PaymentIntake,
-} from '../payments/providers/definition.js';
+import { catchUpIntakeOf, catchUpProvider, providerApis } from '../payments/providers/definition.js';
 import { paymentProviders } from '../payments/providers/registry.js';
 import {
   createCatchUpActivities,
@@ -95,7 +89,18 @@ export function workerActivities(deps: {
     intake: caughtUp
       ? catchUpIntakeOf(
           caughtUp.definition.intake(caughtUp.settings, {
-            payments: recordAndJudge(stores.payments, changes, orders),
+            // The webhook's own path: recorded, decided by the order's row, its Signal sent without waiting.
+            payments: new PaymentReceiver({
+              config,
+              stores,
+              guards: { mysql: workerMysqlGuard() },
+              source: 'catch-up',
+              signals: new PaymentSignals({
+                orders,
+                stores,
+                changed: (orderNo) => void changes.publish(orderNo).catch(() => undefined),
+              }),
+            }),
             stores,
             mysql: workerMysqlGuard(),
             mysqlMs: config.deadlines.mysqlMs,
@@ -112,32 +117,6 @@ export function workerActivities(deps: {
     ...paymentActivities,
     ...catchUp,
     ...createReconcileActivities({ stores, inventory, orders }),
-  };
-}
-
-/**
- * The catch-up's payments (evidence source `catch-up`): recorded and judged where the order's row decides, as the
- * webhook's are. A RECEIVED one is delivered by the API processes' payment owners (their sweep leases every row to
- * deliver that no owner holds); the workflow of an order an APPLIED one paid gets its Signal here (or, failing, from
- * the reconciler).
- */
-function recordAndJudge(
-  payments: PaymentStore,
-  changes: OrderChangeNotifier,
-  orders: OrderWorkflowClient | null,
-): PaymentIntake {
-  return {
-    async handle(event) {
-      const { row, judged } = await payments.recordAndJudge(event, 'catch-up');
-      if (!judged) return { outcome: row.outcome === 'RECEIVED' ? 'RECEIVED' : 'DUPLICATE' };
-      await changes.publish(row.orderNo).catch(() => undefined);
-      // Not waited for, as the webhook's: a slow Temporal must not hold the catch-up's page (the reconciler resends).
-      if (orders && row.tellWorkflow)
-        void signalAppliedPayment({ orders, payments }, row, Deadline.in(5_000)).catch(() => undefined);
-      return row.outcome === 'APPLIED'
-        ? { outcome: 'APPLIED' }
-        : { outcome: 'REFUND_REQUIRED', refundReason: row.refundReason as RefundReason };
-    },
   };
 }
 

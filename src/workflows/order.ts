@@ -1,36 +1,31 @@
 /**
  * OrderWorkflow: one durable process per order (docs/fault-tolerance.md, "OrderWorkflow: decide, then close").
  *
- * It first decides the order's outcome, then closes the order on one path that cannot be cancelled:
+ * The order's row in MySQL is the one judge of its payments: it decides each one as it is recorded (or, for one that
+ * came before the row, as the row is written), and the workflow follows. It first decides the order's outcome, then
+ * closes the order on one path that cannot be cancelled:
  *
- *   decide   persistOrder (claims the Redis reservation, writes MySQL)
+ *   decide   persistOrder (claims the Redis reservation, writes MySQL; a payment that came first is decided there)
  *              fails for good / cancelled while pending ─────────────────────────▶ FAILED
- *              ok ─▶ AWAITING_PAYMENT ─ wait for a payment, a cancel or the deadline
- *                        payment ─▶ PAID · deadline ─▶ CANCELLED (PAYMENT_TIMEOUT)
+ *              ok ─▶ AWAITING_PAYMENT ─ wait for the payment Signal, a cancel or the deadline
+ *                        paymentApplied ─▶ PAID · deadline ─▶ CANCELLED (PAYMENT_TIMEOUT)
  *                        shopper ─▶ CANCELLED (USER_CANCELLED) · operator ─▶ CANCELLED (OPERATOR_CANCELLED)
- *   close    PAID       confirm the reservation (Redis), then markPaid (MySQL; not for a payment the row
- *                       applied itself); if the units are gone from Redis the order FAILS instead and the
- *                       payment is refunded
- *            CANCELLED  cancelUnpaidOrder (MySQL): a payment recorded in time but not delivered
- *                       yet turns it into PAID (above); else cancelled, and the reservation
- *                       released (Redis)
- *            FAILED     recordOrderFailure (MySQL: a FAILED row, units back if it was persisted),
- *                       then release the reservation (Redis); an accepted payment is refunded
- *            and every payment that was not applied is recorded REFUND_REQUIRED.
+ *   close    PAID       confirm the reservation (Redis); the row is PAID already. If the units are gone from Redis
+ *                       the order FAILS instead and the payment is refunded
+ *            CANCELLED  cancelUnpaidOrder (MySQL): a payment the row applied first turns it into PAID (above);
+ *                       else cancelled, and the reservation released (Redis)
+ *            FAILED     recordOrderFailure (MySQL: a FAILED row, units back if it was persisted, an applied
+ *                       payment to be refunded), then release the reservation (Redis)
  *
  * An order paid through a provider with an API (input.paymentProvider: Stripe) also has its
  * payment made there once persisted (openPayment, while the wait goes on; a refusal fails the
  * order). Its intent's state decides its close: before the order is cancelled its intents are
- * closed at the provider (closePayment: cancel, and after a refusal read again); one that was paid
- * first pays the order, one still processing keeps the unit until its outcome, and the unit is
- * released only once none can be paid. Such a payment is judged by the provider's state machine,
- * not by when it arrived.
+ * closed at the provider (closePayment: cancel, and after a refusal read again, the money of one that succeeded
+ * recorded and decided by the row); one that was paid first pays the order, one still processing keeps the unit
+ * until its outcome, and the unit is released only once none can be paid.
  *
- * A payment the order's row applied as it was recorded arrives as the paymentApplied Signal: the workflow follows
- * the row's decision, never judging it again. One the row could not decide arrives as the pay Update, and so does the
- * shopper's cancel. A payment through the generic webhook is judged by when MySQL recorded it (receivedAt), not by
- * when it is delivered (src/model/order-rules.ts), because the SDK runs an activation's Updates before its timer and
- * a delivery can come late.
+ * The shopper's cancel is an Update whose verdict is the row's: it cancels the row first (cancelUnpaidOrder), so a
+ * cancel after a payment the row applied is refused NOT_CANCELLABLE and the order closes PAID.
  *
  * OrderRun holds the order's state, its message handlers and the steps above; OrderWorkflow wires
  * them to Temporal.
@@ -54,25 +49,18 @@ import {
   awaitPersistedUpdate,
   cancelUpdate,
   isCancellable,
-  judgePayment,
   NOT_CANCELLABLE,
-  OPEN_STATUSES,
   outcomeOfWait,
   paymentAppliedSignal,
-  payUpdate,
-  paysInTime,
   pendingOrderState,
   providerTaskQueue,
   statusQuery,
-  verdictOf,
   type CancelReason,
   type OrderInput,
   type OrderState,
   type OrderWorkflowSignature,
   type Outcome,
   type PaymentReceived,
-  type PaymentVerdict,
-  type RefundReason,
 } from '../model/order-workflow.js';
 
 /**
@@ -89,20 +77,19 @@ const { persistOrder } = proxyLocalActivities<Activities>({
 });
 
 /**
- * A failed order's close and the refunds: they must happen eventually (a lost release loses stock, a lost refund
- * record loses money). These retry without limit (capped backoff); every one of them is idempotent.
+ * A failed order's close: it must happen eventually (a lost release loses stock, a lost failure loses the refund of
+ * an applied payment). These retry without limit (capped backoff); both are idempotent.
  */
-const { recordOrderFailure, recordRefundRequired, releaseReservation } = proxyActivities<Activities>({
+const { recordOrderFailure, releaseReservation } = proxyActivities<Activities>({
   startToCloseTimeout: '10s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
 /**
- * The close's steps as local activities: a decided order closes in the workflow task that decided it instead of one
- * activity task and one more workflow task per step. A paid order is PAID about
- * one round trip after its payment's Update, and each close writes two markers into the history instead of six
- * events per step: at a sale's rate the server and the worker do a third of the work. Backoffs of 1 s or more wait
- * on a durable timer, and they retry without limit as the activities above do.
+ * The close's steps (and the shopper's cancel) as local activities: a decided order closes in the workflow task that
+ * decided it instead of one activity task and one more workflow task per step. Each close writes two markers into
+ * the history instead of six events per step: at a sale's rate the server and the worker do a third of the work.
+ * Backoffs of 1 s or more wait on a durable timer, and they retry without limit as the activities above do.
  */
 const closeInTask = proxyLocalActivities<Activities>({
   startToCloseTimeout: '10s',
@@ -125,8 +112,6 @@ const PROVIDER_ACTIVITY_OPTIONS = {
 const PROCESSING_FIRST_READ_MS = 60_000;
 const PROCESSING_MAX_READ_MS = 3_600_000;
 
-type Refund = PaymentReceived & { reason: RefundReason };
-
 /**
  * Pinned (Worker Versioning, the worker's default behaviour: src/workers/versioning.ts): an order runs to its end on
  * the build that started it, so a change to this workflow ships as a new build that only new orders run
@@ -137,7 +122,6 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   // Registered before the first await, so a message delivered with the start finds its handler.
   setHandler(statusQuery, () => order.state);
   setHandler(paymentAppliedSignal, (payment) => order.followAppliedPayment(payment));
-  setHandler(payUpdate, (payment) => order.receivePayment(payment), { validator: validatePayment });
   setHandler(cancelUpdate, () => order.cancel(), { validator: () => order.assertCancellable() });
   setHandler(awaitPersistedUpdate, () => order.untilPersisted());
   return order.run();
@@ -153,33 +137,33 @@ const _keepsItsSignature: OrderWorkflowSignature = OrderWorkflow;
  * persist or the wait by throwing, and run() rethrows it once the order is closed.
  */
 type OrderPhase =
-  /** persistOrder runs (the order is PENDING): a payment waits for it; a shopper's cancel is kept for the wait. */
+  /** persistOrder runs (the order is PENDING): a shopper's cancel waits for it. */
   | { readonly kind: 'PERSISTING' }
   /** Payable: a payment, a cancel, the deadline or the provider's refusal ends the wait (providerPayment). */
   | { readonly kind: 'AWAITING_PAYMENT' }
-  /** The shopper cancelled while the outcome was open: the wait ends with it, at once if it came while persisting. */
+  /** The shopper's cancel was accepted (the row is CANCELLED): the wait ends with it. */
   | { readonly kind: 'CANCEL_REQUESTED' }
-  /** A payment was applied while the outcome was open: the wait ends with it, and the order closes as PAID. */
+  /** The row applied a payment while the outcome was open: the wait ends with it, and the order closes as PAID. */
   | { readonly kind: 'PAYMENT_APPLIED'; readonly payment: PaymentReceived }
   /**
-   * Cancelled, a provider order closes its intents first: open until the provider answers, so a
-   * payment is judged as for an open order, and a cancel changes nothing.
+   * Cancelled, a provider order closes its intents first: open until the provider answers, so a payment its row
+   * applies meanwhile pays it, and a cancel changes nothing.
    */
   | { readonly kind: 'SETTLING_AT_PROVIDER' }
-  /** Decided PAID: the reservation confirmed in Redis, then markPaid in MySQL. */
+  /** Decided PAID (the row is PAID): the reservation confirmed in Redis. */
   | { readonly kind: 'PAYING'; readonly payment: PaymentReceived }
-  /** Decided CANCELLED: cancelUnpaidOrder looks for a payment recorded in time; such a payment waits for it. */
+  /** Decided CANCELLED: cancelUnpaidOrder cancels the row unless it applied a payment first. */
   | { readonly kind: 'SETTLING_IN_MYSQL' }
   /** MySQL found none: the order is cancelled and its reservation released. */
   | { readonly kind: 'CANCELLING' }
   /** Decided FAILED: recorded and its reservation released; the payment it had applied, if any, is refunded. */
   | { readonly kind: 'FAILING'; readonly applied: PaymentReceived | undefined }
-  /** Closed as its final status: a payment that still arrives is refunded. */
+  /** Closed as its final status: a payment that still arrives is refunded by the row. */
   | { readonly kind: 'CLOSED'; readonly as: OrderState['status']; readonly applied: PaymentReceived | undefined };
 
 type PhaseKind = OrderPhase['kind'];
 
-/** The phases whose outcome is still open: a payment applied now decides it. */
+/** The phases whose outcome is still open: a payment the row applied decides it. */
 const OPEN_PHASES: readonly PhaseKind[] = [
   'PERSISTING',
   'AWAITING_PAYMENT',
@@ -189,8 +173,8 @@ const OPEN_PHASES: readonly PhaseKind[] = [
 
 /** Every move an order's phase may make, and what makes it. */
 export const PHASE_TRANSITIONS: { readonly [From in PhaseKind]: readonly PhaseKind[] } = {
-  // persisted · the shopper's cancel · the row applied a payment before the persist's answer came · the persist
-  // failed, or an operator cancelled it
+  // persisted · (the shopper's cancel waits for the persist) · the row applied a payment as it was written · the
+  // persist failed, or an operator cancelled it
   PERSISTING: ['AWAITING_PAYMENT', 'CANCEL_REQUESTED', 'PAYMENT_APPLIED', 'FAILING'],
   // the shopper's cancel · a payment · the deadline or an operator's cancel, for a provider order or
   // any other · the provider refused to make the payment
@@ -243,13 +227,11 @@ class OrderRun {
   /** Where the run is (OrderPhase): moved only by moveTo. */
   private phase: OrderPhase = { kind: 'PERSISTING' };
   private readonly reservation: { sku: string; orderNo: string };
-  /** Payments that were not applied, to be recorded REFUND_REQUIRED. */
-  private readonly refunds: Refund[] = [];
-  /** Payments the order's row applied itself (the paymentApplied Signal): PAID is written there once, never again. */
-  private readonly paidInMysql = new Set<string>();
+  /** The reason the row was cancelled for by the shopper's cancel (cancel()): the close need not ask the row again. */
+  private cancelledInRow: CancelReason | undefined;
   /** The order's payment at its provider; undefined while none was opened (not a provider order, or not persisted). */
   private providerPayment: ProviderPayment | undefined;
-  /** A provider order: its intent decides the close, and its payments are judged without the arrival rule. */
+  /** A provider order: its intent decides the close. */
   private readonly intentDecides: boolean;
   private readonly providerActivities: Pick<PaymentActivities, 'openPayment' | 'closePayment'>;
 
@@ -271,10 +253,8 @@ class OrderRun {
     await CancellationScope.nonCancellable(async () => {
       await this.close(outcome);
       this.moveTo({ kind: 'CLOSED', as: this.state.status, applied: this.applied() });
-      await this.recordRefunds();
-      // Payments that arrive while closing are refunded too.
+      // A cancel still asking the row answers before the workflow completes.
       await condition(allHandlersFinished);
-      await this.recordRefunds();
     });
     log.info('order closed', {
       orderNo: this.state.orderNo,
@@ -295,18 +275,6 @@ class OrderRun {
   // ---- messages ---------------------------------------------------------------------------------
 
   /**
-   * The pay Update. A payment that reaches an order still being persisted is judged once the
-   * persist wrote the deadline (or failed), even if an operator cancels meanwhile. One recorded in
-   * time that arrives while cancelUnpaidOrder runs waits for it: that step finds every such payment
-   * in MySQL, so it decides, and this one then reads the outcome.
-   */
-  async receivePayment(payment: PaymentReceived): Promise<PaymentVerdict> {
-    await CancellationScope.nonCancellable(() => condition(() => this.state.status !== 'PENDING'));
-    if (this.waitsForSettling(payment)) await condition(() => this.phase.kind !== 'SETTLING_IN_MYSQL');
-    return this.judgePayment(payment);
-  }
-
-  /**
    * The paymentApplied Signal: the order's row applied this payment under its lock. While the outcome is open the
    * order closes as PAID with it; once decided, the close reads the row itself (cancelUnpaidOrder finds the order
    * sold; failOrder refunds the payment). A repeat, or a malformed payload, changes nothing.
@@ -321,22 +289,46 @@ class OrderRun {
     if (this.state.payments.some((p) => p.eventId === payment.eventId)) return;
     if (!OPEN_PHASES.includes(this.phase.kind)) return;
     this.state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, outcome: 'APPLIED' });
-    this.paidInMysql.add(payment.eventId);
     this.moveTo({ kind: 'PAYMENT_APPLIED', payment });
   }
 
   /** The cancel Update's validator: a refused cancel never enters the history. */
   assertCancellable(): void {
     if (!this.cancellable())
-      throw new Error(
+      throw ApplicationFailure.nonRetryable(
         `${NOT_CANCELLABLE}: order ${this.state.orderNo} is ${this.state.status} and can no longer be cancelled`,
+        NOT_CANCELLABLE,
       );
   }
 
-  cancel(): OrderState {
-    // Another cancel, or one after the wait (a provider order closing at its provider), changes nothing.
-    if (this.phase.kind === 'PERSISTING' || this.phase.kind === 'AWAITING_PAYMENT')
-      this.moveTo({ kind: 'CANCEL_REQUESTED' });
+  /**
+   * The shopper's cancel, whose verdict is the row's: once persisted, cancelUnpaidOrder cancels the row, unless the
+   * row applied a payment first: then the order closes PAID and the cancel is refused NOT_CANCELLABLE. A provider
+   * order is cancelled only once its provider confirms nothing can be paid any more (the close's settleAtProvider):
+   * its cancel is accepted and the provider's answer decides. Another cancel, or one after the wait, changes nothing.
+   */
+  async cancel(): Promise<OrderState> {
+    await condition(() => this.state.status !== 'PENDING');
+    if (this.phase.kind !== 'AWAITING_PAYMENT' || this.intentDecides) {
+      this.assertCancellable();
+      if (this.phase.kind === 'AWAITING_PAYMENT') this.moveTo({ kind: 'CANCEL_REQUESTED' });
+      return this.state;
+    }
+    const cancelledAt = new Date().toISOString();
+    const found = await closeInTask.cancelUnpaidOrder({
+      orderNo: this.input.orderNo,
+      reason: 'USER_CANCELLED',
+      cancelledAt,
+    });
+    if (found.outcome === 'PAID_IN_TIME') {
+      this.followAppliedPayment(found.payment);
+      throw ApplicationFailure.nonRetryable(
+        `${NOT_CANCELLABLE}: order ${this.state.orderNo} was paid before the cancel`,
+        NOT_CANCELLABLE,
+      );
+    }
+    this.cancelledInRow = found.reason;
+    if (this.phase.kind === 'AWAITING_PAYMENT') this.moveTo({ kind: 'CANCEL_REQUESTED' });
     return this.state;
   }
 
@@ -348,16 +340,18 @@ class OrderRun {
   // ---- decide -----------------------------------------------------------------------------------
 
   private async decide(): Promise<Decided> {
+    let persisted: Awaited<ReturnType<typeof persistOrder>>;
     try {
-      const persisted = await persistOrder({ ...this.input, paymentDeadline: this.state.paymentDeadline });
+      persisted = await persistOrder({ ...this.input, paymentDeadline: this.state.paymentDeadline });
       this.state.paymentDeadline = persisted.paymentDeadline;
     } catch (err) {
       return this.persistFailed(err);
     }
     this.state.status = 'AWAITING_PAYMENT';
-    // A cancel that came while persisting stays requested: the wait below ends with it at once.
     if (this.phase.kind === 'PERSISTING') this.moveTo({ kind: 'AWAITING_PAYMENT' });
-    this.openProviderPayment();
+    // A payment that came before the row: the row applied it as it was written.
+    if (persisted.applied) this.followAppliedPayment(persisted.applied);
+    else this.openProviderPayment();
     // At least 1 ms: a zero timeout would mean "no timer".
     const remainingMs = Math.max(1, Date.parse(this.state.paymentDeadline) - Date.now());
     let operatorCancellation: unknown;
@@ -435,8 +429,8 @@ class OrderRun {
       if (paidMeanwhile) return paidMeanwhile;
       if (!closed || closed.state === 'CANCELED') return undefined;
       if (closed.state === 'SUCCEEDED') {
-        // Judged as any payment while the order is open: the right amount pays it, another is refunded.
-        this.judgePayment(closed.payment);
+        // The row applied the intent's money as closePayment recorded it: followed as its Signal would be.
+        this.followAppliedPayment(closed.payment);
         return this.applied();
       }
       await condition(() => this.applied() !== undefined, readAfterMs);
@@ -473,16 +467,8 @@ class OrderRun {
     // Redis first: if the units are no longer this order's, it must not be sold in MySQL either.
     const confirmed = await closeInTask.confirmReservation(this.reservation);
     if (confirmed === 'CONFIRMED' || confirmed === 'ALREADY_CONFIRMED') {
-      const paidAt = new Date().toISOString();
-      // The row applied a signalled payment itself: the order is PAID there already.
-      if (!this.paidInMysql.has(payment.eventId))
-        await closeInTask.markPaid({
-          orderNo: this.input.orderNo,
-          eventId: payment.eventId,
-          amountCents: payment.amountCents,
-          paidAt,
-        });
-      this.state.paidAt = paidAt;
+      // The row applied the payment: the order is PAID there already, written once.
+      this.state.paidAt = new Date().toISOString();
       this.state.status = 'PAID';
       return;
     }
@@ -496,26 +482,25 @@ class OrderRun {
   private async closeCancelled(reason: CancelReason): Promise<void> {
     this.moveTo({ kind: 'SETTLING_IN_MYSQL' });
     const cancelledAt = new Date().toISOString();
-    const found = await closeInTask.cancelUnpaidOrder({ orderNo: this.input.orderNo, reason, cancelledAt });
+    const found = this.cancelledInRow
+      ? ({ outcome: 'CANCELLED', reason: this.cancelledInRow } as const)
+      : await closeInTask.cancelUnpaidOrder({ orderNo: this.input.orderNo, reason, cancelledAt });
     if (found.outcome === 'PAID_IN_TIME') {
-      await this.payRecordedInTime(found.payment);
-    } else {
-      this.moveTo({ kind: 'CANCELLING' });
-      await closeInTask.releaseReservation(this.reservation);
-      this.state.cancelReason = reason;
-      this.state.status = 'CANCELLED';
+      // The row applied a payment before the cancel reached it (its Signal not handled yet): it pays the order.
+      log.info('a payment the row applied before the order was cancelled pays it', {
+        orderNo: this.input.orderNo,
+        eventId: found.payment.eventId,
+      });
+      if (!this.state.payments.some((p) => p.eventId === found.payment.eventId))
+        this.state.payments.push({ ...verdictless(found.payment), outcome: 'APPLIED' });
+      // Applied and decided at once: SETTLING_IN_MYSQL → PAYING.
+      return this.closePaid(found.payment);
     }
-  }
-
-  /** A payment recorded in time that the order had not been delivered yet pays it after all. */
-  private async payRecordedInTime(payment: PaymentReceived): Promise<void> {
-    log.info('a payment recorded before the order was cancelled pays it', {
-      orderNo: this.input.orderNo,
-      eventId: payment.eventId,
-    });
-    this.state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, outcome: 'APPLIED' });
-    // Applied and decided at once: SETTLING_IN_MYSQL → PAYING.
-    return this.closePaid(payment);
+    this.moveTo({ kind: 'CANCELLING' });
+    await closeInTask.releaseReservation(this.reservation);
+    // The row's reason: a shopper's cancel it took before the deadline's stays the shopper's.
+    this.state.cancelReason = found.reason;
+    this.state.status = 'CANCELLED';
   }
 
   private async closeFailed(reason: string): Promise<void> {
@@ -527,66 +512,18 @@ class OrderRun {
     await releaseReservation({ ...this.reservation, orderFailed: true });
     this.state.failureReason = reason;
     if (phase.applied) {
+      // recordOrderFailure turned the applied payment to be refunded in the row (ORDER_FAILED).
       const payment = phase.applied;
       this.state.payments = this.state.payments.map((p) =>
         p.eventId === payment.eventId ? { ...p, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' } : p,
       );
-      this.refunds.push({ ...payment, reason: 'ORDER_FAILED' });
     }
     this.state.status = 'FAILED';
-    // Nothing more may be paid for a failed order; a payment it accepted has its refund recorded.
-    if (!phase.applied) {
-      const closed = await this.closeProviderPayment();
-      // Paid before its cancel: the money is refunded (ORDER_FAILED).
-      if (closed?.state === 'SUCCEEDED') this.judgePayment(closed.payment);
-    }
-  }
-
-  /** Records every payment that was not applied, including any that arrive while doing so. */
-  private async recordRefunds(): Promise<void> {
-    for (let refund = this.refunds.shift(); refund; refund = this.refunds.shift()) {
-      await recordRefundRequired({
-        orderNo: this.input.orderNo,
-        eventId: refund.eventId,
-        amountCents: refund.amountCents,
-        reason: refund.reason,
-      });
-    }
+    // Nothing more may be paid for a failed order: money an intent took before its cancel is refunded by the row.
+    if (!phase.applied) await this.closeProviderPayment();
   }
 
   // ---- the order's state ------------------------------------------------------------------------
-
-  /** The one place a payment event is judged; the same event judged twice gets the same verdict. */
-  private judgePayment(payment: PaymentReceived): PaymentVerdict {
-    const seen = this.state.payments.find((p) => p.eventId === payment.eventId);
-    if (seen) return verdictOf(seen);
-    const closingAs = this.decidedAs() ?? (OPEN_STATUSES.includes(this.state.status) ? undefined : this.state.status);
-    const verdict = judgePayment(
-      {
-        totalCents: this.state.totalCents,
-        paymentDeadline: this.state.paymentDeadline,
-        paid: this.applied() !== undefined,
-        closingAs,
-        // A provider's intent cannot succeed once cancelled: its state machine, not our clock, decides.
-        deadlineDecides: !this.intentDecides,
-      },
-      payment,
-    );
-    this.state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, ...verdict });
-    // Accepted while open: the wait ends and the order is closed as PAID.
-    if (verdict.outcome === 'APPLIED') this.moveTo({ kind: 'PAYMENT_APPLIED', payment });
-    if (verdict.refundReason) this.refunds.push({ ...payment, reason: verdict.refundReason });
-    return verdict;
-  }
-
-  /** A payment recorded in time, while cancelUnpaidOrder runs, waits for its answer (receivePayment). */
-  private waitsForSettling(payment: PaymentReceived): boolean {
-    return (
-      this.phase.kind === 'SETTLING_IN_MYSQL' &&
-      paysInTime({ ...this.state, deadlineDecides: !this.intentDecides }, payment) &&
-      !this.state.payments.some((p) => p.eventId === payment.eventId)
-    );
-  }
 
   private cancellable(): boolean {
     return this.decidedAs() === undefined && isCancellable(this.state);
@@ -624,7 +561,12 @@ class OrderRun {
   }
 }
 
-/** Refuses a malformed payment before it enters the history. */
+/** A payment's fields without its arrival time: what the state keeps of it. */
+function verdictless(payment: PaymentReceived): { eventId: string; amountCents: number } {
+  return { eventId: payment.eventId, amountCents: payment.amountCents };
+}
+
+/** Refuses a malformed payment before it changes the state. */
 function validatePayment(payment: PaymentReceived): void {
   if (typeof payment?.eventId !== 'string' || payment.eventId.length === 0 || payment.eventId.length > 128) {
     throw new Error('eventId must be a string of 1-128 characters');

@@ -6,8 +6,9 @@
  *  - reservations whose workflow closed without persisting the order: released;
  *  - reservations a final MySQL order left behind (Redis lost the order's last write): aligned;
  *  - orders MySQL holds units for that Redis lost entirely: adopted back into Redis;
- *  - payments applied as they were recorded whose workflow has no paymentApplied Signal yet: signalled again;
- *  (payments left RECEIVED are the API processes' payment owners': a leased sweep, src/payments/delivery.ts).
+ *  - payments left RECEIVED (an earlier build's, or money for an order number never issued): decided by their
+ *    order's row, or refunded ORDER_NOT_FOUND;
+ *  - payments applied as they were recorded whose workflow has no paymentApplied Signal yet: signalled again.
  * It compares Redis and MySQL per sale and reports the drift (its result, and a warning log).
  * Work is bounded: sales are surveyed 100 at a time and reservations read one HSCAN page per
  * activity, so 100k reservations never make one giant activity.
@@ -23,17 +24,28 @@ import {
   type SurveyPage,
 } from '../reconcile/definitions.js';
 
-const { surveySales, reconcileReservations, adoptMissingReservations, saleDrift, signalAppliedPayments } =
-  proxyActivities<ReconcileActivities>({
-    startToCloseTimeout: '60s',
-    // The next scheduled run starts over anyway: a few attempts, then give up on this one.
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumAttempts: 3 },
-  });
+const {
+  surveySales,
+  reconcileReservations,
+  adoptMissingReservations,
+  saleDrift,
+  decideWaitingPayments,
+  signalAppliedPayments,
+} = proxyActivities<ReconcileActivities>({
+  startToCloseTimeout: '60s',
+  // The next scheduled run starts over anyway: a few attempts, then give up on this one.
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumAttempts: 3 },
+});
 
 const SURVEY_PAGE = 100;
 /** A payment's own signal is sent as its webhook commits; one still marked after this is signalled by the run. */
 const SIGNAL_AFTER_MS = 10_000;
 const SIGNAL_PAGE = 200;
+/**
+ * A payment whose order has no row, no workflow and no reservation is refunded ORDER_NOT_FOUND once it has waited
+ * RESERVATION_GRACE and this: by then a reservation given up has its FAILED row (which decides the payment itself).
+ */
+const NOT_FOUND_SLACK_MS = 60_000;
 /** At most this many pages per run (the next run goes on): a backlog never makes one run endless. */
 const SIGNAL_PAGES = 50;
 
@@ -41,6 +53,17 @@ const SIGNAL_PAGES = 50;
 // until its runs close (no patches for a run that would outlive a rollout). Pinned by the worker's default.
 export async function ReconcileWorkflow(input: ReconcileInput): Promise<ReconcileReport> {
   const pageSize = input.pageSize ?? 500;
+  // Payments left waiting first: one an order's row applies now is signalled below in the same run.
+  let paymentsDecided = 0;
+  for (let pages = 0; pages < SIGNAL_PAGES; pages++) {
+    const page = await decideWaitingPayments({
+      olderThanMs: SIGNAL_AFTER_MS,
+      notFoundAfterMs: input.reservationGraceMs + NOT_FOUND_SLACK_MS,
+      limit: SIGNAL_PAGE,
+    });
+    paymentsDecided += page.decided + page.orderNotFound;
+    if (page.read < SIGNAL_PAGE || page.decided + page.orderNotFound === 0) break;
+  }
   let paymentsSignalled = 0;
   for (let pages = 0; pages < SIGNAL_PAGES; pages++) {
     const page = await signalAppliedPayments({ olderThanMs: SIGNAL_AFTER_MS, limit: SIGNAL_PAGE });
@@ -72,7 +95,7 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
     log.warn('sales defined in Redis have no MySQL row; POST /api/sales with the same definition completes them', {
       salesOnlyInRedis,
     });
-  return { salesSurveyed, sales, drifting, salesOnlyInRedis, paymentsSignalled };
+  return { salesSurveyed, sales, drifting, salesOnlyInRedis, paymentsSignalled, paymentsDecided };
 }
 
 async function reconcileSale(sku: string, input: ReconcileInput, pageSize: number): Promise<SaleReconciliation> {

@@ -19,7 +19,7 @@ import { testConfig } from './env.js';
 import { listen } from './http.js';
 import { startTestWorker, type TestWorker, type WrapActivities } from './worker.js';
 import type { RefundOwnerPacing } from '../../src/payments/refunds.js';
-import type { PaymentDelivery } from '../../src/payments/delivery.js';
+import type { PaymentSignals } from '../../src/payments/receiver.js';
 
 export interface PerQueueTestbed {
   config: AppConfig;
@@ -40,16 +40,12 @@ export interface PerQueueTestbed {
       refundScope?: (row: PaymentRow) => boolean;
     },
   ): Promise<void>;
-  /**
-   * The API on `taskQueue` (with `substitutes` in place of its own parts when given); its base URL. Its payment
-   * owner runs as in the API process (it delivers the payments its webhook recorded, and sweeps those no owner
-   * holds) unless `deliver: false`.
-   */
+  /** The API on `taskQueue` (with `substitutes` in place of its own parts when given); its base URL. */
   serve(
     taskQueue: string,
     substitutes?: ApiSubstitutes,
     /** `env`: variables of this API's own that differ from the testbed's (another build's settings). */
-    options?: { deliver?: boolean; env?: Record<string, string> },
+    options?: { env?: Record<string, string> },
   ): Promise<string>;
   /** Closes every server and worker it started, then the clients. */
   close(): Promise<void>;
@@ -63,7 +59,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
   const temporal = await createTemporalClient(config);
   const servers: Server[] = [];
   const workers: TestWorker[] = [];
-  const owners: PaymentDelivery[] = [];
+  const owners: PaymentSignals[] = [];
   const onQueue = (taskQueue: string): AppConfig => ({ ...config, temporal: { ...config.temporal, taskQueue } });
   return {
     config,
@@ -86,7 +82,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
         }),
       );
     },
-    async serve(taskQueue, substitutes = {}, { deliver = true, env: own } = {}) {
+    async serve(taskQueue, substitutes = {}, { env: own } = {}) {
       const apiConfig = own ? testConfig({ ...env, ...own }) : config;
       const clients = {
         config: { ...apiConfig, temporal: { ...apiConfig.temporal, taskQueue } },
@@ -96,10 +92,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
         logger: createLogger(config, 'test'),
       };
       const parts = composeApi(clients, substitutes);
-      if (deliver) {
-        parts.payments.start();
-        owners.push(parts.payments);
-      }
+      owners.push(parts.payments);
       return listen(createApp(parts), servers);
     },
     async close() {

@@ -5,16 +5,18 @@
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { OrderStatus, PaymentReceived } from '../../src/model/order-workflow.js';
+import type { OrderStatus } from '../../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../../src/workflows/order.js';
 
 export interface ScenarioContext {
   handle: WorkflowHandle<typeof OrderWorkflow>;
   /** The order's total, the amount a correct payment carries. */
   total: number;
+  /**
+   * A payment as the webhook takes it: recorded and decided by the order's row, then (if the row applied it) the
+   * paymentApplied Signal.
+   */
   pay(eventId: string, amountCents?: number): Promise<unknown>;
-  /** A payment the workflow has accepted, its verdict still to come (`answered`). */
-  payAccepted(eventId: string): Promise<{ answered: Promise<unknown> }>;
   cancel(): Promise<unknown>;
   statusIs(status: OrderStatus): Promise<unknown>;
   /** With paymentProvider: resolves once the order's payment is made at the provider (its state carries it). */
@@ -31,12 +33,8 @@ export interface ScenarioContext {
   persistAttempts(atLeast: number): Promise<void>;
   /** Gives the order's reservation back behind the workflow's back (a lost or edited Redis record). */
   loseReservation(): Promise<void>;
-  /** Records a payment as the webhook does (MySQL stamps its arrival) without delivering it: the stored event. */
-  recordPayment(eventId: string, amountCents?: number): Promise<PaymentReceived>;
-  /** Delivers a recorded payment as the API does: the `pay` Update with the stored event. */
-  deliver(payment: PaymentReceived): Promise<unknown>;
-  /** A full payment in time as the webhook takes it: recorded and applied by the order's row, then signalled. */
-  payAtTheDoor(eventId: string): Promise<void>;
+  /** A payment recorded and decided by the order's row whose Signal was lost (the close reads the row). */
+  recordPayment(eventId: string): Promise<void>;
   /**
    * The order's payment deadline as its reservation gives it (ms since the epoch); once persisted it counts from then,
    * a few ms later.
@@ -107,24 +105,17 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
     async play(ctx) {
       await ctx.statusIs('AWAITING_PAYMENT');
       await ctx.pay('evt-paid');
-    },
-  },
-  {
-    name: 'paid-by-signal',
-    async play(ctx) {
-      await ctx.statusIs('AWAITING_PAYMENT');
-      await ctx.payAtTheDoor('evt-paid-by-signal');
       await ctx.statusIs('PAID');
     },
   },
   {
-    name: 'paid-by-signal-while-the-worker-is-away',
+    name: 'paid-while-the-worker-is-away',
     // The Signal waits in the history; the returning worker runs it with the order's next task.
     lateWorker: true,
     async play(ctx) {
       await ctx.statusIs('AWAITING_PAYMENT');
       await ctx.stopWorker();
-      await ctx.payAtTheDoor('evt-paid-by-signal-late');
+      await ctx.pay('evt-paid-late');
       await sleep(500);
       await ctx.startWorker();
       await ctx.statusIs('PAID');
@@ -145,6 +136,24 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
     },
   },
   {
+    // The row applied a payment whose Signal was lost: the cancel asks the row, is refused, and the order closes PAID.
+    name: 'shopper-cancel-after-payment',
+    async play(ctx) {
+      await ctx.statusIs('AWAITING_PAYMENT');
+      await ctx.recordPayment('evt-before-cancel');
+      await ctx.cancel().then(
+        () => {
+          throw new Error('the cancel after a payment was accepted');
+        },
+        (err: unknown) => {
+          if (!(err instanceof Error && /NOT_CANCELLABLE|Update failed/i.test(`${err.message} ${String(err.cause)}`)))
+            throw err;
+        },
+      );
+      await ctx.statusIs('PAID');
+    },
+  },
+  {
     name: 'operator-cancel',
     async play(ctx) {
       await ctx.statusIs('AWAITING_PAYMENT');
@@ -156,10 +165,9 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
     persistFails: Number.POSITIVE_INFINITY,
     async play(ctx) {
       await ctx.persistAttempts(5);
-      // The payment is judged once the order is persisted or failed: here, by the cancel.
-      const payment = await ctx.payAccepted('evt-pending-paid');
+      // No row yet: the payment waits RECEIVED, and the FAILED row the cancel writes refunds it (ORDER_FAILED).
+      await ctx.pay('evt-pending-paid');
       await ctx.handle.cancel();
-      await payment.answered;
     },
   },
   {
@@ -191,7 +199,7 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
   {
     name: 'early-payment',
     // The first attempts fail (MySQL briefly down); from the fifth on, retries wait on a durable
-    // timer, and the payment arrives then, while the order is still PENDING.
+    // timer, and the payment arrives then, while the order is still PENDING: the row applies it as it is written.
     persistFails: 5,
     async play(ctx) {
       await ctx.persistAttempts(5);
@@ -200,16 +208,15 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
   },
   {
     name: 'duplicate-payment',
-    // Delivered together, the worker away meanwhile: an order closes in the task that applies its payment,
-    // so the duplicate and the second payment must reach it in that same task.
+    // The worker away meanwhile: the row applies the first, refunds the second; the duplicate changes nothing.
     lateWorker: true,
     async play(ctx) {
       await ctx.statusIs('AWAITING_PAYMENT');
       await ctx.stopWorker();
-      const verdicts = [ctx.pay('evt-dup-a'), ctx.pay('evt-dup-a'), ctx.pay('evt-dup-b')];
+      for (const eventId of ['evt-dup-a', 'evt-dup-a', 'evt-dup-b']) await ctx.pay(eventId);
       await sleep(500);
       await ctx.startWorker();
-      await Promise.all(verdicts);
+      await ctx.statusIs('PAID');
     },
   },
   {
@@ -233,7 +240,7 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
   // ---- judged by when the payment was recorded ------------------------------------------------
   {
     name: 'in-time-payment-found-at-timeout',
-    // Recorded in time, never delivered: the timer fires, cancelUnpaidOrder finds it and pays the order.
+    // Applied by the row, its Signal lost: the timer fires, cancelUnpaidOrder finds the order sold and it closes PAID.
     paymentWindow: '2s',
     async play(ctx) {
       await ctx.statusIs('AWAITING_PAYMENT');
@@ -242,54 +249,17 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
   },
   {
     name: 'in-time-payment-and-timer-in-one-task',
+    // The worker stopped across the deadline: the Signal of a payment applied in time and the fired timer reach it
+    // in one workflow task.
     paymentWindow: '3s',
     lateWorker: true,
-    play: (ctx) => payWithTheTimer(ctx, 'evt-one-task-in-time', 'before the deadline'),
-  },
-  {
-    name: 'late-payment-and-timer-in-one-task',
-    paymentWindow: '3s',
-    lateWorker: true,
-    play: (ctx) => payWithTheTimer(ctx, 'evt-one-task-late', 'after the deadline'),
-  },
-  {
-    name: 'in-time-payment-while-cancelling',
-    // The timer fired first (one task); the payment recorded in time arrives while the order looks
-    // for payments (another), waits for that, and is applied.
-    paymentWindow: '2s',
-    holdCancel: true,
     async play(ctx) {
       await ctx.statusIs('AWAITING_PAYMENT');
-      const payment = await ctx.recordPayment('evt-while-cancelling');
-      await ctx.cancelHeld();
-      // The Update waits for the task that runs cancelUnpaidOrder, which finds the payment, pays the order and
-      // closes it: the Update is then aborted with the workflow, and the API judges the payment from MySQL (APPLIED).
-      const verdict = ctx.deliver(payment).catch((err: unknown) => {
-        if (!(err instanceof Error && /closing workflow/.test(err.message))) throw err;
-      });
-      await sleep(500);
-      ctx.releaseCancel();
-      await verdict;
+      await ctx.stopWorker();
+      await ctx.pay('evt-one-task-in-time');
+      await sleep(Math.max(0, ctx.deadline + 1_000 - Date.now()));
+      await ctx.startWorker();
+      await ctx.statusIs('PAID');
     },
   },
 ];
-
-/**
- * A payment recorded `recorded` and delivered together with the timer's firing: the worker is
- * stopped across the deadline, the Update waits in Temporal beside the fired timer, and the worker
- * started again gets both in one workflow task.
- */
-async function payWithTheTimer(
-  ctx: ScenarioContext,
-  eventId: string,
-  recorded: 'before the deadline' | 'after the deadline',
-): Promise<void> {
-  await ctx.statusIs('AWAITING_PAYMENT');
-  const inTime = recorded === 'before the deadline' ? await ctx.recordPayment(eventId) : undefined;
-  await ctx.stopWorker();
-  await sleep(Math.max(0, ctx.deadline + 1_000 - Date.now()));
-  const verdict = ctx.deliver(inTime ?? (await ctx.recordPayment(eventId)));
-  await sleep(500);
-  await ctx.startWorker();
-  await verdict;
-}

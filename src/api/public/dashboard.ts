@@ -14,10 +14,10 @@ import { api as call, type ErrorBody, type Reply } from './api-client.js';
 import type { LineView } from '../../line/line-views.js';
 import { AdmissionRate, EtaErrors, parseEtaError, secondsToSoldOut, type EtaErrorFigures } from './line-metrics.js';
 import {
-  PayUpdateLatency,
-  parsePayUpdates,
+  PaymentSignalLatency,
+  parsePaymentSignals,
   workerCacheTotals,
-  type PayUpdateFigures,
+  type PaymentSignalFigures,
   type WorkerCacheReport,
 } from './worker-metrics.js';
 
@@ -378,10 +378,10 @@ button('line-set-rate').onclick = () => {
 };
 
 // ---- the workers -------------------------------------------------------------------------------
-const payUpdates = new PayUpdateLatency();
+const paymentSignals = new PaymentSignalLatency();
 /**
  * The Worker panel, every 2 s whether a sale is watched or not: the workers' workflow cache (GET /api/admin/workers,
- * which relays what each worker publishes through Redis; the API cannot reach the workers) and the pay Update's
+ * which relays what each worker publishes through Redis; the API cannot reach the workers) and the payment Signal's
  * latency (the answering API process's /metrics). A worker that stopped is not listed; a source that did not answer
  * leaves its figures out, with a note.
  */
@@ -392,7 +392,7 @@ async function sampleWorkers(): Promise<void> {
     metricsText(),
   ]);
   showWorkers(workers);
-  showPayUpdates(metrics ? payUpdates.add(parsePayUpdates(metrics.text, metrics.atMs)) : null);
+  showPaymentSignals(metrics ? paymentSignals.add(parsePaymentSignals(metrics.text, metrics.atMs)) : null);
 }
 /** GET /metrics as text, or null when it does not answer within 3 s (blocked at the load balancer, say). */
 async function metricsText(): Promise<{ text: string; atMs: number } | null> {
@@ -442,19 +442,19 @@ function showWorkers(reply: Reply<{ workers: WorkerCacheReport[] }> | null): voi
       `updated ${new Date().toLocaleTimeString()}`
     : 'no worker is reporting (none running, or none can reach Redis)';
 }
-function showPayUpdates(figures: PayUpdateFigures | null): void {
-  const counts = $('pay-update-counts');
+function showPaymentSignals(figures: PaymentSignalFigures | null): void {
+  const counts = $('payment-signal-counts');
   if (!figures) {
     counts.textContent = '(GET /metrics did not answer)';
     return;
   }
   const ms = (seconds: number | null) => (seconds === null ? '—' : `${(seconds * 1_000).toFixed(1)} ms`);
-  $('pay-update-p50').textContent = ms(figures.p50Seconds);
-  $('pay-update-p99').textContent = ms(figures.p99Seconds);
-  const { verdict, signalled, timeout, error, no_workflow: none } = figures.counts;
-  counts.dataset.verdicts = String(verdict + signalled);
+  $('payment-signal-p50').textContent = ms(figures.p50Seconds);
+  $('payment-signal-p99').textContent = ms(figures.p99Seconds);
+  const { signalled, timeout, error, no_workflow: none } = figures.counts;
+  counts.dataset.signalled = String(signalled);
   counts.textContent =
-    `(${verdict} judged, ${signalled} signalled, ${timeout} timed out, ${error} failed, ${none} without a running workflow; ` +
+    `(${signalled} signalled, ${timeout} timed out, ${error} failed, ${none} without a running workflow; ` +
     `last ${Math.round(figures.spanSeconds)} s, ${figures.processes} API process${figures.processes === 1 ? '' : 'es'})`;
 }
 

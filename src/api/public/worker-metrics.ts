@@ -1,10 +1,10 @@
 /**
  * The dashboard's "Worker" panel figures: the workers' workflow cache as GET /api/admin/workers relays it (each worker
- * publishes its own through Redis, src/workers/cache-figures.ts), and the pay Update's latency from GET /metrics
- * (flash_payment_update_seconds, the histogram each API process keeps of the Updates its payment deliveries send).
+ * publishes its own through Redis, src/workers/cache-figures.ts), and the payment Signal's latency from GET /metrics
+ * (flash_payment_signal_seconds, the histogram each API process keeps of the Signals its webhooks send).
  *
  * The cache's hit rate and evictions are over each worker's last publishing interval (it differences its own
- * counters), summed over the workers reporting. The Update's quantiles are over the last few minutes: each API
+ * counters), summed over the workers reporting. The Signal's quantiles are over the last few minutes: each API
  * process's newest scrape against its scrape of `windowMs` before (or its first), summed over the processes answered
  * lately, as CheckoutRates tells them apart (process_start_time_seconds).
  *
@@ -55,22 +55,22 @@ export function workerCacheTotals(workers: readonly WorkerCacheReport[]): Worker
   };
 }
 
-export const PAY_UPDATE_METRIC = 'flash_payment_update_seconds';
-/** The histogram's outcomes (src/order/workflow-client.ts, PayUpdateOutcome). */
-export const PAY_UPDATE_OUTCOMES = ['verdict', 'signalled', 'no_workflow', 'timeout', 'error'] as const;
-export type PayUpdateOutcome = (typeof PAY_UPDATE_OUTCOMES)[number];
+export const PAYMENT_SIGNAL_METRIC = 'flash_payment_signal_seconds';
+/** The histogram's outcomes (src/order/workflow-client.ts, PaymentSignalOutcome). */
+export const PAYMENT_SIGNAL_OUTCOMES = ['signalled', 'no_workflow', 'timeout', 'error'] as const;
+export type PaymentSignalOutcome = (typeof PAYMENT_SIGNAL_OUTCOMES)[number];
 
-/** What one scrape of one API process says of its pay Updates: cumulative buckets by outcome. */
-export interface PayUpdateScrape {
+/** What one scrape of one API process says of its payment Signals: cumulative buckets by outcome. */
+export interface PaymentSignalScrape {
   process: string;
   atMs: number;
-  buckets: Record<PayUpdateOutcome, Buckets>;
+  buckets: Record<PaymentSignalOutcome, Buckets>;
 }
 
-export interface PayUpdateFigures {
-  /** Updates in the window by outcome. */
-  counts: Record<PayUpdateOutcome, number>;
-  /** Of the verdicts and Signals: the time a payment took to reach its workflow (timeouts only say the deadline). */
+export interface PaymentSignalFigures {
+  /** Signals in the window by outcome. */
+  counts: Record<PaymentSignalOutcome, number>;
+  /** Of the Signals sent: the time a payment took to reach its workflow (timeouts only say the deadline). */
   p50Seconds: number | null;
   p99Seconds: number | null;
   /** The longest window over which a process was differenced (0 on the first scrape). */
@@ -80,19 +80,18 @@ export interface PayUpdateFigures {
 
 const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
-const BUCKET = `${PAY_UPDATE_METRIC}_bucket`;
+const BUCKET = `${PAYMENT_SIGNAL_METRIC}_bucket`;
 
-const noBuckets = (): Record<PayUpdateOutcome, Buckets> => ({
-  verdict: new Map(),
+const noBuckets = (): Record<PaymentSignalOutcome, Buckets> => ({
   signalled: new Map(),
   no_workflow: new Map(),
   timeout: new Map(),
   error: new Map(),
 });
 
-/** The pay Update's buckets in a Prometheus text exposition (the rest is skipped unread). */
-export function parsePayUpdates(text: string, atMs: number): PayUpdateScrape {
-  const scrape: PayUpdateScrape = { process: 'unknown', atMs, buckets: noBuckets() };
+/** The payment Signal's buckets in a Prometheus text exposition (the rest is skipped unread). */
+export function parsePaymentSignals(text: string, atMs: number): PaymentSignalScrape {
+  const scrape: PaymentSignalScrape = { process: 'unknown', atMs, buckets: noBuckets() };
   for (const line of text.split('\n')) {
     if (!line.startsWith(BUCKET) && !line.startsWith('process_start_time_seconds')) continue;
     const [, name, labelText = '', valueText = ''] = SAMPLE.exec(line) ?? [];
@@ -106,7 +105,7 @@ export function parsePayUpdates(text: string, atMs: number): PayUpdateScrape {
     const labels: Record<string, string> = {};
     for (const [, key, labelValue] of labelText.matchAll(LABEL))
       if (key !== undefined && labelValue !== undefined) labels[key] = labelValue;
-    const outcome = PAY_UPDATE_OUTCOMES.find((known) => known === labels.outcome);
+    const outcome = PAYMENT_SIGNAL_OUTCOMES.find((known) => known === labels.outcome);
     if (!outcome || labels.le === undefined) continue;
     scrape.buckets[outcome].set(labels.le === '+Inf' ? Infinity : Number(labels.le), value);
   }
@@ -127,17 +126,17 @@ function difference(a: Buckets, b: Buckets): Buckets | null {
 /** The total of cumulative buckets: the +Inf bucket's count. */
 const countOf = (buckets: Buckets) => buckets.get(Infinity) ?? 0;
 
-/** Scrapes in, the pay Update over the last `windowMs` out. */
-export class PayUpdateLatency {
+/** Scrapes in, the payment Signal over the last `windowMs` out. */
+export class PaymentSignalLatency {
   /** Per process, its scrapes oldest first: the first is the window's start. */
-  private readonly scrapes = new Map<string, PayUpdateScrape[]>();
+  private readonly scrapes = new Map<string, PaymentSignalScrape[]>();
 
   constructor(
     private readonly windowMs = 300_000,
     private readonly freshMs = 30_000,
   ) {}
 
-  add(scrape: PayUpdateScrape): PayUpdateFigures {
+  add(scrape: PaymentSignalScrape): PaymentSignalFigures {
     const kept = this.scrapes.get(scrape.process) ?? [];
     kept.push(scrape);
     // Keep the newest scrape at least windowMs old as the start: the window spans windowMs once it is that long.
@@ -146,8 +145,8 @@ export class PayUpdateLatency {
     for (const [process, list] of this.scrapes)
       if (scrape.atMs - (list.at(-1)?.atMs ?? 0) > this.freshMs) this.scrapes.delete(process);
 
-    const counts: Record<PayUpdateOutcome, number> = { verdict: 0, signalled: 0, no_workflow: 0, timeout: 0, error: 0 };
-    const verdicts: Buckets = new Map();
+    const counts: Record<PaymentSignalOutcome, number> = { signalled: 0, no_workflow: 0, timeout: 0, error: 0 };
+    const sent: Buckets = new Map();
     let spanSeconds = 0;
     for (const [process, list] of this.scrapes) {
       const first = list[0];
@@ -155,7 +154,7 @@ export class PayUpdateLatency {
       if (!first || !last) continue;
       const window = noBuckets();
       let wentDown = false;
-      for (const outcome of PAY_UPDATE_OUTCOMES) {
+      for (const outcome of PAYMENT_SIGNAL_OUTCOMES) {
         const buckets = difference(first.buckets[outcome], last.buckets[outcome]);
         if (buckets) window[outcome] = buckets;
         else wentDown = true;
@@ -165,16 +164,15 @@ export class PayUpdateLatency {
         this.scrapes.set(process, [last]);
         continue;
       }
-      for (const outcome of PAY_UPDATE_OUTCOMES) counts[outcome] += countOf(window[outcome]);
-      // A payment handed to its workflow: a verdict, or a Signal sent (timeouts would only say the deadline).
-      for (const delivered of [window.verdict, window.signalled])
-        for (const [le, count] of delivered) verdicts.set(le, (verdicts.get(le) ?? 0) + count);
+      for (const outcome of PAYMENT_SIGNAL_OUTCOMES) counts[outcome] += countOf(window[outcome]);
+      // A Signal sent (timeouts would only say the deadline).
+      for (const [le, count] of window.signalled) sent.set(le, (sent.get(le) ?? 0) + count);
       spanSeconds = Math.max(spanSeconds, (last.atMs - first.atMs) / 1_000);
     }
     return {
       counts,
-      p50Seconds: quantile(0.5, verdicts),
-      p99Seconds: quantile(0.99, verdicts),
+      p50Seconds: quantile(0.5, sent),
+      p99Seconds: quantile(0.99, sent),
       spanSeconds,
       processes: this.scrapes.size,
     };

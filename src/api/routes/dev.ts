@@ -3,7 +3,7 @@ import { findOwnOrder, type OrderStatusReader } from '../../order/status-reads.j
 import type { ShopperAuth } from '../auth.js';
 import { route } from '../route.js';
 import { ApiError } from '../errors.js';
-import type { PaymentReceiver } from '../../payments/delivery.js';
+import type { PaymentReceiver } from '../../payments/receiver.js';
 import { webhookAnswerSchema } from '../response-schemas.js';
 import { simulatePaymentSchema } from '../schemas.js';
 
@@ -33,7 +33,7 @@ export function devRoutes(deps: {
       responses: {
         200: { description: "The webhook's answer", schema: webhookAnswerSchema },
         202: {
-          description: "The webhook's answer when the order did not judge the payment in time (RECEIVED)",
+          description: "The webhook's answer when the order has no row yet (RECEIVED): decided as its row is written",
           schema: webhookAnswerSchema,
         },
       },

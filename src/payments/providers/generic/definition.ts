@@ -4,7 +4,7 @@
  * operator) and no variables of its own: it is always configured.
  */
 import { Refusal } from '../../../infra/refusal.js';
-import type { PaymentEvent } from '../../delivery.js';
+import type { PaymentEvent } from '../../receiver.js';
 import { defineProvider } from '../definition.js';
 import { GENERIC_WEBHOOK_ROUTE } from './route.js';
 import { verifyWebhookSignature } from './signature.js';

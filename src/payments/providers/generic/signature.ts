@@ -1,7 +1,7 @@
 /**
  * The generic provider's signature scheme (POST /api/payments/webhook, signed with WEBHOOK_SECRET):
  * the header's form, how a body is signed, and its check. A verified event takes the record-first
- * path of every payment (PaymentReceiver, ../../delivery.ts).
+ * path of every payment (PaymentReceiver, ../../receiver.ts).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 

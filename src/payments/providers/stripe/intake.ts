@@ -144,14 +144,16 @@ export class StripeIntake {
   }
 
   /**
-   * Our money on an intent that is not its order's: recorded REFUND_REQUIRED in the same insert, so no
-   * delivery can apply it meanwhile (the sweep takes only RECEIVED rows), and refunded.
+   * Our money on an intent that is not its order's: recorded REFUND_REQUIRED in the same insert, so the order's row
+   * never judges it (it decides only RECEIVED rows), and refunded.
    */
   private async refundMismatch(
     payment: RecordedPaymentEvent,
   ): Promise<{ outcome: 'REFUND_REQUIRED' | 'DUPLICATE'; refundReason?: RefundReason }> {
     const source = this.deps.source ?? 'webhook';
-    const row = await this.onMysql(() => this.deps.stores.payments.recordPayment(payment, source, 'INTENT_MISMATCH'));
+    const { row } = await this.onMysql(() =>
+      this.deps.stores.payments.recordPayment(payment, source, 'INTENT_MISMATCH'),
+    );
     if (row.refundReason !== 'INTENT_MISMATCH') return { outcome: 'DUPLICATE' };
     this.deps.logger?.warn(
       { intentId: payment.providerRef, orderNo: payment.orderNo },

@@ -51,7 +51,7 @@ export const STRIPE_WEBHOOK_ROUTE: WebhookRoute = {
   description:
     'Verified with the Stripe SDK (constructEvent over the raw body, STRIPE_WEBHOOK_SECRET). `payment_intent.succeeded` takes the ' +
     "generic webhook's record-first path: recorded once by event id, judged by when it arrived, answered with the order's verdict " +
-    '(202 RECEIVED when it is judged later, without a retry). `payment_intent.payment_failed` and refund events are RECORDED; any ' +
+    '(202 RECEIVED when its order has no row yet: decided as the row is written, without a retry). `payment_intent.payment_failed` and refund events are RECORDED; any ' +
     'other event is IGNORED. 503: not recorded; Stripe retries.',
   signature: {
     scheme: 'stripeSignature',
@@ -64,7 +64,7 @@ export const STRIPE_WEBHOOK_ROUTE: WebhookRoute = {
   answer: stripeWebhookAnswerSchema,
   answers: {
     200: 'The verdict on a payment, or RECORDED / IGNORED',
-    202: 'RECEIVED: recorded; the verdict comes later',
+    202: 'RECEIVED: recorded before its order row; decided as the row is written',
   },
   notConfigured: '`NOT_FOUND`: Stripe is not configured (STRIPE_SECRET_KEY)',
   unavailable: '`UNAVAILABLE`: the event could not be recorded (MySQL did not answer in time); Stripe retries',
