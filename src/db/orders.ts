@@ -115,21 +115,7 @@ export class OrderStore {
       result = await inTransaction(
         this.pool,
         async (conn): Promise<InsertOrderResult> => {
-          // Every insert of a SKU takes its sales row first, so they queue instead of deadlocking.
-          // The guard in WHERE (and the table's CHECK) makes MySQL refuse to sell what it lacks.
-          const [taken] = await conn.query<ResultSetHeader>(
-            'UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?',
-            [order.quantity, order.sku, order.quantity],
-          );
-          if (taken.affectedRows !== 1) {
-            const [sale] = await conn.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [order.sku]);
-            return sale[0]
-              ? { outcome: 'OUT_OF_STOCK', available: Number(sale[0].available) }
-              : { outcome: 'SALE_NOT_FOUND' };
-          }
           await insertOrderRow(conn, order, 'AWAITING_PAYMENT', null);
-          // The row written, the payments that came before it are its to decide (its workflow learns from this answer).
-          const applied = appliedOf(await decideWaitingPayments(conn, order.orderNo, { tellWorkflow: false }));
           let paymentDeadline = order.paymentDeadline;
           if (order.paymentWindowMs !== undefined) {
             const [[written]] = await conn.query<RowDataPacket[]>(
@@ -138,12 +124,37 @@ export class OrderStore {
             );
             paymentDeadline = written?.payment_deadline as Date;
           }
+          // The row written, the payments that came before it are its to decide (its workflow learns from this answer).
+          const decided = await decideWaitingPayments(conn, order.orderNo, {
+            tellWorkflow: false,
+            written: {
+              status: 'AWAITING_PAYMENT',
+              totalCents: order.unitPriceCents * order.quantity,
+              paymentDeadline,
+              paymentProvider: order.paymentProvider ?? null,
+            },
+          });
+          // The stock last: every persist of the SKU queues on its sales row, held from here to the commit only.
+          // The guard in WHERE (and the table's CHECK) makes MySQL refuse to sell what it lacks; then all rolls back.
+          const [taken] = await conn.query<ResultSetHeader>(
+            'UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?',
+            [order.quantity, order.sku, order.quantity],
+          );
+          if (taken.affectedRows !== 1) throw new NothingTaken();
+          const applied = appliedOf(decided);
           return { outcome: 'INSERTED', paymentDeadline, ...(applied ? { applied } : {}) };
         },
         { readCommitted: true },
       );
     } catch (err) {
-      // An earlier attempt committed, or a concurrent one won; the rollback gave our stock back.
+      if (err instanceof NothingTaken) {
+        const [sale] = await this.pool.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [order.sku]);
+        result = sale[0]
+          ? { outcome: 'OUT_OF_STOCK', available: Number(sale[0].available) }
+          : { outcome: 'SALE_NOT_FOUND' };
+        return (await this.existingOrderMatches(order)) ?? result;
+      }
+      // An earlier attempt committed, or a concurrent one won: nothing of this one was kept.
       // A plain read (no locking read: a gap lock here deadlocks concurrent inserts).
       if (isDuplicateKey(err)) {
         const existing = await this.existingOrderMatches(order);
@@ -366,20 +377,36 @@ async function insertOrderRow(
 export async function decideWaitingPayments(
   conn: PoolConnection,
   orderNo: string,
-  options: { tellWorkflow: boolean },
+  options: {
+    tellWorkflow: boolean;
+    /** The row as this transaction just wrote it (its lock held): not read again. */
+    written?: { status: StoredOrderStatus; totalCents: number; paymentDeadline: Date; paymentProvider: string | null };
+  },
 ): Promise<DecidedPayment[]> {
-  const [orders] = await conn.query<RowDataPacket[]>(
-    `SELECT status, total_cents, payment_deadline, payment_provider FROM orders WHERE order_no = ? FOR UPDATE`,
-    [orderNo],
-  );
-  const order = orders[0];
+  const [orders] = options.written
+    ? [[]]
+    : await conn.query<RowDataPacket[]>(
+        `SELECT status, total_cents, payment_deadline, payment_provider FROM orders WHERE order_no = ? FOR UPDATE`,
+        [orderNo],
+      );
+  const read = orders[0];
+  const order =
+    options.written ??
+    (read && {
+      status: read.status as StoredOrderStatus,
+      totalCents: Number(read.total_cents),
+      paymentDeadline: read.payment_deadline as Date,
+      paymentProvider: (read.payment_provider as string | null) ?? null,
+    });
   if (!order) return [];
   const [waiting] = await conn.query<RowDataPacket[]>(
-    `SELECT event_id, amount_cents, received_at FROM payments WHERE order_no = ? AND outcome = 'RECEIVED'
-     ORDER BY received_at, event_id FOR UPDATE`,
+    // By the order's index only: on an index by outcome this would lock every RECEIVED payment of every order
+    // (deadlocks between unrelated orders' payments, seen at 100 payments/s).
+    `SELECT event_id, amount_cents, received_at FROM payments FORCE INDEX (payments_by_order)
+     WHERE order_no = ? AND outcome = 'RECEIVED' ORDER BY received_at, event_id FOR UPDATE`,
     [orderNo],
   );
-  let status = order.status as StoredOrderStatus;
+  let status = order.status;
   const decided: DecidedPayment[] = [];
   for (const payment of waiting) {
     const arrival = {
@@ -389,9 +416,9 @@ export async function decideWaitingPayments(
     const verdict = judgeAtTheDoor(
       {
         status,
-        totalCents: Number(order.total_cents),
-        paymentDeadline: (order.payment_deadline as Date).toISOString(),
-        intentDecides: order.payment_provider !== null,
+        totalCents: order.totalCents,
+        paymentDeadline: order.paymentDeadline.toISOString(),
+        intentDecides: order.paymentProvider !== null,
       },
       arrival,
     );
@@ -419,6 +446,9 @@ export async function decideWaitingPayments(
   }
   return decided;
 }
+
+/** insertAwaitingOrder's stock was not there (or no sale): the transaction rolls back, the order row with it. */
+class NothingTaken extends Error {}
 
 /** A payment the one judge decided, and its verdict. */
 export interface DecidedPayment extends AppliedPayment {
