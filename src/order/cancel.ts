@@ -1,6 +1,6 @@
 /**
  * The shopper's cancel (POST /api/orders/:orderNo/cancel), its route and its use case: the shopper's own order,
- * cancelled by its workflow's `cancel` Update within WRITE_DEADLINE (the workflow applies the cancel rule), and counted
+ * cancelled by its workflow's `cancel` Update within WRITE_DEADLINE (the order's row decides it), and counted
  * against the shopper so that a checkout-and-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
  */
 import { Deadline } from '../infra/dependency-guard.js';
@@ -24,7 +24,7 @@ export class CancelOrder {
     private readonly deps: {
       orders: OrderWorkflowClient;
       lookup: OrderLookup;
-      /** Every read of the order goes through it; told of each cancel delivered here. */
+      /** Every read of the order goes through it; told of each cancel taken here. */
       statusReader: OrderStatusReader;
       /** Seen through the Redis guard: counts the shopper's cancels. */
       inventory: Pick<RedisInventory, 'countCancel'>;

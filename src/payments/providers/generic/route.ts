@@ -61,12 +61,11 @@ export const GENERIC_WEBHOOK_ROUTE: WebhookRoute = {
   operationId: 'paymentWebhook',
   summary: "The payment provider's signed payment event",
   description:
-    'Recorded first (the event id is a primary key; MySQL stamps when it arrived), then delivered to the order. ' +
-    "200: the order's verdict, APPLIED or REFUND_REQUIRED (kept for a refund), or DUPLICATE for an event already judged. " +
-    '202 RECEIVED: recorded, but the order did not judge it within half of WRITE_DEADLINE; the service delivers it until it does ' +
-    '(no retry needed; a retry answers the verdict once there is one). A payment is judged by when it arrived: ' +
-    "recorded at or before the order's paymentDeadline with the full amount, it pays the order however late it is delivered. " +
-    '503: not recorded; retry.',
+    "Recorded first (the event id is a primary key; MySQL stamps when it arrived) and decided by the order's row in " +
+    'the same transaction. 200: the verdict, APPLIED or REFUND_REQUIRED (kept for a refund), or DUPLICATE for an event ' +
+    "already decided. 202 RECEIVED: recorded before the order's row was written; decided as it is written (no retry " +
+    "needed). A payment is judged by when it arrived: recorded at or before the order's paymentDeadline with the full " +
+    'amount, it pays the order. 503: not recorded; retry.',
   signature: {
     scheme: 'paymentSignature',
     header: 'Payment-Signature',
