@@ -414,7 +414,7 @@ export async function stripeLateRound(deps: StripeRoundDeps, p = STRIPE_ROUND_PL
     const deliveriesSettled = await settledWithin(double, p.deliveriesTimeoutMs);
     const settledSeconds = Math.round((Date.now() - closedAt) / 1000);
     say(`deliveries ${deliveriesSettled ? 'settled' : 'NOT settled'} ${settledSeconds} s after every order closed`);
-    // The refund owner would act within seconds of a REFUND_REQUIRED row: give it the time to (it should not).
+    // The reconciler (every 3 s here) would start a REFUND_REQUIRED row's refund: give it the time to (it should not).
     await sleep(5_000);
 
     // 7. What Stripe and the stores hold now.

@@ -3,8 +3,8 @@
  * (stack/stripe-double.ts, docs/stripe-double.md), which keeps intents' and refunds' states, replays
  * idempotency keys (5xx included) and delivers its own signed events to the API's webhook, late and
  * retried when asked to. On the real stack: the API with PAYMENT_PROVIDER=stripe, a production
- * worker with its refund owner, MySQL, Redis, Temporal. Each test names the provider calls it
- * expects, so a missing piece of the adapter fails it. The four "finding" tests were red on
+ * worker with its refund workflows (started every 200 ms here), MySQL, Redis, Temporal. Each test
+ * names the provider calls it expects, so a missing piece of the adapter fails it. The four "finding" tests were red on
  * eeaa72f, the commit before the intent decided the close (docs/fault-tolerance.md, "Stripe: the
  * intent decides").
  */
@@ -49,10 +49,9 @@ beforeAll(async () => {
     RATE_LIMIT_WEBHOOK: 'off',
     RATE_LIMIT_CHECKOUT: 'off',
   });
-  // Only this file's refunds (of its double's intents): other files' owners and doubles refund their own.
+  // Only this file's refunds (of its double's intents): other files' workers and doubles refund their own.
   await bed.startWorker(taskQueue, {
-    refunds: {},
-    refundScope: (row) => row.providerRef !== null && stripeApi.intent(row.providerRef) !== undefined,
+    refunds: { scope: (row) => row.providerRef !== null && stripeApi.intent(row.providerRef) !== undefined },
   });
   api = await bed.serve(taskQueue);
   stripeApi.setWebhook(`${api}/api/payments/stripe`, WEBHOOK_SECRET);
@@ -266,7 +265,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
       });
       expect(await bed.stores.payments.getPayment(event.id)).toBeNull();
     }
-    // The refund owner looks every 200 ms here: a second is long enough for it to have acted.
+    // Due refunds are started every 200 ms here: a second is long enough for one to have been asked.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(refundsAsked(theirs.id)).toEqual([]);
     expect(refundsAsked(untagged.id)).toEqual([]);
@@ -317,7 +316,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
       metadata: { orderNo, deployment: DEPLOYMENT_TAG },
     });
     stripeApi.failNext('/v1/refunds', 1, 500, { executed: true });
-    // Stripe's refund events are held back, so only the owner's own reading can find the refund.
+    // Stripe's refund events are held back, so only the refund workflow's own reading can find the refund.
     stripeApi.pauseDelivery();
     try {
       stripeApi.confirm(stray.id, 'succeeded');

@@ -7,18 +7,20 @@ import { asyncLocalStorage, heartbeat } from '@temporalio/activity';
 import type { OrderRow } from '../db/rows.js';
 import type { OrderStore } from '../db/orders.js';
 import type { PaymentStore } from '../db/payments.js';
+import type { RefundStore } from '../db/refunds.js';
 import { Deadline } from '../infra/dependency-guard.js';
 import { signalAppliedPayment } from '../payments/receiver.js';
 import type { ReportStore } from '../db/reports.js';
 import type { SaleStore } from '../db/sales.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderWorkflowClient } from '../order/workflow-client.js';
-import { isSold, orderNoTime } from '../model/order-workflow.js';
+import { isSold, orderNoTime, REFUND_TAKEN_FOR_MS } from '../model/order-workflow.js';
 import {
   noReservationWork,
   PROMISE_MAX_AGE_MS,
   type AdoptionPageResult,
   type PaymentSignalPage,
+  type RefundStartPage,
   type ReservationPageResult,
   type SaleDrift,
   type SaleSurvey,
@@ -32,9 +34,19 @@ function beat(): void {
 }
 
 export interface ReconcileDeps {
-  stores: { orders: OrderStore; sales: SaleStore; reports: ReportStore; payments: PaymentStore };
+  stores: { orders: OrderStore; sales: SaleStore; reports: ReportStore; payments: PaymentStore; refunds: RefundStore };
   inventory: RedisInventory;
   orders: OrderWorkflowClient;
+  /** The providers this worker refunds through (their APIs configured); none: refunds stay for an operator. */
+  refundProviders?: readonly string[];
+  /** Told, at every run, how many refunds wait in each state and how much money providers took back (gauges). */
+  refundGauges?: () => RefundGauges;
+}
+
+/** The refund gauges of the worker's metrics (src/workers/worker.ts). */
+export interface RefundGauges {
+  waiting(counts: Record<'REFUND_REQUIRED' | 'REFUND_REQUESTED' | 'REFUND_FAILED', number>): void;
+  takenBack(counts: { DISPUTED: number; REFUNDED: number; disputesDueWithin72h: number }): void;
 }
 
 /**
@@ -51,7 +63,13 @@ const PROMISE_LOOKUP_SLACK_MS = 2_000;
 /** How far back (by Redis's clock) the survey looks for sales defined in Redis alone. */
 const REDIS_ONLY_HORIZON_MS = 7 * 24 * 3_600_000;
 
-export function createReconcileActivities({ stores, inventory, orders }: ReconcileDeps) {
+export function createReconcileActivities({
+  stores,
+  inventory,
+  orders,
+  refundProviders = [],
+  refundGauges,
+}: ReconcileDeps) {
   /** Whether a sale holds a reservation of this order number (a promise): any sale that reserved since it was made. */
   const promised = async (orderNo: string): Promise<boolean> => {
     const madeAt = orderNoTime(orderNo);
@@ -128,6 +146,34 @@ export function createReconcileActivities({ stores, inventory, orders }: Reconci
           await signalAppliedPayment({ orders, payments: stores.payments }, row, Deadline.in(10_000));
           page.signalled++;
         } catch {
+          page.failed++;
+          break;
+        }
+        beat();
+      }
+      return page;
+    },
+
+    /**
+     * Starts the RefundWorkflow of up to `limit` refunds due (owed, or under way and due for a look), each taken for
+     * the run's bound first so one start is made however many runs look at once. A start that fails leaves its row
+     * due at once, and ends the page (Temporal is away: the next run tries again). Reads the refund gauges too.
+     */
+    async startDueRefunds(input: { limit: number }): Promise<RefundStartPage> {
+      const gauges = refundGauges?.();
+      if (gauges) {
+        gauges.waiting(await stores.reports.providerRefundCounts());
+        gauges.takenBack(await stores.reports.takenBackCounts());
+      }
+      const rows = await stores.refunds.refundsDue(input.limit, refundProviders);
+      const page: RefundStartPage = { read: rows.length, started: 0, failed: 0 };
+      for (const row of rows) {
+        if (!(await stores.refunds.takeRefund(row.eventId, REFUND_TAKEN_FOR_MS))) continue;
+        try {
+          await orders.startRefund(row.eventId, Deadline.in(10_000));
+          page.started++;
+        } catch (err) {
+          await stores.refunds.deferRefund(row.eventId, 0, `the refund's workflow did not start: ${String(err)}`);
           page.failed++;
           break;
         }

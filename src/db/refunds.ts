@@ -22,45 +22,52 @@ export interface RefundProgress {
 export class RefundStore {
   constructor(private readonly pool: Pool) {}
 
-  // ---- refunds through a provider ---------------------------------------------------------------
+  // ---- refunds through a provider (RefundWorkflow, started by the reconciler) --------------------
 
   /**
-   * Refunds of providers that refund through their API that are due now by MySQL's clock, oldest first:
-   * REFUND_REQUIRED ones to ask (never tried, or their backoff is over), and REFUND_REQUESTED ones to read again
-   * until they end (their next look is due).
+   * Refunds through `providers`' APIs that are due now by MySQL's clock, oldest first: REFUND_REQUIRED ones to ask
+   * (never tried, or their last run's bound is over) and REFUND_REQUESTED ones to read again (their next look is due).
    */
-  async refundsDue(limit: number): Promise<PaymentRow[]> {
+  async refundsDue(limit: number, providers: readonly string[]): Promise<PaymentRow[]> {
+    if (providers.length === 0) return [];
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT ${PAYMENT_COLUMNS} FROM payments
-       WHERE outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED') AND provider <> 'generic'
+       WHERE outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED') AND provider IN (?)
          AND (next_refund_at IS NULL OR next_refund_at <= NOW(3))
        ORDER BY received_at, event_id LIMIT ?`,
-      [limit],
+      [providers, limit],
     );
     return rows.map(toPaymentRow);
   }
 
   /**
-   * Takes a due refund for `leaseMs`: true for exactly one owner, which then asks the provider. A
-   * taker that dies leaves the row due again when the lease ends; the provider's idempotency key
-   * makes a second ask return the first refund.
+   * The reconciler starts a due refund's workflow (RefundWorkflow): true for exactly one caller, and the row is not due
+   * again for `runBoundMs` (longer than a run may last), so a run that ended without moving it on is started again.
    */
-  async claimRefund(eventId: string, leaseMs: number): Promise<boolean> {
+  async takeRefund(eventId: string, runBoundMs: number): Promise<boolean> {
     const [result] = await this.pool.query<ResultSetHeader>(
       `UPDATE payments SET next_refund_at = NOW(3) + INTERVAL ? MICROSECOND, refund_attempts = refund_attempts + 1
        WHERE event_id = ? AND outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED')
          AND (next_refund_at IS NULL OR next_refund_at <= NOW(3))`,
-      [Math.round(leaseMs * 1_000), eventId],
+      [Math.round(runBoundMs * 1_000), eventId],
     );
     return result.affectedRows === 1;
   }
 
-  /** The provider did not answer (or answered 5xx): due again in `delayMs`, with why. */
+  /** Due again in `delayMs` (a refund still under way, read again then; a start that failed, at once), with why. */
   async deferRefund(eventId: string, delayMs: number, error: string): Promise<void> {
     await this.pool.query(
       `UPDATE payments SET next_refund_at = NOW(3) + INTERVAL ? MICROSECOND, refund_error = ?
        WHERE event_id = ? AND outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED')`,
       [Math.round(delayMs * 1_000), error.slice(0, 500), eventId],
+    );
+  }
+
+  /** Why the last ask was not answered, for an operator (Temporal retries it). */
+  async noteRefundError(eventId: string, error: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE payments SET refund_error = ? WHERE event_id = ? AND outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED')`,
+      [error.slice(0, 500), eventId],
     );
   }
 

@@ -185,6 +185,19 @@ export function providerTaskQueue(orderTaskQueue: string): string {
   return `${orderTaskQueue}-provider`;
 }
 
+/**
+ * A payment its row owes back through a provider's API is refunded by RefundWorkflow (src/workflows/refunds.ts),
+ * one per payment event (a second start while one runs joins it), started by the reconciler.
+ */
+export const REFUND_WORKFLOW_TYPE = 'RefundWorkflow';
+export type RefundWorkflowSignature = (input: { eventId: string }) => Promise<string>;
+export function refundWorkflowId(eventId: string): string {
+  return `refund-${eventId}`;
+}
+/** A run's activity gives up after this; its row, taken for a minute more, is then due for the next run. */
+export const REFUND_RUN_BOUND_MS = 3_600_000;
+export const REFUND_TAKEN_FOR_MS = REFUND_RUN_BOUND_MS + 60_000;
+
 /** One workflow per order: the id is derived from the order number, so it can never run twice. */
 export function orderWorkflowId(orderNo: string): string {
   return `order-${orderNo}`;

@@ -30,11 +30,14 @@ import {
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
   paymentAppliedSignal,
+  REFUND_WORKFLOW_TYPE,
+  refundWorkflowId,
   statusQuery,
   type OrderInput,
   type OrderState,
   type OrderWorkflowSignature,
   type PaymentReceived,
+  type RefundWorkflowSignature,
 } from '../model/order-workflow.js';
 
 /** gRPC status DEADLINE_EXCEEDED: what Temporal answers a query no worker took in time. */
@@ -358,6 +361,22 @@ export class OrderWorkflowClient {
     } finally {
       this.signalObserver?.paymentSignalDone(outcome, (performance.now() - startedAt) / 1_000);
     }
+  }
+
+  /**
+   * Starts the refund workflow of a payment its row says is owed back (the reconciler's); one already running is
+   * joined, one closed is followed by a new run (the row, not the id, says whether there is work left).
+   */
+  async startRefund(eventId: string, deadline = defaultDeadline()): Promise<void> {
+    await this.onTemporal(deadline, () =>
+      this.temporal.workflow.start<RefundWorkflowSignature>(REFUND_WORKFLOW_TYPE, {
+        workflowId: refundWorkflowId(eventId),
+        taskQueue: this.taskQueue,
+        args: [{ eventId }],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      }),
+    );
   }
 
   /**

@@ -8,7 +8,7 @@
  *   API.
  *
  * Outbound, an adapter with an API implements PaymentProviderApi (the order's activities and the
- * refund owner call it). Inbound, each adapter turns its webhook into ProviderEvents; a payment
+ * refund activity call it). Inbound, each adapter turns its webhook into ProviderEvents; a payment
  * then takes the one record-first path (PaymentReceiver.handle), so the order's rules (record
  * first, arrival decides, refund reasons) stay one piece of code for every provider.
  */

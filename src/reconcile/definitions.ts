@@ -133,6 +133,15 @@ export interface ReconcileReport {
    * refunded ORDER_NOT_FOUND (no order of ours has their number).
    */
   paymentsDecided: number;
+  /** Refunds owed through a provider's API whose RefundWorkflow this run started (asked, or read again). */
+  refundsStarted: number;
+}
+
+/** A page of refunds due (startDueRefunds): how many were read, started, failed to start (due again at once). */
+export interface RefundStartPage {
+  read: number;
+  started: number;
+  failed: number;
 }
 
 /** A page of payments left waiting (decideWaitingPayments): how many were read, decided, refunded ORDER_NOT_FOUND. */

@@ -25,7 +25,7 @@ import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
 import { ensureCatchUpSchedule, ensureReconcileSchedule } from './schedules.js';
 import { pinoRuntimeLogger } from './telemetry.js';
 import { createWorkerConnection, ensureSearchAttributes } from './worker-connection.js';
-import { createOrderWorker, startPromiseStarter, startRefundOwner, workerActivities } from './worker.js';
+import { createOrderWorker, startPromiseStarter, workerActivities } from './worker.js';
 import { promoteOnStart } from './versioning.js';
 import { versionString, WorkerDeployments } from '../infra/worker-deployments.js';
 
@@ -139,8 +139,6 @@ await promoteOnStart(worker, clientConnection, config, logger);
 // The owner of promised orders' starts, once the Worker polls (unversioned, its starts are eager). On SIGTERM it stops
 // taking promises at once: another worker's owner takes its sales over within a lease.
 const starter = startPromiseStarter({ config, connection, stores, redis, logger });
-// Refunds through a provider's API (Stripe), where one is configured.
-const refunds = startRefundOwner({ config, stores, logger });
 // Its cache figures for the dashboard, through Redis (src/workers/cache-figures.ts says why); the counters from its
 // own metrics port on loopback, which listens on every interface.
 const cacheFigures = startCacheFigures({
@@ -152,13 +150,12 @@ const cacheFigures = startCacheFigures({
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
   process.once(signal, () => {
     void starter.stop();
-    void refunds?.stop();
     void cacheFigures.stop();
   });
 try {
   await running;
 } finally {
-  await Promise.all([starter.stop(), refunds?.stop(), cacheFigures.stop()]);
+  await Promise.all([starter.stop(), cacheFigures.stop()]);
   clocks.stop();
   await Promise.allSettled([connection.close(), clientConnection.close(), pool.end(), redis.quit(), health?.close()]);
   // The last activities' and workflows' spans are still buffered.

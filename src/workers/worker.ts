@@ -10,7 +10,7 @@ import { type NativeConnection, Runtime, Worker, type WorkerOptions } from '@tem
 import type { RedisClient } from '../infra/redis.js';
 import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/order.js';
-import { createReconcileActivities, type ReconcileActivities } from '../activities/reconcile.js';
+import { createReconcileActivities, type ReconcileActivities, type RefundGauges } from '../activities/reconcile.js';
 import { OrderChangeNotifier } from '../order/status-reads.js';
 import { OrderWorkflowClient } from '../order/workflow-client.js';
 import type { Stores } from '../db/stores.js';
@@ -29,7 +29,7 @@ import type { WorkerVersion } from '../infra/worker-deployments.js';
 import { activityMetricsInterceptor, temporalClockInterceptor } from './telemetry.js';
 import type { ClockWatch } from '../infra/clocks.js';
 import { providerTaskQueue } from '../model/order-workflow.js';
-import { RefundOwner, type RefundObserver, type RefundOwnerPacing } from '../payments/refunds.js';
+import { createRefundActivities, type RefundActivities, type RefundObserver } from '../activities/refunds.js';
 import { catchUpIntakeOf, catchUpProvider, providerApis } from '../payments/providers/definition.js';
 import { paymentProviders } from '../payments/providers/registry.js';
 import {
@@ -41,7 +41,11 @@ import {
 } from '../activities/payments.js';
 
 /** What the worker runs: the order's activities, the catch-up's, and the reconciler's with a Temporal client. */
-export type WorkerActivities = Activities & PaymentActivities & CatchUpActivities & Partial<ReconcileActivities>;
+export type WorkerActivities = Activities &
+  PaymentActivities &
+  CatchUpActivities &
+  RefundActivities &
+  Partial<ReconcileActivities>;
 
 /**
  * The worker's activities over its clients. With `temporal` (a client of the same namespace) the
@@ -111,52 +115,37 @@ export function workerActivities(deps: {
         )
       : null,
   });
-  if (!orders) return { ...orderActivities, ...paymentActivities, ...catchUp };
+  const apis = providerApis(providers);
+  const refunds = createRefundActivities({ stores, providers: apis, observer: refundMetricsOfProcess });
+  if (!orders) return { ...orderActivities, ...paymentActivities, ...catchUp, ...refunds };
   return {
     ...orderActivities,
     ...paymentActivities,
     ...catchUp,
-    ...createReconcileActivities({ stores, inventory, orders }),
+    ...refunds,
+    ...createReconcileActivities({
+      stores,
+      inventory,
+      orders,
+      refundProviders: Object.keys(apis),
+      refundGauges: refundMetricsOfProcess,
+    }),
   };
 }
 
-export interface RunningRefundOwner {
-  owner: RefundOwner;
-  stop(): Promise<void>;
-}
+/** The refunds' metrics on the Runtime's meter, made once per process on first use (a test may run no Runtime). */
+let processRefundMetrics: (RefundObserver & RefundGauges) | undefined;
+const refundMetricsOfProcess = (): RefundObserver & RefundGauges =>
+  (processRefundMetrics ??= refundMetrics(Runtime.instance().metricMeter));
 
-/**
- * Starts the owner of refunds through providers' APIs (src/payments/refunds.ts) where a provider
- * with an API is configured; null where none is (refunds stay REFUND_REQUIRED for an operator).
- */
-export function startRefundOwner(options: {
-  config: Pick<AppConfig, 'payments' | 'nodeEnv' | 'webhookSecret'>;
-  stores: Pick<Stores, 'refunds' | 'reports'>;
-  logger: Logger;
-  meter?: MetricMeter;
-  pacing?: Partial<RefundOwnerPacing>;
-}): RunningRefundOwner | null {
-  const providers = providerApis(paymentProviders(options.config));
-  if (Object.keys(providers).length === 0) return null;
-  const owner = new RefundOwner({
-    stores: options.stores,
-    providers,
-    logger: options.logger,
-    observer: refundMetrics(options.meter ?? Runtime.instance().metricMeter),
-    ...(options.pacing ? { pacing: options.pacing } : {}),
-  });
-  owner.start();
-  return { owner, stop: () => owner.stop() };
-}
-
-/** Names of the refund owner's metrics, served by the worker's Prometheus exporter (WORKER_METRICS_PORT). */
+/** Names of the refunds' metrics, served by the worker's Prometheus exporter (WORKER_METRICS_PORT). */
 export const REFUND_METRICS = {
   asked: 'flash_refunds_asked',
   waiting: 'flash_refunds_waiting',
   takenBack: 'flash_orders_taken_back',
 } as const;
 
-function refundMetrics(meter: MetricMeter): RefundObserver {
+function refundMetrics(meter: MetricMeter): RefundObserver & RefundGauges {
   const asked = meter.createCounter(
     REFUND_METRICS.asked,
     '',
@@ -269,13 +258,13 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Or
 }
 
 function createProviderWorker(options: OrderWorkerOptions, version: WorkerVersion | null): Promise<Worker> {
-  const { openPayment, closePayment } = options.activities;
+  const { openPayment, closePayment, refundPayment } = options.activities;
   return Worker.create({
     ...deploymentOptions(version),
     connection: options.connection,
     namespace: options.config.temporal.namespace,
     taskQueue: providerTaskQueue(options.config.temporal.taskQueue),
-    activities: { openPayment, closePayment },
+    activities: { openPayment, closePayment, refundPayment },
     interceptors: {
       activity: [
         activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter),

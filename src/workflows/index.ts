@@ -2,3 +2,4 @@
 export { OrderWorkflow } from './order.js';
 export { ReconcileWorkflow } from './reconcile.js';
 export { PaymentCatchUpWorkflow } from './payments.js';
+export { RefundWorkflow } from './refunds.js';

@@ -8,7 +8,8 @@
  *  - orders MySQL holds units for that Redis lost entirely: adopted back into Redis;
  *  - payments left RECEIVED (an earlier build's, or money for an order number never issued): decided by their
  *    order's row, or refunded ORDER_NOT_FOUND;
- *  - payments applied as they were recorded whose workflow has no paymentApplied Signal yet: signalled again.
+ *  - payments applied as they were recorded whose workflow has no paymentApplied Signal yet: signalled again;
+ *  - refunds owed through a provider's API (or under way and due for a look): their RefundWorkflow started.
  * It compares Redis and MySQL per sale and reports the drift (its result, and a warning log).
  * Work is bounded: sales are surveyed 100 at a time and reservations read one HSCAN page per
  * activity, so 100k reservations never make one giant activity.
@@ -31,6 +32,7 @@ const {
   saleDrift,
   decideWaitingPayments,
   signalAppliedPayments,
+  startDueRefunds,
 } = proxyActivities<ReconcileActivities>({
   startToCloseTimeout: '60s',
   // The next scheduled run starts over anyway: a few attempts, then give up on this one.
@@ -70,6 +72,12 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
     paymentsSignalled += page.signalled;
     if (page.read < SIGNAL_PAGE || page.failed > 0) break;
   }
+  let refundsStarted = 0;
+  for (let pages = 0; pages < SIGNAL_PAGES; pages++) {
+    const page = await startDueRefunds({ limit: SIGNAL_PAGE });
+    refundsStarted += page.started;
+    if (page.read < SIGNAL_PAGE || page.failed > 0) break;
+  }
   const sales: SaleReconciliation[] = [];
   let salesSurveyed = 0;
   let salesOnlyInRedis: string[] = [];
@@ -95,7 +103,7 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
     log.warn('sales defined in Redis have no MySQL row; POST /api/sales with the same definition completes them', {
       salesOnlyInRedis,
     });
-  return { salesSurveyed, sales, drifting, salesOnlyInRedis, paymentsSignalled, paymentsDecided };
+  return { salesSurveyed, sales, drifting, salesOnlyInRedis, paymentsSignalled, paymentsDecided, refundsStarted };
 }
 
 async function reconcileSale(sku: string, input: ReconcileInput, pageSize: number): Promise<SaleReconciliation> {

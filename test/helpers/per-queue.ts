@@ -18,7 +18,6 @@ import { RedisInventory } from '../../src/inventory/redis-inventory.js';
 import { testConfig } from './env.js';
 import { listen } from './http.js';
 import { startTestWorker, type TestWorker, type WrapActivities } from './worker.js';
-import type { RefundOwnerPacing } from '../../src/payments/refunds.js';
 import type { PaymentSignals } from '../../src/payments/receiver.js';
 
 export interface PerQueueTestbed {
@@ -36,8 +35,8 @@ export interface PerQueueTestbed {
     options?: {
       wrapActivities?: WrapActivities;
       starter?: boolean;
-      refunds?: Partial<RefundOwnerPacing>;
-      refundScope?: (row: PaymentRow) => boolean;
+      /** The reconciler's start of due refunds on a short period, kept to `scope`'s rows (startTestWorker). */
+      refunds?: { everyMs?: number; scope?: (row: PaymentRow) => boolean };
     },
   ): Promise<void>;
   /** The API on `taskQueue` (with `substitutes` in place of its own parts when given); its base URL. */
@@ -67,7 +66,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
     redis,
     inventory: new RedisInventory(redis, config.temporal.taskQueue),
     temporal,
-    async startWorker(taskQueue, { wrapActivities, starter, refunds, refundScope } = {}) {
+    async startWorker(taskQueue, { wrapActivities, starter, refunds } = {}) {
       workers.push(
         await startTestWorker({
           config: onQueue(taskQueue),
@@ -78,7 +77,6 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
           ...(wrapActivities ? { wrapActivities } : {}),
           ...(starter === false ? { starter } : {}),
           ...(refunds ? { refunds } : {}),
-          ...(refundScope ? { refundScope } : {}),
         }),
       );
     },

@@ -11,14 +11,12 @@ import type { Activities } from '../../src/activities/order.js';
 import {
   createOrderWorker,
   startPromiseStarter,
-  startRefundOwner,
   workerActivities,
   type OrderWorkerOptions,
   type OrderWorkers,
   type RunningPromiseStarter,
-  type RunningRefundOwner,
 } from '../../src/workers/worker.js';
-import type { RefundOwnerPacing } from '../../src/payments/refunds.js';
+import type { RefundStartPage } from '../../src/reconcile/definitions.js';
 import type { PaymentRow } from '../../src/db/rows.js';
 import type { RefundStore } from '../../src/db/refunds.js';
 import type { Stores } from '../../src/db/stores.js';
@@ -33,8 +31,8 @@ export interface TestWorker {
   worker: OrderWorkers;
   /** The owner of promised orders' starts; null when the test starts orders by hand (`starter: false`). */
   starter: RunningPromiseStarter | null;
-  /** The owner of refunds through a provider's API, where one is configured (as in the worker process). */
-  refunds: RunningRefundOwner | null;
+  /** The reconciler's start of due refunds, run on a short period (`refunds`); null without. */
+  refunds: RunningRefundStarts | null;
   /** Stops the owner, stops polling, lets in-flight activities finish, closes the connection it opened. */
   close(): Promise<void>;
 }
@@ -48,13 +46,12 @@ export async function startTestWorker(
       /** false: no owner of starts (a test that starts its orders itself, or checks that nothing else does). */
       starter?: boolean;
       /**
-       * The owner of refunds through a provider's API, as the worker process runs it where one is configured: opt-in
-       * here (its pacing; default a look every 200 ms, retries from 300 ms), since it takes every such refund in the
-       * shared database, not only this file's.
+       * The reconciler's page that starts due refunds' workflows (startDueRefunds), run every `everyMs` (default
+       * 200 ms) as the worker's schedule runs it every RECONCILE_INTERVAL: opt-in, since it starts every due refund
+       * in the shared database; `scope` keeps it to this file's (the others are other files', asked of their own
+       * Stripe doubles).
        */
-      refunds?: Partial<RefundOwnerPacing>;
-      /** The refunds this file's owner takes (the others in the shared database are other files'). */
-      refundScope?: (row: PaymentRow) => boolean;
+      refunds?: { everyMs?: number; scope?: (row: PaymentRow) => boolean };
       /**
        * Publishes the worker's cache figures as the worker process does (opt-in): `metricsUrl`, the Core runtime's
        * Prometheus endpoint if the file installed one (Runtime.install), else null (size and bound only).
@@ -89,14 +86,7 @@ export async function startTestWorker(
           redis: options.redis,
           logger,
         });
-  const refunds = options.refunds
-    ? startRefundOwner({
-        config: options.config,
-        stores: options.refundScope ? refundsScopedTo(options.stores, options.refundScope) : options.stores,
-        logger: createLogger({ logLevel: 'warn' }, 'worker'),
-        pacing: { everyMs: 200, firstBackoffMs: 300, ...options.refunds },
-      })
-    : null;
+  const refunds = options.refunds ? startRefundStarts(options, options.refunds) : null;
   const cacheFigures: RunningCacheFigures | null = options.cacheFigures
     ? startCacheFigures({
         board: new WorkerFiguresBoard(options.redis, options.config.temporal.taskQueue),
@@ -120,18 +110,47 @@ export async function startTestWorker(
   };
 }
 
+export interface RunningRefundStarts {
+  /** One page now (besides the period's). */
+  runOnce(): Promise<RefundStartPage>;
+  stop(): Promise<void>;
+}
+
+/** The reconciler's startDueRefunds on a period, over the stores `scope` narrows: the schedule at test speed. */
+function startRefundStarts(
+  options: Parameters<typeof workerActivities>[0],
+  { everyMs = 200, scope }: { everyMs?: number; scope?: (row: PaymentRow) => boolean },
+): RunningRefundStarts {
+  const { startDueRefunds } = workerActivities({
+    ...options,
+    ...(scope ? { stores: refundsScopedTo(options.stores, scope) } : {}),
+  });
+  if (!startDueRefunds) throw new Error("starting refunds needs the worker's Temporal client (`temporal`)");
+  let pass: Promise<RefundStartPage> | undefined;
+  const runOnce = () => (pass ??= startDueRefunds({ limit: 50 }).finally(() => (pass = undefined)));
+  const timer = setInterval(() => void runOnce().catch(() => undefined), everyMs);
+  return {
+    runOnce,
+    async stop() {
+      clearInterval(timer);
+      await pass?.catch(() => undefined);
+    },
+  };
+}
+
 /**
- * The stores as a refund owner sees them when it takes only the refunds `keep` says are its own: refundsDue answers
- * only those (the others in the shared database are other files', asked of their own Stripe doubles); every other call,
- * claimRefund's lease included, is the store's own. `afterLook` runs after each look, before the rows are claimed.
+ * The stores as the reconciler's refund page sees them when it starts only the refunds `keep` says are its own:
+ * refundsDue answers only those (the others in the shared database are other files', asked of their own Stripe
+ * doubles); every other call, takeRefund included, is the store's own. `afterLook` runs after each look, before the
+ * rows are taken.
  */
 export function refundsScopedTo<S extends Pick<Stores, 'refunds'>>(
   stores: S,
   keep: (row: PaymentRow) => boolean,
   afterLook?: () => Promise<void>,
 ): S {
-  const refundsDue: RefundStore['refundsDue'] = async (limit) => {
-    const rows = (await stores.refunds.refundsDue(10_000)).filter(keep).slice(0, limit);
+  const refundsDue: RefundStore['refundsDue'] = async (limit, providers) => {
+    const rows = (await stores.refunds.refundsDue(10_000, providers)).filter(keep).slice(0, limit);
     await afterLook?.();
     return rows;
   };

@@ -237,7 +237,7 @@ const apisOf = new WeakMap<ConfiguredProviders, Record<string, PaymentProviderAp
 
 /**
  * The APIs of the providers configured here, by name: one client per provider and configuration, shared by the
- * order's activities, the catch-up and the refund owner.
+ * order's activities, the catch-up and the refund activity.
  */
 export function providerApis(providers: ConfiguredProviders): Record<string, PaymentProviderApi> {
   const known = apisOf.get(providers);

@@ -1,0 +1,134 @@
+/**
+ * The refund of one payment through its provider's API (docs/fault-tolerance.md, "Refunds"): the activity of
+ * RefundWorkflow, which the reconciler starts for every payment its row says is owed back (REFUND_REQUIRED) or under
+ * way (REFUND_REQUESTED) and due. The row is the guard, not the workflow's id: a run of a refund that moved on does
+ * nothing. Temporal retries what the provider did not answer.
+ *
+ *   ask      provider.refund, with an idempotency key per payment event: a retry after a lost answer returns the
+ *            same refund; after a 5xx (which the key replays) the next key, once the provider's refunds of the
+ *            payment were looked through for one the 5xx hid
+ *   record   the provider's answer: REFUND_REQUESTED (pending), REFUNDED, or REFUND_FAILED when the provider refused
+ *            the request as invalid (an operator takes over); no answer (a timeout, a 5xx): thrown, and Temporal asks
+ *            again after its backoff
+ *   follow   a REFUND_REQUESTED refund is read again (its final event may never come: Stripe stops retrying after
+ *            three days) when its row's next look is due, 1 min doubling to 6 h, until it ends
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import type { RefundStore } from '../db/refunds.js';
+import type { PaymentRow } from '../db/rows.js';
+import type { StoredPaymentOutcome } from '../model/order-workflow.js';
+import {
+  ProviderChargeDisputed,
+  ProviderKeyReused,
+  ProviderOutcomeUnknown,
+  ProviderRefusal,
+  type PaymentProviderApi,
+} from '../payments/provider.js';
+
+/** Told of each refund asked or read, by what came of it (the worker's metrics). */
+export interface RefundObserver {
+  asked(outcome: 'REFUND_REQUESTED' | 'REFUNDED' | 'REFUND_FAILED' | 'RETRY' | 'FOLLOW'): void;
+}
+
+/** A refund under way is read again after this, doubling (± 20 %) up to REFUND_FOLLOW_MAX_MS. */
+export const REFUND_FOLLOW_FIRST_MS = 60_000;
+export const REFUND_FOLLOW_MAX_MS = 6 * 3_600_000;
+
+/** Failure types of the refund activity that Temporal retries (kept apart in the Web UI). */
+export const RefundFailureTypes = {
+  notAnswered: 'RefundNotAnswered',
+  disputeNotRecorded: 'RefundWaitsForDispute',
+  providerNotConfigured: 'RefundProviderNotConfigured',
+} as const;
+
+/** What a run left its payment as: moved on, still under way at the provider, or already past (another run's). */
+export type RefundRunOutcome = StoredPaymentOutcome | 'NOT_FOUND';
+
+export function createRefundActivities(deps: {
+  stores: { refunds: RefundStore; payments: { getPayment(eventId: string): Promise<PaymentRow | null> } };
+  providers: Partial<Record<string, PaymentProviderApi>>;
+  observer?: () => RefundObserver;
+}) {
+  const { stores } = deps;
+  const observe = (outcome: Parameters<RefundObserver['asked']>[0]) => deps.observer?.().asked(outcome);
+  return {
+    /** Asks for (or reads again) the refund its payment's row says is owed; throws what Temporal should retry. */
+    async refundPayment(input: { eventId: string }): Promise<RefundRunOutcome> {
+      const row = await stores.payments.getPayment(input.eventId);
+      if (!row) return 'NOT_FOUND';
+      if (row.outcome !== 'REFUND_REQUIRED' && row.outcome !== 'REFUND_REQUESTED') return row.outcome;
+      const provider = deps.providers[row.provider];
+      if (!provider)
+        // Its keys were removed: the row stays owed, started again after this run's bound (or refunded by hand).
+        throw ApplicationFailure.nonRetryable(
+          `provider ${row.provider} is not configured on this worker`,
+          RefundFailureTypes.providerNotConfigured,
+        );
+      if (row.outcome === 'REFUND_REQUESTED') return follow(row, provider);
+      try {
+        const progress = await provider.refund(row);
+        await stores.refunds.recordRefundProgress({ eventId: row.eventId }, progress, REFUND_FOLLOW_FIRST_MS);
+        observe(progress.state);
+        return progress.state;
+      } catch (err) {
+        if (err instanceof ProviderChargeDisputed) {
+          // The dispute decides: recorded already (this payment judged after it arrived), now; else once its event
+          // is recorded (RefundStore.recordTakeback). Asked again meanwhile, in case none comes.
+          if (await stores.refunds.settleByDispute(row)) {
+            observe('REFUNDED');
+            return 'REFUNDED';
+          }
+          await stores.refunds.noteRefundError(row.eventId, err.message);
+          observe('RETRY');
+          throw ApplicationFailure.retryable(err.message, RefundFailureTypes.disputeNotRecorded);
+        }
+        if (err instanceof ProviderRefusal || err instanceof ProviderKeyReused) {
+          await stores.refunds.recordRefundProgress(
+            { eventId: row.eventId },
+            { state: 'REFUND_FAILED', refundId: null, error: err.message },
+          );
+          observe('REFUND_FAILED');
+          return 'REFUND_FAILED';
+        }
+        // A 5xx is replayed by its key: the next ask goes under the next key, after looking for what this one made.
+        if (err instanceof ProviderOutcomeUnknown)
+          await stores.refunds.nextRefundKey(row.eventId, row.refundKeyAttempt);
+        await stores.refunds.noteRefundError(row.eventId, describe(err));
+        observe('RETRY');
+        throw ApplicationFailure.retryable(describe(err), RefundFailureTypes.notAnswered);
+      }
+    },
+  };
+
+  /** An ended refund is recorded (forwards only); one still under way is due for a look again later. */
+  async function follow(row: PaymentRow, provider: PaymentProviderApi): Promise<RefundRunOutcome> {
+    const progress = await provider.followRefund(row);
+    observe('FOLLOW');
+    if (progress.state !== 'REFUND_REQUESTED') {
+      await stores.refunds.recordRefundProgress({ eventId: row.eventId }, progress);
+      observe(progress.state);
+      return progress.state;
+    }
+    await stores.refunds.deferRefund(
+      row.eventId,
+      followBackoff(row.refundAttempts),
+      'refund still under way at the provider',
+    );
+    return 'REFUND_REQUESTED';
+  }
+}
+
+/**
+ * 1 min, 2 min, 4 min … up to 6 h (± 20 %): a pending refund ends in minutes to days. `runs`: the runs started for
+ * the payment so far (the first asked, the second is the first look).
+ */
+export function followBackoff(runs: number): number {
+  const base = Math.min(REFUND_FOLLOW_MAX_MS, REFUND_FOLLOW_FIRST_MS * 2 ** Math.max(0, runs - 2));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message.slice(0, 300) : String(err).slice(0, 300);
+}
+
+export type RefundActivities = ReturnType<typeof createRefundActivities>;

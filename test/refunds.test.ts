@@ -1,0 +1,307 @@
+/**
+ * Refunds as Temporal runs them (src/workflows/refunds.ts, src/activities/refunds.ts): the reconciler's page starts a
+ * RefundWorkflow per payment its row says is owed, taking the row first so that two runs looking at once start one; a
+ * run lost with Temporal is started again once its bound is over; the activity asks Stripe once per payment event,
+ * waits for a dispute that holds the charge, and reads a refund Stripe left pending again until it ends, with no event
+ * reaching us. Against the Stripe double over stripe-mock (stack/stripe-double.ts), the real MySQL and Temporal of the
+ * test stack.
+ *
+ * The reconciler's page sees only this file's rows (`refundsScopedTo`): other files' refunds are asked of their own
+ * Stripe doubles.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApplicationFailure } from '@temporalio/common';
+import type Stripe from 'stripe';
+import type { StripeSettings } from '../src/payments/providers/stripe/settings.js';
+import type { PaymentRow, Takeback } from '../src/db/rows.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
+import { createRefundActivities, RefundFailureTypes } from '../src/activities/refunds.js';
+import { createReconcileActivities } from '../src/activities/reconcile.js';
+import { OrderWorkflowClient } from '../src/order/workflow-client.js';
+import { StartPacing } from '../src/order/start-pacing.js';
+import { refundWorkflowId } from '../src/model/order-workflow.js';
+import {
+  disputeTakeback,
+  StripeProvider,
+  stripeClient,
+  stripeIdempotencyKeys,
+} from '../src/payments/providers/stripe/api.js';
+import { waitFor } from '../stack/wait-for.js';
+import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
+import { refundsScopedTo } from './helpers/worker.js';
+import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
+import { settingsOf } from '../src/payments/providers/registry.js';
+import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
+
+let stripeApi: StripeApi;
+/** A Stripe whose refunds stay pending until settleRefund (and no webhook endpoint: no event reaches us). */
+let pendingApi: StripeApi;
+let settings: StripeSettings;
+let pendingSettings: StripeSettings;
+let bed: PerQueueTestbed;
+const taskQueue = `refunds-${randomUUID()}`;
+
+beforeAll(async () => {
+  [stripeApi, pendingApi] = await Promise.all([startStripeApi(), startStripeApi({ refundStatus: 'pending' })]);
+  bed = await openPerQueueTestbed({
+    PAYMENT_PROVIDER: 'stripe',
+    STRIPE_SECRET_KEY: 'sk_test_flashcheckout',
+    STRIPE_WEBHOOK_SECRET: 'whsec_flashcheckouttest',
+    STRIPE_API_URL: stripeApi.url,
+    STRIPE_DEPLOYMENT_TAG: 'flash-checkout-refunds-test',
+    LOG_LEVEL: 'silent',
+  });
+  settings = settingsOf(bed.config, stripeProvider)!;
+  pendingSettings = { ...settings, apiUrl: pendingApi.url };
+  // The worker that runs this file's RefundWorkflows (its refundPayment asks this file's default double).
+  await bed.startWorker(taskQueue);
+}, 120_000);
+
+afterAll(async () => {
+  await bed?.close();
+  await Promise.allSettled([stripeApi?.stop(), pendingApi?.stop()]);
+});
+
+/** This file's payments: the only rows its reconciler pages see. */
+const ours = new Set<string>();
+
+/** The reconciler's refund page over this file's rows, starting workflows on this file's queue. */
+function reconcilerOf(afterLook?: () => Promise<void>) {
+  return createReconcileActivities({
+    stores: refundsScopedTo(bed.stores, (row) => ours.has(row.eventId), afterLook),
+    inventory: bed.inventory,
+    orders: OrderWorkflowClient.withoutBreakers(bed.temporal, taskQueue, new StartPacing({ maxLimit: 10 })),
+    refundProviders: ['stripe'],
+  });
+}
+
+/** The refund activity as Temporal runs it, asking `api`'s Stripe. */
+const refundActivity = (api: 'default' | 'pending') =>
+  createRefundActivities({
+    stores: bed.stores,
+    providers: { stripe: new StripeProvider(api === 'default' ? settings : pendingSettings) },
+  }).refundPayment;
+
+const refundRun = (eventId: string) => bed.temporal.workflow.getHandle(refundWorkflowId(eventId)).result();
+
+/** Resolves for every caller once `parties` have called it: owners that looked at the same moment. */
+function barrier(parties: number): () => Promise<void> {
+  let arrived = 0;
+  let open!: () => void;
+  const all = new Promise<void>((resolve) => (open = resolve));
+  return () => {
+    if (++arrived >= parties) open();
+    return all;
+  };
+}
+
+/**
+ * A PaymentIntent paid at `api`'s Stripe, and its payment recorded REFUND_REQUIRED (money on an intent no order
+ * opened: INTENT_MISMATCH), due at once.
+ */
+async function paymentToRefund(
+  api: StripeApi,
+  amountCents = 1_500,
+): Promise<{ eventId: string; intentId: string; row: PaymentRow }> {
+  const intent = await stripeClient(api === stripeApi ? settings : pendingSettings).paymentIntents.create({
+    amount: amountCents,
+    currency: 'usd',
+  });
+  api.confirm(intent.id, 'succeeded');
+  const eventId = `evt-refunds-${randomUUID()}`;
+  ours.add(eventId);
+  const { row } = await bed.stores.payments.recordPayment(
+    { eventId, orderNo: newOrderNo(), amountCents, provider: 'stripe', providerRef: intent.id },
+    'webhook',
+    'INTENT_MISMATCH',
+  );
+  expect(row).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'INTENT_MISMATCH', refundAttempts: 0 });
+  return { eventId, intentId: intent.id, row };
+}
+
+/** A dispute of the double as the webhook records it (no endpoint here): through the adapter's own reading. */
+const disputeTakebackOf = (dispute: Stripe.Dispute, intentId: string, orderNo: string): Takeback => ({
+  ...disputeTakeback(dispute, intentId),
+  provider: 'stripe',
+  orderNo,
+});
+
+const refundsAsked = (api: StripeApi, intentId: string) =>
+  api.callsTo('POST', '/v1/refunds').filter((call) => call.form.payment_intent === intentId);
+
+const refundsRead = (api: StripeApi, refundId: string) => api.callsTo('GET', `/v1/refunds/${refundId}`);
+
+describe('refunds run by Temporal', () => {
+  it('two reconciler runs looking at once start one RefundWorkflow, and Stripe is asked once', async () => {
+    const { eventId, intentId } = await paymentToRefund(stripeApi);
+    // Both runs read the due row before either takes it.
+    const bothLooked = barrier(2);
+    const runs = [reconcilerOf(bothLooked), reconcilerOf(bothLooked)];
+    const pages = await Promise.all(runs.map((run) => run.startDueRefunds({ limit: 50 })));
+    expect(pages.map((page) => page.started).sort()).toEqual([0, 1]);
+    expect(await refundRun(eventId)).toBe('REFUNDED');
+    const calls = refundsAsked(stripeApi, intentId);
+    expect(calls.map((call) => [call.idempotencyKey, call.status])).toEqual([
+      [stripeIdempotencyKeys.refund(eventId), 200],
+    ]);
+    const refunds = stripeApi.refundsOf(intentId);
+    expect(refunds).toHaveLength(1);
+    expect(refunds[0]).toMatchObject({ amount: 1_500, status: 'succeeded' });
+    expect(await bed.stores.payments.getPayment(eventId)).toMatchObject({
+      outcome: 'REFUNDED',
+      refundId: refunds[0]!.id,
+      refundAttempts: 1,
+    });
+    // Done: no run starts it again.
+    expect((await runs[0]!.startDueRefunds({ limit: 50 })).started).toBe(0);
+    expect(refundsAsked(stripeApi, intentId)).toHaveLength(1);
+  });
+
+  it('a refund whose run was lost is started again only once its bound is over, and asked once', async () => {
+    const { eventId, intentId } = await paymentToRefund(stripeApi);
+    const takenAt = Date.now();
+    // A run was started for 2 s, then lost (Temporal's history gone) without asking.
+    expect(await bed.stores.refunds.takeRefund(eventId, 2_000)).toBe(true);
+    const reconciler = reconcilerOf();
+    const looks: { endedAt: number; started: number }[] = [];
+    await waitFor(
+      async () => {
+        const { started } = await reconciler.startDueRefunds({ limit: 50 });
+        looks.push({ endedAt: Date.now(), started });
+        return started > 0;
+      },
+      { what: `a run of the refund of ${eventId}`, timeoutMs: 10_000, intervalMs: 20 },
+    );
+    const before = looks.slice(0, -1);
+    // Every look before found the row taken (a second and more of them), and started nothing.
+    expect(before.every((look) => look.started === 0)).toBe(true);
+    expect(before.filter((look) => look.endedAt < takenAt + 1_000).length).toBeGreaterThan(0);
+    // Started once the bound was over (MySQL's clock and this process's are the same host's).
+    expect(looks.at(-1)!.endedAt).toBeGreaterThanOrEqual(takenAt + 2_000);
+    expect(await refundRun(eventId)).toBe('REFUNDED');
+    expect(refundsAsked(stripeApi, intentId)).toHaveLength(1);
+    // Taken twice (the lost run, the new one), asked once.
+    expect(await bed.stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED', refundAttempts: 2 });
+    // A run started again anyway (its bound over) finds the row past it and asks nothing.
+    expect(await refundActivity('default')({ eventId })).toBe('REFUNDED');
+    expect(refundsAsked(stripeApi, intentId)).toHaveLength(1);
+  });
+
+  it('a refund Stripe refuses because a dispute holds the charge waits for the dispute, never REFUND_FAILED', async () => {
+    // Red on 10aac89: charge_disputed was a refusal like any other, and the row ended REFUND_FAILED for an operator.
+    const { eventId, intentId, row } = await paymentToRefund(stripeApi);
+    const dispute = stripeApi.dispute(intentId);
+    // Thrown for Temporal to ask again later, the row still owed.
+    const refused = await refundActivity('default')({ eventId }).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(ApplicationFailure);
+    expect(refused).toMatchObject({ type: RefundFailureTypes.disputeNotRecorded, nonRetryable: false });
+    expect(refundsAsked(stripeApi, intentId).map((call) => call.status)).toEqual([400]);
+    expect(await bed.stores.payments.getPayment(eventId)).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundError: expect.stringMatching(/disputed charge/),
+    });
+    // The dispute, as its webhook records it (no endpoint here): the chargeback gave the money back.
+    await bed.stores.refunds.recordTakeback(disputeTakebackOf(dispute, intentId, row.orderNo));
+    expect(await bed.stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED', refundId: dispute.id });
+    expect(stripeApi.refundsOf(intentId)).toEqual([]);
+    // Temporal's next attempt finds it ended.
+    expect(await refundActivity('default')({ eventId })).toBe('REFUNDED');
+  });
+
+  it('a payment judged for refund after its dispute was recorded is given back by that dispute at the first refusal', async () => {
+    const intent = await stripeClient(settings).paymentIntents.create({ amount: 1_500, currency: 'usd' });
+    stripeApi.confirm(intent.id, 'succeeded');
+    const dispute = stripeApi.dispute(intent.id);
+    const orderNo = newOrderNo();
+    await bed.stores.refunds.recordTakeback(disputeTakebackOf(dispute, intent.id, orderNo));
+    // The payment's own event comes after the dispute's (Stripe does not order them): judged for refund only now.
+    const eventId = `evt-refunds-${randomUUID()}`;
+    ours.add(eventId);
+    await bed.stores.payments.recordPayment(
+      { eventId, orderNo, amountCents: 1_500, provider: 'stripe', providerRef: intent.id },
+      'webhook',
+      'INTENT_MISMATCH',
+    );
+    expect(await refundActivity('default')({ eventId })).toBe('REFUNDED');
+    expect(await bed.stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED', refundId: dispute.id });
+    expect(stripeApi.refundsOf(intent.id)).toEqual([]);
+  });
+
+  it('an inquiry (warning_*) withdraws nothing: the payment we owe back stays to be refunded', async () => {
+    const { eventId, intentId, row } = await paymentToRefund(stripeApi);
+    const inquiry = stripeApi.dispute(intentId);
+    await bed.stores.refunds.recordTakeback({
+      ...disputeTakebackOf({ ...inquiry, status: 'warning_needs_response' }, intentId, row.orderNo),
+    });
+    expect(await bed.stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUND_REQUIRED', refundId: null });
+    // Nobody's to refund afterwards: the double's charge is a real chargeback, only its record here is an inquiry.
+    ours.delete(eventId);
+    await bed.stores.refunds.recordRefundProgress(
+      { eventId },
+      { state: 'REFUND_FAILED', refundId: null, error: 'test: an inquiry on a chargeback' },
+    );
+  });
+
+  it('a refund Stripe left pending is due for a look later, read again until it ends, and never moves back', async () => {
+    const toSucceed = await paymentToRefund(pendingApi, 1_200);
+    const toFail = await paymentToRefund(pendingApi, 1_300);
+    const refund = refundActivity('pending');
+    const isDue = async (eventId: string) =>
+      (await bed.stores.refunds.refundsDue(10_000, ['stripe'])).some((row) => row.eventId === eventId);
+    for (const { eventId } of [toSucceed, toFail]) expect(await refund({ eventId })).toBe('REFUND_REQUESTED');
+    const refundOf = async (eventId: string) => {
+      const row = await bed.stores.payments.getPayment(eventId);
+      expect(row).toMatchObject({ outcome: 'REFUND_REQUESTED' });
+      return row!.refundId!;
+    };
+    const succeeding = await refundOf(toSucceed.eventId);
+    const failing = await refundOf(toFail.eventId);
+    expect(pendingApi.refundsOf(toSucceed.intentId).map((r) => [r.id, r.status])).toEqual([[succeeding, 'pending']]);
+    // Under way: not due for the reconciler until its first look (a minute on).
+    expect(await isDue(toSucceed.eventId)).toBe(false);
+    // A run for its look (the reconciler's, once due): read again while still pending, it stays REFUND_REQUESTED,
+    // is due again later, and is not asked again.
+    expect(await refund({ eventId: toSucceed.eventId })).toBe('REFUND_REQUESTED');
+    expect(refundsRead(pendingApi, succeeding)).toHaveLength(1);
+    expect(await refundOf(toSucceed.eventId)).toBe(succeeding);
+    expect(await isDue(toSucceed.eventId)).toBe(false);
+    // The card network answers; Stripe's events about it reach no one here.
+    pendingApi.settleRefund(succeeding, 'succeeded');
+    pendingApi.settleRefund(failing, 'failed');
+    expect(await refund({ eventId: toSucceed.eventId })).toBe('REFUNDED');
+    expect(await refund({ eventId: toFail.eventId })).toBe('REFUND_FAILED');
+    expect(await bed.stores.payments.getPayment(toSucceed.eventId)).toMatchObject({
+      outcome: 'REFUNDED',
+      refundId: succeeding,
+    });
+    expect(await bed.stores.payments.getPayment(toFail.eventId)).toMatchObject({
+      outcome: 'REFUND_FAILED',
+      refundId: failing,
+      refundError: expect.stringMatching(/^refund failed/),
+    });
+    // One ask each, however many reads.
+    expect(refundsAsked(pendingApi, toSucceed.intentId)).toHaveLength(1);
+    expect(refundsAsked(pendingApi, toFail.intentId)).toHaveLength(1);
+    // Ended: never due again, a run started anyway reads nothing, and an older word (a late `pending`) moves
+    // neither back.
+    expect(await isDue(toSucceed.eventId)).toBe(false);
+    expect(await isDue(toFail.eventId)).toBe(false);
+    const reads = refundsRead(pendingApi, succeeding).length + refundsRead(pendingApi, failing).length;
+    expect(await refund({ eventId: toSucceed.eventId })).toBe('REFUNDED');
+    expect(refundsRead(pendingApi, succeeding).length + refundsRead(pendingApi, failing).length).toBe(reads);
+    for (const [eventId, refundId] of [
+      [toSucceed.eventId, succeeding],
+      [toFail.eventId, failing],
+    ] as const)
+      expect(await bed.stores.refunds.recordRefundProgress({ eventId }, { state: 'REFUND_REQUESTED', refundId })).toBe(
+        false,
+      );
+    expect(
+      await bed.stores.refunds.recordRefundProgress(
+        { eventId: toFail.eventId },
+        { state: 'REFUNDED', refundId: failing },
+      ),
+    ).toBe(false);
+  });
+});
