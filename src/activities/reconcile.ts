@@ -14,7 +14,7 @@ import type { ReportStore } from '../db/reports.js';
 import type { SaleStore } from '../db/sales.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderWorkflowClient } from '../order/workflow-client.js';
-import { isSold, orderNoTime, REFUND_TAKEN_FOR_MS } from '../model/order-workflow.js';
+import { isSold, REFUND_TAKEN_FOR_MS } from '../model/order-workflow.js';
 import {
   noReservationWork,
   PROMISE_MAX_AGE_MS,
@@ -57,9 +57,6 @@ function holdsUnits(row: OrderRow | undefined): row is OrderRow {
   return row !== undefined && row.status !== 'CANCELLED' && row.status !== 'FAILED';
 }
 
-/** A sale marks itself active about once a second: one that holds an order was active at most this long before it. */
-const PROMISE_LOOKUP_SLACK_MS = 2_000;
-
 /** How far back (by Redis's clock) the survey looks for sales defined in Redis alone. */
 const REDIS_ONLY_HORIZON_MS = 7 * 24 * 3_600_000;
 
@@ -70,13 +67,6 @@ export function createReconcileActivities({
   refundProviders = [],
   refundGauges,
 }: ReconcileDeps) {
-  /** Whether a sale holds a reservation of this order number (a promise): any sale that reserved since it was made. */
-  const promised = async (orderNo: string): Promise<boolean> => {
-    const madeAt = orderNoTime(orderNo);
-    if (madeAt === null) return false;
-    const skus = (await inventory.activeSales(madeAt - PROMISE_LOOKUP_SLACK_MS)).map((sale) => sale.sku);
-    return (await inventory.findOrderInput(orderNo, skus)) !== null;
-  };
   /**
    * Sales defined in Redis with no MySQL row (a create whose commit was lost): checkouts reserve
    * there and every order fails SaleNotFound. Reported; POST /api/sales with the same definition
@@ -204,7 +194,8 @@ export function createReconcileActivities({
           ...rows.filter((row) => row.orderNo === orderNo).map((row) => row.receivedAt.getTime()),
         );
         if (byRow.orderExists || Date.now() - oldest < input.notFoundAfterMs) continue;
-        if ((await orders.workflowState(orderNo)) !== 'NOT_FOUND' || (await promised(orderNo))) continue;
+        if ((await orders.workflowState(orderNo)) !== 'NOT_FOUND' || (await inventory.findOrderInput(orderNo)) !== null)
+          continue;
         const refunded = await stores.payments.decideWaitingFor(orderNo, { noSuchOrder: true });
         if (refunded.orderExists) page.decided += refunded.decided;
         else page.orderNotFound += refunded.decided;

@@ -10,9 +10,25 @@
  */
 import { readFileSync } from 'node:fs';
 import { redisClockMs, type RedisClient } from '../infra/redis.js';
-import type { OrderInput } from '../model/order-workflow.js';
+import { orderNoTime, type OrderInput } from '../model/order-workflow.js';
 
 /** The Redis keys of one SKU: the one place that knows the layout. */
+
+/** A sale that took a reservation lately (it marks itself active about once a second). */
+export interface ActiveSale {
+  sku: string;
+  lastReservedAtMs: number;
+}
+
+/**
+ * Since when a sale that holds the order has been active (null: not one of our order numbers). A sale marks itself
+ * active about once a second, so one that holds an order was active at most 2 s before the order was made.
+ */
+export function activeSince(orderNo: string): number | null {
+  const madeAt = orderNoTime(orderNo);
+  return madeAt === null ? null : madeAt - 2_000;
+}
+
 export interface SaleKeys {
   /** HASH stock, available, reserved, sold, limit, price, starts, ends (epoch ms, 0 = none), returned (generation). */
   sale: string;
@@ -654,20 +670,25 @@ export class RedisInventory {
   }
 
   /** The sales that took a reservation at or after `sinceMs`, with when they last did. */
-  async activeSales(sinceMs: number): Promise<Array<{ sku: string; lastReservedAtMs: number }>> {
+  async activeSales(sinceMs: number): Promise<ActiveSale[]> {
     const flat = await this.redis.zrangebyscore(this.pipeline.activeSales, Math.floor(sinceMs), '+inf', 'WITHSCORES');
-    const sales: Array<{ sku: string; lastReservedAtMs: number }> = [];
+    const sales: ActiveSale[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2)
       sales.push({ sku: flat[i] as string, lastReservedAtMs: Number(flat[i + 1]) });
     return sales;
   }
 
   /**
-   * The recorded input of an order whose units are held (promised, started or awaiting payment) in
-   * one of `skus`, found by its order number alone; null when none of them holds it. One HGET per
-   * sale: order numbers carry no SKU, and a deployment runs a handful of sales.
+   * The recorded input of an order whose units are held (promised, started or awaiting payment), by its order number
+   * alone; null when no sale holds it. Order numbers carry no SKU: each sale active since the order was made is asked,
+   * one HGET each (a handful during a sale). `activeSales`: the list as the caller read it a moment ago, else read now.
    */
-  async findOrderInput(orderNo: string, skus: readonly string[]): Promise<OrderInput | null> {
+  async findOrderInput(orderNo: string, activeSales?: readonly ActiveSale[]): Promise<OrderInput | null> {
+    const since = activeSince(orderNo);
+    if (since === null) return null;
+    const skus = (activeSales ?? (await this.activeSales(since)))
+      .filter((sale) => sale.lastReservedAtMs >= since)
+      .map((sale) => sale.sku);
     const found = (await Promise.all(skus.map((sku) => this.redis.hget(saleKeys(sku).inputs, orderNo)))).find(
       (input) => input !== null,
     );

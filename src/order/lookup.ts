@@ -14,10 +14,9 @@ import {
   DependencyGuard,
   DependencyUnavailableError,
 } from '../infra/dependency-guard.js';
-import type { RedisInventory } from '../inventory/redis-inventory.js';
+import { activeSince, type ActiveSale, type RedisInventory } from '../inventory/redis-inventory.js';
 import { DEFAULT_CALL_TIMEOUT_MS, type OrderWorkflowClient } from './workflow-client.js';
 import {
-  orderNoTime,
   pendingOrderState,
   type OrderDispute,
   type OrderInput,
@@ -47,10 +46,6 @@ export interface FoundOrder {
 
 /** How long the list of active sales (for lookups of an order by its number alone) is reused. */
 const SALES_REFRESH_MS = 1_000;
-/**
- * A sale marks itself active about once a second: a sale that holds an order was active at most this long before it.
- */
-const ACTIVE_MARK_SLACK_MS = 2_000;
 
 const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
 
@@ -70,7 +65,7 @@ export interface OrderLookupDeps {
 }
 
 export class OrderLookup {
-  private sales: { list: Array<{ sku: string; lastReservedAtMs: number }>; readAt: number } = { list: [], readAt: 0 };
+  private sales: { list: ActiveSale[]; readAt: number } = { list: [], readAt: 0 };
 
   constructor(private readonly deps: OrderLookupDeps) {}
 
@@ -230,22 +225,17 @@ export class OrderLookup {
    */
   async findPromise(orderNo: string, deadline = defaultDeadline()): Promise<OrderInput | null> {
     const inventory = this.deps.inventory;
-    const madeAt = orderNoTime(orderNo);
-    if (!inventory || madeAt === null) return null;
-    const since = madeAt - ACTIVE_MARK_SLACK_MS;
-    const ask = (list: Array<{ sku: string; lastReservedAtMs: number }>) =>
-      inventory.findOrderInput(
-        orderNo,
-        list.filter((sale) => sale.lastReservedAtMs >= since).map((sale) => sale.sku),
-      );
+    if (!inventory) return null;
     try {
       return await boundBy(deadline, async () => {
         const fresh = Date.now() - this.sales.readAt <= SALES_REFRESH_MS;
-        const found = fresh ? await ask(this.sales.list) : null;
+        const found = fresh ? await inventory.findOrderInput(orderNo, this.sales.list) : null;
         if (found) return found;
-        // Not in the list as read a moment ago: the sale may have become active since.
+        // Not among the sales as read a moment ago: the sale may have become active since.
+        const since = activeSince(orderNo);
+        if (since === null) return null;
         this.sales = { list: await inventory.activeSales(since), readAt: Date.now() };
-        return ask(this.sales.list);
+        return inventory.findOrderInput(orderNo, this.sales.list);
       });
     } catch (err) {
       // Redis out of time or failing: "cannot tell now" (503 and retry), never a bug's 500.
