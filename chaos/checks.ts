@@ -93,13 +93,16 @@ export async function waitForQuiescence(
   let quietSince: number | undefined;
   await waitFor(
     async () => {
-      const [sale, rows, stuck, running, gone] = await Promise.all([
+      // Payments still moving: waiting for their order's row, or applied and their Signal not sent yet.
+      const [sale, rows, waiting, toTell, running, gone] = await Promise.all([
         inventory.getSale(sku),
         deps.stores.orders.getOrders(accepted),
-        deps.stores.payments.paymentsToDeliver(1_000),
+        deps.stores.payments.waitingPayments(0, 1_000),
+        deps.stores.payments.paymentsToTell(0, 1_000),
         runningOrders(deps.temporal, sku),
         lost(),
       ]);
+      const stuck = [...waiting, ...toTell];
       const ordersOfSku = new Set(accepted);
       const quiet =
         sale !== null &&

@@ -242,17 +242,6 @@ export class PaymentStore {
     );
   }
 
-  /** Payments still to deliver: RECEIVED ones (not judged yet), then applied ones whose workflow has no Signal yet. */
-  async paymentsToDeliver(limit: number): Promise<PaymentRow[]> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      `(SELECT ${PAYMENT_COLUMNS} FROM payments WHERE outcome = 'RECEIVED' ORDER BY received_at LIMIT ?)
-       UNION ALL
-       (SELECT ${PAYMENT_COLUMNS} FROM payments WHERE tell_workflow = 1 AND outcome <> 'RECEIVED' LIMIT ?)`,
-      [limit, limit],
-    );
-    return rows.map(toPaymentRow).slice(0, limit);
-  }
-
   // ---- payment intents --------------------------------------------------------------------------
 
   /** Records a PaymentIntent opened for an order (idempotent: the same intent twice is one row). */

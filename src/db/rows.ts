@@ -110,8 +110,6 @@ export interface PaymentRow {
   refundKeyAttempt: number;
   /** When the provider says the money moved (Stripe: the charge's `created`); null for the generic webhook. */
   paidAtProvider: Date | null;
-  /** The delivery owner that holds (or last held) the row's lease; null before any. */
-  deliveryOwner: string | null;
   /** Judged as it was recorded (APPLIED with its order PAID): its order's workflow is still to be told. */
   tellWorkflow: boolean;
 }
@@ -177,8 +175,7 @@ export const isDuplicateKey = (err: unknown) => (err as { code?: string }).code 
 
 export const PAYMENT_COLUMNS =
   'event_id, order_no, amount_cents, outcome, refund_reason, received_at, provider, provider_ref, refund_id, refund_error, ' +
-  'refund_attempts, refund_key_attempt, paid_at_provider, delivery_owner, ' +
-  'tell_workflow';
+  'refund_attempts, refund_key_attempt, paid_at_provider, tell_workflow';
 
 export function toSaleRow(row: RowDataPacket): SaleRow {
   return {
@@ -256,7 +253,6 @@ export function toPaymentRow(row: RowDataPacket): PaymentRow {
     refundAttempts: Number(row.refund_attempts ?? 0),
     refundKeyAttempt: Number(row.refund_key_attempt ?? 1),
     paidAtProvider: (row.paid_at_provider as Date | null | undefined) ?? null,
-    deliveryOwner: (row.delivery_owner as string | null | undefined) ?? null,
     tellWorkflow: Number(row.tell_workflow ?? 0) === 1,
   };
 }
