@@ -566,6 +566,26 @@ describe("the one judge: the order's row decides every payment", () => {
     }
   });
 
+  it('every transaction reads what others committed since (READ COMMITTED, set once per pooled connection)', async () => {
+    // The row's lock orders two writers; RC's fresh reads are what the second relies on (and no gap locks).
+    const { sku } = await putOnSale(stores, redis, { stock: 5, perUserLimit: 1 });
+    const conn = await pool.getConnection();
+    try {
+      await conn.beginTransaction();
+      const available = async () =>
+        Number(
+          (await conn.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [sku]))[0][0]!.available,
+        );
+      expect(await available()).toBe(5);
+      await pool.query('UPDATE sales SET available = available - 1 WHERE sku = ?', [sku]);
+      // Under REPEATABLE READ the transaction's first read would still answer 5.
+      expect(await available()).toBe(4);
+      await conn.rollback();
+    } finally {
+      conn.release();
+    }
+  });
+
   it("judges many orders' payments at once while their rows are written: no two lock each other out", async () => {
     // Red on 86ec30c: the judge's read of an order's RECEIVED payments took an index by outcome and locked every
     // RECEIVED payment of every order: payments of unrelated orders deadlocked past inTransaction's retries (500s at

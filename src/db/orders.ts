@@ -112,40 +112,36 @@ export class OrderStore {
     // Here, not in SaleStore: it writes the order; the sale's stock is taken in the same transaction.
     let result: InsertOrderResult;
     try {
-      result = await inTransaction(
-        this.pool,
-        async (conn): Promise<InsertOrderResult> => {
-          await insertOrderRow(conn, order, 'AWAITING_PAYMENT', null);
-          let paymentDeadline = order.paymentDeadline;
-          if (order.paymentWindowMs !== undefined) {
-            const [[written]] = await conn.query<RowDataPacket[]>(
-              'SELECT payment_deadline FROM orders WHERE order_no = ?',
-              [order.orderNo],
-            );
-            paymentDeadline = written?.payment_deadline as Date;
-          }
-          // The row written, the payments that came before it are its to decide (its workflow learns from this answer).
-          const decided = await decideWaitingPayments(conn, order.orderNo, {
-            tellWorkflow: false,
-            written: {
-              status: 'AWAITING_PAYMENT',
-              totalCents: order.unitPriceCents * order.quantity,
-              paymentDeadline,
-              paymentProvider: order.paymentProvider ?? null,
-            },
-          });
-          // The stock last: every persist of the SKU queues on its sales row, held from here to the commit only.
-          // The guard in WHERE (and the table's CHECK) makes MySQL refuse to sell what it lacks; then all rolls back.
-          const [taken] = await conn.query<ResultSetHeader>(
-            'UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?',
-            [order.quantity, order.sku, order.quantity],
+      result = await inTransaction(this.pool, async (conn): Promise<InsertOrderResult> => {
+        await insertOrderRow(conn, order, 'AWAITING_PAYMENT', null);
+        let paymentDeadline = order.paymentDeadline;
+        if (order.paymentWindowMs !== undefined) {
+          const [[written]] = await conn.query<RowDataPacket[]>(
+            'SELECT payment_deadline FROM orders WHERE order_no = ?',
+            [order.orderNo],
           );
-          if (taken.affectedRows !== 1) throw new NothingTaken();
-          const applied = appliedOf(decided);
-          return { outcome: 'INSERTED', paymentDeadline, ...(applied ? { applied } : {}) };
-        },
-        { readCommitted: true },
-      );
+          paymentDeadline = written?.payment_deadline as Date;
+        }
+        // The row written, the payments that came before it are its to decide (its workflow learns from this answer).
+        const decided = await decideWaitingPayments(conn, order.orderNo, {
+          tellWorkflow: false,
+          written: {
+            status: 'AWAITING_PAYMENT',
+            totalCents: order.unitPriceCents * order.quantity,
+            paymentDeadline,
+            paymentProvider: order.paymentProvider ?? null,
+          },
+        });
+        // The stock last: every persist of the SKU queues on its sales row, held from here to the commit only.
+        // The guard in WHERE (and the table's CHECK) makes MySQL refuse to sell what it lacks; then all rolls back.
+        const [taken] = await conn.query<ResultSetHeader>(
+          'UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?',
+          [order.quantity, order.sku, order.quantity],
+        );
+        if (taken.affectedRows !== 1) throw new NothingTaken();
+        const applied = appliedOf(decided);
+        return { outcome: 'INSERTED', paymentDeadline, ...(applied ? { applied } : {}) };
+      });
     } catch (err) {
       if (err instanceof NothingTaken) {
         const [sale] = await this.pool.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [order.sku]);
@@ -196,19 +192,13 @@ export class OrderStore {
    * row has afterwards: FAILED when this (or an earlier attempt) wrote it. Idempotent.
    */
   async insertFailedOrder(order: NewOrder, reason: string): Promise<StoredOrderStatus> {
-    return inTransaction(
-      this.pool,
-      async (conn) => {
-        await insertOrderRow(conn, order, 'FAILED', reason.slice(0, 255), true);
-        // Payments that came for it before any row are refunded for its failure (ORDER_FAILED).
-        await decideWaitingPayments(conn, order.orderNo, { tellWorkflow: false });
-        const [rows] = await conn.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ?', [
-          order.orderNo,
-        ]);
-        return rows[0]?.status as StoredOrderStatus;
-      },
-      { readCommitted: true },
-    );
+    return inTransaction(this.pool, async (conn) => {
+      await insertOrderRow(conn, order, 'FAILED', reason.slice(0, 255), true);
+      // Payments that came for it before any row are refunded for its failure (ORDER_FAILED).
+      await decideWaitingPayments(conn, order.orderNo, { tellWorkflow: false });
+      const [rows] = await conn.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ?', [order.orderNo]);
+      return rows[0]?.status as StoredOrderStatus;
+    });
   }
 
   /**
@@ -223,44 +213,40 @@ export class OrderStore {
   async failOrder(order: NewOrder, reason: string): Promise<void> {
     // Here, not in SaleStore: it ends the order; its units go back to the sale in the same transaction.
     const failureReason = reason.slice(0, 255);
-    await inTransaction(
-      this.pool,
-      async (conn) => {
-        const [rows] = await conn.query<RowDataPacket[]>(
-          'SELECT sku, quantity, status FROM orders WHERE order_no = ? FOR UPDATE',
-          [order.orderNo],
-        );
-        const row = rows[0];
-        if (!row) {
-          await insertOrderRow(conn, order, 'FAILED', failureReason, true);
-          // Payments that came for it before any row are refunded for its failure (ORDER_FAILED).
-          await decideWaitingPayments(conn, order.orderNo, { tellWorkflow: false });
-          return;
-        }
-        if (row.status !== 'AWAITING_PAYMENT' && !isSold(row.status)) return;
-        await conn.query(`UPDATE orders SET status = 'FAILED', failure_reason = ? WHERE order_no = ?`, [
-          failureReason,
-          order.orderNo,
-        ]);
-        await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
-        if (row.status === 'AWAITING_PAYMENT') return;
-        // Sold by a payment its row applied, perhaps with money taken back since: a failed order keeps no money
-        // (ORDER_FAILED); a chargeback already recorded is that refund (disputeOwedMoney).
-        const [applied] = await conn.query<RowDataPacket[]>(
-          `SELECT provider, provider_ref FROM payments WHERE order_no = ? AND outcome = 'APPLIED' FOR UPDATE`,
-          [order.orderNo],
-        );
-        await conn.query(
-          `UPDATE payments SET refund_reason = 'ORDER_FAILED', outcome = 'REFUND_REQUIRED'
+    await inTransaction(this.pool, async (conn) => {
+      const [rows] = await conn.query<RowDataPacket[]>(
+        'SELECT sku, quantity, status FROM orders WHERE order_no = ? FOR UPDATE',
+        [order.orderNo],
+      );
+      const row = rows[0];
+      if (!row) {
+        await insertOrderRow(conn, order, 'FAILED', failureReason, true);
+        // Payments that came for it before any row are refunded for its failure (ORDER_FAILED).
+        await decideWaitingPayments(conn, order.orderNo, { tellWorkflow: false });
+        return;
+      }
+      if (row.status !== 'AWAITING_PAYMENT' && !isSold(row.status)) return;
+      await conn.query(`UPDATE orders SET status = 'FAILED', failure_reason = ? WHERE order_no = ?`, [
+        failureReason,
+        order.orderNo,
+      ]);
+      await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
+      if (row.status === 'AWAITING_PAYMENT') return;
+      // Sold by a payment its row applied, perhaps with money taken back since: a failed order keeps no money
+      // (ORDER_FAILED); a chargeback already recorded is that refund (disputeOwedMoney).
+      const [applied] = await conn.query<RowDataPacket[]>(
+        `SELECT provider, provider_ref FROM payments WHERE order_no = ? AND outcome = 'APPLIED' FOR UPDATE`,
+        [order.orderNo],
+      );
+      await conn.query(
+        `UPDATE payments SET refund_reason = 'ORDER_FAILED', outcome = 'REFUND_REQUIRED'
          WHERE order_no = ? AND outcome = 'APPLIED'`,
-          [order.orderNo],
-        );
-        for (const payment of applied)
-          if (payment.provider_ref)
-            await disputeOwedMoney(conn, payment.provider as PaymentProviderName, String(payment.provider_ref));
-      },
-      { readCommitted: true },
-    );
+        [order.orderNo],
+      );
+      for (const payment of applied)
+        if (payment.provider_ref)
+          await disputeOwedMoney(conn, payment.provider as PaymentProviderName, String(payment.provider_ref));
+    });
   }
 
   /**
@@ -277,42 +263,38 @@ export class OrderStore {
     cancelledAt: Date;
   }): Promise<CancelUnpaidResult> {
     // Here, not in PaymentStore: it cancels the order; the payments are only read, under the order row's lock.
-    return inTransaction(
-      this.pool,
-      async (conn): Promise<CancelUnpaidResult> => {
-        const [rows] = await conn.query<RowDataPacket[]>(
-          `SELECT sku, quantity, status, cancel_reason, payment_deadline FROM orders WHERE order_no = ? FOR UPDATE`,
-          [cancel.orderNo],
-        );
-        const order = rows[0];
-        if (order?.status === 'CANCELLED') return { outcome: 'CANCELLED', reason: order.cancel_reason as CancelReason };
-        // A payment still waiting (recorded by a build before the row judged every payment) is decided first.
-        const decided =
-          order?.status === 'AWAITING_PAYMENT'
-            ? appliedOf(await decideWaitingPayments(conn, cancel.orderNo, { tellWorkflow: false }))
-            : undefined;
-        // The row applied a payment first (as it was recorded, or just now), or this close's own first run was
-        // retried after the payment: the same answer.
-        if (decided || isSold(order?.status)) {
-          const applied = await appliedPaymentOf(conn, cancel.orderNo);
-          if (applied) return { outcome: 'PAID_IN_TIME', payment: applied };
-        }
-        if (order?.status !== 'AWAITING_PAYMENT') return { outcome: 'NOT_AWAITING_PAYMENT' };
-        // Read after the lock is held: a payment recorded from now on is stamped later than this.
-        const [[clock]] = await conn.query<RowDataPacket[]>('SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), ?) AS dueInUs', [
-          order.payment_deadline,
-        ]);
-        const dueInMs = Math.ceil(Number(clock?.dueInUs ?? 0) / 1_000);
-        if (cancel.reason === 'PAYMENT_TIMEOUT' && dueInMs >= 0) return { outcome: 'NOT_DUE', dueInMs: dueInMs + 1 };
-        await conn.query(
-          `UPDATE orders SET status = 'CANCELLED', cancel_reason = ?, cancelled_at = ? WHERE order_no = ?`,
-          [cancel.reason, cancel.cancelledAt, cancel.orderNo],
-        );
-        await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [order.quantity, order.sku]);
-        return { outcome: 'CANCELLED', reason: cancel.reason };
-      },
-      { readCommitted: true },
-    );
+    return inTransaction(this.pool, async (conn): Promise<CancelUnpaidResult> => {
+      const [rows] = await conn.query<RowDataPacket[]>(
+        `SELECT sku, quantity, status, cancel_reason, payment_deadline FROM orders WHERE order_no = ? FOR UPDATE`,
+        [cancel.orderNo],
+      );
+      const order = rows[0];
+      if (order?.status === 'CANCELLED') return { outcome: 'CANCELLED', reason: order.cancel_reason as CancelReason };
+      // A payment still waiting (recorded by a build before the row judged every payment) is decided first.
+      const decided =
+        order?.status === 'AWAITING_PAYMENT'
+          ? appliedOf(await decideWaitingPayments(conn, cancel.orderNo, { tellWorkflow: false }))
+          : undefined;
+      // The row applied a payment first (as it was recorded, or just now), or this close's own first run was
+      // retried after the payment: the same answer.
+      if (decided || isSold(order?.status)) {
+        const applied = await appliedPaymentOf(conn, cancel.orderNo);
+        if (applied) return { outcome: 'PAID_IN_TIME', payment: applied };
+      }
+      if (order?.status !== 'AWAITING_PAYMENT') return { outcome: 'NOT_AWAITING_PAYMENT' };
+      // Read after the lock is held: a payment recorded from now on is stamped later than this.
+      const [[clock]] = await conn.query<RowDataPacket[]>('SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), ?) AS dueInUs', [
+        order.payment_deadline,
+      ]);
+      const dueInMs = Math.ceil(Number(clock?.dueInUs ?? 0) / 1_000);
+      if (cancel.reason === 'PAYMENT_TIMEOUT' && dueInMs >= 0) return { outcome: 'NOT_DUE', dueInMs: dueInMs + 1 };
+      await conn.query(
+        `UPDATE orders SET status = 'CANCELLED', cancel_reason = ?, cancelled_at = ? WHERE order_no = ?`,
+        [cancel.reason, cancel.cancelledAt, cancel.orderNo],
+      );
+      await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [order.quantity, order.sku]);
+      return { outcome: 'CANCELLED', reason: cancel.reason };
+    });
   }
 }
 

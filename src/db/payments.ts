@@ -65,57 +65,54 @@ export class PaymentStore {
     refundReason?: RefundReason,
   ): Promise<{ row: PaymentRow; judged: boolean }> {
     // Here, not in OrderStore: it writes the payment; the order's row decides it through OrderStore's own helper.
-    return inTransaction(
-      this.pool,
-      async (conn) => {
-        await conn.query('SELECT 1 FROM orders WHERE order_no = ? FOR UPDATE', [event.orderNo]);
-        // Ignored on either key: the event's id seen before, or the provider's payment recorded by another event.
-        await conn.query<ResultSetHeader>(
-          `INSERT IGNORE INTO payments
+    return inTransaction(this.pool, async (conn) => {
+      await conn.query('SELECT 1 FROM orders WHERE order_no = ? FOR UPDATE', [event.orderNo]);
+      // Ignored on either key: the event's id seen before, or the provider's payment recorded by another event.
+      await conn.query<ResultSetHeader>(
+        `INSERT IGNORE INTO payments
              (event_id, order_no, amount_cents, outcome, refund_reason, provider, provider_ref, paid_at_provider)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-          [
-            event.eventId,
-            event.orderNo,
-            event.amountCents,
-            refundReason ? 'REFUND_REQUIRED' : 'RECEIVED',
-            refundReason ?? null,
-            event.provider ?? 'generic',
-            event.providerRef ?? null,
-            event.paidAtProvider ?? null,
-          ],
-        );
-        const [rows] = await conn.query<RowDataPacket[]>(
-          event.providerRef
-            ? `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?
+        [
+          event.eventId,
+          event.orderNo,
+          event.amountCents,
+          refundReason ? 'REFUND_REQUIRED' : 'RECEIVED',
+          refundReason ?? null,
+          event.provider ?? 'generic',
+          event.providerRef ?? null,
+          event.paidAtProvider ?? null,
+        ],
+      );
+      const [rows] = await conn.query<RowDataPacket[]>(
+        event.providerRef
+          ? `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?
                UNION SELECT ${PAYMENT_COLUMNS} FROM payments WHERE provider = ? AND provider_ref = ?`
-            : `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`,
-          event.providerRef ? [event.eventId, event.provider ?? 'generic', event.providerRef] : [event.eventId],
-        );
-        // The event's own row first (an event id seen before keeps its row), else the payment's.
-        const found = rows.find((r) => String(r.event_id) === event.eventId) ?? rows[0];
-        if (!found) throw new Error(`payment ${event.eventId} vanished after it was recorded`);
-        const row = toPaymentRow(found);
-        // A provider's payment gathers its events; a generic event is its own row, nothing to add.
-        if (event.providerRef)
-          await conn.query(
-            'INSERT IGNORE INTO payment_evidence (event_id, payment_event_id, source) VALUES (?, ?, ?)',
-            [event.eventId, row.eventId, source],
-          );
-        if (row.outcome !== 'RECEIVED' || row.orderNo !== event.orderNo) return { row, judged: false };
-        // Its own row written, it reads the order's: decided now, or by the transaction that writes the order's row.
-        const mine = (await decideWaitingPayments(conn, event.orderNo, { tellWorkflow: true })).find(
-          (decided) => decided.eventId === row.eventId,
-        );
-        if (!mine) return { row, judged: false };
-        const { outcome, refundReason: reason } = mine.verdict;
-        return {
-          row: { ...row, outcome, refundReason: reason ?? null, tellWorkflow: outcome === 'APPLIED' },
-          judged: true,
-        };
-      },
-      { readCommitted: true },
-    );
+          : `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`,
+        event.providerRef ? [event.eventId, event.provider ?? 'generic', event.providerRef] : [event.eventId],
+      );
+      // The event's own row first (an event id seen before keeps its row), else the payment's.
+      const found = rows.find((r) => String(r.event_id) === event.eventId) ?? rows[0];
+      if (!found) throw new Error(`payment ${event.eventId} vanished after it was recorded`);
+      const row = toPaymentRow(found);
+      // A provider's payment gathers its events; a generic event is its own row, nothing to add.
+      if (event.providerRef)
+        await conn.query('INSERT IGNORE INTO payment_evidence (event_id, payment_event_id, source) VALUES (?, ?, ?)', [
+          event.eventId,
+          row.eventId,
+          source,
+        ]);
+      if (row.outcome !== 'RECEIVED' || row.orderNo !== event.orderNo) return { row, judged: false };
+      // Its own row written, it reads the order's: decided now, or by the transaction that writes the order's row.
+      const mine = (await decideWaitingPayments(conn, event.orderNo, { tellWorkflow: true })).find(
+        (decided) => decided.eventId === row.eventId,
+      );
+      if (!mine) return { row, judged: false };
+      const { outcome, refundReason: reason } = mine.verdict;
+      return {
+        row: { ...row, outcome, refundReason: reason ?? null, tellWorkflow: outcome === 'APPLIED' },
+        judged: true,
+      };
+    });
   }
 
   async getPayment(eventId: string): Promise<PaymentRow | null> {
@@ -220,26 +217,22 @@ export class PaymentStore {
     orderNo: string,
     options: { noSuchOrder: boolean },
   ): Promise<{ decided: number; orderExists: boolean }> {
-    return inTransaction(
-      this.pool,
-      async (conn) => {
-        const [orders] = await conn.query<RowDataPacket[]>('SELECT 1 FROM orders WHERE order_no = ? FOR UPDATE', [
-          orderNo,
-        ]);
-        if (orders.length > 0) {
-          const decided = await decideWaitingPayments(conn, orderNo, { tellWorkflow: true });
-          return { decided: decided.length, orderExists: true };
-        }
-        if (!options.noSuchOrder) return { decided: 0, orderExists: false };
-        const [refunded] = await conn.query<ResultSetHeader>(
-          `UPDATE payments SET outcome = 'REFUND_REQUIRED', refund_reason = 'ORDER_NOT_FOUND'
+    return inTransaction(this.pool, async (conn) => {
+      const [orders] = await conn.query<RowDataPacket[]>('SELECT 1 FROM orders WHERE order_no = ? FOR UPDATE', [
+        orderNo,
+      ]);
+      if (orders.length > 0) {
+        const decided = await decideWaitingPayments(conn, orderNo, { tellWorkflow: true });
+        return { decided: decided.length, orderExists: true };
+      }
+      if (!options.noSuchOrder) return { decided: 0, orderExists: false };
+      const [refunded] = await conn.query<ResultSetHeader>(
+        `UPDATE payments SET outcome = 'REFUND_REQUIRED', refund_reason = 'ORDER_NOT_FOUND'
            WHERE order_no = ? AND outcome = 'RECEIVED'`,
-          [orderNo],
-        );
-        return { decided: refunded.affectedRows, orderExists: false };
-      },
-      { readCommitted: true },
-    );
+        [orderNo],
+      );
+      return { decided: refunded.affectedRows, orderExists: false };
+    });
   }
 
   // ---- payment intents --------------------------------------------------------------------------

@@ -21,12 +21,16 @@ export function createMysqlPool(config: Pick<AppConfig, 'mysqlUrl'>, options: Po
     ...options,
   });
   // The times MySQL stamps itself (a payment's received_at, NOW() in cancelUnpaidOrder) must be
-  // UTC like the ones the app writes, whatever the server's own time zone: they are compared.
-  // A connection that cannot be set so is dropped: the query waiting for it fails and is retried.
+  // UTC like the ones the app writes, whatever the server's own time zone: they are compared. Every
+  // transaction here is READ COMMITTED (src/db/rows.ts, inTransaction), set once per connection
+  // rather than per transaction (a round trip each). A connection that cannot be set so is dropped:
+  // the query waiting for it fails and is retried. Queued before any query on the connection.
   pool.pool.on('connection', (connection) => {
-    connection.query("SET time_zone = '+00:00'", (err) => {
+    const dropOnError = (err: unknown) => {
       if (err) connection.destroy();
-    });
+    };
+    connection.query("SET time_zone = '+00:00'", dropOnError);
+    connection.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', dropOnError);
   });
   return pool;
 }

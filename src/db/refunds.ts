@@ -128,14 +128,12 @@ export class RefundStore {
    */
   async recordTakeback(takeback: Takeback): Promise<{ changed: boolean; status: StoredOrderStatus | null }> {
     // Here, not in OrderStore: it records the takeback; the order's status follows from it in the same transaction.
-    return inTransaction(
-      this.pool,
-      async (conn) => {
-        const [rows] = await conn.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ? FOR UPDATE', [
-          takeback.orderNo,
-        ]);
-        const [result] = await conn.query<ResultSetHeader>(
-          `INSERT INTO payment_takebacks
+    return inTransaction(this.pool, async (conn) => {
+      const [rows] = await conn.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ? FOR UPDATE', [
+        takeback.orderNo,
+      ]);
+      const [result] = await conn.query<ResultSetHeader>(
+        `INSERT INTO payment_takebacks
              (takeback_id, kind, provider, intent_id, order_no, amount_cents, status, provider_status, stage, reason, due_by, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON DUPLICATE KEY UPDATE
@@ -145,30 +143,28 @@ export class RefundStore {
              reason = IF(VALUES(stage) > stage, VALUES(reason), reason),
              due_by = IF(VALUES(stage) > stage, VALUES(due_by), due_by),
              stage = GREATEST(stage, VALUES(stage))`,
-          [
-            takeback.id,
-            takeback.kind,
-            takeback.provider,
-            takeback.intentId,
-            takeback.orderNo,
-            takeback.amountCents,
-            takeback.status,
-            takeback.providerStatus,
-            takeback.stage,
-            takeback.reason?.slice(0, 64) ?? null,
-            takeback.dueBy,
-            takeback.createdAt,
-          ],
-        );
-        const status = rows[0] ? (rows[0].status as StoredOrderStatus) : null;
-        // affectedRows: 1 inserted, 2 updated, 0 unchanged (an older or repeated event).
-        const changed = result.affectedRows > 0;
-        if (changed && takeback.kind === 'DISPUTE') await disputeOwedMoney(conn, takeback.provider, takeback.intentId);
-        if (!changed || !status || !(SOLD_STATUSES as readonly string[]).includes(status)) return { changed, status };
-        return { changed, status: await applyTakebacks(conn, takeback.orderNo) };
-      },
-      { readCommitted: true },
-    );
+        [
+          takeback.id,
+          takeback.kind,
+          takeback.provider,
+          takeback.intentId,
+          takeback.orderNo,
+          takeback.amountCents,
+          takeback.status,
+          takeback.providerStatus,
+          takeback.stage,
+          takeback.reason?.slice(0, 64) ?? null,
+          takeback.dueBy,
+          takeback.createdAt,
+        ],
+      );
+      const status = rows[0] ? (rows[0].status as StoredOrderStatus) : null;
+      // affectedRows: 1 inserted, 2 updated, 0 unchanged (an older or repeated event).
+      const changed = result.affectedRows > 0;
+      if (changed && takeback.kind === 'DISPUTE') await disputeOwedMoney(conn, takeback.provider, takeback.intentId);
+      if (!changed || !status || !(SOLD_STATUSES as readonly string[]).includes(status)) return { changed, status };
+      return { changed, status: await applyTakebacks(conn, takeback.orderNo) };
+    });
   }
 
   /** The refunds and disputes the provider reported on an order's payment, oldest first. */

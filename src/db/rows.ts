@@ -128,37 +128,26 @@ export interface PaymentIntentRow {
 }
 
 /**
- * Runs `work` in one transaction on one pooled connection: committed if it resolves, rolled back if
- * it throws. `readCommitted`: the transaction locks only the rows it reads (no gap locks) and each
- * read sees what is committed, for transactions that serialise on one row's lock.
+ * Runs `work` in one transaction on one pooled connection: committed if it resolves, rolled back if it throws. Every
+ * connection of the pool is READ COMMITTED (src/db/pool.ts): a transaction locks only the rows it reads (no gap locks)
+ * and each read sees what is committed, as transactions that serialise on one order row's lock need. A deadlock rolls
+ * it back and runs it again (up to three times): two transactions that each write their own row and then lock the
+ * other's (a payment and its order's first write) may deadlock, and InnoDB picks one to retry (docs/fault-tolerance.md,
+ * "A payment's path").
  */
-/**
- * Runs `work` in one transaction. A deadlock rolls it back and runs it again (up to three times): two transactions
- * that each write their own row and then lock the other's (a payment and its order's first write) may deadlock, and
- * InnoDB picks one to retry (docs/fault-tolerance.md, "A payment's path").
- */
-export async function inTransaction<T>(
-  pool: Pool,
-  work: (conn: PoolConnection) => Promise<T>,
-  options: { readCommitted?: boolean } = {},
-): Promise<T> {
+export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await oneTransaction(pool, work, options);
+      return await oneTransaction(pool, work);
     } catch (err) {
       if (attempt >= 3 || (err as { code?: string }).code !== 'ER_LOCK_DEADLOCK') throw err;
     }
   }
 }
 
-async function oneTransaction<T>(
-  pool: Pool,
-  work: (conn: PoolConnection) => Promise<T>,
-  options: { readCommitted?: boolean },
-): Promise<T> {
+async function oneTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
   const conn = await pool.getConnection();
   try {
-    if (options.readCommitted) await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
     await conn.beginTransaction();
     const result = await work(conn);
     await conn.commit();
