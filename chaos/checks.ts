@@ -310,7 +310,21 @@ export async function checkAfterFault(
         intents.flatMap((i) => (i.answer.kind === 'refused' ? [`${i.answer.status} ${i.answer.code}`] : [])),
       ),
       gaveUp: intents.filter((i) => i.answer.kind === 'gave-up').length,
-      sameKeyAskedAgain: { asked: keys.asked, violations: keyViolations },
+      sameKeyAskedAgain: {
+        asked: keys.asked,
+        violations: keyViolations,
+        // The first few violations' orders as their workflows ran them (which steps, what each answered): the why.
+        histories: await Promise.all(
+          keys.mismatches.slice(0, 3).map(async (m) => ({
+            orderNo: m.first,
+            idempotencyKeyInRow: rowOf.get(m.first)?.idempotencyKey ?? null,
+            checkout: intents.flatMap((i) =>
+              i.idempotencyKey === m.key ? [{ answer: i.answer, attempts: i.attempts, waited: i.waited }] : [],
+            ),
+            steps: await workflowSteps(temporal, m.first),
+          })),
+        ),
+      },
       retriedRequests: intents.reduce((n, i) => n + i.attempts - 1, 0),
       orders: {
         paid: byStatus('PAID'),
@@ -921,4 +935,45 @@ export async function checkSaleThroughFreeze(
 /** A payment judged not to be applied: REFUND_REQUIRED, or further on its refund. */
 function isRefund(payment: { outcome: string }): boolean {
   return payment.outcome !== 'APPLIED' && payment.outcome !== 'RECEIVED';
+}
+
+/**
+ * An order's workflow history as steps: each activity (local ones from their markers) with what it answered, each
+ * Signal and Update by name. For a violation's figures; never thrown: what cannot be read says so.
+ */
+async function workflowSteps(temporal: Client, orderNo: string): Promise<string[]> {
+  const decode = (data: Uint8Array | null | undefined) =>
+    data ? Buffer.from(data).toString('utf8').slice(0, 160) : '';
+  try {
+    const history = await temporal.workflow.getHandle(orderWorkflowId(orderNo)).fetchHistory();
+    const scheduled = new Map<string, string>();
+    const steps: string[] = [];
+    for (const event of history.events ?? []) {
+      const id = String(event.eventId ?? '');
+      if (event.activityTaskScheduledEventAttributes)
+        scheduled.set(id, event.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
+      const done = event.activityTaskCompletedEventAttributes;
+      if (done)
+        steps.push(
+          `${scheduled.get(String(done.scheduledEventId ?? '')) ?? '?'} -> ${decode(done.result?.payloads?.[0]?.data)}`,
+        );
+      const failed = event.activityTaskFailedEventAttributes;
+      if (failed)
+        steps.push(`${scheduled.get(String(failed.scheduledEventId ?? '')) ?? '?'} failed ${failed.failure?.message}`);
+      const marker = event.markerRecordedEventAttributes;
+      if (marker?.details)
+        steps.push(
+          `local ${Object.entries(marker.details)
+            .map(([key, value]) => `${key}=${decode(value.payloads?.[0]?.data)}`)
+            .join(' ')}`,
+        );
+      if (event.workflowExecutionSignaledEventAttributes)
+        steps.push(`signal ${event.workflowExecutionSignaledEventAttributes.signalName}`);
+      if (event.workflowExecutionUpdateAcceptedEventAttributes)
+        steps.push(`update ${event.workflowExecutionUpdateAcceptedEventAttributes.acceptedRequest?.input?.name}`);
+    }
+    return steps;
+  } catch (err) {
+    return [`history not read: ${err instanceof Error ? err.message : String(err)}`];
+  }
 }
