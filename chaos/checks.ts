@@ -94,8 +94,9 @@ export async function waitForQuiescence(
   await waitFor(
     async () => {
       // Payments still moving: waiting for their order's row, or applied and their Signal not sent yet.
-      const [sale, rows, waiting, toTell, running, gone] = await Promise.all([
+      const [sale, keys, rows, waiting, toTell, running, gone] = await Promise.all([
         inventory.getSale(sku),
+        inventory.keyCount(sku),
         deps.stores.orders.getOrders(accepted),
         deps.stores.payments.waitingPayments(0, 1_000),
         deps.stores.payments.paymentsToTell(0, 1_000),
@@ -110,6 +111,8 @@ export async function waitForQuiescence(
         running === 0 &&
         [...rows.values()].every((row) => row.status !== 'AWAITING_PAYMENT') &&
         rows.size + gone.size === accepted.length &&
+        // Every key a row names is mapped in Redis again (keys Redis lost are set again by the reconciler).
+        keys >= [...rows.values()].filter((row) => row.idempotencyKey).length &&
         !stuck.some((payment) => ordersOfSku.has(payment.orderNo));
       if (!quiet) quietSince = undefined;
       else quietSince ??= Date.now();

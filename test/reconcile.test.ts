@@ -108,11 +108,19 @@ async function promise(sale: { sku: string; priceCents: number }, userId: string
   return { ...input, unitPriceCents: sale.priceCents };
 }
 
-/** Reserves as the API does, dated `ageMs` ago; returns the workflow input for it. */
-async function reserve(sale: { sku: string; priceCents: number }, userId: string, ageMs = 0): Promise<OrderInput> {
+/** Reserves as the API does (with the checkout's key, if any), dated `ageMs` ago; returns the workflow input for it. */
+async function reserve(
+  sale: { sku: string; priceCents: number },
+  userId: string,
+  ageMs = 0,
+  idempotencyKey?: string,
+): Promise<OrderInput> {
   const orderNo = newOrderNo();
   const nowMs = Date.now() - ageMs;
-  expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1, nowMs })).outcome).toBe('RESERVED');
+  const keyed = idempotencyKey ? { idempotencyKey } : {};
+  expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1, nowMs, ...keyed })).outcome).toBe(
+    'RESERVED',
+  );
   return {
     orderNo,
     sku: sale.sku,
@@ -121,6 +129,7 @@ async function reserve(sale: { sku: string; priceCents: number }, userId: string
     unitPriceCents: sale.priceCents,
     createdAt: new Date(nowMs).toISOString(),
     paymentWindow: '30m',
+    ...keyed,
   };
 }
 
@@ -129,8 +138,9 @@ async function orderAwaitingPayment(
   sale: { sku: string; priceCents: number },
   userId: string,
   ageMs = 0,
+  idempotencyKey?: string,
 ): Promise<OrderInput> {
-  const input = await reserve(sale, userId, ageMs);
+  const input = await reserve(sale, userId, ageMs, idempotencyKey);
   await orders.start(input);
   await waitFor(async () => (await stores.orders.getOrder(input.orderNo))?.status === 'AWAITING_PAYMENT', {
     what: `${input.orderNo} to await payment`,
@@ -408,6 +418,32 @@ describe('ReconcileWorkflow', () => {
 
     expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ alignedReleased: 1 });
     await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0 });
+  });
+
+  it("sets again a closed order's checkout key that Redis lost with its writes: a retry with the key answers that order", async () => {
+    // Red on caf8b7e: nothing set it again; a retry reserved a new order (redis-aof-tail-lost's sameKeySameOrder).
+    const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
+    const userId = 'lost-key';
+    const idempotencyKey = `key-${randomUUID()}`;
+    const { orderNo } = await orderAwaitingPayment(sale, userId, 0, idempotencyKey);
+    expect(await orders.cancel(orderNo)).toBe(true);
+    await orders.awaitClosed(orderNo);
+    expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'CANCELLED', idempotencyKey });
+    // Its reserve, claim and release all in the second of writes Redis lost: nothing of it is left there, its key
+    // included (the counters came back to where they were).
+    await redis.hdel(saleKeys(sale.sku).idempotency, `${userId.length}:${userId}\n${idempotencyKey}`);
+
+    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ keysRestored: 1 });
+    const retried = await inventory.reserve({
+      orderNo: newOrderNo(),
+      sku: sale.sku,
+      userId,
+      quantity: 1,
+      idempotencyKey,
+    });
+    expect(retried).toMatchObject({ outcome: 'DUPLICATE', orderNo });
+    // Set once: the next run finds nothing missing.
+    expect((await reconcile([sale.sku])).sales.find((s) => s.sku === sale.sku)?.keysRestored ?? 0).toBe(0);
   });
 
   it('names a sale defined in Redis with no MySQL row (its create lost its commit) until the create is retried', async () => {

@@ -93,7 +93,13 @@ export function createReconcileActivities({
         : await stores.sales.saleSkusPage(page.afterSku, page.limit);
       const surveys = await Promise.all(
         skus.map(async (sku): Promise<SaleSurvey> => {
-          const [redis, mysql] = await Promise.all([inventory.getSale(sku), stores.reports.saleStockFigures(sku)]);
+          const [redis, mysql, keys] = await Promise.all([
+            inventory.getSale(sku),
+            stores.reports.saleStockFigures(sku),
+            inventory.keyCount(sku),
+          ]);
+          // Every key Redis ever mapped stays (orders not yet in MySQL add more): fewer than MySQL's were lost.
+          const keysMissing = redis ? Math.max(0, (mysql?.keyedOrders ?? 0) - keys) : 0;
           const awaitingPayment = mysql?.units.AWAITING_PAYMENT ?? 0;
           // Sold: paid, whatever became of the money since (a unit whose money went back stays sold).
           const paid = (mysql?.units.PAID ?? 0) + (mysql?.units.DISPUTED ?? 0) + (mysql?.units.REFUNDED ?? 0);
@@ -102,7 +108,8 @@ export function createReconcileActivities({
             (redis.reserved > 0 ||
               redis.reserved !== awaitingPayment ||
               redis.sold !== paid ||
-              redis.available !== (mysql?.available ?? redis.available));
+              redis.available !== (mysql?.available ?? redis.available) ||
+              keysMissing > 0);
           return {
             sku,
             redis: redis && {
@@ -113,6 +120,7 @@ export function createReconcileActivities({
             },
             mysql: { stock: mysql?.stock ?? 0, available: mysql?.available ?? 0, awaitingPayment, paid },
             needsScan,
+            keysMissing,
           };
         }),
       );
@@ -315,6 +323,20 @@ export function createReconcileActivities({
         else result.releasedAbandoned++;
       }
       return result;
+    },
+
+    /** One page of the sale's orders with a checkout key; each key Redis lost is set again to name its order. */
+    async restoreLostKeys(input: {
+      sku: string;
+      afterOrderNo: string;
+      limit: number;
+    }): Promise<{ next: string | null; restored: number }> {
+      const rows = await stores.orders.keyedOrdersPage(input.sku, input.afterOrderNo, input.limit);
+      const restored = await inventory.restoreKeys(
+        input.sku,
+        rows.map((row) => ({ userId: row.userId, key: row.idempotencyKey, orderNo: row.orderNo })),
+      );
+      return { next: rows.length === input.limit ? (rows.at(-1)?.orderNo ?? null) : null, restored };
     },
 
     /** One page of MySQL orders holding units; those Redis has no record of are adopted back. */

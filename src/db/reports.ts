@@ -29,6 +29,8 @@ export interface SaleStockFigures {
   maxHeldByOneUser: number;
   /** Users holding at least one unit (AWAITING_PAYMENT or PAID). */
   usersHolding: number;
+  /** Orders of the SKU whose checkout sent an Idempotency-Key: Redis keeps each key's mapping as long. */
+  keyedOrders: number;
 }
 
 /** A payment as the admin views list it: the event, its order's sale, and when it arrived. */
@@ -183,7 +185,7 @@ export class ReportStore {
     const [[sale], [byStatus], [[held]]] = await Promise.all([
       this.pool.query<RowDataPacket[]>('SELECT stock, available FROM sales WHERE sku = ?', [sku]),
       this.pool.query<RowDataPacket[]>(
-        'SELECT status, SUM(quantity) AS units FROM orders WHERE sku = ? GROUP BY status',
+        'SELECT status, SUM(quantity) AS units, COUNT(idempotency_key) AS keyed FROM orders WHERE sku = ? GROUP BY status',
         [sku],
       ),
       this.pool.query<RowDataPacket[]>(
@@ -203,6 +205,7 @@ export class ReportStore {
       units,
       maxHeldByOneUser: Number(held?.maxHeld ?? 0),
       usersHolding: Number(held?.holders ?? 0),
+      keyedOrders: byStatus.reduce((sum, r) => sum + Number(r.keyed ?? 0), 0),
     };
   }
 

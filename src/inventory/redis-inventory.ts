@@ -650,8 +650,25 @@ export class RedisInventory {
    * lost the reservation that held it. Field layout as reserve.lua's (the user id length-prefixed).
    */
   async restoreKey(sku: string, idempotency: { userId: string; key: string; orderNo: string }): Promise<void> {
-    const field = `${Buffer.byteLength(idempotency.userId, 'utf8')}:${idempotency.userId}\n${idempotency.key}`;
-    await this.redis.hsetnx(saleKeys(sku).idempotency, field, idempotency.orderNo);
+    await this.restoreKeys(sku, [idempotency]);
+  }
+
+  /** restoreKey for many orders of the sale in one round trip; how many keys were missing (and are now set). */
+  async restoreKeys(
+    sku: string,
+    keys: ReadonlyArray<{ userId: string; key: string; orderNo: string }>,
+  ): Promise<number> {
+    if (keys.length === 0) return 0;
+    const pipeline = this.redis.pipeline();
+    for (const { userId, key, orderNo } of keys)
+      pipeline.hsetnx(saleKeys(sku).idempotency, `${Buffer.byteLength(userId, 'utf8')}:${userId}\n${key}`, orderNo);
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.filter(([err, set]) => !err && set === 1).length;
+  }
+
+  /** How many checkout keys the sale maps to orders (every key ever used: none is forgotten). */
+  keyCount(sku: string): Promise<number> {
+    return this.redis.hlen(saleKeys(sku).idempotency);
   }
 
   /** Redis's clock (TIME), in ms: the one reservations are judged by, whatever this process's says. */

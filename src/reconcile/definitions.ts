@@ -50,6 +50,11 @@ export interface SaleSurvey {
   mysql: { stock: number; available: number; awaitingPayment: number; paid: number };
   /** Live reservations or disagreement: the sale's reservations are scanned. */
   needsScan: boolean;
+  /**
+   * Orders with a checkout key in MySQL beyond the keys Redis maps (keys lost with Redis's writes: a closed order's
+   * key names it no more); the sale's keyed orders are then gone through and each missing key set again.
+   */
+  keysMissing: number;
 }
 
 export interface ReservationPageResult {
@@ -116,6 +121,8 @@ export interface SaleReconciliation extends Omit<ReservationPageResult, 'cursor'
   sku: string;
   adopted: number;
   notAdopted: number;
+  /** Checkout keys Redis had lost, set again to name their orders. */
+  keysRestored: number;
   drift: SaleDrift;
 }
 

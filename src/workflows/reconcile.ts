@@ -6,6 +6,7 @@
  *  - reservations whose workflow closed without persisting the order: released;
  *  - reservations a final MySQL order left behind (Redis lost the order's last write): aligned;
  *  - orders MySQL holds units for that Redis lost entirely: adopted back into Redis;
+ *  - checkout keys Redis lost (an order's whole life in its lost writes): set again to name their orders;
  *  - payments left RECEIVED (an earlier build's, or money for an order number never issued): decided by their
  *    order's row, or refunded ORDER_NOT_FOUND;
  *  - payments applied as they were recorded whose workflow has no paymentApplied Signal yet: signalled again;
@@ -22,6 +23,7 @@ import {
   type ReconcileInput,
   type ReconcileReport,
   type SaleReconciliation,
+  type SaleSurvey,
   type SurveyPage,
 } from '../reconcile/definitions.js';
 
@@ -30,6 +32,7 @@ const {
   reconcileReservations,
   adoptMissingReservations,
   saleDrift,
+  restoreLostKeys,
   decideWaitingPayments,
   signalAppliedPayments,
   startDueRefunds,
@@ -89,8 +92,7 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
     });
     salesSurveyed += page.surveys.length;
     if (page.onlyInRedis) salesOnlyInRedis = page.onlyInRedis;
-    for (const survey of page.surveys)
-      if (survey.needsScan) sales.push(await reconcileSale(survey.sku, input, pageSize));
+    for (const survey of page.surveys) if (survey.needsScan) sales.push(await reconcileSale(survey, input, pageSize));
     after = page.next;
   }
   const drifting = sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.sku);
@@ -106,7 +108,11 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
   return { salesSurveyed, sales, drifting, salesOnlyInRedis, paymentsSignalled, paymentsDecided, refundsStarted };
 }
 
-async function reconcileSale(sku: string, input: ReconcileInput, pageSize: number): Promise<SaleReconciliation> {
+async function reconcileSale(
+  { sku, keysMissing }: SaleSurvey,
+  input: ReconcileInput,
+  pageSize: number,
+): Promise<SaleReconciliation> {
   const { reservationGraceMs, promiseMaxAgeMs } = input;
   const totals = noReservationWork();
   let cursor = '0';
@@ -136,5 +142,16 @@ async function reconcileSale(sku: string, input: ReconcileInput, pageSize: numbe
     }
     drift = await saleDrift({ sku, pendingUnits: totals.pendingUnits });
   }
-  return { sku, ...totals, adopted, notAdopted, drift };
+  let keysRestored = 0;
+  if (keysMissing > 0)
+    for (let after: string | null = ''; after !== null;) {
+      const page: { next: string | null; restored: number } = await restoreLostKeys({
+        sku,
+        afterOrderNo: after,
+        limit: pageSize,
+      });
+      keysRestored += page.restored;
+      after = page.next;
+    }
+  return { sku, ...totals, adopted, notAdopted, keysRestored, drift };
 }
