@@ -58,6 +58,7 @@ import {
   type CancelReason,
   type OrderInput,
   type OrderState,
+  type OrderStatus,
   type OrderWorkflowSignature,
   type Outcome,
   type PaymentReceived,
@@ -131,12 +132,13 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
 const _keepsItsSignature: OrderWorkflowSignature = OrderWorkflow;
 
 /**
- * Where an order's run is: one value (OrderRun.phase), moved only by OrderRun.moveTo along PHASE_TRANSITIONS.
+ * Where an order's run is: one value (OrderRun.phase), moved only by OrderRun.moveTo along PHASE_TRANSITIONS; the
+ * status callers see is read from it (statusOf).
  * Until PAYING, SETTLING_IN_MYSQL or FAILING the outcome is open; from then on it is decided: no payment is
  * applied any more and no cancel accepted. An operator's cancellation of the workflow is no phase: it ends the
  * persist or the wait by throwing, and run() rethrows it once the order is closed.
  */
-type OrderPhase =
+export type OrderPhase =
   /** persistOrder runs (the order is PENDING): a shopper's cancel waits for it. */
   | { readonly kind: 'PERSISTING' }
   /** Payable: a payment, a cancel, the deadline or the provider's refusal ends the wait (providerPayment). */
@@ -156,8 +158,11 @@ type OrderPhase =
   | { readonly kind: 'SETTLING_IN_MYSQL' }
   /** MySQL found none: the order is cancelled and its reservation released. */
   | { readonly kind: 'CANCELLING' }
-  /** Decided FAILED: recorded and its reservation released; the payment it had applied, if any, is refunded. */
-  | { readonly kind: 'FAILING'; readonly applied: PaymentReceived | undefined }
+  /**
+   * Decided FAILED: recorded and its reservation released; the payment it had applied, if any, is refunded.
+   * `persisted`: the order had a row (AWAITING_PAYMENT shown until closed), else it shows PENDING.
+   */
+  | { readonly kind: 'FAILING'; readonly applied: PaymentReceived | undefined; readonly persisted: boolean }
   /** Closed as its final status: a payment that still arrives is refunded by the row. */
   | { readonly kind: 'CLOSED'; readonly as: OrderState['status']; readonly applied: PaymentReceived | undefined };
 
@@ -173,9 +178,9 @@ const OPEN_PHASES: readonly PhaseKind[] = [
 
 /** Every move an order's phase may make, and what makes it. */
 export const PHASE_TRANSITIONS: { readonly [From in PhaseKind]: readonly PhaseKind[] } = {
-  // persisted · (the shopper's cancel waits for the persist) · the row applied a payment as it was written · the
-  // persist failed, or an operator cancelled it
-  PERSISTING: ['AWAITING_PAYMENT', 'CANCEL_REQUESTED', 'PAYMENT_APPLIED', 'FAILING'],
+  // persisted · the row applied a payment (its Signal came before the persist's answer) · the persist failed, or an
+  // operator cancelled it (the shopper's cancel waits for the persist)
+  PERSISTING: ['AWAITING_PAYMENT', 'PAYMENT_APPLIED', 'FAILING'],
   // the shopper's cancel · a payment · the deadline or an operator's cancel, for a provider order or
   // any other · the provider refused to make the payment
   AWAITING_PAYMENT: ['CANCEL_REQUESTED', 'PAYMENT_APPLIED', 'SETTLING_AT_PROVIDER', 'SETTLING_IN_MYSQL', 'FAILING'],
@@ -195,6 +200,23 @@ export const PHASE_TRANSITIONS: { readonly [From in PhaseKind]: readonly PhaseKi
   FAILING: ['CLOSED'],
   CLOSED: [],
 };
+
+/**
+ * The status an order shows in each phase: PENDING until persisted, AWAITING_PAYMENT until closed (the row may have
+ * decided already: a read of the order prefers the row's decided status), then what it closed as.
+ */
+export function statusOf(phase: OrderPhase): OrderStatus {
+  switch (phase.kind) {
+    case 'PERSISTING':
+      return 'PENDING';
+    case 'FAILING':
+      return phase.persisted ? 'AWAITING_PAYMENT' : 'PENDING';
+    case 'CLOSED':
+      return phase.as;
+    default:
+      return 'AWAITING_PAYMENT';
+  }
+}
 
 /**
  * Refuses a move PHASE_TRANSITIONS does not list. A programming error, not a verdict on the order: thrown as a
@@ -223,7 +245,8 @@ interface Decided {
 
 /** One order: its state, the handlers of its messages and the steps of its run (see the header). */
 class OrderRun {
-  readonly state: OrderState;
+  /** What the order holds besides its status (its deadline, payments, reasons): the status is the phase's. */
+  private readonly facts: Omit<OrderState, 'status'>;
   /** Where the run is (OrderPhase): moved only by moveTo. */
   private phase: OrderPhase = { kind: 'PERSISTING' };
   private readonly reservation: { sku: string; orderNo: string };
@@ -238,7 +261,8 @@ class OrderRun {
   constructor(private readonly input: OrderInput) {
     // Until persisted, the earliest the deadline can be; persistOrder moves it to when the order
     // became payable, so a late start or persist keeps the shopper's whole window.
-    this.state = pendingOrderState(input);
+    const { status: _pending, ...facts } = pendingOrderState(input);
+    this.facts = facts;
     this.reservation = { sku: input.sku, orderNo: input.orderNo };
     this.intentDecides = input.paymentProvider !== undefined;
     this.providerActivities = proxyActivities<PaymentActivities>({
@@ -251,19 +275,24 @@ class OrderRun {
   async run(): Promise<OrderState> {
     const { outcome, operatorCancellation } = await this.decide();
     await CancellationScope.nonCancellable(async () => {
+      // Each close ends by moving to CLOSED with the status it closed as.
       await this.close(outcome);
-      this.moveTo({ kind: 'CLOSED', as: this.state.status, applied: this.applied() });
       // A cancel still asking the row answers before the workflow completes.
       await condition(allHandlersFinished);
     });
     log.info('order closed', {
-      orderNo: this.state.orderNo,
+      orderNo: this.facts.orderNo,
       status: this.state.status,
       workflowId: workflowInfo().workflowId,
     });
     // The order is closed as the operator asked; the workflow shows as cancelled, unless it was paid.
     if (operatorCancellation && this.state.status !== 'PAID') throw operatorCancellation;
     return this.state;
+  }
+
+  /** The order as callers see it (the status query, the workflow's result): its facts and its phase's status. */
+  get state(): OrderState {
+    return { ...this.facts, status: statusOf(this.phase) };
   }
 
   /** The one way the phase changes: only along PHASE_TRANSITIONS. */
@@ -283,12 +312,12 @@ class OrderRun {
     try {
       validatePayment(payment);
     } catch (err) {
-      log.warn('a malformed payment signal was ignored', { orderNo: this.state.orderNo, err: describeFailure(err) });
+      log.warn('a malformed payment signal was ignored', { orderNo: this.facts.orderNo, err: describeFailure(err) });
       return;
     }
-    if (this.state.payments.some((p) => p.eventId === payment.eventId)) return;
+    if (this.facts.payments.some((p) => p.eventId === payment.eventId)) return;
     if (!OPEN_PHASES.includes(this.phase.kind)) return;
-    this.state.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, outcome: 'APPLIED' });
+    this.facts.payments.push({ eventId: payment.eventId, amountCents: payment.amountCents, outcome: 'APPLIED' });
     this.moveTo({ kind: 'PAYMENT_APPLIED', payment });
   }
 
@@ -296,7 +325,7 @@ class OrderRun {
   assertCancellable(): void {
     if (!this.cancellable())
       throw ApplicationFailure.nonRetryable(
-        `${NOT_CANCELLABLE}: order ${this.state.orderNo} is ${this.state.status} and can no longer be cancelled`,
+        `${NOT_CANCELLABLE}: order ${this.facts.orderNo} is ${this.state.status} and can no longer be cancelled`,
         NOT_CANCELLABLE,
       );
   }
@@ -308,7 +337,7 @@ class OrderRun {
    * its cancel is accepted and the provider's answer decides. Another cancel, or one after the wait, changes nothing.
    */
   async cancel(): Promise<OrderState> {
-    await condition(() => this.state.status !== 'PENDING');
+    await condition(() => this.phase.kind !== 'PERSISTING');
     if (this.phase.kind !== 'AWAITING_PAYMENT' || this.intentDecides) {
       this.assertCancellable();
       if (this.phase.kind === 'AWAITING_PAYMENT') this.moveTo({ kind: 'CANCEL_REQUESTED' });
@@ -323,7 +352,7 @@ class OrderRun {
     if (found.outcome === 'PAID_IN_TIME') {
       this.followAppliedPayment(found.payment);
       throw ApplicationFailure.nonRetryable(
-        `${NOT_CANCELLABLE}: order ${this.state.orderNo} was paid before the cancel`,
+        `${NOT_CANCELLABLE}: order ${this.facts.orderNo} was paid before the cancel`,
         NOT_CANCELLABLE,
       );
     }
@@ -333,7 +362,7 @@ class OrderRun {
   }
 
   async untilPersisted(): Promise<OrderState> {
-    await condition(() => this.state.status !== 'PENDING');
+    await condition(() => statusOf(this.phase) !== 'PENDING');
     return this.state;
   }
 
@@ -342,18 +371,17 @@ class OrderRun {
   private async decide(): Promise<Decided> {
     let persisted: Awaited<ReturnType<typeof persistOrder>>;
     try {
-      persisted = await persistOrder({ ...this.input, paymentDeadline: this.state.paymentDeadline });
-      this.state.paymentDeadline = persisted.paymentDeadline;
+      persisted = await persistOrder({ ...this.input, paymentDeadline: this.facts.paymentDeadline });
+      this.facts.paymentDeadline = persisted.paymentDeadline;
     } catch (err) {
       return this.persistFailed(err);
     }
-    this.state.status = 'AWAITING_PAYMENT';
     if (this.phase.kind === 'PERSISTING') this.moveTo({ kind: 'AWAITING_PAYMENT' });
     // A payment that came before the row: the row applied it as it was written.
     if (persisted.applied) this.followAppliedPayment(persisted.applied);
     else this.openProviderPayment();
     // At least 1 ms: a zero timeout would mean "no timer".
-    const remainingMs = Math.max(1, Date.parse(this.state.paymentDeadline) - Date.now());
+    const remainingMs = Math.max(1, Date.parse(this.facts.paymentDeadline) - Date.now());
     let operatorCancellation: unknown;
     try {
       // A payment applied or a shopper's cancel moves the phase on (PAYMENT_APPLIED, CANCEL_REQUESTED).
@@ -387,12 +415,12 @@ class OrderRun {
         this.providerActivities.openPayment({
           provider,
           orderNo: this.input.orderNo,
-          amountCents: this.state.totalCents,
+          amountCents: this.facts.totalCents,
         }),
       )
       .then(
         (intent) => {
-          this.state.paymentIntent = intent;
+          this.facts.paymentIntent = intent;
         },
         (err: unknown) => {
           if (!isCancellation(err)) opened.unavailable = describeFailure(err);
@@ -407,9 +435,9 @@ class OrderRun {
     return this.providerActivities.closePayment({
       provider,
       orderNo: this.input.orderNo,
-      amountCents: this.state.totalCents,
-      paymentDeadline: this.state.paymentDeadline,
-      ...(this.state.paymentIntent ? { paymentIntentId: this.state.paymentIntent.id } : {}),
+      amountCents: this.facts.totalCents,
+      paymentDeadline: this.facts.paymentDeadline,
+      ...(this.facts.paymentIntent ? { paymentIntentId: this.facts.paymentIntent.id } : {}),
     });
   }
 
@@ -468,8 +496,8 @@ class OrderRun {
     const confirmed = await closeInTask.confirmReservation(this.reservation);
     if (confirmed === 'CONFIRMED' || confirmed === 'ALREADY_CONFIRMED') {
       // The row applied the payment: the order is PAID there already, written once.
-      this.state.paidAt = new Date().toISOString();
-      this.state.status = 'PAID';
+      this.facts.paidAt = new Date().toISOString();
+      this.moveTo({ kind: 'CLOSED', as: 'PAID', applied: payment });
       return;
     }
     log.error('the paid order has no reservation left in Redis; failing it and refunding the payment', {
@@ -491,34 +519,34 @@ class OrderRun {
         orderNo: this.input.orderNo,
         eventId: found.payment.eventId,
       });
-      if (!this.state.payments.some((p) => p.eventId === found.payment.eventId))
-        this.state.payments.push({ ...verdictless(found.payment), outcome: 'APPLIED' });
+      if (!this.facts.payments.some((p) => p.eventId === found.payment.eventId))
+        this.facts.payments.push({ ...verdictless(found.payment), outcome: 'APPLIED' });
       // Applied and decided at once: SETTLING_IN_MYSQL → PAYING.
       return this.closePaid(found.payment);
     }
     this.moveTo({ kind: 'CANCELLING' });
     await closeInTask.releaseReservation(this.reservation);
     // The row's reason: a shopper's cancel it took before the deadline's stays the shopper's.
-    this.state.cancelReason = found.reason;
-    this.state.status = 'CANCELLED';
+    this.facts.cancelReason = found.reason;
+    this.moveTo({ kind: 'CLOSED', as: 'CANCELLED', applied: undefined });
   }
 
   private async closeFailed(reason: string): Promise<void> {
-    const phase = { kind: 'FAILING', applied: this.applied() } as const;
+    const phase = { kind: 'FAILING', applied: this.applied(), persisted: this.phase.kind !== 'PERSISTING' } as const;
     this.moveTo(phase);
     log.warn('order failed; releasing the reservation', { orderNo: this.input.orderNo, reason });
-    await recordOrderFailure({ ...this.input, paymentDeadline: this.state.paymentDeadline, reason });
+    await recordOrderFailure({ ...this.input, paymentDeadline: this.facts.paymentDeadline, reason });
     // Failed for a reason of ours: the waiting line's admission that bought it is the shopper's again.
     await releaseReservation({ ...this.reservation, orderFailed: true });
-    this.state.failureReason = reason;
+    this.facts.failureReason = reason;
     if (phase.applied) {
       // recordOrderFailure turned the applied payment to be refunded in the row (ORDER_FAILED).
       const payment = phase.applied;
-      this.state.payments = this.state.payments.map((p) =>
+      this.facts.payments = this.facts.payments.map((p) =>
         p.eventId === payment.eventId ? { ...p, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' } : p,
       );
     }
-    this.state.status = 'FAILED';
+    this.moveTo({ kind: 'CLOSED', as: 'FAILED', applied: phase.applied });
     // Nothing more may be paid for a failed order: money an intent took before its cancel is refunded by the row.
     if (!phase.applied) await this.closeProviderPayment();
   }
