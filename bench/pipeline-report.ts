@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { InvariantReport } from '../src/invariants/check.js';
+import type { StatusReadSource } from '../src/order/status-reads.js';
 import type { PipelineArgs } from './args.js';
 import { PROCESS_ROLES, type PhaseMeasurement, type ProcessRole } from './phase.js';
 import { fmt, pct, round, sorted } from './stats.js';
@@ -39,7 +40,7 @@ export interface PipelineMeasurement {
     timeouts: number;
     errors: number;
     firstError: string | undefined;
-    bySource: Record<'cache' | 'coalesced' | 'workflow' | 'database', number>;
+    bySource: Record<StatusReadSource, number>;
   };
   statusCacheMs: number;
   statusCacheNotifiedMs: number;
@@ -199,7 +200,8 @@ export function buildPipelineResult(m: PipelineMeasurement) {
     apiStatusReadP99Ms: round(m.apiReads.p99Ms),
     /** Reads that reached Temporal (a workflow query; a closed order's also reads MySQL) / all reads. */
     apiStatusReadTemporalShare: round(
-      (m.apiReads.bySource.workflow + m.apiReads.bySource.database) / Math.max(1, m.apiReads.reads),
+      (m.apiReads.bySource.workflow + m.apiReads.bySource.database + m.apiReads.bySource.stores) /
+        Math.max(1, m.apiReads.reads),
       3,
     ),
     workerRssKbPerLiveOrder: round((m.workerRssKb.after - m.workerRssKb.before) / m.liveOrders, 1),

@@ -87,6 +87,7 @@ async function statusMetrics(): Promise<{
   coalesced: number;
   workflow: number;
   database: number;
+  stores: number;
   waiters: number;
 }> {
   const text = await (await fetch(`${app.api.url}/metrics`)).text();
@@ -98,6 +99,7 @@ async function statusMetrics(): Promise<{
     coalesced: reads('coalesced'),
     workflow: reads('workflow'),
     database: reads('database'),
+    stores: reads('stores'),
     waiters: value(/^flash_order_status_waiters (\d+)/m),
   };
 }
@@ -433,8 +435,8 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     }
     const after = await statusMetrics();
     // Refused before any read or wait.
-    expect(after.cache + after.workflow + after.coalesced + after.database).toBe(
-      before.cache + before.workflow + before.coalesced + before.database,
+    expect(after.cache + after.workflow + after.coalesced + after.database + after.stores).toBe(
+      before.cache + before.workflow + before.coalesced + before.database + before.stores,
     );
     expect(after.waiters).toBe(0);
     expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');

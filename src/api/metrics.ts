@@ -148,7 +148,7 @@ export class ApiMetrics
 
   private readonly statusReads = new Counter({
     name: 'flash_order_status_reads_total',
-    help: "Order status reads (GET /api/orders/:orderNo and its long-poll) by source: cache, coalesced (shared another read's query), workflow (the status query), database (a closed order)",
+    help: "Order status reads (GET /api/orders/:orderNo and its long-poll) by source: cache, coalesced (shared another read's query), else the answer's own source: workflow (the running order, or a closed one's result), database (MySQL's row; none found), stores (MySQL or Redis while the workflow did not answer)",
     labelNames: ['source'] as const,
     registers: [this.registry],
   });

@@ -31,12 +31,21 @@ import { Deadline } from '../infra/dependency-guard.js';
 import { type OrderStatus, ORDER_NO_PATTERN } from '../model/order-workflow.js';
 import type { ChannelListener } from '../infra/redis-subscription.js';
 import { Refusal, echo } from '../infra/refusal.js';
-import type { FoundOrder, OrderLookup } from './lookup.js';
+import type { FoundOrder, OrderLookup, OrderSource } from './lookup.js';
 import type { RedisClient } from '../infra/redis.js';
 
-/** Where a read's answer came from: the cache, another read's query, the workflow, or MySQL. */
-export type StatusReadSource = 'cache' | 'coalesced' | 'workflow' | 'database';
-export const STATUS_READ_SOURCES: readonly StatusReadSource[] = ['cache', 'coalesced', 'workflow', 'database'];
+/**
+ * How a read was answered: from the cache, by another read's query (coalesced), else by the lookup, counted by where
+ * its answer came from (OrderSource, the `source` its body shows; an order not found counts as `database`).
+ */
+export type StatusReadSource = 'cache' | 'coalesced' | OrderSource;
+export const STATUS_READ_SOURCES: readonly StatusReadSource[] = [
+  'cache',
+  'coalesced',
+  'workflow',
+  'database',
+  'stores',
+];
 
 /** Told of every read and of the number of long-poll waiters (the API's metrics). */
 export interface StatusReadObserver {
@@ -172,7 +181,7 @@ export class OrderStatusReader {
         const found = await (this.changing.has(orderNo)
           ? this.lookup.findChanging(orderNo, deadline)
           : this.lookup.find(orderNo, deadline));
-        if (!found?.live) source = 'database';
+        source = found?.source ?? 'database';
         // Not cached when a local change came in meanwhile (changed() dropped this flight): it may predate it.
         if (this.inflight.get(orderNo) === flight)
           this.remember(orderNo, found, startedAt, this.notified && epoch === this.epoch);
