@@ -1,12 +1,12 @@
 -- Gives a reservation's units back to the sale (payment timeout, cancel, failed persistence, orphan).
--- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res, KEYS[4] sale:{SKU}:idem,
--- KEYS[5] sale:{SKU}:pending, KEYS[6] sale:{SKU}:inputs (the order's promise: dropped once its units are back or sold),
--- KEYS[7] sale:{SKU}:holds (the user's orders holding units: this one leaves it once its units are back)
--- KEYS[8..13] the sale's line (reserve.lua): :line, :line:pre, :line:places, :line:batches, :line:use, :line:used
+-- KEYS[1] sale:{SKU}, KEYS[2] sale:{SKU}:users, KEYS[3] sale:{SKU}:res,
+-- KEYS[4] sale:{SKU}:pending, KEYS[5] sale:{SKU}:inputs (the order's promise: dropped once its units are back or sold),
+-- KEYS[6] sale:{SKU}:holds (the user's orders holding units: this one leaves it once its units are back)
+-- KEYS[7..12] the sale's line (reserve.lua): :line, :line:pre, :line:places, :line:batches, :line:use, :line:used
+-- The checkout's key is never forgotten (sale:{SKU}:idem is not touched): it keeps answering its order, and the
+-- reconciler counts on it to find keys Redis lost.
 -- ARGV orderNo, sku (for the notification), mode ('owner' or 'unclaimed'; default 'owner'),
 --      reservedBeforeMs (with 'unclaimed': only a reservation made before this time; 0 = any),
---      userId and idempotencyKey (optional: the API forgets the key's mapping to this order once
---      the reservation is released, so that a retry with the same key reserves again),
 --      forget ('1': the owner, closing its final order, drops the record once released: records of
 --      released orders would otherwise pile up forever; the order's row answers for it from then on),
 --      orderFailed ('1': the order failed for a reason of ours, not its shopper's: the admission that bought it is
@@ -14,17 +14,16 @@
 -- Returns RELEASED | ALREADY_RELEASED | SOLD | NOT_FOUND, and with mode 'unclaimed' also CLAIMED
 -- (the order's workflow owns it) or TOO_RECENT. Idempotent: the record's state moves to X exactly
 -- once, so stock comes back once however often (or concurrently) this is called.
-local sale, users, res, idem, pending, inputs, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local sale, users, res, pending, inputs, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local orderNo = ARGV[1]
 local mode = ARGV[3]
 if mode == nil or mode == '' then
   mode = 'owner'
 end
 local reservedBefore = tonumber(ARGV[4]) or 0
-local idemUser, idemKey = ARGV[5], ARGV[6]
-local forget = ARGV[7] == '1' and mode == 'owner'
-local orderFailed = ARGV[8] == '1'
-local line, pre, places, batches, use, used = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local forget = ARGV[5] == '1' and mode == 'owner'
+local orderFailed = ARGV[6] == '1'
+local line, pre, places, batches, use, used = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 
 -- Undoes reserve.lua's spending of the shopper's admission: its batch still out (line_tick.lua has not counted it
 -- expired) and the shopper's current place the one it admitted.
@@ -46,16 +45,6 @@ local function giveAdmissionBack(userId)
   redis.call('HDEL', used, userId)
   redis.call('HINCRBY', use, to, -1)
   redis.call('HINCRBY', line, 'consumed', -1)
-end
-
--- Same field layout as reserve.lua: the user id length-prefixed, so no pair can collide.
-local function forgetKey()
-  if idem and idemUser and idemUser ~= '' and idemKey and idemKey ~= '' then
-    local field = string.len(idemUser) .. ':' .. idemUser .. '\n' .. idemKey
-    if redis.call('HGET', idem, field) == orderNo then
-      redis.call('HDEL', idem, field)
-    end
-  end
 end
 
 -- The order will never be started (again) for these units.
@@ -81,7 +70,6 @@ end
 
 if state == 'X' then
   dropPromise()
-  forgetKey()
   if forget then
     redis.call('HDEL', res, orderNo)
   end
@@ -130,7 +118,6 @@ if forget then
 else
   redis.call('HSET', res, orderNo, 'X' .. string.sub(record, 2))
 end
-forgetKey()
 dropPromise()
 giveAdmissionBack(userId)
 -- Stock came back: bump the sale's generation and tell every API instance, so a local

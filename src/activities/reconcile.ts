@@ -155,10 +155,11 @@ export function createReconcileActivities({
     /**
      * Starts the RefundWorkflow of up to `limit` refunds due (owed, or under way and due for a look), each taken for
      * the run's bound first so one start is made however many runs look at once. A start that fails leaves its row
-     * due at once, and ends the page (Temporal is away: the next run tries again). Reads the refund gauges too.
+     * due at once, and ends the page (Temporal is away: the next run tries again). With `readGauges` (a run's first
+     * page) it reads the refund gauges too.
      */
-    async startDueRefunds(input: { limit: number }): Promise<RefundStartPage> {
-      const gauges = refundGauges?.();
+    async startDueRefunds(input: { limit: number; readGauges?: boolean }): Promise<RefundStartPage> {
+      const gauges = input.readGauges ? refundGauges?.() : undefined;
       if (gauges) {
         gauges.waiting(await stores.reports.providerRefundCounts());
         gauges.takenBack(await stores.reports.takenBackCounts());

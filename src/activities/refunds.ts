@@ -103,7 +103,6 @@ export function createRefundActivities(deps: {
   /** An ended refund is recorded (forwards only); one still under way is due for a look again later. */
   async function follow(row: PaymentRow, provider: PaymentProviderApi): Promise<RefundRunOutcome> {
     const progress = await provider.followRefund(row);
-    observe('FOLLOW');
     if (progress.state !== 'REFUND_REQUESTED') {
       await stores.refunds.recordRefundProgress({ eventId: row.eventId }, progress);
       observe(progress.state);
@@ -114,6 +113,7 @@ export function createRefundActivities(deps: {
       followBackoff(row.refundAttempts),
       'refund still under way at the provider',
     );
+    observe('FOLLOW');
     return 'REFUND_REQUESTED';
   }
 }

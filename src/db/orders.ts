@@ -90,6 +90,14 @@ export class OrderStore {
    * One page of a SKU's orders that hold units (AWAITING_PAYMENT or PAID), in order-number order
    * after `afterOrderNo`: the reconciler's cursor over MySQL.
    */
+  async holdingOrdersPage(sku: string, afterOrderNo: string, limit: number): Promise<OrderRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT * FROM orders WHERE sku = ? AND status IN ('AWAITING_PAYMENT','PAID','DISPUTED','REFUNDED') AND order_no > ? ORDER BY order_no LIMIT ?`,
+      [sku, afterOrderNo, limit],
+    );
+    return rows.map(toOrderRow);
+  }
+
   /** A page of the SKU's orders whose checkout sent an Idempotency-Key, by order number. */
   async keyedOrdersPage(
     sku: string,
@@ -106,14 +114,6 @@ export class OrderStore {
       userId: String(row.user_id),
       idempotencyKey: String(row.idempotency_key),
     }));
-  }
-
-  async holdingOrdersPage(sku: string, afterOrderNo: string, limit: number): Promise<OrderRow[]> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT * FROM orders WHERE sku = ? AND status IN ('AWAITING_PAYMENT','PAID','DISPUTED','REFUNDED') AND order_no > ? ORDER BY order_no LIMIT ?`,
-      [sku, afterOrderNo, limit],
-    );
-    return rows.map(toOrderRow);
   }
 
   /**

@@ -193,12 +193,7 @@ export type AdoptOutcome = 'ADOPTED' | 'EXISTS' | 'NO_STOCK' | 'OVER_LIMIT' | 'N
 export type ReleaseMode = (
   | /** forget: the order is final, so its record is dropped once released (see release.lua). */
     { as: 'owner'; forget?: boolean }
-  | {
-      as: 'unclaimed';
-      reservedBeforeMs?: number;
-      /** The checkout's (user, Idempotency-Key): forgotten once released, so a retry reserves anew. */
-      idempotency?: { userId: string; key: string };
-    }
+  | { as: 'unclaimed'; reservedBeforeMs?: number }
 ) & {
   /**
    * The order failed for a reason of ours (its stock, its start, its provider), not its shopper's: the waiting line's
@@ -319,7 +314,6 @@ interface InventoryCommands {
     sale: string,
     users: string,
     reservations: string,
-    idempotency: string,
     pending: string,
     inputs: string,
     holds: string,
@@ -329,8 +323,6 @@ interface InventoryCommands {
       sku: string,
       mode: string,
       reservedBeforeMs: number,
-      idempotencyUser: string,
-      idempotencyKey: string,
       forget: string,
       orderFailed: string,
     ]
@@ -372,7 +364,7 @@ interface InventoryCommands {
 
 const SCRIPTS = {
   inventoryReserve: { file: 'reserve.lua', numberOfKeys: 14 },
-  inventoryRelease: { file: 'release.lua', numberOfKeys: 13 },
+  inventoryRelease: { file: 'release.lua', numberOfKeys: 12 },
   inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 4 },
   inventoryClaim: { file: 'claim.lua', numberOfKeys: 6 },
   inventoryAdopt: { file: 'adopt.lua', numberOfKeys: 5 },
@@ -504,7 +496,6 @@ export class RedisInventory {
       k.sale,
       k.users,
       k.reservations,
-      k.idempotency,
       k.pending,
       k.inputs,
       k.holds,
@@ -513,8 +504,6 @@ export class RedisInventory {
       sku,
       mode.as,
       Math.floor(unclaimed?.reservedBeforeMs ?? 0),
-      unclaimed?.idempotency?.userId ?? '',
-      unclaimed?.idempotency?.key ?? '',
       mode.as === 'owner' && mode.forget ? '1' : '0',
       mode.orderFailed ? '1' : '0',
     );

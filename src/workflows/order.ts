@@ -337,7 +337,7 @@ class OrderRun {
    * its cancel is accepted and the provider's answer decides. Another cancel, or one after the wait, changes nothing.
    */
   async cancel(): Promise<OrderState> {
-    await condition(() => this.phase.kind !== 'PERSISTING');
+    await condition(() => statusOf(this.phase) !== 'PENDING');
     if (this.phase.kind !== 'AWAITING_PAYMENT' || this.intentDecides) {
       this.assertCancellable();
       if (this.phase.kind === 'AWAITING_PAYMENT') this.moveTo({ kind: 'CANCEL_REQUESTED' });

@@ -77,7 +77,7 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
   }
   let refundsStarted = 0;
   for (let pages = 0; pages < SIGNAL_PAGES; pages++) {
-    const page = await startDueRefunds({ limit: SIGNAL_PAGE });
+    const page = await startDueRefunds({ limit: SIGNAL_PAGE, readGauges: pages === 0 });
     refundsStarted += page.started;
     if (page.read < SIGNAL_PAGE || page.failed > 0) break;
   }

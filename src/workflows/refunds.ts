@@ -6,7 +6,7 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { RefundActivities, RefundRunOutcome } from '../activities/refunds.js';
-import { REFUND_RUN_BOUND_MS } from '../model/order-workflow.js';
+import { REFUND_RUN_BOUND_MS, type RefundWorkflowSignature } from '../model/order-workflow.js';
 
 const { refundPayment } = proxyActivities<RefundActivities>({
   // A provider call is bounded by the client's own timeout (seconds); a minute covers a slow MySQL around it.
@@ -19,3 +19,6 @@ const { refundPayment } = proxyActivities<RefundActivities>({
 export async function RefundWorkflow(input: { eventId: string }): Promise<RefundRunOutcome> {
   return refundPayment(input);
 }
+
+/** The reconciler starts it by name with RefundWorkflowSignature: this stops compiling if the two part ways. */
+const _keepsItsSignature: RefundWorkflowSignature = RefundWorkflow;
