@@ -106,7 +106,6 @@ module.exports = {
   options: {
     doNotFollow: { path: 'node_modules' },
     includeOnly: ['^src/', '^node_modules/mysql2'],
-    exclude: { path: '^src/api/public/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     enhancedResolveOptions: {

@@ -4,7 +4,7 @@
  *  1. tsc with tsconfig.build.json: src/ to dist/ (src/api/main.ts → dist/api/main.js). dist/
  *     mirrors src/ at the same depth, so the paths the code finds from its own location (lua/,
  *     migrations/, package.json) hold in both;
- *  2. the files the API serves as they are (src/api/public → dist/api/public), with the dashboard
+ *  2. the files the API serves as they are (web/ → dist/web/), with the dashboard
  *     and docs pages finished: their TypeScript scripts bundled in (src/api/scripted-pages.ts).
  * dist/ is emptied first, so a module that was moved or deleted leaves nothing behind; the workflow
  * bundle (`npm run build:workflows`, dist/workflow-bundle.js) is kept.
@@ -32,8 +32,8 @@ if (tsc.status !== 0) {
   process.exit(1);
 }
 
-const publicSrc = join(root, 'src', 'api', 'public');
-const publicDist = join(dist, 'api', 'public');
+const publicSrc = join(root, 'web');
+const publicDist = join(dist, 'web');
 mkdirSync(publicDist, { recursive: true });
 for (const file of readdirSync(publicSrc)) {
   // The pages' scripts are bundled into them, not served; their type-check settings neither.

@@ -85,12 +85,12 @@ describe('npm run build', () => {
       expect(existsSync(join(root, entry)), entry).toBe(true);
     }
     // No TypeScript in the build: the dashboard's and the docs page's scripts are bundled into their pages.
-    expect(existsSync(join(root, 'dist/api/public/dashboard.ts'))).toBe(false);
-    expect(existsSync(join(root, 'dist/api/public/docs.ts'))).toBe(false);
-    const page = readFileSync(join(root, 'dist/api/public/index.html'), 'utf8');
+    expect(existsSync(join(root, 'dist/web/dashboard.ts'))).toBe(false);
+    expect(existsSync(join(root, 'dist/web/docs.ts'))).toBe(false);
+    const page = readFileSync(join(root, 'dist/web/index.html'), 'utf8');
     expect(page).not.toContain('<script src="dashboard.ts">');
     expect(page).toMatch(/<script>\n[^]*renderStatusRows[^]*<\/script>/);
-    const docs = readFileSync(join(root, 'dist/api/public/docs.html'), 'utf8');
+    const docs = readFileSync(join(root, 'dist/web/docs.html'), 'utf8');
     expect(docs).not.toContain('<script src="docs.ts">');
     expect(docs).toMatch(/<script>\n[^]*SwaggerUIBundle\(\{[^]*<\/script>/);
   });
@@ -146,8 +146,8 @@ describe('the compiled processes', () => {
       await temporal.connection.close();
     }
     const page = await (await fetch(`${apiUrl}/`)).text();
-    expect(page).toBe(await finishedPage(join(root, 'src/api/public'), 'index.html'));
+    expect(page).toBe(await finishedPage(join(root, 'web'), 'index.html'));
     const docs = await (await fetch(`${apiUrl}/docs`)).text();
-    expect(docs).toBe(await finishedPage(join(root, 'src/api/public'), 'docs.html'));
+    expect(docs).toBe(await finishedPage(join(root, 'web'), 'docs.html'));
   });
 });

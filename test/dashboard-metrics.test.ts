@@ -1,21 +1,21 @@
 /**
- * How the dashboard reads the checkout's figures out of GET /metrics (src/api/public/
+ * How the dashboard reads the checkout's figures out of GET /metrics (web/
  * checkout-metrics.ts): against what the API's own registry renders, so renaming a metric or a
  * label breaks this test rather than silently emptying a chart; and the sums over several API
  * processes behind a load balancer, each differenced with its own previous scrape. The same for the
- * Worker panel (src/api/public/worker-metrics.ts): the payment Signal's latency over a window, and the
+ * Worker panel (web/worker-metrics.ts): the payment Signal's latency over a window, and the
  * workers' cache figures as the API relays them.
  */
 import { describe, expect, it } from 'vitest';
 import { ApiMetrics } from '../src/api/metrics.js';
-import { CheckoutRates, parseScrape, quantile } from '../src/api/public/checkout-metrics.js';
+import { CheckoutRates, parseScrape, quantile } from '../web/checkout-metrics.js';
 import {
   PAYMENT_SIGNAL_OUTCOMES,
   PaymentSignalLatency,
   parsePaymentSignals,
   workerCacheTotals,
   type PaymentSignalOutcome,
-} from '../src/api/public/worker-metrics.js';
+} from '../web/worker-metrics.js';
 import type { WorkerCacheFigures } from '../src/inventory/worker-figures.js';
 
 /** An API process's exposition: `accepted` checkouts answered 202 in `acceptedSeconds`, `soldOut` 409s in 1 ms. */

@@ -26,12 +26,12 @@ import type { Stores } from '../src/db/stores.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fixtures.js';
-import { quantile } from '../src/api/public/checkout-metrics.js';
-import { parseEtaError } from '../src/api/public/line-metrics.js';
+import { quantile } from '../web/checkout-metrics.js';
+import { parseEtaError } from '../web/line-metrics.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { freePort } from '../stack/process.js';
 import { WorkerFiguresBoard, type WorkerCacheFigures } from '../src/inventory/worker-figures.js';
-import { parsePaymentSignals, workerCacheTotals } from '../src/api/public/worker-metrics.js';
+import { parsePaymentSignals, workerCacheTotals } from '../web/worker-metrics.js';
 
 /** Debian's chromium package; scripts/install-tools.sh --test-server installs it. */
 const CHROMIUM = '/usr/bin/chromium';

@@ -1,22 +1,26 @@
 /**
- * The pages with a TypeScript script as served: the dashboard (src/api/public/index.html with
+ * The pages with a TypeScript script as served: the dashboard (web/index.html with
  * dashboard.ts) and the docs page (docs.html with docs.ts). The script is bundled for the browser
  * in place of `<script src="dashboard.ts"></script>`, and the stylesheets it imports (uPlot's) in
  * place of `<link rel="stylesheet" href="dashboard.css" />`. Everything is inlined: the page loads
  * nothing else, from no other host (the machine may be offline).
  *
- * `npm run build` writes the finished pages to dist/api/public/ (scripts/build.ts), so the compiled
+ * `npm run build` writes the finished pages to dist/web/ (scripts/build.ts), so the compiled
  * API serves files and never bundles. Run from source (npm start, the tests, tsx), a page still
  * names its .ts script and is finished on its first request with esbuild, the bundler tsx itself
  * is built on: a development dependency, like tsx, and loaded only then.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { route, type RouteDoc } from './route.js';
 
-/** Each page of src/api/public whose script is TypeScript, with that script. */
+/** web/ beside src/, or dist/web/ beside dist/ (which mirrors src/ at the same depth). */
+export const PAGES_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'web');
+
+/** Each page of web/ whose script is TypeScript, with that script. */
 export const SCRIPTED_PAGES = {
   'index.html': 'dashboard.ts',
   'docs.html': 'docs.ts',

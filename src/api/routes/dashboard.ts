@@ -1,13 +1,10 @@
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
 import type { AppConfig } from '../../config/index.js';
-import { pageRoute } from '../scripted-pages.js';
+import { PAGES_DIR, pageRoute } from '../scripted-pages.js';
 import { route } from '../route.js';
 import { ApiError } from '../errors.js';
 import { devConfigSchema } from '../response-schemas.js';
 
-const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'public');
 /**
  * ADMIN_TOKEN's default in src/config/index.ts (test/admin.test.ts checks they agree): the page may
  * be told that one, never a real one. A literal, not loadConfig({}), so that serving the page never
@@ -16,7 +13,7 @@ const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'public')
 export const DEV_DEFAULT_ADMIN_TOKEN = 'dev-admin-token';
 
 /**
- * The live sale dashboard at / (src/api/public/index.html with its script, dashboard.ts, bundled
+ * The live sale dashboard at / (web/index.html with its script, dashboard.ts, bundled
  * in: src/api/scripted-pages.ts), the waiting line's shopper demo at /line-demo (line-demo.html
  * with line-demo.ts; its buttons log shoppers in through dev login), and GET /api/dev/config,
  * which tells them the Temporal Web UI's URL and namespace for the links to each order's
@@ -27,14 +24,14 @@ export function dashboardRoutes(deps: {
 }): Router {
   const { config } = deps;
   const router = new Router();
-  pageRoute(router, PUBLIC_DIR, 'index.html', {
+  pageRoute(router, PAGES_DIR, 'index.html', {
     path: '/',
     operationId: 'getDashboard',
     summary: 'The live sale dashboard (HTML)',
     tag: 'dev',
     answer: 'The dashboard page',
   });
-  pageRoute(router, PUBLIC_DIR, 'line-demo.html', {
+  pageRoute(router, PAGES_DIR, 'line-demo.html', {
     path: '/line-demo',
     operationId: 'getLineDemoPage',
     summary: "A shopper's place in a sale's waiting line, counting down (HTML; its buttons need dev login)",

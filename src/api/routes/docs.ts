@@ -1,13 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
 import { z } from 'zod';
-import { pageRoute } from '../scripted-pages.js';
+import { PAGES_DIR, pageRoute } from '../scripted-pages.js';
 import { route } from '../route.js';
 
-const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'public');
 const SWAGGER_UI_DIR = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
 /**
@@ -60,7 +58,7 @@ export function docsRoutes(spec: PublishedSpec): Router {
   );
 
   // docs.html with its script, docs.ts, bundled in.
-  pageRoute(router, PUBLIC_DIR, 'docs.html', {
+  pageRoute(router, PAGES_DIR, 'docs.html', {
     path: '/docs',
     operationId: 'getDocsPage',
     summary: 'The API docs page (Swagger UI)',

@@ -6,7 +6,7 @@
  * kept across a refresh and from any device. Bundled into line-demo.html like the dashboard's script (see
  * src/api/scripted-pages.ts), type-checked with the DOM's types (./tsconfig.json).
  */
-import type { PlaceView } from '../../line/line-views.js';
+import type { PlaceView } from '../src/line/line-views.js';
 import { api, type Reply } from './api-client.js';
 
 declare global {

@@ -7,11 +7,11 @@
  */
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import type { SaleView as Sale } from '../../sales/sale-view.js';
-import { OPEN_STATUSES, STORED_ORDER_STATUSES, type OrderStatus } from '../../model/order-rules.js';
+import type { SaleView as Sale } from '../src/sales/sale-view.js';
+import { OPEN_STATUSES, STORED_ORDER_STATUSES, type OrderStatus } from '../src/model/order-rules.js';
 import { CheckoutRates, parseScrape, type CheckoutFigures, type Scrape } from './checkout-metrics.js';
 import { api as call, type ErrorBody, type Reply } from './api-client.js';
-import type { LineView } from '../../line/line-views.js';
+import type { LineView } from '../src/line/line-views.js';
 import { AdmissionRate, EtaErrors, parseEtaError, secondsToSoldOut, type EtaErrorFigures } from './line-metrics.js';
 import {
   PaymentSignalLatency,
