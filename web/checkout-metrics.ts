@@ -133,7 +133,7 @@ export function quantile(q: number, buckets: Buckets): number | null {
 }
 
 /** b − a, bucket by bucket; null when a counter went down (another process, or a restart). */
-function difference(a: Buckets, b: Buckets): Buckets | null {
+export function difference(a: Buckets, b: Buckets): Buckets | null {
   const out: Buckets = new Map();
   for (const [le, count] of b) {
     const delta = count - (a.get(le) ?? 0);

@@ -11,7 +11,7 @@
  * Like checkout-metrics.ts it touches no DOM and imports only that module, so the browser bundle and node tests
  * share it.
  */
-import { quantile, type Buckets } from './checkout-metrics.js';
+import { difference, quantile, type Buckets } from './checkout-metrics.js';
 
 /** One worker's cache figures as the route answers them (the OpenAPI `WorkerFigures` schema), as far as read here. */
 export interface WorkerCacheReport {
@@ -110,17 +110,6 @@ export function parsePaymentSignals(text: string, atMs: number): PaymentSignalSc
     scrape.buckets[outcome].set(labels.le === '+Inf' ? Infinity : Number(labels.le), value);
   }
   return scrape;
-}
-
-/** b − a, bucket by bucket; null when a count went down. */
-function difference(a: Buckets, b: Buckets): Buckets | null {
-  const out: Buckets = new Map();
-  for (const [le, count] of b) {
-    const delta = count - (a.get(le) ?? 0);
-    if (delta < 0) return null;
-    out.set(le, delta);
-  }
-  return out;
 }
 
 /** The total of cumulative buckets: the +Inf bucket's count. */
