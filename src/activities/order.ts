@@ -1,12 +1,6 @@
 /**
- * OrderWorkflow's activities: thin, idempotent adapters to the stores (MySQL) and the inventory
- * (Redis); those of its payment at a provider are in ./payments.ts. Temporal runs each at least
- * once, so every one of them gives the same end state however often it runs; the stores and the
- * Lua scripts are where that idempotency is implemented.
- *
- * Errors: anything thrown as-is (connection refused, lock wait timeout, deadlock) is transient and
- * retried by the workflow's retry policy; a business rule that no retry can change is thrown with
- * ApplicationFailure.nonRetryable and a stable type.
+ * OrderWorkflow's activities: idempotent adapters to the stores (MySQL) and the inventory (Redis), which make them so.
+ * Errors thrown as-is are transient and retried; a rule no retry can change throws nonRetryable with a stable type.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asyncLocalStorage, log } from '@temporalio/activity';
@@ -26,10 +20,7 @@ import {
 export interface ActivityDeps {
   stores: { orders: OrderStore; payments: PaymentStore; refunds: RefundStore };
   inventory: RedisInventory;
-  /**
-   * Tells the API processes' status caches that an order is changing (OrderChangeNotifier,
-   * src/order/status-reads.ts): all these activities need of it.
-   */
+  /** Tells the API processes' status caches an order is changing (OrderChangeNotifier, src/order/status-reads.ts). */
   changes: { publish(orderNo: string): Promise<void> };
 }
 
@@ -40,10 +31,7 @@ export const FailureTypes = {
   orderConflict: 'OrderConflict',
   /** The order's row was already final (FAILED or CANCELLED) when its start came to persist it. */
   orderClosed: 'OrderClosed',
-  /**
-   * The reservation was released before the order could claim it (the API gave up on it, or the reconciler found it
-   * orphaned).
-   */
+  /** The reservation was released before the claim (the API gave up on it, or the reconciler found it orphaned). */
   reservationReleased: 'ReservationReleased',
   /** Redis has no record of the reservation (lost in a Redis crash before it reached disk). */
   reservationLost: 'ReservationLost',
@@ -55,10 +43,7 @@ export const FailureTypes = {
   idempotencyKeyReused: 'IdempotencyKeyReused',
 } as const;
 
-/**
- * How long one cancelUnpaidOrder attempt waits in-process for MySQL's clock to pass the deadline
- * (inside its 10 s start-to-close timeout); a longer wait is a retry Temporal schedules.
- */
+/** One cancelUnpaidOrder attempt waits in-process this long for MySQL's clock (of its 10 s); longer is a retry. */
 const MAX_IN_PROCESS_CLOCK_WAIT_MS = 5_000;
 
 /** What persisting an order wrote: its payment deadline, and the payment its row applied as it was written, if any. */
@@ -67,10 +52,7 @@ export interface PersistedOrder {
   applied?: PaymentReceived;
 }
 
-/**
- * What closing an unpaid order found: cancelled (for the reason the row keeps), or paid by a payment its row applied
- * first.
- */
+/** Cancelled (for the reason the row keeps), or paid by a payment its row applied first. */
 export type UnpaidOrderClosed =
   { outcome: 'CANCELLED'; reason: CancelReason } | { outcome: 'PAID_IN_TIME'; payment: PaymentReceived };
 
@@ -93,17 +75,10 @@ const newOrder = (order: PersistOrderInput) => ({
 export function createActivities({ stores, inventory, changes }: ActivityDeps) {
   return {
     /**
-     * Claims the order's reservation in Redis (from then on only this order's workflow may release
-     * or confirm it), then inserts the order as AWAITING_PAYMENT and takes its units from MySQL's
-     * available stock in one transaction. A retry after a lost answer finds the claim and the row
-     * and succeeds without taking stock twice. A reservation released before the claim fails the
-     * order for good (its units may already be someone else's); one Redis lost is taken again if
-     * its units are still there, else the order fails.
-     *
-     * The payment deadline counts from when the row is written, by MySQL's clock (the clock
-     * payments are stamped by), never earlier than the input's, so a late start or persist keeps
-     * the shopper's whole window. A retry after a lost answer reads the deadline back from the row.
-     * Payments that came before the row are decided as it is written; one that paid it is answered.
+     * Claims the reservation in Redis (from then on only this order's workflow releases or confirms it; a lost one is
+     * retaken while its units are there), then writes the row AWAITING_PAYMENT and takes MySQL's stock in one
+     * transaction: a retry finds both and takes nothing twice. The deadline counts from the row's write by MySQL's
+     * clock (which stamps payments), never earlier than the input's. A payment that came first and paid it is answered.
      */
     async persistOrder(order: PersistOrderInput): Promise<PersistedOrder> {
       const claim = await inventory.claim({ ...order, reservedAtMs: Date.parse(order.createdAt) });
@@ -145,8 +120,7 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
             FailureTypes.orderConflict,
           );
         case 'CLOSED':
-          // Given up (the reconciler wrote FAILED) before this start persisted it: the order fails,
-          // and its workflow gives back the units it claimed.
+          // The reconciler gave it up (FAILED) first: the order fails and its workflow gives back the units it claimed.
           throw ApplicationFailure.nonRetryable(
             `order ${order.orderNo} was already ${result.status}${result.failureReason ? `: ${result.failureReason}` : ''}`,
             FailureTypes.orderClosed,
@@ -155,9 +129,8 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
     },
 
     /**
-     * Ends the order as FAILED in MySQL, so no 202 goes without a trace: a FAILED row, or an
-     * AWAITING_PAYMENT row (persisted, but the workflow never learnt it) turned FAILED with its
-     * units given back to MySQL's stock, as the reservation is given back in Redis.
+     * Ends the order FAILED in MySQL so no 202 goes without a trace; an AWAITING_PAYMENT row the workflow never learnt
+     * of gives its units back to MySQL's stock.
      */
     async recordOrderFailure(order: PersistOrderInput & { reason: string }): Promise<void> {
       await stores.orders.failOrder(newOrder(order), order.reason);
@@ -167,12 +140,9 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
     },
 
     /**
-     * Closes an unpaid order as CANCELLED unless its row applied a payment first (under the order row's lock:
-     * OrderStore.cancelUnpaidOrder): then the payment is answered and nothing changes. The shopper's cancel runs it
-     * before it is accepted, so the row's verdict is the cancel's. A payment timeout is judged by MySQL's clock alone:
-     * when Temporal's timer fired before MySQL's clock passed the deadline (the clocks differ), it
-     * waits, in-process up to MAX_IN_PROCESS_CLOCK_WAIT_MS, beyond that as a retry due when MySQL's
-     * clock gets there. However far the clocks are apart, a payment MySQL stamps in time is found.
+     * Cancels an unpaid order unless its row applied a payment first (under the row's lock), which is then answered. A
+     * payment timeout is judged by MySQL's clock alone: a timer that fired early waits in-process up to
+     * MAX_IN_PROCESS_CLOCK_WAIT_MS, beyond that as a retry due when MySQL's clock gets there.
      */
     async cancelUnpaidOrder(cancel: {
       orderNo: string;
@@ -181,16 +151,14 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
     }): Promise<UnpaidOrderClosed> {
       const request = { ...cancel, cancelledAt: new Date(cancel.cancelledAt) };
       let result = await stores.orders.cancelUnpaidOrder(request);
-      // Until MySQL's clock passes the deadline, within the in-process budget: a timer may fire a millisecond
-      // early, so one wait is not always enough (seen once in CI: "1 ms short").
+      // A timer may fire a millisecond early, so one wait is not always enough.
       const waitUntil = Date.now() + MAX_IN_PROCESS_CLOCK_WAIT_MS;
       while (result.outcome === 'NOT_DUE' && Date.now() + result.dueInMs <= waitUntil) {
         await sleep(result.dueInMs);
         result = await stores.orders.cancelUnpaidOrder(request);
       }
       switch (result.outcome) {
-        // NOT_AWAITING_PAYMENT: nothing to cancel in MySQL (only the workflow writes its row once
-        // persisted, so this is a row changed by hand); the workflow closes the order all the same.
+        // NOT_AWAITING_PAYMENT: a row changed by hand (only the workflow writes it once persisted): closed anyway.
         case 'CANCELLED':
           await changes.publish(cancel.orderNo);
           return { outcome: 'CANCELLED', reason: result.reason };
@@ -219,9 +187,8 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
     },
 
     /**
-     * Gives the order's reserved units back in Redis, as their owner; a second call is a no-op.
-     * Called only to close a final order, so the record is dropped too (the order's row answers
-     * for it from then on): released records would otherwise pile up with every cancelled order.
+     * Gives the units back in Redis as their owner; a repeat is a no-op. Only for a final order, so the record is
+     * dropped too (the row answers for it): released records would pile up otherwise.
      */
     async releaseReservation(reservation: { sku: string; orderNo: string; orderFailed?: boolean }): Promise<string> {
       const outcome = await inventory.release(reservation.sku, reservation.orderNo, {
@@ -230,8 +197,8 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
         orderFailed: reservation.orderFailed === true,
       });
       if (outcome === 'NOT_FOUND') {
-        // Redis lost the reservation (a failover, a restore): no units to give back, but the
-        // checkout's key must go on naming this order, or a retry with it would make a new one.
+        // Redis lost it (a failover, a restore): no units to give back, but the checkout's key must still name this
+        // order, or a retry with it would make a new one.
         const row = await stores.orders.getOrder(reservation.orderNo);
         if (row?.idempotencyKey)
           await inventory.restoreKey(reservation.sku, {
@@ -244,10 +211,8 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
     },
 
     /**
-     * The paid order's units: C -> S. A reservation Redis lost (a failover, a restore) behind the
-     * order MySQL holds is made again as sold, whole (units, holding, key), if the units and the
-     * limit allow: a payment made in time is not refunded for Redis's loss. Else NOT_FOUND, and
-     * the order fails (its units went to others, or its shopper holds the limit through another).
+     * C -> S. A reservation Redis lost behind an order MySQL holds is made again as sold if units and limit allow: a
+     * payment made in time is not refunded for Redis's loss. Else NOT_FOUND, and the order fails.
      */
     async confirmReservation(reservation: { sku: string; orderNo: string }): Promise<string> {
       const outcome = await inventory.confirm(reservation.sku, reservation.orderNo);

@@ -1,16 +1,6 @@
 /**
- * The payment domain's activities: a payment at its provider (openPayment, closePayment, on the provider's task
- * queue), and the catch-up of the provider's events.
- *
- * The catch-up's activity: the provider's events not delivered (pending or given up, `delivery_success=false`),
- * created since the cursor kept in MySQL, taken in one by one through the intake every webhook event takes
- * (StripeIntake.take). A payment is recorded (evidence source `catch-up`) and decided by its order's row, and the
- * workflow of an order it paid is signalled, exactly as a webhook's payment.
- *
- * The window: from the cursor minus OVERLAP_SECONDS (Stripe's clock and ours differ; an event listed late is read
- * again) up to now minus `settleSeconds` (younger events are still the webhook's). The cursor moves to the
- * window's end only once the whole window was read, so a run that fails is read again by the next. Every step is
- * idempotent: an event read twice, or read and delivered, changes nothing the second time.
+ * The payment domain's activities: a payment at its provider (openPayment, closePayment, on the provider's task queue)
+ * and the catch-up of events the provider did not deliver (docs/fault-tolerance.md, "Catching up with Stripe").
  */
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -123,13 +113,9 @@ export function createPaymentActivities({
   };
   return {
     /**
-     * Makes the order's payment at its provider (Stripe: a PaymentIntent), for the shopper's client
-     * to pay, and records it with the order before its client secret is shown. An intent recorded
-     * by an earlier attempt is answered again. The idempotency key moves on only after a 5xx (the
-     * provider replays that answer to the same key); after a timeout, a 409 or a 429 the same key
-     * finds what the first ask made. Every intent opened is kept and cancelled at the close; one
-     * lost behind a 5xx never had its client secret shown. A request the provider refuses fails the
-     * order (it cannot be paid); a key reused with other parameters is a bug, surfaced the same way.
+     * Makes the order's payment at its provider (Stripe: a PaymentIntent) and records it before its client secret is
+     * shown; an intent an earlier attempt recorded is answered again. The key moves on only after a 5xx, which the
+     * provider replays to that key. A refusal, or a key reused with other parameters (a bug), fails the order.
      */
     async openPayment(payment: ProviderPaymentInput): Promise<PaymentIntentHandle> {
       const api = providerApi(payment.provider);
@@ -167,11 +153,8 @@ export function createPaymentActivities({
     },
 
     /**
-     * Closes every payment the order opened at its provider and answers what the provider's state
-     * decides (docs/fault-tolerance.md, "Stripe: the intent decides"): CANCELED when none can be
-     * paid any more; SUCCEEDED when one was paid before its cancel (its money is recorded first, one
-     * row per intent, and its order's row applied it: the order is PAID in MySQL); PROCESSING while
-     * one's money is on its way. Idempotent: a retry asks each intent again, and a cancelled one is final.
+     * Closes every payment the order opened at its provider and answers what the provider's state decides
+     * (docs/fault-tolerance.md, "Stripe: the intent decides"). Idempotent: a cancelled intent is final.
      */
     async closePayment(
       payment: ProviderPaymentInput & { paymentIntentId?: string; paymentDeadline?: string },
@@ -198,8 +181,7 @@ export function createPaymentActivities({
         const closed = await api.closeIntent({ orderNo: payment.orderNo, intentId, attempt });
         await stores.payments.recordPaymentIntentStatus(intentId, closed.status);
         if (closed.status === 'succeeded') {
-          // The money is recorded before the order is told, and its order's row decides it (the one judge): the
-          // intent's row, whatever event comes later. Only money the row applied pays the order.
+          // Recorded before the order is told and decided by its row (the one judge): only money it applied pays.
           const { row } = await stores.payments.recordPayment(
             {
               eventId: intentId,
@@ -249,9 +231,8 @@ export function createPaymentActivities({
   }
 
   /**
-   * The intent an unanswered opening made, found by asking its key again (which makes one if the
-   * first ask never reached the provider: it is cancelled all the same), and recorded. None when the
-   * key replays a 5xx or a refusal: whatever it made, its client secret was never shown.
+   * The intent an unanswered opening made, found by asking its key again (an ask that never arrived makes one,
+   * cancelled all the same). None when the key replays a 5xx or a refusal: its client secret was never shown.
    */
   async function findUnansweredIntent(
     api: PaymentProviderApi,

@@ -1,7 +1,6 @@
 /**
- * The reconciler's activities (ReconcileWorkflow). Each one does a bounded amount of work and is
- * safe to run again: every repair is an idempotent Lua step or store call, guarded so that it can
- * only do what the order's own workflow would have done.
+ * The reconciler's activities: bounded work, safe to run again; every repair is an idempotent Lua step or store call
+ * guarded to do only what the order's own workflow would have done.
  */
 import { asyncLocalStorage, heartbeat } from '@temporalio/activity';
 import type { OrderRow } from '../db/rows.js';
@@ -49,10 +48,7 @@ export interface RefundGauges {
   takenBack(counts: { DISPUTED: number; REFUNDED: number; disputesDueWithin72h: number }): void;
 }
 
-/**
- * Whether an order's row still holds its units: every status but the two whose workflow gives them
- * back (a paid order's units stay sold whatever its status becomes).
- */
+/** Every status but the two whose workflow gives the units back (a paid order's stay sold whatever follows). */
 function holdsUnits(row: OrderRow | undefined): row is OrderRow {
   return row !== undefined && row.status !== 'CANCELLED' && row.status !== 'FAILED';
 }
@@ -67,11 +63,8 @@ export function createReconcileActivities({
   refundProviders = [],
   refundGauges,
 }: ReconcileDeps) {
-  /**
-   * Sales defined in Redis with no MySQL row (a create whose commit was lost): checkouts reserve
-   * there and every order fails SaleNotFound. Reported; POST /api/sales with the same definition
-   * completes the sale.
-   */
+  // Sales in Redis with no MySQL row (a create's commit was lost): every order fails SaleNotFound until the same
+  // POST /api/sales completes the sale.
   const salesOnlyInRedis = async (among?: readonly string[]): Promise<string[]> => {
     const skus =
       among ??
@@ -131,10 +124,8 @@ export function createReconcileActivities({
     },
 
     /**
-     * Sends the paymentApplied Signal again for up to `limit` payments applied as they were recorded more than
-     * `olderThanMs` ago whose row is still marked (the webhook's own signal failed: Temporal was away, or its process
-     * died first). The first that fails ends the page (the rest would wait on the same Temporal, holding the run's
-     * repairs behind them); it and the rest stay marked for the next run.
+     * Signals again payments applied over `olderThanMs` ago whose row is still marked (the webhook's signal failed).
+     * The first failure ends the page: the rest would wait on the same absent Temporal, and stay marked.
      */
     async signalAppliedPayments(input: { olderThanMs: number; limit: number }): Promise<PaymentSignalPage> {
       const rows = await stores.payments.paymentsToTell(input.olderThanMs, input.limit);
@@ -153,10 +144,8 @@ export function createReconcileActivities({
     },
 
     /**
-     * Starts the RefundWorkflow of up to `limit` refunds due (owed, or under way and due for a look), each taken for
-     * the run's bound first so one start is made however many runs look at once. A start that fails leaves its row
-     * due at once, and ends the page (Temporal is away: the next run tries again). With `readGauges` (a run's first
-     * page) it reads the refund gauges too.
+     * Starts the RefundWorkflow of refunds due, each taken for the run's bound first so concurrent runs start it once.
+     * A failed start leaves its row due and ends the page (Temporal is away). `readGauges`: a run's first page.
      */
     async startDueRefunds(input: { limit: number; readGauges?: boolean }): Promise<RefundStartPage> {
       const gauges = input.readGauges ? refundGauges?.() : undefined;
@@ -182,12 +171,8 @@ export function createReconcileActivities({
     },
 
     /**
-     * Has the order's row decide up to `limit` payments still RECEIVED after `olderThanMs`: recorded before their
-     * order's row existed and not decided as it was written (an earlier build's, or one whose order never came). An
-     * order with a row decides them (decideWaitingPayments, src/db/orders.ts; an applied one is signalled by the
-     * next page of signalAppliedPayments). Without one, past `notFoundAfterMs` and with no workflow and no
-     * reservation of that number (a promise not started yet holds its reservation), no order of ours has it: refunded
-     * ORDER_NOT_FOUND.
+     * Has the row decide payments still RECEIVED after `olderThanMs` (recorded before it existed, or by an earlier
+     * build). With no row, workflow or reservation past `notFoundAfterMs`, no order of ours has it: ORDER_NOT_FOUND.
      */
     async decideWaitingPayments(input: {
       olderThanMs: number;
@@ -214,11 +199,8 @@ export function createReconcileActivities({
     },
 
     /**
-     * One HSCAN page of a sale's reservations. For each live one (reserved or claimed) older than the grace period:
-     * if MySQL has a final order, Redis is aligned to it (a sold one once its workflow is gone); if there is no order
-     * row and the workflow never started, the promise is kept: the order is started with its recorded input (given
-     * up, released and written FAILED, only past the promise's maximum age or without a recorded input); if the
-     * workflow closed without persisting, the reservation is released and the order written FAILED.
+     * One HSCAN page of a sale's reservations; each live one past the grace is aligned to a final MySQL order, its
+     * promise started, or released with a FAILED row (docs/fault-tolerance.md, "The reconciler").
      */
     async reconcileReservations(input: {
       sku: string;
@@ -254,9 +236,8 @@ export function createReconcileActivities({
             if ((await inventory.release(sku, reservation.orderNo, { as: 'owner', orderFailed })) === 'RELEASED')
               result.alignedReleased++;
           } else if (isSold(row.status)) {
-            // Sold as its payment was recorded, its workflow still to close it: the close confirms the unit, or
-            // fails the order and releases it (a confirmed unit could not be released). Only a workflow that is
-            // gone leaves Redis to this.
+            // Sold, its workflow still to close it: the close confirms the unit or fails the order and releases it, so
+            // only a workflow that is gone leaves Redis to this.
             const workflow = await orders.workflowState(reservation.orderNo);
             beat();
             if (workflow !== 'RUNNING' && (await inventory.confirm(sku, reservation.orderNo)) === 'CONFIRMED')
@@ -292,10 +273,8 @@ export function createReconcileActivities({
         } else {
           reason = 'ReservationAbandoned: the order workflow closed without persisting the order';
         }
-        // The row first, then the units: a failure between the two leaves a FAILED row over a live
-        // reservation, which the next attempt finds and releases (the `row` branch above). A start
-        // that comes meanwhile finds the row and fails (persistOrder, OrderClosed), releasing
-        // what it claimed; a row its start wrote first is left alone, and so are its units.
+        // The row first, then the units: a failure between leaves a FAILED row over a live reservation, released by the
+        // next attempt; a start meanwhile finds the row and fails (OrderClosed); a row its start wrote first is left.
         const sale = await stores.sales.getSale(sku);
         const status = await stores.orders.insertFailedOrder(
           {

@@ -1,17 +1,6 @@
 /**
- * The refund of one payment through its provider's API (docs/fault-tolerance.md, "Refunds"): the activity of
- * RefundWorkflow, which the reconciler starts for every payment its row says is owed back (REFUND_REQUIRED) or under
- * way (REFUND_REQUESTED) and due. The row is the guard, not the workflow's id: a run of a refund that moved on does
- * nothing. Temporal retries what the provider did not answer.
- *
- *   ask      provider.refund, with an idempotency key per payment event: a retry after a lost answer returns the
- *            same refund; after a 5xx (which the key replays) the next key, once the provider's refunds of the
- *            payment were looked through for one the 5xx hid
- *   record   the provider's answer: REFUND_REQUESTED (pending), REFUNDED, or REFUND_FAILED when the provider refused
- *            the request as invalid (an operator takes over); no answer (a timeout, a 5xx): thrown, and Temporal asks
- *            again after its backoff
- *   follow   a REFUND_REQUESTED refund is read again (its final event may never come: Stripe stops retrying after
- *            three days) when its row's next look is due, 1 min doubling to 6 h, until it ends
+ * RefundWorkflow's activity: one payment's refund through its provider's API (docs/fault-tolerance.md, "Refunds").
+ * The row is the guard, not the workflow's id: a run for a refund that moved on does nothing.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import type { RefundStore } from '../db/refunds.js';
@@ -100,7 +89,7 @@ export function createRefundActivities(deps: {
     },
   };
 
-  /** An ended refund is recorded (forwards only); one still under way is due for a look again later. */
+  /** An ended refund is recorded (forwards only); one under way is looked at again: its final event may never come. */
   async function follow(row: PaymentRow, provider: PaymentProviderApi): Promise<RefundRunOutcome> {
     const progress = await provider.followRefund(row);
     if (progress.state !== 'REFUND_REQUESTED') {
@@ -118,10 +107,7 @@ export function createRefundActivities(deps: {
   }
 }
 
-/**
- * 1 min, 2 min, 4 min … up to 6 h (± 20 %): a pending refund ends in minutes to days. `runs`: the runs started for
- * the payment so far (the first asked, the second is the first look).
- */
+/** 1 min doubling to 6 h (± 20 %); `runs`: the runs started so far (the first asked, the second is the first look). */
 export function followBackoff(runs: number): number {
   const base = Math.min(REFUND_FOLLOW_MAX_MS, REFUND_FOLLOW_FIRST_MS * 2 ** Math.max(0, runs - 2));
   return Math.round(base * (0.8 + Math.random() * 0.4));

@@ -1,9 +1,4 @@
-/**
- * The API's wiring: builds the use cases from their clients and mounts the routers in the Koa
- * shell. The use cases live in their domain folders (src/order: checkout, reads, cancel, payments,
- * with the order's own routes; src/sales); each route validates its input, calls one of them and
- * shapes the answer; src/api/errors.ts turns their refusals into HTTP answers.
- */
+/** The API's wiring: builds the use cases (in their domain folders) from their clients and mounts the routers. */
 import type { Client } from '@temporalio/client';
 import type Koa from 'koa';
 import { CheckoutService } from '../order/checkout.js';
@@ -67,45 +62,31 @@ export interface ApiClients {
   stores: Stores;
   temporal: Client;
   logger: Logger;
-  /** The payment providers it mounts webhooks for: the registry's (src/payments/providers/registry.ts), or a test's. */
+  /** The registry's (src/payments/providers/registry.ts) unless a test passes its own. */
   providers?: ProviderRegistry;
 }
 
 /** Every long-lived part of the API, built once by composeApi; createApp mounts routes over them. */
 export interface ApiParts extends ApiClients {
-  /** The process's one metrics registry. */
   metrics: ApiMetrics;
-  /** The breakers of Redis, MySQL, Temporal and the workers; the order client and the use cases share them. */
   guards: DependencyGuards;
   orders: OrderWorkflowClient;
-  /** Finds an order wherever it is known (workflow, row, promise). */
   lookup: OrderLookup;
-  /** Every read of an order goes through it; startApi ends its long-polls at shutdown. */
   statusReader: OrderStatusReader;
-  /** The payment Signals sent after the webhooks' commits; startApi stops it. */
+  /** The payment Signals sent after the webhooks' commits. */
   payments: PaymentSignals;
   /** Fed by the stock-returned subscription startApi opens. */
   soldOut: SoldOutCache;
-  /** Turned to draining on SIGTERM by startApi, and unready while clocks disagree. */
   readiness: Readiness;
-  /** The sales' waiting lines: this process's view of each, and its admission ticks (startApi stops them). */
   line: LineService;
-  /**
-   * With REDIS_WAIT_REPLICAS: the replica acknowledgements a checkout's 202 waits for (its own connection); else null.
-   */
+  /** What a checkout's 202 waits for with REDIS_WAIT_REPLICAS, on its own connection; else null. */
   replicaAcks: ReplicaAcks | null;
 }
 
-/**
- * Parts a caller builds itself instead: an order client that injects faults, metrics without process metrics, a cache's
- * TTL.
- */
+/** Parts a caller builds itself: an order client that injects faults, metrics without process metrics, a cache. */
 export type ApiSubstitutes = Partial<Pick<ApiParts, 'orders' | 'lookup' | 'metrics' | 'soldOut'>>;
 
-/**
- * The API's composition root: every part built once from the clients, each given the others it
- * uses (the order client the guards, the reader and the payments the order client).
- */
+/** The API's composition root: every part built once from the clients. */
 export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}): ApiParts {
   const { config, redis, stores, temporal, logger } = clients;
   const metrics = substitutes.metrics ?? new ApiMetrics();
@@ -146,11 +127,8 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   };
 }
 
-/**
- * What the use cases below call on the inventory and the stores: on the guarded views these methods
- * and no others, each one bounded and behind its breaker. A use case that needs another one does
- * not compile until it is listed (and so guarded) here.
- */
+// The only methods the guarded views offer, each bounded and behind its breaker: a use case calling another does not
+// compile until it is listed (and so guarded) here.
 const GUARDED_INVENTORY_METHODS = ['reserve', 'markSaleActive', 'saleWindow', 'countCancel', 'getSale'] as const;
 const GUARDED_SALES_METHODS = ['defineSale', 'closeSale'] as const;
 const GUARDED_LINE_METHODS = ['tick', 'join', 'place', 'control', 'seed', 'define'] as const;
@@ -197,7 +175,7 @@ export function createApp(parts: ApiParts): Koa {
   );
   const sales = new SalesService(stores, inventory, redisSales, config.line);
   const limits = new RateLimits(redis, config.rateLimits, logger, guards.redis);
-  // PAYMENT_PROVIDER checked against the registry, and every provider's settings read (a ConfigError at boot).
+  // A ConfigError at boot for an unknown PAYMENT_PROVIDER or bad provider settings.
   const providers = paymentProviders(config, parts.providers);
   const checkout = new CheckoutService({
     config,
@@ -215,7 +193,7 @@ export function createApp(parts: ApiParts): Koa {
     admissions: parts.line,
   });
   const webhook = new PaymentReceiver({ config, stores: parts.stores, guards, signals: payments });
-  // Every registered provider's webhook route; the intake of each one configured here (else its route answers 404).
+  // Every registered provider gets its route; one not configured here has no intake and answers 404.
   const mountedProviders = providers.all.map(({ definition, settings }) => ({
     definition,
     intake:
@@ -243,10 +221,9 @@ export function createApp(parts: ApiParts): Koa {
   const tracing = activeTracing() !== undefined;
 
   const app = createKoaApp(
-    // One router for all: a request is matched once, not once per router.
     [
       mergeRouters([
-        // Probes use the clients as they are: each check has its own timeout, and must see past a breaker.
+        // Raw clients: checkHealth bounds each probe itself and runs it through its breaker.
         healthRoutes({ redis, stores: parts.stores, temporal, guards, readiness: parts.readiness }),
         salesRoutes({ sales, adminToken: config.adminToken }),
         lineRoutes({
@@ -290,8 +267,7 @@ export function createApp(parts: ApiParts): Koa {
   // Docs last: the OpenAPI document describes every router mounted before it.
   withApiDocs(app);
   if (!tracing) {
-    // The server Koa makes (app.listen) takes its request listener from callback(): the sold-out
-    // flood is answered before the app (src/api/sold-out-door.ts), everything else by the app.
+    // app.listen takes its listener from callback(): the sold-out door answers its flood before the app.
     const appListener = app.callback.bind(app);
     app.callback = () => soldOutDoor(appListener(), { auth, checkout, accessLog, metrics });
   }
@@ -299,10 +275,8 @@ export function createApp(parts: ApiParts): Koa {
 }
 
 /**
- * The OpenAPI document exactly as createApp serves it (the same JSON text), built in-process from
- * the same routers over inert clients: nothing connects, so the docs test needs no stack. Mounting
- * the routers only declares them; a client used while doing so throws, naming the call, instead of
- * connecting somewhere. test/openapi.test.ts holds it equal to what a running API serves.
+ * The OpenAPI document exactly as createApp serves it, built over inert clients so the docs test needs no stack
+ * (test/openapi.test.ts holds it equal to what a running API serves).
  */
 export function openApiJsonWithoutStack(
   config: AppConfig = loadConfig({ LOG_LEVEL: 'silent' }),
@@ -312,7 +286,7 @@ export function openApiJsonWithoutStack(
     config,
     ...(providers ? { providers } : {}),
     redis: inert<RedisClient>('redis', {
-      // Called at construction to register Lua scripts (RedisInventory, rate-limiter-flexible): no I/O.
+      // Registers Lua scripts at construction: no I/O.
       defineCommand: () => undefined,
     }),
     stores: {
@@ -330,14 +304,14 @@ export function openApiJsonWithoutStack(
   return servedOpenApiJson(app);
 }
 
-/** A stand-in for a client that must not be used: every method throws, naming itself, except `allowed`. */
+/** A client that must not be used: every method but `allowed` throws, naming itself. */
 function inert<T extends object>(name: string, allowed: Record<string, unknown> = {}): T {
   const stub = new Proxy(
     {},
     {
       get(_target, property) {
         if (typeof property === 'string' && property in allowed) return allowed[property];
-        // Not a promise, not a class instance to inspect: answer as a plain object would.
+        // Not a thenable, nor inspectable: answer as a plain object would.
         if (property === 'then' || typeof property === 'symbol') return undefined;
         return () => {
           throw new Error(
@@ -351,9 +325,8 @@ function inert<T extends object>(name: string, allowed: Record<string, unknown> 
 }
 
 /**
- * The admin view of the workers' deployment, within the read deadline (gRPC's too, so nothing runs on after the
- * answer) and outside Temporal's breaker: its visibility counts are an operator's slow reads, and their failures must
- * not refuse shoppers' orders. Null unversioned.
+ * The workers' deployment within the read deadline (gRPC's too, so nothing runs on) and outside Temporal's breaker:
+ * an operator's slow visibility reads must not refuse shoppers' orders. Null unversioned.
  */
 function deploymentStatusReader(
   config: AppConfig,

@@ -1,6 +1,4 @@
-/**
- * Shoppers authenticate with an HS256 JWT (`sub` = user id); admins with a static bearer token.
- */
+/** Shoppers authenticate with an HS256 JWT (`sub` = user id); admins with a static bearer token. */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createSigner, createVerifier } from 'fast-jwt';
 import type { Context } from 'koa';
@@ -24,19 +22,13 @@ export interface TokenSettings {
   jwtSecret: string;
   jwtIssuer: string;
   jwtAudience: string;
-  /** The longest lifetime (exp − iat) a token may have; longer ones are refused. */
+  /** The longest lifetime (exp − iat) a token may have. */
   jwtMaxTtlMs: number;
 }
 
 /**
- * HS256 via fast-jwt: node:crypto HMAC, synchronous (about 12 µs a verify against jose's 140 µs of
- * WebCrypto on this machine), with a bounded cache of verified tokens since a shopper in a burst
- * sends the same token many times. The cache honours each token's expiry.
- *
- * A token must carry `sub` (the user id), `iat` and `exp`, be issued by JWT_ISSUER for JWT_AUDIENCE,
- * and live at most JWT_MAX_TTL: a token without an expiry is never valid. Behind a real identity
- * provider, the verifier takes its signing keys from the provider's JWKS instead (docs/api.md, "Who
- * calls what").
+ * HS256 via fast-jwt: synchronous HMAC (~12 µs a verify against jose's 140 µs), with a cache of verified tokens
+ * (it honours their expiry) since a shopper in a burst resends one. A token without `exp` is never valid.
  */
 export class ShopperAuth {
   private readonly sign: (payload: { sub: string }) => string;
@@ -72,7 +64,7 @@ export class ShopperAuth {
     return this.shopperOf(ctx.get('authorization'));
   }
 
-  /** The shopper an Authorization header names, or 401: synchronous, for the sold-out door (sold-out-door.ts). */
+  /** The shopper an Authorization header names, or 401: synchronous, for the sold-out door. */
   shopperOf(authorization: string): string {
     const token = bearerTokenOf(authorization);
     let claims: { sub?: unknown; iat?: unknown; exp?: unknown };
@@ -91,11 +83,7 @@ export class ShopperAuth {
   }
 }
 
-/**
- * The admin's static bearer token. Compared as SHA-256 digests in constant time: equal lengths
- * whatever was sent, so neither the comparison's time nor an early length check tells an attacker
- * anything about the token, its length included.
- */
+/** Compares SHA-256 digests in constant time: equal lengths, so not even the token's length leaks. */
 export function requireAdmin(ctx: Context, adminToken: string): void {
   const digest = (value: string) => createHash('sha256').update(value).digest();
   if (!timingSafeEqual(digest(bearerToken(ctx)), digest(adminToken)))

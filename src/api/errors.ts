@@ -1,7 +1,4 @@
-/**
- * One error shape for every endpoint: `{ "error": { "code": "SOLD_OUT", "message": "…" } }`.
- * Codes are stable and documented (docs/api.md, "Error codes"); messages are for humans.
- */
+/** One error shape for every endpoint; codes are stable (docs/api.md, "Error codes"), messages for humans. */
 import type { Context, Next } from 'koa';
 import { ZodError } from 'zod';
 import { DependencyUnavailableError, type DependencyName } from '../infra/dependency-guard.js';
@@ -11,7 +8,7 @@ import { echo, QuietError, Refusal, type RefusalCode } from '../infra/refusal.js
 /** Every code the API answers with: a use case's refusal, or one of the transport's own. */
 export type ErrorCode = RefusalCode | 'UNAUTHORIZED' | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED' | 'INTERNAL' | 'RATE_LIMITED';
 
-/** The status of each refusal: one per code, as the error-code table of docs/api.md lists them. */
+/** Each refusal's status, as docs/api.md's error-code table lists them. */
 const REFUSAL_STATUS: Record<RefusalCode, number> = {
   INVALID_REQUEST: 400,
   INVALID_SIGNATURE: 400,
@@ -45,7 +42,7 @@ export class ApiError extends QuietError {
   readonly status: number;
   readonly code: ErrorCode;
   readonly details?: Record<string, unknown>;
-  /** Headers the error answer carries, e.g. Retry-After on a 429. */
+  /** E.g. Retry-After on a 429. */
   readonly headers?: Record<string, string>;
 
   constructor(
@@ -74,21 +71,20 @@ export function describeZodError(error: ZodError): string {
     .join('; ');
 }
 
-/** Outermost middleware: maps whatever was thrown to the error shape and logs the unexpected. */
+/** Maps whatever was thrown to the error shape and logs the unexpected. */
 export function errorMiddleware(logger: Logger) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
-      // A known path with another method is 405, answered inside (src/api/http.ts, methodNotAllowed).
+      // A known path with another method got its 405 inside (methodNotAllowed).
       if (ctx.status === 404 && ctx.body === undefined)
         throw new ApiError(404, 'NOT_FOUND', `no route for ${ctx.method} ${echo(ctx.path)}`);
     } catch (err) {
       const apiError = toApiError(err);
-      // The request id and code come from / go to the request log middleware (request-log.ts), when mounted.
+      // Shared with the request-log middleware, when mounted.
       const state = ctx.state as { requestId?: string; errorCode?: string };
       state.errorCode = apiError.code;
-      // UNAVAILABLE is an answer, not a failure of this process: an unavailable dependency is logged
-      // once per breaker state change (dependency-guard.ts), shedding once per episode, never per request.
+      // UNAVAILABLE is an answer, not a failure: logged once per breaker change or shedding episode, not per request.
       if (apiError.status >= 500 && apiError.code !== 'UNAVAILABLE' && apiError.code !== 'OUTCOME_UNKNOWN')
         logger.error({ err, reqId: state.requestId, path: ctx.path, method: ctx.method }, 'request failed');
       ctx.status = apiError.status;
@@ -98,7 +94,7 @@ export function errorMiddleware(logger: Logger) {
   };
 }
 
-/** The body of an error answer: `{ error: { code, message, details? } }`. */
+/** `{ error: { code, message, details? } }`. */
 export function errorBody(apiError: ApiError): {
   error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
 } {
@@ -111,7 +107,6 @@ export function errorBody(apiError: ApiError): {
   };
 }
 
-/** What a shopper or operator is told when a dependency is unavailable (the code is UNAVAILABLE either way). */
 const UNAVAILABLE_MESSAGES: Record<DependencyName, string> = {
   redis: 'the inventory did not answer in time; nothing was reserved by this request, retry shortly',
   mysql: 'the order store did not answer in time; retry shortly',
@@ -119,25 +114,19 @@ const UNAVAILABLE_MESSAGES: Record<DependencyName, string> = {
   workflows: 'the order did not answer in time; retry shortly',
 };
 
-/**
- * 503 UNAVAILABLE with Retry-After: the one answer to a dependency that ran out of time, failed, or has an open
- * breaker.
- */
+/** The one answer to a dependency that ran out of time, failed, or has an open breaker. */
 export function unavailable(err: DependencyUnavailableError): ApiError {
   return new ApiError(503, 'UNAVAILABLE', UNAVAILABLE_MESSAGES[err.dependency], undefined, {
     'Retry-After': String(err.retryAfterSeconds),
   });
 }
 
-/** The error code an answer to `err` carries, without building the answer (the outcome metrics' label). */
+/** The code an answer to `err` carries, without building the answer (the outcome metrics' label). */
 export function errorCodeOf(err: unknown): ErrorCode {
   return err instanceof ApiError || err instanceof Refusal ? err.code : toApiError(err).code;
 }
 
-/**
- * The API's answer to whatever was thrown, in one place: its own errors, a use case's refusal, a
- * dependency that is unavailable, bad input; anything else is a bug (500).
- */
+/** The API's answer to whatever was thrown; anything unrecognised is a bug (500). */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof Refusal) {
@@ -146,10 +135,10 @@ export function toApiError(err: unknown): ApiError {
   }
   if (err instanceof DependencyUnavailableError) return unavailable(err);
   if (err instanceof ZodError) return invalidRequest(describeZodError(err));
-  // Errors from the body parser (http-errors) carry a status and an `expose` flag.
+  // The body parser's http-errors.
   const httpError = err as { status?: number; statusCode?: number; expose?: boolean; message?: string; type?: string };
   const status = httpError.status ?? httpError.statusCode;
-  // The contract answers every bad input with 400 INVALID_REQUEST; the message says which.
+  // Every bad input is 400 INVALID_REQUEST; the message says which.
   if (status === 413) return invalidRequest('request body is larger than 16 KB');
   if (status === 415) return invalidRequest('send JSON with Content-Type: application/json');
   if (status && status >= 400 && status < 500)

@@ -1,8 +1,6 @@
 /**
- * The API process's dependency guards (src/infra/dependency-guard.ts): one breaker per dependency,
- * with what counts as its failure and its per-call bound, from BREAKER_FAILURES,
- * BREAKER_NO_SUCCESS_FOR, BREAKER_HALF_OPEN_AFTER, REDIS_TIMEOUT and MYSQL_TIMEOUT. Temporal's calls take the request's
- * own deadline (CHECKOUT_DEADLINE, READ_DEADLINE, WRITE_DEADLINE) instead of a per-call bound.
+ * The API process's breakers, one per dependency, with what counts as its failure and its per-call bound; Temporal's
+ * calls take the request's own deadline (CHECKOUT_DEADLINE, READ_DEADLINE, WRITE_DEADLINE) instead.
  */
 import type { AppConfig } from '../config/index.js';
 import { isMysqlFailure } from '../db/rows.js';

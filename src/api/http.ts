@@ -1,7 +1,6 @@
 /**
- * The Koa shell every HTTP server of the project runs behind: the error shape, JSON-only bodies of
- * at most 16 KB (the raw body kept for webhook signatures), then the routers. Shared with the
- * benchmark's baselines so that they pay exactly the same HTTP costs as the API.
+ * The Koa shell every HTTP server of the project runs behind: error shape, JSON-only bodies of at most 16 KB (raw
+ * body kept for signatures), then the routers. The benchmark's baselines share it, to pay the same HTTP costs.
  */
 import type { IncomingMessage } from 'node:http';
 import type Router from '@koa/router';
@@ -19,10 +18,7 @@ export interface ProxySettings {
   trustProxyHops: number;
 }
 
-/**
- * `proxy`: whom to believe about the client's address; `outermost`: middleware that runs before the
- * error mapping and sees every final answer (request ids, access log, metrics).
- */
+/** `outermost`: middleware that runs before the error mapping, so it sees every final answer. */
 export function createKoaApp(
   routers: Router[],
   logger: Logger,
@@ -31,8 +27,7 @@ export function createKoaApp(
   const app = new Koa();
   app.proxy = false;
   if (options.proxy?.trustProxy) {
-    // ctx.ip is then the entry `trustProxyHops` from the right of X-Forwarded-For: the address our
-    // own proxies saw. Entries further left are whatever the client wrote, and never used.
+    // ctx.ip: the X-Forwarded-For entry `trustProxyHops` from the right; those further left the client wrote.
     app.proxy = true;
     app.maxIpsCount = options.proxy.trustProxyHops;
   }
@@ -46,20 +41,17 @@ export function createKoaApp(
 }
 
 /**
- * A known path asked with a method none of its routes declares: 405 METHOD_NOT_ALLOWED with Allow,
- * whatever the method (the routers' own allowedMethods answers 501 to one it does not know, e.g.
- * PURGE or PROPFIND); OPTIONS answers 204 with Allow. Mounted once before every router, so a path
- * served by several routers, or by one mounted later (withApiDocs), lists all of its methods.
+ * 405 with Allow for a known path asked with an undeclared method (allowedMethods would answer 501 to PURGE), 204 to
+ * OPTIONS. Mounted once before every router, so Allow lists a path's methods across routers, later ones included.
  */
 async function methodNotAllowed(ctx: Context, next: Next): Promise<void> {
   await next();
   if (ctx.status !== 404 || ctx.body !== undefined) return;
-  // The route layers whose path matched, filled in by each router (@koa/router's ctx.matched).
   const layers = ((ctx as { matched?: { methods: string[] }[] }).matched ?? []).filter(
     (layer) => layer.methods.length > 0,
   );
   if (layers.length === 0 || layers.some((layer) => layer.methods.includes(ctx.method))) return;
-  // HEAD is in a GET route's methods already (@koa/router adds it).
+  // @koa/router adds HEAD to a GET route's methods.
   const allow = [...new Set([...layers.flatMap((layer) => layer.methods), 'OPTIONS'])].join(', ');
   if (ctx.method === 'OPTIONS') {
     ctx.status = 204;
@@ -75,11 +67,7 @@ async function methodNotAllowed(ctx: Context, next: Next): Promise<void> {
   );
 }
 
-/**
- * Bodies must be uncompressed JSON; anything else is refused before it is read. Compressed bodies
- * are refused rather than inflated: no client of this API needs them, and a corrupt or truncated
- * gzip stream (or a decompression bomb) must never reach the parser.
- */
+/** Uncompressed JSON only, refused before it is read: no client needs gzip, and a bomb must not reach the parser. */
 async function requireJsonBodies(ctx: Context, next: () => Promise<unknown>): Promise<void> {
   const hasBody = Number(ctx.get('content-length') || 0) > 0 || Boolean(ctx.get('transfer-encoding'));
   if (hasBody) {
@@ -92,19 +80,18 @@ async function requireJsonBodies(ctx: Context, next: () => Promise<unknown>): Pr
   await next();
 }
 
-/** A JSON body as read: the value, and the text it was parsed from (webhook signatures are over the text). */
+/** A JSON body as read, with the text it was parsed from (webhook signatures are over the text). */
 export interface ReadBody {
   parsed: unknown;
   raw: string;
 }
 
-/** Bodies read before the app ran (by the sold-out door), handed to the app instead of read again. */
+/** Bodies the sold-out door read, handed to the app instead of read again. */
 const readBeforeApp = new WeakMap<IncomingMessage, Promise<ReadBody>>();
 
 /**
- * Reads a request's JSON body, once: at most 16 KB of UTF-8, an object or array ("strict"; bare
- * strings and numbers are refused), through co-body, whose errors (400, 413) toApiError maps.
- * Whoever reads first leaves the outcome for the app's own read, failure included.
+ * Reads a request's JSON body once (an object or array, at most 16 KB; co-body's 400 and 413 map in toApiError);
+ * the first read's outcome, failure included, is the app's too.
  */
 export function readJsonBody(req: IncomingMessage): Promise<ReadBody> {
   let read = readBeforeApp.get(req);
@@ -122,7 +109,7 @@ export function readJsonBody(req: IncomingMessage): Promise<ReadBody> {
 
 const METHODS_WITH_BODIES = new Set(['POST', 'PUT', 'PATCH']);
 
-/** Parses JSON bodies onto ctx.request.body (and rawBody); requireJsonBodies has refused any other kind. */
+/** Onto ctx.request.body and rawBody; requireJsonBodies has refused any other kind. */
 async function parseJsonBodies(ctx: Context, next: Next): Promise<void> {
   if (!METHODS_WITH_BODIES.has(ctx.method)) return next();
   const request = ctx.request as { body?: unknown; rawBody?: string };
@@ -146,7 +133,7 @@ export function jsonBody(ctx: Context): unknown {
   return body;
 }
 
-/** The body exactly as it arrived, for signature checks over the raw bytes. */
+/** The body exactly as it arrived, for signature checks. */
 export function rawBody(ctx: Context): string {
   return (ctx.request as { rawBody?: string }).rawBody ?? '';
 }

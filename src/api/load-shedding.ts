@@ -1,13 +1,7 @@
 /**
- * Load shedding: at most `maxInFlight` requests in the app at once. Beyond it a request is answered
- * 503 UNAVAILABLE with Retry-After at once, before its body is read or any dependency is asked, and
- * its connection is closed: a stalled dependency can hold at most `maxInFlight` requests' memory and
- * sockets, however fast shoppers arrive. Liveness, readiness and metrics are always answered (a
- * process shedding load is alive); long-polls are bounded by STATUS_LONG_POLL_MAX_WAITERS instead,
- * since they wait by design.
- *
- * Outermost of all middleware: a shed request costs a counter, not an access-log line. The log says
- * when shedding starts and when it ends.
+ * At most `maxInFlight` requests in the app: beyond it, 503 with Retry-After before the body is read, connection
+ * closed, so a stalled dependency holds bounded memory. Probes and metrics are exempt; long-polls are bounded by
+ * STATUS_LONG_POLL_MAX_WAITERS instead. Outermost: a shed request costs a counter, not an access-log line.
  */
 import type { Context, Middleware, Next } from 'koa';
 import type { Logger } from '../infra/logger.js';
@@ -15,7 +9,7 @@ import type { ApiMetrics } from './metrics.js';
 
 const ALWAYS_ANSWERED = new Set(['/livez', '/readyz', '/healthz', '/metrics']);
 
-/** Shedding is over once in-flight requests fall below this share of the bound (no flapping log). */
+/** Shedding ends below this share of the bound, so the log does not flap. */
 const RESUME_BELOW = 0.8;
 
 export function loadShedding(deps: { maxInFlight: number; metrics: ApiMetrics; logger: Logger }): Middleware {

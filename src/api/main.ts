@@ -1,7 +1,4 @@
-/**
- * API process (`npm run api`): serves until SIGTERM/SIGINT, then drains (not ready, still serving,
- * for SHUTDOWN_DRAIN), then closes its server and clients.
- */
+/** API process (`npm run api`): serves until SIGTERM/SIGINT, drains for SHUTDOWN_DRAIN, then closes. */
 import { startTracing } from '../infra/tracing.js';
 
 // Before the app's modules load: the instrumentations patch ioredis, mysql2 and http as they are first loaded.

@@ -1,9 +1,6 @@
 /**
- * The API's Prometheus metrics (prom-client), served at GET /metrics. One registry per process,
- * created once by startApi and passed to what records into it. Every label value comes from a
- * small fixed set (route templates, status codes, error codes), never from an order or a shopper,
- * so the number of series stays bounded however large the sale; label children are cached so the
- * checkout hot path pays a Map lookup and an add, not a label hash.
+ * The API's Prometheus metrics, one registry per process. Label values come from small fixed sets, never an order or
+ * a shopper, so series stay bounded; label children are cached so the hot path pays a Map lookup, not a label hash.
  */
 import { performance } from 'node:perf_hooks';
 import type { CheckoutObserver } from '../order/checkout.js';
@@ -22,10 +19,9 @@ import type { LineObserver, PlaceState } from '../line/line-service.js';
 import type { StripeWebhookOutcome } from '../model/order-workflow.js';
 import type { PaymentSignalObserver, PaymentSignalOutcome } from '../order/workflow-client.js';
 
-/** The route label of a request no router matched (404s of any path). */
+/** The route label of a request no router matched. */
 export const UNMATCHED_ROUTE = 'unmatched';
 
-/** Methods kept as they are in the `method` label; anything else is counted as OTHER. */
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 export type CheckoutOutcome = 'ACCEPTED' | ErrorCode;
@@ -40,7 +36,6 @@ const WORKFLOW_START_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 const PAYMENT_SIGNAL_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const PAYMENT_SIGNAL_OUTCOMES: readonly PaymentSignalOutcome[] = ['signalled', 'no_workflow', 'timeout', 'error'];
 
-/** The breaker state gauge's values. */
 const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
 export class ApiMetrics
@@ -59,7 +54,6 @@ export class ApiMetrics
     labelNames: ['state'] as const,
     registers: [this.registry],
   });
-  /** One gauge per figure of a line, by SKU (a line per sale: as many series as sales with a line). */
   private readonly lineFigures = Object.fromEntries(
     (
       [
@@ -158,7 +152,7 @@ export class ApiMetrics
     registers: [this.registry],
   });
   private readonly statusReadChildren = new Map<StatusReadSource, Counter.Internal>(
-    // Every source exported from the start (at 0), so a rate over it is defined before the first read.
+    // Exported at 0 from the start, so a rate over it is defined before the first read.
     STATUS_READ_SOURCES.map((source) => {
       const child = this.statusReads.labels(source);
       child.inc(0);
@@ -219,7 +213,6 @@ export class ApiMetrics
   private readonly reserveChildren = new Map<string, Histogram.Internal<string>>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    // Process metrics: CPU, memory, event-loop lag, GC, handles.
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     // Every dependency exported from the start, so a dashboard sees closed breakers and zero counts.
     for (const dependency of DEPENDENCY_NAMES) {
@@ -228,7 +221,7 @@ export class ApiMetrics
       this.dependencyFailures.labels(dependency).inc(0);
       this.breakerRefusals.labels(dependency).inc(0);
     }
-    // Every outcome from the start, so the dashboard reads a count of 0 rather than nothing.
+    // Every outcome at 0 from the start, so the dashboard reads 0 rather than nothing.
     for (const outcome of PAYMENT_SIGNAL_OUTCOMES) this.paymentSignalDuration.zero({ outcome });
   }
 
@@ -281,7 +274,7 @@ export class ApiMetrics
     child.inc();
   }
 
-  /** Times reserve.lua: call with the start from `now()` once the script answered (or failed). */
+  /** `startedAt` from `now()`; call once the script answered or failed. */
   reserveDone(outcome: ReserveOutcome, startedAt: number): void {
     let child = this.reserveChildren.get(outcome);
     if (!child) {
@@ -347,7 +340,7 @@ export class ApiMetrics
     return performance.now();
   }
 
-  /** The exposition: Prometheus text format. */
+  /** Prometheus text format. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }

@@ -1,12 +1,6 @@
 /**
- * Request budgets (docs/api.md and docs/operations.md, "Rate limits"): per shopper on checkout, per
- * client IP on the dev login and the payment webhook. Counted in Redis with rate-limiter-flexible,
- * so every API process shares one budget per shopper or IP.
- *
- * Redis layout: one key per (limit, identity), `ratelimit:<limit>:<identity>`, e.g.
- * `ratelimit:checkout:alice`, expiring with its window. Nothing here starts with `sale:`, so it never
- * meets the inventory's keys, and each consume is one single-key script, which Redis Cluster runs
- * on whatever slot the key hashes to.
+ * Request budgets (docs/operations.md, "Rate limits"), counted in Redis so every API process shares them. One key per
+ * (limit, identity), `ratelimit:<limit>:<identity>`, expiring with its window: a single-key script, Cluster-safe.
  */
 import type { RedisClient } from '../infra/redis.js';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
@@ -25,7 +19,7 @@ const WHAT: Record<RateLimitName, string> = {
   webhook: 'webhook calls from this address',
 };
 
-/** A budget counted in Redis, and the per-process count that stands in while Redis does not answer. */
+/** `local` stands in while Redis does not answer. */
 interface Limiter {
   shared: RateLimiterRedis;
   local: RateLimiterMemory;
@@ -35,9 +29,8 @@ export class RateLimits {
   private readonly limiters = new Map<RateLimitName, Limiter>();
 
   /**
-   * `redisGuard`: Redis's breaker and per-command bound. While Redis does not answer (a deadline
-   * hit, or its breaker open) each process counts in memory instead, without waiting for it: a
-   * login or a webhook, which do not need Redis, goes on; a checkout fails later, at its reserve.
+   * While `redisGuard` says Redis does not answer, each process counts in memory without waiting: a login or webhook
+   * (no Redis needed) goes on; a checkout fails later, at its reserve.
    */
   constructor(
     redis: RedisClient,
@@ -59,12 +52,10 @@ export class RateLimits {
           keyPrefix: `${RATE_LIMIT_KEY_PREFIX}:${name}`,
           points: limit.points,
           duration: limit.durationSeconds,
-          // Once an identity has used its budget this process refuses it from memory until the
-          // window ends: a hammering client costs no Redis round trip per request.
+          // A spent identity is refused from memory until the window ends: no Redis round trip per hammering request.
           inMemoryBlockOnConsumed: limit.points,
-          // Redis down: count per process in memory instead, so logins and webhooks (which do not
-          // need Redis) still work, and still are limited. With a guard, consumeOne does that
-          // itself, so that a Redis failure reaches the breaker instead of being hidden here.
+          // Without a guard, the insurance counts in memory while Redis is down; with one, consumeOne does, so that
+          // the failure reaches the breaker instead of being hidden here.
           rejectIfRedisNotReady: true,
           ...(redisGuard ? {} : { insuranceLimiter: local }),
         }),
@@ -72,7 +63,7 @@ export class RateLimits {
     }
   }
 
-  /** Counts one request of `identity` against the budget `name`; throws 429 RATE_LIMITED when it is spent. */
+  /** Throws 429 RATE_LIMITED when the budget is spent. */
   async consume(name: RateLimitName, identity: string): Promise<void> {
     const limiter = this.limiters.get(name);
     if (!limiter) return;
@@ -89,13 +80,11 @@ export class RateLimits {
           { 'Retry-After': String(retryAfterSeconds) },
         );
       }
-      // Neither Redis nor the in-memory insurance answered: let the request through rather than
-      // refuse every shopper because of the limiter itself.
+      // Neither Redis nor memory answered: let it through rather than refuse everyone over the limiter itself.
       this.logger.warn({ err: rejection, limit: name }, 'rate limiter failed; request let through');
     }
   }
 
-  /** The shared count in Redis while it answers; the local one while it does not. */
   private async consumeOne(limiter: Limiter, identity: string): Promise<unknown> {
     const guard = this.redisGuard;
     if (!guard) return limiter.shared.consume(identity);

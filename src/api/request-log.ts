@@ -1,12 +1,6 @@
 /**
- * The outermost middleware of the API: gives every request an id (the caller's valid
- * `X-Request-Id`, else a fresh UUID) and returns it in the `X-Request-Id` header, errors included;
- * then, once the answer is known, records the request in the metrics and writes one access-log
- * line. Route labels are the router's templates (`/api/orders/:orderNo`), never raw paths.
- *
- * A sold-out flood must not turn into a logging flood: `409 SOLD_OUT` answers are logged 1 in
- * `soldOutSampleEvery`, each logged line carrying how many were skipped since the previous one
- * (the metrics still count every one). Every other answer is logged.
+ * The outermost middleware: gives every request an id (echoed in `X-Request-Id`, errors included), then records its
+ * answer in the metrics and the access log, labelled by route template, never raw path.
  */
 import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
@@ -16,15 +10,15 @@ import { UNMATCHED_ROUTE, type ApiMetrics } from './metrics.js';
 
 export const REQUEST_ID_HEADER = 'X-Request-Id';
 
-/** At most 128 characters of [A-Za-z0-9._:-]: safe to log and echo, enough for UUIDs and trace ids. */
+/** Safe to log and echo; long enough for UUIDs and trace ids. */
 const VALID_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** The id of the request: the caller's when it is valid, a new UUID otherwise. */
+/** The caller's request id when it is valid, a new UUID otherwise. */
 export function requestIdOf(incoming: string): string {
   return incoming && VALID_REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
 
-/** What the middleware leaves on ctx.state for the middleware inside it (errorMiddleware). */
+/** What the middleware leaves on ctx.state for errorMiddleware inside it. */
 export interface RequestLogState {
   requestId?: string;
   /** Set by errorMiddleware on an error answer, so the access log names the code. */
@@ -44,9 +38,8 @@ export interface AnsweredRequest {
 }
 
 /**
- * Records answered requests: the HTTP metrics for every one, an access-log line for every one but
- * 409 SOLD_OUT, logged 1 in `soldOutSampleEvery`. Shared by the middleware below and the sold-out
- * door (src/api/sold-out-door.ts), so both count and sample alike.
+ * Metrics for every answer, an access-log line for each but 409 SOLD_OUT, logged 1 in `soldOutSampleEvery` (with the
+ * count skipped) so a sold-out flood is no log flood. Shared with the sold-out door, so both sample alike.
  */
 export class AccessLog {
   private soldOutSkipped = 0;
@@ -107,10 +100,7 @@ export function requestLogMiddleware(accessLog: AccessLog, metrics: ApiMetrics) 
   };
 }
 
-/**
- * The @koa/router template the request matched; for a known path with a wrong method (405), the
- * path's template; UNMATCHED_ROUTE otherwise. Never the raw path, so label values stay bounded.
- */
+/** The matched template (a 405's too), else UNMATCHED_ROUTE: never the raw path, so labels stay bounded. */
 function routeTemplateOf(ctx: Context): string {
   const routed = ctx as { _matchedRoute?: string | RegExp; matched?: { path: string | RegExp; methods: string[] }[] };
   if (typeof routed._matchedRoute === 'string') return routed._matchedRoute;

@@ -1,8 +1,4 @@
-/**
- * With tracing on (src/infra/tracing.ts): names each request's span after its route
- * (`POST /api/orders`, not `POST`), so a viewer groups a sale's checkouts, and answers the trace's
- * id in `X-Trace-Id`, so a client can quote the trace of a slow or failed call.
- */
+/** With tracing on: names each request's span after its route, and answers its trace id in `X-Trace-Id`. */
 import { trace } from '@opentelemetry/api';
 import type { Middleware } from 'koa';
 

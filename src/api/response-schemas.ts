@@ -1,7 +1,6 @@
 /**
- * Response schemas (zod) of the API, for its OpenAPI document (src/api/openapi.ts) and the tests
- * that hold real answers against it. Each mirrors a TypeScript type the handlers already return;
- * the `SameShape` checks below fail to compile when the type and its schema drift apart.
+ * Response schemas (zod) for the OpenAPI document and the tests. Each mirrors a type the handlers
+ * return; the `SameShape` checks below fail to compile when the two drift apart.
  */
 import { z } from 'zod';
 import { CONFIG_DEFAULTS } from '../config/index.js';
@@ -39,9 +38,8 @@ import type { ErrorCode } from './errors.js';
 import { orderNoSchema, orderStatusSchema, skuSchema } from './schemas.js';
 
 /**
- * Every error code with when it is answered: the one text of it, in Markdown. The document gives it
- * as each code's description; docs/api.md's table ("Error codes") states it word for word
- * (test/docs.test.ts). The key order is the order of the ErrorCode enum.
+ * Every error code with when it is answered (Markdown), in ErrorCode's order; docs/api.md, "Error
+ * codes", states it word for word (test/docs.test.ts).
  */
 export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   INVALID_REQUEST: 'the request does not match its schema (body, header, query, sale window, types, fields)',

@@ -1,14 +1,7 @@
 /**
- * One declaration per route: `route(router, doc, handler)` mounts the handler on the Koa router,
- * validates what `doc` declares (path params, query, headers, JSON body) with its zod schemas and
- * hands the handler the typed result, and keeps `doc` (method, path, schemas, answers) for
- * src/api/openapi.ts, which builds the route's OpenAPI operation from it. So each schema is named
- * once, and the spec describes exactly what is checked. A route mounted without it is still found
- * by the coverage test (test/openapi.test.ts walks the routers' stacks), which names it.
- *
- * The handler asks for each part when its turn comes (`input.body()` after authentication, say):
- * the order of checks is part of each route's contract (401 before 400; a webhook's rate limit
- * before its body is read), so validation happens where the handler asks, once.
+ * `route(router, doc, handler)`: mounts a handler, validates what `doc` declares with its zod schemas, and keeps
+ * `doc` for src/api/openapi.ts, so the spec describes exactly what is checked. Each part is validated when the
+ * handler asks for it: the order of checks is contract (401 before 400; a webhook's rate limit before its body).
  */
 import Router, { type RouterContext } from '@koa/router';
 import type { z } from 'zod';
@@ -18,27 +11,22 @@ import type { WebhookSignature } from '../payments/providers/definition.js';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
-/**
- * Who may call a route; each maps to an OpenAPI security scheme (src/api/openapi.ts): a shopper, the admin, or a
- * payment provider signing its webhook as its registry entry declares (src/payments/providers/registry.ts).
- */
+/** Who may call a route; each maps to an OpenAPI security scheme (a provider's: its webhook signature). */
 export type RouteAuth = 'shopper' | 'admin' | WebhookSignature;
 
 /** A success answer: its description, and its body unless it has none. */
 export interface SuccessAnswer {
   description: string;
-  /** The body's schema (JSON unless contentType says otherwise). */
   schema?: z.ZodType;
   /** Default application/json. */
   contentType?: string;
-  /** Response headers worth documenting (e.g. Location). */
   headers?: z.ZodObject;
 }
 
 /** An error answer: the error codes it may carry; its body is the shared ApiError unless `schema` says otherwise. */
 export interface ErrorAnswer {
   codes: ErrorCode[];
-  /** Overrides the default description (the codes and when each is answered). */
+  /** Default: the codes and when each is answered. */
   description?: string;
   /** A body other than the shared error shape (e.g. /healthz's 503 with its checks). */
   schema?: z.ZodType;
@@ -54,45 +42,32 @@ export interface RouteDoc<
   B extends Schema = Schema,
 > {
   method: HttpMethod;
-  /** Koa syntax (`/api/orders/:orderNo`); the spec shows it as `/api/orders/{orderNo}`. */
+  /** Koa syntax (`/api/orders/:orderNo`); the spec shows `/api/orders/{orderNo}`. */
   path: string;
   /** Unique across the API, camelCase: what generated clients name the call. */
   operationId: string;
   summary: string;
   description?: string;
-  /** Groups routes in the docs page. */
   tag: string;
   auth?: RouteAuth;
-  /** One schema per `:param` of the path. */
   params?: P;
-  /** Query parameters (admin lists: filters, cursor, limit). */
   query?: Q;
-  /**
-   * Request headers that matter (Idempotency-Key, Prefer, …), each checked on its own; auth headers come from `auth`.
-   */
+  /** Each checked on its own; auth headers come from `auth`. */
   headers?: H;
-  /** The JSON body's schema, from src/api/schemas.ts. */
   body?: B;
-  /** Success answers by status. */
   responses: Partial<Record<number, SuccessAnswer>>;
-  /** Error answers by status. */
   errors?: Partial<Record<number, ErrorAnswer>>;
 }
 
 /** The declared parts of a request, each validated (and then typed) when the handler asks for it. */
 export interface RouteInput<P extends ObjectSchema, Q extends ObjectSchema, H extends ObjectSchema, B extends Schema> {
-  /**
-   * The path parameters, or null when the path does not match them: such a path names nothing, and
-   * the handler answers its own not-found (SKU_NOT_FOUND, …), never 400.
-   */
+  /** Null when the path does not match: it names nothing, so the handler answers its own 404, never 400. */
   params(): P extends z.ZodType ? z.output<P> | null : never;
-  /** The query string; 400 INVALID_REQUEST when it does not match. */
+  /** 400 INVALID_REQUEST when it does not match. */
   query(): Q extends z.ZodType ? z.output<Q> : never;
-  /**
-   * The declared headers (an absent one is undefined, an empty one ''); 400 INVALID_REQUEST when one does not match.
-   */
+  /** An absent header is undefined, an empty one ''; 400 INVALID_REQUEST when one does not match. */
   headers(): H extends z.ZodType ? z.output<H> : never;
-  /** The JSON body; 400 INVALID_REQUEST when there is none or it does not match. */
+  /** 400 INVALID_REQUEST when there is none or it does not match. */
   body(): B extends z.ZodType ? z.output<B> : never;
 }
 
@@ -103,10 +78,7 @@ export type RouteHandler<P extends ObjectSchema, Q extends ObjectSchema, H exten
 
 const docsByRouter = new WeakMap<Router, RouteDoc[]>();
 
-/**
- * Mounts `handler` at `doc.method doc.path` on `router`, with its input validated as `doc` declares, and records `doc`
- * for the OpenAPI document.
- */
+/** Mounts `handler` at `doc.method doc.path`, its input validated as `doc` declares; records `doc` for the spec. */
 export function route<
   P extends ObjectSchema = undefined,
   Q extends ObjectSchema = undefined,
@@ -135,8 +107,7 @@ function inputOf<P extends ObjectSchema, Q extends ObjectSchema, H extends Objec
     query: once(() => declared(doc.query, 'query').parse(ctx.query)),
     headers: once(() => {
       const shape = (declared(doc.headers, 'headers') as z.ZodObject).shape as Record<string, z.ZodType>;
-      // One header at a time, in the declared order: an error names the header, not a path in an object.
-      // Sent empty is not absent: the document's schema judges '' (an Idempotency-Key of nothing is no key).
+      // One header at a time, so an error names the header; sent empty is not absent (an empty key is no key).
       const value = (name: string) => (ctx.headers[name.toLowerCase()] === undefined ? undefined : ctx.get(name));
       return Object.fromEntries(Object.entries(shape).map(([name, schema]) => [name, schema.parse(value(name))]));
     }),
@@ -154,11 +125,7 @@ export function documentedRoutes(router: Router): readonly RouteDoc[] {
   return docsByRouter.get(router) ?? [];
 }
 
-/**
- * One router holding every route of `routers` (@koa/router copies a nested router's layers into
- * its parent), with their docs: a request is matched once against all routes instead of once per
- * router, each with its own dispatch.
- */
+/** One router holding every route of `routers`, with their docs: a request is matched once, not once per router. */
 export function mergeRouters(routers: readonly Router[]): Router {
   const merged = new Router();
   for (const router of routers) merged.use(router.routes());

@@ -1,13 +1,7 @@
 /**
- * Request schemas (zod), each declared once by its route (src/api/route.ts), which validates with it
- * and documents it: bodies strict, so unknown fields, wrong types, fractions, zero, negatives and
- * huge numbers are refused with INVALID_REQUEST before anything changes; path parameters, query
- * strings and headers likewise. The enums come from the order's vocabulary.
- *
- * The OpenAPI document is generated from these very schemas, so each check is one the document can
- * state: lengths as minLength/maxLength, characters as a pattern, numbers as integer bounds (query
- * strings too), and an example for every pattern, which test/contract.test.ts starts from. A rule
- * JSON Schema cannot state (an end in the past, an event id reused) is said in the field's description.
+ * Request schemas (zod): each route validates and documents with them, bodies strict. Each check is one the OpenAPI
+ * document can state, with an example per pattern (test/contract.test.ts starts from them); a rule JSON Schema cannot
+ * state is said in the field's description.
  */
 import { z } from 'zod';
 import {
@@ -34,14 +28,13 @@ export const orderNoSchema = z
   .meta({ examples: ['01ARZ3NDEKTSV4RRFFQ69G5FAV'] });
 export const orderStatusSchema = z.enum(ORDER_STATUSES).meta({ id: 'OrderStatus' });
 
-/** Path parameters: a path that does not match names nothing (the route answers its 404). */
+/** A path that does not match names nothing: the route answers its 404. */
 export const skuParams = z.object({ sku: skuSchema });
 export const orderParams = z.object({ orderNo: orderNoSchema });
 
 /**
- * A sale window's bound: an ISO time written with a year from 2001 to 2099, whatever its offset.
- * Far-off or pre-1970 times are mistakes, and even 2001-01-01T00:00+23:59 stays clear of "no bound"
- * (0) and of the 2000 floor in Redis. A rule on the year as written, so that a pattern states it exactly.
+ * A sale window's bound, its year as written 2001-2099 (a pattern can state that): even 2001-01-01T00:00+23:59 stays
+ * clear of "no bound" (0) and of the 2000 floor in Redis.
  */
 const saleTime = z.iso
   .datetime({ offset: true })
@@ -122,9 +115,7 @@ export const checkoutSchema = z.strictObject({
 });
 
 const IDEMPOTENCY_KEY_RULE = 'Idempotency-Key: 1-64 printable ASCII characters';
-/**
- * Absent: a new purchase; present, even empty, it must be a key (an unset variable must not silently lose idempotency).
- */
+/** Absent: a new purchase; present, even empty, it must be a key (an unset variable must not lose idempotency). */
 export const idempotencyKeySchema = z
   .string()
   .min(1, IDEMPOTENCY_KEY_RULE)
@@ -144,11 +135,11 @@ export const checkoutHeadersSchema = z.object({
   }),
 });
 
-// The providers' webhook bodies and signature headers: each provider declares its own (src/payments/providers/*).
+// Each provider declares its own webhook body and signature headers.
 export { paymentSignatureHeadersSchema, paymentWebhookSchema } from '../payments/providers/generic/route.js';
 export { stripeEventSchema, stripeSignatureHeadersSchema } from '../payments/providers/stripe/route.js';
 
-/** An operator's change to a sale's line: pause, resume, a new rate; `{}` changes nothing (the line as it is). */
+/** An operator's change to a sale's line; `{}` changes nothing. */
 export const lineControlSchema = z.strictObject({
   paused: z.boolean().optional(),
   admissionsPerSecond: z.number().int().min(1).max(100_000).optional(),
@@ -156,12 +147,7 @@ export const lineControlSchema = z.strictObject({
 
 export const simulatePaymentSchema = z.strictObject({ orderNo: orderNoSchema });
 
-// ---- query strings ---------------------------------------------------------------------------------
-
-/**
- * A whole number in a query string: digits, read as the number they are and checked as that, so
- * the document declares the integer with its bounds (from the same schema), not a pattern of digits.
- */
+/** Digits read as a number and checked as one, so the document declares an integer with bounds, not a pattern. */
 function queryInteger(name: string, min: number, max: number) {
   const integer = z.number().int().min(min, `${name}: at least ${min}`).max(max, `${name}: at most ${max}`);
   const { $schema: _dialect, ...declared } = z.toJSONSchema(integer);
@@ -178,20 +164,14 @@ function queryInteger(name: string, min: number, max: number) {
     });
 }
 
-/**
- * `integer` with `value` when absent, declared as its default (which zod leaves out of a transformed input's schema).
- */
+/** zod leaves the default out of a transformed input's schema: declared here. */
 function withDefault(integer: ReturnType<typeof queryInteger>, value: number) {
   return integer.default(value).meta({ override: ({ jsonSchema }) => Object.assign(jsonSchema, { default: value }) });
 }
 
-/** Page sizes of the admin lists: 1–200, 50 when not given. */
 const pageLimit = withDefault(queryInteger('limit', 1, 200), 50);
 
-/**
- * A `nextCursor` this API gave, passed back as it is: base64url JSON of the position of the page's
- * last row, decoded and checked against `position` by src/sales/cursor.ts, and declared as that.
- */
+/** A `nextCursor` passed back as it is, decoded and checked against `position` by src/sales/cursor.ts. */
 function pageCursor(position: z.ZodType, example: string[]) {
   const { $schema: _dialect, ...contentSchema } = z.toJSONSchema(position, { io: 'input' });
   // No length of its own: its content bounds it (a longer one cannot decode to a position).
@@ -208,8 +188,7 @@ function pageCursor(position: z.ZodType, example: string[]) {
     .optional();
 }
 
-// Query strings are objects, not strict ones: OpenAPI cannot declare "no other parameter", so one
-// this API does not know is ignored (a cache buster, a tracing tag), never refused.
+// Not strict: OpenAPI cannot declare "no other parameter", so an unknown one is ignored, never refused.
 export const adminOrdersQuerySchema = z.object({
   sku: skuSchema,
   status: z.enum(STORED_ORDER_STATUSES).optional(),
@@ -228,15 +207,11 @@ export const adminSalesQuerySchema = z.object({
   limit: pageLimit,
 });
 
-/** The longest long-poll of GET /api/orders/:orderNo?waitForChange= (below proxies' 30-60 s idle timeouts). */
+/** The longest long-poll: below proxies' 30-60 s idle timeouts. */
 export const MAX_STATUS_WAIT_SECONDS = 25;
 export const DEFAULT_STATUS_WAIT_SECONDS = 20;
 
-/**
- * GET /api/orders/:orderNo's query: without waitForChange it answers at once. timeoutSeconds only
- * bounds a long-poll, so alone it is legal and changes nothing: a parameter that depends on another
- * is what OpenAPI cannot declare, and a read that answers at once harms no one (docs/api.md).
- */
+/** timeoutSeconds alone is legal and ignored: OpenAPI cannot declare a parameter that depends on another. */
 export const orderWaitQuerySchema = z.object({
   waitForChange: orderStatusSchema.optional().meta({
     description: 'Long-poll: answer as soon as the status differs from this one (at once if it already does)',

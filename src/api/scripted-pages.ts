@@ -1,14 +1,7 @@
 /**
- * The pages with a TypeScript script as served: the dashboard (web/index.html with
- * dashboard.ts) and the docs page (docs.html with docs.ts). The script is bundled for the browser
- * in place of `<script src="dashboard.ts"></script>`, and the stylesheets it imports (uPlot's) in
- * place of `<link rel="stylesheet" href="dashboard.css" />`. Everything is inlined: the page loads
- * nothing else, from no other host (the machine may be offline).
- *
- * `npm run build` writes the finished pages to dist/web/ (scripts/build.ts), so the compiled
- * API serves files and never bundles. Run from source (npm start, the tests, tsx), a page still
- * names its .ts script and is finished on its first request with esbuild, the bundler tsx itself
- * is built on: a development dependency, like tsx, and loaded only then.
+ * The web/ pages whose script is TypeScript, served with script and styles inlined (the machine may be offline).
+ * `npm run build` finishes them into dist/web/; run from source, a page is bundled on its first request with esbuild,
+ * a development dependency loaded only then.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -28,7 +21,7 @@ export const SCRIPTED_PAGES = {
 } as const;
 export type ScriptedPage = keyof typeof SCRIPTED_PAGES;
 
-/** `page` from `publicDir`, with its script and styles bundled in unless they are already (a built page). */
+/** `page` with its script and styles bundled in, unless they already are (a built page). */
 export async function finishedPage(publicDir: string, page: ScriptedPage): Promise<string> {
   const script = SCRIPTED_PAGES[page];
   const scriptTag = `<script src="${script}"></script>`;
@@ -43,15 +36,12 @@ export async function finishedPage(publicDir: string, page: ScriptedPage): Promi
     .replace(scriptTag, () => `<script>\n${bundled.script}</script>`);
 }
 
-/**
- * GET `doc.path`: `page` from `publicDir` as HTML, finished on the first request, once; a failure
- * is tried again by the next request.
- */
+/** GET `doc.path`: `page` as HTML, finished once, on the first request; a failure is retried by the next. */
 export function pageRoute(
   router: Router,
   publicDir: string,
   page: ScriptedPage,
-  /** The route as the OpenAPI document names it, and `answer`: what its 200 is. */
+  /** `answer`: the 200's description. */
   doc: Pick<RouteDoc, 'path' | 'operationId' | 'summary' | 'tag'> & { answer: string },
 ): void {
   let finished: Promise<string> | undefined;
@@ -74,10 +64,7 @@ export function pageRoute(
   );
 }
 
-/**
- * A page's script and what it imports (the dashboard's: the order's vocabulary, uPlot) as one browser script, and the
- * CSS it imports as one stylesheet.
- */
+/** A page's script and its imports as one browser script, and the CSS it imports as one stylesheet. */
 async function bundleScript(entry: string): Promise<{ script: string; style: string }> {
   const { build } = await import('esbuild');
   const result = await build({
@@ -87,7 +74,7 @@ async function bundleScript(entry: string): Promise<{ script: string; style: str
     platform: 'browser',
     target: 'es2022',
     charset: 'utf8',
-    // Names the two outputs (dashboard.js, dashboard.css for dashboard.ts); nothing is written.
+    // Names the outputs (dashboard.js, dashboard.css); nothing is written.
     outdir: 'page-bundle',
     write: false,
     logLevel: 'silent',
@@ -95,7 +82,7 @@ async function bundleScript(entry: string): Promise<{ script: string; style: str
   const output = (extension: string) => result.outputFiles.find((file) => file.path.endsWith(extension))?.text ?? '';
   const script = output('.js');
   const style = output('.css');
-  // Inlined in a <script> or <style> element: the HTML parser would end it at the first "</script" or "</style".
+  // Inlined: the HTML parser would end the element at the first "</script" or "</style".
   if (/<\/script/i.test(script)) throw new Error(`${entry} bundles to a script that contains "</script"`);
   if (/<\/style/i.test(style)) throw new Error(`${entry} bundles to a stylesheet that contains "</style"`);
   return { script, style };

@@ -1,6 +1,4 @@
-/**
- * Builds the API's clients from configuration and serves the app; used by main.ts and by tests.
- */
+/** Builds the API's clients from configuration and serves the app; used by main.ts and by tests. */
 import type { Server, ServerResponse } from 'node:http';
 import type { AppConfig } from '../config/index.js';
 import { createLogger, type Logger } from '../infra/logger.js';
@@ -15,7 +13,7 @@ import { subscribeChannels } from '../infra/redis-subscription.js';
 import { STOCK_RETURNED_CHANNEL } from '../inventory/redis-inventory.js';
 import { composeApi, createApp, type ApiSubstitutes } from './app.js';
 
-/** The longest the shutdown waits for calls to Temporal still under way (each ends by its gRPC deadline first). */
+/** The longest shutdown waits for Temporal calls still under way (each ends by its gRPC deadline first). */
 const CALLS_END_WAIT_MS = 15_000;
 
 export interface RunningApi {
@@ -27,9 +25,8 @@ export interface RunningApi {
 }
 
 export interface StartApiOptions {
-  /** The log stream to write to; tests pass one over a stream they read. Default: pino on stdout. */
+  /** Default: pino on stdout. */
   logger?: Logger;
-  /** Parts built here otherwise (composeApi's substitutes): a test's sold-out cache with its own TTL. */
   substitutes?: ApiSubstitutes;
 }
 
@@ -39,9 +36,8 @@ export async function startApi(
   options: StartApiOptions = {},
 ): Promise<RunningApi> {
   const logger = options.logger ?? createLogger(config, 'api');
-  // Every command of the API's requests goes through the Redis guard (REDIS_TIMEOUT, src/api/guards.ts),
-  // whose deadline lets an answer that already arrived win over a late timer. The client's own
-  // timeout is only a backstop, a second later: its timer would fail such an answer first.
+  // The Redis guard bounds each command (REDIS_TIMEOUT) and lets an arrived answer beat a late timer; the client's
+  // own timeout is a backstop a second later, since its timer would fail such an answer first.
   const redis = createRedis(config, { commandTimeout: config.deadlines.redisMs + 1_000 });
   // Without a listener ioredis prints every reconnect failure as "unhandled"; /healthz reports it.
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
@@ -51,7 +47,7 @@ export async function startApi(
   const parts = composeApi({ config, redis, stores, temporal, logger }, options.substitutes);
   const { readiness, statusReader, payments, replicaAcks } = parts;
   // reserve.lua judges the cutoffs this process writes by Redis's clock: unready while they differ.
-  // MySQL's is shown: nothing this process decides compares its own clock with it.
+  // MySQL's is only shown: nothing here compares it with this process's clock.
   const clock = new ClockWatch(
     { redis: () => redisClockMs(redis), mysql: () => stores.reports.clockMs() },
     { source: 'redis', label: 'Redis', marginMs: config.clockSkewMarginMs, marginName: 'CLOCK_SKEW_MARGIN' },
@@ -61,7 +57,7 @@ export async function startApi(
     () => clock.problem(),
     () => clock.offsets(),
   );
-  // One subscription for the caches that notifications keep safe: the sold-out flag, the status cache.
+  // One subscription for the caches notifications keep safe: the sold-out flag, the status cache.
   const channels = {
     [STOCK_RETURNED_CHANNEL]: parts.soldOut.listener(),
     [ORDER_CHANGED_CHANNEL]: statusReader.listener(),

@@ -1,16 +1,7 @@
 /**
- * The sold-out door: once a sale is gone, nearly every request is a late shopper's checkout for a
- * SKU this process has flagged sold out (SoldOutCache). Such a checkout gets the app's own answer,
- * 409 SOLD_OUT with the same headers and body, counted and access-logged alike (AccessLog), without
- * Koa's context, middleware chain and router (docs/performance.md has what that saves).
- *
- * It answers only what it can judge exactly: POST /api/checkout with no Idempotency-Key or Prefer
- * header, a JSON body naming a flagged SKU, a valid shopper token, a body the checkout schema
- * accepts. The cheap looks come first (headers, then the flag), so a checkout for a SKU still on
- * sale costs one map lookup more than before, its token and schema checked once, by the app. Every
- * other request goes to the app unchanged; a body read here is handed on (readJsonBody), failure
- * included, never read twice, and the app answers it in its own order of checks. Off while tracing
- * is on: every request then gets its span from the app.
+ * Answers a plain checkout for a SKU flagged sold out with the app's own 409 SOLD_OUT, without Koa
+ * (docs/performance.md). Judges only what it can exactly, cheap looks first; anything else goes to
+ * the app, with any body read here handed on (readJsonBody), never read twice. Off while tracing.
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type Koa from 'koa';
@@ -39,7 +30,7 @@ export function soldOutDoor(app: RequestHandler, deps: SoldOutDoorDeps): Request
   const { auth, checkout, accessLog, metrics } = deps;
   return async (req, res) => {
     const startedAt = metrics.now();
-    // HTTP/2 requests (none today: the API listens on HTTP/1.1) are the app's alone.
+    // HTTP/2 requests (none today) are the app's alone.
     if (
       !checkout.anySoldOut ||
       !(req instanceof IncomingMessage) ||
@@ -62,7 +53,7 @@ export function soldOutDoor(app: RequestHandler, deps: SoldOutDoorDeps): Request
     const answer = toApiError(refusal);
     const requestId = requestIdOf(headerOf(req, 'x-request-id'));
     const body = JSON.stringify(errorBody(answer));
-    // Koa's headers for a JSON answer, and the request id the app's outermost middleware sets.
+    // The headers Koa and the request-log middleware would set.
     res.writeHead(answer.status, {
       [REQUEST_ID_HEADER]: requestId,
       'Content-Type': 'application/json; charset=utf-8',
@@ -82,7 +73,7 @@ export function soldOutDoor(app: RequestHandler, deps: SoldOutDoorDeps): Request
   };
 }
 
-/** A checkout this door may judge by its headers: no idempotency key or wait preference, a plain JSON body. */
+/** No idempotency key or wait preference, a plain JSON body. */
 function isPlainCheckout(req: IncomingMessage): boolean {
   if (req.method !== 'POST' || req.url !== CHECKOUT_PATH) return false;
   const { headers } = req;
@@ -92,7 +83,7 @@ function isPlainCheckout(req: IncomingMessage): boolean {
   return encoding === undefined || encoding.trim().toLowerCase() === 'identity';
 }
 
-/** A valid shopper token: without one the app answers 401. */
+/** Without one the app answers 401. */
 function hasShopperToken(req: IncomingMessage, auth: ShopperAuth): boolean {
   try {
     auth.shopperOf(req.headers.authorization ?? '');

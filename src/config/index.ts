@@ -37,10 +37,7 @@ export interface RateLimit {
   durationSeconds: number;
 }
 
-/**
- * "10/10s" (requests per duration, the duration in whole seconds) or "0"/"off" for no limit.
- * rate-limiter-flexible counts windows in whole seconds, so "1500ms" is refused, not rounded.
- */
+/** rate-limiter-flexible counts windows in whole seconds, so "1500ms" is refused, not rounded. */
 const rateLimitString = z
   .string()
   .trim()
@@ -59,7 +56,7 @@ const rateLimitString = z
     return { points, durationSeconds: durationMs / 1_000 };
   });
 
-/** A duration that may be zero ("0", "0s", "5s"): for waits that can be skipped. */
+/** May be zero: for waits that can be skipped. */
 const optionalDurationString = z.string().refine(
   (value) => {
     const parsed = ms(value as Parameters<typeof ms>[0]);
@@ -68,18 +65,17 @@ const optionalDurationString = z.string().refine(
   { message: 'must be a duration such as "5s" or "0"' },
 );
 
-/** The published development defaults of the secrets: refused when NODE_ENV=production. */
 /** A deployment name or build id: Temporal joins the two with a dot, and visibility queries quote them. */
 const VERSION_PART = /^[A-Za-z0-9_-]+$/;
 const VERSION_PART_RULE = "only letters, digits, '-' and '_'";
 
+/** Published, so refused when NODE_ENV=production. */
 const DEV_SECRETS = {
   WEBHOOK_SECRET: 'dev-webhook-secret-change-me',
   JWT_SECRET: 'dev-jwt-secret-change-me-please',
   ADMIN_TOKEN: 'dev-admin-token',
 } as const;
 
-/** One redis:// or rediss:// URL, or a comma-separated list of a Redis Cluster's nodes. */
 const redisUrls = z.string().refine(
   (value) => {
     const urls = value.split(',').map((url) => url.trim());
@@ -98,12 +94,11 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535),
   TEMPORAL_ADDRESS: z.string().min(1),
   TEMPORAL_NAMESPACE: z.string().min(1),
-  // Named in visibility queries (the deployment view's counts): letters, digits, '.', '-' and '_'.
+  // Quoted in visibility queries (the deployment view's counts).
   TEMPORAL_TASK_QUEUE: z
     .string()
     .min(1)
     .regex(/^[A-Za-z0-9_.-]+$/, "only letters, digits, '.', '-' and '_'"),
-  // A managed Temporal (Temporal Cloud): TLS, and either an API key or an mTLS client certificate.
   TEMPORAL_TLS: booleanString,
   TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),
@@ -119,25 +114,20 @@ const envSchema = z.object({
   JWT_AUDIENCE: z.string().min(1),
   JWT_MAX_TTL: durationString,
   MAX_CANCELS_PER_SHOPPER: z.coerce.number().int().min(0).max(1_000),
-  /** The longest `Prefer: wait=N` a checkout honours; "0" turns waiting off. */
   CHECKOUT_MAX_WAIT: z.union([z.literal('0'), durationString]),
   ADMIN_TOKEN: z.string().min(8),
   AUTH_DEV_LOGIN: booleanString,
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
   TEMPORAL_UI_URL: z.string().url().optional(),
-  // Per shopper (JWT sub): a human clicks a few times, a bot hammers and is refused from memory.
+  // Checkouts per shopper (JWT sub); logins and webhooks per client IP (a provider sends bursts from a few IPs).
   RATE_LIMIT_CHECKOUT: rateLimitString,
-  // Per client IP: dev logins, and payment webhooks (a provider sends from a few IPs, bursts included).
   RATE_LIMIT_LOGIN: rateLimitString,
   RATE_LIMIT_WEBHOOK: rateLimitString,
-  // A sale's waiting line: joins and reads per shopper, per client IP and per subnet, counted in each API's memory.
   RATE_LIMIT_LINE: rateLimitString,
   RATE_LIMIT_LINE_IP: rateLimitString,
   RATE_LIMIT_LINE_SUBNET: rateLimitString,
-  // A line's defaults (a sale may set its own): admissions per second, and how long an admission lasts.
   LINE_ADMISSIONS_PER_SECOND: z.coerce.number().int().min(1).max(100_000),
   LINE_ADMISSION_TTL: durationString,
-  // An optional challenge at join: a header the bot-protection proxy in front sets to the shared secret.
   LINE_CHALLENGE_HEADER: z
     .string()
     .regex(/^[A-Za-z0-9-]+$/)
@@ -149,76 +139,46 @@ const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']),
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535),
   WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65535),
-  // Running orders kept in the worker's memory (~200 KB each; cut to what the heap holds, src/workers/cache-sizing.ts);
-  // an evicted one is replayed when it next has work. Enough for a 15,000-unit sale's open orders.
+  // ~200 KB each, cut to what the heap holds (src/workers/cache-sizing.ts); evicted orders are replayed.
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(2).max(1_000_000),
-  // Worker Versioning (docs/operations.md, "Deploying during a sale"): a worker is a version of a deployment, and
-  // each order runs to its end on the version that started it. false: unversioned (a server without the APIs).
+  // false: for a server without the Worker Deployment APIs.
   WORKER_VERSIONING: booleanString,
   WORKER_DEPLOYMENT_NAME: z.string().min(1).max(200).regex(VERSION_PART, VERSION_PART_RULE).optional(),
   WORKER_BUILD_ID: z.string().min(1).max(200).regex(VERSION_PART, VERSION_PART_RULE).optional(),
-  // Who makes a worker's version current: the worker as it starts (one developer's stack, the tests), or an operator's
-  // `npm run rollout` after a smoke order (auto: on-start outside production; in production the first build only).
   WORKER_PROMOTE: z.enum(['auto', 'on-start', 'by-rollout']),
   ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000),
-  /** true: REDIS_URL is a Redis Cluster even when it names one node (a managed cluster's endpoint). */
+  // For a managed cluster's single configuration endpoint.
   REDIS_CLUSTER: booleanString,
-  /** Replicas that must hold a promise before a checkout says 202 (0: none; Redis with replicas: 1). */
   REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16),
-  /** How long an AWAITING_PAYMENT order's status may be served from memory (ms); 0: no cache. */
   STATUS_CACHE_MS: z.coerce.number().int().min(0).max(60_000),
-  // The same bound while the API's Redis subscription to order changes is live (OrderChangeNotifier,
-  // src/order/status-reads.ts).
   STATUS_CACHE_NOTIFIED_MS: z.coerce.number().int().min(0).max(1_800_000),
   STATUS_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000),
-  /** Concurrent long-polls (GET /api/orders/:orderNo?waitForChange=) per API process. */
   STATUS_LONG_POLL_MAX_WAITERS: z.coerce.number().int().min(1).max(1_000_000),
-  // Deadlines of the API's answers (src/infra/dependency-guard.ts): past one, 503 UNAVAILABLE + Retry-After.
   CHECKOUT_DEADLINE: durationString,
   READ_DEADLINE: durationString,
   WRITE_DEADLINE: durationString,
-  /** Each Redis command of a request (the worker's background work keeps no such bound). */
+  // Each command of an API request; the worker's background work keeps no such bound.
   REDIS_TIMEOUT: durationString,
-  /** Each MySQL query of a request. */
   MYSQL_TIMEOUT: durationString,
   BREAKER_FAILURES: z.coerce.number().int().min(1).max(1_000),
-  /** …while the dependency has answered no call successfully for this long (a hung one, not a busy one). */
+  // Tells a hung dependency (no success at all) from a busy one.
   BREAKER_NO_SUCCESS_FOR: optionalDurationString,
   BREAKER_HALF_OPEN_AFTER: durationString,
-  /**
-   * Workflow starts one API process sends to Temporal at once at most (the pacing adapts below it); more wait for a
-   * slot.
-   */
   MAX_CONCURRENT_STARTS: z.coerce.number().int().min(1).max(10_000),
-  /**
-   * How long a checkout waits for its own workflow start; what it did not start, the starter starts (the answer is 202
-   * either way).
-   */
+  // What a checkout does not start in time, the owner of starts starts; the answer is 202 either way.
   CHECKOUT_START_BUDGET: durationString,
-  /**
-   * How far the API's and Redis's clocks may differ: kept back from a reserve's cutoff; the API is unready past half of
-   * it.
-   */
+  // Kept back from a reserve's cutoff; the API is unready past half of it.
   CLOCK_SKEW_MARGIN: durationString,
-  /** Requests one API process works on at once; beyond it, 503 at once (long-polls have their own bound). */
   MAX_IN_FLIGHT_REQUESTS: z.coerce.number().int().min(0).max(1_000_000),
-  // Which payment provider orders are paid through (docs/operations.md, "Payments through Stripe"): a name the
-  // providers' registry knows (src/payments/providers/registry.ts), which also reads each provider's own variables.
+  // Checked against src/payments/providers/registry.ts, which also reads each provider's own variables.
   PAYMENT_PROVIDER: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be a payment provider\'s name such as "generic"'),
 });
 
-/**
- * Every core environment variable the service reads; the payment providers' own variables are listed by their registry
- * (src/payments/providers/registry.ts: SERVICE_CONFIG_VARIABLES, the union the deployment files are checked against).
- */
+/** The core variables; the providers' own are in src/payments/providers/registry.ts (SERVICE_CONFIG_VARIABLES). */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
 type ConfigVariable = keyof typeof envSchema.shape;
 
-/**
- * The variables without a default, which a deployment may leave empty (unset): the managed-Temporal credentials, the
- * Web UI, a waiting line's challenge header.
- */
 const WITHOUT_DEFAULT = [
   'TEMPORAL_API_KEY',
   'TEMPORAL_TLS_CERT_PATH',
@@ -232,9 +192,8 @@ const WITHOUT_DEFAULT = [
 export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = WITHOUT_DEFAULT;
 
 /**
- * Every other variable's default, written as an operator would set it and parsed like a value that
- * was set (so a default cannot be a value the loader would refuse). Data in one place, so that
- * docs/operations.md's configuration table can be held to it (test/docs.test.ts).
+ * Written as an operator would and parsed like set values, so no default is one the loader refuses;
+ * test/docs.test.ts holds docs/operations.md's table to them.
  */
 export const CONFIG_DEFAULTS = {
   PORT: String(LOCAL_STACK_PORTS.api),
@@ -263,8 +222,7 @@ export const CONFIG_DEFAULTS = {
   RATE_LIMIT_LINE: '60/1m',
   RATE_LIMIT_LINE_IP: '1200/1m',
   RATE_LIMIT_LINE_SUBNET: '12000/1m',
-  // What one worker persists per second on this stack (docs/performance.md, "The pipeline against its floor"):
-  // each admission may become an order.
+  // Each admission may become an order: what one worker persists per second (docs/performance.md).
   LINE_ADMISSIONS_PER_SECOND: '40',
   LINE_ADMISSION_TTL: '2m',
   TRUST_PROXY: 'false',
@@ -273,6 +231,7 @@ export const CONFIG_DEFAULTS = {
   NODE_ENV: 'development',
   WORKER_METRICS_PORT: String(LOCAL_STACK_PORTS.workerMetrics),
   WORKER_HEALTH_PORT: String(LOCAL_STACK_PORTS.workerHealth),
+  // A 15,000-unit sale's open orders.
   WORKER_MAX_CACHED_WORKFLOWS: '15000',
   WORKER_VERSIONING: 'true',
   WORKER_PROMOTE: 'auto',
@@ -304,17 +263,12 @@ export interface AppConfig {
     address: string;
     namespace: string;
     taskQueue: string;
-    /** TLS to the frontend: TEMPORAL_TLS, or implied by an API key or a client certificate. */
     tls: boolean;
     apiKey?: string;
-    /** mTLS client certificate and key (PEM files), both or neither. */
+    /** PEM files, both or neither. */
     clientCertPath?: string;
     clientKeyPath?: string;
-    /**
-     * Worker Versioning: the deployment the workers are versions of (WORKER_DEPLOYMENT_NAME, default the task queue),
-     * their build id where it is set (WORKER_BUILD_ID; default the workflow bundle's source hash), and who makes a
-     * version current. null: unversioned workers (WORKER_VERSIONING=false).
-     */
+    /** null: unversioned workers. Without a buildId the worker uses the workflow bundle's source hash. */
     versioning: {
       deploymentName: string;
       buildId?: string;
@@ -327,56 +281,50 @@ export interface AppConfig {
   /** Kept as the string the operator wrote; it travels in each workflow's input. */
   paymentWindow: string;
   paymentWindowMs: number;
-  /** How often the reconciler's Temporal Schedule runs. */
   reconcileIntervalMs: number;
-  /** How old an unclaimed reservation must be before the reconciler treats it as an orphan. */
   reservationGraceMs: number;
   webhookSecret: string;
   jwtSecret: string;
   jwtIssuer: string;
   jwtAudience: string;
   jwtMaxTtlMs: number;
-  /** Cancelled orders after which a shopper can no longer check out in the same sale (0: no limit). */
+  /** Per sale; 0: no limit. */
   maxCancelsPerShopper: number;
-  /** The longest wait, in whole seconds, a `Prefer: wait=N` checkout is given (0: never waits). */
+  /** Whole seconds; 0: never waits. */
   checkoutMaxWaitSeconds: number;
   adminToken: string;
   authDevLogin: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
-  /** The Temporal Web UI, for links to each order's workflow (the dashboard); null when unknown. */
+  /** For the dashboard's links to each order's workflow. */
   temporalUiUrl: string | null;
   /** Request budgets; null: no limit. */
   rateLimits: { checkout: RateLimit | null; login: RateLimit | null; webhook: RateLimit | null };
-  /** A waiting line's joins and reads, per shopper, client IP and subnet (each API process counts its own). */
+  /** Each API process counts its own; null: no limit. */
   lineRateLimits: { shopper: RateLimit | null; ip: RateLimit | null; subnet: RateLimit | null };
-  /** Waiting lines: a sale's defaults, and the optional challenge header a join must carry (null: none). */
+  /** A sale's line defaults, and the challenge a join must carry (null: none). */
   line: {
     admissionsPerSecond: number;
     admissionTtlSeconds: number;
     challenge: { header: string; secret: string } | null;
   };
-  /** Client IPs from X-Forwarded-For, trusting the last `trustProxyHops` entries (the proxies in front). */
+  /** Client IPs from X-Forwarded-For, trusting its last `trustProxyHops` entries. */
   trustProxy: boolean;
   trustProxyHops: number;
-  /** How long the API answers /readyz with 503 after SIGTERM, still serving, before it closes. */
+  /** /readyz answers 503 this long after SIGTERM, still serving, before the API closes. */
   shutdownDrainMs: number;
   nodeEnv: z.infer<typeof envSchema>['NODE_ENV'];
-  /** The worker's Prometheus exporter (Temporal SDK metrics and activity outcomes); 0: off. */
+  /** 0: off. */
   workerMetricsPort: number;
-  /** The worker's /livez and /readyz; 0: off. */
+  /** 0: off. */
   workerHealthPort: number;
-  /** Order workflows the worker keeps in memory (its sticky cache); the rest are replayed on demand. */
+  /** The worker's sticky cache; evicted orders are replayed on demand. */
   workerMaxCachedWorkflows: number;
   /** 409 SOLD_OUT answers are access-logged 1 in this many (1: all, 0: none); metrics count all. */
   accessLogSoldOutSample: number;
-  /** Connect through the Redis Cluster client: REDIS_CLUSTER=true, or several URLs in REDIS_URL. */
   redisCluster: boolean;
   /** REDIS_WAIT_REPLICAS: 0, or the replicas a promise must be on before a 202 its start did not cover. */
   redisWaitReplicas: number;
-  /**
-   * Order status reads (OrderStatusReader, src/order/status-reads.ts): cache age of AWAITING_PAYMENT
-   * (0: off), size, long-poll bound.
-   */
+  /** How long AWAITING_PAYMENT may be served from memory (0: off); src/order/status-reads.ts. */
   statusCacheMs: number;
   /** AWAITING_PAYMENT answers kept this long while order-change notifications are live (>= statusCacheMs). */
   statusCacheNotifiedMs: number;
@@ -384,33 +332,23 @@ export interface AppConfig {
   statusLongPollMaxWaiters: number;
   /** Bounds of the API's answers and of each dependency call on a request path (ms). */
   deadlines: { checkoutMs: number; readMs: number; writeMs: number; redisMs: number; mysqlMs: number };
-  /**
-   * Circuit breakers per dependency: consecutive failures that open one (with no success for noSuccessForMs), and when
-   * it probes again.
-   */
+  /** Each dependency's circuit breaker (src/infra/dependency-guard.ts). */
   breaker: { failureThreshold: number; noSuccessForMs: number; halfOpenAfterMs: number };
   /** Requests in flight per API process before it sheds (0: no bound). */
   maxInFlightRequests: number;
-  /** Workflow starts one API process has under way at once. */
   maxConcurrentStarts: number;
-  /** CHECKOUT_START_BUDGET in ms. */
   checkoutStartBudgetMs: number;
-  /** CLOCK_SKEW_MARGIN in ms. */
   clockSkewMarginMs: number;
   /**
-   * The provider new orders are paid through (PAYMENT_PROVIDER, checked against the providers' registry), and the
-   * variables set beyond the core ones, from which the registry reads each provider's settings (secrets: never logged).
-   * A deployment that moves back to the generic webhook keeps Stripe's keys to refund the Stripe payments it took.
+   * `environment`: the variables beyond the core ones, from which the registry reads each provider's settings (never
+   * logged). Moving back to generic keeps Stripe's keys to refund the Stripe payments taken.
    */
   payments: { provider: string; environment: Readonly<Record<string, string>> };
 }
 
 export class ConfigError extends Error {}
 
-/**
- * Reads the configuration from `env`; throws a ConfigError naming every bad variable, or every broken relation between
- * deadlines.
- */
+/** Throws a ConfigError naming every bad variable, or every broken relation between deadlines. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
   // Empty strings mean "not set", as they do for most twelve-factor services.
   const present = Object.fromEntries(
@@ -527,21 +465,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 /** Kept back from a checkout's deadline to write its answer (ANSWER_MARGIN_MS in src/order/checkout.ts). */
 const ANSWER_MARGIN_MS = 100;
 
-/** "2s" for whole seconds, "1500ms" otherwise: how a value is shown in a refusal. */
 const showMs = (value: number) => (value % 1_000 === 0 ? `${value / 1_000}s` : `${value}ms`);
 
 /**
- * The relations between deadlines that each variable's own check cannot see, one line per broken
- * relation naming the variables and their values (empty: all hold). The loader refuses to start
- * unless this is empty (docs/operations.md, "Configuration").
- *  - CHECKOUT_DEADLINE > REDIS_TIMEOUT + CHECKOUT_START_BUDGET + CLOCK_SKEW_MARGIN + 100 ms: a
- *    reserve's cutoff is the deadline less the start's budget, the clock margin and the answer's
- *    100 ms; a shorter deadline leaves the reserve less than its REDIS_TIMEOUT, so reserves that
- *    are merely slow come too late (LATE) and are refused.
- *  - RESERVATION_GRACE >= CHECKOUT_MAX_WAIT + CHECKOUT_DEADLINE: a waiting checkout's start may be
- *    on its way that long after its reservation; a shorter grace has the reconciler act on an order
- *    that is still being started. CHECKOUT_MAX_WAIT counts in whole seconds, as the checkout
- *    applies it (0: no waiting checkout).
+ * Relations between deadlines that no variable's own check sees, one problem each (its message says why).
+ * CHECKOUT_MAX_WAIT counts in whole seconds, as the checkout applies it.
  */
 export function deadlineRelationProblems(
   config: Pick<

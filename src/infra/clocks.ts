@@ -1,27 +1,23 @@
 /**
- * How far this process's clock is from the clocks it is compared with: Redis's (reserve.lua judges
- * a checkout's cutoff, written by the API's clock, by Redis's TIME; the reconciler judges a
- * reservation's age by it) and MySQL's (it stamps payment deadlines and arrivals, which the arrival
- * rule compares). Measured at start-up and every `intervalMs`, shown in /readyz; a process whose
- * writes another clock judges (the API against Redis) is unready while they differ by more than half
- * the margin kept back for it.
+ * How far this process's clock is from Redis's and MySQL's, which judge the times it writes (reserve.lua's cutoff,
+ * payment deadlines). Shown in /readyz; a gated process is unready while its gate's clock is past half the margin.
  */
 
-/** Round trips per measurement: the one with the shortest round trip is the most exact. */
+/** Round trips per measurement; the shortest is the most exact. */
 const SAMPLES = 3;
 
 export interface ClockOffset {
   /** The other clock minus this process's, in ms. */
   offsetMs: number;
-  /** Half the round trip of the sample it comes from: the offset is exact within this. */
+  /** Half the sample's round trip: the offset is exact within this. */
   uncertaintyMs: number;
   measuredAt: number;
 }
 
-/** Asks another clock for its time, in ms since the epoch. */
+/** Another clock's time, in ms since the epoch. */
 export type ClockReading = () => Promise<number>;
 
-/** One clock whose distance to this process's gates readiness, and the margin it must stay within. */
+/** The clock whose distance gates readiness, and its margin. */
 export interface ClockGate {
   source: string;
   label: string;
@@ -29,9 +25,8 @@ export interface ClockGate {
   marginName: string;
 }
 
-/** A clock this process cannot ask (Temporal's), seen from one side: it is at least `atLeastMs` from this process's. */
+/** A clock this process cannot ask (Temporal's): the other minus this one is at least `atLeastMs`. */
 export interface ClockBound {
-  /** The other clock minus this process's is at least this, in ms (the largest sample of the window). */
   atLeastMs: number;
   measuredAt: number;
 }
@@ -42,7 +37,7 @@ const BOUND_WINDOW_MS = 60_000;
 export class ClockWatch {
   private readonly last = new Map<string, ClockOffset>();
   private readonly bounds = new Map<string, ClockBound>();
-  /** Sources being measured now: a hung server holds one query of this watch, not one per interval. */
+  /** A hung server holds one query of this watch, not one per interval. */
   private readonly measuring = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
@@ -52,10 +47,7 @@ export class ClockWatch {
     private readonly intervalMs = 30_000,
   ) {}
 
-  /**
-   * Measures now, then every interval (not keeping the process alive). Resolves once the first
-   * round is in, or after `firstWithinMs` (a clock that does not answer is shown once it does).
-   */
+  /** Resolves after the first round or `firstWithinMs`, whichever is first; a silent clock shows once it answers. */
   async start(firstWithinMs = 2_000): Promise<void> {
     this.timer = setInterval(() => void this.measureAll(), this.intervalMs);
     this.timer.unref();
@@ -68,22 +60,19 @@ export class ClockWatch {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Each source's last offset; a source that never answered is absent. */
+  /** A source that never answered is absent. */
   offsets(): Record<string, ClockOffset> {
     return Object.fromEntries(this.last);
   }
 
-  /**
-   * Records a one-sided sample of a clock this process cannot ask: the other minus this process's
-   * is at least `atLeastMs` (Temporal's, from when it scheduled an activity this process then ran).
-   */
+  /** E.g. Temporal's clock, from when it scheduled an activity this process then ran. */
   observeAtLeast(source: string, atLeastMs: number, now = Date.now()): void {
     const last = this.bounds.get(source);
     if (!last || now - last.measuredAt > BOUND_WINDOW_MS || atLeastMs > last.atLeastMs)
       this.bounds.set(source, { atLeastMs, measuredAt: now });
   }
 
-  /** Each one-sided source's bound; one not sampled yet is absent. */
+  /** A source not sampled yet is absent. */
   lowerBounds(): Record<string, ClockBound> {
     return Object.fromEntries(this.bounds);
   }
@@ -123,7 +112,7 @@ export class ClockWatch {
     return best as ClockOffset;
   }
 
-  /** Why this process should take no traffic now, or null: the gating clock apart by more than half the margin. */
+  /** Why this process should take no traffic now, or null. */
   problem(): string | null {
     if (!this.gate) return null;
     const last = this.last.get(this.gate.source);
@@ -134,14 +123,14 @@ export class ClockWatch {
   }
 }
 
-/** An offset as /readyz shows it: whole milliseconds, and when it was measured. */
+/** As /readyz shows it. */
 export interface ShownClockOffset {
   offsetMs: number;
   uncertaintyMs: number;
   measuredAt: string;
 }
 
-/** A one-sided bound as /readyz shows it. */
+/** As /readyz shows it. */
 export interface ShownClockBound {
   atLeastMs: number;
   measuredAt: string;

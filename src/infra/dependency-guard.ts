@@ -1,13 +1,6 @@
 /**
- * Every answer is bounded: a call to a dependency on a request path runs under a deadline and
- * behind that dependency's circuit breaker (cockatiel). A dependency that hangs (SIGSTOP, a GC
- * pause, a stalled disk) costs a request at most its deadline; once it has failed
- * `failureThreshold` times in a row and answered no call at all for `noSuccessForMs`, its breaker
- * opens and requests that need it fail at once, until a single probe call after `halfOpenAfterMs`
- * finds it well again.
- *
- * A call that ran out of time may still take effect later (the command sits in the hung server's
- * socket): callers treat its outcome as unknown (docs/fault-tolerance.md, "A hung dependency").
+ * Deadlines and per-dependency circuit breakers (cockatiel) for calls on a request's path. A timed-out call may
+ * still take effect later: callers treat its outcome as unknown (docs/fault-tolerance.md, "A hung dependency").
  */
 import {
   BrokenCircuitError,
@@ -19,28 +12,24 @@ import {
 } from 'cockatiel';
 import { QuietError } from './refusal.js';
 
-/** The servers the API talks to: what its readiness probe checks (src/api/routes/operations.ts). */
+/** What the API's readiness probe checks. */
 export const SERVER_NAMES = ['redis', 'mysql', 'temporal'] as const;
 export type ServerName = (typeof SERVER_NAMES)[number];
 
-/** What the API depends on: the three servers, and the order workflows answering (the worker). */
+/** `workflows`: the worker answering the order workflows. */
 export const DEPENDENCY_NAMES = [...SERVER_NAMES, 'workflows'] as const;
 export type DependencyName = (typeof DEPENDENCY_NAMES)[number];
 
 export const BREAKER_STATES = ['closed', 'open', 'half-open'] as const;
 export type BreakerState = (typeof BREAKER_STATES)[number];
 
-/**
- * Why a dependency could not be used: it ran out of time, its breaker is open, it failed, or this
- * process already has as many calls to it under way as it allows (busy).
- */
+/** `busy`: this process already has as many calls to it under way as it allows. */
 export type UnavailableReason = 'deadline' | 'breaker-open' | 'failed' | 'busy';
 
 /** An absolute time by which an answer is due. */
 export class Deadline {
   constructor(readonly at: number) {}
 
-  /** The deadline `ms` from now. */
   static in(ms: number): Deadline {
     return new Deadline(Date.now() + ms);
   }
@@ -49,29 +38,25 @@ export class Deadline {
     return Math.max(0, this.at - now);
   }
 
-  /** The earlier of this deadline and `ms` from now: a step's own bound inside the request's. */
+  /** The earlier of this and `ms` from now: a step's own bound inside the request's. */
   capped(ms: number | undefined): Deadline {
     if (ms === undefined) return this;
     const cap = Date.now() + ms;
     return cap < this.at ? new Deadline(cap) : this;
   }
 
-  /** `ms` earlier: time kept back for a step that must still run after this one (a compensation). */
+  /** Keeps `ms` back for a step that must still run after this one (a compensation). */
   minus(ms: number): Deadline {
     return new Deadline(this.at - ms);
   }
 }
 
-/**
- * The dependency did not answer in time, is known to be failing, or failed: answer 503 with Retry-After.
- * Quiet (no stack of its own; a deadline's or a failure's cause keeps its stack): an open breaker
- * refuses thousands of calls a second, and each stack cost more than the refusal (docs/performance.md).
- */
+/** Answered 503 + Retry-After. No stack (its cause keeps one): an open breaker refuses thousands a second. */
 export class DependencyUnavailableError extends QuietError {
   constructor(
     readonly dependency: DependencyName,
     readonly reason: UnavailableReason,
-    /** When a retry has a chance: the time left until the breaker lets a probe through, at least 1 s. */
+    /** Until the breaker lets a probe through, at least 1 s. */
     readonly retryAfterSeconds: number,
     cause?: unknown,
   ) {
@@ -80,13 +65,11 @@ export class DependencyUnavailableError extends QuietError {
   }
 }
 
-/** Told of breaker state changes, deadline hits, failures and calls refused by an open breaker (the metrics). */
+/** Implemented by the metrics. */
 export interface DependencyObserver {
   breakerStateChanged(dependency: DependencyName, state: BreakerState): void;
   deadlineHit(dependency: DependencyName): void;
-  /**
-   * A call failed in a way that says the dependency is unwell (not a deadline: a refused connection, an error status).
-   */
+  /** Unwell other than by a deadline: a refused connection, an error status. */
   failed(dependency: DependencyName): void;
   refusedByBreaker(dependency: DependencyName): void;
 }
@@ -96,27 +79,23 @@ export interface DependencyGuardOptions {
   failureThreshold: number;
   /** …once the dependency has also answered no call successfully for this long (default 0). */
   noSuccessForMs?: number;
-  /** How long the breaker stays open before one call may probe the dependency. */
   halfOpenAfterMs: number;
-  /** Each call's own bound, inside whatever deadline the caller gives (e.g. one Redis command). */
+  /** Each call's own bound, inside the caller's deadline. */
   callTimeoutMs?: number;
-  /**
-   * Which errors say the dependency is unwell (default: all). Answers that are part of the
-   * protocol (a workflow not found, an Update refused by its validator) must not open the breaker.
-   */
+  /** Default: all. Protocol answers (workflow not found, Update refused) must not open the breaker. */
   isFailure?: (err: unknown) => boolean;
   observer?: DependencyObserver;
   /** One line per state change, never one per request. */
   log?: (line: { dependency: DependencyName; state: BreakerState; cause?: string }) => void;
 }
 
-/** The bound of a call given no deadline by a guard without a per-call timeout. */
+/** For a call given no deadline; callTimeoutMs may cap it lower. */
 const UNBOUNDED_CALL_TIMEOUT_MS = 10_000;
 
-/** setTimeout's longest delay (about 24.8 days); longer ones would fire at once. */
+/** setTimeout's longest delay (~24.8 days); longer ones fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** A call ran past its deadline (boundBy); through a guard it surfaces as DependencyUnavailableError. */
+/** From boundBy; through a guard it surfaces as DependencyUnavailableError. */
 export class DeadlineExceededError extends Error {
   constructor() {
     super('deadline exceeded');
@@ -150,7 +129,7 @@ export class DependencyGuard {
       options.log?.({ dependency: name, state: named, ...(cause ? { cause } : {}) });
     });
   }
-  /** A guard that classifies failures as `isFailure` says but never opens: calls bounded by their deadlines only. */
+  /** Never opens: calls are bounded by their deadlines only. */
   static neverOpen(name: DependencyName, isFailure: (err: unknown) => boolean): DependencyGuard {
     return new DependencyGuard(name, { failureThreshold: Number.MAX_SAFE_INTEGER, halfOpenAfterMs: 0, isFailure });
   }
@@ -159,22 +138,18 @@ export class DependencyGuard {
     return breakerStateName(this.breaker.state);
   }
 
-  /** Whether the breaker is closed: the dependency is believed well (no probe pending). */
+  /** Believed well, no probe pending. */
   get closed(): boolean {
     return this.breaker.state === CircuitState.Closed;
   }
 
-  /** Seconds until the open breaker lets a probe through (at least 1): the Retry-After of a 503. */
+  /** A 503's Retry-After: until the open breaker lets a probe through, at least 1. */
   get retryAfterSeconds(): number {
     const untilProbe = this.openedAt + this.options.halfOpenAfterMs - Date.now();
     return Math.max(1, Math.ceil(untilProbe / 1_000));
   }
 
-  /**
-   * Throws DependencyUnavailableError at once while the breaker is open or its probe is under way:
-   * for a request that needs this dependency later, so that it touches nothing before failing.
-   * Once the breaker may probe, one request per halfOpenAfterMs passes, to become the probe.
-   */
+  /** Fails a request before it touches anything; once the breaker may probe, one per halfOpenAfterMs passes. */
   assertAvailable(): void {
     const state = this.breaker.state;
     if (state === CircuitState.Closed) return;
@@ -190,15 +165,7 @@ export class DependencyGuard {
     throw this.refused();
   }
 
-  /**
-   * Runs `call` under the breaker, bounded by `deadline` (and by callTimeoutMs; `undefined`: by
-   * callTimeoutMs alone, or 10 s for a guard without one). Past the deadline, refused by
-   * the breaker, or failing as `isFailure` says: DependencyUnavailableError. Other errors (the
-   * dependency's answers) pass through as they are.
-   *
-   * `evenWhenOpen`: a call worth its wait whatever the breaker says (a payment's delivery): while
-   * the breaker refuses, it still runs, bounded by its deadline, without counting for the breaker.
-   */
+  /** The dependency's answers pass through. `evenWhenOpen` (a payment): runs despite the breaker, uncounted. */
   async call<T>(
     deadline: Deadline | undefined,
     call: () => Promise<T>,
@@ -219,7 +186,6 @@ export class DependencyGuard {
     }
   }
 
-  /** A deadline hit or a failure as DependencyUnavailableError; the dependency's own answers as they are. */
   private unavailableOr(err: unknown): unknown {
     if (err instanceof DeadlineExceededError) {
       this.options.observer?.deadlineHit(this.name);
@@ -232,10 +198,7 @@ export class DependencyGuard {
     return err;
   }
 
-  /**
-   * Closed: yes. Open: only once halfOpenAfterMs has passed (that call becomes the probe).
-   * Half-open: no; cockatiel would queue the call behind the probe, and a request must not wait.
-   */
+  // Half-open: no, cockatiel would queue the call behind the probe and a request must not wait.
   private admits(): boolean {
     const state = this.breaker.state;
     if (state === CircuitState.Closed) return true;
@@ -249,13 +212,8 @@ export class DependencyGuard {
   }
 }
 
-/**
- * Opens on `threshold` consecutive failures, but only while the dependency answers nothing: a hung
- * server fails every call and succeeds at none, while an overloaded but working one, whose slowest
- * calls miss their deadline, still answers most calls. Tripping on failures alone (cockatiel's
- * ConsecutiveBreaker) turned a few dozen load-induced deadline hits of the default burst into
- * thousands of refusals (docs/fault-tolerance.md, "A hung dependency").
- */
+// Opens on `threshold` consecutive failures only while nothing succeeds: an overloaded server still answers most
+// calls, a hung one none. Failures alone turned load's deadline hits into mass refusals.
 class StalledBreaker implements IBreaker {
   private consecutiveFailures = 0;
   private lastSuccessAt = Date.now();
@@ -286,30 +244,20 @@ class StalledBreaker implements IBreaker {
   }
 }
 
-/** The four guards of an API process, built from one configuration. */
+/** An API process's guards, built from one configuration. */
 export type DependencyGuards = Record<DependencyName, DependencyGuard>;
 
-/** The names of `T`'s methods that return a promise: the only calls a guard can bound. */
+/** Only calls returning a promise can be bounded. */
 export type AsyncMethodName<T> = {
   [K in keyof T]-?: T[K] extends (...args: never[]) => Promise<unknown> ? K : never;
 }[keyof T];
 
-/**
- * `T` seen through a guard (see `guarded`): the methods `K` and nothing else, each of them a
- * guarded call. A method that is not wrapped is not on the type, so code holding a Guarded view
- * cannot reach the dependency around its deadline and breaker.
- */
+/** Only the wrapped methods are on the type, so no caller goes around the deadline and breaker. */
 export type Guarded<T, K extends AsyncMethodName<T>> = Pick<T, K>;
 
 /**
- * `target` seen through `guard`: each method named in `methods` runs as one guarded call bounded
- * by `timeoutMs` (its internal calls to its own methods are not guarded again). The API reaches
- * the inventory and the store through such views, so every Redis and MySQL call of a request is
- * bounded without each call site saying so.
- *
- * The methods are listed, and the compiler checks that each returns a promise: a Proxy that
- * wrapped whatever was declared `async` let a method returning a promise without `async` escape
- * its deadline and breaker unnoticed.
+ * Each listed method as one guarded call (its calls to its own methods not guarded again). Listed,
+ * not a Proxy over `async` methods: a non-`async` method returning a promise would escape the guard.
  */
 export function guarded<T extends object, K extends AsyncMethodName<T>>(
   target: T,
@@ -319,7 +267,7 @@ export function guarded<T extends object, K extends AsyncMethodName<T>>(
 ): Guarded<T, K> {
   const view: Partial<Pick<T, K>> = {};
   for (const name of methods) {
-    // AsyncMethodName makes T[K] a method returning a promise; TypeScript cannot follow that into the body.
+    // TypeScript cannot follow AsyncMethodName into the body.
     const method = target[name] as (...args: unknown[]) => Promise<unknown>;
     const call = (...args: unknown[]) => guard.call(Deadline.in(timeoutMs), () => method.apply(target, args));
     view[name] = call as T[K];
@@ -328,14 +276,8 @@ export function guarded<T extends object, K extends AsyncMethodName<T>>(
 }
 
 /**
- * Runs `call` and rejects with DeadlineExceededError once `deadline` passes, whether or not the
- * call ever settles. For waits that must not count against a breaker.
- *
- * A late timer is not a late dependency: when the event loop was busy (a saturated machine), the
- * deadline's timer and the answer that came in time may be due in the same turn, and timers run
- * first. So the deadline is declared only after the loop has read what I/O is waiting
- * (setImmediate runs after the poll phase): an answer already there wins. A live Redis answering
- * a busy API is slow, not down, and must not open its breaker.
+ * Alone, for waits that must not count against a breaker. Timers run before a busy loop's I/O, so the deadline is
+ * declared after the poll phase (setImmediate): an answer already there wins. Slow is not down.
  */
 export async function boundBy<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
   const remaining = deadline.remainingMs();

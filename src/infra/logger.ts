@@ -1,10 +1,7 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { AppConfig } from '../config/index.js';
 
-/**
- * Fields that carry a secret wherever a log line might hold them (a config object, a settings
- * object, a client secret): written as [secret], never in the clear.
- */
+/** Secrets wherever a logged object may hold them: written as [secret]. */
 const SECRET_PATHS = [
   '*.secretKey',
   '*.webhookSecret',
@@ -16,10 +13,7 @@ const SECRET_PATHS = [
   '*.paymentIntent.clientSecret',
 ];
 
-/**
- * Structured JSON logs (one line per event), the format log pipelines ingest without parsing rules.
- * `destination`: where the lines go (default stdout); tests pass a stream they read.
- */
+/** JSON logs, one line per event, to stdout unless tests pass a `destination` to read. */
 export function createLogger(
   config: Pick<AppConfig, 'logLevel'>,
   name: string,

@@ -1,12 +1,6 @@
 /**
- * One Redis pub/sub subscription per API process, shared by everything that keeps a cache safe by
- * notifications (the sold-out flag, the order status cache). Each listener is told of its
- * channel's messages and of whether the subscription is live: while it is not, a message may be
- * missed, so caches that rely on it must not trust themselves.
- *
- * On Redis Cluster a PUBLISH reaches every node (classic pub/sub is broadcast over the cluster
- * bus), so the subscription listens on any one node, masters and replicas alike, and moves to
- * another node when that one goes away.
+ * The API's one Redis pub/sub subscription, for caches kept safe by notifications: listeners hear when it is down
+ * and messages may be missed. On a cluster PUBLISH reaches every node, so any one node will do.
  */
 import { Cluster, Redis } from 'ioredis';
 import type { Logger } from './logger.js';
@@ -14,7 +8,7 @@ import type { RedisClient } from './redis.js';
 
 export interface ChannelListener {
   message(message: string): void;
-  /** false: the subscription is down (messages may be missed); true: it is live again. */
+  /** false: down, messages may be missed; true: live again. */
   listening(live: boolean): void;
 }
 
@@ -23,7 +17,7 @@ export interface RedisSubscription {
   quit(): Promise<unknown>;
 }
 
-/** Subscribes on a dedicated connection (a subscribed connection can run nothing else). */
+/** Subscribes on a dedicated connection: a subscribed connection can run nothing else. */
 export function subscribeChannels(
   redis: RedisClient,
   listeners: Record<string, ChannelListener>,
@@ -53,13 +47,8 @@ export function subscribeChannels(
   return subscriber;
 }
 
-/**
- * One connection to one node of the cluster at a time, without reconnects of its own: when it
- * closes, the next node the cluster client knows (or a seed node) is tried, so a SIGKILLed node
- * costs one reconnect, not the subscription. Between the two the listeners are told it is down.
- * ioredis' own cluster subscriber is not used because it does not say when it has lost or
- * regained its subscription, which is what makes the caches safe.
- */
+// One node at a time, the next on close: a killed node costs one reconnect. Not ioredis' cluster subscriber,
+// which does not say when it lost or regained its subscription.
 function subscribeOnCluster(
   cluster: Cluster,
   listenOn: (subscriber: Redis) => void,
@@ -68,7 +57,7 @@ function subscribeOnCluster(
   let closed = false;
   let current: Redis | undefined;
   let attempt = 0;
-  // The nodes the cluster client knows (none before it first connects: then try again shortly).
+  // None before the cluster client first connects: then try again shortly.
   const candidates = (): Array<{ host: string; port: number }> =>
     cluster.nodes('all').map((node) => ({ host: node.options.host ?? '127.0.0.1', port: node.options.port ?? 6379 }));
   const connect = () => {

@@ -2,24 +2,15 @@ import { Cluster, Redis, ReplyError, type ClusterNode, type ClusterOptions, type
 import type { AppConfig } from '../config/index.js';
 import { activeTracing } from './tracing.js';
 
-/**
- * The app's Redis client: one node (`Redis`) or a Redis Cluster (`Cluster`), chosen by
- * configuration alone (several URLs in REDIS_URL, or REDIS_CLUSTER=true). Both run the same
- * commands and the inventory's Lua scripts (all keys of a SKU share one hash slot); only
- * connection-level code (duplicate, subscriptions) needs to know which one it holds.
- */
+/** One node or a Cluster, by configuration; a SKU's keys share one hash slot, so both run the same Lua scripts. */
 export type RedisClient = Redis | Cluster;
 
-/**
- * Auto-pipelining sends a batch of commands in the context of the command that opened it, so with
- * tracing on each command's span would hang under whichever request (or background task) came
- * first, or be dropped. Traced processes send each command on its own; untraced ones batch.
- */
+// A pipelined batch runs in its first command's context, so traced spans would hang under the wrong request.
 function autoPipelining(): boolean {
   return activeTracing() === undefined;
 }
 
-/** The node URLs of REDIS_URL: one, or a comma-separated list of a cluster's nodes. */
+/** REDIS_URL's node URLs: one, or a comma-separated list of a cluster's nodes. */
 export function redisNodeUrls(redisUrl: string): string[] {
   return redisUrl
     .split(',')
@@ -27,18 +18,14 @@ export function redisNodeUrls(redisUrl: string): string[] {
     .filter((url) => url !== '');
 }
 
-/** Whether the configuration asks for Redis Cluster: several nodes, or REDIS_CLUSTER=true. */
+/** Several nodes, or REDIS_CLUSTER=true. */
 export function usesRedisCluster(
   config: Pick<AppConfig, 'redisUrl'> & Partial<Pick<AppConfig, 'redisCluster'>>,
 ): boolean {
   return config.redisCluster === true || redisNodeUrls(config.redisUrl).length > 1;
 }
 
-/**
- * The app's Redis client. Auto-pipelining batches the many small commands of a burst into few
- * round trips; a bounded retry count makes a dead Redis fail requests fast instead of queueing them.
- * `options` apply to every node connection (for a cluster: its redisOptions).
- */
+/** Bounded retries fail requests fast on a dead Redis instead of queueing them; `options` go to every node. */
 export function createRedis(
   config: Pick<AppConfig, 'redisUrl'> & Partial<Pick<AppConfig, 'redisCluster'>>,
   options: RedisOptions = {},
@@ -54,13 +41,8 @@ export function createRedis(
   return createRedisCluster(redisNodeUrls(config.redisUrl), options);
 }
 
-/**
- * A Redis Cluster client seeded with `urls` (any subset of the nodes will do: the client learns the
- * rest from CLUSTER SLOTS). Credentials and TLS (`rediss://`) come from the first URL and apply to
- * every node, as they do on managed clusters. During a failover, commands for the lost master's
- * slots are retried (refreshing the slot table) until its replica has taken over or the retries
- * run out; a checkout then answers 503 with nothing reserved.
- */
+// Any subset of nodes seeds it (CLUSTER SLOTS gives the rest); credentials and TLS come from the first URL.
+// A failover outlasting the retries answers 503 with nothing reserved.
 function createRedisCluster(urls: string[], options: RedisOptions): Cluster {
   const first = new URL(urls[0] ?? 'redis://127.0.0.1:6379');
   const nodes: ClusterNode[] = urls.map((url) => {
@@ -92,10 +74,7 @@ function createRedisCluster(urls: string[], options: RedisOptions): Cluster {
   return new Cluster(nodes, clusterOptions);
 }
 
-/**
- * A new connection with the same target as `client` (a subscription, a blocking command): a
- * duplicate of a single-node client, or, for a cluster, a new cluster client over its nodes.
- */
+/** A new connection to the same target, e.g. for a subscription or a blocking command. */
 export function duplicateRedis(client: RedisClient, options: RedisOptions = {}): RedisClient {
   if (client instanceof Cluster) {
     const { enableAutoPipelining, ...nodeOptions } = options;
@@ -107,20 +86,16 @@ export function duplicateRedis(client: RedisClient, options: RedisOptions = {}):
   return client.duplicate(options);
 }
 
-/** Replies by which a Redis server says it cannot serve now (loading, busy with a script, failing over). */
+/** Replies by which a server says it cannot serve now. */
 const UNWELL_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
 
-/**
- * Whether an error says Redis is unwell (no connection, a command timed out, a server that cannot
- * serve now) rather than answering (a script's own error, or a rate limiter's rejection, which is
- * no Error at all): only the former counts against the API's Redis breaker and answers 503.
- */
 /** Redis's clock (TIME), in ms since the epoch. */
 export async function redisClockMs(redis: RedisClient): Promise<number> {
   const [seconds, micros] = await redis.time();
   return Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000);
 }
 
+/** Redis unwell (no connection, timeout, LOADING…), not a script's error: only that opens the breaker, answers 503. */
 export function isRedisFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err instanceof ReplyError) return UNWELL_REPLY.test(err.message);

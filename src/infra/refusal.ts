@@ -1,7 +1,5 @@
 /**
- * A use case saying no: a stable code (one of the API's documented error codes) and a message for
- * people. The use cases (src/order, src/sales) throw it and know
- * nothing of HTTP; src/api/errors.ts gives each code its status, in one place.
+ * A use case saying no: a stable, documented error code and a message; src/api/errors.ts maps codes to HTTP.
  */
 export const REFUSAL_CODES = [
   'INVALID_REQUEST',
@@ -32,10 +30,7 @@ export const REFUSAL_CODES = [
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
-/**
- * An error that is an answer, not a bug, so it carries no stack trace: capturing one costs about
- * 20 µs, which was the largest single cost of a sold-out answer under a burst (docs/performance.md).
- */
+/** An answer, not a bug: no stack trace, which cost ~20 µs per sold-out answer in a burst (docs/performance.md). */
 export class QuietError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     const stackTraceLimit = Error.stackTraceLimit;
@@ -52,9 +47,9 @@ export class Refusal extends QuietError {
   constructor(
     readonly code: RefusalCode,
     message: string,
-    /** Machine-readable facts for the caller (a failed order's number and reason). */
+    /** Facts for the caller, e.g. a failed order's number and reason. */
     readonly details?: Record<string, unknown>,
-    /** When to try again, for UNAVAILABLE and OUTCOME_UNKNOWN: a dependency's breaker knows it. */
+    /** For UNAVAILABLE and OUTCOME_UNKNOWN, from the dependency's breaker. */
     readonly retryAfterSeconds?: number,
   ) {
     super(message);
@@ -62,10 +57,7 @@ export class Refusal extends QuietError {
   }
 }
 
-/**
- * A value from the request (a path parameter, a path) as it may appear in an error message: at
- * most 64 characters, so an error never echoes a 15 KB parameter back (nor fills the logs with it).
- */
+/** A request value as quoted in an error message: at most 64 characters, so a huge one is never echoed. */
 export function echo(value: string): string {
   const printable = JSON.stringify(value).slice(1, -1);
   return printable.length > 64 ? `${printable.slice(0, 64)}…` : printable;

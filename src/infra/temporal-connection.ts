@@ -1,8 +1,5 @@
 /**
- * How every process of the app reaches Temporal: the frontend's address, and for a managed Temporal
- * (Temporal Cloud) TLS with an API key or an mTLS client certificate. One place, so that the API's
- * client, the worker's native connection (src/workers/worker-connection.ts) and the worker's client
- * connect alike.
+ * How every process reaches Temporal (for Temporal Cloud: TLS with an API key or mTLS), in one place so all alike.
  */
 import { readFileSync } from 'node:fs';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
@@ -29,12 +26,10 @@ export function temporalConnectionSettings(config: Pick<AppConfig, 'temporal'>):
   };
 }
 
-/** A Temporal client for the API and tools (starts workflows, sends Updates, runs queries). */
+/** A Temporal client for the API and tools. */
 export async function createTemporalClient(config: Pick<AppConfig, 'temporal'>): Promise<Client> {
   const connection = await Connection.connect({ ...temporalConnectionSettings(config), connectTimeout: '5s' });
-  // Closed workflows reject queries: the API reads finished orders from MySQL instead of making a
-  // worker replay their history.
-  // With tracing on, every start, signal, query and Update carries the request's trace to the worker.
+  // Closed workflows reject queries: the API reads finished orders from MySQL, not a replay.
   return new Client({
     connection,
     namespace: config.temporal.namespace,

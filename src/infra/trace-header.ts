@@ -1,13 +1,10 @@
 /**
- * Whether a Temporal call's headers carry a sampled W3C trace context, as OpenTelemetry's Temporal
- * interceptors write it (header `_tracer-data`). The workflow interceptors
- * (./tracing-interceptors.ts) and the activity interceptors (src/infra/tracing.ts) trace only then:
- * a workflow or activity is traced when its caller's sampler chose it, never as a root of its own.
- * Imports only @temporalio/common, so it runs in the workflow sandbox and in Node alike.
+ * Whether a Temporal call's headers carry a sampled W3C trace context: workflows and activities are traced only
+ * when their caller's sampler chose them. Imports only @temporalio/common, so it runs in the workflow sandbox too.
  */
 import { defaultPayloadConverter, type Headers } from '@temporalio/common';
 
-/** The header OpenTelemetry's Temporal interceptors carry the context in (TRACE_HEADER of the package). */
+// TRACE_HEADER of @temporalio/interceptors-opentelemetry.
 const TRACE_HEADER = '_tracer-data';
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-([0-9a-f]{2})$/;
 

@@ -1,18 +1,6 @@
 /**
- * OpenTelemetry tracing, off unless asked for: one trace per request, from the API's HTTP span
- * through Redis, MySQL and the Temporal client call into the workflow and each of its activities
- * (Temporal carries the context in its headers). docs/operations.md#tracing says how to turn it on.
- *
- * Configured by the standard variables only:
- *  - OTEL_TRACES_EXPORTER: `zipkin` (OTEL_EXPORTER_ZIPKIN_ENDPOINT), `otlp` (HTTP/protobuf to
- *    OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or `console`. Unset or `none`:
- *    no SDK, no interceptors, no cost. OTEL_SDK_DISABLED=true turns it off too.
- *  - OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (read here as the SDK reads them: samplerFromEnv),
- *    e.g. `parentbased_traceidratio` and `0.01` so a sale traces one checkout in a hundred.
- *  - OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES.
- *
- * Everything stays on OpenTelemetry's 1.x line, the one @temporalio/interceptors-opentelemetry
- * depends on: a second SDK copy would start traces the other never joins.
+ * OpenTelemetry tracing from the standard OTEL_* variables, off (no SDK, no cost) unless asked (operations.md#tracing).
+ * Stays on OpenTelemetry 1.x as @temporalio/interceptors-opentelemetry does: a second SDK starts traces none joins.
  */
 import { createRequire } from 'node:module';
 import {
@@ -58,11 +46,11 @@ import { carriesSampledTrace } from './trace-header.js';
 
 const require = createRequire(import.meta.url);
 
-/** The exporters this app can send spans to (OTEL_TRACES_EXPORTER). */
+/** OTEL_TRACES_EXPORTER's values besides `none`. */
 export const TRACE_EXPORTERS = ['zipkin', 'otlp', 'console'] as const;
 export type TraceExporterName = (typeof TRACE_EXPORTERS)[number];
 
-/** Which exporter the environment asks for; undefined when tracing is off. Throws on a name it does not know. */
+/** Undefined when tracing is off; throws on an unknown name. */
 export function traceExporterFromEnv(env: NodeJS.ProcessEnv = process.env): TraceExporterName | undefined {
   if ((env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true') return undefined;
   const name = (env.OTEL_TRACES_EXPORTER ?? '').trim().toLowerCase();
@@ -73,7 +61,7 @@ export function traceExporterFromEnv(env: NodeJS.ProcessEnv = process.env): Trac
   return name as TraceExporterName;
 }
 
-/** This process's tracing, once started: what the worker needs for the workflow spans, and how to flush. */
+/** This process's tracing: what the worker needs for workflow spans, and how to flush. */
 export interface Tracing {
   readonly exporter: TraceExporterName;
   readonly resource: Resource;
@@ -84,19 +72,15 @@ export interface Tracing {
 
 let active: Tracing | undefined;
 
-/** The tracing this process started, if any. */
+/** Undefined while tracing is off. */
 export function activeTracing(): Tracing | undefined {
   return active;
 }
 
-/** Health checks, metrics scrapes and the docs are polled all day: they would bury the checkouts' traces. */
+/** Polled all day: they would bury the checkouts' traces. */
 const UNTRACED_PATHS = /^\/(healthz|livez|readyz|metrics|openapi\.json|docs)(\/|\?|$)/;
 
-/**
- * Starts tracing for this process when OTEL_TRACES_EXPORTER asks for it; does nothing otherwise.
- * Call it before the app opens any connection: the instrumentations patch ioredis, mysql2 and http
- * as they are loaded (see loadInstrumentedModules).
- */
+/** Call it before the app opens any connection: the instrumentations patch ioredis, mysql2 and http. */
 export function startTracing(serviceName: string, env: NodeJS.ProcessEnv = process.env): Tracing | undefined {
   if (active) return active;
   const exporterName = traceExporterFromEnv(env);
@@ -113,11 +97,10 @@ export function startTracing(serviceName: string, env: NodeJS.ProcessEnv = proce
     instrumentations: [
       new HttpInstrumentation({
         ignoreIncomingRequestHook: (request) => UNTRACED_PATHS.test(request.url ?? ''),
-        // The app's own outgoing HTTP is the exporter's: tracing it would trace the traces.
+        // The only outgoing HTTP is the exporter's: tracing it would trace the traces.
         ignoreOutgoingRequestHook: () => true,
       }),
-      // A span per command, but only within a trace: the reconciler's and starter's background
-      // commands would otherwise each be a trace of one span.
+      // Only within a trace: background commands would each be a one-span trace.
       new IORedisInstrumentation({ requireParentSpan: true }),
       new MySQL2Instrumentation(),
     ],
@@ -135,12 +118,7 @@ export function startTracing(serviceName: string, env: NodeJS.ProcessEnv = proce
   return active;
 }
 
-/**
- * OTEL_TRACES_SAMPLER(_ARG) as the SDK reads them (default `parentbased_always_on`), with one
- * change: a trace never starts at a lone Redis or MySQL command. Background work (the payment
- * owner, the starter's lease, the reconciler's reads) would otherwise each make a trace of one span
- * at the sampling ratio. Traces start at a request or a Temporal call.
- */
+// OTEL_TRACES_SAMPLER(_ARG) as the SDK reads them, with NoStoreRootsSampler deciding new traces.
 function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
   const name = (env.OTEL_TRACES_SAMPLER ?? '').trim().toLowerCase() || 'parentbased_always_on';
   const arg =
@@ -163,7 +141,7 @@ function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
   return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
 }
 
-/** Samples a new trace by `ratio`, unless its first span is a database or Redis command. */
+/** Background work's lone Redis or MySQL commands would each be a one-span trace: traces start at requests. */
 class NoStoreRootsSampler implements Sampler {
   constructor(private readonly ratio: Sampler) {}
   shouldSample(
@@ -174,7 +152,7 @@ class NoStoreRootsSampler implements Sampler {
     attributes: Attributes,
     links: Link[],
   ): SamplingResult {
-    // Both instrumentations name the store in db.system ('mysql', 'redis') when they start a span.
+    // Both store instrumentations set db.system when they start a span.
     if (attributes['db.system'] !== undefined) return { decision: SamplingDecision.NOT_RECORD };
     return this.ratio.shouldSample(context, traceId, spanName, spanKind, attributes, links);
   }
@@ -195,21 +173,12 @@ function createExporter(name: TraceExporterName): SpanExporter {
   }
 }
 
-/**
- * The instrumentations hook CommonJS `require`; this app is ESM, and Node loads a CommonJS package
- * imported from ESM without going through that hook. Requiring them once here lets the hook patch
- * them (prototypes and module objects are shared with the ESM import that comes later), without
- * the experimental ESM loader hooks.
- */
+// The instrumentations hook CommonJS `require`, which ESM imports bypass: requiring here patches what they share.
 function loadInstrumentedModules(): void {
   for (const name of ['http', 'https', 'ioredis', 'mysql2', 'mysql2/promise']) require(name);
 }
 
-/**
- * The current trace as W3C headers (traceparent, tracestate), to be carried through a store to a
- * later step of the same order: a checkout's promise, which the owner of starts starts in another
- * process. Undefined when tracing is off or the request is not sampled: nothing is carried then.
- */
+/** The current sampled trace as W3C headers, carried through a store to a later step (a checkout's promise). */
 export function traceCarrier(): Record<string, string> | undefined {
   if (!active) return undefined;
   const span = trace.getSpan(otelContext.active());
@@ -219,22 +188,18 @@ export function traceCarrier(): Record<string, string> | undefined {
   return carrier.traceparent ? carrier : undefined;
 }
 
-/** Runs `fn` inside the trace `carrier` carries (traceCarrier's), so its spans and Temporal calls join it. */
+/** Runs `fn` inside traceCarrier's trace, so its spans and Temporal calls join it. */
 export function inTrace<T>(carrier: Record<string, string> | undefined, fn: () => T): T {
   if (!active || !carrier) return fn();
   return otelContext.with(propagation.extract(otelContext.active(), carrier), fn);
 }
 
-/** The Temporal client's interceptors: the trace context into every start, signal, query and Update. */
+/** Puts the trace context into every start, signal, query and Update. */
 export function temporalClientInterceptors(): ClientInterceptors | undefined {
   return active ? { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } : undefined;
 }
 
-/**
- * With tracing on, the activity interceptors that open each activity's span, for an activity whose
- * workflow was traced (its headers carry a sampled trace: ./trace-header.ts); none
- * without tracing. An activity of an untraced workflow is not a trace of its own.
- */
+/** Opens a span only for an activity whose headers carry a sampled trace, never a trace of its own. */
 export function tracingActivityInterceptors(): ActivityInterceptorsFactory[] {
   if (!active) return [];
   return [
@@ -250,11 +215,7 @@ export function tracingActivityInterceptors(): ActivityInterceptorsFactory[] {
   ];
 }
 
-/**
- * The sink through which the workflow interceptors (always bundled: src/workflows/tracing-interceptors.ts) hand
- * out the workflow's spans: to this process's exporter with tracing on; dropped without, so an
- * untraced worker neither exports nor logs an unregistered sink.
- */
+/** Workflow spans go to the exporter, or are dropped so that an untraced worker logs no unregistered sink. */
 export function workflowSpanSinks(): InjectedSinks<OpenTelemetrySinks> {
   if (active) return { exporter: makeWorkflowExporter(active.spanProcessor, active.resource) };
   return { exporter: { export: { fn: () => undefined, callDuringReplay: false } } };

@@ -1,8 +1,6 @@
 /**
- * Temporal's Worker Deployment APIs (Worker Versioning), as the worker, the rollout script and the admin views use
- * them: one place that speaks the gRPC calls, since the TypeScript client has no wrapper for them yet. A worker is a
- * version (deployment name + build id) of a deployment; the deployment's current version gets new workflows, and a
- * Pinned workflow runs to its end on the version it started on (docs/operations.md, "Deploying during a sale").
+ * Temporal's Worker Deployment APIs over raw gRPC (the TypeScript client does not wrap them yet), for the worker,
+ * the rollout script and the admin views (docs/operations.md, "Deploying during a sale").
  */
 import proto from '@temporalio/proto';
 import { ORDER_WORKFLOW_TYPE } from '../model/order-workflow.js';
@@ -10,7 +8,7 @@ import { ORDER_WORKFLOW_TYPE } from '../model/order-workflow.js';
 type WorkflowService = proto.temporal.api.workflowservice.v1.WorkflowService;
 const { WorkerDeploymentVersionStatus, VersionDrainageStatus } = proto.temporal.api.enums.v1;
 
-/** Anything with the frontend's gRPC service: a client Connection or a worker's NativeConnection. */
+/** A client Connection or a worker's NativeConnection. */
 export interface HasWorkflowService {
   readonly workflowService: WorkflowService;
 }
@@ -20,12 +18,12 @@ export interface WorkerVersion {
   buildId: string;
 }
 
-/** What the server says of one version: its routing status, and whether its pinned workflows have all closed. */
+/** Routing status; DRAINED: all its pinned workflows have closed. */
 export type VersionStatus = 'INACTIVE' | 'CURRENT' | 'RAMPING' | 'DRAINING' | 'DRAINED';
 
 export interface VersionDescription extends WorkerVersion {
   status: VersionStatus;
-  /** The task queues this version's workers poll (name, then WORKFLOW or ACTIVITY). */
+  /** The task queues this version's workers poll. */
   taskQueues: { name: string; type: 'WORKFLOW' | 'ACTIVITY' | 'OTHER' }[];
   rampPercentage: number;
 }
@@ -36,7 +34,7 @@ export interface DeploymentDescription {
   rampingBuildId: string | null;
   rampingPercentage: number;
   versions: { buildId: string; status: VersionStatus; createdAt: string | null }[];
-  /** When the deployment's first worker polled: orders started before it started before versioning. */
+  /** When its first worker polled: orders started before it are unversioned. */
   createdAt: string | null;
 }
 
@@ -45,16 +43,12 @@ export interface DeploymentStatus {
   currentBuildId: string | null;
   rampingBuildId: string | null;
   rampingPercentage: number;
-  /** Each version, its routing status and the OrderWorkflows still open on it. */
   versions: { buildId: string; status: VersionStatus; openOrders: number }[];
-  /**
-   * Orders started before versioning (on no version, started before the deployment existed): they run on whichever
-   * version is current. Not the orders started since and waiting for their first task, also on no version yet.
-   */
+  /** Orders started before versioning (they run on the current version); not new ones awaiting a first task. */
   unversionedOpenOrders: number;
 }
 
-/** The APIs' version string, `<deployment name>.<build id>`, as the Web UI shows it. */
+/** `<deployment name>.<build id>`, as the APIs and the Web UI write it. */
 export function versionString(version: WorkerVersion): string {
   return `${version.deploymentName}.${version.buildId}`;
 }
@@ -67,10 +61,7 @@ const STATUS_NAMES: Record<number, VersionStatus> = {
   [WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_DRAINED]: 'DRAINED',
 };
 
-/**
- * A version's status. The server reports DRAINING until its drainage check (matching.wv.VersionDrainageStatus*
- * intervals) has seen no open pinned workflow; drainageInfo says DRAINED first, so either counts.
- */
+/** DRAINING lasts until a drainage check (matching.wv.VersionDrainageStatus*); drainageInfo is DRAINED first. */
 function statusOf(status: number | null | undefined, drainage: number | null | undefined): VersionStatus {
   if (drainage === VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINED) return 'DRAINED';
   return STATUS_NAMES[status ?? 0] ?? 'INACTIVE';
@@ -93,11 +84,7 @@ export class WorkerDeployments {
     return this.connection.workflowService;
   }
 
-  /**
-   * Refuses loudly where the server has no Worker Deployment APIs (older than 1.28, or turned off): versioned
-   * workers would poll and never be given a task. NOT_FOUND (no such deployment yet) is the answer of a server
-   * that has them.
-   */
+  /** Without these APIs versioned workers poll and never get a task; NOT_FOUND means the server has them. */
   async assertAvailable(deploymentName: string): Promise<void> {
     try {
       await this.service.describeWorkerDeployment({ namespace: this.namespace, deploymentName });
@@ -111,7 +98,7 @@ export class WorkerDeployments {
     }
   }
 
-  /** The version as the server knows it; null until one of its workers has polled. */
+  /** Null until one of its workers has polled. */
   async describeVersion(version: WorkerVersion): Promise<VersionDescription | null> {
     try {
       const { workerDeploymentVersionInfo: info } = await this.service.describeWorkerDeploymentVersion({
@@ -140,10 +127,7 @@ export class WorkerDeployments {
     }
   }
 
-  /**
-   * Waits until the server has seen `version`'s workers poll every one of `taskQueues` (a version cannot be made
-   * current before), bounded by `timeoutMs`; its description then.
-   */
+  /** A version cannot be made current before its workers poll every one of `taskQueues`. */
   async untilPolling(
     version: WorkerVersion,
     taskQueues: readonly string[],
@@ -163,7 +147,7 @@ export class WorkerDeployments {
     }
   }
 
-  /** The deployment's routing and its versions; null while no worker of it has polled. */
+  /** Null while no worker of it has polled. */
   async describeDeployment(deploymentName: string): Promise<DeploymentDescription | null> {
     const described = await this.describeRaw(deploymentName);
     if (!described) return null;
@@ -183,11 +167,7 @@ export class WorkerDeployments {
     };
   }
 
-  /**
-   * Makes `version` the deployment's current one: new workflows start on it (the ramp, if any, ends). Returns once
-   * the routing reached every task queue partition (the milliseconds that took): before, a partition still starts
-   * new orders on the previous version.
-   */
+  /** Ends any ramp. Returns once every task queue partition starts new orders on it (the ms that took). */
   async setCurrent(version: WorkerVersion): Promise<number> {
     const described = await this.describeRaw(version.deploymentName);
     await this.service.setWorkerDeploymentCurrentVersion({
@@ -200,10 +180,7 @@ export class WorkerDeployments {
     return this.untilRouted(version.deploymentName);
   }
 
-  /**
-   * Waits until the deployment's routing has reached every partition of its task queues (the server propagates a
-   * switch asynchronously), bounded; the milliseconds it took. A server that does not report the state counts as done.
-   */
+  /** The server propagates a switch asynchronously; one that does not report the state counts as done. */
   private async untilRouted(deploymentName: string, timeoutMs = 60_000): Promise<number> {
     const started = Date.now();
     const { ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS } = proto.temporal.api.enums.v1.RoutingConfigUpdateState;
@@ -217,7 +194,7 @@ export class WorkerDeployments {
     }
   }
 
-  /** Sends `percentage` of new workflows to `version`, the rest to the current one, once routed (as setCurrent). */
+  /** The rest go to the current version; returns once routed, as setCurrent. */
   async setRamping(version: WorkerVersion, percentage: number): Promise<number> {
     const described = await this.describeRaw(version.deploymentName);
     await this.service.setWorkerDeploymentRampingVersion({
@@ -231,7 +208,7 @@ export class WorkerDeployments {
     return this.untilRouted(version.deploymentName);
   }
 
-  /** Forgets a drained version with no pollers left (a deployment keeps at most 100 versions). */
+  /** For a drained version with no pollers left: a deployment keeps at most 100 versions. */
   async deleteVersion(version: WorkerVersion): Promise<void> {
     await this.service.deleteWorkerDeploymentVersion({
       namespace: this.namespace,
@@ -240,17 +217,13 @@ export class WorkerDeployments {
     });
   }
 
-  /**
-   * Running workflows of `workflowType` on `taskQueue` pinned to each of `buildIds` (visibility's
-   * TemporalWorkerDeploymentVersion), and those on no version (started before versioning): what an operator watches
-   * drain. The task queue scopes the unversioned count to this deployment's orders, not the namespace's.
-   */
+  /** What an operator watches drain; the task queue scopes the unversioned count to this deployment's orders. */
   async openWorkflowsByVersion(
     deploymentName: string,
     buildIds: readonly string[],
     workflowType: string,
     taskQueue: string,
-    /** The deployment's creation: workflows on no version started after it only wait for their first task. */
+    /** Workflows on no version started after it only wait for their first task. */
     deploymentCreatedAt: string | null,
   ): Promise<{ byBuildId: Record<string, number>; unversioned: number }> {
     const count = async (versionClause: string): Promise<number> => {
@@ -276,7 +249,7 @@ export class WorkerDeployments {
     };
   }
 
-  /** Up to `limit` workflow ids of the open orders on `orderTaskQueue` pinned to `version`: which keep it draining. */
+  /** The open orders that keep `version` draining. */
   async openOrderIds(version: WorkerVersion, orderTaskQueue: string, limit: number): Promise<string[]> {
     const { executions } = await this.service.listWorkflowExecutions({
       namespace: this.namespace,
@@ -288,7 +261,7 @@ export class WorkerDeployments {
     return (executions ?? []).slice(0, limit).map((execution) => execution.execution?.workflowId ?? '');
   }
 
-  /** The deployment's versions with their open orders on `orderTaskQueue`: what rollouts print and admins see. */
+  /** What rollouts print and admins see. */
   async status(deploymentName: string, orderTaskQueue: string): Promise<DeploymentStatus> {
     const described = (await this.describeDeployment(deploymentName)) ?? {
       deploymentName,

@@ -1,11 +1,6 @@
 /**
- * The order's vocabulary and its rules, as plain data and pure functions. The vocabulary: every
- * status, reason and outcome an order and its payments can have, each list declared once (the
- * API's zod enums, the store's statuses and the dashboard derive from them). The rules: when a
- * payment came in time, which payment is applied and why one is refunded, which order can be
- * cancelled, how the wait for a payment ends. OrderWorkflow applies them to its state, the order
- * client to what MySQL recorded of a closed order. It imports nothing, so the workflow bundle and
- * the dashboard's browser script take it in, and test/order-rules.test.ts needs no server.
+ * The order's vocabulary (every status, reason and outcome, declared once) and its rules as pure functions. It imports
+ * nothing, so the workflow bundle and the dashboard's browser script can take it in.
  */
 
 /** The statuses an order row can have: a PENDING order exists only in its workflow. */
@@ -18,11 +13,7 @@ export const STORED_ORDER_STATUSES = [
   'REFUNDED',
 ] as const;
 
-/**
- * An order's statuses in the order it moves through them (docs/api.md, "Order states"). DISPUTED and
- * REFUNDED come after PAID, from the provider (a card holder's dispute, a refund made at the provider):
- * the workflow has closed by then, and never sets them.
- */
+/** In the order an order moves through them (docs/api.md, "Order states"); only a provider sets DISPUTED, REFUNDED. */
 export const ORDER_STATUSES = ['PENDING', ...STORED_ORDER_STATUSES] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
@@ -31,20 +22,14 @@ export const OPEN_STATUSES: readonly OrderStatus[] = ['PENDING', 'AWAITING_PAYME
 
 export type StoredOrderStatus = (typeof STORED_ORDER_STATUSES)[number];
 
-/**
- * The statuses of an order whose units are sold: paid, whatever became of the money since. A unit whose money went
- * back (a refund at the provider, a dispute lost) is not put back on sale: its goods may be on their way.
- */
+/** Paid, whatever became of the money since: a unit whose money went back stays sold, its goods may be on their way. */
 export const SOLD_STATUSES = ['PAID', 'DISPUTED', 'REFUNDED'] as const satisfies readonly StoredOrderStatus[];
 
 export function isSold(status: OrderStatus | undefined): boolean {
   return (SOLD_STATUSES as readonly string[]).includes(status ?? '');
 }
 
-/**
- * A dispute's standing as the order shows it (Stripe's dispute statuses folded): OPEN while the card holder's bank
- * decides (an inquiry included), then WON or LOST.
- */
+/** Stripe's dispute statuses folded: OPEN while the card holder's bank decides (an inquiry included). */
 export const DISPUTE_STANDINGS = ['OPEN', 'WON', 'LOST'] as const;
 export type DisputeStanding = (typeof DISPUTE_STANDINGS)[number];
 
@@ -56,10 +41,7 @@ export interface MoneyTakenBack {
   dispute: DisputeStanding | null;
 }
 
-/**
- * A paid order's status once the provider took money back: DISPUTED while a dispute is open; REFUNDED once all of it
- * went back (refunds of the whole amount, or a dispute lost); else PAID (a part refunded shows as refundedCents).
- */
+/** DISPUTED while a dispute is open; REFUNDED once all the money went back (or a dispute was lost); else PAID. */
 export function paidOrderStatus(totalCents: number, takenBack: MoneyTakenBack): 'PAID' | 'DISPUTED' | 'REFUNDED' {
   if (takenBack.dispute === 'OPEN') return 'DISPUTED';
   if (takenBack.dispute === 'LOST' || takenBack.refundedCents >= totalCents) return 'REFUNDED';
@@ -74,12 +56,7 @@ export type CancelReason = (typeof CANCEL_REASONS)[number];
 export const PAYMENT_OUTCOMES = ['APPLIED', 'REFUND_REQUIRED'] as const;
 export type PaymentOutcome = (typeof PAYMENT_OUTCOMES)[number];
 
-/**
- * Where a REFUND_REQUIRED payment's refund stands at a provider that refunds through its API
- * (Stripe): asked (REFUND_REQUESTED), then the provider's answer or refund webhook: REFUNDED, or
- * REFUND_FAILED (an operator takes over). A payment through the generic webhook stays
- * REFUND_REQUIRED for an operator.
- */
+/** A refund through a provider's API (Stripe); REFUND_FAILED goes to an operator, as a generic-webhook refund does. */
 export const REFUND_STATES = ['REFUND_REQUESTED', 'REFUNDED', 'REFUND_FAILED'] as const;
 export type RefundState = (typeof REFUND_STATES)[number];
 
@@ -87,16 +64,10 @@ export type RefundState = (typeof REFUND_STATES)[number];
 export const STORED_PAYMENT_OUTCOMES = ['RECEIVED', ...PAYMENT_OUTCOMES, ...REFUND_STATES] as const;
 export type StoredPaymentOutcome = (typeof STORED_PAYMENT_OUTCOMES)[number];
 
-/**
- * A payment provider's name: the generic signed webhook, Stripe, or another registered provider (docs/api.md). A plain
- * string here, checked against the providers' registry (src/payments/providers/registry.ts) where a name comes in.
- */
+/** A plain string here, checked against src/payments/providers/registry.ts where a name comes in. */
 export type PaymentProviderName = string;
 
-/**
- * The webhook's answer: the verdict, DUPLICATE for an event already judged, or RECEIVED for an
- * event recorded before its order's row was written (the row decides it as it is written).
- */
+/** The verdict, DUPLICATE for an event already judged, or RECEIVED before its order's row exists (decided then). */
 export const WEBHOOK_OUTCOMES = [...PAYMENT_OUTCOMES, 'DUPLICATE', 'RECEIVED'] as const;
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
 
@@ -105,10 +76,8 @@ export const STRIPE_WEBHOOK_OUTCOMES = [...WEBHOOK_OUTCOMES, 'RECORDED', 'IGNORE
 export type StripeWebhookOutcome = (typeof STRIPE_WEBHOOK_OUTCOMES)[number];
 
 /**
- * Why a payment was not applied to its order. RECEIVED_AFTER_DEADLINE: recorded after the order's
- * payment deadline (judged by when it arrived, not when it was delivered); ORDER_NOT_FOUND: no
- * order with that number was ever accepted; INTENT_MISMATCH: paid on a provider's intent this
- * deployment opened, but not for that order (or in another currency).
+ * Why a payment was not applied. RECEIVED_AFTER_DEADLINE: judged by when it was recorded, not delivered;
+ * INTENT_MISMATCH: paid on an intent this deployment opened, but not for that order (or in another currency).
  */
 export const REFUND_REASONS = [
   'ORDER_NOT_AWAITING_PAYMENT',
@@ -164,21 +133,14 @@ export function verdictOf(record: PaymentVerdict): PaymentVerdict {
 export interface PayableOrder {
   totalCents: number;
   paymentDeadline: string;
-  /** A payment was already applied. */
   paid: boolean;
   /** The status the order is closed or closing as; undefined while it waits for a payment. */
   closingAs: OrderStatus | undefined;
-  /**
-   * Whether the payment deadline decides (the arrival rule: the generic webhook). False for a
-   * provider whose intent cannot be paid once cancelled (Stripe): its state machine decides.
-   */
+  /** False for a provider whose intent cannot be paid once cancelled (Stripe): its state machine, not the deadline. */
   deadlineDecides?: boolean;
 }
 
-/**
- * The verdict on a payment. What the payment itself says comes first (its amount, when it was
- * recorded), so the reason does not depend on when it was delivered; then the order's standing.
- */
+/** The payment's own facts come first (amount, arrival), so the reason does not depend on delivery time. */
 export function judgePayment(order: PayableOrder, payment: PaymentArrival): PaymentVerdict {
   if (payment.amountCents !== order.totalCents) return refund('AMOUNT_MISMATCH');
   if (order.deadlineDecides !== false && !receivedInTime(payment.receivedAt, order.paymentDeadline))
@@ -193,20 +155,11 @@ export interface OrderAtTheDoor {
   status: StoredOrderStatus;
   totalCents: number;
   paymentDeadline: string;
-  /**
-   * Paid through a provider whose payment cannot succeed once cancelled (Stripe's intent): its state machine, not
-   * the deadline, decides, and the order is cancelled only once the provider confirmed it (docs/fault-tolerance.md).
-   */
+  /** Stripe's intent: its state machine, not the deadline, decides (docs/fault-tolerance.md). */
   intentDecides: boolean;
 }
 
-/**
- * The verdict of the one judge (docs/fault-tolerance.md, "A payment's path"): the order's row decides every payment,
- * once, under its lock, in arrival order, whoever brings it (a webhook, the catch-up, the close reading its intent, the
- * transaction that first writes the row). What the payment itself says comes first (its amount; for the generic
- * webhook when it was recorded), then the row: an order awaiting payment is paid by it; a sold one refunds it
- * (ALREADY_PAID); one closed unpaid refunds it for its close.
- */
+/** The one judge (docs/fault-tolerance.md, "A payment's path"): the row decides every payment once, under its lock. */
 export function judgeAtTheDoor(order: OrderAtTheDoor, payment: PaymentArrival): PaymentVerdict {
   return judgePayment(
     {
@@ -227,9 +180,8 @@ export type Outcome<Payment = PaymentArrival> =
   | { status: 'FAILED'; reason: string };
 
 /**
- * How the wait for a payment ended. A payment accepted before an operator's cancel wins: the money
- * was taken for a persisted order. An order whose provider refused to make its payment (nothing
- * the shopper can pay) fails unless its shopper or an operator cancelled it first.
+ * A payment accepted before an operator's cancel wins: the money was taken for a persisted order. A provider's refusal
+ * to make the payment fails the order unless a cancel came first.
  */
 export function outcomeOfWait<Payment>(wait: {
   accepted: Payment | undefined;

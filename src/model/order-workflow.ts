@@ -1,12 +1,6 @@
 /**
- * The OrderWorkflow as its callers see it: its type name and signature, id, input, state, Updates,
- * query, search attributes and the order number's form. Declared once here and shared by the
- * workflow, the order's workflow client, the stores and the tests; the vocabulary (statuses,
- * reasons, outcomes) and the rules on the state live in ./order-rules.ts, exported from here too.
- *
- * The workflow bundle takes this file in (src/workers/bundle.ts hashes it with the workflows), so
- * it holds only deterministic code: pure functions, constants and the SDK's define* helpers.
- * States are described in docs/api.md, the rules in docs/fault-tolerance.md.
+ * OrderWorkflow as its callers see it (type, signature, id, input, state, messages, search attributes, order numbers),
+ * re-exporting ./order-rules.ts. The workflow bundle takes it in: deterministic code only.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
@@ -25,15 +19,9 @@ export interface OrderInput {
   idempotencyKey?: string;
   /** ISO time the API reserved the stock. */
   createdAt: string;
-  /**
-   * How long the shopper has to pay, as a duration string ("30m"). It travels in the input so that
-   * changing PAYMENT_WINDOW never changes the deadline of an order already running.
-   */
+  /** A duration string ("30m"), in the input so a changed PAYMENT_WINDOW never moves a running order's deadline. */
   paymentWindow: string;
-  /**
-   * The provider the order is paid through when it makes a payment per order (Stripe: a
-   * PaymentIntent); absent for the generic webhook, which needs nothing made.
-   */
+  /** The provider the order makes a payment at (Stripe: a PaymentIntent); absent for the generic webhook. */
   paymentProvider?: ProviderWithApi;
 }
 
@@ -51,10 +39,7 @@ export interface PaymentReceived {
   /** The provider's event id: the same event delivered twice is applied once. */
   eventId: string;
   amountCents: number;
-  /**
-   * When the payment was recorded (the payments row's received_at, stamped by MySQL): the order
-   * judges the payment by it, however late it is delivered.
-   */
+  /** The payments row's received_at, stamped by MySQL: the order judges the payment by it, however late delivered. */
   receivedAt: string;
 }
 
@@ -67,10 +52,7 @@ export interface PaymentRecord extends PaymentVerdict {
 /** What persisting an order needs (persistOrder, recordOrderFailure): the input and its payment deadline. */
 export type PersistOrderInput = OrderInput & { paymentDeadline: string };
 
-/**
- * The order as its workflow holds it: what the `status` query and the Updates answer, and the
- * workflow's result. The API shows the shopper a part of it (OrderView).
- */
+/** The order as its workflow holds it: the `status` query's, the Updates' and the result's answer. */
 export interface OrderState {
   orderNo: string;
   sku: string;
@@ -81,24 +63,16 @@ export interface OrderState {
   cancelReason?: CancelReason;
   failureReason?: string;
   createdAt: string;
-  /**
-   * When the order became payable + the payment window (while PENDING: createdAt + the window): after it, an unpaid
-   * order is cancelled.
-   */
+  /** When it became payable (while PENDING: createdAt) + the payment window; unpaid after it, it is cancelled. */
   paymentDeadline: string;
   paidAt?: string;
-  /** Every payment event the workflow saw, with what became of it. */
   payments: PaymentRecord[];
-  /** The provider the order is paid through, when it is not the generic webhook. */
   paymentProvider?: ProviderWithApi;
   /** Its payment at that provider, once made (while AWAITING_PAYMENT the shopper pays through it). */
   paymentIntent?: PaymentIntentHandle;
 }
 
-/**
- * The order's state when its workflow starts: PENDING, its payment deadline the earliest it can be
- * (the reservation + the payment window, moved later once persisted).
- */
+/** PENDING, its deadline the earliest it can be (moved later once persisted). */
 export function pendingOrderState(input: OrderInput): OrderState {
   return {
     orderNo: input.orderNo,
@@ -114,10 +88,7 @@ export function pendingOrderState(input: OrderInput): OrderState {
   };
 }
 
-/**
- * The order as the API shows it to its shopper (docs/api.md): its state without the user id and the payments; the
- * PaymentIntent only while the order awaits payment.
- */
+/** The order as its shopper sees it (docs/api.md): no user id or payments; the PaymentIntent only while payable. */
 export type OrderView = OrderViewOfState & {
   /** Refunded at the provider after payment without us asking (docs/api.md, "Order states"). */
   refundedCents?: number;
@@ -148,23 +119,12 @@ type OrderViewOfState = Pick<
   | 'paymentIntent'
 >;
 
-/**
- * The card's payment signal: a payment the order's row applied (PaymentStore.recordPayment), sent after the commit.
- * The workflow follows the row's decision and closes the order as PAID; it does not judge the payment again. A signal
- * needs no worker: Temporal keeps it in the history until one runs the order (docs/fault-tolerance.md).
- */
+/** Sent after the commit of a payment the row applied; needs no worker: Temporal keeps it in the history. */
 export const paymentAppliedSignal = defineSignal<[PaymentReceived]>('paymentApplied');
 
-/**
- * The shopper's cancel, whose verdict is the order row's (the workflow cancels the row first): refused NOT_CANCELLABLE
- * once a payment was applied (a refusal the validator can tell never enters the history).
- */
+/** The shopper's cancel, judged by the row: refused NOT_CANCELLABLE once a payment was applied. */
 export const cancelUpdate = defineUpdate<OrderState, []>('cancel');
-/**
- * Answers once the order's persistence has an outcome: the state as soon as it is no longer
- * PENDING (AWAITING_PAYMENT once persisted; FAILED, with failureReason, once it failed for good).
- * The waiting checkout sends it with Update-with-Start.
- */
+/** The state once persisting has an outcome (not PENDING); the waiting checkout sends it with Update-with-Start. */
 export const awaitPersistedUpdate = defineUpdate<OrderState, []>('awaitPersisted');
 export const statusQuery = defineQuery<OrderState>('status');
 
@@ -177,18 +137,12 @@ export const ORDER_WORKFLOW_TYPE = 'OrderWorkflow';
 /** Its signature: callers start it by name with these types; src/workflows/order.ts satisfies it. */
 export type OrderWorkflowSignature = (input: OrderInput) => Promise<OrderState>;
 
-/**
- * The task queue of an order's provider requests (openPayment, closePayment): the order's own queue
- * with a suffix, served by workers that pace them at the provider's rate.
- */
+/** The order's own queue with a suffix: its workers pace openPayment and closePayment at the provider's rate. */
 export function providerTaskQueue(orderTaskQueue: string): string {
   return `${orderTaskQueue}-provider`;
 }
 
-/**
- * A payment its row owes back through a provider's API is refunded by RefundWorkflow (src/workflows/refunds.ts),
- * one per payment event (a second start while one runs joins it), started by the reconciler.
- */
+/** RefundWorkflow's id is per payment event: a second start while one runs joins it. */
 export const REFUND_WORKFLOW_TYPE = 'RefundWorkflow';
 export type RefundWorkflowSignature = (input: { eventId: string }) => Promise<string>;
 export function refundWorkflowId(eventId: string): string {
@@ -203,20 +157,15 @@ export function orderWorkflowId(orderNo: string): string {
   return `order-${orderNo}`;
 }
 
-/**
- * Custom search attributes, set once at the start, so operators can filter orders in the Web UI
- * (`OrderSku = "SKU-1" AND ExecutionStatus = "Running"`). The stack registers them. The status is
- * not one: a visibility write per change that nothing read (the status query answers it).
- */
+/** Set once at the start for Web UI filters; the status is not one: a visibility write per change nothing read. */
 export const ORDER_SKU_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderSku', SearchAttributeType.KEYWORD);
 export const ORDER_USER_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderUserId', SearchAttributeType.KEYWORD);
 
 export const ORDER_SEARCH_ATTRIBUTES = [ORDER_SKU_SEARCH_ATTRIBUTE, ORDER_USER_SEARCH_ATTRIBUTE] as const;
 
 /**
- * Order numbers: 10 chars of millisecond time then 16 random chars, in Crockford base32 (like a
- * ULID). Sortable by creation time, unique across API instances without coordination (80 random
- * bits per millisecond), and safe in URLs and workflow ids. Made by the checkout (newOrderNo).
+ * Order numbers: 10 chars of millisecond time, then 16 random (80 bits per ms), in Crockford base32 like a ULID:
+ * sortable, unique across API instances without coordination, and safe in URLs and workflow ids.
  */
 export const ORDER_NO_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 export const ORDER_NO_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -230,10 +179,8 @@ export function orderNoTime(orderNo: string): number | null {
 }
 
 /**
- * Milliseconds of a duration string ("30m", "90s", "2 hours") or number, with `ms`, the parser
- * Temporal's SDK itself uses; throws on anything that is not a positive duration. Here because the
- * workflow computes the payment deadline from the duration in its input; config and auth share it
- * so every process reads a duration the same way.
+ * Milliseconds of a duration string ("30m", "2 hours") or number, parsed by `ms` as Temporal's SDK does; throws on
+ * anything not positive. Here because the workflow computes the deadline from its input.
  */
 export function durationToMs(value: string | number): number {
   const parsed = typeof value === 'number' ? value : ms(value as Parameters<typeof ms>[0]);

@@ -1,13 +1,6 @@
-/**
- * The reconciler's contract: its workflow type, schedule id, input and report. Shared by the
- * workflow, its activities and the worker that keeps the schedule. Types and constants only.
- */
+/** The reconciler's contract: workflow type, schedule id, input and report (types and constants only). */
 export const RECONCILE_WORKFLOW_TYPE = 'ReconcileWorkflow';
-/**
- * The Temporal Schedule that runs the reconciler every RECONCILE_INTERVAL (Web UI → Schedules).
- * One per task queue: deployments that share a namespace (staging beside production) each
- * reconcile their own stores with their own workers.
- */
+/** One Schedule per task queue: deployments sharing a namespace (staging beside production) reconcile their own. */
 export function reconcileScheduleId(taskQueue: string): string {
   return `flash-checkout-reconcile-${taskQueue}`;
 }
@@ -19,10 +12,7 @@ export interface ReconcileInput {
   pageSize?: number;
   /** Reconcile only these sales (an operator's targeted run); all sales when omitted. */
   skus?: string[];
-  /**
-   * A promised order not started for this long is given up: its units released, a FAILED row
-   * written (PromiseExpired). Default PROMISE_MAX_AGE_MS (15 minutes).
-   */
+  /** A promise not started this long is given up (PromiseExpired, a FAILED row); default PROMISE_MAX_AGE_MS. */
   promiseMaxAgeMs?: number;
 }
 
@@ -50,10 +40,7 @@ export interface SaleSurvey {
   mysql: { stock: number; available: number; awaitingPayment: number; paid: number };
   /** Live reservations or disagreement: the sale's reservations are scanned. */
   needsScan: boolean;
-  /**
-   * Orders with a checkout key in MySQL beyond the keys Redis maps (keys lost with Redis's writes: a closed order's
-   * key names it no more); the sale's keyed orders are then gone through and each missing key set again.
-   */
+  /** Keyed MySQL orders beyond the keys Redis maps (lost with Redis's writes): each missing key is set again. */
   keysMissing: number;
 }
 
@@ -67,10 +54,7 @@ export interface ReservationPageResult {
   pendingUnits: number;
   /** Promised orders older than the grace period whose workflow had not started: started now. */
   startedPromises: number;
-  /**
-   * Unclaimed reservations whose workflow never started and could not be: without a recorded input
-   * (reserved before promises), or older than the promise's maximum age. Released, FAILED rows written.
-   */
+  /** Unclaimed reservations that cannot start (no recorded input, or past the promise's maximum age): released. */
   releasedOrphans: number;
   /** Reservations whose workflow closed without persisting the order (terminated): released. */
   releasedAbandoned: number;
@@ -135,30 +119,27 @@ export interface ReconcileReport {
   salesOnlyInRedis: string[];
   /** Payments applied as they were recorded whose workflow got its paymentApplied Signal from this run. */
   paymentsSignalled: number;
-  /**
-   * Payments left RECEIVED that this run had decided: by their order's row (one an earlier build left waiting), or
-   * refunded ORDER_NOT_FOUND (no order of ours has their number).
-   */
+  /** Payments left RECEIVED that this run decided: by their order's row, or refunded ORDER_NOT_FOUND. */
   paymentsDecided: number;
   /** Refunds owed through a provider's API whose RefundWorkflow this run started (asked, or read again). */
   refundsStarted: number;
 }
 
-/** A page of refunds due (startDueRefunds): how many were read, started, failed to start (due again at once). */
+/** A page of refunds due (startDueRefunds); a failed start is due again at once. */
 export interface RefundStartPage {
   read: number;
   started: number;
   failed: number;
 }
 
-/** A page of payments left waiting (decideWaitingPayments): how many were read, decided, refunded ORDER_NOT_FOUND. */
+/** A page of payments left waiting (decideWaitingPayments). */
 export interface WaitingPaymentPage {
   read: number;
   decided: number;
   orderNotFound: number;
 }
 
-/** A page of payments to signal (signalAppliedPayments): how many were read, signalled (or found closed), failed. */
+/** A page of payments to signal (signalAppliedPayments); `signalled` counts those found closed too. */
 export interface PaymentSignalPage {
   read: number;
   signalled: number;

@@ -1,7 +1,4 @@
-/**
- * Builds the workflow bundle once (webpack via bundleWorkflowCode), so production workers start
- * from a file instead of re-bundling on every start. Rebuilt only when a workflow source changes.
- */
+/** Builds the workflow bundle once, so production workers start from a file; rebuilt only when its sources change. */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -10,25 +7,17 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 
 const WORKFLOWS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows');
 
-/**
- * The workflow bundle's entry point: the TypeScript source when running from it (tsx), the
- * compiled JavaScript next to this module in a build (dist/workflows), which webpack bundles alike.
- */
+/** The entry point: the TypeScript source under tsx, the compiled JavaScript in a build (dist/workflows). */
 export const WORKFLOWS_PATH = existsSync(join(WORKFLOWS_DIR, 'index.ts'))
   ? join(WORKFLOWS_DIR, 'index.ts')
   : join(WORKFLOWS_DIR, 'index.js');
 
-/**
- * The workflow interceptors module (OpenTelemetry's, used where the caller's trace is sampled:
- * src/workflows/tracing-interceptors.ts), bundled into every worker's workflow code, traced or not.
- */
+/** OpenTelemetry's workflow interceptors (src/workflows/tracing-interceptors.ts), bundled into every worker. */
 export const WORKFLOW_TRACING_MODULE = WORKFLOWS_PATH.replace(/index\.(ts|js)$/, 'tracing-interceptors.$1');
 
 /**
- * The local source files the bundle is made of: the workflow modules and everything they import by
- * value, found by following relative imports from the entry points (the order's contract lives in
- * src/order/ and is bundled too; an `import type` brings in no code). test/bundle.test.ts checks
- * this list against the modules webpack actually bundled.
+ * The bundle's local source files: the workflow modules and what they import by value (`import type` brings no code),
+ * found by following relative imports. test/bundle.test.ts checks it against webpack's module list.
  */
 export function workflowSourceFiles(): string[] {
   const seen = new Set<string>();
@@ -47,10 +36,7 @@ export function workflowSourceFiles(): string[] {
   return [...seen].sort();
 }
 
-/**
- * A hash of the bundle's source files and of the lockfile (which pins the SDK and webpack): the bundle is stale when it
- * changes.
- */
+/** The bundle's sources and the lockfile (it pins the SDK and webpack): the bundle is stale when this changes. */
 function sourceHash(): string {
   const hash = createHash('sha256');
   const root = join(WORKFLOWS_DIR, '..');
@@ -61,9 +47,8 @@ function sourceHash(): string {
 }
 
 /**
- * The workflow code's build id for Worker Versioning: the source hash of the bundle at `bundlePath` (its stamp, written
- * with it), else of the sources this process would bundle. Only a change to the workflows, what they import, or the
- * locked dependencies (the SDK is bundled too) makes a new version.
+ * The build id for Worker Versioning: the stamp of the bundle at `bundlePath`, else the hash of the sources this
+ * process would bundle. Only the workflows, their imports or the locked dependencies make a new version.
  */
 export function workflowBuildId(bundlePath?: string): string {
   const stamp = bundlePath ? `${bundlePath}.hash` : undefined;
@@ -72,13 +57,9 @@ export function workflowBuildId(bundlePath?: string): string {
 }
 
 /**
- * Writes the bundle to `outFile` unless an up-to-date one is there; returns whether it built.
- *
- * OpenTelemetry's workflow interceptors are always bundled in, traced or not: they change the
- * order of a workflow's commands around an Update (their handler span adds awaits), so a history
- * written with them does not replay without them (test/tracing.test.ts showed TMPRL1100 on the pay
- * Update). With the same workflow code everywhere, turning tracing on or off is only a question of
- * whether the spans leave the worker (src/infra/tracing.ts), never of determinism.
+ * Writes the bundle to `outFile` unless an up-to-date one is there; returns whether it built. The tracing interceptors
+ * are always in: they reorder a workflow's commands around an Update, so a history written with them does not replay
+ * without them (TMPRL1100); tracing on or off only decides whether spans leave the worker.
  */
 export async function buildWorkflowBundle(
   outFile: string,

@@ -1,12 +1,8 @@
 /**
- * The worker's workflow cache, published for the dashboard: every few seconds each worker process puts its cache's
- * size and bound (Worker.getStatus, the compiled maxCachedWorkflows) and what its Core runtime counted since the last
- * time (temporal_sticky_cache_hit, _miss, _total_forced_eviction, read from its own Prometheus endpoint on loopback)
- * on the task queue's figures board in Redis (src/inventory/worker-figures.ts), where the API reads them.
- *
- * Why a board rather than the API scraping the workers: the dashboard reaches the API only, workers come and go
- * (scaled, restarted, on other hosts) without the API knowing their addresses, and Redis is what both already share.
- * Each entry expires by Redis's clock, so a worker that stops is absent within one TTL, never an error.
+ * The worker's workflow cache figures for the dashboard: every few seconds each worker puts its cache's size and bound
+ * and Core's sticky-cache counters since last time on the task queue's Redis board (src/inventory/worker-figures.ts).
+ * A board, not the API scraping workers: workers come and go unknown to the API, and Redis is what both share. An entry
+ * expires by Redis's clock, so a stopped worker is absent within one TTL.
  */
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -37,10 +33,7 @@ export interface CacheCounters {
 const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 
-/**
- * The cache counters of one task queue in the runtime's Prometheus text, summed over their other labels (the
- * workflow type). A counter Core has not incremented yet is not exported at all: 0.
- */
+/** One task queue's cache counters in Prometheus text, summed over other labels; one not yet incremented is 0. */
 export function parseCacheCounters(text: string, taskQueue: string): CacheCounters {
   const counters: CacheCounters = { hits: 0, misses: 0, forcedEvictions: 0 };
   const field = new Map<string, keyof CacheCounters>([

@@ -1,10 +1,7 @@
 /**
- * How many orders the worker keeps cached: WORKER_MAX_CACHED_WORKFLOWS, cut to what its heap holds. An order in the
- * cache takes its next message in one workflow task; an evicted one is first replayed from its history (the
- * payment phase of `npm run bench` measures both, docs/performance.md "Payments at a sale's rate"). A sale keeps
- * every unpaid order open for the payment window, so the bound should cover them all; but a cache the heap cannot
- * hold ends in an out-of-memory crash, which is worse than replays. So the bound is the setting, or what the heap
- * limit leaves room for at the measured memory per cached order, whichever is less.
+ * How many orders the worker caches: WORKER_MAX_CACHED_WORKFLOWS, cut to what its heap holds. An evicted order is
+ * replayed before its next message (docs/performance.md "Payments at a sale's rate"), but a cache the heap cannot hold
+ * ends in an out-of-memory crash, which is worse.
  */
 
 /** Memory one cached order takes in the worker (its workflow context and Core's state): docs/performance.md. */
@@ -13,7 +10,6 @@ export const CACHED_ORDER_BYTES = 200 * 1024;
 export const HEAP_RESERVE_BYTES = 768 * 1024 * 1024;
 
 export interface CacheBound {
-  /** The orders the worker caches. */
   bound: number;
   /** The setting was more than the heap holds: cut to `bound`. */
   cut: boolean;

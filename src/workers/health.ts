@@ -1,9 +1,7 @@
 /**
- * The worker's liveness and readiness on a small HTTP port (node:http, nothing else):
- *   GET /livez   200 while the process serves and its Worker has not failed
- *   GET /readyz  200 only while the Worker is RUNNING; 503 while it starts, drains or has stopped;
- *                either way with how far the clocks it is compared with are from its own
- * An orchestrator stops routing work (and counting the replica as available) once the drain starts.
+ * The worker's liveness and readiness on a small HTTP port: /livez 200 unless the Worker failed; /readyz 200 only
+ * while it is RUNNING (503 starting, draining or stopped), with its clock offsets, so an orchestrator stops routing
+ * work once the drain starts.
  */
 import { createServer, type Server } from 'node:http';
 import type { State } from '@temporalio/worker';

@@ -1,8 +1,6 @@
 /**
- * A rollout of a new build during a sale (docs/operations.md, "Deploying during a sale"), the steps `npm run rollout`
- * takes: the new version's workers must poll; a smoke order runs on it before it takes traffic; it becomes current
- * (or takes a percentage of new orders); then the old version drains, its pinned orders closing on the code they
- * started on, and the tool says when its workers can stop. A rollback is the same with the old build as the target.
+ * A rollout of a new build during a sale, as `npm run rollout` runs it (docs/operations.md, "Deploying during a sale"):
+ * poll, smoke order, switch or ramp, drain the old version. A rollback is the same with the old build as the target.
  */
 import type { Client } from '@temporalio/client';
 import type { DeploymentStatus, WorkerDeployments, WorkerVersion } from '../infra/worker-deployments.js';
@@ -21,7 +19,6 @@ export interface RolloutOptions {
   rampPercentage?: number;
   /** How long to watch the previous version drain (0: do not watch). */
   drainTimeoutMs: number;
-  /** How long to wait for the target's workers to poll. */
   pollTimeoutMs: number;
   everyMs?: number;
   /** After the previous version drained: stop its workers (the local stack's processes, or the operator's hook). */
@@ -136,9 +133,8 @@ export async function rollout(
 }
 
 /**
- * Why a switch must wait, or null. Orders started before versioning are pinned to nothing: their tasks go to the
- * current version, so a switch (or a ramp) would move them onto the target's code mid-order. Only the first version
- * takes them (the release that introduced versioning kept their patches); later builds wait until none is open.
+ * Why a switch must wait, or null: orders started before versioning run on the current version, so a switch would move
+ * them onto the target's code mid-order. Only the first versioned build (it kept their patches) takes them.
  */
 export function unversionedHoldBack(status: DeploymentStatus, targetBuildId: string): string | null {
   if (status.unversionedOpenOrders === 0 || !status.currentBuildId || status.currentBuildId === targetBuildId)

@@ -1,11 +1,6 @@
 /**
- * The worker process, loaded by ./main.ts once tracing (if any) is in place. SIGTERM/SIGINT start a graceful shutdown:
- * polling stops, in-flight activities finish (up to shutdownGraceTime), then connections close.
- *
- * Observability: one pino JSON stream for the app's logs, the SDK's (worker state, workflow
- * `log.*`) and Rust core's (forwarded); one Prometheus port (WORKER_METRICS_PORT) serving the SDK's
- * `temporal_…` metrics and the app's activity outcomes; /livez and /readyz on WORKER_HEALTH_PORT; its workflow
- * cache's figures on Redis for the dashboard (./cache-figures.ts).
+ * The worker process, loaded by ./main.ts once tracing is in place. SIGTERM/SIGINT drain it: polling stops, in-flight
+ * activities finish (up to shutdownGraceTime), then connections close. Logs, metrics and health: docs/operations.md.
  */
 import { getHeapStatistics } from 'node:v8';
 import { Client, Connection } from '@temporalio/client';
@@ -65,7 +60,6 @@ const health = config.workerHealthPort
   : undefined;
 if (health) logger.info({ url: `http://127.0.0.1:${health.port}/readyz` }, 'worker health listening');
 const connection = await createWorkerConnection(config);
-// The dev server of `npm start` registers these at launch; an external cluster may not have them.
 const clientConnection = await Connection.connect(temporalConnectionSettings(config));
 const deployments = new WorkerDeployments(clientConnection, config.temporal.namespace, `worker-${process.pid}`);
 // Versioned workers on a server without the Worker Deployment APIs would poll and never get a task: refuse now.
@@ -79,8 +73,7 @@ const temporal = new Client({
   workflow: { queryRejectCondition: 'NOT_OPEN' },
   interceptors: temporalClientInterceptors(),
 });
-// Every worker makes sure the reconciler runs; the schedule is created once and kept up to date.
-// A failure must not stop orders from being processed: it is logged and tried again.
+// Every worker keeps the schedules in place; a failure must not stop orders: it is logged and tried again.
 const keepCatchUp = (): void => {
   ensureCatchUpSchedule(temporal, config).then(
     (schedule) => logger.info({ schedule }, 'payment catch-up schedule in place'),
@@ -133,14 +126,10 @@ logger.info(
   'worker polling',
 );
 const running = worker.run();
-// Where the worker promotes itself (one developer's stack): current once it polls both queues. Otherwise an operator's
-// `npm run rollout` does, after a smoke order on it.
 await promoteOnStart(worker, clientConnection, config, logger);
-// The owner of promised orders' starts, once the Worker polls (unversioned, its starts are eager). On SIGTERM it stops
-// taking promises at once: another worker's owner takes its sales over within a lease.
+// Once the Worker polls (for eager starts); on SIGTERM it stops at once: another worker's owner takes over in a lease.
 const starter = startPromiseStarter({ config, connection, stores, redis, logger });
-// Its cache figures for the dashboard, through Redis (src/workers/cache-figures.ts says why); the counters from its
-// own metrics port on loopback, which listens on every interface.
+// The counters come from its own metrics port on loopback (src/workers/cache-figures.ts says why Redis).
 const cacheFigures = startCacheFigures({
   board: new WorkerFiguresBoard(redis, config.temporal.taskQueue),
   worker: worker.orders,

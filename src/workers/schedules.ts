@@ -1,10 +1,6 @@
 /**
- * The worker's Temporal Schedules, kept in place at boot: created if missing, brought up to date (interval, input,
- * task queue) if they exist. Idempotent, so every worker replica can run them.
- *
- * - the reconciler, every RECONCILE_INTERVAL (docs/fault-tolerance.md);
- * - the payment catch-up, every STRIPE_CATCH_UP_INTERVAL, kept by the workers where a provider with a catch-up (Stripe)
- *   is configured (src/payments/providers/registry.ts).
+ * The worker's Temporal Schedules, created or brought up to date at boot (idempotent, so every replica runs it): the
+ * reconciler's, and the payment catch-up's where a provider with a catch-up (Stripe) is configured.
  */
 import {
   ScheduleAlreadyRunning,

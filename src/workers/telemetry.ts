@@ -1,9 +1,6 @@
 /**
- * The worker's side of "one log stream, one metrics port": the Temporal SDK's Runtime logger
- * adapted to pino (worker state changes, workflow `log.*` calls, core logs forwarded from Rust all
- * come out as the same JSON lines as the app's own), and the app's activity metrics recorded
- * through the SDK's metric meter, so they are served by the Runtime's Prometheus exporter next to
- * the SDK's own `temporal_…` metrics.
+ * The worker's side of "one log stream, one metrics port": the SDK's Runtime logger onto pino, and the app's activity
+ * metrics through the SDK's meter, served by the Runtime's Prometheus exporter beside its `temporal_…` metrics.
  */
 import type { LogLevel, LogMetadata, Logger as TemporalLogger, MetricCounter, MetricMeter } from '@temporalio/common';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
@@ -41,11 +38,7 @@ export const ACTIVITY_METRICS = {
   retries: 'flash_activity_retries',
 } as const;
 
-/**
- * Counts every activity execution by type and outcome (completed, failed) and every retry (an
- * execution with attempt > 1), in an activity inbound interceptor, so activities stay unchanged.
- * The counters are created once per worker; tags are the activity type, task queue and outcome.
- */
+/** Counts activity executions by type and outcome, and retries (attempt > 1), leaving the activities unchanged. */
 export function activityMetricsInterceptor(meter: MetricMeter): ActivityInterceptorsFactory {
   const outcomes: MetricCounter = meter.createCounter(
     ACTIVITY_METRICS.outcomes,
@@ -76,9 +69,8 @@ export function activityMetricsInterceptor(meter: MetricMeter): ActivityIntercep
 }
 
 /**
- * Temporal's clock seen from this worker: an activity task's scheduled time (Temporal's clock)
- * minus when it starts here (ours) is at most their offset (the task waited in between), so the
- * largest such sample bounds it from below. Temporal has no call that reads its clock.
+ * Temporal's clock seen from here: a task's scheduled time (Temporal's clock) minus its start here (ours) is at most
+ * their offset, so the largest sample bounds it from below. Temporal has no call that reads its clock.
  */
 export function temporalClockInterceptor(clocks: Pick<ClockWatch, 'observeAtLeast'>): ActivityInterceptorsFactory {
   return (ctx) => {

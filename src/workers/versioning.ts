@@ -1,7 +1,6 @@
 /**
- * The worker process as a version of a Worker Deployment (docs/operations.md, "Deploying during a sale"): its
- * version (the deployment name, and the workflow bundle's source hash as build id), the Worker option that says it,
- * and making it current where the worker promotes itself (one developer's stack, the tests).
+ * The worker process as a version of a Worker Deployment (docs/operations.md, "Deploying during a sale"): its version,
+ * the Worker option that says it, and promoting it where the worker promotes itself.
  */
 import type { WorkerDeploymentOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config/index.js';
@@ -22,9 +21,8 @@ export function workerVersionOf(config: Pick<AppConfig, 'temporal'>, bundlePath?
 }
 
 /**
- * Every workflow type here is Pinned, by this default: a run finishes on the code it started on, so a change to a
- * workflow ships as a new build instead of a patch. Not said per workflow (setWorkflowOptions): the server refuses a
- * versioning behaviour from an unversioned worker (WORKER_VERSIONING=false), failing every workflow task.
+ * Every workflow type is Pinned by this default, so a change ships as a new build, not a patch. Not set per workflow:
+ * the server refuses a versioning behaviour from an unversioned worker, failing every workflow task.
  */
 export function deploymentOptions(version: WorkerVersion | null): {
   workerDeploymentOptions?: WorkerDeploymentOptions;
@@ -33,10 +31,7 @@ export function deploymentOptions(version: WorkerVersion | null): {
   return { workerDeploymentOptions: { version, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' } };
 }
 
-/**
- * Makes `version` current once its workers poll every one of `taskQueues`, bounded by `timeoutMs`; nothing changes when
- * it is current already.
- */
+/** Makes `version` current once its workers poll every one of `taskQueues`, within `timeoutMs`; idempotent. */
 export async function promoteWhenPolling(
   deployments: WorkerDeployments,
   version: WorkerVersion,
@@ -59,10 +54,8 @@ export async function promoteWhenPolling(
 }
 
 /**
- * Where the worker promotes itself (WORKER_PROMOTE=on-start: one developer's stack, the tests; first-only: a
- * deployment's first build), makes its version current once its Workers poll both queues; otherwise an operator's
- * `npm run rollout` does. One place for the worker
- * process and the tests' workers.
+ * Makes this worker's version current once its Workers poll both queues, where it promotes itself (WORKER_PROMOTE
+ * on-start: a developer's stack, the tests; first-only: a deployment's first build); else `npm run rollout` does.
  */
 export async function promoteOnStart(
   workers: { version: WorkerVersion | null; taskQueues(): string[] },

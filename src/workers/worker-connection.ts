@@ -11,10 +11,7 @@ export function createWorkerConnection(config: Pick<AppConfig, 'temporal'>): Pro
   return NativeConnection.connect(temporalConnectionSettings(config));
 }
 
-/**
- * Registers the order search attributes on a server that lacks them (an external cluster, the
- * time-skipping test server). The local dev server gets them at launch; existing ones are kept.
- */
+/** Registers the order search attributes on a server lacking them (an external cluster, the time-skipping server). */
 export async function ensureSearchAttributes(
   connection: Pick<Connection, 'operatorService'>,
   namespace: string,

@@ -1,8 +1,4 @@
-/**
- * The order pipeline in a worker process: the Worker (polls the task queue, runs OrderWorkflow and
- * its activities) and the owner of promised orders' starts beside it (startPromiseStarter), whose
- * eager starts hand each order's first workflow task straight to this Worker.
- */
+/** A worker process's order pipeline: the order and provider queues' Workers, and the owner of promised starts. */
 import { Client } from '@temporalio/client';
 import type { MetricMeter } from '@temporalio/common';
 import proto from '@temporalio/proto';
@@ -47,10 +43,7 @@ export type WorkerActivities = Activities &
   RefundActivities &
   Partial<ReconcileActivities>;
 
-/**
- * The worker's activities over its clients. With `temporal` (a client of the same namespace) the
- * reconciler's too, which start forgotten promises and ask whether an order's workflow runs.
- */
+/** The worker's activities over its clients; with `temporal` (same namespace) the reconciler's too. */
 export function workerActivities(deps: {
   config: Pick<
     AppConfig,
@@ -198,10 +191,8 @@ export interface OrderWorkerOptions {
 }
 
 /**
- * The order's workers, run and stopped as one: the order queue's (workflows and every activity) and
- * the provider queue's (openPayment, closePayment), whose activities Temporal hands out across all
- * workers at most STRIPE_REQUESTS_PER_SECOND a second (maxTaskQueueActivitiesPerSecond): a sale's
- * deadlines bunch, and the provider's account has a rate limit.
+ * The order's workers, run and stopped as one: the order queue's and the provider queue's, whose activities Temporal
+ * hands out across all workers at the provider account's rate (maxTaskQueueActivitiesPerSecond): deadlines bunch.
  */
 export class OrderWorkers {
   constructor(
@@ -244,10 +235,7 @@ export class OrderWorkers {
   }
 }
 
-/**
- * Both queues' workers as one version of the deployment (WORKER_VERSIONING): a pinned order's activities on the
- * provider queue then run on the build that runs the order.
- */
+/** Both queues' workers as one deployment version: a pinned order's provider activities run on the order's build. */
 export async function createOrderWorker(options: OrderWorkerOptions): Promise<OrderWorkers> {
   const version = workerVersionOf(options.config, options.workflowBundlePath);
   const [orders, provider] = await Promise.all([
@@ -302,8 +290,7 @@ function createOrderQueueWorker(options: OrderWorkerOptions, version: WorkerVers
       : { workflowsPath: WORKFLOWS_PATH }),
     activities: options.activities,
     interceptors: {
-      // Activity outcomes and retries, into the Runtime's metrics exporter (a no-op without one);
-      // with tracing on, each activity's span, joined to the trace its workflow carries.
+      // Outcomes and retries (no-op without an exporter); with tracing on, each activity's span in its workflow trace.
       activity: [
         activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter),
         ...(options.clocks ? [temporalClockInterceptor(options.clocks)] : []),
@@ -318,7 +305,6 @@ function createOrderQueueWorker(options: OrderWorkerOptions, version: WorkerVers
     // Activities are short DB/Redis calls that spend their time waiting on I/O: many fit in one process.
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,
-    // In-flight activities get this long to finish on SIGTERM before the worker gives up on them.
     shutdownGraceTime: '10s',
     ...options.tuning,
   });
@@ -333,12 +319,7 @@ export interface RunningPromiseStarter {
   stop(): Promise<void>;
 }
 
-/**
- * Starts the owner of the pipeline's promised orders (src/order/starter.ts) on the worker's own
- * connection, so that its starts are eager: subscribed to the pipeline's wake channel, visiting
- * the pipeline's active sales, paced by MAX_CONCURRENT_STARTS and the task backlog's age. Call it
- * once the Worker runs (eager starts need a Worker polling this task queue on `connection`).
- */
+/** Starts the promise owner (src/order/starter.ts) on the Worker's connection, for eager starts: after it polls. */
 export function startPromiseStarter(options: {
   config: Pick<AppConfig, 'temporal' | 'maxConcurrentStarts'>;
   connection: NativeConnection;

@@ -1,34 +1,7 @@
 /**
- * OrderWorkflow: one durable process per order (docs/fault-tolerance.md, "OrderWorkflow: decide, then close").
- *
- * The order's row in MySQL is the one judge of its payments: it decides each one as it is recorded (or, for one that
- * came before the row, as the row is written), and the workflow follows. It first decides the order's outcome, then
- * closes the order on one path that cannot be cancelled:
- *
- *   decide   persistOrder (claims the Redis reservation, writes MySQL; a payment that came first is decided there)
- *              fails for good / cancelled while pending ─────────────────────────▶ FAILED
- *              ok ─▶ AWAITING_PAYMENT ─ wait for the payment Signal, a cancel or the deadline
- *                        paymentApplied ─▶ PAID · deadline ─▶ CANCELLED (PAYMENT_TIMEOUT)
- *                        shopper ─▶ CANCELLED (USER_CANCELLED) · operator ─▶ CANCELLED (OPERATOR_CANCELLED)
- *   close    PAID       confirm the reservation (Redis); the row is PAID already. If the units are gone from Redis
- *                       the order FAILS instead and the payment is refunded
- *            CANCELLED  cancelUnpaidOrder (MySQL): a payment the row applied first turns it into PAID (above);
- *                       else cancelled, and the reservation released (Redis)
- *            FAILED     recordOrderFailure (MySQL: a FAILED row, units back if it was persisted, an applied
- *                       payment to be refunded), then release the reservation (Redis)
- *
- * An order paid through a provider with an API (input.paymentProvider: Stripe) also has its
- * payment made there once persisted (openPayment, while the wait goes on; a refusal fails the
- * order). Its intent's state decides its close: before the order is cancelled its intents are
- * closed at the provider (closePayment: cancel, and after a refusal read again, the money of one that succeeded
- * recorded and decided by the row); one that was paid first pays the order, one still processing keeps the unit
- * until its outcome, and the unit is released only once none can be paid.
- *
- * The shopper's cancel is an Update whose verdict is the row's: it cancels the row first (cancelUnpaidOrder), so a
- * cancel after a payment the row applied is refused NOT_CANCELLABLE and the order closes PAID.
- *
- * OrderRun holds the order's state, its message handlers and the steps above; OrderWorkflow wires
- * them to Temporal.
+ * OrderWorkflow: one durable process per order. It decides the outcome, then closes the order on one path that cannot
+ * be cancelled; the order's row is the one judge of its payments and the workflow follows it
+ * (docs/fault-tolerance.md, "OrderWorkflow: decide, then close"; a provider order: "Stripe: the intent decides").
  */
 import {
   ActivityFailure,
@@ -64,12 +37,8 @@ import {
   type PaymentReceived,
 } from '../model/order-workflow.js';
 
-/**
- * persistOrder runs as a local activity, inside the workflow task that starts the order: one
- * workflow task instead of three. A 202 is a promise, so it outlasts a MySQL outage for 15 minutes
- * (the time a promise may wait for its start) before the order fails and gives its stock back.
- * Backoffs of 1 s or more wait on a durable timer, so messages are answered between attempts.
- */
+// A local activity: one workflow task instead of three. 15 minutes is how long a 202's promise may wait for its start,
+// so a MySQL outage that long is outlasted; backoffs ≥ 1 s wait on a durable timer, so messages are answered.
 const { persistOrder } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '5s',
   scheduleToCloseTimeout: '15m',
@@ -77,33 +46,22 @@ const { persistOrder } = proxyLocalActivities<Activities>({
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 
-/**
- * A failed order's close: it must happen eventually (a lost release loses stock, a lost failure loses the refund of
- * an applied payment). These retry without limit (capped backoff); both are idempotent.
- */
+// A lost release loses stock, a lost failure loses a refund: both idempotent, retried without limit.
 const { recordOrderFailure, releaseReservation } = proxyActivities<Activities>({
   startToCloseTimeout: '10s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
-/**
- * The close's steps (and the shopper's cancel) as local activities: a decided order closes in the workflow task that
- * decided it instead of one activity task and one more workflow task per step. Each close writes two markers into
- * the history instead of six events per step: at a sale's rate the server and the worker do a third of the work.
- * Backoffs of 1 s or more wait on a durable timer, and they retry without limit as the activities above do.
- */
+// The close as local activities, in the task that decided it: two markers instead of six events per step, a third of
+// the server's and worker's work at a sale's rate. Retried without limit, as above.
 const closeInTask = proxyLocalActivities<Activities>({
   startToCloseTimeout: '10s',
   localRetryThreshold: '1s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
-/**
- * The provider's API: its requests wait and retry (capped at a minute) for as long as it is away.
- * openPayment's wait ends with the order's decision; closePayment's when the provider answers.
- * They go to the provider's own task queue, whose workers pace them at the rate the provider's
- * account allows (STRIPE_REQUESTS_PER_SECOND): a sale's deadlines bunch.
- */
+// Retried (capped at a minute) while the provider is away, on the provider's own task queue, whose workers pace calls
+// at STRIPE_REQUESTS_PER_SECOND: a sale's deadlines bunch.
 const PROVIDER_ACTIVITY_OPTIONS = {
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
@@ -113,11 +71,8 @@ const PROVIDER_ACTIVITY_OPTIONS = {
 const PROCESSING_FIRST_READ_MS = 60_000;
 const PROCESSING_MAX_READ_MS = 3_600_000;
 
-/**
- * Pinned (Worker Versioning, the worker's default behaviour: src/workers/versioning.ts): an order runs to its end on
- * the build that started it, so a change to this workflow ships as a new build that only new orders run
- * (docs/operations.md, "Deploying during a sale").
- */
+// Pinned (src/workers/versioning.ts): an order runs to its end on the build that started it
+// (docs/operations.md, "Deploying during a sale").
 export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   const order = new OrderRun(input);
   // Registered before the first await, so a message delivered with the start finds its handler.
@@ -132,11 +87,9 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
 const _keepsItsSignature: OrderWorkflowSignature = OrderWorkflow;
 
 /**
- * Where an order's run is: one value (OrderRun.phase), moved only by OrderRun.moveTo along PHASE_TRANSITIONS; the
- * status callers see is read from it (statusOf).
- * Until PAYING, SETTLING_IN_MYSQL or FAILING the outcome is open; from then on it is decided: no payment is
- * applied any more and no cancel accepted. An operator's cancellation of the workflow is no phase: it ends the
- * persist or the wait by throwing, and run() rethrows it once the order is closed.
+ * Where an order's run is, moved only by OrderRun.moveTo along PHASE_TRANSITIONS; the status is read from it. The
+ * outcome is open until PAYING, SETTLING_IN_MYSQL or FAILING. An operator's cancellation is no phase: it throws out of
+ * the persist or the wait, and run() rethrows it once the order is closed.
  */
 export type OrderPhase =
   /** persistOrder runs (the order is PENDING): a shopper's cancel waits for it. */
@@ -147,10 +100,7 @@ export type OrderPhase =
   | { readonly kind: 'CANCEL_REQUESTED' }
   /** The row applied a payment while the outcome was open: the wait ends with it, and the order closes as PAID. */
   | { readonly kind: 'PAYMENT_APPLIED'; readonly payment: PaymentReceived }
-  /**
-   * Cancelled, a provider order closes its intents first: open until the provider answers, so a payment its row
-   * applies meanwhile pays it, and a cancel changes nothing.
-   */
+  /** Cancelled: a provider order closes its intents first; still open, so a payment applied meanwhile pays it. */
   | { readonly kind: 'SETTLING_AT_PROVIDER' }
   /** Decided PAID (the row is PAID): the reservation confirmed in Redis. */
   | { readonly kind: 'PAYING'; readonly payment: PaymentReceived }
@@ -158,10 +108,7 @@ export type OrderPhase =
   | { readonly kind: 'SETTLING_IN_MYSQL' }
   /** MySQL found none: the order is cancelled and its reservation released. */
   | { readonly kind: 'CANCELLING' }
-  /**
-   * Decided FAILED: recorded and its reservation released; the payment it had applied, if any, is refunded.
-   * `persisted`: the order had a row (AWAITING_PAYMENT shown until closed), else it shows PENDING.
-   */
+  /** Decided FAILED; an applied payment is refunded. `persisted`: shows AWAITING_PAYMENT until closed, else PENDING. */
   | { readonly kind: 'FAILING'; readonly applied: PaymentReceived | undefined; readonly persisted: boolean }
   /** Closed as its final status: a payment that still arrives is refunded by the row. */
   | { readonly kind: 'CLOSED'; readonly as: OrderState['status']; readonly applied: PaymentReceived | undefined };
@@ -178,15 +125,12 @@ const OPEN_PHASES: readonly PhaseKind[] = [
 
 /** Every move an order's phase may make, and what makes it. */
 export const PHASE_TRANSITIONS: { readonly [From in PhaseKind]: readonly PhaseKind[] } = {
-  // persisted · the row applied a payment (its Signal came before the persist's answer) · the persist failed, or an
-  // operator cancelled it (the shopper's cancel waits for the persist)
+  // persisted · the row applied a payment first · the persist failed, or an operator cancelled it
   PERSISTING: ['AWAITING_PAYMENT', 'PAYMENT_APPLIED', 'FAILING'],
-  // the shopper's cancel · a payment · the deadline or an operator's cancel, for a provider order or
-  // any other · the provider refused to make the payment
+  // shopper's cancel · a payment · deadline or operator's cancel (provider order, other) · provider refused the payment
   AWAITING_PAYMENT: ['CANCEL_REQUESTED', 'PAYMENT_APPLIED', 'SETTLING_AT_PROVIDER', 'SETTLING_IN_MYSQL', 'FAILING'],
   // a payment in the same activation (it wins) · the wait ends with the cancel, as above · the persist failed
   CANCEL_REQUESTED: ['PAYMENT_APPLIED', 'SETTLING_AT_PROVIDER', 'SETTLING_IN_MYSQL', 'FAILING'],
-  // the order closes as PAID
   PAYMENT_APPLIED: ['PAYING'],
   // a payment first (the intent succeeded, or its webhook came) · the provider says none can be paid any more
   SETTLING_AT_PROVIDER: ['PAYMENT_APPLIED', 'SETTLING_IN_MYSQL'],
@@ -194,17 +138,12 @@ export const PHASE_TRANSITIONS: { readonly [From in PhaseKind]: readonly PhaseKi
   PAYING: ['FAILING', 'CLOSED'],
   // MySQL found a payment recorded in time · it found none
   SETTLING_IN_MYSQL: ['PAYING', 'CANCELLING'],
-  // cancelled
   CANCELLING: ['CLOSED'],
-  // failed
   FAILING: ['CLOSED'],
   CLOSED: [],
 };
 
-/**
- * The status an order shows in each phase: PENDING until persisted, AWAITING_PAYMENT until closed (the row may have
- * decided already: a read of the order prefers the row's decided status), then what it closed as.
- */
+/** PENDING until persisted, AWAITING_PAYMENT until closed (a read prefers the row's decided status), then the final. */
 export function statusOf(phase: OrderPhase): OrderStatus {
   switch (phase.kind) {
     case 'PERSISTING':
@@ -218,19 +157,14 @@ export function statusOf(phase: OrderPhase): OrderStatus {
   }
 }
 
-/**
- * Refuses a move PHASE_TRANSITIONS does not list. A programming error, not a verdict on the order: thrown as a
- * plain Error, it fails the workflow task (retried) instead of the order, which then waits for a fix.
- */
+/** A move PHASE_TRANSITIONS lacks is a bug: a plain Error fails the workflow task (retried), not the order. */
 export function assertPhaseMove(from: PhaseKind, to: PhaseKind): void {
   if (!PHASE_TRANSITIONS[from].includes(to)) throw new Error(`OrderRun: no move from phase ${from} to ${to}`);
 }
 
 /**
- * The order's payment at its provider, once persisted (provider orders): openPayment runs beside the wait
- * (`opening`, cancelled once the wait ends; its intent goes into the state); `unavailable` says why it failed
- * otherwise: the order cannot be paid. Not a phase: the provider answers whenever it does, in whatever phase
- * the order is by then.
+ * A provider order's payment: openPayment runs beside the wait in `opening` (cancelled once decided); `unavailable` is
+ * why it failed otherwise, and the order cannot be paid. Not a phase: the provider answers in whatever phase.
  */
 interface ProviderPayment {
   readonly opening: CancellationScope;
@@ -243,24 +177,22 @@ interface Decided {
   operatorCancellation: unknown;
 }
 
-/** One order: its state, the handlers of its messages and the steps of its run (see the header). */
+/** One order: its state, its message handlers and the steps of its run. */
 class OrderRun {
   /** What the order holds besides its status (its deadline, payments, reasons): the status is the phase's. */
   private readonly facts: Omit<OrderState, 'status'>;
-  /** Where the run is (OrderPhase): moved only by moveTo. */
   private phase: OrderPhase = { kind: 'PERSISTING' };
   private readonly reservation: { sku: string; orderNo: string };
-  /** The reason the row was cancelled for by the shopper's cancel (cancel()): the close need not ask the row again. */
+  /** Set by the shopper's cancel(): the close need not ask the row again. */
   private cancelledInRow: CancelReason | undefined;
-  /** The order's payment at its provider; undefined while none was opened (not a provider order, or not persisted). */
+  /** undefined while none was opened (not a provider order, or not persisted). */
   private providerPayment: ProviderPayment | undefined;
   /** A provider order: its intent decides the close. */
   private readonly intentDecides: boolean;
   private readonly providerActivities: Pick<PaymentActivities, 'openPayment' | 'closePayment'>;
 
   constructor(private readonly input: OrderInput) {
-    // Until persisted, the earliest the deadline can be; persistOrder moves it to when the order
-    // became payable, so a late start or persist keeps the shopper's whole window.
+    // The earliest deadline; persistOrder moves it to when the order became payable: the shopper's whole window.
     const { status: _pending, ...facts } = pendingOrderState(input);
     this.facts = facts;
     this.reservation = { sku: input.sku, orderNo: input.orderNo };
@@ -275,7 +207,6 @@ class OrderRun {
   async run(): Promise<OrderState> {
     const { outcome, operatorCancellation } = await this.decide();
     await CancellationScope.nonCancellable(async () => {
-      // Each close ends by moving to CLOSED with the status it closed as.
       await this.close(outcome);
       // A cancel still asking the row answers before the workflow completes.
       await condition(allHandlersFinished);
@@ -295,18 +226,14 @@ class OrderRun {
     return { ...this.facts, status: statusOf(this.phase) };
   }
 
-  /** The one way the phase changes: only along PHASE_TRANSITIONS. */
   private moveTo(next: OrderPhase): void {
     assertPhaseMove(this.phase.kind, next.kind);
     this.phase = next;
   }
 
-  // ---- messages ---------------------------------------------------------------------------------
-
   /**
-   * The paymentApplied Signal: the order's row applied this payment under its lock. While the outcome is open the
-   * order closes as PAID with it; once decided, the close reads the row itself (cancelUnpaidOrder finds the order
-   * sold; failOrder refunds the payment). A repeat, or a malformed payload, changes nothing.
+   * The paymentApplied Signal: the row applied this payment under its lock. While the outcome is open it pays the
+   * order; once decided, the close reads the row itself. A repeat or a malformed payload changes nothing.
    */
   followAppliedPayment(payment: PaymentReceived): void {
     try {
@@ -331,10 +258,8 @@ class OrderRun {
   }
 
   /**
-   * The shopper's cancel, whose verdict is the row's: once persisted, cancelUnpaidOrder cancels the row, unless the
-   * row applied a payment first: then the order closes PAID and the cancel is refused NOT_CANCELLABLE. A provider
-   * order is cancelled only once its provider confirms nothing can be paid any more (the close's settleAtProvider):
-   * its cancel is accepted and the provider's answer decides. Another cancel, or one after the wait, changes nothing.
+   * The shopper's cancel, judged by the row: refused NOT_CANCELLABLE if the row applied a payment first (the order
+   * closes PAID). A provider order's cancel is accepted and its provider decides (settleAtProvider).
    */
   async cancel(): Promise<OrderState> {
     await condition(() => statusOf(this.phase) !== 'PENDING');
@@ -365,8 +290,6 @@ class OrderRun {
     await condition(() => statusOf(this.phase) !== 'PENDING');
     return this.state;
   }
-
-  // ---- decide -----------------------------------------------------------------------------------
 
   private async decide(): Promise<Decided> {
     let persisted: Awaited<ReturnType<typeof persistOrder>>;
@@ -442,10 +365,8 @@ class OrderRun {
   }
 
   /**
-   * Before a provider order is cancelled: closes its intents and waits until the provider says none
-   * can be paid any more. A payment that came first (an intent that succeeded before its cancel, or
-   * its webhook meanwhile) pays the order; one still processing keeps the unit, read again on a
-   * sparse backoff until its webhook or a read says how it ended. The payment that paid it, if any.
+   * Closes a provider order's intents until the provider says none can be paid; answers the payment that paid it, if
+   * any. An intent still processing keeps the unit, read again on a sparse backoff until its webhook or a read.
    */
   private async settleAtProvider(): Promise<PaymentReceived | undefined> {
     let readAfterMs = PROCESSING_FIRST_READ_MS;
@@ -475,8 +396,6 @@ class OrderRun {
     };
   }
 
-  // ---- close ------------------------------------------------------------------------------------
-
   private async close(outcome: Outcome<PaymentReceived>): Promise<void> {
     if (outcome.status === 'CANCELLED' && this.intentDecides) {
       // Not decided yet: until the provider answers, a payment is judged as for an open order.
@@ -484,7 +403,6 @@ class OrderRun {
       const paid = await this.settleAtProvider();
       if (paid) return this.close({ status: 'PAID', payment: paid });
     }
-    // Decided: each step below starts by moving to its phase (PAYING, SETTLING_IN_MYSQL, FAILING).
     if (outcome.status === 'PAID') return this.closePaid(outcome.payment);
     if (outcome.status === 'CANCELLED') return this.closeCancelled(outcome.reason);
     return this.closeFailed(outcome.reason);
@@ -521,7 +439,6 @@ class OrderRun {
       });
       if (!this.facts.payments.some((p) => p.eventId === found.payment.eventId))
         this.facts.payments.push({ ...verdictless(found.payment), outcome: 'APPLIED' });
-      // Applied and decided at once: SETTLING_IN_MYSQL → PAYING.
       return this.closePaid(found.payment);
     }
     this.moveTo({ kind: 'CANCELLING' });
@@ -550,8 +467,6 @@ class OrderRun {
     // Nothing more may be paid for a failed order: money an intent took before its cancel is refunded by the row.
     if (!phase.applied) await this.closeProviderPayment();
   }
-
-  // ---- the order's state ------------------------------------------------------------------------
 
   private cancellable(): boolean {
     return this.decidedAs() === undefined && isCancellable(this.state);

@@ -1,8 +1,6 @@
 /**
- * PaymentCatchUpWorkflow: run by a Temporal Schedule every STRIPE_CATCH_UP_INTERVAL. Its one activity reads the
- * provider's events it has not delivered since the cursor kept in MySQL and takes each in through the webhook's own
- * path (src/activities/payments.ts), so a payment missed while the endpoint was down or refusing is applied or
- * refunded exactly once, like one delivered.
+ * PaymentCatchUpWorkflow: run by a Schedule every STRIPE_CATCH_UP_INTERVAL, takes the provider events not delivered
+ * since the MySQL cursor through the webhook's own path, so a payment missed while the endpoint was down counts once.
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { CatchUpActivities } from '../activities/payments.js';
@@ -16,8 +14,7 @@ const { catchUpProviderEvents } = proxyActivities<CatchUpActivities>({
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumAttempts: 3 },
 });
 
-// Pinned: a run lasts minutes at most and the schedule starts the next on the current build; the old build is kept
-// until its runs close (no patches for a run that would outlive a rollout). Pinned by the worker's default.
+// Pinned (the worker's default): a run lasts minutes, so a rollout keeps the old build no longer than that.
 export async function PaymentCatchUpWorkflow(input: CatchUpInput): Promise<CatchUpResult> {
   return catchUpProviderEvents(input);
 }

@@ -1,19 +1,7 @@
 /**
- * ReconcileWorkflow: run by a Temporal Schedule every RECONCILE_INTERVAL. It finds what a crash
- * left behind and repairs what is provably safe (docs/fault-tolerance.md):
- *  - unclaimed reservations older than RESERVATION_GRACE whose order's workflow never started
- *    (an API died between the Lua step and the start): released, with a FAILED order row;
- *  - reservations whose workflow closed without persisting the order: released;
- *  - reservations a final MySQL order left behind (Redis lost the order's last write): aligned;
- *  - orders MySQL holds units for that Redis lost entirely: adopted back into Redis;
- *  - checkout keys Redis lost (an order's whole life in its lost writes): set again to name their orders;
- *  - payments left RECEIVED (an earlier build's, or money for an order number never issued): decided by their
- *    order's row, or refunded ORDER_NOT_FOUND;
- *  - payments applied as they were recorded whose workflow has no paymentApplied Signal yet: signalled again;
- *  - refunds owed through a provider's API (or under way and due for a look): their RefundWorkflow started.
- * It compares Redis and MySQL per sale and reports the drift (its result, and a warning log).
- * Work is bounded: sales are surveyed 100 at a time and reservations read one HSCAN page per
- * activity, so 100k reservations never make one giant activity.
+ * ReconcileWorkflow: run by a Schedule every RECONCILE_INTERVAL, repairs what a crash left behind where that is
+ * provably safe, starts refunds due, and reports Redis/MySQL drift per sale (docs/fault-tolerance.md, "The
+ * reconciler"). Work is paged, so 100k reservations never make one giant activity.
  */
 import { log, proxyActivities } from '@temporalio/workflow';
 import type { ReconcileActivities } from '../activities/reconcile.js';
@@ -46,16 +34,12 @@ const SURVEY_PAGE = 100;
 /** A payment's own signal is sent as its webhook commits; one still marked after this is signalled by the run. */
 const SIGNAL_AFTER_MS = 10_000;
 const SIGNAL_PAGE = 200;
-/**
- * A payment whose order has no row, no workflow and no reservation is refunded ORDER_NOT_FOUND once it has waited
- * RESERVATION_GRACE and this: by then a reservation given up has its FAILED row (which decides the payment itself).
- */
+/** A payment no order claims waits RESERVATION_GRACE and this: by then a given-up reservation has its FAILED row. */
 const NOT_FOUND_SLACK_MS = 60_000;
 /** At most this many pages per run (the next run goes on): a backlog never makes one run endless. */
 const SIGNAL_PAGES = 50;
 
-// Pinned: a run lasts seconds to minutes and the schedule starts the next on the current build; the old build is kept
-// until its runs close (no patches for a run that would outlive a rollout). Pinned by the worker's default.
+// Pinned (the worker's default): a run lasts minutes, so a rollout keeps the old build no longer than that.
 export async function ReconcileWorkflow(input: ReconcileInput): Promise<ReconcileReport> {
   const pageSize = input.pageSize ?? 500;
   // Payments left waiting first: one an order's row applies now is signalled below in the same run.

@@ -1,8 +1,6 @@
 /**
- * RefundWorkflow: the refund of one payment its row says is owed back, started by the reconciler (ReconcileWorkflow)
- * with the id refund-<event id>. Its one activity asks the provider or reads a refund under way again; Temporal retries
- * what the provider did not answer, 2 s doubling to 5 min, for at most an hour (REFUND_RUN_BOUND_MS). A run that ends
- * without moving the row on (its bound passed, a refund still under way) leaves it due: the reconciler starts the next.
+ * RefundWorkflow (refund-<event id>, started by the reconciler): refunds one payment its row says is owed back. A run
+ * that ends with the row still due (bound passed, refund under way) leaves the next start to the reconciler.
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { RefundActivities, RefundRunOutcome } from '../activities/refunds.js';

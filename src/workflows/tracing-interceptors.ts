@@ -1,17 +1,8 @@
 /**
- * Not a workflow: OpenTelemetry's workflow interceptors as this app bundles them into every worker
- * (src/workers/bundle.ts says why they are always there), used only where the caller traced.
- *
- * A workflow, signal, Update or query is handed to them only when its headers carry a sampled
- * trace, i.e. when the API's sampler (OTEL_TRACES_SAMPLER) chose its order; everything else runs
- * as if they were not bundled. The headers are part of the history, so a replay takes the same
- * branch as the first run: deterministic.
- *
- * Their module is loaded by the first traced call only. Each workflow has a module cache of its
- * own (reuseV8Context), so a static import made every order evaluate OpenTelemetry's ~117 modules
- * (~650 KB), traced or not: 1.34 × the CPU per order of a worker without them
- * (docs/performance.md, "What tracing costs"). Loading issues no command, so a traced workflow
- * replays alike whichever worker wrote its history.
+ * Not a workflow: OpenTelemetry's workflow interceptors, bundled into every worker (src/workers/bundle.ts says why),
+ * used only for a call whose headers carry a sampled trace; headers are in the history, so a replay takes the same
+ * branch. Loaded on the first traced call (issuing no command): each workflow has its own module cache, and a static
+ * import cost every order 1.34 × the CPU (docs/performance.md, "What tracing costs").
  */
 import type * as OtelWorkflow from '@temporalio/interceptors-opentelemetry/lib/workflow/index.js';
 import type {

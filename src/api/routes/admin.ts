@@ -25,22 +25,18 @@ import {
 import { Refusal } from '../../infra/refusal.js';
 import type { DeploymentStatus } from '../../infra/worker-deployments.js';
 
-/**
- * The operators' routes under /api/admin (admin bearer token): sale stats, orders, payments, the
- * sales list, closing a sale early, and the workers' cache figures. The token is checked before anything else is read.
- * `workers`: the figures board as the API reads it, bounded by REDIS_TIMEOUT behind Redis's breaker.
- */
+/** The operators' routes under /api/admin; the admin token is checked before anything else is read. */
 export function adminRoutes(deps: {
   admin: AdminService;
   adminToken: string;
   workers: Pick<WorkerFiguresBoard, 'read'>;
-  /** The workers' Worker Deployment as Temporal reports it, within the read deadline; null: unversioned workers. */
+  /** Null: unversioned workers. */
   deployment: { status(): Promise<DeploymentStatus> } | null;
 }): Router {
   const { admin } = deps;
   const router = new Router();
 
-  /** The SKU of the path; a malformed one cannot name a sale, so it is 404 like GET /api/sales/:sku. */
+  // A malformed SKU names no sale: 404, like GET /api/sales/:sku.
   const pathSku = (ctx: { params: Record<string, string | undefined> }, params: { sku: string } | null): string => {
     if (!params) throw skuNotFound(ctx.params.sku ?? '');
     return params.sku;

@@ -6,19 +6,12 @@ import { ApiError } from '../errors.js';
 import { devConfigSchema } from '../response-schemas.js';
 
 /**
- * ADMIN_TOKEN's default in src/config/index.ts (test/admin.test.ts checks they agree): the page may
- * be told that one, never a real one. A literal, not loadConfig({}), so that serving the page never
- * depends on how the configuration treats an empty environment.
+ * ADMIN_TOKEN's default (test/admin.test.ts checks they agree): the page may be told that one, never a real one. A
+ * literal, so serving the page never depends on how the configuration treats an empty environment.
  */
 export const DEV_DEFAULT_ADMIN_TOKEN = 'dev-admin-token';
 
-/**
- * The live sale dashboard at / (web/index.html with its script, dashboard.ts, bundled
- * in: src/api/scripted-pages.ts), the waiting line's shopper demo at /line-demo (line-demo.html
- * with line-demo.ts; its buttons log shoppers in through dev login), and GET /api/dev/config,
- * which tells them the Temporal Web UI's URL and namespace for the links to each order's
- * workflow, and the admin token when it is the dev default (only with AUTH_DEV_LOGIN=true).
- */
+/** The dashboard at /, the waiting line's demo at /line-demo, and GET /api/dev/config for their Web UI links. */
 export function dashboardRoutes(deps: {
   config: Pick<AppConfig, 'authDevLogin' | 'temporalUiUrl' | 'temporal' | 'adminToken'>;
 }): Router {

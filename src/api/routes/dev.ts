@@ -7,10 +7,7 @@ import type { PaymentReceiver } from '../../payments/receiver.js';
 import { webhookAnswerSchema } from '../response-schemas.js';
 import { simulatePaymentSchema } from '../schemas.js';
 
-/**
- * POST /api/dev/simulate-payment: pays the shopper's own order through the webhook service as the
- * provider would (only with AUTH_DEV_LOGIN=true). The dashboard at / lives in ./dashboard.ts.
- */
+/** POST /api/dev/simulate-payment: pays the shopper's own order as the provider would (AUTH_DEV_LOGIN=true only). */
 export function devRoutes(deps: {
   auth: ShopperAuth;
   orders: OrderStatusReader;

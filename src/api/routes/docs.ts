@@ -8,10 +8,7 @@ import { route } from '../route.js';
 
 const SWAGGER_UI_DIR = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
-/**
- * The files the docs page loads besides its own script (inlined), all served from here: the machine running the API may
- * be offline.
- */
+/** What the docs page loads besides its inlined script, served from here: the machine may be offline. */
 const DOCS_ASSETS = {
   'swagger-ui.css': { file: join(SWAGGER_UI_DIR, 'swagger-ui.css'), type: 'text/css; charset=utf-8' },
   'swagger-ui-bundle.js': {
@@ -23,15 +20,12 @@ const DOCS_ASSETS = {
 type DocsAsset = keyof typeof DOCS_ASSETS;
 const docsAssetSchema = z.enum(Object.keys(DOCS_ASSETS) as [DocsAsset, ...DocsAsset[]]);
 
-/** The OpenAPI document as served; filled in once every router, this one included, is declared. */
+/** Filled in once every router, this one included, is declared. */
 export interface PublishedSpec {
   json: string;
 }
 
-/**
- * GET /openapi.json (the document, serialised once at start), GET /docs (Swagger UI over it) and
- * the page's assets under /docs/ (see withApiDocs in src/api/openapi.ts).
- */
+/** GET /openapi.json, GET /docs (Swagger UI over it) and the page's assets under /docs/. */
 export function docsRoutes(spec: PublishedSpec): Router {
   const router = new Router();
   const assets = new Map<DocsAsset, Buffer>();
@@ -57,7 +51,6 @@ export function docsRoutes(spec: PublishedSpec): Router {
     },
   );
 
-  // docs.html with its script, docs.ts, bundled in.
   pageRoute(router, PAGES_DIR, 'docs.html', {
     path: '/docs',
     operationId: 'getDocsPage',

@@ -1,7 +1,6 @@
 /**
- * A sale's waiting line (docs/api.md, "The waiting line"): a shopper joins and reads their place, anyone reads the
- * line, an operator pauses, resumes or sets its rate. Joins and reads are counted per shopper, client IP and subnet
- * in this process's memory (a poll costs no Redis round trip); the line itself is src/line/line-service.ts.
+ * A sale's waiting line routes (docs/api.md, "The waiting line"). Joins and reads are counted per shopper, IP and
+ * subnet in this process's memory, so a poll costs no Redis round trip.
  */
 import { timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
@@ -19,7 +18,7 @@ import { lineSchema, placeSchema } from '../response-schemas.js';
 import { route } from '../route.js';
 import { lineControlSchema, skuParams } from '../schemas.js';
 
-/** The line's request budgets, each counted in this process's memory. */
+/** The line's request budgets, in this process's memory. */
 export class LineRateLimits {
   private readonly limiters: Array<{ limiter: RateLimiterMemory; identity: (who: Who) => string; what: string }> = [];
 

@@ -1,11 +1,6 @@
 /**
- * The operations routes: liveness, readiness (a real round trip to each dependency, each bounded by
- * a timeout so a hung server shows as down instead of hanging the probe, and whether the process is
- * draining) and the Prometheus metrics.
- *
- * With the API's guards the round trips go through the breakers: a dependency whose breaker is open
- * shows as down at once, and once the breaker may probe, the readiness probe is that probe, so a
- * breaker closes again after an outage even when no shopper's request comes to try it.
+ * Liveness, readiness (a bounded round trip to each dependency) and metrics. Round trips go through the breakers: an
+ * open one shows as down at once, and the readiness probe is its half-open probe, so it closes with no shopper traffic.
  */
 import Router from '@koa/router';
 import type { Client } from '@temporalio/client';
@@ -33,7 +28,7 @@ export interface HealthReport {
   down: ServerName[];
 }
 
-/** Each dependency's breaker as it stands (an open one: requests that need it fail fast). */
+/** Each dependency's breaker as it stands. */
 export function breakerStates(guards: DependencyGuards): Record<DependencyName, BreakerState> {
   return Object.fromEntries(DEPENDENCY_NAMES.map((name) => [name, guards[name].state])) as Record<
     DependencyName,
@@ -52,8 +47,8 @@ export async function checkHealth(deps: {
   const probes: Record<ServerName, () => Promise<unknown>> = {
     redis: () => deps.redis.ping(),
     mysql: () => deps.stores.reports.ping(),
-    // A gRPC deadline too: without one the client keeps retrying the call after the probe gave up on it, into a
-    // connection that may be closed by then (an uncaught "Channel has been shut down" from its retry timer).
+    // A gRPC deadline too, else the client retries after the probe gave up, into a connection that may be closed by
+    // then (an uncaught "Channel has been shut down").
     temporal: () =>
       deps.temporal.connection.withDeadline(Date.now() + TIMEOUT_MS, () =>
         deps.temporal.workflowService.getSystemInfo({}),
@@ -84,23 +79,19 @@ function withTimeout<T>(promise: Promise<T>): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/**
- * Whether this process should be sent traffic. From SIGTERM on it drains: /readyz answers 503 so
- * load balancers stop routing here, while requests that still arrive are served as usual.
- */
+/** Whether this process should be sent traffic; from SIGTERM on it drains, still serving what arrives. */
 export class Readiness {
   private drainingSince: number | undefined;
-  /** Why this process should take no traffic though its dependencies answer (its clock against Redis's), or null. */
+  /** Why to take no traffic though the dependencies answer (e.g. this clock against Redis's), or null. */
   private problemOf: () => string | null = () => null;
   private clocksOf: () => Record<string, ClockOffset> = () => ({});
 
-  /** Adds a condition that makes the process unready while it returns a reason, and the clock offsets shown with it. */
+  /** Unready while `problem` returns a reason; `clocks` are shown with it. */
   watch(problem: () => string | null, clocks?: () => Record<string, ClockOffset>): void {
     this.problemOf = problem;
     if (clocks) this.clocksOf = clocks;
   }
 
-  /** How far the clocks this process is compared with are from its own (ClockWatch). */
   get clocks(): Record<string, ClockOffset> {
     return this.clocksOf();
   }
@@ -118,12 +109,7 @@ export class Readiness {
   }
 }
 
-/**
- * GET /livez: the process serves (no dependency is asked; a restart would not help them).
- * GET /readyz: 200 when Redis, MySQL and Temporal answer and the process is not draining, else 503
- * naming why; either way with each dependency's breaker. GET /healthz: the same as /readyz, kept
- * for the tools that poll it.
- */
+/** GET /livez (asks no dependency: a restart would not help them), GET /readyz and its alias /healthz. */
 export function healthRoutes(deps: {
   redis: RedisClient;
   stores: { reports: Pick<ReportStore, 'ping'> };
@@ -155,7 +141,6 @@ export function healthRoutes(deps: {
       return;
     }
     const report = await checkHealth(deps);
-    // The breakers say what this process's requests meet now; the checks, what a round trip finds.
     const breakers = breakerStates(deps.guards);
     const problem = deps.readiness.problem;
     const clocks = shownClocks(deps.readiness?.clocks ?? {});
@@ -205,10 +190,7 @@ export function healthRoutes(deps: {
   return router;
 }
 
-/**
- * GET /metrics: the API's Prometheus exposition. Unauthenticated, as most exporters are: keep it
- * off the public listener (scrape it inside the network, block it at the load balancer).
- */
+/** GET /metrics, unauthenticated like most exporters: keep it off the public listener. */
 export function metricsRoutes(deps: { metrics: ApiMetrics }): Router {
   const router = new Router();
   route(

@@ -1,8 +1,4 @@
-/**
- * The shopper's order routes: POST /api/checkout, GET /api/orders/:orderNo (and its long-poll),
- * POST /api/orders/:orderNo/cancel. Each validates, calls one service of src/order/ and shapes
- * the answer; refusals map to HTTP in ../errors.ts.
- */
+/** The shopper's order routes: checkout, read (and its long-poll), cancel; each calls one service of src/order/. */
 import Router from '@koa/router';
 import { z } from 'zod';
 import type { ShopperAuth } from '../auth.js';
@@ -29,7 +25,7 @@ import type { OrderView } from '../../model/order-workflow.js';
 import type { FoundOrder } from '../../order/lookup.js';
 import { findOwnOrder, type OrderStatusReader } from '../../order/status-reads.js';
 
-/** POST /api/checkout: validates, calls CheckoutService, shapes the answer. */
+/** POST /api/checkout. */
 export function checkoutRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService; metrics: ApiMetrics }): Router {
   const { auth, checkout, metrics } = deps;
   const router = new Router();
@@ -97,7 +93,7 @@ export function checkoutRoutes(deps: { auth: ShopperAuth; checkout: CheckoutServ
         const { 'Idempotency-Key': idempotencyKey, Prefer: prefer } = headers;
         const admissionToken = headers['Admission-Token'];
         if (admissionToken) Object.assign(request, { admissionToken });
-        // Prefer: wait=N (RFC 7240): the waiting checkout, which may answer with the order itself.
+        // Prefer: wait=N: the waiting checkout, which may answer with the order itself.
         const waitSeconds = preferredWaitSeconds(prefer, checkout.maxWaitSeconds);
         const answer =
           waitSeconds > 0
@@ -125,7 +121,7 @@ export function checkoutRoutes(deps: { auth: ShopperAuth; checkout: CheckoutServ
   return router;
 }
 
-/** GET /api/orders/:orderNo: the shopper's order, through the status reader (and its long-poll). */
+/** GET /api/orders/:orderNo and its long-poll. */
 export function readRoutes(deps: { auth: ShopperAuth; statusReader: OrderStatusReader }): Router {
   const { auth, statusReader } = deps;
   const router = new Router();
@@ -209,7 +205,6 @@ export function readRoutes(deps: { auth: ShopperAuth; statusReader: OrderStatusR
   return router;
 }
 
-/** A read's answer: the order as its shopper sees it, and where it came from. */
 function readBody(order: FoundOrder): OrderView & { source: FoundOrder['source'] } {
   return { ...order.view, source: order.source };
 }

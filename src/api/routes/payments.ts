@@ -1,8 +1,6 @@
 /**
- * The payment providers' webhooks, one route per registered provider (src/payments/providers/registry.ts), as each
- * declares it: POST /api/payments/webhook (the generic signed event), POST /api/payments/stripe (Stripe's), …. Each
- * verifies the signature (a forged call counts against the per-address limit), hands the event to its provider's
- * intake and answers its verdict; a provider registered but not configured here answers 404.
+ * One webhook route per registered payment provider, as each declares it: verifies the signature, hands the event to
+ * the provider's intake and answers its verdict; a provider registered but not configured here answers 404.
  */
 import Router from '@koa/router';
 import type { Context } from 'koa';
@@ -14,7 +12,7 @@ import { route } from '../route.js';
 import type { StripeWebhookOutcome } from '../../model/order-workflow.js';
 import type { ProviderDefinition, WebhookIntake } from '../../payments/providers/definition.js';
 
-/** A registered provider, and its intake where it is configured here (null: its route answers 404). */
+/** `intake` null: not configured here, its route answers 404. */
 export interface MountedProvider {
   definition: ProviderDefinition;
   intake: WebhookIntake | null;
@@ -48,7 +46,6 @@ export function providerWebhookRoutes(deps: {
         },
         errors: {
           400: { codes: ['INVALID_SIGNATURE', 'INVALID_REQUEST'] },
-          // A provider that may be left unconfigured answers 404 where it is.
           ...(webhook.notConfigured ? { 404: { codes: ['NOT_FOUND'], description: webhook.notConfigured } } : {}),
           429: {
             codes: ['RATE_LIMITED'],
@@ -60,7 +57,7 @@ export function providerWebhookRoutes(deps: {
       (ctx, input) =>
         answerWebhook(ctx, deps.metrics, async () => {
           if (!intake) throw new ApiError(404, 'NOT_FOUND', `${definition.name} is not configured here`);
-          // The signature first (forged calls count against the per-address limit), then the event.
+          // The signature before the body, so a forged call counts against the limit.
           const verified = await onlyForgedCount(deps.limits, ctx.ip, () =>
             intake.verify(rawBody(ctx), ctx.get(webhook.signature.header) || undefined),
           );
@@ -72,10 +69,8 @@ export function providerWebhookRoutes(deps: {
 }
 
 /**
- * Runs a webhook's signature check; a call that fails it counts against RATE_LIMIT_WEBHOOK for its
- * address (past the limit: 429 RATE_LIMITED instead of 400). Verified calls are not counted: the
- * provider delivers from a few addresses and retries a 429 late, so a limit meant for shoppers
- * would hold back its payments at a sale's peak.
+ * Only a failed signature counts against RATE_LIMIT_WEBHOOK (past it: 429, not 400): a provider delivers from few
+ * addresses and retries a 429 late, so counting verified calls would hold back payments at a sale's peak.
  */
 export async function onlyForgedCount<T>(
   limits: RateLimits | undefined,
@@ -90,10 +85,7 @@ export async function onlyForgedCount<T>(
   }
 }
 
-/**
- * Answers a payment webhook (the generic one, a provider's): what `handle` found, counted by outcome (an error by its
- * code), 202 when the verdict comes later.
- */
+/** Answers what `handle` found, counted by outcome (an error by its code); 202 when the verdict comes later. */
 export async function answerWebhook(
   ctx: Context,
   metrics: Pick<ApiMetrics, 'webhookOutcome'>,
