@@ -1,8 +1,4 @@
-/**
- * The invariants of docs/fault-tolerance.md, checked per SKU, as booleans with the figures behind them.
- * One checker for the tests (which assert every check), the benchmark and the fault suite (which
- * report them and fail the run on a violation).
- */
+/** The invariants of docs/fault-tolerance.md per SKU, with their figures: one checker for tests, bench, fault suite. */
 import type { ReportStore } from '../db/reports.js';
 import type { RedisInventory, SaleStock } from '../inventory/redis-inventory.js';
 
@@ -18,10 +14,7 @@ export interface RedisCounters {
 
 export interface SaleFigures {
   stock: number;
-  /**
-   * MySQL's units by status. Sold units are PAID, DISPUTED and REFUNDED ones (money taken back after payment does
-   * not put a unit back on sale: docs/fault-tolerance.md, "Money taken back").
-   */
+  /** Units by status; sold = PAID + DISPUTED + REFUNDED (docs/fault-tolerance.md, "Money taken back"). */
   mysql: {
     available: number;
     awaitingPayment: number;
@@ -60,11 +53,7 @@ export interface SaleInvariantOptions {
   perUserLimit?: number;
   /** Order numbers answered 202: each must have a row. */
   acceptedOrderNos?: readonly string[];
-  /**
-   * OrderWorkflow executions that exist for the SKU: at least one per accepted order. A start the
-   * API gave up on (its deadline passed) may still have been taken by Temporal: that workflow finds
-   * its reservation released and fails, holding nothing (conservation and storesAgree check that).
-   */
+  /** At least one per accepted order; more is fine: a start given up on may still run, fail, and hold nothing. */
   workflowCount?: number;
 }
 
@@ -74,12 +63,7 @@ export interface SaleInvariantSources {
   inventory?: Pick<RedisInventory, 'getSale'>;
 }
 
-/**
- * Checks one SKU at rest: no oversell, conservation in Redis and in MySQL, both stores agree
- * (Redis reserved = MySQL awaiting payment, Redis sold = MySQL sold: paid, disputed, refunded),
- * every accepted order has a row (and a workflow), and the per-user limit. `inventory` is
- * omitted for a design without Redis.
- */
+/** Checks one SKU at rest; `inventory` is omitted for a design without Redis. */
 export async function checkSaleInvariants(
   deps: SaleInvariantSources,
   options: SaleInvariantOptions,

@@ -1,8 +1,6 @@
 /**
- * An admission to a sale's checkout, as the shopper carries it (header Admission-Token): who, which sale, which place,
- * until when, signed with HMAC-SHA256 under a key derived from JWT_SECRET. The signature makes a forged or altered
- * token fail here, without Redis; whether the place is still the shopper's, admitted and unspent, reserve.lua decides
- * in the step that spends it.
+ * Admission tokens (header Admission-Token): HMAC-SHA256-signed under a key derived from JWT_SECRET, so a forged one
+ * fails without Redis; whether the place is still admitted and unspent, reserve.lua decides as it spends it.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
@@ -34,11 +32,7 @@ export class AdmissionTokens {
     return `${VERSION}.${payload}.${this.mac(payload)}`;
   }
 
-  /**
-   * ADMISSION_INVALID: not a token this service signed; ADMISSION_NOT_YOURS: signed for another shopper or sale;
-   * ADMISSION_EXPIRED: past its time by this process's clock plus `graceMs` (reserve.lua judges by Redis's clock, so a
-   * token near its end is let through to it).
-   */
+  /** ADMISSION_EXPIRED past its time plus `graceMs` by this clock; near its end reserve.lua judges by Redis's clock. */
   verify(token: string, expected: { sku: string; userId: string }, nowMs: number, graceMs: number): AdmissionCheck {
     const [version, payload, mac, extra] = token.split('.');
     if (version !== VERSION || !payload || !mac || extra !== undefined || token.length > 1_024)

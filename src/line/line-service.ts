@@ -1,8 +1,6 @@
 /**
- * A sale's waiting line as the shoppers and operators see it (docs/api.md, "The waiting line"): join, read a place,
- * the admission a checkout spends, pause, resume and set the rate. State lives in Redis (src/inventory/redis-line.ts);
- * this process keeps what it needs to answer a poll without asking Redis: each line's state from its own admission
- * tick (every TICK_MS, from every API process), and each shopper's place, which does not move once the sale started.
+ * A sale's waiting line (docs/api.md, "The waiting line"). State is in Redis; a poll is answered from memory: each
+ * line's state from this process's admission tick (every TICK_MS), and each place, fixed once the sale started.
  */
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
@@ -180,11 +178,7 @@ export class LineService {
     return viewOf(sku, await this.refresh(sku));
   }
 
-  /**
-   * The admission a checkout carries, for a sale with a line: its position when the token is this service's, this
-   * shopper's and this sale's, and not expired (by this clock with the skew margin; with an Idempotency-Key, a retry
-   * may carry an expired token: reserve.lua answers the key's order first).
-   */
+  /** A checkout's admission, verified; with an Idempotency-Key an expired one passes (its order is answered first). */
   checkAdmission(
     token: string,
     expected: { sku: string; userId: string },

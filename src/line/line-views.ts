@@ -1,7 +1,4 @@
-/**
- * A line and a place as the API answers them (the OpenAPI `Line` and `LinePlace` schemas). Apart from the line's
- * service because the dashboard's and the demo page's browser scripts read them too: this module imports nothing.
- */
+/** A line and a place as the API answers them (OpenAPI `Line`, `LinePlace`); imports nothing: browser code reads it. */
 export type PlaceState = 'WAITING' | 'ADMITTED' | 'EXPIRED' | 'CHECKED_OUT' | 'SOLD_OUT' | 'PAUSED' | 'CLOSED';
 
 /** A shopper's place as GET /api/sales/:sku/line/me answers it. */

@@ -1,7 +1,6 @@
 /**
- * The shopper's cancel (POST /api/orders/:orderNo/cancel), its route and its use case: the shopper's own order,
- * cancelled by its workflow's `cancel` Update within WRITE_DEADLINE (the order's row decides it), and counted
- * against the shopper so that a checkout-and-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
+ * The shopper's cancel (POST /api/orders/:orderNo/cancel): the workflow's `cancel` Update within WRITE_DEADLINE (the
+ * row decides it), counted so that a checkout-and-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
  */
 import { Deadline } from '../infra/dependency-guard.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
@@ -28,23 +27,17 @@ export class CancelOrder {
       statusReader: OrderStatusReader;
       /** Seen through the Redis guard: counts the shopper's cancels. */
       inventory: Pick<RedisInventory, 'countCancel'>;
-      /** WRITE_DEADLINE: the cancel's Update must have its answer by then. */
+      /** WRITE_DEADLINE. */
       writeDeadlineMs: number;
     },
   ) {}
 
-  /**
-   * Accepts the cancel of the shopper's own order and answers its status when it was accepted (the
-   * workflow closes it as CANCELLED next). NOT_CANCELLABLE once it is final or a payment was
-   * accepted for it; ORDER_NOT_FOUND and FORBIDDEN as findOwnOrder says.
-   */
+  /** Answers the status the cancel was accepted in (CANCELLED comes next); NOT_CANCELLABLE once final or paid. */
   async cancel(orderNo: string, userId: string): Promise<{ orderNo: string; status: OrderStatus }> {
     const { orders, lookup, statusReader, inventory } = this.deps;
     const deadline = Deadline.in(this.deps.writeDeadlineMs);
     let order = await findOwnOrder(statusReader, orderNo, userId);
-    // A promised order whose workflow has not started (or did not answer): started now with its
-    // recorded input (a no-op if it runs), then cancelled like any other; if Temporal cannot take
-    // it now, 503 and the shopper retries.
+    // A promise not started (or not answering): started with its input (a no-op if running); Temporal away: 503.
     if (order.promised) {
       await orders.start(order.promised, deadline);
       order = (await lookup.fromWorkflow(orderNo, deadline)) ?? order;

@@ -1,14 +1,7 @@
 /**
- * Checkout: reserve in Redis (one Lua step that also records the order's promise, its workflow
- * input) and answer. A polling checkout asks nothing else: no Temporal call, no database. The
- * promise is what makes the 202 durable; the pipeline's owner of starts (./starter.ts, in the
- * worker) starts the order's workflow, woken by the same Lua step, and MySQL is written by the
- * workflow at its own pace, so a burst can knock over neither. With REDIS_WAIT_REPLICAS the 202
- * waits until a replica holds the promise. Nothing is ever released here: a reserved unit is a
- * promise. Two models share it (docs/api.md, "Checkout: polling or waiting"): polling (`checkout`)
- * and waiting (`checkoutAndWait`, `Prefer: wait=N`), which starts the order itself with
- * Update-with-Start and answers with the persisted or failed order. Its route (checkoutRoutes)
- * validates the request, calls CheckoutService and shapes the answer.
+ * Checkout: one Lua step reserves in Redis and records the order's promise (its workflow input), then answers; no
+ * Temporal call, no database, so a burst knocks over neither. The owner of starts (./starter.ts) starts the workflow.
+ * Nothing is released here: a reserved unit is a promise. The two models: docs/api.md, "Checkout: polling or waiting".
  */
 import { newOrderNo } from './order-numbers.js';
 import type { SaleWindows } from './sale-windows.js';
@@ -28,7 +21,7 @@ export interface CheckoutRequest {
   sku: string;
   quantity: number;
   idempotencyKey?: string;
-  /** A sale with a waiting line: the admission the shopper was given (header Admission-Token). */
+  /** Header Admission-Token, for a sale with a waiting line. */
   admissionToken?: string;
 }
 
@@ -43,12 +36,7 @@ export interface AdmissionChecker {
     | { ok: false; code: 'ADMISSION_INVALID' | 'ADMISSION_NOT_YOURS' | 'ADMISSION_EXPIRED' };
 }
 
-/**
- * What a checkout answers. Without `order`, the order is accepted and goes on (202: poll its
- * status). With `order` (only a waiting checkout), its persistence had an outcome within the wait:
- * `order.status` is AWAITING_PAYMENT (or later, for a retried key of an older order), or FAILED,
- * with `failureReason` (see orderFailed).
- */
+/** Without `order`: accepted, poll it (202). With `order` (a waiting checkout): persisted or FAILED within the wait. */
 export interface CheckoutAnswer {
   orderNo: string;
   status: OrderStatus;
@@ -86,11 +74,7 @@ export type AcceptedReservation = Extract<ReserveResult, { outcome: 'RESERVED' |
 /** Time kept back from a checkout's deadline to write its answer. */
 const ANSWER_MARGIN_MS = 100;
 
-/**
- * The answer to a reservation that did not reserve: the one mapping from reserve.lua's outcomes to
- * refusals (the benchmark's queue baseline uses it too). Returns the reservation when it holds
- * units, throws the Refusal otherwise.
- */
+/** The reservation when it holds units, else throws reserve.lua's outcome as a Refusal (the one mapping). */
 export function acceptReservation(
   result: ReserveResult,
   request: Pick<CheckoutRequest, 'sku' | 'quantity'>,
@@ -153,23 +137,16 @@ export class CheckoutService {
         | 'checkoutStartBudgetMs'
         | 'clockSkewMarginMs'
       >;
-      /**
-       * The provider each order's payment is made at (PAYMENT_PROVIDER when its registry entry has an API: Stripe's
-       * PaymentIntent); null for one that needs nothing made per order (the generic webhook).
-       */
+      /** PAYMENT_PROVIDER when it makes a payment per order (Stripe's PaymentIntent); null for the generic webhook. */
       paymentProvider: string | null;
-      /** Seen through the Redis guard (each call bounded by REDIS_TIMEOUT): the methods it calls. */
+      /** Through the Redis guard: each call bounded by REDIS_TIMEOUT. */
       inventory: Pick<RedisInventory, 'reserve' | 'markSaleActive'>;
       /** Redis's breaker: while it is open a checkout fails before it touches anything (but the sold-out flag). */
       redis: DependencyGuard;
       /** Only the waiting checkout and a retried key's closed order reach it. */
       orders: OrderWorkflowClient;
-      /** Finds the order a duplicate checkout names, and a waited-for order's row. */
       lookup: OrderLookup;
-      /**
-       * With REDIS_WAIT_REPLICAS: whether replicas hold a sale's promises within `timeoutMs` (a 202
-       * waits for it; ReplicaAcks in src/inventory/replica-acks.ts); null without.
-       */
+      /** REDIS_WAIT_REPLICAS: whether replicas hold a sale's promises within `timeoutMs` (a 202 waits); else null. */
       replicas: { replicated(sku: string, timeoutMs: number): Promise<boolean> } | null;
       logger: Logger;
       soldOut: SoldOutCache;
@@ -177,7 +154,6 @@ export class CheckoutService {
       observer: CheckoutObserver;
       /** Counts a checkout against its shopper's budget (RATE_LIMIT_CHECKOUT); throws once it is spent. */
       spendBudget: (userId: string) => Promise<void>;
-      /** Checks the admission a checkout for a sale with a waiting line carries. */
       admissions: AdmissionChecker;
     },
   ) {}
@@ -187,10 +163,7 @@ export class CheckoutService {
     return this.deps.config.checkoutMaxWaitSeconds;
   }
 
-  /**
-   * SOLD_OUT when this process has `sku` flagged sold out (counted as a flag hit), else null: the
-   * first check of a checkout without an Idempotency-Key, here and in the sold-out door (src/api/sold-out-door.ts).
-   */
+  /** SOLD_OUT (counted as a flag hit) when `sku` is flagged here; the sold-out door asks it too. */
   soldOutRefusal(sku: string, now = Date.now()): Refusal | null {
     if (!this.deps.soldOut.isSoldOut(sku, now)) return null;
     this.deps.observer.soldOutFlagHit();
@@ -207,10 +180,7 @@ export class CheckoutService {
     return this.deps.soldOut.isSoldOut(sku);
   }
 
-  /**
-   * The polling checkout: answered within CHECKOUT_DEADLINE from Redis alone, 202 for every
-   * reservation it made (after a replica holds it, with REDIS_WAIT_REPLICAS).
-   */
+  /** The polling checkout: from Redis alone within CHECKOUT_DEADLINE (after a replica holds it, with replicas). */
   async checkout(request: CheckoutRequest): Promise<CheckoutAnswer> {
     const now = Date.now();
     const deadline = new Deadline(now + this.deps.config.deadlines.checkoutMs);
@@ -221,11 +191,8 @@ export class CheckoutService {
   }
 
   /**
-   * The first half of both checkout models, cheapest refusals first: the sold-out flag and the
-   * sale's window (from memory), the breaker, the shopper's budget, then reserve.lua, with the
-   * order's promise and the request's cutoff. Answers the reservation that holds units, throws the
-   * Refusal (or DependencyUnavailableError) otherwise. `handoffMs`: how long the caller's own start
-   * (a waiting checkout's) has before the pipeline's owner may start the order.
+   * Both models' reservation, cheapest refusals first: sold-out flag, window, breaker, budget, then reserve.lua.
+   * `handoffMs`: how long a waiting checkout's own start has before the owner of starts may start the order.
    */
   private async reserve(
     request: CheckoutRequest,
@@ -248,8 +215,7 @@ export class CheckoutService {
       soldOut.probeEnded(request.sku, { saleAnswered: true });
       return reserved;
     } catch (err) {
-      // SOLD_OUT renewed the flag already; any other answer about the sale drops it. No answer
-      // (Redis away, the breaker open, the shopper's budget spent) hands the probe to the next checkout.
+      // SOLD_OUT renewed the flag; another answer from the sale drops it; no answer passes the probe on.
       const answered = asked && err instanceof Refusal && !NO_ANSWER.has(err.code);
       if (!(err instanceof Refusal && err.code === 'SOLD_OUT'))
         soldOut.probeEnded(request.sku, { saleAnswered: answered });
@@ -257,10 +223,7 @@ export class CheckoutService {
     }
   }
 
-  /**
-   * reserve() past the sold-out flag: the breaker, the window, the budget, then reserve.lua.
-   * `asked`: called once the sale itself is asked (its window refuses, or reserve.lua is sent).
-   */
+  /** reserve() past the flag. `asked`: called once the sale is asked (its window refuses, or reserve.lua is sent). */
   private async reserveInRedis(
     request: CheckoutRequest,
     now: number,
@@ -269,7 +232,7 @@ export class CheckoutService {
     asked?: () => void,
   ): Promise<AcceptedReservation & { input: Omit<OrderInput, 'unitPriceCents'> }> {
     const { inventory, soldOut, windows, observer, config } = this.deps;
-    // Redis known to be failing: 503 at once, before anything is counted.
+    // Breaker open: 503 before anything is counted.
     this.deps.redis.assertAvailable();
     // No sale, or not open: refused before the budget and the mark, so it leaves nothing behind.
     const { refusal: windowRefusal, line } = await windows.check(request.sku, now);
@@ -283,9 +246,8 @@ export class CheckoutService {
     const reserveStartedAt = observer.now();
     const orderNo = newOrderNo(now);
     const input = this.orderInput(request, orderNo, now);
-    // Past this (Redis's clock) the script reserves nothing: no time would be left to answer, and
-    // API and Redis clocks may differ by the margin. What must follow the reservation (a replica's
-    // acknowledgement, a waiting checkout's start) keeps CHECKOUT_START_BUDGET for itself.
+    // Past the cutoff (Redis's clock, skew-margined) the script reserves nothing: no time would be left to answer.
+    // A replica's ack or a waiting checkout's start after it keeps CHECKOUT_START_BUDGET for itself.
     const after = this.deps.replicas || handoffMs > 0 ? config.checkoutStartBudgetMs : 0;
     const cutoffMs = deadline.at - after - ANSWER_MARGIN_MS - config.clockSkewMarginMs;
     let reserved: ReserveResult;
@@ -311,9 +273,8 @@ export class CheckoutService {
   }
 
   /**
-   * A sale with a line: the position of the checkout's admission, checked here for its signature, owner, sale and
-   * time, so a forged or foreign one costs no Redis call; reserve.lua checks the place and spends it. A retry with an
-   * Idempotency-Key goes on to reserve.lua without one (the key's order is answered before the admission is asked).
+   * Checked here (signature, owner, sale, time) so a forged one costs no Redis call; reserve.lua spends the place.
+   * A retry with an Idempotency-Key may carry none: the key's order is answered before the admission is asked.
    */
   private admissionPosition(request: CheckoutRequest): number | undefined {
     const retryWithKey = Boolean(request.idempotencyKey);
@@ -330,11 +291,7 @@ export class CheckoutService {
     return check.admission.position;
   }
 
-  /**
-   * Tells the owner of starts and the order-number lookups that the sale takes reservations, about
-   * once a second per process; sent before the reserve on the same connection, not awaited (a lost
-   * mark delays a promise only until the reconciler's pass). Only for a sale that exists and is open.
-   */
+  /** For the owner of starts and order lookups, ≤ 1/s per process; a lost mark delays promises to the reconciler. */
   private markSaleActive(sku: string, now: number): void {
     if (now - (this.markedActiveAt.get(sku) ?? 0) < 1_000) return;
     if (this.markedActiveAt.size > 10_000) this.markedActiveAt.clear();
@@ -342,15 +299,9 @@ export class CheckoutService {
     this.deps.inventory.markSaleActive(sku, now).catch(() => this.markedActiveAt.delete(sku));
   }
 
-  /**
-   * A reserve that got no answer may still run, before its cutoff, in a Redis that resumes: its
-   * outcome is unknown, and said so, with the order number it would have (a retry with the same
-   * Idempotency-Key, or a read of that order, tells). Nothing is sent after it: a reservation, if
-   * made, is a promise kept like any other.
-   */
+  /** A reserve that got no answer may still run (before its cutoff): OUTCOME_UNKNOWN, with its order number. */
   private reserveUnanswered(request: CheckoutRequest, orderNo: string, err: unknown): unknown {
-    // Only a reserve that ran out of time may still run; a refused or failed one (an error reply,
-    // a closed connection) did not, and one the breaker refused was never sent.
+    // An error reply, a closed connection or the breaker's refusal means it did not run.
     if (!(err instanceof DependencyUnavailableError) || err.reason !== 'deadline') return err;
     return new Refusal(
       'OUTCOME_UNKNOWN',
@@ -360,12 +311,7 @@ export class CheckoutService {
     );
   }
 
-  /**
-   * With REDIS_WAIT_REPLICAS, returns once a replica holds the sale's promises (this one among
-   * them), within the checkout's deadline; not in time: 503 OUTCOME_UNKNOWN with the order number,
-   * since a failover now could lose the order a 202 would promise. Without replicas Redis's own
-   * append-only file is the durability, and this returns at once.
-   */
+  /** REDIS_WAIT_REPLICAS: 503 OUTCOME_UNKNOWN unless a replica holds the promise in time (a failover could lose it). */
   private async durable(orderNo: string, sku: string, deadline: Deadline): Promise<void> {
     if (await this.replicated(sku, deadline)) return;
     throw notYetDurable(orderNo);
@@ -377,11 +323,8 @@ export class CheckoutService {
   }
 
   /**
-   * The waiting checkout (`Prefer: wait=N`): the same reservation, then Update-with-Start, so start
-   * and wait are one round trip to Temporal and the workflow's own state is the answer. Not decided
-   * within `waitMs`, or not started (Temporal away): the PENDING answer, and the order goes on (the
-   * owner of starts starts it once CHECKOUT_DEADLINE has passed). Answered within the wait plus
-   * CHECKOUT_DEADLINE.
+   * `Prefer: wait=N`: the same reservation, then Update-with-Start (one round trip). Not decided within `waitMs` or
+   * not started: PENDING, and the owner of starts starts it after CHECKOUT_DEADLINE.
    */
   async checkoutAndWait(request: CheckoutRequest, waitMs: number): Promise<CheckoutAnswer> {
     const now = Date.now();
@@ -419,11 +362,7 @@ export class CheckoutService {
     return this.answerOf(input.orderNo, awaited, deadline);
   }
 
-  /**
-   * A retried waiting checkout attaches to the same order and waits on it (USE_EXISTING + the
-   * Update), never starting a second one; past the point a retry can change, the order's current
-   * state is the answer. The same rules as retryWithKey() otherwise.
-   */
+  /** Attaches to the same order (USE_EXISTING + the Update), never a second one; else as retryWithKey(). */
   private async retryWithKeyAndWait(
     request: CheckoutRequest,
     duplicate: Duplicate,
@@ -458,12 +397,8 @@ export class CheckoutService {
   }
 
   /**
-   * A retried checkout with a known Idempotency-Key answers the same order. A reservation not
-   * claimed yet is still a promise its owner keeps (with REDIS_WAIT_REPLICAS it is answered once a
-   * replica holds it, as the first attempt would have been). The key's first request decides what
-   * the key means: the same key with another quantity is refused with 422 (as the IETF
-   * Idempotency-Key draft asks), never answered with the old order. The key is never forgotten: a
-   * failed order's key stays spent.
+   * A known Idempotency-Key answers the same order; another quantity is 422 (the IETF Idempotency-Key draft). The key
+   * is never forgotten: a failed order's key stays spent.
    */
   private async retryWithKey(
     request: CheckoutRequest,
@@ -476,10 +411,8 @@ export class CheckoutService {
       await this.durable(orderNo, request.sku, deadline);
       return { orderNo, status: 'PENDING' };
     }
-    // Claimed: its workflow runs.
     if (reservation?.state === 'CLAIMED') return { orderNo, status: 'PENDING' };
-    // Sold, released or already forgotten: the order is past the point a retry could change, and
-    // its row is the answer. Not readable now is not "no order": 503, and the key still holds it.
+    // Past what a retry can change: its row answers. Unreadable now is not "no order": 503, the key still holds it.
     let order: FoundOrder | null;
     try {
       order = await this.deps.lookup.find(orderNo, deadline);
@@ -500,10 +433,7 @@ export class CheckoutService {
     );
   }
 
-  /**
-   * The input the order was promised with (the first attempt's), else rebuilt as it was then (a reservation from before
-   * promises).
-   */
+  /** The first attempt's promised input, else rebuilt (a reservation from before promises). */
   private inputOf(request: CheckoutRequest, duplicate: Duplicate, reservedAtMs: number): OrderInput {
     return (
       duplicate.startInput ??
@@ -528,7 +458,7 @@ export class CheckoutService {
       ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey } : {}),
       createdAt: new Date(createdAtMs).toISOString(),
       paymentWindow: this.deps.config.paymentWindow,
-      // A provider that needs nothing made per order (the generic webhook) leaves its orders' input as it was.
+      // The generic webhook needs nothing made per order: its input names no provider.
       ...(this.deps.paymentProvider ? { paymentProvider: this.deps.paymentProvider } : {}),
     };
   }
@@ -578,10 +508,7 @@ const keyReused = (request: CheckoutRequest, firstQuantity: number) =>
     'IDEMPOTENCY_KEY_REUSED',
     `this Idempotency-Key was first used for ${firstQuantity} unit(s) of ${request.sku}, not ${request.quantity}; use a new key for a new purchase`,
   );
-/**
- * A reservation made but not yet durable (REDIS_WAIT_REPLICAS): no replica acknowledged it in time.
- * It stands, and is very likely kept; a failover now could lose it.
- */
+/** REDIS_WAIT_REPLICAS: no replica acked in time; the reservation stands, but a failover now could lose it. */
 const notYetDurable = (orderNo: string) =>
   new Refusal(
     'OUTCOME_UNKNOWN',

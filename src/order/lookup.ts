@@ -1,8 +1,6 @@
 /**
- * Finding an order by its number, wherever it is known: its running workflow (the truth), the
- * result of its closed workflow, MySQL's row, or the promise Redis holds for a reservation not
- * started yet. Reads, the checkout's duplicates, the cancel and the payment owner look orders up
- * here; the Temporal calls themselves are the order client's (./workflow-client.ts).
+ * OrderLookup: an order by its number wherever it is known: its running workflow (the truth), its closed workflow's
+ * result, MySQL's row, or the promise Redis holds for a reservation not started yet.
  */
 import { isMysqlFailure, type StoredDispute } from '../db/rows.js';
 import type { OrderStore } from '../db/orders.js';
@@ -24,12 +22,7 @@ import {
   type OrderView,
 } from '../model/order-workflow.js';
 
-/**
- * Where a read's answer came from: the running workflow (the truth); MySQL's row of a closed order
- * (final); or, when the workflow did not answer in time or has not started yet, what the stores
- * know (MySQL's row, else the reservation's recorded input: PENDING), which may lag a payment or
- * a cancel on its way.
- */
+/** `stores`: the row or the promise, read when the workflow did not answer or has not started; may lag it. */
 export type OrderSource = 'workflow' | 'database' | 'stores';
 
 export interface FoundOrder {
@@ -38,7 +31,6 @@ export interface FoundOrder {
   source: OrderSource;
   /** Read from its promise (no workflow answered, no row): its recorded input (a cancel starts it first). */
   promised?: OrderInput;
-  /** The live workflow state when the order was read from its workflow, else undefined. */
   live?: OrderState;
   /** Why a FAILED order failed (not shown by GET; the waiting checkout's FAILED answer gives it). */
   failureReason?: string;
@@ -57,10 +49,7 @@ export interface OrderLookupDeps {
   mysql: DependencyGuard;
   /** Where promised orders are found by their number (the reservation's recorded input); null: nowhere. */
   inventory: RedisInventory | null;
-  /**
-   * Of a read's deadline, what is kept back for the stores when the workflow does not answer (the
-   * MySQL row, then the reservation): the query gets the rest.
-   */
+  /** Of a read's deadline, the share kept for the stores should the workflow not answer; the query gets the rest. */
   storesReadMs: number;
 }
 
@@ -93,15 +82,12 @@ export class OrderLookup {
   }
 
   /**
-   * The order from its running workflow, else from MySQL's row (closed), else from its promise (a
-   * reservation whose workflow has not started: PENDING); null when none knows it. When the
-   * workflow does not answer in time (a frozen worker, Temporal away, a breaker open), what the
-   * stores know answers instead (source 'stores'); only when they cannot either does it throw.
+   * The running workflow, else the closed order's row, else the promise (PENDING); null when none knows it. The
+   * workflow not answering in time: what the stores know (source 'stores'); throws only when they cannot answer.
    */
   async find(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
-    // A promise whose workflow has not claimed its reservation is PENDING whatever the workflow
-    // would say: answered from Redis, sparing the worker a query (after a Temporal outage,
-    // hundreds of them are polled while their starts catch up). Redis not answering: ask on.
+    // An unclaimed promise is PENDING whatever the workflow says: Redis answers, sparing the worker a query (hundreds
+    // are polled while starts catch up after a Temporal outage). Redis not answering: ask on.
     const unclaimed = await this.unclaimedPromise(orderNo, deadline.capped(this.deps.storesReadMs || undefined)).catch(
       () => null,
     );
@@ -111,8 +97,7 @@ export class OrderLookup {
       live = await this.orders.queryLive(orderNo, deadline.minus(this.deps.storesReadMs));
     } catch (err) {
       if (!(err instanceof DependencyUnavailableError)) throw err;
-      // The stores keep their share even when the query overran it (an event loop running late under load): else they
-      // would be refused unasked, and a read the stores can answer would be 503.
+      // The stores keep their share even if the query overran it (a late event loop): else a read they can answer 503s.
       const { storesReadMs } = this.deps;
       const storesDeadline = deadline.remainingMs() >= storesReadMs ? deadline : Deadline.in(storesReadMs);
       const known = await this.fromStores(orderNo, storesDeadline).catch(() => null);
@@ -137,10 +122,8 @@ export class OrderLookup {
   }
 
   /**
-   * An order being paid or cancelled: MySQL's row first, whose final status is the order's (the worker's closing
-   * activities write it before they announce the change, and before the workflow shows it), sparing the worker a
-   * query; else as find(). Thousands of orders paid within a minute are each read this way once their change is
-   * announced.
+   * An order being paid or cancelled: MySQL's row first, final there before the workflow shows it (the close writes it
+   * before announcing), sparing the worker a query; else as find().
    */
   async findChanging(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
     // At most the stores' share: a hung MySQL must leave the workflow its time.
@@ -152,10 +135,8 @@ export class OrderLookup {
   }
 
   /**
-   * A workflow awaiting payment may not have heard yet that its order was paid: a payment the order's row decided as
-   * it was recorded (PaymentStore.recordPayment) is told to the workflow afterwards. MySQL's final status is the
-   * order's (the close writes MySQL before the workflow shows it too); its row not answering within the stores' share
-   * leaves the workflow's answer.
+   * The row decides a payment before the workflow hears of it: a final status in MySQL wins over AWAITING_PAYMENT.
+   * The row not answering within the stores' share leaves the workflow's answer.
    */
   private async settledSince(live: FoundOrder, deadline: Deadline): Promise<FoundOrder> {
     const row = await this.fromDatabase(live.view.orderNo, deadline.capped(this.deps.storesReadMs || undefined)).catch(
@@ -182,11 +163,7 @@ export class OrderLookup {
     return live ? foundLive(live) : null;
   }
 
-  /**
-   * What MySQL's row, else the reservation's recorded input, says of the order (source 'stores').
-   * Half of storesReadMs is kept for the input: a hung MySQL must not take the whole read (the
-   * workflow not answering is one mid-persist, which the input shows as it is: PENDING).
-   */
+  /** MySQL's row, else the promise (source 'stores'); half of storesReadMs is kept for the promise if MySQL hangs. */
   private async fromStores(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
     const row = await this.fromDatabase(orderNo, deadline.minus(Math.floor(this.deps.storesReadMs / 2))).catch(
       () => null,
@@ -195,10 +172,7 @@ export class OrderLookup {
     return this.fromPromise(orderNo, deadline);
   }
 
-  /**
-   * The order as its promise says, only while its reservation is not claimed yet (then it is PENDING for sure); else
-   * null.
-   */
+  /** The promise while its reservation is unclaimed (then surely PENDING); else null. */
   private async unclaimedPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
     const inventory = this.deps.inventory;
     if (!inventory) return null;
@@ -218,11 +192,7 @@ export class OrderLookup {
     return { view: viewOfState(pendingOrderState(input)), userId: input.userId, source: 'stores', promised: input };
   }
 
-  /**
-   * The recorded input of an order whose units are held, by its number alone: order numbers carry
-   * no SKU, so every sale that reserved since the order was made is asked (a handful during a sale);
-   * null when none holds it, or there is no inventory to ask.
-   */
+  /** An order's recorded input by number alone: numbers carry no SKU, so each sale active since then is asked. */
   async findPromise(orderNo: string, deadline = defaultDeadline()): Promise<OrderInput | null> {
     const inventory = this.deps.inventory;
     if (!inventory) return null;

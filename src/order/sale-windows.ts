@@ -5,11 +5,8 @@ import type { SaleWindow } from '../inventory/redis-inventory.js';
 export type WindowRefusal = 'NO_SALE' | 'NOT_ACTIVE' | null;
 
 /**
- * Each sale's window as this process last read it from Redis (a read, at most once per `ttlMs` per
- * SKU; a SKU without a sale is remembered too, so probing made-up SKUs costs one read a second).
- * reserve.lua judges the window by Redis's clock: near a bound (within `skewMarginMs`, the clock
- * skew /readyz tolerates) this says "try" and the script decides. A sale created or closed is seen
- * here within `ttlMs`; in that second the script's own answer stands, and is remembered.
+ * Each sale's window as last read, at most once per `ttlMs` per SKU (no sale too: a made-up SKU costs a read a second).
+ * Within `skewMarginMs` of a bound it says "try", and reserve.lua decides by Redis's clock.
  */
 export class SaleWindows {
   private readonly windows: LRUCache<string, { window: SaleWindow | 'none' }>;

@@ -1,10 +1,7 @@
 /**
- * A smoke order on one Worker Deployment Version before it takes traffic (`npm run rollout`): a real order of the
- * rollout's own sale, reserved in Redis, started pinned to that version (a versioning override), persisted in MySQL,
- * cancelled by the shopper's Update and its unit given back. It proves the new build's workers run the order's
- * workflow and reach both stores; it proves nothing about orders it does not run. Its reservation carries no start
- * promise (no owner of starts races it); should the tool die before the start, the reconciler gives the unit back as
- * for any orphan.
+ * A smoke order on one Worker Deployment Version before it takes traffic (`npm run rollout`): reserved, started pinned
+ * to that version, persisted, cancelled, its unit given back. Its reservation carries no start promise (no owner of
+ * starts races it); should the tool die before the start, the reconciler gives the unit back as for any orphan.
  */
 import { type Client, WorkflowIdReusePolicy } from '@temporalio/client';
 import { versionString, type WorkerVersion } from '../infra/worker-deployments.js';

@@ -1,25 +1,15 @@
 import type { ChannelListener } from '../infra/redis-subscription.js';
 
 /**
- * A per-process "sold out" flag per SKU, so that once a sale is gone the flood of late shoppers is
- * answered from memory instead of Redis. It never hides stock given back: release.lua bumps the
- * sale's stock-returned generation and publishes it, and a flag is only trusted while no higher
- * generation has been seen. A short TTL and a full reset whenever the subscription (re)connects
- * cover a notification that could have been missed.
- *
- * The notifications come through the process's one Redis subscription (src/infra/redis-subscription.ts).
+ * A per-process "sold out" flag per SKU, so late shoppers are answered from memory. A flag is trusted only while no
+ * higher stock-returned generation (release.lua's notice) was seen: docs/architecture.md, "The sold-out flag".
  */
 export class SoldOutCache {
   private readonly flags = new Map<string, { generation: number; until: number; probeUntil: number }>();
   private readonly returned = new Map<string, number>();
   private listening = false;
 
-  /**
-   * `ttlMs`: how long a flag is trusted alone; past it, one checkout (the probe, claimProbe) asks
-   * Redis again while the flag still answers the others, for at most `probeMs` (the checkout's own
-   * bound): a flag expiring under a flood renews with one reserve.lua, not with every checkout in
-   * flight at that moment (docs/performance.md).
-   */
+  /** Past `ttlMs`, one checkout (the probe) asks Redis for ≤ `probeMs`; the flag answers the rest meanwhile. */
   constructor(
     private readonly ttlMs = 1_000,
     private readonly probeMs = 2_000,
@@ -50,10 +40,8 @@ export class SoldOutCache {
   }
 
   /**
-   * The probe ended without a SOLD_OUT (which renews the flag): the sale answered otherwise
-   * (`saleAnswered`), and the flag goes; or Redis gave no answer, and the next checkout probes. A
-   * flag may so outlast a Redis outage: stock comes back only through Redis (release.lua), whose
-   * notice drops the flag, and the first probe Redis answers settles it.
+   * No SOLD_OUT: another answer drops the flag, none lets the next checkout probe. A flag may so outlast a Redis
+   * outage: stock comes back only through Redis.
    */
   probeEnded(sku: string, outcome: { saleAnswered: boolean }, now = Date.now()): void {
     const flag = this.flags.get(sku);

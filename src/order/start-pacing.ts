@@ -1,17 +1,8 @@
 /**
- * The pace of workflow starts one process sends to Temporal: every start takes one of `limit`
- * slots, and the limit follows what the pipeline absorbs. It grows by one per `limit` starts
- * answered within `targetLatencyMs`, and is halved (at most once a second) when a start runs out
- * of time, is answered RESOURCE_EXHAUSTED, takes longer than `slowLatencyMs`, or the task queue's
- * backlog has grown older than `maxBacklogAgeMs` (tasks the workers have not picked up: more
- * starts would only wait in Temporal's persistence); additive increase, multiplicative decrease,
- * between `minLimit` and `maxLimit`. A start answered between the two latencies holds the limit:
- * under a burst the whole machine is slow, and halving then only lowered the rate Temporal was
- * keeping up with (docs/performance.md, "Current figures").
- *
- * A start waits for a slot until its deadline leaves too little time to be worth sending; one that
- * was never sent fails with reason `busy`, one that was sent and ran out of time keeps the guard's
- * own reason (`deadline`): only the first is certain not to have reached Temporal.
+ * StartPacing: the starts one process sends to Temporal, in `limit` slots (AIMD between `minLimit` and `maxLimit`),
+ * halved on a timeout, RESOURCE_EXHAUSTED, a slow answer or an old task backlog. An answer between the two latencies
+ * holds the limit: under a burst halving only lowered the rate Temporal kept up with (docs/performance.md).
+ * A start never sent fails `busy`; one sent that ran out of time keeps `deadline`: only a `busy` one surely never ran.
  */
 import { DependencyUnavailableError, type Deadline } from '../infra/dependency-guard.js';
 
@@ -33,7 +24,7 @@ export interface StartPacingOptions {
   targetLatencyMs?: number;
   /** A start answered later than this counts as overload, as a timeout does. */
   slowLatencyMs?: number;
-  /** A task backlog older than this counts as overload (see backlogAge). */
+  /** A task backlog older than this counts as overload. */
   maxBacklogAgeMs?: number;
 }
 
@@ -65,11 +56,7 @@ export class StartPacing {
     return this.active;
   }
 
-  /**
-   * Sends `start` in a slot, once one is free by `admitBy` (default: while `deadline`, the call's
-   * own, leaves at least MIN_START_BUDGET_MS); otherwise fails with
-   * DependencyUnavailableError('temporal', 'busy') without sending it.
-   */
+  /** Sends `start` in a slot free by `admitBy`, else throws DependencyUnavailableError('temporal', 'busy') unsent. */
   async run<T>(
     deadline: Deadline,
     start: () => Promise<T>,
@@ -93,20 +80,14 @@ export class StartPacing {
     }
   }
 
-  /**
-   * Resolves with how many slots are free once at least one is (in arrival order with the starts
-   * waiting for one): how many promises are worth taking from Redis now.
-   */
+  /** Free slots once at least one is (in arrival order with waiting starts): how many promises to take now. */
   async room(): Promise<number> {
     if (this.active >= this.limit || this.waiters.length > 0)
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     return Math.max(1, this.limit - this.active);
   }
 
-  /**
-   * The age of the oldest task the workers have not picked up (Temporal's approximate backlog age),
-   * read every few seconds: past maxBacklogAgeMs the pipeline is behind, and fewer starts are sent.
-   */
+  /** Temporal's approximate backlog age: past maxBacklogAgeMs the pipeline is behind, and fewer starts are sent. */
   backlogAge(ageMs: number): void {
     if (ageMs > this.maxBacklogAgeMs) this.overloaded();
   }

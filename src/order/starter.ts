@@ -1,18 +1,7 @@
 /**
- * The owner of promised orders' starts (docs/fault-tolerance.md, "A reservation's owners"): the
- * checkout records each order's workflow input in Redis and answers; this starts the workflows. It
- * runs in the worker process, so its starts are eager (Temporal hands the order's first workflow
- * task back with the start, to this very worker) and paced by what the pipeline absorbs
- * (./start-pacing.ts: start latency, RESOURCE_EXHAUSTED, the task backlog's age).
- *
- * One owner per sale: a lease in Redis, taken and renewed by the same Lua step that hands out the
- * due promises, oldest first (take_due_starts.lua). reserve.lua publishes the SKU of each new
- * promise on the pipeline's wake channel, so an idle owner starts it within milliseconds; every
- * `intervalMs` the owner also visits the pipeline's active sales, which renews its leases, picks up
- * retries and messages lost while the subscription was down, and takes over the sales of an owner
- * that died or froze (within its lease). A start that succeeded drops the entry: the workflow
- * exists and owns the order from then on. A failed one is due again after a backoff; a sale whose
- * starts all failed is left to another process for two leases. Nothing here ever releases a unit.
+ * PromiseStarter, in the worker: starts the workflows of promised orders. One owner per sale (a Redis lease taken by
+ * take_due_starts.lua), woken by reserve.lua's message and visiting active sales every `intervalMs`; starts are eager
+ * and paced (./start-pacing.ts). Nothing here releases a unit (docs/fault-tolerance.md, "A reservation's owners").
  */
 import { randomUUID } from 'node:crypto';
 import { Deadline } from '../infra/dependency-guard.js';
@@ -27,17 +16,12 @@ import type { StartPacing } from './start-pacing.js';
 export interface PromiseStarterOptions {
   /** How often the pipeline's active sales are visited without being woken. */
   intervalMs: number;
-  /** How long one start may take. */
   startTimeoutMs: number;
   /** A sale's lease: renewed at every visit, so another process takes over within this after its owner dies. */
   leaseMs: number;
   /** How often the task queue's backlog age is read (0: never). */
   backlogEveryMs: number;
-  /**
-   * Eager starts (the first task back with the start, to this worker). Off under Worker Versioning: Temporal pins an
-   * eagerly started workflow to the version of the worker that asked, current or not, so a worker being replaced
-   * would keep taking new orders; a start through the task queue goes to the deployment's current version.
-   */
+  /** Off under Worker Versioning: Temporal pins an eager start to the asking worker's version, current or not. */
   eager: boolean;
 }
 
@@ -87,9 +71,8 @@ export class PromiseStarter {
     private readonly deps: {
       /** Unguarded: the owner's calls are its own, bounded by the client's command timeout. */
       inventory: RedisInventory;
-      /** The sale's promises waiting for their start, taken under the sale's lease. */
       promises: PromiseQueue;
-      /** On the worker's own connection (its starts are eager), pacing its starts by `pacing`. */
+      /** On the worker's own connection, so its starts can be eager. */
       orders: OrderWorkflowClient;
       pacing: StartPacing;
       /** The task queue's backlog age in ms (DescribeTaskQueue), read every backlogEveryMs. */
@@ -154,10 +137,7 @@ export class PromiseStarter {
     }
   }
 
-  /**
-   * Takes the sale's due promises as the pacing has room for, starts each, and takes more while
-   * there are; ends when none is due (or another process holds the lease).
-   */
+  /** Takes and starts due promises as the pacing has room, until none is due or another process holds the lease. */
   private async visit(sku: string): Promise<void> {
     const state = { again: false };
     this.visiting.set(sku, state);
@@ -198,9 +178,7 @@ export class PromiseStarter {
     }
   }
 
-  /**
-   * Starts one promised order, in its checkout's trace when that was sampled; whether it now exists (or has closed).
-   */
+  /** In its checkout's trace when sampled; true when the workflow now exists (or has closed). */
   private async startOne({ input, trace }: Promised): Promise<boolean> {
     const { promises, orders, observer } = this.deps;
     const sentAt = Date.now();

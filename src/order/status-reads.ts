@@ -1,29 +1,7 @@
 /**
- * The API's one read path for an order's status (GET /api/orders/:orderNo, its long-poll, and the
- * shopper's own-order checks of cancel and the dev payment), with its route. Around OrderLookup.find,
- * which asks the running workflow (the truth) or MySQL once it has closed:
- *
- * - single-flight: concurrent reads of one order share one query;
- * - a bounded per-order cache (LRU by entries) whose freshness follows the status: PENDING is never
- *   cached (it is about to change), nor an order whose provider payment is not made yet;
- *   AWAITING_PAYMENT at most `cacheMs` old (from when its query
- *   started) and never past its paymentDeadline; PAID, CANCELLED and FAILED never change, so they
- *   stay until evicted;
- * - `changed(orderNo)`: this process recorded a payment or a cancel; the cached answer and any
- *   query already under way are dropped, open states are not cached again until the order reaches
- *   a final state (the workflow applies a payment a moment after accepting it), and long-poll
- *   waiters of the order are woken to re-read at once. Until then it is read from MySQL first
- *   (OrderLookup.findChanging): a final status there needs no workflow query.
- *
- * Notifications (OrderChangeNotifier, below): changed() also tells the other API processes, and
- * the worker's activities (persistOrder, cancelUnpaidOrder, recordOrderFailure) tell every API process
- * before the workflow shows the new state, so an operator's cancel from the Web UI, a timeout or
- * the reconciler's repair are seen too. While this process's Redis subscription is live (and was
- * when the answer was read), an AWAITING_PAYMENT answer may be served for `notifiedCacheMs`; while
- * it is down, only for `cacheMs` (entries are cut back to that when it drops), because a change
- * could go unnoticed. A lost notification (a publish that failed after the subscription seemed
- * live) is still bounded: by `notifiedCacheMs`. Long-poll waits of open orders likewise sleep until
- * a notification wakes them (bounded the same way), rather than re-reading every `cacheMs`.
+ * The API's one read path for an order's status (GET /api/orders/:orderNo, its long-poll, own-order checks): one
+ * query per order at a time over OrderLookup, a cache whose freshness follows the status, and change notifications
+ * that drop entries and wake long-polls. The rules and their bounds: docs/architecture.md, "Order status reads".
  */
 import { LRUCache } from 'lru-cache';
 import type { AppConfig } from '../config/index.js';
@@ -34,10 +12,7 @@ import { Refusal, echo } from '../infra/refusal.js';
 import type { FoundOrder, OrderLookup, OrderSource } from './lookup.js';
 import type { RedisClient } from '../infra/redis.js';
 
-/**
- * How a read was answered: from the cache, by another read's query (coalesced), else by the lookup, counted by where
- * its answer came from (OrderSource, the `source` its body shows; an order not found counts as `database`).
- */
+/** How a read was answered: the cache, another read's query, else the lookup's source (not found: `database`). */
 export type StatusReadSource = 'cache' | 'coalesced' | OrderSource;
 export const STATUS_READ_SOURCES: readonly StatusReadSource[] = [
   'cache',
@@ -47,7 +22,7 @@ export const STATUS_READ_SOURCES: readonly StatusReadSource[] = [
   'stores',
 ];
 
-/** Told of every read and of the number of long-poll waiters (the API's metrics). */
+/** Told of every read and of the number of long-poll waiters. */
 export interface StatusReadObserver {
   statusRead(source: StatusReadSource): void;
   statusWaiters(count: number): void;
@@ -60,9 +35,7 @@ export interface OrderStatusReaderOptions {
   notifiedCacheMs?: number;
   /** Tells the other API processes of a local change (a payment or cancel taken here). */
   notifier?: OrderChangeNotifier;
-  /** The most orders kept in the cache (least recently used go first). */
   maxEntries: number;
-  /** The most concurrent long-poll waits of this process. */
   maxWaiters: number;
   /** How long one read may take (READ_DEADLINE): past it, DependencyUnavailableError. Default 10 s. */
   readTimeoutMs?: number;
@@ -80,7 +53,6 @@ export class TooManyWaitersError extends Refusal {
 export interface StatusWaitResult {
   /** The order as last read (null: it does not exist). */
   order: FoundOrder | null;
-  /** Whether its status differs from the one waited on. */
   changed: boolean;
 }
 
@@ -93,17 +65,13 @@ interface CachedOrder {
 /** A waiting PENDING order is re-read this often: persistence takes tens of milliseconds. */
 const PENDING_RECHECK_MS = 250;
 /**
- * After a pay or cancel, until the order's status moves (the workflow applies it next). Notifications live: woken by
- * the worker's announcement, at most CHANGING_RECHECK_MAX_MS apart. Without: first re-read this soon, then after as
- * long again as the change has been under way (100, 200, 400… ms), at most CHANGING_RECHECK_MAX_MS apart. A fixed
- * 100 ms made thousands of orders paid at once ten queries a second each while the worker was behind, which put it
- * further behind (docs/performance.md, "Payments at a sale's rate").
+ * After a pay or cancel, until the status moves, without notifications: re-read after 100, 200, 400… ms up to the max.
+ * A fixed 100 ms put a worker that was behind further behind (docs/performance.md, "Payments at a sale's rate").
  */
 const CHANGING_RECHECK_MS = 100;
 const CHANGING_RECHECK_MAX_MS = 1_000;
 /** A waiting AWAITING_PAYMENT order is re-read this often when the cache is off. */
 const UNCACHED_RECHECK_MS = 1_000;
-/** How long a read may take when no READ_DEADLINE was given. */
 const DEFAULT_READ_TIMEOUT_MS = 10_000;
 /** How long after a change a waiting order is re-read as above (then at its usual pace). */
 const CHANGING_FAST_RECHECK_FOR_MS = 30_000;
@@ -112,11 +80,7 @@ export class OrderStatusReader {
   private readonly cache: LRUCache<string, CachedOrder> | null;
   /** The query under way per order; a read finds its `answer` and shares it. */
   private readonly inflight = new Map<string, { answer: Promise<FoundOrder | null> }>();
-  /**
-   * Orders paid or cancelled (here or elsewhere) whose final status has not shown yet, with when:
-   * kept until it shows, however long the workflow takes to apply the change (a worker away), so
-   * an open status read meanwhile is never cached over it. Bounded by entries, not by time.
-   */
+  /** Paid or cancelled orders whose final status has not shown yet, with when: bounded by entries, never by time. */
   private readonly changing: LRUCache<string, number>;
   private readonly wakers = new Map<string, Set<() => void>>();
   private waiters = 0;
@@ -203,9 +167,8 @@ export class OrderStatusReader {
       if (!this.cache || this.changing.has(orderNo)) return;
       // Its payment at the provider is on its way (a moment after persisting): read again until it shows.
       if (found.view.paymentProvider && !found.view.paymentIntent) return;
-      // What the stores said while the workflow did not answer may lag it: kept for cacheMs only, as without
-      // notifications. Not at all would send every waiter's next read to the stores while the workflows' breaker is
-      // open (thousands a second in a sale), which kept it open.
+      // The stores' answer may lag the workflow: cacheMs only. Not caching it sent every waiter to the stores while
+      // the workflows' breaker was open (thousands a second in a sale), which kept it open.
       const ttl =
         notified && found.source !== 'stores'
           ? (this.options.notifiedCacheMs ?? this.options.cacheMs)
@@ -234,10 +197,8 @@ export class OrderStatusReader {
   }
 
   /**
-   * Long-poll: resolves as soon as the order's status differs from `from` (at once if it already
-   * does), else after `timeoutMs` with the order as it is then. Re-reads through `read` (shared
-   * with every other reader of the order) at a cadence that follows the status, and at once when
-   * this process changes the order. `signal` ends the wait early (the client went away).
+   * Long-poll: resolves once the status differs from `from`, else after `timeoutMs`; re-reads through `read` at a pace
+   * that follows the status, and at once on a change. `signal`: the client went away.
    */
   async waitForChange(
     orderNo: string,
@@ -306,19 +267,16 @@ export class OrderStatusReader {
     const changedAt = this.changing.get(orderNo);
     const sinceChange = changedAt === undefined ? Infinity : Date.now() - changedAt;
     if (sinceChange < CHANGING_FAST_RECHECK_FOR_MS) {
-      // Notifications live: the worker's closing activity announces the final status once MySQL has it, which wakes
-      // the wait; a second apart in case that announcement is lost.
+      // Notifications live: the close's announcement wakes the wait; a second apart in case it is lost.
       if (this.notified) return CHANGING_RECHECK_MAX_MS;
       return Math.min(Math.max(sinceChange, CHANGING_RECHECK_MS), CHANGING_RECHECK_MAX_MS);
     }
     if (status === 'PENDING') return PENDING_RECHECK_MS;
     if (status === 'AWAITING_PAYMENT') {
-      // The deadline's timer cancels the order: look again just after it, then as while PENDING
-      // until the workflow has closed it (never cached past the deadline).
+      // Look again just after the deadline, then as while PENDING until the workflow has closed it.
       const untilDeadline = Date.parse(paymentDeadline) - Date.now();
       if (untilDeadline <= 0) return PENDING_RECHECK_MS;
-      // Notifications live: every change wakes the wait (changedElsewhere), so it sleeps until the deadline, bounded
-      // like a cached answer in case a notification is lost; their loss wakes it to the pace below (listener()).
+      // Notifications live: a change wakes the wait; the sleep is bounded like a cached answer in case one is lost.
       const pace = this.notified
         ? (this.options.notifiedCacheMs ?? this.options.cacheMs)
         : this.options.cacheMs > 0
@@ -331,10 +289,8 @@ export class OrderStatusReader {
   }
 
   /**
-   * The order read now, for a long-poll (its first read too: findOwnOrder). A change of the order announced while
-   * the read is out does not wait for it (a workflow query can take most of READ_DEADLINE while the worker is busy,
-   * and its answer may predate the change): another read starts at once, which reads the changing order's MySQL row
-   * first, and its answer counts instead.
+   * A long-poll's read: a change announced while it is out starts another read at once (MySQL row first), whose answer
+   * counts; the first may predate the change and take most of READ_DEADLINE.
    */
   async readWatched(orderNo: string, signal?: AbortSignal): Promise<FoundOrder | null> {
     for (;;) {
@@ -362,10 +318,7 @@ export class OrderStatusReader {
     clearTimeout(timer);
   }
 
-  /**
-   * `happened` resolves at the order's next change here (changedElsewhere), the process's stop or the signal's abort;
-   * `cancel` resolves it too and forgets the waker.
-   */
+  /** `happened`: the order's next change, the stop or the abort; `cancel` resolves it too and forgets the waker. */
   private nextChange(orderNo: string, signal?: AbortSignal): { happened: Promise<void>; cancel: () => void } {
     let wakers = this.wakers.get(orderNo);
     if (!wakers) {
@@ -387,11 +340,7 @@ export class OrderStatusReader {
   }
 }
 
-/**
- * Finds an order for the shopper who owns it: ORDER_NOT_FOUND when there is none (or the number
- * cannot be one), FORBIDDEN when it is someone else's. Through the OrderStatusReader: the API's one
- * read path (single-flight, status-aware cache).
- */
+/** The shopper's own order: ORDER_NOT_FOUND when there is none (or cannot be), FORBIDDEN when someone else's. */
 export async function findOwnOrder(
   orders: OrderStatusReader,
   orderNo: string,
@@ -399,7 +348,7 @@ export async function findOwnOrder(
   /** A long-poll's first read: a change meanwhile is read at once (OrderStatusReader.readWatched). */
   options: { forWait?: boolean } = {},
 ): Promise<FoundOrder> {
-  // A running order that does not answer in time is DependencyUnavailableError: 503, retry.
+  // A running order that does not answer in time throws DependencyUnavailableError: 503, retry.
   const order = ORDER_NO_PATTERN.test(orderNo)
     ? await (options.forWait ? orders.readWatched(orderNo) : orders.read(orderNo))
     : null;
@@ -408,18 +357,10 @@ export async function findOwnOrder(
   return order;
 }
 
-/**
- * "This order is changing": a Redis pub/sub notification that lets every API process keep an
- * order's AWAITING_PAYMENT answer in its status cache for long (STATUS_CACHE_NOTIFIED_MS) instead
- * of re-asking the workflow every STATUS_CACHE_MS. Sent by whatever changes an open order: the
- * worker's activities (persistOrder, cancelUnpaidOrder, recordOrderFailure, so a timeout, an
- * operator's cancel from the Web UI and the reconciler are covered) and the API process that
- * recorded a payment or a cancel. The workflow stays the truth: a notification only makes the
- * readers ask it again.
- */
 /** Where an order's change is announced; the message is the order number. */
 export const ORDER_CHANGED_CHANNEL = 'flash:order-changed';
 
+/** "This order is changing": readers ask again (the workflow stays the truth), so open answers may be cached long. */
 export class OrderChangeNotifier {
   constructor(private readonly redis: RedisClient) {}
 

@@ -1,7 +1,6 @@
 /**
- * OrderWorkflowClient: the only code that calls an order's workflow. It starts orders (paced),
- * queries them, delivers payments and cancels as Updates, each call with a deadline and behind its
- * breaker. Finding an order wherever it is known is OrderLookup's (./lookup.ts).
+ * OrderWorkflowClient: the only code that calls an order's workflow (paced starts, queries, the payment Signal, the
+ * cancel Update), each call with a deadline and behind its breaker.
  */
 import {
   QueryRejectedError,
@@ -43,19 +42,16 @@ import {
 /** gRPC status DEADLINE_EXCEEDED: what Temporal answers a query no worker took in time. */
 const GRPC_DEADLINE_EXCEEDED = 4;
 
-/**
- * How long a call waits when its caller gives no deadline (the reconciler, the tools): the API
- * always gives one (CHECKOUT_DEADLINE, READ_DEADLINE, WRITE_DEADLINE).
- */
+/** For callers without a deadline (the reconciler, the tools); the API always gives one. */
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 
-/** How much later than the guard's deadline a call's gRPC deadline is (see onTemporal). */
+/** A call's gRPC deadline lags the guard's, so running out of time is always seen as the guard's deadline. */
 const GRPC_DEADLINE_LAG_MS = 100;
 
 /** The longest a waiting start gives the server to say whether the start it sent took effect. */
 const START_OUTCOME_WAIT_MS = 200;
 
-/** The guards the order client calls through: Temporal's frontend, and the order workflows (the worker). */
+/** Temporal's frontend, and the order workflows (which need a worker). */
 export type OrderWorkflowClientGuards = Pick<DependencyGuards, 'temporal' | 'workflows'>;
 
 /** Guards that classify failures as the API's do but never open: calls bounded by their deadlines only. */
@@ -66,19 +62,12 @@ export function guardsWithoutBreakers(): OrderWorkflowClientGuards {
   };
 }
 
-/**
- * What paces this process's starts (StartPacing, ./start-pacing.ts): `start` runs in a slot,
- * admitted only while `admitBy` has not passed and enough of `deadline` is left.
- */
+/** What paces this process's starts (StartPacing): `start` runs in a slot admitted by `admitBy`. */
 export interface StartPacer {
   run<T>(deadline: Deadline, start: () => Promise<T>, admitBy?: Deadline): Promise<T>;
 }
 
-/**
- * Errors that say Temporal (or the worker behind a query or Update) is unwell, as opposed to its
- * answers (not found, already started, an Update refused): these count against a breaker and
- * answer 503.
- */
+/** Temporal (or the worker behind a query or Update) unwell, not one of its answers: counts against a breaker, 503. */
 export function isTemporalFailure(err: unknown): boolean {
   if (
     err instanceof WorkflowNotFoundError ||
@@ -96,10 +85,8 @@ export function isTemporalFailure(err: unknown): boolean {
 const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
 
 /**
- * What a waiting start learned within its wait. DECIDED: persistence has an outcome, `state` is
- * the workflow's own (AWAITING_PAYMENT or later, or FAILED). RUNNING: the workflow provably exists
- * (started now or earlier) but had not decided within the wait; it goes on. ALREADY_CLOSED: the
- * order's workflow had closed before this call (an idempotent retry of an old order).
+ * DECIDED: persistence has an outcome (the workflow's state). RUNNING: the workflow exists but had not decided within
+ * the wait. ALREADY_CLOSED: it closed before this call (a retry of an old order).
  */
 export type AwaitedStart =
   { outcome: 'DECIDED'; state: OrderState } | { outcome: 'RUNNING' } | { outcome: 'ALREADY_CLOSED' };
@@ -107,21 +94,18 @@ export type AwaitedStart =
 /** How a payment Signal ended: sent, no running workflow, no answer by its deadline, or a failure. */
 export type PaymentSignalOutcome = 'signalled' | 'no_workflow' | 'timeout' | 'error';
 
-/** Told of each payment Signal, timed here, the one place they are sent (the API's metrics). */
+/** Told of each payment Signal, timed here, the one place they are sent. */
 export interface PaymentSignalObserver {
   paymentSignalDone(outcome: PaymentSignalOutcome, seconds: number): void;
 }
 
 export class OrderWorkflowClient {
-  /** Calls to Temporal not ended yet (tracked): the connection is closed only after them. */
+  /** Calls to Temporal not ended yet: the connection is closed only after them. */
   private readonly underway = new Set<Promise<unknown>>();
 
   /**
-   * `guards`: the API's breakers and per-call bounds (OrderWorkflowClient.withoutBreakers for the worker
-   * and the tools). Either way a dependency that fails or does not answer in time surfaces as
-   * DependencyUnavailableError (the API's 503). `pacing`: starts wait here, in this process, rather
-   * than in Temporal; one too late to be worth it is not sent (the promise's owner sends it later).
-   * `signalObserver`: told how long each payment Signal took.
+   * A failed or unanswered call throws DependencyUnavailableError (503). `pacing`: starts wait here rather than in
+   * Temporal; one too late to be worth it is not sent (the promise's owner sends it later).
    */
   constructor(
     private readonly temporal: Client,
@@ -131,20 +115,17 @@ export class OrderWorkflowClient {
     private readonly signalObserver?: PaymentSignalObserver,
   ) {}
 
-  /** For the worker and the tools: calls bounded by their deadlines only, behind guards that never open. */
+  /** For the worker and the tools: calls bounded by their deadlines only. */
   static withoutBreakers(temporal: Client, taskQueue: string, pacing: StartPacer): OrderWorkflowClient {
     return new OrderWorkflowClient(temporal, taskQueue, guardsWithoutBreakers(), pacing);
   }
 
-  /** Whether Temporal's breaker lets a call through now; throws DependencyUnavailableError if not. */
+  /** Throws DependencyUnavailableError while Temporal's breaker refuses calls. */
   assertTemporalAvailable(): void {
     this.guards.temporal.assertAvailable();
   }
 
-  /**
-   * Whether Temporal's breaker lets a start through now: closed, or open and due to probe (one
-   * caller per probe interval is let through, and its call is the probe).
-   */
+  /** Whether Temporal's breaker lets a start through now (when open, one caller per interval is its probe). */
   temporalAvailable(): boolean {
     try {
       this.guards.temporal.assertAvailable();
@@ -154,21 +135,14 @@ export class OrderWorkflowClient {
     }
   }
 
-  /**
-   * A call to Temporal's frontend (start, describe, count). The gRPC deadline lets the server drop
-   * the work too; it is a little later than the guard's, so that running out of time is always
-   * seen (and counted) as the guard's deadline, not as a gRPC error that arrived first.
-   */
+  /** A call to Temporal's frontend (start, describe, count); its gRPC deadline lets the server drop the work too. */
   private onTemporal<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
     return this.guards.temporal.call(deadline, () =>
       this.tracked(() => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call)),
     );
   }
 
-  /**
-   * Runs a call to Temporal, kept in `underway` until it ends: a guard that gives up on it leaves it running (to its
-   * gRPC deadline), and the connection must not close under it (see untilCallsEnd).
-   */
+  /** A guard that gives up on a call leaves it running to its gRPC deadline: the connection must not close under it. */
   private tracked<T>(call: () => Promise<T>): Promise<T> {
     const running = call();
     this.underway.add(running);
@@ -178,9 +152,8 @@ export class OrderWorkflowClient {
   }
 
   /**
-   * Waits, at most `maxMs`, for the calls to Temporal still under way, each bounded by its gRPC deadline: a call the
-   * client retries after the connection closed throws from the client's retry timer ("Channel has been shut down"),
-   * outside any promise. The API's shutdown waits here before it closes the connection.
+   * Waits up to `maxMs` for calls under way before shutdown closes the connection: a call retried after the close
+   * throws "Channel has been shut down" from the client's retry timer, outside any promise.
    */
   async untilCallsEnd(maxMs: number): Promise<void> {
     if (this.underway.size === 0) return;
@@ -190,10 +163,7 @@ export class OrderWorkflowClient {
     ]);
   }
 
-  /**
-   * A call the order's workflow must answer (a query, an Update): it needs a worker as well.
-   * `evenWhenOpen`: delivered whatever the breaker says (a payment), within its deadline.
-   */
+  /** A query or Update, which needs a worker too. `evenWhenOpen`: sent whatever the breaker says. */
   private onWorkflow<T>(
     deadline: Deadline,
     call: () => Promise<T>,
@@ -206,20 +176,12 @@ export class OrderWorkflowClient {
     );
   }
 
-  /**
-   * Starts the order's workflow. A second start of the same order (an idempotent retry) attaches to
-   * the running workflow; an order number is never reused for a new workflow once one has closed
-   * (ALREADY_CLOSED: the order exists and has ended).
-   */
+  /** A second start attaches to the running workflow; a closed one is never started again (ALREADY_CLOSED). */
   async start(input: OrderInput, deadline = defaultDeadline()): Promise<'STARTED' | 'ALREADY_CLOSED'> {
     return (await this.startAndTell(input, deadline, false)).outcome;
   }
 
-  /**
-   * start(), asking Temporal to hand the order's first workflow task back with the start (eager
-   * start: no task queue round trip) when this client shares the worker's connection; `eager` says
-   * whether it did (no free workflow task slot in this worker: the task goes through the queue).
-   */
+  /** start(), asking for the first workflow task back with it (eager start); `eager`: whether Temporal did. */
   async startEagerly(
     input: OrderInput,
     deadline = defaultDeadline(),
@@ -263,15 +225,9 @@ export class OrderWorkflowClient {
   }
 
   /**
-   * Starts the order's workflow (or attaches to the running one: USE_EXISTING, as start() does) and
-   * waits up to `waitMs` for persistence to have an outcome, in one Update-with-Start round trip:
-   * the `awaitPersisted` Update answers from the workflow's own state. Its start half goes through
-   * the pacing like any start (its slot is held until the server answered for the start), and is
-   * not sent once `startDeadline` is too close.
-   *
-   * Throws when it cannot tell that the workflow exists (not sent, refused, or no answer for the
-   * start): the order is a promise, so the caller answers PENDING and the starter starts it. The
-   * wait itself counts against no breaker (an order not decided in time is an answer).
+   * Starts (or attaches to) the workflow and waits up to `waitMs` for persistence's outcome, in one Update-with-Start;
+   * the start is paced like any other. Throws when it cannot tell the workflow exists (the caller answers PENDING and
+   * the owner of starts starts it). The wait counts against no breaker: not decided in time is an answer.
    */
   async startAndAwaitPersisted(
     input: OrderInput,
@@ -309,8 +265,7 @@ export class OrderWorkflowClient {
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return { outcome: 'ALREADY_CLOSED' };
       if (update === undefined) throw err;
-      // Started, but not decided within the wait (a timeout) or the Update was refused (an order
-      // started on a version without the handler, or one that closed meanwhile): it goes on.
+      // Not decided in time, or the Update refused (a build without the handler, or closed meanwhile): it goes on.
       const started = await boundBy(Deadline.in(START_OUTCOME_WAIT_MS), () => startOperation.workflowHandle()).then(
         () => true,
         () => false,
@@ -320,15 +275,10 @@ export class OrderWorkflowClient {
     }
   }
 
-  /**
-   * The open workflow's state; null when it is closed or does not exist. A worker that does not
-   * take the query in time (stalled or busy) or a Temporal that does not answer: the order cannot
-   * say where it stands right now, DependencyUnavailableError (callers answer "retry later").
-   */
+  /** The open workflow's state; null when closed or absent. No answer in time: DependencyUnavailableError. */
   async queryLive(orderNo: string, deadline = defaultDeadline()): Promise<OrderState | null> {
     try {
-      // The client rejects queries to closed workflows (queryRejectCondition NOT_OPEN), which
-      // saves a worker from replaying a finished history; MySQL has the final state then.
+      // queryRejectCondition NOT_OPEN spares a worker replaying a closed history; MySQL has the final state then.
       return await this.onWorkflow(deadline, () => this.handle(orderNo).query(statusQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError || err instanceof QueryRejectedError) return null;
@@ -336,10 +286,7 @@ export class OrderWorkflowClient {
     }
   }
 
-  /**
-   * Sends the paymentApplied Signal: a payment the order's row applied. Temporal keeps it durably in the history, so
-   * it needs no worker. NOT_RUNNING when the workflow has closed or never started (its close read the row).
-   */
+  /** A payment the row applied; needs no worker. NOT_RUNNING: closed or never started (its close reads the row). */
   async signalPaymentApplied(
     orderNo: string,
     payment: PaymentReceived,
@@ -363,10 +310,7 @@ export class OrderWorkflowClient {
     }
   }
 
-  /**
-   * Starts the refund workflow of a payment its row says is owed back (the reconciler's); one already running is
-   * joined, one closed is followed by a new run (the row, not the id, says whether there is work left).
-   */
+  /** Joins a running refund workflow, or runs a new one after a closed one: the row says whether work is left. */
   async startRefund(eventId: string, deadline = defaultDeadline()): Promise<void> {
     await this.onTemporal(deadline, () =>
       this.temporal.workflow.start<RefundWorkflowSignature>(REFUND_WORKFLOW_TYPE, {
@@ -379,10 +323,7 @@ export class OrderWorkflowClient {
     );
   }
 
-  /**
-   * The shopper's cancel: the `cancel` Update, whose validator applies the rule (isCancellable).
-   * False when the order cannot be cancelled (refused, or its workflow has closed).
-   */
+  /** The `cancel` Update (its validator applies isCancellable); false when refused or the workflow has closed. */
   async cancel(orderNo: string, deadline = defaultDeadline()): Promise<boolean> {
     try {
       await this.onWorkflow(deadline, () => this.handle(orderNo).executeUpdate(cancelUpdate, {}));
@@ -394,7 +335,7 @@ export class OrderWorkflowClient {
     }
   }
 
-  /** The final state a completed workflow returned (null: it failed, was terminated, or is unknown). */
+  /** Null when the workflow failed, was terminated, or is unknown. */
   async closedResult(orderNo: string, deadline = defaultDeadline()): Promise<OrderState | null> {
     return this.onTemporal(deadline, () => this.handle(orderNo).result()).catch((err: unknown) => {
       if (err instanceof DependencyUnavailableError) throw err;
@@ -413,10 +354,7 @@ export class OrderWorkflowClient {
     }
   }
 
-  /**
-   * How many OrderWorkflows of the SKU are running (PENDING or AWAITING_PAYMENT orders), from
-   * Temporal visibility: eventually consistent, a moment behind the workflows themselves.
-   */
+  /** Running OrderWorkflows of the SKU, from visibility: a moment behind the workflows. */
   async countRunning(sku: string, deadline = defaultDeadline()): Promise<number> {
     const query = [
       `WorkflowType = ${visibilityString(ORDER_WORKFLOW_TYPE)}`,
@@ -427,7 +365,7 @@ export class OrderWorkflowClient {
     return count;
   }
 
-  /** Resolves once the order's workflow has closed, however it ended (completed, failed, cancelled). */
+  /** Resolves once the order's workflow has closed, however it ended. */
   async awaitClosed(orderNo: string): Promise<void> {
     await this.handle(orderNo)
       .result()
@@ -439,11 +377,7 @@ export class OrderWorkflowClient {
   }
 }
 
-/**
- * A string literal of Temporal's visibility query language: quoted, with backslashes and quotes
- * escaped, so no value (the API only lets SKUs of letters, digits and _.- through anyway) can end
- * the literal and add a clause of its own.
- */
+/** A visibility-query string literal, escaped so no value can end it and add a clause of its own. */
 export function visibilityString(value: string): string {
   return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
 }
@@ -459,7 +393,7 @@ function isTimeout(err: unknown): boolean {
   );
 }
 
-/** Whether a call ran out of time: gRPC DEADLINE_EXCEEDED anywhere in the error's cause chain. */
+/** gRPC DEADLINE_EXCEEDED anywhere in the error's cause chain. */
 export function isDeadlineExceeded(err: unknown): boolean {
   for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
     if (

@@ -1,8 +1,6 @@
 /**
- * The operators' views of a live sale (docs/operations.md, "Admin views"): figures from Redis, MySQL and
- * Temporal side by side with the drift between them, the orders and payments of the store paged by
- * keyset, the list of sales, and closing a sale early. SQL stays in the store, Redis in the
- * inventory, Temporal in the order client; the figures come from the shared invariant checker.
+ * The operators' views of a sale (docs/operations.md, "Admin views"): Redis, MySQL and Temporal figures with their
+ * drift, keyset-paged orders, payments and sales, and closing a sale early.
  */
 import type { OrderStore } from '../db/orders.js';
 import type { PaymentStore } from '../db/payments.js';
@@ -41,10 +39,7 @@ export interface SaleStats {
   runningWorkflows: number;
   /** The payment events of the sale's orders by outcome: applied, and refunds to make, asked, done or failed. */
   payments: Record<StoredPaymentOutcome, number>;
-  /**
-   * Redis minus MySQL; each is 0 once the sale is quiet (no order PENDING). While orders are being
-   * persisted, Redis is ahead: `available` below and `reserved` above MySQL by their units.
-   */
+  /** Redis minus MySQL: 0 once no order is PENDING; while orders persist, Redis is ahead by their units. */
   drift: { available: number; reserved: number; sold: number };
   /** The invariants of docs/fault-tolerance.md for this sale as they stand now (storesAgree only at rest). */
   invariants: { ok: boolean; checks: Record<Invariant, boolean> };
@@ -129,10 +124,7 @@ export interface AdminSaleView {
 }
 
 export class AdminService {
-  /**
-   * `stores` and `inventory`: the methods it calls (the invariant checker's included); the API passes its guarded
-   * views.
-   */
+  /** The API passes its guarded views. */
   constructor(
     private readonly deps: {
       stores: {
@@ -227,10 +219,7 @@ export class AdminService {
     return pageOf(rows, query.limit, paymentView, (last) => [last.receivedAt.toISOString(), last.eventId]);
   }
 
-  /**
-   * Every payment event of one order (whatever its outcome, refunds with their provider ids) and its failed payment
-   * attempts (a declined card): what support reads when a shopper asks where their money went.
-   */
+  /** One order's payment events and failed attempts: where a shopper's money went. */
   async orderPayments(orderNo: string): Promise<AdminOrderPayments> {
     const { stores } = this.deps;
     const [order, payments, failures, takebacks] = await Promise.all([
@@ -276,13 +265,8 @@ export class AdminService {
   }
 
   /**
-   * Closes a sale now: checkouts answer 409 SALE_NOT_ACTIVE from then on, while orders already
-   * placed run to their end (payment or timeout). Idempotent: a closed (or ended) sale keeps its end.
-   *
-   * Redis is written first and wins: reserve.lua reads the end there, so once that write lands no
-   * checkout is accepted, whatever happens to MySQL. MySQL then takes the end Redis answered. If
-   * only the Redis write lands, MySQL still shows the old end until a retry: the retry gets the same
-   * end back from Redis (an ended sale keeps its end) and writes it to MySQL.
+   * Closes a sale now; placed orders run to their end. Redis first, where reserve.lua reads the end; MySQL then takes
+   * the end Redis answered, so a retry after a partial close writes the same end (idempotent).
    */
   async closeSale(sku: string): Promise<SaleView> {
     const { stores, redisSales, sales } = this.deps;

@@ -1,8 +1,4 @@
-/**
- * Opaque keyset cursors of the admin lists: the position of a page's last row, as base64url JSON.
- * Clients pass back what `nextCursor` gave; anything else is refused (INVALID_REQUEST). The
- * positions' schemas check a cursor here and describe it in the OpenAPI document (src/api/schemas.ts).
- */
+/** Opaque keyset cursors of the admin lists: a page's last row's position as base64url JSON; anything else is 400. */
 import { z } from 'zod';
 import { ORDER_NO_PATTERN } from '../model/order-workflow.js';
 import { Refusal } from '../infra/refusal.js';

@@ -1,7 +1,4 @@
-/**
- * A sale as GET /api/sales/:sku shows it (the OpenAPI `Sale` schema). Apart from the sales service
- * because the dashboard's browser script reads it too: this module imports nothing.
- */
+/** A sale as GET /api/sales/:sku shows it (OpenAPI `Sale`); imports nothing: the dashboard's script reads it. */
 export interface SaleView {
   sku: string;
   name: string;

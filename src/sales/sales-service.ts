@@ -1,6 +1,4 @@
-/**
- * Sales: an admin puts stock on sale in MySQL (the record) and Redis (the counters checkout uses).
- */
+/** Sales: an admin puts stock on sale in MySQL (the record) and Redis (the counters checkout uses). */
 import type { SaleStore } from '../db/sales.js';
 import type { RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
@@ -25,9 +23,7 @@ export interface NewSale {
 export type LineDefaults = Pick<LineSettings, 'admissionsPerSecond' | 'admissionTtlSeconds'>;
 
 export class SalesService {
-  /**
-   * The methods it calls: the API passes its guarded views (src/api/app.ts), tests and tools the clients as they are.
-   */
+  /** The API passes its guarded views (src/api/app.ts). */
   constructor(
     private readonly stores: { sales: Pick<SaleStore, 'createSale' | 'getSale'> },
     private readonly inventory: Pick<RedisInventory, 'getSale'>,
@@ -40,10 +36,7 @@ export class SalesService {
     return new SalesService(stores, new RedisInventory(redis, taskQueue), new RedisSales(redis, taskQueue));
   }
 
-  /**
-   * MySQL first inside a transaction, then Redis, then commit: the sale exists in both or in
-   * neither, and a second create of the same SKU is refused by whichever sees it first.
-   */
+  /** MySQL in a transaction, then Redis, then commit: in both or neither; a second create is refused by either. */
   async create(sale: NewSale): Promise<SaleView> {
     const startsAt = toDate(sale.startsAt);
     const { line, ...definition } = sale;
