@@ -1,7 +1,4 @@
-/**
- * Applies migrations/NNN_name.sql in order, each once, recorded in schema_migrations.
- * A named lock serialises concurrent migrators (several workers starting at once).
- */
+/** Applies migrations/NNN_name.sql in order, each once (schema_migrations); a named lock serialises migrators. */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,7 +1,4 @@
-/**
- * The order rows and the transactions that change them: persist (taking MySQL's stock), fail, pay, cancel. Each
- * transaction that moves an order holds its row's lock, and keeps its SQL in one method here.
- */
+/** The order rows and the transactions that move them (persist, fail, pay, cancel), each under the row's lock. */
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
   SOLD_STATUSES,
@@ -22,10 +19,7 @@ export type NewOrder = Pick<
   'orderNo' | 'sku' | 'userId' | 'quantity' | 'unitPriceCents' | 'paymentDeadline' | 'createdAt'
 > & {
   idempotencyKey?: string;
-  /**
-   * The payment deadline counts from when the row is written, by MySQL's clock: NOW() + this
-   * window, never earlier than `paymentDeadline`. Without it, `paymentDeadline` is written as given.
-   */
+  /** The deadline is MySQL's NOW() + this at the write, never before `paymentDeadline` (absent: that, as given). */
   paymentWindowMs?: number;
   /** The provider it is paid through when that provider has an API (Stripe): its intent decides its payments. */
   paymentProvider?: string;
@@ -39,10 +33,7 @@ export interface AppliedPayment {
 }
 
 export type InsertOrderResult =
-  /**
-   * The row's payment deadline as written (see NewOrder.paymentWindowMs); for ALREADY_PERSISTED, an earlier attempt
-   * wrote it.
-   */
+  /** `paymentDeadline` as written (NewOrder.paymentWindowMs); for ALREADY_PERSISTED, by an earlier attempt. */
   | {
       outcome: 'INSERTED' | 'ALREADY_PERSISTED';
       paymentDeadline: Date;
@@ -56,17 +47,13 @@ export type InsertOrderResult =
   /** The order was already ended FAILED or CANCELLED (the reconciler gave it up before this start persisted it). */
   | { outcome: 'CLOSED'; status: StoredOrderStatus; failureReason: string | null };
 
-/**
- * What cancelUnpaidOrder found under the order row's lock. PAID_IN_TIME: a payment of the full
- * amount was recorded at or before the deadline, so the order is not cancelled and is to be paid
- * with it (also when it is already sold: its own first run paid it). NOT_DUE: a payment timeout asked before MySQL's
- * clock passed the deadline.
- */
+/** What cancelUnpaidOrder found under the order row's lock. */
 export type CancelUnpaidResult =
   /** Cancelled, for the reason the row keeps (the first cancel's: a shopper's cancel before the deadline's). */
   | { outcome: 'CANCELLED'; reason: CancelReason }
+  /** The full amount was recorded by the deadline: paid with it, not cancelled (also when its first run sold it). */
   | { outcome: 'PAID_IN_TIME'; payment: AppliedPayment }
-  /** MySQL's clock is `dueInMs` short of the deadline. */
+  /** A payment timeout asked early: MySQL's clock is `dueInMs` short of the deadline. */
   | { outcome: 'NOT_DUE'; dueInMs: number }
   /** No AWAITING_PAYMENT row (never written, or already closed): nothing to cancel. */
   | { outcome: 'NOT_AWAITING_PAYMENT' };
@@ -86,10 +73,7 @@ export class OrderStore {
     return new Map(rows.map((row) => [String(row.order_no), toOrderRow(row)]));
   }
 
-  /**
-   * One page of a SKU's orders that hold units (AWAITING_PAYMENT or PAID), in order-number order
-   * after `afterOrderNo`: the reconciler's cursor over MySQL.
-   */
+  /** A page of a SKU's orders holding units, by order number after `afterOrderNo`: the reconciler's cursor. */
   async holdingOrdersPage(sku: string, afterOrderNo: string, limit: number): Promise<OrderRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT * FROM orders WHERE sku = ? AND status IN ('AWAITING_PAYMENT','PAID','DISPUTED','REFUNDED') AND order_no > ? ORDER BY order_no LIMIT ?`,
@@ -117,17 +101,11 @@ export class OrderStore {
   }
 
   /**
-   * Inserts the order as AWAITING_PAYMENT and takes its units from MySQL's available stock, in one
-   * transaction. Idempotent on the order number: a retry after a lost commit finds the row and
-   * answers ALREADY_PERSISTED without taking stock twice.
-   *
-   * The first attempt of an order almost never finds a row, so it does not look first (one round
-   * trip less per order, docs/performance.md): a row committed by an earlier attempt shows as a
-   * duplicate key, whose rollback gives back the stock taken again, or, when that stock is no
-   * longer there, as "out of stock", which is checked against the row before it is believed.
+   * Inserts the order AWAITING_PAYMENT and takes its units from MySQL's stock in one transaction; idempotent on the
+   * order number (ALREADY_PERSISTED). It does not look first (a round trip less, docs/performance.md): an earlier
+   * attempt's row shows as a duplicate key, or as "out of stock", checked against the row before it is believed.
    */
   async insertAwaitingOrder(order: NewOrder): Promise<InsertOrderResult> {
-    // Here, not in SaleStore: it writes the order; the sale's stock is taken in the same transaction.
     let result: InsertOrderResult;
     try {
       result = await inTransaction(this.pool, async (conn): Promise<InsertOrderResult> => {
@@ -181,10 +159,7 @@ export class OrderStore {
     return result;
   }
 
-  /**
-   * An earlier attempt's row answers for this one only if it is the same order and was persisted (not ended without
-   * it).
-   */
+  /** An earlier attempt's row answers for this one only if it is the same order and was persisted, not ended. */
   private async existingOrderMatches(order: NewOrder): Promise<InsertOrderResult | null> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       'SELECT sku, user_id, status, failure_reason, payment_deadline FROM orders WHERE order_no = ?',
@@ -204,11 +179,7 @@ export class OrderStore {
     };
   }
 
-  /**
-   * The reconciler's first write when it gives an order up: a FAILED row, only where the order has
-   * none (a row written meanwhile by the order's own start stays as it is). Answers the status the
-   * row has afterwards: FAILED when this (or an earlier attempt) wrote it. Idempotent.
-   */
+  /** The reconciler gives an order up: a FAILED row only where it has none; answers the row's status. Idempotent. */
   async insertFailedOrder(order: NewOrder, reason: string): Promise<StoredOrderStatus> {
     return inTransaction(this.pool, async (conn) => {
       await insertOrderRow(conn, order, 'FAILED', reason.slice(0, 255), true);
@@ -220,16 +191,11 @@ export class OrderStore {
   }
 
   /**
-   * Ends an order as FAILED, so no accepted checkout goes without a trace: writes a FAILED row when
-   * there is none, and turns a row persisted as AWAITING_PAYMENT (a persist that committed although
-   * its answer was lost) into FAILED, giving its units back to MySQL's available stock in the same
-   * transaction. A row sold as its payment was recorded, before the workflow that fails it heard of it (its
-   * reservation lost from Redis, its provider refused), fails too, whatever was taken back since (PAID, DISPUTED,
-   * REFUNDED): its units go back and its payment is to be refunded. A row already final otherwise is left as it is.
-   * Idempotent.
+   * Ends an order FAILED so no accepted checkout goes without a trace: a FAILED row where none exists; an
+   * AWAITING_PAYMENT row, or one sold before its failing workflow heard of it, becomes FAILED with its units back in
+   * MySQL's stock and its payment to be refunded. Other final rows stay as they are. Idempotent.
    */
   async failOrder(order: NewOrder, reason: string): Promise<void> {
-    // Here, not in SaleStore: it ends the order; its units go back to the sale in the same transaction.
     const failureReason = reason.slice(0, 255);
     await inTransaction(this.pool, async (conn) => {
       const [rows] = await conn.query<RowDataPacket[]>(
@@ -268,19 +234,16 @@ export class OrderStore {
   }
 
   /**
-   * Cancels an unpaid order unless the row applied a payment first (docs/fault-tolerance.md, "A payment's path").
-   * Under the order row's lock, which every payment's recording takes too, so a payment is either decided before this
-   * looks (the order is sold: PAID_IN_TIME, nothing changes) or after it committed (then it finds the order CANCELLED
-   * and is refunded). A payment timeout waits for MySQL's own clock to pass the deadline (NOT_DUE), so a payment
-   * stamped at or before the deadline has always been decided. Idempotent: a retry after a lost commit finds the
-   * order CANCELLED, with the reason its first cancel wrote.
+   * Cancels an unpaid order unless its row applied a payment first (docs/fault-tolerance.md, "A payment's path"). The
+   * row's lock, which recording a payment takes too, orders them: a payment decided first sells it (PAID_IN_TIME), one
+   * after finds it CANCELLED. A timeout waits for MySQL's clock to pass the deadline (NOT_DUE), so every payment
+   * stamped by then was decided. Idempotent: a retry finds it CANCELLED with its first reason.
    */
   async cancelUnpaidOrder(cancel: {
     orderNo: string;
     reason: CancelReason;
     cancelledAt: Date;
   }): Promise<CancelUnpaidResult> {
-    // Here, not in PaymentStore: it cancels the order; the payments are only read, under the order row's lock.
     return inTransaction(this.pool, async (conn): Promise<CancelUnpaidResult> => {
       const [rows] = await conn.query<RowDataPacket[]>(
         `SELECT sku, quantity, status, cancel_reason, payment_deadline FROM orders WHERE order_no = ? FOR UPDATE`,
@@ -288,13 +251,12 @@ export class OrderStore {
       );
       const order = rows[0];
       if (order?.status === 'CANCELLED') return { outcome: 'CANCELLED', reason: order.cancel_reason as CancelReason };
-      // A payment still waiting (recorded by a build before the row judged every payment) is decided first.
+      // A payment still RECEIVED (recorded by an older build) is decided first.
       const decided =
         order?.status === 'AWAITING_PAYMENT'
           ? appliedOf(await decideWaitingPayments(conn, cancel.orderNo, { tellWorkflow: false }))
           : undefined;
-      // The row applied a payment first (as it was recorded, or just now), or this close's own first run was
-      // retried after the payment: the same answer.
+      // Paid first (as recorded, just now, or by this close's own earlier run): the same answer.
       if (decided || isSold(order?.status)) {
         const applied = await appliedPaymentOf(conn, cancel.orderNo);
         if (applied) return { outcome: 'PAID_IN_TIME', payment: applied };
@@ -361,18 +323,14 @@ async function insertOrderRow(
 }
 
 /**
- * The one judge (docs/fault-tolerance.md, "A payment's path"): under the order row's lock (taken here; already held by
- * a caller that wrote or read the row), decides every payment of the order still RECEIVED, in arrival order, with the
- * one rule (judgeAtTheDoor): the first that pays an order awaiting payment makes it PAID (now, by MySQL's clock, with
- * the takebacks the provider reported before it applied), every other is to be refunded for its reason. Decided once:
- * a payment leaves RECEIVED here only. With `tellWorkflow` an applied payment is marked for its workflow's payment
- * Signal (src/payments/signals.ts); without it the caller's answer tells the workflow. Answers the payments decided
- * now, in arrival order. No row: nothing is decided (the first transaction that writes one decides them).
- *
- * Each transaction that brings a payment or first writes the row writes its own row before it calls this, under READ
- * COMMITTED: whichever commits second sees the other's row (a locking read waits for an uncommitted one; two that wait
- * on each other deadlock, and inTransaction runs one again). No gap locks: order numbers grow with time, and a gap
- * lock past the newest would hold up every new order's payment.
+ * The one judge (docs/fault-tolerance.md, "A payment's path"): under the order row's lock (taken here unless the caller
+ * holds it), decides the order's RECEIVED payments in arrival order by judgeAtTheDoor: the first that pays an order
+ * awaiting payment makes it PAID (with takebacks reported before), every other is to be refunded. A payment leaves
+ * RECEIVED here only. `tellWorkflow` marks an applied one for its Signal; else the caller's answer tells the workflow.
+ * No row: nothing decided (the transaction that writes it decides).
+ * Whoever brings a payment or first writes the row writes its own row first, under READ COMMITTED, so the second to
+ * commit sees the other's (a mutual wait deadlocks; inTransaction reruns one). No gap locks: order numbers grow with
+ * time, and a gap lock past the newest would hold up every new order's payment.
  */
 export async function decideWaitingPayments(
   conn: PoolConnection,
@@ -461,10 +419,7 @@ export function appliedOf(decided: readonly DecidedPayment[]): AppliedPayment | 
   return applied && { eventId: applied.eventId, amountCents: applied.amountCents, receivedAt: applied.receivedAt };
 }
 
-/**
- * Sets a paid order's status and figures from the takebacks recorded for it (paidOrderStatus); the caller holds the
- * order row's lock (decideWaitingPayments, RefundStore.recordTakeback). Returns the status it has now.
- */
+/** Sets a paid order's status and figures from its takebacks (paidOrderStatus); the caller holds the row's lock. */
 export async function applyTakebacks(conn: PoolConnection, orderNo: string): Promise<StoredOrderStatus> {
   const [[order]] = await conn.query<RowDataPacket[]>('SELECT status, total_cents FROM orders WHERE order_no = ?', [
     orderNo,
@@ -506,11 +461,9 @@ export async function applyTakebacks(conn: PoolConnection, orderNo: string): Pro
 }
 
 /**
- * A dispute of money we owe back (its payment REFUND_REQUIRED) is that payment's refund: open or lost, the chargeback
- * gave the shopper their money (REFUNDED, refund_id the dispute's id), and the provider refuses a refund of a disputed
- * charge. Won, the money is ours again and the provider still refuses: an operator refunds it (REFUND_FAILED). Applies
- * the intent's furthest recorded dispute, so the dispute's recording and a refund refused for it (the payment judged
- * after the dispute arrived) reach the same end. Answers whether the payment moved.
+ * A dispute of money we owe back (REFUND_REQUIRED) settles it: open or lost, the chargeback refunded the shopper
+ * (REFUNDED, refund_id the dispute's); won, the provider still refuses to refund a disputed charge, so an operator does
+ * (REFUND_FAILED). Uses the furthest dispute, so its recording and a refund refused for it end alike. True if moved.
  */
 export async function disputeOwedMoney(
   db: Pick<Pool, 'query'> | PoolConnection,

@@ -1,7 +1,6 @@
 /**
- * The payment rows: a payment recorded once and decided by its order's row (the one judge, src/db/orders.ts), the
- * Signal its workflow is owed; the PaymentIntents opened for an order; failed attempts; and where the catch-up reads a
- * provider's events from. Money going back (refunds, takebacks) is src/db/refunds.ts.
+ * The payment rows, each recorded once and decided by its order's row (src/db/orders.ts), and the Signal its workflow
+ * is owed; the PaymentIntents opened, failed attempts, the catch-up's cursor. Money going back: src/db/refunds.ts.
  */
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { type PaymentProviderName, type RefundReason } from '../model/order-workflow.js';
@@ -50,21 +49,17 @@ export class PaymentStore {
   constructor(private readonly pool: Pool) {}
 
   /**
-   * Records a payment event, once, and has the order's row decide it (decideWaitingPayments, src/db/orders.ts): a
-   * payment is its money, one row per event for the generic webhook, one row per provider payment (Stripe's
-   * PaymentIntent) otherwise, whichever event or read told of it first; every event is kept as evidence of its row.
-   * The order row's lock is taken first where the row exists, so MySQL stamps received_at after it is held: a close
-   * holding it (cancelUnpaidOrder) read MySQL's clock before this payment arrived. Answers the stored row and whether
-   * this recording decided it (`judged`): APPLIED, with the order PAID and the row marked for its workflow's payment
-   * Signal, or REFUND_REQUIRED; a row still RECEIVED has no order row yet (the first transaction that writes one
-   * decides it). `refundReason`: money that must be given back whatever its order says, recorded so at once.
+   * Records a payment once and has its order's row decide it (decideWaitingPayments). A payment is its money: one row
+   * per generic event, one per provider payment (Stripe's PaymentIntent) whichever event told of it first; each event
+   * is kept as evidence. The order row's lock comes first, so received_at is stamped after a close holding it read
+   * MySQL's clock. `judged`: decided now (APPLIED and marked for its Signal, or REFUND_REQUIRED); still RECEIVED: no
+   * order row yet. `refundReason`: money to give back whatever the order says, recorded so at once.
    */
   async recordPayment(
     event: RecordedPaymentEvent,
     source: string,
     refundReason?: RefundReason,
   ): Promise<{ row: PaymentRow; judged: boolean }> {
-    // Here, not in OrderStore: it writes the payment; the order's row decides it through OrderStore's own helper.
     return inTransaction(this.pool, async (conn) => {
       await conn.query('SELECT 1 FROM orders WHERE order_no = ? FOR UPDATE', [event.orderNo]);
       // Ignored on either key: the event's id seen before, or the provider's payment recorded by another event.
@@ -176,8 +171,7 @@ export class PaymentStore {
     }));
   }
 
-  // ---- the payment signal -----------------------------------------------------------------------
-  // A payment applied as it was recorded is to be told to its workflow (tell_workflow) until its Signal was sent.
+  // ---- the payment signal: tell_workflow = 1 until its workflow has it ---------------------------
 
   /** Its workflow has the paymentApplied Signal (or has closed, its close having read the row). */
   async markTold(eventId: string): Promise<void> {
@@ -194,9 +188,8 @@ export class PaymentStore {
     return rows.map(toPaymentRow);
   }
 
-  // ---- payments waiting for their order's row -------------------------------------------------------
-  // A payment recorded before its order's row existed is RECEIVED until the first transaction that writes the row
-  // decides it. The reconciler looks at those left waiting: rows of an earlier build, and order numbers never issued.
+  // ---- payments RECEIVED before their order's row ---------------------------------------------------
+  // The row's first write decides them; the reconciler takes those left: an older build's, numbers never issued.
 
   /** Up to `limit` payments still RECEIVED, recorded over `olderThanMs` ago by MySQL's clock, oldest first. */
   async waitingPayments(olderThanMs: number, limit: number): Promise<PaymentRow[]> {
@@ -208,11 +201,7 @@ export class PaymentStore {
     return rows.map(toPaymentRow);
   }
 
-  /**
-   * Has the order's row decide the payments waiting for it (decideWaitingPayments); with no row and
-   * `noSuchOrder`, they are refunded ORDER_NOT_FOUND instead (the caller knows no order of ours has that number).
-   * Answers how many it decided, and whether the order has a row.
-   */
+  /** Has the order's row decide its waiting payments; no row and `noSuchOrder` (never issued): ORDER_NOT_FOUND. */
   async decideWaitingFor(
     orderNo: string,
     options: { noSuchOrder: boolean },
@@ -256,7 +245,6 @@ export class PaymentStore {
     );
   }
 
-  /** Every intent an order opened, in the order they were opened. */
   async paymentIntentsOf(orderNo: string): Promise<PaymentIntentRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       'SELECT * FROM payment_intents WHERE order_no = ? ORDER BY key_attempt, created_at',
@@ -270,10 +258,7 @@ export class PaymentStore {
     await this.pool.query('UPDATE payment_intents SET status = ? WHERE intent_id = ?', [status, intentId]);
   }
 
-  /**
-   * Where the order's opening stands: the idempotency key attempt it is asked under now (1 until a
-   * 5xx moved it on), and whether the order's close at the provider has begun.
-   */
+  /** The opening's idempotency key attempt (1 until a 5xx moved it on), and whether the order's close has begun. */
   async paymentOpening(orderNo: string): Promise<{ keyAttempt: number; closed: boolean }> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       'SELECT key_attempt, closed_at FROM payment_openings WHERE order_no = ?',
@@ -282,10 +267,7 @@ export class PaymentStore {
     return { keyAttempt: Number(rows[0]?.key_attempt ?? 1), closed: Boolean(rows[0]?.closed_at) };
   }
 
-  /**
-   * Marks the order's close at the provider as begun, before its intents are read: an opening that
-   * records an intent after that read finds the mark and cancels the intent itself.
-   */
+  /** Marks the close begun before its intents are read: an opening recording an intent later cancels it itself. */
   async closePaymentOpening(orderNo: string): Promise<void> {
     await this.pool.query(
       `INSERT INTO payment_openings (order_no, closed_at) VALUES (?, NOW(3))
@@ -294,10 +276,7 @@ export class PaymentStore {
     );
   }
 
-  /**
-   * Moves the order's opening on to the key after `from` (the provider answered 5xx under it). Two
-   * attempts that saw the same 5xx move it once.
-   */
+  /** Moves the opening to the key after `from` (a 5xx under it); two attempts that saw the same 5xx move it once. */
   async nextPaymentOpeningKey(orderNo: string, from: number): Promise<void> {
     await this.pool.query(
       `INSERT INTO payment_openings (order_no, key_attempt) VALUES (?, ?)
@@ -344,7 +323,6 @@ export class PaymentStore {
     );
   }
 
-  /** An order's failed payment attempts, oldest first. */
   async paymentFailuresOfOrder(orderNo: string): Promise<(PaymentFailure & { receivedAt: Date })[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT event_id, order_no, provider, provider_ref, code, message, received_at FROM payment_failures

@@ -20,11 +20,9 @@ export function createMysqlPool(config: Pick<AppConfig, 'mysqlUrl'>, options: Po
     maxPreparedStatements: 16,
     ...options,
   });
-  // The times MySQL stamps itself (a payment's received_at, NOW() in cancelUnpaidOrder) must be
-  // UTC like the ones the app writes, whatever the server's own time zone: they are compared. Every
-  // transaction here is READ COMMITTED (src/db/rows.ts, inTransaction), set once per connection
-  // rather than per transaction (a round trip each). A connection that cannot be set so is dropped:
-  // the query waiting for it fails and is retried. Queued before any query on the connection.
+  // UTC: MySQL's own stamps (received_at, NOW()) are compared with the app's. READ COMMITTED (inTransaction) is set
+  // once per connection, not per transaction (a round trip each); queued before any query, and a connection that
+  // fails it is dropped (the query waiting for it fails and is retried).
   pool.pool.on('connection', (connection) => {
     const dropOnError = (err: unknown) => {
       if (err) connection.destroy();

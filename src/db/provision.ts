@@ -1,7 +1,4 @@
-/**
- * Creates the app's database and user on a fresh MariaDB, as its root user, for the local stack.
- * Idempotent: run at every start-up, it is also the stack's readiness probe.
- */
+/** Creates the app's database and user on the local stack's MariaDB as root; idempotent, also its readiness probe. */
 import mysql from 'mysql2/promise';
 
 export interface MysqlCredentials {

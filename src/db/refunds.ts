@@ -1,7 +1,4 @@
-/**
- * Money going back: payments that must be refunded and their refunds through a provider (asked, followed, forwards
- * only), and the refunds and disputes a provider reports that we did not ask for (takebacks).
- */
+/** Money going back: refunds asked of a provider (forwards only), and refunds or disputes it reports (takebacks). */
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
   SOLD_STATUSES,
@@ -24,10 +21,7 @@ export class RefundStore {
 
   // ---- refunds through a provider (RefundWorkflow, started by the reconciler) --------------------
 
-  /**
-   * Refunds through `providers`' APIs that are due now by MySQL's clock, oldest first: REFUND_REQUIRED ones to ask
-   * (never tried, or their last run's bound is over) and REFUND_REQUESTED ones to read again (their next look is due).
-   */
+  /** Refunds due by MySQL's clock, oldest first: REFUND_REQUIRED to ask, REFUND_REQUESTED to read again. */
   async refundsDue(limit: number, providers: readonly string[]): Promise<PaymentRow[]> {
     if (providers.length === 0) return [];
     const [rows] = await this.pool.query<RowDataPacket[]>(
@@ -40,10 +34,7 @@ export class RefundStore {
     return rows.map(toPaymentRow);
   }
 
-  /**
-   * The reconciler starts a due refund's workflow (RefundWorkflow): true for exactly one caller, and the row is not due
-   * again for `runBoundMs` (longer than a run may last), so a run that ended without moving it on is started again.
-   */
+  /** Takes a due refund for a RefundWorkflow: true for one caller; due again after `runBoundMs` (> a run's length). */
   async takeRefund(eventId: string, runBoundMs: number): Promise<boolean> {
     const [result] = await this.pool.query<ResultSetHeader>(
       `UPDATE payments SET next_refund_at = NOW(3) + INTERVAL ? MICROSECOND, refund_attempts = refund_attempts + 1
@@ -71,12 +62,7 @@ export class RefundStore {
     );
   }
 
-  /**
-   * Moves a payment's refund on, by the payment's event id or the provider's refund id: only
-   * forwards (REFUND_REQUIRED → REFUND_REQUESTED → REFUNDED → REFUND_FAILED, a refund the provider
-   * reports failed after it succeeded included), so events that arrive twice or out of order never
-   * move it back. Returns whether a row moved.
-   */
+  /** Moves a refund on (by event id or refund id), forwards only: repeated or late events never move it back. */
   async recordRefundProgress(
     match: { eventId?: string; refundId?: string },
     progress: RefundProgress,
@@ -110,10 +96,7 @@ export class RefundStore {
     );
   }
 
-  /**
-   * A refund the provider refused because a dispute holds the charge: the intent's recorded dispute gives the payment
-   * back (disputeOwedMoney). False while no dispute of it is recorded yet (its event is on its way, or caught up).
-   */
+  /** A refund refused for a dispute: the recorded dispute settles it (disputeOwedMoney); false until it is recorded. */
   async settleByDispute(payment: Pick<PaymentRow, 'provider' | 'providerRef'>): Promise<boolean> {
     if (!payment.providerRef) return false;
     return disputeOwedMoney(this.pool, payment.provider, payment.providerRef);
@@ -121,13 +104,8 @@ export class RefundStore {
 
   // ---- money taken back after payment -----------------------------------------------------------
 
-  /**
-   * Records a refund or dispute the provider reported, forwards only, and moves a paid order to the status it makes
-   * (PAID, DISPUTED, REFUNDED) in the same transaction, under the order row's lock. Answers whether the takeback
-   * changed, and the order's status after (null: no row).
-   */
+  /** Records a reported refund or dispute, forwards only, and moves a paid order's status with it, under its lock. */
   async recordTakeback(takeback: Takeback): Promise<{ changed: boolean; status: StoredOrderStatus | null }> {
-    // Here, not in OrderStore: it records the takeback; the order's status follows from it in the same transaction.
     return inTransaction(this.pool, async (conn) => {
       const [rows] = await conn.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ? FOR UPDATE', [
         takeback.orderNo,
@@ -167,7 +145,6 @@ export class RefundStore {
     });
   }
 
-  /** The refunds and disputes the provider reported on an order's payment, oldest first. */
   async takebacksOf(orderNo: string): Promise<Takeback[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       'SELECT * FROM payment_takebacks WHERE order_no = ? ORDER BY created_at, takeback_id',
@@ -176,7 +153,6 @@ export class RefundStore {
     return rows.map(toTakeback);
   }
 
-  /** A refund or dispute recorded by the provider's id, or null. */
   async getTakeback(id: string): Promise<Takeback | null> {
     const [rows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM payment_takebacks WHERE takeback_id = ?', [
       id,

@@ -1,7 +1,4 @@
-/**
- * Reads for the admin views, invariant checks, gauges and health: counts, keyset pages, a sale's stock figures, a
- * round trip and MySQL's clock. Nothing here writes.
- */
+/** Reads for the admin views, invariant checks, gauges and health: counts, keyset pages, MySQL's clock. No writes. */
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import {
   STORED_ORDER_STATUSES,
@@ -25,9 +22,7 @@ export interface SaleStockFigures {
   available: number;
   /** Units (sum of quantities) of the SKU's orders by stored status. */
   units: Record<StoredOrderStatus, number>;
-  /** Units held (AWAITING_PAYMENT + PAID) by the user who holds the most. */
   maxHeldByOneUser: number;
-  /** Users holding at least one unit (AWAITING_PAYMENT or PAID). */
   usersHolding: number;
   /** Orders of the SKU whose checkout sent an Idempotency-Key: Redis keeps each key's mapping as long. */
   keyedOrders: number;
@@ -65,7 +60,6 @@ export class ReportStore {
     return Number(row?.ms);
   }
 
-  /** One page of sales, newest first (created_at, then SKU, descending), after `before` when given. */
   async salesPage(before: SalePosition | undefined, limit: number): Promise<SaleRow[]> {
     const columns = 'sku, name, price_cents, stock, available, per_user_limit, starts_at, ends_at, created_at';
     const [rows] = before
@@ -80,11 +74,7 @@ export class ReportStore {
     return rows.map(toSaleRow);
   }
 
-  /**
-   * One page of a SKU's orders (those with a row: PENDING orders have none yet), newest first by
-   * order number (which starts with its creation time), optionally of one status, before
-   * `beforeOrderNo` when given.
-   */
+  /** A page of a SKU's orders with a row (PENDING ones have none), newest first by order number (creation time). */
   async ordersPage(query: {
     sku: string;
     status?: StoredOrderStatus;
@@ -108,7 +98,6 @@ export class ReportStore {
     return rows.map(toOrderRow);
   }
 
-  /** One page of payments with `outcome`, oldest first (received_at, then event id), after `after` when given. */
   async paymentsPage(query: {
     outcome: StoredPaymentOutcome;
     after?: PaymentPosition;
@@ -131,7 +120,6 @@ export class ReportStore {
     return rows.map((row) => ({ ...toPaymentRow(row), sku: row.sku === null ? null : String(row.sku) }));
   }
 
-  /** How many orders of a SKU are in each stored status. */
   async orderCountsByStatus(sku: string): Promise<Record<StoredOrderStatus, number>> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       'SELECT status, COUNT(*) AS n FROM orders WHERE sku = ? GROUP BY status',
@@ -142,7 +130,6 @@ export class ReportStore {
     ) as Record<StoredOrderStatus, number>;
   }
 
-  /** How many of a SKU's orders are in `status`. */
   async countOrders(sku: string, status: StoredOrderStatus): Promise<number> {
     const [[row]] = await this.pool.query<RowDataPacket[]>(
       'SELECT COUNT(*) AS n FROM orders WHERE sku = ? AND status = ?',
@@ -151,7 +138,6 @@ export class ReportStore {
     return Number(row?.n ?? 0);
   }
 
-  /** Order number → creation time of every order of a SKU. */
   async orderCreationTimes(sku: string): Promise<Map<string, Date>> {
     const [rows] = await this.pool.query<RowDataPacket[]>('SELECT order_no, created_at FROM orders WHERE sku = ?', [
       sku,
@@ -159,7 +145,6 @@ export class ReportStore {
     return new Map(rows.map((r) => [String(r.order_no), r.created_at as Date]));
   }
 
-  /** The order numbers of a SKU that have a row (any status). */
   async orderNumbersOfSale(sku: string): Promise<Set<string>> {
     const [rows] = await this.pool.query<RowDataPacket[]>('SELECT order_no FROM orders WHERE sku = ?', [sku]);
     return new Set(rows.map((r) => String(r.order_no)));

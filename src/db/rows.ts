@@ -1,7 +1,4 @@
-/**
- * What the stores share (src/db/stores.ts): the row types they answer, the mappers from MySQL's rows to
- * them, the one transaction helper, and which errors are MySQL's own failures.
- */
+/** What the stores share: row types and their mappers, the transaction helper, which errors are MySQL failing. */
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import type {
   CancelReason,
@@ -11,11 +8,7 @@ import type {
   StoredPaymentOutcome,
 } from '../model/order-workflow.js';
 
-/**
- * Whether a mysql2 error says the server is unwell (connection refused or lost, a timeout, a fatal
- * protocol error) rather than answering a statement (a duplicate key, a constraint): only the
- * former counts against the API's MySQL breaker and answers 503.
- */
+/** MySQL unwell (connection lost, timeout, fatal), not a statement refused: only that trips the API's breaker (503). */
 export function isMysqlFailure(err: unknown): boolean {
   const sqlError = err as { sqlState?: unknown; fatal?: unknown };
   return !(typeof sqlError.sqlState === 'string' && sqlError.fatal !== true);
@@ -70,10 +63,7 @@ export interface StoredDispute {
   amountCents: number;
 }
 
-/**
- * A refund or a dispute the provider reports on a payment of ours that we did not ask for. `stage` only grows
- * (RefundStore.recordTakeback keeps the furthest one).
- */
+/** A refund or dispute reported on our payment unasked; `stage` only grows (recordTakeback keeps the furthest). */
 export interface Takeback {
   id: string;
   kind: 'REFUND' | 'DISPUTE';
@@ -128,12 +118,9 @@ export interface PaymentIntentRow {
 }
 
 /**
- * Runs `work` in one transaction on one pooled connection: committed if it resolves, rolled back if it throws. Every
- * connection of the pool is READ COMMITTED (src/db/pool.ts): a transaction locks only the rows it reads (no gap locks)
- * and each read sees what is committed, as transactions that serialise on one order row's lock need. A deadlock rolls
- * it back and runs it again (up to three times): two transactions that each write their own row and then lock the
- * other's (a payment and its order's first write) may deadlock, and InnoDB picks one to retry (docs/fault-tolerance.md,
- * "A payment's path").
+ * Runs `work` in one transaction, committed if it resolves. Connections are READ COMMITTED (src/db/pool.ts): no gap
+ * locks, and each read sees what is committed, as transactions serialised on an order row's lock need. A deadlock (a
+ * payment and its order's first write, each locking the other's row) is run again, up to three times in all.
  */
 export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {

@@ -5,11 +5,7 @@ import { inTransaction, isDuplicateKey, toSaleRow, type SaleRecord, type SaleRow
 export class SaleStore {
   constructor(private readonly pool: Pool) {}
 
-  /**
-   * Inserts the sale and, inside the same transaction, runs `alsoElsewhere` (the Redis definition):
-   * the transaction commits only if that returns true, so the sale exists in both places or in
-   * neither. Returns false when a sale for the SKU already exists (here or there).
-   */
+  /** Inserts the sale and runs `alsoElsewhere` (Redis's) in its transaction: both or neither. False: the SKU exists. */
   async createSale(sale: SaleRecord, alsoElsewhere: () => Promise<boolean>): Promise<boolean> {
     try {
       return await inTransaction(this.pool, async (conn) => {
@@ -35,11 +31,7 @@ export class SaleStore {
     return row ? toSaleRow(row) : null;
   }
 
-  /**
-   * Sets the sale's end to `endsAt` unless it ends at or before it already (the earlier end wins,
-   * so a retried close never moves the end). Returns the sale's end afterwards; undefined when there
-   * is no such sale.
-   */
+  /** Ends the sale at `endsAt` unless it ends earlier (a retry never moves it); the end after; undefined: no sale. */
   async closeSale(sku: string, endsAt: Date): Promise<Date | null | undefined> {
     await this.pool.query('UPDATE sales SET ends_at = ? WHERE sku = ? AND (ends_at IS NULL OR ends_at > ?)', [
       endsAt,

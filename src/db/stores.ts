@@ -1,12 +1,7 @@
 /**
- * The stores: every SQL statement of the service, one store per transaction boundary (a transaction's SQL stays in
- * one method of one store), all over one pool. Activities, the API, the benchmark and the tests call them, each
- * taking only the stores it uses; nothing else under src/ speaks SQL (the migrator and the database provisioning in
- * this folder aside).
- *
- * Business outcomes (an order that is already there, a sale MySQL lacks stock for) are returned as
- * values; only infrastructure failures (connection refused, lock wait timeout, deadlock) are thrown,
- * so the caller decides what is retryable.
+ * Every SQL statement of the service: a store per aggregate, a transaction's SQL in one method of one store, one pool.
+ * Business outcomes (an order already there, no stock) are returned as values; only infrastructure failures are
+ * thrown, so the caller decides what is retryable.
  */
 import type { Pool } from 'mysql2/promise';
 import { OrderStore } from './orders.js';

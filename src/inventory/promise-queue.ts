@@ -1,8 +1,6 @@
 /**
- * The promised orders of a sale waiting for their workflow's start, as the owner of starts
- * (src/order/starter.ts) takes them: under a per-sale lease, oldest due first, by Lua scripts
- * (take_due_starts.lua, promise_entry.lua, release_starter_lease.lua). reserve.lua writes the
- * entries, claim.lua and release.lua drop them.
+ * A sale's promised orders awaiting their workflow's start, as the owner of starts (src/order/starter.ts) takes them:
+ * under a per-sale lease, oldest due first. reserve.lua writes the entries; claim.lua and release.lua drop them.
  */
 import type { RedisClient } from '../infra/redis.js';
 import { defineScripts, parsePromised, saleKeys, type Promised } from './redis-inventory.js';
@@ -42,9 +40,8 @@ export class PromiseQueue {
   }
 
   /**
-   * The sale's promised orders due to be started, handed to `owner` if it holds (or now takes) the
-   * sale's starter lease: oldest due first, at most `limit`, each pushed `recheckMs` ahead so it is
-   * not handed out twice while its start is on its way. `pending` counts the promises not started.
+   * Due promises for `owner` if it holds (or takes) the starter lease: at most `limit`, each pushed `recheckMs` ahead
+   * so it is not handed out twice while its start is on its way. `pending`: promises not started.
    */
   async takeDueStarts(
     sku: string,

@@ -1,18 +1,11 @@
 /**
- * Stock of the flash sales in Redis: a thin adapter over the atomic Lua scripts in `lua/`, one per operation.
- *
- * Every state change (define, reserve, claim, adopt, confirm, release, close) is one script, so the invariants of
- * docs/fault-tolerance.md (no oversell, conservation, per-user limit, idempotency) hold under any
- * concurrency without locks. All keys of one SKU share the hash tag `{sku}` (docs/architecture.md), so
- * each script touches one cluster slot and runs unchanged on Redis Cluster.
- *
- * Input is validated by the API (zod); the scripts only refuse what would corrupt the counters.
+ * Stock of the flash sales in Redis: typed adapters over lua/'s atomic scripts, one per state change, so the invariants
+ * of docs/fault-tolerance.md hold without locks. A SKU's keys share the hash tag `{sku}`: one cluster slot per script.
+ * The API validates input; the scripts refuse only what would corrupt the counters.
  */
 import { readFileSync } from 'node:fs';
 import { redisClockMs, type RedisClient } from '../infra/redis.js';
 import { orderNoTime, type OrderInput } from '../model/order-workflow.js';
-
-/** The Redis keys of one SKU: the one place that knows the layout. */
 
 /** A sale that took a reservation lately (it marks itself active about once a second). */
 export interface ActiveSale {
@@ -20,33 +13,25 @@ export interface ActiveSale {
   lastReservedAtMs: number;
 }
 
-/**
- * Since when a sale that holds the order has been active (null: not one of our order numbers). A sale marks itself
- * active about once a second, so one that holds an order was active at most 2 s before the order was made.
- */
+/** Since when a sale holding the order has been active: it marks itself ~1/s, so ≤ 2 s before; null: not our number. */
 export function activeSince(orderNo: string): number | null {
   const madeAt = orderNoTime(orderNo);
   return madeAt === null ? null : madeAt - 2_000;
 }
 
+/** The Redis keys of one SKU: the one place that knows the layout. */
 export interface SaleKeys {
   /** HASH stock, available, reserved, sold, limit, price, starts, ends (epoch ms, 0 = none), returned (generation). */
   sale: string;
   /** HASH userId -> units the user holds (reserved + sold). */
   users: string;
-  /**
-   * HASH orderNo -> `state|userId|quantity|reservedAtMs`, state R (reserved, no owner yet), C (claimed
-   * by the order's workflow), S (sold), X (released).
-   */
+  /** HASH orderNo -> `state|userId|quantity|reservedAtMs`: R reserved, C claimed (workflow), S sold, X released. */
   reservations: string;
   /** HASH (userId, idempotency key) -> orderNo. */
   idempotency: string;
   /** HASH userId -> orders the shopper cancelled in this sale. */
   cancels: string;
-  /**
-   * ZSET orderNo -> when a starter may start it (Redis clock, ms): the promised orders whose
-   * workflow has not claimed its reservation yet (docs/fault-tolerance.md, "A reservation's owners").
-   */
+  /** ZSET orderNo -> when a starter may start it (Redis clock, ms): promises whose workflow has not claimed them. */
   pending: string;
   /** HASH orderNo -> the order's workflow input (JSON), from the reserve until its units are sold or back. */
   inputs: string;
@@ -71,13 +56,9 @@ export interface SaleKeys {
 }
 
 /**
- * A pipeline's keys outside any sale: its task queue names them, so that deployments sharing one
- * Redis (or test files sharing one stack) never start each other's orders.
- *
- * - `activeSales`: ZSET SKU -> when it last took a reservation (ms; defineSale, then each API
- *   process about once a second while it reserves): where the pipeline's owner of starts and the
- *   order-number lookups find the sales that may hold promises, without asking every sale ever defined.
- * - `wake`: the channel reserve.lua tells a new promise's SKU on, so the owner starts it at once.
+ * A pipeline's keys outside any sale, named by its task queue so deployments sharing a Redis never start each other's
+ * orders. `activeSales`: ZSET SKU -> last reservation (ms, marked ~1/s), where starters and order lookups find the
+ * sales that may hold promises. `wake`: the channel reserve.lua announces a new promise's SKU on.
  */
 export function pipelineKeys(taskQueue: string): { activeSales: string; wake: string } {
   return { activeSales: `flash:active-sales:${taskQueue}`, wake: `flash:promises:${taskQueue}` };
@@ -121,25 +102,17 @@ export interface ReserveRequest {
   quantity: number;
   /** Scoped to (user, SKU); omitted or empty means none. */
   idempotencyKey?: string;
-  /**
-   * The record's reservedAtMs (the order's createdAt); defaults to the current time. The sale's window is judged by
-   * Redis's clock.
-   */
+  /** The record's reservedAtMs (the order's createdAt; default now); the sale's window is judged by Redis's clock. */
   nowMs?: number;
   /** Cancelled orders after which the shopper may not check out in this sale again (0 or absent: no limit). */
   maxCancels?: number;
   /** Redis-clock ms past which the script reserves nothing (LATE): the caller's answer could not carry it. */
   cutoffMs?: number;
-  /**
-   * The position of the shopper's admission (a sale with a line takes a checkout only with one; the caller checked the
-   * admission's signature, owner and SKU). Spent with the reservation it makes.
-   */
+  /** The shopper's line admission, spent with the reservation (the caller checked its signature, owner and SKU). */
   admissionPosition?: number;
   /**
-   * The promise: the order's workflow input (its price is the sale's, filled in by the script),
-   * recorded with the reservation, and how long the caller's own start (a waiting checkout's) has
-   * before the pipeline's owner may start it; 0 for a polling checkout, which starts nothing.
-   * Without it nothing is promised (the benchmark's baselines).
+   * The workflow input recorded with the reservation (the script fills in the price), and how long the caller's own
+   * start has before the owner of starts may take it (0: a polling checkout). Absent: nothing promised (benchmarks).
    */
   promise?: { input: Omit<OrderInput, 'unitPriceCents'>; handoffMs: number; trace?: TraceCarrier };
 }
@@ -155,10 +128,7 @@ export interface Promised {
 
 export type ReserveResult =
   | { outcome: 'RESERVED'; orderNo: string; priceCents: number }
-  /**
-   * The (user, key) or order number was seen before: its order and, while they exist, its
-   * reservation and the input its workflow is (or will be) started with.
-   */
+  /** The (user, key) or order number seen before: its order, and its reservation and start input while they exist. */
   | {
       outcome: 'DUPLICATE';
       orderNo: string;
@@ -186,19 +156,15 @@ export type ClaimOutcome = 'CLAIMED' | 'ALREADY_CLAIMED' | 'RECLAIMED' | 'SOLD' 
 export type AdoptOutcome = 'ADOPTED' | 'EXISTS' | 'NO_STOCK' | 'OVER_LIMIT' | 'NO_SALE';
 
 /**
- * Who releases: the order's workflow owns its reservation once claimed ('owner' releases R or C);
- * the API after a failed start and the reconciler may release only an unclaimed one ('unclaimed',
- * optionally only if reserved before a cut-off time).
+ * 'owner': the workflow, which owns its reservation once claimed (releases R or C); 'unclaimed': the API after a failed
+ * start or the reconciler, which may release only an unclaimed one, optionally only if reserved before a cut-off.
  */
 export type ReleaseMode = (
   | /** forget: the order is final, so its record is dropped once released (see release.lua). */
     { as: 'owner'; forget?: boolean }
   | { as: 'unclaimed'; reservedBeforeMs?: number }
 ) & {
-  /**
-   * The order failed for a reason of ours (its stock, its start, its provider), not its shopper's: the waiting line's
-   * admission that bought it is theirs to spend again while it has not expired (release.lua).
-   */
+  /** Failed for our reason (stock, start, provider), not the shopper's: their live admission may be spent again. */
   orderFailed?: boolean;
 };
 
@@ -283,7 +249,6 @@ function lineKeysOf(k: SaleKeys): LineKeys {
   return [k.line, k.linePre, k.linePlaces, k.lineBatches, k.lineUse, k.lineUsed];
 }
 
-/** The scripts as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
 interface InventoryCommands {
   inventoryReserve(
     sale: string,
@@ -419,9 +384,7 @@ export class RedisInventory {
   private readonly commands: InventoryCommands;
   private readonly pipeline: { activeSales: string; wake: string };
 
-  /**
-   * `taskQueue`: the pipeline whose sales this inventory registers and whose owner its reserves wake (pipelineKeys).
-   */
+  /** `taskQueue`: the pipeline whose sales this registers and whose owner of starts its reserves wake. */
   constructor(
     private readonly redis: RedisClient,
     taskQueue: string,
@@ -485,10 +448,7 @@ export class RedisInventory {
     return { outcome };
   }
 
-  /**
-   * Gives a reservation's units back; idempotent, and never undoes a sold (confirmed) order. As
-   * 'unclaimed' it leaves a reservation its workflow has claimed alone (CLAIMED).
-   */
+  /** Gives a reservation's units back; idempotent, never undoes a sale; 'unclaimed' leaves a CLAIMED one alone. */
   async release(sku: string, orderNo: string, mode: ReleaseMode = { as: 'owner' }): Promise<ReleaseOutcome> {
     const k = saleKeys(sku);
     const unclaimed = mode.as === 'unclaimed' ? mode : undefined;
@@ -510,10 +470,7 @@ export class RedisInventory {
     return expectOutcome<ReleaseOutcome>(RELEASE_OUTCOMES, reply, 'release.lua');
   }
 
-  /**
-   * The order's workflow takes ownership of its reservation (R -> C) before persisting the order;
-   * a reservation Redis lost is taken again if its units are still there (RECLAIMED).
-   */
+  /** The workflow takes its reservation (R -> C) before persisting; one Redis lost is retaken if units remain. */
   async claim(order: {
     sku: string;
     orderNo: string;
@@ -540,10 +497,7 @@ export class RedisInventory {
     return expectOutcome<ClaimOutcome>(CLAIM_OUTCOMES, reply, 'claim.lua');
   }
 
-  /**
-   * Re-creates a reservation MySQL holds units for but Redis lost, with its holding and key; never drives available
-   * below 0.
-   */
+  /** Re-creates a reservation Redis lost but MySQL holds units for, with holding and key; available stays >= 0. */
   async adopt(
     sku: string,
     order: {
@@ -572,10 +526,7 @@ export class RedisInventory {
     return expectOutcome<AdoptOutcome>(ADOPT_OUTCOMES, reply, 'adopt.lua');
   }
 
-  /**
-   * One page of a sale's reservation records (HSCAN): about `count` of them and the cursor of the
-   * next page ('0' when the scan is complete). Records may repeat across pages, as HSCAN allows.
-   */
+  /** One HSCAN page of reservation records (about `count`; cursor '0' when done); records may repeat across pages. */
   async scanReservations(
     sku: string,
     cursor: string,
@@ -588,7 +539,6 @@ export class RedisInventory {
     return { cursor: next, reservations };
   }
 
-  /** The reservation records of several orders at once (null where there is none). */
   async getReservations(sku: string, orderNos: readonly string[]): Promise<Array<Reservation | null>> {
     if (orderNos.length === 0) return [];
     const records = await this.redis.hmget(saleKeys(sku).reservations, ...orderNos);
@@ -618,10 +568,7 @@ export class RedisInventory {
     };
   }
 
-  /**
-   * When the sale is open (epoch ms, 0 = no bound; the end exclusive), or null when Redis has no such sale. A read: it
-   * writes nothing.
-   */
+  /** When the sale is open (epoch ms, 0 = no bound, end exclusive); null: Redis has no such sale. Writes nothing. */
   async saleWindow(sku: string): Promise<SaleWindow | null> {
     const [stock, starts, ends, line] = await this.redis.hmget(saleKeys(sku).sale, 'stock', 'starts', 'ends', 'line');
     if (stock === null) return null;
@@ -634,10 +581,7 @@ export class RedisInventory {
     return parseReservation(record);
   }
 
-  /**
-   * The checkout's (user, key) names `orderNo` again unless it names another order: after Redis
-   * lost the reservation that held it. Field layout as reserve.lua's (the user id length-prefixed).
-   */
+  /** Re-maps (user, key) to `orderNo` after Redis lost it, unless it names another order; field as reserve.lua's. */
   async restoreKey(sku: string, idempotency: { userId: string; key: string; orderNo: string }): Promise<void> {
     await this.restoreKeys(sku, [idempotency]);
   }
@@ -670,12 +614,10 @@ export class RedisInventory {
     await this.redis.zadd(this.pipeline.activeSales, 'GT', Math.floor(atMs), sku);
   }
 
-  /** The channel this pipeline's reserves announce new promises on (their SKU): what the owner of starts listens to. */
   get wakeChannel(): string {
     return this.pipeline.wake;
   }
 
-  /** The sales that took a reservation at or after `sinceMs`, with when they last did. */
   async activeSales(sinceMs: number): Promise<ActiveSale[]> {
     const flat = await this.redis.zrangebyscore(this.pipeline.activeSales, Math.floor(sinceMs), '+inf', 'WITHSCORES');
     const sales: ActiveSale[] = [];
@@ -685,9 +627,8 @@ export class RedisInventory {
   }
 
   /**
-   * The recorded input of an order whose units are held (promised, started or awaiting payment), by its order number
-   * alone; null when no sale holds it. Order numbers carry no SKU: each sale active since the order was made is asked,
-   * one HGET each (a handful during a sale). `activeSales`: the list as the caller read it a moment ago, else read now.
+   * The input of an order whose units are held, by order number alone (null: no sale holds it). Numbers carry no SKU,
+   * so each sale active since it was made is asked. `activeSales`: the caller's recent read, else read now.
    */
   async findOrderInput(orderNo: string, activeSales?: readonly ActiveSale[]): Promise<OrderInput | null> {
     const since = activeSince(orderNo);
@@ -701,7 +642,6 @@ export class RedisInventory {
     return found ? parseOrderInput(found) : null;
   }
 
-  /** The recorded input of one order of the sale, or null. */
   async orderInput(sku: string, orderNo: string): Promise<OrderInput | null> {
     const input = await this.redis.hget(saleKeys(sku).inputs, orderNo);
     return input === null ? null : parseOrderInput(input);
@@ -712,7 +652,6 @@ export class RedisInventory {
     return this.redis.hincrby(saleKeys(sku).cancels, userId, 1);
   }
 
-  /** Units of the SKU the user holds (reserved + sold); 0 when none. */
   async userHolding(sku: string, userId: string): Promise<number> {
     const held = await this.redis.hget(saleKeys(sku).users, userId);
     return held === null ? 0 : Number(held);

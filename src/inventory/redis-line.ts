@@ -1,7 +1,6 @@
 /**
- * A sale's waiting line in Redis (src/line/ is its domain): the places, the admissions and the serving counter, each
- * changed by one Lua script (line_define, line_join, line_tick, line_control, line_place), every key hash-tagged by
- * the sale like its reservations, so the scripts run on Redis Cluster unchanged. reserve.lua spends an admission.
+ * A sale's waiting line in Redis (src/line/ is its domain): places, admissions and the serving counter, each changed by
+ * one line_*.lua script on keys hash-tagged by the sale (Redis Cluster). reserve.lua spends an admission.
  */
 import type { RedisClient } from '../infra/redis.js';
 import { defineScripts, saleKeys } from './redis-inventory.js';

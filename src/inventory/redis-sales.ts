@@ -1,7 +1,4 @@
-/**
- * A sale's definition in Redis: putting a SKU on sale and closing it, atomically, by Lua scripts
- * (define_sale.lua, close_sale.lua). The reservations of the sale are RedisInventory's.
- */
+/** A sale's definition in Redis: putting a SKU on sale and closing it (define_sale.lua, close_sale.lua). */
 import type { RedisClient } from '../infra/redis.js';
 import { defineScripts, pipelineKeys, saleKeys, toEpochMs, type SaleDefinition } from './redis-inventory.js';
 import { RedisLine, type LineDefinition } from './redis-line.js';
@@ -40,13 +37,9 @@ export class RedisSales {
     this.lines = new RedisLine(redis);
   }
 
-  /**
-   * Puts a SKU on sale: true when created or already defined exactly so; false (nothing changed) when another sale of
-   * it exists.
-   */
+  /** Puts a SKU on sale: true when created or already defined exactly so; false (nothing changed): another exists. */
   async defineSale(sale: SaleDefinition & { line?: LineDefinition }): Promise<boolean> {
-    // Registered first (idempotent, never moving the mark back), so no sale exists that the
-    // starters and lookups cannot find.
+    // Registered first (never moving the mark back): no sale exists that starters and lookups cannot find.
     await this.redis.zadd(this.activeSales, 'GT', Date.now(), sale.sku);
     const created = await this.commands.salesDefineSale(
       saleKeys(sale.sku).sale,
@@ -63,10 +56,7 @@ export class RedisSales {
     return sale.line ? this.lines.define(sale.sku, sale.line) : true;
   }
 
-  /**
-   * Ends the sale at `nowMs` unless it has ended already (then its end stays): checkouts answer
-   * NOT_ACTIVE from then on. Returns the sale's end, or null when Redis has no such sale.
-   */
+  /** Ends the sale at `nowMs` unless it has ended already (checkouts then answer NOT_ACTIVE); null: no such sale. */
   async closeSale(sku: string, nowMs = Date.now()): Promise<Date | null> {
     const ends = Number(await this.commands.salesCloseSale(saleKeys(sku).sale, Math.floor(nowMs)));
     return ends > 0 ? new Date(ends) : null;

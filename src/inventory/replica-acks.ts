@@ -1,15 +1,9 @@
 /**
- * "Durable when the shopper hears it" on a Redis with replicas (the cluster layout): a write the
- * master acknowledged is lost if the master dies before a replica has it. Before a checkout answers
- * 202 for a promise its own start did not deliver, the promise must be on a replica
- * (REDIS_WAIT_REPLICAS; docs/fault-tolerance.md, "A reservation's owners").
- *
- * WAIT blocks the connection it is sent on and covers only that connection's own writes, so it
- * cannot share the app's connection (every request's command would queue behind it). Instead a
- * connection of its own runs rounds per sale, a group commit: a tiny write to the sale's slot (which
- * lands after every reservation answered before the round began), then `WAIT n timeout`. Replicas
- * take the replication stream in order, so their acknowledgement of that write covers all those
- * reservations. One round in flight per sale; checkouts that arrive meanwhile share the next one.
+ * Before a checkout answers 202 for a promise its own start did not deliver, the promise must be on a replica: a master
+ * dying first loses it (REDIS_WAIT_REPLICAS; docs/fault-tolerance.md, "A reservation's owners"). WAIT blocks its
+ * connection, so a connection of its own runs group-commit rounds per sale: a tiny write to the sale's slot, then
+ * `WAIT n timeout`; replicas apply in order, so the ack covers every reservation answered before the round. One round
+ * in flight per sale; checkouts arriving meanwhile share the next.
  */
 import type { AppConfig } from '../config/index.js';
 import { duplicateRedis, type RedisClient } from '../infra/redis.js';
@@ -32,10 +26,7 @@ function newRound(): Round {
 }
 
 export class ReplicaAcks {
-  /**
-   * The process's replica acknowledgements with REDIS_WAIT_REPLICAS (else undefined), on a
-   * connection of their own to `redis`'s target, opened on first use and bounded by one round plus REDIS_TIMEOUT.
-   */
+  /** With REDIS_WAIT_REPLICAS (else undefined): on a lazy connection of its own, bounded by a round + REDIS_TIMEOUT. */
   static fromConfig(
     config: Pick<AppConfig, 'redisWaitReplicas' | 'deadlines'>,
     redis: RedisClient,
@@ -51,19 +42,13 @@ export class ReplicaAcks {
   /** Per SKU: the round waiting to be sent (callers join it), and whether one is in flight. */
   private readonly sales = new Map<string, { next?: Round; inFlight: boolean }>();
 
-  /**
-   * @param redis a connection of its own (WAIT blocks it), to the same Redis or cluster as the app's.
-   * @param replicas how many replicas must have acknowledged (REDIS_WAIT_REPLICAS, at least 1).
-   */
+  /** `redis`: a connection of its own (WAIT blocks it); `replicas`: how many must acknowledge, at least 1. */
   constructor(
     private readonly redis: RedisClient,
     readonly replicas: number,
   ) {}
 
-  /**
-   * Whether `replicas` replicas acknowledged every write to the sale that Redis had answered
-   * before this call, within `timeoutMs`. Never throws: no answer in time is false.
-   */
+  /** Whether the replicas acked every write to the sale answered before this call, within `timeoutMs`; never throws. */
   async replicated(sku: string, timeoutMs: number): Promise<boolean> {
     if (timeoutMs <= 0) return false;
     let sale = this.sales.get(sku);
@@ -97,10 +82,7 @@ export class ReplicaAcks {
     }
   }
 
-  /**
-   * One round, bounded: a round whose node died under it may never settle (a cluster pipeline
-   * caught in a failover), and the sale's next rounds would wait behind it for good.
-   */
+  /** Bounded: a round whose node died (a cluster pipeline in a failover) may never settle, blocking the next rounds. */
   private async waitOnce(sku: string): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const hung = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ROUND_BOUND_MS)));
@@ -111,10 +93,7 @@ export class ReplicaAcks {
     }
   }
 
-  /**
-   * A write to the sale's slot, then WAIT on the same connection (a pipeline keeps them together, on the slot's
-   * master).
-   */
+  /** A write to the sale's slot, then WAIT, pipelined so both reach the slot's master on this connection. */
   private async sendRound(sku: string): Promise<boolean> {
     try {
       const replies = await this.redis

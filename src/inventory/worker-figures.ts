@@ -1,8 +1,6 @@
 /**
- * The workers' own figures (their workflow cache), published by each worker process and read by the API for the
- * dashboard, which reaches the API only (lua/worker_figures.lua). One hash per task queue,
- * `flash:worker-figures:<task queue>`, worker id → its latest figures; each entry expires by Redis's clock, so a
- * worker that stopped or cannot reach Redis is simply absent, and any number of workers and API processes share it.
+ * Each worker's workflow-cache figures, published for the API's dashboard (lua/worker_figures.lua): a hash per task
+ * queue, worker id → figures, each entry expiring by Redis's clock so a stopped or cut-off worker is simply absent.
  */
 import type { RedisClient } from '../infra/redis.js';
 import { luaSource } from './redis-inventory.js';
@@ -16,18 +14,13 @@ export interface WorkerCacheFigures {
   /** Workflows in its cache now (Worker.getStatus), and the bound (WORKER_MAX_CACHED_WORKFLOWS). */
   cached: number;
   maxCached: number;
-  /**
-   * Over its last publishing interval, from the Core runtime's temporal_sticky_cache_* counters: workflow tasks whose
-   * workflow was cached (hits) or had to be replayed (misses), and evictions forced by a full cache. Null when its
-   * metrics port is off (WORKER_METRICS_PORT=0) or did not answer, and on the first publication.
-   */
+  /** Last interval's temporal_sticky_cache_* hits, misses, forced evictions; null first, or metrics off/unanswered. */
   interval: { seconds: number; hits: number; misses: number; forcedEvictions: number } | null;
 }
 
 /**
- * Sent as EVAL, not as a defined command: a command defined on a client after an auto-pipeline of this tick was opened
- * is missing from that pipeline, and ioredis then throws outside any promise (the compiled worker died of it at
- * start-up). A few hundred bytes every 5 s per worker.
+ * Sent as EVAL (a few hundred bytes per 5 s), not a defined command: one defined after this tick's auto-pipeline opened
+ * is missing from it, and ioredis throws outside any promise (it killed the compiled worker at start-up).
  */
 const SCRIPT = 'worker_figures.lua';
 

@@ -1,16 +1,7 @@
 /**
- * The payment-provider port (docs/architecture.md, "Payment providers"). The providers, each a
- * folder of ./providers/ listed in ./providers/registry.ts:
- *
- * - generic: this service's own signed webhook, for providers without an adapter. It needs
- *   nothing made per order, and its refunds stay REFUND_REQUIRED for an operator.
- * - stripe: a PaymentIntent per order, cancelled when the order is, and refunds through Stripe's
- *   API.
- *
- * Outbound, an adapter with an API implements PaymentProviderApi (the order's activities and the
- * refund activity call it). Inbound, each adapter turns its webhook into ProviderEvents; a payment
- * then takes the one record-first path (PaymentReceiver.handle), so the order's rules (record
- * first, arrival decides, refund reasons) stay one piece of code for every provider.
+ * The payment-provider port (docs/architecture.md, "Payment providers"). Outbound, a provider with an API implements
+ * PaymentProviderApi (the order's and refund activities call it). Inbound, each turns its webhook into ProviderEvents
+ * and a payment takes the one record-first path (PaymentReceiver.handle): the order's rules stay one piece of code.
  */
 import type { PaymentFailure, RecordedPaymentEvent } from '../db/payments.js';
 import type { RefundProgress } from '../db/refunds.js';
@@ -32,10 +23,7 @@ export interface OpenedPayment extends PaymentIntentHandle {
   status: string;
 }
 
-/**
- * Where an intent stands once the provider was asked to close it: its state decides the order's close
- * (docs/fault-tolerance.md, "Stripe: the intent decides"), never a refusal's error code.
- */
+/** Its state, not an error code, decides the order's close (docs/fault-tolerance.md, "Stripe: the intent decides"). */
 export type ClosedIntent =
   /** It can no longer be paid: the order's unit may go back on sale. */
   | { status: 'canceled' }
@@ -54,10 +42,7 @@ export interface PaymentToRefund {
   refundKeyAttempt: number;
 }
 
-/**
- * The provider refused the request as invalid (a 4xx that no retry changes): the caller stops
- * asking. Anything else thrown (a timeout, a 5xx, a 429) is transient and asked again.
- */
+/** The provider refused the request as invalid (a 4xx no retry changes): stop asking. Anything else is asked again. */
 export class ProviderRefusal extends Error {
   constructor(
     message: string,
@@ -68,11 +53,7 @@ export class ProviderRefusal extends Error {
   }
 }
 
-/**
- * The provider refuses to refund a payment a dispute holds (Stripe: `charge_disputed`): not an operator's case yet,
- * the dispute decides (RefundStore.recordTakeback): lost or open, the chargeback gave the money back; won, it is ours
- * again and an operator refunds it.
- */
+/** A disputed charge cannot be refunded (Stripe: `charge_disputed`): the dispute decides it (disputeOwedMoney). */
 export class ProviderChargeDisputed extends Error {
   constructor(message: string) {
     super(message);
@@ -80,10 +61,7 @@ export class ProviderChargeDisputed extends Error {
   }
 }
 
-/**
- * The provider answered 5xx: it may have done what was asked or not, and it replays that answer to
- * the same idempotency key. The caller finds out what happened, then asks under the next key.
- */
+/** A 5xx: done or not, and replayed to the same key; the caller finds out what happened, then uses the next key. */
 export class ProviderOutcomeUnknown extends Error {
   constructor(message: string) {
     super(message);
@@ -103,20 +81,15 @@ export interface PaymentProviderApi {
   readonly name: ProviderWithApi;
   /** Makes the order's payment for the shopper to pay (a retry under the same key returns the same one). */
   openPayment(order: OrderPayment): Promise<OpenedPayment>;
-  /**
-   * Closes one of the order's payments so it can no longer be paid, and answers where it stands
-   * then: asked to cancel, and after any refusal read again and acted on by its state.
-   * `attempt` (the caller's retry) names the cancel's idempotency key.
-   */
+  /** Cancels one of the order's intents, reading it again after any refusal; `attempt` names the cancel's key. */
   closeIntent(intent: { orderNo: string; intentId: string; attempt: number }): Promise<ClosedIntent>;
   /** Gives a payment back, all of it (once per payment: a retry gets the same refund), and where the refund stands. */
   refund(payment: PaymentToRefund): Promise<RefundProgress>;
   /** Where a refund asked before stands now (read from the provider), until it ends. */
   followRefund(payment: PaymentToRefund & { refundId: string | null }): Promise<RefundProgress>;
   /**
-   * The provider's events created from `createdFrom` up to `createdUpTo` (its clock, seconds) that it has not
-   * delivered to every endpoint yet (pending, or given up), translated: what the catch-up passes through the
-   * webhook's path. Every page is one request.
+   * Events created from `createdFrom` to `createdUpTo` (its clock, seconds) not yet delivered to every endpoint,
+   * translated, for the catch-up to pass through the webhook's path. Each page is one request.
    */
   undeliveredEvents(window: {
     createdFrom: number;
@@ -129,18 +102,11 @@ export type ProviderTakeback = Omit<Takeback, 'orderNo' | 'provider'>;
 
 /** What one provider webhook call says, translated. */
 export type ProviderEvent =
-  /**
-   * Money arrived for an order: recorded first, then judged like every payment. `intent`: what the
-   * provider's payment says of itself (whether it carries this deployment's tag, its currency), for
-   * the check that it is one the order opened.
-   */
+  /** Money arrived: recorded, then judged. `intent`: its tag and currency, to check it is one the order opened. */
   | { kind: 'payment'; payment: RecordedPaymentEvent; intent?: { tagged: boolean; currency: string } }
   /** A payment attempt failed (no money moved): recorded for the order. */
   | { kind: 'payment_failed'; failure: PaymentFailure }
-  /**
-   * A refund moved on; matched by the payment event id the refund carries (ours), or by its own id. One that names
-   * no payment event of ours (made in the provider's Dashboard) is matched by its payment (`taken`).
-   */
+  /** A refund moved on, matched by our payment event id or its own; a Dashboard refund by its payment (`taken`). */
   | {
       kind: 'refund';
       paymentEventId: string | null;

@@ -1,16 +1,8 @@
 /**
- * Payment webhook (POST /api/payments/webhook, its route below) → the order's row → the order's workflow: record
- * first, have the order's row decide, answer the verdict, then signal (docs/fault-tolerance.md, "A payment's path").
- *
- *   1. record and decide  the event, once (its id is the primary key), whatever any breaker says, within
- *                         MYSQL_TIMEOUT; MySQL stamps its arrival time, and in the same transaction the order's row
- *                         decides it (decideWaitingPayments, src/db/orders.ts): APPLIED with the order PAID, or
- *                         REFUND_REQUIRED. Not recorded: 503, the only answer the provider must retry. An order with no
- *                         row yet (its start still on its way): 202 RECEIVED, decided by the transaction that writes
- *                         the row (or the reconciler's, for an order number never issued).
- *   2. signal             after the commit the order's workflow gets the paymentApplied Signal, which the answer does
- *                         not wait for; the reconciler (a Temporal schedule) sends it again until it was sent.
- * The provider retries until it gets a 2xx, so every step is idempotent: an event already decided answers DUPLICATE.
+ * A payment's path (docs/fault-tolerance.md): recorded once (its event id is the key) whatever any breaker says, within
+ * MYSQL_TIMEOUT, and decided by its order's row in the same transaction; then its workflow gets the paymentApplied
+ * Signal, unawaited. Not recorded: 503, the only answer to retry. No order row yet: 202 RECEIVED, decided as the row is
+ * written. The provider retries until a 2xx, so every step is idempotent (DUPLICATE).
  */
 import type { AppConfig } from '../config/index.js';
 import type { PaymentStore, RecordedPaymentEvent } from '../db/payments.js';
@@ -30,11 +22,7 @@ export interface WebhookAnswer {
 /** A payment event as a webhook hands it over: the generic one's, or a provider adapter's (with its ids). */
 export type PaymentEvent = RecordedPaymentEvent;
 
-/**
- * The record-first path of every payment, whichever provider's webhook brought it: the event is recorded (once, by
- * its id) whatever any breaker says and decided by its order's row in the same transaction; the workflow of an order
- * it paid is signalled afterwards.
- */
+/** The record-first path of every payment, whichever provider's webhook brought it. */
 export class PaymentReceiver {
   constructor(
     private readonly deps: {
@@ -64,11 +52,8 @@ export class PaymentReceiver {
   }
 }
 
-// ---- the card's payment signal -------------------------------------------------------------------
-// A payment the order's row applied as it was recorded is told to the order's workflow as the paymentApplied Signal,
-// then its row is marked told. The webhook sends it once after its commit, without waiting (PaymentSignals.decided);
-// the reconciler (a Temporal schedule) sends it again for rows still marked, so Temporal's retries own it. A repeat
-// changes nothing: the workflow knows the payment by its id.
+// ---- the card's payment Signal: sent once after the webhook's commit, then by the reconciler (a Temporal Schedule)
+// for rows still marked tell_workflow. A repeat changes nothing: the workflow knows the payment by its id.
 
 /** The payload every signal carries: the stored event, with the time MySQL recorded it. */
 export function storedPayment(row: PaymentRow): PaymentReceived {
@@ -82,11 +67,7 @@ export interface PaymentSignalDeps {
   onMysql?: <T>(call: () => Promise<T>) => Promise<T>;
 }
 
-/**
- * Signals the workflow of the order `row` paid, then marks the row told; a workflow that has closed (or never ran)
- * read the row in its close, so its row is marked too. Throws when Temporal or MySQL did not answer: the row stays
- * marked for the reconciler.
- */
+/** Signals, then marks the row told (a closed workflow read it in its close); throws: the reconciler sends it again. */
 export async function signalAppliedPayment(
   deps: PaymentSignalDeps,
   row: PaymentRow,
@@ -119,11 +100,7 @@ export class PaymentSignals {
     },
   ) {}
 
-  /**
-   * A payment its order's row decided as it was recorded: its order's readers are told now, and the workflow of an
-   * order it paid gets the paymentApplied Signal, sent without waiting (the reconciler sends it again if this one
-   * fails). Answers the verdict the webhook gives.
-   */
+  /** Tells the order's readers, sends an applied payment's Signal unawaited (the reconciler resends); the verdict. */
   decided(row: PaymentRow): WebhookAnswer {
     this.deps.changed?.(row.orderNo);
     const { orders, stores, mysql } = this.deps;

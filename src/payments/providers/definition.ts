@@ -1,9 +1,6 @@
 /**
- * What a payment provider declares about itself, in one object (its folder's definition.ts), and what is read from a
- * list of them (./registry.ts): its name, its settings (environment variables with their defaults and parse), its
- * webhook route (path, signature scheme, verify and handle), its API (when it has one) and its catch-up. The config,
- * the app, the worker, the route auth, the OpenAPI document and the checks of provider names read these; nothing else
- * names a provider. Outside the workflow bundle: the workflows see a provider only as the name in an order's input.
+ * What a payment provider declares in one object (its folder's definition.ts), and what is read from a list of them
+ * (./registry.ts). Nothing else names a provider. Not bundled: workflows see a provider only as an order's name.
  */
 import type { z } from 'zod';
 import { ConfigError, type AppConfig } from '../../config/index.js';
@@ -14,8 +11,6 @@ import type { DependencyGuard } from '../../infra/dependency-guard.js';
 import type { Logger } from '../../infra/logger.js';
 import type { RefundReason, StripeWebhookOutcome, WebhookOutcome } from '../../model/order-workflow.js';
 import type { CatchUpIntake, PaymentProviderApi, ProviderEvent } from '../provider.js';
-
-export type { CatchUpIntake };
 
 /** One environment variable of a provider: parsed as set (or as its default); a refusal names the variable. */
 export interface ProviderVariable {
@@ -38,9 +33,7 @@ export interface SettingsContext {
 export interface WebhookSignature {
   /** The security scheme's id in the OpenAPI document (`stripeSignature`). */
   scheme: string;
-  /** The header the signature travels in (`Stripe-Signature`). */
   header: string;
-  /** The scheme's description in the document. */
   description: string;
 }
 
@@ -70,7 +63,6 @@ export interface PaymentIntake {
 
 /** What a provider's intake is built over. */
 export interface IntakeDeps {
-  /** The one record-first path of payments. */
   payments: PaymentIntake;
   stores: { payments: PaymentStore; refunds: RefundStore };
   /** The API's MySQL guard (the records go through it whatever its breaker says), or one that never opens. */
@@ -107,10 +99,7 @@ export interface ProviderDefinition<Settings = unknown> {
   readonly name: string;
   /** Its environment variables (named after it), each with its default or none. */
   readonly variables: Readonly<Record<string, ProviderVariable>>;
-  /**
-   * Its settings from its parsed variables; null where it is not configured here (its keys unset). Throws a
-   * ConfigError naming what does not fit.
-   */
+  /** From its parsed variables; null: not configured (keys unset). Throws a ConfigError naming what does not fit. */
   settings(values: Readonly<Record<string, unknown>>, context: SettingsContext): Settings | null;
   readonly webhook: WebhookRoute;
   intake(settings: Settings, deps: IntakeDeps): WebhookIntake;
@@ -144,7 +133,6 @@ export interface ConfiguredProviders {
   selected: ConfiguredProvider;
   /** Every registered provider with its settings, null where it is not configured (its webhook answers 404). */
   all: readonly { definition: ProviderDefinition; settings: unknown }[];
-  /** The configured ones. */
   configured: readonly ConfiguredProvider[];
 }
 
@@ -177,11 +165,7 @@ export function providerDefaults(registry: ProviderRegistry): Record<string, str
 
 const configuredOf = new WeakMap<object, WeakMap<ProviderRegistry, ConfiguredProviders>>();
 
-/**
- * The registry's providers as `config` configures them (read once per configuration and registry): PAYMENT_PROVIDER
- * must be registered and configured, and every variable of every provider must parse. Throws a ConfigError naming each
- * problem.
- */
+/** The registry's providers as `config` configures them, read once per both; a ConfigError names every problem. */
 export function configuredProviders(
   config: Pick<AppConfig, 'payments' | 'nodeEnv' | 'webhookSecret'>,
   registry: ProviderRegistry,
@@ -235,10 +219,7 @@ export function providerSettings<Settings>(
 
 const apisOf = new WeakMap<ConfiguredProviders, Record<string, PaymentProviderApi>>();
 
-/**
- * The APIs of the providers configured here, by name: one client per provider and configuration, shared by the
- * order's activities, the catch-up and the refund activity.
- */
+/** The configured providers' APIs by name: one client per provider and configuration, shared by every activity. */
 export function providerApis(providers: ConfiguredProviders): Record<string, PaymentProviderApi> {
   const known = apisOf.get(providers);
   if (known) return known;

@@ -1,8 +1,6 @@
 /**
- * The payment providers this service knows, one line each: adding one is its folder (./<name>/definition.ts, see
- * ./definition.ts) and its line here. The config's PAYMENT_PROVIDER, the app's webhook routes, the worker's APIs and
- * catch-up, the OpenAPI document and the checks of provider names read this list. Never imported by workflow code
- * (test/bundle.test.ts holds the bundle to it).
+ * The payment providers, one line each: adding one is its folder (./<name>/definition.ts) and its line here. The
+ * config, webhook routes, worker, OpenAPI document and name checks read this list; workflow code never imports it.
  */
 import { CONFIG_DEFAULTS, CONFIG_VARIABLES, OPTIONAL_CONFIG_VARIABLES, type AppConfig } from '../../config/index.js';
 import {

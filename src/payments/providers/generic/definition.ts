@@ -1,7 +1,6 @@
 /**
- * The generic provider: this service's own signed webhook (POST /api/payments/webhook, signed with WEBHOOK_SECRET) for
- * a provider without an adapter. It needs nothing made per order, has no API (its refunds stay REFUND_REQUIRED for an
- * operator) and no variables of its own: it is always configured.
+ * The generic provider: this service's own signed webhook, for a provider without an adapter. Nothing made per order,
+ * no API (refunds stay REFUND_REQUIRED for an operator), no variables of its own: always configured.
  */
 import { Refusal } from '../../../infra/refusal.js';
 import type { PaymentEvent } from '../../receiver.js';

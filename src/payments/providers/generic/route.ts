@@ -1,16 +1,10 @@
-/**
- * The generic webhook's route (POST /api/payments/webhook) as the app mounts it and the OpenAPI document shows it:
- * this service's own signed payment event.
- */
+/** The generic webhook's route (POST /api/payments/webhook: this service's own signed event) for app and OpenAPI. */
 import { z } from 'zod';
 import { ORDER_NO_PATTERN, REFUND_REASONS, WEBHOOK_OUTCOMES } from '../../../model/order-workflow.js';
 import type { WebhookRoute } from '../definition.js';
 import { PAYMENT_SIGNATURE_PATTERN } from './signature.js';
 
-/**
- * The webhook's signature, declared as a header; checked (INVALID_SIGNATURE) by verifyWebhookSignature
- * (./webhook.ts) with the same pattern.
- */
+/** Declared for the document; verifyWebhookSignature (./signature.ts) checks it with the same pattern. */
 export const paymentSignatureHeadersSchema = z.object({
   'Payment-Signature': z
     .string()

@@ -1,25 +1,14 @@
-/**
- * The generic provider's signature scheme (POST /api/payments/webhook, signed with WEBHOOK_SECRET):
- * the header's form, how a body is signed, and its check. A verified event takes the record-first
- * path of every payment (PaymentReceiver, ../../receiver.ts).
- */
+/** The generic webhook's signature scheme (WEBHOOK_SECRET): the header's form, signing a body, and its check. */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
- * The header's accepted form, which the OpenAPI document declares as it is: `t` first, then
- * `scheme=value` elements, at least one of them a `v1` of 64 hex (several `v1` while a secret
- * rotates; either case), spaces or tabs around commas. Elements of another scheme (`v0=`, a future
- * `v2=`) are ignored, as signed-webhook providers expect of receivers: a provider adding one must
- * not get its payments refused.
+ * `t`, then `scheme=value` elements, at least one a `v1` of 64 hex (several while a secret rotates), spaces or tabs
+ * around commas. Other schemes (`v0=`, a future `v2=`) are ignored, as signed-webhook providers expect of receivers.
  */
 export const PAYMENT_SIGNATURE_PATTERN =
   /^t=(\d{1,12})(?=(?:[ \t]*,[ \t]*[a-z][a-z0-9]{0,15}=[^,\s]{1,256})*?[ \t]*,[ \t]*v1=[0-9a-fA-F]{64}(?:[ \t]*,|$))((?:[ \t]*,[ \t]*[a-z][a-z0-9]{0,15}=[^,\s]{1,256}){1,16})$/;
 
-/**
- * Payment-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + rawBody)>.
- * Verified over the raw bytes (re-serialised JSON would not match), in constant time, and only
- * within a tolerance so a captured request cannot be replayed later.
- */
+/** How far `t` may be from now, so a captured request cannot be replayed later. */
 export const SIGNATURE_TOLERANCE_SECONDS = 300;
 
 export function signWebhook(secret: string, rawBody: string, nowSeconds = Math.floor(Date.now() / 1000)): string {
@@ -29,6 +18,7 @@ export function signWebhook(secret: string, rawBody: string, nowSeconds = Math.f
 
 export type SignatureCheck = { ok: true } | { ok: false; reason: string };
 
+/** Over the raw bytes (re-serialised JSON would not match), in constant time. */
 export function verifyWebhookSignature(
   secret: string,
   rawBody: string,

@@ -1,24 +1,14 @@
 /**
- * The Stripe adapter (docs/operations.md, "Payments through Stripe"): a PaymentIntent per order,
- * cancelled when the order is, refunds through Stripe's API, and Stripe's webhook translated into
- * ProviderEvents.
- *
- * Stripe's rules this follows (docs.stripe.com: idempotent requests, PaymentIntent lifecycle,
- * webhooks):
- * - The SDK puts a random idempotency key on every POST it retries itself, so a Temporal retry of
- *   an activity would make a second PaymentIntent or refund. Every POST here carries a key derived
- *   from the order or the payment event, and the SDK's own retries are off: Temporal retries.
- * - A key replays its first answer for 24 hours, an error included, so a key is used only for one
- *   request body.
- * - A key replays a 5xx too: after one, the caller finds out what happened and asks under the
- *   next attempt's key (keys below); a key reused with other parameters is a bug (ProviderKeyReused).
- * - A `succeeded` PaymentIntent cannot be cancelled (it is refunded), a `processing` one may still
- *   succeed or fail: closeIntent cancels, and after any refusal reads the intent again and answers
- *   its status, never the error's code.
- * - Webhooks come duplicated, out of order and for days: a payment is its intent (one row), refunds
- *   only move forwards (RefundStore.recordRefundProgress).
- * - Only our own intents are ours: each carries this deployment's tag in its metadata, and an event
- *   of another deployment (or of the other mode, live or test) is ignored, never refunded.
+ * The Stripe adapter (docs/operations.md, "Payments through Stripe"): a PaymentIntent per order, cancelled when the
+ * order is, refunds, and Stripe's events as ProviderEvents. Stripe's rules it follows (docs.stripe.com: /webhooks,
+ * /api/idempotent_requests, /payments/paymentintents/lifecycle):
+ * - Every POST carries a key derived from the order or payment event and the SDK's retries (random keys) are off, so
+ *   a Temporal retry makes no second intent or refund. A key replays its first answer for 24 h, a 5xx included: after
+ *   one, find out what happened and use the next attempt's key. A key reused with other parameters: ProviderKeyReused.
+ * - A `succeeded` intent cannot be cancelled, a `processing` one may still succeed or fail: closeIntent acts on the
+ *   intent's status as read again, never on an error's code.
+ * - Webhooks come duplicated, out of order and for days: a payment is its intent (one row), refunds move forwards only.
+ * - Only intents with this deployment's tag, in its mode (live or test), are ours: others are ignored, not refunded.
  */
 import { randomUUID } from 'node:crypto';
 import Stripe from 'stripe';
@@ -55,10 +45,8 @@ export const DEPLOYMENT_METADATA = 'deployment';
 export const PAYMENT_EVENT_METADATA = 'paymentEventId';
 
 /**
- * The idempotency keys. Attempt 1 of an opening or a refund is the key earlier versions used (a
- * retry of an order opened before an upgrade finds its intent); each 5xx moves on to the next
- * attempt's key. A cancel is keyed by the caller's attempt: its outcome is read from the intent, so
- * a fresh key per attempt is safe and never replays an old 5xx.
+ * Attempt 1 of an opening or refund is the key older builds used (an order opened before an upgrade finds its intent);
+ * each 5xx moves to the next attempt's. A cancel is keyed per caller attempt: its outcome is read from the intent.
  */
 export const stripeIdempotencyKeys = {
   openPayment: (orderNo: string, keyAttempt = 1) =>
@@ -272,10 +260,8 @@ export function refundProgressOf(refund: Pick<Stripe.Refund, 'id' | 'status' | '
 }
 
 /**
- * A Stripe call with its errors sorted (docs.stripe.com/error-handling): a request Stripe refuses as
- * invalid is a ProviderRefusal; a 5xx ProviderOutcomeUnknown (the key replays it); a key reused with
- * other parameters ProviderKeyReused. Timeouts, connection errors, 409 and 429 are thrown as they
- * are and asked again under the same key.
+ * A Stripe call with its errors sorted (docs.stripe.com/error-handling): invalid: ProviderRefusal; 5xx:
+ * ProviderOutcomeUnknown (the key replays it); key reused: ProviderKeyReused; timeouts, 409, 429: asked again as is.
  */
 async function call<T>(request: () => Promise<T>): Promise<T> {
   try {
@@ -306,10 +292,7 @@ export class StripeSignatureError extends Error {}
 /** A signed event lacking what its type must carry (no data.object, no amount): INVALID_REQUEST, nothing recorded. */
 export class MalformedStripeEvent extends Error {}
 
-/**
- * Stripe's webhook, verified and translated: constructEvent over the raw body with the endpoint's
- * signing secret, then the events the order cares about.
- */
+/** Stripe's webhook, verified (constructEvent over the raw body, the endpoint's signing secret) and translated. */
 export class StripeEvents {
   constructor(private readonly settings: Pick<StripeSettings, 'webhookSecret' | 'secretKey' | 'deploymentTag'>) {}
 
@@ -332,10 +315,7 @@ export class StripeEvents {
   }
 }
 
-/**
- * A Stripe event and its Stripe-Signature, signed as Stripe signs (the SDK's test-header helper): what the tests, the
- * fault suite and the README's walk-through send to POST /api/payments/stripe.
- */
+/** A Stripe event and its Stripe-Signature as Stripe signs them (the SDK's test-header helper), for the tests. */
 export function signedStripeEvent(
   secret: string,
   type: string,
@@ -351,27 +331,6 @@ export function signedStripeEvent(
     data: { object },
   });
   return { payload, signature: Stripe.webhooks.generateTestHeaderString({ payload, secret }) };
-}
-
-/**
- * A succeeded PaymentIntent of an order, as Stripe's `payment_intent.succeeded` carries it, tagged
- * by `deploymentTag` when given: what the README's walk-through and the fault suite sign and send.
- */
-export function stripeSucceededIntent(
-  orderNo: string,
-  intentId: string,
-  amountCents: number,
-  deploymentTag?: string,
-): Record<string, unknown> {
-  return {
-    id: intentId,
-    object: 'payment_intent',
-    amount: amountCents,
-    amount_received: amountCents,
-    currency: 'usd',
-    status: 'succeeded',
-    metadata: { [ORDER_NO_METADATA]: orderNo, ...(deploymentTag ? { [DEPLOYMENT_METADATA]: deploymentTag } : {}) },
-  };
 }
 
 /** Who this deployment is to Stripe: the tag its intents carry, and whether its key moves live money. */
@@ -511,9 +470,8 @@ export function refundTakeback(
 }
 
 /**
- * A dispute, folded to the order's standing: OPEN while the bank decides (an inquiry, `warning_*`, included), WON
- * (won, an inquiry closed, prevented) or LOST. Its stage follows Stripe's flow (needs_response → under_review →
- * closed) so a late event never moves it back.
+ * A dispute as the order's standing: OPEN while the bank decides (`warning_*` inquiries too), WON (won, inquiry
+ * closed, prevented) or LOST; its stage follows needs_response → under_review → closed, so it never moves back.
  */
 export function disputeTakeback(
   dispute: Pick<Stripe.Dispute, 'id' | 'amount' | 'status' | 'created' | 'reason' | 'evidence_details'>,
@@ -549,12 +507,9 @@ function anotherDeployment(type: string, tag: string): ProviderEvent {
 }
 
 /**
- * Whether a payment on an intent is this deployment's to judge, from what MySQL knows:
- *   OURS      an intent its order opened (or, for an order opened before intents were recorded, or
- *             an intent tagged ours naming no order here, the order's own judgment: ORDER_NOT_FOUND)
- *   MISMATCH  tagged ours, but not an intent its order opened, or in another currency: our money,
- *             wrongly paid, refunded
- *   FOREIGN   untagged (opened before the tag, or by someone else) and naming no order of ours: ignored
+ * Whether a payment on an intent is ours to judge, by MySQL. OURS: its order's intent, or an untagged one naming an
+ * order of ours, or tagged with none recorded for its order (opened before intents were, or no such order:
+ * ORDER_NOT_FOUND). MISMATCH: tagged but another order's, or another currency: refunded. FOREIGN: ignored.
  */
 export function intentOwnership(
   standing: IntentStanding,
@@ -572,10 +527,7 @@ export function intentOwnership(
   return standing.orderIntents > 0 ? 'MISMATCH' : 'OURS';
 }
 
-/**
- * The object an event the order uses carries. Signed by Stripe, but read defensively: an event
- * without it is refused (MalformedStripeEvent), never a crash.
- */
+/** The object an event carries, read defensively though signed: missing, MalformedStripeEvent, never a crash. */
 function objectOf<T>(event: { id: string; type: string; data?: { object?: T } }): T {
   const object = event.data?.object;
   if (typeof object !== 'object' || object === null)

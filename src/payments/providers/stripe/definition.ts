@@ -1,8 +1,4 @@
-/**
- * Stripe (docs/operations.md, "Payments through Stripe"): a PaymentIntent per order, cancelled when the order is,
- * refunds through its API, its signed webhook at POST /api/payments/stripe, and a catch-up of the events it did not
- * deliver.
- */
+/** Stripe (docs/operations.md, "Payments through Stripe"): intents, refunds, its signed webhook and the catch-up. */
 import { defineProvider } from '../definition.js';
 import { StripeProvider } from './api.js';
 import { StripeIntake } from './intake.js';

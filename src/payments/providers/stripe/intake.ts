@@ -1,24 +1,12 @@
 /**
- * What Stripe tells us, taken in: the one path of every Stripe event, whether its webhook delivered
- * it (POST /api/payments/stripe) or the catch-up found it undelivered (src/activities/payments.ts):
- *
- *   payment_intent.succeeded       of an intent of ours (this deployment's tag, this mode): the
- *                                  record-first path every payment takes (`payments.handle`), one row
- *                                  per intent, judged by the order. Of another deployment: IGNORED,
- *                                  never refunded. Tagged ours but not an intent its order opened (or in
- *                                  another currency): REFUND_REQUIRED (INTENT_MISMATCH), never applied
- *   payment_intent.payment_failed  recorded (payment_failures), shown in the admin view
- *   refund.*, charge.refund.updated  ours (its metadata names our payment event): the refund's progress,
- *                                  forwards only. Not ours (made in Stripe's Dashboard): of a payment
- *                                  being refunded, its refund; of a paid order, money taken back (below)
- *   charge.dispute.*               a dispute of a paid order's payment: money taken back (below)
- *   anything else                  acknowledged and ignored
- *
- * Money taken back after payment (docs/fault-tolerance.md, "Money taken back") is recorded against the
- * payment's order, forwards only, and moves it to DISPUTED or REFUNDED (RefundStore.recordTakeback). Only
- * intents this deployment opened are ours: a refund or dispute of any other intent is IGNORED.
- *
- * Stripe retries any answer but a 2xx for up to three days, so every step is idempotent.
+ * Every Stripe event's one path in, from its webhook (POST /api/payments/stripe) or the catch-up. Stripe retries any
+ * answer but a 2xx for three days, so every step is idempotent. Only this deployment's intents are ours:
+ * - payment_intent.succeeded: the record-first path (`payments.handle`); another deployment's: IGNORED; tagged ours
+ *   but not its order's intent, or in another currency: REFUND_REQUIRED (INTENT_MISMATCH).
+ * - payment_intent.payment_failed: recorded (payment_failures) for the admin view.
+ * - refund.*, charge.refund.updated: ours (metadata names our payment event) move its refund forwards; a Dashboard
+ *   refund is the refund of a payment being refunded, else money taken back.
+ * - charge.dispute.*: money taken back (docs/fault-tolerance.md, "Money taken back"). Anything else: IGNORED.
  */
 import type { RecordedPaymentEvent } from '../../../db/payments.js';
 import type { RefundProgress } from '../../../db/refunds.js';
@@ -66,7 +54,6 @@ export class StripeIntake {
     return { type, ...(await this.take(event)) };
   }
 
-  /** Takes one translated event in; what became of it. */
   async take(event: ProviderEvent): Promise<Omit<StripeWebhookAnswer, 'type'>> {
     const { stores, logger } = this.deps;
     switch (event.kind) {
@@ -109,10 +96,7 @@ export class StripeIntake {
     }
   }
 
-  /**
-   * A refund we did not ask for, or a dispute, of an intent of ours. Of a payment we are refunding (a Dashboard
-   * refund of all of it): that payment's refund. Otherwise money taken back from the intent's order.
-   */
+  /** An unasked refund or a dispute: the refund of a payment we are refunding (all of it), else money taken back. */
   private async takeBack(
     taken: ProviderTakeback,
     refund: RefundProgress | null,
@@ -143,10 +127,7 @@ export class StripeIntake {
     return { outcome: 'RECORDED' };
   }
 
-  /**
-   * Our money on an intent that is not its order's: recorded REFUND_REQUIRED in the same insert, so the order's row
-   * never judges it (it decides only RECEIVED rows), and refunded.
-   */
+  /** Our money on another order's intent: recorded REFUND_REQUIRED in the insert, so no order row judges it. */
   private async refundMismatch(
     payment: RecordedPaymentEvent,
   ): Promise<{ outcome: 'REFUND_REQUIRED' | 'DUPLICATE'; refundReason?: RefundReason }> {

@@ -14,10 +14,7 @@ export const stripeSignatureHeadersSchema = z.object({
   }),
 });
 
-/**
- * A Stripe event as the document shows it: only its id and type are read here, the rest is Stripe's (its signature
- * covers the raw body, so nothing is refused for fields this API does not know).
- */
+/** Only id and type are read; the rest is Stripe's (its signature covers the raw body: no unknown field is refused). */
 export const stripeEventSchema = z.looseObject({
   id: z
     .string()

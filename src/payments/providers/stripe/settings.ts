@@ -1,7 +1,4 @@
-/**
- * Stripe's settings (docs/operations.md, "Payments through Stripe"): its environment variables, with their defaults
- * and parse, and the settings the adapter is built with. Secrets, never logged.
- */
+/** Stripe's variables (docs/operations.md, "Payments through Stripe") and the adapter's settings; secrets, unlogged. */
 import { z } from 'zod';
 import { ConfigError, durationString } from '../../../config/index.js';
 import { durationToMs } from '../../../model/order-workflow.js';
@@ -39,10 +36,7 @@ export const STRIPE_VARIABLES = {
     schema: z.string().regex(/^[a-z]{3}$/, 'must be a lowercase ISO currency code such as "usd"'),
     default: 'usd',
   },
-  /**
-   * This deployment's tag on every PaymentIntent it opens: an event on an intent tagged otherwise (staging beside
-   * production on one account, a colleague's `stripe listen`) is ignored, never refunded. One per deployment.
-   */
+  /** Tags this deployment's intents: events on others' (staging, `stripe listen`) are ignored, never refunded. */
   STRIPE_DEPLOYMENT_TAG: {
     schema: z
       .string()
@@ -58,15 +52,9 @@ export const STRIPE_VARIABLES = {
   },
   /** How long an intent may stay `processing` past its order's deadline before an error is logged for an operator. */
   STRIPE_PROCESSING_ALERT: { schema: durationString, default: '1h' },
-  /**
-   * Stripe requests per second the order workflows make, across all workers (their own task queue's
-   * maxTaskQueueActivitiesPerSecond): under Stripe's limit (25/s in test mode, 100/s live).
-   */
+  /** Across all workers (the provider queue's maxTaskQueueActivitiesPerSecond); Stripe allows 25/s test, 100/s live. */
   STRIPE_REQUESTS_PER_SECOND: { schema: z.coerce.number().positive().max(10_000), default: '20' },
-  /**
-   * How often the catch-up asks Stripe for the events it has not delivered (a Temporal Schedule), and how old an
-   * event must be before it does: younger ones are the webhook's.
-   */
+  /** How often the catch-up asks Stripe for undelivered events, and how old one must be (younger: the webhook's). */
   STRIPE_CATCH_UP_INTERVAL: { schema: durationString, default: '1m' },
 } as const satisfies Record<string, ProviderVariable>;
 
