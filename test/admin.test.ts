@@ -196,6 +196,20 @@ describe('admin views of a sale with orders in every state', () => {
     }
   });
 
+  it('a disputed or refunded order is sold in both stores: no drift', async () => {
+    // What a dispute does to the row (docs/fault-tolerance.md, "Money taken back"): the unit stays sold.
+    const paid = placed[0]!.orderNo;
+    await pool.query("UPDATE orders SET status = 'DISPUTED' WHERE order_no = ?", [paid]);
+    try {
+      const { body } = await admin('GET', `/api/admin/sales/${sku}/stats`);
+      expect(body.mysql.units).toMatchObject({ PAID: 1, DISPUTED: 1 });
+      expect(body.drift).toEqual({ available: 0, reserved: 0, sold: 0 });
+      expect(body.invariants.checks.storesAgree).toBe(true);
+    } finally {
+      await pool.query("UPDATE orders SET status = 'PAID' WHERE order_no = ?", [paid]);
+    }
+  });
+
   it('orders: newest first, by status, and paging walks every row exactly once', async () => {
     for (const limit of [1, 2, 4, 6, 50]) {
       const { items, pages } = await walk(`/api/admin/orders?sku=${sku}&limit=${limit}`);

@@ -14,6 +14,7 @@ import type {
   StoredOrderStatus,
   StoredPaymentOutcome,
 } from '../model/order-workflow.js';
+import { SOLD_STATUSES } from '../model/order-rules.js';
 import { disputeView } from '../order/lookup.js';
 import {
   checkSaleInvariants,
@@ -180,7 +181,7 @@ export class AdminService {
       drift: {
         available: redis.available - figures.mysql.available,
         reserved: redis.reserved - units.AWAITING_PAYMENT,
-        sold: redis.sold - units.PAID,
+        sold: redis.sold - SOLD_STATUSES.reduce((sold, status) => sold + units[status], 0),
       },
       invariants: { ok: report.ok, checks: report.checks },
     };
