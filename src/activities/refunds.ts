@@ -5,7 +5,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { RefundStore } from '../db/refunds.js';
 import type { PaymentRow } from '../db/rows.js';
-import type { StoredPaymentOutcome } from '../model/order-workflow.js';
+import type { RefundRunOutcome } from '../model/order-workflow.js';
 import {
   ProviderChargeDisputed,
   ProviderKeyReused,
@@ -29,9 +29,6 @@ export const RefundFailureTypes = {
   disputeNotRecorded: 'RefundWaitsForDispute',
   providerNotConfigured: 'RefundProviderNotConfigured',
 } as const;
-
-/** What a run left its payment as: moved on, still under way at the provider, or already past (another run's). */
-export type RefundRunOutcome = StoredPaymentOutcome | 'NOT_FOUND';
 
 export function createRefundActivities(deps: {
   stores: { refunds: RefundStore; payments: { getPayment(eventId: string): Promise<PaymentRow | null> } };

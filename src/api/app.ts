@@ -22,7 +22,8 @@ import { RedisSales } from '../inventory/redis-sales.js';
 import { WorkerFiguresBoard } from '../inventory/worker-figures.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
 import { CancelOrder } from '../order/cancel.js';
-import { isDeadlineExceeded, OrderWorkflowClient } from '../order/workflow-client.js';
+import { OrderWorkflowClient } from '../order/workflow-client.js';
+import { hasGrpcStatus } from '../infra/temporal-connection.js';
 import { OrderLookup } from '../order/lookup.js';
 import { StartPacing } from '../order/start-pacing.js';
 import { OrderChangeNotifier, OrderStatusReader } from '../order/status-reads.js';
@@ -346,7 +347,8 @@ function deploymentStatusReader(
           temporal.connection.withDeadline(deadline.at, () => deployments.status(deploymentName, taskQueue)),
         );
       } catch (err) {
-        const reason = err instanceof DeadlineExceededError || isDeadlineExceeded(err) ? 'deadline' : 'failed';
+        const reason =
+          err instanceof DeadlineExceededError || hasGrpcStatus(err, 'DEADLINE_EXCEEDED') ? 'deadline' : 'failed';
         throw new DependencyUnavailableError('temporal', reason, 1, err);
       }
     },

@@ -12,6 +12,18 @@ export interface TemporalConnectionSettings {
   apiKey?: string;
 }
 
+/** The gRPC status codes callers react to (https://grpc.io/docs/guides/status-codes/). */
+const GRPC_STATUS = { DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8 } as const;
+
+/** Whether `status` is anywhere in the error's cause chain: as its code, or named in a wrapping error's message. */
+export function hasGrpcStatus(err: unknown, status: keyof typeof GRPC_STATUS): boolean {
+  const named = new RegExp(`\\b${status}\\b`);
+  for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    if ((current as { code?: unknown }).code === GRPC_STATUS[status] || named.test(current.message)) return true;
+  }
+  return false;
+}
+
 /** Connection options shared by `Connection.connect` (client) and `NativeConnection.connect` (worker). */
 export function temporalConnectionSettings(config: Pick<AppConfig, 'temporal'>): TemporalConnectionSettings {
   const { address, tls, apiKey, clientCertPath, clientKeyPath } = config.temporal;

@@ -5,7 +5,14 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import ms from 'ms';
-import type { CancelReason, DisputeStanding, OrderStatus, PaymentProviderName, PaymentVerdict } from './order-rules.js';
+import type {
+  CancelReason,
+  DisputeStanding,
+  OrderStatus,
+  PaymentProviderName,
+  PaymentVerdict,
+  StoredPaymentOutcome,
+} from './order-rules.js';
 
 export * from './order-rules.js';
 
@@ -144,7 +151,9 @@ export function providerTaskQueue(orderTaskQueue: string): string {
 
 /** RefundWorkflow's id is per payment event: a second start while one runs joins it. */
 export const REFUND_WORKFLOW_TYPE = 'RefundWorkflow';
-export type RefundWorkflowSignature = (input: { eventId: string }) => Promise<string>;
+/** What a refund's run left its payment as: moved on, under way at the provider, or already past (another run's). */
+export type RefundRunOutcome = StoredPaymentOutcome | 'NOT_FOUND';
+export type RefundWorkflowSignature = (input: { eventId: string }) => Promise<RefundRunOutcome>;
 export function refundWorkflowId(eventId: string): string {
   return `refund-${eventId}`;
 }

@@ -20,12 +20,10 @@ export class SaleWindows {
     this.windows = new LRUCache({ max: maxSales, ttl: ttlMs });
   }
 
-  /** NO_SALE, NOT_ACTIVE, or null (open, or too close to a bound to tell here); a read that fails throws. */
-  async refusal(sku: string, now = Date.now()): Promise<WindowRefusal> {
-    return (await this.check(sku, now)).refusal;
-  }
-
-  /** The refusal, and whether the sale has a waiting line, from the same reading of the window. */
+  /**
+   * The refusal (NO_SALE, NOT_ACTIVE, or null: open, or too close to a bound to tell here) and whether the sale has a
+   * waiting line, from one reading of the window; a read that fails throws.
+   */
   async check(sku: string, now = Date.now()): Promise<{ refusal: WindowRefusal; line: boolean }> {
     let known = this.windows.get(sku);
     if (!known) {

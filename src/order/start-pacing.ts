@@ -5,9 +5,7 @@
  * A start never sent fails `busy`; one sent that ran out of time keeps `deadline`: only a `busy` one surely never ran.
  */
 import { DependencyUnavailableError, type Deadline } from '../infra/dependency-guard.js';
-
-/** gRPC status RESOURCE_EXHAUSTED: Temporal's rate limits and full queues answer it. */
-const GRPC_RESOURCE_EXHAUSTED = 8;
+import { hasGrpcStatus } from '../infra/temporal-connection.js';
 
 /** A start is sent only with this much of its deadline left. */
 export const MIN_START_BUDGET_MS = 200;
@@ -140,12 +138,5 @@ export class StartPacing {
 /** A start that ran out of time, or Temporal saying it takes no more now. */
 function isOverloadSignal(err: unknown): boolean {
   if (err instanceof DependencyUnavailableError) return err.reason === 'deadline';
-  for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
-    if (
-      (current as { code?: unknown }).code === GRPC_RESOURCE_EXHAUSTED ||
-      /\bRESOURCE_EXHAUSTED\b/.test(current.message)
-    )
-      return true;
-  }
-  return false;
+  return hasGrpcStatus(err, 'RESOURCE_EXHAUSTED');
 }

@@ -38,9 +38,7 @@ import {
   type PaymentReceived,
   type RefundWorkflowSignature,
 } from '../model/order-workflow.js';
-
-/** gRPC status DEADLINE_EXCEEDED: what Temporal answers a query no worker took in time. */
-const GRPC_DEADLINE_EXCEEDED = 4;
+import { hasGrpcStatus } from '../infra/temporal-connection.js';
 
 /** For callers without a deadline (the reconciler, the tools); the API always gives one. */
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
@@ -78,7 +76,9 @@ export function isTemporalFailure(err: unknown): boolean {
     return false;
   }
   return (
-    err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || isDeadlineExceeded(err)
+    err instanceof ServiceError ||
+    err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
+    hasGrpcStatus(err, 'DEADLINE_EXCEEDED')
   );
 }
 
@@ -389,18 +389,6 @@ function isTimeout(err: unknown): boolean {
   return (
     err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
     cause instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
-    isDeadlineExceeded(err)
+    hasGrpcStatus(err, 'DEADLINE_EXCEEDED')
   );
-}
-
-/** gRPC DEADLINE_EXCEEDED anywhere in the error's cause chain. */
-export function isDeadlineExceeded(err: unknown): boolean {
-  for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
-    if (
-      (current as { code?: unknown }).code === GRPC_DEADLINE_EXCEEDED ||
-      /\bDEADLINE_EXCEEDED\b/.test(current.message)
-    )
-      return true;
-  }
-  return false;
 }

@@ -3,8 +3,8 @@
  * that ends with the row still due (bound passed, refund under way) leaves the next start to the reconciler.
  */
 import { proxyActivities } from '@temporalio/workflow';
-import type { RefundActivities, RefundRunOutcome } from '../activities/refunds.js';
-import { REFUND_RUN_BOUND_MS, type RefundWorkflowSignature } from '../model/order-workflow.js';
+import type { RefundActivities } from '../activities/refunds.js';
+import { REFUND_RUN_BOUND_MS, type RefundRunOutcome, type RefundWorkflowSignature } from '../model/order-workflow.js';
 
 const { refundPayment } = proxyActivities<RefundActivities>({
   // A provider call is bounded by the client's own timeout (seconds); a minute covers a slow MySQL around it.

@@ -143,7 +143,7 @@ export function healthRoutes(deps: {
     const report = await checkHealth(deps);
     const breakers = breakerStates(deps.guards);
     const problem = deps.readiness.problem;
-    const clocks = shownClocks(deps.readiness?.clocks ?? {});
+    const clocks = shownClocks(deps.readiness.clocks ?? {});
     ctx.status = report.ok && !problem ? 200 : 503;
     ctx.body =
       report.ok && !problem

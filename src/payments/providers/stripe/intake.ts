@@ -14,7 +14,7 @@ import { Deadline } from '../../../infra/dependency-guard.js';
 import type { RefundReason, StripeWebhookOutcome } from '../../../model/order-workflow.js';
 import { Refusal } from '../../../infra/refusal.js';
 import type { ProviderEvent, ProviderTakeback } from '../../provider.js';
-import type { IntakeDeps, PaymentIntake } from '../definition.js';
+import type { IntakeDeps } from '../definition.js';
 import { intentOwnership, MalformedStripeEvent, StripeEvents, StripeSignatureError } from './api.js';
 import type { StripeSettings } from './settings.js';
 
@@ -23,8 +23,6 @@ export interface StripeWebhookAnswer {
   outcome: StripeWebhookOutcome;
   refundReason?: RefundReason;
 }
-
-export type { PaymentIntake };
 
 export class StripeIntake {
   private readonly events: StripeEvents;
