@@ -30,6 +30,7 @@ const LOAD = [
   'test/bench-tracing-cost.test.ts',
   'test/bench-line.test.ts',
   'test/soak-plumbing.test.ts',
+  'test/rollout-across-builds.test.ts',
 ];
 
 export default defineConfig({
