@@ -19,10 +19,12 @@ import {
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
   paymentAppliedSignal,
+  payUpdate,
   providerTaskQueue,
   statusQuery,
   type OrderInput,
   type PaymentReceived,
+  type PaymentVerdict,
 } from '../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { WORKFLOWS_PATH } from '../src/workers/bundle.js';
@@ -39,6 +41,8 @@ interface Script {
   openPayment?: (attempt: number) => Promise<void>;
   /** What each closing of the order's intents finds, in turn (the last repeats; default: CANCELED). */
   closePayment?: ProviderClose[];
+  /** The row's verdict on a payment the previous build's API delivers (default: APPLIED). */
+  deliveredVerdict?: PaymentVerdict;
 }
 
 const scripts = new Map<string, Script>();
@@ -59,6 +63,10 @@ const stubs: Activities & PaymentActivities = {
     record(order.orderNo, 'persistOrder');
     const applied = scripts.get(order.orderNo)?.applied;
     return { paymentDeadline: order.paymentDeadline, ...(applied ? { applied } : {}) };
+  },
+  async decideDeliveredPayment(payment) {
+    record(payment.orderNo, `decideDeliveredPayment:${payment.eventId}`);
+    return scripts.get(payment.orderNo)?.deliveredVerdict ?? { outcome: 'APPLIED' };
   },
   async recordOrderFailure(order) {
     record(order.orderNo, `recordOrderFailure:${order.reason.split(':')[0]}`);
@@ -169,6 +177,24 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
     // No markPaid. confirmReservation is a local activity: one whose task a Signal interrupts may run again
     // (at least once, and idempotent: ALREADY_CONFIRMED).
     expect(new Set(callsOf(input))).toEqual(new Set(['persistOrder', 'confirmReservation']));
+  });
+
+  it('the previous build’s API delivers a payment as the pay Update: the row decides once persisted, its verdict answered and followed', async () => {
+    const refused = await startOrder({
+      deliveredVerdict: { outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' },
+    });
+    expect(
+      await refused.handle.executeUpdate(payUpdate, { args: [payment(refused.input, 'evt-short', 1_000, 999)] }),
+    ).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' });
+    expect((await refused.handle.query(statusQuery)).status).toBe('AWAITING_PAYMENT');
+    await refused.handle.cancel();
+
+    const { handle, input } = await startOrder();
+    expect(await handle.executeUpdate(payUpdate, { args: [payment(input, 'evt-by-update', 1_000)] })).toEqual({
+      outcome: 'APPLIED',
+    });
+    expect(await handle.result()).toMatchObject({ status: 'PAID', payments: [{ eventId: 'evt-by-update' }] });
+    expect(callsOf(input).slice(0, 2)).toEqual(['persistOrder', 'decideDeliveredPayment:evt-by-update']);
   });
 
   it('a signalled payment before the persist’s answer: followed once persisted; PAID', async () => {

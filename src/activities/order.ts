@@ -14,7 +14,9 @@ import {
   isSold,
   type CancelReason,
   type PaymentReceived,
+  type PaymentVerdict,
   type PersistOrderInput,
+  type RefundReason,
 } from '../model/order-workflow.js';
 
 export interface ActivityDeps {
@@ -126,6 +128,19 @@ export function createActivities({ stores, inventory, changes }: ActivityDeps) {
             FailureTypes.orderClosed,
           );
       }
+    },
+
+    /** The verdict of the order's row on a payment the previous build's API delivers (payUpdate), deciding it first. */
+    async decideDeliveredPayment(payment: { orderNo: string; eventId: string }): Promise<PaymentVerdict> {
+      const { decided } = await stores.payments.decideWaitingFor(payment.orderNo, { noSuchOrder: false });
+      if (decided > 0) await changes.publish(payment.orderNo);
+      const row = await stores.payments.getPayment(payment.eventId);
+      // Retried: the order's row decides it once written (its persist or failure commits before this runs).
+      if (!row || row.outcome === 'RECEIVED') throw new Error(`payment ${payment.eventId} is not decided yet`);
+      if (row.outcome === 'APPLIED') return { outcome: 'APPLIED' };
+      return row.refundReason
+        ? { outcome: 'REFUND_REQUIRED', refundReason: row.refundReason as RefundReason }
+        : { outcome: 'REFUND_REQUIRED' };
     },
 
     /**

@@ -130,6 +130,11 @@ type OrderViewOfState = Pick<
 export const paymentAppliedSignal = defineSignal<[PaymentReceived]>('paymentApplied');
 
 /** The shopper's cancel, judged by the row: refused NOT_CANCELLABLE once a payment was applied. */
+/**
+ * How an API of the previous build (478a254) delivers a payment its row left RECEIVED. Kept for one release, so that
+ * API, still serving during a rollout or back after a rollback, gets this build's orders paid (expand, then contract).
+ */
+export const payUpdate = defineUpdate<PaymentVerdict, [PaymentReceived]>('pay');
 export const cancelUpdate = defineUpdate<OrderState, []>('cancel');
 /** The state once persisting has an outcome (not PENDING); the waiting checkout sends it with Update-with-Start. */
 export const awaitPersistedUpdate = defineUpdate<OrderState, []>('awaitPersisted');

@@ -25,6 +25,7 @@ import {
   NOT_CANCELLABLE,
   outcomeOfWait,
   paymentAppliedSignal,
+  payUpdate,
   pendingOrderState,
   providerTaskQueue,
   statusQuery,
@@ -35,6 +36,7 @@ import {
   type OrderWorkflowSignature,
   type Outcome,
   type PaymentReceived,
+  type PaymentVerdict,
 } from '../model/order-workflow.js';
 
 // A local activity: one workflow task instead of three. 15 minutes is how long a 202's promise may wait for its start,
@@ -79,6 +81,7 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   setHandler(statusQuery, () => order.state);
   setHandler(paymentAppliedSignal, (payment) => order.followAppliedPayment(payment));
   setHandler(cancelUpdate, () => order.cancel(), { validator: () => order.assertCancellable() });
+  setHandler(payUpdate, (payment) => order.payDeliveredByOlderApi(payment), { validator: validatePayment });
   setHandler(awaitPersistedUpdate, () => order.untilPersisted());
   return order.run();
 }
@@ -284,6 +287,14 @@ class OrderRun {
     this.cancelledInRow = found.reason;
     if (this.phase.kind === 'AWAITING_PAYMENT') this.moveTo({ kind: 'CANCEL_REQUESTED' });
     return this.state;
+  }
+
+  /** The previous build's API asks for a verdict (payUpdate): the row decides once the order has one; this follows. */
+  async payDeliveredByOlderApi(payment: PaymentReceived): Promise<PaymentVerdict> {
+    await this.untilPersisted();
+    const verdict = await closeInTask.decideDeliveredPayment({ orderNo: this.input.orderNo, eventId: payment.eventId });
+    if (verdict.outcome === 'APPLIED') this.followAppliedPayment(payment);
+    return verdict;
   }
 
   async untilPersisted(): Promise<OrderState> {
