@@ -437,6 +437,35 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
+  it('a Stripe payment after the deadline to an order whose row names no provider (the previous build wrote it): the intent decides', async () => {
+    // 478a254 persists a Stripe order without payment_provider; its row must still judge as a Stripe order's does.
+    const order = await placeOrder('3s');
+    const { orderNo } = order.input;
+    await stopWorker();
+    await until(order.deadline + 500);
+    try {
+      const { row } = await stores.payments.recordPayment(
+        {
+          eventId: `evt-intent-${orderNo}`,
+          orderNo,
+          amountCents: order.total,
+          provider: 'stripe',
+          providerRef: `pi_${orderNo}`,
+        },
+        'webhook',
+      );
+      expect({ outcome: row.outcome, refundReason: row.refundReason }).toEqual({
+        outcome: 'APPLIED',
+        refundReason: null,
+      });
+    } finally {
+      await startWorker();
+    }
+    await orders.awaitClosed(orderNo);
+    expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
+    expectInvariants(await saleReport(stores, redis, order.sku));
+  });
+
   it('an order that fails after its payment was applied (its reservation gone from Redis) is FAILED and the payment refunded', async () => {
     const order = await placeOrder('30m');
     const { orderNo } = order.input;

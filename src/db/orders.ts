@@ -360,7 +360,7 @@ export async function decideWaitingPayments(
   const [waiting] = await conn.query<RowDataPacket[]>(
     // By the order's index only: on an index by outcome this would lock every RECEIVED payment of every order
     // (deadlocks between unrelated orders' payments, seen at 100 payments/s).
-    `SELECT event_id, amount_cents, received_at FROM payments FORCE INDEX (payments_by_order)
+    `SELECT event_id, amount_cents, received_at, provider FROM payments FORCE INDEX (payments_by_order)
      WHERE order_no = ? AND outcome = 'RECEIVED' ORDER BY received_at, event_id FOR UPDATE`,
     [orderNo],
   );
@@ -376,7 +376,8 @@ export async function decideWaitingPayments(
         status,
         totalCents: order.totalCents,
         paymentDeadline: order.paymentDeadline.toISOString(),
-        intentDecides: order.paymentProvider !== null,
+        // A row of the previous build (478a254) names no provider: a provider's payment says it is that provider's order.
+        intentDecides: order.paymentProvider !== null || (payment.provider ?? 'generic') !== 'generic',
       },
       arrival,
     );
