@@ -376,7 +376,7 @@ export async function decideWaitingPayments(
         status,
         totalCents: order.totalCents,
         paymentDeadline: order.paymentDeadline.toISOString(),
-        // A row of the previous build (478a254) names no provider: a provider's payment says it is that provider's order.
+        // 478a254's rows name no provider: a provider's payment says it is that provider's order.
         intentDecides: order.paymentProvider !== null || (payment.provider ?? 'generic') !== 'generic',
       },
       arrival,
