@@ -1,0 +1,317 @@
+/**
+ * One attempt to send an order event to a merchant's endpoint; retries, backoff and disabling are the caller's.
+ * Signed by the `standardwebhooks` library, anew at each attempt (one `v1,` signature per secret during a rotation).
+ * The address is judged as the socket connects (Node's `lookup` hook; an IP literal before the request), never by an
+ * earlier lookup: only unicast addresses (ipaddr.js's ranges; IPv4 carried in IPv6 judged as IPv4) unless
+ * WEBHOOK_ALLOWED_RANGES allows. Not request-filtering-agent 3.2.1: it passes ::7f00:1, and its refusals have no code.
+ * Bounded by WEBHOOK_ATTEMPT_TIMEOUT_MS and MAX_RESPONSE_BYTES; redirects are never followed.
+ */
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import ipaddr from 'ipaddr.js';
+import { Webhook } from 'standardwebhooks';
+import type { AppConfig } from '../config/index.js';
+
+export type WebhookDeliverySettings = AppConfig['webhookDelivery'];
+
+export const WEBHOOK_USER_AGENT = 'flash-checkout-webhooks/1.0 (order events)';
+/** How much of an answer's body is read; the rest is never read (the socket is closed). */
+export const MAX_RESPONSE_BYTES = 64 * 1024;
+/** How much of a failed answer's body its outcome keeps. */
+export const BODY_EXCERPT_CHARS = 300;
+/** The longest Retry-After honoured. */
+export const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
+
+const SLOW_DOWN_STATUSES = [429, 502, 503, 504] as const;
+type SlowDownStatus = (typeof SLOW_DOWN_STATUSES)[number];
+
+/** One message to one endpoint. */
+export interface WebhookMessage {
+  /** The endpoint: an absolute http(s) URL. */
+  url: string;
+  /** `webhook-id`: the same on every attempt at this message. */
+  id: string;
+  /** The JSON body, sent and signed as these exact characters. */
+  body: string;
+  /** `whsec_…` secrets, one signature each: the endpoint's secret, and during a rotation's overlap the old one too. */
+  secrets: readonly string[];
+}
+
+/** What one attempt came to; `ms` from the start of the attempt to its outcome. */
+export type WebhookOutcome =
+  /** A 2xx: the merchant has it. */
+  | { kind: 'delivered'; status: number; ms: number }
+  /** 410: the endpoint is gone; the caller disables it. */
+  | { kind: 'gone'; status: 410; ms: number }
+  /** 429, 502, 503, 504: try again later, not before `retryAfterMs` when the answer said (capped at an hour). */
+  | { kind: 'slow_down'; status: SlowDownStatus; retryAfterMs: number | undefined; ms: number }
+  /** Any other answer (a redirect, 4xx, 5xx: `status`, `bodyExcerpt`), or none (a timeout, a connection error). */
+  | { kind: 'failed'; status: number | null; reason: string; bodyExcerpt: string | null; ms: number }
+  /** Not sent, not a byte: the address rule or the https rule, or not an http(s) URL. */
+  | { kind: 'refused'; reason: string };
+
+export interface WebhookSenderOptions {
+  /** The clock each attempt's timestamp is read from (ms since the epoch), and Retry-After dates are counted from. */
+  now?: () => number;
+  /** Resolves a hostname as dns.lookup does (the default); each address it answers is judged before it is connected. */
+  lookup?: LookupFunction;
+  /** Certificate authorities trusted for https instead of Node's (a test's own). */
+  ca?: string | Buffer;
+}
+
+/** Refused by the address rule: the request never connected. */
+class AddressRefused extends Error {}
+
+/** Sends one attempt at a time; holds no state between attempts. */
+export class WebhookSender {
+  private readonly rule: AddressRule;
+  private readonly now: () => number;
+  private readonly lookup: LookupFunction;
+
+  constructor(
+    private readonly settings: WebhookDeliverySettings,
+    private readonly options: WebhookSenderOptions = {},
+  ) {
+    if (!(settings.attemptTimeoutMs > 0)) throw new Error('attemptTimeoutMs must be positive');
+    this.rule = new AddressRule(settings.allowedRanges);
+    this.now = options.now ?? Date.now;
+    this.lookup = options.lookup ?? (dnsLookup as LookupFunction);
+  }
+
+  /** One attempt; never throws but for a caller's mistake (no secret, a malformed one, an id that is no header). */
+  async send(message: WebhookMessage): Promise<WebhookOutcome> {
+    const signers = signersOf(message);
+    let url: URL;
+    try {
+      url = new URL(message.url);
+    } catch {
+      return { kind: 'refused', reason: 'not a URL' };
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      return { kind: 'refused', reason: `${url.protocol} is not http(s)` };
+    if (url.protocol === 'http:' && this.settings.requireHttps)
+      return { kind: 'refused', reason: 'http:// refused: https is required (WEBHOOK_REQUIRE_HTTPS)' };
+    // An IP literal is connected as written, without a lookup: judged here. (The URL parser has made it canonical.)
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    if (isIP(host) !== 0) {
+      const refusal = this.rule.refusal(host);
+      if (refusal) return { kind: 'refused', reason: refusal };
+    }
+
+    const timestamp = new Date(this.now());
+    const headers = {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(message.body)),
+      'user-agent': WEBHOOK_USER_AGENT,
+      'webhook-id': message.id,
+      'webhook-timestamp': String(Math.floor(timestamp.getTime() / 1000)),
+      'webhook-signature': signers.map((signer) => signer.sign(message.id, timestamp, message.body)).join(' '),
+    };
+    return this.attempt(url, headers, message.body);
+  }
+
+  private attempt(url: URL, headers: Record<string, string>, body: string): Promise<WebhookOutcome> {
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    const timeoutMs = this.settings.attemptTimeoutMs;
+    return new Promise((resolve) => {
+      let settled = false;
+      let answer: { res: IncomingMessage; chunks: Buffer[]; bytes: number } | null = null;
+      const requestOptions: https.RequestOptions = {
+        method: 'POST',
+        headers,
+        // A socket of its own, closed after the answer: nothing pooled, no proxy.
+        agent: false,
+        lookup: judgedLookup(this.lookup, this.rule),
+        ...(url.protocol === 'https:' && this.options.ca ? { ca: this.options.ca } : {}),
+      };
+      let request: http.ClientRequest;
+      try {
+        request = (url.protocol === 'https:' ? https : http).request(url, requestOptions);
+      } catch (err) {
+        // Node refused to make the request at all (a URL it cannot send to): nothing was sent.
+        resolve({ kind: 'refused', reason: `not sendable: ${(err as Error).message}`.slice(0, BODY_EXCERPT_CHARS) });
+        return;
+      }
+      const finish = (outcome: WebhookOutcome) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        request.destroy();
+        resolve(outcome);
+      };
+      const failed = (reason: string) =>
+        finish({
+          kind: 'failed',
+          status: null,
+          reason: reason.slice(0, BODY_EXCERPT_CHARS),
+          bodyExcerpt: null,
+          ms: elapsed(),
+        });
+      // Once the status and headers are in, the status decides and the body read so far is its excerpt.
+      const answered = () => {
+        if (answer) finish(outcomeOf(answer.res, Buffer.concat(answer.chunks), elapsed(), this.now()));
+      };
+      const timer = setTimeout(() => {
+        if (answer) answered();
+        else failed(`timeout: no answer within ${timeoutMs} ms`);
+      }, timeoutMs);
+      request.on('error', (err: NodeJS.ErrnoException) => {
+        if (err instanceof AddressRefused) finish({ kind: 'refused', reason: err.message });
+        else if (answer) answered();
+        else failed(`connection: ${err.code ?? err.name}: ${err.message}`);
+      });
+      request.on('response', (res) => {
+        const read = { res, chunks: [] as Buffer[], bytes: 0 };
+        answer = read;
+        res.on('data', (chunk: Buffer) => {
+          const room = MAX_RESPONSE_BYTES - read.bytes;
+          read.chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
+          read.bytes += Math.min(chunk.length, room);
+          // Enough: the rest is never read (finish closes the socket).
+          if (read.bytes >= MAX_RESPONSE_BYTES) answered();
+        });
+        res.on('end', answered);
+        res.on('error', answered);
+        res.on('close', answered);
+      });
+      request.end(body);
+    });
+  }
+}
+
+/** Each secret's signer; a missing or malformed secret or id is the caller's mistake, and throws. */
+function signersOf(message: WebhookMessage): Webhook[] {
+  if (!/^[\x21-\x7e]{1,255}$/.test(message.id))
+    throw new Error('a webhook id is 1 to 255 printable ASCII characters without spaces');
+  if (typeof message.body !== 'string') throw new Error('a webhook body is the JSON text to send');
+  if (message.secrets.length === 0) throw new Error('a webhook needs at least one secret to sign with');
+  return message.secrets.map((secret, index) => {
+    if (!secret.startsWith('whsec_')) throw new Error(`webhook secret #${index + 1} is not a whsec_… secret`);
+    try {
+      return new Webhook(secret);
+    } catch (err) {
+      throw new Error(`webhook secret #${index + 1} is not a whsec_… secret: ${(err as Error).message}`);
+    }
+  });
+}
+
+function outcomeOf(res: IncomingMessage, body: Buffer, ms: number, nowMs: number): WebhookOutcome {
+  const status = res.statusCode ?? 0;
+  if (status >= 200 && status < 300) return { kind: 'delivered', status, ms };
+  if (status === 410) return { kind: 'gone', status, ms };
+  if (isSlowDown(status))
+    return { kind: 'slow_down', status, retryAfterMs: retryAfterMs(res.headers['retry-after'], nowMs), ms };
+  const reason = status >= 300 && status < 400 ? `redirect ${status} not followed` : `answered ${status}`;
+  return { kind: 'failed', status, reason, bodyExcerpt: excerptOf(body), ms };
+}
+
+function isSlowDown(status: number): status is SlowDownStatus {
+  return (SLOW_DOWN_STATUSES as readonly number[]).includes(status);
+}
+
+/** The start of a body, as one line of text. */
+function excerptOf(body: Buffer): string {
+  return body
+    .subarray(0, BODY_EXCERPT_CHARS * 4)
+    .toString('utf8')
+    .replace(/\p{Cc}+/gu, ' ')
+    .slice(0, BODY_EXCERPT_CHARS);
+}
+
+/**
+ * Retry-After (RFC 9110): delay-seconds, or an HTTP-date counted from `nowMs` (a date past: 0); capped at
+ * MAX_RETRY_AFTER_MS; undefined when absent or neither.
+ */
+export function retryAfterMs(header: string | undefined, nowMs: number): number | undefined {
+  const value = header?.trim();
+  if (!value) return undefined;
+  if (/^\d+$/.test(value)) return Math.min(Number(value) * 1000, MAX_RETRY_AFTER_MS);
+  // IMF-fixdate and the obsolete RFC 850 form both end in GMT; asctime's (no zone) is not taken.
+  const date = /GMT$/.test(value) ? Date.parse(value) : NaN;
+  if (Number.isNaN(date)) return undefined;
+  return Math.min(Math.max(0, date - nowMs), MAX_RETRY_AFTER_MS);
+}
+
+/**
+ * The `lookup` a socket connects with: the resolver's answer with each refused address taken out, and a refusal when
+ * none is left. The socket connects only to what this answers, so what is judged is what is connected.
+ */
+function judgedLookup(resolve: LookupFunction, rule: AddressRule): LookupFunction {
+  return (hostname, options, callback) => {
+    resolve(hostname, options, (err, address, family) => {
+      if (err) {
+        callback(err, address, family);
+        return;
+      }
+      const answers: LookupAddress[] =
+        typeof address === 'string' ? [{ address, family: family ?? isIP(address) }] : address;
+      const refusals: string[] = [];
+      const allowed = answers.filter((answer) => {
+        const refusal = rule.refusal(answer.address);
+        if (refusal) refusals.push(refusal);
+        return refusal === null;
+      });
+      const first = allowed[0];
+      if (!first) {
+        callback(new AddressRefused(`${hostname} resolves to ${refusals.join('; ') || 'no address'}`), '', 0);
+        return;
+      }
+      if (options.all) callback(null, allowed);
+      else callback(null, first.address, first.family);
+    });
+  };
+}
+
+type Address = ipaddr.IPv4 | ipaddr.IPv6;
+
+/**
+ * Which addresses an endpoint may be reached at: unicast ones, and those in the operator's allowed ranges
+ * (WEBHOOK_ALLOWED_RANGES). An IPv6 address carrying an IPv4 one (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, NAT64
+ * 64:ff9b::a.b.c.d) is judged as that IPv4 address, which is where it leads.
+ */
+export class AddressRule {
+  private readonly allowed: [Address, number][];
+
+  constructor(allowedRanges: readonly string[]) {
+    this.allowed = allowedRanges.map((range) => ipaddr.parseCIDR(range));
+  }
+
+  /** Why a socket may not connect to `address`, or null when it may. */
+  refusal(address: string): string | null {
+    let parsed: Address;
+    try {
+      parsed = ipaddr.parse(address);
+    } catch {
+      return `${address} is not an IP address`;
+    }
+    const carried = carriedIPv4(parsed);
+    const judged = carried ?? parsed;
+    const inRange = (ip: Address, [network, bits]: [Address, number]) =>
+      ip.kind() === network.kind() && ip.match(network, bits);
+    if (this.allowed.some((range) => inRange(judged, range) || inRange(parsed, range))) return null;
+    const range = judged.range();
+    if (range === 'unicast') return null;
+    const shown = carried ? `${address} (IPv4 ${carried.toString()})` : address;
+    return `${shown}: ${range}, refused (an operator may allow its range: WEBHOOK_ALLOWED_RANGES)`;
+  }
+}
+
+/** The IPv4 address an IPv6 one leads to: IPv4-mapped, IPv4-compatible (deprecated), NAT64's well-known prefix. */
+function carriedIPv4(address: Address): ipaddr.IPv4 | null {
+  if (address.kind() !== 'ipv6') return null;
+  const v6 = address as ipaddr.IPv6;
+  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address();
+  const bytes = v6.toByteArray();
+  const prefix = bytes.slice(0, 12);
+  const low = bytes.slice(12);
+  const zeros = (values: number[]) => values.every((value) => value === 0);
+  // ::/128 and ::1/128 are themselves (unspecified, loopback).
+  const compatible = zeros(prefix) && !(zeros(low.slice(0, 3)) && (low[3] ?? 0) <= 1);
+  const nat64 =
+    prefix[0] === 0x00 && prefix[1] === 0x64 && prefix[2] === 0xff && prefix[3] === 0x9b && zeros(prefix.slice(4));
+  return compatible || nat64 ? new ipaddr.IPv4(low) : null;
+}
