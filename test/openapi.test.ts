@@ -104,6 +104,7 @@ describe('no drift between the routes and the spec', () => {
         'POST /api/auth/dev-login',
         'POST /api/checkout',
         'GET /api/orders/{orderNo}',
+        'GET /api/orders',
         'POST /api/orders/{orderNo}/cancel',
         'POST /api/payments/webhook',
         'POST /api/dev/simulate-payment',
@@ -317,7 +318,7 @@ async function createSale(sale: { sku: string; name: string; priceCents: number;
 }
 
 describe('real answers match the spec', () => {
-  it('sale, login, checkout, order, webhook, cancel, dev payment and health answers match their declared schemas', async () => {
+  it('sale, login, checkout, order, order list, webhook, cancel, dev payment and health answers match their declared schemas', async () => {
     const sku = uniqueSku('OAS');
     const created = await http('POST', '/api/sales', {
       token: ADMIN,
@@ -399,6 +400,11 @@ describe('real answers match the spec', () => {
     const cancelled = await pollOrder(second.body.orderNo, token, 'CANCELLED');
     expect(cancelled.body.cancelReason).toBe('USER_CANCELLED');
     expectDocumented('get', '/api/orders/{orderNo}', cancelled);
+    const listed = await http('GET', `/api/orders?sku=${sku}&limit=1`, { token });
+    expect(listed.body.items).toHaveLength(1);
+    expect(listed.body.nextCursor).toEqual(expect.any(String));
+    expectDocumented('get', '/api/orders', listed);
+    expectDocumented('get', '/api/orders', await http('GET', '/api/orders?limit=0', { token }));
 
     const third = await http('POST', '/api/checkout', { token, json: { sku, quantity: 1 } });
     await pollOrder(third.body.orderNo, token, 'AWAITING_PAYMENT');

@@ -9,14 +9,18 @@ import { DependencyUnavailableError, type DependencyGuard } from '../infra/depen
 import type { Logger } from '../infra/logger.js';
 import { ApiError } from './errors.js';
 
-export type RateLimitName = keyof AppConfig['rateLimits'];
+export type RateLimitName = keyof AppConfig['rateLimits'] | 'orders';
 
 export const RATE_LIMIT_KEY_PREFIX = 'ratelimit';
+
+/** GET /api/orders per shopper (a page is a MySQL read), as a line's shopper budget; fixed until it has a setting. */
+export const ORDERS_LIST_LIMIT: RateLimit = { points: 60, durationSeconds: 60 };
 
 const WHAT: Record<RateLimitName, string> = {
   checkout: 'checkouts from this shopper',
   login: 'logins from this address',
   webhook: 'webhook calls from this address',
+  orders: 'order lists from this shopper',
 };
 
 /** `local` stands in while Redis does not answer. */
@@ -34,11 +38,11 @@ export class RateLimits {
    */
   constructor(
     redis: RedisClient,
-    settings: AppConfig['rateLimits'],
+    settings: Partial<Record<RateLimitName, RateLimit | null>>,
     private readonly logger: Logger,
     private readonly redisGuard?: DependencyGuard,
   ) {
-    for (const [name, limit] of Object.entries(settings) as [RateLimitName, RateLimit | null][]) {
+    for (const [name, limit] of Object.entries(settings) as [RateLimitName, RateLimit | null | undefined][]) {
       if (!limit) continue;
       const local = new RateLimiterMemory({
         keyPrefix: `${RATE_LIMIT_KEY_PREFIX}:${name}`,

@@ -2,7 +2,7 @@
  * OrderLookup: an order by its number wherever it is known: its running workflow (the truth), its closed workflow's
  * result, MySQL's row, or the promise Redis holds for a reservation not started yet.
  */
-import { isMysqlFailure, type StoredDispute } from '../db/rows.js';
+import { isMysqlFailure, type OrderRow, type StoredDispute } from '../db/rows.js';
 import type { OrderStore } from '../db/orders.js';
 import type { PaymentStore } from '../db/payments.js';
 import {
@@ -225,21 +225,26 @@ export class OrderLookup {
       userId: row.userId,
       source: 'database',
       ...(row.failureReason ? { failureReason: row.failureReason } : {}),
-      view: {
-        orderNo: row.orderNo,
-        sku: row.sku,
-        quantity: row.quantity,
-        totalCents: row.totalCents,
-        status: row.status,
-        ...(row.cancelReason ? { cancelReason: row.cancelReason } : {}),
-        paymentDeadline: row.paymentDeadline.toISOString(),
-        createdAt: row.createdAt.toISOString(),
-        ...(row.paidAt ? { paidAt: row.paidAt.toISOString() } : {}),
-        ...(row.refundedCents > 0 ? { refundedCents: row.refundedCents } : {}),
-        ...(row.dispute ? { dispute: disputeView(row.dispute) } : {}),
-      },
+      view: viewOfRow(row),
     };
   }
+}
+
+/** The order as its MySQL row shows it (GET /api/orders/:orderNo from the row, and the shopper's list). */
+export function viewOfRow(row: OrderRow): OrderView {
+  return {
+    orderNo: row.orderNo,
+    sku: row.sku,
+    quantity: row.quantity,
+    totalCents: row.totalCents,
+    status: row.status,
+    ...(row.cancelReason ? { cancelReason: row.cancelReason } : {}),
+    paymentDeadline: row.paymentDeadline.toISOString(),
+    createdAt: row.createdAt.toISOString(),
+    ...(row.paidAt ? { paidAt: row.paidAt.toISOString() } : {}),
+    ...(row.refundedCents > 0 ? { refundedCents: row.refundedCents } : {}),
+    ...(row.dispute ? { dispute: disputeView(row.dispute) } : {}),
+  };
 }
 
 /** A stored dispute as the order shows it. */

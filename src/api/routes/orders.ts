@@ -1,15 +1,18 @@
-/** The shopper's order routes: checkout, read (and its long-poll), cancel; each calls one service of src/order/. */
+/** The shopper's order routes: checkout, read (and its long-poll), list, cancel; each calls a service of src/order/. */
 import Router from '@koa/router';
 import { z } from 'zod';
 import type { ShopperAuth } from '../auth.js';
 import { errorCodeOf } from '../errors.js';
 import type { ApiMetrics } from '../metrics.js';
+import { ORDERS_LIST_LIMIT } from '../rate-limit.js';
 import { preferredWaitSeconds } from '../prefer.js';
 import {
   cancelAcceptedSchema,
   checkoutAcceptedSchema,
   checkoutPersistedSchema,
   orderReadSchema,
+  orderSchema,
+  pageSchema,
 } from '../response-schemas.js';
 import { route } from '../route.js';
 import {
@@ -18,11 +21,13 @@ import {
   DEFAULT_STATUS_WAIT_SECONDS,
   orderParams,
   orderWaitQuerySchema,
+  shopperOrdersQuerySchema,
 } from '../schemas.js';
 import type { CancelOrder } from '../../order/cancel.js';
 import { orderFailed, type CheckoutService } from '../../order/checkout.js';
 import type { OrderView } from '../../model/order-workflow.js';
 import type { FoundOrder } from '../../order/lookup.js';
+import type { ShopperOrders } from '../../order/shopper-orders.js';
 import { findOwnOrder, type OrderStatusReader } from '../../order/status-reads.js';
 
 /** POST /api/checkout. */
@@ -207,6 +212,44 @@ export function readRoutes(deps: { auth: ShopperAuth; statusReader: OrderStatusR
 
 function readBody(order: FoundOrder): OrderView & { source: FoundOrder['source'] } {
   return { ...order.view, source: order.source };
+}
+
+/** GET /api/orders: the shopper's own orders, keyset-paged. */
+export function listRoutes(deps: { auth: ShopperAuth; orders: ShopperOrders }): Router {
+  const { auth, orders } = deps;
+  const router = new Router();
+  route(
+    router,
+    {
+      method: 'get',
+      path: '/api/orders',
+      operationId: 'listOrders',
+      summary: "The shopper's own orders, newest first (keyset-paged)",
+      description:
+        "The token's shopper's orders from their MySQL rows, each as GET /api/orders/{orderNo} shows it from its row " +
+        '(no `paymentIntent`: read the order for it). An order is listed once its row is written (AWAITING_PAYMENT); ' +
+        "while PENDING (a promise not persisted yet, e.g. while Temporal is away) it is not: the checkout's 202 gave its number, " +
+        'and GET /api/orders/{orderNo} answers it.',
+      tag: 'orders',
+      auth: 'shopper',
+      query: shopperOrdersQuerySchema,
+      responses: { 200: { description: 'A page of orders', schema: pageSchema(orderSchema, 'OrdersPage') } },
+      errors: {
+        400: { codes: ['INVALID_REQUEST'] },
+        401: { codes: ['UNAUTHORIZED'] },
+        429: {
+          codes: ['RATE_LIMITED'],
+          description: `\`RATE_LIMITED\`: this shopper asked for too many pages (${ORDERS_LIST_LIMIT.points} per ${ORDERS_LIST_LIMIT.durationSeconds} s); see Retry-After`,
+        },
+        503: { codes: ['UNAVAILABLE'] },
+      },
+    },
+    async (ctx, input) => {
+      const userId = await auth.authenticate(ctx);
+      ctx.body = await orders.list({ userId, ...input.query() });
+    },
+  );
+  return router;
 }
 
 /** POST /api/orders/:orderNo/cancel. */

@@ -1,7 +1,10 @@
-/** Opaque keyset cursors of the admin lists: a page's last row's position as base64url JSON; anything else is 400. */
+/**
+ * Keyset pages and their opaque cursors (the admin lists, a shopper's orders): a page's last row's position as
+ * base64url JSON; anything else is 400.
+ */
 import { z } from 'zod';
 import { ORDER_NO_PATTERN } from '../model/order-workflow.js';
-import { Refusal } from '../infra/refusal.js';
+import { Refusal } from './refusal.js';
 
 const positionTime = z.iso
   .datetime()
@@ -23,6 +26,12 @@ export const CURSOR_POSITIONS = {
       .min(1)
       .max(128)
       .meta({ examples: ['evt_01ARZ3NDEKTSV4RRFFQ69G5FAV'] }),
+  ]),
+  events: z.tuple([
+    z
+      .string()
+      .regex(/^\d{1,20}$/)
+      .meta({ examples: ['1042'] }),
   ]),
   sales: z.tuple([
     positionTime,
@@ -53,3 +62,21 @@ export function decodeCursor<T>(cursor: string, shape: z.ZodType<T>): T {
 
 const notACursor = () =>
   new Refusal('INVALID_REQUEST', 'cursor: not a cursor this API gave (pass nextCursor back as it is)');
+
+export interface Page<T> {
+  items: T[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+/** A page of `limit` from `rows` (up to `limit` + 1 read: one more means a next page, from the last one's position). */
+export function pageOf<Row, View>(
+  rows: Row[],
+  limit: number,
+  view: (row: Row) => View,
+  position: (last: Row) => string[],
+): Page<View> {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items: items.map(view), nextCursor: rows.length > limit && last ? encodeCursor(position(last)) : null };
+}
