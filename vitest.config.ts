@@ -18,6 +18,7 @@ const WITHOUT_STACK = [
   'test/line-rules.test.ts',
   'test/cache-sizing.test.ts',
   'test/bench-temporal-log.test.ts',
+  'test/webhook-sender.test.ts',
 ];
 /**
  * The load and fault smoke runs (the quick fault suite, the benchmark's quick runs): minutes each,

@@ -125,6 +125,8 @@ const UNCONSTRAINED = [
 const AUTHORIZATION: Record<string, (n: number) => Promise<string>> = {
   shopperJwt: async (n) => `Bearer ${await app.auth.issue(`contract-${n}`)}`,
   adminToken: async () => `Bearer ${TEST_ADMIN_TOKEN}`,
+  // The events feed takes the admin token too.
+  eventsToken: async () => `Bearer ${TEST_ADMIN_TOKEN}`,
 };
 /**
  * A header credential: its value for a raw body, the code a malformed one is refused with, and variants that must stay

@@ -25,12 +25,13 @@ import { CancelOrder } from '../order/cancel.js';
 import { OrderWorkflowClient } from '../order/workflow-client.js';
 import { hasGrpcStatus } from '../infra/temporal-connection.js';
 import { OrderLookup } from '../order/lookup.js';
+import { ShopperOrders } from '../order/shopper-orders.js';
 import { StartPacing } from '../order/start-pacing.js';
 import { OrderChangeNotifier, OrderStatusReader } from '../order/status-reads.js';
 import { PaymentReceiver, PaymentSignals } from '../payments/receiver.js';
 import type { ProviderRegistry } from '../payments/providers/definition.js';
 import { paymentProviders } from '../payments/providers/registry.js';
-import { cancelRoutes, checkoutRoutes, readRoutes } from './routes/orders.js';
+import { cancelRoutes, checkoutRoutes, listRoutes, readRoutes } from './routes/orders.js';
 import { providerWebhookRoutes } from './routes/payments.js';
 import { AdminService } from '../sales/admin-service.js';
 import { SalesService } from '../sales/sales-service.js';
@@ -41,12 +42,14 @@ import { loadShedding } from './load-shedding.js';
 import { ApiMetrics } from './metrics.js';
 import { servedOpenApiJson, withApiDocs } from './openapi.js';
 import { mergeRouters } from './route.js';
-import { RateLimits } from './rate-limit.js';
+import { ORDERS_LIST_LIMIT, RateLimits } from './rate-limit.js';
 import { AccessLog, requestLogMiddleware } from './request-log.js';
 import { soldOutDoor } from './sold-out-door.js';
 import { requestSpanMiddleware } from './request-span.js';
 import { activeTracing } from '../infra/tracing.js';
 import { adminRoutes } from './routes/admin.js';
+import { eventRoutes } from './routes/events.js';
+import { OrderEventFeed } from '../events/order-events.js';
 import { authRoutes } from './routes/auth.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { devRoutes } from './routes/dev.js';
@@ -138,6 +141,7 @@ const GUARDED_STORE_METHODS = {
   orders: ['getOrder'],
   payments: ['paymentsOfOrder', 'paymentFailuresOfOrder'],
   refunds: ['takebacksOf'],
+  events: ['eventsAfter'],
   reports: [
     'salesPage',
     'ordersPage',
@@ -146,6 +150,7 @@ const GUARDED_STORE_METHODS = {
     'paymentCountsOfSale',
     'saleStockFigures',
     'orderNumbersOfSale',
+    'shopperOrdersPage',
   ],
 } as const;
 
@@ -166,6 +171,7 @@ export function createApp(parts: ApiParts): Koa {
     payments: guarded(parts.stores.payments, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.payments),
     refunds: guarded(parts.stores.refunds, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.refunds),
     reports: guarded(parts.stores.reports, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.reports),
+    events: guarded(parts.stores.events, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.events),
   };
   const auth = new ShopperAuth(config);
   const redisSales = guarded(
@@ -175,7 +181,7 @@ export function createApp(parts: ApiParts): Koa {
     GUARDED_SALES_METHODS,
   );
   const sales = new SalesService(stores, inventory, redisSales, config.line);
-  const limits = new RateLimits(redis, config.rateLimits, logger, guards.redis);
+  const limits = new RateLimits(redis, { ...config.rateLimits, orders: ORDERS_LIST_LIMIT }, logger, guards.redis);
   // A ConfigError at boot for an unknown PAYMENT_PROVIDER or bad provider settings.
   const providers = paymentProviders(config, parts.providers);
   const checkout = new CheckoutService({
@@ -218,6 +224,10 @@ export function createApp(parts: ApiParts): Koa {
     inventory,
     writeDeadlineMs: config.deadlines.writeMs,
   });
+  const shopperOrders = new ShopperOrders({
+    reports: stores.reports,
+    spendBudget: (userId) => limits.consume('orders', userId),
+  });
   const accessLog = new AccessLog({ logger, metrics, soldOutSampleEvery: config.accessLogSoldOutSample });
   const tracing = activeTracing() !== undefined;
 
@@ -237,6 +247,7 @@ export function createApp(parts: ApiParts): Koa {
         authRoutes({ auth, devLogin: config.authDevLogin, limits }),
         checkoutRoutes({ auth, checkout, metrics }),
         readRoutes({ auth, statusReader }),
+        listRoutes({ auth, orders: shopperOrders }),
         cancelRoutes({ auth, cancelOrder }),
         providerWebhookRoutes({ providers: mountedProviders, limits, metrics }),
         devRoutes({ auth, orders: statusReader, webhook, enabled: config.authDevLogin }),
@@ -251,6 +262,7 @@ export function createApp(parts: ApiParts): Koa {
           ),
           deployment: deploymentStatusReader(config, temporal, config.deadlines.readMs),
         }),
+        eventRoutes({ feed: new OrderEventFeed(stores.events), tokens: config }),
         dashboardRoutes({ config }),
         metricsRoutes({ metrics }),
       ]),
@@ -296,6 +308,7 @@ export function openApiJsonWithoutStack(
       refunds: inert<Stores['refunds']>('refunds'),
       sales: inert<Stores['sales']>('sales'),
       reports: inert<Stores['reports']>('reports'),
+      events: inert<Stores['events']>('events'),
     },
     temporal: inert<Client>('temporal'),
     logger: createLogger({ logLevel: 'silent' }, 'api-docs'),

@@ -85,7 +85,20 @@ export class ShopperAuth {
 
 /** Compares SHA-256 digests in constant time: equal lengths, so not even the token's length leaks. */
 export function requireAdmin(ctx: Context, adminToken: string): void {
+  if (!tokenIsOneOf(bearerToken(ctx), [adminToken])) throw new ApiError(401, 'UNAUTHORIZED', 'invalid admin token');
+}
+
+/** The events feed: its read-only token (fulfilment systems), or the admin's. */
+export function requireEventsReader(
+  ctx: Context,
+  tokens: { adminToken: string; eventsReadToken: string | null },
+): void {
+  const allowed = tokens.eventsReadToken ? [tokens.eventsReadToken, tokens.adminToken] : [tokens.adminToken];
+  if (!tokenIsOneOf(bearerToken(ctx), allowed)) throw new ApiError(401, 'UNAUTHORIZED', 'invalid events token');
+}
+
+function tokenIsOneOf(given: string, tokens: readonly string[]): boolean {
   const digest = (value: string) => createHash('sha256').update(value).digest();
-  if (!timingSafeEqual(digest(bearerToken(ctx)), digest(adminToken)))
-    throw new ApiError(401, 'UNAUTHORIZED', 'invalid admin token');
+  // Every one compared, so the time taken does not tell which matched.
+  return tokens.map((token) => timingSafeEqual(digest(given), digest(token))).includes(true);
 }

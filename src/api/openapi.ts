@@ -20,6 +20,7 @@ const { version } = createRequire(import.meta.url)('../../package.json') as { ve
 const SECURITY_SCHEME: Record<Extract<RouteAuth, string>, string> = {
   shopper: 'shopperJwt',
   admin: 'adminToken',
+  eventsReader: 'eventsToken',
 };
 
 function securitySchemeOf(auth: RouteAuth): string {
@@ -107,6 +108,11 @@ export function buildOpenApiDocument(routers: readonly Router[]): OpenApiDocumen
             'A shopper token: HS256 JWT with sub (the user id), iat, exp, iss = JWT_ISSUER, aud = JWT_AUDIENCE, living at most JWT_MAX_TTL.',
         },
         adminToken: { type: 'http', scheme: 'bearer', description: 'The static admin token (ADMIN_TOKEN).' },
+        eventsToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'The read-only events token (EVENTS_READ_TOKEN), or the admin token.',
+        },
         ...signatureSchemes(docs),
       },
     },

@@ -15,6 +15,7 @@ import { INVARIANTS } from '../invariants/check.js';
 import {
   CANCEL_REASONS,
   DISPUTE_STANDINGS,
+  ORDER_EVENT_TYPES,
   STORED_ORDER_STATUSES,
   STORED_PAYMENT_OUTCOMES,
   type OrderView,
@@ -34,6 +35,7 @@ import type { SaleView } from '../sales/sale-view.js';
 import type { LineView, PlaceView } from '../line/line-service.js';
 import type { WorkerCacheFigures } from '../inventory/worker-figures.js';
 import type { DeploymentStatus } from '../infra/worker-deployments.js';
+import type { OrderEvent } from '../events/order-events.js';
 import type { ErrorCode } from './errors.js';
 import { orderNoSchema, orderStatusSchema, skuSchema } from './schemas.js';
 
@@ -62,7 +64,7 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   IDEMPOTENCY_KEY_REUSED: 'the `Idempotency-Key` was first used for this SKU with another quantity',
   INTERNAL: 'a bug (logged with its stack trace and the request id)',
   RATE_LIMITED:
-    'the shopper (checkout) or client IP (dev login, webhook) spent its budget; `Retry-After` says in how many seconds to retry',
+    'the shopper (checkout, order list) or client IP (dev login, webhook) spent its budget; `Retry-After` says in how many seconds to retry',
   ORDER_FAILED:
     'a waiting checkout (`Prefer: wait=N`) whose order failed to persist within the wait; `details` has `orderNo`, `status: "FAILED"`, `failureReason`, `statusUrl`; nothing stays reserved',
   UNAVAILABLE:
@@ -453,6 +455,22 @@ export const adminSaleSchema = z
 export const pageSchema = <T extends z.ZodType>(item: T, id: string) =>
   z.object({ items: z.array(item), nextCursor: z.string().nullable() }).meta({ id });
 
+export const orderEventSchema = z
+  .object({
+    id: z.string().meta({ description: "Stable: the receiver's deduplication key" }),
+    type: z.enum(ORDER_EVENT_TYPES),
+    created: isoTime.meta({ description: "When it happened, by the order's own record" }),
+    data: z.object({ order: adminOrderSchema.meta({ description: 'The order as it stood then' }) }),
+  })
+  .meta({ id: 'OrderEvent' });
+
+export const orderEventPageSchema = z
+  .object({
+    items: z.array(orderEventSchema),
+    nextCursor: z.string().meta({ description: 'Pass as `after` for what comes next, also when no event was ready' }),
+  })
+  .meta({ id: 'OrderEventPage' });
+
 /** GET /api/dev/config: what the dashboard needs to link orders to the Web UI. */
 export const devConfigSchema = z
   .object({ temporalUiUrl: z.string().nullable(), namespace: z.string(), devAdminToken: z.string().nullable() })
@@ -521,3 +539,4 @@ sameShape<SameShape<z.infer<typeof adminSaleSchema>, AdminSaleView>>(true);
 sameShape<SameShape<z.infer<typeof adminOrderPaymentsSchema>, AdminOrderPayments>>(true);
 sameShape<SameShape<z.infer<typeof workerFiguresSchema>, { workers: WorkerCacheFigures[] }>>(true);
 sameShape<SameShape<z.infer<typeof deploymentStatusSchema>, DeploymentStatus>>(true);
+sameShape<SameShape<z.infer<typeof orderEventSchema>, OrderEvent>>(true);

@@ -12,7 +12,7 @@ import type { WebhookSignature } from '../payments/providers/definition.js';
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
 /** Who may call a route; each maps to an OpenAPI security scheme (a provider's: its webhook signature). */
-export type RouteAuth = 'shopper' | 'admin' | WebhookSignature;
+export type RouteAuth = 'shopper' | 'admin' | 'eventsReader' | WebhookSignature;
 
 /** A success answer: its description, and its body unless it has none. */
 export interface SuccessAnswer {

@@ -7,10 +7,11 @@ import { z } from 'zod';
 import {
   ORDER_NO_PATTERN,
   ORDER_STATUSES,
+  ORDER_EVENT_TYPES,
   STORED_ORDER_STATUSES,
   STORED_PAYMENT_OUTCOMES,
 } from '../model/order-workflow.js';
-import { CURSOR_POSITIONS, encodeCursor } from '../sales/cursor.js';
+import { CURSOR_POSITIONS, encodeCursor } from '../infra/cursor.js';
 import { USER_ID_PATTERN } from './auth.js';
 
 export const MAX_QUANTITY_PER_ORDER = 100;
@@ -171,7 +172,7 @@ function withDefault(integer: ReturnType<typeof queryInteger>, value: number) {
 
 const pageLimit = withDefault(queryInteger('limit', 1, 200), 50);
 
-/** A `nextCursor` passed back as it is, decoded and checked against `position` by src/sales/cursor.ts. */
+/** A `nextCursor` passed back as it is, decoded and checked against `position` by src/infra/cursor.ts. */
 function pageCursor(position: z.ZodType, example: string[]) {
   const { $schema: _dialect, ...contentSchema } = z.toJSONSchema(position, { io: 'input' });
   // No length of its own: its content bounds it (a longer one cannot decode to a position).
@@ -205,6 +206,25 @@ export const adminPaymentsQuerySchema = z.object({
 export const adminSalesQuerySchema = z.object({
   cursor: pageCursor(CURSOR_POSITIONS.sales, ['2026-11-23T17:12:00.000Z', 'TSHIRT-1']),
   limit: pageLimit,
+});
+
+/** GET /api/orders: the token's shopper's orders, of one sale or all. */
+export const shopperOrdersQuerySchema = z.object({
+  sku: skuSchema.optional().meta({ description: 'Only the orders of this sale' }),
+  cursor: pageCursor(CURSOR_POSITIONS.orders, ['01ARZ3NDEKTSV4RRFFQ69G5FAV']),
+  limit: withDefault(queryInteger('limit', 1, 100), 20),
+});
+
+/** GET /api/admin/events: the order events feed, from a cursor, of some types. */
+export const orderEventsQuerySchema = z.object({
+  after: pageCursor(CURSOR_POSITIONS.events, ['1042']),
+  types: z
+    .string()
+    .transform((list) => list.split(','))
+    .pipe(z.array(z.enum(ORDER_EVENT_TYPES)).min(1))
+    .optional()
+    .meta({ description: 'Only these types, comma-separated', examples: ['order.paid,order.cancelled'] }),
+  limit: withDefault(queryInteger('limit', 1, 500), 100),
 });
 
 /** The longest long-poll: below proxies' 30-60 s idle timeouts. */

@@ -2,6 +2,7 @@
  * The service's configuration, read once from the environment (docs/operations.md, "Configuration").
  * Defaults point at the local stack that `npm start` runs, so a bare checkout works as it is.
  */
+import ipaddr from 'ipaddr.js';
 import ms from 'ms';
 import { z } from 'zod';
 import { durationToMs } from '../model/order-workflow.js';
@@ -90,6 +91,28 @@ const redisUrls = z.string().refine(
   { message: 'must be a redis:// or rediss:// URL, or a comma-separated list of them (Redis Cluster nodes)' },
 );
 
+/** Comma-separated CIDR ranges (IPv4 in four-part decimal), kept in canonical form (src/events/webhook-sender.ts). */
+const cidrList = z.string().transform((value, ctx): string[] => {
+  const ranges = value
+    .split(',')
+    .map((range) => range.trim())
+    .filter((range) => range !== '');
+  const bad = ranges.filter(
+    (range) => !ipaddr.IPv4.isValidCIDRFourPartDecimal(range) && !ipaddr.IPv6.isValidCIDR(range),
+  );
+  if (bad.length > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `not a CIDR range: ${bad.map((range) => `"${range}"`).join(', ')} (ranges such as 127.0.0.0/8,::1/128)`,
+    });
+    return z.NEVER;
+  }
+  return ranges.map((range) => {
+    const [address, bits] = ipaddr.parseCIDR(range);
+    return `${address.toString()}/${bits}`;
+  });
+});
+
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535),
   TEMPORAL_ADDRESS: z.string().min(1),
@@ -109,6 +132,10 @@ const envSchema = z.object({
   RECONCILE_INTERVAL: durationString,
   RESERVATION_GRACE: durationString,
   WEBHOOK_SECRET: z.string().min(16),
+  // Order events to merchants' endpoints (src/events/webhook-sender.ts): refused ranges allowed, https, an attempt.
+  WEBHOOK_ALLOWED_RANGES: cidrList.optional(),
+  WEBHOOK_REQUIRE_HTTPS: z.enum(['auto', 'true', 'false', '1', '0']),
+  WEBHOOK_ATTEMPT_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(30_000),
   JWT_SECRET: z.string().min(16),
   JWT_ISSUER: z.string().min(1),
   JWT_AUDIENCE: z.string().min(1),
@@ -116,6 +143,8 @@ const envSchema = z.object({
   MAX_CANCELS_PER_SHOPPER: z.coerce.number().int().min(0).max(1_000),
   CHECKOUT_MAX_WAIT: z.union([z.literal('0'), durationString]),
   ADMIN_TOKEN: z.string().min(8),
+  // Read-only: the order events feed, for fulfilment systems (the admin token reads it too).
+  EVENTS_READ_TOKEN: z.string().min(16).optional(),
   AUTH_DEV_LOGIN: booleanString,
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
   TEMPORAL_UI_URL: z.string().url().optional(),
@@ -188,6 +217,8 @@ const WITHOUT_DEFAULT = [
   'LINE_CHALLENGE_SECRET',
   'WORKER_DEPLOYMENT_NAME',
   'WORKER_BUILD_ID',
+  'EVENTS_READ_TOKEN',
+  'WEBHOOK_ALLOWED_RANGES',
 ] as const satisfies readonly ConfigVariable[];
 export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = WITHOUT_DEFAULT;
 
@@ -207,6 +238,9 @@ export const CONFIG_DEFAULTS = {
   RECONCILE_INTERVAL: '30s',
   RESERVATION_GRACE: '60s',
   WEBHOOK_SECRET: DEV_SECRETS.WEBHOOK_SECRET,
+  // auto: required when NODE_ENV=production.
+  WEBHOOK_REQUIRE_HTTPS: 'auto',
+  WEBHOOK_ATTEMPT_TIMEOUT_MS: '15000',
   JWT_SECRET: DEV_SECRETS.JWT_SECRET,
   JWT_ISSUER: 'flash-checkout',
   JWT_AUDIENCE: 'flash-checkout-api',
@@ -284,6 +318,11 @@ export interface AppConfig {
   reconcileIntervalMs: number;
   reservationGraceMs: number;
   webhookSecret: string;
+  /**
+   * Order events to merchants' endpoints: CIDR ranges whose addresses may be reached though refused (loopback for the
+   * local stack), whether http:// is refused, one attempt's bound (connect, send, answer).
+   */
+  webhookDelivery: { allowedRanges: readonly string[]; requireHttps: boolean; attemptTimeoutMs: number };
   jwtSecret: string;
   jwtIssuer: string;
   jwtAudience: string;
@@ -293,6 +332,7 @@ export interface AppConfig {
   /** Whole seconds; 0: never waits. */
   checkoutMaxWaitSeconds: number;
   adminToken: string;
+  eventsReadToken: string | null;
   authDevLogin: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   /** For the dashboard's links to each order's workflow. */
@@ -402,6 +442,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     reconcileIntervalMs: durationToMs(e.RECONCILE_INTERVAL),
     reservationGraceMs: durationToMs(e.RESERVATION_GRACE),
     webhookSecret: e.WEBHOOK_SECRET,
+    webhookDelivery: {
+      allowedRanges: e.WEBHOOK_ALLOWED_RANGES ?? [],
+      requireHttps:
+        e.WEBHOOK_REQUIRE_HTTPS === 'auto'
+          ? e.NODE_ENV === 'production'
+          : e.WEBHOOK_REQUIRE_HTTPS === 'true' || e.WEBHOOK_REQUIRE_HTTPS === '1',
+      attemptTimeoutMs: e.WEBHOOK_ATTEMPT_TIMEOUT_MS,
+    },
     jwtSecret: e.JWT_SECRET,
     jwtIssuer: e.JWT_ISSUER,
     jwtAudience: e.JWT_AUDIENCE,
@@ -409,6 +457,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxCancelsPerShopper: e.MAX_CANCELS_PER_SHOPPER,
     checkoutMaxWaitSeconds: e.CHECKOUT_MAX_WAIT === '0' ? 0 : Math.floor(durationToMs(e.CHECKOUT_MAX_WAIT) / 1000),
     adminToken: e.ADMIN_TOKEN,
+    eventsReadToken: e.EVENTS_READ_TOKEN ?? null,
     authDevLogin: e.AUTH_DEV_LOGIN,
     logLevel: e.LOG_LEVEL,
     temporalUiUrl: e.TEMPORAL_UI_URL?.replace(/\/+$/, '') ?? null,

@@ -7,6 +7,7 @@ import {
   paidOrderStatus,
   type CancelReason,
   type DisputeStanding,
+  type OrderEventType,
   type PaymentProviderName,
   type PaymentVerdict,
   type StoredOrderStatus,
@@ -183,6 +184,7 @@ export class OrderStore {
   async insertFailedOrder(order: NewOrder, reason: string): Promise<StoredOrderStatus> {
     return inTransaction(this.pool, async (conn) => {
       await insertOrderRow(conn, order, 'FAILED', reason.slice(0, 255), true);
+      await recordOrderEvent(conn, { orderNo: order.orderNo, type: 'order.failed', whenStatus: 'FAILED' });
       // Payments that came for it before any row are refunded for its failure (ORDER_FAILED).
       await decideWaitingPayments(conn, order.orderNo, { tellWorkflow: false });
       const [rows] = await conn.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ?', [order.orderNo]);
@@ -205,6 +207,7 @@ export class OrderStore {
       const row = rows[0];
       if (!row) {
         await insertOrderRow(conn, order, 'FAILED', failureReason, true);
+        await recordOrderEvent(conn, { orderNo: order.orderNo, type: 'order.failed', whenStatus: 'FAILED' });
         // Payments that came for it before any row are refunded for its failure (ORDER_FAILED).
         await decideWaitingPayments(conn, order.orderNo, { tellWorkflow: false });
         return;
@@ -215,6 +218,7 @@ export class OrderStore {
         order.orderNo,
       ]);
       await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
+      await recordOrderEvent(conn, { orderNo: order.orderNo, type: 'order.failed' });
       if (row.status === 'AWAITING_PAYMENT') return;
       // Sold by a payment its row applied, perhaps with money taken back since: a failed order keeps no money
       // (ORDER_FAILED); a chargeback already recorded is that refund (disputeOwedMoney).
@@ -273,6 +277,7 @@ export class OrderStore {
         [cancel.reason, cancel.cancelledAt, cancel.orderNo],
       );
       await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [order.quantity, order.sku]);
+      await recordOrderEvent(conn, { orderNo: cancel.orderNo, type: 'order.cancelled' });
       return { outcome: 'CANCELLED', reason: cancel.reason };
     });
   }
@@ -389,6 +394,7 @@ export async function decideWaitingPayments(
          WHERE o.order_no = ?`,
         [eventId, options.tellWorkflow ? 1 : 0, orderNo],
       );
+      await recordOrderEvent(conn, { orderNo, type: 'order.paid' });
       const [[takebacks]] = await conn.query<RowDataPacket[]>(
         'SELECT EXISTS (SELECT 1 FROM payment_takebacks WHERE order_no = ?) AS any_',
         [orderNo],
@@ -427,19 +433,19 @@ export async function applyTakebacks(conn: PoolConnection, orderNo: string): Pro
   ]);
   if (!order) throw new Error(`order ${orderNo} vanished under its lock`);
   if (!(SOLD_STATUSES as readonly string[]).includes(String(order.status))) return order.status as StoredOrderStatus;
-  const [[refunded], [disputes]] = await Promise.all([
+  const [[refunds], [disputes]] = await Promise.all([
     conn.query<RowDataPacket[]>(
-      `SELECT COALESCE(SUM(amount_cents), 0) AS cents FROM payment_takebacks
+      `SELECT takeback_id, amount_cents, status, created_at FROM payment_takebacks
        WHERE order_no = ? AND kind = 'REFUND' AND status IN ('PENDING','SUCCEEDED')`,
       [orderNo],
     ),
     conn.query<RowDataPacket[]>(
-      `SELECT status, reason, due_by, amount_cents FROM payment_takebacks
+      `SELECT takeback_id, status, reason, due_by, amount_cents, created_at FROM payment_takebacks
        WHERE order_no = ? AND kind = 'DISPUTE' ORDER BY created_at DESC, takeback_id DESC LIMIT 1`,
       [orderNo],
     ),
   ]);
-  const refundedCents = Number(refunded[0]?.cents ?? 0);
+  const refundedCents = refunds.reduce((cents, refund) => cents + Number(refund.amount_cents), 0);
   const dispute = disputes[0];
   const status = paidOrderStatus(Number(order.total_cents), {
     refundedCents,
@@ -458,6 +464,25 @@ export async function applyTakebacks(conn: PoolConnection, orderNo: string): Pro
       orderNo,
     ],
   );
+  // Each fact once (the events' unique key): a refund that went through, a dispute opened, a dispute decided.
+  for (const refund of refunds)
+    if (refund.status === 'SUCCEEDED')
+      await recordOrderEvent(conn, {
+        orderNo,
+        type: 'order.refunded',
+        occurrence: String(refund.takeback_id),
+        createdAt: refund.created_at as Date,
+      });
+  if (dispute) {
+    const occurrence = String(dispute.takeback_id);
+    await recordOrderEvent(conn, {
+      orderNo,
+      type: 'order.disputed',
+      occurrence,
+      createdAt: dispute.created_at as Date,
+    });
+    if (dispute.status !== 'OPEN') await recordOrderEvent(conn, { orderNo, type: 'order.dispute_closed', occurrence });
+  }
   return status;
 }
 
@@ -500,4 +525,67 @@ export async function disputeOwedMoney(
           [disputeId, provider, intentId],
         );
   return moved.affectedRows > 0;
+}
+
+/** When the fact happened, by the order's own record: its column, or a time the caller read from the provider. */
+const CREATED_AT: Partial<Record<OrderEventType, string>> = {
+  'order.paid': 'paid_at',
+  'order.cancelled': 'cancelled_at',
+};
+
+/** The order row's columns an event keeps (every one the admin view shows), as JSON. */
+const ORDER_SNAPSHOT = `JSON_OBJECT(${[
+  'order_no',
+  'sku',
+  'user_id',
+  'quantity',
+  'unit_price_cents',
+  'total_cents',
+  'status',
+  'cancel_reason',
+  'failure_reason',
+  'payment_deadline',
+  'created_at',
+  'paid_at',
+  'cancelled_at',
+  'payment_provider',
+  'refunded_cents',
+  'dispute_status',
+  'dispute_reason',
+  'dispute_due_by',
+  'dispute_amount_cents',
+]
+  .map((column) => `'${column}', ${column}`)
+  .join(', ')})`;
+export const ORDER_SNAPSHOT_DATES = ['payment_deadline', 'created_at', 'paid_at', 'cancelled_at', 'dispute_due_by'];
+
+/**
+ * Writes the event of a fact the caller's transaction just decided on the order's row (its lock held), with the row as
+ * it stands; once: a repeat (a retried close, a second report of one refund) finds the unique key and writes nothing.
+ * `whenStatus`: only if the row is in that status (a statement that may have changed nothing).
+ */
+export async function recordOrderEvent(
+  conn: PoolConnection,
+  event: { orderNo: string; type: OrderEventType; occurrence?: string; createdAt?: Date; whenStatus?: string },
+): Promise<void> {
+  const occurrence = event.occurrence ?? '';
+  const createdAt = CREATED_AT[event.type] ?? 'COALESCE(?, NOW(3))';
+  await conn.query(
+    `INSERT IGNORE INTO order_events (event_id, order_no, type, occurrence, created_at, order_json)
+     SELECT ?, order_no, ?, ?, ${createdAt}, ${ORDER_SNAPSHOT} FROM orders
+     WHERE order_no = ?${event.whenStatus ? ' AND status = ?' : ''}`,
+    [
+      orderEventId(event.orderNo, event.type, occurrence),
+      event.type,
+      occurrence,
+      ...(CREATED_AT[event.type] ? [] : [event.createdAt ?? null]),
+      event.orderNo,
+      ...(event.whenStatus ? [event.whenStatus] : []),
+    ],
+  );
+}
+
+/** Stable: the receiver's deduplication key, the same however often the event is sent. */
+export function orderEventId(orderNo: string, type: OrderEventType, occurrence = ''): string {
+  return `${orderNo}.${type}${occurrence ? `.${occurrence}` : ''}`;
 }

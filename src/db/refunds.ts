@@ -6,7 +6,7 @@ import {
   type StoredOrderStatus,
   type StoredPaymentOutcome,
 } from '../model/order-workflow.js';
-import { applyTakebacks, disputeOwedMoney } from './orders.js';
+import { applyTakebacks, disputeOwedMoney, recordOrderEvent } from './orders.js';
 import { PAYMENT_COLUMNS, inTransaction, toPaymentRow, toTakeback, type PaymentRow, type Takeback } from './rows.js';
 
 /** A provider's refund as it moves on: asked, done, or refused (REFUND_STATES). */
@@ -70,22 +70,38 @@ export class RefundStore {
     followInMs = REFUND_FIRST_FOLLOW_MS,
   ): Promise<boolean> {
     const from = REFUND_MOVES_FROM[progress.state];
-    const [result] = await this.pool.query<ResultSetHeader>(
-      `UPDATE payments SET outcome = ?, refund_id = COALESCE(?, refund_id), refund_error = ?,
+    return inTransaction(this.pool, async (conn) => {
+      const [result] = await conn.query<ResultSetHeader>(
+        `UPDATE payments SET outcome = ?, refund_id = COALESCE(?, refund_id), refund_error = ?,
          next_refund_at = IF(? = 'REFUND_REQUESTED', NOW(3) + INTERVAL ? MICROSECOND, NULL)
        WHERE (event_id = ? OR refund_id = ?) AND outcome IN (?)`,
-      [
-        progress.state,
-        progress.refundId,
-        progress.error?.slice(0, 500) ?? null,
-        progress.state,
-        Math.round(followInMs * 1_000),
-        match.eventId ?? null,
-        match.refundId ?? null,
-        from,
-      ],
-    );
-    return result.affectedRows > 0;
+        [
+          progress.state,
+          progress.refundId,
+          progress.error?.slice(0, 500) ?? null,
+          progress.state,
+          Math.round(followInMs * 1_000),
+          match.eventId ?? null,
+          match.refundId ?? null,
+          from,
+        ],
+      );
+      if (result.affectedRows === 0) return false;
+      // Money of the order went back: its event, once per payment.
+      if (progress.state === 'REFUNDED') {
+        const [refunded] = await conn.query<RowDataPacket[]>(
+          `SELECT event_id, order_no FROM payments WHERE (event_id = ? OR refund_id = ?) AND outcome = 'REFUNDED'`,
+          [match.eventId ?? null, match.refundId ?? null],
+        );
+        for (const payment of refunded)
+          await recordOrderEvent(conn, {
+            orderNo: String(payment.order_no),
+            type: 'order.refunded',
+            occurrence: String(payment.event_id),
+          });
+      }
+      return true;
+    });
   }
 
   /** The refund of a payment goes under the key after `from` from now on (the provider answered 5xx under it). */

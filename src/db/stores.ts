@@ -4,6 +4,7 @@
  * thrown, so the caller decides what is retryable.
  */
 import type { Pool } from 'mysql2/promise';
+import { EventStore } from './events.js';
 import { OrderStore } from './orders.js';
 import { PaymentStore } from './payments.js';
 import { RefundStore } from './refunds.js';
@@ -16,6 +17,7 @@ export interface Stores {
   refunds: RefundStore;
   sales: SaleStore;
   reports: ReportStore;
+  events: EventStore;
 }
 
 /** The stores over `pool`; whoever opened the pool ends it. */
@@ -26,5 +28,6 @@ export function openStores(pool: Pool): Stores {
     refunds: new RefundStore(pool),
     sales: new SaleStore(pool),
     reports: new ReportStore(pool),
+    events: new EventStore(pool),
   };
 }

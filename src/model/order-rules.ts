@@ -29,6 +29,20 @@ export function isSold(status: OrderStatus | undefined): boolean {
   return (SOLD_STATUSES as readonly string[]).includes(status ?? '');
 }
 
+/**
+ * What the merchant's fulfilment hears (docs/api.md, "Order events"): paid, cancelled, failed; money returned by a
+ * refund; a dispute opened and closed (won or lost).
+ */
+export const ORDER_EVENT_TYPES = [
+  'order.paid',
+  'order.cancelled',
+  'order.failed',
+  'order.refunded',
+  'order.disputed',
+  'order.dispute_closed',
+] as const;
+export type OrderEventType = (typeof ORDER_EVENT_TYPES)[number];
+
 /** Stripe's dispute statuses folded: OPEN while the card holder's bank decides (an inquiry included). */
 export const DISPUTE_STANDINGS = ['OPEN', 'WON', 'LOST'] as const;
 export type DisputeStanding = (typeof DISPUTE_STANDINGS)[number];

@@ -25,9 +25,9 @@ import {
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { RedisSales } from '../inventory/redis-sales.js';
 import type { OrderWorkflowClient } from '../order/workflow-client.js';
-import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from './cursor.js';
 import type { SaleView } from './sale-view.js';
 import { skuNotFound, type SalesService } from './sales-service.js';
+import { CURSOR_POSITIONS, decodeCursor, pageOf, type Page } from '../infra/cursor.js';
 import { Refusal } from '../infra/refusal.js';
 
 export type StatusFigures = Record<StoredOrderStatus, number>;
@@ -44,12 +44,6 @@ export interface SaleStats {
   drift: { available: number; reserved: number; sold: number };
   /** The invariants of docs/fault-tolerance.md for this sale as they stand now (storesAgree only at rest). */
   invariants: { ok: boolean; checks: Record<Invariant, boolean> };
-}
-
-export interface Page<T> {
-  items: T[];
-  /** Pass as `cursor` for the next page; null on the last page. */
-  nextCursor: string | null;
 }
 
 export interface AdminOrderView {
@@ -202,7 +196,7 @@ export class AdminService {
       ...(before ? { beforeOrderNo: before } : {}),
       limit: query.limit + 1,
     });
-    return pageOf(rows, query.limit, orderView, (last) => [last.orderNo]);
+    return pageOf(rows, query.limit, adminOrderView, (last) => [last.orderNo]);
   }
 
   /** Payments with one outcome, oldest first: for REFUND_REQUIRED, the refunds an operator must make. */
@@ -281,18 +275,8 @@ export class AdminService {
   }
 }
 
-function pageOf<Row, View>(
-  rows: Row[],
-  limit: number,
-  view: (row: Row) => View,
-  position: (last: Row) => string[],
-): Page<View> {
-  const items = rows.slice(0, limit);
-  const last = items[items.length - 1];
-  return { items: items.map(view), nextCursor: rows.length > limit && last ? encodeCursor(position(last)) : null };
-}
-
-function orderView(row: OrderRow): AdminOrderView {
+/** An order as the admin views (and the order events) show it. */
+export function adminOrderView(row: OrderRow): AdminOrderView {
   return {
     orderNo: row.orderNo,
     sku: row.sku,

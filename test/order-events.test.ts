@@ -1,0 +1,241 @@
+/**
+ * Order events (docs/api.md, "Order events"): each fact the order's row decides writes its event once, in the same
+ * transaction (the outbox), with the order as it stood; the feed gives them in the order written, with a cursor that
+ * never skips one committed late, to the events token or the admin's.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningApi } from '../src/api/server.js';
+import { recordOrderEvent } from '../src/db/orders.js';
+import { inTransaction } from '../src/db/rows.js';
+import type { Stores } from '../src/db/stores.js';
+import type { RedisClient } from '../src/infra/redis.js';
+import type { OrderEventType } from '../src/model/order-workflow.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
+import { waitFor } from '../stack/wait-for.js';
+import { openDispute, putOnSale } from './helpers/fixtures.js';
+import { API_TEST_ENV, startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './helpers/app.js';
+import { replyOf, type Reply } from './helpers/http.js';
+
+const EVENTS_TOKEN = 'events-reader-token-0123456789';
+let app: TestApp;
+let api: RunningApi;
+let pool: Pool;
+let stores: Stores;
+let redis: RedisClient;
+
+beforeAll(async () => {
+  app = await startTestApp('order-events', { ...API_TEST_ENV, EVENTS_READ_TOKEN: EVENTS_TOKEN });
+  ({ api, pool, stores, redis } = app);
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+const feed = (query: string, token = EVENTS_TOKEN): Promise<Reply> =>
+  replyOf(api.url, 'GET', `/api/admin/events${query}`, { token });
+
+/** An order row AWAITING_PAYMENT on a fresh sale, as its workflow's persist writes it. */
+async function persistedOrder(window = 30 * 60_000): Promise<{ orderNo: string; sku: string; totalCents: number }> {
+  const sale = await putOnSale(stores, redis, { stock: 2 });
+  const orderNo = newOrderNo();
+  const result = await stores.orders.insertAwaitingOrder({
+    orderNo,
+    sku: sale.sku,
+    userId: `events-${orderNo.slice(-6)}`,
+    quantity: 1,
+    unitPriceCents: sale.priceCents,
+    paymentDeadline: new Date(Date.now() + window),
+    createdAt: new Date(),
+  });
+  expect(result.outcome).toBe('INSERTED');
+  return { orderNo, sku: sale.sku, totalCents: sale.priceCents };
+}
+
+const typesOf = async (orderNo: string): Promise<OrderEventType[]> =>
+  (await stores.events.eventsOf(orderNo)).map((event) => event.type);
+
+/** Every event the feed gives from `after` on, page by page (`limit` each), once the feed has caught up. */
+async function readAll(after: string | undefined, limit: number, until: (ids: string[]) => boolean) {
+  return waitFor(
+    async () => {
+      const ids: string[] = [];
+      let cursor = after;
+      for (;;) {
+        const reply = await feed(`?limit=${limit}${cursor ? `&after=${cursor}` : ''}`);
+        expect(reply.status).toBe(200);
+        ids.push(...(reply.body.items as Array<{ id: string }>).map((event) => event.id));
+        cursor = reply.body.nextCursor as string;
+        if (reply.body.items.length < limit) break;
+      }
+      return until(ids) && { ids, cursor };
+    },
+    { what: 'the feed to give the events written', timeoutMs: 15_000, intervalMs: 250 },
+  );
+}
+
+describe('each fact its event, once, with the order as it stood', () => {
+  it('paid: one order.paid; a second payment (refunded ALREADY_PAID) writes none', async () => {
+    const order = await persistedOrder();
+    const pay = (eventId: string) =>
+      stores.payments.recordPayment({ eventId, orderNo: order.orderNo, amountCents: order.totalCents }, 'webhook');
+    expect((await pay(`evt-a-${order.orderNo}`)).row.outcome).toBe('APPLIED');
+    expect((await pay(`evt-b-${order.orderNo}`)).row.outcome).toBe('REFUND_REQUIRED');
+    const [paid, ...rest] = await stores.events.eventsOf(order.orderNo);
+    expect(rest).toEqual([]);
+    expect(paid).toMatchObject({
+      eventId: `${order.orderNo}.order.paid`,
+      type: 'order.paid',
+      order: { orderNo: order.orderNo, status: 'PAID', totalCents: order.totalCents },
+    });
+    expect(paid?.createdAt).toEqual(paid?.order.paidAt);
+  });
+
+  it('cancelled (its reason) and failed: one event each, however often the close runs', async () => {
+    const cancelled = await persistedOrder();
+    for (let run = 0; run < 2; run++)
+      await stores.orders.cancelUnpaidOrder({
+        orderNo: cancelled.orderNo,
+        reason: 'USER_CANCELLED',
+        cancelledAt: new Date(),
+      });
+    const [event] = await stores.events.eventsOf(cancelled.orderNo);
+    expect(await typesOf(cancelled.orderNo)).toEqual(['order.cancelled']);
+    expect(event?.order).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
+
+    const failed = await persistedOrder();
+    const input = {
+      orderNo: failed.orderNo,
+      sku: failed.sku,
+      userId: 'x',
+      quantity: 1,
+      unitPriceCents: failed.totalCents,
+      paymentDeadline: new Date(),
+      createdAt: new Date(),
+    };
+    await stores.orders.failOrder(input, 'PromiseExpired: test');
+    await stores.orders.failOrder(input, 'PromiseExpired: test');
+    expect(await typesOf(failed.orderNo)).toEqual(['order.failed']);
+
+    // Given up before any row: the FAILED row and its event in one transaction.
+    const givenUp = { ...input, orderNo: newOrderNo() };
+    expect(await stores.orders.insertFailedOrder(givenUp, 'OutOfStockInDatabase')).toBe('FAILED');
+    expect(await stores.orders.insertFailedOrder(givenUp, 'OutOfStockInDatabase')).toBe('FAILED');
+    expect(await typesOf(givenUp.orderNo)).toEqual(['order.failed']);
+  });
+
+  it('money taken back: a dispute opened and lost, a refund that went through; our own refund executed', async () => {
+    const order = await persistedOrder();
+    const intentId = `pi_${order.orderNo}`;
+    await stores.payments.recordPayment(
+      { eventId: `evt-${order.orderNo}`, orderNo: order.orderNo, amountCents: order.totalCents },
+      'webhook',
+    );
+    const dispute = openDispute({ id: `dp_${order.orderNo}`, intentId, orderNo: order.orderNo, amountCents: 1 });
+    await stores.refunds.recordTakeback(dispute);
+    await stores.refunds.recordTakeback({ ...dispute, status: 'LOST', providerStatus: 'lost', stage: 3 });
+    await stores.refunds.recordTakeback({
+      ...dispute,
+      id: `re_${order.orderNo}`,
+      kind: 'REFUND',
+      status: 'SUCCEEDED',
+      providerStatus: 'succeeded',
+      stage: 2,
+    });
+    expect(await typesOf(order.orderNo)).toEqual([
+      'order.paid',
+      'order.disputed',
+      'order.dispute_closed',
+      'order.refunded',
+    ]);
+    const closed = (await stores.events.eventsOf(order.orderNo))[2];
+    expect(closed?.order.dispute).toMatchObject({ standing: 'LOST' });
+
+    // A second payment refunded by us: its refund executed is an event of the order too.
+    const again = `evt-again-${order.orderNo}`;
+    await stores.payments.recordPayment({ eventId: again, orderNo: order.orderNo, amountCents: 5 }, 'webhook');
+    await stores.refunds.recordRefundProgress({ eventId: again }, { state: 'REFUNDED', refundId: `re_${again}` });
+    await stores.refunds.recordRefundProgress({ eventId: again }, { state: 'REFUNDED', refundId: `re_${again}` });
+    expect((await stores.events.eventsOf(order.orderNo)).map((event) => event.eventId).slice(4)).toEqual([
+      `${order.orderNo}.order.refunded.${again}`,
+    ]);
+  });
+});
+
+describe('the feed', () => {
+  it('walks every event once, in the order written, page by page; types filter; tokens and bad input refused', async () => {
+    const start = (await feed('?limit=500')).body.nextCursor as string;
+    const orders = await Promise.all([persistedOrder(), persistedOrder(), persistedOrder()]);
+    for (const order of orders)
+      await stores.payments.recordPayment(
+        { eventId: `evt-${order.orderNo}`, orderNo: order.orderNo, amountCents: order.totalCents },
+        'webhook',
+      );
+    await stores.orders.cancelUnpaidOrder({
+      orderNo: orders[2]!.orderNo,
+      reason: 'OPERATOR_CANCELLED',
+      cancelledAt: new Date(),
+    });
+    const written = orders.map((order) => `${order.orderNo}.order.paid`);
+    for (const limit of [1, 2, 100]) {
+      const { ids } = await readAll(start, limit, (seen) => written.every((id) => seen.includes(id)));
+      expect(ids.filter((id) => written.includes(id))).toEqual(written);
+      expect(new Set(ids).size).toBe(ids.length);
+    }
+    const paidOnly = await feed(`?after=${start}&types=order.paid&limit=500`);
+    expect((paidOnly.body.items as Array<{ type: string }>).every((event) => event.type === 'order.paid')).toBe(true);
+    // Other test files write events on this stack too: find ours.
+    const first = (paidOnly.body.items as Array<{ id: string }>).find((event) => event.id === written[0]);
+    expect(first).toMatchObject({
+      id: written[0],
+      type: 'order.paid',
+      created: expect.any(String),
+      data: { order: { orderNo: orders[0]!.orderNo, status: 'PAID' } },
+    });
+
+    expect((await feed('?limit=1', TEST_ADMIN_TOKEN)).status).toBe(200);
+    expect((await feed('?limit=1', 'not-the-token')).body).toMatchObject({ error: { code: 'UNAUTHORIZED' } });
+    for (const bad of ['?after=nope', '?types=order.shipped', '?limit=0', '?limit=501'])
+      expect((await feed(bad)).body, bad).toMatchObject({ error: { code: 'INVALID_REQUEST' } });
+  });
+
+  it('never skips an event committed after a later one: it waits for the open transaction', async () => {
+    const start = (await feed('?limit=500')).body.nextCursor as string;
+    const early = await persistedOrder();
+    const late = await persistedOrder();
+    let commitEarly!: () => void;
+    const held = new Promise<void>((resolve) => (commitEarly = resolve));
+    let written!: () => void;
+    const earlyWritten = new Promise<void>((resolve) => (written = resolve));
+    // The early event takes the smaller seq and commits last, as a slow transaction would.
+    const slow = inTransaction(pool, async (conn) => {
+      await recordOrderEvent(conn, { orderNo: early.orderNo, type: 'order.failed', occurrence: randomUUID() });
+      written();
+      await held;
+    });
+    await earlyWritten;
+    await stores.orders.cancelUnpaidOrder({ orderNo: late.orderNo, reason: 'USER_CANCELLED', cancelledAt: new Date() });
+    const lateId = `${late.orderNo}.order.cancelled`;
+    // Until the late one would be ready were nothing open (2 s after its write, by MySQL's clock): still not given.
+    await waitFor(
+      async () => {
+        const [[row]] = await pool.query<RowDataPacket[]>(
+          'SELECT recorded_at < NOW(6) - INTERVAL 2500000 MICROSECOND AS ready FROM order_events WHERE event_id = ?',
+          [lateId],
+        );
+        return Number(row?.ready) === 1;
+      },
+      { what: 'the late event to be 2.5 s old', timeoutMs: 10_000, intervalMs: 100 },
+    );
+    const whileOpen = await feed(`?after=${start}&limit=500`);
+    expect((whileOpen.body.items as Array<{ id: string }>).map((event) => event.id)).not.toContain(lateId);
+    commitEarly();
+    await slow;
+    const { ids } = await readAll(start, 500, (seen) => seen.includes(lateId));
+    const earlyIndex = ids.findIndex((id) => id.startsWith(`${early.orderNo}.order.failed`));
+    expect(earlyIndex).toBeGreaterThanOrEqual(0);
+    expect(earlyIndex).toBeLessThan(ids.indexOf(lateId));
+  });
+});
