@@ -143,7 +143,9 @@ it(
       expect(wins.won).toBe(settings.checkoutWins);
       expect(wins.statuses).toEqual({ 202: settings.checkoutWins });
     }
-    expect(checkoutCpu.lineOverPlain).toBeGreaterThan(0);
+    // A tiny shot's API CPU can fall under /proc's 10 ms tick (0 µs per answer): then there is no ratio to give.
+    if (checkoutCpu.plainWins.apiCpuUsPerAnswer > 0) expect(checkoutCpu.lineOverPlain).toBeGreaterThan(0);
+    else expect(checkoutCpu.lineOverPlain).toBeNull();
 
     // The payment phase: every winner of the line pays within 5 s and its shopper reads PAID.
     expect(report.payments).toMatchObject({ payments: settings.stock, notPaid: 0, withinSeconds: 5 });
