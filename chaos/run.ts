@@ -264,6 +264,8 @@ const say = (line: string) => console.log(`[chaos] ${line}`);
 
 interface FaultResult extends ChaosVerdict {
   ok: boolean;
+  /** What the APIs logged of each 500 answered during the round. */
+  internalErrors?: InternalErrorLogged[];
   fault: Fault;
   seconds: { burst: number; storesAgreeAfterFault: number; quiet: number };
   /** Freeze rounds only: how the APIs answered while the server was frozen, and after. */
@@ -458,191 +460,204 @@ async function main(): Promise<number> {
   try {
     for (const fault of faults) {
       say(`── ${fault} ──`);
-      if (isPaymentFreeze(fault)) {
-        results.push(await paymentFreezeRound(fault, roundContext));
-        continue;
-      }
-      if (fault === STRIPE_ROUND) {
-        results.push(await stripeRound(roundContext));
-        continue;
-      }
-      if (fault === STRIPE_DROP_ROUND) {
-        results.push(await stripeDropRound(roundContext));
-        continue;
-      }
-      if (fault === LINE_ROUND) {
-        results.push(await lineRound(roundContext));
-        continue;
-      }
-      const sku = `CHAOS-${fault.toUpperCase()}-${Date.now().toString(36)}`;
-      const gray = isFreeze(fault) || isSaleFreeze(fault);
-      // The freeze's plan: the 20 s rounds', or the 60 s mid-sale rounds'.
-      const freezePlan = isSaleFreeze(fault) ? saleFreezePlan(fault) : settings.freeze;
-      if (isSaleFreeze(fault) && config.paymentWindowMs + 5_000 >= freezePlan.freezeMs)
-        throw new Error(
-          `PAYMENT_WINDOW ${config.paymentWindow} must end well within the ${freezePlan.freezeMs / 1000} s freeze`,
-        );
-      const stock = gray ? freezePlan.stock : settings.stock;
-      await sales.create({ sku, name: sku, priceCents: 1_500, stock, perUserLimit: 1 });
-      const t0 = Date.now();
-      // The API kill comes in a rush of checkouts (as in a real flash sale), so that some are
-      // caught between their reservation and their workflow's start: the orphans to reclaim.
-      const rush = fault === 'api-kill';
-      const aofWatch = fault === 'redis-aof-tail-lost' ? watchAofSize(join(workDir, 'stack', 'redis')) : undefined;
-      // A freeze meets shoppers who arrive at a steady pace whatever the answers (open loop: one
-      // lane each), as they do in a real sale.
-      const pace = gray
-        ? {
-            shoppers: freezePlan.shoppers,
-            concurrency: freezePlan.shoppers,
-            arrivalsPerSecond: freezePlan.arrivalsPerSecond,
-          }
-        : {
-            shoppers: settings.shoppers,
-            concurrency: rush ? settings.concurrency * 4 : settings.concurrency,
-            arrivalsPerSecond: rush ? settings.arrivalsPerSecond * 10 : settings.arrivalsPerSecond,
-          };
-      const countersBefore = gray ? await scrapeApiCounters(apiUrls) : undefined;
-      const plan: TrafficPlan = {
-        sku,
-        priceCents: 1_500,
-        ...pace,
-        apiUrls,
-        tokenFor: (userId) => auth.issue(userId),
-        webhookSecret: config.webhookSecret,
-        paymentWindowMs: config.paymentWindowMs,
-        retryForMs: 60_000,
-        // Mid-sale, shoppers wait on their order's page until it is payable.
-        ...(isSaleFreeze(fault)
-          ? { readUntilPayable: { everyMs: SALE_FREEZE.readEveryMs, forMs: saleFreezePlan(fault).freezeMs + 60_000 } }
-          : {}),
+      const roundStartedAt = Date.now();
+      const logged = results.length;
+      // A 500 is a bug: the round keeps what the APIs logged of each (the answer names no cause).
+      const keepInternalErrors = () => {
+        const kept = internalErrorsLogged(workDir, roundStartedAt);
+        const result = results[logged];
+        if (result && kept.length > 0) result.internalErrors = kept;
+        for (const error of kept) say(`  500 logged by ${error.app}: ${error.method} ${error.path}: ${error.error}`);
       };
-      const traffic = runTraffic(plan);
-      const acceptedSoFar = () =>
-        traffic.sofar.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
-      const saleWatch = SALE_GOES_ON.includes(fault)
-        ? watchSale({ stores, redis, inventory }, sku, acceptedSoFar)
-        : undefined;
-      // The AOF cut needs a second of history to cut back to.
-      await sleep(
-        gray
-          ? freezePlan.faultAfterMs
-          : rush
-            ? settings.faultAfterMs / 3
-            : aofWatch
-              ? settings.faultAfterMs + 1_000
-              : settings.faultAfterMs,
-      );
-      const faultAt = Date.now();
-      const freezing = await inject(fault, { apis, worker, servers, say, aofWatch }, freezePlan.freezeMs);
-      // Redis has exited (inject waits for it): an order numbered before now may have been reserved
-      // in the writes the cut took, those between faultAt and the kill landing included.
-      const redisDiedAt = Date.now();
-      // A freeze: the thaw, then how long until every API is healthy again (measured at once).
-      const thawAt = freezing ? await freezing.thawed : undefined;
-      const pendingAtThaw = thawAt && saleWatch ? await promisesPending(redis, sku) : undefined;
-      if (pendingAtThaw !== undefined) say(`${pendingAtThaw} promised orders pending at the thaw`);
-      const healthyAfterThaw = thawAt
-        ? await secondsUntilHealthy(apiUrls, thawAt, canaryRead(traffic.sofar, auth), 60_000)
-        : undefined;
-      if (thawAt) say(`thawed; every API healthy ${healthyAfterThaw?.toFixed(1) ?? 'never'} s later`);
-      // How long after the fault Redis again holds exactly what the running orders hold, and has as
-      // many units available as MySQL (orphans released, lost writes repaired), once checkouts end.
-      await traffic.checkoutsDone;
-      // The sale went on through the freeze: how long from the thaw until every 202 is an order row.
-      const rowsSeconds =
-        thawAt && saleWatch
-          ? await secondsUntilRows(saleWatch, acceptedSoFar(), thawAt, settings.rowsAfterThawTimeoutMs)
-          : undefined;
-      if (rowsSeconds !== undefined) say(`every 202 an order row ${rowsSeconds ?? 'never'} s after the thaw`);
-      const repairedSeconds = await waitForRepair(
-        { stores, redis, inventory, temporal },
-        sku,
-        faultAt,
-        settings.quiescenceTimeoutMs,
-        orders,
-      );
-      const result = await traffic.done;
-      saleWatch?.stop();
-      const burstSeconds = (Date.now() - t0) / 1000;
-      const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
-      say(
-        `traffic done in ${burstSeconds.toFixed(1)} s: ${accepted.length} accepted; waiting for the sale to be quiet`,
-      );
-      // A Redis that lost acknowledged writes lost the promises in them not started yet: accounted for, by name.
-      const lost = () =>
-        fault === 'redis-aof-tail-lost'
-          ? ordersLostWithRedisWrites({ stores, inventory }, sku, accepted, redisDiedAt, orders)
-          : Promise.resolve(new Set<string>());
-      const quietSeconds = await waitForQuiescence(
-        { stores, redis, inventory, temporal },
-        sku,
-        accepted,
-        settings.quiescenceTimeoutMs,
-        lost,
-      );
-      // Every request has its answer now, those sent late in the freeze too.
-      let grayFigures: GrayFigures | undefined;
-      if (thawAt && countersBefore && healthyAfterThaw !== undefined) {
-        grayFigures = await freezeFigures(
-          result.requests,
-          { faultAt, thawAt, countersBefore, healthyAfterThaw },
-          config,
+      try {
+        if (isPaymentFreeze(fault)) {
+          results.push(await paymentFreezeRound(fault, roundContext));
+          continue;
+        }
+        if (fault === STRIPE_ROUND) {
+          results.push(await stripeRound(roundContext));
+          continue;
+        }
+        if (fault === STRIPE_DROP_ROUND) {
+          results.push(await stripeDropRound(roundContext));
+          continue;
+        }
+        if (fault === LINE_ROUND) {
+          results.push(await lineRound(roundContext));
+          continue;
+        }
+        const sku = `CHAOS-${fault.toUpperCase()}-${Date.now().toString(36)}`;
+        const gray = isFreeze(fault) || isSaleFreeze(fault);
+        // The freeze's plan: the 20 s rounds', or the 60 s mid-sale rounds'.
+        const freezePlan = isSaleFreeze(fault) ? saleFreezePlan(fault) : settings.freeze;
+        if (isSaleFreeze(fault) && config.paymentWindowMs + 5_000 >= freezePlan.freezeMs)
+          throw new Error(
+            `PAYMENT_WINDOW ${config.paymentWindow} must end well within the ${freezePlan.freezeMs / 1000} s freeze`,
+          );
+        const stock = gray ? freezePlan.stock : settings.stock;
+        await sales.create({ sku, name: sku, priceCents: 1_500, stock, perUserLimit: 1 });
+        const t0 = Date.now();
+        // The API kill comes in a rush of checkouts (as in a real flash sale), so that some are
+        // caught between their reservation and their workflow's start: the orphans to reclaim.
+        const rush = fault === 'api-kill';
+        const aofWatch = fault === 'redis-aof-tail-lost' ? watchAofSize(join(workDir, 'stack', 'redis')) : undefined;
+        // A freeze meets shoppers who arrive at a steady pace whatever the answers (open loop: one
+        // lane each), as they do in a real sale.
+        const pace = gray
+          ? {
+              shoppers: freezePlan.shoppers,
+              concurrency: freezePlan.shoppers,
+              arrivalsPerSecond: freezePlan.arrivalsPerSecond,
+            }
+          : {
+              shoppers: settings.shoppers,
+              concurrency: rush ? settings.concurrency * 4 : settings.concurrency,
+              arrivalsPerSecond: rush ? settings.arrivalsPerSecond * 10 : settings.arrivalsPerSecond,
+            };
+        const countersBefore = gray ? await scrapeApiCounters(apiUrls) : undefined;
+        const plan: TrafficPlan = {
+          sku,
+          priceCents: 1_500,
+          ...pace,
           apiUrls,
-        );
-      }
-      const lostOrders = await lost();
-      const numberedAfterFault = [...lostOrders].filter((orderNo) => (orderNoTime(orderNo) ?? 0) >= faultAt).length;
-      if (lostOrders.size > 0)
-        say(
-          `${lostOrders.size} promises lost with Redis's writes (${numberedAfterFault} numbered after the fault began, before Redis died)`,
-        );
-      const verdict = await checkAfterFault(
-        { stores, redis, inventory, temporal },
-        sku,
-        1,
-        result,
-        new Date(t0),
-        () => sameKeySameOrder(plan, result, lostOrders),
-        lostOrders,
-      );
-      const saleVerdict =
-        thawAt && saleWatch
-          ? await checkSaleThroughFreeze(stores, {
-              orderNos: accepted,
-              traffic: result,
-              freeze: { from: faultAt, until: thawAt },
-              paymentWindowMs: config.paymentWindowMs,
-              watch: saleWatch,
-              promisesPendingAtThaw: pendingAtThaw ?? 0,
-              secondsFromThawUntilRows: rowsSeconds ?? null,
-              deadlines: deadlinesByKind(config),
-            })
+          tokenFor: (userId) => auth.issue(userId),
+          webhookSecret: config.webhookSecret,
+          paymentWindowMs: config.paymentWindowMs,
+          retryForMs: 60_000,
+          // Mid-sale, shoppers wait on their order's page until it is payable.
+          ...(isSaleFreeze(fault)
+            ? { readUntilPayable: { everyMs: SALE_FREEZE.readEveryMs, forMs: saleFreezePlan(fault).freezeMs + 60_000 } }
+            : {}),
+        };
+        const traffic = runTraffic(plan);
+        const acceptedSoFar = () =>
+          traffic.sofar.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
+        const saleWatch = SALE_GOES_ON.includes(fault)
+          ? watchSale({ stores, redis, inventory }, sku, acceptedSoFar)
           : undefined;
-      const violated = [
-        ...CHAOS_CHECKS.filter((c) => !verdict.checks[c]),
-        ...(grayFigures && !grayFigures.answeredInTime ? ['answeredInTime'] : []),
-        ...SALE_FREEZE_CHECKS.filter((c) => saleVerdict && !saleVerdict.checks[c]),
-      ];
-      const ok = violated.length === 0;
-      results.push({
-        fault,
-        ok,
-        ...verdict,
-        seconds: {
-          burst: round(burstSeconds),
-          storesAgreeAfterFault: round(repairedSeconds),
-          quiet: round(quietSeconds),
-        },
-        ...(grayFigures ? { gray: grayFigures } : {}),
-        ...(saleVerdict ? { sale: saleVerdict } : {}),
-      });
-      say(
-        `${fault}: ${ok ? 'all invariants hold' : `VIOLATED: ${violated.join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`,
-      );
-      say(`  ${JSON.stringify(verdict.figures)}`);
-      if (saleVerdict) say(`  sale: ${JSON.stringify(saleVerdict.figures)}`);
-      for (const violation of saleVerdict?.violations ?? []) say(`  ${violation}`);
+        // The AOF cut needs a second of history to cut back to.
+        await sleep(
+          gray
+            ? freezePlan.faultAfterMs
+            : rush
+              ? settings.faultAfterMs / 3
+              : aofWatch
+                ? settings.faultAfterMs + 1_000
+                : settings.faultAfterMs,
+        );
+        const faultAt = Date.now();
+        const freezing = await inject(fault, { apis, worker, servers, say, aofWatch }, freezePlan.freezeMs);
+        // Redis has exited (inject waits for it): an order numbered before now may have been reserved
+        // in the writes the cut took, those between faultAt and the kill landing included.
+        const redisDiedAt = Date.now();
+        // A freeze: the thaw, then how long until every API is healthy again (measured at once).
+        const thawAt = freezing ? await freezing.thawed : undefined;
+        const pendingAtThaw = thawAt && saleWatch ? await promisesPending(redis, sku) : undefined;
+        if (pendingAtThaw !== undefined) say(`${pendingAtThaw} promised orders pending at the thaw`);
+        const healthyAfterThaw = thawAt
+          ? await secondsUntilHealthy(apiUrls, thawAt, canaryRead(traffic.sofar, auth), 60_000)
+          : undefined;
+        if (thawAt) say(`thawed; every API healthy ${healthyAfterThaw?.toFixed(1) ?? 'never'} s later`);
+        // How long after the fault Redis again holds exactly what the running orders hold, and has as
+        // many units available as MySQL (orphans released, lost writes repaired), once checkouts end.
+        await traffic.checkoutsDone;
+        // The sale went on through the freeze: how long from the thaw until every 202 is an order row.
+        const rowsSeconds =
+          thawAt && saleWatch
+            ? await secondsUntilRows(saleWatch, acceptedSoFar(), thawAt, settings.rowsAfterThawTimeoutMs)
+            : undefined;
+        if (rowsSeconds !== undefined) say(`every 202 an order row ${rowsSeconds ?? 'never'} s after the thaw`);
+        const repairedSeconds = await waitForRepair(
+          { stores, redis, inventory, temporal },
+          sku,
+          faultAt,
+          settings.quiescenceTimeoutMs,
+          orders,
+        );
+        const result = await traffic.done;
+        saleWatch?.stop();
+        const burstSeconds = (Date.now() - t0) / 1000;
+        const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
+        say(
+          `traffic done in ${burstSeconds.toFixed(1)} s: ${accepted.length} accepted; waiting for the sale to be quiet`,
+        );
+        // A Redis that lost acknowledged writes lost the promises in them not started yet: accounted for, by name.
+        const lost = () =>
+          fault === 'redis-aof-tail-lost'
+            ? ordersLostWithRedisWrites({ stores, inventory }, sku, accepted, redisDiedAt, orders)
+            : Promise.resolve(new Set<string>());
+        const quietSeconds = await waitForQuiescence(
+          { stores, redis, inventory, temporal },
+          sku,
+          accepted,
+          settings.quiescenceTimeoutMs,
+          lost,
+        );
+        // Every request has its answer now, those sent late in the freeze too.
+        let grayFigures: GrayFigures | undefined;
+        if (thawAt && countersBefore && healthyAfterThaw !== undefined) {
+          grayFigures = await freezeFigures(
+            result.requests,
+            { faultAt, thawAt, countersBefore, healthyAfterThaw },
+            config,
+            apiUrls,
+          );
+        }
+        const lostOrders = await lost();
+        const numberedAfterFault = [...lostOrders].filter((orderNo) => (orderNoTime(orderNo) ?? 0) >= faultAt).length;
+        if (lostOrders.size > 0)
+          say(
+            `${lostOrders.size} promises lost with Redis's writes (${numberedAfterFault} numbered after the fault began, before Redis died)`,
+          );
+        const verdict = await checkAfterFault(
+          { stores, redis, inventory, temporal },
+          sku,
+          1,
+          result,
+          new Date(t0),
+          () => sameKeySameOrder(plan, result, lostOrders),
+          lostOrders,
+        );
+        const saleVerdict =
+          thawAt && saleWatch
+            ? await checkSaleThroughFreeze(stores, {
+                orderNos: accepted,
+                traffic: result,
+                freeze: { from: faultAt, until: thawAt },
+                paymentWindowMs: config.paymentWindowMs,
+                watch: saleWatch,
+                promisesPendingAtThaw: pendingAtThaw ?? 0,
+                secondsFromThawUntilRows: rowsSeconds ?? null,
+                deadlines: deadlinesByKind(config),
+              })
+            : undefined;
+        const violated = [
+          ...CHAOS_CHECKS.filter((c) => !verdict.checks[c]),
+          ...(grayFigures && !grayFigures.answeredInTime ? ['answeredInTime'] : []),
+          ...SALE_FREEZE_CHECKS.filter((c) => saleVerdict && !saleVerdict.checks[c]),
+        ];
+        const ok = violated.length === 0;
+        results.push({
+          fault,
+          ok,
+          ...verdict,
+          seconds: {
+            burst: round(burstSeconds),
+            storesAgreeAfterFault: round(repairedSeconds),
+            quiet: round(quietSeconds),
+          },
+          ...(grayFigures ? { gray: grayFigures } : {}),
+          ...(saleVerdict ? { sale: saleVerdict } : {}),
+        });
+        say(
+          `${fault}: ${ok ? 'all invariants hold' : `VIOLATED: ${violated.join(', ')}`} (quiet after ${quietSeconds.toFixed(1)} s)`,
+        );
+        say(`  ${JSON.stringify(verdict.figures)}`);
+        if (saleVerdict) say(`  sale: ${JSON.stringify(saleVerdict.figures)}`);
+        for (const violation of saleVerdict?.violations ?? []) say(`  ${violation}`);
+      } finally {
+        keepInternalErrors();
+      }
     }
   } finally {
     await Promise.allSettled([pool.end(), redis.quit(), connection.close()]);
@@ -697,6 +712,7 @@ async function main(): Promise<number> {
         },
         figures: r.figures,
         seconds: r.seconds,
+        ...(r.internalErrors ? { internalErrors: r.internalErrors } : {}),
         ...(r.gray ? { gray: r.gray } : {}),
         ...(r.payments ? { payments: { figures: r.payments.figures, violations: r.payments.violations } } : {}),
         ...(r.sale ? { sale: { figures: r.sale.figures, violations: r.sale.violations } } : {}),
@@ -1379,3 +1395,45 @@ try {
   await cleanup();
 }
 process.exit(code);
+
+interface InternalErrorLogged {
+  app: string;
+  at: string;
+  method?: string;
+  path?: string;
+  error?: string;
+  stack?: string[];
+}
+
+/** The 'request failed' lines (500s) the APIs' logs in `workDir` hold from `sinceMs` on. */
+function internalErrorsLogged(workDir: string, sinceMs: number): InternalErrorLogged[] {
+  const found: InternalErrorLogged[] = [];
+  for (const file of readdirSync(workDir).filter((name) => /^api.*\.log$/.test(name))) {
+    for (const line of readFileSync(join(workDir, file), 'utf8').split('\n')) {
+      if (!line.includes('"request failed"')) continue;
+      try {
+        const entry = JSON.parse(line) as {
+          time: number;
+          method?: string;
+          path?: string;
+          err?: { type?: string; message?: string; stack?: string };
+        };
+        if (entry.time < sinceMs) continue;
+        found.push({
+          app: file.replace(/\.log$/, ''),
+          at: new Date(entry.time).toISOString(),
+          ...(entry.method ? { method: entry.method } : {}),
+          ...(entry.path ? { path: entry.path } : {}),
+          error: `${entry.err?.type ?? 'Error'}: ${entry.err?.message ?? ''}`,
+          stack: (entry.err?.stack ?? '')
+            .split('\n')
+            .slice(1, 6)
+            .map((frame) => frame.trim()),
+        });
+      } catch {
+        // a line cut by a kill: not an entry
+      }
+    }
+  }
+  return found.slice(0, 20);
+}
