@@ -62,7 +62,7 @@ module.exports = {
       from: { path: '^src/workflows/' },
       to: {
         path: DOMAINS,
-        pathNot: '^src/(reconcile|payments)/[a-z-]*definitions\\.ts$',
+        pathNot: '^src/(reconcile|payments|events)/[a-z-]*definitions\\.ts$',
         dependencyTypesNot: ['type-only'],
       },
     },

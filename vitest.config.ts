@@ -19,6 +19,8 @@ const WITHOUT_STACK = [
   'test/cache-sizing.test.ts',
   'test/bench-temporal-log.test.ts',
   'test/webhook-sender.test.ts',
+  'test/delivery-rules.test.ts',
+  'test/endpoint-secrets.test.ts',
 ];
 /**
  * The load and fault smoke runs (the quick fault suite, the benchmark's quick runs): minutes each,

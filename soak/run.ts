@@ -137,6 +137,7 @@ async function main(): Promise<void> {
     JWT_SECRET: secret(),
     WEBHOOK_SECRET: secret(),
     ADMIN_TOKEN: secret(),
+    EVENTS_SECRET_KEY: secret(),
     AUTH_DEV_LOGIN: 'false',
     LOG_LEVEL: args.logLevel,
     SHUTDOWN_DRAIN: '0s',

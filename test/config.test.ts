@@ -14,6 +14,7 @@ const OWN_SECRETS = {
   WEBHOOK_SECRET: 'prod-webhook-secret-0123456789abcdef',
   JWT_SECRET: 'prod-jwt-secret-0123456789abcdef',
   ADMIN_TOKEN: 'prod-admin-token-0123456789',
+  EVENTS_SECRET_KEY: 'prod-events-secret-key-0123456789',
 };
 
 function refusal(env: Record<string, string>): string {
@@ -62,7 +63,7 @@ describe('NODE_ENV=production', () => {
 });
 
 describe('relations between deadlines', () => {
-  const DEADLINES_REFUSAL = /^Refusing to start with deadlines that do not fit together:/;
+  const DEADLINES_REFUSAL = /^Refusing to start with settings that do not fit together:/;
 
   it('accepts the defaults (CHECKOUT_DEADLINE=2s, REDIS_TIMEOUT=500ms, CHECKOUT_MAX_WAIT=10s, RESERVATION_GRACE=60s)', () => {
     const config = loadConfig({});

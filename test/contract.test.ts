@@ -3,8 +3,8 @@
  * API on the real stack (Temporal dev server with the production worker, Redis, MariaDB):
  *  - every constraint an operation declares on its path, query and header parameters and its JSON
  *    body (bounds, lengths, patterns, formats, enums, constants, types, required fields, no other
- *    fields, the schema of an encoded value) yields values at the bound and just past it, from the
- *    schema itself and its `examples`. The document (ajv, JSON Schema 2020-12, formats checked)
+ *    fields, an array's items, the schema of an encoded value) yields values at the bound and just
+ *    past it, from the schema itself and its `examples`. The document (ajv, JSON Schema 2020-12, formats checked)
  *    judges each request and the API must agree: one the document accepts is not refused as
  *    invalid input (any answer but 400, 401 or 500 is fine, e.g. 404 for an unknown order), one it
  *    refuses is answered 400 with the stable code the operation declares, in the error shape; a
@@ -119,6 +119,7 @@ const UNCONSTRAINED = [
   'getDocsPage',
   'adminWorkers',
   'adminDeployment',
+  'adminListWebhookEndpoints',
 ];
 
 /** Credentials per security scheme, so that validation is reached; a new scheme fails until it is taught here. */
@@ -285,6 +286,8 @@ function constraintsOf(schema: Schema, place: Place): Constraint[] {
       if (keyword === 'type' && value === 'string' && place.part !== 'body' && place.steps.length === 0) continue;
       // An open object (a provider's event, its signature covering every field): nothing to refuse.
       if (keyword === 'additionalProperties' && isOpenSchema(value)) continue;
+      // Every item of one schema: its constraints are exercised on the first item (below).
+      if (keyword === 'items' && typeof value === 'object' && value !== null) continue;
       if (keyword === 'required' && Array.isArray(value)) {
         for (const name of value as string[]) found.push(constraint(place, 'required', name, own));
       } else found.push(constraint(place, keyword, value, own));
@@ -295,6 +298,8 @@ function constraintsOf(schema: Schema, place: Place): Constraint[] {
   own.prefixItems?.forEach((item, index) =>
     found.push(...constraintsOf(item, { ...place, steps: [...place.steps, { index }] })),
   );
+  if (typeof own.items === 'object')
+    found.push(...constraintsOf(own.items, { ...place, steps: [...place.steps, { index: 0 }] }));
   if (own.contentSchema)
     found.push(...constraintsOf(own.contentSchema, { ...place, steps: [...place.steps, { content: own }] }));
   return found;
@@ -350,7 +355,7 @@ function getAt(value: Json, steps: Step[]): Json {
   for (const step of steps) {
     // An optional object left out of the valid request (a sale's `line`): its fields start from nothing.
     if ('key' in step) current = (current as Record<string, Json> | undefined)?.[step.key] as Json;
-    else if ('index' in step) current = (current as Json[])[step.index]!;
+    else if ('index' in step) current = (current as Json[] | undefined)?.[step.index] as Json;
     else current = decodeContent(current as string, step.content)!;
   }
   return current;
@@ -370,7 +375,8 @@ function setAt(value: Json | undefined, steps: Step[], edit: Edit): Edit {
     else copy[step.key] = child;
     return copy;
   }
-  const copy = [...(value as Json[])];
+  // An optional array left out of the valid request (an endpoint's `eventTypes`): its items start from none.
+  const copy = [...((value as Json[] | undefined) ?? [])];
   const child = setAt(copy[step.index], rest, edit);
   if (child === OMIT) copy.splice(step.index, 1);
   else copy[step.index] = child;

@@ -122,6 +122,7 @@ describe('the configuration, through the registry', () => {
       WEBHOOK_SECRET: 'a-production-webhook-secret',
       JWT_SECRET: 'a-production-jwt-secret',
       ADMIN_TOKEN: 'a-production-token',
+      EVENTS_SECRET_KEY: 'a-production-events-secret-key',
     };
     expect(() => paymentProviders(loadConfig(production))).toThrow(/STRIPE_DEPLOYMENT_TAG: is the development default/);
     const config = loadConfig({

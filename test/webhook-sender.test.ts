@@ -169,7 +169,7 @@ const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
 /** The settings loadConfig makes of these variables; loopback allowed unless said otherwise. */
 function settings(env: Record<string, string> = {}): AppConfig['webhookDelivery'] {
-  return loadConfig({ WEBHOOK_ALLOWED_RANGES: LOOPBACK_RANGES, WEBHOOK_ATTEMPT_TIMEOUT_MS: '5000', ...env })
+  return loadConfig({ EVENTS_ALLOWED_RANGES: LOOPBACK_RANGES, EVENTS_ATTEMPT_TIMEOUT_MS: '5000', ...env })
     .webhookDelivery;
 }
 
@@ -177,7 +177,7 @@ const sender = (env: Record<string, string> = {}, options: WebhookSenderOptions 
   new WebhookSender(settings(env), options);
 
 /** Without the local stack's allowance: loopback is refused as in production. */
-const strictSender = (options: WebhookSenderOptions = {}) => sender({ WEBHOOK_ALLOWED_RANGES: '' }, options);
+const strictSender = (options: WebhookSenderOptions = {}) => sender({ EVENTS_ALLOWED_RANGES: '' }, options);
 
 /** A resolver standing in for DNS: each name's addresses, answered asynchronously as dns.lookup does. */
 function resolver(table: Record<string, string[]>): LookupFunction {
@@ -295,7 +295,7 @@ describe('signed as Standard Webhooks says, verified by the library a merchant u
       const secret = newSecret();
       const receiver = await startReceiver(verifying(secret), certificate);
       const secure = sender(
-        { WEBHOOK_REQUIRE_HTTPS: 'true' },
+        { EVENTS_REQUIRE_HTTPS: 'true' },
         {
           lookup: resolver({ 'merchant.test': ['127.0.0.1'], 'other.test': ['127.0.0.1'] }),
           ca: certificate.cert,
@@ -392,15 +392,15 @@ describe('no request forgery: refused addresses are never connected', () => {
   );
 
   it(
-    "the operator's allowance: loopback reached when WEBHOOK_ALLOWED_RANGES lists it, as IPv4, IPv6 and IPv4-mapped",
+    "the operator's allowance: loopback reached when EVENTS_ALLOWED_RANGES lists it, as IPv4, IPv6 and IPv4-mapped",
     async () => {
       const receiver = await startReceiver(answering(200));
-      const allowed = sender({ WEBHOOK_ALLOWED_RANGES: LOOPBACK_RANGES });
+      const allowed = sender({ EVENTS_ALLOWED_RANGES: LOOPBACK_RANGES });
       for (const host of ['127.0.0.1', '::1', '::ffff:127.0.0.1'])
         expect(await allowed.send(message(receiver.url(host))), host).toMatchObject({ kind: 'delivered' });
       expect(receiver.connections).toBe(3);
       // ::1 alone allowed: IPv4 loopback is still refused.
-      const v6Only = sender({ WEBHOOK_ALLOWED_RANGES: '::1/128' });
+      const v6Only = sender({ EVENTS_ALLOWED_RANGES: '::1/128' });
       expect(await v6Only.send(message(receiver.url('127.0.0.1')))).toMatchObject({ kind: 'refused' });
       expect(receiver.connections).toBe(3);
     },
@@ -430,10 +430,10 @@ describe('no request forgery: refused addresses are never connected', () => {
 
 describe('https when the configuration requires it', () => {
   it(
-    'http:// is refused when WEBHOOK_REQUIRE_HTTPS, with no connection (loopback allowed)',
+    'http:// is refused when EVENTS_REQUIRE_HTTPS, with no connection (loopback allowed)',
     async () => {
       const receiver = await startReceiver(answering(204));
-      const outcome = await sender({ WEBHOOK_REQUIRE_HTTPS: 'true' }).send(message(receiver.url()));
+      const outcome = await sender({ EVENTS_REQUIRE_HTTPS: 'true' }).send(message(receiver.url()));
       expect(outcome).toEqual({ kind: 'refused', reason: expect.stringContaining('https is required') });
       expect(receiver.connections).toBe(0);
     },
@@ -446,13 +446,16 @@ describe('https when the configuration requires it', () => {
       WEBHOOK_SECRET: 'a-production-webhook-secret',
       JWT_SECRET: 'a-production-jwt-secret-1234',
       ADMIN_TOKEN: 'a-production-admin-token',
+      EVENTS_SECRET_KEY: 'a-production-events-secret-key',
     };
     expect(loadConfig(production).webhookDelivery.requireHttps).toBe(true);
-    expect(loadConfig({ ...production, WEBHOOK_REQUIRE_HTTPS: 'false' }).webhookDelivery.requireHttps).toBe(false);
-    expect(loadConfig({}).webhookDelivery).toEqual({
+    expect(loadConfig({ ...production, EVENTS_REQUIRE_HTTPS: 'false' }).webhookDelivery.requireHttps).toBe(false);
+    expect(loadConfig({}).webhookDelivery).toMatchObject({
       allowedRanges: [],
       requireHttps: false,
       attemptTimeoutMs: 15_000,
+      retryPeriodMs: 3 * 86_400_000,
+      retentionMs: 30 * 86_400_000,
     });
   });
 
@@ -553,7 +556,7 @@ describe("the endpoint's answer, as an outcome", () => {
     'a receiver that never answers: failed, a timeout, at the bound',
     async () => {
       const receiver = await startReceiver(() => {});
-      const outcome = await sender({ WEBHOOK_ATTEMPT_TIMEOUT_MS: '1000' }).send(message(receiver.url()));
+      const outcome = await sender({ EVENTS_ATTEMPT_TIMEOUT_MS: '1000' }).send(message(receiver.url()));
       expect(outcome).toMatchObject({ kind: 'failed', status: null, reason: 'timeout: no answer within 1000 ms' });
       const ms = outcome.kind === 'failed' ? outcome.ms : -1;
       expect(ms).toBeGreaterThanOrEqual(990);
@@ -570,7 +573,7 @@ describe("the endpoint's answer, as an outcome", () => {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.write('partial');
       });
-      const outcome = await sender({ WEBHOOK_ATTEMPT_TIMEOUT_MS: '1000' }).send(message(receiver.url()));
+      const outcome = await sender({ EVENTS_ATTEMPT_TIMEOUT_MS: '1000' }).send(message(receiver.url()));
       expect(outcome).toMatchObject({ kind: 'delivered', status: 200 });
     },
     TEST_TIMEOUT_MS,
@@ -591,7 +594,7 @@ describe("the endpoint's answer, as an outcome", () => {
         res.on('close', closed);
         pump();
       });
-      const outcome = await sender({ WEBHOOK_ATTEMPT_TIMEOUT_MS: '30000' }).send(message(receiver.url()));
+      const outcome = await sender({ EVENTS_ATTEMPT_TIMEOUT_MS: '30000' }).send(message(receiver.url()));
       expect(outcome).toMatchObject({ kind: 'failed', status: 500, reason: 'answered 500' });
       expect(outcome.kind === 'failed' && outcome.bodyExcerpt).toBe('x'.repeat(BODY_EXCERPT_CHARS));
       expect(outcome.kind === 'failed' ? outcome.ms : Infinity).toBeLessThan(10_000);
@@ -620,24 +623,24 @@ describe("the endpoint's answer, as an outcome", () => {
 // ---- configuration and mistakes ----------------------------------------------------------------------------------
 
 describe('configuration and caller mistakes', () => {
-  it('a bad CIDR in WEBHOOK_ALLOWED_RANGES stops the start, naming the variable and the range', () => {
+  it('a bad CIDR in EVENTS_ALLOWED_RANGES stops the start, naming the variable and the range', () => {
     for (const bad of ['127.0.0.0/8,localhost', '10.0.0.0/33', '127.1/8', 'fe80::/129'])
-      expect(() => loadConfig({ WEBHOOK_ALLOWED_RANGES: bad }), bad).toThrow(
+      expect(() => loadConfig({ EVENTS_ALLOWED_RANGES: bad }), bad).toThrow(
         expect.objectContaining({
           constructor: ConfigError,
-          message: expect.stringMatching(/WEBHOOK_ALLOWED_RANGES: not a CIDR range: "/),
+          message: expect.stringMatching(/EVENTS_ALLOWED_RANGES: not a CIDR range: "/),
         }),
       );
-    expect(loadConfig({ WEBHOOK_ALLOWED_RANGES: ' 127.0.0.0/8 , ::1/128 ,' }).webhookDelivery.allowedRanges).toEqual([
+    expect(loadConfig({ EVENTS_ALLOWED_RANGES: ' 127.0.0.0/8 , ::1/128 ,' }).webhookDelivery.allowedRanges).toEqual([
       '127.0.0.0/8',
       '::1/128',
     ]);
   });
 
-  it('WEBHOOK_ATTEMPT_TIMEOUT_MS is 1 to 30 s', () => {
+  it('EVENTS_ATTEMPT_TIMEOUT_MS is 1 to 30 s', () => {
     for (const bad of ['999', '30001', 'soon'])
-      expect(() => loadConfig({ WEBHOOK_ATTEMPT_TIMEOUT_MS: bad }), bad).toThrow(/WEBHOOK_ATTEMPT_TIMEOUT_MS/);
-    expect(loadConfig({ WEBHOOK_ATTEMPT_TIMEOUT_MS: '30000' }).webhookDelivery.attemptTimeoutMs).toBe(30_000);
+      expect(() => loadConfig({ EVENTS_ATTEMPT_TIMEOUT_MS: bad }), bad).toThrow(/EVENTS_ATTEMPT_TIMEOUT_MS/);
+    expect(loadConfig({ EVENTS_ATTEMPT_TIMEOUT_MS: '30000' }).webhookDelivery.attemptTimeoutMs).toBe(30_000);
   });
 
   it('throws for what only a caller gets wrong: no secret, a secret that is not whsec_, an id that is no header', async () => {

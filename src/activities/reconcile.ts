@@ -2,7 +2,6 @@
  * The reconciler's activities: bounded work, safe to run again; every repair is an idempotent Lua step or store call
  * guarded to do only what the order's own workflow would have done.
  */
-import { asyncLocalStorage, heartbeat } from '@temporalio/activity';
 import type { OrderRow } from '../db/rows.js';
 import type { OrderStore } from '../db/orders.js';
 import type { PaymentStore } from '../db/payments.js';
@@ -26,20 +25,29 @@ import {
   type SurveyPage,
   type WaitingPaymentPage,
 } from '../reconcile/definitions.js';
-
-/** Tells Temporal the activity is alive during a long page; a no-op when called outside an activity (tests). */
-function beat(): void {
-  if (asyncLocalStorage.getStore()) heartbeat();
-}
+import { beat } from './heartbeat.js';
+import type { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';
+import type { WebhookStore } from '../db/webhooks.js';
 
 export interface ReconcileDeps {
-  stores: { orders: OrderStore; sales: SaleStore; reports: ReportStore; payments: PaymentStore; refunds: RefundStore };
+  stores: {
+    orders: OrderStore;
+    sales: SaleStore;
+    reports: ReportStore;
+    payments: PaymentStore;
+    refunds: RefundStore;
+    webhooks: WebhookStore;
+  };
   inventory: RedisInventory;
   orders: OrderWorkflowClient;
   /** The providers this worker refunds through (their APIs configured); none: refunds stay for an operator. */
   refundProviders?: readonly string[];
   /** Told, at every run, how many refunds wait in each state and how much money providers took back (gauges). */
   refundGauges?: () => RefundGauges;
+  /** Starts an enabled endpoint's delivery workflow where none runs; null: no Temporal client (no deliveries). */
+  deliveries?: Pick<EndpointDeliveryClient, 'ensureRunning'> | null;
+  /** EVENTS_RETENTION: the feed keeps events this long. */
+  eventRetentionMs?: number;
 }
 
 /** The refund gauges of the worker's metrics (src/workers/worker.ts). */
@@ -62,6 +70,8 @@ export function createReconcileActivities({
   orders,
   refundProviders = [],
   refundGauges,
+  deliveries = null,
+  eventRetentionMs,
 }: ReconcileDeps) {
   // Sales in Redis with no MySQL row (a create's commit was lost): every order fails SaleNotFound until the same
   // POST /api/sales completes the sale.
@@ -76,6 +86,23 @@ export function createReconcileActivities({
     return defined.filter((sku): sku is string => sku !== null).sort();
   };
   return {
+    /**
+     * Every enabled endpoint has its delivery workflow (one created or enabled while Temporal was away, or whose run
+     * failed, is started here); and the feed forgets events older than EVENTS_RETENTION, a page at a time.
+     */
+    async keepOrderEventDeliveries(input: { prunePage: number }): Promise<{ endpoints: number; pruned: number }> {
+      const endpoints = deliveries ? await stores.webhooks.enabledEndpointIds() : [];
+      for (const endpointId of endpoints) {
+        await deliveries?.ensureRunning(endpointId);
+        beat();
+      }
+      const pruned =
+        eventRetentionMs === undefined
+          ? 0
+          : await stores.webhooks.pruneEvents(new Date(Date.now() - eventRetentionMs), input.prunePage);
+      return { endpoints: endpoints.length, pruned };
+    },
+
     /** Redis and MySQL counters of one page of sales, and which of them need their reservations scanned. */
     async surveySales(page: { afterSku: string; limit: number; skus?: string[] }): Promise<SurveyPage> {
       const skus = page.skus

@@ -50,6 +50,10 @@ import { activeTracing } from '../infra/tracing.js';
 import { adminRoutes } from './routes/admin.js';
 import { eventRoutes } from './routes/events.js';
 import { OrderEventFeed } from '../events/order-events.js';
+import { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';
+import { EndpointSecretBox } from '../events/endpoint-secrets.js';
+import { WebhookEndpoints } from '../events/endpoints.js';
+import { webhookEndpointRoutes } from './routes/webhook-endpoints.js';
 import { authRoutes } from './routes/auth.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { devRoutes } from './routes/dev.js';
@@ -142,6 +146,19 @@ const GUARDED_STORE_METHODS = {
   payments: ['paymentsOfOrder', 'paymentFailuresOfOrder'],
   refunds: ['takebacksOf'],
   events: ['eventsAfter'],
+  webhooks: [
+    'createEndpoint',
+    'getEndpoint',
+    'listEndpoints',
+    'updateEndpoint',
+    'rotateSecret',
+    'deliveriesPage',
+    'deliveryOf',
+    'attemptsOf',
+    'resend',
+    'deliveryFigures',
+    'prunedThroughSeq',
+  ],
   reports: [
     'salesPage',
     'ordersPage',
@@ -172,6 +189,7 @@ export function createApp(parts: ApiParts): Koa {
     refunds: guarded(parts.stores.refunds, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.refunds),
     reports: guarded(parts.stores.reports, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.reports),
     events: guarded(parts.stores.events, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.events),
+    webhooks: guarded(parts.stores.webhooks, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.webhooks),
   };
   const auth = new ShopperAuth(config);
   const redisSales = guarded(
@@ -228,6 +246,14 @@ export function createApp(parts: ApiParts): Koa {
     reports: stores.reports,
     spendBudget: (userId) => limits.consume('orders', userId),
   });
+  // Merchants' endpoints for order events; their delivery workflows run on the worker, woken from here.
+  const webhookEndpoints = new WebhookEndpoints({
+    webhooks: stores.webhooks,
+    secrets: new EndpointSecretBox(config.webhookDelivery.secretKey),
+    delivery: new EndpointDeliveryClient(temporal, config),
+    settings: config.webhookDelivery,
+    logger,
+  });
   const accessLog = new AccessLog({ logger, metrics, soldOutSampleEvery: config.accessLogSoldOutSample });
   const tracing = activeTracing() !== undefined;
 
@@ -262,7 +288,8 @@ export function createApp(parts: ApiParts): Koa {
           ),
           deployment: deploymentStatusReader(config, temporal, config.deadlines.readMs),
         }),
-        eventRoutes({ feed: new OrderEventFeed(stores.events), tokens: config }),
+        eventRoutes({ feed: new OrderEventFeed(stores.events, stores.webhooks), tokens: config }),
+        webhookEndpointRoutes({ endpoints: webhookEndpoints, adminToken: config.adminToken }),
         dashboardRoutes({ config }),
         metricsRoutes({ metrics }),
       ]),
@@ -309,6 +336,7 @@ export function openApiJsonWithoutStack(
       sales: inert<Stores['sales']>('sales'),
       reports: inert<Stores['reports']>('reports'),
       events: inert<Stores['events']>('events'),
+      webhooks: inert<Stores['webhooks']>('webhooks'),
     },
     temporal: inert<Client>('temporal'),
     logger: createLogger({ logLevel: 'silent' }, 'api-docs'),

@@ -35,6 +35,7 @@ const REFUSAL_STATUS: Record<RefusalCode, number> = {
   ADMISSION_EXPIRED: 403,
   ADMISSION_USED: 403,
   NOT_VERSIONED: 404,
+  CURSOR_EXPIRED: 410,
 };
 
 /** An answer the API gives on purpose (bad input, a wrong token, a refusal mapped by toApiError), not a bug. */

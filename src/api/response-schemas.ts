@@ -36,6 +36,16 @@ import type { LineView, PlaceView } from '../line/line-service.js';
 import type { WorkerCacheFigures } from '../inventory/worker-figures.js';
 import type { DeploymentStatus } from '../infra/worker-deployments.js';
 import type { OrderEvent } from '../events/order-events.js';
+import {
+  ATTEMPT_OUTCOMES,
+  DELIVERY_STATUSES,
+  type AttemptView,
+  type DeliveryView,
+  type EndpointView,
+  type EndpointWithFigures,
+  type EndpointWithSecret,
+  type ResendAccepted,
+} from '../events/endpoints.js';
 import type { ErrorCode } from './errors.js';
 import { orderNoSchema, orderStatusSchema, skuSchema } from './schemas.js';
 
@@ -49,7 +59,7 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   UNAUTHORIZED:
     'no token, or one that is malformed, wrongly signed, expired, without `exp`, from another issuer or for another audience, or longer-lived than `JWT_MAX_TTL`; a wrong admin token',
   FORBIDDEN: 'the order belongs to another shopper',
-  NOT_FOUND: 'no such route; a dev route that is disabled',
+  NOT_FOUND: 'no such route; a dev route that is disabled; no such webhook endpoint, or event of it',
   SKU_NOT_FOUND: 'no sale for that SKU',
   ORDER_NOT_FOUND: 'no such order',
   METHOD_NOT_ALLOWED:
@@ -83,6 +93,7 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   ADMISSION_EXPIRED: 'an admission past its `expiresAt` (join the line again for a new place)',
   ADMISSION_USED: 'an admission already spent on an order',
   NOT_VERSIONED: 'the workers run unversioned (`WORKER_VERSIONING=false`): no deployment to show',
+  CURSOR_EXPIRED: 'the cursor is behind what the feed keeps (`EVENTS_RETENTION`): read again without a cursor',
 };
 
 const ERROR_CODES = Object.keys(ERROR_CODE_DESCRIPTIONS) as [ErrorCode, ...ErrorCode[]];
@@ -540,3 +551,100 @@ sameShape<SameShape<z.infer<typeof adminOrderPaymentsSchema>, AdminOrderPayments
 sameShape<SameShape<z.infer<typeof workerFiguresSchema>, { workers: WorkerCacheFigures[] }>>(true);
 sameShape<SameShape<z.infer<typeof deploymentStatusSchema>, DeploymentStatus>>(true);
 sameShape<SameShape<z.infer<typeof orderEventSchema>, OrderEvent>>(true);
+
+// ---- Webhook endpoints (docs/api.md, "Webhook endpoints"): never a secret but in a create's or rotation's answer ----
+
+export const webhookEndpointSchema = z
+  .object({
+    endpointId: z.string().meta({ examples: ['ep_01ARZ3NDEKTSV4RRFFQ69G5FAV'] }),
+    url: z.string(),
+    eventTypes: z.array(z.enum(ORDER_EVENT_TYPES)).meta({ description: 'Empty: every type.' }),
+    description: z.string().nullable(),
+    enabled: z.boolean(),
+    disabledReason: z
+      .string()
+      .nullable()
+      .meta({ description: 'Why it is disabled: by an operator, or the endpoint answered 410 Gone.' }),
+    oldSecretUntil: isoTime
+      .nullable()
+      .meta({ description: 'Until when the secret before the last rotation signs beside the current one.' }),
+    pausedUntil: isoTime
+      .nullable()
+      .meta({ description: 'The endpoint asked to slow down (429, 502-504, Retry-After): nothing sent before then.' }),
+    createdAt: isoTime,
+    updatedAt: isoTime,
+  })
+  .meta({ id: 'WebhookEndpoint' });
+
+export const webhookEndpointReadSchema = webhookEndpointSchema
+  .extend({
+    deliveries: z
+      .object({
+        pending: z.number().int().meta({ description: 'Events owed, not yet delivered.' }),
+        delivered: z.number().int(),
+        gaveUp: z.number().int().meta({ description: 'Not delivered within EVENTS_RETRY_PERIOD (the feed has them).' }),
+        oldestPendingQueuedAt: isoTime.nullable(),
+      })
+      .meta({ description: 'Its deliveries still kept (EVENTS_RETENTION).' }),
+  })
+  .meta({ id: 'WebhookEndpointRead' });
+
+export const webhookEndpointListSchema = z
+  .object({ items: z.array(webhookEndpointReadSchema) })
+  .meta({ id: 'WebhookEndpointList' });
+
+export const webhookEndpointWithSecretSchema = z
+  .object({
+    endpoint: webhookEndpointSchema,
+    secret: z.string().meta({
+      description: 'The signing secret (whsec_ + base64), shown this once: it is stored encrypted and never read back.',
+      examples: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
+    }),
+  })
+  .meta({ id: 'WebhookEndpointWithSecret' });
+
+export const webhookDeliverySchema = z
+  .object({
+    eventId: z.string(),
+    type: z.enum(ORDER_EVENT_TYPES),
+    status: z.enum(DELIVERY_STATUSES).meta({
+      description: 'PENDING until a 2xx (DELIVERED) or until retryUntil passes (GAVE_UP).',
+    }),
+    attempts: z.number().int(),
+    nextAttemptAt: isoTime.nullable(),
+    retryUntil: isoTime,
+    lastStatus: z.number().int().nullable().meta({ description: "The last attempt's HTTP status, if it got one." }),
+    lastError: z.string().nullable(),
+    queuedAt: isoTime,
+    deliveredAt: isoTime.nullable(),
+  })
+  .meta({ id: 'WebhookDelivery' });
+
+export const webhookAttemptListSchema = z
+  .object({
+    items: z.array(
+      z.object({
+        attemptedAt: isoTime,
+        outcome: z.enum(ATTEMPT_OUTCOMES).meta({
+          description:
+            'delivered (2xx), gone (410: the endpoint is disabled), slow_down (429, 502-504), failed (any other answer, ' +
+            'or none), refused (not sent: the address or https rule).',
+        }),
+        httpStatus: z.number().int().nullable(),
+        error: z.string().nullable(),
+        durationMs: z.number().int().nullable(),
+      }),
+    ),
+  })
+  .meta({ id: 'WebhookAttemptList' });
+
+export const webhookResendSchema = z
+  .object({ endpointId: z.string(), eventId: z.string(), status: z.literal('PENDING') })
+  .meta({ id: 'WebhookResendAccepted' });
+
+sameShape<SameShape<z.infer<typeof webhookEndpointSchema>, EndpointView>>(true);
+sameShape<SameShape<z.infer<typeof webhookEndpointReadSchema>, EndpointWithFigures>>(true);
+sameShape<SameShape<z.infer<typeof webhookEndpointWithSecretSchema>, EndpointWithSecret>>(true);
+sameShape<SameShape<z.infer<typeof webhookDeliverySchema>, DeliveryView>>(true);
+sameShape<SameShape<z.infer<typeof webhookAttemptListSchema>, { items: AttemptView[] }>>(true);
+sameShape<SameShape<z.infer<typeof webhookResendSchema>, ResendAccepted>>(true);

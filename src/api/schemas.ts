@@ -12,6 +12,15 @@ import {
   STORED_PAYMENT_OUTCOMES,
 } from '../model/order-workflow.js';
 import { CURSOR_POSITIONS, encodeCursor } from '../infra/cursor.js';
+import {
+  DEFAULT_OVERLAP_SECONDS,
+  DELIVERY_STATUSES,
+  ENDPOINT_ID_PATTERN,
+  ENDPOINT_URL_PATTERN,
+  ENDPOINT_URL_RULE,
+  MAX_ENDPOINT_DESCRIPTION_CHARS,
+  MAX_OVERLAP_SECONDS,
+} from '../events/endpoints.js';
 import { USER_ID_PATTERN } from './auth.js';
 
 export const MAX_QUANTITY_PER_ORDER = 100;
@@ -241,4 +250,77 @@ export const orderWaitQuerySchema = z.object({
     .meta({
       description: `With waitForChange: the longest wait in whole seconds (default ${DEFAULT_STATUS_WAIT_SECONDS}); without it, ignored`,
     }),
+});
+
+// ---- Webhook endpoints (docs/api.md, "Webhook endpoints"): merchants' endpoints for order events ----------------
+
+export const endpointIdSchema = z
+  .string()
+  .regex(ENDPOINT_ID_PATTERN, 'not a webhook endpoint id')
+  .meta({ examples: ['ep_01ARZ3NDEKTSV4RRFFQ69G5FAV'] });
+export const webhookEndpointParams = z.object({ endpointId: endpointIdSchema });
+/** An event of the feed by its `id` (GET /api/admin/events). */
+export const webhookDeliveryParams = z.object({
+  endpointId: endpointIdSchema,
+  // No lower bound: an empty segment is no path.
+  eventId: z
+    .string()
+    .max(200)
+    .meta({ examples: ['01ARZ3NDEKTSV4RRFFQ69G5FAV.order.paid'] }),
+});
+
+const endpointUrlSchema = z
+  .string()
+  .regex(ENDPOINT_URL_PATTERN, ENDPOINT_URL_RULE)
+  .meta({
+    description:
+      'Where the events are POSTed: an absolute http:// or https:// URL, at most 2048 characters, without credentials; ' +
+      'https:// only where EVENTS_REQUIRE_HTTPS (production by default), else 400 INVALID_REQUEST.',
+    examples: ['https://shop.example/webhooks/orders'],
+  });
+const endpointEventTypesSchema = z
+  .array(z.enum(ORDER_EVENT_TYPES))
+  .refine((types) => new Set(types).size === types.length, { message: 'each type at most once' })
+  .meta({
+    description:
+      'The types sent, each at most once (else 400 INVALID_REQUEST); empty (or absent at creation): every type.',
+    examples: [['order.paid', 'order.cancelled']],
+  });
+const endpointDescriptionSchema = z
+  .string()
+  .max(MAX_ENDPOINT_DESCRIPTION_CHARS)
+  .meta({ examples: ['Fulfilment (warehouse)'] });
+
+export const createWebhookEndpointSchema = z.strictObject({
+  url: endpointUrlSchema,
+  eventTypes: endpointEventTypesSchema.optional(),
+  description: endpointDescriptionSchema.optional(),
+});
+
+/** A change to an endpoint; `{}` changes nothing. */
+export const updateWebhookEndpointSchema = z.strictObject({
+  url: endpointUrlSchema.optional(),
+  eventTypes: endpointEventTypesSchema.optional(),
+  description: endpointDescriptionSchema.optional().meta({ description: "'' removes it." }),
+  enabled: z.boolean().optional().meta({
+    description: 'false: nothing more is queued or sent; true: events queue again from where they stopped.',
+  }),
+});
+
+export const rotateEndpointSecretSchema = z.strictObject({
+  overlapSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_OVERLAP_SECONDS)
+    .optional()
+    .meta({
+      description: `How long the old secret keeps signing beside the new one (default ${DEFAULT_OVERLAP_SECONDS}, a day).`,
+    }),
+});
+
+export const webhookDeliveriesQuerySchema = z.object({
+  status: z.enum(DELIVERY_STATUSES).optional(),
+  cursor: pageCursor(CURSOR_POSITIONS.deliveries, ['1042']),
+  limit: pageLimit,
 });

@@ -75,6 +75,7 @@ const DEV_SECRETS = {
   WEBHOOK_SECRET: 'dev-webhook-secret-change-me',
   JWT_SECRET: 'dev-jwt-secret-change-me-please',
   ADMIN_TOKEN: 'dev-admin-token',
+  EVENTS_SECRET_KEY: 'dev-events-secret-key-change-me-please',
 } as const;
 
 const redisUrls = z.string().refine(
@@ -133,9 +134,19 @@ const envSchema = z.object({
   RESERVATION_GRACE: durationString,
   WEBHOOK_SECRET: z.string().min(16),
   // Order events to merchants' endpoints (src/events/webhook-sender.ts): refused ranges allowed, https, an attempt.
-  WEBHOOK_ALLOWED_RANGES: cidrList.optional(),
-  WEBHOOK_REQUIRE_HTTPS: z.enum(['auto', 'true', 'false', '1', '0']),
-  WEBHOOK_ATTEMPT_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(30_000),
+  EVENTS_ALLOWED_RANGES: cidrList.optional(),
+  EVENTS_REQUIRE_HTTPS: z.enum(['auto', 'true', 'false', '1', '0']),
+  EVENTS_ATTEMPT_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(30_000),
+  // How long an event is retried to an endpoint (then given up; the feed keeps it), and how long the feed keeps it.
+  EVENTS_RETRY_PERIOD: durationString,
+  // The first retry after a failed attempt; each next one doubles (± 20 %), up to an hour.
+  EVENTS_RETRY_FIRST: durationString,
+  EVENTS_RETENTION: durationString,
+  // Endpoints' whsec_ secrets are stored encrypted with a key derived from this (AES-256-GCM).
+  EVENTS_SECRET_KEY: z.string().min(24),
+  // Events sent at once to one endpoint, and how often an idle endpoint's delivery looks for new events.
+  EVENTS_CONCURRENCY: z.coerce.number().int().min(1).max(64),
+  EVENTS_POLL_INTERVAL: durationString,
   JWT_SECRET: z.string().min(16),
   JWT_ISSUER: z.string().min(1),
   JWT_AUDIENCE: z.string().min(1),
@@ -218,7 +229,7 @@ const WITHOUT_DEFAULT = [
   'WORKER_DEPLOYMENT_NAME',
   'WORKER_BUILD_ID',
   'EVENTS_READ_TOKEN',
-  'WEBHOOK_ALLOWED_RANGES',
+  'EVENTS_ALLOWED_RANGES',
 ] as const satisfies readonly ConfigVariable[];
 export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = WITHOUT_DEFAULT;
 
@@ -239,8 +250,14 @@ export const CONFIG_DEFAULTS = {
   RESERVATION_GRACE: '60s',
   WEBHOOK_SECRET: DEV_SECRETS.WEBHOOK_SECRET,
   // auto: required when NODE_ENV=production.
-  WEBHOOK_REQUIRE_HTTPS: 'auto',
-  WEBHOOK_ATTEMPT_TIMEOUT_MS: '15000',
+  EVENTS_REQUIRE_HTTPS: 'auto',
+  EVENTS_ATTEMPT_TIMEOUT_MS: '15000',
+  EVENTS_RETRY_PERIOD: '3d',
+  EVENTS_RETRY_FIRST: '5s',
+  EVENTS_RETENTION: '30d',
+  EVENTS_SECRET_KEY: DEV_SECRETS.EVENTS_SECRET_KEY,
+  EVENTS_CONCURRENCY: '8',
+  EVENTS_POLL_INTERVAL: '1s',
   JWT_SECRET: DEV_SECRETS.JWT_SECRET,
   JWT_ISSUER: 'flash-checkout',
   JWT_AUDIENCE: 'flash-checkout-api',
@@ -322,7 +339,17 @@ export interface AppConfig {
    * Order events to merchants' endpoints: CIDR ranges whose addresses may be reached though refused (loopback for the
    * local stack), whether http:// is refused, one attempt's bound (connect, send, answer).
    */
-  webhookDelivery: { allowedRanges: readonly string[]; requireHttps: boolean; attemptTimeoutMs: number };
+  webhookDelivery: {
+    allowedRanges: readonly string[];
+    requireHttps: boolean;
+    attemptTimeoutMs: number;
+    retryPeriodMs: number;
+    retryFirstMs: number;
+    retentionMs: number;
+    secretKey: string;
+    concurrency: number;
+    pollIntervalMs: number;
+  };
   jwtSecret: string;
   jwtIssuer: string;
   jwtAudience: string;
@@ -443,12 +470,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     reservationGraceMs: durationToMs(e.RESERVATION_GRACE),
     webhookSecret: e.WEBHOOK_SECRET,
     webhookDelivery: {
-      allowedRanges: e.WEBHOOK_ALLOWED_RANGES ?? [],
+      allowedRanges: e.EVENTS_ALLOWED_RANGES ?? [],
       requireHttps:
-        e.WEBHOOK_REQUIRE_HTTPS === 'auto'
+        e.EVENTS_REQUIRE_HTTPS === 'auto'
           ? e.NODE_ENV === 'production'
-          : e.WEBHOOK_REQUIRE_HTTPS === 'true' || e.WEBHOOK_REQUIRE_HTTPS === '1',
-      attemptTimeoutMs: e.WEBHOOK_ATTEMPT_TIMEOUT_MS,
+          : e.EVENTS_REQUIRE_HTTPS === 'true' || e.EVENTS_REQUIRE_HTTPS === '1',
+      attemptTimeoutMs: e.EVENTS_ATTEMPT_TIMEOUT_MS,
+      retryPeriodMs: durationToMs(e.EVENTS_RETRY_PERIOD),
+      retryFirstMs: durationToMs(e.EVENTS_RETRY_FIRST),
+      retentionMs: durationToMs(e.EVENTS_RETENTION),
+      secretKey: e.EVENTS_SECRET_KEY,
+      concurrency: e.EVENTS_CONCURRENCY,
+      pollIntervalMs: durationToMs(e.EVENTS_POLL_INTERVAL),
     },
     jwtSecret: e.JWT_SECRET,
     jwtIssuer: e.JWT_ISSUER,
@@ -506,8 +539,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
   };
   const problems = deadlineRelationProblems(config);
+  const events = config.webhookDelivery;
+  if (events.retentionMs < events.retryPeriodMs)
+    problems.push(
+      `EVENTS_RETENTION: must be at least EVENTS_RETRY_PERIOD (${e.EVENTS_RETENTION} < ${e.EVENTS_RETRY_PERIOD}); ` +
+        'otherwise an event still being retried could leave the feed',
+    );
   if (problems.length > 0)
-    throw new ConfigError(`Refusing to start with deadlines that do not fit together:\n  ${problems.join('\n  ')}`);
+    throw new ConfigError(`Refusing to start with settings that do not fit together:\n  ${problems.join('\n  ')}`);
   return config;
 }
 

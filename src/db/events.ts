@@ -18,7 +18,7 @@ export interface OrderEventRow {
  * the server's own time zone, hence CONVERT_TZ), plus 1 s for its whole-second start and 1 s for a statement stamped
  * before it took its seq. An event recorded before that bound has every smaller seq committed or gone.
  */
-const SETTLED_BEFORE = `NOW(6) - INTERVAL (2000000 + COALESCE((
+export const SETTLED_BEFORE = `NOW(6) - INTERVAL (2000000 + COALESCE((
     SELECT MAX(TIMESTAMPDIFF(MICROSECOND, trx_started, CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', 'SYSTEM')))
     FROM information_schema.innodb_trx), 0)) MICROSECOND`;
 
@@ -51,7 +51,7 @@ export class EventStore {
   }
 }
 
-function toOrderEventRow(row: RowDataPacket): OrderEventRow {
+export function toOrderEventRow(row: RowDataPacket): OrderEventRow {
   // MySQL's JSON type arrives parsed, MariaDB's (LONGTEXT) as text; DATETIMEs in it are UTC text (time_zone +00:00).
   const json = (typeof row.order_json === 'string' ? JSON.parse(row.order_json) : row.order_json) as Record<
     string,

@@ -10,6 +10,7 @@ import { PaymentStore } from './payments.js';
 import { RefundStore } from './refunds.js';
 import { ReportStore } from './reports.js';
 import { SaleStore } from './sales.js';
+import { WebhookStore } from './webhooks.js';
 
 export interface Stores {
   orders: OrderStore;
@@ -18,6 +19,7 @@ export interface Stores {
   sales: SaleStore;
   reports: ReportStore;
   events: EventStore;
+  webhooks: WebhookStore;
 }
 
 /** The stores over `pool`; whoever opened the pool ends it. */
@@ -29,5 +31,6 @@ export function openStores(pool: Pool): Stores {
     sales: new SaleStore(pool),
     reports: new ReportStore(pool),
     events: new EventStore(pool),
+    webhooks: new WebhookStore(pool),
   };
 }

@@ -3,6 +3,8 @@
  * decided, and the feed to catch up from, in creation order with a cursor that never skips a late commit.
  */
 import type { EventStore, OrderEventRow } from '../db/events.js';
+import type { WebhookStore } from '../db/webhooks.js';
+import { Refusal } from '../infra/refusal.js';
 import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from '../infra/cursor.js';
 import type { OrderEventType } from '../model/order-workflow.js';
 import { adminOrderView, type AdminOrderView } from '../sales/admin-service.js';
@@ -32,11 +34,22 @@ export function orderEventOf(row: OrderEventRow): OrderEvent {
 }
 
 export class OrderEventFeed {
-  constructor(private readonly events: Pick<EventStore, 'eventsAfter'>) {}
+  constructor(
+    private readonly events: Pick<EventStore, 'eventsAfter'>,
+    private readonly retention: Pick<WebhookStore, 'prunedThroughSeq'>,
+  ) {}
 
-  /** Up to `limit` events after the cursor (from the first kept without one), of `types` when given. */
+  /**
+   * Up to `limit` events after the cursor (from the first kept without one), of `types` when given. A cursor behind
+   * what EVENTS_RETENTION deleted is 410 CURSOR_EXPIRED: a page from it would be short without saying so.
+   */
   async read(query: { after?: string; types?: readonly OrderEventType[]; limit: number }): Promise<OrderEventPage> {
     const afterSeq = query.after ? Number(decodeCursor(query.after, CURSOR_POSITIONS.events)[0]) : 0;
+    if (query.after && afterSeq < (await this.retention.prunedThroughSeq()))
+      throw new Refusal(
+        'CURSOR_EXPIRED',
+        'events after this cursor are older than the feed keeps (EVENTS_RETENTION); read from the start, without a cursor',
+      );
     const rows = await this.events.eventsAfter({
       afterSeq,
       ...(query.types ? { types: query.types } : {}),

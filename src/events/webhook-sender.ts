@@ -3,8 +3,8 @@
  * Signed by the `standardwebhooks` library, anew at each attempt (one `v1,` signature per secret during a rotation).
  * The address is judged as the socket connects (Node's `lookup` hook; an IP literal before the request), never by an
  * earlier lookup: only unicast addresses (ipaddr.js's ranges; IPv4 carried in IPv6 judged as IPv4) unless
- * WEBHOOK_ALLOWED_RANGES allows. Not request-filtering-agent 3.2.1: it passes ::7f00:1, and its refusals have no code.
- * Bounded by WEBHOOK_ATTEMPT_TIMEOUT_MS and MAX_RESPONSE_BYTES; redirects are never followed.
+ * EVENTS_ALLOWED_RANGES allows. Not request-filtering-agent 3.2.1: it passes ::7f00:1, and its refusals have no code.
+ * Bounded by EVENTS_ATTEMPT_TIMEOUT_MS and MAX_RESPONSE_BYTES; redirects are never followed.
  */
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http, { type IncomingMessage } from 'node:http';
@@ -93,7 +93,7 @@ export class WebhookSender {
     if (url.protocol !== 'https:' && url.protocol !== 'http:')
       return { kind: 'refused', reason: `${url.protocol} is not http(s)` };
     if (url.protocol === 'http:' && this.settings.requireHttps)
-      return { kind: 'refused', reason: 'http:// refused: https is required (WEBHOOK_REQUIRE_HTTPS)' };
+      return { kind: 'refused', reason: 'http:// refused: https is required (EVENTS_REQUIRE_HTTPS)' };
     // An IP literal is connected as written, without a lookup: judged here. (The URL parser has made it canonical.)
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     if (isIP(host) !== 0) {
@@ -270,7 +270,7 @@ type Address = ipaddr.IPv4 | ipaddr.IPv6;
 
 /**
  * Which addresses an endpoint may be reached at: unicast ones, and those in the operator's allowed ranges
- * (WEBHOOK_ALLOWED_RANGES). An IPv6 address carrying an IPv4 one (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, NAT64
+ * (EVENTS_ALLOWED_RANGES). An IPv6 address carrying an IPv4 one (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, NAT64
  * 64:ff9b::a.b.c.d) is judged as that IPv4 address, which is where it leads.
  */
 export class AddressRule {
@@ -296,7 +296,7 @@ export class AddressRule {
     const range = judged.range();
     if (range === 'unicast') return null;
     const shown = carried ? `${address} (IPv4 ${carried.toString()})` : address;
-    return `${shown}: ${range}, refused (an operator may allow its range: WEBHOOK_ALLOWED_RANGES)`;
+    return `${shown}: ${range}, refused (an operator may allow its range: EVENTS_ALLOWED_RANGES)`;
   }
 }
 

@@ -11,7 +11,7 @@ const positionTime = z.iso
   .meta({ examples: ['2026-11-23T17:12:00.000Z'] })
   .transform((iso) => new Date(iso));
 
-/** What each list's cursor encodes: the last row's order number; or its time and id. */
+/** What each list's cursor encodes: the last row's order number or event seq; or its time and id. */
 export const CURSOR_POSITIONS = {
   orders: z.tuple([
     z
@@ -28,6 +28,13 @@ export const CURSOR_POSITIONS = {
       .meta({ examples: ['evt_01ARZ3NDEKTSV4RRFFQ69G5FAV'] }),
   ]),
   events: z.tuple([
+    z
+      .string()
+      .regex(/^\d{1,20}$/)
+      .meta({ examples: ['1042'] }),
+  ]),
+  // An endpoint's deliveries, newest event first: the last one's event seq (the next page is before it).
+  deliveries: z.tuple([
     z
       .string()
       .regex(/^\d{1,20}$/)

@@ -27,6 +27,7 @@ export const REFUSAL_CODES = [
   'ADMISSION_EXPIRED',
   'ADMISSION_USED',
   'NOT_VERSIONED',
+  'CURSOR_EXPIRED',
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 

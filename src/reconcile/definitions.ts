@@ -123,6 +123,10 @@ export interface ReconcileReport {
   paymentsDecided: number;
   /** Refunds owed through a provider's API whose RefundWorkflow this run started (asked, or read again). */
   refundsStarted: number;
+  /** Enabled webhook endpoints, each with its delivery workflow running after this run. */
+  endpoints: number;
+  /** Order events older than EVENTS_RETENTION deleted from the feed by this run. */
+  eventsPruned: number;
 }
 
 /** A page of refunds due (startDueRefunds); a failed start is due again at once. */

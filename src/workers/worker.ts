@@ -26,6 +26,10 @@ import { activityMetricsInterceptor, temporalClockInterceptor } from './telemetr
 import type { ClockWatch } from '../infra/clocks.js';
 import { providerTaskQueue } from '../model/order-workflow.js';
 import { createRefundActivities, type RefundActivities, type RefundObserver } from '../activities/refunds.js';
+import { createWebhookActivities, type DeliveryObserver, type WebhookActivities } from '../activities/webhooks.js';
+import { EndpointSecretBox } from '../events/endpoint-secrets.js';
+import { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';
+import { WebhookSender } from '../events/webhook-sender.js';
 import { catchUpIntakeOf, catchUpProvider, providerApis } from '../payments/providers/definition.js';
 import { paymentProviders } from '../payments/providers/registry.js';
 import {
@@ -41,6 +45,7 @@ export type WorkerActivities = Activities &
   PaymentActivities &
   CatchUpActivities &
   RefundActivities &
+  WebhookActivities &
   Partial<ReconcileActivities>;
 
 /** The worker's activities over its clients; with `temporal` (same namespace) the reconciler's too. */
@@ -55,6 +60,7 @@ export function workerActivities(deps: {
     | 'nodeEnv'
     | 'webhookSecret'
     | 'deadlines'
+    | 'webhookDelivery'
   >;
   stores: Stores;
   redis: RedisClient;
@@ -110,18 +116,28 @@ export function workerActivities(deps: {
   });
   const apis = providerApis(providers);
   const refunds = createRefundActivities({ stores, providers: apis, observer: refundMetricsOfProcess });
-  if (!orders) return { ...orderActivities, ...paymentActivities, ...catchUp, ...refunds };
+  const webhooks = createWebhookActivities({
+    stores,
+    sender: new WebhookSender(config.webhookDelivery),
+    box: new EndpointSecretBox(config.webhookDelivery.secretKey),
+    settings: config.webhookDelivery,
+    observer: deliveryMetricsOfProcess,
+  });
+  if (!orders) return { ...orderActivities, ...paymentActivities, ...catchUp, ...refunds, ...webhooks };
   return {
     ...orderActivities,
     ...paymentActivities,
     ...catchUp,
     ...refunds,
+    ...webhooks,
     ...createReconcileActivities({
       stores,
       inventory,
       orders,
       refundProviders: Object.keys(apis),
       refundGauges: refundMetricsOfProcess,
+      deliveries: temporal ? new EndpointDeliveryClient(temporal, config) : null,
+      eventRetentionMs: config.webhookDelivery.retentionMs,
     }),
   };
 }
@@ -130,6 +146,31 @@ export function workerActivities(deps: {
 let processRefundMetrics: (RefundObserver & RefundGauges) | undefined;
 const refundMetricsOfProcess = (): RefundObserver & RefundGauges =>
   (processRefundMetrics ??= refundMetrics(Runtime.instance().metricMeter));
+
+/** The order events' delivery metrics on the Runtime's meter, made once per process on first use. */
+let processDeliveryMetrics: DeliveryObserver | undefined;
+const deliveryMetricsOfProcess = (): DeliveryObserver =>
+  (processDeliveryMetrics ??= deliveryMetrics(Runtime.instance().metricMeter));
+
+/** Names of the order events' delivery metrics, served by the worker's Prometheus exporter. */
+export const DELIVERY_METRICS = {
+  attempts: 'flash_order_event_attempts',
+  gaveUp: 'flash_order_event_deliveries_given_up',
+} as const;
+
+function deliveryMetrics(meter: MetricMeter): DeliveryObserver {
+  const attempts = meter.createCounter(
+    DELIVERY_METRICS.attempts,
+    '',
+    "Attempts to send an order event to a merchant's endpoint, by outcome (delivered, failed, slow_down, gone, refused)",
+  );
+  const gaveUp = meter.createCounter(
+    DELIVERY_METRICS.gaveUp,
+    '',
+    'Deliveries given up after EVENTS_RETRY_PERIOD without a 2xx (the feed still has the event)',
+  );
+  return { attempted: (outcome) => attempts.add(1, { outcome }), gaveUp: () => gaveUp.add(1) };
+}
 
 /** Names of the refunds' metrics, served by the worker's Prometheus exporter (WORKER_METRICS_PORT). */
 export const REFUND_METRICS = {

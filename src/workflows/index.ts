@@ -3,3 +3,4 @@ export { OrderWorkflow } from './order.js';
 export { ReconcileWorkflow } from './reconcile.js';
 export { PaymentCatchUpWorkflow } from './payments.js';
 export { RefundWorkflow } from './refunds.js';
+export { EndpointDeliveryWorkflow } from './webhooks.js';

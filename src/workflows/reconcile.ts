@@ -24,6 +24,7 @@ const {
   decideWaitingPayments,
   signalAppliedPayments,
   startDueRefunds,
+  keepOrderEventDeliveries,
 } = proxyActivities<ReconcileActivities>({
   startToCloseTimeout: '60s',
   // The next scheduled run starts over anyway: a few attempts, then give up on this one.
@@ -38,6 +39,8 @@ const SIGNAL_PAGE = 200;
 const NOT_FOUND_SLACK_MS = 60_000;
 /** At most this many pages per run (the next run goes on): a backlog never makes one run endless. */
 const SIGNAL_PAGES = 50;
+/** Old order events deleted per page (EVENTS_RETENTION). */
+const PRUNE_PAGE = 1_000;
 
 // Pinned (the worker's default): a run lasts minutes, so a rollout keeps the old build no longer than that.
 export async function ReconcileWorkflow(input: ReconcileInput): Promise<ReconcileReport> {
@@ -65,6 +68,14 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
     refundsStarted += page.started;
     if (page.read < SIGNAL_PAGE || page.failed > 0) break;
   }
+  let eventsPruned = 0;
+  let endpoints = 0;
+  for (let pages = 0; pages < SIGNAL_PAGES; pages++) {
+    const kept = await keepOrderEventDeliveries({ prunePage: PRUNE_PAGE });
+    endpoints = kept.endpoints;
+    eventsPruned += kept.pruned;
+    if (kept.pruned < PRUNE_PAGE) break;
+  }
   const sales: SaleReconciliation[] = [];
   let salesSurveyed = 0;
   let salesOnlyInRedis: string[] = [];
@@ -89,7 +100,17 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
     log.warn('sales defined in Redis have no MySQL row; POST /api/sales with the same definition completes them', {
       salesOnlyInRedis,
     });
-  return { salesSurveyed, sales, drifting, salesOnlyInRedis, paymentsSignalled, paymentsDecided, refundsStarted };
+  return {
+    salesSurveyed,
+    sales,
+    drifting,
+    salesOnlyInRedis,
+    paymentsSignalled,
+    paymentsDecided,
+    refundsStarted,
+    endpoints,
+    eventsPruned,
+  };
 }
 
 async function reconcileSale(

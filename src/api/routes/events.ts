@@ -22,7 +22,11 @@ export function eventRoutes(deps: {
       auth: 'eventsReader',
       query: orderEventsQuerySchema,
       responses: { 200: { description: 'The events ready after the cursor', schema: orderEventPageSchema } },
-      errors: { 400: { codes: ['INVALID_REQUEST'] }, 401: { codes: ['UNAUTHORIZED'] } },
+      errors: {
+        400: { codes: ['INVALID_REQUEST'] },
+        401: { codes: ['UNAUTHORIZED'] },
+        410: { codes: ['CURSOR_EXPIRED'] },
+      },
     },
     async (ctx, input) => {
       requireEventsReader(ctx, deps.tokens);

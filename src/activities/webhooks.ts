@@ -1,0 +1,142 @@
+/**
+ * EndpointDeliveryWorkflow's activity: one round of an endpoint's order events (docs/api.md, "Webhook endpoints").
+ * Queues what the feed wrote since the last round, sends what is due (at most EVENTS_CONCURRENCY at once), and keeps
+ * every attempt and the next try in MySQL: the workflow passes only the endpoint's id, never a body.
+ */
+import type { AttemptRecord, DueDelivery, WebhookStore } from '../db/webhooks.js';
+import type { DeliveryRound } from '../events/delivery-definitions.js';
+import type { EndpointSecretBox } from '../events/endpoint-secrets.js';
+import { orderEventOf } from '../events/order-events.js';
+import type { WebhookDeliverySettings, WebhookOutcome, WebhookSender } from '../events/webhook-sender.js';
+import { beat } from './heartbeat.js';
+
+/** Events read from the feed per round. */
+const QUEUE_PAGE = 500;
+/** Deliveries sent per round, in waves of EVENTS_CONCURRENCY: a round's length is bounded by a few attempt timeouts. */
+const WAVES_PER_ROUND = 4;
+/** Retries double (± 20 %) from EVENTS_RETRY_FIRST up to this, until the delivery's retry period ends. */
+export const RETRY_MAX_MS = 3_600_000;
+
+/** Told of each attempt's outcome, and of each delivery given up (the worker's metrics). */
+export interface DeliveryObserver {
+  attempted(outcome: WebhookOutcome['kind']): void;
+  gaveUp(): void;
+}
+
+/** When a delivery that failed `attempts` times (this one included) is tried again. */
+export function retryDelayMs(attempts: number, firstMs: number, random: () => number = Math.random): number {
+  const base = Math.min(RETRY_MAX_MS, firstMs * 2 ** Math.max(0, attempts - 1));
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+/** What one attempt leaves on its delivery; `now`: this process's clock, against the delivery's retry period. */
+export function attemptRecordOf(
+  outcome: WebhookOutcome,
+  delivery: DueDelivery,
+  now: number,
+  retryFirstMs: number,
+): AttemptRecord {
+  const retryMs = () => retryDelayMs(delivery.attempts + 1, retryFirstMs);
+  const failed = (error: string, httpStatus: number | null, durationMs: number | null, waitMs?: number) => {
+    const inMs = waitMs ?? retryMs();
+    return {
+      outcome: outcome.kind,
+      httpStatus,
+      error,
+      durationMs,
+      next:
+        now + inMs > delivery.retryUntil.getTime()
+          ? ({ status: 'GAVE_UP' } as const)
+          : ({ status: 'PENDING', inMs } as const),
+    };
+  };
+  switch (outcome.kind) {
+    case 'delivered':
+      return {
+        outcome: 'delivered',
+        httpStatus: outcome.status,
+        error: null,
+        durationMs: outcome.ms,
+        next: { status: 'DELIVERED' },
+      };
+    case 'gone':
+      return failed('410 Gone: the endpoint was disabled', 410, outcome.ms);
+    case 'slow_down':
+      return failed(
+        `${outcome.status}: slowed down${outcome.retryAfterMs === undefined ? '' : ` (Retry-After ${Math.ceil(outcome.retryAfterMs / 1000)} s)`}`,
+        outcome.status,
+        outcome.ms,
+        outcome.retryAfterMs ?? retryMs(),
+      );
+    case 'failed':
+      return failed(
+        outcome.bodyExcerpt ? `${outcome.reason}: ${outcome.bodyExcerpt}` : outcome.reason,
+        outcome.status,
+        outcome.ms,
+      );
+    case 'refused':
+      return failed(outcome.reason, null, null);
+  }
+}
+
+export function createWebhookActivities(deps: {
+  stores: { webhooks: WebhookStore };
+  sender: WebhookSender;
+  box: EndpointSecretBox;
+  settings: Pick<WebhookDeliverySettings, 'retryPeriodMs' | 'retryFirstMs' | 'concurrency'>;
+  observer?: () => DeliveryObserver;
+}) {
+  const { webhooks } = deps.stores;
+  return {
+    /** One round; stopped when the endpoint is disabled or gone (or answered 410 in this round). */
+    async deliverEndpointEvents(input: { endpointId: string }): Promise<DeliveryRound> {
+      const { endpointId } = input;
+      const round: DeliveryRound = { stopped: false, queued: 0, sent: 0, delivered: 0, more: false, nextDueInMs: null };
+      const endpoint = await webhooks.getEndpoint(endpointId);
+      if (!endpoint || !endpoint.enabled) return { ...round, stopped: true };
+      const queued = await webhooks.queueNewEvents(endpointId, deps.settings.retryPeriodMs, QUEUE_PAGE);
+      round.queued = queued.queued;
+      const secrets = [deps.box.open(endpointId, endpoint.secretBox)];
+      if (endpoint.oldSecretBox && endpoint.oldSecretUntil && endpoint.oldSecretUntil.getTime() > Date.now())
+        secrets.push(deps.box.open(endpointId, endpoint.oldSecretBox));
+
+      const limit = deps.settings.concurrency * WAVES_PER_ROUND;
+      const due = await webhooks.dueDeliveries(endpointId, limit);
+      // A 410 or a slow-down ends the round: nothing more is sent to an endpoint that asked us to stop or wait.
+      let halted: 'gone' | 'slow_down' | null = null;
+      let next = 0;
+      const sendNext = async (): Promise<void> => {
+        for (let delivery = due[next++]; delivery && !halted; delivery = due[next++]) {
+          const outcome = await deps.sender.send({
+            url: endpoint.url,
+            id: delivery.event.eventId,
+            body: JSON.stringify(orderEventOf(delivery.event)),
+            secrets,
+          });
+          const record = attemptRecordOf(outcome, delivery, Date.now(), deps.settings.retryFirstMs);
+          await webhooks.recordAttempt(endpointId, delivery.seq, record);
+          deps.observer?.().attempted(outcome.kind);
+          if (record.next.status === 'GAVE_UP') deps.observer?.().gaveUp();
+          round.sent++;
+          if (outcome.kind === 'delivered') round.delivered++;
+          if (outcome.kind === 'gone') {
+            halted = 'gone';
+            await webhooks.disableEndpoint(endpointId, `answered 410 Gone to event ${delivery.event.eventId}`);
+          }
+          if (outcome.kind === 'slow_down' && !halted) {
+            halted = 'slow_down';
+            await webhooks.pauseEndpoint(endpointId, record.next.status === 'PENDING' ? record.next.inMs : 0);
+          }
+          beat(round.sent);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(deps.settings.concurrency, due.length) }, sendNext));
+      if (halted === 'gone') return { ...round, stopped: true };
+      round.more = !halted && (queued.more || due.length === limit);
+      round.nextDueInMs = await webhooks.nextDueInMs(endpointId);
+      return round;
+    },
+  };
+}
+
+export type WebhookActivities = ReturnType<typeof createWebhookActivities>;

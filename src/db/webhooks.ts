@@ -1,0 +1,444 @@
+/**
+ * Merchants' webhook endpoints, the events each is owed (webhook_deliveries) and each attempt (webhook_attempts),
+ * and the feed's retention. Bodies are never copied: a delivery is an event's seq, read from order_events when sent.
+ */
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { OrderEventType } from '../model/order-workflow.js';
+import { SETTLED_BEFORE, toOrderEventRow, type OrderEventRow } from './events.js';
+import { inTransaction } from './rows.js';
+
+export const DELIVERY_STATUSES = ['PENDING', 'DELIVERED', 'GAVE_UP'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+export const ATTEMPT_OUTCOMES = ['delivered', 'gone', 'slow_down', 'failed', 'refused'] as const;
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+
+export interface EndpointRow {
+  endpointId: string;
+  url: string;
+  /** Empty: every type. */
+  eventTypes: OrderEventType[];
+  description: string | null;
+  enabled: boolean;
+  disabledReason: string | null;
+  secretBox: Buffer;
+  oldSecretBox: Buffer | null;
+  oldSecretUntil: Date | null;
+  feedSeq: number;
+  pausedUntil: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface NewEndpoint {
+  endpointId: string;
+  url: string;
+  eventTypes: readonly OrderEventType[];
+  description: string | null;
+  secretBox: Buffer;
+}
+
+export interface DeliveryRow {
+  endpointId: string;
+  seq: number;
+  eventId: string;
+  type: OrderEventType;
+  status: DeliveryStatus;
+  attempts: number;
+  nextAttemptAt: Date | null;
+  retryUntil: Date;
+  lastStatus: number | null;
+  lastError: string | null;
+  queuedAt: Date;
+  deliveredAt: Date | null;
+}
+
+/** A due delivery with its event, as sent. */
+export interface DueDelivery {
+  seq: number;
+  attempts: number;
+  retryUntil: Date;
+  event: OrderEventRow;
+}
+
+export interface AttemptRow {
+  attemptId: number;
+  attemptedAt: Date;
+  outcome: AttemptOutcome;
+  httpStatus: number | null;
+  error: string | null;
+  durationMs: number | null;
+}
+
+/** What an attempt leaves on its delivery. */
+export interface AttemptRecord {
+  outcome: AttemptOutcome;
+  httpStatus: number | null;
+  error: string | null;
+  durationMs: number | null;
+  /** PENDING with the next try `inMs` from now (MySQL's clock), or final. */
+  next: { status: 'PENDING'; inMs: number } | { status: 'DELIVERED' | 'GAVE_UP' };
+}
+
+export interface DeliveryFigures {
+  pending: number;
+  delivered: number;
+  gaveUp: number;
+  /** When the oldest event still owed was queued; null when none is. */
+  oldestPendingQueuedAt: Date | null;
+}
+
+const ENDPOINT_COLUMNS =
+  'endpoint_id, url, event_types, description, enabled, disabled_reason, secret_box, old_secret_box, old_secret_until, ' +
+  'feed_seq, paused_until, created_at, updated_at';
+
+const DELIVERY_COLUMNS =
+  'd.endpoint_id, d.event_seq, e.event_id, e.type, d.status, d.attempts, d.next_attempt_at, d.retry_until, ' +
+  'd.last_status, d.last_error, d.queued_at, d.delivered_at';
+
+export class WebhookStore {
+  constructor(private readonly pool: Pool) {}
+
+  /** A new endpoint, owed the events written from now on. */
+  async createEndpoint(endpoint: NewEndpoint): Promise<EndpointRow> {
+    await this.pool.query(
+      `INSERT INTO webhook_endpoints (endpoint_id, url, event_types, description, enabled, secret_box, feed_seq,
+         created_at, updated_at)
+       SELECT ?, ?, ?, ?, 1, ?, COALESCE(MAX(seq), 0), NOW(3), NOW(3) FROM order_events`,
+      [endpoint.endpointId, endpoint.url, endpoint.eventTypes.join(','), endpoint.description, endpoint.secretBox],
+    );
+    const row = await this.getEndpoint(endpoint.endpointId);
+    if (!row) throw new Error(`endpoint ${endpoint.endpointId} vanished after its insert`);
+    return row;
+  }
+
+  async getEndpoint(endpointId: string): Promise<EndpointRow | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE endpoint_id = ?`,
+      [endpointId],
+    );
+    return rows[0] ? toEndpointRow(rows[0]) : null;
+  }
+
+  /** Every endpoint, oldest first (a merchant has a handful). */
+  async listEndpoints(limit = 500): Promise<EndpointRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at, endpoint_id LIMIT ?`,
+      [limit],
+    );
+    return rows.map(toEndpointRow);
+  }
+
+  async enabledEndpointIds(limit = 500): Promise<string[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT endpoint_id FROM webhook_endpoints WHERE enabled = 1 ORDER BY endpoint_id LIMIT ?',
+      [limit],
+    );
+    return rows.map((row) => String(row.endpoint_id));
+  }
+
+  /** Changes what is given; enabling clears the disabled reason and any pause. Null: no such endpoint. */
+  async updateEndpoint(
+    endpointId: string,
+    change: { url?: string; eventTypes?: readonly OrderEventType[]; description?: string | null; enabled?: boolean },
+  ): Promise<EndpointRow | null> {
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    const set = (column: string, value: unknown) => {
+      sets.push(`${column} = ?`);
+      values.push(value);
+    };
+    if (change.url !== undefined) set('url', change.url);
+    if (change.eventTypes !== undefined) set('event_types', change.eventTypes.join(','));
+    if (change.description !== undefined) set('description', change.description);
+    if (change.enabled === true) sets.push('enabled = 1, disabled_reason = NULL, paused_until = NULL');
+    if (change.enabled === false) sets.push(`enabled = 0, disabled_reason = 'disabled by an operator'`);
+    if (sets.length > 0)
+      await this.pool.query(
+        `UPDATE webhook_endpoints SET ${sets.join(', ')}, updated_at = NOW(3) WHERE endpoint_id = ?`,
+        [...values, endpointId],
+      );
+    return this.getEndpoint(endpointId);
+  }
+
+  /** The endpoint answered 410 Gone: no more attempts until an operator enables it again. */
+  async disableEndpoint(endpointId: string, reason: string): Promise<void> {
+    await this.pool.query(
+      'UPDATE webhook_endpoints SET enabled = 0, disabled_reason = ?, updated_at = NOW(3) WHERE endpoint_id = ?',
+      [reason.slice(0, 300), endpointId],
+    );
+  }
+
+  /** No attempt to the endpoint for `forMs` (it asked us to slow down); every owed delivery waits as long. */
+  async pauseEndpoint(endpointId: string, forMs: number): Promise<void> {
+    await inTransaction(this.pool, async (conn) => {
+      await conn.query(
+        'UPDATE webhook_endpoints SET paused_until = NOW(3) + INTERVAL ? MICROSECOND WHERE endpoint_id = ?',
+        [Math.round(forMs * 1_000), endpointId],
+      );
+      await conn.query(
+        `UPDATE webhook_deliveries SET next_attempt_at = GREATEST(next_attempt_at, NOW(3) + INTERVAL ? MICROSECOND)
+         WHERE endpoint_id = ? AND status = 'PENDING'`,
+        [Math.round(forMs * 1_000), endpointId],
+      );
+    });
+  }
+
+  /** The new secret signs from now on; the current one beside it until `oldUntil`. Null: no such endpoint. */
+  async rotateSecret(endpointId: string, secretBox: Buffer, oldUntil: Date): Promise<EndpointRow | null> {
+    await this.pool.query(
+      `UPDATE webhook_endpoints SET old_secret_box = secret_box, secret_box = ?, old_secret_until = ?,
+         updated_at = NOW(3) WHERE endpoint_id = ?`,
+      [secretBox, oldUntil, endpointId],
+    );
+    return this.getEndpoint(endpointId);
+  }
+
+  /**
+   * Queues the events written since the endpoint's last queued seq (of its types), up to `limit` read, as far as no
+   * open transaction may still precede them; moves its seq on in the same transaction. `more`: a full page was read.
+   */
+  async queueNewEvents(
+    endpointId: string,
+    retryPeriodMs: number,
+    limit: number,
+  ): Promise<{ queued: number; more: boolean }> {
+    return inTransaction(this.pool, async (conn) => {
+      const [endpoints] = await conn.query<RowDataPacket[]>(
+        'SELECT feed_seq, event_types, enabled FROM webhook_endpoints WHERE endpoint_id = ? FOR UPDATE',
+        [endpointId],
+      );
+      const endpoint = endpoints[0];
+      if (!endpoint || Number(endpoint.enabled) !== 1) return { queued: 0, more: false };
+      const [events] = await conn.query<RowDataPacket[]>(
+        `SELECT seq, type FROM order_events WHERE seq > ? AND recorded_at < ${SETTLED_BEFORE} ORDER BY seq LIMIT ?`,
+        [endpoint.feed_seq, limit],
+      );
+      if (events.length === 0) return { queued: 0, more: false };
+      const types = typesOf(endpoint.event_types);
+      const owed = events.filter((event) => types.length === 0 || types.includes(event.type as OrderEventType));
+      if (owed.length > 0)
+        await conn.query(
+          `INSERT IGNORE INTO webhook_deliveries (endpoint_id, event_seq, status, next_attempt_at, retry_until, queued_at)
+           SELECT ?, seq, 'PENDING', NOW(3), NOW(3) + INTERVAL ? MICROSECOND, NOW(3) FROM order_events WHERE seq IN (?)`,
+          [endpointId, retryPeriodMs * 1_000, owed.map((event) => event.seq)],
+        );
+      await conn.query('UPDATE webhook_endpoints SET feed_seq = ? WHERE endpoint_id = ?', [
+        events[events.length - 1]?.seq,
+        endpointId,
+      ]);
+      return { queued: owed.length, more: events.length === limit };
+    });
+  }
+
+  /** Deliveries due now, oldest try first, with their events. */
+  async dueDeliveries(endpointId: string, limit: number): Promise<DueDelivery[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT d.event_seq, d.attempts, d.retry_until, e.seq, e.event_id, e.type, e.created_at, e.order_json
+       FROM webhook_deliveries d JOIN order_events e ON e.seq = d.event_seq
+       WHERE d.endpoint_id = ? AND d.status = 'PENDING' AND d.next_attempt_at <= NOW(3)
+       ORDER BY d.next_attempt_at, d.event_seq LIMIT ?`,
+      [endpointId, limit],
+    );
+    return rows.map((row) => ({
+      seq: Number(row.event_seq),
+      attempts: Number(row.attempts),
+      retryUntil: row.retry_until as Date,
+      event: toOrderEventRow(row),
+    }));
+  }
+
+  /** How long until the next owed delivery is due, by MySQL's clock (≤ 0: due now); null when nothing is owed. */
+  async nextDueInMs(endpointId: string): Promise<number | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), MIN(next_attempt_at)) AS micros FROM webhook_deliveries
+       WHERE endpoint_id = ? AND status = 'PENDING'`,
+      [endpointId],
+    );
+    const micros = rows[0]?.micros;
+    return micros === null || micros === undefined ? null : Number(micros) / 1_000;
+  }
+
+  /** One attempt and what it leaves on its delivery, together; an attempt at a delivery no longer PENDING is kept. */
+  async recordAttempt(endpointId: string, seq: number, attempt: AttemptRecord): Promise<void> {
+    await inTransaction(this.pool, async (conn) => {
+      await conn.query(
+        `INSERT INTO webhook_attempts (endpoint_id, event_seq, attempted_at, outcome, http_status, error, duration_ms)
+         VALUES (?, ?, NOW(3), ?, ?, ?, ?)`,
+        [
+          endpointId,
+          seq,
+          attempt.outcome,
+          attempt.httpStatus,
+          attempt.error?.slice(0, 400) ?? null,
+          attempt.durationMs === null ? null : Math.round(attempt.durationMs),
+        ],
+      );
+      await settleDelivery(conn, endpointId, seq, attempt);
+    });
+  }
+
+  /** An endpoint's deliveries, newest event first, keyset-paged by seq; of `status` when given. */
+  async deliveriesPage(
+    endpointId: string,
+    query: { status?: DeliveryStatus; beforeSeq?: number; limit: number },
+  ): Promise<DeliveryRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN order_events e ON e.seq = d.event_seq
+       WHERE d.endpoint_id = ?${query.status ? ' AND d.status = ?' : ''}${query.beforeSeq ? ' AND d.event_seq < ?' : ''}
+       ORDER BY d.event_seq DESC LIMIT ?`,
+      [endpointId, ...(query.status ? [query.status] : []), ...(query.beforeSeq ? [query.beforeSeq] : []), query.limit],
+    );
+    return rows.map(toDeliveryRow);
+  }
+
+  async deliveryOf(endpointId: string, eventId: string): Promise<DeliveryRow | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN order_events e ON e.seq = d.event_seq
+       WHERE d.endpoint_id = ? AND e.event_id = ?`,
+      [endpointId, eventId],
+    );
+    return rows[0] ? toDeliveryRow(rows[0]) : null;
+  }
+
+  /** A delivery's attempts, oldest first. */
+  async attemptsOf(endpointId: string, seq: number, limit = 100): Promise<AttemptRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT attempt_id, attempted_at, outcome, http_status, error, duration_ms FROM webhook_attempts
+       WHERE endpoint_id = ? AND event_seq = ? ORDER BY attempt_id LIMIT ?`,
+      [endpointId, seq, limit],
+    );
+    return rows.map((row) => ({
+      attemptId: Number(row.attempt_id),
+      attemptedAt: row.attempted_at as Date,
+      outcome: row.outcome as AttemptOutcome,
+      httpStatus: row.http_status === null ? null : Number(row.http_status),
+      error: (row.error as string | null) ?? null,
+      durationMs: row.duration_ms === null ? null : Number(row.duration_ms),
+    }));
+  }
+
+  /**
+   * Sends the event to the endpoint again, due now with a fresh retry period, whatever became of it (an event the
+   * endpoint was never owed, of a type it does not take, is owed now). False: no such event in the feed.
+   */
+  async resend(endpointId: string, eventId: string, retryPeriodMs: number): Promise<boolean> {
+    const [result] = await this.pool.query<ResultSetHeader>(
+      `INSERT INTO webhook_deliveries (endpoint_id, event_seq, status, next_attempt_at, retry_until, queued_at)
+       SELECT ?, seq, 'PENDING', NOW(3), NOW(3) + INTERVAL ? MICROSECOND, NOW(3) FROM order_events WHERE event_id = ?
+       ON DUPLICATE KEY UPDATE status = 'PENDING', next_attempt_at = NOW(3), retry_until = VALUES(retry_until),
+         delivered_at = NULL`,
+      [endpointId, retryPeriodMs * 1_000, eventId],
+    );
+    return result.affectedRows > 0;
+  }
+
+  /** Per endpoint: what is owed, delivered and given up, and the oldest owed. */
+  async deliveryFigures(): Promise<Map<string, DeliveryFigures>> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT endpoint_id, status, COUNT(*) AS n, MIN(queued_at) AS oldest FROM webhook_deliveries
+       GROUP BY endpoint_id, status`,
+    );
+    const figures = new Map<string, DeliveryFigures>();
+    for (const row of rows) {
+      const id = String(row.endpoint_id);
+      const entry = figures.get(id) ?? { pending: 0, delivered: 0, gaveUp: 0, oldestPendingQueuedAt: null };
+      const n = Number(row.n);
+      if (row.status === 'PENDING') {
+        entry.pending = n;
+        entry.oldestPendingQueuedAt = row.oldest as Date;
+      } else if (row.status === 'DELIVERED') entry.delivered = n;
+      else entry.gaveUp = n;
+      figures.set(id, entry);
+    }
+    return figures;
+  }
+
+  /** The last seq the feed's retention deleted: a cursor before it is expired. */
+  async prunedThroughSeq(): Promise<number> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT pruned_through_seq FROM order_events_retention WHERE id = 1',
+    );
+    return Number(rows[0]?.pruned_through_seq ?? 0);
+  }
+
+  /**
+   * Deletes up to `limit` events recorded before `before`, oldest first, with their deliveries and attempts (the
+   * retention is at least the retry period), and moves the retention's mark. The number deleted.
+   */
+  async pruneEvents(before: Date, limit: number): Promise<number> {
+    return inTransaction(this.pool, async (conn) => {
+      const [rows] = await conn.query<RowDataPacket[]>(
+        'SELECT seq FROM order_events WHERE recorded_at < ? ORDER BY seq LIMIT ?',
+        [before, limit],
+      );
+      const last = rows[rows.length - 1]?.seq;
+      if (last === undefined) return 0;
+      await conn.query('DELETE FROM webhook_attempts WHERE event_seq <= ?', [last]);
+      await conn.query('DELETE FROM webhook_deliveries WHERE event_seq <= ?', [last]);
+      await conn.query('DELETE FROM order_events WHERE seq <= ?', [last]);
+      await conn.query(
+        'UPDATE order_events_retention SET pruned_through_seq = GREATEST(pruned_through_seq, ?) WHERE id = 1',
+        [last],
+      );
+      return rows.length;
+    });
+  }
+}
+
+async function settleDelivery(conn: PoolConnection, endpointId: string, seq: number, attempt: AttemptRecord) {
+  const common = [attempt.httpStatus, attempt.error?.slice(0, 400) ?? null];
+  if (attempt.next.status === 'PENDING')
+    await conn.query(
+      `UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = ?, last_error = ?,
+         next_attempt_at = GREATEST(next_attempt_at, NOW(3) + INTERVAL ? MICROSECOND)
+       WHERE endpoint_id = ? AND event_seq = ? AND status = 'PENDING'`,
+      [...common, Math.round(attempt.next.inMs * 1_000), endpointId, seq],
+    );
+  else
+    await conn.query(
+      `UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = ?, last_error = ?, status = ?,
+         next_attempt_at = NULL, delivered_at = IF(? = 'DELIVERED', NOW(3), NULL)
+       WHERE endpoint_id = ? AND event_seq = ? AND status = 'PENDING'`,
+      [...common, attempt.next.status, attempt.next.status, endpointId, seq],
+    );
+}
+
+function typesOf(column: unknown): OrderEventType[] {
+  const text = String(column ?? '');
+  return text === '' ? [] : (text.split(',') as OrderEventType[]);
+}
+
+function toEndpointRow(row: RowDataPacket): EndpointRow {
+  return {
+    endpointId: String(row.endpoint_id),
+    url: String(row.url),
+    eventTypes: typesOf(row.event_types),
+    description: (row.description as string | null) ?? null,
+    enabled: Number(row.enabled) === 1,
+    disabledReason: (row.disabled_reason as string | null) ?? null,
+    secretBox: row.secret_box as Buffer,
+    oldSecretBox: (row.old_secret_box as Buffer | null) ?? null,
+    oldSecretUntil: (row.old_secret_until as Date | null) ?? null,
+    feedSeq: Number(row.feed_seq),
+    pausedUntil: (row.paused_until as Date | null) ?? null,
+    createdAt: row.created_at as Date,
+    updatedAt: row.updated_at as Date,
+  };
+}
+
+function toDeliveryRow(row: RowDataPacket): DeliveryRow {
+  return {
+    endpointId: String(row.endpoint_id),
+    seq: Number(row.event_seq),
+    eventId: String(row.event_id),
+    type: row.type as OrderEventType,
+    status: row.status as DeliveryStatus,
+    attempts: Number(row.attempts),
+    nextAttemptAt: (row.next_attempt_at as Date | null) ?? null,
+    retryUntil: row.retry_until as Date,
+    lastStatus: row.last_status === null ? null : Number(row.last_status),
+    lastError: (row.last_error as string | null) ?? null,
+    queuedAt: row.queued_at as Date,
+    deliveredAt: (row.delivered_at as Date | null) ?? null,
+  };
+}

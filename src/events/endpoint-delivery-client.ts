@@ -1,0 +1,46 @@
+/** Starts or wakes an endpoint's delivery workflow (EndpointDeliveryWorkflow): one per endpoint, however often. */
+import type { Client } from '@temporalio/client';
+import type { AppConfig } from '../config/index.js';
+import {
+  ENDPOINT_DELIVERY_WORKFLOW_TYPE,
+  endpointDeliveryWorkflowId,
+  wakeDeliverySignal,
+  type EndpointDeliveryInput,
+} from './delivery-definitions.js';
+
+export class EndpointDeliveryClient {
+  constructor(
+    private readonly temporal: Client,
+    private readonly config: Pick<AppConfig, 'temporal' | 'webhookDelivery'>,
+  ) {}
+
+  private input(endpointId: string): EndpointDeliveryInput {
+    return { endpointId, pollIntervalMs: this.config.webhookDelivery.pollIntervalMs };
+  }
+
+  /**
+   * Running: told to look now; not running: started. Within `withinMs` (the endpoint's row is the intent: if Temporal
+   * does not answer, the reconciler starts the delivery within RECONCILE_INTERVAL).
+   */
+  async wake(endpointId: string, withinMs: number): Promise<void> {
+    await this.temporal.connection.withDeadline(Date.now() + withinMs, () =>
+      this.temporal.workflow.signalWithStart(ENDPOINT_DELIVERY_WORKFLOW_TYPE, {
+        workflowId: endpointDeliveryWorkflowId(endpointId),
+        taskQueue: this.config.temporal.taskQueue,
+        args: [this.input(endpointId)],
+        signal: wakeDeliverySignal,
+        signalArgs: [],
+      }),
+    );
+  }
+
+  /** Started unless it runs (the reconciler's check that every enabled endpoint has its delivery); no history added. */
+  async ensureRunning(endpointId: string): Promise<void> {
+    await this.temporal.workflow.start(ENDPOINT_DELIVERY_WORKFLOW_TYPE, {
+      workflowId: endpointDeliveryWorkflowId(endpointId),
+      taskQueue: this.config.temporal.taskQueue,
+      args: [this.input(endpointId)],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+  }
+}

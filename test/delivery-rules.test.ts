@@ -1,0 +1,62 @@
+/** What one attempt at an order event leaves on its delivery (src/activities/webhooks.ts): pure rules. */
+import { describe, expect, it } from 'vitest';
+import { attemptRecordOf, retryDelayMs, RETRY_MAX_MS } from '../src/activities/webhooks.js';
+import type { DueDelivery } from '../src/db/webhooks.js';
+import { OrderEventFeed } from '../src/events/order-events.js';
+import { encodeCursor } from '../src/infra/cursor.js';
+
+const NOW = Date.parse('2026-11-27T12:00:00Z');
+const delivery = (attempts: number, retryUntilMs: number): DueDelivery =>
+  ({ seq: 1, attempts, retryUntil: new Date(retryUntilMs), event: {} as DueDelivery['event'] }) as DueDelivery;
+
+describe('retries', () => {
+  it('double from the first (± 20 %) up to an hour', () => {
+    expect(retryDelayMs(1, 5_000, () => 0.5)).toBe(5_000);
+    expect(retryDelayMs(3, 5_000, () => 0.5)).toBe(20_000);
+    expect(retryDelayMs(40, 5_000, () => 0.5)).toBe(RETRY_MAX_MS);
+    expect(retryDelayMs(1, 5_000, () => 0)).toBe(4_000);
+    expect(retryDelayMs(1, 5_000, () => 1)).toBe(6_000);
+  });
+
+  it('a 2xx delivers; a failure waits for its retry, or gives up past the retry period', () => {
+    const within = delivery(0, NOW + 86_400_000);
+    expect(attemptRecordOf({ kind: 'delivered', status: 204, ms: 3 }, within, NOW, 5_000).next).toEqual({
+      status: 'DELIVERED',
+    });
+    const failed = { kind: 'failed', status: 500, reason: 'HTTP 500', bodyExcerpt: 'oops', ms: 4 } as const;
+    expect(attemptRecordOf(failed, within, NOW, 5_000)).toMatchObject({
+      outcome: 'failed',
+      httpStatus: 500,
+      error: 'HTTP 500: oops',
+      next: { status: 'PENDING' },
+    });
+    expect(attemptRecordOf(failed, delivery(5, NOW + 1_000), NOW, 5_000).next).toEqual({ status: 'GAVE_UP' });
+  });
+
+  it('a slow-down waits as long as Retry-After says; a refusal (the address rule) is retried like a failure', () => {
+    const within = delivery(0, NOW + 86_400_000);
+    const slow = attemptRecordOf({ kind: 'slow_down', status: 429, retryAfterMs: 120_000, ms: 2 }, within, NOW, 5_000);
+    expect(slow).toMatchObject({ httpStatus: 429, next: { status: 'PENDING', inMs: 120_000 } });
+    const refused = attemptRecordOf({ kind: 'refused', reason: '10.0.0.1: private, refused' }, within, NOW, 5_000);
+    expect(refused).toMatchObject({
+      outcome: 'refused',
+      httpStatus: null,
+      durationMs: null,
+      next: { status: 'PENDING' },
+    });
+  });
+});
+
+describe('the feed after its retention', () => {
+  const events = { eventsAfter: async () => [] };
+  const retention = { prunedThroughSeq: async () => 100 };
+  const cursorAt = (seq: number) => encodeCursor([String(seq)]);
+
+  it('answers 410 CURSOR_EXPIRED to a cursor behind what was deleted, never a page silently short', async () => {
+    const feed = new OrderEventFeed(events, retention);
+    await expect(feed.read({ after: cursorAt(99), limit: 10 })).rejects.toMatchObject({ code: 'CURSOR_EXPIRED' });
+    await expect(feed.read({ after: cursorAt(100), limit: 10 })).resolves.toMatchObject({ items: [] });
+    // No cursor: from the first event kept.
+    await expect(feed.read({ limit: 10 })).resolves.toMatchObject({ items: [] });
+  });
+});

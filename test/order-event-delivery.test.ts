@@ -1,0 +1,362 @@
+/**
+ * Order events delivered to a merchant's endpoint by its EndpointDeliveryWorkflow (docs/api.md, "Webhook endpoints"):
+ * real worker, MariaDB, Temporal, and a receiver on loopback that verifies every request with the `standardwebhooks`
+ * library, as a merchant's would. The shared database's other files write events too: each check looks at this
+ * file's orders only.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ENDPOINT_DELIVERY_WORKFLOW_TYPE, endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
+import { EndpointDeliveryClient } from '../src/events/endpoint-delivery-client.js';
+import { EndpointSecretBox, generateEndpointSecret } from '../src/events/endpoint-secrets.js';
+import { OrderEventFeed } from '../src/events/order-events.js';
+import type { OrderEventType } from '../src/model/order-workflow.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
+import { waitFor } from '../stack/wait-for.js';
+import { putOnSale } from './helpers/fixtures.js';
+import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
+
+const ENV = {
+  LOG_LEVEL: 'silent',
+  EVENTS_ALLOWED_RANGES: '127.0.0.0/8,::1/128',
+  EVENTS_ATTEMPT_TIMEOUT_MS: '1000',
+  EVENTS_RETRY_FIRST: '200ms',
+  EVENTS_POLL_INTERVAL: '200ms',
+};
+const testbed = await openPerQueueTestbed({ ...ENV, TEMPORAL_TASK_QUEUE: `deliveries-${randomUUID()}` });
+const queue = `deliveries-${randomUUID()}`;
+await testbed.startWorker(queue);
+const { stores, redis, config, temporal } = testbed;
+const box = new EndpointSecretBox(config.webhookDelivery.secretKey);
+const deliveries = new EndpointDeliveryClient(temporal, {
+  ...config,
+  temporal: { ...config.temporal, taskQueue: queue },
+});
+const servers: Server[] = [];
+const endpoints: string[] = [];
+
+afterAll(async () => {
+  // Disabled, so no other file's reconciler starts their deliveries again.
+  for (const endpointId of endpoints) await stores.webhooks.updateEndpoint(endpointId, { enabled: false });
+  for (const server of servers) server.close();
+  await testbed.close();
+});
+
+interface Received {
+  id: string;
+  type: OrderEventType;
+  orderNo: string;
+  at: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** What the receiver answers a request: a status (with headers), or nothing for `hangMs`. */
+type Answer = { status: number; headers?: Record<string, string> } | { hangMs: number };
+
+/** A merchant's receiver: verifies each request with `secrets` (any may sign), keeps the verified ones. */
+async function startReceiver(
+  secrets: () => string[],
+  answer: (id: string, seen: number) => Answer = () => ({ status: 204 }),
+) {
+  const received: Received[] = [];
+  const requests = new Map<string, number>();
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const headers = req.headers as Record<string, string>;
+      const verified = secrets().some((secret) => {
+        try {
+          new Webhook(secret).verify(body, headers);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (!verified) {
+        res.writeHead(400).end('signature');
+        return;
+      }
+      const event = JSON.parse(body) as { id: string; type: OrderEventType; data: { order: { orderNo: string } } };
+      const seen = (requests.get(event.id) ?? 0) + 1;
+      requests.set(event.id, seen);
+      const reply = answer(event.id, seen);
+      if ('hangMs' in reply) {
+        setTimeout(() => res.writeHead(204).end(), reply.hangMs);
+        return;
+      }
+      if (reply.status >= 200 && reply.status < 300)
+        received.push({
+          id: event.id,
+          type: event.type,
+          orderNo: event.data.order.orderNo,
+          at: Date.now(),
+          headers: req.headers,
+          body,
+        });
+      res.writeHead(reply.status, reply.headers).end();
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+  return { url, received, requests, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** An endpoint as the admin API makes it (sealed secret), its delivery started. */
+async function subscribe(url: string, eventTypes: OrderEventType[] = []) {
+  const endpointId = `ep_test_${randomUUID().slice(0, 8)}`;
+  const secret = generateEndpointSecret();
+  await stores.webhooks.createEndpoint({
+    endpointId,
+    url,
+    eventTypes,
+    description: null,
+    secretBox: box.seal(endpointId, secret),
+  });
+  endpoints.push(endpointId);
+  await deliveries.wake(endpointId, 5_000);
+  return { endpointId, secret };
+}
+
+/** An order AWAITING_PAYMENT, as its workflow's persist writes it; then the fact the test names. */
+async function order(fact: 'paid' | 'cancelled' | 'failed') {
+  const sale = await putOnSale(stores, redis, { stock: 1 });
+  const orderNo = newOrderNo();
+  const input = {
+    orderNo,
+    sku: sale.sku,
+    userId: `deliveries-${orderNo.slice(-6)}`,
+    quantity: 1,
+    unitPriceCents: sale.priceCents,
+    paymentDeadline: new Date(Date.now() + 30 * 60_000),
+    createdAt: new Date(),
+  };
+  expect((await stores.orders.insertAwaitingOrder(input)).outcome).toBe('INSERTED');
+  if (fact === 'paid')
+    await stores.payments.recordPayment(
+      { eventId: `evt-${orderNo}`, orderNo, amountCents: sale.priceCents },
+      'webhook',
+    );
+  if (fact === 'cancelled')
+    await stores.orders.cancelUnpaidOrder({ orderNo, reason: 'USER_CANCELLED', cancelledAt: new Date() });
+  if (fact === 'failed') await stores.orders.failOrder(input, 'PromiseExpired: test');
+  const [event] = await stores.events.eventsOf(orderNo);
+  if (!event) throw new Error(`no event for ${orderNo}`);
+  return { orderNo, eventId: event.eventId, createdAt: event.createdAt };
+}
+
+const mine = (received: Received[], orderNos: string[]) => received.filter((r) => orderNos.includes(r.orderNo));
+
+describe('a sale’s events reach the merchant', () => {
+  it('every fact once per event id, verified by standardwebhooks; only the types subscribed', async () => {
+    let secret = '';
+    const receiver = await startReceiver(() => [secret]);
+    ({ secret } = await subscribe(receiver.url));
+    let paidSecret = '';
+    const paidOnly = await startReceiver(() => [paidSecret]);
+    ({ secret: paidSecret } = await subscribe(paidOnly.url, ['order.paid']));
+
+    const orders = await Promise.all(
+      (['paid', 'paid', 'paid', 'cancelled', 'failed'] as const).map(async (fact) => ({
+        fact,
+        ...(await order(fact)),
+      })),
+    );
+    const orderNos = orders.map((o) => o.orderNo);
+    await waitFor(
+      async () => mine(receiver.received, orderNos).length >= 5 && mine(paidOnly.received, orderNos).length >= 3,
+      {
+        what: 'every event of the sale received',
+        timeoutMs: 20_000,
+      },
+    );
+    const got = mine(receiver.received, orderNos);
+    expect(new Set(got.map((r) => r.id)).size).toBe(got.length); // each id once: no failure, no resend
+    expect(got.map((r) => r.type).sort()).toEqual([
+      'order.cancelled',
+      'order.failed',
+      'order.paid',
+      'order.paid',
+      'order.paid',
+    ]);
+    for (const o of orders) expect(got.find((r) => r.orderNo === o.orderNo)?.id).toBe(o.eventId);
+    expect(mine(paidOnly.received, orderNos).map((r) => r.type)).toEqual(['order.paid', 'order.paid', 'order.paid']);
+    // The headers the standard names; the id is the feed's.
+    expect(got[0]?.headers).toMatchObject({ 'webhook-id': got[0]?.id, 'content-type': 'application/json' });
+    const worstMs = Math.max(
+      ...orders.map((o) => (got.find((r) => r.orderNo === o.orderNo)?.at ?? 0) - o.createdAt.getTime()),
+    );
+    console.info(`[deliveries] 5 events, worst delay from the fact to the receiver: ${worstMs} ms`);
+  });
+
+  it('500, 500, then no answer within the attempt timeout, then 2xx: delivered on the 4th attempt, each attempt listed', async () => {
+    let secret = '';
+    const receiver = await startReceiver(
+      () => [secret],
+      (_id, seen) => (seen <= 2 ? { status: 500 } : seen === 3 ? { hangMs: 2_000 } : { status: 200 }),
+    );
+    const endpoint = await subscribe(receiver.url);
+    secret = endpoint.secret;
+    const paid = await order('paid');
+    await waitFor(async () => receiver.received.some((r) => r.id === paid.eventId), {
+      what: 'the event after its retries',
+      timeoutMs: 20_000,
+    });
+    // The receiver has it before the worker records the 2xx: wait for the row.
+    const delivery = await waitFor(
+      async () => {
+        const row = await stores.webhooks.deliveryOf(endpoint.endpointId, paid.eventId);
+        return row?.status === 'DELIVERED' && row;
+      },
+      { what: 'the delivery recorded', timeoutMs: 10_000 },
+    );
+    expect(delivery).toMatchObject({ status: 'DELIVERED', attempts: 4 });
+    const attempts = await stores.webhooks.attemptsOf(endpoint.endpointId, delivery!.seq);
+    expect(attempts.map((a) => [a.outcome, a.httpStatus])).toEqual([
+      ['failed', 500],
+      ['failed', 500],
+      ['failed', null],
+      ['delivered', 200],
+    ]);
+    expect(attempts[2]?.error).toMatch(/time/i);
+  });
+
+  it('a 429 with Retry-After: nothing more is sent to the endpoint before it', async () => {
+    let secret = '';
+    const arrivals: number[] = [];
+    // The endpoint's first request of all is refused; sends already under way beside it (other files' events share
+    // the feed) arrive with it: no new one may start before Retry-After has passed.
+    const receiver = await startReceiver(
+      () => [secret],
+      () => {
+        arrivals.push(Date.now());
+        return arrivals.length === 1 ? { status: 429, headers: { 'retry-after': '2' } } : { status: 200 };
+      },
+    );
+    const endpoint = await subscribe(receiver.url);
+    secret = endpoint.secret;
+    const paid = await order('paid');
+    await waitFor(async () => receiver.received.some((r) => r.id === paid.eventId) && arrivals.length > 1, {
+      what: 'the event after the pause',
+      timeoutMs: 20_000,
+    });
+    const first = arrivals[0]!;
+    const offsets = arrivals.map((at) => at - first);
+    expect(
+      offsets.filter((ms) => ms > 500 && ms < 1_900),
+      JSON.stringify(offsets),
+    ).toEqual([]);
+    expect(
+      offsets.some((ms) => ms >= 1_900),
+      JSON.stringify(offsets),
+    ).toBe(true);
+  });
+
+  it('410 Gone disables the endpoint and ends its delivery workflow', async () => {
+    let secret = '';
+    const receiver = await startReceiver(
+      () => [secret],
+      () => ({ status: 410 }),
+    );
+    const endpoint = await subscribe(receiver.url);
+    secret = endpoint.secret;
+    await order('paid');
+    await waitFor(async () => (await stores.webhooks.getEndpoint(endpoint.endpointId))?.enabled === false, {
+      what: 'the endpoint disabled',
+      timeoutMs: 20_000,
+    });
+    expect((await stores.webhooks.getEndpoint(endpoint.endpointId))?.disabledReason).toMatch(/410/);
+    const handle = temporal.workflow.getHandle(endpointDeliveryWorkflowId(endpoint.endpointId));
+    await waitFor(async () => (await handle.describe()).status.name === 'COMPLETED', {
+      what: 'its workflow ended',
+      timeoutMs: 10_000,
+    });
+    expect((await handle.describe()).type).toBe(ENDPOINT_DELIVERY_WORKFLOW_TYPE);
+  });
+
+  it('a rotation signs with both secrets during its overlap: a receiver with either verifies', async () => {
+    let secrets: string[] = [];
+    const receiver = await startReceiver(() => secrets);
+    const endpoint = await subscribe(receiver.url);
+    const newSecret = generateEndpointSecret();
+    await stores.webhooks.rotateSecret(
+      endpoint.endpointId,
+      box.seal(endpoint.endpointId, newSecret),
+      new Date(Date.now() + 3_600_000),
+    );
+    secrets = [endpoint.secret, newSecret];
+    const paid = await order('paid');
+    await waitFor(async () => receiver.received.find((r) => r.id === paid.eventId), {
+      what: 'the event',
+      timeoutMs: 20_000,
+    });
+    const got = receiver.received.find((r) => r.id === paid.eventId)!;
+    const headers = got.headers as Record<string, string>;
+    expect(headers['webhook-signature']?.split(' ')).toHaveLength(2);
+    expect(() => new Webhook(endpoint.secret).verify(got.body, headers)).not.toThrow();
+    expect(() => new Webhook(newSecret).verify(got.body, headers)).not.toThrow();
+  });
+});
+
+describe('an endpoint down for longer than the retry period', () => {
+  it('gives each delivery up, and the receiver catches up from the feed with the cursor it kept', async () => {
+    const short: PerQueueTestbed = await openPerQueueTestbed({
+      ...ENV,
+      EVENTS_RETRY_PERIOD: '2s',
+      EVENTS_RETENTION: '30d',
+      TEMPORAL_TASK_QUEUE: `deliveries-short-${randomUUID()}`,
+    });
+    try {
+      const shortQueue = `deliveries-short-${randomUUID()}`;
+      await short.startWorker(shortQueue);
+      const feed = new OrderEventFeed(stores.events, stores.webhooks);
+      // The receiver's cursor before the outage: where its last read ended.
+      let kept = (await feed.read({ limit: 500 })).nextCursor;
+      for (let page = await feed.read({ after: kept, limit: 500 }); page.items.length > 0;) {
+        kept = page.nextCursor;
+        page = await feed.read({ after: kept, limit: 500 });
+      }
+
+      const receiver = await startReceiver(() => []);
+      await receiver.close(); // down: every attempt is refused by the closed port
+      const endpointId = `ep_test_${randomUUID().slice(0, 8)}`;
+      await stores.webhooks.createEndpoint({
+        endpointId,
+        url: receiver.url,
+        eventTypes: [],
+        description: null,
+        secretBox: box.seal(endpointId, generateEndpointSecret()),
+      });
+      endpoints.push(endpointId);
+      await new EndpointDeliveryClient(short.temporal, {
+        ...short.config,
+        temporal: { ...short.config.temporal, taskQueue: shortQueue },
+      }).wake(endpointId, 5_000);
+      const lost = await Promise.all([order('paid'), order('cancelled')]);
+      await waitFor(
+        async () => {
+          const rows = await Promise.all(lost.map((o) => stores.webhooks.deliveryOf(endpointId, o.eventId)));
+          return rows.every((row) => row?.status === 'GAVE_UP');
+        },
+        { what: 'both deliveries given up', timeoutMs: 20_000 },
+      );
+      // Back: the feed from the kept cursor has both.
+      const ids: string[] = [];
+      for (
+        let page = await feed.read({ after: kept, limit: 500 });
+        page.items.length > 0;
+        page = await feed.read({ after: page.nextCursor, limit: 500 })
+      )
+        ids.push(...page.items.map((event) => event.id));
+      for (const o of lost) expect(ids).toContain(o.eventId);
+    } finally {
+      await short.close();
+    }
+  });
+});
