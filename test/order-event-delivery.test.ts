@@ -5,8 +5,6 @@
  * file's orders only.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ENDPOINT_DELIVERY_WORKFLOW_TYPE, endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
@@ -17,6 +15,12 @@ import type { OrderEventType } from '../src/model/order-workflow.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { waitFor } from '../stack/wait-for.js';
 import { putOnSale } from './helpers/fixtures.js';
+import {
+  startEventReceiver,
+  type EventReceiver,
+  type ReceivedEvent,
+  type ReceiverAnswer,
+} from '../stack/event-receiver.js';
 import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
 
 const ENV = {
@@ -35,77 +39,24 @@ const deliveries = new EndpointDeliveryClient(temporal, {
   ...config,
   temporal: { ...config.temporal, taskQueue: queue },
 });
-const servers: Server[] = [];
+const receivers: EventReceiver[] = [];
 const endpoints: string[] = [];
 
 afterAll(async () => {
   // Disabled, so no other file's reconciler starts their deliveries again.
   for (const endpointId of endpoints) await stores.webhooks.updateEndpoint(endpointId, { enabled: false });
-  for (const server of servers) server.close();
+  await Promise.all(receivers.map((receiver) => receiver.close()));
   await testbed.close();
 });
 
-interface Received {
-  id: string;
-  type: OrderEventType;
-  orderNo: string;
-  at: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** What the receiver answers a request: a status (with headers), or nothing for `hangMs`. */
-type Answer = { status: number; headers?: Record<string, string> } | { hangMs: number };
-
-/** A merchant's receiver: verifies each request with `secrets` (any may sign), keeps the verified ones. */
+/** A receiver verifying with `secrets()` (read at each request), answering as `answer` says. */
 async function startReceiver(
   secrets: () => string[],
-  answer: (id: string, seen: number) => Answer = () => ({ status: 204 }),
+  answer: (id: string, seen: number) => ReceiverAnswer = () => ({ status: 204 }),
 ) {
-  const received: Received[] = [];
-  const requests = new Map<string, number>();
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      const headers = req.headers as Record<string, string>;
-      const verified = secrets().some((secret) => {
-        try {
-          new Webhook(secret).verify(body, headers);
-          return true;
-        } catch {
-          return false;
-        }
-      });
-      if (!verified) {
-        res.writeHead(400).end('signature');
-        return;
-      }
-      const event = JSON.parse(body) as { id: string; type: OrderEventType; data: { order: { orderNo: string } } };
-      const seen = (requests.get(event.id) ?? 0) + 1;
-      requests.set(event.id, seen);
-      const reply = answer(event.id, seen);
-      if ('hangMs' in reply) {
-        setTimeout(() => res.writeHead(204).end(), reply.hangMs);
-        return;
-      }
-      if (reply.status >= 200 && reply.status < 300)
-        received.push({
-          id: event.id,
-          type: event.type,
-          orderNo: event.data.order.orderNo,
-          at: Date.now(),
-          headers: req.headers,
-          body,
-        });
-      res.writeHead(reply.status, reply.headers).end();
-    });
-  });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
-  return { url, received, requests, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  const receiver = await startEventReceiver({ secrets, answer });
+  receivers.push(receiver);
+  return receiver;
 }
 
 /** An endpoint as the admin API makes it (sealed secret), its delivery started. */
@@ -151,7 +102,7 @@ async function order(fact: 'paid' | 'cancelled' | 'failed') {
   return { orderNo, eventId: event.eventId, createdAt: event.createdAt };
 }
 
-const mine = (received: Received[], orderNos: string[]) => received.filter((r) => orderNos.includes(r.orderNo));
+const mine = (received: ReceivedEvent[], orderNos: string[]) => received.filter((r) => orderNos.includes(r.orderNo));
 
 describe('a sale’s events reach the merchant', () => {
   it('every fact once per event id, verified by standardwebhooks; only the types subscribed', async () => {
@@ -190,7 +141,7 @@ describe('a sale’s events reach the merchant', () => {
     // The headers the standard names; the id is the feed's.
     expect(got[0]?.headers).toMatchObject({ 'webhook-id': got[0]?.id, 'content-type': 'application/json' });
     const worstMs = Math.max(
-      ...orders.map((o) => (got.find((r) => r.orderNo === o.orderNo)?.at ?? 0) - o.createdAt.getTime()),
+      ...orders.map((o) => (got.find((r) => r.orderNo === o.orderNo)?.receivedMs ?? 0) - o.createdAt.getTime()),
     );
     console.info(`[deliveries] 5 events, worst delay from the fact to the receiver: ${worstMs} ms`);
   });
