@@ -15,7 +15,7 @@ export type Variant = (typeof VARIANTS)[number];
  * What one measured burst ran: a variant, "ours-wait" (ours with `Prefer: wait=N`, see --wait), or
  * "before" (ours as an earlier commit had it, see --before).
  */
-export type BenchRun = Variant | 'ours-wait' | 'before';
+export type BenchRun = Variant | 'ours-wait' | 'ours-events' | 'before';
 
 /** How the payment phase pays: the generic signed webhook, or the shopper's confirm at the Stripe double. */
 export const PROVIDERS = ['generic', 'stripe'] as const;
@@ -61,6 +61,11 @@ export interface BenchArgs {
    * --before <commit>: that commit's API and worker run as the variant "before", right before ours (bench/before.ts).
    */
   before?: string;
+  /**
+   * --events-receiver: "ours" also runs as "ours-events", its payment phase with one webhook endpoint subscribed to
+   * every order event (stack/event-receiver.ts): the cost of delivery per order, beside ours without.
+   */
+  eventsReceiver: boolean;
 }
 
 export function parseBenchArgs(argv: string[], root: string): BenchArgs {
@@ -85,6 +90,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
       before: { type: 'string' },
       'pay-within': { type: 'string' },
       provider: { type: 'string', default: 'generic' },
+      'events-receiver': { type: 'boolean', default: false },
     },
   });
   const fsync = args['redis-appendfsync'];
@@ -134,6 +140,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchArgs {
     cluster,
     layouts,
     ...(args.before ? { before: args.before } : {}),
+    eventsReceiver: args['events-receiver'] ?? false,
   };
 }
 

@@ -58,10 +58,21 @@ import { fmt } from './stats.js';
 import { workflowStartLatency } from './visibility.js';
 import { awaitingOrders, describePaymentPhase, payWithinSpread, saleSettling } from './payments.js';
 import { logMark, temporalErrorsSince } from './temporal-log.js';
+import { subscribeReceiver } from './events-receiver.js';
 
 const root = resolve(import.meta.dirname, '..');
-const { settings, variants, outDir, profileDir, redisAppendfsync, waitSeconds, cluster, layouts, before } =
-  parseBenchArgs(process.argv.slice(2), root);
+const {
+  settings,
+  variants,
+  outDir,
+  profileDir,
+  redisAppendfsync,
+  waitSeconds,
+  cluster,
+  layouts,
+  before,
+  eventsReceiver,
+} = parseBenchArgs(process.argv.slice(2), root);
 // Checked before anything starts: a missing taskset or a single CPU fails at once, with its reason.
 const layoutPlans = planCpuLayouts(layouts);
 const say = (line: string) => console.log(`[bench] ${line}`);
@@ -111,6 +122,8 @@ async function main(): Promise<void> {
     // "rate limited" below; set RATE_LIMIT_CHECKOUT in the environment to change the budget.
     // No load balancer to drain from: the API stops at once.
     SHUTDOWN_DRAIN: '0s',
+    // --events-receiver: the receiver listens on loopback, which the sender refuses unless allowed.
+    ...(eventsReceiver ? { EVENTS_ALLOWED_RANGES: '127.0.0.0/8' } : {}),
   };
   if (settings.provider === 'stripe' && variants.includes('ours')) {
     stripe = await startStripeProvider({ root, workDir, runId });
@@ -135,6 +148,7 @@ async function main(): Promise<void> {
     ...(variant === 'ours' && beforeCheckout ? [{ name: 'before' as const, variant, wait: 0 }] : []),
     { name: variant, variant, wait: 0 },
     ...(variant === 'ours' && waitSeconds > 0 ? [{ name: 'ours-wait' as const, variant, wait: waitSeconds }] : []),
+    ...(variant === 'ours' && eventsReceiver ? [{ name: 'ours-events' as const, variant, wait: 0 }] : []),
   ]);
   const layoutRuns: LayoutRun[] = [];
   try {
@@ -249,9 +263,12 @@ async function main(): Promise<void> {
           );
         }
         // The winners pay while the rest of the window runs (ours and before: the same phase against each).
-        if (settings.payWithinSeconds > 0 && (name === 'ours' || name === 'before')) {
+        if (settings.payWithinSeconds > 0 && (name === 'ours' || name === 'before' || name === 'ours-events')) {
           const temporalLog = stack ? join(workDir, 'stack', 'temporal', 'temporal.log') : undefined;
           const temporalLogMark = temporalLog ? logMark(temporalLog) : 0;
+          // ours-events: a merchant subscribed to every order event for this phase only.
+          const subscribed =
+            name === 'ours-events' ? await subscribeReceiver({ apiUrl: servers.url, config, stores }) : undefined;
           result.payments = await payWithinSpread({
             url: servers.url,
             orders: await awaitingOrders(stores, sku),
@@ -286,6 +303,7 @@ async function main(): Promise<void> {
             for (const [check, ok] of Object.entries(after.checks))
               if (!ok) result.invariants.checks[check as keyof typeof after.checks] = false;
           }
+          if (subscribed) result.payments.events = await subscribed.finish({ sku, lastSentAt: Date.now() });
           // A wedged dev server shows as a slow app in every other figure: say so beside them.
           if (temporalLog) result.payments.temporalLog = temporalErrorsSince(temporalLog, temporalLogMark);
           say(`payment phase: ${describePaymentPhase(result.payments)}`);

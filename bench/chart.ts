@@ -27,6 +27,7 @@ const ROW = 40;
 const COLOUR: Record<string, string> = {
   ours: '#2563eb',
   'ours-wait': '#60a5fa',
+  'ours-events': '#1e40af',
   ceiling: '#9ca3af',
   sync: '#dc2626',
   queue: '#d97706',

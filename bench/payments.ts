@@ -30,6 +30,7 @@ import { confirmRequest, paymentIntentOf } from '../soak/load.js';
 import type { TappedDelivery } from '../soak/tap.js';
 import type { BenchProvider } from './args.js';
 import type { TemporalLogErrors } from './temporal-log.js';
+import { describeEventsDelivery, type EventsDeliveryFigures } from './events-receiver.js';
 import { HttpPool, Scheduler, type Answer } from './line-client.js';
 import { pct, round, sorted } from './stats.js';
 
@@ -162,6 +163,8 @@ export interface PaymentPhaseResult {
   allClosedAfterSeconds?: number | null;
   /** What Temporal's dev server logged at error level during the phase (absent on the cluster and in older results). */
   temporalLog?: TemporalLogErrors;
+  /** --events-receiver's run: what the subscribed receiver got, and the delivery's Temporal work per order. */
+  events?: EventsDeliveryFigures;
 }
 
 export interface WorkerHeaps {
@@ -635,7 +638,8 @@ export function describePaymentPhase(result: PaymentPhaseResult): string {
           ? ` and ${result.temporalLog.sqliteInterrupted} 'interrupted (9)': its SQLite wedged, NOT COMPARABLE`
           : '') +
         ` (first: ${result.temporalLog.first ?? '?'})`
-      : '')
+      : '') +
+    (result.events ? `; ${describeEventsDelivery(result.events)}` : '')
   );
 }
 

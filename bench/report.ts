@@ -19,6 +19,7 @@ import { fmt, round } from './stats.js';
 const ANSWERING: Partial<Record<BenchRun, string>> = {
   ours: 'api',
   'ours-wait': 'api',
+  'ours-events': 'api',
   before: 'before-api',
   queue: 'bench-queue',
   ceiling: 'bench-ceiling',
@@ -27,6 +28,7 @@ const ANSWERING: Partial<Record<BenchRun, string>> = {
 const PIPELINE: Partial<Record<BenchRun, string[]>> = {
   ours: ['temporal', 'worker', 'mysql'],
   'ours-wait': ['temporal', 'worker', 'mysql'],
+  'ours-events': ['temporal', 'worker', 'mysql'],
   before: ['temporal', 'before-worker', 'mysql'],
   queue: ['bench-queue-consumer', 'mysql'],
 };

@@ -175,8 +175,12 @@ export class ReportStore {
     return new Map(rows.map((r) => [String(r.order_no), r.created_at as Date]));
   }
 
-  async orderNumbersOfSale(sku: string): Promise<Set<string>> {
-    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT order_no FROM orders WHERE sku = ?', [sku]);
+  /** A sale's order numbers; of `status` when given. */
+  async orderNumbersOfSale(sku: string, status?: StoredOrderStatus): Promise<Set<string>> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT order_no FROM orders WHERE sku = ?${status ? ' AND status = ?' : ''}`,
+      [sku, ...(status ? [status] : [])],
+    );
     return new Set(rows.map((r) => String(r.order_no)));
   }
 
