@@ -4,7 +4,8 @@
  * label breaks this test rather than silently emptying a chart; and the sums over several API
  * processes behind a load balancer, each differenced with its own previous scrape. The same for the
  * Worker panel (web/worker-metrics.ts): the payment Signal's latency over a window, and the
- * workers' cache figures as the API relays them.
+ * workers' cache figures as the API relays them. And the Order events panel (web/delivery-metrics.ts): the endpoints'
+ * deliveries as GET /api/admin/webhook-endpoints answers them (its response schema), summed.
  */
 import { describe, expect, it } from 'vitest';
 import { ApiMetrics } from '../src/api/metrics.js';
@@ -17,6 +18,8 @@ import {
   type PaymentSignalOutcome,
 } from '../web/worker-metrics.js';
 import type { WorkerCacheFigures } from '../src/inventory/worker-figures.js';
+import { deliveryTotals, formatAge } from '../web/delivery-metrics.js';
+import { webhookEndpointListSchema } from '../src/api/response-schemas.js';
 
 /** An API process's exposition: `accepted` checkouts answered 202 in `acceptedSeconds`, `soldOut` 409s in 1 ms. */
 async function exposition(
@@ -231,5 +234,75 @@ describe("the dashboard's Worker panel", () => {
       worker('c', 0, null),
     ]);
     expect(totals).toEqual({ workers: 3, cached: 2100, maxCached: 6000, hitRate: 0.9, evictionsPerSecond: 2 });
+  });
+});
+
+describe("the dashboard's Order events panel", () => {
+  /** An endpoint as the admin route answers it, read through the route's response schema. */
+  const endpoint = (id: string, enabled: boolean, deliveries: Record<string, number | string | null>) => ({
+    endpointId: id,
+    url: `https://merchant.example/${id}`,
+    eventTypes: [],
+    description: null,
+    enabled,
+    disabledReason: enabled ? null : 'disabled by an operator',
+    oldSecretUntil: null,
+    pausedUntil: null,
+    createdAt: new Date(0).toISOString(),
+    updatedAt: new Date(0).toISOString(),
+    deliveries,
+  });
+
+  it('sums sent, failing of owed and given up over the endpoints, counts the disabled, and ages the oldest owed', () => {
+    const nowMs = Date.parse('2030-01-01T00:10:00.000Z');
+    const { items } = webhookEndpointListSchema.parse({
+      items: [
+        endpoint('ep_a', true, {
+          pending: 3,
+          failing: 1,
+          delivered: 40,
+          gaveUp: 0,
+          oldestPendingQueuedAt: '2030-01-01T00:09:30.000Z',
+        }),
+        endpoint('ep_b', false, {
+          pending: 2,
+          failing: 2,
+          delivered: 5,
+          gaveUp: 4,
+          oldestPendingQueuedAt: '2030-01-01T00:05:00.000Z',
+        }),
+        endpoint('ep_c', true, { pending: 0, failing: 0, delivered: 7, gaveUp: 1, oldestPendingQueuedAt: null }),
+      ],
+    });
+    expect(deliveryTotals(items, nowMs)).toEqual({
+      endpoints: 3,
+      disabled: 1,
+      sent: 52,
+      pending: 5,
+      failing: 3,
+      gaveUp: 5,
+      oldestPendingSeconds: 300,
+    });
+    expect(deliveryTotals(items.slice(2), nowMs).oldestPendingSeconds).toBeNull();
+    // A browser clock behind MySQL's: the age is 0, never negative.
+    expect(deliveryTotals(items.slice(0, 1), Date.parse('2030-01-01T00:09:00.000Z')).oldestPendingSeconds).toBe(0);
+    expect(deliveryTotals([], nowMs)).toEqual({
+      endpoints: 0,
+      disabled: 0,
+      sent: 0,
+      pending: 0,
+      failing: 0,
+      gaveUp: 0,
+      oldestPendingSeconds: null,
+    });
+    expect([null, 0, 59.9, 119, 300, 7_199, 9_000].map(formatAge)).toEqual([
+      '—',
+      '0 s',
+      '59 s',
+      '119 s',
+      '5 min',
+      '119 min',
+      '2.5 h',
+    ]);
   });
 });

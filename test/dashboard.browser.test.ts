@@ -8,7 +8,8 @@
  * state and the p99 move as it happens, with nothing loaded from another host; an unknown SKU is
  * named as such. Its Worker panel shows the workers' cache as the API relays it (the worker here
  * publishes as the worker process does, with its Core runtime's metrics on) and the pay Update's
- * latency from /metrics; a worker that stops publishing drops off it.
+ * latency from /metrics; a worker that stops publishing drops off it. Its Order events panel shows the endpoints'
+ * deliveries (sent, failing, given up, the oldest owed, disabled endpoints) as the admin route answers them.
  */
 import { STORED_ORDER_STATUSES } from '../src/model/order-rules.js';
 import { randomUUID } from 'node:crypto';
@@ -32,6 +33,8 @@ import { startTestApp, type TestApp } from './helpers/app.js';
 import { freePort } from '../stack/process.js';
 import { WorkerFiguresBoard, type WorkerCacheFigures } from '../src/inventory/worker-figures.js';
 import { parsePaymentSignals, workerCacheTotals } from '../web/worker-metrics.js';
+import { deliveryTotals, formatAge, type EndpointReport } from '../web/delivery-metrics.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 
 /** Debian's chromium package; scripts/install-tools.sh --test-server installs it. */
 const CHROMIUM = '/usr/bin/chromium';
@@ -81,7 +84,11 @@ beforeAll(async () => {
   page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
 });
 
+/** This file's endpoints: disabled as soon as made, and again at the end, so that no reconciler delivers to them. */
+const endpoints: string[] = [];
+
 afterAll(async () => {
+  for (const endpointId of endpoints) await stores?.webhooks.updateEndpoint(endpointId, { enabled: false });
   await browser?.close();
   await app?.close();
 });
@@ -805,6 +812,117 @@ describe('the live sale dashboard in headless Chromium', () => {
       }
     },
   );
+
+  it("shows the order events' deliveries as the admin route answers them: sent, failing, given up, the oldest owed, disabled endpoints", async () => {
+    // An endpoint disabled at once (no delivery workflow runs for it), owed three events: one tried and failing, one
+    // given up, one delivered; as the delivery's activity records them.
+    const endpointId = `ep_dashboard_${randomUUID().slice(0, 8)}`;
+    const url = `http://127.0.0.1:9/${endpointId}`;
+    await stores.webhooks.createEndpoint({
+      endpointId,
+      url,
+      eventTypes: [],
+      description: null,
+      secretBox: Buffer.from('not a sealed secret'),
+    });
+    endpoints.push(endpointId);
+    await stores.webhooks.updateEndpoint(endpointId, { enabled: false });
+    const sale = await putOnSale(stores, redis, { stock: 3 });
+    const seqs: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const orderNo = newOrderNo();
+      await stores.orders.insertAwaitingOrder({
+        orderNo,
+        sku: sale.sku,
+        userId: `deliveries-${i}-${orderNo.slice(-6)}`,
+        quantity: 1,
+        unitPriceCents: sale.priceCents,
+        paymentDeadline: new Date(Date.now() + 30 * 60_000),
+        createdAt: new Date(),
+      });
+      await stores.orders.cancelUnpaidOrder({ orderNo, reason: 'USER_CANCELLED', cancelledAt: new Date() });
+      const [event] = await stores.events.eventsOf(orderNo);
+      expect(await stores.webhooks.resend(endpointId, event!.eventId, 3_600_000)).toBe(true);
+      seqs.push((await stores.webhooks.deliveryOf(endpointId, event!.eventId))!.seq);
+    }
+    const attempt = { outcome: 'failed', httpStatus: 500, error: 'HTTP 500', durationMs: 12 } as const;
+    await stores.webhooks.recordAttempt(endpointId, seqs[0]!, {
+      ...attempt,
+      next: { status: 'PENDING', inMs: 60_000 },
+    });
+    await stores.webhooks.recordAttempt(endpointId, seqs[1]!, { ...attempt, next: { status: 'GAVE_UP' } });
+    await stores.webhooks.recordAttempt(endpointId, seqs[2]!, {
+      ...attempt,
+      outcome: 'delivered',
+      httpStatus: 204,
+      error: null,
+      next: { status: 'DELIVERED' },
+    });
+    // Owed for 90 s, by MySQL's clock.
+    await app.pool.query(
+      'UPDATE webhook_deliveries SET queued_at = NOW(3) - INTERVAL 90 SECOND WHERE endpoint_id = ? AND event_seq = ?',
+      [endpointId, seqs[0]],
+    );
+
+    const view = await browser.newPage({ viewport: { width: 1400, height: 1300 } });
+    const pageErrors: string[] = [];
+    view.on('pageerror', (err) => pageErrors.push(err.message));
+    try {
+      await view.goto(`${api.url}/`);
+      await view.locator('body[data-ready="true"]').waitFor({ timeout: 10_000 });
+      expect(await text2(view, '#deliveries-note')).toContain('need the admin token');
+      await view.fill('#admin-token', ADMIN);
+      await view.dispatchEvent('#admin-token', 'change');
+      const row = view.locator(`#endpoint-rows tr[data-endpoint="${endpointId}"]`);
+      await row.waitFor({ timeout: 10_000 });
+      expect(await row.locator('td').allInnerTexts()).toEqual([`${url} (disabled)`, '1', '1 / 1', '1']);
+
+      // The panel's totals are the route's, summed over every endpoint (the shared database has other files' too).
+      let seen: unknown;
+      await waitFor(
+        async () => {
+          const { items } = (await getJson('/api/admin/webhook-endpoints', ADMIN)) as { items: EndpointReport[] };
+          const totals = deliveryTotals(items, Date.now());
+          const fromApi = {
+            sent: String(totals.sent),
+            failing: String(totals.failing),
+            pending: String(totals.pending),
+            gaveUp: String(totals.gaveUp),
+            disabled: String(totals.disabled),
+            endpoints: String(totals.endpoints),
+          };
+          const screen = {
+            sent: await text2(view, '#deliveries-sent'),
+            failing: await text2(view, '#deliveries-failing'),
+            pending: await text2(view, '#deliveries-pending'),
+            gaveUp: await text2(view, '#deliveries-given-up'),
+            disabled: await text2(view, '#endpoints-disabled'),
+            endpoints: await text2(view, '#endpoints-count'),
+          };
+          seen = { screen, fromApi };
+          return JSON.stringify(screen) === JSON.stringify(fromApi);
+        },
+        { what: "the Order events panel to show the route's totals", timeoutMs: 20_000, intervalMs: 250 },
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)}; last seen: ${JSON.stringify(seen)}`);
+      });
+      // At least this endpoint's: the oldest owed is no younger than its 90 s.
+      expect(Number(await text2(view, '#endpoints-disabled'))).toBeGreaterThanOrEqual(1);
+      expect(Number(await text2(view, '#deliveries-given-up'))).toBeGreaterThanOrEqual(1);
+      const oldestShown = await text2(view, '#deliveries-oldest');
+      expect(oldestShown).not.toBe(formatAge(null));
+      expect(oldestShown).toMatch(/^(\d+ (s|min)|\d+\.\d h)$/);
+      if (oldestShown.endsWith(' s')) expect(Number.parseInt(oldestShown, 10)).toBeGreaterThanOrEqual(90);
+      expect(await text2(view, '#deliveries-note')).toMatch(/^deliveries kept for EVENTS_RETENTION/);
+
+      const screenshot = join(shots, 'dashboard-deliveries.png');
+      await view.screenshot({ path: screenshot, fullPage: true });
+      console.log(`[dashboard] order events panel screenshot: ${screenshot}`);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await view.close();
+    }
+  });
 
   it('names an unknown /?sku= as such, then opens the sale typed in', async () => {
     const view = await browser.newPage({ viewport: { width: 1400, height: 900 } });

@@ -148,7 +148,7 @@ describe('the secret', () => {
       expect(text).not.toContain(secret.slice('whsec_'.length, 30));
       expect(text).not.toMatch(/secret"|secretBox|secret_box/i);
     }
-    const deliveries = { pending: 0, delivered: 0, gaveUp: 0, oldestPendingQueuedAt: null };
+    const deliveries = { pending: 0, failing: 0, delivered: 0, gaveUp: 0, oldestPendingQueuedAt: null };
     expect(one.body).toEqual({ ...endpoint, deliveries });
     expect(list.body.items).toContainEqual({ ...endpoint, deliveries });
   });

@@ -20,6 +20,7 @@ import {
   type PaymentSignalFigures,
   type WorkerCacheReport,
 } from './worker-metrics.js';
+import { deliveryTotals, formatAge, type EndpointReport } from './delivery-metrics.js';
 
 declare global {
   interface Window {
@@ -458,6 +459,58 @@ function showPaymentSignals(figures: PaymentSignalFigures | null): void {
     `last ${Math.round(figures.spanSeconds)} s, ${figures.processes} API process${figures.processes === 1 ? '' : 'es'})`;
 }
 
+// ---- order events' deliveries ------------------------------------------------------------------
+/**
+ * The Order events panel, every 2 s: the merchants' endpoints with their deliveries' figures (GET
+ * /api/admin/webhook-endpoints, MySQL's), summed. Without the token, or without an answer, the last figures stay.
+ */
+async function sampleDeliveries(): Promise<void> {
+  const token = adminToken();
+  showDeliveries(
+    token ? await api<{ items: EndpointReport[] }>('GET', '/api/admin/webhook-endpoints', { token }) : null,
+  );
+}
+function showDeliveries(reply: Reply<{ items: EndpointReport[] }> | null): void {
+  if (!reply || reply.status !== 200) {
+    $('deliveries-note').textContent = reply
+      ? `endpoints: ${reply.code ?? reply.status} at ${new Date().toLocaleTimeString()}`
+      : 'the deliveries need the admin token';
+    return;
+  }
+  const endpoints = reply.json.items;
+  const now = Date.now();
+  const totals = deliveryTotals(endpoints, now);
+  $('deliveries-panel').dataset.endpoints = String(totals.endpoints);
+  $('deliveries-sent').textContent = String(totals.sent);
+  $('deliveries-failing').textContent = String(totals.failing);
+  $('deliveries-pending').textContent = String(totals.pending);
+  $('deliveries-given-up').textContent = String(totals.gaveUp);
+  $('deliveries-oldest').textContent = formatAge(totals.oldestPendingSeconds);
+  $('endpoints-disabled').textContent = String(totals.disabled);
+  $('endpoints-count').textContent = String(totals.endpoints);
+  $('endpoint-rows').replaceChildren(
+    ...endpoints.map((endpoint) => {
+      const one = deliveryTotals([endpoint], now);
+      const tr = document.createElement('tr');
+      tr.dataset.endpoint = endpoint.endpointId;
+      tr.dataset.enabled = String(endpoint.enabled);
+      tr.innerHTML = `<td class="url"></td><td class="num"></td><td class="num"></td><td class="num"></td>`;
+      const [name, sent, failing, gaveUp] = Array.from(tr.cells);
+      if (name) {
+        name.textContent = endpoint.enabled ? endpoint.url : `${endpoint.url} (disabled)`;
+        name.title = endpoint.endpointId;
+      }
+      if (sent) sent.textContent = String(one.sent);
+      if (failing) failing.textContent = `${one.failing} / ${one.pending}`;
+      if (gaveUp) gaveUp.textContent = String(one.gaveUp);
+      return tr;
+    }),
+  );
+  $('deliveries-note').textContent = endpoints.length
+    ? `deliveries kept for EVENTS_RETENTION; failing: owed and tried at least once; updated ${new Date(now).toLocaleTimeString()}`
+    : 'no endpoint is subscribed (POST /api/admin/webhook-endpoints)';
+}
+
 // ---- charts of the last minutes ----------------------------------------------------------------
 /** The charts' window: the points older than this are dropped. */
 const WINDOW_SECONDS = 300;
@@ -890,6 +943,7 @@ async function init(): Promise<void> {
   every(1000, sample);
   every(1000, pollOrders);
   every(2000, sampleWorkers);
+  every(2000, sampleDeliveries);
   every(500, tickRates);
   document.body.dataset.ready = 'true';
 }

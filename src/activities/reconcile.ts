@@ -27,7 +27,7 @@ import {
 } from '../reconcile/definitions.js';
 import { beat } from './heartbeat.js';
 import type { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';
-import type { WebhookStore } from '../db/webhooks.js';
+import type { OrderEventFigures, WebhookStore } from '../db/webhooks.js';
 
 export interface ReconcileDeps {
   stores: {
@@ -44,6 +44,8 @@ export interface ReconcileDeps {
   refundProviders?: readonly string[];
   /** Told, at every run, how many refunds wait in each state and how much money providers took back (gauges). */
   refundGauges?: () => RefundGauges;
+  /** Told, at every run, what the order events' deliveries owe and how old the oldest is (gauges). */
+  deliveryGauges?: () => DeliveryGauges;
   /** Starts an enabled endpoint's delivery workflow where none runs; null: no Temporal client (no deliveries). */
   deliveries?: Pick<EndpointDeliveryClient, 'ensureRunning'> | null;
   /** EVENTS_RETENTION: the feed keeps events this long. */
@@ -54,6 +56,11 @@ export interface ReconcileDeps {
 export interface RefundGauges {
   waiting(counts: Record<'REFUND_REQUIRED' | 'REFUND_REQUESTED' | 'REFUND_FAILED', number>): void;
   takenBack(counts: { DISPUTED: number; REFUNDED: number; disputesDueWithin72h: number }): void;
+}
+
+/** The order events' gauges of the worker's metrics (src/workers/worker.ts). */
+export interface DeliveryGauges {
+  show(figures: OrderEventFigures): void;
 }
 
 /** Every status but the two whose workflow gives the units back (a paid order's stay sold whatever follows). */
@@ -70,6 +77,7 @@ export function createReconcileActivities({
   orders,
   refundProviders = [],
   refundGauges,
+  deliveryGauges,
   deliveries = null,
   eventRetentionMs,
 }: ReconcileDeps) {
@@ -88,7 +96,8 @@ export function createReconcileActivities({
   return {
     /**
      * Every enabled endpoint has its delivery workflow (one created or enabled while Temporal was away, or whose run
-     * failed, is started here); and the feed forgets events older than EVENTS_RETENTION, a page at a time.
+     * failed, is started here); and the feed forgets events older than EVENTS_RETENTION, a page at a time. The run's
+     * last page (one pruning less than a full page) reads the gauges.
      */
     async keepOrderEventDeliveries(input: { prunePage: number }): Promise<{ endpoints: number; pruned: number }> {
       const endpoints = deliveries ? await stores.webhooks.enabledEndpointIds() : [];
@@ -100,6 +109,9 @@ export function createReconcileActivities({
         eventRetentionMs === undefined
           ? 0
           : await stores.webhooks.pruneEvents(new Date(Date.now() - eventRetentionMs), input.prunePage);
+      // Once per run, as startDueRefunds's first page, yet with no new input: ReconcileWorkflow (pinned) is unchanged.
+      const gauges = pruned < input.prunePage ? deliveryGauges?.() : undefined;
+      if (gauges) gauges.show(await stores.webhooks.orderEventFigures());
       return { endpoints: endpoints.length, pruned };
     },
 

@@ -581,6 +581,7 @@ export const webhookEndpointReadSchema = webhookEndpointSchema
     deliveries: z
       .object({
         pending: z.number().int().meta({ description: 'Events owed, not yet delivered.' }),
+        failing: z.number().int().meta({ description: 'Of those owed, the ones tried at least once.' }),
         delivered: z.number().int(),
         gaveUp: z.number().int().meta({ description: 'Not delivered within EVENTS_RETRY_PERIOD (the feed has them).' }),
         oldestPendingQueuedAt: isoTime.nullable(),

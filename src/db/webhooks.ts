@@ -81,10 +81,29 @@ export interface AttemptRecord {
 
 export interface DeliveryFigures {
   pending: number;
+  /** Of the pending: those tried at least once (the endpoint failed them, or asked to slow down). */
+  failing: number;
   delivered: number;
   gaveUp: number;
   /** When the oldest event still owed was queued; null when none is. */
   oldestPendingQueuedAt: Date | null;
+}
+
+/** What the worker's order-event gauges show, read once per reconcile run. */
+export interface OrderEventFigures {
+  /** The feed's newest seq (the retention's mark once it pruned them all; 0 before the first event). */
+  newestSeq: number;
+  /** Every endpoint (none is ever deleted), enabled or not. */
+  endpoints: EndpointDeliveryFigures[];
+}
+
+export interface EndpointDeliveryFigures {
+  endpointId: string;
+  enabled: boolean;
+  pending: number;
+  gaveUp: number;
+  /** How long ago, by MySQL's clock, its oldest pending delivery was queued; null when none is pending. */
+  oldestPendingAgeSeconds: number | null;
 }
 
 const ENDPOINT_COLUMNS =
@@ -332,25 +351,69 @@ export class WebhookStore {
     return result.affectedRows > 0;
   }
 
-  /** Per endpoint: what is owed, delivered and given up, and the oldest owed. */
+  /** Per endpoint: what is owed (and failing), delivered and given up, and the oldest owed. */
   async deliveryFigures(): Promise<Map<string, DeliveryFigures>> {
+    // A status at a time, each one range of webhook_deliveries_figures (013) already grouped by endpoint: DELIVERED and
+    // GAVE_UP are counted in the index alone; only PENDING rows, the backlog, are read for their attempts.
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT endpoint_id, status, COUNT(*) AS n, MIN(queued_at) AS oldest FROM webhook_deliveries
-       GROUP BY endpoint_id, status`,
+      `SELECT endpoint_id, status, COUNT(*) AS n, 0 AS failing, NULL AS oldest
+       FROM webhook_deliveries FORCE INDEX (webhook_deliveries_figures)
+       WHERE status IN ('DELIVERED', 'GAVE_UP') GROUP BY status, endpoint_id
+       UNION ALL
+       SELECT endpoint_id, status, COUNT(*), SUM(attempts > 0), MIN(queued_at)
+       FROM webhook_deliveries FORCE INDEX (webhook_deliveries_figures)
+       WHERE status = 'PENDING' GROUP BY endpoint_id`,
     );
     const figures = new Map<string, DeliveryFigures>();
     for (const row of rows) {
       const id = String(row.endpoint_id);
-      const entry = figures.get(id) ?? { pending: 0, delivered: 0, gaveUp: 0, oldestPendingQueuedAt: null };
+      const entry = figures.get(id) ?? { pending: 0, failing: 0, delivered: 0, gaveUp: 0, oldestPendingQueuedAt: null };
       const n = Number(row.n);
       if (row.status === 'PENDING') {
         entry.pending = n;
+        entry.failing = Number(row.failing);
         entry.oldestPendingQueuedAt = row.oldest as Date;
       } else if (row.status === 'DELIVERED') entry.delivered = n;
       else entry.gaveUp = n;
       figures.set(id, entry);
     }
     return figures;
+  }
+
+  /**
+   * The worker's gauges in one read: the feed's newest seq and, per endpoint, its PENDING and GAVE_UP deliveries and
+   * the age of its oldest PENDING. The deliveries are read in webhook_deliveries_figures (013) alone, DELIVERED never.
+   */
+  async orderEventFigures(): Promise<OrderEventFigures> {
+    // The feed's row first, joined to every endpoint: with no endpoint the newest seq is still read.
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT feed.newest_seq, ep.endpoint_id, ep.enabled, COALESCE(p.n, 0) AS pending, p.oldest_age_us,
+         COALESCE(g.n, 0) AS gave_up
+       FROM (SELECT GREATEST(COALESCE(MAX(seq), 0),
+               (SELECT pruned_through_seq FROM order_events_retention WHERE id = 1)) AS newest_seq
+             FROM order_events) feed
+       LEFT JOIN webhook_endpoints ep ON TRUE
+       LEFT JOIN (SELECT endpoint_id, COUNT(*) AS n, TIMESTAMPDIFF(MICROSECOND, MIN(queued_at), NOW(3)) AS oldest_age_us
+                  FROM webhook_deliveries FORCE INDEX (webhook_deliveries_figures)
+                  WHERE status = 'PENDING' GROUP BY endpoint_id) p ON p.endpoint_id = ep.endpoint_id
+       LEFT JOIN (SELECT endpoint_id, COUNT(*) AS n
+                  FROM webhook_deliveries FORCE INDEX (webhook_deliveries_figures)
+                  WHERE status = 'GAVE_UP' GROUP BY endpoint_id) g ON g.endpoint_id = ep.endpoint_id
+       ORDER BY ep.endpoint_id`,
+    );
+    return {
+      newestSeq: Number(rows[0]?.newest_seq ?? 0),
+      endpoints: rows
+        .filter((row) => row.endpoint_id !== null)
+        .map((row) => ({
+          endpointId: String(row.endpoint_id),
+          enabled: Number(row.enabled) === 1,
+          pending: Number(row.pending),
+          gaveUp: Number(row.gave_up),
+          oldestPendingAgeSeconds:
+            row.oldest_age_us === null ? null : Math.max(0, Number(row.oldest_age_us) / 1_000_000),
+        })),
+    };
   }
 
   /** The last seq the feed's retention deleted: a cursor before it is expired. */

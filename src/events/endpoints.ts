@@ -61,6 +61,7 @@ export interface EndpointView {
 
 export interface DeliveryFiguresView {
   pending: number;
+  failing: number;
   delivered: number;
   gaveUp: number;
   oldestPendingQueuedAt: string | null;
@@ -340,6 +341,7 @@ function withFigures(row: EndpointRow, figures: DeliveryFigures | undefined): En
     ...endpointView(row),
     deliveries: {
       pending: figures?.pending ?? 0,
+      failing: figures?.failing ?? 0,
       delivered: figures?.delivered ?? 0,
       gaveUp: figures?.gaveUp ?? 0,
       oldestPendingQueuedAt: figures?.oldestPendingQueuedAt?.toISOString() ?? null,

@@ -6,7 +6,12 @@ import { type NativeConnection, Runtime, Worker, type WorkerOptions } from '@tem
 import type { RedisClient } from '../infra/redis.js';
 import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/order.js';
-import { createReconcileActivities, type ReconcileActivities, type RefundGauges } from '../activities/reconcile.js';
+import {
+  createReconcileActivities,
+  type DeliveryGauges,
+  type ReconcileActivities,
+  type RefundGauges,
+} from '../activities/reconcile.js';
 import { OrderChangeNotifier } from '../order/status-reads.js';
 import { OrderWorkflowClient } from '../order/workflow-client.js';
 import type { Stores } from '../db/stores.js';
@@ -136,6 +141,7 @@ export function workerActivities(deps: {
       orders,
       refundProviders: Object.keys(apis),
       refundGauges: refundMetricsOfProcess,
+      deliveryGauges: deliveryMetricsOfProcess,
       deliveries: temporal ? new EndpointDeliveryClient(temporal, config) : null,
       eventRetentionMs: config.webhookDelivery.retentionMs,
     }),
@@ -148,17 +154,22 @@ const refundMetricsOfProcess = (): RefundObserver & RefundGauges =>
   (processRefundMetrics ??= refundMetrics(Runtime.instance().metricMeter));
 
 /** The order events' delivery metrics on the Runtime's meter, made once per process on first use. */
-let processDeliveryMetrics: DeliveryObserver | undefined;
-const deliveryMetricsOfProcess = (): DeliveryObserver =>
+let processDeliveryMetrics: (DeliveryObserver & DeliveryGauges) | undefined;
+const deliveryMetricsOfProcess = (): DeliveryObserver & DeliveryGauges =>
   (processDeliveryMetrics ??= deliveryMetrics(Runtime.instance().metricMeter));
 
 /** Names of the order events' delivery metrics, served by the worker's Prometheus exporter. */
 export const DELIVERY_METRICS = {
   attempts: 'flash_order_event_attempts',
   gaveUp: 'flash_order_event_deliveries_given_up',
+  written: 'flash_order_events_written',
+  deliveries: 'flash_order_event_deliveries',
+  oldestPendingAge: 'flash_order_event_oldest_pending_seconds',
+  disabledEndpoints: 'flash_order_event_endpoints_disabled',
 } as const;
 
-function deliveryMetrics(meter: MetricMeter): DeliveryObserver {
+/** The delivery's counters (each attempt) and gauges (each reconcile run's reading of MySQL) on `meter`. */
+export function deliveryMetrics(meter: MetricMeter): DeliveryObserver & DeliveryGauges {
   const attempts = meter.createCounter(
     DELIVERY_METRICS.attempts,
     '',
@@ -169,7 +180,46 @@ function deliveryMetrics(meter: MetricMeter): DeliveryObserver {
     '',
     'Deliveries given up after EVENTS_RETRY_PERIOD without a 2xx (the feed still has the event)',
   );
-  return { attempted: (outcome) => attempts.add(1, { outcome }), gaveUp: () => gaveUp.add(1) };
+  const written = meter.createCounter(
+    DELIVERY_METRICS.written,
+    '',
+    "Order events written: the feed's newest seq as this worker's reconciler last read it (rate() it)",
+  );
+  const deliveries = meter.createGauge(
+    DELIVERY_METRICS.deliveries,
+    'int',
+    '',
+    'Deliveries kept (EVENTS_RETENTION) by endpoint and status: PENDING (owed), GAVE_UP',
+  );
+  const oldestPendingAge = meter.createGauge(
+    DELIVERY_METRICS.oldestPendingAge,
+    'float',
+    '',
+    "Seconds since the endpoint's oldest PENDING delivery was queued (0: none pending)",
+  );
+  const disabledEndpoints = meter.createGauge(
+    DELIVERY_METRICS.disabledEndpoints,
+    'int',
+    '',
+    'Endpoints disabled (by an operator, or by a 410 Gone): nothing is sent to them',
+  );
+  // A counter only goes up: what it adds is how far the seq moved since this process's last reading.
+  let writtenThrough = 0;
+  return {
+    attempted: (outcome) => attempts.add(1, { outcome }),
+    gaveUp: () => gaveUp.add(1),
+    show: (figures) => {
+      if (figures.newestSeq > writtenThrough) written.add(figures.newestSeq - writtenThrough);
+      writtenThrough = Math.max(writtenThrough, figures.newestSeq);
+      // Every endpoint each time (none is deleted): one whose backlog drained reads 0, not its last value.
+      for (const endpoint of figures.endpoints) {
+        deliveries.set(endpoint.pending, { endpoint: endpoint.endpointId, status: 'PENDING' });
+        deliveries.set(endpoint.gaveUp, { endpoint: endpoint.endpointId, status: 'GAVE_UP' });
+        oldestPendingAge.set(endpoint.oldestPendingAgeSeconds ?? 0, { endpoint: endpoint.endpointId });
+      }
+      disabledEndpoints.set(figures.endpoints.filter((endpoint) => !endpoint.enabled).length);
+    },
+  };
 }
 
 /** Names of the refunds' metrics, served by the worker's Prometheus exporter (WORKER_METRICS_PORT). */
