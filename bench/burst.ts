@@ -59,6 +59,7 @@ import { workflowStartLatency } from './visibility.js';
 import { awaitingOrders, describePaymentPhase, payWithinSpread, saleSettling } from './payments.js';
 import { logMark, temporalErrorsSince } from './temporal-log.js';
 import { subscribeReceiver } from './events-receiver.js';
+import { internalErrorsLogged } from '../stack/internal-errors.js';
 
 const root = resolve(import.meta.dirname, '..');
 const {
@@ -269,6 +270,7 @@ async function main(): Promise<void> {
           // ours-events: a merchant subscribed to every order event for this phase only.
           const subscribed =
             name === 'ours-events' ? await subscribeReceiver({ apiUrl: servers.url, config, stores }) : undefined;
+          const phaseStartedAt = Date.now();
           result.payments = await payWithinSpread({
             url: servers.url,
             orders: await awaitingOrders(stores, sku),
@@ -304,6 +306,9 @@ async function main(): Promise<void> {
               if (!ok) result.invariants.checks[check as keyof typeof after.checks] = false;
           }
           if (subscribed) result.payments.events = await subscribed.finish({ sku, lastSentAt: Date.now() });
+          // A 500 is a bug: what the API logged of it is kept with the figures (its answer names no cause).
+          const internalErrors = internalErrorsLogged(workDir, phaseStartedAt);
+          if (internalErrors.length > 0) result.payments.internalErrors = internalErrors;
           // A wedged dev server shows as a slow app in every other figure: say so beside them.
           if (temporalLog) result.payments.temporalLog = temporalErrorsSince(temporalLog, temporalLogMark);
           say(`payment phase: ${describePaymentPhase(result.payments)}`);

@@ -50,11 +50,17 @@ export async function subscribeReceiver(options: {
   receiver.setSecrets([secret]);
   const connection = await Connection.connect({ address: options.config.temporal.address });
   const temporal = new Client({ connection, namespace: options.config.temporal.namespace });
+  // Closed runs (continued as new) from visibility, the running one from its own description (visibility's
+  // historyLength of a running workflow is not kept current).
   const historyEvents = async (): Promise<number> => {
+    const workflowId = endpointDeliveryWorkflowId(endpoint.endpointId);
     let total = 0;
-    const query = `WorkflowId = '${endpointDeliveryWorkflowId(endpoint.endpointId)}'`;
-    for await (const run of temporal.workflow.list({ query })) total += run.historyLength;
-    return total;
+    for await (const run of temporal.workflow.list({
+      query: `WorkflowId = '${workflowId}' AND ExecutionStatus != 'Running'`,
+    }))
+      total += run.historyLength;
+    const running = await temporal.workflow.getHandle(workflowId).describe();
+    return total + (running.status.name === 'RUNNING' ? running.historyLength : 0);
   };
   const atStart = await historyEvents();
   return {

@@ -31,6 +31,7 @@ import type { TappedDelivery } from '../soak/tap.js';
 import type { BenchProvider } from './args.js';
 import type { TemporalLogErrors } from './temporal-log.js';
 import { describeEventsDelivery, type EventsDeliveryFigures } from './events-receiver.js';
+import type { InternalErrorLogged } from '../stack/internal-errors.js';
 import { HttpPool, Scheduler, type Answer } from './line-client.js';
 import { pct, round, sorted } from './stats.js';
 
@@ -165,6 +166,8 @@ export interface PaymentPhaseResult {
   temporalLog?: TemporalLogErrors;
   /** --events-receiver's run: what the subscribed receiver got, and the delivery's Temporal work per order. */
   events?: EventsDeliveryFigures;
+  /** What the API logged of each 500 it answered during the phase. */
+  internalErrors?: InternalErrorLogged[];
 }
 
 export interface WorkerHeaps {
@@ -639,7 +642,10 @@ export function describePaymentPhase(result: PaymentPhaseResult): string {
           : '') +
         ` (first: ${result.temporalLog.first ?? '?'})`
       : '') +
-    (result.events ? `; ${describeEventsDelivery(result.events)}` : '')
+    (result.events ? `; ${describeEventsDelivery(result.events)}` : '') +
+    (result.internalErrors
+      ? `; 500s logged: ${result.internalErrors.map((e) => `${e.method} ${e.path}: ${e.error} at ${e.stack?.[0] ?? '?'}`).join(' | ')}`
+      : '')
   );
 }
 
