@@ -56,6 +56,8 @@ try {
   const env = {
     ...process.env,
     AUTH_DEV_LOGIN: process.env.AUTH_DEV_LOGIN ?? 'true',
+    // Order events may reach a receiver on this machine (refused elsewhere unless an operator allows the range).
+    EVENTS_ALLOWED_RANGES: process.env.EVENTS_ALLOWED_RANGES ?? '127.0.0.0/8,::1/128',
     SHUTDOWN_DRAIN: process.env.SHUTDOWN_DRAIN ?? '0s',
     ...stack.env,
   };
