@@ -20,6 +20,7 @@ const WITHOUT_STACK = [
   'test/bench-temporal-log.test.ts',
   'test/webhook-sender.test.ts',
   'test/delivery-rules.test.ts',
+  'test/mysql-failures.test.ts',
   'test/endpoint-secrets.test.ts',
 ];
 /**

@@ -8,9 +8,29 @@ import type {
   StoredPaymentOutcome,
 } from '../model/order-workflow.js';
 
-/** MySQL unwell (connection lost, timeout, fatal), not a statement refused: only that trips the API's breaker (503). */
+/**
+ * The server refusing for a while, not the statement: contention (a deadlock still there after inTransaction's
+ * retries, a lock wait), its connection limit, a shutdown, a kill, a replica still read-only after a failover.
+ */
+const TRANSIENT_SQL_ERRORS: ReadonlySet<string> = new Set([
+  'ER_LOCK_DEADLOCK',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'ER_CON_COUNT_ERROR',
+  'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_SERVER_SHUTDOWN',
+  'ER_QUERY_INTERRUPTED',
+  'ER_CONNECTION_KILLED',
+  'ER_STATEMENT_TIMEOUT',
+  'ER_OPTION_PREVENTS_STATEMENT',
+]);
+
+/**
+ * MySQL unwell (connection lost, timeout, fatal, a transient refusal), not a statement refused for what it is: only
+ * that trips the API's breaker and answers 503 (retry); a statement refused for itself is a bug (500).
+ */
 export function isMysqlFailure(err: unknown): boolean {
-  const sqlError = err as { sqlState?: unknown; fatal?: unknown };
+  const sqlError = err as { sqlState?: unknown; fatal?: unknown; code?: unknown };
+  if (typeof sqlError.code === 'string' && TRANSIENT_SQL_ERRORS.has(sqlError.code)) return true;
   return !(typeof sqlError.sqlState === 'string' && sqlError.fatal !== true);
 }
 
