@@ -49,6 +49,9 @@
  * line-redis-freeze-api-kill (not in --quick) puts a waiting line in front of a sale: Redis frozen 15 s and an API
  * killed while shoppers wait, join, read their places and check out when admitted; every place survives, nobody is
  * admitted twice (chaos/line-round.ts).
+ * events-receiver-freeze-worker-kill (not in --quick) pushes the sale's order events to a merchant's endpoint (the
+ * receiver, a process of its own): frozen 20 s mid-sale, the worker SIGKILLed during it; every event of the sale's
+ * orders must reach it, each accepted once by id, of its order's final state, none given up (chaos/events-round.ts).
  * Duplicate, wrong-amount, second, early and late webhooks flow during every fault, and shoppers
  * read their orders. After each,
  * it waits until the sale is quiet (a reconcile run included), checks the invariants against
@@ -141,6 +144,7 @@ import {
   stripeWebhookDropRound,
 } from './stripe-drop-round.js';
 import { LINE_PLAN, LINE_ROUND, lineRedisFreezeApiKillRound } from './line-round.js';
+import { EVENTS_PLAN, EVENTS_ROUND, EVENTS_ROUND_ENV, eventsReceiverFreezeWorkerKillRound } from './events-round.js';
 
 const KILLS = [
   'api-kill',
@@ -164,6 +168,8 @@ const SALE_FREEZES = ['temporal-freeze-sale', 'worker-freeze-sale', 'mariadb-fre
 const PROVIDER_FREEZES = [STRIPE_ROUND, STRIPE_DROP_ROUND] as const;
 /** A sale with a waiting line: Redis frozen and an API killed while shoppers wait in it (full run only). */
 const LINE_FAULTS = [LINE_ROUND] as const;
+/** Order events to a merchant's endpoint frozen mid-sale, the worker killed meanwhile (full run only). */
+const EVENTS_FAULTS = [EVENTS_ROUND] as const;
 const FAULTS = [
   ...KILLS,
   ...FREEZES,
@@ -171,6 +177,7 @@ const FAULTS = [
   ...SALE_FREEZES,
   ...PROVIDER_FREEZES,
   ...LINE_FAULTS,
+  ...EVENTS_FAULTS,
 ] as const;
 type Fault = (typeof FAULTS)[number];
 type Freeze = (typeof FREEZES)[number];
@@ -278,6 +285,8 @@ interface FaultResult extends ChaosVerdict {
   stripe?: { checks: Record<string, boolean>; figures: Record<string, unknown>; violations: string[] };
   /** The waiting-line round: places and admissions through the faults. */
   line?: { checks: Record<string, boolean>; figures: Record<string, unknown>; violations: string[] };
+  /** The order-events round: every event delivered through the receiver's freeze and the worker's kill. */
+  events?: { checks: Record<string, boolean>; figures: Record<string, unknown>; violations: string[] };
 }
 
 interface GrayFigures extends FreezeAnswers, ApiCounters {
@@ -349,6 +358,8 @@ async function main(): Promise<number> {
       STRIPE_WEBHOOK_SECRET,
     });
   }
+  // The worker's sender reaches the round's receiver on loopback, retrying soon (the other rounds make no endpoint).
+  if (faults.includes(EVENTS_ROUND)) Object.assign(env, EVENTS_ROUND_ENV);
   const config = loadConfig(env);
   const pool = createMysqlPool(config);
   await migrate(pool);
@@ -484,6 +495,10 @@ async function main(): Promise<number> {
         }
         if (fault === LINE_ROUND) {
           results.push(await lineRound(roundContext));
+          continue;
+        }
+        if (fault === EVENTS_ROUND) {
+          results.push(await eventsRound(roundContext));
           continue;
         }
         const sku = `CHAOS-${fault.toUpperCase()}-${Date.now().toString(36)}`;
@@ -699,6 +714,9 @@ async function main(): Promise<number> {
                   ? { stripeDropRound: STRIPE_DROP_PLAN, stripeDelivery: STRIPE_LATE_DELIVERY }
                   : {}),
                 ...(r.fault === LINE_ROUND ? { paymentWindow: settings.paymentWindow, lineRound: LINE_PLAN } : {}),
+                ...(r.fault === EVENTS_ROUND
+                  ? { paymentWindow: settings.paymentWindow, eventsRound: EVENTS_PLAN, eventsEnv: EVENTS_ROUND_ENV }
+                  : {}),
               },
             }
           : {}),
@@ -709,6 +727,7 @@ async function main(): Promise<number> {
           ...(r.sale?.checks ?? {}),
           ...(r.stripe?.checks ?? {}),
           ...(r.line?.checks ?? {}),
+          ...(r.events?.checks ?? {}),
         },
         figures: r.figures,
         seconds: r.seconds,
@@ -718,6 +737,7 @@ async function main(): Promise<number> {
         ...(r.sale ? { sale: { figures: r.sale.figures, violations: r.sale.violations } } : {}),
         ...(r.stripe ? { stripe: { figures: r.stripe.figures, violations: r.stripe.violations } } : {}),
         ...(r.line ? { line: { figures: r.line.figures, violations: r.line.violations } } : {}),
+        ...(r.events ? { events: { figures: r.events.figures, violations: r.events.violations } } : {}),
       },
     ]),
   );
@@ -734,6 +754,8 @@ async function main(): Promise<number> {
     console.log(`\n${r.fault}: ${JSON.stringify(r.stripe?.checks)}\n  ${JSON.stringify(r.stripe?.figures)}`);
   for (const r of results.filter((result) => result.line))
     console.log(`\n${r.fault}: ${JSON.stringify(r.line?.checks)}\n  ${JSON.stringify(r.line?.figures)}`);
+  for (const r of results.filter((result) => result.events))
+    console.log(`\n${r.fault}: ${JSON.stringify(r.events?.checks)}\n  ${JSON.stringify(r.events?.figures)}`);
   say(
     `results in ${file}${previous ? ` (merged: ${results.map((r) => r.fault).join(', ')}; the other faults' entries kept)` : ''}`,
   );
@@ -854,6 +876,8 @@ async function inject(
       return undefined; // stripeDropRound points Stripe's webhook away and back itself
     case LINE_ROUND:
       return undefined; // lineRound freezes Redis and kills an API itself, mid-line
+    case EVENTS_ROUND:
+      return undefined; // eventsRound freezes its receiver and kills the worker itself, mid-sale
   }
 }
 
@@ -1038,6 +1062,29 @@ async function lineRound(ctx: RoundContext): Promise<FaultResult> {
   say(`  line: ${JSON.stringify(round.line.figures)}`);
   for (const violation of round.line.violations) say(`  ${violation}`);
   return { fault: LINE_ROUND, ok: round.ok, ...round.verdict, seconds: round.seconds, line: round.line };
+}
+
+/**
+ * The order-events round (chaos/events-round.ts): its receiver frozen and the worker killed (as worker-kill) mid-sale;
+ * the invariants every round checks, and every event delivered.
+ */
+async function eventsRound(ctx: RoundContext): Promise<FaultResult> {
+  const { targets } = ctx;
+  const round = await eventsReceiverFreezeWorkerKillRound({
+    ...ctx,
+    logDir: workDir,
+    killWorker: () => inject('worker-kill', targets, 0),
+    worker: targets.worker,
+    quiescenceTimeoutMs: settings.quiescenceTimeoutMs,
+    say,
+  });
+  say(
+    `${EVENTS_ROUND}: ${round.ok ? 'all invariants hold' : `VIOLATED: ${round.violated.join(', ')}`} (quiet after ${round.seconds.quiet} s)`,
+  );
+  say(`  ${JSON.stringify(round.verdict.figures)}`);
+  say(`  events: ${JSON.stringify(round.events.figures)}`);
+  for (const violation of round.events.violations) say(`  ${violation}`);
+  return { fault: EVENTS_ROUND, ok: round.ok, ...round.verdict, seconds: round.seconds, events: round.events };
 }
 
 /**
