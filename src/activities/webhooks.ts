@@ -10,6 +10,8 @@ import { orderEventOf } from '../events/order-events.js';
 import type { WebhookDeliverySettings, WebhookOutcome, WebhookSender } from '../events/webhook-sender.js';
 import { beat } from './heartbeat.js';
 
+/** How often a round tells Temporal it is alive (the workflow's heartbeat timeout is a few of these). */
+export const HEARTBEAT_EVERY_MS = 2_000;
 /** Events read from the feed per round. */
 const QUEUE_PAGE = 500;
 /** Deliveries sent per round, in waves of EVENTS_CONCURRENCY: a round's length is bounded by a few attempt timeouts. */
@@ -127,10 +129,16 @@ export function createWebhookActivities(deps: {
             halted = 'slow_down';
             await webhooks.pauseEndpoint(endpointId, record.next.status === 'PENDING' ? record.next.inMs : 0);
           }
-          beat(round.sent);
         }
       };
-      await Promise.all(Array.from({ length: Math.min(deps.settings.concurrency, due.length) }, sendNext));
+      // A heartbeat on a clock, not per send: an attempt may take EVENTS_ATTEMPT_TIMEOUT_MS (up to 30 s), and a round
+      // whose worker died is retried once HEARTBEAT_TIMEOUT passes without one (it stalled the endpoint ~63 s).
+      const beating = setInterval(() => beat(round.sent), HEARTBEAT_EVERY_MS);
+      try {
+        await Promise.all(Array.from({ length: Math.min(deps.settings.concurrency, due.length) }, sendNext));
+      } finally {
+        clearInterval(beating);
+      }
       if (halted === 'gone') return { ...round, stopped: true };
       round.more = !halted && (queued.more || due.length === limit);
       round.nextDueInMs = await webhooks.nextDueInMs(endpointId);

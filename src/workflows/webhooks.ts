@@ -17,7 +17,8 @@ import { wakeDeliverySignal, type EndpointDeliveryInput } from '../events/delive
 const { deliverEndpointEvents } = proxyActivities<WebhookActivities>({
   // A round sends a few waves of EVENTS_CONCURRENCY, each bounded by EVENTS_ATTEMPT_TIMEOUT_MS (at most 30 s).
   startToCloseTimeout: '5 minutes',
-  heartbeatTimeout: '1 minute',
+  // A few of the activity's 2 s heartbeats: a round whose worker died is retried within seconds, not a minute.
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
