@@ -89,6 +89,7 @@ import { startStack, type RunningStack, type StackServer } from '../stack/index.
 import { freePort, spawnLogged } from '../stack/process.js';
 import { Supervised } from '../stack/supervisor.js';
 import { waitFor } from '../stack/wait-for.js';
+import { internalErrorsLogged, type InternalErrorLogged } from '../stack/internal-errors.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import {
   CHAOS_CHECKS,
@@ -1442,45 +1443,3 @@ try {
   await cleanup();
 }
 process.exit(code);
-
-interface InternalErrorLogged {
-  app: string;
-  at: string;
-  method?: string;
-  path?: string;
-  error?: string;
-  stack?: string[];
-}
-
-/** The 'request failed' lines (500s) the APIs' logs in `workDir` hold from `sinceMs` on. */
-function internalErrorsLogged(workDir: string, sinceMs: number): InternalErrorLogged[] {
-  const found: InternalErrorLogged[] = [];
-  for (const file of readdirSync(workDir).filter((name) => /^api.*\.log$/.test(name))) {
-    for (const line of readFileSync(join(workDir, file), 'utf8').split('\n')) {
-      if (!line.includes('"request failed"')) continue;
-      try {
-        const entry = JSON.parse(line) as {
-          time: number;
-          method?: string;
-          path?: string;
-          err?: { type?: string; message?: string; stack?: string };
-        };
-        if (entry.time < sinceMs) continue;
-        found.push({
-          app: file.replace(/\.log$/, ''),
-          at: new Date(entry.time).toISOString(),
-          ...(entry.method ? { method: entry.method } : {}),
-          ...(entry.path ? { path: entry.path } : {}),
-          error: `${entry.err?.type ?? 'Error'}: ${entry.err?.message ?? ''}`,
-          stack: (entry.err?.stack ?? '')
-            .split('\n')
-            .slice(1, 6)
-            .map((frame) => frame.trim()),
-        });
-      } catch {
-        // a line cut by a kill: not an entry
-      }
-    }
-  }
-  return found.slice(0, 20);
-}
