@@ -16,7 +16,7 @@ export interface EventsDeliveryFigures {
   /** The sale's paid orders, and how many distinct order.paid events the receiver accepted of them. */
   paidOrders: number;
   paidReceived: number;
-  receiver: ReceiverSummary;
+  receiver: Omit<ReceiverSummary, 'acceptedIds'>;
   /** From the phase's end (every order closed) until the receiver had every order.paid (null: not within the bound). */
   allReceivedAfterSeconds: number | null;
   /** History events of the endpoint's delivery workflow (every run of it) during the phase, per paid order. */
@@ -87,7 +87,7 @@ export async function subscribeReceiver(options: {
         return {
           paidOrders: wanted.size,
           paidReceived: got(),
-          receiver: receiver.summary(),
+          receiver: withoutIds(receiver.summary()),
           allReceivedAfterSeconds:
             allReceivedAfterSeconds === null ? null : Math.round(allReceivedAfterSeconds * 10) / 10,
           deliveryHistoryEventsPerOrder: wanted.size ? Math.round((deliveryEvents / wanted.size) * 1000) / 1000 : 0,
@@ -112,4 +112,9 @@ export function describeEventsDelivery(figures: EventsDeliveryFigures): string {
     `of the last payment; delay p50 ${receiver.delayMs?.p50 ?? '—'} / p99 ${receiver.delayMs?.p99 ?? '—'} ms; ` +
     `delivery history events per order ${figures.deliveryHistoryEventsPerOrder} (an order's own: ${figures.orderHistoryEvents})`
   );
+}
+
+/** The summary as the results file keeps it: counts, not the ids. */
+function withoutIds({ acceptedIds: _ids, ...counts }: ReceiverSummary): Omit<ReceiverSummary, 'acceptedIds'> {
+  return counts;
 }

@@ -36,6 +36,8 @@ export interface ReceiverSummary {
   /** Events accepted again after their first acceptance (a retry whose 2xx was lost): deduplicated. */
   duplicates: number;
   byType: Record<string, number>;
+  /** The ids accepted, in the order first accepted. */
+  acceptedIds: string[];
   /** From the event's `created` to its first acceptance. */
   delayMs: { p50: number; p99: number; max: number } | null;
 }
@@ -79,6 +81,7 @@ export async function startEventReceiver(
       accepted: received.length,
       duplicates,
       byType,
+      acceptedIds: received.map((event) => event.id),
       delayMs: delays.length ? { p50: at(0.5), p99: at(0.99), max: delays[delays.length - 1] ?? 0 } : null,
     };
   };

@@ -60,9 +60,10 @@ const README_MAX_BYTES = 12 * 1024;
  * departs from the card and why (docs/architecture.md) and the payment Signal's path; 150,500 for order events (their
  * types, envelope, feed and its token) and the webhook sender's settings; 154,286 for webhook endpoints (their eight
  * admin routes, the secret shown once, rotation, deliveries and resends, a receiver's check); 155,520 + 413 for the
- * order events' gauges (their table rows); + 314 for the fault round freezing a receiver while the worker is killed.
+ * order events' gauges (their table rows); + 314 for the fault round freezing a receiver while the worker is killed;
+ * + 663 for the payment phase with a merchant subscribed.
  */
-const DOCS_MAX_BYTES = 156_247;
+const DOCS_MAX_BYTES = 156_910;
 
 // ---- reading markdown --------------------------------------------------------------------------
 
