@@ -45,5 +45,6 @@ export async function EndpointDeliveryWorkflow(input: EndpointDeliveryInput): Pr
 }
 
 // Auto-upgrade: it runs for as long as its endpoint, so a rollout moves it to the new build at its next task (its
-// state between rounds is all in MySQL; it must replay on the new build, which the replay test checks).
+// state between rounds is all in MySQL). A run in flight replays on the new build: a change to its commands needs a
+// patch (no recorded history of it guards that yet; runs continue as new every ROUNDS_PER_RUN rounds).
 setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, EndpointDeliveryWorkflow);
