@@ -22,6 +22,8 @@ const WITHOUT_STACK = [
   'test/delivery-rules.test.ts',
   'test/mysql-failures.test.ts',
   'test/endpoint-secrets.test.ts',
+  'test/payload-codec.test.ts',
+  'test/data-converter-wiring.test.ts',
 ];
 /**
  * The load and fault smoke runs (the quick fault suite, the benchmark's quick runs): minutes each,

@@ -6,6 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import type { AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
 import { endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
@@ -36,7 +37,7 @@ export interface SubscribedReceiver {
 
 export async function subscribeReceiver(options: {
   apiUrl: string;
-  config: Pick<AppConfig, 'adminToken' | 'temporal'>;
+  config: Pick<AppConfig, 'adminToken' | 'temporal' | 'payloadCodec'>;
   stores: Stores;
 }): Promise<SubscribedReceiver> {
   const receiver = await startEventReceiver();
@@ -49,7 +50,11 @@ export async function subscribeReceiver(options: {
   const { endpoint, secret } = (await created.json()) as { endpoint: { endpointId: string }; secret: string };
   receiver.setSecrets([secret]);
   const connection = await Connection.connect({ address: options.config.temporal.address });
-  const temporal = new Client({ connection, namespace: options.config.temporal.namespace });
+  const temporal = new Client({
+    connection,
+    namespace: options.config.temporal.namespace,
+    dataConverter: temporalDataConverter(options.config),
+  });
   // Closed runs (continued as new) from visibility, the running one from its own description (visibility's
   // historyLength of a running workflow is not kept current).
   const historyEvents = async (): Promise<number> => {

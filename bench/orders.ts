@@ -5,6 +5,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
+import { payloadCodecOf } from '../src/infra/data-converter.js';
+import { textSealerOf } from '../src/infra/payload-codec.js';
 import { loadConfig, type AppConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
@@ -76,7 +78,13 @@ export function pipelineOf(config: AppConfig, stores: Stores, inventory: RedisIn
     config.temporal.taskQueue,
     new StartPacing({ maxLimit: 32 }),
   );
-  return { config, stores, inventory, orders, lookup: OrderLookup.withoutBreaker(orders, stores, null) };
+  return {
+    config,
+    stores,
+    inventory,
+    orders,
+    lookup: OrderLookup.withoutBreaker(orders, stores, null, textSealerOf(payloadCodecOf(config))),
+  };
 }
 
 /**

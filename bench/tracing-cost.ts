@@ -36,8 +36,9 @@ import {
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
 import { Client } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
-import { loadConfig } from '../src/config/index.js';
+import { loadConfig, type AppConfig } from '../src/config/index.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { runThenCleanUp } from '../stack/launcher.js';
 import { freePort, type ManagedProcess } from '../stack/process.js';
@@ -160,8 +161,9 @@ async function runModePhase(run: RunContext, mode: TracingMode, round: number, i
   const spec = MODES[mode];
   const taskQueue = `bench-tracing-${runId}-${index}-${mode}`;
   const env = { ...run.env, TEMPORAL_TASK_QUEUE: taskQueue, ...tracingEnv(spec.ratio, run.zipkin) };
-  const client = spec.ratio === null ? temporal : tracedClient(temporal, spec.ratio);
-  const pipeline: Pipeline = pipelineOf(loadConfig(env), stores, inventory, client);
+  const config = loadConfig(env);
+  const client = spec.ratio === null ? temporal : tracedClient(temporal, spec.ratio, config);
+  const pipeline: Pipeline = pipelineOf(config, stores, inventory, client);
   // Zipkin's query window: the spans this phase's worker can have sent, from its start to its stop.
   const phaseStartedAt = Date.now();
   const worker = await startWorker({
@@ -249,7 +251,7 @@ function tracingEnv(ratio: number | null, zipkinServer: RunningZipkin): Record<s
  * decision. Its own spans go nowhere (no span processor): only the header's sampled flag matters.
  * The provider is not registered, so this process's global tracer stays the no-op one.
  */
-function tracedClient(base: Client, ratio: number): Client {
+function tracedClient(base: Client, ratio: number, config: Pick<AppConfig, 'payloadCodec'>): Client {
   const sampler =
     ratio >= 1 ? new AlwaysOnSampler() : new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
   const tracer = new BasicTracerProvider({ sampler }).getTracer('bench-tracing-cost');
@@ -258,6 +260,7 @@ function tracedClient(base: Client, ratio: number): Client {
     namespace: base.options.namespace,
     workflow: { queryRejectCondition: 'NOT_OPEN' },
     interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor({ tracer })] },
+    dataConverter: temporalDataConverter(config),
   });
 }
 

@@ -1,6 +1,7 @@
 /** Workflow start latency from Temporal's visibility store: reservation to workflow start, per order. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import type { AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
@@ -8,14 +9,18 @@ import { pct, sorted } from './stats.js';
 
 /** Reservation (orders.created_at) to workflow start (Temporal's startTime), per order. */
 export async function workflowStartLatency(
-  config: Pick<AppConfig, 'temporal'>,
+  config: Pick<AppConfig, 'temporal' | 'payloadCodec'>,
   stores: Stores,
   sku: string,
   expected: number,
 ) {
   const connection = await Connection.connect({ address: config.temporal.address });
   try {
-    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const client = new Client({
+      connection,
+      namespace: config.temporal.namespace,
+      dataConverter: temporalDataConverter(config),
+    });
     const createdAt = new Map(
       [...(await stores.reports.orderCreationTimes(sku))].map(([orderNo, at]) => [
         orderWorkflowId(orderNo),

@@ -74,6 +74,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import type { RedisClient } from '../src/infra/redis.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { SalesService } from '../src/sales/sales-service.js';
@@ -368,7 +369,11 @@ async function main(): Promise<number> {
   const redis = createRedis(config, { maxRetriesPerRequest: 20 });
   redis.on('error', () => {});
   const connection = await Connection.connect({ address: config.temporal.address });
-  const temporal = new Client({ connection, namespace: config.temporal.namespace });
+  const temporal = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: temporalDataConverter(config),
+  });
   const bundle = join(workDir, 'workflow-bundle.js');
   await buildWorkflowBundle(bundle);
 

@@ -1,21 +1,25 @@
 /**
  * `npm run record-histories -- --out test/replay/histories/<release>`: runs OrderWorkflow through
  * every path it has, on a throw-away local stack (Temporal dev server, Redis, MariaDB) with the
- * production worker and real activities, and exports each history as JSON with the Temporal CLI
- * (the same format as the Web UI's "Download" button). `npm test` replays every recorded history
- * against today's workflow code (test/replay.test.ts), so a change that is not replay-compatible
- * with this build's orders fails CI.
+ * production worker and real activities, and exports each history as JSON (the format of the Temporal
+ * CLI and the Web UI's "Download" button). `npm test` replays every recorded history against today's
+ * workflow code (test/replay.test.ts), so a change that is not replay-compatible with this build's
+ * orders fails CI.
+ *
+ * The worker and the client encrypt as in production (src/infra/payload-codec.ts), with this checkout's
+ * key; the histories are written decoded (every payload plain), so that they replay on any checkout.
  *
  * Orders are Pinned: when the workflow's commands change on purpose, the new build's histories
  * replace the old build's folder (docs/testing.md, "Changing the workflow"). Recorded unversioned.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { NativeConnection } from '@temporalio/worker';
 import { SalesService } from '../src/sales/sales-service.js';
 import { loadConfig } from '../src/config/index.js';
@@ -23,6 +27,9 @@ import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
+import { payloadCodecOf, temporalDataConverter } from '../src/infra/data-converter.js';
+import { decodeHistoryPayloads, eachPayload } from '../src/infra/history-payloads.js';
+import { ENCRYPTED_ENCODING } from '../src/infra/payload-codec.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { startStack } from '../stack/index.js';
@@ -53,11 +60,17 @@ import {
 import type { OrderWorkflow } from '../src/workflows/order.js';
 
 const root = resolve(import.meta.dirname, '..');
-const { values: args } = parseArgs({ options: { out: { type: 'string' }, only: { type: 'string' } } });
+const { values: args } = parseArgs({
+  options: { out: { type: 'string' }, only: { type: 'string' }, encrypted: { type: 'boolean' } },
+});
+/**
+ * `--encrypted`: written as Temporal stores them, under the committed test key (test/replay/encrypted/fixture-key, a
+ * published key for this only), so that test/replay.test.ts replays a history through the codec.
+ */
+const FIXTURE_KEY = resolve(import.meta.dirname, '..', 'test', 'replay', 'encrypted', 'fixture-key');
 if (!args.out) throw new Error('usage: npm run record-histories -- --out test/replay/histories/<release>');
 const outDir = resolve(root, args.out);
 const say = (line: string) => console.log(`[record] ${line}`);
-const run = promisify(execFile);
 
 /** Holds an activity until the scenario lets it go, so a signal can land while it runs. */
 class Gate {
@@ -133,13 +146,20 @@ async function main(): Promise<void> {
     // the same whichever version ran it.
     WORKER_VERSIONING: 'false',
     LOG_LEVEL: 'warn',
+    ...(args.encrypted
+      ? { PAYLOAD_CODEC_KEYS: readFileSync(FIXTURE_KEY, 'utf8').trim(), PAYLOAD_CODEC_MODE: 'encrypt' }
+      : {}),
   });
   const pool = createMysqlPool(config);
   const stores = openStores(pool);
   const redis = createRedis(config);
   const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   const connection = await Connection.connect({ address: config.temporal.address });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const client = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: temporalDataConverter(config),
+  });
   try {
     await migrate(pool);
     const bundle = join(workDir, 'workflow-bundle.js');
@@ -188,7 +208,7 @@ async function main(): Promise<void> {
           ...(ownQueue ? { lateWorker: lateWorkerOn(() => makeWorker(ownQueue)) } : {}),
         });
         const file = join(outDir, `${scenario.name}.json`);
-        await exportHistory(config.temporal.address, orderWorkflowId(orderNo), file);
+        await exportHistory(client, args.encrypted ? null : payloadCodecOf(config), orderWorkflowId(orderNo), file);
         say(`${scenario.name}: ${Date.now() - t0} ms → ${file}`);
       }
     });
@@ -319,18 +339,28 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
   }
 }
 
-/** The Temporal CLI's JSON export: the format of the Web UI's download and of `temporal workflow show`. */
-async function exportHistory(address: string, workflowId: string, file: string): Promise<void> {
-  const { stdout } = await run(
-    loadToolPaths().temporalCli,
-    ['workflow', 'show', '--address', address, '--workflow-id', workflowId, '--output', 'json'],
-    {
-      maxBuffer: 64 * 1024 * 1024,
-    },
-  );
-  const history = JSON.parse(stdout) as { events?: unknown[] };
+/**
+ * The history, decoded (every payload as the workflow saw it, failures' messages and stacks included), as proto JSON:
+ * the format of the Web UI's download and of `temporal workflow show --output json`. Refuses to write a payload that
+ * is still encrypted: a committed history must replay with any checkout's key. `codec` null (--encrypted): as stored,
+ * refused unless encrypted.
+ */
+async function exportHistory(
+  client: Client,
+  codec: PayloadCodec | null,
+  workflowId: string,
+  file: string,
+): Promise<void> {
+  const fetched = await client.workflow.getHandle(workflowId).fetchHistory();
+  const history = codec ? await decodeHistoryPayloads(fetched, codec) : fetched;
   if (!history.events?.length) throw new Error(`empty history exported for ${workflowId}`);
-  writeFileSync(file, `${JSON.stringify(history, null, 1)}\n`);
+  const encrypted = [...eachPayload(history)].filter((payload) => {
+    const encoding = payload.metadata?.encoding;
+    return encoding !== undefined && encoding !== null && new TextDecoder().decode(encoding) === ENCRYPTED_ENCODING;
+  });
+  if (codec && encrypted.length > 0) throw new Error(`${workflowId}: a payload is still encrypted after decoding`);
+  if (!codec && encrypted.length === 0) throw new Error(`${workflowId}: --encrypted, yet no payload is encrypted`);
+  writeFileSync(file, `${JSON.stringify(JSON.parse(historyToJSON(history)), null, 1)}\n`);
 }
 
 await main();

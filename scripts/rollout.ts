@@ -15,6 +15,7 @@
 import { parseArgs } from 'node:util';
 import ms from 'ms';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { loadConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { openStores } from '../src/db/stores.js';
@@ -24,7 +25,7 @@ import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { providerTaskQueue } from '../src/model/order-workflow.js';
 import { SalesService } from '../src/sales/sales-service.js';
-import { workflowBuildId } from '../src/workers/bundle.js';
+import { workerBuildId } from '../src/workers/versioning.js';
 import { rollout } from '../src/workers/rollout.js';
 
 const { values: flags, positionals } = parseArgs({
@@ -48,7 +49,8 @@ const usage = (problem: string): never => {
 
 const [command, argument] = positionals;
 if (command === 'build-id') {
-  console.log(workflowBuildId(argument));
+  // The bundle's hash and this configuration's payload codec (its mode and key ids), as the worker names itself.
+  console.log(workerBuildId(loadConfig(), argument));
   process.exit(0);
 }
 const config = loadConfig();
@@ -92,7 +94,11 @@ try {
       const report = await rollout(
         {
           deployments,
-          client: new Client({ connection, namespace: config.temporal.namespace }),
+          client: new Client({
+            connection,
+            namespace: config.temporal.namespace,
+            dataConverter: temporalDataConverter(config),
+          }),
           taskQueue: config.temporal.taskQueue,
           inventory: new RedisInventory(redis, config.temporal.taskQueue),
           sales: SalesService.onClients(openStores(pool), redis, config.temporal.taskQueue),

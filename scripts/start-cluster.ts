@@ -39,6 +39,7 @@ try {
   say(`  worker metrics           ${app.workerMetricsUrls.join(', ')}`);
   say(`  Temporal frontend        ${app.stack.env.TEMPORAL_ADDRESS} (namespace ${app.stack.env.TEMPORAL_NAMESPACE})`);
   say(`  Temporal Web UI          ${app.stack.temporalUiUrl ?? '(not installed)'}`);
+  say(`  codec server             ${app.codecServer ? `http://127.0.0.1:${app.config.codecServer.port}` : '(off)'}`);
   say(`  Redis Cluster            ${app.stack.env.REDIS_URL}`);
   say(`  MariaDB                  ${app.stack.env.MYSQL_URL}`);
   say(`  data                     ${dataDir}`);

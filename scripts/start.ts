@@ -1,5 +1,6 @@
 /**
- * `npm start`: the local stack with durable data under .data/, the schema, the worker and the API.
+ * `npm start`: the local stack with durable data under .data/, the schema, the worker, the API and the codec server
+ * (the Web UI decodes the encrypted payloads through it, on loopback).
  * Every process is supervised: one that crashes is started again with backoff and the restart is
  * logged, as a container restart policy would do. Runs until Ctrl-C, then stops everything in
  * order: API, worker, then the servers.
@@ -13,11 +14,12 @@ import { Supervised } from '../stack/supervisor.js';
 import { waitFor } from '../stack/wait-for.js';
 import { traceExporterFromEnv } from '../src/infra/tracing.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
-import { loadToolPaths } from '../stack/services.js';
+import { loadToolPaths, startCodecServerProcess } from '../stack/services.js';
 import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
 import { startStripeMock, type RunningStripeMock } from '../stack/stripe-mock.js';
 import { startStripeDouble, type StripeDouble } from '../stack/stripe-double.js';
 import { drainOlderBuilds, keepBundle, type OlderBuilds } from '../stack/older-builds.js';
+import { workerBuildId } from '../src/workers/versioning.js';
 import { settingsOf } from '../src/payments/providers/registry.js';
 import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 
@@ -96,7 +98,7 @@ try {
 
   // Every build's bundle is kept: orders an earlier start left open are pinned to theirs (stack/older-builds.ts).
   const versionsDir = join(dataDir, 'build', 'versions');
-  const buildId = keepBundle(bundle, versionsDir);
+  const buildId = keepBundle(bundle, versionsDir, workerBuildId(config, bundle));
 
   const tsx = join(root, 'node_modules', '.bin', 'tsx');
   const apiUrl = `http://127.0.0.1:${config.port}`;
@@ -130,8 +132,18 @@ try {
     },
     supervision,
   );
-  apps.push(worker, api);
+  // The Web UI's decoder (src/api/codec-server.ts): on loopback, answering the stack's UI origins (stack.env).
+  const codecUrl = config.codecServer.port ? `http://127.0.0.1:${config.codecServer.port}` : undefined;
+  const codecServer = codecUrl
+    ? new Supervised(
+        'codec-server',
+        () => startCodecServerProcess({ root, url: codecUrl, logFile: 'inherit', env }),
+        supervision,
+      )
+    : undefined;
+  apps.push(worker, ...(codecServer ? [codecServer] : []), api);
   await worker.start();
+  await codecServer?.start();
   await api.start();
   olderBuilds = await drainOlderBuilds({
     config,
@@ -156,6 +168,9 @@ try {
   say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   say(`  API + dashboard  ${apiUrl}/`);
   say(`  Temporal Web UI  ${stack.temporalUiUrl ?? `(external Temporal at ${config.temporal.address})`}`);
+  say(
+    `  codec server     ${codecUrl ? `${codecUrl} (the Web UI decodes payloads through it; CLI: temporal --codec-endpoint ${codecUrl})` : '(off: CODEC_SERVER_PORT=0)'}`,
+  );
   say(`  data             ${dataDir}`);
   say(`  workflow build   ${buildId} (current; npm run rollout -- status lists the others)`);
   say(

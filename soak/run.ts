@@ -28,6 +28,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { loadConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
@@ -161,7 +162,11 @@ async function main(): Promise<void> {
     () => redis.quit(),
     () => connection.close(),
   );
-  const temporal = new Client({ connection, namespace: config.temporal.namespace });
+  const temporal = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: temporalDataConverter(config),
+  });
   const stores = openStores(pool);
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
   const sales = SalesService.onClients(stores, redis, config.temporal.taskQueue);

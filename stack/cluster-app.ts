@@ -1,7 +1,8 @@
 /**
  * The application on the cluster layout: the cluster stack (stack/cluster.ts), the schema, N
- * workers and N API processes, and nginx in front of the APIs. Shared by `npm run start:cluster`
- * and the cluster suite (`npm run test:cluster`). The app processes and the load balancer are
+ * workers and N API processes, nginx in front of the APIs, and the codec server the Web UI
+ * decodes through. Shared by `npm run start:cluster` and the cluster suite (`npm run
+ * test:cluster`). The app processes, the codec server and the load balancer are
  * supervised (a crashed one is started again with backoff); the servers are the stack's roles.
  * Nothing here is specific to the cluster but configuration: the app gets the stack's env.
  */
@@ -12,6 +13,7 @@ import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { startClusterStack, startLoadBalancer, type ClusterStackOptions, type RunningClusterStack } from './cluster.js';
 import { migrateSchema } from './launcher.js';
 import { freePort, spawnLogged } from './process.js';
+import { startCodecServerProcess } from './services.js';
 import { Supervised, type SupervisorOptions } from './supervisor.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -41,6 +43,8 @@ export interface RunningClusterApp {
   apis: Supervised[];
   workers: Supervised[];
   loadBalancer: Supervised;
+  /** The Web UI's decoder (src/api/codec-server.ts) on loopback; undefined with CODEC_SERVER_PORT=0. */
+  codecServer?: Supervised;
   /** API processes, then workers, then the load balancer, then the servers; nothing is left. */
   stop(): Promise<void>;
 }
@@ -128,8 +132,23 @@ export async function startClusterApp(options: ClusterAppOptions): Promise<Runni
         ).process,
       options.supervise,
     );
+    const codecUrl = config.codecServer.port ? `http://127.0.0.1:${config.codecServer.port}` : undefined;
+    const codecServer = codecUrl
+      ? new Supervised(
+          'codec-server',
+          () =>
+            startCodecServerProcess({
+              root,
+              url: codecUrl,
+              logFile: logFile('codec-server'),
+              env: env as NodeJS.ProcessEnv,
+            }),
+          options.supervise,
+        )
+      : undefined;
     // Stop order is the reverse: APIs first (no new orders), then workers (activities finish), then nginx.
-    apps.push(loadBalancer, ...workers, ...apis);
+    apps.push(...(codecServer ? [codecServer] : []), loadBalancer, ...workers, ...apis);
+    await codecServer?.start();
     await loadBalancer.start();
     await Promise.all(workers.map((w) => w.start()));
     await Promise.all(apis.map((a) => a.start()));
@@ -145,6 +164,7 @@ export async function startClusterApp(options: ClusterAppOptions): Promise<Runni
       apis,
       workers,
       loadBalancer,
+      ...(codecServer ? { codecServer } : {}),
       stop,
     };
   } catch (err) {

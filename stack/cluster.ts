@@ -89,6 +89,8 @@ export interface ClusterPorts {
   postgres: number;
   temporal: TemporalPorts;
   temporalUi: number;
+  /** Where the Web UI expects the codec server (the app's launcher runs it: stack/cluster-app.ts). */
+  codecServer: number;
   redis: number[];
   mysql: number;
 }
@@ -118,7 +120,15 @@ export interface RunningClusterStack {
 
 async function pickPorts(dataDir: string, ephemeral: boolean): Promise<ClusterPorts> {
   const file = join(dataDir, 'cluster-ports.json');
-  if (!ephemeral && existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as ClusterPorts;
+  if (!ephemeral && existsSync(file)) {
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<ClusterPorts>;
+    // A file saved before the codec server had no port for it.
+    if (saved.codecServer === undefined) {
+      saved.codecServer = await freePort();
+      writeFileSync(file, JSON.stringify(saved, null, 2));
+    }
+    return saved as ClusterPorts;
+  }
   const taken = new Set<number>();
   // freePort() asks the OS, which may hand out the same port twice in a row while nothing listens yet.
   const next = async (): Promise<number> => {
@@ -151,6 +161,7 @@ async function pickPorts(dataDir: string, ephemeral: boolean): Promise<ClusterPo
       metrics: { frontend: await next(), history: await next(), matching: await next(), worker: await next() },
     },
     temporalUi: await next(),
+    codecServer: await next(),
     redis: [await next(), await next(), await next(), await next(), await next(), await next()],
     mysql: await next(),
   };
@@ -226,6 +237,7 @@ export async function startClusterStack(options: ClusterStackOptions): Promise<R
             port: ports.temporalUi,
             frontend: temporal!.address,
             namespace,
+            codecEndpoint: `http://127.0.0.1:${ports.codecServer}`,
           }),
         );
       }
@@ -271,6 +283,9 @@ export async function startClusterStack(options: ClusterStackOptions): Promise<R
     // Every master has a replica: a 202 whose start did not answer waits until one holds its promise.
     REDIS_WAIT_REPLICAS: '1',
     MYSQL_URL: `mysql://flash:flash@127.0.0.1:${ports.mysql}/flash`,
+    // The codec server the Web UI calls from the browser, answering the UI's origins.
+    CODEC_SERVER_PORT: String(ports.codecServer),
+    CODEC_SERVER_ORIGINS: `http://127.0.0.1:${ports.temporalUi},http://localhost:${ports.temporalUi}`,
   };
   const roleEnv: Partial<Record<ClusterRole, Record<string, string>>> = {
     'temporal-frontend': { TEMPORAL_ADDRESS: env.TEMPORAL_ADDRESS!, TEMPORAL_NAMESPACE: namespace },

@@ -1,9 +1,10 @@
 /**
  * The local stack shared by `npm start`, `npm test`, `npm run bench` and `npm run chaos`: Temporal
- * dev server (with Web UI), Redis and MariaDB. A server whose address is already in the environment
- * (TEMPORAL_ADDRESS, REDIS_URL, MYSQL_URL) is used as it is and none is started for it. Each server
- * this starts is supervised: with `supervise`, a crashed server is started again on the same port
- * and data (npm start, the fault suite); without, it is only watched.
+ * dev server (with Web UI, its payloads decoded by the codec server at CODEC_SERVER_PORT), Redis and
+ * MariaDB. A server whose address is already in the environment (TEMPORAL_ADDRESS, REDIS_URL,
+ * MYSQL_URL) is used as it is and none is started for it. Each server this starts is supervised:
+ * with `supervise`, a crashed server is started again on the same port and data (npm start, the
+ * fault suite); without, it is only watched.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,10 +33,18 @@ export interface StackOptions {
 }
 
 export interface RunningStack {
-  /** TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, REDIS_URL, MYSQL_URL for the app's processes. */
+  /**
+   * TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, REDIS_URL, MYSQL_URL for the app's processes; with the dev server, also
+   * CODEC_SERVER_PORT and CODEC_SERVER_ORIGINS: where its Web UI expects the codec server, and the UI's origins.
+   */
   env: Record<string, string>;
   /** The Web UI, when this stack started the Temporal dev server. */
   temporalUiUrl?: string;
+  /**
+   * The codec server the Web UI calls (--ui-codec-endpoint), when this stack started the dev server. The stack does not
+   * run it: the app's launcher does (scripts/start.ts), or a test (src/api/codec-server.ts) on CODEC_SERVER_PORT.
+   */
+  codecServerUrl?: string;
   /** The Temporal dev server's Prometheus endpoint, when this stack started it. */
   temporalMetricsUrl?: string;
   /** The servers this stack started (not the external ones), by role. */
@@ -55,6 +64,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   const stackEnv: Record<string, string> = {};
   let temporalUiUrl: string | undefined;
   let temporalMetricsUrl: string | undefined;
+  let codecServerUrl: string | undefined;
   const stop = async () => {
     // Reverse order, one at a time: each gets SIGTERM and a grace period before SIGKILL.
     for (const server of [...started].reverse()) await server.stop();
@@ -91,6 +101,16 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       ];
       temporalUiUrl = `http://127.0.0.1:${uiPort}`;
       temporalMetricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+      // The codec server's port is fixed here, before the UI is told it; CODEC_SERVER_PORT=0 (npm start): none.
+      const codecPort =
+        options.ports === 'local' ? Number(env.CODEC_SERVER_PORT || LOCAL_STACK_PORTS.codecServer) : await freePort();
+      if (codecPort) {
+        codecServerUrl = `http://127.0.0.1:${codecPort}`;
+        // The UI's pages call it from the browser: the codec server answers the UI's origins, as it is reached.
+        stackEnv.CODEC_SERVER_PORT = String(codecPort);
+        stackEnv.CODEC_SERVER_ORIGINS =
+          env.CODEC_SERVER_ORIGINS || `http://127.0.0.1:${uiPort},http://localhost:${uiPort}`;
+      }
       const namespace = env.TEMPORAL_NAMESPACE || 'default';
       tasks.push(
         supervise('temporal', 'Temporal dev server', () =>
@@ -101,6 +121,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
             uiPort,
             metricsPort,
             namespace,
+            ...(codecServerUrl ? { codecEndpoint: codecServerUrl } : {}),
           }),
         ),
       );
@@ -150,5 +171,6 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     stop,
     ...(temporalUiUrl ? { temporalUiUrl } : {}),
     ...(temporalMetricsUrl ? { temporalMetricsUrl } : {}),
+    ...(codecServerUrl ? { codecServerUrl } : {}),
   };
 }

@@ -10,7 +10,6 @@ import { Connection } from '@temporalio/client';
 import type { AppConfig } from '../src/config/index.js';
 import { temporalConnectionSettings } from '../src/infra/temporal-connection.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
-import { workflowBuildId } from '../src/workers/bundle.js';
 import type { ManagedProcess } from './process.js';
 
 export interface OlderBuilds {
@@ -18,9 +17,8 @@ export interface OlderBuilds {
   stop(): Promise<void>;
 }
 
-/** Keeps a copy of the bundle under `versionsDir`, named by its build id; the build id. */
-export function keepBundle(bundlePath: string, versionsDir: string): string {
-  const buildId = workflowBuildId(bundlePath);
+/** Keeps a copy of the bundle under `versionsDir`, named by the build id its worker runs as (`buildId`). */
+export function keepBundle(bundlePath: string, versionsDir: string, buildId: string): string {
   mkdirSync(versionsDir, { recursive: true });
   const kept = join(versionsDir, `${buildId}.js`);
   if (!existsSync(kept)) {

@@ -10,6 +10,7 @@ import { Connection } from '@temporalio/client';
 import { provisionDatabase, type MysqlCredentials } from '../src/db/provision.js';
 import { ORDER_SEARCH_ATTRIBUTES } from '../src/model/order-workflow.js';
 import { spawnLogged, waitUntilReady, type ManagedProcess } from './process.js';
+import { waitFor } from './wait-for.js';
 
 export interface ToolPaths {
   temporalCli: string;
@@ -118,6 +119,8 @@ export async function startTemporalDevServer(opts: {
   uiPort: number;
   metricsPort: number;
   namespace: string;
+  /** The codec server the Web UI sends the payloads it shows to (from the browser: CORS applies); none: as stored. */
+  codecEndpoint?: string;
   timeoutMs?: number;
 }): Promise<RunningService> {
   mkdirSync(opts.dataDir, { recursive: true });
@@ -130,6 +133,7 @@ export async function startTemporalDevServer(opts: {
     '--port', String(opts.port),
     '--ui-port', String(opts.uiPort),
     '--metrics-port', String(opts.metricsPort),
+    ...(opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : []),
     '--db-filename', join(opts.dataDir, 'temporal.sqlite'),
     // "default" always exists; any other namespace has to be created at launch.
     ...(opts.namespace === 'default' ? [] : ['--namespace', opts.namespace]),
@@ -283,4 +287,30 @@ export async function startMariaDb(opts: {
       MYSQL_URL: `mysql://${opts.credentials.user}:${encodeURIComponent(opts.credentials.password)}@127.0.0.1:${opts.port}/${opts.credentials.database}`,
     },
   };
+}
+
+/**
+ * The codec server (src/api/codec-main.ts) as a process of `root`'s checkout, ready once it answers a preflight (which
+ * needs no token) at `url`; for npm start and the cluster layout.
+ */
+export async function startCodecServerProcess(opts: {
+  root: string;
+  url: string;
+  logFile: string;
+  env: NodeJS.ProcessEnv;
+}): Promise<ManagedProcess> {
+  const tsx = join(opts.root, 'node_modules', '.bin', 'tsx');
+  const proc = spawnLogged('codec-server', tsx, [join(opts.root, 'src/api/codec-main.ts')], {
+    logFile: opts.logFile,
+    cwd: opts.root,
+    env: opts.env,
+  });
+  await waitFor(async () => (await fetch(`${opts.url}/decode`, { method: 'OPTIONS' })).status === 204, {
+    what: `the codec server at ${opts.url} to answer`,
+    timeoutMs: 60_000,
+    intervalMs: 200,
+    retryErrors: true,
+    abortIf: () => (proc.exitCodeNow === undefined ? undefined : `the codec server exited (${proc.exitCodeNow})`),
+  });
+  return proc;
 }

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHAOS_CHECKS, checkAfterFault, waitForQuiescence, waitForRepair } from '../chaos/checks.js';
@@ -76,7 +77,11 @@ beforeAll(async () => {
   redis = createRedis(app.config, { maxRetriesPerRequest: 20 });
   redis.on('error', () => {});
   connection = await Connection.connect({ address: app.config.temporal.address });
-  temporal = new Client({ connection, namespace: app.config.temporal.namespace });
+  temporal = new Client({
+    connection,
+    namespace: app.config.temporal.namespace,
+    dataConverter: temporalDataConverter(app.config),
+  });
   orders = OrderWorkflowClient.withoutBreakers(
     temporal,
     app.config.temporal.taskQueue,

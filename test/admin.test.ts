@@ -254,6 +254,22 @@ describe('admin views of a sale with orders in every state', () => {
     });
   });
 
+  it("a shopper's orders by userId (Temporal no longer shows who ordered), of one sale or all, by status", async () => {
+    const shopper = `${sku}-a3`;
+    const all = await admin('GET', `/api/admin/orders?userId=${encodeURIComponent(shopper)}`);
+    expect(all.status).toBe(200);
+    expect(all.body.items.map((o: { orderNo: string }) => o.orderNo)).toEqual([placed[2]?.orderNo]);
+    expect(all.body.items[0]).toMatchObject({ userId: shopper, sku, status: 'CANCELLED' });
+    const ofSale = await admin('GET', `/api/admin/orders?sku=${sku}&userId=${encodeURIComponent(shopper)}&status=PAID`);
+    expect(ofSale.body).toEqual({ items: [], nextCursor: null });
+    // Neither: every order, newest first (other files' orders too, so only the order is checked).
+    const newest = await admin('GET', '/api/admin/orders?limit=20');
+    expect(newest.status).toBe(200);
+    const numbers = newest.body.items.map((o: { orderNo: string }) => o.orderNo);
+    expect(numbers.length).toBeGreaterThan(0);
+    expect(numbers).toEqual([...numbers].sort().reverse());
+  });
+
   it('payments: the refunds to make, oldest first, each exactly once across pages', async () => {
     const { items } = await walk('/api/admin/payments?outcome=REFUND_REQUIRED&limit=2');
     const ids = items.map((p) => p.eventId);
@@ -336,8 +352,8 @@ describe('admin views of a sale with orders in every state', () => {
       `/api/admin/orders?sku=${sku}&cursor=not-a-cursor`,
       `/api/admin/orders?sku=${sku}&cursor=${Buffer.from('["x"]').toString('base64url')}`,
       `/api/admin/orders?sku=${sku}&sku=${sku}`,
-      '/api/admin/orders',
       '/api/admin/orders?sku=bad%20sku',
+      '/api/admin/orders?userId=bad%20shopper',
       '/api/admin/payments?outcome=DUPLICATE',
       '/api/admin/payments?limit=',
       `/api/admin/payments?cursor=${Buffer.from('["yesterday","e"]').toString('base64url')}`,

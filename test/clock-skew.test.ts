@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
@@ -101,7 +102,11 @@ beforeAll(async () => {
   inventory = new RedisInventory(redis, taskQueue);
   promises = new PromiseQueue(redis);
   connection = await Connection.connect({ address: config.temporal.address });
-  temporal = new Client({ connection, namespace: config.temporal.namespace });
+  temporal = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: temporalDataConverter(config),
+  });
 }, 120_000);
 
 afterAll(async () => {

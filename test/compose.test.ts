@@ -179,6 +179,43 @@ describe('docker-compose.temporal.yml', () => {
     expect(composeText).toMatch(/^x-app-env:\s*&app-env\b/m);
   });
 
+  it('runs the codec server on the app environment, listening on every interface of its container only', () => {
+    const { CODEC_SERVER_HOST: host, ...rest } = envOf('codec-server');
+    const { CODEC_SERVER_HOST: _appHost, ...app } = envOf('api');
+    expect(rest).toEqual(app);
+    expect(host).toBe('0.0.0.0');
+    expect(commandText(service('codec-server').command)).toBe('npm run codec-server');
+    const build = service('codec-server').build;
+    expect(resolve(repoRoot, typeof build === 'string' ? build : (build?.context ?? ''), 'Dockerfile')).toBe(
+      dockerfilePath,
+    );
+  });
+
+  it("points the Web UI's codec endpoint at the codec server, published on the host's loopback only, never on the API's port", () => {
+    const config = loadConfig(envOf('codec-server'));
+    const port = config.codecServer.port;
+    expect(port).toBeGreaterThan(0);
+    // Published on 127.0.0.1 alone: it decrypts for whoever reaches it.
+    const published = service('codec-server').ports ?? [];
+    expect(published).toHaveLength(1);
+    expect(String(published[0])).toMatch(/^127\.0\.0\.1:/);
+    expect(portsOf('codec-server')).toEqual([{ published: port, target: port }]);
+    expect(port).not.toBe(Number(envOf('api').PORT));
+    for (const other of ['lb', 'temporal-ui']) expect(portsOf(other).map((p) => p.published)).not.toContain(port);
+    // The browser calls it from the UI's pages: the endpoint is the published address, and the UI's origin is allowed.
+    const ui = envOf('temporal-ui');
+    const endpoint = new URL(ui.TEMPORAL_CODEC_ENDPOINT ?? '');
+    expect(['localhost', '127.0.0.1']).toContain(endpoint.hostname);
+    expect(Number(endpoint.port)).toBe(port);
+    for (const { published: uiPort } of portsOf('temporal-ui')) {
+      expect(config.codecServer.allowedOrigins).toContain(`http://localhost:${uiPort}`);
+      expect(config.codecServer.allowedOrigins).toContain(`http://127.0.0.1:${uiPort}`);
+    }
+    // No sign-in in front of this UI: no access token to pass (the UI sends one over https only), no cookies.
+    expect(ui.TEMPORAL_CODEC_PASS_ACCESS_TOKEN).toBe('false');
+    expect(ui.TEMPORAL_CODEC_INCLUDE_CREDENTIALS).toBe('false');
+  });
+
   it('keeps secrets overridable through ${VAR:-default} interpolation', () => {
     for (const secret of ['WEBHOOK_SECRET', 'JWT_SECRET', 'ADMIN_TOKEN']) {
       expect(composeText).toMatch(new RegExp(`^\\s+${secret}:\\s*\\$\\{${secret}:-[^}]+\\}`, 'm'));
@@ -271,7 +308,7 @@ describe('docker-compose.temporal.yml', () => {
     const script = commandText(service('temporal-admin-tools').command);
     expect(script).toContain('temporal operator search-attribute create');
     expect(script).toMatch(/--type Keyword/);
-    for (const attribute of ['OrderSku', 'OrderUserId']) expect(script).toContain(attribute);
+    for (const attribute of ['OrderSku']) expect(script).toContain(attribute);
   });
 
   it('registers every search attribute the workflow code defines, with its type', () => {
@@ -365,7 +402,7 @@ describe('Dockerfile', () => {
   });
 
   it('runs compiled JavaScript: production dependencies only, no TypeScript sources, no tsx', () => {
-    for (const script of ['api', 'worker', 'migrate'])
+    for (const script of ['api', 'worker', 'migrate', 'codec-server'])
       expect(pkg.scripts[script], script).toMatch(/^node dist\/\S+\.js$/);
     expect(pkg.dependencies?.tsx).toBeUndefined();
     expect(pkg.devDependencies?.tsx).toBeDefined();

@@ -15,6 +15,7 @@ const OWN_SECRETS = {
   JWT_SECRET: 'prod-jwt-secret-0123456789abcdef',
   ADMIN_TOKEN: 'prod-admin-token-0123456789',
   EVENTS_SECRET_KEY: 'prod-events-secret-key-0123456789',
+  PAYLOAD_CODEC_KEYS: 'prod-2026=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=',
 };
 
 function refusal(env: Record<string, string>): string {

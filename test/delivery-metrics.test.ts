@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,7 +72,10 @@ function reconciler() {
   return createReconcileActivities({
     stores: { ...stores, webhooks },
     inventory: new RedisInventory(redis, config.temporal.taskQueue),
-    orders: ordersWithoutBreakers(new Client({ connection, namespace: config.temporal.namespace }), 'unused'),
+    orders: ordersWithoutBreakers(
+      new Client({ connection, namespace: config.temporal.namespace, dataConverter: temporalDataConverter(config) }),
+      'unused',
+    ),
     deliveryGauges: gaugesOfProcess,
   });
 }
@@ -228,7 +232,10 @@ describe("the worker's order-event gauges, read once per reconcile run", () => {
     const activities = createReconcileActivities({
       stores: { ...stores, webhooks: counting },
       inventory: new RedisInventory(redis, config.temporal.taskQueue),
-      orders: ordersWithoutBreakers(new Client({ connection, namespace: config.temporal.namespace }), 'unused'),
+      orders: ordersWithoutBreakers(
+        new Client({ connection, namespace: config.temporal.namespace, dataConverter: temporalDataConverter(config) }),
+        'unused',
+      ),
       deliveryGauges: gaugesOfProcess,
       eventRetentionMs: 3_600_000,
     });

@@ -9,6 +9,7 @@
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
@@ -79,7 +80,11 @@ beforeAll(async () => {
   redis = createRedis(config);
   redis.on('error', () => {});
   const connection = await Connection.connect({ address: config.temporal.address });
-  temporal = new Client({ connection, namespace: config.temporal.namespace });
+  temporal = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: temporalDataConverter(config),
+  });
   worker = await startTestWorker({ config, stores, redis, temporal });
   await ensureReconcileSchedule(temporal, config);
   // A sold-out flag that outlasts the test's freeze: the default (1 s) could lapse while the hung

@@ -61,9 +61,12 @@ const README_MAX_BYTES = 12 * 1024;
  * types, envelope, feed and its token) and the webhook sender's settings; 154,286 for webhook endpoints (their eight
  * admin routes, the secret shown once, rotation, deliveries and resends, a receiver's check); 155,520 + 413 for the
  * order events' gauges (their table rows); + 314 for the fault round freezing a receiver while the worker is killed;
- * + 663 for the payment phase with a merchant subscribed.
+ * + 663 for the payment phase with a merchant subscribed; + 1,790 for the codec server (its four settings, its place in
+ * the local stack, how operators reach it and never the public); + 3,870 for payload encryption (what is encrypted and
+ * where secrets are kept instead, its two settings, turning it on in two releases, rotating a key during a sale, GCM's
+ * limit, and the runbook's poisoned workflow task).
  */
-const DOCS_MAX_BYTES = 156_910;
+const DOCS_MAX_BYTES = 162_570;
 
 // ---- reading markdown --------------------------------------------------------------------------
 

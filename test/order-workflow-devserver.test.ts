@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysqlPool } from '../src/db/pool.js';
 import { openStores } from '../src/db/stores.js';
@@ -35,7 +36,11 @@ let worker: TestWorker;
 beforeAll(async () => {
   worker = await startTestWorker({ config, stores, redis });
   connection = await Connection.connect({ address: config.temporal.address });
-  client = new Client({ connection, namespace: config.temporal.namespace });
+  client = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: temporalDataConverter(config),
+  });
 });
 
 afterAll(async () => {

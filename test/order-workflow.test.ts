@@ -58,10 +58,11 @@ let inventory: RedisInventory;
 const taskQueue = `order-ts-${randomUUID()}`;
 
 beforeAll(async () => {
-  env = await startTimeSkippingEnvironment();
-  await ensureSearchAttributes(env.connection, 'default');
   // The time-skipping server has no Worker Deployment APIs: its workers run unversioned.
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, WORKER_VERSIONING: 'false' });
+  // Its client and the worker encrypt with the same keys (the config's).
+  env = await startTimeSkippingEnvironment(config);
+  await ensureSearchAttributes(env.connection, 'default');
   pool = createMysqlPool(config);
   stores = openStores(pool);
   redis = createRedis(config);

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -231,7 +232,10 @@ it('labels a start that was sent and ran out of time `deadline`, and one never s
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   const address = silent.address();
   const port = typeof address === 'object' && address ? address.port : 0;
-  const client = new Client({ connection: Connection.lazy({ address: `127.0.0.1:${port}` }) });
+  const client = new Client({
+    connection: Connection.lazy({ address: `127.0.0.1:${port}` }),
+    dataConverter: temporalDataConverter(config),
+  });
   try {
     const orders = ordersWithoutBreakers(client, 'nobody', 1);
     const input = oneUnitOrder(

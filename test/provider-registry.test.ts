@@ -123,6 +123,7 @@ describe('the configuration, through the registry', () => {
       JWT_SECRET: 'a-production-jwt-secret',
       ADMIN_TOKEN: 'a-production-token',
       EVENTS_SECRET_KEY: 'a-production-events-secret-key',
+      PAYLOAD_CODEC_KEYS: 'prod-2026=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=',
     };
     expect(() => paymentProviders(loadConfig(production))).toThrow(/STRIPE_DEPLOYMENT_TAG: is the development default/);
     const config = loadConfig({

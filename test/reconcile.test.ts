@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import type { RedisClient } from '../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppConfig } from '../src/config/index.js';
@@ -58,6 +59,7 @@ beforeAll(async () => {
     connection,
     namespace: config.temporal.namespace,
     workflow: { queryRejectCondition: 'NOT_OPEN' },
+    dataConverter: temporalDataConverter(config),
   });
   ({ orders, lookup } = orderAccess(temporal, stores, config.temporal.taskQueue));
   worker = await startTestWorker({ config, stores, redis, temporal });

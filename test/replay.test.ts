@@ -5,10 +5,16 @@
  * path than its history says fails here, before it can break orders in flight.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { loadConfig } from '../src/config/index.js';
+import { eachPayload } from '../src/infra/history-payloads.js';
+import { ENCRYPTED_ENCODING } from '../src/infra/payload-codec.js';
 import { join } from 'node:path';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, inject, it } from 'vitest';
 import { workflowSpanSinks } from '../src/infra/tracing.js';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
+import { testConfig } from './helpers/env.js';
 import { REPLAY_SCENARIOS } from './replay/scenarios.js';
 
 const HISTORIES = join(import.meta.dirname, 'replay', 'histories');
@@ -39,10 +45,45 @@ describe('replay of recorded OrderWorkflow histories', () => {
           workflowBundle: { codePath: inject('workflowBundlePath') },
           sinks: workflowSpanSinks(),
           replayName: `${version}-${scenario}`,
+          // As the workers read them: the recorded histories are plain, which the codec passes through.
+          dataConverter: temporalDataConverter(testConfig()),
         },
         history,
         `${version}-${scenario}`,
       ),
     ).resolves.toBeUndefined();
+  });
+});
+
+/**
+ * Histories as Temporal stores them, encrypted under a committed test key (`npm run record-histories -- --encrypted`):
+ * a replay decodes them through the codec, as a worker does; with another key they do not replay.
+ */
+describe('replay through the payload codec', () => {
+  const ENCRYPTED = join(import.meta.dirname, 'replay', 'encrypted');
+  const fixtureKey = loadConfig({ PAYLOAD_CODEC_KEYS: readFileSync(join(ENCRYPTED, 'fixture-key'), 'utf8').trim() });
+  const histories = readdirSync(ENCRYPTED).filter((file) => file.endsWith('.json'));
+  it('has encrypted histories to replay', () => expect(histories.length).toBeGreaterThan(0));
+  const replay = (file: string, config: Parameters<typeof temporalDataConverter>[0]) =>
+    Worker.runReplayHistory(
+      {
+        workflowBundle: { codePath: inject('workflowBundlePath') },
+        sinks: workflowSpanSinks(),
+        replayName: `encrypted-${file}`,
+        dataConverter: temporalDataConverter(config),
+      },
+      JSON.parse(readFileSync(join(ENCRYPTED, file), 'utf8')),
+      `encrypted-${file}`,
+    );
+
+  it.each(histories)('%s is encrypted, replays with its key, and not with another', async (file) => {
+    const history = historyFromJSON(JSON.parse(readFileSync(join(ENCRYPTED, file), 'utf8')));
+    const encodings = [...eachPayload(history)].map((payload) =>
+      Buffer.from(payload.metadata?.encoding ?? []).toString(),
+    );
+    const encrypted = encodings.filter((encoding) => encoding === ENCRYPTED_ENCODING).length;
+    expect(encrypted).toBeGreaterThan(3);
+    await expect(replay(file, fixtureKey)).resolves.toBeUndefined();
+    await expect(replay(file, testConfig())).rejects.toThrow();
   });
 });

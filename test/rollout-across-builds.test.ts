@@ -47,6 +47,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { prepareBefore, type BeforeCheckout } from '../bench/before.js';
@@ -74,6 +75,11 @@ const BUILD_A_COMMIT = '478a254';
 const root = resolve(import.meta.dirname, '..');
 const run = promisify(execFile);
 const dataDir = join(inject('stackDataDir'), `rollout-across-builds-${randomUUID().slice(0, 8)}`);
+/**
+ * A has no payload codec: B is deployed as the release that comes before encryption (PAYLOAD_CODEC_MODE=decrypt-only,
+ * src/config/index.ts), so that what B's API, workers and this file's client send A's orders stays readable by A.
+ */
+const BEFORE_ENCRYPTION = { PAYLOAD_CODEC_MODE: 'decrypt-only' } as const;
 
 let pool: Pool;
 let stores: Stores;
@@ -107,6 +113,7 @@ function newSale(name: string): Sale {
     TEMPORAL_TASK_QUEUE: taskQueue,
     // No load balancer to drain an API from: the test switches the shoppers' address itself, then stops the old one.
     SHUTDOWN_DRAIN: '0s',
+    ...BEFORE_ENCRYPTION,
   };
   const config = testConfig(env);
   const auth = new ShopperAuth(config);
@@ -224,12 +231,16 @@ async function expectInvariants(sale: Sale, sku: string, acceptedOrderNos?: stri
 
 beforeAll(async () => {
   mkdirSync(dataDir, { recursive: true });
-  const config = testConfig();
+  const config = testConfig(BEFORE_ENCRYPTION);
   pool = createMysqlPool(config);
   stores = openStores(pool);
   redis = createRedis(config);
   connection = await Connection.connect({ address: config.temporal.address });
-  client = new Client({ connection, namespace: config.temporal.namespace });
+  client = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: temporalDataConverter(config),
+  });
   deployments = new WorkerDeployments(connection, config.temporal.namespace, 'rollout-across-builds-test');
   // Build A: the commit checked out and installed once (cached outside the repository), its bundle built by its own
   // script; the bundle's stamp is A's build id.

@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { Worker } from '@temporalio/worker';
 import type { Pool } from 'mysql2/promise';
@@ -61,7 +62,11 @@ beforeAll(async () => {
   stores = openStores(pool);
   redis = createRedis(config);
   connection = await Connection.connect({ address: config.temporal.address });
-  client = new Client({ connection, namespace: config.temporal.namespace });
+  client = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: temporalDataConverter(config),
+  });
   deployments = new WorkerDeployments(connection, config.temporal.namespace, 'rollout-test');
   buildA = buildOf(inject('workflowBundlePath'));
   buildB = await buildChangedOrderWorkflow(inject('stackDataDir'));
@@ -196,7 +201,10 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   // A's history does not replay on B: without pinning, the deploy would have failed every open order of A.
   const historyOfA = await client.workflow.getHandle(orderWorkflowId(onA[5]!)).fetchHistory();
   await expect(
-    Worker.runReplayHistory({ workflowBundle: { codePath: buildB.bundlePath } }, historyOfA),
+    Worker.runReplayHistory(
+      { workflowBundle: { codePath: buildB.bundlePath }, dataConverter: temporalDataConverter(config) },
+      historyOfA,
+    ),
   ).rejects.toBeInstanceOf(DeterminismViolationError);
 
   // The rollback: A's workers again beside B, B's five open orders paid and cancelled while B drains.

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import type { Context, Next } from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeApi, createApp } from '../src/api/app.js';
@@ -51,6 +52,7 @@ beforeAll(async () => {
   temporal = new Client({
     connection: Connection.lazy({ address: '127.0.0.1:1' }),
     namespace: config.temporal.namespace,
+    dataConverter: temporalDataConverter(config),
   });
   soldOut = new SoldOutCache(60_000);
   subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);

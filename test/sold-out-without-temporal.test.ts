@@ -13,6 +13,7 @@ import type { Server } from 'node:http';
 import { createServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeApi, createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
@@ -63,6 +64,7 @@ beforeAll(async () => {
   temporal = new Client({
     connection: Connection.lazy({ address: temporalAddress }),
     namespace: config.temporal.namespace,
+    dataConverter: temporalDataConverter(config),
   });
   const soldOut = new SoldOutCache();
   subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);

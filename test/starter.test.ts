@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client } from '@temporalio/client';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysqlPool } from '../src/db/pool.js';
@@ -38,7 +39,11 @@ beforeAll(async () => {
   pool = createMysqlPool(config);
   stores = openStores(pool);
   connection = await NativeConnection.connect({ address: config.temporal.address });
-  temporal = new Client({ connection, namespace: config.temporal.namespace });
+  temporal = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: temporalDataConverter(config),
+  });
 });
 
 afterAll(async () => {

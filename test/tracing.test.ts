@@ -18,6 +18,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
+import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { workflowSpanSinks } from '../src/infra/tracing.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { signWebhook } from '../src/payments/providers/generic/signature.js';
@@ -256,6 +257,7 @@ describe('one trace from the request to the last activity', () => {
           workflowBundle: { codePath: inject('workflowBundlePath') },
           sinks: workflowSpanSinks(),
           replayName: 'traced-order-untraced',
+          dataConverter: temporalDataConverter(config),
         },
         history,
       );

@@ -447,6 +447,7 @@ describe('https when the configuration requires it', () => {
       JWT_SECRET: 'a-production-jwt-secret-1234',
       ADMIN_TOKEN: 'a-production-admin-token',
       EVENTS_SECRET_KEY: 'a-production-events-secret-key',
+      PAYLOAD_CODEC_KEYS: 'prod-2026=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=',
     };
     expect(loadConfig(production).webhookDelivery.requireHttps).toBe(true);
     expect(loadConfig({ ...production, EVENTS_REQUIRE_HTTPS: 'false' }).webhookDelivery.requireHttps).toBe(false);

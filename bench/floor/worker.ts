@@ -9,6 +9,7 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { loadConfig } from '../../src/config/index.js';
 import { temporalConnectionSettings } from '../../src/infra/temporal-connection.js';
+import { temporalDataConverter } from '../../src/infra/data-converter.js';
 import { createFloorActivities } from './activities.js';
 import { publishedCounter } from './done-count.js';
 
@@ -30,6 +31,8 @@ try {
     namespace: config.temporal.namespace,
     taskQueue,
     workflowBundle: { codePath },
+    // The bench's client (src/infra/temporal-connection.ts) encrypts, as ours does: the floor pays the codec too.
+    dataConverter: temporalDataConverter(config),
     activities: createFloorActivities(() => done.increment()),
     maxConcurrentWorkflowTaskExecutions: 100,
   });

@@ -4,11 +4,12 @@
  */
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { PaymentStore } from '../db/payments.js';
+import { clientSecretContext, type PaymentStore } from '../db/payments.js';
 import { isMysqlFailure } from '../db/rows.js';
 import { DependencyGuard } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
-import type { PaymentIntentHandle, PaymentReceived, ProviderWithApi } from '../model/order-workflow.js';
+import type { PaymentIntentRef, PaymentReceived, ProviderWithApi } from '../model/order-workflow.js';
+import type { TextSealer } from '../infra/payload-codec.js';
 import {
   ProviderKeyReused,
   ProviderOutcomeUnknown,
@@ -84,6 +85,8 @@ export type CatchUpActivities = ReturnType<typeof createCatchUpActivities>;
 /** The activities of a payment at its provider (openPayment, closePayment): on the provider's own task queue. */
 export interface PaymentActivityDeps {
   stores: { payments: PaymentStore };
+  /** Seals an intent's client secret before MySQL keeps it (the payload codec's keys). */
+  secrets: TextSealer;
   /** The payment providers with an API this deployment has keys for (src/payments/provider.ts). */
   providers?: Partial<Record<ProviderWithApi, PaymentProviderApi>>;
   /** How long an intent may stay `processing` past its deadline before an error is logged (STRIPE_PROCESSING_ALERT). */
@@ -102,6 +105,7 @@ const FINAL_INTENT_STATUSES = ['canceled'];
 
 export function createPaymentActivities({
   stores,
+  secrets,
   providers = {},
   processingAlertMs = 3_600_000,
 }: PaymentActivityDeps) {
@@ -113,16 +117,17 @@ export function createPaymentActivities({
   };
   return {
     /**
-     * Makes the order's payment at its provider (Stripe: a PaymentIntent) and records it before its client secret is
-     * shown; an intent an earlier attempt recorded is answered again. The key moves on only after a 5xx, which the
+     * Makes the order's payment at its provider (Stripe: a PaymentIntent) and records it, its client secret sealed,
+     * before the shopper can be shown it; answers the id only (no secret enters the history). An intent an earlier
+     * attempt recorded is answered again. The key moves on only after a 5xx, which the
      * provider replays to that key. A refusal, or a key reused with other parameters (a bug), fails the order.
      */
-    async openPayment(payment: ProviderPaymentInput): Promise<PaymentIntentHandle> {
+    async openPayment(payment: ProviderPaymentInput): Promise<PaymentIntentRef> {
       const api = providerApi(payment.provider);
       const opened = (await stores.payments.paymentIntentsOf(payment.orderNo)).find(
         (intent) => intent.clientSecret !== null && !FINAL_INTENT_STATUSES.includes(intent.status),
       );
-      if (opened?.clientSecret) return { id: opened.intentId, clientSecret: opened.clientSecret };
+      if (opened) return { id: opened.intentId };
       const { keyAttempt, closed } = await stores.payments.paymentOpening(payment.orderNo);
       // The order is closing (its workflow gave up on this opening): nothing more is made.
       if (closed)
@@ -140,7 +145,7 @@ export function createPaymentActivities({
             status: late.status,
           });
         }
-        return { id: intent.id, clientSecret: intent.clientSecret };
+        return { id: intent.id };
       } catch (err) {
         if (err instanceof ProviderOutcomeUnknown)
           await stores.payments.nextPaymentOpeningKey(payment.orderNo, keyAttempt);
@@ -225,7 +230,7 @@ export function createPaymentActivities({
       keyAttempt: opening.keyAttempt,
       amountCents: intent.amountCents,
       currency: intent.currency,
-      clientSecret,
+      clientSecret: clientSecret === null ? null : secrets.seal(clientSecret, clientSecretContext(intent.id)),
       status: intent.status,
     });
   }

@@ -62,6 +62,8 @@ import { salesRoutes } from './routes/sales.js';
 import { LineRateLimits, lineRoutes } from './routes/line.js';
 import { LineService } from '../line/line-service.js';
 import { RedisLine } from '../inventory/redis-line.js';
+import { payloadCodecOf } from '../infra/data-converter.js';
+import { textSealerOf } from '../infra/payload-codec.js';
 
 /** The clients the API is built over; startApi opens them from configuration. */
 export interface ApiClients {
@@ -107,7 +109,15 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   const { readMs, mysqlMs, redisMs } = config.deadlines;
   const storesReadMs = Math.min(Math.floor(readMs / 4), mysqlMs + redisMs);
   const lookup =
-    substitutes.lookup ?? new OrderLookup({ orders, stores, mysql: guards.mysql, inventory, storesReadMs });
+    substitutes.lookup ??
+    new OrderLookup({
+      orders,
+      stores,
+      mysql: guards.mysql,
+      inventory,
+      storesReadMs,
+      secrets: textSealerOf(payloadCodecOf(config)),
+    });
   const statusReader = OrderStatusReader.fromConfig(lookup, config, metrics, new OrderChangeNotifier(redis));
   const changed = (orderNo: string) => statusReader.changed(orderNo);
   const payments = new PaymentSignals({ stores, orders, mysql: guards.mysql, changed, logger });

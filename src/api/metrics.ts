@@ -82,6 +82,16 @@ export class ApiMetrics
     buckets: [0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300],
     registers: [this.registry],
   });
+  private readonly payloadEncryptions = new Counter({
+    name: 'flash_payload_encryptions',
+    help: 'Payloads and texts encrypted, by key id; summed over every process, rotate a key long before 2^32 (docs/operations.md)',
+    labelNames: ['key'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const [key, count] of this.encryptionsAdded()) this.payloadEncryptions.inc({ key }, count);
+    },
+  });
+  private encryptionsAdded: () => Map<string, number> = () => new Map();
   private readonly httpRequests = new Counter({
     name: 'http_requests_total',
     help: 'HTTP requests answered, by method, route template and status',
@@ -343,6 +353,11 @@ export class ApiMetrics
   /** Prometheus text format. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  /** What the payload codec encrypted per key since the last reading (encryptionsSince); read on each scrape. */
+  countEncryptions(added: () => Map<string, number>): void {
+    this.encryptionsAdded = added;
   }
 }
 

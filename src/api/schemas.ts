@@ -110,14 +110,13 @@ export const createSaleSchema = z
   });
 
 const USER_ID_RULE = 'userId: 1-64 letters, digits or _.:@-';
-export const devLoginSchema = z.strictObject({
-  userId: z
-    .string()
-    .min(1, USER_ID_RULE)
-    .max(64, USER_ID_RULE)
-    .regex(USER_ID_PATTERN, USER_ID_RULE)
-    .meta({ examples: ['alice'] }),
-});
+const userIdSchema = z
+  .string()
+  .min(1, USER_ID_RULE)
+  .max(64, USER_ID_RULE)
+  .regex(USER_ID_PATTERN, USER_ID_RULE)
+  .meta({ examples: ['alice'] });
+export const devLoginSchema = z.strictObject({ userId: userIdSchema });
 
 export const checkoutSchema = z.strictObject({
   sku: skuSchema,
@@ -200,7 +199,10 @@ function pageCursor(position: z.ZodType, example: string[]) {
 
 // Not strict: OpenAPI cannot declare "no other parameter", so an unknown one is ignored, never refused.
 export const adminOrdersQuerySchema = z.object({
-  sku: skuSchema,
+  sku: skuSchema.optional().meta({ description: "Only this sale's orders (neither sku nor userId: every order)" }),
+  userId: userIdSchema
+    .optional()
+    .meta({ description: "A shopper's orders: Temporal's history and search attributes do not show who ordered" }),
   status: z.enum(STORED_ORDER_STATUSES).optional(),
   cursor: pageCursor(CURSOR_POSITIONS.orders, ['01ARZ3NDEKTSV4RRFFQ69G5FAV']),
   limit: pageLimit,

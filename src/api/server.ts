@@ -4,6 +4,8 @@ import type { AppConfig } from '../config/index.js';
 import { createLogger, type Logger } from '../infra/logger.js';
 import { createMysqlPool } from '../db/pool.js';
 import { openStores } from '../db/stores.js';
+import { payloadCodecOf } from '../infra/data-converter.js';
+import { encryptionsSince } from '../infra/payload-codec.js';
 import { createRedis, redisClockMs } from '../infra/redis.js';
 import { ClockWatch } from '../infra/clocks.js';
 import { createTemporalClient } from '../infra/temporal-connection.js';
@@ -46,6 +48,7 @@ export async function startApi(
   const temporal = await createTemporalClient(config);
   const parts = composeApi({ config, redis, stores, temporal, logger }, options.substitutes);
   const { readiness, statusReader, payments, replicaAcks } = parts;
+  parts.metrics.countEncryptions(encryptionsSince(payloadCodecOf(config)));
   // reserve.lua judges the cutoffs this process writes by Redis's clock: unready while they differ.
   // MySQL's is only shown: nothing here compares it with this process's clock.
   const clock = new ClockWatch(

@@ -2,6 +2,10 @@
  * The service's configuration, read once from the environment (docs/operations.md, "Configuration").
  * Defaults point at the local stack that `npm start` runs, so a bare checkout works as it is.
  */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import ipaddr from 'ipaddr.js';
 import ms from 'ms';
 import { z } from 'zod';
@@ -16,6 +20,7 @@ export const LOCAL_STACK_PORTS = {
   mysql: 3307,
   workerMetrics: 9464,
   workerHealth: 9465,
+  codecServer: 8234,
 } as const;
 
 /** A positive duration ("30m", "90s"); exported for the providers' settings (src/payments/providers). */
@@ -77,6 +82,91 @@ const DEV_SECRETS = {
   ADMIN_TOKEN: 'dev-admin-token',
   EVENTS_SECRET_KEY: 'dev-events-secret-key-change-me-please',
 } as const;
+
+/** One key of the payload codec (src/infra/payload-codec.ts): its id travels in each encrypted payload's metadata. */
+export interface PayloadCodecKey {
+  id: string;
+  /** 32 bytes: AES-256. */
+  secret: Buffer;
+}
+
+/** `id=base64,id=base64`: the first encrypts, every one decrypts (a rotation puts the new key first, the old after). */
+const payloadCodecKeys = z.string().transform((value, ctx): PayloadCodecKey[] => {
+  const keys: PayloadCodecKey[] = [];
+  for (const entry of value
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')) {
+    const match = /^([A-Za-z0-9_-]{1,32})=([A-Za-z0-9+/]+={0,2})$/.exec(entry);
+    const secret = match ? Buffer.from(match[2]!, 'base64') : undefined;
+    if (!match || secret?.length !== 32) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${entry.split('=')[0]}=…": each key must be <id>=<32 bytes in base64> (openssl rand -base64 32)`,
+      });
+      return z.NEVER;
+    }
+    if (keys.some((key) => key.id === match[1])) {
+      ctx.addIssue({ code: 'custom', message: `key id "${match[1]}" is listed twice` });
+      return z.NEVER;
+    }
+    keys.push({ id: match[1]!, secret });
+  }
+  if (keys.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'lists no key' });
+    return z.NEVER;
+  }
+  return keys;
+});
+
+/**
+ * Outside production, a checkout's own codec key: generated once under .data/ (never committed, so a history copied
+ * from a developer's machine is not readable with a published key), shared by npm start, the tests and the scripts.
+ */
+const LOCAL_CODEC_KEY_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.data', 'payload-codec-keys');
+
+function localCodecKeys(): string {
+  try {
+    return readFileSync(LOCAL_CODEC_KEY_FILE, 'utf8').trim();
+  } catch {
+    const generated = `local-${randomBytes(4).toString('hex')}=${randomBytes(32).toString('base64')}`;
+    mkdirSync(dirname(LOCAL_CODEC_KEY_FILE), { recursive: true });
+    try {
+      // wx: when several processes start at once, the first one's key is everyone's.
+      writeFileSync(LOCAL_CODEC_KEY_FILE, `${generated}\n`, { flag: 'wx', mode: 0o600 });
+    } catch {
+      // another process wrote it first
+    }
+    return readFileSync(LOCAL_CODEC_KEY_FILE, 'utf8').trim();
+  }
+}
+
+/**
+ * Browser origins (`http://127.0.0.1:8233`), comma-separated, each kept as the browser sends it in Origin: no path,
+ * no wildcard (the codec server answers them with credentials allowed).
+ */
+const originList = z.string().transform((value, ctx): string[] => {
+  const origins = value
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter((origin) => origin !== '');
+  const bad = origins.filter((origin) => {
+    try {
+      const url = new URL(origin);
+      return !['http:', 'https:'].includes(url.protocol) || url.origin !== origin.replace(/\/$/, '');
+    } catch {
+      return true;
+    }
+  });
+  if (bad.length > 0 || origins.length === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${bad.length > 0 ? `not an origin: ${bad.map((origin) => `"${origin}"`).join(', ')}` : 'lists no origin'} (origins such as http://127.0.0.1:8233,https://temporal.example.com)`,
+    });
+    return z.NEVER;
+  }
+  return [...new Set(origins.map((origin) => new URL(origin).origin))];
+});
 
 const redisUrls = z.string().refine(
   (value) => {
@@ -177,6 +267,15 @@ const envSchema = z.object({
   TRUST_PROXY_HOPS: z.coerce.number().int().min(1).max(10),
   SHUTDOWN_DRAIN: optionalDurationString,
   NODE_ENV: z.enum(['development', 'test', 'production']),
+  // Temporal payloads' encryption keys; encrypt, or only decrypt (the release before encryption is switched on).
+  PAYLOAD_CODEC_KEYS: payloadCodecKeys.optional(),
+  PAYLOAD_CODEC_MODE: z.enum(['encrypt', 'decrypt-only']),
+  // The codec server (src/api/codec-server.ts): the Web UI's and CLI's decoder of those payloads, never on PORT. It
+  // decrypts anything for whoever reaches it: loopback unless set, the Web UI's origins only, a token if set.
+  CODEC_SERVER_PORT: z.coerce.number().int().min(0).max(65535),
+  CODEC_SERVER_HOST: z.string().min(1),
+  CODEC_SERVER_ORIGINS: originList,
+  CODEC_SERVER_TOKEN: z.string().min(16).optional(),
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535),
   WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65535),
   // ~200 KB each, cut to what the heap holds (src/workers/cache-sizing.ts); evicted orders are replayed.
@@ -230,6 +329,8 @@ const WITHOUT_DEFAULT = [
   'WORKER_BUILD_ID',
   'EVENTS_READ_TOKEN',
   'EVENTS_ALLOWED_RANGES',
+  'PAYLOAD_CODEC_KEYS',
+  'CODEC_SERVER_TOKEN',
 ] as const satisfies readonly ConfigVariable[];
 export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = WITHOUT_DEFAULT;
 
@@ -280,6 +381,11 @@ export const CONFIG_DEFAULTS = {
   TRUST_PROXY_HOPS: '1',
   SHUTDOWN_DRAIN: '5s',
   NODE_ENV: 'development',
+  PAYLOAD_CODEC_MODE: 'encrypt',
+  // 0: off. Loopback: it decrypts for whoever reaches it; the origins are the local stack's Web UI.
+  CODEC_SERVER_PORT: String(LOCAL_STACK_PORTS.codecServer),
+  CODEC_SERVER_HOST: '127.0.0.1',
+  CODEC_SERVER_ORIGINS: `http://127.0.0.1:${LOCAL_STACK_PORTS.temporalUi},http://localhost:${LOCAL_STACK_PORTS.temporalUi}`,
   WORKER_METRICS_PORT: String(LOCAL_STACK_PORTS.workerMetrics),
   WORKER_HEALTH_PORT: String(LOCAL_STACK_PORTS.workerHealth),
   // A 15,000-unit sale's open orders.
@@ -339,6 +445,16 @@ export interface AppConfig {
    * Order events to merchants' endpoints: CIDR ranges whose addresses may be reached though refused (loopback for the
    * local stack), whether http:// is refused, one attempt's bound (connect, send, answer).
    */
+  /**
+   * Every Temporal payload's encryption (src/infra/payload-codec.ts): `keys[0]` encrypts, every key decrypts;
+   * decrypt-only writes plain payloads and reads both (the release that comes before encryption).
+   */
+  payloadCodec: { keys: readonly PayloadCodecKey[]; mode: 'encrypt' | 'decrypt-only' };
+  /**
+   * The codec server (src/api/codec-server.ts): port 0 is off; the browser origins it answers (the Web UI's); the
+   * bearer token its callers must send, or null.
+   */
+  codecServer: { port: number; host: string; allowedOrigins: readonly string[]; token: string | null };
   webhookDelivery: {
     allowedRanges: readonly string[];
     requireHttps: boolean;
@@ -469,6 +585,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     reconcileIntervalMs: durationToMs(e.RECONCILE_INTERVAL),
     reservationGraceMs: durationToMs(e.RESERVATION_GRACE),
     webhookSecret: e.WEBHOOK_SECRET,
+    payloadCodec: {
+      keys: e.PAYLOAD_CODEC_KEYS ?? payloadCodecKeys.parse(localCodecKeys()),
+      mode: e.PAYLOAD_CODEC_MODE,
+    },
+    codecServer: {
+      port: e.CODEC_SERVER_PORT,
+      host: e.CODEC_SERVER_HOST,
+      allowedOrigins: e.CODEC_SERVER_ORIGINS,
+      token: e.CODEC_SERVER_TOKEN ?? null,
+    },
     webhookDelivery: {
       allowedRanges: e.EVENTS_ALLOWED_RANGES ?? [],
       requireHttps:
@@ -539,6 +665,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
   };
   const problems = deadlineRelationProblems(config);
+  if (config.codecServer.port !== 0 && config.codecServer.port === config.port)
+    problems.push(
+      `CODEC_SERVER_PORT: must not be the API's PORT (${config.port}); the codec server decrypts payloads and is never served publicly`,
+    );
   const events = config.webhookDelivery;
   if (events.retentionMs < events.retryPeriodMs)
     problems.push(
@@ -591,6 +721,13 @@ function refuseDevSettings(e: z.infer<typeof envSchema>): void {
   const problems = (Object.keys(DEV_SECRETS) as (keyof typeof DEV_SECRETS)[])
     .filter((name) => e[name] === DEV_SECRETS[name])
     .map((name) => `${name}: is the development default; set a secret of your own`);
+  if (!e.PAYLOAD_CODEC_KEYS) {
+    problems.push('PAYLOAD_CODEC_KEYS: not set; Temporal payloads must be encrypted with keys of your own');
+  } else if (e.PAYLOAD_CODEC_KEYS.some((key) => key.id.startsWith('local-'))) {
+    problems.push(
+      "PAYLOAD_CODEC_KEYS: a key id starting 'local-' is a development checkout's key; set keys of your own",
+    );
+  }
   if (e.AUTH_DEV_LOGIN) problems.push('AUTH_DEV_LOGIN: must be false (anyone could log in as any shopper)');
   if (problems.length > 0)
     throw new ConfigError(`Refusing to start with NODE_ENV=production:\n  ${problems.join('\n  ')}`);

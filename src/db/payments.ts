@@ -358,3 +358,8 @@ export class PaymentStore {
     );
   }
 }
+
+/** Where an intent's client secret is sealed: bound to its row, so a value copied to another row does not open. */
+export function clientSecretContext(intentId: string): string {
+  return `payment_intents.client_secret:${intentId}`;
+}

@@ -76,13 +76,14 @@ export class ReportStore {
 
   /** A page of a SKU's orders with a row (PENDING ones have none), newest first by order number (creation time). */
   async ordersPage(query: {
-    sku: string;
+    sku?: string;
     status?: StoredOrderStatus;
     beforeOrderNo?: string;
     limit: number;
   }): Promise<OrderRow[]> {
-    const where = ['sku = ?'];
-    const params: unknown[] = [query.sku];
+    // Without a SKU: every order, read down the primary key (order numbers begin with their creation time).
+    const where = query.sku !== undefined ? ['sku = ?'] : ['TRUE'];
+    const params: unknown[] = query.sku !== undefined ? [query.sku] : [];
     if (query.status) {
       where.push('status = ?');
       params.push(query.status);
@@ -107,6 +108,7 @@ export class ReportStore {
   async shopperOrdersPage(query: {
     userId: string;
     sku?: string;
+    status?: StoredOrderStatus;
     beforeOrderNo?: string;
     limit: number;
   }): Promise<OrderRow[]> {
@@ -115,6 +117,11 @@ export class ReportStore {
     if (query.sku !== undefined) {
       where.push('sku = ?');
       params.push(query.sku);
+    }
+    // The operators' view (GET /api/admin/orders?userId=): a shopper's few orders, filtered as read.
+    if (query.status !== undefined) {
+      where.push('status = ?');
+      params.push(query.status);
     }
     if (query.beforeOrderNo !== undefined) {
       where.push('order_no < ?');

@@ -11,6 +11,12 @@ const SECRET_PATHS = [
   'config.payments.environment',
   'paymentIntent.clientSecret',
   '*.paymentIntent.clientSecret',
+  // The payload codec's keys (config.payloadCodec.keys[i].secret) and the codec server's token.
+  'payloadCodec',
+  'config.payloadCodec',
+  '*.payloadCodec',
+  '*.codecServer.token',
+  'config.codecServer.token',
 ];
 
 /** JSON logs, one line per event, to stdout unless tests pass a `destination` to read. */

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import type { AppConfig } from '../config/index.js';
+import { temporalDataConverter } from './data-converter.js';
 import { temporalClientInterceptors } from './tracing.js';
 
 export interface TemporalConnectionSettings {
@@ -39,7 +40,7 @@ export function temporalConnectionSettings(config: Pick<AppConfig, 'temporal'>):
 }
 
 /** A Temporal client for the API and tools. */
-export async function createTemporalClient(config: Pick<AppConfig, 'temporal'>): Promise<Client> {
+export async function createTemporalClient(config: Pick<AppConfig, 'temporal' | 'payloadCodec'>): Promise<Client> {
   const connection = await Connection.connect({ ...temporalConnectionSettings(config), connectTimeout: '5s' });
   // Closed workflows reject queries: the API reads finished orders from MySQL, not a replay.
   return new Client({
@@ -47,5 +48,6 @@ export async function createTemporalClient(config: Pick<AppConfig, 'temporal'>):
     namespace: config.temporal.namespace,
     workflow: { queryRejectCondition: 'NOT_OPEN' },
     interceptors: temporalClientInterceptors(),
+    dataConverter: temporalDataConverter(config),
   });
 }

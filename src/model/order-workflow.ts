@@ -35,9 +35,16 @@ export interface OrderInput {
 /** The providers with an API the order talks to (src/payments/provider.ts); the generic webhook has none. */
 export type ProviderWithApi = Exclude<PaymentProviderName, 'generic'>;
 
-/** What the shopper's client needs to pay the order at its provider (Stripe: confirm the PaymentIntent). */
-export interface PaymentIntentHandle {
+/**
+ * The order's payment at its provider as the workflow keeps it: the id only. The client secret never enters Temporal
+ * (it would sit in every history and export): it is kept encrypted in MySQL and added by the API for the shopper.
+ */
+export interface PaymentIntentRef {
   id: string;
+}
+
+/** What the shopper's client needs to pay the order at its provider (Stripe: confirm the PaymentIntent). */
+export interface PaymentIntentHandle extends PaymentIntentRef {
   /** Lets the client confirm the payment with the publishable key; shown to the order's shopper only. */
   clientSecret: string;
 }
@@ -75,8 +82,11 @@ export interface OrderState {
   paidAt?: string;
   payments: PaymentRecord[];
   paymentProvider?: ProviderWithApi;
-  /** Its payment at that provider, once made (while AWAITING_PAYMENT the shopper pays through it). */
-  paymentIntent?: PaymentIntentHandle;
+  /**
+   * Its payment at that provider, once made (while AWAITING_PAYMENT the shopper pays through it). A build before
+   * payload encryption also kept the client secret here: readers ignore it.
+   */
+  paymentIntent?: PaymentIntentRef;
 }
 
 /** PENDING, its deadline the earliest it can be (moved later once persisted). */
@@ -97,6 +107,8 @@ export function pendingOrderState(input: OrderInput): OrderState {
 
 /** The order as its shopper sees it (docs/api.md): no user id or payments; the PaymentIntent only while payable. */
 export type OrderView = OrderViewOfState & {
+  /** Added from MySQL by the order's lookup (src/order/lookup.ts), never from the workflow. */
+  paymentIntent?: PaymentIntentHandle;
   /** Refunded at the provider after payment without us asking (docs/api.md, "Order states"). */
   refundedCents?: number;
   /** The newest dispute of the order's payment. */
@@ -123,7 +135,6 @@ type OrderViewOfState = Pick<
   | 'createdAt'
   | 'paidAt'
   | 'paymentProvider'
-  | 'paymentIntent'
 >;
 
 /** Sent after the commit of a payment the row applied; needs no worker: Temporal keeps it in the history. */
@@ -171,11 +182,14 @@ export function orderWorkflowId(orderNo: string): string {
   return `order-${orderNo}`;
 }
 
-/** Set once at the start for Web UI filters; the status is not one: a visibility write per change nothing read. */
+/**
+ * Set once at the start for Web UI filters; the status is not one: a visibility write per change nothing read. The
+ * shopper's id is not one either: search attributes are stored and listed in clear (the payload codec cannot reach
+ * them); an operator finds a shopper's orders in the admin views (MySQL).
+ */
 export const ORDER_SKU_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderSku', SearchAttributeType.KEYWORD);
-export const ORDER_USER_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderUserId', SearchAttributeType.KEYWORD);
 
-export const ORDER_SEARCH_ATTRIBUTES = [ORDER_SKU_SEARCH_ATTRIBUTE, ORDER_USER_SEARCH_ATTRIBUTE] as const;
+export const ORDER_SEARCH_ATTRIBUTES = [ORDER_SKU_SEARCH_ATTRIBUTE] as const;
 
 /**
  * Order numbers: 10 chars of millisecond time, then 16 random (80 bits per ms), in Crockford base32 like a ULID:

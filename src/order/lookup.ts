@@ -4,7 +4,8 @@
  */
 import { isMysqlFailure, type OrderRow, type StoredDispute } from '../db/rows.js';
 import type { OrderStore } from '../db/orders.js';
-import type { PaymentStore } from '../db/payments.js';
+import { clientSecretContext, type PaymentStore } from '../db/payments.js';
+import type { TextSealer } from '../infra/payload-codec.js';
 import {
   boundBy,
   Deadline,
@@ -20,6 +21,7 @@ import {
   type OrderInput,
   type OrderState,
   type OrderView,
+  type PaymentIntentHandle,
 } from '../model/order-workflow.js';
 
 /** `stores`: the row or the promise, read when the workflow did not answer or has not started; may lag it. */
@@ -51,6 +53,8 @@ export interface OrderLookupDeps {
   inventory: RedisInventory | null;
   /** Of a read's deadline, the share kept for the stores should the workflow not answer; the query gets the rest. */
   storesReadMs: number;
+  /** Opens an intent's client secret, kept sealed in MySQL (the payload codec's keys). */
+  secrets: TextSealer;
 }
 
 export class OrderLookup {
@@ -63,11 +67,13 @@ export class OrderLookup {
     orders: OrderWorkflowClient,
     stores: { orders: OrderStore; payments: PaymentStore },
     inventory: RedisInventory | null,
+    secrets: TextSealer,
   ): OrderLookup {
     return new OrderLookup({
       orders,
       stores,
       inventory,
+      secrets,
       storesReadMs: 0,
       mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure),
     });
@@ -139,10 +145,27 @@ export class OrderLookup {
    * The row not answering within the stores' share leaves the workflow's answer.
    */
   private async settledSince(live: FoundOrder, deadline: Deadline): Promise<FoundOrder> {
-    const row = await this.fromDatabase(live.view.orderNo, deadline.capped(this.deps.storesReadMs || undefined)).catch(
-      () => null,
-    );
-    return row && row.view.status !== 'AWAITING_PAYMENT' ? row : live;
+    const storesDeadline = deadline.capped(this.deps.storesReadMs || undefined);
+    const intentId = live.live?.paymentIntent?.id;
+    const [row, intent] = await Promise.all([
+      this.fromDatabase(live.view.orderNo, storesDeadline).catch(() => null),
+      // Not read: the view goes without its intent, which the shopper's next read shows (never cached without).
+      intentId ? this.payableIntent(live.view.orderNo, intentId, storesDeadline).catch(() => null) : null,
+    ]);
+    if (row && row.view.status !== 'AWAITING_PAYMENT') return row;
+    return intent ? { ...live, view: { ...live.view, paymentIntent: intent } } : live;
+  }
+
+  /** The intent the workflow opened, its client secret from MySQL: the secret never enters Temporal. */
+  private async payableIntent(
+    orderNo: string,
+    intentId: string,
+    deadline: Deadline,
+  ): Promise<PaymentIntentHandle | null> {
+    const intents = await this.onMysql(deadline, () => this.deps.stores.payments.paymentIntentsOf(orderNo));
+    const sealed = intents.find((intent) => intent.intentId === intentId)?.clientSecret;
+    if (!sealed) return null;
+    return { id: intentId, clientSecret: this.deps.secrets.open(sealed, clientSecretContext(intentId)) };
   }
 
   /** The final state a completed workflow returned (null: it failed, was terminated, or is unknown). */
@@ -279,6 +302,5 @@ export function viewOfState(state: OrderState): OrderView {
     createdAt: state.createdAt,
     ...(state.paidAt ? { paidAt: state.paidAt } : {}),
     ...(state.paymentProvider ? { paymentProvider: state.paymentProvider } : {}),
-    ...(state.paymentIntent && state.status === 'AWAITING_PAYMENT' ? { paymentIntent: state.paymentIntent } : {}),
   };
 }

@@ -25,7 +25,6 @@ import {
   cancelUpdate,
   NOT_CANCELLABLE,
   ORDER_SKU_SEARCH_ATTRIBUTE,
-  ORDER_USER_SEARCH_ATTRIBUTE,
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
   paymentAppliedSignal,
@@ -217,10 +216,7 @@ export class OrderWorkflowClient {
       args: [input] as [OrderInput],
       workflowIdConflictPolicy: 'USE_EXISTING' as const,
       workflowIdReusePolicy: 'REJECT_DUPLICATE' as const,
-      typedSearchAttributes: [
-        { key: ORDER_SKU_SEARCH_ATTRIBUTE, value: input.sku },
-        { key: ORDER_USER_SEARCH_ATTRIBUTE, value: input.userId },
-      ],
+      typedSearchAttributes: [{ key: ORDER_SKU_SEARCH_ATTRIBUTE, value: input.sku }],
     };
   }
 

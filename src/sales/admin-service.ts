@@ -129,7 +129,12 @@ export class AdminService {
         refunds: Pick<RefundStore, 'takebacksOf'>;
         reports: Pick<
           ReportStore,
-          'ordersPage' | 'paymentsPage' | 'salesPage' | 'orderCountsByStatus' | 'paymentCountsOfSale'
+          | 'ordersPage'
+          | 'shopperOrdersPage'
+          | 'paymentsPage'
+          | 'salesPage'
+          | 'orderCountsByStatus'
+          | 'paymentCountsOfSale'
         > &
           SaleInvariantSources['stores']['reports'];
       };
@@ -183,19 +188,30 @@ export class AdminService {
 
   /** A sale's orders with a MySQL row, newest first (by order number), keyset-paged. */
   async listOrders(query: {
-    sku: string;
+    sku?: string;
+    userId?: string;
     status?: StoredOrderStatus;
     cursor?: string;
     limit: number;
   }): Promise<Page<AdminOrderView>> {
     const before = query.cursor ? decodeCursor(query.cursor, CURSOR_POSITIONS.orders)[0] : undefined;
-    if (!(await this.deps.stores.sales.getSale(query.sku))) throw skuNotFound(query.sku);
-    const rows = await this.deps.stores.reports.ordersPage({
-      sku: query.sku,
+    if (query.sku !== undefined && !(await this.deps.stores.sales.getSale(query.sku))) throw skuNotFound(query.sku);
+    const page = {
       ...(query.status ? { status: query.status } : {}),
       ...(before ? { beforeOrderNo: before } : {}),
       limit: query.limit + 1,
-    });
+    };
+    const rows =
+      query.userId !== undefined
+        ? await this.deps.stores.reports.shopperOrdersPage({
+            userId: query.userId,
+            ...(query.sku !== undefined ? { sku: query.sku } : {}),
+            ...page,
+          })
+        : await this.deps.stores.reports.ordersPage({
+            ...(query.sku !== undefined ? { sku: query.sku } : {}),
+            ...page,
+          });
     return pageOf(rows, query.limit, adminOrderView, (last) => [last.orderNo]);
   }
 

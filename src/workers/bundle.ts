@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH } from '../infra/data-converter.js';
 
 const WORKFLOWS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows');
 
@@ -33,6 +34,7 @@ export function workflowSourceFiles(): string[] {
   };
   visit(WORKFLOWS_PATH);
   visit(WORKFLOW_TRACING_MODULE);
+  visit(FAILURE_CONVERTER_PATH);
   return [...seen].sort();
 }
 
@@ -73,6 +75,8 @@ export async function buildWorkflowBundle(
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
     workflowInterceptorModules: bare ? [] : [WORKFLOW_TRACING_MODULE],
+    // Failures leave the sandbox with their message and stack in a payload the codec encrypts.
+    failureConverterPath: FAILURE_CONVERTER_PATH,
     logger: quietLogger,
   });
   mkdirSync(dirname(outFile), { recursive: true });

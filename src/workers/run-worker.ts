@@ -13,6 +13,7 @@ import { ClockWatch, shownClocks } from '../infra/clocks.js';
 import { createRedis, redisClockMs } from '../infra/redis.js';
 import { activeTracing, temporalClientInterceptors } from '../infra/tracing.js';
 import { temporalConnectionSettings } from '../infra/temporal-connection.js';
+import { payloadCodecOf, temporalDataConverter } from '../infra/data-converter.js';
 import { WorkerFiguresBoard } from '../inventory/worker-figures.js';
 import { startCacheFigures } from './cache-figures.js';
 import { cacheBoundForHeap } from './cache-sizing.js';
@@ -20,7 +21,7 @@ import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
 import { ensureCatchUpSchedule, ensureReconcileSchedule } from './schedules.js';
 import { pinoRuntimeLogger } from './telemetry.js';
 import { createWorkerConnection, ensureSearchAttributes } from './worker-connection.js';
-import { createOrderWorker, startPromiseStarter, workerActivities } from './worker.js';
+import { createOrderWorker, startEncryptionMetric, startPromiseStarter, workerActivities } from './worker.js';
 import { promoteOnStart } from './versioning.js';
 import { versionString, WorkerDeployments } from '../infra/worker-deployments.js';
 
@@ -65,13 +66,14 @@ const deployments = new WorkerDeployments(clientConnection, config.temporal.name
 // Versioned workers on a server without the Worker Deployment APIs would poll and never get a task: refuse now.
 if (config.temporal.versioning) await deployments.assertAvailable(config.temporal.versioning.deploymentName);
 await ensureSearchAttributes(clientConnection, config.temporal.namespace).catch((err: unknown) =>
-  logger.warn({ err }, 'could not register OrderSku, OrderUserId (Keyword); register them by hand'),
+  logger.warn({ err }, 'could not register OrderSku (Keyword); register it by hand'),
 );
 const temporal = new Client({
   connection: clientConnection,
   namespace: config.temporal.namespace,
   workflow: { queryRejectCondition: 'NOT_OPEN' },
   interceptors: temporalClientInterceptors(),
+  dataConverter: temporalDataConverter(config),
 });
 // Every worker keeps the schedules in place; a failure must not stop orders: it is logged and tried again.
 const keepCatchUp = (): void => {
@@ -114,6 +116,7 @@ const worker = await createOrderWorker({
   tuning: { maxCachedWorkflows: cache.bound },
 });
 workerState = () => worker.getState();
+startEncryptionMetric(payloadCodecOf(config), Runtime.instance().metricMeter);
 
 // The SDK's Runtime already turns SIGINT/SIGTERM into worker.shutdown(); run() resolves when done.
 const version = worker.version;

@@ -2,6 +2,7 @@
  * The worker process as a version of a Worker Deployment (docs/operations.md, "Deploying during a sale"): its version,
  * the Worker option that says it, and promoting it where the worker promotes itself.
  */
+import { createHash } from 'node:crypto';
 import type { WorkerDeploymentOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config/index.js';
 import {
@@ -14,10 +15,30 @@ import type { Logger } from '../infra/logger.js';
 import { workflowBuildId } from './bundle.js';
 
 /** This worker's version: null where workers run unversioned (WORKER_VERSIONING=false, the time-skipping server). */
-export function workerVersionOf(config: Pick<AppConfig, 'temporal'>, bundlePath?: string): WorkerVersion | null {
+export function workerVersionOf(
+  config: Pick<AppConfig, 'temporal' | 'payloadCodec'>,
+  bundlePath?: string,
+): WorkerVersion | null {
   const versioning = config.temporal.versioning;
   if (!versioning) return null;
-  return { deploymentName: versioning.deploymentName, buildId: versioning.buildId ?? workflowBuildId(bundlePath) };
+  return {
+    deploymentName: versioning.deploymentName,
+    buildId: versioning.buildId ?? workerBuildId(config, bundlePath),
+  };
+}
+
+/**
+ * The bundle's build id and the payload codec's mode and key ids (never the keys): a worker that reads or writes
+ * other payloads is another version, so a key's rollout shows in the deployment as a build to drain before the next
+ * step (docs/operations.md, "Payload encryption").
+ */
+export function workerBuildId(config: Pick<AppConfig, 'payloadCodec'>, bundlePath?: string): string {
+  const { mode, keys } = config.payloadCodec;
+  const codec = createHash('sha256')
+    .update([mode, ...keys.map((key) => key.id)].join('\n'))
+    .digest('hex')
+    .slice(0, 6);
+  return `${workflowBuildId(bundlePath)}-${codec}`;
 }
 
 /**

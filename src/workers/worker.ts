@@ -22,6 +22,7 @@ import { PaymentReceiver, PaymentSignals } from '../payments/receiver.js';
 import type { Logger } from '../infra/logger.js';
 import { subscribeChannels } from '../infra/redis-subscription.js';
 import { temporalClientInterceptors, tracingActivityInterceptors, workflowSpanSinks } from '../infra/tracing.js';
+import { payloadCodecOf, temporalDataConverter } from '../infra/data-converter.js';
 import { PromiseStarter, type PromiseStarterObserver, type PromiseStarterOptions } from '../order/starter.js';
 import { StartPacing } from '../order/start-pacing.js';
 import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
@@ -29,6 +30,7 @@ import { deploymentOptions, workerVersionOf } from './versioning.js';
 import type { WorkerVersion } from '../infra/worker-deployments.js';
 import { activityMetricsInterceptor, temporalClockInterceptor } from './telemetry.js';
 import type { ClockWatch } from '../infra/clocks.js';
+import { encryptionsSince, textSealerOf, type AesGcmPayloadCodec } from '../infra/payload-codec.js';
 import { providerTaskQueue } from '../model/order-workflow.js';
 import { createRefundActivities, type RefundActivities, type RefundObserver } from '../activities/refunds.js';
 import { createWebhookActivities, type DeliveryObserver, type WebhookActivities } from '../activities/webhooks.js';
@@ -61,6 +63,7 @@ export function workerActivities(deps: {
     | 'reservationGraceMs'
     | 'reconcileIntervalMs'
     | 'maxConcurrentStarts'
+    | 'payloadCodec'
     | 'payments'
     | 'nodeEnv'
     | 'webhookSecret'
@@ -79,6 +82,7 @@ export function workerActivities(deps: {
   const orderActivities = createActivities({ stores, inventory, changes });
   const paymentActivities = createPaymentActivities({
     stores,
+    secrets: textSealerOf(payloadCodecOf(config)),
     providers: providerApis(providers),
     ...(alerting ? { processingAlertMs: alerting.definition.processingAlertMs!(alerting.settings) } : {}),
   });
@@ -222,6 +226,21 @@ export function deliveryMetrics(meter: MetricMeter): DeliveryObserver & Delivery
   };
 }
 
+/** Payloads (and sealed texts) this process encrypted, by key id, added every 10 s from the codec's counts. */
+export function startEncryptionMetric(codec: AesGcmPayloadCodec, meter: MetricMeter): () => void {
+  const encryptions = meter.createCounter(
+    'flash_payload_encryptions',
+    '',
+    'Payloads and texts encrypted, by key id; summed over every process, rotate a key long before 2^32 (docs/operations.md)',
+  );
+  const added = encryptionsSince(codec);
+  const timer = setInterval(() => {
+    for (const [key, count] of added()) encryptions.add(count, { key });
+  }, 10_000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** Names of the refunds' metrics, served by the worker's Prometheus exporter (WORKER_METRICS_PORT). */
 export const REFUND_METRICS = {
   asked: 'flash_refunds_asked',
@@ -261,7 +280,8 @@ function refundMetrics(meter: MetricMeter): RefundObserver & RefundGauges {
 }
 
 export interface OrderWorkerOptions {
-  config: Pick<AppConfig, 'temporal'> & Partial<Pick<AppConfig, 'payments' | 'nodeEnv' | 'webhookSecret'>>;
+  config: Pick<AppConfig, 'temporal' | 'payloadCodec'> &
+    Partial<Pick<AppConfig, 'payments' | 'nodeEnv' | 'webhookSecret'>>;
   connection: NativeConnection;
   activities: WorkerActivities;
   /** A bundle built by buildWorkflowBundle; without it the worker bundles src/workflows itself (dev, tests). */
@@ -343,6 +363,7 @@ function createProviderWorker(options: OrderWorkerOptions, version: WorkerVersio
     connection: options.connection,
     namespace: options.config.temporal.namespace,
     taskQueue: providerTaskQueue(options.config.temporal.taskQueue),
+    dataConverter: temporalDataConverter(options.config),
     activities: { openPayment, closePayment, refundPayment },
     interceptors: {
       activity: [
@@ -379,6 +400,8 @@ function createOrderQueueWorker(options: OrderWorkerOptions, version: WorkerVers
     ...(options.workflowBundlePath
       ? { workflowBundle: { codePath: options.workflowBundlePath } }
       : { workflowsPath: WORKFLOWS_PATH }),
+    // Encrypts every payload this worker writes; decodes what it reads (src/infra/payload-codec.ts).
+    dataConverter: temporalDataConverter(options.config),
     activities: options.activities,
     interceptors: {
       // Outcomes and retries (no-op without an exporter); with tracing on, each activity's span in its workflow trace.
@@ -412,7 +435,7 @@ export interface RunningPromiseStarter {
 
 /** Starts the promise owner (src/order/starter.ts) on the Worker's connection, for eager starts: after it polls. */
 export function startPromiseStarter(options: {
-  config: Pick<AppConfig, 'temporal' | 'maxConcurrentStarts'>;
+  config: Pick<AppConfig, 'temporal' | 'maxConcurrentStarts' | 'payloadCodec'>;
   connection: NativeConnection;
   stores: Pick<Stores, 'orders'>;
   redis: RedisClient;
@@ -424,7 +447,12 @@ export function startPromiseStarter(options: {
   const { namespace, taskQueue } = config.temporal;
   const inventory = new RedisInventory(redis, taskQueue);
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
-  const temporal = new Client({ connection, namespace, interceptors: temporalClientInterceptors() });
+  const temporal = new Client({
+    connection,
+    namespace,
+    interceptors: temporalClientInterceptors(),
+    dataConverter: temporalDataConverter(config),
+  });
   const orders = OrderWorkflowClient.withoutBreakers(temporal, taskQueue, pacing);
   const starter = new PromiseStarter(
     {

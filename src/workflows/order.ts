@@ -354,7 +354,8 @@ class OrderRun {
       )
       .then(
         (intent) => {
-          this.facts.paymentIntent = intent;
+          // The id only: an activity of an earlier build answered the client secret too, which state must not keep.
+          this.facts.paymentIntent = { id: intent.id };
         },
         (err: unknown) => {
           if (!isCancellation(err)) opened.unavailable = describeFailure(err);

@@ -34,6 +34,8 @@ export async function buildVariant(
   const { code } = await bundleWorkflowCode({
     workflowsPath: join(src, 'workflows', 'index.ts'),
     workflowInterceptorModules: [join(src, 'workflows', 'tracing-interceptors.ts')],
+    // As src/workers/bundle.ts: failures leave the sandbox in a payload the codec encrypts (the copy's converter).
+    failureConverterPath: join(src, 'infra', 'failure-converter.ts'),
     // The copy lives outside the checkout: its imports resolve to the checkout's node_modules.
     webpackConfigHook: (config) => ({
       ...config,

@@ -3,6 +3,9 @@
  * call the order directly or subclass one to inject a fault.
  */
 import type { Client } from '@temporalio/client';
+import { payloadCodecOf } from '../../src/infra/data-converter.js';
+import { textSealerOf } from '../../src/infra/payload-codec.js';
+import { testConfig } from './env.js';
 import { isMysqlFailure } from '../../src/db/rows.js';
 import type { Stores } from '../../src/db/stores.js';
 import { DependencyGuard } from '../../src/infra/dependency-guard.js';
@@ -30,7 +33,14 @@ export function lookupDeps(
   stores: Stores,
   inventory: RedisInventory | null = null,
 ): OrderLookupDeps {
-  return { orders, stores, inventory, storesReadMs: 0, mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure) };
+  return {
+    orders,
+    stores,
+    inventory,
+    storesReadMs: 0,
+    mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure),
+    secrets: textSealerOf(payloadCodecOf(testConfig())),
+  };
 }
 
 /** The client and the lookup over it, on `taskQueue`; promised orders found in `inventory` when given. */

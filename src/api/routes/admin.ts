@@ -107,7 +107,7 @@ export function adminRoutes(deps: {
       method: 'get',
       path: '/api/admin/orders',
       operationId: 'adminListOrders',
-      summary: "A sale's orders, optionally of one status, newest first (keyset-paged)",
+      summary: 'Orders, of a sale, a shopper or both, optionally of one status, newest first (keyset-paged)',
       tag: 'admin',
       auth: 'admin',
       query: adminOrdersQuerySchema,

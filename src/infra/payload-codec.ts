@@ -1,0 +1,179 @@
+/**
+ * Every payload Temporal stores for this service (inputs, results, Signals, Updates, memos, failures' messages and
+ * stacks) is encrypted before it leaves the process: AES-256-GCM, a random 96-bit nonce per payload, the key's id and
+ * the original encoding in clear metadata and bound to the ciphertext as associated data. The workflow sandbox never
+ * sees this: the SDK runs codecs on the worker's main thread. docs/operations.md, "Payload encryption", has the
+ * rotation runbook.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { ValueError, type Payload, type PayloadCodec } from '@temporalio/common';
+import proto from '@temporalio/proto';
+import type { PayloadCodecKey } from '../config/index.js';
+
+// A CommonJS package: under tsx its namespace has no named exports.
+const { temporal } = proto;
+
+export const ENCRYPTED_ENCODING = 'binary/encrypted';
+const KEY_ID = 'encryption-key-id';
+const ORIGINAL_ENCODING = 'encryption-original-encoding';
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+/** Versioned, so a later format can never be read as this one. */
+const AAD_PREFIX = 'flash-checkout/payload-codec/v1';
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+/** What the codec has done, per key id: read by the worker's metrics (a key must be rotated long before 2^32). */
+export interface CodecCounts {
+  encrypted: Map<string, number>;
+  decrypted: Map<string, number>;
+}
+
+export class AesGcmPayloadCodec implements PayloadCodec {
+  readonly counts: CodecCounts = { encrypted: new Map(), decrypted: new Map() };
+  private readonly byId: ReadonlyMap<string, Buffer>;
+
+  constructor(
+    private readonly keys: readonly PayloadCodecKey[],
+    private readonly mode: 'encrypt' | 'decrypt-only' = 'encrypt',
+  ) {
+    if (keys.length === 0) throw new ValueError('the payload codec needs at least one key');
+    this.byId = new Map(keys.map((key) => [key.id, key.secret]));
+  }
+
+  async encode(payloads: Payload[]): Promise<Payload[]> {
+    if (this.mode === 'decrypt-only') return payloads;
+    return payloads.map((payload) => this.encrypt(payload));
+  }
+
+  async decode(payloads: Payload[]): Promise<Payload[]> {
+    return payloads.map((payload) => (encodingOf(payload) === ENCRYPTED_ENCODING ? this.decrypt(payload) : payload));
+  }
+
+  private encrypt(payload: Payload): Payload {
+    const { id, secret } = this.keys[0]!;
+    const originalEncoding = encodingOf(payload) ?? '';
+    const nonce = randomBytes(NONCE_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', secret, nonce);
+    cipher.setAAD(associatedData(id, originalEncoding));
+    const plain = temporal.api.common.v1.Payload.encode(payload).finish();
+    const sealed = Buffer.concat([nonce, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+    this.counts.encrypted.set(id, (this.counts.encrypted.get(id) ?? 0) + 1);
+    return {
+      metadata: {
+        encoding: utf8.encode(ENCRYPTED_ENCODING),
+        [KEY_ID]: utf8.encode(id),
+        [ORIGINAL_ENCODING]: utf8.encode(originalEncoding),
+      },
+      data: sealed,
+    };
+  }
+
+  sealText(text: string, context: string): string {
+    if (this.mode === 'decrypt-only') return text;
+    const { id, secret } = this.keys[0]!;
+    const nonce = randomBytes(NONCE_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', secret, nonce);
+    cipher.setAAD(associatedData(id, `text:${context}`));
+    const sealed = Buffer.concat([nonce, cipher.update(text, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+    this.counts.encrypted.set(id, (this.counts.encrypted.get(id) ?? 0) + 1);
+    return `${SEALED_PREFIX}${id}:${sealed.toString('base64')}`;
+  }
+
+  openText(stored: string, context: string): string {
+    if (!stored.startsWith(SEALED_PREFIX)) return stored;
+    const [id = '', body = ''] = stored.slice(SEALED_PREFIX.length).split(':');
+    const secret = this.byId.get(id);
+    if (!secret) throw new ValueError(`text sealed with key "${id}", which is not in PAYLOAD_CODEC_KEYS`);
+    const sealed = Buffer.from(body, 'base64');
+    if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new ValueError(`sealed text of key "${id}" is truncated`);
+    const decipher = createDecipheriv('aes-256-gcm', secret, sealed.subarray(0, NONCE_BYTES));
+    decipher.setAAD(associatedData(id, `text:${context}`));
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    try {
+      return Buffer.concat([
+        decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)),
+        decipher.final(),
+      ]).toString('utf8');
+    } catch {
+      throw new ValueError(`sealed text of key "${id}" failed authentication: altered, moved or not ours`);
+    }
+  }
+
+  /** Throws on an unknown key or any tampering: the SDK fails the task, which Temporal retries; nothing decides. */
+  private decrypt(payload: Payload): Payload {
+    const id = metadataString(payload, KEY_ID);
+    const originalEncoding = metadataString(payload, ORIGINAL_ENCODING) ?? '';
+    const secret = id === undefined ? undefined : this.byId.get(id);
+    if (id === undefined || !secret) {
+      throw new ValueError(
+        `payload encrypted with key "${id ?? '(none)'}", which is not in PAYLOAD_CODEC_KEYS (${[...this.byId.keys()].join(', ')})`,
+      );
+    }
+    const sealed = payload.data ?? new Uint8Array();
+    if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new ValueError(`encrypted payload of key "${id}" is truncated`);
+    const decipher = createDecipheriv('aes-256-gcm', secret, sealed.subarray(0, NONCE_BYTES));
+    decipher.setAAD(associatedData(id, originalEncoding));
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    let plain: Buffer;
+    try {
+      plain = Buffer.concat([
+        decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)),
+        decipher.final(),
+      ]);
+    } catch {
+      throw new ValueError(`encrypted payload of key "${id}" failed authentication: altered or not ours`);
+    }
+    const original = temporal.api.common.v1.Payload.decode(plain);
+    this.counts.decrypted.set(id, (this.counts.decrypted.get(id) ?? 0) + 1);
+    return { metadata: original.metadata, data: original.data };
+  }
+}
+
+/**
+ * What the codec encrypted per key since the last call: a metric adds it to its counter (GCM's random nonces allow
+ * 2^32 encryptions per key; docs/operations.md says when to rotate).
+ */
+export function encryptionsSince(codec: AesGcmPayloadCodec): () => Map<string, number> {
+  const seen = new Map<string, number>();
+  return () => {
+    const added = new Map<string, number>();
+    for (const [keyId, count] of codec.counts.encrypted) {
+      if (count > (seen.get(keyId) ?? 0)) added.set(keyId, count - (seen.get(keyId) ?? 0));
+      seen.set(keyId, count);
+    }
+    return added;
+  };
+}
+
+/** A secret kept in MySQL under the payload codec's keys (the client secret of a PaymentIntent). */
+export interface TextSealer {
+  /** `context` names where the text is kept (table, column, row): a sealed value copied elsewhere does not open. */
+  seal(text: string, context: string): string;
+  /** A value written before encryption (no `enc1:` prefix) is answered as it is. */
+  open(stored: string, context: string): string;
+}
+
+const SEALED_PREFIX = 'enc1:';
+
+/** Texts sealed as the codec seals payloads: `enc1:<key id>:<base64 nonce|ciphertext|tag>`; plain in decrypt-only. */
+export function textSealerOf(codec: AesGcmPayloadCodec): TextSealer {
+  return {
+    seal: (text, context) => codec.sealText(text, context),
+    open: (stored, context) => codec.openText(stored, context),
+  };
+}
+
+function associatedData(keyId: string, originalEncoding: string): Uint8Array {
+  return utf8.encode(`${AAD_PREFIX}\n${keyId}\n${originalEncoding}`);
+}
+
+function metadataString(payload: Payload, name: string): string | undefined {
+  const value = payload.metadata?.[name];
+  return value ? fromUtf8.decode(value) : undefined;
+}
+
+function encodingOf(payload: Payload): string | undefined {
+  return metadataString(payload, 'encoding');
+}
