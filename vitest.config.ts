@@ -37,6 +37,7 @@ const LOAD = [
   'test/bench-line.test.ts',
   'test/soak-plumbing.test.ts',
   'test/rollout-across-builds.test.ts',
+  'test/codec-rollout.test.ts',
 ];
 
 export default defineConfig({
