@@ -31,7 +31,9 @@ import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js
 import { waitFor } from '../stack/wait-for.js';
 import { StartPacing } from '../src/order/start-pacing.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
-import { buildChangedOrderWorkflow, buildOf, DeployDriver } from '../test/helpers/deploys.js';
+import { buildChangedOrderWorkflow, DeployDriver } from '../test/helpers/deploys.js';
+import { workerBuildId } from '../src/workers/versioning.js';
+import { loadConfig } from '../src/config/index.js';
 
 const PAYMENT_WINDOW_MS = 8_000;
 const workDir = mkdtempSync(join(tmpdir(), 'flash-cluster-'));
@@ -396,13 +398,15 @@ describe.sequential('the app on the cluster layout', () => {
     });
   });
   it('a rollout to a new build on server 1.29.1, the versioning minimum: open orders finish on the old one', async () => {
-    const buildA = buildOf(join(workDir, 'stack', 'build', 'workflow-bundle.js'));
-    const buildB = await buildChangedOrderWorkflow(workDir);
-    const sku = uniqueSku('CL-ROLLOUT');
-    await createSale(sku, 20);
     const env = Object.fromEntries(
       Object.entries(app.env).filter((entry): entry is [string, string] => entry[1] !== undefined),
     );
+    // As the cluster's workers name themselves: the bundle's hash and their payload codec's mode and key ids.
+    const bundlePath = join(workDir, 'stack', 'build', 'workflow-bundle.js');
+    const buildA = { bundlePath, buildId: workerBuildId(loadConfig(env), bundlePath) };
+    const buildB = await buildChangedOrderWorkflow(workDir);
+    const sku = uniqueSku('CL-ROLLOUT');
+    await createSale(sku, 20);
     const driver = new DeployDriver({
       env,
       logDir: workDir,
