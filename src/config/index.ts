@@ -3,7 +3,7 @@
  * Defaults point at the local stack that `npm start` runs, so a bare checkout works as it is.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ipaddr from 'ipaddr.js';
@@ -131,11 +131,16 @@ function localCodecKeys(): string {
   } catch {
     const generated = `local-${randomBytes(4).toString('hex')}=${randomBytes(32).toString('base64')}`;
     mkdirSync(dirname(LOCAL_CODEC_KEY_FILE), { recursive: true });
+    // Written whole, then linked into place (refused if the name exists): processes starting at once all read the
+    // first one's key, and none reads a file still being written (`wx` creates it empty first).
+    const written = `${LOCAL_CODEC_KEY_FILE}.${process.pid}.tmp`;
+    writeFileSync(written, `${generated}\n`, { mode: 0o600 });
     try {
-      // wx: when several processes start at once, the first one's key is everyone's.
-      writeFileSync(LOCAL_CODEC_KEY_FILE, `${generated}\n`, { flag: 'wx', mode: 0o600 });
+      linkSync(written, LOCAL_CODEC_KEY_FILE);
     } catch {
-      // another process wrote it first
+      // another process linked its key first
+    } finally {
+      rmSync(written, { force: true });
     }
     return readFileSync(LOCAL_CODEC_KEY_FILE, 'utf8').trim();
   }
