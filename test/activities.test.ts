@@ -19,6 +19,14 @@ import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderChangeNotifier } from '../src/order/status-reads.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
+import { isMysqlFailure } from '../src/db/rows.js';
+import { DependencyGuard } from '../src/infra/dependency-guard.js';
+import type { IntakeAnswer } from '../src/payments/providers/definition.js';
+import { generic } from '../src/payments/providers/generic/definition.js';
+import { GENERIC_WEBHOOK_ROUTE } from '../src/payments/providers/generic/route.js';
+import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { settingsOf } from '../src/payments/providers/registry.js';
+import { PaymentReceiver, PaymentSignals } from '../src/payments/receiver.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, openDispute, putOnSale, saleReport } from './helpers/fixtures.js';
 
@@ -27,6 +35,8 @@ let stores: Stores;
 let redis: RedisClient;
 let inventory: RedisInventory;
 let activities: Activities;
+/** A payment event through the generic provider's webhook path, as its route runs it (no HTTP). */
+let sendPaymentWebhook: (event: { eventId: string; orderNo: string; amountCents: number }) => Promise<IntakeAnswer>;
 
 beforeAll(() => {
   const config = testConfig();
@@ -35,6 +45,26 @@ beforeAll(() => {
   redis = createRedis(config);
   inventory = new RedisInventory(redis, config.temporal.taskQueue);
   activities = createActivities({ stores, inventory, changes: new OrderChangeNotifier(redis) });
+  // The intake as src/api/app.ts builds it over the PaymentReceiver; no Temporal here, so no Signal is sent.
+  const mysql = DependencyGuard.neverOpen('mysql', isMysqlFailure);
+  const payments = new PaymentReceiver({
+    config,
+    stores,
+    guards: { mysql },
+    signals: new PaymentSignals({ orders: null, stores, mysql }),
+  });
+  const intake = generic.intake(settingsOf(config, generic)!, {
+    payments,
+    stores,
+    mysql,
+    mysqlMs: config.deadlines.mysqlMs,
+  });
+  // As src/api/routes/payments.ts: the signature verified over the raw body, then the body validated and handled.
+  sendPaymentWebhook = async (event) => {
+    const raw = JSON.stringify({ ...event, type: 'payment.succeeded' });
+    const verified = await intake.verify(raw, signWebhook(config.webhookSecret, raw));
+    return intake.handle(verified, () => GENERIC_WEBHOOK_ROUTE.body.parse(JSON.parse(raw)));
+  };
 });
 
 afterAll(async () => {
@@ -978,8 +1008,8 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
   });
 
   it('a payment racing the timeout is either applied (recorded in time) or stamped after the deadline, never lost between', async () => {
-    // Payments recorded around the deadline while the timeout cancels: whichever takes the order
-    // row first, the outcome agrees with the payment's received_at.
+    // Payments sent through the generic webhook's path around the deadline while the timeout cancels: whichever takes
+    // the order row first, the close, the webhook's answer and the payment's row all agree with its received_at.
     const orders = await Promise.all(Array.from({ length: 12 }, (_, i) => persistedDueIn(250 + i * 7)));
     await Promise.all(
       orders.map(async ({ input, priceCents }, i) => {
@@ -990,15 +1020,22 @@ describe('cancelUnpaidOrder: the arrival rule under the order row lock', () => {
           cancelledAt: input.paymentDeadline,
         });
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now() - 6 + (i % 4) * 4)));
-        const { row } = await stores.payments.recordPayment(
-          { eventId: `evt-race-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents },
-          'webhook',
-        );
+        const eventId = `evt-race-${input.orderNo}`;
+        const answer = await sendPaymentWebhook({ eventId, orderNo: input.orderNo, amountCents: priceCents });
         const outcome = await cancel;
-        const inTime = row.receivedAt.getTime() <= deadline;
-        expect(outcome.outcome, `received ${row.receivedAt.toISOString()}, deadline ${input.paymentDeadline}`).toBe(
-          inTime ? 'PAID_IN_TIME' : 'CANCELLED',
-        );
+        const row = await stores.payments.getPayment(eventId);
+        expect(row, `the payment ${eventId} recorded`).not.toBeNull();
+        const receivedAt = row!.receivedAt;
+        const why = `received ${receivedAt.toISOString()}, deadline ${input.paymentDeadline}`;
+        if (receivedAt.getTime() <= deadline) {
+          expect(outcome, why).toMatchObject({ outcome: 'PAID_IN_TIME', payment: { eventId } });
+          expect(answer, why).toEqual({ outcome: 'APPLIED' });
+          expect(row, why).toMatchObject({ outcome: 'APPLIED', refundReason: null });
+        } else {
+          expect(outcome, why).toEqual({ outcome: 'CANCELLED', reason: 'PAYMENT_TIMEOUT' });
+          expect(answer, why).toEqual({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+          expect(row, why).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
+        }
       }),
     );
   });

@@ -256,7 +256,8 @@ describe('admission', () => {
   });
 
   it('refuses a forged, altered, foreign or not-yet-admitted admission, changing nothing', async () => {
-    const sku = await saleWithLine({ stock: 10 }, { admissionsPerSecond: 1 });
+    // One unit: while eve's admission is out unspent (for an hour), none is left for mallory, whatever the rate.
+    const sku = await saleWithLine({ stock: 1 }, { admissionsPerSecond: 1, admissionTtlSeconds: 3_600 });
     await join(sku, 'eve');
     await join(sku, 'mallory');
     const eve = await placeWhen(sku, 'eve', admitted);
@@ -281,13 +282,25 @@ describe('admission', () => {
       ours.sign({ sku, userId: 'mallory', position: 1, expiresAtMs: Date.now() + 60_000 }),
       'ADMISSION_INVALID',
     );
-    // Mallory's own place, not admitted yet (1 a second: eve's turn first).
-    if ((await place(sku, 'mallory')).body.state === 'WAITING')
-      await refusedAs(
-        'mallory',
-        ours.sign({ sku, userId: 'mallory', position: 2, expiresAtMs: Date.now() + 60_000 }),
-        'NOT_ADMITTED',
-      );
+    // Mallory's own place, once the line has ticked a second (the rate's interval) past eve's admission: had the unit
+    // eve holds not kept mallory out, she would have been admitted by then.
+    const eveAdmittedAtMs = Number((await app.redis.zrange(saleKeys(sku).lineBatches, 0, 0))[0]?.split(':')[2]);
+    expect(eveAdmittedAtMs).toBeGreaterThan(0);
+    const servedThrough = await waitFor(
+      async () => {
+        const [tickAt = 0, served = 0] = (await app.redis.hmget(saleKeys(sku).line, 'tickAt', 'served')).map(Number);
+        // A line that admitted its last place ticks no more: then its `served` says so at once.
+        return (tickAt >= eveAdmittedAtMs + 1_000 || served > 1) && served;
+      },
+      { what: `a tick of ${sku}'s line a second after eve's admission`, timeoutMs: 10_000, intervalMs: 100 },
+    );
+    expect(servedThrough).toBe(1);
+    expect((await place(sku, 'mallory')).body.state).toBe('WAITING');
+    await refusedAs(
+      'mallory',
+      ours.sign({ sku, userId: 'mallory', position: 2, expiresAtMs: Date.now() + 60_000 }),
+      'NOT_ADMITTED',
+    );
     await refusedAs(
       'eve',
       ours.sign({ sku, userId: 'eve', position: 1, expiresAtMs: Date.now() - 60_000 }),

@@ -11,8 +11,12 @@ import {
   outcomeOfWait,
   receivedInTime,
   refundReasonFor,
+  STORED_ORDER_STATUSES,
   verdictOf,
   type PayableOrder,
+  type PaymentVerdict,
+  type RefundReason,
+  type StoredOrderStatus,
 } from '../src/model/order-rules.js';
 
 const DEADLINE = '2026-11-25T10:30:00.000Z';
@@ -162,10 +166,14 @@ describe('judgeAtTheDoor: the one judge, the order row deciding every payment it
       outcome: 'REFUND_REQUIRED',
       refundReason: 'RECEIVED_AFTER_DEADLINE',
     });
-    expect(judgeAtTheDoor({ ...awaiting, status: 'CANCELLED' }, inTime)?.refundReason).toBe(
-      'ORDER_NOT_AWAITING_PAYMENT',
-    );
-    expect(judgeAtTheDoor({ ...awaiting, status: 'FAILED' }, inTime)?.refundReason).toBe('ORDER_FAILED');
+    expect(judgeAtTheDoor({ ...awaiting, status: 'CANCELLED' }, inTime)).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ORDER_NOT_AWAITING_PAYMENT',
+    });
+    expect(judgeAtTheDoor({ ...awaiting, status: 'FAILED' }, inTime)).toEqual({
+      outcome: 'REFUND_REQUIRED',
+      refundReason: 'ORDER_FAILED',
+    });
   });
 
   it("lets a provider's intent pay its order after the deadline: the provider's state machine decides", () => {
@@ -181,6 +189,50 @@ describe('judgeAtTheDoor: the one judge, the order row deciding every payment it
         outcome: 'REFUND_REQUIRED',
         refundReason: 'RECEIVED_AFTER_DEADLINE',
       });
+    }
+  });
+
+  /** A cell's verdict: APPLIED, or the reason the payment is to be refunded for. */
+  type Expected = 'APPLIED' | RefundReason;
+  const verdictFor = (expected: Expected): PaymentVerdict =>
+    expected === 'APPLIED' ? { outcome: 'APPLIED' } : { outcome: 'REFUND_REQUIRED', refundReason: expected };
+  /** The payments of the table's columns, in order. */
+  const arrivals = [
+    ['the full amount in time', inTime],
+    ['a cent short', { ...inTime, amountCents: 999 }],
+    ['the full amount late', late],
+    ['a cent short and late', { ...late, amountCents: 999 }],
+  ] as const;
+  // Every stored status, for an order the deadline decides and one its provider's intent decides (Stripe): its
+  // verdict on each of `arrivals`. Written by hand, not derived from the rule, so a wrong verdict in any cell fails.
+  // prettier-ignore
+  const table: ReadonlyArray<[StoredOrderStatus, boolean, Expected, Expected, Expected, Expected]> = [
+    ['AWAITING_PAYMENT', false, 'APPLIED',                    'AMOUNT_MISMATCH', 'RECEIVED_AFTER_DEADLINE',    'AMOUNT_MISMATCH'],
+    ['AWAITING_PAYMENT', true,  'APPLIED',                    'AMOUNT_MISMATCH', 'APPLIED',                    'AMOUNT_MISMATCH'],
+    ['PAID',             false, 'ALREADY_PAID',               'AMOUNT_MISMATCH', 'RECEIVED_AFTER_DEADLINE',    'AMOUNT_MISMATCH'],
+    ['PAID',             true,  'ALREADY_PAID',               'AMOUNT_MISMATCH', 'ALREADY_PAID',               'AMOUNT_MISMATCH'],
+    ['DISPUTED',         false, 'ALREADY_PAID',               'AMOUNT_MISMATCH', 'RECEIVED_AFTER_DEADLINE',    'AMOUNT_MISMATCH'],
+    ['DISPUTED',         true,  'ALREADY_PAID',               'AMOUNT_MISMATCH', 'ALREADY_PAID',               'AMOUNT_MISMATCH'],
+    ['REFUNDED',         false, 'ALREADY_PAID',               'AMOUNT_MISMATCH', 'RECEIVED_AFTER_DEADLINE',    'AMOUNT_MISMATCH'],
+    ['REFUNDED',         true,  'ALREADY_PAID',               'AMOUNT_MISMATCH', 'ALREADY_PAID',               'AMOUNT_MISMATCH'],
+    ['CANCELLED',        false, 'ORDER_NOT_AWAITING_PAYMENT', 'AMOUNT_MISMATCH', 'RECEIVED_AFTER_DEADLINE',    'AMOUNT_MISMATCH'],
+    ['CANCELLED',        true,  'ORDER_NOT_AWAITING_PAYMENT', 'AMOUNT_MISMATCH', 'ORDER_NOT_AWAITING_PAYMENT', 'AMOUNT_MISMATCH'],
+    ['FAILED',           false, 'ORDER_FAILED',               'AMOUNT_MISMATCH', 'RECEIVED_AFTER_DEADLINE',    'AMOUNT_MISMATCH'],
+    ['FAILED',           true,  'ORDER_FAILED',               'AMOUNT_MISMATCH', 'ORDER_FAILED',               'AMOUNT_MISMATCH'],
+  ];
+
+  it('decides every stored status, deadline or intent deciding, and every kind of payment as its table says', () => {
+    // The table leaves no status out: a new one must be given its rows.
+    expect(new Set(table.map(([status, intentDecides]) => `${status}:${intentDecides}`))).toEqual(
+      new Set(STORED_ORDER_STATUSES.flatMap((status) => [`${status}:false`, `${status}:true`])),
+    );
+    for (const [status, intentDecides, ...expected] of table) {
+      const order = { ...awaiting, status, intentDecides };
+      arrivals.forEach(([arrival, payment], i) =>
+        expect
+          .soft(judgeAtTheDoor(order, payment), `${status}, intentDecides ${intentDecides}: ${arrival}`)
+          .toEqual(verdictFor(expected[i]!)),
+      );
     }
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The Stripe adapter against Stripe as Stripe behaves: the stateful double over stripe-mock
- * (stack/stripe-double.ts, docs/stripe-double.md), which keeps intents' and refunds' states, replays
+ * (stack/stripe-double.ts, stack/stripe-double.md), which keeps intents' and refunds' states, replays
  * idempotency keys (5xx included) and delivers its own signed events to the API's webhook, late and
  * retried when asked to. On the real stack: the API with PAYMENT_PROVIDER=stripe, a production
  * worker with its refund workflows (started every 200 ms here), MySQL, Redis, Temporal. Each test
@@ -103,12 +103,19 @@ const refundsAsked = (intentId: string) =>
  * release reaches Redis, so the release is waited for (bounded), not assumed.
  */
 async function releasedReport(sku: string): Promise<Awaited<ReturnType<typeof saleReport>>> {
+  let lastSeen: unknown;
   return waitFor(
     async () => {
       const report = await saleReport(bed.stores, bed.redis, sku);
+      lastSeen = report.figures.redis;
       return report.figures.redis?.reserved === 0 ? report : undefined;
     },
-    { what: `the cancelled order's unit of ${sku} to be released in Redis`, timeoutMs: 15_000, intervalMs: 100 },
+    {
+      what: () =>
+        `the cancelled order's unit of ${sku} to be released in Redis (last seen ${JSON.stringify(lastSeen)})`,
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    },
   );
 }
 
