@@ -51,7 +51,6 @@ const stub = defineProvider({
     body: z.looseObject({ id: z.string().min(1) }),
     answer: z.object({ received: z.literal(true), outcome: z.literal('IGNORED') }).meta({ id: 'StubWebhookAnswer' }),
     answers: { 200: 'IGNORED', 202: 'never' },
-    notConfigured: '`NOT_FOUND`: the stub is not configured (STUB_SECRET)',
     unavailable: '`UNAVAILABLE`: never',
   },
   intake: (settings) => ({
@@ -165,9 +164,9 @@ describe("the app, given a registry with the stub's line", () => {
       name: 'Stub-Signature',
       description: 'The stub signs with STUB_SECRET.',
     });
-    // The registered providers keep their routes and schemes.
+    // The configured providers keep their routes and schemes; Stripe, not configured here, has no path.
     expect(document.paths['/api/payments/webhook']?.post?.security).toEqual([{ paymentSignature: [] }]);
-    expect(document.paths['/api/payments/stripe']?.post?.security).toEqual([{ stripeSignature: [] }]);
+    expect(document.paths['/api/payments/stripe']).toBeUndefined();
     // Without the stub's line, nothing of it.
     expect(openApiJsonWithoutStack(loadConfig(quiet))).not.toContain('/api/payments/stub');
   });

@@ -228,21 +228,19 @@ export function createApp(parts: ApiParts): Koa {
     admissions: parts.line,
   });
   const webhook = new PaymentReceiver({ config, stores: parts.stores, guards, signals: payments });
-  // Every registered provider gets its route; one not configured here has no intake and answers 404.
-  const mountedProviders = providers.all.map(({ definition, settings }) => ({
+  // Only a provider configured here gets its route, so the OpenAPI document lists exactly what is served; another's
+  // path is unknown here (404 NOT_FOUND, as the document says of any unknown path).
+  const mountedProviders = providers.configured.map(({ definition, settings }) => ({
     definition,
-    intake:
-      settings === null
-        ? null
-        : definition.intake(settings, {
-            payments: webhook,
-            stores: parts.stores,
-            mysql: guards.mysql,
-            mysqlMs: config.deadlines.mysqlMs,
-            changed: (orderNo) => statusReader.changed(orderNo),
-            takenBack: (kind) => metrics.moneyTakenBack(kind),
-            logger,
-          }),
+    intake: definition.intake(settings, {
+      payments: webhook,
+      stores: parts.stores,
+      mysql: guards.mysql,
+      mysqlMs: config.deadlines.mysqlMs,
+      changed: (orderNo) => statusReader.changed(orderNo),
+      takenBack: (kind) => metrics.moneyTakenBack(kind),
+      logger,
+    }),
   }));
   const admin = new AdminService({ stores, inventory, redisSales, orders, sales });
   const cancelOrder = new CancelOrder({

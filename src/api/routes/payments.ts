@@ -1,10 +1,10 @@
 /**
- * One webhook route per registered payment provider, as each declares it: verifies the signature, hands the event to
- * the provider's intake and answers its verdict; a provider registered but not configured here answers 404.
+ * One webhook route per payment provider configured here, as each declares it: verifies the signature, hands the event
+ * to the provider's intake and answers its verdict. A provider not configured has no route (src/api/app.ts).
  */
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { ApiError, errorCodeOf } from '../errors.js';
+import { errorCodeOf } from '../errors.js';
 import { rawBody } from '../http.js';
 import type { ApiMetrics } from '../metrics.js';
 import type { RateLimits } from '../rate-limit.js';
@@ -12,10 +12,10 @@ import { route } from '../route.js';
 import type { StripeWebhookOutcome } from '../../model/order-workflow.js';
 import type { ProviderDefinition, WebhookIntake } from '../../payments/providers/definition.js';
 
-/** `intake` null: not configured here, its route answers 404. */
+/** A configured provider and the intake built over its settings. */
 export interface MountedProvider {
   definition: ProviderDefinition;
-  intake: WebhookIntake | null;
+  intake: WebhookIntake;
 }
 
 /** POST <each provider's webhook path>: its signed events. */
@@ -46,7 +46,6 @@ export function providerWebhookRoutes(deps: {
         },
         errors: {
           400: { codes: ['INVALID_SIGNATURE', 'INVALID_REQUEST'] },
-          ...(webhook.notConfigured ? { 404: { codes: ['NOT_FOUND'], description: webhook.notConfigured } } : {}),
           429: {
             codes: ['RATE_LIMITED'],
             description: '`RATE_LIMITED`: too many calls from this client IP (RATE_LIMIT_WEBHOOK); see Retry-After',
@@ -56,7 +55,6 @@ export function providerWebhookRoutes(deps: {
       },
       (ctx, input) =>
         answerWebhook(ctx, deps.metrics, async () => {
-          if (!intake) throw new ApiError(404, 'NOT_FOUND', `${definition.name} is not configured here`);
           // The signature before the body, so a forged call counts against the limit.
           const verified = await onlyForgedCount(deps.limits, ctx.ip, () =>
             intake.verify(rawBody(ctx), ctx.get(webhook.signature.header) || undefined),

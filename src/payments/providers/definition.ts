@@ -3,7 +3,7 @@
  * (./registry.ts). Nothing else names a provider. Not bundled: workflows see a provider only as an order's name.
  */
 import type { z } from 'zod';
-import { ConfigError, type AppConfig } from '../../config/index.js';
+import { ConfigError, type AppConfig, type SettingDescription } from '../../config/index.js';
 import type { RecordedPaymentEvent } from '../../db/payments.js';
 import type { PaymentStore } from '../../db/payments.js';
 import type { RefundStore } from '../../db/refunds.js';
@@ -12,11 +12,19 @@ import type { Logger } from '../../infra/logger.js';
 import type { RefundReason, StripeWebhookOutcome, WebhookOutcome } from '../../model/order-workflow.js';
 import type { CatchUpIntake, PaymentProviderApi, ProviderEvent } from '../provider.js';
 
-/** One environment variable of a provider: parsed as set (or as its default); a refusal names the variable. */
-export interface ProviderVariable {
+/**
+ * One environment variable of a provider: parsed as set (or as its default); a refusal names the variable. Its meaning
+ * is declared beside it (docs/reference/settings.md is generated from it).
+ */
+export interface ProviderVariable extends Partial<SettingDescription> {
   schema: z.ZodType;
   /** As an operator would write it; absent: the variable may stay unset. */
   default?: string;
+  /**
+   * A value its schema accepts, for a variable that configures the provider: the reference docs set every example to
+   * document a deployment with every provider configured (scripts/reference-docs.ts). Never a real secret.
+   */
+  example?: string;
 }
 
 /** What a provider's settings are read with besides its own variables. */
@@ -50,8 +58,6 @@ export interface WebhookRoute {
   /** The answer's body, 200 and 202. */
   answer: z.ZodType;
   answers: { 200: string; 202: string };
-  /** 404's description where the provider may be left unconfigured (its keys unset); absent: always configured. */
-  notConfigured?: string;
   /** 503's description: the event was not recorded. */
   unavailable: string;
 }
@@ -131,7 +137,7 @@ export interface ConfiguredProvider {
 export interface ConfiguredProviders {
   /** PAYMENT_PROVIDER's; its settings are there (a provider named but not configured is refused). */
   selected: ConfiguredProvider;
-  /** Every registered provider with its settings, null where it is not configured (its webhook answers 404). */
+  /** Every registered provider with its settings, null where it is not configured (its webhook is not mounted). */
   all: readonly { definition: ProviderDefinition; settings: unknown }[];
   configured: readonly ConfiguredProvider[];
 }

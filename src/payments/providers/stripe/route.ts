@@ -63,6 +63,5 @@ export const STRIPE_WEBHOOK_ROUTE: WebhookRoute = {
     200: 'The verdict on a payment, or RECORDED / IGNORED',
     202: 'RECEIVED: recorded before its order row; decided as the row is written',
   },
-  notConfigured: '`NOT_FOUND`: Stripe is not configured (STRIPE_SECRET_KEY)',
   unavailable: '`UNAVAILABLE`: the event could not be recorded (MySQL did not answer in time); Stripe retries',
 };

@@ -26,36 +26,59 @@ export const STRIPE_VARIABLES = {
     schema: z
       .string()
       .regex(/^(sk|rk)_(test|live)_[A-Za-z0-9]+$/, 'must be a Stripe secret or restricted key (sk_test_…, sk_live_…)'),
+    meaning: '`sk_test_…` / `sk_live_…`; set with the webhook secret or not at all',
+    example: 'sk_test_example',
   },
   STRIPE_WEBHOOK_SECRET: {
     schema: z.string().regex(/^whsec_[A-Za-z0-9]+$/, "must be the webhook endpoint's signing secret (whsec_…)"),
+    meaning: "the webhook endpoint's signing secret, `whsec_…`",
+    example: 'whsec_example',
   },
-  /** Where Stripe's API is: unset for Stripe itself; stripe-mock's URL in tests and the local walk-through. */
-  STRIPE_API_URL: { schema: z.string().url() },
+  STRIPE_API_URL: {
+    schema: z.string().url(),
+    meaning: 'another Stripe API: stripe-mock in tests and under `PAYMENT_PROVIDER=stripe npm start`',
+    defaultNote: 'Stripe',
+  },
   STRIPE_CURRENCY: {
     schema: z.string().regex(/^[a-z]{3}$/, 'must be a lowercase ISO currency code such as "usd"'),
     default: 'usd',
+    meaning: 'the currency of every PaymentIntent (prices are in its minor unit)',
   },
-  /** Tags this deployment's intents: events on others' (staging, `stripe listen`) are ignored, never refunded. */
+  /** Events on others' intents (staging, `stripe listen`) are ignored, never refunded. */
   STRIPE_DEPLOYMENT_TAG: {
     schema: z
       .string()
       .regex(/^[A-Za-z0-9._:-]{1,100}$/, 'must be 1-100 letters, digits or . _ : - (one per deployment)'),
     default: DEV_DEPLOYMENT_TAG,
+    meaning:
+      "this deployment's tag on its intents; events on another's are ignored ([the intent decides](docs/fault-tolerance.md#stripe-the-intent-decides)); production refuses the default",
   },
-  /** The payment methods an intent offers, comma-separated: cards settle at once, bank debits sit `processing`. */
   STRIPE_PAYMENT_METHOD_TYPES: {
     schema: z
       .string()
       .regex(/^[a-z_]+(,[a-z_]+)*$/, 'must be a comma-separated list of Stripe payment method types such as "card"'),
     default: 'card',
+    meaning: 'the payment methods an intent offers, comma-separated (bank debits sit `processing` for days)',
   },
-  /** How long an intent may stay `processing` past its order's deadline before an error is logged for an operator. */
-  STRIPE_PROCESSING_ALERT: { schema: durationString, default: '1h' },
-  /** Across all workers (the provider queue's maxTaskQueueActivitiesPerSecond); Stripe allows 25/s test, 100/s live. */
-  STRIPE_REQUESTS_PER_SECOND: { schema: z.coerce.number().positive().max(10_000), default: '20' },
-  /** How often the catch-up asks Stripe for undelivered events, and how old one must be (younger: the webhook's). */
-  STRIPE_CATCH_UP_INTERVAL: { schema: durationString, default: '1m' },
+  STRIPE_PROCESSING_ALERT: {
+    schema: durationString,
+    default: '1h',
+    meaning: "an intent still `processing` this long past its order's deadline logs an error",
+  },
+  /** The provider queue's maxTaskQueueActivitiesPerSecond. */
+  STRIPE_REQUESTS_PER_SECOND: {
+    schema: z.coerce.number().positive().max(10_000),
+    default: '20',
+    meaning:
+      "the workflows' Stripe requests per second, across all workers (Stripe allows 25/s in test mode, 100/s live)",
+  },
+  /** Also how old an undelivered event must be: a younger one is still the webhook's. */
+  STRIPE_CATCH_UP_INTERVAL: {
+    schema: durationString,
+    default: '1m',
+    meaning:
+      'how often the catch-up asks Stripe for events it did not deliver ([catching up](docs/fault-tolerance.md#catching-up-with-stripe))',
+  },
 } as const satisfies Record<string, ProviderVariable>;
 
 type Variables = typeof STRIPE_VARIABLES;
