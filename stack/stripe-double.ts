@@ -1,5 +1,5 @@
 /**
- * A stateful Stripe test double (docs/stripe-double.md): a loopback HTTP server in front of stripe-mock.
+ * A stateful Stripe test double (stack/stripe-double.md): a loopback HTTP server in front of stripe-mock.
  *
  * stripe-mock knows Stripe's OpenAPI spec but keeps no state: it accepts every cancel, forgets
  * idempotency keys, never sends an event. Every request here is first forwarded to it, so Stripe's

@@ -38,48 +38,53 @@ import { describe, expect, it } from 'vitest';
 import { openApiJsonWithoutStack } from '../src/api/app.js';
 import { ERROR_CODE_DESCRIPTIONS } from '../src/api/response-schemas.js';
 import {
+  PAYMENT_PROVIDERS,
   SERVICE_CONFIG_DEFAULTS as CONFIG_DEFAULTS,
   SERVICE_CONFIG_VARIABLES as CONFIG_VARIABLES,
 } from '../src/payments/providers/registry.js';
+import { everyProviderConfigured } from '../scripts/reference-docs.js';
 import { importGraph } from './helpers/import-graph.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** src/'s import graph and the layer rules' verdict, read once (test/helpers/import-graph.ts). */
 const graph = await importGraph(ROOT, ['src']);
-const README_MAX_BYTES = 12 * 1024;
-/**
- * All of docs/ together: about an hour's reading, each topic on one page. 90,000 until payments through a provider's
- * API (Stripe) added their configuration, routes, refunds and port; 96,000 until the Stripe double's behaviours (each
- * with the Stripe page it follows) and the intent's close at Stripe; 112,000 until money taken back (disputes,
- * Dashboard refunds), refunds followed, the catch-up and the leased delivery; 120,000 until the layout (issue 48) drew
- * the floors table and the provider registry in docs/architecture.md; 136,000 until the waiting line (its API,
- * settings and figures); 142,000 for a whole sale at production settings (payments at a sale's rate, the worker's
- * cache, the soak: how to run them and their figures); 143,000 with the payment figures at 15,000 open and through
- * the Stripe double; 148,000 for deploying during a sale (Worker Versioning, the rollout and its settings, the
- * runbook's build that does not drain, the cost of starting through the task queue); 149,000 for where the service
- * departs from the card and why (docs/architecture.md) and the payment Signal's path; 150,500 for order events (their
- * types, envelope, feed and its token) and the webhook sender's settings; 154,286 for webhook endpoints (their eight
- * admin routes, the secret shown once, rotation, deliveries and resends, a receiver's check); 155,520 + 413 for the
- * order events' gauges (their table rows); + 314 for the fault round freezing a receiver while the worker is killed;
- * + 663 for the payment phase with a merchant subscribed; + 1,790 for the codec server (its four settings, its place in
- * the local stack, how operators reach it and never the public); + 3,870 for payload encryption (what is encrypted and
- * where secrets are kept instead, its two settings, turning it on in two releases, rotating a key during a sale, GCM's
- * limit, and the runbook's poisoned workflow task); + 1,081 for what the codec costs (one benchmark against the commit
- * before).
- */
-const DOCS_MAX_BYTES = 163_651;
+/** Every folder of code the layer rules cover: the product and its support code (`npm run layers`). */
+const SUPPORTED_TREE = ['src', 'toolkit', 'stack', 'bench', 'chaos', 'soak', 'scripts', 'test', 'test-cluster'];
+/** The README is read first and whole: five minutes, the two commands at its top. */
+const README_MAX_BYTES = 8 * 1024;
+/** Where the measured figures live, each checked against the results file it quotes. */
+const MEASURED_PAGE = 'docs/performance.md';
+const MEASURED_SECTION = 'Current figures';
 
 // ---- reading markdown --------------------------------------------------------------------------
 
 const read = (page: string): string => readFileSync(join(ROOT, page), 'utf8');
 
-/** The pages whose links are checked: the README and every page under docs/. */
+/** Folders that hold no page: installed, built or run-time files. */
+const NOT_PAGES = new Set(['node_modules', 'dist', '.data', '.git', 'coverage']);
+
+/** A page a tool writes: the generated reference, a run's report (a results folder's HISTORY.md is written by hand). */
+const isGenerated = (page: string): boolean =>
+  page.startsWith('docs/reference/') || (/(^|\/)results\//.test(page) && !page.endsWith('/HISTORY.md'));
+
+/** Every Markdown file of the tree, README.md first, then by path. */
+function markdownFiles(dir = ''): string[] {
+  const files = readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) => {
+    const path = dir ? `${dir}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) return NOT_PAGES.has(entry.name) ? [] : markdownFiles(path);
+    return entry.name.endsWith('.md') ? [path] : [];
+  });
+  return dir ? files : ['README.md', ...files.filter((file) => file !== 'README.md').sort()];
+}
+
+/** The pages whose links are checked: every hand-written page and the generated reference. */
 function docPages(): string[] {
-  const docs = readdirSync(join(ROOT, 'docs'))
-    .filter((file) => file.endsWith('.md'))
-    .sort()
-    .map((file) => `docs/${file}`);
-  return ['README.md', ...docs];
+  return markdownFiles().filter((page) => !isGenerated(page) || page.startsWith('docs/reference/'));
+}
+
+/** The pages people write: the ones each topic has one home among. */
+function handWrittenPages(): string[] {
+  return markdownFiles().filter((page) => !isGenerated(page));
 }
 
 /** The page's lines with fenced code blocks blanked (a `# comment` in a shell block is no heading). */
@@ -184,13 +189,13 @@ function tablesIn(lines: string[]): Table[] {
   return tables;
 }
 
-/** The first table of a section whose header starts with `columns`. */
-function tableOf(page: string, section: string, columns: string[]): Table {
-  const table = tablesIn(sectionLines(read(page), section, page)).find((candidate) =>
+/** The rows of every table of a page whose header starts with `columns`, as one table. */
+function tableOfPage(page: string, columns: string[]): Table {
+  const tables = tablesIn(proseLines(read(page))).filter((candidate) =>
     columns.every((column, i) => candidate.header[i] === column),
   );
-  if (!table) throw new Error(`${page}, section "${section}": no table with the columns ${columns.join(' | ')}`);
-  return table;
+  if (tables.length === 0) throw new Error(`${page}: no table with the columns ${columns.join(' | ')}`);
+  return { header: tables[0]!.header, rows: tables.flatMap((table) => table.rows) };
 }
 
 /** `A`, `B_C`: the upper-case names quoted in a cell. */
@@ -294,6 +299,13 @@ function operationsOf(spec: Spec): Operation[] {
 
 // Built in-process from the routers the API mounts: the same JSON text a running API serves.
 const spec = JSON.parse(openApiJsonWithoutStack()) as Spec;
+/** The document of a deployment with every payment provider configured: the one docs/reference/routes.md lists. */
+const fullSpec = JSON.parse(openApiJsonWithoutStack(everyProviderConfigured(PAYMENT_PROVIDERS))) as Spec;
+
+/** The generated reference pages (scripts/reference-docs.ts), checked here against the code by other means. */
+const SETTINGS_PAGE = 'docs/reference/settings.md';
+const ERRORS_PAGE = 'docs/reference/errors.md';
+const ROUTES_PAGE = 'docs/reference/routes.md';
 
 // ---- the configuration table's defaults --------------------------------------------------------
 
@@ -598,11 +610,11 @@ function bulletsOf(lines: string[]): Map<string, string> {
  * as the first's), each figure compared, each claim checked.
  */
 function measuredProblems(markdown: string, sentences: readonly Sentence[]): string[] {
-  const bullets = bulletsOf(sectionLines(markdown, 'Measured', 'README.md'));
+  const bullets = bulletsOf(sectionLines(markdown, MEASURED_SECTION, MEASURED_PAGE));
   const cursor = new Map<string, number>();
   const problems: string[] = [];
   for (const sentence of sentences) {
-    const where = `README.md, "Measured", ${sentence.bullet}`;
+    const where = `${MEASURED_PAGE}, "${MEASURED_SECTION}", ${sentence.bullet}`;
     const text = bullets.get(sentence.bullet);
     if (text === undefined) {
       problems.push(`${where}: no bullet "- **${sentence.bullet}**"`);
@@ -635,11 +647,11 @@ function measuredProblems(markdown: string, sentences: readonly Sentence[]): str
       const said = match[i + 1]!;
       if (!(slot.same ? slot.same(said) : said === slot.expected))
         problems.push(
-          `${where}, {${name}} in "${sentence.text}": README says ${said}, ${slot.source} says ${slot.expected}`,
+          `${where}, {${name}} in "${sentence.text}": the page says ${said}, ${slot.source} says ${slot.expected}`,
         );
     });
     if (sentence.claim && !sentence.claim.holds)
-      problems.push(`${where}: README says "${sentence.text}", but ${sentence.claim.evidence}`);
+      problems.push(`${where}: the page says "${sentence.text}", but ${sentence.claim.evidence}`);
   }
   return problems;
 }
@@ -741,7 +753,7 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
   return [
     {
       bullet: 'Burst',
-      text: '[bench/results/latest.md](bench/results/latest.md), {date};',
+      text: '[bench/results/latest.md](../bench/results/latest.md), {date};',
       slots: { date: minute(bench, 'date') },
     },
     {
@@ -829,7 +841,7 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
     },
     {
       bullet: 'Order pipeline alone',
-      text: '(`pipeline` in [bench/results/latest.json](bench/results/latest.json), {date}): {orders} orders started at {starts}/s and persisted at {persisted}/s, {cpu} ms of CPU per order',
+      text: '(`pipeline` in [bench/results/latest.json](../bench/results/latest.json), {date}): {orders} orders started at {starts}/s and persisted at {persisted}/s, {cpu} ms of CPU per order',
       slots: {
         date: day(bench, 'pipeline.date'),
         orders: figure(bench, 'pipeline.orders'),
@@ -840,7 +852,7 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
     },
     {
       bullet: 'Faults',
-      text: '[chaos/results/latest.json](chaos/results/latest.json), {date}): {kills} kills',
+      text: '[chaos/results/latest.json](../chaos/results/latest.json), {date}): {kills} kills',
       slots: {
         date: minute(chaos, 'date'),
         kills: count(
@@ -995,23 +1007,20 @@ function measuredSentences(bench: Results, chaos: Results): Sentence[] {
 
 // ---- the checks --------------------------------------------------------------------------------
 
-describe('docs/operations.md: the configuration table', () => {
-  const table = tableOf('docs/operations.md', 'Configuration', ['variable', 'default', 'meaning']);
+describe(`${SETTINGS_PAGE}: the settings tables, against the loader`, () => {
+  const table = tableOfPage(SETTINGS_PAGE, ['variable', 'default', 'meaning']);
 
   it('lists every variable of CONFIG_VARIABLES, and only those', () => {
     const documented = table.rows.flatMap((row) => quotedNames(row[0] ?? ''));
     const missing = CONFIG_VARIABLES.filter((name) => !documented.includes(name)).map(
-      (name) => `docs/operations.md, configuration table: no row for ${name} (read by src/config: CONFIG_VARIABLES)`,
+      (name) => `${SETTINGS_PAGE}: no row for ${name} (read by src/config: CONFIG_VARIABLES)`,
     );
     const unknown = documented
       .filter((name) => !CONFIG_VARIABLES.includes(name))
-      .map(
-        (name) =>
-          `docs/operations.md, configuration table: ${name} is not a variable the service reads (not in CONFIG_VARIABLES)`,
-      );
+      .map((name) => `${SETTINGS_PAGE}: ${name} is not a variable the service reads (not in CONFIG_VARIABLES)`);
     const repeated = documented
       .filter((name, i) => documented.indexOf(name) !== i)
-      .map((name) => `docs/operations.md, configuration table: ${name} twice`);
+      .map((name) => `${SETTINGS_PAGE}: ${name} twice`);
     expect([...missing, ...unknown, ...repeated]).toEqual([]);
     expect(documented.length).toBe(CONFIG_VARIABLES.length);
   });
@@ -1025,12 +1034,12 @@ describe('docs/operations.md: the configuration table', () => {
       const actual = defaults.get(name) ?? null;
       if (stated === undefined)
         return [
-          `docs/operations.md, configuration table: ${name}'s default "${row[1]}" is neither \`value\` nor unset (each optionally followed by "(…)")`,
+          `${SETTINGS_PAGE}: ${name}'s default "${row[1]}" is neither \`value\` nor unset (each optionally followed by "(…)")`,
         ];
       return stated === actual
         ? []
         : [
-            `docs/operations.md, configuration table: ${name}'s default is ${shownDefault(stated)} in the table, ${shownDefault(actual)} in the loader (CONFIG_DEFAULTS, src/config/index.ts)`,
+            `${SETTINGS_PAGE}: ${name}'s default is ${shownDefault(stated)} in the table, ${shownDefault(actual)} in the loader (CONFIG_DEFAULTS, src/config/index.ts)`,
           ];
     });
     expect(problems).toEqual([]);
@@ -1044,9 +1053,9 @@ describe('docs/operations.md: the configuration table', () => {
   });
 });
 
-describe('docs/api.md against the OpenAPI document', () => {
+describe(`${ERRORS_PAGE} and ${ROUTES_PAGE} against the OpenAPI document`, () => {
   it('the error-code table lists every code the API can answer, each with the status the document gives it', () => {
-    const table = tableOf('docs/api.md', 'Error codes', ['status', 'code', 'when']);
+    const table = tableOfPage(ERRORS_PAGE, ['status', 'code', 'when']);
     const statusOf = new Map(
       table.rows.flatMap((row) => quotedNames(row[1] ?? '').map((code) => [code, row[0] ?? ''] as const)),
     );
@@ -1058,17 +1067,17 @@ describe('docs/api.md against the OpenAPI document', () => {
     const problems = [
       ...codes
         .filter((code) => !statusOf.has(code))
-        .map((code) => `docs/api.md, error codes: no row for ${code} (in the API's ErrorCode enum)`),
+        .map((code) => `${ERRORS_PAGE}: no row for ${code} (in the API's ErrorCode enum)`),
       ...[...statusOf.keys()]
         .filter((code) => !codes.includes(code))
-        .map((code) => `docs/api.md, error codes: ${code} is not a code the API answers`),
+        .map((code) => `${ERRORS_PAGE}: ${code} is not a code the API answers`),
       ...operationsOf(spec).flatMap((operation) =>
         [...operation.errors].flatMap(([status, declared]) =>
           declared
             .filter((code) => statusOf.has(code) && statusOf.get(code) !== status)
             .map(
               (code) =>
-                `docs/api.md, error codes: ${code} has status ${statusOf.get(code)}, but ${operation.key} declares it under ${status}`,
+                `${ERRORS_PAGE}: ${code} has status ${statusOf.get(code)}, but ${operation.key} declares it under ${status}`,
             ),
         ),
       ),
@@ -1077,56 +1086,58 @@ describe('docs/api.md against the OpenAPI document', () => {
   });
 
   it('the error-code table says when each code is answered in the words of ERROR_CODE_DESCRIPTIONS, the one source of that text', () => {
-    const table = tableOf('docs/api.md', 'Error codes', ['status', 'code', 'when']);
+    const table = tableOfPage(ERRORS_PAGE, ['status', 'code', 'when']);
     const descriptions = new Map<string, string>(Object.entries(ERROR_CODE_DESCRIPTIONS));
     const problems = table.rows.flatMap((row) => {
       const code = quotedNames(row[1] ?? '')[0];
       const source = code === undefined ? undefined : descriptions.get(code);
       if (code === undefined || source === undefined || row[2] === source) return [];
       return [
-        `docs/api.md, error codes: ${code}'s "when" says "${row[2]}", src/api/response-schemas.ts (ERROR_CODE_DESCRIPTIONS) says "${source}"`,
+        `${ERRORS_PAGE}: ${code}'s "when" says "${row[2]}", src/api/response-schemas.ts (ERROR_CODE_DESCRIPTIONS) says "${source}"`,
       ];
     });
     expect(problems).toEqual([]);
   });
 
   it('the routes table lists every operation of the document, and only those, with its success statuses and error codes', () => {
-    const table = tableOf('docs/api.md', 'Routes', ['method', 'path', 'who', 'success', 'errors']);
+    const table = tableOfPage(ROUTES_PAGE, ['method', 'path', 'summary', 'who', 'success', 'errors']);
     const rows = new Map<string, { success: string; errors: string }>(
       table.rows.map((row) => {
         const path = (/`([^`]+)`/.exec(row[1] ?? '')?.[1] ?? row[1] ?? '').replace(/:([A-Za-z]\w*)/g, '{$1}');
-        return [`${(row[0] ?? '').toUpperCase()} ${path}`, { success: row[3] ?? '', errors: row[4] ?? '' }] as const;
+        return [`${(row[0] ?? '').toUpperCase()} ${path}`, { success: row[4] ?? '', errors: row[5] ?? '' }] as const;
       }),
     );
-    expect(rows.size, 'docs/api.md, routes: a route listed twice').toBe(table.rows.length);
-    const operations = operationsOf(spec);
+    expect(rows.size, `${ROUTES_PAGE}: a route listed twice`).toBe(table.rows.length);
+    const operations = operationsOf(fullSpec);
     expect(operations.length).toBeGreaterThan(10);
     const problems: string[] = [];
     for (const operation of operations) {
       const row = rows.get(operation.key);
       if (!row) {
-        problems.push(`docs/api.md, routes: no row for ${operation.key} (an operation of the OpenAPI document)`);
+        problems.push(
+          `${ROUTES_PAGE}: no row for ${operation.key} (an operation of the document with every provider configured)`,
+        );
         continue;
       }
       const success = [...row.success.matchAll(/\b(2\d\d)\b/g)].map((match) => match[1]!);
       for (const status of operation.successStatuses.filter((status) => !success.includes(status)))
-        problems.push(`docs/api.md, routes: ${operation.key} answers ${status}, not in its success column`);
+        problems.push(`${ROUTES_PAGE}: ${operation.key} answers ${status}, not in its success column`);
       for (const status of success.filter((status) => !operation.successStatuses.includes(status)))
         problems.push(
-          `docs/api.md, routes: ${operation.key}'s success column says ${status}, which the document does not declare`,
+          `${ROUTES_PAGE}: ${operation.key}'s success column says ${status}, which the document does not declare`,
         );
       const declared = [...new Set([...operation.errors.values()].flat())];
       const listed = quotedNames(row.errors);
       for (const code of declared.filter((code) => !listed.includes(code)))
-        problems.push(`docs/api.md, routes: ${operation.key} may answer ${code}, not in its errors column`);
+        problems.push(`${ROUTES_PAGE}: ${operation.key} may answer ${code}, not in its errors column`);
       for (const code of listed.filter((code) => !declared.includes(code)))
         problems.push(
-          `docs/api.md, routes: ${operation.key}'s errors column names ${code}, which the document does not declare for it`,
+          `${ROUTES_PAGE}: ${operation.key}'s errors column names ${code}, which the document does not declare for it`,
         );
     }
     const known = new Set(operations.map((operation) => operation.key));
     for (const key of rows.keys())
-      if (!known.has(key)) problems.push(`docs/api.md, routes: ${key} is not an operation of the OpenAPI document`);
+      if (!known.has(key)) problems.push(`${ROUTES_PAGE}: ${key} is not an operation of the OpenAPI document`);
     expect(problems).toEqual([]);
   });
 });
@@ -1225,16 +1236,18 @@ describe('README.md', () => {
       `README.md is ${size} bytes; move detail into docs/ (README_MAX_BYTES = ${README_MAX_BYTES})`,
     ).toBeLessThanOrEqual(README_MAX_BYTES);
   });
+});
 
+describe(`${MEASURED_PAGE}: the figures against the results they quote`, () => {
   const bench = results('bench/results/latest.json');
   const chaos = results('chaos/results/latest.json');
 
-  it('"Measured" states the figures of bench/results/latest.json and chaos/results/latest.json', () => {
-    expect(measuredProblems(read('README.md'), measuredSentences(bench, chaos))).toEqual([]);
+  it(`"${MEASURED_SECTION}" states the figures of bench/results/latest.json and chaos/results/latest.json`, () => {
+    expect(measuredProblems(read(MEASURED_PAGE), measuredSentences(bench, chaos))).toEqual([]);
   });
 
   it('the checker itself: a stale figure, a stale verdict, a false claim and a reworded sentence are each named', () => {
-    const readme = read('README.md');
+    const readme = read(MEASURED_PAGE);
     // The verdict turned the other way, whichever way the README states it.
     const saysMet = readme.includes('target 0.8 met');
     const stale = readme
@@ -1244,16 +1257,16 @@ describe('README.md', () => {
     const sentences = measuredSentences(bench, chaos);
     const problems = measuredProblems(stale, sentences);
     expect(problems).toEqual([
-      `README.md, "Measured", Burst, {ours} in "${sentences[2]!.text}": README says 1,350, bench/results/latest.json, layouts.shared.variants.ours.rps says ${written(numberAt(bench, 'layouts.shared.variants.ours.rps'), 0)}`,
-      `README.md, "Measured", Burst, {met} in "${sentences[2]!.text}": README says ${saysMet ? 'not met' : 'met'}, bench/results/latest.json, layouts.shared.ratios.oursVsQueue against 0.8 says ${saysMet ? 'met' : 'not met'}`,
-      'README.md, "Measured", Faults: no text "no request was answered later than its deadline + 1 s" (after the previous sentence checked); keep its words, change only its figures, or change the test',
+      `${MEASURED_PAGE}, "${MEASURED_SECTION}", Burst, {ours} in "${sentences[2]!.text}": the page says 1,350, bench/results/latest.json, layouts.shared.variants.ours.rps says ${written(numberAt(bench, 'layouts.shared.variants.ours.rps'), 0)}`,
+      `${MEASURED_PAGE}, "${MEASURED_SECTION}", Burst, {met} in "${sentences[2]!.text}": the page says ${saysMet ? 'not met' : 'met'}, bench/results/latest.json, layouts.shared.ratios.oursVsQueue against 0.8 says ${saysMet ? 'met' : 'not met'}`,
+      `${MEASURED_PAGE}, "${MEASURED_SECTION}", Faults: no text "no request was answered later than its deadline + 1 s" (after the previous sentence checked); keep its words, change only its figures, or change the test`,
     ]);
     const broken = {
       ...sentences[7]!,
       claim: { holds: false, evidence: 'bench/results/latest.json says false at layouts.split.invariants.noOversell' },
     };
     expect(measuredProblems(readme, [broken])).toEqual([
-      'README.md, "Measured", Burst: README says "Every invariant held in every variant.", but bench/results/latest.json says false at layouts.split.invariants.noOversell',
+      `${MEASURED_PAGE}, "${MEASURED_SECTION}", Burst: the page says "Every invariant held in every variant.", but bench/results/latest.json says false at layouts.split.invariants.noOversell`,
     ]);
   });
 });
@@ -1379,9 +1392,15 @@ function statedFloors(markdown: string): Map<string, number> {
   return stated;
 }
 
-describe('the layers of src/, from the import graph (dependency-cruiser, .dependency-cruiser.cjs)', () => {
+describe('the layers of src/ and of its support code, from the import graph (dependency-cruiser, .dependency-cruiser.cjs)', () => {
   it('break no rule of .dependency-cruiser.cjs (no circle, nothing imports upward)', () => {
     expect(graph.violations).toEqual([]);
+  });
+
+  it('the whole tree, src/ and its support code, breaks no rule: no circle anywhere, each folder imports only below it', async () => {
+    const tree = await importGraph(ROOT, SUPPORTED_TREE);
+    expect(tree.imports.size, 'the cruise reads the support folders too').toBeGreaterThan(graph.imports.size + 100);
+    expect(tree.violations).toEqual([]);
   });
 
   it("docs/architecture.md's floors table states each room of src/ on the floor its imports put it", () => {
@@ -1427,17 +1446,133 @@ describe('the layers of src/, from the import graph (dependency-cruiser, .depend
       rmSync(tree, { recursive: true, force: true });
     }
   });
+
+  it('the support rules themselves: a circle in bench/, chaos/ importing soak/, stack/ importing test/ and a test helper importing chaos/ are each refused', async () => {
+    const tree = mkdtempSync(join(tmpdir(), 'support-layers-'));
+    symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'));
+    try {
+      const plant = (file: string, text: string) => {
+        mkdirSync(dirname(join(tree, file)), { recursive: true });
+        writeFileSync(join(tree, file), text);
+      };
+      plant('bench/chart.ts', "import { report } from './report.js';\nexport const chart = report;\n");
+      plant('bench/report.ts', "import { chart } from './chart.js';\nexport const report = chart;\n");
+      plant('soak/load.ts', 'export const load = 1;\n');
+      plant('chaos/round.ts', "import { load } from '../soak/load.js';\nexport const round = load;\n");
+      plant('test/helpers/app.ts', 'export const app = 1;\n');
+      plant('stack/launcher.ts', "import { app } from '../test/helpers/app.js';\nexport const launcher = app;\n");
+      plant(
+        'test/helpers/deploys.ts',
+        "import { round } from '../../chaos/round.js';\nexport const deploys = round;\n",
+      );
+      const planted = await importGraph(tree, ['bench', 'chaos', 'soak', 'stack', 'test'], ROOT);
+      expect(planted.violations.map((violation) => violation.split(':')[0])).toEqual(
+        expect.arrayContaining([
+          'no-circular-in-support',
+          'tools-apart',
+          'stack-on-src-and-toolkit',
+          'test-helpers-below-tests',
+        ]),
+      );
+      expect(planted.violations).toEqual(
+        expect.arrayContaining([
+          'tools-apart: chaos/round.ts → soak/load.ts',
+          'stack-on-src-and-toolkit: stack/launcher.ts → test/helpers/app.ts',
+          'test-helpers-below-tests: test/helpers/deploys.ts → chaos/round.ts',
+        ]),
+      );
+    } finally {
+      rmSync(tree, { recursive: true, force: true });
+    }
+  });
 });
 
-describe('docs/', () => {
-  it(`stays under ${DOCS_MAX_BYTES} bytes in all`, () => {
-    const sizes = docPages()
-      .filter((page) => page.startsWith('docs/'))
-      .map((page) => [page, statSync(join(ROOT, page)).size] as const);
-    const total = sizes.reduce((sum, [, size]) => sum + size, 0);
-    expect(
-      total,
-      `docs/ is ${total} bytes (${sizes.map(([page, size]) => `${page} ${size}`).join(', ')})`,
-    ).toBeLessThanOrEqual(DOCS_MAX_BYTES);
+// ---- pages by reader ----------------------------------------------------------------------------
+
+/** The sentence under a page's title that says whom the page is for and what it holds: "For <readers>: <what>." */
+const READER_LINE = /^For [^:]{3,100}: \S/;
+
+/** The first paragraph of prose under the page's `# title`, code blocks skipped (the README's commands come first). */
+function readerLine(markdown: string): string | undefined {
+  const lines = proseLines(markdown);
+  const start = lines.findIndex((line, i) => i > lines.findIndex((title) => /^# /.test(title)) && line.trim() !== '');
+  if (start < 0) return undefined;
+  const end = lines.findIndex((line, i) => i > start && line.trim() === '');
+  return lines
+    .slice(start, end < 0 ? undefined : end)
+    .join(' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** Pages whose first line under the title does not say whom they are for. */
+function pagesWithoutReader(pages: ReadonlyMap<string, string>): string[] {
+  return [...pages].flatMap(([page, markdown]) => {
+    const line = readerLine(markdown);
+    return line !== undefined && READER_LINE.test(line)
+      ? []
+      : [`${page}: it opens with ${JSON.stringify(line ?? '')}, not "For <readers>: <what it holds>."`];
+  });
+}
+
+/** A run of words long enough that finding it on two pages is a topic said twice, not a phrase. */
+const REPEATED_RUN_WORDS = 10;
+
+/** The prose of a page as words: code, tables, headings, markup and links' targets dropped; lower case. */
+function proseWords(markdown: string): string[] {
+  return proseLines(markdown)
+    .filter((line) => !/^\s*(\||#)/.test(line))
+    .join(' ')
+    .replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1')
+    .replace(/[`*_]/g, '')
+    .toLowerCase()
+    .split(/[^\p{L}\p{N}%$.+-]+/u)
+    .filter((word) => word !== '');
+}
+
+/** Each pair of pages that say the same run of REPEATED_RUN_WORDS words, with the first such run. */
+function passagesSaidTwice(pages: ReadonlyMap<string, string>): string[] {
+  const firstPageOf = new Map<string, string>();
+  const repeated = new Map<string, string>();
+  for (const [page, markdown] of pages) {
+    const words = proseWords(markdown);
+    const runs = new Set<string>();
+    for (let i = 0; i + REPEATED_RUN_WORDS <= words.length; i++)
+      runs.add(words.slice(i, i + REPEATED_RUN_WORDS).join(' '));
+    for (const run of runs) {
+      const first = firstPageOf.get(run);
+      if (first === undefined) firstPageOf.set(run, page);
+      else if (!repeated.has(`${first} and ${page}`)) repeated.set(`${first} and ${page}`, run);
+    }
+  }
+  return [...repeated].map(([where, run]) => `${where} both say "${run} …": give it one home and link to it`);
+}
+
+describe('the pages, by reader', () => {
+  const pages = new Map(handWrittenPages().map((page) => [page, read(page)] as const));
+
+  it('every hand-written page says in its first line whom it is for and what it holds', () => {
+    expect(pagesWithoutReader(pages)).toEqual([]);
+  });
+
+  it('no passage is said twice: each topic has one home, and other pages link to it', () => {
+    expect(passagesSaidTwice(pages)).toEqual([]);
+  });
+
+  it('the checkers themselves: a page without its reader line and a paragraph copied to a second page are each named', () => {
+    const said = 'The webhook records each event first and has the order row decide it in that transaction.';
+    const planted = new Map([
+      ['docs/a.md', `# A\n\nFor operators: what to do.\n\n${said} More.\n`],
+      [
+        'docs/b.md',
+        `# B\n\n\`\`\`sh\nnpm start\n\`\`\`\n\nIt does things.\n\n- **${said.replace('webhook', '[webhook](x.md)')}**\n`,
+      ],
+    ]);
+    expect(pagesWithoutReader(planted)).toEqual([
+      'docs/b.md: it opens with "It does things.", not "For <readers>: <what it holds>."',
+    ]);
+    expect(passagesSaidTwice(planted)).toEqual([
+      'docs/a.md and docs/b.md both say "the webhook records each event first and has the order …": give it one home and link to it',
+    ]);
   });
 });

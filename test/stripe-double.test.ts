@@ -1,5 +1,5 @@
 /**
- * The Stripe double (stack/stripe-double.ts, docs/stripe-double.md) against Stripe's documented
+ * The Stripe double (stack/stripe-double.ts, stack/stripe-double.md) against Stripe's documented
  * behaviour, driven through the stripe SDK the adapter uses (no SDK retries, the pinned API version)
  * and, for webhooks, a loopback receiver that verifies signatures with the SDK's constructEvent.
  * Each test names the docs.stripe.com page it follows. One stripe-mock serves every double here.

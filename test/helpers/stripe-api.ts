@@ -1,7 +1,7 @@
 /**
  * Stripe's API for a test file: stripe-mock (Stripe's own mock server, installed by
  * scripts/install-tools.sh) behind the stateful Stripe double (stack/stripe-double.ts,
- * docs/stripe-double.md). stripe-mock validates every request against Stripe's spec and shapes the
+ * stack/stripe-double.md). stripe-mock validates every request against Stripe's spec and shapes the
  * answers; the double keeps what Stripe keeps (PaymentIntents, refunds, idempotent results, events),
  * records every call the adapter makes (method, path, idempotency key, form body), injects 5xx and
  * hangs, and delivers signed webhooks when given an endpoint. With STRIPE_RELAY_LOG=<file> every
