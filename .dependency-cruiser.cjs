@@ -1,6 +1,15 @@
 /**
- * The layers of src/, stated as rules that `npm run check` enforces (docs/architecture.md, "The
- * rooms"). Arrows run down only:
+ * The layers of the tree, stated as rules that `npm run check` enforces (`npm run layers` cruises src/ and every
+ * support folder; docs/architecture.md, "The rooms"). Arrows run down only. Around src/, the support code:
+ *
+ *   test/, test-cluster/              the tests: anything below (test-cluster/ of test/ only its helpers)
+ *   bench/ chaos/ soak/ scripts/      the tools, each on its own: src/, stack/, toolkit/, never one another
+ *   test/helpers/                     the tests' shared setup: src/, stack/, toolkit/
+ *   stack/                            the local servers and test doubles: src/, toolkit/
+ *   toolkit/                          support shared by all of them (the charts, the HTTP client): src/ only
+ *   src/                              the product: none of the above
+ *
+ * Within src/:
  *
  *   api/, workers/                    the edges: HTTP, the worker process
  *   workflows/                        deterministic, bundled; activities as types only
@@ -14,6 +23,8 @@
  */
 const DOMAINS = '^src/(order|payments|sales|line|reconcile|invariants|events)/';
 const BELOW_DOMAINS = '^src/(db|inventory|infra|config|model)/';
+/** Every folder of support code around src/ that `npm run layers` cruises. */
+const SUPPORT = '^(bench|chaos|soak|stack|toolkit|test|scripts|test-cluster)/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -102,10 +113,84 @@ module.exports = {
       from: { path: '^src/', pathNot: '^src/db/' },
       to: { path: '^node_modules/mysql2' },
     },
+    {
+      name: 'no-circular-in-support',
+      severity: 'error',
+      comment:
+        'The same holds for the support code: a circle of tools or helpers cannot be read or moved alone either.',
+      from: { path: SUPPORT },
+      to: { circular: true },
+    },
+    {
+      name: 'src-stands-alone',
+      severity: 'error',
+      comment: 'The product builds and ships without its tooling: nothing in src/ needs a test, a tool or the stack.',
+      from: { path: '^src/' },
+      to: { path: SUPPORT },
+    },
+    {
+      name: 'toolkit-on-src-only',
+      severity: 'error',
+      comment: 'The toolkit is shared by every support folder, so it imports none of them.',
+      from: { path: '^toolkit/' },
+      to: { path: SUPPORT, pathNot: '^toolkit/' },
+    },
+    {
+      name: 'stack-on-src-and-toolkit',
+      severity: 'error',
+      comment: 'The local servers and doubles serve the tests and the tools alike: they import none of them.',
+      from: { path: '^stack/' },
+      to: { path: SUPPORT, pathNot: '^(stack|toolkit)/' },
+    },
+    {
+      name: 'test-helpers-below-tests',
+      severity: 'error',
+      comment: 'Helpers are shared by every test file and the cluster suite: they import no test and no tool.',
+      from: { path: '^test/helpers/' },
+      to: { path: SUPPORT, pathNot: '^(stack|toolkit|test/helpers)/' },
+    },
+    {
+      name: 'tools-apart',
+      severity: 'error',
+      comment:
+        'The benchmark, the fault suite and the soak each run alone: what two of them share belongs in stack/ or toolkit/.',
+      from: { path: '^(bench|chaos|soak)/' },
+      to: { path: SUPPORT, pathNot: ['^$1/', '^(stack|toolkit)/'] },
+    },
+    {
+      name: 'scripts-on-the-stack',
+      severity: 'error',
+      comment:
+        'Scripts start, build and record with src/, stack/ and toolkit/; the history recorder alone reads the scenarios it records.',
+      from: { path: '^scripts/' },
+      to: { path: SUPPORT, pathNot: ['^(scripts|stack|toolkit)/', '^test/replay/scenarios\\.ts$'] },
+    },
+    {
+      name: 'replay-scenarios-for-their-recorder',
+      severity: 'error',
+      comment:
+        "test/replay/scenarios.ts is the replay test's fixture: of scripts/, only record-histories.ts, which records it, imports it.",
+      from: { path: '^scripts/', pathNot: '^scripts/record-histories\\.ts$' },
+      to: { path: '^test/replay/scenarios\\.ts$' },
+    },
+    {
+      name: 'replay-scenarios-on-src-only',
+      severity: 'error',
+      comment: 'The scenarios reach scripts/ through the exception above: they must bring nothing of test/ with them.',
+      from: { path: '^test/replay/scenarios\\.ts$' },
+      to: { path: SUPPORT },
+    },
+    {
+      name: 'cluster-suite-on-helpers',
+      severity: 'error',
+      comment: "The cluster suite shares the tests' helpers, not their test files; no test imports the cluster suite.",
+      from: { path: '^(test|test-cluster)/' },
+      to: { path: '^(test|test-cluster)/', pathNot: ['^$1/', '^test/helpers/'] },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    includeOnly: ['^src/', '^node_modules/mysql2'],
+    includeOnly: ['^src/', SUPPORT, '^node_modules/mysql2'],
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     enhancedResolveOptions: {

@@ -24,6 +24,8 @@ const WITHOUT_STACK = [
   'test/endpoint-secrets.test.ts',
   'test/payload-codec.test.ts',
   'test/data-converter-wiring.test.ts',
+  'test/reference-docs.test.ts',
+  'test/http-client.test.ts',
 ];
 /**
  * The load and fault smoke runs (the quick fault suite, the benchmark's quick runs): minutes each,

@@ -53,7 +53,8 @@ export function watchCount(count: () => Promise<number>) {
 }
 
 /**
- * How many were done over time, on a regular grid anchored at the last win: the drain picture's line (bench/chart.ts).
+ * How many were done over time, on a regular grid anchored at the last win: the drain picture's line
+ * (toolkit/chart.ts).
  */
 export interface DrainSeries {
   /** Seconds between points: 0.1, coarser for a long drain so that a series keeps about 120 points, never over 1. */

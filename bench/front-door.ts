@@ -24,7 +24,6 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { ShopperAuth } from '../src/api/auth.js';
 import { loadConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
@@ -42,6 +41,7 @@ import { pinGroup, pinProcess, planCpuLayouts } from './cpu-layout.js';
 import { startVariant, type VariantServers } from './processes.js';
 import { summariseProfile, type ProfileSummary } from './profile-summary.js';
 import { fmt, pct, sorted } from './stats.js';
+import { HttpClient, httpCall } from '../toolkit/http-client.js';
 
 /**
  * In the order each round runs them: those that need a quiet pipeline first (a win is a promise the pipeline then works
@@ -168,7 +168,8 @@ async function main(): Promise<void> {
     for (const name of SERVERS) {
       const sku = `FD-${runId}-${name}-soldout`;
       await sales.create({ sku, name: sku, priceCents: 1_000, stock: 1, perUserLimit: 1 });
-      await fetch(
+      await httpCall(
+        'POST',
         `${servers.get(name)?.url}/api/checkout`,
         checkoutInit(await auth.issue(`fd-${runId}-first-${name}`), sku),
       );
@@ -194,8 +195,11 @@ async function main(): Promise<void> {
       await sales.create({ sku: orderSku, name: orderSku, priceCents: 1_000, stock: orderCount, perUserLimit: 1 });
     }
     for (const token of await freshTokens(orderCount)) {
-      const reply = await fetch(`${servers.get('ours')?.url}/api/checkout`, checkoutInit(token, orderSku));
-      orders.push({ orderNo: ((await reply.json()) as { orderNo: string }).orderNo, token });
+      const reply = await httpCall('POST', `${servers.get('ours')?.url}/api/checkout`, checkoutInit(token, orderSku));
+      const placed = reply.json as { orderNo?: string } | undefined;
+      if (!placed?.orderNo)
+        throw new Error(`placing an order: ${reply.status} ${reply.failure?.message ?? reply.body}`);
+      orders.push({ orderNo: placed.orderNo, token });
     }
     await waitFor(
       async () => ((await stores.reports.saleStockFigures(orderSku))?.units.AWAITING_PAYMENT ?? 0) === orderCount,
@@ -385,43 +389,63 @@ function checkoutInit(token: string, sku: string): { method: 'POST'; headers: Re
   };
 }
 
-/** `amount` requests over `connections` with autocannon, each the plan's next. */
+/**
+ * `amount` requests, each the plan's next, over `connections` connections paced as autocannon's `overallRate` paced
+ * them (the figures before it was replaced are comparable): connection i sends its share of `amount` one request at a
+ * time, at most its share of `offered` in each second, then waits for the next second.
+ */
 async function fire(plan: Plan, amount: number, offered: number): Promise<Omit<Measurement, 'cpuUsPerRequest'>> {
   if (plan.requests.length === 0) throw new Error(`no requests planned for ${plan.method} ${plan.url}`);
+  const count = Math.max(1, Math.min(connections, amount, offered));
+  /** `total` shared out over the connections as autocannon did: the first `total % count` get one more. */
+  const shareOf = (total: number, i: number) => Math.floor(total / count) + (i < total % count ? 1 : 0);
+  const client = new HttpClient(plan.url, { connections: count, timeoutMs: 30_000 });
   let next = 0;
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const startedAt = Date.now();
-  await new Promise<void>((resolvePromise, reject) => {
-    const instance = autocannon(
-      {
-        url: plan.url,
-        method: plan.method,
-        connections: Math.min(connections, amount),
-        amount,
-        overallRate: offered,
-        timeout: 30,
-        requests: [
-          {
-            setupRequest: (request) => {
-              const item = plan.requests[next++ % plan.requests.length]!;
-              return {
-                ...request,
-                path: item.path,
-                headers: { ...request.headers, ...item.headers },
-                ...(item.body ? { body: item.body } : {}),
-              };
-            },
-          },
-        ],
-      },
-      (err) => (err ? reject(err) : resolvePromise()),
-    );
-    instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
-      latencies.push(ms);
-      statuses[status] = (statuses[status] ?? 0) + 1;
-    });
+  let perSecond: NodeJS.Timeout | undefined;
+  await new Promise<void>((resolvePromise) => {
+    let finished = 0;
+    const loops = Array.from({ length: count }, (_, i) => ({
+      quota: shareOf(offered, i),
+      left: shareOf(amount, i),
+      thisSecond: 0,
+      paused: false,
+    }));
+    const sendNext = (loop: (typeof loops)[number]) => {
+      if (loop.left === 0) {
+        if (++finished === count) resolvePromise();
+        return;
+      }
+      if (loop.thisSecond >= loop.quota) {
+        loop.paused = true;
+        return;
+      }
+      loop.left--;
+      loop.thisSecond++;
+      const item = plan.requests[next++ % plan.requests.length]!;
+      client.send(plan.method, item.path, item.headers ?? {}, item.body, (answer) => {
+        if (answer.status !== 0) {
+          latencies.push(answer.ms);
+          statuses[answer.status] = (statuses[answer.status] ?? 0) + 1;
+        }
+        sendNext(loop);
+      });
+    };
+    perSecond = setInterval(() => {
+      for (const loop of loops) {
+        loop.thisSecond = 0;
+        if (loop.paused) {
+          loop.paused = false;
+          sendNext(loop);
+        }
+      }
+    }, 1_000);
+    for (const loop of loops) sendNext(loop);
   });
+  clearInterval(perSecond);
+  client.close();
   const seconds = (Date.now() - startedAt) / 1000;
   const ordered = sorted(latencies);
   return {

@@ -4,7 +4,7 @@
  * its admission once admitted, and stops there or at the first SOLD_OUT. Everything each shopper saw is kept in
  * typed arrays (one slot per shopper), for bench/line-report.ts to turn into figures.
  */
-import type { HttpPool, Answer } from './line-client.js';
+import type { Answer, HttpClient } from '../toolkit/http-client.js';
 import { Scheduler } from './line-client.js';
 
 /** What a shopper saw last: still waiting (0), or done: checked out (1), told sold out (2), anything else (3). */
@@ -111,7 +111,7 @@ export interface LineRunResult {
  * done, or at `deadline` (ms).
  */
 export function runLine(options: {
-  pool: HttpPool;
+  pool: HttpClient;
   sku: string;
   tokens: readonly string[];
   joinsBeganAt: number;

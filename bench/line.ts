@@ -5,7 +5,7 @@
  * the API and worker as the burst runs them (bench/processes.ts), the line's and the checkout's rate limits off (all
  * traffic comes from 127.0.0.1).
  *
- * On the same keep-alive connections (bench/line-client.ts), in turn:
+ * On the same keep-alive connections (toolkit/http-client.ts), in turn:
  *   plain       a short checkout burst on a sale without a line: its req/s is what the joins are held against
  *   wins        K winning checkouts on a sale without a line, then K admitted ones on a sale with a line: the API's
  *               CPU per checkout answer, line mode against plain
@@ -38,7 +38,7 @@ import type { ManagedProcess } from '../stack/process.js';
 import { planCpuLayouts, reniceGroup } from './cpu-layout.js';
 import { watchPersisted } from './drain.js';
 import { parseLineArgs } from './line-args.js';
-import { HttpPool, type Answer } from './line-client.js';
+import { HttpClient, type Answer } from '../toolkit/http-client.js';
 import { lineFigures, parseBatch, spread, writeLineReport, type Batch, type BurstFigures } from './line-report.js';
 import { codeOf, runLine } from './line-run.js';
 import {
@@ -58,7 +58,7 @@ const say = (line: string) => console.log(`[line] ${line}`);
 const workDir = mkdtempSync(join(tmpdir(), 'flash-line-'));
 let stack: RunningStack | undefined;
 const processes: ManagedProcess[] = [];
-let http: HttpPool | undefined;
+let http: HttpClient | undefined;
 
 interface LineViewAnswer {
   state: string;
@@ -119,14 +119,14 @@ async function main(): Promise<void> {
     const api = servers.processes.find((p) => p.name === 'api');
     if (!api) throw new Error('no API process');
     const apiCpu = () => cpuSecondsOfGroup(api.pid);
-    http = new HttpPool(servers.url, args.connections);
+    http = new HttpClient(servers.url, { connections: args.connections });
     const client = http;
-    const probe = new HttpPool(servers.url, 1);
+    const probe = new HttpClient(servers.url, { connections: 1 });
 
     const create = async (sku: string, stock: number, extra: Partial<NewSale> = {}) =>
       sales.create({ sku, name: sku, priceCents: 1_000, stock, perUserLimit: 1, ...extra });
     const lineView = async (sku: string): Promise<LineViewAnswer> => {
-      const answer = await probe.fetch('GET', `/api/sales/${encodeURIComponent(sku)}/line`, {});
+      const answer = await probe.request('GET', `/api/sales/${encodeURIComponent(sku)}/line`);
       if (answer.status !== 200) throw new Error(`GET line of ${sku}: ${answer.status} ${answer.body}`);
       return JSON.parse(answer.body) as LineViewAnswer;
     };
@@ -350,7 +350,7 @@ interface Shot {
  * each carries its own (header Admission-Token).
  */
 async function checkoutBurst(
-  client: HttpPool,
+  client: HttpClient,
   sku: string,
   tokens: readonly string[],
   apiCpu: () => number,
@@ -367,16 +367,14 @@ async function checkoutBurst(
   const cpuBefore = apiCpu();
   await Promise.all(
     tokens.map(async (token, i) => {
-      const answer: Answer = await client.fetch(
-        'POST',
-        '/api/checkout',
-        {
+      const answer: Answer = await client.request('POST', '/api/checkout', {
+        headers: {
           authorization: `Bearer ${token}`,
           'content-type': 'application/json',
           ...(admissions ? { 'admission-token': admissions[i]! } : {}),
         },
         body,
-      );
+      });
       firstSentAt = Math.min(firstSentAt, answer.sentAt);
       lastDoneAt = Math.max(lastDoneAt, answer.doneAt);
       latencies.push(answer.doneAt - answer.sentAt);
@@ -413,7 +411,7 @@ async function checkoutBurst(
  * admitted (not measured), then all check out at once with their admissions (measured as checkoutBurst does).
  */
 async function lineWins(
-  client: HttpPool,
+  client: HttpClient,
   sku: string,
   tokens: readonly string[],
   create: (sku: string, stock: number, extra?: Partial<NewSale>) => Promise<unknown>,
@@ -428,8 +426,8 @@ async function lineWins(
       let joined = false;
       for (let attempt = 0; attempt < 60; attempt++) {
         const answer = joined
-          ? await client.fetch('GET', `${path}/me`, headers)
-          : await client.fetch('POST', path, headers);
+          ? await client.request('GET', `${path}/me`, { headers })
+          : await client.request('POST', path, { headers });
         // Redis slow to answer on a busy machine: asked again, as a shopper would.
         if (answer.status === 503 || answer.status === 0) {
           await sleep((answer.retryAfter ?? 1) * 1_000);

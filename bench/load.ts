@@ -1,9 +1,9 @@
 /**
- * One burst of checkouts over HTTP with autocannon: `requests` checkouts over `connections`,
- * shoppers round-robin, latencies split by answer (won, sold out) and summarised.
+ * One burst of checkouts over HTTP (toolkit/http-client.ts): `requests` checkouts over `connections`, shoppers
+ * round-robin, latencies split by answer (won, sold out) and summarised.
  */
-import autocannon from 'autocannon';
 import type { InvariantReport } from '../src/invariants/check.js';
+import { HttpClient, type Answer } from '../toolkit/http-client.js';
 import type { DrainSeries } from './drain.js';
 import type { PaymentPhaseResult } from './payments.js';
 import { pct, sorted } from './stats.js';
@@ -43,7 +43,7 @@ export interface VariantResult {
   errorsWhileUnitsLeft: number;
   /** 5xx by `<status> <error code>` (e.g. `503 UNAVAILABLE`). */
   serverErrors?: Record<string, number>;
-  /** `series` is absent from results files written before it was recorded (bench/chart.ts draws those without it). */
+  /** `series` is absent from results files written before it was recorded (toolkit/chart.ts draws those without it). */
   drain?: { orders: number; seconds: number; totalSeconds: number; ordersPerSecond: number; series?: DrainSeries };
   invariants?: InvariantReport;
   /**
@@ -77,8 +77,8 @@ export interface Shot {
 const isWin = (status: number) => status === 202 || status === 201;
 
 /**
- * One burst with autocannon: `requests` checkouts over `connections`, shoppers round-robin. With
- * `waitSeconds`, every checkout sends `Prefer: wait=N` (the waiting checkout).
+ * One burst: `requests` checkouts, each of `connections` connections sending its next as soon as its last is answered,
+ * shoppers round-robin. With `waitSeconds`, every checkout sends `Prefer: wait=N` (the waiting checkout).
  */
 export async function burst(
   url: string,
@@ -93,78 +93,70 @@ export async function burst(
   const latencies: Latencies = { win: [], soldOut: [], all: [] };
   const statuses = new Map<string, number>();
   const accepted: string[] = [];
-  let next = Math.floor(Math.random() * tokens.length);
   let firstWinAt = 0;
   let lastWinAt = 0;
+  let lastAnswerAt = 0;
+  let noAnswer = 0;
   const serverErrorsAt: number[] = [];
   /** 5xx by status and the API's error code, to tell shedding, breakers and deadlines apart. */
   const serverErrors = new Map<string, number>();
-  const started = Date.now();
-  let finish!: (result: autocannon.Result) => void;
-  let fail!: (err: unknown) => void;
-  const done = new Promise<autocannon.Result>((resolve, reject) => ((finish = resolve), (fail = reject)));
-  const instance = autocannon(
-    {
-      url: `${url}/api/checkout`,
-      method: 'POST',
-      connections,
-      amount: requests,
-      timeout: 30,
-      headers: { 'content-type': 'application/json', ...(waitSeconds > 0 ? { prefer: `wait=${waitSeconds}` } : {}) },
-      body: JSON.stringify({ sku, quantity: 1 }),
-      requests: [
-        {
-          setupRequest: (request) => {
-            request.headers = { ...request.headers, authorization: `Bearer ${tokens[next++ % tokens.length]}` };
-            return request;
-          },
-          onResponse: (status, body) => {
-            if (isWin(status)) accepted.push((JSON.parse(body) as { orderNo: string }).orderNo);
-            else if (status === 409) {
-              const code = errorCodeOf(body);
-              statuses.set(code, (statuses.get(code) ?? 0) + 1);
-            } else if (status >= 500) {
-              const kind = `${status} ${errorCodeOf(body)}`;
-              serverErrors.set(kind, (serverErrors.get(kind) ?? 0) + 1);
-            }
-          },
-        },
-      ],
-    },
-    (err, result) => (err ? fail(err) : finish(result)),
-  );
-  let lastResponseAt = 0;
-  instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
-    lastResponseAt = Date.now();
-    latencies.all.push(responseTime);
-    if (isWin(statusCode)) {
-      latencies.win.push(responseTime);
-      lastWinAt = Date.now();
-      if (!firstWinAt) firstWinAt = lastWinAt;
-    } else if (statusCode === 409) latencies.soldOut.push(responseTime);
-    else if (statusCode >= 500) serverErrorsAt.push(Date.now());
-    statuses.set(String(statusCode), (statuses.get(String(statusCode)) ?? 0) + 1);
-  });
+  const count = (key: string) => statuses.set(key, (statuses.get(key) ?? 0) + 1);
+  const body = JSON.stringify({ sku, quantity: 1 });
+  // Each shopper's headers made once, before the first request: sending allocates none.
+  const headersOf = tokens.map((token) => ({
+    'content-type': 'application/json',
+    authorization: `Bearer ${token}`,
+    ...(waitSeconds > 0 ? { prefer: `wait=${waitSeconds}` } : {}),
+  }));
+  let next = Math.floor(Math.random() * tokens.length);
+  const client = new HttpClient(url, { connections, timeoutMs: 30_000 });
+  let sent = 0;
+  let answered = 0;
   let lastTenth = 0;
-  if (showProgress && process.stderr.isTTY) {
-    autocannon.track(instance, { renderProgressBar: true, renderResultsTable: false, renderLatencyTable: false });
-  } else if (showProgress) {
-    instance.on('response', () => {
-      const tenth = Math.floor((latencies.all.length / requests) * 10);
-      if (tenth > lastTenth) {
-        lastTenth = tenth;
-        say(`  ${tenth * 10}% of ${requests} requests`);
+  const started = Date.now();
+  await new Promise<void>((resolve) => {
+    const onAnswer = (answer: Answer) => {
+      answered++;
+      const { status, ms } = answer;
+      if (status === 0) noAnswer++;
+      else {
+        lastAnswerAt = answer.doneAt;
+        latencies.all.push(ms);
+        if (isWin(status)) {
+          latencies.win.push(ms);
+          accepted.push((answer.json as { orderNo: string }).orderNo);
+          lastWinAt = answer.doneAt;
+          if (!firstWinAt) firstWinAt = lastWinAt;
+        } else if (status === 409) {
+          latencies.soldOut.push(ms);
+          count(errorCodeOf(answer));
+        } else if (status >= 500) {
+          serverErrorsAt.push(answer.doneAt);
+          const kind = `${status} ${errorCodeOf(answer)}`;
+          serverErrors.set(kind, (serverErrors.get(kind) ?? 0) + 1);
+        }
+        count(String(status));
       }
-    });
-  }
-  const result = await done;
-  // Until the last answer: autocannon reports `done` on its one-second tick, which rounded a burst
-  // of a few seconds up to whole seconds (50,000 requests read 9,9xx, 12,4xx or 16,6xx req/s).
-  const seconds = ((lastResponseAt || Date.now()) - started) / 1000;
-  const errors =
-    result.errors +
-    result.timeouts +
-    [...statuses.entries()].filter(([s]) => /^5\d\d$/.test(s)).reduce((n, [, c]) => n + c, 0);
+      if (showProgress) {
+        const tenth = Math.floor((answered / requests) * 10);
+        if (tenth > lastTenth) {
+          lastTenth = tenth;
+          say(`  ${tenth * 10}% of ${requests} requests`);
+        }
+      }
+      if (sent < requests) sendNext();
+      else if (answered === requests) resolve();
+    };
+    const sendNext = () => {
+      sent++;
+      client.send('POST', '/api/checkout', headersOf[next++ % tokens.length]!, body, onAnswer);
+    };
+    for (let i = 0; i < Math.min(connections, requests); i++) sendNext();
+    if (requests <= 0) resolve();
+  });
+  client.close();
+  const seconds = ((lastAnswerAt || Date.now()) - started) / 1000;
+  const errors = noAnswer + [...statuses.entries()].filter(([s]) => /^5\d\d$/.test(s)).reduce((n, [, c]) => n + c, 0);
   const errorsWhileUnitsLeft = serverErrorsAt.filter((at) => at <= lastWinAt).length;
   return {
     latencies,
@@ -210,10 +202,7 @@ export function summarise(shot: Shot): VariantResult {
   };
 }
 
-function errorCodeOf(body: string): string {
-  try {
-    return (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? 'no code';
-  } catch {
-    return 'not JSON';
-  }
+function errorCodeOf(answer: Answer): string {
+  const parsed = answer.json as { error?: { code?: string } } | null | undefined;
+  return parsed === undefined || parsed === null ? 'not JSON' : (parsed.error?.code ?? 'no code');
 }

@@ -16,7 +16,7 @@
  * With --provider stripe (the servers on PAYMENT_PROVIDER=stripe), each payment is instead its shopper's confirm of the
  * order's PaymentIntent at the Stripe double (the intent read from the order first, as the soak's payers do), and:
  *   webhook      the API's answer to each of the double's deliveries (every event type), timed by the tap in front of
- *                it (soak/tap.ts); the double retries a failed one on its own schedule;
+ *                it (stack/webhook-tap.ts); the double retries a failed one on its own schedule;
  *   to PAID      the confirm sent → the long-poll answering PAID;
  *   confirm      the double's answer to the confirm (request on the wire → answer).
  */
@@ -25,14 +25,14 @@ import { signWebhook } from '../src/payments/providers/generic/signature.js';
 import { parseCacheCounters, STICKY_CACHE_METRICS, type CacheCounters } from '../src/workers/cache-figures.js';
 import type { Stores } from '../src/db/stores.js';
 import type { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { HttpClient } from '../soak/http.js';
-import { confirmRequest, paymentIntentOf } from '../soak/load.js';
-import type { TappedDelivery } from '../soak/tap.js';
+import { HttpClient, type Answer } from '../toolkit/http-client.js';
+import { confirmRequest, paymentIntentOf } from '../toolkit/shopper-requests.js';
+import type { TappedDelivery } from '../stack/webhook-tap.js';
 import type { BenchProvider } from './args.js';
 import type { TemporalLogErrors } from './temporal-log.js';
 import { describeEventsDelivery, type EventsDeliveryFigures } from './events-receiver.js';
 import type { InternalErrorLogged } from '../stack/internal-errors.js';
-import { HttpPool, Scheduler, type Answer } from './line-client.js';
+import { Scheduler } from './line-client.js';
 import { pct, round, sorted } from './stats.js';
 
 /** An order awaiting payment, as the phase pays it: its shopper reads it, the webhook pays its total. */
@@ -254,10 +254,12 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
   const tokens = await Promise.all(orders.map((order) => options.tokenOf(order.userId)));
   // Stripe: each order's PaymentIntent before the phase too (the workflows open them at the servers' Stripe rate).
   const intents = stripe ? await intentsOf(url, orders, tokens, say) : [];
-  const webhooks = new HttpPool(url, options.webhookConnections ?? 128, 30_000);
-  const confirms = stripe ? new HttpPool(stripe.url, options.webhookConnections ?? 128, 30_000) : undefined;
+  const webhooks = new HttpClient(url, { connections: options.webhookConnections ?? 128, timeoutMs: 30_000 });
+  const confirms = stripe
+    ? new HttpClient(stripe.url, { connections: options.webhookConnections ?? 128, timeoutMs: 30_000 })
+    : undefined;
   // One connection per shopper waiting: a long-poll holds its connection until the order changes.
-  const polls = new HttpPool(url, Math.min(4_096, n), (LONG_POLL_SECONDS + 10) * 1_000);
+  const polls = new HttpClient(url, { connections: Math.min(4_096, n), timeoutMs: (LONG_POLL_SECONDS + 10) * 1_000 });
   const webhookMs: number[] = [];
   const toPaidMs: number[] = [];
   const confirmMs: number[] = [];
@@ -386,7 +388,7 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
   };
 
   /** Stripe: the shopper confirms at the double, which pays the intent and sends its events to the API. */
-  const confirm = (i: number, pool: HttpPool, secretKey: string) => {
+  const confirm = (i: number, pool: HttpClient, secretKey: string) => {
     const intentId = intents[i];
     if (!intentId) {
       notPaid++;
@@ -502,7 +504,7 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
  * Retry-After, until `givesUpAt()`; `over` gets when PAID was read, or undefined.
  */
 function pollUntilPaid(
-  polls: HttpPool,
+  polls: HttpClient,
   path: string,
   auth: Record<string, string>,
   givesUpAt: () => number,
@@ -526,8 +528,8 @@ function pollUntilPaid(
 }
 
 /**
- * Stripe: each order's PaymentIntent id as its shopper's page reads it (soak/load.ts, paymentIntentOf), INTENT_READERS
- * orders at a time; null for one that never showed. Patience: a minute, plus 20 ms an order (half the 100/s the
+ * Stripe: each order's PaymentIntent id as its shopper's page reads it (paymentIntentOf), INTENT_READERS orders at a
+ * time; null for one that never showed. Patience: a minute, plus 20 ms an order (half the 100/s the
  * servers may call Stripe at: bench/processes.ts).
  */
 async function intentsOf(

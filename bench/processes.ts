@@ -8,8 +8,16 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startWebhookTap, type TappedDelivery, type WebhookTap } from '../soak/tap.js';
-import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../stack/process.js';
+import { startWebhookTap, type TappedDelivery, type WebhookTap } from '../stack/webhook-tap.js';
+import { httpCall } from '../toolkit/http-client.js';
+import {
+  spawnAppProcess,
+  spawnScriptProcess,
+  waitUntilAppReady,
+  type AppRole,
+  type CommandWrapper,
+} from '../stack/app-processes.js';
+import { freePort, waitUntilReady, type ManagedProcess } from '../stack/process.js';
 import { loadToolPaths } from '../stack/services.js';
 import { startStripeMock } from '../stack/stripe-mock.js';
 import { spawnStripeDouble } from '../stack/stripe-double-process.js';
@@ -40,46 +48,37 @@ export async function startVariant(
   },
 ): Promise<VariantServers> {
   const { root, workDir, env, profileDir, cpus } = options;
-  const tsx = join(root, 'node_modules', '.bin', 'tsx');
   const port = await freePort();
   const started: ManagedProcess[] = [];
-  const launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string> = {}) => {
-    // The probe (BENCH_WORKER_PROBE_PORT, the worker only) goes on node's own command line: in NODE_OPTIONS, tsx's
-    // launcher would load it too.
-    const nodeFlags = [
-      ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-      ...(extraEnv.SOAK_PROBE_PORT ? ['--expose-gc', '--import', PROBE_SCRIPT] : []),
-    ];
-    const [command, commandArgs] =
-      nodeFlags.length > 0
-        ? [process.execPath, [...nodeFlags, '--import', 'tsx', join(root, script), ...extraArgs]]
-        : [tsx, [join(root, script), ...extraArgs]];
-    const proc = spawnLogged(name, ...layoutCommand(cpus, roleOf(name), command, commandArgs), {
-      logFile: join(workDir, `${name}.log`),
-      cwd: root,
-      env: { ...env, PORT: String(port), ...extraEnv } as NodeJS.ProcessEnv,
-    });
-    // Its own session (spawned detached): the session's autogroup carries the layout's priority.
-    if (roleOf(name) === 'back' && cpus?.backNice) setAutogroupNice(proc.pid, cpus.backNice);
-    started.push(proc);
-    return proc;
-  };
+  // The soak's probe in the worker when BENCH_WORKER_PROBE_PORT names its port (launchWorker).
+  const launcher = launcherFor({
+    root,
+    workDir,
+    env: { ...env, PORT: String(port) },
+    profileDir,
+    cpus,
+    started,
+    probes: true,
+  });
   const url = `http://127.0.0.1:${port}`;
-  const answers = async (path: string, okOnly: boolean) => {
-    const response = await fetch(`${url}${path}`);
-    return okOnly ? response.ok : true;
-  };
   let workerMetricsUrl: string | undefined;
   try {
     if (variant === 'ours') {
-      workerMetricsUrl = (await launchWorker(launch, workDir)).metricsUrl;
-      const api = launch('api', 'src/api/main.ts', []);
-      await waitUntilReady(api, () => answers('/healthz', true), 60_000);
+      workerMetricsUrl = (await launchWorker(launcher, workDir)).metricsUrl;
+      await launcher.startApp('api', 'api', {}, 60_000);
     } else {
-      const server = launch(`bench-${variant}`, 'bench/server.ts', [variant]);
-      await waitUntilReady(server, () => answers('/', false), 60_000);
+      const server = launcher.spawn(`bench-${variant}`, { script: 'bench/server.ts', args: [variant] });
+      // Any answer at all will do for a server with no health route; a failure (no answer) never.
+      await waitUntilReady(
+        server,
+        async () => (await httpCall('GET', url, { timeoutMs: 5_000 })).failure === null,
+        60_000,
+      );
       if (variant === 'queue') {
-        const consumer = launch('bench-queue-consumer', 'bench/server.ts', ['queue-consumer']);
+        const consumer = launcher.spawn('bench-queue-consumer', {
+          script: 'bench/server.ts',
+          args: ['queue-consumer'],
+        });
         await waitUntilReady(
           consumer,
           async () => readFileSync(consumer.logFile, 'utf8').includes('consuming'),
@@ -187,33 +186,24 @@ export async function startBeforeVariant(
   const port = await freePort();
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   const started: ManagedProcess[] = [];
-  const launch = (name: string, script: string, extraEnv: Record<string, string>) => {
-    const proc = spawnLogged(
-      name,
-      ...layoutCommand(cpus, roleOf(name), join(before.root, 'node_modules', '.bin', 'tsx'), [
-        join(before.root, script),
-      ]),
-      {
-        logFile: join(workDir, `${name}.log`),
-        cwd: before.root,
-        env: { ...env, PATH: before.path, PORT: String(port), ...extraEnv } as NodeJS.ProcessEnv,
-      },
-    );
-    // Its own session (spawned detached): the session's autogroup carries the layout's priority.
-    if (roleOf(name) === 'back' && cpus?.backNice) setAutogroupNice(proc.pid, cpus.backNice);
-    started.push(proc);
-    return proc;
-  };
+  // Its own checkout on its own Node.js (PATH): tsx's launcher finds that node.
+  const launcher = launcherFor({
+    root: before.root,
+    workDir,
+    env: { ...env, PATH: before.path, PORT: String(port) },
+    cpus,
+    started,
+  });
   const url = `http://127.0.0.1:${port}`;
   try {
-    const worker = launch('before-worker', 'src/workers/main.ts', {
-      WORKER_METRICS_PORT: String(metricsPort),
-      WORKER_HEALTH_PORT: String(healthPort),
-    });
     // Bundling its workflows at start-up takes a while.
-    await waitUntilReady(worker, async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, 180_000);
-    const api = launch('before-api', 'src/api/main.ts', {});
-    await waitUntilReady(api, async () => (await fetch(`${url}/healthz`)).ok, 60_000);
+    await launcher.startApp(
+      'before-worker',
+      'worker',
+      { WORKER_METRICS_PORT: String(metricsPort), WORKER_HEALTH_PORT: String(healthPort) },
+      180_000,
+    );
+    await launcher.startApp('before-api', 'api', {}, 60_000);
   } catch (err) {
     for (const proc of started) await proc.stop();
     throw err;
@@ -245,11 +235,15 @@ export async function startWorker(
 export async function startFloorWorker(
   options: WorkerLaunch & { taskQueue: string; bundlePath: string; doneFile: string; name?: string },
 ): Promise<ManagedProcess> {
-  const worker = launcherFor(options)(options.name ?? 'floor-worker', 'bench/floor/worker.ts', [], {
-    FLOOR_TASK_QUEUE: options.taskQueue,
-    FLOOR_BUNDLE_PATH: options.bundlePath,
-    FLOOR_DONE_FILE: options.doneFile,
-  });
+  const worker = launcherFor(options).spawn(
+    options.name ?? 'floor-worker',
+    { script: 'bench/floor/worker.ts' },
+    {
+      FLOOR_TASK_QUEUE: options.taskQueue,
+      FLOOR_BUNDLE_PATH: options.bundlePath,
+      FLOOR_DONE_FILE: options.doneFile,
+    },
+  );
   try {
     await waitUntilReady(worker, async () => existsSync(options.doneFile), 60_000);
   } catch (err) {
@@ -291,30 +285,72 @@ export interface WorkerLaunch {
   profileDir?: string;
 }
 
-/** Launches a script of the repository with tsx (node with --cpu-prof when profiling), logged to the work folder. */
-function launcherFor({ root, workDir, env, profileDir }: WorkerLaunch): Launch {
-  return (name, script, extraArgs, extraEnv) => {
-    const [command, commandArgs] = profileDir
-      ? [
-          process.execPath,
-          ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', join(root, script), ...extraArgs],
-        ]
-      : [join(root, 'node_modules', '.bin', 'tsx'), [join(root, script), ...extraArgs]];
-    return spawnLogged(name, command, commandArgs, {
-      logFile: join(workDir, `${name}.log`),
-      cwd: root,
-      env: { ...env, ...extraEnv } as NodeJS.ProcessEnv,
-    });
-  };
+/** What a launcher runs: an app role, or one of the benchmark's own scripts (with its arguments). */
+type Entry = AppRole | { script: string; args?: string[] };
+
+interface Launcher {
+  /** Spawns `entry` as `name` (its log `<name>.log`), on its side of the CPU layout; noted in `started`. */
+  spawn(name: string, entry: Entry, extraEnv?: Record<string, string>): ManagedProcess;
+  /** spawn(), then waits until the app process is ready; one that is not is stopped, and this throws. */
+  startApp(name: string, role: AppRole, extraEnv: Record<string, string>, timeoutMs: number): Promise<ManagedProcess>;
 }
 
-type Launch = (name: string, script: string, extraArgs: string[], extraEnv: Record<string, string>) => ManagedProcess;
+/**
+ * Launches processes of the checkout at `root` through stack/app-processes.ts: tsx, or node with --cpu-prof when
+ * profiling; with `probes`, node with the soak's probe into a process whose environment names SOAK_PROBE_PORT
+ * (BENCH_WORKER_PROBE_PORT: the variants' worker). With `cpus`, pinned and prioritised by the layout.
+ */
+function launcherFor(
+  options: WorkerLaunch & { cpus?: LayoutCpus; started?: ManagedProcess[]; probes?: boolean },
+): Launcher {
+  const { root, workDir, env, profileDir, cpus, started } = options;
+  const spawn: Launcher['spawn'] = (name, entry, extraEnv = {}) => {
+    // The probe goes on node's own command line: in NODE_OPTIONS, tsx's launcher would load it too.
+    const probe = options.probes === true && Boolean(extraEnv.SOAK_PROBE_PORT);
+    const wrapper: CommandWrapper | undefined = cpus
+      ? ([command, args]) => layoutCommand(cpus, roleOf(name), command, args)
+      : undefined;
+    const launch = {
+      name,
+      root,
+      nodeFlags: [
+        ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+        ...(probe ? ['--expose-gc'] : []),
+      ],
+      preloads: probe ? [PROBE_SCRIPT] : [],
+      wrapper,
+      logFile: join(workDir, `${name}.log`),
+      env: { ...env, ...extraEnv },
+    };
+    const proc =
+      typeof entry === 'string'
+        ? spawnAppProcess({ ...launch, role: entry })
+        : spawnScriptProcess({ ...launch, ...entry });
+    // Its own session (spawned detached): the session's autogroup carries the layout's priority.
+    if (roleOf(name) === 'back' && cpus?.backNice) setAutogroupNice(proc.pid, cpus.backNice);
+    started?.push(proc);
+    return proc;
+  };
+  return {
+    spawn,
+    async startApp(name, role, extraEnv, timeoutMs) {
+      const proc = spawn(name, role, extraEnv);
+      try {
+        await waitUntilAppReady(proc, { role, env: { ...env, ...extraEnv } }, timeoutMs);
+      } catch (err) {
+        await proc.stop();
+        throw err;
+      }
+      return proc;
+    },
+  };
+}
 
 /** This checkout's probe: an earlier commit's (--before) may have none, and the reading must be the same. */
 const PROBE_SCRIPT = join(import.meta.dirname, '..', 'soak', 'probe.ts');
 
 async function launchWorker(
-  launch: Launch,
+  launcher: Launcher,
   workDir: string,
   name = 'worker',
   withoutTracingInterceptors = false,
@@ -326,17 +362,16 @@ async function launchWorker(
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   // BENCH_WORKER_PROBE_PORT: the soak's probe (soak/probe.ts) in the worker alone, for its heaps after a forced GC.
   const probePort = process.env.BENCH_WORKER_PROBE_PORT;
-  const worker = launch(name, 'src/workers/main.ts', [], {
-    WORKFLOW_BUNDLE_PATH: bundle,
-    WORKER_METRICS_PORT: String(metricsPort),
-    WORKER_HEALTH_PORT: String(healthPort),
-    ...(probePort ? { SOAK_PROBE_PORT: probePort } : {}),
-  });
-  try {
-    await waitUntilReady(worker, async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, 60_000);
-  } catch (err) {
-    await worker.stop();
-    throw err;
-  }
+  const worker = await launcher.startApp(
+    name,
+    'worker',
+    {
+      WORKFLOW_BUNDLE_PATH: bundle,
+      WORKER_METRICS_PORT: String(metricsPort),
+      WORKER_HEALTH_PORT: String(healthPort),
+      ...(probePort ? { SOAK_PROBE_PORT: probePort } : {}),
+    },
+    60_000,
+  );
   return { process: worker, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
 }

@@ -1,13 +1,13 @@
 /**
- * The benchmark's results: the JSON report, its Markdown tables (one per CPU layout) and an SVG picture (chart.ts),
- * written to the output folder.
+ * The benchmark's results: the JSON report, its Markdown tables (one per CPU layout) and an SVG picture
+ * (toolkit/chart.ts, burstChart), written to the output folder.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { INVARIANTS, type Invariant } from '../src/invariants/check.js';
+import { burstChart } from '../toolkit/chart.js';
 import type { BenchRun, BenchSettings } from './args.js';
-import { chart } from './chart.js';
 import type { CpuLayout, LayoutCpus } from './cpu-layout.js';
 import type { VariantResult } from './load.js';
 import { fmt, round } from './stats.js';
@@ -239,7 +239,7 @@ export function writeReport(report: Report, outDir: string): string {
 export function renderReport(report: Report, outDir: string): string {
   const md = markdown(report);
   writeFileSync(join(outDir, 'latest.md'), md);
-  writeFileSync(join(outDir, 'latest.svg'), chart(report));
+  writeFileSync(join(outDir, 'latest.svg'), burstChart(report));
   return md;
 }
 

@@ -13,7 +13,8 @@ import { orderNoTime, orderWorkflowId } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
 import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/reconcile/definitions.js';
 import { ANSWER_SLACK_MS } from './gray.js';
-import type { RequestKind, RequestRecord, TrafficResult } from './shoppers.js';
+import type { TrafficResult } from '../toolkit/shoppers.js';
+import type { RequestKind, RequestRecord, SameKeyAnswers } from '../toolkit/traffic-records.js';
 
 export const CHAOS_CHECKS = [
   'noOversell',
@@ -28,12 +29,6 @@ export const CHAOS_CHECKS = [
   'sameKeySameOrder',
 ] as const;
 export type ChaosCheck = (typeof CHAOS_CHECKS)[number];
-
-/** Every accepted shopper's Idempotency-Key asked again: the keys whose answer named another order (or none). */
-export interface SameKeyAnswers {
-  asked: number;
-  mismatches: Array<{ key: string; userId: string; first: string; now: string }>;
-}
 
 export interface CheckDeps {
   stores: Stores;
@@ -206,7 +201,7 @@ export async function checkAfterFault(
   traffic: TrafficResult,
   since: Date,
   /**
-   * Asks each accepted shopper's key again (sameKeySameOrder in chaos/shoppers.ts): called last,
+   * Asks each accepted shopper's key again (sameKeySameOrder in toolkit/shoppers.ts): called last,
    * once everything else is read, since a key Redis lost makes a new order.
    */
   askKeysAgain: () => Promise<SameKeyAnswers>,
@@ -446,7 +441,7 @@ export async function checkPaymentsByArrival(
   const deadlinesAfterFreezeMs: number[] = [];
   const ordersBy = { paidInTime: 0, cancelledNoPaymentInTime: 0, other: 0 };
   /**
-   * Per payment kind (chaos/shoppers.ts): what became of its orders and their payments, in the order they were
+   * Per payment kind (toolkit/shoppers.ts): what became of its orders and their payments, in the order they were
    * recorded.
    */
   const kindOf = new Map(traffic.events.map((event) => [event.orderNo, event.kind]));

@@ -4,9 +4,10 @@
  *
  * What a hung server costs the API process under a checkout burst: its memory and open requests. On a stack of its own
  * it runs one API and one worker (as `npm start` does, rate limits off), puts the default burst's sale on (1,000 units,
- * limit 1, 20,000 shoppers), and sends checkouts with autocannon for `seconds`: `connections` connections, each sending
- * its next checkout when the last is answered (closed loop, the benchmark's default burst), or with `--rate` R
- * checkouts a second whatever the answers, each on a connection of its own (open loop: shoppers keep arriving).
+ * limit 1, 20,000 shoppers), and sends checkouts (toolkit/http-client.ts) for `seconds`: `connections` connections,
+ * each sending its next checkout when the last is answered (closed loop, the benchmark's default burst), or with
+ * `--rate` R checkouts a second whatever the answers, each on a connection of its own (open loop: shoppers keep
+ * arriving).
  * `freeze-after-ms` into the burst, before the sale sells out, the server is frozen (SIGSTOP) for `freeze-ms`. The
  * API's resident memory (its process group, from /proc) is sampled every 100 ms. MAX_IN_FLIGHT_REQUESTS is
  * `--max-in-flight` (0: load shedding off).
@@ -18,12 +19,10 @@
  * at the end (every promise started, the orders persisted) no unit may be reserved without an order.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { ShopperAuth } from '../src/api/auth.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { loadConfig } from '../src/config/index.js';
@@ -33,9 +32,11 @@ import { openStores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { startStack, type RunningStack, type StackServer } from '../stack/index.js';
-import { freePort, spawnLogged, waitUntilReady, type ManagedProcess } from '../stack/process.js';
+import { spawnAppProcess, startAppProcess } from '../stack/app-processes.js';
+import { freePort, type ManagedProcess } from '../stack/process.js';
 import { rssKbOfGroup } from '../stack/cpu.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
+import { HttpClient, type Answer } from '../toolkit/http-client.js';
 import { scrapeApiCounters } from './gray.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -92,20 +93,18 @@ async function main(): Promise<void> {
   const redis = createRedis(config);
   const bundle = join(workDir, 'workflow-bundle.js');
   await buildWorkflowBundle(bundle);
-  const tsx = join(root, 'node_modules', '.bin', 'tsx');
-  const launch = (name: string, script: string, extra: Record<string, string> = {}) => {
-    const proc = spawnLogged(name, tsx, [join(root, script)], {
-      logFile: join(workDir, `${name}.log`),
-      cwd: root,
-      env: { ...env, ...extra } as NodeJS.ProcessEnv,
-    });
-    started.push(proc);
-    return proc;
-  };
-  launch('worker', 'src/workers/main.ts', { WORKFLOW_BUNDLE_PATH: bundle });
+  // The worker is not waited for (the burst's checkouts need only the API); the API is, on its /healthz.
+  started.push(
+    spawnAppProcess({
+      role: 'worker',
+      root,
+      logFile: join(workDir, 'worker.log'),
+      env: { ...env, WORKFLOW_BUNDLE_PATH: bundle },
+    }),
+  );
   const url = `http://127.0.0.1:${port}`;
-  const api = launch('api', 'src/api/main.ts');
-  await waitUntilReady(api, async () => (await fetch(`${url}/healthz`)).ok, 60_000);
+  const api = await startAppProcess({ role: 'api', root, logFile: join(workDir, 'api.log'), env });
+  started.push(api);
 
   const sku = `FREEZE-${Date.now().toString(36)}`;
   await SalesService.onClients(stores, redis, config.temporal.taskQueue).create({
@@ -131,7 +130,7 @@ async function main(): Promise<void> {
     if (status === 202 && Date.now() > thawedAt) acceptedAfterThaw++;
     slowestMs = Math.max(slowestMs, ms);
   };
-  const checkout = { url: `${url}/api/checkout`, body: JSON.stringify({ sku, quantity: 1 }), tokens };
+  const checkout = { url, path: '/api/checkout', body: JSON.stringify({ sku, quantity: 1 }), tokens };
   const burstStart = Date.now();
   const done = settings.rate
     ? openLoop(checkout, settings.rate, settings.seconds, answered)
@@ -204,19 +203,38 @@ async function main(): Promise<void> {
 }
 
 interface CheckoutRequest {
+  /** The API's origin. */
   url: string;
+  path: string;
   body: string;
   tokens: string[];
 }
 
 interface LoadResult {
+  /** Checkouts sent. */
   requests: number;
+  /** Checkouts with no answer within their 30 s. */
   timeouts: number;
+  /** Checkouts with no answer for another reason (refused, connection dropped). */
   errors: number;
 }
 
+/** Each shopper's headers, made once before the burst so that sending allocates none. */
+const headersOf = (tokens: readonly string[]) =>
+  tokens.map((token) => ({ 'content-type': 'application/json', authorization: `Bearer ${token}` }));
+
+/** Counts an answer into `result` (no answer) or hands its status and latency to `answered`. */
+function counter(result: LoadResult, answered: (status: number, ms: number) => void): (answer: Answer) => void {
+  return (answer) => {
+    if (answer.failure === null) answered(answer.status, answer.ms);
+    else if (answer.failure.kind === 'timeout') result.timeouts++;
+    else result.errors++;
+  };
+}
+
 /**
- * The benchmark's default burst: `connections` connections, each sending its next checkout once the last is answered.
+ * The benchmark's default burst: `connections` connections, each sending its next checkout once the last is answered,
+ * until `seconds` have passed; resolves once the last is answered (each given 30 s).
  */
 function closedLoop(
   request: CheckoutRequest,
@@ -224,35 +242,27 @@ function closedLoop(
   seconds: number,
   answered: (status: number, ms: number) => void,
 ): Promise<LoadResult> {
-  let next = 0;
-  return new Promise((resolveDone, rejectDone) => {
-    const load = autocannon(
-      {
-        url: request.url,
-        method: 'POST',
-        connections,
-        duration: seconds,
-        timeout: 30,
-        headers: { 'content-type': 'application/json' },
-        body: request.body,
-        requests: [
-          {
-            setupRequest: (sent) => {
-              sent.headers = {
-                ...sent.headers,
-                authorization: `Bearer ${request.tokens[next++ % request.tokens.length]}`,
-              };
-              return sent;
-            },
-          },
-        ],
-      },
-      (err, result) =>
-        err
-          ? rejectDone(err)
-          : resolveDone({ requests: result.requests.total, timeouts: result.timeouts, errors: result.errors }),
-    );
-    load.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => answered(status, ms));
+  const client = new HttpClient(request.url, { connections, timeoutMs: 30_000 });
+  const headers = headersOf(request.tokens);
+  const result: LoadResult = { requests: 0, timeouts: 0, errors: 0 };
+  const count = counter(result, answered);
+  const until = Date.now() + seconds * 1_000;
+  let inFlight = 0;
+  return new Promise((resolveDone) => {
+    const onAnswer = (answer: Answer) => {
+      inFlight--;
+      count(answer);
+      if (Date.now() < until) sendNext();
+      else if (inFlight === 0) {
+        client.close();
+        resolveDone(result);
+      }
+    };
+    const sendNext = () => {
+      inFlight++;
+      client.send('POST', request.path, headers[result.requests++ % headers.length]!, request.body, onAnswer);
+    };
+    for (let i = 0; i < connections; i++) sendNext();
   });
 }
 
@@ -267,60 +277,28 @@ async function openLoop(
   seconds: number,
   answered: (status: number, ms: number) => void,
 ): Promise<LoadResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
-  const target = new URL(request.url);
+  // No connection limit: a checkout that finds every connection busy opens one more.
+  const client = new HttpClient(request.url, { timeoutMs: 30_000 });
+  const headers = headersOf(request.tokens);
   const result: LoadResult = { requests: 0, timeouts: 0, errors: 0 };
-  const pending = new Set<Promise<void>>();
-  const send = (token: string) =>
-    new Promise<void>((resolveSent) => {
-      const sentAt = performance.now();
-      const call = httpRequest(
-        {
-          host: target.hostname,
-          port: target.port,
-          path: target.pathname,
-          method: 'POST',
-          agent,
-          timeout: 30_000,
-          headers: {
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(request.body),
-            authorization: `Bearer ${token}`,
-          },
-        },
-        (response) => {
-          response.resume();
-          response.on('end', () => {
-            answered(response.statusCode ?? 0, performance.now() - sentAt);
-            resolveSent();
-          });
-        },
-      );
-      let timedOut = false;
-      call.on('timeout', () => {
-        timedOut = true;
-        result.timeouts++;
-        call.destroy();
-      });
-      call.on('error', () => {
-        if (!timedOut) result.errors++;
-        resolveSent();
-      });
-      call.end(request.body);
-    });
+  const count = counter(result, answered);
+  let inFlight = 0;
+  let allAnswered: (() => void) | undefined;
+  const onAnswer = (answer: Answer) => {
+    count(answer);
+    if (--inFlight === 0) allAnswered?.();
+  };
   const started = Date.now();
   while (Date.now() - started < seconds * 1_000) {
     const due = Math.floor(((Date.now() - started) * rate) / 1_000);
     while (result.requests < due) {
-      const sent = send(request.tokens[result.requests % request.tokens.length] ?? '');
-      pending.add(sent);
-      void sent.then(() => pending.delete(sent));
-      result.requests++;
+      inFlight++;
+      client.send('POST', request.path, headers[result.requests++ % headers.length]!, request.body, onAnswer);
     }
     await sleep(5);
   }
-  await Promise.all(pending);
-  agent.destroy();
+  if (inFlight > 0) await new Promise<void>((resolveAll) => (allAnswered = resolveAll));
+  client.close();
   return result;
 }
 

@@ -6,7 +6,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppConfig } from '../src/config/index.js';
-import { REQUEST_KINDS, type RequestKind, type RequestRecord } from './shoppers.js';
+import { httpCall } from '../toolkit/http-client.js';
+import { REQUEST_KINDS, type RequestKind, type RequestRecord } from '../toolkit/traffic-records.js';
 
 /** How much later than its deadline an answer may come (timers, event loops, a loaded machine). */
 export const ANSWER_SLACK_MS = 1_000;
@@ -72,7 +73,9 @@ export interface ApiCounters {
 export async function scrapeApiCounters(apiUrls: readonly string[]): Promise<ApiCounters> {
   const counters: ApiCounters = { shed: 0, transitions: {}, deadlineHits: {}, failures: {}, refusals: {} };
   for (const url of apiUrls) {
-    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+    const scrape = await httpCall('GET', `${url}/metrics`, { timeoutMs: 5_000 });
+    if (scrape.failure) throw new Error(`${url}/metrics: ${scrape.failure.message}`);
+    const text = scrape.body;
     for (const line of text.split('\n')) {
       const shed = /^flash_requests_shed_total (\S+)$/.exec(line);
       if (shed) counters.shed += Number(shed[1]);
@@ -128,15 +131,13 @@ export async function secondsUntilHealthy(
   while (Date.now() - since < timeoutMs) {
     const healthy = await Promise.all(
       apiUrls.map(async (url) => {
-        try {
-          const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(3_000) });
-          const body = (await response.json()) as { breakers?: Record<string, string> };
-          const closed = Object.values(body.breakers ?? {}).every((state) => state === 'closed');
-          if (!closed) await canary(url).catch(() => undefined);
-          return response.status === 200 && closed;
-        } catch {
-          return false;
-        }
+        const ready = await httpCall('GET', `${url}/readyz`, { timeoutMs: 3_000 });
+        const body = ready.json as { breakers?: Record<string, string> } | null | undefined;
+        // No answer, or not the readiness JSON: not healthy yet.
+        if (body === undefined || body === null) return false;
+        const closed = Object.values(body.breakers ?? {}).every((state) => state === 'closed');
+        if (!closed) await canary(url).catch(() => undefined);
+        return ready.status === 200 && closed;
       }),
     );
     if (healthy.every(Boolean)) return (Date.now() - since) / 1000;

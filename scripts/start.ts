@@ -9,12 +9,11 @@ import { join, resolve } from 'node:path';
 import { loadConfig } from '../src/config/index.js';
 import { startStack, type RunningStack } from '../stack/index.js';
 import { migrateSchema, shutdownOnSignals } from '../stack/launcher.js';
-import { spawnLogged } from '../stack/process.js';
+import { spawnAppProcess, startAppProcess } from '../stack/app-processes.js';
 import { Supervised } from '../stack/supervisor.js';
-import { waitFor } from '../stack/wait-for.js';
 import { traceExporterFromEnv } from '../src/infra/tracing.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
-import { loadToolPaths, startCodecServerProcess } from '../stack/services.js';
+import { loadToolPaths } from '../stack/services.js';
 import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
 import { startStripeMock, type RunningStripeMock } from '../stack/stripe-mock.js';
 import { startStripeDouble, type StripeDouble } from '../stack/stripe-double.js';
@@ -73,7 +72,7 @@ try {
     zipkin = await startZipkin({ tools: loadToolPaths(), dataDir: join(dataDir, 'zipkin'), port: 9411 });
     Object.assign(env, zipkin.env);
   }
-  // PAYMENT_PROVIDER=stripe without an API of one's own: the Stripe double (docs/stripe-double.md) on 12111, in front
+  // PAYMENT_PROVIDER=stripe without an API of one's own: the Stripe double (stack/stripe-double.md) on 12111, in front
   // of stripe-mock, with local test keys; it sends its signed events to the API's Stripe webhook.
   if (process.env.PAYMENT_PROVIDER === 'stripe' && !process.env.STRIPE_API_URL) {
     stripeMock = await startStripeMock({ tools: loadToolPaths(), dataDir: join(dataDir, 'stripe-mock'), port: 12112 });
@@ -100,14 +99,15 @@ try {
   const versionsDir = join(dataDir, 'build', 'versions');
   const buildId = keepBundle(bundle, versionsDir, workerBuildId(config, bundle));
 
-  const tsx = join(root, 'node_modules', '.bin', 'tsx');
   const apiUrl = `http://127.0.0.1:${config.port}`;
+  // Spawned only: the local worker's health port may be off (WORKER_HEALTH_PORT=0), and nothing below waits for it.
   const worker = new Supervised(
     'worker',
     async () =>
-      spawnLogged('worker', tsx, [join(root, 'src/workers/main.ts')], {
+      spawnAppProcess({
+        role: 'worker',
+        root,
         logFile: 'inherit',
-        cwd: root,
         env: {
           ...env,
           WORKFLOW_BUNDLE_PATH: bundle,
@@ -117,27 +117,13 @@ try {
       }),
     supervision,
   );
-  const api = new Supervised(
-    'api',
-    async () => {
-      const proc = spawnLogged('api', tsx, [join(root, 'src/api/main.ts')], { logFile: 'inherit', cwd: root, env });
-      await waitFor(async () => (await fetch(`${apiUrl}/healthz`)).ok, {
-        what: `${apiUrl}/healthz to answer 200`,
-        timeoutMs: 60_000,
-        intervalMs: 200,
-        retryErrors: true,
-        abortIf: () => (proc.exitCodeNow === undefined ? undefined : `the API exited (${proc.exitCodeNow})`),
-      });
-      return proc;
-    },
-    supervision,
-  );
+  const api = new Supervised('api', () => startAppProcess({ role: 'api', root, logFile: 'inherit', env }), supervision);
   // The Web UI's decoder (src/api/codec-server.ts): on loopback, answering the stack's UI origins (stack.env).
   const codecUrl = config.codecServer.port ? `http://127.0.0.1:${config.codecServer.port}` : undefined;
   const codecServer = codecUrl
     ? new Supervised(
         'codec-server',
-        () => startCodecServerProcess({ root, url: codecUrl, logFile: 'inherit', env }),
+        () => startAppProcess({ role: 'codec-server', root, logFile: 'inherit', env }),
         supervision,
       )
     : undefined;
@@ -151,9 +137,11 @@ try {
     versionsDir,
     say,
     startDrainWorker: async (id, bundlePath) =>
-      spawnLogged(`worker ${id}`, tsx, [join(root, 'src/workers/main.ts')], {
+      spawnAppProcess({
+        role: 'worker',
+        name: `worker ${id}`,
+        root,
         logFile: join(dataDir, 'build', `drain-worker-${id}.log`),
-        cwd: root,
         env: {
           ...env,
           WORKFLOW_BUNDLE_PATH: bundlePath,

@@ -1,9 +1,8 @@
 /**
- * The load generator's HTTP: node:http over keep-alive agents (no socket cap: a long-poll holds one for up to 25 s),
- * each answer's status and latency recorded by request class in a bounded histogram, so that hours of load cost the
- * load generator no more memory than minutes.
+ * What the soak makes of its answers (its HTTP is toolkit/http-client.ts): each answer's status and latency recorded by
+ * request class in a bounded histogram, so that hours of load cost the load generator no more memory than minutes.
  */
-import { Agent, request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
+import type { AnswerRecorder } from '../toolkit/http-client.js';
 import type { RequestClassFigures } from './analysis.js';
 
 /** Log-spaced buckets 2 % apart: percentiles within 2 %, a few hundred counters per class however long the run. */
@@ -35,7 +34,7 @@ export class LatencyHistogram {
   }
 }
 
-export class RequestClass {
+export class RequestClass implements AnswerRecorder {
   readonly latency = new LatencyHistogram();
   readonly byStatus: Record<string, number> = {};
   errors = 0;
@@ -77,72 +76,5 @@ export class RequestClass {
       p99Ms: round(this.latency.percentile(99)),
       maxMs: round(this.latency.count > 0 ? this.latency.max : null),
     };
-  }
-}
-
-export interface Answer {
-  /** null: no answer (connection error or the client's own timeout). */
-  status: number | null;
-  body: string;
-  headers: Record<string, string | string[] | undefined>;
-  ms: number;
-}
-
-export class HttpClient {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 512 });
-
-  constructor(private readonly baseUrl: string) {}
-
-  /**
-   * One request; never throws. `timeoutMs`: the client gives up after it (recorded as no answer): well past any
-   * deadline, so that a hung server shows as errors rather than a stuck load generator.
-   */
-  send(
-    method: string,
-    path: string,
-    options: { headers?: OutgoingHttpHeaders; body?: string; timeoutMs: number; into?: RequestClass },
-  ): Promise<Answer> {
-    const url = new URL(path, this.baseUrl);
-    const started = performance.now();
-    return new Promise<Answer>((resolve) => {
-      let settled = false;
-      const done = (answer: Omit<Answer, 'ms'>) => {
-        if (settled) return;
-        settled = true;
-        const ms = performance.now() - started;
-        options.into?.record(answer.status, ms);
-        resolve({ ...answer, ms });
-      };
-      const req = httpRequest(
-        url,
-        {
-          method,
-          agent: this.agent,
-          headers: {
-            ...options.headers,
-            ...(options.body === undefined ? {} : { 'content-length': Buffer.byteLength(options.body) }),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () =>
-            done({
-              status: res.statusCode ?? null,
-              body: Buffer.concat(chunks).toString('utf8'),
-              headers: res.headers,
-            }),
-          );
-          res.on('error', () => done({ status: null, body: '', headers: {} }));
-        },
-      );
-      req.setTimeout(options.timeoutMs, () => req.destroy(new Error('timed out')));
-      req.on('error', () => done({ status: null, body: '', headers: {} }));
-      req.end(options.body);
-    });
-  }
-
-  close(): void {
-    this.agent.destroy();
   }
 }

@@ -16,7 +16,9 @@
  * shopper acted (a paid order not PAID, a checkout refused, …) is counted as amiss, with its reason.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HttpClient, RequestClass } from './http.js';
+import { HttpClient, type Answer, type RequestOptions } from '../toolkit/http-client.js';
+import { confirmRequest, paymentIntentOf } from '../toolkit/shopper-requests.js';
+import { RequestClass } from './http.js';
 
 export const WAIT_SHARE = 0.2;
 export const WAIT_SECONDS = 5;
@@ -147,6 +149,7 @@ export class SoakLoad {
     this.classes = Object.fromEntries(
       REQUEST_CLASSES.map((name) => [name, new RequestClass(name, deadlines[name], options.slackMs)]),
     ) as Record<RequestClassName, RequestClass>;
+    // No connection cap: a long-poll holds its connection for up to LONG_POLL_SECONDS.
     this.api = new HttpClient(options.apiUrl);
     this.stripe = new HttpClient(options.stripeUrl);
   }
@@ -226,24 +229,27 @@ export class SoakLoad {
     // Every journey ends within its window and a margin; past it, it is given up and counted amiss.
     const giveUpAt = Date.now() + paymentWindowMs + 180_000;
 
-    const checkout = await this.api.send('POST', '/api/checkout', {
-      headers: {
-        ...auth,
-        'content-type': 'application/json',
-        'idempotency-key': `soak-${runId}-${n}`,
-        ...(waiting ? { prefer: `wait=${WAIT_SECONDS}` } : {}),
+    const checkout = await this.call(
+      this.api,
+      'POST',
+      '/api/checkout',
+      this.classes[waiting ? 'checkout-wait' : 'checkout'],
+      {
+        headers: {
+          ...auth,
+          'idempotency-key': `soak-${runId}-${n}`,
+          ...(waiting ? { prefer: `wait=${WAIT_SECONDS}` } : {}),
+        },
+        json: { sku, quantity: 1 },
       },
-      body: JSON.stringify({ sku, quantity: 1 }),
-      timeoutMs: 30_000,
-      into: this.classes[waiting ? 'checkout-wait' : 'checkout'],
-    });
+    );
     if (checkout.status !== 202 && checkout.status !== 201) {
-      const label = `refused ${checkout.status ?? 'no answer'} ${codeOf(checkout.body)}`;
+      const label = `refused ${statusOf(checkout)} ${codeOf(checkout)}`;
       this.end(label);
       this.amissBecause(`checkout ${n}: ${label}`);
       return;
     }
-    const placed = JSON.parse(checkout.body) as OrderAnswer;
+    const placed = checkout.json as OrderAnswer;
     this.accepted++;
     const ofSku = this.acceptedBySku.get(sku) ?? [];
     ofSku.push(placed.orderNo);
@@ -270,37 +276,31 @@ export class SoakLoad {
         return;
       }
       const { path: confirmPath, headers, body } = confirmRequest(intentId, this.options.stripeSecretKey);
-      const confirm = await this.stripe.send('POST', confirmPath, {
+      const confirm = await this.call(this.stripe, 'POST', confirmPath, this.classes['stripe-confirm'], {
         headers,
         body,
-        timeoutMs: 30_000,
-        into: this.classes['stripe-confirm'],
       });
       if (confirm.status !== 200) {
-        this.end(`pay → confirm ${confirm.status ?? 'no answer'}`);
+        this.end(`pay → confirm ${statusOf(confirm)}`);
         this.amissBecause(
-          `${placed.orderNo}: Stripe's confirm answered ${confirm.status} ${confirm.body.slice(0, 200)}`,
+          `${placed.orderNo}: Stripe's confirm answered ${statusOf(confirm)} ${confirm.body.slice(0, 200)}`,
         );
         return;
       }
       expected = { status: 'PAID' };
     } else if (fate === 'cancel') {
       await sleep(thinkMs(Math.min(15_000, paymentWindowMs / 4)));
-      const cancel = await this.api.send('POST', `${path}/cancel`, {
-        headers: auth,
-        timeoutMs: 30_000,
-        into: this.classes.cancel,
-      });
+      const cancel = await this.call(this.api, 'POST', `${path}/cancel`, this.classes.cancel, { headers: auth });
       if (cancel.status !== 202) {
-        this.end(`cancel → ${cancel.status ?? 'no answer'} ${codeOf(cancel.body)}`);
-        this.amissBecause(`${placed.orderNo}: cancel answered ${cancel.status} ${cancel.body.slice(0, 200)}`);
+        this.end(`cancel → ${statusOf(cancel)} ${codeOf(cancel)}`);
+        this.amissBecause(`${placed.orderNo}: cancel answered ${statusOf(cancel)} ${cancel.body.slice(0, 200)}`);
         return;
       }
       expected = { status: 'CANCELLED', reason: 'USER_CANCELLED' };
     } else {
       // The page refreshed once, then waits for the window to close.
-      const read = await this.api.send('GET', path, { headers: auth, timeoutMs: 30_000, into: this.classes.read });
-      if (read.status === 200) order = JSON.parse(read.body) as OrderAnswer;
+      const read = await this.call(this.api, 'GET', path, this.classes.read, { headers: auth });
+      if (read.status === 200) order = read.json as OrderAnswer;
       expected = { status: 'CANCELLED', reason: 'PAYMENT_TIMEOUT' };
     }
     const final = FINAL.has(order.status)
@@ -311,6 +311,22 @@ export class SoakLoad {
       this.amissBecause(
         `${placed.orderNo} (${fate}): ${final ? `${final.status}${final.cancelReason ? ` ${final.cancelReason}` : ''}` : 'never ended'}, expected ${expected.status}${expected.reason ? ` ${expected.reason}` : ''}`,
       );
+  }
+
+  /**
+   * One request, its answer recorded in its class. The client gives up after 30 s unless told otherwise (recorded as
+   * no answer): well past any deadline, so that a hung server shows as errors rather than a stuck load generator.
+   */
+  private async call(
+    client: HttpClient,
+    method: string,
+    path: string,
+    into: RequestClass,
+    options: RequestOptions,
+  ): Promise<Answer> {
+    const answer = await client.request(method, path, { timeoutMs: 30_000, ...options });
+    into.record(answer.failure ? null : answer.status, answer.ms);
+    return answer;
   }
 
   /**
@@ -326,13 +342,15 @@ export class SoakLoad {
   ): Promise<OrderAnswer | null> {
     let last = seen;
     while (Date.now() < giveUpAt) {
-      const answer = await this.api.send('GET', `${path}?waitForChange=${last}&timeoutSeconds=${LONG_POLL_SECONDS}`, {
-        headers: auth,
-        timeoutMs: LONG_POLL_SECONDS * 1_000 + 30_000,
-        into: this.classes['long-poll'],
-      });
+      const answer = await this.call(
+        this.api,
+        'GET',
+        `${path}?waitForChange=${last}&timeoutSeconds=${LONG_POLL_SECONDS}`,
+        this.classes['long-poll'],
+        { headers: auth, timeoutMs: LONG_POLL_SECONDS * 1_000 + 30_000 },
+      );
       if (answer.status === 200) {
-        const order = JSON.parse(answer.body) as OrderAnswer;
+        const order = answer.json as OrderAnswer;
         if (done(order.status)) return order;
         last = order.status;
       } else {
@@ -343,53 +361,16 @@ export class SoakLoad {
   }
 }
 
-/**
- * The order's PaymentIntent: a status read (the page before paying, `path` its /api/orders/:orderNo), again every 2 s
- * until it shows (the workflow opens it a moment after the order is persisted); null once `giveUpAt` passes. The
- * soak's payers and the benchmark's (bench/payments.ts, --provider stripe).
- */
-export async function paymentIntentOf(
-  api: HttpClient,
-  path: string,
-  auth: Record<string, string>,
-  giveUpAt: number,
-  into?: RequestClass,
-): Promise<string | null> {
-  for (let read = 0; Date.now() < giveUpAt; read++) {
-    if (read > 0) await sleep(2_000);
-    const answer = await api.send('GET', path, { headers: auth, timeoutMs: 30_000, ...(into ? { into } : {}) });
-    if (answer.status !== 200) continue;
-    const order = JSON.parse(answer.body) as OrderAnswer;
-    if (order.paymentIntent?.id) return order.paymentIntent.id;
-  }
-  return null;
-}
-
-/**
- * A shopper's confirm at Stripe (the double): the PaymentIntent paid with the test card that succeeds, authenticated
- * with the secret key (the double takes sk_test_ keys, where Stripe.js sends the publishable one). The soak's and the
- * benchmark's.
- */
-export function confirmRequest(
-  intentId: string,
-  secretKey: string,
-): { path: string; headers: Record<string, string>; body: string } {
-  return {
-    path: `/v1/payment_intents/${encodeURIComponent(intentId)}/confirm`,
-    headers: { authorization: `Bearer ${secretKey}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: 'payment_method=pm_card_visa',
-  };
-}
-
 function thinkMs(maxMs: number): number {
   const minMs = Math.min(2_000, maxMs);
   return minMs + Math.random() * (maxMs - minMs);
 }
 
-function codeOf(body: string): string {
-  try {
-    return (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? '';
-  } catch {
-    return '';
-  }
+function codeOf(answer: Answer): string {
+  return (answer.json as { error?: { code?: string } } | undefined)?.error?.code ?? '';
+}
+
+/** The status for a label: the number, or 'no answer'. */
+function statusOf(answer: Answer): string {
+  return answer.failure ? 'no answer' : String(answer.status);
 }

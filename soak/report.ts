@@ -1,10 +1,12 @@
 /**
  * The soak's results: latest.json (every sample, the request classes, the journeys, the sales' invariants, the
- * verdict), latest.md (the same as tables) and latest.svg (soak/chart.ts), in --out (soak/results by default).
+ * verdict), latest.md (the same as tables) and latest.svg (toolkit/chart.ts, soakChart), in --out (soak/results by
+ * default).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { format } from 'prettier';
+import { soakChart } from '../toolkit/chart.js';
 import type { SoakLimits } from './args.js';
 import {
   linearFit,
@@ -18,7 +20,6 @@ import {
   type Verdict,
   type WarmupEnd,
 } from './analysis.js';
-import { chart } from './chart.js';
 
 export interface SoakReport {
   date: string;
@@ -205,6 +206,6 @@ export async function writeSoakReport(report: SoakReport, outDir: string): Promi
   const md = markdown(report);
   writeFileSync(join(outDir, 'latest.json'), await format(JSON.stringify(report), { parser: 'json' }));
   writeFileSync(join(outDir, 'latest.md'), md);
-  writeFileSync(join(outDir, 'latest.svg'), chart(report));
+  writeFileSync(join(outDir, 'latest.svg'), soakChart(report));
   return md;
 }

@@ -6,8 +6,9 @@
  *
  *  1. `npm run build` and the workflow bundle (dist/workflow-bundle.js), unless --no-build (said in the results);
  *     a stack of its own (Temporal dev server, Redis, MariaDB; ephemeral, in a temp folder: the soak reads their
- *     pids), stripe-mock with the Stripe double in front (its rate limit off, its webhooks to a tap in front of the
- *     API's Stripe route, soak/tap.ts), then one worker and one API as production runs them, `node dist/…/main.js`,
+ *     pids), stripe-mock with the Stripe double in front (its rate limit off, its webhooks to a tap in front
+ *     of the API's Stripe route, stack/webhook-tap.ts), then one worker and one API as production runs them,
+ *     `node dist/…/main.js`,
  *     with NODE_ENV=production, PAYMENT_PROVIDER=stripe and soak/probe.ts preloaded (and soak/planted-leak.ts into the
  *     API with --plant-leak).
  *  2. N minutes of shoppers (soak/load.ts): checkouts at --rate a second, long-polls, status reads, payments at the
@@ -40,7 +41,8 @@ import { SalesService } from '../src/sales/sales-service.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { startStack, type RunningStack } from '../stack/index.js';
 import { runThenCleanUp } from '../stack/launcher.js';
-import { freePort, spawnLogged, tailOf, waitUntilReady, type ManagedProcess } from '../stack/process.js';
+import { startAppProcess, type AppRole } from '../stack/app-processes.js';
+import { freePort, tailOf, type ManagedProcess } from '../stack/process.js';
 import { loadToolPaths } from '../stack/services.js';
 import { startStripeMock, type RunningStripeMock } from '../stack/stripe-mock.js';
 import {
@@ -66,7 +68,7 @@ import {
 } from './load.js';
 import { rssSlopes, writeSoakReport, type SoakReport } from './report.js';
 import { HeapFloor, OPEN_ORDERS, takeSample, type SampleSources } from './sample.js';
-import { startWebhookTap, type WebhookTap } from './tap.js';
+import { startWebhookTap, type WebhookTap } from '../stack/webhook-tap.js';
 import { spawnStripeDouble } from '../stack/stripe-double-process.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -216,34 +218,41 @@ async function main(): Promise<void> {
   const probe = join(root, 'soak', 'probe.ts');
   const expectedApiRps = args.rate * apiRequestsPerCheckout(args.paymentWindowMs);
   const leakChars = args.plantLeak ? leakCharsPerRequest(args.leakMbPerHour, expectedApiRps) : 0;
-  const node = (name: string, script: string, preloads: string[], extra: Record<string, string>) => {
-    const proc = spawnLogged(
-      name,
-      process.execPath,
-      ['--expose-gc', ...NODE_FLAGS, ...preloads.flatMap((file) => ['--import', file]), join(root, 'dist', script)],
-      { logFile: join(workDir, `${name}.log`), cwd: root, env: { ...env, ...extra } as NodeJS.ProcessEnv },
-    );
+  const start = async (role: AppRole, preloads: string[], extra: Record<string, string>, readyTimeoutMs: number) => {
+    const proc = await startAppProcess({
+      role,
+      from: 'dist',
+      root,
+      nodeFlags: ['--expose-gc', ...NODE_FLAGS],
+      preloads,
+      logFile: join(workDir, `${role}.log`),
+      env: { ...env, ...extra },
+      readyTimeoutMs,
+    });
     processes.push(proc);
     return proc;
   };
-  const worker = node('worker', join('workers', 'main.js'), [probe], {
-    WORKFLOW_BUNDLE_PATH: bundle,
-    WORKER_METRICS_PORT: String(workerMetricsPort),
-    WORKER_HEALTH_PORT: String(workerHealthPort),
-    SOAK_PROBE_PORT: String(workerProbePort),
-  });
-  await waitUntilReady(worker, async () => (await fetch(`http://127.0.0.1:${workerHealthPort}/readyz`)).ok, 120_000);
-  const api = node(
+  const worker = await start(
+    'worker',
+    [probe],
+    {
+      WORKFLOW_BUNDLE_PATH: bundle,
+      WORKER_METRICS_PORT: String(workerMetricsPort),
+      WORKER_HEALTH_PORT: String(workerHealthPort),
+      SOAK_PROBE_PORT: String(workerProbePort),
+    },
+    120_000,
+  );
+  const api = await start(
     'api',
-    join('api', 'main.js'),
     args.plantLeak ? [probe, join(root, 'soak', 'planted-leak.ts')] : [probe],
     {
       PORT: String(apiPort),
       SOAK_PROBE_PORT: String(apiProbePort),
       ...(args.plantLeak ? { SOAK_LEAK_BYTES_PER_REQUEST: String(leakChars) } : {}),
     },
+    60_000,
   );
-  await waitUntilReady(api, async () => (await fetch(`${apiUrl}/healthz`)).ok, 60_000);
   say(
     `API ${apiUrl} (pid ${api.pid}) and worker (pid ${worker.pid}) up from dist/; their probes (a heap snapshot: ` +
       `?snapshot=1) at 127.0.0.1:${apiProbePort} and 127.0.0.1:${workerProbePort}` +

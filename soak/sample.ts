@@ -22,6 +22,7 @@ import {
   type ServerFigures,
   type ServerName,
 } from './analysis.js';
+import { httpCall, isOk } from '../toolkit/http-client.js';
 import type { ProbeAnswer } from './probe.js';
 
 const MB = 1024 * 1024;
@@ -219,9 +220,9 @@ async function tableCounts(pool: Pool): Promise<{ orders: number; payments: numb
 }
 
 async function fetchText(url: string): Promise<string> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(15_000) });
-  if (!response.ok) throw new Error(`${url}: ${response.status}`);
-  return response.text();
+  const answer = await httpCall('GET', url, { timeoutMs: 15_000 });
+  if (!isOk(answer)) throw new Error(`${url}: ${answer.failure?.message ?? answer.status}`);
+  return answer.body;
 }
 
 async function orNull<T>(read: () => Promise<T>): Promise<T | null> {

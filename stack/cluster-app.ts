@@ -8,11 +8,11 @@
  */
 import { join, resolve } from 'node:path';
 import { loadConfig, type AppConfig } from '../src/config/index.js';
-import { waitFor } from './wait-for.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { startClusterStack, startLoadBalancer, type ClusterStackOptions, type RunningClusterStack } from './cluster.js';
 import { migrateSchema } from './launcher.js';
-import { freePort, spawnLogged } from './process.js';
+import { spawnAppProcess, startAppProcess } from './app-processes.js';
+import { freePort } from './process.js';
 import { startCodecServerProcess } from './services.js';
 import { Supervised, type SupervisorOptions } from './supervisor.js';
 
@@ -66,7 +66,6 @@ export async function startClusterApp(options: ClusterAppOptions): Promise<Runni
     const bundle = join(options.dataDir, 'build', 'workflow-bundle.js');
     log((await buildWorkflowBundle(bundle)) ? 'workflow bundle built' : 'workflow bundle up to date');
 
-    const tsx = join(root, 'node_modules', '.bin', 'tsx');
     const logFile = (name: string) =>
       options.appLogs === 'inherit' ? 'inherit' : join(options.appLogs, `${name}.log`);
     // Each worker gets its own metrics and health ports (two on one host cannot share the defaults),
@@ -81,16 +80,19 @@ export async function startClusterApp(options: ClusterAppOptions): Promise<Runni
       (ports, i) =>
         new Supervised(
           `worker-${i + 1}`,
+          // Spawned only, as before: nothing here waits on a worker's /readyz.
           async () =>
-            spawnLogged(`worker-${i + 1}`, tsx, [join(root, 'src/workers/main.ts')], {
+            spawnAppProcess({
+              role: 'worker',
+              name: `worker-${i + 1}`,
+              root,
               logFile: logFile(`worker-${i + 1}`),
-              cwd: root,
               env: {
                 ...env,
                 WORKFLOW_BUNDLE_PATH: bundle,
                 WORKER_METRICS_PORT: String(ports.metrics),
                 WORKER_HEALTH_PORT: String(ports.health),
-              } as NodeJS.ProcessEnv,
+              },
             }),
           options.supervise,
         ),
@@ -101,21 +103,16 @@ export async function startClusterApp(options: ClusterAppOptions): Promise<Runni
       (port, i) =>
         new Supervised(
           `api-${i + 1}`,
-          async () => {
-            const proc = spawnLogged(`api-${i + 1}`, tsx, [join(root, 'src/api/main.ts')], {
+          // Ready once its /healthz answers 200; 90 s, for a cold start beside the cluster's servers.
+          () =>
+            startAppProcess({
+              role: 'api',
+              name: `api-${i + 1}`,
+              root,
               logFile: logFile(`api-${i + 1}`),
-              cwd: root,
-              env: { ...env, PORT: String(port) } as NodeJS.ProcessEnv,
-            });
-            await waitFor(async () => (await fetch(`${apiUrls[i]}/healthz`)).ok, {
-              what: `api-${i + 1} /healthz to answer 200`,
-              timeoutMs: 90_000,
-              intervalMs: 200,
-              retryErrors: true,
-              abortIf: () => (proc.exitCodeNow === undefined ? undefined : `api-${i + 1} exited (${proc.exitCodeNow})`),
-            });
-            return proc;
-          },
+              env: { ...env, PORT: String(port) },
+              readyTimeoutMs: 90_000,
+            }),
           options.supervise,
         ),
     );

@@ -130,9 +130,9 @@ export async function waitUntilReady(
       abortIf: () => (proc.exitCodeNow === undefined ? undefined : `it exited with code ${proc.exitCodeNow}`),
     });
   } catch (err) {
-    throw new Error(
-      `${err instanceof Error ? err.message : String(err)}. Log ${proc.logFile}:\n${tailOf(proc.logFile)}`,
-    );
+    // A process writing to the launcher's own terminal ('inherit') has its output above already.
+    const log = proc.logFile ? `. Log ${proc.logFile}:\n${tailOf(proc.logFile)}` : ' (its output is above)';
+    throw new Error(`${err instanceof Error ? err.message : String(err)}${log}`);
   }
 }
 

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { provisionDatabase, type MysqlCredentials } from '../src/db/provision.js';
 import { ORDER_SEARCH_ATTRIBUTES } from '../src/model/order-workflow.js';
+import { startAppProcess } from './app-processes.js';
 import { spawnLogged, waitUntilReady, type ManagedProcess } from './process.js';
-import { waitFor } from './wait-for.js';
 
 export interface ToolPaths {
   temporalCli: string;
@@ -290,27 +290,15 @@ export async function startMariaDb(opts: {
 }
 
 /**
- * The codec server (src/api/codec-main.ts) as a process of `root`'s checkout, ready once it answers a preflight (which
- * needs no token) at `url`; for npm start and the cluster layout.
+ * The codec server (src/api/codec-main.ts) from source in `root`'s checkout, ready once it answers a preflight on
+ * `env`'s CODEC_SERVER_PORT (stack/app-processes.ts); for the cluster layout.
  */
-export async function startCodecServerProcess(opts: {
+export function startCodecServerProcess(opts: {
   root: string;
-  url: string;
+  /** Its URL as the caller shows it; readiness is asked where `env` puts it (CODEC_SERVER_PORT), the same place. */
+  url?: string;
   logFile: string;
   env: NodeJS.ProcessEnv;
 }): Promise<ManagedProcess> {
-  const tsx = join(opts.root, 'node_modules', '.bin', 'tsx');
-  const proc = spawnLogged('codec-server', tsx, [join(opts.root, 'src/api/codec-main.ts')], {
-    logFile: opts.logFile,
-    cwd: opts.root,
-    env: opts.env,
-  });
-  await waitFor(async () => (await fetch(`${opts.url}/decode`, { method: 'OPTIONS' })).status === 204, {
-    what: `the codec server at ${opts.url} to answer`,
-    timeoutMs: 60_000,
-    intervalMs: 200,
-    retryErrors: true,
-    abortIf: () => (proc.exitCodeNow === undefined ? undefined : `the codec server exited (${proc.exitCodeNow})`),
-  });
-  return proc;
+  return startAppProcess({ role: 'codec-server', root: opts.root, logFile: opts.logFile, env: opts.env });
 }

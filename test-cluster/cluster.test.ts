@@ -17,7 +17,7 @@ import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHAOS_CHECKS, checkAfterFault, waitForQuiescence, waitForRepair } from '../chaos/checks.js';
-import { runTraffic, sameKeySameOrder, type TrafficPlan } from '../chaos/shoppers.js';
+import { runTraffic, sameKeySameOrder, type TrafficPlan } from '../toolkit/shoppers.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { signWebhook } from '../src/payments/providers/generic/signature.js';
 import { createMysqlPool } from '../src/db/pool.js';

@@ -19,7 +19,7 @@ import { runBench, runScript, tempOutDir } from './helpers/run-script.js';
 const root = resolve(import.meta.dirname, '..');
 const outDir = tempOutDir('bench-quick-');
 
-/** The attributes of every element of `svg` whose class is `name` (bench/chart.ts marks its parts so). */
+/** The attributes of every element of `svg` whose class is `name` (toolkit/chart.ts marks its parts so). */
 function marks(svg: string, name: string): Array<Record<string, string>> {
   return [...svg.matchAll(new RegExp(`<\\w+ class="${name}"([^>]*)>`, 'g'))].map((match) =>
     Object.fromEntries([...match[1]!.matchAll(/([\w-]+)="([^"]*)"/g)].map((attr) => [attr[1]!, attr[2]!])),

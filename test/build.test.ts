@@ -4,7 +4,7 @@
  * dist/ against the test stack, and an order goes through the compiled API and worker; the pages
  * and the OpenAPI document they serve are the ones the sources serve.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -19,7 +19,8 @@ import { openStores, type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
-import { freePort } from '../stack/process.js';
+import { spawnAppProcess, type AppRole } from '../stack/app-processes.js';
+import { freePort, type ManagedProcess } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { putOnSale } from './helpers/fixtures.js';
@@ -27,7 +28,7 @@ import { putOnSale } from './helpers/fixtures.js';
 const root = resolve(import.meta.dirname, '..');
 const taskQueue = `build-${randomUUID()}`;
 const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, AUTH_DEV_LOGIN: 'true', LOG_LEVEL: 'warn' });
-const children: ChildProcess[] = [];
+const children: ManagedProcess[] = [];
 let pool: Pool;
 let stores: Stores;
 let redis: RedisClient;
@@ -50,12 +51,17 @@ function run(
   });
 }
 
-/** Starts `node <script>` as the image does, with the test stack's environment over this file's. */
-function startNode(script: string, env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, [join(root, script)], {
-    cwd: root,
+/**
+ * Starts `role` as the image does (`node dist/…`, the launcher's `from: 'dist'`), with the test stack's environment
+ * over this file's; its output on the test's own.
+ */
+function startNode(role: AppRole, env: Record<string, string>): ManagedProcess {
+  const child = spawnAppProcess({
+    role,
+    from: 'dist',
+    root,
+    logFile: 'inherit',
     env: { ...process.env, ...inject('stackEnv'), TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'inherit', 'inherit'],
   });
   children.push(child);
   return child;
@@ -72,10 +78,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  const running = children.filter((child) => child.exitCode === null);
-  const exited = running.map((child) => new Promise((done) => child.once('exit', done)));
-  for (const child of running) child.kill('SIGTERM');
-  await Promise.all(exited);
+  await Promise.all(children.map((child) => child.stop()));
   await Promise.allSettled([pool?.end(), redis?.quit()]);
 });
 
@@ -110,8 +113,8 @@ describe('the compiled processes', () => {
     const [apiPort, healthPort] = [await freePort(), await freePort()];
     apiUrl = `http://127.0.0.1:${apiPort}`;
     workerHealthUrl = `http://127.0.0.1:${healthPort}`;
-    startNode('dist/api/main.js', { PORT: String(apiPort), AUTH_DEV_LOGIN: 'true', SHUTDOWN_DRAIN: '0s' });
-    startNode('dist/workers/main.js', {
+    startNode('api', { PORT: String(apiPort), AUTH_DEV_LOGIN: 'true', SHUTDOWN_DRAIN: '0s' });
+    startNode('worker', {
       WORKER_HEALTH_PORT: String(healthPort),
       WORKER_METRICS_PORT: '0',
       WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),

@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -19,6 +19,7 @@ import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/reconcile/definitions.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
+import { appCommandLine, clockAheadBy, type AppRole } from '../stack/app-processes.js';
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
@@ -43,21 +44,23 @@ let temporal: Client;
  * message.
  */
 function spawnAhead(
-  entry: string,
+  role: AppRole,
   aheadMs: number,
   env: Record<string, string>,
 ): { child: ChildProcess; output: () => string } {
   let output = '';
-  const tsx = join(root, 'node_modules', '.bin', 'tsx');
-  const child = spawn('faketime', ['-f', `+${aheadMs / 1_000}s`, tsx, join(root, entry)], {
+  // The launcher's command line (faketime keeps timers on the true monotonic clock), spawned here with its output
+  // piped: there is no log file to point a failure at.
+  const command = appCommandLine({
+    role,
+    root,
+    wrapper: clockAheadBy(aheadMs),
+    logFile: '',
+    env: { ...process.env, ...inject('stackEnv'), ...env },
+  });
+  const child = spawn(command.command, command.args, {
     cwd: root,
-    env: {
-      ...process.env,
-      ...inject('stackEnv'),
-      ...env,
-      // Timers run on the monotonic clock, which stays true: only the wall clock is ahead.
-      FAKETIME_DONT_FAKE_MONOTONIC: '1',
-    },
+    env: command.env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group: tsx's child must not outlive the test
   });
@@ -81,7 +84,7 @@ beforeAll(async () => {
   const healthPort = await freePort();
   healthUrl = `http://127.0.0.1:${healthPort}`;
   config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'warn' });
-  const started = spawnAhead('src/workers/main.ts', AHEAD_MS, {
+  const started = spawnAhead('worker', AHEAD_MS, {
     TEMPORAL_TASK_QUEUE: taskQueue,
     WORKER_METRICS_PORT: String(await freePort()),
     WORKER_HEALTH_PORT: String(healthPort),
@@ -171,7 +174,7 @@ describe('a worker 20 minutes ahead of Redis and MySQL', () => {
 describe('an API 2 s ahead of Redis', () => {
   it("is unready, says why, and shows how far its clock is from Redis's and MySQL's", async () => {
     const port = await freePort();
-    const api = spawnAhead('src/api/main.ts', 2_000, {
+    const api = spawnAhead('api', 2_000, {
       PORT: String(port),
       TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
       LOG_LEVEL: 'warn',

@@ -8,7 +8,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Worker } from '@temporalio/worker';
 import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -22,7 +22,8 @@ import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { workflowSpanSinks } from '../src/infra/tracing.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { signWebhook } from '../src/payments/providers/generic/signature.js';
-import { freePort, spawnLogged, tailOf, type ManagedProcess } from '../stack/process.js';
+import { spawnAppProcess, startAppProcess } from '../stack/app-processes.js';
+import { freePort, type ManagedProcess } from '../stack/process.js';
 import { loadToolPaths } from '../stack/services.js';
 import { waitFor } from '../stack/wait-for.js';
 import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
@@ -41,7 +42,6 @@ interface ZipkinSpan {
   tags?: Record<string, string>;
 }
 
-const root = resolve(import.meta.dirname, '..');
 const workDir = mkdtempSync(join(tmpdir(), 'tracing-test-'));
 let zipkin: RunningZipkin;
 let api: ManagedProcess;
@@ -72,24 +72,9 @@ beforeAll(async () => {
     OTEL_BSP_SCHEDULE_DELAY: '200',
   };
   config = testConfig({ TEMPORAL_TASK_QUEUE: env.TEMPORAL_TASK_QUEUE });
-  const tsx = join(root, 'node_modules', '.bin', 'tsx');
-  worker = spawnLogged('worker', tsx, [join(root, 'src', 'workers', 'main.ts')], {
-    logFile: join(workDir, 'worker.log'),
-    cwd: root,
-    env,
-  });
-  api = spawnLogged('api', tsx, [join(root, 'src', 'api', 'main.ts')], {
-    logFile: join(workDir, 'api.log'),
-    cwd: root,
-    env,
-  });
-  await waitFor(async () => (await fetch(`${apiUrl}/readyz`)).ok, {
-    what: `${apiUrl}/readyz`,
-    timeoutMs: 90_000,
-    intervalMs: 200,
-    retryErrors: true,
-    abortIf: () => (api.exitCodeNow === undefined ? undefined : `the API exited: ${tailOf(api.logFile)}`),
-  });
+  // The worker has no health port here (WORKER_HEALTH_PORT=0): the API's readiness is what the test waits for.
+  worker = spawnAppProcess({ role: 'worker', logFile: join(workDir, 'worker.log'), env });
+  api = await startAppProcess({ role: 'api', logFile: join(workDir, 'api.log'), env, readyTimeoutMs: 90_000 });
   pool = createMysqlPool(config);
   stores = openStores(pool);
   redis = createRedis(config);

@@ -13,7 +13,8 @@ const { refundPayment } = proxyActivities<RefundActivities>({
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
 
-// Pinned, as every workflow here: a run lasts an hour at most, so a rollout keeps the old build no longer than that.
+// Pinned (the worker's default; only the endpoint delivery auto-upgrades): a run lasts an hour at most, so a
+// rollout keeps the old build no longer than that.
 export async function RefundWorkflow(input: { eventId: string }): Promise<RefundRunOutcome> {
   return refundPayment(input);
 }

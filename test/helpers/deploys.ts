@@ -5,19 +5,19 @@
  * it, and where each order's workflow tasks ran. One place for test/rollout.test.ts and the cluster suite.
  */
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { expect } from 'vitest';
-import { buy, retrying, sendPayment, type TrafficPlan, type TrafficResult } from '../../chaos/shoppers.js';
+import { buy, retrying, sendPayment, type TrafficPlan, type TrafficResult } from '../../toolkit/shoppers.js';
 import type { Stores } from '../../src/db/stores.js';
 import { orderWorkflowId } from '../../src/model/order-workflow.js';
 import type { RolloutReport } from '../../src/workers/rollout.js';
-import { spawnLogged, type ManagedProcess } from '../../stack/process.js';
+import { spawnAppProcess } from '../../stack/app-processes.js';
+import type { ManagedProcess } from '../../stack/process.js';
 import { waitFor } from '../../stack/wait-for.js';
+import { clientFor } from '../../toolkit/http-client.js';
 import { buildVariant, type VariantBuild } from './builds.js';
 import { runScript } from './run-script.js';
-
-const root = resolve(import.meta.dirname, '..', '..');
 
 /** The build of a bundle built by buildWorkflowBundle (its stamp is its build id). */
 export function buildOf(bundlePath: string): VariantBuild {
@@ -64,24 +64,20 @@ export class DeployDriver {
     promote: 'on-start' | 'by-rollout',
     env: Record<string, string> = {},
   ): ManagedProcess {
-    const worker = spawnLogged(
-      `worker ${build.buildId}`,
-      join(root, 'node_modules', '.bin', 'tsx'),
-      ['src/workers/main.ts'],
-      {
-        logFile: join(this.deps.logDir, `rollout-worker-${build.buildId}-${this.workers.length}.log`),
-        cwd: root,
-        env: {
-          ...this.deps.env,
-          WORKER_METRICS_PORT: '0',
-          WORKER_HEALTH_PORT: '0',
-          ...env,
-          WORKFLOW_BUNDLE_PATH: build.bundlePath,
-          WORKER_BUILD_ID: build.buildId,
-          WORKER_PROMOTE: promote,
-        },
+    const worker = spawnAppProcess({
+      role: 'worker',
+      name: `worker ${build.buildId}`,
+      logFile: join(this.deps.logDir, `rollout-worker-${build.buildId}-${this.workers.length}.log`),
+      env: {
+        ...this.deps.env,
+        WORKER_METRICS_PORT: '0',
+        WORKER_HEALTH_PORT: '0',
+        ...env,
+        WORKFLOW_BUNDLE_PATH: build.bundlePath,
+        WORKER_BUILD_ID: build.buildId,
+        WORKER_PROMOTE: promote,
       },
-    );
+    });
     this.workers.push(worker);
     return worker;
   }
@@ -140,9 +136,9 @@ export class DeployDriver {
       orderNos.map(async (orderNo) => {
         const token = await plan.tokenFor(this.userOf.get(orderNo) ?? '');
         const call = await retrying(plan, 'cancel', this.result, (apiUrl) =>
-          fetch(`${apiUrl}/api/orders/${orderNo}/cancel`, {
-            method: 'POST',
+          clientFor(apiUrl).request('POST', `/api/orders/${orderNo}/cancel`, {
             headers: { authorization: `Bearer ${token}` },
+            timeoutMs: 15_000,
           }),
         );
         expect([200, 202], `cancel of ${orderNo}`).toContain(call.status);

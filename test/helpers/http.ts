@@ -1,7 +1,14 @@
-/** One HTTP call to the API under test, as the API test files make it (real HTTP over fetch). */
+/**
+ * One HTTP call to the API under test, as the API test files make it: through the support code's one client
+ * (toolkit/http-client.ts), its answer seen as a test reads it (headers as fetch's Headers, the body parsed).
+ */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Koa from 'koa';
+import { clientFor } from '../../toolkit/http-client.js';
+
+/** A call's deadline unless it names one: past the longest wait a test asks for, inside a test's own timeout. */
+const CALL_TIMEOUT_MS = 90_000;
 
 export interface HttpOptions {
   /** Sent as JSON (Content-Type: application/json unless the headers name another). */
@@ -11,6 +18,7 @@ export interface HttpOptions {
   /** A shopper or admin bearer token. */
   token?: string;
   headers?: Record<string, string>;
+  timeoutMs?: number;
 }
 
 export interface HttpReply {
@@ -22,6 +30,7 @@ export interface HttpReply {
   body: any;
 }
 
+/** One call; it rejects when no answer came (refused, dropped, or none within its deadline), as fetch did. */
 export async function httpRequest(
   baseUrl: string,
   method: string,
@@ -33,14 +42,23 @@ export async function httpRequest(
   const body = options.raw ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
   if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type'))
     headers['content-type'] = 'application/json';
-  const response = await fetch(`${baseUrl}${path}`, { method, headers, body });
-  const text = await response.text();
-  const contentType = response.headers.get('content-type') ?? '';
+  // Parsed as fetch parsed it: the path normalised and escaped as a URL's.
+  const url = new URL(`${baseUrl}${path}`);
+  const answer = await clientFor(url.origin).request(method, `${url.pathname}${url.search}`, {
+    headers,
+    ...(body === undefined ? {} : { body }),
+    timeoutMs: options.timeoutMs ?? CALL_TIMEOUT_MS,
+  });
+  if (answer.failure) throw new Error(`${method} ${baseUrl}${path}: no answer (${answer.failure.message})`);
+  const replyHeaders = new Headers();
+  for (const [name, value] of Object.entries(answer.headers))
+    for (const one of Array.isArray(value) ? value : value === undefined ? [] : [value]) replyHeaders.append(name, one);
+  const contentType = replyHeaders.get('content-type') ?? '';
   return {
-    status: response.status,
-    headers: response.headers,
+    status: answer.status,
+    headers: replyHeaders,
     contentType,
-    body: text === '' ? undefined : contentType.includes('json') ? JSON.parse(text) : text,
+    body: answer.body === '' ? undefined : contentType.includes('json') ? JSON.parse(answer.body) : answer.body,
   };
 }
 

@@ -1,15 +1,17 @@
 /**
- * The fault suite's traffic: shoppers who buy through either API (retrying with the same
+ * Shoppers' traffic, shared by the fault suite, the rollout tests and the cluster suite: shoppers who buy
+ * through either API (retrying with the same
  * Idempotency-Key when an API is down, as a real client would), and a payment provider that pays,
  * pays twice, pays the wrong amount, pays late, or pays before the order is persisted, retrying
  * every webhook until it gets a 2xx. Some shoppers cancel instead; every shopper with an order reads
  * it before and after. Every answer is recorded, and every HTTP attempt timed, so the checks can hold
  * the system to what it told its clients and to how long it took to say it.
  */
-import type { SameKeyAnswers } from './checks.js';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { clientFor, type Answer } from './http-client.js';
+import type { RequestKind, RequestRecord, SameKeyAnswers } from './traffic-records.js';
 
 export interface TrafficPlan {
   sku: string;
@@ -131,24 +133,6 @@ export interface DeliveredEvent {
     | { status: 'gave-up'; lastError: string };
 }
 
-/** The kinds of request the traffic sends, each with its own deadline in the API. */
-export type RequestKind = 'checkout' | 'checkout-wait' | 'read' | 'webhook' | 'cancel';
-export const REQUEST_KINDS: readonly RequestKind[] = ['checkout', 'checkout-wait', 'read', 'webhook', 'cancel'];
-
-/** One HTTP attempt as its client saw it: when it was sent, how long the answer took, what it was. */
-export interface RequestRecord {
-  kind: RequestKind;
-  /** Date.now() when it was sent. */
-  sentAt: number;
-  ms: number;
-  /** The HTTP status, 'timeout' (no answer within the client's timeout) or 'error' (no connection). */
-  outcome: number | 'timeout' | 'error';
-  /** The error code of a 4xx or 5xx answer (UNAVAILABLE, OUTCOME_UNKNOWN, SOLD_OUT…). */
-  code?: string;
-  /** The order it was about: the one read, paid or cancelled; for a checkout, the one its answer named. */
-  orderNo?: string;
-}
-
 /** One status read as its shopper saw it in the end (after retries): the order's status and where the API read it. */
 export interface ReadRecord {
   orderNo: string;
@@ -234,16 +218,14 @@ export async function buy(
 ): Promise<IntentOutcome> {
   const token = await plan.tokenFor(userId);
   const call = await retrying({ ...plan, retryForMs }, waited ? 'checkout-wait' : 'checkout', result, (api) =>
-    fetch(`${api}/api/checkout`, {
-      method: 'POST',
+    clientFor(api).request('POST', '/api/checkout', {
       headers: {
-        'content-type': 'application/json',
         authorization: `Bearer ${token}`,
         'idempotency-key': idempotencyKey,
         ...(waited ? { prefer: 'wait=5' } : {}),
       },
-      body: JSON.stringify({ sku: plan.sku, quantity: 1 }),
-      signal: AbortSignal.timeout(10_000),
+      json: { sku: plan.sku, quantity: 1 },
+      timeoutMs: 10_000,
     }),
   );
   if (call.status === 'gave-up')
@@ -335,9 +317,9 @@ async function read(plan: TrafficPlan, orderNo: string, userId: string, result: 
     'read',
     result,
     (api) =>
-      fetch(`${api}/api/orders/${orderNo}`, {
+      clientFor(api).request('GET', `/api/orders/${orderNo}`, {
         headers: { authorization: `Bearer ${token}` },
-        signal: AbortSignal.timeout(10_000),
+        timeoutMs: 10_000,
       }),
     orderNo,
   );
@@ -370,11 +352,10 @@ export async function sendPayment(
     'webhook',
     result,
     (api) =>
-      fetch(`${api}/api/payments/webhook`, {
-        method: 'POST',
+      clientFor(api).request('POST', '/api/payments/webhook', {
         headers: { 'content-type': 'application/json', 'payment-signature': signWebhook(plan.webhookSecret, body) },
         body,
-        signal: AbortSignal.timeout(15_000),
+        timeoutMs: 15_000,
       }),
     orderNo,
   );
@@ -432,10 +413,9 @@ async function act(
         'cancel',
         result,
         (api) =>
-          fetch(`${api}/api/orders/${orderNo}/cancel`, {
-            method: 'POST',
+          clientFor(api).request('POST', `/api/orders/${orderNo}/cancel`, {
             headers: { authorization: `Bearer ${token}` },
-            signal: AbortSignal.timeout(15_000),
+            timeoutMs: 15_000,
           }),
         orderNo,
       );
@@ -447,17 +427,32 @@ async function act(
 type Call =
   { status: number; body: unknown; attempts: number } | { status: 'gave-up'; lastError: string; attempts: number };
 
+/** One attempt as retrying() judges it: an answer (its text parsed as JSON when it has one), or none. */
+type Attempt =
+  | {
+      answered: true;
+      sentAt: number;
+      ms: number;
+      status: number;
+      text: string;
+      body: unknown;
+      jsonError: string | null;
+      retryAfterMs: number;
+    }
+  | { answered: false; sentAt: number; ms: number; outcome: 'timeout' | 'error'; message: string };
+
 /**
  * Sends a request to one API after another until one answers with something other than a 5xx,
  * for at most plan.retryForMs, with backoff (honouring Retry-After up to the backoff's cap): what a
  * well-behaved client or payment provider does. Every attempt is recorded in `result.requests`,
  * with the order it was about (`orderNo`, else the one its answer names) and an error's code.
+ * `send` makes the attempt on the API given, through toolkit/http-client.ts.
  */
 export async function retrying(
   plan: TrafficPlan,
   kind: RequestKind,
   result: TrafficResult,
-  send: (api: string) => Promise<Response>,
+  send: (api: string) => Promise<Answer>,
   orderNo?: string,
 ): Promise<Call> {
   const deadline = Date.now() + plan.retryForMs;
@@ -466,53 +461,80 @@ export async function retrying(
   for (let delay = 200; ; delay = Math.min(delay * 2, 2_000)) {
     const api = plan.apiUrls[(attempts + Math.floor(Math.random() * plan.apiUrls.length)) % plan.apiUrls.length] ?? '';
     attempts++;
-    const sentAt = Date.now();
-    const started = performance.now();
     let pause = delay;
-    let recorded = false;
-    try {
-      const response = await send(api);
-      const text = await response.text();
-      const ms = performance.now() - started;
-      let body: unknown;
-      let parseError: unknown;
-      try {
-        body = text ? JSON.parse(text) : undefined;
-      } catch (err) {
-        parseError = err;
-      }
-      const named = body as { orderNo?: string; error?: { code?: string; details?: { orderNo?: string } } } | undefined;
+    const attempt = await attemptOn(api, send);
+    if (!attempt.answered) {
+      result.requests.push({
+        kind,
+        sentAt: attempt.sentAt,
+        ms: attempt.ms,
+        outcome: attempt.outcome,
+        ...(orderNo ? { orderNo } : {}),
+      });
+      lastError = attempt.message;
+    } else {
+      const named = attempt.body as
+        { orderNo?: string; error?: { code?: string; details?: { orderNo?: string } } } | undefined;
       const about = orderNo ?? named?.orderNo ?? named?.error?.details?.orderNo;
       result.requests.push({
         kind,
-        sentAt,
-        ms,
-        outcome: response.status,
+        sentAt: attempt.sentAt,
+        ms: attempt.ms,
+        outcome: attempt.status,
         ...(named?.error?.code ? { code: named.error.code } : {}),
         ...(about ? { orderNo: about } : {}),
       });
-      recorded = true;
-      if (parseError) throw parseError;
-      if (response.status < 500) return { status: response.status, body, attempts };
-      lastError = `${response.status} ${text.slice(0, 200)}`;
-      const retryAfterMs = Number(response.headers.get('retry-after')) * 1_000;
-      if (retryAfterMs > 0) pause = Math.min(Math.max(delay, retryAfterMs), 2_000);
-    } catch (err) {
-      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
-      if (!recorded)
-        result.requests.push({
-          kind,
-          sentAt,
-          ms: performance.now() - started,
-          outcome: timedOut ? 'timeout' : 'error',
-          ...(orderNo ? { orderNo } : {}),
-        });
-      lastError =
-        err instanceof Error
-          ? `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}`
-          : String(err);
+      if (attempt.jsonError !== null) lastError = attempt.jsonError;
+      else if (attempt.status < 500) return { status: attempt.status, body: attempt.body, attempts };
+      else {
+        lastError = `${attempt.status} ${attempt.text.slice(0, 200)}`;
+        if (attempt.retryAfterMs > 0) pause = Math.min(Math.max(delay, attempt.retryAfterMs), 2_000);
+      }
     }
     if (Date.now() + pause > deadline) return { status: 'gave-up', lastError, attempts };
     await sleep(pause);
   }
+}
+
+/**
+ * One attempt on `api`, as `send` answered it. A send that throws (a token it could not make) counts as no answer, so
+ * that the attempt is recorded and retried.
+ */
+async function attemptOn(api: string, send: (api: string) => Promise<Answer>): Promise<Attempt> {
+  const sentAt = Date.now();
+  const started = performance.now();
+  let reply: Answer;
+  try {
+    reply = await send(api);
+  } catch (err) {
+    return {
+      answered: false,
+      sentAt,
+      ms: performance.now() - started,
+      outcome: 'error',
+      message:
+        err instanceof Error
+          ? `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}`
+          : String(err),
+    };
+  }
+  if (reply.failure)
+    return {
+      answered: false,
+      sentAt: reply.sentAt,
+      ms: reply.ms,
+      outcome: reply.failure.kind === 'timeout' ? 'timeout' : 'error',
+      message: reply.failure.message,
+    };
+  const body = reply.json;
+  return {
+    answered: true,
+    sentAt: reply.sentAt,
+    ms: reply.ms,
+    status: reply.status,
+    text: reply.body,
+    body,
+    jsonError: reply.body !== '' && body === undefined ? `not JSON: ${reply.body.slice(0, 200)}` : null,
+    retryAfterMs: (reply.retryAfter ?? 0) * 1_000,
+  };
 }

@@ -2,11 +2,12 @@
  * A tap in front of the API's Stripe webhook route: the Stripe double delivers its signed events here, the tap sends
  * each on to the API unchanged (the signature covers the body, not the host) and records the API's answer and its
  * latency as the `webhook` class, then answers the double as the API did. The soak's, and the benchmark's payment
- * phase with --provider stripe (bench/processes.ts), which also reads each delivery's event.
+ * phase with --provider stripe (bench/processes.ts), which also reads each delivery's event. Not a receiver like
+ * stack/event-receiver.ts (the merchant's end of our outgoing events): it relays the double's inbound ones to the API.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HttpClient, type RequestClass } from './http.js';
+import { HttpClient } from '../toolkit/http-client.js';
 
 export interface WebhookTap {
   /** Where the double delivers: the tap's address with the API's path. */
@@ -14,6 +15,11 @@ export interface WebhookTap {
   /** Sends the deliveries to this API from now on; null: to none (answered 503, so the double retries). */
   retarget(apiUrl: string | null): void;
   close(): Promise<void>;
+}
+
+/** Where the tap records each delivery's answer (the soak's `webhook` request class); null status: no answer. */
+export interface DeliveryRecorder {
+  record(status: number | null, ms: number): void;
 }
 
 /** One delivery as the API answered it: the event (its JSON), the API's status (null: no answer), answer, latency. */
@@ -27,7 +33,7 @@ export interface TappedDelivery {
 export async function startWebhookTap(
   apiUrl: string | null,
   path: string,
-  into?: RequestClass,
+  into?: DeliveryRecorder,
   observe?: (delivery: TappedDelivery) => void,
 ): Promise<WebhookTap> {
   let api = apiUrl === null ? null : new HttpClient(apiUrl);
@@ -44,13 +50,13 @@ export async function startWebhookTap(
         Object.entries(req.headers).filter(([name]) => !['host', 'connection', 'content-length'].includes(name)),
       );
       const body = Buffer.concat(chunks).toString('utf8');
-      void api
-        .send(req.method ?? 'POST', req.url ?? path, { headers, body, timeoutMs: 30_000, ...(into ? { into } : {}) })
-        .then((answer) => {
-          observe?.({ event: body, status: answer.status, answer: answer.body, ms: answer.ms });
-          res.writeHead(answer.status ?? 502, { 'content-type': 'application/json' });
-          res.end(answer.body);
-        });
+      void api.request(req.method ?? 'POST', req.url ?? path, { headers, body, timeoutMs: 30_000 }).then((answer) => {
+        const status = answer.failure ? null : answer.status;
+        into?.record(status, answer.ms);
+        observe?.({ event: body, status, answer: answer.body, ms: answer.ms });
+        res.writeHead(status ?? 502, { 'content-type': 'application/json' });
+        res.end(answer.body);
+      });
     });
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,30 +1,84 @@
 /**
- * The benchmark's picture, bench/results/latest.svg: hand-written SVG with no script, web font or
- * outside file, so that it reads the same in the README, a browser or an image viewer.
- *  - One row per variant (and layout): requests per second, and the checkout's latency as shaded
- *    bands up to p50, p90, p99 and the slowest answer, for every answer and for the wins alone.
- *  - The drain: won orders in MySQL over time, in seconds after the last win, for every variant
- *    that persists orders, on one axis. Results files from before the series was recorded get a
- *    dot where the last order landed instead of a line.
- * Elements carry data-* attributes (variant, layout, figures) so that tests can read the picture.
+ * The support tools' pictures: hand-written SVG with no script, web font or outside file, so that each reads the same
+ * in a README, a browser or an image viewer. Elements carry data-* attributes so that tests can read the picture.
+ *  - burstChart, bench/results/latest.svg: one row per variant (and layout) with its requests per second and the
+ *    checkout's latency as shaded bands up to p50, p90, p99 and the slowest answer, for every answer and for the wins
+ *    alone; below, the drain: won orders in MySQL over time, seconds after the last win, every variant on one axis.
+ *  - soakChart, soak/results/latest.svg: three panels over the run's minutes (each node process's post-GC heap, every
+ *    process's RSS, the node processes' event-loop delay p99 against its bound), the warm-up's end dashed, the drain
+ *    shaded.
+ * Each picture states here the part of its report it reads, so that this module imports neither report.
  */
-import type { LayoutSection, Report } from './report.js';
 
-type Figures = LayoutSection['variants'][string];
+const WIDTH = 960;
 
-interface Row {
+const escape = (text: string) =>
+  text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c);
+const px = (n: number) => n.toFixed(1);
+const text = (x: number, y: number, body: string, attrs = '') =>
+  `<text x="${px(x)}" y="${px(y)}"${attrs ? ` ${attrs}` : ''}>${escape(body)}</text>`;
+
+/** A round step of 1, 2 or 5 times a power of ten giving at most `intervals` intervals up to `span`. */
+function niceStep(span: number, intervals = 4): number {
+  if (!(span > 0)) return 1;
+  const raw = span / intervals;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * power).find((step) => step >= raw) ?? 10 * power;
+}
+
+// ---- the benchmark's burst -------------------------------------------------------------------------------------
+
+/** One variant's figures in one layout, as bench/report.ts writes them (null: not measured). */
+export interface BurstVariantFigures {
+  rps: number;
+  requests: number;
+  won: number;
+  p50Ms: number | null;
+  p90Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  winP50Ms: number | null;
+  /** Absent from results files written before it was recorded. */
+  winP90Ms?: number | null;
+  winP99Ms: number | null;
+  winMaxMs: number | null;
+  /** Only for a variant that persists orders; `series` is absent from files written before it was recorded. */
+  drain?: {
+    orders: number;
+    /** From the last win, and from the first win, until the last order landed. */
+    seconds: number;
+    totalSeconds: number;
+    /** Orders in MySQL every `stepSeconds` from `fromSeconds` (≤ 0) relative to the last win (bench/drain.ts). */
+    series?: { stepSeconds: number; fromSeconds: number; persisted: readonly number[] };
+  };
+}
+
+/** One CPU layout's variants (bench/report.ts, LayoutSection). */
+export interface BurstLayout {
+  layout: string;
+  variants: Readonly<Record<string, BurstVariantFigures>>;
+}
+
+/** The part of the benchmark's report (bench/report.ts, Report) that its picture draws. */
+export interface BurstChartReport {
+  date: string;
+  config: { requests: number; users: number; connections: number; stock: number; perUserLimit: number; quick: boolean };
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string };
+  layouts: Readonly<Partial<Record<string, BurstLayout>>>;
+}
+
+interface BurstRow {
   /** "ours", or "ours (split)" when the report holds several layouts. */
   label: string;
   variant: string;
   layout: string;
-  v: Figures;
+  v: BurstVariantFigures;
   /** First row of a layout after another layout's rows: a gap and a rule above it. */
   groupStart: boolean;
 }
 
-const WIDTH = 960;
 const ROW = 40;
-const COLOUR: Record<string, string> = {
+const BURST_COLOUR: Record<string, string> = {
   ours: '#2563eb',
   'ours-wait': '#60a5fa',
   'ours-events': '#1e40af',
@@ -40,20 +94,15 @@ const BANDS = [
   { name: 'max', opacity: 0.15 },
 ] as const;
 
-const colourOf = (variant: string) => COLOUR[variant] ?? '#6b7280';
-const escape = (text: string) =>
-  text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c);
-const px = (n: number) => n.toFixed(1);
+const colourOf = (variant: string) => BURST_COLOUR[variant] ?? '#6b7280';
 const whole = (n: number) => Math.round(n).toLocaleString('en-US');
 /** A latency as the table shows it: whole milliseconds from 10 ms up, one decimal below. */
 const ms = (n: number | null | undefined) => (n === null || n === undefined ? '—' : n >= 10 ? whole(n) : n.toFixed(1));
-const text = (x: number, y: number, body: string, attrs = '') =>
-  `<text x="${px(x)}" y="${px(y)}"${attrs ? ` ${attrs}` : ''}>${escape(body)}</text>`;
 
-export function chart(report: Report): string {
+export function burstChart(report: BurstChartReport): string {
   const sections = Object.values(report.layouts).flatMap((section) => (section ? [section] : []));
   const several = sections.length > 1;
-  const rows: Row[] = sections.flatMap((section, s) =>
+  const rows: BurstRow[] = sections.flatMap((section, s) =>
     Object.entries(section.variants).map(([variant, v], i) => ({
       label: several ? `${variant} (${section.layout})` : variant,
       variant,
@@ -108,7 +157,7 @@ export function chart(report: Report): string {
 }
 
 /** Requests per second, one bar per row, on a linear scale from 0. */
-function throughputColumn(rows: Row[], yOf: number[], nameRight: number, rowsEnd: number): string[] {
+function throughputColumn(rows: BurstRow[], yOf: number[], nameRight: number, rowsEnd: number): string[] {
   const x0 = nameRight + 10;
   const track = 200;
   const max = Math.max(...rows.map((row) => row.v.rps), 1);
@@ -132,10 +181,10 @@ function throughputColumn(rows: Row[], yOf: number[], nameRight: number, rowsEnd
  * seconds share the axis): the upper band is every answer, the lower the wins alone, drawn only
  * where they differ (a variant that turned some shoppers away).
  */
-function latencyColumn(rows: Row[], yOf: number[], x0: number, rowsEnd: number): string[] {
+function latencyColumn(rows: BurstRow[], yOf: number[], x0: number, rowsEnd: number): string[] {
   const track = 250;
   const labelX = x0 + track + 10;
-  const kinds = (v: Figures) => {
+  const kinds = (v: BurstVariantFigures) => {
     const all = { kind: 'all', values: [v.p50Ms, v.p90Ms, v.p99Ms, v.maxMs] };
     const win = { kind: 'win', values: [v.winP50Ms, v.winP90Ms ?? null, v.winP99Ms, v.winMaxMs] };
     return v.won > 0 && v.won < v.requests && v.winP50Ms !== null ? [all, win] : [all];
@@ -210,15 +259,8 @@ function latencyColumn(rows: Row[], yOf: number[], x0: number, rowsEnd: number):
   return parts;
 }
 
-/** A step of 1, 2 or 5 × 10^k giving at most `count` intervals over `span`. */
-function niceStep(span: number, count: number): number {
-  const raw = Math.max(span, 1e-9) / count;
-  const decade = 10 ** Math.floor(Math.log10(raw));
-  return [1, 2, 5, 10].map((m) => m * decade).find((step) => step >= raw) ?? 10 * decade;
-}
-
 /** Won orders in MySQL over time, seconds after the last win, every variant that persists them on one axis. */
-function drainPanel(rows: Row[], top: number): { parts: string[]; bottom: number } {
+function drainPanel(rows: BurstRow[], top: number): { parts: string[]; bottom: number } {
   const drained = rows.flatMap((row) => (row.v.drain ? [{ ...row, drain: row.v.drain }] : []));
   const parts = [
     text(16, top, 'Drain: won orders in MySQL (AWAITING_PAYMENT), seconds after the last win', 'font-weight="bold"'),
@@ -332,4 +374,208 @@ function drainPanel(rows: Row[], top: number): { parts: string[]; bottom: number
     legendY += 38;
   }
   return { parts, bottom: Math.max(plotBottom + 36, legendY - 10) };
+}
+
+// ---- the soak ------------------------------------------------------------------------------------------------
+
+/** The servers whose RSS the soak draws, in the legend's order (soak/analysis.ts, SERVERS). */
+const SOAK_SERVERS = ['temporal', 'mysql', 'redis', 'stripe-mock', 'stripe-double'] as const;
+
+/** A node process's figures in one sample (soak/analysis.ts, NodeFigures); null: the probe had no answer. */
+interface SoakNodeFigures {
+  heapUsedMb: number;
+  rssMb: number;
+  loopDelayMs: { p99: number };
+}
+
+/** The part of the soak's report (soak/report.ts, SoakReport) that its picture draws. */
+export interface SoakChartReport {
+  date: string;
+  settings: {
+    minutes: number;
+    rate: number;
+    plantedLeak: boolean;
+    limits: { heapSlopeMbPerHour: number; loopDelayP99Ms: number };
+  };
+  warmup: { minute: number; reason: string };
+  samples: ReadonlyArray<{
+    minute: number;
+    phase: string;
+    api: SoakNodeFigures | null;
+    worker: SoakNodeFigures | null;
+    servers: Readonly<Record<(typeof SOAK_SERVERS)[number], { rssMb: number | null }>>;
+  }>;
+  verdict: { holds: boolean; heapSlopeMbPerHour: Readonly<Record<'api' | 'worker', number | null>> };
+}
+
+interface SoakSeries {
+  name: string;
+  points: Array<[number, number]>;
+}
+
+const SOAK_PANEL_HEIGHT = 200;
+const SOAK_LEFT = 70;
+const SOAK_RIGHT = 160;
+const SOAK_COLOUR: Record<string, string> = {
+  api: '#2563eb',
+  worker: '#dc2626',
+  temporal: '#059669',
+  mysql: '#d97706',
+  redis: '#7c3aed',
+  'stripe-mock': '#9ca3af',
+  'stripe-double': '#6b7280',
+};
+
+function soakPanel(options: {
+  id: string;
+  title: string;
+  top: number;
+  xMax: number;
+  series: SoakSeries[];
+  unit: string;
+  limit?: number;
+  /** The y axis spans the values only (a slope of a few MB on a heap of tens shows); else it starts at zero. */
+  fitValues?: boolean;
+  warmupMinute: number;
+  loadMinutes: number;
+}): string {
+  const { id, title, top, xMax, series, unit, limit, warmupMinute, loadMinutes } = options;
+  const plotTop = top + 24;
+  const plotHeight = SOAK_PANEL_HEIGHT - 50;
+  const plotRight = WIDTH - SOAK_RIGHT;
+  const yValues = series.flatMap((s) => s.points.map(([, y]) => y));
+  const high = Math.max(limit ?? 0, ...yValues, 1);
+  const low = options.fitValues && yValues.length > 0 ? Math.min(...yValues) : 0;
+  const step = niceStep(options.fitValues ? Math.max(high - low, 1) * 1.2 : high * 1.1);
+  const yMin = Math.max(0, Math.floor(low / step) * step - (options.fitValues ? step : 0));
+  const yMax = Math.ceil((options.fitValues ? high + step / 2 : high * 1.1) / step) * step;
+  const xOf = (x: number) => SOAK_LEFT + (x / Math.max(xMax, 1)) * (plotRight - SOAK_LEFT);
+  const yOf = (y: number) => plotTop + plotHeight - ((y - yMin) / (yMax - yMin)) * plotHeight;
+  const parts: string[] = [text(SOAK_LEFT, top + 14, title, 'font-weight="600"')];
+  // The drain (after the load) shaded, the warm-up's end dashed.
+  if (xMax > loadMinutes)
+    parts.push(
+      `<rect x="${px(xOf(loadMinutes))}" y="${px(plotTop)}" width="${px(xOf(xMax) - xOf(loadMinutes))}" height="${px(plotHeight)}" fill="#f3f4f6"/>`,
+    );
+  for (let y = yMin; y <= yMax + 1e-9; y += step) {
+    parts.push(
+      `<line x1="${SOAK_LEFT}" x2="${plotRight}" y1="${px(yOf(y))}" y2="${px(yOf(y))}" stroke="#e5e7eb"/>`,
+      text(SOAK_LEFT - 6, yOf(y) + 4, `${Number(y.toPrecision(6))}`, 'text-anchor="end" fill="#6b7280"'),
+    );
+  }
+  const xStep = niceStep(xMax, 8);
+  for (let x = 0; x <= xMax + 1e-9; x += xStep)
+    parts.push(
+      text(xOf(x), plotTop + plotHeight + 16, `${Number(x.toPrecision(6))}`, 'text-anchor="middle" fill="#6b7280"'),
+    );
+  parts.push(
+    text(plotRight, plotTop + plotHeight + 32, 'minutes into the load', 'text-anchor="end" fill="#6b7280"'),
+    text(SOAK_LEFT - 6, plotTop - 8, unit, 'text-anchor="end" fill="#6b7280"'),
+    `<line x1="${px(xOf(warmupMinute))}" x2="${px(xOf(warmupMinute))}" y1="${px(plotTop)}" y2="${px(plotTop + plotHeight)}" stroke="#374151" stroke-dasharray="4 3" data-warmup-end="${warmupMinute}"/>`,
+  );
+  if (limit !== undefined)
+    parts.push(
+      `<line x1="${SOAK_LEFT}" x2="${plotRight}" y1="${px(yOf(limit))}" y2="${px(yOf(limit))}" stroke="#ef4444" stroke-dasharray="2 2" data-limit="${limit}"/>`,
+      text(plotRight - 4, yOf(limit) - 4, `bound ${limit} ${unit}`, 'text-anchor="end" fill="#ef4444"'),
+    );
+  series.forEach((s, i) => {
+    const colour = SOAK_COLOUR[s.name] ?? '#111827';
+    if (s.points.length > 0)
+      parts.push(
+        `<polyline data-panel="${id}" data-series="${escape(s.name)}" data-points="${s.points.length}" fill="none" stroke="${colour}" stroke-width="2" points="${s.points
+          .map(([x, y]) => `${px(xOf(x))},${px(yOf(y))}`)
+          .join(' ')}"/>`,
+      );
+    const ly = plotTop + 12 + i * 18;
+    parts.push(
+      `<line x1="${plotRight + 16}" x2="${plotRight + 36}" y1="${ly - 4}" y2="${ly - 4}" stroke="${colour}" stroke-width="3"/>`,
+      text(plotRight + 42, ly, s.name),
+    );
+  });
+  return parts.join('\n');
+}
+
+export function soakChart(report: SoakChartReport): string {
+  const samples = report.samples;
+  const xMax = Math.max(report.settings.minutes, ...samples.map((s) => s.minute));
+  const warmupMinute = report.warmup.minute;
+  const nodeSeries = (pick: (s: (typeof samples)[number], name: 'api' | 'worker') => number | null | undefined) =>
+    (['api', 'worker'] as const).map((name) => ({
+      name,
+      points: samples.flatMap((s): Array<[number, number]> => {
+        const value = pick(s, name);
+        return value === null || value === undefined ? [] : [[s.minute, value]];
+      }),
+    }));
+  const serverSeries = SOAK_SERVERS.map((name) => ({
+    name,
+    points: samples.flatMap((s): Array<[number, number]> => {
+      const rss = s.servers[name].rssMb;
+      return rss === null ? [] : [[s.minute, rss]];
+    }),
+  }));
+  const v = report.verdict;
+  const slope = (name: 'api' | 'worker') => {
+    const value = v.heapSlopeMbPerHour[name];
+    return value === null ? '—' : `${value.toFixed(1)} MB/h`;
+  };
+  const header = [
+    text(
+      16,
+      24,
+      `Soak ${report.date.slice(0, 16).replace('T', ' ')}: ${report.settings.minutes} min at ${report.settings.rate} checkouts/s${report.settings.plantedLeak ? ', planted leak' : ''} — ${v.holds ? 'HOLDS' : 'DOES NOT HOLD'}`,
+      `font-size="15" font-weight="700" fill="${v.holds ? '#047857' : '#b91c1c'}"`,
+    ),
+    text(
+      16,
+      44,
+      `heap slope after the warm-up (ends minute ${warmupMinute}, ${report.warmup.reason}): API ${slope('api')}, worker ${slope('worker')} (bound ${report.settings.limits.heapSlopeMbPerHour} MB/h)`,
+      'fill="#374151"',
+    ),
+  ];
+  const top = 60;
+  const panels = [
+    soakPanel({
+      id: 'heap',
+      title: "Heap used after a forced GC (the lowest of each minute's readings)",
+      top,
+      xMax,
+      series: nodeSeries((s, name) => s[name]?.heapUsedMb),
+      unit: 'MB',
+      fitValues: true,
+      warmupMinute,
+      loadMinutes: report.settings.minutes,
+    }),
+    soakPanel({
+      id: 'rss',
+      title: 'Resident memory (RSS)',
+      top: top + SOAK_PANEL_HEIGHT,
+      xMax,
+      series: [...nodeSeries((s, name) => s[name]?.rssMb), ...serverSeries],
+      unit: 'MB',
+      warmupMinute,
+      loadMinutes: report.settings.minutes,
+    }),
+    soakPanel({
+      id: 'loop',
+      title: 'Event-loop delay p99 over each minute',
+      top: top + 2 * SOAK_PANEL_HEIGHT,
+      xMax,
+      // The start's window is the processes' start-up, not the app under load.
+      series: nodeSeries((s, name) => (s.phase === 'start' ? null : s[name]?.loopDelayMs.p99)),
+      unit: 'ms',
+      limit: report.settings.limits.loopDelayP99Ms,
+      warmupMinute,
+      loadMinutes: report.settings.minutes,
+    }),
+  ];
+  const height = top + 3 * SOAK_PANEL_HEIGHT + 10;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12" data-holds="${v.holds}">`,
+    `<rect width="${WIDTH}" height="${height}" fill="#ffffff"/>`,
+    ...header,
+    ...panels,
+    '</svg>',
+    '',
+  ].join('\n');
 }
