@@ -16,7 +16,7 @@ import { type OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
-import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
+import { expectInvariants, saleReport, saleThroughApi, uniqueSku, type SaleRequest } from './helpers/fixtures.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
 import { httpRequest, replyOf, retryingUnavailable, type HttpOptions, type Reply } from './helpers/http.js';
 import { RedisSales } from '../src/inventory/redis-sales.js';
@@ -53,12 +53,8 @@ const http = (method: string, path: string, options: HttpOptions & { base?: stri
 
 const tokenFor = (userId: string) => auth.issue(userId);
 
-async function createSale(overrides: Record<string, unknown> = {}) {
-  const sale = { sku: uniqueSku(), name: 'Test sale', priceCents: 2_500, stock: 10, perUserLimit: 2, ...overrides };
-  const reply = await http('POST', '/api/sales', { json: sale, token: ADMIN });
-  expect(reply.status).toBe(201);
-  return reply.body as { sku: string; priceCents: number; stock: number };
-}
+/** This file's sales: two units a shopper unless a test says otherwise. */
+const createSale = (sale: SaleRequest = {}) => saleThroughApi(api.url, ADMIN, { perUserLimit: 2, ...sale });
 
 async function pollUntil(orderNo: string, token: string, done: (status: string) => boolean): Promise<Reply['body']> {
   return waitFor(

@@ -7,17 +7,14 @@
  * inputs hold that build's key, and the sale's invariants hold.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
-import type { Pool } from 'mysql2/promise';
+import type { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { openStores, type Stores } from '../src/db/stores.js';
-import { temporalDataConverter } from '../src/infra/data-converter.js';
+import type { Stores } from '../src/db/stores.js';
 import { eachPayload } from '../src/infra/history-payloads.js';
-import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import type { RedisClient } from '../src/infra/redis.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
@@ -26,11 +23,12 @@ import { SMOKE_SALE } from '../src/order/smoke-order.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { workerBuildId } from '../src/workers/versioning.js';
 import { waitFor } from '../stack/wait-for.js';
-import type { TrafficPlan } from '../chaos/shoppers.js';
+import type { TrafficPlan } from '../toolkit/shoppers.js';
 import { API_TEST_ENV } from './helpers/app.js';
 import type { VariantBuild } from './helpers/builds.js';
 import { DeployDriver } from './helpers/deploys.js';
 import { testConfig } from './helpers/env.js';
+import { openStackClients, type StackClients } from './helpers/stack-clients.js';
 
 const taskQueue = `codec-rollout-${randomUUID()}`;
 const key = (id: string) => `${id}=${randomBytes(32).toString('base64')}`;
@@ -55,7 +53,7 @@ const env: Record<string, string> = {
 };
 
 let config: AppConfig;
-let pool: Pool;
+let clients: StackClients;
 let stores: Stores;
 let redis: RedisClient;
 let connection: Connection;
@@ -68,16 +66,9 @@ const builds = {} as Record<Step, VariantBuild>;
 
 beforeAll(async () => {
   config = testConfig(env);
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
-  redis = createRedis(config);
-  connection = await Connection.connect({ address: config.temporal.address });
   // Reads what every step wrote: both keys.
-  client = new Client({
-    connection,
-    namespace: config.temporal.namespace,
-    dataConverter: temporalDataConverter(testConfig({ ...env, ...STEPS.k2 })),
-  });
+  clients = await openStackClients(config, { readsWith: testConfig({ ...env, ...STEPS.k2 }) });
+  ({ stores, redis, connection, client } = clients);
   deployments = new WorkerDeployments(connection, config.temporal.namespace, 'codec-rollout-test');
   // One bundle; each step's codec makes it another build, as the worker names itself.
   const bundlePath = inject('workflowBundlePath');
@@ -108,7 +99,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await driver?.stopWorkers();
   await Promise.allSettled(apis.map((api) => api.close()));
-  await Promise.allSettled([pool?.end(), redis?.quit(), connection?.close()]);
+  await clients?.close();
 });
 
 /** The API and the tools move to `step`'s codec settings: an API process of that step serves the shoppers. */

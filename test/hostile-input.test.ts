@@ -18,7 +18,7 @@ import type { Stores } from '../src/db/stores.js';
 import { type createTemporalClient } from '../src/infra/temporal-connection.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
-import { uniqueSku } from './helpers/fixtures.js';
+import { requestSale, uniqueSku, type SaleRequest } from './helpers/fixtures.js';
 import { API_TEST_ENV, startTestApp, type TestApp } from './helpers/app.js';
 
 const ADMIN = 'hostile-admin-token';
@@ -626,12 +626,8 @@ describe('hostile input: 4xx, a stable code, a short message, and nothing change
 });
 
 /** Creates a sale through the API; its SKU as given (letter case included). */
-async function createSale(sale: Record<string, unknown>): Promise<Reply> {
-  return send('POST', '/api/sales', {
-    headers: jsonHeaders(bearer(ADMIN)),
-    body: json({ name: 'Case', priceCents: 500, stock: 5, perUserLimit: 1, ...sale }),
-  });
-}
+const createSale = (sale: SaleRequest) =>
+  requestSale(api.url, ADMIN, { name: 'Case', priceCents: 500, stock: 5, ...sale });
 
 async function buy(
   userId: string,

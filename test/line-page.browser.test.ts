@@ -10,7 +10,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApi } from '../src/api/server.js';
 import { waitFor } from '../stack/wait-for.js';
-import { uniqueSku } from './helpers/fixtures.js';
+import { saleThroughApi, uniqueSku } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 
 /** Debian's chromium package; scripts/install-tools.sh --test-server installs it. */
@@ -60,13 +60,8 @@ async function call(method: string, path: string, init: { token?: string; body?:
   return { status: response.status, json: (await response.json()) as any };
 }
 
-async function createSale(sku: string, stock: number, line?: { admissionsPerSecond: number }) {
-  const created = await call('POST', '/api/sales', {
-    token: ADMIN,
-    body: { sku, name: 'Line demo sale', priceCents: 1500, stock, perUserLimit: 1, ...(line ? { line } : {}) },
-  });
-  expect(created.status).toBe(201);
-}
+const createSale = (sku: string, stock: number, line?: { admissionsPerSecond: number }) =>
+  saleThroughApi(api.url, ADMIN, { sku, name: 'Line demo sale', priceCents: 1500, stock, ...(line ? { line } : {}) });
 
 async function openPage(path: string): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });

@@ -29,7 +29,7 @@ import { openStores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { waitFor } from '../stack/wait-for.js';
-import { uniqueSku } from './helpers/fixtures.js';
+import { saleThroughApi, uniqueSku, type SaleRequest } from './helpers/fixtures.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
 import { httpRequest, type HttpOptions } from './helpers/http.js';
 
@@ -221,7 +221,8 @@ describe('the document', () => {
 
   it("its error codes are docs/api.md's error-code table, each documented under the status the table gives it", () => {
     // "| 409 | `SOLD_OUT` | no units left |": the table people read, held against the document.
-    const page = readFileSync(new URL('../docs/api.md', import.meta.url), 'utf8');
+    // docs/api.md's "Error codes" links to the table, generated into docs/reference/errors.md (npm run docs:reference).
+    const page = readFileSync(new URL('../docs/reference/errors.md', import.meta.url), 'utf8');
     const statusOfCode = new Map(
       [...page.matchAll(/^\| (\d{3}) \| `([A-Z_]+)` \|/gm)].map((row) => [row[2]!, Number(row[1])]),
     );
@@ -313,9 +314,7 @@ function expectApiError(reply: Reply, status: number, code: string): void {
 }
 
 /** Puts a sale on (one unit a shopper) through the admin API, for the answers a test documents next. */
-async function createSale(sale: { sku: string; name: string; priceCents: number; stock: number }): Promise<void> {
-  expect((await http('POST', '/api/sales', { token: ADMIN, json: { ...sale, perUserLimit: 1 } })).status).toBe(201);
-}
+const createSale = (sale: SaleRequest) => saleThroughApi(api.url, ADMIN, sale);
 
 describe('real answers match the spec', () => {
   it('sale, login, checkout, order, order list, webhook, cancel, dev payment and health answers match their declared schemas', async () => {
@@ -661,3 +660,51 @@ function webhook(event: Record<string, unknown>): Promise<Reply> {
     headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) },
   });
 }
+
+describe('a payment provider the deployment does not configure', () => {
+  it('is absent from the served document (and so from /docs), and its path answers 404 NOT_FOUND as the document says of any unknown path', async () => {
+    // This stack sets no Stripe keys: Stripe is registered but not configured here.
+    expect(config.payments.environment.STRIPE_SECRET_KEY).toBeUndefined();
+    const served = (await (await fetch(`${api.url}/openapi.json`)).json()) as OpenApiDocument;
+    expect(Object.keys(served.paths ?? {}), 'the paths of the served document').not.toContain('/api/payments/stripe');
+    expect(Object.keys(served.components?.securitySchemes ?? {})).not.toContain('stripeSignature');
+    expect(served.info.description).toContain('an unknown path 404 NOT_FOUND');
+    expect(mountedRoutes(app)).not.toContain('POST /api/payments/stripe');
+    const posted = await http('POST', '/api/payments/stripe', {
+      raw: '{"id":"evt_1","type":"payment_intent.succeeded"}',
+      headers: { 'stripe-signature': `t=1700000000,v1=${'5f'.repeat(32)}` },
+    });
+    expectApiError(posted, 404, 'NOT_FOUND');
+    // Not a known path with another method (405): no path at all.
+    expectApiError(await http('GET', '/api/payments/stripe'), 404, 'NOT_FOUND');
+  });
+
+  it('configured, its route is mounted and its path documented, with its signature scheme', () => {
+    const environment = {
+      ...config.payments.environment,
+      STRIPE_SECRET_KEY: 'sk_test_openapi',
+      STRIPE_WEBHOOK_SECRET: 'whsec_openapi',
+    };
+    const withStripe: AppConfig = { ...config, payments: { ...config.payments, environment } };
+    const stripeApp = createApp(
+      composeApi({
+        config: withStripe,
+        redis,
+        stores: openStores(pool),
+        temporal,
+        logger: createLogger({ logLevel: 'silent' }, 'api'),
+      }),
+    );
+    const document = buildOpenApiDocument(routersOf(stripeApp));
+    expect(document.paths?.['/api/payments/stripe']?.post).toMatchObject({
+      operationId: 'stripeWebhook',
+      security: [{ stripeSignature: [] }],
+    });
+    expect(document.components?.securitySchemes).toHaveProperty('stripeSignature');
+    const { undocumented, unmounted, mounted } = coverage(stripeApp, document);
+    expect({ undocumented, unmounted }).toEqual({ undocumented: [], unmounted: [] });
+    expect(mounted).toContain('POST /api/payments/stripe');
+    // The document without a stack follows the configuration the same way.
+    expect(JSON.parse(openApiJsonWithoutStack(withStripe))).toEqual(JSON.parse(JSON.stringify(document)));
+  });
+});

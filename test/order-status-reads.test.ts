@@ -21,7 +21,7 @@ import { Deadline } from '../src/infra/dependency-guard.js';
 import { waitFor } from '../stack/wait-for.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
-import { uniqueSku } from './helpers/fixtures.js';
+import { saleThroughApi, uniqueSku } from './helpers/fixtures.js';
 import { httpRequest, type HttpOptions, type HttpReply } from './helpers/http.js';
 
 let app: TestApp;
@@ -66,13 +66,8 @@ async function shownAs(orderNo: string, token: string, status: string): Promise<
 }
 
 async function createSale(): Promise<string> {
-  const sku = uniqueSku('READ');
-  const reply = await http('POST', '/api/sales', {
-    json: { sku, name: 'Status reads', priceCents: 1_500, stock: 20, perUserLimit: 5 },
-    token: ADMIN,
-  });
-  expect(reply.status).toBe(201);
-  return sku;
+  const sale = { sku: uniqueSku('READ'), name: 'Status reads', priceCents: 1_500, stock: 20, perUserLimit: 5 };
+  return (await saleThroughApi(app.api.url, ADMIN, sale)).sku;
 }
 
 async function checkout(sku: string, token: string): Promise<string> {

@@ -16,7 +16,7 @@
  *    WORKER_PROMOTE=by-rollout; its API in this process (startApi, as the stack tests run it).
  *  - This checkout's `npm run rollout -- promote` (the tool of the release being deployed) for the deploy and for the
  *    rollback (`promote` with the previous build id while its workers still run, as the docs say).
- *  - Shoppers and the payment provider through chaos/shoppers.ts, at one address the "load balancer" (the plan's API
+ *  - Shoppers and the payment provider through toolkit/shoppers.ts, at one address the "load balancer" (the plan's API
  *    list) points at A's API or B's: the new API started first, traffic switched, the old API stopped.
  *
  * Each test sells on a task queue (so a Worker Deployment) and a sale of its own.
@@ -46,19 +46,17 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
-import { temporalDataConverter } from '../src/infra/data-converter.js';
+import type { Client, Connection } from '@temporalio/client';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { prepareBefore, type BeforeCheckout } from '../bench/before.js';
 import { startBeforeVariant, type VariantServers } from '../bench/processes.js';
-import { sendPayment, type TrafficPlan } from '../chaos/shoppers.js';
+import { sendPayment, type TrafficPlan } from '../toolkit/shoppers.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { openStores, type Stores } from '../src/db/stores.js';
-import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import type { Stores } from '../src/db/stores.js';
+import type { RedisClient } from '../src/infra/redis.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
@@ -69,6 +67,7 @@ import { API_TEST_ENV } from './helpers/app.js';
 import type { VariantBuild } from './helpers/builds.js';
 import { buildOf, DeployDriver } from './helpers/deploys.js';
 import { testConfig } from './helpers/env.js';
+import { openStackClients, type StackClients } from './helpers/stack-clients.js';
 
 /** The previous build: its OrderWorkflow has the `pay` Update; this checkout's has not. */
 const BUILD_A_COMMIT = '478a254';
@@ -81,6 +80,7 @@ const dataDir = join(inject('stackDataDir'), `rollout-across-builds-${randomUUID
  */
 const BEFORE_ENCRYPTION = { PAYLOAD_CODEC_MODE: 'decrypt-only' } as const;
 
+let clients: StackClients;
 let pool: Pool;
 let stores: Stores;
 let redis: RedisClient;
@@ -232,15 +232,8 @@ async function expectInvariants(sale: Sale, sku: string, acceptedOrderNos?: stri
 beforeAll(async () => {
   mkdirSync(dataDir, { recursive: true });
   const config = testConfig(BEFORE_ENCRYPTION);
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
-  redis = createRedis(config);
-  connection = await Connection.connect({ address: config.temporal.address });
-  client = new Client({
-    connection,
-    namespace: config.temporal.namespace,
-    dataConverter: temporalDataConverter(config),
-  });
+  clients = await openStackClients(config);
+  ({ pool, stores, redis, connection, client } = clients);
   deployments = new WorkerDeployments(connection, config.temporal.namespace, 'rollout-across-builds-test');
   // Build A: the commit checked out and installed once (cached outside the repository), its bundle built by its own
   // script; the bundle's stamp is A's build id.
@@ -261,7 +254,7 @@ afterAll(async () => {
   await Promise.allSettled(drivers.map((driver) => driver.stopWorkers()));
   await Promise.allSettled([...apisOfB].map((api) => api.close()));
   await Promise.allSettled(releasesOfA.flatMap((servers) => servers.processes.map((proc) => proc.stop(15_000))));
-  await Promise.allSettled([pool?.end(), redis?.quit(), connection?.close()]);
+  await clients?.close();
 });
 
 it('deploys this checkout over 478a254 mid-sale, then rolls back to 478a254: each order closes on the build it started on', async () => {

@@ -7,17 +7,15 @@
  * tasks ran on the version it started on, none failed, and the sale's invariants hold.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { Worker } from '@temporalio/worker';
-import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { openStores, type Stores } from '../src/db/stores.js';
-import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import type { Stores } from '../src/db/stores.js';
+import type { RedisClient } from '../src/infra/redis.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
@@ -26,7 +24,7 @@ import { freezeGroup, signalGroup } from '../stack/process.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { SMOKE_SALE } from '../src/order/smoke-order.js';
 import { waitFor } from '../stack/wait-for.js';
-import { buy, sendPayment, type TrafficPlan } from '../chaos/shoppers.js';
+import { buy, sendPayment, type TrafficPlan } from '../toolkit/shoppers.js';
 import type { VariantBuild } from './helpers/builds.js';
 import { buildChangedOrderWorkflow, buildOf, DeployDriver } from './helpers/deploys.js';
 import { testConfig } from './helpers/env.js';
@@ -34,6 +32,7 @@ import { startStripeApi } from './helpers/stripe-api.js';
 import { checkoutWithIntent } from './helpers/stripe-orders.js';
 import { API_TEST_ENV, startTestApp } from './helpers/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
+import { openStackClients, type StackClients } from './helpers/stack-clients.js';
 
 const taskQueue = `rollout-${randomUUID()}`;
 const env: Record<string, string> = {
@@ -44,7 +43,7 @@ const env: Record<string, string> = {
 };
 
 let config: AppConfig;
-let pool: Pool;
+let clients: StackClients;
 let stores: Stores;
 let redis: RedisClient;
 let connection: Connection;
@@ -58,15 +57,8 @@ let buildB: VariantBuild;
 
 beforeAll(async () => {
   config = testConfig(env);
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
-  redis = createRedis(config);
-  connection = await Connection.connect({ address: config.temporal.address });
-  client = new Client({
-    connection,
-    namespace: config.temporal.namespace,
-    dataConverter: temporalDataConverter(config),
-  });
+  clients = await openStackClients(config);
+  ({ stores, redis, connection, client } = clients);
   deployments = new WorkerDeployments(connection, config.temporal.namespace, 'rollout-test');
   buildA = buildOf(inject('workflowBundlePath'));
   buildB = await buildChangedOrderWorkflow(inject('stackDataDir'));
@@ -96,7 +88,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await driver?.stopWorkers();
   await api?.close();
-  await Promise.allSettled([pool?.end(), redis?.quit(), connection?.close()]);
+  await clients?.close();
 });
 
 it('deploys build B in the middle of a sale: A’s orders close on A, new ones run on B, A drains and stops; then rolls back to A', async () => {

@@ -17,8 +17,35 @@ import {
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
 import type { OrderInput } from '../../src/model/order-workflow.js';
 import { testConfig } from './env.js';
+import { replyOf, type Reply } from './http.js';
 
 export const uniqueSku = (prefix = 'SKU') => `${prefix}-${randomBytes(5).toString('hex')}`;
+
+/** A sale as POST /api/sales takes it; each field left out is that of a small plain sale of a fresh SKU. */
+export type SaleRequest = {
+  sku?: string;
+  name?: string;
+  priceCents?: number;
+  stock?: number;
+  perUserLimit?: number;
+} & Record<string, unknown>;
+
+/** Asks the admin API to put a sale on (POST /api/sales), as an operator does; the reply as it came. */
+export function requestSale(apiUrl: string, adminToken: string, sale: SaleRequest = {}): Promise<Reply> {
+  const body = { sku: uniqueSku(), name: 'Test sale', priceCents: 2_500, stock: 10, perUserLimit: 1, ...sale };
+  return replyOf(apiUrl, 'POST', '/api/sales', { token: adminToken, json: body });
+}
+
+/** Puts a sale on through the admin API and answers the sale it created (a reply other than 201 fails the test). */
+export async function saleThroughApi(
+  apiUrl: string,
+  adminToken: string,
+  sale: SaleRequest = {},
+): Promise<{ sku: string; priceCents: number; stock: number; perUserLimit: number }> {
+  const reply = await requestSale(apiUrl, adminToken, sale);
+  expect(reply.status, `POST /api/sales: ${JSON.stringify(reply.body)}`).toBe(201);
+  return reply.body as { sku: string; priceCents: number; stock: number; perUserLimit: number };
+}
 
 export async function putOnSale(
   stores: Stores,
