@@ -26,7 +26,7 @@ import { waitFor } from '../stack/wait-for.js';
 import type { TrafficPlan } from '../toolkit/shoppers.js';
 import { API_TEST_ENV } from './helpers/app.js';
 import type { VariantBuild } from './helpers/builds.js';
-import { DeployDriver } from './helpers/deploys.js';
+import { DeployDriver, deployTrafficPlan } from './helpers/deploys.js';
 import { testConfig } from './helpers/env.js';
 import { openStackClients, type StackClients } from './helpers/stack-clients.js';
 
@@ -82,17 +82,7 @@ beforeAll(async () => {
     perUserLimit: 1,
   });
   const auth = new ShopperAuth(config);
-  plan = {
-    ...sale,
-    shoppers: 0,
-    concurrency: 10,
-    arrivalsPerSecond: 100,
-    apiUrls: [],
-    tokenFor: (userId) => auth.issue(userId),
-    webhookSecret: config.webhookSecret,
-    paymentWindowMs: config.paymentWindowMs,
-    retryForMs: 20_000,
-  };
+  plan = deployTrafficPlan(config, auth, sale);
   driver = new DeployDriver({ env, logDir: inject('stackDataDir'), plan, stores, temporal: client });
 }, 180_000);
 

@@ -65,7 +65,7 @@ import { SMOKE_SALE } from '../src/order/smoke-order.js';
 import { WaitTimeoutError, waitFor } from '../stack/wait-for.js';
 import { API_TEST_ENV } from './helpers/app.js';
 import type { VariantBuild } from './helpers/builds.js';
-import { buildOf, DeployDriver } from './helpers/deploys.js';
+import { buildOf, DeployDriver, deployTrafficPlan } from './helpers/deploys.js';
 import { testConfig } from './helpers/env.js';
 import { openStackClients, type StackClients } from './helpers/stack-clients.js';
 
@@ -117,18 +117,10 @@ function newSale(name: string): Sale {
   };
   const config = testConfig(env);
   const auth = new ShopperAuth(config);
-  const plan: TrafficPlan = {
+  const plan = deployTrafficPlan(config, auth, {
     sku: `XB-${randomUUID().slice(0, 8)}`.toUpperCase(),
     priceCents: 1_500,
-    shoppers: 0,
-    concurrency: 10,
-    arrivalsPerSecond: 100,
-    apiUrls: [],
-    tokenFor: (userId) => auth.issue(userId),
-    webhookSecret: config.webhookSecret,
-    paymentWindowMs: config.paymentWindowMs,
-    retryForMs: 20_000,
-  };
+  });
   const driver = new DeployDriver({ env, logDir: dataDir, plan, stores, temporal: client });
   drivers.push(driver);
   return { taskQueue, env, config, plan, driver };

@@ -26,7 +26,7 @@ import { SMOKE_SALE } from '../src/order/smoke-order.js';
 import { waitFor } from '../stack/wait-for.js';
 import { buy, sendPayment, type TrafficPlan } from '../toolkit/shoppers.js';
 import type { VariantBuild } from './helpers/builds.js';
-import { buildChangedOrderWorkflow, buildOf, DeployDriver } from './helpers/deploys.js';
+import { buildChangedOrderWorkflow, buildOf, DeployDriver, deployTrafficPlan } from './helpers/deploys.js';
 import { testConfig } from './helpers/env.js';
 import { startStripeApi } from './helpers/stripe-api.js';
 import { checkoutWithIntent } from './helpers/stripe-orders.js';
@@ -71,17 +71,7 @@ beforeAll(async () => {
     stock: 120,
     perUserLimit: 1,
   });
-  plan = {
-    ...sale,
-    shoppers: 0,
-    concurrency: 10,
-    arrivalsPerSecond: 100,
-    apiUrls: [api.url],
-    tokenFor: (userId) => auth.issue(userId),
-    webhookSecret: config.webhookSecret,
-    paymentWindowMs: config.paymentWindowMs,
-    retryForMs: 20_000,
-  };
+  plan = deployTrafficPlan(config, auth, sale, [api.url]);
   driver = new DeployDriver({ env, logDir: inject('stackDataDir'), plan, stores, temporal: client });
 }, 180_000);
 

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { expect } from 'vitest';
 import { buy, retrying, sendPayment, type TrafficPlan, type TrafficResult } from '../../toolkit/shoppers.js';
+import type { ShopperAuth } from '../../src/api/auth.js';
+import type { AppConfig } from '../../src/config/index.js';
 import type { Stores } from '../../src/db/stores.js';
 import { orderWorkflowId } from '../../src/model/order-workflow.js';
 import type { RolloutReport } from '../../src/workers/rollout.js';
@@ -40,6 +42,29 @@ export function buildChangedOrderWorkflow(dir: string): Promise<VariantBuild> {
       '    await sleep(1);\n    const { outcome, operatorCancellation } = await this.decide();',
     ),
   );
+}
+
+/**
+ * The shoppers of a deploy test: no burst of their own (the test buys, pays and cancels order by order), ten at a
+ * time, each call retried for 20 s while a build drains; `apiUrls` the APIs they go through (a test may add some).
+ */
+export function deployTrafficPlan(
+  config: AppConfig,
+  auth: ShopperAuth,
+  sale: { sku: string; priceCents: number },
+  apiUrls: string[] = [],
+): TrafficPlan {
+  return {
+    ...sale,
+    shoppers: 0,
+    concurrency: 10,
+    arrivalsPerSecond: 100,
+    apiUrls,
+    tokenFor: (userId) => auth.issue(userId),
+    webhookSecret: config.webhookSecret,
+    paymentWindowMs: config.paymentWindowMs,
+    retryForMs: 20_000,
+  };
 }
 
 export class DeployDriver {
