@@ -115,20 +115,19 @@ export function createWebhookActivities(deps: {
             body: JSON.stringify(orderEventOf(delivery.event)),
             secrets,
           });
+          // Halted at once, before the writes below: the round's other senders start nothing more meanwhile.
+          const halts = (outcome.kind === 'gone' || outcome.kind === 'slow_down') && !halted;
+          if (halts) halted = outcome.kind;
           const record = attemptRecordOf(outcome, delivery, Date.now(), deps.settings.retryFirstMs);
           await webhooks.recordAttempt(endpointId, delivery.seq, record);
           deps.observer?.().attempted(outcome.kind);
           if (record.next.status === 'GAVE_UP') deps.observer?.().gaveUp();
           round.sent++;
           if (outcome.kind === 'delivered') round.delivered++;
-          if (outcome.kind === 'gone') {
-            halted = 'gone';
+          if (outcome.kind === 'gone')
             await webhooks.disableEndpoint(endpointId, `answered 410 Gone to event ${delivery.event.eventId}`);
-          }
-          if (outcome.kind === 'slow_down' && !halted) {
-            halted = 'slow_down';
+          if (outcome.kind === 'slow_down' && halts)
             await webhooks.pauseEndpoint(endpointId, record.next.status === 'PENDING' ? record.next.inMs : 0);
-          }
         }
       };
       // A heartbeat on a clock, not per send: an attempt may take EVENTS_ATTEMPT_TIMEOUT_MS (up to 30 s), and a round

@@ -235,11 +235,15 @@ export class WebhookStore {
       if (events.length === 0) return { queued: 0, more: false };
       const types = typesOf(endpoint.event_types);
       const owed = events.filter((event) => types.length === 0 || types.includes(event.type as OrderEventType));
+      // An endpoint that asked us to wait (pauseEndpoint) is owed its new events no sooner than its pause ends.
       if (owed.length > 0)
         await conn.query(
           `INSERT IGNORE INTO webhook_deliveries (endpoint_id, event_seq, status, next_attempt_at, retry_until, queued_at)
-           SELECT ?, seq, 'PENDING', NOW(3), NOW(3) + INTERVAL ? MICROSECOND, NOW(3) FROM order_events WHERE seq IN (?)`,
-          [endpointId, retryPeriodMs * 1_000, owed.map((event) => event.seq)],
+           SELECT ?, seq, 'PENDING', GREATEST(NOW(3), COALESCE(paused.paused_until, NOW(3))), NOW(3) + INTERVAL ? MICROSECOND,
+             NOW(3)
+           FROM order_events, (SELECT paused_until FROM webhook_endpoints WHERE endpoint_id = ?) AS paused
+           WHERE seq IN (?)`,
+          [endpointId, retryPeriodMs * 1_000, endpointId, owed.map((event) => event.seq)],
         );
       await conn.query('UPDATE webhook_endpoints SET feed_seq = ? WHERE endpoint_id = ?', [
         events[events.length - 1]?.seq,
