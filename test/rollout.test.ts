@@ -265,9 +265,14 @@ it('an unversioned worker (WORKER_VERSIONING=false) runs orders on a server with
       timeoutMs: 30_000,
       intervalMs: 200,
     });
+    // The row decides PAID; the workflow hears it by a Signal and closes a moment later: wait for that close.
     const handle = app.temporal.workflow.getHandle(orderWorkflowId(orderNo));
-    const { status, raw } = await handle.describe();
-    expect(status.name).toBe('COMPLETED');
+    await waitFor(async () => (await handle.describe()).status.name === 'COMPLETED', {
+      what: `unversioned order ${orderNo}'s workflow to complete`,
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
+    const { raw } = await handle.describe();
     expect(raw.workflowExecutionInfo?.versioningInfo?.deploymentVersion?.buildId ?? null).toBeNull();
     const view = await fetch(`${app.api.url}/api/admin/deployment`, {
       headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}` },
