@@ -90,7 +90,7 @@ const PROBE_TIMEOUT_MS = 5_000;
 const thisCheckout = resolve(import.meta.dirname, '..');
 
 /** The command line and environment of an app process (for a caller that spawns it its own way). */
-export function appCommandLine(launch: AppLaunch): LaunchCommand {
+export function appCommandLine(launch: Omit<AppLaunch, 'logFile'>): LaunchCommand {
   return commandOf(APP_ENTRY_POINTS[launch.role][launch.from ?? 'source'], launch);
 }
 
@@ -145,7 +145,7 @@ export function clockAheadBy(aheadMs: number): CommandWrapper {
   ];
 }
 
-function commandOf(script: string, launch: Omit<ProcessLaunch, 'name'>): LaunchCommand {
+function commandOf(script: string, launch: Omit<ProcessLaunch, 'name' | 'logFile'>): LaunchCommand {
   const root = launch.root ?? thisCheckout;
   const path = join(root, script);
   const args = launch.args ?? [];

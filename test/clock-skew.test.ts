@@ -55,7 +55,6 @@ function spawnAhead(
     role,
     root,
     wrapper: clockAheadBy(aheadMs),
-    logFile: '',
     env: { ...process.env, ...inject('stackEnv'), ...env },
   });
   const child = spawn(command.command, command.args, {

@@ -55,7 +55,8 @@ import { orderNoSchema, orderStatusSchema, skuSchema } from './schemas.js';
  */
 export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   INVALID_REQUEST: 'the request does not match its schema (body, header, query, sale window, types, fields)',
-  INVALID_SIGNATURE: "a webhook's `Payment-Signature` is missing, wrong or more than 5 minutes off",
+  INVALID_SIGNATURE:
+    "a webhook's signature (`Payment-Signature`, Stripe's `Stripe-Signature`) is missing, wrong or more than 5 minutes off",
   UNAUTHORIZED:
     'no token, or one that is malformed, wrongly signed, expired, without `exp`, from another issuer or for another audience, or longer-lived than `JWT_MAX_TTL`; a wrong admin token',
   FORBIDDEN: 'the order belongs to another shopper',
