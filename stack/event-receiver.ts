@@ -7,9 +7,9 @@
  * GET /_receiver/summary.
  */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { Webhook } from 'standardwebhooks';
+import { serveOnLoopback } from './loopback-server.js';
 
 export interface ReceivedEvent {
   id: string;
@@ -145,10 +145,9 @@ export async function startEventReceiver(
       res.writeHead(reply.status, reply.headers).end();
     });
   });
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${options.path ?? '/hooks'}`;
+  const served = await serveOnLoopback(server, options.port ?? 0);
   return {
-    url,
+    url: `${served.url}${options.path ?? '/hooks'}`,
     received,
     requests,
     summary,
@@ -156,11 +155,7 @@ export async function startEventReceiver(
       fixed = [...next];
       secrets = () => fixed;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: served.stop,
   };
 }
 

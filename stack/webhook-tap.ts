@@ -1,13 +1,14 @@
 /**
  * A tap in front of the API's Stripe webhook route: the Stripe double delivers its signed events here, the tap sends
- * each on to the API unchanged (the signature covers the body, not the host) and records the API's answer and its
- * latency as the `webhook` class, then answers the double as the API did. The soak's, and the benchmark's payment
- * phase with --provider stripe (bench/processes.ts), which also reads each delivery's event. Not a receiver like
- * stack/event-receiver.ts (the merchant's end of our outgoing events): it relays the double's inbound ones to the API.
+ * each on to the API unchanged (the signature covers the body, not the host) and answers the double as the API did.
+ * It hands each delivery and the API's answer to its caller: the soak counts them as its `webhook` class, the
+ * benchmark's payment phase with --provider stripe (bench/processes.ts) and the fault suite's Stripe rounds
+ * (chaos/rounds/stripe-tools.ts) read each delivery's event and verdict. Not a receiver like stack/event-receiver.ts
+ * (the merchant's end of our outgoing events): it relays the double's inbound ones to the API.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { HttpClient } from '../toolkit/http-client.js';
+import { serveOnLoopback } from './loopback-server.js';
 
 export interface WebhookTap {
   /** Where the double delivers: the tap's address with the API's path. */
@@ -26,9 +27,15 @@ export interface DeliveryRecorder {
 export interface TappedDelivery {
   event: string;
   status: number | null;
+  /** The API's body; with no answer, the tap's own error saying why (what the double was answered, with 502). */
   answer: string;
+  /** When the tap received it (epoch ms). */
+  at: number;
   ms: number;
 }
+
+/** How long the tap waits for the API's answer (Stripe itself gives up sooner; the double's own timeout decides). */
+const FORWARD_TIMEOUT_MS = 30_000;
 
 export async function startWebhookTap(
   apiUrl: string | null,
@@ -37,7 +44,8 @@ export async function startWebhookTap(
   observe?: (delivery: TappedDelivery) => void,
 ): Promise<WebhookTap> {
   let api = apiUrl === null ? null : new HttpClient(apiUrl);
-  const server: Server = createServer((req, res) => {
+  const server = createServer((req, res) => {
+    const at = Date.now();
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -50,29 +58,28 @@ export async function startWebhookTap(
         Object.entries(req.headers).filter(([name]) => !['host', 'connection', 'content-length'].includes(name)),
       );
       const body = Buffer.concat(chunks).toString('utf8');
-      void api.request(req.method ?? 'POST', req.url ?? path, { headers, body, timeoutMs: 30_000 }).then((answer) => {
+      const sent = { headers, body, timeoutMs: FORWARD_TIMEOUT_MS };
+      void api.request(req.method ?? 'POST', req.url ?? path, sent).then((answer) => {
         const status = answer.failure ? null : answer.status;
+        const text = answer.failure
+          ? JSON.stringify({ error: { code: 'TAP', message: answer.failure.message } })
+          : answer.body;
         into?.record(status, answer.ms);
-        observe?.({ event: body, status, answer: answer.body, ms: answer.ms });
+        observe?.({ event: body, status, answer: text, at, ms: answer.ms });
         res.writeHead(status ?? 502, { 'content-type': 'application/json' });
-        res.end(answer.body);
+        res.end(text);
       });
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const served = await serveOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}${path}`,
+    url: `${served.url}${path}`,
     retarget: (next) => {
       api?.close();
       api = next === null ? null : new HttpClient(next);
     },
     close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await served.stop();
       api?.close();
     },
   };

@@ -68,7 +68,7 @@ import {
   orderViews,
   ordersStillRunning,
   stripeDeliveriesSettled,
-  startWebhookTap,
+  tapStripeWebhook,
   STRIPE_LATE_DELIVERY,
   type TapAnswer,
 } from './stripe-tools.js';
@@ -151,7 +151,7 @@ class StripeLateSale extends SaleUnderFault {
   /** Stripe's keys and our deployment's tag (on the intents we make), from the suite's configuration. */
   stripeSettings!: StripeSettings;
   runId = randomUUID().slice(0, 8);
-  tap: Awaited<ReturnType<typeof startWebhookTap>> | undefined;
+  tap: Awaited<ReturnType<typeof tapStripeWebhook>> | undefined;
   viewOf!: ReturnType<typeof orderViews>;
   /** Every intent the order views showed, by order: a shopper could have paid any of them. */
   shown = new Map<string, Set<string>>();
@@ -240,7 +240,7 @@ const arrange = step<StripeLateSale>('arrange', async (s) => {
     webhookSecret: s.stripe.webhookSecret,
   });
   // Stripe's webhook, through a tap that records each answer, to the API selling through Stripe.
-  s.tap = await startWebhookTap(`${apiUrl}/api/payments/stripe`);
+  s.tap = await tapStripeWebhook(apiUrl);
   s.stripe.double.setWebhook(s.tap.url, s.stripe.webhookSecret);
   s.viewOf = orderViews(s.plan, s.result, suite.auth);
 });

@@ -3,15 +3,14 @@
  * the suite, a tap recording each answer of the API's Stripe webhook, shoppers' reads of their orders, and the waits
  * for every order to close and for Stripe's deliveries to settle.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import type { ShopperAuth } from '../../src/api/auth.js';
 import { orderWorkflowId } from '../../src/model/order-workflow.js';
 import type { StripeDouble } from '../../stack/stripe-double.js';
 import { waitFor } from '../../stack/wait-for.js';
-import { clientFor, httpCall } from '../../toolkit/http-client.js';
+import { startWebhookTap, type TappedDelivery } from '../../stack/webhook-tap.js';
+import { clientFor } from '../../toolkit/http-client.js';
 import { retrying, type TrafficPlan, type TrafficResult } from '../../toolkit/shoppers.js';
 import { step, type Step } from './round.js';
 import { round1 } from './steps.js';
@@ -114,58 +113,36 @@ export function stripeDeliveriesSettled<S extends AwaitsStripeDeliveries>(): Ste
   });
 }
 
-/**
- * A pass-through in front of the API's Stripe webhook: each delivery is forwarded as it came (body and
- * signature), the API's answer returned as it is, and recorded with the event it answered.
- */
-export async function startWebhookTap(
-  target: string,
+/** The Stripe double delivers to this tap in front of `apiUrl`'s Stripe webhook, which records each answer. */
+export async function tapStripeWebhook(
+  apiUrl: string,
 ): Promise<{ url: string; answers: TapAnswer[]; stop(): Promise<void> }> {
   const answers: TapAnswer[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      void (async () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        const at = Date.now();
-        const answer = await httpCall('POST', target, {
-          headers: {
-            'content-type': req.headers['content-type'] ?? 'application/json',
-            'stripe-signature': String(req.headers['stripe-signature'] ?? ''),
-          },
-          body,
-          timeoutMs: 15_000,
-        });
-        // No answer from the API is the tap's own 502, saying why.
-        const status = answer.failure ? 502 : answer.status;
-        const text = answer.failure
-          ? JSON.stringify({ error: { code: 'TAP', message: answer.failure.message } })
-          : answer.body;
-        let event: { id?: string; type?: string; data?: { object?: { id?: string } } } = {};
-        let outcome = '';
-        try {
-          event = JSON.parse(body) as typeof event;
-          const parsed = JSON.parse(text) as { outcome?: string; error?: { code?: string } };
-          outcome = parsed.outcome ?? parsed.error?.code ?? '';
-        } catch {
-          outcome = outcome || 'unparsed';
-        }
-        answers.push({
-          eventId: event.id ?? '',
-          type: event.type ?? '',
-          objectId: event.data?.object?.id ?? '',
-          status,
-          outcome,
-          at,
-        });
-        if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(text);
-      })();
-    });
-  });
-  const served = await serveOnLoopback(server);
-  return { url: `${served.url}/api/payments/stripe`, answers, stop: served.stop };
+  const tap = await startWebhookTap(apiUrl, '/api/payments/stripe', undefined, (delivery) =>
+    answers.push(tapAnswerOf(delivery)),
+  );
+  return { url: tap.url, answers, stop: () => tap.close() };
+}
+
+function tapAnswerOf({ event: body, status, answer, at }: TappedDelivery): TapAnswer {
+  let event: { id?: string; type?: string; data?: { object?: { id?: string } } } = {};
+  let outcome = '';
+  try {
+    event = JSON.parse(body) as typeof event;
+    const parsed = JSON.parse(answer) as { outcome?: string; error?: { code?: string } };
+    outcome = parsed.outcome ?? parsed.error?.code ?? '';
+  } catch {
+    outcome = outcome || 'unparsed';
+  }
+  // No answer from the API is the tap's own 502 (code TAP), as the double was answered.
+  return {
+    eventId: event.id ?? '',
+    type: event.type ?? '',
+    objectId: event.data?.object?.id ?? '',
+    status: status ?? 502,
+    outcome,
+    at,
+  };
 }
 
 /** Reads orders as their shoppers do (retried across APIs): status, the PaymentIntent shown, the deadline. */
@@ -191,21 +168,5 @@ export function orderViews(
       intentId: body.paymentIntent?.id,
       deadline: body.paymentDeadline ? Date.parse(body.paymentDeadline) : undefined,
     };
-  };
-}
-
-/** Listens on a free loopback port; its base URL, and a stop that drops its connections. */
-export async function serveOnLoopback(server: Server): Promise<{ url: string; stop(): Promise<void> }> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    async stop() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
   };
 }

@@ -67,6 +67,7 @@ import {
 import { settingsOf } from '../../src/payments/providers/registry.js';
 import type { StripeSettings } from '../../src/payments/providers/stripe/settings.js';
 import { stripe as stripeProvider } from '../../src/payments/providers/stripe/definition.js';
+import { serveOnLoopback } from '../../stack/loopback-server.js';
 import { waitFor } from '../../stack/wait-for.js';
 import { httpCall, isOk } from '../../toolkit/http-client.js';
 import { CHAOS_CHECKS, countBy } from '../checks.js';
@@ -86,9 +87,8 @@ import {
 import {
   orderViews,
   ordersStillRunning,
-  serveOnLoopback,
   stripeDeliveriesSettled,
-  startWebhookTap,
+  tapStripeWebhook,
   STRIPE_LATE_DELIVERY,
 } from './stripe-tools.js';
 
@@ -175,7 +175,7 @@ class StripeWebhookDrop extends SaleUnderFault {
   stripeSettings!: StripeSettings;
   schedule!: CatchUpSchedule;
   runId = randomUUID().slice(0, 8);
-  tap: Awaited<ReturnType<typeof startWebhookTap>> | undefined;
+  tap: Awaited<ReturnType<typeof tapStripeWebhook>> | undefined;
   /** The webhook's route gone: every delivery answered 404 there. */
   dead: Awaited<ReturnType<typeof startRefusingEndpoint>> | undefined;
   /** The webhook's state, as the shoppers paying now meet it. */
@@ -245,7 +245,7 @@ const arrange = step<StripeWebhookDrop>('arrange', async (s) => {
     webhookSecret: s.stripe.webhookSecret,
     paymentWindowMs: p.paymentWindowMs,
   });
-  s.tap = await startWebhookTap(`${apiUrl}/api/payments/stripe`);
+  s.tap = await tapStripeWebhook(apiUrl);
   s.dead = await startRefusingEndpoint();
   s.stripe.double.setWebhook(s.tap.url, s.stripe.webhookSecret);
 });
