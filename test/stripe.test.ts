@@ -99,10 +99,10 @@ const refundsAsked = (intentId: string) =>
   stripeApi.callsTo('POST', '/v1/refunds').filter((c) => c.form.payment_intent === intentId);
 
 /**
- * The sale's report once its cancelled order's unit is back: MySQL shows CANCELLED one step before the workflow's
- * release reaches Redis, so the release is waited for (bounded), not assumed.
+ * The sale's report once no unit is reserved in Redis: MySQL shows CANCELLED or PAID one step before the workflow's
+ * release or confirm reaches Redis, so that step is waited for (bounded), not assumed.
  */
-async function releasedReport(sku: string): Promise<Awaited<ReturnType<typeof saleReport>>> {
+async function settledReport(sku: string): Promise<Awaited<ReturnType<typeof saleReport>>> {
   let lastSeen: unknown;
   return waitFor(
     async () => {
@@ -111,8 +111,7 @@ async function releasedReport(sku: string): Promise<Awaited<ReturnType<typeof sa
       return report.figures.redis?.reserved === 0 ? report : undefined;
     },
     {
-      what: () =>
-        `the cancelled order's unit of ${sku} to be released in Redis (last seen ${JSON.stringify(lastSeen)})`,
+      what: () => `no unit of ${sku} to be reserved in Redis (last seen ${JSON.stringify(lastSeen)})`,
       timeoutMs: 15_000,
       intervalMs: 100,
     },
@@ -221,7 +220,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
       // The late event is evidence of the same payment: no second row, no refund, the unit sold once.
       expect(await bed.stores.payments.paymentsOfOrder(orderNo)).toHaveLength(1);
       expect(refundsAsked(intent.id)).toEqual([]);
-      const report = await saleReport(bed.stores, bed.redis, sku);
+      const report = await settledReport(sku);
       expect(report.figures.redis).toMatchObject({ sold: 1, reserved: 0 });
       expect(report.ok).toBe(true);
     } finally {
@@ -396,7 +395,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
       { eventId, outcome: 'REFUNDED', refundReason: 'INTENT_MISMATCH', providerRef: intent.id },
     ]);
     expect(stripeApi.refundsOf(intent.id)).toHaveLength(1);
-    const report = await releasedReport(sku);
+    const report = await settledReport(sku);
     expectInvariants(report);
     expect(report.figures.redis).toMatchObject({ reserved: 0, sold: 0 });
   }, 60_000);
@@ -439,7 +438,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     expect(await bed.stores.payments.getPayment(lost.eventId)).toMatchObject({ outcome: 'REFUNDED' });
     for (const order of [lost, won]) {
       expect(stripeApi.refundsOf(order.intent.id)).toEqual([]);
-      expectInvariants(await releasedReport(order.sku));
+      expectInvariants(await settledReport(order.sku));
     }
   }, 90_000);
 
@@ -458,7 +457,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     expect(await bed.stores.payments.paymentIntentsOf(orderNo)).toMatchObject(
       ofOrder.map((intent) => ({ intentId: intent.id, status: 'canceled' })),
     );
-    expect((await releasedReport(sale.sku)).figures.redis).toMatchObject({ reserved: 0, sold: 0 });
+    expect((await settledReport(sale.sku)).figures.redis).toMatchObject({ reserved: 0, sold: 0 });
   }, 60_000);
 
   it('the shopper cancels: the intent is cancelled at Stripe before the order; it can no longer be paid', async () => {
@@ -469,7 +468,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     expect(stripeApi.callsTo('POST', `/v1/payment_intents/${intent.id}/cancel`)[0]).toMatchObject({ status: 200 });
     // Stripe refuses to take money on a cancelled intent: no refund is ever needed.
     expect(() => stripeApi.confirm(intent.id, 'succeeded')).toThrow();
-    const report = await releasedReport(sku);
+    const report = await settledReport(sku);
     expect(report.figures.redis).toMatchObject({ reserved: 0, sold: 0 });
   });
 
