@@ -15,7 +15,7 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { signedStripeEvent, stripeClient, stripeIdempotencyKeys } from '../src/payments/providers/stripe/api.js';
 import { waitFor } from '../stack/wait-for.js';
-import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
+import { expectSaleSettled, putOnSale, saleReport } from './helpers/fixtures.js';
 import { httpRequest, type HttpReply } from './helpers/http.js';
 import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
 import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
@@ -97,26 +97,6 @@ const answeredDeliveries = (eventId: string) =>
 
 const refundsAsked = (intentId: string) =>
   stripeApi.callsTo('POST', '/v1/refunds').filter((c) => c.form.payment_intent === intentId);
-
-/**
- * The sale's report once no unit is reserved in Redis: MySQL shows CANCELLED or PAID one step before the workflow's
- * release or confirm reaches Redis, so that step is waited for (bounded), not assumed.
- */
-async function settledReport(sku: string): Promise<Awaited<ReturnType<typeof saleReport>>> {
-  let lastSeen: unknown;
-  return waitFor(
-    async () => {
-      const report = await saleReport(bed.stores, bed.redis, sku);
-      lastSeen = report.figures.redis;
-      return report.figures.redis?.reserved === 0 ? report : undefined;
-    },
-    {
-      what: () => `no unit of ${sku} to be reserved in Redis (last seen ${JSON.stringify(lastSeen)})`,
-      timeoutMs: 15_000,
-      intervalMs: 100,
-    },
-  );
-}
 
 /** Waits until the order is closed (PAID, CANCELLED or FAILED) and answers which. */
 const untilClosed = (orderNo: string, token: string): Promise<string> =>
@@ -220,9 +200,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
       // The late event is evidence of the same payment: no second row, no refund, the unit sold once.
       expect(await bed.stores.payments.paymentsOfOrder(orderNo)).toHaveLength(1);
       expect(refundsAsked(intent.id)).toEqual([]);
-      const report = await settledReport(sku);
-      expect(report.figures.redis).toMatchObject({ sold: 1, reserved: 0 });
-      expect(report.ok).toBe(true);
+      await expectSaleSettled(bed.stores, bed.redis, sku, { sold: 1, reserved: 0 });
     } finally {
       stripeApi.resumeDelivery();
     }
@@ -242,11 +220,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     // The row applies it as its webhook is recorded (PAID at once); the workflow, signalled, sells the unit in Redis.
     await untilStatus(orderNo, token, 'PAID');
     expect(refundsAsked(intent.id)).toEqual([]);
-    await waitFor(async () => (await saleReport(bed.stores, bed.redis, sku)).figures.redis?.sold === 1, {
-      what: `${orderNo}'s unit sold in Redis`,
-      timeoutMs: 10_000,
-    });
-    expect((await saleReport(bed.stores, bed.redis, sku)).figures.redis).toMatchObject({ reserved: 0, sold: 1 });
+    await expectSaleSettled(bed.stores, bed.redis, sku, { reserved: 0, sold: 1 });
   }, 60_000);
 
   it("finding 2: another deployment's paid intent is ignored, never recorded nor refunded", async () => {
@@ -395,9 +369,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
       { eventId, outcome: 'REFUNDED', refundReason: 'INTENT_MISMATCH', providerRef: intent.id },
     ]);
     expect(stripeApi.refundsOf(intent.id)).toHaveLength(1);
-    const report = await settledReport(sku);
-    expectInvariants(report);
-    expect(report.figures.redis).toMatchObject({ reserved: 0, sold: 0 });
+    await expectSaleSettled(bed.stores, bed.redis, sku, { reserved: 0, sold: 0 });
   }, 60_000);
 
   it('a dispute on money we owe back gives it back: REFUNDED by the chargeback, no refund asked; won, an operator refunds', async () => {
@@ -438,7 +410,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     expect(await bed.stores.payments.getPayment(lost.eventId)).toMatchObject({ outcome: 'REFUNDED' });
     for (const order of [lost, won]) {
       expect(stripeApi.refundsOf(order.intent.id)).toEqual([]);
-      expectInvariants(await settledReport(order.sku));
+      await expectSaleSettled(bed.stores, bed.redis, order.sku, { reserved: 0 });
     }
   }, 90_000);
 
@@ -457,7 +429,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     expect(await bed.stores.payments.paymentIntentsOf(orderNo)).toMatchObject(
       ofOrder.map((intent) => ({ intentId: intent.id, status: 'canceled' })),
     );
-    expect((await settledReport(sale.sku)).figures.redis).toMatchObject({ reserved: 0, sold: 0 });
+    await expectSaleSettled(bed.stores, bed.redis, sale.sku, { reserved: 0, sold: 0 });
   }, 60_000);
 
   it('the shopper cancels: the intent is cancelled at Stripe before the order; it can no longer be paid', async () => {
@@ -468,8 +440,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     expect(stripeApi.callsTo('POST', `/v1/payment_intents/${intent.id}/cancel`)[0]).toMatchObject({ status: 200 });
     // Stripe refuses to take money on a cancelled intent: no refund is ever needed.
     expect(() => stripeApi.confirm(intent.id, 'succeeded')).toThrow();
-    const report = await settledReport(sku);
-    expect(report.figures.redis).toMatchObject({ reserved: 0, sold: 0 });
+    await expectSaleSettled(bed.stores, bed.redis, sku, { reserved: 0, sold: 0 });
   });
 
   it('a declined attempt is recorded, other events are ignored, a malformed or forged event changes nothing', async () => {

@@ -17,6 +17,7 @@ import {
 import { RedisInventory } from '../../src/inventory/redis-inventory.js';
 import type { OrderInput } from '../../src/model/order-workflow.js';
 import { testConfig } from './env.js';
+import { waitFor, WaitTimeoutError } from '../../stack/wait-for.js';
 import { replyOf, type Reply } from './http.js';
 
 export const uniqueSku = (prefix = 'SKU') => `${prefix}-${randomBytes(5).toString('hex')}`;
@@ -85,18 +86,34 @@ export function expectInvariants(report: InvariantReport): void {
 }
 
 /**
- * Where a test ends: Redis's counters of the sale are `redisCounters` and every invariant holds. The report, for more.
+ * Where a test ends: Redis's counters of the sale become `redisCounters` and every invariant holds. The order's row
+ * changes one workflow step before the release or confirm reaches Redis, so this waits (bounded) for the stores to
+ * agree, then asserts on the last report so a timeout shows the figures. The report, for more.
  */
 export async function expectSaleSettled(
   stores: Stores,
   redis: RedisClient,
   sku: string,
   redisCounters: Partial<RedisCounters>,
+  timeoutMs = 20_000,
 ): Promise<InvariantReport> {
-  const report = await saleReport(stores, redis, sku);
-  expect(report.figures.redis).toMatchObject(redisCounters);
-  expectInvariants(report);
-  return report;
+  const matches = (report: InvariantReport) =>
+    Object.entries(redisCounters).every(
+      ([name, value]) => report.figures.redis?.[name as keyof RedisCounters] === value,
+    );
+  const settled = async () => {
+    const report = await saleReport(stores, redis, sku);
+    return report.ok && matches(report) && report;
+  };
+  const last = await waitFor(settled, { what: `${sku} to settle`, timeoutMs, intervalMs: 100 }).catch(
+    (err: unknown) => {
+      if (err instanceof WaitTimeoutError) return saleReport(stores, redis, sku);
+      throw err;
+    },
+  );
+  expect(last.figures.redis).toMatchObject(redisCounters);
+  expectInvariants(last);
+  return last;
 }
 
 /** The input the API starts an order of one unit with: its number, shopper, reservation time and payment window. */
