@@ -223,7 +223,7 @@ export class WebhookStore {
   ): Promise<{ queued: number; more: boolean }> {
     return inTransaction(this.pool, async (conn) => {
       const [endpoints] = await conn.query<RowDataPacket[]>(
-        'SELECT feed_seq, event_types, enabled FROM webhook_endpoints WHERE endpoint_id = ? FOR UPDATE',
+        'SELECT feed_seq, event_types, enabled, paused_until FROM webhook_endpoints WHERE endpoint_id = ? FOR UPDATE',
         [endpointId],
       );
       const endpoint = endpoints[0];
@@ -239,11 +239,9 @@ export class WebhookStore {
       if (owed.length > 0)
         await conn.query(
           `INSERT IGNORE INTO webhook_deliveries (endpoint_id, event_seq, status, next_attempt_at, retry_until, queued_at)
-           SELECT ?, seq, 'PENDING', GREATEST(NOW(3), COALESCE(paused.paused_until, NOW(3))), NOW(3) + INTERVAL ? MICROSECOND,
-             NOW(3)
-           FROM order_events, (SELECT paused_until FROM webhook_endpoints WHERE endpoint_id = ?) AS paused
-           WHERE seq IN (?)`,
-          [endpointId, retryPeriodMs * 1_000, endpointId, owed.map((event) => event.seq)],
+           SELECT ?, seq, 'PENDING', GREATEST(NOW(3), COALESCE(?, NOW(3))), NOW(3) + INTERVAL ? MICROSECOND, NOW(3)
+           FROM order_events WHERE seq IN (?)`,
+          [endpointId, endpoint.paused_until ?? null, retryPeriodMs * 1_000, owed.map((event) => event.seq)],
         );
       await conn.query('UPDATE webhook_endpoints SET feed_seq = ? WHERE endpoint_id = ?', [
         events[events.length - 1]?.seq,
