@@ -397,21 +397,15 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const hold = holdAt('cancelUnpaidOrder');
     // The window only bounds how long reaching the held close may take on a loaded machine (once over 8 s).
     const handle = await startOrder(sale, undefined, undefined, { paymentWindow: '15s', realClock: true });
-    const { orderNo, totalCents, paymentDeadline } = await waitForStatus(handle, 'AWAITING_PAYMENT');
+    const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     const result = handle.result(); // lets the server skip the 30 minutes
     await hold.arrived; // the timer fired; cancelUnpaidOrder is about to ask the row
     // Recorded before the deadline by MySQL's clock (this box's): in time, applied by the row; its Signal finds the
     // order decided. The close's task lasts the hold and MySQL's clock (~15 s) and may be retried from its start on
     // this server: a re-run cancelUnpaidOrder finds the order PAID and answers PAID_IN_TIME again.
-    const { row: recorded } = await stores.payments.recordPayment(
-      { eventId: `evt-in-time-${orderNo}`, orderNo, amountCents: totalCents },
-      'webhook',
-    );
-    expect(recorded.receivedAt.getTime()).toBeLessThan(Date.parse(paymentDeadline));
-    expect(recorded.outcome).toBe('APPLIED');
-    await handle.signal(paymentAppliedSignal, storedPayment(recorded));
+    const eventId = `evt-in-time-${orderNo}`;
+    expect(await pay(handle, orderNo, eventId, totalCents)).toBe('APPLIED');
     hold.open();
-    const { eventId } = recorded;
     expect(await result).toMatchObject({ status: 'PAID', payments: [{ eventId, outcome: 'APPLIED' }] });
     expect((await orderRow(orderNo))?.status).toBe('PAID');
     expect(await paymentRows(orderNo)).toEqual([{ eventId, outcome: 'APPLIED', refundReason: null }]);

@@ -95,7 +95,6 @@ export async function expectSaleSettled(
   redis: RedisClient,
   sku: string,
   redisCounters: Partial<RedisCounters>,
-  timeoutMs = 20_000,
 ): Promise<InvariantReport> {
   const matches = (report: InvariantReport) =>
     Object.entries(redisCounters).every(
@@ -105,7 +104,7 @@ export async function expectSaleSettled(
     const report = await saleReport(stores, redis, sku);
     return report.ok && matches(report) && report;
   };
-  const last = await waitFor(settled, { what: `${sku} to settle`, timeoutMs, intervalMs: 100 }).catch(
+  const last = await waitFor(settled, { what: `${sku} to settle`, timeoutMs: 20_000, intervalMs: 100 }).catch(
     (err: unknown) => {
       if (err instanceof WaitTimeoutError) return saleReport(stores, redis, sku);
       throw err;
