@@ -14,7 +14,7 @@ const WITHOUT_STACK = [
   'test/order-workflow-branches.test.ts',
   'test/stripe-ownership.test.ts',
   'test/provider-registry.test.ts',
-  'test/order-phase.test.ts',
+  'test/order-states.test.ts',
   'test/line-rules.test.ts',
   'test/cache-sizing.test.ts',
   'test/bench-temporal-log.test.ts',

@@ -55,8 +55,8 @@ import { startBeforeVariant, startStripeProvider, startVariant, type StripeProvi
 import { prepareBefore } from './before.js';
 import { buildLayoutsReport, writeReport, type LayoutRun } from './report.js';
 import { fmt } from './stats.js';
-import { workflowStartLatency } from './visibility.js';
-import { awaitingOrders, describePaymentPhase, payWithinSpread, saleSettling } from './payments.js';
+import { runningOrderWorkflows, workflowStartLatency } from './visibility.js';
+import { awaitingOrders, describePaymentPhase, payWithinSpread, paymentPhaseFaults, saleSettling } from './payments.js';
 import { logMark, temporalErrorsSince } from './temporal-log.js';
 import { subscribeReceiver } from './events-receiver.js';
 import { internalErrorsLogged } from '../stack/internal-errors.js';
@@ -271,6 +271,7 @@ async function main(): Promise<void> {
           const subscribed =
             name === 'ours-events' ? await subscribeReceiver({ apiUrl: servers.url, config, stores }) : undefined;
           const phaseStartedAt = Date.now();
+          const running = await runningOrderWorkflows(config);
           result.payments = await payWithinSpread({
             url: servers.url,
             orders: await awaitingOrders(stores, sku),
@@ -289,7 +290,10 @@ async function main(): Promise<void> {
             cpuSeconds: () => cpuSnapshot(measured),
             // Nothing lost: every payment lands in MySQL and every order is closed by its workflow (those answered 202
             // by the API's owner loop, later), and the sale's invariants hold again once they have.
-            settling: saleSettling(stores, inventory, sku),
+            settling: saleSettling(stores, inventory, sku, running.count),
+            ...(stack?.temporalMetricsUrl
+              ? { temporal: { metricsUrl: stack.temporalMetricsUrl, namespace: config.temporal.namespace } }
+              : {}),
             rssMb: () =>
               Object.fromEntries(
                 [...measured.map((proc) => [proc.name, proc.pid] as const), ...stackPids()].map(([name, pid]) => [
@@ -298,7 +302,7 @@ async function main(): Promise<void> {
                 ]),
               ),
             say,
-          });
+          }).finally(() => running.close());
           if (result.invariants) {
             const { perUserLimit } = settings;
             const after = await checkSaleInvariants({ stores, inventory }, { sku, perUserLimit });
@@ -312,6 +316,12 @@ async function main(): Promise<void> {
           // A wedged dev server shows as a slow app in every other figure: say so beside them.
           if (temporalLog) result.payments.temporalLog = temporalErrorsSince(temporalLog, temporalLogMark);
           say(`payment phase: ${describePaymentPhase(result.payments)}`);
+          const faults = paymentPhaseFaults(result.payments);
+          if (faults.length > 0) {
+            result.payments.faults = faults;
+            console.error(`[bench] PAYMENT PHASE FAULT (${name}): ${faults.join('; ')}`);
+            process.exitCode = 1;
+          }
         }
         results[name] = result;
         say(

@@ -50,6 +50,7 @@ import {
 } from './payments.js';
 import { startVariant } from './processes.js';
 import { fmt, round } from './stats.js';
+import { runningOrderWorkflows } from './visibility.js';
 
 const root = resolve(import.meta.dirname, '..');
 const args = parseLineArgs(process.argv.slice(2), root);
@@ -263,6 +264,7 @@ async function main(): Promise<void> {
     let payments: PaymentPhaseResult | undefined;
     if (args.payWithinSeconds > 0) {
       const worker = servers.processes.find((p) => p.name === 'worker');
+      const running = await runningOrderWorkflows(config);
       payments = await payWithinSpread({
         url: servers.url,
         orders: await awaitingOrders(stores, sku),
@@ -273,9 +275,9 @@ async function main(): Promise<void> {
         runId,
         ...(servers.workerMetricsUrl ? { workerMetricsUrl: servers.workerMetricsUrl } : {}),
         cpuSeconds: () => ({ api: apiCpu(), ...(worker ? { worker: cpuSecondsOfGroup(worker.pid) } : {}) }),
-        settling: saleSettling(stores, inventory, sku),
+        settling: saleSettling(stores, inventory, sku, running.count),
         say,
-      });
+      }).finally(() => running.close());
       say(`payment phase: ${describePaymentPhase(payments)}`);
     }
 

@@ -83,7 +83,7 @@ export function pipelineOf(config: AppConfig, stores: Stores, inventory: RedisIn
     stores,
     inventory,
     orders,
-    lookup: OrderLookup.withoutBreaker(orders, stores, null, textSealerOf(payloadCodecOf(config))),
+    lookup: OrderLookup.withoutBreaker(stores, null, textSealerOf(payloadCodecOf(config))),
   };
 }
 

@@ -33,6 +33,7 @@ import type { TemporalLogErrors } from './temporal-log.js';
 import { describeEventsDelivery, type EventsDeliveryFigures } from './events-receiver.js';
 import type { InternalErrorLogged } from '../stack/internal-errors.js';
 import { Scheduler } from './line-client.js';
+import { requestsPerPayment, scrapeTemporalRequests, type TemporalRequests } from './temporal-requests.js';
 import { pct, round, sorted } from './stats.js';
 
 /** An order awaiting payment, as the phase pays it: its shopper reads it, the webhook pays its total. */
@@ -55,6 +56,8 @@ export interface PaymentPhaseOptions {
   /** The worker's Prometheus endpoint: its cache figures (of `taskQueue`) before and after the phase. */
   workerMetricsUrl?: string;
   taskQueue: string;
+  /** Temporal's own Prometheus endpoint and the app's namespace: its requests by operation over the phase. */
+  temporal?: { metricsUrl: string; namespace: string };
   /** CPU seconds so far per process (the benchmark's snapshot). */
   cpuSeconds: () => Record<string, number>;
   /** Resident memory in MB per process now: read at the phase's start (every order open) and end. */
@@ -66,11 +69,11 @@ export interface PaymentPhaseOptions {
   /** Pays through Stripe (the servers on PAYMENT_PROVIDER=stripe) instead of the generic webhook. */
   stripe?: StripePayments;
   /**
-   * The sale's paid units as MySQL and Redis count them: once the shoppers are done, the phase waits
-   * (SETTLE_PATIENCE_MS at most) until every payment is PAID in MySQL and sold in Redis (each order's workflow closed
-   * it), and times both.
+   * The sale's paid units as MySQL and Redis count them, and its order workflows still running: once the shoppers are
+   * done, the phase waits (SETTLE_PATIENCE_MS at most) until every payment is PAID in MySQL, and then until it is sold
+   * in Redis with no order's workflow running (each closed its order), and times both.
    */
-  settling?: () => Promise<{ paidInMysql: number; soldInRedis: number }>;
+  settling?: () => Promise<Settling>;
   say: (line: string) => void;
 }
 
@@ -135,10 +138,15 @@ export interface PaymentPhaseResult {
   /** CPU milliseconds per payment, per process, over the whole phase (until the last order read PAID). */
   cpuMsPerPayment: Record<string, number>;
   /**
-   * The same until every paid order's workflow had closed it (sold in Redis), the work its workflow does after its
-   * shopper reads PAID included; absent without `settling`, or in older results.
+   * The same until every paid order's workflow had closed it (none running, every unit sold in Redis), the work its
+   * workflow does after its shopper reads PAID included; absent without `settling`, or in older results.
    */
   cpuMsPerPaymentToClose?: Record<string, number>;
+  /**
+   * Requests to Temporal's frontend per payment over the same span, by operation, as the server counted them (its
+   * `service_requests`): what each payment costs Temporal. Absent without Temporal's metrics, or in older results.
+   */
+  temporalRequestsPerPayment?: TemporalRequests;
   cache: CacheFigures | null;
   /** Resident memory per process (MB) when the phase began, every order still open, and when it ended. */
   rssMbAtStart?: Record<string, number>;
@@ -168,6 +176,8 @@ export interface PaymentPhaseResult {
   events?: EventsDeliveryFigures;
   /** What the API logged of each 500 it answered during the phase. */
   internalErrors?: InternalErrorLogged[];
+  /** What went wrong beside the figures (paymentPhaseFaults); the run failed for it. */
+  faults?: string[];
 }
 
 export interface WorkerHeaps {
@@ -300,6 +310,7 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
   if (stripe) await deliveriesQuiet();
 
   const cacheBefore = await scrapeCache(options.workerMetricsUrl, options.taskQueue);
+  const temporalBefore = await scrapeTemporalRequests(options.temporal?.metricsUrl, options.temporal?.namespace ?? '');
   const rssMbAtStart = options.rssMb?.();
   const workerHeapMbAtStart = await probeHeaps(options.workerProbeUrl);
   const cpuBefore = options.cpuSeconds();
@@ -439,6 +450,7 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
   const settled = options.settling
     ? await settle(options.settling, n - intents.filter((intentId) => intentId === null).length, lastSentAt)
     : undefined;
+  const temporalAfter = await scrapeTemporalRequests(options.temporal?.metricsUrl, options.temporal?.namespace ?? '');
   const perPayment = (after: Record<string, number>) =>
     Object.fromEntries(
       Object.entries(after).map(([name, seconds]) => [
@@ -487,6 +499,9 @@ export async function payWithinSpread(options: PaymentPhaseOptions): Promise<Pay
           allClosedAfterSeconds: settled.closedAfterSeconds,
           cpuMsPerPaymentToClose: perPayment(options.cpuSeconds()),
         }
+      : {}),
+    ...(temporalBefore && temporalAfter
+      ? { temporalRequestsPerPayment: requestsPerPayment(temporalBefore, temporalAfter, n) }
       : {}),
     cache,
     ...(rssMbAtStart ? { rssMbAtStart } : {}),
@@ -577,7 +592,7 @@ const SETTLE_PATIENCE_MS = 10 * 60_000;
  * is when the last of them landed.
  */
 async function settle(
-  settling: () => Promise<{ paidInMysql: number; soldInRedis: number }>,
+  settling: () => Promise<Settling>,
   paid: number,
   lastSentAt: number,
 ): Promise<{ paidAfterSeconds: number | null; closedAfterSeconds: number | null }> {
@@ -585,12 +600,44 @@ async function settle(
   const since = () => round(Math.max(0, Date.now() - lastSentAt) / 1_000, 1);
   let paidAfterSeconds: number | null = null;
   for (;;) {
-    const { paidInMysql, soldInRedis } = await settling().catch(() => ({ paidInMysql: 0, soldInRedis: 0 }));
+    const { paidInMysql, soldInRedis, runningWorkflows } = await settling().catch(() => ({
+      paidInMysql: 0,
+      soldInRedis: 0,
+      runningWorkflows: Infinity,
+    }));
     if (paidAfterSeconds === null && paidInMysql >= paid) paidAfterSeconds = since();
-    if (paidAfterSeconds !== null && soldInRedis >= paid) return { paidAfterSeconds, closedAfterSeconds: since() };
+    if (paidAfterSeconds !== null && soldInRedis >= paid && runningWorkflows === 0)
+      return { paidAfterSeconds, closedAfterSeconds: since() };
     if (Date.now() > giveUpAt) return { paidAfterSeconds, closedAfterSeconds: null };
     await sleep(1_000);
   }
+}
+
+/** What the phase waits for once the shoppers are done. */
+export interface Settling {
+  paidInMysql: number;
+  soldInRedis: number;
+  /** The sale's order workflows still running (visibility: a moment behind). */
+  runningWorkflows: number;
+}
+
+/**
+ * What went wrong in the phase, beside its figures (each fails the run): a webhook answered 5xx (a provider refused,
+ * which only an unrecorded payment may be), an order not read PAID, the money not all PAID in MySQL, the orders not all
+ * closed by their workflows, Temporal's server logging errors.
+ */
+export function paymentPhaseFaults(result: PaymentPhaseResult): string[] {
+  const faults: string[] = [];
+  const refused = Object.entries(result.webhookAnswers)
+    .filter(([key]) => /^5\d\d /.test(key) || key.startsWith('0 '))
+    .reduce((sum, [, count]) => sum + count, 0);
+  if (refused > 0) faults.push(`${refused} webhooks answered 5xx or not at all`);
+  if (result.notPaid > 0) faults.push(`${result.notPaid} orders never read PAID`);
+  if (result.allPaidAfterSeconds === null) faults.push('not every payment PAID in MySQL');
+  if (result.allClosedAfterSeconds === null) faults.push('not every order closed by its workflow');
+  if (result.temporalLog && result.temporalLog.errors + result.temporalLog.sqliteInterrupted > 0)
+    faults.push(`Temporal's server logged ${result.temporalLog.errors + result.temporalLog.sqliteInterrupted} errors`);
+  return faults;
 }
 
 /** One line of the phase's figures, for the benchmark's log. */
@@ -637,6 +684,11 @@ export function describePaymentPhase(result: PaymentPhaseResult): string {
           Object.entries(result.cpuMsPerPaymentToClose ?? {})
             .map(([name, ms]) => `${name} ${ms}`)
             .join(', ')) +
+    (result.temporalRequestsPerPayment
+      ? `; Temporal requests per payment ${Object.entries(result.temporalRequestsPerPayment)
+          .map(([operation, count]) => `${operation} ${count}`)
+          .join(', ')}`
+      : '') +
     (result.temporalLog && result.temporalLog.errors + result.temporalLog.sqliteInterrupted > 0
       ? `; Temporal's dev server logged ${result.temporalLog.errors} errors` +
         (result.temporalLog.sqliteInterrupted > 0
@@ -680,14 +732,19 @@ function outcomeOf(body: string): string {
   }
 }
 
-/** The sale's paid units as MySQL and Redis count them (PaymentPhaseOptions.settling). */
+/** The sale's paid units in MySQL and Redis, and its running order workflows (PaymentPhaseOptions.settling). */
 export function saleSettling(
   stores: Stores,
   inventory: RedisInventory,
   sku: string,
-): () => Promise<{ paidInMysql: number; soldInRedis: number }> {
+  runningWorkflows: (sku: string) => Promise<number>,
+): () => Promise<Settling> {
   return async () => {
-    const [figures, sale] = await Promise.all([stores.reports.saleStockFigures(sku), inventory.getSale(sku)]);
-    return { paidInMysql: figures?.units.PAID ?? 0, soldInRedis: sale?.sold ?? 0 };
+    const [figures, sale, running] = await Promise.all([
+      stores.reports.saleStockFigures(sku),
+      inventory.getSale(sku),
+      runningWorkflows(sku),
+    ]);
+    return { paidInMysql: figures?.units.PAID ?? 0, soldInRedis: sale?.sold ?? 0, runningWorkflows: running };
   };
 }

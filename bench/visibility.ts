@@ -5,6 +5,8 @@ import { temporalDataConverter } from '../src/infra/data-converter.js';
 import type { AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
+import { OrderWorkflowClient } from '../src/order/workflow-client.js';
+import { StartPacing } from '../src/order/start-pacing.js';
 import { pct, sorted } from './stats.js';
 
 /** Reservation (orders.created_at) to workflow start (Temporal's startTime), per order. */
@@ -43,4 +45,25 @@ export async function workflowStartLatency(
   } finally {
     await connection.close();
   }
+}
+
+/**
+ * Counts a sale's running OrderWorkflows (visibility), for the payment phase's "every workflow closed"; one connection
+ * kept until `close()`.
+ */
+export async function runningOrderWorkflows(
+  config: Pick<AppConfig, 'temporal' | 'payloadCodec'>,
+): Promise<{ count(sku: string): Promise<number>; close(): Promise<void> }> {
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: temporalDataConverter(config),
+  });
+  const orders = OrderWorkflowClient.withoutBreakers(
+    client,
+    config.temporal.taskQueue,
+    new StartPacing({ maxLimit: 1 }),
+  );
+  return { count: (sku) => orders.countRunning(sku), close: () => connection.close() };
 }

@@ -73,7 +73,7 @@ export async function ordersLostWithRedisWrites(
 
 /**
  * Quiet means: every accepted order is final (or lost with Redis's writes: `lost`), no reservation
- * holds a unit, no payment is still RECEIVED or untold to its workflow, and that stays so for a few
+ * holds a unit, no payment is still RECEIVED, no order's workflow runs, and that stays so for a few
  * seconds (a reconcile run has then passed too).
  */
 export async function waitForQuiescence(
@@ -88,17 +88,15 @@ export async function waitForQuiescence(
   let quietSince: number | undefined;
   await waitFor(
     async () => {
-      // Payments still moving: waiting for their order's row, or applied and their Signal not sent yet.
-      const [sale, keys, rows, waiting, toTell, running, gone] = await Promise.all([
+      // Payments still moving: waiting for their order's row.
+      const [sale, keys, rows, stuck, running, gone] = await Promise.all([
         inventory.getSale(sku),
         inventory.keyCount(sku),
         deps.stores.orders.getOrders(accepted),
         deps.stores.payments.waitingPayments(0, 1_000),
-        deps.stores.payments.paymentsToTell(0, 1_000),
         runningOrders(deps.temporal, sku),
         lost(),
       ]);
-      const stuck = [...waiting, ...toTell];
       const ordersOfSku = new Set(accepted);
       const quiet =
         sale !== null &&
@@ -161,21 +159,28 @@ export async function waitForRepair(
 }
 
 /**
- * What the reconciler's runs since `since` did for the sale: promises it started, released orphans, adopted, aligned.
+ * What the reconciler's runs since `since` did for the sale: orders of gone workflows closed, orphans released,
+ * adopted, aligned.
  */
 async function reconcilerRepairs(
   temporal: Client,
   sku: string,
   since: Date,
-): Promise<{ startedPromises: number; releasedOrphans: number; adopted: number; aligned: number; runs: number }> {
-  const totals = { startedPromises: 0, releasedOrphans: 0, adopted: 0, aligned: 0, runs: 0 };
+): Promise<{
+  closedForGoneWorkflows: number;
+  releasedOrphans: number;
+  adopted: number;
+  aligned: number;
+  runs: number;
+}> {
+  const totals = { closedForGoneWorkflows: 0, releasedOrphans: 0, adopted: 0, aligned: 0, runs: 0 };
   for await (const run of temporal.workflow.list({
     query: `WorkflowType = '${RECONCILE_WORKFLOW_TYPE}' AND StartTime >= '${since.toISOString()}' AND ExecutionStatus = 'Completed'`,
   })) {
     const report = (await temporal.workflow.getHandle(run.workflowId, run.runId).result()) as ReconcileReport;
     totals.runs++;
     for (const sale of report.sales.filter((s) => s.sku === sku)) {
-      totals.startedPromises += sale.startedPromises;
+      totals.closedForGoneWorkflows += sale.closedForGoneWorkflows;
       totals.releasedOrphans += sale.releasedOrphans + sale.releasedAbandoned;
       totals.adopted += sale.adopted;
       totals.aligned += sale.alignedReleased + sale.alignedConfirmed;

@@ -9,11 +9,13 @@
 --      reservedBeforeMs (with 'unclaimed': only a reservation made before this time; 0 = any),
 --      forget ('1': the owner, closing its final order, drops the record once released: records of
 --      released orders would otherwise pile up forever; the order's row answers for it from then on),
---      orderFailed ('1': the order failed for a reason of ours, not its shopper's: the admission that bought it is
---      unspent again while it has not expired and the shopper holds no newer place)
+--      orderFailed ('1': the order's row is FAILED, for a reason of ours, not its shopper's: the owner gives its units
+--      back even if sold (Redis lost them after the payment, say); the admission that bought it is unspent again while
+--      it has not expired and the shopper holds no newer place)
 -- Returns RELEASED | ALREADY_RELEASED | SOLD | NOT_FOUND, and with mode 'unclaimed' also CLAIMED
 -- (the order's workflow owns it) or TOO_RECENT. Idempotent: the record's state moves to X exactly
--- once, so stock comes back once however often (or concurrently) this is called.
+-- once, so stock comes back once however often (or concurrently) this is called. Every caller releases by what the
+-- order's row says (CANCELLED or FAILED), so a release is never undone.
 local sale, users, res, pending, inputs, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local orderNo = ARGV[1]
 local mode = ARGV[3]
@@ -75,8 +77,9 @@ if state == 'X' then
   end
   return 'ALREADY_RELEASED'
 end
-if state == 'S' then
-  -- A sold unit is never given back by release (a late timer or cancel must not undo a payment).
+if state == 'S' and not (mode == 'owner' and orderFailed) then
+  -- A sold unit goes back only once its order's row failed (Redis follows the row: docs/fault-tolerance.md, "One
+  -- close"); a cancel's release never undoes a payment.
   dropPromise()
   return 'SOLD'
 end
@@ -94,7 +97,7 @@ end
 
 quantity = tonumber(quantity)
 redis.call('HINCRBY', sale, 'available', quantity)
-redis.call('HINCRBY', sale, 'reserved', -quantity)
+redis.call('HINCRBY', sale, state == 'S' and 'sold' or 'reserved', -quantity)
 -- Drop the user's entry at 0 so the users hash only lists current holders.
 if redis.call('HINCRBY', users, userId, -quantity) <= 0 then
   redis.call('HDEL', users, userId)

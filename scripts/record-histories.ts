@@ -91,7 +91,7 @@ class Gate {
   }
 }
 
-const gates: { persistOrder?: Gate; cancelUnpaidOrder?: Gate } = {};
+const gates: { persistOrder?: Gate; cancelClose?: Gate } = {};
 /** persistOrder attempts that failed in the current scenario, and how many are to fail. */
 let failedPersists: number | undefined;
 let persistFailures = 0;
@@ -112,9 +112,10 @@ function gatedActivities(real: WorkerActivities): WorkerActivities {
       }
       return real.persistOrder(input);
     },
-    cancelUnpaidOrder: async (input) => {
-      await gates.cancelUnpaidOrder?.pass();
-      return real.cancelUnpaidOrder(input);
+    // A close asked to cancel (the deadline's, a shopper's) is held; a payment's is not.
+    closeOrder: async (input) => {
+      if (input.request.kind === 'CANCEL') await gates.cancelClose?.pass();
+      return real.closeOrder(input);
     },
   };
 }
@@ -265,7 +266,7 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
     persistFailures = scenario.persistFails;
   }
   if (scenario.holdPersist) gates.persistOrder = new Gate();
-  if (scenario.holdCancel) gates.cancelUnpaidOrder = new Gate();
+  if (scenario.holdCancel) gates.cancelClose = new Gate();
   await deps.lateWorker?.start();
   try {
     const handle = await client.workflow.start<typeof OrderWorkflow>(ORDER_WORKFLOW_TYPE, {
@@ -276,11 +277,12 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
     const total = input.unitPriceCents * input.quantity;
     // Payments go the way the webhook takes them: recorded and decided by the order's row, then the Signal of one the
     // row applied (recordPayment alone: a Signal that was lost).
-    const recordPayment = async (eventId: string, amountCents = total) =>
-      (await stores.payments.recordPayment({ eventId, orderNo: input.orderNo, amountCents }, 'webhook')).row;
+    const record = (eventId: string, amountCents = total) =>
+      stores.payments.recordPayment({ eventId, orderNo: input.orderNo, amountCents }, 'webhook');
+    const recordPayment = async (eventId: string, amountCents = total) => (await record(eventId, amountCents)).row;
     const pay = async (eventId: string, amountCents = total) => {
-      const row = await recordPayment(eventId, amountCents);
-      if (row.tellWorkflow) await handle.signal(paymentAppliedSignal, storedPayment(row));
+      const { row, judged } = await record(eventId, amountCents);
+      if (judged && row.outcome === 'APPLIED') await handle.signal(paymentAppliedSignal, storedPayment(row));
       return row.outcome;
     };
     const statusIs = (status: OrderStatus) =>
@@ -317,12 +319,19 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
       },
       releasePersist: () => gates.persistOrder?.open(),
       cancelHeld: async () => {
-        await gates.cancelUnpaidOrder?.reached;
+        await gates.cancelClose?.reached;
       },
-      releaseCancel: () => gates.cancelUnpaidOrder?.open(),
+      releaseCancel: () => gates.cancelClose?.open(),
       total,
       recordPayment: async (eventId) => {
         await recordPayment(eventId);
+      },
+      signalWithoutPayment: async () => {
+        await handle.signal(paymentAppliedSignal, {
+          eventId: 'evt-made-up-by-hand',
+          amountCents: total,
+          receivedAt: new Date().toISOString(),
+        });
       },
       deadline: Date.parse(input.createdAt) + durationToMs(input.paymentWindow),
       stopWorker: async () => deps.lateWorker?.stop(),
@@ -333,9 +342,9 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
     await deps.lateWorker?.stop();
     failedPersists = undefined;
     gates.persistOrder?.open();
-    gates.cancelUnpaidOrder?.open();
+    gates.cancelClose?.open();
     delete gates.persistOrder;
-    delete gates.cancelUnpaidOrder;
+    delete gates.cancelClose;
   }
 }
 

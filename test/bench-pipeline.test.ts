@@ -72,10 +72,10 @@ it(
     const sources = p.apiStatusReadsBySource;
     expect(sources.cache + sources.coalesced + sources.workflow + sources.database).toBe(p.apiStatusReads);
     expect(sources.cache).toBeGreaterThan(0);
-    expect(p.apiStatusReadTemporalShare).toBeLessThan(1);
+    expect(p.apiStatusReadStoreShare).toBeLessThan(1);
     // Compared with the same computation, rounded as reported: a rounded figure against its unrounded
     // value (toBeCloseTo) fails whenever the value sits at a rounding boundary (0.975 → 0.98).
-    expect(p.apiStatusReadTemporalShare).toBe(round((sources.workflow + sources.database) / p.apiStatusReads, 3));
+    expect(p.apiStatusReadStoreShare).toBe(round((sources.database + sources.stores) / p.apiStatusReads, 3));
     // The worker is the benchmark's own process, so its CPU is measured; the servers here are the
     // test stack's (external to the benchmark), so theirs is not: null, never a made-up 0.
     expect(p.cpuMsPerOrder.worker).toBeGreaterThan(0);

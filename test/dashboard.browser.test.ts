@@ -35,6 +35,7 @@ import { WorkerFiguresBoard, type WorkerCacheFigures } from '../src/inventory/wo
 import { parsePaymentSignals, workerCacheTotals } from '../web/worker-metrics.js';
 import { deliveryTotals, formatAge, type EndpointReport } from '../web/delivery-metrics.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
+import { closeRow } from './helpers/orders.js';
 
 /** Debian's chromium package; scripts/install-tools.sh --test-server installs it. */
 const CHROMIUM = '/usr/bin/chromium';
@@ -840,7 +841,7 @@ describe('the live sale dashboard in headless Chromium', () => {
         paymentDeadline: new Date(Date.now() + 30 * 60_000),
         createdAt: new Date(),
       });
-      await stores.orders.cancelUnpaidOrder({ orderNo, reason: 'USER_CANCELLED', cancelledAt: new Date() });
+      await closeRow(stores, orderNo, { kind: 'CANCEL', reason: 'USER_CANCELLED' });
       const [event] = await stores.events.eventsOf(orderNo);
       expect(await stores.webhooks.resend(endpointId, event!.eventId, 3_600_000)).toBe(true);
       seqs.push((await stores.webhooks.deliveryOf(endpointId, event!.eventId))!.seq);

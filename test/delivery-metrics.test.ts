@@ -24,8 +24,9 @@ import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { putOnSale } from './helpers/fixtures.js';
-import { ordersWithoutBreakers } from './helpers/orders.js';
+import { closeRow, ordersWithoutBreakers } from './helpers/orders.js';
 import { parseExposition, total, type Sample } from './helpers/prometheus.js';
+import { OrderChangeNotifier } from '../src/order/status-reads.js';
 
 /** The store as the reconciler reads it, keeping what its last reading of the gauges' figures was. */
 class RecordingWebhookStore extends WebhookStore {
@@ -70,6 +71,7 @@ afterAll(async () => {
 /** The reconciler's page that keeps the deliveries, its gauges on the Runtime's meter, no retention, no Temporal. */
 function reconciler() {
   return createReconcileActivities({
+    changes: new OrderChangeNotifier(redis),
     stores: { ...stores, webhooks },
     inventory: new RedisInventory(redis, config.temporal.taskQueue),
     orders: ordersWithoutBreakers(
@@ -113,7 +115,7 @@ async function cancelledOrders(count: number): Promise<string[]> {
       createdAt: new Date(),
     });
     expect(inserted.outcome).toBe('INSERTED');
-    await stores.orders.cancelUnpaidOrder({ orderNo, reason: 'USER_CANCELLED', cancelledAt: new Date() });
+    await closeRow(stores, orderNo, { kind: 'CANCEL', reason: 'USER_CANCELLED' });
     const [event] = await stores.events.eventsOf(orderNo);
     expect(event?.type).toBe('order.cancelled');
     eventIds.push(event!.eventId);
@@ -230,6 +232,7 @@ describe("the worker's order-event gauges, read once per reconcile run", () => {
       }
     })(pool);
     const activities = createReconcileActivities({
+      changes: new OrderChangeNotifier(redis),
       stores: { ...stores, webhooks: counting },
       inventory: new RedisInventory(redis, config.temporal.taskQueue),
       orders: ordersWithoutBreakers(

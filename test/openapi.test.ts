@@ -591,7 +591,7 @@ describe('real answers match the spec', () => {
       status: 'PENDING',
       paymentDeadline: '2026-01-01T00:30:00.000Z',
       createdAt: '2026-01-01T00:00:00.000Z',
-      source: 'workflow',
+      source: 'stores',
     };
     expect(order(valid)).toBe(true);
     expect(order({ ...valid, status: 'SHIPPED' })).toBe(false);

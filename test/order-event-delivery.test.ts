@@ -22,6 +22,7 @@ import {
   type ReceiverAnswer,
 } from '../stack/event-receiver.js';
 import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
+import { closeRow } from './helpers/orders.js';
 
 const ENV = {
   LOG_LEVEL: 'silent',
@@ -94,9 +95,8 @@ async function order(fact: 'paid' | 'cancelled' | 'failed') {
       { eventId: `evt-${orderNo}`, orderNo, amountCents: sale.priceCents },
       'webhook',
     );
-  if (fact === 'cancelled')
-    await stores.orders.cancelUnpaidOrder({ orderNo, reason: 'USER_CANCELLED', cancelledAt: new Date() });
-  if (fact === 'failed') await stores.orders.failOrder(input, 'PromiseExpired: test');
+  if (fact === 'cancelled') await closeRow(stores, orderNo, { kind: 'CANCEL', reason: 'USER_CANCELLED' });
+  if (fact === 'failed') await stores.orders.close(input, { kind: 'FAIL', reason: 'PromiseExpired: test' });
   const [event] = await stores.events.eventsOf(orderNo);
   if (!event) throw new Error(`no event for ${orderNo}`);
   return { orderNo, eventId: event.eventId, createdAt: event.createdAt };

@@ -17,6 +17,7 @@ import { waitFor } from '../stack/wait-for.js';
 import { openDispute, putOnSale } from './helpers/fixtures.js';
 import { API_TEST_ENV, startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './helpers/app.js';
 import { replyOf, type Reply } from './helpers/http.js';
+import { closeRow } from './helpers/orders.js';
 
 const EVENTS_TOKEN = 'events-reader-token-0123456789';
 let app: TestApp;
@@ -96,11 +97,7 @@ describe('each fact its event, once, with the order as it stood', () => {
   it('cancelled (its reason) and failed: one event each, however often the close runs', async () => {
     const cancelled = await persistedOrder();
     for (let run = 0; run < 2; run++)
-      await stores.orders.cancelUnpaidOrder({
-        orderNo: cancelled.orderNo,
-        reason: 'USER_CANCELLED',
-        cancelledAt: new Date(),
-      });
+      await closeRow(stores, cancelled.orderNo, { kind: 'CANCEL', reason: 'USER_CANCELLED' });
     const [event] = await stores.events.eventsOf(cancelled.orderNo);
     expect(await typesOf(cancelled.orderNo)).toEqual(['order.cancelled']);
     expect(event?.order).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
@@ -115,14 +112,18 @@ describe('each fact its event, once, with the order as it stood', () => {
       paymentDeadline: new Date(),
       createdAt: new Date(),
     };
-    await stores.orders.failOrder(input, 'PromiseExpired: test');
-    await stores.orders.failOrder(input, 'PromiseExpired: test');
+    await closeRow(stores, failed.orderNo, { kind: 'FAIL', reason: 'PromiseExpired: test' });
+    await closeRow(stores, failed.orderNo, { kind: 'FAIL', reason: 'PromiseExpired: test' });
     expect(await typesOf(failed.orderNo)).toEqual(['order.failed']);
 
     // Given up before any row: the FAILED row and its event in one transaction.
     const givenUp = { ...input, orderNo: newOrderNo() };
-    expect(await stores.orders.insertFailedOrder(givenUp, 'OutOfStockInDatabase')).toBe('FAILED');
-    expect(await stores.orders.insertFailedOrder(givenUp, 'OutOfStockInDatabase')).toBe('FAILED');
+    expect((await stores.orders.close(givenUp, { kind: 'FAIL', reason: 'OutOfStockInDatabase' })).outcome).toBe(
+      'FAILED',
+    );
+    expect((await stores.orders.close(givenUp, { kind: 'FAIL', reason: 'OutOfStockInDatabase' })).outcome).toBe(
+      'FAILED',
+    );
     expect(await typesOf(givenUp.orderNo)).toEqual(['order.failed']);
   });
 
@@ -173,11 +174,7 @@ describe('the feed', () => {
         { eventId: `evt-${order.orderNo}`, orderNo: order.orderNo, amountCents: order.totalCents },
         'webhook',
       );
-    await stores.orders.cancelUnpaidOrder({
-      orderNo: orders[2]!.orderNo,
-      reason: 'OPERATOR_CANCELLED',
-      cancelledAt: new Date(),
-    });
+    await closeRow(stores, orders[2]!.orderNo, { kind: 'CANCEL', reason: 'OPERATOR_CANCELLED' });
     const written = orders.map((order) => `${order.orderNo}.order.paid`);
     for (const limit of [1, 2, 100]) {
       const { ids } = await readAll(start, limit, (seen) => written.every((id) => seen.includes(id)));
@@ -222,7 +219,7 @@ describe('the feed', () => {
       await held;
     });
     await earlyWritten;
-    await stores.orders.cancelUnpaidOrder({ orderNo: late.orderNo, reason: 'USER_CANCELLED', cancelledAt: new Date() });
+    await closeRow(stores, late.orderNo, { kind: 'CANCEL', reason: 'USER_CANCELLED' });
     const lateId = `${late.orderNo}.order.cancelled`;
     // Until the late one would be ready were nothing open (2 s after its write, by MySQL's clock): still not given.
     await waitFor(

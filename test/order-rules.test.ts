@@ -3,12 +3,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  closeRequestOf,
   isCancellable,
   isSold,
   paidOrderStatus,
   judgeAtTheDoor,
   judgePayment,
-  outcomeOfWait,
   receivedInTime,
   refundReasonFor,
   STORED_ORDER_STATUSES,
@@ -78,45 +78,34 @@ describe('refundReasonFor and verdictOf', () => {
 });
 
 describe('isCancellable', () => {
-  it('while open and no payment was applied', () => {
-    expect(isCancellable({ status: 'PENDING', payments: [] })).toBe(true);
-    expect(isCancellable({ status: 'AWAITING_PAYMENT', payments: [{ outcome: 'REFUND_REQUIRED' }] })).toBe(true);
-    expect(isCancellable({ status: 'AWAITING_PAYMENT', payments: [{ outcome: 'APPLIED' }] })).toBe(false);
-    for (const status of ['PAID', 'CANCELLED', 'FAILED'] as const)
-      expect(isCancellable({ status, payments: [] })).toBe(false);
+  it('asks the row while the order is open; a closed one is refused at once', () => {
+    expect(isCancellable('PENDING')).toBe(true);
+    expect(isCancellable('AWAITING_PAYMENT')).toBe(true);
+    for (const status of ['PAID', 'CANCELLED', 'FAILED', 'DISPUTED', 'REFUNDED'] as const)
+      expect(isCancellable(status)).toBe(false);
   });
 });
 
-describe('outcomeOfWait', () => {
-  const payment = { eventId: 'e', ...inTime };
-  it('a payment accepted before an operator cancel wins', () => {
-    expect(outcomeOfWait({ accepted: payment, operatorCancelled: true, shopperCancelled: true })).toEqual({
-      status: 'PAID',
-      payment,
+describe('closeRequestOf: what the workflow asks the row when its wait ends', () => {
+  const wait = { operatorCancelled: false, shopperCancelled: false, deadlinePassed: false };
+  it("an operator's cancel first, then the shopper's", () => {
+    expect(closeRequestOf({ ...wait, operatorCancelled: true, shopperCancelled: true })).toEqual({
+      kind: 'CANCEL',
+      reason: 'OPERATOR_CANCELLED',
+    });
+    expect(closeRequestOf({ ...wait, shopperCancelled: true, deadlinePassed: true })).toEqual({
+      kind: 'CANCEL',
+      reason: 'USER_CANCELLED',
     });
   });
   it('a payment the provider would not make fails the order, unless it was cancelled first', () => {
     const refused = 'PaymentRefused: amount too small';
-    const wait = { accepted: undefined, operatorCancelled: false, shopperCancelled: false };
-    expect(outcomeOfWait({ ...wait, paymentUnavailable: refused })).toEqual({ status: 'FAILED', reason: refused });
-    expect(outcomeOfWait({ ...wait, shopperCancelled: true, paymentUnavailable: refused })).toEqual({
-      status: 'CANCELLED',
-      reason: 'USER_CANCELLED',
-    });
+    expect(closeRequestOf({ ...wait, paymentUnavailable: refused })).toEqual({ kind: 'FAIL', reason: refused });
+    expect(closeRequestOf({ ...wait, shopperCancelled: true, paymentUnavailable: refused }).kind).toBe('CANCEL');
   });
-  it('then the operator, then the shopper, else the deadline', () => {
-    expect(outcomeOfWait({ accepted: undefined, operatorCancelled: true, shopperCancelled: true })).toEqual({
-      status: 'CANCELLED',
-      reason: 'OPERATOR_CANCELLED',
-    });
-    expect(outcomeOfWait({ accepted: undefined, operatorCancelled: false, shopperCancelled: true })).toEqual({
-      status: 'CANCELLED',
-      reason: 'USER_CANCELLED',
-    });
-    expect(outcomeOfWait({ accepted: undefined, operatorCancelled: false, shopperCancelled: false })).toEqual({
-      status: 'CANCELLED',
-      reason: 'PAYMENT_TIMEOUT',
-    });
+  it('the deadline cancels; a Signal only asks whether the row was paid (a payment first is applied by the row)', () => {
+    expect(closeRequestOf({ ...wait, deadlinePassed: true })).toEqual({ kind: 'CANCEL', reason: 'PAYMENT_TIMEOUT' });
+    expect(closeRequestOf(wait)).toEqual({ kind: 'PAYMENT' });
   });
 });
 

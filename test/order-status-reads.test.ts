@@ -1,14 +1,13 @@
 /**
  * Order status reads against the real stack (Temporal dev server + production worker, Redis,
- * MariaDB) over real HTTP: single-flight, the status-aware cache, invalidation by a payment or a
- * cancel delivered through this API process, the long-poll (change, timeout, wake, bad input,
- * disconnect, bound), and the order-change notifications that let the cache keep answers long.
- * The cache is set to 60 s here so that "served from memory" and "asked the
- * workflow" cannot be confused: anything that shows a change within seconds did not wait for it.
+ * MariaDB) over real HTTP: the one read (the promise before its row exists, the row after; never the
+ * workflow), single-flight, the status-aware cache, invalidation by a payment or a cancel delivered
+ * through this API process, the long-poll (change, timeout, wake, bad input, disconnect, bound), and
+ * the order-change notifications that let the cache keep answers long. The cache is set to 60 s here
+ * so that "served from memory" and "read the row" cannot be confused: anything that shows a change
+ * within seconds did not wait for it.
  *
- * An order is held PENDING (persistence retrying) by pendingOrder below: persistOrder runs as a
- * local activity inside the workflow task, so an order is only seen PENDING by a query while its
- * persistence waits to retry.
+ * An order is held PENDING (persistence retrying) by pendingOrder below.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +16,6 @@ import { startApi } from '../src/api/server.js';
 import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { OrderStatusReader } from '../src/order/status-reads.js';
-import { Deadline } from '../src/infra/dependency-guard.js';
 import { waitFor } from '../stack/wait-for.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
@@ -80,7 +78,6 @@ async function checkout(sku: string, token: string): Promise<string> {
 async function statusMetrics(): Promise<{
   cache: number;
   coalesced: number;
-  workflow: number;
   database: number;
   stores: number;
   waiters: number;
@@ -92,7 +89,6 @@ async function statusMetrics(): Promise<{
   return {
     cache: reads('cache'),
     coalesced: reads('coalesced'),
-    workflow: reads('workflow'),
     database: reads('database'),
     stores: reads('stores'),
     waiters: value(/^flash_order_status_waiters (\d+)/m),
@@ -100,10 +96,9 @@ async function statusMetrics(): Promise<{
 }
 
 /**
- * A PENDING order whose workflow answers queries: reserved as the checkout does, but its
- * reservation record is made unreadable, so persistOrder's claim fails (a Redis error, retried);
- * after its quick local retries the workflow waits on a durable timer, answering queries, still
- * PENDING. `release` puts the record back; the next attempt persists the order.
+ * A PENDING order whose workflow runs: reserved as the checkout does, but its reservation record is
+ * made unreadable, so persistOrder's claim fails (a Redis error, retried) and no row is written: its
+ * promise answers, PENDING. `release` puts the record back; the next attempt persists the order.
  */
 async function pendingOrder(
   userId: string,
@@ -111,34 +106,30 @@ async function pendingOrder(
   const sku = await createSale();
   const token = await app.auth.issue(userId);
   const now = Date.now();
-  const reserved = await new RedisInventory(app.redis, app.config.temporal.taskQueue).reserve({
-    orderNo: newOrderNo(now),
-    sku,
-    userId,
-    quantity: 1,
-    nowMs: now,
-  });
-  if (reserved.outcome !== 'RESERVED') throw new Error(`reservation: ${reserved.outcome}`);
-  const { orderNo } = reserved;
-  const records = saleKeys(sku).reservations;
-  const record = await app.redis.hget(records, orderNo);
-  await app.redis.hset(records, orderNo, `?${record}`);
-  const started = await app.orders.start({
+  const orderNo = newOrderNo(now);
+  const input = {
     orderNo,
     sku,
     userId,
     quantity: 1,
-    unitPriceCents: 1_500,
     createdAt: new Date(now).toISOString(),
     paymentWindow: app.config.paymentWindow,
+  };
+  // As the checkout reserves it, with its promise (its handoff far ahead: the starters leave it to this test).
+  const reserved = await new RedisInventory(app.redis, app.config.temporal.taskQueue).reserve({
+    orderNo,
+    sku,
+    userId,
+    quantity: 1,
+    nowMs: now,
+    promise: { input, handoffMs: 600_000 },
   });
+  if (reserved.outcome !== 'RESERVED') throw new Error(`reservation: ${reserved.outcome}`);
+  const records = saleKeys(sku).reservations;
+  const record = await app.redis.hget(records, orderNo);
+  await app.redis.hset(records, orderNo, `?${record}`);
+  const started = await app.orders.start({ ...input, unitPriceCents: 1_500 });
   expect(started).toBe('STARTED');
-  // Until its first workflow task ends (the quick local retries), a query waits for it: the reads
-  // under test start once the workflow answers queries, as it does between its timer's retries.
-  await waitFor(async () => (await app.orders.queryLive(orderNo, Deadline.in(10_000)))?.status === 'PENDING', {
-    what: `${orderNo} answering queries`,
-    timeoutMs: 20_000,
-  });
   return {
     sku,
     orderNo,
@@ -164,10 +155,10 @@ async function awaitingOrder(userId: string): Promise<{ sku: string; orderNo: st
 }
 
 describe('OrderStatusReader', () => {
-  it('shares one workflow query among concurrent reads of one order (single-flight), counted by the metric', async () => {
+  it('shares one read of the row among concurrent reads of one order (single-flight), counted by the metric', async () => {
     const { orderNo } = await awaitingOrder('reader-flight');
     const metrics = new ApiMetrics({ defaultMetrics: false });
-    // The cache off: only single-flight can explain one query for twenty reads.
+    // The cache off: only single-flight can explain one read for twenty.
     const reader = new OrderStatusReader(app.lookup, {
       cacheMs: 0,
       maxEntries: 100,
@@ -177,20 +168,20 @@ describe('OrderStatusReader', () => {
     const answers = await Promise.all(Array.from({ length: 20 }, () => reader.read(orderNo)));
     expect(answers.map((a) => a?.view.status)).toEqual(Array(20).fill('AWAITING_PAYMENT'));
     const text = await metrics.registry.getSingleMetricAsString('flash_order_status_reads_total');
-    expect(text).toContain('flash_order_status_reads_total{source="workflow"} 1');
+    expect(text).toContain('flash_order_status_reads_total{source="database"} 1');
     expect(text).toContain('flash_order_status_reads_total{source="coalesced"} 19');
     expect(text).toContain('flash_order_status_reads_total{source="cache"} 0');
 
-    // Read again after the first settled: a new query (no cache), not a stale share.
+    // Read again after the first settled: a new read (no cache), not a stale share.
     await reader.read(orderNo);
     expect(await metrics.registry.getSingleMetricAsString('flash_order_status_reads_total')).toContain(
-      'flash_order_status_reads_total{source="workflow"} 2',
+      'flash_order_status_reads_total{source="database"} 2',
     );
   });
 });
 
 describe('OrderStatusReader cache bounds', () => {
-  it('serves AWAITING_PAYMENT from the cache for at most cacheMs, then asks the workflow again', async () => {
+  it('serves AWAITING_PAYMENT from the cache for at most cacheMs, then reads the row again', async () => {
     const { orderNo } = await awaitingOrder('reader-expiry');
     const metrics = new ApiMetrics({ defaultMetrics: false });
     const reader = new OrderStatusReader(app.lookup, {
@@ -207,10 +198,10 @@ describe('OrderStatusReader cache bounds', () => {
       );
     await reader.read(orderNo);
     await reader.read(orderNo);
-    expect({ workflow: await count('workflow'), cache: await count('cache') }).toEqual({ workflow: 1, cache: 1 });
+    expect({ database: await count('database'), cache: await count('cache') }).toEqual({ database: 1, cache: 1 });
     await sleep(450);
     expect((await reader.read(orderNo))?.view.status).toBe('AWAITING_PAYMENT');
-    expect({ workflow: await count('workflow'), cache: await count('cache') }).toEqual({ workflow: 2, cache: 1 });
+    expect({ database: await count('database'), cache: await count('cache') }).toEqual({ database: 2, cache: 1 });
   });
 
   it('never serves AWAITING_PAYMENT past its paymentDeadline: the timeout shows despite a 60 s cache, and ends a long-poll', async () => {
@@ -277,8 +268,9 @@ describe('GET /api/orders/:orderNo through the status reader', () => {
         expect(reply.status).toBe(200);
         expect(reply.body.status).toBe('PENDING');
       }
+      // Its promise answers (no row yet), never from memory.
       const pending = await statusMetrics();
-      expect(pending.workflow - before.workflow).toBe(3);
+      expect(pending.stores - before.stores).toBe(3);
       expect(pending.cache - before.cache).toBe(0);
       await order.release();
       released = true;
@@ -299,7 +291,7 @@ describe('GET /api/orders/:orderNo through the status reader', () => {
     }
     const after = await statusMetrics();
     expect(after.cache - before.cache).toBe(3);
-    expect(after.workflow - before.workflow).toBe(0);
+    expect(after.database - before.database).toBe(0);
   });
 
   it('a payment delivered through this API shows at once despite the 60 s cache', async () => {
@@ -316,8 +308,8 @@ describe('GET /api/orders/:orderNo through the status reader', () => {
     const final = await shownAs(orderNo, token, 'PAID');
     expect(final.paidAt).toEqual(expect.any(String));
     expect(Date.now() - startedAt).toBeLessThan(10_000);
-    // PAID is final: served from the cache from now on, once the workflow's close (told after the payment was applied
-    // as it was recorded) has announced it too: that announcement makes one more read ask MySQL.
+    // Decided: served from the cache from now on, once the workflow's close (told after the payment was applied as it
+    // was recorded) has announced it too: that announcement makes one more read ask MySQL.
     await app.orders.awaitClosed(orderNo);
     await waitFor(
       async () => {
@@ -349,8 +341,6 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     const order = await pendingOrder('poller-change');
     let released = false;
     try {
-      // A read that meets the workflow inside a task of its quick local retries waits for it past READ_DEADLINE (503):
-      // the next one, between two retries, answers.
       await waitFor(
         async () =>
           (await http('GET', `/api/orders/${order.orderNo}`, { token: order.token })).body.status === 'PENDING',
@@ -430,8 +420,8 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     }
     const after = await statusMetrics();
     // Refused before any read or wait.
-    expect(after.cache + after.workflow + after.coalesced + after.database + after.stores).toBe(
-      before.cache + before.workflow + before.coalesced + before.database + before.stores,
+    expect(after.cache + after.coalesced + after.database + after.stores).toBe(
+      before.cache + before.coalesced + before.database + before.stores,
     );
     expect(after.waiters).toBe(0);
     expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');

@@ -41,13 +41,15 @@ interface Faults {
     real: Activities['persistOrder'],
     input: Parameters<Activities['persistOrder']>[0],
   ) => ReturnType<Activities['persistOrder']>;
-  cancelUnpaidOrder?: (
-    real: Activities['cancelUnpaidOrder'],
-    input: Parameters<Activities['cancelUnpaidOrder']>[0],
-  ) => ReturnType<Activities['cancelUnpaidOrder']>;
+  /** The one close when it is asked to cancel (a deadline's, a shopper's, an operator's). */
+  cancelClose?: (
+    real: Activities['closeOrder'],
+    input: Parameters<Activities['closeOrder']>[0],
+  ) => ReturnType<Activities['closeOrder']>;
 }
 let faults: Faults = {};
-const releaseOutcomes: string[] = [];
+/** Every close asked, as `<orderNo>:<request kind>:<outcome>`. */
+const closes: string[] = [];
 
 let env: TestWorkflowEnvironment;
 let worker: TestWorker;
@@ -75,14 +77,13 @@ beforeAll(async () => {
     wrapActivities: (real) => ({
       persistOrder: (input) =>
         faults.persistOrder ? faults.persistOrder(real.persistOrder, input) : real.persistOrder(input),
-      cancelUnpaidOrder: (input) =>
-        faults.cancelUnpaidOrder
-          ? faults.cancelUnpaidOrder(real.cancelUnpaidOrder, input)
-          : real.cancelUnpaidOrder(input),
-      releaseReservation: async (input) => {
-        const outcome = await real.releaseReservation(input);
-        releaseOutcomes.push(`${input.orderNo}:${outcome}`);
-        return outcome;
+      closeOrder: async (input) => {
+        const verdict =
+          input.request.kind === 'CANCEL' && faults.cancelClose
+            ? await faults.cancelClose(real.closeOrder, input)
+            : await real.closeOrder(input);
+        closes.push(`${input.order.orderNo}:${input.request.kind}:${verdict.outcome}`);
+        return verdict;
       },
     }),
   });
@@ -140,7 +141,7 @@ async function startWorkflowOf(
 
 /**
  * A payment as the webhook takes it: recorded (MySQL stamps its arrival) and decided by the order's row, then the
- * paymentApplied Signal of one the row applied. Answers the row's outcome.
+ * paymentApplied Signal of one the row applied as it was recorded. Answers the row's outcome.
  */
 async function pay(
   handle: WorkflowHandle<typeof OrderWorkflow>,
@@ -148,8 +149,8 @@ async function pay(
   eventId: string,
   amountCents: number,
 ): Promise<StoredPaymentOutcome> {
-  const { row } = await stores.payments.recordPayment({ eventId, orderNo, amountCents }, 'webhook');
-  if (row.tellWorkflow) await handle.signal(paymentAppliedSignal, storedPayment(row));
+  const { row, judged } = await stores.payments.recordPayment({ eventId, orderNo, amountCents }, 'webhook');
+  if (judged && row.outcome === 'APPLIED') await handle.signal(paymentAppliedSignal, storedPayment(row));
   return row.outcome;
 }
 
@@ -245,7 +246,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     await env.sleep('1h'); // Temporal's clock an hour ahead of MySQL's, as a server with a broken clock
     const orderNo = newOrderNo();
     // The window only bounds how long reaching the close may take on a loaded machine (once over 8 s).
-    const closing = watchCallsOf('cancelUnpaidOrder');
+    const closing = watchCallsOf('cancelClose');
     const handle = await startOrder(sale, undefined, orderNo, { paymentWindow: '15s', realClock: true });
     const result = handle.result(); // lets the server run the timer, due at once by its own clock
     const persisted = await waitFor(async () => (await orderRow(orderNo)) ?? false, {
@@ -268,10 +269,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
       recorded: payment,
       deadline,
     };
-    expect(final, JSON.stringify(seen)).toMatchObject({
-      status: 'PAID',
-      payments: [{ eventId: payment.eventId, outcome: 'APPLIED' }],
-    });
+    expect(final, JSON.stringify(seen)).toMatchObject({ status: 'PAID' });
     expect(await paymentRows(orderNo)).toEqual([{ eventId: payment.eventId, outcome: 'APPLIED', refundReason: null }]);
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
@@ -290,7 +288,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(result.failureReason).toMatch(/SaleNotFound/);
     expect(attempts).toBe(1); // non-retryable: no second attempt
     const orderNo = result.orderNo;
-    expect(releaseOutcomes.filter((o) => o.startsWith(`${orderNo}:`))).toEqual([`${orderNo}:RELEASED`]);
+    expect(closes.filter((close) => close.startsWith(`${orderNo}:`))).toEqual([`${orderNo}:FAIL:FAILED`]);
     expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
     expect(await inventory.getSale(sale.sku)).toMatchObject({ available: 2, reserved: 0 });
     // Released once, and the record dropped with it: the order is final.
@@ -348,7 +346,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     hold.open();
     const result = await handle.result();
     expect(result.status).toBe('PAID');
-    expect(result.payments).toEqual([{ eventId, amountCents: sale.priceCents, outcome: 'APPLIED' }]);
+    expect(await paymentRows(orderNo)).toEqual([{ eventId, outcome: 'APPLIED', refundReason: null }]);
     expect((await orderRow(result.orderNo))?.status).toBe('PAID');
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
@@ -362,8 +360,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(await pay(handle, orderNo, `evt-b-${orderNo}`, totalCents)).toBe('REFUND_REQUIRED');
     const result = await handle.result();
     expect(result.status).toBe('PAID');
-    // The workflow followed the one the row applied; the row refunded the other.
-    expect(result.payments.map((p) => [p.eventId, p.outcome])).toEqual([[`evt-a-${orderNo}`, 'APPLIED']]);
+    // The row applied one and refunded the other.
     expect(await paymentRows(orderNo)).toEqual([
       { eventId: `evt-a-${orderNo}`, outcome: 'APPLIED', refundReason: null },
       { eventId: `evt-b-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' },
@@ -373,7 +370,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
 
   it('records a payment that arrives after the timer fired for refund and never applies it', async () => {
     const sale = await putOnSale(stores, redis, { stock: 2 });
-    const hold = holdAt('cancelUnpaidOrder');
+    const hold = holdAt('cancelClose');
     const handle = await startOrder(sale, undefined, undefined, SHORT_WINDOW);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     const result = handle.result(); // lets the server skip the 30 minutes
@@ -384,7 +381,7 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(await pay(handle, orderNo, `evt-late-${orderNo}`, totalCents)).toBe('REFUND_REQUIRED');
     hold.open();
     const final = await result;
-    expect(final).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT', payments: [] });
+    expect(final).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
     expect(await paymentRows(orderNo)).toEqual([
       { eventId: `evt-late-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' },
     ]);
@@ -394,19 +391,19 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
 
   it('a payment recorded in time while the timed-out order is being cancelled: the row applied it, the close finds it; PAID', async () => {
     const sale = await putOnSale(stores, redis, { stock: 2 });
-    const hold = holdAt('cancelUnpaidOrder');
+    const hold = holdAt('cancelClose');
     // The window only bounds how long reaching the held close may take on a loaded machine (once over 8 s).
     const handle = await startOrder(sale, undefined, undefined, { paymentWindow: '15s', realClock: true });
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     const result = handle.result(); // lets the server skip the 30 minutes
-    await hold.arrived; // the timer fired; cancelUnpaidOrder is about to ask the row
+    await hold.arrived; // the timer fired; the close is about to ask the row
     // Recorded before the deadline by MySQL's clock (this box's): in time, applied by the row; its Signal finds the
-    // order decided. The close's task lasts the hold and MySQL's clock (~15 s) and may be retried from its start on
-    // this server: a re-run cancelUnpaidOrder finds the order PAID and answers PAID_IN_TIME again.
+    // order closing. The close's task lasts the hold and MySQL's clock (~15 s) and may be retried from its start on
+    // this server: a re-run close finds the order PAID and answers PAID again.
     const eventId = `evt-in-time-${orderNo}`;
     expect(await pay(handle, orderNo, eventId, totalCents)).toBe('APPLIED');
     hold.open();
-    expect(await result).toMatchObject({ status: 'PAID', payments: [{ eventId, outcome: 'APPLIED' }] });
+    expect(await result).toMatchObject({ status: 'PAID' });
     expect((await orderRow(orderNo))?.status).toBe('PAID');
     expect(await paymentRows(orderNo)).toEqual([{ eventId, outcome: 'APPLIED', refundReason: null }]);
     expectInvariants(await saleReport(stores, redis, sale.sku));
@@ -571,10 +568,8 @@ describe.sequential('OrderWorkflow Updates (time-skipping server)', () => {
     const refused = await handle.executeUpdate(cancelUpdate, {}).catch((err: unknown) => err);
     expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
     expect(String((refused as WorkflowUpdateFailedError).cause?.message)).toMatch(/^NOT_CANCELLABLE/);
-    expect(await handle.result()).toMatchObject({
-      status: 'PAID',
-      payments: [{ eventId: `evt-${orderNo}`, outcome: 'APPLIED' }],
-    });
+    expect(await handle.result()).toMatchObject({ status: 'PAID' });
+    expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null }]);
     expect(await orderRow(orderNo)).toMatchObject({ status: 'PAID', cancel_reason: null });
     await expectSaleSettled(stores, redis, sale.sku, { available: 1, reserved: 0, sold: 1 });
   });

@@ -22,9 +22,9 @@ import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import type { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
-import { signalAppliedPayment, type PaymentSignals } from '../src/payments/receiver.js';
+import { storedPayment, type PaymentSignals } from '../src/payments/receiver.js';
 import { signWebhook } from '../src/payments/providers/generic/signature.js';
-import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
+import { orderWorkflowId, statusQuery, type OrderInput } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, oneUnitOrder, openDispute, putOnSale, saleReport } from './helpers/fixtures.js';
@@ -102,7 +102,7 @@ async function record(orderNo: string, amountCents: number): Promise<PaymentRow>
 /** As the webhook takes it: recorded and decided, then the Signal of one the row applied. */
 async function pay(orderNo: string, amountCents: number): Promise<PaymentRow> {
   const row = await record(orderNo, amountCents);
-  if (row.tellWorkflow) await signalAsReconciler(row);
+  if (row.outcome === 'APPLIED') await signal(row);
   return row;
 }
 
@@ -185,7 +185,9 @@ describe('a payment judged by when it arrived', () => {
     );
     if (!row) throw new Error('not persisted');
     expect(row.paymentDeadline.getTime()).toBeGreaterThanOrEqual(createdAt + 3_000 + 2_000);
-    expect((await orders.queryLive(orderNo))?.paymentDeadline).toBe(row.paymentDeadline.toISOString());
+    expect((await temporal.workflow.getHandle(orderWorkflowId(orderNo)).query(statusQuery)).paymentDeadline).toBe(
+      row.paymentDeadline.toISOString(),
+    );
     const payment = await pay(orderNo, sale.priceCents);
     expect(payment.receivedAt.getTime()).toBeGreaterThan(createdAt + 2_000);
     expect(payment.outcome).toBe('APPLIED');
@@ -215,7 +217,7 @@ describe('a payment judged by when it arrived', () => {
     await record(order.input.orderNo, order.total);
     const found = await lookup.find(order.input.orderNo);
     if (!found) throw new Error('order not found');
-    expect(await orders.cancel(found.view.orderNo)).toBe(false);
+    expect(await orders.cancel(found.view.orderNo)).toEqual({ outcome: 'REFUSED' });
     await orders.awaitClosed(order.input.orderNo);
     expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
     expectInvariants(await saleReport(stores, redis, order.sku));
@@ -232,9 +234,9 @@ async function serveApi(): Promise<{
   return { url: await listen(createApp(parts), servers), guards: parts.guards, payments: parts.payments };
 }
 
-/** What the reconciler does for a row still marked: the paymentApplied Signal, then the row marked told. */
-function signalAsReconciler(row: PaymentRow) {
-  return signalAppliedPayment({ orders, payments: stores.payments }, row, Deadline.in(10_000));
+/** The paymentApplied Signal of a payment its row applied, as the webhook (or the reconciler) sends it. */
+function signal(row: PaymentRow) {
+  return orders.signalPaymentApplied(row.orderNo, storedPayment(row), Deadline.in(10_000));
 }
 
 /** The paymentApplied Signals in the order's history: the payments its workflow was told its row applied. */
@@ -273,11 +275,7 @@ describe('the webhook records first', () => {
     expect(await sendWebhook(api.url, event)).toEqual({ status: 200, body: { received: true, outcome: 'APPLIED' } });
     expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
     // Nobody retries the webhook: its Signal, sent after the answer, closes the order (this test's order client has
-    // no breakers; with Temporal's open, the reconciler sends it: test/reconcile.test.ts).
-    await waitFor(async () => (await stores.payments.getPayment(eventId))?.tellWorkflow === false, {
-      what: `${eventId}'s Signal sent`,
-      timeoutMs: 10_000,
-    });
+    // no breakers; with Temporal's open, the reconciler closes it: test/reconcile.test.ts).
     await api.payments.stop();
     await orders.awaitClosed(order.input.orderNo);
     expect(await paymentSignals(order.input.orderNo)).toEqual(['paymentApplied']);
@@ -310,7 +308,7 @@ describe('the webhook records first', () => {
     // The persist writes the row and decides the payment in the same transaction; the workflow follows its answer.
     await orders.awaitClosed(orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
-    expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'APPLIED', tellWorkflow: false });
+    expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'APPLIED' });
     expect(await sendWebhook(api.url, { eventId, orderNo, amountCents: sale.priceCents })).toEqual({
       status: 200,
       body: { received: true, outcome: 'DUPLICATE' },
@@ -331,20 +329,19 @@ describe('a payment its order row decides, judged as it is recorded', () => {
       const reply = await sendWebhook(api.url, { eventId, orderNo, amountCents: order.total });
       expect(reply).toEqual({ status: 200, body: { received: true, outcome: 'APPLIED' } });
       expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
-      // Its shopper reads PAID although no worker can answer: what the stores say, MySQL's final status.
-      const reads = new OrderLookup({ ...lookupDeps(orders, stores), storesReadMs: 1_000 });
+      // Its shopper reads PAID although no worker runs: its row, which reads never leave for the workflow.
+      const reads = new OrderLookup(lookupDeps(stores));
       expect(await reads.find(orderNo, Deadline.in(3_000))).toMatchObject({
-        source: 'stores',
+        source: 'database',
         view: { status: 'PAID' },
       });
       // Its unit is sold in MySQL; Redis still holds it reserved until the workflow confirms it.
       expect((await inventory.getReservation(order.sku, orderNo))?.state).toBe('CLAIMED');
-      // The Signal needs no worker: Temporal holds it in the order's history, and the row is marked told.
-      await waitFor(async () => (await stores.payments.getPayment(eventId))?.tellWorkflow === false, {
-        what: `${eventId}'s Signal sent`,
+      // The Signal needs no worker: Temporal holds it in the order's history.
+      await waitFor(async () => (await paymentSignals(orderNo)).length === 1, {
+        what: `${eventId}'s Signal in the history`,
         timeoutMs: 10_000,
       });
-      expect(await paymentSignals(orderNo)).toEqual(['paymentApplied']);
       // Its shopper's cancel now is refused: the row decided the payment, whatever the workflow has not heard yet.
       const token = await new ShopperAuth(config).issue(order.input.userId);
       expect(await replyOf(api.url, 'POST', `/api/orders/${orderNo}/cancel`, { token })).toMatchObject({
@@ -361,7 +358,7 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     expect(closedInMs).toBeLessThan(5_000);
     await api.payments.stop();
     const closed = await temporal.workflow.getHandle(orderWorkflowId(orderNo)).result();
-    expect(closed).toMatchObject({ status: 'PAID', payments: [{ eventId, outcome: 'APPLIED' }] });
+    expect(closed).toMatchObject({ status: 'PAID' });
     expect((await inventory.getReservation(order.sku, orderNo))?.state).toBe('SOLD');
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
@@ -369,20 +366,20 @@ describe('a payment its order row decides, judged as it is recorded', () => {
   it('a workflow that has not heard yet still answers AWAITING_PAYMENT; a read that heard nothing shows MySQL’s PAID', async () => {
     const order = await placeOrder('30m');
     const { orderNo } = order.input;
-    // Not signalled (the webhook's own Signal lost; the reconciler's comes only after 10 s).
+    // Not signalled (the webhook's own Signal lost; the reconciler's comes only after the grace).
     const { row, judged } = await stores.payments.recordPayment(
       { eventId: `evt-unheard-${orderNo}`, orderNo, amountCents: order.total },
       'webhook',
     );
     expect(judged).toBe(true);
-    expect(row).toMatchObject({ outcome: 'APPLIED', tellWorkflow: true });
-    expect((await lookup.fromWorkflow(orderNo))?.view.status).toBe('AWAITING_PAYMENT');
+    expect(row).toMatchObject({ outcome: 'APPLIED' });
+    const handle = temporal.workflow.getHandle(orderWorkflowId(orderNo));
+    expect((await handle.query(statusQuery)).status).toBe('AWAITING_PAYMENT');
     const found = await lookup.find(orderNo);
     expect(found).toMatchObject({ source: 'database', view: { status: 'PAID' } });
     // Signalled, it closes the order as its row says.
-    expect(await signalAsReconciler(row)).toBe('SIGNALLED');
-    await orders.awaitClosed(orderNo);
-    expect(await stores.payments.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED', tellWorkflow: false });
+    expect(await signal(row)).toBe('SIGNALLED');
+    expect(await handle.result()).toMatchObject({ status: 'PAID' });
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
@@ -401,7 +398,7 @@ describe('a payment its order row decides, judged as it is recorded', () => {
         outcome: 'REFUND_REQUIRED',
         refundReason: 'ALREADY_PAID',
       });
-      expect(await stores.payments.getPayment(second.eventId)).toMatchObject({ tellWorkflow: false });
+      expect(await stores.payments.getPayment(second.eventId)).toMatchObject({ outcome: 'REFUND_REQUIRED' });
     } finally {
       await startWorker();
     }
@@ -426,43 +423,14 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     );
     expect(row.outcome).toBe('APPLIED');
     await until(order.deadline + 500);
-    // The timer fires as the worker comes back; the payment is not delivered: cancelUnpaidOrder finds it applied.
+    // The timer fires as the worker comes back; the payment is not delivered: the close finds it applied.
     await startWorker();
     await orders.awaitClosed(orderNo);
     expect(await temporal.workflow.getHandle(orderWorkflowId(orderNo)).result()).toMatchObject({ status: 'PAID' });
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
-    // Signalled afterwards, the closed order needs nothing more: its row is marked told.
-    expect(await signalAsReconciler(row)).toBe('NOT_RUNNING');
-    expect(await stores.payments.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED', tellWorkflow: false });
-    expectInvariants(await saleReport(stores, redis, order.sku));
-  });
-
-  it('a Stripe payment after the deadline to an order whose row names no provider (the previous build wrote it): the intent decides', async () => {
-    // 478a254 persists a Stripe order without payment_provider; its row must still judge as a Stripe order's does.
-    const order = await placeOrder('3s');
-    const { orderNo } = order.input;
-    await stopWorker();
-    await until(order.deadline + 500);
-    try {
-      const { row } = await stores.payments.recordPayment(
-        {
-          eventId: `evt-intent-${orderNo}`,
-          orderNo,
-          amountCents: order.total,
-          provider: 'stripe',
-          providerRef: `pi_${orderNo}`,
-        },
-        'webhook',
-      );
-      expect({ outcome: row.outcome, refundReason: row.refundReason }).toEqual({
-        outcome: 'APPLIED',
-        refundReason: null,
-      });
-    } finally {
-      await startWorker();
-    }
-    await orders.awaitClosed(orderNo);
-    expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
+    // Signalled afterwards, the closed order needs nothing more.
+    expect(await signal(row)).toBe('NOT_RUNNING');
+    expect(await stores.payments.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED' });
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
@@ -474,16 +442,15 @@ describe('a payment its order row decides, judged as it is recorded', () => {
       'webhook',
     );
     expect(row.outcome).toBe('APPLIED');
-    // Redis lost the reservation (the units released, maybe resold): the workflow cannot confirm it. It follows the
-    // payment it is signalled, then fails the order in its close, which refunds it.
+    // Redis lost the reservation (the units released, maybe resold): the close cannot confirm it, so it fails the
+    // order, whose payment is owed back.
     await inventory.release(order.sku, orderNo, { as: 'owner' });
-    expect(await signalAsReconciler(row)).toBe('SIGNALLED');
+    expect(await signal(row)).toBe('SIGNALLED');
     await orders.awaitClosed(orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'FAILED' });
     expect(await stores.payments.getPayment(row.eventId)).toMatchObject({
       outcome: 'REFUND_REQUIRED',
       refundReason: 'ORDER_FAILED',
-      tellWorkflow: false,
     });
   });
 
@@ -503,7 +470,7 @@ describe('a payment its order row decides, judged as it is recorded', () => {
       status: 'DISPUTED',
       dispute: { standing: 'OPEN', reason: 'fraudulent' },
     });
-    expect(await signalAsReconciler(row)).toBe('SIGNALLED');
+    expect(await signal(row)).toBe('SIGNALLED');
     await orders.awaitClosed(orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'DISPUTED' });
   });

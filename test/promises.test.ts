@@ -9,12 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
-import { mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, describe, expect, inject, it } from 'vitest';
-import { migrate } from '../src/db/migrate.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { startStack } from '../stack/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { Deadline, DependencyUnavailableError } from '../src/infra/dependency-guard.js';
@@ -30,18 +25,11 @@ import { openPerQueueTestbed } from './helpers/per-queue.js';
 import { startHoldingProxy } from './helpers/tcp-proxy.js';
 import { testConfig } from './helpers/env.js';
 import { lookupDeps, ordersWithoutBreakers, pacingOf } from './helpers/orders.js';
+import { startOwnStack } from './helpers/own-stack.js';
 
 // A stack of this file's own: its promises are minutes old on purpose, and on the shared stack another file's worker
 // process (its reconcile Schedule surveys every sale) started them first, on its own queue (red in CI twice).
-const stack = await startStack({
-  dataDir: mkdtempSync(join(inject('stackDataDir'), 'promises-')),
-  ports: 'free',
-  ephemeral: true,
-  env: {},
-});
-const migrating = createMysqlPool(testConfig(stack.env));
-await migrate(migrating);
-await migrating.end();
+const stack = await startOwnStack('promises');
 const testbed = await openPerQueueTestbed({
   ...stack.env,
   TEMPORAL_TASK_QUEUE: `promises-${randomUUID()}`,
@@ -187,9 +175,7 @@ class ReadsFailWhenTold extends OrderLookup {
 it('a retried key whose order cannot be read now answers 503 with Retry-After and keeps its order', async () => {
   const queue = `promises-unreadable-${randomUUID()}`;
   await testbed.startWorker(queue);
-  const lookup = new ReadsFailWhenTold(
-    lookupDeps(ordersWithoutBreakers(temporal, queue), stores, new RedisInventory(redis, queue)),
-  );
+  const lookup = new ReadsFailWhenTold(lookupDeps(stores, new RedisInventory(redis, queue)));
   const base = await testbed.serve(queue, { lookup });
   const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
   const first = await checkout(base, sale.sku, 'reader', 'k-read');

@@ -151,7 +151,7 @@ describe('one trace from the request to the last activity', () => {
     const api = 'flash-checkout-api';
     const wrk = 'flash-checkout-worker';
     // Spans arrive from two processes in batches, each when its operation ends: the workflow's run
-    // ends after its last activity (markPaid), so its span comes in a later batch than that one's.
+    // ends after its last activity (the close), so its span comes in a later batch than that one's.
     // Wait until every span read below is there, not only the last activity's: [service, name, under].
     const expected: ReadonlyArray<readonly [service: string, name: string, under?: string]> = [
       [api, 'post /api/checkout'],
@@ -163,7 +163,7 @@ describe('one trace from the request to the last activity', () => {
       [api, 'post /api/payments/webhook'],
       [api, 'signalworkflow:paymentapplied'],
       [wrk, 'handlesignal:paymentapplied'],
-      [wrk, 'runactivity:confirmreservation'],
+      [wrk, 'runactivity:closeorder'],
     ];
     const spans = await waitFor(
       async () => {
@@ -202,7 +202,7 @@ describe('one trace from the request to the last activity', () => {
     // Applied by the order's row as it was recorded, then the paymentApplied Signal, sent in the webhook's trace.
     const signal = first(spans, 'signalworkflow:paymentapplied', api);
     const handle = first(spans, 'handlesignal:paymentapplied', wrk);
-    const confirm = first(spans, 'runactivity:confirmreservation', wrk);
+    const close = first(spans, 'runactivity:closeorder', wrk);
 
     // The route names the request span; the stores' calls are spans of their own.
     expect(checkoutSpan.tags?.['http.route']).toBe('/api/checkout');
@@ -224,12 +224,12 @@ describe('one trace from the request to the last activity', () => {
       [handle, signal],
       // The Signal's handler only records the payment; the workflow's main path acts on it, so
       // the payment's activities are children of the workflow's run, after the Signal in time.
-      [confirm, run],
+      [close, run],
     ] as const) {
       expect(descendsFrom(spans, child, parent), `${child.name} under ${parent.name}`).toBe(true);
     }
     // In order: the checkout, the order persisted, then the payment and its activities.
-    const order = [checkoutSpan, start, persist, webhook, signal, handle, confirm].map((s) => s.timestamp);
+    const order = [checkoutSpan, start, persist, webhook, signal, handle, close].map((s) => s.timestamp);
     expect(order).toEqual([...order].sort((a, b) => a - b));
 
     // Turning tracing off again is safe: the history this traced worker wrote replays on the bundle

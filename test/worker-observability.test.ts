@@ -174,7 +174,7 @@ describe('worker process', () => {
       what: `${orderNo} persisted by the spawned worker`,
       timeoutMs: 30_000,
     });
-    // Cancelling closes the workflow: cancelUnpaidOrder and releaseReservation run, and it logs "order closed".
+    // Cancelling closes the workflow: the one close runs (closeOrder), and it logs "order closed".
     expect((await fetch(`${api.url}/api/orders/${orderNo}/cancel`, { method: 'POST', headers })).status).toBe(202);
     await waitFor(async () => (await statusOf()) === 'CANCELLED', { what: `${orderNo} cancelled`, timeoutMs: 30_000 });
 
@@ -183,8 +183,7 @@ describe('worker process', () => {
         const response = await fetch(metricsUrl);
         const parsed = parseExposition(await response.text());
         return (
-          total(parsed, 'flash_activity_outcomes', { activity_type: 'releaseReservation', outcome: 'completed' }) >=
-            1 && parsed
+          total(parsed, 'flash_activity_outcomes', { activity_type: 'closeOrder', outcome: 'completed' }) >= 1 && parsed
         );
       },
       { what: 'activity outcomes on the worker metrics port', timeoutMs: 15_000 },
@@ -198,7 +197,7 @@ describe('worker process', () => {
       total(samples, 'temporal_activity_execution_latency_count', { task_queue: config.temporal.taskQueue }) +
         total(samples, 'temporal_local_activity_execution_latency_count', { task_queue: config.temporal.taskQueue }),
     ).toBeGreaterThanOrEqual(1);
-    for (const activity of ['persistOrder', 'cancelUnpaidOrder', 'releaseReservation']) {
+    for (const activity of ['persistOrder', 'closeOrder']) {
       expect(
         total(samples, 'flash_activity_outcomes', {
           activity_type: activity,

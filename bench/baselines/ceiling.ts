@@ -21,7 +21,7 @@ const CONSTANT_ORDER = {
   status: 'AWAITING_PAYMENT',
   paymentDeadline: '2026-01-01T00:30:00.000Z',
   createdAt: '2026-01-01T00:00:00.000Z',
-  source: 'workflow',
+  source: 'database',
 };
 
 export function createCeilingApp(logger: Logger): Koa {

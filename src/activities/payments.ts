@@ -20,6 +20,7 @@ import {
 } from '../payments/provider.js';
 import { FailureTypes } from './order.js';
 import type { CatchUpInput, CatchUpResult } from '../payments/catch-up-definitions.js';
+import type { RefundStarts } from '../order/close.js';
 
 /**
  * Read again at every run: events Stripe listed late, and the difference between its clock and ours (seconds under
@@ -91,6 +92,8 @@ export interface PaymentActivityDeps {
   providers?: Partial<Record<ProviderWithApi, PaymentProviderApi>>;
   /** How long an intent may stay `processing` past its deadline before an error is logged (STRIPE_PROCESSING_ALERT). */
   processingAlertMs?: number;
+  /** Starts the refund of a payment a close found and its row owed back. */
+  refunds?: RefundStarts;
 }
 
 /** A payment at a provider: the order's number and total, and which provider. */
@@ -108,6 +111,7 @@ export function createPaymentActivities({
   secrets,
   providers = {},
   processingAlertMs = 3_600_000,
+  refunds,
 }: PaymentActivityDeps) {
   const providerApi = (name: ProviderWithApi): PaymentProviderApi => {
     const api = providers[name];
@@ -200,6 +204,8 @@ export function createPaymentActivities({
           );
           if (row.outcome === 'APPLIED')
             paid ??= { eventId: row.eventId, amountCents: row.amountCents, receivedAt: row.receivedAt.toISOString() };
+          else if (row.outcome === 'REFUND_REQUIRED')
+            refunds?.start([{ eventId: row.eventId, provider: row.provider }]);
         } else if (closed.status === 'processing') {
           processing = true;
           const pastDeadlineMs = payment.paymentDeadline ? Date.now() - Date.parse(payment.paymentDeadline) : 0;

@@ -7,17 +7,17 @@ import type { OrderStore } from '../db/orders.js';
 import type { PaymentStore } from '../db/payments.js';
 import type { RefundStore } from '../db/refunds.js';
 import { Deadline } from '../infra/dependency-guard.js';
-import { signalAppliedPayment } from '../payments/receiver.js';
 import type { ReportStore } from '../db/reports.js';
 import type { SaleStore } from '../db/sales.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
+import { OrderCloser, orderOfRow, type OrderChanges, type RefundStarts } from '../order/close.js';
 import type { OrderWorkflowClient } from '../order/workflow-client.js';
-import { isSold, REFUND_TAKEN_FOR_MS } from '../model/order-workflow.js';
+import { isFinal, isSold } from '../model/order-workflow.js';
 import {
   noReservationWork,
   PROMISE_MAX_AGE_MS,
   type AdoptionPageResult,
-  type PaymentSignalPage,
+  type ProviderOrderToSettle,
   type RefundStartPage,
   type ReservationPageResult,
   type SaleDrift,
@@ -40,6 +40,10 @@ export interface ReconcileDeps {
   };
   inventory: RedisInventory;
   orders: OrderWorkflowClient;
+  /** Tells the API processes an order it closed changed. */
+  changes: OrderChanges;
+  /** Starts the refunds a close it carried out left owed (the next run's startOwedRefunds would too). */
+  refunds?: RefundStarts;
   /** The providers this worker refunds through (their APIs configured); none: refunds stay for an operator. */
   refundProviders?: readonly string[];
   /** Told, at every run, how many refunds wait in each state and how much money providers took back (gauges). */
@@ -63,9 +67,19 @@ export interface DeliveryGauges {
   show(figures: OrderEventFigures): void;
 }
 
-/** Every status but the two whose workflow gives the units back (a paid order's stay sold whatever follows). */
+/** Every status but the two whose units went back (a paid order's stay sold whatever follows). */
 function holdsUnits(row: OrderRow | undefined): row is OrderRow {
   return row !== undefined && row.status !== 'CANCELLED' && row.status !== 'FAILED';
+}
+
+function providerOrderOf(row: OrderRow, provider: string): ProviderOrderToSettle {
+  return {
+    orderNo: row.orderNo,
+    sku: row.sku,
+    provider,
+    amountCents: row.totalCents,
+    paymentDeadline: row.paymentDeadline.toISOString(),
+  };
 }
 
 /** How far back (by Redis's clock) the survey looks for sales defined in Redis alone. */
@@ -75,12 +89,55 @@ export function createReconcileActivities({
   stores,
   inventory,
   orders,
+  changes,
+  refunds,
   refundProviders = [],
   refundGauges,
   deliveryGauges,
   deliveries = null,
   eventRetentionMs,
 }: ReconcileDeps) {
+  // The one close, as an order's workflow runs it: the reconciler carries out what the row decided, for an order whose
+  // workflow is gone or late (docs/fault-tolerance.md, "One close").
+  const closer = new OrderCloser({ orders: stores.orders, inventory, changes, ...(refunds ? { refunds } : {}) });
+
+  /**
+   * A live reservation past the grace whose order has a row: the row decides. Final: its units go back. Sold:
+   * confirmed, and its workflow (whose Signal may be lost) signalled again, once its payment is a grace old. Awaiting
+   * payment past its deadline with no workflow running (terminated, reset): closed as its timer would have, a provider
+   * order's intents first (`toSettleAtProvider`, by the reconciling workflow).
+   */
+  const settleByRow = async (
+    row: OrderRow,
+    nowMs: number,
+    graceMs: number,
+    result: ReservationPageResult,
+  ): Promise<void> => {
+    if (isFinal(row.status)) {
+      const closed = await closer.close(orderOfRow(row), { kind: 'PAYMENT' });
+      if (closed.outcome === 'CANCELLED' || closed.outcome === 'FAILED') result.alignedReleased++;
+      return;
+    }
+    if (isSold(row.status)) {
+      if (row.paidAt && row.paidAt.getTime() > nowMs - graceMs) return;
+      const applied = await stores.orders.appliedPayment(row.orderNo);
+      if (applied)
+        await orders
+          .signalPaymentApplied(row.orderNo, { ...applied, receivedAt: applied.receivedAt.toISOString() })
+          .catch(() => undefined);
+      const closed = await closer.close(orderOfRow(row), { kind: 'PAYMENT' });
+      if (closed.outcome === 'PAID') result.alignedConfirmed++;
+      return;
+    }
+    if (row.paymentDeadline.getTime() > nowMs) return;
+    if ((await orders.workflowState(row.orderNo)) === 'RUNNING') return;
+    if (row.paymentProvider) {
+      result.toSettleAtProvider.push(providerOrderOf(row, row.paymentProvider));
+      return;
+    }
+    const closed = await closer.close(orderOfRow(row), { kind: 'CANCEL', reason: 'PAYMENT_TIMEOUT' });
+    if (closed.outcome !== 'NOT_DUE') result.closedForGoneWorkflows++;
+  };
   // Sales in Redis with no MySQL row (a create's commit was lost): every order fails SaleNotFound until the same
   // POST /api/sales completes the sale.
   const salesOnlyInRedis = async (among?: readonly string[]): Promise<string[]> => {
@@ -163,44 +220,32 @@ export function createReconcileActivities({
     },
 
     /**
-     * Signals again payments applied over `olderThanMs` ago whose row is still marked (the webhook's signal failed).
-     * The first failure ends the page: the rest would wait on the same absent Temporal, and stay marked.
+     * Starts the RefundWorkflow of each payment owed back through a provider with an API where none runs (a start after
+     * its commit that failed, a run that failed): one running is joined (USE_EXISTING), nothing asked twice. A failed
+     * start ends the page (Temporal is away). `readGauges`: a run's first page.
      */
-    async signalAppliedPayments(input: { olderThanMs: number; limit: number }): Promise<PaymentSignalPage> {
-      const rows = await stores.payments.paymentsToTell(input.olderThanMs, input.limit);
-      const page: PaymentSignalPage = { read: rows.length, signalled: 0, failed: 0 };
-      for (const row of rows) {
-        try {
-          await signalAppliedPayment({ orders, payments: stores.payments }, row, Deadline.in(10_000));
-          page.signalled++;
-        } catch {
-          page.failed++;
-          break;
-        }
-        beat();
-      }
-      return page;
-    },
-
-    /**
-     * Starts the RefundWorkflow of refunds due, each taken for the run's bound first so concurrent runs start it once.
-     * A failed start leaves its row due and ends the page (Temporal is away). `readGauges`: a run's first page.
-     */
-    async startDueRefunds(input: { limit: number; readGauges?: boolean }): Promise<RefundStartPage> {
+    async startOwedRefunds(input: {
+      afterEventId: string;
+      limit: number;
+      readGauges?: boolean;
+    }): Promise<RefundStartPage> {
       const gauges = input.readGauges ? refundGauges?.() : undefined;
       if (gauges) {
         gauges.waiting(await stores.reports.providerRefundCounts());
         gauges.takenBack(await stores.reports.takenBackCounts());
       }
-      const rows = await stores.refunds.refundsDue(input.limit, refundProviders);
-      const page: RefundStartPage = { read: rows.length, started: 0, failed: 0 };
+      const rows = await stores.refunds.owedRefundsPage(refundProviders, input.afterEventId, input.limit);
+      const page: RefundStartPage = {
+        read: rows.length,
+        started: 0,
+        failed: 0,
+        next: rows.length === input.limit ? (rows.at(-1)?.eventId ?? null) : null,
+      };
       for (const row of rows) {
-        if (!(await stores.refunds.takeRefund(row.eventId, REFUND_TAKEN_FOR_MS))) continue;
         try {
           await orders.startRefund(row.eventId, Deadline.in(10_000));
           page.started++;
-        } catch (err) {
-          await stores.refunds.deferRefund(row.eventId, 0, `the refund's workflow did not start: ${String(err)}`);
+        } catch {
           page.failed++;
           break;
         }
@@ -238,8 +283,9 @@ export function createReconcileActivities({
     },
 
     /**
-     * One HSCAN page of a sale's reservations; each live one past the grace is aligned to a final MySQL order, its
-     * promise started, or released with a FAILED row (docs/fault-tolerance.md, "The reconciler").
+     * One HSCAN page of a sale's reservations; each live one past the grace is made to say what its order's row says
+     * (the one close, as its workflow would run it), or, with no row and no workflow to write one, failed and released
+     * (docs/fault-tolerance.md, "The reconciler"). Promises are started by their one owner, the PromiseStarter.
      */
     async reconcileReservations(input: {
       sku: string;
@@ -262,86 +308,70 @@ export function createReconcileActivities({
         cursor: page.cursor,
         scanned: page.reservations.length,
         live: live.length,
+        toSettleAtProvider: [],
       };
       for (const reservation of live) {
         const row = rows.get(reservation.orderNo);
-        const old = reservation.reservedAtMs < cutoff;
+        if (reservation.reservedAtMs >= cutoff) {
+          if (!row) result.pendingUnits += reservation.quantity;
+          continue;
+        }
         if (row) {
-          // The workflow writes MySQL before it releases: a CANCELLED or FAILED row with a live reservation is a
-          // close in progress (the same release, done twice, is harmless) or a write Redis lost.
-          if (!old) continue;
-          if (row.status === 'CANCELLED' || row.status === 'FAILED') {
-            const orderFailed = row.status === 'FAILED';
-            if ((await inventory.release(sku, reservation.orderNo, { as: 'owner', orderFailed })) === 'RELEASED')
-              result.alignedReleased++;
-          } else if (isSold(row.status)) {
-            // Sold, its workflow still to close it: the close confirms the unit or fails the order and releases it, so
-            // only a workflow that is gone leaves Redis to this.
-            const workflow = await orders.workflowState(reservation.orderNo);
-            beat();
-            if (workflow !== 'RUNNING' && (await inventory.confirm(sku, reservation.orderNo)) === 'CONFIRMED')
-              result.alignedConfirmed++;
-          }
+          await settleByRow(row, now, input.reservationGraceMs, result);
+          beat();
           continue;
         }
         result.pendingUnits += reservation.quantity;
-        if (!old) continue;
-        let workflow = await orders.workflowState(reservation.orderNo);
+        const workflow = await orders.workflowState(reservation.orderNo);
         beat();
-        if (workflow === 'RUNNING') continue; // persisting (MySQL may be down): its workflow owns it
-        let reason: string;
-        if (workflow === 'NOT_FOUND') {
-          const promised =
-            reservation.state === 'RESERVED' ? await inventory.orderInput(sku, reservation.orderNo) : null;
-          if (promised && reservation.reservedAtMs >= expiredBefore) {
-            // A promise whose starts all failed or never came (no starter ran): kept now.
-            const started = await orders.start(promised);
-            beat();
-            if (started === 'STARTED') {
-              result.startedPromises++;
-              continue;
-            }
-            workflow = 'CLOSED';
-          }
-        }
-        if (workflow === 'NOT_FOUND') {
-          reason =
-            reservation.reservedAtMs < expiredBefore
+        if (workflow === 'RUNNING') continue; // persisting (MySQL may be down): its workflow writes the row
+        const promised =
+          workflow === 'NOT_FOUND' && reservation.state === 'RESERVED'
+            ? await inventory.orderInput(sku, reservation.orderNo)
+            : null;
+        // A promise within its age: its owner starts it.
+        if (promised && reservation.reservedAtMs >= expiredBefore) continue;
+        const reason =
+          workflow !== 'NOT_FOUND'
+            ? 'ReservationAbandoned: the order workflow closed without persisting the order'
+            : promised
               ? 'PromiseExpired: the order could not be started within the maximum age of a promise'
               : 'ReservationOrphaned: the order was never started (the API stopped between the reservation and the start)';
-        } else {
-          reason = 'ReservationAbandoned: the order workflow closed without persisting the order';
-        }
-        // The row first, then the units: a failure between leaves a FAILED row over a live reservation, released by the
-        // next attempt; a start meanwhile finds the row and fails (OrderClosed); a row its start wrote first is left.
+        // The row first (the one close writes it FAILED), then the units: a failure between leaves a FAILED row over a
+        // live reservation, released by the next pass; a start meanwhile finds the row and fails (OrderClosed).
         const sale = await stores.sales.getSale(sku);
-        const status = await stores.orders.insertFailedOrder(
+        const reservedAt = new Date(reservation.reservedAtMs);
+        const closed = await closer.close(
           {
             orderNo: reservation.orderNo,
             sku,
             userId: reservation.userId,
             quantity: reservation.quantity,
             unitPriceCents: sale?.priceCents ?? 0,
-            paymentDeadline: new Date(reservation.reservedAtMs),
-            createdAt: new Date(reservation.reservedAtMs),
+            paymentDeadline: reservedAt,
+            createdAt: reservedAt,
           },
-          reason,
+          { kind: 'FAIL', reason },
+          // No workflow ever owned it: released only while unclaimed (a start claiming it now finds the FAILED row).
+          workflow === 'NOT_FOUND' ? { as: 'unclaimed', reservedBeforeMs: cutoff } : { as: 'owner' },
         );
-        if (status !== 'FAILED') continue;
-        const released =
-          workflow === 'NOT_FOUND'
-            ? await inventory.release(sku, reservation.orderNo, {
-                as: 'unclaimed',
-                reservedBeforeMs: cutoff,
-                orderFailed: true,
-              })
-            : await inventory.release(sku, reservation.orderNo, { as: 'owner', orderFailed: true });
-        if (released !== 'RELEASED') continue; // claimed meanwhile: its workflow finds the row and gives the units back
+        if (closed.outcome !== 'FAILED') continue;
         result.pendingUnits -= reservation.quantity;
         if (workflow === 'NOT_FOUND') result.releasedOrphans++;
         else result.releasedAbandoned++;
       }
       return result;
+    },
+
+    /**
+     * A provider order whose workflow is gone, its intents closed at the provider (none can be paid any more): its row
+     * closes it as its timer would have (a payment the provider took was recorded and applied: PAID).
+     */
+    async closeSettledProviderOrder(input: { orderNo: string }): Promise<'CLOSED' | 'OPEN'> {
+      const row = await stores.orders.getOrder(input.orderNo);
+      if (!row) return 'OPEN';
+      const closed = await closer.close(orderOfRow(row), { kind: 'CANCEL', reason: 'PAYMENT_TIMEOUT' });
+      return closed.outcome === 'NOT_DUE' || closed.outcome === 'OPEN' ? 'OPEN' : 'CLOSED';
     },
 
     /** One page of the sale's orders with a checkout key; each key Redis lost is set again to name its order. */
@@ -398,14 +428,15 @@ export function createReconcileActivities({
         } else if (outcome !== 'EXISTS') result.notAdopted++;
       }
       if (adopted.length === 0) return result;
-      // A cancel landing between that read and the adopt released no record. Its workflow writes the row
-      // before releasing: a row still holding here means its release is yet to come and finds the record.
+      // A close landing between that read and the adopt released no record. Its row is written before its release: a
+      // row still holding here means its release is yet to come and finds the record; one that no longer holds is
+      // carried out here, as the one close does (a failed order's units back even if adopted as sold).
       const after = await stores.orders.getOrders(adopted);
       for (const orderNo of adopted) {
-        if (holdsUnits(after.get(orderNo))) continue;
-        // The workflow's own release (owner, forget): whichever of the two comes second finds nothing.
-        if ((await inventory.release(input.sku, orderNo, { as: 'owner', forget: true })) === 'RELEASED')
-          result.undone++;
+        const row = after.get(orderNo);
+        if (!row || holdsUnits(row)) continue;
+        const closed = await closer.close(orderOfRow(row), { kind: 'PAYMENT' });
+        if (closed.outcome === 'CANCELLED' || closed.outcome === 'FAILED') result.undone++;
       }
       return result;
     },

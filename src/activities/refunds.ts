@@ -19,10 +19,6 @@ export interface RefundObserver {
   asked(outcome: 'REFUND_REQUESTED' | 'REFUNDED' | 'REFUND_FAILED' | 'RETRY' | 'FOLLOW'): void;
 }
 
-/** A refund under way is read again after this, doubling (± 20 %) up to REFUND_FOLLOW_MAX_MS. */
-export const REFUND_FOLLOW_FIRST_MS = 60_000;
-export const REFUND_FOLLOW_MAX_MS = 6 * 3_600_000;
-
 /** Failure types of the refund activity that Temporal retries (kept apart in the Web UI). */
 export const RefundFailureTypes = {
   notAnswered: 'RefundNotAnswered',
@@ -45,15 +41,20 @@ export function createRefundActivities(deps: {
       if (row.outcome !== 'REFUND_REQUIRED' && row.outcome !== 'REFUND_REQUESTED') return row.outcome;
       const provider = deps.providers[row.provider];
       if (!provider)
-        // Its keys were removed: the row stays owed, started again after this run's bound (or refunded by hand).
+        // Its keys were removed: the row stays owed, started again by the reconciler (or refunded by hand).
         throw ApplicationFailure.nonRetryable(
           `provider ${row.provider} is not configured on this worker`,
           RefundFailureTypes.providerNotConfigured,
         );
       if (row.outcome === 'REFUND_REQUESTED') return follow(row, provider);
+      // What the provider refunded of it without us (a Dashboard refund) is not asked again: it would be refused.
+      const amountCents = await stores.refunds.refundableCents(row);
       try {
-        const progress = await provider.refund(row);
-        await stores.refunds.recordRefundProgress({ eventId: row.eventId }, progress, REFUND_FOLLOW_FIRST_MS);
+        const progress =
+          amountCents === 0
+            ? ({ state: 'REFUNDED', refundId: null, error: 'refunded at the provider already' } as const)
+            : await provider.refund({ ...row, amountCents });
+        await stores.refunds.recordRefundProgress({ eventId: row.eventId }, progress);
         observe(progress.state);
         return progress.state;
       } catch (err) {
@@ -86,7 +87,7 @@ export function createRefundActivities(deps: {
     },
   };
 
-  /** An ended refund is recorded (forwards only); one under way is looked at again: its final event may never come. */
+  /** An ended refund is recorded (forwards only); one under way is answered as such, read again by its workflow. */
   async function follow(row: PaymentRow, provider: PaymentProviderApi): Promise<RefundRunOutcome> {
     const progress = await provider.followRefund(row);
     if (progress.state !== 'REFUND_REQUESTED') {
@@ -94,20 +95,9 @@ export function createRefundActivities(deps: {
       observe(progress.state);
       return progress.state;
     }
-    await stores.refunds.deferRefund(
-      row.eventId,
-      followBackoff(row.refundAttempts),
-      'refund still under way at the provider',
-    );
     observe('FOLLOW');
     return 'REFUND_REQUESTED';
   }
-}
-
-/** 1 min doubling to 6 h (± 20 %); `runs`: the runs started so far (the first asked, the second is the first look). */
-export function followBackoff(runs: number): number {
-  const base = Math.min(REFUND_FOLLOW_MAX_MS, REFUND_FOLLOW_FIRST_MS * 2 ** Math.max(0, runs - 2));
-  return Math.round(base * (0.8 + Math.random() * 0.4));
 }
 
 function describe(err: unknown): string {

@@ -22,6 +22,7 @@ import { RedisSales } from '../inventory/redis-sales.js';
 import { WorkerFiguresBoard } from '../inventory/worker-figures.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
 import { CancelOrder } from '../order/cancel.js';
+import { OrderCloser } from '../order/close.js';
 import { OrderWorkflowClient } from '../order/workflow-client.js';
 import { hasGrpcStatus } from '../infra/temporal-connection.js';
 import { OrderLookup } from '../order/lookup.js';
@@ -29,7 +30,8 @@ import { ShopperOrders } from '../order/shopper-orders.js';
 import { StartPacing } from '../order/start-pacing.js';
 import { OrderChangeNotifier, OrderStatusReader } from '../order/status-reads.js';
 import { PaymentReceiver, PaymentSignals } from '../payments/receiver.js';
-import type { ProviderRegistry } from '../payments/providers/definition.js';
+import { refundingProviders, type ProviderRegistry } from '../payments/providers/definition.js';
+import { RefundStarter } from '../payments/refund-starter.js';
 import { paymentProviders } from '../payments/providers/registry.js';
 import { cancelRoutes, checkoutRoutes, listRoutes, readRoutes } from './routes/orders.js';
 import { providerWebhookRoutes } from './routes/payments.js';
@@ -83,8 +85,10 @@ export interface ApiParts extends ApiClients {
   orders: OrderWorkflowClient;
   lookup: OrderLookup;
   statusReader: OrderStatusReader;
-  /** The payment Signals sent after the webhooks' commits. */
+  /** The payment Signals (and refunds) sent after the webhooks' commits. */
   payments: PaymentSignals;
+  /** Starts the refunds a commit of this process left owed. */
+  refunds: RefundStarter;
   /** Fed by the stock-returned subscription startApi opens. */
   soldOut: SoldOutCache;
   readiness: Readiness;
@@ -105,22 +109,25 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
   const orders =
     substitutes.orders ?? new OrderWorkflowClient(temporal, config.temporal.taskQueue, guards, pacing, metrics);
-  // A read's time is shared between the workflow's query and the stores (MySQL's row, then Redis's promise).
-  const { readMs, mysqlMs, redisMs } = config.deadlines;
-  const storesReadMs = Math.min(Math.floor(readMs / 4), mysqlMs + redisMs);
+  // A read asks Redis's promise first (a burst's PENDING orders), for a share of its deadline; the row gets the rest.
+  const { readMs, redisMs } = config.deadlines;
   const lookup =
     substitutes.lookup ??
     new OrderLookup({
-      orders,
       stores,
       mysql: guards.mysql,
       inventory,
-      storesReadMs,
+      promiseReadMs: Math.min(Math.floor(readMs / 4), 2 * redisMs),
       secrets: textSealerOf(payloadCodecOf(config)),
     });
   const statusReader = OrderStatusReader.fromConfig(lookup, config, metrics, new OrderChangeNotifier(redis));
   const changed = (orderNo: string) => statusReader.changed(orderNo);
-  const payments = new PaymentSignals({ stores, orders, mysql: guards.mysql, changed, logger });
+  const refunds = new RefundStarter({
+    orders,
+    providers: refundingProviders(paymentProviders(config, clients.providers)),
+    logger,
+  });
+  const payments = new PaymentSignals({ orders, refunds, changed, logger });
   // A stale flag answers while its probe runs, bounded by the probe's own checkout deadline.
   const soldOut = substitutes.soldOut ?? new SoldOutCache(1_000, config.deadlines.checkoutMs);
   const line = new LineService({
@@ -138,6 +145,7 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
     lookup,
     statusReader,
     payments,
+    refunds,
     soldOut,
     line,
     readiness: new Readiness(),
@@ -147,12 +155,22 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
 
 // The only methods the guarded views offer, each bounded and behind its breaker: a use case calling another does not
 // compile until it is listed (and so guarded) here.
-const GUARDED_INVENTORY_METHODS = ['reserve', 'markSaleActive', 'saleWindow', 'countCancel', 'getSale'] as const;
+const GUARDED_INVENTORY_METHODS = [
+  'reserve',
+  'markSaleActive',
+  'saleWindow',
+  'countCancel',
+  'getSale',
+  'confirm',
+  'release',
+  'adopt',
+  'restoreKey',
+] as const;
 const GUARDED_SALES_METHODS = ['defineSale', 'closeSale'] as const;
 const GUARDED_LINE_METHODS = ['tick', 'join', 'place', 'control', 'seed', 'define'] as const;
 const GUARDED_STORE_METHODS = {
   sales: ['createSale', 'getSale', 'closeSale'],
-  orders: ['getOrder'],
+  orders: ['getOrder', 'close'],
   payments: ['paymentsOfOrder', 'paymentFailuresOfOrder'],
   refunds: ['takebacksOf'],
   events: ['eventsAfter'],
@@ -245,7 +263,14 @@ export function createApp(parts: ApiParts): Koa {
   const admin = new AdminService({ stores, inventory, redisSales, orders, sales });
   const cancelOrder = new CancelOrder({
     orders,
-    lookup,
+    // The one close, for an order whose workflow is gone, within the request's bounds.
+    closer: new OrderCloser({
+      orders: stores.orders,
+      inventory,
+      changes: new OrderChangeNotifier(redis),
+      refunds: parts.refunds,
+    }),
+    rows: stores.orders,
     statusReader,
     inventory,
     writeDeadlineMs: config.deadlines.writeMs,

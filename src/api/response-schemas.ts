@@ -255,11 +255,10 @@ export const orderSchema = z
 /** GET /api/orders/{orderNo}: the order, and where the answer came from. */
 export const orderReadSchema = orderSchema
   .extend({
-    source: z.enum(['workflow', 'database', 'stores']).meta({
+    source: z.enum(['database', 'stores']).meta({
       description:
-        '`workflow`: the running order answered (the truth now). `database`: the order has closed; its row is final. ' +
-        "`stores`: the order's workflow did not answer within the read deadline (Temporal or the worker away) or has not started yet; " +
-        'this is what MySQL (its row) or Redis (its reservation: PENDING) know, and may lag a payment or cancel on its way.',
+        "`database`: the order's MySQL row, which decides how it ends (every persisted order). `stores`: no row yet; " +
+        "its reservation's promise in Redis (PENDING). A read never asks the order's workflow.",
     }),
   })
   .meta({ id: 'OrderRead' });
@@ -283,7 +282,9 @@ export const cancelAcceptedSchema = z
   .object({
     orderNo: orderNoSchema,
     status: orderStatusSchema.meta({
-      description: 'The status when the cancel was accepted; poll the order to see it CANCELLED.',
+      description:
+        'The status the cancel left: CANCELLED, its units back on sale; through a provider with an API (Stripe) ' +
+        'AWAITING_PAYMENT until the provider confirms no payment can still succeed (poll the order to see it CANCELLED).',
     }),
     cancelRequested: z.literal(true),
   })

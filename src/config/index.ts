@@ -451,7 +451,9 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<ConfigVariable, SettingDescrip
   MYSQL_URL: { meaning: "`?connectionLimit=N`: the API's and migrator's pool (20); the worker's is 50" },
   PAYMENT_WINDOW: { meaning: 'how long an order awaits payment (`90s`, `2h`, …); fixed per order at its start' },
   RECONCILE_INTERVAL: { meaning: 'how often the reconciler runs' },
-  RESERVATION_GRACE: { meaning: 'age before the reconciler settles a reservation without a workflow' },
+  RESERVATION_GRACE: {
+    meaning: "how long the reconciler leaves an order to its workflow: a reservation's age, a payment's",
+  },
   MAX_CANCELS_PER_SHOPPER: { meaning: 'cancels after which a shopper may not buy in that sale (`0`: no limit)' },
   CHECKOUT_MAX_WAIT: { meaning: 'the longest `Prefer: wait=N` honoured (`0`: off)' },
   WEBHOOK_SECRET: { meaning: 'HMAC key of `Payment-Signature` (≥ 16 characters)' },

@@ -5,11 +5,16 @@ import {
   isSold,
   judgeAtTheDoor,
   paidOrderStatus,
+  paymentOutcomesMovingTo,
+  statusesMovingTo,
   type CancelReason,
+  type CloseRequest,
+  type CloseVerdict,
   type DisputeStanding,
   type OrderEventType,
   type PaymentProviderName,
   type PaymentVerdict,
+  type SoldStatus,
   type StoredOrderStatus,
 } from '../model/order-workflow.js';
 import { inTransaction, isDuplicateKey, toOrderRow, type OrderRow } from './rows.js';
@@ -36,11 +41,14 @@ export interface AppliedPayment {
 export type InsertOrderResult =
   /** `paymentDeadline` as written (NewOrder.paymentWindowMs); for ALREADY_PERSISTED, by an earlier attempt. */
   | {
-      outcome: 'INSERTED' | 'ALREADY_PERSISTED';
+      outcome: 'INSERTED';
       paymentDeadline: Date;
       /** A payment recorded before the row was written, which the row applied as it was written. */
       applied?: AppliedPayment;
+      /** Payments recorded before the row was written that the row judged owed back. */
+      refundsOwed: OwedRefund[];
     }
+  | { outcome: 'ALREADY_PERSISTED'; paymentDeadline: Date; applied?: AppliedPayment }
   | { outcome: 'SALE_NOT_FOUND' }
   | { outcome: 'OUT_OF_STOCK'; available: number }
   /** A row with this order number exists for another SKU or user. */
@@ -48,16 +56,22 @@ export type InsertOrderResult =
   /** The order was already ended FAILED or CANCELLED (the reconciler gave it up before this start persisted it). */
   | { outcome: 'CLOSED'; status: StoredOrderStatus; failureReason: string | null };
 
-/** What cancelUnpaidOrder found under the order row's lock. */
-export type CancelUnpaidResult =
-  /** Cancelled, for the reason the row keeps (the first cancel's: a shopper's cancel before the deadline's). */
-  | { outcome: 'CANCELLED'; reason: CancelReason }
-  /** The full amount was recorded by the deadline: paid with it, not cancelled (also when its first run sold it). */
-  | { outcome: 'PAID_IN_TIME'; payment: AppliedPayment }
-  /** A payment timeout asked early: MySQL's clock is `dueInMs` short of the deadline. */
-  | { outcome: 'NOT_DUE'; dueInMs: number }
-  /** No AWAITING_PAYMENT row (never written, or already closed): nothing to cancel. */
-  | { outcome: 'NOT_AWAITING_PAYMENT' };
+/** The one close's answer (OrderStore.close): the row's verdict, and what the caller owes after the commit. */
+export type ClosedOrder =
+  | (CloseVerdict & {
+      /** The row or one of its payments moved: readers are told (a change notification). */
+      changed: boolean;
+      /** Payments this close left owed back (started as refunds after the commit where the provider has an API). */
+      refundsOwed: OwedRefund[];
+    })
+  /** A timeout asked before MySQL's clock reached the deadline: nothing changed; ask again in `dueInMs`. */
+  | { outcome: 'NOT_DUE'; dueInMs: number; changed: false; refundsOwed: [] };
+
+/** A payment left owed back, named for its refund's workflow. */
+export interface OwedRefund {
+  eventId: string;
+  provider: PaymentProviderName;
+}
 
 export class OrderStore {
   constructor(private readonly pool: Pool) {}
@@ -121,7 +135,6 @@ export class OrderStore {
         }
         // The row written, the payments that came before it are its to decide (its workflow learns from this answer).
         const decided = await decideWaitingPayments(conn, order.orderNo, {
-          tellWorkflow: false,
           written: {
             status: 'AWAITING_PAYMENT',
             totalCents: order.unitPriceCents * order.quantity,
@@ -137,7 +150,7 @@ export class OrderStore {
         );
         if (taken.affectedRows !== 1) throw new NothingTaken();
         const applied = appliedOf(decided);
-        return { outcome: 'INSERTED', paymentDeadline, ...(applied ? { applied } : {}) };
+        return { outcome: 'INSERTED', paymentDeadline, ...(applied ? { applied } : {}), refundsOwed: owedOf(decided) };
       });
     } catch (err) {
       if (err instanceof NothingTaken) {
@@ -180,107 +193,156 @@ export class OrderStore {
     };
   }
 
-  /** The reconciler gives an order up: a FAILED row only where it has none; answers the row's status. Idempotent. */
-  async insertFailedOrder(order: NewOrder, reason: string): Promise<StoredOrderStatus> {
-    return inTransaction(this.pool, async (conn) => {
-      await insertOrderRow(conn, order, 'FAILED', reason.slice(0, 255), true);
-      await recordOrderEvent(conn, { orderNo: order.orderNo, type: 'order.failed', whenStatus: 'FAILED' });
-      // Payments that came for it before any row are refunded for its failure (ORDER_FAILED).
-      await decideWaitingPayments(conn, order.orderNo, { tellWorkflow: false });
-      const [rows] = await conn.query<RowDataPacket[]>('SELECT status FROM orders WHERE order_no = ?', [order.orderNo]);
-      return rows[0]?.status as StoredOrderStatus;
-    });
-  }
-
   /**
-   * Ends an order FAILED so no accepted checkout goes without a trace: a FAILED row where none exists; an
-   * AWAITING_PAYMENT row, or one sold before its failing workflow heard of it, becomes FAILED with its units back in
-   * MySQL's stock and its payment to be refunded. Other final rows stay as they are. Idempotent.
+   * The one close (docs/fault-tolerance.md, "One close"): how the order ends is decided here, by its row under its
+   * lock, whoever asks (its workflow at its deadline, on a cancel or a payment's Signal, when it cannot be persisted;
+   * the reconciler or the API for an order whose workflow is gone). A payment received is applied first; then the row
+   * answers by what it holds and what was asked (CloseRequest), moving along ORDER_MOVES only. Idempotent: a final row
+   * answers as it ended. No row: a FAILED one is written from `order` (a PAYMENT asked of none is OPEN). The caller
+   * then carries the verdict out in Redis (RESERVATION_OF_STATUS).
    */
-  async failOrder(order: NewOrder, reason: string): Promise<void> {
-    const failureReason = reason.slice(0, 255);
-    await inTransaction(this.pool, async (conn) => {
+  async close(order: NewOrder, request: CloseRequest): Promise<ClosedOrder> {
+    return inTransaction(this.pool, async (conn): Promise<ClosedOrder> => {
       const [rows] = await conn.query<RowDataPacket[]>(
-        'SELECT sku, quantity, status FROM orders WHERE order_no = ? FOR UPDATE',
+        `SELECT sku, user_id, quantity, status, total_cents, payment_deadline, payment_provider, cancel_reason,
+                failure_reason, paid_at, TIMESTAMPDIFF(MICROSECOND, NOW(3), payment_deadline) AS due_in_us
+         FROM orders WHERE order_no = ? FOR UPDATE`,
         [order.orderNo],
       );
       const row = rows[0];
-      if (!row) {
-        await insertOrderRow(conn, order, 'FAILED', failureReason, true);
-        await recordOrderEvent(conn, { orderNo: order.orderNo, type: 'order.failed', whenStatus: 'FAILED' });
-        // Payments that came for it before any row are refunded for its failure (ORDER_FAILED).
-        await decideWaitingPayments(conn, order.orderNo, { tellWorkflow: false });
-        return;
+      // The number names another order (OrderConflict: another SKU or shopper): this one fails, that row is untouched.
+      if (row && (row.sku !== order.sku || row.user_id !== order.userId)) {
+        if (request.kind === 'PAYMENT') return { outcome: 'OPEN', changed: false, refundsOwed: [] };
+        const reason = request.kind === 'CANCEL' ? `OrderConflict: ${request.reason}` : request.reason;
+        return { outcome: 'FAILED', reason: reason.slice(0, 255), changed: false, refundsOwed: [] };
       }
-      if (row.status !== 'AWAITING_PAYMENT' && !isSold(row.status)) return;
-      await conn.query(`UPDATE orders SET status = 'FAILED', failure_reason = ? WHERE order_no = ?`, [
-        failureReason,
-        order.orderNo,
-      ]);
+      if (!row) {
+        if (request.kind === 'PAYMENT') return { outcome: 'OPEN', changed: false, refundsOwed: [] };
+        const reason = request.kind === 'CANCEL' ? `OrderNotPersisted: ${request.reason}` : request.reason;
+        await insertOrderRow(conn, order, 'FAILED', reason.slice(0, 255), true);
+        await recordOrderEvent(conn, { orderNo: order.orderNo, type: 'order.failed', whenStatus: 'FAILED' });
+        // Payments that came for it before any row are owed back for its failure (ORDER_FAILED).
+        const decided = await decideWaitingPayments(conn, order.orderNo, {});
+        return { outcome: 'FAILED', reason: reason.slice(0, 255), changed: true, refundsOwed: owedOf(decided) };
+      }
+      // A payment received and not decided yet is decided first: one in time pays the order, whatever was asked.
+      const decided = await decideWaitingPayments(conn, order.orderNo, {
+        written: {
+          status: row.status as StoredOrderStatus,
+          totalCents: Number(row.total_cents),
+          paymentDeadline: row.payment_deadline as Date,
+          paymentProvider: (row.payment_provider as string | null) ?? null,
+        },
+      });
+      const paid = decided.some((payment) => payment.verdict.outcome === 'APPLIED');
+      const status: StoredOrderStatus = paid ? 'PAID' : (row.status as StoredOrderStatus);
+      const refundsOwed = owedOf(decided);
+      const changed = decided.length > 0;
+      const ended = (verdict: CloseVerdict, moved = changed): ClosedOrder => ({
+        ...verdict,
+        changed: moved,
+        refundsOwed,
+      });
+      if (status === 'CANCELLED') return ended({ outcome: 'CANCELLED', reason: row.cancel_reason as CancelReason });
+      if (status === 'FAILED') return ended({ outcome: 'FAILED', reason: String(row.failure_reason ?? 'FAILED') });
+      if (isSold(status)) {
+        if (request.kind !== 'RESERVATION_LOST') {
+          const paidAt = paid ? await this.paidAtOf(conn, order.orderNo) : (row.paid_at as Date | null);
+          return ended({ outcome: 'PAID', status: status as SoldStatus, paidAt: paidAt?.toISOString() ?? null });
+        }
+        // Sold, and Redis no longer holds its units: the order fails, its money owed back (ORDER_FAILED).
+        refundsOwed.push(...(await failSoldOrder(conn, order.orderNo, row, request.reason)));
+        return ended({ outcome: 'FAILED', reason: request.reason.slice(0, 255) }, true);
+      }
+      // Awaiting payment.
+      if (request.kind === 'PAYMENT') return ended({ outcome: 'OPEN' });
+      if (request.kind === 'CANCEL') {
+        // Read under the lock: a payment recorded from now on is stamped later than this, so it is late.
+        const dueInMs = Math.ceil(Number(row.due_in_us ?? 0) / 1_000);
+        if (request.reason === 'PAYMENT_TIMEOUT' && dueInMs >= 0)
+          return { outcome: 'NOT_DUE', dueInMs: dueInMs + 1, changed: false, refundsOwed: [] };
+        await moveStatus(conn, order.orderNo, 'CANCELLED', { cancel_reason: request.reason, cancelled_at: MYSQL_NOW });
+        await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
+        await recordOrderEvent(conn, { orderNo: order.orderNo, type: 'order.cancelled' });
+        return ended({ outcome: 'CANCELLED', reason: request.reason }, true);
+      }
+      const reason = request.reason.slice(0, 255);
+      await moveStatus(conn, order.orderNo, 'FAILED', { failure_reason: reason });
       await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
       await recordOrderEvent(conn, { orderNo: order.orderNo, type: 'order.failed' });
-      if (row.status === 'AWAITING_PAYMENT') return;
-      // Sold by a payment its row applied, perhaps with money taken back since: a failed order keeps no money
-      // (ORDER_FAILED); a chargeback already recorded is that refund (disputeOwedMoney).
-      const [applied] = await conn.query<RowDataPacket[]>(
-        `SELECT provider, provider_ref FROM payments WHERE order_no = ? AND outcome = 'APPLIED' FOR UPDATE`,
-        [order.orderNo],
-      );
-      await conn.query(
-        `UPDATE payments SET refund_reason = 'ORDER_FAILED', outcome = 'REFUND_REQUIRED'
-         WHERE order_no = ? AND outcome = 'APPLIED'`,
-        [order.orderNo],
-      );
-      for (const payment of applied)
-        if (payment.provider_ref)
-          await disputeOwedMoney(conn, payment.provider as PaymentProviderName, String(payment.provider_ref));
+      return ended({ outcome: 'FAILED', reason }, true);
     });
   }
 
-  /**
-   * Cancels an unpaid order unless its row applied a payment first (docs/fault-tolerance.md, "A payment's path"). The
-   * row's lock, which recording a payment takes too, orders them: a payment decided first sells it (PAID_IN_TIME), one
-   * after finds it CANCELLED. A timeout waits for MySQL's clock to pass the deadline (NOT_DUE), so every payment
-   * stamped by then was decided. Idempotent: a retry finds it CANCELLED with its first reason.
-   */
-  async cancelUnpaidOrder(cancel: {
-    orderNo: string;
-    reason: CancelReason;
-    cancelledAt: Date;
-  }): Promise<CancelUnpaidResult> {
-    return inTransaction(this.pool, async (conn): Promise<CancelUnpaidResult> => {
-      const [rows] = await conn.query<RowDataPacket[]>(
-        `SELECT sku, quantity, status, cancel_reason, payment_deadline FROM orders WHERE order_no = ? FOR UPDATE`,
-        [cancel.orderNo],
-      );
-      const order = rows[0];
-      if (order?.status === 'CANCELLED') return { outcome: 'CANCELLED', reason: order.cancel_reason as CancelReason };
-      // A payment still RECEIVED (recorded by an older build) is decided first.
-      const decided =
-        order?.status === 'AWAITING_PAYMENT'
-          ? appliedOf(await decideWaitingPayments(conn, cancel.orderNo, { tellWorkflow: false }))
-          : undefined;
-      // Paid first (as recorded, just now, or by this close's own earlier run): the same answer.
-      if (decided || isSold(order?.status)) {
-        const applied = await appliedPaymentOf(conn, cancel.orderNo);
-        if (applied) return { outcome: 'PAID_IN_TIME', payment: applied };
-      }
-      if (order?.status !== 'AWAITING_PAYMENT') return { outcome: 'NOT_AWAITING_PAYMENT' };
-      // Read after the lock is held: a payment recorded from now on is stamped later than this.
-      const [[clock]] = await conn.query<RowDataPacket[]>('SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), ?) AS dueInUs', [
-        order.payment_deadline,
-      ]);
-      const dueInMs = Math.ceil(Number(clock?.dueInUs ?? 0) / 1_000);
-      if (cancel.reason === 'PAYMENT_TIMEOUT' && dueInMs >= 0) return { outcome: 'NOT_DUE', dueInMs: dueInMs + 1 };
-      await conn.query(
-        `UPDATE orders SET status = 'CANCELLED', cancel_reason = ?, cancelled_at = ? WHERE order_no = ?`,
-        [cancel.reason, cancel.cancelledAt, cancel.orderNo],
-      );
-      await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [order.quantity, order.sku]);
-      await recordOrderEvent(conn, { orderNo: cancel.orderNo, type: 'order.cancelled' });
-      return { outcome: 'CANCELLED', reason: cancel.reason };
-    });
+  /** The payment that paid the order, if one did. */
+  async appliedPayment(orderNo: string): Promise<AppliedPayment | undefined> {
+    return appliedPaymentOf(this.pool, orderNo);
   }
+
+  private async paidAtOf(conn: PoolConnection, orderNo: string): Promise<Date | null> {
+    const [[row]] = await conn.query<RowDataPacket[]>('SELECT paid_at FROM orders WHERE order_no = ?', [orderNo]);
+    return (row?.paid_at as Date | null) ?? null;
+  }
+}
+
+/** A column set to MySQL's clock as the statement runs: one clock for a payment's times and an order's. */
+const MYSQL_NOW = Symbol('NOW(3)');
+
+/**
+ * Moves the row (its lock held) to `to` with the given columns, along ORDER_MOVES only: a move the table lacks is a bug
+ * and throws, rolling the transaction back.
+ */
+async function moveStatus(
+  conn: PoolConnection,
+  orderNo: string,
+  to: StoredOrderStatus,
+  columns: Record<string, string | number | null | typeof MYSQL_NOW> = {},
+): Promise<void> {
+  const names = Object.keys(columns);
+  const set = names.map((name) => `, ${name} = ${columns[name] === MYSQL_NOW ? 'NOW(3)' : '?'}`).join('');
+  const values = names.map((name) => columns[name]).filter((value) => value !== MYSQL_NOW);
+  const [moved] = await conn.query<ResultSetHeader>(
+    `UPDATE orders SET status = ?${set} WHERE order_no = ? AND status IN (?)`,
+    [to, ...values, orderNo, statusesMovingTo(to)],
+  );
+  if (moved.affectedRows !== 1) throw new Error(`order ${orderNo}: no move to ${to} from its status (ORDER_MOVES)`);
+}
+
+/** A sold order fails (its lock held): units back in MySQL's stock, its applied payment owed back (ORDER_FAILED). */
+async function failSoldOrder(
+  conn: PoolConnection,
+  orderNo: string,
+  row: RowDataPacket,
+  reason: string,
+): Promise<OwedRefund[]> {
+  await moveStatus(conn, orderNo, 'FAILED', { failure_reason: reason.slice(0, 255) });
+  await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
+  await recordOrderEvent(conn, { orderNo, type: 'order.failed' });
+  // Perhaps with money taken back since: a failed order keeps no money; a chargeback already recorded is its refund.
+  const [applied] = await conn.query<RowDataPacket[]>(
+    `SELECT event_id, provider, provider_ref FROM payments WHERE order_no = ? AND outcome = 'APPLIED' FOR UPDATE`,
+    [orderNo],
+  );
+  await conn.query(
+    `UPDATE payments SET outcome = 'REFUND_REQUIRED', refund_reason = 'ORDER_FAILED'
+     WHERE order_no = ? AND outcome = 'APPLIED' AND outcome IN (?)`,
+    [orderNo, paymentOutcomesMovingTo('REFUND_REQUIRED')],
+  );
+  const owed: OwedRefund[] = [];
+  for (const payment of applied) {
+    const provider = payment.provider as PaymentProviderName;
+    const settledByDispute =
+      payment.provider_ref && (await disputeOwedMoney(conn, provider, String(payment.provider_ref)));
+    if (!settledByDispute) owed.push({ eventId: String(payment.event_id), provider });
+  }
+  return owed;
+}
+
+/** The payments a judging left owed back. */
+function owedOf(decided: readonly DecidedPayment[]): OwedRefund[] {
+  return decided
+    .filter((payment) => payment.verdict.outcome === 'REFUND_REQUIRED')
+    .map((payment) => ({ eventId: payment.eventId, provider: payment.provider }));
 }
 
 /** The payment that paid the order, if one did (the earliest applied: one only, but for rows changed by hand). */
@@ -330,9 +392,8 @@ async function insertOrderRow(
 /**
  * The one judge (docs/fault-tolerance.md, "A payment's path"): under the order row's lock (taken here unless the caller
  * holds it), decides the order's RECEIVED payments in arrival order by judgeAtTheDoor: the first that pays an order
- * awaiting payment makes it PAID (with takebacks reported before), every other is to be refunded. A payment leaves
- * RECEIVED here only. `tellWorkflow` marks an applied one for its Signal; else the caller's answer tells the workflow.
- * No row: nothing decided (the transaction that writes it decides).
+ * awaiting payment makes it PAID (with takebacks reported before), every other is owed back. A payment leaves RECEIVED
+ * here only. No row: nothing decided (the transaction that writes it decides).
  * Whoever brings a payment or first writes the row writes its own row first, under READ COMMITTED, so the second to
  * commit sees the other's (a mutual wait deadlocks; inTransaction reruns one). No gap locks: order numbers grow with
  * time, and a gap lock past the newest would hold up every new order's payment.
@@ -341,8 +402,7 @@ export async function decideWaitingPayments(
   conn: PoolConnection,
   orderNo: string,
   options: {
-    tellWorkflow: boolean;
-    /** The row as this transaction just wrote it (its lock held): not read again. */
+    /** The row as this transaction holds it (its lock held): not read again. */
     written?: { status: StoredOrderStatus; totalCents: number; paymentDeadline: Date; paymentProvider: string | null };
   },
 ): Promise<DecidedPayment[]> {
@@ -376,24 +436,23 @@ export async function decideWaitingPayments(
       amountCents: Number(payment.amount_cents),
       receivedAt: (payment.received_at as Date).toISOString(),
     };
+    const provider = (payment.provider as PaymentProviderName | null) ?? 'generic';
     const verdict = judgeAtTheDoor(
       {
         status,
         totalCents: order.totalCents,
         paymentDeadline: order.paymentDeadline.toISOString(),
-        // 478a254's rows name no provider: a provider's payment says it is that provider's order.
-        intentDecides: order.paymentProvider !== null || (payment.provider ?? 'generic') !== 'generic',
+        intentDecides: order.paymentProvider !== null,
       },
       arrival,
     );
     const eventId = String(payment.event_id);
     if (verdict.outcome === 'APPLIED') {
-      await conn.query(
-        `UPDATE orders o JOIN payments p ON p.event_id = ?
-         SET o.status = 'PAID', o.paid_at = NOW(3), p.outcome = 'APPLIED', p.tell_workflow = ?
-         WHERE o.order_no = ?`,
-        [eventId, options.tellWorkflow ? 1 : 0, orderNo],
-      );
+      await moveStatus(conn, orderNo, 'PAID', { paid_at: MYSQL_NOW });
+      await conn.query(`UPDATE payments SET outcome = 'APPLIED' WHERE event_id = ? AND outcome IN (?)`, [
+        eventId,
+        paymentOutcomesMovingTo('APPLIED'),
+      ]);
       await recordOrderEvent(conn, { orderNo, type: 'order.paid' });
       const [[takebacks]] = await conn.query<RowDataPacket[]>(
         'SELECT EXISTS (SELECT 1 FROM payment_takebacks WHERE order_no = ?) AS any_',
@@ -402,12 +461,18 @@ export async function decideWaitingPayments(
       if (Number(takebacks?.any_) === 1) await applyTakebacks(conn, orderNo);
       status = 'PAID';
     } else {
-      await conn.query(`UPDATE payments SET outcome = 'REFUND_REQUIRED', refund_reason = ? WHERE event_id = ?`, [
-        verdict.refundReason ?? null,
-        eventId,
-      ]);
+      await conn.query(
+        `UPDATE payments SET outcome = 'REFUND_REQUIRED', refund_reason = ? WHERE event_id = ? AND outcome IN (?)`,
+        [verdict.refundReason ?? null, eventId, paymentOutcomesMovingTo('REFUND_REQUIRED')],
+      );
     }
-    decided.push({ eventId, amountCents: arrival.amountCents, receivedAt: payment.received_at as Date, verdict });
+    decided.push({
+      eventId,
+      amountCents: arrival.amountCents,
+      receivedAt: payment.received_at as Date,
+      provider,
+      verdict,
+    });
   }
   return decided;
 }
@@ -417,6 +482,7 @@ class NothingTaken extends Error {}
 
 /** A payment the one judge decided, and its verdict. */
 export interface DecidedPayment extends AppliedPayment {
+  provider: PaymentProviderName;
   verdict: PaymentVerdict;
 }
 
@@ -451,9 +517,10 @@ export async function applyTakebacks(conn: PoolConnection, orderNo: string): Pro
     refundedCents,
     dispute: dispute ? (dispute.status as DisputeStanding) : null,
   });
+  // The status stays, or moves along ORDER_MOVES (among the sold statuses).
   await conn.query(
     `UPDATE orders SET status = ?, refunded_cents = ?, dispute_status = ?, dispute_reason = ?, dispute_due_by = ?,
-       dispute_amount_cents = ? WHERE order_no = ?`,
+       dispute_amount_cents = ? WHERE order_no = ? AND (status = ? OR status IN (?))`,
     [
       status,
       refundedCents,
@@ -462,6 +529,8 @@ export async function applyTakebacks(conn: PoolConnection, orderNo: string): Pro
       dispute?.due_by ?? null,
       dispute?.amount_cents ?? null,
       orderNo,
+      status,
+      statusesMovingTo(status),
     ],
   );
   // Each fact once (the events' unique key): a refund that went through, a dispute opened, a dispute decided.
@@ -506,21 +575,24 @@ export async function disputeOwedMoney(
   const dispute = disputes[0];
   if (!dispute) return false;
   const disputeId = String(dispute.takeback_id);
+  // Along PAYMENT_MOVES: owed back and not asked yet, REFUNDED by the chargeback; REFUND_FAILED once it is won.
   const [moved] =
     dispute.status === 'WON'
       ? await db.query<ResultSetHeader>(
-          `UPDATE payments SET outcome = 'REFUND_FAILED', next_refund_at = NULL, refund_error = ?
+          `UPDATE payments SET outcome = 'REFUND_FAILED', refund_error = ?
            WHERE provider = ? AND provider_ref = ?
-             AND (outcome = 'REFUND_REQUIRED' OR (outcome = 'REFUNDED' AND refund_id = ?))`,
+             AND (outcome = 'REFUND_REQUIRED' OR (outcome = 'REFUNDED' AND refund_id = ?))
+             AND outcome IN (?)`,
           [
             `dispute ${disputeId} was won: the money is ours again and a disputed charge cannot be refunded; refund it by hand`,
             provider,
             intentId,
             disputeId,
+            paymentOutcomesMovingTo('REFUND_FAILED'),
           ],
         )
       : await db.query<ResultSetHeader>(
-          `UPDATE payments SET outcome = 'REFUNDED', refund_id = ?, refund_error = NULL, next_refund_at = NULL
+          `UPDATE payments SET outcome = 'REFUNDED', refund_id = ?, refund_error = NULL
            WHERE provider = ? AND provider_ref = ? AND outcome = 'REFUND_REQUIRED'`,
           [disputeId, provider, intentId],
         );

@@ -1,6 +1,6 @@
 /**
- * The payment rows, each recorded once and decided by its order's row (src/db/orders.ts), and the Signal its workflow
- * is owed; the PaymentIntents opened, failed attempts, the catch-up's cursor. Money going back: src/db/refunds.ts.
+ * The payment rows, each recorded once and decided by its order's row (src/db/orders.ts); the PaymentIntents opened,
+ * failed attempts, the catch-up's cursor. Money going back: src/db/refunds.ts.
  */
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { type PaymentProviderName, type RefundReason } from '../model/order-workflow.js';
@@ -52,8 +52,8 @@ export class PaymentStore {
    * Records a payment once and has its order's row decide it (decideWaitingPayments). A payment is its money: one row
    * per generic event, one per provider payment (Stripe's PaymentIntent) whichever event told of it first; each event
    * is kept as evidence. The order row's lock comes first, so received_at is stamped after a close holding it read
-   * MySQL's clock. `judged`: decided now (APPLIED and marked for its Signal, or REFUND_REQUIRED); still RECEIVED: no
-   * order row yet. `refundReason`: money to give back whatever the order says, recorded so at once.
+   * MySQL's clock. `judged`: decided now (APPLIED, or REFUND_REQUIRED); still RECEIVED: no order row yet.
+   * `refundReason`: money to give back whatever the order says, recorded so at once.
    */
   async recordPayment(
     event: RecordedPaymentEvent,
@@ -98,15 +98,12 @@ export class PaymentStore {
         ]);
       if (row.outcome !== 'RECEIVED' || row.orderNo !== event.orderNo) return { row, judged: false };
       // Its own row written, it reads the order's: decided now, or by the transaction that writes the order's row.
-      const mine = (await decideWaitingPayments(conn, event.orderNo, { tellWorkflow: true })).find(
+      const mine = (await decideWaitingPayments(conn, event.orderNo, {})).find(
         (decided) => decided.eventId === row.eventId,
       );
       if (!mine) return { row, judged: false };
       const { outcome, refundReason: reason } = mine.verdict;
-      return {
-        row: { ...row, outcome, refundReason: reason ?? null, tellWorkflow: outcome === 'APPLIED' },
-        judged: true,
-      };
+      return { row: { ...row, outcome, refundReason: reason ?? null }, judged: true };
     });
   }
 
@@ -171,23 +168,6 @@ export class PaymentStore {
     }));
   }
 
-  // ---- the payment signal: tell_workflow = 1 until its workflow has it ---------------------------
-
-  /** Its workflow has the paymentApplied Signal (or has closed, its close having read the row). */
-  async markTold(eventId: string): Promise<void> {
-    await this.pool.query('UPDATE payments SET tell_workflow = 0 WHERE event_id = ? AND tell_workflow = 1', [eventId]);
-  }
-
-  /** Up to `limit` applied payments recorded over `olderThanMs` ago whose workflow has no Signal yet, oldest first. */
-  async paymentsToTell(olderThanMs: number, limit: number): Promise<PaymentRow[]> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${PAYMENT_COLUMNS} FROM payments
-       WHERE tell_workflow = 1 AND received_at < NOW(3) - INTERVAL ? MICROSECOND ORDER BY received_at LIMIT ?`,
-      [Math.round(olderThanMs * 1_000), limit],
-    );
-    return rows.map(toPaymentRow);
-  }
-
   // ---- payments RECEIVED before their order's row ---------------------------------------------------
   // The row's first write decides them; the reconciler takes those left: an older build's, numbers never issued.
 
@@ -211,7 +191,7 @@ export class PaymentStore {
         orderNo,
       ]);
       if (orders.length > 0) {
-        const decided = await decideWaitingPayments(conn, orderNo, { tellWorkflow: true });
+        const decided = await decideWaitingPayments(conn, orderNo, {});
         return { decided: decided.length, orderExists: true };
       }
       if (!options.noSuchOrder) return { decided: 0, orderExists: false };

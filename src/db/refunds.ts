@@ -1,89 +1,81 @@
 /** Money going back: refunds asked of a provider (forwards only), and refunds or disputes it reports (takebacks). */
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
+  REFUNDS_OWED,
   SOLD_STATUSES,
-  type RefundState,
+  paymentOutcomesMovingTo,
+  type RefundProgress,
   type StoredOrderStatus,
-  type StoredPaymentOutcome,
 } from '../model/order-workflow.js';
 import { applyTakebacks, disputeOwedMoney, recordOrderEvent } from './orders.js';
-import { PAYMENT_COLUMNS, inTransaction, toPaymentRow, toTakeback, type PaymentRow, type Takeback } from './rows.js';
+import { inTransaction, toTakeback, type PaymentRow, type Takeback } from './rows.js';
 
-/** A provider's refund as it moves on: asked, done, or refused (REFUND_STATES). */
-export interface RefundProgress {
-  state: RefundState;
-  refundId: string | null;
-  error?: string;
+/** A payment owed back, as the reconciler starts its refund. */
+export interface OwedPayment {
+  eventId: string;
+  provider: string;
+  providerRef: string | null;
 }
 
 export class RefundStore {
   constructor(private readonly pool: Pool) {}
 
-  // ---- refunds through a provider (RefundWorkflow, started by the reconciler) --------------------
+  // ---- refunds through a provider (RefundWorkflow: started as the row decides, and by the reconciler where none runs)
 
-  /** Refunds due by MySQL's clock, oldest first: REFUND_REQUIRED to ask, REFUND_REQUESTED to read again. */
-  async refundsDue(limit: number, providers: readonly string[]): Promise<PaymentRow[]> {
+  /** A page of the payments owed back through these providers, by event id after `afterEventId`. */
+  async owedRefundsPage(providers: readonly string[], afterEventId: string, limit: number): Promise<OwedPayment[]> {
     if (providers.length === 0) return [];
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${PAYMENT_COLUMNS} FROM payments
-       WHERE outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED') AND provider IN (?)
-         AND (next_refund_at IS NULL OR next_refund_at <= NOW(3))
-       ORDER BY received_at, event_id LIMIT ?`,
-      [providers, limit],
+      `SELECT event_id, provider, provider_ref FROM payments
+       WHERE outcome IN (?) AND provider IN (?) AND event_id > ? ORDER BY event_id LIMIT ?`,
+      [REFUNDS_OWED, providers, afterEventId, limit],
     );
-    return rows.map(toPaymentRow);
+    return rows.map((row) => ({
+      eventId: String(row.event_id),
+      provider: String(row.provider),
+      providerRef: (row.provider_ref as string | null) ?? null,
+    }));
   }
 
-  /** Takes a due refund for a RefundWorkflow: true for one caller; due again after `runBoundMs` (> a run's length). */
-  async takeRefund(eventId: string, runBoundMs: number): Promise<boolean> {
-    const [result] = await this.pool.query<ResultSetHeader>(
-      `UPDATE payments SET next_refund_at = NOW(3) + INTERVAL ? MICROSECOND, refund_attempts = refund_attempts + 1
-       WHERE event_id = ? AND outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED')
-         AND (next_refund_at IS NULL OR next_refund_at <= NOW(3))`,
-      [Math.round(runBoundMs * 1_000), eventId],
+  /**
+   * What a refund of the payment may still ask for: its amount less what the provider refunded of it without us (a
+   * Dashboard refund, pending or done). Zero: given back in full already.
+   */
+  async refundableCents(payment: Pick<PaymentRow, 'amountCents' | 'provider' | 'providerRef'>): Promise<number> {
+    if (!payment.providerRef) return payment.amountCents;
+    const [[taken]] = await this.pool.query<RowDataPacket[]>(
+      `SELECT COALESCE(SUM(amount_cents), 0) AS cents FROM payment_takebacks
+       WHERE provider = ? AND intent_id = ? AND kind = 'REFUND' AND status IN ('PENDING','SUCCEEDED')`,
+      [payment.provider, payment.providerRef],
     );
-    return result.affectedRows === 1;
-  }
-
-  /** Due again in `delayMs` (a refund still under way, read again then; a start that failed, at once), with why. */
-  async deferRefund(eventId: string, delayMs: number, error: string): Promise<void> {
-    await this.pool.query(
-      `UPDATE payments SET next_refund_at = NOW(3) + INTERVAL ? MICROSECOND, refund_error = ?
-       WHERE event_id = ? AND outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED')`,
-      [Math.round(delayMs * 1_000), error.slice(0, 500), eventId],
-    );
+    return Math.max(0, payment.amountCents - Number(taken?.cents ?? 0));
   }
 
   /** Why the last ask was not answered, for an operator (Temporal retries it). */
   async noteRefundError(eventId: string, error: string): Promise<void> {
-    await this.pool.query(
-      `UPDATE payments SET refund_error = ? WHERE event_id = ? AND outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED')`,
-      [error.slice(0, 500), eventId],
-    );
+    await this.pool.query(`UPDATE payments SET refund_error = ? WHERE event_id = ? AND outcome IN (?)`, [
+      error.slice(0, 500),
+      eventId,
+      REFUNDS_OWED,
+    ]);
   }
 
   /** Moves a refund on (by event id or refund id), forwards only: repeated or late events never move it back. */
   async recordRefundProgress(
     match: { eventId?: string; refundId?: string },
     progress: RefundProgress,
-    /** A refund still under way (REFUND_REQUESTED) is read from the provider again after this, until it ends. */
-    followInMs = REFUND_FIRST_FOLLOW_MS,
   ): Promise<boolean> {
-    const from = REFUND_MOVES_FROM[progress.state];
     return inTransaction(this.pool, async (conn) => {
       const [result] = await conn.query<ResultSetHeader>(
-        `UPDATE payments SET outcome = ?, refund_id = COALESCE(?, refund_id), refund_error = ?,
-         next_refund_at = IF(? = 'REFUND_REQUESTED', NOW(3) + INTERVAL ? MICROSECOND, NULL)
-       WHERE (event_id = ? OR refund_id = ?) AND outcome IN (?)`,
+        `UPDATE payments SET outcome = ?, refund_id = COALESCE(?, refund_id), refund_error = ?
+         WHERE (event_id = ? OR refund_id = ?) AND outcome IN (?)`,
         [
           progress.state,
           progress.refundId,
           progress.error?.slice(0, 500) ?? null,
-          progress.state,
-          Math.round(followInMs * 1_000),
           match.eventId ?? null,
           match.refundId ?? null,
-          from,
+          paymentOutcomesMovingTo(progress.state),
         ],
       );
       if (result.affectedRows === 0) return false;
@@ -176,13 +168,3 @@ export class RefundStore {
     return rows[0] ? toTakeback(rows[0]) : null;
   }
 }
-
-/** How long after a refund is asked it is first read again from its provider (if no event ended it meanwhile). */
-export const REFUND_FIRST_FOLLOW_MS = 60_000;
-
-/** The outcomes a refund may move to each state from: forwards only. */
-const REFUND_MOVES_FROM: Record<RefundState, StoredPaymentOutcome[]> = {
-  REFUND_REQUESTED: ['REFUND_REQUIRED'],
-  REFUNDED: ['REFUND_REQUIRED', 'REFUND_REQUESTED'],
-  REFUND_FAILED: ['REFUND_REQUIRED', 'REFUND_REQUESTED', 'REFUNDED'],
-};

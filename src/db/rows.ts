@@ -115,13 +115,10 @@ export interface PaymentRow {
   /** The provider's refund, once one was asked for, and why the last attempt did not get one. */
   refundId: string | null;
   refundError: string | null;
-  refundAttempts: number;
   /** The idempotency key attempt the next refund ask goes under (bumped after a 5xx: Stripe replays it). */
   refundKeyAttempt: number;
   /** When the provider says the money moved (Stripe: the charge's `created`); null for the generic webhook. */
   paidAtProvider: Date | null;
-  /** Judged as it was recorded (APPLIED with its order PAID): its order's workflow is still to be told. */
-  tellWorkflow: boolean;
 }
 
 /** A PaymentIntent opened for an order (payment_intents), recorded before its client secret is shown. */
@@ -171,7 +168,7 @@ export const isDuplicateKey = (err: unknown) => (err as { code?: string }).code 
 
 export const PAYMENT_COLUMNS =
   'event_id, order_no, amount_cents, outcome, refund_reason, received_at, provider, provider_ref, refund_id, refund_error, ' +
-  'refund_attempts, refund_key_attempt, paid_at_provider, tell_workflow';
+  'refund_key_attempt, paid_at_provider';
 
 export function toSaleRow(row: RowDataPacket): SaleRow {
   return {
@@ -246,10 +243,8 @@ export function toPaymentRow(row: RowDataPacket): PaymentRow {
     providerRef: (row.provider_ref as string | null | undefined) ?? null,
     refundId: (row.refund_id as string | null | undefined) ?? null,
     refundError: (row.refund_error as string | null | undefined) ?? null,
-    refundAttempts: Number(row.refund_attempts ?? 0),
     refundKeyAttempt: Number(row.refund_key_attempt ?? 1),
     paidAtProvider: (row.paid_at_provider as Date | null | undefined) ?? null,
-    tellWorkflow: Number(row.tell_workflow ?? 0) === 1,
   };
 }
 

@@ -164,7 +164,10 @@ export type ReleaseMode = (
     { as: 'owner'; forget?: boolean }
   | { as: 'unclaimed'; reservedBeforeMs?: number }
 ) & {
-  /** Failed for our reason (stock, start, provider), not the shopper's: their live admission may be spent again. */
+  /**
+   * The order's row is FAILED, for our reason (stock, start, provider, a lost reservation), not the shopper's: the
+   * owner gives its units back even if sold, and the shopper's live admission may be spent again.
+   */
   orderFailed?: boolean;
 };
 
@@ -448,7 +451,10 @@ export class RedisInventory {
     return { outcome };
   }
 
-  /** Gives a reservation's units back; idempotent, never undoes a sale; 'unclaimed' leaves a CLAIMED one alone. */
+  /**
+   * Gives a reservation's units back, as its order's row says (CANCELLED or FAILED); idempotent. A sale is undone only
+   * by its owner for a FAILED order (`orderFailed`); 'unclaimed' leaves a CLAIMED one alone.
+   */
   async release(sku: string, orderNo: string, mode: ReleaseMode = { as: 'owner' }): Promise<ReleaseOutcome> {
     const k = saleKeys(sku);
     const unclaimed = mode.as === 'unclaimed' ? mode : undefined;

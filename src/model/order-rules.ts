@@ -29,6 +29,49 @@ export function isSold(status: OrderStatus | undefined): boolean {
   return (SOLD_STATUSES as readonly string[]).includes(status ?? '');
 }
 
+export type SoldStatus = (typeof SOLD_STATUSES)[number];
+
+/**
+ * The order's one state machine (docs/fault-tolerance.md, "One close"): the statuses a row may move to from each. Every
+ * statement that moves a row's status guards on it (src/db/orders.ts, statusesMovingTo); the workflow keeps no copy.
+ * A row is written AWAITING_PAYMENT (persisted) or FAILED (given up before it was); CANCELLED and FAILED are final;
+ * a sold order moves among the sold statuses as money is taken back, and fails only when Redis lost its units.
+ */
+export const ORDER_MOVES = {
+  AWAITING_PAYMENT: ['PAID', 'CANCELLED', 'FAILED'],
+  PAID: ['DISPUTED', 'REFUNDED', 'FAILED'],
+  DISPUTED: ['PAID', 'REFUNDED', 'FAILED'],
+  REFUNDED: ['PAID', 'DISPUTED', 'FAILED'],
+  CANCELLED: [],
+  FAILED: [],
+} as const satisfies { readonly [From in StoredOrderStatus]: readonly StoredOrderStatus[] };
+
+/** The statuses a row is first written with. */
+export const ORDER_FIRST_STATUSES = ['AWAITING_PAYMENT', 'FAILED'] as const satisfies readonly StoredOrderStatus[];
+
+/** The statuses from which a row may move to `to` (ORDER_MOVES): a status statement's guard. */
+export function statusesMovingTo(to: StoredOrderStatus): StoredOrderStatus[] {
+  return STORED_ORDER_STATUSES.filter((from) => (ORDER_MOVES[from] as readonly StoredOrderStatus[]).includes(to));
+}
+
+/** Final: no move leaves it. */
+export function isFinal(status: StoredOrderStatus): boolean {
+  return ORDER_MOVES[status].length === 0;
+}
+
+/**
+ * What Redis holds for an order in each row status: the close carries the row's verdict out in Redis by this
+ * (claimed while payable, sold once paid, given back once cancelled or failed); nothing else moves a unit.
+ */
+export const RESERVATION_OF_STATUS = {
+  AWAITING_PAYMENT: 'CLAIMED',
+  PAID: 'SOLD',
+  DISPUTED: 'SOLD',
+  REFUNDED: 'SOLD',
+  CANCELLED: 'RELEASED',
+  FAILED: 'RELEASED',
+} as const satisfies { readonly [Status in StoredOrderStatus]: 'CLAIMED' | 'SOLD' | 'RELEASED' };
+
 /**
  * What the merchant's fulfilment hears (docs/api.md, "Order events"): paid, cancelled, failed; money returned by a
  * refund; a dispute opened and closed (won or lost).
@@ -74,9 +117,40 @@ export type PaymentOutcome = (typeof PAYMENT_OUTCOMES)[number];
 export const REFUND_STATES = ['REFUND_REQUESTED', 'REFUNDED', 'REFUND_FAILED'] as const;
 export type RefundState = (typeof REFUND_STATES)[number];
 
+/** A provider's refund as it moves on: asked, done, or refused (REFUND_STATES). */
+export interface RefundProgress {
+  state: RefundState;
+  refundId: string | null;
+  error?: string;
+}
+
 /** A payment row's outcome: RECEIVED until its order's row decides it, then the verdict, then the refund's. */
 export const STORED_PAYMENT_OUTCOMES = ['RECEIVED', ...PAYMENT_OUTCOMES, ...REFUND_STATES] as const;
 export type StoredPaymentOutcome = (typeof STORED_PAYMENT_OUTCOMES)[number];
+
+/**
+ * A payment's one state machine: decided once by its order's row (APPLIED, or owed back), an applied one owed back if
+ * its order fails, a refund asked and ended (REFUNDED; REFUND_FAILED for an operator), a dispute's refund undone when
+ * the dispute is won. Every statement that moves an outcome guards on it (paymentOutcomesMovingTo).
+ */
+export const PAYMENT_MOVES = {
+  RECEIVED: ['APPLIED', 'REFUND_REQUIRED'],
+  APPLIED: ['REFUND_REQUIRED'],
+  REFUND_REQUIRED: ['REFUND_REQUESTED', 'REFUNDED', 'REFUND_FAILED'],
+  REFUND_REQUESTED: ['REFUNDED', 'REFUND_FAILED'],
+  REFUNDED: ['REFUND_FAILED'],
+  REFUND_FAILED: [],
+} as const satisfies { readonly [From in StoredPaymentOutcome]: readonly StoredPaymentOutcome[] };
+
+/** The outcomes from which a payment may move to `to` (PAYMENT_MOVES): a statement's guard. */
+export function paymentOutcomesMovingTo(to: StoredPaymentOutcome): StoredPaymentOutcome[] {
+  return STORED_PAYMENT_OUTCOMES.filter((from) =>
+    (PAYMENT_MOVES[from] as readonly StoredPaymentOutcome[]).includes(to),
+  );
+}
+
+/** Money owed back and not yet settled: a refund to ask, or one asked and under way. */
+export const REFUNDS_OWED = ['REFUND_REQUIRED', 'REFUND_REQUESTED'] as const satisfies readonly StoredPaymentOutcome[];
 
 /** A plain string here, checked against src/payments/providers/registry.ts where a name comes in. */
 export type PaymentProviderName = string;
@@ -109,12 +183,9 @@ export function receivedInTime(receivedAt: string, paymentDeadline: string): boo
   return Date.parse(receivedAt) <= Date.parse(paymentDeadline);
 }
 
-/** A shopper may cancel an order while it is open and no payment was applied to it. */
-export function isCancellable(state: {
-  status: OrderStatus;
-  payments: ReadonlyArray<{ outcome: PaymentOutcome }>;
-}): boolean {
-  return OPEN_STATUSES.includes(state.status) && !state.payments.some((p) => p.outcome === 'APPLIED');
+/** A shopper may ask to cancel an order while it is open; its row decides (a payment applied first wins). */
+export function isCancellable(status: OrderStatus): boolean {
+  return OPEN_STATUSES.includes(status);
 }
 
 /** Why a payment cannot be applied to an order closed (or closing) as `status`. */
@@ -187,28 +258,42 @@ export function judgeAtTheDoor(order: OrderAtTheDoor, payment: PaymentArrival): 
   );
 }
 
-/** How an order's run ends: its outcome is decided first, then the order is closed accordingly. */
-export type Outcome<Payment = PaymentArrival> =
-  | { status: 'PAID'; payment: Payment }
-  | { status: 'CANCELLED'; reason: CancelReason }
-  | { status: 'FAILED'; reason: string };
+/**
+ * What a close asks of the order's row (docs/fault-tolerance.md, "One close"); the row answers by what it holds, a
+ * payment it applied first whatever was asked. PAYMENT: a payment may have been applied (a Signal, a provider's close):
+ * the order closes PAID if its row is sold, else nothing changes. CANCEL: unless paid (a timeout once MySQL's clock
+ * passed the deadline). FAIL: unless paid, for a reason of ours. RESERVATION_LOST: even if paid: Redis no longer holds
+ * its units.
+ */
+export type CloseRequest =
+  | { kind: 'PAYMENT' }
+  | { kind: 'CANCEL'; reason: CancelReason }
+  | { kind: 'FAIL'; reason: string }
+  | { kind: 'RESERVATION_LOST'; reason: string };
+
+/** The row's answer to a close: how the order ended, or OPEN (a PAYMENT asked of a row awaiting payment). */
+export type CloseVerdict =
+  | { outcome: 'OPEN' }
+  | { outcome: 'PAID'; status: SoldStatus; paidAt: string | null }
+  | { outcome: 'CANCELLED'; reason: CancelReason }
+  | { outcome: 'FAILED'; reason: string };
 
 /**
- * A payment accepted before an operator's cancel wins: the money was taken for a persisted order. A provider's refusal
- * to make the payment fails the order unless a cancel came first.
+ * What the workflow asks the row when its wait ends, by what ended it: an operator's cancel first, then the shopper's,
+ * the provider refusing to make the payment, the deadline; a payment's Signal only asks whether it paid.
  */
-export function outcomeOfWait<Payment>(wait: {
-  accepted: Payment | undefined;
+export function closeRequestOf(wait: {
   operatorCancelled: boolean;
   shopperCancelled: boolean;
   /** Why the order's payment could not be made at its provider; undefined while it could. */
   paymentUnavailable?: string | undefined;
-}): Outcome<Payment> {
-  if (wait.accepted) return { status: 'PAID', payment: wait.accepted };
-  if (wait.operatorCancelled) return { status: 'CANCELLED', reason: 'OPERATOR_CANCELLED' };
-  if (wait.shopperCancelled) return { status: 'CANCELLED', reason: 'USER_CANCELLED' };
-  if (wait.paymentUnavailable) return { status: 'FAILED', reason: wait.paymentUnavailable };
-  return { status: 'CANCELLED', reason: 'PAYMENT_TIMEOUT' };
+  deadlinePassed: boolean;
+}): CloseRequest {
+  if (wait.operatorCancelled) return { kind: 'CANCEL', reason: 'OPERATOR_CANCELLED' };
+  if (wait.shopperCancelled) return { kind: 'CANCEL', reason: 'USER_CANCELLED' };
+  if (wait.paymentUnavailable) return { kind: 'FAIL', reason: wait.paymentUnavailable };
+  if (wait.deadlinePassed) return { kind: 'CANCEL', reason: 'PAYMENT_TIMEOUT' };
+  return { kind: 'PAYMENT' };
 }
 
 function refund(refundReason: RefundReason): PaymentVerdict {

@@ -10,7 +10,6 @@ import type {
   DisputeStanding,
   OrderStatus,
   PaymentProviderName,
-  PaymentVerdict,
   StoredPaymentOutcome,
 } from './order-rules.js';
 
@@ -57,16 +56,14 @@ export interface PaymentReceived {
   receivedAt: string;
 }
 
-/** One payment event in the order's state, with what became of it. */
-export interface PaymentRecord extends PaymentVerdict {
-  eventId: string;
-  amountCents: number;
-}
-
 /** What persisting an order needs (persistOrder, recordOrderFailure): the input and its payment deadline. */
 export type PersistOrderInput = OrderInput & { paymentDeadline: string };
 
-/** The order as its workflow holds it: the `status` query's, the Updates' and the result's answer. */
+/**
+ * The order as its workflow reports it (the `status` query, the Updates' and the result's answer), in the API's
+ * vocabulary: PENDING while persisting, AWAITING_PAYMENT until its close, then how its row ended it. Its row decides;
+ * this follows it (docs/fault-tolerance.md, "One close").
+ */
 export interface OrderState {
   orderNo: string;
   sku: string;
@@ -80,7 +77,6 @@ export interface OrderState {
   /** When it became payable (while PENDING: createdAt) + the payment window; unpaid after it, it is cancelled. */
   paymentDeadline: string;
   paidAt?: string;
-  payments: PaymentRecord[];
   paymentProvider?: ProviderWithApi;
   /**
    * Its payment at that provider, once made (while AWAITING_PAYMENT the shopper pays through it). A build before
@@ -100,7 +96,6 @@ export function pendingOrderState(input: OrderInput): OrderState {
     status: 'PENDING',
     createdAt: input.createdAt,
     paymentDeadline: new Date(Date.parse(input.createdAt) + durationToMs(input.paymentWindow)).toISOString(),
-    payments: [],
     ...(input.paymentProvider ? { paymentProvider: input.paymentProvider } : {}),
   };
 }
@@ -137,15 +132,12 @@ type OrderViewOfState = Pick<
   | 'paymentProvider'
 >;
 
-/** Sent after the commit of a payment the row applied; needs no worker: Temporal keeps it in the history. */
-export const paymentAppliedSignal = defineSignal<[PaymentReceived]>('paymentApplied');
-
-/** The shopper's cancel, judged by the row: refused NOT_CANCELLABLE once a payment was applied. */
 /**
- * How an API of the previous build (478a254) delivers a payment its row left RECEIVED. Kept for one release, so that
- * API, still serving during a rollout or back after a rollback, gets this build's orders paid (expand, then contract).
+ * Sent after the commit of a payment the row applied; needs no worker. It only wakes the order to ask its row (the one
+ * close): one sent by hand, with no payment behind it, sells nothing. The payload names the payment, for the history.
  */
-export const payUpdate = defineUpdate<PaymentVerdict, [PaymentReceived]>('pay');
+export const paymentAppliedSignal = defineSignal<[PaymentReceived]>('paymentApplied');
+/** The shopper's cancel: the order's row decides (a payment applied first wins: refused NOT_CANCELLABLE). */
 export const cancelUpdate = defineUpdate<OrderState, []>('cancel');
 /** The state once persisting has an outcome (not PENDING); the waiting checkout sends it with Update-with-Start. */
 export const awaitPersistedUpdate = defineUpdate<OrderState, []>('awaitPersisted');
@@ -173,10 +165,6 @@ export type RefundWorkflowSignature = (input: { eventId: string }) => Promise<Re
 export function refundWorkflowId(eventId: string): string {
   return `refund-${eventId}`;
 }
-/** A run's activity gives up after this; its row, taken for a minute more, is then due for the next run. */
-export const REFUND_RUN_BOUND_MS = 3_600_000;
-export const REFUND_TAKEN_FOR_MS = REFUND_RUN_BOUND_MS + 60_000;
-
 /** One workflow per order: the id is derived from the order number, so it can never run twice. */
 export function orderWorkflowId(orderNo: string): string {
   return `order-${orderNo}`;

@@ -1,19 +1,22 @@
 /**
- * The shopper's cancel (POST /api/orders/:orderNo/cancel): the workflow's `cancel` Update within WRITE_DEADLINE (the
- * row decides it), counted so that a checkout-and-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
+ * The shopper's cancel (POST /api/orders/:orderNo/cancel): the order's row decides it (the one close), asked through
+ * its workflow's `cancel` Update within WRITE_DEADLINE, or here when its workflow is gone (terminated, reset); counted
+ * so that a checkout-and-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
  */
 import { Deadline } from '../infra/dependency-guard.js';
+import type { OrderStore } from '../db/orders.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import { OPEN_STATUSES, type OrderStatus } from '../model/order-workflow.js';
+import { isCancellable, type OrderStatus } from '../model/order-workflow.js';
 import { Refusal } from '../infra/refusal.js';
+import { orderOfRow, type OrderCloser } from './close.js';
 import { findOwnOrder, type OrderStatusReader } from './status-reads.js';
 import type { OrderWorkflowClient } from './workflow-client.js';
-import type { FoundOrder, OrderLookup } from './lookup.js';
+import type { FoundOrder } from './lookup.js';
 
 /** The order exists but its state no longer allows a cancel. */
 export class OrderNotCancellableError extends Refusal {
-  constructor(readonly order: FoundOrder) {
-    super('NOT_CANCELLABLE', `order ${order.view.orderNo} is ${order.view.status} and can no longer be cancelled`);
+  constructor(orderNo: string, status: OrderStatus) {
+    super('NOT_CANCELLABLE', `order ${orderNo} is ${status} and can no longer be cancelled`);
     this.name = 'OrderNotCancellableError';
   }
 }
@@ -22,7 +25,10 @@ export class CancelOrder {
   constructor(
     private readonly deps: {
       orders: OrderWorkflowClient;
-      lookup: OrderLookup;
+      /** The one close, for an order whose workflow is gone. */
+      closer: Pick<OrderCloser, 'close'>;
+      /** Its row, read again when the workflow is gone (through the MySQL guard). */
+      rows: Pick<OrderStore, 'getOrder'>;
       /** Every read of the order goes through it; told of each cancel taken here. */
       statusReader: OrderStatusReader;
       /** Seen through the Redis guard: counts the shopper's cancels. */
@@ -32,33 +38,46 @@ export class CancelOrder {
     },
   ) {}
 
-  /** Answers the status the cancel was accepted in (CANCELLED comes next); NOT_CANCELLABLE once final or paid. */
+  /**
+   * Answers the order's status once the cancel is taken: CANCELLED (a provider order AWAITING_PAYMENT until its
+   * provider confirms no payment can still succeed); NOT_CANCELLABLE once final or paid.
+   */
   async cancel(orderNo: string, userId: string): Promise<{ orderNo: string; status: OrderStatus }> {
-    const { orders, lookup, statusReader, inventory } = this.deps;
+    const { orders, statusReader, inventory } = this.deps;
     const deadline = Deadline.in(this.deps.writeDeadlineMs);
-    let order = await findOwnOrder(statusReader, orderNo, userId);
-    // A promise not started (or not answering): started with its input (a no-op if running); Temporal away: 503.
-    if (order.promised) {
-      await orders.start(order.promised, deadline);
-      order = (await lookup.fromWorkflow(orderNo, deadline)) ?? order;
-    }
-    // Read from the stores (the workflow did not answer): only the workflow decides a cancel.
-    if (!order.live && order.source === 'stores' && OPEN_STATUSES.includes(order.view.status)) {
-      throw new Refusal(
-        'UNAVAILABLE',
-        `order ${order.view.orderNo} did not answer in time; retry the cancel shortly`,
-        undefined,
-        1,
-      );
-    }
+    const order = await findOwnOrder(statusReader, orderNo, userId);
+    if (!isCancellable(order.view.status)) throw new OrderNotCancellableError(orderNo, order.view.status);
+    // A promise not started: started with its input (a no-op if running), so its workflow takes the cancel once
+    // persisted; Temporal away: 503.
+    if (order.promised) await orders.start(order.promised, deadline);
+    let status: OrderStatus;
     try {
-      if (!order.live || !(await orders.cancel(order.view.orderNo, deadline)))
-        throw new OrderNotCancellableError(order);
+      const taken = await orders.cancel(orderNo, deadline);
+      if (taken.outcome === 'REFUSED') throw new OrderNotCancellableError(orderNo, await this.statusNow(order));
+      status = taken.outcome === 'TAKEN' ? taken.state.status : await this.closeWithoutWorkflow(order);
     } finally {
-      statusReader.changed(order.view.orderNo);
+      statusReader.changed(orderNo);
     }
     // The cancel is done whatever Redis says: a count Redis could not take is one the bound misses.
     await inventory.countCancel(order.view.sku, userId).catch(() => undefined);
-    return { orderNo: order.view.orderNo, status: order.view.status };
+    return { orderNo, status };
+  }
+
+  /**
+   * Its workflow is gone: the one close here, as the reconciler would run it. A provider order is closed at its
+   * provider first, which only a worker does: refused, and closed by the reconciler at its deadline.
+   */
+  private async closeWithoutWorkflow(order: FoundOrder): Promise<OrderStatus> {
+    const row = await this.deps.rows.getOrder(order.view.orderNo);
+    if (!row || row.paymentProvider) throw new OrderNotCancellableError(order.view.orderNo, order.view.status);
+    const closed = await this.deps.closer.close(orderOfRow(row), { kind: 'CANCEL', reason: 'USER_CANCELLED' });
+    if (closed.outcome !== 'CANCELLED')
+      throw new OrderNotCancellableError(order.view.orderNo, closed.outcome === 'PAID' ? closed.status : 'FAILED');
+    return 'CANCELLED';
+  }
+
+  private async statusNow(order: FoundOrder): Promise<OrderStatus> {
+    this.deps.statusReader.changed(order.view.orderNo);
+    return (await this.deps.statusReader.read(order.view.orderNo).catch(() => null))?.view.status ?? order.view.status;
   }
 }

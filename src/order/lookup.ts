@@ -1,6 +1,7 @@
 /**
- * OrderLookup: an order by its number wherever it is known: its running workflow (the truth), its closed workflow's
- * result, MySQL's row, or the promise Redis holds for a reservation not started yet.
+ * OrderLookup: the one read of an order (docs/architecture.md, "Order status reads"), for every reader of the API. One
+ * precedence: its promise before its row exists (PENDING), its row after (the row decides; its workflow carries the
+ * verdict out and reports it to the Web UI). It never asks the workflow: a busy Temporal never slows a read.
  */
 import { isMysqlFailure, type OrderRow, type StoredDispute } from '../db/rows.js';
 import type { OrderStore } from '../db/orders.js';
@@ -14,7 +15,6 @@ import {
   DependencyUnavailableError,
 } from '../infra/dependency-guard.js';
 import { activeSince, type ActiveSale, type RedisInventory } from '../inventory/redis-inventory.js';
-import { DEFAULT_CALL_TIMEOUT_MS, type OrderWorkflowClient } from './workflow-client.js';
 import {
   pendingOrderState,
   type OrderDispute,
@@ -24,16 +24,15 @@ import {
   type PaymentIntentHandle,
 } from '../model/order-workflow.js';
 
-/** `stores`: the row or the promise, read when the workflow did not answer or has not started; may lag it. */
-export type OrderSource = 'workflow' | 'database' | 'stores';
+/** `database`: its MySQL row (every persisted order). `stores`: no row yet, its reservation's promise in Redis. */
+export type OrderSource = 'database' | 'stores';
 
 export interface FoundOrder {
   view: OrderView;
   userId: string;
   source: OrderSource;
-  /** Read from its promise (no workflow answered, no row): its recorded input (a cancel starts it first). */
+  /** Read from its promise (no row yet): its recorded input (a cancel starts it first). */
   promised?: OrderInput;
-  live?: OrderState;
   /** Why a FAILED order failed (not shown by GET; the waiting checkout's FAILED answer gives it). */
   failureReason?: string;
 }
@@ -41,18 +40,18 @@ export interface FoundOrder {
 /** How long the list of active sales (for lookups of an order by its number alone) is reused. */
 const SALES_REFRESH_MS = 1_000;
 
-const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
+/** For callers without a deadline (the tools); the API always gives one. */
+const defaultDeadline = () => Deadline.in(10_000);
 
 export interface OrderLookupDeps {
-  orders: OrderWorkflowClient;
   /** The stores as they are: their reads go through `mysql`. */
   stores: { orders: OrderStore; payments: PaymentStore };
   /** The API's MySQL breaker, or a guard that never opens (OrderLookup.withoutBreaker). */
   mysql: DependencyGuard;
   /** Where promised orders are found by their number (the reservation's recorded input); null: nowhere. */
   inventory: RedisInventory | null;
-  /** Of a read's deadline, the share kept for the stores should the workflow not answer; the query gets the rest. */
-  storesReadMs: number;
+  /** Of a read's deadline, the share Redis's promise may take before the row is read (0: the whole deadline). */
+  promiseReadMs: number;
   /** Opens an intent's client secret, kept sealed in MySQL (the payload codec's keys). */
   secrets: TextSealer;
 }
@@ -64,23 +63,17 @@ export class OrderLookup {
 
   /** For the worker and the tools: MySQL's reads bounded by their deadlines only, no breaker. */
   static withoutBreaker(
-    orders: OrderWorkflowClient,
     stores: { orders: OrderStore; payments: PaymentStore },
     inventory: RedisInventory | null,
     secrets: TextSealer,
   ): OrderLookup {
     return new OrderLookup({
-      orders,
       stores,
       inventory,
       secrets,
-      storesReadMs: 0,
+      promiseReadMs: 0,
       mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure),
     });
-  }
-
-  private get orders(): OrderWorkflowClient {
-    return this.deps.orders;
   }
 
   private onMysql<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
@@ -88,118 +81,34 @@ export class OrderLookup {
   }
 
   /**
-   * The running workflow, else the closed order's row, else the promise (PENDING); null when none knows it. The
-   * workflow not answering in time: what the stores know (source 'stores'); throws only when they cannot answer.
+   * The order now: PENDING while its reservation is unclaimed (no row can exist yet: Redis answers, sparing MySQL the
+   * polls of a burst), else its row, else its promise (claimed, being persisted); null when none knows it. MySQL not
+   * answering in time throws DependencyUnavailableError (503): a persisted order is never answered from elsewhere.
    */
   async find(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
-    // An unclaimed promise is PENDING whatever the workflow says: Redis answers, sparing the worker a query (hundreds
-    // are polled while starts catch up after a Temporal outage). Redis not answering: ask on.
-    const unclaimed = await this.unclaimedPromise(orderNo, deadline.capped(this.deps.storesReadMs || undefined)).catch(
+    const unclaimed = await this.unclaimedPromise(orderNo, deadline.capped(this.deps.promiseReadMs || undefined)).catch(
       () => null,
     );
     if (unclaimed) return unclaimed;
-    let live: OrderState | null;
-    try {
-      live = await this.orders.queryLive(orderNo, deadline.minus(this.deps.storesReadMs));
-    } catch (err) {
-      if (!(err instanceof DependencyUnavailableError)) throw err;
-      // The stores keep their share even if the query overran it (a late event loop): else a read they can answer 503s.
-      const { storesReadMs } = this.deps;
-      const storesDeadline = deadline.remainingMs() >= storesReadMs ? deadline : Deadline.in(storesReadMs);
-      const known = await this.fromStores(orderNo, storesDeadline).catch(() => null);
-      if (known) return known;
-      throw err;
-    }
-    if (live)
-      return live.status === 'AWAITING_PAYMENT' ? this.settledSince(foundLive(live), deadline) : foundLive(live);
-    try {
-      // Half the stores' share is kept back: MySQL hung must leave time for the workflow's result.
-      return (
-        (await this.fromDatabase(orderNo, deadline.minus(Math.floor(this.deps.storesReadMs / 2)))) ??
-        (await this.fromPromise(orderNo, deadline))
-      );
-    } catch (err) {
-      if (!(err instanceof DependencyUnavailableError)) throw err;
-      // MySQL away: a closed workflow's result is the order's final state, as its row would say.
-      const closed = await this.fromClosedWorkflow(orderNo, deadline).catch(() => null);
-      if (closed) return closed;
-      throw err;
-    }
+    return (await this.fromDatabase(orderNo, deadline)) ?? (await this.fromPromise(orderNo, deadline));
   }
 
-  /**
-   * An order being paid or cancelled: MySQL's row first, final there before the workflow shows it (the close writes it
-   * before announcing), sparing the worker a query; else as find().
-   */
-  async findChanging(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
-    // At most the stores' share: a hung MySQL must leave the workflow its time.
-    const row = await this.fromDatabase(orderNo, deadline.capped(this.deps.storesReadMs || undefined)).catch(
-      () => null,
-    );
-    if (row && row.view.status !== 'AWAITING_PAYMENT' && row.view.status !== 'PENDING') return row;
-    return this.find(orderNo, deadline);
-  }
-
-  /**
-   * The row decides a payment before the workflow hears of it: a final status in MySQL wins over AWAITING_PAYMENT.
-   * The row not answering within the stores' share leaves the workflow's answer.
-   */
-  private async settledSince(live: FoundOrder, deadline: Deadline): Promise<FoundOrder> {
-    const storesDeadline = deadline.capped(this.deps.storesReadMs || undefined);
-    const intentId = live.live?.paymentIntent?.id;
-    const [row, intent] = await Promise.all([
-      this.fromDatabase(live.view.orderNo, storesDeadline).catch(() => null),
-      // Not read: the view goes without its intent, which the shopper's next read shows (never cached without).
-      intentId ? this.payableIntent(live.view.orderNo, intentId, storesDeadline).catch(() => null) : null,
-    ]);
-    if (row && row.view.status !== 'AWAITING_PAYMENT') return row;
-    return intent ? { ...live, view: { ...live.view, paymentIntent: intent } } : live;
-  }
-
-  /** The intent the workflow opened, its client secret from MySQL: the secret never enters Temporal. */
-  private async payableIntent(
-    orderNo: string,
-    intentId: string,
-    deadline: Deadline,
-  ): Promise<PaymentIntentHandle | null> {
+  /** The intent the order opened and can still be paid through, its client secret from MySQL (never Temporal's). */
+  private async payableIntent(orderNo: string, deadline: Deadline): Promise<PaymentIntentHandle | null> {
     const intents = await this.onMysql(deadline, () => this.deps.stores.payments.paymentIntentsOf(orderNo));
-    const sealed = intents.find((intent) => intent.intentId === intentId)?.clientSecret;
-    if (!sealed) return null;
-    return { id: intentId, clientSecret: this.deps.secrets.open(sealed, clientSecretContext(intentId)) };
-  }
-
-  /** The final state a completed workflow returned (null: it failed, was terminated, or is unknown). */
-  private async fromClosedWorkflow(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
-    const state = await this.orders.closedResult(orderNo, deadline);
-    if (!state) return null;
+    const payable = intents.filter((intent) => intent.clientSecret && intent.status !== 'canceled').at(-1);
+    if (!payable?.clientSecret) return null;
     return {
-      view: viewOfState(state),
-      userId: state.userId,
-      source: 'workflow',
-      ...(state.failureReason ? { failureReason: state.failureReason } : {}),
+      id: payable.intentId,
+      clientSecret: this.deps.secrets.open(payable.clientSecret, clientSecretContext(payable.intentId)),
     };
-  }
-
-  /** The order as its running workflow answers it (null: closed, or not started); the workflow not answering throws. */
-  async fromWorkflow(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
-    const live = await this.orders.queryLive(orderNo, deadline);
-    return live ? foundLive(live) : null;
-  }
-
-  /** MySQL's row, else the promise (source 'stores'); half of storesReadMs is kept for the promise if MySQL hangs. */
-  private async fromStores(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
-    const row = await this.fromDatabase(orderNo, deadline.minus(Math.floor(this.deps.storesReadMs / 2))).catch(
-      () => null,
-    );
-    if (row) return { ...row, source: 'stores' };
-    return this.fromPromise(orderNo, deadline);
   }
 
   /** The promise while its reservation is unclaimed (then surely PENDING); else null. */
   private async unclaimedPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
     const inventory = this.deps.inventory;
     if (!inventory) return null;
-    // Bounded as a whole (lookup and record): a slow Redis must not eat the query's time.
+    // Bounded as a whole (lookup and record): a slow Redis must not eat the row's time.
     return boundBy(deadline, async () => {
       const found = await this.fromPromise(orderNo, deadline);
       if (!found) return null;
@@ -208,7 +117,7 @@ export class OrderLookup {
     });
   }
 
-  /** The order as its promise says (PENDING: its workflow has not claimed the reservation yet, or did not answer). */
+  /** The order as its promise says (PENDING: no row written yet). */
   private async fromPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
     const input = await this.findPromise(orderNo, deadline);
     if (!input) return null;
@@ -241,14 +150,18 @@ export class OrderLookup {
     }
   }
 
+  /** The order as its row says, with the intent a provider order can be paid through while it awaits payment. */
   async fromDatabase(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
     const row = await this.onMysql(deadline, () => this.deps.stores.orders.getOrder(orderNo));
     if (!row) return null;
+    const payable = row.status === 'AWAITING_PAYMENT' && row.paymentProvider !== null;
+    // Not read in time: the view goes without its intent, which the shopper's next read shows (never cached without).
+    const intent = payable ? await this.payableIntent(orderNo, deadline).catch(() => null) : null;
     return {
       userId: row.userId,
       source: 'database',
       ...(row.failureReason ? { failureReason: row.failureReason } : {}),
-      view: viewOfRow(row),
+      view: { ...viewOfRow(row), ...(intent ? { paymentIntent: intent } : {}) },
     };
   }
 }
@@ -265,6 +178,7 @@ export function viewOfRow(row: OrderRow): OrderView {
     paymentDeadline: row.paymentDeadline.toISOString(),
     createdAt: row.createdAt.toISOString(),
     ...(row.paidAt ? { paidAt: row.paidAt.toISOString() } : {}),
+    ...(row.paymentProvider ? { paymentProvider: row.paymentProvider } : {}),
     ...(row.refundedCents > 0 ? { refundedCents: row.refundedCents } : {}),
     ...(row.dispute ? { dispute: disputeView(row.dispute) } : {}),
   };
@@ -277,16 +191,6 @@ export function disputeView(dispute: StoredDispute): OrderDispute {
     reason: dispute.reason,
     dueBy: dispute.dueBy?.toISOString() ?? null,
     amountCents: dispute.amountCents,
-  };
-}
-
-function foundLive(live: OrderState): FoundOrder {
-  return {
-    view: viewOfState(live),
-    userId: live.userId,
-    source: 'workflow',
-    live,
-    ...(live.failureReason ? { failureReason: live.failureReason } : {}),
   };
 }
 

@@ -1,26 +1,21 @@
 /**
- * The API's one read path for an order's status (GET /api/orders/:orderNo, its long-poll, own-order checks): one
- * query per order at a time over OrderLookup, a cache whose freshness follows the status, and change notifications
- * that drop entries and wake long-polls. The rules and their bounds: docs/architecture.md, "Order status reads".
+ * The API's one read path for an order's status (GET /api/orders/:orderNo, its long-poll, own-order checks): one read
+ * per order at a time over OrderLookup, a cache whose freshness follows the status, and change notifications (every
+ * change of a row) that drop entries and wake long-polls. The rules and their bounds: docs/architecture.md, "Order
+ * status reads".
  */
 import { LRUCache } from 'lru-cache';
 import type { AppConfig } from '../config/index.js';
 import { Deadline } from '../infra/dependency-guard.js';
-import { type OrderStatus, ORDER_NO_PATTERN } from '../model/order-workflow.js';
+import { isFinal, type OrderStatus, ORDER_NO_PATTERN } from '../model/order-workflow.js';
 import type { ChannelListener } from '../infra/redis-subscription.js';
 import { Refusal, echo } from '../infra/refusal.js';
 import type { FoundOrder, OrderLookup, OrderSource } from './lookup.js';
 import type { RedisClient } from '../infra/redis.js';
 
-/** How a read was answered: the cache, another read's query, else the lookup's source (not found: `database`). */
+/** How a read was answered: the cache, another read's lookup, else the lookup's source (not found: `database`). */
 export type StatusReadSource = 'cache' | 'coalesced' | OrderSource;
-export const STATUS_READ_SOURCES: readonly StatusReadSource[] = [
-  'cache',
-  'coalesced',
-  'workflow',
-  'database',
-  'stores',
-];
+export const STATUS_READ_SOURCES: readonly StatusReadSource[] = ['cache', 'coalesced', 'database', 'stores'];
 
 /** Told of every read and of the number of long-poll waiters. */
 export interface StatusReadObserver {
@@ -29,7 +24,7 @@ export interface StatusReadObserver {
 }
 
 export interface OrderStatusReaderOptions {
-  /** How long an AWAITING_PAYMENT answer may be served from memory; 0 turns the cache off. */
+  /** How long an answer that may still change (not PENDING, not final) is served from memory; 0: no cache. */
   cacheMs: number;
   /** The same while the change notifications are live (>= cacheMs); without a subscription, unused. */
   notifiedCacheMs?: number;
@@ -78,9 +73,9 @@ const CHANGING_FAST_RECHECK_FOR_MS = 30_000;
 
 export class OrderStatusReader {
   private readonly cache: LRUCache<string, CachedOrder> | null;
-  /** The query under way per order; a read finds its `answer` and shares it. */
+  /** The lookup under way per order; a read finds its `answer` and shares it. */
   private readonly inflight = new Map<string, { answer: Promise<FoundOrder | null> }>();
-  /** Paid or cancelled orders whose final status has not shown yet, with when: bounded by entries, never by time. */
+  /** Orders a change was announced for, with when: re-read at a quicker pace for a while after (recheckMs). */
   private readonly changing: LRUCache<string, number>;
   private readonly wakers = new Map<string, Set<() => void>>();
   private waiters = 0;
@@ -90,7 +85,7 @@ export class OrderStatusReader {
   private epoch = 0;
 
   constructor(
-    private readonly lookup: Pick<OrderLookup, 'find' | 'findChanging'>,
+    private readonly lookup: Pick<OrderLookup, 'find'>,
     private readonly options: OrderStatusReaderOptions,
   ) {
     this.cache = options.cacheMs > 0 ? new LRUCache<string, CachedOrder>({ max: options.maxEntries }) : null;
@@ -99,7 +94,7 @@ export class OrderStatusReader {
 
   /** The reader configured by STATUS_CACHE_MS, STATUS_CACHE_MAX_ENTRIES and STATUS_LONG_POLL_MAX_WAITERS. */
   static fromConfig(
-    lookup: Pick<OrderLookup, 'find' | 'findChanging'>,
+    lookup: Pick<OrderLookup, 'find'>,
     config: AppConfig,
     observer?: StatusReadObserver,
     notifier?: OrderChangeNotifier,
@@ -130,21 +125,19 @@ export class OrderStatusReader {
       this.options.observer?.statusRead('coalesced');
       return running.answer;
     }
-    return this.query(orderNo);
+    return this.lookUp(orderNo);
   }
 
-  private query(orderNo: string): Promise<FoundOrder | null> {
+  private lookUp(orderNo: string): Promise<FoundOrder | null> {
     const startedAt = Date.now();
     // Long-lived only if notifications were live for the whole read (no drop in between).
     const epoch = this.notified ? this.epoch : -1;
     const flight = { answer: Promise.resolve<FoundOrder | null>(null) };
     flight.answer = (async () => {
-      let source: StatusReadSource = 'workflow';
+      let source: StatusReadSource = 'database';
       try {
         const deadline = Deadline.in(this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS);
-        const found = await (this.changing.has(orderNo)
-          ? this.lookup.findChanging(orderNo, deadline)
-          : this.lookup.find(orderNo, deadline));
+        const found = await this.lookup.find(orderNo, deadline);
         source = found?.source ?? 'database';
         // Not cached when a local change came in meanwhile (changed() dropped this flight): it may predate it.
         if (this.inflight.get(orderNo) === flight)
@@ -159,26 +152,29 @@ export class OrderStatusReader {
     return flight.answer;
   }
 
+  /**
+   * Kept until its row could change it: a final answer (CANCELLED, FAILED) for good; any other but PENDING for
+   * notifiedCacheMs while every change of its row is announced (an announcement drops it), else cacheMs, and not while
+   * an announced change is still to show; an AWAITING_PAYMENT answer never past its deadline.
+   */
   private remember(orderNo: string, found: FoundOrder | null, startedAt: number, notified: boolean): void {
-    if (!found) return;
+    if (!found || !this.cache) return;
     const status = found.view.status;
     if (status === 'PENDING') return;
-    if (status === 'AWAITING_PAYMENT') {
-      if (!this.cache || this.changing.has(orderNo)) return;
-      // Its payment at the provider is on its way (a moment after persisting): read again until it shows.
-      if (found.view.paymentProvider && !found.view.paymentIntent) return;
-      // The stores' answer may lag the workflow: cacheMs only. Not caching it sent every waiter to the stores while
-      // the workflows' breaker was open (thousands a second in a sale), which kept it open.
-      const ttl =
-        notified && found.source !== 'stores'
-          ? (this.options.notifiedCacheMs ?? this.options.cacheMs)
-          : this.options.cacheMs;
-      const expiresAt = Math.min(startedAt + ttl, Date.parse(found.view.paymentDeadline));
-      if (expiresAt > Date.now()) this.cache.set(orderNo, { order: found, expiresAt });
+    if (isFinal(status)) {
+      this.changing.delete(orderNo);
+      this.cache.set(orderNo, { order: found, expiresAt: Infinity });
       return;
     }
+    // A change was announced and the order still shows open: read again until it shows decided.
+    if (status === 'AWAITING_PAYMENT' && this.changing.has(orderNo)) return;
     this.changing.delete(orderNo);
-    this.cache?.set(orderNo, { order: found, expiresAt: Infinity });
+    // Its payment at the provider is on its way (a moment after persisting): read again until it shows.
+    if (status === 'AWAITING_PAYMENT' && found.view.paymentProvider && !found.view.paymentIntent) return;
+    const ttl = notified ? (this.options.notifiedCacheMs ?? this.options.cacheMs) : this.options.cacheMs;
+    const bound = status === 'AWAITING_PAYMENT' ? Date.parse(found.view.paymentDeadline) : Infinity;
+    const expiresAt = Math.min(startedAt + ttl, bound);
+    if (expiresAt > Date.now()) this.cache.set(orderNo, { order: found, expiresAt });
   }
 
   /** This process took a payment or a cancel of the order: tell the others, then as below. */
@@ -272,25 +268,23 @@ export class OrderStatusReader {
       return Math.min(Math.max(sinceChange, CHANGING_RECHECK_MS), CHANGING_RECHECK_MAX_MS);
     }
     if (status === 'PENDING') return PENDING_RECHECK_MS;
-    if (status === 'AWAITING_PAYMENT') {
-      // Look again just after the deadline, then as while PENDING until the workflow has closed it.
-      const untilDeadline = Date.parse(paymentDeadline) - Date.now();
-      if (untilDeadline <= 0) return PENDING_RECHECK_MS;
-      // Notifications live: a change wakes the wait; the sleep is bounded like a cached answer in case one is lost.
-      const pace = this.notified
-        ? (this.options.notifiedCacheMs ?? this.options.cacheMs)
-        : this.options.cacheMs > 0
-          ? this.options.cacheMs
-          : UNCACHED_RECHECK_MS;
-      return Math.min(pace || UNCACHED_RECHECK_MS, untilDeadline + 10);
-    }
     // Final: it never changes; wait for the timeout (or a wake).
-    return Infinity;
+    if (isFinal(status)) return Infinity;
+    // Look again just after the deadline, then as while PENDING until the order is closed.
+    const untilDeadline = status === 'AWAITING_PAYMENT' ? Date.parse(paymentDeadline) - Date.now() : Infinity;
+    if (untilDeadline <= 0) return PENDING_RECHECK_MS;
+    // Notifications live: a change wakes the wait; the sleep is bounded like a cached answer in case one is lost.
+    const pace = this.notified
+      ? (this.options.notifiedCacheMs ?? this.options.cacheMs)
+      : this.options.cacheMs > 0
+        ? this.options.cacheMs
+        : UNCACHED_RECHECK_MS;
+    return Math.min(pace || UNCACHED_RECHECK_MS, untilDeadline + 10);
   }
 
   /**
-   * A long-poll's read: a change announced while it is out starts another read at once (MySQL row first), whose answer
-   * counts; the first may predate the change and take most of READ_DEADLINE.
+   * A long-poll's read: a change announced while it is out starts another read at once, whose answer counts; the first
+   * may predate the change and take most of READ_DEADLINE.
    */
   async readWatched(orderNo: string, signal?: AbortSignal): Promise<FoundOrder | null> {
     for (;;) {
@@ -360,7 +354,7 @@ export async function findOwnOrder(
 /** Where an order's change is announced; the message is the order number. */
 export const ORDER_CHANGED_CHANNEL = 'flash:order-changed';
 
-/** "This order is changing": readers ask again (the workflow stays the truth), so open answers may be cached long. */
+/** "This order's row changed": readers ask again, so answers that may still change can be cached long. */
 export class OrderChangeNotifier {
   constructor(private readonly redis: RedisClient) {}
 

@@ -1,6 +1,6 @@
 /**
- * OrderWorkflowClient: the only code that calls an order's workflow (paced starts, queries, the payment Signal, the
- * cancel Update), each call with a deadline and behind its breaker.
+ * OrderWorkflowClient: the only code that calls an order's workflow (paced starts, the payment Signal, the cancel
+ * Update; never a query: reads go to the row), each call with a deadline and behind its breaker.
  */
 import {
   QueryRejectedError,
@@ -30,7 +30,6 @@ import {
   paymentAppliedSignal,
   REFUND_WORKFLOW_TYPE,
   refundWorkflowId,
-  statusQuery,
   type OrderInput,
   type OrderState,
   type OrderWorkflowSignature,
@@ -271,18 +270,7 @@ export class OrderWorkflowClient {
     }
   }
 
-  /** The open workflow's state; null when closed or absent. No answer in time: DependencyUnavailableError. */
-  async queryLive(orderNo: string, deadline = defaultDeadline()): Promise<OrderState | null> {
-    try {
-      // queryRejectCondition NOT_OPEN spares a worker replaying a closed history; MySQL has the final state then.
-      return await this.onWorkflow(deadline, () => this.handle(orderNo).query(statusQuery));
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError || err instanceof QueryRejectedError) return null;
-      throw err;
-    }
-  }
-
-  /** A payment the row applied; needs no worker. NOT_RUNNING: closed or never started (its close reads the row). */
+  /** Wakes the order to ask its row (a payment was applied); needs no worker. NOT_RUNNING: closed or never started. */
   async signalPaymentApplied(
     orderNo: string,
     payment: PaymentReceived,
@@ -319,24 +307,24 @@ export class OrderWorkflowClient {
     );
   }
 
-  /** The `cancel` Update (its validator applies isCancellable); false when refused or the workflow has closed. */
-  async cancel(orderNo: string, deadline = defaultDeadline()): Promise<boolean> {
+  /**
+   * The `cancel` Update, which the order's row decides: TAKEN with the order's state (CANCELLED; a provider order still
+   * AWAITING_PAYMENT while its provider confirms), REFUSED (NOT_CANCELLABLE: paid first, or closing), or NOT_RUNNING
+   * (its workflow closed or is gone: terminated, reset).
+   */
+  async cancel(
+    orderNo: string,
+    deadline = defaultDeadline(),
+  ): Promise<{ outcome: 'TAKEN'; state: OrderState } | { outcome: 'REFUSED' | 'NOT_RUNNING' }> {
     try {
-      await this.onWorkflow(deadline, () => this.handle(orderNo).executeUpdate(cancelUpdate, {}));
-      return true;
+      const state = await this.onWorkflow(deadline, () => this.handle(orderNo).executeUpdate(cancelUpdate, {}));
+      return { outcome: 'TAKEN', state };
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return false;
-      if (err instanceof WorkflowUpdateFailedError && err.cause?.message.startsWith(NOT_CANCELLABLE)) return false;
+      if (err instanceof WorkflowNotFoundError) return { outcome: 'NOT_RUNNING' };
+      if (err instanceof WorkflowUpdateFailedError && err.cause?.message.startsWith(NOT_CANCELLABLE))
+        return { outcome: 'REFUSED' };
       throw err;
     }
-  }
-
-  /** Null when the workflow failed, was terminated, or is unknown. */
-  async closedResult(orderNo: string, deadline = defaultDeadline()): Promise<OrderState | null> {
-    return this.onTemporal(deadline, () => this.handle(orderNo).result()).catch((err: unknown) => {
-      if (err instanceof DependencyUnavailableError) throw err;
-      return null;
-    });
   }
 
   /** Whether the order's workflow runs, has closed, or was never started. */

@@ -4,7 +4,7 @@
  * and a payment takes the one record-first path (PaymentReceiver.handle): the order's rules stay one piece of code.
  */
 import type { PaymentFailure, RecordedPaymentEvent } from '../db/payments.js';
-import type { RefundProgress } from '../db/refunds.js';
+import type { RefundProgress } from '../model/order-workflow.js';
 import type { Takeback } from '../db/rows.js';
 import type { PaymentIntentHandle, ProviderWithApi } from '../model/order-workflow.js';
 

@@ -6,7 +6,10 @@ export function reconcileScheduleId(taskQueue: string): string {
 }
 
 export interface ReconcileInput {
-  /** Reservations younger than this are left alone: their workflow is on its way. */
+  /**
+   * What the reconciler leaves to an order's workflow: a reservation younger than this (its workflow is on its way),
+   * a sold order's unit confirmed less than this ago (its Signal on its way).
+   */
   reservationGraceMs: number;
   /** Reservation records read per activity (one HSCAN page): bounds each activity's work. */
   pageSize?: number;
@@ -16,7 +19,10 @@ export interface ReconcileInput {
   promiseMaxAgeMs?: number;
 }
 
-/** How long a promised order may wait for its start before the reconciler gives it up. */
+/**
+ * How long a promised order may wait for its start (its one owner: the worker's PromiseStarter) before the reconciler
+ * gives it up.
+ */
 export const PROMISE_MAX_AGE_MS = 15 * 60_000;
 
 /** One page of the survey; the run's first page also names the sales Redis has and MySQL lacks. */
@@ -52,15 +58,27 @@ export interface ReservationPageResult {
   live: number;
   /** Units of live reservations whose order has no MySQL row yet (PENDING orders, orphans). */
   pendingUnits: number;
-  /** Promised orders older than the grace period whose workflow had not started: started now. */
-  startedPromises: number;
-  /** Unclaimed reservations that cannot start (no recorded input, or past the promise's maximum age): released. */
+  /** Unclaimed reservations that cannot start (no recorded input, or past a promise's maximum age): given up. */
   releasedOrphans: number;
-  /** Reservations whose workflow closed without persisting the order (terminated): released. */
+  /** Reservations whose workflow closed without persisting the order (terminated): failed, released. */
   releasedAbandoned: number;
-  /** Reservations left behind by a final MySQL order (Redis lost the order's last write): aligned. */
+  /** Reservations of a final MySQL order (CANCELLED or FAILED) its workflow did not carry out: released. */
   alignedReleased: number;
+  /** Reservations of a sold order its workflow did not carry out: confirmed (its workflow signalled again). */
   alignedConfirmed: number;
+  /** Orders awaiting payment past their deadline whose workflow is gone (terminated, reset): closed here. */
+  closedForGoneWorkflows: number;
+  /** The same, paid through a provider: its intents are closed first (by the reconciling workflow). */
+  toSettleAtProvider: ProviderOrderToSettle[];
+}
+
+/** An order awaiting payment through a provider whose workflow is gone: its intents to close before its row. */
+export interface ProviderOrderToSettle {
+  orderNo: string;
+  sku: string;
+  provider: string;
+  amountCents: number;
+  paymentDeadline: string;
 }
 
 export interface AdoptionPageResult {
@@ -87,21 +105,24 @@ export interface SaleDrift {
   agrees: boolean;
 }
 
+/** The counts of a page's result: what a sale's totals add up. */
+export type ReservationWork = Omit<ReservationPageResult, 'cursor' | 'toSettleAtProvider'>;
+
 /** A page's counts, all zero: where a page's result and a sale's totals start. */
-export function noReservationWork(): Omit<ReservationPageResult, 'cursor'> {
+export function noReservationWork(): ReservationWork {
   return {
     scanned: 0,
     live: 0,
     pendingUnits: 0,
-    startedPromises: 0,
     releasedOrphans: 0,
     releasedAbandoned: 0,
     alignedReleased: 0,
     alignedConfirmed: 0,
+    closedForGoneWorkflows: 0,
   };
 }
 
-export interface SaleReconciliation extends Omit<ReservationPageResult, 'cursor'> {
+export interface SaleReconciliation extends ReservationWork {
   sku: string;
   adopted: number;
   notAdopted: number;
@@ -117,11 +138,11 @@ export interface ReconcileReport {
   drifting: string[];
   /** Sales defined in Redis with no MySQL row (a create whose commit was lost; logged): POST it again. */
   salesOnlyInRedis: string[];
-  /** Payments applied as they were recorded whose workflow got its paymentApplied Signal from this run. */
-  paymentsSignalled: number;
+  /** Provider orders whose workflow is gone, closed at their provider and then by their row in this run. */
+  settledAtProvider: number;
   /** Payments left RECEIVED that this run decided: by their order's row, or refunded ORDER_NOT_FOUND. */
   paymentsDecided: number;
-  /** Refunds owed through a provider's API whose RefundWorkflow this run started (asked, or read again). */
+  /** Payments owed back through a provider's API whose RefundWorkflow this run started or found running. */
   refundsStarted: number;
   /** Enabled webhook endpoints, each with its delivery workflow running after this run. */
   endpoints: number;
@@ -129,11 +150,13 @@ export interface ReconcileReport {
   eventsPruned: number;
 }
 
-/** A page of refunds due (startDueRefunds); a failed start is due again at once. */
+/** A page of payments owed back (startOwedRefunds): each refund's workflow started, or found running. */
 export interface RefundStartPage {
   read: number;
   started: number;
   failed: number;
+  /** The last event id of the page: the next page reads after it. */
+  next: string | null;
 }
 
 /** A page of payments left waiting (decideWaitingPayments). */
@@ -141,11 +164,4 @@ export interface WaitingPaymentPage {
   read: number;
   decided: number;
   orderNotFound: number;
-}
-
-/** A page of payments to signal (signalAppliedPayments); `signalled` counts those found closed too. */
-export interface PaymentSignalPage {
-  read: number;
-  signalled: number;
-  failed: number;
 }

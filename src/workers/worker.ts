@@ -6,6 +6,7 @@ import { type NativeConnection, Runtime, Worker, type WorkerOptions } from '@tem
 import type { RedisClient } from '../infra/redis.js';
 import type { AppConfig } from '../config/index.js';
 import { createActivities, type Activities } from '../activities/order.js';
+import { previousBuildActivities, type PreviousBuildActivities } from '../activities/previous-build.js';
 import {
   createReconcileActivities,
   type DeliveryGauges,
@@ -37,7 +38,13 @@ import { createWebhookActivities, type DeliveryObserver, type WebhookActivities 
 import { EndpointSecretBox } from '../events/endpoint-secrets.js';
 import { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';
 import { WebhookSender } from '../events/webhook-sender.js';
-import { catchUpIntakeOf, catchUpProvider, providerApis } from '../payments/providers/definition.js';
+import {
+  catchUpIntakeOf,
+  catchUpProvider,
+  providerApis,
+  refundingProviders,
+} from '../payments/providers/definition.js';
+import { RefundStarter } from '../payments/refund-starter.js';
 import { paymentProviders } from '../payments/providers/registry.js';
 import {
   createCatchUpActivities,
@@ -49,6 +56,7 @@ import {
 
 /** What the worker runs: the order's activities, the catch-up's, and the reconciler's with a Temporal client. */
 export type WorkerActivities = Activities &
+  PreviousBuildActivities &
   PaymentActivities &
   CatchUpActivities &
   RefundActivities &
@@ -79,13 +87,6 @@ export function workerActivities(deps: {
   const changes = new OrderChangeNotifier(redis);
   const providers = paymentProviders(config);
   const alerting = providers.configured.find(({ definition }) => definition.processingAlertMs);
-  const orderActivities = createActivities({ stores, inventory, changes });
-  const paymentActivities = createPaymentActivities({
-    stores,
-    secrets: textSealerOf(payloadCodecOf(config)),
-    providers: providerApis(providers),
-    ...(alerting ? { processingAlertMs: alerting.definition.processingAlertMs!(alerting.settings) } : {}),
-  });
   const orders = temporal
     ? OrderWorkflowClient.withoutBreakers(
         temporal,
@@ -93,6 +94,20 @@ export function workerActivities(deps: {
         new StartPacing({ maxLimit: config.maxConcurrentStarts }),
       )
     : null;
+  // Refunds a close or a payment leaves owed start after its commit; without a client the reconciler starts them.
+  const refundStarts = orders ? new RefundStarter({ orders, providers: refundingProviders(providers) }) : undefined;
+  const orderActivities = {
+    ...createActivities({ stores, inventory, changes, ...(refundStarts ? { refunds: refundStarts } : {}) }),
+    // The build before this one calls its own closing steps: its orders drain on it (docs/testing.md).
+    ...previousBuildActivities({ orders: stores.orders, inventory }),
+  };
+  const paymentActivities = createPaymentActivities({
+    stores,
+    secrets: textSealerOf(payloadCodecOf(config)),
+    providers: providerApis(providers),
+    ...(refundStarts ? { refunds: refundStarts } : {}),
+    ...(alerting ? { processingAlertMs: alerting.definition.processingAlertMs!(alerting.settings) } : {}),
+  });
   // The provider whose undelivered events the catch-up reads (docs/fault-tolerance.md), where it is configured.
   const caughtUp = catchUpProvider(providers);
   const catchUp = createCatchUpActivities({
@@ -109,7 +124,7 @@ export function workerActivities(deps: {
               source: 'catch-up',
               signals: new PaymentSignals({
                 orders,
-                stores,
+                ...(refundStarts ? { refunds: refundStarts } : {}),
                 changed: (orderNo) => void changes.publish(orderNo).catch(() => undefined),
               }),
             }),
@@ -143,6 +158,8 @@ export function workerActivities(deps: {
       stores,
       inventory,
       orders,
+      changes,
+      ...(refundStarts ? { refunds: refundStarts } : {}),
       refundProviders: Object.keys(apis),
       refundGauges: refundMetricsOfProcess,
       deliveryGauges: deliveryMetricsOfProcess,

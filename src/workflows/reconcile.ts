@@ -1,19 +1,30 @@
 /**
- * ReconcileWorkflow: run by a Schedule every RECONCILE_INTERVAL, repairs what a crash left behind where that is
- * provably safe, starts refunds due, and reports Redis/MySQL drift per sale (docs/fault-tolerance.md, "The
- * reconciler"). Work is paged, so 100k reservations never make one giant activity.
+ * ReconcileWorkflow: run by a Schedule every RECONCILE_INTERVAL, carries out what orders' rows decided where their
+ * workflow did not (gone, late, a Signal lost), gives up what no workflow will persist, starts refunds owed where none
+ * runs, and reports Redis/MySQL drift per sale (docs/fault-tolerance.md, "The reconciler"). Work is paged, so 100k
+ * reservations never make one giant activity.
  */
-import { log, proxyActivities } from '@temporalio/workflow';
+import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { PaymentActivities } from '../activities/payments.js';
 import type { ReconcileActivities } from '../activities/reconcile.js';
+import { providerTaskQueue, type ProviderWithApi } from '../model/order-workflow.js';
 import {
   noReservationWork,
   type AdoptionPageResult,
+  type ProviderOrderToSettle,
   type ReconcileInput,
+  type RefundStartPage,
   type ReconcileReport,
   type SaleReconciliation,
   type SaleSurvey,
   type SurveyPage,
 } from '../reconcile/definitions.js';
+
+// The next scheduled run starts over anyway: a few attempts, then give up on this one.
+const RECONCILE_ACTIVITY_OPTIONS = {
+  startToCloseTimeout: '60s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumAttempts: 3 },
+} as const;
 
 const {
   surveySales,
@@ -22,61 +33,54 @@ const {
   saleDrift,
   restoreLostKeys,
   decideWaitingPayments,
-  signalAppliedPayments,
-  startDueRefunds,
+  startOwedRefunds,
   keepOrderEventDeliveries,
-} = proxyActivities<ReconcileActivities>({
-  startToCloseTimeout: '60s',
-  // The next scheduled run starts over anyway: a few attempts, then give up on this one.
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumAttempts: 3 },
-});
+  closeSettledProviderOrder,
+} = proxyActivities<ReconcileActivities>(RECONCILE_ACTIVITY_OPTIONS);
 
 const SURVEY_PAGE = 100;
-/** A payment's own signal is sent as its webhook commits; one still marked after this is signalled by the run. */
-const SIGNAL_AFTER_MS = 10_000;
-const SIGNAL_PAGE = 200;
+/** A payment recorded before its row is decided as the row is written; one still RECEIVED after this is the run's. */
+const WAITING_PAYMENT_AFTER_MS = 10_000;
+const PAGE = 200;
 /** A payment no order claims waits RESERVATION_GRACE and this: by then a given-up reservation has its FAILED row. */
 const NOT_FOUND_SLACK_MS = 60_000;
 /** At most this many pages per run (the next run goes on): a backlog never makes one run endless. */
-const SIGNAL_PAGES = 50;
+const MAX_PAGES = 50;
 /** Old order events deleted per page (EVENTS_RETENTION). */
 const PRUNE_PAGE = 1_000;
+/** Provider orders of gone workflows closed per run (each a call to the provider): the next run goes on. */
+const PROVIDER_SETTLES_PER_RUN = 100;
 
 // Pinned (the worker's default): a run lasts minutes, so a rollout keeps the old build no longer than that.
 export async function ReconcileWorkflow(input: ReconcileInput): Promise<ReconcileReport> {
   const pageSize = input.pageSize ?? 500;
-  // Payments left waiting first: one an order's row applies now is signalled below in the same run.
+  // Payments left waiting first: one an order's row owes back now has its refund started below in the same run.
   let paymentsDecided = 0;
-  for (let pages = 0; pages < SIGNAL_PAGES; pages++) {
+  for (let pages = 0; pages < MAX_PAGES; pages++) {
     const page = await decideWaitingPayments({
-      olderThanMs: SIGNAL_AFTER_MS,
+      olderThanMs: WAITING_PAYMENT_AFTER_MS,
       notFoundAfterMs: input.reservationGraceMs + NOT_FOUND_SLACK_MS,
-      limit: SIGNAL_PAGE,
+      limit: PAGE,
     });
     paymentsDecided += page.decided + page.orderNotFound;
-    if (page.read < SIGNAL_PAGE || page.decided + page.orderNotFound === 0) break;
-  }
-  let paymentsSignalled = 0;
-  for (let pages = 0; pages < SIGNAL_PAGES; pages++) {
-    const page = await signalAppliedPayments({ olderThanMs: SIGNAL_AFTER_MS, limit: SIGNAL_PAGE });
-    paymentsSignalled += page.signalled;
-    if (page.read < SIGNAL_PAGE || page.failed > 0) break;
+    if (page.read < PAGE || page.decided + page.orderNotFound === 0) break;
   }
   let refundsStarted = 0;
-  for (let pages = 0; pages < SIGNAL_PAGES; pages++) {
-    const page = await startDueRefunds({ limit: SIGNAL_PAGE, readGauges: pages === 0 });
+  for (let pages = 0, after: string | null = ''; pages < MAX_PAGES && after !== null; pages++) {
+    const page: RefundStartPage = await startOwedRefunds({ afterEventId: after, limit: PAGE, readGauges: pages === 0 });
     refundsStarted += page.started;
-    if (page.read < SIGNAL_PAGE || page.failed > 0) break;
+    after = page.failed > 0 ? null : page.next;
   }
   let eventsPruned = 0;
   let endpoints = 0;
-  for (let pages = 0; pages < SIGNAL_PAGES; pages++) {
+  for (let pages = 0; pages < MAX_PAGES; pages++) {
     const kept = await keepOrderEventDeliveries({ prunePage: PRUNE_PAGE });
     endpoints = kept.endpoints;
     eventsPruned += kept.pruned;
     if (kept.pruned < PRUNE_PAGE) break;
   }
   const sales: SaleReconciliation[] = [];
+  const toSettleAtProvider: ProviderOrderToSettle[] = [];
   let salesSurveyed = 0;
   let salesOnlyInRedis: string[] = [];
   for (let after: string | null = ''; after !== null;) {
@@ -87,9 +91,11 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
     });
     salesSurveyed += page.surveys.length;
     if (page.onlyInRedis) salesOnlyInRedis = page.onlyInRedis;
-    for (const survey of page.surveys) if (survey.needsScan) sales.push(await reconcileSale(survey, input, pageSize));
+    for (const survey of page.surveys)
+      if (survey.needsScan) sales.push(await reconcileSale(survey, input, pageSize, toSettleAtProvider));
     after = page.next;
   }
+  const settledAtProvider = await settleAtProviders(toSettleAtProvider.slice(0, PROVIDER_SETTLES_PER_RUN));
   const drifting = sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.sku);
   if (drifting.length > 0)
     log.warn('Redis and MySQL disagree after reconciliation', {
@@ -105,7 +111,7 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
     sales,
     drifting,
     salesOnlyInRedis,
-    paymentsSignalled,
+    settledAtProvider,
     paymentsDecided,
     refundsStarted,
     endpoints,
@@ -113,10 +119,34 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
   };
 }
 
+/**
+ * Provider orders whose workflow is gone: their intents closed at the provider (as their workflow would, on the
+ * provider's own queue and pace), then their row closes them unless an intent is still processing (the next run asks).
+ */
+async function settleAtProviders(orders: readonly ProviderOrderToSettle[]): Promise<number> {
+  let settled = 0;
+  for (const order of orders) {
+    const { closePayment } = proxyActivities<PaymentActivities>({
+      ...RECONCILE_ACTIVITY_OPTIONS,
+      taskQueue: providerTaskQueue(workflowInfo().taskQueue),
+    });
+    const closed = await closePayment({
+      provider: order.provider as ProviderWithApi,
+      orderNo: order.orderNo,
+      amountCents: order.amountCents,
+      paymentDeadline: order.paymentDeadline,
+    });
+    if (closed.state === 'PROCESSING') continue;
+    if ((await closeSettledProviderOrder({ orderNo: order.orderNo })) === 'CLOSED') settled++;
+  }
+  return settled;
+}
+
 async function reconcileSale(
   { sku, keysMissing }: SaleSurvey,
   input: ReconcileInput,
   pageSize: number,
+  toSettleAtProvider: ProviderOrderToSettle[],
 ): Promise<SaleReconciliation> {
   const { reservationGraceMs, promiseMaxAgeMs } = input;
   const totals = noReservationWork();
@@ -129,8 +159,8 @@ async function reconcileSale(
       count: pageSize,
       ...(promiseMaxAgeMs ? { promiseMaxAgeMs } : {}),
     });
-    // An activity of an older worker may not count started promises yet.
-    for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += page[key] ?? 0;
+    for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += page[key];
+    toSettleAtProvider.push(...page.toSettleAtProvider);
     cursor = page.cursor;
   } while (cursor !== '0');
   let drift = await saleDrift({ sku, pendingUnits: totals.pendingUnits });

@@ -37,13 +37,13 @@ function replaceOnce(source: string, anchor: string, replacement: string): strin
   return source.replace(anchor, replacement);
 }
 
-/** Build B: each order decided one durable timer later, a change A's histories do not replay on. */
+/** Build B: each order persisted one durable timer later, a change A's histories do not replay on. */
 export function buildChangedOrderWorkflow(dir: string): Promise<VariantBuild> {
   return buildVariant(dir, 'b', 'workflows/order.ts', (source) =>
     replaceOnce(
       replaceOnce(source, '  proxyActivities,\n', '  proxyActivities,\n  sleep,\n'),
-      '    const { outcome, operatorCancellation } = await this.decide();',
-      '    await sleep(1);\n    const { outcome, operatorCancellation } = await this.decide();',
+      '      const persisted = await persistOrder({ ...this.input, paymentDeadline: this.facts.paymentDeadline });',
+      '      await sleep(1);\n      const persisted = await persistOrder({ ...this.input, paymentDeadline: this.facts.paymentDeadline });',
     ),
   );
 }

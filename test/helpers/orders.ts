@@ -13,6 +13,9 @@ import type { RedisInventory } from '../../src/inventory/redis-inventory.js';
 import { OrderWorkflowClient } from '../../src/order/workflow-client.js';
 import { OrderLookup, type OrderLookupDeps } from '../../src/order/lookup.js';
 import { StartPacing } from '../../src/order/start-pacing.js';
+import { orderOfRow } from '../../src/order/close.js';
+import type { ClosedOrder } from '../../src/db/orders.js';
+import type { CloseRequest } from '../../src/model/order-workflow.js';
 
 /** Starts paced at `maxConcurrentStarts` in flight, as MAX_CONCURRENT_STARTS's default. */
 export function pacingOf(maxConcurrentStarts = 32): StartPacing {
@@ -28,16 +31,11 @@ export function ordersWithoutBreakers(
 }
 
 /** What an OrderLookup (or a subclass) is built from, with a MySQL guard that never opens. */
-export function lookupDeps(
-  orders: OrderWorkflowClient,
-  stores: Stores,
-  inventory: RedisInventory | null = null,
-): OrderLookupDeps {
+export function lookupDeps(stores: Stores, inventory: RedisInventory | null = null): OrderLookupDeps {
   return {
-    orders,
     stores,
     inventory,
-    storesReadMs: 0,
+    promiseReadMs: 0,
     mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure),
     secrets: textSealerOf(payloadCodecOf(testConfig())),
   };
@@ -51,5 +49,16 @@ export function orderAccess(
   inventory: RedisInventory | null = null,
 ): { orders: OrderWorkflowClient; lookup: OrderLookup } {
   const orders = ordersWithoutBreakers(temporal, taskQueue);
-  return { orders, lookup: new OrderLookup(lookupDeps(orders, stores, inventory)) };
+  return { orders, lookup: new OrderLookup(lookupDeps(stores, inventory)) };
+}
+
+/** The one close of an order by its number, in MySQL only (no Redis step): its row decides, as in OrderStore.close. */
+export async function closeRow(
+  stores: Pick<Stores, 'orders'>,
+  orderNo: string,
+  request: CloseRequest,
+): Promise<ClosedOrder> {
+  const row = await stores.orders.getOrder(orderNo);
+  if (!row) throw new Error(`order ${orderNo} has no row to close`);
+  return stores.orders.close(orderOfRow(row), request);
 }

@@ -10,7 +10,7 @@ import { composeApi, createApp, type ApiSubstitutes } from '../../src/api/app.js
 import type { AppConfig } from '../../src/config/index.js';
 import { createMysqlPool } from '../../src/db/pool.js';
 import { openStores, type Stores } from '../../src/db/stores.js';
-import type { PaymentRow } from '../../src/db/rows.js';
+import type { OwedPayment } from '../../src/db/refunds.js';
 import { createLogger } from '../../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
@@ -35,8 +35,8 @@ export interface PerQueueTestbed {
     options?: {
       wrapActivities?: WrapActivities;
       starter?: boolean;
-      /** The reconciler's start of due refunds on a short period, kept to `scope`'s rows (startTestWorker). */
-      refunds?: { everyMs?: number; scope?: (row: PaymentRow) => boolean };
+      /** The reconciler's start of owed refunds on a short period, kept to `scope`'s rows (startTestWorker). */
+      refunds?: { everyMs?: number; scope?: (row: OwedPayment) => boolean };
     },
   ): Promise<void>;
   /** The API on `taskQueue` (with `substitutes` in place of its own parts when given); its base URL. */

@@ -17,8 +17,7 @@ import {
   type RunningPromiseStarter,
 } from '../../src/workers/worker.js';
 import type { RefundStartPage } from '../../src/reconcile/definitions.js';
-import type { PaymentRow } from '../../src/db/rows.js';
-import type { RefundStore } from '../../src/db/refunds.js';
+import type { OwedPayment, RefundStore } from '../../src/db/refunds.js';
 import type { Stores } from '../../src/db/stores.js';
 import { startCacheFigures, type RunningCacheFigures } from '../../src/workers/cache-figures.js';
 import { WorkerFiguresBoard } from '../../src/inventory/worker-figures.js';
@@ -46,12 +45,12 @@ export async function startTestWorker(
       /** false: no owner of starts (a test that starts its orders itself, or checks that nothing else does). */
       starter?: boolean;
       /**
-       * The reconciler's page that starts due refunds' workflows (startDueRefunds), run every `everyMs` (default
+       * The reconciler's page that starts owed refunds' workflows (startOwedRefunds), run every `everyMs` (default
        * 200 ms) as the worker's schedule runs it every RECONCILE_INTERVAL: opt-in, since it starts every due refund
        * in the shared database; `scope` keeps it to this file's (the others are other files', asked of their own
        * Stripe doubles).
        */
-      refunds?: { everyMs?: number; scope?: (row: PaymentRow) => boolean };
+      refunds?: { everyMs?: number; scope?: (row: OwedPayment) => boolean };
       /**
        * Publishes the worker's cache figures as the worker process does (opt-in): `metricsUrl`, the Core runtime's
        * Prometheus endpoint if the file installed one (Runtime.install), else null (size and bound only).
@@ -111,23 +110,23 @@ export async function startTestWorker(
 }
 
 export interface RunningRefundStarts {
-  /** One page now (besides the period's). */
+  /** One pass now (besides the period's). */
   runOnce(): Promise<RefundStartPage>;
   stop(): Promise<void>;
 }
 
-/** The reconciler's startDueRefunds on a period, over the stores `scope` narrows: the schedule at test speed. */
+/** The reconciler's startOwedRefunds on a period, over the stores `scope` narrows: the schedule at test speed. */
 function startRefundStarts(
   options: Parameters<typeof workerActivities>[0],
-  { everyMs = 200, scope }: { everyMs?: number; scope?: (row: PaymentRow) => boolean },
+  { everyMs = 200, scope }: { everyMs?: number; scope?: (row: OwedPayment) => boolean },
 ): RunningRefundStarts {
-  const { startDueRefunds } = workerActivities({
+  const { startOwedRefunds } = workerActivities({
     ...options,
     ...(scope ? { stores: refundsScopedTo(options.stores, scope) } : {}),
   });
-  if (!startDueRefunds) throw new Error("starting refunds needs the worker's Temporal client (`temporal`)");
+  if (!startOwedRefunds) throw new Error("starting refunds needs the worker's Temporal client (`temporal`)");
   let pass: Promise<RefundStartPage> | undefined;
-  const runOnce = () => (pass ??= startDueRefunds({ limit: 50 }).finally(() => (pass = undefined)));
+  const runOnce = () => (pass ??= startOwedRefunds({ afterEventId: '', limit: 50 }).finally(() => (pass = undefined)));
   const timer = setInterval(() => void runOnce().catch(() => undefined), everyMs);
   return {
     runOnce,
@@ -140,23 +139,22 @@ function startRefundStarts(
 
 /**
  * The stores as the reconciler's refund page sees them when it starts only the refunds `keep` says are its own:
- * refundsDue answers only those (the others in the shared database are other files', asked of their own Stripe
- * doubles); every other call, takeRefund included, is the store's own. `afterLook` runs after each look, before the
- * rows are taken.
+ * owedRefundsPage answers only those (the others in the shared database are other files', asked of their own Stripe
+ * doubles); every other call is the store's own. `afterLook` runs after each look, before the refunds are started.
  */
 export function refundsScopedTo<S extends Pick<Stores, 'refunds'>>(
   stores: S,
-  keep: (row: PaymentRow) => boolean,
+  keep: (row: OwedPayment) => boolean,
   afterLook?: () => Promise<void>,
 ): S {
-  const refundsDue: RefundStore['refundsDue'] = async (limit, providers) => {
-    const rows = (await stores.refunds.refundsDue(10_000, providers)).filter(keep).slice(0, limit);
+  const owedRefundsPage: RefundStore['owedRefundsPage'] = async (providers, afterEventId, limit) => {
+    const rows = (await stores.refunds.owedRefundsPage(providers, afterEventId, 10_000)).filter(keep).slice(0, limit);
     await afterLook?.();
     return rows;
   };
   const refunds = new Proxy(stores.refunds, {
     get(target, key) {
-      if (key === 'refundsDue') return refundsDue;
+      if (key === 'owedRefundsPage') return owedRefundsPage;
       const value: unknown = Reflect.get(target, key, target);
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },

@@ -26,7 +26,7 @@ export interface ScenarioContext {
   /** With holdPersist: resolves once persistOrder has started and is held. */
   persistHeld(): Promise<void>;
   releasePersist(): void;
-  /** With holdCancel: resolves once cancelUnpaidOrder has started and is held. */
+  /** With holdCancel: resolves once the close asked to cancel has started and is held. */
   cancelHeld(): Promise<void>;
   releaseCancel(): void;
   /** With persistFails: resolves once persistOrder has failed this many times. */
@@ -35,6 +35,8 @@ export interface ScenarioContext {
   loseReservation(): Promise<void>;
   /** A payment recorded and decided by the order's row whose Signal was lost (the close reads the row). */
   recordPayment(eventId: string): Promise<void>;
+  /** A paymentApplied Signal sent by hand (the Web UI, the CLI) with no payment behind it. */
+  signalWithoutPayment(): Promise<void>;
   /**
    * The order's payment deadline as its reservation gives it (ms since the epoch); once persisted it counts from then,
    * a few ms later.
@@ -171,6 +173,16 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
     },
   },
   {
+    // A Signal sent by hand with no payment behind it: the row, asked, still awaits payment; the timer cancels it.
+    name: 'signal-without-payment',
+    paymentWindow: '3s',
+    async play(ctx) {
+      await ctx.statusIs('AWAITING_PAYMENT');
+      await ctx.signalWithoutPayment();
+      await ctx.statusIs('CANCELLED');
+    },
+  },
+  {
     name: 'reservation-released-before-claim',
     releasedBeforeStart: true,
     async play() {},
@@ -240,7 +252,7 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
   // ---- judged by when the payment was recorded ------------------------------------------------
   {
     name: 'in-time-payment-found-at-timeout',
-    // Applied by the row, its Signal lost: the timer fires, cancelUnpaidOrder finds the order sold and it closes PAID.
+    // Applied by the row, its Signal lost: the timer fires, the close finds the order sold and it closes PAID.
     paymentWindow: '2s',
     async play(ctx) {
       await ctx.statusIs('AWAITING_PAYMENT');

@@ -138,9 +138,10 @@ export function readRoutes(deps: { auth: ShopperAuth; statusReader: OrderStatusR
       operationId: 'getOrder',
       summary: "The shopper's order",
       description:
-        "The running workflow's state while it is open, the MySQL row once it has closed; when the workflow does not answer in time " +
-        '(or has not started yet), what MySQL and Redis know, marked `source: stores`. An AWAITING_PAYMENT answer may be up to STATUS_CACHE_MS old ' +
-        '(never past its paymentDeadline); a payment or cancel delivered through the same API process shows at once. ' +
+        "The order's MySQL row once it has one (the row decides how every order ends), before that its reservation's " +
+        'promise (PENDING, `source: stores`); a read never waits on Temporal. An answer that may still change is kept ' +
+        'up to STATUS_CACHE_MS (STATUS_CACHE_NOTIFIED_MS while change notifications are live, never past an ' +
+        'AWAITING_PAYMENT paymentDeadline); a payment or cancel delivered through the same API process shows at once. ' +
         'Long-poll: with `waitForChange=<STATUS>` it answers as soon as the status differs from that one (at once if it already does), ' +
         'else after `timeoutSeconds` with the order as it is; `Order-Status-Changed` says which.',
       tag: 'orders',
@@ -168,7 +169,7 @@ export function readRoutes(deps: { auth: ShopperAuth; statusReader: OrderStatusR
         503: {
           codes: ['UNAVAILABLE'],
           description:
-            '`UNAVAILABLE`: neither the running order nor the stores (MySQL, Redis) answered in time, or this process already holds STATUS_LONG_POLL_MAX_WAITERS long-polls (with Retry-After); retry',
+            '`UNAVAILABLE`: its row (MySQL) or, before it, its promise (Redis) was not read in time, or this process already holds STATUS_LONG_POLL_MAX_WAITERS long-polls (with Retry-After); retry',
         },
       },
     },
@@ -263,13 +264,14 @@ export function cancelRoutes(deps: { auth: ShopperAuth; cancelOrder: CancelOrder
       path: '/api/orders/:orderNo/cancel',
       operationId: 'cancelOrder',
       summary: 'Cancel an order that awaits payment',
-      description: 'Accepted while the order is open and no payment was accepted for it; the units go back on sale.',
+      description:
+        'Taken while the order is open and its row applied no payment (the row decides); the units go back on sale.',
       tag: 'orders',
       auth: 'shopper',
       params: orderParams,
       responses: {
         202: {
-          description: 'The cancel is accepted; poll the order to see it CANCELLED',
+          description: 'The cancel is taken: the order CANCELLED, or (Stripe) being closed at the provider',
           schema: cancelAcceptedSchema,
         },
       },

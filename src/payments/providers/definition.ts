@@ -238,6 +238,11 @@ export function providerApis(providers: ConfiguredProviders): Record<string, Pay
   return apis;
 }
 
+/** The configured providers with an API: a payment owed back through one is refunded by its RefundWorkflow. */
+export function refundingProviders(providers: ConfiguredProviders): string[] {
+  return providers.configured.filter(({ definition }) => definition.api).map(({ definition }) => definition.name);
+}
+
 /** The configured provider whose undelivered events the catch-up reads (one with a catch-up and an API), if any. */
 export function catchUpProvider(providers: ConfiguredProviders): ConfiguredProvider | undefined {
   return providers.configured.find(({ definition }) => definition.catchUpIntervalMs && definition.api);

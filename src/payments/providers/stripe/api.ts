@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import Stripe from 'stripe';
 import type { StripeSettings } from './settings.js';
 import type { IntentStanding } from '../../../db/payments.js';
-import type { RefundProgress } from '../../../db/refunds.js';
+import type { RefundProgress } from '../../../model/order-workflow.js';
 import { ORDER_NO_PATTERN } from '../../../model/order-workflow.js';
 import {
   ProviderChargeDisputed,

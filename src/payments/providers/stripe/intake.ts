@@ -9,7 +9,7 @@
  * - charge.dispute.*: money taken back (docs/fault-tolerance.md, "Money taken back"). Anything else: IGNORED.
  */
 import type { RecordedPaymentEvent } from '../../../db/payments.js';
-import type { RefundProgress } from '../../../db/refunds.js';
+import type { RefundProgress } from '../../../model/order-workflow.js';
 import { Deadline } from '../../../infra/dependency-guard.js';
 import type { RefundReason, StripeWebhookOutcome } from '../../../model/order-workflow.js';
 import { Refusal } from '../../../infra/refusal.js';
