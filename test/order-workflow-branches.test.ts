@@ -339,6 +339,24 @@ describe('OrderWorkflow branches (time-skipping server, stub activities)', () =>
     expect(new Set(callsOf(input))).toEqual(new Set(['closeOrder:FAIL']));
   });
 
+  it('a Signal handled while the persist retries on a durable timer, then the persist fails for good: PAID', async () => {
+    let attempts = 0;
+    const { handle, input } = await startOrder({
+      persist: async () => {
+        attempts++;
+        if (attempts === 1) {
+          applyInRow(input);
+          await handle.signal(paymentAppliedSignal, payment(input, 'evt-while-persisting', 1_000));
+        }
+        // 200, 400, 800 ms in the worker, then 1.6 s on a durable timer: the Signal's task comes in between.
+        if (attempts < 6) throw new Error('connect ECONNREFUSED');
+        throw ApplicationFailure.nonRetryable('order was persisted for another shopper', 'OrderConflict');
+      },
+    });
+    expect(await handle.result()).toMatchObject({ status: 'PAID' });
+    expect(new Set(callsOf(input))).toEqual(new Set(['closeOrder:FAIL']));
+  });
+
   it("an operator cancels during the persist's retries after a payment was applied: the row says PAID", async () => {
     let attempts = 0;
     const { handle, input } = await startOrder({
