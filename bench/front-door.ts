@@ -30,7 +30,7 @@ import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { openStores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { startStack, type RunningStack } from '../stack/index.js';
 import { runThenCleanUp } from '../stack/launcher.js';

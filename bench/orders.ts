@@ -6,7 +6,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { payloadCodecOf } from '../src/infra/data-converter.js';
-import { textSealerOf } from '../src/infra/payload-codec.js';
+import type { TextSealer } from '../src/infra/payload-codec.js';
+import { DependencyGuard } from '../src/infra/dependency-guard.js';
+import { isMysqlFailure } from '../src/db/rows.js';
 import { loadConfig, type AppConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
@@ -83,8 +85,19 @@ export function pipelineOf(config: AppConfig, stores: Stores, inventory: RedisIn
     stores,
     inventory,
     orders,
-    lookup: OrderLookup.withoutBreaker(stores, null, textSealerOf(payloadCodecOf(config))),
+    lookup: lookupWithoutBreaker(stores, payloadCodecOf(config)),
   };
+}
+
+/** The tools' lookup: MySQL's reads bounded by their deadlines only, no breaker, no promises. */
+function lookupWithoutBreaker(stores: Stores, secrets: TextSealer): OrderLookup {
+  return new OrderLookup({
+    stores,
+    inventory: null,
+    secrets,
+    promiseReadMs: 0,
+    mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure),
+  });
 }
 
 /**

@@ -21,7 +21,7 @@
  *   confirm      the double's answer to the confirm (request on the wire → answer).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
 import { parseCacheCounters, STICKY_CACHE_METRICS, type CacheCounters } from '../src/workers/cache-figures.js';
 import type { Stores } from '../src/db/stores.js';
 import type { RedisInventory } from '../src/inventory/redis-inventory.js';

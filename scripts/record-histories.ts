@@ -28,7 +28,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { payloadCodecOf, temporalDataConverter } from '../src/infra/data-converter.js';
-import { decodeHistoryPayloads, eachPayload } from '../src/infra/history-payloads.js';
+import { decodeHistoryPayloads, eachPayload } from '../toolkit/history-payloads.js';
 import { ENCRYPTED_ENCODING } from '../src/infra/payload-codec.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
@@ -179,7 +179,8 @@ async function main(): Promise<void> {
     const inventory = new RedisInventory(redis, config.temporal.taskQueue);
     const sales = SalesService.onClients(stores, redis, config.temporal.taskQueue);
     mkdirSync(outDir, { recursive: true });
-    await worker.runUntil(async () => {
+    const running = worker.run();
+    try {
       for (const scenario of REPLAY_SCENARIOS) {
         if (args.only && !args.only.split(',').includes(scenario.name)) continue;
         const t0 = Date.now();
@@ -212,7 +213,10 @@ async function main(): Promise<void> {
         await exportHistory(client, args.encrypted ? null : payloadCodecOf(config), orderWorkflowId(orderNo), file);
         say(`${scenario.name}: ${Date.now() - t0} ms → ${file}`);
       }
-    });
+    } finally {
+      worker.shutdown();
+      await running;
+    }
   } finally {
     await Promise.allSettled([nativeConnection.close(), connection.close(), pool.end(), redis.quit()]);
     await stripe.stop();

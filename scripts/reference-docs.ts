@@ -7,19 +7,13 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openApiJsonWithoutStack } from '../src/api/app.js';
+import { openApiJsonWithoutStack } from '../toolkit/openapi-document.js';
 import { openApiPath } from '../src/api/route.js';
 import { ERROR_CODE_DESCRIPTIONS } from '../src/api/response-schemas.js';
-import {
-  CONFIG_DEFAULTS,
-  CONFIG_DESCRIPTIONS,
-  CONFIG_RELATIONS,
-  CONFIG_VARIABLES,
-  loadConfig,
-  type SettingDescription,
-} from '../src/config/index.js';
+import { CONFIG_DEFAULTS, CONFIG_VARIABLES, loadConfig, type SettingDescription } from '../src/config/index.js';
 import type { ProviderDefinition, ProviderRegistry } from '../src/payments/providers/definition.js';
 import { PAYMENT_PROVIDERS, paymentProviders } from '../src/payments/providers/registry.js';
+import { CONFIG_DESCRIPTIONS, CONFIG_RELATIONS } from './config-descriptions.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -312,7 +306,7 @@ export interface SettingsSources {
 export function settingsPage(sources: SettingsSources): string {
   const core = [...sources.variables].sort(byName).map((name) => {
     const description = sources.descriptions[name];
-    if (!description) throw new Error(`${name} has no meaning in CONFIG_DESCRIPTIONS (src/config/index.ts)`);
+    if (!description) throw new Error(`${name} has no meaning in CONFIG_DESCRIPTIONS (scripts/config-descriptions.ts)`);
     return settingRow(name, sources.defaults[name], description);
   });
   const providers = sources.registry
@@ -334,8 +328,8 @@ export function settingsPage(sources: SettingsSources): string {
     ]);
   return page(
     'Every environment variable the service reads, its default and meaning: the reference for operators deploying and tuning it.',
-    "src/config/index.ts (CONFIG_DEFAULTS, CONFIG_DESCRIPTIONS, CONFIG_RELATIONS) and each payment provider's " +
-      'variables (src/payments/providers/, through src/payments/providers/registry.ts)',
+    'src/config/index.ts (CONFIG_DEFAULTS), scripts/config-descriptions.ts (CONFIG_DESCRIPTIONS, CONFIG_RELATIONS) ' +
+      "and each payment provider's variables (src/payments/providers/, through src/payments/providers/registry.ts)",
     [
       'Read at start by every process; the defaults fit the local stack that `npm start` runs. A bad value stops ' +
         'the process with a message naming it, and so does a setting that breaks one of these relations:',

@@ -91,29 +91,25 @@ try {
     const pool = createMysqlPool(config);
     const redis = createRedis(config);
     try {
-      const report = await rollout(
-        {
-          deployments,
-          client: new Client({
-            connection,
-            namespace: config.temporal.namespace,
-            dataConverter: temporalDataConverter(config),
-          }),
-          taskQueue: config.temporal.taskQueue,
-          inventory: new RedisInventory(redis, config.temporal.taskQueue),
-          sales: SalesService.onClients(openStores(pool), redis, config.temporal.taskQueue),
-        },
-        {
-          target: { deploymentName, buildId: argument! },
-          taskQueues: [config.temporal.taskQueue, providerTaskQueue(config.temporal.taskQueue)],
-          smoke: !flags['no-smoke'],
-          ...(ramp !== undefined ? { rampPercentage: ramp } : {}),
-          drainTimeoutMs,
-          pollTimeoutMs,
-          ...(stopPids.length > 0 ? { stopDrained: () => stopProcesses(stopPids) } : {}),
-          say,
-        },
-      );
+      const report = await rollout({
+        deployments,
+        client: new Client({
+          connection,
+          namespace: config.temporal.namespace,
+          dataConverter: temporalDataConverter(config),
+        }),
+        taskQueue: config.temporal.taskQueue,
+        inventory: new RedisInventory(redis, config.temporal.taskQueue),
+        sales: SalesService.onClients(openStores(pool), redis, config.temporal.taskQueue),
+        target: { deploymentName, buildId: argument! },
+        taskQueues: [config.temporal.taskQueue, providerTaskQueue(config.temporal.taskQueue)],
+        smoke: !flags['no-smoke'],
+        ...(ramp !== undefined ? { rampPercentage: ramp } : {}),
+        drainTimeoutMs,
+        pollTimeoutMs,
+        ...(stopPids.length > 0 ? { stopDrained: () => stopProcesses(stopPids) } : {}),
+        say,
+      });
       if (
         report.previousBuildId &&
         report.previousBuildId !== report.targetBuildId &&

@@ -19,7 +19,7 @@ import { startStripeMock, type RunningStripeMock } from '../stack/stripe-mock.js
 import { startStripeDouble, type StripeDouble } from '../stack/stripe-double.js';
 import { drainOlderBuilds, keepBundle, type OlderBuilds } from '../stack/older-builds.js';
 import { workerBuildId } from '../src/workers/versioning.js';
-import { settingsOf } from '../src/payments/providers/registry.js';
+import { settingsOf } from '../toolkit/provider-config.js';
 import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 
 /** The local walk-through's Stripe keys: the Stripe double takes any test key; it signs its events with the secret. */

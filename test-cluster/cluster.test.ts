@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHAOS_CHECKS, checkAfterFault, waitForQuiescence, waitForRepair } from '../chaos/checks.js';
 import { runTraffic, sameKeySameOrder, type TrafficPlan } from '../toolkit/shoppers.js';
 import { ShopperAuth } from '../src/api/auth.js';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import type { Pool } from 'mysql2/promise';
 import { openStores, type Stores } from '../src/db/stores.js';

@@ -17,7 +17,7 @@ import type { CancelReason, CloseRequest, PersistOrderInput } from '../src/model
 import { createMysqlPool } from '../src/db/pool.js';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { OrderChangeNotifier } from '../src/order/status-reads.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { isMysqlFailure } from '../src/db/rows.js';
@@ -25,8 +25,8 @@ import { DependencyGuard } from '../src/infra/dependency-guard.js';
 import type { IntakeAnswer } from '../src/payments/providers/definition.js';
 import { generic } from '../src/payments/providers/generic/definition.js';
 import { GENERIC_WEBHOOK_ROUTE } from '../src/payments/providers/generic/route.js';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
-import { settingsOf } from '../src/payments/providers/registry.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
+import { settingsOf } from '../toolkit/provider-config.js';
 import { PaymentReceiver, PaymentSignals } from '../src/payments/receiver.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, openDispute, putOnSale, saleReport } from './helpers/fixtures.js';
@@ -122,7 +122,7 @@ async function endState(sku: string, orderNos: string[] = []) {
     ? await pool.query<RowDataPacket[]>('SELECT * FROM payments WHERE order_no IN (?) ORDER BY event_id', [orderNos])
     : [[] as RowDataPacket[]];
   const [sales] = await pool.query<RowDataPacket[]>('SELECT stock, available FROM sales WHERE sku = ?', [sku]);
-  const keys = RedisInventory.keys(sku);
+  const keys = saleKeys(sku);
   const [sale, users, reservations, idempotency] = await Promise.all([
     redis.hgetall(keys.sale),
     redis.hgetall(keys.users),
@@ -566,7 +566,7 @@ describe('the one close: a paid order whose units Redis no longer holds', () => 
  * holding without it.
  */
 async function forgetReservation(input: PersistOrderInput): Promise<void> {
-  const keys = RedisInventory.keys(input.sku);
+  const keys = saleKeys(input.sku);
   await redis.hdel(keys.reservations, input.orderNo);
   await redis.hincrby(keys.sale, 'available', input.quantity);
   await redis.hincrby(keys.sale, 'reserved', -input.quantity);
@@ -880,7 +880,7 @@ describe('the one close: CANCEL (a shopper, an operator)', () => {
     };
     await activities.persistOrder(input);
     await forgetReservation(input);
-    await redis.del(RedisInventory.keys(sku).idempotency); // the key was in the lost writes too
+    await redis.del(saleKeys(sku).idempotency); // the key was in the lost writes too
     const before = await inventory.getSale(sku);
     expect(await close(input, CANCEL('USER_CANCELLED'))).toMatchObject({ outcome: 'CANCELLED' });
     expect(await inventory.getSale(sku)).toEqual(before);

@@ -8,12 +8,12 @@ import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ShopperAuth } from '../src/api/auth.js';
-import { DEV_DEFAULT_ADMIN_TOKEN } from '../src/api/routes/dashboard.js';
+import { DEV_DEFAULT_ADMIN_TOKEN } from '../src/api/routes/dev.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
 import { loadConfig, type AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
 import { type OrderWorkflowClient, visibilityString } from '../src/order/workflow-client.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
@@ -184,15 +184,15 @@ describe('admin views of a sale with orders in every state', () => {
 
   it('stats show drift when Redis and MySQL disagree', async () => {
     // A unit taken in Redis only, as a checkout does before its order is persisted; then put back.
-    await redis.hincrby(RedisInventory.keys(sku).sale, 'available', -1);
-    await redis.hincrby(RedisInventory.keys(sku).sale, 'reserved', 1);
+    await redis.hincrby(saleKeys(sku).sale, 'available', -1);
+    await redis.hincrby(saleKeys(sku).sale, 'reserved', 1);
     try {
       const { body } = await admin('GET', `/api/admin/sales/${sku}/stats`);
       expect(body.drift).toEqual({ available: -1, reserved: 1, sold: 0 });
       expect(body.invariants.checks.storesAgree).toBe(false);
     } finally {
-      await redis.hincrby(RedisInventory.keys(sku).sale, 'reserved', -1);
-      await redis.hincrby(RedisInventory.keys(sku).sale, 'available', 1);
+      await redis.hincrby(saleKeys(sku).sale, 'reserved', -1);
+      await redis.hincrby(saleKeys(sku).sale, 'available', 1);
     }
   });
 
@@ -371,7 +371,7 @@ describe('admin views of a sale with orders in every state', () => {
     expectError(await admin('POST', `/api/admin/sales/${unknown}/close`), 404, 'SKU_NOT_FOUND');
     expectError(await admin('GET', `/api/admin/sales/${'x'.repeat(300)}/stats`), 404, 'SKU_NOT_FOUND');
     expect(await stores.sales.getSale(unknown)).toBeNull();
-    expect(await redis.exists(RedisInventory.keys(unknown).sale)).toBe(0);
+    expect(await redis.exists(saleKeys(unknown).sale)).toBe(0);
   });
 
   it('counts running workflows with the SKU quoted safely', async () => {

@@ -9,15 +9,15 @@ import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
 import type { AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
-import { type OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, saleThroughApi, uniqueSku, type SaleRequest } from './helpers/fixtures.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
+import { awaitClosed } from './helpers/orders.js';
 import { httpRequest, replyOf, retryingUnavailable, type HttpOptions, type Reply } from './helpers/http.js';
 import { RedisSales } from '../src/inventory/redis-sales.js';
 
@@ -26,7 +26,6 @@ let config: AppConfig;
 let api: RunningApi;
 let pool: Pool;
 let stores: Stores;
-let orders: OrderWorkflowClient;
 let redis: RedisClient;
 let auth: ShopperAuth;
 
@@ -41,7 +40,7 @@ beforeAll(async () => {
     // (test/order-status-reads.test.ts).
     STATUS_CACHE_MS: '0',
   });
-  ({ config, pool, stores, redis, orders, api, auth } = app);
+  ({ config, pool, stores, redis, api, auth } = app);
 });
 
 afterAll(async () => {
@@ -134,7 +133,7 @@ describe('order path end to end', () => {
 
     // Once the workflow has closed, the status comes from MySQL and says the same. To prove the
     // read really comes from MySQL, the row's paid_at is moved to a time only MySQL knows, then put back.
-    await orders.awaitClosed(orderNo);
+    await awaitClosed(app.temporal, orderNo);
     const closed = await http('GET', `/api/orders/${orderNo}`, { token });
     // `final` may have come from the running workflow or, if it had closed by then, from MySQL.
     expect(closed).toEqual({ status: 200, body: { ...final, source: 'database' } });
@@ -234,7 +233,7 @@ describe('order path end to end', () => {
 });
 
 async function waitForWorkflowClosed(orderNo: string): Promise<void> {
-  await orders.awaitClosed(orderNo);
+  await awaitClosed(app.temporal, orderNo);
   expect((await stores.orders.getOrder(orderNo))?.status).toMatch(/^(CANCELLED|PAID|FAILED)$/);
 }
 

@@ -13,7 +13,7 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
-import { eachPayload } from '../src/infra/history-payloads.js';
+import { eachPayload } from '../toolkit/history-payloads.js';
 import type { RedisClient } from '../src/infra/redis.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';

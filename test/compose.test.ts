@@ -9,11 +9,11 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../src/config/index.js';
+import { paymentProviders } from '../src/payments/providers/registry.js';
 import {
-  paymentProviders,
   SERVICE_CONFIG_VARIABLES as CONFIG_VARIABLES,
   SERVICE_OPTIONAL_CONFIG_VARIABLES as OPTIONAL_CONFIG_VARIABLES,
-} from '../src/payments/providers/registry.js';
+} from '../toolkit/provider-config.js';
 import { ORDER_SEARCH_ATTRIBUTES } from '../src/model/order-workflow.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));

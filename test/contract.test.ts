@@ -20,7 +20,7 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { afterAll, describe, expect, it } from 'vitest';
 import Stripe from 'stripe';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN, startTestApp } from './helpers/app.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext its callable is `.default`.

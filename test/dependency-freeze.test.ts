@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { SoldOutCache } from '../src/order/sold-out-cache.js';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import type { AppConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';

@@ -35,13 +35,13 @@ import { tmpdir } from 'node:os';
 import { dirname, extname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { openApiJsonWithoutStack } from '../src/api/app.js';
+import { openApiJsonWithoutStack } from '../toolkit/openapi-document.js';
 import { ERROR_CODE_DESCRIPTIONS } from '../src/api/response-schemas.js';
+import { PAYMENT_PROVIDERS } from '../src/payments/providers/registry.js';
 import {
-  PAYMENT_PROVIDERS,
   SERVICE_CONFIG_DEFAULTS as CONFIG_DEFAULTS,
   SERVICE_CONFIG_VARIABLES as CONFIG_VARIABLES,
-} from '../src/payments/providers/registry.js';
+} from '../toolkit/provider-config.js';
 import { everyProviderConfigured } from '../scripts/reference-docs.js';
 import { importGraph } from './helpers/import-graph.js';
 
@@ -1291,7 +1291,7 @@ const SHARED_PLUMBING = ['src/api/', 'src/infra/', 'src/config/'];
 
 /** The modules of src/ a file imports (type or value), as dependency-cruiser reads them, and its Lua scripts. */
 function importsOf(file: string): string[] {
-  const scripts = [...read(file).matchAll(/file: '([a-z_]+\.lua)'/g)].map(([, name]) => `lua/${name}`);
+  const scripts = [...read(file).matchAll(/'([a-z_]+\.lua)'/g)].map(([, name]) => `lua/${name}`);
   return [...(graph.imports.get(file) ?? []), ...scripts];
 }
 

@@ -12,7 +12,7 @@ import type { RedisClient } from '../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ShopperAuth } from '../src/api/auth.js';
 import { type RunningApi } from '../src/api/server.js';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
 import type { AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
 import { type createTemporalClient } from '../src/infra/temporal-connection.js';

@@ -14,6 +14,7 @@ import { RedisSales } from '../src/inventory/redis-sales.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { waitFor } from '../stack/wait-for.js';
 import { API_TEST_ENV, startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './helpers/app.js';
+import { awaitClosed } from './helpers/orders.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
 import { replyOf, httpRequest, type Reply } from './helpers/http.js';
 
@@ -240,7 +241,7 @@ describe('admission', () => {
       timeoutMs: 20_000,
     });
     expect((await app.stores.orders.getOrder(orderNo))?.failureReason).toMatch(/^OutOfStockInDatabase/);
-    await app.orders.awaitClosed(orderNo);
+    await awaitClosed(app.temporal, orderNo);
     expect(await app.redis.hget(saleKeys(sku).lineUsed, 'unlucky')).toBeNull();
     await placeWhen(sku, 'unlucky', admitted);
 

@@ -18,7 +18,7 @@ import {
   statusQuery,
   type OrderState,
 } from '../src/model/order-workflow.js';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
 import { ensureReconcileSchedule } from '../src/workers/schedules.js';
 import { waitFor } from '../stack/wait-for.js';
 import { expectSaleSettled, saleThroughApi, uniqueSku } from './helpers/fixtures.js';

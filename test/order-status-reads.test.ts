@@ -19,6 +19,7 @@ import { OrderStatusReader } from '../src/order/status-reads.js';
 import { waitFor } from '../stack/wait-for.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
+import { awaitClosed } from './helpers/orders.js';
 import { saleThroughApi, uniqueSku } from './helpers/fixtures.js';
 import { httpRequest, type HttpOptions, type HttpReply } from './helpers/http.js';
 
@@ -310,7 +311,7 @@ describe('GET /api/orders/:orderNo through the status reader', () => {
     expect(Date.now() - startedAt).toBeLessThan(10_000);
     // Decided: served from the cache from now on, once the workflow's close (told after the payment was applied as it
     // was recorded) has announced it too: that announcement makes one more read ask MySQL.
-    await app.orders.awaitClosed(orderNo);
+    await awaitClosed(app.temporal, orderNo);
     await waitFor(
       async () => {
         const cachedBefore = (await statusMetrics()).cache;

@@ -118,13 +118,13 @@ describe('logs', () => {
 describe('sealed texts (a client secret in MySQL)', () => {
   it('seal under the first key, open under any listed, only where they were sealed', () => {
     const k1 = key('k1');
-    const sealed = new AesGcmPayloadCodec([k1]).sealText('pi_1_secret_x', 'payment_intents.client_secret:pi_1');
+    const sealed = new AesGcmPayloadCodec([k1]).seal('pi_1_secret_x', 'payment_intents.client_secret:pi_1');
     expect(sealed).toMatch(/^enc1:k1:/);
     expect(sealed).not.toContain('pi_1_secret_x');
     const rotated = new AesGcmPayloadCodec([key('k2'), k1]);
-    expect(rotated.openText(sealed, 'payment_intents.client_secret:pi_1')).toBe('pi_1_secret_x');
-    expect(() => rotated.openText(sealed, 'payment_intents.client_secret:pi_2')).toThrow(/failed authentication/);
+    expect(rotated.open(sealed, 'payment_intents.client_secret:pi_1')).toBe('pi_1_secret_x');
+    expect(() => rotated.open(sealed, 'payment_intents.client_secret:pi_2')).toThrow(/failed authentication/);
     // Written before encryption: read as it is.
-    expect(rotated.openText('pi_0_secret_y', 'payment_intents.client_secret:pi_0')).toBe('pi_0_secret_y');
+    expect(rotated.open('pi_0_secret_y', 'payment_intents.client_secret:pi_0')).toBe('pi_0_secret_y');
   });
 });

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeApi, createApp } from '../src/api/app.js';
-import type { createDependencyGuards } from '../src/api/guards.js';
+import type { createDependencyGuards } from '../src/api/app.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { openStores } from '../src/db/stores.js';
 import type { PaymentRow } from '../src/db/rows.js';
@@ -23,14 +23,14 @@ import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import type { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { storedPayment, type PaymentSignals } from '../src/payments/receiver.js';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
 import { orderWorkflowId, statusQuery, type OrderInput } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, oneUnitOrder, openDispute, putOnSale, saleReport } from './helpers/fixtures.js';
 import { listen, replyOf } from './helpers/http.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
-import { lookupDeps, orderAccess } from './helpers/orders.js';
+import { awaitClosed, lookupDeps, orderAccess } from './helpers/orders.js';
 import { OrderLookup } from '../src/order/lookup.js';
 import { ShopperAuth } from '../src/api/auth.js';
 
@@ -116,7 +116,7 @@ describe('a payment judged by when it arrived', () => {
     const row = await record(order.input.orderNo, order.total);
     expect(row.receivedAt.getTime()).toBeLessThanOrEqual(order.deadline);
     expect(row.outcome).toBe('APPLIED');
-    await orders.awaitClosed(order.input.orderNo);
+    await awaitClosed(temporal, order.input.orderNo);
     expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
     expect(await stores.payments.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED' });
     expectInvariants(await saleReport(stores, redis, order.sku));
@@ -131,7 +131,7 @@ describe('a payment judged by when it arrived', () => {
     } finally {
       await startWorker();
     }
-    await orders.awaitClosed(order.input.orderNo);
+    await awaitClosed(temporal, order.input.orderNo);
     expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
@@ -149,7 +149,7 @@ describe('a payment judged by when it arrived', () => {
     } finally {
       await startWorker();
     }
-    await orders.awaitClosed(order.input.orderNo);
+    await awaitClosed(temporal, order.input.orderNo);
     expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({
       status: 'CANCELLED',
       cancelReason: 'PAYMENT_TIMEOUT',
@@ -191,13 +191,13 @@ describe('a payment judged by when it arrived', () => {
     const payment = await pay(orderNo, sale.priceCents);
     expect(payment.receivedAt.getTime()).toBeGreaterThan(createdAt + 2_000);
     expect(payment.outcome).toBe('APPLIED');
-    await orders.awaitClosed(orderNo);
+    await awaitClosed(temporal, orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
   });
 
   it('a payment after its order closed is decided as the order would have: by its amount, then its arrival', async () => {
     const order = await placeOrder('2s');
-    await orders.awaitClosed(order.input.orderNo);
+    await awaitClosed(temporal, order.input.orderNo);
     expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({
       status: 'CANCELLED',
       cancelReason: 'PAYMENT_TIMEOUT',
@@ -218,7 +218,7 @@ describe('a payment judged by when it arrived', () => {
     const found = await lookup.find(order.input.orderNo);
     if (!found) throw new Error('order not found');
     expect(await orders.cancel(found.view.orderNo)).toEqual({ outcome: 'REFUSED' });
-    await orders.awaitClosed(order.input.orderNo);
+    await awaitClosed(temporal, order.input.orderNo);
     expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
@@ -277,7 +277,7 @@ describe('the webhook records first', () => {
     // Nobody retries the webhook: its Signal, sent after the answer, closes the order (this test's order client has
     // no breakers; with Temporal's open, the reconciler closes it: test/reconcile.test.ts).
     await api.payments.stop();
-    await orders.awaitClosed(order.input.orderNo);
+    await awaitClosed(temporal, order.input.orderNo);
     expect(await paymentSignals(order.input.orderNo)).toEqual(['paymentApplied']);
     expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
     expect((await inventory.getReservation(order.sku, order.input.orderNo))?.state).toBe('SOLD');
@@ -306,7 +306,7 @@ describe('the webhook records first', () => {
       await startWorker();
     }
     // The persist writes the row and decides the payment in the same transaction; the workflow follows its answer.
-    await orders.awaitClosed(orderNo);
+    await awaitClosed(temporal, orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
     expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'APPLIED' });
     expect(await sendWebhook(api.url, { eventId, orderNo, amountCents: sale.priceCents })).toEqual({
@@ -352,7 +352,7 @@ describe('a payment its order row decides, judged as it is recorded', () => {
       await startWorker();
     }
     const back = Date.now();
-    await orders.awaitClosed(orderNo);
+    await awaitClosed(temporal, orderNo);
     const closedInMs = Date.now() - back;
     console.log(`[payment signal] the order closed ${closedInMs} ms after the worker came back`);
     expect(closedInMs).toBeLessThan(5_000);
@@ -402,7 +402,7 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     } finally {
       await startWorker();
     }
-    await orders.awaitClosed(orderNo);
+    await awaitClosed(temporal, orderNo);
     await api.payments.stop();
     expect(await paymentSignals(orderNo)).toEqual(['paymentApplied']);
     const payments = await stores.payments.paymentsOfOrder(orderNo);
@@ -425,7 +425,7 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     await until(order.deadline + 500);
     // The timer fires as the worker comes back; the payment is not delivered: the close finds it applied.
     await startWorker();
-    await orders.awaitClosed(orderNo);
+    await awaitClosed(temporal, orderNo);
     expect(await temporal.workflow.getHandle(orderWorkflowId(orderNo)).result()).toMatchObject({ status: 'PAID' });
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
     // Signalled afterwards, the closed order needs nothing more.
@@ -446,7 +446,7 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     // order, whose payment is owed back.
     await inventory.release(order.sku, orderNo, { as: 'owner' });
     expect(await signal(row)).toBe('SIGNALLED');
-    await orders.awaitClosed(orderNo);
+    await awaitClosed(temporal, orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'FAILED' });
     expect(await stores.payments.getPayment(row.eventId)).toMatchObject({
       outcome: 'REFUND_REQUIRED',
@@ -471,7 +471,7 @@ describe('a payment its order row decides, judged as it is recorded', () => {
       dispute: { standing: 'OPEN', reason: 'fraudulent' },
     });
     expect(await signal(row)).toBe('SIGNALLED');
-    await orders.awaitClosed(orderNo);
+    await awaitClosed(temporal, orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'DISPUTED' });
   });
 });

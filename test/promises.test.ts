@@ -17,7 +17,7 @@ import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { guardsWithoutBreakers, OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { OrderLookup, type FoundOrder } from '../src/order/lookup.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
 import { waitFor } from '../stack/wait-for.js';
 import { expectInvariants, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { httpRequest, type HttpReply } from './helpers/http.js';

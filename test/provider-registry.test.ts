@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { composeApi, createApp, openApiJsonWithoutStack } from '../src/api/app.js';
+import { composeApi, createApp } from '../src/api/app.js';
+import { openApiJsonWithoutStack } from '../toolkit/openapi-document.js';
 import { ApiMetrics } from '../src/api/metrics.js';
 import { ConfigError, loadConfig, type AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
@@ -17,13 +18,8 @@ import type { RedisClient } from '../src/infra/redis.js';
 import { Refusal } from '../src/infra/refusal.js';
 import { parsePromised } from '../src/inventory/redis-inventory.js';
 import { defineProvider, providerApis, type ProviderRegistry } from '../src/payments/providers/definition.js';
-import {
-  PAYMENT_PROVIDERS,
-  paymentProviders,
-  SERVICE_CONFIG_DEFAULTS,
-  SERVICE_CONFIG_VARIABLES,
-  settingsOf,
-} from '../src/payments/providers/registry.js';
+import { PAYMENT_PROVIDERS, paymentProviders } from '../src/payments/providers/registry.js';
+import { SERVICE_CONFIG_DEFAULTS, SERVICE_CONFIG_VARIABLES, settingsOf } from '../toolkit/provider-config.js';
 import { stripe } from '../src/payments/providers/stripe/definition.js';
 
 /** What a provider's folder would hold: its definition, nothing else anywhere. */

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { RATE_LIMIT_KEY_PREFIX } from '../src/api/rate-limit.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
 import type { AppConfig } from '../src/config/index.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import type { Pool } from 'mysql2/promise';

@@ -33,7 +33,7 @@ import { withMethods } from './helpers/faults.js';
 import { expectInvariants, expectSaleSettled, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
 import { RedisSales } from '../src/inventory/redis-sales.js';
-import { orderAccess, ordersWithoutBreakers } from './helpers/orders.js';
+import { awaitClosed, orderAccess, ordersWithoutBreakers } from './helpers/orders.js';
 import { OrderChangeNotifier } from '../src/order/status-reads.js';
 
 const GRACE_MS = 2_000;
@@ -256,7 +256,7 @@ describe('ReconcileWorkflow', () => {
       ),
     ).toMatchObject({ outcome: 'FAILED' });
     await orders.start(input);
-    await orders.awaitClosed(input.orderNo);
+    await awaitClosed(temporal, input.orderNo);
     expect(await stores.orders.getOrder(input.orderNo)).toMatchObject({
       status: 'FAILED',
       failureReason: expect.stringMatching(/^PromiseExpired/),
@@ -320,7 +320,7 @@ describe('ReconcileWorkflow', () => {
     );
     expect(row.outcome).toBe('APPLIED');
     expect(await orders.signalPaymentApplied(input.orderNo, storedPayment(row))).toBe('SIGNALLED');
-    await orders.awaitClosed(input.orderNo);
+    await awaitClosed(temporal, input.orderNo);
     const paid = await saleReport(stores, redis, sale.sku);
     expect(paid.figures.redis).toMatchObject({ sold: 1, reserved: 0 });
     expectInvariants(paid);
@@ -345,7 +345,7 @@ describe('ReconcileWorkflow', () => {
     ]);
     expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ alignedConfirmed: 1 });
     expect((await inventory.getReservation(sale.sku, input.orderNo))?.state).toBe('SOLD');
-    await orders.awaitClosed(input.orderNo);
+    await awaitClosed(temporal, input.orderNo);
     expect(await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).result()).toMatchObject({
       status: 'PAID',
     });
@@ -354,7 +354,7 @@ describe('ReconcileWorkflow', () => {
 
   // Defect 7 of "One close" (on 7b2150e the row stayed marked for a Signal after its workflow had followed it, or after
   // its order failed and its payment turned owed back, and the reconciler's page, which did not look at the outcome,
-  // signalled it again: 1 Signal sent for nothing here).
+  // signalled it again: 2 Signals sent for nothing here).
   it('sends no Signal for nothing: not for an order its workflow closed, nor for a payment owed back', async () => {
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const paid = await orderAwaitingPayment(sale, 'closed-paid', 10_000);
@@ -372,7 +372,7 @@ describe('ReconcileWorkflow', () => {
     await inventory.release(sale.sku, failed.orderNo, { as: 'owner' });
     for (const row of [paidRow, failedRow]) {
       expect(await orders.signalPaymentApplied(row.orderNo, storedPayment(row))).toBe('SIGNALLED');
-      await orders.awaitClosed(row.orderNo);
+      await awaitClosed(temporal, row.orderNo);
     }
     expect(await stores.payments.getPayment(failedRow.eventId)).toMatchObject({ outcome: 'REFUND_REQUIRED' });
     // Long past any grace, as far as the reconciler can tell.
@@ -441,7 +441,7 @@ describe('ReconcileWorkflow', () => {
       input.orderNo,
     ]);
     await reconcile([sale.sku]);
-    await orders.awaitClosed(input.orderNo);
+    await awaitClosed(temporal, input.orderNo);
     expect(await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).result()).toMatchObject({
       status: 'PAID',
     });
@@ -454,7 +454,7 @@ describe('ReconcileWorkflow', () => {
     const found = await lookup.find(input.orderNo);
     if (!found) throw new Error('order not found');
     expect(await orders.cancel(found.view.orderNo)).toMatchObject({ outcome: 'TAKEN' });
-    await orders.awaitClosed(input.orderNo);
+    await awaitClosed(temporal, input.orderNo);
     // The release reached MySQL's side (CANCELLED, units back) but Redis lost it: claimed again.
     const keys = saleKeys(sale.sku);
     const record = `C|canceller|1|${Date.parse(input.createdAt)}`;
@@ -477,7 +477,7 @@ describe('ReconcileWorkflow', () => {
     const idempotencyKey = `key-${randomUUID()}`;
     const { orderNo } = await orderAwaitingPayment(sale, userId, 0, idempotencyKey);
     expect(await orders.cancel(orderNo)).toMatchObject({ outcome: 'TAKEN' });
-    await orders.awaitClosed(orderNo);
+    await awaitClosed(temporal, orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'CANCELLED', idempotencyKey });
     // Its reserve, claim and release all in the second of writes Redis lost: nothing of it is left there, its key
     // included (the counters came back to where they were).
@@ -544,7 +544,7 @@ describe('adoptMissingReservations, raced by a cancel', () => {
   /** The shopper cancels through the order's workflow: its row CANCELLED, then its release (of no record). */
   async function cancel(orderNo: string): Promise<void> {
     expect(await orders.cancel(orderNo)).toMatchObject({ outcome: 'TAKEN' });
-    await orders.awaitClosed(orderNo);
+    await awaitClosed(temporal, orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'CANCELLED' });
   }
 

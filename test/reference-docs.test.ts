@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CONFIG_DEFAULTS } from '../src/config/index.js';
-import { SERVICE_CONFIG_VARIABLES } from '../src/payments/providers/registry.js';
+import { SERVICE_CONFIG_VARIABLES } from '../toolkit/provider-config.js';
 import { readFromRoot, referenceDocs, staleReferenceDocs } from '../scripts/reference-docs.js';
 
 const generated = referenceDocs();

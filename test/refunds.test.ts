@@ -31,7 +31,7 @@ import {
 import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
 import { refundsScopedTo } from './helpers/worker.js';
 import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
-import { settingsOf } from '../src/payments/providers/registry.js';
+import { settingsOf } from '../toolkit/provider-config.js';
 import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 import { OrderChangeNotifier } from '../src/order/status-reads.js';
 

@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadConfig } from '../src/config/index.js';
-import { eachPayload } from '../src/infra/history-payloads.js';
+import { eachPayload } from '../toolkit/history-payloads.js';
 import { ENCRYPTED_ENCODING } from '../src/infra/payload-codec.js';
 import { join } from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';

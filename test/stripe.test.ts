@@ -13,14 +13,14 @@ import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
-import { signedStripeEvent, stripeClient, stripeIdempotencyKeys } from '../src/payments/providers/stripe/api.js';
+import { stripeClient, stripeIdempotencyKeys } from '../src/payments/providers/stripe/api.js';
 import { waitFor } from '../stack/wait-for.js';
 import { expectSaleSettled, putOnSale, saleReport } from './helpers/fixtures.js';
 import { httpRequest, type HttpReply } from './helpers/http.js';
 import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
-import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
+import { signedStripeEvent, startStripeApi, type StripeApi } from './helpers/stripe-api.js';
 import { checkoutWithIntent as checkoutOne } from './helpers/stripe-orders.js';
-import { settingsOf } from '../src/payments/providers/registry.js';
+import { settingsOf } from '../toolkit/provider-config.js';
 import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 
 const WEBHOOK_SECRET = 'whsec_flashcheckouttest';

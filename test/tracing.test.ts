@@ -21,7 +21,7 @@ import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { workflowSpanSinks } from '../src/infra/tracing.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from '../toolkit/sign-webhook.js';
 import { spawnAppProcess, startAppProcess } from '../stack/app-processes.js';
 import { freePort, type ManagedProcess } from '../stack/process.js';
 import { loadToolPaths } from '../stack/services.js';

@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { signWebhook } from '../src/payments/providers/generic/signature.js';
+import { signWebhook } from './sign-webhook.js';
 import { clientFor, type Answer } from './http-client.js';
 import type { RequestKind, RequestRecord, SameKeyAnswers } from './traffic-records.js';
 

@@ -1,5 +1,5 @@
 /**
- * The live sale dashboard's script (served inside index.html by src/api/routes/dashboard.ts, which
+ * The live sale dashboard's script (served inside index.html by src/api/routes/dev.ts, which
  * bundles it: see src/api/scripted-pages.ts). It runs in the browser, so it is type-checked with
  * the DOM's types (./tsconfig.json) and imports only modules that import nothing (the order's
  * vocabulary, the sale's view, the reading of /metrics) and uPlot, which draws the charts; uPlot's

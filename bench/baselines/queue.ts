@@ -88,7 +88,7 @@ export function createQueueCheckoutApp({
           // As the product does when it cannot start the workflow: give the units back, answer 503.
           await inventory.release(sku, result.orderNo).catch(() => {});
           logger.error({ err, orderNo: result.orderNo }, 'could not queue the order; reservation released');
-          throw new ApiError(503, 'UNAVAILABLE', 'the order could not be started; nothing was reserved, please retry');
+          throw new ApiError('UNAVAILABLE', 'the order could not be started; nothing was reserved, please retry');
         }
       }
     }

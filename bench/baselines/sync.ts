@@ -57,7 +57,7 @@ async function checkout(pool: Pool, config: AppConfig, req: Request): Promise<st
       'SELECT available, per_user_limit, price_cents, starts_at, ends_at FROM sales WHERE sku = ? FOR UPDATE',
       [req.sku],
     );
-    if (!sale) throw new ApiError(404, 'SKU_NOT_FOUND', `no sale for sku ${req.sku}`);
+    if (!sale) throw new ApiError('SKU_NOT_FOUND', `no sale for sku ${req.sku}`);
     // The reads below run while this transaction holds the SKU's row lock, and InnoDB takes a
     // REPEATABLE READ snapshot at the first plain read, i.e. after the lock: they see every order
     // committed by the checkouts that held the lock before, so the limit holds under concurrency.
@@ -72,7 +72,7 @@ async function checkout(pool: Pool, config: AppConfig, req: Request): Promise<st
     const startsAt = sale.starts_at as Date | null;
     const endsAt = sale.ends_at as Date | null;
     if ((startsAt && now < startsAt) || (endsAt && now >= endsAt)) {
-      throw new ApiError(409, 'SALE_NOT_ACTIVE', `the sale for ${req.sku} is not open now`);
+      throw new ApiError('SALE_NOT_ACTIVE', `the sale for ${req.sku} is not open now`);
     }
     const [[held]] = await conn.query<RowDataPacket[]>(
       `SELECT COALESCE(SUM(quantity), 0) AS units FROM orders WHERE sku = ? AND user_id = ? AND status IN ('AWAITING_PAYMENT','PAID')`,
@@ -80,12 +80,11 @@ async function checkout(pool: Pool, config: AppConfig, req: Request): Promise<st
     );
     if (Number(held?.units) + req.quantity > Number(sale.per_user_limit)) {
       throw new ApiError(
-        409,
         'PURCHASE_LIMIT_EXCEEDED',
         `buying ${req.quantity} would exceed the per-user limit for ${req.sku}`,
       );
     }
-    if (Number(sale.available) < req.quantity) throw new ApiError(409, 'SOLD_OUT', `${req.sku} is sold out`);
+    if (Number(sale.available) < req.quantity) throw new ApiError('SOLD_OUT', `${req.sku} is sold out`);
 
     const orderNo = newOrderNo(now.getTime());
     const priceCents = Number(sale.price_cents);

@@ -42,7 +42,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Stripe from 'stripe';
 import { newOrderNo } from '../../src/order/order-numbers.js';
-import { settingsOf } from '../../src/payments/providers/registry.js';
+import { settingsOf } from '../../toolkit/provider-config.js';
 import { stripeClient } from '../../src/payments/providers/stripe/api.js';
 import type { StripeSettings } from '../../src/payments/providers/stripe/settings.js';
 import { stripe as stripeProvider } from '../../src/payments/providers/stripe/definition.js';

@@ -64,7 +64,7 @@ import {
   type CatchUpInput,
   type CatchUpResult,
 } from '../../src/payments/catch-up-definitions.js';
-import { settingsOf } from '../../src/payments/providers/registry.js';
+import { settingsOf } from '../../toolkit/provider-config.js';
 import type { StripeSettings } from '../../src/payments/providers/stripe/settings.js';
 import { stripe as stripeProvider } from '../../src/payments/providers/stripe/definition.js';
 import { serveOnLoopback } from '../../stack/loopback-server.js';

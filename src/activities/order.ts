@@ -1,7 +1,4 @@
-/**
- * OrderWorkflow's activities: idempotent adapters to the stores (MySQL) and the inventory (Redis), which make them so.
- * Errors thrown as-is are transient and retried; a rule no retry can change throws nonRetryable with a stable type.
- */
+// OrderWorkflow's activities. Thrown as-is: retried; a rule no retry can change: nonRetryable with a stable type.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asyncLocalStorage, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -44,43 +41,33 @@ export const FailureTypes = {
   idempotencyKeyReused: 'IdempotencyKeyReused',
 } as const;
 
+/** A failure no retry can change, with its stable type. */
+export const refused = (message: string, type: keyof typeof FailureTypes) =>
+  ApplicationFailure.nonRetryable(message, FailureTypes[type]);
+
 /** One close attempt waits in-process this long for MySQL's clock (of its 10 s); longer is a retry. */
 const MAX_IN_PROCESS_CLOCK_WAIT_MS = 5_000;
 
-/** What persisting an order wrote: its payment deadline, and the payment its row applied as it was written, if any. */
-export interface PersistedOrder {
-  paymentDeadline: string;
-  applied?: PaymentReceived;
-}
-
-const received = (payment: { eventId: string; amountCents: number; receivedAt: Date }): PaymentReceived => ({
+/** A payment as the workflow carries it (a Signal, a result): its time as ISO text. */
+export const received = (payment: { eventId: string; amountCents: number; receivedAt: Date }): PaymentReceived => ({
   ...payment,
   receivedAt: payment.receivedAt.toISOString(),
 });
 
 export function createActivities({ stores, inventory, changes, refunds }: ActivityDeps) {
-  const closer = new OrderCloser({ orders: stores.orders, inventory, changes, ...(refunds ? { refunds } : {}) });
+  const closer = new OrderCloser({ orders: stores.orders, inventory, changes, refunds });
   return {
-    /**
-     * Claims the reservation in Redis (from then on only this order's workflow releases or confirms it; a lost one is
-     * retaken while its units are there), then writes the row AWAITING_PAYMENT and takes MySQL's stock in one
-     * transaction: a retry finds both and takes nothing twice. The deadline counts from the row's write by MySQL's
-     * clock (which stamps payments), never earlier than the input's. A payment that came first and paid it is answered.
-     */
-    async persistOrder(order: PersistOrderInput): Promise<PersistedOrder> {
+    // Claims the reservation (then only this workflow releases or confirms it), writes the row and takes the stock in
+    // one MySQL transaction; the deadline counts from the write by MySQL's clock. Answers it, and a payment applied.
+    async persistOrder(order: PersistOrderInput) {
       const claim = await inventory.claim({ ...order, reservedAtMs: Date.parse(order.createdAt) });
-      if (claim === 'RELEASED') {
-        throw ApplicationFailure.nonRetryable(
+      if (claim === 'RELEASED')
+        throw refused(
           `reservation of order ${order.orderNo} was released before the order was persisted`,
-          FailureTypes.reservationReleased,
+          'reservationReleased',
         );
-      }
-      if (claim === 'NOT_FOUND') {
-        throw ApplicationFailure.nonRetryable(
-          `Redis has no reservation for order ${order.orderNo}`,
-          FailureTypes.reservationLost,
-        );
-      }
+      if (claim === 'NOT_FOUND')
+        throw refused(`Redis has no reservation for order ${order.orderNo}`, 'reservationLost');
       const result = await stores.orders.insertAwaitingOrder({
         ...newOrderOf(order),
         paymentWindowMs: durationToMs(order.paymentWindow),
@@ -96,32 +83,25 @@ export function createActivities({ stores, inventory, changes, refunds }: Activi
             ...(result.applied ? { applied: received(result.applied) } : {}),
           };
         case 'SALE_NOT_FOUND':
-          throw ApplicationFailure.nonRetryable(`sale ${order.sku} does not exist in MySQL`, FailureTypes.saleNotFound);
+          throw refused(`sale ${order.sku} does not exist in MySQL`, 'saleNotFound');
         case 'OUT_OF_STOCK':
-          throw ApplicationFailure.nonRetryable(
+          throw refused(
             `sale ${order.sku} has ${result.available} units available in MySQL, order needs ${order.quantity}`,
-            FailureTypes.outOfStockInDatabase,
+            'outOfStockInDatabase',
           );
         case 'CONFLICT':
-          throw ApplicationFailure.nonRetryable(
-            `order ${order.orderNo} exists for another sku or user`,
-            FailureTypes.orderConflict,
-          );
+          throw refused(`order ${order.orderNo} exists for another sku or user`, 'orderConflict');
         case 'CLOSED':
           // The reconciler gave it up (FAILED) first: the order fails and its workflow gives back the units it claimed.
-          throw ApplicationFailure.nonRetryable(
+          throw refused(
             `order ${order.orderNo} was already ${result.status}${result.failureReason ? `: ${result.failureReason}` : ''}`,
-            FailureTypes.orderClosed,
+            'orderClosed',
           );
       }
     },
 
-    /**
-     * The one close (docs/fault-tolerance.md, "One close"): the order's row decides how the order ends, then Redis is
-     * made to say the same. OPEN: a payment's Signal found the row still awaiting payment. A payment timeout is judged
-     * by MySQL's clock alone: a timer that fired early waits in-process up to MAX_IN_PROCESS_CLOCK_WAIT_MS, beyond that
-     * as a retry due when MySQL's clock gets there.
-     */
+    // The one close (docs/fault-tolerance.md): the row decides, then Redis says the same. A timeout is judged by
+    // MySQL's clock alone: a timer that fired early waits in-process, or as a retry due when MySQL's clock gets there.
     async closeOrder(close: { order: PersistOrderInput; request: CloseRequest }): Promise<CloseVerdict> {
       const order = newOrderOf(close.order);
       let closed = await closer.close(order, close.request);
@@ -135,10 +115,7 @@ export function createActivities({ stores, inventory, changes, refunds }: Activi
         if (asyncLocalStorage.getStore())
           log.warn(
             "Temporal's timer fired before MySQL's clock reached the payment deadline; waiting for MySQL's clock",
-            {
-              orderNo: order.orderNo,
-              dueInMs: closed.dueInMs,
-            },
+            { orderNo: order.orderNo, dueInMs: closed.dueInMs },
           );
         throw ApplicationFailure.create({
           message: `order ${order.orderNo}: MySQL's clock is ${closed.dueInMs} ms short of the payment deadline`,

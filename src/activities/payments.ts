@@ -1,13 +1,6 @@
-/**
- * The payment domain's activities: a payment at its provider (openPayment, closePayment, on the provider's task queue)
- * and the catch-up of events the provider did not deliver (docs/fault-tolerance.md, "Catching up with Stripe").
- */
-import { Context, log } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+/** A payment at its provider (on the provider's task queue), and the catch-up of events it did not deliver. */
+import { asyncLocalStorage, Context, heartbeat, log } from '@temporalio/activity';
 import { clientSecretContext, type PaymentStore } from '../db/payments.js';
-import { isMysqlFailure } from '../db/rows.js';
-import { DependencyGuard } from '../infra/dependency-guard.js';
-import type { Logger } from '../infra/logger.js';
 import type { PaymentIntentRef, PaymentReceived, ProviderWithApi } from '../model/order-workflow.js';
 import type { TextSealer } from '../infra/payload-codec.js';
 import {
@@ -18,14 +11,11 @@ import {
   type CatchUpIntake,
   type PaymentProviderApi,
 } from '../payments/provider.js';
-import { FailureTypes } from './order.js';
+import { refused } from './order.js';
 import type { CatchUpInput, CatchUpResult } from '../payments/catch-up-definitions.js';
 import type { RefundStarts } from '../order/close.js';
 
-/**
- * Read again at every run: events Stripe listed late, and the difference between its clock and ours (seconds under
- * NTP). Each undelivered event is taken about OVERLAP / interval + 1 times, a duplicate after the first.
- */
+/** Read again each run: events Stripe listed late, the clocks' difference; each is taken ~OVERLAP/interval+1 times. */
 export const OVERLAP_SECONDS = 60;
 /** The first run reads this far back: Stripe retries an event for three days, so an older one was given up long ago. */
 export const FIRST_LOOKBACK_SECONDS = 3 * 24 * 3_600;
@@ -36,14 +26,11 @@ export function createCatchUpActivities(deps: {
   api: PaymentProviderApi | null;
   /** The provider's intake, which takes each event in as its webhook would. */
   intake: CatchUpIntake | null;
-  logger?: Pick<Logger, 'info' | 'warn'>;
-  now?: () => number;
 }) {
-  const now = deps.now ?? Date.now;
+  const { stores, api, intake } = deps;
   return {
     async catchUpProviderEvents(input: CatchUpInput): Promise<CatchUpResult> {
-      const { stores, api, intake } = deps;
-      const nowSeconds = Math.floor(now() / 1000);
+      const nowSeconds = Math.floor(Date.now() / 1000);
       const createdUpTo = nowSeconds - input.settleSeconds;
       const outcomes: Record<string, number> = {};
       if (!api || !intake) return { createdFrom: createdUpTo, createdUpTo, events: 0, outcomes };
@@ -54,31 +41,15 @@ export function createCatchUpActivities(deps: {
         const { outcome } = await intake.take(event);
         outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
         events++;
-        heartbeat(events);
+        // A backlog is read page by page: heartbeats, inside an activity only (a test may call it directly).
+        if (asyncLocalStorage.getStore()) heartbeat(events);
       }
       await stores.payments.moveEventCursor(input.provider, createdUpTo);
       if (events > 0)
-        deps.logger?.info(
-          { createdFrom, createdUpTo, events, outcomes },
-          'caught up with events Stripe did not deliver',
-        );
+        log.info('caught up with events Stripe did not deliver', { createdFrom, createdUpTo, events, outcomes });
       return { createdFrom, createdUpTo, events, outcomes };
     },
   };
-}
-
-/** Heartbeats inside an activity (a backlog is read page by page); a no-op outside one (tests call it directly). */
-function heartbeat(events: number): void {
-  try {
-    Context.current().heartbeat(events);
-  } catch {
-    // not in an activity
-  }
-}
-
-/** A guard that never opens, for the worker's MySQL calls (bounded by their timeout only). */
-export function workerMysqlGuard(): DependencyGuard {
-  return DependencyGuard.neverOpen('mysql', isMysqlFailure);
 }
 
 export type CatchUpActivities = ReturnType<typeof createCatchUpActivities>;
@@ -96,7 +67,6 @@ export interface PaymentActivityDeps {
   refunds?: RefundStarts;
 }
 
-/** A payment at a provider: the order's number and total, and which provider. */
 export interface ProviderPaymentInput {
   provider: ProviderWithApi;
   orderNo: string;
@@ -105,14 +75,10 @@ export interface ProviderPaymentInput {
 
 /** The intent states after which it can no longer be paid or refunded into: nothing more to close. */
 const FINAL_INTENT_STATUSES = ['canceled'];
+const NO_INTENT_MADE = [ProviderOutcomeUnknown, ProviderRefusal, ProviderKeyReused];
 
-export function createPaymentActivities({
-  stores,
-  secrets,
-  providers = {},
-  processingAlertMs = 3_600_000,
-  refunds,
-}: PaymentActivityDeps) {
+export function createPaymentActivities(deps: PaymentActivityDeps) {
+  const { stores, secrets, providers = {}, processingAlertMs = 3_600_000, refunds } = deps;
   const providerApi = (name: ProviderWithApi): PaymentProviderApi => {
     const api = providers[name];
     // Retried, not failed: the keys are configuration an operator can still set.
@@ -120,12 +86,8 @@ export function createPaymentActivities({
     return api;
   };
   return {
-    /**
-     * Makes the order's payment at its provider (Stripe: a PaymentIntent) and records it, its client secret sealed,
-     * before the shopper can be shown it; answers the id only (no secret enters the history). An intent an earlier
-     * attempt recorded is answered again. The key moves on only after a 5xx, which the
-     * provider replays to that key. A refusal, or a key reused with other parameters (a bug), fails the order.
-     */
+    // Makes and records the order's payment (Stripe: a PaymentIntent), its secret sealed, answering the id only (no
+    // secret enters the history). The key moves on only after a 5xx, which the provider replays to that key.
     async openPayment(payment: ProviderPaymentInput): Promise<PaymentIntentRef> {
       const api = providerApi(payment.provider);
       const opened = (await stores.payments.paymentIntentsOf(payment.orderNo)).find(
@@ -134,8 +96,7 @@ export function createPaymentActivities({
       if (opened) return { id: opened.intentId };
       const { keyAttempt, closed } = await stores.payments.paymentOpening(payment.orderNo);
       // The order is closing (its workflow gave up on this opening): nothing more is made.
-      if (closed)
-        throw ApplicationFailure.nonRetryable(`order ${payment.orderNo} is closing`, FailureTypes.orderClosed);
+      if (closed) throw refused(`order ${payment.orderNo} is closing`, 'orderClosed');
       try {
         const intent = await api.openPayment({ ...payment, keyAttempt });
         await recordOpened({ ...payment, keyAttempt }, intent, intent.clientSecret);
@@ -153,18 +114,13 @@ export function createPaymentActivities({
       } catch (err) {
         if (err instanceof ProviderOutcomeUnknown)
           await stores.payments.nextPaymentOpeningKey(payment.orderNo, keyAttempt);
-        if (err instanceof ProviderRefusal)
-          throw ApplicationFailure.nonRetryable(err.message, FailureTypes.paymentRefused);
-        if (err instanceof ProviderKeyReused)
-          throw ApplicationFailure.nonRetryable(err.message, FailureTypes.idempotencyKeyReused);
+        if (err instanceof ProviderRefusal) throw refused(err.message, 'paymentRefused');
+        if (err instanceof ProviderKeyReused) throw refused(err.message, 'idempotencyKeyReused');
         throw err;
       }
     },
 
-    /**
-     * Closes every payment the order opened at its provider and answers what the provider's state decides
-     * (docs/fault-tolerance.md, "Stripe: the intent decides"). Idempotent: a cancelled intent is final.
-     */
+    /** Closes the order's payments at its provider; the intents' state decides (docs/fault-tolerance.md, "Stripe"). */
     async closePayment(
       payment: ProviderPaymentInput & { paymentIntentId?: string; paymentDeadline?: string },
     ): Promise<ProviderClose> {
@@ -176,12 +132,19 @@ export function createPaymentActivities({
       // An order opened before intents were recorded names its one intent itself.
       if (payment.paymentIntentId && !recorded.some((i) => i.intentId === payment.paymentIntentId))
         intentIds.push(payment.paymentIntentId);
-      // An opening whose answer never came (the provider hung past its timeout) may still have made an
-      // intent: its key, asked again, answers it, and it is cancelled with the others.
+      // An opening never answered (the provider hung) may have made an intent: its key, asked again, answers it.
       const { keyAttempt } = await stores.payments.paymentOpening(payment.orderNo);
       if (!payment.paymentIntentId && !recorded.some((i) => i.keyAttempt === keyAttempt)) {
-        const unanswered = await findUnansweredIntent(api, { ...payment, keyAttempt });
-        if (unanswered) intentIds.push(unanswered);
+        const opening = { ...payment, keyAttempt };
+        const intent = await api.openPayment(opening).catch((err: unknown) => {
+          // None made: the key replays a 5xx or a refusal.
+          if (NO_INTENT_MADE.some((type) => err instanceof type)) return null;
+          throw err;
+        });
+        if (intent) {
+          await recordOpened(opening, intent, null);
+          intentIds.push(intent.id);
+        }
       }
       const attempt = Context.current().info.attempt;
       let paid: PaymentReceived | undefined;
@@ -240,28 +203,8 @@ export function createPaymentActivities({
       status: intent.status,
     });
   }
-
-  /**
-   * The intent an unanswered opening made, found by asking its key again (an ask that never arrived makes one,
-   * cancelled all the same). None when the key replays a 5xx or a refusal: its client secret was never shown.
-   */
-  async function findUnansweredIntent(
-    api: PaymentProviderApi,
-    opening: ProviderPaymentInput & { keyAttempt: number },
-  ): Promise<string | undefined> {
-    try {
-      const intent = await api.openPayment(opening);
-      await recordOpened(opening, intent, null);
-      return intent.id;
-    } catch (err) {
-      if (err instanceof ProviderOutcomeUnknown || err instanceof ProviderRefusal || err instanceof ProviderKeyReused)
-        return undefined;
-      throw err;
-    }
-  }
 }
 
-/** What closing an order's payments at its provider found (closePayment). */
 export type ProviderClose =
   { state: 'CANCELED' } | { state: 'SUCCEEDED'; payment: PaymentReceived } | { state: 'PROCESSING' };
 

@@ -1,12 +1,10 @@
-/**
- * The closing steps of the build before the one close (7b2150e), as its OrderWorkflow calls them: its orders are pinned
- * to it and finish there, and `npm start` drains them with this checkout's activities (stack/older-builds.ts). Each is
- * the one close, answered in that build's shapes. Remove with the next build, once no order of that one is open.
- */
+// The closing steps of the build before the one close (7b2150e), each the one close in its shapes: its pinned orders
+// finish there on these activities (stack/older-builds.ts). Remove with the next build, once none of its is open.
 import type { OrderStore } from '../db/orders.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { CancelReason, PaymentReceived, PersistOrderInput } from '../model/order-workflow.js';
-import { newOrderOf, orderOfRow } from '../order/close.js';
+import { newOrderOf } from '../order/close.js';
+import { received } from './order.js';
 
 /** The previous build's cancelUnpaidOrder answer: cancelled (for the row's reason), or paid by a payment first. */
 export type UnpaidOrderClosed =
@@ -19,19 +17,14 @@ export function previousBuildActivities(deps: {
   const { orders, inventory } = deps;
   return {
     /** Its close of an unpaid order: the row decides (cancelled, or paid first); Redis is left to its next step. */
-    async cancelUnpaidOrder(cancel: {
-      orderNo: string;
-      reason: CancelReason;
-      cancelledAt: string;
-    }): Promise<UnpaidOrderClosed> {
+    async cancelUnpaidOrder(cancel: { orderNo: string; reason: CancelReason }): Promise<UnpaidOrderClosed> {
       const row = await orders.getOrder(cancel.orderNo);
       if (!row) return { outcome: 'CANCELLED', reason: cancel.reason };
-      const closed = await orders.close(orderOfRow(row), { kind: 'CANCEL', reason: cancel.reason });
+      const closed = await orders.close(newOrderOf(row), { kind: 'CANCEL', reason: cancel.reason });
       if (closed.outcome === 'NOT_DUE') throw new Error(`order ${cancel.orderNo}: the deadline is not reached yet`);
       if (closed.outcome === 'PAID') {
         const applied = await orders.appliedPayment(cancel.orderNo);
-        if (applied)
-          return { outcome: 'PAID_IN_TIME', payment: { ...applied, receivedAt: applied.receivedAt.toISOString() } };
+        if (applied) return { outcome: 'PAID_IN_TIME', payment: received(applied) };
       }
       return { outcome: 'CANCELLED', reason: closed.outcome === 'CANCELLED' ? closed.reason : cancel.reason };
     },

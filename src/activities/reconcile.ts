@@ -1,23 +1,15 @@
-/**
- * The reconciler's activities: bounded work, safe to run again; every repair is an idempotent Lua step or store call
- * guarded to do only what the order's own workflow would have done.
- */
+/** The reconciler's activities: bounded, safe to run again; each repair does only what the order's workflow would. */
 import type { OrderRow } from '../db/rows.js';
-import type { OrderStore } from '../db/orders.js';
-import type { PaymentStore } from '../db/payments.js';
-import type { RefundStore } from '../db/refunds.js';
+import type { Stores } from '../db/stores.js';
 import { Deadline } from '../infra/dependency-guard.js';
-import type { ReportStore } from '../db/reports.js';
-import type { SaleStore } from '../db/sales.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
-import { OrderCloser, orderOfRow, type OrderChanges, type RefundStarts } from '../order/close.js';
+import { newOrderOf, OrderCloser, type OrderChanges, type RefundStarts } from '../order/close.js';
 import type { OrderWorkflowClient } from '../order/workflow-client.js';
 import { isFinal, isSold } from '../model/order-workflow.js';
 import {
   noReservationWork,
   PROMISE_MAX_AGE_MS,
   type AdoptionPageResult,
-  type ProviderOrderToSettle,
   type RefundStartPage,
   type ReservationPageResult,
   type SaleDrift,
@@ -26,21 +18,14 @@ import {
   type WaitingPaymentPage,
 } from '../reconcile/definitions.js';
 import { beat } from './heartbeat.js';
+import { received } from './order.js';
 import type { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';
-import type { OrderEventFigures, WebhookStore } from '../db/webhooks.js';
+import type { OrderEventFigures } from '../db/webhooks.js';
 
 export interface ReconcileDeps {
-  stores: {
-    orders: OrderStore;
-    sales: SaleStore;
-    reports: ReportStore;
-    payments: PaymentStore;
-    refunds: RefundStore;
-    webhooks: WebhookStore;
-  };
+  stores: Pick<Stores, 'orders' | 'sales' | 'reports' | 'payments' | 'refunds' | 'webhooks'>;
   inventory: RedisInventory;
   orders: OrderWorkflowClient;
-  /** Tells the API processes an order it closed changed. */
   changes: OrderChanges;
   /** Starts the refunds a close it carried out left owed (the next run's startOwedRefunds would too). */
   refunds?: RefundStarts;
@@ -56,13 +41,11 @@ export interface ReconcileDeps {
   eventRetentionMs?: number;
 }
 
-/** The refund gauges of the worker's metrics (src/workers/worker.ts). */
 export interface RefundGauges {
   waiting(counts: Record<'REFUND_REQUIRED' | 'REFUND_REQUESTED' | 'REFUND_FAILED', number>): void;
   takenBack(counts: { DISPUTED: number; REFUNDED: number; disputesDueWithin72h: number }): void;
 }
 
-/** The order events' gauges of the worker's metrics (src/workers/worker.ts). */
 export interface DeliveryGauges {
   show(figures: OrderEventFigures): void;
 }
@@ -72,74 +55,48 @@ function holdsUnits(row: OrderRow | undefined): row is OrderRow {
   return row !== undefined && row.status !== 'CANCELLED' && row.status !== 'FAILED';
 }
 
-function providerOrderOf(row: OrderRow, provider: string): ProviderOrderToSettle {
-  return {
-    orderNo: row.orderNo,
-    sku: row.sku,
-    provider,
-    amountCents: row.totalCents,
-    paymentDeadline: row.paymentDeadline.toISOString(),
-  };
+/** Where the next page starts: after the last key of a full page; null after the last page. */
+function nextAfter<T>(rows: readonly T[], limit: number, key: (row: T) => string): string | null {
+  const last = rows.at(-1);
+  return rows.length === limit && last !== undefined ? key(last) : null;
 }
 
 /** How far back (by Redis's clock) the survey looks for sales defined in Redis alone. */
 const REDIS_ONLY_HORIZON_MS = 7 * 24 * 3_600_000;
 
-export function createReconcileActivities({
-  stores,
-  inventory,
-  orders,
-  changes,
-  refunds,
-  refundProviders = [],
-  refundGauges,
-  deliveryGauges,
-  deliveries = null,
-  eventRetentionMs,
-}: ReconcileDeps) {
-  // The one close, as an order's workflow runs it: the reconciler carries out what the row decided, for an order whose
-  // workflow is gone or late (docs/fault-tolerance.md, "One close").
-  const closer = new OrderCloser({ orders: stores.orders, inventory, changes, ...(refunds ? { refunds } : {}) });
+export function createReconcileActivities(deps: ReconcileDeps) {
+  const { stores, inventory, orders, changes, refunds, deliveries, eventRetentionMs } = deps;
+  // The one close, for an order whose workflow is gone or late (docs/fault-tolerance.md, "One close").
+  const closer = new OrderCloser({ orders: stores.orders, inventory, changes, refunds });
 
-  /**
-   * A live reservation past the grace whose order has a row: the row decides. Final: its units go back. Sold:
-   * confirmed, and its workflow (whose Signal may be lost) signalled again, once its payment is a grace old. Awaiting
-   * payment past its deadline with no workflow running (terminated, reset): closed as its timer would have, a provider
-   * order's intents first (`toSettleAtProvider`, by the reconciling workflow).
-   */
-  const settleByRow = async (
-    row: OrderRow,
-    nowMs: number,
-    graceMs: number,
-    result: ReservationPageResult,
-  ): Promise<void> => {
+  // A reservation past the grace with a row: the row decides; a sold one's Signal is sent again (it may be lost), one
+  // past its deadline with no workflow closes as its timer would (a provider order's intents first, by its workflow).
+  const settleByRow = async (row: OrderRow, nowMs: number, graceMs: number, result: ReservationPageResult) => {
     if (isFinal(row.status)) {
-      const closed = await closer.close(orderOfRow(row), { kind: 'PAYMENT' });
+      const closed = await closer.close(newOrderOf(row), { kind: 'PAYMENT' });
       if (closed.outcome === 'CANCELLED' || closed.outcome === 'FAILED') result.alignedReleased++;
       return;
     }
     if (isSold(row.status)) {
       if (row.paidAt && row.paidAt.getTime() > nowMs - graceMs) return;
       const applied = await stores.orders.appliedPayment(row.orderNo);
-      if (applied)
-        await orders
-          .signalPaymentApplied(row.orderNo, { ...applied, receivedAt: applied.receivedAt.toISOString() })
-          .catch(() => undefined);
-      const closed = await closer.close(orderOfRow(row), { kind: 'PAYMENT' });
+      if (applied) await orders.signalPaymentApplied(row.orderNo, received(applied)).catch(() => undefined);
+      const closed = await closer.close(newOrderOf(row), { kind: 'PAYMENT' });
       if (closed.outcome === 'PAID') result.alignedConfirmed++;
       return;
     }
     if (row.paymentDeadline.getTime() > nowMs) return;
     if ((await orders.workflowState(row.orderNo)) === 'RUNNING') return;
     if (row.paymentProvider) {
-      result.toSettleAtProvider.push(providerOrderOf(row, row.paymentProvider));
+      const { orderNo, sku, totalCents: amountCents } = row;
+      const paymentDeadline = row.paymentDeadline.toISOString();
+      result.toSettleAtProvider.push({ orderNo, sku, provider: row.paymentProvider, amountCents, paymentDeadline });
       return;
     }
-    const closed = await closer.close(orderOfRow(row), { kind: 'CANCEL', reason: 'PAYMENT_TIMEOUT' });
+    const closed = await closer.close(newOrderOf(row), { kind: 'CANCEL', reason: 'PAYMENT_TIMEOUT' });
     if (closed.outcome !== 'NOT_DUE') result.closedForGoneWorkflows++;
   };
-  // Sales in Redis with no MySQL row (a create's commit was lost): every order fails SaleNotFound until the same
-  // POST /api/sales completes the sale.
+  // Sales in Redis with no MySQL row (a lost commit): orders fail SaleNotFound until the same POST /api/sales.
   const salesOnlyInRedis = async (among?: readonly string[]): Promise<string[]> => {
     const skus =
       among ??
@@ -150,12 +107,19 @@ export function createReconcileActivities({
     );
     return defined.filter((sku): sku is string => sku !== null).sort();
   };
+  /** A sale's counters in both stores: Redis's, and MySQL's with its units awaiting payment and sold. */
+  const saleFigures = async (sku: string) => {
+    const [redis, mysql] = await Promise.all([inventory.getSale(sku), stores.reports.saleStockFigures(sku)]);
+    return {
+      redis: redis && { stock: redis.stock, available: redis.available, reserved: redis.reserved, sold: redis.sold },
+      mysql,
+      awaitingPayment: mysql?.units.AWAITING_PAYMENT ?? 0,
+      // Sold: paid, whatever became of the money since (a unit whose money went back stays sold).
+      paid: (mysql?.units.PAID ?? 0) + (mysql?.units.DISPUTED ?? 0) + (mysql?.units.REFUNDED ?? 0),
+    };
+  };
   return {
-    /**
-     * Every enabled endpoint has its delivery workflow (one created or enabled while Temporal was away, or whose run
-     * failed, is started here); and the feed forgets events older than EVENTS_RETENTION, a page at a time. The run's
-     * last page (one pruning less than a full page) reads the gauges.
-     */
+    /** Starts enabled endpoints' delivery workflows where none runs; prunes a page of events past EVENTS_RETENTION. */
     async keepOrderEventDeliveries(input: { prunePage: number }): Promise<{ endpoints: number; pruned: number }> {
       const endpoints = deliveries ? await stores.webhooks.enabledEndpointIds() : [];
       for (const endpointId of endpoints) {
@@ -167,8 +131,7 @@ export function createReconcileActivities({
           ? 0
           : await stores.webhooks.pruneEvents(new Date(Date.now() - eventRetentionMs), input.prunePage);
       // Once per run, as startDueRefunds's first page, yet with no new input: ReconcileWorkflow (pinned) is unchanged.
-      const gauges = pruned < input.prunePage ? deliveryGauges?.() : undefined;
-      if (gauges) gauges.show(await stores.webhooks.orderEventFigures());
+      if (pruned < input.prunePage) deps.deliveryGauges?.().show(await stores.webhooks.orderEventFigures());
       return { endpoints: endpoints.length, pruned };
     },
 
@@ -182,16 +145,12 @@ export function createReconcileActivities({
         : await stores.sales.saleSkusPage(page.afterSku, page.limit);
       const surveys = await Promise.all(
         skus.map(async (sku): Promise<SaleSurvey> => {
-          const [redis, mysql, keys] = await Promise.all([
-            inventory.getSale(sku),
-            stores.reports.saleStockFigures(sku),
+          const [{ redis, mysql, awaitingPayment, paid }, keys] = await Promise.all([
+            saleFigures(sku),
             inventory.keyCount(sku),
           ]);
           // Every key Redis ever mapped stays (orders not yet in MySQL add more): fewer than MySQL's were lost.
           const keysMissing = redis ? Math.max(0, (mysql?.keyedOrders ?? 0) - keys) : 0;
-          const awaitingPayment = mysql?.units.AWAITING_PAYMENT ?? 0;
-          // Sold: paid, whatever became of the money since (a unit whose money went back stays sold).
-          const paid = (mysql?.units.PAID ?? 0) + (mysql?.units.DISPUTED ?? 0) + (mysql?.units.REFUNDED ?? 0);
           const needsScan =
             redis !== null &&
             (redis.reserved > 0 ||
@@ -201,45 +160,32 @@ export function createReconcileActivities({
               keysMissing > 0);
           return {
             sku,
-            redis: redis && {
-              stock: redis.stock,
-              available: redis.available,
-              reserved: redis.reserved,
-              sold: redis.sold,
-            },
+            redis,
             mysql: { stock: mysql?.stock ?? 0, available: mysql?.available ?? 0, awaitingPayment, paid },
             needsScan,
             keysMissing,
           };
         }),
       );
-      const next = skus.length === page.limit ? (skus.at(-1) ?? null) : null;
+      const next = nextAfter(skus, page.limit, (sku) => sku);
       // Once per run (its first page): sales Redis has and MySQL lacks, which no page above visits.
       if (page.afterSku !== '') return { surveys, next };
       return { surveys, next, onlyInRedis: await salesOnlyInRedis(page.skus) };
     },
 
-    /**
-     * Starts the RefundWorkflow of each payment owed back through a provider with an API where none runs (a start after
-     * its commit that failed, a run that failed): one running is joined (USE_EXISTING), nothing asked twice. A failed
-     * start ends the page (Temporal is away). `readGauges`: a run's first page.
-     */
-    async startOwedRefunds(input: {
-      afterEventId: string;
-      limit: number;
-      readGauges?: boolean;
-    }): Promise<RefundStartPage> {
-      const gauges = input.readGauges ? refundGauges?.() : undefined;
+    /** Starts owed refunds' workflows where none runs (USE_EXISTING); a failed start ends the page (Temporal away). */
+    async startOwedRefunds(input: { afterEventId: string; limit: number; readGauges?: boolean }) {
+      const gauges = input.readGauges ? deps.refundGauges?.() : undefined;
       if (gauges) {
         gauges.waiting(await stores.reports.providerRefundCounts());
         gauges.takenBack(await stores.reports.takenBackCounts());
       }
-      const rows = await stores.refunds.owedRefundsPage(refundProviders, input.afterEventId, input.limit);
+      const rows = await stores.refunds.owedRefundsPage(deps.refundProviders ?? [], input.afterEventId, input.limit);
       const page: RefundStartPage = {
         read: rows.length,
         started: 0,
         failed: 0,
-        next: rows.length === input.limit ? (rows.at(-1)?.eventId ?? null) : null,
+        next: nextAfter(rows, input.limit, (row) => row.eventId),
       };
       for (const row of rows) {
         try {
@@ -254,15 +200,8 @@ export function createReconcileActivities({
       return page;
     },
 
-    /**
-     * Has the row decide payments still RECEIVED after `olderThanMs` (recorded before it existed, or by an earlier
-     * build). With no row, workflow or reservation past `notFoundAfterMs`, no order of ours has it: ORDER_NOT_FOUND.
-     */
-    async decideWaitingPayments(input: {
-      olderThanMs: number;
-      notFoundAfterMs: number;
-      limit: number;
-    }): Promise<WaitingPaymentPage> {
+    /** Rows decide payments still RECEIVED; with no row, workflow or reservation after a while: ORDER_NOT_FOUND. */
+    async decideWaitingPayments(input: { olderThanMs: number; notFoundAfterMs: number; limit: number }) {
       const rows = await stores.payments.waitingPayments(input.olderThanMs, input.limit);
       const page: WaitingPaymentPage = { read: rows.length, decided: 0, orderNotFound: 0 };
       for (const orderNo of new Set(rows.map((row) => row.orderNo))) {
@@ -282,11 +221,7 @@ export function createReconcileActivities({
       return page;
     },
 
-    /**
-     * One HSCAN page of a sale's reservations; each live one past the grace is made to say what its order's row says
-     * (the one close, as its workflow would run it), or, with no row and no workflow to write one, failed and released
-     * (docs/fault-tolerance.md, "The reconciler"). Promises are started by their one owner, the PromiseStarter.
-     */
+    /** One HSCAN page: a live reservation past the grace ends as its row says; with no row or workflow, failed. */
     async reconcileReservations(input: {
       sku: string;
       cursor: string;
@@ -298,8 +233,7 @@ export function createReconcileActivities({
       const page = await inventory.scanReservations(sku, input.cursor, input.count);
       const live = page.reservations.filter((r) => r.state === 'RESERVED' || r.state === 'CLAIMED');
       const rows = await stores.orders.getOrders(live.map((r) => r.orderNo));
-      // By Redis's clock: reservedAtMs is the API's, which /readyz keeps within CLOCK_SKEW_MARGIN of
-      // Redis's; this worker's own clock may be anywhere.
+      // By Redis's clock: reservedAtMs is the API's, kept within CLOCK_SKEW_MARGIN of it; ours may be anywhere.
       const now = await inventory.clockMs();
       const cutoff = now - input.reservationGraceMs;
       const expiredBefore = now - (input.promiseMaxAgeMs ?? PROMISE_MAX_AGE_MS);
@@ -339,18 +273,11 @@ export function createReconcileActivities({
               : 'ReservationOrphaned: the order was never started (the API stopped between the reservation and the start)';
         // The row first (the one close writes it FAILED), then the units: a failure between leaves a FAILED row over a
         // live reservation, released by the next pass; a start meanwhile finds the row and fails (OrderClosed).
-        const sale = await stores.sales.getSale(sku);
-        const reservedAt = new Date(reservation.reservedAtMs);
+        const { orderNo, userId, quantity, reservedAtMs } = reservation;
+        const unitPriceCents = (await stores.sales.getSale(sku))?.priceCents ?? 0;
+        const reservedAt = new Date(reservedAtMs);
         const closed = await closer.close(
-          {
-            orderNo: reservation.orderNo,
-            sku,
-            userId: reservation.userId,
-            quantity: reservation.quantity,
-            unitPriceCents: sale?.priceCents ?? 0,
-            paymentDeadline: reservedAt,
-            createdAt: reservedAt,
-          },
+          { orderNo, sku, userId, quantity, unitPriceCents, paymentDeadline: reservedAt, createdAt: reservedAt },
           { kind: 'FAIL', reason },
           // No workflow ever owned it: released only while unclaimed (a start claiming it now finds the FAILED row).
           workflow === 'NOT_FOUND' ? { as: 'unclaimed', reservedBeforeMs: cutoff } : { as: 'owner' },
@@ -363,52 +290,38 @@ export function createReconcileActivities({
       return result;
     },
 
-    /**
-     * A provider order whose workflow is gone, its intents closed at the provider (none can be paid any more): its row
-     * closes it as its timer would have (a payment the provider took was recorded and applied: PAID).
-     */
+    /** A gone workflow's provider order, its intents closed: its row closes it as its timer would (or PAID). */
     async closeSettledProviderOrder(input: { orderNo: string }): Promise<'CLOSED' | 'OPEN'> {
       const row = await stores.orders.getOrder(input.orderNo);
       if (!row) return 'OPEN';
-      const closed = await closer.close(orderOfRow(row), { kind: 'CANCEL', reason: 'PAYMENT_TIMEOUT' });
+      const closed = await closer.close(newOrderOf(row), { kind: 'CANCEL', reason: 'PAYMENT_TIMEOUT' });
       return closed.outcome === 'NOT_DUE' || closed.outcome === 'OPEN' ? 'OPEN' : 'CLOSED';
     },
 
     /** One page of the sale's orders with a checkout key; each key Redis lost is set again to name its order. */
-    async restoreLostKeys(input: {
-      sku: string;
-      afterOrderNo: string;
-      limit: number;
-    }): Promise<{ next: string | null; restored: number }> {
+    async restoreLostKeys(input: { sku: string; afterOrderNo: string; limit: number }) {
       const rows = await stores.orders.keyedOrdersPage(input.sku, input.afterOrderNo, input.limit);
       const restored = await inventory.restoreKeys(
         input.sku,
         rows.map((row) => ({ userId: row.userId, key: row.idempotencyKey, orderNo: row.orderNo })),
       );
-      return { next: rows.length === input.limit ? (rows.at(-1)?.orderNo ?? null) : null, restored };
+      return { next: nextAfter(rows, input.limit, (row) => row.orderNo), restored };
     },
 
     /** One page of MySQL orders holding units; those Redis has no record of are adopted back. */
-    async adoptMissingReservations(input: {
-      sku: string;
-      afterOrderNo: string;
-      limit: number;
-    }): Promise<AdoptionPageResult> {
+    async adoptMissingReservations(input: { sku: string; afterOrderNo: string; limit: number }) {
       const rows = await stores.orders.holdingOrdersPage(input.sku, input.afterOrderNo, input.limit);
-      const records = await inventory.getReservations(
-        input.sku,
-        rows.map((row) => row.orderNo),
-      );
+      const orderNos = rows.map((row) => row.orderNo);
+      const records = await inventory.getReservations(input.sku, orderNos);
       const result: AdoptionPageResult = {
-        next: rows.length === input.limit ? (rows.at(-1)?.orderNo ?? null) : null,
+        next: nextAfter(rows, input.limit, (row) => row.orderNo),
         adopted: 0,
         notAdopted: 0,
         undone: 0,
       };
-      const missing = rows.filter((_, i) => !records[i]).map((row) => row.orderNo);
+      const missing = orderNos.filter((_, i) => !records[i]);
       if (missing.length === 0) return result;
-      // Read again: an order cancelled between the two reads above (its row final, then its record
-      // released by its workflow) must not be held again; the others are adopted as their row says now.
+      // Read again: an order cancelled between the reads above (row final, record released) must not be held again.
       const current = await stores.orders.getOrders(missing);
       const adopted: string[] = [];
       for (const orderNo of missing) {
@@ -428,14 +341,13 @@ export function createReconcileActivities({
         } else if (outcome !== 'EXISTS') result.notAdopted++;
       }
       if (adopted.length === 0) return result;
-      // A close landing between that read and the adopt released no record. Its row is written before its release: a
-      // row still holding here means its release is yet to come and finds the record; one that no longer holds is
-      // carried out here, as the one close does (a failed order's units back even if adopted as sold).
+      // A close between that read and the adopt released no record. Its row is written first: a row still holding means
+      // its release is yet to come; one that no longer does is carried out here (a failed order's units back if sold).
       const after = await stores.orders.getOrders(adopted);
       for (const orderNo of adopted) {
         const row = after.get(orderNo);
         if (!row || holdsUnits(row)) continue;
-        const closed = await closer.close(orderOfRow(row), { kind: 'PAYMENT' });
+        const closed = await closer.close(newOrderOf(row), { kind: 'PAYMENT' });
         if (closed.outcome === 'CANCELLED' || closed.outcome === 'FAILED') result.undone++;
       }
       return result;
@@ -443,13 +355,7 @@ export function createReconcileActivities({
 
     /** The sale's counters in both stores and how far apart they are, given the pending units. */
     async saleDrift(input: { sku: string; pendingUnits: number }): Promise<SaleDrift> {
-      const [redis, mysql] = await Promise.all([
-        inventory.getSale(input.sku),
-        stores.reports.saleStockFigures(input.sku),
-      ]);
-      const awaitingPayment = mysql?.units.AWAITING_PAYMENT ?? 0;
-      // Sold: paid, whatever became of the money since (a unit whose money went back stays sold).
-      const paid = (mysql?.units.PAID ?? 0) + (mysql?.units.DISPUTED ?? 0) + (mysql?.units.REFUNDED ?? 0);
+      const { redis, mysql, awaitingPayment, paid } = await saleFigures(input.sku);
       const mysqlAvailable = mysql?.available ?? 0;
       const drift = {
         reserved: (redis?.reserved ?? 0) - (awaitingPayment + input.pendingUnits),
@@ -458,7 +364,7 @@ export function createReconcileActivities({
       };
       return {
         sku: input.sku,
-        redis: redis && { stock: redis.stock, available: redis.available, reserved: redis.reserved, sold: redis.sold },
+        redis,
         mysql: { available: mysqlAvailable, awaitingPayment, paid },
         pendingUnits: input.pendingUnits,
         ...drift,

@@ -1,7 +1,4 @@
-/**
- * RefundWorkflow's activity: one payment's refund through its provider's API (docs/fault-tolerance.md, "Refunds").
- * The row is the guard, not the workflow's id: a run for a refund that moved on does nothing.
- */
+/** RefundWorkflow's activity. The row guards it, not the workflow id: a run for a refund that moved on does nothing. */
 import { ApplicationFailure } from '@temporalio/common';
 import type { RefundStore } from '../db/refunds.js';
 import type { PaymentRow } from '../db/rows.js';
@@ -33,6 +30,12 @@ export function createRefundActivities(deps: {
 }) {
   const { stores } = deps;
   const observe = (outcome: Parameters<RefundObserver['asked']>[0]) => deps.observer?.().asked(outcome);
+  /** Records where a refund got (forwards only) and answers it. */
+  const recorded = async (eventId: string, progress: Parameters<RefundStore['recordRefundProgress']>[1]) => {
+    await stores.refunds.recordRefundProgress({ eventId }, progress);
+    observe(progress.state);
+    return progress.state;
+  };
   return {
     /** Asks for (or reads again) the refund its payment's row says is owed; throws what Temporal should retry. */
     async refundPayment(input: { eventId: string }): Promise<RefundRunOutcome> {
@@ -54,9 +57,7 @@ export function createRefundActivities(deps: {
           amountCents === 0
             ? ({ state: 'REFUNDED', refundId: null, error: 'refunded at the provider already' } as const)
             : await provider.refund({ ...row, amountCents });
-        await stores.refunds.recordRefundProgress({ eventId: row.eventId }, progress);
-        observe(progress.state);
-        return progress.state;
+        return await recorded(row.eventId, progress);
       } catch (err) {
         if (err instanceof ProviderChargeDisputed) {
           // The dispute decides: recorded already (this payment judged after it arrived), now; else once its event
@@ -69,14 +70,8 @@ export function createRefundActivities(deps: {
           observe('RETRY');
           throw ApplicationFailure.retryable(err.message, RefundFailureTypes.disputeNotRecorded);
         }
-        if (err instanceof ProviderRefusal || err instanceof ProviderKeyReused) {
-          await stores.refunds.recordRefundProgress(
-            { eventId: row.eventId },
-            { state: 'REFUND_FAILED', refundId: null, error: err.message },
-          );
-          observe('REFUND_FAILED');
-          return 'REFUND_FAILED';
-        }
+        if (err instanceof ProviderRefusal || err instanceof ProviderKeyReused)
+          return recorded(row.eventId, { state: 'REFUND_FAILED', refundId: null, error: err.message });
         // A 5xx is replayed by its key: the next ask goes under the next key, after looking for what this one made.
         if (err instanceof ProviderOutcomeUnknown)
           await stores.refunds.nextRefundKey(row.eventId, row.refundKeyAttempt);
@@ -87,14 +82,10 @@ export function createRefundActivities(deps: {
     },
   };
 
-  /** An ended refund is recorded (forwards only); one under way is answered as such, read again by its workflow. */
+  /** An ended refund is recorded; one under way is answered as such, read again by its workflow. */
   async function follow(row: PaymentRow, provider: PaymentProviderApi): Promise<RefundRunOutcome> {
     const progress = await provider.followRefund(row);
-    if (progress.state !== 'REFUND_REQUESTED') {
-      await stores.refunds.recordRefundProgress({ eventId: row.eventId }, progress);
-      observe(progress.state);
-      return progress.state;
-    }
+    if (progress.state !== 'REFUND_REQUESTED') return recorded(row.eventId, progress);
     observe('FOLLOW');
     return 'REFUND_REQUESTED';
   }

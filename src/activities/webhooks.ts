@@ -1,8 +1,4 @@
-/**
- * EndpointDeliveryWorkflow's activity: one round of an endpoint's order events (docs/api.md, "Webhook endpoints").
- * Queues what the feed wrote since the last round, sends what is due (at most EVENTS_CONCURRENCY at once), and keeps
- * every attempt and the next try in MySQL: the workflow passes only the endpoint's id, never a body.
- */
+/** EndpointDeliveryWorkflow's activity: attempts and next tries are in MySQL; the workflow passes an endpoint id. */
 import type { AttemptRecord, DueDelivery, WebhookStore } from '../db/webhooks.js';
 import type { DeliveryRound } from '../events/delivery-definitions.js';
 import type { EndpointSecretBox } from '../events/endpoint-secrets.js';
@@ -12,7 +8,6 @@ import { beat } from './heartbeat.js';
 
 /** How often a round tells Temporal it is alive (the workflow's heartbeat timeout is a few of these). */
 export const HEARTBEAT_EVERY_MS = 2_000;
-/** Events read from the feed per round. */
 const QUEUE_PAGE = 500;
 /** Deliveries sent per round, in waves of EVENTS_CONCURRENCY: a round's length is bounded by a few attempt timeouts. */
 const WAVES_PER_ROUND = 4;
@@ -38,19 +33,11 @@ export function attemptRecordOf(
   now: number,
   retryFirstMs: number,
 ): AttemptRecord {
-  const retryMs = () => retryDelayMs(delivery.attempts + 1, retryFirstMs);
   const failed = (error: string, httpStatus: number | null, durationMs: number | null, waitMs?: number) => {
-    const inMs = waitMs ?? retryMs();
-    return {
-      outcome: outcome.kind,
-      httpStatus,
-      error,
-      durationMs,
-      next:
-        now + inMs > delivery.retryUntil.getTime()
-          ? ({ status: 'GAVE_UP' } as const)
-          : ({ status: 'PENDING', inMs } as const),
-    };
+    const inMs = waitMs ?? retryDelayMs(delivery.attempts + 1, retryFirstMs);
+    const gaveUp = now + inMs > delivery.retryUntil.getTime();
+    const next = gaveUp ? ({ status: 'GAVE_UP' } as const) : ({ status: 'PENDING', inMs } as const);
+    return { outcome: outcome.kind, httpStatus, error, durationMs, next };
   };
   switch (outcome.kind) {
     case 'delivered':
@@ -68,7 +55,7 @@ export function attemptRecordOf(
         `${outcome.status}: slowed down${outcome.retryAfterMs === undefined ? '' : ` (Retry-After ${Math.ceil(outcome.retryAfterMs / 1000)} s)`}`,
         outcome.status,
         outcome.ms,
-        outcome.retryAfterMs ?? retryMs(),
+        outcome.retryAfterMs,
       );
     case 'failed':
       return failed(
@@ -109,12 +96,8 @@ export function createWebhookActivities(deps: {
       let next = 0;
       const sendNext = async (): Promise<void> => {
         for (let delivery = due[next++]; delivery && !halted; delivery = due[next++]) {
-          const outcome = await deps.sender.send({
-            url: endpoint.url,
-            id: delivery.event.eventId,
-            body: JSON.stringify(orderEventOf(delivery.event)),
-            secrets,
-          });
+          const body = JSON.stringify(orderEventOf(delivery.event));
+          const outcome = await deps.sender.send({ url: endpoint.url, id: delivery.event.eventId, body, secrets });
           // Halted at once, before the writes below: the round's other senders start nothing more meanwhile.
           const halts = (outcome.kind === 'gone' || outcome.kind === 'slow_down') && !halted;
           if (halts) halted = outcome.kind;

@@ -4,26 +4,30 @@ import type Koa from 'koa';
 import { CheckoutService } from '../order/checkout.js';
 import { SaleWindows } from '../order/sale-windows.js';
 import { SoldOutCache } from '../order/sold-out-cache.js';
-import { loadConfig, type AppConfig } from '../config/index.js';
+import type { AppConfig } from '../config/index.js';
 import type { Stores } from '../db/stores.js';
 import {
   boundBy,
   Deadline,
   DeadlineExceededError,
+  DependencyGuard,
   DependencyUnavailableError,
   guarded,
   type DependencyGuards,
+  type DependencyName,
+  type DependencyObserver,
 } from '../infra/dependency-guard.js';
+import { isMysqlFailure } from '../db/rows.js';
+import { isRedisFailure, type RedisClient } from '../infra/redis.js';
 import { WorkerDeployments, type DeploymentStatus } from '../infra/worker-deployments.js';
-import { createLogger, type Logger } from '../infra/logger.js';
-import type { RedisClient } from '../infra/redis.js';
+import type { Logger } from '../infra/logger.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { RedisSales } from '../inventory/redis-sales.js';
 import { WorkerFiguresBoard } from '../inventory/worker-figures.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
 import { CancelOrder } from '../order/cancel.js';
 import { OrderCloser } from '../order/close.js';
-import { OrderWorkflowClient } from '../order/workflow-client.js';
+import { isTemporalFailure, OrderWorkflowClient } from '../order/workflow-client.js';
 import { hasGrpcStatus } from '../infra/temporal-connection.js';
 import { OrderLookup } from '../order/lookup.js';
 import { ShopperOrders } from '../order/shopper-orders.js';
@@ -33,39 +37,32 @@ import { PaymentReceiver, PaymentSignals } from '../payments/receiver.js';
 import { refundingProviders, type ProviderRegistry } from '../payments/providers/definition.js';
 import { RefundStarter } from '../payments/refund-starter.js';
 import { paymentProviders } from '../payments/providers/registry.js';
-import { cancelRoutes, checkoutRoutes, listRoutes, readRoutes } from './routes/orders.js';
+import { orderRoutes } from './routes/orders.js';
 import { providerWebhookRoutes } from './routes/payments.js';
 import { AdminService } from '../sales/admin-service.js';
 import { SalesService } from '../sales/sales-service.js';
 import { ShopperAuth } from './auth.js';
-import { createDependencyGuards } from './guards.js';
 import { createKoaApp } from './http.js';
 import { loadShedding } from './load-shedding.js';
 import { ApiMetrics } from './metrics.js';
-import { servedOpenApiJson, withApiDocs } from './openapi.js';
+import { withApiDocs } from './openapi.js';
 import { mergeRouters } from './route.js';
-import { ORDERS_LIST_LIMIT, RateLimits } from './rate-limit.js';
-import { AccessLog, requestLogMiddleware } from './request-log.js';
+import { LineRateLimits, ORDERS_LIST_LIMIT, RateLimits } from './rate-limit.js';
+import { AccessLog, requestLogMiddleware, requestSpanMiddleware } from './request-log.js';
 import { soldOutDoor } from './sold-out-door.js';
-import { requestSpanMiddleware } from './request-span.js';
 import { activeTracing } from '../infra/tracing.js';
 import { adminRoutes } from './routes/admin.js';
-import { eventRoutes } from './routes/events.js';
 import { OrderEventFeed } from '../events/order-events.js';
 import { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';
 import { EndpointSecretBox } from '../events/endpoint-secrets.js';
 import { WebhookEndpoints } from '../events/endpoints.js';
 import { webhookEndpointRoutes } from './routes/webhook-endpoints.js';
-import { authRoutes } from './routes/auth.js';
-import { dashboardRoutes } from './routes/dashboard.js';
 import { devRoutes } from './routes/dev.js';
-import { healthRoutes, metricsRoutes, Readiness } from './routes/operations.js';
+import { operationsRoutes, Readiness } from './routes/operations.js';
 import { salesRoutes } from './routes/sales.js';
-import { LineRateLimits, lineRoutes } from './routes/line.js';
 import { LineService } from '../line/line-service.js';
 import { RedisLine } from '../inventory/redis-line.js';
 import { payloadCodecOf } from '../infra/data-converter.js';
-import { textSealerOf } from '../infra/payload-codec.js';
 
 /** The clients the API is built over; startApi opens them from configuration. */
 export interface ApiClients {
@@ -78,30 +75,19 @@ export interface ApiClients {
   providers?: ProviderRegistry;
 }
 
-/** Every long-lived part of the API, built once by composeApi; createApp mounts routes over them. */
-export interface ApiParts extends ApiClients {
-  metrics: ApiMetrics;
-  guards: DependencyGuards;
-  orders: OrderWorkflowClient;
-  lookup: OrderLookup;
-  statusReader: OrderStatusReader;
-  /** The payment Signals (and refunds) sent after the webhooks' commits. */
-  payments: PaymentSignals;
-  /** Starts the refunds a commit of this process left owed. */
-  refunds: RefundStarter;
-  /** Fed by the stock-returned subscription startApi opens. */
-  soldOut: SoldOutCache;
-  readiness: Readiness;
-  line: LineService;
-  /** What a checkout's 202 waits for with REDIS_WAIT_REPLICAS, on its own connection; else null. */
-  replicaAcks: ReplicaAcks | null;
+/** Parts a caller builds itself: an order client that injects faults, metrics without process metrics, a cache. */
+export interface ApiSubstitutes {
+  orders?: OrderWorkflowClient;
+  lookup?: OrderLookup;
+  metrics?: ApiMetrics;
+  soldOut?: SoldOutCache;
 }
 
-/** Parts a caller builds itself: an order client that injects faults, metrics without process metrics, a cache. */
-export type ApiSubstitutes = Partial<Pick<ApiParts, 'orders' | 'lookup' | 'metrics' | 'soldOut'>>;
+/** Every long-lived part of the API, built once by composeApi; createApp mounts routes over them. */
+type ApiParts = ReturnType<typeof composeApi>;
 
 /** The API's composition root: every part built once from the clients. */
-export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}): ApiParts {
+export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}) {
   const { config, redis, stores, temporal, logger } = clients;
   const metrics = substitutes.metrics ?? new ApiMetrics();
   const guards = createDependencyGuards(config, metrics, logger);
@@ -118,17 +104,20 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
       mysql: guards.mysql,
       inventory,
       promiseReadMs: Math.min(Math.floor(readMs / 4), 2 * redisMs),
-      secrets: textSealerOf(payloadCodecOf(config)),
+      secrets: payloadCodecOf(config),
     });
   const statusReader = OrderStatusReader.fromConfig(lookup, config, metrics, new OrderChangeNotifier(redis));
   const changed = (orderNo: string) => statusReader.changed(orderNo);
+  // Starts the refunds a commit of this process left owed.
   const refunds = new RefundStarter({
     orders,
     providers: refundingProviders(paymentProviders(config, clients.providers)),
     logger,
   });
+  // The payment Signals (and refunds) sent after the webhooks' commits.
   const payments = new PaymentSignals({ orders, refunds, changed, logger });
-  // A stale flag answers while its probe runs, bounded by the probe's own checkout deadline.
+  // Fed by the stock-returned subscription startApi opens; a stale flag answers while its probe runs, bounded by the
+  // probe's own checkout deadline.
   const soldOut = substitutes.soldOut ?? new SoldOutCache(1_000, config.deadlines.checkoutMs);
   const line = new LineService({
     line: guarded(new RedisLine(redis), guards.redis, config.deadlines.redisMs, GUARDED_LINE_METHODS),
@@ -149,6 +138,7 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
     soldOut,
     line,
     readiness: new Readiness(),
+    // What a checkout's 202 waits for with REDIS_WAIT_REPLICAS, on its own connection; else null.
     replicaAcks: ReplicaAcks.fromConfig(config, redis) ?? null,
   };
 }
@@ -293,23 +283,19 @@ export function createApp(parts: ApiParts): Koa {
   const app = createKoaApp(
     [
       mergeRouters([
-        // Raw clients: checkHealth bounds each probe itself and runs it through its breaker.
-        healthRoutes({ redis, stores: parts.stores, temporal, guards, readiness: parts.readiness }),
-        salesRoutes({ sales, adminToken: config.adminToken }),
-        lineRoutes({
+        // Raw clients: the readiness probe bounds each call itself and runs it through its breaker.
+        operationsRoutes({ redis, stores: parts.stores, temporal, guards, readiness: parts.readiness, metrics }),
+        salesRoutes({
+          sales,
+          adminToken: config.adminToken,
           auth,
           line: parts.line,
           limits: new LineRateLimits(config.lineRateLimits),
           challenge: config.line.challenge,
-          adminToken: config.adminToken,
         }),
-        authRoutes({ auth, devLogin: config.authDevLogin, limits }),
-        checkoutRoutes({ auth, checkout, metrics }),
-        readRoutes({ auth, statusReader }),
-        listRoutes({ auth, orders: shopperOrders }),
-        cancelRoutes({ auth, cancelOrder }),
+        devRoutes({ config, auth, limits, statusReader, webhook }),
+        orderRoutes({ auth, checkout, metrics, statusReader, orders: shopperOrders, cancelOrder }),
         providerWebhookRoutes({ providers: mountedProviders, limits, metrics }),
-        devRoutes({ auth, orders: statusReader, webhook, enabled: config.authDevLogin }),
         adminRoutes({
           admin,
           adminToken: config.adminToken,
@@ -320,11 +306,10 @@ export function createApp(parts: ApiParts): Koa {
             ['read'] as const,
           ),
           deployment: deploymentStatusReader(config, temporal, config.deadlines.readMs),
+          feed: new OrderEventFeed(stores.events, stores.webhooks),
+          eventsReadToken: config.eventsReadToken,
         }),
-        eventRoutes({ feed: new OrderEventFeed(stores.events, stores.webhooks), tokens: config }),
         webhookEndpointRoutes({ endpoints: webhookEndpoints, adminToken: config.adminToken }),
-        dashboardRoutes({ config }),
-        metricsRoutes({ metrics }),
       ]),
     ],
     logger,
@@ -348,55 +333,33 @@ export function createApp(parts: ApiParts): Koa {
 }
 
 /**
- * The OpenAPI document exactly as createApp serves it, built over inert clients so the docs test needs no stack
- * (test/openapi.test.ts holds it equal to what a running API serves).
+ * The API process's breakers, one per dependency, with what counts as its failure and its per-call bound; Temporal's
+ * calls take the request's own deadline (CHECKOUT_DEADLINE, READ_DEADLINE, WRITE_DEADLINE) instead.
  */
-export function openApiJsonWithoutStack(
-  config: AppConfig = loadConfig({ LOG_LEVEL: 'silent' }),
-  providers?: ProviderRegistry,
-): string {
-  const clients = {
-    config,
-    ...(providers ? { providers } : {}),
-    redis: inert<RedisClient>('redis', {
-      // Registers Lua scripts at construction: no I/O.
-      defineCommand: () => undefined,
-    }),
-    stores: {
-      orders: inert<Stores['orders']>('orders'),
-      payments: inert<Stores['payments']>('payments'),
-      refunds: inert<Stores['refunds']>('refunds'),
-      sales: inert<Stores['sales']>('sales'),
-      reports: inert<Stores['reports']>('reports'),
-      events: inert<Stores['events']>('events'),
-      webhooks: inert<Stores['webhooks']>('webhooks'),
+export function createDependencyGuards(
+  config: Pick<AppConfig, 'breaker' | 'deadlines'>,
+  observer: DependencyObserver,
+  logger: Logger,
+): DependencyGuards {
+  const common = {
+    failureThreshold: config.breaker.failureThreshold,
+    noSuccessForMs: config.breaker.noSuccessForMs,
+    halfOpenAfterMs: config.breaker.halfOpenAfterMs,
+    observer,
+    log: ({ dependency, state, cause }: { dependency: string; state: string; cause?: string }) => {
+      const fields = { dependency, state, ...(cause ? { cause } : {}) };
+      if (state === 'open') logger.warn(fields, `circuit breaker opened: requests that need ${dependency} fail fast`);
+      else logger.info(fields, `circuit breaker ${state}`);
     },
-    temporal: inert<Client>('temporal'),
-    logger: createLogger({ logLevel: 'silent' }, 'api-docs'),
   };
-  // No process metrics: they would start an event-loop monitor for nothing.
-  const app = createApp(composeApi(clients, { metrics: new ApiMetrics({ defaultMetrics: false }) }));
-  return servedOpenApiJson(app);
-}
-
-/** A client that must not be used: every method but `allowed` throws, naming itself. */
-function inert<T extends object>(name: string, allowed: Record<string, unknown> = {}): T {
-  const stub = new Proxy(
-    {},
-    {
-      get(_target, property) {
-        if (typeof property === 'string' && property in allowed) return allowed[property];
-        // Not a thenable, nor inspectable: answer as a plain object would.
-        if (property === 'then' || typeof property === 'symbol') return undefined;
-        return () => {
-          throw new Error(
-            `${name}.${property}() was called while building the OpenAPI document: mounting the routers must not use a client`,
-          );
-        };
-      },
-    },
-  );
-  return stub as T;
+  const guard = (name: DependencyName, isFailure: (err: unknown) => boolean, callTimeoutMs?: number) =>
+    new DependencyGuard(name, { ...common, isFailure, callTimeoutMs });
+  return {
+    redis: guard('redis', isRedisFailure, config.deadlines.redisMs),
+    mysql: guard('mysql', isMysqlFailure, config.deadlines.mysqlMs),
+    temporal: guard('temporal', isTemporalFailure),
+    workflows: guard('workflows', isTemporalFailure),
+  };
 }
 
 /**

@@ -2,28 +2,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createSigner, createVerifier } from 'fast-jwt';
 import type { Context } from 'koa';
-import { durationToMs } from '../model/order-workflow.js';
+import type { AppConfig } from '../config/index.js';
 import { ApiError } from './errors.js';
 
 export const USER_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
 
-export function bearerToken(ctx: Context): string {
-  return bearerTokenOf(ctx.get('authorization'));
-}
-
 function bearerTokenOf(header: string): string {
   const match = /^Bearer\s+(\S+)$/i.exec(header);
-  if (!match?.[1]) throw new ApiError(401, 'UNAUTHORIZED', 'missing bearer token (Authorization: Bearer <token>)');
+  if (!match?.[1]) throw new ApiError('UNAUTHORIZED', 'missing bearer token (Authorization: Bearer <token>)');
   return match[1];
-}
-
-/** What a shopper token must be: signed with the secret, from the issuer, for the audience, short-lived. */
-export interface TokenSettings {
-  jwtSecret: string;
-  jwtIssuer: string;
-  jwtAudience: string;
-  /** The longest lifetime (exp − iat) a token may have. */
-  jwtMaxTtlMs: number;
 }
 
 /**
@@ -35,8 +22,10 @@ export class ShopperAuth {
   private readonly verify: (token: string) => { sub?: unknown; iat?: unknown; exp?: unknown };
   private readonly maxTtlSeconds: number;
 
-  constructor(settings: TokenSettings, issueTtl: string | number = '12h') {
-    const ttlMs = Math.min(durationToMs(issueTtl), settings.jwtMaxTtlMs);
+  /** A token must be signed with the secret, from the issuer, for the audience, and live at most jwtMaxTtlMs. */
+  constructor(settings: Pick<AppConfig, 'jwtSecret' | 'jwtIssuer' | 'jwtAudience' | 'jwtMaxTtlMs'>) {
+    // Tokens issued here (dev login) live 12 h, or JWT_MAX_TTL when shorter.
+    const ttlMs = Math.min(12 * 3_600_000, settings.jwtMaxTtlMs);
     this.maxTtlSeconds = settings.jwtMaxTtlMs / 1000;
     this.sign = createSigner({
       key: settings.jwtSecret,
@@ -71,34 +60,36 @@ export class ShopperAuth {
     try {
       claims = this.verify(token);
     } catch {
-      throw new ApiError(401, 'UNAUTHORIZED', 'invalid or expired token');
+      throw new ApiError('UNAUTHORIZED', 'invalid or expired token');
     }
     const { sub, iat, exp } = claims;
     if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub))
-      throw new ApiError(401, 'UNAUTHORIZED', 'invalid or expired token');
+      throw new ApiError('UNAUTHORIZED', 'invalid or expired token');
     if (typeof iat !== 'number' || typeof exp !== 'number' || exp - iat > this.maxTtlSeconds) {
-      throw new ApiError(401, 'UNAUTHORIZED', 'token lifetime exceeds the maximum (JWT_MAX_TTL)');
+      throw new ApiError('UNAUTHORIZED', 'token lifetime exceeds the maximum (JWT_MAX_TTL)');
     }
     return sub;
   }
 }
 
-/** Compares SHA-256 digests in constant time: equal lengths, so not even the token's length leaks. */
-export function requireAdmin(ctx: Context, adminToken: string): void {
-  if (!tokenIsOneOf(bearerToken(ctx), [adminToken])) throw new ApiError(401, 'UNAUTHORIZED', 'invalid admin token');
+/** An operator's route (route()'s `guard`): 401 UNAUTHORIZED without the admin token, before anything else is read. */
+export function adminOnly(adminToken: string) {
+  return { auth: 'admin', guard: (ctx: Context) => requireToken(ctx, [adminToken], 'invalid admin token') } as const;
 }
 
 /** The events feed: its read-only token (fulfilment systems), or the admin's. */
-export function requireEventsReader(
-  ctx: Context,
-  tokens: { adminToken: string; eventsReadToken: string | null },
-): void {
+export function eventsReaderOnly(tokens: { adminToken: string; eventsReadToken: string | null }) {
   const allowed = tokens.eventsReadToken ? [tokens.eventsReadToken, tokens.adminToken] : [tokens.adminToken];
-  if (!tokenIsOneOf(bearerToken(ctx), allowed)) throw new ApiError(401, 'UNAUTHORIZED', 'invalid events token');
+  return { auth: 'eventsReader', guard: (ctx: Context) => requireToken(ctx, allowed, 'invalid events token') } as const;
 }
 
-function tokenIsOneOf(given: string, tokens: readonly string[]): boolean {
+/**
+ * Compares SHA-256 digests in constant time: equal lengths, so not even the token's length leaks; every one is
+ * compared, so the time taken does not tell which matched.
+ */
+function requireToken(ctx: Context, tokens: readonly string[], refusal: string): void {
   const digest = (value: string) => createHash('sha256').update(value).digest();
-  // Every one compared, so the time taken does not tell which matched.
-  return tokens.map((token) => timingSafeEqual(digest(given), digest(token))).includes(true);
+  const given = digest(bearerTokenOf(ctx.get('authorization')));
+  if (!tokens.map((token) => timingSafeEqual(given, digest(token))).includes(true))
+    throw new ApiError('UNAUTHORIZED', refusal);
 }

@@ -1,13 +1,9 @@
 /**
- * The codec server: Temporal's codec-server protocol over the service's payload codec (src/infra/payload-codec.ts), so
- * that the Web UI and the CLI show what the encrypted payloads hold. `POST /encode` and `POST /decode` (also under
- * `/{namespace}/`, the CLI's form; the UI names the namespace in X-Namespace) take and answer `{"payloads": [...]}`,
- * each payload in its proto3 JSON form: metadata values and data in base64.
- *
- * It decrypts anything for whoever reaches it, so it listens apart from the API, on loopback unless told otherwise,
- * answers browsers of the configured origins only (the Web UI's: the UI's calls are the browser's own), refuses a
- * request another origin's page sent, and requires a bearer token when one is set. A batch is answered whole or not
- * at all: any bad payload is a 400 naming it. docs/operations.md, "The codec server".
+ * Temporal's codec-server protocol over the payload codec, so the Web UI and the CLI show what encrypted payloads hold:
+ * `POST /encode`, `/decode` (also under `/{namespace}/`, the CLI's form; the UI sends X-Namespace), with
+ * `{"payloads": [...]}` in proto3 JSON. It decrypts for whoever reaches it, so it listens apart from the API (loopback
+ * by default), answers the configured origins only, refuses other origins' pages and takes a bearer token when set; a
+ * batch is answered whole or not at all. docs/operations.md, "The codec server".
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -17,44 +13,36 @@ import coBody from 'co-body';
 import Koa, { type Context, type Next } from 'koa';
 import type { AppConfig } from '../config/index.js';
 import { payloadCodecOf } from '../infra/data-converter.js';
-import { createLogger, type Logger } from '../infra/logger.js';
+import type { Logger } from '../infra/logger.js';
 import { echo } from '../infra/refusal.js';
-import { ApiError, errorMiddleware, invalidRequest } from './errors.js';
+import { ApiError, errorMiddleware, invalidRequest, notAllowed } from './errors.js';
+import { refuseAllButJson } from './http.js';
 
 /** A history event's payloads, up to Temporal's 2 MB blob limit each, in base64 (4/3) and JSON. */
 const BODY_LIMIT_BYTES = 4 * 1024 * 1024;
-/** Receiving a request, headers and body, takes at most this long (the work itself is a few ms per MB). */
+// Receiving a request takes at most this long (the work itself is a few ms per MB).
 const REQUEST_DEADLINE_MS = 15_000;
 const HEADERS_DEADLINE_MS = 5_000;
 
 const ALLOWED_METHODS = 'POST, OPTIONS';
 const ALLOWED_HEADERS = 'Content-Type, X-Namespace, Authorization';
-/** How long a browser may keep a preflight's answer. */
 const PREFLIGHT_MAX_AGE_SECONDS = 600;
 
 export interface CodecServerOptions {
   codec: PayloadCodec;
   /** Browser origins answered (Access-Control-Allow-Origin, with credentials): the Web UI's, as its pages send it. */
   allowedOrigins: readonly string[];
-  /** The namespaces served; a request naming another (path or X-Namespace) is refused. Default: any. */
-  namespaces?: readonly string[];
+  /** The namespaces served; a request naming another (path or X-Namespace) is refused. */
+  namespaces: readonly string[];
   /** When set, every POST must carry `Authorization: Bearer <token>`. */
   token?: string | null;
-  logger?: Logger;
+  logger: Logger;
 }
-
-/** The payloads of a request or an answer in their proto3 JSON form. */
-interface JsonPayload {
-  metadata?: Record<string, string>;
-  data?: string;
-}
-
-type Operation = 'encode' | 'decode';
 
 export function createCodecServerApp(options: CodecServerOptions): Koa {
-  const logger = options.logger ?? createLogger({ logLevel: 'info' }, 'codec-server');
+  const { logger } = options;
   const origins = new Set(options.allowedOrigins);
-  const namespaces = options.namespaces ? new Set(options.namespaces) : null;
+  const namespaces = new Set(options.namespaces);
   const app = new Koa();
   app.proxy = false;
   // CORS first, so that refusals carry it too and the UI can read why.
@@ -67,21 +55,11 @@ export function createCodecServerApp(options: CodecServerOptions): Koa {
   const router = new Router();
   for (const operation of ['encode', 'decode'] as const) {
     const handler = async (ctx: Context) => {
-      if (ctx.method !== 'POST') {
-        throw new ApiError(
-          405,
-          'METHOD_NOT_ALLOWED',
-          `${echo(ctx.method)} is not allowed on ${echo(ctx.path)}; allowed: ${ALLOWED_METHODS}`,
-          undefined,
-          { Allow: ALLOWED_METHODS },
-        );
-      }
+      if (ctx.method !== 'POST') throw notAllowed(ctx, ALLOWED_METHODS);
       const namespace = servedNamespace(ctx, namespaces);
       const payloads = parsePayloads(await readBody(ctx));
       const converted = await convert(options.codec, operation, payloads);
-      const state = ctx.state as CodecState;
-      state.namespace = namespace;
-      state.payloads = payloads.length;
+      Object.assign(ctx.state as CodecState, { namespace, payloads: payloads.length });
       ctx.set('Cache-Control', 'no-store');
       ctx.body = { payloads: converted.map(toJson) };
     };
@@ -129,7 +107,7 @@ export async function startCodecServer(
 /** The codec server of `config`: its codec, origins, namespace and token (CODEC_SERVER_*). */
 export function codecServerOptionsOf(
   config: Pick<AppConfig, 'codecServer' | 'payloadCodec' | 'temporal'>,
-  logger?: Logger,
+  logger: Logger,
 ): CodecServerOptions & { port: number; host: string } {
   return {
     codec: payloadCodecOf(config),
@@ -138,20 +116,15 @@ export function codecServerOptionsOf(
     token: config.codecServer.token,
     port: config.codecServer.port,
     host: config.codecServer.host,
-    ...(logger ? { logger } : {}),
+    logger,
   };
 }
 
-interface CodecState {
-  namespace?: string | null;
-  payloads?: number;
-  errorCode?: string;
-}
+type CodecState = { namespace?: string | null; payloads?: number };
 
 /**
- * Allowed origins get Access-Control-Allow-Origin (and credentials: the UI may send cookies); others get no CORS
- * header, so their pages cannot read an answer. A preflight is answered here, before the token check: browsers send
- * no Authorization with it.
+ * Allowed origins get Access-Control-Allow-Origin (and credentials: the UI may send cookies), others no CORS header.
+ * A preflight is answered here, before the token check: browsers send no Authorization with it.
  */
 function cors(origins: ReadonlySet<string>) {
   return async (ctx: Context, next: Next) => {
@@ -181,7 +154,7 @@ function refuseOtherOrigins(origins: ReadonlySet<string>) {
   return async (ctx: Context, next: Next) => {
     const origin = ctx.get('Origin');
     if (origin !== '' && !origins.has(origin))
-      throw new ApiError(403, 'FORBIDDEN', `origin ${echo(origin)} is not one of CODEC_SERVER_ORIGINS`);
+      throw new ApiError('FORBIDDEN', `origin ${echo(origin)} is not one of CODEC_SERVER_ORIGINS`);
     await next();
   };
 }
@@ -193,13 +166,10 @@ function requireToken(token: string) {
     // Digests of equal length, compared in constant time: the answer's timing says nothing of the token.
     const given = match ? createHash('sha256').update(match[1]!).digest() : undefined;
     if (!given || !timingSafeEqual(given, expected)) {
-      throw new ApiError(
-        401,
-        'UNAUTHORIZED',
-        match ? 'the bearer token is not the codec server’s' : 'send Authorization: Bearer <CODEC_SERVER_TOKEN>',
-        undefined,
-        { 'WWW-Authenticate': 'Bearer' },
-      );
+      const message = match
+        ? 'the bearer token is not the codec server’s'
+        : 'send Authorization: Bearer <CODEC_SERVER_TOKEN>';
+      throw new ApiError('UNAUTHORIZED', message, undefined, { 'WWW-Authenticate': 'Bearer' });
     }
     await next();
   };
@@ -227,28 +197,21 @@ function accessLog(logger: Logger) {
 }
 
 /** The namespace the request names (path, else X-Namespace), checked against those served; null when it names none. */
-function servedNamespace(ctx: Context, namespaces: ReadonlySet<string> | null): string | null {
+function servedNamespace(ctx: Context, namespaces: ReadonlySet<string>): string | null {
   const fromPath = (ctx.params as { namespace?: string } | undefined)?.namespace;
-  const fromHeader = ctx.get('X-Namespace') || undefined;
-  const named = [...new Set([fromPath, fromHeader].filter((name): name is string => Boolean(name)))];
-  if (namespaces) {
-    const other = named.find((name) => !namespaces.has(name));
-    if (other !== undefined)
-      throw new ApiError(
-        403,
-        'FORBIDDEN',
-        `namespace ${echo(other)} is not served here (served: ${[...namespaces].join(', ')})`,
-      );
-  }
+  const named = [fromPath, ctx.get('X-Namespace')].filter((name): name is string => Boolean(name));
+  const other = named.find((name) => !namespaces.has(name));
+  if (other !== undefined)
+    throw new ApiError(
+      'FORBIDDEN',
+      `namespace ${echo(other)} is not served here (served: ${[...namespaces].join(', ')})`,
+    );
   return named[0] ?? null;
 }
 
 /** The JSON body, at most BODY_LIMIT_BYTES, uncompressed; every way it can be wrong is a 400 saying which. */
 async function readBody(ctx: Context): Promise<unknown> {
-  const encoding = ctx.get('Content-Encoding').trim().toLowerCase();
-  if (encoding && encoding !== 'identity')
-    throw invalidRequest('Content-Encoding is not supported: send the body uncompressed');
-  if (!ctx.is('application/json')) throw invalidRequest('send JSON with Content-Type: application/json');
+  refuseAllButJson(ctx);
   try {
     return await coBody.json(ctx.req, { limit: BODY_LIMIT_BYTES, encoding: 'utf-8', strict: true });
   } catch (err) {
@@ -300,7 +263,7 @@ function fromBase64(text: string): Uint8Array | undefined {
 }
 
 /** Payload by payload, so that a refusal names the one at fault; any failure refuses the whole batch. */
-async function convert(codec: PayloadCodec, operation: Operation, payloads: Payload[]): Promise<Payload[]> {
+async function convert(codec: PayloadCodec, operation: 'encode' | 'decode', payloads: Payload[]): Promise<Payload[]> {
   const converted: Payload[] = [];
   for (const [index, payload] of payloads.entries()) {
     try {
@@ -315,7 +278,8 @@ async function convert(codec: PayloadCodec, operation: Operation, payloads: Payl
   return converted;
 }
 
-function toJson(payload: Payload): JsonPayload {
+/** proto3 JSON: metadata values and data in base64. */
+function toJson(payload: Payload): { metadata: Record<string, string>; data: string } {
   return {
     metadata: Object.fromEntries(
       Object.entries(payload.metadata ?? {}).map(([key, value]) => [key, Buffer.from(value ?? []).toString('base64')]),

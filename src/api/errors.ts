@@ -8,8 +8,13 @@ import { echo, QuietError, Refusal, type RefusalCode } from '../infra/refusal.js
 /** Every code the API answers with: a use case's refusal, or one of the transport's own. */
 export type ErrorCode = RefusalCode | 'UNAUTHORIZED' | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED' | 'INTERNAL' | 'RATE_LIMITED';
 
-/** Each refusal's status, as docs/api.md's error-code table lists them. */
-const REFUSAL_STATUS: Record<RefusalCode, number> = {
+/** Each code's status, as docs/api.md's error-code table lists them; the OpenAPI document files each code under it. */
+export const ERROR_STATUS: Record<ErrorCode, number> = {
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  INTERNAL: 500,
+  RATE_LIMITED: 429,
   INVALID_REQUEST: 400,
   INVALID_SIGNATURE: 400,
   FORBIDDEN: 403,
@@ -41,35 +46,31 @@ const REFUSAL_STATUS: Record<RefusalCode, number> = {
 /** An answer the API gives on purpose (bad input, a wrong token, a refusal mapped by toApiError), not a bug. */
 export class ApiError extends QuietError {
   readonly status: number;
-  readonly code: ErrorCode;
   readonly details?: Record<string, unknown>;
   /** E.g. Retry-After on a 429. */
   readonly headers?: Record<string, string>;
 
   constructor(
-    status: number,
-    code: ErrorCode,
+    readonly code: ErrorCode,
     message: string,
     details?: Record<string, unknown>,
     headers?: Record<string, string>,
   ) {
     super(message);
     this.name = 'ApiError';
-    this.status = status;
-    this.code = code;
+    this.status = ERROR_STATUS[code];
     if (details) this.details = details;
     if (headers) this.headers = headers;
   }
 }
 
 export const invalidRequest = (message: string, details?: Record<string, unknown>) =>
-  new ApiError(400, 'INVALID_REQUEST', message, details);
+  new ApiError('INVALID_REQUEST', message, details);
 
-/** Formats a zod failure as "quantity: must be an integer; sku: required". */
-export function describeZodError(error: ZodError): string {
-  return error.issues
-    .map((issue) => `${issue.path.length ? issue.path.join('.') : 'body'}: ${issue.message}`)
-    .join('; ');
+/** 405 with the Allow header. */
+export function notAllowed(ctx: { method: string; path: string }, allow: string): ApiError {
+  const message = `${echo(ctx.method)} is not allowed on ${echo(ctx.path)}; allowed: ${allow}`;
+  return new ApiError('METHOD_NOT_ALLOWED', message, undefined, { Allow: allow });
 }
 
 /** Maps whatever was thrown to the error shape and logs the unexpected. */
@@ -79,7 +80,7 @@ export function errorMiddleware(logger: Logger) {
       await next();
       // A known path with another method got its 405 inside (methodNotAllowed).
       if (ctx.status === 404 && ctx.body === undefined)
-        throw new ApiError(404, 'NOT_FOUND', `no route for ${ctx.method} ${echo(ctx.path)}`);
+        throw new ApiError('NOT_FOUND', `no route for ${ctx.method} ${echo(ctx.path)}`);
     } catch (err) {
       const apiError = toApiError(err);
       // Shared with the request-log middleware, when mounted.
@@ -96,9 +97,7 @@ export function errorMiddleware(logger: Logger) {
 }
 
 /** `{ error: { code, message, details? } }`. */
-export function errorBody(apiError: ApiError): {
-  error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
-} {
+export function errorBody(apiError: ApiError) {
   return {
     error: {
       code: apiError.code,
@@ -115,13 +114,6 @@ const UNAVAILABLE_MESSAGES: Record<DependencyName, string> = {
   workflows: 'the order did not answer in time; retry shortly',
 };
 
-/** The one answer to a dependency that ran out of time, failed, or has an open breaker. */
-export function unavailable(err: DependencyUnavailableError): ApiError {
-  return new ApiError(503, 'UNAVAILABLE', UNAVAILABLE_MESSAGES[err.dependency], undefined, {
-    'Retry-After': String(err.retryAfterSeconds),
-  });
-}
-
 /** The code an answer to `err` carries, without building the answer (the outcome metrics' label). */
 export function errorCodeOf(err: unknown): ErrorCode {
   return err instanceof ApiError || err instanceof Refusal ? err.code : toApiError(err).code;
@@ -132,10 +124,18 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof Refusal) {
     const headers = err.retryAfterSeconds === undefined ? undefined : { 'Retry-After': String(err.retryAfterSeconds) };
-    return new ApiError(REFUSAL_STATUS[err.code], err.code, err.message, err.details, headers);
+    return new ApiError(err.code, err.message, err.details, headers);
   }
-  if (err instanceof DependencyUnavailableError) return unavailable(err);
-  if (err instanceof ZodError) return invalidRequest(describeZodError(err));
+  // The one answer to a dependency that ran out of time, failed, or has an open breaker.
+  if (err instanceof DependencyUnavailableError) {
+    const headers = { 'Retry-After': String(err.retryAfterSeconds) };
+    return new ApiError('UNAVAILABLE', UNAVAILABLE_MESSAGES[err.dependency], undefined, headers);
+  }
+  // "quantity: must be an integer; sku: required".
+  if (err instanceof ZodError)
+    return invalidRequest(
+      err.issues.map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`).join('; '),
+    );
   // The body parser's http-errors.
   const httpError = err as { status?: number; statusCode?: number; expose?: boolean; message?: string; type?: string };
   const status = httpError.status ?? httpError.statusCode;
@@ -144,5 +144,5 @@ export function toApiError(err: unknown): ApiError {
   if (status === 415) return invalidRequest('send JSON with Content-Type: application/json');
   if (status && status >= 400 && status < 500)
     return invalidRequest(httpError.expose && httpError.message ? httpError.message : 'malformed request');
-  return new ApiError(500, 'INTERNAL', 'internal error');
+  return new ApiError('INTERNAL', 'internal error');
 }

@@ -1,28 +1,18 @@
-/**
- * The Koa shell every HTTP server of the project runs behind: error shape, JSON-only bodies of at most 16 KB (raw
- * body kept for signatures), then the routers. The benchmark's baselines share it, to pay the same HTTP costs.
- */
+/** The API's Koa shell (the benchmark's baselines' too, to pay the same HTTP costs): errors, JSON bodies, routers. */
 import type { IncomingMessage } from 'node:http';
 import type Router from '@koa/router';
 import coBody from 'co-body';
 import Koa, { type Context, type Middleware, type Next } from 'koa';
 import type { Logger } from '../infra/logger.js';
-import { echo } from '../infra/refusal.js';
-import { ApiError, errorMiddleware } from './errors.js';
+import { errorMiddleware, invalidRequest, notAllowed } from './errors.js';
 
 const BODY_LIMIT = '16kb';
 
-/** Whom to believe about the client's address (TRUST_PROXY, TRUST_PROXY_HOPS). */
-export interface ProxySettings {
-  trustProxy: boolean;
-  trustProxyHops: number;
-}
-
-/** `outermost`: middleware that runs before the error mapping, so it sees every final answer. */
+/** `proxy`: whom to believe about the client's address; `outermost`: before the error mapping, seeing every answer. */
 export function createKoaApp(
   routers: Router[],
   logger: Logger,
-  options: { proxy?: ProxySettings; outermost?: Middleware[] } = {},
+  options: { proxy?: { trustProxy: boolean; trustProxyHops: number }; outermost?: Middleware[] } = {},
 ): Koa {
   const app = new Koa();
   app.proxy = false;
@@ -58,33 +48,24 @@ async function methodNotAllowed(ctx: Context, next: Next): Promise<void> {
     ctx.set('Allow', allow);
     return;
   }
-  throw new ApiError(
-    405,
-    'METHOD_NOT_ALLOWED',
-    `${echo(ctx.method)} is not allowed on ${echo(ctx.path)}; allowed: ${allow}`,
-    undefined,
-    { Allow: allow },
-  );
+  throw notAllowed(ctx, allow);
 }
 
-/** Uncompressed JSON only, refused before it is read: no client needs gzip, and a bomb must not reach the parser. */
 async function requireJsonBodies(ctx: Context, next: () => Promise<unknown>): Promise<void> {
-  const hasBody = Number(ctx.get('content-length') || 0) > 0 || Boolean(ctx.get('transfer-encoding'));
-  if (hasBody) {
-    const encoding = ctx.get('content-encoding').trim().toLowerCase();
-    if (encoding && encoding !== 'identity')
-      throw new ApiError(400, 'INVALID_REQUEST', 'Content-Encoding is not supported: send the body uncompressed');
-    if (!ctx.is('application/json'))
-      throw new ApiError(400, 'INVALID_REQUEST', 'send JSON with Content-Type: application/json');
-  }
+  if (Number(ctx.get('content-length') || 0) > 0 || ctx.get('transfer-encoding')) refuseAllButJson(ctx);
   await next();
 }
 
-/** A JSON body as read, with the text it was parsed from (webhook signatures are over the text). */
-export interface ReadBody {
-  parsed: unknown;
-  raw: string;
+/** Uncompressed JSON only, refused before it is read: no client needs gzip, and a bomb must not reach the parser. */
+export function refuseAllButJson(ctx: Context): void {
+  const encoding = ctx.get('content-encoding').trim().toLowerCase();
+  if (encoding && encoding !== 'identity')
+    throw invalidRequest('Content-Encoding is not supported: send the body uncompressed');
+  if (!ctx.is('application/json')) throw invalidRequest('send JSON with Content-Type: application/json');
 }
+
+/** A JSON body as read, with the text it was parsed from (webhook signatures are over the text). */
+type ReadBody = { parsed: unknown; raw: string };
 
 /** Bodies the sold-out door read, handed to the app instead of read again. */
 const readBeforeApp = new WeakMap<IncomingMessage, Promise<ReadBody>>();
@@ -96,12 +77,8 @@ const readBeforeApp = new WeakMap<IncomingMessage, Promise<ReadBody>>();
 export function readJsonBody(req: IncomingMessage): Promise<ReadBody> {
   let read = readBeforeApp.get(req);
   if (!read) {
-    read = coBody.json(req, {
-      limit: BODY_LIMIT,
-      encoding: 'utf-8',
-      strict: true,
-      returnRawBody: true,
-    }) as Promise<ReadBody>;
+    const options = { limit: BODY_LIMIT, encoding: 'utf-8', strict: true, returnRawBody: true } as const;
+    read = coBody.json(req, options) as Promise<ReadBody>;
     readBeforeApp.set(req, read);
   }
   return read;
@@ -128,7 +105,7 @@ export function jsonBody(ctx: Context): unknown {
     body === undefined ||
     (typeof body === 'object' && body !== null && Object.keys(body).length === 0 && !ctx.get('content-length'))
   ) {
-    throw new ApiError(400, 'INVALID_REQUEST', 'a JSON body is required');
+    throw invalidRequest('a JSON body is required');
   }
   return body;
 }

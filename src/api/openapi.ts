@@ -2,14 +2,16 @@
 import { createRequire } from 'node:module';
 import type Router from '@koa/router';
 import type Koa from 'koa';
+import type { z } from 'zod';
 import {
   createDocument,
   type ZodOpenApiOperationObject,
   type ZodOpenApiPathsObject,
   type ZodOpenApiResponsesObject,
 } from 'zod-openapi';
-import { documentedRoutes, openApiPath, type ErrorAnswer, type RouteAuth, type RouteDoc } from './route.js';
+import { documentedRoutes, methodAndPath, openApiPath, type RouteAuth, type RouteDoc } from './route.js';
 import { ERROR_CODE_DESCRIPTIONS, errorBodySchema } from './response-schemas.js';
+import { ERROR_STATUS, type ErrorCode } from './errors.js';
 import { docsRoutes } from './routes/docs.js';
 
 export type OpenApiDocument = ReturnType<typeof createDocument>;
@@ -23,26 +25,12 @@ const SECURITY_SCHEME: Record<Extract<RouteAuth, string>, string> = {
   eventsReader: 'eventsToken',
 };
 
-function securitySchemeOf(auth: RouteAuth): string {
-  return typeof auth === 'string' ? SECURITY_SCHEME[auth] : auth.scheme;
-}
-
 function signatureSchemes(docs: readonly RouteDoc[]) {
+  const signatures = docs.flatMap(({ auth }) => (auth && typeof auth !== 'string' ? [auth] : []));
   return Object.fromEntries(
-    docs.flatMap((doc) =>
-      doc.auth && typeof doc.auth !== 'string'
-        ? [
-            [
-              doc.auth.scheme,
-              {
-                type: 'apiKey' as const,
-                in: 'header' as const,
-                name: doc.auth.header,
-                description: doc.auth.description,
-              },
-            ],
-          ]
-        : [],
+    signatures.map(
+      ({ scheme, header, description }) =>
+        [scheme, { type: 'apiKey', in: 'header', name: header, description }] as const,
     ),
   );
 }
@@ -55,34 +43,23 @@ export function routersOf(app: Koa): Router[] {
   });
 }
 
-/** Each app's /openapi.json text, readable without a request. */
-const servedDocuments = new WeakMap<Koa, string>();
-
 /** Mounts /openapi.json and /docs last: the document describes every router mounted so far, these included. */
 export function withApiDocs(app: Koa): Koa {
   const spec = { json: '' };
   const docs = docsRoutes(spec);
   spec.json = JSON.stringify(buildOpenApiDocument([...routersOf(app), docs]));
-  servedDocuments.set(app, spec.json);
   app.use(docs.routes());
   return app;
-}
-
-/** The exact text `app` answers GET /openapi.json with. */
-export function servedOpenApiJson(app: Koa): string {
-  const json = servedDocuments.get(app);
-  if (json === undefined) throw new Error('this app serves no OpenAPI document (withApiDocs was not applied)');
-  return json;
 }
 
 export function buildOpenApiDocument(routers: readonly Router[]): OpenApiDocument {
   const paths: ZodOpenApiPathsObject = {};
   const docs = routers.flatMap((router) => documentedRoutes(router));
   for (const doc of docs) {
-    const path = openApiPath(doc.path);
-    const item = (paths[path] ??= {});
-    if (item[doc.method]) throw new Error(`${doc.method.toUpperCase()} ${doc.path} is documented twice`);
-    item[doc.method] = operation(doc);
+    const { method, path } = methodAndPath(doc);
+    const item = (paths[openApiPath(path)] ??= {});
+    if (item[method]) throw new Error(`${doc.at} is documented twice`);
+    item[method] = operation(doc);
   }
   return createDocument({
     openapi: '3.1.0',
@@ -129,8 +106,11 @@ function operation(doc: RouteDoc): ZodOpenApiOperationObject {
       ...(answer.schema ? { content: { [answer.contentType ?? 'application/json']: { schema: answer.schema } } } : {}),
     };
   }
-  for (const [status, answer] of Object.entries(doc.errors ?? {})) {
-    if (answer) responses[status as `4${string}`] = errorResponse(answer);
+  const errors = doc.errors ?? [];
+  for (const status of new Set(errors.map((code) => ERROR_STATUS[code]))) {
+    const codes = errors.filter((code) => ERROR_STATUS[code] === status);
+    const schema = doc.errorSchemas?.[status];
+    responses[`${status}` as `4${string}`] = errorResponse(codes, doc.errorDescriptions?.[status], schema);
   }
   responses.default = {
     description:
@@ -142,7 +122,9 @@ function operation(doc: RouteDoc): ZodOpenApiOperationObject {
     summary: doc.summary,
     ...(doc.description ? { description: doc.description } : {}),
     tags: [doc.tag],
-    ...(doc.auth ? { security: [{ [securitySchemeOf(doc.auth)]: [] }] } : {}),
+    ...(doc.auth
+      ? { security: [{ [typeof doc.auth === 'string' ? SECURITY_SCHEME[doc.auth] : doc.auth.scheme]: [] }] }
+      : {}),
     ...(doc.params || doc.headers || doc.query
       ? {
           requestParams: {
@@ -157,19 +139,22 @@ function operation(doc: RouteDoc): ZodOpenApiOperationObject {
   };
 }
 
-function errorResponse(answer: ErrorAnswer): ZodOpenApiResponsesObject[`4${string}`] {
+function errorResponse(
+  codes: ErrorCode[],
+  description?: string,
+  schema?: z.ZodType,
+): ZodOpenApiResponsesObject[`4${string}`] {
   return {
-    description:
-      answer.description ?? answer.codes.map((code) => `\`${code}\`: ${ERROR_CODE_DESCRIPTIONS[code]}`).join('; '),
+    description: description ?? codes.map((code) => `\`${code}\`: ${ERROR_CODE_DESCRIPTIONS[code]}`).join('; '),
     content: {
       'application/json': {
-        schema: answer.schema ?? errorBodySchema,
+        schema: schema ?? errorBodySchema,
         // A route's own error body would not match these examples.
-        ...(answer.schema
+        ...(schema
           ? {}
           : {
               examples: Object.fromEntries(
-                answer.codes.map((code) => [
+                codes.map((code) => [
                   code,
                   // A message is plain text: the description without its Markdown code spans.
                   {

@@ -1,9 +1,7 @@
-/**
- * The outermost middleware: gives every request an id (echoed in `X-Request-Id`, errors included), then records its
- * answer in the metrics and the access log, labelled by route template, never raw path.
- */
+/** Gives every request an id (echoed in `X-Request-Id`, errors included) and records its answer by route template. */
 import { randomUUID } from 'node:crypto';
-import type { Context, Next } from 'koa';
+import { trace } from '@opentelemetry/api';
+import type { Context, Middleware, Next } from 'koa';
 import type { Logger } from '../infra/logger.js';
 import { echo } from '../infra/refusal.js';
 import { UNMATCHED_ROUTE, type ApiMetrics } from './metrics.js';
@@ -18,15 +16,8 @@ export function requestIdOf(incoming: string): string {
   return incoming && VALID_REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
 
-/** What the middleware leaves on ctx.state for errorMiddleware inside it. */
-export interface RequestLogState {
-  requestId?: string;
-  /** Set by errorMiddleware on an error answer, so the access log names the code. */
-  errorCode?: string;
-}
-
 /** One answered request, as the access log and the HTTP metrics record it. */
-export interface AnsweredRequest {
+interface AnsweredRequest {
   requestId: string;
   method: string;
   /** The route template, or UNMATCHED_ROUTE (then `path` says what was asked). */
@@ -38,8 +29,8 @@ export interface AnsweredRequest {
 }
 
 /**
- * Metrics for every answer, an access-log line for each but 409 SOLD_OUT, logged 1 in `soldOutSampleEvery` (with the
- * count skipped) so a sold-out flood is no log flood. Shared with the sold-out door, so both sample alike.
+ * Metrics for every answer, a log line for each but 409 SOLD_OUT, logged 1 in `soldOutSampleEvery` (with the count
+ * skipped) so a sold-out flood is no log flood; shared with the sold-out door, so both sample alike.
  */
 export class AccessLog {
   private soldOutSkipped = 0;
@@ -80,7 +71,8 @@ export class AccessLog {
 export function requestLogMiddleware(accessLog: AccessLog, metrics: ApiMetrics) {
   return async (ctx: Context, next: Next): Promise<void> => {
     const startedAt = metrics.now();
-    const state = ctx.state as RequestLogState;
+    // errorMiddleware, inside, sets errorCode on an error answer, so the access log names the code.
+    const state = ctx.state as { requestId?: string; errorCode?: string };
     const requestId = requestIdOf(ctx.get(REQUEST_ID_HEADER));
     state.requestId = requestId;
     ctx.set(REQUEST_ID_HEADER, requestId);
@@ -106,4 +98,25 @@ function routeTemplateOf(ctx: Context): string {
   if (typeof routed._matchedRoute === 'string') return routed._matchedRoute;
   const layer = routed.matched?.find((candidate) => candidate.methods.length > 0 && typeof candidate.path === 'string');
   return typeof layer?.path === 'string' ? layer.path : UNMATCHED_ROUTE;
+}
+
+/** With tracing on: names each request's span after its route, and answers its trace id in `X-Trace-Id`. */
+export function requestSpanMiddleware(): Middleware {
+  return async (ctx, next) => {
+    const span = trace.getActiveSpan();
+    if (!span) return next();
+    const { traceId, traceFlags } = span.spanContext();
+    // Sampled only: an unsampled trace was never exported, and its id would lead nowhere.
+    if (traceFlags & 1) ctx.set('X-Trace-Id', traceId);
+    try {
+      await next();
+    } finally {
+      // @koa/router's matched pattern; unmatched paths keep the method-only name (no unbounded names).
+      const route = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
+      if (typeof route === 'string') {
+        span.updateName(`${ctx.method} ${route}`);
+        span.setAttribute('http.route', route);
+      }
+    }
+  };
 }

@@ -1,7 +1,7 @@
 /**
- * `route(router, doc, handler)`: mounts a handler, validates what `doc` declares with its zod schemas, and keeps
- * `doc` for src/api/openapi.ts, so the spec describes exactly what is checked. Each part is validated when the
- * handler asks for it: the order of checks is contract (401 before 400; a webhook's rate limit before its body).
+ * `route(router, doc)`: mounts `doc.handler`, validates what `doc` declares with its zod schemas, and keeps `doc` for
+ * src/api/openapi.ts, so the spec describes exactly what is checked. Each part is validated when the handler asks for
+ * it: the order of checks is contract (401 before 400; a webhook's rate limit before its body).
  */
 import Router, { type RouterContext } from '@koa/router';
 import type { z } from 'zod';
@@ -9,27 +9,15 @@ import type { ErrorCode } from './errors.js';
 import { jsonBody } from './http.js';
 import type { WebhookSignature } from '../payments/providers/definition.js';
 
-export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
-
 /** Who may call a route; each maps to an OpenAPI security scheme (a provider's: its webhook signature). */
 export type RouteAuth = 'shopper' | 'admin' | 'eventsReader' | WebhookSignature;
 
-/** A success answer: its description, and its body unless it has none. */
-export interface SuccessAnswer {
+/** A success answer: its description, and its body (default application/json) unless it has none. */
+interface SuccessAnswer {
   description: string;
   schema?: z.ZodType;
-  /** Default application/json. */
   contentType?: string;
   headers?: z.ZodObject;
-}
-
-/** An error answer: the error codes it may carry; its body is the shared ApiError unless `schema` says otherwise. */
-export interface ErrorAnswer {
-  codes: ErrorCode[];
-  /** Default: the codes and when each is answered. */
-  description?: string;
-  /** A body other than the shared error shape (e.g. /healthz's 503 with its checks). */
-  schema?: z.ZodType;
 }
 
 type Schema = z.ZodType | undefined;
@@ -41,9 +29,8 @@ export interface RouteDoc<
   H extends ObjectSchema = ObjectSchema,
   B extends Schema = Schema,
 > {
-  method: HttpMethod;
-  /** Koa syntax (`/api/orders/:orderNo`); the spec shows `/api/orders/{orderNo}`. */
-  path: string;
+  /** The method and the path in Koa syntax (`GET /api/orders/:orderNo`); the spec shows `/api/orders/{orderNo}`. */
+  at: `${'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'} ${string}`;
   /** Unique across the API, camelCase: what generated clients name the call. */
   operationId: string;
   summary: string;
@@ -56,11 +43,19 @@ export interface RouteDoc<
   headers?: H;
   body?: B;
   responses: Partial<Record<number, SuccessAnswer>>;
-  errors?: Partial<Record<number, ErrorAnswer>>;
+  /** The error codes it may answer, each documented under its own status (ERROR_STATUS). */
+  errors?: ErrorCode[];
+  /** By status: a description other than each code and when it is answered. */
+  errorDescriptions?: Partial<Record<number, string>>;
+  /** By status: a body other than the shared ApiError (e.g. /healthz's 503 with its checks). */
+  errorSchemas?: Partial<Record<number, z.ZodType>>;
+  /** Runs first: the caller's check that `auth` declares (adminOnly). */
+  guard?(ctx: RouterContext): void;
+  handler(ctx: RouterContext, input: RouteInput<P, Q, H, B>): unknown;
 }
 
 /** The declared parts of a request, each validated (and then typed) when the handler asks for it. */
-export interface RouteInput<P extends ObjectSchema, Q extends ObjectSchema, H extends ObjectSchema, B extends Schema> {
+interface RouteInput<P extends ObjectSchema, Q extends ObjectSchema, H extends ObjectSchema, B extends Schema> {
   /** Null when the path does not match: it names nothing, so the handler answers its own 404, never 400. */
   params(): P extends z.ZodType ? z.output<P> | null : never;
   /** 400 INVALID_REQUEST when it does not match. */
@@ -71,24 +66,21 @@ export interface RouteInput<P extends ObjectSchema, Q extends ObjectSchema, H ex
   body(): B extends z.ZodType ? z.output<B> : never;
 }
 
-export type RouteHandler<P extends ObjectSchema, Q extends ObjectSchema, H extends ObjectSchema, B extends Schema> = (
-  ctx: RouterContext,
-  input: RouteInput<P, Q, H, B>,
-) => unknown;
-
 const docsByRouter = new WeakMap<Router, RouteDoc[]>();
 
-/** Mounts `handler` at `doc.method doc.path`, its input validated as `doc` declares; records `doc` for the spec. */
+/** Mounts `handler` at `doc.at`, its input validated as `doc` declares; records `doc` for the spec. */
 export function route<
   P extends ObjectSchema = undefined,
   Q extends ObjectSchema = undefined,
   H extends ObjectSchema = undefined,
   B extends Schema = undefined,
->(router: Router, doc: RouteDoc<P, Q, H, B>, handler: RouteHandler<P, Q, H, B>): void {
-  router.register(doc.path, [doc.method.toUpperCase()], (ctx) => handler(ctx, inputOf(ctx, doc)));
-  const docs = docsByRouter.get(router) ?? [];
-  docs.push(doc);
-  docsByRouter.set(router, docs);
+>(router: Router, doc: RouteDoc<P, Q, H, B>): void {
+  const { method, path } = methodAndPath(doc);
+  router.register(path, [method.toUpperCase()], (ctx) => {
+    doc.guard?.(ctx);
+    return doc.handler(ctx, inputOf(ctx, doc));
+  });
+  docsByRouter.set(router, [...documentedRoutes(router), doc]);
 }
 
 function inputOf<P extends ObjectSchema, Q extends ObjectSchema, H extends ObjectSchema, B extends Schema>(
@@ -134,6 +126,11 @@ export function mergeRouters(routers: readonly Router[]): Router {
     routers.flatMap((router) => documentedRoutes(router)),
   );
   return merged;
+}
+
+export function methodAndPath(doc: Pick<RouteDoc, 'at'>) {
+  const [method, path] = doc.at.split(' ') as [string, string];
+  return { method: method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete', path };
 }
 
 /** `/api/orders/:orderNo` → `/api/orders/{orderNo}`. */

@@ -1,7 +1,6 @@
 /**
- * Request schemas (zod): each route validates and documents with them, bodies strict. Each check is one the OpenAPI
- * document can state, with an example per pattern (test/contract.test.ts starts from them); a rule JSON Schema cannot
- * state is said in the field's description.
+ * Request schemas (zod), bodies strict: each check is one the OpenAPI document can state, with an example per pattern
+ * (test/contract.test.ts starts from them); a rule JSON Schema cannot state is said in the field's description.
  */
 import { z } from 'zod';
 import {
@@ -21,17 +20,21 @@ import {
   MAX_ENDPOINT_DESCRIPTION_CHARS,
   MAX_OVERLAP_SECONDS,
 } from '../events/endpoints.js';
+import { skuNotFound } from '../sales/sales-service.js';
 import { USER_ID_PATTERN } from './auth.js';
 
 export const MAX_QUANTITY_PER_ORDER = 100;
 
-const SKU_RULE = 'sku: 1-64 letters, digits, "_", "." or "-"';
-export const skuSchema = z
-  .string()
-  .min(1, SKU_RULE)
-  .max(64, SKU_RULE)
-  .regex(/^[A-Za-z0-9_.-]+$/, SKU_RULE)
-  .meta({ examples: ['TSHIRT-1'] });
+/** 1-64 characters of `pattern`; any failure says `rule`. */
+const upTo64 = (pattern: RegExp, rule: string, example: string) =>
+  z
+    .string()
+    .min(1, rule)
+    .max(64, rule)
+    .regex(pattern, rule)
+    .meta({ examples: [example] });
+
+export const skuSchema = upTo64(/^[A-Za-z0-9_.-]+$/, 'sku: 1-64 letters, digits, "_", "." or "-"', 'TSHIRT-1');
 export const orderNoSchema = z
   .string()
   .regex(ORDER_NO_PATTERN, 'not an order number')
@@ -40,6 +43,11 @@ export const orderStatusSchema = z.enum(ORDER_STATUSES).meta({ id: 'OrderStatus'
 
 /** A path that does not match names nothing: the route answers its 404. */
 export const skuParams = z.object({ sku: skuSchema });
+/** The path's SKU; a malformed one names no sale: 404 SKU_NOT_FOUND, like an unknown one. */
+export function pathSku(ctx: { params: Record<string, string | undefined> }, params: { sku: string } | null): string {
+  if (!params) throw skuNotFound(ctx.params.sku ?? '');
+  return params.sku;
+}
 export const orderParams = z.object({ orderNo: orderNoSchema });
 
 /**
@@ -109,13 +117,7 @@ export const createSaleSchema = z
     path: ['endsAt'],
   });
 
-const USER_ID_RULE = 'userId: 1-64 letters, digits or _.:@-';
-const userIdSchema = z
-  .string()
-  .min(1, USER_ID_RULE)
-  .max(64, USER_ID_RULE)
-  .regex(USER_ID_PATTERN, USER_ID_RULE)
-  .meta({ examples: ['alice'] });
+const userIdSchema = upTo64(USER_ID_PATTERN, 'userId: 1-64 letters, digits or _.:@-', 'alice');
 export const devLoginSchema = z.strictObject({ userId: userIdSchema });
 
 export const checkoutSchema = z.strictObject({
@@ -123,15 +125,12 @@ export const checkoutSchema = z.strictObject({
   quantity: z.number().int().min(1).max(MAX_QUANTITY_PER_ORDER),
 });
 
-const IDEMPOTENCY_KEY_RULE = 'Idempotency-Key: 1-64 printable ASCII characters';
 /** Absent: a new purchase; present, even empty, it must be a key (an unset variable must not lose idempotency). */
-export const idempotencyKeySchema = z
-  .string()
-  .min(1, IDEMPOTENCY_KEY_RULE)
-  .max(64, IDEMPOTENCY_KEY_RULE)
-  .regex(/^[\x21-\x7e]+$/, IDEMPOTENCY_KEY_RULE)
-  .meta({ examples: ['alice-1'] })
-  .optional();
+export const idempotencyKeySchema = upTo64(
+  /^[\x21-\x7e]+$/,
+  'Idempotency-Key: 1-64 printable ASCII characters',
+  'alice-1',
+).optional();
 
 export const checkoutHeadersSchema = z.object({
   'Idempotency-Key': idempotencyKeySchema,
@@ -143,10 +142,6 @@ export const checkoutHeadersSchema = z.object({
       'RFC 7240 `wait=N`: hold the answer up to N seconds (at most CHECKOUT_MAX_WAIT) until the order is persisted or failed',
   }),
 });
-
-// Each provider declares its own webhook body and signature headers.
-export { paymentSignatureHeadersSchema, paymentWebhookSchema } from '../payments/providers/generic/route.js';
-export { stripeEventSchema, stripeSignatureHeadersSchema } from '../payments/providers/stripe/route.js';
 
 /** An operator's change to a sale's line; `{}` changes nothing. */
 export const lineControlSchema = z.strictObject({

@@ -39,29 +39,25 @@ export async function finishedPage(publicDir: string, page: ScriptedPage): Promi
 /** GET `doc.path`: `page` as HTML, finished once, on the first request; a failure is retried by the next. */
 export function pageRoute(
   router: Router,
-  publicDir: string,
   page: ScriptedPage,
   /** `answer`: the 200's description. */
-  doc: Pick<RouteDoc, 'path' | 'operationId' | 'summary' | 'tag'> & { answer: string },
+  doc: Pick<RouteDoc, 'operationId' | 'summary' | 'tag'> & { path: string; answer: string },
 ): void {
   let finished: Promise<string> | undefined;
-  const { answer, ...operation } = doc;
-  route(
-    router,
-    {
-      method: 'get',
-      ...operation,
-      responses: { 200: { description: answer, contentType: 'text/html', schema: z.string() } },
-    },
-    async (ctx) => {
-      finished ??= finishedPage(publicDir, page).catch((err: unknown) => {
+  const { answer, path, ...operation } = doc;
+  route(router, {
+    at: `GET ${path}`,
+    ...operation,
+    responses: { 200: { description: answer, contentType: 'text/html', schema: z.string() } },
+    async handler(ctx) {
+      finished ??= finishedPage(PAGES_DIR, page).catch((err: unknown) => {
         finished = undefined;
         throw err;
       });
       ctx.type = 'html';
       ctx.body = await finished;
     },
-  );
+  });
 }
 
 /** A page's script and its imports as one browser script, and the CSS it imports as one stylesheet. */

@@ -56,10 +56,8 @@ export async function startApi(
     { source: 'redis', label: 'Redis', marginMs: config.clockSkewMarginMs, marginName: 'CLOCK_SKEW_MARGIN' },
   );
   await clock.start();
-  readiness.watch(
-    () => clock.problem(),
-    () => clock.offsets(),
-  );
+  readiness.problem = () => clock.problem();
+  readiness.clocks = () => clock.offsets();
   // One subscription for the caches notifications keep safe: the sold-out flag, the status cache.
   const channels = {
     [STOCK_RETURNED_CHANNEL]: parts.soldOut.listener(),
@@ -79,7 +77,7 @@ export async function startApi(
     url,
     async drain() {
       if (readiness.draining) return;
-      readiness.startDraining();
+      readiness.draining = true;
       logger.info({ drainMs: config.shutdownDrainMs }, 'draining: /readyz answers 503, requests are still served');
       // Keep-alive clients are told to reconnect, so their next request goes to a ready process.
       server.on('request', (_request, response: ServerResponse) => response.setHeader('Connection', 'close'));

@@ -1,7 +1,7 @@
 /**
  * Answers a plain checkout for a SKU flagged sold out with the app's own 409 SOLD_OUT, without Koa
- * (docs/performance.md). Judges only what it can exactly, cheap looks first; anything else goes to
- * the app, with any body read here handed on (readJsonBody), never read twice. Off while tracing.
+ * (docs/performance.md). Judges only what it can exactly, cheap looks first; anything else goes to the app, with any
+ * body read here handed on (readJsonBody), never read twice. Off while tracing.
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type Koa from 'koa';
@@ -16,18 +16,18 @@ import { checkoutSchema } from './schemas.js';
 const CHECKOUT_PATH = '/api/checkout';
 const JSON_CONTENT_TYPE = /^application\/json\s*(;|$)/i;
 
-export interface SoldOutDoorDeps {
-  auth: ShopperAuth;
-  checkout: CheckoutService;
-  accessLog: AccessLog;
-  metrics: ApiMetrics;
-}
-
 type RequestHandler = ReturnType<Koa['callback']>;
 
 /** The app's request handler (Koa's callback()) behind the sold-out door: what the HTTP server is given instead. */
-export function soldOutDoor(app: RequestHandler, deps: SoldOutDoorDeps): RequestHandler {
-  const { auth, checkout, accessLog, metrics } = deps;
+export function soldOutDoor(
+  app: RequestHandler,
+  {
+    auth,
+    checkout,
+    accessLog,
+    metrics,
+  }: { auth: ShopperAuth; checkout: CheckoutService; accessLog: AccessLog; metrics: ApiMetrics },
+): RequestHandler {
   return async (req, res) => {
     const startedAt = metrics.now();
     // HTTP/2 requests (none today) are the app's alone.
@@ -51,7 +51,8 @@ export function soldOutDoor(app: RequestHandler, deps: SoldOutDoorDeps): Request
     const refusal = request.success ? checkout.soldOutRefusal(request.data.sku) : null;
     if (!refusal) return app(req, res);
     const answer = toApiError(refusal);
-    const requestId = requestIdOf(headerOf(req, 'x-request-id'));
+    const incomingId = req.headers['x-request-id'];
+    const requestId = requestIdOf(typeof incomingId === 'string' ? incomingId : '');
     const body = JSON.stringify(errorBody(answer));
     // The headers Koa and the request-log middleware would set.
     res.writeHead(answer.status, {
@@ -91,9 +92,4 @@ function hasShopperToken(req: IncomingMessage, auth: ShopperAuth): boolean {
   } catch {
     return false;
   }
-}
-
-function headerOf(req: IncomingMessage, name: string): string {
-  const value = req.headers[name];
-  return typeof value === 'string' ? value : '';
 }

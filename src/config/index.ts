@@ -1,7 +1,6 @@
 /**
- * The service's configuration, read once from the environment (docs/operations.md, "Configuration"). Each variable's
- * default and meaning live here (CONFIG_DEFAULTS, CONFIG_DESCRIPTIONS); docs/reference/settings.md is generated from
- * them. Defaults point at the local stack that `npm start` runs, so a bare checkout works as it is.
+ * The service's configuration, read once from the environment (docs/operations.md, "Configuration"; meanings in
+ * scripts/config-descriptions.ts). Defaults point at the local stack that `npm start` runs: a bare checkout works.
  */
 import { randomBytes } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +37,19 @@ export const durationString = z.string().refine(
 
 const booleanString = z.enum(['true', 'false', '1', '0', '']).transform((value) => value === 'true' || value === '1');
 
+/** A comma-separated list's entries, trimmed, empty ones dropped. */
+export function commaList(value: string): string[] {
+  return value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+}
+
+function refuse(ctx: z.RefinementCtx, message: string): never {
+  ctx.addIssue({ code: 'custom', message });
+  return z.NEVER;
+}
+
 /** A request budget: `points` requests per `durationSeconds` window. */
 export interface RateLimit {
   points: number;
@@ -53,13 +65,8 @@ const rateLimitString = z
     const match = /^(\d{1,7})\s*\/\s*(.+)$/.exec(value);
     const points = Number(match?.[1]);
     const durationMs = match?.[2] ? ms(match[2] as Parameters<typeof ms>[0]) : NaN;
-    if (!match || points < 1 || !Number.isFinite(durationMs) || durationMs < 1_000 || durationMs % 1_000 !== 0) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'must be "<requests>/<duration>" such as "10/10s" or "20/1m" (whole seconds), or "0"/"off"',
-      });
-      return z.NEVER;
-    }
+    if (!match || points < 1 || !Number.isFinite(durationMs) || durationMs < 1_000 || durationMs % 1_000 !== 0)
+      return refuse(ctx, 'must be "<requests>/<duration>" such as "10/10s" or "20/1m" (whole seconds), or "0"/"off"');
     return { points, durationSeconds: durationMs / 1_000 };
   });
 
@@ -94,30 +101,18 @@ export interface PayloadCodecKey {
 /** `id=base64,id=base64`: the first encrypts, every one decrypts (a rotation puts the new key first, the old after). */
 const payloadCodecKeys = z.string().transform((value, ctx): PayloadCodecKey[] => {
   const keys: PayloadCodecKey[] = [];
-  for (const entry of value
-    .split(',')
-    .map((part) => part.trim())
-    .filter((part) => part !== '')) {
+  for (const entry of commaList(value)) {
     const match = /^([A-Za-z0-9_-]{1,32})=([A-Za-z0-9+/]+={0,2})$/.exec(entry);
     const secret = match ? Buffer.from(match[2]!, 'base64') : undefined;
-    if (!match || secret?.length !== 32) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `"${entry.split('=')[0]}=…": each key must be <id>=<32 bytes in base64> (openssl rand -base64 32)`,
-      });
-      return z.NEVER;
-    }
-    if (keys.some((key) => key.id === match[1])) {
-      ctx.addIssue({ code: 'custom', message: `key id "${match[1]}" is listed twice` });
-      return z.NEVER;
-    }
+    if (!match || secret?.length !== 32)
+      return refuse(
+        ctx,
+        `"${entry.split('=')[0]}=…": each key must be <id>=<32 bytes in base64> (openssl rand -base64 32)`,
+      );
+    if (keys.some((key) => key.id === match[1])) return refuse(ctx, `key id "${match[1]}" is listed twice`);
     keys.push({ id: match[1]!, secret });
   }
-  if (keys.length === 0) {
-    ctx.addIssue({ code: 'custom', message: 'lists no key' });
-    return z.NEVER;
-  }
-  return keys;
+  return keys.length > 0 ? keys : refuse(ctx, 'lists no key');
 });
 
 /**
@@ -152,10 +147,7 @@ function localCodecKeys(): string {
  * no wildcard (the codec server answers them with credentials allowed).
  */
 const originList = z.string().transform((value, ctx): string[] => {
-  const origins = value
-    .split(',')
-    .map((origin) => origin.trim())
-    .filter((origin) => origin !== '');
+  const origins = commaList(value);
   const bad = origins.filter((origin) => {
     try {
       const url = new URL(origin);
@@ -164,13 +156,11 @@ const originList = z.string().transform((value, ctx): string[] => {
       return true;
     }
   });
-  if (bad.length > 0 || origins.length === 0) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `${bad.length > 0 ? `not an origin: ${bad.map((origin) => `"${origin}"`).join(', ')}` : 'lists no origin'} (origins such as http://127.0.0.1:8233,https://temporal.example.com)`,
-    });
-    return z.NEVER;
-  }
+  if (bad.length > 0 || origins.length === 0)
+    return refuse(
+      ctx,
+      `${bad.length > 0 ? `not an origin: ${bad.map((origin) => `"${origin}"`).join(', ')}` : 'lists no origin'} (origins such as http://127.0.0.1:8233,https://temporal.example.com)`,
+    );
   return [...new Set(origins.map((origin) => new URL(origin).origin))];
 });
 
@@ -190,20 +180,15 @@ const redisUrls = z.string().refine(
 
 /** Comma-separated CIDR ranges (IPv4 in four-part decimal), kept in canonical form (src/events/webhook-sender.ts). */
 const cidrList = z.string().transform((value, ctx): string[] => {
-  const ranges = value
-    .split(',')
-    .map((range) => range.trim())
-    .filter((range) => range !== '');
+  const ranges = commaList(value);
   const bad = ranges.filter(
     (range) => !ipaddr.IPv4.isValidCIDRFourPartDecimal(range) && !ipaddr.IPv6.isValidCIDR(range),
   );
-  if (bad.length > 0) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `not a CIDR range: ${bad.map((range) => `"${range}"`).join(', ')} (ranges such as 127.0.0.0/8,::1/128)`,
-    });
-    return z.NEVER;
-  }
+  if (bad.length > 0)
+    return refuse(
+      ctx,
+      `not a CIDR range: ${bad.map((range) => `"${range}"`).join(', ')} (ranges such as 127.0.0.0/8,::1/128)`,
+    );
   return ranges.map((range) => {
     const [address, bits] = ipaddr.parseCIDR(range);
     return `${address.toString()}/${bits}`;
@@ -319,31 +304,20 @@ const envSchema = z.object({
   PAYMENT_PROVIDER: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be a payment provider\'s name such as "generic"'),
 });
 
-/** The core variables; the providers' own are in src/payments/providers/registry.ts (SERVICE_CONFIG_VARIABLES). */
+/** The core variables; with the providers' own in toolkit/provider-config.ts (SERVICE_CONFIG_VARIABLES). */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
-type ConfigVariable = keyof typeof envSchema.shape;
+export type ConfigVariable = keyof typeof envSchema.shape;
 
-const WITHOUT_DEFAULT = [
-  'TEMPORAL_API_KEY',
-  'TEMPORAL_TLS_CERT_PATH',
-  'TEMPORAL_TLS_KEY_PATH',
-  'TEMPORAL_UI_URL',
-  'LINE_CHALLENGE_HEADER',
-  'LINE_CHALLENGE_SECRET',
-  'WORKER_DEPLOYMENT_NAME',
-  'WORKER_BUILD_ID',
-  'EVENTS_READ_TOKEN',
-  'EVENTS_ALLOWED_RANGES',
-  'PAYLOAD_CODEC_KEYS',
-  'CODEC_SERVER_TOKEN',
-] as const satisfies readonly ConfigVariable[];
-export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = WITHOUT_DEFAULT;
+/** Those without a default: optional in the schema, so unset is valid. */
+type OptionalVariable = {
+  [K in ConfigVariable]-?: undefined extends z.infer<typeof envSchema>[K] ? K : never;
+}[ConfigVariable];
+export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = CONFIG_VARIABLES.filter(
+  (name) => envSchema.shape[name as ConfigVariable].safeParse(undefined).success,
+);
 
-/**
- * Written as an operator would and parsed like set values, so no default is one the loader refuses;
- * test/docs.test.ts holds docs/operations.md's table to them.
- */
+/** Written as an operator would, parsed like set values (none is refused); test/docs.test.ts checks the docs' table. */
 export const CONFIG_DEFAULTS = {
   PORT: String(LOCAL_STACK_PORTS.api),
   TEMPORAL_ADDRESS: `127.0.0.1:${LOCAL_STACK_PORTS.temporal}`,
@@ -418,7 +392,7 @@ export const CONFIG_DEFAULTS = {
   CLOCK_SKEW_MARGIN: '250ms',
   MAX_IN_FLIGHT_REQUESTS: '1000',
   PAYMENT_PROVIDER: 'generic',
-} as const satisfies Record<Exclude<ConfigVariable, (typeof WITHOUT_DEFAULT)[number]>, string>;
+} as const satisfies Record<Exclude<ConfigVariable, OptionalVariable>, string>;
 
 /** What a setting means, as docs/reference/settings.md shows it (generated: `npm run docs:reference`). */
 export interface SettingDescription {
@@ -428,263 +402,8 @@ export interface SettingDescription {
   defaultNote?: string;
 }
 
-/** Each core variable's meaning (its one home), keyed by variable: one added without a meaning does not compile. */
-export const CONFIG_DESCRIPTIONS: Readonly<Record<ConfigVariable, SettingDescription>> = {
-  PORT: { meaning: "the API's port" },
-  TEMPORAL_ADDRESS: { meaning: 'the Temporal frontend' },
-  TEMPORAL_NAMESPACE: { meaning: 'of every order and of the reconcile schedule' },
-  TEMPORAL_TASK_QUEUE: { meaning: 'shared by the API and the worker' },
-  TEMPORAL_TLS: { meaning: 'TLS to Temporal (implied by `TEMPORAL_API_KEY` and by the mTLS pair)' },
-  TEMPORAL_API_KEY: { meaning: 'a Temporal Cloud API key' },
-  TEMPORAL_TLS_CERT_PATH: { meaning: 'mTLS client certificate (PEM); set with the key or not at all' },
-  TEMPORAL_TLS_KEY_PATH: { meaning: 'mTLS client key (PEM)' },
-  TEMPORAL_UI_URL: {
-    meaning: "the Web UI's address, for the dashboard's links",
-    defaultNote: 'under `npm start`: `http://127.0.0.1:8233`',
-  },
-  REDIS_URL: { meaning: 'a `redis://` or `rediss://` URL, or a comma-separated list of Cluster nodes' },
-  REDIS_CLUSTER: { meaning: '`true`: a single `REDIS_URL` is a Cluster (configuration endpoint)' },
-  REDIS_WAIT_REPLICAS: {
-    meaning:
-      'replicas that must hold a reservation before a checkout says 202 (else `503 OUTCOME_UNKNOWN`); `1` with replicas (Cluster), `0` without ([why](docs/fault-tolerance.md#a-reservations-owners))',
-  },
-  MYSQL_URL: { meaning: "`?connectionLimit=N`: the API's and migrator's pool (20); the worker's is 50" },
-  PAYMENT_WINDOW: { meaning: 'how long an order awaits payment (`90s`, `2h`, …); fixed per order at its start' },
-  RECONCILE_INTERVAL: { meaning: 'how often the reconciler runs' },
-  RESERVATION_GRACE: {
-    meaning: "how long the reconciler leaves an order to its workflow: a reservation's age, a payment's",
-  },
-  MAX_CANCELS_PER_SHOPPER: { meaning: 'cancels after which a shopper may not buy in that sale (`0`: no limit)' },
-  CHECKOUT_MAX_WAIT: { meaning: 'the longest `Prefer: wait=N` honoured (`0`: off)' },
-  WEBHOOK_SECRET: { meaning: 'HMAC key of `Payment-Signature` (≥ 16 characters)' },
-  EVENTS_ALLOWED_RANGES: { meaning: 'CIDRs order events may reach though refused (`127.0.0.0/8,::1/128`: local)' },
-  EVENTS_REQUIRE_HTTPS: { meaning: 'order events to `https://` only; `auto`: in production' },
-  EVENTS_ATTEMPT_TIMEOUT_MS: { meaning: "an order event's attempt: connect, send, answer (1–30 s)" },
-  EVENTS_RETRY_PERIOD: { meaning: 'an event is retried this long, then given up (the feed keeps it)' },
-  EVENTS_RETRY_FIRST: { meaning: 'the first retry; each next doubles (± 20 %) up to an hour' },
-  EVENTS_RETENTION: { meaning: 'the feed keeps events this long (≥ `EVENTS_RETRY_PERIOD`)' },
-  EVENTS_SECRET_KEY: { meaning: "endpoints' `whsec_` secrets are sealed (AES-256-GCM) with a key derived from it" },
-  EVENTS_CONCURRENCY: { meaning: 'order events sent at once to one endpoint' },
-  EVENTS_POLL_INTERVAL: { meaning: "how often an endpoint's delivery looks for new events" },
-  JWT_SECRET: { meaning: 'HS256 key of shopper tokens (≥ 16 characters)' },
-  JWT_ISSUER: { meaning: 'required `iss`' },
-  JWT_AUDIENCE: { meaning: 'required `aud`' },
-  JWT_MAX_TTL: { meaning: 'longest token lifetime; a token without `exp` is refused' },
-  ADMIN_TOKEN: { meaning: 'bearer token of the admin routes (≥ 8 characters)' },
-  EVENTS_READ_TOKEN: {
-    meaning:
-      'read-only bearer token of the order events feed (≥ 16 characters); unset: the admin token only. The MySQL user needs `PROCESS` ([Order events](docs/api.md#order-events))',
-  },
-  AUTH_DEV_LOGIN: {
-    meaning: 'enables dev login, the dev payment route and `/api/dev/config`',
-    defaultNote: '`true` under `npm start`',
-  },
-  LOG_LEVEL: { meaning: 'pino level (`trace` … `fatal`, `silent`)' },
-  NODE_ENV: { meaning: '`production` refuses development secrets and `AUTH_DEV_LOGIN=true`' },
-  PAYLOAD_CODEC_KEYS: {
-    meaning:
-      "Temporal payloads' keys, `id=base64,…` (32 bytes each): the first encrypts, all decrypt ([Payload encryption](docs/operations.md#payload-encryption))",
-    defaultNote: "a checkout's own key in `.data/payload-codec-keys`",
-  },
-  PAYLOAD_CODEC_MODE: {
-    meaning: '`decrypt-only`: writes plain payloads and reads both (the release before encryption)',
-  },
-  CODEC_SERVER_PORT: { meaning: "the codec server's port, never `PORT` (`0`: off)" },
-  CODEC_SERVER_HOST: { meaning: "the codec server's address: loopback, it decrypts for whoever reaches it" },
-  CODEC_SERVER_ORIGINS: { meaning: "the Web UI's origins, as browsers send them" },
-  CODEC_SERVER_TOKEN: { meaning: 'a bearer token every codec request must carry (≥ 16 characters)' },
-  RATE_LIMIT_CHECKOUT: { meaning: 'checkouts per shopper: `<requests>/<duration>`, or `0`/`off`' },
-  RATE_LIMIT_LOGIN: { meaning: 'dev logins per client IP' },
-  RATE_LIMIT_WEBHOOK: { meaning: 'webhook calls per client IP' },
-  RATE_LIMIT_LINE: { meaning: "a line's joins and reads per shopper, counted in each API process" },
-  RATE_LIMIT_LINE_IP: { meaning: "a line's joins and reads per client IP, counted in each API process" },
-  RATE_LIMIT_LINE_SUBNET: {
-    meaning: "a line's joins and reads per subnet (IPv4 /24, IPv6 /48), counted in each API process",
-  },
-  LINE_ADMISSIONS_PER_SECOND: {
-    meaning:
-      "a line's admission rate when its sale sets none ([The waiting line](docs/operations.md#the-waiting-line))",
-  },
-  LINE_ADMISSION_TTL: { meaning: 'how long an admission lasts unspent, when the sale sets none' },
-  LINE_CHALLENGE_HEADER: { meaning: 'a header a join must carry, set by your bot-protection proxy' },
-  LINE_CHALLENGE_SECRET: {
-    meaning: 'the value `LINE_CHALLENGE_HEADER` must have (16+ characters; required with the header)',
-  },
-  TRUST_PROXY: { meaning: '`true`: client IP from `X-Forwarded-For` ([Rate limits](docs/operations.md#rate-limits))' },
-  TRUST_PROXY_HOPS: { meaning: 'your proxies that append to `X-Forwarded-For` (1–10)' },
-  SHUTDOWN_DRAIN: {
-    meaning: 'how long `/readyz` answers 503 after SIGTERM before the API closes',
-    defaultNote: '`0s` under `npm start`, the benchmark and the fault suite',
-  },
-  WORKER_METRICS_PORT: { meaning: "the worker's Prometheus port (`0`: off)" },
-  WORKER_HEALTH_PORT: { meaning: "the worker's `/livez` and `/readyz` (`0`: off)" },
-  WORKER_MAX_CACHED_WORKFLOWS: {
-    meaning:
-      'orders cached in the worker (~200 KB each; cut, with a warning, to what its heap holds less 768 MB); others are replayed',
-  },
-  WORKER_VERSIONING: {
-    meaning:
-      'workers are versions of a Worker Deployment ([Deploying during a sale](docs/operations.md#deploying-during-a-sale)); `false`: unversioned',
-  },
-  WORKER_DEPLOYMENT_NAME: { meaning: 'the deployment the workers are versions of', defaultNote: 'the task queue' },
-  WORKER_BUILD_ID: {
-    meaning: "this worker's build id (`npm run rollout -- build-id` prints it)",
-    defaultNote: "the bundle's source hash",
-  },
-  WORKER_PROMOTE: {
-    meaning:
-      'who makes a version current: `on-start` (the worker), `by-rollout`; `auto`: `on-start`, in production the first build only',
-  },
-  ACCESS_LOG_SOLD_OUT_SAMPLE: { meaning: 'log 1 in N `409 SOLD_OUT` answers (`0`: none)' },
-  STATUS_CACHE_MS: {
-    meaning: "how long an order's status may come from memory while change notifications are down (`0`: off)",
-  },
-  STATUS_CACHE_NOTIFIED_MS: {
-    meaning: "how long an order's status may come from memory while change notifications are live",
-  },
-  STATUS_CACHE_MAX_ENTRIES: { meaning: 'status cache size per API process' },
-  STATUS_LONG_POLL_MAX_WAITERS: { meaning: 'long-polls per API process; beyond: `503 UNAVAILABLE`' },
-  CHECKOUT_DEADLINE: { meaning: 'the longest a checkout takes (waiting: plus the wait)' },
-  READ_DEADLINE: { meaning: 'the longest one status read takes' },
-  WRITE_DEADLINE: { meaning: "the longest a cancel's delivery to the order takes" },
-  REDIS_TIMEOUT: { meaning: 'each Redis command of an API request' },
-  MYSQL_TIMEOUT: { meaning: 'each MySQL query of an API request' },
-  BREAKER_FAILURES: { meaning: "consecutive failures that open a dependency's breaker" },
-  BREAKER_NO_SUCCESS_FOR: {
-    meaning:
-      'a breaker opens on `BREAKER_FAILURES` only once its dependency has also answered nothing this long (`0`: failures alone)',
-  },
-  BREAKER_HALF_OPEN_AFTER: { meaning: 'wait before an open breaker lets one call try again' },
-  MAX_CONCURRENT_STARTS: {
-    meaning:
-      "workflow starts in flight per worker's owner of starts, and per API for waiting checkouts (the pace adapts below it)",
-  },
-  CHECKOUT_START_BUDGET: {
-    meaning:
-      "what a checkout keeps after its reservation for a replica's acknowledgement (`REDIS_WAIT_REPLICAS`) or a waiting checkout's start",
-  },
-  CLOCK_SKEW_MARGIN: { meaning: 'allowed API–Redis clock gap; `/readyz` is 503 past half of it' },
-  MAX_IN_FLIGHT_REQUESTS: { meaning: 'requests per API process; beyond: `503 UNAVAILABLE` at once (`0`: no bound)' },
-  PAYMENT_PROVIDER: {
-    meaning:
-      'the provider new orders are paid through, by its name in the provider registry: `generic` (the signed webhook of `WEBHOOK_SECRET`) or `stripe` ([Payments through Stripe](docs/operations.md#payments-through-stripe))',
-  },
-};
-
-export interface AppConfig {
-  port: number;
-  temporal: {
-    address: string;
-    namespace: string;
-    taskQueue: string;
-    tls: boolean;
-    apiKey?: string;
-    /** PEM files, both or neither. */
-    clientCertPath?: string;
-    clientKeyPath?: string;
-    /** null: unversioned workers. Without a buildId the worker uses the workflow bundle's source hash. */
-    versioning: {
-      deploymentName: string;
-      buildId?: string;
-      /** on-start: the worker makes its version current; first-only: only while the deployment has none. */
-      promote: 'on-start' | 'first-only' | 'by-rollout';
-    } | null;
-  };
-  redisUrl: string;
-  mysqlUrl: string;
-  /** Kept as the string the operator wrote; it travels in each workflow's input. */
-  paymentWindow: string;
-  paymentWindowMs: number;
-  reconcileIntervalMs: number;
-  reservationGraceMs: number;
-  webhookSecret: string;
-  /**
-   * Order events to merchants' endpoints: CIDR ranges whose addresses may be reached though refused (loopback for the
-   * local stack), whether http:// is refused, one attempt's bound (connect, send, answer).
-   */
-  /**
-   * Every Temporal payload's encryption (src/infra/payload-codec.ts): `keys[0]` encrypts, every key decrypts;
-   * decrypt-only writes plain payloads and reads both (the release that comes before encryption).
-   */
-  payloadCodec: { keys: readonly PayloadCodecKey[]; mode: 'encrypt' | 'decrypt-only' };
-  /**
-   * The codec server (src/api/codec-server.ts): port 0 is off; the browser origins it answers (the Web UI's); the
-   * bearer token its callers must send, or null.
-   */
-  codecServer: { port: number; host: string; allowedOrigins: readonly string[]; token: string | null };
-  webhookDelivery: {
-    allowedRanges: readonly string[];
-    requireHttps: boolean;
-    attemptTimeoutMs: number;
-    retryPeriodMs: number;
-    retryFirstMs: number;
-    retentionMs: number;
-    secretKey: string;
-    concurrency: number;
-    pollIntervalMs: number;
-  };
-  jwtSecret: string;
-  jwtIssuer: string;
-  jwtAudience: string;
-  jwtMaxTtlMs: number;
-  /** Per sale; 0: no limit. */
-  maxCancelsPerShopper: number;
-  /** Whole seconds; 0: never waits. */
-  checkoutMaxWaitSeconds: number;
-  adminToken: string;
-  eventsReadToken: string | null;
-  authDevLogin: boolean;
-  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
-  /** For the dashboard's links to each order's workflow. */
-  temporalUiUrl: string | null;
-  /** Request budgets; null: no limit. */
-  rateLimits: { checkout: RateLimit | null; login: RateLimit | null; webhook: RateLimit | null };
-  /** Each API process counts its own; null: no limit. */
-  lineRateLimits: { shopper: RateLimit | null; ip: RateLimit | null; subnet: RateLimit | null };
-  /** A sale's line defaults, and the challenge a join must carry (null: none). */
-  line: {
-    admissionsPerSecond: number;
-    admissionTtlSeconds: number;
-    challenge: { header: string; secret: string } | null;
-  };
-  /** Client IPs from X-Forwarded-For, trusting its last `trustProxyHops` entries. */
-  trustProxy: boolean;
-  trustProxyHops: number;
-  /** /readyz answers 503 this long after SIGTERM, still serving, before the API closes. */
-  shutdownDrainMs: number;
-  nodeEnv: z.infer<typeof envSchema>['NODE_ENV'];
-  /** 0: off. */
-  workerMetricsPort: number;
-  /** 0: off. */
-  workerHealthPort: number;
-  /** The worker's sticky cache; evicted orders are replayed on demand. */
-  workerMaxCachedWorkflows: number;
-  /** 409 SOLD_OUT answers are access-logged 1 in this many (1: all, 0: none); metrics count all. */
-  accessLogSoldOutSample: number;
-  redisCluster: boolean;
-  /** REDIS_WAIT_REPLICAS: 0, or the replicas a promise must be on before a 202 its start did not cover. */
-  redisWaitReplicas: number;
-  /** How long AWAITING_PAYMENT may be served from memory (0: off); src/order/status-reads.ts. */
-  statusCacheMs: number;
-  /** AWAITING_PAYMENT answers kept this long while order-change notifications are live (>= statusCacheMs). */
-  statusCacheNotifiedMs: number;
-  statusCacheMaxEntries: number;
-  statusLongPollMaxWaiters: number;
-  /** Bounds of the API's answers and of each dependency call on a request path (ms). */
-  deadlines: { checkoutMs: number; readMs: number; writeMs: number; redisMs: number; mysqlMs: number };
-  /** Each dependency's circuit breaker (src/infra/dependency-guard.ts). */
-  breaker: { failureThreshold: number; noSuccessForMs: number; halfOpenAfterMs: number };
-  /** Requests in flight per API process before it sheds (0: no bound). */
-  maxInFlightRequests: number;
-  maxConcurrentStarts: number;
-  checkoutStartBudgetMs: number;
-  clockSkewMarginMs: number;
-  /**
-   * `environment`: the variables beyond the core ones, from which the registry reads each provider's settings (never
-   * logged). Moving back to generic keeps Stripe's keys to refund the Stripe payments taken.
-   */
-  payments: { provider: string; environment: Readonly<Record<string, string>> };
-}
+/** The settings as every process reads them: the shape configOf builds. */
+export type AppConfig = ReturnType<typeof configOf>;
 
 export class ConfigError extends Error {}
 
@@ -711,7 +430,28 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   if (e.NODE_ENV === 'production') refuseDevSettings(e);
-  const config: AppConfig = {
+  const config = configOf(e, present);
+  const problems = deadlineRelationProblems(config);
+  if (config.codecServer.port !== 0 && config.codecServer.port === config.port)
+    problems.push(
+      `CODEC_SERVER_PORT: must not be the API's PORT (${config.port}); the codec server decrypts payloads and is never served publicly`,
+    );
+  const events = config.webhookDelivery;
+  if (events.retentionMs < events.retryPeriodMs)
+    problems.push(
+      `EVENTS_RETENTION: must be at least EVENTS_RETRY_PERIOD (${e.EVENTS_RETENTION} < ${e.EVENTS_RETRY_PERIOD}); ` +
+        'otherwise an event still being retried could leave the feed',
+    );
+  if (problems.length > 0)
+    throw new ConfigError(`Refusing to start with settings that do not fit together:\n  ${problems.join('\n  ')}`);
+  return config;
+}
+
+type Env = z.infer<typeof envSchema>;
+
+// The one statement of AppConfig's shape: each field's meaning is its variable's (scripts/config-descriptions.ts).
+function configOf(e: Env, present: Record<string, string>) {
+  return {
     port: e.PORT,
     temporal: {
       address: e.TEMPORAL_ADDRESS,
@@ -722,26 +462,30 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ...(e.TEMPORAL_TLS_CERT_PATH && e.TEMPORAL_TLS_KEY_PATH
         ? { clientCertPath: e.TEMPORAL_TLS_CERT_PATH, clientKeyPath: e.TEMPORAL_TLS_KEY_PATH }
         : {}),
+      /** null: unversioned workers. Without a buildId the worker uses the workflow bundle's source hash. */
       versioning: e.WORKER_VERSIONING
         ? {
             deploymentName: e.WORKER_DEPLOYMENT_NAME ?? e.TEMPORAL_TASK_QUEUE.replaceAll('.', '-'),
             ...(e.WORKER_BUILD_ID ? { buildId: e.WORKER_BUILD_ID } : {}),
+            /** on-start: the worker makes its version current; first-only: only while the deployment has none. */
             promote:
-              e.WORKER_PROMOTE === 'auto'
-                ? e.NODE_ENV === 'production'
-                  ? 'first-only'
-                  : 'on-start'
-                : e.WORKER_PROMOTE,
+              e.WORKER_PROMOTE !== 'auto'
+                ? e.WORKER_PROMOTE
+                : e.NODE_ENV === 'production'
+                  ? ('first-only' as const)
+                  : ('on-start' as const),
           }
         : null,
     },
     redisUrl: e.REDIS_URL,
     mysqlUrl: e.MYSQL_URL,
+    /** Kept as the string the operator wrote; it travels in each workflow's input. */
     paymentWindow: e.PAYMENT_WINDOW,
     paymentWindowMs: durationToMs(e.PAYMENT_WINDOW),
     reconcileIntervalMs: durationToMs(e.RECONCILE_INTERVAL),
     reservationGraceMs: durationToMs(e.RESERVATION_GRACE),
     webhookSecret: e.WEBHOOK_SECRET,
+    /** `keys[0]` encrypts, every key decrypts (src/infra/payload-codec.ts). */
     payloadCodec: {
       keys: e.PAYLOAD_CODEC_KEYS ?? payloadCodecKeys.parse(localCodecKeys()),
       mode: e.PAYLOAD_CODEC_MODE,
@@ -771,12 +515,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     jwtAudience: e.JWT_AUDIENCE,
     jwtMaxTtlMs: durationToMs(e.JWT_MAX_TTL),
     maxCancelsPerShopper: e.MAX_CANCELS_PER_SHOPPER,
+    /** Whole seconds, as the checkout applies it; 0: never waits. */
     checkoutMaxWaitSeconds: e.CHECKOUT_MAX_WAIT === '0' ? 0 : Math.floor(durationToMs(e.CHECKOUT_MAX_WAIT) / 1000),
     adminToken: e.ADMIN_TOKEN,
     eventsReadToken: e.EVENTS_READ_TOKEN ?? null,
     authDevLogin: e.AUTH_DEV_LOGIN,
     logLevel: e.LOG_LEVEL,
     temporalUiUrl: e.TEMPORAL_UI_URL?.replace(/\/+$/, '') ?? null,
+    /** null: no limit. */
     rateLimits: { checkout: e.RATE_LIMIT_CHECKOUT, login: e.RATE_LIMIT_LOGIN, webhook: e.RATE_LIMIT_WEBHOOK },
     lineRateLimits: { shopper: e.RATE_LIMIT_LINE, ip: e.RATE_LIMIT_LINE_IP, subnet: e.RATE_LIMIT_LINE_SUBNET },
     line: {
@@ -816,50 +562,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxConcurrentStarts: e.MAX_CONCURRENT_STARTS,
     checkoutStartBudgetMs: durationToMs(e.CHECKOUT_START_BUDGET),
     clockSkewMarginMs: durationToMs(e.CLOCK_SKEW_MARGIN),
+    /** `environment`: the providers' variables (never logged); back on generic, Stripe's still refund its payments. */
     payments: {
       provider: e.PAYMENT_PROVIDER,
       environment: Object.fromEntries(Object.entries(present).filter(([name]) => !CONFIG_VARIABLES.includes(name))),
     },
   };
-  const problems = deadlineRelationProblems(config);
-  if (config.codecServer.port !== 0 && config.codecServer.port === config.port)
-    problems.push(
-      `CODEC_SERVER_PORT: must not be the API's PORT (${config.port}); the codec server decrypts payloads and is never served publicly`,
-    );
-  const events = config.webhookDelivery;
-  if (events.retentionMs < events.retryPeriodMs)
-    problems.push(
-      `EVENTS_RETENTION: must be at least EVENTS_RETRY_PERIOD (${e.EVENTS_RETENTION} < ${e.EVENTS_RETRY_PERIOD}); ` +
-        'otherwise an event still being retried could leave the feed',
-    );
-  if (problems.length > 0)
-    throw new ConfigError(`Refusing to start with settings that do not fit together:\n  ${problems.join('\n  ')}`);
-  return config;
 }
 
-/** Kept back from a checkout's deadline to write its answer (ANSWER_MARGIN_MS in src/order/checkout.ts). */
-const ANSWER_MARGIN_MS = 100;
-
-/**
- * The relations between settings that loadConfig refuses to start without, in words (docs/reference/settings.md);
- * each variable's own bounds are in its meaning.
- */
-export const CONFIG_RELATIONS: readonly string[] = [
-  `\`CHECKOUT_DEADLINE\` > \`REDIS_TIMEOUT\` + \`CHECKOUT_START_BUDGET\` + \`CLOCK_SKEW_MARGIN\` + ${ANSWER_MARGIN_MS} ms (else a slow reserve misses its cutoff)`,
-  "`RESERVATION_GRACE` ≥ `CHECKOUT_MAX_WAIT` + `CHECKOUT_DEADLINE` (else the reconciler may act before a waiting checkout's start)",
-  '`EVENTS_RETENTION` ≥ `EVENTS_RETRY_PERIOD` (else an event still being retried could leave the feed)',
-  '`CODEC_SERVER_PORT` is not `PORT` (the codec server decrypts payloads and is never served publicly)',
-  '`TEMPORAL_TLS_CERT_PATH` and `TEMPORAL_TLS_KEY_PATH` both or neither',
-  '`LINE_CHALLENGE_HEADER` needs `LINE_CHALLENGE_SECRET`',
-  '`NODE_ENV=production` refuses the development secrets (`WEBHOOK_SECRET`, `JWT_SECRET`, `ADMIN_TOKEN`, `EVENTS_SECRET_KEY`), `AUTH_DEV_LOGIN=true`, and `PAYLOAD_CODEC_KEYS` unset or with a `local-` key',
-];
+/** Kept back from a checkout's deadline to write its answer (src/order/checkout.ts). */
+export const ANSWER_MARGIN_MS = 100;
 
 const showMs = (value: number) => (value % 1_000 === 0 ? `${value / 1_000}s` : `${value}ms`);
 
-/**
- * Relations between deadlines that no variable's own check sees, one problem each (its message says why).
- * CHECKOUT_MAX_WAIT counts in whole seconds, as the checkout applies it.
- */
+/** Relations between deadlines that no variable's own check sees, one problem each (its message says why). */
 export function deadlineRelationProblems(
   config: Pick<
     AppConfig,
@@ -888,7 +604,7 @@ export function deadlineRelationProblems(
 }
 
 /** In production, a published dev secret or the dev login is a hole: refuse to start, naming each. */
-function refuseDevSettings(e: z.infer<typeof envSchema>): void {
+function refuseDevSettings(e: Env): void {
   const problems = (Object.keys(DEV_SECRETS) as (keyof typeof DEV_SECRETS)[])
     .filter((name) => e[name] === DEV_SECRETS[name])
     .map((name) => `${name}: is the development default; set a secret of your own`);

@@ -1,7 +1,6 @@
 /** The order rows and the transactions that move them (persist, fail, pay, cancel), each under the row's lock. */
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
-  SOLD_STATUSES,
   isSold,
   judgeAtTheDoor,
   paidOrderStatus,
@@ -17,7 +16,19 @@ import {
   type SoldStatus,
   type StoredOrderStatus,
 } from '../model/order-workflow.js';
-import { inTransaction, isDuplicateKey, toOrderRow, type OrderRow } from './rows.js';
+import {
+  cast,
+  date,
+  inTransaction,
+  isDuplicateKey,
+  num,
+  orNull,
+  rowMapper,
+  str,
+  toOrderRow,
+  type OrderRow,
+  Store,
+} from './rows.js';
 
 /** The columns an order row is written with; the others follow from them or from later changes. */
 export type NewOrder = Pick<
@@ -32,22 +43,11 @@ export type NewOrder = Pick<
 };
 
 /** A payment the order's row applied: what its workflow is told. */
-export interface AppliedPayment {
-  eventId: string;
-  amountCents: number;
-  receivedAt: Date;
-}
+export type AppliedPayment = Omit<DecidedPayment, 'provider' | 'verdict'>;
 
+/** `paymentDeadline` as written; `applied`, `refundsOwed`: payments recorded before the row, as it decided them. */
 export type InsertOrderResult =
-  /** `paymentDeadline` as written (NewOrder.paymentWindowMs); for ALREADY_PERSISTED, by an earlier attempt. */
-  | {
-      outcome: 'INSERTED';
-      paymentDeadline: Date;
-      /** A payment recorded before the row was written, which the row applied as it was written. */
-      applied?: AppliedPayment;
-      /** Payments recorded before the row was written that the row judged owed back. */
-      refundsOwed: OwedRefund[];
-    }
+  | { outcome: 'INSERTED'; paymentDeadline: Date; applied?: AppliedPayment; refundsOwed: OwedRefund[] }
   | { outcome: 'ALREADY_PERSISTED'; paymentDeadline: Date; applied?: AppliedPayment }
   | { outcome: 'SALE_NOT_FOUND' }
   | { outcome: 'OUT_OF_STOCK'; available: number }
@@ -56,26 +56,16 @@ export type InsertOrderResult =
   /** The order was already ended FAILED or CANCELLED (the reconciler gave it up before this start persisted it). */
   | { outcome: 'CLOSED'; status: StoredOrderStatus; failureReason: string | null };
 
-/** The one close's answer (OrderStore.close): the row's verdict, and what the caller owes after the commit. */
+/** The one close's answer: the row's verdict; `changed`: readers are told; `refundsOwed`: refunds after the commit. */
 export type ClosedOrder =
-  | (CloseVerdict & {
-      /** The row or one of its payments moved: readers are told (a change notification). */
-      changed: boolean;
-      /** Payments this close left owed back (started as refunds after the commit where the provider has an API). */
-      refundsOwed: OwedRefund[];
-    })
+  | (CloseVerdict & { changed: boolean; refundsOwed: OwedRefund[] })
   /** A timeout asked before MySQL's clock reached the deadline: nothing changed; ask again in `dueInMs`. */
   | { outcome: 'NOT_DUE'; dueInMs: number; changed: false; refundsOwed: [] };
 
 /** A payment left owed back, named for its refund's workflow. */
-export interface OwedRefund {
-  eventId: string;
-  provider: PaymentProviderName;
-}
+export type OwedRefund = Pick<DecidedPayment, 'eventId' | 'provider'>;
 
-export class OrderStore {
-  constructor(private readonly pool: Pool) {}
-
+export class OrderStore extends Store {
   async getOrder(orderNo: string): Promise<OrderRow | null> {
     const [rows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM orders WHERE order_no = ?', [orderNo]);
     return rows[0] ? toOrderRow(rows[0]) : null;
@@ -98,21 +88,13 @@ export class OrderStore {
   }
 
   /** A page of the SKU's orders whose checkout sent an Idempotency-Key, by order number. */
-  async keyedOrdersPage(
-    sku: string,
-    afterOrderNo: string,
-    limit: number,
-  ): Promise<Array<{ orderNo: string; userId: string; idempotencyKey: string }>> {
+  async keyedOrdersPage(sku: string, afterOrderNo: string, limit: number) {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT order_no, user_id, idempotency_key FROM orders
        WHERE sku = ? AND idempotency_key IS NOT NULL AND order_no > ? ORDER BY order_no LIMIT ?`,
       [sku, afterOrderNo, limit],
     );
-    return rows.map((row) => ({
-      orderNo: String(row.order_no),
-      userId: String(row.user_id),
-      idempotencyKey: String(row.idempotency_key),
-    }));
+    return rows.map(rowMapper({ orderNo: str, userId: str, idempotencyKey: str }));
   }
 
   /**
@@ -121,9 +103,8 @@ export class OrderStore {
    * attempt's row shows as a duplicate key, or as "out of stock", checked against the row before it is believed.
    */
   async insertAwaitingOrder(order: NewOrder): Promise<InsertOrderResult> {
-    let result: InsertOrderResult;
     try {
-      result = await inTransaction(this.pool, async (conn): Promise<InsertOrderResult> => {
+      return await inTransaction(this.pool, async (conn): Promise<InsertOrderResult> => {
         await insertOrderRow(conn, order, 'AWAITING_PAYMENT', null);
         let paymentDeadline = order.paymentDeadline;
         if (order.paymentWindowMs !== undefined) {
@@ -135,12 +116,10 @@ export class OrderStore {
         }
         // The row written, the payments that came before it are its to decide (its workflow learns from this answer).
         const decided = await decideWaitingPayments(conn, order.orderNo, {
-          written: {
-            status: 'AWAITING_PAYMENT',
-            totalCents: order.unitPriceCents * order.quantity,
-            paymentDeadline,
-            paymentProvider: order.paymentProvider ?? null,
-          },
+          status: 'AWAITING_PAYMENT',
+          totalCents: order.unitPriceCents * order.quantity,
+          paymentDeadline,
+          paymentProvider: order.paymentProvider ?? null,
         });
         // The stock last: every persist of the SKU queues on its sales row, held from here to the commit only.
         // The guard in WHERE (and the table's CHECK) makes MySQL refuse to sell what it lacks; then all rolls back.
@@ -153,10 +132,13 @@ export class OrderStore {
         return { outcome: 'INSERTED', paymentDeadline, ...(applied ? { applied } : {}), refundsOwed: owedOf(decided) };
       });
     } catch (err) {
+      // Nothing was taken: an earlier attempt may have persisted the order with the last units.
       if (err instanceof NothingTaken) {
-        const [sale] = await this.pool.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [order.sku]);
-        result = sale[0]
-          ? { outcome: 'OUT_OF_STOCK', available: Number(sale[0].available) }
+        const [sales] = await this.pool.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [
+          order.sku,
+        ]);
+        const result: InsertOrderResult = sales[0]
+          ? { outcome: 'OUT_OF_STOCK', available: Number(sales[0].available) }
           : { outcome: 'SALE_NOT_FOUND' };
         return (await this.existingOrderMatches(order)) ?? result;
       }
@@ -168,29 +150,21 @@ export class OrderStore {
       }
       throw err;
     }
-    // Nothing was taken: an earlier attempt may have persisted the order with the last units.
-    if (result.outcome !== 'INSERTED') return (await this.existingOrderMatches(order)) ?? result;
-    return result;
   }
 
   /** An earlier attempt's row answers for this one only if it is the same order and was persisted, not ended. */
   private async existingOrderMatches(order: NewOrder): Promise<InsertOrderResult | null> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(
+    const [[row]] = await this.pool.query<RowDataPacket[]>(
       'SELECT sku, user_id, status, failure_reason, payment_deadline FROM orders WHERE order_no = ?',
       [order.orderNo],
     );
-    const row = rows[0];
     if (!row) return null;
     if (row.sku !== order.sku || row.user_id !== order.userId) return { outcome: 'CONFLICT' };
     const status = row.status as StoredOrderStatus;
     if (status === 'FAILED' || status === 'CANCELLED')
       return { outcome: 'CLOSED', status, failureReason: (row.failure_reason as string | null) ?? null };
     const applied = isSold(status) ? await appliedPaymentOf(this.pool, order.orderNo) : undefined;
-    return {
-      outcome: 'ALREADY_PERSISTED',
-      paymentDeadline: row.payment_deadline as Date,
-      ...(applied ? { applied } : {}),
-    };
+    return { outcome: 'ALREADY_PERSISTED', paymentDeadline: row.payment_deadline as Date, ...(applied && { applied }) };
   }
 
   /**
@@ -203,44 +177,33 @@ export class OrderStore {
    */
   async close(order: NewOrder, request: CloseRequest): Promise<ClosedOrder> {
     return inTransaction(this.pool, async (conn): Promise<ClosedOrder> => {
-      const [rows] = await conn.query<RowDataPacket[]>(
+      const [[row]] = await conn.query<RowDataPacket[]>(
         `SELECT sku, user_id, quantity, status, total_cents, payment_deadline, payment_provider, cancel_reason,
                 failure_reason, paid_at, TIMESTAMPDIFF(MICROSECOND, NOW(3), payment_deadline) AS due_in_us
          FROM orders WHERE order_no = ? FOR UPDATE`,
         [order.orderNo],
       );
-      const row = rows[0];
-      // The number names another order (OrderConflict: another SKU or shopper): this one fails, that row is untouched.
-      if (row && (row.sku !== order.sku || row.user_id !== order.userId)) {
+      // No row, or the number names another order (OrderConflict: another SKU or shopper; that row is untouched).
+      if (!row || row.sku !== order.sku || row.user_id !== order.userId) {
         if (request.kind === 'PAYMENT') return { outcome: 'OPEN', changed: false, refundsOwed: [] };
-        const reason = request.kind === 'CANCEL' ? `OrderConflict: ${request.reason}` : request.reason;
-        return { outcome: 'FAILED', reason: reason.slice(0, 255), changed: false, refundsOwed: [] };
-      }
-      if (!row) {
-        if (request.kind === 'PAYMENT') return { outcome: 'OPEN', changed: false, refundsOwed: [] };
-        const reason = request.kind === 'CANCEL' ? `OrderNotPersisted: ${request.reason}` : request.reason;
-        await insertOrderRow(conn, order, 'FAILED', reason.slice(0, 255), true);
+        const named = request.kind === 'CANCEL' ? `${row ? 'OrderConflict' : 'OrderNotPersisted'}: ` : '';
+        const reason = `${named}${request.reason}`.slice(0, 255);
+        if (row) return { outcome: 'FAILED', reason, changed: false, refundsOwed: [] };
+        await insertOrderRow(conn, order, 'FAILED', reason, true);
         await recordOrderEvent(conn, { orderNo: order.orderNo, type: 'order.failed', whenStatus: 'FAILED' });
         // Payments that came for it before any row are owed back for its failure (ORDER_FAILED).
-        const decided = await decideWaitingPayments(conn, order.orderNo, {});
-        return { outcome: 'FAILED', reason: reason.slice(0, 255), changed: true, refundsOwed: owedOf(decided) };
+        const decided = await decideWaitingPayments(conn, order.orderNo);
+        return { outcome: 'FAILED', reason, changed: true, refundsOwed: owedOf(decided) };
       }
       // A payment received and not decided yet is decided first: one in time pays the order, whatever was asked.
-      const decided = await decideWaitingPayments(conn, order.orderNo, {
-        written: {
-          status: row.status as StoredOrderStatus,
-          totalCents: Number(row.total_cents),
-          paymentDeadline: row.payment_deadline as Date,
-          paymentProvider: (row.payment_provider as string | null) ?? null,
-        },
-      });
+      const held = toJudgedOrder(row);
+      const decided = await decideWaitingPayments(conn, order.orderNo, held);
       const paid = decided.some((payment) => payment.verdict.outcome === 'APPLIED');
-      const status: StoredOrderStatus = paid ? 'PAID' : (row.status as StoredOrderStatus);
+      const status: StoredOrderStatus = paid ? 'PAID' : held.status;
       const refundsOwed = owedOf(decided);
-      const changed = decided.length > 0;
-      const ended = (verdict: CloseVerdict, moved = changed): ClosedOrder => ({
+      const ended = (verdict: CloseVerdict, changed = decided.length > 0): ClosedOrder => ({
         ...verdict,
-        changed: moved,
+        changed,
         refundsOwed,
       });
       if (status === 'CANCELLED') return ended({ outcome: 'CANCELLED', reason: row.cancel_reason as CancelReason });
@@ -261,15 +224,12 @@ export class OrderStore {
         const dueInMs = Math.ceil(Number(row.due_in_us ?? 0) / 1_000);
         if (request.reason === 'PAYMENT_TIMEOUT' && dueInMs >= 0)
           return { outcome: 'NOT_DUE', dueInMs: dueInMs + 1, changed: false, refundsOwed: [] };
-        await moveStatus(conn, order.orderNo, 'CANCELLED', { cancel_reason: request.reason, cancelled_at: MYSQL_NOW });
-        await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
-        await recordOrderEvent(conn, { orderNo: order.orderNo, type: 'order.cancelled' });
+        const cancelled = { cancel_reason: request.reason, cancelled_at: MYSQL_NOW } as const;
+        await endUnsold(conn, order.orderNo, row, 'CANCELLED', cancelled);
         return ended({ outcome: 'CANCELLED', reason: request.reason }, true);
       }
       const reason = request.reason.slice(0, 255);
-      await moveStatus(conn, order.orderNo, 'FAILED', { failure_reason: reason });
-      await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
-      await recordOrderEvent(conn, { orderNo: order.orderNo, type: 'order.failed' });
+      await endUnsold(conn, order.orderNo, row, 'FAILED', { failure_reason: reason });
       return ended({ outcome: 'FAILED', reason }, true);
     });
   }
@@ -288,10 +248,7 @@ export class OrderStore {
 /** A column set to MySQL's clock as the statement runs: one clock for a payment's times and an order's. */
 const MYSQL_NOW = Symbol('NOW(3)');
 
-/**
- * Moves the row (its lock held) to `to` with the given columns, along ORDER_MOVES only: a move the table lacks is a bug
- * and throws, rolling the transaction back.
- */
+/** Moves the row (its lock held) to `to`, with `columns`, along ORDER_MOVES only: another move is a bug, and throws. */
 async function moveStatus(
   conn: PoolConnection,
   orderNo: string,
@@ -308,6 +265,19 @@ async function moveStatus(
   if (moved.affectedRows !== 1) throw new Error(`order ${orderNo}: no move to ${to} from its status (ORDER_MOVES)`);
 }
 
+/** The row (its lock held) moves to CANCELLED or FAILED, its units back in MySQL's stock, and tells of it. */
+async function endUnsold(
+  conn: PoolConnection,
+  orderNo: string,
+  row: RowDataPacket,
+  to: 'CANCELLED' | 'FAILED',
+  columns: Parameters<typeof moveStatus>[3],
+): Promise<void> {
+  await moveStatus(conn, orderNo, to, columns);
+  await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
+  await recordOrderEvent(conn, { orderNo, type: to === 'FAILED' ? 'order.failed' : 'order.cancelled' });
+}
+
 /** A sold order fails (its lock held): units back in MySQL's stock, its applied payment owed back (ORDER_FAILED). */
 async function failSoldOrder(
   conn: PoolConnection,
@@ -315,9 +285,7 @@ async function failSoldOrder(
   row: RowDataPacket,
   reason: string,
 ): Promise<OwedRefund[]> {
-  await moveStatus(conn, orderNo, 'FAILED', { failure_reason: reason.slice(0, 255) });
-  await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
-  await recordOrderEvent(conn, { orderNo, type: 'order.failed' });
+  await endUnsold(conn, orderNo, row, 'FAILED', { failure_reason: reason.slice(0, 255) });
   // Perhaps with money taken back since: a failed order keeps no money; a chargeback already recorded is its refund.
   const [applied] = await conn.query<RowDataPacket[]>(
     `SELECT event_id, provider, provider_ref FROM payments WHERE order_no = ? AND outcome = 'APPLIED' FOR UPDATE`,
@@ -350,24 +318,23 @@ async function appliedPaymentOf(
   db: Pick<Pool, 'query'> | PoolConnection,
   orderNo: string,
 ): Promise<AppliedPayment | undefined> {
-  const [rows] = await db.query<RowDataPacket[]>(
+  const [[row]] = await db.query<RowDataPacket[]>(
     `SELECT event_id, amount_cents, received_at FROM payments WHERE order_no = ? AND outcome = 'APPLIED'
      ORDER BY received_at, event_id LIMIT 1`,
     [orderNo],
   );
-  const row = rows[0];
   if (!row) return undefined;
   return { eventId: String(row.event_id), amountCents: Number(row.amount_cents), receivedAt: row.received_at as Date };
 }
 
 async function insertOrderRow(
-  db: Pick<Pool, 'query'> | PoolConnection,
+  conn: PoolConnection,
   order: NewOrder,
   status: StoredOrderStatus,
   failureReason: string | null,
   ignoreExisting = false,
 ): Promise<void> {
-  await db.query(
+  await conn.query(
     `INSERT ${ignoreExisting ? 'IGNORE ' : ''}INTO orders (order_no, sku, user_id, quantity, unit_price_cents, total_cents, status,
                          payment_provider, failure_reason, idempotency_key, payment_deadline, created_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${order.paymentWindowMs === undefined ? '?' : 'GREATEST(CAST(? AS DATETIME(3)), NOW(3) + INTERVAL ? MICROSECOND)'}, ?)`,
@@ -401,26 +368,16 @@ async function insertOrderRow(
 export async function decideWaitingPayments(
   conn: PoolConnection,
   orderNo: string,
-  options: {
-    /** The row as this transaction holds it (its lock held): not read again. */
-    written?: { status: StoredOrderStatus; totalCents: number; paymentDeadline: Date; paymentProvider: string | null };
-  },
+  /** The row as this transaction holds it (its lock held): not read again. */
+  held?: JudgedOrder,
 ): Promise<DecidedPayment[]> {
-  const [orders] = options.written
+  const [[read]] = held
     ? [[]]
     : await conn.query<RowDataPacket[]>(
         `SELECT status, total_cents, payment_deadline, payment_provider FROM orders WHERE order_no = ? FOR UPDATE`,
         [orderNo],
       );
-  const read = orders[0];
-  const order =
-    options.written ??
-    (read && {
-      status: read.status as StoredOrderStatus,
-      totalCents: Number(read.total_cents),
-      paymentDeadline: read.payment_deadline as Date,
-      paymentProvider: (read.payment_provider as string | null) ?? null,
-    });
+  const order = held ?? (read && toJudgedOrder(read));
   if (!order) return [];
   const [waiting] = await conn.query<RowDataPacket[]>(
     // By the order's index only: on an index by outcome this would lock every RECEIVED payment of every order
@@ -431,12 +388,7 @@ export async function decideWaitingPayments(
   );
   let status = order.status;
   const decided: DecidedPayment[] = [];
-  for (const payment of waiting) {
-    const arrival = {
-      amountCents: Number(payment.amount_cents),
-      receivedAt: (payment.received_at as Date).toISOString(),
-    };
-    const provider = (payment.provider as PaymentProviderName | null) ?? 'generic';
+  for (const payment of waiting.map(toWaitingPayment)) {
     const verdict = judgeAtTheDoor(
       {
         status,
@@ -444,13 +396,12 @@ export async function decideWaitingPayments(
         paymentDeadline: order.paymentDeadline.toISOString(),
         intentDecides: order.paymentProvider !== null,
       },
-      arrival,
+      { amountCents: payment.amountCents, receivedAt: payment.receivedAt.toISOString() },
     );
-    const eventId = String(payment.event_id);
     if (verdict.outcome === 'APPLIED') {
       await moveStatus(conn, orderNo, 'PAID', { paid_at: MYSQL_NOW });
       await conn.query(`UPDATE payments SET outcome = 'APPLIED' WHERE event_id = ? AND outcome IN (?)`, [
-        eventId,
+        payment.eventId,
         paymentOutcomesMovingTo('APPLIED'),
       ]);
       await recordOrderEvent(conn, { orderNo, type: 'order.paid' });
@@ -463,28 +414,35 @@ export async function decideWaitingPayments(
     } else {
       await conn.query(
         `UPDATE payments SET outcome = 'REFUND_REQUIRED', refund_reason = ? WHERE event_id = ? AND outcome IN (?)`,
-        [verdict.refundReason ?? null, eventId, paymentOutcomesMovingTo('REFUND_REQUIRED')],
+        [verdict.refundReason ?? null, payment.eventId, paymentOutcomesMovingTo('REFUND_REQUIRED')],
       );
     }
-    decided.push({
-      eventId,
-      amountCents: arrival.amountCents,
-      receivedAt: payment.received_at as Date,
-      provider,
-      verdict,
-    });
+    decided.push({ ...payment, verdict });
   }
   return decided;
 }
+
+/** What the one judge reads of the order's row. */
+const toJudgedOrder = rowMapper({
+  status: cast<StoredOrderStatus>,
+  totalCents: num,
+  paymentDeadline: date,
+  paymentProvider: orNull<string>,
+});
+type JudgedOrder = ReturnType<typeof toJudgedOrder>;
+
+const toWaitingPayment = rowMapper({
+  eventId: str,
+  amountCents: num,
+  receivedAt: date,
+  provider: (value) => (value as PaymentProviderName | null) ?? 'generic',
+});
 
 /** insertAwaitingOrder's stock was not there (or no sale): the transaction rolls back, the order row with it. */
 class NothingTaken extends Error {}
 
 /** A payment the one judge decided, and its verdict. */
-export interface DecidedPayment extends AppliedPayment {
-  provider: PaymentProviderName;
-  verdict: PaymentVerdict;
-}
+export type DecidedPayment = ReturnType<typeof toWaitingPayment> & { verdict: PaymentVerdict };
 
 /** The payment a judging applied, if it applied one. */
 export function appliedOf(decided: readonly DecidedPayment[]): AppliedPayment | undefined {
@@ -498,7 +456,7 @@ export async function applyTakebacks(conn: PoolConnection, orderNo: string): Pro
     orderNo,
   ]);
   if (!order) throw new Error(`order ${orderNo} vanished under its lock`);
-  if (!(SOLD_STATUSES as readonly string[]).includes(String(order.status))) return order.status as StoredOrderStatus;
+  if (!isSold(order.status)) return order.status as StoredOrderStatus;
   const [[refunds], [disputes]] = await Promise.all([
     conn.query<RowDataPacket[]>(
       `SELECT takeback_id, amount_cents, status, created_at FROM payment_takebacks
@@ -606,35 +564,20 @@ const CREATED_AT: Partial<Record<OrderEventType, string>> = {
 };
 
 /** The order row's columns an event keeps (every one the admin view shows), as JSON. */
-const ORDER_SNAPSHOT = `JSON_OBJECT(${[
-  'order_no',
-  'sku',
-  'user_id',
-  'quantity',
-  'unit_price_cents',
-  'total_cents',
-  'status',
-  'cancel_reason',
-  'failure_reason',
-  'payment_deadline',
-  'created_at',
-  'paid_at',
-  'cancelled_at',
-  'payment_provider',
-  'refunded_cents',
-  'dispute_status',
-  'dispute_reason',
-  'dispute_due_by',
-  'dispute_amount_cents',
-]
+const ORDER_SNAPSHOT = `JSON_OBJECT(${(
+  'order_no sku user_id quantity unit_price_cents total_cents status cancel_reason failure_reason payment_deadline ' +
+  'created_at paid_at cancelled_at payment_provider refunded_cents dispute_status dispute_reason dispute_due_by ' +
+  'dispute_amount_cents'
+)
+  .split(' ')
   .map((column) => `'${column}', ${column}`)
   .join(', ')})`;
 export const ORDER_SNAPSHOT_DATES = ['payment_deadline', 'created_at', 'paid_at', 'cancelled_at', 'dispute_due_by'];
 
 /**
- * Writes the event of a fact the caller's transaction just decided on the order's row (its lock held), with the row as
- * it stands; once: a repeat (a retried close, a second report of one refund) finds the unique key and writes nothing.
- * `whenStatus`: only if the row is in that status (a statement that may have changed nothing).
+ * The event of a fact the caller's transaction just decided on the row (its lock held), with the row as it stands;
+ * once: a repeat (a retried close) finds the unique key. `whenStatus`: only if the row is in it (a statement may
+ * have changed nothing).
  */
 export async function recordOrderEvent(
   conn: PoolConnection,

@@ -1,17 +1,19 @@
-/**
- * The payment rows, each recorded once and decided by its order's row (src/db/orders.ts); the PaymentIntents opened,
- * failed attempts, the catch-up's cursor. Money going back: src/db/refunds.ts.
- */
-import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+/** Payments, each recorded once and decided by its order's row (orders.ts); intents, failed attempts, event cursors. */
+import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { type PaymentProviderName, type RefundReason } from '../model/order-workflow.js';
 import { decideWaitingPayments } from './orders.js';
 import {
-  PAYMENT_COLUMNS,
+  cast,
+  date,
   inTransaction,
+  orNull,
+  rowMapper,
+  str,
   toPaymentIntentRow,
   toPaymentRow,
   type PaymentIntentRow,
   type PaymentRow,
+  Store,
 } from './rows.js';
 
 /** A payment event as the webhooks record it. */
@@ -35,25 +37,25 @@ export interface IntentStanding {
   orderIntents: number;
 }
 
+const toPaymentFailure = rowMapper({
+  eventId: str,
+  orderNo: str,
+  provider: cast<PaymentProviderName>,
+  providerRef: orNull<string>,
+  code: orNull<string>,
+  message: orNull<string>,
+  receivedAt: date,
+});
+export type PaymentFailureRow = ReturnType<typeof toPaymentFailure>;
 /** A payment attempt the provider reports failed (a declined card): recorded, no money moved. */
-export interface PaymentFailure {
-  eventId: string;
-  orderNo: string;
-  provider: PaymentProviderName;
-  providerRef: string | null;
-  code: string | null;
-  message: string | null;
-}
+export type PaymentFailure = Omit<PaymentFailureRow, 'receivedAt'>;
 
-export class PaymentStore {
-  constructor(private readonly pool: Pool) {}
-
+export class PaymentStore extends Store {
   /**
    * Records a payment once and has its order's row decide it (decideWaitingPayments). A payment is its money: one row
    * per generic event, one per provider payment (Stripe's PaymentIntent) whichever event told of it first; each event
    * is kept as evidence. The order row's lock comes first, so received_at is stamped after a close holding it read
-   * MySQL's clock. `judged`: decided now (APPLIED, or REFUND_REQUIRED); still RECEIVED: no order row yet.
-   * `refundReason`: money to give back whatever the order says, recorded so at once.
+   * MySQL's clock. `judged`: decided now; still RECEIVED: no order row yet. `refundReason`: owed back whatever happens.
    */
   async recordPayment(
     event: RecordedPaymentEvent,
@@ -80,9 +82,9 @@ export class PaymentStore {
       );
       const [rows] = await conn.query<RowDataPacket[]>(
         event.providerRef
-          ? `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?
-               UNION SELECT ${PAYMENT_COLUMNS} FROM payments WHERE provider = ? AND provider_ref = ?`
-          : `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`,
+          ? `SELECT ${toPaymentRow.columns} FROM payments WHERE event_id = ?
+               UNION SELECT ${toPaymentRow.columns} FROM payments WHERE provider = ? AND provider_ref = ?`
+          : `SELECT ${toPaymentRow.columns} FROM payments WHERE event_id = ?`,
         event.providerRef ? [event.eventId, event.provider ?? 'generic', event.providerRef] : [event.eventId],
       );
       // The event's own row first (an event id seen before keeps its row), else the payment's.
@@ -98,7 +100,7 @@ export class PaymentStore {
         ]);
       if (row.outcome !== 'RECEIVED' || row.orderNo !== event.orderNo) return { row, judged: false };
       // Its own row written, it reads the order's: decided now, or by the transaction that writes the order's row.
-      const mine = (await decideWaitingPayments(conn, event.orderNo, {})).find(
+      const mine = (await decideWaitingPayments(conn, event.orderNo)).find(
         (decided) => decided.eventId === row.eventId,
       );
       if (!mine) return { row, judged: false };
@@ -107,65 +109,46 @@ export class PaymentStore {
     });
   }
 
-  async getPayment(eventId: string): Promise<PaymentRow | null> {
+  /** The payment rows `where` picks (a condition, an order, a limit). */
+  private async payments(where: string, values: unknown[]): Promise<PaymentRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE event_id = ?`,
-      [eventId],
+      `SELECT ${toPaymentRow.columns} FROM payments WHERE ${where}`,
+      values,
     );
-    const row = rows[0];
-    if (!row) return null;
-    return toPaymentRow(row);
+    return rows.map(toPaymentRow);
+  }
+
+  async getPayment(eventId: string): Promise<PaymentRow | null> {
+    return (await this.payments('event_id = ?', [eventId]))[0] ?? null;
   }
 
   async paymentsOfOrder(orderNo: string): Promise<PaymentRow[]> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE order_no = ? ORDER BY event_id`,
-      [orderNo],
-    );
-    return rows.map(toPaymentRow);
+    return this.payments('order_no = ? ORDER BY event_id', [orderNo]);
   }
 
   /** The payment rows of these provider payments (Stripe: PaymentIntents); one at most each, by the schema. */
   async paymentsOfIntents(provider: PaymentProviderName, intentIds: readonly string[]): Promise<PaymentRow[]> {
     if (intentIds.length === 0) return [];
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE provider = ? AND provider_ref IN (?)`,
-      [provider, intentIds],
-    );
-    return rows.map(toPaymentRow);
+    return this.payments('provider = ? AND provider_ref IN (?)', [provider, intentIds]);
   }
 
   /** The payment recorded for a provider's payment (Stripe: its PaymentIntent), and the order that opened it. */
-  async paymentOfIntent(
-    provider: PaymentProviderName,
-    intentId: string,
-  ): Promise<{ payment: PaymentRow | null; orderNo: string | null }> {
-    const [[payments], [intents]] = await Promise.all([
-      this.pool.query<RowDataPacket[]>(
-        `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE provider = ? AND provider_ref = ?`,
-        [provider, intentId],
-      ),
+  async paymentOfIntent(provider: PaymentProviderName, intentId: string) {
+    const [[payment = null], [intents]] = await Promise.all([
+      this.payments('provider = ? AND provider_ref = ?', [provider, intentId]),
       this.pool.query<RowDataPacket[]>('SELECT order_no FROM payment_intents WHERE intent_id = ?', [intentId]),
     ]);
-    const payment = payments[0] ? toPaymentRow(payments[0]) : null;
     return { payment, orderNo: payment?.orderNo ?? (intents[0] ? String(intents[0].order_no) : null) };
   }
 
   /** Which payment each of these provider events told of, and through what (webhook, catch-up, close). */
-  async paymentEvidence(
-    eventIds: readonly string[],
-  ): Promise<Array<{ eventId: string; paymentEventId: string; source: string; receivedAt: Date }>> {
+  async paymentEvidence(eventIds: readonly string[]) {
     if (eventIds.length === 0) return [];
     const [rows] = await this.pool.query<RowDataPacket[]>(
       'SELECT event_id, payment_event_id, source, received_at FROM payment_evidence WHERE event_id IN (?)',
       [eventIds],
     );
-    return rows.map((row) => ({
-      eventId: String(row.event_id),
-      paymentEventId: String(row.payment_event_id),
-      source: String(row.source),
-      receivedAt: row.received_at as Date,
-    }));
+    return rows.map(rowMapper({ eventId: str, paymentEventId: str, source: str, receivedAt: date }));
   }
 
   // ---- payments RECEIVED before their order's row ---------------------------------------------------
@@ -173,25 +156,20 @@ export class PaymentStore {
 
   /** Up to `limit` payments still RECEIVED, recorded over `olderThanMs` ago by MySQL's clock, oldest first. */
   async waitingPayments(olderThanMs: number, limit: number): Promise<PaymentRow[]> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${PAYMENT_COLUMNS} FROM payments
-       WHERE outcome = 'RECEIVED' AND received_at < NOW(3) - INTERVAL ? MICROSECOND ORDER BY received_at LIMIT ?`,
+    return this.payments(
+      `outcome = 'RECEIVED' AND received_at < NOW(3) - INTERVAL ? MICROSECOND ORDER BY received_at LIMIT ?`,
       [Math.round(olderThanMs * 1_000), limit],
     );
-    return rows.map(toPaymentRow);
   }
 
   /** Has the order's row decide its waiting payments; no row and `noSuchOrder` (never issued): ORDER_NOT_FOUND. */
-  async decideWaitingFor(
-    orderNo: string,
-    options: { noSuchOrder: boolean },
-  ): Promise<{ decided: number; orderExists: boolean }> {
+  async decideWaitingFor(orderNo: string, options: { noSuchOrder: boolean }) {
     return inTransaction(this.pool, async (conn) => {
       const [orders] = await conn.query<RowDataPacket[]>('SELECT 1 FROM orders WHERE order_no = ? FOR UPDATE', [
         orderNo,
       ]);
       if (orders.length > 0) {
-        const decided = await decideWaitingPayments(conn, orderNo, {});
+        const decided = await decideWaitingPayments(conn, orderNo);
         return { decided: decided.length, orderExists: true };
       }
       if (!options.noSuchOrder) return { decided: 0, orderExists: false };
@@ -303,21 +281,13 @@ export class PaymentStore {
     );
   }
 
-  async paymentFailuresOfOrder(orderNo: string): Promise<(PaymentFailure & { receivedAt: Date })[]> {
+  async paymentFailuresOfOrder(orderNo: string): Promise<PaymentFailureRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT event_id, order_no, provider, provider_ref, code, message, received_at FROM payment_failures
        WHERE order_no = ? ORDER BY received_at, event_id`,
       [orderNo],
     );
-    return rows.map((row) => ({
-      eventId: String(row.event_id),
-      orderNo: String(row.order_no),
-      provider: row.provider as PaymentProviderName,
-      providerRef: (row.provider_ref as string | null) ?? null,
-      code: (row.code as string | null) ?? null,
-      message: (row.message as string | null) ?? null,
-      receivedAt: row.received_at as Date,
-    }));
+    return rows.map(toPaymentFailure);
   }
 
   /** Where the catch-up reads a provider's events from (its `created`, in seconds); null before its first run. */

@@ -1,25 +1,25 @@
 /** Money going back: refunds asked of a provider (forwards only), and refunds or disputes it reports (takebacks). */
-import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
   REFUNDS_OWED,
-  SOLD_STATUSES,
+  isSold,
   paymentOutcomesMovingTo,
   type RefundProgress,
   type StoredOrderStatus,
 } from '../model/order-workflow.js';
 import { applyTakebacks, disputeOwedMoney, recordOrderEvent } from './orders.js';
-import { inTransaction, toTakeback, type PaymentRow, type Takeback } from './rows.js';
+import { inTransaction, orNull, rowMapper, str, toTakeback, type PaymentRow, type Takeback, Store } from './rows.js';
 
 /** A payment owed back, as the reconciler starts its refund. */
-export interface OwedPayment {
-  eventId: string;
-  provider: string;
-  providerRef: string | null;
-}
+const toOwedPayment = rowMapper({ eventId: str, provider: str, providerRef: orNull<string> });
+export type OwedPayment = ReturnType<typeof toOwedPayment>;
 
-export class RefundStore {
-  constructor(private readonly pool: Pool) {}
+/** A takeback's fields as its furthest stage reported them: a later stage wins; an older or repeated one, none. */
+const FURTHER_STAGE = ['amount_cents', 'status', 'provider_status', 'reason', 'due_by']
+  .map((column) => `${column} = IF(VALUES(stage) > stage, VALUES(${column}), ${column})`)
+  .join(', ');
 
+export class RefundStore extends Store {
   // ---- refunds through a provider (RefundWorkflow: started as the row decides, and by the reconciler where none runs)
 
   /** A page of the payments owed back through these providers, by event id after `afterEventId`. */
@@ -30,17 +30,10 @@ export class RefundStore {
        WHERE outcome IN (?) AND provider IN (?) AND event_id > ? ORDER BY event_id LIMIT ?`,
       [REFUNDS_OWED, providers, afterEventId, limit],
     );
-    return rows.map((row) => ({
-      eventId: String(row.event_id),
-      provider: String(row.provider),
-      providerRef: (row.provider_ref as string | null) ?? null,
-    }));
+    return rows.map(toOwedPayment);
   }
 
-  /**
-   * What a refund of the payment may still ask for: its amount less what the provider refunded of it without us (a
-   * Dashboard refund, pending or done). Zero: given back in full already.
-   */
+  /** What a refund may still ask for: the amount less what the provider refunded without us (a Dashboard refund). */
   async refundableCents(payment: Pick<PaymentRow, 'amountCents' | 'provider' | 'providerRef'>): Promise<number> {
     if (!payment.providerRef) return payment.amountCents;
     const [[taken]] = await this.pool.query<RowDataPacket[]>(
@@ -61,10 +54,7 @@ export class RefundStore {
   }
 
   /** Moves a refund on (by event id or refund id), forwards only: repeated or late events never move it back. */
-  async recordRefundProgress(
-    match: { eventId?: string; refundId?: string },
-    progress: RefundProgress,
-  ): Promise<boolean> {
+  async recordRefundProgress(match: { eventId?: string; refundId?: string }, progress: RefundProgress) {
     return inTransaction(this.pool, async (conn) => {
       const [result] = await conn.query<ResultSetHeader>(
         `UPDATE payments SET outcome = ?, refund_id = COALESCE(?, refund_id), refund_error = ?
@@ -122,13 +112,7 @@ export class RefundStore {
         `INSERT INTO payment_takebacks
              (takeback_id, kind, provider, intent_id, order_no, amount_cents, status, provider_status, stage, reason, due_by, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON DUPLICATE KEY UPDATE
-             amount_cents = IF(VALUES(stage) > stage, VALUES(amount_cents), amount_cents),
-             status = IF(VALUES(stage) > stage, VALUES(status), status),
-             provider_status = IF(VALUES(stage) > stage, VALUES(provider_status), provider_status),
-             reason = IF(VALUES(stage) > stage, VALUES(reason), reason),
-             due_by = IF(VALUES(stage) > stage, VALUES(due_by), due_by),
-             stage = GREATEST(stage, VALUES(stage))`,
+           ON DUPLICATE KEY UPDATE ${FURTHER_STAGE}, stage = GREATEST(stage, VALUES(stage))`,
         [
           takeback.id,
           takeback.kind,
@@ -148,7 +132,7 @@ export class RefundStore {
       // affectedRows: 1 inserted, 2 updated, 0 unchanged (an older or repeated event).
       const changed = result.affectedRows > 0;
       if (changed && takeback.kind === 'DISPUTE') await disputeOwedMoney(conn, takeback.provider, takeback.intentId);
-      if (!changed || !status || !(SOLD_STATUSES as readonly string[]).includes(status)) return { changed, status };
+      if (!changed || !status || !isSold(status)) return { changed, status };
       return { changed, status: await applyTakebacks(conn, takeback.orderNo) };
     });
   }

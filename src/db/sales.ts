@@ -1,10 +1,8 @@
 /** The sales table: a sale's definition and its MySQL stock, written once with Redis's (createSale). */
-import type { Pool, RowDataPacket } from 'mysql2/promise';
-import { inTransaction, isDuplicateKey, toSaleRow, type SaleRecord, type SaleRow } from './rows.js';
+import type { RowDataPacket } from 'mysql2/promise';
+import { inTransaction, isDuplicateKey, toSaleRow, type SaleRecord, type SaleRow, Store } from './rows.js';
 
-export class SaleStore {
-  constructor(private readonly pool: Pool) {}
-
+export class SaleStore extends Store {
   /** Inserts the sale and runs `alsoElsewhere` (Redis's) in its transaction: both or neither. False: the SKU exists. */
   async createSale(sale: SaleRecord, alsoElsewhere: () => Promise<boolean>): Promise<boolean> {
     try {
@@ -23,10 +21,9 @@ export class SaleStore {
   }
 
   async getSale(sku: string): Promise<SaleRow | null> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      'SELECT sku, name, price_cents, stock, available, per_user_limit, starts_at, ends_at, created_at FROM sales WHERE sku = ?',
-      [sku],
-    );
+    const [rows] = await this.pool.query<RowDataPacket[]>(`SELECT ${toSaleRow.columns} FROM sales WHERE sku = ?`, [
+      sku,
+    ]);
     const row = rows[0];
     return row ? toSaleRow(row) : null;
   }

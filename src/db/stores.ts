@@ -12,18 +12,10 @@ import { ReportStore } from './reports.js';
 import { SaleStore } from './sales.js';
 import { WebhookStore } from './webhooks.js';
 
-export interface Stores {
-  orders: OrderStore;
-  payments: PaymentStore;
-  refunds: RefundStore;
-  sales: SaleStore;
-  reports: ReportStore;
-  events: EventStore;
-  webhooks: WebhookStore;
-}
+export type Stores = ReturnType<typeof openStores>;
 
 /** The stores over `pool`; whoever opened the pool ends it. */
-export function openStores(pool: Pool): Stores {
+export function openStores(pool: Pool) {
   return {
     orders: new OrderStore(pool),
     payments: new PaymentStore(pool),

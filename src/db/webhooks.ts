@@ -2,82 +2,33 @@
  * Merchants' webhook endpoints, the events each is owed (webhook_deliveries) and each attempt (webhook_attempts),
  * and the feed's retention. Bodies are never copied: a delivery is an event's seq, read from order_events when sent.
  */
-import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { OrderEventType } from '../model/order-workflow.js';
-import { SETTLED_BEFORE, toOrderEventRow, type OrderEventRow } from './events.js';
-import { inTransaction } from './rows.js';
+import { SETTLED_BEFORE, toOrderEventRow } from './events.js';
+import { cast, date, inTransaction, num, numOrNull, orNull, rowMapper, str, Store } from './rows.js';
 
 export const DELIVERY_STATUSES = ['PENDING', 'DELIVERED', 'GAVE_UP'] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 export const ATTEMPT_OUTCOMES = ['delivered', 'gone', 'slow_down', 'failed', 'refused'] as const;
 export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
 
-export interface EndpointRow {
-  endpointId: string;
-  url: string;
-  /** Empty: every type. */
-  eventTypes: OrderEventType[];
-  description: string | null;
-  enabled: boolean;
-  disabledReason: string | null;
-  secretBox: Buffer;
-  oldSecretBox: Buffer | null;
-  oldSecretUntil: Date | null;
-  feedSeq: number;
-  pausedUntil: Date | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-export interface NewEndpoint {
-  endpointId: string;
-  url: string;
+export type NewEndpoint = Pick<EndpointRow, 'endpointId' | 'url' | 'description' | 'secretBox'> & {
   eventTypes: readonly OrderEventType[];
-  description: string | null;
-  secretBox: Buffer;
-}
-
-export interface DeliveryRow {
-  endpointId: string;
-  seq: number;
-  eventId: string;
-  type: OrderEventType;
-  status: DeliveryStatus;
-  attempts: number;
-  nextAttemptAt: Date | null;
-  retryUntil: Date;
-  lastStatus: number | null;
-  lastError: string | null;
-  queuedAt: Date;
-  deliveredAt: Date | null;
-}
+};
 
 /** A due delivery with its event, as sent. */
-export interface DueDelivery {
-  seq: number;
-  attempts: number;
-  retryUntil: Date;
-  event: OrderEventRow;
-}
+const toDueDelivery = rowMapper({
+  seq: (_, row) => Number(row.event_seq),
+  attempts: num,
+  retryUntil: date,
+  event: (_, row) => toOrderEventRow(row),
+});
+export type DueDelivery = ReturnType<typeof toDueDelivery>;
 
-export interface AttemptRow {
-  attemptId: number;
-  attemptedAt: Date;
-  outcome: AttemptOutcome;
-  httpStatus: number | null;
-  error: string | null;
-  durationMs: number | null;
-}
-
-/** What an attempt leaves on its delivery. */
-export interface AttemptRecord {
-  outcome: AttemptOutcome;
-  httpStatus: number | null;
-  error: string | null;
-  durationMs: number | null;
-  /** PENDING with the next try `inMs` from now (MySQL's clock), or final. */
+/** What an attempt leaves on its delivery; `next`: PENDING, tried again `inMs` from now (MySQL's clock), or final. */
+export type AttemptRecord = Omit<AttemptRow, 'attemptId' | 'attemptedAt'> & {
   next: { status: 'PENDING'; inMs: number } | { status: 'DELIVERED' | 'GAVE_UP' };
-}
+};
 
 export interface DeliveryFigures {
   pending: number;
@@ -94,29 +45,14 @@ export interface OrderEventFigures {
   /** The feed's newest seq (the retention's mark once it pruned them all; 0 before the first event). */
   newestSeq: number;
   /** Every endpoint (none is ever deleted), enabled or not. */
-  endpoints: EndpointDeliveryFigures[];
+  endpoints: Array<ReturnType<typeof toEndpointFigures>>;
 }
-
-export interface EndpointDeliveryFigures {
-  endpointId: string;
-  enabled: boolean;
-  pending: number;
-  gaveUp: number;
-  /** How long ago, by MySQL's clock, its oldest pending delivery was queued; null when none is pending. */
-  oldestPendingAgeSeconds: number | null;
-}
-
-const ENDPOINT_COLUMNS =
-  'endpoint_id, url, event_types, description, enabled, disabled_reason, secret_box, old_secret_box, old_secret_until, ' +
-  'feed_seq, paused_until, created_at, updated_at';
 
 const DELIVERY_COLUMNS =
   'd.endpoint_id, d.event_seq, e.event_id, e.type, d.status, d.attempts, d.next_attempt_at, d.retry_until, ' +
   'd.last_status, d.last_error, d.queued_at, d.delivered_at';
 
-export class WebhookStore {
-  constructor(private readonly pool: Pool) {}
-
+export class WebhookStore extends Store {
   /** A new endpoint, owed the events written from now on. */
   async createEndpoint(endpoint: NewEndpoint): Promise<EndpointRow> {
     await this.pool.query(
@@ -132,7 +68,7 @@ export class WebhookStore {
 
   async getEndpoint(endpointId: string): Promise<EndpointRow | null> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE endpoint_id = ?`,
+      `SELECT ${toEndpointRow.columns} FROM webhook_endpoints WHERE endpoint_id = ?`,
       [endpointId],
     );
     return rows[0] ? toEndpointRow(rows[0]) : null;
@@ -141,7 +77,7 @@ export class WebhookStore {
   /** Every endpoint, oldest first (a merchant has a handful). */
   async listEndpoints(limit = 500): Promise<EndpointRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at, endpoint_id LIMIT ?`,
+      `SELECT ${toEndpointRow.columns} FROM webhook_endpoints ORDER BY created_at, endpoint_id LIMIT ?`,
       [limit],
     );
     return rows.map(toEndpointRow);
@@ -216,17 +152,12 @@ export class WebhookStore {
    * Queues the events written since the endpoint's last queued seq (of its types), up to `limit` read, as far as no
    * open transaction may still precede them; moves its seq on in the same transaction. `more`: a full page was read.
    */
-  async queueNewEvents(
-    endpointId: string,
-    retryPeriodMs: number,
-    limit: number,
-  ): Promise<{ queued: number; more: boolean }> {
+  async queueNewEvents(endpointId: string, retryPeriodMs: number, limit: number) {
     return inTransaction(this.pool, async (conn) => {
-      const [endpoints] = await conn.query<RowDataPacket[]>(
+      const [[endpoint]] = await conn.query<RowDataPacket[]>(
         'SELECT feed_seq, event_types, enabled, paused_until FROM webhook_endpoints WHERE endpoint_id = ? FOR UPDATE',
         [endpointId],
       );
-      const endpoint = endpoints[0];
       if (!endpoint || Number(endpoint.enabled) !== 1) return { queued: 0, more: false };
       const [events] = await conn.query<RowDataPacket[]>(
         `SELECT seq, type FROM order_events WHERE seq > ? AND recorded_at < ${SETTLED_BEFORE} ORDER BY seq LIMIT ?`,
@@ -260,12 +191,7 @@ export class WebhookStore {
        ORDER BY d.next_attempt_at, d.event_seq LIMIT ?`,
       [endpointId, limit],
     );
-    return rows.map((row) => ({
-      seq: Number(row.event_seq),
-      attempts: Number(row.attempts),
-      retryUntil: row.retry_until as Date,
-      event: toOrderEventRow(row),
-    }));
+    return rows.map(toDueDelivery);
   }
 
   /** How long until the next owed delivery is due, by MySQL's clock (≤ 0: due now); null when nothing is owed. */
@@ -299,10 +225,7 @@ export class WebhookStore {
   }
 
   /** An endpoint's deliveries, newest event first, keyset-paged by seq; of `status` when given. */
-  async deliveriesPage(
-    endpointId: string,
-    query: { status?: DeliveryStatus; beforeSeq?: number; limit: number },
-  ): Promise<DeliveryRow[]> {
+  async deliveriesPage(endpointId: string, query: { status?: DeliveryStatus; beforeSeq?: number; limit: number }) {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN order_events e ON e.seq = d.event_seq
        WHERE d.endpoint_id = ?${query.status ? ' AND d.status = ?' : ''}${query.beforeSeq ? ' AND d.event_seq < ?' : ''}
@@ -328,14 +251,7 @@ export class WebhookStore {
        WHERE endpoint_id = ? AND event_seq = ? ORDER BY attempt_id LIMIT ?`,
       [endpointId, seq, limit],
     );
-    return rows.map((row) => ({
-      attemptId: Number(row.attempt_id),
-      attemptedAt: row.attempted_at as Date,
-      outcome: row.outcome as AttemptOutcome,
-      httpStatus: row.http_status === null ? null : Number(row.http_status),
-      error: (row.error as string | null) ?? null,
-      durationMs: row.duration_ms === null ? null : Number(row.duration_ms),
-    }));
+    return rows.map(toAttemptRow);
   }
 
   /**
@@ -382,10 +298,7 @@ export class WebhookStore {
     return figures;
   }
 
-  /**
-   * The worker's gauges in one read: the feed's newest seq and, per endpoint, its PENDING and GAVE_UP deliveries and
-   * the age of its oldest PENDING. The deliveries are read in webhook_deliveries_figures (013) alone, DELIVERED never.
-   */
+  /** The worker's gauges in one read; deliveries in webhook_deliveries_figures (013) alone, DELIVERED ones never. */
   async orderEventFigures(): Promise<OrderEventFigures> {
     // The feed's row first, joined to every endpoint: with no endpoint the newest seq is still read.
     const [rows] = await this.pool.query<RowDataPacket[]>(
@@ -405,16 +318,7 @@ export class WebhookStore {
     );
     return {
       newestSeq: Number(rows[0]?.newest_seq ?? 0),
-      endpoints: rows
-        .filter((row) => row.endpoint_id !== null)
-        .map((row) => ({
-          endpointId: String(row.endpoint_id),
-          enabled: Number(row.enabled) === 1,
-          pending: Number(row.pending),
-          gaveUp: Number(row.gave_up),
-          oldestPendingAgeSeconds:
-            row.oldest_age_us === null ? null : Math.max(0, Number(row.oldest_age_us) / 1_000_000),
-        })),
+      endpoints: rows.filter((row) => row.endpoint_id !== null).map(toEndpointFigures),
     };
   }
 
@@ -426,10 +330,7 @@ export class WebhookStore {
     return Number(rows[0]?.pruned_through_seq ?? 0);
   }
 
-  /**
-   * Deletes up to `limit` events recorded before `before`, oldest first, with their deliveries and attempts (the
-   * retention is at least the retry period), and moves the retention's mark. The number deleted.
-   */
+  /** Deletes up to `limit` events before `before` with their deliveries (retention ≥ retry period); how many. */
   async pruneEvents(before: Date, limit: number): Promise<number> {
     return inTransaction(this.pool, async (conn) => {
       const [rows] = await conn.query<RowDataPacket[]>(
@@ -473,37 +374,56 @@ function typesOf(column: unknown): OrderEventType[] {
   return text === '' ? [] : (text.split(',') as OrderEventType[]);
 }
 
-function toEndpointRow(row: RowDataPacket): EndpointRow {
-  return {
-    endpointId: String(row.endpoint_id),
-    url: String(row.url),
-    eventTypes: typesOf(row.event_types),
-    description: (row.description as string | null) ?? null,
-    enabled: Number(row.enabled) === 1,
-    disabledReason: (row.disabled_reason as string | null) ?? null,
-    secretBox: row.secret_box as Buffer,
-    oldSecretBox: (row.old_secret_box as Buffer | null) ?? null,
-    oldSecretUntil: (row.old_secret_until as Date | null) ?? null,
-    feedSeq: Number(row.feed_seq),
-    pausedUntil: (row.paused_until as Date | null) ?? null,
-    createdAt: row.created_at as Date,
-    updatedAt: row.updated_at as Date,
-  };
-}
+const toEndpointRow = rowMapper({
+  endpointId: str,
+  url: str,
+  /** Empty: every type. */
+  eventTypes: typesOf,
+  description: orNull<string>,
+  enabled: (value) => Number(value) === 1,
+  disabledReason: orNull<string>,
+  secretBox: cast<Buffer>,
+  oldSecretBox: orNull<Buffer>,
+  oldSecretUntil: orNull<Date>,
+  feedSeq: num,
+  pausedUntil: orNull<Date>,
+  createdAt: date,
+  updatedAt: date,
+});
+export type EndpointRow = ReturnType<typeof toEndpointRow>;
 
-function toDeliveryRow(row: RowDataPacket): DeliveryRow {
-  return {
-    endpointId: String(row.endpoint_id),
-    seq: Number(row.event_seq),
-    eventId: String(row.event_id),
-    type: row.type as OrderEventType,
-    status: row.status as DeliveryStatus,
-    attempts: Number(row.attempts),
-    nextAttemptAt: (row.next_attempt_at as Date | null) ?? null,
-    retryUntil: row.retry_until as Date,
-    lastStatus: row.last_status === null ? null : Number(row.last_status),
-    lastError: (row.last_error as string | null) ?? null,
-    queuedAt: row.queued_at as Date,
-    deliveredAt: (row.delivered_at as Date | null) ?? null,
-  };
-}
+const toEndpointFigures = rowMapper({
+  endpointId: str,
+  enabled: (value) => Number(value) === 1,
+  pending: num,
+  gaveUp: num,
+  /** How long ago, by MySQL's clock, its oldest pending delivery was queued; null when none is pending. */
+  oldestPendingAgeSeconds: (_, row) =>
+    row.oldest_age_us === null ? null : Math.max(0, Number(row.oldest_age_us) / 1_000_000),
+});
+
+const toDeliveryRow = rowMapper({
+  endpointId: str,
+  seq: (_, row) => Number(row.event_seq),
+  eventId: str,
+  type: cast<OrderEventType>,
+  status: cast<DeliveryStatus>,
+  attempts: num,
+  nextAttemptAt: orNull<Date>,
+  retryUntil: date,
+  lastStatus: numOrNull,
+  lastError: orNull<string>,
+  queuedAt: date,
+  deliveredAt: orNull<Date>,
+});
+export type DeliveryRow = ReturnType<typeof toDeliveryRow>;
+
+const toAttemptRow = rowMapper({
+  attemptId: num,
+  attemptedAt: date,
+  outcome: cast<AttemptOutcome>,
+  httpStatus: numOrNull,
+  error: orNull<string>,
+  durationMs: numOrNull,
+});
+export type AttemptRow = ReturnType<typeof toAttemptRow>;

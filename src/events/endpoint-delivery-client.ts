@@ -14,20 +14,16 @@ export class EndpointDeliveryClient {
     private readonly config: Pick<AppConfig, 'temporal' | 'webhookDelivery'>,
   ) {}
 
-  private input(endpointId: string): EndpointDeliveryInput {
-    return { endpointId, pollIntervalMs: this.config.webhookDelivery.pollIntervalMs };
+  private workflow(endpointId: string) {
+    const args: [EndpointDeliveryInput] = [{ endpointId, pollIntervalMs: this.config.webhookDelivery.pollIntervalMs }];
+    return { workflowId: endpointDeliveryWorkflowId(endpointId), taskQueue: this.config.temporal.taskQueue, args };
   }
 
-  /**
-   * Running: told to look now; not running: started. Within `withinMs` (the endpoint's row is the intent: if Temporal
-   * does not answer, the reconciler starts the delivery within RECONCILE_INTERVAL).
-   */
+  /** Told to look now, or started, within `withinMs` (else the reconciler starts it within RECONCILE_INTERVAL). */
   async wake(endpointId: string, withinMs: number): Promise<void> {
     await this.temporal.connection.withDeadline(Date.now() + withinMs, () =>
       this.temporal.workflow.signalWithStart(ENDPOINT_DELIVERY_WORKFLOW_TYPE, {
-        workflowId: endpointDeliveryWorkflowId(endpointId),
-        taskQueue: this.config.temporal.taskQueue,
-        args: [this.input(endpointId)],
+        ...this.workflow(endpointId),
         signal: wakeDeliverySignal,
         signalArgs: [],
       }),
@@ -37,9 +33,7 @@ export class EndpointDeliveryClient {
   /** Started unless it runs (the reconciler's check that every enabled endpoint has its delivery); no history added. */
   async ensureRunning(endpointId: string): Promise<void> {
     await this.temporal.workflow.start(ENDPOINT_DELIVERY_WORKFLOW_TYPE, {
-      workflowId: endpointDeliveryWorkflowId(endpointId),
-      taskQueue: this.config.temporal.taskQueue,
-      args: [this.input(endpointId)],
+      ...this.workflow(endpointId),
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
   }

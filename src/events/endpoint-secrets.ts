@@ -1,8 +1,4 @@
-/**
- * Endpoints' signing secrets: generated as Standard Webhooks says (`whsec_` + base64 of 32 random bytes), shown once,
- * stored sealed with AES-256-GCM under a key derived (HKDF-SHA256) from EVENTS_SECRET_KEY. The endpoint's id is the
- * associated data, so a sealed secret copied onto another endpoint does not open.
- */
+/** Endpoints' `whsec_` secrets (Standard Webhooks), sealed (AES-256-GCM, HKDF key) with the endpoint's id as AAD. */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 
 const SECRET_BYTES = 32;
@@ -10,7 +6,6 @@ const FORMAT = 1;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
-/** A new `whsec_` secret. */
 export function generateEndpointSecret(): string {
   return `whsec_${randomBytes(SECRET_BYTES).toString('base64')}`;
 }

@@ -1,12 +1,7 @@
-/**
- * Merchants' webhook endpoints for order events, as operators manage them (docs/api.md, "Webhook endpoints"): create
- * one (its `whsec_` secret shown once), change or disable it, rotate its secret with an overlap, follow its deliveries
- * and attempts, send an event again. The endpoint's row is the intent: its delivery workflow is only woken here, and
- * the reconciler starts any enabled endpoint's delivery that does not run within RECONCILE_INTERVAL.
- */
+/** Operators' webhook endpoints (docs/api.md): the row is the intent; its delivery is woken here (else: reconciler). */
 import type { AppConfig } from '../config/index.js';
 import type {
-  AttemptOutcome,
+  AttemptRow,
   DeliveryFigures,
   DeliveryRow,
   DeliveryStatus,
@@ -30,10 +25,7 @@ export const MAX_ENDPOINT_DESCRIPTION_CHARS = 200;
 /** How long the old secret keeps signing beside the new one after a rotation, unless told: a day. */
 export const DEFAULT_OVERLAP_SECONDS = 86_400;
 export const MAX_OVERLAP_SECONDS = 604_800;
-/**
- * An absolute http(s) URL of at most 2048 characters, without blanks and without credentials (nothing before an `@`
- * in its authority). Scheme in lower case. The `u` flag counts characters as JSON Schema does (code points).
- */
+/** Absolute http(s), no blanks or credentials (nothing before an `@`); `u` counts code points as JSON Schema does. */
 export const ENDPOINT_URL_PATTERN = new RegExp(
   String.raw`^(?=.{1,${MAX_ENDPOINT_URL_CHARS}}$)https?://[^\s/?#@\\]+(?:[/?#]\S*)?$`,
   'u',
@@ -42,120 +34,45 @@ export const ENDPOINT_URL_RULE = `url: an absolute http:// or https:// URL of at
 /** How long a create, enable, rotation or resend waits for Temporal to wake the delivery before answering anyway. */
 export const WAKE_WITHIN_MS = 2_000;
 
-export interface EndpointView {
-  endpointId: string;
-  url: string;
-  /** Empty: every type. */
-  eventTypes: OrderEventType[];
-  description: string | null;
-  enabled: boolean;
-  /** Why it is disabled: an operator, or the endpoint answered 410 Gone. */
-  disabledReason: string | null;
-  /** Until when the secret before the last rotation still signs beside the current one. */
-  oldSecretUntil: string | null;
-  /** The endpoint asked to slow down (429, 502-504): nothing is sent to it before then. */
-  pausedUntil: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface DeliveryFiguresView {
-  pending: number;
-  failing: number;
-  delivered: number;
-  gaveUp: number;
-  oldestPendingQueuedAt: string | null;
-}
-
-export type EndpointWithFigures = EndpointView & { deliveries: DeliveryFiguresView };
-
+export type EndpointView = ReturnType<typeof endpointView>;
+export type EndpointWithFigures = ReturnType<typeof withFigures>;
 /** A create's or rotation's answer: the only time the secret is shown. */
-export interface EndpointWithSecret {
-  endpoint: EndpointView;
-  secret: string;
-}
-
-export interface DeliveryView {
-  eventId: string;
-  type: OrderEventType;
-  status: DeliveryStatus;
-  attempts: number;
-  nextAttemptAt: string | null;
-  retryUntil: string;
-  lastStatus: number | null;
-  lastError: string | null;
-  queuedAt: string;
-  deliveredAt: string | null;
-}
-
-export interface AttemptView {
-  attemptedAt: string;
-  outcome: AttemptOutcome;
-  httpStatus: number | null;
-  error: string | null;
-  durationMs: number | null;
-}
-
-export interface ResendAccepted {
-  endpointId: string;
-  eventId: string;
-  status: 'PENDING';
-}
-
-export interface NewEndpointRequest {
-  url: string;
-  eventTypes?: readonly string[] | undefined;
-  description?: string | undefined;
-}
-
-export interface EndpointChange {
-  url?: string | undefined;
-  eventTypes?: readonly string[] | undefined;
-  /** '' clears it. */
-  description?: string | undefined;
-  enabled?: boolean | undefined;
-}
+export type EndpointWithSecret = { endpoint: EndpointView; secret: string };
+export type DeliveryView = ReturnType<typeof deliveryView>;
+export type AttemptView = ReturnType<typeof attemptView>;
+export type ResendAccepted = { endpointId: string; eventId: string; status: 'PENDING' };
+/** `description` '' clears it. */
+type EndpointChange = { url?: string; eventTypes?: readonly string[]; description?: string; enabled?: boolean };
 
 /** No such endpoint, or no such event or delivery of it: the API answers 404. */
 export class WebhookNotFound extends QuietError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'WebhookNotFound';
-  }
-}
-
-export type EndpointStore = Pick<
-  WebhookStore,
-  | 'createEndpoint'
-  | 'getEndpoint'
-  | 'listEndpoints'
-  | 'updateEndpoint'
-  | 'rotateSecret'
-  | 'deliveriesPage'
-  | 'deliveryOf'
-  | 'attemptsOf'
-  | 'resend'
-  | 'deliveryFigures'
->;
-
-export interface WebhookEndpointsDeps {
-  webhooks: EndpointStore;
-  secrets: Pick<EndpointSecretBox, 'seal'>;
-  delivery: Pick<EndpointDeliveryClient, 'wake'>;
-  settings: Pick<AppConfig['webhookDelivery'], 'requireHttps' | 'retryPeriodMs'>;
-  logger: Pick<Logger, 'warn'>;
-  /** ms since the epoch: when a rotation's overlap ends is counted from it. */
-  now?: () => number;
+  override name = 'WebhookNotFound';
 }
 
 export class WebhookEndpoints {
-  private readonly now: () => number;
+  constructor(
+    private readonly deps: {
+      webhooks: Pick<
+        WebhookStore,
+        | 'createEndpoint'
+        | 'getEndpoint'
+        | 'listEndpoints'
+        | 'updateEndpoint'
+        | 'rotateSecret'
+        | 'deliveriesPage'
+        | 'deliveryOf'
+        | 'attemptsOf'
+        | 'resend'
+        | 'deliveryFigures'
+      >;
+      secrets: Pick<EndpointSecretBox, 'seal'>;
+      delivery: Pick<EndpointDeliveryClient, 'wake'>;
+      settings: Pick<AppConfig['webhookDelivery'], 'requireHttps' | 'retryPeriodMs'>;
+      logger: Pick<Logger, 'warn'>;
+    },
+  ) {}
 
-  constructor(private readonly deps: WebhookEndpointsDeps) {
-    this.now = deps.now ?? Date.now;
-  }
-
-  async create(request: NewEndpointRequest): Promise<EndpointWithSecret> {
+  async create(request: Omit<EndpointChange, 'enabled'> & { url: string }): Promise<EndpointWithSecret> {
     const url = this.checkedUrl(request.url);
     const eventTypes = checkedEventTypes(request.eventTypes ?? []);
     const description = checkedDescription(request.description);
@@ -174,18 +91,14 @@ export class WebhookEndpoints {
 
   /** Every endpoint, oldest first, with what each is owed, was delivered and was given up. */
   async list(): Promise<{ items: EndpointWithFigures[] }> {
-    const [rows, figures] = await Promise.all([
-      this.deps.webhooks.listEndpoints(),
-      this.deps.webhooks.deliveryFigures(),
-    ]);
+    const { webhooks } = this.deps;
+    const [rows, figures] = await Promise.all([webhooks.listEndpoints(), webhooks.deliveryFigures()]);
     return { items: rows.map((row) => withFigures(row, figures.get(row.endpointId))) };
   }
 
   async get(endpointId: string): Promise<EndpointWithFigures> {
-    const [row, figures] = await Promise.all([
-      this.deps.webhooks.getEndpoint(endpointId),
-      this.deps.webhooks.deliveryFigures(),
-    ]);
+    const { webhooks } = this.deps;
+    const [row, figures] = await Promise.all([webhooks.getEndpoint(endpointId), webhooks.deliveryFigures()]);
     if (!row) throw noEndpoint(endpointId);
     return withFigures(row, figures.get(endpointId));
   }
@@ -209,7 +122,7 @@ export class WebhookEndpoints {
     if (!Number.isInteger(overlapSeconds) || overlapSeconds < 0 || overlapSeconds > MAX_OVERLAP_SECONDS)
       throw new Refusal('INVALID_REQUEST', `overlapSeconds: a whole number from 0 to ${MAX_OVERLAP_SECONDS}`);
     const secret = generateEndpointSecret();
-    const oldUntil = new Date(this.now() + overlapSeconds * 1_000);
+    const oldUntil = new Date(Date.now() + overlapSeconds * 1_000);
     const row = await this.deps.webhooks.rotateSecret(endpointId, this.deps.secrets.seal(endpointId, secret), oldUntil);
     if (!row) throw noEndpoint(endpointId);
     if (row.enabled) await this.wake(endpointId, 'rotated');
@@ -237,21 +150,10 @@ export class WebhookEndpoints {
     const delivery = await this.deps.webhooks.deliveryOf(endpointId, eventId);
     if (!delivery) throw new WebhookNotFound(`no delivery of event ${echo(eventId)} to endpoint ${endpointId}`);
     const attempts = await this.deps.webhooks.attemptsOf(endpointId, delivery.seq);
-    return {
-      items: attempts.map((attempt) => ({
-        attemptedAt: attempt.attemptedAt.toISOString(),
-        outcome: attempt.outcome,
-        httpStatus: attempt.httpStatus,
-        error: attempt.error,
-        durationMs: attempt.durationMs,
-      })),
-    };
+    return { items: attempts.map(attemptView) };
   }
 
-  /**
-   * The event owed again, due now with a fresh retry period, whatever became of it (of a type the endpoint does not
-   * take too: it was asked for). A disabled endpoint gets it once enabled.
-   */
+  /** The event owed again now, whatever became of it (any type: asked for); a disabled endpoint's once enabled. */
   async resend(endpointId: string, eventId: string): Promise<ResendAccepted> {
     const endpoint = await this.existing(endpointId);
     if (!(await this.deps.webhooks.resend(endpointId, eventId, this.deps.settings.retryPeriodMs)))
@@ -279,24 +181,15 @@ export class WebhookEndpoints {
   }
 
   private checkedUrl(url: string): string {
-    const problem = endpointUrlProblem(url, this.deps.settings.requireHttps);
-    if (problem) throw new Refusal('INVALID_REQUEST', problem);
+    const problem = (rule: string) => new Refusal('INVALID_REQUEST', rule);
+    if (!ENDPOINT_URL_PATTERN.test(url)) throw problem(ENDPOINT_URL_RULE);
+    const parsed = URL.parse(url);
+    if (!parsed) throw problem('url: not a URL (its host or port cannot be read)');
+    if (parsed.username || parsed.password) throw problem('url: must not hold credentials (user:pass@)');
+    if (this.deps.settings.requireHttps && parsed.protocol !== 'https:')
+      throw problem('url: https:// only (EVENTS_REQUIRE_HTTPS)');
     return url;
   }
-}
-
-/** Why `url` cannot be an endpoint, or null. */
-export function endpointUrlProblem(url: string, requireHttps: boolean): string | null {
-  if (!ENDPOINT_URL_PATTERN.test(url)) return ENDPOINT_URL_RULE;
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return 'url: not a URL (its host or port cannot be read)';
-  }
-  if (parsed.username || parsed.password) return 'url: must not hold credentials (user:pass@)';
-  if (requireHttps && parsed.protocol !== 'https:') return 'url: https:// only (EVENTS_REQUIRE_HTTPS)';
-  return null;
 }
 
 /** Known types, each once; empty: every type. */
@@ -310,7 +203,6 @@ function checkedEventTypes(types: readonly string[]): OrderEventType[] {
   return types as OrderEventType[];
 }
 
-/** '' or none: no description. */
 function checkedDescription(description: string | undefined): string | null {
   if (description === undefined || description === '') return null;
   if ([...description].length > MAX_ENDPOINT_DESCRIPTION_CHARS)
@@ -320,8 +212,11 @@ function checkedDescription(description: string | undefined): string | null {
 
 const noEndpoint = (endpointId: string) => new WebhookNotFound(`no webhook endpoint ${endpointId}`);
 
-/** What reads show of an endpoint: never a secret, sealed or not. */
-export function endpointView(row: EndpointRow): EndpointView {
+/**
+ * What reads show of an endpoint: never a secret. eventTypes: empty, every type; disabledReason: an operator's or 410
+ * Gone; oldSecretUntil: the secret before the last rotation signs too until then; pausedUntil: it asked to slow down.
+ */
+function endpointView(row: EndpointRow) {
   return {
     endpointId: row.endpointId,
     url: row.url,
@@ -336,30 +231,19 @@ export function endpointView(row: EndpointRow): EndpointView {
   };
 }
 
-function withFigures(row: EndpointRow, figures: DeliveryFigures | undefined): EndpointWithFigures {
-  return {
-    ...endpointView(row),
-    deliveries: {
-      pending: figures?.pending ?? 0,
-      failing: figures?.failing ?? 0,
-      delivered: figures?.delivered ?? 0,
-      gaveUp: figures?.gaveUp ?? 0,
-      oldestPendingQueuedAt: figures?.oldestPendingQueuedAt?.toISOString() ?? null,
-    },
-  };
+function withFigures(row: EndpointRow, figures: DeliveryFigures = NO_FIGURES) {
+  return { ...endpointView(row), deliveries: isoDates(figures) };
 }
 
-function deliveryView(row: DeliveryRow): DeliveryView {
-  return {
-    eventId: row.eventId,
-    type: row.type,
-    status: row.status,
-    attempts: row.attempts,
-    nextAttemptAt: row.nextAttemptAt?.toISOString() ?? null,
-    retryUntil: row.retryUntil.toISOString(),
-    lastStatus: row.lastStatus,
-    lastError: row.lastError,
-    queuedAt: row.queuedAt.toISOString(),
-    deliveredAt: row.deliveredAt?.toISOString() ?? null,
+const NO_FIGURES: DeliveryFigures = { pending: 0, failing: 0, delivered: 0, gaveUp: 0, oldestPendingQueuedAt: null };
+
+const deliveryView = ({ endpointId: _endpoint, seq: _seq, ...row }: DeliveryRow) => isoDates(row);
+const attemptView = ({ attemptId: _id, ...attempt }: AttemptRow) => isoDates(attempt);
+
+/** The row as JSON shows it: each Date its ISO string. */
+function isoDates<Row extends object>(row: Row) {
+  const iso = Object.entries(row).map(([key, value]) => [key, value instanceof Date ? value.toISOString() : value]);
+  return Object.fromEntries(iso) as {
+    [Key in keyof Row]: Row[Key] extends Date ? string : Row[Key] extends Date | null ? string | null : Row[Key];
   };
 }

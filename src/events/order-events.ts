@@ -1,30 +1,15 @@
-/**
- * Order events as the merchant's systems read them (docs/api.md, "Order events"): one envelope per fact the order's row
- * decided, and the feed to catch up from, in creation order with a cursor that never skips a late commit.
- */
+/** Order events (docs/api.md): one per fact the row decided; a feed whose cursor never skips a late commit. */
 import type { EventStore, OrderEventRow } from '../db/events.js';
 import type { WebhookStore } from '../db/webhooks.js';
 import { Refusal } from '../infra/refusal.js';
 import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from '../infra/cursor.js';
 import type { OrderEventType } from '../model/order-workflow.js';
-import { adminOrderView, type AdminOrderView } from '../sales/admin-service.js';
+import { adminOrderView } from '../sales/admin-service.js';
 
-export interface OrderEvent {
-  /** Stable: the same however often it is sent or read, for the receiver's deduplication. */
-  id: string;
-  type: OrderEventType;
-  /** When it happened, by the order's own record. */
-  created: string;
-  data: { order: AdminOrderView };
-}
+export type OrderEvent = ReturnType<typeof orderEventOf>;
 
-export interface OrderEventPage {
-  items: OrderEvent[];
-  /** Where to go on from: after the last event given, or where the request started when none was ready. */
-  nextCursor: string;
-}
-
-export function orderEventOf(row: OrderEventRow): OrderEvent {
+/** `id` is stable (the receiver deduplicates by it); `created`: when it happened, by the order's own record. */
+export function orderEventOf(row: OrderEventRow) {
   return {
     id: row.eventId,
     type: row.type,
@@ -39,11 +24,12 @@ export class OrderEventFeed {
     private readonly retention: Pick<WebhookStore, 'prunedThroughSeq'>,
   ) {}
 
-  /**
-   * Up to `limit` events after the cursor (from the first kept without one), of `types` when given. A cursor behind
-   * what EVENTS_RETENTION deleted is 410 CURSOR_EXPIRED: a page from it would be short without saying so.
-   */
-  async read(query: { after?: string; types?: readonly OrderEventType[]; limit: number }): Promise<OrderEventPage> {
+  /** Up to `limit` events after the cursor; one behind EVENTS_RETENTION is 410 (its page would be short, unsaid). */
+  async read(query: {
+    after?: string;
+    types?: readonly OrderEventType[];
+    limit: number;
+  }): Promise<{ items: OrderEvent[]; nextCursor: string }> {
     const afterSeq = query.after ? Number(decodeCursor(query.after, CURSOR_POSITIONS.events)[0]) : 0;
     if (query.after && afterSeq < (await this.retention.prunedThroughSeq()))
       throw new Refusal(
@@ -55,6 +41,7 @@ export class OrderEventFeed {
       ...(query.types ? { types: query.types } : {}),
       limit: query.limit,
     });
+    // After the last event given, or where the request started when none was ready.
     const lastSeq = rows[rows.length - 1]?.seq ?? afterSeq;
     return { items: rows.map(orderEventOf), nextCursor: encodeCursor([String(lastSeq)]) };
   }

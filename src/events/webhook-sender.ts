@@ -1,10 +1,7 @@
 /**
- * One attempt to send an order event to a merchant's endpoint; retries, backoff and disabling are the caller's.
- * Signed by the `standardwebhooks` library, anew at each attempt (one `v1,` signature per secret during a rotation).
- * The address is judged as the socket connects (Node's `lookup` hook; an IP literal before the request), never by an
- * earlier lookup: only unicast addresses (ipaddr.js's ranges; IPv4 carried in IPv6 judged as IPv4) unless
- * EVENTS_ALLOWED_RANGES allows. Not request-filtering-agent 3.2.1: it passes ::7f00:1, and its refusals have no code.
- * Bounded by EVENTS_ATTEMPT_TIMEOUT_MS and MAX_RESPONSE_BYTES; redirects are never followed.
+ * One signed attempt (`standardwebhooks`, a `v1,` per secret) at an order event; retries are the caller's. The address
+ * is judged as the socket connects (`lookup` hook), unicast only unless EVENTS_ALLOWED_RANGES allows (not
+ * request-filtering-agent 3.2.1: it passes ::7f00:1). Bounded in time and bytes; redirects are never followed.
  */
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http, { type IncomingMessage } from 'node:http';
@@ -19,18 +16,15 @@ export type WebhookDeliverySettings = AppConfig['webhookDelivery'];
 
 export const WEBHOOK_USER_AGENT = 'flash-checkout-webhooks/1.0 (order events)';
 /** How much of an answer's body is read; the rest is never read (the socket is closed). */
-export const MAX_RESPONSE_BYTES = 64 * 1024;
+const MAX_RESPONSE_BYTES = 64 * 1024;
 /** How much of a failed answer's body its outcome keeps. */
 export const BODY_EXCERPT_CHARS = 300;
-/** The longest Retry-After honoured. */
 export const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
 
 const SLOW_DOWN_STATUSES = [429, 502, 503, 504] as const;
 type SlowDownStatus = (typeof SLOW_DOWN_STATUSES)[number];
 
-/** One message to one endpoint. */
 export interface WebhookMessage {
-  /** The endpoint: an absolute http(s) URL. */
   url: string;
   /** `webhook-id`: the same on every attempt at this message. */
   id: string;
@@ -69,7 +63,6 @@ class AddressRefused extends Error {}
 export class WebhookSender {
   private readonly rule: AddressRule;
   private readonly now: () => number;
-  private readonly lookup: LookupFunction;
 
   constructor(
     private readonly settings: WebhookDeliverySettings,
@@ -78,18 +71,13 @@ export class WebhookSender {
     if (!(settings.attemptTimeoutMs > 0)) throw new Error('attemptTimeoutMs must be positive');
     this.rule = new AddressRule(settings.allowedRanges);
     this.now = options.now ?? Date.now;
-    this.lookup = options.lookup ?? (dnsLookup as LookupFunction);
   }
 
   /** One attempt; never throws but for a caller's mistake (no secret, a malformed one, an id that is no header). */
   async send(message: WebhookMessage): Promise<WebhookOutcome> {
     const signers = signersOf(message);
-    let url: URL;
-    try {
-      url = new URL(message.url);
-    } catch {
-      return { kind: 'refused', reason: 'not a URL' };
-    }
+    const url = URL.parse(message.url);
+    if (!url) return { kind: 'refused', reason: 'not a URL' };
     if (url.protocol !== 'https:' && url.protocol !== 'http:')
       return { kind: 'refused', reason: `${url.protocol} is not http(s)` };
     if (url.protocol === 'http:' && this.settings.requireHttps)
@@ -125,7 +113,7 @@ export class WebhookSender {
         headers,
         // A socket of its own, closed after the answer: nothing pooled, no proxy.
         agent: false,
-        lookup: judgedLookup(this.lookup, this.rule),
+        lookup: judgedLookup(this.options.lookup ?? (dnsLookup as LookupFunction), this.rule),
         ...(url.protocol === 'https:' && this.options.ca ? { ca: this.options.ca } : {}),
       };
       let request: http.ClientRequest;
@@ -133,8 +121,10 @@ export class WebhookSender {
         request = (url.protocol === 'https:' ? https : http).request(url, requestOptions);
       } catch (err) {
         // Node refused to make the request at all (a URL it cannot send to): nothing was sent.
-        resolve({ kind: 'refused', reason: `not sendable: ${(err as Error).message}`.slice(0, BODY_EXCERPT_CHARS) });
-        return;
+        return resolve({
+          kind: 'refused',
+          reason: `not sendable: ${(err as Error).message}`.slice(0, BODY_EXCERPT_CHARS),
+        });
       }
       const finish = (outcome: WebhookOutcome) => {
         if (settled) return;
@@ -155,18 +145,17 @@ export class WebhookSender {
       const answered = () => {
         if (answer) finish(outcomeOf(answer.res, Buffer.concat(answer.chunks), elapsed(), this.now()));
       };
-      const timer = setTimeout(() => {
-        if (answer) answered();
-        else failed(`timeout: no answer within ${timeoutMs} ms`);
-      }, timeoutMs);
+      const timer = setTimeout(
+        () => (answer ? answered() : failed(`timeout: no answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       request.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof AddressRefused) finish({ kind: 'refused', reason: err.message });
         else if (answer) answered();
         else failed(`connection: ${err.code ?? err.name}: ${err.message}`);
       });
       request.on('response', (res) => {
-        const read = { res, chunks: [] as Buffer[], bytes: 0 };
-        answer = read;
+        const read = (answer = { res, chunks: [] as Buffer[], bytes: 0 });
         res.on('data', (chunk: Buffer) => {
           const room = MAX_RESPONSE_BYTES - read.bytes;
           read.chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
@@ -174,9 +163,7 @@ export class WebhookSender {
           // Enough: the rest is never read (finish closes the socket).
           if (read.bytes >= MAX_RESPONSE_BYTES) answered();
         });
-        res.on('end', answered);
-        res.on('error', answered);
-        res.on('close', answered);
+        for (const end of ['end', 'error', 'close']) res.on(end, answered);
       });
       request.end(body);
     });
@@ -206,26 +193,20 @@ function outcomeOf(res: IncomingMessage, body: Buffer, ms: number, nowMs: number
   if (isSlowDown(status))
     return { kind: 'slow_down', status, retryAfterMs: retryAfterMs(res.headers['retry-after'], nowMs), ms };
   const reason = status >= 300 && status < 400 ? `redirect ${status} not followed` : `answered ${status}`;
-  return { kind: 'failed', status, reason, bodyExcerpt: excerptOf(body), ms };
+  // The start of the body, as one line of text.
+  const bodyExcerpt = body
+    .subarray(0, BODY_EXCERPT_CHARS * 4)
+    .toString('utf8')
+    .replace(/\p{Cc}+/gu, ' ')
+    .slice(0, BODY_EXCERPT_CHARS);
+  return { kind: 'failed', status, reason, bodyExcerpt, ms };
 }
 
 function isSlowDown(status: number): status is SlowDownStatus {
   return (SLOW_DOWN_STATUSES as readonly number[]).includes(status);
 }
 
-/** The start of a body, as one line of text. */
-function excerptOf(body: Buffer): string {
-  return body
-    .subarray(0, BODY_EXCERPT_CHARS * 4)
-    .toString('utf8')
-    .replace(/\p{Cc}+/gu, ' ')
-    .slice(0, BODY_EXCERPT_CHARS);
-}
-
-/**
- * Retry-After (RFC 9110): delay-seconds, or an HTTP-date counted from `nowMs` (a date past: 0); capped at
- * MAX_RETRY_AFTER_MS; undefined when absent or neither.
- */
+/** Retry-After (RFC 9110): delay-seconds or an HTTP-date from `nowMs` (past: 0), capped; undefined when neither. */
 export function retryAfterMs(header: string | undefined, nowMs: number): number | undefined {
   const value = header?.trim();
   if (!value) return undefined;
@@ -236,17 +217,11 @@ export function retryAfterMs(header: string | undefined, nowMs: number): number 
   return Math.min(Math.max(0, date - nowMs), MAX_RETRY_AFTER_MS);
 }
 
-/**
- * The `lookup` a socket connects with: the resolver's answer with each refused address taken out, and a refusal when
- * none is left. The socket connects only to what this answers, so what is judged is what is connected.
- */
+/** The socket's `lookup`: the resolver's answer less each refused address (none left: refused): judged is connected. */
 function judgedLookup(resolve: LookupFunction, rule: AddressRule): LookupFunction {
   return (hostname, options, callback) => {
     resolve(hostname, options, (err, address, family) => {
-      if (err) {
-        callback(err, address, family);
-        return;
-      }
+      if (err) return callback(err, address, family);
       const answers: LookupAddress[] =
         typeof address === 'string' ? [{ address, family: family ?? isIP(address) }] : address;
       const refusals: string[] = [];
@@ -256,10 +231,8 @@ function judgedLookup(resolve: LookupFunction, rule: AddressRule): LookupFunctio
         return refusal === null;
       });
       const first = allowed[0];
-      if (!first) {
-        callback(new AddressRefused(`${hostname} resolves to ${refusals.join('; ') || 'no address'}`), '', 0);
-        return;
-      }
+      if (!first)
+        return callback(new AddressRefused(`${hostname} resolves to ${refusals.join('; ') || 'no address'}`), '', 0);
       if (options.all) callback(null, allowed);
       else callback(null, first.address, first.family);
     });
@@ -268,11 +241,7 @@ function judgedLookup(resolve: LookupFunction, rule: AddressRule): LookupFunctio
 
 type Address = ipaddr.IPv4 | ipaddr.IPv6;
 
-/**
- * Which addresses an endpoint may be reached at: unicast ones, and those in the operator's allowed ranges
- * (EVENTS_ALLOWED_RANGES). An IPv6 address carrying an IPv4 one (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, NAT64
- * 64:ff9b::a.b.c.d) is judged as that IPv4 address, which is where it leads.
- */
+/** Unicast or EVENTS_ALLOWED_RANGES; IPv6 carrying IPv4 (mapped, compatible, NAT64) is judged as that IPv4 address. */
 export class AddressRule {
   private readonly allowed: [Address, number][];
 
@@ -280,14 +249,9 @@ export class AddressRule {
     this.allowed = allowedRanges.map((range) => ipaddr.parseCIDR(range));
   }
 
-  /** Why a socket may not connect to `address`, or null when it may. */
   refusal(address: string): string | null {
-    let parsed: Address;
-    try {
-      parsed = ipaddr.parse(address);
-    } catch {
-      return `${address} is not an IP address`;
-    }
+    if (!ipaddr.isValid(address)) return `${address} is not an IP address`;
+    const parsed = ipaddr.parse(address);
     const carried = carriedIPv4(parsed);
     const judged = carried ?? parsed;
     const inRange = (ip: Address, [network, bits]: [Address, number]) =>

@@ -14,9 +14,6 @@ export interface ClockOffset {
   measuredAt: number;
 }
 
-/** Another clock's time, in ms since the epoch. */
-export type ClockReading = () => Promise<number>;
-
 /** The clock whose distance gates readiness, and its margin. */
 export interface ClockGate {
   source: string;
@@ -42,7 +39,8 @@ export class ClockWatch {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly sources: Readonly<Record<string, ClockReading>>,
+    /** Each other clock's time, in ms since the epoch. */
+    private readonly sources: Readonly<Record<string, () => Promise<number>>>,
     private readonly gate?: ClockGate,
     private readonly intervalMs = 30_000,
   ) {}
@@ -93,10 +91,9 @@ export class ClockWatch {
     );
   }
 
-  async measure(source: string): Promise<ClockOffset> {
-    const read = this.sources[source];
-    if (!read) throw new Error(`no clock named ${source}`);
-    let best: ClockOffset | null = null;
+  private async measure(source: string): Promise<void> {
+    const read = this.sources[source]!;
+    let best: ClockOffset | undefined;
     for (let i = 0; i < SAMPLES; i++) {
       const sentAt = Date.now();
       const theirs = await read();
@@ -108,8 +105,7 @@ export class ClockWatch {
       };
       if (!best || sample.uncertaintyMs < best.uncertaintyMs) best = sample;
     }
-    this.last.set(source, best as ClockOffset);
-    return best as ClockOffset;
+    this.last.set(source, best!);
   }
 
   /** Why this process should take no traffic now, or null. */
@@ -123,23 +119,13 @@ export class ClockWatch {
   }
 }
 
-/** As /readyz shows it. */
-export interface ShownClockOffset {
-  offsetMs: number;
-  uncertaintyMs: number;
-  measuredAt: string;
-}
-
-/** As /readyz shows it. */
-export interface ShownClockBound {
-  atLeastMs: number;
-  measuredAt: string;
-}
+/** As /readyz shows them. */
+export type ShownClocks = ReturnType<typeof shownClocks>;
 
 export function shownClocks(
   offsets: Readonly<Record<string, ClockOffset>>,
   bounds: Readonly<Record<string, ClockBound>> = {},
-): Record<string, ShownClockOffset | ShownClockBound> {
+) {
   return {
     ...Object.fromEntries(
       Object.entries(offsets).map(([source, o]) => [

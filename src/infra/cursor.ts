@@ -10,44 +10,17 @@ const positionTime = z.iso
   .datetime()
   .meta({ examples: ['2026-11-23T17:12:00.000Z'] })
   .transform((iso) => new Date(iso));
+const text = (schema: z.ZodString, example: string) => schema.meta({ examples: [example] });
+const eventSeq = text(z.string().regex(/^\d{1,20}$/), '1042');
 
 /** What each list's cursor encodes: the last row's order number or event seq; or its time and id. */
 export const CURSOR_POSITIONS = {
-  orders: z.tuple([
-    z
-      .string()
-      .regex(ORDER_NO_PATTERN)
-      .meta({ examples: ['01ARZ3NDEKTSV4RRFFQ69G5FAV'] }),
-  ]),
-  payments: z.tuple([
-    positionTime,
-    z
-      .string()
-      .min(1)
-      .max(128)
-      .meta({ examples: ['evt_01ARZ3NDEKTSV4RRFFQ69G5FAV'] }),
-  ]),
-  events: z.tuple([
-    z
-      .string()
-      .regex(/^\d{1,20}$/)
-      .meta({ examples: ['1042'] }),
-  ]),
+  orders: z.tuple([text(z.string().regex(ORDER_NO_PATTERN), '01ARZ3NDEKTSV4RRFFQ69G5FAV')]),
+  payments: z.tuple([positionTime, text(z.string().min(1).max(128), 'evt_01ARZ3NDEKTSV4RRFFQ69G5FAV')]),
+  events: z.tuple([eventSeq]),
   // An endpoint's deliveries, newest event first: the last one's event seq (the next page is before it).
-  deliveries: z.tuple([
-    z
-      .string()
-      .regex(/^\d{1,20}$/)
-      .meta({ examples: ['1042'] }),
-  ]),
-  sales: z.tuple([
-    positionTime,
-    z
-      .string()
-      .min(1)
-      .max(64)
-      .meta({ examples: ['TSHIRT-1'] }),
-  ]),
+  deliveries: z.tuple([eventSeq]),
+  sales: z.tuple([positionTime, text(z.string().min(1).max(64), 'TSHIRT-1')]),
 } as const;
 
 export function encodeCursor(position: readonly string[]): string {

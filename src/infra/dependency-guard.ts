@@ -151,18 +151,10 @@ export class DependencyGuard {
 
   /** Fails a request before it touches anything; once the breaker may probe, one per halfOpenAfterMs passes. */
   assertAvailable(): void {
-    const state = this.breaker.state;
-    if (state === CircuitState.Closed) return;
+    if (this.closed) return;
     const now = Date.now();
-    if (
-      state === CircuitState.Open &&
-      now - this.openedAt >= this.options.halfOpenAfterMs &&
-      now - this.probeAdmittedAt >= this.options.halfOpenAfterMs
-    ) {
-      this.probeAdmittedAt = now;
-      return;
-    }
-    throw this.refused();
+    if (!this.admits() || now - this.probeAdmittedAt < this.options.halfOpenAfterMs) throw this.refused();
+    this.probeAdmittedAt = now;
   }
 
   /** The dependency's answers pass through. `evenWhenOpen` (a payment): runs despite the breaker, uncounted. */
@@ -252,19 +244,17 @@ export type AsyncMethodName<T> = {
   [K in keyof T]-?: T[K] extends (...args: never[]) => Promise<unknown> ? K : never;
 }[keyof T];
 
-/** Only the wrapped methods are on the type, so no caller goes around the deadline and breaker. */
-export type Guarded<T, K extends AsyncMethodName<T>> = Pick<T, K>;
-
 /**
- * Each listed method as one guarded call (its calls to its own methods not guarded again). Listed,
- * not a Proxy over `async` methods: a non-`async` method returning a promise would escape the guard.
+ * Each listed method as one guarded call (its calls to its own methods not guarded again), and only those on the type,
+ * so no caller goes around the deadline and breaker. Listed, not a Proxy over `async` methods: a non-`async` method
+ * returning a promise would escape the guard.
  */
 export function guarded<T extends object, K extends AsyncMethodName<T>>(
   target: T,
   guard: DependencyGuard,
   timeoutMs: number,
   methods: readonly K[],
-): Guarded<T, K> {
+): Pick<T, K> {
   const view: Partial<Pick<T, K>> = {};
   for (const name of methods) {
     // TypeScript cannot follow AsyncMethodName into the body.
@@ -272,7 +262,7 @@ export function guarded<T extends object, K extends AsyncMethodName<T>>(
     const call = (...args: unknown[]) => guard.call(Deadline.in(timeoutMs), () => method.apply(target, args));
     view[name] = call as T[K];
   }
-  return view as Guarded<T, K>;
+  return view as Pick<T, K>;
 }
 
 /**

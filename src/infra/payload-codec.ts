@@ -1,9 +1,8 @@
 /**
  * Every payload Temporal stores for this service (inputs, results, Signals, Updates, memos, failures' messages and
  * stacks) is encrypted before it leaves the process: AES-256-GCM, a random 96-bit nonce per payload, the key's id and
- * the original encoding in clear metadata and bound to the ciphertext as associated data. The workflow sandbox never
- * sees this: the SDK runs codecs on the worker's main thread. docs/operations.md, "Payload encryption", has the
- * rotation runbook.
+ * the original encoding in clear metadata and bound as associated data. The SDK runs codecs on the worker's main
+ * thread, never in the sandbox. Rotation: docs/operations.md, "Payload encryption".
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { ValueError, type Payload, type PayloadCodec } from '@temporalio/common';
@@ -24,14 +23,9 @@ const AAD_PREFIX = 'flash-checkout/payload-codec/v1';
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
-/** What the codec has done, per key id: read by the worker's metrics (a key must be rotated long before 2^32). */
-export interface CodecCounts {
-  encrypted: Map<string, number>;
-  decrypted: Map<string, number>;
-}
-
-export class AesGcmPayloadCodec implements PayloadCodec {
-  readonly counts: CodecCounts = { encrypted: new Map(), decrypted: new Map() };
+export class AesGcmPayloadCodec implements PayloadCodec, TextSealer {
+  /** Per key id: read by the worker's metrics (a key must be rotated long before 2^32). */
+  readonly counts = { encrypted: new Map<string, number>(), decrypted: new Map<string, number>() };
   private readonly byId: ReadonlyMap<string, Buffer>;
 
   constructor(
@@ -52,14 +46,8 @@ export class AesGcmPayloadCodec implements PayloadCodec {
   }
 
   private encrypt(payload: Payload): Payload {
-    const { id, secret } = this.keys[0]!;
     const originalEncoding = encodingOf(payload) ?? '';
-    const nonce = randomBytes(NONCE_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', secret, nonce);
-    cipher.setAAD(associatedData(id, originalEncoding));
-    const plain = temporal.api.common.v1.Payload.encode(payload).finish();
-    const sealed = Buffer.concat([nonce, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
-    this.counts.encrypted.set(id, (this.counts.encrypted.get(id) ?? 0) + 1);
+    const { id, sealed } = this.sealBytes(temporal.api.common.v1.Payload.encode(payload).finish(), originalEncoding);
     return {
       metadata: {
         encoding: utf8.encode(ENCRYPTED_ENCODING),
@@ -70,71 +58,63 @@ export class AesGcmPayloadCodec implements PayloadCodec {
     };
   }
 
-  sealText(text: string, context: string): string {
+  /** Throws on an unknown key or any tampering: the SDK fails the task, which Temporal retries; nothing decides. */
+  private decrypt(payload: Payload): Payload {
+    const id = metadataString(payload, KEY_ID);
+    const context = metadataString(payload, ORIGINAL_ENCODING) ?? '';
+    const plain = this.openBytes('encrypted payload', id, payload.data ?? new Uint8Array(), context);
+    const original = temporal.api.common.v1.Payload.decode(plain);
+    this.counts.decrypted.set(id!, (this.counts.decrypted.get(id!) ?? 0) + 1);
+    return { metadata: original.metadata, data: original.data };
+  }
+
+  /** `enc1:<key id>:<base64 nonce|ciphertext|tag>`, bound to `context`; plain in decrypt-only. */
+  seal(text: string, context: string): string {
     if (this.mode === 'decrypt-only') return text;
-    const { id, secret } = this.keys[0]!;
-    const nonce = randomBytes(NONCE_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', secret, nonce);
-    cipher.setAAD(associatedData(id, `text:${context}`));
-    const sealed = Buffer.concat([nonce, cipher.update(text, 'utf8'), cipher.final(), cipher.getAuthTag()]);
-    this.counts.encrypted.set(id, (this.counts.encrypted.get(id) ?? 0) + 1);
+    const { id, sealed } = this.sealBytes(Buffer.from(text, 'utf8'), `text:${context}`);
     return `${SEALED_PREFIX}${id}:${sealed.toString('base64')}`;
   }
 
-  openText(stored: string, context: string): string {
+  open(stored: string, context: string): string {
     if (!stored.startsWith(SEALED_PREFIX)) return stored;
     const [id = '', body = ''] = stored.slice(SEALED_PREFIX.length).split(':');
-    const secret = this.byId.get(id);
-    if (!secret) throw new ValueError(`text sealed with key "${id}", which is not in PAYLOAD_CODEC_KEYS`);
-    const sealed = Buffer.from(body, 'base64');
-    if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new ValueError(`sealed text of key "${id}" is truncated`);
+    return this.openBytes('sealed text', id, Buffer.from(body, 'base64'), `text:${context}`).toString('utf8');
+  }
+
+  /** nonce | ciphertext | tag under the first key, its id and `context` bound as associated data. */
+  private sealBytes(plain: Uint8Array, context: string): { id: string; sealed: Buffer } {
+    const { id, secret } = this.keys[0]!;
+    const nonce = randomBytes(NONCE_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', secret, nonce);
+    cipher.setAAD(associatedData(id, context));
+    const sealed = Buffer.concat([nonce, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+    this.counts.encrypted.set(id, (this.counts.encrypted.get(id) ?? 0) + 1);
+    return { id, sealed };
+  }
+
+  private openBytes(what: string, id: string | undefined, sealed: Uint8Array, context: string): Buffer {
+    const secret = id === undefined ? undefined : this.byId.get(id);
+    if (id === undefined || !secret) {
+      throw new ValueError(
+        `${what} of key "${id ?? '(none)'}", which is not in PAYLOAD_CODEC_KEYS (${[...this.byId.keys()].join(', ')})`,
+      );
+    }
+    if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new ValueError(`${what} of key "${id}" is truncated`);
     const decipher = createDecipheriv('aes-256-gcm', secret, sealed.subarray(0, NONCE_BYTES));
-    decipher.setAAD(associatedData(id, `text:${context}`));
+    decipher.setAAD(associatedData(id, context));
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
     try {
       return Buffer.concat([
         decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)),
         decipher.final(),
-      ]).toString('utf8');
-    } catch {
-      throw new ValueError(`sealed text of key "${id}" failed authentication: altered, moved or not ours`);
-    }
-  }
-
-  /** Throws on an unknown key or any tampering: the SDK fails the task, which Temporal retries; nothing decides. */
-  private decrypt(payload: Payload): Payload {
-    const id = metadataString(payload, KEY_ID);
-    const originalEncoding = metadataString(payload, ORIGINAL_ENCODING) ?? '';
-    const secret = id === undefined ? undefined : this.byId.get(id);
-    if (id === undefined || !secret) {
-      throw new ValueError(
-        `payload encrypted with key "${id ?? '(none)'}", which is not in PAYLOAD_CODEC_KEYS (${[...this.byId.keys()].join(', ')})`,
-      );
-    }
-    const sealed = payload.data ?? new Uint8Array();
-    if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new ValueError(`encrypted payload of key "${id}" is truncated`);
-    const decipher = createDecipheriv('aes-256-gcm', secret, sealed.subarray(0, NONCE_BYTES));
-    decipher.setAAD(associatedData(id, originalEncoding));
-    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-    let plain: Buffer;
-    try {
-      plain = Buffer.concat([
-        decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)),
-        decipher.final(),
       ]);
     } catch {
-      throw new ValueError(`encrypted payload of key "${id}" failed authentication: altered or not ours`);
+      throw new ValueError(`${what} of key "${id}" failed authentication: altered, moved or not ours`);
     }
-    const original = temporal.api.common.v1.Payload.decode(plain);
-    this.counts.decrypted.set(id, (this.counts.decrypted.get(id) ?? 0) + 1);
-    return { metadata: original.metadata, data: original.data };
   }
 }
 
-/**
- * What the codec encrypted per key since the last call: a metric adds it to its counter (GCM's random nonces allow
- * 2^32 encryptions per key; docs/operations.md says when to rotate).
- */
+/** What the codec encrypted per key since the last call, for a counter: GCM's random nonces allow 2^32 per key. */
 export function encryptionsSince(codec: AesGcmPayloadCodec): () => Map<string, number> {
   const seen = new Map<string, number>();
   return () => {
@@ -157,16 +137,8 @@ export interface TextSealer {
 
 const SEALED_PREFIX = 'enc1:';
 
-/** Texts sealed as the codec seals payloads: `enc1:<key id>:<base64 nonce|ciphertext|tag>`; plain in decrypt-only. */
-export function textSealerOf(codec: AesGcmPayloadCodec): TextSealer {
-  return {
-    seal: (text, context) => codec.sealText(text, context),
-    open: (stored, context) => codec.openText(stored, context),
-  };
-}
-
-function associatedData(keyId: string, originalEncoding: string): Uint8Array {
-  return utf8.encode(`${AAD_PREFIX}\n${keyId}\n${originalEncoding}`);
+function associatedData(keyId: string, context: string): Uint8Array {
+  return utf8.encode(`${AAD_PREFIX}\n${keyId}\n${context}`);
 }
 
 function metadataString(payload: Payload, name: string): string | undefined {

@@ -17,6 +17,8 @@ export interface RedisSubscription {
   quit(): Promise<unknown>;
 }
 
+const ignore = (): void => {};
+
 /** Subscribes on a dedicated connection: a subscribed connection can run nothing else. */
 export function subscribeChannels(
   redis: RedisClient,
@@ -32,14 +34,7 @@ export function subscribeChannels(
     subscriber.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis subscription error'));
     subscriber.on('close', () => setListening(false));
     // ioredis resubscribes after a reconnect; caches trust notifications again only once it has.
-    subscriber.on(
-      'ready',
-      () =>
-        void subscriber.subscribe(...channels).then(
-          () => setListening(true),
-          () => {},
-        ),
-    );
+    subscriber.on('ready', () => void subscriber.subscribe(...channels).then(() => setListening(true), ignore));
   };
   if (redis instanceof Cluster) return subscribeOnCluster(redis, listenOn, setListening);
   const subscriber = redis.duplicate({ enableAutoPipelining: false, maxRetriesPerRequest: null });

@@ -1,5 +1,5 @@
 import { Cluster, Redis, ReplyError, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
-import type { AppConfig } from '../config/index.js';
+import { commaList, type AppConfig } from '../config/index.js';
 import { activeTracing } from './tracing.js';
 
 /** One node or a Cluster, by configuration; a SKU's keys share one hash slot, so both run the same Lua scripts. */
@@ -12,24 +12,18 @@ function autoPipelining(): boolean {
 
 /** REDIS_URL's node URLs: one, or a comma-separated list of a cluster's nodes. */
 export function redisNodeUrls(redisUrl: string): string[] {
-  return redisUrl
-    .split(',')
-    .map((url) => url.trim())
-    .filter((url) => url !== '');
+  return commaList(redisUrl);
 }
 
+type RedisSettings = Pick<AppConfig, 'redisUrl'> & Partial<Pick<AppConfig, 'redisCluster'>>;
+
 /** Several nodes, or REDIS_CLUSTER=true. */
-export function usesRedisCluster(
-  config: Pick<AppConfig, 'redisUrl'> & Partial<Pick<AppConfig, 'redisCluster'>>,
-): boolean {
+export function usesRedisCluster(config: RedisSettings): boolean {
   return config.redisCluster === true || redisNodeUrls(config.redisUrl).length > 1;
 }
 
 /** Bounded retries fail requests fast on a dead Redis instead of queueing them; `options` go to every node. */
-export function createRedis(
-  config: Pick<AppConfig, 'redisUrl'> & Partial<Pick<AppConfig, 'redisCluster'>>,
-  options: RedisOptions = {},
-): RedisClient {
+export function createRedis(config: RedisSettings, options: RedisOptions = {}): RedisClient {
   if (!usesRedisCluster(config)) {
     return new Redis(config.redisUrl, {
       enableAutoPipelining: autoPipelining(),

@@ -1,6 +1,4 @@
-/**
- * A use case saying no: a stable, documented error code and a message; src/api/errors.ts maps codes to HTTP.
- */
+/** A use case saying no: a stable, documented error code and a message; src/api/errors.ts maps codes to HTTP. */
 export const REFUSAL_CODES = [
   'INVALID_REQUEST',
   'INVALID_SIGNATURE',

@@ -1,17 +1,9 @@
-/**
- * How every process reaches Temporal (for Temporal Cloud: TLS with an API key or mTLS), in one place so all alike.
- */
+/** How every process reaches Temporal (for Temporal Cloud: TLS with an API key or mTLS), in one place so all alike. */
 import { readFileSync } from 'node:fs';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import type { AppConfig } from '../config/index.js';
 import { temporalDataConverter } from './data-converter.js';
 import { temporalClientInterceptors } from './tracing.js';
-
-export interface TemporalConnectionSettings {
-  address: string;
-  tls?: TLSConfig | true;
-  apiKey?: string;
-}
 
 /** The gRPC status codes callers react to (https://grpc.io/docs/guides/status-codes/). */
 const GRPC_STATUS = { DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8 } as const;
@@ -26,7 +18,11 @@ export function hasGrpcStatus(err: unknown, status: keyof typeof GRPC_STATUS): b
 }
 
 /** Connection options shared by `Connection.connect` (client) and `NativeConnection.connect` (worker). */
-export function temporalConnectionSettings(config: Pick<AppConfig, 'temporal'>): TemporalConnectionSettings {
+export function temporalConnectionSettings(config: Pick<AppConfig, 'temporal'>): {
+  address: string;
+  tls?: TLSConfig | true;
+  apiKey?: string;
+} {
   const { address, tls, apiKey, clientCertPath, clientKeyPath } = config.temporal;
   const clientCertPair =
     clientCertPath && clientKeyPath

@@ -3,15 +3,7 @@
  * Stays on OpenTelemetry 1.x as @temporalio/interceptors-opentelemetry does: a second SDK starts traces none joins.
  */
 import { createRequire } from 'node:module';
-import {
-  context as otelContext,
-  propagation,
-  trace,
-  type Attributes,
-  type Context,
-  type Link,
-  type SpanKind,
-} from '@opentelemetry/api';
+import { context as otelContext, propagation, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { ZipkinExporter } from '@opentelemetry/exporter-zipkin';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -46,17 +38,21 @@ import { carriesSampledTrace } from './trace-header.js';
 
 const require = createRequire(import.meta.url);
 
-/** OTEL_TRACES_EXPORTER's values besides `none`. */
-export const TRACE_EXPORTERS = ['zipkin', 'otlp', 'console'] as const;
-export type TraceExporterName = (typeof TRACE_EXPORTERS)[number];
+/** OTEL_TRACES_EXPORTER's values besides `none`; zipkin's endpoint: OTEL_EXPORTER_ZIPKIN_ENDPOINT. */
+const EXPORTERS = {
+  zipkin: () => new ZipkinExporter(),
+  otlp: () => new OTLPTraceExporter(),
+  console: () => new ConsoleSpanExporter(),
+} satisfies Record<string, () => SpanExporter>;
+export type TraceExporterName = keyof typeof EXPORTERS;
 
 /** Undefined when tracing is off; throws on an unknown name. */
 export function traceExporterFromEnv(env: NodeJS.ProcessEnv = process.env): TraceExporterName | undefined {
   if ((env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true') return undefined;
   const name = (env.OTEL_TRACES_EXPORTER ?? '').trim().toLowerCase();
   if (name === '' || name === 'none') return undefined;
-  if (!(TRACE_EXPORTERS as readonly string[]).includes(name)) {
-    throw new Error(`OTEL_TRACES_EXPORTER=${name} is not one of ${TRACE_EXPORTERS.join(', ')}, none`);
+  if (!Object.hasOwn(EXPORTERS, name)) {
+    throw new Error(`OTEL_TRACES_EXPORTER=${name} is not one of ${Object.keys(EXPORTERS).join(', ')}, none`);
   }
   return name as TraceExporterName;
 }
@@ -89,7 +85,7 @@ export function startTracing(serviceName: string, env: NodeJS.ProcessEnv = proce
   const resource = Resource.default()
     .merge(new Resource({ [ATTR_SERVICE_NAME]: serviceName }))
     .merge(envDetectorSync.detect());
-  const spanProcessor = new BatchSpanProcessor(createExporter(exporterName));
+  const spanProcessor = new BatchSpanProcessor(EXPORTERS[exporterName]());
   const provider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor], sampler: samplerFromEnv(env) });
   provider.register({ propagator: new W3CTraceContextPropagator() });
   registerInstrumentations({
@@ -105,7 +101,8 @@ export function startTracing(serviceName: string, env: NodeJS.ProcessEnv = proce
       new MySQL2Instrumentation(),
     ],
   });
-  loadInstrumentedModules();
+  // The instrumentations hook CommonJS `require`, which ESM imports bypass: requiring here patches what they share.
+  for (const name of ['http', 'https', 'ioredis', 'mysql2', 'mysql2/promise']) require(name);
   active = {
     exporter: exporterName,
     resource,
@@ -121,22 +118,19 @@ export function startTracing(serviceName: string, env: NodeJS.ProcessEnv = proce
 // OTEL_TRACES_SAMPLER(_ARG) as the SDK reads them, with NoStoreRootsSampler deciding new traces.
 function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
   const name = (env.OTEL_TRACES_SAMPLER ?? '').trim().toLowerCase() || 'parentbased_always_on';
-  const arg =
-    env.OTEL_TRACES_SAMPLER_ARG === undefined || env.OTEL_TRACES_SAMPLER_ARG.trim() === ''
-      ? 1
-      : Number(env.OTEL_TRACES_SAMPLER_ARG);
-  const base = name.replace(/^parentbased_/, '');
-  let ratio: number;
-  if (base === 'always_on') ratio = 1;
-  else if (base === 'always_off') ratio = 0;
-  else if (base === 'traceidratio') {
-    if (!Number.isFinite(arg) || arg < 0 || arg > 1)
-      throw new Error(`OTEL_TRACES_SAMPLER_ARG=${env.OTEL_TRACES_SAMPLER_ARG} is not a ratio between 0 and 1`);
-    ratio = arg;
-  } else
+  const arg = env.OTEL_TRACES_SAMPLER_ARG?.trim() ? Number(env.OTEL_TRACES_SAMPLER_ARG) : 1;
+  const ratios = new Map([
+    ['always_on', 1],
+    ['always_off', 0],
+    ['traceidratio', arg],
+  ]);
+  const ratio = ratios.get(name.replace(/^parentbased_/, ''));
+  if (ratio === undefined)
     throw new Error(
       `OTEL_TRACES_SAMPLER=${name} is not one of always_on, always_off, traceidratio (each also parentbased_)`,
     );
+  if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1)
+    throw new Error(`OTEL_TRACES_SAMPLER_ARG=${env.OTEL_TRACES_SAMPLER_ARG} is not a ratio between 0 and 1`);
   const root = new NoStoreRootsSampler(new TraceIdRatioBasedSampler(ratio));
   return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
 }
@@ -144,38 +138,15 @@ function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
 /** Background work's lone Redis or MySQL commands would each be a one-span trace: traces start at requests. */
 class NoStoreRootsSampler implements Sampler {
   constructor(private readonly ratio: Sampler) {}
-  shouldSample(
-    context: Context,
-    traceId: string,
-    spanName: string,
-    spanKind: SpanKind,
-    attributes: Attributes,
-    links: Link[],
-  ): SamplingResult {
+  shouldSample(...args: Parameters<Sampler['shouldSample']>): SamplingResult {
+    const [, , , , attributes] = args;
     // Both store instrumentations set db.system when they start a span.
     if (attributes['db.system'] !== undefined) return { decision: SamplingDecision.NOT_RECORD };
-    return this.ratio.shouldSample(context, traceId, spanName, spanKind, attributes, links);
+    return this.ratio.shouldSample(...args);
   }
   toString(): string {
     return `NoStoreRoots{${this.ratio.toString()}}`;
   }
-}
-
-function createExporter(name: TraceExporterName): SpanExporter {
-  switch (name) {
-    case 'zipkin':
-      // OTEL_EXPORTER_ZIPKIN_ENDPOINT, default http://localhost:9411/api/v2/spans.
-      return new ZipkinExporter();
-    case 'otlp':
-      return new OTLPTraceExporter();
-    case 'console':
-      return new ConsoleSpanExporter();
-  }
-}
-
-// The instrumentations hook CommonJS `require`, which ESM imports bypass: requiring here patches what they share.
-function loadInstrumentedModules(): void {
-  for (const name of ['http', 'https', 'ioredis', 'mysql2', 'mysql2/promise']) require(name);
 }
 
 /** The current sampled trace as W3C headers, carried through a store to a later step (a checkout's promise). */

@@ -5,25 +5,12 @@ import type { RedisInventory, SaleStock } from '../inventory/redis-inventory.js'
 export const INVARIANTS = ['noOversell', 'conservation', 'storesAgree', 'noLostOrder', 'perUserLimit'] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
-export interface RedisCounters {
-  stock: number;
-  available: number;
-  reserved: number;
-  sold: number;
-}
+export type RedisCounters = Pick<SaleStock, 'stock' | 'available' | 'reserved' | 'sold'>;
 
 export interface SaleFigures {
   stock: number;
   /** Units by status; sold = PAID + DISPUTED + REFUNDED (docs/fault-tolerance.md, "Money taken back"). */
-  mysql: {
-    available: number;
-    awaitingPayment: number;
-    paid: number;
-    disputed: number;
-    refunded: number;
-    cancelled: number;
-    failed: number;
-  };
+  mysql: Record<'available' | 'awaitingPayment' | 'paid' | 'disputed' | 'refunded' | 'cancelled' | 'failed', number>;
   /** Null where the design keeps no Redis counters (the benchmark's sync baseline). */
   redis: RedisCounters | null;
   maxUnitsHeldByOneUser: number;

@@ -3,40 +3,17 @@
  * under a per-sale lease, oldest due first. reserve.lua writes the entries; claim.lua and release.lua drop them.
  */
 import type { RedisClient } from '../infra/redis.js';
-import { defineScripts, parsePromised, saleKeys, type Promised } from './redis-inventory.js';
-
-const SCRIPTS = {
-  promisesTakeDueStarts: { file: 'take_due_starts.lua', numberOfKeys: 3 },
-  promisesEntry: { file: 'promise_entry.lua', numberOfKeys: 2 },
-  promisesReleaseStarterLease: { file: 'release_starter_lease.lua', numberOfKeys: 1 },
-} as const satisfies Record<keyof PromiseCommands, { file: string; numberOfKeys: number }>;
-
-interface PromiseCommands {
-  promisesTakeDueStarts(
-    pending: string,
-    inputs: string,
-    lease: string,
-    owner: string,
-    leaseMs: number,
-    limit: number,
-    recheckMs: number,
-  ): Promise<Array<number | string>>;
-  promisesEntry(
-    pending: string,
-    inputs: string,
-    orderNo: string,
-    action: 'retry' | 'drop',
-    delayMs: number,
-  ): Promise<number>;
-  promisesReleaseStarterLease(lease: string, owner: string): Promise<number>;
-}
+import { luaScripts, parsePromised, saleKeys, type Promised } from './redis-inventory.js';
 
 export class PromiseQueue {
-  private readonly commands: PromiseCommands;
+  private readonly scripts;
 
   constructor(redis: RedisClient) {
-    defineScripts(redis, SCRIPTS);
-    this.commands = redis as unknown as PromiseCommands;
+    this.scripts = luaScripts(redis, {
+      promisesTakeDueStarts: 'take_due_starts.lua',
+      promisesEntry: 'promise_entry.lua',
+      promisesReleaseStarterLease: 'release_starter_lease.lua',
+    });
   }
 
   /**
@@ -49,15 +26,13 @@ export class PromiseQueue {
     options: { leaseMs: number; limit: number; recheckMs: number },
   ): Promise<{ leased: boolean; pending: number; due: Promised[] }> {
     const k = saleKeys(sku);
-    const reply = await this.commands.promisesTakeDueStarts(
-      k.pending,
-      k.inputs,
-      k.starter,
+    const reply = (await this.scripts.promisesTakeDueStarts(
+      [k.pending, k.inputs, k.starter],
       owner,
       options.leaseMs,
       options.limit,
       options.recheckMs,
-    );
+    )) as Array<number | string>;
     const due: Promised[] = [];
     for (let i = 2; i + 1 < reply.length; i += 2) due.push(parsePromised(String(reply[i + 1])));
     return { leased: Number(reply[0]) === 1, pending: Number(reply[1] ?? 0), due };
@@ -65,20 +40,19 @@ export class PromiseQueue {
 
   /** Gives up the sale's starter lease if `owner` holds it. */
   async releaseStarterLease(sku: string, owner: string): Promise<void> {
-    await this.commands.promisesReleaseStarterLease(saleKeys(sku).starter, owner);
+    await this.scripts.promisesReleaseStarterLease([saleKeys(sku).starter], owner);
   }
 
   /** After a failed start: the promise is due again in `delayMs` (false: it was claimed or released meanwhile). */
   async retryStartLater(sku: string, orderNo: string, delayMs: number): Promise<boolean> {
     const k = saleKeys(sku);
-    return (
-      (await this.commands.promisesEntry(k.pending, k.inputs, orderNo, 'retry', Math.max(0, Math.floor(delayMs)))) === 1
-    );
+    const delay = Math.max(0, Math.floor(delayMs));
+    return (await this.scripts.promisesEntry([k.pending, k.inputs], orderNo, 'retry', delay)) === 1;
   }
 
   /** The order's workflow exists or has closed: no starter starts it again (its input stays for reads). */
   async dropStartEntry(sku: string, orderNo: string): Promise<void> {
     const k = saleKeys(sku);
-    await this.commands.promisesEntry(k.pending, k.inputs, orderNo, 'drop', 0);
+    await this.scripts.promisesEntry([k.pending, k.inputs], orderNo, 'drop', 0);
   }
 }

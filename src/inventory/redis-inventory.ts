@@ -19,42 +19,6 @@ export function activeSince(orderNo: string): number | null {
   return madeAt === null ? null : madeAt - 2_000;
 }
 
-/** The Redis keys of one SKU: the one place that knows the layout. */
-export interface SaleKeys {
-  /** HASH stock, available, reserved, sold, limit, price, starts, ends (epoch ms, 0 = none), returned (generation). */
-  sale: string;
-  /** HASH userId -> units the user holds (reserved + sold). */
-  users: string;
-  /** HASH orderNo -> `state|userId|quantity|reservedAtMs`: R reserved, C claimed (workflow), S sold, X released. */
-  reservations: string;
-  /** HASH (userId, idempotency key) -> orderNo. */
-  idempotency: string;
-  /** HASH userId -> orders the shopper cancelled in this sale. */
-  cancels: string;
-  /** ZSET orderNo -> when a starter may start it (Redis clock, ms): promises whose workflow has not claimed them. */
-  pending: string;
-  /** HASH orderNo -> the order's workflow input (JSON), from the reserve until its units are sold or back. */
-  inputs: string;
-  /** STRING: the lease of the sale's one starter (its owner id, with an expiry). */
-  starter: string;
-  /** HASH userId -> the orders holding the user's units, space-separated (what PURCHASE_LIMIT_EXCEEDED names). */
-  holds: string;
-  /** STRING: a counter bumped by each replica-acknowledgement round (src/inventory/replica-acks.ts), never read. */
-  replicationMark: string;
-  /** HASH the sale's waiting line: settings and counters (lua/line_tick.lua); absent for a sale without one. */
-  line: string;
-  /** ZSET userId -> fair rank: who joined before the start (the pre-queue). */
-  linePre: string;
-  /** HASH userId -> 'P' (in the pre-queue) or the place's position. */
-  linePlaces: string;
-  /** ZSET admission batches not yet expired: score = the batch's last position, member `from:to:atMs`. */
-  lineBatches: string;
-  /** HASH a batch's last position -> its admissions a checkout spent. */
-  lineUse: string;
-  /** HASH userId -> the position whose admission a checkout spent. */
-  lineUsed: string;
-}
-
 /**
  * A pipeline's keys outside any sale, named by its task queue so deployments sharing a Redis never start each other's
  * orders. `activeSales`: ZSET SKU -> last reservation (ms, marked ~1/s), where starters and order lookups find the
@@ -64,27 +28,45 @@ export function pipelineKeys(taskQueue: string): { activeSales: string; wake: st
   return { activeSales: `flash:active-sales:${taskQueue}`, wake: `flash:promises:${taskQueue}` };
 }
 
-export function saleKeys(sku: string): SaleKeys {
+/** The Redis keys of one SKU: the one place that knows the layout. */
+export function saleKeys(sku: string) {
   const base = `sale:{${sku}}`;
   return {
+    /** HASH stock, available, reserved, sold, limit, price, starts, ends (epoch ms, 0: none), returned (generation). */
     sale: base,
+    /** HASH userId -> units the user holds (reserved + sold). */
     users: `${base}:users`,
+    /** HASH orderNo -> `state|userId|quantity|reservedAtMs`: R reserved, C claimed (workflow), S sold, X released. */
     reservations: `${base}:res`,
+    /** HASH (userId, idempotency key) -> orderNo. */
     idempotency: `${base}:idem`,
+    /** HASH userId -> orders the shopper cancelled in this sale. */
     cancels: `${base}:cancels`,
+    /** ZSET orderNo -> when a starter may start it (Redis clock, ms): promises whose workflow has not claimed them. */
     pending: `${base}:pending`,
+    /** HASH orderNo -> the order's workflow input (JSON), from the reserve until its units are sold or back. */
     inputs: `${base}:inputs`,
+    /** STRING: the lease of the sale's one starter (its owner id, with an expiry). */
     starter: `${base}:starter`,
+    /** HASH userId -> the orders holding the user's units, space-separated (what PURCHASE_LIMIT_EXCEEDED names). */
     holds: `${base}:holds`,
+    /** STRING: a counter bumped by each replica-acknowledgement round (src/inventory/replica-acks.ts), never read. */
     replicationMark: `${base}:replication-mark`,
+    /** HASH the sale's waiting line: settings and counters (lua/line_tick.lua); absent for a sale without one. */
     line: `${base}:line`,
+    /** ZSET userId -> fair rank: who joined before the start (the pre-queue). */
     linePre: `${base}:line:pre`,
+    /** HASH userId -> 'P' (in the pre-queue) or the place's position. */
     linePlaces: `${base}:line:places`,
+    /** ZSET admission batches not yet expired: score = the batch's last position, member `from:to:atMs`. */
     lineBatches: `${base}:line:batches`,
+    /** HASH a batch's last position -> its admissions a checkout spent. */
     lineUse: `${base}:line:use`,
+    /** HASH userId -> the position whose admission a checkout spent. */
     lineUsed: `${base}:line:used`,
   };
 }
+export type SaleKeys = ReturnType<typeof saleKeys>;
 
 export interface SaleDefinition {
   sku: string;
@@ -121,10 +103,7 @@ export interface ReserveRequest {
 export type TraceCarrier = Record<string, string>;
 
 /** A promised order as the owner of starts takes it: the workflow input, and the checkout's trace if it was sampled. */
-export interface Promised {
-  input: OrderInput;
-  trace?: TraceCarrier;
-}
+export type Promised = ReturnType<typeof parsePromised>;
 
 export type ReserveResult =
   | { outcome: 'RESERVED'; orderNo: string; priceCents: number }
@@ -150,57 +129,24 @@ export type ReserveOutcome = ReserveResult['outcome'];
 
 /** Where release.lua announces returned stock: `<sku>\n<generation>`. */
 export const STOCK_RETURNED_CHANNEL = 'flash:stock-returned';
-export type ReleaseOutcome = 'RELEASED' | 'ALREADY_RELEASED' | 'SOLD' | 'NOT_FOUND' | 'CLAIMED' | 'TOO_RECENT';
-export type ConfirmOutcome = 'CONFIRMED' | 'ALREADY_CONFIRMED' | 'RELEASED' | 'NOT_FOUND';
-export type ClaimOutcome = 'CLAIMED' | 'ALREADY_CLAIMED' | 'RECLAIMED' | 'SOLD' | 'RELEASED' | 'NOT_FOUND';
-export type AdoptOutcome = 'ADOPTED' | 'EXISTS' | 'NO_STOCK' | 'OVER_LIMIT' | 'NO_SALE';
 
 /**
- * 'owner': the workflow, which owns its reservation once claimed (releases R or C); 'unclaimed': the API after a failed
- * start or the reconciler, which may release only an unclaimed one, optionally only if reserved before a cut-off.
+ * 'owner': the workflow, which owns its reservation once claimed (releases R or C; `forget`: the order is final, its
+ * record is dropped once released); 'unclaimed': the API after a failed start or the reconciler, which may release
+ * only an unclaimed one, optionally only if reserved before a cut-off. `orderFailed`: the row is FAILED for our reason
+ * (stock, start, provider, a lost reservation), not the shopper's: the owner gives its units back even if sold, and
+ * the shopper's live admission may be spent again.
  */
-export type ReleaseMode = (
-  | /** forget: the order is final, so its record is dropped once released (see release.lua). */
-    { as: 'owner'; forget?: boolean }
-  | { as: 'unclaimed'; reservedBeforeMs?: number }
-) & {
-  /**
-   * The order's row is FAILED, for our reason (stock, start, provider, a lost reservation), not the shopper's: the
-   * owner gives its units back even if sold, and the shopper's live admission may be spent again.
-   */
+export type ReleaseMode = ({ as: 'owner'; forget?: boolean } | { as: 'unclaimed'; reservedBeforeMs?: number }) & {
   orderFailed?: boolean;
 };
 
-export interface SaleStock {
-  sku: string;
-  stock: number;
-  available: number;
-  reserved: number;
-  sold: number;
-  perUserLimit: number;
-  priceCents: number;
-  startsAt: Date | null;
-  endsAt: Date | null;
-}
+export type SaleStock = Required<SaleDefinition> & { available: number; reserved: number; sold: number };
 
 /** A sale's window as reserve.lua judges it (by Redis's clock): epoch ms, 0 = no bound, the end exclusive. */
-export interface SaleWindow {
-  startsMs: number;
-  endsMs: number;
-  /** The sale has a waiting line: a checkout needs an admission (src/line/). */
-  line: boolean;
-}
+export type SaleWindow = NonNullable<Awaited<ReturnType<RedisInventory['saleWindow']>>>;
 
-export type ReservationState = 'RESERVED' | 'CLAIMED' | 'SOLD' | 'RELEASED';
-
-export interface Reservation {
-  state: ReservationState;
-  userId: string;
-  quantity: number;
-  reservedAtMs: number;
-}
-
-const RESERVE_OUTCOMES: ReadonlySet<string> = new Set<ReserveOutcome>([
+const RESERVE_OUTCOMES = [
   'RESERVED',
   'DUPLICATE',
   'LATE',
@@ -213,141 +159,22 @@ const RESERVE_OUTCOMES: ReadonlySet<string> = new Set<ReserveOutcome>([
   'ADMISSION_INVALID',
   'ADMISSION_EXPIRED',
   'ADMISSION_USED',
-]);
-const RELEASE_OUTCOMES: ReadonlySet<string> = new Set<ReleaseOutcome>([
-  'RELEASED',
-  'ALREADY_RELEASED',
-  'SOLD',
-  'NOT_FOUND',
-  'CLAIMED',
-  'TOO_RECENT',
-]);
-const CLAIM_OUTCOMES: ReadonlySet<string> = new Set<ClaimOutcome>([
-  'CLAIMED',
-  'ALREADY_CLAIMED',
-  'RECLAIMED',
-  'SOLD',
-  'RELEASED',
-  'NOT_FOUND',
-]);
-const ADOPT_OUTCOMES: ReadonlySet<string> = new Set<AdoptOutcome>([
-  'ADOPTED',
-  'EXISTS',
-  'NO_STOCK',
-  'OVER_LIMIT',
-  'NO_SALE',
-]);
-const CONFIRM_OUTCOMES: ReadonlySet<string> = new Set<ConfirmOutcome>([
-  'CONFIRMED',
-  'ALREADY_CONFIRMED',
-  'RELEASED',
-  'NOT_FOUND',
-]);
-const STATES: Readonly<Record<string, ReservationState>> = { R: 'RESERVED', C: 'CLAIMED', S: 'SOLD', X: 'RELEASED' };
+] as const satisfies readonly ReserveOutcome[];
+const RELEASE_OUTCOMES = ['RELEASED', 'ALREADY_RELEASED', 'SOLD', 'NOT_FOUND', 'CLAIMED', 'TOO_RECENT'] as const;
+const CLAIM_OUTCOMES = ['CLAIMED', 'ALREADY_CLAIMED', 'RECLAIMED', 'SOLD', 'RELEASED', 'NOT_FOUND'] as const;
+const ADOPT_OUTCOMES = ['ADOPTED', 'EXISTS', 'NO_STOCK', 'OVER_LIMIT', 'NO_SALE'] as const;
+const CONFIRM_OUTCOMES = ['CONFIRMED', 'ALREADY_CONFIRMED', 'RELEASED', 'NOT_FOUND'] as const;
+const STATES = { R: 'RESERVED', C: 'CLAIMED', S: 'SOLD', X: 'RELEASED' } as const;
+export type ReservationState = (typeof STATES)[keyof typeof STATES];
+
+/** reserve.lua's answer: code, order number, price, reservation record, generation, start input, holding orders. */
+type ReserveReply = [string, string, string | null, string, number?, string?, string?];
 
 /** A sale's waiting line's keys, in the order reserve.lua and release.lua take them. */
-type LineKeys = [line: string, pre: string, places: string, batches: string, use: string, used: string];
-
-function lineKeysOf(k: SaleKeys): LineKeys {
-  return [k.line, k.linePre, k.linePlaces, k.lineBatches, k.lineUse, k.lineUsed];
-}
-
-interface InventoryCommands {
-  inventoryReserve(
-    sale: string,
-    users: string,
-    reservations: string,
-    idempotency: string,
-    cancels: string,
-    pending: string,
-    inputs: string,
-    holds: string,
-    ...lineAndArgs: [
-      ...LineKeys,
-      orderNo: string,
-      userId: string,
-      quantity: number,
-      nowMs: number,
-      idempotencyKey: string,
-      maxCancels: number,
-      cutoffMs: number,
-      input: string,
-      handoffMs: number,
-      wakeChannel: string,
-      sku: string,
-      admissionPosition: string,
-    ]
-  ): Promise<[string, string, string | null, string, number?, string?, string?]>;
-  inventoryRelease(
-    sale: string,
-    users: string,
-    reservations: string,
-    pending: string,
-    inputs: string,
-    holds: string,
-    ...lineAndArgs: [
-      ...LineKeys,
-      orderNo: string,
-      sku: string,
-      mode: string,
-      reservedBeforeMs: number,
-      forget: string,
-      orderFailed: string,
-    ]
-  ): Promise<string>;
-  inventoryConfirm(
-    sale: string,
-    reservations: string,
-    pending: string,
-    inputs: string,
-    orderNo: string,
-  ): Promise<string>;
-  inventoryClaim(
-    sale: string,
-    users: string,
-    reservations: string,
-    pending: string,
-    idempotency: string,
-    holds: string,
-    orderNo: string,
-    userId: string,
-    quantity: number,
-    reservedAtMs: number,
-    idempotencyKey: string,
-  ): Promise<string>;
-  inventoryAdopt(
-    sale: string,
-    users: string,
-    reservations: string,
-    idempotency: string,
-    holds: string,
-    orderNo: string,
-    userId: string,
-    quantity: number,
-    state: string,
-    reservedAtMs: number,
-    idempotencyKey: string,
-  ): Promise<string>;
-}
-
-const SCRIPTS = {
-  inventoryReserve: { file: 'reserve.lua', numberOfKeys: 14 },
-  inventoryRelease: { file: 'release.lua', numberOfKeys: 12 },
-  inventoryConfirm: { file: 'confirm.lua', numberOfKeys: 4 },
-  inventoryClaim: { file: 'claim.lua', numberOfKeys: 6 },
-  inventoryAdopt: { file: 'adopt.lua', numberOfKeys: 5 },
-} as const satisfies Record<keyof InventoryCommands, { file: string; numberOfKeys: number }>;
+const lineKeysOf = (k: SaleKeys) => [k.line, k.linePre, k.linePlaces, k.lineBatches, k.lineUse, k.lineUsed];
 
 const LUA_DIR = new URL('../../lua/', import.meta.url);
 
-/** Registers Lua scripts of lua/ as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
-export function defineScripts(
-  redis: RedisClient,
-  scripts: Record<string, { file: string; numberOfKeys: number }>,
-): void {
-  for (const [name, { file, numberOfKeys }] of Object.entries(scripts))
-    redis.defineCommand(name, { numberOfKeys, lua: luaSource(file) });
-}
 const luaSources = new Map<string, string>();
 
 /** The text of a script of lua/, read once. */
@@ -358,6 +185,20 @@ export function luaSource(file: string): string {
     luaSources.set(file, source);
   }
   return source;
+}
+
+/** A script of lua/ run as a command: its keys (hash-tagged to one cluster slot), then its arguments. */
+export type LuaScript = (keys: readonly string[], ...args: Array<string | number>) => Promise<unknown>;
+
+/** Scripts of lua/ as ioredis commands (EVALSHA, else EVAL once per connection), called by name (wrappers see it). */
+export function luaScripts<N extends string>(redis: RedisClient, files: Record<N, string>): Record<N, LuaScript> {
+  const commands = redis as unknown as Record<N, (...keysAndArgs: Array<string | number>) => Promise<unknown>>;
+  const scripts = {} as Record<N, LuaScript>;
+  for (const name of Object.keys(files) as N[]) {
+    redis.defineCommand(name, { lua: luaSource(files[name]) });
+    scripts[name] = (keys, ...args) => commands[name](keys.length, ...keys, ...args);
+  }
+  return scripts;
 }
 
 /** 0 means "no bound" to the scripts: a real bound must never be 0, nor anything before 2000. */
@@ -376,15 +217,14 @@ function fromEpochMs(value: string | undefined): Date | null {
   return ms > 0 ? new Date(ms) : null;
 }
 
-function expectOutcome<T extends string>(allowed: ReadonlySet<string>, value: unknown, script: string): T {
-  if (typeof value !== 'string' || !allowed.has(value)) {
+function expectOutcome<T extends string>(allowed: readonly T[], value: unknown, script: string): T {
+  if (!allowed.includes(value as T))
     throw new Error(`${script} returned an unexpected reply: ${JSON.stringify(value)}`);
-  }
   return value as T;
 }
 
 export class RedisInventory {
-  private readonly commands: InventoryCommands;
+  private readonly scripts;
   private readonly pipeline: { activeSales: string; wake: string };
 
   /** `taskQueue`: the pipeline whose sales this registers and whose owner of starts its reserves wake. */
@@ -393,27 +233,20 @@ export class RedisInventory {
     taskQueue: string,
   ) {
     this.pipeline = pipelineKeys(taskQueue);
-    defineScripts(redis, SCRIPTS);
-    this.commands = redis as unknown as InventoryCommands;
-  }
-
-  static keys(sku: string): SaleKeys {
-    return saleKeys(sku);
+    this.scripts = luaScripts(redis, {
+      inventoryReserve: 'reserve.lua',
+      inventoryRelease: 'release.lua',
+      inventoryConfirm: 'confirm.lua',
+      inventoryClaim: 'claim.lua',
+      inventoryAdopt: 'adopt.lua',
+    });
   }
 
   /** Takes stock for one checkout, atomically with the per-user limit and the idempotency key. */
   async reserve(req: ReserveRequest): Promise<ReserveResult> {
     const k = saleKeys(req.sku);
-    const reply = await this.commands.inventoryReserve(
-      k.sale,
-      k.users,
-      k.reservations,
-      k.idempotency,
-      k.cancels,
-      k.pending,
-      k.inputs,
-      k.holds,
-      ...lineKeysOf(k),
+    const reply = await this.scripts.inventoryReserve(
+      [k.sale, k.users, k.reservations, k.idempotency, k.cancels, k.pending, k.inputs, k.holds, ...lineKeysOf(k)],
       req.orderNo,
       req.userId,
       req.quantity,
@@ -430,12 +263,11 @@ export class RedisInventory {
       req.admissionPosition === undefined ? '' : String(req.admissionPosition),
     );
     if (!Array.isArray(reply)) throw new Error(`reserve.lua returned an unexpected reply: ${JSON.stringify(reply)}`);
-    const [code, orderNo, price, record, generation, startInput, heldBy] = reply;
-    const outcome = expectOutcome<ReserveOutcome>(RESERVE_OUTCOMES, code, 'reserve.lua');
+    const [code, orderNo, price, record, generation, startInput, heldBy] = reply as ReserveReply;
+    const outcome = expectOutcome(RESERVE_OUTCOMES, code, 'reserve.lua');
     if (outcome === 'RESERVED' || outcome === 'DUPLICATE') {
-      if (typeof orderNo !== 'string' || orderNo === '') {
+      if (typeof orderNo !== 'string' || orderNo === '')
         throw new Error(`reserve.lua returned ${outcome} without an order number`);
-      }
       const priceCents = Number(price ?? 0);
       if (outcome === 'RESERVED') return { outcome, orderNo, priceCents };
       return {
@@ -443,7 +275,7 @@ export class RedisInventory {
         orderNo,
         priceCents,
         reservation: record ? parseReservation(record) : null,
-        startInput: startInput ? parseOrderInput(startInput) : null,
+        startInput: startInput ? parsePromised(startInput).input : null,
       };
     }
     if (outcome === 'SOLD_OUT') return { outcome, generation: Number(generation ?? 0) };
@@ -455,17 +287,11 @@ export class RedisInventory {
    * Gives a reservation's units back, as its order's row says (CANCELLED or FAILED); idempotent. A sale is undone only
    * by its owner for a FAILED order (`orderFailed`); 'unclaimed' leaves a CLAIMED one alone.
    */
-  async release(sku: string, orderNo: string, mode: ReleaseMode = { as: 'owner' }): Promise<ReleaseOutcome> {
+  async release(sku: string, orderNo: string, mode: ReleaseMode = { as: 'owner' }) {
     const k = saleKeys(sku);
     const unclaimed = mode.as === 'unclaimed' ? mode : undefined;
-    const reply = await this.commands.inventoryRelease(
-      k.sale,
-      k.users,
-      k.reservations,
-      k.pending,
-      k.inputs,
-      k.holds,
-      ...lineKeysOf(k),
+    const reply = await this.scripts.inventoryRelease(
+      [k.sale, k.users, k.reservations, k.pending, k.inputs, k.holds, ...lineKeysOf(k)],
       orderNo,
       sku,
       mode.as,
@@ -473,7 +299,7 @@ export class RedisInventory {
       mode.as === 'owner' && mode.forget ? '1' : '0',
       mode.orderFailed ? '1' : '0',
     );
-    return expectOutcome<ReleaseOutcome>(RELEASE_OUTCOMES, reply, 'release.lua');
+    return expectOutcome(RELEASE_OUTCOMES, reply, 'release.lua');
   }
 
   /** The workflow takes its reservation (R -> C) before persisting; one Redis lost is retaken if units remain. */
@@ -485,22 +311,17 @@ export class RedisInventory {
     reservedAtMs: number;
     /** The checkout's key, restored with a reservation Redis lost (RECLAIMED). */
     idempotencyKey?: string | undefined;
-  }): Promise<ClaimOutcome> {
+  }) {
     const k = saleKeys(order.sku);
-    const reply = await this.commands.inventoryClaim(
-      k.sale,
-      k.users,
-      k.reservations,
-      k.pending,
-      k.idempotency,
-      k.holds,
+    const reply = await this.scripts.inventoryClaim(
+      [k.sale, k.users, k.reservations, k.pending, k.idempotency, k.holds],
       order.orderNo,
       order.userId,
       order.quantity,
       Math.floor(order.reservedAtMs),
       order.idempotencyKey ?? '',
     );
-    return expectOutcome<ClaimOutcome>(CLAIM_OUTCOMES, reply, 'claim.lua');
+    return expectOutcome(CLAIM_OUTCOMES, reply, 'claim.lua');
   }
 
   /** Re-creates a reservation Redis lost but MySQL holds units for, with holding and key; available stays >= 0. */
@@ -514,14 +335,10 @@ export class RedisInventory {
       reservedAtMs: number;
       idempotencyKey?: string | null;
     },
-  ): Promise<AdoptOutcome> {
+  ) {
     const k = saleKeys(sku);
-    const reply = await this.commands.inventoryAdopt(
-      k.sale,
-      k.users,
-      k.reservations,
-      k.idempotency,
-      k.holds,
+    const reply = await this.scripts.inventoryAdopt(
+      [k.sale, k.users, k.reservations, k.idempotency, k.holds],
       order.orderNo,
       order.userId,
       order.quantity,
@@ -529,15 +346,11 @@ export class RedisInventory {
       Math.floor(order.reservedAtMs),
       order.idempotencyKey ?? '',
     );
-    return expectOutcome<AdoptOutcome>(ADOPT_OUTCOMES, reply, 'adopt.lua');
+    return expectOutcome(ADOPT_OUTCOMES, reply, 'adopt.lua');
   }
 
   /** One HSCAN page of reservation records (about `count`; cursor '0' when done); records may repeat across pages. */
-  async scanReservations(
-    sku: string,
-    cursor: string,
-    count: number,
-  ): Promise<{ cursor: string; reservations: Array<Reservation & { orderNo: string }> }> {
+  async scanReservations(sku: string, cursor: string, count: number) {
     const [next, flat] = await this.redis.hscan(saleKeys(sku).reservations, cursor, 'COUNT', count);
     const reservations: Array<Reservation & { orderNo: string }> = [];
     for (let i = 0; i + 1 < flat.length; i += 2)
@@ -552,10 +365,10 @@ export class RedisInventory {
   }
 
   /** Turns a reservation into sold units; idempotent, and refuses a reservation already released. */
-  async confirm(sku: string, orderNo: string): Promise<ConfirmOutcome> {
+  async confirm(sku: string, orderNo: string) {
     const k = saleKeys(sku);
-    const reply = await this.commands.inventoryConfirm(k.sale, k.reservations, k.pending, k.inputs, orderNo);
-    return expectOutcome<ConfirmOutcome>(CONFIRM_OUTCOMES, reply, 'confirm.lua');
+    const reply = await this.scripts.inventoryConfirm([k.sale, k.reservations, k.pending, k.inputs], orderNo);
+    return expectOutcome(CONFIRM_OUTCOMES, reply, 'confirm.lua');
   }
 
   async getSale(sku: string): Promise<SaleStock | null> {
@@ -574,8 +387,8 @@ export class RedisInventory {
     };
   }
 
-  /** When the sale is open (epoch ms, 0 = no bound, end exclusive); null: Redis has no such sale. Writes nothing. */
-  async saleWindow(sku: string): Promise<SaleWindow | null> {
+  /** When the sale is open, and if a line (src/line/) admits to it; null: Redis has no such sale. Writes nothing. */
+  async saleWindow(sku: string) {
     const [stock, starts, ends, line] = await this.redis.hmget(saleKeys(sku).sale, 'stock', 'starts', 'ends', 'line');
     if (stock === null) return null;
     return { startsMs: Number(starts ?? 0), endsMs: Number(ends ?? 0), line: line === '1' };
@@ -583,8 +396,7 @@ export class RedisInventory {
 
   async getReservation(sku: string, orderNo: string): Promise<Reservation | null> {
     const record = await this.redis.hget(saleKeys(sku).reservations, orderNo);
-    if (record === null) return null;
-    return parseReservation(record);
+    return record === null ? null : parseReservation(record);
   }
 
   /** Re-maps (user, key) to `orderNo` after Redis lost it, unless it names another order; field as reserve.lua's. */
@@ -593,10 +405,7 @@ export class RedisInventory {
   }
 
   /** restoreKey for many orders of the sale in one round trip; how many keys were missing (and are now set). */
-  async restoreKeys(
-    sku: string,
-    keys: ReadonlyArray<{ userId: string; key: string; orderNo: string }>,
-  ): Promise<number> {
+  async restoreKeys(sku: string, keys: ReadonlyArray<{ userId: string; key: string; orderNo: string }>) {
     if (keys.length === 0) return 0;
     const pipeline = this.redis.pipeline();
     for (const { userId, key, orderNo } of keys)
@@ -645,12 +454,12 @@ export class RedisInventory {
     const found = (await Promise.all(skus.map((sku) => this.redis.hget(saleKeys(sku).inputs, orderNo)))).find(
       (input) => input !== null,
     );
-    return found ? parseOrderInput(found) : null;
+    return found ? parsePromised(found).input : null;
   }
 
   async orderInput(sku: string, orderNo: string): Promise<OrderInput | null> {
     const input = await this.redis.hget(saleKeys(sku).inputs, orderNo);
-    return input === null ? null : parseOrderInput(input);
+    return input === null ? null : parsePromised(input).input;
   }
 
   /** Counts a cancelled order against the shopper (see ReserveRequest.maxCancels). */
@@ -664,16 +473,18 @@ export class RedisInventory {
   }
 }
 
+export type Reservation = ReturnType<typeof parseReservation>;
+
 /** Parses `state|userId|quantity|reservedAtMs`; the user id may itself contain `|`. */
-export function parseReservation(record: string): Reservation {
+export function parseReservation(record: string) {
   const match = /^([RCSX])\|(.*)\|(\d+)\|(\d+)$/s.exec(record);
-  const state = match?.[1] === undefined ? undefined : STATES[match[1]];
+  const state = match?.[1] === undefined ? undefined : STATES[match[1] as keyof typeof STATES];
   if (!match || state === undefined) throw new Error(`Malformed reservation record: ${JSON.stringify(record)}`);
   return { state, userId: match[2] ?? '', quantity: Number(match[3]), reservedAtMs: Number(match[4]) };
 }
 
-/** A promise as reserve.lua recorded it: the order's input, and the checkout's trace when it was sampled. */
-export function parsePromised(json: string): Promised {
+/** A promise (or input) as reserve.lua recorded it, its trace if sampled; cjson may write integers as floats. */
+export function parsePromised(json: string) {
   const raw = JSON.parse(json) as Record<string, unknown>;
   const trace = raw.trace;
   const carried =
@@ -683,11 +494,6 @@ export function parsePromised(json: string): Promised {
         )
       : undefined;
   return { input: orderInputOf(raw), ...(carried && Object.keys(carried).length > 0 ? { trace: carried } : {}) };
-}
-
-/** An order input as reserve.lua recorded it (cjson may write its numbers as floats: they are integers). */
-export function parseOrderInput(json: string): OrderInput {
-  return orderInputOf(JSON.parse(json) as Record<string, unknown>);
 }
 
 function orderInputOf(raw: Record<string, unknown>): OrderInput {

@@ -1,28 +1,10 @@
 /** A sale's definition in Redis: putting a SKU on sale and closing it (define_sale.lua, close_sale.lua). */
 import type { RedisClient } from '../infra/redis.js';
-import { defineScripts, pipelineKeys, saleKeys, toEpochMs, type SaleDefinition } from './redis-inventory.js';
+import { luaScripts, pipelineKeys, saleKeys, toEpochMs, type SaleDefinition } from './redis-inventory.js';
 import { RedisLine, type LineDefinition } from './redis-line.js';
 
-const SCRIPTS = {
-  salesDefineSale: { file: 'define_sale.lua', numberOfKeys: 1 },
-  salesCloseSale: { file: 'close_sale.lua', numberOfKeys: 1 },
-} as const satisfies Record<keyof SalesCommands, { file: string; numberOfKeys: number }>;
-
-interface SalesCommands {
-  salesDefineSale(
-    sale: string,
-    stock: number,
-    perUserLimit: number,
-    priceCents: number,
-    startsMs: number,
-    endsMs: number,
-    line: string,
-  ): Promise<number>;
-  salesCloseSale(sale: string, nowMs: number): Promise<number>;
-}
-
 export class RedisSales {
-  private readonly commands: SalesCommands;
+  private readonly scripts;
   private readonly activeSales: string;
   private readonly lines: RedisLine;
 
@@ -32,8 +14,7 @@ export class RedisSales {
     taskQueue: string,
   ) {
     this.activeSales = pipelineKeys(taskQueue).activeSales;
-    defineScripts(redis, SCRIPTS);
-    this.commands = redis as unknown as SalesCommands;
+    this.scripts = luaScripts(redis, { salesDefineSale: 'define_sale.lua', salesCloseSale: 'close_sale.lua' });
     this.lines = new RedisLine(redis);
   }
 
@@ -41,8 +22,8 @@ export class RedisSales {
   async defineSale(sale: SaleDefinition & { line?: LineDefinition }): Promise<boolean> {
     // Registered first (never moving the mark back): no sale exists that starters and lookups cannot find.
     await this.redis.zadd(this.activeSales, 'GT', Date.now(), sale.sku);
-    const created = await this.commands.salesDefineSale(
-      saleKeys(sale.sku).sale,
+    const created = await this.scripts.salesDefineSale(
+      [saleKeys(sale.sku).sale],
       sale.stock,
       sale.perUserLimit,
       sale.priceCents,
@@ -58,7 +39,7 @@ export class RedisSales {
 
   /** Ends the sale at `nowMs` unless it has ended already (checkouts then answer NOT_ACTIVE); null: no such sale. */
   async closeSale(sku: string, nowMs = Date.now()): Promise<Date | null> {
-    const ends = Number(await this.commands.salesCloseSale(saleKeys(sku).sale, Math.floor(nowMs)));
+    const ends = Number(await this.scripts.salesCloseSale([saleKeys(sku).sale], Math.floor(nowMs)));
     return ends > 0 ? new Date(ends) : null;
   }
 }

@@ -14,23 +14,16 @@ const ROUND_TIMEOUT_MS = 1_000;
 /** The longest a round is waited for, answered or not. */
 const ROUND_BOUND_MS = ROUND_TIMEOUT_MS + 1_000;
 
-interface Round {
-  promise: Promise<boolean>;
-  resolve(acknowledged: boolean): void;
-}
-
-function newRound(): Round {
+function newRound() {
   let resolve!: (acknowledged: boolean) => void;
   const promise = new Promise<boolean>((r) => (resolve = r));
   return { promise, resolve };
 }
+type Round = ReturnType<typeof newRound>;
 
 export class ReplicaAcks {
   /** With REDIS_WAIT_REPLICAS (else undefined): on a lazy connection of its own, bounded by a round + REDIS_TIMEOUT. */
-  static fromConfig(
-    config: Pick<AppConfig, 'redisWaitReplicas' | 'deadlines'>,
-    redis: RedisClient,
-  ): ReplicaAcks | undefined {
+  static fromConfig(config: Pick<AppConfig, 'redisWaitReplicas' | 'deadlines'>, redis: RedisClient) {
     if (config.redisWaitReplicas <= 0) return undefined;
     const connection = duplicateRedis(redis, {
       lazyConnect: true,
@@ -51,21 +44,12 @@ export class ReplicaAcks {
   /** Whether the replicas acked every write to the sale answered before this call, within `timeoutMs`; never throws. */
   async replicated(sku: string, timeoutMs: number): Promise<boolean> {
     if (timeoutMs <= 0) return false;
-    let sale = this.sales.get(sku);
-    if (!sale) {
-      sale = { inFlight: false };
-      this.sales.set(sku, sale);
-    }
+    const sale = this.sales.get(sku) ?? { inFlight: false };
+    this.sales.set(sku, sale);
     sale.next ??= newRound();
     const mine = sale.next.promise;
     if (!sale.inFlight) void this.runRounds(sku, sale);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-    try {
-      return await Promise.race([mine, late]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return within(mine, timeoutMs);
   }
 
   private async runRounds(sku: string, sale: { next?: Round; inFlight: boolean }): Promise<void> {
@@ -73,23 +57,13 @@ export class ReplicaAcks {
     try {
       for (let round = sale.next; round; round = sale.next) {
         sale.next = undefined;
-        round.resolve(await this.waitOnce(sku));
+        // Bounded: a round whose node died (a cluster pipeline in a failover) may never settle, blocking the next.
+        round.resolve(await within(this.sendRound(sku), ROUND_BOUND_MS));
       }
     } finally {
       sale.inFlight = false;
       // Nothing left to wait for: forget the sale (a sale's rounds start again with its next checkout).
       if (!sale.next) this.sales.delete(sku);
-    }
-  }
-
-  /** Bounded: a round whose node died (a cluster pipeline in a failover) may never settle, blocking the next rounds. */
-  private async waitOnce(sku: string): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const hung = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ROUND_BOUND_MS)));
-    try {
-      return await Promise.race([this.sendRound(sku), hung]);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -111,5 +85,16 @@ export class ReplicaAcks {
 
   async close(): Promise<void> {
     await this.redis.quit().catch(() => undefined);
+  }
+}
+
+/** `answer`, or false once `ms` have passed without one. */
+async function within(answer: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([answer, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

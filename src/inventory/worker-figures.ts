@@ -36,15 +36,8 @@ export class WorkerFiguresBoard {
 
   /** Publishes a worker's figures, fresh for `ttlMs` by Redis's clock unless published again. */
   async put(figures: WorkerCacheFigures, ttlMs: number): Promise<void> {
-    await this.redis.eval(
-      luaSource(SCRIPT),
-      1,
-      this.key,
-      'put',
-      figures.worker,
-      JSON.stringify(figures),
-      Math.ceil(ttlMs),
-    );
+    const entry = JSON.stringify(figures);
+    await this.redis.eval(luaSource(SCRIPT), 1, this.key, 'put', figures.worker, entry, Math.ceil(ttlMs));
   }
 
   /** The figures of every worker still publishing, by worker id. */

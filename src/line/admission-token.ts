@@ -3,6 +3,7 @@
  * fails without Redis; whether the place is still admitted and unspent, reserve.lua decides as it spends it.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
 
 export interface Admission {
   sku: string;
@@ -16,6 +17,9 @@ export type AdmissionCheck =
   | { ok: false; code: 'ADMISSION_INVALID' | 'ADMISSION_NOT_YOURS' | 'ADMISSION_EXPIRED' };
 
 const VERSION = 'a1';
+/** The signed payload: [sku, userId, position, expiresAtMs]. */
+const FIELDS = z.tuple([z.string(), z.string(), z.int().positive(), z.int()]);
+const INVALID = { ok: false, code: 'ADMISSION_INVALID' } as const;
 
 export class AdmissionTokens {
   private readonly key: Buffer;
@@ -35,20 +39,19 @@ export class AdmissionTokens {
   /** ADMISSION_EXPIRED past its time plus `graceMs` by this clock; near its end reserve.lua judges by Redis's clock. */
   verify(token: string, expected: { sku: string; userId: string }, nowMs: number, graceMs: number): AdmissionCheck {
     const [version, payload, mac, extra] = token.split('.');
-    if (version !== VERSION || !payload || !mac || extra !== undefined || token.length > 1_024)
-      return { ok: false, code: 'ADMISSION_INVALID' };
+    if (version !== VERSION || !payload || !mac || extra !== undefined || token.length > 1_024) return INVALID;
     const expectedMac = Buffer.from(this.mac(payload));
     const givenMac = Buffer.from(mac);
-    if (givenMac.length !== expectedMac.length || !timingSafeEqual(givenMac, expectedMac))
-      return { ok: false, code: 'ADMISSION_INVALID' };
+    if (givenMac.length !== expectedMac.length || !timingSafeEqual(givenMac, expectedMac)) return INVALID;
     let fields: unknown;
     try {
       fields = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
     } catch {
-      return { ok: false, code: 'ADMISSION_INVALID' };
+      return INVALID;
     }
-    if (!isAdmissionFields(fields)) return { ok: false, code: 'ADMISSION_INVALID' };
-    const [sku, userId, position, expiresAtMs] = fields;
+    const parsed = FIELDS.safeParse(fields);
+    if (!parsed.success) return INVALID;
+    const [sku, userId, position, expiresAtMs] = parsed.data;
     if (sku !== expected.sku || userId !== expected.userId) return { ok: false, code: 'ADMISSION_NOT_YOURS' };
     if (nowMs > expiresAtMs + graceMs) return { ok: false, code: 'ADMISSION_EXPIRED' };
     return { ok: true, admission: { sku, userId, position, expiresAtMs } };
@@ -57,16 +60,4 @@ export class AdmissionTokens {
   private mac(payload: string): string {
     return createHmac('sha256', this.key).update(`${VERSION}.${payload}`).digest('base64url');
   }
-}
-
-function isAdmissionFields(value: unknown): value is [string, string, number, number] {
-  return (
-    Array.isArray(value) &&
-    value.length === 4 &&
-    typeof value[0] === 'string' &&
-    typeof value[1] === 'string' &&
-    Number.isSafeInteger(value[2]) &&
-    (value[2] as number) > 0 &&
-    Number.isSafeInteger(value[3])
-  );
 }

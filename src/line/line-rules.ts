@@ -11,10 +11,7 @@ export function seedHashOf(seed: string): string {
   return createHash('sha256').update(seed).digest('hex');
 }
 
-/**
- * 6 bytes of HMAC-SHA256(seed, userId): exact in a double (a sorted-set score; ties by userId), independent of join
- * time, unknowable before the seed is revealed, checkable by anyone after.
- */
+/** 6 bytes of HMAC-SHA256(seed, userId): exact in a double, join-time blind, secret until the seed, checkable after. */
 export function fairRank(seed: string, userId: string): number {
   return createHmac('sha256', seed).update(userId).digest().readUIntBE(0, 6);
 }
@@ -28,10 +25,7 @@ export function etaBand(ahead: number, admissionsPerSecond: number): { minSecond
   return { minSeconds: Math.floor(seconds), maxSeconds: Math.ceil(seconds * 1.1) + 1 };
 }
 
-/**
- * Each place takes a unit, and unspent admissions never exceed the units available (line_tick.lua): a place behind
- * them waits for units to come back, and no band holds.
- */
+/** Unspent admissions never exceed units left (line_tick.lua): a place behind them waits for units; no band holds. */
 export function withinRemainingUnits(
   ahead: number,
   line: { available: number; admitted: number; consumed: number; givenBack: number },

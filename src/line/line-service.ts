@@ -41,18 +41,10 @@ export interface LineObserver {
   etaError(sku: string, seconds: number): void;
 }
 
-/** What this process knows of a shopper's place. */
+/** What this process knows of a shopper's place; `predicted`: the first admission time it told, and in which epoch. */
 export type CachedPlace =
   | { kind: 'PRE_QUEUE' }
-  | {
-      kind: 'PLACED';
-      position: number;
-      /** 0: not admitted when read; -1: admitted and expired; else Redis ms. */
-      admittedAtMs: number;
-      spent: boolean;
-      /** The first admission time this process predicted, for the ETA's error, and the epoch it held in. */
-      predicted?: { atMs: number; epoch: number; observed: boolean };
-    };
+  | (Extract<PlaceRecord, { kind: 'PLACED' }> & { predicted?: { atMs: number; epoch: number; observed: boolean } });
 
 interface Board {
   snapshot: LineSnapshot;
@@ -67,7 +59,7 @@ export class LineService {
   private readonly boards = new Map<string, Board>();
   /** Sales without a line (or without a sale), remembered a second so probing them costs a read a second. */
   private readonly noLine = new LRUCache<string, 'NO_SALE' | 'NO_LINE'>({ max: 10_000, ttl: 1_000 });
-  private readonly places: LRUCache<string, CachedPlace>;
+  private readonly places = new LRUCache<string, CachedPlace>({ max: 1_000_000 });
   private readonly seeds = new LRUCache<string, string>({ max: 10_000 });
   private readonly tokens: AdmissionTokens;
   private timer: NodeJS.Timeout | undefined;
@@ -82,11 +74,9 @@ export class LineService {
       clockSkewMarginMs: number;
       observer: LineObserver;
       logger: Logger;
-      maxCachedPlaces?: number;
     },
   ) {
     this.tokens = new AdmissionTokens(deps.jwtSecret);
-    this.places = new LRUCache({ max: deps.maxCachedPlaces ?? 1_000_000 });
   }
 
   /** Starts this process's admission ticks: done by the first look at a line (stop() at shutdown). */
@@ -119,13 +109,9 @@ export class LineService {
     const board = await this.board(sku);
     const seed = await this.seedOf(sku);
     const joined = await this.deps.line.join(sku, userId, fairRank(seed, userId));
-    this.deps.observer.joined(
-      joined.outcome === 'PLACED' || joined.outcome === 'PRE_QUEUE'
-        ? joined.joined
-          ? 'JOINED'
-          : 'ALREADY'
-        : joined.outcome,
-    );
+    const key = placeKey(sku, userId);
+    const taken = joined.outcome === 'PLACED' || joined.outcome === 'PRE_QUEUE';
+    this.deps.observer.joined(taken ? (joined.joined ? 'JOINED' : 'ALREADY') : joined.outcome);
     switch (joined.outcome) {
       case 'NO_SALE':
         throw noSale(sku);
@@ -134,27 +120,18 @@ export class LineService {
       case 'CLOSED':
         throw new Refusal('SALE_NOT_ACTIVE', `the sale for ${sku} has ended; its line takes nobody`);
       case 'NOT_OPEN': {
+        const opensAt = new Date(joined.opensMs).toISOString();
         const seconds = Math.max(1, Math.ceil((joined.opensMs - Date.now()) / 1_000));
-        throw new Refusal(
-          'LINE_NOT_OPEN',
-          `the line for ${sku} opens at ${new Date(joined.opensMs).toISOString()}`,
-          { opensAt: new Date(joined.opensMs).toISOString() },
-          seconds,
-        );
+        throw new Refusal('LINE_NOT_OPEN', `the line for ${sku} opens at ${opensAt}`, { opensAt }, seconds);
       }
       case 'PRE_QUEUE':
-        this.places.set(placeKey(sku, userId), { kind: 'PRE_QUEUE' });
+        this.places.set(key, { kind: 'PRE_QUEUE' });
         break;
       case 'PLACED': {
         // A new place, or one kept: what it holds beyond its position is read when it matters.
-        const known = this.places.get(placeKey(sku, userId));
-        if (!(known?.kind === 'PLACED' && known.position === joined.position))
-          this.places.set(placeKey(sku, userId), {
-            kind: 'PLACED',
-            position: joined.position,
-            admittedAtMs: 0,
-            spent: false,
-          });
+        const known = this.places.get(key);
+        const kept = known?.kind === 'PLACED' && known.position === joined.position;
+        if (!kept) this.places.set(key, { kind: 'PLACED', position: joined.position, admittedAtMs: 0, spent: false });
       }
     }
     return this.answer(sku, userId, board);
@@ -179,14 +156,9 @@ export class LineService {
   }
 
   /** A checkout's admission, verified; with an Idempotency-Key an expired one passes (its order is answered first). */
-  checkAdmission(
-    token: string,
-    expected: { sku: string; userId: string },
-    retryWithKey: boolean,
-    nowMs = Date.now(),
-  ): AdmissionCheck {
+  checkAdmission(token: string, expected: { sku: string; userId: string }, retryWithKey: boolean): AdmissionCheck {
     const grace = retryWithKey ? Number.POSITIVE_INFINITY : this.deps.clockSkewMarginMs;
-    return this.tokens.verify(token, expected, nowMs, grace);
+    return this.tokens.verify(token, expected, Date.now(), grace);
   }
 
   private async answer(sku: string, userId: string, board: Board): Promise<PlaceView> {
@@ -246,11 +218,8 @@ export class LineService {
     this.start();
     // From the sale's start (or, without one, from the line's creation) to when the line first found it sold out.
     const startedAt = snapshot.startsMs > 0 ? snapshot.startsMs : snapshot.definedMs;
-    this.deps.observer.line(
-      sku,
-      snapshot,
-      snapshot.soldOutAtMs > 0 ? Math.max(0, (snapshot.soldOutAtMs - startedAt) / 1_000) : null,
-    );
+    const soldOutAfter = snapshot.soldOutAtMs > 0 ? Math.max(0, (snapshot.soldOutAtMs - startedAt) / 1_000) : null;
+    this.deps.observer.line(sku, snapshot, soldOutAfter);
     return board;
   }
 
@@ -300,16 +269,9 @@ export class LineService {
 }
 
 function cachedOf(record: PlaceRecord, known: CachedPlace | undefined): CachedPlace | null {
-  if (record.kind === 'NONE') return null;
-  if (record.kind === 'PRE_QUEUE') return { kind: 'PRE_QUEUE' };
+  if (record.kind !== 'PLACED') return record.kind === 'NONE' ? null : record;
   const predicted = known?.kind === 'PLACED' && known.position === record.position ? known.predicted : undefined;
-  return {
-    kind: 'PLACED',
-    position: record.position,
-    admittedAtMs: record.admittedAtMs,
-    spent: record.spent,
-    ...(predicted ? { predicted } : {}),
-  };
+  return { ...record, ...(predicted ? { predicted } : {}) };
 }
 
 /** The answer to a read, from the line's state and the place: the one place the states are decided. */
@@ -333,7 +295,7 @@ export function placeView(
     admissionsPerSecond: snapshot.admissionsPerSecond,
     lineLength: snapshot.length,
     servedThrough: snapshot.served,
-    startsAt: snapshot.startsMs > 0 ? new Date(snapshot.startsMs).toISOString() : null,
+    startsAt: iso(snapshot.startsMs),
     admission: null,
     etaEpoch: snapshot.epoch,
     etaRaisedBy: snapshot.epochReason,
@@ -342,11 +304,8 @@ export function placeView(
   };
   if (snapshot.state === 'CLOSED') return { ...base, state: 'CLOSED', refreshAfterSeconds: null };
   if (place.kind === 'PRE_QUEUE') {
-    return {
-      ...base,
-      preQueue: true,
-      refreshAfterSeconds: refreshBeforeStart(snapshot.startsMs - nowMs, spreadOf(userId)),
-    };
+    const refresh = refreshBeforeStart(snapshot.startsMs - nowMs, spreadOf(userId));
+    return { ...base, preQueue: true, refreshAfterSeconds: refresh };
   }
   const placed = { ...base, position: place.position };
   if (place.spent) return { ...placed, state: 'CHECKED_OUT', refreshAfterSeconds: null };
@@ -379,7 +338,6 @@ export function placeView(
 
 function viewOf(sku: string, board: Board): LineView {
   const { snapshot } = board;
-  const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
   return {
     sku,
     state: snapshot.state,
@@ -401,6 +359,7 @@ function viewOf(sku: string, board: Board): LineView {
   };
 }
 
+const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
 const placeKey = (sku: string, userId: string) => `${sku}\n${userId}`;
 /** A shopper's fixed share of the spread of first reads after the start (0 to 1), from their id. */
 function spreadOf(userId: string): number {

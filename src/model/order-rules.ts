@@ -1,7 +1,4 @@
-/**
- * The order's vocabulary (every status, reason and outcome, declared once) and its rules as pure functions. It imports
- * nothing, so the workflow bundle and the dashboard's browser script can take it in.
- */
+/** The order's vocabulary, declared once, and its rules as pure functions; imports nothing (workflow bundle, web/). */
 
 /** The statuses an order row can have: a PENDING order exists only in its workflow. */
 export const STORED_ORDER_STATUSES = [
@@ -32,10 +29,9 @@ export function isSold(status: OrderStatus | undefined): boolean {
 export type SoldStatus = (typeof SOLD_STATUSES)[number];
 
 /**
- * The order's one state machine (docs/fault-tolerance.md, "One close"): the statuses a row may move to from each. Every
- * statement that moves a row's status guards on it (src/db/orders.ts, statusesMovingTo); the workflow keeps no copy.
- * A row is written AWAITING_PAYMENT (persisted) or FAILED (given up before it was); CANCELLED and FAILED are final;
- * a sold order moves among the sold statuses as money is taken back, and fails only when Redis lost its units.
+ * The order's one state machine (docs/fault-tolerance.md, "One close"): every statement moving a row's status guards on
+ * it (statusesMovingTo); the workflow keeps no copy. A sold order moves among the sold statuses as money is taken back,
+ * and fails only when Redis lost its units.
  */
 export const ORDER_MOVES = {
   AWAITING_PAYMENT: ['PAID', 'CANCELLED', 'FAILED'],
@@ -46,7 +42,7 @@ export const ORDER_MOVES = {
   FAILED: [],
 } as const satisfies { readonly [From in StoredOrderStatus]: readonly StoredOrderStatus[] };
 
-/** The statuses a row is first written with. */
+/** AWAITING_PAYMENT once persisted, FAILED if given up before. */
 export const ORDER_FIRST_STATUSES = ['AWAITING_PAYMENT', 'FAILED'] as const satisfies readonly StoredOrderStatus[];
 
 /** The statuses from which a row may move to `to` (ORDER_MOVES): a status statement's guard. */
@@ -59,10 +55,7 @@ export function isFinal(status: StoredOrderStatus): boolean {
   return ORDER_MOVES[status].length === 0;
 }
 
-/**
- * What Redis holds for an order in each row status: the close carries the row's verdict out in Redis by this
- * (claimed while payable, sold once paid, given back once cancelled or failed); nothing else moves a unit.
- */
+/** What Redis holds for an order in each row status: the close carries the row's verdict out by it, nothing else. */
 export const RESERVATION_OF_STATUS = {
   AWAITING_PAYMENT: 'CLAIMED',
   PAID: 'SOLD',
@@ -72,10 +65,7 @@ export const RESERVATION_OF_STATUS = {
   FAILED: 'RELEASED',
 } as const satisfies { readonly [Status in StoredOrderStatus]: 'CLAIMED' | 'SOLD' | 'RELEASED' };
 
-/**
- * What the merchant's fulfilment hears (docs/api.md, "Order events"): paid, cancelled, failed; money returned by a
- * refund; a dispute opened and closed (won or lost).
- */
+/** What the merchant's fulfilment hears (docs/api.md, "Order events"). */
 export const ORDER_EVENT_TYPES = [
   'order.paid',
   'order.cancelled',
@@ -129,9 +119,8 @@ export const STORED_PAYMENT_OUTCOMES = ['RECEIVED', ...PAYMENT_OUTCOMES, ...REFU
 export type StoredPaymentOutcome = (typeof STORED_PAYMENT_OUTCOMES)[number];
 
 /**
- * A payment's one state machine: decided once by its order's row (APPLIED, or owed back), an applied one owed back if
- * its order fails, a refund asked and ended (REFUNDED; REFUND_FAILED for an operator), a dispute's refund undone when
- * the dispute is won. Every statement that moves an outcome guards on it (paymentOutcomesMovingTo).
+ * A payment's one state machine: an applied one is owed back if its order fails; REFUNDED moves to REFUND_FAILED when a
+ * won dispute undoes its refund. Every statement that moves an outcome guards on it (paymentOutcomesMovingTo).
  */
 export const PAYMENT_MOVES = {
   RECEIVED: ['APPLIED', 'REFUND_REQUIRED'],
@@ -278,10 +267,7 @@ export type CloseVerdict =
   | { outcome: 'CANCELLED'; reason: CancelReason }
   | { outcome: 'FAILED'; reason: string };
 
-/**
- * What the workflow asks the row when its wait ends, by what ended it: an operator's cancel first, then the shopper's,
- * the provider refusing to make the payment, the deadline; a payment's Signal only asks whether it paid.
- */
+/** What the workflow asks the row when its wait ends; a payment's Signal only asks whether it paid. */
 export function closeRequestOf(wait: {
   operatorCancelled: boolean;
   shopperCancelled: boolean;

@@ -1,7 +1,4 @@
-/**
- * OrderWorkflow as its callers see it (type, signature, id, input, state, messages, search attributes, order numbers),
- * re-exporting ./order-rules.ts. The workflow bundle takes it in: deterministic code only.
- */
+/** OrderWorkflow as its callers see it, re-exporting ./order-rules.ts; in the workflow bundle: deterministic only. */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import ms from 'ms';
@@ -34,10 +31,7 @@ export interface OrderInput {
 /** The providers with an API the order talks to (src/payments/provider.ts); the generic webhook has none. */
 export type ProviderWithApi = Exclude<PaymentProviderName, 'generic'>;
 
-/**
- * The order's payment at its provider as the workflow keeps it: the id only. The client secret never enters Temporal
- * (it would sit in every history and export): it is kept encrypted in MySQL and added by the API for the shopper.
- */
+/** The id only: the client secret would sit in every history and export, so MySQL keeps it, encrypted. */
 export interface PaymentIntentRef {
   id: string;
 }
@@ -59,11 +53,7 @@ export interface PaymentReceived {
 /** What persisting an order needs (persistOrder, recordOrderFailure): the input and its payment deadline. */
 export type PersistOrderInput = OrderInput & { paymentDeadline: string };
 
-/**
- * The order as its workflow reports it (the `status` query, the Updates' and the result's answer), in the API's
- * vocabulary: PENDING while persisting, AWAITING_PAYMENT until its close, then how its row ended it. Its row decides;
- * this follows it (docs/fault-tolerance.md, "One close").
- */
+/** The order as its workflow reports it (query, Updates, result): its row decides, this follows ("One close"). */
 export interface OrderState {
   orderNo: string;
   sku: string;
@@ -78,10 +68,7 @@ export interface OrderState {
   paymentDeadline: string;
   paidAt?: string;
   paymentProvider?: ProviderWithApi;
-  /**
-   * Its payment at that provider, once made (while AWAITING_PAYMENT the shopper pays through it). A build before
-   * payload encryption also kept the client secret here: readers ignore it.
-   */
+  /** Its payment at that provider, once made; a build before payload encryption also kept the secret here: ignored. */
   paymentIntent?: PaymentIntentRef;
 }
 
@@ -171,9 +158,8 @@ export function orderWorkflowId(orderNo: string): string {
 }
 
 /**
- * Set once at the start for Web UI filters; the status is not one: a visibility write per change nothing read. The
- * shopper's id is not one either: search attributes are stored and listed in clear (the payload codec cannot reach
- * them); an operator finds a shopper's orders in the admin views (MySQL).
+ * Set once at the start for Web UI filters. Not the status (a visibility write per change nothing read), nor the
+ * shopper's id: search attributes are stored in clear, out of the payload codec's reach.
  */
 export const ORDER_SKU_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderSku', SearchAttributeType.KEYWORD);
 
@@ -194,10 +180,7 @@ export function orderNoTime(orderNo: string): number | null {
   return time;
 }
 
-/**
- * Milliseconds of a duration string ("30m", "2 hours") or number, parsed by `ms` as Temporal's SDK does; throws on
- * anything not positive. Here because the workflow computes the deadline from its input.
- */
+/** A duration ("30m", "2 hours") in ms, parsed by `ms` as the SDK does; here as the workflow computes its deadline. */
 export function durationToMs(value: string | number): number {
   const parsed = typeof value === 'number' ? value : ms(value as Parameters<typeof ms>[0]);
   if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed <= 0) {

@@ -1,25 +1,16 @@
-/**
- * The shopper's cancel (POST /api/orders/:orderNo/cancel): the order's row decides it (the one close), asked through
- * its workflow's `cancel` Update within WRITE_DEADLINE, or here when its workflow is gone (terminated, reset); counted
- * so that a checkout-and-cancel loop is bounded (MAX_CANCELS_PER_SHOPPER).
- */
+/** The shopper's cancel: the row decides, via the `cancel` Update or here (workflow gone); MAX_CANCELS_PER_SHOPPER. */
 import { Deadline } from '../infra/dependency-guard.js';
 import type { OrderStore } from '../db/orders.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import { isCancellable, type OrderStatus } from '../model/order-workflow.js';
 import { Refusal } from '../infra/refusal.js';
-import { orderOfRow, type OrderCloser } from './close.js';
+import { newOrderOf, type OrderCloser } from './close.js';
 import { findOwnOrder, type OrderStatusReader } from './status-reads.js';
 import type { OrderWorkflowClient } from './workflow-client.js';
 import type { FoundOrder } from './lookup.js';
 
-/** The order exists but its state no longer allows a cancel. */
-export class OrderNotCancellableError extends Refusal {
-  constructor(orderNo: string, status: OrderStatus) {
-    super('NOT_CANCELLABLE', `order ${orderNo} is ${status} and can no longer be cancelled`);
-    this.name = 'OrderNotCancellableError';
-  }
-}
+const notCancellable = (orderNo: string, status: OrderStatus) =>
+  new Refusal('NOT_CANCELLABLE', `order ${orderNo} is ${status} and can no longer be cancelled`);
 
 export class CancelOrder {
   constructor(
@@ -38,22 +29,18 @@ export class CancelOrder {
     },
   ) {}
 
-  /**
-   * Answers the order's status once the cancel is taken: CANCELLED (a provider order AWAITING_PAYMENT until its
-   * provider confirms no payment can still succeed); NOT_CANCELLABLE once final or paid.
-   */
+  /** The status once taken: CANCELLED (a provider order AWAITING_PAYMENT until its provider confirms); else refused. */
   async cancel(orderNo: string, userId: string): Promise<{ orderNo: string; status: OrderStatus }> {
     const { orders, statusReader, inventory } = this.deps;
     const deadline = Deadline.in(this.deps.writeDeadlineMs);
     const order = await findOwnOrder(statusReader, orderNo, userId);
-    if (!isCancellable(order.view.status)) throw new OrderNotCancellableError(orderNo, order.view.status);
-    // A promise not started: started with its input (a no-op if running), so its workflow takes the cancel once
-    // persisted; Temporal away: 503.
+    if (!isCancellable(order.view.status)) throw notCancellable(orderNo, order.view.status);
+    // A promise not started is started (a no-op if running) so its workflow takes the cancel; Temporal away: 503.
     if (order.promised) await orders.start(order.promised, deadline);
     let status: OrderStatus;
     try {
       const taken = await orders.cancel(orderNo, deadline);
-      if (taken.outcome === 'REFUSED') throw new OrderNotCancellableError(orderNo, await this.statusNow(order));
+      if (taken.outcome === 'REFUSED') throw notCancellable(orderNo, await this.statusNow(order));
       status = taken.outcome === 'TAKEN' ? taken.state.status : await this.closeWithoutWorkflow(order);
     } finally {
       statusReader.changed(orderNo);
@@ -63,16 +50,13 @@ export class CancelOrder {
     return { orderNo, status };
   }
 
-  /**
-   * Its workflow is gone: the one close here, as the reconciler would run it. A provider order is closed at its
-   * provider first, which only a worker does: refused, and closed by the reconciler at its deadline.
-   */
+  /** Its workflow is gone: the one close here. A provider order is refused (a worker closes it at its provider). */
   private async closeWithoutWorkflow(order: FoundOrder): Promise<OrderStatus> {
     const row = await this.deps.rows.getOrder(order.view.orderNo);
-    if (!row || row.paymentProvider) throw new OrderNotCancellableError(order.view.orderNo, order.view.status);
-    const closed = await this.deps.closer.close(orderOfRow(row), { kind: 'CANCEL', reason: 'USER_CANCELLED' });
+    if (!row || row.paymentProvider) throw notCancellable(order.view.orderNo, order.view.status);
+    const closed = await this.deps.closer.close(newOrderOf(row), { kind: 'CANCEL', reason: 'USER_CANCELLED' });
     if (closed.outcome !== 'CANCELLED')
-      throw new OrderNotCancellableError(order.view.orderNo, closed.outcome === 'PAID' ? closed.status : 'FAILED');
+      throw notCancellable(order.view.orderNo, closed.outcome === 'PAID' ? closed.status : 'FAILED');
     return 'CANCELLED';
   }
 

@@ -1,12 +1,8 @@
-/**
- * Checkout: one Lua step reserves in Redis and records the order's promise (its workflow input), then answers; no
- * Temporal call, no database, so a burst knocks over neither. The owner of starts (./starter.ts) starts the workflow.
- * Nothing is released here: a reserved unit is a promise. The two models: docs/api.md, "Checkout: polling or waiting".
- */
+/** Checkout: one Lua step reserves and records the promise, no Temporal or MySQL; nothing is released (docs/api.md). */
 import { newOrderNo } from './order-numbers.js';
 import type { SaleWindows } from './sale-windows.js';
 import type { SoldOutCache } from './sold-out-cache.js';
-import type { AppConfig } from '../config/index.js';
+import { ANSWER_MARGIN_MS, type AppConfig } from '../config/index.js';
 import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 import { traceCarrier } from '../infra/tracing.js';
@@ -46,15 +42,11 @@ export interface CheckoutAnswer {
 
 /** The refusal a waiting checkout answers for an order that failed within the wait (409 ORDER_FAILED). */
 export function orderFailed(answer: CheckoutAnswer, statusUrl: string): Refusal {
+  const failureReason = answer.failureReason ?? null;
   return new Refusal(
     'ORDER_FAILED',
-    `the order ${answer.orderNo} failed and holds no stock: ${answer.failureReason ?? 'unknown reason'}`,
-    {
-      orderNo: answer.orderNo,
-      status: 'FAILED',
-      failureReason: answer.failureReason ?? null,
-      statusUrl,
-    },
+    `the order ${answer.orderNo} failed and holds no stock: ${failureReason ?? 'unknown reason'}`,
+    { orderNo: answer.orderNo, status: 'FAILED', failureReason, statusUrl },
   );
 }
 
@@ -70,9 +62,6 @@ export interface CheckoutObserver {
 
 /** A reservation that holds (or, for a retried Idempotency-Key, already held) units for an order. */
 export type AcceptedReservation = Extract<ReserveResult, { outcome: 'RESERVED' | 'DUPLICATE' }>;
-
-/** Time kept back from a checkout's deadline to write its answer. */
-const ANSWER_MARGIN_MS = 100;
 
 /** The reservation when it holds units, else throws reserve.lua's outcome as a Refusal (the one mapping). */
 export function acceptReservation(
@@ -186,20 +175,12 @@ export class CheckoutService {
     const deadline = new Deadline(now + this.deps.config.deadlines.checkoutMs);
     const result = await this.reserve(request, now, deadline, 0);
     if (result.outcome === 'DUPLICATE') return this.retryWithKey(request, result, deadline);
-    await this.durable(result.orderNo, request.sku, deadline);
+    if (!(await this.replicated(request.sku, deadline))) throw notYetDurable(result.orderNo);
     return { orderNo: result.orderNo, status: 'PENDING' };
   }
 
-  /**
-   * Both models' reservation, cheapest refusals first: sold-out flag, window, breaker, budget, then reserve.lua.
-   * `handoffMs`: how long a waiting checkout's own start has before the owner of starts may start the order.
-   */
-  private async reserve(
-    request: CheckoutRequest,
-    now: number,
-    deadline: Deadline,
-    handoffMs: number,
-  ): Promise<AcceptedReservation & { input: Omit<OrderInput, 'unitPriceCents'> }> {
+  /** Cheapest refusals first (flag, window, breaker, budget, reserve.lua); `handoffMs`: a waiting start's lead. */
+  private async reserve(request: CheckoutRequest, now: number, deadline: Deadline, handoffMs: number) {
     const { soldOut } = this.deps;
     // A retry with an Idempotency-Key must reach Redis: it may own an order even after sell-out.
     if (!request.idempotencyKey) {
@@ -230,7 +211,7 @@ export class CheckoutService {
     deadline: Deadline,
     handoffMs: number,
     asked?: () => void,
-  ): Promise<AcceptedReservation & { input: Omit<OrderInput, 'unitPriceCents'> }> {
+  ): Promise<Reserved> {
     const { inventory, soldOut, windows, observer, config } = this.deps;
     // Breaker open: 503 before anything is counted.
     this.deps.redis.assertAvailable();
@@ -264,7 +245,7 @@ export class CheckoutService {
       });
     } catch (err) {
       observer.reserveDone('ERROR', reserveStartedAt);
-      throw this.reserveUnanswered(request, orderNo, err);
+      throw this.reserveUnanswered(orderNo, err);
     }
     observer.reserveDone(reserved.outcome, reserveStartedAt);
     if (reserved.outcome === 'SOLD_OUT') soldOut.markSoldOut(request.sku, reserved.generation, now);
@@ -272,22 +253,15 @@ export class CheckoutService {
     return { ...acceptReservation(reserved, request), input };
   }
 
-  /**
-   * Checked here (signature, owner, sale, time) so a forged one costs no Redis call; reserve.lua spends the place.
-   * A retry with an Idempotency-Key may carry none: the key's order is answered before the admission is asked.
-   */
-  private admissionPosition(request: CheckoutRequest): number | undefined {
-    const retryWithKey = Boolean(request.idempotencyKey);
-    if (!request.admissionToken) {
+  /** Checked here: a forged one costs no Redis call. A keyed retry may carry none (its order is answered first). */
+  private admissionPosition({ sku, userId, admissionToken, idempotencyKey }: CheckoutRequest): number | undefined {
+    const retryWithKey = Boolean(idempotencyKey);
+    if (!admissionToken) {
       if (retryWithKey) return undefined;
-      throw admissionRefusal('NOT_ADMITTED', request.sku);
+      throw admissionRefusal('NOT_ADMITTED', sku);
     }
-    const check = this.deps.admissions.checkAdmission(
-      request.admissionToken,
-      { sku: request.sku, userId: request.userId },
-      retryWithKey,
-    );
-    if (!check.ok) throw admissionRefusal(check.code, request.sku);
+    const check = this.deps.admissions.checkAdmission(admissionToken, { sku, userId }, retryWithKey);
+    if (!check.ok) throw admissionRefusal(check.code, sku);
     return check.admission.position;
   }
 
@@ -300,7 +274,7 @@ export class CheckoutService {
   }
 
   /** A reserve that got no answer may still run (before its cutoff): OUTCOME_UNKNOWN, with its order number. */
-  private reserveUnanswered(request: CheckoutRequest, orderNo: string, err: unknown): unknown {
+  private reserveUnanswered(orderNo: string, err: unknown): unknown {
     // An error reply, a closed connection or the breaker's refusal means it did not run.
     if (!(err instanceof DependencyUnavailableError) || err.reason !== 'deadline') return err;
     return new Refusal(
@@ -311,32 +285,24 @@ export class CheckoutService {
     );
   }
 
-  /** REDIS_WAIT_REPLICAS: 503 OUTCOME_UNKNOWN unless a replica holds the promise in time (a failover could lose it). */
-  private async durable(orderNo: string, sku: string, deadline: Deadline): Promise<void> {
-    if (await this.replicated(sku, deadline)) return;
-    throw notYetDurable(orderNo);
-  }
-
+  /** REDIS_WAIT_REPLICAS: whether a replica holds the promise in time (else 503: a failover could lose it). */
   private replicated(sku: string, deadline: Deadline): Promise<boolean> {
     const { replicas } = this.deps;
     return replicas ? replicas.replicated(sku, deadline.minus(ANSWER_MARGIN_MS).remainingMs()) : Promise.resolve(true);
   }
 
-  /**
-   * `Prefer: wait=N`: the same reservation, then Update-with-Start (one round trip). Not decided within `waitMs` or
-   * not started: PENDING, and the owner of starts starts it after CHECKOUT_DEADLINE.
-   */
+  /** `Prefer: wait=N`: the reservation, then one Update-with-Start; undecided or unstarted: PENDING (the starter's). */
   async checkoutAndWait(request: CheckoutRequest, waitMs: number): Promise<CheckoutAnswer> {
     const now = Date.now();
     const { checkoutMs } = this.deps.config.deadlines;
     const deadline = new Deadline(now + waitMs + checkoutMs);
     const result = await this.reserve(request, now, new Deadline(now + checkoutMs), checkoutMs);
-    if (result.outcome === 'DUPLICATE') return this.retryWithKeyAndWait(request, result, waitMs, deadline);
-    return this.startAndWait(this.priced(result.input, result.priceCents), waitMs, deadline);
+    if (result.outcome === 'DUPLICATE') return this.retryWithKey(request, result, deadline, waitMs);
+    return this.startAndWait({ ...result.input, unitPriceCents: result.priceCents }, waitMs, deadline);
   }
 
   private async startAndWait(input: OrderInput, waitMs: number, deadline: Deadline): Promise<CheckoutAnswer> {
-    const { orders, observer } = this.deps;
+    const { orders, observer, lookup, logger } = this.deps;
     const pending: CheckoutAnswer = { orderNo: input.orderNo, status: 'PENDING' };
     const replicated = this.replicated(input.sku, deadline);
     const notStarted = async (): Promise<CheckoutAnswer> => {
@@ -351,64 +317,37 @@ export class CheckoutService {
     } catch (err) {
       observer.workflowStartDone(false, startedAt);
       if (!(err instanceof DependencyUnavailableError))
-        this.deps.logger.warn(
-          { err, orderNo: input.orderNo },
-          'Update-with-Start failed; the owner of starts starts the order',
-        );
+        logger.warn({ err, orderNo: input.orderNo }, 'Update-with-Start failed; the owner of starts starts the order');
       return notStarted();
     }
     // Start and wait are one call here: the histogram sees the whole of it.
     observer.workflowStartDone(true, startedAt);
-    return this.answerOf(input.orderNo, awaited, deadline);
-  }
-
-  /** Attaches to the same order (USE_EXISTING + the Update), never a second one; else as retryWithKey(). */
-  private async retryWithKeyAndWait(
-    request: CheckoutRequest,
-    duplicate: Duplicate,
-    waitMs: number,
-    deadline: Deadline,
-  ): Promise<CheckoutAnswer> {
-    const { reservation } = duplicate;
-    if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
-    if (reservation?.state === 'RESERVED' || reservation?.state === 'CLAIMED') {
-      return this.startAndWait(this.inputOf(request, duplicate, reservation.reservedAtMs), waitMs, deadline);
-    }
-    const retried = await this.retryWithKey(request, duplicate, deadline);
-    if (retried.status === 'PENDING') return retried;
-    const order = await this.deps.lookup.find(duplicate.orderNo, deadline).catch(() => null);
-    return order ? answerOfFound(order) : retried;
-  }
-
-  private async answerOf(orderNo: string, awaited: AwaitedStart, deadline: Deadline): Promise<CheckoutAnswer> {
-    if (awaited.outcome === 'RUNNING') return { orderNo, status: 'PENDING' };
-    if (awaited.outcome === 'DECIDED') {
-      const { state } = awaited;
-      return {
-        orderNo,
-        status: state.status,
-        order: viewOfState(state),
-        ...(state.failureReason ? { failureReason: state.failureReason } : {}),
-      };
-    }
+    if (awaited.outcome === 'RUNNING') return pending;
+    if (awaited.outcome === 'DECIDED')
+      return answerOfFound({ view: viewOfState(awaited.state), failureReason: awaited.state.failureReason });
     // The workflow had closed: its row in MySQL is the order (not readable in time: poll for it).
-    const order = await this.deps.lookup.fromDatabase(orderNo, deadline).catch(() => null);
-    return order ? answerOfFound(order) : { orderNo, status: 'PENDING' };
+    const order = await lookup.fromDatabase(input.orderNo, deadline).catch(() => null);
+    return order ? answerOfFound(order) : pending;
   }
 
-  /**
-   * A known Idempotency-Key answers the same order; another quantity is 422 (the IETF Idempotency-Key draft). The key
-   * is never forgotten: a failed order's key stays spent.
-   */
+  /** A known key answers its order (another quantity: 422, IETF draft); a failed order's key stays spent for good. */
   private async retryWithKey(
     request: CheckoutRequest,
     duplicate: Duplicate,
     deadline: Deadline,
+    waitMs?: number,
   ): Promise<CheckoutAnswer> {
     const { orderNo, reservation } = duplicate;
     if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
+    // Waiting: the same order is attached to (USE_EXISTING + the Update), never a second one; from the first attempt's
+    // promised input, else rebuilt (a reservation from before promises).
+    if (waitMs !== undefined && (reservation?.state === 'RESERVED' || reservation?.state === 'CLAIMED')) {
+      const rebuilt = () => this.orderInput(request, orderNo, reservation.reservedAtMs);
+      const input = duplicate.startInput ?? { ...rebuilt(), unitPriceCents: duplicate.priceCents };
+      return this.startAndWait(input, waitMs, deadline);
+    }
     if (reservation?.state === 'RESERVED') {
-      await this.durable(orderNo, request.sku, deadline);
+      if (!(await this.replicated(request.sku, deadline))) throw notYetDurable(orderNo);
       return { orderNo, status: 'PENDING' };
     }
     if (reservation?.state === 'CLAIMED') return { orderNo, status: 'PENDING' };
@@ -421,7 +360,7 @@ export class CheckoutService {
     }
     if (order) {
       if (order.view.quantity !== request.quantity) throw keyReused(request, order.view.quantity);
-      return { orderNo, status: order.view.status };
+      return waitMs !== undefined ? answerOfFound(order) : { orderNo, status: order.view.status };
     }
     if (reservation?.state === 'SOLD') return { orderNo, status: 'PAID' };
     // Released, its row not written yet (the order is closing): the answer is a moment away.
@@ -433,23 +372,7 @@ export class CheckoutService {
     );
   }
 
-  /** The first attempt's promised input, else rebuilt (a reservation from before promises). */
-  private inputOf(request: CheckoutRequest, duplicate: Duplicate, reservedAtMs: number): OrderInput {
-    return (
-      duplicate.startInput ??
-      this.priced(this.orderInput(request, duplicate.orderNo, reservedAtMs), duplicate.priceCents)
-    );
-  }
-
-  private priced(input: Omit<OrderInput, 'unitPriceCents'>, unitPriceCents: number): OrderInput {
-    return { ...input, unitPriceCents };
-  }
-
-  private orderInput(
-    request: CheckoutRequest,
-    orderNo: string,
-    createdAtMs: number,
-  ): Omit<OrderInput, 'unitPriceCents'> {
+  private orderInput(request: CheckoutRequest, orderNo: string, createdAtMs: number): UnpricedInput {
     return {
       orderNo,
       sku: request.sku,
@@ -465,8 +388,10 @@ export class CheckoutService {
 }
 
 type Duplicate = Extract<ReserveResult, { outcome: 'DUPLICATE' }>;
+type UnpricedInput = Omit<OrderInput, 'unitPriceCents'>;
+type Reserved = AcceptedReservation & { input: UnpricedInput };
 
-function answerOfFound(found: FoundOrder): CheckoutAnswer {
+function answerOfFound(found: Pick<FoundOrder, 'view' | 'failureReason'>): CheckoutAnswer {
   if (found.view.status === 'PENDING') return { orderNo: found.view.orderNo, status: 'PENDING' };
   return {
     orderNo: found.view.orderNo,

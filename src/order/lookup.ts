@@ -1,9 +1,5 @@
-/**
- * OrderLookup: the one read of an order (docs/architecture.md, "Order status reads"), for every reader of the API. One
- * precedence: its promise before its row exists (PENDING), its row after (the row decides; its workflow carries the
- * verdict out and reports it to the Web UI). It never asks the workflow: a busy Temporal never slows a read.
- */
-import { isMysqlFailure, type OrderRow, type StoredDispute } from '../db/rows.js';
+/** The one read of an order (docs/architecture.md): its promise, then its row; never its workflow (a busy Temporal). */
+import type { OrderRow } from '../db/rows.js';
 import type { OrderStore } from '../db/orders.js';
 import { clientSecretContext, type PaymentStore } from '../db/payments.js';
 import type { TextSealer } from '../infra/payload-codec.js';
@@ -11,13 +7,12 @@ import {
   boundBy,
   Deadline,
   DeadlineExceededError,
-  DependencyGuard,
   DependencyUnavailableError,
+  type DependencyGuard,
 } from '../infra/dependency-guard.js';
 import { activeSince, type ActiveSale, type RedisInventory } from '../inventory/redis-inventory.js';
 import {
   pendingOrderState,
-  type OrderDispute,
   type OrderInput,
   type OrderState,
   type OrderView,
@@ -40,13 +35,10 @@ export interface FoundOrder {
 /** How long the list of active sales (for lookups of an order by its number alone) is reused. */
 const SALES_REFRESH_MS = 1_000;
 
-/** For callers without a deadline (the tools); the API always gives one. */
-const defaultDeadline = () => Deadline.in(10_000);
-
 export interface OrderLookupDeps {
   /** The stores as they are: their reads go through `mysql`. */
   stores: { orders: OrderStore; payments: PaymentStore };
-  /** The API's MySQL breaker, or a guard that never opens (OrderLookup.withoutBreaker). */
+  /** The API's MySQL breaker, or a guard that never opens (the tools'). */
   mysql: DependencyGuard;
   /** Where promised orders are found by their number (the reservation's recorded input); null: nowhere. */
   inventory: RedisInventory | null;
@@ -61,41 +53,16 @@ export class OrderLookup {
 
   constructor(private readonly deps: OrderLookupDeps) {}
 
-  /** For the worker and the tools: MySQL's reads bounded by their deadlines only, no breaker. */
-  static withoutBreaker(
-    stores: { orders: OrderStore; payments: PaymentStore },
-    inventory: RedisInventory | null,
-    secrets: TextSealer,
-  ): OrderLookup {
-    return new OrderLookup({
-      stores,
-      inventory,
-      secrets,
-      promiseReadMs: 0,
-      mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure),
-    });
-  }
-
-  private onMysql<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
-    return this.deps.mysql.call(deadline, call);
-  }
-
-  /**
-   * The order now: PENDING while its reservation is unclaimed (no row can exist yet: Redis answers, sparing MySQL the
-   * polls of a burst), else its row, else its promise (claimed, being persisted); null when none knows it. MySQL not
-   * answering in time throws DependencyUnavailableError (503): a persisted order is never answered from elsewhere.
-   */
-  async find(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
-    const unclaimed = await this.unclaimedPromise(orderNo, deadline.capped(this.deps.promiseReadMs || undefined)).catch(
-      () => null,
-    );
+  /** PENDING while unclaimed (Redis spares MySQL a burst's polls), else its row, else its promise; MySQL away: 503. */
+  async find(orderNo: string, deadline = Deadline.in(10_000)): Promise<FoundOrder | null> {
+    const unclaimed = await this.unclaimedPromise(orderNo, deadline.capped(this.deps.promiseReadMs || undefined));
     if (unclaimed) return unclaimed;
     return (await this.fromDatabase(orderNo, deadline)) ?? (await this.fromPromise(orderNo, deadline));
   }
 
   /** The intent the order opened and can still be paid through, its client secret from MySQL (never Temporal's). */
   private async payableIntent(orderNo: string, deadline: Deadline): Promise<PaymentIntentHandle | null> {
-    const intents = await this.onMysql(deadline, () => this.deps.stores.payments.paymentIntentsOf(orderNo));
+    const intents = await this.deps.mysql.call(deadline, () => this.deps.stores.payments.paymentIntentsOf(orderNo));
     const payable = intents.filter((intent) => intent.clientSecret && intent.status !== 'canceled').at(-1);
     if (!payable?.clientSecret) return null;
     return {
@@ -104,7 +71,7 @@ export class OrderLookup {
     };
   }
 
-  /** The promise while its reservation is unclaimed (then surely PENDING); else null. */
+  /** The promise while its reservation is unclaimed (then surely PENDING); else, or unread, null. */
   private async unclaimedPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
     const inventory = this.deps.inventory;
     if (!inventory) return null;
@@ -114,7 +81,7 @@ export class OrderLookup {
       if (!found) return null;
       const reservation = await inventory.getReservation(found.view.sku, orderNo);
       return reservation?.state === 'RESERVED' ? found : null;
-    });
+    }).catch(() => null);
   }
 
   /** The order as its promise says (PENDING: no row written yet). */
@@ -125,7 +92,7 @@ export class OrderLookup {
   }
 
   /** An order's recorded input by number alone: numbers carry no SKU, so each sale active since then is asked. */
-  async findPromise(orderNo: string, deadline = defaultDeadline()): Promise<OrderInput | null> {
+  private async findPromise(orderNo: string, deadline: Deadline): Promise<OrderInput | null> {
     const inventory = this.deps.inventory;
     if (!inventory) return null;
     try {
@@ -141,18 +108,14 @@ export class OrderLookup {
       });
     } catch (err) {
       // Redis out of time or failing: "cannot tell now" (503 and retry), never a bug's 500.
-      throw new DependencyUnavailableError(
-        'redis',
-        err instanceof DeadlineExceededError ? 'deadline' : 'failed',
-        1,
-        err,
-      );
+      const reason = err instanceof DeadlineExceededError ? 'deadline' : 'failed';
+      throw new DependencyUnavailableError('redis', reason, 1, err);
     }
   }
 
   /** The order as its row says, with the intent a provider order can be paid through while it awaits payment. */
-  async fromDatabase(orderNo: string, deadline = defaultDeadline()): Promise<FoundOrder | null> {
-    const row = await this.onMysql(deadline, () => this.deps.stores.orders.getOrder(orderNo));
+  async fromDatabase(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
+    const row = await this.deps.mysql.call(deadline, () => this.deps.stores.orders.getOrder(orderNo));
     if (!row) return null;
     const payable = row.status === 'AWAITING_PAYMENT' && row.paymentProvider !== null;
     // Not read in time: the view goes without its intent, which the shopper's next read shows (never cached without).
@@ -169,32 +132,15 @@ export class OrderLookup {
 /** The order as its MySQL row shows it (GET /api/orders/:orderNo from the row, and the shopper's list). */
 export function viewOfRow(row: OrderRow): OrderView {
   return {
-    orderNo: row.orderNo,
-    sku: row.sku,
-    quantity: row.quantity,
-    totalCents: row.totalCents,
-    status: row.status,
-    ...(row.cancelReason ? { cancelReason: row.cancelReason } : {}),
-    paymentDeadline: row.paymentDeadline.toISOString(),
-    createdAt: row.createdAt.toISOString(),
-    ...(row.paidAt ? { paidAt: row.paidAt.toISOString() } : {}),
-    ...(row.paymentProvider ? { paymentProvider: row.paymentProvider } : {}),
+    ...viewOfState(row),
     ...(row.refundedCents > 0 ? { refundedCents: row.refundedCents } : {}),
-    ...(row.dispute ? { dispute: disputeView(row.dispute) } : {}),
+    ...(row.dispute ? { dispute: { ...row.dispute, dueBy: row.dispute.dueBy?.toISOString() ?? null } } : {}),
   };
 }
 
-/** A stored dispute as the order shows it. */
-export function disputeView(dispute: StoredDispute): OrderDispute {
-  return {
-    standing: dispute.standing,
-    reason: dispute.reason,
-    dueBy: dispute.dueBy?.toISOString() ?? null,
-    amountCents: dispute.amountCents,
-  };
-}
-
-export function viewOfState(state: OrderState): OrderView {
+/** A workflow's state, or a row (its dates made strings), as the order shows it. */
+export function viewOfState(state: OrderState | OrderRow): OrderView {
+  const iso = (date: string | Date) => (typeof date === 'string' ? date : date.toISOString());
   return {
     orderNo: state.orderNo,
     sku: state.sku,
@@ -202,9 +148,9 @@ export function viewOfState(state: OrderState): OrderView {
     totalCents: state.totalCents,
     status: state.status,
     ...(state.cancelReason ? { cancelReason: state.cancelReason } : {}),
-    paymentDeadline: state.paymentDeadline,
-    createdAt: state.createdAt,
-    ...(state.paidAt ? { paidAt: state.paidAt } : {}),
+    paymentDeadline: iso(state.paymentDeadline),
+    createdAt: iso(state.createdAt),
+    ...(state.paidAt ? { paidAt: iso(state.paidAt) } : {}),
     ...(state.paymentProvider ? { paymentProvider: state.paymentProvider } : {}),
   };
 }

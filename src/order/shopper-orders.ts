@@ -1,8 +1,4 @@
-/**
- * A shopper's own orders (GET /api/orders): those with a MySQL row, newest first, keyset-paged, of one sale or all,
- * each as GET /api/orders/:orderNo shows it from its row. A promise (PENDING, no row yet) is not listed until its row
- * is written; its number came with the checkout's 202, and reading it by number answers it.
- */
+/** GET /api/orders: the shopper's orders with a row, newest first, keyset-paged (a promise's number came in a 202). */
 import type { ReportStore } from '../db/reports.js';
 import { CURSOR_POSITIONS, decodeCursor, pageOf, type Page } from '../infra/cursor.js';
 import type { OrderView } from '../model/order-workflow.js';

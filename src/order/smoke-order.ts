@@ -1,8 +1,4 @@
-/**
- * A smoke order on one Worker Deployment Version before it takes traffic (`npm run rollout`): reserved, started pinned
- * to that version, persisted, cancelled, its unit given back. Its reservation carries no start promise (no owner of
- * starts races it); should the tool die before the start, the reconciler gives the unit back as for any orphan.
- */
+/** `npm run rollout`'s smoke order on a version: reserved (no promise: no starter races it), persisted, cancelled. */
 import { type Client, WorkflowIdReusePolicy } from '@temporalio/client';
 import { versionString, type WorkerVersion } from '../infra/worker-deployments.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
@@ -12,7 +8,6 @@ import {
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
   type OrderInput,
-  type OrderState,
   type OrderWorkflowSignature,
 } from '../model/order-workflow.js';
 import { newOrderNo } from './order-numbers.js';
@@ -26,13 +21,7 @@ export const SMOKE_SALE = {
   perUserLimit: 10,
 } as const;
 
-export interface SmokeOrderResult {
-  orderNo: string;
-  status: OrderState['status'];
-  /** The version the order's workflow ran on, as the server recorded it. */
-  ranOn: string | null;
-  ms: number;
-}
+export type SmokeOrderResult = Awaited<ReturnType<typeof runSmokeOrder>>;
 
 export async function runSmokeOrder(deps: {
   client: Client;
@@ -40,8 +29,7 @@ export async function runSmokeOrder(deps: {
   /** Holds SMOKE_SALE (the rollout puts it on sale once). */
   inventory: RedisInventory;
   version: WorkerVersion;
-  timeoutMs?: number;
-}): Promise<SmokeOrderResult> {
+}) {
   const { client, inventory, version } = deps;
   const startedAt = Date.now();
   const orderNo = newOrderNo();
@@ -64,7 +52,7 @@ export async function runSmokeOrder(deps: {
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     versioningOverride: { pinnedTo: version },
   });
-  const deadline = Date.now() + (deps.timeoutMs ?? 30_000);
+  const deadline = Date.now() + 30_000;
   const bounded = <T>(what: string, run: Promise<T>): Promise<T> =>
     Promise.race([
       run,
@@ -81,14 +69,9 @@ export async function runSmokeOrder(deps: {
   await bounded('its cancel', handle.executeUpdate(cancelUpdate));
   const closed = await bounded('its close', handle.result());
   if (closed.status !== 'CANCELLED') throw new Error(`smoke order ${orderNo} closed ${closed.status}, not CANCELLED`);
-  const described = await handle.describe();
-  const info = described.raw.workflowExecutionInfo?.versioningInfo;
-  const ranOn = info?.deploymentVersion?.buildId
-    ? versionString({
-        deploymentName: info.deploymentVersion.deploymentName ?? '',
-        buildId: info.deploymentVersion.buildId,
-      })
-    : null;
+  // The version the order's workflow ran on, as the server recorded it.
+  const ran = (await handle.describe()).raw.workflowExecutionInfo?.versioningInfo?.deploymentVersion;
+  const ranOn = ran?.buildId ? versionString({ deploymentName: ran.deploymentName ?? '', buildId: ran.buildId }) : null;
   const wanted = versionString(version);
   if (ranOn !== wanted) throw new Error(`smoke order ${orderNo} ran on ${ranOn ?? 'no version'}, not ${wanted}`);
   return { orderNo, status: closed.status, ranOn, ms: Date.now() - startedAt };

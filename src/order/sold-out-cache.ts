@@ -1,9 +1,6 @@
 import type { ChannelListener } from '../infra/redis-subscription.js';
 
-/**
- * A per-process "sold out" flag per SKU, so late shoppers are answered from memory. A flag is trusted only while no
- * higher stock-returned generation (release.lua's notice) was seen: docs/architecture.md, "The sold-out flag".
- */
+/** A per-process sold-out flag per SKU, trusted while no newer stock-returned generation is seen. */
 export class SoldOutCache {
   private readonly flags = new Map<string, { generation: number; until: number; probeUntil: number }>();
   private readonly returned = new Map<string, number>();
@@ -39,10 +36,7 @@ export class SoldOutCache {
     return true;
   }
 
-  /**
-   * No SOLD_OUT: another answer drops the flag, none lets the next checkout probe. A flag may so outlast a Redis
-   * outage: stock comes back only through Redis.
-   */
+  /** No SOLD_OUT: another answer drops the flag, none lets the next checkout probe (stock returns only via Redis). */
   probeEnded(sku: string, outcome: { saleAnswered: boolean }, now = Date.now()): void {
     const flag = this.flags.get(sku);
     if (!flag || now < flag.until) return;

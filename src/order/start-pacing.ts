@@ -1,30 +1,22 @@
 /**
- * StartPacing: the starts one process sends to Temporal, in `limit` slots (AIMD between `minLimit` and `maxLimit`),
- * halved on a timeout, RESOURCE_EXHAUSTED, a slow answer or an old task backlog. An answer between the two latencies
- * holds the limit: under a burst halving only lowered the rate Temporal kept up with (docs/performance.md).
- * A start never sent fails `busy`; one sent that ran out of time keeps `deadline`: only a `busy` one surely never ran.
+ * The starts one process sends to Temporal, in `limit` slots (AIMD, MIN_LIMIT to MAX_CONCURRENT_STARTS). An answer
+ * between the two latencies holds the limit: under a burst halving only lowered the rate Temporal kept up with
+ * (docs/performance.md). Only a `busy` failure surely never ran: one sent that ran out of time keeps `deadline`.
  */
 import { DependencyUnavailableError, type Deadline } from '../infra/dependency-guard.js';
 import { hasGrpcStatus } from '../infra/temporal-connection.js';
 
 /** A start is sent only with this much of its deadline left. */
-export const MIN_START_BUDGET_MS = 200;
-
+const MIN_START_BUDGET_MS = 200;
 /** The limit is halved at most this often: one burst of timeouts is one signal, not many. */
 const DECREASE_EVERY_MS = 1_000;
-
-export interface StartPacingOptions {
-  /** The most starts in flight (MAX_CONCURRENT_STARTS). */
-  maxLimit: number;
-  /** The fewest; the limit starts here too. */
-  minLimit?: number;
-  /** A start answered within this counts towards a larger limit. */
-  targetLatencyMs?: number;
-  /** A start answered later than this counts as overload, as a timeout does. */
-  slowLatencyMs?: number;
-  /** A task backlog older than this counts as overload. */
-  maxBacklogAgeMs?: number;
-}
+/** The fewest starts in flight (the most is MAX_CONCURRENT_STARTS); the limit starts at 8 at most. */
+const MIN_LIMIT = 4;
+/** A start answered within this counts towards a larger limit; later than SLOW_MS, as overload (as a timeout does). */
+const TARGET_LATENCY_MS = 500;
+const SLOW_MS = 2_000;
+/** A task backlog older than this counts as overload. */
+const MAX_BACKLOG_AGE_MS = 2_000;
 
 export class StartPacing {
   private limitValue: number;
@@ -32,26 +24,14 @@ export class StartPacing {
   private readonly waiters: Array<() => void> = [];
   private lastDecreaseAt = 0;
   private readonly minLimit: number;
-  private readonly targetLatencyMs: number;
-  private readonly slowLatencyMs: number;
-  private readonly maxBacklogAgeMs: number;
 
-  constructor(private readonly options: StartPacingOptions) {
-    this.minLimit = Math.max(1, Math.min(options.minLimit ?? 4, options.maxLimit));
-    this.targetLatencyMs = options.targetLatencyMs ?? 500;
-    this.slowLatencyMs = options.slowLatencyMs ?? 2_000;
-    this.maxBacklogAgeMs = options.maxBacklogAgeMs ?? 2_000;
+  constructor(private readonly options: { maxLimit: number }) {
+    this.minLimit = Math.max(1, Math.min(MIN_LIMIT, options.maxLimit));
     this.limitValue = Math.max(this.minLimit, Math.min(options.maxLimit, 8));
   }
 
-  /** Starts that may be in flight now. */
   get limit(): number {
     return Math.floor(this.limitValue);
-  }
-
-  /** Starts in flight now. */
-  get inFlight(): number {
-    return this.active;
   }
 
   /** Sends `start` in a slot free by `admitBy`, else throws DependencyUnavailableError('temporal', 'busy') unsent. */
@@ -71,7 +51,12 @@ export class StartPacing {
       this.answered(Date.now() - sentAt);
       return result;
     } catch (err) {
-      if (isOverloadSignal(err)) this.overloaded();
+      // It ran out of time, or Temporal says it takes no more now.
+      const overload =
+        err instanceof DependencyUnavailableError
+          ? err.reason === 'deadline'
+          : hasGrpcStatus(err, 'RESOURCE_EXHAUSTED');
+      if (overload) this.overloaded();
       throw err;
     } finally {
       this.release();
@@ -85,9 +70,9 @@ export class StartPacing {
     return Math.max(1, this.limit - this.active);
   }
 
-  /** Temporal's approximate backlog age: past maxBacklogAgeMs the pipeline is behind, and fewer starts are sent. */
+  /** Temporal's approximate backlog age: past MAX_BACKLOG_AGE_MS the pipeline is behind, and fewer starts are sent. */
   backlogAge(ageMs: number): void {
-    if (ageMs > this.maxBacklogAgeMs) this.overloaded();
+    if (ageMs > MAX_BACKLOG_AGE_MS) this.overloaded();
   }
 
   private acquire(admitBy: Deadline): Promise<void> {
@@ -121,10 +106,10 @@ export class StartPacing {
   }
 
   private answered(latencyMs: number): void {
-    if (latencyMs <= this.targetLatencyMs) {
+    if (latencyMs <= TARGET_LATENCY_MS) {
       this.limitValue = Math.min(this.options.maxLimit, this.limitValue + 1 / this.limitValue);
       this.grant();
-    } else if (latencyMs > this.slowLatencyMs) this.overloaded();
+    } else if (latencyMs > SLOW_MS) this.overloaded();
   }
 
   private overloaded(): void {
@@ -133,10 +118,4 @@ export class StartPacing {
     this.lastDecreaseAt = now;
     this.limitValue = Math.max(this.minLimit, this.limitValue / 2);
   }
-}
-
-/** A start that ran out of time, or Temporal saying it takes no more now. */
-function isOverloadSignal(err: unknown): boolean {
-  if (err instanceof DependencyUnavailableError) return err.reason === 'deadline';
-  return hasGrpcStatus(err, 'RESOURCE_EXHAUSTED');
 }

@@ -1,8 +1,4 @@
-/**
- * PromiseStarter, in the worker: starts the workflows of promised orders. One owner per sale (a Redis lease taken by
- * take_due_starts.lua), woken by reserve.lua's message and visiting active sales every `intervalMs`; starts are eager
- * and paced (./start-pacing.ts). Nothing here releases a unit (docs/fault-tolerance.md, "A reservation's owners").
- */
+/** The worker's starter of promises: one owner per sale (a lease), woken by reserve.lua; paced; it releases nothing. */
 import { randomUUID } from 'node:crypto';
 import { Deadline } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
@@ -13,41 +9,29 @@ import type { Promised, RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderWorkflowClient } from './workflow-client.js';
 import type { StartPacing } from './start-pacing.js';
 
-export interface PromiseStarterOptions {
-  /** How often the pipeline's active sales are visited without being woken. */
-  intervalMs: number;
-  startTimeoutMs: number;
-  /** A sale's lease: renewed at every visit, so another process takes over within this after its owner dies. */
-  leaseMs: number;
-  /** How often the task queue's backlog age is read (0: never). */
-  backlogEveryMs: number;
-  /** Off under Worker Versioning: Temporal pins an eager start to the asking worker's version, current or not. */
-  eager: boolean;
-}
+/** `eager`: off under Worker Versioning (an eager start is pinned to the asking worker's version, current or not). */
+export type PromiseStarterOptions = { eager: boolean };
 
-const DEFAULTS: PromiseStarterOptions = {
-  intervalMs: 1_000,
-  startTimeoutMs: 5_000,
-  leaseMs: 5_000,
-  backlogEveryMs: 2_000,
-  eager: true,
-};
+/** How often the pipeline's active sales are visited without being woken, and the task queue's backlog age read. */
+const INTERVAL_MS = 1_000;
+const BACKLOG_EVERY_MS = 2_000;
+const START_TIMEOUT_MS = 5_000;
+/** A sale's lease: renewed at every visit, so another process takes over within this after its owner dies. */
+const LEASE_MS = 5_000;
 
 /** A promise handed out is due again after this, should its start never report (the process died). */
 const RECHECK_MS = 10_000;
 /** A promise older than this is started only once the stores say the order has no row. */
 const STALE_PROMISE_MS = 10 * 60_000;
-/** Backoff of a promise whose start failed. */
+/** Backoff of a promise whose start failed: 1 s doubling to 10 s. */
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 10_000;
 /** Sales that reserved within this are visited; older promises are the reconciler's (it starts or expires them). */
 const HORIZON_MS = 15 * 60_000;
 
-export type StartOutcome = 'STARTED' | 'ALREADY_CLOSED' | 'FAILED';
-
 export interface PromiseStarterObserver {
   /** One start this owner sent: its outcome, how long it took, whether Temporal handed the first task back with it. */
-  started(outcome: StartOutcome, ms: number, eager: boolean): void;
+  started(outcome: 'STARTED' | 'ALREADY_CLOSED' | 'FAILED', ms: number, eager: boolean): void;
   /** Promises not started yet, in the sales this owner holds the lease of (as of each visit). */
   pending(count: number): void;
   /** The pacing's limit and the task backlog's age, as last read. */
@@ -55,7 +39,6 @@ export interface PromiseStarterObserver {
 }
 
 export class PromiseStarter {
-  private readonly options: PromiseStarterOptions;
   private readonly owner = `starter-${randomUUID()}`;
   /** Sales being visited now; `again`: woken meanwhile, so visited once more. */
   private readonly visiting = new Map<string, { again: boolean }>();
@@ -75,28 +58,22 @@ export class PromiseStarter {
       /** On the worker's own connection, so its starts can be eager. */
       orders: OrderWorkflowClient;
       pacing: StartPacing;
-      /** The task queue's backlog age in ms (DescribeTaskQueue), read every backlogEveryMs. */
+      /** The task queue's backlog age in ms (DescribeTaskQueue), read every BACKLOG_EVERY_MS. */
       backlogAgeMs: () => Promise<number>;
       /** Asked before a stale promise is started: an order with a row is not started again. */
       hasOrderRow: (orderNo: string) => Promise<boolean>;
       logger: Logger;
       observer?: PromiseStarterObserver;
     },
-    options: Partial<PromiseStarterOptions> = {},
-  ) {
-    this.options = { ...DEFAULTS, ...options };
-  }
+    private readonly options: PromiseStarterOptions,
+  ) {}
 
-  /** Visits every active sale now, then every intervalMs, and reads the backlog's age. */
+  /** Visits every active sale now, then every INTERVAL_MS, and reads the backlog's age. */
   start(): void {
     if (this.timers.length > 0 || this.stopped) return;
-    const every = (ms: number, run: () => void) => {
-      const timer = setInterval(run, ms);
-      timer.unref();
-      this.timers.push(timer);
-    };
-    every(this.options.intervalMs, () => void this.visitActiveSales());
-    if (this.options.backlogEveryMs > 0) every(this.options.backlogEveryMs, () => void this.readBacklog());
+    const every = (ms: number, run: () => void) => this.timers.push(setInterval(run, ms).unref());
+    every(INTERVAL_MS, () => void this.visitActiveSales());
+    every(BACKLOG_EVERY_MS, () => void this.readBacklog());
     void this.visitActiveSales();
   }
 
@@ -141,7 +118,7 @@ export class PromiseStarter {
   private async visit(sku: string): Promise<void> {
     const state = { again: false };
     this.visiting.set(sku, state);
-    const { promises, pacing } = this.deps;
+    const { promises, pacing, logger } = this.deps;
     const starts: Array<Promise<boolean>> = [];
     try {
       for (;;) {
@@ -149,7 +126,7 @@ export class PromiseStarter {
         const room = await pacing.room();
         if (this.stopped) return;
         const taken = await promises.takeDueStarts(sku, this.owner, {
-          leaseMs: this.options.leaseMs,
+          leaseMs: LEASE_MS,
           limit: room,
           recheckMs: RECHECK_MS,
         });
@@ -163,24 +140,21 @@ export class PromiseStarter {
         if (taken.due.length < room && !state.again) break;
       }
     } catch (err) {
-      this.deps.logger.warn(
-        { err: describe(err), sku },
-        'order starter: could not take the sale’s promises this round',
-      );
+      logger.warn({ err: describe(err), sku }, 'order starter: could not take the sale’s promises this round');
     } finally {
       this.visiting.delete(sku);
     }
     // Every start of this visit failed: Temporal does not answer this process; let another one try.
     const outcomes = await Promise.all(starts);
     if (outcomes.length > 0 && outcomes.every((ok) => !ok)) {
-      this.pausedUntil.set(sku, Date.now() + 2 * this.options.leaseMs);
+      this.pausedUntil.set(sku, Date.now() + 2 * LEASE_MS);
       await promises.releaseStarterLease(sku, this.owner).catch(() => undefined);
     }
   }
 
   /** In its checkout's trace when sampled; true when the workflow now exists (or has closed). */
   private async startOne({ input, trace }: Promised): Promise<boolean> {
-    const { promises, orders, observer } = this.deps;
+    const { promises, orders, observer, logger } = this.deps;
     const sentAt = Date.now();
     try {
       if (sentAt - Date.parse(input.createdAt) > STALE_PROMISE_MS && (await this.deps.hasOrderRow(input.orderNo))) {
@@ -188,12 +162,7 @@ export class PromiseStarter {
         return true;
       }
       const { outcome, eager } = await inTrace(trace, () =>
-        this.options.eager
-          ? orders.startEagerly(input, Deadline.in(this.options.startTimeoutMs))
-          : orders.start(input, Deadline.in(this.options.startTimeoutMs)).then((started) => ({
-              outcome: started,
-              eager: false,
-            })),
+        orders.startEagerly(input, Deadline.in(START_TIMEOUT_MS), this.options.eager),
       );
       observer?.started(outcome, Date.now() - sentAt, eager);
       this.attempts.delete(input.orderNo);
@@ -205,10 +174,7 @@ export class PromiseStarter {
       const attempt = (this.attempts.get(input.orderNo) ?? 0) + 1;
       this.attempts.set(input.orderNo, attempt);
       if (this.attempts.size > 100_000) this.attempts.clear();
-      this.deps.logger.debug(
-        { orderNo: input.orderNo, attempt, err: describe(err) },
-        'order start failed; due again later',
-      );
+      logger.debug({ orderNo: input.orderNo, attempt, err: describe(err) }, 'order start failed; due again later');
       const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(attempt - 1, 4)) * (0.8 + Math.random() * 0.4);
       await promises.retryStartLater(input.sku, input.orderNo, delay).catch(() => undefined);
       return false;

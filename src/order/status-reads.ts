@@ -1,9 +1,4 @@
-/**
- * The API's one read path for an order's status (GET /api/orders/:orderNo, its long-poll, own-order checks): one read
- * per order at a time over OrderLookup, a cache whose freshness follows the status, and change notifications (every
- * change of a row) that drop entries and wake long-polls. The rules and their bounds: docs/architecture.md, "Order
- * status reads".
- */
+/** The API's status reads: one lookup per order at a time, cached until its row changes (docs/architecture.md). */
 import { LRUCache } from 'lru-cache';
 import type { AppConfig } from '../config/index.js';
 import { Deadline } from '../infra/dependency-guard.js';
@@ -17,7 +12,6 @@ import type { RedisClient } from '../infra/redis.js';
 export type StatusReadSource = 'cache' | 'coalesced' | OrderSource;
 export const STATUS_READ_SOURCES: readonly StatusReadSource[] = ['cache', 'coalesced', 'database', 'stores'];
 
-/** Told of every read and of the number of long-poll waiters. */
 export interface StatusReadObserver {
   statusRead(source: StatusReadSource): void;
   statusWaiters(count: number): void;
@@ -37,37 +31,16 @@ export interface OrderStatusReaderOptions {
   observer?: StatusReadObserver;
 }
 
-/** The process already holds `maxWaiters` long-polls: the caller should retry in a second. */
-export class TooManyWaitersError extends Refusal {
-  constructor(readonly maxWaiters: number) {
-    super('UNAVAILABLE', 'too many status waits on this server; retry shortly', undefined, 1);
-    this.name = 'TooManyWaitersError';
-  }
-}
-
-export interface StatusWaitResult {
-  /** The order as last read (null: it does not exist). */
-  order: FoundOrder | null;
-  changed: boolean;
-}
-
-interface CachedOrder {
-  order: FoundOrder;
-  /** Date.now() after which the entry is stale; Infinity for final states. */
-  expiresAt: number;
-}
+/** `expiresAt`: Date.now() after which the entry is stale; Infinity for final states. */
+type CachedOrder = { order: FoundOrder; expiresAt: number };
 
 /** A waiting PENDING order is re-read this often: persistence takes tens of milliseconds. */
 const PENDING_RECHECK_MS = 250;
-/**
- * After a pay or cancel, until the status moves, without notifications: re-read after 100, 200, 400… ms up to the max.
- * A fixed 100 ms put a worker that was behind further behind (docs/performance.md, "Payments at a sale's rate").
- */
+/** After a change, no notifications: 100, 200, 400… ms up to the max (a fixed 100: docs/performance.md). */
 const CHANGING_RECHECK_MS = 100;
 const CHANGING_RECHECK_MAX_MS = 1_000;
 /** A waiting AWAITING_PAYMENT order is re-read this often when the cache is off. */
 const UNCACHED_RECHECK_MS = 1_000;
-const DEFAULT_READ_TIMEOUT_MS = 10_000;
 /** How long after a change a waiting order is re-read as above (then at its usual pace). */
 const CHANGING_FAST_RECHECK_FOR_MS = 30_000;
 
@@ -79,7 +52,8 @@ export class OrderStatusReader {
   private readonly changing: LRUCache<string, number>;
   private readonly wakers = new Map<string, Set<() => void>>();
   private waiters = 0;
-  private stopping = false;
+  /** Set by stopWaits: the process is shutting down. */
+  stopped = false;
   /** Whether the change notifications are live; `epoch` counts their ups and downs. */
   private notified = false;
   private epoch = 0;
@@ -136,7 +110,7 @@ export class OrderStatusReader {
     flight.answer = (async () => {
       let source: StatusReadSource = 'database';
       try {
-        const deadline = Deadline.in(this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS);
+        const deadline = Deadline.in(this.options.readTimeoutMs ?? 10_000);
         const found = await this.lookup.find(orderNo, deadline);
         source = found?.source ?? 'database';
         // Not cached when a local change came in meanwhile (changed() dropped this flight): it may predate it.
@@ -152,11 +126,7 @@ export class OrderStatusReader {
     return flight.answer;
   }
 
-  /**
-   * Kept until its row could change it: a final answer (CANCELLED, FAILED) for good; any other but PENDING for
-   * notifiedCacheMs while every change of its row is announced (an announcement drops it), else cacheMs, and not while
-   * an announced change is still to show; an AWAITING_PAYMENT answer never past its deadline.
-   */
+  /** Final: for good; else (not PENDING) for the TTL, not while an announced change is due, never past its deadline. */
   private remember(orderNo: string, found: FoundOrder | null, startedAt: number, notified: boolean): void {
     if (!found || !this.cache) return;
     const status = found.view.status;
@@ -171,9 +141,8 @@ export class OrderStatusReader {
     this.changing.delete(orderNo);
     // Its payment at the provider is on its way (a moment after persisting): read again until it shows.
     if (status === 'AWAITING_PAYMENT' && found.view.paymentProvider && !found.view.paymentIntent) return;
-    const ttl = notified ? (this.options.notifiedCacheMs ?? this.options.cacheMs) : this.options.cacheMs;
     const bound = status === 'AWAITING_PAYMENT' ? Date.parse(found.view.paymentDeadline) : Infinity;
-    const expiresAt = Math.min(startedAt + ttl, bound);
+    const expiresAt = Math.min(startedAt + this.ttl(notified), bound);
     if (expiresAt > Date.now()) this.cache.set(orderNo, { order: found, expiresAt });
   }
 
@@ -192,23 +161,21 @@ export class OrderStatusReader {
     for (const wake of this.wakers.get(orderNo) ?? []) wake();
   }
 
-  /**
-   * Long-poll: resolves once the status differs from `from`, else after `timeoutMs`; re-reads through `read` at a pace
-   * that follows the status, and at once on a change. `signal`: the client went away.
-   */
+  /** Long-poll: the order once its status differs from `from` (null: none), else at `timeoutMs`; `signal`: gone. */
   async waitForChange(
     orderNo: string,
     from: OrderStatus,
     timeoutMs: number,
     signal?: AbortSignal,
-  ): Promise<StatusWaitResult> {
-    if (this.waiters >= this.options.maxWaiters) throw new TooManyWaitersError(this.options.maxWaiters);
+  ): Promise<{ order: FoundOrder | null; changed: boolean }> {
+    if (this.waiters >= this.options.maxWaiters)
+      throw new Refusal('UNAVAILABLE', 'too many status waits on this server; retry shortly', undefined, 1);
     this.waiters++;
     this.options.observer?.statusWaiters(this.waiters);
     try {
       const deadline = Date.now() + timeoutMs;
       let order = await this.readWatched(orderNo, signal);
-      while (order && order.view.status === from && !this.stopping && !signal?.aborted && Date.now() < deadline) {
+      while (order && order.view.status === from && !this.stopped && !signal?.aborted && Date.now() < deadline) {
         await this.pause(orderNo, Math.min(this.recheckMs(order), deadline - Date.now()), signal);
         if (signal?.aborted) break;
         order = await this.readWatched(orderNo, signal);
@@ -242,19 +209,9 @@ export class OrderStatusReader {
     };
   }
 
-  /** Whether stopWaits was called: the process is shutting down. */
-  get stopped(): boolean {
-    return this.stopping;
-  }
-
-  /** Current long-poll waits of this process. */
-  get waiting(): number {
-    return this.waiters;
-  }
-
   /** Shutdown: every wait answers now with the order as it is, and new waits answer at once. */
   stopWaits(): void {
-    this.stopping = true;
+    this.stopped = true;
     for (const wakers of this.wakers.values()) for (const wake of wakers) wake();
   }
 
@@ -274,31 +231,24 @@ export class OrderStatusReader {
     const untilDeadline = status === 'AWAITING_PAYMENT' ? Date.parse(paymentDeadline) - Date.now() : Infinity;
     if (untilDeadline <= 0) return PENDING_RECHECK_MS;
     // Notifications live: a change wakes the wait; the sleep is bounded like a cached answer in case one is lost.
-    const pace = this.notified
-      ? (this.options.notifiedCacheMs ?? this.options.cacheMs)
-      : this.options.cacheMs > 0
-        ? this.options.cacheMs
-        : UNCACHED_RECHECK_MS;
-    return Math.min(pace || UNCACHED_RECHECK_MS, untilDeadline + 10);
+    return Math.min(this.ttl(this.notified) || UNCACHED_RECHECK_MS, untilDeadline + 10);
   }
 
-  /**
-   * A long-poll's read: a change announced while it is out starts another read at once, whose answer counts; the first
-   * may predate the change and take most of READ_DEADLINE.
-   */
+  private ttl(notified: boolean): number {
+    return notified ? (this.options.notifiedCacheMs ?? this.options.cacheMs) : this.options.cacheMs;
+  }
+
+  /** A long-poll's read: a change announced meanwhile starts another read (the first may predate it, and take long). */
   async readWatched(orderNo: string, signal?: AbortSignal): Promise<FoundOrder | null> {
     for (;;) {
       const change = this.nextChange(orderNo, signal);
       const reading = this.read(orderNo);
       const woken = await Promise.race([
-        reading.then(
-          () => false,
-          () => false,
-        ),
+        reading.catch(() => undefined).then(() => false),
         change.happened.then(() => true),
       ]);
       change.cancel();
-      if (!woken || signal?.aborted || this.stopping) return reading;
+      if (!woken || signal?.aborted || this.stopped) return reading;
       // Abandoned (it ends by its deadline): only its failure is still to be swallowed.
       reading.catch(() => undefined);
     }
@@ -314,12 +264,8 @@ export class OrderStatusReader {
 
   /** `happened`: the order's next change, the stop or the abort; `cancel` resolves it too and forgets the waker. */
   private nextChange(orderNo: string, signal?: AbortSignal): { happened: Promise<void>; cancel: () => void } {
-    let wakers = this.wakers.get(orderNo);
-    if (!wakers) {
-      wakers = new Set();
-      this.wakers.set(orderNo, wakers);
-    }
-    const ownWakers = wakers;
+    const ownWakers = this.wakers.get(orderNo) ?? new Set();
+    this.wakers.set(orderNo, ownWakers);
     let resolve: () => void = () => {};
     const happened = new Promise<void>((settle) => (resolve = settle));
     const done = () => {

@@ -1,7 +1,4 @@
-/**
- * OrderWorkflowClient: the only code that calls an order's workflow (paced starts, the payment Signal, the cancel
- * Update; never a query: reads go to the row), each call with a deadline and behind its breaker.
- */
+/** The only caller of an order's workflow (paced starts, payment Signal, cancel Update; reads go to the row). */
 import {
   QueryRejectedError,
   ServiceError,
@@ -38,17 +35,13 @@ import {
 } from '../model/order-workflow.js';
 import { hasGrpcStatus } from '../infra/temporal-connection.js';
 
-/** For callers without a deadline (the reconciler, the tools); the API always gives one. */
-export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
-
 /** A call's gRPC deadline lags the guard's, so running out of time is always seen as the guard's deadline. */
 const GRPC_DEADLINE_LAG_MS = 100;
 
 /** The longest a waiting start gives the server to say whether the start it sent took effect. */
 const START_OUTCOME_WAIT_MS = 200;
 
-/** Temporal's frontend, and the order workflows (which need a worker). */
-export type OrderWorkflowClientGuards = Pick<DependencyGuards, 'temporal' | 'workflows'>;
+type OrderWorkflowClientGuards = Pick<DependencyGuards, 'temporal' | 'workflows'>;
 
 /** Guards that classify failures as the API's do but never open: calls bounded by their deadlines only. */
 export function guardsWithoutBreakers(): OrderWorkflowClientGuards {
@@ -65,31 +58,25 @@ export interface StartPacer {
 
 /** Temporal (or the worker behind a query or Update) unwell, not one of its answers: counts against a breaker, 503. */
 export function isTemporalFailure(err: unknown): boolean {
-  if (
-    err instanceof WorkflowNotFoundError ||
-    err instanceof QueryRejectedError ||
-    err instanceof WorkflowExecutionAlreadyStartedError ||
-    err instanceof WorkflowUpdateFailedError
-  ) {
-    return false;
-  }
-  return (
-    err instanceof ServiceError ||
-    err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
-    hasGrpcStatus(err, 'DEADLINE_EXCEEDED')
-  );
+  const answer = [
+    WorkflowNotFoundError,
+    QueryRejectedError,
+    WorkflowExecutionAlreadyStartedError,
+    WorkflowUpdateFailedError,
+  ];
+  if (answer.some((type) => err instanceof type)) return false;
+  return err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || isGrpcDeadline(err);
 }
 
-const defaultDeadline = () => Deadline.in(DEFAULT_CALL_TIMEOUT_MS);
+const isGrpcDeadline = (err: unknown) => hasGrpcStatus(err, 'DEADLINE_EXCEEDED');
 
-/**
- * DECIDED: persistence has an outcome (the workflow's state). RUNNING: the workflow exists but had not decided within
- * the wait. ALREADY_CLOSED: it closed before this call (a retry of an old order).
- */
+/** For callers without a deadline (the reconciler, the tools); the API always gives one. */
+const defaultDeadline = () => Deadline.in(10_000);
+
+/** DECIDED: persisted or failed (its state). RUNNING: undecided in the wait. ALREADY_CLOSED: an old order's retry. */
 export type AwaitedStart =
   { outcome: 'DECIDED'; state: OrderState } | { outcome: 'RUNNING' } | { outcome: 'ALREADY_CLOSED' };
 
-/** How a payment Signal ended: sent, no running workflow, no answer by its deadline, or a failure. */
 export type PaymentSignalOutcome = 'signalled' | 'no_workflow' | 'timeout' | 'error';
 
 /** Told of each payment Signal, timed here, the one place they are sent. */
@@ -101,10 +88,7 @@ export class OrderWorkflowClient {
   /** Calls to Temporal not ended yet: the connection is closed only after them. */
   private readonly underway = new Set<Promise<unknown>>();
 
-  /**
-   * A failed or unanswered call throws DependencyUnavailableError (503). `pacing`: starts wait here rather than in
-   * Temporal; one too late to be worth it is not sent (the promise's owner sends it later).
-   */
+  /** A failed or unanswered call: DependencyUnavailableError (503). A start too late for `pacing` is not sent. */
   constructor(
     private readonly temporal: Client,
     private readonly taskQueue: string,
@@ -118,11 +102,6 @@ export class OrderWorkflowClient {
     return new OrderWorkflowClient(temporal, taskQueue, guardsWithoutBreakers(), pacing);
   }
 
-  /** Throws DependencyUnavailableError while Temporal's breaker refuses calls. */
-  assertTemporalAvailable(): void {
-    this.guards.temporal.assertAvailable();
-  }
-
   /** Whether Temporal's breaker lets a start through now (when open, one caller per interval is its probe). */
   temporalAvailable(): boolean {
     try {
@@ -133,9 +112,9 @@ export class OrderWorkflowClient {
     }
   }
 
-  /** A call to Temporal's frontend (start, describe, count); its gRPC deadline lets the server drop the work too. */
-  private onTemporal<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
-    return this.guards.temporal.call(deadline, () =>
+  /** On `temporal` (the frontend) or `workflows` (an Update needs a worker); the gRPC deadline drops it there too. */
+  private on<T>(guard: keyof OrderWorkflowClientGuards, deadline: Deadline, call: () => Promise<T>): Promise<T> {
+    return this.guards[guard].call(deadline, () =>
       this.tracked(() => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call)),
     );
   }
@@ -149,10 +128,7 @@ export class OrderWorkflowClient {
     return running;
   }
 
-  /**
-   * Waits up to `maxMs` for calls under way before shutdown closes the connection: a call retried after the close
-   * throws "Channel has been shut down" from the client's retry timer, outside any promise.
-   */
+  /** Waits ≤ `maxMs` for calls under way before shutdown: one retried after the close throws outside any promise. */
   async untilCallsEnd(maxMs: number): Promise<void> {
     if (this.underway.size === 0) return;
     await Promise.race([
@@ -161,40 +137,20 @@ export class OrderWorkflowClient {
     ]);
   }
 
-  /** A query or Update, which needs a worker too. `evenWhenOpen`: sent whatever the breaker says. */
-  private onWorkflow<T>(
-    deadline: Deadline,
-    call: () => Promise<T>,
-    options: { evenWhenOpen?: boolean } = {},
-  ): Promise<T> {
-    return this.guards.workflows.call(
-      deadline,
-      () => this.tracked(() => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call)),
-      options,
-    );
-  }
-
   /** A second start attaches to the running workflow; a closed one is never started again (ALREADY_CLOSED). */
   async start(input: OrderInput, deadline = defaultDeadline()): Promise<'STARTED' | 'ALREADY_CLOSED'> {
-    return (await this.startAndTell(input, deadline, false)).outcome;
+    return (await this.startEagerly(input, deadline, false)).outcome;
   }
 
-  /** start(), asking for the first workflow task back with it (eager start); `eager`: whether Temporal did. */
+  /** start(), asking (`eager`) for the first workflow task back with it; `eager` answered: whether Temporal did. */
   async startEagerly(
     input: OrderInput,
     deadline = defaultDeadline(),
-  ): Promise<{ outcome: 'STARTED' | 'ALREADY_CLOSED'; eager: boolean }> {
-    return this.startAndTell(input, deadline, true);
-  }
-
-  private async startAndTell(
-    input: OrderInput,
-    deadline: Deadline,
-    eager: boolean,
+    eager = true,
   ): Promise<{ outcome: 'STARTED' | 'ALREADY_CLOSED'; eager: boolean }> {
     try {
       const handle = await this.pacing.run(deadline, () =>
-        this.onTemporal(deadline, () =>
+        this.on('temporal', deadline, () =>
           this.temporal.workflow.start<OrderWorkflowSignature>(ORDER_WORKFLOW_TYPE, {
             ...this.startOptions(input),
             ...(eager ? { requestEagerStart: true } : {}),
@@ -219,40 +175,27 @@ export class OrderWorkflowClient {
     };
   }
 
-  /**
-   * Starts (or attaches to) the workflow and waits up to `waitMs` for persistence's outcome, in one Update-with-Start;
-   * the start is paced like any other. Throws when it cannot tell the workflow exists (the caller answers PENDING and
-   * the owner of starts starts it). The wait counts against no breaker: not decided in time is an answer.
-   */
+  /** Paced Update-with-Start awaiting persistence ≤ `waitMs` (no breaker counts it); throws if it may not exist. */
   async startAndAwaitPersisted(
     input: OrderInput,
     waitMs: number,
-    startDeadline = Deadline.in(DEFAULT_CALL_TIMEOUT_MS),
+    startDeadline = defaultDeadline(),
   ): Promise<AwaitedStart> {
-    this.assertTemporalAvailable();
-    const startOperation = new WithStartWorkflowOperation<OrderWorkflowSignature>(
-      ORDER_WORKFLOW_TYPE,
-      this.startOptions(input),
-    );
-    const waitUntil = Deadline.in(waitMs);
+    this.guards.temporal.assertAvailable();
+    const start = new WithStartWorkflowOperation<OrderWorkflowSignature>(ORDER_WORKFLOW_TYPE, this.startOptions(input));
+    const send = () =>
+      this.temporal.workflow.executeUpdateWithStart(awaitPersistedUpdate, { startWorkflowOperation: start });
+    const until = Deadline.in(waitMs);
     let update: Promise<OrderState> | undefined;
     try {
       await this.pacing.run(
-        waitUntil,
+        until,
         () => {
-          const sent = boundBy(waitUntil, () =>
-            this.tracked(() =>
-              this.temporal.connection.withDeadline(waitUntil.at, () =>
-                this.temporal.workflow.executeUpdateWithStart(awaitPersistedUpdate, {
-                  startWorkflowOperation: startOperation,
-                }),
-              ),
-            ),
-          );
+          const sent = boundBy(until, () => this.tracked(() => this.temporal.connection.withDeadline(until.at, send)));
           // Awaited below; until then its failure must not count as unhandled.
           sent.catch(() => undefined);
           update = sent;
-          return Promise.race([startOperation.workflowHandle(), sent]);
+          return Promise.race([start.workflowHandle(), sent]);
         },
         startDeadline,
       );
@@ -261,12 +204,10 @@ export class OrderWorkflowClient {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return { outcome: 'ALREADY_CLOSED' };
       if (update === undefined) throw err;
       // Not decided in time, or the Update refused (a build without the handler, or closed meanwhile): it goes on.
-      const started = await boundBy(Deadline.in(START_OUTCOME_WAIT_MS), () => startOperation.workflowHandle()).then(
-        () => true,
-        () => false,
-      );
-      if (started) return { outcome: 'RUNNING' };
-      throw err;
+      await boundBy(Deadline.in(START_OUTCOME_WAIT_MS), () => start.workflowHandle()).catch(() => {
+        throw err;
+      });
+      return { outcome: 'RUNNING' };
     }
   }
 
@@ -279,7 +220,7 @@ export class OrderWorkflowClient {
     const startedAt = performance.now();
     let outcome: PaymentSignalOutcome = 'error';
     try {
-      await this.onTemporal(deadline, () => this.handle(orderNo).signal(paymentAppliedSignal, payment));
+      await this.on('temporal', deadline, () => this.handle(orderNo).signal(paymentAppliedSignal, payment));
       outcome = 'signalled';
       return 'SIGNALLED';
     } catch (err) {
@@ -295,8 +236,8 @@ export class OrderWorkflowClient {
   }
 
   /** Joins a running refund workflow, or runs a new one after a closed one: the row says whether work is left. */
-  async startRefund(eventId: string, deadline = defaultDeadline()): Promise<void> {
-    await this.onTemporal(deadline, () =>
+  async startRefund(eventId: string, deadline: Deadline): Promise<void> {
+    await this.on('temporal', deadline, () =>
       this.temporal.workflow.start<RefundWorkflowSignature>(REFUND_WORKFLOW_TYPE, {
         workflowId: refundWorkflowId(eventId),
         taskQueue: this.taskQueue,
@@ -307,17 +248,13 @@ export class OrderWorkflowClient {
     );
   }
 
-  /**
-   * The `cancel` Update, which the order's row decides: TAKEN with the order's state (CANCELLED; a provider order still
-   * AWAITING_PAYMENT while its provider confirms), REFUSED (NOT_CANCELLABLE: paid first, or closing), or NOT_RUNNING
-   * (its workflow closed or is gone: terminated, reset).
-   */
+  /** The `cancel` Update (the row decides): TAKEN, REFUSED (paid first, or closing) or NOT_RUNNING (closed, gone). */
   async cancel(
     orderNo: string,
     deadline = defaultDeadline(),
   ): Promise<{ outcome: 'TAKEN'; state: OrderState } | { outcome: 'REFUSED' | 'NOT_RUNNING' }> {
     try {
-      const state = await this.onWorkflow(deadline, () => this.handle(orderNo).executeUpdate(cancelUpdate, {}));
+      const state = await this.on('workflows', deadline, () => this.handle(orderNo).executeUpdate(cancelUpdate, {}));
       return { outcome: 'TAKEN', state };
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return { outcome: 'NOT_RUNNING' };
@@ -327,10 +264,9 @@ export class OrderWorkflowClient {
     }
   }
 
-  /** Whether the order's workflow runs, has closed, or was never started. */
   async workflowState(orderNo: string, deadline = defaultDeadline()): Promise<'RUNNING' | 'CLOSED' | 'NOT_FOUND'> {
     try {
-      const description = await this.onTemporal(deadline, () => this.handle(orderNo).describe());
+      const description = await this.on('temporal', deadline, () => this.handle(orderNo).describe());
       return description.status.name === 'RUNNING' ? 'RUNNING' : 'CLOSED';
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return 'NOT_FOUND';
@@ -345,15 +281,8 @@ export class OrderWorkflowClient {
       `${ORDER_SKU_SEARCH_ATTRIBUTE.name} = ${visibilityString(sku)}`,
       `ExecutionStatus = 'Running'`,
     ].join(' AND ');
-    const { count } = await this.onTemporal(deadline, () => this.temporal.workflow.count(query));
+    const { count } = await this.on('temporal', deadline, () => this.temporal.workflow.count(query));
     return count;
-  }
-
-  /** Resolves once the order's workflow has closed, however it ended. */
-  async awaitClosed(orderNo: string): Promise<void> {
-    await this.handle(orderNo)
-      .result()
-      .catch(() => undefined);
   }
 
   private handle(orderNo: string): WorkflowHandle<OrderWorkflowSignature> {
@@ -369,10 +298,6 @@ export function visibilityString(value: string): string {
 /** Whether a call went unanswered in time: its guard's deadline, the Update's own RPC timeout, or gRPC's. */
 function isTimeout(err: unknown): boolean {
   if (err instanceof DependencyUnavailableError && err.reason === 'deadline') return true;
-  const cause = err instanceof Error ? err.cause : undefined;
-  return (
-    err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
-    cause instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
-    hasGrpcStatus(err, 'DEADLINE_EXCEEDED')
-  );
+  const causes = [err, (err as Error | undefined)?.cause];
+  return causes.some((e) => e instanceof WorkflowUpdateRPCTimeoutOrCancelledError) || isGrpcDeadline(err);
 }

@@ -1,12 +1,7 @@
-/**
- * The payment-provider port (docs/architecture.md, "Payment providers"). Outbound, a provider with an API implements
- * PaymentProviderApi (the order's and refund activities call it). Inbound, each turns its webhook into ProviderEvents
- * and a payment takes the one record-first path (PaymentReceiver.handle): the order's rules stay one piece of code.
- */
+/** The provider port (docs/architecture.md): PaymentProviderApi out; ProviderEvents in, down one record-first path. */
 import type { PaymentFailure, RecordedPaymentEvent } from '../db/payments.js';
-import type { RefundProgress } from '../model/order-workflow.js';
-import type { Takeback } from '../db/rows.js';
-import type { PaymentIntentHandle, ProviderWithApi } from '../model/order-workflow.js';
+import type { PaymentRow, Takeback } from '../db/rows.js';
+import type { PaymentIntentHandle, ProviderWithApi, RefundProgress } from '../model/order-workflow.js';
 
 /** A payment to open at the provider: one per order, asked under the idempotency key of `keyAttempt`. */
 export interface OrderPayment {
@@ -32,49 +27,36 @@ export type ClosedIntent =
   /** Its money is on its way (a bank debit): it may still succeed or fail; the unit is kept meanwhile. */
   | { status: 'processing'; since: Date };
 
-/** A payment to give back: the event that brought the money, and the provider's id of the payment. */
-export interface PaymentToRefund {
-  eventId: string;
-  orderNo: string;
-  amountCents: number;
-  providerRef: string | null;
-  /** The idempotency key's attempt; past 1, the refund may exist already (a 5xx hid its answer). */
-  refundKeyAttempt: number;
-}
+/** A payment to give back; past the key's first attempt the refund may exist already (a 5xx hid its answer). */
+export type PaymentToRefund = Pick<
+  PaymentRow,
+  'eventId' | 'orderNo' | 'amountCents' | 'providerRef' | 'refundKeyAttempt'
+>;
 
 /** The provider refused the request as invalid (a 4xx no retry changes): stop asking. Anything else is asked again. */
 export class ProviderRefusal extends Error {
+  override name = 'ProviderRefusal';
   constructor(
     message: string,
     readonly code: string | null,
   ) {
     super(message);
-    this.name = 'ProviderRefusal';
   }
 }
 
 /** A disputed charge cannot be refunded (Stripe: `charge_disputed`): the dispute decides it (disputeOwedMoney). */
 export class ProviderChargeDisputed extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ProviderChargeDisputed';
-  }
+  override name = 'ProviderChargeDisputed';
 }
 
 /** A 5xx: done or not, and replayed to the same key; the caller finds out what happened, then uses the next key. */
 export class ProviderOutcomeUnknown extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ProviderOutcomeUnknown';
-  }
+  override name = 'ProviderOutcomeUnknown';
 }
 
 /** An idempotency key was reused with other parameters: a bug in the caller, never retried. */
 export class ProviderKeyReused extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ProviderKeyReused';
-  }
+  override name = 'ProviderKeyReused';
 }
 
 export interface PaymentProviderApi {
@@ -87,15 +69,11 @@ export interface PaymentProviderApi {
   refund(payment: PaymentToRefund): Promise<RefundProgress>;
   /** Where a refund asked before stands now (read from the provider), until it ends. */
   followRefund(payment: PaymentToRefund & { refundId: string | null }): Promise<RefundProgress>;
-  /**
-   * Events created from `createdFrom` to `createdUpTo` (its clock, seconds) not yet delivered to every endpoint,
-   * translated, for the catch-up to pass through the webhook's path. Each page is one request.
-   */
-  undeliveredEvents(window: {
-    createdFrom: number;
-    createdUpTo: number;
-  }): AsyncIterable<ProviderEvent & { eventId: string }>;
+  /** Events created in the window (its clock, seconds) not delivered to every endpoint: one request a page. */
+  undeliveredEvents(window: { createdFrom: number; createdUpTo: number }): AsyncIterable<UndeliveredEvent>;
 }
+
+export type UndeliveredEvent = ProviderEvent & { eventId: string };
 
 /** A refund or a dispute the provider reports on one of its payments (its order is found from the payment). */
 export type ProviderTakeback = Omit<Takeback, 'orderNo' | 'provider'>;

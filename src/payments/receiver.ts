@@ -1,9 +1,7 @@
 /**
- * A payment's path (docs/fault-tolerance.md): recorded once (its event id is the key) whatever any breaker says, within
- * MYSQL_TIMEOUT, and decided by its order's row in the same transaction; then, unawaited, its workflow gets the
- * paymentApplied Signal (an applied payment) or its refund starts (one owed back). Not recorded: 503, the only answer
- * to retry. No order row yet: 202 RECEIVED, decided as the row is written. The provider retries until a 2xx, so every
- * step is idempotent (DUPLICATE).
+ * A payment's path (docs/fault-tolerance.md): recorded once by event id whatever any breaker says, and decided by its
+ * order's row in the same transaction; then, unawaited, the paymentApplied Signal or its refund. Not recorded: 503, the
+ * only answer to retry; no row yet: 202 RECEIVED. The provider retries until a 2xx: every step is idempotent.
  */
 import type { AppConfig } from '../config/index.js';
 import type { PaymentStore, RecordedPaymentEvent } from '../db/payments.js';
@@ -21,9 +19,6 @@ export interface WebhookAnswer {
   refundReason?: RefundReason;
 }
 
-/** A payment event as a webhook hands it over: the generic one's, or a provider adapter's (with its ids). */
-export type PaymentEvent = RecordedPaymentEvent;
-
 /** The record-first path of every payment, whichever provider's webhook brought it. */
 export class PaymentReceiver {
   constructor(
@@ -39,7 +34,7 @@ export class PaymentReceiver {
   ) {}
 
   /** Answered within MYSQL_TIMEOUT, whatever hangs: nothing else is awaited. */
-  async handle(event: PaymentEvent): Promise<WebhookAnswer> {
+  async handle(event: RecordedPaymentEvent): Promise<WebhookAnswer> {
     const { stores, guards, signals, config } = this.deps;
     // Record first, asking nothing else before: once the row exists the payment cannot be lost.
     const { row, judged } = await guards.mysql.call(
@@ -54,8 +49,9 @@ export class PaymentReceiver {
   }
 }
 
-// ---- after the commit: the card's payment Signal, sent once (a lost one is the reconciler's: it carries the row's
-// verdict out in Redis and signals again), or the refund the row decided.
+// ---- after the commit: the payment Signal, sent once (a lost one is the reconciler's), or the refund the row decided.
+
+const SIGNAL_MS = 5_000;
 
 /** The payload every signal carries: the stored event, with the time MySQL recorded it. */
 export function storedPayment(row: PaymentRow): PaymentReceived {
@@ -77,8 +73,6 @@ export class PaymentSignals {
       /** Told of every order a payment was decided for, so this process's status reads see it at once. */
       changed?: (orderNo: string) => void;
       logger?: Pick<Logger, 'debug'>;
-      /** The bound of one Signal. */
-      attemptMs?: number;
     },
   ) {}
 
@@ -90,20 +84,14 @@ export class PaymentSignals {
       return { outcome: 'APPLIED' };
     }
     this.deps.refunds?.start([{ eventId: row.eventId, provider: row.provider }]);
-    return {
-      outcome: 'REFUND_REQUIRED',
-      refundReason: (row.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') as RefundReason,
-    };
+    const refundReason = (row.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') as RefundReason;
+    return { outcome: 'REFUND_REQUIRED', refundReason };
   }
 
   private signal(row: PaymentRow): void {
     const { orders } = this.deps;
     if (!orders || this.stopped) return;
-    const sending = orders.signalPaymentApplied(
-      row.orderNo,
-      storedPayment(row),
-      Deadline.in(this.deps.attemptMs ?? 5_000),
-    );
+    const sending = orders.signalPaymentApplied(row.orderNo, storedPayment(row), Deadline.in(SIGNAL_MS));
     this.sending.add(sending);
     sending
       .catch((err: unknown) =>
@@ -115,7 +103,7 @@ export class PaymentSignals {
       .finally(() => this.sending.delete(sending));
   }
 
-  /** Sends no more, and waits for the Signals under way (each bounded by attemptMs). */
+  /** Sends no more, and waits for the Signals under way (each bounded by SIGNAL_MS). */
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.allSettled([...this.sending]);

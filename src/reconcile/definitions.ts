@@ -6,10 +6,7 @@ export function reconcileScheduleId(taskQueue: string): string {
 }
 
 export interface ReconcileInput {
-  /**
-   * What the reconciler leaves to an order's workflow: a reservation younger than this (its workflow is on its way),
-   * a sold order's unit confirmed less than this ago (its Signal on its way).
-   */
+  /** Left to an order's workflow: a reservation younger than this, a sold unit confirmed less than this ago. */
   reservationGraceMs: number;
   /** Reservation records read per activity (one HSCAN page): bounds each activity's work. */
   pageSize?: number;
@@ -19,10 +16,7 @@ export interface ReconcileInput {
   promiseMaxAgeMs?: number;
 }
 
-/**
- * How long a promised order may wait for its start (its one owner: the worker's PromiseStarter) before the reconciler
- * gives it up.
- */
+/** How long a promise may wait for its start (the worker's PromiseStarter) before the reconciler gives it up. */
 export const PROMISE_MAX_AGE_MS = 15 * 60_000;
 
 /** One page of the survey; the run's first page also names the sales Redis has and MySQL lacks. */
@@ -32,12 +26,7 @@ export interface SurveyPage {
   onlyInRedis?: string[];
 }
 
-export interface RedisCountersView {
-  stock: number;
-  available: number;
-  reserved: number;
-  sold: number;
-}
+export type RedisCountersView = Record<'stock' | 'available' | 'reserved' | 'sold', number>;
 
 /** One sale's counters in Redis and MySQL, as the reconciler found them. */
 export interface SaleSurvey {
@@ -50,25 +39,10 @@ export interface SaleSurvey {
   keysMissing: number;
 }
 
-export interface ReservationPageResult {
+export interface ReservationPageResult extends ReservationWork {
   /** The next HSCAN cursor; '0' when the scan is complete. */
   cursor: string;
-  scanned: number;
-  /** Reservations still holding units (reserved or claimed). */
-  live: number;
-  /** Units of live reservations whose order has no MySQL row yet (PENDING orders, orphans). */
-  pendingUnits: number;
-  /** Unclaimed reservations that cannot start (no recorded input, or past a promise's maximum age): given up. */
-  releasedOrphans: number;
-  /** Reservations whose workflow closed without persisting the order (terminated): failed, released. */
-  releasedAbandoned: number;
-  /** Reservations of a final MySQL order (CANCELLED or FAILED) its workflow did not carry out: released. */
-  alignedReleased: number;
-  /** Reservations of a sold order its workflow did not carry out: confirmed (its workflow signalled again). */
-  alignedConfirmed: number;
-  /** Orders awaiting payment past their deadline whose workflow is gone (terminated, reset): closed here. */
-  closedForGoneWorkflows: number;
-  /** The same, paid through a provider: its intents are closed first (by the reconciling workflow). */
+  /** As closedForGoneWorkflows, paid through a provider: its intents are closed first (by the reconciling workflow). */
   toSettleAtProvider: ProviderOrderToSettle[];
 }
 
@@ -105,22 +79,27 @@ export interface SaleDrift {
   agrees: boolean;
 }
 
-/** The counts of a page's result: what a sale's totals add up. */
-export type ReservationWork = Omit<ReservationPageResult, 'cursor' | 'toSettleAtProvider'>;
-
-/** A page's counts, all zero: where a page's result and a sale's totals start. */
-export function noReservationWork(): ReservationWork {
+/** A page's counts, all zero: where a page's result and a sale's totals (what they add up) start. */
+export function noReservationWork() {
   return {
     scanned: 0,
+    /** Reservations still holding units (reserved or claimed). */
     live: 0,
+    /** Units of live reservations whose order has no MySQL row yet (PENDING orders, orphans). */
     pendingUnits: 0,
+    /** Unclaimed reservations that cannot start (no recorded input, or past a promise's maximum age): given up. */
     releasedOrphans: 0,
+    /** Reservations whose workflow closed without persisting the order (terminated): failed, released. */
     releasedAbandoned: 0,
+    /** Reservations of a final MySQL order (CANCELLED or FAILED) its workflow did not carry out: released. */
     alignedReleased: 0,
+    /** Reservations of a sold order its workflow did not carry out: confirmed (its workflow signalled again). */
     alignedConfirmed: 0,
+    /** Orders awaiting payment past their deadline whose workflow is gone (terminated, reset): closed here. */
     closedForGoneWorkflows: 0,
   };
 }
+export type ReservationWork = ReturnType<typeof noReservationWork>;
 
 export interface SaleReconciliation extends ReservationWork {
   sku: string;

@@ -1,21 +1,12 @@
-/**
- * The operators' views of a sale (docs/operations.md, "Admin views"): Redis, MySQL and Temporal figures with their
- * drift, keyset-paged orders, payments and sales, and closing a sale early.
- */
+/** The operators' views (docs/operations.md, "Admin views"): figures and drift, pages of orders, payments, sales. */
 import type { OrderStore } from '../db/orders.js';
-import type { PaymentStore } from '../db/payments.js';
+import type { PaymentFailureRow, PaymentStore } from '../db/payments.js';
 import type { RefundStore } from '../db/refunds.js';
 import type { PaymentListRow, ReportStore } from '../db/reports.js';
-import type { OrderRow, SaleRow } from '../db/rows.js';
+import type { OrderRow, SaleRow, Takeback } from '../db/rows.js';
 import type { SaleStore } from '../db/sales.js';
-import type {
-  OrderDispute,
-  PaymentProviderName,
-  StoredOrderStatus,
-  StoredPaymentOutcome,
-} from '../model/order-workflow.js';
+import type { StoredOrderStatus, StoredPaymentOutcome } from '../model/order-workflow.js';
 import { SOLD_STATUSES } from '../model/order-rules.js';
-import { disputeView } from '../order/lookup.js';
 import {
   checkSaleInvariants,
   type Invariant,
@@ -26,7 +17,7 @@ import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { RedisSales } from '../inventory/redis-sales.js';
 import type { OrderWorkflowClient } from '../order/workflow-client.js';
 import type { SaleView } from './sale-view.js';
-import { skuNotFound, type SalesService } from './sales-service.js';
+import { shown, skuNotFound, type SalesService, type Shown } from './sales-service.js';
 import { CURSOR_POSITIONS, decodeCursor, pageOf, type Page } from '../infra/cursor.js';
 import { Refusal } from '../infra/refusal.js';
 
@@ -46,77 +37,24 @@ export interface SaleStats {
   invariants: { ok: boolean; checks: Record<Invariant, boolean> };
 }
 
-export interface AdminOrderView {
-  orderNo: string;
-  sku: string;
-  userId: string;
-  quantity: number;
-  totalCents: number;
-  status: StoredOrderStatus;
-  cancelReason: string | null;
-  failureReason: string | null;
-  paymentDeadline: string;
-  createdAt: string;
-  paidAt: string | null;
-  cancelledAt: string | null;
-  /** Refunded at the provider after payment without us asking. */
-  refundedCents: number;
-  dispute: OrderDispute | null;
-}
+/** An order as the admin views (and the order events) show it. */
+export type AdminOrderView = Shown<
+  Omit<OrderRow, 'unitPriceCents' | 'idempotencyKey' | 'paymentProvider' | 'cancelReason'>
+> & { cancelReason: string | null };
 
-export interface AdminPaymentView {
-  eventId: string;
-  orderNo: string;
-  sku: string | null;
-  amountCents: number;
-  outcome: StoredPaymentOutcome;
-  refundReason: string | null;
-  receivedAt: string;
-  provider: PaymentProviderName;
-  /** The provider's id of the payment (Stripe: the PaymentIntent). */
-  providerRef: string | null;
-  /** The provider's refund, once asked, and why the last attempt did not get one. */
-  refundId: string | null;
-  refundError: string | null;
-}
+export type AdminPaymentView = Shown<Omit<PaymentListRow, 'refundKeyAttempt' | 'paidAtProvider'>>;
 
-/** One order's payment events and failed payment attempts (GET /api/admin/orders/:orderNo/payments). */
+/** One order's payment events, failed payment attempts and money taken back (refunds without us, disputes). */
 export interface AdminOrderPayments {
   orderNo: string;
   payments: AdminPaymentView[];
-  failedAttempts: Array<{
-    eventId: string;
-    provider: PaymentProviderName;
-    providerRef: string | null;
-    code: string | null;
-    message: string | null;
-    receivedAt: string;
-  }>;
-  /** Refunds made at the provider without us and disputes, oldest first (docs/api.md, "Order states"). */
-  takenBack: Array<{
-    id: string;
-    kind: 'REFUND' | 'DISPUTE';
-    amountCents: number;
-    status: string;
-    providerStatus: string;
-    reason: string | null;
-    dueBy: string | null;
-    createdAt: string;
-  }>;
+  failedAttempts: Array<Shown<Omit<PaymentFailureRow, 'orderNo'>>>;
+  takenBack: Array<
+    Shown<Omit<Takeback, 'provider' | 'intentId' | 'orderNo' | 'stage' | 'status'>> & { status: string }
+  >;
 }
 
-export interface AdminSaleView {
-  sku: string;
-  name: string;
-  priceCents: number;
-  stock: number;
-  /** MySQL's count (the live Redis count is in GET /api/sales/:sku and the stats). */
-  available: number;
-  perUserLimit: number;
-  startsAt: string | null;
-  endsAt: string | null;
-  createdAt: string;
-}
+export type AdminSaleView = Shown<SaleRow>;
 
 export class AdminService {
   /** The API passes its guarded views. */
@@ -129,12 +67,7 @@ export class AdminService {
         refunds: Pick<RefundStore, 'takebacksOf'>;
         reports: Pick<
           ReportStore,
-          | 'ordersPage'
-          | 'shopperOrdersPage'
-          | 'paymentsPage'
-          | 'salesPage'
-          | 'orderCountsByStatus'
-          | 'paymentCountsOfSale'
+          'ordersPage' | 'paymentsPage' | 'salesPage' | 'orderCountsByStatus' | 'paymentCountsOfSale'
         > &
           SaleInvariantSources['stores']['reports'];
       };
@@ -196,22 +129,11 @@ export class AdminService {
   }): Promise<Page<AdminOrderView>> {
     const before = query.cursor ? decodeCursor(query.cursor, CURSOR_POSITIONS.orders)[0] : undefined;
     if (query.sku !== undefined && !(await this.deps.stores.sales.getSale(query.sku))) throw skuNotFound(query.sku);
-    const page = {
-      ...(query.status ? { status: query.status } : {}),
+    const rows = await this.deps.stores.reports.ordersPage({
+      ...query,
       ...(before ? { beforeOrderNo: before } : {}),
       limit: query.limit + 1,
-    };
-    const rows =
-      query.userId !== undefined
-        ? await this.deps.stores.reports.shopperOrdersPage({
-            userId: query.userId,
-            ...(query.sku !== undefined ? { sku: query.sku } : {}),
-            ...page,
-          })
-        : await this.deps.stores.reports.ordersPage({
-            ...(query.sku !== undefined ? { sku: query.sku } : {}),
-            ...page,
-          });
+    });
     return pageOf(rows, query.limit, adminOrderView, (last) => [last.orderNo]);
   }
 
@@ -244,24 +166,8 @@ export class AdminService {
     return {
       orderNo,
       payments: payments.map((row) => paymentView({ ...row, sku: order?.sku ?? null })),
-      failedAttempts: failures.map((failure) => ({
-        eventId: failure.eventId,
-        provider: failure.provider,
-        providerRef: failure.providerRef,
-        code: failure.code,
-        message: failure.message,
-        receivedAt: failure.receivedAt.toISOString(),
-      })),
-      takenBack: takebacks.map((taken) => ({
-        id: taken.id,
-        kind: taken.kind,
-        amountCents: taken.amountCents,
-        status: taken.status,
-        providerStatus: taken.providerStatus,
-        reason: taken.reason,
-        dueBy: taken.dueBy?.toISOString() ?? null,
-        createdAt: taken.createdAt.toISOString(),
-      })),
+      failedAttempts: failures.map((failure) => shown(failure, ['orderNo'])),
+      takenBack: takebacks.map((taken) => shown(taken, ['provider', 'intentId', 'orderNo', 'stage'])),
     };
   }
 
@@ -291,52 +197,8 @@ export class AdminService {
   }
 }
 
-/** An order as the admin views (and the order events) show it. */
-export function adminOrderView(row: OrderRow): AdminOrderView {
-  return {
-    orderNo: row.orderNo,
-    sku: row.sku,
-    userId: row.userId,
-    quantity: row.quantity,
-    totalCents: row.totalCents,
-    status: row.status,
-    cancelReason: row.cancelReason,
-    failureReason: row.failureReason,
-    paymentDeadline: row.paymentDeadline.toISOString(),
-    createdAt: row.createdAt.toISOString(),
-    paidAt: row.paidAt?.toISOString() ?? null,
-    cancelledAt: row.cancelledAt?.toISOString() ?? null,
-    refundedCents: row.refundedCents,
-    dispute: row.dispute ? disputeView(row.dispute) : null,
-  };
-}
+export const adminOrderView = (row: OrderRow): AdminOrderView =>
+  shown(row, ['unitPriceCents', 'idempotencyKey', 'paymentProvider']);
 
-function paymentView(row: PaymentListRow): AdminPaymentView {
-  return {
-    eventId: row.eventId,
-    orderNo: row.orderNo,
-    sku: row.sku,
-    amountCents: row.amountCents,
-    outcome: row.outcome,
-    refundReason: row.refundReason,
-    receivedAt: row.receivedAt.toISOString(),
-    provider: row.provider,
-    providerRef: row.providerRef,
-    refundId: row.refundId,
-    refundError: row.refundError,
-  };
-}
-
-function saleView(row: SaleRow): AdminSaleView {
-  return {
-    sku: row.sku,
-    name: row.name,
-    priceCents: row.priceCents,
-    stock: row.stock,
-    available: row.available,
-    perUserLimit: row.perUserLimit,
-    startsAt: row.startsAt?.toISOString() ?? null,
-    endsAt: row.endsAt?.toISOString() ?? null,
-    createdAt: row.createdAt.toISOString(),
-  };
-}
+const paymentView = (row: PaymentListRow): AdminPaymentView => shown(row, ['refundKeyAttempt', 'paidAtProvider']);
+const saleView = (row: SaleRow): AdminSaleView => shown(row);

@@ -1,4 +1,5 @@
 /** Sales: an admin puts stock on sale in MySQL (the record) and Redis (the counters checkout uses). */
+import type { SaleRecord } from '../db/rows.js';
 import type { SaleStore } from '../db/sales.js';
 import type { RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
@@ -7,17 +8,12 @@ import { echo, Refusal } from '../infra/refusal.js';
 import type { SaleView } from './sale-view.js';
 import { LineService, type LineSettings } from '../line/line-service.js';
 
-export interface NewSale {
-  sku: string;
-  name: string;
-  priceCents: number;
-  stock: number;
-  perUserLimit: number;
+/** `line`: a waiting line in front of the checkout; each setting left out takes the configured default. */
+export type NewSale = Omit<SaleRecord, 'startsAt' | 'endsAt'> & {
   startsAt?: string;
   endsAt?: string;
-  /** A waiting line in front of the checkout; each setting left out takes the configured default. */
   line?: Partial<LineSettings>;
-}
+};
 
 /** A line's settings where the sale says nothing (LINE_ADMISSIONS_PER_SECOND, LINE_ADMISSION_TTL). */
 export type LineDefaults = Pick<LineSettings, 'admissionsPerSecond' | 'admissionTtlSeconds'>;
@@ -56,20 +52,23 @@ export class SalesService {
   async get(sku: string): Promise<SaleView | null> {
     const [row, stock] = await Promise.all([this.stores.sales.getSale(sku), this.inventory.getSale(sku)]);
     if (!row || !stock) return null;
-    return {
-      sku: row.sku,
-      name: row.name,
-      priceCents: row.priceCents,
-      stock: row.stock,
-      available: stock.available,
-      reserved: stock.reserved,
-      sold: stock.sold,
-      perUserLimit: row.perUserLimit,
-      startsAt: row.startsAt?.toISOString() ?? null,
-      endsAt: row.endsAt?.toISOString() ?? null,
-      createdAt: row.createdAt.toISOString(),
-    };
+    // Redis's counts: the live ones.
+    return { ...shown(row), available: stock.available, reserved: stock.reserved, sold: stock.sold };
   }
+}
+
+/** A row as the API shows it: its dates (nested ones too) as ISO 8601 text. */
+export type Shown<T> = T extends Date ? string : T extends object ? { [K in keyof T]: Shown<T[K]> } : T;
+
+/** `row` as the API shows it (Shown), without the fields `hidden` names. */
+export function shown<T extends object, H extends keyof T = never>(
+  row: T,
+  hidden: readonly H[] = [],
+): Shown<Omit<T, H>> {
+  const show = (value: unknown): unknown =>
+    value instanceof Date ? value.toISOString() : value !== null && typeof value === 'object' ? shown(value) : value;
+  const fields = Object.entries(row).filter(([key]) => !hidden.includes(key as H));
+  return Object.fromEntries(fields.map(([key, value]) => [key, show(value)])) as Shown<Omit<T, H>>;
 }
 
 const toDate = (iso: string | undefined) => (iso ? new Date(iso) : null);

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { FAILURE_CONVERTER_PATH } from '../infra/data-converter.js';
 
 const WORKFLOWS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows');
@@ -16,10 +16,7 @@ export const WORKFLOWS_PATH = existsSync(join(WORKFLOWS_DIR, 'index.ts'))
 /** OpenTelemetry's workflow interceptors (src/workflows/tracing-interceptors.ts), bundled into every worker. */
 export const WORKFLOW_TRACING_MODULE = WORKFLOWS_PATH.replace(/index\.(ts|js)$/, 'tracing-interceptors.$1');
 
-/**
- * The bundle's local source files: the workflow modules and what they import by value (`import type` brings no code),
- * found by following relative imports. test/bundle.test.ts checks it against webpack's module list.
- */
+/** The bundle's local sources: what the workflows import by value, by relative path (test/bundle.test.ts checks it). */
 export function workflowSourceFiles(): string[] {
   const seen = new Set<string>();
   const visit = (file: string): void => {
@@ -48,25 +45,15 @@ function sourceHash(): string {
   return hash.digest('hex').slice(0, 16);
 }
 
-/**
- * The build id for Worker Versioning: the stamp of the bundle at `bundlePath`, else the hash of the sources this
- * process would bundle. Only the workflows, their imports or the locked dependencies make a new version.
- */
+/** The build id for Worker Versioning: the stamp of the bundle at `bundlePath`, else the hash of the sources. */
 export function workflowBuildId(bundlePath?: string): string {
-  const stamp = bundlePath ? `${bundlePath}.hash` : undefined;
-  if (stamp && existsSync(stamp)) return readFileSync(stamp, 'utf8').trim();
-  return sourceHash();
+  const stamp = `${bundlePath}.hash`;
+  return bundlePath && existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : sourceHash();
 }
 
-/**
- * Writes the bundle to `outFile` unless an up-to-date one is there; returns whether it built. The tracing interceptors
- * are always in: they reorder a workflow's commands around an Update, so a history written with them does not replay
- * without them (TMPRL1100); tracing on or off only decides whether spans leave the worker.
- */
-export async function buildWorkflowBundle(
-  outFile: string,
-  options: { withoutTracingInterceptors?: boolean } = {},
-): Promise<boolean> {
+// Writes the bundle unless an up-to-date one is there (returns whether it built). Always with the tracing interceptors:
+// they reorder commands around an Update, so a history does not replay without them (TMPRL1100).
+export async function buildWorkflowBundle(outFile: string, options: { withoutTracingInterceptors?: boolean } = {}) {
   const stamp = `${outFile}.hash`;
   // withoutTracingInterceptors: only the benchmark's reference (what the interceptors cost), never a worker's bundle.
   const bare = options.withoutTracingInterceptors === true;
@@ -89,11 +76,6 @@ export async function buildWorkflowBundle(
 }
 
 // Webpack's info lines are noise at every start; warnings and errors still show.
-const quietLogger = {
-  log: () => {},
-  trace: () => {},
-  debug: () => {},
-  info: () => {},
-  warn: (message: string, meta?: unknown) => console.warn(message, meta ?? ''),
-  error: (message: string, meta?: unknown) => console.error(message, meta ?? ''),
-};
+const quietLogger = new DefaultLogger('WARN', ({ level, message, meta }) =>
+  (level === 'WARN' ? console.warn : console.error)(message, meta ?? ''),
+);

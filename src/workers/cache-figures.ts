@@ -1,9 +1,4 @@
-/**
- * The worker's workflow cache figures for the dashboard: every few seconds each worker puts its cache's size and bound
- * and Core's sticky-cache counters since last time on the task queue's Redis board (src/inventory/worker-figures.ts).
- * A board, not the API scraping workers: workers come and go unknown to the API, and Redis is what both share. An entry
- * expires by Redis's clock, so a stopped worker is absent within one TTL.
- */
+// The worker's cache figures on Redis for the dashboard: the API knows no workers; entries expire by Redis's clock.
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Worker } from '@temporalio/worker';
@@ -24,48 +19,31 @@ export const STICKY_CACHE_METRICS = {
   forcedEvictions: 'temporal_sticky_cache_total_forced_eviction',
 } as const;
 
-export interface CacheCounters {
-  hits: number;
-  misses: number;
-  forcedEvictions: number;
-}
-
 const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+const COUNTERS = ['hits', 'misses', 'forcedEvictions'] as const;
+export type CacheCounters = Record<(typeof COUNTERS)[number], number>;
 
 /** One task queue's cache counters in Prometheus text, summed over other labels; one not yet incremented is 0. */
 export function parseCacheCounters(text: string, taskQueue: string): CacheCounters {
   const counters: CacheCounters = { hits: 0, misses: 0, forcedEvictions: 0 };
-  const field = new Map<string, keyof CacheCounters>([
-    [STICKY_CACHE_METRICS.hits, 'hits'],
-    [STICKY_CACHE_METRICS.misses, 'misses'],
-    [STICKY_CACHE_METRICS.forcedEvictions, 'forcedEvictions'],
-  ]);
   for (const line of text.split('\n')) {
     if (!line.startsWith('temporal_sticky_cache_')) continue;
     const [, name = '', labels = '', value = ''] = SAMPLE.exec(line) ?? [];
-    const key = field.get(name);
-    if (!key) continue;
-    let queue: string | undefined;
-    for (const [, label, labelValue] of labels.matchAll(LABEL))
-      if (label === 'task_queue') queue = labelValue?.replace(/\\(.)/g, '$1');
+    const key = COUNTERS.find((counter) => STICKY_CACHE_METRICS[counter] === name);
+    const queue = [...labels.matchAll(LABEL)].find(([, label]) => label === 'task_queue')?.[2]?.replace(/\\(.)/g, '$1');
     const count = Number(value);
-    if (queue === taskQueue && Number.isFinite(count)) counters[key] += count;
+    if (key && queue === taskQueue && Number.isFinite(count)) counters[key] += count;
   }
   return counters;
 }
 
-interface Reading {
-  /** performance.now() of the reading: intervals by a monotonic clock. */
-  atMs: number;
-  counters: CacheCounters;
-}
+/** The counters at a reading, and its performance.now(): intervals by a monotonic clock. */
+type Reading = { atMs: number; counters: CacheCounters };
 
 /** What the counters did between two readings; null if one went down (not the same runtime's counters). */
 function cacheInterval(from: Reading, to: Reading): WorkerCacheFigures['interval'] {
-  const hits = to.counters.hits - from.counters.hits;
-  const misses = to.counters.misses - from.counters.misses;
-  const forcedEvictions = to.counters.forcedEvictions - from.counters.forcedEvictions;
+  const [hits = 0, misses = 0, forcedEvictions = 0] = COUNTERS.map((key) => to.counters[key] - from.counters[key]);
   if (hits < 0 || misses < 0 || forcedEvictions < 0 || to.atMs <= from.atMs) return null;
   return { seconds: (to.atMs - from.atMs) / 1_000, hits, misses, forcedEvictions };
 }
@@ -78,19 +56,14 @@ export interface CacheFiguresOptions {
   metricsUrl: string | null;
   logger: Pick<Logger, 'warn' | 'info'>;
   everyMs?: number;
-  /** This worker's name on the board (default: host and pid). */
-  workerId?: string;
 }
 
-export interface RunningCacheFigures {
-  /** Stops publishing (the entry expires on its own); waits for a publication under way. */
-  stop(): Promise<void>;
-}
+export type RunningCacheFigures = ReturnType<typeof startCacheFigures>;
 
 /** Publishes at once, then every `everyMs`, one publication at a time. */
-export function startCacheFigures(options: CacheFiguresOptions): RunningCacheFigures {
+export function startCacheFigures(options: CacheFiguresOptions) {
   const everyMs = options.everyMs ?? CACHE_FIGURES_EVERY_MS;
-  const workerId = options.workerId ?? `${hostname()}:${process.pid}`;
+  const workerId = `${hostname()}:${process.pid}`;
   const taskQueue = options.worker.options.taskQueue;
   let previous: Reading | null = null;
   let failing = false;
@@ -98,17 +71,12 @@ export function startCacheFigures(options: CacheFiguresOptions): RunningCacheFig
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
 
-  const counters = async (): Promise<CacheCounters | null> => {
-    if (!options.metricsUrl) return null;
-    try {
-      const response = await fetch(options.metricsUrl, { signal: AbortSignal.timeout(STEP_MS) });
-      return response.ok ? parseCacheCounters(await response.text(), taskQueue) : null;
-    } catch {
-      return null;
-    }
-  };
   const publish = async (): Promise<void> => {
-    const counted = await counters();
+    const counted = options.metricsUrl
+      ? await fetch(options.metricsUrl, { signal: AbortSignal.timeout(STEP_MS) })
+          .then(async (response) => (response.ok ? parseCacheCounters(await response.text(), taskQueue) : null))
+          .catch(() => null)
+      : null;
     const reading = counted ? { atMs: performance.now(), counters: counted } : null;
     const interval = previous && reading ? cacheInterval(previous, reading) : null;
     previous = reading;
@@ -139,6 +107,7 @@ export function startCacheFigures(options: CacheFiguresOptions): RunningCacheFig
   };
   loop();
   return {
+    /** Stops publishing (the entry expires on its own); waits for a publication under way. */
     async stop() {
       stopped = true;
       clearTimeout(timer);

@@ -1,26 +1,16 @@
-/**
- * The worker's liveness and readiness on a small HTTP port: /livez 200 unless the Worker failed; /readyz 200 only
- * while it is RUNNING (503 starting, draining or stopped), with its clock offsets, so an orchestrator stops routing
- * work once the drain starts.
- */
+/** The worker's /livez (503 once failed) and /readyz (503 unless RUNNING: routing stops once the drain starts). */
 import { createServer, type Server } from 'node:http';
 import type { State } from '@temporalio/worker';
-import type { ShownClockBound, ShownClockOffset } from '../infra/clocks.js';
+import type { ShownClocks } from '../infra/clocks.js';
 
 /** The Worker's state, or STARTING before the Worker exists (bundle loading, connecting). */
 export type WorkerHealthState = State | 'STARTING';
 
-export interface WorkerHealthServer {
-  readonly port: number;
-  close(): Promise<void>;
-}
-
 export async function startWorkerHealthServer(options: {
   port: number;
-  host?: string;
   state: () => WorkerHealthState;
-  clocks?: () => Record<string, ShownClockOffset | ShownClockBound>;
-}): Promise<WorkerHealthServer> {
+  clocks?: () => ShownClocks;
+}) {
   const server: Server = createServer((req, res) => {
     const state = options.state();
     const path = (req.url ?? '').split('?')[0];
@@ -39,9 +29,7 @@ export async function startWorkerHealthServer(options: {
   });
   // Probes must not keep a draining process alive.
   server.keepAliveTimeout = 1_000;
-  await new Promise<void>((resolve, reject) =>
-    server.once('error', reject).listen(options.port, options.host ?? '0.0.0.0', resolve),
-  );
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(options.port, '0.0.0.0', resolve));
   const address = server.address();
   return {
     port: typeof address === 'object' && address ? address.port : options.port,

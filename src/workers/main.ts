@@ -1,5 +1,4 @@
-// The worker process: tracing first (its instrumentations patch ioredis, mysql2 and http as they are first loaded, so
-// nothing else may be loaded before), then the worker itself (./run-worker.ts).
+// The worker process: tracing first (it patches ioredis, mysql2 and http as they load), then ./run-worker.ts.
 import { startTracing } from '../infra/tracing.js';
 
 startTracing('flash-checkout-worker');

@@ -1,10 +1,7 @@
-/**
- * The worker process, loaded by ./main.ts once tracing is in place. SIGTERM/SIGINT drain it: polling stops, in-flight
- * activities finish (up to shutdownGraceTime), then connections close. Logs, metrics and health: docs/operations.md.
- */
+/** The worker process, after ./main.ts's tracing; SIGTERM drains it (docs/operations.md: logs, metrics, health). */
 import { getHeapStatistics } from 'node:v8';
 import { Client, Connection } from '@temporalio/client';
-import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { loadConfig } from '../config/index.js';
 import { createMysqlPool } from '../db/pool.js';
 import { openStores } from '../db/stores.js';
@@ -20,7 +17,7 @@ import { cacheBoundForHeap } from './cache-sizing.js';
 import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
 import { ensureCatchUpSchedule, ensureReconcileSchedule } from './schedules.js';
 import { pinoRuntimeLogger } from './telemetry.js';
-import { createWorkerConnection, ensureSearchAttributes } from './worker-connection.js';
+import { ensureSearchAttributes } from './worker-connection.js';
 import { createOrderWorker, startEncryptionMetric, startPromiseStarter, workerActivities } from './worker.js';
 import { promoteOnStart } from './versioning.js';
 import { versionString, WorkerDeployments } from '../infra/worker-deployments.js';
@@ -60,7 +57,7 @@ const health = config.workerHealthPort
     })
   : undefined;
 if (health) logger.info({ url: `http://127.0.0.1:${health.port}/readyz` }, 'worker health listening');
-const connection = await createWorkerConnection(config);
+const connection = await NativeConnection.connect(temporalConnectionSettings(config));
 const clientConnection = await Connection.connect(temporalConnectionSettings(config));
 const deployments = new WorkerDeployments(clientConnection, config.temporal.namespace, `worker-${process.pid}`);
 // Versioned workers on a server without the Worker Deployment APIs would poll and never get a task: refuse now.
@@ -76,35 +73,26 @@ const temporal = new Client({
   dataConverter: temporalDataConverter(config),
 });
 // Every worker keeps the schedules in place; a failure must not stop orders: it is logged and tried again.
-const keepCatchUp = (): void => {
-  ensureCatchUpSchedule(temporal, config).then(
-    (schedule) => logger.info({ schedule }, 'payment catch-up schedule in place'),
+const keepSchedule = (what: string, ensure: () => Promise<unknown>, shown: object = {}): void => {
+  ensure().then(
+    (schedule) => logger.info({ schedule, ...shown }, `${what} schedule in place`),
     (err: unknown) => {
-      logger.error({ err }, 'could not create or update the payment catch-up schedule; trying again in 30 s');
-      setTimeout(keepCatchUp, 30_000).unref();
+      logger.error({ err }, `could not create or update the ${what} schedule; trying again in 30 s`);
+      setTimeout(() => keepSchedule(what, ensure, shown), 30_000).unref();
     },
   );
 };
-keepCatchUp();
-const keepSchedule = (): void => {
-  ensureReconcileSchedule(temporal, config).then(
-    (schedule) =>
-      logger.info(
-        { schedule, everyMs: config.reconcileIntervalMs, graceMs: config.reservationGraceMs },
-        'reconcile schedule in place',
-      ),
-    (err: unknown) => {
-      logger.error({ err }, 'could not create or update the reconcile schedule; trying again in 30 s');
-      setTimeout(keepSchedule, 30_000).unref();
-    },
-  );
-};
-keepSchedule();
+keepSchedule('payment catch-up', () => ensureCatchUpSchedule(temporal, config));
+keepSchedule('reconcile', () => ensureReconcileSchedule(temporal, config), {
+  everyMs: config.reconcileIntervalMs,
+  graceMs: config.reservationGraceMs,
+});
 // The workflows' thread has the same heap limit as this one (V8's heuristics, or --max-old-space-size for both).
-const cache = cacheBoundForHeap(config.workerMaxCachedWorkflows, getHeapStatistics().heap_size_limit);
+const heapLimit = getHeapStatistics().heap_size_limit;
+const cache = cacheBoundForHeap(config.workerMaxCachedWorkflows, heapLimit);
 if (cache.cut)
   logger.warn(
-    { configured: config.workerMaxCachedWorkflows, bound: cache.bound, heapLimitMb: heapLimitMb() },
+    { configured: config.workerMaxCachedWorkflows, bound: cache.bound, heapLimitMb: Math.round(heapLimit / 1_048_576) },
     'WORKER_MAX_CACHED_WORKFLOWS is more than the heap holds; caching fewer (raise --max-old-space-size for more)',
   );
 const worker = await createOrderWorker({
@@ -115,16 +103,15 @@ const worker = await createOrderWorker({
   clocks,
   tuning: { maxCachedWorkflows: cache.bound },
 });
-workerState = () => worker.getState();
+workerState = () => worker.orders.getState();
 startEncryptionMetric(payloadCodecOf(config), Runtime.instance().metricMeter);
 
 // The SDK's Runtime already turns SIGINT/SIGTERM into worker.shutdown(); run() resolves when done.
-const version = worker.version;
 logger.info(
   {
     taskQueue: config.temporal.taskQueue,
     address: config.temporal.address,
-    version: version ? versionString(version) : 'unversioned',
+    version: worker.version ? versionString(worker.version) : 'unversioned',
   },
   'worker polling',
 );
@@ -153,8 +140,4 @@ try {
   // The last activities' and workflows' spans are still buffered.
   await tracing?.shutdown();
   logger.info('worker stopped');
-}
-
-function heapLimitMb(): number {
-  return Math.round(getHeapStatistics().heap_size_limit / 1_048_576);
 }

@@ -1,7 +1,4 @@
-/**
- * The worker's Temporal Schedules, created or brought up to date at boot (idempotent, so every replica runs it): the
- * reconciler's, and the payment catch-up's where a provider with a catch-up (Stripe) is configured.
- */
+/** The worker's Temporal Schedules, made or updated at boot by every replica (idempotent): reconcile, catch-up. */
 import {
   ScheduleAlreadyRunning,
   ScheduleOverlapPolicy,
@@ -10,9 +7,9 @@ import {
   type ScheduleOptionsStartWorkflowAction,
 } from '@temporalio/client';
 import type { AppConfig } from '../config/index.js';
-import { RECONCILE_WORKFLOW_TYPE, reconcileScheduleId, type ReconcileInput } from '../reconcile/definitions.js';
+import { RECONCILE_WORKFLOW_TYPE, reconcileScheduleId } from '../reconcile/definitions.js';
 import type { ReconcileWorkflow } from '../workflows/reconcile.js';
-import { CATCH_UP_WORKFLOW_TYPE, catchUpScheduleId, type CatchUpInput } from '../payments/catch-up-definitions.js';
+import { CATCH_UP_WORKFLOW_TYPE, catchUpScheduleId } from '../payments/catch-up-definitions.js';
 import type { PaymentCatchUpWorkflow } from '../workflows/payments.js';
 import { catchUpProvider } from '../payments/providers/definition.js';
 import { paymentProviders } from '../payments/providers/registry.js';
@@ -21,46 +18,37 @@ export async function ensureReconcileSchedule(
   client: Client,
   config: Pick<AppConfig, 'reconcileIntervalMs' | 'reservationGraceMs' | 'temporal'>,
 ): Promise<'CREATED' | 'UPDATED'> {
-  const input: ReconcileInput = { reservationGraceMs: config.reservationGraceMs };
-  const action: ScheduleOptionsStartWorkflowAction<typeof ReconcileWorkflow> = {
+  const { taskQueue } = config.temporal;
+  return keepIntervalSchedule(client, reconcileScheduleId(taskQueue), config.reconcileIntervalMs, {
     type: 'startWorkflow',
     workflowType: RECONCILE_WORKFLOW_TYPE,
-    workflowId: `reconcile-${config.temporal.taskQueue}`,
-    taskQueue: config.temporal.taskQueue,
-    args: [input],
+    workflowId: `reconcile-${taskQueue}`,
+    taskQueue,
+    args: [{ reservationGraceMs: config.reservationGraceMs }],
     // One run must not outlive the next: it is started again anyway.
     workflowExecutionTimeout: `${Math.max(config.reconcileIntervalMs * 4, 60_000)}ms`,
-  };
-  return keepIntervalSchedule(
-    client,
-    reconcileScheduleId(config.temporal.taskQueue),
-    config.reconcileIntervalMs,
-    action,
-  );
+  } satisfies ScheduleOptionsStartWorkflowAction<typeof ReconcileWorkflow>);
 }
 
 export async function ensureCatchUpSchedule(
   client: Client,
   config: Pick<AppConfig, 'payments' | 'nodeEnv' | 'webhookSecret' | 'temporal'>,
 ): Promise<'CREATED' | 'UPDATED' | 'NONE'> {
-  const scheduleId = catchUpScheduleId(config.temporal.taskQueue);
+  const { taskQueue } = config.temporal;
   const caughtUp = catchUpProvider(paymentProviders(config));
-  // Left as it is: a worker without the provider's keys (a mixed deploy) must not turn the others' catch-up off; a run
-  // on such a worker reads nothing and moves no cursor.
+  // Left as it is: a worker without the keys (a mixed deploy) must not turn the others' off; its runs read nothing.
   if (!caughtUp) return 'NONE';
   const everyMs = caughtUp.definition.catchUpIntervalMs!(caughtUp.settings);
   // Events younger than one interval (at most a minute) are still the webhook's.
   const settleSeconds = Math.max(1, Math.min(60, Math.round(everyMs / 1000)));
-  const input: CatchUpInput = { provider: caughtUp.definition.name, settleSeconds };
-  const action: ScheduleOptionsStartWorkflowAction<typeof PaymentCatchUpWorkflow> = {
+  return keepIntervalSchedule(client, catchUpScheduleId(taskQueue), everyMs, {
     type: 'startWorkflow',
     workflowType: CATCH_UP_WORKFLOW_TYPE,
-    workflowId: `payment-catch-up-${config.temporal.taskQueue}`,
-    taskQueue: config.temporal.taskQueue,
-    args: [input],
+    workflowId: `payment-catch-up-${taskQueue}`,
+    taskQueue,
+    args: [{ provider: caughtUp.definition.name, settleSeconds }],
     workflowExecutionTimeout: '30 minutes',
-  };
-  return keepIntervalSchedule(client, scheduleId, everyMs, action);
+  } satisfies ScheduleOptionsStartWorkflowAction<typeof PaymentCatchUpWorkflow>);
 }
 
 async function keepIntervalSchedule(

@@ -1,55 +1,53 @@
-/**
- * The worker's side of "one log stream, one metrics port": the SDK's Runtime logger onto pino, and the app's activity
- * metrics through the SDK's meter, served by the Runtime's Prometheus exporter beside its `temporal_…` metrics.
- */
-import type { LogLevel, LogMetadata, Logger as TemporalLogger, MetricCounter, MetricMeter } from '@temporalio/common';
+/** One log stream, one metrics port: the Runtime's logger onto pino, app metrics on its Prometheus exporter. */
+import type {
+  LogLevel,
+  LogMetadata,
+  Logger as TemporalLogger,
+  MetricMeter,
+  NumericMetricValueType,
+} from '@temporalio/common';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { ClockWatch } from '../infra/clocks.js';
 import type { Logger } from '../infra/logger.js';
 
-const PINO_LEVEL = {
-  TRACE: 'trace',
-  DEBUG: 'debug',
-  INFO: 'info',
-  WARN: 'warn',
-  ERROR: 'error',
-} as const satisfies Record<LogLevel, string>;
-
 /** A Temporal Logger writing to pino; metadata (workflowId, sdkComponent, …) becomes JSON fields. */
 export function pinoRuntimeLogger(logger: Logger): TemporalLogger {
-  const log = (level: LogLevel, message: string, meta?: LogMetadata): void => {
-    const method = PINO_LEVEL[level] ?? 'info';
-    if (meta) logger[method](meta, message);
-    else logger[method](message);
+  const log: TemporalLogger['log'] = (level, message, meta) => {
+    const known = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'].includes(level);
+    const method = (known ? level.toLowerCase() : 'info') as Lowercase<LogLevel>;
+    logger[method](meta ?? {}, message);
   };
+  const at = (level: LogLevel) => (message: string, meta?: LogMetadata) => log(level, message, meta);
+  return { log, trace: at('TRACE'), debug: at('DEBUG'), info: at('INFO'), warn: at('WARN'), error: at('ERROR') };
+}
+
+const metric = <I>(name: string, on: (meter: MetricMeter) => I) => ({ name, on });
+export const counter = (name: string, help: string) => metric(name, (meter) => meter.createCounter(name, '', help));
+export const gauge = (name: string, help: string, unit = '', type: NumericMetricValueType = 'int') =>
+  metric(name, (meter) => meter.createGauge(name, type, unit, help));
+export const histogram = (name: string, help: string, unit: string) =>
+  metric(name, (meter) => meter.createHistogram(name, 'int', unit, help));
+type Metric = { name: string; on: (meter: MetricMeter) => unknown };
+
+/** A group of app metrics: their names (what tests and dashboards read), and the instruments on a meter. */
+export function metricGroup<S extends Record<string, Metric>>(specs: S) {
+  const each = <T>(value: (spec: Metric) => T) =>
+    Object.fromEntries(Object.entries(specs).map(([key, spec]) => [key, value(spec)]));
   return {
-    log,
-    trace: (message, meta) => log('TRACE', message, meta),
-    debug: (message, meta) => log('DEBUG', message, meta),
-    info: (message, meta) => log('INFO', message, meta),
-    warn: (message, meta) => log('WARN', message, meta),
-    error: (message, meta) => log('ERROR', message, meta),
+    names: each((spec) => spec.name) as { [K in keyof S]: string },
+    on: (meter: MetricMeter) => each((spec) => spec.on(meter)) as { [K in keyof S]: ReturnType<S[K]['on']> },
   };
 }
 
-/** Names of the app's activity metrics, as the Runtime's Prometheus exporter serves them. */
-export const ACTIVITY_METRICS = {
-  outcomes: 'flash_activity_outcomes',
-  retries: 'flash_activity_retries',
-} as const;
+const ACTIVITY = metricGroup({
+  outcomes: counter('flash_activity_outcomes', 'Activity executions by activity_type and outcome (completed, failed)'),
+  retries: counter('flash_activity_retries', 'Activity executions that were retries (attempt > 1), by activity_type'),
+});
+export const ACTIVITY_METRICS = ACTIVITY.names;
 
 /** Counts activity executions by type and outcome, and retries (attempt > 1), leaving the activities unchanged. */
 export function activityMetricsInterceptor(meter: MetricMeter): ActivityInterceptorsFactory {
-  const outcomes: MetricCounter = meter.createCounter(
-    ACTIVITY_METRICS.outcomes,
-    '',
-    'Activity executions by activity_type and outcome (completed, failed)',
-  );
-  const retries: MetricCounter = meter.createCounter(
-    ACTIVITY_METRICS.retries,
-    '',
-    'Activity executions that were retries (attempt > 1), by activity_type',
-  );
+  const { outcomes, retries } = ACTIVITY.on(meter);
   return (ctx) => ({
     inbound: {
       async execute(input, next) {
@@ -68,10 +66,7 @@ export function activityMetricsInterceptor(meter: MetricMeter): ActivityIntercep
   });
 }
 
-/**
- * Temporal's clock seen from here: a task's scheduled time (Temporal's clock) minus its start here (ours) is at most
- * their offset, so the largest sample bounds it from below. Temporal has no call that reads its clock.
- */
+/** Temporal has no clock read: a task's scheduled time (its clock) minus our start bounds the offset from below. */
 export function temporalClockInterceptor(clocks: Pick<ClockWatch, 'observeAtLeast'>): ActivityInterceptorsFactory {
   return (ctx) => {
     // A local activity is scheduled by this process itself.

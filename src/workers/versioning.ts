@@ -1,9 +1,6 @@
-/**
- * The worker process as a version of a Worker Deployment (docs/operations.md, "Deploying during a sale"): its version,
- * the Worker option that says it, and promoting it where the worker promotes itself.
- */
+/** The worker process as a version of a Worker Deployment (docs/operations.md, "Deploying during a sale"). */
 import { createHash } from 'node:crypto';
-import type { WorkerDeploymentOptions } from '@temporalio/worker';
+import type { WorkerOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config/index.js';
 import {
   WorkerDeployments,
@@ -15,23 +12,14 @@ import type { Logger } from '../infra/logger.js';
 import { workflowBuildId } from './bundle.js';
 
 /** This worker's version: null where workers run unversioned (WORKER_VERSIONING=false, the time-skipping server). */
-export function workerVersionOf(
-  config: Pick<AppConfig, 'temporal' | 'payloadCodec'>,
-  bundlePath?: string,
-): WorkerVersion | null {
-  const versioning = config.temporal.versioning;
-  if (!versioning) return null;
-  return {
-    deploymentName: versioning.deploymentName,
-    buildId: versioning.buildId ?? workerBuildId(config, bundlePath),
-  };
+export function workerVersionOf(config: AppConfig, bundlePath?: string): WorkerVersion | null {
+  const { versioning } = config.temporal;
+  return versioning
+    ? { deploymentName: versioning.deploymentName, buildId: versioning.buildId ?? workerBuildId(config, bundlePath) }
+    : null;
 }
 
-/**
- * The bundle's build id and the payload codec's mode and key ids (never the keys): a worker that reads or writes
- * other payloads is another version, so a key's rollout shows in the deployment as a build to drain before the next
- * step (docs/operations.md, "Payload encryption").
- */
+/** The bundle's build id and the codec's mode and key ids: a key's rollout is a build to drain (docs/operations.md). */
 export function workerBuildId(config: Pick<AppConfig, 'payloadCodec'>, bundlePath?: string): string {
   const { mode, keys } = config.payloadCodec;
   const codec = createHash('sha256')
@@ -41,43 +29,13 @@ export function workerBuildId(config: Pick<AppConfig, 'payloadCodec'>, bundlePat
   return `${workflowBuildId(bundlePath)}-${codec}`;
 }
 
-/**
- * Every workflow type is Pinned by this default, so a change ships as a new build, not a patch. Not set per workflow:
- * the server refuses a versioning behaviour from an unversioned worker, failing every workflow task.
- */
-export function deploymentOptions(version: WorkerVersion | null): {
-  workerDeploymentOptions?: WorkerDeploymentOptions;
-} {
+// Pinned by default: a change ships as a new build. Not per workflow: an unversioned worker naming one fails its tasks.
+export function deploymentOptions(version: WorkerVersion | null): Pick<WorkerOptions, 'workerDeploymentOptions'> {
   if (!version) return {};
   return { workerDeploymentOptions: { version, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' } };
 }
 
-/** Makes `version` current once its workers poll every one of `taskQueues`, within `timeoutMs`; idempotent. */
-export async function promoteWhenPolling(
-  deployments: WorkerDeployments,
-  version: WorkerVersion,
-  taskQueues: readonly string[],
-  timeoutMs = 30_000,
-): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const described = await deployments.untilPolling(version, taskQueues, timeoutMs);
-    if (described.status === 'CURRENT') return;
-    try {
-      await deployments.setCurrent(version);
-      return;
-    } catch (err) {
-      // Another worker of the same version promoted it meanwhile (a stale conflict token): look again.
-      if (Date.now() > until) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-}
-
-/**
- * Makes this worker's version current once its Workers poll both queues, where it promotes itself (WORKER_PROMOTE
- * on-start: a developer's stack, the tests; first-only: a deployment's first build); else `npm run rollout` does.
- */
+/** Makes this version current once both queues poll (WORKER_PROMOTE on-start, or first-only's first build). */
 export async function promoteOnStart(
   workers: { version: WorkerVersion | null; taskQueues(): string[] },
   connection: HasWorkflowService,
@@ -91,6 +49,18 @@ export async function promoteOnStart(
   // first-only (production's default): the first build of a deployment takes traffic at once; later ones by rollout.
   if (promote === 'first-only' && (await deployments.describeDeployment(version.deploymentName))?.currentBuildId)
     return;
-  await promoteWhenPolling(deployments, version, workers.taskQueues());
+  const until = Date.now() + 30_000;
+  for (;;) {
+    const described = await deployments.untilPolling(version, workers.taskQueues(), 30_000);
+    if (described.status === 'CURRENT') break;
+    try {
+      await deployments.setCurrent(version);
+      break;
+    } catch (err) {
+      // Another worker of the same version promoted it meanwhile (a stale conflict token): look again.
+      if (Date.now() > until) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
   logger.info({ version: versionString(version) }, 'this version made current (on start)');
 }

@@ -1,15 +1,7 @@
-/** The worker's side of the Temporal connection: its native connection and the namespace set-up it needs. */
+/** The namespace set-up the worker needs on the Temporal server. */
 import type { Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { NativeConnection } from '@temporalio/worker';
-import type { AppConfig } from '../config/index.js';
-import { temporalConnectionSettings } from '../infra/temporal-connection.js';
 import { ORDER_SEARCH_ATTRIBUTES } from '../model/order-workflow.js';
-
-/** The worker's native (Rust core) connection. */
-export function createWorkerConnection(config: Pick<AppConfig, 'temporal'>): Promise<NativeConnection> {
-  return NativeConnection.connect(temporalConnectionSettings(config));
-}
 
 /** Registers the order search attributes on a server lacking them (an external cluster, the time-skipping server). */
 export async function ensureSearchAttributes(

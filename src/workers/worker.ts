@@ -5,36 +5,39 @@ import proto from '@temporalio/proto';
 import { type NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { RedisClient } from '../infra/redis.js';
 import type { AppConfig } from '../config/index.js';
-import { createActivities, type Activities } from '../activities/order.js';
-import { previousBuildActivities, type PreviousBuildActivities } from '../activities/previous-build.js';
-import {
-  createReconcileActivities,
-  type DeliveryGauges,
-  type ReconcileActivities,
-  type RefundGauges,
-} from '../activities/reconcile.js';
+import { createActivities } from '../activities/order.js';
+import { previousBuildActivities } from '../activities/previous-build.js';
+import { createReconcileActivities, type DeliveryGauges, type RefundGauges } from '../activities/reconcile.js';
 import { OrderChangeNotifier } from '../order/status-reads.js';
 import { OrderWorkflowClient } from '../order/workflow-client.js';
 import type { Stores } from '../db/stores.js';
 import { PromiseQueue } from '../inventory/promise-queue.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
-import { boundBy, Deadline } from '../infra/dependency-guard.js';
+import { boundBy, Deadline, DependencyGuard } from '../infra/dependency-guard.js';
+import { isMysqlFailure } from '../db/rows.js';
 import { PaymentReceiver, PaymentSignals } from '../payments/receiver.js';
 import type { Logger } from '../infra/logger.js';
 import { subscribeChannels } from '../infra/redis-subscription.js';
 import { temporalClientInterceptors, tracingActivityInterceptors, workflowSpanSinks } from '../infra/tracing.js';
 import { payloadCodecOf, temporalDataConverter } from '../infra/data-converter.js';
-import { PromiseStarter, type PromiseStarterObserver, type PromiseStarterOptions } from '../order/starter.js';
+import { PromiseStarter, type PromiseStarterObserver } from '../order/starter.js';
 import { StartPacing } from '../order/start-pacing.js';
 import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
 import { deploymentOptions, workerVersionOf } from './versioning.js';
 import type { WorkerVersion } from '../infra/worker-deployments.js';
-import { activityMetricsInterceptor, temporalClockInterceptor } from './telemetry.js';
+import {
+  activityMetricsInterceptor,
+  counter,
+  gauge,
+  histogram,
+  metricGroup,
+  temporalClockInterceptor,
+} from './telemetry.js';
 import type { ClockWatch } from '../infra/clocks.js';
-import { encryptionsSince, textSealerOf, type AesGcmPayloadCodec } from '../infra/payload-codec.js';
+import { encryptionsSince, type AesGcmPayloadCodec } from '../infra/payload-codec.js';
 import { providerTaskQueue } from '../model/order-workflow.js';
-import { createRefundActivities, type RefundActivities, type RefundObserver } from '../activities/refunds.js';
-import { createWebhookActivities, type DeliveryObserver, type WebhookActivities } from '../activities/webhooks.js';
+import { createRefundActivities, type RefundObserver } from '../activities/refunds.js';
+import { createWebhookActivities, type DeliveryObserver } from '../activities/webhooks.js';
 import { EndpointSecretBox } from '../events/endpoint-secrets.js';
 import { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';
 import { WebhookSender } from '../events/webhook-sender.js';
@@ -46,184 +49,125 @@ import {
 } from '../payments/providers/definition.js';
 import { RefundStarter } from '../payments/refund-starter.js';
 import { paymentProviders } from '../payments/providers/registry.js';
-import {
-  createCatchUpActivities,
-  createPaymentActivities,
-  workerMysqlGuard,
-  type CatchUpActivities,
-  type PaymentActivities,
-} from '../activities/payments.js';
+import { createCatchUpActivities, createPaymentActivities } from '../activities/payments.js';
 
-/** What the worker runs: the order's activities, the catch-up's, and the reconciler's with a Temporal client. */
-export type WorkerActivities = Activities &
-  PreviousBuildActivities &
-  PaymentActivities &
-  CatchUpActivities &
-  RefundActivities &
-  WebhookActivities &
-  Partial<ReconcileActivities>;
+export type WorkerActivities = ReturnType<typeof workerActivities>;
 
 /** The worker's activities over its clients; with `temporal` (same namespace) the reconciler's too. */
-export function workerActivities(deps: {
-  config: Pick<
-    AppConfig,
-    | 'temporal'
-    | 'reservationGraceMs'
-    | 'reconcileIntervalMs'
-    | 'maxConcurrentStarts'
-    | 'payloadCodec'
-    | 'payments'
-    | 'nodeEnv'
-    | 'webhookSecret'
-    | 'deadlines'
-    | 'webhookDelivery'
-  >;
-  stores: Stores;
-  redis: RedisClient;
-  temporal?: Client;
-}): WorkerActivities {
+export function workerActivities(deps: { config: AppConfig; stores: Stores; redis: RedisClient; temporal?: Client }) {
   const { config, stores, redis, temporal } = deps;
   const inventory = new RedisInventory(redis, config.temporal.taskQueue);
   const changes = new OrderChangeNotifier(redis);
+  // A paid order's status is cached for good by the APIs: a payment, dispute or refund found here must reach them.
+  const changed = (orderNo: string) => void changes.publish(orderNo).catch(() => undefined);
   const providers = paymentProviders(config);
+  const apis = providerApis(providers);
   const alerting = providers.configured.find(({ definition }) => definition.processingAlertMs);
-  const orders = temporal
-    ? OrderWorkflowClient.withoutBreakers(
-        temporal,
-        config.temporal.taskQueue,
-        new StartPacing({ maxLimit: config.maxConcurrentStarts }),
-      )
-    : null;
+  const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
+  const orders = temporal ? OrderWorkflowClient.withoutBreakers(temporal, config.temporal.taskQueue, pacing) : null;
   // Refunds a close or a payment leaves owed start after its commit; without a client the reconciler starts them.
-  const refundStarts = orders ? new RefundStarter({ orders, providers: refundingProviders(providers) }) : undefined;
-  const orderActivities = {
-    ...createActivities({ stores, inventory, changes, ...(refundStarts ? { refunds: refundStarts } : {}) }),
-    // The build before this one calls its own closing steps: its orders drain on it (docs/testing.md).
-    ...previousBuildActivities({ orders: stores.orders, inventory }),
-  };
-  const paymentActivities = createPaymentActivities({
-    stores,
-    secrets: textSealerOf(payloadCodecOf(config)),
-    providers: providerApis(providers),
-    ...(refundStarts ? { refunds: refundStarts } : {}),
-    ...(alerting ? { processingAlertMs: alerting.definition.processingAlertMs!(alerting.settings) } : {}),
-  });
+  const refunds = orders ? new RefundStarter({ orders, providers: refundingProviders(providers) }) : undefined;
   // The provider whose undelivered events the catch-up reads (docs/fault-tolerance.md), where it is configured.
   const caughtUp = catchUpProvider(providers);
-  const catchUp = createCatchUpActivities({
-    stores,
-    api: caughtUp ? (providerApis(providers)[caughtUp.definition.name] ?? null) : null,
-    intake: caughtUp
-      ? catchUpIntakeOf(
-          caughtUp.definition.intake(caughtUp.settings, {
-            // The webhook's own path: recorded, decided by the order's row, its Signal sent without waiting.
-            payments: new PaymentReceiver({
-              config,
-              stores,
-              guards: { mysql: workerMysqlGuard() },
-              source: 'catch-up',
-              signals: new PaymentSignals({
-                orders,
-                ...(refundStarts ? { refunds: refundStarts } : {}),
-                changed: (orderNo) => void changes.publish(orderNo).catch(() => undefined),
-              }),
-            }),
-            stores,
-            mysql: workerMysqlGuard(),
-            mysqlMs: config.deadlines.mysqlMs,
-            source: 'catch-up',
-            // A paid order's status is cached for good by the APIs: a dispute or refund found here must reach them.
-            changed: (orderNo) => void changes.publish(orderNo).catch(() => undefined),
-          }),
-        )
-      : null,
-  });
-  const apis = providerApis(providers);
-  const refunds = createRefundActivities({ stores, providers: apis, observer: refundMetricsOfProcess });
-  const webhooks = createWebhookActivities({
-    stores,
-    sender: new WebhookSender(config.webhookDelivery),
-    box: new EndpointSecretBox(config.webhookDelivery.secretKey),
-    settings: config.webhookDelivery,
-    observer: deliveryMetricsOfProcess,
-  });
-  if (!orders) return { ...orderActivities, ...paymentActivities, ...catchUp, ...refunds, ...webhooks };
-  return {
-    ...orderActivities,
-    ...paymentActivities,
-    ...catchUp,
-    ...refunds,
-    ...webhooks,
-    ...createReconcileActivities({
+  // Never opens: the worker's MySQL calls are bounded by their timeout only.
+  const mysql = () => DependencyGuard.neverOpen('mysql', isMysqlFailure);
+  const intake = caughtUp?.definition.intake(caughtUp.settings, {
+    // The webhook's own path: recorded, decided by the order's row, its Signal sent without waiting.
+    payments: new PaymentReceiver({
+      config,
       stores,
-      inventory,
-      orders,
-      changes,
-      ...(refundStarts ? { refunds: refundStarts } : {}),
-      refundProviders: Object.keys(apis),
-      refundGauges: refundMetricsOfProcess,
-      deliveryGauges: deliveryMetricsOfProcess,
-      deliveries: temporal ? new EndpointDeliveryClient(temporal, config) : null,
-      eventRetentionMs: config.webhookDelivery.retentionMs,
+      guards: { mysql: mysql() },
+      source: 'catch-up',
+      signals: new PaymentSignals({ orders, refunds, changed }),
     }),
+    stores,
+    mysql: mysql(),
+    mysqlMs: config.deadlines.mysqlMs,
+    source: 'catch-up',
+    changed,
+  });
+  return {
+    ...createActivities({ stores, inventory, changes, refunds }),
+    // The build before this one calls its own closing steps: its orders drain on it (docs/testing.md).
+    ...previousBuildActivities({ orders: stores.orders, inventory }),
+    ...createPaymentActivities({
+      stores,
+      secrets: payloadCodecOf(config),
+      providers: apis,
+      refunds,
+      ...(alerting ? { processingAlertMs: alerting.definition.processingAlertMs!(alerting.settings) } : {}),
+    }),
+    ...createCatchUpActivities({
+      stores,
+      api: caughtUp ? (apis[caughtUp.definition.name] ?? null) : null,
+      intake: intake ? catchUpIntakeOf(intake) : null,
+    }),
+    ...createRefundActivities({ stores, providers: apis, observer: refundMetricsOfProcess }),
+    ...createWebhookActivities({
+      stores,
+      sender: new WebhookSender(config.webhookDelivery),
+      box: new EndpointSecretBox(config.webhookDelivery.secretKey),
+      settings: config.webhookDelivery,
+      observer: deliveryMetricsOfProcess,
+    }),
+    ...(temporal && orders
+      ? createReconcileActivities({
+          stores,
+          inventory,
+          orders,
+          changes,
+          refunds,
+          refundProviders: Object.keys(apis),
+          refundGauges: refundMetricsOfProcess,
+          deliveryGauges: deliveryMetricsOfProcess,
+          deliveries: new EndpointDeliveryClient(temporal, config),
+          eventRetentionMs: config.webhookDelivery.retentionMs,
+        })
+      : undefined),
   };
 }
 
-/** The refunds' metrics on the Runtime's meter, made once per process on first use (a test may run no Runtime). */
-let processRefundMetrics: (RefundObserver & RefundGauges) | undefined;
-const refundMetricsOfProcess = (): RefundObserver & RefundGauges =>
-  (processRefundMetrics ??= refundMetrics(Runtime.instance().metricMeter));
+/** Metrics on the Runtime's meter, made once per process on first use (a test may run no Runtime). */
+function onRuntimeMeter<T>(make: (meter: MetricMeter) => T): () => T {
+  let made: T | undefined;
+  return () => (made ??= make(Runtime.instance().metricMeter));
+}
+const refundMetricsOfProcess = onRuntimeMeter(refundMetrics);
+const deliveryMetricsOfProcess = onRuntimeMeter(deliveryMetrics);
 
-/** The order events' delivery metrics on the Runtime's meter, made once per process on first use. */
-let processDeliveryMetrics: (DeliveryObserver & DeliveryGauges) | undefined;
-const deliveryMetricsOfProcess = (): DeliveryObserver & DeliveryGauges =>
-  (processDeliveryMetrics ??= deliveryMetrics(Runtime.instance().metricMeter));
-
-/** Names of the order events' delivery metrics, served by the worker's Prometheus exporter. */
-export const DELIVERY_METRICS = {
-  attempts: 'flash_order_event_attempts',
-  gaveUp: 'flash_order_event_deliveries_given_up',
-  written: 'flash_order_events_written',
-  deliveries: 'flash_order_event_deliveries',
-  oldestPendingAge: 'flash_order_event_oldest_pending_seconds',
-  disabledEndpoints: 'flash_order_event_endpoints_disabled',
-} as const;
+const DELIVERY = metricGroup({
+  attempts: counter(
+    'flash_order_event_attempts',
+    "Attempts to send an order event to a merchant's endpoint, by outcome (delivered, failed, slow_down, gone, refused)",
+  ),
+  gaveUp: counter(
+    'flash_order_event_deliveries_given_up',
+    'Deliveries given up after EVENTS_RETRY_PERIOD without a 2xx (the feed still has the event)',
+  ),
+  written: counter(
+    'flash_order_events_written',
+    "Order events written: the feed's newest seq as this worker's reconciler last read it (rate() it)",
+  ),
+  deliveries: gauge(
+    'flash_order_event_deliveries',
+    'Deliveries kept (EVENTS_RETENTION) by endpoint and status: PENDING (owed), GAVE_UP',
+  ),
+  oldestPendingAge: gauge(
+    'flash_order_event_oldest_pending_seconds',
+    "Seconds since the endpoint's oldest PENDING delivery was queued (0: none pending)",
+    '',
+    'float',
+  ),
+  disabledEndpoints: gauge(
+    'flash_order_event_endpoints_disabled',
+    'Endpoints disabled (by an operator, or by a 410 Gone): nothing is sent to them',
+  ),
+});
+export const DELIVERY_METRICS = DELIVERY.names;
 
 /** The delivery's counters (each attempt) and gauges (each reconcile run's reading of MySQL) on `meter`. */
 export function deliveryMetrics(meter: MetricMeter): DeliveryObserver & DeliveryGauges {
-  const attempts = meter.createCounter(
-    DELIVERY_METRICS.attempts,
-    '',
-    "Attempts to send an order event to a merchant's endpoint, by outcome (delivered, failed, slow_down, gone, refused)",
-  );
-  const gaveUp = meter.createCounter(
-    DELIVERY_METRICS.gaveUp,
-    '',
-    'Deliveries given up after EVENTS_RETRY_PERIOD without a 2xx (the feed still has the event)',
-  );
-  const written = meter.createCounter(
-    DELIVERY_METRICS.written,
-    '',
-    "Order events written: the feed's newest seq as this worker's reconciler last read it (rate() it)",
-  );
-  const deliveries = meter.createGauge(
-    DELIVERY_METRICS.deliveries,
-    'int',
-    '',
-    'Deliveries kept (EVENTS_RETENTION) by endpoint and status: PENDING (owed), GAVE_UP',
-  );
-  const oldestPendingAge = meter.createGauge(
-    DELIVERY_METRICS.oldestPendingAge,
-    'float',
-    '',
-    "Seconds since the endpoint's oldest PENDING delivery was queued (0: none pending)",
-  );
-  const disabledEndpoints = meter.createGauge(
-    DELIVERY_METRICS.disabledEndpoints,
-    'int',
-    '',
-    'Endpoints disabled (by an operator, or by a 410 Gone): nothing is sent to them',
-  );
+  const { attempts, gaveUp, written, deliveries, oldestPendingAge, disabledEndpoints } = DELIVERY.on(meter);
   // A counter only goes up: what it adds is how far the seq moved since this process's last reading.
   let writtenThrough = 0;
   return {
@@ -245,44 +189,34 @@ export function deliveryMetrics(meter: MetricMeter): DeliveryObserver & Delivery
 
 /** Payloads (and sealed texts) this process encrypted, by key id, added every 10 s from the codec's counts. */
 export function startEncryptionMetric(codec: AesGcmPayloadCodec, meter: MetricMeter): () => void {
-  const encryptions = meter.createCounter(
+  const encryptions = counter(
     'flash_payload_encryptions',
-    '',
     'Payloads and texts encrypted, by key id; summed over every process, rotate a key long before 2^32 (docs/operations.md)',
-  );
+  ).on(meter);
   const added = encryptionsSince(codec);
   const timer = setInterval(() => {
     for (const [key, count] of added()) encryptions.add(count, { key });
-  }, 10_000);
-  timer.unref();
+  }, 10_000).unref();
   return () => clearInterval(timer);
 }
 
-/** Names of the refunds' metrics, served by the worker's Prometheus exporter (WORKER_METRICS_PORT). */
-export const REFUND_METRICS = {
-  asked: 'flash_refunds_asked',
-  waiting: 'flash_refunds_waiting',
-  takenBack: 'flash_orders_taken_back',
-} as const;
+const REFUND = metricGroup({
+  asked: counter(
+    'flash_refunds_asked',
+    'Refunds asked of a provider, by the answer (REFUND_REQUESTED, REFUNDED, REFUND_FAILED; RETRY: no answer; FOLLOW: read again, still under way)',
+  ),
+  waiting: gauge(
+    'flash_refunds_waiting',
+    "Payments through a provider's API by refund state: REFUND_REQUIRED (to ask), REFUND_REQUESTED (asked), REFUND_FAILED (an operator's)",
+  ),
+  takenBack: gauge(
+    'flash_orders_taken_back',
+    'Paid orders whose money the provider took back, by state: DISPUTED, REFUNDED, DISPUTE_DUE_72H (open disputes due within 72 h)',
+  ),
+});
 
 function refundMetrics(meter: MetricMeter): RefundObserver & RefundGauges {
-  const asked = meter.createCounter(
-    REFUND_METRICS.asked,
-    '',
-    'Refunds asked of a provider, by the answer (REFUND_REQUESTED, REFUNDED, REFUND_FAILED; RETRY: no answer; FOLLOW: read again, still under way)',
-  );
-  const takenBack = meter.createGauge(
-    REFUND_METRICS.takenBack,
-    'int',
-    '',
-    'Paid orders whose money the provider took back, by state: DISPUTED, REFUNDED, DISPUTE_DUE_72H (open disputes due within 72 h)',
-  );
-  const waiting = meter.createGauge(
-    REFUND_METRICS.waiting,
-    'int',
-    '',
-    "Payments through a provider's API by refund state: REFUND_REQUIRED (to ask), REFUND_REQUESTED (asked), REFUND_FAILED (an operator's)",
-  );
+  const { asked, waiting, takenBack } = REFUND.on(meter);
   return {
     asked: (outcome) => asked.add(1, { outcome }),
     waiting: (counts) => {
@@ -297,8 +231,7 @@ function refundMetrics(meter: MetricMeter): RefundObserver & RefundGauges {
 }
 
 export interface OrderWorkerOptions {
-  config: Pick<AppConfig, 'temporal' | 'payloadCodec'> &
-    Partial<Pick<AppConfig, 'payments' | 'nodeEnv' | 'webhookSecret'>>;
+  config: AppConfig;
   connection: NativeConnection;
   activities: WorkerActivities;
   /** A bundle built by buildWorkflowBundle; without it the worker bundles src/workflows itself (dev, tests). */
@@ -307,21 +240,10 @@ export interface OrderWorkerOptions {
   clocks?: ClockWatch;
   /** Where activity outcomes and retries are recorded; default: the Runtime's meter (its Prometheus exporter). */
   metricMeter?: MetricMeter;
-  tuning?: Partial<
-    Pick<
-      WorkerOptions,
-      | 'maxConcurrentActivityTaskExecutions'
-      | 'maxConcurrentWorkflowTaskExecutions'
-      | 'maxCachedWorkflows'
-      | 'shutdownGraceTime'
-    >
-  >;
+  tuning?: Pick<WorkerOptions, 'maxCachedWorkflows'>;
 }
 
-/**
- * The order's workers, run and stopped as one: the order queue's and the provider queue's, whose activities Temporal
- * hands out across all workers at the provider account's rate (maxTaskQueueActivitiesPerSecond): deadlines bunch.
- */
+/** The order queue's and the provider queue's Workers, run and stopped as one. */
 export class OrderWorkers {
   constructor(
     readonly orders: Worker,
@@ -330,7 +252,6 @@ export class OrderWorkers {
     readonly version: WorkerVersion | null,
   ) {}
 
-  /** The task queues this version serves: the order queue and the provider queue. */
   taskQueues(): string[] {
     return [this.orders.options.taskQueue, this.provider.options.taskQueue];
   }
@@ -343,112 +264,70 @@ export class OrderWorkers {
     });
   }
 
-  async runUntil<T>(fn: () => Promise<T>): Promise<T> {
-    const running = this.run();
-    try {
-      return await fn();
-    } finally {
-      this.shutdown();
-      await running;
-    }
-  }
-
   shutdown(): void {
     for (const worker of [this.orders, this.provider]) if (worker.getState() === 'RUNNING') worker.shutdown();
-  }
-
-  /** The order queue's worker's state (what /readyz reports). */
-  getState(): ReturnType<Worker['getState']> {
-    return this.orders.getState();
   }
 }
 
 /** Both queues' workers as one deployment version: a pinned order's provider activities run on the order's build. */
 export async function createOrderWorker(options: OrderWorkerOptions): Promise<OrderWorkers> {
-  const version = workerVersionOf(options.config, options.workflowBundlePath);
+  const { config, activities, workflowBundlePath: bundle } = options;
+  const version = workerVersionOf(config, bundle);
+  const common = {
+    ...deploymentOptions(version),
+    connection: options.connection,
+    namespace: config.temporal.namespace,
+    shutdownGraceTime: '10s',
+  } satisfies Partial<WorkerOptions>;
+  // Outcomes and retries (no-op without an exporter); with tracing on, each activity's span in its workflow trace.
+  const metrics = activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter);
+  const { openPayment, closePayment, refundPayment } = activities;
   const [orders, provider] = await Promise.all([
-    createOrderQueueWorker(options, version),
-    createProviderWorker(options, version),
+    Worker.create({
+      ...common,
+      taskQueue: config.temporal.taskQueue,
+      // Encrypts every payload this worker writes; decodes what it reads (src/infra/payload-codec.ts).
+      dataConverter: temporalDataConverter(config),
+      ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: WORKFLOWS_PATH }),
+      activities,
+      interceptors: {
+        activity: [
+          metrics,
+          ...(options.clocks ? [temporalClockInterceptor(options.clocks)] : []),
+          ...tracingActivityInterceptors(),
+        ],
+        // Always, as in a prebuilt bundle (src/workers/bundle.ts says why), which has them already (the SDK warns).
+        ...(bundle ? {} : { workflowModules: [WORKFLOW_TRACING_MODULE] }),
+      },
+      // Where the workflow's spans leave the sandbox: the exporter with tracing on, nowhere without.
+      sinks: workflowSpanSinks(),
+      // Activities are short DB/Redis calls that spend their time waiting on I/O: many fit in one process.
+      maxConcurrentActivityTaskExecutions: 200,
+      maxConcurrentWorkflowTaskExecutions: 100,
+      ...options.tuning,
+    }),
+    Worker.create({
+      ...common,
+      taskQueue: providerTaskQueue(config.temporal.taskQueue),
+      dataConverter: temporalDataConverter(config),
+      activities: { openPayment, closePayment, refundPayment },
+      interceptors: { activity: [metrics, ...tracingActivityInterceptors()] },
+      maxTaskQueueActivitiesPerSecond: providerQueueRate(config),
+      maxConcurrentActivityTaskExecutions: 50,
+    }),
   ]);
   return new OrderWorkers(orders, provider, version);
 }
 
-function createProviderWorker(options: OrderWorkerOptions, version: WorkerVersion | null): Promise<Worker> {
-  const { openPayment, closePayment, refundPayment } = options.activities;
-  return Worker.create({
-    ...deploymentOptions(version),
-    connection: options.connection,
-    namespace: options.config.temporal.namespace,
-    taskQueue: providerTaskQueue(options.config.temporal.taskQueue),
-    dataConverter: temporalDataConverter(options.config),
-    activities: { openPayment, closePayment, refundPayment },
-    interceptors: {
-      activity: [
-        activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter),
-        ...tracingActivityInterceptors(),
-      ],
-    },
-    maxTaskQueueActivitiesPerSecond: providerQueueRate(options.config),
-    maxConcurrentActivityTaskExecutions: 50,
-    shutdownGraceTime: '10s',
-  });
-}
-
-/** Requests per second of the provider queue where no configured provider API declares its own. */
-const DEFAULT_PROVIDER_QUEUE_RATE = 20;
-
-/** The provider queue's rate: the lowest requests per second of the configured provider APIs (Stripe's). */
-function providerQueueRate(config: OrderWorkerOptions['config']): number {
-  const { payments, nodeEnv, webhookSecret } = config;
-  const configured =
-    payments && nodeEnv && webhookSecret ? paymentProviders({ payments, nodeEnv, webhookSecret }).configured : [];
-  const rates = configured.flatMap(({ definition, settings }) =>
+/** The provider queue's rate over all its workers (deadlines bunch): the lowest provider API's (Stripe's), else 20. */
+function providerQueueRate(config: AppConfig): number {
+  const rates = paymentProviders(config).configured.flatMap(({ definition, settings }) =>
     definition.requestsPerSecond ? [definition.requestsPerSecond(settings)] : [],
   );
-  return rates.length > 0 ? Math.min(...rates) : DEFAULT_PROVIDER_QUEUE_RATE;
+  return rates.length > 0 ? Math.min(...rates) : 20;
 }
 
-function createOrderQueueWorker(options: OrderWorkerOptions, version: WorkerVersion | null): Promise<Worker> {
-  return Worker.create({
-    ...deploymentOptions(version),
-    connection: options.connection,
-    namespace: options.config.temporal.namespace,
-    taskQueue: options.config.temporal.taskQueue,
-    ...(options.workflowBundlePath
-      ? { workflowBundle: { codePath: options.workflowBundlePath } }
-      : { workflowsPath: WORKFLOWS_PATH }),
-    // Encrypts every payload this worker writes; decodes what it reads (src/infra/payload-codec.ts).
-    dataConverter: temporalDataConverter(options.config),
-    activities: options.activities,
-    interceptors: {
-      // Outcomes and retries (no-op without an exporter); with tracing on, each activity's span in its workflow trace.
-      activity: [
-        activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter),
-        ...(options.clocks ? [temporalClockInterceptor(options.clocks)] : []),
-        ...tracingActivityInterceptors(),
-      ],
-      // In every worker, traced or not, as in the prebuilt bundle (src/workers/bundle.ts says why);
-      // a prebuilt bundle has them already, and the SDK warns when they are named again.
-      ...(options.workflowBundlePath ? {} : { workflowModules: [WORKFLOW_TRACING_MODULE] }),
-    },
-    // Where the workflow's spans leave the sandbox: the exporter with tracing on, nowhere without.
-    sinks: workflowSpanSinks(),
-    // Activities are short DB/Redis calls that spend their time waiting on I/O: many fit in one process.
-    maxConcurrentActivityTaskExecutions: 200,
-    maxConcurrentWorkflowTaskExecutions: 100,
-    shutdownGraceTime: '10s',
-    ...options.tuning,
-  });
-}
-
-/** How long the owner's lookup of a stale promise's order row may take (a hung MySQL must not stall it). */
-const ROW_LOOKUP_MS = 2_000;
-
-export interface RunningPromiseStarter {
-  starter: PromiseStarter;
-  /** Stops taking promises (starts under way finish) and closes its subscription. */
-  stop(): Promise<void>;
-}
+export type RunningPromiseStarter = ReturnType<typeof startPromiseStarter>;
 
 /** Starts the promise owner (src/order/starter.ts) on the Worker's connection, for eager starts: after it polls. */
 export function startPromiseStarter(options: {
@@ -457,9 +336,7 @@ export function startPromiseStarter(options: {
   stores: Pick<Stores, 'orders'>;
   redis: RedisClient;
   logger: Logger;
-  meter?: MetricMeter;
-  options?: Partial<PromiseStarterOptions>;
-}): RunningPromiseStarter {
+}) {
   const { config, connection, stores, redis, logger } = options;
   const { namespace, taskQueue } = config.temporal;
   const inventory = new RedisInventory(redis, taskQueue);
@@ -470,26 +347,38 @@ export function startPromiseStarter(options: {
     interceptors: temporalClientInterceptors(),
     dataConverter: temporalDataConverter(config),
   });
-  const orders = OrderWorkflowClient.withoutBreakers(temporal, taskQueue, pacing);
   const starter = new PromiseStarter(
     {
       inventory,
       promises: new PromiseQueue(redis),
-      orders,
+      orders: OrderWorkflowClient.withoutBreakers(temporal, taskQueue, pacing),
       pacing,
-      backlogAgeMs: () => workflowBacklogAgeMs(connection, namespace, taskQueue),
+      // The age of the oldest workflow task no worker has picked up yet (0: none waiting).
+      backlogAgeMs: async () => {
+        const { stats } = await connection.withDeadline(Date.now() + 2_000, () =>
+          connection.workflowService.describeTaskQueue({
+            namespace,
+            taskQueue: { name: taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+            taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            reportStats: true,
+          }),
+        );
+        const age = stats?.approximateBacklogAge;
+        return age ? Number(age.seconds ?? 0) * 1_000 + Math.floor(Number(age.nanos ?? 0) / 1e6) : 0;
+      },
+      // Bounded: a hung MySQL must not stall the owner's look at a stale promise's order row.
       hasOrderRow: async (orderNo) =>
-        (await boundBy(Deadline.in(ROW_LOOKUP_MS), () => stores.orders.getOrder(orderNo))) !== null,
+        (await boundBy(Deadline.in(2_000), () => stores.orders.getOrder(orderNo))) !== null,
       logger,
-      observer: starterMetrics(options.meter ?? Runtime.instance().metricMeter),
+      observer: starterMetrics(Runtime.instance().metricMeter),
     },
     // Versioned workers start through the task queue: the current version takes each new order (PromiseStarterOptions).
-    { eager: !config.temporal.versioning, ...options.options },
+    { eager: !config.temporal.versioning },
   );
   const subscription = subscribeChannels(redis, { [inventory.wakeChannel]: starter.listener() }, logger);
   starter.start();
   return {
-    starter,
+    /** Stops taking promises (starts under way finish) and closes its subscription. */
     async stop() {
       await starter.stop();
       await subscription.quit().catch(() => undefined);
@@ -497,67 +386,30 @@ export function startPromiseStarter(options: {
   };
 }
 
-/** The age of the oldest workflow task no worker has picked up yet (0: none waiting). */
-async function workflowBacklogAgeMs(
-  connection: NativeConnection,
-  namespace: string,
-  taskQueue: string,
-): Promise<number> {
-  const { stats } = await connection.withDeadline(Date.now() + 2_000, () =>
-    connection.workflowService.describeTaskQueue({
-      namespace,
-      taskQueue: { name: taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-      reportStats: true,
-    }),
-  );
-  const age = stats?.approximateBacklogAge;
-  return age ? Number(age.seconds ?? 0) * 1_000 + Math.floor(Number(age.nanos ?? 0) / 1e6) : 0;
-}
-
-/** Names of the owner's metrics, served by the worker's Prometheus exporter (WORKER_METRICS_PORT). */
-export const STARTER_METRICS = {
-  starts: 'flash_starter_starts',
-  startLatency: 'flash_starter_start_latency',
-  pending: 'flash_promises_pending',
-  limit: 'flash_starter_pacing_limit',
-  backlogAge: 'flash_workflow_backlog_age',
-} as const;
+const STARTER = metricGroup({
+  starts: counter(
+    'flash_starter_starts',
+    'Workflow starts of promised orders by outcome (STARTED, ALREADY_CLOSED, FAILED) and eager (true: the first task came back with the start)',
+  ),
+  startLatency: histogram('flash_starter_start_latency', 'How long a start of a promised order took', 'ms'),
+  pending: gauge(
+    'flash_promises_pending',
+    'Promised orders not started yet, in the sales this owner holds the lease of',
+  ),
+  limit: gauge('flash_starter_pacing_limit', 'Starts the owner may have in flight now (the pacing)'),
+  backlogAge: gauge(
+    'flash_workflow_backlog_age',
+    "The age of the task queue's oldest workflow task no worker has picked up",
+    'ms',
+  ),
+});
 
 function starterMetrics(meter: MetricMeter): PromiseStarterObserver {
-  const starts = meter.createCounter(
-    STARTER_METRICS.starts,
-    '',
-    'Workflow starts of promised orders by outcome (STARTED, ALREADY_CLOSED, FAILED) and eager (true: the first task came back with the start)',
-  );
-  const latency = meter.createHistogram(
-    STARTER_METRICS.startLatency,
-    'int',
-    'ms',
-    'How long a start of a promised order took',
-  );
-  const pending = meter.createGauge(
-    STARTER_METRICS.pending,
-    'int',
-    '',
-    'Promised orders not started yet, in the sales this owner holds the lease of',
-  );
-  const limit = meter.createGauge(
-    STARTER_METRICS.limit,
-    'int',
-    '',
-    'Starts the owner may have in flight now (the pacing)',
-  );
-  const backlogAge = meter.createGauge(
-    STARTER_METRICS.backlogAge,
-    'int',
-    'ms',
-    "The age of the task queue's oldest workflow task no worker has picked up",
-  );
+  const { starts, startLatency, pending, limit, backlogAge } = STARTER.on(meter);
   return {
     started: (outcome, ms, eager) => {
       starts.add(1, { outcome, eager: String(eager) });
-      latency.record(ms);
+      startLatency.record(ms);
     },
     pending: (count) => pending.set(count),
     pacing: (value, ageMs) => {

@@ -1,9 +1,4 @@
-/**
- * OrderWorkflow: one durable process per order. It persists the order, waits for what ends its wait (a payment's
- * Signal, a cancel, the deadline, the provider's refusal), and asks the order's row to close it: the row decides how
- * every order ends and the workflow carries the verdict out (docs/fault-tolerance.md, "One close"; a provider order
- * first closes its intents: "Stripe: the intent decides").
- */
+/** OrderWorkflow: persists the order, waits, and its row decides how it ends (docs/fault-tolerance.md, "One close"). */
 import {
   ActivityFailure,
   allHandlersFinished,
@@ -54,8 +49,7 @@ const { closeOrder } = proxyLocalActivities<Activities>({
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
-// Retried (capped at a minute) while the provider is away, on the provider's own task queue, whose workers pace calls
-// at STRIPE_REQUESTS_PER_SECOND: a sale's deadlines bunch.
+// Retried while the provider is away, on its own task queue paced at its rate limit: a sale's deadlines bunch.
 const PROVIDER_ACTIVITY_OPTIONS = {
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
@@ -65,8 +59,7 @@ const PROVIDER_ACTIVITY_OPTIONS = {
 const PROCESSING_FIRST_READ_MS = 60_000;
 const PROCESSING_MAX_READ_MS = 3_600_000;
 
-// Pinned (src/workers/versioning.ts): an order runs to its end on the build that started it
-// (docs/operations.md, "Deploying during a sale").
+// Pinned (src/workers/versioning.ts): an order ends on the build that started it (docs/operations.md).
 export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
   const order = new OrderRun(input);
   // Registered before the first await, so a message delivered with the start finds its handler.
@@ -80,11 +73,7 @@ export async function OrderWorkflow(input: OrderInput): Promise<OrderState> {
 /** Callers start the workflow by name with OrderWorkflowSignature: this stops compiling if the two part ways. */
 const _keepsItsSignature: OrderWorkflowSignature = OrderWorkflow;
 
-/**
- * Where the run is; the order's status is its row's, reported from the close's verdict (statusOf), never kept here.
- * PERSISTING → AWAITING_PAYMENT → (a provider order: SETTLING_AT_PROVIDER) → CLOSING → CLOSED; a persist that fails
- * goes to CLOSING at once.
- */
+/** Where the run is (the status is the row's verdict, statusOf): PERSISTING → AWAITING_PAYMENT → CLOSING → CLOSED. */
 export type RunPhase = 'PERSISTING' | 'AWAITING_PAYMENT' | 'SETTLING_AT_PROVIDER' | 'CLOSING' | 'CLOSED';
 
 /** The status the order shows: PENDING until persisted, AWAITING_PAYMENT until closed, then its row's verdict. */
@@ -94,38 +83,23 @@ export function statusOf(phase: RunPhase, persisted: boolean, verdict: CloseVerd
   return persisted ? 'AWAITING_PAYMENT' : 'PENDING';
 }
 
-/**
- * A provider order's payment: openPayment runs beside the wait in `opening` (cancelled once decided); `unavailable` is
- * why it failed otherwise, and the order cannot be paid.
- */
-interface ProviderPayment {
-  readonly opening: CancellationScope;
-  unavailable: string | undefined;
-}
-
-/** One order: its run's place, its message handlers and the steps of its run. */
 class OrderRun {
   /** What the order reports besides its status (its deadline, reasons, payment time). */
   private readonly facts: Omit<OrderState, 'status'>;
   private phase: RunPhase = 'PERSISTING';
   private persisted = false;
-  /** The row's verdict, once the close has one. */
   private verdict: CloseVerdict | undefined;
   /** A payment's Signal came (or the row applied one as it was written): the row is asked whether it paid. */
   private paymentSignalled = false;
-  /** The shopper asked to cancel: the row decides. */
   private shopperCancelled = false;
-  /** undefined while none was opened (not a provider order, or not persisted). */
-  private providerPayment: ProviderPayment | undefined;
-  /** A provider order: its intent decides the close. */
-  private readonly intentDecides: boolean;
+  /** A provider order's openPayment beside the wait (cancelled once decided); `unavailable`: why else it failed. */
+  private providerPayment: { readonly opening: CancellationScope; unavailable?: string } | undefined;
   private readonly providerActivities: Pick<PaymentActivities, 'openPayment' | 'closePayment'>;
 
   constructor(private readonly input: OrderInput) {
     // The earliest deadline; persistOrder moves it to when the order became payable: the shopper's whole window.
     const { status: _pending, ...facts } = pendingOrderState(input);
     this.facts = facts;
-    this.intentDecides = input.paymentProvider !== undefined;
     this.providerActivities = proxyActivities<PaymentActivities>({
       ...PROVIDER_ACTIVITY_OPTIONS,
       taskQueue: providerTaskQueue(workflowInfo().taskQueue),
@@ -185,21 +159,15 @@ class OrderRun {
       );
   }
 
-  /**
-   * The shopper's cancel, decided by the row: answered once the order is CANCELLED, refused NOT_CANCELLABLE if its row
-   * applied a payment first. A provider order's cancel is accepted at once; its provider and its row decide.
-   */
+  /** The shopper's cancel: answered once CANCELLED, refused if a payment was applied first; a provider order's: now. */
   async cancel(): Promise<OrderState> {
     await condition(() => this.persisted || this.phase === 'CLOSED');
     this.assertCancellable();
     this.shopperCancelled = true;
-    if (this.intentDecides) return this.state;
+    if (this.input.paymentProvider !== undefined) return this.state;
     await condition(() => this.phase === 'CLOSED');
-    if (this.verdict?.outcome === 'CANCELLED') return this.state;
-    throw ApplicationFailure.nonRetryable(
-      `${NOT_CANCELLABLE}: order ${this.facts.orderNo} is ${this.state.status} and can no longer be cancelled`,
-      NOT_CANCELLABLE,
-    );
+    if (this.verdict?.outcome !== 'CANCELLED') this.assertCancellable();
+    return this.state;
   }
 
   async untilPersisted(): Promise<OrderState> {
@@ -207,10 +175,7 @@ class OrderRun {
     return this.state;
   }
 
-  /**
-   * Waits for what ends the order's wait and answers what to ask its row. A payment's Signal asks at once, and the
-   * wait goes on if the row is still awaiting payment (a Signal with no payment behind it sells nothing).
-   */
+  /** Waits for what ends the wait; a payment's Signal asks the row at once, an OPEN row waits on (sells nothing). */
   private async awaitRequest(): Promise<{ request?: CloseRequest; operatorCancellation?: unknown }> {
     for (;;) {
       // At least 1 ms: a zero timeout would mean "no timer".
@@ -247,28 +212,21 @@ class OrderRun {
     // Decided: an opening still retrying against a provider that is away stops here.
     this.providerPayment?.opening.cancel();
     this.phase = 'CLOSING';
-    if (request.kind === 'CANCEL' && this.intentDecides && this.providerPayment && !this.providerPayment.unavailable) {
+    if (request.kind === 'CANCEL' && this.providerPayment && !this.providerPayment.unavailable) {
       this.phase = 'SETTLING_AT_PROVIDER';
       const verdict = await this.settleAtProvider(request);
       this.phase = 'CLOSING';
       return this.closed(verdict);
     }
-    const verdict = await this.ask(request);
-    if (verdict.outcome === 'FAILED') {
-      this.closed(verdict);
-      // Nothing more may be paid for a failed order: money an intent took before its cancel is owed back by the row.
-      await this.closeProviderPayment();
-      return;
-    }
     // OPEN only answers a PAYMENT asked of a row awaiting payment, which close() never asks.
+    const verdict = await this.ask(request);
     this.closed(verdict);
+    // Nothing more may be paid for a failed order: money an intent took before its cancel is owed back by the row.
+    if (verdict.outcome === 'FAILED') await this.closeProviderPayment();
   }
 
-  /**
-   * Closes a provider order's intents until the provider says none can be paid, then asks the row to cancel (a payment
-   * the provider took meanwhile was recorded and applied: the row answers PAID). An intent still processing keeps the
-   * unit, read again on a sparse backoff, or at once when a payment's Signal comes.
-   */
+  // Closes a provider order's intents until none can be paid, then asks the row (a payment taken meanwhile: PAID). One
+  // still processing keeps the unit, read again on a sparse backoff or at once on a payment's Signal.
   private async settleAtProvider(request: CloseRequest): Promise<CloseVerdict> {
     let readAfterMs = PROCESSING_FIRST_READ_MS;
     for (;;) {
@@ -301,16 +259,10 @@ class OrderRun {
   private openProviderPayment(): void {
     const provider = this.input.paymentProvider;
     if (!provider) return;
-    const opened: ProviderPayment = { opening: new CancellationScope(), unavailable: undefined };
+    const opened: { opening: CancellationScope; unavailable?: string } = { opening: new CancellationScope() };
     this.providerPayment = opened;
     opened.opening
-      .run(() =>
-        this.providerActivities.openPayment({
-          provider,
-          orderNo: this.input.orderNo,
-          amountCents: this.facts.totalCents,
-        }),
-      )
+      .run(() => this.providerActivities.openPayment(this.atProvider(provider)))
       .then(
         (intent) => {
           // The id only: no client secret enters the history.
@@ -322,14 +274,17 @@ class OrderRun {
       );
   }
 
+  /** The order's payment as the provider activities take it. */
+  private atProvider(provider: NonNullable<OrderInput['paymentProvider']>) {
+    return { provider, orderNo: this.input.orderNo, amountCents: this.facts.totalCents };
+  }
+
   /** Closes the order's payments at its provider so they can no longer be paid, and answers what the provider found. */
   private async closeProviderPayment(): Promise<ProviderClose | undefined> {
     const provider = this.input.paymentProvider;
     if (!provider || !this.providerPayment || this.providerPayment.unavailable) return undefined;
     return this.providerActivities.closePayment({
-      provider,
-      orderNo: this.input.orderNo,
-      amountCents: this.facts.totalCents,
+      ...this.atProvider(provider),
       paymentDeadline: this.facts.paymentDeadline,
       ...(this.facts.paymentIntent ? { paymentIntentId: this.facts.paymentIntent.id } : {}),
     });

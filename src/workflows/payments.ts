@@ -1,7 +1,4 @@
-/**
- * PaymentCatchUpWorkflow: run by a Schedule every STRIPE_CATCH_UP_INTERVAL, takes the provider events not delivered
- * since the MySQL cursor through the webhook's own path, so a payment missed while the endpoint was down counts once.
- */
+/** PaymentCatchUpWorkflow, on a Schedule: the provider's undelivered events, through the webhook's path (each once). */
 import { proxyActivities } from '@temporalio/workflow';
 import type { CatchUpActivities } from '../activities/payments.js';
 import type { CatchUpInput, CatchUpResult } from '../payments/catch-up-definitions.js';

@@ -1,9 +1,4 @@
-/**
- * ReconcileWorkflow: run by a Schedule every RECONCILE_INTERVAL, carries out what orders' rows decided where their
- * workflow did not (gone, late, a Signal lost), gives up what no workflow will persist, starts refunds owed where none
- * runs, and reports Redis/MySQL drift per sale (docs/fault-tolerance.md, "The reconciler"). Work is paged, so 100k
- * reservations never make one giant activity.
- */
+// ReconcileWorkflow (docs/fault-tolerance.md, "The reconciler"); paged: 100k reservations never make one huge activity.
 import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { PaymentActivities } from '../activities/payments.js';
 import type { ReconcileActivities } from '../activities/reconcile.js';
@@ -84,11 +79,7 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
   let salesSurveyed = 0;
   let salesOnlyInRedis: string[] = [];
   for (let after: string | null = ''; after !== null;) {
-    const page: SurveyPage = await surveySales({
-      afterSku: after,
-      limit: SURVEY_PAGE,
-      ...(input.skus ? { skus: input.skus } : {}),
-    });
+    const page: SurveyPage = await surveySales({ afterSku: after, limit: SURVEY_PAGE, skus: input.skus });
     salesSurveyed += page.surveys.length;
     if (page.onlyInRedis) salesOnlyInRedis = page.onlyInRedis;
     for (const survey of page.surveys)
@@ -96,11 +87,10 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
     after = page.next;
   }
   const settledAtProvider = await settleAtProviders(toSettleAtProvider.slice(0, PROVIDER_SETTLES_PER_RUN));
-  const drifting = sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.sku);
+  const disagreeing = sales.filter((sale) => !sale.drift.agrees);
+  const drifting = disagreeing.map((sale) => sale.sku);
   if (drifting.length > 0)
-    log.warn('Redis and MySQL disagree after reconciliation', {
-      drift: sales.filter((sale) => !sale.drift.agrees).map((sale) => sale.drift),
-    });
+    log.warn('Redis and MySQL disagree after reconciliation', { drift: disagreeing.map((sale) => sale.drift) });
   // Not repaired here (MySQL's row needs the sale's name): every order of such a sale fails.
   if (salesOnlyInRedis.length > 0)
     log.warn('sales defined in Redis have no MySQL row; POST /api/sales with the same definition completes them', {
@@ -119,10 +109,7 @@ export async function ReconcileWorkflow(input: ReconcileInput): Promise<Reconcil
   };
 }
 
-/**
- * Provider orders whose workflow is gone: their intents closed at the provider (as their workflow would, on the
- * provider's own queue and pace), then their row closes them unless an intent is still processing (the next run asks).
- */
+/** Gone workflows' provider orders: intents closed on the provider's queue, then the row closes (unless processing). */
 async function settleAtProviders(orders: readonly ProviderOrderToSettle[]): Promise<number> {
   let settled = 0;
   for (const order of orders) {

@@ -1,8 +1,4 @@
-/**
- * RefundWorkflow (refund-<event id>): gives back one payment its row says is owed, through its provider's API, and
- * follows the refund until the provider says it is done or refused (docs/fault-tolerance.md, "Refunds"). Started after
- * the commit that left the payment owed; the reconciler starts one only where none runs.
- */
+/** RefundWorkflow (refund-<event id>): a payment's owed refund until its provider ends it (docs/fault-tolerance.md). */
 import { proxyActivities, sleep } from '@temporalio/workflow';
 import type { RefundActivities } from '../activities/refunds.js';
 import { type RefundRunOutcome, type RefundWorkflowSignature } from '../model/order-workflow.js';

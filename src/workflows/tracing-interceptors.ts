@@ -1,9 +1,5 @@
-/**
- * Not a workflow: OpenTelemetry's workflow interceptors, bundled into every worker (src/workers/bundle.ts says why),
- * used only for a call whose headers carry a sampled trace; headers are in the history, so a replay takes the same
- * branch. Loaded on the first traced call (issuing no command): each workflow has its own module cache, and a static
- * import cost every order 1.34 × the CPU (docs/performance.md, "What tracing costs").
- */
+// OpenTelemetry's workflow interceptors (in every bundle: src/workers/bundle.ts), only for calls whose headers (in the
+// history: replays agree) carry a sampled trace; loaded on first need: a static import cost every order 1.34 × the CPU.
 import type * as OtelWorkflow from '@temporalio/interceptors-opentelemetry/lib/workflow/index.js';
 import type {
   WorkflowInboundCallsInterceptor,
@@ -17,12 +13,10 @@ let otelModule: typeof OtelWorkflow | undefined;
 
 /** OpenTelemetry's workflow interceptors, evaluated in this workflow's module cache on first need. */
 function otel(): typeof OtelWorkflow {
-  if (!otelModule) {
-    // A synchronous require: the bundle carries the module, and evaluating it here adds no await.
+  // A synchronous require: the bundle carries the module, and evaluating it here adds no await.
+  return (otelModule ??=
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    otelModule = require('@temporalio/interceptors-opentelemetry/lib/workflow/index.js') as typeof OtelWorkflow;
-  }
-  return otelModule;
+    require('@temporalio/interceptors-opentelemetry/lib/workflow/index.js') as typeof OtelWorkflow);
 }
 
 export const interceptors: WorkflowInterceptorsFactory = () => {

@@ -1,8 +1,4 @@
-/**
- * EndpointDeliveryWorkflow: one per merchant endpoint, for as long as it is enabled. Each round is one activity that
- * queues the feed's new events and sends what is due; between rounds it waits for the next due try or the poll
- * interval, or a `wake`. Its work grows with endpoints, not orders: a sale of thousands costs it a few rounds.
- */
+/** EndpointDeliveryWorkflow, one per enabled endpoint: its work grows with endpoints, not orders. */
 import {
   condition,
   continueAsNew,
@@ -44,7 +40,6 @@ export async function EndpointDeliveryWorkflow(input: EndpointDeliveryInput): Pr
   }
 }
 
-// Auto-upgrade: it runs for as long as its endpoint, so a rollout moves it to the new build at its next task (its
-// state between rounds is all in MySQL). A run in flight replays on the new build: a change to its commands needs a
-// patch (no recorded history of it guards that yet; runs continue as new every ROUNDS_PER_RUN rounds).
+// Auto-upgrade: it lives as long as its endpoint, so a rollout moves it at its next task (its state is in MySQL). A run
+// in flight replays on the new build: a change to its commands needs a patch (no recorded history guards that yet).
 setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, EndpointDeliveryWorkflow);

@@ -4,7 +4,6 @@
  */
 import type { Client } from '@temporalio/client';
 import { payloadCodecOf } from '../../src/infra/data-converter.js';
-import { textSealerOf } from '../../src/infra/payload-codec.js';
 import { testConfig } from './env.js';
 import { isMysqlFailure } from '../../src/db/rows.js';
 import type { Stores } from '../../src/db/stores.js';
@@ -13,9 +12,9 @@ import type { RedisInventory } from '../../src/inventory/redis-inventory.js';
 import { OrderWorkflowClient } from '../../src/order/workflow-client.js';
 import { OrderLookup, type OrderLookupDeps } from '../../src/order/lookup.js';
 import { StartPacing } from '../../src/order/start-pacing.js';
-import { orderOfRow } from '../../src/order/close.js';
+import { newOrderOf } from '../../src/order/close.js';
 import type { ClosedOrder } from '../../src/db/orders.js';
-import type { CloseRequest } from '../../src/model/order-workflow.js';
+import { orderWorkflowId, type CloseRequest } from '../../src/model/order-workflow.js';
 
 /** Starts paced at `maxConcurrentStarts` in flight, as MAX_CONCURRENT_STARTS's default. */
 export function pacingOf(maxConcurrentStarts = 32): StartPacing {
@@ -37,7 +36,7 @@ export function lookupDeps(stores: Stores, inventory: RedisInventory | null = nu
     inventory,
     promiseReadMs: 0,
     mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure),
-    secrets: textSealerOf(payloadCodecOf(testConfig())),
+    secrets: payloadCodecOf(testConfig()),
   };
 }
 
@@ -60,5 +59,13 @@ export async function closeRow(
 ): Promise<ClosedOrder> {
   const row = await stores.orders.getOrder(orderNo);
   if (!row) throw new Error(`order ${orderNo} has no row to close`);
-  return stores.orders.close(orderOfRow(row), request);
+  return stores.orders.close(newOrderOf(row), request);
+}
+
+/** Resolves once the order's workflow has closed, however it ended. */
+export async function awaitClosed(temporal: Client, orderNo: string): Promise<void> {
+  await temporal.workflow
+    .getHandle(orderWorkflowId(orderNo))
+    .result()
+    .catch(() => undefined);
 }

@@ -8,6 +8,7 @@
  * call is also appended to that file as a JSON line once answered (to read which calls an order
  * made, e.g. for a closing note).
  */
+import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,8 @@ import {
   type StripeDoubleOptions,
 } from '../../stack/stripe-double.js';
 import { startStripeMock, type RunningStripeMock } from '../../stack/stripe-mock.js';
+import Stripe from 'stripe';
+import { STRIPE_API_VERSION } from '../../src/payments/providers/stripe/api.js';
 
 export type StripeCall = StripeDoubleCall;
 
@@ -62,4 +65,22 @@ export async function startStripeApi(options: Omit<StripeDoubleOptions, 'stripeM
       await mock.process.stop();
     },
   });
+}
+
+/** A Stripe event and its Stripe-Signature as Stripe signs them (the SDK's test-header helper). */
+export function signedStripeEvent(
+  secret: string,
+  type: string,
+  object: Record<string, unknown>,
+  eventId = `evt_${randomUUID().replaceAll('-', '')}`,
+): { payload: string; signature: string } {
+  const payload = JSON.stringify({
+    id: eventId,
+    object: 'event',
+    api_version: STRIPE_API_VERSION,
+    created: Math.floor(Date.now() / 1000),
+    type,
+    data: { object },
+  });
+  return { payload, signature: Stripe.webhooks.generateTestHeaderString({ payload, secret }) };
 }

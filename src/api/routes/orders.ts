@@ -25,85 +25,86 @@ import {
 } from '../schemas.js';
 import type { CancelOrder } from '../../order/cancel.js';
 import { orderFailed, type CheckoutService } from '../../order/checkout.js';
-import type { OrderView } from '../../model/order-workflow.js';
 import type { FoundOrder } from '../../order/lookup.js';
 import type { ShopperOrders } from '../../order/shopper-orders.js';
 import { findOwnOrder, type OrderStatusReader } from '../../order/status-reads.js';
 
-/** POST /api/checkout. */
-export function checkoutRoutes(deps: { auth: ShopperAuth; checkout: CheckoutService; metrics: ApiMetrics }): Router {
-  const { auth, checkout, metrics } = deps;
+export function orderRoutes(deps: {
+  auth: ShopperAuth;
+  checkout: CheckoutService;
+  metrics: ApiMetrics;
+  statusReader: OrderStatusReader;
+  orders: ShopperOrders;
+  cancelOrder: CancelOrder;
+}): Router {
+  const { auth, checkout, metrics, statusReader, orders, cancelOrder } = deps;
   const router = new Router();
-  route(
-    router,
-    {
-      method: 'post',
-      path: '/api/checkout',
-      operationId: 'checkout',
-      summary: 'Reserve units and start the order',
-      description:
-        'Reserves in Redis (limit, idempotency key and stock in one atomic step) and starts the order workflow; no database on this path. ' +
-        'The same Idempotency-Key from the same shopper answers the same order.',
-      tag: 'orders',
-      auth: 'shopper',
-      headers: checkoutHeadersSchema,
-      body: checkoutSchema,
-      responses: {
-        201: {
-          description:
-            'With Prefer: wait=N, persisted within the wait: the order, AWAITING_PAYMENT, with its payment deadline',
-          schema: checkoutPersistedSchema,
-          headers: z.object({
-            Location: z.string().meta({ description: 'The order: /api/orders/{orderNo}' }),
-            'Preference-Applied': z.string().meta({ description: 'wait=N' }),
-          }),
-        },
-        202: {
-          description: 'Accepted: the order runs; poll statusUrl',
-          schema: checkoutAcceptedSchema,
-          headers: z.object({ Location: z.string().meta({ description: 'The order: /api/orders/{orderNo}' }) }),
-        },
+  route(router, {
+    at: 'POST /api/checkout',
+    operationId: 'checkout',
+    summary: 'Reserve units and start the order',
+    description:
+      'Reserves in Redis (limit, idempotency key and stock in one atomic step) and starts the order workflow; no database on this path. ' +
+      'The same Idempotency-Key from the same shopper answers the same order.',
+    tag: 'orders',
+    auth: 'shopper',
+    headers: checkoutHeadersSchema,
+    body: checkoutSchema,
+    responses: {
+      201: {
+        description:
+          'With Prefer: wait=N, persisted within the wait: the order, AWAITING_PAYMENT, with its payment deadline',
+        schema: checkoutPersistedSchema,
+        headers: z.object({
+          Location: z.string().meta({ description: 'The order: /api/orders/{orderNo}' }),
+          'Preference-Applied': z.string().meta({ description: 'wait=N' }),
+        }),
       },
-      errors: {
-        400: { codes: ['INVALID_REQUEST'] },
-        401: { codes: ['UNAUTHORIZED'] },
-        403: {
-          codes: ['NOT_ADMITTED', 'ADMISSION_INVALID', 'ADMISSION_NOT_YOURS', 'ADMISSION_EXPIRED', 'ADMISSION_USED'],
-          description:
-            'Only for a sale with a waiting line: the checkout carries no valid admission (`Admission-Token`). Nothing changed.',
-        },
-        404: { codes: ['SKU_NOT_FOUND'] },
-        409: {
-          codes: ['SOLD_OUT', 'SALE_NOT_ACTIVE', 'PURCHASE_LIMIT_EXCEEDED', 'TOO_MANY_CANCELLATIONS', 'ORDER_FAILED'],
-        },
-        422: { codes: ['IDEMPOTENCY_KEY_REUSED'] },
-        429: {
-          codes: ['RATE_LIMITED'],
-          description: '`RATE_LIMITED`: this shopper sent too many checkouts (RATE_LIMIT_CHECKOUT); see Retry-After',
-        },
-        503: {
-          codes: ['UNAVAILABLE', 'OUTCOME_UNKNOWN'],
-          description:
-            '`UNAVAILABLE`: Redis is unavailable (or the reserve came too late to count): nothing was reserved, retry. ' +
-            '`OUTCOME_UNKNOWN`: the reserve got no answer in time and may have reserved `details.orderNo`: retry with the same Idempotency-Key, or read that order. ' +
-            'Temporal or the worker being away never makes a checkout 503: a reservation is answered 202 and its order is started later.',
-        },
+      202: {
+        description: 'Accepted: the order runs; poll statusUrl',
+        schema: checkoutAcceptedSchema,
+        headers: z.object({ Location: z.string().meta({ description: 'The order: /api/orders/{orderNo}' }) }),
       },
     },
-    async (ctx, input) => {
+    errors: [
+      'INVALID_REQUEST',
+      'UNAUTHORIZED',
+      'NOT_ADMITTED',
+      'ADMISSION_INVALID',
+      'ADMISSION_NOT_YOURS',
+      'ADMISSION_EXPIRED',
+      'ADMISSION_USED',
+      'SKU_NOT_FOUND',
+      'SOLD_OUT',
+      'SALE_NOT_ACTIVE',
+      'PURCHASE_LIMIT_EXCEEDED',
+      'TOO_MANY_CANCELLATIONS',
+      'ORDER_FAILED',
+      'IDEMPOTENCY_KEY_REUSED',
+      'RATE_LIMITED',
+      'UNAVAILABLE',
+      'OUTCOME_UNKNOWN',
+    ],
+    errorDescriptions: {
+      403: 'Only for a sale with a waiting line: the checkout carries no valid admission (`Admission-Token`). Nothing changed.',
+      429: '`RATE_LIMITED`: this shopper sent too many checkouts (RATE_LIMIT_CHECKOUT); see Retry-After',
+      503:
+        '`UNAVAILABLE`: Redis is unavailable (or the reserve came too late to count): nothing was reserved, retry. ' +
+        '`OUTCOME_UNKNOWN`: the reserve got no answer in time and may have reserved `details.orderNo`: retry with the same Idempotency-Key, or read that order. ' +
+        'Temporal or the worker being away never makes a checkout 503: a reservation is answered 202 and its order is started later.',
+    },
+    async handler(ctx, input) {
       try {
         const userId = await auth.authenticate(ctx);
-        const request = { userId, ...input.body() };
-        const headers = input.headers();
-        const { 'Idempotency-Key': idempotencyKey, Prefer: prefer } = headers;
-        const admissionToken = headers['Admission-Token'];
-        if (admissionToken) Object.assign(request, { admissionToken });
+        const body = input.body();
+        const { 'Idempotency-Key': idempotencyKey, Prefer: prefer, 'Admission-Token': admission } = input.headers();
+        const request = { userId, ...body, idempotencyKey, ...(admission ? { admissionToken: admission } : {}) };
         // Prefer: wait=N: the waiting checkout, which may answer with the order itself.
         const waitSeconds = preferredWaitSeconds(prefer, checkout.maxWaitSeconds);
         const answer =
           waitSeconds > 0
-            ? await checkout.checkoutAndWait({ ...request, idempotencyKey }, waitSeconds * 1000)
-            : await checkout.checkout({ ...request, idempotencyKey });
+            ? await checkout.checkoutAndWait(request, waitSeconds * 1000)
+            : await checkout.checkout(request);
         const statusUrl = `/api/orders/${answer.orderNo}`;
         ctx.set('Location', statusUrl);
         if (!answer.order) {
@@ -122,69 +123,47 @@ export function checkoutRoutes(deps: { auth: ShopperAuth; checkout: CheckoutServ
       }
       metrics.checkoutOutcome('ACCEPTED');
     },
-  );
-  return router;
-}
+  });
 
-/** GET /api/orders/:orderNo and its long-poll. */
-export function readRoutes(deps: { auth: ShopperAuth; statusReader: OrderStatusReader }): Router {
-  const { auth, statusReader } = deps;
-  const router = new Router();
-  route(
-    router,
-    {
-      method: 'get',
-      path: '/api/orders/:orderNo',
-      operationId: 'getOrder',
-      summary: "The shopper's order",
-      description:
-        "The order's MySQL row once it has one (the row decides how every order ends), before that its reservation's " +
-        'promise (PENDING, `source: stores`); a read never waits on Temporal. An answer that may still change is kept ' +
-        'up to STATUS_CACHE_MS (STATUS_CACHE_NOTIFIED_MS while change notifications are live, never past an ' +
-        'AWAITING_PAYMENT paymentDeadline); a payment or cancel delivered through the same API process shows at once. ' +
-        'Long-poll: with `waitForChange=<STATUS>` it answers as soon as the status differs from that one (at once if it already does), ' +
-        'else after `timeoutSeconds` with the order as it is; `Order-Status-Changed` says which.',
-      tag: 'orders',
-      auth: 'shopper',
-      params: orderParams,
-      query: orderWaitQuerySchema,
-      responses: {
-        200: {
-          description:
-            'The order (with waitForChange: once changed, or at the timeout), and where the answer came from',
-          schema: orderReadSchema,
-          headers: z.object({
-            'Order-Status-Changed': z.enum(['true', 'false']).optional().meta({
-              description:
-                'Only with waitForChange: true when the status differs from waitForChange, false when the wait timed out',
-            }),
+  route(router, {
+    at: 'GET /api/orders/:orderNo',
+    operationId: 'getOrder',
+    summary: "The shopper's order",
+    description:
+      "The order's MySQL row once it has one (the row decides how every order ends), before that its reservation's " +
+      'promise (PENDING, `source: stores`); a read never waits on Temporal. An answer that may still change is kept ' +
+      'up to STATUS_CACHE_MS (STATUS_CACHE_NOTIFIED_MS while change notifications are live, never past an ' +
+      'AWAITING_PAYMENT paymentDeadline); a payment or cancel delivered through the same API process shows at once. ' +
+      'Long-poll: with `waitForChange=<STATUS>` it answers as soon as the status differs from that one (at once if it already does), ' +
+      'else after `timeoutSeconds` with the order as it is; `Order-Status-Changed` says which.',
+    tag: 'orders',
+    auth: 'shopper',
+    params: orderParams,
+    query: orderWaitQuerySchema,
+    responses: {
+      200: {
+        description: 'The order (with waitForChange: once changed, or at the timeout), and where the answer came from',
+        schema: orderReadSchema,
+        headers: z.object({
+          'Order-Status-Changed': z.enum(['true', 'false']).optional().meta({
+            description:
+              'Only with waitForChange: true when the status differs from waitForChange, false when the wait timed out',
           }),
-        },
-      },
-      errors: {
-        400: { codes: ['INVALID_REQUEST'] },
-        401: { codes: ['UNAUTHORIZED'] },
-        403: { codes: ['FORBIDDEN'] },
-        404: { codes: ['ORDER_NOT_FOUND'] },
-        503: {
-          codes: ['UNAVAILABLE'],
-          description:
-            '`UNAVAILABLE`: its row (MySQL) or, before it, its promise (Redis) was not read in time, or this process already holds STATUS_LONG_POLL_MAX_WAITERS long-polls (with Retry-After); retry',
-        },
+        }),
       },
     },
-    async (ctx, input) => {
+    errors: ['INVALID_REQUEST', 'UNAUTHORIZED', 'FORBIDDEN', 'ORDER_NOT_FOUND', 'UNAVAILABLE'],
+    errorDescriptions: {
+      503: '`UNAVAILABLE`: its row (MySQL) or, before it, its promise (Redis) was not read in time, or this process already holds STATUS_LONG_POLL_MAX_WAITERS long-polls (with Retry-After); retry',
+    },
+    async handler(ctx, input) {
       const userId = await auth.authenticate(ctx);
       const wait = input.query();
       const order = await findOwnOrder(statusReader, ctx.params.orderNo ?? '', userId, {
         forWait: wait.waitForChange !== undefined,
       });
-      if (!wait.waitForChange) {
-        ctx.body = readBody(order);
-        return;
-      }
-      if (order.view.status !== wait.waitForChange) {
-        ctx.set('Order-Status-Changed', 'true');
+      if (!wait.waitForChange || order.view.status !== wait.waitForChange) {
+        if (wait.waitForChange) ctx.set('Order-Status-Changed', 'true');
         ctx.body = readBody(order);
         return;
       }
@@ -207,88 +186,55 @@ export function readRoutes(deps: { auth: ShopperAuth; statusReader: OrderStatusR
         ctx.res.off('close', onClose);
       }
     },
-  );
-  return router;
-}
+  });
 
-function readBody(order: FoundOrder): OrderView & { source: FoundOrder['source'] } {
-  return { ...order.view, source: order.source };
-}
-
-/** GET /api/orders: the shopper's own orders, keyset-paged. */
-export function listRoutes(deps: { auth: ShopperAuth; orders: ShopperOrders }): Router {
-  const { auth, orders } = deps;
-  const router = new Router();
-  route(
-    router,
-    {
-      method: 'get',
-      path: '/api/orders',
-      operationId: 'listOrders',
-      summary: "The shopper's own orders, newest first (keyset-paged)",
-      description:
-        "The token's shopper's orders from their MySQL rows, each as GET /api/orders/{orderNo} shows it from its row " +
-        '(no `paymentIntent`: read the order for it). An order is listed once its row is written (AWAITING_PAYMENT); ' +
-        "while PENDING (a promise not persisted yet, e.g. while Temporal is away) it is not: the checkout's 202 gave its number, " +
-        'and GET /api/orders/{orderNo} answers it.',
-      tag: 'orders',
-      auth: 'shopper',
-      query: shopperOrdersQuerySchema,
-      responses: { 200: { description: 'A page of orders', schema: pageSchema(orderSchema, 'OrdersPage') } },
-      errors: {
-        400: { codes: ['INVALID_REQUEST'] },
-        401: { codes: ['UNAUTHORIZED'] },
-        429: {
-          codes: ['RATE_LIMITED'],
-          description: `\`RATE_LIMITED\`: this shopper asked for too many pages (${ORDERS_LIST_LIMIT.points} per ${ORDERS_LIST_LIMIT.durationSeconds} s); see Retry-After`,
-        },
-        503: { codes: ['UNAVAILABLE'] },
-      },
+  route(router, {
+    at: 'GET /api/orders',
+    operationId: 'listOrders',
+    summary: "The shopper's own orders, newest first (keyset-paged)",
+    description:
+      "The token's shopper's orders from their MySQL rows, each as GET /api/orders/{orderNo} shows it from its row " +
+      '(no `paymentIntent`: read the order for it). An order is listed once its row is written (AWAITING_PAYMENT); ' +
+      "while PENDING (a promise not persisted yet, e.g. while Temporal is away) it is not: the checkout's 202 gave its number, " +
+      'and GET /api/orders/{orderNo} answers it.',
+    tag: 'orders',
+    auth: 'shopper',
+    query: shopperOrdersQuerySchema,
+    responses: { 200: { description: 'A page of orders', schema: pageSchema(orderSchema, 'OrdersPage') } },
+    errors: ['INVALID_REQUEST', 'UNAUTHORIZED', 'RATE_LIMITED', 'UNAVAILABLE'],
+    errorDescriptions: {
+      429: `\`RATE_LIMITED\`: this shopper asked for too many pages (${ORDERS_LIST_LIMIT.points} per ${ORDERS_LIST_LIMIT.durationSeconds} s); see Retry-After`,
     },
-    async (ctx, input) => {
+    async handler(ctx, input) {
       const userId = await auth.authenticate(ctx);
       ctx.body = await orders.list({ userId, ...input.query() });
     },
-  );
-  return router;
-}
+  });
 
-/** POST /api/orders/:orderNo/cancel. */
-export function cancelRoutes(deps: { auth: ShopperAuth; cancelOrder: CancelOrder }): Router {
-  const { auth, cancelOrder } = deps;
-  const router = new Router();
-  route(
-    router,
-    {
-      method: 'post',
-      path: '/api/orders/:orderNo/cancel',
-      operationId: 'cancelOrder',
-      summary: 'Cancel an order that awaits payment',
-      description:
-        'Taken while the order is open and its row applied no payment (the row decides); the units go back on sale.',
-      tag: 'orders',
-      auth: 'shopper',
-      params: orderParams,
-      responses: {
-        202: {
-          description: 'The cancel is taken: the order CANCELLED, or (Stripe) being closed at the provider',
-          schema: cancelAcceptedSchema,
-        },
-      },
-      errors: {
-        401: { codes: ['UNAUTHORIZED'] },
-        403: { codes: ['FORBIDDEN'] },
-        404: { codes: ['ORDER_NOT_FOUND'] },
-        409: { codes: ['NOT_CANCELLABLE'] },
-        503: { codes: ['UNAVAILABLE'] },
+  route(router, {
+    at: 'POST /api/orders/:orderNo/cancel',
+    operationId: 'cancelOrder',
+    summary: 'Cancel an order that awaits payment',
+    description:
+      'Taken while the order is open and its row applied no payment (the row decides); the units go back on sale.',
+    tag: 'orders',
+    auth: 'shopper',
+    params: orderParams,
+    responses: {
+      202: {
+        description: 'The cancel is taken: the order CANCELLED, or (Stripe) being closed at the provider',
+        schema: cancelAcceptedSchema,
       },
     },
-    async (ctx) => {
+    errors: ['UNAUTHORIZED', 'FORBIDDEN', 'ORDER_NOT_FOUND', 'NOT_CANCELLABLE', 'UNAVAILABLE'],
+    async handler(ctx) {
       const userId = await auth.authenticate(ctx);
       const accepted = await cancelOrder.cancel(ctx.params.orderNo ?? '', userId);
       ctx.status = 202;
       ctx.body = { ...accepted, cancelRequested: true };
     },
-  );
+  });
   return router;
 }
+
+const readBody = (order: FoundOrder) => ({ ...order.view, source: order.source });

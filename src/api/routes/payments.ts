@@ -22,38 +22,31 @@ export interface MountedProvider {
 export function providerWebhookRoutes(deps: {
   providers: readonly MountedProvider[];
   metrics: ApiMetrics;
-  limits?: RateLimits;
+  limits: RateLimits;
 }): Router {
   const router = new Router();
   for (const { definition, intake } of deps.providers) {
     const { webhook } = definition;
-    route(
-      router,
-      {
-        method: 'post',
-        path: webhook.path,
-        operationId: webhook.operationId,
-        summary: webhook.summary,
-        description: webhook.description,
-        tag: 'payments',
-        auth: webhook.signature,
-        // Declared for the document; the intake's verify reads it itself (INVALID_SIGNATURE, not INVALID_REQUEST).
-        headers: webhook.headers,
-        body: webhook.body,
-        responses: {
-          200: { description: webhook.answers[200], schema: webhook.answer },
-          202: { description: webhook.answers[202], schema: webhook.answer },
-        },
-        errors: {
-          400: { codes: ['INVALID_SIGNATURE', 'INVALID_REQUEST'] },
-          429: {
-            codes: ['RATE_LIMITED'],
-            description: '`RATE_LIMITED`: too many calls from this client IP (RATE_LIMIT_WEBHOOK); see Retry-After',
-          },
-          503: { codes: ['UNAVAILABLE'], description: webhook.unavailable },
-        },
+    route(router, {
+      at: `POST ${webhook.path}`,
+      operationId: webhook.operationId,
+      summary: webhook.summary,
+      description: webhook.description,
+      tag: 'payments',
+      auth: webhook.signature,
+      // Declared for the document; the intake's verify reads it itself (INVALID_SIGNATURE, not INVALID_REQUEST).
+      headers: webhook.headers,
+      body: webhook.body,
+      responses: {
+        200: { description: webhook.answers[200], schema: webhook.answer },
+        202: { description: webhook.answers[202], schema: webhook.answer },
       },
-      (ctx, input) =>
+      errors: ['INVALID_SIGNATURE', 'INVALID_REQUEST', 'RATE_LIMITED', 'UNAVAILABLE'],
+      errorDescriptions: {
+        429: '`RATE_LIMITED`: too many calls from this client IP (RATE_LIMIT_WEBHOOK); see Retry-After',
+        503: webhook.unavailable,
+      },
+      handler: (ctx, input) =>
         answerWebhook(ctx, deps.metrics, async () => {
           // The signature before the body, so a forged call counts against the limit.
           const verified = await onlyForgedCount(deps.limits, ctx.ip, () =>
@@ -61,7 +54,7 @@ export function providerWebhookRoutes(deps: {
           );
           return intake.handle(verified, () => input.body());
         }),
-    );
+    });
   }
   return router;
 }
@@ -70,15 +63,11 @@ export function providerWebhookRoutes(deps: {
  * Only a failed signature counts against RATE_LIMIT_WEBHOOK (past it: 429, not 400): a provider delivers from few
  * addresses and retries a 429 late, so counting verified calls would hold back payments at a sale's peak.
  */
-export async function onlyForgedCount<T>(
-  limits: RateLimits | undefined,
-  ip: string,
-  verify: () => T | Promise<T>,
-): Promise<T> {
+export async function onlyForgedCount<T>(limits: RateLimits, ip: string, verify: () => T | Promise<T>): Promise<T> {
   try {
     return await verify();
   } catch (err) {
-    if (limits && errorCodeOf(err) === 'INVALID_SIGNATURE') await limits.consume('webhook', ip);
+    if (errorCodeOf(err) === 'INVALID_SIGNATURE') await limits.consume('webhook', ip);
     throw err;
   }
 }

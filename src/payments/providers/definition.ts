@@ -1,29 +1,20 @@
-/**
- * What a payment provider declares in one object (its folder's definition.ts), and what is read from a list of them
- * (./registry.ts). Nothing else names a provider. Not bundled: workflows see a provider only as an order's name.
- */
+/** What a provider declares (its definition.ts, listed in ./registry.ts); workflows see only an order's name. */
 import type { z } from 'zod';
-import { ConfigError, type AppConfig, type SettingDescription } from '../../config/index.js';
-import type { RecordedPaymentEvent } from '../../db/payments.js';
+import type { AppConfig, SettingDescription } from '../../config/index.js';
 import type { PaymentStore } from '../../db/payments.js';
 import type { RefundStore } from '../../db/refunds.js';
 import type { DependencyGuard } from '../../infra/dependency-guard.js';
 import type { Logger } from '../../infra/logger.js';
-import type { RefundReason, StripeWebhookOutcome, WebhookOutcome } from '../../model/order-workflow.js';
+import type { RefundReason, StripeWebhookOutcome } from '../../model/order-workflow.js';
 import type { CatchUpIntake, PaymentProviderApi, ProviderEvent } from '../provider.js';
+import type { PaymentReceiver } from '../receiver.js';
 
-/**
- * One environment variable of a provider: parsed as set (or as its default); a refusal names the variable. Its meaning
- * is declared beside it (docs/reference/settings.md is generated from it).
- */
+/** One environment variable of a provider, parsed as set or as its default; its meaning feeds docs/reference. */
 export interface ProviderVariable extends Partial<SettingDescription> {
   schema: z.ZodType;
   /** As an operator would write it; absent: the variable may stay unset. */
   default?: string;
-  /**
-   * A value its schema accepts, for a variable that configures the provider: the reference docs set every example to
-   * document a deployment with every provider configured (scripts/reference-docs.ts). Never a real secret.
-   */
+  /** Accepted by its schema, never a real secret: the reference docs document every provider configured with it. */
   example?: string;
 }
 
@@ -62,14 +53,9 @@ export interface WebhookRoute {
   unavailable: string;
 }
 
-/** The record-first path of payments: the webhook's (record, deliver), or the catch-up's (record; the API delivers). */
-export interface PaymentIntake {
-  handle(event: RecordedPaymentEvent): Promise<{ outcome: WebhookOutcome; refundReason?: RefundReason }>;
-}
-
-/** What a provider's intake is built over. */
 export interface IntakeDeps {
-  payments: PaymentIntake;
+  /** The record-first path: the webhook's (record, deliver), or the catch-up's (record; the API delivers). */
+  payments: Pick<PaymentReceiver, 'handle'>;
   stores: { payments: PaymentStore; refunds: RefundStore };
   /** The API's MySQL guard (the records go through it whatever its breaker says), or one that never opens. */
   mysql: DependencyGuard;
@@ -127,100 +113,15 @@ export function defineProvider<Settings>(definition: ProviderDefinition<Settings
   return definition;
 }
 
-/** A provider configured here: its definition and settings. */
-export interface ConfiguredProvider {
-  definition: ProviderDefinition;
-  settings: unknown;
-}
+export type ConfiguredProvider = { definition: ProviderDefinition; settings: unknown };
 
 /** The providers of a configuration: the one new orders are paid through, and every one configured here. */
 export interface ConfiguredProviders {
   /** PAYMENT_PROVIDER's; its settings are there (a provider named but not configured is refused). */
   selected: ConfiguredProvider;
   /** Every registered provider with its settings, null where it is not configured (its webhook is not mounted). */
-  all: readonly { definition: ProviderDefinition; settings: unknown }[];
+  all: readonly ConfiguredProvider[];
   configured: readonly ConfiguredProvider[];
-}
-
-export function providerNames(registry: ProviderRegistry): string[] {
-  return registry.map((provider) => provider.name);
-}
-
-/** Every environment variable the registry's providers read, in registry order. */
-export function providerVariables(registry: ProviderRegistry): string[] {
-  return registry.flatMap((provider) => Object.keys(provider.variables));
-}
-
-/** The variables without a default. */
-export function providerVariablesWithoutDefault(registry: ProviderRegistry): string[] {
-  return registry.flatMap((provider) =>
-    Object.entries(provider.variables).flatMap(([name, variable]) => (variable.default === undefined ? [name] : [])),
-  );
-}
-
-/** The defaults of the variables that have one. */
-export function providerDefaults(registry: ProviderRegistry): Record<string, string> {
-  return Object.fromEntries(
-    registry.flatMap((provider) =>
-      Object.entries(provider.variables).flatMap(([name, variable]) =>
-        variable.default === undefined ? [] : [[name, variable.default] as const],
-      ),
-    ),
-  );
-}
-
-const configuredOf = new WeakMap<object, WeakMap<ProviderRegistry, ConfiguredProviders>>();
-
-/** The registry's providers as `config` configures them, read once per both; a ConfigError names every problem. */
-export function configuredProviders(
-  config: Pick<AppConfig, 'payments' | 'nodeEnv' | 'webhookSecret'>,
-  registry: ProviderRegistry,
-): ConfiguredProviders {
-  const byRegistry = configuredOf.get(config) ?? new WeakMap<ProviderRegistry, ConfiguredProviders>();
-  configuredOf.set(config, byRegistry);
-  const known = byRegistry.get(registry);
-  if (known) return known;
-  const { provider, environment } = config.payments;
-  const problems: string[] = [];
-  if (!registry.some((definition) => definition.name === provider))
-    problems.push(`PAYMENT_PROVIDER: must be one of ${providerNames(registry).join(', ')} (is ${provider})`);
-  const all = registry.map((definition) => {
-    const values: Record<string, unknown> = {};
-    for (const [name, variable] of Object.entries(definition.variables)) {
-      const raw = environment[name] ?? variable.default;
-      if (raw === undefined) continue;
-      const parsed = variable.schema.safeParse(raw);
-      if (parsed.success) values[name] = parsed.data;
-      else problems.push(...parsed.error.issues.map((issue) => `${name}: ${issue.message}`));
-    }
-    if (problems.length > 0) return { definition, settings: null };
-    const context = { selected: definition.name === provider, production: config.nodeEnv === 'production', config };
-    try {
-      return { definition, settings: definition.settings(values, context) };
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      problems.push(err.message);
-      return { definition, settings: null };
-    }
-  });
-  const selected = all.find((entry) => entry.definition.name === provider);
-  if (problems.length === 0 && selected && selected.settings === null)
-    problems.push(`PAYMENT_PROVIDER=${provider}: ${provider} is not configured (set its variables)`);
-  if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
-  const configured = all.filter((entry) => entry.settings !== null);
-  const providers = { selected: selected!, all, configured };
-  byRegistry.set(registry, providers);
-  return providers;
-}
-
-/** One provider's settings as `config` configures it; null where it is not configured. */
-export function providerSettings<Settings>(
-  config: Pick<AppConfig, 'payments' | 'nodeEnv' | 'webhookSecret'>,
-  definition: ProviderDefinition<Settings>,
-  registry: ProviderRegistry,
-): Settings | null {
-  const entry = configuredProviders(config, registry).all.find((candidate) => candidate.definition === definition);
-  return (entry?.settings ?? null) as Settings | null;
 }
 
 const apisOf = new WeakMap<ConfiguredProviders, Record<string, PaymentProviderApi>>();

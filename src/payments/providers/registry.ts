@@ -1,19 +1,6 @@
-/**
- * The payment providers, one line each: adding one is its folder (./<name>/definition.ts) and its line here. The
- * config, webhook routes, worker, OpenAPI document and name checks read this list; workflow code never imports it.
- */
-import { CONFIG_DEFAULTS, CONFIG_VARIABLES, OPTIONAL_CONFIG_VARIABLES, type AppConfig } from '../../config/index.js';
-import {
-  configuredProviders,
-  providerDefaults,
-  providerNames,
-  providerSettings,
-  providerVariables,
-  providerVariablesWithoutDefault,
-  type ConfiguredProviders,
-  type ProviderDefinition,
-  type ProviderRegistry,
-} from './definition.js';
+/** The payment providers, one line each (and a folder): config, routes, worker and docs read it; workflows never do. */
+import { ConfigError, type AppConfig } from '../../config/index.js';
+import type { ConfiguredProviders, ProviderRegistry } from './definition.js';
 import { generic } from './generic/definition.js';
 import { stripe } from './stripe/definition.js';
 
@@ -22,36 +9,51 @@ export const PAYMENT_PROVIDERS: ProviderRegistry = [
   stripe,
 ];
 
+type Names = [string, ...string[]];
 /** The registered providers' names: what a payment's `provider` may say. */
-export const PAYMENT_PROVIDER_NAMES = providerNames(PAYMENT_PROVIDERS) as [string, ...string[]];
+export const PAYMENT_PROVIDER_NAMES = PAYMENT_PROVIDERS.map(({ name }) => name) as Names;
 /** Those with an API: what an order's `paymentProvider` may say (the others need nothing made per order). */
-export const PROVIDER_WITH_API_NAMES = providerNames(PAYMENT_PROVIDERS.filter((provider) => provider.api)) as [
-  string,
-  ...string[],
-];
+export const PROVIDER_WITH_API_NAMES = PAYMENT_PROVIDERS.filter(({ api }) => api).map(({ name }) => name) as Names;
 
-/** Every environment variable the service reads: the core ones and every registered provider's (docs/operations.md). */
-export const SERVICE_CONFIG_VARIABLES: readonly string[] = [
-  ...CONFIG_VARIABLES,
-  ...providerVariables(PAYMENT_PROVIDERS),
-];
-export const SERVICE_OPTIONAL_CONFIG_VARIABLES: readonly string[] = [
-  ...OPTIONAL_CONFIG_VARIABLES,
-  ...providerVariablesWithoutDefault(PAYMENT_PROVIDERS),
-];
-export const SERVICE_CONFIG_DEFAULTS: Readonly<Record<string, string>> = {
-  ...CONFIG_DEFAULTS,
-  ...providerDefaults(PAYMENT_PROVIDERS),
-};
+const configuredOf = new WeakMap<object, WeakMap<ProviderRegistry, ConfiguredProviders>>();
 
-type ProvidersConfig = Pick<AppConfig, 'payments' | 'nodeEnv' | 'webhookSecret'>;
-
-/** The registered providers as `config` configures them (throws a ConfigError naming each problem). */
-export function paymentProviders(config: ProvidersConfig, registry = PAYMENT_PROVIDERS): ConfiguredProviders {
-  return configuredProviders(config, registry);
-}
-
-/** One registered provider's settings (`stripe`'s for a test's client); null where it is not configured. */
-export function settingsOf<Settings>(config: ProvidersConfig, provider: ProviderDefinition<Settings>): Settings | null {
-  return providerSettings(config, provider, PAYMENT_PROVIDERS);
+/** The registry's providers as `config` configures them, read once per both; a ConfigError names every problem. */
+export function paymentProviders(
+  config: Pick<AppConfig, 'payments' | 'nodeEnv' | 'webhookSecret'>,
+  registry = PAYMENT_PROVIDERS,
+): ConfiguredProviders {
+  const byRegistry = configuredOf.get(config) ?? new WeakMap<ProviderRegistry, ConfiguredProviders>();
+  configuredOf.set(config, byRegistry);
+  const known = byRegistry.get(registry);
+  if (known) return known;
+  const { provider, environment } = config.payments;
+  const problems: string[] = [];
+  if (!registry.some((definition) => definition.name === provider))
+    problems.push(`PAYMENT_PROVIDER: must be one of ${registry.map(({ name }) => name).join(', ')} (is ${provider})`);
+  const all = registry.map((definition) => {
+    const values: Record<string, unknown> = {};
+    for (const [name, variable] of Object.entries(definition.variables)) {
+      const raw = environment[name] ?? variable.default;
+      if (raw === undefined) continue;
+      const parsed = variable.schema.safeParse(raw);
+      if (parsed.success) values[name] = parsed.data;
+      else problems.push(...parsed.error.issues.map((issue) => `${name}: ${issue.message}`));
+    }
+    if (problems.length > 0) return { definition, settings: null };
+    const context = { selected: definition.name === provider, production: config.nodeEnv === 'production', config };
+    try {
+      return { definition, settings: definition.settings(values, context) };
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(err.message);
+      return { definition, settings: null };
+    }
+  });
+  const selected = all.find((entry) => entry.definition.name === provider);
+  if (problems.length === 0 && selected && selected.settings === null)
+    problems.push(`PAYMENT_PROVIDER=${provider}: ${provider} is not configured (set its variables)`);
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  const providers = { selected: selected!, all, configured: all.filter((entry) => entry.settings !== null) };
+  byRegistry.set(registry, providers);
+  return providers;
 }

@@ -1,9 +1,6 @@
-/**
- * The generic provider: this service's own signed webhook, for a provider without an adapter. Nothing made per order,
- * no API (refunds stay REFUND_REQUIRED for an operator), no variables of its own: always configured.
- */
+/** The generic provider: our own signed webhook; no API (refunds are an operator's), no variables: always on. */
 import { Refusal } from '../../../infra/refusal.js';
-import type { PaymentEvent } from '../../receiver.js';
+import type { RecordedPaymentEvent } from '../../../db/payments.js';
 import { defineProvider } from '../definition.js';
 import { GENERIC_WEBHOOK_ROUTE } from './route.js';
 import { verifyWebhookSignature } from './signature.js';
@@ -18,6 +15,6 @@ export const generic = defineProvider({
       const check = verifyWebhookSignature(settings.webhookSecret, raw, signature);
       if (!check.ok) throw new Refusal('INVALID_SIGNATURE', check.reason);
     },
-    handle: (_verified, body) => deps.payments.handle(body() as PaymentEvent),
+    handle: (_verified, body) => deps.payments.handle(body() as RecordedPaymentEvent),
   }),
 });

@@ -4,40 +4,7 @@ import { ORDER_NO_PATTERN, REFUND_REASONS, WEBHOOK_OUTCOMES } from '../../../mod
 import type { WebhookRoute } from '../definition.js';
 import { PAYMENT_SIGNATURE_PATTERN } from './signature.js';
 
-/** Declared for the document; verifyWebhookSignature (./signature.ts) checks it with the same pattern. */
-export const paymentSignatureHeadersSchema = z.object({
-  'Payment-Signature': z
-    .string()
-    .regex(PAYMENT_SIGNATURE_PATTERN)
-    .meta({
-      description:
-        '`t=<unix seconds>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, t + "." + raw body)>`, more v1 values while a secret rotates; ' +
-        'elements of other schemes (`v0=…`) are ignored. ' +
-        'Malformed, not matching the raw body, or with t more than 5 minutes off: 400 INVALID_SIGNATURE.',
-      examples: [`t=1700000000,v1=${'5f'.repeat(32)}`],
-    }),
-});
-
 const EVENT_ID_RULE = 'eventId: 1-128 letters, digits or _.:-';
-/** Strict like every other body: a field this API does not know is refused, not ignored. */
-export const paymentWebhookSchema = z.strictObject({
-  eventId: z
-    .string()
-    .min(1, EVENT_ID_RULE)
-    .max(128, EVENT_ID_RULE)
-    .regex(/^[A-Za-z0-9_.:-]+$/, EVENT_ID_RULE)
-    .meta({
-      description:
-        "The payment's identity: sent again it answers DUPLICATE; sent again for another orderNo, 400 INVALID_REQUEST.",
-      examples: ['evt_01ARZ3NDEKTSV4RRFFQ69G5FAV'],
-    }),
-  type: z.literal('payment.succeeded'),
-  orderNo: z
-    .string()
-    .regex(ORDER_NO_PATTERN, 'not an order number')
-    .meta({ examples: ['01ARZ3NDEKTSV4RRFFQ69G5FAV'] }),
-  amountCents: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-});
 
 export const webhookAnswerSchema = z
   .object({
@@ -67,8 +34,38 @@ export const GENERIC_WEBHOOK_ROUTE: WebhookRoute = {
       'The payment provider signs each webhook: `t=<unix seconds>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, t + "." + raw body)>`, ' +
       'accepted within 5 minutes of t; several v1 values are allowed while a secret rotates.',
   },
-  headers: paymentSignatureHeadersSchema,
-  body: paymentWebhookSchema,
+  // Declared for the document; verifyWebhookSignature (./signature.ts) checks it with the same pattern.
+  headers: z.object({
+    'Payment-Signature': z
+      .string()
+      .regex(PAYMENT_SIGNATURE_PATTERN)
+      .meta({
+        description:
+          '`t=<unix seconds>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, t + "." + raw body)>`, more v1 values while a secret rotates; ' +
+          'elements of other schemes (`v0=…`) are ignored. ' +
+          'Malformed, not matching the raw body, or with t more than 5 minutes off: 400 INVALID_SIGNATURE.',
+        examples: [`t=1700000000,v1=${'5f'.repeat(32)}`],
+      }),
+  }),
+  // Strict like every other body: a field this API does not know is refused, not ignored.
+  body: z.strictObject({
+    eventId: z
+      .string()
+      .min(1, EVENT_ID_RULE)
+      .max(128, EVENT_ID_RULE)
+      .regex(/^[A-Za-z0-9_.:-]+$/, EVENT_ID_RULE)
+      .meta({
+        description:
+          "The payment's identity: sent again it answers DUPLICATE; sent again for another orderNo, 400 INVALID_REQUEST.",
+        examples: ['evt_01ARZ3NDEKTSV4RRFFQ69G5FAV'],
+      }),
+    type: z.literal('payment.succeeded'),
+    orderNo: z
+      .string()
+      .regex(ORDER_NO_PATTERN, 'not an order number')
+      .meta({ examples: ['01ARZ3NDEKTSV4RRFFQ69G5FAV'] }),
+    amountCents: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  }),
   answer: webhookAnswerSchema,
   answers: {
     200: "The order's verdict on the event (APPLIED, REFUND_REQUIRED), or DUPLICATE",

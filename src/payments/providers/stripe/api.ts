@@ -10,12 +10,11 @@
  * - Webhooks come duplicated, out of order and for days: a payment is its intent (one row), refunds move forwards only.
  * - Only intents with this deployment's tag, in its mode (live or test), are ours: others are ignored, not refunded.
  */
-import { randomUUID } from 'node:crypto';
 import Stripe from 'stripe';
 import type { StripeSettings } from './settings.js';
 import type { IntentStanding } from '../../../db/payments.js';
-import type { RefundProgress } from '../../../model/order-workflow.js';
-import { ORDER_NO_PATTERN } from '../../../model/order-workflow.js';
+import { ORDER_NO_PATTERN, type RefundProgress } from '../../../model/order-workflow.js';
+import { Refusal } from '../../../infra/refusal.js';
 import {
   ProviderChargeDisputed,
   ProviderKeyReused,
@@ -28,6 +27,7 @@ import {
   type PaymentToRefund,
   type ProviderEvent,
   type ProviderTakeback,
+  type UndeliveredEvent,
 } from '../../provider.js';
 
 /** The API version every request is made with, pinned (the SDK's own default moves with its releases). */
@@ -44,10 +44,7 @@ export const ORDER_NO_METADATA = 'orderNo';
 export const DEPLOYMENT_METADATA = 'deployment';
 export const PAYMENT_EVENT_METADATA = 'paymentEventId';
 
-/**
- * Attempt 1 of an opening or refund is the key older builds used (an order opened before an upgrade finds its intent);
- * each 5xx moves to the next attempt's. A cancel is keyed per caller attempt: its outcome is read from the intent.
- */
+/** Attempt 1 is older builds' key (an intent opened before an upgrade is found); a cancel's is per caller attempt. */
 export const stripeIdempotencyKeys = {
   openPayment: (orderNo: string, keyAttempt = 1) =>
     `flash-checkout:order:${orderNo}:payment-intent${keyAttempt > 1 ? `:${keyAttempt}` : ''}`,
@@ -73,13 +70,11 @@ export function stripeClient(settings: StripeSettings): Stripe {
     timeout: REQUEST_TIMEOUT_MS,
     telemetry: false,
     appInfo: { name: 'flash-checkout' },
-    ...(api
-      ? {
-          host: api.hostname,
-          port: Number(api.port || (api.protocol === 'https:' ? 443 : 80)),
-          protocol: api.protocol === 'http:' ? 'http' : 'https',
-        }
-      : {}),
+    ...(api && {
+      host: api.hostname,
+      port: Number(api.port || (api.protocol === 'https:' ? 443 : 80)),
+      protocol: api.protocol === 'http:' ? ('http' as const) : ('https' as const),
+    }),
   });
 }
 
@@ -142,10 +137,8 @@ export class StripeProvider implements PaymentProviderApi {
     const intentId = payment.providerRef;
     if (!intentId) throw new ProviderRefusal(`payment ${payment.eventId} names no PaymentIntent to refund`, null);
     // Past the first key a 5xx hid an earlier ask's outcome: the refund it made, if any, is found first.
-    if (payment.refundKeyAttempt > 1) {
-      const made = await this.findRefund(intentId, payment.eventId);
-      if (made) return made;
-    }
+    const made = payment.refundKeyAttempt > 1 ? await this.findRefund(intentId, payment.eventId) : null;
+    if (made) return made;
     try {
       const refund = await call(() =>
         this.stripe.refunds.create(
@@ -167,19 +160,14 @@ export class StripeProvider implements PaymentProviderApi {
   }
 
   async followRefund(payment: PaymentToRefund & { refundId: string | null }): Promise<RefundProgress> {
-    if (payment.refundId) {
-      const refundId = payment.refundId;
-      return refundProgressOf(await call(() => this.stripe.refunds.retrieve(refundId)));
-    }
+    const { refundId } = payment;
+    if (refundId) return refundProgressOf(await call(() => this.stripe.refunds.retrieve(refundId)));
     // Asked, but its id never reached us (a 5xx hid it): found by the payment event its metadata names.
     const found = payment.providerRef ? await this.findRefund(payment.providerRef, payment.eventId) : null;
     return found ?? { state: 'REFUND_REQUESTED', refundId: null };
   }
 
-  async *undeliveredEvents(window: {
-    createdFrom: number;
-    createdUpTo: number;
-  }): AsyncIterable<ProviderEvent & { eventId: string }> {
+  async *undeliveredEvents(window: { createdFrom: number; createdUpTo: number }): AsyncIterable<UndeliveredEvent> {
     const owner = { deploymentTag: this.settings.deploymentTag, livemode: isLiveKey(this.settings.secretKey) };
     // Stripe lists newest first; a page is asked after the last event of the one before.
     let startingAfter: string | undefined;
@@ -218,9 +206,7 @@ export class StripeProvider implements PaymentProviderApi {
 }
 
 /** An intent's state as the close acts on it; null while it can still be paid (cancel it again). */
-export function closedIntentOf(
-  intent: Pick<Stripe.PaymentIntent, 'id' | 'status' | 'amount_received' | 'currency' | 'created' | 'latest_charge'>,
-): ClosedIntent | null {
+function closedIntentOf(intent: Stripe.PaymentIntent): ClosedIntent | null {
   switch (intent.status) {
     case 'canceled':
       return { status: 'canceled' };
@@ -241,7 +227,6 @@ export function closedIntentOf(
   }
 }
 
-/** Where a Stripe refund stands, in the payment's refund states. */
 export function refundProgressOf(refund: Pick<Stripe.Refund, 'id' | 'status' | 'failure_reason'>): RefundProgress {
   switch (refund.status) {
     case 'succeeded':
@@ -259,10 +244,7 @@ export function refundProgressOf(refund: Pick<Stripe.Refund, 'id' | 'status' | '
   }
 }
 
-/**
- * A Stripe call with its errors sorted (docs.stripe.com/error-handling): invalid: ProviderRefusal; 5xx:
- * ProviderOutcomeUnknown (the key replays it); key reused: ProviderKeyReused; timeouts, 409, 429: asked again as is.
- */
+/** Stripe's errors sorted: invalid: ProviderRefusal; 5xx: ProviderOutcomeUnknown; key reused: ProviderKeyReused. */
 async function call<T>(request: () => Promise<T>): Promise<T> {
   try {
     return await request();
@@ -274,9 +256,8 @@ async function call<T>(request: () => Promise<T>): Promise<T> {
     }
     if (err instanceof Stripe.errors.StripeInvalidRequestError && err.code === 'charge_disputed')
       throw new ProviderChargeDisputed(`Stripe refuses to refund a disputed charge: ${err.message}`);
-    if (err instanceof Stripe.errors.StripeInvalidRequestError || err instanceof Stripe.errors.StripeCardError) {
+    if (err instanceof Stripe.errors.StripeInvalidRequestError || err instanceof Stripe.errors.StripeCardError)
       throw new ProviderRefusal(`Stripe refused the request: ${err.message}`, err.code ?? null);
-    }
     if (err instanceof Stripe.errors.StripeError && (err.statusCode ?? 0) >= 500)
       throw new ProviderOutcomeUnknown(`Stripe answered ${err.statusCode}: ${err.message}`);
     // Timeouts, connection errors, 429, and keys Stripe does not accept (an operator fixes them): asked again.
@@ -286,58 +267,20 @@ async function call<T>(request: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The signature did not verify: the webhook answers INVALID_SIGNATURE. */
-export class StripeSignatureError extends Error {}
-
 /** A signed event lacking what its type must carry (no data.object, no amount): INVALID_REQUEST, nothing recorded. */
 export class MalformedStripeEvent extends Error {}
 
-/** Stripe's webhook, verified (constructEvent over the raw body, the endpoint's signing secret) and translated. */
-export class StripeEvents {
-  constructor(private readonly settings: Pick<StripeSettings, 'webhookSecret' | 'secretKey' | 'deploymentTag'>) {}
-
-  parse(rawBody: string, signature: string | undefined): ProviderEvent {
-    let event: Stripe.Event;
-    try {
-      event = Stripe.webhooks.constructEvent(
-        rawBody,
-        signature ?? '',
-        this.settings.webhookSecret,
-        WEBHOOK_TOLERANCE_SECONDS,
-      );
-    } catch (err) {
-      throw new StripeSignatureError(err instanceof Error ? err.message : String(err));
-    }
-    return translateStripeEvent(event, {
-      deploymentTag: this.settings.deploymentTag,
-      livemode: isLiveKey(this.settings.secretKey),
-    });
+/** Stripe's webhook verified (constructEvent over the raw body, the endpoint's secret; else INVALID_SIGNATURE). */
+export function verifiedStripeEvent(webhookSecret: string, rawBody: string, signature: string | undefined) {
+  try {
+    return Stripe.webhooks.constructEvent(rawBody, signature ?? '', webhookSecret, WEBHOOK_TOLERANCE_SECONDS);
+  } catch (err) {
+    throw new Refusal('INVALID_SIGNATURE', err instanceof Error ? err.message : String(err));
   }
 }
 
-/** A Stripe event and its Stripe-Signature as Stripe signs them (the SDK's test-header helper), for the tests. */
-export function signedStripeEvent(
-  secret: string,
-  type: string,
-  object: Record<string, unknown>,
-  eventId = `evt_${randomUUID().replaceAll('-', '')}`,
-): { payload: string; signature: string } {
-  const payload = JSON.stringify({
-    id: eventId,
-    object: 'event',
-    api_version: STRIPE_API_VERSION,
-    created: Math.floor(Date.now() / 1000),
-    type,
-    data: { object },
-  });
-  return { payload, signature: Stripe.webhooks.generateTestHeaderString({ payload, secret }) };
-}
-
 /** Who this deployment is to Stripe: the tag its intents carry, and whether its key moves live money. */
-export interface StripeOwner {
-  deploymentTag: string;
-  livemode: boolean;
-}
+type StripeOwner = { deploymentTag: string; livemode: boolean };
 
 /** The ProviderEvent a verified Stripe event is; MalformedStripeEvent for one lacking what its type carries. */
 export function translateStripeEvent(event: Stripe.Event, owner: StripeOwner): ProviderEvent {
@@ -345,45 +288,34 @@ export function translateStripeEvent(event: Stripe.Event, owner: StripeOwner): P
   if (typeof event.livemode === 'boolean' && event.livemode !== owner.livemode)
     return { kind: 'ignored', type: event.type, reason: `a ${event.livemode ? 'live' : 'test'}-mode event` };
   switch (event.type) {
-    case 'payment_intent.succeeded': {
+    case 'payment_intent.succeeded':
+    case 'payment_intent.payment_failed': {
       const intent = objectOf(event);
-      const orderNo = orderOf(intent);
-      if (!orderNo) return { kind: 'ignored', type: event.type, reason: NO_ORDER };
+      // The order the intent was made for: its metadata's order number, when it is one this service makes.
+      const orderNo = intent.metadata?.[ORDER_NO_METADATA];
+      if (typeof orderNo !== 'string' || !ORDER_NO_PATTERN.test(orderNo))
+        return { kind: 'ignored', type: event.type, reason: 'the PaymentIntent names no order of this service' };
       const tag = intent.metadata?.[DEPLOYMENT_METADATA];
-      if (tag !== undefined && tag !== owner.deploymentTag) return anotherDeployment(event.type, tag);
+      // Another deployment's intent: ignored, never recorded nor refunded.
+      if (tag !== undefined && tag !== owner.deploymentTag)
+        return { kind: 'ignored', type: event.type, reason: `an intent of another deployment (${tag})` };
+      const ref = { eventId: event.id, orderNo, provider: 'stripe' as const, providerRef: intent.id };
+      if (event.type === 'payment_intent.payment_failed') {
+        const error = intent.last_payment_error;
+        const failure = { ...ref, code: error?.decline_code ?? error?.code ?? null, message: error?.message ?? null };
+        return { kind: 'payment_failed', failure };
+      }
       if (!Number.isSafeInteger(intent.amount_received) || intent.amount_received < 0)
         throw new MalformedStripeEvent(`event ${event.id}: amount_received is not a whole amount`);
       return {
         kind: 'payment',
         payment: {
-          eventId: event.id,
-          orderNo,
+          ...ref,
           amountCents: intent.amount_received,
-          provider: 'stripe',
-          providerRef: intent.id,
           // Stripe's time of the event: when the intent succeeded, by Stripe's clock.
           ...(Number.isSafeInteger(event.created) ? { paidAtProvider: new Date(event.created * 1000) } : {}),
         },
         intent: { tagged: tag !== undefined, currency: String(intent.currency ?? '') },
-      };
-    }
-    case 'payment_intent.payment_failed': {
-      const intent = objectOf(event);
-      const orderNo = orderOf(intent);
-      if (!orderNo) return { kind: 'ignored', type: event.type, reason: NO_ORDER };
-      const tag = intent.metadata?.[DEPLOYMENT_METADATA];
-      if (tag !== undefined && tag !== owner.deploymentTag) return anotherDeployment(event.type, tag);
-      const error = intent.last_payment_error;
-      return {
-        kind: 'payment_failed',
-        failure: {
-          eventId: event.id,
-          orderNo,
-          provider: 'stripe',
-          providerRef: intent.id,
-          code: error?.decline_code ?? error?.code ?? null,
-          message: error?.message ?? null,
-        },
       };
     }
     case 'refund.created':
@@ -421,8 +353,6 @@ export function translateStripeEvent(event: Stripe.Event, owner: StripeOwner): P
   }
 }
 
-const NO_ORDER = 'the PaymentIntent names no order of this service';
-
 /** The events the order uses: what the catch-up asks Stripe for (at most 20 types per list). */
 export const STRIPE_EVENT_TYPES = [
   'payment_intent.succeeded',
@@ -438,10 +368,7 @@ export const STRIPE_EVENT_TYPES = [
   'charge.dispute.funds_reinstated',
 ] as const;
 
-function idOf(ref: string | { id: string } | null | undefined): string | null {
-  if (typeof ref === 'string') return ref;
-  return ref?.id ?? null;
-}
+const idOf = (ref: string | { id: string } | null | undefined) => (typeof ref === 'string' ? ref : (ref?.id ?? null));
 
 /** A refund we did not ask for, as money taken back from its payment: pending and done count, failed does not. */
 export function refundTakeback(
@@ -469,10 +396,7 @@ export function refundTakeback(
   };
 }
 
-/**
- * A dispute as the order's standing: OPEN while the bank decides (`warning_*` inquiries too), WON (won, inquiry
- * closed, prevented) or LOST; its stage follows needs_response → under_review → closed, so it never moves back.
- */
+/** A dispute: OPEN while the bank decides (`warning_*` too), WON or LOST; its stage never moves back. */
 export function disputeTakeback(
   dispute: Pick<Stripe.Dispute, 'id' | 'amount' | 'status' | 'created' | 'reason' | 'evidence_details'>,
   intentId: string,
@@ -499,11 +423,6 @@ export function disputeTakeback(
     dueBy: typeof dueBy === 'number' ? new Date(dueBy * 1000) : null,
     createdAt: new Date(dispute.created * 1000),
   };
-}
-
-/** An event on an intent another deployment opened (its tag): ignored, never recorded nor refunded. */
-function anotherDeployment(type: string, tag: string): ProviderEvent {
-  return { kind: 'ignored', type, reason: `an intent of another deployment (${tag})` };
 }
 
 /**
@@ -533,10 +452,4 @@ function objectOf<T>(event: { id: string; type: string; data?: { object?: T } })
   if (typeof object !== 'object' || object === null)
     throw new MalformedStripeEvent(`event ${event.id} (${event.type}) carries no data.object`);
   return object;
-}
-
-/** The order a PaymentIntent was made for: its metadata's order number, when it is one this service makes. */
-function orderOf(intent: Pick<Stripe.PaymentIntent, 'metadata'>): string | null {
-  const orderNo = intent.metadata?.[ORDER_NO_METADATA];
-  return typeof orderNo === 'string' && ORDER_NO_PATTERN.test(orderNo) ? orderNo : null;
 }

@@ -10,15 +10,7 @@ export const stripe = defineProvider({
   variables: STRIPE_VARIABLES,
   settings: stripeSettings,
   webhook: STRIPE_WEBHOOK_ROUTE,
-  intake: (settings, deps) => {
-    const intake = new StripeIntake({ ...deps, settings });
-    return {
-      verify: (raw, signature) => intake.verify(raw, signature),
-      handle: (event, body) =>
-        intake.handle(event as Parameters<StripeIntake['handle']>[0], () => body() as { type: string }),
-      take: (event) => intake.take(event),
-    };
-  },
+  intake: (settings, deps) => new StripeIntake({ ...deps, settings }),
   api: (settings) => new StripeProvider(settings),
   requestsPerSecond: (settings) => settings.requestsPerSecond,
   processingAlertMs: (settings) => settings.processingAlertMs,

@@ -1,46 +1,32 @@
 /**
- * Every Stripe event's one path in, from its webhook (POST /api/payments/stripe) or the catch-up. Stripe retries any
- * answer but a 2xx for three days, so every step is idempotent. Only this deployment's intents are ours:
- * - payment_intent.succeeded: the record-first path (`payments.handle`); another deployment's: IGNORED; tagged ours
- *   but not its order's intent, or in another currency: REFUND_REQUIRED (INTENT_MISMATCH).
- * - payment_intent.payment_failed: recorded (payment_failures) for the admin view.
- * - refund.*, charge.refund.updated: ours (metadata names our payment event) move its refund forwards; a Dashboard
- *   refund is the refund of a payment being refunded, else money taken back.
- * - charge.dispute.*: money taken back (docs/fault-tolerance.md, "Money taken back"). Anything else: IGNORED.
+ * Every Stripe event's one path in, from its webhook or the catch-up. Stripe retries any answer but a 2xx for three
+ * days: every step is idempotent (money taken back, INTENT_MISMATCH refunds: docs/fault-tolerance.md).
  */
 import type { RecordedPaymentEvent } from '../../../db/payments.js';
 import type { RefundProgress } from '../../../model/order-workflow.js';
 import { Deadline } from '../../../infra/dependency-guard.js';
-import type { RefundReason, StripeWebhookOutcome } from '../../../model/order-workflow.js';
 import { Refusal } from '../../../infra/refusal.js';
 import type { ProviderEvent, ProviderTakeback } from '../../provider.js';
-import type { IntakeDeps } from '../definition.js';
-import { intentOwnership, MalformedStripeEvent, StripeEvents, StripeSignatureError } from './api.js';
+import type { IntakeAnswer, IntakeDeps } from '../definition.js';
+import { intentOwnership, isLiveKey, MalformedStripeEvent, translateStripeEvent, verifiedStripeEvent } from './api.js';
 import type { StripeSettings } from './settings.js';
 
-export interface StripeWebhookAnswer {
-  type: string;
-  outcome: StripeWebhookOutcome;
-  refundReason?: RefundReason;
-}
+export type StripeWebhookAnswer = IntakeAnswer & { type: string };
 
 export class StripeIntake {
-  private readonly events: StripeEvents;
-
   constructor(
     private readonly deps: IntakeDeps & {
       settings: Pick<StripeSettings, 'webhookSecret' | 'secretKey' | 'deploymentTag' | 'currency'>;
     },
-  ) {
-    this.events = new StripeEvents(deps.settings);
-  }
+  ) {}
 
   /** The event if Stripe signed these bytes (else INVALID_SIGNATURE; INVALID_REQUEST when it lacks its object). */
   verify(raw: string, signature: string | undefined): ProviderEvent {
+    const { webhookSecret, deploymentTag, secretKey } = this.deps.settings;
+    const event = verifiedStripeEvent(webhookSecret, raw, signature);
     try {
-      return this.events.parse(raw, signature);
+      return translateStripeEvent(event, { deploymentTag, livemode: isLiveKey(secretKey) });
     } catch (err) {
-      if (err instanceof StripeSignatureError) throw new Refusal('INVALID_SIGNATURE', err.message);
       if (err instanceof MalformedStripeEvent) throw new Refusal('INVALID_REQUEST', err.message);
       throw err;
     }
@@ -72,12 +58,8 @@ export class StripeIntake {
         logger?.info({ eventId: event.failure.eventId, orderNo: event.failure.orderNo }, 'payment attempt failed');
         return { outcome: 'RECORDED' };
       case 'refund': {
-        const moved = await this.onMysql(() =>
-          stores.refunds.recordRefundProgress(
-            { ...(event.paymentEventId ? { eventId: event.paymentEventId } : {}), refundId: event.refundId },
-            event.progress,
-          ),
-        );
+        const ref = { ...(event.paymentEventId ? { eventId: event.paymentEventId } : {}), refundId: event.refundId };
+        const moved = await this.onMysql(() => stores.refunds.recordRefundProgress(ref, event.progress));
         if (moved || !event.taken) {
           // Not moved: already there or further on (a duplicate, or out of order).
           if (!moved)
@@ -95,10 +77,7 @@ export class StripeIntake {
   }
 
   /** An unasked refund or a dispute: the refund of a payment we are refunding (all of it), else money taken back. */
-  private async takeBack(
-    taken: ProviderTakeback,
-    refund: RefundProgress | null,
-  ): Promise<{ outcome: 'RECORDED' | 'IGNORED' }> {
+  private async takeBack(taken: ProviderTakeback, refund: RefundProgress | null): Promise<IntakeAnswer> {
     const { stores, logger } = this.deps;
     const { payment, orderNo } = await this.onMysql(() => stores.payments.paymentOfIntent('stripe', taken.intentId));
     if (!orderNo) {
@@ -126,15 +105,11 @@ export class StripeIntake {
   }
 
   /** Our money on another order's intent: recorded REFUND_REQUIRED in the insert, so no order row judges it. */
-  private async refundMismatch(
-    payment: RecordedPaymentEvent,
-  ): Promise<{ outcome: 'REFUND_REQUIRED' | 'DUPLICATE'; refundReason?: RefundReason }> {
-    const source = this.deps.source ?? 'webhook';
-    const { row } = await this.onMysql(() =>
-      this.deps.stores.payments.recordPayment(payment, source, 'INTENT_MISMATCH'),
-    );
+  private async refundMismatch(payment: RecordedPaymentEvent): Promise<IntakeAnswer> {
+    const { stores, source = 'webhook', logger } = this.deps;
+    const { row } = await this.onMysql(() => stores.payments.recordPayment(payment, source, 'INTENT_MISMATCH'));
     if (row.refundReason !== 'INTENT_MISMATCH') return { outcome: 'DUPLICATE' };
-    this.deps.logger?.warn(
+    logger?.warn(
       { intentId: payment.providerRef, orderNo: payment.orderNo },
       'a payment on an intent of ours that its order did not open; refunding it',
     );

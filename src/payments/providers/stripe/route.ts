@@ -3,43 +3,7 @@ import { z } from 'zod';
 import { REFUND_REASONS, STRIPE_WEBHOOK_OUTCOMES } from '../../../model/order-workflow.js';
 import type { WebhookRoute } from '../definition.js';
 
-/** Stripe's signature header, as its webhooks send it; verified by the SDK's constructEvent. */
-export const stripeSignatureHeadersSchema = z.object({
-  // No bounds of its own: the SDK judges it whole (INVALID_SIGNATURE).
-  'Stripe-Signature': z.string().meta({
-    description:
-      '`t=<unix seconds>,v1=<hex HMAC-SHA256(STRIPE_WEBHOOK_SECRET, t + "." + raw body)>` as Stripe sends it, verified by the Stripe ' +
-      "SDK's constructEvent over the raw body. Missing, not matching, or with t more than 5 minutes off: 400 INVALID_SIGNATURE.",
-    examples: [`t=1700000000,v1=${'5f'.repeat(32)}`],
-  }),
-});
-
-/** Only id and type are read; the rest is Stripe's (its signature covers the raw body: no unknown field is refused). */
-export const stripeEventSchema = z.looseObject({
-  id: z
-    .string()
-    .min(1)
-    .max(255)
-    .meta({ examples: ['evt_1PgafyB7WZ01zgkW'] }),
-  type: z
-    .string()
-    .min(1)
-    .max(255)
-    .meta({ examples: ['payment_intent.succeeded'] }),
-});
-
-export const stripeWebhookAnswerSchema = z
-  .object({
-    received: z.literal(true),
-    type: z.string().meta({ description: "The Stripe event's type." }),
-    outcome: z.enum(STRIPE_WEBHOOK_OUTCOMES).meta({
-      description:
-        "A payment: the order's verdict, as the generic webhook answers it. `RECORDED`: a failed payment attempt or a refund's " +
-        'progress was recorded (or was already). `IGNORED`: an event the order does not use, or for no order of this service.',
-    }),
-    refundReason: z.enum(REFUND_REASONS).optional(),
-  })
-  .meta({ id: 'StripeWebhookAnswer' });
+const stripeName = z.string().min(1).max(255);
 
 export const STRIPE_WEBHOOK_ROUTE: WebhookRoute = {
   path: '/api/payments/stripe',
@@ -56,9 +20,32 @@ export const STRIPE_WEBHOOK_ROUTE: WebhookRoute = {
     description:
       "Stripe signs each event with the endpoint's secret (STRIPE_WEBHOOK_SECRET); verified by the Stripe SDK over the raw body.",
   },
-  headers: stripeSignatureHeadersSchema,
-  body: stripeEventSchema,
-  answer: stripeWebhookAnswerSchema,
+  headers: z.object({
+    // No bounds of its own: the SDK judges it whole (INVALID_SIGNATURE).
+    'Stripe-Signature': z.string().meta({
+      description:
+        '`t=<unix seconds>,v1=<hex HMAC-SHA256(STRIPE_WEBHOOK_SECRET, t + "." + raw body)>` as Stripe sends it, verified by the Stripe ' +
+        "SDK's constructEvent over the raw body. Missing, not matching, or with t more than 5 minutes off: 400 INVALID_SIGNATURE.",
+      examples: [`t=1700000000,v1=${'5f'.repeat(32)}`],
+    }),
+  }),
+  // Only id and type are read; the rest is Stripe's (its signature covers the raw body: no unknown field is refused).
+  body: z.looseObject({
+    id: stripeName.meta({ examples: ['evt_1PgafyB7WZ01zgkW'] }),
+    type: stripeName.meta({ examples: ['payment_intent.succeeded'] }),
+  }),
+  answer: z
+    .object({
+      received: z.literal(true),
+      type: z.string().meta({ description: "The Stripe event's type." }),
+      outcome: z.enum(STRIPE_WEBHOOK_OUTCOMES).meta({
+        description:
+          "A payment: the order's verdict, as the generic webhook answers it. `RECORDED`: a failed payment attempt or a refund's " +
+          'progress was recorded (or was already). `IGNORED`: an event the order does not use, or for no order of this service.',
+      }),
+      refundReason: z.enum(REFUND_REASONS).optional(),
+    })
+    .meta({ id: 'StripeWebhookAnswer' }),
   answers: {
     200: 'The verdict on a payment, or RECORDED / IGNORED',
     202: 'RECEIVED: recorded before its order row; decided as the row is written',

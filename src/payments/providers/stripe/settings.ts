@@ -4,20 +4,7 @@ import { ConfigError, durationString } from '../../../config/index.js';
 import { durationToMs } from '../../../model/order-workflow.js';
 import type { ProviderVariable, SettingsContext } from '../definition.js';
 
-/** The Stripe adapter's settings (./api.ts, ./intake.ts). */
-export interface StripeSettings {
-  secretKey: string;
-  webhookSecret: string;
-  /** The Stripe double's (or stripe-mock's) URL in tests; null: Stripe's API. */
-  apiUrl: string | null;
-  currency: string;
-  /** The tag every intent this deployment opens carries (STRIPE_DEPLOYMENT_TAG). */
-  deploymentTag: string;
-  paymentMethodTypes: string[];
-  processingAlertMs: number;
-  requestsPerSecond: number;
-  catchUpIntervalMs: number;
-}
+export type StripeSettings = NonNullable<ReturnType<typeof stripeSettings>>;
 
 const DEV_DEPLOYMENT_TAG = 'flash-checkout-dev';
 
@@ -90,10 +77,7 @@ type Values = {
 };
 
 /** Stripe's settings when its keys are set (both or neither); PAYMENT_PROVIDER=stripe needs them. */
-export function stripeSettings(
-  parsed: Readonly<Record<string, unknown>>,
-  context: SettingsContext,
-): StripeSettings | null {
+export function stripeSettings(parsed: Readonly<Record<string, unknown>>, context: SettingsContext) {
   const e = parsed as Values;
   if (Boolean(e.STRIPE_SECRET_KEY) !== Boolean(e.STRIPE_WEBHOOK_SECRET))
     throw new ConfigError('STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET go together: set both (Stripe) or neither');
@@ -109,6 +93,7 @@ export function stripeSettings(
   return {
     secretKey: e.STRIPE_SECRET_KEY,
     webhookSecret: e.STRIPE_WEBHOOK_SECRET,
+    // The Stripe double's (or stripe-mock's) URL in tests; null: Stripe's API.
     apiUrl: e.STRIPE_API_URL?.replace(/\/+$/, '') ?? null,
     currency: e.STRIPE_CURRENCY,
     deploymentTag: e.STRIPE_DEPLOYMENT_TAG,
