@@ -50,6 +50,7 @@ import type { ManagedProcess } from '../stack/process.js';
 import { parseBenchArgs, type BenchRun, type Variant } from './args.js';
 import { cpuAffinity, pinGroup, pinProcess, planCpuLayouts, reniceGroup, type LayoutCpus } from './cpu-layout.js';
 import { watchPersisted } from './drain.js';
+import { requestsPerPayment, scrapeTemporalRequests } from './temporal-requests.js';
 import { burst, summarise, type VariantResult } from './load.js';
 import { startBeforeVariant, startStripeProvider, startVariant, type StripeProvider } from './processes.js';
 import { prepareBefore } from './before.js';
@@ -220,6 +221,8 @@ async function main(): Promise<void> {
         });
         // MySQL is watched from the first request on, so the drain is timed while the burst still runs.
         const watch = variant === 'ceiling' ? undefined : watchPersisted(stores, sku);
+        const temporalMetrics = stack?.temporalMetricsUrl;
+        const temporalBefore = await scrapeTemporalRequests(temporalMetrics, config.temporal.namespace);
         const cpuBefore = cpuSnapshot(measured);
         const shot = await burst(servers.url, sku, tokens, settings.requests, settings.connections, true, say, wait);
         const cpuAtBurstEnd = cpuSnapshot(measured);
@@ -232,13 +235,22 @@ async function main(): Promise<void> {
           result.drain = await watch.until(expected, shot.firstWinAt, shot.lastWinAt);
         }
         result.cpuSeconds = cpuSince(cpuBefore, cpuSnapshot(measured));
+        const temporalAfter = await scrapeTemporalRequests(temporalMetrics, config.temporal.namespace);
+        if (temporalBefore && temporalAfter && shot.accepted.length > 0)
+          result.temporalRequestsPerOrder = requestsPerPayment(temporalBefore, temporalAfter, shot.accepted.length);
         result.burstCpuSeconds = cpuSince(cpuBefore, cpuAtBurstEnd);
         // Read while every process still runs, after the burst: threads started during it count too.
         if (cpus) result.cpuAffinity = affinitySnapshot(servers.processes);
         say(
           `CPU seconds, burst and drain: ${Object.entries(result.cpuSeconds)
             .map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`)
-            .join(', ')}`,
+            .join(', ')}${
+            result.temporalRequestsPerOrder
+              ? `; Temporal requests per won order ${Object.entries(result.temporalRequestsPerOrder)
+                  .map(([operation, count]) => `${operation} ${count}`)
+                  .join(', ')}`
+              : ''
+          }`,
         );
         if (watch) {
           let workflowCount: number | undefined;

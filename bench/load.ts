@@ -55,6 +55,8 @@ export interface VariantResult {
   burstCpuSeconds?: Record<string, number>;
   /** The CPUs each of those processes was allowed to run on, read after the burst (bench/cpu-layout.ts cpuAffinity). */
   cpuAffinity?: Record<string, string>;
+  /** Ours (and before): Temporal's frontend requests per won order over the burst and the drain, by operation. */
+  temporalRequestsPerOrder?: Record<string, number>;
   /** Ours (and before): reservation to workflow start, from Temporal's visibility (bench/visibility.ts). */
   workflowStart?: { p50Ms: number; p99Ms: number; count: number };
   /** Ours (and before): the winners paying within the spread (bench/payments.ts). */

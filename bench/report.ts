@@ -180,6 +180,7 @@ function layoutSection({ layout, cpus: layoutCpus, results, workflowStart }: Lay
           ...(r.workflowStart
             ? { workflowStart: { p50Ms: round(r.workflowStart.p50Ms), p99Ms: round(r.workflowStart.p99Ms) } }
             : {}),
+          ...(r.temporalRequestsPerOrder ? { temporalRequestsPerOrder: r.temporalRequestsPerOrder } : {}),
           ...(r.cpuAffinity ? { cpuAffinity: r.cpuAffinity } : {}),
           ...(r.payments ? { payments: r.payments } : {}),
         },
@@ -341,6 +342,15 @@ function cpuLines(section: LayoutSection): string[] {
   });
   if (rows.length === 0) return [];
   const r = section.ratios;
+  const requests = Object.entries(section.variants).flatMap(([name, v]) =>
+    v.temporalRequestsPerOrder
+      ? [
+          `- ${name}: ${Object.entries(v.temporalRequestsPerOrder)
+            .map(([operation, count]) => `${operation} ${count}`)
+            .join(', ')}`,
+        ]
+      : [],
+  );
   return [
     '',
     '| variant | answering process, CPU µs per request (burst) | Redis, CPU µs per request | behind the front door, CPU ms per won order | workflow start after reservation p50 / p99 ms |',
@@ -349,6 +359,9 @@ function cpuLines(section: LayoutSection): string[] {
     '',
     `CPU per answered request, ours/queue: ${fmt(r.apiCpuOursOverQueue ?? null, 2)}.` +
       (r.oursVsBefore !== undefined ? ` Throughput ours/before: ${fmt(r.oursVsBefore, 2)}.` : ''),
+    ...(requests.length > 0
+      ? ['', "Temporal's frontend requests per won order, burst and drain (its `service_requests`):", ...requests]
+      : []),
   ];
 }
 
