@@ -22,6 +22,7 @@ import { openStores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { temporalConnectionSettings } from '../src/infra/temporal-connection.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
+import { deleteWorkerVersion } from '../toolkit/worker-versions.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { providerTaskQueue } from '../src/model/order-workflow.js';
 import { SalesService } from '../src/sales/sales-service.js';
@@ -58,11 +59,8 @@ const versioning = config.temporal.versioning;
 if (!versioning) usage('WORKER_VERSIONING=false: the workers are unversioned, there is nothing to roll out');
 const deploymentName = versioning!.deploymentName;
 const connection = await Connection.connect(temporalConnectionSettings(config));
-const deployments = new WorkerDeployments(
-  connection,
-  config.temporal.namespace,
-  `rollout-${process.env.USER ?? 'operator'}`,
-);
+const identity = `rollout-${process.env.USER ?? 'operator'}`;
+const deployments = new WorkerDeployments(connection, config.temporal.namespace, identity);
 let exitCode = 0;
 try {
   if (command === 'status') {
@@ -128,7 +126,10 @@ try {
       if (version.status !== 'DRAINED' && version.status !== 'INACTIVE') continue;
       if (version.openOrders > 0 || version.buildId === status.currentBuildId) continue;
       try {
-        await deployments.deleteVersion({ deploymentName, buildId: version.buildId });
+        await deleteWorkerVersion(connection, config.temporal.namespace, identity, {
+          deploymentName,
+          buildId: version.buildId,
+        });
         say(`deleted ${version.buildId} (${version.status})`);
       } catch (err) {
         // The server refuses while the version's workers still poll: stop them first.

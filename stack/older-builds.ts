@@ -10,6 +10,7 @@ import { Connection } from '@temporalio/client';
 import type { AppConfig } from '../src/config/index.js';
 import { temporalConnectionSettings } from '../src/infra/temporal-connection.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
+import { deleteWorkerVersion } from '../toolkit/worker-versions.js';
 import type { ManagedProcess } from './process.js';
 
 export interface OlderBuilds {
@@ -73,7 +74,10 @@ export async function drainOlderBuilds(options: {
           say(`build ${version.buildId}: drained; its drain worker stopped`);
         }
         // Refused while the server still counts its pollers (a few minutes after they stopped): tried again later.
-        await deployments.deleteVersion({ deploymentName: versioning.deploymentName, buildId: version.buildId }).then(
+        await deleteWorkerVersion(connection, config.temporal.namespace, 'npm-start', {
+          deploymentName: versioning.deploymentName,
+          buildId: version.buildId,
+        }).then(
           () => say(`build ${version.buildId}: drained version deleted`),
           () => undefined,
         );

@@ -12,7 +12,6 @@ import {
   receivedInTime,
   refundReasonFor,
   STORED_ORDER_STATUSES,
-  verdictOf,
   type PayableOrder,
   type PaymentVerdict,
   type RefundReason,
@@ -60,20 +59,12 @@ describe('judgePayment', () => {
   });
 });
 
-describe('refundReasonFor and verdictOf', () => {
+describe('refundReasonFor', () => {
   it('names why a closed order takes no payment', () => {
     expect(refundReasonFor('PAID')).toBe('ALREADY_PAID');
     expect(refundReasonFor('FAILED')).toBe('ORDER_FAILED');
     expect(refundReasonFor('CANCELLED')).toBe('ORDER_NOT_AWAITING_PAYMENT');
     expect(refundReasonFor(undefined)).toBe('ORDER_NOT_AWAITING_PAYMENT');
-  });
-
-  it('answers a recorded verdict without its event fields', () => {
-    expect(verdictOf({ outcome: 'APPLIED' })).toEqual({ outcome: 'APPLIED' });
-    expect(verdictOf({ outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' })).toEqual({
-      outcome: 'REFUND_REQUIRED',
-      refundReason: 'ALREADY_PAID',
-    });
   });
 });
 

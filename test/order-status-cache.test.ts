@@ -5,8 +5,10 @@
  * stay few however many shoppers wait (the sale's payment phase, docs/performance.md).
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { FoundOrder, OrderLookup } from '../src/order/lookup.js';
-import type { OrderStatus } from '../src/model/order-workflow.js';
+import { OrderLookup, type FoundOrder, type OrderLookupDeps } from '../src/order/lookup.js';
+import type { OrderState, OrderStatus } from '../src/model/order-workflow.js';
+import { Deadline, DependencyGuard } from '../src/infra/dependency-guard.js';
+import { isMysqlFailure } from '../src/db/rows.js';
 import { findOwnOrder, OrderStatusReader } from '../src/order/status-reads.js';
 
 const ORDER_NO = '01M87W0000000000000000TEST';
@@ -238,5 +240,68 @@ describe('OrderStatusReader: long-polls and reads stay few however many wait', (
     status = 'PAID';
     await vi.advanceTimersByTimeAsync(1_000);
     expect((await waiting).order?.view.status).toBe('PAID');
+  });
+});
+
+describe("OrderLookup: the order's workflow answers only while MySQL is out of reach", () => {
+  const state: OrderState = {
+    orderNo: ORDER_NO,
+    sku: 'SKU-1',
+    userId: 'shopper',
+    quantity: 1,
+    totalCents: 100,
+    status: 'AWAITING_PAYMENT',
+    createdAt: '2026-11-28T10:00:00.000Z',
+    paymentDeadline: '2026-11-28T10:30:00.000Z',
+  };
+  /** A lookup over a row that MySQL answers (`row`) or never does (`hung`), and a workflow that answers or not. */
+  function lookupWith(mysql: 'answers' | 'hung', workflow: 'answers' | 'away') {
+    let queried = 0;
+    const row = { ...state, status: 'PAID', paidAt: new Date(), paymentDeadline: new Date(), createdAt: new Date() };
+    const getOrder = () => (mysql === 'answers' ? Promise.resolve(row) : new Promise<never>(() => {}));
+    const lookup = new OrderLookup({
+      stores: { orders: { getOrder }, payments: {} } as unknown as OrderLookupDeps['stores'],
+      mysql: DependencyGuard.neverOpen('mysql', isMysqlFailure),
+      inventory: null,
+      promiseReadMs: 0,
+      secrets: { seal: (text) => text, open: (text) => text },
+      workflows: {
+        queryStatus: async () => {
+          queried++;
+          if (workflow === 'away') throw new Error('no worker answered the query');
+          return state;
+        },
+      },
+    });
+    return { lookup, queried: () => queried };
+  }
+
+  it('MySQL answering: the row, and the workflow is not asked', async () => {
+    const { lookup, queried } = lookupWith('answers', 'answers');
+    expect(await lookup.find(ORDER_NO, Deadline.in(500))).toMatchObject({
+      source: 'database',
+      view: { status: 'PAID' },
+    });
+    expect(queried()).toBe(0);
+  });
+
+  it('MySQL out of reach: the workflow answers in the same words, and the status reader does not keep it', async () => {
+    const { lookup, queried } = lookupWith('hung', 'answers');
+    const found = await lookup.find(ORDER_NO, Deadline.in(300));
+    expect(found).toMatchObject({ source: 'workflow', userId: 'shopper', view: { status: 'AWAITING_PAYMENT' } });
+    const reader = new OrderStatusReader(lookup, {
+      cacheMs: 1_000,
+      maxEntries: 100,
+      maxWaiters: 10,
+      readTimeoutMs: 300,
+    });
+    await reader.read(ORDER_NO);
+    await reader.read(ORDER_NO);
+    expect(queried()).toBe(3);
+  });
+
+  it('MySQL and the workflow both away: 503 (MySQL unavailable), never a guess', async () => {
+    const { lookup } = lookupWith('hung', 'away');
+    await expect(lookup.find(ORDER_NO, Deadline.in(300))).rejects.toMatchObject({ dependency: 'mysql' });
   });
 });

@@ -105,6 +105,7 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
       inventory,
       promiseReadMs: Math.min(Math.floor(readMs / 4), 2 * redisMs),
       secrets: payloadCodecOf(config),
+      workflows: orders,
     });
   const statusReader = OrderStatusReader.fromConfig(lookup, config, metrics, new OrderChangeNotifier(redis));
   const changed = (orderNo: string) => statusReader.changed(orderNo);

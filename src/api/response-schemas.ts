@@ -227,10 +227,10 @@ export const orderSchema = named('Order', {
 /** GET /api/orders/{orderNo}: the order, and where the answer came from. */
 export const orderReadSchema = orderSchema
   .extend({
-    source: z.enum(['database', 'stores']).meta({
+    source: z.enum(['database', 'stores', 'workflow']).meta({
       description:
-        "`database`: the order's MySQL row, which decides how it ends (every persisted order). `stores`: no row yet; " +
-        "its reservation's promise in Redis (PENDING). A read never asks the order's workflow.",
+        "`database`: the order's MySQL row, which decides how it ends. `stores`: no row yet, its promise in Redis " +
+        "(PENDING). `workflow`: MySQL out of reach, the order's workflow answered (it may lag its row by a step).",
     }),
   })
   .meta({ id: 'OrderRead' });

@@ -174,15 +174,6 @@ export class WorkerDeployments {
     }
   }
 
-  /** For a drained version with no pollers left: a deployment keeps at most 100 versions. */
-  async deleteVersion(version: WorkerVersion): Promise<void> {
-    await this.service.deleteWorkerDeploymentVersion({
-      namespace: this.namespace,
-      deploymentVersion: version,
-      identity: this.identity,
-    });
-  }
-
   /** The open orders that keep `version` draining. */
   async openOrderIds(version: WorkerVersion, orderTaskQueue: string, limit: number): Promise<string[]> {
     const { executions } = await this.service.listWorkflowExecutions({

@@ -196,13 +196,6 @@ export interface PaymentArrival {
   receivedAt: string;
 }
 
-/** The verdict of a recorded payment without its event fields. */
-export function verdictOf(record: PaymentVerdict): PaymentVerdict {
-  return record.refundReason
-    ? { outcome: record.outcome, refundReason: record.refundReason }
-    : { outcome: record.outcome };
-}
-
 /** What a payment is judged against. */
 export interface PayableOrder {
   totalCents: number;

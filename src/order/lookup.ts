@@ -1,4 +1,4 @@
-/** The one read of an order (docs/architecture.md): its promise, then its row; never its workflow (a busy Temporal). */
+/** The one read of an order (docs/architecture.md): its promise, then its row; its workflow only while MySQL is out. */
 import type { OrderRow } from '../db/rows.js';
 import type { OrderStore } from '../db/orders.js';
 import { clientSecretContext, type PaymentStore } from '../db/payments.js';
@@ -19,8 +19,8 @@ import {
   type PaymentIntentHandle,
 } from '../model/order-workflow.js';
 
-/** `database`: its MySQL row (every persisted order). `stores`: no row yet, its reservation's promise in Redis. */
-export type OrderSource = 'database' | 'stores';
+/** `database`: its row. `stores`: no row yet, its promise in Redis. `workflow`: MySQL away, its status query. */
+export type OrderSource = 'database' | 'stores' | 'workflow';
 
 export interface FoundOrder {
   view: OrderView;
@@ -46,6 +46,7 @@ export interface OrderLookupDeps {
   promiseReadMs: number;
   /** Opens an intent's client secret, kept sealed in MySQL (the payload codec's keys). */
   secrets: TextSealer;
+  workflows?: { queryStatus: (orderNo: string, deadline: Deadline) => Promise<OrderState> };
 }
 
 export class OrderLookup {
@@ -53,11 +54,19 @@ export class OrderLookup {
 
   constructor(private readonly deps: OrderLookupDeps) {}
 
-  /** PENDING while unclaimed (Redis spares MySQL a burst's polls), else its row, else its promise; MySQL away: 503. */
+  /** PENDING while unclaimed (Redis spares MySQL a burst's polls), else its row, else its promise. */
   async find(orderNo: string, deadline = Deadline.in(10_000)): Promise<FoundOrder | null> {
     const unclaimed = await this.unclaimedPromise(orderNo, deadline.capped(this.deps.promiseReadMs || undefined));
     if (unclaimed) return unclaimed;
-    return (await this.fromDatabase(orderNo, deadline)) ?? (await this.fromPromise(orderNo, deadline));
+    try {
+      return (await this.fromDatabase(orderNo, deadline)) ?? (await this.fromPromise(orderNo, deadline));
+    } catch (err) {
+      // MySQL away: its workflow answers in the same words (it cannot close meanwhile), else 503.
+      const away = err instanceof DependencyUnavailableError && err.dependency === 'mysql';
+      const state = away ? await this.deps.workflows?.queryStatus(orderNo, deadline).catch(() => null) : null;
+      if (!state) throw err;
+      return { view: viewOfState(state), userId: state.userId, source: 'workflow' };
+    }
   }
 
   /** The intent the order opened and can still be paid through, its client secret from MySQL (never Temporal's). */

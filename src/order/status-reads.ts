@@ -128,7 +128,7 @@ export class OrderStatusReader {
 
   /** Final: for good; else (not PENDING) for the TTL, not while an announced change is due, never past its deadline. */
   private remember(orderNo: string, found: FoundOrder | null, startedAt: number, notified: boolean): void {
-    if (!found || !this.cache) return;
+    if (!found || !this.cache || found.source === 'workflow') return; // the row is ahead of it
     const status = found.view.status;
     if (status === 'PENDING') return;
     if (isFinal(status)) {

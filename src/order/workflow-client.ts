@@ -1,4 +1,4 @@
-/** The only caller of an order's workflow (paced starts, payment Signal, cancel Update; reads go to the row). */
+/** The only caller of an order's workflow (paced starts, payment Signal, cancel Update, status query). */
 import {
   QueryRejectedError,
   ServiceError,
@@ -26,6 +26,7 @@ import {
   orderWorkflowId,
   paymentAppliedSignal,
   REFUND_WORKFLOW_TYPE,
+  statusQuery,
   refundWorkflowId,
   type OrderInput,
   type OrderState,
@@ -262,6 +263,11 @@ export class OrderWorkflowClient {
         return { outcome: 'REFUSED' };
       throw err;
     }
+  }
+
+  /** Its status query (the Web UI's answer, which may lag its row a step). */
+  queryStatus(orderNo: string, deadline: Deadline): Promise<OrderState> {
+    return this.on('workflows', deadline, () => this.handle(orderNo).query(statusQuery));
   }
 
   async workflowState(orderNo: string, deadline = defaultDeadline()): Promise<'RUNNING' | 'CLOSED' | 'NOT_FOUND'> {

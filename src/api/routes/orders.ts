@@ -131,9 +131,9 @@ export function orderRoutes(deps: {
     summary: "The shopper's order",
     description:
       "The order's MySQL row once it has one (the row decides how every order ends), before that its reservation's " +
-      'promise (PENDING, `source: stores`); a read never waits on Temporal. An answer that may still change is kept ' +
-      'up to STATUS_CACHE_MS (STATUS_CACHE_NOTIFIED_MS while change notifications are live, never past an ' +
-      'AWAITING_PAYMENT paymentDeadline); a payment or cancel delivered through the same API process shows at once. ' +
+      'promise (PENDING, `source: stores`); with MySQL away, its workflow (`source: workflow`). An answer that may ' +
+      'still change is kept up to STATUS_CACHE_MS (STATUS_CACHE_NOTIFIED_MS while change notifications are live, never ' +
+      'past an AWAITING_PAYMENT paymentDeadline); a payment or cancel delivered through the same API process shows at once. ' +
       'Long-poll: with `waitForChange=<STATUS>` it answers as soon as the status differs from that one (at once if it already does), ' +
       'else after `timeoutSeconds` with the order as it is; `Order-Status-Changed` says which.',
     tag: 'orders',
