@@ -300,7 +300,7 @@ describe("OrderLookup: the order's workflow answers only while MySQL is out of r
     expect(queried()).toBe(3);
   });
 
-  it('MySQL and the workflow both away: 503 (MySQL unavailable), never a guess', async () => {
+  it('MySQL and the workflow both away, and no promise in Redis: 503 (MySQL unavailable)', async () => {
     const { lookup } = lookupWith('hung', 'away');
     await expect(lookup.find(ORDER_NO, Deadline.in(300))).rejects.toMatchObject({ dependency: 'mysql' });
   });

@@ -54,18 +54,19 @@ export class OrderLookup {
 
   constructor(private readonly deps: OrderLookupDeps) {}
 
-  /** PENDING while unclaimed (Redis spares MySQL a burst's polls), else its row, else its promise. */
+  /** PENDING while unclaimed (Redis spares MySQL a burst's polls), else its row, else its promise; MySQL out: below. */
   async find(orderNo: string, deadline = Deadline.in(10_000)): Promise<FoundOrder | null> {
     const unclaimed = await this.unclaimedPromise(orderNo, deadline.capped(this.deps.promiseReadMs || undefined));
     if (unclaimed) return unclaimed;
     try {
       return (await this.fromDatabase(orderNo, deadline)) ?? (await this.fromPromise(orderNo, deadline));
     } catch (err) {
-      // MySQL away: its workflow answers in the same words (it cannot close meanwhile), else 503.
-      const away = err instanceof DependencyUnavailableError && err.dependency === 'mysql';
-      const state = away ? await this.deps.workflows?.queryStatus(orderNo, deadline).catch(() => null) : null;
-      if (!state) throw err;
-      return { view: viewOfState(state), userId: state.userId, source: 'workflow' };
+      // MySQL away: its workflow in the same words (it cannot close meanwhile), in half the time left; else its promise
+      if (!(err instanceof DependencyUnavailableError && err.dependency === 'mysql')) throw err;
+      const asked = this.deps.workflows?.queryStatus(orderNo, deadline.capped(deadline.remainingMs() / 2));
+      const state = await asked?.catch(() => null);
+      if (state) return { view: viewOfState(state), userId: state.userId, source: 'workflow' };
+      return (await this.fromPromise(orderNo, deadline).catch(() => null)) ?? Promise.reject(err);
     }
   }
 

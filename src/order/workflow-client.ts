@@ -266,9 +266,8 @@ export class OrderWorkflowClient {
   }
 
   /** Its status query (the Web UI's answer, which may lag its row a step). */
-  queryStatus(orderNo: string, deadline: Deadline): Promise<OrderState> {
-    return this.on('workflows', deadline, () => this.handle(orderNo).query(statusQuery));
-  }
+  readonly queryStatus = (orderNo: string, deadline: Deadline): Promise<OrderState> =>
+    this.on('workflows', deadline, () => this.handle(orderNo).query(statusQuery));
 
   async workflowState(orderNo: string, deadline = defaultDeadline()): Promise<'RUNNING' | 'CLOSED' | 'NOT_FOUND'> {
     try {
