@@ -25,7 +25,6 @@ import { withMethods } from './helpers/faults.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { startHoldingProxy } from './helpers/tcp-proxy.js';
 import { PromiseQueue } from '../src/inventory/promise-queue.js';
-import { startTestWorker } from './helpers/worker.js';
 
 let redis: RedisClient;
 let pool: Pool;
@@ -54,7 +53,8 @@ afterAll(async () => {
 });
 
 /** A pipeline of its own: its task queue names its active sales and its wake channel. */
-function pipeline(taskQueue = `starter-${randomUUID()}`) {
+function pipeline() {
+  const taskQueue = `starter-${randomUUID()}`;
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
   const inventory = new RedisInventory(redis, taskQueue);
   const promises = new PromiseQueue(redis);
@@ -213,56 +213,6 @@ describe('the owner of starts', () => {
       proxy.release();
       await slow.close();
       await proxy.close();
-    }
-  });
-});
-
-describe('eager starts under Worker Versioning', () => {
-  /** Whether Temporal handed the order's first workflow task back with its start, as its history records it. */
-  const startedEagerly = async (orderNo: string) => {
-    const [started] = (await temporal.workflow.getHandle(orderWorkflowId(orderNo)).fetchHistory()).events ?? [];
-    return started?.workflowExecutionStartedEventAttributes?.eagerExecutionAccepted === true;
-  };
-
-  it("the current version's owner takes each order's first task with its start; an owner whose version is not current starts through the task queue", async () => {
-    const taskQueue = `starter-eager-${randomUUID()}`;
-    const { promise } = pipeline(taskQueue);
-    const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
-    const versioning = config.temporal.versioning;
-    if (!versioning) throw new Error('the test stack runs versioned workers');
-    const shared = await NativeConnection.connect({ address: config.temporal.address });
-    // A production worker and its owner of starts, its version made current once it polls, as the worker process does.
-    const worker = await startTestWorker({ config, stores, redis, connection: shared });
-    try {
-      const sale = await putOnSale(stores, redis, { stock: 50 });
-      // The owner reads the routing with the backlog: its first starts may precede its first read.
-      let shopper = 0;
-      await waitFor(
-        async () => {
-          const orderNo = await promise(sale.sku, `eager-current-${shopper++}`);
-          await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started`, timeoutMs: 20_000 });
-          return startedEagerly(orderNo);
-        },
-        { what: 'an order started eagerly by the current version', timeoutMs: 30_000 },
-      );
-
-      // The same worker's connection, an owner naming a version that is not current: its starts pin nothing here.
-      await worker.starter?.stop();
-      const stale = startPromiseStarter({
-        config,
-        connection: shared,
-        stores,
-        redis,
-        logger: createLogger({ logLevel: 'silent' }, 'starter-test'),
-        version: { deploymentName: versioning.deploymentName, buildId: 'not-current' },
-      });
-      running.push(stale);
-      const routed = await promise(sale.sku, 'eager-not-current');
-      await waitFor(() => workflowExists(routed), { what: `${routed} started`, timeoutMs: 20_000 });
-      expect(await startedEagerly(routed)).toBe(false);
-    } finally {
-      await worker.close();
-      await shared.close();
     }
   });
 });

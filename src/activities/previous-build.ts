@@ -49,3 +49,5 @@ export function previousBuildActivities(deps: {
     },
   };
 }
+
+export type PreviousBuildActivities = ReturnType<typeof previousBuildActivities>;

@@ -24,7 +24,7 @@ import { PromiseStarter, type PromiseStarterObserver } from '../order/starter.js
 import { StartPacing } from '../order/start-pacing.js';
 import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
 import { deploymentOptions, workerVersionOf } from './versioning.js';
-import { WorkerDeployments, type WorkerVersion } from '../infra/worker-deployments.js';
+import type { WorkerVersion } from '../infra/worker-deployments.js';
 import {
   activityMetricsInterceptor,
   counter,
@@ -336,13 +336,9 @@ export function startPromiseStarter(options: {
   stores: Pick<Stores, 'orders'>;
   redis: RedisClient;
   logger: Logger;
-  version?: WorkerVersion | null;
 }) {
-  const { config, connection, stores, redis, logger, version } = options;
+  const { config, connection, stores, redis, logger } = options;
   const { namespace, taskQueue } = config.temporal;
-  // Eager pins an order here: under versioning only while this version is current, unramped (read with the backlog).
-  let eager = !config.temporal.versioning;
-  const deployments = version ? new WorkerDeployments(connection, namespace, `starter-${process.pid}`) : null;
   const inventory = new RedisInventory(redis, taskQueue);
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
   const temporal = new Client({
@@ -359,11 +355,6 @@ export function startPromiseStarter(options: {
       pacing,
       // The age of the oldest workflow task no worker has picked up yet (0: none waiting).
       backlogAgeMs: async () => {
-        if (deployments && version)
-          void connection
-            .withDeadline(Date.now() + 2_000, () => deployments.describeDeployment(version.deploymentName))
-            .then((routing) => (eager = routing?.currentBuildId === version.buildId && !routing.rampingBuildId))
-            .catch(() => (eager = false));
         const { stats } = await connection.withDeadline(Date.now() + 2_000, () =>
           connection.workflowService.describeTaskQueue({
             namespace,
@@ -381,7 +372,8 @@ export function startPromiseStarter(options: {
       logger,
       observer: starterMetrics(Runtime.instance().metricMeter),
     },
-    { eager: () => eager },
+    // Versioned workers start through the task queue: the current version takes each new order (PromiseStarterOptions).
+    { eager: !config.temporal.versioning },
   );
   const subscription = subscribeChannels(redis, { [inventory.wakeChannel]: starter.listener() }, logger);
   starter.start();
