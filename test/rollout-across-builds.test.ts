@@ -129,7 +129,14 @@ async function deployReleaseA(
   mkdirSync(workDir, { recursive: true });
   const servers = await startBeforeVariant(checkoutA, {
     workDir,
-    env: { ...sale.env, LOG_LEVEL: 'info', WORKFLOW_BUNDLE_PATH: buildA.bundlePath, WORKER_PROMOTE: promote },
+    // Named by its bundle's stamp, as B's workers are (7b2150e's own name adds its codec's mode and key ids).
+    env: {
+      ...sale.env,
+      LOG_LEVEL: 'info',
+      WORKFLOW_BUNDLE_PATH: buildA.bundlePath,
+      WORKER_BUILD_ID: buildA.buildId,
+      WORKER_PROMOTE: promote,
+    },
   });
   releasesOfA.push(servers);
   const [worker] = servers.processes;

@@ -10,7 +10,7 @@ import type { RedisClient } from '../infra/redis.js';
 
 /** How a read was answered: the cache, another read's lookup, else the lookup's source (not found: `database`). */
 export type StatusReadSource = 'cache' | 'coalesced' | OrderSource;
-export const STATUS_READ_SOURCES: readonly StatusReadSource[] = ['cache', 'coalesced', 'database', 'stores', 'workflow'];
+export const STATUS_READ_SOURCES = ['cache', 'coalesced', 'database', 'stores', 'workflow'] as const;
 
 export interface StatusReadObserver {
   statusRead(source: StatusReadSource): void;
