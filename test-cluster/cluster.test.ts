@@ -26,6 +26,9 @@ import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { saleKeys } from '../src/inventory/redis-inventory.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { RedisSales } from '../src/inventory/redis-sales.js';
+import { PromiseQueue } from '../src/inventory/promise-queue.js';
+import { newOrderNo } from '../src/order/order-numbers.js';
 import { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -163,6 +166,20 @@ function pay(orderNo: string, amountCents: number, eventId = `evt-${orderNo}`): 
   });
 }
 
+/** The master node serving `sku`'s sale (its hash slot), by the cluster's own view. */
+async function masterOfSale(sku: string) {
+  const slot = Number(await redis.cluster('KEYSLOT', saleKeys(sku).sale));
+  const owner = (await app.stack.redis.clusterNodes()).find(
+    (node) =>
+      node.role === 'master' &&
+      node.slots.some((range) => {
+        const [from, to] = range.split('-').map(Number);
+        return slot >= (from ?? -1) && slot <= (to ?? from ?? -1);
+      }),
+  );
+  return { slot, owner };
+}
+
 const uniqueSku = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
 
 describe.sequential('the app on the cluster layout', () => {
@@ -189,6 +206,43 @@ describe.sequential('the app on the cluster layout', () => {
     });
     // Both APIs answer behind the load balancer.
     for (const url of app.apiUrls) expect((await fetch(`${url}/healthz`)).status).toBe(200);
+  });
+
+  it('the Lua scripts run at once for sales on every master (a script is routed by its keys, not their count)', async () => {
+    // One sale per master, driven in the same tick so that ioredis auto-pipelines the calls: a script routed by
+    // anything but its first key would share a pipeline with another master's sale, which the cluster refuses.
+    const masters = new Map<number, string>();
+    for (let i = 0; masters.size < 3 && i < 1_000; i++) {
+      const sku = uniqueSku(`CL-LUA-${i}`);
+      const { owner } = await masterOfSale(sku);
+      if (owner && !masters.has(owner.port)) masters.set(owner.port, sku);
+    }
+    const skus = [...masters.values()];
+    expect(skus).toHaveLength(3);
+    const pipeline = `lua-routing-${process.pid}`;
+    const sales = new RedisSales(redis, pipeline);
+    const inventory = new RedisInventory(redis, pipeline);
+    const promises = new PromiseQueue(redis);
+    await Promise.all(skus.map((sku) => sales.defineSale({ sku, stock: 2, perUserLimit: 1, priceCents: 100 })));
+    const orderNos = skus.map(() => newOrderNo());
+    const reserved = await Promise.all(
+      skus.map((sku, i) => inventory.reserve({ orderNo: orderNos[i]!, sku, userId: 'lua-router', quantity: 1 })),
+    );
+    expect(reserved.map((r) => r.outcome)).toEqual(['RESERVED', 'RESERVED', 'RESERVED']);
+    const taken = await Promise.all(
+      skus.map((sku) => promises.takeDueStarts(sku, 'lua-router', { leaseMs: 1_000, limit: 1, recheckMs: 1_000 })),
+    );
+    expect(taken.map((t) => t.leased)).toEqual([true, true, true]);
+    expect(await Promise.all(skus.map((sku, i) => inventory.confirm(sku, orderNos[i]!)))).toEqual([
+      'CONFIRMED',
+      'CONFIRMED',
+      'CONFIRMED',
+    ]);
+    expect(await Promise.all(skus.map((sku) => sales.closeSale(sku)))).toEqual([
+      expect.any(Date),
+      expect.any(Date),
+      expect.any(Date),
+    ]);
   });
 
   it('checkout → poll → signed webhook → PAID through the load balancer', async () => {
@@ -340,15 +394,7 @@ describe.sequential('the app on the cluster layout', () => {
   it('a Redis master SIGKILLed mid-burst: its replica takes over, every invariant holds', async () => {
     await burst('redisMasterKill', async (sku) => {
       // The master that serves this burst's sale, so that the failover is in every checkout's path.
-      const slot = Number(await redis.cluster('KEYSLOT', saleKeys(sku).sale));
-      const owner = (await app.stack.redis.clusterNodes()).find(
-        (node) =>
-          node.role === 'master' &&
-          node.slots.some((range) => {
-            const [from, to] = range.split('-').map(Number);
-            return slot >= (from ?? -1) && slot <= (to ?? from ?? -1);
-          }),
-      );
+      const { slot, owner } = await masterOfSale(sku);
       const victim = app.stack.redis.nodes.find((node) => node.port === owner?.port)?.role;
       if (!victim) throw new Error(`no master serves slot ${slot}`);
       const before = (await app.stack.redis.clusterNodes()).filter((n) => n.role === 'master').length;

@@ -190,14 +190,19 @@ export function luaSource(file: string): string {
 /** A script of lua/ run as a command: its keys (hash-tagged to one cluster slot), then its arguments. */
 export type LuaScript = (keys: readonly string[], ...args: Array<string | number>) => Promise<unknown>;
 
-/** Scripts of lua/ as ioredis commands (EVALSHA, else EVAL once per connection), called by name (wrappers see it). */
+/**
+ * Scripts of lua/ as ioredis commands (EVALSHA, else EVAL once per connection), each defined with its key count on its
+ * first call: cluster auto-pipelining routes a command by its first argument, which must be a key, not the count.
+ */
 export function luaScripts<N extends string>(redis: RedisClient, files: Record<N, string>): Record<N, LuaScript> {
-  const commands = redis as unknown as Record<N, (...keysAndArgs: Array<string | number>) => Promise<unknown>>;
+  const commands = redis as unknown as Record<string, ((...keysAndArgs: unknown[]) => Promise<unknown>) | undefined>;
   const scripts = {} as Record<N, LuaScript>;
-  for (const name of Object.keys(files) as N[]) {
-    redis.defineCommand(name, { lua: luaSource(files[name]) });
-    scripts[name] = (keys, ...args) => commands[name](keys.length, ...keys, ...args);
-  }
+  for (const name of Object.keys(files) as N[])
+    scripts[name] = (keys, ...args) => {
+      const command = `${name}With${keys.length}Keys`;
+      if (!commands[command]) redis.defineCommand(command, { numberOfKeys: keys.length, lua: luaSource(files[name]) });
+      return commands[command]!(...keys, ...args);
+    };
   return scripts;
 }
 
