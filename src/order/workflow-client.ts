@@ -113,11 +113,10 @@ export class OrderWorkflowClient {
     }
   }
 
-  /** On `temporal` (the frontend) or `workflows` (an Update needs a worker); the gRPC deadline drops it there too. */
-  private on<T>(guard: keyof OrderWorkflowClientGuards, deadline: Deadline, call: () => Promise<T>): Promise<T> {
-    return this.guards[guard].call(deadline, () =>
-      this.tracked(() => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call)),
-    );
+  /** On `temporal` (the frontend) or `workflows` (an Update needs a worker), `anyway` past an open breaker. */
+  private on<T>(guard: keyof OrderWorkflowClientGuards, deadline: Deadline, call: () => Promise<T>, anyway = false) {
+    const grpc = () => this.temporal.connection.withDeadline(deadline.at + GRPC_DEADLINE_LAG_MS, call);
+    return this.guards[guard].call(deadline, () => this.tracked(grpc), { evenWhenOpen: anyway });
   }
 
   /** A guard that gives up on a call leaves it running to its gRPC deadline: the connection must not close under it. */
@@ -265,9 +264,9 @@ export class OrderWorkflowClient {
     }
   }
 
-  /** Its status query (the Web UI's answer, which may lag its row a step). */
+  /** Its status query (the Web UI's answer, which may lag its row a step), asked even while its breaker is open. */
   readonly queryStatus = (orderNo: string, deadline: Deadline): Promise<OrderState> =>
-    this.on('workflows', deadline, () => this.handle(orderNo).query(statusQuery));
+    this.on('workflows', deadline, () => this.handle(orderNo).query(statusQuery), true);
 
   async workflowState(orderNo: string, deadline = defaultDeadline()): Promise<'RUNNING' | 'CLOSED' | 'NOT_FOUND'> {
     try {
