@@ -187,22 +187,22 @@ export function luaSource(file: string): string {
   return source;
 }
 
-/** A script of lua/ run as a command: its keys (hash-tagged to one cluster slot), then its arguments. */
-export type LuaScript = (keys: readonly string[], ...args: Array<string | number>) => Promise<unknown>;
-
 /**
- * Scripts of lua/ as ioredis commands (EVALSHA, else EVAL once per connection), each defined with its key count on its
- * first call: cluster auto-pipelining routes a command by its first argument, which must be a key, not the count.
+ * Scripts of lua/ as ioredis commands (EVALSHA, else EVAL once per connection), called with the keys (of one slot) its
+ * text names (its highest KEYS[n]) then its arguments: cluster auto-pipelining routes a command by its first key.
  */
-export function luaScripts<N extends string>(redis: RedisClient, files: Record<N, string>): Record<N, LuaScript> {
-  const commands = redis as unknown as Record<string, ((...keysAndArgs: unknown[]) => Promise<unknown>) | undefined>;
-  const scripts = {} as Record<N, LuaScript>;
-  for (const name of Object.keys(files) as N[])
+export function luaScripts<N extends string>(redis: RedisClient, files: Record<N, string>) {
+  const commands = redis as unknown as Record<N, (...keysAndArgs: unknown[]) => Promise<unknown>>;
+  const scripts = {} as Record<N, (keys: readonly string[], ...args: Array<string | number>) => Promise<unknown>>;
+  for (const name of Object.keys(files) as N[]) {
+    const lua = luaSource(files[name]);
+    const numberOfKeys = Math.max(0, ...[...lua.matchAll(/KEYS\[(\d+)\]/g)].map((m) => Number(m[1])));
+    redis.defineCommand(name, { numberOfKeys, lua });
     scripts[name] = (keys, ...args) => {
-      const command = `${name}With${keys.length}Keys`;
-      if (!commands[command]) redis.defineCommand(command, { numberOfKeys: keys.length, lua: luaSource(files[name]) });
-      return commands[command]!(...keys, ...args);
+      if (keys.length !== numberOfKeys) throw new Error(`${files[name]} takes ${numberOfKeys} keys`);
+      return commands[name](...keys, ...args);
     };
+  }
   return scripts;
 }
 
