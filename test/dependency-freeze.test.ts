@@ -337,34 +337,30 @@ describe('a frozen dependency', () => {
         timeoutMs: 15_000,
       },
     );
-    // An order closed before the freeze, read through this API once (so in its cache for good: it is final).
-    const closed = await checkout(sale.sku, 'mysql-closed');
-    const closedNo = closed.body.orderNo as string;
-    await waitFor(async () => (await stores.orders.getOrder(closedNo))?.status === 'AWAITING_PAYMENT', {
-      what: `${closedNo} persisted`,
-      timeoutMs: 15_000,
-    });
-    // Retried while a breaker the previous freeze opened is still closing.
-    await waitFor(
-      async () =>
-        (
-          await httpRequest(api.url, 'POST', `/api/orders/${closedNo}/cancel`, {
-            token: await auth.issue('mysql-closed'),
-          })
-        ).status === 202,
-      {
-        what: `${closedNo}'s cancel accepted`,
+    // Orders closed before the freeze: one read through this API once (so in its cache for good: it is final), one not.
+    const cancelled = async (user: string): Promise<string> => {
+      const closed = await checkout(sale.sku, user);
+      const closedNo = closed.body.orderNo as string;
+      await waitFor(async () => (await stores.orders.getOrder(closedNo))?.status === 'AWAITING_PAYMENT', {
+        what: `${closedNo} persisted`,
         timeoutMs: 15_000,
-        intervalMs: 200,
-      },
-    );
-    await waitFor(
-      async () => (await temporal.workflow.getHandle(orderWorkflowId(closedNo)).describe()).status.name === 'COMPLETED',
-      {
-        what: `${closedNo}'s workflow closed`,
-        timeoutMs: 15_000,
-      },
-    );
+      });
+      // Retried while a breaker the previous freeze opened is still closing.
+      await waitFor(
+        async () =>
+          (await httpRequest(api.url, 'POST', `/api/orders/${closedNo}/cancel`, { token: await auth.issue(user) }))
+            .status === 202,
+        { what: `${closedNo}'s cancel accepted`, timeoutMs: 15_000, intervalMs: 200 },
+      );
+      await waitFor(
+        async () =>
+          (await temporal.workflow.getHandle(orderWorkflowId(closedNo)).describe()).status.name === 'COMPLETED',
+        { what: `${closedNo}'s workflow closed`, timeoutMs: 15_000 },
+      );
+      return closedNo;
+    };
+    const closedNo = await cancelled('mysql-closed');
+    const closedUnreadNo = await cancelled('mysql-closed-unread');
     expect((await readOrder(closedNo, 'mysql-closed')).body).toMatchObject({ status: 'CANCELLED' });
 
     const thaw = freeze('mysql');
@@ -378,6 +374,14 @@ describe('a frozen dependency', () => {
       const read = await readOrder(closedNo, 'mysql-closed');
       expect(read.status, JSON.stringify(read.body)).toBe(200);
       expect(read.body).toMatchObject({ orderNo: closedNo, status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
+      // A closed run answers its query too (replayed on the worker), with the verdict it carried out.
+      const closedUnread = await readOrder(closedUnreadNo, 'mysql-closed-unread');
+      expect(closedUnread.status, JSON.stringify(closedUnread.body)).toBe(200);
+      expect(closedUnread.body).toMatchObject({
+        status: 'CANCELLED',
+        cancelReason: 'USER_CANCELLED',
+        source: 'workflow',
+      });
       const unread = await readOrder(placed.body.orderNo as string, 'mysql-placed');
       expect(unread.status, JSON.stringify(unread.body)).toBe(200);
       expect(unread.body).toMatchObject({ status: 'AWAITING_PAYMENT', source: 'workflow' });

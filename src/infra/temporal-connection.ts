@@ -38,11 +38,10 @@ export function temporalConnectionSettings(config: Pick<AppConfig, 'temporal'>):
 /** A Temporal client for the API and tools. */
 export async function createTemporalClient(config: Pick<AppConfig, 'temporal' | 'payloadCodec'>): Promise<Client> {
   const connection = await Connection.connect({ ...temporalConnectionSettings(config), connectTimeout: '5s' });
-  // Closed workflows reject queries: the API reads finished orders from MySQL, not a replay.
+  // A closed run answers its status query by a replay on a worker: asked only while MySQL is away (OrderLookup).
   return new Client({
     connection,
     namespace: config.temporal.namespace,
-    workflow: { queryRejectCondition: 'NOT_OPEN' },
     interceptors: temporalClientInterceptors(),
     dataConverter: temporalDataConverter(config),
   });
