@@ -42,6 +42,21 @@ describe('NODE_ENV=production', () => {
     for (const name of ['WEBHOOK_SECRET', 'ADMIN_TOKEN', 'AUTH_DEV_LOGIN']) expect(message).not.toContain(`${name}:`);
   });
 
+  it('a mistyped PAYLOAD_CODEC_KEYS entry is refused without printing the key in it', () => {
+    const key = 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=';
+    const short = 'MDEyMzQ1Njc4OWFiY2RlZg==';
+    for (const [keys, named] of [
+      [key, 'entry 1'],
+      [`k1:${key}`, 'entry 1'],
+      [`ok=${key},${short}`, 'entry 2'],
+      [`k2=${short}`, 'key "k2"'],
+    ] as const) {
+      const message = refusal({ NODE_ENV: 'production', ...OWN_SECRETS, PAYLOAD_CODEC_KEYS: keys });
+      expect(message, keys).toContain(`PAYLOAD_CODEC_KEYS: ${named}`);
+      for (const secret of [key, short]) expect(message, keys).not.toContain(secret.slice(0, 12));
+    }
+  });
+
   it('refuses AUTH_DEV_LOGIN=true (or 1) even with secrets of its own', () => {
     for (const value of ['true', '1'])
       expect(refusal({ NODE_ENV: 'production', ...OWN_SECRETS, AUTH_DEV_LOGIN: value })).toMatch(

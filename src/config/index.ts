@@ -101,13 +101,15 @@ export interface PayloadCodecKey {
 /** `id=base64,id=base64`: the first encrypts, every one decrypts (a rotation puts the new key first, the old after). */
 const payloadCodecKeys = z.string().transform((value, ctx): PayloadCodecKey[] => {
   const keys: PayloadCodecKey[] = [];
-  for (const entry of commaList(value)) {
+  for (const [n, entry] of commaList(value).entries()) {
     const match = /^([A-Za-z0-9_-]{1,32})=([A-Za-z0-9+/]+={0,2})$/.exec(entry);
     const secret = match ? Buffer.from(match[2]!, 'base64') : undefined;
+    // Named by its id only when it has one (bare base64 never has "id=" then a value): never print a key.
+    const named = /^([A-Za-z0-9_-]{1,32})=[^=]/.exec(entry)?.[1];
     if (!match || secret?.length !== 32)
       return refuse(
         ctx,
-        `"${entry.split('=')[0]}=…": each key must be <id>=<32 bytes in base64> (openssl rand -base64 32)`,
+        `${named ? `key "${named}"` : `entry ${n + 1} (not shown)`}: each key must be <id>=<32 bytes in base64> (openssl rand -base64 32)`,
       );
     if (keys.some((key) => key.id === match[1])) return refuse(ctx, `key id "${match[1]}" is listed twice`);
     keys.push({ id: match[1]!, secret });
