@@ -49,5 +49,3 @@ export function previousBuildActivities(deps: {
     },
   };
 }
-
-export type PreviousBuildActivities = ReturnType<typeof previousBuildActivities>;
