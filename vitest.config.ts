@@ -26,6 +26,7 @@ const WITHOUT_STACK = [
   'test/data-converter-wiring.test.ts',
   'test/reference-docs.test.ts',
   'test/http-client.test.ts',
+  'test/logger.test.ts',
 ];
 /**
  * The load and fault smoke runs (the quick fault suite, the benchmark's quick runs): minutes each,
