@@ -27,6 +27,7 @@ const WITHOUT_STACK = [
   'test/reference-docs.test.ts',
   'test/http-client.test.ts',
   'test/logger.test.ts',
+  'test/published-secrets.test.ts',
 ];
 /**
  * The load and fault smoke runs (the quick fault suite, the benchmark's quick runs): minutes each,

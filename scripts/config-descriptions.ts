@@ -32,7 +32,7 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<ConfigVariable, SettingDescrip
   },
   MAX_CANCELS_PER_SHOPPER: { meaning: 'cancels after which a shopper may not buy in that sale (`0`: no limit)' },
   CHECKOUT_MAX_WAIT: { meaning: 'the longest `Prefer: wait=N` honoured (`0`: off)' },
-  WEBHOOK_SECRET: { meaning: 'HMAC key of `Payment-Signature` (≥ 16 characters)' },
+  WEBHOOK_SECRET: { meaning: 'HMAC key of `Payment-Signature` (≥ 16 characters; production: ≥ 32, random)' },
   EVENTS_ALLOWED_RANGES: { meaning: 'CIDRs order events may reach though refused (`127.0.0.0/8,::1/128`: local)' },
   EVENTS_REQUIRE_HTTPS: { meaning: 'order events to `https://` only; `auto`: in production' },
   EVENTS_ATTEMPT_TIMEOUT_MS: { meaning: "an order event's attempt: connect, send, answer (1–30 s)" },
@@ -42,11 +42,11 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<ConfigVariable, SettingDescrip
   EVENTS_SECRET_KEY: { meaning: "endpoints' `whsec_` secrets are sealed (AES-256-GCM) with a key derived from it" },
   EVENTS_CONCURRENCY: { meaning: 'order events sent at once to one endpoint' },
   EVENTS_POLL_INTERVAL: { meaning: "how often an endpoint's delivery looks for new events" },
-  JWT_SECRET: { meaning: 'HS256 key of shopper tokens (≥ 16 characters)' },
+  JWT_SECRET: { meaning: 'HS256 key of shopper tokens (≥ 16 characters; production: ≥ 32, random)' },
   JWT_ISSUER: { meaning: 'required `iss`' },
   JWT_AUDIENCE: { meaning: 'required `aud`' },
   JWT_MAX_TTL: { meaning: 'longest token lifetime; a token without `exp` is refused' },
-  ADMIN_TOKEN: { meaning: 'bearer token of the admin routes (≥ 8 characters)' },
+  ADMIN_TOKEN: { meaning: 'bearer token of the admin routes (≥ 8 characters; production: ≥ 32, random)' },
   EVENTS_READ_TOKEN: {
     meaning:
       'read-only bearer token of the order events feed (≥ 16 characters); unset: the admin token only. The MySQL user needs `PROCESS` ([Order events](docs/api.md#order-events))',
@@ -56,22 +56,33 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<ConfigVariable, SettingDescrip
     defaultNote: '`true` under `npm start`',
   },
   LOG_LEVEL: { meaning: 'pino level (`trace` … `fatal`, `silent`)' },
-  NODE_ENV: { meaning: '`production` refuses development secrets and `AUTH_DEV_LOGIN=true`' },
+  NODE_ENV: {
+    meaning:
+      '`production` refuses a missing, published or weak secret and `AUTH_DEV_LOGIN=true` ([Before production](docs/operations.md#before-production))',
+  },
   PAYLOAD_CODEC_KEYS: {
     meaning:
       "Temporal payloads' keys, `id=base64,…` (32 bytes each): the first encrypts, all decrypt ([Payload encryption](docs/operations.md#payload-encryption))",
     defaultNote: "a checkout's own key in `.data/payload-codec-keys`",
   },
   PAYLOAD_CODEC_MODE: {
-    meaning: '`decrypt-only`: writes plain payloads and reads both (the release before encryption)',
+    meaning:
+      '`decrypt-only`: writes plain payloads and reads both (the release before encryption); `require`: encrypts and refuses a plain one (the last step)',
   },
   CODEC_SERVER_PORT: { meaning: "the codec server's port, never `PORT` (`0`: off)" },
   CODEC_SERVER_HOST: { meaning: "the codec server's address: loopback, it decrypts for whoever reaches it" },
   CODEC_SERVER_ORIGINS: { meaning: "the Web UI's origins, as browsers send them" },
-  CODEC_SERVER_TOKEN: { meaning: 'a bearer token every codec request must carry (≥ 16 characters)' },
+  CODEC_SERVER_TOKEN: {
+    meaning:
+      'a bearer token every codec request must carry (≥ 16 characters); the codec server requires one in production (≥ 32, random)',
+  },
   RATE_LIMIT_CHECKOUT: { meaning: 'checkouts per shopper: `<requests>/<duration>`, or `0`/`off`' },
   RATE_LIMIT_LOGIN: { meaning: 'dev logins per client IP' },
   RATE_LIMIT_WEBHOOK: { meaning: 'webhook calls per client IP' },
+  RATE_LIMIT_AUTH_FAILURES: {
+    meaning:
+      'wrong admin, events-feed or codec-server tokens per address, counted in each process; past it: `429` until the window ends',
+  },
   RATE_LIMIT_LINE: { meaning: "a line's joins and reads per shopper, counted in each API process" },
   RATE_LIMIT_LINE_IP: { meaning: "a line's joins and reads per client IP, counted in each API process" },
   RATE_LIMIT_LINE_SUBNET: {
@@ -158,5 +169,5 @@ export const CONFIG_RELATIONS: readonly string[] = [
   '`CODEC_SERVER_PORT` is not `PORT` (the codec server decrypts payloads and is never served publicly)',
   '`TEMPORAL_TLS_CERT_PATH` and `TEMPORAL_TLS_KEY_PATH` both or neither',
   '`LINE_CHALLENGE_HEADER` needs `LINE_CHALLENGE_SECRET`',
-  '`NODE_ENV=production` refuses the development secrets (`WEBHOOK_SECRET`, `JWT_SECRET`, `ADMIN_TOKEN`, `EVENTS_SECRET_KEY`), `AUTH_DEV_LOGIN=true`, and `PAYLOAD_CODEC_KEYS` unset or with a `local-` key',
+  "`NODE_ENV=production` needs `WEBHOOK_SECRET`, `JWT_SECRET`, `ADMIN_TOKEN`, `EVENTS_SECRET_KEY` and `PAYLOAD_CODEC_KEYS` set; refuses any secret this repository published (by fingerprint), the service's own secrets under 32 characters or patterned, a codec key that is patterned or a `local-` one, and `AUTH_DEV_LOGIN=true`",
 ];

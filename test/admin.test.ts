@@ -4,6 +4,7 @@
  * webhook and by the dev simulator, cancelled, a payment to refund), its stats, paged orders,
  * payments and sales, closing it early, and the invariants afterwards.
  */
+import { randomBytes } from 'node:crypto';
 import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +20,7 @@ import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
 import { API_TEST_ENV, startTestApp, type TestApp } from './helpers/app.js';
-import { replyOf, type HttpOptions, type Reply } from './helpers/http.js';
+import { httpRequest, replyOf, type HttpOptions, type Reply } from './helpers/http.js';
 
 const ADMIN = 'admin-views-token';
 let app: TestApp;
@@ -478,6 +479,44 @@ describe('invariants across the admin sale', () => {
     expect(mine.length).toBeGreaterThanOrEqual(3);
     for (const sale of mine)
       expectInvariants(await saleReport(stores, redis, sale.sku, { perUserLimit: sale.perUserLimit }));
+  });
+});
+
+describe('wrong operator tokens (RATE_LIMIT_AUTH_FAILURES)', () => {
+  it('are counted per address: past the limit that address gets 429 even with the right token; others go on', async () => {
+    const eventsToken = randomBytes(24).toString('hex');
+    const limited = await startApi(
+      testConfig({
+        ...API_TEST_ENV,
+        ADMIN_TOKEN: ADMIN,
+        EVENTS_READ_TOKEN: eventsToken,
+        RATE_LIMIT_AUTH_FAILURES: '3/1m',
+        TRUST_PROXY: 'true',
+      }),
+      0,
+    );
+    const from = (address: string, token: string | undefined, path = '/api/admin/sales') =>
+      replyOf(limited.url, 'GET', path, { ...(token ? { token } : {}), headers: { 'X-Forwarded-For': address } });
+    try {
+      const guesser = '203.0.113.7';
+      for (const token of ['guess-1', undefined, 'guess-3'])
+        expectError(await from(guesser, token), 401, 'UNAUTHORIZED');
+      const spent = await httpRequest(limited.url, 'GET', '/api/admin/sales', {
+        token: ADMIN,
+        headers: { 'X-Forwarded-For': guesser },
+      });
+      expect(spent.status).toBe(429);
+      expect(spent.body.error.code).toBe('RATE_LIMITED');
+      expect(Number(spent.headers.get('retry-after'))).toBeGreaterThan(0);
+      // The events feed's token is refused from there too: the count is per address, not per route.
+      expect((await from(guesser, eventsToken, '/api/admin/events')).status).toBe(429);
+      // Another address is not held back by the guesser, and the right token is not counted.
+      for (let i = 0; i < 5; i++) expect((await from('203.0.113.8', ADMIN)).status).toBe(200);
+      expect((await from('203.0.113.8', eventsToken, '/api/admin/events')).status).toBe(200);
+      expectError(await from('203.0.113.8', 'guess'), 401, 'UNAUTHORIZED');
+    } finally {
+      await limited.close();
+    }
   });
 });
 

@@ -8,7 +8,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { loadConfig } from '../src/config/index.js';
 import { buildWorkflowBundle, workflowSourceFiles } from '../src/workers/bundle.js';
+import { workerBuildId } from '../src/workers/versioning.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bundle-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -31,5 +34,18 @@ describe('the workflow bundle', () => {
     expect([...bundled].sort()).toEqual(hashed);
     // Built once: the same sources answer "up to date".
     expect(await buildWorkflowBundle(out)).toBe(false);
+  });
+});
+
+describe('the build id', () => {
+  it('changes with a codec key, not only with its id, and shows nothing of the key', () => {
+    const [a, b] = [randomBytes(32).toString('base64'), randomBytes(32).toString('base64')];
+    const build = (keys: string) => workerBuildId(loadConfig({ PAYLOAD_CODEC_KEYS: keys }));
+    expect(build(`k1=${a}`)).toBe(build(`k1=${a}`));
+    // The same id over another key: another build, drained apart from the first.
+    expect(build(`k1=${b}`)).not.toBe(build(`k1=${a}`));
+    expect(build(`k2=${a}`)).not.toBe(build(`k1=${a}`));
+    for (const key of [a, b])
+      expect(build(`k1=${key}`)).not.toContain(Buffer.from(key, 'base64').toString('hex').slice(0, 6));
   });
 });

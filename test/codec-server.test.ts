@@ -1,8 +1,10 @@
 /**
  * The codec server (src/api/codec-server.ts) over HTTP, with the test stack's configuration and codec: Temporal's
  * codec-server protocol (encode, decode, under a namespace or with X-Namespace), CORS for the Web UI's origins only,
- * bad input answered 400 with its code and never in part, the optional bearer token, and loopback by default.
+ * bad input answered 400 with its code and never in part, the bearer token (required in production, wrong ones
+ * counted per address), and loopback by default.
  */
+import { randomBytes } from 'node:crypto';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -14,7 +16,7 @@ import {
 import { ConfigError, loadConfig, type AppConfig } from '../src/config/index.js';
 import { createLogger } from '../src/infra/logger.js';
 import { ENCRYPTED_ENCODING } from '../src/infra/payload-codec.js';
-import { testConfig } from './helpers/env.js';
+import { productionSecrets, testConfig } from './helpers/env.js';
 
 const UI = 'http://127.0.0.1:8233';
 const OTHER = 'http://evil.example.test';
@@ -165,6 +167,8 @@ describe('bad input: a 400 with its code, never a 500, never part of a batch', (
     });
     expect(answer.status).toBe(400);
     expect(answer.body.error.message).toMatch(/key "retired"/);
+    // Which keys it holds is nobody's business but the operator's.
+    for (const key of config.payloadCodec.keys) expect(answer.body.error.message).not.toContain(key.id);
   });
 
   it('other content types, compressed bodies and oversized bodies are refused with 400', async () => {
@@ -239,6 +243,32 @@ describe('the bearer token (CODEC_SERVER_TOKEN)', () => {
       headers: { origin: UI, 'access-control-request-method': 'POST' },
     });
     expect(preflight.status).toBe(204);
+  });
+
+  it('counts wrong tokens per address: past RATE_LIMIT_AUTH_FAILURES, 429 even with the right one', async () => {
+    const counting = await startCodecServer(
+      options({ token: TOKEN, credentialFailureLimit: { points: 2, durationSeconds: 60 } }),
+    );
+    try {
+      for (const authorization of [`Bearer ${TOKEN}x`, 'Basic abc'])
+        expect((await post('/decode', { payloads: [] }, { authorization }, counting)).status).toBe(401);
+      const spent = await post('/decode', { payloads: [] }, { authorization: `Bearer ${TOKEN}` }, counting);
+      expect(spent.status).toBe(429);
+      expect(spent.body.error.code).toBe('RATE_LIMITED');
+      expect(Number(spent.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      await counting.close();
+    }
+  });
+
+  it('is required in production: without one the codec server does not start', () => {
+    const production = loadConfig({ ...productionSecrets(), LOG_LEVEL: 'silent' });
+    expect(() => codecServerOptionsOf(production, logger)).toThrow(/CODEC_SERVER_TOKEN: not set/);
+    const token = loadConfig({ ...productionSecrets(), CODEC_SERVER_TOKEN: randomBytes(24).toString('hex') });
+    expect(codecServerOptionsOf(token, logger).token).toBe(token.codecServer.token);
+    expect(() => loadConfig({ ...productionSecrets(), CODEC_SERVER_TOKEN: 'x'.repeat(40) })).toThrow(
+      /CODEC_SERVER_TOKEN: made of fewer than 8 distinct values/,
+    );
   });
 
   it('comes from CODEC_SERVER_TOKEN', () => {

@@ -3,6 +3,7 @@
  * parsed and compared with what the app actually reads (src/config/index.ts), so adding a
  * configuration variable, or renaming a service, without updating compose fails here.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +16,7 @@ import {
   SERVICE_OPTIONAL_CONFIG_VARIABLES as OPTIONAL_CONFIG_VARIABLES,
 } from '../toolkit/provider-config.js';
 import { ORDER_SEARCH_ATTRIBUTES } from '../src/model/order-workflow.js';
+import { productionSecrets } from './helpers/env.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const composePath = join(repoRoot, 'docker-compose.temporal.yml');
@@ -62,18 +64,29 @@ function interpolate(value: string, vars: Record<string, string | undefined> = {
   );
 }
 
-function interpolateDeep<T>(value: T): T {
-  if (typeof value === 'string') return interpolate(value) as T;
-  if (Array.isArray(value)) return value.map((item) => interpolateDeep(item)) as T;
+function interpolateDeep<T>(value: T, vars: Record<string, string | undefined>): T {
+  if (typeof value === 'string') return interpolate(value, vars) as T;
+  if (Array.isArray(value)) return value.map((item) => interpolateDeep(item, vars)) as T;
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolateDeep(v)])) as T;
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolateDeep(v, vars)])) as T;
   }
   return value;
 }
 
 const composeText = readFileSync(composePath, 'utf8');
 // merge: compose resolves YAML merge keys (`<<: *anchor`), so the test does too.
-const compose = interpolateDeep(parse(composeText, { merge: true }) as { services: Record<string, Service> });
+/** Every secret compose requires (`${VAR:?…}`), as an operator's .env gives them: random, so production takes them. */
+const { NODE_ENV: _production, MYSQL_URL: _url, ...ownSecrets } = productionSecrets();
+const password = () => randomBytes(16).toString('hex');
+const COMPOSE_SECRETS: Record<string, string> = {
+  ...ownSecrets,
+  CODEC_SERVER_TOKEN: randomBytes(24).toString('hex'),
+  MYSQL_PASSWORD: password(),
+  MYSQL_ROOT_PASSWORD: password(),
+  TEMPORAL_DB_PASSWORD: password(),
+};
+const parsedCompose = parse(composeText, { merge: true }) as { services: Record<string, Service> };
+const compose = interpolateDeep(parsedCompose, COMPOSE_SECRETS);
 const services = compose.services;
 
 function service(name: string): Service {
@@ -216,9 +229,22 @@ describe('docker-compose.temporal.yml', () => {
     expect(ui.TEMPORAL_CODEC_INCLUDE_CREDENTIALS).toBe('false');
   });
 
-  it('keeps secrets overridable through ${VAR:-default} interpolation', () => {
-    for (const secret of ['WEBHOOK_SECRET', 'JWT_SECRET', 'ADMIN_TOKEN']) {
-      expect(composeText).toMatch(new RegExp(`^\\s+${secret}:\\s*\\$\\{${secret}:-[^}]+\\}`, 'm'));
+  it('takes every secret from the environment with no default, and does not start without each one', () => {
+    // A secret may default to empty (optional), never to a value: a published default is a deployment's hole.
+    const defaulted = [...composeText.matchAll(/\$\{([A-Z_]*(?:SECRET|TOKEN|PASSWORD|KEYS?)\b[A-Z_]*):?-([^}]+)\}/g)];
+    expect(defaulted.filter((match) => !['true', 'false'].includes(match[2]!)).map((match) => match[1])).toEqual([]);
+    expect(Object.keys(COMPOSE_SECRETS).length).toBeGreaterThanOrEqual(9);
+    for (const name of Object.keys(COMPOSE_SECRETS)) {
+      const { [name]: _missing, ...others } = COMPOSE_SECRETS;
+      expect(() => interpolateDeep(parsedCompose, others), name).toThrow(`compose requires ${name}`);
+    }
+  });
+
+  it("publishes Temporal's frontend and the Web UI on the host's loopback only: neither asks who calls", () => {
+    for (const name of ['temporal-frontend', 'temporal-ui']) {
+      const ports = service(name).ports ?? [];
+      expect(ports.length, name).toBeGreaterThan(0);
+      for (const port of ports) expect(String(port), name).toMatch(/^127\.0\.0\.1:/);
     }
   });
 

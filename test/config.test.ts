@@ -3,20 +3,16 @@
  * of the dev login, the relations between deadlines, and the rate-limit, proxy and drain settings
  * (docs/operations.md, "Configuration").
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, deadlineRelationProblems, loadConfig } from '../src/config/index.js';
 import { temporalConnectionSettings } from '../src/infra/temporal-connection.js';
+import { productionSecrets } from './helpers/env.js';
 
-const OWN_SECRETS = {
-  WEBHOOK_SECRET: 'prod-webhook-secret-0123456789abcdef',
-  JWT_SECRET: 'prod-jwt-secret-0123456789abcdef',
-  ADMIN_TOKEN: 'prod-admin-token-0123456789',
-  EVENTS_SECRET_KEY: 'prod-events-secret-key-0123456789',
-  PAYLOAD_CODEC_KEYS: 'prod-2026=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=',
-};
+const OWN_SECRETS = productionSecrets();
 
 function refusal(env: Record<string, string>): string {
   try {
@@ -29,17 +25,66 @@ function refusal(env: Record<string, string>): string {
 }
 
 describe('NODE_ENV=production', () => {
-  it('refuses every default secret and the dev login, naming each variable', () => {
+  it('refuses a missing secret and the dev login, naming each variable', () => {
     const message = refusal({ NODE_ENV: 'production', AUTH_DEV_LOGIN: 'true' });
     expect(message).toMatch(/^Refusing to start with NODE_ENV=production/);
-    for (const name of ['WEBHOOK_SECRET', 'JWT_SECRET', 'ADMIN_TOKEN', 'AUTH_DEV_LOGIN'])
-      expect(message).toContain(`${name}:`);
+    for (const name of ['WEBHOOK_SECRET', 'JWT_SECRET', 'ADMIN_TOKEN', 'EVENTS_SECRET_KEY', 'PAYLOAD_CODEC_KEYS'])
+      expect(message).toContain(`${name}: not set`);
+    expect(message).toContain('AUTH_DEV_LOGIN: must be false');
   });
 
-  it('names only the variable still at its default', () => {
+  it('names only the variable still at its development default', () => {
     const message = refusal({ NODE_ENV: 'production', ...OWN_SECRETS, JWT_SECRET: 'dev-jwt-secret-change-me-please' });
-    expect(message).toContain('JWT_SECRET:');
+    expect(message).toContain('JWT_SECRET: published in this repository');
     for (const name of ['WEBHOOK_SECRET', 'ADMIN_TOKEN', 'AUTH_DEV_LOGIN']) expect(message).not.toContain(`${name}:`);
+  });
+
+  it('refuses what the compose file, the replay fixture and the tests published, by fingerprint, never printing it', () => {
+    const published = {
+      WEBHOOK_SECRET: 'compose-webhook-secret-change-me',
+      JWT_SECRET: 'compose-jwt-secret-change-me-please',
+      ADMIN_TOKEN: 'compose-admin-token-change-me',
+      EVENTS_SECRET_KEY: 'compose-events-secret-key-change-me-please',
+      EVENTS_READ_TOKEN: 'prod-admin-token-0123456789',
+      MYSQL_URL: 'mysql://flash:flash@mysql:3306/flash',
+      STRIPE_WEBHOOK_SECRET: 'whsec_chaos',
+    };
+    const keys = {
+      'compose-change-me': 'W5+H5duRfD3NcTfdX8ehfCuezh97P88/nZFDBwND85E=',
+      'renamed-fixture': 'FNIoJzbLrUh8W42TfOhGe/NPWTUekaoMbetJPeHFGxE=',
+    };
+    const PAYLOAD_CODEC_KEYS = Object.entries(keys)
+      .map(([id, key]) => `${id}=${key}`)
+      .join(',');
+    const message = refusal({ ...OWN_SECRETS, ...published, PAYLOAD_CODEC_KEYS });
+    for (const name of ['WEBHOOK_SECRET', 'JWT_SECRET', 'ADMIN_TOKEN', 'EVENTS_SECRET_KEY', 'EVENTS_READ_TOKEN'])
+      expect(message).toContain(`${name}: published in this repository`);
+    expect(message).toContain('MYSQL_URL: its secret is published');
+    for (const id of Object.keys(keys)) expect(message).toContain(`key "${id}" is published in this repository`);
+    for (const value of [...Object.values(published), ...Object.values(keys)].map((v) =>
+      v.replace(/^mysql.*$/, 'flash:flash'),
+    ))
+      expect(message).not.toContain(value);
+  });
+
+  it('refuses a weak secret: short, one character, a run, a pattern, a key of one repeated byte', () => {
+    const weak = {
+      WEBHOOK_SECRET: 'x'.repeat(40),
+      // Built here: a literal after a secret's name would be published, and refused as that first.
+      JWT_SECRET: Array.from({ length: 36 }, (_, i) => String.fromCharCode(97 + (i % 26))).join(''),
+      ADMIN_TOKEN: randomBytes(12).toString('hex'),
+      EVENTS_SECRET_KEY: ['a', 'b', '1', '2'].join('').repeat(10),
+    };
+    const message = refusal({
+      ...OWN_SECRETS,
+      ...weak,
+      PAYLOAD_CODEC_KEYS: `zero=${Buffer.alloc(32).toString('base64')},ones=${Buffer.alloc(32, 1).toString('base64')}`,
+    });
+    expect(message).toContain('WEBHOOK_SECRET: made of fewer than 8 distinct values');
+    expect(message).toContain('JWT_SECRET: a run or a repeated pattern');
+    expect(message).toContain('ADMIN_TOKEN: shorter than 32 characters');
+    expect(message).toContain('EVENTS_SECRET_KEY: made of fewer than 8 distinct values');
+    for (const id of ['zero', 'ones']) expect(message).toContain(`key "${id}" is made of fewer than 8 distinct values`);
   });
 
   it('a mistyped PAYLOAD_CODEC_KEYS entry is refused without printing the key in it', () => {

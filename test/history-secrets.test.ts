@@ -27,12 +27,15 @@ const STRIPE_WEBHOOK_SECRET = 'whsec_historysecrets';
 const stripeQueue = `secrets-stripe-${randomUUID()}`;
 const genericQueue = `secrets-generic-${randomUUID()}`;
 const plainQueue = `secrets-plain-${randomUUID()}`;
+const requireQueue = `secrets-require-${randomUUID()}`;
 
 let stripeApi: StripeApi;
 /** Encrypting (the default): a Stripe API and a generic one, each on its own queue. */
 let encrypting: PerQueueTestbed;
 /** Writing plain payloads, as the release before encryption does. */
 let plain: PerQueueTestbed;
+/** Refusing plain payloads, the last step of turning encryption on. */
+let requiring: PerQueueTestbed;
 const apis: Record<string, string> = {};
 
 beforeAll(async () => {
@@ -54,18 +57,26 @@ beforeAll(async () => {
     PAYLOAD_CODEC_MODE: 'decrypt-only',
     WORKER_DEPLOYMENT_NAME: `history-secrets-plain-${randomUUID().slice(0, 8)}`,
   });
+  requiring = await openPerQueueTestbed({
+    ...stripeEnv,
+    PAYLOAD_CODEC_MODE: 'require',
+    WORKER_DEPLOYMENT_NAME: `history-secrets-require-${randomUUID().slice(0, 8)}`,
+  });
   await encrypting.startWorker(stripeQueue, { refunds: { scope: () => false } });
+  await requiring.startWorker(requireQueue, { refunds: { scope: () => false } });
   await encrypting.startWorker(genericQueue, { refunds: { scope: () => false } });
   await plain.startWorker(plainQueue, { refunds: { scope: () => false } });
   apis.stripe = await encrypting.serve(stripeQueue);
   apis.generic = await encrypting.serve(genericQueue, {}, { env: { PAYMENT_PROVIDER: 'generic' } });
   apis.plain = await plain.serve(plainQueue, {}, { env: { PAYMENT_PROVIDER: 'generic' } });
+  apis.requiring = await requiring.serve(requireQueue, {}, { env: { PAYMENT_PROVIDER: 'generic' } });
   stripeApi.setWebhook(`${apis.stripe}/api/payments/stripe`, STRIPE_WEBHOOK_SECRET);
 }, 120_000);
 
 afterAll(async () => {
   await encrypting?.close();
   await plain?.close();
+  await requiring?.close();
   await stripeApi?.stop();
 });
 
@@ -262,34 +273,53 @@ describe('an attacker reading the history', () => {
     ]);
     const tampered = Buffer.from(sealed!.data!);
     tampered[tampered.length - 1] = tampered[tampered.length - 1]! ^ 0xff;
-    const workflowId = orderWorkflowId(order.orderNo);
-    const namespace = encrypting.config.temporal.namespace;
-    await encrypting.temporal.workflowService.signalWorkflowExecution({
-      namespace,
-      workflowExecution: { workflowId },
-      signalName: 'paymentApplied',
-      input: { payloads: [{ ...sealed!, data: tampered }] },
-      identity: 'history-secrets.test',
-    });
-    const failures = await waitFor(
-      async () => {
-        const { history } = await encrypting.temporal.workflowService.getWorkflowExecutionHistory({
-          namespace,
-          execution: { workflowId },
-        });
-        const failed = (history?.events ?? []).filter((event) => event.workflowTaskFailedEventAttributes);
-        return failed.length >= 2 ? failed : undefined;
-      },
-      { what: `two failed workflow tasks of ${workflowId} (the first and its retry)`, timeoutMs: 30_000 },
-    );
-    // The failure's message is itself encrypted (encodeCommonAttributes): read with the key, it names the cause.
-    expect(attackerText(failures)).not.toMatch(/failed authentication/);
-    const decodedFailures = await decodeHistoryPayloads({ events: failures }, codec);
-    expect(attackerText(decodedFailures)).toMatch(/failed authentication/);
-    const row = await encrypting.stores.orders.getOrder(order.orderNo);
-    expect(row?.status).toBe('AWAITING_PAYMENT');
-    expect(await encrypting.stores.payments.paymentsOfOrder(order.orderNo)).toEqual([]);
-    // Ended here: this test's own sale, checked by nothing after (docs/runbook.md says how an operator recovers one).
-    await encrypting.temporal.workflow.getHandle(workflowId).terminate('history-secrets.test: tampered on purpose');
+    await expectRefusedSignal(encrypting, order.orderNo, { ...sealed!, data: tampered }, /failed authentication/);
+  });
+
+  it('under PAYLOAD_CODEC_MODE=require a Signal written in clear fails the workflow task too, never decided on', async () => {
+    const sale = await putOnSale(requiring.stores, requiring.redis, { stock: 1 });
+    const token = await new ShopperAuth(requiring.config).issue(`shopper-${randomUUID().slice(0, 8)}`);
+    const body = { json: { sku: sale.sku, quantity: 1 }, token };
+    const accepted = await httpRequest(apis.requiring!, 'POST', '/api/checkout', body);
+    expect(accepted.status).toBe(202);
+    // Everything this build writes is encrypted, so its own order goes as usual.
+    await untilStatus(apis.requiring!, accepted.body.orderNo, token, 'AWAITING_PAYMENT');
+    const payment = { eventId: `evt-plain-${accepted.body.orderNo}`, amountCents: sale.priceCents };
+    const inClear = defaultPayloadConverter.toPayload({ ...payment, receivedAt: new Date().toISOString() });
+    await expectRefusedSignal(requiring, accepted.body.orderNo, inClear, /refused: PAYLOAD_CODEC_MODE=require/);
   });
 });
+
+/**
+ * Sends `payload` as the payment Signal, past the codec (as anyone reaching Temporal can); expects its workflow task
+ * failed and retried with `cause`, the order's row untouched, then ends the workflow.
+ */
+async function expectRefusedSignal(bed: PerQueueTestbed, orderNo: string, payload: Payload, cause: RegExp) {
+  const workflowId = orderWorkflowId(orderNo);
+  const namespace = bed.config.temporal.namespace;
+  await bed.temporal.workflowService.signalWorkflowExecution({
+    namespace,
+    workflowExecution: { workflowId },
+    signalName: 'paymentApplied',
+    input: { payloads: [payload] },
+    identity: 'history-secrets.test',
+  });
+  const failures = await waitFor(
+    async () => {
+      const { history } = await bed.temporal.workflowService.getWorkflowExecutionHistory({
+        namespace,
+        execution: { workflowId },
+      });
+      const failed = (history?.events ?? []).filter((event) => event.workflowTaskFailedEventAttributes);
+      return failed.length >= 2 ? failed : undefined;
+    },
+    { what: `two failed workflow tasks of ${workflowId} (the first and its retry)`, timeoutMs: 30_000 },
+  );
+  // The failure's message is itself encrypted (encodeCommonAttributes): read with the key, it names the cause.
+  expect(attackerText(failures)).not.toMatch(cause);
+  expect(attackerText(await decodeHistoryPayloads({ events: failures }, payloadCodecOf(bed.config)))).toMatch(cause);
+  expect((await bed.stores.orders.getOrder(orderNo))?.status).toBe('AWAITING_PAYMENT');
+  expect(await bed.stores.payments.paymentsOfOrder(orderNo)).toEqual([]);
+  // Ended here: this test's own sale, checked by nothing after (docs/runbook.md says how an operator recovers one).
+  await bed.temporal.workflow.getHandle(workflowId).terminate('history-secrets.test: refused on purpose');
+}

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, type PayloadCodecKey } from '../src/config/index.js';
 import { createLogger } from '../src/infra/logger.js';
 import { AesGcmPayloadCodec, ENCRYPTED_ENCODING } from '../src/infra/payload-codec.js';
+import { productionSecrets } from './helpers/env.js';
 
 const key = (id: string): PayloadCodecKey => ({ id, secret: randomBytes(32) });
 const plain = (value: unknown): Payload => defaultPayloadConverter.toPayload(value);
@@ -37,7 +38,7 @@ describe('AesGcmPayloadCodec', () => {
     const rotated = new AesGcmPayloadCodec([key('k2'), old]);
     expect(defaultPayloadConverter.fromPayload((await rotated.decode([sealed!]))[0]!)).toEqual(shopper);
     await expect(new AesGcmPayloadCodec([key('k2')]).decode([sealed!])).rejects.toThrow(
-      /key "k1".*not in PAYLOAD_CODEC_KEYS/,
+      /key "k1".*not one of PAYLOAD_CODEC_KEYS/,
     );
   });
 
@@ -64,16 +65,23 @@ describe('AesGcmPayloadCodec', () => {
     const decoded = await reader.decode([sealed!, written!]);
     expect(decoded.map((payload) => defaultPayloadConverter.fromPayload(payload))).toEqual([shopper, shopper]);
   });
+
+  it('require encrypts, reads encrypted payloads, and refuses a plain one (the last step of turning it on)', async () => {
+    const codec = new AesGcmPayloadCodec([key('k1')], 'require');
+    const [sealed] = await codec.encode([plain(shopper)]);
+    expect(text(sealed!.metadata!.encoding)).toBe(ENCRYPTED_ENCODING);
+    expect(defaultPayloadConverter.fromPayload((await codec.decode([sealed!]))[0]!)).toEqual(shopper);
+    await expect(codec.decode([sealed!, plain(shopper)])).rejects.toThrow(
+      'a payload not encrypted (encoding "json/plain"), refused: PAYLOAD_CODEC_MODE=require',
+    );
+    // The mode before it reads the same plain payload as it is: what `require` closes.
+    expect(await new AesGcmPayloadCodec([key('k1')]).decode([plain(shopper)])).toEqual([plain(shopper)]);
+  });
 });
 
 describe('PAYLOAD_CODEC_KEYS', () => {
-  const production = {
-    NODE_ENV: 'production',
-    WEBHOOK_SECRET: 'prod-webhook-secret-0123456789',
-    JWT_SECRET: 'prod-jwt-secret-0123456789',
-    ADMIN_TOKEN: 'prod-admin-token-0123456789',
-    EVENTS_SECRET_KEY: 'prod-events-secret-key-0123456789',
-  };
+  // Empty: not set.
+  const production = { ...productionSecrets(), PAYLOAD_CODEC_KEYS: '' };
   const k = (id: string) => `${id}=${randomBytes(32).toString('base64')}`;
 
   it('lists keys, the first encrypting', () => {
@@ -126,5 +134,10 @@ describe('sealed texts (a client secret in MySQL)', () => {
     expect(() => rotated.open(sealed, 'payment_intents.client_secret:pi_2')).toThrow(/failed authentication/);
     // Written before encryption: read as it is.
     expect(rotated.open('pi_0_secret_y', 'payment_intents.client_secret:pi_0')).toBe('pi_0_secret_y');
+  });
+
+  it('seal in every mode: decrypt-only writes plain payloads to Temporal, never a plain secret to MySQL', () => {
+    for (const mode of ['encrypt', 'decrypt-only', 'require'] as const)
+      expect(new AesGcmPayloadCodec([key('k1')], mode).seal('pi_1_secret_x', 'c'), mode).toMatch(/^enc1:k1:/);
   });
 });

@@ -4,6 +4,7 @@
  * gets its webhook route mounted (and documented in the OpenAPI document), and keeps its name in an order's promise
  * record. No stack: the app is built over inert clients and served on a loopback port.
  */
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +22,7 @@ import { defineProvider, providerApis, type ProviderRegistry } from '../src/paym
 import { PAYMENT_PROVIDERS, paymentProviders } from '../src/payments/providers/registry.js';
 import { SERVICE_CONFIG_DEFAULTS, SERVICE_CONFIG_VARIABLES, settingsOf } from '../toolkit/provider-config.js';
 import { stripe } from '../src/payments/providers/stripe/definition.js';
+import { productionSecrets } from './helpers/env.js';
 
 /** What a provider's folder would hold: its definition, nothing else anywhere. */
 const stub = defineProvider({
@@ -110,15 +112,13 @@ describe('the configuration, through the registry', () => {
     expect(() => paymentProviders(loadConfig({ ...quiet, ...keys, STRIPE_SECRET_KEY: 'nope' }))).toThrow(
       /STRIPE_SECRET_KEY: must be a Stripe secret/,
     );
+    // Stripe's keys of its own too: the ones above are published, and production refuses them first.
+    const own = randomBytes(16).toString('hex');
     const production = {
       ...quiet,
-      ...keys,
-      NODE_ENV: 'production',
-      WEBHOOK_SECRET: 'a-production-webhook-secret',
-      JWT_SECRET: 'a-production-jwt-secret',
-      ADMIN_TOKEN: 'a-production-token',
-      EVENTS_SECRET_KEY: 'a-production-events-secret-key',
-      PAYLOAD_CODEC_KEYS: 'prod-2026=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=',
+      ...productionSecrets(),
+      STRIPE_SECRET_KEY: `sk_test_${own}`,
+      STRIPE_WEBHOOK_SECRET: `whsec_${own}`,
     };
     expect(() => paymentProviders(loadConfig(production))).toThrow(/STRIPE_DEPLOYMENT_TAG: is the development default/);
     const config = loadConfig({

@@ -136,6 +136,12 @@ async function paidInAnotherCurrency(beforeDelivery?: (intentId: string) => void
   }
 }
 
+/** An order no longer awaiting payment keeps no client secret, and shows none: nothing is left to pay through. */
+async function expectClientSecretForgotten(orderNo: string, token: string) {
+  expect((await bed.stores.payments.paymentIntentsOf(orderNo)).map((stored) => stored.clientSecret)).toEqual([null]);
+  expect((await httpRequest(api, 'GET', `/api/orders/${orderNo}`, { token })).body.paymentIntent).toBeUndefined();
+}
+
 describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () => {
   it("pays in time: the intent recorded with its order before its secret is shown, tagged, paid by Stripe's event", async () => {
     const { orderNo, token, intent, totalCents } = await checkoutWithIntent();
@@ -173,6 +179,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     // Paid: the PaymentIntent is not cancelled, nothing is refunded.
     expect(stripeApi.callsTo('POST', `/v1/payment_intents/${intent.id}/cancel`)).toEqual([]);
     expect(refundsAsked(intent.id)).toEqual([]);
+    await expectClientSecretForgotten(orderNo, token);
   });
 
   it('finding 1: paid a second before the deadline, its event still on its way: PAID, the unit sold, nothing refunded', async () => {
@@ -441,6 +448,7 @@ describe('Stripe as Stripe behaves (the stateful double over stripe-mock)', () =
     // Stripe refuses to take money on a cancelled intent: no refund is ever needed.
     expect(() => stripeApi.confirm(intent.id, 'succeeded')).toThrow();
     await expectSaleSettled(bed.stores, bed.redis, sku, { reserved: 0, sold: 0 });
+    await expectClientSecretForgotten(orderNo, token);
   });
 
   it('a declined attempt is recorded, other events are ignored, a malformed or forged event changes nothing', async () => {

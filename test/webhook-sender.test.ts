@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig, type AppConfig } from '../src/config/index.js';
+import { productionSecrets } from './helpers/env.js';
 import {
   AddressRule,
   BODY_EXCERPT_CHARS,
@@ -352,6 +353,24 @@ describe('no request forgery: refused addresses are never connected', () => {
     TEST_TIMEOUT_MS,
   );
 
+  it(
+    "a public address on a port other than the scheme's own: refused unless EVENTS_ALLOWED_RANGES allows it",
+    async () => {
+      const outcome = await strictSender({ lookup: resolver({ 'merchant.example': ['93.184.216.34'] }) }).send(
+        message('https://merchant.example:8443/hooks'),
+      );
+      expect(outcome).toEqual({
+        kind: 'refused',
+        reason: expect.stringMatching(/port 8443 refused, only 443 \(or 80\)/),
+      });
+      expect(connects).toEqual([]);
+      expect(new AddressRule([]).refusal('93.184.216.34', '')).toBeNull();
+      expect(new AddressRule([]).refusal('93.184.216.34', '8443')).toMatch(/port 8443 refused/);
+      expect(new AddressRule(['93.184.216.0/24']).refusal('93.184.216.34', '8443')).toBeNull();
+    },
+    TEST_TIMEOUT_MS,
+  );
+
   const elsewhere: [string, string, string, Record<string, string[]>?][] = [
     ['the cloud metadata address', 'http://169.254.169.254/latest/meta-data/', 'linkLocal'],
     ['carrier-grade NAT', 'http://100.64.0.1/', 'carrierGradeNat'],
@@ -441,14 +460,7 @@ describe('https when the configuration requires it', () => {
   );
 
   it('is required in production by default; false lifts it; development does not require it', () => {
-    const production = {
-      NODE_ENV: 'production',
-      WEBHOOK_SECRET: 'a-production-webhook-secret',
-      JWT_SECRET: 'a-production-jwt-secret-1234',
-      ADMIN_TOKEN: 'a-production-admin-token',
-      EVENTS_SECRET_KEY: 'a-production-events-secret-key',
-      PAYLOAD_CODEC_KEYS: 'prod-2026=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=',
-    };
+    const production = productionSecrets();
     expect(loadConfig(production).webhookDelivery.requireHttps).toBe(true);
     expect(loadConfig({ ...production, EVENTS_REQUIRE_HTTPS: 'false' }).webhookDelivery.requireHttps).toBe(false);
     expect(loadConfig({}).webhookDelivery).toMatchObject({

@@ -41,7 +41,7 @@ import { orderRoutes } from './routes/orders.js';
 import { providerWebhookRoutes } from './routes/payments.js';
 import { AdminService } from '../sales/admin-service.js';
 import { SalesService } from '../sales/sales-service.js';
-import { ShopperAuth } from './auth.js';
+import { CredentialFailures, OperatorTokens, ShopperAuth } from './auth.js';
 import { createKoaApp } from './http.js';
 import { loadShedding } from './load-shedding.js';
 import { ApiMetrics } from './metrics.js';
@@ -211,6 +211,7 @@ export function createApp(parts: ApiParts): Koa {
     webhooks: guarded(parts.stores.webhooks, guards.mysql, mysqlMs, GUARDED_STORE_METHODS.webhooks),
   };
   const auth = new ShopperAuth(config);
+  const operators = new OperatorTokens(config, new CredentialFailures(config.credentialFailureLimit));
   const redisSales = guarded(
     new RedisSales(redis, config.temporal.taskQueue),
     guards.redis,
@@ -288,7 +289,7 @@ export function createApp(parts: ApiParts): Koa {
         operationsRoutes({ redis, stores: parts.stores, temporal, guards, readiness: parts.readiness, metrics }),
         salesRoutes({
           sales,
-          adminToken: config.adminToken,
+          operators,
           auth,
           line: parts.line,
           limits: new LineRateLimits(config.lineRateLimits),
@@ -299,7 +300,7 @@ export function createApp(parts: ApiParts): Koa {
         providerWebhookRoutes({ providers: mountedProviders, limits, metrics }),
         adminRoutes({
           admin,
-          adminToken: config.adminToken,
+          operators,
           workers: guarded(
             new WorkerFiguresBoard(redis, config.temporal.taskQueue),
             guards.redis,
@@ -308,9 +309,8 @@ export function createApp(parts: ApiParts): Koa {
           ),
           deployment: deploymentStatusReader(config, temporal, config.deadlines.readMs),
           feed: new OrderEventFeed(stores.events, stores.webhooks),
-          eventsReadToken: config.eventsReadToken,
         }),
-        webhookEndpointRoutes({ endpoints: webhookEndpoints, adminToken: config.adminToken }),
+        webhookEndpointRoutes({ endpoints: webhookEndpoints, operators }),
       ]),
     ],
     logger,

@@ -2,14 +2,18 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createSigner, createVerifier } from 'fast-jwt';
 import type { Context } from 'koa';
-import type { AppConfig } from '../config/index.js';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
+import type { AppConfig, RateLimit } from '../config/index.js';
 import { ApiError } from './errors.js';
+import { tooMany } from './rate-limit.js';
 
 export const USER_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
 
+const MISSING_BEARER = 'missing bearer token (Authorization: Bearer <token>)';
+
 function bearerTokenOf(header: string): string {
   const match = /^Bearer\s+(\S+)$/i.exec(header);
-  if (!match?.[1]) throw new ApiError('UNAUTHORIZED', 'missing bearer token (Authorization: Bearer <token>)');
+  if (!match?.[1]) throw new ApiError('UNAUTHORIZED', MISSING_BEARER);
   return match[1];
 }
 
@@ -72,24 +76,67 @@ export class ShopperAuth {
   }
 }
 
-/** An operator's route (route()'s `guard`): 401 UNAUTHORIZED without the admin token, before anything else is read. */
-export function adminOnly(adminToken: string) {
-  return { auth: 'admin', guard: (ctx: Context) => requireToken(ctx, [adminToken], 'invalid admin token') } as const;
+/**
+ * Wrong credentials per address (RATE_LIMIT_AUTH_FAILURES), counted in this process's memory so a refusal needs no
+ * store: once an address has spent them, it is answered 429 before any token it sends is compared, until the window
+ * ends. Shared by the operators' routes and, in its own process, the codec server.
+ */
+export class CredentialFailures {
+  private readonly limiter: RateLimiterMemory | null;
+
+  constructor(limit: RateLimit | null) {
+    this.limiter = limit ? new RateLimiterMemory({ points: limit.points, duration: limit.durationSeconds }) : null;
+  }
+
+  /** Runs `check` (which throws 401 on a wrong credential) unless `address` has no failures left; counts a 401. */
+  async guard(address: string, check: () => void): Promise<void> {
+    if (!this.limiter) return check();
+    const spent = await this.limiter.get(address);
+    if (spent && spent.remainingPoints <= 0) throw tooMany('failed credentials from this address', this.limiter, spent);
+    try {
+      check();
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.code !== 'UNAUTHORIZED') throw err;
+      // Counted; the last allowed failure is still answered 401, the next attempt 429.
+      await this.limiter.consume(address).catch(() => undefined);
+      throw err;
+    }
+  }
 }
 
-/** The events feed: its read-only token (fulfilment systems), or the admin's. */
-export function eventsReaderOnly(tokens: { adminToken: string; eventsReadToken: string | null }) {
-  const allowed = tokens.eventsReadToken ? [tokens.eventsReadToken, tokens.adminToken] : [tokens.adminToken];
-  return { auth: 'eventsReader', guard: (ctx: Context) => requireToken(ctx, allowed, 'invalid events token') } as const;
+/** The operators' bearer tokens (route()'s `guard`): 401 UNAUTHORIZED without one, before anything else is read. */
+export class OperatorTokens {
+  constructor(
+    private readonly tokens: Pick<AppConfig, 'adminToken' | 'eventsReadToken'>,
+    private readonly failures: CredentialFailures,
+  ) {}
+
+  /** An operator's route: the admin token. */
+  get admin() {
+    const allowed = [this.tokens.adminToken];
+    return { auth: 'admin', guard: (ctx: Context) => this.check(ctx, allowed, 'invalid admin token') } as const;
+  }
+
+  /** The events feed: its read-only token (fulfilment systems), or the admin's. */
+  get eventsReader() {
+    const { adminToken, eventsReadToken } = this.tokens;
+    const allowed = eventsReadToken ? [eventsReadToken, adminToken] : [adminToken];
+    return { auth: 'eventsReader', guard: (ctx: Context) => this.check(ctx, allowed, 'invalid events token') } as const;
+  }
+
+  private check(ctx: Context, allowed: readonly string[], refusal: string): Promise<void> {
+    return this.failures.guard(ctx.ip, () => requireToken(ctx.get('authorization'), allowed, refusal));
+  }
 }
 
 /**
  * Compares SHA-256 digests in constant time: equal lengths, so not even the token's length leaks; every one is
  * compared, so the time taken does not tell which matched.
  */
-function requireToken(ctx: Context, tokens: readonly string[], refusal: string): void {
+export function requireToken(authorization: string, tokens: readonly string[], refusal: string): void {
   const digest = (value: string) => createHash('sha256').update(value).digest();
-  const given = digest(bearerTokenOf(ctx.get('authorization')));
-  if (!tokens.map((token) => timingSafeEqual(given, digest(token))).includes(true))
-    throw new ApiError('UNAUTHORIZED', refusal);
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  const given = match ? digest(match[1]!) : undefined;
+  if (!given || !tokens.map((token) => timingSafeEqual(given, digest(token))).includes(true))
+    throw new ApiError('UNAUTHORIZED', given ? refusal : MISSING_BEARER, undefined, { 'WWW-Authenticate': 'Bearer' });
 }

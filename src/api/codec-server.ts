@@ -5,14 +5,14 @@
  * by default), answers the configured origins only, refuses other origins' pages and takes a bearer token when set; a
  * batch is answered whole or not at all. docs/operations.md, "The codec server".
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import Router from '@koa/router';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import coBody from 'co-body';
 import Koa, { type Context, type Next } from 'koa';
-import type { AppConfig } from '../config/index.js';
-import { payloadCodecOf } from '../infra/data-converter.js';
+import { ConfigError, type AppConfig, type RateLimit } from '../config/index.js';
+import { CredentialFailures, requireToken } from './auth.js';
+import { AesGcmPayloadCodec } from '../infra/payload-codec.js';
 import type { Logger } from '../infra/logger.js';
 import { echo } from '../infra/refusal.js';
 import { ApiError, errorMiddleware, invalidRequest, notAllowed } from './errors.js';
@@ -34,8 +34,10 @@ export interface CodecServerOptions {
   allowedOrigins: readonly string[];
   /** The namespaces served; a request naming another (path or X-Namespace) is refused. */
   namespaces: readonly string[];
-  /** When set, every POST must carry `Authorization: Bearer <token>`. */
+  /** When set, every POST must carry `Authorization: Bearer <token>`; production requires one. */
   token?: string | null;
+  /** Wrong tokens per address before 429 (RATE_LIMIT_AUTH_FAILURES); null: not counted. */
+  credentialFailureLimit?: RateLimit | null;
   logger: Logger;
 }
 
@@ -50,7 +52,8 @@ export function createCodecServerApp(options: CodecServerOptions): Koa {
   app.use(accessLog(logger));
   app.use(errorMiddleware(logger));
   app.use(refuseOtherOrigins(origins));
-  if (options.token) app.use(requireToken(options.token));
+  if (options.token)
+    app.use(tokenRequired(options.token, new CredentialFailures(options.credentialFailureLimit ?? null)));
 
   const router = new Router();
   for (const operation of ['encode', 'decode'] as const) {
@@ -106,14 +109,24 @@ export async function startCodecServer(
 
 /** The codec server of `config`: its codec, origins, namespace and token (CODEC_SERVER_*). */
 export function codecServerOptionsOf(
-  config: Pick<AppConfig, 'codecServer' | 'payloadCodec' | 'temporal'>,
+  config: Pick<AppConfig, 'codecServer' | 'payloadCodec' | 'temporal' | 'nodeEnv' | 'credentialFailureLimit'>,
   logger: Logger,
 ): CodecServerOptions & { port: number; host: string } {
+  // It decrypts every history for whoever reaches it: in production, only for who holds the token.
+  if (config.nodeEnv === 'production' && !config.codecServer.token)
+    throw new ConfigError(
+      'Refusing to start with NODE_ENV=production:\n  CODEC_SERVER_TOKEN: not set; the codec server needs a token (openssl rand -hex 32), or CODEC_SERVER_PORT=0',
+    );
   return {
-    codec: payloadCodecOf(config),
+    // A display tool, not a reader that decides: under `require` it still shows what is plain (search attributes).
+    codec: new AesGcmPayloadCodec(
+      config.payloadCodec.keys,
+      config.payloadCodec.mode === 'require' ? 'encrypt' : config.payloadCodec.mode,
+    ),
     allowedOrigins: config.codecServer.allowedOrigins,
     namespaces: [config.temporal.namespace],
     token: config.codecServer.token,
+    credentialFailureLimit: config.credentialFailureLimit,
     port: config.codecServer.port,
     host: config.codecServer.host,
     logger,
@@ -159,18 +172,10 @@ function refuseOtherOrigins(origins: ReadonlySet<string>) {
   };
 }
 
-function requireToken(token: string) {
-  const expected = createHash('sha256').update(token).digest();
+/** Every POST carries the token; wrong ones are counted per address (RATE_LIMIT_AUTH_FAILURES), then 429. */
+function tokenRequired(token: string, failures: CredentialFailures) {
   return async (ctx: Context, next: Next) => {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(ctx.get('Authorization'));
-    // Digests of equal length, compared in constant time: the answer's timing says nothing of the token.
-    const given = match ? createHash('sha256').update(match[1]!).digest() : undefined;
-    if (!given || !timingSafeEqual(given, expected)) {
-      const message = match
-        ? 'the bearer token is not the codec server’s'
-        : 'send Authorization: Bearer <CODEC_SERVER_TOKEN>';
-      throw new ApiError('UNAUTHORIZED', message, undefined, { 'WWW-Authenticate': 'Bearer' });
-    }
+    await failures.guard(ctx.ip, () => requireToken(ctx.get('Authorization'), [token], 'not the codec server’s token'));
     await next();
   };
 }

@@ -106,7 +106,9 @@ function operation(doc: RouteDoc): ZodOpenApiOperationObject {
       ...(answer.schema ? { content: { [answer.contentType ?? 'application/json']: { schema: answer.schema } } } : {}),
     };
   }
-  const errors = doc.errors ?? [];
+  // A guessed operator token is counted: past RATE_LIMIT_AUTH_FAILURES its address is answered 429.
+  const counted = (doc.auth === 'admin' || doc.auth === 'eventsReader') && !doc.errors?.includes('RATE_LIMITED');
+  const errors = [...(doc.errors ?? []), ...(counted ? (['RATE_LIMITED'] as const) : [])];
   for (const status of new Set(errors.map((code) => ERROR_STATUS[code]))) {
     const codes = errors.filter((code) => ERROR_STATUS[code] === status);
     const schema = doc.errorSchemas?.[status];

@@ -119,7 +119,12 @@ interface Who {
   ip: string;
 }
 
-function tooMany(what: string, limiter: { points: number; duration: number }, rejection: RateLimiterRes): ApiError {
+/** 429 RATE_LIMITED, naming what was counted and when to retry. */
+export function tooMany(
+  what: string,
+  limiter: { points: number; duration: number },
+  rejection: RateLimiterRes,
+): ApiError {
   const seconds = Math.max(1, Math.ceil(rejection.msBeforeNext / 1_000));
   const message = `too many ${what}: at most ${limiter.points} per ${limiter.duration} s; retry in ${seconds} s`;
   return new ApiError('RATE_LIMITED', message, undefined, { 'Retry-After': String(seconds) });

@@ -49,8 +49,8 @@ export interface RouteDoc<
   errorDescriptions?: Partial<Record<number, string>>;
   /** By status: a body other than the shared ApiError (e.g. /healthz's 503 with its checks). */
   errorSchemas?: Partial<Record<number, z.ZodType>>;
-  /** Runs first: the caller's check that `auth` declares (adminOnly). */
-  guard?(ctx: RouterContext): void;
+  /** Runs first: the caller's check that `auth` declares (OperatorTokens). */
+  guard?(ctx: RouterContext): void | Promise<void>;
   handler(ctx: RouterContext, input: RouteInput<P, Q, H, B>): unknown;
 }
 
@@ -76,8 +76,8 @@ export function route<
   B extends Schema = undefined,
 >(router: Router, doc: RouteDoc<P, Q, H, B>): void {
   const { method, path } = methodAndPath(doc);
-  router.register(path, [method.toUpperCase()], (ctx) => {
-    doc.guard?.(ctx);
+  router.register(path, [method.toUpperCase()], async (ctx) => {
+    await doc.guard?.(ctx);
     return doc.handler(ctx, inputOf(ctx, doc));
   });
   docsByRouter.set(router, [...documentedRoutes(router), doc]);

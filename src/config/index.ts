@@ -10,6 +10,7 @@ import ipaddr from 'ipaddr.js';
 import ms from 'ms';
 import { z } from 'zod';
 import { durationToMs } from '../model/order-workflow.js';
+import { isPublishedSecret, weakness } from './secrets.js';
 
 /** Ports of the local stack started by `npm start`; tests and the benchmark pick free ports instead. */
 export const LOCAL_STACK_PORTS = {
@@ -82,14 +83,6 @@ const optionalDurationString = z.string().refine(
 /** A deployment name or build id: Temporal joins the two with a dot, and visibility queries quote them. */
 const VERSION_PART = /^[A-Za-z0-9_-]+$/;
 const VERSION_PART_RULE = "only letters, digits, '-' and '_'";
-
-/** Published, so refused when NODE_ENV=production. */
-const DEV_SECRETS = {
-  WEBHOOK_SECRET: 'dev-webhook-secret-change-me',
-  JWT_SECRET: 'dev-jwt-secret-change-me-please',
-  ADMIN_TOKEN: 'dev-admin-token',
-  EVENTS_SECRET_KEY: 'dev-events-secret-key-change-me-please',
-} as const;
 
 /** One key of the payload codec (src/infra/payload-codec.ts): its id travels in each encrypted payload's metadata. */
 export interface PayloadCodecKey {
@@ -246,6 +239,8 @@ const envSchema = z.object({
   RATE_LIMIT_CHECKOUT: rateLimitString,
   RATE_LIMIT_LOGIN: rateLimitString,
   RATE_LIMIT_WEBHOOK: rateLimitString,
+  // Wrong operator or codec-server tokens per address, before it is answered 429 until the window ends.
+  RATE_LIMIT_AUTH_FAILURES: rateLimitString,
   RATE_LIMIT_LINE: rateLimitString,
   RATE_LIMIT_LINE_IP: rateLimitString,
   RATE_LIMIT_LINE_SUBNET: rateLimitString,
@@ -260,9 +255,9 @@ const envSchema = z.object({
   TRUST_PROXY_HOPS: z.coerce.number().int().min(1).max(10),
   SHUTDOWN_DRAIN: optionalDurationString,
   NODE_ENV: z.enum(['development', 'test', 'production']),
-  // Temporal payloads' encryption keys; encrypt, or only decrypt (the release before encryption is switched on).
+  // Temporal payloads' encryption keys; encrypt, only decrypt (the release before), or encrypt and refuse plain ones.
   PAYLOAD_CODEC_KEYS: payloadCodecKeys.optional(),
-  PAYLOAD_CODEC_MODE: z.enum(['encrypt', 'decrypt-only']),
+  PAYLOAD_CODEC_MODE: z.enum(['encrypt', 'decrypt-only', 'require']),
   // The codec server (src/api/codec-server.ts): the Web UI's and CLI's decoder of those payloads, never on PORT. It
   // decrypts anything for whoever reaches it: loopback unless set, the Web UI's origins only, a token if set.
   CODEC_SERVER_PORT: z.coerce.number().int().min(0).max(65535),
@@ -331,28 +326,30 @@ export const CONFIG_DEFAULTS = {
   PAYMENT_WINDOW: '30m',
   RECONCILE_INTERVAL: '30s',
   RESERVATION_GRACE: '60s',
-  WEBHOOK_SECRET: DEV_SECRETS.WEBHOOK_SECRET,
+  // Development secrets: published, so production refuses them (src/config/secrets.ts).
+  WEBHOOK_SECRET: 'dev-webhook-secret-change-me',
   // auto: required when NODE_ENV=production.
   EVENTS_REQUIRE_HTTPS: 'auto',
   EVENTS_ATTEMPT_TIMEOUT_MS: '15000',
   EVENTS_RETRY_PERIOD: '3d',
   EVENTS_RETRY_FIRST: '5s',
   EVENTS_RETENTION: '30d',
-  EVENTS_SECRET_KEY: DEV_SECRETS.EVENTS_SECRET_KEY,
+  EVENTS_SECRET_KEY: 'dev-events-secret-key-change-me-please',
   EVENTS_CONCURRENCY: '8',
   EVENTS_POLL_INTERVAL: '1s',
-  JWT_SECRET: DEV_SECRETS.JWT_SECRET,
+  JWT_SECRET: 'dev-jwt-secret-change-me-please',
   JWT_ISSUER: 'flash-checkout',
   JWT_AUDIENCE: 'flash-checkout-api',
   JWT_MAX_TTL: '24h',
   MAX_CANCELS_PER_SHOPPER: '3',
   CHECKOUT_MAX_WAIT: '10s',
-  ADMIN_TOKEN: DEV_SECRETS.ADMIN_TOKEN,
+  ADMIN_TOKEN: 'dev-admin-token',
   AUTH_DEV_LOGIN: 'false',
   LOG_LEVEL: 'info',
   RATE_LIMIT_CHECKOUT: '10/10s',
   RATE_LIMIT_LOGIN: '20/1m',
   RATE_LIMIT_WEBHOOK: '100/1s',
+  RATE_LIMIT_AUTH_FAILURES: '10/1m',
   RATE_LIMIT_LINE: '60/1m',
   RATE_LIMIT_LINE_IP: '1200/1m',
   RATE_LIMIT_LINE_SUBNET: '12000/1m',
@@ -431,7 +428,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'Invalid configuration:\n  LINE_CHALLENGE_HEADER needs LINE_CHALLENGE_SECRET (at least 16 characters): the value the proxy in front sets',
     );
   }
-  if (e.NODE_ENV === 'production') refuseDevSettings(e);
+  if (e.NODE_ENV === 'production') refuseWeakSecrets(e, present);
   const config = configOf(e, present);
   const problems = deadlineRelationProblems(config);
   if (config.codecServer.port !== 0 && config.codecServer.port === config.port)
@@ -526,6 +523,8 @@ function configOf(e: Env, present: Record<string, string>) {
     temporalUiUrl: e.TEMPORAL_UI_URL?.replace(/\/+$/, '') ?? null,
     /** null: no limit. */
     rateLimits: { checkout: e.RATE_LIMIT_CHECKOUT, login: e.RATE_LIMIT_LOGIN, webhook: e.RATE_LIMIT_WEBHOOK },
+    /** In each process's memory (src/api/auth.ts CredentialFailures). */
+    credentialFailureLimit: e.RATE_LIMIT_AUTH_FAILURES,
     lineRateLimits: { shopper: e.RATE_LIMIT_LINE, ip: e.RATE_LIMIT_LINE_IP, subnet: e.RATE_LIMIT_LINE_SUBNET },
     line: {
       admissionsPerSecond: e.LINE_ADMISSIONS_PER_SECOND,
@@ -605,19 +604,62 @@ export function deadlineRelationProblems(
   return problems;
 }
 
-/** In production, a published dev secret or the dev login is a hole: refuse to start, naming each. */
-function refuseDevSettings(e: Env): void {
-  const problems = (Object.keys(DEV_SECRETS) as (keyof typeof DEV_SECRETS)[])
-    .filter((name) => e[name] === DEV_SECRETS[name])
-    .map((name) => `${name}: is the development default; set a secret of your own`);
-  if (!e.PAYLOAD_CODEC_KEYS) {
-    problems.push('PAYLOAD_CODEC_KEYS: not set; Temporal payloads must be encrypted with keys of your own');
-  } else if (e.PAYLOAD_CODEC_KEYS.some((key) => key.id.startsWith('local-'))) {
-    problems.push(
-      "PAYLOAD_CODEC_KEYS: a key id starting 'local-' is a development checkout's key; set keys of your own",
-    );
+/** Secrets this service makes for itself: production wants each long and random (RFC 7518 §3.2: HS256 ≥ 256 bits). */
+const OWN_SECRETS = [
+  'WEBHOOK_SECRET',
+  'JWT_SECRET',
+  'ADMIN_TOKEN',
+  'EVENTS_SECRET_KEY',
+  'EVENTS_READ_TOKEN',
+  'CODEC_SERVER_TOKEN',
+  'LINE_CHALLENGE_SECRET',
+] as const satisfies readonly ConfigVariable[];
+/** Without these production does not start; the codec server's token is required by the codec server (codec-main). */
+const REQUIRED_SECRETS: readonly string[] = ['WEBHOOK_SECRET', 'JWT_SECRET', 'ADMIN_TOKEN', 'EVENTS_SECRET_KEY'];
+const OWN_SECRET_LENGTH = 32;
+
+/**
+ * In production, a secret anyone could know is a hole: refuse to start, naming each variable (never its value). Own
+ * secrets must be set, unpublished and strong; the others (Temporal's, the stores', the providers') unpublished.
+ */
+function refuseWeakSecrets(e: Env, present: Record<string, string>): void {
+  const problems: string[] = [];
+  for (const name of OWN_SECRETS) {
+    const value = present[name];
+    if (value === undefined) {
+      if (REQUIRED_SECRETS.includes(name)) problems.push(`${name}: not set; set a secret of your own`);
+      continue;
+    }
+    const weak = isPublishedSecret(value) ? 'published in this repository' : weakness(value, OWN_SECRET_LENGTH);
+    if (weak) problems.push(`${name}: ${weak}; set ${OWN_SECRET_LENGTH}+ random characters (openssl rand -hex 32)`);
   }
+  if (!e.PAYLOAD_CODEC_KEYS)
+    problems.push('PAYLOAD_CODEC_KEYS: not set; Temporal payloads must be encrypted with keys of your own');
+  for (const key of e.PAYLOAD_CODEC_KEYS ?? []) {
+    const weak = key.id.startsWith('local-')
+      ? "a development checkout's key (id 'local-…')"
+      : isPublishedSecret(key.secret)
+        ? 'published in this repository'
+        : weakness(key.secret, 32);
+    if (weak) problems.push(`PAYLOAD_CODEC_KEYS: key "${key.id}" is ${weak}; make one with openssl rand -base64 32`);
+  }
+  const others: [string, string | undefined][] = [
+    ['TEMPORAL_API_KEY', e.TEMPORAL_API_KEY],
+    ['MYSQL_URL', urlPassword(e.MYSQL_URL)],
+    ...commaList(e.REDIS_URL).map((url): [string, string | undefined] => ['REDIS_URL', urlPassword(url)]),
+    ...Object.entries(present).filter(([name]) => !CONFIG_VARIABLES.includes(name) && /SECRET|TOKEN|KEY/.test(name)),
+  ];
+  for (const [name, value] of others)
+    if (value && isPublishedSecret(value)) problems.push(`${name}: its secret is published in this repository`);
   if (e.AUTH_DEV_LOGIN) problems.push('AUTH_DEV_LOGIN: must be false (anyone could log in as any shopper)');
   if (problems.length > 0)
     throw new ConfigError(`Refusing to start with NODE_ENV=production:\n  ${problems.join('\n  ')}`);
+}
+
+function urlPassword(url: string): string | undefined {
+  try {
+    return decodeURIComponent(new URL(url).password) || undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -265,6 +265,13 @@ async function moveStatus(
   if (moved.affectedRows !== 1) throw new Error(`order ${orderNo}: no move to ${to} from its status (ORDER_MOVES)`);
 }
 
+/** An order no longer awaiting payment has nothing to pay through: its intents' client secrets are dropped. */
+async function forgetClientSecrets(conn: PoolConnection, orderNo: string): Promise<void> {
+  await conn.query('UPDATE payment_intents SET client_secret = NULL WHERE order_no = ? AND client_secret IS NOT NULL', [
+    orderNo,
+  ]);
+}
+
 /** The row (its lock held) moves to CANCELLED or FAILED, its units back in MySQL's stock, and tells of it. */
 async function endUnsold(
   conn: PoolConnection,
@@ -274,6 +281,7 @@ async function endUnsold(
   columns: Parameters<typeof moveStatus>[3],
 ): Promise<void> {
   await moveStatus(conn, orderNo, to, columns);
+  if (row.payment_provider !== null) await forgetClientSecrets(conn, orderNo);
   await conn.query('UPDATE sales SET available = available + ? WHERE sku = ?', [row.quantity, row.sku]);
   await recordOrderEvent(conn, { orderNo, type: to === 'FAILED' ? 'order.failed' : 'order.cancelled' });
 }
@@ -400,6 +408,7 @@ export async function decideWaitingPayments(
     );
     if (verdict.outcome === 'APPLIED') {
       await moveStatus(conn, orderNo, 'PAID', { paid_at: MYSQL_NOW });
+      if (order.paymentProvider !== null) await forgetClientSecrets(conn, orderNo);
       await conn.query(`UPDATE payments SET outcome = 'APPLIED' WHERE event_id = ? AND outcome IN (?)`, [
         payment.eventId,
         paymentOutcomesMovingTo('APPLIED'),

@@ -213,7 +213,12 @@ export class PaymentStore extends Store {
 
   /** The intent's status as the provider last told it. */
   async recordPaymentIntentStatus(intentId: string, status: string): Promise<void> {
-    await this.pool.query('UPDATE payment_intents SET status = ? WHERE intent_id = ?', [status, intentId]);
+    // A closed intent cannot be paid through: its client secret is dropped (one made after its order closed too).
+    await this.pool.query(
+      `UPDATE payment_intents SET status = ?, client_secret = IF(? IN ('succeeded', 'canceled'), NULL, client_secret)
+       WHERE intent_id = ?`,
+      [status, status, intentId],
+    );
   }
 
   /** The opening's idempotency key attempt (1 until a 5xx moved it on), and whether the order's close has begun. */

@@ -85,7 +85,7 @@ export class WebhookSender {
     // An IP literal is connected as written, without a lookup: judged here. (The URL parser has made it canonical.)
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     if (isIP(host) !== 0) {
-      const refusal = this.rule.refusal(host);
+      const refusal = this.rule.refusal(host, url.port);
       if (refusal) return { kind: 'refused', reason: refusal };
     }
 
@@ -113,7 +113,7 @@ export class WebhookSender {
         headers,
         // A socket of its own, closed after the answer: nothing pooled, no proxy.
         agent: false,
-        lookup: judgedLookup(this.options.lookup ?? (dnsLookup as LookupFunction), this.rule),
+        lookup: judgedLookup(this.options.lookup ?? (dnsLookup as LookupFunction), this.rule, url.port),
         ...(url.protocol === 'https:' && this.options.ca ? { ca: this.options.ca } : {}),
       };
       let request: http.ClientRequest;
@@ -218,7 +218,7 @@ export function retryAfterMs(header: string | undefined, nowMs: number): number 
 }
 
 /** The socket's `lookup`: the resolver's answer less each refused address (none left: refused): judged is connected. */
-function judgedLookup(resolve: LookupFunction, rule: AddressRule): LookupFunction {
+function judgedLookup(resolve: LookupFunction, rule: AddressRule, port: string): LookupFunction {
   return (hostname, options, callback) => {
     resolve(hostname, options, (err, address, family) => {
       if (err) return callback(err, address, family);
@@ -226,7 +226,7 @@ function judgedLookup(resolve: LookupFunction, rule: AddressRule): LookupFunctio
         typeof address === 'string' ? [{ address, family: family ?? isIP(address) }] : address;
       const refusals: string[] = [];
       const allowed = answers.filter((answer) => {
-        const refusal = rule.refusal(answer.address);
+        const refusal = rule.refusal(answer.address, port);
         if (refusal) refusals.push(refusal);
         return refusal === null;
       });
@@ -241,7 +241,10 @@ function judgedLookup(resolve: LookupFunction, rule: AddressRule): LookupFunctio
 
 type Address = ipaddr.IPv4 | ipaddr.IPv6;
 
-/** Unicast or EVENTS_ALLOWED_RANGES; IPv6 carrying IPv4 (mapped, compatible, NAT64) is judged as that IPv4 address. */
+/**
+ * Unicast or EVENTS_ALLOWED_RANGES; IPv6 carrying IPv4 (mapped, compatible, NAT64) is judged as that IPv4 address. A
+ * port other than the scheme's own (443, 80) only in EVENTS_ALLOWED_RANGES: elsewhere it would probe services.
+ */
 export class AddressRule {
   private readonly allowed: [Address, number][];
 
@@ -249,7 +252,8 @@ export class AddressRule {
     this.allowed = allowedRanges.map((range) => ipaddr.parseCIDR(range));
   }
 
-  refusal(address: string): string | null {
+  /** `port`: the URL's, '' when it is the scheme's own (the URL parser drops a default port). */
+  refusal(address: string, port = ''): string | null {
     if (!ipaddr.isValid(address)) return `${address} is not an IP address`;
     const parsed = ipaddr.parse(address);
     const carried = carriedIPv4(parsed);
@@ -257,9 +261,12 @@ export class AddressRule {
     const inRange = (ip: Address, [network, bits]: [Address, number]) =>
       ip.kind() === network.kind() && ip.match(network, bits);
     if (this.allowed.some((range) => inRange(judged, range) || inRange(parsed, range))) return null;
-    const range = judged.range();
-    if (range === 'unicast') return null;
     const shown = carried ? `${address} (IPv4 ${carried.toString()})` : address;
+    const range = judged.range();
+    if (range === 'unicast')
+      return port === ''
+        ? null
+        : `${shown}: port ${port} refused, only 443 (or 80) outside the ranges an operator allows (EVENTS_ALLOWED_RANGES)`;
     return `${shown}: ${range}, refused (an operator may allow its range: EVENTS_ALLOWED_RANGES)`;
   }
 }

@@ -31,7 +31,7 @@ export class AesGcmPayloadCodec implements PayloadCodec, TextSealer {
 
   constructor(
     private readonly keys: readonly PayloadCodecKey[],
-    private readonly mode: 'encrypt' | 'decrypt-only' = 'encrypt',
+    private readonly mode: PayloadCodecMode = 'encrypt',
   ) {
     if (keys.length === 0) throw new ValueError('the payload codec needs at least one key');
     this.byId = new Map(keys.map((key) => [key.id, createSecretKey(key.secret)]));
@@ -42,8 +42,17 @@ export class AesGcmPayloadCodec implements PayloadCodec, TextSealer {
     return payloads.map((payload) => this.encrypt(payload));
   }
 
+  /** Under `require`, a plain payload (written without this codec: by hand, or by a client without the key) throws. */
   async decode(payloads: Payload[]): Promise<Payload[]> {
-    return payloads.map((payload) => (encodingOf(payload) === ENCRYPTED_ENCODING ? this.decrypt(payload) : payload));
+    return payloads.map((payload) => {
+      const encoding = encodingOf(payload);
+      if (encoding === ENCRYPTED_ENCODING) return this.decrypt(payload);
+      if (this.mode === 'require')
+        throw new ValueError(
+          `a payload not encrypted (encoding "${encoding ?? 'none'}"), refused: PAYLOAD_CODEC_MODE=require`,
+        );
+      return payload;
+    });
   }
 
   private encrypt(payload: Payload): Payload {
@@ -69,9 +78,8 @@ export class AesGcmPayloadCodec implements PayloadCodec, TextSealer {
     return { metadata: original.metadata, data: original.data };
   }
 
-  /** `enc1:<key id>:<base64 nonce|ciphertext|tag>`, bound to `context`; plain in decrypt-only. */
+  /** `enc1:<key id>:<base64 nonce|ciphertext|tag>`, bound to `context`, in every mode (each one opens it). */
   seal(text: string, context: string): string {
-    if (this.mode === 'decrypt-only') return text;
     const { id, sealed } = this.sealBytes(Buffer.from(text, 'utf8'), `text:${context}`);
     return `${SEALED_PREFIX}${id}:${sealed.toString('base64')}`;
   }
@@ -96,9 +104,8 @@ export class AesGcmPayloadCodec implements PayloadCodec, TextSealer {
   private openBytes(what: string, id: string | undefined, sealed: Uint8Array, context: string): Buffer {
     const secret = id === undefined ? undefined : this.byId.get(id);
     if (id === undefined || !secret) {
-      throw new ValueError(
-        `${what} of key "${id ?? '(none)'}", which is not in PAYLOAD_CODEC_KEYS (${[...this.byId.keys()].join(', ')})`,
-      );
+      // The keys held are not named: a refusal is an answer to whoever sent the payload.
+      throw new ValueError(`${what} of key "${id ?? '(none)'}", which is not one of PAYLOAD_CODEC_KEYS`);
     }
     if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new ValueError(`${what} of key "${id}" is truncated`);
     const decipher = createDecipheriv('aes-256-gcm', secret, sealed.subarray(0, NONCE_BYTES));
@@ -114,6 +121,9 @@ export class AesGcmPayloadCodec implements PayloadCodec, TextSealer {
     }
   }
 }
+
+/** encrypt; decrypt-only: write plain, read both (before encryption); require: encrypt, refuse plain (after it). */
+export type PayloadCodecMode = 'encrypt' | 'decrypt-only' | 'require';
 
 /** What the codec encrypted per key since the last call, for a counter: GCM's random nonces allow 2^32 per key. */
 export function encryptionsSince(codec: AesGcmPayloadCodec): () => Map<string, number> {

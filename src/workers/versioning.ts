@@ -1,5 +1,5 @@
 /** The worker process as a version of a Worker Deployment (docs/operations.md, "Deploying during a sale"). */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import type { WorkerOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config/index.js';
 import {
@@ -19,11 +19,15 @@ export function workerVersionOf(config: AppConfig, bundlePath?: string): WorkerV
     : null;
 }
 
-/** The bundle's build id and the codec's mode and key ids: a key's rollout is a build to drain (docs/operations.md). */
+/**
+ * The bundle's build id and the codec's mode and keys: a key's rollout is a build to drain (docs/operations.md). Each
+ * key by its id and a keyed fingerprint (an HMAC under the key, one-way): an id reused with another key is a new build.
+ */
 export function workerBuildId(config: Pick<AppConfig, 'payloadCodec'>, bundlePath?: string): string {
   const { mode, keys } = config.payloadCodec;
+  const fingerprint = (secret: Buffer) => createHmac('sha256', secret).update('flash-checkout/build-id').digest('hex');
   const codec = createHash('sha256')
-    .update([mode, ...keys.map((key) => key.id)].join('\n'))
+    .update([mode, ...keys.map((key) => `${key.id}:${fingerprint(key.secret)}`)].join('\n'))
     .digest('hex')
     .slice(0, 6);
   return `${workflowBuildId(bundlePath)}-${codec}`;

@@ -27,7 +27,13 @@ import { RedisInventory } from '../../src/inventory/redis-inventory.js';
 /** The admin token of the API test files (ADMIN_TOKEN). */
 export const TEST_ADMIN_TOKEN = 'test-admin-token';
 /** What most API test files run with: dev login on (the dashboard's helpers), a known admin token, warnings only. */
-export const API_TEST_ENV = { AUTH_DEV_LOGIN: 'true', ADMIN_TOKEN: TEST_ADMIN_TOKEN, LOG_LEVEL: 'warn' } as const;
+export const API_TEST_ENV = {
+  AUTH_DEV_LOGIN: 'true',
+  ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+  LOG_LEVEL: 'warn',
+  // The files probe refusals by the dozen from one address; test/admin.test.ts checks the limit itself.
+  RATE_LIMIT_AUTH_FAILURES: '1000/1m',
+} as const;
 
 export interface TestApp {
   config: AppConfig;

@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { AdminService } from '../../sales/admin-service.js';
 import type { WorkerFiguresBoard } from '../../inventory/worker-figures.js';
 import type { OrderEventFeed } from '../../events/order-events.js';
-import { adminOnly, eventsReaderOnly } from '../auth.js';
+import type { OperatorTokens } from '../auth.js';
 import {
   adminOrderPaymentsSchema,
   adminOrderSchema,
@@ -31,17 +31,16 @@ import type { DeploymentStatus } from '../../infra/worker-deployments.js';
 /** The operators' routes under /api/admin; the token is checked before anything else is read. */
 export function adminRoutes(deps: {
   admin: AdminService;
-  adminToken: string;
+  operators: OperatorTokens;
   workers: Pick<WorkerFiguresBoard, 'read'>;
   /** Null: unversioned workers. */
   deployment: { status(): Promise<DeploymentStatus> } | null;
   /** GET /api/admin/events: the order events feed, for the merchant's systems to catch up from (docs/api.md). */
   feed: Pick<OrderEventFeed, 'read'>;
-  eventsReadToken: string | null;
 }): Router {
   const { admin } = deps;
   const router = new Router();
-  const asAdmin = { tag: 'admin', ...adminOnly(deps.adminToken) };
+  const asAdmin = { tag: 'admin', ...deps.operators.admin };
 
   route(router, {
     at: 'GET /api/admin/sales',
@@ -162,7 +161,7 @@ export function adminRoutes(deps: {
     operationId: 'listOrderEvents',
     summary: 'Order events after a cursor, in the order they were written; none skipped by a late commit',
     tag: 'admin',
-    ...eventsReaderOnly(deps),
+    ...deps.operators.eventsReader,
     query: orderEventsQuerySchema,
     responses: { 200: { description: 'The events ready after the cursor', schema: orderEventPageSchema } },
     errors: ['INVALID_REQUEST', 'UNAUTHORIZED', 'CURSOR_EXPIRED'],

@@ -6,7 +6,7 @@ import type { AppConfig } from '../../config/index.js';
 import { Refusal } from '../../infra/refusal.js';
 import type { LineService, PlaceView } from '../../line/line-service.js';
 import { skuNotFound, type SalesService } from '../../sales/sales-service.js';
-import { adminOnly, type ShopperAuth } from '../auth.js';
+import type { OperatorTokens, ShopperAuth } from '../auth.js';
 import type { LineRateLimits } from '../rate-limit.js';
 import { lineSchema, placeSchema, saleSchema } from '../response-schemas.js';
 import { route } from '../route.js';
@@ -14,7 +14,7 @@ import { createSaleSchema, lineControlSchema, pathSku, skuParams } from '../sche
 
 export function salesRoutes(deps: {
   sales: SalesService;
-  adminToken: string;
+  operators: OperatorTokens;
   auth: ShopperAuth;
   line: LineService;
   limits: LineRateLimits;
@@ -28,7 +28,7 @@ export function salesRoutes(deps: {
     summary: 'Put a SKU on sale (MySQL and Redis)',
     description: 'The window is optional: without startsAt the sale is open at once, without endsAt it never closes.',
     tag: 'sales',
-    ...adminOnly(deps.adminToken),
+    ...deps.operators.admin,
     body: createSaleSchema,
     responses: { 201: { description: 'The sale, as GET /api/sales/{sku} shows it', schema: saleSchema } },
     errors: ['INVALID_REQUEST', 'UNAUTHORIZED', 'SALE_EXISTS'],
@@ -140,7 +140,7 @@ export function salesRoutes(deps: {
     description:
       "Pausing or lowering the rate moves the line's epoch on: every place read after it says why its wait went up (`etaRaisedBy`).",
     tag: 'admin',
-    ...adminOnly(deps.adminToken),
+    ...deps.operators.admin,
     params: skuParams,
     body: lineControlSchema,
     responses: { 200: { description: 'The line after the change', schema: lineSchema } },

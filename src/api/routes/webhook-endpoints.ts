@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import { WebhookNotFound, type WebhookEndpoints } from '../../events/endpoints.js';
-import { adminOnly } from '../auth.js';
+import type { OperatorTokens } from '../auth.js';
 import { echo } from '../../infra/refusal.js';
 import { ApiError } from '../errors.js';
 import {
@@ -32,10 +32,10 @@ const PATH = '/api/admin/webhook-endpoints';
  * it names nothing), body and query (400), then the endpoint (404); a refused request changes nothing. A secret is
  * in its answer only, sent no-store: no cache on the way may keep a copy.
  */
-export function webhookEndpointRoutes(deps: { endpoints: WebhookEndpoints; adminToken: string }): Router {
+export function webhookEndpointRoutes(deps: { endpoints: WebhookEndpoints; operators: OperatorTokens }): Router {
   const { endpoints } = deps;
   const router = new Router();
-  const asAdmin = { tag: 'admin', ...adminOnly(deps.adminToken) };
+  const asAdmin = { tag: 'admin', ...deps.operators.admin };
 
   route(router, {
     at: `POST ${PATH}`,
