@@ -28,12 +28,19 @@ export class AesGcmPayloadCodec implements PayloadCodec, TextSealer {
   readonly counts = { encrypted: new Map<string, number>(), decrypted: new Map<string, number>() };
   /** KeyObjects made once: a Buffer key makes one per payload, a fifth of the worker's codec CPU at a sale's rate. */
   private readonly byId: ReadonlyMap<string, KeyObject>;
+  /** The first key's id, the one that encrypts. */
+  private readonly encryptingKeyId: string;
 
+  /**
+   * The keys are kept as KeyObjects only, whose bytes no serializer writes: the SDK logs the Worker's options, this
+   * codec among them, at debug, and a kept Buffer printed as {"type":"Buffer","data":[…]}.
+   */
   constructor(
-    private readonly keys: readonly PayloadCodecKey[],
+    keys: readonly PayloadCodecKey[],
     private readonly mode: PayloadCodecMode = 'encrypt',
   ) {
     if (keys.length === 0) throw new ValueError('the payload codec needs at least one key');
+    this.encryptingKeyId = keys[0]!.id;
     this.byId = new Map(keys.map((key) => [key.id, createSecretKey(key.secret)]));
   }
 
@@ -92,7 +99,7 @@ export class AesGcmPayloadCodec implements PayloadCodec, TextSealer {
 
   /** nonce | ciphertext | tag under the first key, its id and `context` bound as associated data. */
   private sealBytes(plain: Uint8Array, context: string): { id: string; sealed: Buffer } {
-    const { id } = this.keys[0]!;
+    const id = this.encryptingKeyId;
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.byId.get(id)!, nonce);
     cipher.setAAD(associatedData(id, context));
