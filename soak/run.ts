@@ -39,7 +39,7 @@ import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
-import { startStack, type RunningStack } from '../stack/index.js';
+import { setMysqlPassword, startStack, type RunningStack } from '../stack/index.js';
 import { runThenCleanUp } from '../stack/launcher.js';
 import { startAppProcess, type AppRole } from '../stack/app-processes.js';
 import { freePort, tailOf, type ManagedProcess } from '../stack/process.js';
@@ -148,10 +148,12 @@ async function main(): Promise<void> {
     PAYMENT_WINDOW: args.paymentWindow,
     PAYMENT_PROVIDER: 'stripe',
     STRIPE_API_URL: stripeUrl,
-    STRIPE_SECRET_KEY: 'sk_test_soak',
+    STRIPE_SECRET_KEY: `sk_test_${secret()}`,
     STRIPE_WEBHOOK_SECRET: `whsec_${secret()}`,
     STRIPE_DEPLOYMENT_TAG: `soak-${runId}`,
     STRIPE_REQUESTS_PER_SECOND: '100',
+    // The stack's user's published password is refused too: the soak's own stack, so its password is the soak's.
+    MYSQL_URL: await setMysqlPassword(stack.env.MYSQL_URL!, secret()),
     // Bounded caches fill within the warm-up, not over hours (args.ts): a soak looks for growth without a bound.
     ...(args.statusCacheEntries === null ? {} : { STATUS_CACHE_MAX_ENTRIES: String(args.statusCacheEntries) }),
   };

@@ -8,6 +8,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import mysql from 'mysql2/promise';
 import { LOCAL_STACK_PORTS } from '../src/config/index.js';
 import { freePort } from './process.js';
 import { loadToolPaths, startMariaDb, startRedis, startTemporalDevServer, type RunningService } from './services.js';
@@ -173,4 +174,20 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     ...(temporalMetricsUrl ? { temporalMetricsUrl } : {}),
     ...(codecServerUrl ? { codecServerUrl } : {}),
   };
+}
+
+/**
+ * Gives the stack's MySQL user `password` (production refuses the published `flash`) and answers `mysqlUrl` with it.
+ * For a stack of the caller's own: every user of the stack's database reads the URL this answers.
+ */
+export async function setMysqlPassword(mysqlUrl: string, password: string): Promise<string> {
+  const connection = await mysql.createConnection(mysqlUrl);
+  try {
+    await connection.query('SET PASSWORD = PASSWORD(?)', [password]);
+  } finally {
+    await connection.end();
+  }
+  const url = new URL(mysqlUrl);
+  url.password = encodeURIComponent(password);
+  return url.toString();
 }

@@ -15,14 +15,13 @@ import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { ConfigError, loadConfig, type AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { ENCRYPTED_ENCODING } from '../src/infra/payload-codec.js';
 import { paymentProviders } from '../src/payments/providers/registry.js';
 import { spawnAppProcess, startAppProcess, type AppRole } from '../stack/app-processes.js';
 import { startEventReceiver, type EventReceiver } from '../stack/event-receiver.js';
-import type { RunningStack } from '../stack/index.js';
+import { setMysqlPassword, type RunningStack } from '../stack/index.js';
 import { freePort, waitUntilReady, type ManagedProcess } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { answersOk } from '../toolkit/http-client.js';
@@ -82,8 +81,6 @@ beforeAll(async () => {
   stack = await startOwnStack('no-secret-printed');
   stripe = await startStripeApi();
   // The stack's own servers, so their passwords are ours to set: each user may set its own.
-  const pool = createMysqlPool(testConfig(stack.env));
-  await pool.query('SET PASSWORD = PASSWORD(?)', [MYSQL_PASSWORD]).finally(() => pool.end());
   const redis = createRedis(testConfig(stack.env));
   await redis.config('SET', 'requirepass', REDIS_PASSWORD).finally(() => redis.quit());
   const withPassword = (url: string, password: string) => url.replace('://', `://:${password}@`);
@@ -92,7 +89,7 @@ beforeAll(async () => {
     ...process.env,
     ...stack.env,
     ...SECRETS,
-    MYSQL_URL: stack.env.MYSQL_URL!.replace(':flash@', `:${MYSQL_PASSWORD}@`),
+    MYSQL_URL: await setMysqlPassword(stack.env.MYSQL_URL!, MYSQL_PASSWORD),
     REDIS_URL: withPassword(stack.env.REDIS_URL!, REDIS_PASSWORD),
     PAYLOAD_CODEC_KEYS: CODEC_KEYS,
     LINE_CHALLENGE_HEADER: 'x-line-pass',
