@@ -143,6 +143,10 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   // 15 awaiting payment, and the 5 paid ones if their workflows had not closed yet (visibility, as operators see it).
   expect(report.openAtSwitch[buildA.buildId]).toBeGreaterThanOrEqual(15);
   expect(report.drainedAfterMs).not.toBeNull();
+  // The smoke order is the operator's own: persisted and cancelled, and no merchant hears of it.
+  expect(report.smoke).toMatchObject({ status: 'CANCELLED' });
+  expect(await stores.orders.getOrder(report.smoke!.orderNo)).toMatchObject({ status: 'CANCELLED' });
+  expect(await stores.events.eventsOf(report.smoke!.orderNo)).toEqual([]);
   expect(workerA.exitCodeNow).not.toBeUndefined();
   await driver.untilClosed(burst, 'the burst’s paid orders to close');
   // The operator's view: B current with its 5 unpaid orders, A drained.

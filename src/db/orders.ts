@@ -16,6 +16,7 @@ import {
   type SoldStatus,
   type StoredOrderStatus,
 } from '../model/order-workflow.js';
+import { ROLLOUT_SMOKE_SKU } from '../model/internal-sales.js';
 import {
   cast,
   date,
@@ -594,16 +595,18 @@ export async function recordOrderEvent(
 ): Promise<void> {
   const occurrence = event.occurrence ?? '';
   const createdAt = CREATED_AT[event.type] ?? 'COALESCE(?, NOW(3))';
+  // The rollout's smoke orders are the operator's own: no merchant hears of them.
   await conn.query(
     `INSERT IGNORE INTO order_events (event_id, order_no, type, occurrence, created_at, order_json)
      SELECT ?, order_no, ?, ?, ${createdAt}, ${ORDER_SNAPSHOT} FROM orders
-     WHERE order_no = ?${event.whenStatus ? ' AND status = ?' : ''}`,
+     WHERE order_no = ? AND sku <> ?${event.whenStatus ? ' AND status = ?' : ''}`,
     [
       orderEventId(event.orderNo, event.type, occurrence),
       event.type,
       occurrence,
       ...(CREATED_AT[event.type] ? [] : [event.createdAt ?? null]),
       event.orderNo,
+      ROLLOUT_SMOKE_SKU,
       ...(event.whenStatus ? [event.whenStatus] : []),
     ],
   );

@@ -10,11 +10,12 @@ import {
   type OrderInput,
   type OrderWorkflowSignature,
 } from '../model/order-workflow.js';
+import { ROLLOUT_SMOKE_SKU } from '../model/internal-sales.js';
 import { newOrderNo } from './order-numbers.js';
 
 /** The rollout's own sale: units that only smoke orders take, each given back by its cancel. */
 export const SMOKE_SALE = {
-  sku: 'ROLLOUT-SMOKE',
+  sku: ROLLOUT_SMOKE_SKU,
   name: 'Rollout smoke orders (not for sale)',
   priceCents: 100,
   stock: 10,
