@@ -39,7 +39,10 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<ConfigVariable, SettingDescrip
   EVENTS_RETRY_PERIOD: { meaning: 'an event is retried this long, then given up (the feed keeps it)' },
   EVENTS_RETRY_FIRST: { meaning: 'the first retry; each next doubles (± 20 %) up to an hour' },
   EVENTS_RETENTION: { meaning: 'the feed keeps events this long (≥ `EVENTS_RETRY_PERIOD`)' },
-  EVENTS_SECRET_KEY: { meaning: "endpoints' `whsec_` secrets are sealed (AES-256-GCM) with a key derived from it" },
+  EVENTS_SECRET_KEY: {
+    meaning:
+      "endpoints' `whsec_` secrets are sealed (AES-256-GCM) with a key derived from it; `<id>=<key>,…` lists keys, the first sealing, all opening ([rotating it](docs/operations.md#before-production))",
+  },
   EVENTS_CONCURRENCY: { meaning: 'order events sent at once to one endpoint' },
   EVENTS_POLL_INTERVAL: { meaning: "how often an endpoint's delivery looks for new events" },
   JWT_SECRET: { meaning: 'HS256 key of shopper tokens (≥ 16 characters; production: ≥ 32, random)' },

@@ -102,6 +102,30 @@ describe('NODE_ENV=production', () => {
     }
   });
 
+  it('EVENTS_SECRET_KEY: one key as before, or a list with ids (the first seals); a refusal names a key, never shows it', () => {
+    const [one, two] = [randomBytes(24).toString('hex'), randomBytes(24).toString('hex')];
+    expect(loadConfig({ EVENTS_SECRET_KEY: one }).webhookDelivery.secretKeys).toEqual([{ id: '', secret: one }]);
+    expect(loadConfig({ EVENTS_SECRET_KEY: `k2=${two},k1=${one}` }).webhookDelivery.secretKeys).toEqual([
+      { id: 'k2', secret: two },
+      { id: 'k1', secret: one },
+    ]);
+    const short = two.slice(0, 10);
+    for (const [value, named] of [
+      [`k2=${short},k1=${one}`, 'key "k2"'],
+      [`k2=${two},${one}`, 'entry 2 (not shown)'],
+      [`k1=${two},k1=${one}`, 'key id "k1" is listed twice'],
+    ] as const) {
+      const message = refusal({ EVENTS_SECRET_KEY: value });
+      expect(message, value).toContain(`EVENTS_SECRET_KEY: ${named}`);
+      for (const secret of [one, two, short]) expect(message, value).not.toContain(secret);
+    }
+    // In production each listed key must be strong on its own.
+    const weak = ['a', 'b', 'c', 'd'].join('').repeat(10);
+    expect(refusal({ ...OWN_SECRETS, EVENTS_SECRET_KEY: `k2=${two},k1=${weak}` })).toContain(
+      'EVENTS_SECRET_KEY: key "k1": made of fewer than 8 distinct values',
+    );
+  });
+
   it('refuses AUTH_DEV_LOGIN=true (or 1) even with secrets of its own', () => {
     for (const value of ['true', '1'])
       expect(refusal({ NODE_ENV: 'production', ...OWN_SECRETS, AUTH_DEV_LOGIN: value })).toMatch(

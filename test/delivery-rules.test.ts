@@ -23,11 +23,11 @@ describe('retries', () => {
     expect(attemptRecordOf({ kind: 'delivered', status: 204, ms: 3 }, within, NOW, 5_000).next).toEqual({
       status: 'DELIVERED',
     });
-    const failed = { kind: 'failed', status: 500, reason: 'HTTP 500', bodyExcerpt: 'oops', ms: 4 } as const;
+    const failed = { kind: 'failed', status: 500, reason: 'answered 500', ms: 4 } as const;
     expect(attemptRecordOf(failed, within, NOW, 5_000)).toMatchObject({
       outcome: 'failed',
       httpStatus: 500,
-      error: 'HTTP 500: oops',
+      error: 'answered 500',
       next: { status: 'PENDING' },
     });
     expect(attemptRecordOf(failed, delivery(5, NOW + 1_000), NOW, 5_000).next).toEqual({ status: 'GAVE_UP' });
@@ -44,6 +44,33 @@ describe('retries', () => {
       durationMs: null,
       next: { status: 'PENDING' },
     });
+  });
+});
+
+describe('what an admin sees of an attempt', () => {
+  it('its status, timing and the kind of failure: never an address, a resolver answer or an error text', () => {
+    const within = delivery(0, NOW + 86_400_000);
+    const seen = (outcome: Parameters<typeof attemptRecordOf>[0]) => attemptRecordOf(outcome, within, NOW, 5_000).error;
+    const refusedAddress = 'internal.merchant resolves to 10.1.2.3: private, refused (an operator may allow…)';
+    expect(seen({ kind: 'refused', reason: refusedAddress })).toBe(
+      'address refused: not public, or a port other than 443 (80), outside EVENTS_ALLOWED_RANGES',
+    );
+    const connection = (code: string) =>
+      seen({ kind: 'failed', status: null, reason: `connection: ${code}: connect ${code} 10.1.2.3:6379`, ms: 2 });
+    expect(connection('ECONNREFUSED')).toBe('connection refused');
+    expect(connection('ECONNRESET')).toBe('connection reset');
+    expect(connection('ENOTFOUND')).toBe('host name not found');
+    expect(connection('DEPTH_ZERO_SELF_SIGNED_CERT')).toBe('TLS refused (certificate or handshake)');
+    expect(connection('EHOSTUNREACH')).toBe('connection failed');
+    const timeout = { kind: 'failed', status: null, reason: 'timeout: no answer within 15000 ms', ms: 15_000 } as const;
+    expect(attemptRecordOf(timeout, within, NOW, 5_000)).toMatchObject({
+      error: 'timeout: no answer within EVENTS_ATTEMPT_TIMEOUT_MS',
+      durationMs: 15_000,
+    });
+    expect(seen({ kind: 'failed', status: 502 + 1, reason: 'answered 503', ms: 3 })).toBe('answered 503');
+    expect(seen({ kind: 'refused', reason: 'not sendable: ftp: is not http(s)' })).toBe('not a URL it can send to');
+    for (const record of [seen({ kind: 'refused', reason: refusedAddress }), connection('ECONNREFUSED')])
+      expect(record).not.toMatch(/10\.1\.2\.3|6379|internal/);
   });
 });
 

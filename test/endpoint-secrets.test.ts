@@ -78,3 +78,44 @@ describe('EndpointSecretBox', () => {
     expect(() => box.open(ENDPOINT, Buffer.concat([sealed, Buffer.from([0])])), 'a byte added').toThrow();
   });
 });
+
+describe('EndpointSecretBox over a list of keys (EVENTS_SECRET_KEY=<id>=<key>,…)', () => {
+  const k1 = { id: 'k1', secret: `${KEY}-one` };
+  const k2 = { id: 'k2', secret: `${KEY}-two` };
+  const secret = generateEndpointSecret();
+
+  it('seals under the first, naming it; opens under any listed; a box of an unlisted key names the key, not its text', () => {
+    const rotating = new EndpointSecretBox([k2, k1]);
+    const sealedByK1 = new EndpointSecretBox([k1]).seal(ENDPOINT, secret);
+    const sealedByK2 = rotating.seal(ENDPOINT, secret);
+    expect(rotating.open(ENDPOINT, sealedByK1)).toBe(secret);
+    expect(rotating.open(ENDPOINT, sealedByK2)).toBe(secret);
+    expect([rotating.isCurrent(sealedByK2), rotating.isCurrent(sealedByK1)]).toEqual([true, false]);
+    const message = (() => {
+      try {
+        new EndpointSecretBox([k1]).open(ENDPOINT, sealedByK2);
+      } catch (err) {
+        return (err as Error).message;
+      }
+    })();
+    expect(message).toBe('an endpoint secret sealed under key "k2", which is not one of EVENTS_SECRET_KEY');
+    expect(message).not.toContain(k2.secret);
+  });
+
+  it('opens a box sealed before keys had ids under the key it was, now listed with one', () => {
+    const unnamed = new EndpointSecretBox(KEY).seal(ENDPOINT, secret);
+    const listed = new EndpointSecretBox([k2, { id: 'was-unnamed', secret: KEY }]);
+    expect(listed.open(ENDPOINT, unnamed)).toBe(secret);
+    expect(listed.isCurrent(unnamed)).toBe(false);
+    expect(() => new EndpointSecretBox([k2]).open(ENDPOINT, unnamed)).toThrow(/no listed key opens/);
+  });
+
+  it('a box relabelled with another listed id, or moved to another endpoint, does not open', () => {
+    const rotating = new EndpointSecretBox([k2, k1]);
+    const sealed = rotating.seal(ENDPOINT, secret);
+    const relabelled = Buffer.from(sealed);
+    relabelled[3] = '1'.charCodeAt(0); // [2][2]['k']['2'] → "k1"
+    expect(() => rotating.open(ENDPOINT, relabelled)).toThrow();
+    expect(() => rotating.open('ep_01ARZ3NDEKTSV4RRFFQ69G5FAW', sealed)).toThrow();
+  });
+});

@@ -35,7 +35,7 @@ const testbed = await openPerQueueTestbed({ ...ENV, TEMPORAL_TASK_QUEUE: `delive
 const queue = `deliveries-${randomUUID()}`;
 await testbed.startWorker(queue);
 const { stores, redis, config, temporal } = testbed;
-const box = new EndpointSecretBox(config.webhookDelivery.secretKey);
+const box = new EndpointSecretBox(config.webhookDelivery.secretKeys);
 const deliveries = new EndpointDeliveryClient(temporal, {
   ...config,
   temporal: { ...config.temporal, taskQueue: queue },
@@ -238,11 +238,10 @@ describe('a sale’s events reach the merchant', () => {
     const receiver = await startReceiver(() => secrets);
     const endpoint = await subscribe(receiver.url);
     const newSecret = generateEndpointSecret();
-    await stores.webhooks.rotateSecret(
-      endpoint.endpointId,
-      box.seal(endpoint.endpointId, newSecret),
-      new Date(Date.now() + 3_600_000),
-    );
+    await stores.webhooks.rotateSecret(endpoint.endpointId, box.seal(endpoint.endpointId, newSecret), {
+      oldUntil: new Date(Date.now() + 3_600_000),
+      replaceAll: false,
+    });
     secrets = [endpoint.secret, newSecret];
     const paid = await order('paid');
     await waitFor(async () => receiver.received.find((r) => r.id === paid.eventId), {

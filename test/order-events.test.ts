@@ -200,8 +200,13 @@ describe('the feed', () => {
 
     expect((await feed('?limit=1', TEST_ADMIN_TOKEN)).status).toBe(200);
     expect((await feed('?limit=1', 'not-the-token')).body).toMatchObject({ error: { code: 'UNAUTHORIZED' } });
-    for (const bad of ['?after=nope', '?types=order.shipped', '?limit=0', '?limit=501'])
+    for (const bad of ['?after=nope', '?types=order.shipped', '?types=order.paid,', '?limit=0', '?limit=501'])
       expect((await feed(bad)).body, bad).toMatchObject({ error: { code: 'INVALID_REQUEST' } });
+    // The document says the same of `types`: the list as a pattern of the types, no wider.
+    const documented = (await replyOf(api.url, 'GET', '/openapi.json')).body.paths['/api/admin/events'].get.parameters;
+    const pattern = new RegExp(documented.find((p: { name: string }) => p.name === 'types').schema.pattern);
+    expect(['order.paid', 'order.paid,order.cancelled'].every((list) => pattern.test(list))).toBe(true);
+    expect(['order.shipped', 'order.paid,', ''].some((list) => pattern.test(list))).toBe(false);
   });
 
   it('never skips an event committed after a later one: it waits for the open transaction', async () => {

@@ -5,12 +5,14 @@
  * nothing; a rotation keeps the old secret signing for its overlap; an endpoint disabled and enabled again; deliveries
  * paged, attempts read and events resent; Temporal not answering a wake does not fail the request.
  */
+import { randomBytes } from 'node:crypto';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
 import { ENDPOINT_DELIVERY_WORKFLOW_TYPE, endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
+import { resealEndpointSecrets } from '../src/activities/reconcile.js';
 import { EndpointSecretBox } from '../src/events/endpoint-secrets.js';
 import { WebhookEndpoints } from '../src/events/endpoints.js';
 import type { RedisClient } from '../src/infra/redis.js';
@@ -38,7 +40,7 @@ let box: EndpointSecretBox;
 beforeAll(async () => {
   app = await startTestApp('webhook-endpoints', { ...API_TEST_ENV, EVENTS_READ_TOKEN: EVENTS_TOKEN });
   ({ api, pool, stores, redis, config } = app);
-  box = new EndpointSecretBox(config.webhookDelivery.secretKey);
+  box = new EndpointSecretBox(config.webhookDelivery.secretKeys);
 });
 
 afterAll(async () => {
@@ -253,6 +255,8 @@ describe('bad input', () => {
     ];
     for (const change of changes)
       expectError(await call('PATCH', path, change), 400, 'INVALID_REQUEST', JSON.stringify(change).slice(0, 120));
+    // No body at all (fetch still says Content-Length: 0): the document requires one, so the route does.
+    expectError(await call('PATCH', path), 400, 'INVALID_REQUEST', 'a PATCH without a body');
     for (const rotation of [
       { overlapSeconds: -1 },
       { overlapSeconds: 604_801 },
@@ -319,13 +323,49 @@ describe('rotation', () => {
     for (const shown of [secret, created.secret]) expect(read).not.toContain(shown);
     expect(JSON.parse(read)).toMatchObject({ endpointId: id, oldSecretUntil: endpoint.oldSecretUntil });
 
-    // Without overlapSeconds: a day; 0: the old secret stops at once.
-    const byDefault = await call('POST', `${PATH}/${id}/rotate-secret`, {});
-    expect(Date.parse(byDefault.body.endpoint.oldSecretUntil) - Date.now()).toBeGreaterThan(86_400_000 - 5_000);
-    expect(box.open(id, (await secretColumns(id)).oldSecretBox!)).toBe(secret);
+    // Another rotation inside the overlap would stop the old secret while receivers may still verify with it: 409.
+    const again = await call('POST', `${PATH}/${id}/rotate-secret`, {});
+    expectError(again, 409, 'ROTATION_IN_OVERLAP', 'a second rotation inside the overlap');
+    expect(again.body.error.message).toContain(endpoint.oldSecretUntil as string);
+    expect(await secretColumns(id)).toEqual(columns);
+    // 0: every earlier secret stops at once (a leaked one); then, no overlap left, a default rotation (a day).
     const now = await call('POST', `${PATH}/${id}/rotate-secret`, { overlapSeconds: 0 });
     expect(Math.abs(Date.parse(now.body.endpoint.oldSecretUntil) - Date.now())).toBeLessThan(5_000);
+    const byDefault = await call('POST', `${PATH}/${id}/rotate-secret`, {});
+    expect(Date.parse(byDefault.body.endpoint.oldSecretUntil) - Date.now()).toBeGreaterThan(86_400_000 - 5_000);
+    expect(box.open(id, (await secretColumns(id)).oldSecretBox!)).toBe(now.body.secret);
     expect(new Set([created.secret, secret, byDefault.body.secret, now.body.secret]).size).toBe(4);
+  });
+});
+
+describe('rotating EVENTS_SECRET_KEY', () => {
+  it('a key put first seals from then on; the reconciler seals every endpoint again under it, so the old can go', async () => {
+    const created = await createEndpoint();
+    const id = created.endpoint.endpointId;
+    const rotated = (await call('POST', `${PATH}/${id}/rotate-secret`, { overlapSeconds: 3_600 })).body
+      .secret as string;
+    // Disabled: resealed all the same (it may be enabled after the old key is gone); and no delivery runs meanwhile.
+    expect((await call('PATCH', `${PATH}/${id}`, { enabled: false })).status).toBe(200);
+    const before = await secretColumns(id);
+    const stackKey = config.webhookDelivery.secretKeys[0]!.secret;
+    const newKey = { id: 'k2', secret: randomBytes(24).toString('hex') };
+    const both = new EndpointSecretBox([newKey, { id: 'k1', secret: stackKey }]);
+    expect(both.isCurrent(before.secretBox)).toBe(false);
+    expect(both.open(id, before.secretBox)).toBe(rotated);
+    // This endpoint only: the other files' endpoints keep the stack's key their workers hold.
+    const thisOne = {
+      endpointSecretBoxes: async () => (await stores.webhooks.endpointSecretBoxes()).filter((b) => b.endpointId === id),
+      replaceSecretBoxes: stores.webhooks.replaceSecretBoxes.bind(stores.webhooks),
+    };
+    await resealEndpointSecrets(thisOne, both);
+    const after = await secretColumns(id);
+    expect([after.secretBox, after.oldSecretBox!].every((sealed) => both.isCurrent(sealed))).toBe(true);
+    const newOnly = new EndpointSecretBox([newKey]);
+    expect(newOnly.open(id, after.secretBox)).toBe(rotated);
+    expect(newOnly.open(id, after.oldSecretBox!)).toBe(created.secret);
+    expect(() => new EndpointSecretBox(stackKey).open(id, after.secretBox)).toThrow(/not one of EVENTS_SECRET_KEY/);
+    await resealEndpointSecrets(thisOne, both);
+    expect(await secretColumns(id)).toEqual(after);
   });
 });
 

@@ -21,6 +21,7 @@ import { beat } from './heartbeat.js';
 import { received } from './order.js';
 import type { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';
 import type { OrderEventFigures } from '../db/webhooks.js';
+import type { EndpointSecretBox } from '../events/endpoint-secrets.js';
 
 export interface ReconcileDeps {
   stores: Pick<Stores, 'orders' | 'sales' | 'reports' | 'payments' | 'refunds' | 'webhooks'>;
@@ -39,6 +40,8 @@ export interface ReconcileDeps {
   deliveries?: Pick<EndpointDeliveryClient, 'ensureRunning'> | null;
   /** EVENTS_RETENTION: the feed keeps events this long. */
   eventRetentionMs?: number;
+  /** Endpoints' secrets sealed under an older EVENTS_SECRET_KEY are sealed again under the first. */
+  endpointSecrets?: Pick<EndpointSecretBox, 'open' | 'seal' | 'isCurrent'>;
 }
 
 export interface RefundGauges {
@@ -48,6 +51,24 @@ export interface RefundGauges {
 
 export interface DeliveryGauges {
   show(figures: OrderEventFigures): void;
+}
+
+/** Every endpoint's secrets (current and overlapping) sealed under the key that seals now; a concurrent change wins. */
+export async function resealEndpointSecrets(
+  webhooks: Pick<ReconcileDeps['stores']['webhooks'], 'endpointSecretBoxes' | 'replaceSecretBoxes'>,
+  box: NonNullable<ReconcileDeps['endpointSecrets']>,
+): Promise<void> {
+  for (const sealed of await webhooks.endpointSecretBoxes()) {
+    const boxes = [sealed.secretBox, sealed.oldSecretBox].filter((one): one is Buffer => one !== null);
+    if (boxes.every((one) => box.isCurrent(one))) continue;
+    const again = (one: Buffer | null) =>
+      one && (box.isCurrent(one) ? one : box.seal(sealed.endpointId, box.open(sealed.endpointId, one)));
+    await webhooks.replaceSecretBoxes(sealed, {
+      secretBox: again(sealed.secretBox)!,
+      oldSecretBox: again(sealed.oldSecretBox),
+    });
+    beat();
+  }
 }
 
 /** Every status but the two whose units went back (a paid order's stay sold whatever follows). */
@@ -119,8 +140,12 @@ export function createReconcileActivities(deps: ReconcileDeps) {
     };
   };
   return {
-    /** Starts enabled endpoints' delivery workflows where none runs; prunes a page of events past EVENTS_RETENTION. */
+    /**
+     * Starts enabled endpoints' delivery workflows where none runs; prunes a page of events past EVENTS_RETENTION;
+     * seals again, under the first EVENTS_SECRET_KEY, any endpoint secret an older key sealed (a key's rotation).
+     */
     async keepOrderEventDeliveries(input: { prunePage: number }): Promise<{ endpoints: number; pruned: number }> {
+      if (deps.endpointSecrets) await resealEndpointSecrets(stores.webhooks, deps.endpointSecrets);
       const endpoints = deliveries ? await stores.webhooks.enabledEndpointIds() : [];
       for (const endpointId of endpoints) {
         await deliveries?.ensureRunning(endpointId);

@@ -3,7 +3,12 @@ import type { AttemptRecord, DueDelivery, WebhookStore } from '../db/webhooks.js
 import type { DeliveryRound } from '../events/delivery-definitions.js';
 import type { EndpointSecretBox } from '../events/endpoint-secrets.js';
 import { orderEventOf } from '../events/order-events.js';
-import type { WebhookDeliverySettings, WebhookOutcome, WebhookSender } from '../events/webhook-sender.js';
+import {
+  coarseReason,
+  type WebhookDeliverySettings,
+  type WebhookOutcome,
+  type WebhookSender,
+} from '../events/webhook-sender.js';
 import { beat } from './heartbeat.js';
 
 /** How often a round tells Temporal it is alive (the workflow's heartbeat timeout is a few of these). */
@@ -49,22 +54,13 @@ export function attemptRecordOf(
         next: { status: 'DELIVERED' },
       };
     case 'gone':
-      return failed('410 Gone: the endpoint was disabled', 410, outcome.ms);
+      return failed(coarseReason(outcome), 410, outcome.ms);
     case 'slow_down':
-      return failed(
-        `${outcome.status}: slowed down${outcome.retryAfterMs === undefined ? '' : ` (Retry-After ${Math.ceil(outcome.retryAfterMs / 1000)} s)`}`,
-        outcome.status,
-        outcome.ms,
-        outcome.retryAfterMs,
-      );
+      return failed(coarseReason(outcome), outcome.status, outcome.ms, outcome.retryAfterMs);
     case 'failed':
-      return failed(
-        outcome.bodyExcerpt ? `${outcome.reason}: ${outcome.bodyExcerpt}` : outcome.reason,
-        outcome.status,
-        outcome.ms,
-      );
+      return failed(coarseReason(outcome), outcome.status, outcome.ms);
     case 'refused':
-      return failed(outcome.reason, null, null);
+      return failed(coarseReason(outcome), null, null);
   }
 }
 

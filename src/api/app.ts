@@ -274,7 +274,7 @@ export function createApp(parts: ApiParts): Koa {
   // Merchants' endpoints for order events; their delivery workflows run on the worker, woken from here.
   const webhookEndpoints = new WebhookEndpoints({
     webhooks: stores.webhooks,
-    secrets: new EndpointSecretBox(config.webhookDelivery.secretKey),
+    secrets: new EndpointSecretBox(config.webhookDelivery.secretKeys),
     delivery: new EndpointDeliveryClient(temporal, config),
     settings: config.webhookDelivery,
     logger,

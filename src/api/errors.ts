@@ -41,6 +41,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   ADMISSION_USED: 403,
   NOT_VERSIONED: 404,
   CURSOR_EXPIRED: 410,
+  ROTATION_IN_OVERLAP: 409,
 };
 
 /** An answer the API gives on purpose (bad input, a wrong token, a refusal mapped by toApiError), not a bug. */

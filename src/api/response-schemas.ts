@@ -82,6 +82,8 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   ADMISSION_USED: 'an admission already spent on an order',
   NOT_VERSIONED: 'the workers run unversioned (`WORKER_VERSIONING=false`): no deployment to show',
   CURSOR_EXPIRED: 'the cursor is behind what the feed keeps (`EVENTS_RETENTION`): read again without a cursor',
+  ROTATION_IN_OVERLAP:
+    "an endpoint's previous rotation still has its old secret signing (`oldSecretUntil`): rotate after it, or with `overlapSeconds: 0` to replace every secret at once",
 };
 
 const ERROR_CODES = Object.keys(ERROR_CODE_DESCRIPTIONS) as [ErrorCode, ...ErrorCode[]];
@@ -553,7 +555,14 @@ export const webhookAttemptListSchema = named('WebhookAttemptList', {
           'or none), refused (not sent: the address or https rule).',
       }),
       httpStatus: int.nullable(),
-      error: z.string().nullable(),
+      error: z
+        .string()
+        .nullable()
+        .meta({
+          description:
+            "The kind of failure in a few words ('answered 500', 'connection refused', 'address refused: …'): never an " +
+            "address, a resolver's answer or the answer's body.",
+        }),
       durationMs: int.nullable(),
     }),
   ),

@@ -221,15 +221,22 @@ export const shopperOrdersQuerySchema = z.object({
   limit: withDefault(queryInteger('limit', 1, 100), 20),
 });
 
+/** A pattern for a comma-separated list of `values`, so the document refuses what the route refuses. */
+function listOf(values: readonly string[]): RegExp {
+  const one = `(?:${values.map((value) => value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})`;
+  return new RegExp(`^${one}(?:,${one})*$`);
+}
+
 /** GET /api/admin/events: the order events feed, from a cursor, of some types. */
 export const orderEventsQuerySchema = z.object({
   after: pageCursor(CURSOR_POSITIONS.events, ['1042']),
   types: z
     .string()
+    .regex(listOf(ORDER_EVENT_TYPES), `a comma-separated list of ${ORDER_EVENT_TYPES.join(', ')}`)
+    .meta({ description: 'Only these types, comma-separated', examples: ['order.paid,order.cancelled'] })
     .transform((list) => list.split(','))
     .pipe(z.array(z.enum(ORDER_EVENT_TYPES)).min(1))
-    .optional()
-    .meta({ description: 'Only these types, comma-separated', examples: ['order.paid,order.cancelled'] }),
+    .optional(),
   limit: withDefault(queryInteger('limit', 1, 500), 100),
 });
 

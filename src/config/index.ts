@@ -110,6 +110,31 @@ const payloadCodecKeys = z.string().transform((value, ctx): PayloadCodecKey[] =>
   return keys.length > 0 ? keys : refuse(ctx, 'lists no key');
 });
 
+/** One key of EVENTS_SECRET_KEY (src/events/endpoint-secrets.ts): '' for the one key of a value without ids. */
+export interface EventsSecretKey {
+  id: string;
+  secret: string;
+}
+
+/**
+ * One key as it always was, or `<id>=<key>,…`: the first seals, every one opens (rotation: docs/operations.md). Each at
+ * least 24 characters; a refusal names a key by its id or position, never by its text.
+ */
+const eventsSecretKeys = z.string().transform((value, ctx): EventsSecretKey[] => {
+  const listed = /^[A-Za-z0-9_-]{1,32}=/.test(value);
+  const keys: EventsSecretKey[] = [];
+  for (const [n, entry] of (listed ? commaList(value) : [value]).entries()) {
+    const match = listed ? /^([A-Za-z0-9_-]{1,32})=(.*)$/.exec(entry) : null;
+    const key = match ? { id: match[1]!, secret: match[2]! } : { id: '', secret: entry };
+    const named = match ? `key "${key.id}"` : `entry ${n + 1} (not shown)`;
+    if ((listed && !match) || key.secret.length < 24)
+      return refuse(ctx, `${named}: each key must be <id>=<at least 24 characters> (openssl rand -hex 32)`);
+    if (keys.some((other) => other.id === key.id)) return refuse(ctx, `key id "${key.id}" is listed twice`);
+    keys.push(key);
+  }
+  return keys;
+});
+
 /**
  * Outside production, a checkout's own codec key: generated once under .data/ (never committed, so a history copied
  * from a developer's machine is not readable with a published key), shared by npm start, the tests and the scripts.
@@ -218,8 +243,8 @@ const envSchema = z.object({
   // The first retry after a failed attempt; each next one doubles (± 20 %), up to an hour.
   EVENTS_RETRY_FIRST: durationString,
   EVENTS_RETENTION: durationString,
-  // Endpoints' whsec_ secrets are stored encrypted with a key derived from this (AES-256-GCM).
-  EVENTS_SECRET_KEY: z.string().min(24),
+  // Endpoints' whsec_ secrets are stored encrypted with keys derived from these (AES-256-GCM).
+  EVENTS_SECRET_KEY: eventsSecretKeys,
   // Events sent at once to one endpoint, and how often an idle endpoint's delivery looks for new events.
   EVENTS_CONCURRENCY: z.coerce.number().int().min(1).max(64),
   EVENTS_POLL_INTERVAL: durationString,
@@ -505,7 +530,8 @@ function configOf(e: Env, present: Record<string, string>) {
       retryPeriodMs: durationToMs(e.EVENTS_RETRY_PERIOD),
       retryFirstMs: durationToMs(e.EVENTS_RETRY_FIRST),
       retentionMs: durationToMs(e.EVENTS_RETENTION),
-      secretKey: e.EVENTS_SECRET_KEY,
+      /** The first seals endpoints' secrets, every one opens them. */
+      secretKeys: e.EVENTS_SECRET_KEY,
       concurrency: e.EVENTS_CONCURRENCY,
       pollIntervalMs: durationToMs(e.EVENTS_POLL_INTERVAL),
     },
@@ -630,8 +656,15 @@ function refuseWeakSecrets(e: Env, present: Record<string, string>): void {
       if (REQUIRED_SECRETS.includes(name)) problems.push(`${name}: not set; set a secret of your own`);
       continue;
     }
-    const weak = isPublishedSecret(value) ? 'published in this repository' : weakness(value, OWN_SECRET_LENGTH);
-    if (weak) problems.push(`${name}: ${weak}; set ${OWN_SECRET_LENGTH}+ random characters (openssl rand -hex 32)`);
+    // A list's keys one by one, each named by its id (never by its text).
+    const parts: [string, string][] =
+      name === 'EVENTS_SECRET_KEY' && e.EVENTS_SECRET_KEY[0]?.id !== ''
+        ? e.EVENTS_SECRET_KEY.map((key) => [`${name}: key "${key.id}"`, key.secret])
+        : [[name, value]];
+    for (const [label, secret] of parts) {
+      const weak = isPublishedSecret(secret) ? 'published in this repository' : weakness(secret, OWN_SECRET_LENGTH);
+      if (weak) problems.push(`${label}: ${weak}; set ${OWN_SECRET_LENGTH}+ random characters (openssl rand -hex 32)`);
+    }
   }
   if (!e.PAYLOAD_CODEC_KEYS)
     problems.push('PAYLOAD_CODEC_KEYS: not set; Temporal payloads must be encrypted with keys of your own');

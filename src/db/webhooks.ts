@@ -30,6 +30,13 @@ export type AttemptRecord = Omit<AttemptRow, 'attemptId' | 'attemptedAt'> & {
   next: { status: 'PENDING'; inMs: number } | { status: 'DELIVERED' | 'GAVE_UP' };
 };
 
+/** An endpoint's sealed secrets: the one that signs, and the one beside it during a rotation's overlap. */
+export interface SealedSecrets {
+  endpointId: string;
+  secretBox: Buffer;
+  oldSecretBox: Buffer | null;
+}
+
 export interface DeliveryFigures {
   pending: number;
   /** Of the pending: those tried at least once (the endpoint failed them, or asked to slow down). */
@@ -138,14 +145,45 @@ export class WebhookStore extends Store {
     });
   }
 
-  /** The new secret signs from now on; the current one beside it until `oldUntil`. Null: no such endpoint. */
-  async rotateSecret(endpointId: string, secretBox: Buffer, oldUntil: Date): Promise<EndpointRow | null> {
-    await this.pool.query(
-      `UPDATE webhook_endpoints SET old_secret_box = secret_box, secret_box = ?, old_secret_until = ?,
-         updated_at = NOW(3) WHERE endpoint_id = ?`,
-      [secretBox, oldUntil, endpointId],
+  /** Every endpoint's sealed secrets, disabled ones included (a key's rotation reseals them all). */
+  async endpointSecretBoxes(): Promise<SealedSecrets[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT endpoint_id, secret_box, old_secret_box FROM webhook_endpoints ORDER BY endpoint_id',
     );
-    return this.getEndpoint(endpointId);
+    return rows.map((row) => ({
+      endpointId: String(row.endpoint_id),
+      secretBox: row.secret_box as Buffer,
+      oldSecretBox: (row.old_secret_box as Buffer | null) ?? null,
+    }));
+  }
+
+  /** `to` in place of `from`, unless the endpoint's boxes changed since they were read (a rotation: it wins). */
+  async replaceSecretBoxes(from: SealedSecrets, to: Omit<SealedSecrets, 'endpointId'>): Promise<void> {
+    await this.pool.query(
+      `UPDATE webhook_endpoints SET secret_box = ?, old_secret_box = ?
+       WHERE endpoint_id = ? AND secret_box = ? AND old_secret_box <=> ?`,
+      [to.secretBox, to.oldSecretBox, from.endpointId, from.secretBox, from.oldSecretBox],
+    );
+  }
+
+  /**
+   * The new secret signs from now on; the current one beside it until `oldUntil`. Not while a previous rotation's old
+   * secret still signs (`rotated` false), unless `replaceAll` (no overlap: every earlier secret stops at once).
+   * Null: no such endpoint.
+   */
+  async rotateSecret(
+    endpointId: string,
+    secretBox: Buffer,
+    rotation: { oldUntil: Date; replaceAll: boolean },
+  ): Promise<{ row: EndpointRow; rotated: boolean } | null> {
+    const [changed] = await this.pool.query<ResultSetHeader>(
+      `UPDATE webhook_endpoints SET old_secret_box = secret_box, secret_box = ?, old_secret_until = ?,
+         updated_at = NOW(3)
+       WHERE endpoint_id = ? AND (? OR old_secret_until IS NULL OR old_secret_until <= NOW(3))`,
+      [secretBox, rotation.oldUntil, endpointId, rotation.replaceAll],
+    );
+    const row = await this.getEndpoint(endpointId);
+    return row && { row, rotated: changed.affectedRows === 1 };
   }
 
   /**

@@ -122,11 +122,19 @@ export class WebhookEndpoints {
     if (!Number.isInteger(overlapSeconds) || overlapSeconds < 0 || overlapSeconds > MAX_OVERLAP_SECONDS)
       throw new Refusal('INVALID_REQUEST', `overlapSeconds: a whole number from 0 to ${MAX_OVERLAP_SECONDS}`);
     const secret = generateEndpointSecret();
-    const oldUntil = new Date(Date.now() + overlapSeconds * 1_000);
-    const row = await this.deps.webhooks.rotateSecret(endpointId, this.deps.secrets.seal(endpointId, secret), oldUntil);
-    if (!row) throw noEndpoint(endpointId);
-    if (row.enabled) await this.wake(endpointId, 'rotated');
-    return { endpoint: endpointView(row), secret };
+    const rotation = { oldUntil: new Date(Date.now() + overlapSeconds * 1_000), replaceAll: overlapSeconds === 0 };
+    const sealed = this.deps.secrets.seal(endpointId, secret);
+    const done = await this.deps.webhooks.rotateSecret(endpointId, sealed, rotation);
+    if (!done) throw noEndpoint(endpointId);
+    // A second rotation would drop the first one's old secret while receivers may still verify with it.
+    if (!done.rotated)
+      throw new Refusal(
+        'ROTATION_IN_OVERLAP',
+        `the previous rotation's old secret signs until ${done.row.oldSecretUntil?.toISOString()}: rotate after it, ` +
+          'or with overlapSeconds 0 to replace every secret at once',
+      );
+    if (done.row.enabled) await this.wake(endpointId, 'rotated');
+    return { endpoint: endpointView(done.row), secret };
   }
 
   /** The endpoint's deliveries, newest event first, of one status when given. */

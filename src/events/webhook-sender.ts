@@ -17,8 +17,8 @@ export type WebhookDeliverySettings = AppConfig['webhookDelivery'];
 export const WEBHOOK_USER_AGENT = 'flash-checkout-webhooks/1.0 (order events)';
 /** How much of an answer's body is read; the rest is never read (the socket is closed). */
 const MAX_RESPONSE_BYTES = 64 * 1024;
-/** How much of a failed answer's body its outcome keeps. */
-export const BODY_EXCERPT_CHARS = 300;
+/** How much of an error's text an outcome keeps (the worker's view; an admin sees coarseReason's). */
+const REASON_CHARS = 300;
 export const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
 
 const SLOW_DOWN_STATUSES = [429, 502, 503, 504] as const;
@@ -42,8 +42,8 @@ export type WebhookOutcome =
   | { kind: 'gone'; status: 410; ms: number }
   /** 429, 502, 503, 504: try again later, not before `retryAfterMs` when the answer said (capped at an hour). */
   | { kind: 'slow_down'; status: SlowDownStatus; retryAfterMs: number | undefined; ms: number }
-  /** Any other answer (a redirect, 4xx, 5xx: `status`, `bodyExcerpt`), or none (a timeout, a connection error). */
-  | { kind: 'failed'; status: number | null; reason: string; bodyExcerpt: string | null; ms: number }
+  /** Any other answer (a redirect, 4xx, 5xx: `status`), or none (a timeout, a connection error); no body kept. */
+  | { kind: 'failed'; status: number | null; reason: string; ms: number }
   /** Not sent, not a byte: the address rule or the https rule, or not an http(s) URL. */
   | { kind: 'refused'; reason: string };
 
@@ -55,6 +55,43 @@ export interface WebhookSenderOptions {
   /** Certificate authorities trusted for https instead of Node's (a test's own). */
   ca?: string | Buffer;
 }
+
+/** Connection errors an admin is told of by kind; anything else is "connection failed". */
+const CONNECTION_ERRORS: [RegExp, string][] = [
+  [/^ECONNREFUSED$/, 'connection refused'],
+  [/^(ECONNRESET|EPIPE|ECONNABORTED)$/, 'connection reset'],
+  [/^(ENOTFOUND|EAI_AGAIN|EAI_NODATA|EAI_NONAME)$/, 'host name not found'],
+  [/CERT|TLS|SSL/, 'TLS refused (certificate or handshake)'],
+];
+
+/**
+ * What an admin is shown of an attempt that did not deliver (the attempts in the API): its kind in a few words. Never
+ * an address, a resolver's answer, an error's text or the answer's body: those would map or read what lies behind
+ * the endpoint's name.
+ */
+export function coarseReason(outcome: Exclude<WebhookOutcome, { kind: 'delivered' }>): string {
+  switch (outcome.kind) {
+    case 'gone':
+      return '410 Gone: the endpoint was disabled';
+    case 'slow_down':
+      return `${outcome.status}: slowed down${outcome.retryAfterMs === undefined ? '' : ` (Retry-After ${Math.ceil(outcome.retryAfterMs / 1000)} s)`}`;
+    case 'failed':
+      if (outcome.status !== null) return outcome.reason;
+      if (outcome.reason.startsWith(TIMEOUT)) return 'timeout: no answer within EVENTS_ATTEMPT_TIMEOUT_MS';
+      return (
+        CONNECTION_ERRORS.find(([code]) => code.test(outcome.reason.split(': ')[1] ?? ''))?.[1] ?? 'connection failed'
+      );
+    case 'refused':
+      if (outcome.reason === HTTPS_REQUIRED) return outcome.reason;
+      if (outcome.reason === NOT_A_URL || outcome.reason.startsWith(NOT_SENDABLE)) return 'not a URL it can send to';
+      return 'address refused: not public, or a port other than 443 (80), outside EVENTS_ALLOWED_RANGES';
+  }
+}
+
+const TIMEOUT = 'timeout:';
+const HTTPS_REQUIRED = 'http:// refused: https is required (EVENTS_REQUIRE_HTTPS)';
+const NOT_A_URL = 'not a URL';
+const NOT_SENDABLE = 'not sendable:';
 
 /** Refused by the address rule: the request never connected. */
 class AddressRefused extends Error {}
@@ -77,11 +114,10 @@ export class WebhookSender {
   async send(message: WebhookMessage): Promise<WebhookOutcome> {
     const signers = signersOf(message);
     const url = URL.parse(message.url);
-    if (!url) return { kind: 'refused', reason: 'not a URL' };
+    if (!url) return { kind: 'refused', reason: NOT_A_URL };
     if (url.protocol !== 'https:' && url.protocol !== 'http:')
-      return { kind: 'refused', reason: `${url.protocol} is not http(s)` };
-    if (url.protocol === 'http:' && this.settings.requireHttps)
-      return { kind: 'refused', reason: 'http:// refused: https is required (EVENTS_REQUIRE_HTTPS)' };
+      return { kind: 'refused', reason: `${NOT_SENDABLE} ${url.protocol} is not http(s)` };
+    if (url.protocol === 'http:' && this.settings.requireHttps) return { kind: 'refused', reason: HTTPS_REQUIRED };
     // An IP literal is connected as written, without a lookup: judged here. (The URL parser has made it canonical.)
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     if (isIP(host) !== 0) {
@@ -107,7 +143,7 @@ export class WebhookSender {
     const timeoutMs = this.settings.attemptTimeoutMs;
     return new Promise((resolve) => {
       let settled = false;
-      let answer: { res: IncomingMessage; chunks: Buffer[]; bytes: number } | null = null;
+      let answer: { res: IncomingMessage; bytes: number } | null = null;
       const requestOptions: https.RequestOptions = {
         method: 'POST',
         headers,
@@ -123,7 +159,7 @@ export class WebhookSender {
         // Node refused to make the request at all (a URL it cannot send to): nothing was sent.
         return resolve({
           kind: 'refused',
-          reason: `not sendable: ${(err as Error).message}`.slice(0, BODY_EXCERPT_CHARS),
+          reason: `${NOT_SENDABLE} ${(err as Error).message}`.slice(0, REASON_CHARS),
         });
       }
       const finish = (outcome: WebhookOutcome) => {
@@ -137,16 +173,15 @@ export class WebhookSender {
         finish({
           kind: 'failed',
           status: null,
-          reason: reason.slice(0, BODY_EXCERPT_CHARS),
-          bodyExcerpt: null,
+          reason: reason.slice(0, REASON_CHARS),
           ms: elapsed(),
         });
-      // Once the status and headers are in, the status decides and the body read so far is its excerpt.
+      // Once the status and headers are in, the status decides; the body read so far (bounded) is dropped.
       const answered = () => {
-        if (answer) finish(outcomeOf(answer.res, Buffer.concat(answer.chunks), elapsed(), this.now()));
+        if (answer) finish(outcomeOf(answer.res, elapsed(), this.now()));
       };
       const timer = setTimeout(
-        () => (answer ? answered() : failed(`timeout: no answer within ${timeoutMs} ms`)),
+        () => (answer ? answered() : failed(`${TIMEOUT} no answer within ${timeoutMs} ms`)),
         timeoutMs,
       );
       request.on('error', (err: NodeJS.ErrnoException) => {
@@ -155,11 +190,9 @@ export class WebhookSender {
         else failed(`connection: ${err.code ?? err.name}: ${err.message}`);
       });
       request.on('response', (res) => {
-        const read = (answer = { res, chunks: [] as Buffer[], bytes: 0 });
+        const read = (answer = { res, bytes: 0 });
         res.on('data', (chunk: Buffer) => {
-          const room = MAX_RESPONSE_BYTES - read.bytes;
-          read.chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
-          read.bytes += Math.min(chunk.length, room);
+          read.bytes += chunk.length;
           // Enough: the rest is never read (finish closes the socket).
           if (read.bytes >= MAX_RESPONSE_BYTES) answered();
         });
@@ -186,20 +219,14 @@ function signersOf(message: WebhookMessage): Webhook[] {
   });
 }
 
-function outcomeOf(res: IncomingMessage, body: Buffer, ms: number, nowMs: number): WebhookOutcome {
+function outcomeOf(res: IncomingMessage, ms: number, nowMs: number): WebhookOutcome {
   const status = res.statusCode ?? 0;
   if (status >= 200 && status < 300) return { kind: 'delivered', status, ms };
   if (status === 410) return { kind: 'gone', status, ms };
   if (isSlowDown(status))
     return { kind: 'slow_down', status, retryAfterMs: retryAfterMs(res.headers['retry-after'], nowMs), ms };
   const reason = status >= 300 && status < 400 ? `redirect ${status} not followed` : `answered ${status}`;
-  // The start of the body, as one line of text.
-  const bodyExcerpt = body
-    .subarray(0, BODY_EXCERPT_CHARS * 4)
-    .toString('utf8')
-    .replace(/\p{Cc}+/gu, ' ')
-    .slice(0, BODY_EXCERPT_CHARS);
-  return { kind: 'failed', status, reason, bodyExcerpt, ms };
+  return { kind: 'failed', status, reason, ms };
 }
 
 function isSlowDown(status: number): status is SlowDownStatus {

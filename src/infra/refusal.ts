@@ -26,6 +26,7 @@ export const REFUSAL_CODES = [
   'ADMISSION_USED',
   'NOT_VERSIONED',
   'CURSOR_EXPIRED',
+  'ROTATION_IN_OVERLAP',
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 

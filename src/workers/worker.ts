@@ -69,6 +69,8 @@ export function workerActivities(deps: { config: AppConfig; stores: Stores; redi
   const refunds = orders ? new RefundStarter({ orders, providers: refundingProviders(providers) }) : undefined;
   // The provider whose undelivered events the catch-up reads (docs/fault-tolerance.md), where it is configured.
   const caughtUp = catchUpProvider(providers);
+  // Endpoints' secrets: opened to sign deliveries, sealed again by the reconciler when an older key sealed them.
+  const endpointSecrets = new EndpointSecretBox(config.webhookDelivery.secretKeys);
   // Never opens: the worker's MySQL calls are bounded by their timeout only.
   const mysql = () => DependencyGuard.neverOpen('mysql', isMysqlFailure);
   const intake = caughtUp?.definition.intake(caughtUp.settings, {
@@ -106,7 +108,7 @@ export function workerActivities(deps: { config: AppConfig; stores: Stores; redi
     ...createWebhookActivities({
       stores,
       sender: new WebhookSender(config.webhookDelivery),
-      box: new EndpointSecretBox(config.webhookDelivery.secretKey),
+      box: endpointSecrets,
       settings: config.webhookDelivery,
       observer: deliveryMetricsOfProcess,
     }),
@@ -121,6 +123,7 @@ export function workerActivities(deps: { config: AppConfig; stores: Stores; redi
           refundGauges: refundMetricsOfProcess,
           deliveryGauges: deliveryMetricsOfProcess,
           deliveries: new EndpointDeliveryClient(temporal, config),
+          endpointSecrets,
           eventRetentionMs: config.webhookDelivery.retentionMs,
         })
       : undefined),

@@ -109,7 +109,7 @@ export function webhookEndpointRoutes(deps: { endpoints: WebhookEndpoints; opera
     params: webhookEndpointParams,
     body: rotateEndpointSecretSchema,
     responses: { 200: { description: 'The endpoint and its new secret', schema: webhookEndpointWithSecretSchema } },
-    errors: ['INVALID_REQUEST', 'UNAUTHORIZED', 'NOT_FOUND'],
+    errors: ['INVALID_REQUEST', 'UNAUTHORIZED', 'NOT_FOUND', 'ROTATION_IN_OVERLAP'],
     async handler(ctx, input) {
       const rotate = ({ endpointId }: { endpointId: string }) =>
         endpoints.rotateSecret(endpointId, input.body().overlapSeconds);
