@@ -352,19 +352,30 @@ describe('rotating EVENTS_SECRET_KEY', () => {
     const both = new EndpointSecretBox([newKey, { id: 'k1', secret: stackKey }]);
     expect(both.isCurrent(before.secretBox)).toBe(false);
     expect(both.open(id, before.secretBox)).toBe(rotated);
-    // This endpoint only: the other files' endpoints keep the stack's key their workers hold.
+    // This endpoint only (the other files' endpoints keep the stack's key their workers hold), after one whose box
+    // opens under no key: it is left as it is, and the others are sealed again all the same.
+    const unopenable = {
+      endpointId: 'ep_unopenable',
+      secretBox: Buffer.from('not a sealed secret'),
+      oldSecretBox: null,
+    };
     const thisOne = {
-      endpointSecretBoxes: async () => (await stores.webhooks.endpointSecretBoxes()).filter((b) => b.endpointId === id),
+      endpointSecretBoxes: async () => [
+        unopenable,
+        ...(await stores.webhooks.endpointSecretBoxes()).filter((b) => b.endpointId === id),
+      ],
       replaceSecretBoxes: stores.webhooks.replaceSecretBoxes.bind(stores.webhooks),
     };
-    await resealEndpointSecrets(thisOne, both);
+    const unsealable: string[] = [];
+    await resealEndpointSecrets(thisOne, both, (endpointId) => unsealable.push(endpointId));
+    expect(unsealable).toEqual(['ep_unopenable']);
     const after = await secretColumns(id);
     expect([after.secretBox, after.oldSecretBox!].every((sealed) => both.isCurrent(sealed))).toBe(true);
     const newOnly = new EndpointSecretBox([newKey]);
     expect(newOnly.open(id, after.secretBox)).toBe(rotated);
     expect(newOnly.open(id, after.oldSecretBox!)).toBe(created.secret);
     expect(() => new EndpointSecretBox(stackKey).open(id, after.secretBox)).toThrow(/not one of EVENTS_SECRET_KEY/);
-    await resealEndpointSecrets(thisOne, both);
+    await resealEndpointSecrets(thisOne, both, () => undefined);
     expect(await secretColumns(id)).toEqual(after);
   });
 });

@@ -1,4 +1,5 @@
 /** The reconciler's activities: bounded, safe to run again; each repair does only what the order's workflow would. */
+import { log } from '@temporalio/activity';
 import type { OrderRow } from '../db/rows.js';
 import type { Stores } from '../db/stores.js';
 import { Deadline } from '../infra/dependency-guard.js';
@@ -57,16 +58,23 @@ export interface DeliveryGauges {
 export async function resealEndpointSecrets(
   webhooks: Pick<ReconcileDeps['stores']['webhooks'], 'endpointSecretBoxes' | 'replaceSecretBoxes'>,
   box: NonNullable<ReconcileDeps['endpointSecrets']>,
+  unsealable: (endpointId: string, error: string) => void = (endpointId, error) =>
+    log.warn('an endpoint secret could not be sealed again', { endpointId, error }),
 ): Promise<void> {
   for (const sealed of await webhooks.endpointSecretBoxes()) {
-    const boxes = [sealed.secretBox, sealed.oldSecretBox].filter((one): one is Buffer => one !== null);
-    if (boxes.every((one) => box.isCurrent(one))) continue;
-    const again = (one: Buffer | null) =>
-      one && (box.isCurrent(one) ? one : box.seal(sealed.endpointId, box.open(sealed.endpointId, one)));
-    await webhooks.replaceSecretBoxes(sealed, {
-      secretBox: again(sealed.secretBox)!,
-      oldSecretBox: again(sealed.oldSecretBox),
-    });
+    try {
+      const boxes = [sealed.secretBox, sealed.oldSecretBox].filter((one): one is Buffer => one !== null);
+      if (boxes.every((one) => box.isCurrent(one))) continue;
+      const again = (one: Buffer | null) =>
+        one && (box.isCurrent(one) ? one : box.seal(sealed.endpointId, box.open(sealed.endpointId, one)));
+      await webhooks.replaceSecretBoxes(sealed, {
+        secretBox: again(sealed.secretBox)!,
+        oldSecretBox: again(sealed.oldSecretBox),
+      });
+    } catch (err) {
+      // One that no listed key opens (its key dropped too soon) stays as it is: its deliveries fail and say why.
+      unsealable(sealed.endpointId, String(err));
+    }
     beat();
   }
 }

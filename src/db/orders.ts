@@ -5,6 +5,7 @@ import {
   judgeAtTheDoor,
   paidOrderStatus,
   paymentOutcomesMovingTo,
+  ROLLOUT_SMOKE_SKU,
   statusesMovingTo,
   type CancelReason,
   type CloseRequest,
@@ -16,7 +17,6 @@ import {
   type SoldStatus,
   type StoredOrderStatus,
 } from '../model/order-workflow.js';
-import { ROLLOUT_SMOKE_SKU } from '../model/internal-sales.js';
 import {
   cast,
   date,

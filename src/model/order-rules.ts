@@ -278,3 +278,6 @@ export function closeRequestOf(wait: {
 function refund(refundReason: RefundReason): PaymentVerdict {
   return { outcome: 'REFUND_REQUIRED', refundReason };
 }
+
+/** `npm run rollout`'s smoke orders' sale: real orders, the operator's own, of which no merchant hears (no events). */
+export const ROLLOUT_SMOKE_SKU = 'ROLLOUT-SMOKE';

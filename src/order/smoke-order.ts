@@ -7,10 +7,10 @@ import {
   cancelUpdate,
   ORDER_WORKFLOW_TYPE,
   orderWorkflowId,
+  ROLLOUT_SMOKE_SKU,
   type OrderInput,
   type OrderWorkflowSignature,
 } from '../model/order-workflow.js';
-import { ROLLOUT_SMOKE_SKU } from '../model/internal-sales.js';
 import { newOrderNo } from './order-numbers.js';
 
 /** The rollout's own sale: units that only smoke orders take, each given back by its cancel. */
