@@ -109,15 +109,20 @@ describe('NODE_ENV=production', () => {
       { id: 'k2', secret: two },
       { id: 'k1', secret: one },
     ]);
+    // One base64 key with its padding is one key, not an id and a value.
+    const padded = randomBytes(22).toString('base64');
+    expect(padded).toMatch(/==$/);
+    expect(loadConfig({ EVENTS_SECRET_KEY: padded }).webhookDelivery.secretKeys).toEqual([{ id: '', secret: padded }]);
     const short = two.slice(0, 10);
     for (const [value, named] of [
+      [`k2=${two},${padded}`, 'entry 2 (not shown)'],
       [`k2=${short},k1=${one}`, 'key "k2"'],
       [`k2=${two},${one}`, 'entry 2 (not shown)'],
       [`k1=${two},k1=${one}`, 'key id "k1" is listed twice'],
     ] as const) {
       const message = refusal({ EVENTS_SECRET_KEY: value });
       expect(message, value).toContain(`EVENTS_SECRET_KEY: ${named}`);
-      for (const secret of [one, two, short]) expect(message, value).not.toContain(secret);
+      for (const secret of [one, two, short, padded.slice(0, 12)]) expect(message, value).not.toContain(secret);
     }
     // In production each listed key must be strong on its own.
     const weak = ['a', 'b', 'c', 'd'].join('').repeat(10);

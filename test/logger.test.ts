@@ -38,6 +38,8 @@ describe('the logger', () => {
     const { logger, text } = capture();
     logger.info({ config }, 'started');
     logger.info({ nested: { deeper: { still: { config: config.webhookDelivery, list: [config.codecServer] } } } });
+    // A URL inside a message, as a driver's error may quote it.
+    logger.warn({ error: `connect failed: mysql://flash:${MARKER}@127.0.0.1:3307/flash refused` }, 'MySQL away');
     expect(text()).not.toContain(MARKER);
     expect(text()).not.toContain(KEY);
     // What is not a secret is still written.

@@ -11,10 +11,15 @@ export const USER_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
 
 const MISSING_BEARER = 'missing bearer token (Authorization: Bearer <token>)';
 
+/** The token of `Authorization: Bearer <token>`; undefined when the header is anything else. */
+function bearerOf(header: string): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+}
+
 function bearerTokenOf(header: string): string {
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
-  if (!match?.[1]) throw new ApiError('UNAUTHORIZED', MISSING_BEARER);
-  return match[1];
+  const token = bearerOf(header);
+  if (!token) throw new ApiError('UNAUTHORIZED', MISSING_BEARER);
+  return token;
 }
 
 /**
@@ -135,8 +140,8 @@ export class OperatorTokens {
  */
 export function requireToken(authorization: string, tokens: readonly string[], refusal: string): void {
   const digest = (value: string) => createHash('sha256').update(value).digest();
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-  const given = match ? digest(match[1]!) : undefined;
+  const token = bearerOf(authorization);
+  const given = token ? digest(token) : undefined;
   if (!given || !tokens.map((token) => timingSafeEqual(given, digest(token))).includes(true))
     throw new ApiError('UNAUTHORIZED', given ? refusal : MISSING_BEARER, undefined, { 'WWW-Authenticate': 'Bearer' });
 }

@@ -26,7 +26,7 @@ logger.info(
     url: server.url,
     origins: config.codecServer.allowedOrigins,
     namespace: config.temporal.namespace,
-    tokenRequired: Boolean(config.codecServer.token),
+    bearerRequired: Boolean(config.codecServer.token),
   },
   'codec server listening',
 );

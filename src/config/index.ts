@@ -121,10 +121,11 @@ export interface EventsSecretKey {
  * least 24 characters; a refusal names a key by its id or position, never by its text.
  */
 const eventsSecretKeys = z.string().transform((value, ctx): EventsSecretKey[] => {
-  const listed = /^[A-Za-z0-9_-]{1,32}=/.test(value);
+  // `id=` then a value: a key's own base64 padding (`…==`) is no id, and is never shown as one.
+  const listed = /^[A-Za-z0-9_-]{1,32}=[^=]/.test(value);
   const keys: EventsSecretKey[] = [];
   for (const [n, entry] of (listed ? commaList(value) : [value]).entries()) {
-    const match = listed ? /^([A-Za-z0-9_-]{1,32})=(.*)$/.exec(entry) : null;
+    const match = listed ? /^([A-Za-z0-9_-]{1,32})=([^=].*)$/.exec(entry) : null;
     const key = match ? { id: match[1]!, secret: match[2]! } : { id: '', secret: entry };
     const named = match ? `key "${key.id}"` : `entry ${n + 1} (not shown)`;
     if ((listed && !match) || key.secret.length < 24)

@@ -7,7 +7,7 @@ import type { AppConfig } from '../config/index.js';
  */
 const SECRET_FIELD = /secret|token|passw|api_?key|authorization|cookie|^payloadCodec$|^environment$/i;
 /** A URL's password (MYSQL_URL, REDIS_URL): `user:[secret]@host`. */
-const URL_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@/\s]+@/gi;
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@/\s]+@/gi;
 // Deeper than any object this service logs; past it a value is dropped rather than walked.
 const MAX_DEPTH = 8;
 /** The prototype of pino's serialized errors: an error's nested errors are serialized with it too. */
