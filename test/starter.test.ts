@@ -25,6 +25,8 @@ import { withMethods } from './helpers/faults.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { startHoldingProxy } from './helpers/tcp-proxy.js';
 import { PromiseQueue } from '../src/inventory/promise-queue.js';
+import { startTestWorker } from './helpers/worker.js';
+import { CurrentVersionWatch, type WorkerDeployments } from '../src/infra/worker-deployments.js';
 
 let redis: RedisClient;
 let pool: Pool;
@@ -53,8 +55,7 @@ afterAll(async () => {
 });
 
 /** A pipeline of its own: its task queue names its active sales and its wake channel. */
-function pipeline() {
-  const taskQueue = `starter-${randomUUID()}`;
+function pipeline(taskQueue = `starter-${randomUUID()}`) {
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
   const inventory = new RedisInventory(redis, taskQueue);
   const promises = new PromiseQueue(redis);
@@ -213,6 +214,91 @@ describe('the owner of starts', () => {
       proxy.release();
       await slow.close();
       await proxy.close();
+    }
+  });
+});
+
+describe('eager starts under Worker Versioning', () => {
+  it('are asked only on a read of the routing at most 3 s old that says this version is current with no ramp', async () => {
+    const version = { deploymentName: 'flash', buildId: 'b1' };
+    const answers: Array<() => Promise<{ currentBuildId: string | null; rampingBuildId: string | null }>> = [];
+    const watch = new CurrentVersionWatch(
+      { describeDeployment: () => answers.shift()!() as ReturnType<WorkerDeployments['describeDeployment']> },
+      version,
+    );
+    const now = Date.now();
+    expect(watch.isCurrent(now), 'before any read').toBe(false);
+    answers.push(async () => ({ currentBuildId: 'b1', rampingBuildId: null }));
+    await watch.read((call) => call());
+    expect(watch.isCurrent()).toBe(true);
+    expect(watch.isCurrent(Date.now() + 3_100), 'a read older than 3 s').toBe(false);
+    answers.push(async () => ({ currentBuildId: 'b1', rampingBuildId: 'b2' }));
+    await watch.read((call) => call());
+    expect(watch.isCurrent(), 'while another version ramps').toBe(false);
+    answers.push(async () => {
+      throw new Error('deadline exceeded');
+    });
+    await watch.read((call) => call());
+    expect(watch.isCurrent(), 'after a failed read').toBe(false);
+    // An older read answering after a newer one does not overwrite it.
+    let answerOld!: () => void;
+    answers.push(
+      () => new Promise((resolve) => (answerOld = () => resolve({ currentBuildId: 'b1', rampingBuildId: null }))),
+    );
+    const old = watch.read((call) => call());
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    answers.push(async () => ({ currentBuildId: 'b2', rampingBuildId: null }));
+    await watch.read((call) => call());
+    answerOld();
+    await old;
+    expect(watch.isCurrent(), 'the newer read said another version is current').toBe(false);
+  });
+
+  /** Whether Temporal handed the order's first workflow task back with its start, as its history records it. */
+  const startedEagerly = async (orderNo: string) => {
+    const [started] = (await temporal.workflow.getHandle(orderWorkflowId(orderNo)).fetchHistory()).events ?? [];
+    return started?.workflowExecutionStartedEventAttributes?.eagerExecutionAccepted === true;
+  };
+
+  it("the current version's owner takes each order's first task with its start; an owner whose version is not current starts through the task queue", async () => {
+    const taskQueue = `starter-eager-${randomUUID()}`;
+    const { promise } = pipeline(taskQueue);
+    const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
+    const versioning = config.temporal.versioning;
+    if (!versioning) throw new Error('the test stack runs versioned workers');
+    const shared = await NativeConnection.connect({ address: config.temporal.address });
+    // A production worker and its owner of starts, its version made current once it polls, as the worker process does.
+    const worker = await startTestWorker({ config, stores, redis, connection: shared });
+    try {
+      const sale = await putOnSale(stores, redis, { stock: 50 });
+      // The owner reads the routing with the backlog: its first starts may precede its first read.
+      let shopper = 0;
+      await waitFor(
+        async () => {
+          const orderNo = await promise(sale.sku, `eager-current-${shopper++}`);
+          await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started`, timeoutMs: 20_000 });
+          return startedEagerly(orderNo);
+        },
+        { what: 'an order started eagerly by the current version', timeoutMs: 30_000 },
+      );
+
+      // The same worker's connection, an owner naming a version that is not current: its starts pin nothing here.
+      await worker.starter?.stop();
+      const stale = startPromiseStarter({
+        config,
+        connection: shared,
+        stores,
+        redis,
+        logger: createLogger({ logLevel: 'silent' }, 'starter-test'),
+        version: { deploymentName: versioning.deploymentName, buildId: 'not-current' },
+      });
+      running.push(stale);
+      const routed = await promise(sale.sku, 'eager-not-current');
+      await waitFor(() => workflowExists(routed), { what: `${routed} started`, timeoutMs: 20_000 });
+      expect(await startedEagerly(routed)).toBe(false);
+    } finally {
+      await worker.close();
+      await shared.close();
     }
   });
 });

@@ -59,6 +59,44 @@ function statusOf(status: number | null | undefined, drainage: number | null | u
   return STATUS_NAMES[status ?? 0] ?? 'INACTIVE';
 }
 
+/**
+ * How old a routing read an owner of starts may still act on (CurrentVersionWatch), plus how long a start sent on it
+ * may take to reach the server: a switch away from a version is reported done only after this.
+ */
+export const EAGER_ROUTING_SETTLE_MS = 5_000;
+const ROUTING_READ_MAX_AGE_MS = 3_000;
+
+/**
+ * Whether `version` is current with no ramp, from reads issued at most ROUTING_READ_MAX_AGE_MS ago. An eager start pins
+ * the order to the asking worker's version, current or not: it is asked only while this says yes.
+ */
+export class CurrentVersionWatch {
+  /** When the newest answered read was issued, and whether it said current. */
+  private newest = { issuedAt: 0, current: false };
+
+  constructor(
+    private readonly deployments: Pick<WorkerDeployments, 'describeDeployment'>,
+    private readonly version: WorkerVersion,
+  ) {}
+
+  /** One read; a failed one counts as "not current". Answers arriving out of order keep the newest. */
+  async read(withDeadline: <T>(call: () => Promise<T>) => Promise<T>): Promise<void> {
+    const issuedAt = Date.now();
+    let current = false;
+    try {
+      const routing = await withDeadline(() => this.deployments.describeDeployment(this.version.deploymentName));
+      current = routing?.currentBuildId === this.version.buildId && !routing.rampingBuildId;
+    } catch {
+      current = false;
+    }
+    if (issuedAt > this.newest.issuedAt) this.newest = { issuedAt, current };
+  }
+
+  isCurrent(now = Date.now()): boolean {
+    return this.newest.current && now - this.newest.issuedAt <= ROUTING_READ_MAX_AGE_MS;
+  }
+}
+
 /** Null on gRPC's NOT_FOUND, as both connections' errors carry it. */
 function unlessNotFound<T>(call: Promise<T>): Promise<T | null> {
   return call.catch((err: unknown) => {
@@ -135,7 +173,10 @@ export class WorkerDeployments {
     };
   }
 
-  /** Ends any ramp. Returns once every task queue partition starts new orders on it (the ms that took). */
+  /**
+   * Ends any ramp. Returns once every task queue partition starts new orders on it and no owner of starts of the
+   * version it replaces still starts eagerly on a read from before (the ms that took).
+   */
   async setCurrent(version: WorkerVersion): Promise<number> {
     return this.route(version, (request) => this.service.setWorkerDeploymentCurrentVersion(request));
   }
@@ -155,6 +196,11 @@ export class WorkerDeployments {
   ): Promise<number> {
     const { deploymentName } = version;
     const described = await this.describeRaw(deploymentName);
+    const routing = described?.workerDeploymentInfo?.routingConfig;
+    // Routing moves away from a version whose owners of starts may start eagerly on it until their reads catch up.
+    const movesAway =
+      (!!routing?.currentDeploymentVersion?.buildId && routing.currentDeploymentVersion.buildId !== version.buildId) ||
+      (!!routing?.rampingDeploymentVersion?.buildId && routing.rampingDeploymentVersion.buildId !== version.buildId);
     await change({
       deploymentName,
       buildId: version.buildId,
@@ -165,9 +211,11 @@ export class WorkerDeployments {
     const started = Date.now();
     const { ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS } = proto.temporal.api.enums.v1.RoutingConfigUpdateState;
     for (;;) {
-      const routing = await this.describeRaw(deploymentName);
-      if (routing?.workerDeploymentInfo?.routingConfigUpdateState !== ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS)
+      const now = await this.describeRaw(deploymentName);
+      if (now?.workerDeploymentInfo?.routingConfigUpdateState !== ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS) {
+        if (movesAway) await new Promise((resolve) => setTimeout(resolve, EAGER_ROUTING_SETTLE_MS));
         return Date.now() - started;
+      }
       if (Date.now() - started > timeoutMs)
         throw new Error(`the routing of ${deploymentName} has not reached every task queue after ${timeoutMs} ms`);
       await new Promise((resolve) => setTimeout(resolve, 100));

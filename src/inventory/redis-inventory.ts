@@ -165,7 +165,6 @@ const CLAIM_OUTCOMES = ['CLAIMED', 'ALREADY_CLAIMED', 'RECLAIMED', 'SOLD', 'RELE
 const ADOPT_OUTCOMES = ['ADOPTED', 'EXISTS', 'NO_STOCK', 'OVER_LIMIT', 'NO_SALE'] as const;
 const CONFIRM_OUTCOMES = ['CONFIRMED', 'ALREADY_CONFIRMED', 'RELEASED', 'NOT_FOUND'] as const;
 const STATES = { R: 'RESERVED', C: 'CLAIMED', S: 'SOLD', X: 'RELEASED' } as const;
-export type ReservationState = (typeof STATES)[keyof typeof STATES];
 
 /** reserve.lua's answer: code, order number, price, reservation record, generation, start input, holding orders. */
 type ReserveReply = [string, string, string | null, string, number?, string?, string?];

@@ -9,8 +9,8 @@ import type { Promised, RedisInventory } from '../inventory/redis-inventory.js';
 import type { OrderWorkflowClient } from './workflow-client.js';
 import type { StartPacing } from './start-pacing.js';
 
-/** `eager`: off under Worker Versioning (an eager start is pinned to the asking worker's version, current or not). */
-export type PromiseStarterOptions = { eager: boolean };
+/** `eager`: asked per start; an eager start takes its first task here and pins the order to this worker's version. */
+export type PromiseStarterOptions = { eager: () => boolean };
 
 /** How often the pipeline's active sales are visited without being woken, and the task queue's backlog age read. */
 const INTERVAL_MS = 1_000;
@@ -162,7 +162,7 @@ export class PromiseStarter {
         return true;
       }
       const { outcome, eager } = await inTrace(trace, () =>
-        orders.startEagerly(input, Deadline.in(START_TIMEOUT_MS), this.options.eager),
+        orders.startEagerly(input, Deadline.in(START_TIMEOUT_MS), this.options.eager()),
       );
       observer?.started(outcome, Date.now() - sentAt, eager);
       this.attempts.delete(input.orderNo);

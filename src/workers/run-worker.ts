@@ -118,7 +118,7 @@ logger.info(
 const running = worker.run();
 await promoteOnStart(worker, clientConnection, config, logger);
 // Once the Worker polls (for eager starts); on SIGTERM it stops at once: another worker's owner takes over in a lease.
-const starter = startPromiseStarter({ config, connection, stores, redis, logger });
+const starter = startPromiseStarter({ config, connection, stores, redis, logger, version: worker.version });
 // The counters come from its own metrics port on loopback (src/workers/cache-figures.ts says why Redis).
 const cacheFigures = startCacheFigures({
   board: new WorkerFiguresBoard(redis, config.temporal.taskQueue),

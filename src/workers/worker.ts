@@ -24,7 +24,7 @@ import { PromiseStarter, type PromiseStarterObserver } from '../order/starter.js
 import { StartPacing } from '../order/start-pacing.js';
 import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
 import { deploymentOptions, workerVersionOf } from './versioning.js';
-import type { WorkerVersion } from '../infra/worker-deployments.js';
+import { CurrentVersionWatch, WorkerDeployments, type WorkerVersion } from '../infra/worker-deployments.js';
 import {
   activityMetricsInterceptor,
   counter,
@@ -332,6 +332,10 @@ function providerQueueRate(config: AppConfig): number {
 
 export type RunningPromiseStarter = ReturnType<typeof startPromiseStarter>;
 
+/** The routing read behind eager starts (CurrentVersionWatch): often, bounded well inside the age it may be used at. */
+const ROUTING_READ_EVERY_MS = 1_000;
+const ROUTING_READ_DEADLINE_MS = 1_500;
+
 /** Starts the promise owner (src/order/starter.ts) on the Worker's connection, for eager starts: after it polls. */
 export function startPromiseStarter(options: {
   config: Pick<AppConfig, 'temporal' | 'maxConcurrentStarts' | 'payloadCodec'>;
@@ -339,9 +343,19 @@ export function startPromiseStarter(options: {
   stores: Pick<Stores, 'orders'>;
   redis: RedisClient;
   logger: Logger;
+  version?: WorkerVersion | null;
 }) {
-  const { config, connection, stores, redis, logger } = options;
+  const { config, connection, stores, redis, logger, version } = options;
   const { namespace, taskQueue } = config.temporal;
+  // Eager pins an order here: under versioning only while a fresh read says this version is current, unramped.
+  const watch =
+    config.temporal.versioning && version
+      ? new CurrentVersionWatch(new WorkerDeployments(connection, namespace, `starter-${process.pid}`), version)
+      : null;
+  const readRouting = () =>
+    void watch?.read((call) => connection.withDeadline(Date.now() + ROUTING_READ_DEADLINE_MS, call));
+  const routingReads = watch ? setInterval(readRouting, ROUTING_READ_EVERY_MS).unref() : null;
+  readRouting();
   const inventory = new RedisInventory(redis, taskQueue);
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
   const temporal = new Client({
@@ -375,14 +389,14 @@ export function startPromiseStarter(options: {
       logger,
       observer: starterMetrics(Runtime.instance().metricMeter),
     },
-    // Versioned workers start through the task queue: the current version takes each new order (PromiseStarterOptions).
-    { eager: !config.temporal.versioning },
+    { eager: () => (watch ? watch.isCurrent() : !config.temporal.versioning) },
   );
   const subscription = subscribeChannels(redis, { [inventory.wakeChannel]: starter.listener() }, logger);
   starter.start();
   return {
     /** Stops taking promises (starts under way finish) and closes its subscription. */
     async stop() {
+      if (routingReads) clearInterval(routingReads);
       await starter.stop();
       await subscription.quit().catch(() => undefined);
     },

@@ -84,6 +84,7 @@ export async function startTestWorker(
           stores: options.stores,
           redis: options.redis,
           logger,
+          version: worker.version,
         });
   const refunds = options.refunds ? startRefundStarts(options, options.refunds) : null;
   const cacheFigures: RunningCacheFigures | null = options.cacheFigures
