@@ -33,6 +33,7 @@ import { withMethods } from './helpers/faults.js';
 import { expectInvariants, expectSaleSettled, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
 import { RedisSales } from '../src/inventory/redis-sales.js';
+import { PromiseQueue } from '../src/inventory/promise-queue.js';
 import { awaitClosed, orderAccess, ordersWithoutBreakers } from './helpers/orders.js';
 import { OrderChangeNotifier } from '../src/order/status-reads.js';
 
@@ -279,6 +280,25 @@ describe('ReconcileWorkflow', () => {
     expect((await inventory.getReservation(sale.sku, input.orderNo))?.state).toBe('RESERVED');
 
     await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).terminate('test: an operator terminated it');
+    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ releasedAbandoned: 1, pendingUnits: 0 });
+    expect(await stores.orders.getOrder(input.orderNo)).toMatchObject({
+      status: 'FAILED',
+      failureReason: expect.stringMatching(/^ReservationAbandoned/),
+    });
+    await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0 });
+  });
+
+  it('asks Temporal nothing of a promise whose start was never confirmed (its owner starts it), and releases it at once when its owner found its workflow closed', async () => {
+    const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
+    const input = await promise(sale, 'queued', 10_000);
+    // Started (on a queue no worker polls) and terminated before it claimed, its owner gone before dropping its entry.
+    await ordersWithoutBreakers(temporal, `nobody-${randomUUID()}`).start(input);
+    await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).terminate('test: terminated before it claimed');
+    // Still queued: the reconciler leaves it to its owner, not asking Temporal (it would have found it closed).
+    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ releasedAbandoned: 0, pendingUnits: 1 });
+    expect((await inventory.getReservation(sale.sku, input.orderNo))?.state).toBe('RESERVED');
+    // Its owner's next start finds the workflow closed and drops the entry (starter.ts): now it is given up at once.
+    await new PromiseQueue(redis).dropStartEntry(sale.sku, input.orderNo);
     expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ releasedAbandoned: 1, pendingUnits: 0 });
     expect(await stores.orders.getOrder(input.orderNo)).toMatchObject({
       status: 'FAILED',

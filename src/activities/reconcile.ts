@@ -277,6 +277,19 @@ export function createReconcileActivities(deps: ReconcileDeps) {
         live: live.length,
         toSettleAtProvider: [],
       };
+      // Unclaimed, in its promise's age and never started: its owner of starts starts it, so Temporal is not asked.
+      const queued = await inventory.awaitingStart(
+        sku,
+        live
+          .filter(
+            (r) =>
+              r.state === 'RESERVED' &&
+              !rows.has(r.orderNo) &&
+              r.reservedAtMs < cutoff &&
+              r.reservedAtMs >= expiredBefore,
+          )
+          .map((r) => r.orderNo),
+      );
       for (const reservation of live) {
         const row = rows.get(reservation.orderNo);
         if (reservation.reservedAtMs >= cutoff) {
@@ -289,6 +302,7 @@ export function createReconcileActivities(deps: ReconcileDeps) {
           continue;
         }
         result.pendingUnits += reservation.quantity;
+        if (queued.has(reservation.orderNo)) continue;
         const workflow = await orders.workflowState(reservation.orderNo);
         beat();
         if (workflow === 'RUNNING') continue; // persisting (MySQL may be down): its workflow writes the row

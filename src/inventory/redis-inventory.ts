@@ -461,6 +461,13 @@ export class RedisInventory {
     return found ? parsePromised(found).input : null;
   }
 
+  /** Of `orderNos`, those whose start was never confirmed: still queued (a confirmed start or a claim drops them). */
+  async awaitingStart(sku: string, orderNos: readonly string[]): Promise<Set<string>> {
+    if (orderNos.length === 0) return new Set();
+    const scores = await this.redis.zmscore(saleKeys(sku).pending, ...orderNos);
+    return new Set(orderNos.filter((_, i) => scores[i] !== null));
+  }
+
   async orderInput(sku: string, orderNo: string): Promise<OrderInput | null> {
     const input = await this.redis.hget(saleKeys(sku).inputs, orderNo);
     return input === null ? null : parsePromised(input).input;
