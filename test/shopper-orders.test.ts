@@ -1,9 +1,9 @@
 /**
  * A shopper's own orders (GET /api/orders) over real HTTP against the real stack (Temporal dev server with the
  * production worker, Redis, MariaDB): the token's shopper's orders only, newest first, each as GET
- * /api/orders/:orderNo shows it; every page walked once at several limits; one sale's; a promise not listed until its
- * row is written; 401 and 400 for bad input, changing nothing; the shopper's budget; and EXPLAIN of each form of the
- * store's query: its index, no sort.
+ * /api/orders/:orderNo shows it; every page walked once at several limits; one sale's; a promise listed PENDING
+ * before its row is written; 401 and 400 for bad input, changing nothing; the shopper's budget; and EXPLAIN of each
+ * form of the store's query: its index, no sort.
  */
 import { randomUUID } from 'node:crypto';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
@@ -54,9 +54,18 @@ async function placeOrder(sku: string, token: string): Promise<string> {
 }
 
 function untilStatus(orderNo: string, token: string, done: (status: string) => boolean): Promise<HttpReply['body']> {
+  return untilStatusAt(base, orderNo, token, done);
+}
+
+function untilStatusAt(
+  api: string,
+  orderNo: string,
+  token: string,
+  done: (status: string) => boolean,
+): Promise<HttpReply['body']> {
   return waitFor(
     async () => {
-      const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+      const reply = await httpRequest(api, 'GET', `/api/orders/${orderNo}`, { token });
       return done(String(reply.body.status)) && reply.body;
     },
     { what: `order ${orderNo} to change`, timeoutMs: 30_000 },
@@ -253,21 +262,42 @@ describe("a shopper's own orders", () => {
 });
 
 describe('an order that is only a promise (no worker: reserved in Redis, its workflow and row not written)', () => {
-  it('is not listed until its row is written; GET /api/orders/:orderNo answers it, PENDING', async () => {
-    // An API on a task queue no worker serves: nothing starts its promises.
-    const queue = `shopper-orders-idle-${randomUUID()}`;
-    const idle = await testbed.serve(queue);
+  it('is listed PENDING as GET /api/orders/:orderNo answers it, paged with the orders that have rows, and from its row once written', async () => {
+    // An API on a task queue no worker serves yet: nothing starts its promises.
+    const idleQueue = `shopper-orders-idle-${randomUUID()}`;
+    const idle = await testbed.serve(idleQueue);
+    const list = async (path: string) => (await httpRequest(idle, 'GET', path, { token })).body;
     const userId = `promised-${randomUUID()}`;
     const token = await auth.issue(userId);
+    const { sku: persistedSku } = await putOnSale(stores, redis, { sku: uniqueSku('ROW'), stock: 5, perUserLimit: 2 });
+    const persisted = await placeOrder(persistedSku, token);
     const { sku } = await putOnSale(stores, redis, { sku: uniqueSku('PROMISE'), stock: 5, perUserLimit: 2 });
     const checkout = await httpRequest(idle, 'POST', '/api/checkout', { json: { sku, quantity: 1 }, token });
     expect(checkout.status).toBe(202);
     const orderNo = checkout.body.orderNo as string;
 
-    const read = await httpRequest(idle, 'GET', `/api/orders/${orderNo}`, { token });
-    expect(read.body).toMatchObject({ orderNo, status: 'PENDING', source: 'stores' });
-    for (const path of ['/api/orders', `/api/orders?sku=${sku}`])
-      expect((await httpRequest(idle, 'GET', path, { token })).body).toEqual({ items: [], nextCursor: null });
+    const { source, ...read } = (await httpRequest(idle, 'GET', `/api/orders/${orderNo}`, { token })).body;
+    expect({ source, status: read.status }).toEqual({ source: 'stores', status: 'PENDING' });
+    expect(await list('/api/orders')).toEqual({
+      items: [read, expect.objectContaining({ orderNo: persisted, status: 'AWAITING_PAYMENT' })],
+      nextCursor: null,
+    });
+    expect((await list(`/api/orders?sku=${sku}`)).items).toEqual([read]);
+    expect(
+      (await list(`/api/orders?sku=${persistedSku}`)).items.map((item: { orderNo: string }) => item.orderNo),
+    ).toEqual([persisted]);
+    const first = await list('/api/orders?limit=1');
+    expect(first.items).toEqual([read]);
+    const second = await list(`/api/orders?limit=1&cursor=${encodeURIComponent(first.nextCursor)}`);
+    expect(orderNos(second.items)).toEqual([persisted]);
+    expect(second.nextCursor).toBeNull();
+
+    // Its worker comes: the promise is started and persisted, and listed once, from its row.
+    await testbed.startWorker(idleQueue);
+    await untilStatusAt(idle, orderNo, token, (status) => status === 'AWAITING_PAYMENT');
+    const after = await list('/api/orders');
+    expect(orderNos(after.items)).toEqual([orderNo, persisted]);
+    expect(after.items[0]).toMatchObject({ orderNo, status: 'AWAITING_PAYMENT' });
   });
 });
 

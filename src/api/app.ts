@@ -22,6 +22,7 @@ import { isRedisFailure, type RedisClient } from '../infra/redis.js';
 import { WorkerDeployments, type DeploymentStatus } from '../infra/worker-deployments.js';
 import type { Logger } from '../infra/logger.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
+import { PROMISE_MAX_AGE_MS } from '../reconcile/definitions.js';
 import { RedisSales } from '../inventory/redis-sales.js';
 import { WorkerFiguresBoard } from '../inventory/worker-figures.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';
@@ -156,6 +157,7 @@ const GUARDED_INVENTORY_METHODS = [
   'release',
   'adopt',
   'restoreKey',
+  'heldOrderInputs',
 ] as const;
 const GUARDED_SALES_METHODS = ['defineSale', 'closeSale'] as const;
 const GUARDED_LINE_METHODS = ['tick', 'join', 'place', 'control', 'seed', 'define'] as const;
@@ -269,6 +271,8 @@ export function createApp(parts: ApiParts): Koa {
   });
   const shopperOrders = new ShopperOrders({
     reports: stores.reports,
+    // A promise lives at most PROMISE_MAX_AGE_MS (then the reconciler fails it): its sale was active since.
+    heldOrders: (userId, sku) => inventory.heldOrderInputs(userId, Date.now() - PROMISE_MAX_AGE_MS - 60_000, sku),
     spendBudget: (userId) => limits.consume('orders', userId),
   });
   // Merchants' endpoints for order events; their delivery workflows run on the worker, woken from here.

@@ -468,6 +468,23 @@ export class RedisInventory {
     return new Set(orderNos.filter((_, i) => scores[i] !== null));
   }
 
+  /** The inputs of `userId`'s orders holding units in the sales active since `sinceMs` (of `sku` only, if given). */
+  async heldOrderInputs(userId: string, sinceMs: number, sku?: string): Promise<OrderInput[]> {
+    const skus = (await this.activeSales(sinceMs))
+      .map((sale) => sale.sku)
+      .filter((s) => sku === undefined || s === sku);
+    const bySale = await Promise.all(
+      skus.map(async (s) => {
+        const keys = saleKeys(s);
+        const held = (await this.redis.hget(keys.holds, userId))?.split(' ').filter(Boolean) ?? [];
+        if (held.length === 0) return [];
+        const inputs = await this.redis.hmget(keys.inputs, ...held);
+        return inputs.flatMap((raw) => (raw === null ? [] : [parsePromised(raw).input]));
+      }),
+    );
+    return bySale.flat();
+  }
+
   async orderInput(sku: string, orderNo: string): Promise<OrderInput | null> {
     const input = await this.redis.hget(saleKeys(sku).inputs, orderNo);
     return input === null ? null : parsePromised(input).input;

@@ -193,10 +193,9 @@ export function orderRoutes(deps: {
     operationId: 'listOrders',
     summary: "The shopper's own orders, newest first (keyset-paged)",
     description:
-      "The token's shopper's orders from their MySQL rows, each as GET /api/orders/{orderNo} shows it from its row " +
-      '(no `paymentIntent`: read the order for it). An order is listed once its row is written (AWAITING_PAYMENT); ' +
-      "while PENDING (a promise not persisted yet, e.g. while Temporal is away) it is not: the checkout's 202 gave its number, " +
-      'and GET /api/orders/{orderNo} answers it.',
+      "The token's shopper's orders, newest first, each as GET /api/orders/{orderNo} answers it (no `paymentIntent`: " +
+      'read the order for it): from its MySQL row, or PENDING from its promise in Redis while no row is written yet ' +
+      '(seconds after a burst, minutes while Temporal is away).',
     tag: 'orders',
     auth: 'shopper',
     query: shopperOrdersQuerySchema,
