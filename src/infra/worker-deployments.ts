@@ -71,8 +71,9 @@ const ROUTING_READ_MAX_AGE_MS = 3_000;
  * the order to the asking worker's version, current or not: it is asked only while this says yes.
  */
 export class CurrentVersionWatch {
-  /** When the newest answered read was issued, and whether it said current. */
-  private newest = { issuedAt: 0, current: false };
+  /** The newest answered read (by the order reads were issued): when it was issued, and whether it said current. */
+  private newest = { seq: 0, issuedAt: 0, current: false };
+  private issued = 0;
 
   constructor(
     private readonly deployments: Pick<WorkerDeployments, 'describeDeployment'>,
@@ -81,6 +82,7 @@ export class CurrentVersionWatch {
 
   /** One read; a failed one counts as "not current". Answers arriving out of order keep the newest. */
   async read(withDeadline: <T>(call: () => Promise<T>) => Promise<T>): Promise<void> {
+    const seq = ++this.issued;
     const issuedAt = Date.now();
     let current = false;
     try {
@@ -89,7 +91,7 @@ export class CurrentVersionWatch {
     } catch {
       current = false;
     }
-    if (issuedAt > this.newest.issuedAt) this.newest = { issuedAt, current };
+    if (seq > this.newest.seq) this.newest = { seq, issuedAt, current };
   }
 
   isCurrent(now = Date.now()): boolean {
