@@ -43,6 +43,10 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<ConfigVariable, SettingDescrip
     meaning:
       "endpoints' `whsec_` secrets are sealed (AES-256-GCM) with a key derived from it; `<id>=<key>,…` lists keys, the first sealing, all opening ([rotating it](docs/operations.md#before-production))",
   },
+  EVENTS_CUSTOMER_SECRET: {
+    meaning:
+      "keys the opaque `customer` reference order events carry instead of the shopper's id (HMAC-SHA256); changing it changes every reference",
+  },
   EVENTS_CONCURRENCY: { meaning: 'order events sent at once to one endpoint' },
   EVENTS_POLL_INTERVAL: { meaning: "how often an endpoint's delivery looks for new events" },
   JWT_SECRET: { meaning: 'HS256 key of shopper tokens (≥ 16 characters; production: ≥ 32, random)' },
@@ -172,5 +176,5 @@ export const CONFIG_RELATIONS: readonly string[] = [
   '`CODEC_SERVER_PORT` is not `PORT` (the codec server decrypts payloads and is never served publicly)',
   '`TEMPORAL_TLS_CERT_PATH` and `TEMPORAL_TLS_KEY_PATH` both or neither',
   '`LINE_CHALLENGE_HEADER` needs `LINE_CHALLENGE_SECRET`',
-  "`NODE_ENV=production` needs `WEBHOOK_SECRET`, `JWT_SECRET`, `ADMIN_TOKEN`, `EVENTS_SECRET_KEY` and `PAYLOAD_CODEC_KEYS` set; refuses any secret this repository published (by fingerprint), the service's own secrets under 32 characters or patterned, a codec key that is patterned or a `local-` one, and `AUTH_DEV_LOGIN=true`",
+  "`NODE_ENV=production` needs `WEBHOOK_SECRET`, `JWT_SECRET`, `ADMIN_TOKEN`, `EVENTS_SECRET_KEY`, `EVENTS_CUSTOMER_SECRET` and `PAYLOAD_CODEC_KEYS` set; refuses any secret this repository published (by fingerprint), the service's own secrets under 32 characters or patterned, a codec key that is patterned or a `local-` one, and `AUTH_DEV_LOGIN=true`",
 ];

@@ -141,6 +141,7 @@ async function main(): Promise<void> {
     WEBHOOK_SECRET: secret(),
     ADMIN_TOKEN: secret(),
     EVENTS_SECRET_KEY: secret(),
+    EVENTS_CUSTOMER_SECRET: secret(),
     PAYLOAD_CODEC_KEYS: `soak=${randomBytes(32).toString('base64')}`,
     AUTH_DEV_LOGIN: 'false',
     LOG_LEVEL: args.logLevel,

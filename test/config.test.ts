@@ -28,7 +28,14 @@ describe('NODE_ENV=production', () => {
   it('refuses a missing secret and the dev login, naming each variable', () => {
     const message = refusal({ NODE_ENV: 'production', AUTH_DEV_LOGIN: 'true' });
     expect(message).toMatch(/^Refusing to start with NODE_ENV=production/);
-    for (const name of ['WEBHOOK_SECRET', 'JWT_SECRET', 'ADMIN_TOKEN', 'EVENTS_SECRET_KEY', 'PAYLOAD_CODEC_KEYS'])
+    for (const name of [
+      'WEBHOOK_SECRET',
+      'JWT_SECRET',
+      'ADMIN_TOKEN',
+      'EVENTS_SECRET_KEY',
+      'EVENTS_CUSTOMER_SECRET',
+      'PAYLOAD_CODEC_KEYS',
+    ])
       expect(message).toContain(`${name}: not set`);
     expect(message).toContain('AUTH_DEV_LOGIN: must be false');
   });

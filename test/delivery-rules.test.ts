@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { attemptRecordOf, retryDelayMs, RETRY_MAX_MS } from '../src/activities/webhooks.js';
 import type { DueDelivery } from '../src/db/webhooks.js';
-import { OrderEventFeed } from '../src/events/order-events.js';
+import { CustomerReferences, OrderEventFeed } from '../src/events/order-events.js';
 import { encodeCursor } from '../src/infra/cursor.js';
 
 const NOW = Date.parse('2026-11-27T12:00:00Z');
@@ -80,7 +80,7 @@ describe('the feed after its retention', () => {
   const cursorAt = (seq: number) => encodeCursor([String(seq)]);
 
   it('answers 410 CURSOR_EXPIRED to a cursor behind what was deleted, never a page silently short', async () => {
-    const feed = new OrderEventFeed(events, retention);
+    const feed = new OrderEventFeed(events, retention, new CustomerReferences('delivery-rules-customer-key'));
     await expect(feed.read({ after: cursorAt(99), limit: 10 })).rejects.toMatchObject({ code: 'CURSOR_EXPIRED' });
     await expect(feed.read({ after: cursorAt(100), limit: 10 })).resolves.toMatchObject({ items: [] });
     // No cursor: from the first event kept.

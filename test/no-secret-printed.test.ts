@@ -40,6 +40,7 @@ const SECRETS = {
   JWT_SECRET: `${MARKER}-jwt-secret-01`,
   ADMIN_TOKEN: `${MARKER}-admin-token`,
   EVENTS_SECRET_KEY: `${MARKER}-events-secret-key`,
+  EVENTS_CUSTOMER_SECRET: `${MARKER}-events-customer`,
   EVENTS_READ_TOKEN: `${MARKER}-events-read`,
   CODEC_SERVER_TOKEN: `${MARKER}-codec-token`,
   LINE_CHALLENGE_SECRET: `${MARKER}-line-pass`,

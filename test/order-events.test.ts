@@ -39,13 +39,16 @@ const feed = (query: string, token = EVENTS_TOKEN): Promise<Reply> =>
   replyOf(api.url, 'GET', `/api/admin/events${query}`, { token });
 
 /** An order row AWAITING_PAYMENT on a fresh sale, as its workflow's persist writes it. */
-async function persistedOrder(window = 30 * 60_000): Promise<{ orderNo: string; sku: string; totalCents: number }> {
+async function persistedOrder(
+  window = 30 * 60_000,
+  shopper?: string,
+): Promise<{ orderNo: string; sku: string; totalCents: number }> {
   const sale = await putOnSale(stores, redis, { stock: 2 });
   const orderNo = newOrderNo();
   const result = await stores.orders.insertAwaitingOrder({
     orderNo,
     sku: sale.sku,
-    userId: `events-${orderNo.slice(-6)}`,
+    userId: shopper ?? `events-${orderNo.slice(-6)}`,
     quantity: 1,
     unitPriceCents: sale.priceCents,
     paymentDeadline: new Date(Date.now() + window),
@@ -125,6 +128,52 @@ describe('each fact its event, once, with the order as it stood', () => {
       'FAILED',
     );
     expect(await typesOf(givenUp.orderNo)).toEqual(['order.failed']);
+  });
+
+  it("names the shopper by an opaque reference, the same for each of their orders, and gives no failure's text", async () => {
+    const shopper = `events-shopper-${randomUUID()}`;
+    const [failed, paid, another] = [
+      await persistedOrder(undefined, shopper),
+      await persistedOrder(undefined, shopper),
+      await persistedOrder(),
+    ];
+    await closeRow(stores, failed.orderNo, { kind: 'FAIL', reason: 'ReservationLost: an internal detail' });
+    for (const order of [paid, another])
+      await stores.payments.recordPayment(
+        { eventId: `evt-ref-${order.orderNo}`, orderNo: order.orderNo, amountCents: order.totalCents },
+        'webhook',
+      );
+    const wanted = [failed.orderNo, paid.orderNo, another.orderNo];
+    const events = await waitFor(
+      async () => {
+        const found = new Map<string, { type: string; data: { order: Record<string, unknown> } }>();
+        let cursor: string | undefined;
+        for (;;) {
+          const reply = await feed(`?limit=500${cursor ? `&after=${cursor}` : ''}`);
+          for (const event of reply.body.items)
+            if (wanted.includes(event.data.order.orderNo)) found.set(event.data.order.orderNo, event);
+          cursor = reply.body.nextCursor as string;
+          if (reply.body.items.length < 500) break;
+        }
+        return found.size === wanted.length && found;
+      },
+      { what: 'the three events in the feed', timeoutMs: 15_000, intervalMs: 250 },
+    );
+    const [ofFailed, ofPaid, ofAnother] = wanted.map((orderNo) => events.get(orderNo)!.data.order) as [
+      Record<string, unknown>,
+      Record<string, unknown>,
+      Record<string, unknown>,
+    ];
+    expect(ofFailed).toMatchObject({ status: 'FAILED' });
+    expect(JSON.stringify(ofFailed)).not.toContain('ReservationLost');
+    for (const order of [ofFailed, ofPaid, ofAnother]) {
+      expect(order.customer).toMatch(/^cus_[A-Za-z0-9_-]{24}$/);
+      expect(Object.keys(order)).not.toContain('userId');
+      expect(Object.keys(order)).not.toContain('failureReason');
+      expect(JSON.stringify(order)).not.toContain('events-');
+    }
+    expect(ofFailed.customer).toBe(ofPaid.customer);
+    expect(ofAnother.customer).not.toBe(ofPaid.customer);
   });
 
   it('money taken back: a dispute opened and lost, a refund that went through; our own refund executed', async () => {

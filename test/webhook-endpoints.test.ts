@@ -114,6 +114,7 @@ describe('the secret', () => {
       url: URL_A,
       eventTypes: ['order.paid', 'order.cancelled'],
       description: 'Fulfilment',
+      includeShopperId: false,
       enabled: true,
       disabledReason: null,
       oldSecretUntil: null,
@@ -401,6 +402,9 @@ describe('changes', () => {
       description: null,
       updatedAt: expect.any(String),
     });
+    // The shopper's own id in its events: asked for, then no more.
+    expect((await call('PATCH', path, { includeShopperId: true })).body).toMatchObject({ includeShopperId: true });
+    expect((await call('PATCH', path, { includeShopperId: false })).body).toMatchObject({ includeShopperId: false });
     const every = await call('PATCH', path, { eventTypes: [...ORDER_EVENT_TYPES] });
     expect(every.body.eventTypes).toEqual([...ORDER_EVENT_TYPES]);
     expect((await call('PATCH', path, { eventTypes: [] })).body.eventTypes).toEqual([]);

@@ -2,7 +2,7 @@
 import type { AttemptRecord, DueDelivery, WebhookStore } from '../db/webhooks.js';
 import type { DeliveryRound } from '../events/delivery-definitions.js';
 import type { EndpointSecretBox } from '../events/endpoint-secrets.js';
-import { orderEventOf } from '../events/order-events.js';
+import { CustomerReferences, orderEventOf } from '../events/order-events.js';
 import {
   coarseReason,
   type WebhookDeliverySettings,
@@ -68,10 +68,11 @@ export function createWebhookActivities(deps: {
   stores: { webhooks: WebhookStore };
   sender: WebhookSender;
   box: EndpointSecretBox;
-  settings: Pick<WebhookDeliverySettings, 'retryPeriodMs' | 'retryFirstMs' | 'concurrency'>;
+  settings: Pick<WebhookDeliverySettings, 'retryPeriodMs' | 'retryFirstMs' | 'concurrency' | 'customerSecret'>;
   observer?: () => DeliveryObserver;
 }) {
   const { webhooks } = deps.stores;
+  const customers = new CustomerReferences(deps.settings.customerSecret);
   return {
     /** One round; stopped when the endpoint is disabled or gone (or answered 410 in this round). */
     async deliverEndpointEvents(input: { endpointId: string }): Promise<DeliveryRound> {
@@ -92,7 +93,9 @@ export function createWebhookActivities(deps: {
       let next = 0;
       const sendNext = async (): Promise<void> => {
         for (let delivery = due[next++]; delivery && !halted; delivery = due[next++]) {
-          const body = JSON.stringify(orderEventOf(delivery.event));
+          const body = JSON.stringify(
+            orderEventOf(delivery.event, { customers, shopperId: endpoint.includeShopperId }),
+          );
           const outcome = await deps.sender.send({ url: endpoint.url, id: delivery.event.eventId, body, secrets });
           // Halted at once, before the writes below: the round's other senders start nothing more meanwhile.
           const halts = (outcome.kind === 'gone' || outcome.kind === 'slow_down') && !halted;

@@ -53,7 +53,7 @@ import { AccessLog, requestLogMiddleware, requestSpanMiddleware } from './reques
 import { soldOutDoor } from './sold-out-door.js';
 import { activeTracing } from '../infra/tracing.js';
 import { adminRoutes } from './routes/admin.js';
-import { OrderEventFeed } from '../events/order-events.js';
+import { CustomerReferences, OrderEventFeed } from '../events/order-events.js';
 import { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';
 import { EndpointSecretBox } from '../events/endpoint-secrets.js';
 import { WebhookEndpoints } from '../events/endpoints.js';
@@ -312,7 +312,11 @@ export function createApp(parts: ApiParts): Koa {
             ['read'] as const,
           ),
           deployment: deploymentStatusReader(config, temporal, config.deadlines.readMs),
-          feed: new OrderEventFeed(stores.events, stores.webhooks),
+          feed: new OrderEventFeed(
+            stores.events,
+            stores.webhooks,
+            new CustomerReferences(config.webhookDelivery.customerSecret),
+          ),
         }),
         webhookEndpointRoutes({ endpoints: webhookEndpoints, operators }),
       ]),

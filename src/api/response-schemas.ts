@@ -405,11 +405,27 @@ export const adminSaleSchema = saleSchema
 export const pageSchema = <T extends z.ZodType>(item: T, id: string) =>
   named(id, { items: z.array(item), nextCursor: z.string().nullable() });
 
+export const eventOrderSchema = adminOrderSchema
+  .omit({ userId: true, failureReason: true })
+  .extend({
+    cancelReason: z.enum(CANCEL_REASONS).nullable(),
+    customer: z.string().meta({
+      description:
+        'The shopper, as an opaque reference: the same for all their orders while EVENTS_CUSTOMER_SECRET is kept',
+      examples: ['cus_3q2Vd0mXQm1wW8k2b0Hc7s9a'],
+    }),
+    userId: z
+      .string()
+      .optional()
+      .meta({ description: "The shopper's own id: only to an endpoint created with includeShopperId" }),
+  })
+  .meta({ id: 'EventOrder' });
+
 export const orderEventSchema = named('OrderEvent', {
   id: z.string().meta({ description: "Stable: the receiver's deduplication key" }),
   type: z.enum(ORDER_EVENT_TYPES),
   created: isoTime.meta({ description: "When it happened, by the order's own record" }),
-  data: z.object({ order: adminOrderSchema.meta({ description: 'The order as it stood then' }) }),
+  data: z.object({ order: eventOrderSchema.meta({ description: 'The order as it stood then' }) }),
 });
 
 export const orderEventPageSchema = named('OrderEventPage', {
@@ -491,6 +507,7 @@ export const webhookEndpointSchema = named('WebhookEndpoint', {
   url: z.string(),
   eventTypes: z.array(z.enum(ORDER_EVENT_TYPES)).meta({ description: 'Empty: every type.' }),
   description: z.string().nullable(),
+  includeShopperId: z.boolean().meta({ description: "Its events carry the shopper's own id (`userId`)." }),
   enabled: z.boolean(),
   disabledReason: z
     .string()

@@ -295,10 +295,16 @@ const endpointDescriptionSchema = z
   .max(MAX_ENDPOINT_DESCRIPTION_CHARS)
   .meta({ examples: ['Fulfilment (warehouse)'] });
 
+const includeShopperIdSchema = z.boolean().meta({
+  description:
+    "true: its events carry the shopper's own id (`userId`) beside the opaque `customer` reference; default false.",
+});
+
 export const createWebhookEndpointSchema = z.strictObject({
   url: endpointUrlSchema,
   eventTypes: endpointEventTypesSchema.optional(),
   description: endpointDescriptionSchema.optional(),
+  includeShopperId: includeShopperIdSchema.optional(),
 });
 
 /** A change to an endpoint; `{}` changes nothing. */
@@ -306,6 +312,7 @@ export const updateWebhookEndpointSchema = z.strictObject({
   url: endpointUrlSchema.optional(),
   eventTypes: endpointEventTypesSchema.optional(),
   description: endpointDescriptionSchema.optional().meta({ description: "'' removes it." }),
+  includeShopperId: includeShopperIdSchema.optional(),
   enabled: z.boolean().optional().meta({
     description: 'false: nothing more is queued or sent; true: events queue again from where they stopped.',
   }),

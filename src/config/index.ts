@@ -246,6 +246,8 @@ const envSchema = z.object({
   EVENTS_RETENTION: durationString,
   // Endpoints' whsec_ secrets are stored encrypted with keys derived from these (AES-256-GCM).
   EVENTS_SECRET_KEY: eventsSecretKeys,
+  // Keys the opaque customer reference order events carry instead of the shopper's id (HMAC-SHA256).
+  EVENTS_CUSTOMER_SECRET: z.string().min(16),
   // Events sent at once to one endpoint, and how often an idle endpoint's delivery looks for new events.
   EVENTS_CONCURRENCY: z.coerce.number().int().min(1).max(64),
   EVENTS_POLL_INTERVAL: durationString,
@@ -361,6 +363,7 @@ export const CONFIG_DEFAULTS = {
   EVENTS_RETRY_FIRST: '5s',
   EVENTS_RETENTION: '30d',
   EVENTS_SECRET_KEY: 'dev-events-secret-key-change-me-please',
+  EVENTS_CUSTOMER_SECRET: 'dev-events-customer-secret-change-me',
   EVENTS_CONCURRENCY: '8',
   EVENTS_POLL_INTERVAL: '1s',
   JWT_SECRET: 'dev-jwt-secret-change-me-please',
@@ -533,6 +536,7 @@ function configOf(e: Env, present: Record<string, string>) {
       retentionMs: durationToMs(e.EVENTS_RETENTION),
       /** The first seals endpoints' secrets, every one opens them. */
       secretKeys: e.EVENTS_SECRET_KEY,
+      customerSecret: e.EVENTS_CUSTOMER_SECRET,
       concurrency: e.EVENTS_CONCURRENCY,
       pollIntervalMs: durationToMs(e.EVENTS_POLL_INTERVAL),
     },
@@ -637,12 +641,19 @@ const OWN_SECRETS = [
   'JWT_SECRET',
   'ADMIN_TOKEN',
   'EVENTS_SECRET_KEY',
+  'EVENTS_CUSTOMER_SECRET',
   'EVENTS_READ_TOKEN',
   'CODEC_SERVER_TOKEN',
   'LINE_CHALLENGE_SECRET',
 ] as const satisfies readonly ConfigVariable[];
 /** Without these production does not start; the codec server's token is required by the codec server (codec-main). */
-const REQUIRED_SECRETS: readonly string[] = ['WEBHOOK_SECRET', 'JWT_SECRET', 'ADMIN_TOKEN', 'EVENTS_SECRET_KEY'];
+const REQUIRED_SECRETS: readonly string[] = [
+  'WEBHOOK_SECRET',
+  'JWT_SECRET',
+  'ADMIN_TOKEN',
+  'EVENTS_SECRET_KEY',
+  'EVENTS_CUSTOMER_SECRET',
+];
 const OWN_SECRET_LENGTH = 32;
 
 /**

@@ -14,6 +14,8 @@ export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
 
 export type NewEndpoint = Pick<EndpointRow, 'endpointId' | 'url' | 'description' | 'secretBox'> & {
   eventTypes: readonly OrderEventType[];
+  /** Default false: the shopper by the opaque reference only. */
+  includeShopperId?: boolean;
 };
 
 /** A due delivery with its event, as sent. */
@@ -63,10 +65,17 @@ export class WebhookStore extends Store {
   /** A new endpoint, owed the events written from now on. */
   async createEndpoint(endpoint: NewEndpoint): Promise<EndpointRow> {
     await this.pool.query(
-      `INSERT INTO webhook_endpoints (endpoint_id, url, event_types, description, enabled, secret_box, feed_seq,
-         created_at, updated_at)
-       SELECT ?, ?, ?, ?, 1, ?, COALESCE(MAX(seq), 0), NOW(3), NOW(3) FROM order_events`,
-      [endpoint.endpointId, endpoint.url, endpoint.eventTypes.join(','), endpoint.description, endpoint.secretBox],
+      `INSERT INTO webhook_endpoints (endpoint_id, url, event_types, description, include_shopper_id, enabled,
+         secret_box, feed_seq, created_at, updated_at)
+       SELECT ?, ?, ?, ?, ?, 1, ?, COALESCE(MAX(seq), 0), NOW(3), NOW(3) FROM order_events`,
+      [
+        endpoint.endpointId,
+        endpoint.url,
+        endpoint.eventTypes.join(','),
+        endpoint.description,
+        endpoint.includeShopperId ? 1 : 0,
+        endpoint.secretBox,
+      ],
     );
     const row = await this.getEndpoint(endpoint.endpointId);
     if (!row) throw new Error(`endpoint ${endpoint.endpointId} vanished after its insert`);
@@ -101,7 +110,13 @@ export class WebhookStore extends Store {
   /** Changes what is given; enabling clears the disabled reason and any pause. Null: no such endpoint. */
   async updateEndpoint(
     endpointId: string,
-    change: { url?: string; eventTypes?: readonly OrderEventType[]; description?: string | null; enabled?: boolean },
+    change: {
+      url?: string;
+      eventTypes?: readonly OrderEventType[];
+      description?: string | null;
+      includeShopperId?: boolean;
+      enabled?: boolean;
+    },
   ): Promise<EndpointRow | null> {
     const sets: string[] = [];
     const values: unknown[] = [];
@@ -112,6 +127,7 @@ export class WebhookStore extends Store {
     if (change.url !== undefined) set('url', change.url);
     if (change.eventTypes !== undefined) set('event_types', change.eventTypes.join(','));
     if (change.description !== undefined) set('description', change.description);
+    if (change.includeShopperId !== undefined) set('include_shopper_id', change.includeShopperId ? 1 : 0);
     if (change.enabled === true) sets.push('enabled = 1, disabled_reason = NULL, paused_until = NULL');
     if (change.enabled === false) sets.push(`enabled = 0, disabled_reason = 'disabled by an operator'`);
     if (sets.length > 0)
@@ -418,6 +434,8 @@ const toEndpointRow = rowMapper({
   /** Empty: every type. */
   eventTypes: typesOf,
   description: orNull<string>,
+  /** Its events carry the shopper's own id beside the opaque customer reference. */
+  includeShopperId: (value) => Number(value) === 1,
   enabled: (value) => Number(value) === 1,
   disabledReason: orNull<string>,
   secretBox: cast<Buffer>,

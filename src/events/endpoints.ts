@@ -42,7 +42,13 @@ export type DeliveryView = ReturnType<typeof deliveryView>;
 export type AttemptView = ReturnType<typeof attemptView>;
 export type ResendAccepted = { endpointId: string; eventId: string; status: 'PENDING' };
 /** `description` '' clears it. */
-type EndpointChange = { url?: string; eventTypes?: readonly string[]; description?: string; enabled?: boolean };
+type EndpointChange = {
+  url?: string;
+  eventTypes?: readonly string[];
+  description?: string;
+  includeShopperId?: boolean;
+  enabled?: boolean;
+};
 
 /** No such endpoint, or no such event or delivery of it: the API answers 404. */
 export class WebhookNotFound extends QuietError {
@@ -83,6 +89,7 @@ export class WebhookEndpoints {
       url,
       eventTypes,
       description,
+      includeShopperId: request.includeShopperId ?? false,
       secretBox: this.deps.secrets.seal(endpointId, secret),
     });
     await this.wake(endpointId, 'created');
@@ -109,6 +116,7 @@ export class WebhookEndpoints {
       ...(change.url === undefined ? {} : { url: this.checkedUrl(change.url) }),
       ...(change.eventTypes === undefined ? {} : { eventTypes: checkedEventTypes(change.eventTypes) }),
       ...(change.description === undefined ? {} : { description: checkedDescription(change.description) }),
+      ...(change.includeShopperId === undefined ? {} : { includeShopperId: change.includeShopperId }),
       ...(change.enabled === undefined ? {} : { enabled: change.enabled }),
     };
     const row = await this.deps.webhooks.updateEndpoint(endpointId, checked);
@@ -230,6 +238,7 @@ function endpointView(row: EndpointRow) {
     url: row.url,
     eventTypes: row.eventTypes,
     description: row.description,
+    includeShopperId: row.includeShopperId,
     enabled: row.enabled,
     disabledReason: row.disabledReason,
     oldSecretUntil: row.oldSecretBox && row.oldSecretUntil ? row.oldSecretUntil.toISOString() : null,

@@ -16,6 +16,7 @@ export function productionSecrets(): Record<string, string> {
     JWT_SECRET: random(),
     ADMIN_TOKEN: random(),
     EVENTS_SECRET_KEY: random(),
+    EVENTS_CUSTOMER_SECRET: random(),
     MYSQL_URL: `mysql://flash:${random()}@127.0.0.1:3307/flash`,
     PAYLOAD_CODEC_KEYS: `prod-${randomBytes(3).toString('hex')}=${randomBytes(32).toString('base64')}`,
   };
