@@ -57,9 +57,14 @@ export async function drainOlderBuilds(options: {
       if (version.buildId === currentBuildId) continue;
       const bundle = join(versionsDir, `${version.buildId}.js`);
       const worker = draining.get(version.buildId);
-      if (version.openOrders > 0 && !worker && !stopped) {
+      // DRAINING: the server still counts open workflows pinned to it, of any type (an endpoint's delivery too).
+      const pinned = version.openOrders > 0 || version.status === 'DRAINING';
+      if (pinned && !worker && !stopped) {
         if (existsSync(bundle)) {
-          say(`build ${version.buildId}: ${version.openOrders} open orders pinned to it; a drain worker runs them`);
+          say(
+            `build ${version.buildId}: ${version.status}, ${version.openOrders} open orders pinned to it; ` +
+              'a drain worker runs what is pinned to it',
+          );
           draining.set(version.buildId, await options.startDrainWorker(version.buildId, bundle));
         } else {
           say(

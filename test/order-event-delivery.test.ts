@@ -10,8 +10,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ENDPOINT_DELIVERY_WORKFLOW_TYPE, endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
 import { EndpointDeliveryClient } from '../src/events/endpoint-delivery-client.js';
 import { EndpointSecretBox, generateEndpointSecret } from '../src/events/endpoint-secrets.js';
-import { OrderEventFeed } from '../src/events/order-events.js';
-import type { OrderEventType } from '../src/model/order-workflow.js';
+import { CustomerReferences, OrderEventFeed } from '../src/events/order-events.js';
+import { deliveryTaskQueue, type OrderEventType } from '../src/model/order-workflow.js';
+import { ShopperAuth } from '../src/api/auth.js';
+import { httpRequest } from './helpers/http.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { waitFor } from '../stack/wait-for.js';
 import { putOnSale } from './helpers/fixtures.js';
@@ -61,7 +63,7 @@ async function startReceiver(
 }
 
 /** An endpoint as the admin API makes it (sealed secret), its delivery started. */
-async function subscribe(url: string, eventTypes: OrderEventType[] = []) {
+async function subscribe(url: string, eventTypes: OrderEventType[] = [], includeShopperId = false) {
   const endpointId = `ep_test_${randomUUID().slice(0, 8)}`;
   const secret = generateEndpointSecret();
   await stores.webhooks.createEndpoint({
@@ -69,6 +71,7 @@ async function subscribe(url: string, eventTypes: OrderEventType[] = []) {
     url,
     eventTypes,
     description: null,
+    includeShopperId,
     secretBox: box.seal(endpointId, secret),
   });
   endpoints.push(endpointId);
@@ -101,6 +104,23 @@ async function order(fact: 'paid' | 'cancelled' | 'failed') {
   if (!event) throw new Error(`no event for ${orderNo}`);
   return { orderNo, eventId: event.eventId, createdAt: event.createdAt };
 }
+
+/** What an event says of its order (docs/api.md, "Order events"). */
+const EVENT_ORDER_FIELDS = [
+  'cancelReason',
+  'cancelledAt',
+  'createdAt',
+  'customer',
+  'dispute',
+  'orderNo',
+  'paidAt',
+  'paymentDeadline',
+  'quantity',
+  'refundedCents',
+  'sku',
+  'status',
+  'totalCents',
+];
 
 const mine = (received: ReceivedEvent[], orderNos: string[]) => received.filter((r) => orderNos.includes(r.orderNo));
 
@@ -140,10 +160,36 @@ describe('a sale’s events reach the merchant', () => {
     expect(mine(paidOnly.received, orderNos).map((r) => r.type)).toEqual(['order.paid', 'order.paid', 'order.paid']);
     // The headers the standard names; the id is the feed's.
     expect(got[0]?.headers).toMatchObject({ 'webhook-id': got[0]?.id, 'content-type': 'application/json' });
+    // What fulfilment needs, no more: the shopper as an opaque reference, no internal failure text.
+    const orderOf = (received: ReceivedEvent) => (JSON.parse(received.body) as { data: { order: object } }).data.order;
+    for (const received of got) {
+      expect(Object.keys(orderOf(received)).sort()).toEqual(EVENT_ORDER_FIELDS);
+      expect(received.body).not.toContain('deliveries-');
+      expect(received.body).not.toContain('PromiseExpired');
+    }
     const worstMs = Math.max(
       ...orders.map((o) => (got.find((r) => r.orderNo === o.orderNo)?.receivedMs ?? 0) - o.createdAt.getTime()),
     );
     console.info(`[deliveries] 5 events, worst delay from the fact to the receiver: ${worstMs} ms`);
+  });
+
+  it("an endpoint that asked for it gets the shopper's own id beside the reference; the others never do", async () => {
+    let secret = '';
+    const receiver = await startReceiver(() => [secret]);
+    ({ secret } = await subscribe(receiver.url, ['order.paid'], true));
+    let plainSecret = '';
+    const plain = await startReceiver(() => [plainSecret]);
+    ({ secret: plainSecret } = await subscribe(plain.url, ['order.paid']));
+    const paid = await order('paid');
+    await waitFor(
+      async () => mine(receiver.received, [paid.orderNo]).length > 0 && mine(plain.received, [paid.orderNo]).length > 0,
+      { what: 'the paid event at both endpoints', timeoutMs: 20_000 },
+    );
+    const [withId] = mine(receiver.received, [paid.orderNo]).map((r) => JSON.parse(r.body).data.order);
+    const [without] = mine(plain.received, [paid.orderNo]).map((r) => JSON.parse(r.body).data.order);
+    expect(withId).toMatchObject({ userId: `deliveries-${paid.orderNo.slice(-6)}`, customer: without.customer });
+    expect(Object.keys(withId).sort()).toEqual([...EVENT_ORDER_FIELDS, 'userId'].sort());
+    expect(without.userId).toBeUndefined();
   });
 
   it('500, 500, then no answer within the attempt timeout, then 2xx: delivered on the 4th attempt, each attempt listed', async () => {
@@ -256,6 +302,64 @@ describe('a sale’s events reach the merchant', () => {
   });
 });
 
+describe('deliveries never compete with orders', () => {
+  it("a refusing endpoint's deep backlog runs on the deliveries' own queue, and a sale's checkouts and cancels answer as ever", async () => {
+    let secret = '';
+    const refusing = await startReceiver(
+      () => [secret],
+      () => ({ status: 500 }),
+    );
+    ({ secret } = await subscribe(refusing.url));
+    const { endpointId } = await subscribe(refusing.url);
+    // A backlog of 300 events, each refused and retried from 200 ms, doubling.
+    await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        for (let i = 0; i < 50; i++) await order('cancelled');
+      }),
+    );
+    await waitFor(async () => refusing.summary().requests > 200, {
+      what: 'the refusing endpoint to be tried',
+      timeoutMs: 30_000,
+    });
+
+    // Meanwhile, a sale: every checkout wins, every cancel is taken and closes its order.
+    const api = await testbed.serve(queue);
+    const sale = await putOnSale(stores, redis, { stock: 20, perUserLimit: 1 });
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const token = await new ShopperAuth(config).issue(`backlog-shopper-${i}-${randomUUID()}`);
+        const checkout = await httpRequest(api, 'POST', '/api/checkout', {
+          json: { sku: sale.sku, quantity: 1 },
+          token,
+          headers: { Prefer: 'wait=10' },
+        });
+        const orderNo = String(checkout.body.orderNo);
+        await waitFor(
+          async () =>
+            (await httpRequest(api, 'GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT',
+          { what: `${orderNo} persisted`, timeoutMs: 20_000 },
+        );
+        const cancel = await httpRequest(api, 'POST', `/api/orders/${orderNo}/cancel`, { token });
+        return { checkout: checkout.status, cancel: cancel.status, orderNo };
+      }),
+    );
+    for (const { checkout } of answers) expect([201, 202]).toContain(checkout);
+    expect(answers.map((a) => a.cancel)).toEqual(answers.map(() => 202));
+    for (const { orderNo } of answers)
+      await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'CANCELLED', {
+        what: `${orderNo} cancelled`,
+        timeoutMs: 20_000,
+      });
+
+    // Every round of the endpoint's delivery was scheduled on the deliveries' queue, none on the orders'.
+    const { events } = await temporal.workflow.getHandle(endpointDeliveryWorkflowId(endpointId)).fetchHistory();
+    const queues = new Set(
+      (events ?? []).flatMap((event) => event.activityTaskScheduledEventAttributes?.taskQueue?.name ?? []),
+    );
+    expect([...queues]).toEqual([deliveryTaskQueue(queue)]);
+  });
+});
+
 describe('an endpoint down for longer than the retry period', () => {
   it('gives each delivery up, and the receiver catches up from the feed with the cursor it kept', async () => {
     const short: PerQueueTestbed = await openPerQueueTestbed({
@@ -267,7 +371,11 @@ describe('an endpoint down for longer than the retry period', () => {
     try {
       const shortQueue = `deliveries-short-${randomUUID()}`;
       await short.startWorker(shortQueue);
-      const feed = new OrderEventFeed(stores.events, stores.webhooks);
+      const feed = new OrderEventFeed(
+        stores.events,
+        stores.webhooks,
+        new CustomerReferences(config.webhookDelivery.customerSecret),
+      );
       // The receiver's cursor before the outage: where its last read ended.
       let kept = (await feed.read({ limit: 500 })).nextCursor;
       for (let page = await feed.read({ after: kept, limit: 500 }); page.items.length > 0;) {
@@ -309,6 +417,45 @@ describe('an endpoint down for longer than the retry period', () => {
       for (const o of lost) expect(ids).toContain(o.eventId);
     } finally {
       await short.close();
+    }
+  });
+});
+
+describe('every deployment mode', () => {
+  it('an unversioned worker (WORKER_VERSIONING=false) delivers as a versioned one does', async () => {
+    const unversioned = await openPerQueueTestbed({
+      ...ENV,
+      WORKER_VERSIONING: 'false',
+      TEMPORAL_TASK_QUEUE: `deliveries-unversioned-${randomUUID()}`,
+    });
+    try {
+      const unversionedQueue = `deliveries-unversioned-${randomUUID()}`;
+      await unversioned.startWorker(unversionedQueue);
+      let secret = '';
+      const receiver = await startReceiver(() => [secret]);
+      const endpointId = `ep_test_${randomUUID().slice(0, 8)}`;
+      secret = generateEndpointSecret();
+      await stores.webhooks.createEndpoint({
+        endpointId,
+        url: receiver.url,
+        eventTypes: ['order.paid'],
+        description: null,
+        secretBox: box.seal(endpointId, secret),
+      });
+      endpoints.push(endpointId);
+      await new EndpointDeliveryClient(unversioned.temporal, {
+        ...unversioned.config,
+        temporal: { ...unversioned.config.temporal, taskQueue: unversionedQueue },
+      }).wake(endpointId, 5_000);
+      const paid = await order('paid');
+      await waitFor(async () => mine(receiver.received, [paid.orderNo]).length > 0, {
+        what: 'the event delivered by the unversioned worker',
+        timeoutMs: 20_000,
+      });
+      const { raw } = await unversioned.temporal.workflow.getHandle(endpointDeliveryWorkflowId(endpointId)).describe();
+      expect(raw.workflowExecutionInfo?.versioningInfo?.deploymentVersion ?? null).toBeNull();
+    } finally {
+      await unversioned.close();
     }
   });
 });

@@ -20,6 +20,8 @@ import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
+import { endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
+import { startEventReceiver } from '../stack/event-receiver.js';
 import { freezeGroup, signalGroup } from '../stack/process.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { SMOKE_SALE } from '../src/order/smoke-order.js';
@@ -40,6 +42,9 @@ const env: Record<string, string> = {
   ...inject('stackEnv'),
   ...API_TEST_ENV,
   TEMPORAL_TASK_QUEUE: taskQueue,
+  // A merchant's endpoint on loopback, delivered across the deploy and the rollback.
+  EVENTS_ALLOWED_RANGES: '127.0.0.0/8,::1/128',
+  EVENTS_POLL_INTERVAL: '200ms',
 };
 
 let config: AppConfig;
@@ -88,6 +93,22 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
     timeoutMs: 60_000,
     intervalMs: 250,
   });
+  // A merchant's endpoint, made while A is current: its delivery starts on A, pinned, and must move to drain A.
+  let endpointSecret = '';
+  const receiver = await startEventReceiver({ secrets: () => [endpointSecret] });
+  const created = await fetch(`${api.url}/api/admin/webhook-endpoints`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ url: receiver.url, eventTypes: ['order.paid'] }),
+  });
+  expect(created.status).toBe(201);
+  const { endpoint, secret } = (await created.json()) as { endpoint: { endpointId: string }; secret: string };
+  endpointSecret = secret;
+  const paidReceived = (orderNos: string[]) =>
+    waitFor(async () => orderNos.every((orderNo) => receiver.received.some((r) => r.orderNo === orderNo)), {
+      what: "the merchant's endpoint to receive every order.paid",
+      timeoutMs: 30_000,
+    });
   // On A: 20 orders; 5 paid before the deploy, 15 still awaiting payment when B becomes current.
   const onA = await driver.sell('a', 20);
   await driver.pay(onA.slice(0, 5));
@@ -95,6 +116,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   // PAID is the row's at once; their workflows close a moment later. Frozen mid-task, A's worker would fail that task
   // on its 5 s isolate timeout once thawed (retried, but not what this test is about): A freezes idle.
   await driver.untilClosed(onA.slice(0, 5), 'A’s first five orders to close');
+  await paidReceived(onA.slice(0, 5));
   const workerB = driver.startWorker(buildB, 'by-rollout');
   // Pending at the switch: started while A is current, its worker frozen, so no task of theirs has run yet. Temporal
   // pins a workflow to the build that completes its first task: these may run on A or on B, but each on one only.
@@ -183,6 +205,12 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
     expect([[buildA.buildId], [buildB.buildId]]).toContainEqual(ran.buildIds);
   }
   await driver.untilStatus([...onA, ...pendingAtSwitch], ['PAID', 'CANCELLED'], 'A’s orders to close');
+  // The endpoint's delivery moved to B (A drained with it open), and delivered what was paid on both builds.
+  await paidReceived([...onA.slice(5, 13), ...onB.slice(0, 5)]);
+  const delivery = client.workflow.getHandle(endpointDeliveryWorkflowId(endpoint.endpointId));
+  const versionOf = async () =>
+    (await delivery.describe()).raw.workflowExecutionInfo?.versioningInfo?.deploymentVersion;
+  expect(await versionOf()).toMatchObject({ buildId: buildB.buildId });
 
   // A's history does not replay on B: without pinning, the deploy would have failed every open order of A.
   const historyOfA = await client.workflow.getHandle(orderWorkflowId(onA[5]!)).fetchHistory();
@@ -227,6 +255,10 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   for (const orderNo of backOnA)
     expect(await driver.ranOn(orderNo), orderNo).toEqual({ buildIds: [buildA.buildId], failedTasks: 0, closed: true });
   await driver.untilStatus([...onB, ...backOnA], ['PAID', 'CANCELLED'], 'every order to close');
+  await paidReceived([...onB.slice(5, 8), ...backOnA.slice(0, 3)]);
+  expect(await versionOf()).toMatchObject({ buildId: buildA.buildId });
+  expect(receiver.summary().unverified).toBe(0);
+  await receiver.close();
 
   const inventory = new RedisInventory(redis, taskQueue);
   for (const sku of [plan.sku, SMOKE_SALE.sku]) {

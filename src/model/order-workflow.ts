@@ -144,6 +144,16 @@ export function providerTaskQueue(orderTaskQueue: string): string {
   return `${orderTaskQueue}-provider`;
 }
 
+/** Merchants' deliveries of order events: slots of their own, so a deep or failing endpoint never takes the orders'. */
+export function deliveryTaskQueue(orderTaskQueue: string): string {
+  return `${orderTaskQueue}-deliveries`;
+}
+
+/** Every queue a build's workers poll: a version is made current only once each has a poller. */
+export function buildTaskQueues(orderTaskQueue: string): string[] {
+  return [orderTaskQueue, providerTaskQueue(orderTaskQueue), deliveryTaskQueue(orderTaskQueue)];
+}
+
 /** RefundWorkflow's id is per payment event: a second start while one runs joins it. */
 export const REFUND_WORKFLOW_TYPE = 'RefundWorkflow';
 /** What a refund's run left its payment as: moved on, under way at the provider, or already past (another run's). */

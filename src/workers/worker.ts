@@ -35,7 +35,7 @@ import {
 } from './telemetry.js';
 import type { ClockWatch } from '../infra/clocks.js';
 import { encryptionsSince, type AesGcmPayloadCodec } from '../infra/payload-codec.js';
-import { providerTaskQueue } from '../model/order-workflow.js';
+import { deliveryTaskQueue, providerTaskQueue } from '../model/order-workflow.js';
 import { createRefundActivities, type RefundObserver } from '../activities/refunds.js';
 import { createWebhookActivities, type DeliveryObserver } from '../activities/webhooks.js';
 import { EndpointSecretBox } from '../events/endpoint-secrets.js';
@@ -251,24 +251,29 @@ export class OrderWorkers {
   constructor(
     readonly orders: Worker,
     readonly provider: Worker,
-    /** The Worker Deployment Version both poll as (null: unversioned). */
+    readonly deliveries: Worker,
+    /** The Worker Deployment Version all three poll as (null: unversioned). */
     readonly version: WorkerVersion | null,
   ) {}
 
-  taskQueues(): string[] {
-    return [this.orders.options.taskQueue, this.provider.options.taskQueue];
+  private get all(): Worker[] {
+    return [this.orders, this.provider, this.deliveries];
   }
 
-  /** Runs both until shutdown() (or either fails: then both stop). */
+  taskQueues(): string[] {
+    return this.all.map((worker) => worker.options.taskQueue);
+  }
+
+  /** Runs all until shutdown() (or one fails: then all stop). */
   async run(): Promise<void> {
-    await Promise.all([this.orders.run(), this.provider.run()]).catch(async (err: unknown) => {
+    await Promise.all(this.all.map((worker) => worker.run())).catch(async (err: unknown) => {
       this.shutdown();
       throw err;
     });
   }
 
   shutdown(): void {
-    for (const worker of [this.orders, this.provider]) if (worker.getState() === 'RUNNING') worker.shutdown();
+    for (const worker of this.all) if (worker.getState() === 'RUNNING') worker.shutdown();
   }
 }
 
@@ -284,8 +289,8 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Or
   } satisfies Partial<WorkerOptions>;
   // Outcomes and retries (no-op without an exporter); with tracing on, each activity's span in its workflow trace.
   const metrics = activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter);
-  const { openPayment, closePayment, refundPayment } = activities;
-  const [orders, provider] = await Promise.all([
+  const { openPayment, closePayment, refundPayment, deliverEndpointEvents } = activities;
+  const [orders, provider, deliveries] = await Promise.all([
     Worker.create({
       ...common,
       taskQueue: config.temporal.taskQueue,
@@ -318,9 +323,21 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Or
       maxTaskQueueActivitiesPerSecond: providerQueueRate(config),
       maxConcurrentActivityTaskExecutions: 50,
     }),
+    Worker.create({
+      ...common,
+      taskQueue: deliveryTaskQueue(config.temporal.taskQueue),
+      dataConverter: temporalDataConverter(config),
+      activities: { deliverEndpointEvents },
+      interceptors: { activity: [metrics, ...tracingActivityInterceptors()] },
+      // One round per endpoint at a time; these slots (and MySQL connections) are all a merchant's backlog can take.
+      maxConcurrentActivityTaskExecutions: DELIVERY_ROUNDS_AT_ONCE,
+    }),
   ]);
-  return new OrderWorkers(orders, provider, version);
+  return new OrderWorkers(orders, provider, deliveries, version);
 }
+
+/** Rounds of endpoint deliveries one worker runs at once (each sends EVENTS_CONCURRENCY at a time). */
+const DELIVERY_ROUNDS_AT_ONCE = 8;
 
 /** The provider queue's rate over all its workers (deadlines bunch): the lowest provider API's (Stripe's), else 20. */
 function providerQueueRate(config: AppConfig): number {

@@ -2,20 +2,34 @@
 import {
   condition,
   continueAsNew,
+  makeContinueAsNewFunc,
+  patched,
   proxyActivities,
   setHandler,
-  setWorkflowOptions,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { WebhookActivities } from '../activities/webhooks.js';
 import { wakeDeliverySignal, type EndpointDeliveryInput } from '../events/delivery-definitions.js';
+import { deliveryTaskQueue } from '../model/order-workflow.js';
 
-const { deliverEndpointEvents } = proxyActivities<WebhookActivities>({
+const ROUND_OPTIONS = {
   // A round sends a few waves of EVENTS_CONCURRENCY, each bounded by EVENTS_ATTEMPT_TIMEOUT_MS (at most 30 s).
   startToCloseTimeout: '5 minutes',
   // A few of the activity's 2 s heartbeats: a round whose worker died is retried within seconds, not a minute.
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute' },
+} as const;
+
+/**
+ * Patch (docs/testing.md, "Changing the workflow"): rounds run on the deliveries' own queue, and a run moves to a new
+ * build by continuing as new. A run begun before keeps the orders' queue (its history replays so); its next run takes
+ * the patch.
+ */
+export const DELIVERIES_OWN_QUEUE_PATCH = 'deliveries-own-queue';
+
+/** The next run starts on the deployment's current version (upgrade on continue-as-new); later tasks pin it there. */
+const continueOnTargetVersion = makeContinueAsNewFunc<typeof EndpointDeliveryWorkflow>({
+  initialVersioningBehavior: 'AUTO_UPGRADE',
 });
 
 /** Rounds per run before continuing as new: about 10 events each keeps a run's history small. */
@@ -28,10 +42,16 @@ export async function EndpointDeliveryWorkflow(input: EndpointDeliveryInput): Pr
   setHandler(wakeDeliverySignal, () => {
     woken = true;
   });
+  const patchedRun = patched(DELIVERIES_OWN_QUEUE_PATCH);
+  const { deliverEndpointEvents } = proxyActivities<WebhookActivities>(
+    patchedRun ? { ...ROUND_OPTIONS, taskQueue: deliveryTaskQueue(workflowInfo().taskQueue) } : ROUND_OPTIONS,
+  );
   for (let rounds = 1; ; rounds++) {
     woken = false;
     const round = await deliverEndpointEvents({ endpointId: input.endpointId });
     if (round.stopped) return { rounds };
+    // Pinned (the workers' default) so a run never replays another build's code; a rollout moves it at its next round.
+    if (patchedRun && workflowInfo().targetWorkerDeploymentVersionChanged) await continueOnTargetVersion(input);
     if (rounds >= ROUNDS_PER_RUN || workflowInfo().continueAsNewSuggested)
       await continueAsNew<typeof EndpointDeliveryWorkflow>(input);
     if (round.more) continue;
@@ -39,7 +59,3 @@ export async function EndpointDeliveryWorkflow(input: EndpointDeliveryInput): Pr
     await condition(() => woken, waitMs);
   }
 }
-
-// Auto-upgrade: it lives as long as its endpoint, so a rollout moves it at its next task (its state is in MySQL). A run
-// in flight replays on the new build: a change to its commands needs a patch (no recorded history guards that yet).
-setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, EndpointDeliveryWorkflow);
