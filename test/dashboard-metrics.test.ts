@@ -244,6 +244,7 @@ describe("the dashboard's Order events panel", () => {
     url: `https://merchant.example/${id}`,
     eventTypes: [],
     description: null,
+    includeShopperId: false,
     enabled,
     disabledReason: enabled ? null : 'disabled by an operator',
     oldSecretUntil: null,
