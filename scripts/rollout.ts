@@ -24,7 +24,7 @@ import { temporalConnectionSettings } from '../src/infra/temporal-connection.js'
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { deleteWorkerVersion } from '../toolkit/worker-versions.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
-import { buildTaskQueues } from '../src/model/order-workflow.js';
+import { requiredTaskQueues } from '../src/model/order-workflow.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { workerBuildId } from '../src/workers/versioning.js';
 import { rollout } from '../src/workers/rollout.js';
@@ -100,7 +100,7 @@ try {
         inventory: new RedisInventory(redis, config.temporal.taskQueue),
         sales: SalesService.onClients(openStores(pool), redis, config.temporal.taskQueue),
         target: { deploymentName, buildId: argument! },
-        taskQueues: buildTaskQueues(config.temporal.taskQueue),
+        taskQueues: requiredTaskQueues(config.temporal.taskQueue),
         smoke: !flags['no-smoke'],
         ...(ramp !== undefined ? { rampPercentage: ramp } : {}),
         drainTimeoutMs,

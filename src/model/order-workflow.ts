@@ -149,9 +149,12 @@ export function deliveryTaskQueue(orderTaskQueue: string): string {
   return `${orderTaskQueue}-deliveries`;
 }
 
-/** Every queue a build's workers poll: a version is made current only once each has a poller. */
-export function buildTaskQueues(orderTaskQueue: string): string[] {
-  return [orderTaskQueue, providerTaskQueue(orderTaskQueue), deliveryTaskQueue(orderTaskQueue)];
+/**
+ * The queues a version must poll before it is made current: those of every versioned build. Builds before the
+ * deliveries' queue delivered on the orders' queue, so it is not asked of a rollback to one of them.
+ */
+export function requiredTaskQueues(orderTaskQueue: string): string[] {
+  return [orderTaskQueue, providerTaskQueue(orderTaskQueue)];
 }
 
 /** RefundWorkflow's id is per payment event: a second start while one runs joins it. */
