@@ -9,7 +9,6 @@ import type { OrderEventType } from '../model/order-workflow.js';
 import { shown } from '../sales/sales-service.js';
 
 export type OrderEvent = ReturnType<typeof orderEventOf>;
-export type EventOrder = ReturnType<typeof eventOrderOf>;
 
 /** How a shopper is named to merchants: an opaque reference, stable while EVENTS_CUSTOMER_SECRET is (HMAC-SHA256). */
 export class CustomerReferences {

@@ -25,7 +25,7 @@ const ROUND_OPTIONS = {
  * build by continuing as new. A run begun before keeps the orders' queue (its history replays so); its next run takes
  * the patch.
  */
-export const DELIVERIES_OWN_QUEUE_PATCH = 'deliveries-own-queue';
+const DELIVERIES_OWN_QUEUE_PATCH = 'deliveries-own-queue';
 
 /** The next run starts on the deployment's current version (upgrade on continue-as-new); later tasks pin it there. */
 const continueOnTargetVersion = makeContinueAsNewFunc<typeof EndpointDeliveryWorkflow>({
