@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import type { Pool } from 'mysql2/promise';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReconcileActivities } from '../src/activities/reconcile.js';
 import { createMysqlPool } from '../src/db/pool.js';
@@ -181,7 +181,10 @@ describe("the worker's order-event gauges, read once per reconcile run", () => {
     const read = webhooks.last!;
     const mine = read.endpoints.find((endpoint) => endpoint.endpointId === endpointId);
     expect(mine).toMatchObject({ enabled: false, pending: 1, gaveUp: 1 });
-    expect(read.newestSeq).toBeGreaterThanOrEqual(deliveredSeq);
+    const [[delivered]] = await pool.query<RowDataPacket[]>('SELECT position FROM order_events WHERE event_id = ?', [
+      deliveredEvent,
+    ]);
+    expect(read.newestPosition).toBeGreaterThanOrEqual(Number(delivered?.position));
 
     const labels = { endpoint: endpointId };
     const samples = await scrapeUntil('the gauges of the run', (seen) =>
@@ -197,15 +200,15 @@ describe("the worker's order-event gauges, read once per reconcile run", () => {
     const disabled = read.endpoints.filter((endpoint) => !endpoint.enabled).length;
     expect(disabled).toBeGreaterThanOrEqual(1);
     expect(total(samples, DELIVERY_METRICS.disabledEndpoints)).toBe(disabled);
-    expect(total(samples, DELIVERY_METRICS.written)).toBe(read.newestSeq);
+    expect(total(samples, DELIVERY_METRICS.written)).toBe(read.newestPosition);
 
     // Delivered at last: the next run reads nothing owed, and the gauges say so rather than keep their last value. The
-    // counter of events written moves on by what the feed's seq moved.
+    // counter of events written moves on by what the feed's position moved.
     await stores.webhooks.recordAttempt(endpointId, pendingSeq, attempt({ status: 'DELIVERED' }));
     await cancelledOrders(1);
     await reconciler().keepOrderEventDeliveries({ prunePage: 1_000 });
     const next = webhooks.last!;
-    expect(next.newestSeq).toBeGreaterThan(read.newestSeq);
+    expect(next.newestPosition).toBeGreaterThan(read.newestPosition);
     const after = await scrapeUntil('the gauges of the next run', (seen) =>
       seen.some(
         (sample) =>
@@ -217,7 +220,7 @@ describe("the worker's order-event gauges, read once per reconcile run", () => {
     );
     expect(total(after, DELIVERY_METRICS.oldestPendingAge, labels)).toBe(0);
     expect(total(after, DELIVERY_METRICS.deliveries, { ...labels, status: 'GAVE_UP' })).toBe(1);
-    expect(total(after, DELIVERY_METRICS.written)).toBe(next.newestSeq);
+    expect(total(after, DELIVERY_METRICS.written)).toBe(next.newestPosition);
   });
 
   it('reads no gauge on a page that pruned a full page: the run has more to prune, its last page reads them', async () => {

@@ -75,12 +75,11 @@ describe('what an admin sees of an attempt', () => {
 });
 
 describe('the feed after its retention', () => {
-  const events = { eventsAfter: async () => [] };
-  const retention = { prunedThroughSeq: async () => 100 };
-  const cursorAt = (seq: number) => encodeCursor([String(seq)]);
+  const events = { feedPage: async () => ({ events: [], prunedThrough: 100, nextAfter: 100 }) };
+  const cursorAt = (position: number) => encodeCursor([String(position)]);
 
   it('answers 410 CURSOR_EXPIRED to a cursor behind what was deleted, never a page silently short', async () => {
-    const feed = new OrderEventFeed(events, retention, new CustomerReferences('delivery-rules-customer-key'));
+    const feed = new OrderEventFeed(events, new CustomerReferences('delivery-rules-customer-key'));
     await expect(feed.read({ after: cursorAt(99), limit: 10 })).rejects.toMatchObject({ code: 'CURSOR_EXPIRED' });
     await expect(feed.read({ after: cursorAt(100), limit: 10 })).resolves.toMatchObject({ items: [] });
     // No cursor: from the first event kept.

@@ -371,11 +371,7 @@ describe('an endpoint down for longer than the retry period', () => {
     try {
       const shortQueue = `deliveries-short-${randomUUID()}`;
       await short.startWorker(shortQueue);
-      const feed = new OrderEventFeed(
-        stores.events,
-        stores.webhooks,
-        new CustomerReferences(config.webhookDelivery.customerSecret),
-      );
+      const feed = new OrderEventFeed(stores.events, new CustomerReferences(config.webhookDelivery.customerSecret));
       // The receiver's cursor before the outage: where its last read ended.
       let kept = (await feed.read({ limit: 500 })).nextCursor;
       for (let page = await feed.read({ after: kept, limit: 500 }); page.items.length > 0;) {

@@ -166,7 +166,7 @@ const GUARDED_STORE_METHODS = {
   orders: ['getOrder', 'close'],
   payments: ['paymentsOfOrder', 'paymentFailuresOfOrder'],
   refunds: ['takebacksOf'],
-  events: ['eventsAfter'],
+  events: ['feedPage'],
   webhooks: [
     'createEndpoint',
     'getEndpoint',
@@ -178,7 +178,6 @@ const GUARDED_STORE_METHODS = {
     'attemptsOf',
     'resend',
     'deliveryFigures',
-    'prunedThroughSeq',
   ],
   reports: [
     'salesPage',
@@ -312,11 +311,7 @@ export function createApp(parts: ApiParts): Koa {
             ['read'] as const,
           ),
           deployment: deploymentStatusReader(config, temporal, config.deadlines.readMs),
-          feed: new OrderEventFeed(
-            stores.events,
-            stores.webhooks,
-            new CustomerReferences(config.webhookDelivery.customerSecret),
-          ),
+          feed: new OrderEventFeed(stores.events, new CustomerReferences(config.webhookDelivery.customerSecret)),
         }),
         webhookEndpointRoutes({ endpoints: webhookEndpoints, operators }),
       ]),

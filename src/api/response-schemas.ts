@@ -430,7 +430,9 @@ export const orderEventSchema = named('OrderEvent', {
 
 export const orderEventPageSchema = named('OrderEventPage', {
   items: z.array(orderEventSchema),
-  nextCursor: z.string().meta({ description: 'Pass as `after` for what comes next, also when no event was ready' }),
+  nextCursor: z.string().meta({
+    description: 'Pass as `after` for what comes next, also when empty: past every event this read looked at',
+  }),
 });
 
 /** GET /api/dev/config: what the dashboard needs to link orders to the Web UI. */

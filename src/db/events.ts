@@ -1,37 +1,90 @@
-/** Order events, read by the feed; each is written by the transaction that decides its fact (recordOrderEvent). */
-import type { RowDataPacket } from 'mysql2/promise';
+/**
+ * Order events, read by the feed; each is written by the transaction that decides its fact (recordOrderEvent) and
+ * takes its place in the feed once committed (positionCommitted).
+ */
+import type { Pool, RowDataPacket } from 'mysql2/promise';
 import type { OrderEventType } from '../model/order-workflow.js';
 import { ORDER_SNAPSHOT_DATES } from './orders.js';
-import { cast, date, num, rowMapper, str, toOrderRow, Store } from './rows.js';
+import { cast, date, inTransaction, num, numOrNull, rowMapper, str, toOrderRow, Store } from './rows.js';
 
-const EVENT_COLUMNS = 'seq, event_id, type, created_at, order_json';
+const EVENT_COLUMNS = 'e.seq, e.position, e.event_id, e.type, e.created_at, e.order_json';
+/** Events positioned per transaction: a sale's few seconds of events at most. */
+const POSITION_PAGE = 2_000;
+/** Positions a type-filtered read scans at most: its cursor moves past them whether any matched or not. */
+export const FEED_SCAN_WINDOW = 5_000;
+
+/** A page of the feed, read in one statement: the events and the marks beside them agree. */
+export interface FeedPage {
+  events: OrderEventRow[];
+  /** Positions up to here were deleted (EVENTS_RETENTION): a cursor before it would miss them. */
+  prunedThrough: number;
+  /** Where the next read starts: the last event given, or as far as this read looked when the page is not full. */
+  nextAfter: number;
+}
 
 /**
- * How far back an event may still be uncommitted: the age of the oldest transaction open now (information_schema, in
- * the server's own time zone, hence CONVERT_TZ), plus 1 s for its whole-second start and 1 s for a statement stamped
- * before it took its seq. An event recorded before that bound has every smaller seq committed or gone.
+ * Gives the events committed since the last call their feed positions, in the order written, one transaction at a
+ * time (the feed's row locked). Events of transactions still open are locked rows: skipped, and positioned by a later
+ * call once they commit. So every position up to `positioned_through` is committed, in order, and only the feed's
+ * own writers ever hold it back. A call that finds another one positioning returns 0 at once. Every reader of the
+ * feed calls it first (the feed, a delivery round, the pruner): what committed is positioned by whoever reads next.
  */
-export const SETTLED_BEFORE = `NOW(6) - INTERVAL (2000000 + COALESCE((
-    SELECT MAX(TIMESTAMPDIFF(MICROSECOND, trx_started, CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', 'SYSTEM')))
-    FROM information_schema.innodb_trx), 0)) MICROSECOND`;
+export async function positionCommitted(pool: Pool): Promise<number> {
+  return inTransaction(pool, async (conn) => {
+    const [[feed]] = await conn.query<RowDataPacket[]>(
+      'SELECT positioned_through FROM order_events_feed WHERE id = 1 FOR UPDATE SKIP LOCKED',
+    );
+    if (!feed) return 0;
+    const [rows] = await conn.query<RowDataPacket[]>(
+      'SELECT seq FROM order_events WHERE position IS NULL ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED',
+      [POSITION_PAGE],
+    );
+    if (rows.length === 0) return 0;
+    const seqs = rows.map((row) => Number(row.seq));
+    const from = Number(feed.positioned_through);
+    // FIELD: a seq's place in the list, so positions follow the order written.
+    await conn.query('UPDATE order_events SET position = ? + FIELD(seq, ?) WHERE seq IN (?)', [from, seqs, seqs]);
+    await conn.query('UPDATE order_events_feed SET positioned_through = ? WHERE id = 1', [from + seqs.length]);
+    return seqs.length;
+  });
+}
 
 export class EventStore extends Store {
-  /** Events after `afterSeq` in seq order, up to the first one a transaction still open might precede. */
-  async eventsAfter(query: { afterSeq: number; types?: readonly OrderEventType[]; limit: number }) {
+  /**
+   * Events after position `after` in feed order, of `types` when given, up to `limit`; positions what committed
+   * first. A type-filtered read looks FEED_SCAN_WINDOW positions ahead at most and moves its cursor past them.
+   */
+  async feedPage(query: { after: number; types?: readonly OrderEventType[]; limit: number }): Promise<FeedPage> {
+    await positionCommitted(this.pool);
     const types = query.types?.length ? query.types : undefined;
+    const upTo = types ? 'LEAST(f.positioned_through, ? + ?)' : 'f.positioned_through';
+    // One statement, one snapshot: a prune committing meanwhile is either wholly seen (410) or not at all.
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${EVENT_COLUMNS} FROM order_events
-       WHERE seq > ? AND recorded_at < ${SETTLED_BEFORE}${types ? ' AND type IN (?)' : ''}
-       ORDER BY seq LIMIT ?`,
-      [query.afterSeq, ...(types ? [types] : []), query.limit],
+      `SELECT f.pruned_through, ${upTo} AS looked_to, ${EVENT_COLUMNS}
+       FROM order_events_feed f
+       LEFT JOIN order_events e ON e.position > ? AND e.position <= ${upTo}${types ? ' AND e.type IN (?)' : ''}
+       WHERE f.id = 1 ORDER BY e.position LIMIT ?`,
+      [
+        ...(types ? [query.after, FEED_SCAN_WINDOW] : []),
+        query.after,
+        ...(types ? [query.after, FEED_SCAN_WINDOW, types] : []),
+        query.limit,
+      ],
     );
-    return rows.map(toOrderEventRow);
+    const head = rows[0];
+    if (!head) throw new Error('order_events_feed has no row (migration 016)');
+    const events = rows.filter((row) => row.position !== null).map(toOrderEventRow);
+    const full = events.length === query.limit;
+    const nextAfter = full
+      ? Number(events[events.length - 1]!.position)
+      : Math.max(query.after, Number(head.looked_to));
+    return { events, prunedThrough: Number(head.pruned_through), nextAfter };
   }
 
   /** Every event of an order, in the order written. */
   async eventsOf(orderNo: string): Promise<OrderEventRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${EVENT_COLUMNS} FROM order_events WHERE order_no = ? ORDER BY seq`,
+      `SELECT ${EVENT_COLUMNS} FROM order_events e WHERE order_no = ? ORDER BY seq`,
       [orderNo],
     );
     return rows.map(toOrderEventRow);
@@ -40,6 +93,8 @@ export class EventStore extends Store {
 
 export const toOrderEventRow = rowMapper({
   seq: num,
+  /** Its place in the feed, given once it committed; null until then. */
+  position: numOrNull,
   eventId: str,
   type: cast<OrderEventType>,
   createdAt: date,

@@ -14,8 +14,8 @@ export async function provisionDatabase(rootSocketPath: string, credentials: Mys
     await conn.query(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
     await conn.query(`CREATE USER IF NOT EXISTS ?@'%' IDENTIFIED BY ?`, [user, password]);
     await conn.query(`GRANT ALL PRIVILEGES ON \`${database}\`.* TO ?@'%'`, [user]);
-    // The events feed reads the open transactions (information_schema.innodb_trx): src/db/events.ts.
-    await conn.query(`GRANT PROCESS ON *.* TO ?@'%'`, [user]);
+    // Nothing global: a stack provisioned before 016 had PROCESS for the events feed, which needs it no more.
+    await conn.query(`REVOKE PROCESS ON *.* FROM ?@'%'`, [user]).catch(() => undefined);
   } finally {
     await conn.end();
   }

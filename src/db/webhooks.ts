@@ -4,7 +4,7 @@
  */
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { OrderEventType } from '../model/order-workflow.js';
-import { SETTLED_BEFORE, toOrderEventRow } from './events.js';
+import { positionCommitted, toOrderEventRow } from './events.js';
 import { cast, date, inTransaction, num, numOrNull, orNull, rowMapper, str, Store } from './rows.js';
 
 export const DELIVERY_STATUSES = ['PENDING', 'DELIVERED', 'GAVE_UP'] as const;
@@ -51,8 +51,8 @@ export interface DeliveryFigures {
 
 /** What the worker's order-event gauges show, read once per reconcile run. */
 export interface OrderEventFigures {
-  /** The feed's newest seq (the retention's mark once it pruned them all; 0 before the first event). */
-  newestSeq: number;
+  /** The feed's newest position: how many events it has given a place, pruned ones included (0 before the first). */
+  newestPosition: number;
   /** Every endpoint (none is ever deleted), enabled or not. */
   endpoints: Array<ReturnType<typeof toEndpointFigures>>;
 }
@@ -66,8 +66,8 @@ export class WebhookStore extends Store {
   async createEndpoint(endpoint: NewEndpoint): Promise<EndpointRow> {
     await this.pool.query(
       `INSERT INTO webhook_endpoints (endpoint_id, url, event_types, description, include_shopper_id, enabled,
-         secret_box, feed_seq, created_at, updated_at)
-       SELECT ?, ?, ?, ?, ?, 1, ?, COALESCE(MAX(seq), 0), NOW(3), NOW(3) FROM order_events`,
+         secret_box, feed_position, created_at, updated_at)
+       SELECT ?, ?, ?, ?, ?, 1, ?, positioned_through, NOW(3), NOW(3) FROM order_events_feed WHERE id = 1`,
       [
         endpoint.endpointId,
         endpoint.url,
@@ -203,21 +203,23 @@ export class WebhookStore extends Store {
   }
 
   /**
-   * Queues the events written since the endpoint's last queued seq (of its types), up to `limit` read, as far as no
-   * open transaction may still precede them; moves its seq on in the same transaction. `more`: a full page was read.
+   * Queues the feed's events after the endpoint's place (of its types), up to `limit` read, and moves its place on in
+   * the same transaction, after positioning what committed (positionCommitted). `more`: a full page was read;
+   * `enabled` false: the endpoint is disabled or gone, nothing queued.
    */
   async queueNewEvents(endpointId: string, retryPeriodMs: number, limit: number) {
+    await positionCommitted(this.pool);
     return inTransaction(this.pool, async (conn) => {
       const [[endpoint]] = await conn.query<RowDataPacket[]>(
-        'SELECT feed_seq, event_types, enabled, paused_until FROM webhook_endpoints WHERE endpoint_id = ? FOR UPDATE',
+        'SELECT feed_position, event_types, enabled, paused_until FROM webhook_endpoints WHERE endpoint_id = ? FOR UPDATE',
         [endpointId],
       );
-      if (!endpoint || Number(endpoint.enabled) !== 1) return { queued: 0, more: false };
+      if (!endpoint || Number(endpoint.enabled) !== 1) return { queued: 0, more: false, enabled: false };
       const [events] = await conn.query<RowDataPacket[]>(
-        `SELECT seq, type FROM order_events WHERE seq > ? AND recorded_at < ${SETTLED_BEFORE} ORDER BY seq LIMIT ?`,
-        [endpoint.feed_seq, limit],
+        'SELECT seq, position, type FROM order_events WHERE position > ? ORDER BY position LIMIT ?',
+        [endpoint.feed_position, limit],
       );
-      if (events.length === 0) return { queued: 0, more: false };
+      if (events.length === 0) return { queued: 0, more: false, enabled: true };
       const types = typesOf(endpoint.event_types);
       const owed = events.filter((event) => types.length === 0 || types.includes(event.type as OrderEventType));
       // An endpoint that asked us to wait (pauseEndpoint) is owed its new events no sooner than its pause ends.
@@ -228,18 +230,18 @@ export class WebhookStore extends Store {
            FROM order_events WHERE seq IN (?)`,
           [endpointId, endpoint.paused_until ?? null, retryPeriodMs * 1_000, owed.map((event) => event.seq)],
         );
-      await conn.query('UPDATE webhook_endpoints SET feed_seq = ? WHERE endpoint_id = ?', [
-        events[events.length - 1]?.seq,
+      await conn.query('UPDATE webhook_endpoints SET feed_position = ? WHERE endpoint_id = ?', [
+        events[events.length - 1]?.position,
         endpointId,
       ]);
-      return { queued: owed.length, more: events.length === limit };
+      return { queued: owed.length, more: events.length === limit, enabled: true };
     });
   }
 
   /** Deliveries due now, oldest try first, with their events. */
   async dueDeliveries(endpointId: string, limit: number): Promise<DueDelivery[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT d.event_seq, d.attempts, d.retry_until, e.seq, e.event_id, e.type, e.created_at, e.order_json
+      `SELECT d.event_seq, d.attempts, d.retry_until, e.seq, e.position, e.event_id, e.type, e.created_at, e.order_json
        FROM webhook_deliveries d JOIN order_events e ON e.seq = d.event_seq
        WHERE d.endpoint_id = ? AND d.status = 'PENDING' AND d.next_attempt_at <= NOW(3)
        ORDER BY d.next_attempt_at, d.event_seq LIMIT ?`,
@@ -354,13 +356,12 @@ export class WebhookStore extends Store {
 
   /** The worker's gauges in one read; deliveries in webhook_deliveries_figures (013) alone, DELIVERED ones never. */
   async orderEventFigures(): Promise<OrderEventFigures> {
+    await positionCommitted(this.pool);
     // The feed's row first, joined to every endpoint: with no endpoint the newest seq is still read.
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT feed.newest_seq, ep.endpoint_id, ep.enabled, COALESCE(p.n, 0) AS pending, p.oldest_age_us,
+      `SELECT feed.positioned_through AS newest_seq, ep.endpoint_id, ep.enabled, COALESCE(p.n, 0) AS pending, p.oldest_age_us,
          COALESCE(g.n, 0) AS gave_up
-       FROM (SELECT GREATEST(COALESCE(MAX(seq), 0),
-               (SELECT pruned_through_seq FROM order_events_retention WHERE id = 1)) AS newest_seq
-             FROM order_events) feed
+       FROM order_events_feed feed
        LEFT JOIN webhook_endpoints ep ON TRUE
        LEFT JOIN (SELECT endpoint_id, COUNT(*) AS n, TIMESTAMPDIFF(MICROSECOND, MIN(queued_at), NOW(3)) AS oldest_age_us
                   FROM webhook_deliveries FORCE INDEX (webhook_deliveries_figures)
@@ -368,39 +369,40 @@ export class WebhookStore extends Store {
        LEFT JOIN (SELECT endpoint_id, COUNT(*) AS n
                   FROM webhook_deliveries FORCE INDEX (webhook_deliveries_figures)
                   WHERE status = 'GAVE_UP' GROUP BY endpoint_id) g ON g.endpoint_id = ep.endpoint_id
-       ORDER BY ep.endpoint_id`,
+       WHERE feed.id = 1 ORDER BY ep.endpoint_id`,
     );
     return {
-      newestSeq: Number(rows[0]?.newest_seq ?? 0),
+      newestPosition: Number(rows[0]?.newest_seq ?? 0),
       endpoints: rows.filter((row) => row.endpoint_id !== null).map(toEndpointFigures),
     };
   }
 
-  /** The last seq the feed's retention deleted: a cursor before it is expired. */
-  async prunedThroughSeq(): Promise<number> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      'SELECT pruned_through_seq FROM order_events_retention WHERE id = 1',
-    );
-    return Number(rows[0]?.pruned_through_seq ?? 0);
-  }
-
-  /** Deletes up to `limit` events before `before` with their deliveries (retention ≥ retry period); how many. */
+  /**
+   * Deletes up to `limit` of the feed's oldest events recorded before `before`, with their deliveries (retention ≥
+   * retry period), and marks how far it deleted (a cursor before the mark is expired); how many.
+   */
   async pruneEvents(before: Date, limit: number): Promise<number> {
+    // Positioned first: an event never positioned could be deleted without a cursor knowing it was skipped.
+    await positionCommitted(this.pool);
     return inTransaction(this.pool, async (conn) => {
       const [rows] = await conn.query<RowDataPacket[]>(
-        'SELECT seq FROM order_events WHERE recorded_at < ? ORDER BY seq LIMIT ?',
+        `SELECT seq, position, recorded_at < ? AS old FROM order_events WHERE position IS NOT NULL
+         ORDER BY position LIMIT ?`,
         [before, limit],
       );
-      const last = rows[rows.length - 1]?.seq;
+      // The oldest positions, up to the first one still kept: the feed loses a prefix, never a hole.
+      const firstKept = rows.findIndex((row) => Number(row.old) !== 1);
+      const pruned = firstKept === -1 ? rows : rows.slice(0, firstKept);
+      const last = pruned[pruned.length - 1]?.position;
       if (last === undefined) return 0;
-      await conn.query('DELETE FROM webhook_attempts WHERE event_seq <= ?', [last]);
-      await conn.query('DELETE FROM webhook_deliveries WHERE event_seq <= ?', [last]);
-      await conn.query('DELETE FROM order_events WHERE seq <= ?', [last]);
-      await conn.query(
-        'UPDATE order_events_retention SET pruned_through_seq = GREATEST(pruned_through_seq, ?) WHERE id = 1',
-        [last],
-      );
-      return rows.length;
+      const seqs = pruned.map((row) => Number(row.seq));
+      await conn.query('DELETE FROM webhook_attempts WHERE event_seq IN (?)', [seqs]);
+      await conn.query('DELETE FROM webhook_deliveries WHERE event_seq IN (?)', [seqs]);
+      await conn.query('DELETE FROM order_events WHERE seq IN (?)', [seqs]);
+      await conn.query('UPDATE order_events_feed SET pruned_through = GREATEST(pruned_through, ?) WHERE id = 1', [
+        last,
+      ]);
+      return pruned.length;
     });
   }
 }
@@ -441,7 +443,8 @@ const toEndpointRow = rowMapper({
   secretBox: cast<Buffer>,
   oldSecretBox: orNull<Buffer>,
   oldSecretUntil: orNull<Date>,
-  feedSeq: num,
+  /** The feed's position up to which its events are queued. */
+  feedPosition: num,
   pausedUntil: orNull<Date>,
   createdAt: date,
   updatedAt: date,

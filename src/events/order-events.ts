@@ -1,8 +1,7 @@
-/** Order events (docs/api.md): one per fact the row decided; a feed whose cursor never skips a late commit. */
+/** Order events (docs/api.md): one per fact the row decided; a feed in commit order whose cursor never skips one. */
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { EventStore, OrderEventRow } from '../db/events.js';
 import type { OrderRow } from '../db/rows.js';
-import type { WebhookStore } from '../db/webhooks.js';
 import { Refusal } from '../infra/refusal.js';
 import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from '../infra/cursor.js';
 import type { OrderEventType } from '../model/order-workflow.js';
@@ -56,33 +55,36 @@ export class OrderEventFeed {
   private readonly audience: EventAudience;
 
   constructor(
-    private readonly events: Pick<EventStore, 'eventsAfter'>,
-    private readonly retention: Pick<WebhookStore, 'prunedThroughSeq'>,
+    private readonly events: Pick<EventStore, 'feedPage'>,
     customers: CustomerReferences,
   ) {
     // The feed is read by fulfilment systems with a token of their own: shoppers by reference only.
     this.audience = { customers, shopperId: false };
   }
 
-  /** Up to `limit` events after the cursor; one behind EVENTS_RETENTION is 410 (its page would be short, unsaid). */
+  /**
+   * Up to `limit` events after the cursor, in the order they committed. A cursor behind EVENTS_RETENTION is 410 (its
+   * page would be short, unsaid); the next cursor moves past every position this read looked at, matching or not.
+   */
   async read(query: {
     after?: string;
     types?: readonly OrderEventType[];
     limit: number;
   }): Promise<{ items: OrderEvent[]; nextCursor: string }> {
-    const afterSeq = query.after ? Number(decodeCursor(query.after, CURSOR_POSITIONS.events)[0]) : 0;
-    if (query.after && afterSeq < (await this.retention.prunedThroughSeq()))
+    const after = query.after ? Number(decodeCursor(query.after, CURSOR_POSITIONS.events)[0]) : 0;
+    const page = await this.events.feedPage({
+      after,
+      ...(query.types ? { types: query.types } : {}),
+      limit: query.limit,
+    });
+    if (query.after && after < page.prunedThrough)
       throw new Refusal(
         'CURSOR_EXPIRED',
         'events after this cursor are older than the feed keeps (EVENTS_RETENTION); read from the start, without a cursor',
       );
-    const rows = await this.events.eventsAfter({
-      afterSeq,
-      ...(query.types ? { types: query.types } : {}),
-      limit: query.limit,
-    });
-    // After the last event given, or where the request started when none was ready.
-    const lastSeq = rows[rows.length - 1]?.seq ?? afterSeq;
-    return { items: rows.map((row) => orderEventOf(row, this.audience)), nextCursor: encodeCursor([String(lastSeq)]) };
+    return {
+      items: page.events.map((row) => orderEventOf(row, this.audience)),
+      nextCursor: encodeCursor([String(page.nextAfter)]),
+    };
   }
 }

@@ -171,14 +171,14 @@ export const DELIVERY_METRICS = DELIVERY.names;
 /** The delivery's counters (each attempt) and gauges (each reconcile run's reading of MySQL) on `meter`. */
 export function deliveryMetrics(meter: MetricMeter): DeliveryObserver & DeliveryGauges {
   const { attempts, gaveUp, written, deliveries, oldestPendingAge, disabledEndpoints } = DELIVERY.on(meter);
-  // A counter only goes up: what it adds is how far the seq moved since this process's last reading.
+  // A counter only goes up: what it adds is how far the feed's position (one per event) moved since the last reading.
   let writtenThrough = 0;
   return {
     attempted: (outcome) => attempts.add(1, { outcome }),
     gaveUp: () => gaveUp.add(1),
     show: (figures) => {
-      if (figures.newestSeq > writtenThrough) written.add(figures.newestSeq - writtenThrough);
-      writtenThrough = Math.max(writtenThrough, figures.newestSeq);
+      if (figures.newestPosition > writtenThrough) written.add(figures.newestPosition - writtenThrough);
+      writtenThrough = Math.max(writtenThrough, figures.newestPosition);
       // Every endpoint each time (none is deleted): one whose backlog drained reads 0, not its last value.
       for (const endpoint of figures.endpoints) {
         deliveries.set(endpoint.pending, { endpoint: endpoint.endpointId, status: 'PENDING' });

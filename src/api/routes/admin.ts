@@ -159,7 +159,7 @@ export function adminRoutes(deps: {
   route(router, {
     at: 'GET /api/admin/events',
     operationId: 'listOrderEvents',
-    summary: 'Order events after a cursor, in the order they were written; none skipped by a late commit',
+    summary: 'Order events after a cursor, in the order they committed; none skipped, none held back',
     tag: 'admin',
     ...deps.operators.eventsReader,
     query: orderEventsQuerySchema,
