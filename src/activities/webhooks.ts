@@ -9,13 +9,18 @@ import {
   type WebhookOutcome,
   type WebhookSender,
 } from '../events/webhook-sender.js';
-import { beat } from './heartbeat.js';
+import { beat, pause } from './heartbeat.js';
 
 /** How often a round tells Temporal it is alive (the workflow's heartbeat timeout is a few of these). */
 export const HEARTBEAT_EVERY_MS = 2_000;
 const QUEUE_PAGE = 500;
 /** Deliveries sent per round, in waves of EVENTS_CONCURRENCY: a round's length is bounded by a few attempt timeouts. */
 const WAVES_PER_ROUND = 4;
+/**
+ * How long a round with nothing due watches the feed (every EVENTS_POLL_INTERVAL) before it ends: Temporal's way to
+ * poll often is inside a heartbeating activity, so an idle endpoint costs a round per WATCH_MS, not a timer per look.
+ */
+export const WATCH_MS = 10_000;
 /** Retries double (± 20 %) from EVENTS_RETRY_FIRST up to this, until the delivery's retry period ends. */
 export const RETRY_MAX_MS = 3_600_000;
 
@@ -68,19 +73,27 @@ export function createWebhookActivities(deps: {
   stores: { webhooks: WebhookStore };
   sender: WebhookSender;
   box: EndpointSecretBox;
-  settings: Pick<WebhookDeliverySettings, 'retryPeriodMs' | 'retryFirstMs' | 'concurrency' | 'customerSecret'>;
+  settings: Pick<
+    WebhookDeliverySettings,
+    'retryPeriodMs' | 'retryFirstMs' | 'concurrency' | 'customerSecret' | 'pollIntervalMs'
+  >;
   observer?: () => DeliveryObserver;
 }) {
   const { webhooks } = deps.stores;
   const customers = new CustomerReferences(deps.settings.customerSecret);
   return {
-    /** One round; stopped when the endpoint is disabled or gone (or answered 410 in this round). */
+    /**
+     * One round: queues the feed's new events, sends what is due, then, with nothing more due now, watches the feed
+     * until an event or a retry is due (more: the workflow goes on at once) or WATCH_MS pass. Stopped when the
+     * endpoint is disabled or gone (or answered 410 in this round).
+     */
     async deliverEndpointEvents(input: { endpointId: string }): Promise<DeliveryRound> {
       const { endpointId } = input;
       const round: DeliveryRound = { stopped: false, queued: 0, sent: 0, delivered: 0, more: false, nextDueInMs: null };
       const endpoint = await webhooks.getEndpoint(endpointId);
       if (!endpoint || !endpoint.enabled) return { ...round, stopped: true };
-      const queued = await webhooks.queueNewEvents(endpointId, deps.settings.retryPeriodMs, QUEUE_PAGE);
+      const queue = () => webhooks.queueNewEvents(endpointId, deps.settings.retryPeriodMs, QUEUE_PAGE);
+      const queued = await queue();
       round.queued = queued.queued;
       const secrets = [deps.box.open(endpointId, endpoint.secretBox)];
       if (endpoint.oldSecretBox && endpoint.oldSecretUntil && endpoint.oldSecretUntil.getTime() > Date.now())
@@ -117,13 +130,24 @@ export function createWebhookActivities(deps: {
       const beating = setInterval(() => beat(round.sent), HEARTBEAT_EVERY_MS);
       try {
         await Promise.all(Array.from({ length: Math.min(deps.settings.concurrency, due.length) }, sendNext));
+        if (halted === 'gone') return { ...round, stopped: true };
+        round.nextDueInMs = await webhooks.nextDueInMs(endpointId);
+        // An endpoint that asked us to wait is left alone until its pause ends (nextDueInMs says when).
+        if (halted) return round;
+        round.more = true;
+        if (queued.more || due.length === limit) return round;
+        for (const watchUntil = Date.now() + WATCH_MS; Date.now() < watchUntil;) {
+          if (round.nextDueInMs !== null && round.nextDueInMs <= 0) return round;
+          await pause(deps.settings.pollIntervalMs);
+          const fresh = await queue();
+          round.queued += fresh.queued;
+          if (!fresh.enabled) return round;
+          round.nextDueInMs = fresh.queued > 0 ? 0 : await webhooks.nextDueInMs(endpointId);
+        }
+        return round;
       } finally {
         clearInterval(beating);
       }
-      if (halted === 'gone') return { ...round, stopped: true };
-      round.more = !halted && (queued.more || due.length === limit);
-      round.nextDueInMs = await webhooks.nextDueInMs(endpointId);
-      return round;
     },
   };
 }

@@ -365,7 +365,7 @@ export const CONFIG_DEFAULTS = {
   EVENTS_SECRET_KEY: 'dev-events-secret-key-change-me-please',
   EVENTS_CUSTOMER_SECRET: 'dev-events-customer-secret-change-me',
   EVENTS_CONCURRENCY: '8',
-  EVENTS_POLL_INTERVAL: '1s',
+  EVENTS_POLL_INTERVAL: '250ms',
   JWT_SECRET: 'dev-jwt-secret-change-me-please',
   JWT_ISSUER: 'flash-checkout',
   JWT_AUDIENCE: 'flash-checkout-api',

@@ -12,7 +12,7 @@ export const wakeDeliverySignal = defineSignal('wake');
 
 export interface EndpointDeliveryInput {
   endpointId: string;
-  /** How often an idle endpoint looks for new events (EVENTS_POLL_INTERVAL). */
+  /** The longest wait between rounds (EVENTS_POLL_INTERVAL): a round itself watches the feed that often. */
   pollIntervalMs: number;
 }
 
@@ -23,7 +23,7 @@ export interface DeliveryRound {
   queued: number;
   sent: number;
   delivered: number;
-  /** More is due now (a full page was queued or sent): go on without waiting. */
+  /** Go on at once: more is due now (a full page, an event, a retry), or the round watched the feed its while. */
   more: boolean;
   /** When the next owed event is due, from now; null when none is owed. */
   nextDueInMs: number | null;
