@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ROUND_MS } from '../src/activities/webhooks.js';
 import { ENDPOINT_DELIVERY_WORKFLOW_TYPE, endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
 import { EndpointDeliveryClient } from '../src/events/endpoint-delivery-client.js';
 import { EndpointSecretBox, generateEndpointSecret } from '../src/events/endpoint-secrets.js';
@@ -418,12 +419,13 @@ describe('an endpoint down for longer than the retry period', () => {
 });
 
 describe('every deployment mode', () => {
-  it('an unversioned worker (WORKER_VERSIONING=false) delivers as a versioned one does', async () => {
+  it('an unversioned worker (WORKER_VERSIONING=false) delivers as a versioned one does, and ends its round when it stops', async () => {
     const unversioned = await openPerQueueTestbed({
       ...ENV,
       WORKER_VERSIONING: 'false',
       TEMPORAL_TASK_QUEUE: `deliveries-unversioned-${randomUUID()}`,
     });
+    let open = true;
     try {
       const unversionedQueue = `deliveries-unversioned-${randomUUID()}`;
       await unversioned.startWorker(unversionedQueue);
@@ -450,8 +452,20 @@ describe('every deployment mode', () => {
       });
       const { raw } = await unversioned.temporal.workflow.getHandle(endpointDeliveryWorkflowId(endpointId)).describe();
       expect(raw.workflowExecutionInfo?.versioningInfo?.deploymentVersion ?? null).toBeNull();
-    } finally {
+
+      // Its round now watches the feed (ROUND_MS). A worker shutting down ends it at its next look: the round
+      // completes, rather than hold the shutdown for the rest of the round and be cancelled after the SDK's grace.
+      const shutdownFrom = Date.now();
+      open = false;
       await unversioned.close();
+      expect(Date.now() - shutdownFrom).toBeLessThan(ROUND_MS / 2);
+      const history = await temporal.workflow.getHandle(endpointDeliveryWorkflowId(endpointId)).fetchHistory();
+      const rounds = (history.events ?? []).filter(
+        (event) => event.activityTaskCompletedEventAttributes || event.activityTaskFailedEventAttributes,
+      );
+      expect(rounds.at(-1)?.activityTaskCompletedEventAttributes).toBeTruthy();
+    } finally {
+      if (open) await unversioned.close();
     }
   });
 });

@@ -71,7 +71,6 @@ type EventsCheck = (typeof EVENTS_CHECKS)[number];
 const EVENTS_ROUND_ENV: Record<string, string> = {
   EVENTS_ALLOWED_RANGES: '127.0.0.0/8,::1/128',
   EVENTS_RETRY_FIRST: '500ms',
-  EVENTS_POLL_INTERVAL: '1s',
   EVENTS_ATTEMPT_TIMEOUT_MS: '2000',
 };
 

@@ -14,13 +14,14 @@ import { beat, pause } from './heartbeat.js';
 /** How often a round tells Temporal it is alive (the workflow's heartbeat timeout is a few of these). */
 export const HEARTBEAT_EVERY_MS = 2_000;
 const QUEUE_PAGE = 500;
-/** Deliveries sent per round, in waves of EVENTS_CONCURRENCY: a round's length is bounded by a few attempt timeouts. */
-const WAVES_PER_ROUND = 4;
+/** Deliveries sent per batch, in waves of EVENTS_CONCURRENCY: a batch's length is bounded by a few attempt timeouts. */
+const WAVES_PER_BATCH = 4;
 /**
- * How long a round with nothing due watches the feed (every EVENTS_POLL_INTERVAL) before it ends: Temporal's way to
- * poll often is inside a heartbeating activity, so an idle endpoint costs a round per WATCH_MS, not a timer per look.
+ * How long a round goes on: batch after batch, looking at the feed every EVENTS_POLL_INTERVAL while nothing is due.
+ * Temporal's way to poll often is inside a heartbeating activity: an endpoint costs Temporal a round per ROUND_MS,
+ * busy or idle, and no event waits for a workflow task between two batches.
  */
-export const WATCH_MS = 10_000;
+export const ROUND_MS = 10_000;
 /** Retries double (± 20 %) from EVENTS_RETRY_FIRST up to this, until the delivery's retry period ends. */
 export const RETRY_MAX_MS = 3_600_000;
 
@@ -83,73 +84,80 @@ export function createWebhookActivities(deps: {
   const customers = new CustomerReferences(deps.settings.customerSecret);
   return {
     /**
-     * One round: queues the feed's new events, sends what is due, then, with nothing more due now, watches the feed
-     * until an event or a retry is due (more: the workflow goes on at once) or WATCH_MS pass. Stopped when the
-     * endpoint is disabled or gone (or answered 410 in this round).
+     * One round of ROUND_MS: batch after batch, each reading the endpoint afresh (a rotated secret, a change of URL),
+     * queueing the feed's new events and sending what is due, then looking again every EVENTS_POLL_INTERVAL while
+     * nothing is. Ends early when the endpoint is disabled or gone, answers 410 (stopped), or asks us to wait (the
+     * workflow waits until nextDueInMs), and at its next look once `stopping` (its worker shuts down: the workflow
+     * goes on elsewhere at once, rather than wait out the round or the SDK's grace).
      */
-    async deliverEndpointEvents(input: { endpointId: string }): Promise<DeliveryRound> {
+    async deliverEndpointEvents(
+      input: { endpointId: string },
+      stopping: () => boolean = () => false,
+    ): Promise<DeliveryRound> {
       const { endpointId } = input;
       const round: DeliveryRound = { stopped: false, queued: 0, sent: 0, delivered: 0, more: false, nextDueInMs: null };
-      const endpoint = await webhooks.getEndpoint(endpointId);
-      if (!endpoint || !endpoint.enabled) return { ...round, stopped: true };
-      const queue = () => webhooks.queueNewEvents(endpointId, deps.settings.retryPeriodMs, QUEUE_PAGE);
-      const queued = await queue();
-      round.queued = queued.queued;
-      const secrets = [deps.box.open(endpointId, endpoint.secretBox)];
-      if (endpoint.oldSecretBox && endpoint.oldSecretUntil && endpoint.oldSecretUntil.getTime() > Date.now())
-        secrets.push(deps.box.open(endpointId, endpoint.oldSecretBox));
-
-      const limit = deps.settings.concurrency * WAVES_PER_ROUND;
-      const due = await webhooks.dueDeliveries(endpointId, limit);
-      // A 410 or a slow-down ends the round: nothing more is sent to an endpoint that asked us to stop or wait.
-      let halted: 'gone' | 'slow_down' | null = null;
-      let next = 0;
-      const sendNext = async (): Promise<void> => {
-        for (let delivery = due[next++]; delivery && !halted; delivery = due[next++]) {
-          const body = JSON.stringify(
-            orderEventOf(delivery.event, { customers, shopperId: endpoint.includeShopperId }),
-          );
-          const outcome = await deps.sender.send({ url: endpoint.url, id: delivery.event.eventId, body, secrets });
-          // Halted at once, before the writes below: the round's other senders start nothing more meanwhile.
-          const halts = (outcome.kind === 'gone' || outcome.kind === 'slow_down') && !halted;
-          if (halts) halted = outcome.kind;
-          const record = attemptRecordOf(outcome, delivery, Date.now(), deps.settings.retryFirstMs);
-          await webhooks.recordAttempt(endpointId, delivery.seq, record);
-          deps.observer?.().attempted(outcome.kind);
-          if (record.next.status === 'GAVE_UP') deps.observer?.().gaveUp();
-          round.sent++;
-          if (outcome.kind === 'delivered') round.delivered++;
-          if (outcome.kind === 'gone')
-            await webhooks.disableEndpoint(endpointId, `answered 410 Gone to event ${delivery.event.eventId}`);
-          if (outcome.kind === 'slow_down' && halts)
-            await webhooks.pauseEndpoint(endpointId, record.next.status === 'PENDING' ? record.next.inMs : 0);
-        }
-      };
       // A heartbeat on a clock, not per send: an attempt may take EVENTS_ATTEMPT_TIMEOUT_MS (up to 30 s), and a round
       // whose worker died is retried once HEARTBEAT_TIMEOUT passes without one (it stalled the endpoint ~63 s).
       const beating = setInterval(() => beat(round.sent), HEARTBEAT_EVERY_MS);
       try {
-        await Promise.all(Array.from({ length: Math.min(deps.settings.concurrency, due.length) }, sendNext));
-        if (halted === 'gone') return { ...round, stopped: true };
-        round.nextDueInMs = await webhooks.nextDueInMs(endpointId);
-        // An endpoint that asked us to wait is left alone until its pause ends (nextDueInMs says when).
-        if (halted) return round;
-        round.more = true;
-        if (queued.more || due.length === limit) return round;
-        for (const watchUntil = Date.now() + WATCH_MS; Date.now() < watchUntil;) {
-          if (round.nextDueInMs !== null && round.nextDueInMs <= 0) return round;
-          await pause(deps.settings.pollIntervalMs);
-          const fresh = await queue();
-          round.queued += fresh.queued;
-          if (!fresh.enabled) return round;
-          round.nextDueInMs = fresh.queued > 0 ? 0 : await webhooks.nextDueInMs(endpointId);
+        for (const until = Date.now() + ROUND_MS; ;) {
+          const batch = await sendBatch(endpointId, round);
+          if (batch === 'stopped') return { ...round, stopped: true };
+          if (batch === 'slow_down') return { ...round, nextDueInMs: await webhooks.nextDueInMs(endpointId) };
+          if (Date.now() >= until || stopping()) return { ...round, more: true };
+          if (batch === 'full') continue;
+          const dueInMs = await webhooks.nextDueInMs(endpointId);
+          if (dueInMs === null || dueInMs > 0) await pause(Math.min(deps.settings.pollIntervalMs, dueInMs ?? Infinity));
+          if (stopping()) return { ...round, more: true };
         }
-        return round;
       } finally {
         clearInterval(beating);
       }
     },
   };
+
+  /** Queues the endpoint's new events and sends what is due, one page; adds what it did to `round`. */
+  async function sendBatch(
+    endpointId: string,
+    round: DeliveryRound,
+  ): Promise<'stopped' | 'slow_down' | 'full' | 'done'> {
+    const endpoint = await webhooks.getEndpoint(endpointId);
+    if (!endpoint || !endpoint.enabled) return 'stopped';
+    const queued = await webhooks.queueNewEvents(endpointId, deps.settings.retryPeriodMs, QUEUE_PAGE);
+    round.queued += queued.queued;
+    const secrets = [deps.box.open(endpointId, endpoint.secretBox)];
+    if (endpoint.oldSecretBox && endpoint.oldSecretUntil && endpoint.oldSecretUntil.getTime() > Date.now())
+      secrets.push(deps.box.open(endpointId, endpoint.oldSecretBox));
+
+    const limit = deps.settings.concurrency * WAVES_PER_BATCH;
+    const due = await webhooks.dueDeliveries(endpointId, limit);
+    // A 410 or a slow-down ends the round: nothing more is sent to an endpoint that asked us to stop or wait.
+    let halted: 'gone' | 'slow_down' | null = null;
+    let next = 0;
+    const sendNext = async (): Promise<void> => {
+      for (let delivery = due[next++]; delivery && !halted; delivery = due[next++]) {
+        const body = JSON.stringify(orderEventOf(delivery.event, { customers, shopperId: endpoint.includeShopperId }));
+        const outcome = await deps.sender.send({ url: endpoint.url, id: delivery.event.eventId, body, secrets });
+        // Halted at once, before the writes below: the batch's other senders start nothing more meanwhile.
+        const halts = (outcome.kind === 'gone' || outcome.kind === 'slow_down') && !halted;
+        if (halts) halted = outcome.kind;
+        const record = attemptRecordOf(outcome, delivery, Date.now(), deps.settings.retryFirstMs);
+        await webhooks.recordAttempt(endpointId, delivery.seq, record);
+        deps.observer?.().attempted(outcome.kind);
+        if (record.next.status === 'GAVE_UP') deps.observer?.().gaveUp();
+        round.sent++;
+        if (outcome.kind === 'delivered') round.delivered++;
+        if (outcome.kind === 'gone')
+          await webhooks.disableEndpoint(endpointId, `answered 410 Gone to event ${delivery.event.eventId}`);
+        if (outcome.kind === 'slow_down' && halts)
+          await webhooks.pauseEndpoint(endpointId, record.next.status === 'PENDING' ? record.next.inMs : 0);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(deps.settings.concurrency, due.length) }, sendNext));
+    if (halted === 'gone') return 'stopped';
+    if (halted) return 'slow_down';
+    return queued.more || due.length === limit ? 'full' : 'done';
+  }
 }
 
 export type WebhookActivities = ReturnType<typeof createWebhookActivities>;

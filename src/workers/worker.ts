@@ -290,6 +290,10 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Or
   // Outcomes and retries (no-op without an exporter); with tracing on, each activity's span in its workflow trace.
   const metrics = activityMetricsInterceptor(options.metricMeter ?? Runtime.instance().metricMeter);
   const { openPayment, closePayment, refundPayment, deliverEndpointEvents } = activities;
+  // A delivery round watches the feed for seconds: it ends at its next look once these workers stop polling.
+  let running: Worker[] = [];
+  const stopping = () => running.some((worker) => worker.getState() !== 'RUNNING');
+  const rounds = { deliverEndpointEvents: (input: { endpointId: string }) => deliverEndpointEvents(input, stopping) };
   const [orders, provider, deliveries] = await Promise.all([
     Worker.create({
       ...common,
@@ -297,7 +301,8 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Or
       // Encrypts every payload this worker writes; decodes what it reads (src/infra/payload-codec.ts).
       dataConverter: temporalDataConverter(config),
       ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: WORKFLOWS_PATH }),
-      activities,
+      // Rounds too: a run begun before the deliveries' own queue schedules them here (src/workflows/webhooks.ts).
+      activities: { ...activities, ...rounds },
       interceptors: {
         activity: [
           metrics,
@@ -327,12 +332,13 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Or
       ...common,
       taskQueue: deliveryTaskQueue(config.temporal.taskQueue),
       dataConverter: temporalDataConverter(config),
-      activities: { deliverEndpointEvents },
+      activities: rounds,
       interceptors: { activity: [metrics, ...tracingActivityInterceptors()] },
       // One round per endpoint at a time; these slots (and MySQL connections) are all a merchant's backlog can take.
       maxConcurrentActivityTaskExecutions: DELIVERY_ROUNDS_AT_ONCE,
     }),
   ]);
+  running = [orders, provider, deliveries];
   return new OrderWorkers(orders, provider, deliveries, version);
 }
 
