@@ -1,10 +1,10 @@
 /**
  * `npm run record-histories -- --out test/replay/histories/<release>`: runs OrderWorkflow through
- * every path it has, on a throw-away local stack (Temporal dev server, Redis, MariaDB) with the
- * production worker and real activities, and exports each history as JSON (the format of the Temporal
- * CLI and the Web UI's "Download" button). `npm test` replays every recorded history against today's
- * workflow code (test/replay.test.ts), so a change that is not replay-compatible with this build's
- * orders fails CI.
+ * every path it has (and EndpointDeliveryWorkflow through its main ones), on a throw-away local stack
+ * (Temporal dev server, Redis, MariaDB) with the production worker and real activities, and exports
+ * each history as JSON (the format of the Temporal CLI and the Web UI's "Download" button). `npm test`
+ * replays every recorded history against today's workflow code (test/replay.test.ts), so a change that
+ * is not replay-compatible with this build's orders fails CI.
  *
  * The worker and the client encrypt as in production (src/infra/payload-codec.ts), with this checkout's
  * key; the histories are written decoded (every payload plain), so that they replay on any checkout.
@@ -45,7 +45,17 @@ import {
   type WorkerActivities,
 } from '../src/workers/worker.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
-import { REPLAY_SCENARIOS, type ReplayScenario } from '../test/replay/scenarios.js';
+import {
+  DELIVERY_REPLAY_SCENARIOS,
+  REPLAY_SCENARIOS,
+  type DeliveryReplayScenario,
+  type ReplayScenario,
+} from '../test/replay/scenarios.js';
+import { endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
+import { EndpointDeliveryClient } from '../src/events/endpoint-delivery-client.js';
+import { EndpointSecretBox, generateEndpointSecret } from '../src/events/endpoint-secrets.js';
+import { startEventReceiver } from '../stack/event-receiver.js';
+import type { AppConfig } from '../src/config/index.js';
 import { storedPayment } from '../src/payments/receiver.js';
 import {
   cancelUpdate,
@@ -147,6 +157,8 @@ async function main(): Promise<void> {
     // the same whichever version ran it.
     WORKER_VERSIONING: 'false',
     LOG_LEVEL: 'warn',
+    // The delivery scenarios' receiver listens on loopback, which the sender refuses unless allowed.
+    EVENTS_ALLOWED_RANGES: '127.0.0.0/8',
     ...(args.encrypted
       ? { PAYLOAD_CODEC_KEYS: readFileSync(FIXTURE_KEY, 'utf8').trim(), PAYLOAD_CODEC_MODE: 'encrypt' }
       : {}),
@@ -211,6 +223,16 @@ async function main(): Promise<void> {
         });
         const file = join(outDir, `${scenario.name}.json`);
         await exportHistory(client, args.encrypted ? null : payloadCodecOf(config), orderWorkflowId(orderNo), file);
+        say(`${scenario.name}: ${Date.now() - t0} ms → ${file}`);
+      }
+      for (const scenario of DELIVERY_REPLAY_SCENARIOS) {
+        if (args.only && !args.only.split(',').includes(scenario.name)) continue;
+        const t0 = Date.now();
+        const sku = `REC-${scenario.name}-${randomUUID().slice(0, 6)}`.toUpperCase();
+        await sales.create({ sku, name: sku, priceCents: 1_500, stock: 20, perUserLimit: 20 });
+        const workflowId = await playDeliveryScenario(scenario, { client, config, stores, sku });
+        const file = join(outDir, `${scenario.name}.json`);
+        await exportHistory(client, args.encrypted ? null : payloadCodecOf(config), workflowId, file);
         say(`${scenario.name}: ${Date.now() - t0} ms → ${file}`);
       }
     } finally {
@@ -349,6 +371,64 @@ async function playScenario(scenario: ReplayScenario, deps: ScenarioDeps): Promi
     gates.cancelClose?.open();
     delete gates.persistOrder;
     delete gates.cancelClose;
+  }
+}
+
+/** An endpoint with a receiver of its own, its delivery workflow played through the scenario to its end; its id. */
+async function playDeliveryScenario(
+  scenario: DeliveryReplayScenario,
+  deps: { client: Client; config: AppConfig; stores: Stores; sku: string },
+): Promise<string> {
+  const { client, config, stores, sku } = deps;
+  const secret = generateEndpointSecret();
+  const answer = scenario.answer;
+  const receiver = await startEventReceiver({
+    secrets: [secret],
+    ...(answer ? { answer: (_id: string, seen: number) => answer(seen) } : {}),
+  });
+  const endpointId = `ep_rec_${randomUUID().slice(0, 8)}`;
+  const deliveries = new EndpointDeliveryClient(client, config);
+  try {
+    await stores.webhooks.createEndpoint({
+      endpointId,
+      url: receiver.url,
+      eventTypes: [],
+      description: `recording ${scenario.name}`,
+      secretBox: new EndpointSecretBox(config.webhookDelivery.secretKeys).seal(endpointId, secret),
+    });
+    await deliveries.wake(endpointId, 5_000);
+    await scenario.play({
+      async writeEvent() {
+        const orderNo = newOrderNo();
+        await stores.orders.insertAwaitingOrder({
+          orderNo,
+          sku,
+          userId: 'recorder',
+          quantity: 1,
+          unitPriceCents: 1_500,
+          paymentDeadline: new Date(Date.now() + 60_000),
+          createdAt: new Date(),
+        });
+        await stores.payments.recordPayment({ eventId: `evt-${orderNo}`, orderNo, amountCents: 1_500 }, 'webhook');
+        return `${orderNo}.order.paid`;
+      },
+      async received(eventId) {
+        await waitFor(() => receiver.received.some((event) => event.id === eventId), {
+          what: `${eventId} received`,
+          timeoutMs: 20_000,
+        });
+      },
+      wake: () => deliveries.wake(endpointId, 5_000),
+      async disable() {
+        await stores.webhooks.updateEndpoint(endpointId, { enabled: false });
+        await deliveries.wake(endpointId, 5_000);
+      },
+    });
+    const workflowId = endpointDeliveryWorkflowId(endpointId);
+    await client.workflow.getHandle(workflowId).result();
+    return workflowId;
+  } finally {
+    await receiver.close();
   }
 }
 

@@ -1,8 +1,9 @@
 /**
- * Replays every recorded OrderWorkflow history (test/replay/histories/<release>/*.json, recorded by
- * `npm run record-histories`) against today's workflow bundle, the one production runs (with
- * OpenTelemetry's workflow interceptors). A change that would make a running order take another
- * path than its history says fails here, before it can break orders in flight.
+ * Replays every recorded history of OrderWorkflow and EndpointDeliveryWorkflow
+ * (test/replay/histories/<release>/*.json, recorded by `npm run record-histories`) against today's
+ * workflow bundle, the one production runs (with OpenTelemetry's workflow interceptors). A change that
+ * would make a running order take another path than its history says fails here, before it can break
+ * orders in flight.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadConfig } from '../src/config/index.js';
@@ -15,7 +16,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { workflowSpanSinks } from '../src/infra/tracing.js';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { testConfig } from './helpers/env.js';
-import { REPLAY_SCENARIOS } from './replay/scenarios.js';
+import { DELIVERY_REPLAY_SCENARIOS, REPLAY_SCENARIOS } from './replay/scenarios.js';
 
 const HISTORIES = join(import.meta.dirname, 'replay', 'histories');
 const recorded = readdirSync(HISTORIES, { withFileTypes: true })
@@ -30,10 +31,10 @@ const recorded = readdirSync(HISTORIES, { withFileTypes: true })
       })),
   );
 
-describe('replay of recorded OrderWorkflow histories', () => {
+describe('replay of recorded OrderWorkflow and EndpointDeliveryWorkflow histories', () => {
   it('has a history of every path to replay', () => {
     expect([...new Set(recorded.map((history) => history.scenario))].sort()).toEqual(
-      REPLAY_SCENARIOS.map((scenario) => scenario.name).sort(),
+      [...REPLAY_SCENARIOS, ...DELIVERY_REPLAY_SCENARIOS].map((scenario) => scenario.name).sort(),
     );
   });
 

@@ -1,7 +1,7 @@
 /**
- * Every path of OrderWorkflow, as scenarios that scripts/record-histories.ts plays against a real
- * worker to record one history each. The histories (test/replay/histories/<release>/) are replayed
- * by test/replay.test.ts.
+ * Every path of OrderWorkflow, and the main ones of EndpointDeliveryWorkflow, as scenarios that
+ * scripts/record-histories.ts plays against a real worker to record one history each. The histories
+ * (test/replay/histories/<release>/) are replayed by test/replay.test.ts.
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -272,6 +272,54 @@ export const REPLAY_SCENARIOS: readonly ReplayScenario[] = [
       await sleep(Math.max(0, ctx.deadline + 1_000 - Date.now()));
       await ctx.startWorker();
       await ctx.statusIs('PAID');
+    },
+  },
+];
+
+export interface DeliveryScenarioContext {
+  /** Pays a new order of the recording's sale: its order.paid is owed to the endpoint; resolves with the event's id. */
+  writeEvent(): Promise<string>;
+  /** Resolves once the receiver has accepted the event (answered it 2xx). */
+  received(eventId: string): Promise<void>;
+  /** The wake Signal (an operator resent an event, rotated a secret), landing wherever the run is. */
+  wake(): Promise<void>;
+  /** The operator disables the endpoint and wakes its workflow: the next round ends it. */
+  disable(): Promise<void>;
+}
+
+/** A path of EndpointDeliveryWorkflow, recorded beside the order's (the same folder, the same replay test). */
+export interface DeliveryReplayScenario {
+  name: string;
+  /** What the endpoint answers the `seen`-th request of an event (default 204). */
+  answer?: (seen: number) => { status: number; headers?: Record<string, string> };
+  play(ctx: DeliveryScenarioContext): Promise<void>;
+}
+
+export const DELIVERY_REPLAY_SCENARIOS: readonly DeliveryReplayScenario[] = [
+  {
+    name: 'delivery-delivered-then-disabled',
+    async play(ctx) {
+      await ctx.received(await ctx.writeEvent());
+      await ctx.wake();
+      await ctx.received(await ctx.writeEvent());
+      await ctx.disable();
+    },
+  },
+  {
+    name: 'delivery-slowed-down',
+    // 429 with Retry-After: the round halts, the workflow waits on its timer until the pause ends, then delivers.
+    answer: (seen) => (seen === 1 ? { status: 429, headers: { 'retry-after': '1' } } : { status: 204 }),
+    async play(ctx) {
+      await ctx.received(await ctx.writeEvent());
+      await ctx.disable();
+    },
+  },
+  {
+    name: 'delivery-endpoint-gone',
+    // 410 Gone: the endpoint is disabled and the run ends by itself.
+    answer: () => ({ status: 410 }),
+    async play(ctx) {
+      await ctx.writeEvent();
     },
   },
 ];
