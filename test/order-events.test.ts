@@ -211,7 +211,7 @@ describe('each fact its event, once, with the order as it stood', () => {
 });
 
 describe('the feed', () => {
-  it('walks every event once, in the order written, page by page; types filter; tokens and bad input refused', async () => {
+  it('walks every event once, in the order committed, page by page; types filter; tokens and bad input refused', async () => {
     const start = (await feed('?limit=500')).body.nextCursor as string;
     const orders = await Promise.all([persistedOrder(), persistedOrder(), persistedOrder()]);
     for (const order of orders)
