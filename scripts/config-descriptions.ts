@@ -127,7 +127,14 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<ConfigVariable, SettingDescrip
   },
   WORKER_PROMOTE: {
     meaning:
-      'who makes a version current: `on-start` (the worker), `by-rollout`; `auto`: `on-start`, in production the first build only',
+      'who makes a version current: `on-start` (the worker), `by-rollout`; `auto`: `on-start`, in production the first build only, under the Worker Controller never',
+  },
+  TEMPORAL_DEPLOYMENT_NAME: {
+    meaning:
+      '`WORKER_DEPLOYMENT_NAME` as the [Worker Controller](docs/operations.md#with-temporals-worker-controller) sets it (`<namespace>/<name>`)',
+  },
+  TEMPORAL_WORKER_BUILD_ID: {
+    meaning: '`WORKER_BUILD_ID` as the Worker Controller sets it; with it the worker never makes itself current',
   },
   ACCESS_LOG_SOLD_OUT_SAMPLE: { meaning: 'log 1 in N `409 SOLD_OUT` answers (`0`: none)' },
   STATUS_CACHE_MS: {

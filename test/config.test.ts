@@ -333,6 +333,38 @@ describe('worker versioning names', () => {
     expect(loadConfig({ TEMPORAL_TASK_QUEUE: 'shop.orders' }).temporal.versioning?.deploymentName).toBe('shop-orders');
     expect(refusal({ WORKER_BUILD_ID: "x' OR 'a'='a" })).toContain('WORKER_BUILD_ID');
     expect(refusal({ WORKER_DEPLOYMENT_NAME: 'orders.v2' })).toContain('WORKER_DEPLOYMENT_NAME');
+    expect(refusal({ WORKER_DEPLOYMENT_NAME: 'orders:v2' })).toContain('WORKER_DEPLOYMENT_NAME');
+    expect(refusal({ WORKER_BUILD_ID: '__internal' })).toContain('WORKER_BUILD_ID');
     expect(refusal({ TEMPORAL_TASK_QUEUE: "orders' OR 'a'='a" })).toContain('TEMPORAL_TASK_QUEUE');
+  });
+
+  it("takes the Worker Controller's names (`<namespace>/<name>`, an image tag's build id) and leaves it the promoting", () => {
+    // As the controller sets them on each version's pods (temporalio/temporal-worker-controller).
+    const controlled = loadConfig({
+      TEMPORAL_DEPLOYMENT_NAME: 'shop/flash-worker',
+      TEMPORAL_WORKER_BUILD_ID: 'v1.4.2-5f8d9c',
+    });
+    expect(controlled.temporal.versioning).toEqual({
+      deploymentName: 'shop/flash-worker',
+      buildId: 'v1.4.2-5f8d9c',
+      promote: 'by-rollout',
+    });
+    // In production too: a worker under the controller never makes itself current, not even the first build.
+    expect(
+      loadConfig({
+        ...productionSecrets(),
+        TEMPORAL_DEPLOYMENT_NAME: 'shop/flash-worker',
+        TEMPORAL_WORKER_BUILD_ID: 'b7',
+      }).temporal.versioning?.promote,
+    ).toBe('by-rollout');
+    // The project's own names say the same, or the start is refused.
+    const both = { WORKER_BUILD_ID: 'v1.4.2-5f8d9c', TEMPORAL_WORKER_BUILD_ID: 'v1.4.2-5f8d9c' };
+    expect(loadConfig(both).temporal.versioning?.buildId).toBe('v1.4.2-5f8d9c');
+    expect(refusal({ ...both, WORKER_BUILD_ID: 'other' })).toContain(
+      'WORKER_BUILD_ID: differs from TEMPORAL_WORKER_BUILD_ID',
+    );
+    expect(refusal({ TEMPORAL_DEPLOYMENT_NAME: 'shop.flash' })).toContain('TEMPORAL_DEPLOYMENT_NAME');
+    // Without the controller's build id, who promotes is as before.
+    expect(loadConfig({ TEMPORAL_DEPLOYMENT_NAME: 'shop/flash' }).temporal.versioning?.promote).toBe('on-start');
   });
 });

@@ -21,6 +21,7 @@ import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
+import { reconcileScheduleId } from '../src/reconcile/definitions.js';
 import { startEventReceiver } from '../stack/event-receiver.js';
 import { freezeGroup, signalGroup } from '../stack/process.js';
 import { SalesService } from '../src/sales/sales-service.js';
@@ -80,6 +81,27 @@ beforeAll(async () => {
   driver = new DeployDriver({ env, logDir: inject('stackDataDir'), plan, stores, temporal: client });
 }, 180_000);
 
+/** The reconcile Schedule's interval, as the build that last wrote it set RECONCILE_INTERVAL. */
+async function reconcileEveryMs(): Promise<number | undefined> {
+  const { spec } = await client.schedule.getHandle(reconcileScheduleId(taskQueue)).describe();
+  return spec.intervals?.[0]?.every;
+}
+
+/** A sale of `app`'s own (its task queue) and one shopper's accepted checkout through its API. */
+async function buyOnOwnSale(app: Awaited<ReturnType<typeof startTestApp>>, prefix: string, shopper: string) {
+  const sale = { sku: `${prefix}-${randomUUID().slice(0, 8)}`.toUpperCase(), priceCents: 900 };
+  await SalesService.onClients(app.stores, app.redis, app.config.temporal.taskQueue).create({
+    ...sale,
+    name: prefix,
+    stock: 2,
+    perUserLimit: 1,
+  });
+  const shoppers: TrafficPlan = { ...plan, ...sale, apiUrls: [app.api.url], tokenFor: (id) => app.auth.issue(id) };
+  const bought = await buy(shoppers, shopper, 20_000, false, driver.result);
+  if (bought.answer.kind !== 'accepted') throw new Error(JSON.stringify(bought.answer));
+  return { shoppers, sale, orderNo: bought.answer.orderNo };
+}
+
 afterAll(async () => {
   await driver?.stopWorkers();
   await api?.close();
@@ -117,7 +139,8 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   // on its 5 s isolate timeout once thawed (retried, but not what this test is about): A freezes idle.
   await driver.untilClosed(onA.slice(0, 5), 'A’s first five orders to close');
   await paidReceived(onA.slice(0, 5));
-  const workerB = driver.startWorker(buildB, 'by-rollout');
+  // B's workers run another reconcile interval: the Schedule says which build wrote it.
+  const workerB = driver.startWorker(buildB, 'by-rollout', { RECONCILE_INTERVAL: '29s' });
   // Pending at the switch: started while A is current, its worker frozen, so no task of theirs has run yet. Temporal
   // pins a workflow to the build that completes its first task: these may run on A or on B, but each on one only.
   await freezeGroup(workerA.pid);
@@ -140,11 +163,24 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
     { what: 'the three pending orders to be started', timeoutMs: 30_000, intervalMs: 200 },
   );
 
+  // B polls beside A: its workers leave the Schedules as A wrote them until B is current.
+  await waitFor(
+    async () => (await deployments.describeDeployment(taskQueue))?.versions.some((v) => v.buildId === buildB.buildId),
+    { what: 'build B polling', timeoutMs: 60_000, intervalMs: 250 },
+  );
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  expect(await reconcileEveryMs(), 'B not current yet').toBe(30_000);
+
   const lines: string[] = [];
   const deploy = driver.rollout(buildB, ['--drain-timeout', '120s', '--stop-pids', String(workerA.pid)], lines);
   // A burst of 60 shoppers across the switch: each order is started on whichever build is current then.
   const bursting = driver.buy('burst', 60);
   await driver.untilCurrent(lines, 'the rollout to make B current');
+  await waitFor(async () => (await reconcileEveryMs()) === 29_000, {
+    what: "B's workers to write the reconcile Schedule once B is current",
+    timeoutMs: 20_000,
+    intervalMs: 250,
+  });
   signalGroup(workerA.pid, 'SIGCONT');
   const burst = await bursting;
   // Mid-sale on B: new orders; A's open orders paid and cancelled through the API while A drains.
@@ -228,6 +264,8 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   const ramped = await driver.rollout(buildA, ['--ramp', '50', '--no-smoke'], rampLines);
   expect(ramped.code, ramped.output).toBe(0);
   expect(ramped.report).toMatchObject({ ramped: 50, previousStopped: false });
+  // A's restarted worker polls and ramps: B is still current, and A's restart reverted nothing.
+  expect(await reconcileEveryMs(), 'A ramping, B current').toBe(29_000);
   expect(await deployments.describeDeployment(taskQueue)).toMatchObject({
     currentBuildId: buildB.buildId,
     rampingBuildId: buildA.buildId,
@@ -236,6 +274,11 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   const backLines: string[] = [];
   const rollback = driver.rollout(buildA, ['--drain-timeout', '120s', '--stop-pids', String(workerB.pid)], backLines);
   await driver.untilCurrent(backLines, 'the rollback to make A current');
+  await waitFor(async () => (await reconcileEveryMs()) === 30_000, {
+    what: "A's workers to write the reconcile Schedule again once A is current",
+    timeoutMs: 20_000,
+    intervalMs: 250,
+  });
   const backOnA = await driver.sell('c', 5);
   await driver.pay([...onB.slice(5, 8), ...backOnA.slice(0, 3)]);
   await driver.cancel([...onB.slice(8), ...backOnA.slice(3)]);
@@ -275,22 +318,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
 it('an unversioned worker (WORKER_VERSIONING=false) runs orders on a server with versioning: nothing pins them', async () => {
   const app = await startTestApp('unversioned', { ...API_TEST_ENV, WORKER_VERSIONING: 'false' });
   try {
-    const sale = { sku: `UNV-${randomUUID().slice(0, 8)}`.toUpperCase(), priceCents: 900 };
-    await SalesService.onClients(app.stores, app.redis, app.config.temporal.taskQueue).create({
-      ...sale,
-      name: 'Unversioned',
-      stock: 2,
-      perUserLimit: 1,
-    });
-    const shoppers: TrafficPlan = {
-      ...plan,
-      ...sale,
-      apiUrls: [app.api.url],
-      tokenFor: (userId) => app.auth.issue(userId),
-    };
-    const bought = await buy(shoppers, 'unversioned-shopper', 20_000, false, driver.result);
-    if (bought.answer.kind !== 'accepted') throw new Error(JSON.stringify(bought.answer));
-    const { orderNo } = bought.answer;
+    const { shoppers, sale, orderNo } = await buyOnOwnSale(app, 'UNV', 'unversioned-shopper');
     await sendPayment(
       shoppers,
       { orderNo, eventId: `evt-${orderNo}`, amountCents: sale.priceCents, kind: 'pay' },
@@ -315,6 +343,47 @@ it('an unversioned worker (WORKER_VERSIONING=false) runs orders on a server with
     });
     expect(view.status).toBe(404);
     expect(await view.json()).toMatchObject({ error: { code: 'NOT_VERSIONED' } });
+  } finally {
+    await app.close();
+  }
+});
+
+it("a worker under the Worker Controller's names (`<namespace>/<name>`, an image tag's build id) polls as that version and leaves promoting to the controller", async () => {
+  // As the controller sets them on a version's pods; the worker never makes itself current under it.
+  const deploymentName = `shop/flash-${randomUUID().slice(0, 8)}`;
+  const buildId = 'v1.4.2-5f8d9c';
+  const app = await startTestApp('controller', {
+    ...API_TEST_ENV,
+    TEMPORAL_DEPLOYMENT_NAME: deploymentName,
+    TEMPORAL_WORKER_BUILD_ID: buildId,
+  });
+  try {
+    expect(app.config.temporal.versioning).toMatchObject({ deploymentName, buildId, promote: 'by-rollout' });
+    await waitFor(
+      async () => (await deployments.describeDeployment(deploymentName))?.versions.some((v) => v.buildId === buildId),
+      { what: `${deploymentName}:${buildId} polling`, timeoutMs: 30_000, intervalMs: 200 },
+    );
+    // A worker promoting itself does so within a moment of polling (promoteOnStart): give it more than that.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect((await deployments.describeDeployment(deploymentName))?.currentBuildId).toBeNull();
+
+    // The controller makes it current; an order then runs on that version, the name's '/' and the id's '.' intact.
+    await deployments.setCurrent({ deploymentName, buildId });
+    const { orderNo } = await buyOnOwnSale(app, 'CTL', 'controller-shopper');
+    const handle = app.temporal.workflow.getHandle(orderWorkflowId(orderNo));
+    // Not found until the owner of starts has started it.
+    const ranOn = async () =>
+      (await handle.describe().catch(() => null))?.raw.workflowExecutionInfo?.versioningInfo?.deploymentVersion;
+    await waitFor(async () => (await ranOn())?.buildId === buildId, {
+      what: `${orderNo}'s first task on ${buildId}`,
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
+    expect(await ranOn()).toMatchObject({ deploymentName, buildId });
+    const view = await fetch(`${app.api.url}/api/admin/deployment`, {
+      headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}` },
+    });
+    expect(await view.json()).toMatchObject({ deploymentName, currentBuildId: buildId });
   } finally {
     await app.close();
   }

@@ -254,6 +254,34 @@ describe('eager starts under Worker Versioning', () => {
     expect(watch.isCurrent(), 'the newer read said another version is current').toBe(false);
   });
 
+  it('tells once when the version becomes current, again after it was not: a failed read changes nothing of that', async () => {
+    const answers: Array<() => Promise<{ currentBuildId: string | null; rampingBuildId: string | null }>> = [];
+    let told = 0;
+    const watch = new CurrentVersionWatch(
+      { describeDeployment: () => answers.shift()!() as ReturnType<WorkerDeployments['describeDeployment']> },
+      { deploymentName: 'flash', buildId: 'b1' },
+      () => told++,
+    );
+    const read = async (answer: () => Promise<{ currentBuildId: string | null; rampingBuildId: string | null }>) => {
+      answers.push(answer);
+      await watch.read((call) => call());
+    };
+    await read(async () => ({ currentBuildId: 'b0', rampingBuildId: 'b1' }));
+    expect([told, watch.isRouted()], 'ramping to it is not current').toEqual([0, false]);
+    await read(async () => ({ currentBuildId: 'b1', rampingBuildId: null }));
+    await read(async () => ({ currentBuildId: 'b1', rampingBuildId: null }));
+    expect([told, watch.isRouted()], 'promoted: told once').toEqual([1, true]);
+    await read(async () => {
+      throw new Error('deadline exceeded');
+    });
+    expect([told, watch.isRouted(), watch.isCurrent()], 'a failed read').toEqual([1, true, false]);
+    await read(async () => ({ currentBuildId: 'b1', rampingBuildId: null }));
+    expect(told, 'still current after the failed read: not told again').toBe(1);
+    await read(async () => ({ currentBuildId: 'b2', rampingBuildId: null }));
+    await read(async () => ({ currentBuildId: 'b1', rampingBuildId: null }));
+    expect([told, watch.isRouted()], 'a rollback to it: told again').toEqual([2, true]);
+  });
+
   /** Whether Temporal handed the order's first workflow task back with its start, as its history records it. */
   const startedEagerly = async (orderNo: string) => {
     const [started] = (await temporal.workflow.getHandle(orderWorkflowId(orderNo)).fetchHistory()).events ?? [];

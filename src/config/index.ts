@@ -80,9 +80,21 @@ const optionalDurationString = z.string().refine(
   { message: 'must be a duration such as "5s" or "0"' },
 );
 
-/** A deployment name or build id: Temporal joins the two with a dot, and visibility queries quote them. */
-const VERSION_PART = /^[A-Za-z0-9_-]+$/;
-const VERSION_PART_RULE = "only letters, digits, '-' and '_'";
+/**
+ * A deployment name and a build id as Temporal takes them and visibility queries quote them: the name without '.' or
+ * ':' (Temporal's delimiters) but with '/' (the Worker Controller's `<namespace>/<name>`), the id with '.' (an image
+ * tag's); neither begins with '__' (reserved by the server).
+ */
+const DEPLOYMENT_NAME = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^(?!__)[A-Za-z0-9_/-]+$/, "only letters, digits, '-', '_' and '/', not beginning with '__'");
+const BUILD_ID = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^(?!__)[A-Za-z0-9_.-]+$/, "only letters, digits, '-', '_' and '.', not beginning with '__'");
 
 /** One key of the payload codec (src/infra/payload-codec.ts): its id travels in each encrypted payload's metadata. */
 export interface PayloadCodecKey {
@@ -298,8 +310,11 @@ const envSchema = z.object({
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(2).max(1_000_000),
   // false: for a server without the Worker Deployment APIs.
   WORKER_VERSIONING: booleanString,
-  WORKER_DEPLOYMENT_NAME: z.string().min(1).max(200).regex(VERSION_PART, VERSION_PART_RULE).optional(),
-  WORKER_BUILD_ID: z.string().min(1).max(200).regex(VERSION_PART, VERSION_PART_RULE).optional(),
+  WORKER_DEPLOYMENT_NAME: DEPLOYMENT_NAME.optional(),
+  WORKER_BUILD_ID: BUILD_ID.optional(),
+  // The names the Temporal Worker Controller sets on each version's pods (docs/operations.md): the same two facts.
+  TEMPORAL_DEPLOYMENT_NAME: DEPLOYMENT_NAME.optional(),
+  TEMPORAL_WORKER_BUILD_ID: BUILD_ID.optional(),
   WORKER_PROMOTE: z.enum(['auto', 'on-start', 'by-rollout']),
   ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000),
   // For a managed cluster's single configuration endpoint.
@@ -464,6 +479,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push(
       `CODEC_SERVER_PORT: must not be the API's PORT (${config.port}); the codec server decrypts payloads and is never served publicly`,
     );
+  for (const [own, controllers] of [
+    ['WORKER_DEPLOYMENT_NAME', 'TEMPORAL_DEPLOYMENT_NAME'],
+    ['WORKER_BUILD_ID', 'TEMPORAL_WORKER_BUILD_ID'],
+  ] as const)
+    if (e[own] && e[controllers] && e[own] !== e[controllers])
+      problems.push(`${own}: differs from ${controllers} (${e[own]} ≠ ${e[controllers]}); set one, or both alike`);
   const events = config.webhookDelivery;
   if (events.retentionMs < events.retryPeriodMs)
     problems.push(
@@ -476,6 +497,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 }
 
 type Env = z.infer<typeof envSchema>;
+
+/** The workers' deployment and build, in the project's names or the Worker Controller's, and who promotes a build. */
+function versioningOf(e: Env) {
+  const buildId = e.WORKER_BUILD_ID ?? e.TEMPORAL_WORKER_BUILD_ID;
+  // Under the Worker Controller (it names the build), the controller alone makes a version current.
+  const auto = e.TEMPORAL_WORKER_BUILD_ID ? 'by-rollout' : e.NODE_ENV === 'production' ? 'first-only' : 'on-start';
+  return {
+    deploymentName:
+      e.WORKER_DEPLOYMENT_NAME ?? e.TEMPORAL_DEPLOYMENT_NAME ?? e.TEMPORAL_TASK_QUEUE.replaceAll('.', '-'),
+    ...(buildId ? { buildId } : {}),
+    /** on-start: the worker makes its version current; first-only: only while the deployment has none. */
+    promote: e.WORKER_PROMOTE !== 'auto' ? e.WORKER_PROMOTE : auto,
+  };
+}
 
 // The one statement of AppConfig's shape: each field's meaning is its variable's (scripts/config-descriptions.ts).
 function configOf(e: Env, present: Record<string, string>) {
@@ -491,19 +526,7 @@ function configOf(e: Env, present: Record<string, string>) {
         ? { clientCertPath: e.TEMPORAL_TLS_CERT_PATH, clientKeyPath: e.TEMPORAL_TLS_KEY_PATH }
         : {}),
       /** null: unversioned workers. Without a buildId the worker uses the workflow bundle's source hash. */
-      versioning: e.WORKER_VERSIONING
-        ? {
-            deploymentName: e.WORKER_DEPLOYMENT_NAME ?? e.TEMPORAL_TASK_QUEUE.replaceAll('.', '-'),
-            ...(e.WORKER_BUILD_ID ? { buildId: e.WORKER_BUILD_ID } : {}),
-            /** on-start: the worker makes its version current; first-only: only while the deployment has none. */
-            promote:
-              e.WORKER_PROMOTE !== 'auto'
-                ? e.WORKER_PROMOTE
-                : e.NODE_ENV === 'production'
-                  ? ('first-only' as const)
-                  : ('on-start' as const),
-          }
-        : null,
+      versioning: e.WORKER_VERSIONING ? versioningOf(e) : null,
     },
     redisUrl: e.REDIS_URL,
     mysqlUrl: e.MYSQL_URL,

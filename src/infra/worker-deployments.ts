@@ -74,10 +74,17 @@ export class CurrentVersionWatch {
   /** The newest answered read (by the order reads were issued): when it was issued, and whether it said current. */
   private newest = { seq: 0, issuedAt: 0, current: false };
   private issued = 0;
+  /** What the newest answered read said, however old: this version current (unramped), as far as this watch knows. */
+  private routed = false;
 
+  /**
+   * `becameCurrent`: told when the newest read says current and the one before did not (a promotion seen; again after
+   * a rollback to this version): what the current build alone does starts then (the worker's schedules).
+   */
   constructor(
     private readonly deployments: Pick<WorkerDeployments, 'describeDeployment'>,
     private readonly version: WorkerVersion,
+    private readonly becameCurrent: () => void = () => {},
   ) {}
 
   /** One read; a failed one counts as "not current". Answers arriving out of order keep the newest. */
@@ -85,13 +92,25 @@ export class CurrentVersionWatch {
     const seq = ++this.issued;
     const issuedAt = Date.now();
     let current = false;
+    let answered = true;
     try {
       const routing = await withDeadline(() => this.deployments.describeDeployment(this.version.deploymentName));
       current = routing?.currentBuildId === this.version.buildId && !routing.rampingBuildId;
     } catch {
       current = false;
+      answered = false;
     }
-    if (seq > this.newest.seq) this.newest = { seq, issuedAt, current };
+    if (seq <= this.newest.seq) return;
+    const was = this.routed;
+    this.newest = { seq, issuedAt, current };
+    // A failed read says nothing of the routing: it stops eager starts, not what the current build keeps.
+    if (answered) this.routed = current;
+    if (this.routed && !was) this.becameCurrent();
+  }
+
+  /** Current as the newest answered read said, however old (what the current build keeps: its schedules). */
+  isRouted(): boolean {
+    return this.routed;
   }
 
   isCurrent(now = Date.now()): boolean {

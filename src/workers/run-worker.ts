@@ -72,21 +72,25 @@ const temporal = new Client({
   interceptors: temporalClientInterceptors(),
   dataConverter: temporalDataConverter(config),
 });
-// Every worker keeps the schedules in place; a failure must not stop orders: it is logged and tried again.
+// The schedules are the current build's: its workers write them when it becomes current (a new build's beside the old
+// change nothing, an old one's restart reverts nothing). A failure must not stop orders: logged, tried again.
+let buildIsCurrent = () => false;
 const keepSchedule = (what: string, ensure: () => Promise<unknown>, shown: object = {}): void => {
   ensure().then(
     (schedule) => logger.info({ schedule, ...shown }, `${what} schedule in place`),
     (err: unknown) => {
       logger.error({ err }, `could not create or update the ${what} schedule; trying again in 30 s`);
-      setTimeout(() => keepSchedule(what, ensure, shown), 30_000).unref();
+      setTimeout(() => buildIsCurrent() && keepSchedule(what, ensure, shown), 30_000).unref();
     },
   );
 };
-keepSchedule('payment catch-up', () => ensureCatchUpSchedule(temporal, config));
-keepSchedule('reconcile', () => ensureReconcileSchedule(temporal, config), {
-  everyMs: config.reconcileIntervalMs,
-  graceMs: config.reservationGraceMs,
-});
+const keepSchedules = () => {
+  keepSchedule('payment catch-up', () => ensureCatchUpSchedule(temporal, config));
+  keepSchedule('reconcile', () => ensureReconcileSchedule(temporal, config), {
+    everyMs: config.reconcileIntervalMs,
+    graceMs: config.reservationGraceMs,
+  });
+};
 // The workflows' thread has the same heap limit as this one (V8's heuristics, or --max-old-space-size for both).
 const heapLimit = getHeapStatistics().heap_size_limit;
 const cache = cacheBoundForHeap(config.workerMaxCachedWorkflows, heapLimit);
@@ -118,7 +122,16 @@ logger.info(
 const running = worker.run();
 await promoteOnStart(worker, clientConnection, config, logger);
 // Once the Worker polls (for eager starts); on SIGTERM it stops at once: another worker's owner takes over in a lease.
-const starter = startPromiseStarter({ config, connection, stores, redis, logger, version: worker.version });
+const starter = startPromiseStarter({
+  config,
+  connection,
+  stores,
+  redis,
+  logger,
+  version: worker.version,
+  onCurrent: keepSchedules,
+});
+buildIsCurrent = starter.isCurrent;
 // The counters come from its own metrics port on loopback (src/workers/cache-figures.ts says why Redis).
 const cacheFigures = startCacheFigures({
   board: new WorkerFiguresBoard(redis, config.temporal.taskQueue),

@@ -1,4 +1,4 @@
-/** The worker's Temporal Schedules, made or updated at boot by every replica (idempotent): reconcile, catch-up. */
+/** The worker's Temporal Schedules, made or updated (idempotent) by the current build's workers: reconcile, catch-up */
 import {
   ScheduleAlreadyRunning,
   ScheduleOverlapPolicy,

@@ -367,14 +367,21 @@ export function startPromiseStarter(options: {
   redis: RedisClient;
   logger: Logger;
   version?: WorkerVersion | null;
+  /** Told when this worker's version becomes current (at once when unversioned): what only that build does. */
+  onCurrent?: () => void;
 }) {
-  const { config, connection, stores, redis, logger, version } = options;
+  const { config, connection, stores, redis, logger, version, onCurrent = () => {} } = options;
   const { namespace, taskQueue } = config.temporal;
   // Eager pins an order here: under versioning only while a fresh read says this version is current, unramped.
   const watch =
     config.temporal.versioning && version
-      ? new CurrentVersionWatch(new WorkerDeployments(connection, namespace, `starter-${process.pid}`), version)
+      ? new CurrentVersionWatch(
+          new WorkerDeployments(connection, namespace, `starter-${process.pid}`),
+          version,
+          onCurrent,
+        )
       : null;
+  if (!watch) onCurrent();
   const readRouting = () =>
     void watch?.read((call) => connection.withDeadline(Date.now() + ROUTING_READ_DEADLINE_MS, call));
   const routingReads = watch ? setInterval(readRouting, ROUTING_READ_EVERY_MS).unref() : null;
@@ -417,6 +424,8 @@ export function startPromiseStarter(options: {
   const subscription = subscribeChannels(redis, { [inventory.wakeChannel]: starter.listener() }, logger);
   starter.start();
   return {
+    /** Whether this worker's build is the current one, as the newest routing read said (always, unversioned). */
+    isCurrent: () => (watch ? watch.isRouted() : true),
     /** Stops taking promises (starts under way finish) and closes its subscription. */
     async stop() {
       if (routingReads) clearInterval(routingReads);
