@@ -141,6 +141,14 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   await paidReceived(onA.slice(0, 5));
   // B's workers run another reconcile interval: the Schedule says which build wrote it.
   const workerB = driver.startWorker(buildB, 'by-rollout', { RECONCILE_INTERVAL: '29s' });
+  // B polls beside A: its workers leave the Schedules as A wrote them until B is current.
+  await waitFor(
+    async () => (await deployments.describeDeployment(taskQueue))?.versions.some((v) => v.buildId === buildB.buildId),
+    { what: 'build B polling', timeoutMs: 60_000, intervalMs: 250 },
+  );
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  expect(await reconcileEveryMs(), 'B not current yet').toBe(30_000);
+
   // Pending at the switch: started while A is current, its worker frozen, so no task of theirs has run yet. Temporal
   // pins a workflow to the build that completes its first task: these may run on A or on B, but each on one only.
   await freezeGroup(workerA.pid);
@@ -163,26 +171,18 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
     { what: 'the three pending orders to be started', timeoutMs: 30_000, intervalMs: 200 },
   );
 
-  // B polls beside A: its workers leave the Schedules as A wrote them until B is current.
-  await waitFor(
-    async () => (await deployments.describeDeployment(taskQueue))?.versions.some((v) => v.buildId === buildB.buildId),
-    { what: 'build B polling', timeoutMs: 60_000, intervalMs: 250 },
-  );
-  await new Promise((resolve) => setTimeout(resolve, 3_000));
-  expect(await reconcileEveryMs(), 'B not current yet').toBe(30_000);
-
   const lines: string[] = [];
   const deploy = driver.rollout(buildB, ['--drain-timeout', '120s', '--stop-pids', String(workerA.pid)], lines);
   // A burst of 60 shoppers across the switch: each order is started on whichever build is current then.
   const bursting = driver.buy('burst', 60);
   await driver.untilCurrent(lines, 'the rollout to make B current');
+  signalGroup(workerA.pid, 'SIGCONT');
+  const burst = await bursting;
   await waitFor(async () => (await reconcileEveryMs()) === 29_000, {
     what: "B's workers to write the reconcile Schedule once B is current",
     timeoutMs: 20_000,
     intervalMs: 250,
   });
-  signalGroup(workerA.pid, 'SIGCONT');
-  const burst = await bursting;
   // Mid-sale on B: new orders; A's open orders paid and cancelled through the API while A drains.
   const onB = await driver.sell('b', 10);
   await driver.untilStatus(pendingAtSwitch, ['AWAITING_PAYMENT'], 'the pending orders to be persisted');

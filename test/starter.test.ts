@@ -203,11 +203,15 @@ describe('the owner of starts', () => {
           timeoutMs: 30_000,
         },
       );
-      for (const orderNo of [first, ...during]) {
-        const runs = temporal.workflow.list({ query: `WorkflowId = '${orderWorkflowId(orderNo)}'` });
+      // Visibility lists a run a moment after it starts: counted once it lists any, then exactly one.
+      const runsOf = async (orderNo: string) => {
         let count = 0;
-        for await (const _ of runs) count++;
-        expect(count, `${orderNo}'s runs`).toBe(1);
+        for await (const _ of temporal.workflow.list({ query: `WorkflowId = '${orderWorkflowId(orderNo)}'` })) count++;
+        return count;
+      };
+      for (const orderNo of [first, ...during]) {
+        await waitFor(async () => (await runsOf(orderNo)) > 0, { what: `${orderNo} listed`, timeoutMs: 15_000 });
+        expect(await runsOf(orderNo), `${orderNo}'s runs`).toBe(1);
       }
       await Promise.all([stalled.stop(), second.stop()]);
     } finally {
