@@ -17,12 +17,11 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
 # src/ compiled to dist/ by tsc (tsconfig.build.json), with the pages the API serves (the
-# dashboard's TypeScript bundled into its page): scripts/build.ts.
+# dashboard's TypeScript bundled into its page) and the workflow bundle (webpack, inside
+# @temporalio/worker, from src/): scripts/build.ts. Bundled at build time, not at every worker start:
+# workers come up in a second, every replica runs byte-identical workflow code (replay determinism
+# needs it), and the bundle's build id beside it is the one `rollout build-id` prints from src/.
 RUN npm run build
-# Bundling the workflow code (webpack, inside @temporalio/worker) at build time instead of at every
-# worker start: workers come up in a second, and every replica runs byte-identical workflow code,
-# which replay determinism needs.
-RUN npm run build:workflows
 
 # ---------------------------------------------------------------------------------------------
 # runtime: production dependencies and compiled JavaScript only: no TypeScript, no tsx, no
@@ -40,8 +39,6 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist /app/dist
 COPY migrations ./migrations
 COPY lua ./lua
-# The worker loads this bundle instead of bundling the workflows itself when the variable is set.
-ENV WORKFLOW_BUNDLE_PATH=/app/dist/workflow-bundle.js
 
 # Non-root: the image's own `node` user (uid 1000, with a home directory for npm's logs).
 USER node

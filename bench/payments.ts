@@ -694,7 +694,9 @@ export function describePaymentPhase(result: PaymentPhaseResult): string {
         (result.temporalLog.sqliteInterrupted > 0
           ? ` and ${result.temporalLog.sqliteInterrupted} 'interrupted (9)': its SQLite wedged, NOT COMPARABLE`
           : '') +
-        ` (first: ${result.temporalLog.first ?? '?'})`
+        ` (${Object.entries(result.temporalLog.kinds ?? {})
+          .map(([kind, { count }]) => `${count} × ${kind}`)
+          .join('; ')})`
       : '') +
     (result.events ? `; ${describeEventsDelivery(result.events)}` : '') +
     (result.internalErrors

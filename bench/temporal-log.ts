@@ -12,6 +12,8 @@ export interface TemporalLogErrors {
   sqliteInterrupted: number;
   /** The first error line, cut to 300 characters. */
   first?: string;
+  /** Error lines by kind (their `msg` and `error` fields), each with one whole line: what a fix starts from. */
+  kinds?: Record<string, { count: number; example: string }>;
 }
 
 /** Where the log ends now: errors are counted from here. 0 when there is no log yet. */
@@ -29,14 +31,27 @@ export function temporalErrorsSince(file: string, mark: number): TemporalLogErro
   let errors = 0;
   let sqliteInterrupted = 0;
   let first: string | undefined;
+  const kinds: Record<string, { count: number; example: string }> = {};
   for (const line of text.split('\n')) {
     const interrupted = line.includes('interrupted (9)');
     const error = /level[=":\s]+"?error\b/i.test(line);
     if (interrupted) sqliteInterrupted += 1;
     if (error) errors += 1;
-    if (error || interrupted) first ??= line.slice(0, 300);
+    if (!error && !interrupted) continue;
+    first ??= line.slice(0, 300);
+    const kind = `${field(line, 'msg')} | ${field(line, 'error')}`;
+    const known = kinds[kind];
+    if (known) known.count += 1;
+    else kinds[kind] = { count: 1, example: line.slice(0, 4000) };
   }
-  return { errors, sqliteInterrupted, ...(first === undefined ? {} : { first }) };
+  return { errors, sqliteInterrupted, ...(first === undefined ? {} : { first, kinds }) };
+}
+
+/** A logfmt field's value (quoted or bare), without ids: the same failure on two workflows is one kind. */
+function field(line: string, name: string): string {
+  const match = new RegExp(`\\b${name}=("(?:[^"\\\\]|\\\\.)*"|\\S+)`).exec(line);
+  const value = match?.[1]?.replace(/^"|"$/g, '') ?? '-';
+  return value.replace(/[0-9a-f]{8}-[0-9a-f-]{27,}|order-[0-9A-Z]+|\d+/g, '#').slice(0, 200);
 }
 
 function readFrom(file: string, mark: number): string {

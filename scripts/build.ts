@@ -5,14 +5,17 @@
  *     mirrors src/ at the same depth, so the paths the code finds from its own location (lua/,
  *     migrations/, package.json) hold in both;
  *  2. the files the API serves as they are (web/ → dist/web/), with the dashboard
- *     and docs pages finished: their TypeScript scripts bundled in (src/api/scripted-pages.ts).
+ *     and docs pages finished: their TypeScript scripts bundled in (src/api/scripted-pages.ts);
+ *  3. the workflow bundle, from src/ (dist/workflow-bundle.js, its build id beside it): a worker run
+ *     from dist/ runs it and names itself as a worker run from the sources does.
  * dist/ is emptied first, so a module that was moved or deleted leaves nothing behind; the workflow
- * bundle (`npm run build:workflows`, dist/workflow-bundle.js) is kept.
+ * bundle is kept when its sources have not changed.
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { finishedPage, SCRIPTED_PAGES, type ScriptedPage } from '../src/api/scripted-pages.js';
+import { buildWorkflowBundle, workflowBuildId } from '../src/workers/bundle.js';
 
 const root = resolve(import.meta.dirname, '..');
 const dist = join(root, 'dist');
@@ -43,4 +46,7 @@ for (const file of readdirSync(publicSrc)) {
 for (const page of Object.keys(SCRIPTED_PAGES) as ScriptedPage[])
   writeFileSync(join(publicDist, page), await finishedPage(publicSrc, page));
 
+const bundle = join(dist, 'workflow-bundle.js');
+const rebuilt = await buildWorkflowBundle(bundle);
+console.log(`workflow bundle ${rebuilt ? 'written' : 'up to date'}: build ${workflowBuildId(bundle)}`);
 console.log(`built dist/ in ${Date.now() - startedAt} ms`);

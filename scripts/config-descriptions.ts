@@ -123,7 +123,7 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<ConfigVariable, SettingDescrip
   WORKER_DEPLOYMENT_NAME: { meaning: 'the deployment the workers are versions of', defaultNote: 'the task queue' },
   WORKER_BUILD_ID: {
     meaning: "this worker's build id (`npm run rollout -- build-id` prints it)",
-    defaultNote: "the bundle's source hash",
+    defaultNote: "named by the bundle's emitted code and the codec's keys",
   },
   WORKER_PROMOTE: {
     meaning:

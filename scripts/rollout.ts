@@ -26,6 +26,7 @@ import { deleteWorkerVersion } from '../toolkit/worker-versions.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { requiredTaskQueues } from '../src/model/order-workflow.js';
 import { SalesService } from '../src/sales/sales-service.js';
+import { defaultWorkflowBundle } from '../src/workers/bundle.js';
 import { workerBuildId } from '../src/workers/versioning.js';
 import { rollout } from '../src/workers/rollout.js';
 
@@ -50,8 +51,8 @@ const usage = (problem: string): never => {
 
 const [command, argument] = positionals;
 if (command === 'build-id') {
-  // The bundle's hash and this configuration's payload codec (its mode and key ids), as the worker names itself.
-  console.log(workerBuildId(loadConfig(), argument));
+  // The bundle's emitted code and this configuration's payload codec, as the worker names itself.
+  console.log(workerBuildId(loadConfig(), argument ?? (await defaultWorkflowBundle())));
   process.exit(0);
 }
 const config = loadConfig();

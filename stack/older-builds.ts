@@ -24,7 +24,7 @@ export function keepBundle(bundlePath: string, versionsDir: string, buildId: str
   const kept = join(versionsDir, `${buildId}.js`);
   if (!existsSync(kept)) {
     copyFileSync(bundlePath, kept);
-    copyFileSync(`${bundlePath}.hash`, `${kept}.hash`);
+    copyFileSync(`${bundlePath}.build-id`, `${kept}.build-id`);
   }
   return buildId;
 }

@@ -22,6 +22,9 @@ import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { spawnAppProcess, type AppRole } from '../stack/app-processes.js';
 import { freePort, type ManagedProcess } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
+import { WorkerDeployments } from '../src/infra/worker-deployments.js';
+import { requiredTaskQueues } from '../src/model/order-workflow.js';
+import { workerBuildId } from '../src/workers/versioning.js';
 import { testConfig } from './helpers/env.js';
 import { putOnSale } from './helpers/fixtures.js';
 
@@ -84,7 +87,8 @@ afterAll(async () => {
 
 describe('npm run build', () => {
   it("writes the three processes' entry points to dist/, and the pages the API serves", () => {
-    for (const entry of ['dist/api/main.js', 'dist/workers/main.js', 'dist/db/main.js', 'dist/workflows/index.js']) {
+    const entries = ['dist/api/main.js', 'dist/workers/main.js', 'dist/db/main.js', 'dist/workflow-bundle.js'];
+    for (const entry of entries) {
       expect(existsSync(join(root, entry)), entry).toBe(true);
     }
     // No TypeScript in the build: the dashboard's and the docs page's scripts are bundled into their pages.
@@ -114,11 +118,8 @@ describe('the compiled processes', () => {
     apiUrl = `http://127.0.0.1:${apiPort}`;
     workerHealthUrl = `http://127.0.0.1:${healthPort}`;
     startNode('api', { PORT: String(apiPort), AUTH_DEV_LOGIN: 'true', SHUTDOWN_DRAIN: '0s' });
-    startNode('worker', {
-      WORKER_HEALTH_PORT: String(healthPort),
-      WORKER_METRICS_PORT: '0',
-      WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
-    });
+    // No bundle named: the build's own (dist/workflow-bundle.js), which is the sources' to the byte of its build id.
+    startNode('worker', { WORKER_HEALTH_PORT: String(healthPort), WORKER_METRICS_PORT: '0', WORKFLOW_BUNDLE_PATH: '' });
     await waitFor(() => answers(`${apiUrl}/livez`), { what: 'the compiled API to answer /livez', timeoutMs: 30_000 });
     await waitFor(() => answers(`${apiUrl}/readyz`), { what: 'the compiled API to be ready', timeoutMs: 30_000 });
     await waitFor(() => answers(`${workerHealthUrl}/readyz`), {
@@ -135,6 +136,19 @@ describe('the compiled processes', () => {
     });
     expect(reply.status).toBe(201);
     expect(await reply.json()).toMatchObject({ sku, quantity: 1, status: 'AWAITING_PAYMENT' });
+  });
+
+  it("the compiled worker polls as this checkout's build id: dist/ names its bundle as src/ does", async () => {
+    const fromSources = workerBuildId(config, inject('workflowBundlePath'));
+    expect(workerBuildId(config, join(root, 'dist', 'workflow-bundle.js'))).toBe(fromSources);
+    const { connection } = await createTemporalClient(config);
+    try {
+      const deployments = new WorkerDeployments(connection, config.temporal.namespace, 'build-test');
+      const version = { deploymentName: config.temporal.versioning!.deploymentName, buildId: fromSources };
+      await deployments.untilPolling(version, requiredTaskQueues(taskQueue), 30_000);
+    } finally {
+      await connection.close();
+    }
   });
 
   it('serve the same OpenAPI document, dashboard page and docs page as the sources', async () => {

@@ -7,11 +7,12 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../src/config/index.js';
-import { buildWorkflowBundle, workflowSourceFiles } from '../src/workers/bundle.js';
+import { buildWorkflowBundle, workflowBuildId, workflowSourceFiles } from '../src/workers/bundle.js';
 import { workerBuildId } from '../src/workers/versioning.js';
+import { buildInCopy, changeFile, copyCheckout } from './helpers/builds.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bundle-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,9 +39,50 @@ describe('the workflow bundle', () => {
 });
 
 describe('the build id', () => {
+  beforeAll(() => buildWorkflowBundle(join(dir, 'workflow-bundle.js')), 60_000);
+
+  /** The build id of a copy of this checkout elsewhere, changed by `change` (none: as it is), built by itself. */
+  function buildIdOf(name: string, change?: { file: string; edit: (source: string) => string }) {
+    const checkout = copyCheckout(join(dir, name));
+    if (change) changeFile(checkout, change.file, change.edit);
+    // Another lockfile: a package the workflows do not import (a benchmark's tool) changes nothing either.
+    changeFile(checkout, 'package-lock.json', (lock) =>
+      lock.replace('"lockfileVersion"', '"unrelated": 1,\n  "lockfileVersion"'),
+    );
+    return buildInCopy(checkout);
+  }
+
+  it('names the emitted code: the same elsewhere, after comments and a reformat; another after a code change', async () => {
+    const here = workflowBuildId(join(dir, 'workflow-bundle.js'));
+    expect(here).toMatch(/^[0-9a-f]{16}$/);
+    // Another directory: what a fresh clone on another machine bundles (webpack names modules by their paths from it).
+    expect(buildIdOf('elsewhere')).toBe(here);
+    const commented = buildIdOf('commented', {
+      file: 'src/workflows/order.ts',
+      edit: (source) =>
+        `// A comment at the top.\n${source}`
+          .replace(
+            'export async function OrderWorkflow(',
+            '/** Another comment. */\nexport async function OrderWorkflow(',
+          )
+          // A reformat: what prettier with another print width would write.
+          .replaceAll(
+            '{ ...this.input, paymentDeadline: this.facts.paymentDeadline }',
+            '{\n  ...this.input,\n  paymentDeadline: this.facts.paymentDeadline,\n}',
+          ),
+    });
+    expect(commented).toBe(here);
+    const changed = buildIdOf('changed', {
+      file: 'src/model/order-rules.ts',
+      edit: (source) => `${source}\nexport const ADDED_BY_A_CHANGE = 'b';\n`,
+    });
+    expect(changed).not.toBe(here);
+  }, 120_000);
+
   it('changes with a codec key, not only with its id, and shows nothing of the key', () => {
     const [a, b] = [randomBytes(32).toString('base64'), randomBytes(32).toString('base64')];
-    const build = (keys: string) => workerBuildId(loadConfig({ PAYLOAD_CODEC_KEYS: keys }));
+    const bundle = join(dir, 'workflow-bundle.js');
+    const build = (keys: string) => workerBuildId(loadConfig({ PAYLOAD_CODEC_KEYS: keys }), bundle);
     expect(build(`k1=${a}`)).toBe(build(`k1=${a}`));
     // The same id over another key: another build, drained apart from the first.
     expect(build(`k1=${b}`)).not.toBe(build(`k1=${a}`));

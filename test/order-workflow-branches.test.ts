@@ -31,7 +31,7 @@ import {
   type PaymentReceived,
 } from '../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
-import { WORKFLOWS_PATH } from '../src/workers/bundle.js';
+import { bundleEntries } from '../src/workers/bundle.js';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { startTimeSkippingEnvironment, timeSkippingCodecConfig } from './helpers/time-skipping.js';
 
@@ -139,7 +139,7 @@ beforeAll(async () => {
   worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,
-    workflowsPath: WORKFLOWS_PATH,
+    workflowsPath: bundleEntries().workflows,
     // The environment's client encrypts: the worker reads and writes with the same codec.
     dataConverter: temporalDataConverter(timeSkippingCodecConfig),
     activities: stubs,

@@ -525,7 +525,7 @@ function configOf(e: Env, present: Record<string, string>) {
       ...(e.TEMPORAL_TLS_CERT_PATH && e.TEMPORAL_TLS_KEY_PATH
         ? { clientCertPath: e.TEMPORAL_TLS_CERT_PATH, clientKeyPath: e.TEMPORAL_TLS_KEY_PATH }
         : {}),
-      /** null: unversioned workers. Without a buildId the worker uses the workflow bundle's source hash. */
+      /** null: unversioned workers. Without a buildId the worker is named by its bundle's emitted code. */
       versioning: e.WORKER_VERSIONING ? versioningOf(e) : null,
     },
     redisUrl: e.REDIS_URL,

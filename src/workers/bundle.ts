@@ -1,23 +1,38 @@
-/** Builds the workflow bundle once, so production workers start from a file; rebuilt only when its sources change. */
+/**
+ * The workflow bundle: built once from a checkout's src/ and named by its emitted code, so a build id changes only
+ * when the code Temporal replays does (docs/operations.md, "Build ids").
+ */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
-import { FAILURE_CONVERTER_PATH } from '../infra/data-converter.js';
 
-const WORKFLOWS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows');
+/** The package root: src/ and dist/ sit side by side in it. */
+const CHECKOUT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The entry point: the TypeScript source under tsx, the compiled JavaScript in a build (dist/workflows). */
-export const WORKFLOWS_PATH = existsSync(join(WORKFLOWS_DIR, 'index.ts'))
-  ? join(WORKFLOWS_DIR, 'index.ts')
-  : join(WORKFLOWS_DIR, 'index.js');
+/** Whether this process runs from the sources (tsx) rather than a build (dist/, the image: no src/ there). */
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
 
-/** OpenTelemetry's workflow interceptors (src/workflows/tracing-interceptors.ts), bundled into every worker. */
-export const WORKFLOW_TRACING_MODULE = WORKFLOWS_PATH.replace(/index\.(ts|js)$/, 'tracing-interceptors.$1');
+/** The bundle a build ships (`npm run build`), and the one a checkout's workers build for themselves. */
+export const DEFAULT_BUNDLE_PATH = FROM_SOURCES
+  ? join(CHECKOUT, 'node_modules', '.cache', 'flash-checkout', 'workflow-bundle.js')
+  : join(CHECKOUT, 'dist', 'workflow-bundle.js');
+
+/** The modules a bundle starts from, in a checkout (or a copy of one). */
+export function bundleEntries(checkout = CHECKOUT) {
+  const src = join(checkout, 'src');
+  return {
+    workflows: join(src, 'workflows', 'index.ts'),
+    // OpenTelemetry's workflow interceptors (src/workflows/tracing-interceptors.ts), bundled into every worker.
+    tracing: join(src, 'workflows', 'tracing-interceptors.ts'),
+    // Failures leave the sandbox with their message and stack in a payload the codec encrypts.
+    failureConverter: join(src, 'infra', 'failure-converter.ts'),
+  };
+}
 
 /** The bundle's local sources: what the workflows import by value, by relative path (test/bundle.test.ts checks it). */
-export function workflowSourceFiles(): string[] {
+export function workflowSourceFiles(checkout = CHECKOUT): string[] {
   const seen = new Set<string>();
   const visit = (file: string): void => {
     if (seen.has(file)) return;
@@ -25,54 +40,95 @@ export function workflowSourceFiles(): string[] {
     const text = readFileSync(file, 'utf8');
     for (const [, spec] of text.matchAll(/^(?:import|export)\s+(?!type\s)[^;'"]*?from\s+'(\.[^']+)'/gm)) {
       const target = resolve(dirname(file), spec!);
-      // From source (tsx) a './x.js' specifier names ./x.ts; in a build, the .js itself.
+      // In the sources a './x.js' specifier names ./x.ts.
       visit(existsSync(target.replace(/\.js$/, '.ts')) ? target.replace(/\.js$/, '.ts') : target);
     }
   };
-  visit(WORKFLOWS_PATH);
-  visit(WORKFLOW_TRACING_MODULE);
-  visit(FAILURE_CONVERTER_PATH);
+  for (const entry of Object.values(bundleEntries(checkout))) visit(entry);
   return [...seen].sort();
 }
 
-/** The bundle's sources and the lockfile (it pins the SDK and webpack): the bundle is stale when this changes. */
-function sourceHash(): string {
+/** When the bundle is stale: its sources and the lockfile (it pins the SDK and webpack). Not its name: see below. */
+function sourceHash(checkout: string): string {
   const hash = createHash('sha256');
-  const root = join(WORKFLOWS_DIR, '..');
-  for (const file of workflowSourceFiles()) hash.update(relative(root, file)).update(readFileSync(file));
-  const lockfile = join(root, '..', 'package-lock.json');
+  for (const file of workflowSourceFiles(checkout)) hash.update(relative(checkout, file)).update(readFileSync(file));
+  const lockfile = join(checkout, 'package-lock.json');
   if (existsSync(lockfile)) hash.update(readFileSync(lockfile));
   return hash.digest('hex').slice(0, 16);
 }
 
-/** The build id for Worker Versioning: the stamp of the bundle at `bundlePath`, else the hash of the sources. */
-export function workflowBuildId(bundlePath?: string): string {
-  const stamp = `${bundlePath}.hash`;
-  return bundlePath && existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : sourceHash();
+/**
+ * A bundle's build id: the hash of its emitted code without comments or layout (swc, the SDK's own compiler, prints
+ * it back whitespace-only). A comment, a reformat or a package the workflows do not import leaves it; so does the
+ * machine: modules are named and ordered by their paths from the checkout, and the inline source map, which holds
+ * absolute paths, is a comment.
+ */
+export async function codeBuildId(code: string): Promise<string> {
+  const { minify } = await import('@swc/core');
+  const bare = await minify(code, { compress: false, mangle: false, format: { comments: false } });
+  return createHash('sha256').update(bare.code).digest('hex').slice(0, 16);
 }
 
-// Writes the bundle unless an up-to-date one is there (returns whether it built). Always with the tracing interceptors:
-// they reorder commands around an Update, so a history does not replay without them (TMPRL1100).
-export async function buildWorkflowBundle(outFile: string, options: { withoutTracingInterceptors?: boolean } = {}) {
-  const stamp = `${outFile}.hash`;
-  // withoutTracingInterceptors: only the benchmark's reference (what the interceptors cost), never a worker's bundle.
-  const bare = options.withoutTracingInterceptors === true;
-  const hash = bare ? `${sourceHash()}-bare` : sourceHash();
-  if (existsSync(outFile) && existsSync(stamp) && readFileSync(stamp, 'utf8') === hash) return false;
+/** Bundles a checkout's workflows as every worker runs them, and names the result. */
+export async function bundleWorkflows(
+  checkout = CHECKOUT,
+  options: { withoutTracingInterceptors?: boolean } = {},
+): Promise<{ code: string; buildId: string }> {
+  const entries = bundleEntries(checkout);
   const { code } = await bundleWorkflowCode({
-    workflowsPath: WORKFLOWS_PATH,
-    workflowInterceptorModules: bare ? [] : [WORKFLOW_TRACING_MODULE],
-    // Failures leave the sandbox with their message and stack in a payload the codec encrypts.
-    failureConverterPath: FAILURE_CONVERTER_PATH,
+    workflowsPath: entries.workflows,
+    // Always the tracing interceptors: they reorder commands around an Update, so a history does not replay without
+    // them (TMPRL1100). withoutTracingInterceptors: only the benchmark's reference, never a worker's bundle.
+    workflowInterceptorModules: options.withoutTracingInterceptors ? [] : [entries.tracing],
+    failureConverterPath: entries.failureConverter,
+    // Module ids (and their order) from the checkout, whatever the cwd.
+    webpackConfigHook: (config) => ({ ...config, context: checkout }),
     logger: quietLogger,
   });
+  return { code, buildId: await codeBuildId(code) };
+}
+
+/** The build id of a bundle written by buildWorkflowBundle. */
+export function workflowBuildId(bundlePath: string): string {
+  const stamp = `${bundlePath}.build-id`;
+  if (!existsSync(stamp))
+    throw new Error(`${bundlePath} has no build id beside it: build it with \`npm run build\` or build:workflows`);
+  return readFileSync(stamp, 'utf8').trim();
+}
+
+/**
+ * Writes the bundle of `checkout`'s workflows to `outFile`, with its build id beside it (`.build-id`), unless an
+ * up-to-date one is there (`.hash`, the sources' hash); returns whether it built.
+ */
+export async function buildWorkflowBundle(
+  outFile: string,
+  options: { withoutTracingInterceptors?: boolean; checkout?: string } = {},
+): Promise<boolean> {
+  const checkout = options.checkout ?? CHECKOUT;
+  const stamp = `${outFile}.hash`;
+  const hash = options.withoutTracingInterceptors ? `${sourceHash(checkout)}-bare` : sourceHash(checkout);
+  const upToDate = (file: string) => existsSync(file) && existsSync(`${file}.build-id`);
+  if (upToDate(outFile) && existsSync(stamp) && readFileSync(stamp, 'utf8') === hash) return false;
+  const { code, buildId } = await bundleWorkflows(checkout, options);
   mkdirSync(dirname(outFile), { recursive: true });
-  // Several processes may build the same bundle at once: each renames a complete file into place.
+  // Several processes may build the same bundle at once: each renames complete files into place, the stamp last.
   const tmp = `${outFile}.${process.pid}.tmp`;
   writeFileSync(tmp, code);
+  writeFileSync(`${tmp}.build-id`, buildId);
+  renameSync(`${tmp}.build-id`, `${outFile}.build-id`);
   renameSync(tmp, outFile);
   writeFileSync(stamp, hash);
   return true;
+}
+
+/**
+ * The bundle a worker runs when none is named: a build's (dist/), or from the sources one built on demand and reused
+ * while they stay the same.
+ */
+export async function defaultWorkflowBundle(): Promise<string> {
+  if (FROM_SOURCES) await buildWorkflowBundle(DEFAULT_BUNDLE_PATH);
+  else workflowBuildId(DEFAULT_BUNDLE_PATH);
+  return DEFAULT_BUNDLE_PATH;
 }
 
 // Webpack's info lines are noise at every start; warnings and errors still show.

@@ -12,7 +12,7 @@ import type { Logger } from '../infra/logger.js';
 import { workflowBuildId } from './bundle.js';
 
 /** This worker's version: null where workers run unversioned (WORKER_VERSIONING=false, the time-skipping server). */
-export function workerVersionOf(config: AppConfig, bundlePath?: string): WorkerVersion | null {
+export function workerVersionOf(config: AppConfig, bundlePath: string): WorkerVersion | null {
   const { versioning } = config.temporal;
   return versioning
     ? { deploymentName: versioning.deploymentName, buildId: versioning.buildId ?? workerBuildId(config, bundlePath) }
@@ -23,7 +23,7 @@ export function workerVersionOf(config: AppConfig, bundlePath?: string): WorkerV
  * The bundle's build id and the codec's mode and keys: a key's rollout is a build to drain (docs/operations.md). Each
  * key by its id and a keyed fingerprint (an HMAC under the key, one-way): an id reused with another key is a new build.
  */
-export function workerBuildId(config: Pick<AppConfig, 'payloadCodec'>, bundlePath?: string): string {
+export function workerBuildId(config: Pick<AppConfig, 'payloadCodec'>, bundlePath: string): string {
   const { mode, keys } = config.payloadCodec;
   const fingerprint = (secret: Buffer) => createHmac('sha256', secret).update('flash-checkout/build-id').digest('hex');
   const codec = createHash('sha256')

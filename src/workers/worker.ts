@@ -22,7 +22,7 @@ import { temporalClientInterceptors, tracingActivityInterceptors, workflowSpanSi
 import { payloadCodecOf, temporalDataConverter } from '../infra/data-converter.js';
 import { PromiseStarter, type PromiseStarterObserver } from '../order/starter.js';
 import { StartPacing } from '../order/start-pacing.js';
-import { WORKFLOW_TRACING_MODULE, WORKFLOWS_PATH } from './bundle.js';
+import { defaultWorkflowBundle } from './bundle.js';
 import { deploymentOptions, workerVersionOf } from './versioning.js';
 import { CurrentVersionWatch, WorkerDeployments, type WorkerVersion } from '../infra/worker-deployments.js';
 import {
@@ -237,7 +237,7 @@ export interface OrderWorkerOptions {
   config: AppConfig;
   connection: NativeConnection;
   activities: WorkerActivities;
-  /** A bundle built by buildWorkflowBundle; without it the worker bundles src/workflows itself (dev, tests). */
+  /** A bundle built by buildWorkflowBundle; default: the build's, or from the sources one built on demand. */
   workflowBundlePath?: string;
   /** Where Temporal's clock, as activity tasks show it, is recorded for the worker's /readyz. */
   clocks?: ClockWatch;
@@ -279,7 +279,9 @@ export class OrderWorkers {
 
 /** Both queues' workers as one deployment version: a pinned order's provider activities run on the order's build. */
 export async function createOrderWorker(options: OrderWorkerOptions): Promise<OrderWorkers> {
-  const { config, activities, workflowBundlePath: bundle } = options;
+  const { config, activities } = options;
+  // Always a built bundle: the code a worker runs is the code its build id names (src/workers/bundle.ts).
+  const bundle = options.workflowBundlePath ?? (await defaultWorkflowBundle());
   const version = workerVersionOf(config, bundle);
   const common = {
     ...deploymentOptions(version),
@@ -300,7 +302,8 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Or
       taskQueue: config.temporal.taskQueue,
       // Encrypts every payload this worker writes; decodes what it reads (src/infra/payload-codec.ts).
       dataConverter: temporalDataConverter(config),
-      ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: WORKFLOWS_PATH }),
+      // The tracing interceptors are in it (src/workers/bundle.ts says why).
+      workflowBundle: { codePath: bundle },
       // Rounds too: a run begun before the deliveries' own queue schedules them here (src/workflows/webhooks.ts).
       activities: { ...activities, ...rounds },
       interceptors: {
@@ -309,8 +312,6 @@ export async function createOrderWorker(options: OrderWorkerOptions): Promise<Or
           ...(options.clocks ? [temporalClockInterceptor(options.clocks)] : []),
           ...tracingActivityInterceptors(),
         ],
-        // Always, as in a prebuilt bundle (src/workers/bundle.ts says why), which has them already (the SDK warns).
-        ...(bundle ? {} : { workflowModules: [WORKFLOW_TRACING_MODULE] }),
       },
       // Where the workflow's spans leave the sandbox: the exporter with tracing on, nowhere without.
       sinks: workflowSpanSinks(),

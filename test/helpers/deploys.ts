@@ -4,7 +4,7 @@
  * processes of a build, shoppers buying, paying and cancelling through the API, `npm run rollout` as an operator runs
  * it, and where each order's workflow tasks ran. One place for test/rollout.test.ts and the cluster suite.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
@@ -25,9 +25,10 @@ import { runScript } from './run-script.js';
 const UNHANDLED_COMMAND =
   proto.temporal.api.enums.v1.WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND;
 
-/** The build of a bundle built by buildWorkflowBundle (its stamp is its build id). */
+/** The build of a bundle built by buildWorkflowBundle; a release before 7b2150e's successors stamped it `.hash`. */
 export function buildOf(bundlePath: string): VariantBuild {
-  return { bundlePath, buildId: readFileSync(`${bundlePath}.hash`, 'utf8').trim() };
+  const stamp = existsSync(`${bundlePath}.build-id`) ? `${bundlePath}.build-id` : `${bundlePath}.hash`;
+  return { bundlePath, buildId: readFileSync(stamp, 'utf8').trim() };
 }
 
 /** `source` with `anchor` replaced once: a change whose anchor moved fails here, not as a broken build. */
