@@ -2,6 +2,7 @@
  * What the fault suite checks once the system is quiet again after a fault: the invariants of
  * docs/fault-tolerance.md held against what the API told its clients during the fault.
  */
+import { RECONCILE_WORKFLOW_TYPE } from '../src/model/workflow-types.js';
 import type { Client } from '@temporalio/client';
 import type { RedisClient } from '../src/infra/redis.js';
 import type { OrderRow, PaymentRow } from '../src/db/rows.js';
@@ -11,7 +12,7 @@ import { parseReservation, saleKeys, type RedisInventory } from '../src/inventor
 import type { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { orderNoTime, orderWorkflowId } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
-import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/reconcile/definitions.js';
+import type { ReconcileReport } from '../src/reconcile/definitions.js';
 import { ANSWER_SLACK_MS } from './gray.js';
 import type { TrafficResult } from '../toolkit/shoppers.js';
 import type { RequestKind, RequestRecord, SameKeyAnswers } from '../toolkit/traffic-records.js';

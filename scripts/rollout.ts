@@ -2,7 +2,7 @@
  * `npm run rollout`: an operator's rollout of a new build during a sale, with the app's configuration (the same
  * variables as the API and the worker). docs/operations.md, "Deploying during a sale", says when to run what.
  *
- *   npm run rollout -- status                     the deployment's versions and their open orders
+ *   npm run rollout -- status                     the deployment's versions and their open runs, by type
  *   npm run rollout -- build-id [bundle]          this checkout's build id (or a built bundle's)
  *   npm run rollout -- promote <build id> [--ramp N] [--no-smoke] [--drain-timeout 30m] [--stop-pids 1,2]
  *                                                 smoke order, make current (or ramp), watch the previous drain
@@ -21,7 +21,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { openStores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { temporalConnectionSettings } from '../src/infra/temporal-connection.js';
-import { WorkerDeployments } from '../src/infra/worker-deployments.js';
+import { describeOpenRuns, openRunsOf, WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { deleteWorkerVersion } from '../toolkit/worker-versions.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { requiredTaskQueues } from '../src/model/order-workflow.js';
@@ -71,7 +71,7 @@ try {
         (status.rampingBuildId ? `, ramping ${status.rampingBuildId} at ${status.rampingPercentage} %` : ''),
     );
     for (const version of status.versions)
-      say(`  ${version.buildId}  ${version.status.padEnd(8)}  ${version.openOrders} open orders`);
+      say(`  ${version.buildId}  ${version.status.padEnd(8)}  ${describeOpenRuns(version)}`);
     if (status.unversionedOpenOrders > 0) say(`  (unversioned)  ${status.unversionedOpenOrders} open orders`);
     if (flags.json) console.log(JSON.stringify(status));
   } else if (command === 'promote') {
@@ -125,7 +125,7 @@ try {
     const status = await deployments.status(deploymentName, config.temporal.taskQueue);
     for (const version of status.versions) {
       if (version.status !== 'DRAINED' && version.status !== 'INACTIVE') continue;
-      if (version.openOrders > 0 || version.buildId === status.currentBuildId) continue;
+      if (openRunsOf(version) > 0 || version.buildId === status.currentBuildId) continue;
       try {
         await deleteWorkerVersion(connection, config.temporal.namespace, identity, {
           deploymentName,

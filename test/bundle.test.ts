@@ -10,7 +10,8 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../src/config/index.js';
-import { buildWorkflowBundle, workflowBuildId, workflowSourceFiles } from '../src/workers/bundle.js';
+import { PINNED_WORKFLOW_TYPES } from '../src/model/workflow-types.js';
+import { bundleEntries, buildWorkflowBundle, workflowBuildId, workflowSourceFiles } from '../src/workers/bundle.js';
 import { workerBuildId } from '../src/workers/versioning.js';
 import { buildInCopy, changeFile, copyCheckout } from './helpers/builds.js';
 
@@ -35,6 +36,14 @@ describe('the workflow bundle', () => {
     expect([...bundled].sort()).toEqual(hashed);
     // Built once: the same sources answer "up to date".
     expect(await buildWorkflowBundle(out)).toBe(false);
+  });
+});
+
+describe('the workflow types', () => {
+  it('every workflow the bundle registers is counted when a build drains, and nothing else', () => {
+    const index = readFileSync(bundleEntries().workflows, 'utf8');
+    const registered = [...index.matchAll(/^export \{ (\w+) \} from/gm)].map(([, name]) => name!);
+    expect([...PINNED_WORKFLOW_TYPES].sort()).toEqual(registered.sort());
   });
 });
 

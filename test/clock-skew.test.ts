@@ -4,6 +4,7 @@
  * stack: nothing it decides may rest on its own clock. Reservations are judged by Redis's clock, and
  * its /readyz shows how far it is from Redis's and MySQL's.
  */
+import { RECONCILE_WORKFLOW_TYPE } from '../src/model/workflow-types.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
@@ -17,7 +18,7 @@ import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
-import { RECONCILE_WORKFLOW_TYPE, type ReconcileReport } from '../src/reconcile/definitions.js';
+import type { ReconcileReport } from '../src/reconcile/definitions.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { appCommandLine, clockAheadBy, type AppRole } from '../stack/app-processes.js';
 import { freePort } from '../stack/process.js';

@@ -4,11 +4,12 @@
  * library, as a merchant's would. The shared database's other files write events too: each check looks at this
  * file's orders only.
  */
+import { ENDPOINT_DELIVERY_WORKFLOW_TYPE } from '../src/model/workflow-types.js';
 import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROUND_MS } from '../src/activities/webhooks.js';
-import { ENDPOINT_DELIVERY_WORKFLOW_TYPE, endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
+import { endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
 import { EndpointDeliveryClient } from '../src/events/endpoint-delivery-client.js';
 import { EndpointSecretBox, generateEndpointSecret } from '../src/events/endpoint-secrets.js';
 import { CustomerReferences, OrderEventFeed } from '../src/events/order-events.js';

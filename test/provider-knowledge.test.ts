@@ -5,13 +5,14 @@
  * caught up by PaymentCatchUpWorkflow, each payment applied exactly once. On the real stack: the API (with its payment
  * owner) with PAYMENT_PROVIDER=stripe, a production worker, MySQL, Redis, Temporal.
  */
+import { CATCH_UP_WORKFLOW_TYPE } from '../src/model/workflow-types.js';
 import { randomUUID } from 'node:crypto';
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { stripeClient } from '../src/payments/providers/stripe/api.js';
 import { ensureCatchUpSchedule } from '../src/workers/schedules.js';
-import { CATCH_UP_WORKFLOW_TYPE, catchUpScheduleId } from '../src/payments/catch-up-definitions.js';
+import { catchUpScheduleId } from '../src/payments/catch-up-definitions.js';
 import type { PaymentCatchUpWorkflow } from '../src/workflows/payments.js';
 import { waitFor } from '../stack/wait-for.js';
 import { TEST_ADMIN_TOKEN } from './helpers/app.js';

@@ -5,6 +5,7 @@
  * payment whose Signal died), then one reconcile run carries out what the order's row decided (the one
  * close) and the invariants hold again.
  */
+import { RECONCILE_WORKFLOW_TYPE } from '../src/model/workflow-types.js';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
@@ -26,7 +27,7 @@ import { waitFor } from '../stack/wait-for.js';
 import { createReconcileActivities } from '../src/activities/reconcile.js';
 import { ensureReconcileSchedule } from '../src/workers/schedules.js';
 import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
-import { RECONCILE_WORKFLOW_TYPE, reconcileScheduleId, type ReconcileReport } from '../src/reconcile/definitions.js';
+import { reconcileScheduleId, type ReconcileReport } from '../src/reconcile/definitions.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { testConfig } from './helpers/env.js';
 import { withMethods } from './helpers/faults.js';

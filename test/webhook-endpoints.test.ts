@@ -5,13 +5,14 @@
  * nothing; a rotation keeps the old secret signing for its overlap; an endpoint disabled and enabled again; deliveries
  * paged, attempts read and events resent; Temporal not answering a wake does not fail the request.
  */
+import { ENDPOINT_DELIVERY_WORKFLOW_TYPE } from '../src/model/workflow-types.js';
 import { randomBytes } from 'node:crypto';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
-import { ENDPOINT_DELIVERY_WORKFLOW_TYPE, endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
+import { endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
 import { resealEndpointSecrets } from '../src/activities/reconcile.js';
 import { EndpointSecretBox } from '../src/events/endpoint-secrets.js';
 import { WebhookEndpoints } from '../src/events/endpoints.js';

@@ -51,6 +51,7 @@
  *   everyOrderClosed             every accepted order's workflow closed; every order its shopper never paid
  *                                CANCELLED, its intents cancelled at Stripe
  */
+import { CATCH_UP_WORKFLOW_TYPE } from '../../src/model/workflow-types.js';
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -58,12 +59,7 @@ import type { Client } from '@temporalio/client';
 import type Stripe from 'stripe';
 import type { PaymentRow } from '../../src/db/rows.js';
 import type { Stores } from '../../src/db/stores.js';
-import {
-  CATCH_UP_WORKFLOW_TYPE,
-  catchUpScheduleId,
-  type CatchUpInput,
-  type CatchUpResult,
-} from '../../src/payments/catch-up-definitions.js';
+import { catchUpScheduleId, type CatchUpInput, type CatchUpResult } from '../../src/payments/catch-up-definitions.js';
 import { settingsOf } from '../../toolkit/provider-config.js';
 import type { StripeSettings } from '../../src/payments/providers/stripe/settings.js';
 import { stripe as stripeProvider } from '../../src/payments/providers/stripe/definition.js';

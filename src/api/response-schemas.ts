@@ -475,9 +475,14 @@ export const deploymentStatusSchema = named('DeploymentStatus', {
     z.object({
       buildId: z.string(),
       status: z.enum(['INACTIVE', 'CURRENT', 'RAMPING', 'DRAINING', 'DRAINED']).meta({
-        description: "Temporal's routing status: DRAINED once no order pinned to it is open (its workers can stop).",
+        description:
+          "Temporal's routing status: DRAINED once no run pinned to it is open, of any type (its workers can stop).",
       }),
       openOrders: int.meta({ description: 'OrderWorkflows open on this build (visibility).' }),
+      openRuns: z.record(z.string(), int).meta({
+        description:
+          'Open runs pinned to this build, by workflow type (orders included): the build drains once all are 0.',
+      }),
     }),
   ),
   unversionedOpenOrders: int.meta({

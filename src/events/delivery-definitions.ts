@@ -1,8 +1,6 @@
 /** The order events' delivery contract: one long-lived workflow per endpoint (types and constants only). */
 import { defineSignal } from '@temporalio/workflow';
 
-export const ENDPOINT_DELIVERY_WORKFLOW_TYPE = 'EndpointDeliveryWorkflow';
-
 export function endpointDeliveryWorkflowId(endpointId: string): string {
   return `order-events-${endpointId}`;
 }

@@ -1,12 +1,8 @@
 /** Starts or wakes an endpoint's delivery workflow (EndpointDeliveryWorkflow): one per endpoint, however often. */
+import { ENDPOINT_DELIVERY_WORKFLOW_TYPE } from '../model/workflow-types.js';
 import type { Client } from '@temporalio/client';
 import type { AppConfig } from '../config/index.js';
-import {
-  ENDPOINT_DELIVERY_WORKFLOW_TYPE,
-  endpointDeliveryWorkflowId,
-  wakeDeliverySignal,
-  type EndpointDeliveryInput,
-} from './delivery-definitions.js';
+import { endpointDeliveryWorkflowId, wakeDeliverySignal, type EndpointDeliveryInput } from './delivery-definitions.js';
 
 export class EndpointDeliveryClient {
   constructor(

@@ -4,9 +4,11 @@
  */
 import proto from '@temporalio/proto';
 import { ORDER_WORKFLOW_TYPE } from '../model/order-workflow.js';
+import { PINNED_WORKFLOW_TYPES } from '../model/workflow-types.js';
 
 type WorkflowService = proto.temporal.api.workflowservice.v1.WorkflowService;
-const { WorkerDeploymentVersionStatus, VersionDrainageStatus } = proto.temporal.api.enums.v1;
+const { WorkerDeploymentVersionStatus, VersionDrainageStatus, TaskQueueKind, TaskQueueType } =
+  proto.temporal.api.enums.v1;
 
 /** A client Connection or a worker's NativeConnection. */
 export interface HasWorkflowService {
@@ -35,9 +37,26 @@ interface DeploymentDescription extends Routing {
 }
 
 export interface DeploymentStatus extends Routing {
-  versions: { buildId: string; status: VersionStatus; openOrders: number }[];
+  versions: {
+    buildId: string;
+    status: VersionStatus;
+    openOrders: number;
+    /** Open runs pinned to it, by workflow type (orders included): what keeps it DRAINING. */
+    openRuns: Record<string, number>;
+  }[];
   /** Orders started before versioning (they run on the current version); not new ones awaiting a first task. */
   unversionedOpenOrders: number;
+}
+
+/** The runs that keep a version draining: each open type with its count ("OrderWorkflow 3, RefundWorkflow 1"). */
+export function describeOpenRuns(version: Pick<DeploymentStatus['versions'][number], 'openRuns'>): string {
+  const open = Object.entries(version.openRuns).filter(([, count]) => count > 0);
+  return open.length > 0 ? open.map(([type, count]) => `${type} ${count}`).join(', ') : 'no open runs';
+}
+
+/** How many runs are pinned to a version and open, of every type. */
+export function openRunsOf(version: Pick<DeploymentStatus['versions'][number], 'openRuns'>): number {
+  return Object.values(version.openRuns).reduce((sum, count) => sum + count, 0);
 }
 
 /** `<deployment name>.<build id>`, as the APIs and the Web UI write it. */
@@ -175,6 +194,35 @@ export class WorkerDeployments {
     }
   }
 
+  /**
+   * Waits (bounded; 0: one look) until a worker of `version` polls the order queue's workflow tasks with a poll that
+   * arrived at `since` or later: the version's queue list (untilPolling) keeps a worker that has since died, and so
+   * does the queue's poller list for minutes, but a dead worker's last poll stays older. `since` is this machine's
+   * clock against the server's: for a process started here.
+   */
+  async untilPolledSince(version: WorkerVersion, orderTaskQueue: string, since: number, timeoutMs: number) {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const { pollers } = await this.service.describeTaskQueue({
+        namespace: this.namespace,
+        taskQueue: { name: orderTaskQueue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+        taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+      });
+      const polls = (pollers ?? []).some(
+        ({ deploymentOptions: of, lastAccessTime }) =>
+          of?.deploymentName === version.deploymentName &&
+          of.buildId === version.buildId &&
+          Date.parse(timestampIso(lastAccessTime) ?? '') >= since,
+      );
+      if (polls) return;
+      if (Date.now() >= until)
+        throw new Error(
+          `no worker of ${versionString(version)} has polled ${orderTaskQueue} since ${new Date(since).toISOString()}`,
+        );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
   /** Null while no worker of it has polled. */
   async describeDeployment(deploymentName: string): Promise<DeploymentDescription | null> {
     const described = await this.describeRaw(deploymentName);
@@ -253,7 +301,10 @@ export class WorkerDeployments {
     return (executions ?? []).slice(0, limit).map((execution) => execution.execution?.workflowId ?? '');
   }
 
-  /** What rollouts print and admins see; the task queue scopes the unversioned count to this deployment's orders. */
+  /**
+   * What rollouts print and admins see; the task queue scopes the unversioned count to this deployment's orders, and
+   * each version's open runs are counted for every pinned workflow type.
+   */
   async status(deploymentName: string, orderTaskQueue: string): Promise<DeploymentStatus> {
     const { versions, createdAt, ...routing } = (await this.describeDeployment(deploymentName)) ?? {
       deploymentName,
@@ -263,11 +314,8 @@ export class WorkerDeployments {
       versions: [],
       createdAt: null,
     };
-    const count = async (clause: string): Promise<number> => {
-      const { count: found } = await this.service.countWorkflowExecutions({
-        namespace: this.namespace,
-        query: `${openOrdersQuery(orderTaskQueue)} AND ${clause}`,
-      });
+    const count = async (query: string): Promise<number> => {
+      const { count: found } = await this.service.countWorkflowExecutions({ namespace: this.namespace, query });
       return Number(found ?? 0);
     };
     // Orders on no version started after the deployment only wait for their first task.
@@ -275,13 +323,24 @@ export class WorkerDeployments {
     return {
       ...routing,
       versions: await Promise.all(
-        versions.map(async ({ buildId, status }) => ({
-          buildId,
-          status,
-          openOrders: await count(versionClause({ deploymentName, buildId })),
-        })),
+        versions.map(async ({ buildId, status }) => {
+          const onIt = versionClause({ deploymentName, buildId });
+          const counts = await Promise.all(
+            PINNED_WORKFLOW_TYPES.map((type) =>
+              count(`WorkflowType = '${type}' AND ExecutionStatus = 'Running' AND ${onIt}`),
+            ),
+          );
+          return {
+            buildId,
+            status,
+            openOrders: await count(`${openOrdersQuery(orderTaskQueue)} AND ${onIt}`),
+            openRuns: Object.fromEntries(PINNED_WORKFLOW_TYPES.map((type, i) => [type, counts[i]!])),
+          };
+        }),
       ),
-      unversionedOpenOrders: await count(`TemporalWorkerDeploymentVersion IS NULL${startedBefore}`),
+      unversionedOpenOrders: await count(
+        `${openOrdersQuery(orderTaskQueue)} AND TemporalWorkerDeploymentVersion IS NULL${startedBefore}`,
+      ),
     };
   }
 

@@ -1,6 +1,4 @@
 /** The catch-up's contract (docs/fault-tolerance.md, "Catching up with Stripe"): types and constants only (bundled). */
-export const CATCH_UP_WORKFLOW_TYPE = 'PaymentCatchUpWorkflow';
-
 /** The Schedule that runs the catch-up every STRIPE_CATCH_UP_INTERVAL; one per task queue, as the reconciler's. */
 export function catchUpScheduleId(taskQueue: string): string {
   return `flash-checkout-payment-catch-up-${taskQueue}`;

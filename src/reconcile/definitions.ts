@@ -1,5 +1,4 @@
 /** The reconciler's contract: workflow type, schedule id, input and report (types and constants only). */
-export const RECONCILE_WORKFLOW_TYPE = 'ReconcileWorkflow';
 /** One Schedule per task queue: deployments sharing a namespace (staging beside production) reconcile their own. */
 export function reconcileScheduleId(taskQueue: string): string {
   return `flash-checkout-reconcile-${taskQueue}`;

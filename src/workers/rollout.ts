@@ -1,5 +1,5 @@
 /** `npm run rollout` (docs/operations.md, "Deploying during a sale"); a rollback targets the old build. */
-import type { WorkerDeployments, WorkerVersion } from '../infra/worker-deployments.js';
+import { describeOpenRuns, type WorkerDeployments, type WorkerVersion } from '../infra/worker-deployments.js';
 import type { SalesService } from '../sales/sales-service.js';
 import { runSmokeOrder, SMOKE_SALE, type SmokeOrderResult } from '../order/smoke-order.js';
 import { Refusal } from '../infra/refusal.js';
@@ -76,7 +76,7 @@ export async function rollout(options: RolloutOptions) {
     const now = await deployments.status(name, options.taskQueue);
     const previous = now.versions.find((version) => version.buildId === previousBuildId);
     say(
-      `previous ${previousBuildId}: ${previous?.status ?? 'gone'}, ${previous?.openOrders ?? 0} open orders; ` +
+      `previous ${previousBuildId}: ${previous?.status ?? 'gone'}, ${previous ? describeOpenRuns(previous) : 'no open runs'}; ` +
         `target: ${now.versions.find((version) => version.buildId === target.buildId)?.openOrders ?? 0}`,
     );
     if (!previous || previous.status === 'DRAINED') {

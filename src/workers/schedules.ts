@@ -1,4 +1,5 @@
 /** The worker's Temporal Schedules, made or updated (idempotent) by the current build's workers: reconcile, catch-up */
+import { CATCH_UP_WORKFLOW_TYPE, RECONCILE_WORKFLOW_TYPE } from '../model/workflow-types.js';
 import {
   ScheduleAlreadyRunning,
   ScheduleOverlapPolicy,
@@ -7,9 +8,9 @@ import {
   type ScheduleOptionsStartWorkflowAction,
 } from '@temporalio/client';
 import type { AppConfig } from '../config/index.js';
-import { RECONCILE_WORKFLOW_TYPE, reconcileScheduleId } from '../reconcile/definitions.js';
+import { reconcileScheduleId } from '../reconcile/definitions.js';
 import type { ReconcileWorkflow } from '../workflows/reconcile.js';
-import { CATCH_UP_WORKFLOW_TYPE, catchUpScheduleId } from '../payments/catch-up-definitions.js';
+import { catchUpScheduleId } from '../payments/catch-up-definitions.js';
 import type { PaymentCatchUpWorkflow } from '../workflows/payments.js';
 import { catchUpProvider } from '../payments/providers/definition.js';
 import { paymentProviders } from '../payments/providers/registry.js';
