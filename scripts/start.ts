@@ -9,16 +9,12 @@ import { join, resolve } from 'node:path';
 import { loadConfig } from '../src/config/index.js';
 import { startStack, type RunningStack } from '../stack/index.js';
 import { migrateSchema, shutdownOnSignals } from '../stack/launcher.js';
-import { spawnAppProcess, startAppProcess } from '../stack/app-processes.js';
-import { Supervised } from '../stack/supervisor.js';
 import { traceExporterFromEnv } from '../src/infra/tracing.js';
-import { buildWorkflowBundle } from '../src/workers/bundle.js';
+import { startLocalApps, type LocalApps } from '../stack/local-apps.js';
 import { loadToolPaths } from '../stack/services.js';
 import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
 import { startStripeMock, type RunningStripeMock } from '../stack/stripe-mock.js';
 import { startStripeDouble, type StripeDouble } from '../stack/stripe-double.js';
-import { drainOlderBuilds, keepBundle, type OlderBuilds } from '../stack/older-builds.js';
-import { workerBuildId } from '../src/workers/versioning.js';
 import { settingsOf } from '../toolkit/provider-config.js';
 import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 
@@ -38,12 +34,10 @@ let stack: RunningStack | undefined;
 let zipkin: RunningZipkin | undefined;
 let stripeMock: RunningStripeMock | undefined;
 let stripeDouble: StripeDouble | undefined;
-let olderBuilds: OlderBuilds | undefined;
-const apps: Supervised[] = [];
+let apps: LocalApps | undefined;
 const { shutdown } = shutdownOnSignals(say, async () => {
-  // API first (no new orders), then the worker (in-flight activities finish), then the servers.
-  for (const app of [...apps].reverse()) await app.stop(15_000);
-  await olderBuilds?.stop();
+  // API first (no new orders), then the workers (in-flight activities finish), then the servers.
+  await apps?.stop();
   await zipkin?.process.stop();
   await stripeDouble?.stop();
   await stripeMock?.process.stop();
@@ -87,71 +81,10 @@ try {
 
   await migrateSchema(config, say);
 
-  const bundle = join(dataDir, 'build', 'workflow-bundle.js');
-  const tb = Date.now();
-  say(
-    (await buildWorkflowBundle(bundle))
-      ? `workflow bundle built in ${Date.now() - tb} ms`
-      : 'workflow bundle up to date',
-  );
-
-  // Every build's bundle is kept: orders an earlier start left open are pinned to theirs (stack/older-builds.ts).
-  const versionsDir = join(dataDir, 'build', 'versions');
-  const buildId = keepBundle(bundle, versionsDir, workerBuildId(config, bundle));
-
   const apiUrl = `http://127.0.0.1:${config.port}`;
-  // Spawned only: the local worker's health port may be off (WORKER_HEALTH_PORT=0), and nothing below waits for it.
-  const worker = new Supervised(
-    'worker',
-    async () =>
-      spawnAppProcess({
-        role: 'worker',
-        root,
-        logFile: 'inherit',
-        env: {
-          ...env,
-          WORKFLOW_BUNDLE_PATH: bundle,
-          WORKER_METRICS_PORT: String(config.workerMetricsPort),
-          WORKER_HEALTH_PORT: String(config.workerHealthPort),
-        },
-      }),
-    supervision,
-  );
-  const api = new Supervised('api', () => startAppProcess({ role: 'api', root, logFile: 'inherit', env }), supervision);
-  // The Web UI's decoder (src/api/codec-server.ts): on loopback, answering the stack's UI origins (stack.env).
   const codecUrl = config.codecServer.port ? `http://127.0.0.1:${config.codecServer.port}` : undefined;
-  const codecServer = codecUrl
-    ? new Supervised(
-        'codec-server',
-        () => startAppProcess({ role: 'codec-server', root, logFile: 'inherit', env }),
-        supervision,
-      )
-    : undefined;
-  apps.push(worker, ...(codecServer ? [codecServer] : []), api);
-  await worker.start();
-  await codecServer?.start();
-  await api.start();
-  olderBuilds = await drainOlderBuilds({
-    config,
-    currentBuildId: buildId,
-    versionsDir,
-    say,
-    startDrainWorker: async (id, bundlePath) =>
-      spawnAppProcess({
-        role: 'worker',
-        name: `worker ${id}`,
-        root,
-        logFile: join(dataDir, 'build', `drain-worker-${id}.log`),
-        env: {
-          ...env,
-          WORKFLOW_BUNDLE_PATH: bundlePath,
-          WORKER_BUILD_ID: id,
-          WORKER_PROMOTE: 'by-rollout',
-          WORKER_METRICS_PORT: '0',
-          WORKER_HEALTH_PORT: '0',
-        },
-      }),
-  });
+  apps = await startLocalApps({ root, dataDir, env, config, say, supervision });
+  const { buildId } = apps;
 
   say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   say(`  API + dashboard  ${apiUrl}/`);

@@ -1,19 +1,23 @@
 /**
  * `npm start` across workflow changes (docs/operations.md, "Deploying during a sale"): each start's worker makes its
- * own build current, so the orders a previous start left open stay pinned to that build. The bundle of every build is
- * kept under .data/build/versions/; a drain worker runs each older build that still has open orders until they have
- * all closed, then stops, and drained versions are deleted (a deployment keeps at most 100).
+ * own build current, so the runs a previous start left open (orders, refunds, a reconcile) stay pinned to that build.
+ * The bundle of every build is kept under .data/build/versions/; a supervised drain worker runs each older build that
+ * still has open runs of any type until they have all closed, then stops, and drained versions are deleted (a
+ * deployment keeps at most 100).
  */
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import type { AppConfig } from '../src/config/index.js';
 import { temporalConnectionSettings } from '../src/infra/temporal-connection.js';
-import { WorkerDeployments } from '../src/infra/worker-deployments.js';
+import { describeOpenRuns, openRunsOf, WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { deleteWorkerVersion } from '../toolkit/worker-versions.js';
 import type { ManagedProcess } from './process.js';
+import { Supervised, type SupervisorOptions } from './supervisor.js';
 
 export interface OlderBuilds {
+  /** The drain worker of each older build with open runs, by build id. */
+  readonly draining: ReadonlyMap<string, Supervised>;
   /** Stops the watch and every drain worker. */
   stop(): Promise<void>;
 }
@@ -30,9 +34,10 @@ export function keepBundle(bundlePath: string, versionsDir: string, buildId: str
 }
 
 /**
- * Starts a drain worker (`startDrainWorker`: a worker process on the kept bundle, promoting nothing) for each older
- * build with open orders whose bundle is kept, says how many orders wait on builds that are not, and every `everyMs`
- * stops the drain workers of drained builds and deletes drained versions.
+ * Starts a drain worker (`startDrainWorker`: a worker process on the kept bundle, promoting nothing; restarted when it
+ * dies, as `supervision` says) for each older build with open runs whose bundle is kept, and resolves once each polls:
+ * an API started after it finds every live build served. Says how many runs wait on builds whose bundle is not here.
+ * Every `everyMs` it looks again, stops the drain workers of drained builds and deletes drained versions.
  */
 export async function drainOlderBuilds(options: {
   config: AppConfig;
@@ -40,14 +45,15 @@ export async function drainOlderBuilds(options: {
   versionsDir: string;
   startDrainWorker: (buildId: string, bundlePath: string) => Promise<ManagedProcess>;
   say: (line: string) => void;
+  supervision?: SupervisorOptions;
   everyMs?: number;
 }): Promise<OlderBuilds> {
   const { config, currentBuildId, versionsDir, say } = options;
   const versioning = config.temporal.versioning;
-  if (!versioning) return { stop: async () => {} };
+  if (!versioning) return { draining: new Map(), stop: async () => {} };
   const connection = await Connection.connect(temporalConnectionSettings(config));
   const deployments = new WorkerDeployments(connection, config.temporal.namespace, 'npm-start');
-  const draining = new Map<string, ManagedProcess>();
+  const draining = new Map<string, Supervised>();
   let stopped = false;
   let first = true;
 
@@ -57,22 +63,28 @@ export async function drainOlderBuilds(options: {
       if (version.buildId === currentBuildId) continue;
       const bundle = join(versionsDir, `${version.buildId}.js`);
       const worker = draining.get(version.buildId);
-      // DRAINING: the server still counts open workflows pinned to it, of any type (an endpoint's delivery too).
-      const pinned = version.openOrders > 0 || version.status === 'DRAINING';
-      if (pinned && !worker && !stopped) {
+      // Open runs of any pinned type, or DRAINING: the server counts them too, after its drainage refresh.
+      const open = openRunsOf(version);
+      if ((open > 0 || version.status === 'DRAINING') && !worker && !stopped) {
         if (existsSync(bundle)) {
-          say(
-            `build ${version.buildId}: ${version.status}, ${version.openOrders} open orders pinned to it; ` +
-              'a drain worker runs what is pinned to it',
+          const drainWorker = new Supervised(
+            `drain worker ${version.buildId}`,
+            () => options.startDrainWorker(version.buildId, bundle),
+            options.supervision,
           );
-          draining.set(version.buildId, await options.startDrainWorker(version.buildId, bundle));
+          draining.set(version.buildId, drainWorker);
+          const startedAt = Date.now();
+          await drainWorker.start();
+          const polling = { deploymentName: versioning.deploymentName, buildId: version.buildId };
+          await deployments.untilPolledSince(polling, config.temporal.taskQueue, startedAt, 60_000);
+          say(`build ${version.buildId}: ${version.status}, ${describeOpenRuns(version)}; its drain worker polls`);
         } else {
           say(
-            `build ${version.buildId}: ${version.openOrders} open orders pinned to it and no bundle of it here; ` +
+            `build ${version.buildId}: ${describeOpenRuns(version)} pinned to it and no bundle of it here; ` +
               `run that checkout's worker with WORKER_BUILD_ID=${version.buildId} WORKER_PROMOTE=by-rollout`,
           );
         }
-      } else if (version.openOrders === 0 && version.status === 'DRAINED') {
+      } else if (open === 0 && version.status === 'DRAINED') {
         if (worker) {
           draining.delete(version.buildId);
           await worker.stop();
@@ -100,6 +112,7 @@ export async function drainOlderBuilds(options: {
   const timer = setInterval(() => void look().catch(() => undefined), options.everyMs ?? 30_000);
   timer.unref();
   return {
+    draining,
     async stop() {
       stopped = true;
       clearInterval(timer);

@@ -1,6 +1,6 @@
 /**
  * The workflow bundle: built once from a checkout's src/ and named by its emitted code, so a build id changes only
- * when the code Temporal replays does (docs/operations.md, "Build ids").
+ * when the code Temporal replays does (docs/operations.md, "Deploying during a sale").
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';

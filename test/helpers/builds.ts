@@ -16,13 +16,23 @@ export interface VariantBuild {
 }
 
 /**
- * A copy of this checkout's src/, scripts/ and manifests at `dir`: what a fresh clone elsewhere holds. Its node_modules
+ * A copy of this checkout at `dir` (what its processes read: src/, scripts/, lua/, migrations/, web/ and the
+ * manifests): what a fresh clone elsewhere holds. Its node_modules
  * is a copy of hard links (in a second), not a symlink: webpack orders modules by their loaders' paths, which a link
  * would leave in this checkout.
  */
 export function copyCheckout(dir: string): string {
   mkdirSync(dir, { recursive: true });
-  for (const entry of ['src', 'scripts', 'package.json', 'package-lock.json', 'tsconfig.json'])
+  for (const entry of [
+    'src',
+    'scripts',
+    'lua',
+    'migrations',
+    'web',
+    'package.json',
+    'package-lock.json',
+    'tsconfig.json',
+  ])
     cpSync(join(root, entry), join(dir, entry), { recursive: true });
   const linked = spawnSync('cp', ['-al', join(root, 'node_modules'), join(dir, 'node_modules')]);
   // Another file system: a plain copy.

@@ -38,15 +38,47 @@ function replaceOnce(source: string, anchor: string, replacement: string): strin
   return source.replace(anchor, replacement);
 }
 
-/** Build B: each order persisted one durable timer later, a change A's histories do not replay on. */
-export function buildChangedOrderWorkflow(dir: string): Promise<VariantBuild> {
-  return buildVariant(dir, 'b', 'workflows/order.ts', (source) =>
-    replaceOnce(
-      replaceOnce(source, '  proxyActivities,\n', '  proxyActivities,\n  sleep,\n'),
-      '      const persisted = await persistOrder({ ...this.input, paymentDeadline: this.facts.paymentDeadline });',
-      '      await sleep(1);\n      const persisted = await persistOrder({ ...this.input, paymentDeadline: this.facts.paymentDeadline });',
-    ),
+export interface RanOn {
+  buildIds: string[];
+  failedTasks: number;
+  closed: boolean;
+}
+
+/**
+ * The build ids that completed a workflow's tasks, how many of its tasks failed, and whether it closed.
+ * A task refused as UnhandledCommand is not counted: the server refuses a completion when an event (a second
+ * payment Signal, say) arrived while the task ran, so that the workflow sees it; the task runs again, on its build.
+ */
+export async function ranOn(temporal: Client, workflowId: string): Promise<RanOn> {
+  const handle = temporal.workflow.getHandle(workflowId);
+  const history = await handle.fetchHistory();
+  const buildIds = new Set<string>();
+  let failedTasks = 0;
+  for (const event of history.events ?? []) {
+    const completed = event.workflowTaskCompletedEventAttributes;
+    if (completed) buildIds.add(completed.deploymentVersion?.buildId || '(none)');
+    const failed = event.workflowTaskFailedEventAttributes;
+    if (failed && failed.cause !== UNHANDLED_COMMAND) {
+      failedTasks++;
+      console.warn(`[deploy] ${workflowId}: a workflow task failed (${failed.cause}): ${failed.failure?.message}`);
+    }
+  }
+  const { status } = await handle.describe();
+  return { buildIds: [...buildIds], failedTasks, closed: status.name !== 'RUNNING' };
+}
+
+/** Build B's change to src/workflows/order.ts: each order persisted one durable timer later (A's do not replay). */
+export function persistOneTimerLater(source: string): string {
+  return replaceOnce(
+    replaceOnce(source, '  proxyActivities,\n', '  proxyActivities,\n  sleep,\n'),
+    '      const persisted = await persistOrder({ ...this.input, paymentDeadline: this.facts.paymentDeadline });',
+    '      await sleep(1);\n      const persisted = await persistOrder({ ...this.input, paymentDeadline: this.facts.paymentDeadline });',
   );
+}
+
+/** Build B: this checkout with persistOneTimerLater, bundled. */
+export function buildChangedOrderWorkflow(dir: string): Promise<VariantBuild> {
+  return buildVariant(dir, 'b', 'workflows/order.ts', persistOneTimerLater);
 }
 
 /**
@@ -176,27 +208,9 @@ export class DeployDriver {
     );
   }
 
-  /**
-   * The build ids that completed the order's workflow tasks, how many of its tasks failed, and whether it closed.
-   * A task refused as UnhandledCommand is not counted: the server refuses a completion when an event (a second
-   * payment Signal, say) arrived while the task ran, so that the workflow sees it; the task runs again, on its build.
-   */
-  async ranOn(orderNo: string): Promise<{ buildIds: string[]; failedTasks: number; closed: boolean }> {
-    const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderNo));
-    const history = await handle.fetchHistory();
-    const buildIds = new Set<string>();
-    let failedTasks = 0;
-    for (const event of history.events ?? []) {
-      const completed = event.workflowTaskCompletedEventAttributes;
-      if (completed) buildIds.add(completed.deploymentVersion?.buildId || '(none)');
-      const failed = event.workflowTaskFailedEventAttributes;
-      if (failed && failed.cause !== UNHANDLED_COMMAND) {
-        failedTasks++;
-        console.warn(`[rollout] ${orderNo}: a workflow task failed (${failed.cause}): ${failed.failure?.message}`);
-      }
-    }
-    const { status } = await handle.describe();
-    return { buildIds: [...buildIds], failedTasks, closed: status.name !== 'RUNNING' };
+  /** ranOn() of the order's workflow. */
+  async ranOn(orderNo: string): Promise<RanOn> {
+    return ranOn(this.deps.temporal, orderWorkflowId(orderNo));
   }
 
   /** Waits (bounded) until each order's workflow has closed. */
