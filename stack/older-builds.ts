@@ -11,7 +11,6 @@ import { Connection } from '@temporalio/client';
 import type { AppConfig } from '../src/config/index.js';
 import { temporalConnectionSettings } from '../src/infra/temporal-connection.js';
 import { describeOpenRuns, openRunsOf, WorkerDeployments } from '../src/infra/worker-deployments.js';
-import { deleteWorkerVersion } from '../toolkit/worker-versions.js';
 import type { ManagedProcess } from './process.js';
 import { Supervised, type SupervisorOptions } from './supervisor.js';
 
@@ -91,10 +90,7 @@ export async function drainOlderBuilds(options: {
           say(`build ${version.buildId}: drained; its drain worker stopped`);
         }
         // Refused while the server still counts its pollers (a few minutes after they stopped): tried again later.
-        await deleteWorkerVersion(connection, config.temporal.namespace, 'npm-start', {
-          deploymentName: versioning.deploymentName,
-          buildId: version.buildId,
-        }).then(
+        await deployments.deleteVersion({ deploymentName: versioning.deploymentName, buildId: version.buildId }).then(
           () => say(`build ${version.buildId}: drained version deleted`),
           () => undefined,
         );

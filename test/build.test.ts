@@ -138,6 +138,23 @@ describe('the compiled processes', () => {
     expect(await reply.json()).toMatchObject({ sku, quantity: 1, status: 'AWAITING_PAYMENT' });
   });
 
+  it('the rollout tool runs from dist/ with Temporal alone: no MySQL, no Redis, nothing installed', async () => {
+    const unreachable = `127.0.0.1:${await freePort()}`;
+    const env = {
+      ...process.env,
+      ...inject('stackEnv'),
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      MYSQL_URL: `mysql://flash:flash@${unreachable}/flash`,
+      REDIS_URL: `redis://${unreachable}`,
+    };
+    const buildId = await run(process.execPath, [join(root, 'dist/workers/rollout-main.js'), 'build-id'], env);
+    expect(buildId.code, buildId.output).toBe(0);
+    expect(buildId.output.trim()).toBe(workerBuildId(config, inject('workflowBundlePath')));
+    const status = await run(process.execPath, [join(root, 'dist/workers/rollout-main.js'), 'status', '--json'], env);
+    expect(status.code, status.output).toBe(0);
+    expect(status.output).toContain(`[rollout] deployment ${config.temporal.versioning!.deploymentName}:`);
+  });
+
   it("the compiled worker polls as this checkout's build id: dist/ names its bundle as src/ does", async () => {
     const fromSources = workerBuildId(config, inject('workflowBundlePath'));
     expect(workerBuildId(config, join(root, 'dist', 'workflow-bundle.js'))).toBe(fromSources);

@@ -26,6 +26,7 @@ import { waitFor } from '../stack/wait-for.js';
 import type { TrafficPlan } from '../toolkit/shoppers.js';
 import { API_TEST_ENV } from './helpers/app.js';
 import type { VariantBuild } from './helpers/builds.js';
+import type { ManagedProcess } from '../stack/process.js';
 import { DeployDriver, deployTrafficPlan } from './helpers/deploys.js';
 import { testConfig } from './helpers/env.js';
 import { openStackClients, type StackClients } from './helpers/stack-clients.js';
@@ -100,15 +101,17 @@ async function switchTo(step: Step): Promise<void> {
   plan.apiUrls.splice(0, plan.apiUrls.length, api.url);
 }
 
-/** Runs the rollout to `step`'s build, stopping `previous`'s worker once drained, while `during` runs. */
-async function rollTo(step: Step, previousPid: number, during: () => Promise<void>): Promise<void> {
+/** Runs the rollout to `step`'s build while `during` runs, then stops `previous`'s worker once drained. */
+async function rollTo(step: Step, previous: ManagedProcess, during: () => Promise<void>): Promise<void> {
   const lines: string[] = [];
-  const deploy = driver.rollout(builds[step], ['--drain-timeout', '120s', '--stop-pids', String(previousPid)], lines);
+  const deploy = driver.rollout(builds[step], ['--drain-timeout', '120s'], lines);
   await driver.untilCurrent(lines, `the rollout to make ${step} current`);
   await during();
   const deployed = await deploy;
   expect(deployed.code, deployed.output).toBe(0);
-  expect(deployed.report).toMatchObject({ targetBuildId: builds[step].buildId, previousStopped: true });
+  expect(deployed.report).toMatchObject({ targetBuildId: builds[step].buildId });
+  expect(deployed.report?.drainedAfterMs).not.toBeNull();
+  await previous.stop(15_000);
 }
 
 /**
@@ -152,7 +155,7 @@ it('turns encryption on, rotates the key and rolls the rotation back, with order
   await switchTo('k1');
   const k1Worker = driver.startWorker(builds.k1, 'by-rollout', STEPS.k1);
   let onK1: string[] = [];
-  await rollTo('k1', plainWorker.pid, async () => {
+  await rollTo('k1', plainWorker, async () => {
     onK1 = await driver.sell('k1', 4);
     await driver.pay(onPlain.slice(2, 4));
     await driver.cancel(onPlain.slice(4));
@@ -162,7 +165,7 @@ it('turns encryption on, rotates the key and rolls the rotation back, with order
   await switchTo('k1ThenK2');
   const k1ThenK2Worker = driver.startWorker(builds.k1ThenK2, 'by-rollout', STEPS.k1ThenK2);
   let onK1ThenK2: string[] = [];
-  await rollTo('k1ThenK2', k1Worker.pid, async () => {
+  await rollTo('k1ThenK2', k1Worker, async () => {
     onK1ThenK2 = await driver.sell('k1k2', 4);
     await driver.pay(onK1.slice(0, 2));
     await driver.cancel(onK1.slice(2));
@@ -172,7 +175,7 @@ it('turns encryption on, rotates the key and rolls the rotation back, with order
   await switchTo('k2');
   const k2Worker = driver.startWorker(builds.k2, 'by-rollout', STEPS.k2);
   let onK2: string[] = [];
-  await rollTo('k2', k1ThenK2Worker.pid, async () => {
+  await rollTo('k2', k1ThenK2Worker, async () => {
     onK2 = await driver.sell('k2', 4);
     await driver.pay(onK1ThenK2.slice(0, 2));
     await driver.cancel(onK1ThenK2.slice(2));
@@ -182,7 +185,7 @@ it('turns encryption on, rotates the key and rolls the rotation back, with order
   await switchTo('k1ThenK2');
   driver.startWorker(builds.k1ThenK2, 'by-rollout', STEPS.k1ThenK2);
   let back: string[] = [];
-  await rollTo('k1ThenK2', k2Worker.pid, async () => {
+  await rollTo('k1ThenK2', k2Worker, async () => {
     back = await driver.sell('back', 2);
     await driver.pay(onK2.slice(0, 2));
     await driver.cancel(onK2.slice(2));

@@ -31,9 +31,10 @@
  *     APPLIED. New orders (10) run on B; 2 of them are paid on B. A drains.
  *  3. The rollback, in full (workers and API: what an operator does with a release that misbehaves): A's release
  *     deployed again (a worker by-rollout, and its API; A's first worker still runs), `rollout promote A` with B's 8
- *     orders open and `--stop-pids` B's worker, the API switched back to A's. B's open orders are paid (4) through A's
- *     webhook and cancelled (4) through A's API: each closes on B's build (pinned to B), none failed, A's webhook
- *     answers APPLIED. New orders (4) run on A again (2 paid, 2 cancelled). B drains; the rollout stops its worker.
+ *     orders open (its smoke order through B's API), the API switched back to A's. B's open orders are paid (4)
+ *     through A's webhook and cancelled (4) through A's API: each closes on B's build (pinned to B), none failed, A's
+ *     webhook answers APPLIED. New orders (4) run on A again (2 paid, 2 cancelled). B drains; then its worker is
+ *     stopped (the platform's job: the rollout stops nothing).
  *  4. At rest: the sale's invariants hold (and the smoke sale's), every checkout answered 202 has its order row, and
  *     the sale sold exactly the 16 units paid for.
  *
@@ -264,11 +265,12 @@ it('deploys this checkout over 7b2150e mid-sale, then rolls back to 7b2150e: eac
   const openOnA = onA.slice(3);
 
   // ── 2. The deploy: B beside A, promoted, the API switched to B's ─────────────────────────────────────────────────
+  // B's release up beside A's (its worker and its API, which runs the rollout's smoke order), then promoted.
   const workerB = driver.startWorker(buildB, 'by-rollout');
-  const lines: string[] = [];
-  const deploy = driver.rollout(buildB, ['--drain-timeout', '120s'], lines);
-  await driver.untilCurrent(lines, 'the rollout to make B current');
   const apiB = await startApiOfB(sale);
+  const lines: string[] = [];
+  const deploy = driver.rollout(buildB, ['--drain-timeout', '120s', '--api', apiB.url], lines);
+  await driver.untilCurrent(lines, 'the rollout to make B current');
   routeTrafficTo(sale, apiB.url);
   await stopApiOf(releaseA);
   // New orders start on B; A's open orders are paid and cancelled through B's API while A drains.
@@ -283,7 +285,6 @@ it('deploys this checkout over 7b2150e mid-sale, then rolls back to 7b2150e: eac
   expect(deployed.report).toMatchObject({
     previousBuildId: buildA.buildId,
     targetBuildId: buildB.buildId,
-    previousStopped: false,
   });
   // The 9 awaiting payment, and the 3 paid ones if visibility had not seen them close yet.
   expect(deployed.report?.openAtSwitch[buildA.buildId]).toBeGreaterThanOrEqual(9);
@@ -299,7 +300,8 @@ it('deploys this checkout over 7b2150e mid-sale, then rolls back to 7b2150e: eac
   // ── 3. The rollback, in full: A's release again, promoted with B's orders open, the API switched back ────────────
   const redeployA = await deployReleaseA(sale, 'rollout-builds-a-again', 'by-rollout');
   const backLines: string[] = [];
-  const rollback = driver.rollout(buildA, ['--drain-timeout', '120s', '--stop-pids', String(workerB.pid)], backLines);
+  // The rollout of this release (A's has no smoke route): its smoke order through B's API, pinned to A.
+  const rollback = driver.rollout(buildA, ['--drain-timeout', '120s', '--api', apiB.url], backLines);
   await driver.untilCurrent(backLines, 'the rollback to make A current');
   routeTrafficTo(sale, redeployA.url);
   await closeApiOfB(apiB);
@@ -315,10 +317,11 @@ it('deploys this checkout over 7b2150e mid-sale, then rolls back to 7b2150e: eac
   expect(rolledBack.report).toMatchObject({
     previousBuildId: buildB.buildId,
     targetBuildId: buildA.buildId,
-    previousStopped: true,
   });
   expect(rolledBack.report?.openAtSwitch[buildB.buildId]).toBe(8);
-  expect(workerB.exitCodeNow).not.toBeUndefined();
+  // Drained: stopping its workers is the platform's, never the rollout's.
+  expect(workerB.exitCodeNow).toBeUndefined();
+  await workerB.stop(15_000);
   expect(releaseA.worker.exitCodeNow, 'A’s first worker ran throughout').toBeUndefined();
   await driver.untilClosed(backOnA, 'the orders after the rollback to close');
   expect(await statusesOf(onB)).toEqual([...onB.slice(0, 6).map(() => 'PAID'), ...onB.slice(6).map(() => 'CANCELLED')]);

@@ -173,7 +173,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   );
 
   const lines: string[] = [];
-  const deploy = driver.rollout(buildB, ['--drain-timeout', '120s', '--stop-pids', String(workerA.pid)], lines);
+  const deploy = driver.rollout(buildB, ['--drain-timeout', '120s'], lines);
   // A burst of 60 shoppers across the switch: each order is started on whichever build is current then.
   const bursting = driver.buy('burst', 60);
   await driver.untilCurrent(lines, 'the rollout to make B current');
@@ -197,7 +197,6 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   expect(report).toMatchObject({
     previousBuildId: buildA.buildId,
     targetBuildId: buildB.buildId,
-    previousStopped: true,
   });
   // 15 awaiting payment, and the 5 paid ones if their workflows had not closed yet (visibility, as operators see it).
   expect(report.openAtSwitch[buildA.buildId]).toBeGreaterThanOrEqual(15);
@@ -206,8 +205,28 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   expect(report.smoke).toMatchObject({ status: 'CANCELLED' });
   expect(await stores.orders.getOrder(report.smoke!.orderNo)).toMatchObject({ status: 'CANCELLED' });
   expect(await stores.events.eventsOf(report.smoke!.orderNo)).toEqual([]);
-  expect(workerA.exitCodeNow).not.toBeUndefined();
+  // Drained: stopping its workers is the platform's, never the rollout's.
+  expect(workerA.exitCodeNow).toBeUndefined();
+  await workerA.stop(15_000);
   await driver.untilClosed(burst, 'the burst’s paid orders to close');
+  // The smoke route refuses what no rollout would ask: a malformed build id, a build no worker polls (before any unit
+  // is reserved).
+  const smokeOrder = (buildId: string) =>
+    fetch(`${api.url}/api/admin/deployment/smoke-orders`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ buildId }),
+    });
+  const malformed = await smokeOrder('__reserved');
+  expect([malformed.status, ((await malformed.json()) as { error: { code: string } }).error.code]).toEqual([
+    400,
+    'INVALID_REQUEST',
+  ]);
+  const unpolled = await smokeOrder('no-worker-polls-this');
+  expect(unpolled.status).toBe(502);
+  expect(await unpolled.json()).toMatchObject({
+    error: { code: 'SMOKE_ORDER_FAILED', message: expect.stringContaining('no worker of') },
+  });
   // The operator's view: B current with its 5 unpaid orders, A drained.
   const view = await fetch(`${api.url}/api/admin/deployment`, {
     headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}` },
@@ -264,7 +283,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   const rampLines: string[] = [];
   const ramped = await driver.rollout(buildA, ['--ramp', '50', '--no-smoke'], rampLines);
   expect(ramped.code, ramped.output).toBe(0);
-  expect(ramped.report).toMatchObject({ ramped: 50, previousStopped: false });
+  expect(ramped.report).toMatchObject({ ramped: 50 });
   // A's restarted worker polls and ramps: B is still current, and A's restart reverted nothing.
   expect(await reconcileEveryMs(), 'A ramping, B current').toBe(29_000);
   expect(await deployments.describeDeployment(taskQueue)).toMatchObject({
@@ -273,7 +292,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
     rampingPercentage: 50,
   });
   const backLines: string[] = [];
-  const rollback = driver.rollout(buildA, ['--drain-timeout', '120s', '--stop-pids', String(workerB.pid)], backLines);
+  const rollback = driver.rollout(buildA, ['--drain-timeout', '120s'], backLines);
   await driver.untilCurrent(backLines, 'the rollback to make A current');
   await waitFor(async () => (await reconcileEveryMs()) === 30_000, {
     what: "A's workers to write the reconcile Schedule again once A is current",
@@ -290,10 +309,11 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   expect(backReport).toMatchObject({
     previousBuildId: buildB.buildId,
     targetBuildId: buildA.buildId,
-    previousStopped: true,
   });
   expect(backReport.openAtSwitch[buildB.buildId]).toBe(5);
-  expect(workerB.exitCodeNow).not.toBeUndefined();
+  // Drained: stopping its workers is the platform's, never the rollout's.
+  expect(workerB.exitCodeNow).toBeUndefined();
+  await workerB.stop(15_000);
   for (const orderNo of onB)
     expect(await driver.ranOn(orderNo), orderNo).toEqual({ buildIds: [buildB.buildId], failedTasks: 0, closed: true });
   for (const orderNo of backOnA)
@@ -415,7 +435,7 @@ it('an order started before versioning runs on the first version and holds back 
     const [before] = await queueDriver.sell('pre', 1);
     await unversioned.stop(15_000);
     // The first versioned build becomes current and takes the unversioned order's tasks.
-    const workerA = queueDriver.startWorker(buildA, 'on-start');
+    queueDriver.startWorker(buildA, 'on-start');
     await waitFor(async () => (await deployments.describeDeployment(queue))?.currentBuildId === buildA.buildId, {
       what: 'build A to be current',
       timeoutMs: 60_000,
@@ -446,11 +466,7 @@ it('an order started before versioning runs on the first version and holds back 
       timeoutMs: 30_000,
       intervalMs: 250,
     });
-    const deployed = await queueDriver.rollout(
-      buildB,
-      ['--drain-timeout', '60s', '--stop-pids', String(workerA.pid)],
-      [],
-    );
+    const deployed = await queueDriver.rollout(buildB, ['--drain-timeout', '60s'], []);
     expect(deployed.code, deployed.output).toBe(0);
     expect((await deployments.describeDeployment(queue))?.currentBuildId).toBe(buildB.buildId);
   } finally {
@@ -503,7 +519,7 @@ it('a Stripe order settling at its bank keeps build A open across the deploy; St
     });
     stripeDriver.startWorker(buildB, 'by-rollout');
     const lines: string[] = [];
-    const deploy = stripeDriver.rollout(buildB, ['--drain-timeout', '120s', '--stop-pids', String(workerA.pid)], lines);
+    const deploy = stripeDriver.rollout(buildB, ['--drain-timeout', '120s'], lines);
     await stripeDriver.untilCurrent(lines, 'the rollout to make B current');
     // A stays: its one order is open at Stripe. The bank settles; Stripe's event pays the order, on A.
     // Every pinned type counted, per build (a scheduled reconcile may be running on A too): the order keeps A.
@@ -516,7 +532,9 @@ it('a Stripe order settling at its bank keeps build A open across the deploy; St
     const deployed = await deploy;
     console.log(`[rollout] Stripe: ${lines.filter((line) => line.startsWith('[rollout]')).join('\n')}`);
     expect(deployed.code, deployed.output).toBe(0);
-    expect(workerA.exitCodeNow).not.toBeUndefined();
+    // Drained: stopping its workers is the platform's, never the rollout's.
+    expect(workerA.exitCodeNow).toBeUndefined();
+    await workerA.stop(15_000);
     expect(await stripeDriver.ranOn(orderNo)).toEqual({ buildIds: [buildA.buildId], failedTasks: 0, closed: true });
     expect((await stores.orders.getOrder(orderNo))?.status).toBe('PAID');
     const { checks, figures } = await checkSaleInvariants(

@@ -19,7 +19,7 @@ import {
 } from '../infra/dependency-guard.js';
 import { isMysqlFailure } from '../db/rows.js';
 import { isRedisFailure, type RedisClient } from '../infra/redis.js';
-import { WorkerDeployments, type DeploymentStatus } from '../infra/worker-deployments.js';
+import { WorkerDeployments } from '../infra/worker-deployments.js';
 import type { Logger } from '../infra/logger.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { PROMISE_MAX_AGE_MS } from '../reconcile/definitions.js';
@@ -52,7 +52,10 @@ import { LineRateLimits, ORDERS_LIST_LIMIT, RateLimits } from './rate-limit.js';
 import { AccessLog, requestLogMiddleware, requestSpanMiddleware } from './request-log.js';
 import { soldOutDoor } from './sold-out-door.js';
 import { activeTracing } from '../infra/tracing.js';
-import { adminRoutes } from './routes/admin.js';
+import { Refusal } from '../infra/refusal.js';
+import { adminRoutes, type AdminDeployment } from './routes/admin.js';
+import { runSmokeOrder } from '../order/smoke-order.js';
+import { requiredTaskQueues } from '../model/order-workflow.js';
 import { CustomerReferences, OrderEventFeed } from '../events/order-events.js';
 import { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';
 import { EndpointSecretBox } from '../events/endpoint-secrets.js';
@@ -310,7 +313,7 @@ export function createApp(parts: ApiParts): Koa {
             config.deadlines.redisMs,
             ['read'] as const,
           ),
-          deployment: deploymentStatusReader(config, temporal, config.deadlines.readMs),
+          deployment: deploymentOf(config, temporal, config.deadlines.readMs, { sales, inventory }),
           feed: new OrderEventFeed(stores.events, new CustomerReferences(config.webhookDelivery.customerSecret)),
         }),
         webhookEndpointRoutes({ endpoints: webhookEndpoints, operators }),
@@ -368,13 +371,15 @@ export function createDependencyGuards(
 
 /**
  * The workers' deployment within the read deadline (gRPC's too, so nothing runs on) and outside Temporal's breaker:
- * an operator's slow visibility reads must not refuse shoppers' orders. Null unversioned.
+ * an operator's slow visibility reads must not refuse shoppers' orders; and the rollout's smoke order on a build, run
+ * here so that the rollout needs only Temporal and this API. Null unversioned.
  */
-function deploymentStatusReader(
+function deploymentOf(
   config: AppConfig,
   temporal: Client,
   readMs: number,
-): { status(): Promise<DeploymentStatus> } | null {
+  smoke: Pick<Parameters<typeof runSmokeOrder>[0], 'sales' | 'inventory'>,
+): AdminDeployment | null {
   const versioning = config.temporal.versioning;
   if (!versioning) return null;
   const deployments = new WorkerDeployments(temporal.connection, config.temporal.namespace, 'api');
@@ -391,6 +396,16 @@ function deploymentStatusReader(
         const reason =
           err instanceof DeadlineExceededError || hasGrpcStatus(err, 'DEADLINE_EXCEEDED') ? 'deadline' : 'failed';
         throw new DependencyUnavailableError('temporal', reason, 1, err);
+      }
+    },
+    // A build nobody polls is refused before a unit is reserved; then bounded by the smoke's own 30 s deadline.
+    smokeOrder: async (buildId) => {
+      const version = { deploymentName, buildId };
+      try {
+        await deployments.untilPolling(version, requiredTaskQueues(taskQueue), 0);
+        return await runSmokeOrder({ ...smoke, client: temporal, taskQueue, version });
+      } catch (err) {
+        throw new Refusal('SMOKE_ORDER_FAILED', err instanceof Error ? err.message : String(err));
       }
     },
   };

@@ -25,6 +25,7 @@ import type { SaleView } from '../sales/sale-view.js';
 import type { LineView, PlaceView } from '../line/line-service.js';
 import type { WorkerCacheFigures } from '../inventory/worker-figures.js';
 import type { DeploymentStatus } from '../infra/worker-deployments.js';
+import type { SmokeOrderResult } from '../order/smoke-order.js';
 import type { OrderEvent } from '../events/order-events.js';
 import {
   ATTEMPT_OUTCOMES,
@@ -81,6 +82,8 @@ export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
   ADMISSION_EXPIRED: 'an admission past its `expiresAt` (join the line again for a new place)',
   ADMISSION_USED: 'an admission already spent on an order',
   NOT_VERSIONED: 'the workers run unversioned (`WORKER_VERSIONING=false`): no deployment to show',
+  SMOKE_ORDER_FAILED:
+    "the rollout's smoke order did not persist, cancel and close on the build asked for within 30 s (the message says which step): leave that build's traffic as it is",
   CURSOR_EXPIRED: 'the cursor is behind what the feed keeps (`EVENTS_RETENTION`): read again without a cursor',
   ROTATION_IN_OVERLAP:
     "an endpoint's previous rotation still has its old secret signing (`oldSecretUntil`): rotate after it, or with `overlapSeconds: 0` to replace every secret at once",
@@ -466,6 +469,13 @@ export const workerFiguresSchema = named('WorkerFigures', {
   ),
 });
 
+export const smokeOrderResultSchema = named('SmokeOrderResult', {
+  orderNo: z.string(),
+  status: z.literal('CANCELLED'),
+  ranOn: z.string().meta({ description: 'The version its workflow ran on: `<deployment name>.<build id>`.' }),
+  ms: int.meta({ description: 'From its reservation to its close.' }),
+});
+
 export const deploymentStatusSchema = named('DeploymentStatus', {
   deploymentName: z.string().meta({ description: 'The Worker Deployment (WORKER_DEPLOYMENT_NAME).' }),
   currentBuildId: z.string().nullable().meta({ description: 'The build new orders start on; null before any.' }),
@@ -505,6 +515,7 @@ sameShape<SameShape<z.infer<typeof adminSaleSchema>, AdminSaleView>>(true);
 sameShape<SameShape<z.infer<typeof adminOrderPaymentsSchema>, AdminOrderPayments>>(true);
 sameShape<SameShape<z.infer<typeof workerFiguresSchema>, { workers: WorkerCacheFigures[] }>>(true);
 sameShape<SameShape<z.infer<typeof deploymentStatusSchema>, DeploymentStatus>>(true);
+sameShape<SameShape<z.infer<typeof smokeOrderResultSchema>, SmokeOrderResult>>(true);
 sameShape<SameShape<z.infer<typeof orderEventSchema>, OrderEvent>>(true);
 
 // ---- Webhook endpoints (docs/api.md, "Webhook endpoints"): never a secret but in a create's or rotation's answer ----

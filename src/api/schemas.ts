@@ -11,6 +11,7 @@ import {
   STORED_PAYMENT_OUTCOMES,
 } from '../model/order-workflow.js';
 import { CURSOR_POSITIONS, encodeCursor } from '../infra/cursor.js';
+import { BUILD_ID } from '../config/index.js';
 import {
   DEFAULT_OVERLAP_SECONDS,
   DELIVERY_STATUSES,
@@ -49,6 +50,11 @@ export function pathSku(ctx: { params: Record<string, string | undefined> }, par
   return params.sku;
 }
 export const orderParams = z.object({ orderNo: orderNoSchema });
+
+/** The build a rollout is about to make current: a build id as the workers take it. */
+export const smokeOrderRequestSchema = z.strictObject({
+  buildId: BUILD_ID.meta({ examples: ['984eefa9e651f392-cdb395'] }),
+});
 
 /**
  * A sale window's bound, its year as written 2001-2099 (a pattern can state that): even 2001-01-01T00:00+23:59 stays

@@ -90,7 +90,7 @@ const DEPLOYMENT_NAME = z
   .min(1)
   .max(200)
   .regex(/^(?!__)[A-Za-z0-9_/-]+$/, "only letters, digits, '-', '_' and '/', not beginning with '__'");
-const BUILD_ID = z
+export const BUILD_ID = z
   .string()
   .min(1)
   .max(200)

@@ -223,6 +223,15 @@ export class WorkerDeployments {
     }
   }
 
+  /** Deletes a drained version with no pollers left (a deployment keeps at most 100): npm start and `rollout prune`. */
+  async deleteVersion(version: WorkerVersion): Promise<void> {
+    await this.service.deleteWorkerDeploymentVersion({
+      namespace: this.namespace,
+      deploymentVersion: version,
+      identity: this.identity,
+    });
+  }
+
   /** Null while no worker of it has polled. */
   async describeDeployment(deploymentName: string): Promise<DeploymentDescription | null> {
     const described = await this.describeRaw(deploymentName);

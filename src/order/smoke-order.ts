@@ -1,7 +1,11 @@
-/** `npm run rollout`'s smoke order on a version: reserved (no promise: no starter races it), persisted, cancelled. */
+/**
+ * The rollout's smoke order on a version (POST /api/admin/deployment/smoke-orders): reserved (no promise: no starter
+ * races it), persisted, cancelled, on the rollout's own sale.
+ */
 import { type Client, WorkflowIdReusePolicy } from '@temporalio/client';
 import { versionString, type WorkerVersion } from '../infra/worker-deployments.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
+import { Refusal } from '../infra/refusal.js';
 import {
   awaitPersistedUpdate,
   cancelUpdate,
@@ -27,12 +31,16 @@ export type SmokeOrderResult = Awaited<ReturnType<typeof runSmokeOrder>>;
 export async function runSmokeOrder(deps: {
   client: Client;
   taskQueue: string;
-  /** Holds SMOKE_SALE (the rollout puts it on sale once). */
-  inventory: RedisInventory;
+  /** Where SMOKE_SALE is put on sale the first time. */
+  sales: { create(sale: typeof SMOKE_SALE): Promise<unknown> };
+  inventory: Pick<RedisInventory, 'reserve'>;
   version: WorkerVersion;
 }) {
   const { client, inventory, version } = deps;
   const startedAt = Date.now();
+  await deps.sales.create({ ...SMOKE_SALE }).catch((err: unknown) => {
+    if (!(err instanceof Refusal && err.code === 'SALE_EXISTS')) throw err;
+  });
   const orderNo = newOrderNo();
   const reserved = await inventory.reserve({ orderNo, sku: SMOKE_SALE.sku, userId: 'rollout-smoke', quantity: 1 });
   if (reserved.outcome !== 'RESERVED')
@@ -75,5 +83,5 @@ export async function runSmokeOrder(deps: {
   const ranOn = ran?.buildId ? versionString({ deploymentName: ran.deploymentName ?? '', buildId: ran.buildId }) : null;
   const wanted = versionString(version);
   if (ranOn !== wanted) throw new Error(`smoke order ${orderNo} ran on ${ranOn ?? 'no version'}, not ${wanted}`);
-  return { orderNo, status: closed.status, ranOn, ms: Date.now() - startedAt };
+  return { orderNo, status: 'CANCELLED' as const, ranOn: wanted, ms: Date.now() - startedAt };
 }

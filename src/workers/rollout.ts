@@ -1,23 +1,21 @@
 /** `npm run rollout` (docs/operations.md, "Deploying during a sale"); a rollback targets the old build. */
 import { describeOpenRuns, type WorkerDeployments, type WorkerVersion } from '../infra/worker-deployments.js';
-import type { SalesService } from '../sales/sales-service.js';
-import { runSmokeOrder, SMOKE_SALE, type SmokeOrderResult } from '../order/smoke-order.js';
-import { Refusal } from '../infra/refusal.js';
+import type { SmokeOrderResult } from '../order/smoke-order.js';
 
-export interface RolloutOptions extends Omit<Parameters<typeof runSmokeOrder>[0], 'version' | 'timeoutMs'> {
+export interface RolloutOptions {
   deployments: WorkerDeployments;
-  sales: SalesService;
+  /** The order queue: the status counts its orders. */
+  taskQueue: string;
+  /** A smoke order pinned to the target (the API runs it); null: none. */
+  smokeOrder: ((target: WorkerVersion) => Promise<SmokeOrderResult>) | null;
   target: WorkerVersion;
   /** The task queues the target's workers must poll before it is made current (the order and provider queues). */
   taskQueues: readonly string[];
-  smoke: boolean;
   /** A percentage (1-99) of new orders for the target, the rest staying on the current version; undefined: all. */
   rampPercentage?: number;
   /** How long to watch the previous version drain (0: do not watch). */
   drainTimeoutMs: number;
   pollTimeoutMs: number;
-  /** After the previous version drained: stop its workers (the local stack's processes, or the operator's hook). */
-  stopDrained?: (buildId: string) => Promise<void>;
   say: (line: string) => void;
 }
 
@@ -40,11 +38,8 @@ export async function rollout(options: RolloutOptions) {
   await deployments.untilPolling(target, options.taskQueues, options.pollTimeoutMs);
   say(`target ${target.buildId} polls ${options.taskQueues.join(', ')}`);
   let smoke: SmokeOrderResult | null = null;
-  if (options.smoke) {
-    await options.sales.create({ ...SMOKE_SALE }).catch((err: unknown) => {
-      if (!(err instanceof Refusal && err.code === 'SALE_EXISTS')) throw err;
-    });
-    smoke = await runSmokeOrder({ ...options, version: target });
+  if (options.smokeOrder) {
+    smoke = await options.smokeOrder(target);
     say(`smoke order ${smoke.orderNo} on ${target.buildId}: persisted, cancelled, ${smoke.status} in ${smoke.ms} ms`);
   }
   const atSwitch = await deployments.status(name, options.taskQueue);
@@ -57,7 +52,6 @@ export async function rollout(options: RolloutOptions) {
     ramped: null as number | null,
     /** From the switch until the previous version showed DRAINED; null if not watched or not drained. */
     drainedAfterMs: null as number | null,
-    previousStopped: false,
   };
   if (options.rampPercentage !== undefined && previousBuildId && previousBuildId !== target.buildId) {
     await deployments.setRamping(target, options.rampPercentage);
@@ -94,11 +88,7 @@ export async function rollout(options: RolloutOptions) {
     }
     await new Promise((resolve) => setTimeout(resolve, 2_000));
   }
+  // Stopping them is the platform's (a Deployment scaled to 0, the Worker Controller's sunset), never the tool's.
   say(`previous ${previousBuildId} drained ${report.drainedAfterMs} ms after the switch: its workers can stop`);
-  if (options.stopDrained) {
-    await options.stopDrained(previousBuildId);
-    report.previousStopped = true;
-    say(`previous ${previousBuildId}: its workers stopped`);
-  }
   return report;
 }

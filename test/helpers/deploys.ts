@@ -231,9 +231,11 @@ export class DeployDriver {
     args: string[],
     lines: string[],
   ): Promise<{ code: number | null; output: string; report: RolloutReport | undefined }> {
+    // The smoke order goes through the shoppers' API unless the test names another (one of this checkout's).
+    const api = args.includes('--api') ? [] : ['--api', this.deps.plan.apiUrls[0] ?? ''];
     const ran = await runScript(
-      'scripts/rollout.ts',
-      ['promote', build.buildId, ...args, '--json'],
+      'src/workers/rollout-main.ts',
+      ['promote', build.buildId, ...api, ...args, '--json'],
       this.deps.env,
       (line) => lines.push(line),
     );

@@ -13,6 +13,7 @@ import {
   saleStatsSchema,
   workerFiguresSchema,
   deploymentStatusSchema,
+  smokeOrderResultSchema,
   orderEventPageSchema,
 } from '../response-schemas.js';
 import { route } from '../route.js';
@@ -24,9 +25,17 @@ import {
   orderParams,
   pathSku,
   skuParams,
+  smokeOrderRequestSchema,
 } from '../schemas.js';
 import { Refusal } from '../../infra/refusal.js';
 import type { DeploymentStatus } from '../../infra/worker-deployments.js';
+import type { SmokeOrderResult } from '../../order/smoke-order.js';
+
+/** The deployment's status, and a smoke order pinned to one of its builds (`npm run rollout`'s). */
+export interface AdminDeployment {
+  status(): Promise<DeploymentStatus>;
+  smokeOrder(buildId: string): Promise<SmokeOrderResult>;
+}
 
 /** The operators' routes under /api/admin; the token is checked before anything else is read. */
 export function adminRoutes(deps: {
@@ -34,7 +43,7 @@ export function adminRoutes(deps: {
   operators: OperatorTokens;
   workers: Pick<WorkerFiguresBoard, 'read'>;
   /** Null: unversioned workers. */
-  deployment: { status(): Promise<DeploymentStatus> } | null;
+  deployment: AdminDeployment | null;
   /** GET /api/admin/events: the order events feed, for the merchant's systems to catch up from (docs/api.md). */
   feed: Pick<OrderEventFeed, 'read'>;
 }): Router {
@@ -153,6 +162,26 @@ export function adminRoutes(deps: {
     async handler(ctx) {
       if (!deps.deployment) throw new Refusal('NOT_VERSIONED', 'the workers run unversioned (WORKER_VERSIONING=false)');
       ctx.body = await deps.deployment.status();
+    },
+  });
+
+  route(router, {
+    at: 'POST /api/admin/deployment/smoke-orders',
+    operationId: 'adminSmokeOrder',
+    summary: 'A smoke order on a build before it takes traffic: reserved, persisted, cancelled, pinned to the build',
+    description:
+      '`npm run rollout -- promote` asks it of the API, so the rollout needs only Temporal and this API. It sells ' +
+      'from its own sale (ROLLOUT-SMOKE) and gives the unit back; up to 30 s.',
+    ...asAdmin,
+    body: smokeOrderRequestSchema,
+    responses: {
+      201: { description: 'The smoke order closed CANCELLED on the build', schema: smokeOrderResultSchema },
+    },
+    errors: ['INVALID_REQUEST', 'UNAUTHORIZED', 'NOT_VERSIONED', 'SMOKE_ORDER_FAILED'],
+    async handler(ctx, input) {
+      if (!deps.deployment) throw new Refusal('NOT_VERSIONED', 'the workers run unversioned (WORKER_VERSIONING=false)');
+      ctx.status = 201;
+      ctx.body = await deps.deployment.smokeOrder(input.body().buildId);
     },
   });
 
