@@ -33,6 +33,7 @@ interface Service {
   healthcheck?: { test?: string | string[] };
   deploy?: { replicas?: number };
   container_name?: string;
+  profiles?: string[];
 }
 
 /**
@@ -376,6 +377,20 @@ describe('docker-compose.temporal.yml', () => {
     expect(worker.ports ?? []).toEqual([]);
     expect(worker.container_name).toBeUndefined();
     expect(service('api').container_name).toBeUndefined();
+  });
+
+  it("keeps the previous release's workers as their own service during a deploy: a rainbow of two", () => {
+    const [current, previous] = [service('worker'), service('worker-previous')];
+    // Each release's image by its tag; the previous one is run, never built from this checkout.
+    expect(current.image).toBe('flash-checkout:latest'); // ${RELEASE:-latest}
+    expect(previous.image).toBe('flash-checkout:previous'); // ${PREVIOUS_RELEASE:-previous}
+    expect(previous.build).toBeUndefined();
+    // Only when asked for (`--profile previous`), and otherwise the same workers: one deployment, two builds.
+    expect(previous.profiles).toEqual(['previous']);
+    expect(current.profiles).toBeUndefined();
+    const { image: _i, build: _b, profiles: _p, ...shared } = current;
+    const { image: _pi, profiles: _pp, ...sharedPrevious } = previous;
+    expect(sharedPrevious).toEqual(shared);
   });
 
   it('runs a Redis Cluster of six nodes with the append-only file, created by a job', () => {
