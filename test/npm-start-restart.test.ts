@@ -9,8 +9,8 @@
  * On A: two orders awaiting payment, and a refund Stripe left pending (its RefundWorkflow asleep until its next look).
  * Then A stops and B starts. On B, at once: a cancel of A's first order answers 202; the drain worker of A is killed
  * (-9) and started again; A's second order is cancelled through it; Stripe settles the refund and its workflow ends
- * REFUNDED at its next look. Every one of those runs completed its tasks on A alone; then A drains and its drain
- * worker stops.
+ * REFUNDED at its next look; meanwhile the current worker's metrics show A's open refund and A's worker polling.
+ * Every one of those runs completed its tasks on A alone; then A drains and its drain worker stops.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +33,7 @@ import { settingsOf } from '../toolkit/provider-config.js';
 import { changeFile, copyCheckout } from './helpers/builds.js';
 import { persistOneTimerLater, ranOn } from './helpers/deploys.js';
 import { putOnSale } from './helpers/fixtures.js';
+import { parseExposition, total } from './helpers/prometheus.js';
 import { openStackClients, type StackClients } from './helpers/stack-clients.js';
 import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
 
@@ -56,7 +57,8 @@ beforeAll(async () => {
     TEMPORAL_TASK_QUEUE: queue,
     PORT: String(await freePort()),
     WORKER_HEALTH_PORT: '0',
-    WORKER_METRICS_PORT: '0',
+    // The current worker's metrics (its deployment figures); drain workers run without.
+    WORKER_METRICS_PORT: String(await freePort()),
     CODEC_SERVER_PORT: '0',
     AUTH_DEV_LOGIN: 'true',
     SHUTDOWN_DRAIN: '0s',
@@ -166,6 +168,20 @@ it('restarted on a new build: a refund and orders left on the old build are carr
   await deployments.untilPolledSince(versionA, queue, killedAt, 60_000);
   const second = await cancel(orders[1]!);
   expect(second.status, second.body).toBe(202);
+
+  // The current build's metrics show what keeps A: its open runs by type, and its worker polling.
+  const metricsUrl = `http://127.0.0.1:${config.workerMetricsPort}/metrics`;
+  const figures = async () => parseExposition(await (await fetch(metricsUrl)).text());
+  await waitFor(
+    async () => {
+      const samples = await figures().catch(() => []);
+      return (
+        total(samples, 'flash_deployment_open_runs', { build_id: a.buildId, workflow_type: 'RefundWorkflow' }) === 1 &&
+        total(samples, 'flash_deployment_pollers', { build_id: a.buildId }) >= 1
+      );
+    },
+    { what: "B's worker to show A's open refund and A's worker polling", timeoutMs: 45_000 },
+  );
 
   // Stripe settles the refund; the workflow's next look (a minute after it asked, ± 20 %) ends it, on A.
   stripeApi.settleRefund(refund!.id, 'succeeded');

@@ -195,6 +195,22 @@ export class WorkerDeployments {
   }
 
   /**
+   * The workers polling the order queue's workflow tasks, as the server lists them (for minutes after one died), each
+   * with its version and when its last poll arrived (server clock, ms).
+   */
+  async orderQueuePollers(orderTaskQueue: string): Promise<{ version: WorkerVersion | null; lastPollMs: number }[]> {
+    const { pollers } = await this.service.describeTaskQueue({
+      namespace: this.namespace,
+      taskQueue: { name: orderTaskQueue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+      taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    });
+    return (pollers ?? []).map(({ deploymentOptions: of, lastAccessTime }) => ({
+      version: of?.buildId ? { deploymentName: of.deploymentName ?? '', buildId: of.buildId } : null,
+      lastPollMs: Date.parse(timestampIso(lastAccessTime) ?? '') || 0,
+    }));
+  }
+
+  /**
    * Waits (bounded; 0: one look) until a worker of `version` polls the order queue's workflow tasks with a poll that
    * arrived at `since` or later: the version's queue list (untilPolling) keeps a worker that has since died, and so
    * does the queue's poller list for minutes, but a dead worker's last poll stays older. `since` is this machine's
@@ -203,16 +219,11 @@ export class WorkerDeployments {
   async untilPolledSince(version: WorkerVersion, orderTaskQueue: string, since: number, timeoutMs: number) {
     const until = Date.now() + timeoutMs;
     for (;;) {
-      const { pollers } = await this.service.describeTaskQueue({
-        namespace: this.namespace,
-        taskQueue: { name: orderTaskQueue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-        taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-      });
-      const polls = (pollers ?? []).some(
-        ({ deploymentOptions: of, lastAccessTime }) =>
-          of?.deploymentName === version.deploymentName &&
-          of.buildId === version.buildId &&
-          Date.parse(timestampIso(lastAccessTime) ?? '') >= since,
+      const polls = (await this.orderQueuePollers(orderTaskQueue)).some(
+        (poller) =>
+          poller.version?.deploymentName === version.deploymentName &&
+          poller.version.buildId === version.buildId &&
+          poller.lastPollMs >= since,
       );
       if (polls) return;
       if (Date.now() >= until)

@@ -13,6 +13,7 @@ import { temporalConnectionSettings } from '../infra/temporal-connection.js';
 import { payloadCodecOf, temporalDataConverter } from '../infra/data-converter.js';
 import { WorkerFiguresBoard } from '../inventory/worker-figures.js';
 import { startCacheFigures } from './cache-figures.js';
+import { startDeploymentFigures } from './deployment-figures.js';
 import { cacheBoundForHeap } from './cache-sizing.js';
 import { startWorkerHealthServer, type WorkerHealthState } from './health.js';
 import { ensureCatchUpSchedule, ensureReconcileSchedule } from './schedules.js';
@@ -132,6 +133,16 @@ const starter = startPromiseStarter({
   onCurrent: keepSchedules,
 });
 buildIsCurrent = starter.isCurrent;
+const deploymentFigures = worker.version
+  ? startDeploymentFigures({
+      deployments,
+      version: worker.version,
+      orderTaskQueue: config.temporal.taskQueue,
+      meter: Runtime.instance().metricMeter,
+      isCurrent: () => buildIsCurrent(),
+      logger,
+    })
+  : undefined;
 // The counters come from its own metrics port on loopback (src/workers/cache-figures.ts says why Redis).
 const cacheFigures = startCacheFigures({
   board: new WorkerFiguresBoard(redis, config.temporal.taskQueue),
@@ -143,6 +154,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
   process.once(signal, () => {
     void starter.stop();
     void cacheFigures.stop();
+    deploymentFigures?.stop();
   });
 try {
   await running;
