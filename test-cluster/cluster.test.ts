@@ -33,8 +33,8 @@ import { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js';
 import { waitFor } from '../stack/wait-for.js';
 import { StartPacing } from '../src/order/start-pacing.js';
-import { checkSaleInvariants } from '../src/invariants/check.js';
 import { buildChangedOrderWorkflow, DeployDriver } from '../test/helpers/deploys.js';
+import type { VariantBuild } from '../test/helpers/builds.js';
 import { workerBuildId } from '../src/workers/versioning.js';
 import { loadConfig } from '../src/config/index.js';
 
@@ -347,12 +347,16 @@ describe.sequential('the app on the cluster layout', () => {
   });
 
   /** A burst of shoppers (with payments, cancels, late and duplicate payments) through nginx, `fault` mid-burst. */
-  async function burst(name: string, fault?: (sku: string) => Promise<void>, faultAfterMs = 1_500): Promise<void> {
+  async function burst(
+    name: string,
+    fault?: (sku: string) => Promise<void>,
+    faultAfterMs = 1_500,
+    { shoppers = 100, stock = 60, arrivalsPerSecond = 40 } = {},
+  ): Promise<string[]> {
     const sku = uniqueSku(`CL-${name.toUpperCase()}`);
-    const stock = 60;
     await createSale(sku, stock);
     const t0 = Date.now();
-    const plan = shoppersOf(sku, { shoppers: 100, concurrency: 16, retryForMs: 60_000 });
+    const plan = { ...shoppersOf(sku, { shoppers, concurrency: 16, retryForMs: 60_000 }), arrivalsPerSecond };
     const traffic = runTraffic(plan);
     let faultDone: Promise<void> = Promise.resolve();
     const faultAt = Date.now() + faultAfterMs;
@@ -385,6 +389,7 @@ describe.sequential('the app on the cluster layout', () => {
     expect(verdict.checks, JSON.stringify(verdict.figures)).toEqual(
       Object.fromEntries(CHAOS_CHECKS.map((check) => [check, true])),
     );
+    return accepted;
   }
 
   it('a burst keeps every invariant (no oversell, conservation, every 202 an order, every payment settled)', async () => {
@@ -443,54 +448,72 @@ describe.sequential('the app on the cluster layout', () => {
       timings.historyRestartSeconds = (Date.now() - t0) / 1000;
     });
   });
-  it('a rollout to a new build on server 1.29.1, the versioning minimum: open orders finish on the old one', async () => {
+  it('a deploy under load on server 1.29.1 (the versioning minimum): B beside A, ramped, promoted, A drained and stopped, then rolled back; every invariant holds', async () => {
     const env = Object.fromEntries(
       Object.entries(app.env).filter((entry): entry is [string, string] => entry[1] !== undefined),
     );
-    // As the cluster's workers name themselves: the bundle's hash and their payload codec's mode and key ids.
+    // A: the cluster's two supervised workers, as they name themselves; B: OrderWorkflow changed (A's do not replay).
     const bundlePath = join(workDir, 'stack', 'build', 'workflow-bundle.js');
     const buildA = { bundlePath, buildId: workerBuildId(loadConfig(env), bundlePath) };
     const buildB = await buildChangedOrderWorkflow(workDir);
-    const sku = uniqueSku('CL-ROLLOUT');
-    await createSale(sku, 20);
+    // The rollout's smoke orders go through nginx, as the shoppers do.
     const driver = new DeployDriver({
       env,
       logDir: workDir,
-      plan: shoppersOf(sku, { shoppers: 0, concurrency: 8, retryForMs: 30_000 }),
+      plan: shoppersOf('CL-DEPLOY-SMOKE', { shoppers: 0, concurrency: 1, retryForMs: 0 }),
       stores,
       temporal,
     });
-    try {
-      const onA = await driver.sell('cluster-a', 6);
-      driver.startWorker(buildB, 'by-rollout');
+    const steps: string[] = [];
+    const rollout = async (build: VariantBuild, args: string[]) => {
       const lines: string[] = [];
-      const deploy = driver.rollout(buildB, ['--drain-timeout', '120s'], lines);
-      await driver.untilCurrent(lines, 'the rollout to make B current on the cluster');
-      const onB = await driver.sell('cluster-b', 4);
-      // A's orders are paid (or already cancelled by their 8 s timer) while A drains; B's are paid.
-      await driver.pay([...onA, ...onB]);
-      const deployed = await deploy;
-      say(`rollout A -> B: ${lines.filter((line) => line.startsWith('[rollout]')).join(' | ')}`);
-      expect(deployed.code, deployed.output).toBe(0);
-      // Drained: the two supervised workers of A can stop.
-      await Promise.all(app.workers.map((worker) => worker.stop(15_000)));
-      for (const orderNo of onA)
-        expect(await driver.ranOn(orderNo), orderNo).toEqual({
-          buildIds: [buildA.buildId],
-          failedTasks: 0,
-          closed: true,
-        });
-      for (const orderNo of onB)
-        expect(await driver.ranOn(orderNo), orderNo).toEqual({
-          buildIds: [buildB.buildId],
-          failedTasks: 0,
-          closed: true,
-        });
-      const { checks, figures } = await checkSaleInvariants(
-        { stores, inventory: new RedisInventory(redis, app.config.temporal.taskQueue) },
-        { sku },
+      const ran = await driver.rollout(build, args, lines);
+      expect(ran.code, ran.output).toBe(0);
+      steps.push(...lines.filter((line) => line.startsWith('[rollout]')));
+      return ran.report!;
+    };
+    try {
+      // Shoppers through nginx (two APIs): payments, cancels, late and duplicate payments throughout.
+      const accepted = await burst(
+        'deploy',
+        async () => {
+          const workersOfB = [driver.startWorker(buildB, 'by-rollout'), driver.startWorker(buildB, 'by-rollout')];
+          const ramped = await rollout(buildB, ['--ramp', '50']);
+          expect(ramped.ramped).toBe(50);
+          await sleep(5_000);
+          const promoted = await rollout(buildB, ['--drain-timeout', '180s']);
+          expect(promoted.drainedAfterMs).not.toBeNull();
+          timings.deployDrainSeconds = promoted.drainedAfterMs! / 1000;
+          // A drained: the platform stops its workers.
+          await Promise.all(app.workers.map((worker) => worker.stop(15_000)));
+          // The rollback: A's release again (two workers), promoted while B's run; B drains, then stops.
+          driver.startWorker(buildA, 'by-rollout');
+          driver.startWorker(buildA, 'by-rollout');
+          const back = await rollout(buildA, ['--drain-timeout', '180s']);
+          expect(back.drainedAfterMs).not.toBeNull();
+          timings.rollbackDrainSeconds = back.drainedAfterMs! / 1000;
+          await Promise.all(workersOfB.map((worker) => worker.stop(15_000)));
+        },
+        2_000,
+        // A unit for each shopper, 20 a second for 90 s: orders keep coming across the whole deploy and rollback.
+        { shoppers: 1_800, stock: 1_800, arrivalsPerSecond: 20 },
       );
-      expect(checks, JSON.stringify(figures)).toEqual(Object.fromEntries(Object.keys(checks).map((n) => [n, true])));
+      say(`deploy: ${steps.join(' | ')}`);
+      // Every order ran on one build only, none failed a task; counted per build.
+      const perBuild: Record<string, number> = {};
+      for (const orderNo of accepted) {
+        const ran = await driver.ranOn(orderNo);
+        expect(ran.buildIds, orderNo).toHaveLength(1);
+        expect(ran.failedTasks, orderNo).toBe(0);
+        const build = ran.buildIds[0] === buildA.buildId ? 'A' : ran.buildIds[0] === buildB.buildId ? 'B' : 'other';
+        perBuild[build] = (perBuild[build] ?? 0) + 1;
+      }
+      say(`deploy: orders per build ${JSON.stringify(perBuild)}`);
+      timings.deployOrdersOnA = perBuild.A ?? 0;
+      timings.deployOrdersOnB = perBuild.B ?? 0;
+      expect(perBuild.other ?? 0).toBe(0);
+      expect(perBuild.A ?? 0).toBeGreaterThan(0);
+      expect(perBuild.B ?? 0).toBeGreaterThan(0);
     } finally {
       await driver.stopWorkers();
     }
