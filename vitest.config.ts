@@ -42,6 +42,7 @@ const LOAD = [
   'test/soak-plumbing.test.ts',
   'test/rollout-across-builds.test.ts',
   'test/codec-rollout.test.ts',
+  'test/npm-start-deploy-under-load.test.ts',
 ];
 
 export default defineConfig({

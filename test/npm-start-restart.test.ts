@@ -12,20 +12,17 @@
  * REFUNDED at its next look; meanwhile the current worker's metrics show A's open refund and A's worker polling.
  * Every one of those runs completed its tasks on A alone; then A drains and its drain worker stops.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
-import { loadConfig, type AppConfig } from '../src/config/index.js';
+import type { AppConfig } from '../src/config/index.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { REFUND_WORKFLOW_TYPE, refundWorkflowId } from '../src/model/order-workflow.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { stripeClient } from '../src/payments/providers/stripe/api.js';
 import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
-import { startLocalApps, type LocalApps } from '../stack/local-apps.js';
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { httpCall } from '../toolkit/http-client.js';
@@ -34,72 +31,41 @@ import { changeFile, copyCheckout } from './helpers/builds.js';
 import { persistOneTimerLater, ranOn } from './helpers/deploys.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { parseExposition, total } from './helpers/prometheus.js';
-import { openStackClients, type StackClients } from './helpers/stack-clients.js';
+import { NpmStarts } from './helpers/npm-starts.js';
+import type { StackClients } from './helpers/stack-clients.js';
 import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
 
 const root = resolve(import.meta.dirname, '..');
-const queue = `npm-start-${randomUUID().slice(0, 8)}`;
-const dataDir = mkdtempSync(join(tmpdir(), 'npm-start-test-'));
-const logLines: string[] = [];
-const say = (line: string) => logLines.push(line);
 let stripeApi: StripeApi;
-let env: Record<string, string | undefined>;
+let starts: NpmStarts;
 let config: AppConfig;
+let queue: string;
 let clients: StackClients;
-const started: LocalApps[] = [];
 
 beforeAll(async () => {
   // A Stripe whose refunds stay pending until settleRefund(), and no webhook: the refund's workflow reads it again.
   stripeApi = await startStripeApi({ refundStatus: 'pending' });
-  env = {
-    ...process.env,
-    ...inject('stackEnv'),
-    TEMPORAL_TASK_QUEUE: queue,
-    PORT: String(await freePort()),
-    WORKER_HEALTH_PORT: '0',
+  starts = await NpmStarts.open('npm-start', {
     // The current worker's metrics (its deployment figures); drain workers run without.
     WORKER_METRICS_PORT: String(await freePort()),
-    CODEC_SERVER_PORT: '0',
-    AUTH_DEV_LOGIN: 'true',
-    SHUTDOWN_DRAIN: '0s',
-    LOG_LEVEL: 'warn',
     PAYMENT_PROVIDER: 'stripe',
     STRIPE_SECRET_KEY: 'sk_test_flashcheckout',
     STRIPE_WEBHOOK_SECRET: 'whsec_flashcheckouttest',
     STRIPE_API_URL: stripeApi.url,
     STRIPE_DEPLOYMENT_TAG: 'flash-checkout-npm-start-test',
-    // One developer's key for both checkouts (npm start keeps it in the checkout's .data/, which the copy has not).
-    PAYLOAD_CODEC_KEYS: `npm-start=${randomBytes(32).toString('base64')}`,
-  };
-  config = loadConfig(env);
-  clients = await openStackClients(config);
+  });
+  ({ config, clients, queue } = starts);
 }, 60_000);
 
 afterAll(async () => {
-  for (const apps of started) await apps.stop().catch(() => undefined);
-  await clients?.close();
+  await starts?.close();
   await stripeApi?.stop();
-  if (!process.env.KEEP_TEST_DATA) rmSync(dataDir, { recursive: true, force: true });
 });
 
-/** `npm start`'s apps from `checkout`, on this file's data directory. */
-async function npmStart(checkout: string): Promise<LocalApps> {
-  const apps = await startLocalApps({
-    root: checkout,
-    dataDir,
-    env,
-    config,
-    say,
-    supervision: { log: say, initialDelayMs: 200 },
-    logFile: join(dataDir, `apps-${started.length}.log`),
-    drainWatchMs: 2_000,
-  });
-  started.push(apps);
-  return apps;
-}
+const npmStart = (checkout: string) => starts.start(checkout, 2_000);
 
 it('restarted on a new build: a refund and orders left on the old build are carried out there, through a kill -9', async () => {
-  const apiUrl = `http://127.0.0.1:${config.port}`;
+  const { apiUrl } = starts;
   const a = await npmStart(root);
   const { sku } = await putOnSale(clients.stores, clients.redis, { stock: 5 });
   // Two shoppers (one unit each, the sale's limit), each order cancelled by its own.
@@ -145,15 +111,15 @@ it('restarted on a new build: a refund and orders left on the old build are carr
   await a.stop();
 
   // ── npm start again, on build B ──
-  const checkoutB = copyCheckout(join(dataDir, 'checkout-b'));
+  const checkoutB = copyCheckout(join(starts.dataDir, 'checkout-b'));
   changeFile(checkoutB, 'src/workflows/order.ts', persistOneTimerLater);
   const restartedAt = Date.now();
   const b = await npmStart(checkoutB);
   expect(b.buildId).not.toBe(a.buildId);
   const drainWorker = b.olderBuilds.draining.get(a.buildId);
-  expect(drainWorker, logLines.join('\n')).toBeDefined();
-  expect(logLines.join('\n')).toContain(`build ${a.buildId}: `);
-  expect(logLines.join('\n')).toMatch(/OrderWorkflow 2, RefundWorkflow 1; its drain worker polls/);
+  expect(drainWorker, starts.lines.join('\n')).toBeDefined();
+  expect(starts.lines.join('\n')).toContain(`build ${a.buildId}: `);
+  expect(starts.lines.join('\n')).toMatch(/OrderWorkflow 2, RefundWorkflow 1; its drain worker polls/);
   // When the API answers, a worker of A polls already (a poll since the restart), so a cancel of A's order is taken.
   const deployments = new WorkerDeployments(clients.connection, config.temporal.namespace, 'npm-start-test');
   const versionA = { deploymentName: config.temporal.versioning!.deploymentName, buildId: a.buildId };
