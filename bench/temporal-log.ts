@@ -47,11 +47,18 @@ export function temporalErrorsSince(file: string, mark: number): TemporalLogErro
   return { errors, sqliteInterrupted, ...(first === undefined ? {} : { first, kinds }) };
 }
 
-/** A logfmt field's value (quoted or bare), without ids: the same failure on two workflows is one kind. */
+/** A field's value in a logfmt or JSON line, without ids: the same failure on two workflows is one kind. */
 function field(line: string, name: string): string {
-  const match = new RegExp(`\\b${name}=("(?:[^"\\\\]|\\\\.)*"|\\S+)`).exec(line);
-  const value = match?.[1]?.replace(/^"|"$/g, '') ?? '-';
-  return value.replace(/[0-9a-f]{8}-[0-9a-f-]{27,}|order-[0-9A-Z]+|\d+/g, '#').slice(0, 200);
+  let value: string | undefined;
+  if (line.startsWith('{')) {
+    try {
+      const parsed = (JSON.parse(line) as Record<string, unknown>)[name];
+      value = parsed === undefined ? undefined : String(parsed);
+    } catch {
+      value = undefined;
+    }
+  } else value = new RegExp(`\\b${name}=("(?:[^"\\\\]|\\\\.)*"|\\S+)`).exec(line)?.[1]?.replace(/^"|"$/g, '');
+  return (value ?? '-').replace(/[0-9a-f]{8}-[0-9a-f-]{27,}|order-[0-9A-Z]+|\d+/g, '#').slice(0, 200);
 }
 
 function readFrom(file: string, mark: number): string {

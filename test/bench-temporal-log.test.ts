@@ -12,21 +12,25 @@ describe("the bench's count of what Temporal's dev server logged", () => {
     const file = join(dir, 'temporal.log');
     writeFileSync(file, 'time=2026-11-26T08:00:00Z level=ERROR msg="before the phase"\n');
     const mark = logMark(file);
-    appendFileSync(
-      file,
-      [
-        'time=2026-11-26T08:46:06Z level=WARN msg="slow persistence call"',
-        'time=2026-11-26T08:46:06Z level=ERROR msg="Operation failed" error="interrupted (9)"',
-        '{"level":"error","msg":"Persistent store operation failure","error":"interrupted (9)"}',
-        'time=2026-11-26T08:46:07Z level=ERROR msg="update timed out"',
-        '',
-      ].join('\n'),
-    );
+    const lines = [
+      'time=2026-11-26T08:46:06Z level=WARN msg="slow persistence call"',
+      'time=2026-11-26T08:46:06Z level=ERROR msg="Operation failed" error="interrupted (9)"',
+      '{"level":"error","msg":"Persistent store operation failure","error":"interrupted (9)"}',
+      'time=2026-11-26T08:46:07Z level=ERROR msg="update timed out"',
+    ];
+    appendFileSync(file, `${lines.join('\n')}\n`);
     const counted = temporalErrorsSince(file, mark);
+    const [, operationFailed, storeFailure, updateTimedOut] = lines;
     expect(counted).toEqual({
       errors: 3,
       sqliteInterrupted: 2,
-      first: 'time=2026-11-26T08:46:06Z level=ERROR msg="Operation failed" error="interrupted (9)"',
+      first: operationFailed,
+      // By kind (message and error, ids and numbers blanked), each with one whole line: text and JSON alike.
+      kinds: {
+        'Operation failed | interrupted (#)': { count: 1, example: operationFailed },
+        'Persistent store operation failure | interrupted (#)': { count: 1, example: storeFailure },
+        'update timed out | -': { count: 1, example: updateTimedOut },
+      },
     });
   });
 
