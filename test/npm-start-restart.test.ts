@@ -119,7 +119,8 @@ it('restarted on a new build: a refund and orders left on the old build are carr
   const drainWorker = b.olderBuilds.draining.get(a.buildId);
   expect(drainWorker, starts.lines.join('\n')).toBeDefined();
   expect(starts.lines.join('\n')).toContain(`build ${a.buildId}: `);
-  expect(starts.lines.join('\n')).toMatch(/OrderWorkflow 2, RefundWorkflow 1; its drain worker polls/);
+  // A scheduled reconcile may be running on A too: it is counted and drained alike.
+  expect(starts.lines.join('\n')).toMatch(/OrderWorkflow 2, RefundWorkflow 1(, \w+ \d+)*; its drain worker polls/);
   // When the API answers, a worker of A polls already (a poll since the restart), so a cancel of A's order is taken.
   const deployments = new WorkerDeployments(clients.connection, config.temporal.namespace, 'npm-start-test');
   const versionA = { deploymentName: config.temporal.versioning!.deploymentName, buildId: a.buildId };
