@@ -402,8 +402,11 @@ function deploymentOf(
     smokeOrder: async (buildId) => {
       const version = { deploymentName, buildId };
       try {
-        await deployments.untilPolling(version, requiredTaskQueues(taskQueue), 0);
-        return await runSmokeOrder({ ...smoke, client: temporal, taskQueue, version });
+        // Every Temporal call of it under one gRPC deadline: a hung server ends the wait, not the smoke order's run.
+        return await temporal.connection.withDeadline(Date.now() + 35_000, async () => {
+          await deployments.untilPolling(version, requiredTaskQueues(taskQueue), 0);
+          return runSmokeOrder({ ...smoke, client: temporal, taskQueue, version });
+        });
       } catch (err) {
         throw new Refusal('SMOKE_ORDER_FAILED', err instanceof Error ? err.message : String(err));
       }
