@@ -1,16 +1,17 @@
 /**
  * What the payment phase asks of Temporal, counted by the server itself: its frontend's `service_requests` by operation
- * (the dev server's Prometheus endpoint, `--metrics-port`), read before the phase and once every order closed, per
- * payment. Long polls are listed apart: they are the workers waiting for tasks, one answered per task handed out.
+ * and, as `db:<operation>`, what its services asked of their database (`persistence_requests`, every service), from the
+ * dev server's Prometheus endpoint (`--metrics-port`), read before the phase and once every order closed, per payment.
+ * Long polls are listed apart: they are the workers waiting for tasks, one answered per task handed out.
  */
 
-/** Requests to Temporal's frontend in the app's namespace, by operation, as the server counts them. */
+/** Requests to Temporal's frontend, and its services' database operations (`db:`), in the app's namespace. */
 export type TemporalRequests = Record<string, number>;
 
 /** The long polls among the operations: a worker's wait for a task (each answered with a task, or empty). */
 export const LONG_POLL_OPERATIONS = ['PollWorkflowTaskQueue', 'PollActivityTaskQueue', 'PollNexusTaskQueue'];
 
-/** Reads `service_requests{service_name="frontend"}` of `namespace` from the server's metrics; null if unreachable. */
+/** Reads `service_requests{service_name="frontend"}` and `persistence_requests` of `namespace`; null if unreachable. */
 export async function scrapeTemporalRequests(
   metricsUrl: string | undefined,
   namespace: string,
@@ -25,13 +26,15 @@ export async function scrapeTemporalRequests(
 export function parseTemporalRequests(text: string, namespace: string): TemporalRequests {
   const requests: TemporalRequests = {};
   for (const line of text.split('\n')) {
-    if (!line.startsWith('service_requests{')) continue;
-    const labels = /^service_requests\{([^}]*)\} ([0-9.e+]+)$/.exec(line);
+    const labels = /^(service_requests|persistence_requests)\{([^}]*)\} ([0-9.e+]+)$/.exec(line);
     if (!labels) continue;
-    const label = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(labels[1]!)?.[1];
-    if (label('service_name') !== 'frontend' || label('namespace') !== namespace) continue;
+    const label = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(labels[2]!)?.[1];
+    const persistence = labels[1] === 'persistence_requests';
+    if ((!persistence && label('service_name') !== 'frontend') || label('namespace') !== namespace) continue;
     const operation = label('operation');
-    if (operation) requests[operation] = (requests[operation] ?? 0) + Number(labels[2]);
+    if (!operation) continue;
+    const key = persistence ? `db:${operation}` : operation;
+    requests[key] = (requests[key] ?? 0) + Number(labels[3]);
   }
   return requests;
 }
