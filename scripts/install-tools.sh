@@ -56,7 +56,12 @@ NODE_DIR=""
 step_start "Node.js $NODE_MAJOR"
 need npm "npm is not installed; install Node.js >= $NODE_MAJOR with npm (Debian: apt-get install nodejs npm)"
 machine_node="$(node --version 2>/dev/null || echo none)"
-if [ "$machine_node" != none ] && [ "$(echo "$machine_node" | sed 's/^v\([0-9]*\).*/\1/')" -ge "$NODE_MAJOR" ]; then
+node_on_path="$(command -v node 2>/dev/null || true)"
+if [ -n "$node_on_path" ] && [ "${node_on_path#"$CACHE"/node-}" != "$node_on_path" ]; then
+  # Run under scripts/with-node.sh (npm run bench does): the node on PATH is the cached one, which tools.env keeps.
+  NODE_DIR="$(dirname "$node_on_path")"
+  step_done "cached at $node_on_path (already first on PATH)"
+elif [ "$machine_node" != none ] && [ "$(echo "$machine_node" | sed 's/^v\([0-9]*\).*/\1/')" -ge "$NODE_MAJOR" ]; then
   step_done "the machine's node $machine_node"
 else
   case "$(uname -m)" in x86_64) node_arch=x64 ;; aarch64) node_arch=arm64 ;; *) node_arch="$(uname -m)" ;; esac
