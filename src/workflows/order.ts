@@ -125,11 +125,14 @@ class OrderRun {
       } else request = { kind: 'FAIL', reason: describeFailure(err) };
     }
     if (!request) ({ request, operatorCancellation } = await this.awaitRequest());
-    await CancellationScope.nonCancellable(async () => {
-      if (request) await this.close(request);
-      // A cancel still waiting for the verdict answers before the workflow completes.
-      await condition(allHandlersFinished);
-    });
+    // Skipped when there is nothing left to do (a paid order's usual end): no command either way, and every promise a
+    // workflow makes costs a stack trace in the SDK's sandbox (docs/performance.md).
+    if (request || !allHandlersFinished())
+      await CancellationScope.nonCancellable(async () => {
+        if (request) await this.close(request);
+        // A cancel still waiting for the verdict answers before the workflow completes.
+        await condition(allHandlersFinished);
+      });
     log.info('order closed', {
       orderNo: this.facts.orderNo,
       status: this.state.status,
