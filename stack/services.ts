@@ -93,6 +93,10 @@ const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string | number | boolean> = {
   // The owner of starts asks for eager starts (the first workflow task back with the start, no
   // matching for it); the default changed between server versions, so it is said here.
   'system.enableEagerWorkflowStart': true,
+  // The CLI caps the history service's cache of workflows at 8,096, below a sale's open orders and the ones just
+  // closed: past it every payment's Signal reloads its order from the database (0.82 loads per payment at 5,000 open,
+  // docs/performance.md). The server's own default, as a cluster runs it.
+  'history.hostLevelCacheMaxSize': 128_000,
   // Worker Versioning: how soon a replaced version shows DRAINED once its last pinned order closed. The server's
   // defaults (3 minutes each) suit a cluster; one developer's stack and the tests watch a rollout end in seconds.
   'matching.wv.VersionDrainageStatusRefreshInterval': '5s',
