@@ -9,11 +9,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openApiJsonWithoutStack } from '../toolkit/openapi-document.js';
 import { openApiPath } from '../src/api/route.js';
-import { ERROR_CODE_DESCRIPTIONS } from '../src/api/response-schemas.js';
+import { ERROR_CODES } from '../src/infra/error-codes.js';
 import { CONFIG_DEFAULTS, CONFIG_VARIABLES, loadConfig, type SettingDescription } from '../src/config/index.js';
+import { SETTINGS } from '../src/config/settings.js';
 import type { ProviderDefinition, ProviderRegistry } from '../src/payments/providers/definition.js';
 import { PAYMENT_PROVIDERS, paymentProviders } from '../src/payments/providers/registry.js';
-import { CONFIG_DESCRIPTIONS, CONFIG_RELATIONS } from './config-descriptions.js';
+import { CONFIG_RELATIONS } from './config-descriptions.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -226,54 +227,13 @@ export function routesPage(
 
 // ---- docs/reference/errors.md ------------------------------------------------------------------------------------
 
-/**
- * Each code's status as the document gives it: under the operations' error responses, else in its prose (the API's
- * description names `405 METHOD_NOT_ALLOWED`, the default response `500 INTERNAL`). Refuses a code given two statuses
- * or none.
- */
-export function statusesOfCodes(document: ReferenceDocument): Map<string, number> {
-  const known = new Set(document.components.schemas.ErrorCode.enum);
-  const given = new Map<string, Set<number>>();
-  const give = (code: string, status: number) => given.set(code, (given.get(code) ?? new Set()).add(status));
-  const operations = operationsOf(document);
-  for (const { operation } of operations)
-    for (const [status, response] of Object.entries(operation.responses))
-      if (/^[45]\d\d$/.test(status)) for (const code of codesOf(response, known)) give(code, Number(status));
-  const prose = [
-    document.info.description ?? '',
-    ...operations.map(({ operation }) => operation.responses.default?.description ?? ''),
-  ].join('\n');
-  for (const [, status, code] of prose.matchAll(/\b([45]\d\d) `?([A-Z][A-Z_]+)\b/g))
-    if (known.has(code!) && !given.has(code!)) give(code!, Number(status));
-  const problems: string[] = [];
-  const statuses = new Map<string, number>();
-  for (const code of known) {
-    const found = [...(given.get(code) ?? [])];
-    if (found.length === 1) statuses.set(code, found[0]!);
-    else
-      problems.push(
-        found.length === 0
-          ? `${code}: the document gives it no status`
-          : `${code}: the document gives it ${found.join(' and ')}`,
-      );
-  }
-  if (problems.length > 0) throw new Error(`error codes without one status:\n  ${problems.join('\n  ')}`);
-  return statuses;
-}
-
-export function errorsPage(document: ReferenceDocument, descriptions: Readonly<Record<string, string>>): string {
-  const statuses = statusesOfCodes(document);
-  const codes = Object.keys(descriptions);
-  const enumerated = [...document.components.schemas.ErrorCode.enum].sort(byName);
-  if (JSON.stringify([...codes].sort(byName)) !== JSON.stringify(enumerated))
-    throw new Error(`the document's ErrorCode enum (${enumerated.join(', ')}) is not ERROR_CODE_DESCRIPTIONS' codes`);
-  const rows = codes
-    .sort((a, b) => statuses.get(a)! - statuses.get(b)! || byName(a, b))
-    .map((code) => [String(statuses.get(code)), `\`${code}\``, fromReferenceDir(descriptions[code]!)]);
+export function errorsPage(): string {
+  const rows = Object.entries(ERROR_CODES)
+    .sort(([a, x], [b, y]) => x.status - y.status || byName(a, b))
+    .map(([code, { status, when }]) => [String(status), `\`${code}\``, fromReferenceDir(when)]);
   return page(
     'Every error code the API answers, its status and when: the reference for client developers handling errors.',
-    'src/api/response-schemas.ts (ERROR_CODE_DESCRIPTIONS, the ErrorCode enum) and the statuses the OpenAPI document ' +
-      '(src/api/openapi.ts) gives each code',
+    'src/infra/error-codes.ts (ERROR_CODES), the table the OpenAPI document (src/api/openapi.ts) reads too',
     [
       'Every error is `{"error": {"code", "message", "details"?}}`: the code is stable (extended, never renamed), ' +
         'the message is for people. Which routes answer which codes: [routes.md](routes.md).',
@@ -306,7 +266,7 @@ export interface SettingsSources {
 export function settingsPage(sources: SettingsSources): string {
   const core = [...sources.variables].sort(byName).map((name) => {
     const description = sources.descriptions[name];
-    if (!description) throw new Error(`${name} has no meaning in CONFIG_DESCRIPTIONS (scripts/config-descriptions.ts)`);
+    if (!description) throw new Error(`${name} has no meaning in SETTINGS (src/config/settings.ts)`);
     return settingRow(name, sources.defaults[name], description);
   });
   const providers = sources.registry
@@ -328,7 +288,7 @@ export function settingsPage(sources: SettingsSources): string {
     ]);
   return page(
     'Every environment variable the service reads, its default and meaning: the reference for operators deploying and tuning it.',
-    'src/config/index.ts (CONFIG_DEFAULTS), scripts/config-descriptions.ts (CONFIG_DESCRIPTIONS, CONFIG_RELATIONS) ' +
+    'src/config/settings.ts (SETTINGS), scripts/config-descriptions.ts (CONFIG_RELATIONS) ' +
       "and each payment provider's variables (src/payments/providers/, through src/payments/providers/registry.ts)",
     [
       'Read at start by every process; the defaults fit the local stack that `npm start` runs. A bad value stops ' +
@@ -378,13 +338,13 @@ export function referenceDocs(registry: ProviderRegistry = PAYMENT_PROVIDERS): R
   const baseline = documentOf(openApiJsonWithoutStack(loadConfig(REFERENCE_ENV), registry));
   return [
     { path: 'docs/reference/routes.md', content: routesPage(everything, baseline, registry) },
-    { path: 'docs/reference/errors.md', content: errorsPage(everything, ERROR_CODE_DESCRIPTIONS) },
+    { path: 'docs/reference/errors.md', content: errorsPage() },
     {
       path: 'docs/reference/settings.md',
       content: settingsPage({
         variables: CONFIG_VARIABLES,
         defaults: CONFIG_DEFAULTS,
-        descriptions: CONFIG_DESCRIPTIONS,
+        descriptions: SETTINGS,
         relations: CONFIG_RELATIONS,
         registry,
       }),

@@ -3,47 +3,10 @@ import type { Context, Next } from 'koa';
 import { ZodError } from 'zod';
 import { DependencyUnavailableError, type DependencyName } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
-import { echo, QuietError, Refusal, type RefusalCode } from '../infra/refusal.js';
+import { errorStatus, type ErrorCode } from '../infra/error-codes.js';
+import { echo, QuietError, Refusal } from '../infra/refusal.js';
 
-/** Every code the API answers with: a use case's refusal, or one of the transport's own. */
-export type ErrorCode = RefusalCode | 'UNAUTHORIZED' | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED' | 'INTERNAL' | 'RATE_LIMITED';
-
-/** Each code's status, as docs/api.md's error-code table lists them; the OpenAPI document files each code under it. */
-export const ERROR_STATUS: Record<ErrorCode, number> = {
-  UNAUTHORIZED: 401,
-  NOT_FOUND: 404,
-  METHOD_NOT_ALLOWED: 405,
-  INTERNAL: 500,
-  RATE_LIMITED: 429,
-  INVALID_REQUEST: 400,
-  INVALID_SIGNATURE: 400,
-  FORBIDDEN: 403,
-  SKU_NOT_FOUND: 404,
-  ORDER_NOT_FOUND: 404,
-  SALE_EXISTS: 409,
-  SOLD_OUT: 409,
-  SALE_NOT_ACTIVE: 409,
-  PURCHASE_LIMIT_EXCEEDED: 409,
-  TOO_MANY_CANCELLATIONS: 409,
-  NOT_CANCELLABLE: 409,
-  ORDER_FAILED: 409,
-  IDEMPOTENCY_KEY_REUSED: 422,
-  UNAVAILABLE: 503,
-  OUTCOME_UNKNOWN: 503,
-  NO_LINE: 404,
-  LINE_NOT_OPEN: 409,
-  NOT_IN_LINE: 404,
-  CHALLENGE_REQUIRED: 403,
-  NOT_ADMITTED: 403,
-  ADMISSION_INVALID: 403,
-  ADMISSION_NOT_YOURS: 403,
-  ADMISSION_EXPIRED: 403,
-  ADMISSION_USED: 403,
-  NOT_VERSIONED: 404,
-  SMOKE_ORDER_FAILED: 502,
-  CURSOR_EXPIRED: 410,
-  ROTATION_IN_OVERLAP: 409,
-};
+export type { ErrorCode };
 
 /** An answer the API gives on purpose (bad input, a wrong token, a refusal mapped by toApiError), not a bug. */
 export class ApiError extends QuietError {
@@ -60,7 +23,7 @@ export class ApiError extends QuietError {
   ) {
     super(message);
     this.name = 'ApiError';
-    this.status = ERROR_STATUS[code];
+    this.status = errorStatus(code);
     if (details) this.details = details;
     if (headers) this.headers = headers;
   }

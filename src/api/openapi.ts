@@ -10,8 +10,8 @@ import {
   type ZodOpenApiResponsesObject,
 } from 'zod-openapi';
 import { documentedRoutes, methodAndPath, openApiPath, type RouteAuth, type RouteDoc } from './route.js';
-import { ERROR_CODE_DESCRIPTIONS, errorBodySchema } from './response-schemas.js';
-import { ERROR_STATUS, type ErrorCode } from './errors.js';
+import { ERROR_CODES, errorStatus, type ErrorCode } from '../infra/error-codes.js';
+import { errorBodySchema } from './response-schemas.js';
 import { docsRoutes } from './routes/docs.js';
 
 export type OpenApiDocument = ReturnType<typeof createDocument>;
@@ -109,8 +109,8 @@ function operation(doc: RouteDoc): ZodOpenApiOperationObject {
   // A guessed operator token is counted: past RATE_LIMIT_AUTH_FAILURES its address is answered 429.
   const counted = (doc.auth === 'admin' || doc.auth === 'eventsReader') && !doc.errors?.includes('RATE_LIMITED');
   const errors = [...(doc.errors ?? []), ...(counted ? (['RATE_LIMITED'] as const) : [])];
-  for (const status of new Set(errors.map((code) => ERROR_STATUS[code]))) {
-    const codes = errors.filter((code) => ERROR_STATUS[code] === status);
+  for (const status of new Set(errors.map(errorStatus))) {
+    const codes = errors.filter((code) => errorStatus(code) === status);
     const schema = doc.errorSchemas?.[status];
     responses[`${status}` as `4${string}`] = errorResponse(codes, doc.errorDescriptions?.[status], schema);
   }
@@ -147,7 +147,7 @@ function errorResponse(
   schema?: z.ZodType,
 ): ZodOpenApiResponsesObject[`4${string}`] {
   return {
-    description: description ?? codes.map((code) => `\`${code}\`: ${ERROR_CODE_DESCRIPTIONS[code]}`).join('; '),
+    description: description ?? codes.map((code) => `\`${code}\`: ${ERROR_CODES[code].when}`).join('; '),
     content: {
       'application/json': {
         schema: schema ?? errorBodySchema,
@@ -161,8 +161,8 @@ function errorResponse(
                   // A message is plain text: the description without its Markdown code spans.
                   {
                     summary: code,
-                    description: ERROR_CODE_DESCRIPTIONS[code],
-                    value: { error: { code, message: ERROR_CODE_DESCRIPTIONS[code].replaceAll('`', '') } },
+                    description: ERROR_CODES[code].when,
+                    value: { error: { code, message: ERROR_CODES[code].when.replaceAll('`', '') } },
                   },
                 ]),
               ),

@@ -1,6 +1,5 @@
 /** Response schemas (zod) for the OpenAPI document and tests; the `SameShape` checks tie each to its handler's type. */
 import { z } from 'zod';
-import { CONFIG_DEFAULTS } from '../config/index.js';
 import { BREAKER_STATES, DEPENDENCY_NAMES, SERVER_NAMES } from '../infra/dependency-guard.js';
 import { INVARIANTS } from '../invariants/check.js';
 import {
@@ -37,59 +36,10 @@ import {
   type EndpointWithSecret,
   type ResendAccepted,
 } from '../events/endpoints.js';
-import type { ErrorCode } from './errors.js';
+import { ERROR_CODES, type ErrorCode } from '../infra/error-codes.js';
 import { orderNoSchema, orderStatusSchema, skuSchema } from './schemas.js';
 
-/** Every error code with when it is answered (Markdown); docs/api.md, "Error codes", says it word for word. */
-export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
-  INVALID_REQUEST: 'the request does not match its schema (body, header, query, sale window, types, fields)',
-  INVALID_SIGNATURE:
-    "a webhook's signature (`Payment-Signature`, Stripe's `Stripe-Signature`) is missing, wrong or more than 5 minutes off",
-  UNAUTHORIZED:
-    'no token, or one that is malformed, wrongly signed, expired, without `exp`, from another issuer or for another audience, or longer-lived than `JWT_MAX_TTL`; a wrong admin token',
-  FORBIDDEN: 'the order belongs to another shopper',
-  NOT_FOUND: 'no such route; a dev route that is disabled; no such webhook endpoint, or event of it',
-  SKU_NOT_FOUND: 'no sale for that SKU',
-  ORDER_NOT_FOUND: 'no such order',
-  METHOD_NOT_ALLOWED:
-    'a known path with a method it does not declare, any method (`PURGE`, `PROPFIND`, …); the `Allow` header lists the right ones',
-  SALE_EXISTS: 'a sale for that SKU exists already',
-  SOLD_OUT: 'no units left',
-  SALE_NOT_ACTIVE: 'before `startsAt`, or from `endsAt` on (also after an admin closed the sale)',
-  PURCHASE_LIMIT_EXCEEDED:
-    'the shopper would hold more than `perUserLimit` units (pending + awaiting payment + paid); `details.heldBy` lists the orders holding them (one may be an order whose `202` never reached the shopper)',
-  TOO_MANY_CANCELLATIONS: `the shopper cancelled \`MAX_CANCELS_PER_SHOPPER\` orders of this sale (${CONFIG_DEFAULTS.MAX_CANCELS_PER_SHOPPER} by default)`,
-  NOT_CANCELLABLE: 'the order is final, or a payment was accepted for it',
-  IDEMPOTENCY_KEY_REUSED: 'the `Idempotency-Key` was first used for this SKU with another quantity',
-  INTERNAL: 'a bug (logged with its stack trace and the request id)',
-  RATE_LIMITED:
-    'the shopper (checkout, order list) or client IP (dev login, webhook) spent its budget; `Retry-After` says in how many seconds to retry',
-  ORDER_FAILED:
-    'a waiting checkout (`Prefer: wait=N`) whose order failed to persist within the wait; `details` has `orderNo`, `status: "FAILED"`, `failureReason`, `statusUrl`; nothing stays reserved',
-  UNAVAILABLE:
-    "a dependency is down, did not answer within the request's deadline, or its circuit breaker is open; or the process is at its limit of requests in flight. With `Retry-After`. A checkout answered this reserved nothing (Temporal or the worker being away never makes a checkout 503)",
-  OUTCOME_UNKNOWN:
-    "a checkout's reserve got no answer from Redis in time and may still have run, or (with `REDIS_WAIT_REPLICAS`) it reserved but no Redis replica acknowledged the reservation in time, so a failover could still lose it: `details` has the `orderNo` and its `statusUrl`. With `Retry-After`. Retry with the same `Idempotency-Key` (it answers that order if it was reserved), or read the order",
-  NO_LINE: 'the sale has no waiting line (check out directly)',
-  LINE_NOT_OPEN: "before the line's `preQueueOpensAt`; `details.opensAt` and `Retry-After` say when",
-  NOT_IN_LINE: 'the shopper has no place in this line (join it first)',
-  CHALLENGE_REQUIRED:
-    'a join without the challenge header the bot-protection proxy sets (only with `LINE_CHALLENGE_HEADER`)',
-  NOT_ADMITTED: 'a checkout for a sale with a waiting line without an admission, or before its place was admitted',
-  ADMISSION_INVALID:
-    "an `Admission-Token` this service did not sign, altered, malformed, or for a place that is no longer the shopper's",
-  ADMISSION_NOT_YOURS: 'an `Admission-Token` given to another shopper, or for another sale',
-  ADMISSION_EXPIRED: 'an admission past its `expiresAt` (join the line again for a new place)',
-  ADMISSION_USED: 'an admission already spent on an order',
-  NOT_VERSIONED: 'the workers run unversioned (`WORKER_VERSIONING=false`): no deployment to show',
-  SMOKE_ORDER_FAILED:
-    "the rollout's smoke order did not persist, cancel and close on the build asked for within 30 s (the message says which step): leave that build's traffic as it is",
-  CURSOR_EXPIRED: 'the cursor is behind what the feed keeps (`EVENTS_RETENTION`): read again without a cursor',
-  ROTATION_IN_OVERLAP:
-    "an endpoint's previous rotation still has its old secret signing (`oldSecretUntil`): rotate after it, or with `overlapSeconds: 0` to replace every secret at once",
-};
-
-const ERROR_CODES = Object.keys(ERROR_CODE_DESCRIPTIONS) as [ErrorCode, ...ErrorCode[]];
+const ERROR_CODE_NAMES = Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]];
 
 const isoTime = z.iso.datetime({ offset: true });
 /** An object schema under its own name in the OpenAPI document's components. */
@@ -97,7 +47,7 @@ const named = <S extends z.ZodRawShape>(id: string, shape: S) => z.object(shape)
 const int = z.number().int();
 
 export const errorCodeSchema = z
-  .enum(ERROR_CODES)
+  .enum(ERROR_CODE_NAMES)
   .meta({ id: 'ErrorCode', description: 'A stable error code; the message is for people.' });
 
 /** Every error answer: `{ "error": { "code", "message", "details"? } }`. */

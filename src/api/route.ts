@@ -43,7 +43,7 @@ export interface RouteDoc<
   headers?: H;
   body?: B;
   responses: Partial<Record<number, SuccessAnswer>>;
-  /** The error codes it may answer, each documented under its own status (ERROR_STATUS). */
+  /** The error codes it may answer, each documented under its own status (src/infra/error-codes.ts). */
   errors?: ErrorCode[];
   /** By status: a description other than each code and when it is answered. */
   errorDescriptions?: Partial<Record<number, string>>;

@@ -1,449 +1,47 @@
 /**
- * The service's configuration, read once from the environment (docs/operations.md, "Configuration"; meanings in
- * scripts/config-descriptions.ts). Defaults point at the local stack that `npm start` runs: a bare checkout works.
+ * The service's configuration, read once from the environment (docs/operations.md, "Configuration"): each variable
+ * is declared once in src/config/settings.ts. Defaults point at the local stack that `npm start` runs: a bare
+ * checkout works.
  */
-import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import ipaddr from 'ipaddr.js';
 import ms from 'ms';
 import { z } from 'zod';
 import { durationToMs } from '../model/order-workflow.js';
+import { commaList, localCodecKeys, payloadCodecKeys } from './parsers.js';
 import { isPublishedSecret, weakness } from './secrets.js';
+import { SETTINGS } from './settings.js';
 
-/** Ports of the local stack started by `npm start`; tests and the benchmark pick free ports instead. */
-export const LOCAL_STACK_PORTS = {
-  api: 3000,
-  temporal: 7233,
-  temporalUi: 8233,
-  redis: 6380,
-  mysql: 3307,
-  workerMetrics: 9464,
-  workerHealth: 9465,
-  codecServer: 8234,
-} as const;
+export {
+  BUILD_ID,
+  commaList,
+  durationString,
+  LOCAL_STACK_PORTS,
+  type EventsSecretKey,
+  type PayloadCodecKey,
+  type RateLimit,
+} from './parsers.js';
+export type { SettingDescription } from './settings.js';
 
-/** A positive duration ("30m", "90s"); exported for the providers' settings (src/payments/providers). */
-export const durationString = z.string().refine(
-  (value) => {
-    try {
-      return durationToMs(value) > 0;
-    } catch {
-      return false;
-    }
+type Settings = typeof SETTINGS;
+export type ConfigVariable = keyof Settings;
+
+const envSchema = z.object(
+  Object.fromEntries(Object.entries(SETTINGS).map(([name, setting]) => [name, setting.parse])) as {
+    [Name in ConfigVariable]: Settings[Name]['parse'];
   },
-  { message: 'must be a positive duration such as "30m", "90s" or "2 hours"' },
 );
-
-const booleanString = z.enum(['true', 'false', '1', '0', '']).transform((value) => value === 'true' || value === '1');
-
-/** A comma-separated list's entries, trimmed, empty ones dropped. */
-export function commaList(value: string): string[] {
-  return value
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter((entry) => entry !== '');
-}
-
-function refuse(ctx: z.RefinementCtx, message: string): never {
-  ctx.addIssue({ code: 'custom', message });
-  return z.NEVER;
-}
-
-/** A request budget: `points` requests per `durationSeconds` window. */
-export interface RateLimit {
-  points: number;
-  durationSeconds: number;
-}
-
-/** rate-limiter-flexible counts windows in whole seconds, so "1500ms" is refused, not rounded. */
-const rateLimitString = z
-  .string()
-  .trim()
-  .transform((value, ctx): RateLimit | null => {
-    if (value === '0' || value.toLowerCase() === 'off') return null;
-    const match = /^(\d{1,7})\s*\/\s*(.+)$/.exec(value);
-    const points = Number(match?.[1]);
-    const durationMs = match?.[2] ? ms(match[2] as Parameters<typeof ms>[0]) : NaN;
-    if (!match || points < 1 || !Number.isFinite(durationMs) || durationMs < 1_000 || durationMs % 1_000 !== 0)
-      return refuse(ctx, 'must be "<requests>/<duration>" such as "10/10s" or "20/1m" (whole seconds), or "0"/"off"');
-    return { points, durationSeconds: durationMs / 1_000 };
-  });
-
-/** May be zero: for waits that can be skipped. */
-const optionalDurationString = z.string().refine(
-  (value) => {
-    const parsed = ms(value as Parameters<typeof ms>[0]);
-    return typeof parsed === 'number' && Number.isFinite(parsed) && parsed >= 0;
-  },
-  { message: 'must be a duration such as "5s" or "0"' },
-);
-
-/**
- * A deployment name and a build id as Temporal takes them and visibility queries quote them: the name without '.' or
- * ':' (Temporal's delimiters) but with '/' (the Worker Controller's `<namespace>/<name>`), the id with '.' (an image
- * tag's); neither begins with '__' (reserved by the server).
- */
-const DEPLOYMENT_NAME = z
-  .string()
-  .min(1)
-  .max(200)
-  .regex(/^(?!__)[A-Za-z0-9_/-]+$/, "only letters, digits, '-', '_' and '/', not beginning with '__'");
-export const BUILD_ID = z
-  .string()
-  .min(1)
-  .max(200)
-  .regex(/^(?!__)[A-Za-z0-9_.-]+$/, "only letters, digits, '-', '_' and '.', not beginning with '__'");
-
-/** One key of the payload codec (src/infra/payload-codec.ts): its id travels in each encrypted payload's metadata. */
-export interface PayloadCodecKey {
-  id: string;
-  /** 32 bytes: AES-256. */
-  secret: Buffer;
-}
-
-/** `id=base64,id=base64`: the first encrypts, every one decrypts (a rotation puts the new key first, the old after). */
-const payloadCodecKeys = z.string().transform((value, ctx): PayloadCodecKey[] => {
-  const keys: PayloadCodecKey[] = [];
-  for (const [n, entry] of commaList(value).entries()) {
-    const match = /^([A-Za-z0-9_-]{1,32})=([A-Za-z0-9+/]+={0,2})$/.exec(entry);
-    const secret = match ? Buffer.from(match[2]!, 'base64') : undefined;
-    // Named by its id only when it has one (bare base64 never has "id=" then a value): never print a key.
-    const named = /^([A-Za-z0-9_-]{1,32})=[^=]/.exec(entry)?.[1];
-    if (!match || secret?.length !== 32)
-      return refuse(
-        ctx,
-        `${named ? `key "${named}"` : `entry ${n + 1} (not shown)`}: each key must be <id>=<32 bytes in base64> (openssl rand -base64 32)`,
-      );
-    if (keys.some((key) => key.id === match[1])) return refuse(ctx, `key id "${match[1]}" is listed twice`);
-    keys.push({ id: match[1]!, secret });
-  }
-  return keys.length > 0 ? keys : refuse(ctx, 'lists no key');
-});
-
-/** One key of EVENTS_SECRET_KEY (src/events/endpoint-secrets.ts): '' for the one key of a value without ids. */
-export interface EventsSecretKey {
-  id: string;
-  secret: string;
-}
-
-/**
- * One key as it always was, or `<id>=<key>,…`: the first seals, every one opens (rotation: docs/operations.md). Each at
- * least 24 characters; a refusal names a key by its id or position, never by its text.
- */
-const eventsSecretKeys = z.string().transform((value, ctx): EventsSecretKey[] => {
-  // `id=` then a value: a key's own base64 padding (`…==`) is no id, and is never shown as one.
-  const listed = /^[A-Za-z0-9_-]{1,32}=[^=]/.test(value);
-  const keys: EventsSecretKey[] = [];
-  for (const [n, entry] of (listed ? commaList(value) : [value]).entries()) {
-    const match = listed ? /^([A-Za-z0-9_-]{1,32})=([^=].*)$/.exec(entry) : null;
-    const key = match ? { id: match[1]!, secret: match[2]! } : { id: '', secret: entry };
-    const named = match ? `key "${key.id}"` : `entry ${n + 1} (not shown)`;
-    if ((listed && !match) || key.secret.length < 24)
-      return refuse(ctx, `${named}: each key must be <id>=<at least 24 characters> (openssl rand -hex 32)`);
-    if (keys.some((other) => other.id === key.id)) return refuse(ctx, `key id "${key.id}" is listed twice`);
-    keys.push(key);
-  }
-  return keys;
-});
-
-/**
- * Outside production, a checkout's own codec key: generated once under .data/ (never committed, so a history copied
- * from a developer's machine is not readable with a published key), shared by npm start, the tests and the scripts.
- */
-const LOCAL_CODEC_KEY_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.data', 'payload-codec-keys');
-
-function localCodecKeys(): string {
-  try {
-    return readFileSync(LOCAL_CODEC_KEY_FILE, 'utf8').trim();
-  } catch {
-    const generated = `local-${randomBytes(4).toString('hex')}=${randomBytes(32).toString('base64')}`;
-    mkdirSync(dirname(LOCAL_CODEC_KEY_FILE), { recursive: true });
-    // Written whole, then linked into place (refused if the name exists): processes starting at once all read the
-    // first one's key, and none reads a file still being written (`wx` creates it empty first).
-    const written = `${LOCAL_CODEC_KEY_FILE}.${process.pid}.tmp`;
-    writeFileSync(written, `${generated}\n`, { mode: 0o600 });
-    try {
-      linkSync(written, LOCAL_CODEC_KEY_FILE);
-    } catch {
-      // another process linked its key first
-    } finally {
-      rmSync(written, { force: true });
-    }
-    return readFileSync(LOCAL_CODEC_KEY_FILE, 'utf8').trim();
-  }
-}
-
-/**
- * Browser origins (`http://127.0.0.1:8233`), comma-separated, each kept as the browser sends it in Origin: no path,
- * no wildcard (the codec server answers them with credentials allowed).
- */
-const originList = z.string().transform((value, ctx): string[] => {
-  const origins = commaList(value);
-  const bad = origins.filter((origin) => {
-    try {
-      const url = new URL(origin);
-      return !['http:', 'https:'].includes(url.protocol) || url.origin !== origin.replace(/\/$/, '');
-    } catch {
-      return true;
-    }
-  });
-  if (bad.length > 0 || origins.length === 0)
-    return refuse(
-      ctx,
-      `${bad.length > 0 ? `not an origin: ${bad.map((origin) => `"${origin}"`).join(', ')}` : 'lists no origin'} (origins such as http://127.0.0.1:8233,https://temporal.example.com)`,
-    );
-  return [...new Set(origins.map((origin) => new URL(origin).origin))];
-});
-
-const redisUrls = z.string().refine(
-  (value) => {
-    const urls = value.split(',').map((url) => url.trim());
-    return urls.every((url) => {
-      try {
-        return ['redis:', 'rediss:'].includes(new URL(url).protocol);
-      } catch {
-        return false;
-      }
-    });
-  },
-  { message: 'must be a redis:// or rediss:// URL, or a comma-separated list of them (Redis Cluster nodes)' },
-);
-
-/** Comma-separated CIDR ranges (IPv4 in four-part decimal), kept in canonical form (src/events/webhook-sender.ts). */
-const cidrList = z.string().transform((value, ctx): string[] => {
-  const ranges = commaList(value);
-  const bad = ranges.filter(
-    (range) => !ipaddr.IPv4.isValidCIDRFourPartDecimal(range) && !ipaddr.IPv6.isValidCIDR(range),
-  );
-  if (bad.length > 0)
-    return refuse(
-      ctx,
-      `not a CIDR range: ${bad.map((range) => `"${range}"`).join(', ')} (ranges such as 127.0.0.0/8,::1/128)`,
-    );
-  return ranges.map((range) => {
-    const [address, bits] = ipaddr.parseCIDR(range);
-    return `${address.toString()}/${bits}`;
-  });
-});
-
-const envSchema = z.object({
-  PORT: z.coerce.number().int().min(0).max(65535),
-  TEMPORAL_ADDRESS: z.string().min(1),
-  TEMPORAL_NAMESPACE: z.string().min(1),
-  // Quoted in visibility queries (the deployment view's counts).
-  TEMPORAL_TASK_QUEUE: z
-    .string()
-    .min(1)
-    .regex(/^[A-Za-z0-9_.-]+$/, "only letters, digits, '.', '-' and '_'"),
-  TEMPORAL_TLS: booleanString,
-  TEMPORAL_API_KEY: z.string().min(1).optional(),
-  TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),
-  TEMPORAL_TLS_KEY_PATH: z.string().min(1).optional(),
-  REDIS_URL: redisUrls,
-  MYSQL_URL: z.string().url(),
-  PAYMENT_WINDOW: durationString,
-  RECONCILE_INTERVAL: durationString,
-  RESERVATION_GRACE: durationString,
-  WEBHOOK_SECRET: z.string().min(16),
-  // Order events to merchants' endpoints (src/events/webhook-sender.ts): refused ranges allowed, https, an attempt.
-  EVENTS_ALLOWED_RANGES: cidrList.optional(),
-  EVENTS_REQUIRE_HTTPS: z.enum(['auto', 'true', 'false', '1', '0']),
-  EVENTS_ATTEMPT_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(30_000),
-  // How long an event is retried to an endpoint (then given up; the feed keeps it), and how long the feed keeps it.
-  EVENTS_RETRY_PERIOD: durationString,
-  // The first retry after a failed attempt; each next one doubles (± 20 %), up to an hour.
-  EVENTS_RETRY_FIRST: durationString,
-  EVENTS_RETENTION: durationString,
-  // Endpoints' whsec_ secrets are stored encrypted with keys derived from these (AES-256-GCM).
-  EVENTS_SECRET_KEY: eventsSecretKeys,
-  // Keys the opaque customer reference order events carry instead of the shopper's id (HMAC-SHA256).
-  EVENTS_CUSTOMER_SECRET: z.string().min(16),
-  // Events sent at once to one endpoint, and how often an idle endpoint's delivery looks for new events.
-  EVENTS_CONCURRENCY: z.coerce.number().int().min(1).max(64),
-  EVENTS_POLL_INTERVAL: durationString,
-  JWT_SECRET: z.string().min(16),
-  JWT_ISSUER: z.string().min(1),
-  JWT_AUDIENCE: z.string().min(1),
-  JWT_MAX_TTL: durationString,
-  MAX_CANCELS_PER_SHOPPER: z.coerce.number().int().min(0).max(1_000),
-  CHECKOUT_MAX_WAIT: z.union([z.literal('0'), durationString]),
-  ADMIN_TOKEN: z.string().min(8),
-  // Read-only: the order events feed, for fulfilment systems (the admin token reads it too).
-  EVENTS_READ_TOKEN: z.string().min(16).optional(),
-  AUTH_DEV_LOGIN: booleanString,
-  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
-  TEMPORAL_UI_URL: z.string().url().optional(),
-  // Checkouts per shopper (JWT sub); logins and webhooks per client IP (a provider sends bursts from a few IPs).
-  RATE_LIMIT_CHECKOUT: rateLimitString,
-  RATE_LIMIT_LOGIN: rateLimitString,
-  RATE_LIMIT_WEBHOOK: rateLimitString,
-  // Wrong operator or codec-server tokens per address, before it is answered 429 until the window ends.
-  RATE_LIMIT_AUTH_FAILURES: rateLimitString,
-  RATE_LIMIT_LINE: rateLimitString,
-  RATE_LIMIT_LINE_IP: rateLimitString,
-  RATE_LIMIT_LINE_SUBNET: rateLimitString,
-  LINE_ADMISSIONS_PER_SECOND: z.coerce.number().int().min(1).max(100_000),
-  LINE_ADMISSION_TTL: durationString,
-  LINE_CHALLENGE_HEADER: z
-    .string()
-    .regex(/^[A-Za-z0-9-]+$/)
-    .optional(),
-  LINE_CHALLENGE_SECRET: z.string().optional(),
-  TRUST_PROXY: booleanString,
-  TRUST_PROXY_HOPS: z.coerce.number().int().min(1).max(10),
-  SHUTDOWN_DRAIN: optionalDurationString,
-  NODE_ENV: z.enum(['development', 'test', 'production']),
-  // Temporal payloads' encryption keys; encrypt, only decrypt (the release before), or encrypt and refuse plain ones.
-  PAYLOAD_CODEC_KEYS: payloadCodecKeys.optional(),
-  PAYLOAD_CODEC_MODE: z.enum(['encrypt', 'decrypt-only', 'require']),
-  // The codec server (src/api/codec-server.ts): the Web UI's and CLI's decoder of those payloads, never on PORT. It
-  // decrypts anything for whoever reaches it: loopback unless set, the Web UI's origins only, a token if set.
-  CODEC_SERVER_PORT: z.coerce.number().int().min(0).max(65535),
-  CODEC_SERVER_HOST: z.string().min(1),
-  CODEC_SERVER_ORIGINS: originList,
-  CODEC_SERVER_TOKEN: z.string().min(16).optional(),
-  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535),
-  WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65535),
-  // ~200 KB each, cut to what the heap holds (src/workers/cache-sizing.ts); evicted orders are replayed.
-  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(2).max(1_000_000),
-  // false: for a server without the Worker Deployment APIs.
-  WORKER_VERSIONING: booleanString,
-  WORKER_DEPLOYMENT_NAME: DEPLOYMENT_NAME.optional(),
-  WORKER_BUILD_ID: BUILD_ID.optional(),
-  // The names the Temporal Worker Controller sets on each version's pods (docs/operations.md): the same two facts.
-  TEMPORAL_DEPLOYMENT_NAME: DEPLOYMENT_NAME.optional(),
-  TEMPORAL_WORKER_BUILD_ID: BUILD_ID.optional(),
-  WORKER_PROMOTE: z.enum(['auto', 'on-start', 'by-rollout']),
-  ACCESS_LOG_SOLD_OUT_SAMPLE: z.coerce.number().int().min(0).max(1_000_000),
-  // For a managed cluster's single configuration endpoint.
-  REDIS_CLUSTER: booleanString,
-  REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16),
-  STATUS_CACHE_MS: z.coerce.number().int().min(0).max(60_000),
-  STATUS_CACHE_NOTIFIED_MS: z.coerce.number().int().min(0).max(1_800_000),
-  STATUS_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000),
-  STATUS_LONG_POLL_MAX_WAITERS: z.coerce.number().int().min(1).max(1_000_000),
-  CHECKOUT_DEADLINE: durationString,
-  READ_DEADLINE: durationString,
-  WRITE_DEADLINE: durationString,
-  // Each command of an API request; the worker's background work keeps no such bound.
-  REDIS_TIMEOUT: durationString,
-  MYSQL_TIMEOUT: durationString,
-  BREAKER_FAILURES: z.coerce.number().int().min(1).max(1_000),
-  // Tells a hung dependency (no success at all) from a busy one.
-  BREAKER_NO_SUCCESS_FOR: optionalDurationString,
-  BREAKER_HALF_OPEN_AFTER: durationString,
-  MAX_CONCURRENT_STARTS: z.coerce.number().int().min(1).max(10_000),
-  // What a checkout does not start in time, the owner of starts starts; the answer is 202 either way.
-  CHECKOUT_START_BUDGET: durationString,
-  // Kept back from a reserve's cutoff; the API is unready past half of it.
-  CLOCK_SKEW_MARGIN: durationString,
-  MAX_IN_FLIGHT_REQUESTS: z.coerce.number().int().min(0).max(1_000_000),
-  // Checked against src/payments/providers/registry.ts, which also reads each provider's own variables.
-  PAYMENT_PROVIDER: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be a payment provider\'s name such as "generic"'),
-});
 
 /** The core variables; with the providers' own in toolkit/provider-config.ts (SERVICE_CONFIG_VARIABLES). */
-export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
-
-export type ConfigVariable = keyof typeof envSchema.shape;
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(SETTINGS);
 
 /** Those without a default: optional in the schema, so unset is valid. */
-type OptionalVariable = {
-  [K in ConfigVariable]-?: undefined extends z.infer<typeof envSchema>[K] ? K : never;
-}[ConfigVariable];
 export const OPTIONAL_CONFIG_VARIABLES: readonly string[] = CONFIG_VARIABLES.filter(
   (name) => envSchema.shape[name as ConfigVariable].safeParse(undefined).success,
 );
 
-/** Written as an operator would, parsed like set values (none is refused); test/docs.test.ts checks the docs' table. */
-export const CONFIG_DEFAULTS = {
-  PORT: String(LOCAL_STACK_PORTS.api),
-  TEMPORAL_ADDRESS: `127.0.0.1:${LOCAL_STACK_PORTS.temporal}`,
-  TEMPORAL_NAMESPACE: 'default',
-  TEMPORAL_TASK_QUEUE: 'flash-checkout-orders',
-  TEMPORAL_TLS: 'false',
-  REDIS_URL: `redis://127.0.0.1:${LOCAL_STACK_PORTS.redis}`,
-  MYSQL_URL: `mysql://flash:flash@127.0.0.1:${LOCAL_STACK_PORTS.mysql}/flash`,
-  PAYMENT_WINDOW: '30m',
-  RECONCILE_INTERVAL: '30s',
-  RESERVATION_GRACE: '60s',
-  // Development secrets: published, so production refuses them (src/config/secrets.ts).
-  WEBHOOK_SECRET: 'dev-webhook-secret-change-me',
-  // auto: required when NODE_ENV=production.
-  EVENTS_REQUIRE_HTTPS: 'auto',
-  EVENTS_ATTEMPT_TIMEOUT_MS: '15000',
-  EVENTS_RETRY_PERIOD: '3d',
-  EVENTS_RETRY_FIRST: '5s',
-  EVENTS_RETENTION: '30d',
-  EVENTS_SECRET_KEY: 'dev-events-secret-key-change-me-please',
-  EVENTS_CUSTOMER_SECRET: 'dev-events-customer-secret-change-me',
-  EVENTS_CONCURRENCY: '8',
-  EVENTS_POLL_INTERVAL: '250ms',
-  JWT_SECRET: 'dev-jwt-secret-change-me-please',
-  JWT_ISSUER: 'flash-checkout',
-  JWT_AUDIENCE: 'flash-checkout-api',
-  JWT_MAX_TTL: '24h',
-  MAX_CANCELS_PER_SHOPPER: '3',
-  CHECKOUT_MAX_WAIT: '10s',
-  ADMIN_TOKEN: 'dev-admin-token',
-  AUTH_DEV_LOGIN: 'false',
-  LOG_LEVEL: 'info',
-  RATE_LIMIT_CHECKOUT: '10/10s',
-  RATE_LIMIT_LOGIN: '20/1m',
-  RATE_LIMIT_WEBHOOK: '100/1s',
-  RATE_LIMIT_AUTH_FAILURES: '10/1m',
-  RATE_LIMIT_LINE: '60/1m',
-  RATE_LIMIT_LINE_IP: '1200/1m',
-  RATE_LIMIT_LINE_SUBNET: '12000/1m',
-  // Each admission may become an order: what one worker persists per second (docs/performance.md).
-  LINE_ADMISSIONS_PER_SECOND: '40',
-  LINE_ADMISSION_TTL: '2m',
-  TRUST_PROXY: 'false',
-  TRUST_PROXY_HOPS: '1',
-  SHUTDOWN_DRAIN: '5s',
-  NODE_ENV: 'development',
-  PAYLOAD_CODEC_MODE: 'encrypt',
-  // 0: off. Loopback: it decrypts for whoever reaches it; the origins are the local stack's Web UI.
-  CODEC_SERVER_PORT: String(LOCAL_STACK_PORTS.codecServer),
-  CODEC_SERVER_HOST: '127.0.0.1',
-  CODEC_SERVER_ORIGINS: `http://127.0.0.1:${LOCAL_STACK_PORTS.temporalUi},http://localhost:${LOCAL_STACK_PORTS.temporalUi}`,
-  WORKER_METRICS_PORT: String(LOCAL_STACK_PORTS.workerMetrics),
-  WORKER_HEALTH_PORT: String(LOCAL_STACK_PORTS.workerHealth),
-  // A 15,000-unit sale's open orders.
-  WORKER_MAX_CACHED_WORKFLOWS: '15000',
-  WORKER_VERSIONING: 'true',
-  WORKER_PROMOTE: 'auto',
-  ACCESS_LOG_SOLD_OUT_SAMPLE: '100',
-  REDIS_CLUSTER: 'false',
-  REDIS_WAIT_REPLICAS: '0',
-  STATUS_CACHE_MS: '1000',
-  STATUS_CACHE_NOTIFIED_MS: '300000',
-  STATUS_CACHE_MAX_ENTRIES: '50000',
-  STATUS_LONG_POLL_MAX_WAITERS: '10000',
-  CHECKOUT_DEADLINE: '2s',
-  READ_DEADLINE: '2s',
-  WRITE_DEADLINE: '5s',
-  REDIS_TIMEOUT: '500ms',
-  MYSQL_TIMEOUT: '1s',
-  BREAKER_FAILURES: '5',
-  BREAKER_NO_SUCCESS_FOR: '1s',
-  BREAKER_HALF_OPEN_AFTER: '2s',
-  MAX_CONCURRENT_STARTS: '32',
-  CHECKOUT_START_BUDGET: '250ms',
-  CLOCK_SKEW_MARGIN: '250ms',
-  MAX_IN_FLIGHT_REQUESTS: '1000',
-  PAYMENT_PROVIDER: 'generic',
-} as const satisfies Record<Exclude<ConfigVariable, OptionalVariable>, string>;
-
-/** What a setting means, as docs/reference/settings.md shows it (generated: `npm run docs:reference`). */
-export interface SettingDescription {
-  /** Markdown; a link's target is written from the repository root (`docs/<page>.md#<anchor>`). */
-  meaning: string;
-  /** What applies instead of the default where the default is not the whole story (unset, or under `npm start`). */
-  defaultNote?: string;
-}
+/** Each default as an operator would write it (SETTINGS), parsed like set values. */
+export const CONFIG_DEFAULTS = Object.fromEntries(
+  Object.entries(SETTINGS).flatMap(([name, setting]) => ('default' in setting ? [[name, setting.default]] : [])),
+) as { readonly [Name in ConfigVariable as Settings[Name] extends { default: string } ? Name : never]: string };
 
 /** The settings as every process reads them: the shape configOf builds. */
 export type AppConfig = ReturnType<typeof configOf>;
@@ -512,7 +110,7 @@ function versioningOf(e: Env) {
   };
 }
 
-// The one statement of AppConfig's shape: each field's meaning is its variable's (scripts/config-descriptions.ts).
+// The one statement of AppConfig's shape: each field's meaning is its variable's (src/config/settings.ts).
 function configOf(e: Env, present: Record<string, string>) {
   return {
     port: e.PORT,
@@ -659,24 +257,9 @@ export function deadlineRelationProblems(
 }
 
 /** Secrets this service makes for itself: production wants each long and random (RFC 7518 §3.2: HS256 ≥ 256 bits). */
-const OWN_SECRETS = [
-  'WEBHOOK_SECRET',
-  'JWT_SECRET',
-  'ADMIN_TOKEN',
-  'EVENTS_SECRET_KEY',
-  'EVENTS_CUSTOMER_SECRET',
-  'EVENTS_READ_TOKEN',
-  'CODEC_SERVER_TOKEN',
-  'LINE_CHALLENGE_SECRET',
-] as const satisfies readonly ConfigVariable[];
-/** Without these production does not start; the codec server's token is required by the codec server (codec-main). */
-const REQUIRED_SECRETS: readonly string[] = [
-  'WEBHOOK_SECRET',
-  'JWT_SECRET',
-  'ADMIN_TOKEN',
-  'EVENTS_SECRET_KEY',
-  'EVENTS_CUSTOMER_SECRET',
-];
+const OWN_SECRETS = (Object.entries(SETTINGS) as [ConfigVariable, { secret?: string }][]).filter(
+  ([, setting]) => setting.secret !== undefined,
+);
 const OWN_SECRET_LENGTH = 32;
 
 /**
@@ -685,10 +268,10 @@ const OWN_SECRET_LENGTH = 32;
  */
 function refuseWeakSecrets(e: Env, present: Record<string, string>): void {
   const problems: string[] = [];
-  for (const name of OWN_SECRETS) {
+  for (const [name, { secret }] of OWN_SECRETS) {
     const value = present[name];
     if (value === undefined) {
-      if (REQUIRED_SECRETS.includes(name)) problems.push(`${name}: not set; set a secret of your own`);
+      if (secret === 'required') problems.push(`${name}: not set; set a secret of your own`);
       continue;
     }
     // A list's keys one by one, each named by its id (never by its text).

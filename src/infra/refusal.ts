@@ -1,35 +1,7 @@
-/** A use case saying no: a stable, documented error code and a message; src/api/errors.ts maps codes to HTTP. */
-export const REFUSAL_CODES = [
-  'INVALID_REQUEST',
-  'INVALID_SIGNATURE',
-  'FORBIDDEN',
-  'SKU_NOT_FOUND',
-  'ORDER_NOT_FOUND',
-  'SALE_EXISTS',
-  'SOLD_OUT',
-  'SALE_NOT_ACTIVE',
-  'PURCHASE_LIMIT_EXCEEDED',
-  'TOO_MANY_CANCELLATIONS',
-  'NOT_CANCELLABLE',
-  'ORDER_FAILED',
-  'IDEMPOTENCY_KEY_REUSED',
-  'UNAVAILABLE',
-  'OUTCOME_UNKNOWN',
-  'NO_LINE',
-  'LINE_NOT_OPEN',
-  'NOT_IN_LINE',
-  'CHALLENGE_REQUIRED',
-  'NOT_ADMITTED',
-  'ADMISSION_INVALID',
-  'ADMISSION_NOT_YOURS',
-  'ADMISSION_EXPIRED',
-  'ADMISSION_USED',
-  'NOT_VERSIONED',
-  'SMOKE_ORDER_FAILED',
-  'CURSOR_EXPIRED',
-  'ROTATION_IN_OVERLAP',
-] as const;
-export type RefusalCode = (typeof REFUSAL_CODES)[number];
+/** A use case saying no: a stable, documented error code (src/infra/error-codes.ts) and a message. */
+import type { RefusalCode } from './error-codes.js';
+
+export type { RefusalCode };
 
 /** An answer, not a bug: no stack trace, which cost ~20 µs per sold-out answer in a burst (docs/performance.md). */
 export class QuietError extends Error {
