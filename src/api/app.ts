@@ -404,7 +404,9 @@ function deploymentOf(
       try {
         // Every Temporal call of it under one gRPC deadline: a hung server ends the wait, not the smoke order's run.
         return await temporal.connection.withDeadline(Date.now() + 35_000, async () => {
-          await deployments.untilPolling(version, requiredTaskQueues(taskQueue), 0);
+          // A few seconds, not one read: the caller just saw it polling, and one read of the version's queues can lag
+          // that (seen on the cluster: the rollout's read listed both, the API's next one neither).
+          await deployments.untilPolling(version, requiredTaskQueues(taskQueue), 5_000);
           return runSmokeOrder({ ...smoke, client: temporal, taskQueue, version });
         });
       } catch (err) {
