@@ -6,8 +6,6 @@ import type { Logger } from '../infra/logger.js';
 import { errorStatus, type ErrorCode } from '../infra/error-codes.js';
 import { echo, QuietError, Refusal } from '../infra/refusal.js';
 
-export type { ErrorCode };
-
 /** An answer the API gives on purpose (bad input, a wrong token, a refusal mapped by toApiError), not a bug. */
 export class ApiError extends QuietError {
   readonly status: number;

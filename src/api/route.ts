@@ -5,7 +5,7 @@
  */
 import Router, { type RouterContext } from '@koa/router';
 import type { z } from 'zod';
-import type { ErrorCode } from './errors.js';
+import type { ErrorCode } from '../infra/error-codes.js';
 import { jsonBody } from './http.js';
 import type { WebhookSignature } from '../payments/providers/definition.js';
 

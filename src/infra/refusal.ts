@@ -1,8 +1,6 @@
 /** A use case saying no: a stable, documented error code (src/infra/error-codes.ts) and a message. */
 import type { RefusalCode } from './error-codes.js';
 
-export type { RefusalCode };
-
 /** An answer, not a bug: no stack trace, which cost ~20 µs per sold-out answer in a burst (docs/performance.md). */
 export class QuietError extends Error {
   constructor(message: string, options?: ErrorOptions) {
