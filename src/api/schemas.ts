@@ -3,13 +3,7 @@
  * (test/contract.test.ts starts from them); a rule JSON Schema cannot state is said in the field's description.
  */
 import { z } from 'zod';
-import {
-  ORDER_NO_PATTERN,
-  ORDER_STATUSES,
-  ORDER_EVENT_TYPES,
-  STORED_ORDER_STATUSES,
-  STORED_PAYMENT_OUTCOMES,
-} from '../model/order-workflow.js';
+import { ORDER_EVENT_TYPES, STORED_ORDER_STATUSES, STORED_PAYMENT_OUTCOMES } from '../model/order-workflow.js';
 import { CURSOR_POSITIONS, encodeCursor } from '../infra/cursor.js';
 import { BUILD_ID } from '../config/index.js';
 import {
@@ -23,24 +17,9 @@ import {
 } from '../events/endpoints.js';
 import { skuNotFound } from '../sales/sales-service.js';
 import { USER_ID_PATTERN } from './auth.js';
+import { orderNoSchema, orderStatusSchema, skuSchema, upTo64 } from '../infra/schema-fields.js';
 
 export const MAX_QUANTITY_PER_ORDER = 100;
-
-/** 1-64 characters of `pattern`; any failure says `rule`. */
-const upTo64 = (pattern: RegExp, rule: string, example: string) =>
-  z
-    .string()
-    .min(1, rule)
-    .max(64, rule)
-    .regex(pattern, rule)
-    .meta({ examples: [example] });
-
-export const skuSchema = upTo64(/^[A-Za-z0-9_.-]+$/, 'sku: 1-64 letters, digits, "_", "." or "-"', 'TSHIRT-1');
-export const orderNoSchema = z
-  .string()
-  .regex(ORDER_NO_PATTERN, 'not an order number')
-  .meta({ examples: ['01ARZ3NDEKTSV4RRFFQ69G5FAV'] });
-export const orderStatusSchema = z.enum(ORDER_STATUSES).meta({ id: 'OrderStatus' });
 
 /** A path that does not match names nothing: the route answers its 404. */
 export const skuParams = z.object({ sku: skuSchema });

@@ -1,13 +1,6 @@
 /** Operators' webhook endpoints (docs/api.md): the row is the intent; its delivery is woken here (else: reconciler). */
 import type { AppConfig } from '../config/index.js';
-import type {
-  AttemptRow,
-  DeliveryFigures,
-  DeliveryRow,
-  DeliveryStatus,
-  EndpointRow,
-  WebhookStore,
-} from '../db/webhooks.js';
+import type { DeliveryStatus, EndpointRow, WebhookStore } from '../db/webhooks.js';
 import { CURSOR_POSITIONS, decodeCursor, pageOf, type Page } from '../infra/cursor.js';
 import type { Logger } from '../infra/logger.js';
 import { echo, QuietError, Refusal } from '../infra/refusal.js';
@@ -15,6 +8,18 @@ import { ORDER_EVENT_TYPES, type OrderEventType } from '../model/order-workflow.
 import { newOrderNo } from '../order/order-numbers.js';
 import type { EndpointDeliveryClient } from './endpoint-delivery-client.js';
 import { generateEndpointSecret, type EndpointSecretBox } from './endpoint-secrets.js';
+import {
+  attemptView,
+  deliveryView,
+  endpointView,
+  withFigures,
+  type AttemptView,
+  type DeliveryView,
+  type EndpointView,
+  type EndpointWithFigures,
+  type EndpointWithSecret,
+  type ResendAccepted,
+} from './endpoint-views.js';
 
 export { ATTEMPT_OUTCOMES, DELIVERY_STATUSES } from '../db/webhooks.js';
 
@@ -34,13 +39,6 @@ export const ENDPOINT_URL_RULE = `url: an absolute http:// or https:// URL of at
 /** How long a create, enable, rotation or resend waits for Temporal to wake the delivery before answering anyway. */
 export const WAKE_WITHIN_MS = 2_000;
 
-export type EndpointView = ReturnType<typeof endpointView>;
-export type EndpointWithFigures = ReturnType<typeof withFigures>;
-/** A create's or rotation's answer: the only time the secret is shown. */
-export type EndpointWithSecret = { endpoint: EndpointView; secret: string };
-export type DeliveryView = ReturnType<typeof deliveryView>;
-export type AttemptView = ReturnType<typeof attemptView>;
-export type ResendAccepted = { endpointId: string; eventId: string; status: 'PENDING' };
 /** `description` '' clears it. */
 type EndpointChange = {
   url?: string;
@@ -227,40 +225,3 @@ function checkedDescription(description: string | undefined): string | null {
 }
 
 const noEndpoint = (endpointId: string) => new WebhookNotFound(`no webhook endpoint ${endpointId}`);
-
-/**
- * What reads show of an endpoint: never a secret. eventTypes: empty, every type; disabledReason: an operator's or 410
- * Gone; oldSecretUntil: the secret before the last rotation signs too until then; pausedUntil: it asked to slow down.
- */
-function endpointView(row: EndpointRow) {
-  return {
-    endpointId: row.endpointId,
-    url: row.url,
-    eventTypes: row.eventTypes,
-    description: row.description,
-    includeShopperId: row.includeShopperId,
-    enabled: row.enabled,
-    disabledReason: row.disabledReason,
-    oldSecretUntil: row.oldSecretBox && row.oldSecretUntil ? row.oldSecretUntil.toISOString() : null,
-    pausedUntil: row.pausedUntil?.toISOString() ?? null,
-    createdAt: row.createdAt.toISOString(),
-    updatedAt: row.updatedAt.toISOString(),
-  };
-}
-
-function withFigures(row: EndpointRow, figures: DeliveryFigures = NO_FIGURES) {
-  return { ...endpointView(row), deliveries: isoDates(figures) };
-}
-
-const NO_FIGURES: DeliveryFigures = { pending: 0, failing: 0, delivered: 0, gaveUp: 0, oldestPendingQueuedAt: null };
-
-const deliveryView = ({ endpointId: _endpoint, seq: _seq, ...row }: DeliveryRow) => isoDates(row);
-const attemptView = ({ attemptId: _id, ...attempt }: AttemptRow) => isoDates(attempt);
-
-/** The row as JSON shows it: each Date its ISO string. */
-function isoDates<Row extends object>(row: Row) {
-  const iso = Object.entries(row).map(([key, value]) => [key, value instanceof Date ? value.toISOString() : value]);
-  return Object.fromEntries(iso) as {
-    [Key in keyof Row]: Row[Key] extends Date ? string : Row[Key] extends Date | null ? string | null : Row[Key];
-  };
-}

@@ -4,10 +4,45 @@ import type { EventStore, OrderEventRow } from '../db/events.js';
 import type { OrderRow } from '../db/rows.js';
 import { Refusal } from '../infra/refusal.js';
 import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from '../infra/cursor.js';
-import type { OrderEventType } from '../model/order-workflow.js';
-import { shown } from '../sales/sales-service.js';
+import { z } from 'zod';
+import { CANCEL_REASONS, ORDER_EVENT_TYPES, type OrderEventType } from '../model/order-workflow.js';
+import { isoTime, named, shown } from '../infra/schema-fields.js';
+import { adminOrderSchema } from '../sales/admin-views.js';
 
-export type OrderEvent = ReturnType<typeof orderEventOf>;
+/** The order as an event carries it: the admin view without internals, the shopper as an opaque reference. */
+export const eventOrderSchema = adminOrderSchema
+  .omit({ userId: true, failureReason: true })
+  .extend({
+    cancelReason: z.enum(CANCEL_REASONS).nullable(),
+    customer: z.string().meta({
+      description:
+        'The shopper, as an opaque reference: the same for all their orders while EVENTS_CUSTOMER_SECRET is kept',
+      examples: ['cus_3q2Vd0mXQm1wW8k2b0Hc7s9a'],
+    }),
+    userId: z
+      .string()
+      .optional()
+      .meta({ description: "The shopper's own id: only to an endpoint created with includeShopperId" }),
+  })
+  .meta({ id: 'EventOrder' });
+
+export const orderEventSchema = named('OrderEvent', {
+  id: z.string().meta({ description: "Stable: the receiver's deduplication key" }),
+  type: z.enum(ORDER_EVENT_TYPES),
+  created: isoTime.meta({ description: "When it happened, by the order's own record" }),
+  data: z.object({ order: eventOrderSchema.meta({ description: 'The order as it stood then' }) }),
+});
+
+export const orderEventPageSchema = named('OrderEventPage', {
+  items: z.array(orderEventSchema),
+  nextCursor: z.string().meta({
+    description: 'Pass as `after` for what comes next, also when empty: past every event this read looked at',
+  }),
+});
+
+export type OrderEvent = z.infer<typeof orderEventSchema>;
+/** What the event's order shows, and the shopper's id it is named by. */
+const eventFactsSchema = eventOrderSchema.omit({ customer: true }).extend({ userId: z.string() });
 
 /** How a shopper is named to merchants: an opaque reference, stable while EVENTS_CUSTOMER_SECRET is (HMAC-SHA256). */
 export class CustomerReferences {
@@ -32,8 +67,8 @@ export interface EventAudience {
  * What fulfilment needs of the order, as the deciding transaction left it: its reference, SKU, quantity, amounts,
  * status and times. No internal error text (failureReason), price internals or idempotency key.
  */
-export function eventOrderOf(order: OrderRow, audience: EventAudience) {
-  const { userId, ...facts } = shown(order, ['unitPriceCents', 'idempotencyKey', 'paymentProvider', 'failureReason']);
+export function eventOrderOf(order: OrderRow, audience: EventAudience): OrderEvent['data']['order'] {
+  const { userId, ...facts } = shown(eventFactsSchema, order);
   return {
     ...facts,
     customer: audience.customers.of(userId),
@@ -42,7 +77,7 @@ export function eventOrderOf(order: OrderRow, audience: EventAudience) {
 }
 
 /** `id` is stable (the receiver deduplicates by it); `created`: when it happened, by the order's own record. */
-export function orderEventOf(row: OrderEventRow, audience: EventAudience) {
+export function orderEventOf(row: OrderEventRow, audience: EventAudience): OrderEvent {
   return {
     id: row.eventId,
     type: row.type,

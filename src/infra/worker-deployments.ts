@@ -5,6 +5,8 @@
 import proto from '@temporalio/proto';
 import { ORDER_WORKFLOW_TYPE } from '../model/order-workflow.js';
 import { PINNED_WORKFLOW_TYPES } from '../model/workflow-types.js';
+import { int, named } from '../infra/schema-fields.js';
+import { z } from 'zod';
 
 type WorkflowService = proto.temporal.api.workflowservice.v1.WorkflowService;
 const { WorkerDeploymentVersionStatus, VersionDrainageStatus, TaskQueueKind, TaskQueueType } =
@@ -20,15 +22,17 @@ export interface WorkerVersion {
   buildId: string;
 }
 
+const VERSION_STATUSES = ['INACTIVE', 'CURRENT', 'RAMPING', 'DRAINING', 'DRAINED'] as const;
 /** Routing status; DRAINED: all its pinned workflows have closed. */
-export type VersionStatus = 'INACTIVE' | 'CURRENT' | 'RAMPING' | 'DRAINING' | 'DRAINED';
+export type VersionStatus = (typeof VERSION_STATUSES)[number];
 
-interface Routing {
-  deploymentName: string;
-  currentBuildId: string | null;
-  rampingBuildId: string | null;
-  rampingPercentage: number;
-}
+const routing = {
+  deploymentName: z.string().meta({ description: 'The Worker Deployment (WORKER_DEPLOYMENT_NAME).' }),
+  currentBuildId: z.string().nullable().meta({ description: 'The build new orders start on; null before any.' }),
+  rampingBuildId: z.string().nullable().meta({ description: 'A build taking a percentage of new orders, if any.' }),
+  rampingPercentage: z.number(),
+};
+type Routing = z.infer<z.ZodObject<typeof routing>>;
 
 interface DeploymentDescription extends Routing {
   versions: { buildId: string; status: VersionStatus }[];
@@ -36,17 +40,30 @@ interface DeploymentDescription extends Routing {
   createdAt: string | null;
 }
 
-export interface DeploymentStatus extends Routing {
-  versions: {
-    buildId: string;
-    status: VersionStatus;
-    openOrders: number;
-    /** Open runs pinned to it, by workflow type (orders included): what keeps it DRAINING. */
-    openRuns: Record<string, number>;
-  }[];
-  /** Orders started before versioning (they run on the current version); not new ones awaiting a first task. */
-  unversionedOpenOrders: number;
-}
+/** GET /api/admin/deployment and `npm run rollout -- status`. */
+export const deploymentStatusSchema = named('DeploymentStatus', {
+  ...routing,
+  versions: z.array(
+    z.object({
+      buildId: z.string(),
+      status: z.enum(VERSION_STATUSES).meta({
+        description:
+          "Temporal's routing status: DRAINED once no run pinned to it is open, of any type (its workers can stop).",
+      }),
+      openOrders: int.meta({ description: 'OrderWorkflows open on this build (visibility).' }),
+      openRuns: z.record(z.string(), int).meta({
+        description:
+          'Open runs pinned to this build, by workflow type (orders included): the build drains once all are 0.',
+      }),
+    }),
+  ),
+  unversionedOpenOrders: int.meta({
+    description:
+      'Orders started before versioning (they run on the current build); not new ones awaiting a first task.',
+  }),
+});
+
+export type DeploymentStatus = z.infer<typeof deploymentStatusSchema>;
 
 /** The runs that keep a version draining: each open type with its count ("OrderWorkflow 3, RefundWorkflow 1"). */
 export function describeOpenRuns(version: Pick<DeploymentStatus['versions'][number], 'openRuns'>): string {

@@ -4,19 +4,35 @@
  */
 import type { RedisClient } from '../infra/redis.js';
 import { luaSource } from './redis-inventory.js';
+import { z } from 'zod';
+import { int, isoTime, named } from '../infra/schema-fields.js';
 
-/** What one worker process says of its workflow cache (the order queue's Worker). */
-export interface WorkerCacheFigures {
-  /** The worker process: host and pid. */
-  worker: string;
-  /** When it read them, by its own clock (ISO 8601). */
-  at: string;
-  /** Workflows in its cache now (Worker.getStatus), and the bound (WORKER_MAX_CACHED_WORKFLOWS). */
-  cached: number;
-  maxCached: number;
-  /** Last interval's temporal_sticky_cache_* hits, misses, forced evictions; null first, or metrics off/unanswered. */
-  interval: { seconds: number; hits: number; misses: number; forcedEvictions: number } | null;
-}
+/** GET /api/admin/workers: each worker still publishing its workflow cache's figures (the order queue's Worker). */
+export const workerFiguresSchema = named('WorkerFigures', {
+  workers: z.array(
+    z.object({
+      worker: z.string().meta({ description: 'The worker process: host and pid.' }),
+      at: isoTime.meta({ description: 'When it read these, by its own clock (it publishes every 5 s).' }),
+      cached: int.meta({ description: 'Workflows in its cache now (Worker.getStatus).' }),
+      maxCached: int.meta({ description: 'Its bound (WORKER_MAX_CACHED_WORKFLOWS).' }),
+      interval: z
+        .object({
+          seconds: z.number(),
+          hits: int,
+          misses: int,
+          forcedEvictions: int,
+        })
+        .nullable()
+        .meta({
+          description:
+            "Since its previous publication, from its Core runtime's temporal_sticky_cache_* counters: tasks of a cached workflow (hits), of one replayed (misses), evictions forced by a full cache. Null with its metrics port off.",
+        }),
+    }),
+  ),
+});
+
+/** What one worker process says of its workflow cache. */
+export type WorkerCacheFigures = z.infer<typeof workerFiguresSchema>['workers'][number];
 
 /**
  * Sent as EVAL (a few hundred bytes per 5 s), not a defined command: one defined after this tick's auto-pipeline opened

@@ -2,13 +2,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import ms from 'ms';
-import type {
-  CancelReason,
-  DisputeStanding,
-  OrderStatus,
-  PaymentProviderName,
-  StoredPaymentOutcome,
-} from './order-rules.js';
+import type { CancelReason, OrderStatus, PaymentProviderName, StoredPaymentOutcome } from './order-rules.js';
 
 export * from './order-rules.js';
 
@@ -86,38 +80,6 @@ export function pendingOrderState(input: OrderInput): OrderState {
     ...(input.paymentProvider ? { paymentProvider: input.paymentProvider } : {}),
   };
 }
-
-/** The order as its shopper sees it (docs/api.md): no user id or payments; the PaymentIntent only while payable. */
-export type OrderView = OrderViewOfState & {
-  /** Added from MySQL by the order's lookup (src/order/lookup.ts), never from the workflow. */
-  paymentIntent?: PaymentIntentHandle;
-  /** Refunded at the provider after payment without us asking (docs/api.md, "Order states"). */
-  refundedCents?: number;
-  /** The newest dispute of the order's payment. */
-  dispute?: OrderDispute;
-};
-
-/** A dispute of an order's payment, as the order shows it. */
-export interface OrderDispute {
-  standing: DisputeStanding;
-  reason: string | null;
-  dueBy: string | null;
-  amountCents: number;
-}
-
-type OrderViewOfState = Pick<
-  OrderState,
-  | 'orderNo'
-  | 'sku'
-  | 'quantity'
-  | 'totalCents'
-  | 'status'
-  | 'cancelReason'
-  | 'paymentDeadline'
-  | 'createdAt'
-  | 'paidAt'
-  | 'paymentProvider'
->;
 
 /**
  * Sent after the commit of a payment the row applied; needs no worker. It only wakes the order to ask its row (the one

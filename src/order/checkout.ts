@@ -8,9 +8,9 @@ import type { Logger } from '../infra/logger.js';
 import { traceCarrier } from '../infra/tracing.js';
 import type { RedisInventory, ReserveResult } from '../inventory/redis-inventory.js';
 import type { AwaitedStart, OrderWorkflowClient } from './workflow-client.js';
-import { viewOfState, type FoundOrder, type OrderLookup } from './lookup.js';
+import { viewOfState, type FoundOrder, type OrderLookup, type OrderView } from './lookup.js';
 import { Refusal } from '../infra/refusal.js';
-import type { OrderInput, OrderStatus, OrderView } from '../model/order-workflow.js';
+import type { OrderInput, OrderStatus } from '../model/order-workflow.js';
 
 export interface CheckoutRequest {
   userId: string;

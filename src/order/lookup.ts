@@ -15,12 +15,84 @@ import {
   pendingOrderState,
   type OrderInput,
   type OrderState,
-  type OrderView,
   type PaymentIntentHandle,
 } from '../model/order-workflow.js';
+import { z } from 'zod';
+import { CANCEL_REASONS, DISPUTE_STANDINGS } from '../model/order-workflow.js';
+import { int, isoTime, named, orderNoSchema, orderStatusSchema, skuSchema } from '../infra/schema-fields.js';
 
-/** `database`: its row. `stores`: no row yet, its promise in Redis. `workflow`: MySQL away, its status query. */
-export type OrderSource = 'database' | 'stores' | 'workflow';
+// The order as its shopper sees it (OpenAPI `Order`): no user id or payments; the PaymentIntent only while payable.
+/** A card holder's dispute of an order's payment, as the order shows it. */
+export const disputeSchema = named('Dispute', {
+  standing: z.enum(DISPUTE_STANDINGS).meta({
+    description: 'OPEN (the order is DISPUTED) while the bank decides; WON (PAID again) or LOST (REFUNDED).',
+  }),
+  reason: z.string().nullable().meta({ description: "The provider's reason (fraudulent, product_not_received, …)." }),
+  dueBy: isoTime.nullable().meta({ description: 'By when evidence must reach the provider.' }),
+  amountCents: int,
+});
+
+export const orderSchema = named('Order', {
+  orderNo: orderNoSchema,
+  sku: skuSchema,
+  quantity: int,
+  totalCents: int,
+  status: orderStatusSchema,
+  cancelReason: z.enum(CANCEL_REASONS).optional(),
+  paymentDeadline: isoTime.meta({
+    description:
+      'When the order became AWAITING_PAYMENT + PAYMENT_WINDOW (while PENDING: createdAt + PAYMENT_WINDOW, the earliest it can be). ' +
+      'A payment recorded after it is refunded; after it, an unpaid order is cancelled.',
+  }),
+  createdAt: isoTime,
+  paidAt: isoTime.optional(),
+  paymentProvider: z
+    .string()
+    .optional()
+    .meta({
+      examples: ['stripe'],
+      description:
+        'The provider with an API the order is paid through (`stripe`, with PAYMENT_PROVIDER=stripe); absent: the ' +
+        'generic webhook.',
+    }),
+  // Added from MySQL by this lookup, never from the workflow (whose history keeps no client secret).
+  paymentIntent: z
+    .object({
+      id: z.string().meta({ examples: ['pi_3PgafyB7WZ01zgkW'] }),
+      clientSecret: z.string().meta({
+        description:
+          "Stripe.js confirms the payment with it (and the publishable key); shown to the order's shopper only.",
+      }),
+    })
+    .optional()
+    .meta({
+      description:
+        "The order's Stripe PaymentIntent, while the order is AWAITING_PAYMENT and once it is made (a moment after the order " +
+        'is persisted; until then the read is not cached, so the next poll shows it).',
+    }),
+  refundedCents: int.optional().meta({
+    description:
+      "Refunded at the payment provider after the order was paid, without this service asking (a refund in Stripe's " +
+      'Dashboard): all of it makes the order REFUNDED.',
+  }),
+  dispute: disputeSchema.optional().meta({ description: "The newest dispute of the order's payment." }),
+});
+
+export type OrderView = z.infer<typeof orderSchema>;
+export type OrderDispute = z.infer<typeof disputeSchema>;
+
+/** GET /api/orders/{orderNo}: the order, and where the answer came from. */
+export const orderReadSchema = orderSchema
+  .extend({
+    source: z.enum(['database', 'stores', 'workflow']).meta({
+      description:
+        "`database`: the order's MySQL row, which decides how it ends. `stores`: no row yet, its promise in Redis " +
+        "(PENDING). `workflow`: MySQL out of reach, the order's workflow answered (it may lag its row by a step).",
+    }),
+  })
+  .meta({ id: 'OrderRead' });
+
+export type OrderSource = z.infer<typeof orderReadSchema>['source'];
 
 export interface FoundOrder {
   view: OrderView;

@@ -1,8 +1,8 @@
 /** GET /api/orders: the shopper's orders, newest first, keyset-paged: rows, and promises with no row yet (PENDING). */
 import type { ReportStore } from '../db/reports.js';
 import { CURSOR_POSITIONS, decodeCursor, pageOf, type Page } from '../infra/cursor.js';
-import { pendingOrderState, type OrderInput, type OrderView } from '../model/order-workflow.js';
-import { viewOfRow, viewOfState } from './lookup.js';
+import { pendingOrderState, type OrderInput } from '../model/order-workflow.js';
+import { viewOfRow, viewOfState, type OrderView } from './lookup.js';
 
 export class ShopperOrders {
   constructor(

@@ -16,6 +16,8 @@ import {
   type OrderWorkflowSignature,
 } from '../model/order-workflow.js';
 import { newOrderNo } from './order-numbers.js';
+import { z } from 'zod';
+import { int, named } from '../infra/schema-fields.js';
 
 /** The rollout's own sale: units that only smoke orders take, each given back by its cancel. */
 export const SMOKE_SALE = {
@@ -26,7 +28,15 @@ export const SMOKE_SALE = {
   perUserLimit: 10,
 } as const;
 
-export type SmokeOrderResult = Awaited<ReturnType<typeof runSmokeOrder>>;
+/** The smoke order's outcome: persisted on the build, cancelled, closed (POST /api/admin/deployment/smoke-orders). */
+export const smokeOrderResultSchema = named('SmokeOrderResult', {
+  orderNo: z.string(),
+  status: z.literal('CANCELLED'),
+  ranOn: z.string().meta({ description: 'The version its workflow ran on: `<deployment name>.<build id>`.' }),
+  ms: int.meta({ description: 'From its reservation to its close.' }),
+});
+
+export type SmokeOrderResult = z.infer<typeof smokeOrderResultSchema>;
 
 export async function runSmokeOrder(deps: {
   client: Client;
@@ -35,7 +45,7 @@ export async function runSmokeOrder(deps: {
   sales: { create(sale: typeof SMOKE_SALE): Promise<unknown> };
   inventory: Pick<RedisInventory, 'reserve'>;
   version: WorkerVersion;
-}) {
+}): Promise<SmokeOrderResult> {
   const { client, inventory, version } = deps;
   const startedAt = Date.now();
   await deps.sales.create({ ...SMOKE_SALE }).catch((err: unknown) => {

@@ -8,16 +8,25 @@ import type { PaymentStore, RecordedPaymentEvent } from '../db/payments.js';
 import type { PaymentRow } from '../db/rows.js';
 import { Deadline, type DependencyGuards } from '../infra/dependency-guard.js';
 import { Refusal } from '../infra/refusal.js';
-import type { RefundReason, WebhookOutcome, PaymentReceived } from '../model/order-workflow.js';
+import { z } from 'zod';
+import { REFUND_REASONS, WEBHOOK_OUTCOMES, type PaymentReceived, type RefundReason } from '../model/order-workflow.js';
 import type { Logger } from '../infra/logger.js';
 import type { RefundStarts } from '../order/close.js';
 import type { OrderWorkflowClient } from '../order/workflow-client.js';
 
 /** The webhook's answer: what became of the event, and why when it must be refunded. */
-export interface WebhookAnswer {
-  outcome: WebhookOutcome;
-  refundReason?: RefundReason;
-}
+export const webhookAnswerSchema = z
+  .object({
+    received: z.literal(true),
+    outcome: z.enum(WEBHOOK_OUTCOMES),
+    refundReason: z.enum(REFUND_REASONS).optional(),
+  })
+  .meta({
+    id: 'WebhookAnswer',
+    description: "The order's own verdict on the payment event; RECEIVED (202) when it is recorded but not judged yet.",
+  });
+
+export type WebhookAnswer = Omit<z.infer<typeof webhookAnswerSchema>, 'received'>;
 
 /** The record-first path of every payment, whichever provider's webhook brought it. */
 export class PaymentReceiver {

@@ -1,60 +1,32 @@
 /** The operators' views (docs/operations.md, "Admin views"): figures and drift, pages of orders, payments, sales. */
 import type { OrderStore } from '../db/orders.js';
-import type { PaymentFailureRow, PaymentStore } from '../db/payments.js';
+import type { PaymentStore } from '../db/payments.js';
 import type { RefundStore } from '../db/refunds.js';
-import type { PaymentListRow, ReportStore } from '../db/reports.js';
-import type { OrderRow, SaleRow, Takeback } from '../db/rows.js';
+import type { ReportStore } from '../db/reports.js';
 import type { SaleStore } from '../db/sales.js';
 import type { StoredOrderStatus, StoredPaymentOutcome } from '../model/order-workflow.js';
 import { SOLD_STATUSES } from '../model/order-rules.js';
-import {
-  checkSaleInvariants,
-  type Invariant,
-  type RedisCounters,
-  type SaleInvariantSources,
-} from '../invariants/check.js';
+import { checkSaleInvariants, type SaleInvariantSources } from '../invariants/check.js';
 import type { RedisInventory } from '../inventory/redis-inventory.js';
 import type { RedisSales } from '../inventory/redis-sales.js';
 import type { OrderWorkflowClient } from '../order/workflow-client.js';
 import type { SaleView } from './sale-view.js';
-import { shown, skuNotFound, type SalesService, type Shown } from './sales-service.js';
+import { skuNotFound, type SalesService } from './sales-service.js';
+import {
+  adminOrderView,
+  adminPaymentView,
+  adminSaleView,
+  failedAttemptView,
+  takenBackView,
+  type AdminOrderPayments,
+  type AdminOrderView,
+  type AdminPaymentView,
+  type AdminSaleView,
+  type SaleStats,
+  type StatusFigures,
+} from './admin-views.js';
 import { CURSOR_POSITIONS, decodeCursor, pageOf, type Page } from '../infra/cursor.js';
 import { Refusal } from '../infra/refusal.js';
-
-export type StatusFigures = Record<StoredOrderStatus, number>;
-
-export interface SaleStats {
-  sku: string;
-  redis: RedisCounters;
-  mysql: { stock: number; available: number; orders: StatusFigures; units: StatusFigures };
-  /** OrderWorkflows of the sale still running (PENDING or AWAITING_PAYMENT), from Temporal visibility. */
-  runningWorkflows: number;
-  /** The payment events of the sale's orders by outcome: applied, and refunds to make, asked, done or failed. */
-  payments: Record<StoredPaymentOutcome, number>;
-  /** Redis minus MySQL: 0 once no order is PENDING; while orders persist, Redis is ahead by their units. */
-  drift: { available: number; reserved: number; sold: number };
-  /** The invariants of docs/fault-tolerance.md for this sale as they stand now (storesAgree only at rest). */
-  invariants: { ok: boolean; checks: Record<Invariant, boolean> };
-}
-
-/** An order as the admin views (and the order events) show it. */
-export type AdminOrderView = Shown<
-  Omit<OrderRow, 'unitPriceCents' | 'idempotencyKey' | 'paymentProvider' | 'cancelReason'>
-> & { cancelReason: string | null };
-
-export type AdminPaymentView = Shown<Omit<PaymentListRow, 'refundKeyAttempt' | 'paidAtProvider'>>;
-
-/** One order's payment events, failed payment attempts and money taken back (refunds without us, disputes). */
-export interface AdminOrderPayments {
-  orderNo: string;
-  payments: AdminPaymentView[];
-  failedAttempts: Array<Shown<Omit<PaymentFailureRow, 'orderNo'>>>;
-  takenBack: Array<
-    Shown<Omit<Takeback, 'provider' | 'intentId' | 'orderNo' | 'stage' | 'status'>> & { status: string }
-  >;
-}
-
-export type AdminSaleView = Shown<SaleRow>;
 
 export class AdminService {
   /** The API passes its guarded views. */
@@ -149,7 +121,7 @@ export class AdminService {
       ...(after ? { after: { receivedAt: after[0], eventId: after[1] } } : {}),
       limit: query.limit + 1,
     });
-    return pageOf(rows, query.limit, paymentView, (last) => [last.receivedAt.toISOString(), last.eventId]);
+    return pageOf(rows, query.limit, adminPaymentView, (last) => [last.receivedAt.toISOString(), last.eventId]);
   }
 
   /** One order's payment events and failed attempts: where a shopper's money went. */
@@ -165,9 +137,9 @@ export class AdminService {
       throw new Refusal('ORDER_NOT_FOUND', `no order ${orderNo} and nothing paid for it`);
     return {
       orderNo,
-      payments: payments.map((row) => paymentView({ ...row, sku: order?.sku ?? null })),
-      failedAttempts: failures.map((failure) => shown(failure, ['orderNo'])),
-      takenBack: takebacks.map((taken) => shown(taken, ['provider', 'intentId', 'orderNo', 'stage'])),
+      payments: payments.map((row) => adminPaymentView({ ...row, sku: order?.sku ?? null })),
+      failedAttempts: failures.map(failedAttemptView),
+      takenBack: takebacks.map(takenBackView),
     };
   }
 
@@ -178,7 +150,7 @@ export class AdminService {
       before ? { createdAt: before[0], sku: before[1] } : undefined,
       query.limit + 1,
     );
-    return pageOf(rows, query.limit, saleView, (last) => [last.createdAt.toISOString(), last.sku]);
+    return pageOf(rows, query.limit, adminSaleView, (last) => [last.createdAt.toISOString(), last.sku]);
   }
 
   /**
@@ -196,9 +168,3 @@ export class AdminService {
     return view;
   }
 }
-
-export const adminOrderView = (row: OrderRow): AdminOrderView =>
-  shown(row, ['unitPriceCents', 'idempotencyKey', 'paymentProvider']);
-
-const paymentView = (row: PaymentListRow): AdminPaymentView => shown(row, ['refundKeyAttempt', 'paidAtProvider']);
-const saleView = (row: SaleRow): AdminSaleView => shown(row);

@@ -5,7 +5,8 @@ import type { RedisClient } from '../infra/redis.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
 import { RedisSales } from '../inventory/redis-sales.js';
 import { echo, Refusal } from '../infra/refusal.js';
-import type { SaleView } from './sale-view.js';
+import { saleSchema, type SaleView } from './sale-view.js';
+import { shown } from '../infra/schema-fields.js';
 import { LineService, type LineSettings } from '../line/line-service.js';
 
 /** `line`: a waiting line in front of the checkout; each setting left out takes the configured default. */
@@ -53,22 +54,8 @@ export class SalesService {
     const [row, stock] = await Promise.all([this.stores.sales.getSale(sku), this.inventory.getSale(sku)]);
     if (!row || !stock) return null;
     // Redis's counts: the live ones.
-    return { ...shown(row), available: stock.available, reserved: stock.reserved, sold: stock.sold };
+    return { ...shown(saleSchema, row), available: stock.available, reserved: stock.reserved, sold: stock.sold };
   }
-}
-
-/** A row as the API shows it: its dates (nested ones too) as ISO 8601 text. */
-export type Shown<T> = T extends Date ? string : T extends object ? { [K in keyof T]: Shown<T[K]> } : T;
-
-/** `row` as the API shows it (Shown), without the fields `hidden` names. */
-export function shown<T extends object, H extends keyof T = never>(
-  row: T,
-  hidden: readonly H[] = [],
-): Shown<Omit<T, H>> {
-  const show = (value: unknown): unknown =>
-    value instanceof Date ? value.toISOString() : value !== null && typeof value === 'object' ? shown(value) : value;
-  const fields = Object.entries(row).filter(([key]) => !hidden.includes(key as H));
-  return Object.fromEntries(fields.map(([key, value]) => [key, show(value)])) as Shown<Omit<T, H>>;
 }
 
 const toDate = (iso: string | undefined) => (iso ? new Date(iso) : null);

@@ -8,14 +8,14 @@ import {
   adminOrderSchema,
   adminPaymentSchema,
   adminSaleSchema,
-  pageSchema,
-  saleSchema,
   saleStatsSchema,
-  workerFiguresSchema,
-  deploymentStatusSchema,
-  smokeOrderResultSchema,
-  orderEventPageSchema,
-} from '../response-schemas.js';
+} from '../../sales/admin-views.js';
+import { saleSchema } from '../../sales/sale-view.js';
+import { pageSchema } from '../../infra/schema-fields.js';
+import { workerFiguresSchema } from '../../inventory/worker-figures.js';
+import { deploymentStatusSchema } from '../../infra/worker-deployments.js';
+import { smokeOrderResultSchema } from '../../order/smoke-order.js';
+import { orderEventPageSchema } from '../../events/order-events.js';
 import { route } from '../route.js';
 import {
   adminOrdersQuerySchema,

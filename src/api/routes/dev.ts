@@ -2,7 +2,7 @@
 import Router from '@koa/router';
 import type { AppConfig } from '../../config/index.js';
 import { findOwnOrder, type OrderStatusReader } from '../../order/status-reads.js';
-import { webhookAnswerSchema } from '../../payments/providers/generic/route.js';
+import { webhookAnswerSchema } from '../../payments/receiver.js';
 import type { PaymentReceiver } from '../../payments/receiver.js';
 import type { ShopperAuth } from '../auth.js';
 import { ApiError } from '../errors.js';

@@ -6,14 +6,9 @@ import { errorCodeOf } from '../errors.js';
 import type { ApiMetrics } from '../metrics.js';
 import { ORDERS_LIST_LIMIT } from '../rate-limit.js';
 import { preferredWaitSeconds } from '../prefer.js';
-import {
-  cancelAcceptedSchema,
-  checkoutAcceptedSchema,
-  checkoutPersistedSchema,
-  orderReadSchema,
-  orderSchema,
-  pageSchema,
-} from '../response-schemas.js';
+import { cancelAcceptedSchema, checkoutAcceptedSchema, checkoutPersistedSchema } from '../response-schemas.js';
+import { orderReadSchema, orderSchema } from '../../order/lookup.js';
+import { pageSchema } from '../../infra/schema-fields.js';
 import { route } from '../route.js';
 import {
   checkoutHeadersSchema,

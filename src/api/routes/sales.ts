@@ -8,7 +8,8 @@ import type { LineService, PlaceView } from '../../line/line-service.js';
 import { skuNotFound, type SalesService } from '../../sales/sales-service.js';
 import type { OperatorTokens, ShopperAuth } from '../auth.js';
 import type { LineRateLimits } from '../rate-limit.js';
-import { lineSchema, placeSchema, saleSchema } from '../response-schemas.js';
+import { lineSchema, placeSchema } from '../../line/line-views.js';
+import { saleSchema } from '../../sales/sale-view.js';
 import { route } from '../route.js';
 import { createSaleSchema, lineControlSchema, pathSku, skuParams } from '../schemas.js';
 

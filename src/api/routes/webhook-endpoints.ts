@@ -4,8 +4,8 @@ import { WebhookNotFound, type WebhookEndpoints } from '../../events/endpoints.j
 import type { OperatorTokens } from '../auth.js';
 import { echo } from '../../infra/refusal.js';
 import { ApiError } from '../errors.js';
+import { pageSchema } from '../../infra/schema-fields.js';
 import {
-  pageSchema,
   webhookAttemptListSchema,
   webhookDeliverySchema,
   webhookEndpointListSchema,
@@ -13,7 +13,7 @@ import {
   webhookEndpointSchema,
   webhookEndpointWithSecretSchema,
   webhookResendSchema,
-} from '../response-schemas.js';
+} from '../../events/endpoint-views.js';
 import { route } from '../route.js';
 import {
   createWebhookEndpointSchema,

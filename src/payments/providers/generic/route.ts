@@ -1,21 +1,11 @@
 /** The generic webhook's route (POST /api/payments/webhook: this service's own signed event) for app and OpenAPI. */
 import { z } from 'zod';
-import { ORDER_NO_PATTERN, REFUND_REASONS, WEBHOOK_OUTCOMES } from '../../../model/order-workflow.js';
+import { ORDER_NO_PATTERN } from '../../../model/order-workflow.js';
+import { webhookAnswerSchema } from '../../receiver.js';
 import type { WebhookRoute } from '../definition.js';
 import { PAYMENT_SIGNATURE_PATTERN } from './signature.js';
 
 const EVENT_ID_RULE = 'eventId: 1-128 letters, digits or _.:-';
-
-export const webhookAnswerSchema = z
-  .object({
-    received: z.literal(true),
-    outcome: z.enum(WEBHOOK_OUTCOMES),
-    refundReason: z.enum(REFUND_REASONS).optional(),
-  })
-  .meta({
-    id: 'WebhookAnswer',
-    description: "The order's own verdict on the payment event; RECEIVED (202) when it is recorded but not judged yet.",
-  });
 
 export const GENERIC_WEBHOOK_ROUTE: WebhookRoute = {
   path: '/api/payments/webhook',
