@@ -302,7 +302,7 @@ describe('the connection to a managed Temporal', () => {
       temporalConnectionSettings(loadConfig({ TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_TLS: 'true' })),
     ).toEqual({
       address: 'ns.acct.tmprl.cloud:7233',
-      tls: true,
+      tls: {},
     });
     // An API key implies TLS: Temporal Cloud never takes a key over a plain connection.
     expect(
@@ -320,8 +320,53 @@ describe('the connection to a managed Temporal', () => {
     const mtls = temporalConnectionSettings(
       loadConfig({ TEMPORAL_TLS_CERT_PATH: join(dir, 'client.pem'), TEMPORAL_TLS_KEY_PATH: join(dir, 'client.key') }),
     );
-    expect(mtls.tls).toEqual({ clientCertPair: { crt: Buffer.from('CERT'), key: Buffer.from('KEY') } });
+    const bytes = (text: string) => new TextEncoder().encode(text);
+    expect(mtls.tls).toEqual({ clientCertPair: { crt: bytes('CERT'), key: bytes('KEY') } });
+    // The SDK's own names for the pair work as well.
+    const sdkNames = {
+      TEMPORAL_TLS_CLIENT_CERT_PATH: join(dir, 'client.pem'),
+      TEMPORAL_TLS_CLIENT_KEY_PATH: join(dir, 'client.key'),
+    };
+    expect(temporalConnectionSettings(loadConfig(sdkNames)).tls).toEqual(mtls.tls);
     expect(refusal({ TEMPORAL_TLS_CERT_PATH: join(dir, 'client.pem') })).toContain('TEMPORAL_TLS_KEY_PATH');
+  });
+
+  it('reads a profile of temporal.toml as the SDK and the CLI do, under the TEMPORAL_* variables', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flash-profile-'));
+    const file = join(dir, 'temporal.toml');
+    writeFileSync(
+      file,
+      [
+        '[profile.default]',
+        'address = "127.0.0.1:7999"',
+        '[profile.cloud]',
+        'address = "ns.acct.tmprl.cloud:7233"',
+        'namespace = "ns.acct"',
+        'api_key = "key-from-file"',
+        '[profile.cloud.grpc_meta]',
+        'x-team = "checkout"',
+      ].join('\n'),
+    );
+    expect(loadConfig({ TEMPORAL_CONFIG_FILE: file }).temporal).toMatchObject({
+      address: '127.0.0.1:7999',
+      namespace: 'default',
+    });
+    const cloud = loadConfig({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'cloud' });
+    expect(cloud.temporal).toMatchObject({ address: 'ns.acct.tmprl.cloud:7233', namespace: 'ns.acct' });
+    expect(temporalConnectionSettings(cloud)).toEqual({
+      address: 'ns.acct.tmprl.cloud:7233',
+      tls: true,
+      apiKey: 'key-from-file',
+      metadata: { 'x-team': 'checkout' },
+    });
+    // A variable wins over the file.
+    const overridden = loadConfig({
+      TEMPORAL_CONFIG_FILE: file,
+      TEMPORAL_PROFILE: 'cloud',
+      TEMPORAL_NAMESPACE: 'other',
+    });
+    expect(overridden.temporal.namespace).toBe('other');
+    expect(refusal({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'nope' })).toContain("Profile 'nope' not found");
   });
 });
 

@@ -9,6 +9,7 @@ import { durationToMs } from '../model/order-workflow.js';
 import { commaList, localCodecKeys, payloadCodecKeys } from './parsers.js';
 import { isPublishedSecret, weakness } from './secrets.js';
 import { SETTINGS } from './settings.js';
+import { temporalProfileOf } from './temporal-profile.js';
 
 export {
   BUILD_ID,
@@ -96,6 +97,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 type Env = z.infer<typeof envSchema>;
 
+/** temporalProfileOf, its failures (an unreadable file, a profile it lacks) as a ConfigError. */
+function temporalProfile(...args: Parameters<typeof temporalProfileOf>) {
+  try {
+    return temporalProfileOf(...args);
+  } catch (err) {
+    throw new ConfigError(`Invalid configuration:\n  Temporal's profile: ${err instanceof Error ? err.message : err}`);
+  }
+}
+
 /** The workers' deployment and build, in the project's names or the Worker Controller's, and who promotes a build. */
 function versioningOf(e: Env) {
   const buildId = e.WORKER_BUILD_ID ?? e.TEMPORAL_WORKER_BUILD_ID;
@@ -115,14 +125,9 @@ function configOf(e: Env, present: Record<string, string>) {
   return {
     port: e.PORT,
     temporal: {
-      address: e.TEMPORAL_ADDRESS,
-      namespace: e.TEMPORAL_NAMESPACE,
+      /** The frontend, namespace, TLS and API key as the SDK reads them; the address and namespace with defaults. */
+      ...temporalProfile(present, { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE }),
       taskQueue: e.TEMPORAL_TASK_QUEUE,
-      tls: e.TEMPORAL_TLS || Boolean(e.TEMPORAL_API_KEY) || Boolean(e.TEMPORAL_TLS_CERT_PATH),
-      ...(e.TEMPORAL_API_KEY ? { apiKey: e.TEMPORAL_API_KEY } : {}),
-      ...(e.TEMPORAL_TLS_CERT_PATH && e.TEMPORAL_TLS_KEY_PATH
-        ? { clientCertPath: e.TEMPORAL_TLS_CERT_PATH, clientKeyPath: e.TEMPORAL_TLS_KEY_PATH }
-        : {}),
       /** null: unversioned workers. Without a buildId the worker is named by its bundle's emitted code. */
       versioning: e.WORKER_VERSIONING ? versioningOf(e) : null,
     },

@@ -41,15 +41,26 @@ export const SETTINGS = {
     default: String(LOCAL_STACK_PORTS.api),
     meaning: "the API's port",
   },
+  // Temporal's connection is read the SDK's way (src/config/temporal-profile.ts): these variables over a profile.
   TEMPORAL_ADDRESS: {
     parse: z.string().min(1),
     default: `127.0.0.1:${LOCAL_STACK_PORTS.temporal}`,
-    meaning: 'the Temporal frontend',
+    meaning: "the Temporal frontend (the default when neither this nor the profile's `address` is set)",
   },
   TEMPORAL_NAMESPACE: {
     parse: z.string().min(1),
     default: 'default',
-    meaning: 'of every order and of the reconcile schedule',
+    meaning: "of every order and of the reconcile schedule (over the profile's `namespace`)",
+  },
+  TEMPORAL_CONFIG_FILE: {
+    parse: z.string().min(1).optional(),
+    meaning:
+      "Temporal's client configuration file (TOML, as `temporal config` writes it); unset: " +
+      '`~/.config/temporalio/temporal.toml` if there is one',
+  },
+  TEMPORAL_PROFILE: {
+    parse: z.string().min(1).optional(),
+    meaning: "the file's profile to connect with (unset: `default`); one it lacks refuses to start",
   },
   // Quoted in visibility queries (the deployment view's counts).
   TEMPORAL_TASK_QUEUE: {
@@ -68,9 +79,14 @@ export const SETTINGS = {
   TEMPORAL_API_KEY: { parse: z.string().min(1).optional(), meaning: 'a Temporal Cloud API key' },
   TEMPORAL_TLS_CERT_PATH: {
     parse: z.string().min(1).optional(),
-    meaning: 'mTLS client certificate (PEM); set with the key or not at all',
+    meaning:
+      'mTLS client certificate (PEM); set with the key or not at all (the SDK also reads ' +
+      '`TEMPORAL_TLS_CLIENT_CERT_PATH`, `TEMPORAL_TLS_SERVER_CA_CERT_PATH`, `TEMPORAL_TLS_SERVER_NAME`, …)',
   },
-  TEMPORAL_TLS_KEY_PATH: { parse: z.string().min(1).optional(), meaning: 'mTLS client key (PEM)' },
+  TEMPORAL_TLS_KEY_PATH: {
+    parse: z.string().min(1).optional(),
+    meaning: "mTLS client key (PEM); the SDK's name: `TEMPORAL_TLS_CLIENT_KEY_PATH`",
+  },
   REDIS_URL: {
     parse: redisUrls,
     default: `redis://127.0.0.1:${LOCAL_STACK_PORTS.redis}`,

@@ -1,6 +1,6 @@
 /** How every process reaches Temporal (for Temporal Cloud: TLS with an API key or mTLS), in one place so all alike. */
-import { readFileSync } from 'node:fs';
-import { Client, Connection, type TLSConfig } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
+import { toClientOptions } from '@temporalio/envconfig';
 import type { AppConfig } from '../config/index.js';
 import { temporalDataConverter } from './data-converter.js';
 import { temporalClientInterceptors } from './tracing.js';
@@ -18,20 +18,14 @@ export function hasGrpcStatus(err: unknown, status: keyof typeof GRPC_STATUS): b
 }
 
 /** Connection options shared by `Connection.connect` (client) and `NativeConnection.connect` (worker). */
-export function temporalConnectionSettings(config: Pick<AppConfig, 'temporal'>): {
-  address: string;
-  tls?: TLSConfig | true;
-  apiKey?: string;
-} {
-  const { address, tls, apiKey, clientCertPath, clientKeyPath } = config.temporal;
-  const clientCertPair =
-    clientCertPath && clientKeyPath
-      ? { crt: readFileSync(clientCertPath), key: readFileSync(clientKeyPath) }
-      : undefined;
+export function temporalConnectionSettings(config: Pick<AppConfig, 'temporal'>) {
+  // The SDK's own reading of the profile: TLS on with an API key or a client certificate, files read now.
+  const { tls, apiKey, metadata } = toClientOptions(config.temporal).connectionOptions;
   return {
-    address,
-    ...(clientCertPair ? { tls: { clientCertPair } } : tls ? { tls: true as const } : {}),
-    ...(apiKey ? { apiKey } : {}),
+    address: config.temporal.address,
+    ...(tls != null ? { tls } : {}),
+    ...(apiKey !== undefined ? { apiKey } : {}),
+    ...(metadata !== undefined ? { metadata } : {}),
   };
 }
 
