@@ -1227,8 +1227,9 @@ describe(`${MEASURED_PAGE}: the figures against the results they quote`, () => {
 /** The goal of one order in one folder: a checkout to PAID reads at most this many files and folders. */
 // 15 files in 6 folders before the payment-provider port (src/payments/provider.ts) joined the path; 16 in 7 until
 // the stores were split per aggregate and the checkout into its parts (issue 48): more files, each read whole, and
-// fewer lines; a provider's payment activities beside the order's (activities/payments.ts) joined the path too.
-const ORDER_PATH_MAX = { files: 24, folders: 8 };
+// fewer lines; a provider's payment activities beside the order's (activities/payments.ts) joined the path too. 26
+// since db/orders.ts (618 lines) gave the order's events to db/events.ts and money taken back to db/refunds.ts.
+const ORDER_PATH_MAX = { files: 26, folders: 8 };
 
 /**
  * Where a checkout to PAID starts: the use cases behind POST /api/checkout and POST

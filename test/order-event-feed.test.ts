@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FEED_SCAN_WINDOW } from '../src/db/events.js';
-import { recordOrderEvent } from '../src/db/orders.js';
+import { recordOrderEvent } from '../src/db/events.js';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { CustomerReferences, OrderEventFeed } from '../src/events/order-events.js';
 import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from '../src/infra/cursor.js';

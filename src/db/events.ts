@@ -2,9 +2,8 @@
  * Order events, read by the feed; each is written by the transaction that decides its fact (recordOrderEvent) and
  * takes its place in the feed once committed (positionCommitted).
  */
-import type { Pool, RowDataPacket } from 'mysql2/promise';
-import type { OrderEventType } from '../model/order-workflow.js';
-import { ORDER_SNAPSHOT_DATES } from './orders.js';
+import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import { ROLLOUT_SMOKE_SKU, type OrderEventType } from '../model/order-workflow.js';
 import { cast, date, inTransaction, num, numOrNull, rowMapper, str, toOrderRow, Store } from './rows.js';
 
 const EVENT_COLUMNS = 'e.seq, e.position, e.event_id, e.type, e.created_at, e.order_json';
@@ -112,4 +111,54 @@ function snapshotOf(column: unknown): RowDataPacket {
     snapshot[name] = typeof value === 'string' ? new Date(`${value.replace(' ', 'T')}Z`) : null;
   }
   return snapshot as RowDataPacket;
+}
+
+/** When the fact happened, by the order's own record: its column, or a time the caller read from the provider. */
+const CREATED_AT: Partial<Record<OrderEventType, string>> = {
+  'order.paid': 'paid_at',
+  'order.cancelled': 'cancelled_at',
+};
+
+/** The order row's columns an event keeps (every one the admin view shows), as JSON. */
+const ORDER_SNAPSHOT = `JSON_OBJECT(${(
+  'order_no sku user_id quantity unit_price_cents total_cents status cancel_reason failure_reason payment_deadline ' +
+  'created_at paid_at cancelled_at payment_provider refunded_cents dispute_status dispute_reason dispute_due_by ' +
+  'dispute_amount_cents'
+)
+  .split(' ')
+  .map((column) => `'${column}', ${column}`)
+  .join(', ')})`;
+const ORDER_SNAPSHOT_DATES = ['payment_deadline', 'created_at', 'paid_at', 'cancelled_at', 'dispute_due_by'];
+
+/**
+ * The event of a fact the caller's transaction just decided on the row (its lock held), with the row as it stands;
+ * once: a repeat (a retried close) finds the unique key. `whenStatus`: only if the row is in it (a statement may
+ * have changed nothing).
+ */
+export async function recordOrderEvent(
+  conn: PoolConnection,
+  event: { orderNo: string; type: OrderEventType; occurrence?: string; createdAt?: Date; whenStatus?: string },
+): Promise<void> {
+  const occurrence = event.occurrence ?? '';
+  const createdAt = CREATED_AT[event.type] ?? 'COALESCE(?, NOW(3))';
+  // The rollout's smoke orders are the operator's own: no merchant hears of them.
+  await conn.query(
+    `INSERT IGNORE INTO order_events (event_id, order_no, type, occurrence, created_at, order_json)
+     SELECT ?, order_no, ?, ?, ${createdAt}, ${ORDER_SNAPSHOT} FROM orders
+     WHERE order_no = ? AND sku <> ?${event.whenStatus ? ' AND status = ?' : ''}`,
+    [
+      orderEventId(event.orderNo, event.type, occurrence),
+      event.type,
+      occurrence,
+      ...(CREATED_AT[event.type] ? [] : [event.createdAt ?? null]),
+      event.orderNo,
+      ROLLOUT_SMOKE_SKU,
+      ...(event.whenStatus ? [event.whenStatus] : []),
+    ],
+  );
+}
+
+/** Stable: the receiver's deduplication key, the same however often the event is sent. */
+export function orderEventId(orderNo: string, type: OrderEventType, occurrence = ''): string {
+  return `${orderNo}.${type}${occurrence ? `.${occurrence}` : ''}`;
 }

@@ -3,15 +3,11 @@ import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql
 import {
   isSold,
   judgeAtTheDoor,
-  paidOrderStatus,
   paymentOutcomesMovingTo,
-  ROLLOUT_SMOKE_SKU,
   statusesMovingTo,
   type CancelReason,
   type CloseRequest,
   type CloseVerdict,
-  type DisputeStanding,
-  type OrderEventType,
   type PaymentProviderName,
   type PaymentVerdict,
   type SoldStatus,
@@ -30,6 +26,8 @@ import {
   type OrderRow,
   Store,
 } from './rows.js';
+import { recordOrderEvent } from './events.js';
+import { applyTakebacks, disputeOwedMoney } from './refunds.js';
 
 /** The columns an order row is written with; the others follow from them or from later changes. */
 export type NewOrder = Pick<
@@ -458,161 +456,4 @@ export type DecidedPayment = ReturnType<typeof toWaitingPayment> & { verdict: Pa
 export function appliedOf(decided: readonly DecidedPayment[]): AppliedPayment | undefined {
   const applied = decided.find((payment) => payment.verdict.outcome === 'APPLIED');
   return applied && { eventId: applied.eventId, amountCents: applied.amountCents, receivedAt: applied.receivedAt };
-}
-
-/** Sets a paid order's status and figures from its takebacks (paidOrderStatus); the caller holds the row's lock. */
-export async function applyTakebacks(conn: PoolConnection, orderNo: string): Promise<StoredOrderStatus> {
-  const [[order]] = await conn.query<RowDataPacket[]>('SELECT status, total_cents FROM orders WHERE order_no = ?', [
-    orderNo,
-  ]);
-  if (!order) throw new Error(`order ${orderNo} vanished under its lock`);
-  if (!isSold(order.status)) return order.status as StoredOrderStatus;
-  const [[refunds], [disputes]] = await Promise.all([
-    conn.query<RowDataPacket[]>(
-      `SELECT takeback_id, amount_cents, status, created_at FROM payment_takebacks
-       WHERE order_no = ? AND kind = 'REFUND' AND status IN ('PENDING','SUCCEEDED')`,
-      [orderNo],
-    ),
-    conn.query<RowDataPacket[]>(
-      `SELECT takeback_id, status, reason, due_by, amount_cents, created_at FROM payment_takebacks
-       WHERE order_no = ? AND kind = 'DISPUTE' ORDER BY created_at DESC, takeback_id DESC LIMIT 1`,
-      [orderNo],
-    ),
-  ]);
-  const refundedCents = refunds.reduce((cents, refund) => cents + Number(refund.amount_cents), 0);
-  const dispute = disputes[0];
-  const status = paidOrderStatus(Number(order.total_cents), {
-    refundedCents,
-    dispute: dispute ? (dispute.status as DisputeStanding) : null,
-  });
-  // The status stays, or moves along ORDER_MOVES (among the sold statuses).
-  await conn.query(
-    `UPDATE orders SET status = ?, refunded_cents = ?, dispute_status = ?, dispute_reason = ?, dispute_due_by = ?,
-       dispute_amount_cents = ? WHERE order_no = ? AND (status = ? OR status IN (?))`,
-    [
-      status,
-      refundedCents,
-      dispute?.status ?? null,
-      dispute?.reason ?? null,
-      dispute?.due_by ?? null,
-      dispute?.amount_cents ?? null,
-      orderNo,
-      status,
-      statusesMovingTo(status),
-    ],
-  );
-  // Each fact once (the events' unique key): a refund that went through, a dispute opened, a dispute decided.
-  for (const refund of refunds)
-    if (refund.status === 'SUCCEEDED')
-      await recordOrderEvent(conn, {
-        orderNo,
-        type: 'order.refunded',
-        occurrence: String(refund.takeback_id),
-        createdAt: refund.created_at as Date,
-      });
-  if (dispute) {
-    const occurrence = String(dispute.takeback_id);
-    await recordOrderEvent(conn, {
-      orderNo,
-      type: 'order.disputed',
-      occurrence,
-      createdAt: dispute.created_at as Date,
-    });
-    if (dispute.status !== 'OPEN') await recordOrderEvent(conn, { orderNo, type: 'order.dispute_closed', occurrence });
-  }
-  return status;
-}
-
-/**
- * A dispute of money we owe back (REFUND_REQUIRED) settles it: open or lost, the chargeback refunded the shopper
- * (REFUNDED, refund_id the dispute's); won, the provider still refuses to refund a disputed charge, so an operator does
- * (REFUND_FAILED). Uses the furthest dispute, so its recording and a refund refused for it end alike. True if moved.
- */
-export async function disputeOwedMoney(
-  db: Pick<Pool, 'query'> | PoolConnection,
-  provider: PaymentProviderName,
-  intentId: string,
-): Promise<boolean> {
-  const [disputes] = await db.query<RowDataPacket[]>(
-    // Not an inquiry (Stripe's warning_*): it withdraws no money and the charge stays refundable.
-    `SELECT takeback_id, status FROM payment_takebacks
-     WHERE provider = ? AND intent_id = ? AND kind = 'DISPUTE' AND provider_status NOT LIKE 'warning%'
-     ORDER BY stage DESC, created_at DESC LIMIT 1`,
-    [provider, intentId],
-  );
-  const dispute = disputes[0];
-  if (!dispute) return false;
-  const disputeId = String(dispute.takeback_id);
-  // Along PAYMENT_MOVES: owed back and not asked yet, REFUNDED by the chargeback; REFUND_FAILED once it is won.
-  const [moved] =
-    dispute.status === 'WON'
-      ? await db.query<ResultSetHeader>(
-          `UPDATE payments SET outcome = 'REFUND_FAILED', refund_error = ?
-           WHERE provider = ? AND provider_ref = ?
-             AND (outcome = 'REFUND_REQUIRED' OR (outcome = 'REFUNDED' AND refund_id = ?))
-             AND outcome IN (?)`,
-          [
-            `dispute ${disputeId} was won: the money is ours again and a disputed charge cannot be refunded; refund it by hand`,
-            provider,
-            intentId,
-            disputeId,
-            paymentOutcomesMovingTo('REFUND_FAILED'),
-          ],
-        )
-      : await db.query<ResultSetHeader>(
-          `UPDATE payments SET outcome = 'REFUNDED', refund_id = ?, refund_error = NULL
-           WHERE provider = ? AND provider_ref = ? AND outcome = 'REFUND_REQUIRED'`,
-          [disputeId, provider, intentId],
-        );
-  return moved.affectedRows > 0;
-}
-
-/** When the fact happened, by the order's own record: its column, or a time the caller read from the provider. */
-const CREATED_AT: Partial<Record<OrderEventType, string>> = {
-  'order.paid': 'paid_at',
-  'order.cancelled': 'cancelled_at',
-};
-
-/** The order row's columns an event keeps (every one the admin view shows), as JSON. */
-const ORDER_SNAPSHOT = `JSON_OBJECT(${(
-  'order_no sku user_id quantity unit_price_cents total_cents status cancel_reason failure_reason payment_deadline ' +
-  'created_at paid_at cancelled_at payment_provider refunded_cents dispute_status dispute_reason dispute_due_by ' +
-  'dispute_amount_cents'
-)
-  .split(' ')
-  .map((column) => `'${column}', ${column}`)
-  .join(', ')})`;
-export const ORDER_SNAPSHOT_DATES = ['payment_deadline', 'created_at', 'paid_at', 'cancelled_at', 'dispute_due_by'];
-
-/**
- * The event of a fact the caller's transaction just decided on the row (its lock held), with the row as it stands;
- * once: a repeat (a retried close) finds the unique key. `whenStatus`: only if the row is in it (a statement may
- * have changed nothing).
- */
-export async function recordOrderEvent(
-  conn: PoolConnection,
-  event: { orderNo: string; type: OrderEventType; occurrence?: string; createdAt?: Date; whenStatus?: string },
-): Promise<void> {
-  const occurrence = event.occurrence ?? '';
-  const createdAt = CREATED_AT[event.type] ?? 'COALESCE(?, NOW(3))';
-  // The rollout's smoke orders are the operator's own: no merchant hears of them.
-  await conn.query(
-    `INSERT IGNORE INTO order_events (event_id, order_no, type, occurrence, created_at, order_json)
-     SELECT ?, order_no, ?, ?, ${createdAt}, ${ORDER_SNAPSHOT} FROM orders
-     WHERE order_no = ? AND sku <> ?${event.whenStatus ? ' AND status = ?' : ''}`,
-    [
-      orderEventId(event.orderNo, event.type, occurrence),
-      event.type,
-      occurrence,
-      ...(CREATED_AT[event.type] ? [] : [event.createdAt ?? null]),
-      event.orderNo,
-      ROLLOUT_SMOKE_SKU,
-      ...(event.whenStatus ? [event.whenStatus] : []),
-    ],
-  );
-}
-
-/** Stable: the receiver's deduplication key, the same however often the event is sent. */
-export function orderEventId(orderNo: string, type: OrderEventType, occurrence = ''): string {
-  return `${orderNo}.${type}${occurrence ? `.${occurrence}` : ''}`;
 }

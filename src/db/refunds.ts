@@ -1,13 +1,20 @@
-/** Money going back: refunds asked of a provider (forwards only), and refunds or disputes it reports (takebacks). */
-import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+/**
+ * Money going back: refunds asked of a provider (forwards only), refunds or disputes it reports (takebacks), and what
+ * they make of a paid order's row (applyTakebacks) and of money owed back (disputeOwedMoney).
+ */
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
   REFUNDS_OWED,
   isSold,
+  paidOrderStatus,
   paymentOutcomesMovingTo,
+  statusesMovingTo,
+  type DisputeStanding,
+  type PaymentProviderName,
   type RefundProgress,
   type StoredOrderStatus,
 } from '../model/order-workflow.js';
-import { applyTakebacks, disputeOwedMoney, recordOrderEvent } from './orders.js';
+import { recordOrderEvent } from './events.js';
 import { inTransaction, orNull, rowMapper, str, toTakeback, type PaymentRow, type Takeback, Store } from './rows.js';
 
 /** A payment owed back, as the reconciler starts its refund. */
@@ -151,4 +158,111 @@ export class RefundStore extends Store {
     ]);
     return rows[0] ? toTakeback(rows[0]) : null;
   }
+}
+
+/** Sets a paid order's status and figures from its takebacks (paidOrderStatus); the caller holds the row's lock. */
+export async function applyTakebacks(conn: PoolConnection, orderNo: string): Promise<StoredOrderStatus> {
+  const [[order]] = await conn.query<RowDataPacket[]>('SELECT status, total_cents FROM orders WHERE order_no = ?', [
+    orderNo,
+  ]);
+  if (!order) throw new Error(`order ${orderNo} vanished under its lock`);
+  if (!isSold(order.status)) return order.status as StoredOrderStatus;
+  const [[refunds], [disputes]] = await Promise.all([
+    conn.query<RowDataPacket[]>(
+      `SELECT takeback_id, amount_cents, status, created_at FROM payment_takebacks
+       WHERE order_no = ? AND kind = 'REFUND' AND status IN ('PENDING','SUCCEEDED')`,
+      [orderNo],
+    ),
+    conn.query<RowDataPacket[]>(
+      `SELECT takeback_id, status, reason, due_by, amount_cents, created_at FROM payment_takebacks
+       WHERE order_no = ? AND kind = 'DISPUTE' ORDER BY created_at DESC, takeback_id DESC LIMIT 1`,
+      [orderNo],
+    ),
+  ]);
+  const refundedCents = refunds.reduce((cents, refund) => cents + Number(refund.amount_cents), 0);
+  const dispute = disputes[0];
+  const status = paidOrderStatus(Number(order.total_cents), {
+    refundedCents,
+    dispute: dispute ? (dispute.status as DisputeStanding) : null,
+  });
+  // The status stays, or moves along ORDER_MOVES (among the sold statuses).
+  await conn.query(
+    `UPDATE orders SET status = ?, refunded_cents = ?, dispute_status = ?, dispute_reason = ?, dispute_due_by = ?,
+       dispute_amount_cents = ? WHERE order_no = ? AND (status = ? OR status IN (?))`,
+    [
+      status,
+      refundedCents,
+      dispute?.status ?? null,
+      dispute?.reason ?? null,
+      dispute?.due_by ?? null,
+      dispute?.amount_cents ?? null,
+      orderNo,
+      status,
+      statusesMovingTo(status),
+    ],
+  );
+  // Each fact once (the events' unique key): a refund that went through, a dispute opened, a dispute decided.
+  for (const refund of refunds)
+    if (refund.status === 'SUCCEEDED')
+      await recordOrderEvent(conn, {
+        orderNo,
+        type: 'order.refunded',
+        occurrence: String(refund.takeback_id),
+        createdAt: refund.created_at as Date,
+      });
+  if (dispute) {
+    const occurrence = String(dispute.takeback_id);
+    await recordOrderEvent(conn, {
+      orderNo,
+      type: 'order.disputed',
+      occurrence,
+      createdAt: dispute.created_at as Date,
+    });
+    if (dispute.status !== 'OPEN') await recordOrderEvent(conn, { orderNo, type: 'order.dispute_closed', occurrence });
+  }
+  return status;
+}
+
+/**
+ * A dispute of money we owe back (REFUND_REQUIRED) settles it: open or lost, the chargeback refunded the shopper
+ * (REFUNDED, refund_id the dispute's); won, the provider still refuses to refund a disputed charge, so an operator does
+ * (REFUND_FAILED). Uses the furthest dispute, so its recording and a refund refused for it end alike. True if moved.
+ */
+export async function disputeOwedMoney(
+  db: Pick<Pool, 'query'> | PoolConnection,
+  provider: PaymentProviderName,
+  intentId: string,
+): Promise<boolean> {
+  const [disputes] = await db.query<RowDataPacket[]>(
+    // Not an inquiry (Stripe's warning_*): it withdraws no money and the charge stays refundable.
+    `SELECT takeback_id, status FROM payment_takebacks
+     WHERE provider = ? AND intent_id = ? AND kind = 'DISPUTE' AND provider_status NOT LIKE 'warning%'
+     ORDER BY stage DESC, created_at DESC LIMIT 1`,
+    [provider, intentId],
+  );
+  const dispute = disputes[0];
+  if (!dispute) return false;
+  const disputeId = String(dispute.takeback_id);
+  // Along PAYMENT_MOVES: owed back and not asked yet, REFUNDED by the chargeback; REFUND_FAILED once it is won.
+  const [moved] =
+    dispute.status === 'WON'
+      ? await db.query<ResultSetHeader>(
+          `UPDATE payments SET outcome = 'REFUND_FAILED', refund_error = ?
+           WHERE provider = ? AND provider_ref = ?
+             AND (outcome = 'REFUND_REQUIRED' OR (outcome = 'REFUNDED' AND refund_id = ?))
+             AND outcome IN (?)`,
+          [
+            `dispute ${disputeId} was won: the money is ours again and a disputed charge cannot be refunded; refund it by hand`,
+            provider,
+            intentId,
+            disputeId,
+            paymentOutcomesMovingTo('REFUND_FAILED'),
+          ],
+        )
+      : await db.query<ResultSetHeader>(
+          `UPDATE payments SET outcome = 'REFUNDED', refund_id = ?, refund_error = NULL
+           WHERE provider = ? AND provider_ref = ? AND outcome = 'REFUND_REQUIRED'`,
+          [disputeId, provider, intentId],
+        );
+  return moved.affectedRows > 0;
 }
