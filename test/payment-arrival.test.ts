@@ -286,6 +286,35 @@ describe('the webhook records first', () => {
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
+  it('a payment whose commit comes after the answer gave up (503) still sends its Signal: PAID and closed, the retry a DUPLICATE', async () => {
+    const order = await placeOrder('30m');
+    const { orderNo } = order.input;
+    const api = await serveApi();
+    // Another transaction holds the order's row: the recording waits on its lock past MYSQL_TIMEOUT.
+    const holder = await pool.getConnection();
+    try {
+      await holder.beginTransaction();
+      await holder.query('SELECT order_no FROM orders WHERE order_no = ? FOR UPDATE', [orderNo]);
+      const event = { eventId: `evt-late-commit-${orderNo}`, orderNo, amountCents: order.total };
+      const answered = await sendWebhook(api.url, event);
+      expect(answered).toMatchObject({ status: 503, body: { error: { code: 'UNAVAILABLE' } } });
+      expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'AWAITING_PAYMENT' });
+      await holder.commit();
+      // The recording goes on, decides APPLIED and tells the workflow: nobody else would before the reconciler.
+      await awaitClosed(temporal, orderNo);
+      expect(await paymentSignals(orderNo)).toEqual(['paymentApplied']);
+      expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
+      expect(await sendWebhook(api.url, event)).toEqual({
+        status: 200,
+        body: { received: true, outcome: 'DUPLICATE' },
+      });
+    } finally {
+      holder.release();
+      await api.payments.stop();
+    }
+    expectInvariants(await saleReport(stores, redis, order.sku));
+  });
+
   it('a payment for an order whose row is not written yet is answered 202 RECEIVED; the row decides it as it is written', async () => {
     const sale = await putOnSale(stores, redis, { stock: 3 });
     const orderNo = newOrderNo();

@@ -44,18 +44,42 @@ export class PaymentReceiver {
 
   /** Answered within MYSQL_TIMEOUT, whatever hangs: nothing else is awaited. */
   async handle(event: RecordedPaymentEvent): Promise<WebhookAnswer> {
-    const { stores, guards, signals, config } = this.deps;
+    const { guards, config } = this.deps;
     // Record first, asking nothing else before: once the row exists the payment cannot be lost.
-    const { row, judged } = await guards.mysql.call(
-      Deadline.in(config.deadlines.mysqlMs),
-      () => stores.payments.recordPayment(event, this.deps.source ?? 'webhook'),
-      { evenWhenOpen: true },
-    );
+    const { row, judged } = await guards.mysql.call(Deadline.in(config.deadlines.mysqlMs), () => this.record(event), {
+      evenWhenOpen: true,
+    });
     if (row.orderNo !== event.orderNo)
       throw new Refusal('INVALID_REQUEST', `event ${event.eventId} was already used for another order`);
-    if (judged) return signals.decided(row);
+    if (judged) return answerOf(row);
     return { outcome: row.outcome === 'RECEIVED' ? 'RECEIVED' : 'DUPLICATE' };
   }
+
+  /**
+   * Records the event; the verdict it reaches is followed up (its Signal, its refund) by the recording itself, not by
+   * the answer: a commit that comes after the answer stopped waiting (503) still tells its order, though the
+   * provider's retry then only finds a DUPLICATE.
+   */
+  private record(event: RecordedPaymentEvent): ReturnType<PaymentStore['recordPayment']> {
+    const recording = this.deps.stores.payments.recordPayment(event, this.deps.source ?? 'webhook');
+    recording.then(
+      ({ row, judged }) => {
+        if (judged && row.orderNo === event.orderNo) this.deps.signals.decided(row);
+      },
+      // Not recorded: the answer says so (503), and the provider sends it again.
+      () => undefined,
+    );
+    return recording;
+  }
+}
+
+/** The webhook's answer to the verdict its recording reached. */
+function answerOf(row: PaymentRow): WebhookAnswer {
+  if (row.outcome === 'APPLIED') return { outcome: 'APPLIED' };
+  return {
+    outcome: 'REFUND_REQUIRED',
+    refundReason: (row.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') as RefundReason,
+  };
 }
 
 // ---- after the commit: the payment Signal, sent once (a lost one is the reconciler's), or the refund the row decided.
@@ -81,20 +105,20 @@ export class PaymentSignals {
       refunds?: RefundStarts;
       /** Told of every order a payment was decided for, so this process's status reads see it at once. */
       changed?: (orderNo: string) => void;
-      logger?: Pick<Logger, 'debug'>;
+      logger?: Pick<Logger, 'debug' | 'error'>;
     },
   ) {}
 
-  /** Tells the order's readers, sends an applied payment's Signal (or starts its refund), unawaited; the verdict. */
-  decided(row: PaymentRow): WebhookAnswer {
-    this.deps.changed?.(row.orderNo);
-    if (row.outcome === 'APPLIED') {
-      this.signal(row);
-      return { outcome: 'APPLIED' };
+  /** Tells the order's readers, sends an applied payment's Signal (or starts its refund), unawaited. */
+  decided(row: PaymentRow): void {
+    try {
+      this.deps.changed?.(row.orderNo);
+      if (row.outcome === 'APPLIED') this.signal(row);
+      else this.deps.refunds?.start([{ eventId: row.eventId, provider: row.provider }]);
+    } catch (err) {
+      // Run off the answer's path: nothing above it would catch this. The reconciler follows the row up.
+      this.deps.logger?.error({ eventId: row.eventId, orderNo: row.orderNo, err }, 'payment follow-up failed');
     }
-    this.deps.refunds?.start([{ eventId: row.eventId, provider: row.provider }]);
-    const refundReason = (row.refundReason ?? 'ORDER_NOT_AWAITING_PAYMENT') as RefundReason;
-    return { outcome: 'REFUND_REQUIRED', refundReason };
   }
 
   private signal(row: PaymentRow): void {

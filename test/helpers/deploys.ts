@@ -215,11 +215,36 @@ export class DeployDriver {
 
   /** Waits (bounded) until each order's workflow has closed. */
   async untilClosed(orderNos: string[], what: string): Promise<void> {
-    await waitFor(async () => (await Promise.all(orderNos.map((o) => this.ranOn(o)))).every((ran) => ran.closed), {
-      what,
-      timeoutMs: 60_000,
-      intervalMs: 500,
-    });
+    try {
+      await waitFor(async () => (await Promise.all(orderNos.map((o) => this.ranOn(o)))).every((ran) => ran.closed), {
+        what,
+        timeoutMs: 60_000,
+        intervalMs: 500,
+      });
+    } catch (error) {
+      // What a timeout needs to be read: each open order's build and the end of its history.
+      for (const orderNo of orderNos) {
+        const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderNo));
+        const { status, raw } = await handle.describe();
+        if (status.name !== 'RUNNING') continue;
+        const events = (await handle.fetchHistory()).events ?? [];
+        const tail = events.slice(-8).map((event) => `${event.eventId} ${String(event.eventType)}`);
+        console.warn(
+          `[deploy] ${orderNo} open: versioning ${JSON.stringify(raw.workflowExtendedInfo ?? {})} ` +
+            `${JSON.stringify(raw.workflowExecutionInfo?.versioningInfo ?? {})}; ` +
+            `pending task ${JSON.stringify(raw.pendingWorkflowTask ?? null)}; ` +
+            `row ${(await this.deps.stores.orders.getOrder(orderNo))?.status}; history … ${tail.join(', ')}`,
+        );
+      }
+      // How the API's payment Signals went (flash_payment_signal_seconds by outcome) and its breakers.
+      for (const apiUrl of this.deps.plan.apiUrls) {
+        const metrics = await fetch(`${apiUrl}/metrics`).then((answer) => answer.text(), String);
+        const signals = metrics.split('\n').filter((line) => line.startsWith('flash_payment_signal_seconds_count'));
+        const health = await fetch(`${apiUrl}/healthz`).then((answer) => answer.text(), String);
+        console.warn(`[deploy] ${apiUrl}: ${signals.join('; ')}; health ${health}`);
+      }
+      throw error;
+    }
   }
 
   /**
