@@ -9,7 +9,7 @@ import { Client, Connection } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import type { AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
-import { endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
+import { endpointDeliveryWorkflowId } from '../src/model/delivery-workflow.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { startEventReceiver, type EventReceiver, type ReceiverSummary } from '../stack/event-receiver.js';
 

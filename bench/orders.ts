@@ -19,7 +19,7 @@ import { checkSaleInvariants, type InvariantReport } from '../src/invariants/che
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
-import { reconcileScheduleId } from '../src/reconcile/definitions.js';
+import { reconcileScheduleId } from '../src/model/reconcile-workflow.js';
 import { timedStarts, type TimedStarts } from './starts.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { OrderLookup } from '../src/order/lookup.js';

@@ -12,7 +12,7 @@ import { parseReservation, saleKeys, type RedisInventory } from '../src/inventor
 import type { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { orderNoTime, orderWorkflowId } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
-import type { ReconcileReport } from '../src/reconcile/definitions.js';
+import type { ReconcileReport } from '../src/model/reconcile-workflow.js';
 import { ANSWER_SLACK_MS } from './gray.js';
 import type { TrafficResult } from '../toolkit/shoppers.js';
 import type { RequestKind, RequestRecord, SameKeyAnswers } from '../toolkit/traffic-records.js';

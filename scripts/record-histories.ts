@@ -51,7 +51,7 @@ import {
   type DeliveryReplayScenario,
   type ReplayScenario,
 } from '../test/replay/scenarios.js';
-import { endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
+import { endpointDeliveryWorkflowId } from '../src/model/delivery-workflow.js';
 import { EndpointDeliveryClient } from '../src/events/endpoint-delivery-client.js';
 import { EndpointSecretBox, generateEndpointSecret } from '../src/events/endpoint-secrets.js';
 import { startEventReceiver } from '../stack/event-receiver.js';

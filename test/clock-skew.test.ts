@@ -18,7 +18,7 @@ import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/inventory/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
-import type { ReconcileReport } from '../src/reconcile/definitions.js';
+import type { ReconcileReport } from '../src/model/reconcile-workflow.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { appCommandLine, clockAheadBy, type AppRole } from '../stack/app-processes.js';
 import { freePort } from '../stack/process.js';

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROUND_MS } from '../src/activities/webhooks.js';
-import { endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
+import { endpointDeliveryWorkflowId } from '../src/model/delivery-workflow.js';
 import { EndpointDeliveryClient } from '../src/events/endpoint-delivery-client.js';
 import { EndpointSecretBox, generateEndpointSecret } from '../src/events/endpoint-secrets.js';
 import { CustomerReferences, OrderEventFeed } from '../src/events/order-events.js';

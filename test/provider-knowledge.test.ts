@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { stripeClient } from '../src/payments/providers/stripe/api.js';
 import { ensureCatchUpSchedule } from '../src/workers/schedules.js';
-import { catchUpScheduleId } from '../src/payments/catch-up-definitions.js';
+import { catchUpScheduleId } from '../src/model/catch-up-workflow.js';
 import type { PaymentCatchUpWorkflow } from '../src/workflows/payments.js';
 import { waitFor } from '../stack/wait-for.js';
 import { TEST_ADMIN_TOKEN } from './helpers/app.js';

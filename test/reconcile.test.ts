@@ -27,7 +27,7 @@ import { waitFor } from '../stack/wait-for.js';
 import { createReconcileActivities } from '../src/activities/reconcile.js';
 import { ensureReconcileSchedule } from '../src/workers/schedules.js';
 import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
-import { reconcileScheduleId, type ReconcileReport } from '../src/reconcile/definitions.js';
+import { reconcileScheduleId, type ReconcileReport } from '../src/model/reconcile-workflow.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { testConfig } from './helpers/env.js';
 import { withMethods } from './helpers/faults.js';

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
-import { endpointDeliveryWorkflowId } from '../src/events/delivery-definitions.js';
+import { endpointDeliveryWorkflowId } from '../src/model/delivery-workflow.js';
 import { resealEndpointSecrets } from '../src/activities/reconcile.js';
 import { EndpointSecretBox } from '../src/events/endpoint-secrets.js';
 import { WebhookEndpoints } from '../src/events/endpoints.js';

@@ -31,7 +31,7 @@ import proto from '@temporalio/proto';
 import type { OrderEventRow } from '../../src/db/events.js';
 import type { Stores } from '../../src/db/stores.js';
 import type { AttemptRow, DeliveryRow } from '../../src/db/webhooks.js';
-import { endpointDeliveryWorkflowId } from '../../src/events/delivery-definitions.js';
+import { endpointDeliveryWorkflowId } from '../../src/model/delivery-workflow.js';
 import type { OrderEventType } from '../../src/model/order-workflow.js';
 import type { ReceiverSummary } from '../../stack/event-receiver.js';
 import { spawnScriptProcess } from '../../stack/app-processes.js';

@@ -59,7 +59,7 @@ import type { Client } from '@temporalio/client';
 import type Stripe from 'stripe';
 import type { PaymentRow } from '../../src/db/rows.js';
 import type { Stores } from '../../src/db/stores.js';
-import { catchUpScheduleId, type CatchUpInput, type CatchUpResult } from '../../src/payments/catch-up-definitions.js';
+import { catchUpScheduleId, type CatchUpInput, type CatchUpResult } from '../../src/model/catch-up-workflow.js';
 import { settingsOf } from '../../toolkit/provider-config.js';
 import type { StripeSettings } from '../../src/payments/providers/stripe/settings.js';
 import { stripe as stripeProvider } from '../../src/payments/providers/stripe/definition.js';

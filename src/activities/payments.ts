@@ -12,7 +12,7 @@ import {
   type PaymentProviderApi,
 } from '../payments/provider.js';
 import { refused } from './order.js';
-import type { CatchUpInput, CatchUpResult } from '../payments/catch-up-definitions.js';
+import type { CatchUpInput, CatchUpResult } from '../model/catch-up-workflow.js';
 import type { RefundStarts } from '../order/close.js';
 
 /** Read again each run: events Stripe listed late, the clocks' difference; each is taken ~OVERLAP/interval+1 times. */

@@ -17,7 +17,7 @@ import {
   type SaleSurvey,
   type SurveyPage,
   type WaitingPaymentPage,
-} from '../reconcile/definitions.js';
+} from '../model/reconcile-workflow.js';
 import { beat } from './heartbeat.js';
 import { received } from './order.js';
 import type { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';

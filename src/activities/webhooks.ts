@@ -1,6 +1,6 @@
 /** EndpointDeliveryWorkflow's activity: attempts and next tries are in MySQL; the workflow passes an endpoint id. */
 import type { AttemptRecord, DueDelivery, WebhookStore } from '../db/webhooks.js';
-import type { DeliveryRound } from '../events/delivery-definitions.js';
+import type { DeliveryRound } from '../model/delivery-workflow.js';
 import type { EndpointSecretBox } from '../events/endpoint-secrets.js';
 import { CustomerReferences, orderEventOf } from '../events/order-events.js';
 import {

@@ -22,7 +22,7 @@ import { isRedisFailure, type RedisClient } from '../infra/redis.js';
 import { WorkerDeployments } from '../infra/worker-deployments.js';
 import type { Logger } from '../infra/logger.js';
 import { RedisInventory } from '../inventory/redis-inventory.js';
-import { PROMISE_MAX_AGE_MS } from '../reconcile/definitions.js';
+import { PROMISE_MAX_AGE_MS } from '../model/reconcile-workflow.js';
 import { RedisSales } from '../inventory/redis-sales.js';
 import { WorkerFiguresBoard } from '../inventory/worker-figures.js';
 import { ReplicaAcks } from '../inventory/replica-acks.js';

@@ -2,7 +2,11 @@
 import { ENDPOINT_DELIVERY_WORKFLOW_TYPE } from '../model/workflow-types.js';
 import type { Client } from '@temporalio/client';
 import type { AppConfig } from '../config/index.js';
-import { endpointDeliveryWorkflowId, wakeDeliverySignal, type EndpointDeliveryInput } from './delivery-definitions.js';
+import {
+  endpointDeliveryWorkflowId,
+  wakeDeliverySignal,
+  type EndpointDeliveryInput,
+} from '../model/delivery-workflow.js';
 
 export class EndpointDeliveryClient {
   constructor(

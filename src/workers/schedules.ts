@@ -8,9 +8,9 @@ import {
   type ScheduleOptionsStartWorkflowAction,
 } from '@temporalio/client';
 import type { AppConfig } from '../config/index.js';
-import { reconcileScheduleId } from '../reconcile/definitions.js';
+import { reconcileScheduleId } from '../model/reconcile-workflow.js';
 import type { ReconcileWorkflow } from '../workflows/reconcile.js';
-import { catchUpScheduleId } from '../payments/catch-up-definitions.js';
+import { catchUpScheduleId } from '../model/catch-up-workflow.js';
 import type { PaymentCatchUpWorkflow } from '../workflows/payments.js';
 import { catchUpProvider } from '../payments/providers/definition.js';
 import { paymentProviders } from '../payments/providers/registry.js';

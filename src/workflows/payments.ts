@@ -1,7 +1,7 @@
 /** PaymentCatchUpWorkflow, on a Schedule: the provider's undelivered events, through the webhook's path (each once). */
 import { proxyActivities } from '@temporalio/workflow';
 import type { CatchUpActivities } from '../activities/payments.js';
-import type { CatchUpInput, CatchUpResult } from '../payments/catch-up-definitions.js';
+import type { CatchUpInput, CatchUpResult } from '../model/catch-up-workflow.js';
 
 const { catchUpProviderEvents } = proxyActivities<CatchUpActivities>({
   // A backlog of days is read page by page, heartbeating; the cursor moves only once a window is read whole.

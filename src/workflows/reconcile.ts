@@ -13,7 +13,7 @@ import {
   type SaleReconciliation,
   type SaleSurvey,
   type SurveyPage,
-} from '../reconcile/definitions.js';
+} from '../model/reconcile-workflow.js';
 
 // The next scheduled run starts over anyway: a few attempts, then give up on this one.
 const RECONCILE_ACTIVITY_OPTIONS = {

@@ -9,7 +9,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { WebhookActivities } from '../activities/webhooks.js';
-import { wakeDeliverySignal, type EndpointDeliveryInput } from '../events/delivery-definitions.js';
+import { wakeDeliverySignal, type EndpointDeliveryInput } from '../model/delivery-workflow.js';
 import { deliveryTaskQueue } from '../model/order-workflow.js';
 
 const ROUND_OPTIONS = {

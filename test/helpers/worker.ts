@@ -16,7 +16,7 @@ import {
   type OrderWorkers,
   type RunningPromiseStarter,
 } from '../../src/workers/worker.js';
-import type { RefundStartPage } from '../../src/reconcile/definitions.js';
+import type { RefundStartPage } from '../../src/model/reconcile-workflow.js';
 import type { OwedPayment, RefundStore } from '../../src/db/refunds.js';
 import type { Stores } from '../../src/db/stores.js';
 import { startCacheFigures, type RunningCacheFigures } from '../../src/workers/cache-figures.js';
