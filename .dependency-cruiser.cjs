@@ -15,14 +15,14 @@
  *   workflows/                        deterministic, bundled; activities as types only
  *   activities/                       Temporal's adapters onto the domain
  *   order/ payments/ sales/ line/ invariants/ events/   the domains' use cases
- *   db/ inventory/                    MySQL and Redis, SQL and Lua only here
+ *   db/ redis/                        MySQL and Redis, SQL and Lua only here
  *   infra/ config/                    clients, guards, tracing, settings
  *   model/                            the order's vocabulary and every workflow's contract: pure
  *
  * A type import is a dependency a reader follows too, so every rule counts it.
  */
 const DOMAINS = '^src/(order|payments|sales|line|invariants|events)/';
-const BELOW_DOMAINS = '^src/(db|inventory|infra|config|model)/';
+const BELOW_DOMAINS = '^src/(db|redis|infra|config|model)/';
 /** Every folder of support code around src/ that `npm run layers` cruises. */
 const SUPPORT = '^(bench|chaos|soak|stack|toolkit|test|scripts|test-cluster)/';
 
@@ -83,16 +83,16 @@ module.exports = {
     {
       name: 'stores-and-redis-apart',
       severity: 'error',
-      comment: 'MySQL (db/) and Redis (inventory/) are separate stores; the domains combine them.',
-      from: { path: '^src/(db|inventory)/' },
-      to: { path: '^src/(db|inventory)/', pathNot: '$1' },
+      comment: 'MySQL (db/) and Redis (redis/) are separate stores; the domains combine them.',
+      from: { path: '^src/(db|redis)/' },
+      to: { path: '^src/(db|redis)/', pathNot: '$1' },
     },
     {
       name: 'infra-below-stores',
       severity: 'error',
       comment: 'Clients and guards are shared by the stores and sit under them.',
       from: { path: '^src/(infra|config)/' },
-      to: { path: '^src/(db|inventory)/' },
+      to: { path: '^src/(db|redis)/' },
     },
     {
       name: 'model-is-the-ground',

@@ -14,7 +14,7 @@ import { startApi, type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../toolkit/sign-webhook.js';
 import { loadConfig, type AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
-import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
+import { RedisInventory, saleKeys } from '../src/redis/redis-inventory.js';
 import { type OrderWorkflowClient, visibilityString } from '../src/order/workflow-client.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';

@@ -19,7 +19,7 @@ import { expectInvariants, saleReport, saleThroughApi, uniqueSku, type SaleReque
 import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
 import { awaitClosed } from './helpers/orders.js';
 import { httpRequest, replyOf, retryingUnavailable, type HttpOptions, type Reply } from './helpers/http.js';
-import { RedisSales } from '../src/inventory/redis-sales.js';
+import { RedisSales } from '../src/redis/redis-sales.js';
 
 let app: TestApp;
 let config: AppConfig;

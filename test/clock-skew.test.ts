@@ -16,7 +16,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import type { Pool } from 'mysql2/promise';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import type { ReconcileReport } from '../src/model/reconcile-workflow.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
@@ -25,7 +25,7 @@ import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { oneUnitOrder, putOnSale } from './helpers/fixtures.js';
-import { PromiseQueue } from '../src/inventory/promise-queue.js';
+import { PromiseQueue } from '../src/redis/promise-queue.js';
 
 const root = resolve(import.meta.dirname, '..');
 const AHEAD_MS = 20 * 60_000;

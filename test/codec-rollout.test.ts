@@ -17,7 +17,7 @@ import { eachPayload } from '../toolkit/history-payloads.js';
 import type { RedisClient } from '../src/infra/redis.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { SMOKE_SALE } from '../src/order/smoke-order.js';
 import { SalesService } from '../src/sales/sales-service.js';

@@ -17,7 +17,7 @@ import {
   workerCacheTotals,
   type PaymentSignalOutcome,
 } from '../web/worker-metrics.js';
-import type { WorkerCacheFigures } from '../src/inventory/worker-figures.js';
+import type { WorkerCacheFigures } from '../src/redis/worker-figures.js';
 import { deliveryTotals, formatAge } from '../web/delivery-metrics.js';
 import { webhookEndpointListSchema } from '../src/events/endpoint-views.js';
 

@@ -17,7 +17,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { WebhookStore, type AttemptRecord, type OrderEventFigures } from '../src/db/webhooks.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { DELIVERY_METRICS, deliveryMetrics } from '../src/workers/worker.js';
 import { freePort } from '../stack/process.js';

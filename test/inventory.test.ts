@@ -7,10 +7,10 @@ import type { RedisClient } from '../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis } from '../src/infra/redis.js';
 import { checkRedisCounters } from '../src/invariants/check.js';
-import { RedisInventory, saleKeys, type SaleDefinition, type SaleStock } from '../src/inventory/redis-inventory.js';
+import { RedisInventory, saleKeys, type SaleDefinition, type SaleStock } from '../src/redis/redis-inventory.js';
 import { testConfig } from './helpers/env.js';
-import { RedisSales } from '../src/inventory/redis-sales.js';
-import { PromiseQueue } from '../src/inventory/promise-queue.js';
+import { RedisSales } from '../src/redis/redis-sales.js';
+import { PromiseQueue } from '../src/redis/promise-queue.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 
 let redis: RedisClient;

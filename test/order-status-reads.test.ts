@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiMetrics } from '../src/api/metrics.js';
 import { startApi } from '../src/api/server.js';
-import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
+import { RedisInventory, saleKeys } from '../src/redis/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { OrderStatusReader } from '../src/order/status-reads.js';
 import { waitFor } from '../stack/wait-for.js';

@@ -18,7 +18,7 @@ import type { Stores } from '../src/db/stores.js';
 import type { RedisClient } from '../src/infra/redis.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
-import { RedisInventory } from '../src/inventory/redis-inventory.js';
+import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { endpointDeliveryWorkflowId } from '../src/model/delivery-workflow.js';
 import { reconcileScheduleId } from '../src/model/reconcile-workflow.js';

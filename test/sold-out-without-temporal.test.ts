@@ -26,7 +26,7 @@ import { openStores, type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { subscribeChannels, type RedisSubscription } from '../src/infra/redis-subscription.js';
-import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../src/inventory/redis-inventory.js';
+import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../src/redis/redis-inventory.js';
 import { testConfig } from './helpers/env.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { httpRequest } from './helpers/http.js';

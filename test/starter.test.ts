@@ -15,7 +15,7 @@ import type { Pool } from 'mysql2/promise';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
-import { RedisInventory, saleKeys } from '../src/inventory/redis-inventory.js';
+import { RedisInventory, saleKeys } from '../src/redis/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
 import { startPromiseStarter, type RunningPromiseStarter } from '../src/workers/worker.js';
@@ -24,7 +24,7 @@ import { testConfig } from './helpers/env.js';
 import { withMethods } from './helpers/faults.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { startHoldingProxy } from './helpers/tcp-proxy.js';
-import { PromiseQueue } from '../src/inventory/promise-queue.js';
+import { PromiseQueue } from '../src/redis/promise-queue.js';
 import { startTestWorker } from './helpers/worker.js';
 import { CurrentVersionWatch, type WorkerDeployments } from '../src/infra/worker-deployments.js';
 

@@ -25,7 +25,7 @@ import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { parseExposition, total } from './helpers/prometheus.js';
-import type { WorkerCacheFigures } from '../src/inventory/worker-figures.js';
+import type { WorkerCacheFigures } from '../src/redis/worker-figures.js';
 import { parseCacheCounters, STICKY_CACHE_METRICS } from '../src/workers/cache-figures.js';
 
 const root = resolve(import.meta.dirname, '..');

@@ -1,6 +1,6 @@
 /** The invariants of docs/fault-tolerance.md per SKU, with their figures: one checker for tests, bench, fault suite. */
 import type { ReportStore } from '../db/reports.js';
-import type { RedisInventory, SaleStock } from '../inventory/redis-inventory.js';
+import type { RedisInventory, SaleStock } from '../redis/redis-inventory.js';
 
 export const INVARIANTS = ['noOversell', 'conservation', 'storesAgree', 'noLostOrder', 'perUserLimit'] as const;
 export type Invariant = (typeof INVARIANTS)[number];

@@ -4,7 +4,7 @@
  */
 import { type Client, WorkflowIdReusePolicy } from '@temporalio/client';
 import { versionString, type WorkerVersion } from '../infra/worker-deployments.js';
-import type { RedisInventory } from '../inventory/redis-inventory.js';
+import type { RedisInventory } from '../redis/redis-inventory.js';
 import { Refusal } from '../infra/refusal.js';
 import {
   awaitPersistedUpdate,

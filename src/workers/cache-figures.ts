@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Worker } from '@temporalio/worker';
 import { boundBy, Deadline } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
-import type { WorkerCacheFigures, WorkerFiguresBoard } from '../inventory/worker-figures.js';
+import type { WorkerCacheFigures, WorkerFiguresBoard } from '../redis/worker-figures.js';
 
 /** How often a worker publishes; its entry lives three times as long, so one late publication does not hide it. */
 export const CACHE_FIGURES_EVERY_MS = 5_000;

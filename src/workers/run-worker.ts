@@ -11,7 +11,7 @@ import { createRedis, redisClockMs } from '../infra/redis.js';
 import { activeTracing, temporalClientInterceptors } from '../infra/tracing.js';
 import { temporalConnectionSettings } from '../infra/temporal-connection.js';
 import { payloadCodecOf, temporalDataConverter } from '../infra/data-converter.js';
-import { WorkerFiguresBoard } from '../inventory/worker-figures.js';
+import { WorkerFiguresBoard } from '../redis/worker-figures.js';
 import { startCacheFigures } from './cache-figures.js';
 import { startDeploymentFigures } from './deployment-figures.js';
 import { cacheBoundForHeap } from './cache-sizing.js';

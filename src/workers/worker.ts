@@ -11,8 +11,8 @@ import { createReconcileActivities, type DeliveryGauges, type RefundGauges } fro
 import { OrderChangeNotifier } from '../order/status-reads.js';
 import { OrderWorkflowClient } from '../order/workflow-client.js';
 import type { Stores } from '../db/stores.js';
-import { PromiseQueue } from '../inventory/promise-queue.js';
-import { RedisInventory } from '../inventory/redis-inventory.js';
+import { PromiseQueue } from '../redis/promise-queue.js';
+import { RedisInventory } from '../redis/redis-inventory.js';
 import { boundBy, Deadline, DependencyGuard } from '../infra/dependency-guard.js';
 import { isMysqlFailure } from '../db/rows.js';
 import { PaymentReceiver, PaymentSignals } from '../payments/receiver.js';

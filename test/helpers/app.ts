@@ -22,7 +22,7 @@ import { testConfig } from './env.js';
 import type { OrderWorkers } from '../../src/workers/worker.js';
 import { startTestWorker, type WrapActivities } from './worker.js';
 import { orderAccess } from './orders.js';
-import { RedisInventory } from '../../src/inventory/redis-inventory.js';
+import { RedisInventory } from '../../src/redis/redis-inventory.js';
 
 /** The admin token of the API test files (ADMIN_TOKEN). */
 export const TEST_ADMIN_TOKEN = 'test-admin-token';

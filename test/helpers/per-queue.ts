@@ -14,7 +14,7 @@ import type { OwedPayment } from '../../src/db/refunds.js';
 import { createLogger } from '../../src/infra/logger.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
-import { RedisInventory } from '../../src/inventory/redis-inventory.js';
+import { RedisInventory } from '../../src/redis/redis-inventory.js';
 import { testConfig } from './env.js';
 import { listen } from './http.js';
 import { startTestWorker, type TestWorker, type WrapActivities } from './worker.js';

@@ -20,7 +20,7 @@ import type { RefundStartPage } from '../../src/model/reconcile-workflow.js';
 import type { OwedPayment, RefundStore } from '../../src/db/refunds.js';
 import type { Stores } from '../../src/db/stores.js';
 import { startCacheFigures, type RunningCacheFigures } from '../../src/workers/cache-figures.js';
-import { WorkerFiguresBoard } from '../../src/inventory/worker-figures.js';
+import { WorkerFiguresBoard } from '../../src/redis/worker-figures.js';
 import { promoteOnStart } from '../../src/workers/versioning.js';
 
 /** Wraps the real activities to inject faults around them (never instead of them). */

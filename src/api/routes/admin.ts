@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import type { AdminService } from '../../sales/admin-service.js';
-import type { WorkerFiguresBoard } from '../../inventory/worker-figures.js';
+import type { WorkerFiguresBoard } from '../../redis/worker-figures.js';
 import type { OrderEventFeed } from '../../events/order-events.js';
 import type { OperatorTokens } from '../auth.js';
 import {
@@ -12,7 +12,7 @@ import {
 } from '../../sales/admin-views.js';
 import { saleSchema } from '../../sales/sale-view.js';
 import { pageSchema } from '../../infra/schema-fields.js';
-import { workerFiguresSchema } from '../../inventory/worker-figures.js';
+import { workerFiguresSchema } from '../../redis/worker-figures.js';
 import { deploymentStatusSchema } from '../../infra/worker-deployments.js';
 import { smokeOrderResultSchema } from '../../order/smoke-order.js';
 import { orderEventPageSchema } from '../../events/order-events.js';

@@ -50,7 +50,7 @@ export function saleKeys(sku: string) {
     starter: `${base}:starter`,
     /** HASH userId -> the orders holding the user's units, space-separated (what PURCHASE_LIMIT_EXCEEDED names). */
     holds: `${base}:holds`,
-    /** STRING: a counter bumped by each replica-acknowledgement round (src/inventory/replica-acks.ts), never read. */
+    /** STRING: a counter bumped by each replica-acknowledgement round (src/redis/replica-acks.ts), never read. */
     replicationMark: `${base}:replication-mark`,
     /** HASH the sale's waiting line: settings and counters (lua/line_tick.lua); absent for a sale without one. */
     line: `${base}:line`,
