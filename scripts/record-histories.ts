@@ -52,8 +52,8 @@ import {
   type ReplayScenario,
 } from '../test/replay/scenarios.js';
 import { endpointDeliveryWorkflowId } from '../src/model/delivery-workflow.js';
-import { EndpointDeliveryClient } from '../src/events/endpoint-delivery-client.js';
-import { EndpointSecretBox, generateEndpointSecret } from '../src/events/endpoint-secrets.js';
+import { EndpointDeliveryClient } from '../src/order-events/endpoint-delivery-client.js';
+import { EndpointSecretBox, generateEndpointSecret } from '../src/order-events/endpoint-secrets.js';
 import { startEventReceiver } from '../stack/event-receiver.js';
 import type { AppConfig } from '../src/config/index.js';
 import { storedPayment } from '../src/payments/receiver.js';

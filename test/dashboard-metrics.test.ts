@@ -19,7 +19,7 @@ import {
 } from '../web/worker-metrics.js';
 import type { WorkerCacheFigures } from '../src/redis/worker-figures.js';
 import { deliveryTotals, formatAge } from '../web/delivery-metrics.js';
-import { webhookEndpointListSchema } from '../src/events/endpoint-views.js';
+import { webhookEndpointListSchema } from '../src/order-events/endpoint-views.js';
 
 /** An API process's exposition: `accepted` checkouts answered 202 in `acceptedSeconds`, `soldOut` 409s in 1 ms. */
 async function exposition(

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { attemptRecordOf, retryDelayMs, RETRY_MAX_MS } from '../src/activities/webhooks.js';
 import type { DueDelivery } from '../src/db/webhooks.js';
-import { CustomerReferences, OrderEventFeed } from '../src/events/order-events.js';
+import { CustomerReferences, OrderEventFeed } from '../src/order-events/order-events.js';
 import { encodeCursor } from '../src/infra/cursor.js';
 
 const NOW = Date.parse('2026-11-27T12:00:00Z');

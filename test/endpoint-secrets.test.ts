@@ -1,10 +1,11 @@
 /**
- * src/events/endpoint-secrets.ts (no stack): endpoints' signing secrets are Standard Webhooks `whsec_` secrets of 32
- * random bytes, and what MySQL stores is sealed: it opens only under the same key for the same endpoint, unaltered.
+ * src/order-events/endpoint-secrets.ts (no stack): endpoints' signing secrets are Standard Webhooks `whsec_` secrets
+ * of 32 random bytes, and what MySQL stores is sealed: it opens only under the same key for the same endpoint,
+ * unaltered.
  */
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import { EndpointSecretBox, generateEndpointSecret } from '../src/events/endpoint-secrets.js';
+import { EndpointSecretBox, generateEndpointSecret } from '../src/order-events/endpoint-secrets.js';
 
 const KEY = 'unit-test-events-secret-key-0123456789';
 const ENDPOINT = 'ep_01ARZ3NDEKTSV4RRFFQ69G5FAV';

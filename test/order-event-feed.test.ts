@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FEED_SCAN_WINDOW } from '../src/db/events.js';
 import { recordOrderEvent } from '../src/db/events.js';
 import { openStores, type Stores } from '../src/db/stores.js';
-import { CustomerReferences, OrderEventFeed } from '../src/events/order-events.js';
+import { CustomerReferences, OrderEventFeed } from '../src/order-events/order-events.js';
 import { CURSOR_POSITIONS, decodeCursor, encodeCursor } from '../src/infra/cursor.js';
 import type { OrderEventType } from '../src/model/order-workflow.js';
 import { newOrderNo } from '../src/order/order-numbers.js';

@@ -1,9 +1,9 @@
 /**
- * src/events/webhook-sender.ts against in-process receivers on loopback (no stack): what a merchant verifies with the
- * `standardwebhooks` library's own Webhook.verify (a rotation's two secrets, a retry past the 5-minute tolerance on a
- * fake clock), the address and https rules (refused with no connection reaching a listening receiver), and how each
- * answer, a silence and an endless body end. Every socket this file opens is checked before it connects: one to an
- * address off loopback fails the test instead of leaving the machine.
+ * src/order-events/webhook-sender.ts against in-process receivers on loopback (no stack): what a merchant verifies
+ * with the `standardwebhooks` library's own Webhook.verify (a rotation's two secrets, a retry past the 5-minute
+ * tolerance on a fake clock), the address and https rules (refused with no connection reaching a listening receiver),
+ * and how each answer, a silence and an endless body end. Every socket this file opens is checked before it
+ * connects: one to an address off loopback fails the test instead of leaving the machine.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -25,7 +25,7 @@ import {
   retryAfterMs,
   type WebhookMessage,
   type WebhookSenderOptions,
-} from '../src/events/webhook-sender.js';
+} from '../src/order-events/webhook-sender.js';
 
 /** Each test's own bound: every wait below is bounded by the sender's attempt timeout or a timer of its own. */
 const TEST_TIMEOUT_MS = 20_000;

@@ -20,9 +20,9 @@ import {
 } from '../model/reconcile-workflow.js';
 import { beat } from './heartbeat.js';
 import { received } from './order.js';
-import type { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';
+import type { EndpointDeliveryClient } from '../order-events/endpoint-delivery-client.js';
 import type { OrderEventFigures } from '../db/webhooks.js';
-import type { EndpointSecretBox } from '../events/endpoint-secrets.js';
+import type { EndpointSecretBox } from '../order-events/endpoint-secrets.js';
 
 export interface ReconcileDeps {
   stores: Pick<Stores, 'orders' | 'sales' | 'reports' | 'payments' | 'refunds' | 'webhooks'>;

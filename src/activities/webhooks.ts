@@ -1,14 +1,14 @@
 /** EndpointDeliveryWorkflow's activity: attempts and next tries are in MySQL; the workflow passes an endpoint id. */
 import type { AttemptRecord, DueDelivery, WebhookStore } from '../db/webhooks.js';
 import type { DeliveryRound } from '../model/delivery-workflow.js';
-import type { EndpointSecretBox } from '../events/endpoint-secrets.js';
-import { CustomerReferences, orderEventOf } from '../events/order-events.js';
+import type { EndpointSecretBox } from '../order-events/endpoint-secrets.js';
+import { CustomerReferences, orderEventOf } from '../order-events/order-events.js';
 import {
   coarseReason,
   type WebhookDeliverySettings,
   type WebhookOutcome,
   type WebhookSender,
-} from '../events/webhook-sender.js';
+} from '../order-events/webhook-sender.js';
 import { beat, pause } from './heartbeat.js';
 
 /** How often a round tells Temporal it is alive (the workflow's heartbeat timeout is a few of these). */

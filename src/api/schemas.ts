@@ -14,7 +14,7 @@ import {
   ENDPOINT_URL_RULE,
   MAX_ENDPOINT_DESCRIPTION_CHARS,
   MAX_OVERLAP_SECONDS,
-} from '../events/endpoints.js';
+} from '../order-events/endpoints.js';
 import { skuNotFound } from '../sales/sales-service.js';
 import { USER_ID_PATTERN } from './auth.js';
 import { orderNoSchema, orderStatusSchema, skuSchema, upTo64 } from '../infra/schema-fields.js';

@@ -120,7 +120,7 @@ export const payloadCodecKeys = z.string().transform((value, ctx): PayloadCodecK
   return keys.length > 0 ? keys : refuse(ctx, 'lists no key');
 });
 
-/** One key of EVENTS_SECRET_KEY (src/events/endpoint-secrets.ts): '' for the one key of a value without ids. */
+/** One key of EVENTS_SECRET_KEY (src/order-events/endpoint-secrets.ts): '' for the one key of a value without ids. */
 export interface EventsSecretKey {
   id: string;
   secret: string;
@@ -209,7 +209,7 @@ export const redisUrls = z.string().refine(
   { message: 'must be a redis:// or rediss:// URL, or a comma-separated list of them (Redis Cluster nodes)' },
 );
 
-/** Comma-separated CIDR ranges (IPv4 in four-part decimal), kept in canonical form (src/events/webhook-sender.ts). */
+/** Comma-separated CIDR ranges (IPv4 in four-part decimal), in canonical form (src/order-events/webhook-sender.ts). */
 export const cidrList = z.string().transform((value, ctx): string[] => {
   const ranges = commaList(value);
   const bad = ranges.filter(

@@ -115,7 +115,7 @@ export const SETTINGS = {
     secret: 'required',
     meaning: 'HMAC key of `Payment-Signature` (≥ 16 characters; production: ≥ 32, random)',
   },
-  // Order events to merchants' endpoints (src/events/webhook-sender.ts): refused ranges allowed, https, an attempt.
+  // Order events to merchants' endpoints (src/order-events/webhook-sender.ts): ranges allowed, https, an attempt.
   EVENTS_ALLOWED_RANGES: {
     parse: cidrList.optional(),
     meaning: 'CIDRs order events may reach though refused (`127.0.0.0/8,::1/128`: local)',

@@ -38,9 +38,9 @@ import { encryptionsSince, type AesGcmPayloadCodec } from '../infra/payload-code
 import { deliveryTaskQueue, providerTaskQueue } from '../model/order-workflow.js';
 import { createRefundActivities, type RefundObserver } from '../activities/refunds.js';
 import { createWebhookActivities, type DeliveryObserver } from '../activities/webhooks.js';
-import { EndpointSecretBox } from '../events/endpoint-secrets.js';
-import { EndpointDeliveryClient } from '../events/endpoint-delivery-client.js';
-import { WebhookSender } from '../events/webhook-sender.js';
+import { EndpointSecretBox } from '../order-events/endpoint-secrets.js';
+import { EndpointDeliveryClient } from '../order-events/endpoint-delivery-client.js';
+import { WebhookSender } from '../order-events/webhook-sender.js';
 import {
   catchUpIntakeOf,
   catchUpProvider,

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { AdminService } from '../../sales/admin-service.js';
 import type { WorkerFiguresBoard } from '../../redis/worker-figures.js';
-import type { OrderEventFeed } from '../../events/order-events.js';
+import type { OrderEventFeed } from '../../order-events/order-events.js';
 import type { OperatorTokens } from '../auth.js';
 import {
   adminOrderPaymentsSchema,
@@ -15,7 +15,7 @@ import { pageSchema } from '../../infra/schema-fields.js';
 import { workerFiguresSchema } from '../../redis/worker-figures.js';
 import { deploymentStatusSchema } from '../../infra/worker-deployments.js';
 import { smokeOrderResultSchema } from '../../order/smoke-order.js';
-import { orderEventPageSchema } from '../../events/order-events.js';
+import { orderEventPageSchema } from '../../order-events/order-events.js';
 import { route } from '../route.js';
 import {
   adminOrdersQuerySchema,

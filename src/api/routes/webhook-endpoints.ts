@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { WebhookNotFound, type WebhookEndpoints } from '../../events/endpoints.js';
+import { WebhookNotFound, type WebhookEndpoints } from '../../order-events/endpoints.js';
 import type { OperatorTokens } from '../auth.js';
 import { echo } from '../../infra/refusal.js';
 import { ApiError } from '../errors.js';
@@ -13,7 +13,7 @@ import {
   webhookEndpointSchema,
   webhookEndpointWithSecretSchema,
   webhookResendSchema,
-} from '../../events/endpoint-views.js';
+} from '../../order-events/endpoint-views.js';
 import { route } from '../route.js';
 import {
   createWebhookEndpointSchema,
