@@ -37,6 +37,7 @@ import { buildChangedOrderWorkflow, DeployDriver } from '../test/helpers/deploys
 import type { VariantBuild } from '../test/helpers/builds.js';
 import { workerBuildId } from '../src/workers/versioning.js';
 import { loadConfig } from '../src/config/index.js';
+import { httpAt, httpRequest, type HttpOptions } from '../test/helpers/http.js';
 
 const PAYMENT_WINDOW_MS = 8_000;
 const workDir = mkdtempSync(join(tmpdir(), 'flash-cluster-'));
@@ -107,18 +108,9 @@ interface Reply {
   body: Record<string, unknown>;
 }
 
-async function http(
-  method: string,
-  path: string,
-  options: { json?: unknown; token?: string; headers?: Record<string, string>; raw?: string } = {},
-): Promise<Reply> {
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
-  const body = options.raw ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${app.url}${path}`, { method, headers, body, signal: AbortSignal.timeout(30_000) });
-  const text = await response.text();
-  return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+async function http(method: string, path: string, options: HttpOptions = {}): Promise<Reply> {
+  const reply = await httpRequest(app.url, method, path, { timeoutMs: 30_000, ...options });
+  return { status: reply.status, body: (reply.body ?? {}) as Record<string, unknown> };
 }
 
 /** Shoppers of `sku` (a sale at createSale's price) through the cluster's front door, paying by the signed webhook. */
@@ -205,7 +197,7 @@ describe.sequential('the app on the cluster layout', () => {
       },
     });
     // Both APIs answer behind the load balancer.
-    for (const url of app.apiUrls) expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    for (const url of app.apiUrls) expect((await httpAt('GET', `${url}/healthz`)).status).toBe(200);
   });
 
   it('the Lua scripts run at once for sales on every master (a script is routed by its keys, not their count)', async () => {

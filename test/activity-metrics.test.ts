@@ -15,6 +15,7 @@ import { waitFor } from '../stack/wait-for.js';
 import { ACTIVITY_METRICS } from '../src/workers/telemetry.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { putOnSale } from './helpers/fixtures.js';
+import { httpAt } from './helpers/http.js';
 
 /** A MetricMeter that keeps every counter increment with its tags. */
 class RecordingMeter implements MetricMeter {
@@ -83,13 +84,12 @@ it('counts failed, completed and retried executions by activity type', async () 
   const { sku } = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
   const token = await new ShopperAuth(config).issue(`am-${randomUUID().slice(0, 8)}`);
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-  const reply = await fetch(`${api.url}/api/checkout`, {
-    method: 'POST',
+  const reply = await httpAt('POST', `${api.url}/api/checkout`, {
     headers,
-    body: JSON.stringify({ sku, quantity: 1 }),
+    raw: JSON.stringify({ sku, quantity: 1 }),
   });
   expect(reply.status).toBe(202);
-  const { orderNo } = (await reply.json()) as { orderNo: string };
+  const { orderNo } = reply.body as { orderNo: string };
   await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
     what: `${orderNo} persisted after a retry`,
     timeoutMs: 30_000,

@@ -20,7 +20,7 @@ import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
 import { API_TEST_ENV, startTestApp, type TestApp } from './helpers/app.js';
-import { httpRequest, replyOf, type HttpOptions, type Reply } from './helpers/http.js';
+import { httpAt, httpRequest, replyOf, type HttpOptions, type Reply } from './helpers/http.js';
 
 const ADMIN = 'admin-views-token';
 let app: TestApp;
@@ -538,17 +538,17 @@ describe('GET /api/dev/config (the dashboard settings)', () => {
     );
     const locked = await startApi(testConfig({ AUTH_DEV_LOGIN: 'false', LOG_LEVEL: 'warn' }), 0);
     try {
-      const reply = await fetch(`${withUi.url}/api/dev/config`);
-      expect(await reply.json()).toEqual({
+      const reply = await httpAt('GET', `${withUi.url}/api/dev/config`);
+      expect(reply.body).toEqual({
         temporalUiUrl: 'http://ui.example.test:8233',
         namespace: config.temporal.namespace,
         devAdminToken: 'dev-admin-token',
       });
-      const off = await fetch(`${locked.url}/api/dev/config`);
+      const off = await httpAt('GET', `${locked.url}/api/dev/config`);
       expect(off.status).toBe(404);
-      expect(await off.json()).toEqual({ error: { code: 'NOT_FOUND', message: expect.any(String) } });
+      expect(off.body).toEqual({ error: { code: 'NOT_FOUND', message: expect.any(String) } });
       // The dashboard itself is served either way.
-      expect((await fetch(`${locked.url}/`)).headers.get('content-type')).toMatch(/^text\/html/);
+      expect((await httpAt('GET', `${locked.url}/`)).headers.get('content-type')).toMatch(/^text\/html/);
     } finally {
       await Promise.all([withUi.close(), locked.close()]);
     }

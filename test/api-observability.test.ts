@@ -20,6 +20,7 @@ import { testConfig } from './helpers/env.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { parseExposition, total, type Sample } from './helpers/prometheus.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
+import { httpAt, httpRequest, type HttpOptions } from './helpers/http.js';
 
 /** A pino destination that keeps every line it is given, parsed. */
 class LogCapture extends Writable {
@@ -64,18 +65,10 @@ interface Reply {
 async function http(
   method: string,
   path: string,
-  options: { json?: unknown; raw?: string; token?: string; headers?: Record<string, string>; base?: string } = {},
+  { base, ...options }: HttpOptions & { base?: string } = {},
 ): Promise<Reply> {
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
-  const body = options.raw ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${options.base ?? api.url}${path}`, { method, headers, body });
-  const text = await response.text();
-  const parsed =
-    text && response.headers.get('content-type')?.includes('json')
-      ? (JSON.parse(text) as Record<string, unknown>)
-      : undefined;
+  const response = await httpRequest(base ?? api.url, method, path, options);
+  const parsed = response.contentType.includes('json') ? (response.body as Record<string, unknown>) : undefined;
   const error = parsed?.error as { code?: string } | undefined;
   return {
     status: response.status,
@@ -87,10 +80,10 @@ async function http(
 }
 
 async function scrape(base = api.url): Promise<Sample[]> {
-  const response = await fetch(`${base}/metrics`);
+  const response = await httpAt('GET', `${base}/metrics`);
   expect(response.status).toBe(200);
   expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-  return parseExposition(await response.text());
+  return parseExposition(response.body);
 }
 
 const checkout = async (userId: string, sku: string, quantity = 1) =>
@@ -169,7 +162,7 @@ describe('GET /metrics', () => {
     expect((await http('GET', `/api/orders/${orderNo}`, { token })).status).toBe(200);
     expect((await http('GET', `/no-such-path-${orderNo}`)).status).toBe(404);
     expect((await http('DELETE', `/api/orders/${orderNo}`, { token })).status).toBe(405);
-    const text = await (await fetch(`${api.url}/metrics`)).text();
+    const text = (await httpAt('GET', `${api.url}/metrics`)).body;
     expect(text).not.toContain(orderNo);
     expect(text).not.toContain(userId);
     const samples = parseExposition(text);

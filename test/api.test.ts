@@ -18,7 +18,7 @@ import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, saleThroughApi, uniqueSku, type SaleRequest } from './helpers/fixtures.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
 import { awaitClosed } from './helpers/orders.js';
-import { httpRequest, replyOf, retryingUnavailable, type HttpOptions, type Reply } from './helpers/http.js';
+import { httpAt, httpRequest, replyOf, retryingUnavailable, type HttpOptions, type Reply } from './helpers/http.js';
 import { RedisSales } from '../src/redis/redis-sales.js';
 
 let app: TestApp;
@@ -219,9 +219,9 @@ describe('order path end to end', () => {
   });
 
   it('serves the dashboard and the simulate-payment helper (dev login on)', async () => {
-    const page = await fetch(`${api.url}/`);
+    const page = await httpAt('GET', `${api.url}/`);
     expect(page.status).toBe(200);
-    expect(await page.text()).toContain('/api/checkout');
+    expect(page.body).toContain('/api/checkout');
     const sale = await createSale();
     const token = await tokenFor('demo-user');
     const { body } = await http('POST', '/api/checkout', { json: { sku: sale.sku, quantity: 1 }, token });

@@ -22,6 +22,7 @@ import { ORDER_NO_PATTERN } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fixtures.js';
+import { httpAt } from './helpers/http.js';
 
 let config: AppConfig;
 let pool: Pool;
@@ -66,9 +67,8 @@ interface Reply {
 async function checkout(base: string, json: unknown, token?: string): Promise<Reply> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
-  const response = await fetch(`${base}/api/checkout`, { method: 'POST', headers, body: JSON.stringify(json) });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  const response = await httpAt('POST', `${base}/api/checkout`, { headers, raw: JSON.stringify(json) });
+  return { status: response.status, body: response.body };
 }
 
 /** 50 shoppers, one unit each, all at once. */
@@ -112,10 +112,9 @@ async function mysqlSale(sku: string) {
 describe('ceiling', () => {
   it('answers a constant 202 of the real shape, and the shared shell still refuses bad bodies', async () => {
     expectAccepted(await checkout(urls.ceiling, { sku: 'anything', quantity: 1 }));
-    const raw = await fetch(`${urls.ceiling}/api/checkout`, {
-      method: 'POST',
+    const raw = await httpAt('POST', `${urls.ceiling}/api/checkout`, {
       headers: { 'content-type': 'text/plain' },
-      body: 'x',
+      raw: 'x',
     });
     expect(raw.status).toBe(400);
   });

@@ -27,6 +27,7 @@ import { requiredTaskQueues } from '../src/model/order-workflow.js';
 import { workerBuildId } from '../src/workers/versioning.js';
 import { testConfig } from './helpers/env.js';
 import { putOnSale } from './helpers/fixtures.js';
+import { httpAt } from './helpers/http.js';
 
 const root = resolve(import.meta.dirname, '..');
 const taskQueue = `build-${randomUUID()}`;
@@ -70,7 +71,7 @@ function startNode(role: AppRole, env: Record<string, string>): ManagedProcess {
   return child;
 }
 
-const answers = async (url: string) => (await fetch(url).catch(() => null))?.status === 200;
+const answers = async (url: string) => (await httpAt('GET', url).catch(() => null))?.status === 200;
 
 beforeAll(async () => {
   const build = await run('npm', ['run', 'build']);
@@ -129,13 +130,12 @@ describe('the compiled processes', () => {
 
     const { sku } = await putOnSale(stores, redis, { stock: 2 });
     const token = await new ShopperAuth(config).issue(`built-${randomUUID().slice(0, 8)}`);
-    const reply = await fetch(`${apiUrl}/api/checkout`, {
-      method: 'POST',
+    const reply = await httpAt('POST', `${apiUrl}/api/checkout`, {
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', prefer: 'wait=10' },
-      body: JSON.stringify({ sku, quantity: 1 }),
+      raw: JSON.stringify({ sku, quantity: 1 }),
     });
     expect(reply.status).toBe(201);
-    expect(await reply.json()).toMatchObject({ sku, quantity: 1, status: 'AWAITING_PAYMENT' });
+    expect(reply.body).toMatchObject({ sku, quantity: 1, status: 'AWAITING_PAYMENT' });
   });
 
   it('the rollout tool runs from dist/ with Temporal alone: no MySQL, no Redis, nothing installed', async () => {
@@ -174,14 +174,14 @@ describe('the compiled processes', () => {
       const fromSource = createApp(
         composeApi({ config, redis, stores, temporal, logger: createLogger(config, 'api') }),
       );
-      const served = (await (await fetch(`${apiUrl}/openapi.json`)).json()) as unknown;
+      const served = (await httpAt('GET', `${apiUrl}/openapi.json`)).body as unknown;
       expect(served).toEqual(buildOpenApiDocument(routersOf(fromSource)));
     } finally {
       await temporal.connection.close();
     }
-    const page = await (await fetch(`${apiUrl}/`)).text();
+    const page = (await httpAt('GET', `${apiUrl}/`)).body;
     expect(page).toBe(await finishedPage(join(root, 'web'), 'index.html'));
-    const docs = await (await fetch(`${apiUrl}/docs`)).text();
+    const docs = (await httpAt('GET', `${apiUrl}/docs`)).body;
     expect(docs).toBe(await finishedPage(join(root, 'web'), 'docs.html'));
   });
 });

@@ -17,6 +17,7 @@ import { SalesService } from '../src/sales/sales-service.js';
 import { testConfig } from './helpers/env.js';
 import { uniqueSku } from './helpers/fixtures.js';
 import { startApiOnOwnRedis, type ApiOnOwnRedis } from './helpers/own-redis.js';
+import { httpAt } from './helpers/http.js';
 
 let own: ApiOnOwnRedis;
 let redis: RedisClient;
@@ -73,16 +74,15 @@ async function snapshot(): Promise<Map<string, string>> {
 }
 
 async function checkout(sku: string, idempotencyKey?: string): Promise<{ status: number; code?: string }> {
-  const response = await fetch(`${own.api.url}/api/checkout`, {
-    method: 'POST',
+  const response = await httpAt('POST', `${own.api.url}/api/checkout`, {
     headers: {
       authorization: `Bearer ${token}`,
       'content-type': 'application/json',
       ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
     },
-    body: JSON.stringify({ sku, quantity: 1 }),
+    raw: JSON.stringify({ sku, quantity: 1 }),
   });
-  const body = (await response.json()) as { error?: { code: string } };
+  const body = response.body as { error?: { code: string } };
   return { status: response.status, ...(body.error ? { code: body.error.code } : {}) };
 }
 

@@ -14,6 +14,7 @@ import type { OrderInput } from '../src/model/order-workflow.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { openPerQueueTestbed } from './helpers/per-queue.js';
 import { pacingOf } from './helpers/orders.js';
+import { httpAt } from './helpers/http.js';
 
 /** The real start, then an error as if the answer had been lost after the server accepted it. */
 class StartReportsFailureAfterAccepting extends OrderWorkflowClient {
@@ -52,12 +53,11 @@ const serve = (taskQueue: string, beforeFailing: (orderNo: string) => Promise<vo
   testbed.serve(taskQueue, { orders: new StartReportsFailureAfterAccepting(temporal, taskQueue, beforeFailing) });
 
 async function checkout(base: string, sku: string, userId: string) {
-  const response = await fetch(`${base}/api/checkout`, {
-    method: 'POST',
+  const response = await httpAt('POST', `${base}/api/checkout`, {
     headers: { 'content-type': 'application/json', authorization: `Bearer ${await auth().issue(userId)}` },
-    body: JSON.stringify({ sku, quantity: 1 }),
+    raw: JSON.stringify({ sku, quantity: 1 }),
   });
-  return { status: response.status, body: (await response.json()) as { orderNo?: string; error?: { code: string } } };
+  return { status: response.status, body: response.body as { orderNo?: string; error?: { code: string } } };
 }
 
 describe('a workflow start that reports an error after the server accepted it', () => {

@@ -17,6 +17,7 @@ import { guardsWithoutBreakers, OrderWorkflowClient, type AwaitedStart } from '.
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { openPerQueueTestbed } from './helpers/per-queue.js';
 import { pacingOf } from './helpers/orders.js';
+import { httpAt } from './helpers/http.js';
 
 // Opened as the file loads (the global setup's stack is up by then): its clients are the file's constants.
 const testbed = await openPerQueueTestbed({ LOG_LEVEL: 'silent', CHECKOUT_MAX_WAIT: '10s' });
@@ -66,21 +67,20 @@ async function checkout(
   headers: Record<string, string> = {},
 ): Promise<CheckoutReply> {
   const started = Date.now();
-  const response = await fetch(`${base}/api/checkout`, {
-    method: 'POST',
+  const response = await httpAt('POST', `${base}/api/checkout`, {
     headers: {
       'content-type': 'application/json',
       authorization: `Bearer ${await new ShopperAuth(config).issue(userId)}`,
       ...headers,
     },
-    body: JSON.stringify({ sku, quantity: 1 }),
+    raw: JSON.stringify({ sku, quantity: 1 }),
   });
   return {
     status: response.status,
     elapsedMs: Date.now() - started,
     preferenceApplied: response.headers.get('preference-applied'),
     location: response.headers.get('location'),
-    body: (await response.json()) as CheckoutReply['body'],
+    body: response.body as CheckoutReply['body'],
   };
 }
 
@@ -169,12 +169,11 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('RESERVED');
     expect((await temporal.workflow.getHandle(orderWorkflowId(orderNo)).describe()).status.name).toBe('RUNNING');
     // Polling it meanwhile: no worker answers the status query, so the stores answer (the reservation: PENDING).
-    const polled = await fetch(`${base}${reply.body.statusUrl ?? ''}`, {
+    const polled = await httpAt('GET', `${base}${reply.body.statusUrl ?? ''}`, {
       headers: { authorization: `Bearer ${await new ShopperAuth(config).issue('waiter-stalled')}` },
     });
-    const polledBody = await polled.text();
-    expect(polled.status, polledBody).toBe(200);
-    expect(JSON.parse(polledBody)).toMatchObject({ orderNo, status: 'PENDING', source: 'stores' });
+    expect(polled.status, JSON.stringify(polled.body)).toBe(200);
+    expect(polled.body).toMatchObject({ orderNo, status: 'PENDING', source: 'stores' });
 
     await startWorker(taskQueue);
     await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {

@@ -26,6 +26,7 @@ import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { oneUnitOrder, putOnSale } from './helpers/fixtures.js';
 import { PromiseQueue } from '../src/redis/promise-queue.js';
+import { httpAt } from './helpers/http.js';
 
 const root = resolve(import.meta.dirname, '..');
 const AHEAD_MS = 20 * 60_000;
@@ -70,7 +71,7 @@ function spawnAhead(
 }
 
 async function untilAnswers(url: string, what: string, output: () => string): Promise<void> {
-  await waitFor(async () => (await fetch(url).catch(() => null)) !== null, {
+  await waitFor(async () => (await httpAt('GET', url).catch(() => null)) !== null, {
     what,
     timeoutMs: 90_000,
     intervalMs: 100,
@@ -92,7 +93,7 @@ beforeAll(async () => {
     LOG_LEVEL: 'warn',
   });
   worker = started.child;
-  await waitFor(async () => (await fetch(`${healthUrl}/readyz`).catch(() => null))?.status === 200, {
+  await waitFor(async () => (await httpAt('GET', `${healthUrl}/readyz`).catch(() => null))?.status === 200, {
     what: "the skewed worker's /readyz to answer 200",
     timeoutMs: 90_000,
     intervalMs: 100,
@@ -119,7 +120,7 @@ afterAll(async () => {
 
 describe('a worker 20 minutes ahead of Redis and MySQL', () => {
   it('is ahead indeed, and its /readyz shows how far from Redis and from MySQL', async () => {
-    const body = (await (await fetch(`${healthUrl}/readyz`)).json()) as {
+    const body = (await httpAt('GET', `${healthUrl}/readyz`)).body as {
       clocks?: Record<string, { offsetMs: number; uncertaintyMs: number }>;
     };
     // Offsets are the other clock minus this process's: both about 20 minutes behind it.
@@ -161,7 +162,7 @@ describe('a worker 20 minutes ahead of Redis and MySQL', () => {
   });
 
   it("bounds Temporal's clock from below by the activities it ran (Temporal cannot be asked): 20 minutes behind it", async () => {
-    const body = (await (await fetch(`${healthUrl}/readyz`)).json()) as {
+    const body = (await httpAt('GET', `${healthUrl}/readyz`)).body as {
       clocks?: Record<string, { atLeastMs?: number }>;
     };
     // Scheduled by Temporal's clock, started by this worker's: at most their offset, by the task's wait.
@@ -185,8 +186,8 @@ describe('an API 2 s ahead of Redis', () => {
       // The first measurement may land just after the listener opens.
       const body = await waitFor(
         async () => {
-          const answer = await fetch(url);
-          const json = (await answer.json()) as {
+          const answer = await httpAt('GET', url);
+          const json = answer.body as {
             error?: { message: string };
             clocks?: Record<string, { offsetMs: number; uncertaintyMs: number }>;
           };

@@ -17,6 +17,7 @@ import { ConfigError, loadConfig, type AppConfig } from '../src/config/index.js'
 import { createLogger } from '../src/infra/logger.js';
 import { ENCRYPTED_ENCODING } from '../src/infra/payload-codec.js';
 import { productionSecrets, testConfig } from './helpers/env.js';
+import { httpAt } from './helpers/http.js';
 
 const UI = 'http://127.0.0.1:8233';
 const OTHER = 'http://evil.example.test';
@@ -63,13 +64,11 @@ async function post(
   headers: Record<string, string> = {},
   at: RunningCodecServer = server,
 ): Promise<{ status: number; body: any; headers: Headers }> {
-  const response = await fetch(`${at.url}${path}`, {
-    method: 'POST',
+  const response = await httpAt('POST', `${at.url}${path}`, {
     headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
+    raw: typeof body === 'string' ? body : JSON.stringify(body),
   });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+  return { status: response.status, body: response.body, headers: response.headers };
 }
 
 describe('the codec-server protocol', () => {
@@ -111,10 +110,10 @@ describe('the codec-server protocol', () => {
   });
 
   it('answers other methods 405 and other paths 404, in the error shape', async () => {
-    const get = await fetch(`${server.url}/decode`);
+    const get = await httpAt('GET', `${server.url}/decode`);
     expect(get.status).toBe(405);
     expect(get.headers.get('allow')).toBe('POST, OPTIONS');
-    expect(((await get.json()) as any).error.code).toBe('METHOD_NOT_ALLOWED');
+    expect(get.body.error.code).toBe('METHOD_NOT_ALLOWED');
     const unknown = await post('/payloads/decode/now', { payloads: [] });
     expect(unknown.status).toBe(404);
     expect(unknown.body.error.code).toBe('NOT_FOUND');
@@ -172,7 +171,10 @@ describe('bad input: a 400 with its code, never a 500, never part of a batch', (
   });
 
   it('other content types, compressed bodies and oversized bodies are refused with 400', async () => {
-    const text = await fetch(`${server.url}/decode`, { method: 'POST', body: '{"payloads":[]}' });
+    const text = await httpAt('POST', `${server.url}/decode`, {
+      headers: { 'content-type': 'text/plain;charset=UTF-8' },
+      raw: '{"payloads":[]}',
+    });
     expect(text.status).toBe(400);
     const gzip = await post('/decode', '{"payloads":[]}', { 'content-encoding': 'gzip' });
     expect(gzip.status).toBe(400);
@@ -184,8 +186,7 @@ describe('bad input: a 400 with its code, never a 500, never part of a batch', (
 
 describe('CORS: the Web UI is a browser page on another origin', () => {
   const preflight = (origin: string) =>
-    fetch(`${server.url}/decode`, {
-      method: 'OPTIONS',
+    httpAt('OPTIONS', `${server.url}/decode`, {
       headers: {
         origin,
         'access-control-request-method': 'POST',
@@ -238,8 +239,7 @@ describe('the bearer token (CODEC_SERVER_TOKEN)', () => {
     const right = await post('/decode', { payloads: [plain('ok')] }, { authorization: `Bearer ${TOKEN}` }, guarded);
     expect(right.status).toBe(200);
     expect(right.body).toEqual({ payloads: [plain('ok')] });
-    const preflight = await fetch(`${guarded.url}/decode`, {
-      method: 'OPTIONS',
+    const preflight = await httpAt('OPTIONS', `${guarded.url}/decode`, {
       headers: { origin: UI, 'access-control-request-method': 'POST' },
     });
     expect(preflight.status).toBe(204);

@@ -22,6 +22,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import Stripe from 'stripe';
 import { signWebhook } from '../toolkit/sign-webhook.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN, startTestApp } from './helpers/app.js';
+import { httpAt } from './helpers/http.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext its callable is `.default`.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -102,7 +103,7 @@ const app = await startTestApp('contract', {
   STRIPE_WEBHOOK_SECRET: CONTRACT_STRIPE_SECRET,
 });
 afterAll(() => app.close());
-const spec = (await (await fetch(`${app.api.url}/openapi.json`)).json()) as OpenApi;
+const spec = (await httpAt('GET', `${app.api.url}/openapi.json`)).body as OpenApi;
 
 /**
  * The operations the document declares without any constraint on their input: named, so that a new one is a decision.
@@ -666,6 +667,7 @@ class Driven {
   }
 }
 
+/** fetch, not the test client: the wire as a stranger sends it (any Latin-1 header byte the document allows). */
 async function send(url: string, init: RequestInit): Promise<Answer> {
   const response = await fetch(url, init);
   const text = await response.text();

@@ -27,6 +27,7 @@ import { putOnSale } from './helpers/fixtures.js';
 import { closeRow, ordersWithoutBreakers } from './helpers/orders.js';
 import { parseExposition, total, type Sample } from './helpers/prometheus.js';
 import { OrderChangeNotifier } from '../src/order/status-reads.js';
+import { httpAt } from './helpers/http.js';
 
 /** The store as the reconciler reads it, keeping what its last reading of the gauges' figures was. */
 class RecordingWebhookStore extends WebhookStore {
@@ -143,7 +144,7 @@ async function scrapeUntil(what: string, ready: (samples: Sample[]) => boolean):
   let seen: Sample[] = [];
   return waitFor(
     async () => {
-      seen = parseExposition(await (await fetch(metricsUrl)).text());
+      seen = parseExposition((await httpAt('GET', metricsUrl)).body);
       return ready(seen) && seen;
     },
     { what, timeoutMs: 10_000, intervalMs: 100 },

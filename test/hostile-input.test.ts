@@ -47,6 +47,7 @@ async function send(
 ): Promise<Reply> {
   const payload =
     init.body === undefined || typeof init.body === 'string' ? init.body : new Blob([new Uint8Array(init.body)]);
+  // fetch, not the test client: a body may be bytes that are no UTF-8 text.
   const response = await fetch(`${api.url}${path}`, { method, headers: init.headers, body: payload });
   const text = await response.text();
   let body: unknown;

@@ -138,7 +138,7 @@ it('restarted on a new build: a refund and orders left on the old build are carr
 
   // The current build's metrics show what keeps A: its open runs by type, and its worker polling.
   const metricsUrl = `http://127.0.0.1:${config.workerMetricsPort}/metrics`;
-  const figures = async () => parseExposition(await (await fetch(metricsUrl)).text());
+  const figures = async () => parseExposition((await httpCall('GET', metricsUrl)).body);
   await waitFor(
     async () => {
       const samples = await figures().catch(() => []);

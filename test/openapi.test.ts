@@ -32,7 +32,8 @@ import { createRedis } from '../src/infra/redis.js';
 import { waitFor } from '../stack/wait-for.js';
 import { saleThroughApi, uniqueSku, type SaleRequest } from './helpers/fixtures.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
-import { httpRequest, type HttpOptions } from './helpers/http.js';
+import { httpAt, httpRequest, type HttpOptions } from './helpers/http.js';
+import { httpCall } from '../toolkit/http-client.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext its callable is `.default`.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -145,20 +146,21 @@ describe('no drift between the routes and the spec', () => {
   });
 
   it('the running API serves the same document, once built', async () => {
-    const first = await fetch(`${api.url}/openapi.json`);
+    const first = await httpAt('GET', `${api.url}/openapi.json`);
     expect(first.status).toBe(200);
     expect(first.headers.get('content-type')).toMatch(/^application\/json/);
-    const served: unknown = await first.json();
+    const served: unknown = first.body;
     expect(served).toEqual(JSON.parse(JSON.stringify(spec)));
-    const second = await fetch(`${api.url}/openapi.json`);
-    expect(await second.text()).toBe(JSON.stringify(served));
+    // The raw text (the toolkit's client): byte for byte.
+    const second = await httpCall('GET', `${api.url}/openapi.json`);
+    expect(second.body).toBe(JSON.stringify(served));
   });
 
   it('the document built in-process without a stack (what docs.test.ts reads) is byte for byte the one the running API serves', async () => {
-    const answer = await fetch(`${api.url}/openapi.json`);
+    const answer = await httpCall('GET', `${api.url}/openapi.json`);
     expect(answer.status).toBe(200);
     // Another configuration (the defaults) and inert clients: neither may change a byte.
-    expect(openApiJsonWithoutStack()).toBe(await answer.text());
+    expect(openApiJsonWithoutStack()).toBe(answer.body);
   });
 });
 
@@ -666,7 +668,7 @@ describe('a payment provider the deployment does not configure', () => {
   it('is absent from the served document (and so from /docs), and its path answers 404 NOT_FOUND as the document says of any unknown path', async () => {
     // This stack sets no Stripe keys: Stripe is registered but not configured here.
     expect(config.payments.environment.STRIPE_SECRET_KEY).toBeUndefined();
-    const served = (await (await fetch(`${api.url}/openapi.json`)).json()) as OpenApiDocument;
+    const served = (await httpAt('GET', `${api.url}/openapi.json`)).body as OpenApiDocument;
     expect(Object.keys(served.paths ?? {}), 'the paths of the served document').not.toContain('/api/payments/stripe');
     expect(Object.keys(served.components?.securitySchemes ?? {})).not.toContain('stripeSignature');
     expect(served.info.description).toContain('an unknown path 404 NOT_FOUND');

@@ -21,7 +21,7 @@ import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
 import { awaitClosed } from './helpers/orders.js';
 import { saleThroughApi, uniqueSku } from './helpers/fixtures.js';
-import { httpRequest, type HttpOptions, type HttpReply } from './helpers/http.js';
+import { httpAt, httpRequest, type HttpOptions, type HttpReply } from './helpers/http.js';
 
 let app: TestApp;
 
@@ -83,7 +83,7 @@ async function statusMetrics(): Promise<{
   stores: number;
   waiters: number;
 }> {
-  const text = await (await fetch(`${app.api.url}/metrics`)).text();
+  const text = (await httpAt('GET', `${app.api.url}/metrics`)).body;
   const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
   const reads = (source: string) =>
     value(new RegExp(`^flash_order_status_reads_total\\{source="${source}"\\} (\\d+)`, 'm'));
@@ -448,6 +448,7 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
   it('a client that goes away stops its wait; beyond STATUS_LONG_POLL_MAX_WAITERS it answers 503 with Retry-After', async () => {
     const { orderNo, token } = await awaitingOrder('poller-bound');
     const gone = new AbortController();
+    // fetch, not the test client: only it lets a caller walk away (abort) in the middle of a request.
     const first = fetch(`${app.api.url}${waitPath(orderNo, 'AWAITING_PAYMENT', 25)}`, {
       headers: { authorization: `Bearer ${token}` },
       signal: gone.signal,
@@ -484,7 +485,7 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
       const startedAt = Date.now();
       const waiting = httpRequest(second.url, 'GET', waitPath(orderNo, 'AWAITING_PAYMENT', 25), { token });
       await waitFor(
-        async () => /^flash_order_status_waiters 1/m.test(await (await fetch(`${second.url}/metrics`)).text()),
+        async () => /^flash_order_status_waiters 1/m.test((await httpAt('GET', `${second.url}/metrics`)).body),
         {
           what: 'the long-poll to wait on the second API',
           timeoutMs: 5_000,
@@ -507,7 +508,7 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
 describe('order-change notifications (Redis pub/sub): a long cache that still shows every change', () => {
   /** The status reads a given API process counted, by source. */
   const readsOf = async (url: string, source: string) => {
-    const text = await (await fetch(`${url}/metrics`)).text();
+    const text = (await httpAt('GET', `${url}/metrics`)).body;
     return Number(
       new RegExp(`^flash_order_status_reads_total\\{source="${source}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0,
     );

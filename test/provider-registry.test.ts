@@ -23,6 +23,7 @@ import { PAYMENT_PROVIDERS, paymentProviders } from '../src/payments/providers/r
 import { SERVICE_CONFIG_DEFAULTS, SERVICE_CONFIG_VARIABLES, settingsOf } from '../toolkit/provider-config.js';
 import { stripe } from '../src/payments/providers/stripe/definition.js';
 import { productionSecrets } from './helpers/env.js';
+import { httpAt } from './helpers/http.js';
 
 /** What a provider's folder would hold: its definition, nothing else anywhere. */
 const stub = defineProvider({
@@ -199,25 +200,24 @@ describe("the app, given a registry with the stub's line", () => {
     }
 
     const post = (url: string, signature: string) =>
-      fetch(`${url}/api/payments/stub`, {
-        method: 'POST',
+      httpAt('POST', `${url}/api/payments/stub`, {
         headers: { 'content-type': 'application/json', 'stub-signature': signature },
-        body: JSON.stringify({ id: 'evt_1' }),
+        raw: JSON.stringify({ id: 'evt_1' }),
       });
 
     it('verified by its intake', async () => {
       const answer = await post(configured, 'stub-secret');
       expect(answer.status).toBe(200);
-      expect(await answer.json()).toEqual({ received: true, outcome: 'IGNORED' });
+      expect(answer.body).toEqual({ received: true, outcome: 'IGNORED' });
       const forged = await post(configured, 'guess');
       expect(forged.status).toBe(400);
-      expect(await forged.json()).toMatchObject({ error: { code: 'INVALID_SIGNATURE' } });
+      expect(forged.body).toMatchObject({ error: { code: 'INVALID_SIGNATURE' } });
     });
 
     it('answering 404 where the stub is registered but not configured', async () => {
       const answer = await post(unconfigured, 'stub-secret');
       expect(answer.status).toBe(404);
-      expect(await answer.json()).toMatchObject({ error: { code: 'NOT_FOUND' } });
+      expect(answer.body).toMatchObject({ error: { code: 'NOT_FOUND' } });
     });
   });
 });

@@ -66,6 +66,7 @@ import type { VariantBuild } from './helpers/builds.js';
 import { buildOf, DeployDriver, deployTrafficPlan } from './helpers/deploys.js';
 import { testConfig } from './helpers/env.js';
 import { openStackClients, type StackClients } from './helpers/stack-clients.js';
+import { httpAt } from './helpers/http.js';
 
 /** The previous build: its OrderWorkflow follows the payment Signal and closes by its own steps. */
 const BUILD_A_COMMIT = '7b2150e';
@@ -162,10 +163,9 @@ async function sellOnA(
     intervalMs: 250,
   });
   routeTrafficTo(sale, release.url);
-  const created = await fetch(`${release.url}/api/sales`, {
-    method: 'POST',
+  const created = await httpAt('POST', `${release.url}/api/sales`, {
     headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({
+    raw: JSON.stringify({
       sku: sale.plan.sku,
       name: 'Across builds',
       priceCents: sale.plan.priceCents,
@@ -173,7 +173,7 @@ async function sellOnA(
       perUserLimit: 1,
     }),
   });
-  expect(created.status, await created.clone().text()).toBe(201);
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
   return release;
 }
 

@@ -37,6 +37,7 @@ import { checkoutWithIntent } from './helpers/stripe-orders.js';
 import { API_TEST_ENV, startTestApp } from './helpers/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { openStackClients, type StackClients } from './helpers/stack-clients.js';
+import { httpAt } from './helpers/http.js';
 
 const taskQueue = `rollout-${randomUUID()}`;
 const env: Record<string, string> = {
@@ -119,13 +120,12 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   // A merchant's endpoint, made while A is current: its delivery starts on A, pinned, and must move to drain A.
   let endpointSecret = '';
   const receiver = await startEventReceiver({ secrets: () => [endpointSecret] });
-  const created = await fetch(`${api.url}/api/admin/webhook-endpoints`, {
-    method: 'POST',
+  const created = await httpAt('POST', `${api.url}/api/admin/webhook-endpoints`, {
     headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ url: receiver.url, eventTypes: ['order.paid'] }),
+    raw: JSON.stringify({ url: receiver.url, eventTypes: ['order.paid'] }),
   });
   expect(created.status).toBe(201);
-  const { endpoint, secret } = (await created.json()) as { endpoint: { endpointId: string }; secret: string };
+  const { endpoint, secret } = created.body as { endpoint: { endpointId: string }; secret: string };
   endpointSecret = secret;
   const paidReceived = (orderNos: string[]) =>
     waitFor(async () => orderNos.every((orderNo) => receiver.received.some((r) => r.orderNo === orderNo)), {
@@ -212,27 +212,26 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   // The smoke route refuses what no rollout would ask: a malformed build id, a build no worker polls (before any unit
   // is reserved).
   const smokeOrder = (buildId: string) =>
-    fetch(`${api.url}/api/admin/deployment/smoke-orders`, {
-      method: 'POST',
+    httpAt('POST', `${api.url}/api/admin/deployment/smoke-orders`, {
       headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ buildId }),
+      raw: JSON.stringify({ buildId }),
     });
   const malformed = await smokeOrder('__reserved');
-  expect([malformed.status, ((await malformed.json()) as { error: { code: string } }).error.code]).toEqual([
+  expect([malformed.status, (malformed.body as { error: { code: string } }).error.code]).toEqual([
     400,
     'INVALID_REQUEST',
   ]);
   const unpolled = await smokeOrder('no-worker-polls-this');
   expect(unpolled.status).toBe(502);
-  expect(await unpolled.json()).toMatchObject({
+  expect(unpolled.body).toMatchObject({
     error: { code: 'SMOKE_ORDER_FAILED', message: expect.stringContaining('no worker of') },
   });
   // The operator's view: B current with its 5 unpaid orders, A drained.
-  const view = await fetch(`${api.url}/api/admin/deployment`, {
+  const view = await httpAt('GET', `${api.url}/api/admin/deployment`, {
     headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}` },
   });
   expect(view.status).toBe(200);
-  expect(await view.json()).toMatchObject({
+  expect(view.body).toMatchObject({
     deploymentName: taskQueue,
     currentBuildId: buildB.buildId,
     versions: expect.arrayContaining([
@@ -359,11 +358,11 @@ it('an unversioned worker (WORKER_VERSIONING=false) runs orders on a server with
     });
     const { raw } = await handle.describe();
     expect(raw.workflowExecutionInfo?.versioningInfo?.deploymentVersion?.buildId ?? null).toBeNull();
-    const view = await fetch(`${app.api.url}/api/admin/deployment`, {
+    const view = await httpAt('GET', `${app.api.url}/api/admin/deployment`, {
       headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}` },
     });
     expect(view.status).toBe(404);
-    expect(await view.json()).toMatchObject({ error: { code: 'NOT_VERSIONED' } });
+    expect(view.body).toMatchObject({ error: { code: 'NOT_VERSIONED' } });
   } finally {
     await app.close();
   }
@@ -401,10 +400,10 @@ it("a worker under the Worker Controller's names (`<namespace>/<name>`, an image
       intervalMs: 200,
     });
     expect(await ranOn()).toMatchObject({ deploymentName, buildId });
-    const view = await fetch(`${app.api.url}/api/admin/deployment`, {
+    const view = await httpAt('GET', `${app.api.url}/api/admin/deployment`, {
       headers: { authorization: `Bearer ${API_TEST_ENV.ADMIN_TOKEN}` },
     });
-    expect(await view.json()).toMatchObject({ deploymentName, currentBuildId: buildId });
+    expect(view.body).toMatchObject({ deploymentName, currentBuildId: buildId });
   } finally {
     await app.close();
   }

@@ -9,6 +9,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { createRedis } from '../src/infra/redis.js';
 import { testConfig } from './helpers/env.js';
 import { startApiOnOwnRedis } from './helpers/own-redis.js';
+import { httpAt } from './helpers/http.js';
 
 describe('local stack', () => {
   it('Redis answers the app client built from REDIS_URL, with AOF on', async () => {
@@ -41,7 +42,7 @@ describe('local stack', () => {
   it('/healthz is 200 with every dependency up, then 503 naming Redis once Redis stops', async () => {
     const { api, redisServer, close } = await startApiOnOwnRedis('health');
     try {
-      const up = await fetch(`${api.url}/healthz`);
+      const up = await httpAt('GET', `${api.url}/healthz`);
       expect(up.status).toBe(200);
       const closed = { redis: 'closed', mysql: 'closed', temporal: 'closed', workflows: 'closed' };
       // Each clock this process is compared with, as last measured: all on this box, so close.
@@ -51,7 +52,7 @@ describe('local stack', () => {
         measuredAt: expect.any(String),
       };
       const clocks = { redis: near, mysql: near };
-      expect(await up.json()).toEqual({
+      expect(up.body).toEqual({
         status: 'ok',
         checks: { redis: 'up', mysql: 'up', temporal: 'up' },
         breakers: closed,
@@ -59,9 +60,9 @@ describe('local stack', () => {
       });
 
       await redisServer.process.stop();
-      const down = await fetch(`${api.url}/healthz`);
+      const down = await httpAt('GET', `${api.url}/healthz`);
       expect(down.status).toBe(503);
-      expect(await down.json()).toEqual({
+      expect(down.body).toEqual({
         error: { code: 'UNAVAILABLE', message: 'down: redis' },
         checks: { redis: 'down', mysql: 'up', temporal: 'up' },
         // One failed probe: Redis's breaker opens only after BREAKER_FAILURES failures.

@@ -22,6 +22,7 @@ import {
 } from '../stack/stripe-double.js';
 import { startStripeMock, type RunningStripeMock } from '../stack/stripe-mock.js';
 import { waitFor } from '../stack/wait-for.js';
+import { httpAt } from './helpers/http.js';
 
 const API_KEY = 'sk_test_flashcheckout';
 const WEBHOOK_SECRET = 'whsec_stripedoubletest';
@@ -334,12 +335,11 @@ describe('Disputes (docs.stripe.com/disputes/how-disputes-work, /api/disputes)',
       .reverse();
   /** POSTs a form to one of the double's HTTP controls. */
   const control = async (double: StripeDouble, path: string, body: string) => {
-    const answer = await fetch(`${double.url}/_double/${path}`, {
-      method: 'POST',
+    const answer = await httpAt('POST', `${double.url}/_double/${path}`, {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body,
+      raw: body,
     });
-    return { status: answer.status, body: (await answer.json()) as Record<string, unknown> };
+    return { status: answer.status, body: answer.body as Record<string, unknown> };
   };
 
   it('a dispute opened, updated and won: needs_response, under_review, won; events in order and delivered; charge.disputed; retrieve and list (docs.stripe.com/api/disputes, /api/events/types)', async () => {
@@ -616,17 +616,16 @@ describe('Idempotency (docs.stripe.com/api/idempotent_requests, /error-low-level
   });
 
   it("a request refused by validation (stripe-mock's 400) stores nothing under its key", async () => {
-    const invalid = await fetch(`${double.url}/v1/payment_intents`, {
-      method: 'POST',
+    const invalid = await httpAt('POST', `${double.url}/v1/payment_intents`, {
       headers: {
         authorization: `Bearer ${API_KEY}`,
         'content-type': 'application/x-www-form-urlencoded',
         'idempotency-key': 'order-104',
       },
-      body: 'amount=lots&currency=usd',
+      raw: 'amount=lots&currency=usd',
     });
     expect(invalid.status).toBe(400);
-    expect(await invalid.json()).toMatchObject({ error: { type: 'invalid_request_error' } });
+    expect(invalid.body).toMatchObject({ error: { type: 'invalid_request_error' } });
     const valid = await stripe.paymentIntents.create(order(104), { idempotencyKey: 'order-104' });
     expect(valid.lastResponse.headers['idempotent-replayed']).toBeUndefined();
     expect(valid.status).toBe('requires_payment_method');
@@ -697,19 +696,19 @@ describe('Requests (docs.stripe.com/rate-limits, /api/authentication, /api/error
 
   it('a secret test key is required: 401 otherwise (docs.stripe.com/api/authentication)', async () => {
     const double = await startDouble();
-    const none = await fetch(`${double.url}/v1/payment_intents/pi_1`);
+    const none = await httpAt('GET', `${double.url}/v1/payment_intents/pi_1`);
     expect(none.status).toBe(401);
-    expect(await none.json()).toMatchObject({ error: { type: 'invalid_request_error' } });
+    expect(none.body).toMatchObject({ error: { type: 'invalid_request_error' } });
     expect(none.headers.get('request-id')).toMatch(/^req_/);
     const publishable = await refusal(clientOf(double, 'pk_test_flashcheckout').paymentIntents.retrieve('pi_1'));
     expect(publishable).toBeInstanceOf(Stripe.errors.StripeAuthenticationError);
     // HTTP Basic with the key as the user, as Stripe's own curl examples send it (`curl -u sk_test_…:`).
     const intent = await clientOf(double).paymentIntents.create(order());
-    const basic = await fetch(`${double.url}/v1/payment_intents/${intent.id}`, {
+    const basic = await httpAt('GET', `${double.url}/v1/payment_intents/${intent.id}`, {
       headers: { authorization: `Basic ${Buffer.from(`${API_KEY}:`).toString('base64')}` },
     });
     expect(basic.status).toBe(200);
-    expect(await basic.json()).toMatchObject({ id: intent.id });
+    expect(basic.body).toMatchObject({ id: intent.id });
   });
 
   it("endpoints it does not model are stripe-mock's answers; bracketed form keys parse into objects and arrays; a bodiless POST is taken", async () => {
@@ -718,12 +717,11 @@ describe('Requests (docs.stripe.com/rate-limits, /api/authentication, /api/error
     expect(customer).toMatchObject({ id: 'cus_relayed', object: 'customer' });
     // Stripe takes `curl -X POST .../cancel` without a body or content type; stripe-mock alone would not.
     const intent = await clientOf(double).paymentIntents.create(order());
-    const bodiless = await fetch(`${double.url}/v1/payment_intents/${intent.id}/cancel`, {
-      method: 'POST',
+    const bodiless = await httpAt('POST', `${double.url}/v1/payment_intents/${intent.id}/cancel`, {
       headers: { authorization: `Bearer ${API_KEY}` },
     });
     expect(bodiless.status).toBe(200);
-    expect(await bodiless.json()).toMatchObject({ id: intent.id, status: 'canceled' });
+    expect(bodiless.body).toMatchObject({ id: intent.id, status: 'canceled' });
     expect(
       parseStripeForm(
         new URLSearchParams(
@@ -933,13 +931,12 @@ describe('Events and webhooks (docs.stripe.com/api/events, /webhooks)', () => {
     const intent = await stripe.paymentIntents.create(order(700));
     double.setWebhook(receiver.url, WEBHOOK_SECRET);
     await stripe.paymentIntents.confirm(intent.id, { payment_method: PROCESSING_PAYMENT_METHOD });
-    const settle = await fetch(`${double.url}/_double/payment_intents/${intent.id}/settle`, {
-      method: 'POST',
+    const settle = await httpAt('POST', `${double.url}/_double/payment_intents/${intent.id}/settle`, {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: 'outcome=succeeded',
+      raw: 'outcome=succeeded',
     });
     expect(settle.status).toBe(200);
-    expect(await settle.json()).toMatchObject({ id: intent.id, status: 'succeeded' });
+    expect(settle.body).toMatchObject({ id: intent.id, status: 'succeeded' });
     await double.settled();
     expect(receiver.received.map((r) => r.type)).toEqual([
       'charge.pending',
@@ -947,12 +944,11 @@ describe('Events and webhooks (docs.stripe.com/api/events, /webhooks)', () => {
       'charge.succeeded',
       'payment_intent.succeeded',
     ]);
-    const deliveries = await (await fetch(`${double.url}/_double/deliveries`)).json();
+    const deliveries = (await httpAt('GET', `${double.url}/_double/deliveries`)).body;
     expect(deliveries.data).toHaveLength(4);
-    const again = await fetch(`${double.url}/_double/payment_intents/${intent.id}/settle`, {
-      method: 'POST',
+    const again = await httpAt('POST', `${double.url}/_double/payment_intents/${intent.id}/settle`, {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: 'outcome=failed',
+      raw: 'outcome=failed',
     });
     expect(again.status).toBe(400);
   });

@@ -29,6 +29,7 @@ import { waitFor } from '../stack/wait-for.js';
 import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
 import { testConfig } from './helpers/env.js';
 import { putOnSale } from './helpers/fixtures.js';
+import { httpAt } from './helpers/http.js';
 
 /** A span as Zipkin's v2 API answers it. */
 interface ZipkinSpan {
@@ -114,18 +115,17 @@ describe('one trace from the request to the last activity', () => {
     const traceparent = `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
     const shopper = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
 
-    const checkout = await fetch(`${apiUrl}/api/checkout`, {
-      method: 'POST',
+    const checkout = await httpAt('POST', `${apiUrl}/api/checkout`, {
       headers: { ...shopper, traceparent, 'idempotency-key': randomUUID() },
-      body: JSON.stringify({ sku: sale.sku, quantity: 1 }),
+      raw: JSON.stringify({ sku: sale.sku, quantity: 1 }),
     });
     expect(checkout.status).toBe(202);
     // The client can quote the trace of its call.
     expect(checkout.headers.get('x-trace-id')).toBe(traceId);
-    const { orderNo } = (await checkout.json()) as { orderNo: string };
+    const { orderNo } = checkout.body as { orderNo: string };
     await waitFor(
       async () =>
-        ((await (await fetch(`${apiUrl}/api/orders/${orderNo}`, { headers: shopper })).json()) as { status: string })
+        ((await httpAt('GET', `${apiUrl}/api/orders/${orderNo}`, { headers: shopper })).body as { status: string })
           .status === 'AWAITING_PAYMENT',
       { what: `${orderNo} persisted`, timeoutMs: 30_000 },
     );
@@ -136,17 +136,16 @@ describe('one trace from the request to the last activity', () => {
       orderNo,
       amountCents: sale.priceCents,
     });
-    const paid = await fetch(`${apiUrl}/api/payments/webhook`, {
-      method: 'POST',
+    const paid = await httpAt('POST', `${apiUrl}/api/payments/webhook`, {
       headers: {
         'content-type': 'application/json',
         traceparent,
         'payment-signature': signWebhook(config.webhookSecret, body),
       },
-      body,
+      raw: body,
     });
     expect(paid.status).toBe(200);
-    expect(await paid.json()).toMatchObject({ outcome: 'APPLIED' });
+    expect(paid.body).toMatchObject({ outcome: 'APPLIED' });
 
     const api = 'flash-checkout-api';
     const wrk = 'flash-checkout-worker';
@@ -167,9 +166,9 @@ describe('one trace from the request to the last activity', () => {
     ];
     const spans = await waitFor(
       async () => {
-        const answer = await fetch(`${zipkin.url}/api/v2/trace/${traceId}`);
-        if (!answer.ok) throw new Error(`Zipkin answered ${answer.status}`);
-        const found = (await answer.json()) as ZipkinSpan[];
+        const answer = await httpAt('GET', `${zipkin.url}/api/v2/trace/${traceId}`);
+        if (answer.status !== 200) throw new Error(`Zipkin answered ${answer.status}`);
+        const found = answer.body as ZipkinSpan[];
         const there = ([service, name, under]: (typeof expected)[number]) =>
           found.some(
             (s) =>
@@ -253,13 +252,13 @@ describe('one trace from the request to the last activity', () => {
 
   it('leaves health checks untraced and answers no trace id for a client trace that is not sampled', async () => {
     const traceId = randomBytes(16).toString('hex');
-    const unsampled = await fetch(`${apiUrl}/api/sales?limit=1`, {
+    const unsampled = await httpAt('GET', `${apiUrl}/api/sales?limit=1`, {
       headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-00` },
     });
     expect(unsampled.headers.get('x-trace-id')).toBeNull();
-    const health = await fetch(`${apiUrl}/readyz`);
+    const health = await httpAt('GET', `${apiUrl}/readyz`);
     expect(health.headers.get('x-trace-id')).toBeNull();
-    const sampled = await fetch(`${apiUrl}/api/sales?limit=1`);
+    const sampled = await httpAt('GET', `${apiUrl}/api/sales?limit=1`);
     expect(sampled.headers.get('x-trace-id')).toMatch(/^[0-9a-f]{32}$/);
   });
 });

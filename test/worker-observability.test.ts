@@ -27,6 +27,7 @@ import { putOnSale } from './helpers/fixtures.js';
 import { parseExposition, total } from './helpers/prometheus.js';
 import type { WorkerCacheFigures } from '../src/redis/worker-figures.js';
 import { parseCacheCounters, STICKY_CACHE_METRICS } from '../src/workers/cache-figures.js';
+import { httpAt } from './helpers/http.js';
 
 const root = resolve(import.meta.dirname, '..');
 let config: AppConfig;
@@ -45,8 +46,8 @@ let auth: ShopperAuth;
 
 async function probe(path: string): Promise<{ status: number; state?: string } | 'REFUSED'> {
   try {
-    const response = await fetch(`${healthUrl}${path}`);
-    const body = (await response.json()) as { state?: string };
+    const response = await httpAt('GET', `${healthUrl}${path}`);
+    const body = response.body as { state?: string };
     return { status: response.status, state: body.state };
   } catch {
     return 'REFUSED';
@@ -119,12 +120,11 @@ async function checkout(sku: string): Promise<{ orderNo: string; headers: Record
   const key = randomUUID();
   const orderNo = await waitFor(
     async () => {
-      const answer = await fetch(`${api.url}/api/checkout`, {
-        method: 'POST',
+      const answer = await httpAt('POST', `${api.url}/api/checkout`, {
         headers: { ...headers, 'idempotency-key': key },
-        body: JSON.stringify({ sku, quantity: 1 }),
+        raw: JSON.stringify({ sku, quantity: 1 }),
       });
-      const body = (await answer.json()) as { orderNo: string };
+      const body = answer.body as { orderNo: string };
       if (answer.status === 503) return false;
       expect(answer.status, JSON.stringify(body)).toBe(202);
       return body.orderNo;
@@ -135,17 +135,17 @@ async function checkout(sku: string): Promise<{ orderNo: string; headers: Record
 }
 
 async function statusOf(order: { orderNo: string; headers: Record<string, string> }): Promise<string> {
-  const response = await fetch(`${api.url}/api/orders/${order.orderNo}`, { headers: order.headers });
-  return ((await response.json()) as { status: string }).status;
+  const response = await httpAt('GET', `${api.url}/api/orders/${order.orderNo}`, { headers: order.headers });
+  return (response.body as { status: string }).status;
 }
 
 /** The workers the API lists (GET /api/admin/workers): those of this file's task queue still publishing. */
 async function workersListed(): Promise<WorkerCacheFigures[]> {
-  const response = await fetch(`${api.url}/api/admin/workers`, {
+  const response = await httpAt('GET', `${api.url}/api/admin/workers`, {
     headers: { authorization: `Bearer ${config.adminToken}` },
   });
   expect(response.status).toBe(200);
-  return ((await response.json()) as { workers: WorkerCacheFigures[] }).workers;
+  return (response.body as { workers: WorkerCacheFigures[] }).workers;
 }
 
 describe('worker process', () => {
@@ -154,34 +154,33 @@ describe('worker process', () => {
     expect(await probe('/readyz')).toEqual({ status: 200, state: 'RUNNING' });
     for (const answer of healthBeforeReady)
       expect(answer).toEqual({ status: 503, state: expect.stringMatching(/^(STARTING|INITIALIZED)$/) });
-    expect((await fetch(`${healthUrl}/nope`)).status).toBe(404);
+    expect((await httpAt('GET', `${healthUrl}/nope`)).status).toBe(404);
   });
 
   it("serves temporal_ metrics and the app's activity outcomes on one Prometheus port once an order ran", async () => {
     const { sku } = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
     const token = await auth.issue(`w-${randomUUID().slice(0, 8)}`);
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-    const accepted = await fetch(`${api.url}/api/checkout`, {
-      method: 'POST',
+    const accepted = await httpAt('POST', `${api.url}/api/checkout`, {
       headers,
-      body: JSON.stringify({ sku, quantity: 1 }),
+      raw: JSON.stringify({ sku, quantity: 1 }),
     });
     expect(accepted.status).toBe(202);
-    const { orderNo } = (await accepted.json()) as { orderNo: string };
+    const { orderNo } = accepted.body as { orderNo: string };
     const statusOf = async () =>
-      ((await (await fetch(`${api.url}/api/orders/${orderNo}`, { headers })).json()) as { status: string }).status;
+      ((await httpAt('GET', `${api.url}/api/orders/${orderNo}`, { headers })).body as { status: string }).status;
     await waitFor(async () => (await statusOf()) === 'AWAITING_PAYMENT', {
       what: `${orderNo} persisted by the spawned worker`,
       timeoutMs: 30_000,
     });
     // Cancelling closes the workflow: the one close runs (closeOrder), and it logs "order closed".
-    expect((await fetch(`${api.url}/api/orders/${orderNo}/cancel`, { method: 'POST', headers })).status).toBe(202);
+    expect((await httpAt('POST', `${api.url}/api/orders/${orderNo}/cancel`, { headers })).status).toBe(202);
     await waitFor(async () => (await statusOf()) === 'CANCELLED', { what: `${orderNo} cancelled`, timeoutMs: 30_000 });
 
     const samples = await waitFor(
       async () => {
-        const response = await fetch(metricsUrl);
-        const parsed = parseExposition(await response.text());
+        const response = await httpAt('GET', metricsUrl);
+        const parsed = parseExposition(response.body);
         return (
           total(parsed, 'flash_activity_outcomes', { activity_type: 'closeOrder', outcome: 'completed' }) >= 1 && parsed
         );
@@ -243,8 +242,7 @@ describe('worker process', () => {
         let retried = false;
         await waitFor(
           async () => {
-            const cancel = await fetch(`${api.url}/api/orders/${order.orderNo}/cancel`, {
-              method: 'POST',
+            const cancel = await httpAt('POST', `${api.url}/api/orders/${order.orderNo}/cancel`, {
               headers: order.headers,
             });
             if (cancel.status === 503) {
@@ -252,7 +250,7 @@ describe('worker process', () => {
               return false;
             }
             if (retried && cancel.status === 409) return true;
-            expect(cancel.status, await cancel.text()).toBe(202);
+            expect(cancel.status, cancel.body).toBe(202);
             return true;
           },
           { what: `${order.orderNo}'s cancel accepted`, timeoutMs: 30_000, intervalMs: 200 },
@@ -283,7 +281,7 @@ describe('worker process', () => {
       }
 
       // The Core runtime's own counters, under the names docs/operations.md lists, at least what was relayed.
-      const text = await (await fetch(metricsUrl)).text();
+      const text = (await httpAt('GET', metricsUrl)).body;
       const samples = parseExposition(text);
       const taskQueue = config.temporal.taskQueue;
       for (const name of Object.values(STICKY_CACHE_METRICS))

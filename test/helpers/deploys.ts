@@ -19,6 +19,7 @@ import { spawnAppProcess } from '../../stack/app-processes.js';
 import type { ManagedProcess } from '../../stack/process.js';
 import { waitFor } from '../../stack/wait-for.js';
 import { clientFor } from '../../toolkit/http-client.js';
+import { httpAt } from './http.js';
 import { buildVariant, type VariantBuild } from './builds.js';
 import { runScript } from './run-script.js';
 
@@ -238,9 +239,9 @@ export class DeployDriver {
       }
       // How the API's payment Signals went (flash_payment_signal_seconds by outcome) and its breakers.
       for (const apiUrl of this.deps.plan.apiUrls) {
-        const metrics = await fetch(`${apiUrl}/metrics`).then((answer) => answer.text(), String);
+        const metrics = await httpAt('GET', `${apiUrl}/metrics`).then((answer) => String(answer.body), String);
         const signals = metrics.split('\n').filter((line) => line.startsWith('flash_payment_signal_seconds_count'));
-        const health = await fetch(`${apiUrl}/healthz`).then((answer) => answer.text(), String);
+        const health = await httpAt('GET', `${apiUrl}/healthz`).then((answer) => JSON.stringify(answer.body), String);
         console.warn(`[deploy] ${apiUrl}: ${signals.join('; ')}; health ${health}`);
       }
       throw error;

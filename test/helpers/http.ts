@@ -62,6 +62,12 @@ export async function httpRequest(
   };
 }
 
+/** One call to an absolute URL (any server a test stands up: the API, a worker's health port, a double), as above. */
+export function httpAt(method: string, url: string, options: HttpOptions = {}): Promise<HttpReply> {
+  const { origin, pathname, search } = new URL(url);
+  return httpRequest(origin, method, `${pathname}${search}`, options);
+}
+
 /** The status and body of an answer: what most assertions compare. */
 export type Reply = Pick<HttpReply, 'status' | 'body'>;
 
