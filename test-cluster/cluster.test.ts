@@ -24,7 +24,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import type { Pool } from 'mysql2/promise';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
-import { saleKeys } from '../src/redis/redis-inventory.js';
+import { saleKeys } from '../src/redis/layout.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { RedisSales } from '../src/redis/redis-sales.js';
 import { PromiseQueue } from '../src/redis/promise-queue.js';

@@ -17,7 +17,8 @@ import type { CancelReason, CloseRequest, PersistOrderInput } from '../src/model
 import { createMysqlPool } from '../src/db/pool.js';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
-import { RedisInventory, saleKeys } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { saleKeys } from '../src/redis/layout.js';
 import { OrderChangeNotifier } from '../src/order/status-reads.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { isMysqlFailure } from '../src/db/rows.js';

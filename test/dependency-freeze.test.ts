@@ -22,7 +22,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import type { Pool } from 'mysql2/promise';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
-import { saleKeys } from '../src/redis/redis-inventory.js';
+import { saleKeys } from '../src/redis/layout.js';
 import { startStack, type RunningStack, type StackServer } from '../stack/index.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureReconcileSchedule } from '../src/workers/schedules.js';

@@ -16,7 +16,7 @@ import { signWebhook } from '../toolkit/sign-webhook.js';
 import type { AppConfig } from '../src/config/index.js';
 import type { Stores } from '../src/db/stores.js';
 import { type createTemporalClient } from '../src/infra/temporal-connection.js';
-import { saleKeys } from '../src/redis/redis-inventory.js';
+import { saleKeys } from '../src/redis/layout.js';
 import { waitFor } from '../stack/wait-for.js';
 import { requestSale, uniqueSku, type SaleRequest } from './helpers/fixtures.js';
 import { API_TEST_ENV, startTestApp, type TestApp } from './helpers/app.js';

@@ -23,7 +23,7 @@ import type { Pool } from 'mysql2/promise';
 import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
-import { saleKeys } from '../src/redis/redis-inventory.js';
+import { saleKeys } from '../src/redis/layout.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';

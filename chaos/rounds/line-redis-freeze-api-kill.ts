@@ -39,7 +39,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { OrderRow } from '../../src/db/rows.js';
 import type { RedisClient } from '../../src/infra/redis.js';
-import { saleKeys } from '../../src/redis/redis-inventory.js';
+import { saleKeys } from '../../src/redis/layout.js';
 import type { PlaceView } from '../../src/line/line-service.js';
 import { waitFor } from '../../stack/wait-for.js';
 import { answersOk, clientFor } from '../../toolkit/http-client.js';

@@ -3,7 +3,8 @@
  * under a per-sale lease, oldest due first. reserve.lua writes the entries; claim.lua and release.lua drop them.
  */
 import type { RedisClient } from '../infra/redis.js';
-import { luaScripts, parsePromised, saleKeys, type Promised } from './redis-inventory.js';
+import { parsePromised, type Promised } from './redis-inventory.js';
+import { luaScripts, saleKeys } from './layout.js';
 
 export class PromiseQueue {
   private readonly scripts;

@@ -3,7 +3,7 @@
  * one line_*.lua script on keys hash-tagged by the sale (Redis Cluster). reserve.lua spends an admission.
  */
 import type { RedisClient } from '../infra/redis.js';
-import { luaScripts, saleKeys } from './redis-inventory.js';
+import { luaScripts, saleKeys } from './layout.js';
 
 export interface LineDefinition {
   admissionsPerSecond: number;

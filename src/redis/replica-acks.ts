@@ -7,7 +7,7 @@
  */
 import type { AppConfig } from '../config/index.js';
 import { duplicateRedis, type RedisClient } from '../infra/redis.js';
-import { saleKeys } from './redis-inventory.js';
+import { saleKeys } from './layout.js';
 
 /** The longest one round's WAIT blocks its connection; each caller stops waiting at its own bound. */
 const ROUND_TIMEOUT_MS = 1_000;

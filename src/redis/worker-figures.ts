@@ -3,7 +3,7 @@
  * queue, worker id → figures, each entry expiring by Redis's clock so a stopped or cut-off worker is simply absent.
  */
 import type { RedisClient } from '../infra/redis.js';
-import { luaSource } from './redis-inventory.js';
+import { luaSource } from './layout.js';
 import { z } from 'zod';
 import { int, isoTime, named } from '../infra/schema-fields.js';
 
