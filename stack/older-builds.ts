@@ -105,13 +105,22 @@ export async function drainOlderBuilds(options: {
   };
 
   await look().catch((err: unknown) => say(`could not read the deployment's versions: ${String(err)}`));
-  const timer = setInterval(() => void look().catch(() => undefined), options.everyMs ?? 30_000);
+  // One look at a time; stop() waits for it: a call the closing connection cut would be retried on a closed channel.
+  let looking: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    looking ??= look()
+      .catch(() => undefined)
+      .finally(() => {
+        looking = undefined;
+      });
+  }, options.everyMs ?? 30_000);
   timer.unref();
   return {
     draining,
     async stop() {
       stopped = true;
       clearInterval(timer);
+      await looking;
       await Promise.all([...draining.values()].map((worker) => worker.stop()));
       await connection.close();
     },
