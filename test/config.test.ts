@@ -314,6 +314,13 @@ describe('the connection to a managed Temporal', () => {
       tls: true,
       apiKey: 'key-123',
     });
+    // TEMPORAL_TLS=false (compose's default) does not send a key in clear: TLS stays on.
+    const keyed = loadConfig({
+      TEMPORAL_ADDRESS: 'eu-west-1.aws.api.temporal.io:7233',
+      TEMPORAL_API_KEY: 'key-123',
+      TEMPORAL_TLS: 'false',
+    });
+    expect(temporalConnectionSettings(keyed).tls).toEqual({});
     const dir = mkdtempSync(join(tmpdir(), 'flash-tls-'));
     writeFileSync(join(dir, 'client.pem'), 'CERT');
     writeFileSync(join(dir, 'client.key'), 'KEY');

@@ -22,6 +22,10 @@ export function temporalProfileOf(
     if (value !== undefined) sdkEnv[sdk] ??= value;
   }
   const profile = loadClientConfigProfile({ overrideEnvVars: sdkEnv });
+  // An API key or a client certificate implies TLS, whatever TEMPORAL_TLS says (compose sets it false by default):
+  // the SDK would send the key in clear.
+  if (profile.tls?.disabled && (profile.apiKey !== undefined || profile.tls.clientCert !== undefined))
+    profile.tls = { ...profile.tls, disabled: false };
   return {
     ...profile,
     address: profile.address ?? defaults.address,
