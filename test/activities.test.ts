@@ -14,9 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, FailureTypes, type Activities } from '../src/activities/order.js';
 import { previousBuildActivities } from '../src/activities/previous-build.js';
 import type { CancelReason, CloseRequest, PersistOrderInput } from '../src/model/order-workflow.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { openStores, type Stores } from '../src/db/stores.js';
-import { createRedis } from '../src/infra/redis.js';
+import { type Stores } from '../src/db/stores.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
 import { OrderChangeNotifier } from '../src/order/status-reads.js';
@@ -30,8 +28,10 @@ import { signWebhook } from '../toolkit/sign-webhook.js';
 import { settingsOf } from '../toolkit/provider-config.js';
 import { PaymentReceiver, PaymentSignals } from '../src/payments/receiver.js';
 import { testConfig } from './helpers/env.js';
+import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
 import { expectInvariants, openDispute, putOnSale, saleReport } from './helpers/fixtures.js';
 
+let clients: StoreClients | undefined;
 let pool: Pool;
 let stores: Stores;
 let redis: RedisClient;
@@ -42,9 +42,8 @@ let sendPaymentWebhook: (event: { eventId: string; orderNo: string; amountCents:
 
 beforeAll(() => {
   const config = testConfig();
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
-  redis = createRedis(config);
+  clients = openStoreClients(config);
+  ({ pool, stores, redis } = clients);
   inventory = new RedisInventory(redis, config.temporal.taskQueue);
   activities = createActivities({ stores, inventory, changes: new OrderChangeNotifier(redis) });
   // The intake as src/api/app.ts builds it over the PaymentReceiver; no Temporal here, so no Signal is sent.
@@ -70,7 +69,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled([pool?.end(), redis?.quit()]);
+  await clients?.close();
 });
 
 const PAYMENT_WINDOW_MS = 30 * 60_000;

@@ -15,16 +15,16 @@ import { createSyncCheckoutApp } from '../bench/baselines/sync.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import type { AppConfig } from '../src/config/index.js';
 import { createLogger } from '../src/infra/logger.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { openStores, type Stores } from '../src/db/stores.js';
-import { createRedis } from '../src/infra/redis.js';
+import { type Stores } from '../src/db/stores.js';
 import { ORDER_NO_PATTERN } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
+import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
 import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fixtures.js';
 import { httpAt } from './helpers/http.js';
 
 let config: AppConfig;
+let clients: StoreClients | undefined;
 let pool: Pool;
 let stores: Stores;
 let redis: RedisClient;
@@ -41,9 +41,8 @@ async function serve(app: Koa): Promise<string> {
 
 beforeAll(async () => {
   config = testConfig({ LOG_LEVEL: 'warn' });
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
-  redis = createRedis(config);
+  clients = openStoreClients(config);
+  ({ pool, stores, redis } = clients);
   auth = new ShopperAuth(config);
   const logger = createLogger(config, 'baselines-test');
   urls.ceiling = await serve(createCeilingApp(logger));
@@ -56,7 +55,7 @@ afterAll(async () => {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
-  await Promise.allSettled([pool?.end(), redis?.quit()]);
+  await clients?.close();
 });
 
 interface Reply {

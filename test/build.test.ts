@@ -13,11 +13,9 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { composeApi, createApp } from '../src/api/app.js';
 import { finishedPage } from '../src/api/scripted-pages.js';
 import { buildOpenApiDocument, routersOf } from '../src/api/openapi.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import type { Pool } from 'mysql2/promise';
-import { openStores, type Stores } from '../src/db/stores.js';
+import { type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
-import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { spawnAppProcess, type AppRole } from '../stack/app-processes.js';
 import { freePort, type ManagedProcess } from '../stack/process.js';
@@ -26,6 +24,7 @@ import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { requiredTaskQueues } from '../src/model/order-workflow.js';
 import { workerBuildId } from '../src/workers/versioning.js';
 import { testConfig } from './helpers/env.js';
+import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { httpAt } from './helpers/http.js';
 
@@ -33,7 +32,7 @@ const root = resolve(import.meta.dirname, '..');
 const taskQueue = `build-${randomUUID()}`;
 const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, AUTH_DEV_LOGIN: 'true', LOG_LEVEL: 'warn' });
 const children: ManagedProcess[] = [];
-let pool: Pool;
+let clients: StoreClients | undefined;
 let stores: Stores;
 let redis: RedisClient;
 let apiUrl: string;
@@ -76,14 +75,13 @@ const answers = async (url: string) => (await httpAt('GET', url).catch(() => nul
 beforeAll(async () => {
   const build = await run('npm', ['run', 'build']);
   expect(build.code, build.output).toBe(0);
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
-  redis = createRedis(config);
+  clients = openStoreClients(config);
+  ({ stores, redis } = clients);
 }, 180_000);
 
 afterAll(async () => {
   await Promise.all(children.map((child) => child.stop()));
-  await Promise.allSettled([pool?.end(), redis?.quit()]);
+  await clients?.close();
 });
 
 describe('npm run build', () => {

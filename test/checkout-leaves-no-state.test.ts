@@ -9,19 +9,17 @@
 import type { RedisClient } from '../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import type { Pool } from 'mysql2/promise';
-import { openStores, type Stores } from '../src/db/stores.js';
-import { createRedis } from '../src/infra/redis.js';
+import { type Stores } from '../src/db/stores.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { testConfig } from './helpers/env.js';
+import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
 import { uniqueSku } from './helpers/fixtures.js';
 import { startApiOnOwnRedis, type ApiOnOwnRedis } from './helpers/own-redis.js';
 import { httpAt } from './helpers/http.js';
 
 let own: ApiOnOwnRedis;
 let redis: RedisClient;
-let pool: Pool;
+let clients: StoreClients | undefined;
 let stores: Stores;
 let token: string;
 const open = uniqueSku();
@@ -31,9 +29,8 @@ const notYet = uniqueSku();
 beforeAll(async () => {
   own = await startApiOnOwnRedis('no-state');
   const config = testConfig(own.redisServer.env);
-  redis = createRedis(config);
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
+  clients = openStoreClients(config);
+  ({ stores, redis } = clients);
   const sales = SalesService.onClients(stores, redis, config.temporal.taskQueue);
   const hour = 3_600_000;
   await sales.create({ sku: open, name: open, priceCents: 100, stock: 5, perUserLimit: 1 });
@@ -58,7 +55,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled([redis?.quit(), pool?.end()]);
+  await clients?.close();
   await own?.close();
 });
 

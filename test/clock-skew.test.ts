@@ -8,14 +8,11 @@ import { RECONCILE_WORKFLOW_TYPE } from '../src/model/workflow-types.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { temporalDataConverter } from '../src/infra/data-converter.js';
+import { type Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import type { Pool } from 'mysql2/promise';
-import { openStores, type Stores } from '../src/db/stores.js';
-import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { type Stores } from '../src/db/stores.js';
+import { type RedisClient } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import type { ReconcileReport } from '../src/model/reconcile-workflow.js';
@@ -24,6 +21,7 @@ import { appCommandLine, clockAheadBy, type AppRole } from '../stack/app-process
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
+import { openStackClients, type StackClients } from './helpers/stack-clients.js';
 import { oneUnitOrder, putOnSale } from './helpers/fixtures.js';
 import { PromiseQueue } from '../src/redis/promise-queue.js';
 import { httpAt } from './helpers/http.js';
@@ -33,12 +31,11 @@ const AHEAD_MS = 20 * 60_000;
 let config: AppConfig;
 let worker: ChildProcess;
 let healthUrl: string;
-let pool: Pool;
+let clients: StackClients | undefined;
 let stores: Stores;
 let redis: RedisClient;
 let inventory: RedisInventory;
 let promises: PromiseQueue;
-let connection: Connection;
 let temporal: Client;
 
 /**
@@ -100,22 +97,15 @@ beforeAll(async () => {
   }).catch((err: unknown) => {
     throw new Error(`${String(err)}\nworker output:\n${started.output()}`);
   });
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
-  redis = createRedis(config);
+  clients = await openStackClients(config);
+  ({ stores, redis, temporal } = clients);
   inventory = new RedisInventory(redis, taskQueue);
   promises = new PromiseQueue(redis);
-  connection = await Connection.connect({ address: config.temporal.address });
-  temporal = new Client({
-    connection,
-    namespace: config.temporal.namespace,
-    dataConverter: temporalDataConverter(config),
-  });
 }, 120_000);
 
 afterAll(async () => {
   if (worker?.pid && worker.exitCode === null) process.kill(-worker.pid, 'SIGKILL');
-  await Promise.allSettled([connection?.close(), pool?.end(), redis?.quit()]);
+  await clients?.close();
 });
 
 describe('a worker 20 minutes ahead of Redis and MySQL', () => {

@@ -7,7 +7,7 @@
  * inputs hold that build's key, and the sale's invariants hold.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Client, Connection } from '@temporalio/client';
+import type { Client, ConnectionLike } from '@temporalio/client';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
@@ -57,7 +57,7 @@ let config: AppConfig;
 let clients: StackClients;
 let stores: Stores;
 let redis: RedisClient;
-let connection: Connection;
+let connection: ConnectionLike;
 let client: Client;
 let deployments: WorkerDeployments;
 let plan: TrafficPlan;
@@ -69,7 +69,7 @@ beforeAll(async () => {
   config = testConfig(env);
   // Reads what every step wrote: both keys.
   clients = await openStackClients(config, { readsWith: testConfig({ ...env, ...STEPS.k2 }) });
-  ({ stores, redis, connection, client } = clients);
+  ({ stores, redis, connection, temporal: client } = clients);
   deployments = new WorkerDeployments(connection, config.temporal.namespace, 'codec-rollout-test');
   // One bundle; each step's codec makes it another build, as the worker names itself.
   const bundlePath = inject('workflowBundlePath');

@@ -13,16 +13,16 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReconcileActivities } from '../src/activities/reconcile.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { openStores, type Stores } from '../src/db/stores.js';
+import { type Stores } from '../src/db/stores.js';
 import { WebhookStore, type AttemptRecord, type OrderEventFigures } from '../src/db/webhooks.js';
-import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { type RedisClient } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { DELIVERY_METRICS, deliveryMetrics } from '../src/workers/worker.js';
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
+import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { closeRow, ordersWithoutBreakers } from './helpers/orders.js';
 import { parseExposition, total, type Sample } from './helpers/prometheus.js';
@@ -39,6 +39,7 @@ class RecordingWebhookStore extends WebhookStore {
 }
 
 const config = testConfig({ LOG_LEVEL: 'silent' });
+let clients: StoreClients | undefined;
 let pool: Pool;
 let stores: Stores;
 let webhooks: RecordingWebhookStore;
@@ -55,10 +56,9 @@ beforeAll(async () => {
     telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${port}` } } },
   });
   metricsUrl = `http://127.0.0.1:${port}/metrics`;
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
+  clients = openStoreClients(config);
+  ({ pool, stores, redis } = clients);
   webhooks = new RecordingWebhookStore(pool);
-  redis = createRedis(config);
   // Never called here (no workflow is started): a lazy connection that never connects.
   connection = Connection.lazy({ address: config.temporal.address });
 });
@@ -66,7 +66,7 @@ beforeAll(async () => {
 afterAll(async () => {
   // Disabled already; again, so that no file's reconciler ever starts their deliveries.
   for (const endpointId of endpoints) await stores?.webhooks.updateEndpoint(endpointId, { enabled: false });
-  await Promise.allSettled([connection?.close(), pool?.end(), redis?.quit()]);
+  await Promise.allSettled([connection?.close(), clients?.close()]);
 });
 
 /** The reconciler's page that keeps the deliveries, its gauges on the Runtime's meter, no retention, no Temporal. */

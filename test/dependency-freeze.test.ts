@@ -18,15 +18,15 @@ import { signWebhook } from '../toolkit/sign-webhook.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import type { AppConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
-import { createMysqlPool } from '../src/db/pool.js';
 import type { Pool } from 'mysql2/promise';
-import { openStores, type Stores } from '../src/db/stores.js';
-import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { type Stores } from '../src/db/stores.js';
+import { type RedisClient } from '../src/infra/redis.js';
 import { saleKeys } from '../src/redis/layout.js';
 import { startStack, type RunningStack, type StackServer } from '../stack/index.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ensureReconcileSchedule } from '../src/workers/schedules.js';
 import { testConfig } from './helpers/env.js';
+import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { httpRequest, type HttpReply } from './helpers/http.js';
 import { parseExposition, total } from './helpers/prometheus.js';
@@ -48,6 +48,7 @@ const SLACK_MS = 700;
 
 let stack: RunningStack;
 let config: AppConfig;
+let clients: StoreClients | undefined;
 let pool: Pool;
 let stores: Stores;
 let redis: RedisClient;
@@ -74,10 +75,9 @@ beforeAll(async () => {
     LOG_LEVEL: 'silent',
     RATE_LIMIT_WEBHOOK: 'off',
   });
-  pool = createMysqlPool(config);
+  clients = openStoreClients(config);
+  ({ pool, stores, redis } = clients);
   await migrate(pool);
-  stores = openStores(pool);
-  redis = createRedis(config);
   redis.on('error', () => {});
   const connection = await Connection.connect({ address: config.temporal.address });
   temporal = new Client({
@@ -98,7 +98,7 @@ afterAll(async () => {
   for (const name of ['temporal', 'redis', 'mysql'] as const) stack?.servers[name]?.kill('SIGCONT');
   await api?.close();
   await worker?.close();
-  await Promise.allSettled([temporal?.connection.close(), pool?.end(), redis?.quit()]);
+  await Promise.allSettled([temporal?.connection.close(), clients?.close()]);
   await stack?.stop();
 });
 

@@ -68,8 +68,8 @@ it('restarted on a new build mid-sale: every check of the fault suite holds, eac
   await traffic.checkoutsDone;
 
   const inventory = new RedisInventory(clients.redis, queue);
-  const deps = { stores: clients.stores, redis: clients.redis, inventory, temporal: clients.client };
-  const orders = OrderWorkflowClient.withoutBreakers(clients.client, queue, new StartPacing({ maxLimit: 32 }));
+  const deps = { stores: clients.stores, redis: clients.redis, inventory, temporal: clients.temporal };
+  const orders = OrderWorkflowClient.withoutBreakers(clients.temporal, queue, new StartPacing({ maxLimit: 32 }));
   await waitForRepair(deps, sku, restartAt, 150_000, orders);
   const result = await traffic.done;
   const accepted = result.intents.flatMap((i) => (i.answer.kind === 'accepted' ? [i.answer.orderNo] : []));
@@ -83,7 +83,7 @@ it('restarted on a new build mid-sale: every check of the fault suite holds, eac
   // Each order ran on the build it started on, with no failed task: some on A (drained by B's start), some on B.
   const perBuild = { A: 0, B: 0 };
   for (const orderNo of accepted) {
-    const ran = await ranOn(clients.client, orderWorkflowId(orderNo));
+    const ran = await ranOn(clients.temporal, orderWorkflowId(orderNo));
     expect(ran.failedTasks, orderNo).toBe(0);
     expect([[a.buildId], [b.buildId]], orderNo).toContainEqual(ran.buildIds);
     perBuild[ran.buildIds[0] === a.buildId ? 'A' : 'B'] += 1;

@@ -97,7 +97,7 @@ it('restarted on a new build: a refund and orders left on the old build are carr
     'INTENT_MISMATCH',
   );
   expect(recorded.row.outcome).toBe('REFUND_REQUIRED');
-  await clients.client.workflow.start(REFUND_WORKFLOW_TYPE, {
+  await clients.temporal.workflow.start(REFUND_WORKFLOW_TYPE, {
     workflowId: refundWorkflowId(eventId),
     taskQueue: queue,
     args: [{ eventId }],
@@ -152,18 +152,18 @@ it('restarted on a new build: a refund and orders left on the old build are carr
 
   // Stripe settles the refund; the workflow's next look (a minute after it asked, ± 20 %) ends it, on A.
   stripeApi.settleRefund(refund!.id, 'succeeded');
-  expect(await clients.client.workflow.getHandle(refundWorkflowId(eventId)).result()).toBe('REFUNDED');
+  expect(await clients.temporal.workflow.getHandle(refundWorkflowId(eventId)).result()).toBe('REFUNDED');
   expect(await clients.stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED' });
 
   for (const orderNo of orders) {
-    await waitFor(async () => (await ranOn(clients.client, orderWorkflowId(orderNo))).closed, {
+    await waitFor(async () => (await ranOn(clients.temporal, orderWorkflowId(orderNo))).closed, {
       what: `${orderNo} to close`,
       timeoutMs: 30_000,
     });
     expect((await clients.stores.orders.getOrder(orderNo))?.status).toBe('CANCELLED');
   }
   for (const workflowId of [...orders.map(orderWorkflowId), refundWorkflowId(eventId)])
-    expect(await ranOn(clients.client, workflowId), workflowId).toEqual({
+    expect(await ranOn(clients.temporal, workflowId), workflowId).toEqual({
       buildIds: [a.buildId],
       failedTasks: 0,
       closed: true,

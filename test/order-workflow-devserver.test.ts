@@ -3,12 +3,10 @@
  * worker factory and the prebuilt bundle: it takes a signal and answers the status query.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
-import { temporalDataConverter } from '../src/infra/data-converter.js';
+import { type Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMysqlPool } from '../src/db/pool.js';
-import { openStores } from '../src/db/stores.js';
-import { createRedis } from '../src/infra/redis.js';
+import type { Stores } from '../src/db/stores.js';
+import type { RedisClient } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { storedPayment } from '../src/payments/receiver.js';
@@ -22,30 +20,26 @@ import {
 } from '../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
+import { openStackClients, type StackClients } from './helpers/stack-clients.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 const config = testConfig({ TEMPORAL_TASK_QUEUE: `order-dev-${randomUUID()}` });
-const pool = createMysqlPool(config);
-const stores = openStores(pool);
-const redis = createRedis(config);
-let connection: Connection;
+let clients: StackClients;
+let stores: Stores;
+let redis: RedisClient;
 let client: Client;
 let worker: TestWorker;
 
 beforeAll(async () => {
+  clients = await openStackClients(config);
+  ({ stores, redis, temporal: client } = clients);
   worker = await startTestWorker({ config, stores, redis });
-  connection = await Connection.connect({ address: config.temporal.address });
-  client = new Client({
-    connection,
-    namespace: config.temporal.namespace,
-    dataConverter: temporalDataConverter(config),
-  });
 });
 
 afterAll(async () => {
   await worker?.close();
-  await Promise.allSettled([connection?.close(), pool.end(), redis.quit()]);
+  await clients?.close();
 });
 
 describe('OrderWorkflow on the Temporal dev server', () => {

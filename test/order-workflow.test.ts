@@ -12,9 +12,7 @@ import type { RedisClient } from '../src/infra/redis.js';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Activities } from '../src/activities/order.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { openStores, type Stores } from '../src/db/stores.js';
-import { createRedis } from '../src/infra/redis.js';
+import { type Stores } from '../src/db/stores.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { storedPayment } from '../src/payments/receiver.js';
@@ -31,6 +29,7 @@ import {
 } from '../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
+import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
 import { expectInvariants, expectSaleSettled, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTimeSkippingEnvironment } from './helpers/time-skipping.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
@@ -53,6 +52,7 @@ const closes: string[] = [];
 
 let env: TestWorkflowEnvironment;
 let worker: TestWorker;
+let clients: StoreClients | undefined;
 let pool: Pool;
 let stores: Stores;
 let redis: RedisClient;
@@ -65,9 +65,8 @@ beforeAll(async () => {
   // Its client and the worker encrypt with the same keys (the config's).
   env = await startTimeSkippingEnvironment(config);
   await ensureSearchAttributes(env.connection, 'default');
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
-  redis = createRedis(config);
+  clients = openStoreClients(config);
+  ({ pool, stores, redis } = clients);
   inventory = new RedisInventory(redis, config.temporal.taskQueue);
   worker = await startTestWorker({
     config,
@@ -92,7 +91,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await worker?.close();
   await env?.teardown();
-  await Promise.allSettled([pool?.end(), redis?.quit()]);
+  await clients?.close();
 });
 
 beforeEach(() => {

@@ -12,14 +12,13 @@ import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeApi, createApp } from '../src/api/app.js';
 import type { createDependencyGuards } from '../src/api/app.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { openStores } from '../src/db/stores.js';
+import type { Pool } from 'mysql2/promise';
+import type { Stores } from '../src/db/stores.js';
 import type { PaymentRow } from '../src/db/rows.js';
 import { Deadline, type DependencyGuard } from '../src/infra/dependency-guard.js';
 import { createLogger } from '../src/infra/logger.js';
-import { createRedis, type RedisClient } from '../src/infra/redis.js';
-import { createTemporalClient } from '../src/infra/temporal-connection.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import type { RedisClient } from '../src/infra/redis.js';
+import { type RedisInventory } from '../src/redis/redis-inventory.js';
 import type { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { storedPayment, type PaymentSignals } from '../src/payments/receiver.js';
@@ -27,6 +26,7 @@ import { signWebhook } from '../toolkit/sign-webhook.js';
 import { orderWorkflowId, statusQuery, type OrderInput } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
+import { openStackClients, type StackClients } from './helpers/stack-clients.js';
 import { expectInvariants, oneUnitOrder, openDispute, putOnSale, saleReport } from './helpers/fixtures.js';
 import { listen, replyOf } from './helpers/http.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
@@ -40,10 +40,11 @@ const config = testConfig({
   RATE_LIMIT_WEBHOOK: 'off',
   BREAKER_NO_SUCCESS_FOR: '0ms',
 });
-const pool = createMysqlPool(config);
-const stores = openStores(pool);
-const redis: RedisClient = createRedis(config);
-const inventory = new RedisInventory(redis, config.temporal.taskQueue);
+let clients: StackClients | undefined;
+let pool: Pool;
+let stores: Stores;
+let redis: RedisClient;
+let inventory: RedisInventory;
 let temporal: Client;
 let orders: OrderWorkflowClient;
 let lookup: OrderLookup;
@@ -51,7 +52,8 @@ let worker: TestWorker | undefined;
 const servers: Server[] = [];
 
 beforeAll(async () => {
-  temporal = await createTemporalClient(config);
+  clients = await openStackClients(config);
+  ({ pool, stores, redis, inventory, temporal } = clients);
   ({ orders, lookup } = orderAccess(temporal, stores, config.temporal.taskQueue));
   worker = await startTestWorker({ config, stores, redis });
 });
@@ -59,7 +61,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const server of servers) server.close();
   await worker?.close();
-  await Promise.allSettled([temporal?.connection.close(), pool.end(), redis.quit()]);
+  await clients?.close();
 });
 
 /** A worker that is late: nothing of this queue runs until it is started again. */

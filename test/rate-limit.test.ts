@@ -18,14 +18,11 @@ import { RATE_LIMIT_KEY_PREFIX } from '../src/api/rate-limit.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../toolkit/sign-webhook.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import type { Pool } from 'mysql2/promise';
-import { openStores, type Stores } from '../src/db/stores.js';
-import { createRedis } from '../src/infra/redis.js';
-import { createTemporalClient } from '../src/infra/temporal-connection.js';
+import { type Stores } from '../src/db/stores.js';
 import { saleKeys } from '../src/redis/layout.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
+import { openStackClients, type StackClients } from './helpers/stack-clients.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
@@ -34,7 +31,7 @@ const LIMITS = { RATE_LIMIT_CHECKOUT: '10/60s', RATE_LIMIT_LOGIN: '3/60s', RATE_
 let config: AppConfig;
 let api: RunningApi;
 let proxied: RunningApi;
-let pool: Pool;
+let clients: StackClients | undefined;
 let stores: Stores;
 let redis: RedisClient;
 let temporal: Client;
@@ -44,10 +41,8 @@ let auth: ShopperAuth;
 beforeAll(async () => {
   const common = { TEMPORAL_TASK_QUEUE: `rate-${randomUUID()}`, AUTH_DEV_LOGIN: 'true', LOG_LEVEL: 'warn', ...LIMITS };
   config = testConfig(common);
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
-  redis = createRedis(config);
-  temporal = await createTemporalClient(config);
+  clients = await openStackClients(config);
+  ({ stores, redis, temporal } = clients);
   worker = await startTestWorker({ config, stores, redis });
   api = await startApi(config, 0);
   proxied = await startApi(testConfig({ ...common, TRUST_PROXY: 'true' }), 0);
@@ -57,7 +52,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.allSettled([api?.close(), proxied?.close()]);
   await worker?.close();
-  await Promise.allSettled([temporal?.connection.close(), pool?.end(), redis?.quit()]);
+  await clients?.close();
 });
 
 interface Reply {

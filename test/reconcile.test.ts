@@ -12,11 +12,9 @@ import { temporalDataConverter } from '../src/infra/data-converter.js';
 import type { RedisClient } from '../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
 import type { Pool } from 'mysql2/promise';
 import type { OrderStore } from '../src/db/orders.js';
-import { openStores, type Stores } from '../src/db/stores.js';
-import { createRedis } from '../src/infra/redis.js';
+import { type Stores } from '../src/db/stores.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
 import type { OrderWorkflowClient } from '../src/order/workflow-client.js';
@@ -31,6 +29,7 @@ import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js
 import { reconcileScheduleId, type ReconcileReport } from '../src/model/reconcile-workflow.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { testConfig } from './helpers/env.js';
+import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
 import { withMethods } from './helpers/faults.js';
 import { expectInvariants, expectSaleSettled, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
@@ -41,6 +40,7 @@ import { OrderChangeNotifier } from '../src/order/status-reads.js';
 
 const GRACE_MS = 2_000;
 let config: AppConfig;
+let clients: StoreClients | undefined;
 let pool: Pool;
 let stores: Stores;
 let redis: RedisClient;
@@ -54,9 +54,8 @@ let worker: TestWorker;
 
 beforeAll(async () => {
   config = testConfig({ TEMPORAL_TASK_QUEUE: `reconcile-${randomUUID()}`, LOG_LEVEL: 'warn' });
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
-  redis = createRedis(config);
+  clients = openStoreClients(config);
+  ({ pool, stores, redis } = clients);
   inventory = new RedisInventory(redis, config.temporal.taskQueue);
   redisSales = new RedisSales(redis, config.temporal.taskQueue);
   connection = await Connection.connect({ address: config.temporal.address });
@@ -72,7 +71,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.close();
-  await Promise.allSettled([connection?.close(), pool?.end(), redis?.quit()]);
+  await Promise.allSettled([connection?.close(), clients?.close()]);
 });
 
 /** One reconcile run over the given sales, as the schedule would start it. */

@@ -44,7 +44,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import type { Client, Connection } from '@temporalio/client';
+import type { Client, ConnectionLike } from '@temporalio/client';
 
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { prepareBefore, type BeforeCheckout } from '../bench/before.js';
@@ -79,7 +79,7 @@ const SHARED_KEY = { PAYLOAD_CODEC_KEYS: `across-builds=${randomBytes(32).toStri
 let clients: StackClients;
 let stores: Stores;
 let redis: RedisClient;
-let connection: Connection;
+let connection: ConnectionLike;
 let client: Client;
 let deployments: WorkerDeployments;
 let checkoutA: BeforeCheckout;
@@ -226,7 +226,7 @@ beforeAll(async () => {
   mkdirSync(dataDir, { recursive: true });
   const config = testConfig(SHARED_KEY);
   clients = await openStackClients(config);
-  ({ stores, redis, connection, client } = clients);
+  ({ stores, redis, connection, temporal: client } = clients);
   deployments = new WorkerDeployments(connection, config.temporal.namespace, 'rollout-across-builds-test');
   // Build A: the commit checked out and installed once (cached outside the repository), its bundle built by its own
   // script; the bundle's stamp is A's build id.

@@ -7,7 +7,7 @@
  * tasks ran on the version it started on, none failed, and the sale's invariants hold.
  */
 import { randomUUID } from 'node:crypto';
-import type { Client, Connection } from '@temporalio/client';
+import type { Client, ConnectionLike } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { Worker } from '@temporalio/worker';
@@ -54,7 +54,7 @@ let config: AppConfig;
 let clients: StackClients;
 let stores: Stores;
 let redis: RedisClient;
-let connection: Connection;
+let connection: ConnectionLike;
 let client: Client;
 let deployments: WorkerDeployments;
 let api: RunningApi;
@@ -66,7 +66,7 @@ let buildB: VariantBuild;
 beforeAll(async () => {
   config = testConfig(env);
   clients = await openStackClients(config);
-  ({ stores, redis, connection, client } = clients);
+  ({ stores, redis, connection, temporal: client } = clients);
   deployments = new WorkerDeployments(connection, config.temporal.namespace, 'rollout-test');
   buildA = buildOf(inject('workflowBundlePath'));
   buildB = await buildChangedOrderWorkflow(inject('stackDataDir'));

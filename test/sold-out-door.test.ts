@@ -16,22 +16,21 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { ApiMetrics } from '../src/api/metrics.js';
 import { SoldOutCache } from '../src/order/sold-out-cache.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import type { Pool } from 'mysql2/promise';
-import { openStores, type Stores } from '../src/db/stores.js';
+import { type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
-import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { type RedisClient } from '../src/infra/redis.js';
 import { subscribeChannels, type RedisSubscription } from '../src/infra/redis-subscription.js';
 import { STOCK_RETURNED_CHANNEL } from '../src/redis/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
+import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
 import { putOnSale, uniqueSku } from './helpers/fixtures.js';
 import { httpRequest, listen, type HttpOptions, type HttpReply } from './helpers/http.js';
 import { parseExposition, total, type Sample } from './helpers/prometheus.js';
 
 let config: AppConfig;
 let redis: RedisClient;
-let pool: Pool;
+let clients: StoreClients | undefined;
 let stores: Stores;
 let temporal: Client;
 let subscriber: RedisSubscription;
@@ -46,9 +45,8 @@ const reachedApp: string[] = [];
 beforeAll(async () => {
   config = testConfig({ TEMPORAL_TASK_QUEUE: `sold-out-door-${randomUUID()}`, LOG_LEVEL: 'silent' });
   const logger = createLogger(config, 'api');
-  redis = createRedis(config);
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
+  clients = openStoreClients(config);
+  ({ stores, redis } = clients);
   temporal = new Client({
     connection: Connection.lazy({ address: '127.0.0.1:1' }),
     namespace: config.temporal.namespace,
@@ -74,7 +72,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const server of servers) server.closeAllConnections();
   await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-  await Promise.allSettled([subscriber?.quit(), redis?.quit(), pool?.end(), temporal?.connection.close()]);
+  await Promise.allSettled([subscriber?.quit(), clients?.close(), temporal?.connection.close()]);
 });
 
 /** A checkout, and whether it reached the app. */

@@ -20,14 +20,13 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { SoldOutCache } from '../src/order/sold-out-cache.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import type { Pool } from 'mysql2/promise';
-import { openStores, type Stores } from '../src/db/stores.js';
+import { type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
-import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { type RedisClient } from '../src/infra/redis.js';
 import { subscribeChannels, type RedisSubscription } from '../src/infra/redis-subscription.js';
 import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../src/redis/redis-inventory.js';
 import { testConfig } from './helpers/env.js';
+import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { httpRequest } from './helpers/http.js';
 
@@ -36,7 +35,7 @@ const heldSockets = new Set<Socket>();
 let temporalConnections = 0;
 let config: AppConfig;
 let redis: RedisClient;
-let pool: Pool;
+let clients: StoreClients | undefined;
 let stores: Stores;
 let temporal: Client;
 let subscriber: RedisSubscription;
@@ -57,9 +56,8 @@ beforeAll(async () => {
     LOG_LEVEL: 'silent',
   });
   const logger = createLogger(config, 'api');
-  redis = createRedis(config);
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
+  clients = openStoreClients(config);
+  ({ stores, redis } = clients);
   // Lazy: nothing is dialled until a call needs Temporal, so every connection counted is a call.
   temporal = new Client({
     connection: Connection.lazy({ address: temporalAddress }),
@@ -78,7 +76,7 @@ afterAll(async () => {
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   for (const socket of heldSockets) socket.destroy();
   await new Promise<void>((resolve) => blackHole?.close(() => resolve()));
-  await Promise.allSettled([subscriber?.quit(), redis?.quit(), pool?.end(), temporal?.connection.close()]);
+  await Promise.allSettled([subscriber?.quit(), clients?.close(), temporal?.connection.close()]);
 });
 
 describe('sold-out answers with Temporal unreachable', () => {

@@ -10,11 +10,9 @@ import { Client } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMysqlPool } from '../src/db/pool.js';
-import type { Pool } from 'mysql2/promise';
-import { openStores, type Stores } from '../src/db/stores.js';
+import { type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
-import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { type RedisClient } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
@@ -22,6 +20,7 @@ import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js
 import { startPromiseStarter, type RunningPromiseStarter } from '../src/workers/worker.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
+import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
 import { withMethods } from './helpers/faults.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { startHoldingProxy } from './helpers/tcp-proxy.js';
@@ -30,7 +29,7 @@ import { startTestWorker } from './helpers/worker.js';
 import { CurrentVersionWatch, type WorkerDeployments } from '../src/infra/worker-deployments.js';
 
 let redis: RedisClient;
-let pool: Pool;
+let clients: StoreClients | undefined;
 let stores: Stores;
 let connection: NativeConnection;
 let temporal: Client;
@@ -38,9 +37,8 @@ const running: RunningPromiseStarter[] = [];
 
 beforeAll(async () => {
   const config = testConfig();
-  redis = createRedis(config);
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
+  clients = openStoreClients(config);
+  ({ stores, redis } = clients);
   connection = await NativeConnection.connect({ address: config.temporal.address });
   temporal = new Client({
     connection,
@@ -51,7 +49,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const starter of running) await starter.stop();
-  await Promise.allSettled([redis.quit(), pool.end()]);
+  await clients?.close();
   await connection.close();
 });
 

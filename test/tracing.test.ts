@@ -10,13 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from '@temporalio/worker';
-import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { openStores, type Stores } from '../src/db/stores.js';
-import { createRedis, type RedisClient } from '../src/infra/redis.js';
+import { type Stores } from '../src/db/stores.js';
+import { type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { workflowSpanSinks } from '../src/infra/tracing.js';
@@ -28,6 +26,7 @@ import { loadToolPaths } from '../stack/services.js';
 import { waitFor } from '../stack/wait-for.js';
 import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
 import { testConfig } from './helpers/env.js';
+import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { httpAt } from './helpers/http.js';
 
@@ -49,7 +48,7 @@ let api: ManagedProcess;
 let worker: ManagedProcess;
 let apiUrl: string;
 let config: AppConfig;
-let pool: Pool;
+let clients: StoreClients | undefined;
 let stores: Stores;
 let redis: RedisClient;
 
@@ -76,14 +75,13 @@ beforeAll(async () => {
   // The worker has no health port here (WORKER_HEALTH_PORT=0): the API's readiness is what the test waits for.
   worker = spawnAppProcess({ role: 'worker', logFile: join(workDir, 'worker.log'), env });
   api = await startAppProcess({ role: 'api', logFile: join(workDir, 'api.log'), env, readyTimeoutMs: 90_000 });
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
-  redis = createRedis(config);
+  clients = openStoreClients(config);
+  ({ stores, redis } = clients);
 }, 150_000);
 
 afterAll(async () => {
   await Promise.allSettled([api?.stop(), worker?.stop()]);
-  await Promise.allSettled([zipkin?.process.stop(), pool?.end(), redis?.quit()]);
+  await Promise.allSettled([zipkin?.process.stop(), clients?.close()]);
   rmSync(workDir, { recursive: true, force: true });
 });
 

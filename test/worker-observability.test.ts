@@ -12,17 +12,15 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RedisClient } from '../src/infra/redis.js';
-import type { Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
-import { createMysqlPool } from '../src/db/pool.js';
-import { openStores, type Stores } from '../src/db/stores.js';
-import { createRedis } from '../src/infra/redis.js';
+import { type Stores } from '../src/db/stores.js';
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
+import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { parseExposition, total } from './helpers/prometheus.js';
 import type { WorkerCacheFigures } from '../src/redis/worker-figures.js';
@@ -39,7 +37,7 @@ let metricsUrl: string;
 let healthUrl: string;
 const healthBeforeReady: { status: number; state: string }[] = [];
 let api: RunningApi;
-let pool: Pool;
+let clients: StoreClients | undefined;
 let stores: Stores;
 let redis: RedisClient;
 let auth: ShopperAuth;
@@ -97,9 +95,8 @@ beforeAll(async () => {
   ).catch((err: unknown) => {
     throw new Error(`${String(err)}\nworker stdout:\n${stdout}\nstderr:\n${stderr}`);
   });
-  pool = createMysqlPool(config);
-  stores = openStores(pool);
-  redis = createRedis(config);
+  clients = openStoreClients(config);
+  ({ stores, redis } = clients);
   auth = new ShopperAuth(config);
   api = await startApi(config, 0);
 }, 120_000);
@@ -107,7 +104,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await api?.close();
   if (worker?.pid && worker.exitCode === null) process.kill(-worker.pid, 'SIGKILL');
-  await Promise.allSettled([pool?.end(), redis?.quit()]);
+  await clients?.close();
 });
 
 /**

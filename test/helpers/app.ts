@@ -5,16 +5,9 @@
  * API test file starts and closes the app alike.
  */
 import { randomUUID } from 'node:crypto';
-import type { Client } from '@temporalio/client';
-import type { Pool } from 'mysql2/promise';
 import { ShopperAuth } from '../../src/api/auth.js';
 import { startApi, type RunningApi } from '../../src/api/server.js';
-import type { AppConfig } from '../../src/config/index.js';
-import { createMysqlPool } from '../../src/db/pool.js';
-import { openStores, type Stores } from '../../src/db/stores.js';
 import type { Logger } from '../../src/infra/logger.js';
-import { createRedis, type RedisClient } from '../../src/infra/redis.js';
-import { createTemporalClient } from '../../src/infra/temporal-connection.js';
 import type { OrderWorkflowClient } from '../../src/order/workflow-client.js';
 import type { OrderLookup } from '../../src/order/lookup.js';
 import type { OrderWorkerOptions } from '../../src/workers/worker.js';
@@ -22,7 +15,7 @@ import { testConfig } from './env.js';
 import type { OrderWorkers } from '../../src/workers/worker.js';
 import { startTestWorker, type WrapActivities } from './worker.js';
 import { orderAccess } from './orders.js';
-import { RedisInventory } from '../../src/redis/redis-inventory.js';
+import { openStackClients, type StackClients } from './stack-clients.js';
 
 /** The admin token of the API test files (ADMIN_TOKEN). */
 export const TEST_ADMIN_TOKEN = 'test-admin-token';
@@ -35,12 +28,7 @@ export const API_TEST_ENV = {
   RATE_LIMIT_AUTH_FAILURES: '1000/1m',
 } as const;
 
-export interface TestApp {
-  config: AppConfig;
-  pool: Pool;
-  stores: Stores;
-  redis: RedisClient;
-  temporal: Client;
+export interface TestApp extends StackClients {
   orders: OrderWorkflowClient;
   /** Over `orders`, without breakers; finds promised orders of the app's own sales. */
   lookup: OrderLookup;
@@ -67,25 +55,13 @@ export async function startTestApp(
     };
   } = {},
 ): Promise<TestApp> {
-  const config = testConfig({ TEMPORAL_TASK_QUEUE: `${name}-${randomUUID()}`, ...env });
-  const pool = createMysqlPool(config);
-  const stores = openStores(pool);
-  const redis = createRedis(config);
-  const temporal = await createTemporalClient(config);
-  const { orders, lookup } = orderAccess(
-    temporal,
-    stores,
-    config.temporal.taskQueue,
-    new RedisInventory(redis, config.temporal.taskQueue),
-  );
+  const clients = await openStackClients(testConfig({ TEMPORAL_TASK_QUEUE: `${name}-${randomUUID()}`, ...env }));
+  const { config, stores, redis, temporal } = clients;
+  const { orders, lookup } = orderAccess(temporal, stores, config.temporal.taskQueue, clients.inventory);
   const worker = await startTestWorker({ config, stores, redis, ...options.worker });
   const api = await startApi(config, 0, options.apiLogger ? { logger: options.apiLogger } : {});
   return {
-    config,
-    pool,
-    stores,
-    redis,
-    temporal,
+    ...clients,
     orders,
     lookup,
     worker: worker.worker,
@@ -94,7 +70,7 @@ export async function startTestApp(
     async close() {
       await api.close();
       await worker.close();
-      await Promise.allSettled([temporal.connection.close(), pool.end(), redis.quit()]);
+      await clients.close();
     },
   };
 }

@@ -5,27 +5,17 @@
  * changes what another test's orders meet.
  */
 import type { Server } from 'node:http';
-import type { Client } from '@temporalio/client';
 import { composeApi, createApp, type ApiSubstitutes } from '../../src/api/app.js';
 import type { AppConfig } from '../../src/config/index.js';
-import { createMysqlPool } from '../../src/db/pool.js';
-import { openStores, type Stores } from '../../src/db/stores.js';
 import type { OwedPayment } from '../../src/db/refunds.js';
 import { createLogger } from '../../src/infra/logger.js';
-import { createRedis, type RedisClient } from '../../src/infra/redis.js';
-import { createTemporalClient } from '../../src/infra/temporal-connection.js';
-import { RedisInventory } from '../../src/redis/redis-inventory.js';
 import { testConfig } from './env.js';
+import { openStackClients, type StackClients } from './stack-clients.js';
 import { listen } from './http.js';
 import { startTestWorker, type TestWorker, type WrapActivities } from './worker.js';
 import type { PaymentSignals } from '../../src/payments/receiver.js';
 
-export interface PerQueueTestbed {
-  config: AppConfig;
-  stores: Stores;
-  redis: RedisClient;
-  inventory: RedisInventory;
-  temporal: Client;
+export interface PerQueueTestbed extends StackClients {
   /**
    * A production worker on `taskQueue`, running until close(), with the owner of promised orders'
    * starts beside it unless `starter: false` (a test that shows what happens before anything starts them).
@@ -51,21 +41,14 @@ export interface PerQueueTestbed {
 }
 
 export async function openPerQueueTestbed(env: Record<string, string>): Promise<PerQueueTestbed> {
-  const config = testConfig(env);
-  const pool = createMysqlPool(config);
-  const stores = openStores(pool);
-  const redis = createRedis(config);
-  const temporal = await createTemporalClient(config);
+  const clients = await openStackClients(testConfig(env));
+  const { config, stores, redis, temporal } = clients;
   const servers: Server[] = [];
   const workers: TestWorker[] = [];
   const owners: PaymentSignals[] = [];
   const onQueue = (taskQueue: string): AppConfig => ({ ...config, temporal: { ...config.temporal, taskQueue } });
   return {
-    config,
-    stores,
-    redis,
-    inventory: new RedisInventory(redis, config.temporal.taskQueue),
-    temporal,
+    ...clients,
     async startWorker(taskQueue, { wrapActivities, starter, refunds } = {}) {
       workers.push(
         await startTestWorker({
@@ -97,7 +80,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
       await Promise.all(owners.map((owner) => owner.stop()));
       for (const server of servers) server.close();
       await Promise.all(workers.map((worker) => worker.close()));
-      await Promise.allSettled([temporal.connection.close(), pool.end(), redis.quit()]);
+      await clients.close();
     },
   };
 }
