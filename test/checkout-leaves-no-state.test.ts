@@ -1,7 +1,7 @@
 /**
  * A checkout for a sale that does not exist, is closed or has not opened yet is refused from what
  * the API reads, and writes nothing: not the shopper's budget, not the pipeline's active sales
- * (which the owner of starts and the order-number lookups scan), not a reservation. Any signed-in
+ * (which the starter and the order-number lookups scan), not a reservation. Any signed-in
  * shopper can send such checkouts, so none of them may grow Redis. Checked on a Redis of the
  * test's own (other files write to the shared one), by comparing every key and value before and
  * after; a checkout that does reserve is the control that the comparison sees a change.

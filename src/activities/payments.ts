@@ -153,7 +153,7 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
         const closed = await api.closeIntent({ orderNo: payment.orderNo, intentId, attempt });
         await stores.payments.recordPaymentIntentStatus(intentId, closed.status);
         if (closed.status === 'succeeded') {
-          // Recorded before the order is told and decided by its row (the one judge): only money it applied pays.
+          // Recorded before the order is told and decided by its row: only money it applied pays.
           const { row } = await stores.payments.recordPayment(
             {
               eventId: intentId,

@@ -277,7 +277,7 @@ export function createReconcileActivities(deps: ReconcileDeps) {
         live: live.length,
         toSettleAtProvider: [],
       };
-      // Unclaimed, in its promise's age and never started: its owner of starts starts it, so Temporal is not asked.
+      // Unclaimed, a pending start within its age, never started: the starter starts it, so Temporal is not asked.
       const queued = await inventory.awaitingStart(
         sku,
         live
@@ -310,13 +310,13 @@ export function createReconcileActivities(deps: ReconcileDeps) {
           workflow === 'NOT_FOUND' && reservation.state === 'RESERVED'
             ? await inventory.orderInput(sku, reservation.orderNo)
             : null;
-        // A promise within its age: its owner starts it.
+        // A pending start within its age: the starter starts it.
         if (promised && reservation.reservedAtMs >= expiredBefore) continue;
         const reason =
           workflow !== 'NOT_FOUND'
             ? 'ReservationAbandoned: the order workflow closed without persisting the order'
             : promised
-              ? 'PromiseExpired: the order could not be started within the maximum age of a promise'
+              ? 'PromiseExpired: the order could not be started within the maximum age of a pending start'
               : 'ReservationOrphaned: the order was never started (the API stopped between the reservation and the start)';
         // The row first (the one close writes it FAILED), then the units: a failure between leaves a FAILED row over a
         // live reservation, released by the next pass; a start meanwhile finds the row and fails (OrderClosed).

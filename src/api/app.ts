@@ -99,7 +99,8 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
   const orders =
     substitutes.orders ?? new OrderWorkflowClient(temporal, config.temporal.taskQueue, guards, pacing, metrics);
-  // A read asks Redis's promise first (a burst's PENDING orders), for a share of its deadline; the row gets the rest.
+  // A read asks Redis for the pending start first (a burst's PENDING orders), for a share of its deadline;
+  // the row gets the rest.
   const { readMs, redisMs } = config.deadlines;
   const lookup =
     substitutes.lookup ??
@@ -273,7 +274,7 @@ export function createApp(parts: ApiParts): Koa {
   });
   const shopperOrders = new ShopperOrders({
     reports: stores.reports,
-    // A promise lives at most PROMISE_MAX_AGE_MS (then the reconciler fails it): its sale was active since.
+    // A pending start lives at most PROMISE_MAX_AGE_MS (then the reconciler fails it): its sale was active since.
     heldOrders: (userId, sku) => inventory.heldOrderInputs(userId, Date.now() - PROMISE_MAX_AGE_MS - 60_000, sku),
     spendBudget: (userId) => limits.consume('orders', userId),
   });
@@ -332,7 +333,7 @@ export function createApp(parts: ApiParts): Koa {
   // Docs last: the OpenAPI document describes every router mounted before it.
   withApiDocs(app);
   if (!tracing) {
-    // app.listen takes its listener from callback(): the sold-out door answers its flood before the app.
+    // app.listen takes its listener from callback(): the front's sold-out check answers its flood before the app.
     const appListener = app.callback.bind(app);
     app.callback = () => soldOutDoor(appListener(), { auth, checkout, accessLog, metrics });
   }

@@ -62,7 +62,7 @@ export class ShopperAuth {
     return this.shopperOf(ctx.get('authorization'));
   }
 
-  /** The shopper an Authorization header names, or 401: synchronous, for the sold-out door. */
+  /** The shopper an Authorization header names, or 401: synchronous, for the front's sold-out check. */
   shopperOf(authorization: string): string {
     const token = bearerTokenOf(authorization);
     let claims: { sub?: unknown; iat?: unknown; exp?: unknown };

@@ -67,7 +67,7 @@ export function refuseAllButJson(ctx: Context): void {
 /** A JSON body as read, with the text it was parsed from (webhook signatures are over the text). */
 type ReadBody = { parsed: unknown; raw: string };
 
-/** Bodies the sold-out door read, handed to the app instead of read again. */
+/** Bodies the front's sold-out check read, handed to the app instead of read again. */
 const readBeforeApp = new WeakMap<IncomingMessage, Promise<ReadBody>>();
 
 /**

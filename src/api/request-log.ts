@@ -30,7 +30,7 @@ interface AnsweredRequest {
 
 /**
  * Metrics for every answer, a log line for each but 409 SOLD_OUT, logged 1 in `soldOutSampleEvery` (with the count
- * skipped) so a sold-out flood is no log flood; shared with the sold-out door, so both sample alike.
+ * skipped) so a sold-out flood is no log flood; shared with the front's sold-out check, so both sample alike.
  */
 export class AccessLog {
   private soldOutSkipped = 0;

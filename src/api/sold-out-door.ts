@@ -18,7 +18,7 @@ const JSON_CONTENT_TYPE = /^application\/json\s*(;|$)/i;
 
 type RequestHandler = ReturnType<Koa['callback']>;
 
-/** The app's request handler (Koa's callback()) behind the sold-out door: what the HTTP server is given instead. */
+/** The app's request handler (Koa's callback()) behind the front's sold-out check: given to the HTTP server instead. */
 export function soldOutDoor(
   app: RequestHandler,
   {

@@ -463,9 +463,9 @@ export const SETTINGS = {
     parse: z.coerce.number().int().min(1).max(10_000),
     default: '32',
     meaning:
-      "workflow starts in flight per worker's owner of starts, and per API for waiting checkouts (the pace adapts below it)",
+      "workflow starts in flight per worker's starter, and per API for waiting checkouts (the pace adapts below it)",
   },
-  // What a checkout does not start in time, the owner of starts starts; the answer is 202 either way.
+  // What a checkout does not start in time, the starter starts; the answer is 202 either way.
   CHECKOUT_START_BUDGET: {
     parse: durationString,
     default: '250ms',

@@ -313,7 +313,7 @@ async function failSoldOrder(
   return owed;
 }
 
-/** The payments a judging left owed back. */
+/** The payments a decision left owed back. */
 function owedOf(decided: readonly DecidedPayment[]): OwedRefund[] {
   return decided
     .filter((payment) => payment.verdict.outcome === 'REFUND_REQUIRED')
@@ -364,9 +364,9 @@ async function insertOrderRow(
 }
 
 /**
- * The one judge (docs/fault-tolerance.md, "A payment's path"): under the order row's lock (taken here unless the caller
- * holds it), decides the order's RECEIVED payments in arrival order by judgeAtTheDoor: the first that pays an order
- * awaiting payment makes it PAID (with takebacks reported before), every other is owed back. A payment leaves RECEIVED
+ * The order's row decides (docs/fault-tolerance.md, "A payment's path"): under its lock (taken here unless the caller
+ * holds it), its RECEIVED payments are decided in arrival order by judgeAtTheDoor: the first that pays an order
+ * awaiting payment makes it PAID (with reversals reported before), every other is owed back. A payment leaves RECEIVED
  * here only. No row: nothing decided (the transaction that writes it decides).
  * Whoever brings a payment or first writes the row writes its own row first, under READ COMMITTED, so the second to
  * commit sees the other's (a mutual wait deadlocks; inTransaction reruns one). No gap locks: order numbers grow with
@@ -430,7 +430,7 @@ export async function decideWaitingPayments(
   return decided;
 }
 
-/** What the one judge reads of the order's row. */
+/** The order's row as read to decide its payments. */
 const toJudgedOrder = rowMapper({
   status: cast<StoredOrderStatus>,
   totalCents: num,
@@ -449,10 +449,10 @@ const toWaitingPayment = rowMapper({
 /** insertAwaitingOrder's stock was not there (or no sale): the transaction rolls back, the order row with it. */
 class NothingTaken extends Error {}
 
-/** A payment the one judge decided, and its verdict. */
+/** A payment the order's row decided, and its verdict. */
 export type DecidedPayment = ReturnType<typeof toWaitingPayment> & { verdict: PaymentVerdict };
 
-/** The payment a judging applied, if it applied one. */
+/** The payment a decision applied, if it applied one. */
 export function appliedOf(decided: readonly DecidedPayment[]): AppliedPayment | undefined {
   const applied = decided.find((payment) => payment.verdict.outcome === 'APPLIED');
   return applied && { eventId: applied.eventId, amountCents: applied.amountCents, receivedAt: applied.receivedAt };

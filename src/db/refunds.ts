@@ -1,5 +1,5 @@
 /**
- * Money going back: refunds asked of a provider (forwards only), refunds or disputes it reports (takebacks), and what
+ * Money going back: refunds asked of a provider (forwards only), refunds or disputes it reports (reversals), and what
  * they make of a paid order's row (applyTakebacks) and of money owed back (disputeOwedMoney).
  */
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
@@ -21,7 +21,7 @@ import { inTransaction, orNull, rowMapper, str, toTakeback, type PaymentRow, typ
 const toOwedPayment = rowMapper({ eventId: str, provider: str, providerRef: orNull<string> });
 export type OwedPayment = ReturnType<typeof toOwedPayment>;
 
-/** A takeback's fields as its furthest stage reported them: a later stage wins; an older or repeated one, none. */
+/** A reversal's fields as its furthest stage reported them: a later stage wins; an older or repeated one, none. */
 const FURTHER_STAGE = ['amount_cents', 'status', 'provider_status', 'reason', 'due_by']
   .map((column) => `${column} = IF(VALUES(stage) > stage, VALUES(${column}), ${column})`)
   .join(', ');
@@ -160,7 +160,7 @@ export class RefundStore extends Store {
   }
 }
 
-/** Sets a paid order's status and figures from its takebacks (paidOrderStatus); the caller holds the row's lock. */
+/** Sets a paid order's status and figures from its reversals (paidOrderStatus); the caller holds the row's lock. */
 export async function applyTakebacks(conn: PoolConnection, orderNo: string): Promise<StoredOrderStatus> {
   const [[order]] = await conn.query<RowDataPacket[]>('SELECT status, total_cents FROM orders WHERE order_no = ?', [
     orderNo,

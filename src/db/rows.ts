@@ -141,7 +141,10 @@ export const toOrderRow = rowMapper({
 });
 export type OrderRow = ReturnType<typeof toOrderRow>;
 
-/** A refund or dispute reported on our payment unasked; `stage` only grows (recordTakeback keeps the furthest). */
+/**
+ * A reversal: a refund or dispute on our payment made at the provider, unasked; `stage` only grows (recordTakeback
+ * keeps the furthest).
+ */
 export const toTakeback = rowMapper({
   id: (_, row) => String(row.takeback_id),
   kind: cast<'REFUND' | 'DISPUTE'>,

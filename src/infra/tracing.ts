@@ -149,7 +149,7 @@ class NoStoreRootsSampler implements Sampler {
   }
 }
 
-/** The current sampled trace as W3C headers, carried through a store to a later step (a checkout's promise). */
+/** The current sampled trace as W3C headers, carried through a store to a later step (a checkout's pending start). */
 export function traceCarrier(): Record<string, string> | undefined {
   if (!active) return undefined;
   const span = trace.getSpan(otelContext.active());

@@ -96,7 +96,7 @@ function statusOf(status: number | null | undefined, drainage: number | null | u
 }
 
 /**
- * How old a routing read an owner of starts may still act on (CurrentVersionWatch), plus how long a start sent on it
+ * How old a routing read a starter may still act on (CurrentVersionWatch), plus how long a start sent on it
  * may take to reach the server: a switch away from a version is reported done only after this.
  */
 export const EAGER_ROUTING_SETTLE_MS = 5_000;
@@ -280,8 +280,8 @@ export class WorkerDeployments {
   }
 
   /**
-   * Ends any ramp. Returns once every task queue partition starts new orders on it and no owner of starts of the
-   * version it replaces still starts eagerly on a read from before (the ms that took).
+   * Ends any ramp. Returns once every task queue partition starts new orders on it and no starter of the version
+   * it replaces still starts eagerly on a read from before (the ms that took).
    */
   async setCurrent(version: WorkerVersion): Promise<number> {
     return this.route(version, (request) => this.service.setWorkerDeploymentCurrentVersion(request));

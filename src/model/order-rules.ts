@@ -14,7 +14,7 @@ export const STORED_ORDER_STATUSES = [
 export const ORDER_STATUSES = ['PENDING', ...STORED_ORDER_STATUSES] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
-/** While open the order's workflow decides what happens next; the workflow never changes the others. */
+/** While open the order's workflow carries it on (its row decides how it ends); it never changes the others. */
 export const OPEN_STATUSES: readonly OrderStatus[] = ['PENDING', 'AWAITING_PAYMENT'];
 
 export type StoredOrderStatus = (typeof STORED_ORDER_STATUSES)[number];
@@ -99,7 +99,7 @@ export function paidOrderStatus(totalCents: number, takenBack: MoneyTakenBack): 
 export const CANCEL_REASONS = ['PAYMENT_TIMEOUT', 'USER_CANCELLED', 'OPERATOR_CANCELLED'] as const;
 export type CancelReason = (typeof CANCEL_REASONS)[number];
 
-/** The workflow's verdict on one payment event. */
+/** The order row's verdict on one payment event (the workflow carries it out). */
 export const PAYMENT_OUTCOMES = ['APPLIED', 'REFUND_REQUIRED'] as const;
 export type PaymentOutcome = (typeof PAYMENT_OUTCOMES)[number];
 
@@ -184,7 +184,7 @@ export function refundReasonFor(status: OrderStatus | undefined): RefundReason {
   return 'ORDER_NOT_AWAITING_PAYMENT';
 }
 
-/** The workflow's verdict on one payment event. */
+/** The order row's verdict on one payment event (the workflow carries it out). */
 export interface PaymentVerdict {
   outcome: PaymentOutcome;
   refundReason?: RefundReason;
@@ -217,7 +217,7 @@ export function judgePayment(order: PayableOrder, payment: PaymentArrival): Paym
   return { outcome: 'APPLIED' };
 }
 
-/** An order's row as the one judge reads it under the row's lock (decideWaitingPayments, src/db/orders.ts). */
+/** An order's row as read under its lock to decide a payment (decideWaitingPayments, src/db/orders.ts). */
 export interface OrderAtTheDoor {
   status: StoredOrderStatus;
   totalCents: number;
@@ -226,7 +226,7 @@ export interface OrderAtTheDoor {
   intentDecides: boolean;
 }
 
-/** The one judge (docs/fault-tolerance.md, "A payment's path"): the row decides every payment once, under its lock. */
+/** The order's row decides (docs/fault-tolerance.md, "A payment's path"): every payment once, under the row's lock. */
 export function judgeAtTheDoor(order: OrderAtTheDoor, payment: PaymentArrival): PaymentVerdict {
   return judgePayment(
     {

@@ -40,7 +40,7 @@ export interface PaymentReceived {
   /** The provider's event id: the same event delivered twice is applied once. */
   eventId: string;
   amountCents: number;
-  /** The payments row's received_at, stamped by MySQL: the order judges the payment by it, however late delivered. */
+  /** The payments row's received_at, stamped by MySQL: the order's row decides by it, however late delivered. */
   receivedAt: string;
 }
 

@@ -11,11 +11,11 @@ export interface ReconcileInput {
   pageSize?: number;
   /** Reconcile only these sales (an operator's targeted run); all sales when omitted. */
   skus?: string[];
-  /** A promise not started this long is given up (PromiseExpired, a FAILED row); default PROMISE_MAX_AGE_MS. */
+  /** A pending start left this long is given up (PromiseExpired, a FAILED row); default PROMISE_MAX_AGE_MS. */
   promiseMaxAgeMs?: number;
 }
 
-/** How long a promise may wait for its start (the worker's PromiseStarter) before the reconciler gives it up. */
+/** How long a pending start may wait (for the worker's PromiseStarter) before the reconciler gives it up. */
 export const PROMISE_MAX_AGE_MS = 15 * 60_000;
 
 /** One page of the survey; the run's first page also names the sales Redis has and MySQL lacks. */
@@ -86,7 +86,7 @@ export function noReservationWork() {
     live: 0,
     /** Units of live reservations whose order has no MySQL row yet (PENDING orders, orphans). */
     pendingUnits: 0,
-    /** Unclaimed reservations that cannot start (no recorded input, or past a promise's maximum age): given up. */
+    /** Unclaimed reservations that cannot start (no recorded input, or a pending start too old): given up. */
     releasedOrphans: 0,
     /** Reservations whose workflow closed without persisting the order (terminated): failed, released. */
     releasedAbandoned: 0,

@@ -35,7 +35,7 @@ export class CancelOrder {
     const deadline = Deadline.in(this.deps.writeDeadlineMs);
     const order = await findOwnOrder(statusReader, orderNo, userId);
     if (!isCancellable(order.view.status)) throw notCancellable(orderNo, order.view.status);
-    // A promise not started is started (a no-op if running) so its workflow takes the cancel; Temporal away: 503.
+    // An order pending its start is started (a no-op if running) so its workflow takes the cancel; Temporal away: 503.
     if (order.promised) await orders.start(order.promised, deadline);
     let status: OrderStatus;
     try {

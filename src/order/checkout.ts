@@ -1,4 +1,4 @@
-/** Checkout: one Lua step reserves and records the promise, no Temporal or MySQL; nothing is released (docs/api.md). */
+/** Checkout: one Lua step reserves and records a pending start; no Temporal, no MySQL, no release (docs/api.md). */
 import { newOrderNo } from './order-numbers.js';
 import type { SaleWindows } from './sale-windows.js';
 import type { SoldOutCache } from './sold-out-cache.js';
@@ -135,7 +135,7 @@ export class CheckoutService {
       /** Only the waiting checkout and a retried key's closed order reach it. */
       orders: OrderWorkflowClient;
       lookup: OrderLookup;
-      /** REDIS_WAIT_REPLICAS: whether replicas hold a sale's promises within `timeoutMs` (a 202 waits); else null. */
+      /** REDIS_WAIT_REPLICAS: whether replicas hold a sale's pending starts in `timeoutMs` (a 202 waits); or null. */
       replicas: { replicated(sku: string, timeoutMs: number): Promise<boolean> } | null;
       logger: Logger;
       soldOut: SoldOutCache;
@@ -152,19 +152,19 @@ export class CheckoutService {
     return this.deps.config.checkoutMaxWaitSeconds;
   }
 
-  /** SOLD_OUT (counted as a flag hit) when `sku` is flagged here; the sold-out door asks it too. */
+  /** SOLD_OUT (counted as a flag hit) when `sku` is flagged here; the front's sold-out check asks it too. */
   soldOutRefusal(sku: string, now = Date.now()): Refusal | null {
     if (!this.deps.soldOut.isSoldOut(sku, now)) return null;
     this.deps.observer.soldOutFlagHit();
     return soldOutError(sku);
   }
 
-  /** True while some SKU is flagged sold out: until then the sold-out door reads no body. */
+  /** True while some SKU is flagged sold out: until then the front's sold-out check reads no body. */
   get anySoldOut(): boolean {
     return this.deps.soldOut.flagged > 0;
   }
 
-  /** Whether `sku` is flagged sold out, uncounted: the sold-out door's first look, before the token. */
+  /** Whether `sku` is flagged sold out, uncounted: the first look of the front's sold-out check, before the token. */
   flaggedSoldOut(sku: string): boolean {
     return this.deps.soldOut.isSoldOut(sku);
   }
@@ -265,7 +265,7 @@ export class CheckoutService {
     return check.admission.position;
   }
 
-  /** For the owner of starts and order lookups, ≤ 1/s per process; a lost mark delays promises to the reconciler. */
+  /** For the starter and order lookups, ≤ 1/s per process; a lost mark leaves pending starts to the reconciler. */
   private markSaleActive(sku: string, now: number): void {
     if (now - (this.markedActiveAt.get(sku) ?? 0) < 1_000) return;
     if (this.markedActiveAt.size > 10_000) this.markedActiveAt.clear();
@@ -285,7 +285,7 @@ export class CheckoutService {
     );
   }
 
-  /** REDIS_WAIT_REPLICAS: whether a replica holds the promise in time (else 503: a failover could lose it). */
+  /** REDIS_WAIT_REPLICAS: whether a replica holds the pending start in time (else 503: a failover could lose it). */
   private replicated(sku: string, deadline: Deadline): Promise<boolean> {
     const { replicas } = this.deps;
     return replicas ? replicas.replicated(sku, deadline.minus(ANSWER_MARGIN_MS).remainingMs()) : Promise.resolve(true);
@@ -317,7 +317,7 @@ export class CheckoutService {
     } catch (err) {
       observer.workflowStartDone(false, startedAt);
       if (!(err instanceof DependencyUnavailableError))
-        logger.warn({ err, orderNo: input.orderNo }, 'Update-with-Start failed; the owner of starts starts the order');
+        logger.warn({ err, orderNo: input.orderNo }, 'Update-with-Start failed; the starter starts the order');
       return notStarted();
     }
     // Start and wait are one call here: the histogram sees the whole of it.
@@ -339,8 +339,8 @@ export class CheckoutService {
   ): Promise<CheckoutAnswer> {
     const { orderNo, reservation } = duplicate;
     if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
-    // Waiting: the same order is attached to (USE_EXISTING + the Update), never a second one; from the first attempt's
-    // promised input, else rebuilt (a reservation from before promises).
+    // Waiting: the same order is attached to (USE_EXISTING + the Update), never a second one; from the input of the
+    // first attempt's pending start, else rebuilt (a reservation from before pending starts).
     if (waitMs !== undefined && (reservation?.state === 'RESERVED' || reservation?.state === 'CLAIMED')) {
       const rebuilt = () => this.orderInput(request, orderNo, reservation.reservedAtMs);
       const input = duplicate.startInput ?? { ...rebuilt(), unitPriceCents: duplicate.priceCents };

@@ -1,4 +1,4 @@
-/** The one read of an order (docs/architecture.md): its promise, then its row; its workflow only while MySQL is out. */
+/** The one read of an order (docs/architecture.md): pending start, then row; its workflow only while MySQL is out. */
 import type { OrderRow } from '../db/rows.js';
 import type { OrderStore } from '../db/orders.js';
 import { clientSecretContext, type PaymentStore } from '../db/payments.js';
@@ -86,7 +86,7 @@ export const orderReadSchema = orderSchema
   .extend({
     source: z.enum(['database', 'stores', 'workflow']).meta({
       description:
-        "`database`: the order's MySQL row, which decides how it ends. `stores`: no row yet, its promise in Redis " +
+        "`database`: the order's MySQL row, which decides how it ends. `stores`: no row yet, its pending start in Redis " +
         "(PENDING). `workflow`: MySQL out of reach, the order's workflow answered (it may lag its row by a step).",
     }),
   })
@@ -98,7 +98,7 @@ export interface FoundOrder {
   view: OrderView;
   userId: string;
   source: OrderSource;
-  /** Read from its promise (no row yet): its recorded input (a cancel starts it first). */
+  /** Read from its pending start (no row yet): its recorded input (a cancel starts it first). */
   promised?: OrderInput;
   /** Why a FAILED order failed (not shown by GET; the waiting checkout's FAILED answer gives it). */
   failureReason?: string;
@@ -112,9 +112,12 @@ export interface OrderLookupDeps {
   stores: { orders: OrderStore; payments: PaymentStore };
   /** The API's MySQL breaker, or a guard that never opens (the tools'). */
   mysql: DependencyGuard;
-  /** Where promised orders are found by their number (the reservation's recorded input); null: nowhere. */
+  /** Where orders pending their start are found by their number (the reservation's recorded input); null: nowhere. */
   inventory: RedisInventory | null;
-  /** Of a read's deadline, the share Redis's promise may take before the row is read (0: the whole deadline). */
+  /**
+   * Of a read's deadline, the share reading the pending start (Redis) may take before the row is read (0: the whole
+   * deadline).
+   */
   promiseReadMs: number;
   /** Opens an intent's client secret, kept sealed in MySQL (the payload codec's keys). */
   secrets: TextSealer;
@@ -126,14 +129,15 @@ export class OrderLookup {
 
   constructor(private readonly deps: OrderLookupDeps) {}
 
-  /** PENDING while unclaimed (Redis spares MySQL a burst's polls), else its row, else its promise; MySQL out: below. */
+  /** PENDING while unclaimed (sparing MySQL a burst's polls), else its row, else its pending start; no MySQL: below. */
   async find(orderNo: string, deadline = Deadline.in(10_000)): Promise<FoundOrder | null> {
     const unclaimed = await this.unclaimedPromise(orderNo, deadline.capped(this.deps.promiseReadMs || undefined));
     if (unclaimed) return unclaimed;
     try {
       return (await this.fromDatabase(orderNo, deadline)) ?? (await this.fromPromise(orderNo, deadline));
     } catch (err) {
-      // MySQL away: its workflow in the same words (it cannot close meanwhile), in half the time left; else its promise
+      // MySQL away: its workflow in the same words (it cannot close meanwhile), in half the time left;
+      // else its pending start.
       if (!(err instanceof DependencyUnavailableError && err.dependency === 'mysql')) throw err;
       const asked = this.deps.workflows?.queryStatus(orderNo, deadline.capped(deadline.remainingMs() / 2));
       const state = await asked?.catch(() => null);
@@ -153,7 +157,7 @@ export class OrderLookup {
     };
   }
 
-  /** The promise while its reservation is unclaimed (then surely PENDING); else, or unread, null. */
+  /** The pending start while its reservation is unclaimed (then surely PENDING); else, or unread, null. */
   private async unclaimedPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
     const inventory = this.deps.inventory;
     if (!inventory) return null;
@@ -166,7 +170,7 @@ export class OrderLookup {
     }).catch(() => null);
   }
 
-  /** The order as its promise says (PENDING: no row written yet). */
+  /** The order as its pending start says (PENDING: no row written yet). */
   private async fromPromise(orderNo: string, deadline: Deadline): Promise<FoundOrder | null> {
     const input = await this.findPromise(orderNo, deadline);
     if (!input) return null;

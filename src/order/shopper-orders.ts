@@ -1,4 +1,4 @@
-/** GET /api/orders: the shopper's orders, newest first, keyset-paged: rows, and promises with no row yet (PENDING). */
+/** GET /api/orders: the shopper's orders, newest first, keyset-paged: rows and pending starts with no row (PENDING). */
 import type { ReportStore } from '../db/reports.js';
 import { CURSOR_POSITIONS, decodeCursor, pageOf, type Page } from '../infra/cursor.js';
 import { pendingOrderState, type OrderInput } from '../model/order-workflow.js';
@@ -20,7 +20,7 @@ export class ShopperOrders {
   async list(query: { userId: string; sku?: string; cursor?: string; limit: number }): Promise<Page<OrderView>> {
     const before = query.cursor ? decodeCursor(query.cursor, CURSOR_POSITIONS.orders)[0] : undefined;
     await this.deps.spendBudget?.(query.userId);
-    // Promises first: one persisted meanwhile then shows from its row, never missing from both reads.
+    // Pending starts first: one persisted meanwhile then shows from its row, never missing from both reads.
     const held = await this.deps.heldOrders(query.userId, query.sku);
     const rows = await this.deps.reports.shopperOrdersPage({
       userId: query.userId,
@@ -28,8 +28,8 @@ export class ShopperOrders {
       ...(before === undefined ? {} : { beforeOrderNo: before }),
       limit: query.limit + 1,
     });
-    // Each as GET /api/orders/{orderNo} answers it: its row, else its promise (PENDING). Numbers sort by time, so a
-    // promise above the page's last row has no row, and one below it falls past this page.
+    // Each as GET /api/orders/{orderNo} answers it: its row, else its pending start (PENDING). Numbers sort by time,
+    // so a pending start above the page's last row has no row, and one below it falls past this page.
     const listed = new Set(rows.map((row) => row.orderNo));
     const orders = [
       ...rows.map((row) => ({ orderNo: row.orderNo, view: () => viewOfRow(row) })),

@@ -1,6 +1,6 @@
 /**
- * The rollout's smoke order on a version (POST /api/admin/deployment/smoke-orders): reserved (no promise: no starter
- * races it), persisted, cancelled, on the rollout's own sale.
+ * The rollout's smoke order on a version (POST /api/admin/deployment/smoke-orders): reserved (no pending start: no
+ * starter races it), persisted, cancelled, on the rollout's own sale.
  */
 import { type Client, WorkflowIdReusePolicy } from '@temporalio/client';
 import { versionString, type WorkerVersion } from '../infra/worker-deployments.js';

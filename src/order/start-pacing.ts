@@ -63,7 +63,7 @@ export class StartPacing {
     }
   }
 
-  /** Free slots once at least one is (in arrival order with waiting starts): how many promises to take now. */
+  /** Free slots once at least one is (in arrival order with waiting starts): how many pending starts to take now. */
   async room(): Promise<number> {
     if (this.active >= this.limit || this.waiters.length > 0)
       await new Promise<void>((resolve) => this.waiters.push(resolve));

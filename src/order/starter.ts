@@ -1,4 +1,4 @@
-/** The worker's starter of promises: one owner per sale (a lease), woken by reserve.lua; paced; it releases nothing. */
+/** The worker's starter of pending starts: one per sale (a lease), woken by reserve.lua; paced; it releases nothing. */
 import { randomUUID } from 'node:crypto';
 import { Deadline } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
@@ -19,20 +19,20 @@ const START_TIMEOUT_MS = 5_000;
 /** A sale's lease: renewed at every visit, so another process takes over within this after its owner dies. */
 const LEASE_MS = 5_000;
 
-/** A promise handed out is due again after this, should its start never report (the process died). */
+/** A pending start handed out is due again after this, should its start never report (the process died). */
 const RECHECK_MS = 10_000;
-/** A promise older than this is started only once the stores say the order has no row. */
+/** A pending start older than this is started only once the stores say the order has no row. */
 const STALE_PROMISE_MS = 10 * 60_000;
-/** Backoff of a promise whose start failed: 1 s doubling to 10 s. */
+/** Backoff of a pending start whose start failed: 1 s doubling to 10 s. */
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 10_000;
-/** Sales that reserved within this are visited; older promises are the reconciler's (it starts or expires them). */
+/** Sales that reserved within this are visited; older pending starts are the reconciler's (to start or expire). */
 const HORIZON_MS = 15 * 60_000;
 
 export interface PromiseStarterObserver {
-  /** One start this owner sent: its outcome, how long it took, whether Temporal handed the first task back with it. */
+  /** One start this starter sent: its outcome, how long it took, whether Temporal handed the first task back too. */
   started(outcome: 'STARTED' | 'ALREADY_CLOSED' | 'FAILED', ms: number, eager: boolean): void;
-  /** Promises not started yet, in the sales this owner holds the lease of (as of each visit). */
+  /** Pending starts in the sales this starter holds the lease of (as of each visit). */
   pending(count: number): void;
   /** The pacing's limit and the task backlog's age, as last read. */
   pacing(limit: number, backlogAgeMs: number): void;
@@ -52,7 +52,7 @@ export class PromiseStarter {
 
   constructor(
     private readonly deps: {
-      /** Unguarded: the owner's calls are its own, bounded by the client's command timeout. */
+      /** Unguarded: the starter's calls are its own, bounded by the client's command timeout. */
       inventory: RedisInventory;
       promises: PromiseQueue;
       /** On the worker's own connection, so its starts can be eager. */
@@ -60,7 +60,7 @@ export class PromiseStarter {
       pacing: StartPacing;
       /** The task queue's backlog age in ms (DescribeTaskQueue), read every BACKLOG_EVERY_MS. */
       backlogAgeMs: () => Promise<number>;
-      /** Asked before a stale promise is started: an order with a row is not started again. */
+      /** Asked before a stale pending start is sent: an order with a row is not started again. */
       hasOrderRow: (orderNo: string) => Promise<boolean>;
       logger: Logger;
       observer?: PromiseStarterObserver;
@@ -84,7 +84,7 @@ export class PromiseStarter {
     await Promise.allSettled([...this.inFlight]);
   }
 
-  /** A new promise of `sku` (reserve.lua's message): visited at once. */
+  /** A new pending start of `sku` (reserve.lua's message): visited at once. */
   wake(sku: string): void {
     if (this.stopped || (this.pausedUntil.get(sku) ?? 0) > Date.now()) return;
     const visit = this.visiting.get(sku);
@@ -92,7 +92,7 @@ export class PromiseStarter {
     else void this.track(this.visit(sku));
   }
 
-  /** What the owner needs from the worker's Redis subscription: wakes, and a full visit when it is live again. */
+  /** What the starter needs from the worker's Redis subscription: wakes, and a full visit when it is live again. */
   listener(): ChannelListener {
     return {
       message: (sku) => this.wake(sku),
@@ -114,7 +114,10 @@ export class PromiseStarter {
     }
   }
 
-  /** Takes and starts due promises as the pacing has room, until none is due or another process holds the lease. */
+  /**
+   * Takes due pending starts and starts them as the pacing has room, until none is due or another process holds the
+   * lease.
+   */
   private async visit(sku: string): Promise<void> {
     const state = { again: false };
     this.visiting.set(sku, state);

@@ -8,7 +8,7 @@ import type { RedisClient } from '../infra/redis.js';
 /**
  * A pipeline's keys outside any sale, named by its task queue so deployments sharing a Redis never start each other's
  * orders. `activeSales`: ZSET SKU -> last reservation (ms, marked ~1/s), where starters and order lookups find the
- * sales that may hold promises. `wake`: the channel reserve.lua announces a new promise's SKU on.
+ * sales that may hold pending starts. `wake`: the channel reserve.lua announces a new pending start's SKU on.
  */
 export function pipelineKeys(taskQueue: string): { activeSales: string; wake: string } {
   return { activeSales: `flash:active-sales:${taskQueue}`, wake: `flash:promises:${taskQueue}` };
@@ -28,7 +28,7 @@ export function saleKeys(sku: string) {
     idempotency: `${base}:idem`,
     /** HASH userId -> orders the shopper cancelled in this sale. */
     cancels: `${base}:cancels`,
-    /** ZSET orderNo -> when a starter may start it (Redis clock, ms): promises whose workflow has not claimed them. */
+    /** ZSET orderNo -> when a starter may start it (Redis clock, ms): pending starts no workflow has claimed. */
     pending: `${base}:pending`,
     /** HASH orderNo -> the order's workflow input (JSON), from the reserve until its units are sold or back. */
     inputs: `${base}:inputs`,

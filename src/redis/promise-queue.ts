@@ -1,6 +1,6 @@
 /**
- * A sale's promised orders awaiting their workflow's start, as the owner of starts (src/order/starter.ts) takes them:
- * under a per-sale lease, oldest due first. reserve.lua writes the entries; claim.lua and release.lua drop them.
+ * A sale's pending starts (orders whose workflow has not started yet), as the starter (src/order/starter.ts) takes
+ * them: under a per-sale lease, oldest due first. reserve.lua writes the entries; claim.lua and release.lua drop them.
  */
 import type { RedisClient } from '../infra/redis.js';
 import { parsePromised, type Promised } from './redis-inventory.js';
@@ -18,8 +18,8 @@ export class PromiseQueue {
   }
 
   /**
-   * Due promises for `owner` if it holds (or takes) the starter lease: at most `limit`, each pushed `recheckMs` ahead
-   * so it is not handed out twice while its start is on its way. `pending`: promises not started.
+   * Due pending starts for `owner` if it holds (or takes) the starter lease: at most `limit`, each pushed `recheckMs`
+   * ahead so it is not handed out twice while its start is on its way. `pending`: how many pending starts the sale has.
    */
   async takeDueStarts(
     sku: string,
@@ -44,7 +44,7 @@ export class PromiseQueue {
     await this.scripts.promisesReleaseStarterLease([saleKeys(sku).starter], owner);
   }
 
-  /** After a failed start: the promise is due again in `delayMs` (false: it was claimed or released meanwhile). */
+  /** After a failed start: the pending start is due again in `delayMs` (false: claimed or released meanwhile). */
   async retryStartLater(sku: string, orderNo: string, delayMs: number): Promise<boolean> {
     const k = saleKeys(sku);
     const delay = Math.max(0, Math.floor(delayMs));

@@ -45,15 +45,15 @@ export interface ReserveRequest {
   admissionPosition?: number;
   /**
    * The workflow input recorded with the reservation (the script fills in the price), and how long the caller's own
-   * start has before the owner of starts may take it (0: a polling checkout). Absent: nothing promised (benchmarks).
+   * start has before the starter may take it (0: a polling checkout). Absent: no pending start (benchmarks).
    */
   promise?: { input: Omit<OrderInput, 'unitPriceCents'>; handoffMs: number; trace?: TraceCarrier };
 }
 
-/** W3C trace headers a promise carries from its checkout to its start (src/infra/tracing.ts, traceCarrier). */
+/** W3C trace headers a pending start carries from its checkout to its start (src/infra/tracing.ts, traceCarrier). */
 export type TraceCarrier = Record<string, string>;
 
-/** A promised order as the owner of starts takes it: the workflow input, and the checkout's trace if it was sampled. */
+/** A pending start as the starter takes it: the workflow input, and the checkout's trace if it was sampled. */
 export type Promised = ReturnType<typeof parsePromised>;
 
 export type ReserveResult =
@@ -146,7 +146,7 @@ export class RedisInventory {
   private readonly scripts;
   private readonly pipeline: { activeSales: string; wake: string };
 
-  /** `taskQueue`: the pipeline whose sales this registers and whose owner of starts its reserves wake. */
+  /** `taskQueue`: the pipeline whose sales this registers and whose starter its reserves wake. */
   constructor(
     private readonly redis: RedisClient,
     taskQueue: string,
@@ -426,7 +426,7 @@ export function parseReservation(record: string) {
   return { state, userId: match[2] ?? '', quantity: Number(match[3]), reservedAtMs: Number(match[4]) };
 }
 
-/** A promise (or input) as reserve.lua recorded it, its trace if sampled; cjson may write integers as floats. */
+/** A pending start (or input) as reserve.lua recorded it, its trace if sampled; cjson may write integers as floats. */
 export function parsePromised(json: string) {
   const raw = JSON.parse(json) as Record<string, unknown>;
   const trace = raw.trace;

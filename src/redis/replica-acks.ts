@@ -1,7 +1,7 @@
 /**
- * Before a checkout answers 202 for a promise its own start did not deliver, the promise must be on a replica: a master
- * dying first loses it (REDIS_WAIT_REPLICAS; docs/fault-tolerance.md, "A reservation's owners"). WAIT blocks its
- * connection, so a connection of its own runs group-commit rounds per sale: a tiny write to the sale's slot, then
+ * Before a checkout answers 202 for an order its own start did not deliver, its pending start must be on a replica:
+ * a master dying first loses it (REDIS_WAIT_REPLICAS; docs/fault-tolerance.md, "A reservation's owners"). WAIT blocks
+ * its connection, so a connection of its own runs group-commit rounds per sale: a tiny write to the sale's slot, then
  * `WAIT n timeout`; replicas apply in order, so the ack covers every reservation answered before the round. One round
  * in flight per sale; checkouts arriving meanwhile share the next.
  */

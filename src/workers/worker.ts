@@ -1,4 +1,4 @@
-/** A worker process's order pipeline: the order and provider queues' Workers, and the owner of promised starts. */
+/** A worker process's order pipeline: the order and provider queues' Workers, and the starter of pending starts. */
 import { Client } from '@temporalio/client';
 import type { MetricMeter } from '@temporalio/common';
 import proto from '@temporalio/proto';
@@ -360,7 +360,7 @@ export type RunningPromiseStarter = ReturnType<typeof startPromiseStarter>;
 const ROUTING_READ_EVERY_MS = 1_000;
 const ROUTING_READ_DEADLINE_MS = 1_500;
 
-/** Starts the promise owner (src/order/starter.ts) on the Worker's connection, for eager starts: after it polls. */
+/** Runs the starter (src/order/starter.ts) on the Worker's connection, for eager starts: after it polls. */
 export function startPromiseStarter(options: {
   config: Pick<AppConfig, 'temporal' | 'maxConcurrentStarts' | 'payloadCodec'>;
   connection: NativeConnection;
@@ -414,7 +414,7 @@ export function startPromiseStarter(options: {
         const age = stats?.approximateBacklogAge;
         return age ? Number(age.seconds ?? 0) * 1_000 + Math.floor(Number(age.nanos ?? 0) / 1e6) : 0;
       },
-      // Bounded: a hung MySQL must not stall the owner's look at a stale promise's order row.
+      // Bounded: a hung MySQL must not stall the starter's look at a stale pending start's order row.
       hasOrderRow: async (orderNo) =>
         (await boundBy(Deadline.in(2_000), () => stores.orders.getOrder(orderNo))) !== null,
       logger,
@@ -427,7 +427,7 @@ export function startPromiseStarter(options: {
   return {
     /** Whether this worker's build is the current one, as the newest routing read said (always, unversioned). */
     isCurrent: () => (watch ? watch.isRouted() : true),
-    /** Stops taking promises (starts under way finish) and closes its subscription. */
+    /** Stops taking pending starts (starts under way finish) and closes its subscription. */
     async stop() {
       if (routingReads) clearInterval(routingReads);
       await starter.stop();
@@ -439,7 +439,7 @@ export function startPromiseStarter(options: {
 const STARTER = metricGroup({
   starts: counter(
     'flash_starter_starts',
-    'Workflow starts of promised orders by outcome (STARTED, ALREADY_CLOSED, FAILED) and eager (true: the first task came back with the start)',
+    'Workflow starts of pending orders by outcome (STARTED, ALREADY_CLOSED, FAILED) and eager (true: the first task came back with the start)',
   ),
   startLatency: histogram('flash_starter_start_latency', 'How long a start of a promised order took', 'ms'),
   pending: gauge(

@@ -32,7 +32,7 @@ import {
   type OrderWorkflowSignature,
 } from '../model/order-workflow.js';
 
-// A local activity: one workflow task instead of three. 15 minutes is how long a 202's promise may wait for its start,
+// A local activity: one workflow task instead of three. 15 minutes is how long a 202's pending start may wait,
 // so a MySQL outage that long is outlasted; backoffs ≥ 1 s wait on a durable timer, so messages are answered.
 const { persistOrder } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '5s',

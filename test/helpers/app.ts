@@ -30,7 +30,7 @@ export const API_TEST_ENV = {
 
 export interface TestApp extends StackClients {
   orders: OrderWorkflowClient;
-  /** Over `orders`, without breakers; finds promised orders of the app's own sales. */
+  /** Over `orders`, without breakers; finds orders pending their start in the app's own sales. */
   lookup: OrderLookup;
   worker: OrderWorkers;
   api: RunningApi;

@@ -40,7 +40,7 @@ export function lookupDeps(stores: Stores, inventory: RedisInventory | null = nu
   };
 }
 
-/** The client and the lookup over it, on `taskQueue`; promised orders found in `inventory` when given. */
+/** The client and the lookup over it, on `taskQueue`; orders pending their start found in `inventory` when given. */
 export function orderAccess(
   temporal: Client,
   stores: Stores,

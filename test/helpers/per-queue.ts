@@ -17,8 +17,8 @@ import type { PaymentSignals } from '../../src/payments/receiver.js';
 
 export interface PerQueueTestbed extends StackClients {
   /**
-   * A production worker on `taskQueue`, running until close(), with the owner of promised orders'
-   * starts beside it unless `starter: false` (a test that shows what happens before anything starts them).
+   * A production worker on `taskQueue`, running until close(), with the starter of pending orders
+   * beside it unless `starter: false` (a test that shows what happens before anything starts them).
    */
   startWorker(
     taskQueue: string,

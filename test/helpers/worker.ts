@@ -1,7 +1,7 @@
 /**
  * A production worker (src/workers/worker.ts) for a test file: on the test stack's Temporal (or
  * the connection given, e.g. the time-skipping server's), with the workflow bundle the global
- * setup built once, polling until close(), and beside it the owner of promised orders' starts, as
+ * setup built once, polling until close(), and beside it the starter of pending orders, as
  * in the worker process. One place for what every worker-running file did by hand.
  */
 import { NativeConnection } from '@temporalio/worker';
@@ -28,7 +28,7 @@ export type WrapActivities = (real: Activities) => Partial<Activities>;
 
 export interface TestWorker {
   worker: OrderWorkers;
-  /** The owner of promised orders' starts; null when the test starts orders by hand (`starter: false`). */
+  /** The starter of pending orders; null when the test starts orders by hand (`starter: false`). */
   starter: RunningPromiseStarter | null;
   /** The reconciler's start of due refunds, run on a short period (`refunds`); null without. */
   refunds: RunningRefundStarts | null;
@@ -42,7 +42,7 @@ export async function startTestWorker(
       config: Parameters<typeof workerActivities>[0]['config'] & Parameters<typeof startPromiseStarter>[0]['config'];
       connection?: NativeConnection;
       wrapActivities?: WrapActivities;
-      /** false: no owner of starts (a test that starts its orders itself, or checks that nothing else does). */
+      /** false: no starter (a test that starts its orders itself, or checks that nothing else does). */
       starter?: boolean;
       /**
        * The reconciler's page that starts owed refunds' workflows (startOwedRefunds), run every `everyMs` (default

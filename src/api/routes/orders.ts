@@ -149,7 +149,7 @@ export function orderRoutes(deps: {
     },
     errors: ['INVALID_REQUEST', 'UNAUTHORIZED', 'FORBIDDEN', 'ORDER_NOT_FOUND', 'UNAVAILABLE'],
     errorDescriptions: {
-      503: '`UNAVAILABLE`: its row (MySQL) or, before it, its promise (Redis) was not read in time, or this process already holds STATUS_LONG_POLL_MAX_WAITERS long-polls (with Retry-After); retry',
+      503: '`UNAVAILABLE`: its row (MySQL) or, before it, its pending start (Redis) was not read in time, or this process already holds STATUS_LONG_POLL_MAX_WAITERS long-polls (with Retry-After); retry',
     },
     async handler(ctx, input) {
       const userId = await auth.authenticate(ctx);
@@ -189,7 +189,7 @@ export function orderRoutes(deps: {
     summary: "The shopper's own orders, newest first (keyset-paged)",
     description:
       "The token's shopper's orders, newest first, each as GET /api/orders/{orderNo} answers it (no `paymentIntent`: " +
-      'read the order for it): from its MySQL row, or PENDING from its promise in Redis while no row is written yet ' +
+      'read the order for it): from its MySQL row, or PENDING from its pending start in Redis while no row is written yet ' +
       '(seconds after a burst, minutes while Temporal is away).',
     tag: 'orders',
     auth: 'shopper',

@@ -104,7 +104,7 @@ export class StripeIntake {
     return { outcome: 'RECORDED' };
   }
 
-  /** Our money on another order's intent: recorded REFUND_REQUIRED in the insert, so no order row judges it. */
+  /** Our money on another order's intent: recorded REFUND_REQUIRED in the insert, so no order row decides it. */
   private async refundMismatch(payment: RecordedPaymentEvent): Promise<IntakeAnswer> {
     const { stores, source = 'webhook', logger } = this.deps;
     const { row } = await this.onMysql(() => stores.payments.recordPayment(payment, source, 'INTENT_MISMATCH'));
