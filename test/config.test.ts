@@ -375,6 +375,25 @@ describe('the connection to a managed Temporal', () => {
     expect(overridden.temporal.namespace).toBe('other');
     expect(refusal({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'nope' })).toContain("Profile 'nope' not found");
   });
+
+  it('in production refuses a published API key in the temporal.toml profile, as in TEMPORAL_API_KEY', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flash-profile-'));
+    const file = join(dir, 'temporal.toml');
+    // A value this repository publishes (the compose file's admin token): known to anyone who reads it.
+    const published = ['compose', 'admin', 'token', 'change', 'me'].join('-');
+    writeFileSync(
+      file,
+      ['[profile.default]', 'address = "ns.acct.tmprl.cloud:7233"', `api_key = "${published}"`].join('\n'),
+    );
+    const production = { NODE_ENV: 'production', ...OWN_SECRETS, TEMPORAL_CONFIG_FILE: file };
+    const message = refusal(production);
+    expect(message).toContain('TEMPORAL_API_KEY: its secret is published in this repository');
+    expect(message).not.toContain(published);
+    // The variable wins over the file: a key of the operator's own there is accepted.
+    expect(
+      loadConfig({ ...production, TEMPORAL_API_KEY: randomBytes(24).toString('hex') }).temporal.apiKey,
+    ).toBeDefined();
+  });
 });
 
 describe('worker versioning names', () => {

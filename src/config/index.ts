@@ -71,8 +71,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'Invalid configuration:\n  LINE_CHALLENGE_HEADER needs LINE_CHALLENGE_SECRET (at least 16 characters): the value the proxy in front sets',
     );
   }
-  if (e.NODE_ENV === 'production') refuseWeakSecrets(e, present);
   const config = configOf(e, present);
+  if (e.NODE_ENV === 'production') refuseWeakSecrets(e, present, config.temporal.apiKey);
   const problems = deadlineRelationProblems(config);
   if (config.codecServer.port !== 0 && config.codecServer.port === config.port)
     problems.push(
@@ -271,7 +271,7 @@ const OWN_SECRET_LENGTH = 32;
  * In production, a secret anyone could know is a hole: refuse to start, naming each variable (never its value). Own
  * secrets must be set, unpublished and strong; the others (Temporal's, the stores', the providers') unpublished.
  */
-function refuseWeakSecrets(e: Env, present: Record<string, string>): void {
+function refuseWeakSecrets(e: Env, present: Record<string, string>, temporalApiKey: string | undefined): void {
   const problems: string[] = [];
   for (const [name, { secret }] of OWN_SECRETS) {
     const value = present[name];
@@ -300,7 +300,8 @@ function refuseWeakSecrets(e: Env, present: Record<string, string>): void {
     if (weak) problems.push(`PAYLOAD_CODEC_KEYS: key "${key.id}" is ${weak}; make one with openssl rand -base64 32`);
   }
   const others: [string, string | undefined][] = [
-    ['TEMPORAL_API_KEY', e.TEMPORAL_API_KEY],
+    // Temporal's key as the connection will use it: the variable's, else its temporal.toml profile's.
+    ['TEMPORAL_API_KEY', temporalApiKey],
     ['MYSQL_URL', urlPassword(e.MYSQL_URL)],
     ...commaList(e.REDIS_URL).map((url): [string, string | undefined] => ['REDIS_URL', urlPassword(url)]),
     ...Object.entries(present).filter(([name]) => !CONFIG_VARIABLES.includes(name) && /SECRET|TOKEN|KEY/.test(name)),
