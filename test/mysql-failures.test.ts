@@ -1,6 +1,11 @@
-/** Which MySQL errors are MySQL failing (503, retry) and which a statement refused for itself (a bug: 500). */
+/**
+ * Which MySQL and Redis errors are the store failing (503, retry; its breaker counts them) and which a statement or
+ * script refused for itself (a bug: 500).
+ */
+import { ReplyError } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { isMysqlFailure } from '../src/db/rows.js';
+import { isRedisFailure } from '../src/infra/redis.js';
 
 const sqlError = (code: string, sqlState: string, fatal = false) =>
   Object.assign(new Error(code), { code, sqlState, fatal });
@@ -21,6 +26,9 @@ describe('isMysqlFailure', () => {
       ['ER_CON_COUNT_ERROR', '08004'],
       ['ER_SERVER_SHUTDOWN', '08S01'],
       ['ER_OPTION_PREVENTS_STATEMENT', 'HY000'],
+      // A wrong MYSQL_URL password, as mysql2's pool hands it on (not fatal).
+      ['ER_ACCESS_DENIED_ERROR', '28000'],
+      ['ER_DBACCESS_DENIED_ERROR', '42000'],
     ] as const)
       expect(isMysqlFailure(sqlError(code, state)), code).toBe(true);
   });
@@ -29,5 +37,23 @@ describe('isMysqlFailure', () => {
     expect(isMysqlFailure(sqlError('ER_DUP_ENTRY', '23000'))).toBe(false);
     expect(isMysqlFailure(sqlError('ER_PARSE_ERROR', '42000'))).toBe(false);
     expect(isMysqlFailure(sqlError('ER_NO_SUCH_TABLE', '42S02'))).toBe(false);
+  });
+});
+
+describe('isRedisFailure', () => {
+  it('counts no connection, a busy or failing-over server and refused credentials as Redis failing', () => {
+    expect(isRedisFailure(new Error('Connection is closed.'))).toBe(true);
+    for (const reply of [
+      'LOADING Redis is loading the dataset in memory',
+      'MASTERDOWN Link with MASTER is down',
+      'WRONGPASS invalid username-password pair or user is disabled.',
+      'NOAUTH Authentication required.',
+    ])
+      expect(isRedisFailure(new ReplyError(reply)), reply).toBe(true);
+  });
+
+  it("does not count a script's own error (a bug, answered 500)", () => {
+    expect(isRedisFailure(new ReplyError('ERR user_script:12: attempt to compare nil with number'))).toBe(false);
+    expect(isRedisFailure('not an error')).toBe(false);
   });
 });

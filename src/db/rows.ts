@@ -10,7 +10,8 @@ import type {
 
 /**
  * The server refusing for a while, not the statement: contention (a deadlock still there after inTransaction's
- * retries, a lock wait), its connection limit, a shutdown, a kill, a replica still read-only after a failover.
+ * retries, a lock wait), its connection limit, a shutdown, a kill, a replica still read-only after a failover, or
+ * refused credentials.
  */
 const TRANSIENT_SQL_ERRORS: ReadonlySet<string> = new Set([
   'ER_LOCK_DEADLOCK',
@@ -22,6 +23,10 @@ const TRANSIENT_SQL_ERRORS: ReadonlySet<string> = new Set([
   'ER_CONNECTION_KILLED',
   'ER_STATEMENT_TIMEOUT',
   'ER_OPTION_PREVENTS_STATEMENT',
+  // Our credentials refused (MYSQL_URL): MySQL is unavailable to us until an operator fixes them, not a bug of ours.
+  'ER_ACCESS_DENIED_ERROR',
+  'ER_ACCESS_DENIED_NO_PASSWORD_ERROR',
+  'ER_DBACCESS_DENIED_ERROR',
 ]);
 
 /** MySQL unwell, not a statement refused for itself (a bug, 500): only that trips the API's breaker (503, retry). */

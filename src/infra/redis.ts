@@ -80,8 +80,8 @@ export function duplicateRedis(client: RedisClient, options: RedisOptions = {}):
   return client.duplicate(options);
 }
 
-/** Replies by which a server says it cannot serve now. */
-const UNWELL_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
+/** Replies by which a server says it cannot serve us now: busy, failing over, or refusing our credentials. */
+const UNWELL_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|WRONGPASS|NOAUTH)\b/;
 
 /** Redis's clock (TIME), in ms since the epoch. */
 export async function redisClockMs(redis: RedisClient): Promise<number> {
