@@ -6,9 +6,9 @@
  * surveys every sale), through the API as shoppers use it, with a production worker.
  */
 import { randomUUID } from 'node:crypto';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { temporal as proto } from '@temporalio/proto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import {
   awaitPersistedUpdate,
@@ -23,7 +23,11 @@ import { ensureReconcileSchedule } from '../src/workers/schedules.js';
 import { waitFor } from '../stack/wait-for.js';
 import { expectSaleSettled, saleThroughApi, uniqueSku } from './helpers/fixtures.js';
 import { httpRequest, type HttpReply } from './helpers/http.js';
-import { openPerQueueTestbed } from './helpers/per-queue.js';
+import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
+import type { AppConfig } from '../src/config/index.js';
+import type { Stores } from '../src/db/stores.js';
+import type { RedisClient } from '../src/infra/redis.js';
+import type { RunningStack } from '../stack/index.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN } from './helpers/app.js';
 import { startOwnStack } from './helpers/own-stack.js';
 
@@ -33,28 +37,40 @@ const RECONCILE_INTERVAL_MS = 1_000;
 /** What "within its deadline plus one reconcile interval" allows on a loaded machine: a few runs' worth. */
 const SETTLE_MS = WINDOW_MS + RECONCILE_INTERVAL_MS + 15_000;
 
-const stack = await startOwnStack('operator-tools');
 const queue = `operator-tools-${randomUUID()}`;
-const testbed = await openPerQueueTestbed({
-  ...stack.env,
-  ...API_TEST_ENV,
-  TEMPORAL_TASK_QUEUE: queue,
-  LOG_LEVEL: 'silent',
-  RATE_LIMIT_CHECKOUT: 'off',
-  PAYMENT_WINDOW: `${WINDOW_MS}ms`,
-  RECONCILE_INTERVAL: `${RECONCILE_INTERVAL_MS}ms`,
-  RESERVATION_GRACE: '3s',
-  CHECKOUT_MAX_WAIT: '1s',
-});
-const { config, stores, redis, temporal } = testbed;
-await testbed.startWorker(queue);
-await ensureReconcileSchedule(temporal, config);
-const api = await testbed.serve(queue);
-const auth = new ShopperAuth(config);
+// Started before the first test, not at import: collecting the file (`vitest list`) starts no process.
+let stack: RunningStack;
+let testbed: PerQueueTestbed;
+let config: AppConfig;
+let stores: Stores;
+let redis: RedisClient;
+let temporal: Client;
+let api: string;
+let auth: ShopperAuth;
+
+beforeAll(async () => {
+  stack = await startOwnStack('operator-tools');
+  testbed = await openPerQueueTestbed({
+    ...stack.env,
+    ...API_TEST_ENV,
+    TEMPORAL_TASK_QUEUE: queue,
+    LOG_LEVEL: 'silent',
+    RATE_LIMIT_CHECKOUT: 'off',
+    PAYMENT_WINDOW: `${WINDOW_MS}ms`,
+    RECONCILE_INTERVAL: `${RECONCILE_INTERVAL_MS}ms`,
+    RESERVATION_GRACE: '3s',
+    CHECKOUT_MAX_WAIT: '1s',
+  });
+  ({ config, stores, redis, temporal } = testbed);
+  await testbed.startWorker(queue);
+  await ensureReconcileSchedule(temporal, config);
+  api = await testbed.serve(queue);
+  auth = new ShopperAuth(config);
+}, 120_000);
 
 afterAll(async () => {
-  await testbed.close();
-  await stack.stop();
+  await testbed?.close();
+  await stack?.stop();
 });
 
 interface PlacedOrder {

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { Deadline, DependencyUnavailableError } from '../src/infra/dependency-guard.js';
@@ -21,7 +21,11 @@ import { signWebhook } from '../toolkit/sign-webhook.js';
 import { waitFor } from '../stack/wait-for.js';
 import { expectInvariants, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { httpRequest, type HttpReply } from './helpers/http.js';
-import { openPerQueueTestbed } from './helpers/per-queue.js';
+import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
+import type { AppConfig } from '../src/config/index.js';
+import type { Stores } from '../src/db/stores.js';
+import type { RedisClient } from '../src/infra/redis.js';
+import type { RunningStack } from '../stack/index.js';
 import { startHoldingProxy } from './helpers/tcp-proxy.js';
 import { testConfig } from './helpers/env.js';
 import { lookupDeps, ordersWithoutBreakers, pacingOf } from './helpers/orders.js';
@@ -29,21 +33,33 @@ import { startOwnStack } from './helpers/own-stack.js';
 
 // A stack of this file's own: its promises are minutes old on purpose, and on the shared stack another file's worker
 // process (its reconcile Schedule surveys every sale) started them first, on its own queue (red in CI twice).
-const stack = await startOwnStack('promises');
-const testbed = await openPerQueueTestbed({
-  ...stack.env,
-  TEMPORAL_TASK_QUEUE: `promises-${randomUUID()}`,
-  LOG_LEVEL: 'silent',
-  RATE_LIMIT_CHECKOUT: 'off',
-});
-const { config, stores, redis, inventory, temporal } = testbed;
-const auth = new ShopperAuth(config);
+// Started before the first test, not at import: collecting the file (`vitest list`) starts no process.
+let stack: RunningStack;
+let testbed: PerQueueTestbed;
+let config: AppConfig;
+let stores: Stores;
+let redis: RedisClient;
+let inventory: RedisInventory;
+let temporal: Client;
+let auth: ShopperAuth;
 const closers: Array<() => Promise<unknown>> = [];
+
+beforeAll(async () => {
+  stack = await startOwnStack('promises');
+  testbed = await openPerQueueTestbed({
+    ...stack.env,
+    TEMPORAL_TASK_QUEUE: `promises-${randomUUID()}`,
+    LOG_LEVEL: 'silent',
+    RATE_LIMIT_CHECKOUT: 'off',
+  });
+  ({ config, stores, redis, inventory, temporal } = testbed);
+  auth = new ShopperAuth(config);
+}, 120_000);
 
 afterAll(async () => {
   for (const close of closers.reverse()) await close().catch(() => undefined);
-  await testbed.close();
-  await stack.stop();
+  await testbed?.close();
+  await stack?.stop();
 });
 
 async function checkout(base: string, sku: string, userId: string, idempotencyKey?: string): Promise<HttpReply> {
