@@ -109,7 +109,10 @@ export function createReconcileActivities(deps: ReconcileDeps) {
     if (isSold(row.status)) {
       if (row.paidAt && row.paidAt.getTime() > nowMs - graceMs) return;
       const applied = await stores.orders.appliedPayment(row.orderNo);
-      if (applied) await orders.signalPaymentApplied(row.orderNo, received(applied)).catch(() => undefined);
+      // Sent again only to a workflow with no task pending: one with a task pending holds its Signal and is merely
+      // behind (a sale's backlog), where another Signal would only add to the backlog.
+      if (applied && !(await orders.hasWorkflowTaskPending(row.orderNo).catch(() => false)))
+        await orders.signalPaymentApplied(row.orderNo, received(applied)).catch(() => undefined);
       const closed = await closer.close(newOrderOf(row), { kind: 'PAYMENT' });
       if (closed.outcome === 'PAID') result.alignedConfirmed++;
       return;

@@ -269,11 +269,22 @@ export class OrderWorkflowClient {
     this.on('workflows', deadline, () => this.handle(orderNo).query(statusQuery), true);
 
   async workflowState(orderNo: string, deadline = defaultDeadline()): Promise<'RUNNING' | 'CLOSED' | 'NOT_FOUND'> {
+    const description = await this.describe(orderNo, deadline);
+    if (!description) return 'NOT_FOUND';
+    return description.status.name === 'RUNNING' ? 'RUNNING' : 'CLOSED';
+  }
+
+  /** Running with a workflow task scheduled or started: it has a message or timer to act on, a Signal received. */
+  async hasWorkflowTaskPending(orderNo: string, deadline = defaultDeadline()): Promise<boolean> {
+    const description = await this.describe(orderNo, deadline);
+    return description?.status.name === 'RUNNING' && description.raw.pendingWorkflowTask != null;
+  }
+
+  private async describe(orderNo: string, deadline: Deadline) {
     try {
-      const description = await this.on('temporal', deadline, () => this.handle(orderNo).describe());
-      return description.status.name === 'RUNNING' ? 'RUNNING' : 'CLOSED';
+      return await this.on('temporal', deadline, () => this.handle(orderNo).describe());
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return 'NOT_FOUND';
+      if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     }
   }
