@@ -6,13 +6,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { guardsWithoutBreakers, OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { waitFor } from '../stack/wait-for.js';
 import type { OrderInput } from '../src/model/order-workflow.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
-import { openPerQueueTestbed } from './helpers/per-queue.js';
+import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
+import type { AppConfig } from '../src/config/index.js';
+import type { Stores } from '../src/db/stores.js';
+import type { RedisClient } from '../src/infra/redis.js';
+import type { RedisInventory } from '../src/redis/redis-inventory.js';
 import { pacingOf } from './helpers/orders.js';
 import { httpAt } from './helpers/http.js';
 
@@ -35,16 +39,21 @@ class StartReportsFailureAfterAccepting extends OrderWorkflowClient {
   }
 }
 
-// Opened as the file loads (the global setup's stack is up by then): its clients are the file's constants.
-const testbed = await openPerQueueTestbed({
-  TEMPORAL_TASK_QUEUE: `start-failure-${randomUUID()}`,
-  LOG_LEVEL: 'silent',
-});
-const { config, stores, redis, inventory, temporal } = testbed;
+let testbed: PerQueueTestbed;
+let config: AppConfig;
+let stores: Stores;
+let redis: RedisClient;
+let inventory: RedisInventory;
+let temporal: Client;
 const auth = () => new ShopperAuth(config);
 
+beforeAll(async () => {
+  testbed = await openPerQueueTestbed({ TEMPORAL_TASK_QUEUE: `start-failure-${randomUUID()}`, LOG_LEVEL: 'silent' });
+  ({ config, stores, redis, inventory, temporal } = testbed);
+});
+
 afterAll(async () => {
-  await testbed.close();
+  await testbed?.close();
 });
 
 const startWorker = (taskQueue: string): Promise<void> => testbed.startWorker(taskQueue);

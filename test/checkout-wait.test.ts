@@ -6,8 +6,8 @@
  * polling checkouts. Faults are injected by wrapping the real persistOrder.
  */
 import { randomUUID } from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/client';
-import { afterAll, describe, expect, it } from 'vitest';
+import { ApplicationFailure, type Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../src/activities/order.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { preferredWaitSeconds } from '../src/api/prefer.js';
@@ -15,16 +15,28 @@ import { waitFor } from '../stack/wait-for.js';
 import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
 import { guardsWithoutBreakers, OrderWorkflowClient, type AwaitedStart } from '../src/order/workflow-client.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
-import { openPerQueueTestbed } from './helpers/per-queue.js';
+import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
+import type { AppConfig } from '../src/config/index.js';
+import type { Stores } from '../src/db/stores.js';
+import type { RedisClient } from '../src/infra/redis.js';
+import type { RedisInventory } from '../src/redis/redis-inventory.js';
 import { pacingOf } from './helpers/orders.js';
 import { httpAt } from './helpers/http.js';
 
-// Opened as the file loads (the global setup's stack is up by then): its clients are the file's constants.
-const testbed = await openPerQueueTestbed({ LOG_LEVEL: 'silent', CHECKOUT_MAX_WAIT: '10s' });
-const { config, stores, redis, inventory, temporal } = testbed;
+let testbed: PerQueueTestbed;
+let config: AppConfig;
+let stores: Stores;
+let redis: RedisClient;
+let inventory: RedisInventory;
+let temporal: Client;
+
+beforeAll(async () => {
+  testbed = await openPerQueueTestbed({ LOG_LEVEL: 'silent', CHECKOUT_MAX_WAIT: '10s' });
+  ({ config, stores, redis, inventory, temporal } = testbed);
+});
 
 afterAll(async () => {
-  await testbed.close();
+  await testbed?.close();
 });
 
 const startWorker = (

@@ -7,7 +7,7 @@
 import { ENDPOINT_DELIVERY_WORKFLOW_TYPE } from '../src/model/workflow-types.js';
 import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUND_MS } from '../src/activities/webhooks.js';
 import { endpointDeliveryWorkflowId } from '../src/model/delivery-workflow.js';
 import { EndpointDeliveryClient } from '../src/order-events/endpoint-delivery-client.js';
@@ -26,6 +26,10 @@ import {
   type ReceiverAnswer,
 } from '../stack/event-receiver.js';
 import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
+import type { Client } from '@temporalio/client';
+import type { AppConfig } from '../src/config/index.js';
+import type { Stores } from '../src/db/stores.js';
+import type { RedisClient } from '../src/infra/redis.js';
 import { closeRow } from './helpers/orders.js';
 
 const ENV = {
@@ -35,23 +39,30 @@ const ENV = {
   EVENTS_RETRY_FIRST: '200ms',
   EVENTS_POLL_INTERVAL: '200ms',
 };
-const testbed = await openPerQueueTestbed({ ...ENV, TEMPORAL_TASK_QUEUE: `deliveries-${randomUUID()}` });
 const queue = `deliveries-${randomUUID()}`;
-await testbed.startWorker(queue);
-const { stores, redis, config, temporal } = testbed;
-const box = new EndpointSecretBox(config.webhookDelivery.secretKeys);
-const deliveries = new EndpointDeliveryClient(temporal, {
-  ...config,
-  temporal: { ...config.temporal, taskQueue: queue },
-});
+let testbed: PerQueueTestbed;
+let stores: Stores;
+let redis: RedisClient;
+let config: AppConfig;
+let temporal: Client;
+let box: EndpointSecretBox;
+let deliveries: EndpointDeliveryClient;
 const receivers: EventReceiver[] = [];
 const endpoints: string[] = [];
+
+beforeAll(async () => {
+  testbed = await openPerQueueTestbed({ ...ENV, TEMPORAL_TASK_QUEUE: `deliveries-${randomUUID()}` });
+  await testbed.startWorker(queue);
+  ({ stores, redis, config, temporal } = testbed);
+  box = new EndpointSecretBox(config.webhookDelivery.secretKeys);
+  deliveries = new EndpointDeliveryClient(temporal, { ...config, temporal: { ...config.temporal, taskQueue: queue } });
+});
 
 afterAll(async () => {
   // Disabled, so no other file's reconciler starts their deliveries again.
   for (const endpointId of endpoints) await stores.webhooks.updateEndpoint(endpointId, { enabled: false });
   await Promise.all(receivers.map((receiver) => receiver.close()));
-  await testbed.close();
+  await testbed?.close();
 });
 
 /** A receiver verifying with `secrets()` (read at each request), answering as `answer` says. */

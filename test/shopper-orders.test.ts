@@ -17,18 +17,30 @@ import { waitFor } from '../stack/wait-for.js';
 import { API_TEST_ENV } from './helpers/app.js';
 import { putOnSale, uniqueSku } from './helpers/fixtures.js';
 import { httpRequest, type HttpOptions, type HttpReply } from './helpers/http.js';
-import { openPerQueueTestbed } from './helpers/per-queue.js';
+import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
+import type { AppConfig } from '../src/config/index.js';
+import type { Stores } from '../src/db/stores.js';
+import type { RedisClient } from '../src/infra/redis.js';
 
-// Opened as the file loads (the global setup's stack is up by then): the API and its worker on a queue of the file's.
-const testbed = await openPerQueueTestbed({ ...API_TEST_ENV, RATE_LIMIT_CHECKOUT: 'off' });
-const { config, stores, redis } = testbed;
-const auth = new ShopperAuth(config);
+// The API and its worker on a queue of the file's.
 const queue = `shopper-orders-${randomUUID()}`;
-await testbed.startWorker(queue);
-const base = await testbed.serve(queue);
+let testbed: PerQueueTestbed;
+let config: AppConfig;
+let stores: Stores;
+let redis: RedisClient;
+let auth: ShopperAuth;
+let base: string;
+
+beforeAll(async () => {
+  testbed = await openPerQueueTestbed({ ...API_TEST_ENV, RATE_LIMIT_CHECKOUT: 'off' });
+  ({ config, stores, redis } = testbed);
+  auth = new ShopperAuth(config);
+  await testbed.startWorker(queue);
+  base = await testbed.serve(queue);
+});
 
 afterAll(async () => {
-  await testbed.close();
+  await testbed?.close();
 });
 
 const http = (method: string, path: string, options: HttpOptions = {}): Promise<HttpReply> =>
