@@ -57,8 +57,7 @@ export const received = (payment: { eventId: string; amountCents: number; receiv
 export function createActivities({ stores, inventory, changes, refunds }: ActivityDeps) {
   const closer = new OrderCloser({ orders: stores.orders, inventory, changes, refunds });
   return {
-    // Claims the reservation (then only this workflow releases or confirms it), writes the row and takes the stock in
-    // one MySQL transaction; the deadline counts from the write by MySQL's clock. Answers it, and a payment applied.
+    // Claims the reservation (then this workflow's alone), writes the row, takes the stock: one MySQL transaction.
     async persistOrder(order: PersistOrderInput) {
       const claim = await inventory.claim({ ...order, reservedAtMs: Date.parse(order.createdAt) });
       if (claim === 'RELEASED')
@@ -100,8 +99,7 @@ export function createActivities({ stores, inventory, changes, refunds }: Activi
       }
     },
 
-    // The one close (docs/fault-tolerance.md): the row decides, then Redis says the same. A timeout is judged by
-    // MySQL's clock alone: a timer that fired early waits in-process, or as a retry due when MySQL's clock gets there.
+    // The one close (docs/fault-tolerance.md): the row decides, Redis follows; a timeout waits for MySQL's clock.
     async closeOrder(close: { order: PersistOrderInput; request: CloseRequest }): Promise<CloseVerdict> {
       const order = newOrderOf(close.order);
       let closed = await closer.close(order, close.request);

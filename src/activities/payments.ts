@@ -86,8 +86,7 @@ export function createPaymentActivities(deps: PaymentActivityDeps) {
     return api;
   };
   return {
-    // Makes and records the order's payment (Stripe: a PaymentIntent), its secret sealed, answering the id only (no
-    // secret enters the history). The key moves on only after a 5xx, which the provider replays to that key.
+    // Answers the id only (no secret in the history); the key moves on only after a 5xx, which the provider replays.
     async openPayment(payment: ProviderPaymentInput): Promise<PaymentIntentRef> {
       const api = providerApi(payment.provider);
       const opened = (await stores.payments.paymentIntentsOf(payment.orderNo)).find(

@@ -98,8 +98,7 @@ export function createReconcileActivities(deps: ReconcileDeps) {
   // The one close, for an order whose workflow is gone or late (docs/fault-tolerance.md, "One close").
   const closer = new OrderCloser({ orders: stores.orders, inventory, changes, refunds });
 
-  // A reservation past the grace with a row: the row decides; a sold one's Signal is sent again (it may be lost), one
-  // past its deadline with no workflow closes as its timer would (a provider order's intents first, by its workflow).
+  // Past the grace the row decides: a sold order's Signal is resent (maybe lost); one overdue with no workflow closes.
   const settleByRow = async (row: OrderRow, nowMs: number, graceMs: number, result: ReservationPageResult) => {
     if (isFinal(row.status)) {
       const closed = await closer.close(newOrderOf(row), { kind: 'PAYMENT' });
@@ -109,8 +108,7 @@ export function createReconcileActivities(deps: ReconcileDeps) {
     if (isSold(row.status)) {
       if (row.paidAt && row.paidAt.getTime() > nowMs - graceMs) return;
       const applied = await stores.orders.appliedPayment(row.orderNo);
-      // Sent again only to a workflow with no task pending: one with a task pending holds its Signal and is merely
-      // behind (a sale's backlog), where another Signal would only add to the backlog.
+      // Not to a workflow with a task pending: it holds its Signal, only behind, and another would add to the backlog.
       if (applied && !(await orders.hasWorkflowTaskPending(row.orderNo).catch(() => false)))
         await orders.signalPaymentApplied(row.orderNo, received(applied)).catch(() => undefined);
       const closed = await closer.close(newOrderOf(row), { kind: 'PAYMENT' });
@@ -151,10 +149,7 @@ export function createReconcileActivities(deps: ReconcileDeps) {
     };
   };
   return {
-    /**
-     * Starts enabled endpoints' delivery workflows where none runs; prunes a page of events past EVENTS_RETENTION;
-     * seals again, under the first EVENTS_SECRET_KEY, any endpoint secret an older key sealed (a key's rotation).
-     */
+    /** Starts missing delivery workflows, prunes a page past EVENTS_RETENTION, reseals what an older key sealed. */
     async keepOrderEventDeliveries(input: { prunePage: number }): Promise<{ endpoints: number; pruned: number }> {
       if (deps.endpointSecrets) await resealEndpointSecrets(stores.webhooks, deps.endpointSecrets);
       const endpoints = deliveries ? await stores.webhooks.enabledEndpointIds() : [];

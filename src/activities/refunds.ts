@@ -60,8 +60,7 @@ export function createRefundActivities(deps: {
         return await recorded(row.eventId, progress);
       } catch (err) {
         if (err instanceof ProviderChargeDisputed) {
-          // The dispute decides: recorded already (this payment judged after it arrived), now; else once its event
-          // is recorded (RefundStore.recordTakeback). Asked again meanwhile, in case none comes.
+          // The dispute decides: now if recorded, else once its event is (RefundStore.recordTakeback); asked again.
           if (await stores.refunds.settleByDispute(row)) {
             observe('REFUNDED');
             return 'REFUNDED';

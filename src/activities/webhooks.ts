@@ -16,11 +16,7 @@ export const HEARTBEAT_EVERY_MS = 2_000;
 const QUEUE_PAGE = 500;
 /** Deliveries sent per batch, in waves of EVENTS_CONCURRENCY: a batch's length is bounded by a few attempt timeouts. */
 const WAVES_PER_BATCH = 4;
-/**
- * How long a round goes on: batch after batch, looking at the feed every EVENTS_POLL_INTERVAL while nothing is due.
- * Temporal's way to poll often is inside a heartbeating activity: an endpoint costs Temporal a round per ROUND_MS,
- * busy or idle, and no event waits for a workflow task between two batches.
- */
+/** Polling often belongs in a heartbeating activity: an endpoint costs Temporal a round per ROUND_MS, busy or idle. */
 export const ROUND_MS = 10_000;
 /** Retries double (± 20 %) from EVENTS_RETRY_FIRST up to this, until the delivery's retry period ends. */
 export const RETRY_MAX_MS = 3_600_000;
@@ -84,11 +80,8 @@ export function createWebhookActivities(deps: {
   const customers = new CustomerReferences(deps.settings.customerSecret);
   return {
     /**
-     * One round of ROUND_MS: batch after batch, each reading the endpoint afresh (a rotated secret, a change of URL),
-     * queueing the feed's new events and sending what is due, then looking again every EVENTS_POLL_INTERVAL while
-     * nothing is. Ends early when the endpoint is disabled or gone, answers 410 (stopped), or asks us to wait (the
-     * workflow waits until nextDueInMs), and at its next look once `stopping` (its worker shuts down: the workflow
-     * goes on elsewhere at once, rather than wait out the round or the SDK's grace).
+     * Batches for ROUND_MS, each reading the endpoint afresh (a rotated secret, a new URL). Ends early when it is gone,
+     * answers 410 or asks us to wait, or once `stopping`: the workflow goes on elsewhere, not after the SDK's grace.
      */
     async deliverEndpointEvents(
       input: { endpointId: string },
@@ -96,8 +89,7 @@ export function createWebhookActivities(deps: {
     ): Promise<DeliveryRound> {
       const { endpointId } = input;
       const round: DeliveryRound = { stopped: false, queued: 0, sent: 0, delivered: 0, more: false, nextDueInMs: null };
-      // A heartbeat on a clock, not per send: an attempt may take EVENTS_ATTEMPT_TIMEOUT_MS (up to 30 s), and a round
-      // whose worker died is retried once HEARTBEAT_TIMEOUT passes without one (it stalled the endpoint ~63 s).
+      // On a clock, not per send: an attempt may take 30 s, and a dead worker's round waits out HEARTBEAT_TIMEOUT.
       const beating = setInterval(() => beat(round.sent), HEARTBEAT_EVERY_MS);
       try {
         for (const until = Date.now() + ROUND_MS; ;) {

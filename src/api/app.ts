@@ -99,8 +99,7 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   const pacing = new StartPacing({ maxLimit: config.maxConcurrentStarts });
   const orders =
     substitutes.orders ?? new OrderWorkflowClient(temporal, config.temporal.taskQueue, guards, pacing, metrics);
-  // A read asks Redis for the pending start first (a burst's PENDING orders), for a share of its deadline;
-  // the row gets the rest.
+  // Redis's pending start first (a burst's PENDING orders), for a share of the read deadline; the row gets the rest.
   const { readMs, redisMs } = config.deadlines;
   const lookup =
     substitutes.lookup ??
@@ -122,8 +121,7 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   });
   // The payment Signals (and refunds) sent after the webhooks' commits.
   const payments = new PaymentSignals({ orders, refunds, changed, logger });
-  // Fed by the stock-returned subscription startApi opens; a stale flag answers while its probe runs, bounded by the
-  // probe's own checkout deadline.
+  // Fed by the stock-returned subscription; a stale flag answers while its probe runs, within the checkout deadline.
   const soldOut = substitutes.soldOut ?? new SoldOutCache(1_000, config.deadlines.checkoutMs);
   const line = new LineService({
     line: guarded(new RedisLine(redis), guards.redis, config.deadlines.redisMs, GUARDED_LINE_METHODS),
@@ -149,8 +147,7 @@ export function composeApi(clients: ApiClients, substitutes: ApiSubstitutes = {}
   };
 }
 
-// The only methods the guarded views offer, each bounded and behind its breaker: a use case calling another does not
-// compile until it is listed (and so guarded) here.
+// The only methods the guarded views offer: a use case calling another does not compile until listed (so guarded) here.
 const GUARDED_INVENTORY_METHODS = [
   'reserve',
   'markSaleActive',
@@ -195,7 +192,6 @@ const GUARDED_STORE_METHODS = {
   ],
 } as const;
 
-/** The API's routes over its parts (composeApi), in the Koa shell. */
 export function createApp(parts: ApiParts): Koa {
   const { config, redis, temporal, logger, metrics, guards, orders, lookup, statusReader, payments } = parts;
   // Every Redis and MySQL call of a request is bounded (REDIS_TIMEOUT, MYSQL_TIMEOUT) and behind its breaker.
@@ -243,8 +239,7 @@ export function createApp(parts: ApiParts): Koa {
     admissions: parts.line,
   });
   const webhook = new PaymentReceiver({ config, stores: parts.stores, guards, signals: payments });
-  // Only a provider configured here gets its route, so the OpenAPI document lists exactly what is served; another's
-  // path is unknown here (404 NOT_FOUND, as the document says of any unknown path).
+  // Only configured providers get a route, so the OpenAPI document lists exactly what is served; others' paths are 404.
   const mountedProviders = providers.configured.map(({ definition, settings }) => ({
     definition,
     intake: definition.intake(settings, {
@@ -340,10 +335,7 @@ export function createApp(parts: ApiParts): Koa {
   return app;
 }
 
-/**
- * The API process's breakers, one per dependency, with what counts as its failure and its per-call bound; Temporal's
- * calls take the request's own deadline (CHECKOUT_DEADLINE, READ_DEADLINE, WRITE_DEADLINE) instead.
- */
+/** Temporal's calls take the request's own deadline (CHECKOUT_DEADLINE, READ_DEADLINE, WRITE_DEADLINE) instead. */
 export function createDependencyGuards(
   config: Pick<AppConfig, 'breaker' | 'deadlines'>,
   observer: DependencyObserver,
@@ -370,11 +362,7 @@ export function createDependencyGuards(
   };
 }
 
-/**
- * The workers' deployment within the read deadline (gRPC's too, so nothing runs on) and outside Temporal's breaker:
- * an operator's slow visibility reads must not refuse shoppers' orders; and the rollout's smoke order on a build, run
- * here so that the rollout needs only Temporal and this API. Null unversioned.
- */
+/** Outside Temporal's breaker: an operator's slow visibility reads must not refuse shoppers. Null: unversioned. */
 function deploymentOf(
   config: AppConfig,
   temporal: Client,
@@ -405,8 +393,7 @@ function deploymentOf(
       try {
         // Every Temporal call of it under one gRPC deadline: a hung server ends the wait, not the smoke order's run.
         return await temporal.connection.withDeadline(Date.now() + 35_000, async () => {
-          // A few seconds, not one read: the caller just saw it polling, and one read of the version's queues can lag
-          // that (seen on the cluster: the rollout's read listed both, the API's next one neither).
+          // Not one read: a read of the version's queues can lag what the caller just saw polling (seen on a cluster).
           await deployments.untilPolling(version, requiredTaskQueues(taskQueue), 5_000);
           return runSmokeOrder({ ...smoke, client: temporal, taskQueue, version });
         });

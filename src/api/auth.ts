@@ -22,10 +22,7 @@ function bearerTokenOf(header: string): string {
   return token;
 }
 
-/**
- * HS256 via fast-jwt: synchronous HMAC (~12 µs a verify against jose's 140 µs), with a cache of verified tokens
- * (it honours their expiry) since a shopper in a burst resends one. A token without `exp` is never valid.
- */
+/** fast-jwt: synchronous HMAC (~12 µs a verify, jose's 140 µs), verified tokens cached as a burst resends them. */
 export class ShopperAuth {
   private readonly sign: (payload: { sub: string }) => string;
   private readonly verify: (token: string) => { sub?: unknown; iat?: unknown; exp?: unknown };
@@ -81,11 +78,7 @@ export class ShopperAuth {
   }
 }
 
-/**
- * Wrong credentials per address (RATE_LIMIT_AUTH_FAILURES), counted in this process's memory so a refusal needs no
- * store: once an address has spent them, it is answered 429 before any token it sends is compared, until the window
- * ends. Shared by the operators' routes and, in its own process, the codec server.
- */
+/** Wrong credentials per address (RATE_LIMIT_AUTH_FAILURES), in memory: a 429 needs no store and comes first. */
 export class CredentialFailures {
   private readonly limiter: RateLimiterMemory | null;
 
@@ -116,7 +109,6 @@ export class OperatorTokens {
     private readonly failures: CredentialFailures,
   ) {}
 
-  /** An operator's route: the admin token. */
   get admin() {
     const allowed = [this.tokens.adminToken];
     return { auth: 'admin', guard: (ctx: Context) => this.check(ctx, allowed, 'invalid admin token') } as const;
@@ -134,10 +126,7 @@ export class OperatorTokens {
   }
 }
 
-/**
- * Compares SHA-256 digests in constant time: equal lengths, so not even the token's length leaks; every one is
- * compared, so the time taken does not tell which matched.
- */
+/** Digests, all compared in constant time: equal lengths hide the token's length; timing never tells which matched. */
 export function requireToken(authorization: string, tokens: readonly string[], refusal: string): void {
   const digest = (value: string) => createHash('sha256').update(value).digest();
   const token = bearerOf(authorization);

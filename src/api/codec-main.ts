@@ -1,7 +1,4 @@
-/**
- * Codec server process (`npm run codec-server`; `npm start` runs it from source): serves ./codec-server.ts on
- * CODEC_SERVER_HOST:CODEC_SERVER_PORT until SIGTERM/SIGINT. Never the API's port (the configuration refuses it).
- */
+/** Codec server process (`npm run codec-server`), never on the API's port: the configuration refuses that. */
 import { isIP } from 'node:net';
 import { loadConfig } from '../config/index.js';
 import { createLogger } from '../infra/logger.js';

@@ -1,9 +1,6 @@
 /**
- * Temporal's codec-server protocol over the payload codec, so the Web UI and the CLI show what encrypted payloads hold:
- * `POST /encode`, `/decode` (also under `/{namespace}/`, the CLI's form; the UI sends X-Namespace), with
- * `{"payloads": [...]}` in proto3 JSON. It decrypts for whoever reaches it, so it listens apart from the API (loopback
- * by default), answers the configured origins only, refuses other origins' pages and takes a bearer token when set; a
- * batch is answered whole or not at all. docs/operations.md, "The codec server".
+ * Temporal's codec server, so the Web UI and CLI show encrypted payloads. It decrypts for whoever reaches it, so it
+ * listens apart from the API, for the configured origins and token only (docs/operations.md, "The codec server").
  */
 import { createServer, type Server } from 'node:http';
 import Router from '@koa/router';
@@ -107,7 +104,6 @@ export async function startCodecServer(
   };
 }
 
-/** The codec server of `config`: its codec, origins, namespace and token (CODEC_SERVER_*). */
 export function codecServerOptionsOf(
   config: Pick<AppConfig, 'codecServer' | 'payloadCodec' | 'temporal' | 'nodeEnv' | 'credentialFailureLimit'>,
   logger: Logger,
@@ -135,10 +131,7 @@ export function codecServerOptionsOf(
 
 type CodecState = { namespace?: string | null; payloads?: number };
 
-/**
- * Allowed origins get Access-Control-Allow-Origin (and credentials: the UI may send cookies), others no CORS header.
- * A preflight is answered here, before the token check: browsers send no Authorization with it.
- */
+/** With credentials (the UI may send cookies); preflights answered before the token check: they carry no token. */
 function cors(origins: ReadonlySet<string>) {
   return async (ctx: Context, next: Next) => {
     const origin = ctx.get('Origin');
@@ -159,10 +152,7 @@ function cors(origins: ReadonlySet<string>) {
   };
 }
 
-/**
- * A browser names the page's origin in every POST; another origin's page (a rebound DNS name included, for which the
- * browser sends no preflight) is refused before anything is decrypted. Callers outside a browser send no Origin.
- */
+/** Another origin's page (a rebound DNS name too: no preflight) is refused before decrypting; no Origin: no browser. */
 function refuseOtherOrigins(origins: ReadonlySet<string>) {
   return async (ctx: Context, next: Next) => {
     const origin = ctx.get('Origin');

@@ -30,7 +30,6 @@ export class ApiError extends QuietError {
 export const invalidRequest = (message: string, details?: Record<string, unknown>) =>
   new ApiError('INVALID_REQUEST', message, details);
 
-/** 405 with the Allow header. */
 export function notAllowed(ctx: { method: string; path: string }, allow: string): ApiError {
   const message = `${echo(ctx.method)} is not allowed on ${echo(ctx.path)}; allowed: ${allow}`;
   return new ApiError('METHOD_NOT_ALLOWED', message, undefined, { Allow: allow });
@@ -59,7 +58,6 @@ export function errorMiddleware(logger: Logger) {
   };
 }
 
-/** `{ error: { code, message, details? } }`. */
 export function errorBody(apiError: ApiError) {
   return {
     error: {
@@ -94,7 +92,6 @@ export function toApiError(err: unknown): ApiError {
     const headers = { 'Retry-After': String(err.retryAfterSeconds) };
     return new ApiError('UNAVAILABLE', UNAVAILABLE_MESSAGES[err.dependency], undefined, headers);
   }
-  // "quantity: must be an integer; sku: required".
   if (err instanceof ZodError)
     return invalidRequest(
       err.issues.map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`).join('; '),

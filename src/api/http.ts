@@ -30,10 +30,7 @@ export function createKoaApp(
   return app;
 }
 
-/**
- * 405 with Allow for a known path asked with an undeclared method (allowedMethods would answer 501 to PURGE), 204 to
- * OPTIONS. Mounted once before every router, so Allow lists a path's methods across routers, later ones included.
- */
+/** Our 405, not allowedMethods' (501 to PURGE); mounted once before every router, so Allow spans all their methods. */
 async function methodNotAllowed(ctx: Context, next: Next): Promise<void> {
   await next();
   if (ctx.status !== 404 || ctx.body !== undefined) return;
@@ -70,10 +67,7 @@ type ReadBody = { parsed: unknown; raw: string };
 /** Bodies the front's sold-out check read, handed to the app instead of read again. */
 const readBeforeApp = new WeakMap<IncomingMessage, Promise<ReadBody>>();
 
-/**
- * Reads a request's JSON body once (an object or array, at most 16 KB; co-body's 400 and 413 map in toApiError);
- * the first read's outcome, failure included, is the app's too.
- */
+/** Read once (co-body's 400 and 413 map in toApiError): the first read's outcome, failure included, is the app's. */
 export function readJsonBody(req: IncomingMessage): Promise<ReadBody> {
   let read = readBeforeApp.get(req);
   if (!read) {

@@ -1,7 +1,6 @@
 /**
- * At most `maxInFlight` requests in the app: beyond it, 503 with Retry-After before the body is read, connection
- * closed, so a stalled dependency holds bounded memory. Probes and metrics are exempt; long-polls are bounded by
- * STATUS_LONG_POLL_MAX_WAITERS instead. Outermost: a shed request costs a counter, not an access-log line.
+ * Beyond `maxInFlight`, 503 before the body is read: a stalled dependency holds bounded memory. Long-polls are bounded
+ * by STATUS_LONG_POLL_MAX_WAITERS instead. Outermost: a shed request costs a counter, not an access-log line.
  */
 import type { Context, Middleware, Next } from 'koa';
 import type { Logger } from '../infra/logger.js';

@@ -1,7 +1,4 @@
-/**
- * The API's Prometheus metrics, one registry per process. Label values come from small fixed sets, never an order or
- * a shopper, so series stay bounded; label children are cached so the hot path pays a Map lookup, not a label hash.
- */
+/** Prometheus labels from small fixed sets (never an order or a shopper); children cached: a Map lookup, not a hash. */
 import { performance } from 'node:perf_hooks';
 import type { CheckoutObserver } from '../order/checkout.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -44,7 +41,6 @@ const LINE_FIGURES = {
   admissions_per_second: 'The admission rate set',
 };
 
-/** Each metric's help text, by its name. */
 const HELP = {
   flash_line_joins_total:
     'Joins of a waiting line by outcome: JOINED (a new place), ALREADY (the same place again), or why not',
@@ -305,7 +301,6 @@ export class ApiMetrics
     return performance.now();
   }
 
-  /** Prometheus text format. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }

@@ -1,7 +1,4 @@
-/**
- * The `wait` preference of RFC 7240 (`Prefer: wait=5`). Preferences are advisory (§2): a malformed or
- * unknown one is ignored, never refused; the first `wait` wins, even malformed.
- */
+/** RFC 7240's `wait` preference: advisory (§2), so a malformed one is ignored, never refused; the first `wait` wins. */
 
 // Digits read at most: longer values are above any sensible cap anyway.
 const MAX_WAIT_DIGITS = 9;

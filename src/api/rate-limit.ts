@@ -1,7 +1,4 @@
-/**
- * Request budgets (docs/operations.md, "Rate limits"), counted in Redis so every API process shares them. One key per
- * (limit, identity), `ratelimit:<limit>:<identity>`, expiring with its window: a single-key script, Cluster-safe.
- */
+/** Request budgets (docs/operations.md, "Rate limits") shared in Redis, a key per limit and identity: Cluster-safe. */
 import type { RedisClient } from '../infra/redis.js';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { AppConfig, RateLimit } from '../config/index.js';
@@ -28,10 +25,7 @@ export class RateLimits {
   /** Each budget's shared counter, and the one in memory that stands in while Redis does not answer. */
   private readonly limiters = new Map<RateLimitName, { shared: RateLimiterRedis; local: RateLimiterMemory }>();
 
-  /**
-   * While `redisGuard` says Redis does not answer, each process counts in memory without waiting: a login or webhook
-   * (no Redis needed) goes on; a checkout fails later, at its reserve.
-   */
+  /** While Redis does not answer, each process counts in memory without waiting: logins and webhooks go on. */
   constructor(
     redis: RedisClient,
     settings: Partial<Record<RateLimitName, RateLimit | null>>,

@@ -11,7 +11,6 @@ export const REQUEST_ID_HEADER = 'X-Request-Id';
 /** Safe to log and echo; long enough for UUIDs and trace ids. */
 const VALID_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** The caller's request id when it is valid, a new UUID otherwise. */
 export function requestIdOf(incoming: string): string {
   return incoming && VALID_REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
@@ -28,10 +27,7 @@ interface AnsweredRequest {
   ms: number;
 }
 
-/**
- * Metrics for every answer, a log line for each but 409 SOLD_OUT, logged 1 in `soldOutSampleEvery` (with the count
- * skipped) so a sold-out flood is no log flood; shared with the front's sold-out check, so both sample alike.
- */
+/** SOLD_OUT logged 1 in `soldOutSampleEvery`, so a sold-out flood is no log flood; the sold-out door shares it. */
 export class AccessLog {
   private soldOutSkipped = 0;
   private soldOutSeen = 0;

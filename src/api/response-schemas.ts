@@ -1,7 +1,4 @@
-/**
- * The API's own answer schemas (zod): errors, health, the checkout's and cancel's acknowledgements. Each view of the
- * domain (an order, a sale, a line, …) has its schema beside the code that makes it, its type inferred from it.
- */
+/** The API's own answer schemas; each domain view's schema sits beside the code that makes it, its type inferred. */
 import { z } from 'zod';
 import { BREAKER_STATES, DEPENDENCY_NAMES, SERVER_NAMES } from '../infra/dependency-guard.js';
 import { ERROR_CODES, type ErrorCode } from '../infra/error-codes.js';
@@ -14,7 +11,6 @@ export const errorCodeSchema = z
   .enum(ERROR_CODE_NAMES)
   .meta({ id: 'ErrorCode', description: 'A stable error code; the message is for people.' });
 
-/** Every error answer: `{ "error": { "code", "message", "details"? } }`. */
 export const errorBodySchema = named('ApiError', {
   error: z.object({
     code: errorCodeSchema,

@@ -1,8 +1,4 @@
-/**
- * `route(router, doc)`: mounts `doc.handler`, validates what `doc` declares with its zod schemas, and keeps `doc` for
- * src/api/openapi.ts, so the spec describes exactly what is checked. Each part is validated when the handler asks for
- * it: the order of checks is contract (401 before 400; a webhook's rate limit before its body).
- */
+/** Checks what a route's doc declares and keeps it for openapi.ts, lazily: check order is contract (401 before 400). */
 import Router, { type RouterContext } from '@koa/router';
 import type { z } from 'zod';
 import type { ErrorCode } from '../infra/error-codes.js';
@@ -68,7 +64,6 @@ interface RouteInput<P extends ObjectSchema, Q extends ObjectSchema, H extends O
 
 const docsByRouter = new WeakMap<Router, RouteDoc[]>();
 
-/** Mounts `handler` at `doc.at`, its input validated as `doc` declares; records `doc` for the spec. */
 export function route<
   P extends ObjectSchema = undefined,
   Q extends ObjectSchema = undefined,
@@ -120,7 +115,6 @@ function declared<S extends z.ZodType>(schema: S | undefined, part: string): S {
   return schema;
 }
 
-/** The route docs declared on `router` through `route`. */
 export function documentedRoutes(router: Router): readonly RouteDoc[] {
   return docsByRouter.get(router) ?? [];
 }

@@ -1,7 +1,4 @@
-/**
- * Request schemas (zod), bodies strict: each check is one the OpenAPI document can state, with an example per pattern
- * (test/contract.test.ts starts from them); a rule JSON Schema cannot state is said in the field's description.
- */
+/** Request schemas: checks OpenAPI can state, an example per pattern (test/contract.test.ts); the rest described. */
 import { z } from 'zod';
 import { ORDER_EVENT_TYPES, STORED_ORDER_STATUSES, STORED_PAYMENT_OUTCOMES } from '../model/order-workflow.js';
 import { CURSOR_POSITIONS, encodeCursor } from '../infra/cursor.js';
@@ -35,10 +32,7 @@ export const smokeOrderRequestSchema = z.strictObject({
   buildId: BUILD_ID.meta({ examples: ['984eefa9e651f392-cdb395'] }),
 });
 
-/**
- * A sale window's bound, its year as written 2001-2099 (a pattern can state that): even 2001-01-01T00:00+23:59 stays
- * clear of "no bound" (0) and of the 2000 floor in Redis.
- */
+/** Years 2001-2099 (a pattern states it): 2001-01-01T00:00+23:59 still clears "no bound" (0) and Redis's 2000 floor. */
 const saleTime = z.iso
   .datetime({ offset: true })
   .regex(/^20(?:0[1-9]|[1-9]\d)-/, 'a year from 2001 to 2099')

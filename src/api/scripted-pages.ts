@@ -1,8 +1,4 @@
-/**
- * The web/ pages whose script is TypeScript, served with script and styles inlined (the machine may be offline).
- * `npm run build` finishes them into dist/web/; run from source, a page is bundled on its first request with esbuild,
- * a development dependency loaded only then.
- */
+/** Pages inlined (the machine may be offline); from source, bundled on first request by esbuild, a dev dependency. */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

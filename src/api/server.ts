@@ -27,7 +27,6 @@ export interface RunningApi {
 }
 
 export interface StartApiOptions {
-  /** Default: pino on stdout. */
   logger?: Logger;
   substitutes?: ApiSubstitutes;
 }
@@ -38,8 +37,7 @@ export async function startApi(
   options: StartApiOptions = {},
 ): Promise<RunningApi> {
   const logger = options.logger ?? createLogger(config, 'api');
-  // The Redis guard bounds each command (REDIS_TIMEOUT) and lets an arrived answer beat a late timer; the client's
-  // own timeout is a backstop a second later, since its timer would fail such an answer first.
+  // The guard's REDIS_TIMEOUT lets an arrived answer beat a late timer; the client's own would not: a backstop only.
   const redis = createRedis(config, { commandTimeout: config.deadlines.redisMs + 1_000 });
   // Without a listener ioredis prints every reconnect failure as "unhandled"; /healthz reports it.
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
@@ -49,8 +47,7 @@ export async function startApi(
   const parts = composeApi({ config, redis, stores, temporal, logger }, options.substitutes);
   const { readiness, statusReader, payments, replicaAcks } = parts;
   parts.metrics.countEncryptions(encryptionsSince(payloadCodecOf(config)));
-  // reserve.lua judges the cutoffs this process writes by Redis's clock: unready while they differ.
-  // MySQL's is only shown: nothing here compares it with this process's clock.
+  // reserve.lua judges this process's cutoffs by Redis's clock: unready while they differ (MySQL's is only shown).
   const clock = new ClockWatch(
     { redis: () => redisClockMs(redis), mysql: () => stores.reports.clockMs() },
     { source: 'redis', label: 'Redis', marginMs: config.clockSkewMarginMs, marginName: 'CLOCK_SKEW_MARGIN' },

@@ -1,8 +1,4 @@
-/**
- * Answers a plain checkout for a SKU flagged sold out with the app's own 409 SOLD_OUT, without Koa
- * (docs/performance.md). Judges only what it can exactly, cheap looks first; anything else goes to the app, with any
- * body read here handed on (readJsonBody), never read twice. Off while tracing.
- */
+/** A plain checkout of a SKU flagged sold out gets the app's 409 without Koa (docs/performance.md); others go on. */
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type Koa from 'koa';
 import type { CheckoutService } from '../order/checkout.js';

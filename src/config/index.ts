@@ -1,8 +1,4 @@
-/**
- * The service's configuration, read once from the environment (docs/operations.md, "Configuration"): each variable
- * is declared once in src/config/settings.ts. Defaults point at the local stack that `npm start` runs: a bare
- * checkout works.
- */
+/** Read once from the environment (docs/operations.md, "Configuration"); defaults fit the stack `npm start` runs. */
 import ms from 'ms';
 import { z } from 'zod';
 import { durationToMs } from '../model/order-workflow.js';
@@ -44,7 +40,6 @@ export const CONFIG_DEFAULTS = Object.fromEntries(
   Object.entries(SETTINGS).flatMap(([name, setting]) => ('default' in setting ? [[name, setting.default]] : [])),
 ) as { readonly [Name in ConfigVariable as Settings[Name] extends { default: string } ? Name : never]: string };
 
-/** The settings as every process reads them: the shape configOf builds. */
 export type AppConfig = ReturnType<typeof configOf>;
 
 export class ConfigError extends Error {}
@@ -267,10 +262,7 @@ const OWN_SECRETS = (Object.entries(SETTINGS) as [ConfigVariable, { secret?: str
 );
 const OWN_SECRET_LENGTH = 32;
 
-/**
- * In production, a secret anyone could know is a hole: refuse to start, naming each variable (never its value). Own
- * secrets must be set, unpublished and strong; the others (Temporal's, the stores', the providers') unpublished.
- */
+/** Production refuses a secret anyone could know, naming each variable, never its value. */
 function refuseWeakSecrets(e: Env, present: Record<string, string>, temporalApiKey: string | undefined): void {
   const problems: string[] = [];
   for (const [name, { secret }] of OWN_SECRETS) {

@@ -36,7 +36,6 @@ export const booleanString = z
   .enum(['true', 'false', '1', '0', ''])
   .transform((value) => value === 'true' || value === '1');
 
-/** A comma-separated list's entries, trimmed, empty ones dropped. */
 export function commaList(value: string): string[] {
   return value
     .split(',')
@@ -79,9 +78,8 @@ export const optionalDurationString = z.string().refine(
 );
 
 /**
- * A deployment name and a build id as Temporal takes them and visibility queries quote them: the name without '.' or
- * ':' (Temporal's delimiters) but with '/' (the Worker Controller's `<namespace>/<name>`), the id with '.' (an image
- * tag's); neither begins with '__' (reserved by the server).
+ * As Temporal takes them: a name without its delimiters '.' and ':' but with the Worker Controller's '/', an id with an
+ * image tag's '.'; neither begins with '__' (reserved by the server).
  */
 export const DEPLOYMENT_NAME = z
   .string()
@@ -126,10 +124,7 @@ export interface EventsSecretKey {
   secret: string;
 }
 
-/**
- * One key as it always was, or `<id>=<key>,…`: the first seals, every one opens (rotation: docs/operations.md). Each at
- * least 24 characters; a refusal names a key by its id or position, never by its text.
- */
+/** One key, or `<id>=<key>,…`: the first seals, all open (docs/operations.md); a refusal never shows a key's text. */
 export const eventsSecretKeys = z.string().transform((value, ctx): EventsSecretKey[] => {
   // `id=` then a value: a key's own base64 padding (`…==`) is no id, and is never shown as one.
   const listed = /^[A-Za-z0-9_-]{1,32}=[^=]/.test(value);
@@ -146,10 +141,7 @@ export const eventsSecretKeys = z.string().transform((value, ctx): EventsSecretK
   return keys;
 });
 
-/**
- * Outside production, a checkout's own codec key: generated once under .data/ (never committed, so a history copied
- * from a developer's machine is not readable with a published key), shared by npm start, the tests and the scripts.
- */
+/** A checkout's own key outside production (.data/, never committed): no published key reads a developer's history. */
 const LOCAL_CODEC_KEY_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.data', 'payload-codec-keys');
 
 export function localCodecKeys(): string {
@@ -158,8 +150,7 @@ export function localCodecKeys(): string {
   } catch {
     const generated = `local-${randomBytes(4).toString('hex')}=${randomBytes(32).toString('base64')}`;
     mkdirSync(dirname(LOCAL_CODEC_KEY_FILE), { recursive: true });
-    // Written whole, then linked into place (refused if the name exists): processes starting at once all read the
-    // first one's key, and none reads a file still being written (`wx` creates it empty first).
+    // Linked once written whole (`wx` would create it empty first): processes starting at once all read the first key.
     const written = `${LOCAL_CODEC_KEY_FILE}.${process.pid}.tmp`;
     writeFileSync(written, `${generated}\n`, { mode: 0o600 });
     try {
@@ -173,10 +164,7 @@ export function localCodecKeys(): string {
   }
 }
 
-/**
- * Browser origins (`http://127.0.0.1:8233`), comma-separated, each kept as the browser sends it in Origin: no path,
- * no wildcard (the codec server answers them with credentials allowed).
- */
+/** Origins as browsers send them, no path or wildcard: the codec server answers them with credentials allowed. */
 export const originList = z.string().transform((value, ctx): string[] => {
   const origins = commaList(value);
   const bad = origins.filter((origin) => {

@@ -1,7 +1,4 @@
-/**
- * What production refuses of a secret (docs/operations.md, "Before production"): one this repository has published
- * (its fingerprint is in ./published-secrets.ts, `npm run published-secrets`), or one trivially weak.
- */
+/** What production refuses of a secret (docs/operations.md, "Before production"): one published here, or one weak. */
 import { createHash } from 'node:crypto';
 import { PUBLISHED_SECRET_FINGERPRINTS } from './published-secrets.js';
 

@@ -1,8 +1,4 @@
-/**
- * Every core variable, declared once: how it is parsed, its default as an operator writes it (parsed like a set value),
- * what it means (docs/reference/settings.md, `npm run docs:reference`) and whether it is one of this service's own
- * secrets. src/config/index.ts derives the schema, the defaults, AppConfig and the production checks from it.
- */
+/** Every core variable, once; src/config/index.ts derives the schema, defaults, AppConfig and production checks. */
 import { z } from 'zod';
 import {
   booleanString,
@@ -316,9 +312,7 @@ export const SETTINGS = {
     meaning:
       '`decrypt-only`: writes plain payloads and reads both (the release before encryption); `require`: encrypts and refuses a plain one (the last step)',
   },
-  // The codec server (src/api/codec-server.ts): the Web UI's and CLI's decoder of those payloads, never on PORT. It
-  // decrypts anything for whoever reaches it: loopback unless set, the Web UI's origins only, a token if set.
-  // 0: off. Loopback: it decrypts for whoever reaches it; the origins are the local stack's Web UI.
+  // The codec server (src/api/codec-server.ts) decrypts for whoever reaches it: never on PORT, loopback by default.
   CODEC_SERVER_PORT: {
     parse: z.coerce.number().int().min(0).max(65535),
     default: String(LOCAL_STACK_PORTS.codecServer),
@@ -350,8 +344,7 @@ export const SETTINGS = {
     default: String(LOCAL_STACK_PORTS.workerHealth),
     meaning: "the worker's `/livez` and `/readyz` (`0`: off)",
   },
-  // ~200 KB each, cut to what the heap holds (src/workers/cache-sizing.ts); evicted orders are replayed.
-  // A 15,000-unit sale's open orders.
+  // ~200 KB each, cut to what the heap holds (src/workers/cache-sizing.ts); 15000: a 15,000-unit sale's open orders.
   WORKER_MAX_CACHED_WORKFLOWS: {
     parse: z.coerce.number().int().min(2).max(1_000_000),
     default: '15000',

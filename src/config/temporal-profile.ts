@@ -1,8 +1,4 @@
-/**
- * Temporal's connection the SDK's way (@temporalio/envconfig): a profile of a `temporal.toml` file (TEMPORAL_PROFILE,
- * TEMPORAL_CONFIG_FILE, the one Temporal's CLI writes) under Temporal's own TEMPORAL_* variables, which win. The
- * project's earlier names for the mTLS pair (TEMPORAL_TLS_CERT_PATH, TEMPORAL_TLS_KEY_PATH) keep working.
- */
+/** A temporal.toml profile under TEMPORAL_* variables (which win), as the SDK reads it; old mTLS names still work. */
 import { loadClientConfigProfile, type ClientConfigProfile } from '@temporalio/envconfig';
 
 /** The project's name → the SDK's, for the variables it named before the SDK read them. */
@@ -22,8 +18,7 @@ export function temporalProfileOf(
     if (value !== undefined) sdkEnv[sdk] ??= value;
   }
   const profile = loadClientConfigProfile({ overrideEnvVars: sdkEnv });
-  // An API key or a client certificate implies TLS, whatever TEMPORAL_TLS says (compose sets it false by default):
-  // the SDK would send the key in clear.
+  // A key or client certificate implies TLS, whatever TEMPORAL_TLS says (compose: false): else the key goes in clear.
   if (profile.tls?.disabled && (profile.apiKey !== undefined || profile.tls.clientCert !== undefined))
     profile.tls = { ...profile.tls, disabled: false };
   return {

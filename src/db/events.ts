@@ -1,12 +1,10 @@
-/**
- * Order events, read by the feed; each is written by the transaction that decides its fact (recordOrderEvent) and
- * takes its place in the feed once committed (positionCommitted).
- */
+/** Order events: each written by the transaction deciding its fact, placed in the feed once committed. */
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { ROLLOUT_SMOKE_SKU, type OrderEventType } from '../model/order-workflow.js';
 import { cast, date, inTransaction, num, numOrNull, rowMapper, str, toOrderRow, Store } from './rows.js';
 
-const EVENT_COLUMNS = 'e.seq, e.position, e.event_id, e.type, e.created_at, e.order_json';
+/** The columns toOrderEventRow reads, on `order_events e`. */
+export const EVENT_COLUMNS = 'e.seq, e.position, e.event_id, e.type, e.created_at, e.order_json';
 /** Events positioned per transaction: a sale's few seconds of events at most. */
 const POSITION_PAGE = 2_000;
 /** Positions a type-filtered read scans at most: its cursor moves past them whether any matched or not. */
@@ -22,11 +20,8 @@ export interface FeedPage {
 }
 
 /**
- * Gives the events committed since the last call their feed positions, in the order written, one transaction at a
- * time (the feed's row locked). Events of transactions still open are locked rows: skipped, and positioned by a later
- * call once they commit. So every position up to `positioned_through` is committed, in order, and only the feed's
- * own writers ever hold it back. A call that finds another one positioning returns 0 at once. Every reader of the
- * feed calls it first (the feed, a delivery round, the pruner): what committed is positioned by whoever reads next.
+ * Under the feed row's lock, skipping open transactions' (locked) events: every position up to `positioned_through` is
+ * committed, in write order. Every feed reader calls it first; one finding another positioning returns 0.
  */
 export async function positionCommitted(pool: Pool): Promise<number> {
   return inTransaction(pool, async (conn) => {
@@ -49,10 +44,7 @@ export async function positionCommitted(pool: Pool): Promise<number> {
 }
 
 export class EventStore extends Store {
-  /**
-   * Events after position `after` in feed order, of `types` when given, up to `limit`; positions what committed
-   * first. A type-filtered read looks FEED_SCAN_WINDOW positions ahead at most and moves its cursor past them.
-   */
+  /** A type-filtered read looks FEED_SCAN_WINDOW positions ahead at most and moves its cursor past them. */
   async feedPage(query: { after: number; types?: readonly OrderEventType[]; limit: number }): Promise<FeedPage> {
     await positionCommitted(this.pool);
     const types = query.types?.length ? query.types : undefined;
@@ -80,7 +72,6 @@ export class EventStore extends Store {
     return { events, prunedThrough: Number(head.pruned_through), nextAfter };
   }
 
-  /** Every event of an order, in the order written. */
   async eventsOf(orderNo: string): Promise<OrderEventRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT ${EVENT_COLUMNS} FROM order_events e WHERE order_no = ? ORDER BY seq`,
@@ -130,11 +121,7 @@ const ORDER_SNAPSHOT = `JSON_OBJECT(${(
   .join(', ')})`;
 const ORDER_SNAPSHOT_DATES = ['payment_deadline', 'created_at', 'paid_at', 'cancelled_at', 'dispute_due_by'];
 
-/**
- * The event of a fact the caller's transaction just decided on the row (its lock held), with the row as it stands;
- * once: a repeat (a retried close) finds the unique key. `whenStatus`: only if the row is in it (a statement may
- * have changed nothing).
- */
+/** In the deciding transaction (row lock held); once: a retry finds the unique key. `whenStatus`: if still in it. */
 export async function recordOrderEvent(
   conn: PoolConnection,
   event: { orderNo: string; type: OrderEventType; occurrence?: string; createdAt?: Date; whenStatus?: string },

@@ -96,11 +96,7 @@ export class OrderStore extends Store {
     return rows.map(rowMapper({ orderNo: str, userId: str, idempotencyKey: str }));
   }
 
-  /**
-   * Inserts the order AWAITING_PAYMENT and takes its units from MySQL's stock in one transaction; idempotent on the
-   * order number (ALREADY_PERSISTED). It does not look first (a round trip less, docs/performance.md): an earlier
-   * attempt's row shows as a duplicate key, or as "out of stock", checked against the row before it is believed.
-   */
+  /** Doesn't read first (a round trip less): an earlier attempt shows as a duplicate key or "out of stock". */
   async insertAwaitingOrder(order: NewOrder): Promise<InsertOrderResult> {
     try {
       return await inTransaction(this.pool, async (conn): Promise<InsertOrderResult> => {
@@ -120,8 +116,7 @@ export class OrderStore extends Store {
           paymentDeadline,
           paymentProvider: order.paymentProvider ?? null,
         });
-        // The stock last: every persist of the SKU queues on its sales row, held from here to the commit only.
-        // The guard in WHERE (and the table's CHECK) makes MySQL refuse to sell what it lacks; then all rolls back.
+        // Stock last: the SKU's sales row stays locked only until commit; the WHERE guard and CHECK refuse overselling.
         const [taken] = await conn.query<ResultSetHeader>(
           'UPDATE sales SET available = available - ? WHERE sku = ? AND available >= ?',
           [order.quantity, order.sku, order.quantity],
@@ -141,8 +136,7 @@ export class OrderStore extends Store {
           : { outcome: 'SALE_NOT_FOUND' };
         return (await this.existingOrderMatches(order)) ?? result;
       }
-      // An earlier attempt committed, or a concurrent one won: nothing of this one was kept.
-      // A plain read (no locking read: a gap lock here deadlocks concurrent inserts).
+      // An earlier attempt or a concurrent one won; a plain read (a locking read's gap lock deadlocks inserts).
       if (isDuplicateKey(err)) {
         const existing = await this.existingOrderMatches(order);
         if (existing) return existing;
@@ -167,12 +161,8 @@ export class OrderStore extends Store {
   }
 
   /**
-   * The one close (docs/fault-tolerance.md, "One close"): how the order ends is decided here, by its row under its
-   * lock, whoever asks (its workflow at its deadline, on a cancel or a payment's Signal, when it cannot be persisted;
-   * the reconciler or the API for an order whose workflow is gone). A payment received is applied first; then the row
-   * answers by what it holds and what was asked (CloseRequest), moving along ORDER_MOVES only. Idempotent: a final row
-   * answers as it ended. No row: a FAILED one is written from `order` (a PAYMENT asked of none is OPEN). The caller
-   * then carries the verdict out in Redis (RESERVATION_OF_STATUS).
+   * The one close (docs/fault-tolerance.md, "One close"): the row decides under its lock, whoever asks, payments
+   * received first; the caller carries it out in Redis. Idempotent; no row: a FAILED one is written (PAYMENT: OPEN).
    */
   async close(order: NewOrder, request: CloseRequest): Promise<ClosedOrder> {
     return inTransaction(this.pool, async (conn): Promise<ClosedOrder> => {
@@ -233,7 +223,6 @@ export class OrderStore extends Store {
     });
   }
 
-  /** The payment that paid the order, if one did. */
   async appliedPayment(orderNo: string): Promise<AppliedPayment | undefined> {
     return appliedPaymentOf(this.pool, orderNo);
   }
@@ -364,13 +353,9 @@ async function insertOrderRow(
 }
 
 /**
- * The order's row decides (docs/fault-tolerance.md, "A payment's path"): under its lock (taken here unless the caller
- * holds it), its RECEIVED payments are decided in arrival order by judgeAtTheDoor: the first that pays an order
- * awaiting payment makes it PAID (with reversals reported before), every other is owed back. A payment leaves RECEIVED
- * here only. No row: nothing decided (the transaction that writes it decides).
- * Whoever brings a payment or first writes the row writes its own row first, under READ COMMITTED, so the second to
- * commit sees the other's (a mutual wait deadlocks; inTransaction reruns one). No gap locks: order numbers grow with
- * time, and a gap lock past the newest would hold up every new order's payment.
+ * The order's row decides (docs/fault-tolerance.md, "A payment's path"); a payment leaves RECEIVED here only. A payment
+ * and the row's first write each write their own row first, so the later to commit sees the other's. No gap locks:
+ * order numbers grow, so one past the newest would hold up every new order's payment.
  */
 export async function decideWaitingPayments(
   conn: PoolConnection,
@@ -387,8 +372,7 @@ export async function decideWaitingPayments(
   const order = held ?? (read && toJudgedOrder(read));
   if (!order) return [];
   const [waiting] = await conn.query<RowDataPacket[]>(
-    // By the order's index only: on an index by outcome this would lock every RECEIVED payment of every order
-    // (deadlocks between unrelated orders' payments, seen at 100 payments/s).
+    // By outcome's index it would lock every order's RECEIVED payments (deadlocks seen at 100 payments/s).
     `SELECT event_id, amount_cents, received_at, provider FROM payments FORCE INDEX (payments_by_order)
      WHERE order_no = ? AND outcome = 'RECEIVED' ORDER BY received_at, event_id FOR UPDATE`,
     [orderNo],
@@ -449,10 +433,8 @@ const toWaitingPayment = rowMapper({
 /** insertAwaitingOrder's stock was not there (or no sale): the transaction rolls back, the order row with it. */
 class NothingTaken extends Error {}
 
-/** A payment the order's row decided, and its verdict. */
 export type DecidedPayment = ReturnType<typeof toWaitingPayment> & { verdict: PaymentVerdict };
 
-/** The payment a decision applied, if it applied one. */
 export function appliedOf(decided: readonly DecidedPayment[]): AppliedPayment | undefined {
   const applied = decided.find((payment) => payment.verdict.outcome === 'APPLIED');
   return applied && { eventId: applied.eventId, amountCents: applied.amountCents, receivedAt: applied.receivedAt };

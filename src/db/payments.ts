@@ -52,10 +52,8 @@ export type PaymentFailure = Omit<PaymentFailureRow, 'receivedAt'>;
 
 export class PaymentStore extends Store {
   /**
-   * Records a payment once and has its order's row decide it (decideWaitingPayments). A payment is its money: one row
-   * per generic event, one per provider payment (Stripe's PaymentIntent) whichever event told of it first; each event
-   * is kept as evidence. The order row's lock comes first, so received_at is stamped after a close holding it read
-   * MySQL's clock. `judged`: decided now; still RECEIVED: no order row yet. `refundReason`: owed back whatever happens.
+   * A row per payment's money (a generic event, or a PaymentIntent whichever event told first), each event kept as
+   * evidence. The order row's lock comes first, so received_at is stamped after a close holding it read MySQL's clock.
    */
   async recordPayment(
     event: RecordedPaymentEvent,
@@ -151,8 +149,7 @@ export class PaymentStore extends Store {
     return rows.map(rowMapper({ eventId: str, paymentEventId: str, source: str, receivedAt: date }));
   }
 
-  // ---- payments RECEIVED before their order's row ---------------------------------------------------
-  // The row's first write decides them; the reconciler takes those left: an older build's, numbers never issued.
+  // ---- payments RECEIVED before their order's row: its first write decides them, the reconciler those left ----
 
   /** Up to `limit` payments still RECEIVED, recorded over `olderThanMs` ago by MySQL's clock, oldest first. */
   async waitingPayments(olderThanMs: number, limit: number): Promise<PaymentRow[]> {

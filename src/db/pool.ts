@@ -15,14 +15,11 @@ export function createMysqlPool(config: Pick<AppConfig, 'mysqlUrl'>, options: Po
     timezone: 'Z',
     dateStrings: false,
     multipleStatements: false,
-    // Every query is pool.query (text protocol); the prepared-statement cache mysql2 keeps per connection is unused,
-    // and at its default (16,000) preallocates ~0.5 MB per connection: 25 MB in a worker's 50 (the soak's slope).
+    // Unused (text protocol only), and the default 16,000 preallocates ~0.5 MB per connection (the soak's slope).
     maxPreparedStatements: 16,
     ...options,
   });
-  // UTC: MySQL's own stamps (received_at, NOW()) are compared with the app's. READ COMMITTED (inTransaction) is set
-  // once per connection, not per transaction (a round trip each); queued before any query, and a connection that
-  // fails it is dropped (the query waiting for it fails and is retried).
+  // UTC so MySQL's stamps compare with the app's; set per connection, not per transaction; one that fails is dropped.
   pool.pool.on('connection', (connection) => {
     const dropOnError = (err: unknown) => {
       if (err) connection.destroy();

@@ -1,7 +1,4 @@
-/**
- * Money going back: refunds asked of a provider (forwards only), refunds or disputes it reports (reversals), and what
- * they make of a paid order's row (applyTakebacks) and of money owed back (disputeOwedMoney).
- */
+/** Money going back: refunds we ask a provider for (forwards only), and reversals (refunds, disputes) it reports. */
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
   REFUNDS_OWED,
@@ -224,9 +221,8 @@ export async function applyTakebacks(conn: PoolConnection, orderNo: string): Pro
 }
 
 /**
- * A dispute of money we owe back (REFUND_REQUIRED) settles it: open or lost, the chargeback refunded the shopper
- * (REFUNDED, refund_id the dispute's); won, the provider still refuses to refund a disputed charge, so an operator does
- * (REFUND_FAILED). Uses the furthest dispute, so its recording and a refund refused for it end alike. True if moved.
+ * A dispute settles money owed back: open or lost, the chargeback refunded the shopper (REFUNDED); won, the provider
+ * refuses to refund a disputed charge, so an operator does (REFUND_FAILED). The furthest dispute: both callers agree.
  */
 export async function disputeOwedMoney(
   db: Pick<Pool, 'query'> | PoolConnection,

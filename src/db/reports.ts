@@ -49,10 +49,7 @@ export class ReportStore extends Store {
         ['order_no < ?', query.beforeOrderNo],
       ] as const
     ).filter(([, value]) => value !== undefined);
-    // A shopper's orders, of one sale or all: each form reads its index in order, no sort: all of them
-    // `orders_by_user_order_no` (user_id, order_no); one sale's `orders_by_user` (user_id, sku, then the primary key).
-    // Named, because unhinted MariaDB 10.11 read a shopper's orders of one sale by intersecting orders_by_user with
-    // orders_by_sku_order_no, then sorting them.
+    // Read in index order, no sort: unhinted, MariaDB 10.11 intersected orders_by_user and orders_by_sku_order_no.
     const index = query.sku === undefined ? 'orders_by_user_order_no' : 'orders_by_user';
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT * FROM orders ${query.userId === undefined ? '' : `FORCE INDEX (${index})`}

@@ -8,11 +8,7 @@ import type {
   StoredPaymentOutcome,
 } from '../model/order-workflow.js';
 
-/**
- * The server refusing for a while, not the statement: contention (a deadlock still there after inTransaction's
- * retries, a lock wait), its connection limit, a shutdown, a kill, a replica still read-only after a failover, or
- * refused credentials.
- */
+/** The server refusing for a while, not the statement (contention, its connection limit, a failover, credentials). */
 const TRANSIENT_SQL_ERRORS: ReadonlySet<string> = new Set([
   'ER_LOCK_DEADLOCK',
   'ER_LOCK_WAIT_TIMEOUT',
@@ -37,9 +33,8 @@ export function isMysqlFailure(err: unknown): boolean {
 }
 
 /**
- * Runs `work` in one transaction, committed if it resolves. Connections are READ COMMITTED (src/db/pool.ts): no gap
- * locks, and each read sees what is committed, as transactions serialised on an order row's lock need. A deadlock (a
- * payment and its order's first write, each locking the other's row) is run again, up to three times in all.
+ * READ COMMITTED (src/db/pool.ts): no gap locks, and each read sees what committed, as transactions serialised on an
+ * order row's lock need. A deadlock (a payment and its order's first write) is run again, three times in all.
  */
 export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -77,10 +72,7 @@ export const numOrNull = (value: unknown) => (value === null ? null : Number(val
 
 type RowOf<F extends Record<string, Read<unknown>>> = { [K in keyof F]: ReturnType<F[K]> };
 
-/**
- * A row's mapper from its fields (the one statement of its shape), each reading the column named as the field in
- * snake_case; `columns` lists those for a SELECT (of mappers whose fields all read their own).
- */
+/** Each field reads its snake_case column; `columns` lists them for a SELECT (when every field reads its own). */
 export function rowMapper<F extends Record<string, Read<unknown>>>(fields: F) {
   const columns = Object.entries(fields).map(
     ([field, read]) => [field, field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), read] as const,
@@ -146,10 +138,7 @@ export const toOrderRow = rowMapper({
 });
 export type OrderRow = ReturnType<typeof toOrderRow>;
 
-/**
- * A reversal: a refund or dispute on our payment made at the provider, unasked; `stage` only grows (recordTakeback
- * keeps the furthest).
- */
+/** A reversal: a refund or dispute made at the provider, unasked; `stage` only grows (recordTakeback). */
 export const toTakeback = rowMapper({
   id: (_, row) => String(row.takeback_id),
   kind: cast<'REFUND' | 'DISPUTE'>,

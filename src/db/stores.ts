@@ -1,8 +1,4 @@
-/**
- * Every SQL statement of the service: a store per aggregate, a transaction's SQL in one method of one store, one pool.
- * Business outcomes (an order already there, no stock) are returned as values; only infrastructure failures are
- * thrown, so the caller decides what is retryable.
- */
+/** Every SQL statement: a store per aggregate, one pool; outcomes are values, only infrastructure failures throw. */
 import type { Pool } from 'mysql2/promise';
 import { EventStore } from './events.js';
 import { OrderStore } from './orders.js';

@@ -1,10 +1,7 @@
-/**
- * Merchants' webhook endpoints, the events each is owed (webhook_deliveries) and each attempt (webhook_attempts),
- * and the feed's retention. Bodies are never copied: a delivery is an event's seq, read from order_events when sent.
- */
+/** Webhook endpoints, deliveries, attempts, the feed's retention; a delivery is an event's seq, no body copied. */
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { OrderEventType } from '../model/order-workflow.js';
-import { positionCommitted, toOrderEventRow } from './events.js';
+import { EVENT_COLUMNS, positionCommitted, toOrderEventRow } from './events.js';
 import { cast, date, inTransaction, num, numOrNull, orNull, rowMapper, str, Store } from './rows.js';
 
 export const DELIVERY_STATUSES = ['PENDING', 'DELIVERED', 'GAVE_UP'] as const;
@@ -182,11 +179,7 @@ export class WebhookStore extends Store {
     );
   }
 
-  /**
-   * The new secret signs from now on; the current one beside it until `oldUntil`. Not while a previous rotation's old
-   * secret still signs (`rotated` false), unless `replaceAll` (no overlap: every earlier secret stops at once).
-   * Null: no such endpoint.
-   */
+  /** The current secret still signs until `oldUntil`; refused (`rotated` false) mid-overlap unless `replaceAll`. */
   async rotateSecret(
     endpointId: string,
     secretBox: Buffer,
@@ -202,11 +195,7 @@ export class WebhookStore extends Store {
     return row && { row, rotated: changed.affectedRows === 1 };
   }
 
-  /**
-   * Queues the feed's events after the endpoint's place (of its types), up to `limit` read, and moves its place on in
-   * the same transaction, after positioning what committed (positionCommitted). `more`: a full page was read;
-   * `enabled` false: the endpoint is disabled or gone, nothing queued.
-   */
+  /** Queues the endpoint's events and moves its place on in one transaction; `more`: a full page was read. */
   async queueNewEvents(endpointId: string, retryPeriodMs: number, limit: number) {
     await positionCommitted(this.pool);
     return inTransaction(this.pool, async (conn) => {
@@ -241,7 +230,7 @@ export class WebhookStore extends Store {
   /** Deliveries due now, oldest try first, with their events. */
   async dueDeliveries(endpointId: string, limit: number): Promise<DueDelivery[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT d.event_seq, d.attempts, d.retry_until, e.seq, e.position, e.event_id, e.type, e.created_at, e.order_json
+      `SELECT d.event_seq, d.attempts, d.retry_until, ${EVENT_COLUMNS}
        FROM webhook_deliveries d JOIN order_events e ON e.seq = d.event_seq
        WHERE d.endpoint_id = ? AND d.status = 'PENDING' AND d.next_attempt_at <= NOW(3)
        ORDER BY d.next_attempt_at, d.event_seq LIMIT ?`,
@@ -310,10 +299,7 @@ export class WebhookStore extends Store {
     return rows.map(toAttemptRow);
   }
 
-  /**
-   * Sends the event to the endpoint again, due now with a fresh retry period, whatever became of it (an event the
-   * endpoint was never owed, of a type it does not take, is owed now). False: no such event in the feed.
-   */
+  /** Due now with a fresh retry period, whatever became of it (even an event the endpoint was never owed). */
   async resend(endpointId: string, eventId: string, retryPeriodMs: number): Promise<boolean> {
     const [result] = await this.pool.query<ResultSetHeader>(
       `INSERT INTO webhook_deliveries (endpoint_id, event_seq, status, next_attempt_at, retry_until, queued_at)
@@ -327,8 +313,7 @@ export class WebhookStore extends Store {
 
   /** Per endpoint: what is owed (and failing), delivered and given up, and the oldest owed. */
   async deliveryFigures(): Promise<Map<string, DeliveryFigures>> {
-    // A status at a time, each one range of webhook_deliveries_figures (013) already grouped by endpoint: DELIVERED and
-    // GAVE_UP are counted in the index alone; only PENDING rows, the backlog, are read for their attempts.
+    // Each status one range of webhook_deliveries_figures (013); only PENDING rows, the backlog, are read beyond it.
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT endpoint_id, status, COUNT(*) AS n, 0 AS failing, NULL AS oldest
        FROM webhook_deliveries FORCE INDEX (webhook_deliveries_figures)
@@ -377,10 +362,7 @@ export class WebhookStore extends Store {
     };
   }
 
-  /**
-   * Deletes up to `limit` of the feed's oldest events recorded before `before`, with their deliveries (retention ≥
-   * retry period), and marks how far it deleted (a cursor before the mark is expired); how many.
-   */
+  /** Oldest events first, with their deliveries (retention ≥ retry period); a cursor before the mark is expired. */
   async pruneEvents(before: Date, limit: number): Promise<number> {
     // Positioned first: an event never positioned could be deleted without a cursor knowing it was skipped.
     await positionCommitted(this.pool);

@@ -1,6 +1,6 @@
 /**
  * How far this process's clock is from Redis's and MySQL's, which judge the times it writes (reserve.lua's cutoff,
- * payment deadlines). Shown in /readyz; a gated process is unready while its gate's clock is past half the margin.
+ * payment deadlines); a gated process is unready while its gate's clock is past half the margin.
  */
 
 /** Round trips per measurement; the shortest is the most exact. */

@@ -1,7 +1,4 @@
-/**
- * Keyset pages and their opaque cursors (the admin lists, a shopper's orders): a page's last row's position as
- * base64url JSON; anything else is 400.
- */
+/** Keyset pages' opaque cursors (admin lists, a shopper's orders): the last row's position in base64url JSON. */
 import { z } from 'zod';
 import { ORDER_NO_PATTERN } from '../model/order-workflow.js';
 import { Refusal } from './refusal.js';

@@ -1,7 +1,4 @@
-/**
- * The one data converter of every Temporal Client and Worker of this project (API, worker, scripts, tests, the history
- * recorder, the replay worker): test/data-converter-wiring.test.ts fails on any built without it.
- */
+/** Every Temporal Client and Worker's data converter: test/data-converter-wiring.test.ts fails any built without it. */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -204,8 +204,7 @@ export class DependencyGuard {
   }
 }
 
-// Opens on `threshold` consecutive failures only while nothing succeeds: an overloaded server still answers most
-// calls, a hung one none. Failures alone turned load's deadline hits into mass refusals.
+// Opens on `threshold` failures in a row only while none succeeds: an overloaded server answers most, a hung one none.
 class StalledBreaker implements IBreaker {
   private consecutiveFailures = 0;
   private lastSuccessAt = Date.now();
@@ -244,11 +243,7 @@ export type AsyncMethodName<T> = {
   [K in keyof T]-?: T[K] extends (...args: never[]) => Promise<unknown> ? K : never;
 }[keyof T];
 
-/**
- * Each listed method as one guarded call (its calls to its own methods not guarded again), and only those on the type,
- * so no caller goes around the deadline and breaker. Listed, not a Proxy over `async` methods: a non-`async` method
- * returning a promise would escape the guard.
- */
+/** Each listed method guarded, none else on the type: a Proxy over `async` methods misses a promise-returning one. */
 export function guarded<T extends object, K extends AsyncMethodName<T>>(
   target: T,
   guard: DependencyGuard,
@@ -265,10 +260,7 @@ export function guarded<T extends object, K extends AsyncMethodName<T>>(
   return view as Pick<T, K>;
 }
 
-/**
- * Alone, for waits that must not count against a breaker. Timers run before a busy loop's I/O, so the deadline is
- * declared after the poll phase (setImmediate): an answer already there wins. Slow is not down.
- */
+/** For waits no breaker counts; the deadline is set after the poll phase (setImmediate): an answer already in wins. */
 export async function boundBy<T>(deadline: Deadline, call: () => Promise<T>): Promise<T> {
   const remaining = deadline.remainingMs();
   if (remaining <= 0) throw new DeadlineExceededError();

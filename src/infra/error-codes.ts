@@ -1,7 +1,6 @@
 /**
- * Every error code the API answers, in one table: its HTTP status and when it is answered (Markdown). The routes'
- * OpenAPI errors, docs/reference/errors.md (`npm run docs:reference`) and the tests all read it. Codes are stable:
- * extended, never renamed.
+ * Every error code the API answers, its HTTP status and when (Markdown), read by the routes' OpenAPI errors,
+ * docs/reference/errors.md (`npm run docs:reference`) and the tests. Codes are stable: extended, never renamed.
  */
 import { CONFIG_DEFAULTS } from '../config/index.js';
 

@@ -1,10 +1,7 @@
 import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino';
 import type { AppConfig } from '../config/index.js';
 
-/**
- * A field whose name says it holds a credential, at any depth: written as [secret]. `payloadCodec` holds the codec's
- * keys, `environment` the payment providers' variables (config.payments.environment).
- */
+/** Credential fields at any depth; `payloadCodec` holds the codec's keys, `environment` the providers' variables. */
 const SECRET_FIELD = /secret|token|passw|api_?key|authorization|cookie|^payloadCodec$|^environment$/i;
 /** A URL's password (MYSQL_URL, REDIS_URL): `user:[secret]@host`. */
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@/\s]+@/gi;

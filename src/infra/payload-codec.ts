@@ -1,8 +1,7 @@
 /**
- * Every payload Temporal stores for this service (inputs, results, Signals, Updates, memos, failures' messages and
- * stacks) is encrypted before it leaves the process: AES-256-GCM, a random 96-bit nonce per payload, the key's id and
- * the original encoding in clear metadata and bound as associated data. The SDK runs codecs on the worker's main
- * thread, never in the sandbox. Rotation: docs/operations.md, "Payload encryption".
+ * Every payload Temporal stores for this service (failures' messages and stacks too) is encrypted before it leaves the
+ * process: AES-256-GCM, a random nonce each, key id and original encoding in clear metadata bound as associated data.
+ * Codecs run on the main thread, never in the sandbox. Rotation: docs/operations.md, "Payload encryption".
  */
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { ValueError, type Payload, type PayloadCodec } from '@temporalio/common';
@@ -31,10 +30,7 @@ export class AesGcmPayloadCodec implements PayloadCodec, TextSealer {
   /** The first key's id, the one that encrypts. */
   private readonly encryptingKeyId: string;
 
-  /**
-   * The keys are kept as KeyObjects only, whose bytes no serializer writes: the SDK logs the Worker's options, this
-   * codec among them, at debug, and a kept Buffer printed as {"type":"Buffer","data":[…]}.
-   */
+  /** Keys kept as KeyObjects only, which no serializer prints: the SDK logs the Worker's options, this codec too. */
   constructor(
     keys: readonly PayloadCodecKey[],
     private readonly mode: PayloadCodecMode = 'encrypt',

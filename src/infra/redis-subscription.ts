@@ -42,8 +42,7 @@ export function subscribeChannels(
   return subscriber;
 }
 
-// One node at a time, the next on close: a killed node costs one reconnect. Not ioredis' cluster subscriber,
-// which does not say when it lost or regained its subscription.
+// One node at a time, the next on close; not ioredis' cluster subscriber, which hides losing its subscription.
 function subscribeOnCluster(
   cluster: Cluster,
   listenOn: (subscriber: Redis) => void,

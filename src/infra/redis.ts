@@ -36,7 +36,6 @@ export function createRedis(config: RedisSettings, options: RedisOptions = {}): 
 }
 
 // Any subset of nodes seeds it (CLUSTER SLOTS gives the rest); credentials and TLS come from the first URL.
-// A failover outlasting the retries answers 503 with nothing reserved.
 function createRedisCluster(urls: string[], options: RedisOptions): Cluster {
   const first = new URL(urls[0] ?? 'redis://127.0.0.1:6379');
   const nodes: ClusterNode[] = urls.map((url) => {

@@ -1,7 +1,4 @@
-/**
- * Whether a Temporal call's headers carry a sampled W3C trace context: workflows and activities are traced only
- * when their caller's sampler chose them. Imports only @temporalio/common, so it runs in the workflow sandbox too.
- */
+/** Whether a Temporal call's headers carry a sampled trace; imports only @temporalio/common: it runs in the sandbox. */
 import { defaultPayloadConverter, type Headers } from '@temporalio/common';
 
 // TRACE_HEADER of @temporalio/interceptors-opentelemetry.

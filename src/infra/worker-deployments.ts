@@ -95,17 +95,11 @@ function statusOf(status: number | null | undefined, drainage: number | null | u
   return STATUS_NAMES[status ?? 0] ?? 'INACTIVE';
 }
 
-/**
- * How old a routing read a starter may still act on (CurrentVersionWatch), plus how long a start sent on it
- * may take to reach the server: a switch away from a version is reported done only after this.
- */
+/** A routing read's usable age plus a start's way to the server: a switch away from a version is done only after it. */
 export const EAGER_ROUTING_SETTLE_MS = 5_000;
 const ROUTING_READ_MAX_AGE_MS = 3_000;
 
-/**
- * Whether `version` is current with no ramp, from reads issued at most ROUTING_READ_MAX_AGE_MS ago. An eager start pins
- * the order to the asking worker's version, current or not: it is asked only while this says yes.
- */
+/** Whether `version` is current, unramped, by recent reads: an eager start pins the asker's version, so waits on it. */
 export class CurrentVersionWatch {
   /** The newest answered read (by the order reads were issued): when it was issued, and whether it said current. */
   private newest = { seq: 0, issuedAt: 0, current: false };
@@ -113,10 +107,7 @@ export class CurrentVersionWatch {
   /** What the newest answered read said, however old: this version current (unramped), as far as this watch knows. */
   private routed = false;
 
-  /**
-   * `becameCurrent`: told when the newest read says current and the one before did not (a promotion seen; again after
-   * a rollback to this version): what the current build alone does starts then (the worker's schedules).
-   */
+  /** `becameCurrent`: told on a promotion seen (again after a rollback), to start what the current build alone does. */
   constructor(
     private readonly deployments: Pick<WorkerDeployments, 'describeDeployment'>,
     private readonly version: WorkerVersion,
@@ -211,10 +202,7 @@ export class WorkerDeployments {
     }
   }
 
-  /**
-   * The workers polling the order queue's workflow tasks, as the server lists them (for minutes after one died), each
-   * with its version and when its last poll arrived (server clock, ms).
-   */
+  /** The order queue's workflow pollers as the server lists them (a dead one for minutes), with their last poll. */
   async orderQueuePollers(orderTaskQueue: string): Promise<{ version: WorkerVersion | null; lastPollMs: number }[]> {
     const { pollers } = await this.service.describeTaskQueue({
       namespace: this.namespace,
@@ -228,10 +216,8 @@ export class WorkerDeployments {
   }
 
   /**
-   * Waits (bounded; 0: one look) until a worker of `version` polls the order queue's workflow tasks with a poll that
-   * arrived at `since` or later: the version's queue list (untilPolling) keeps a worker that has since died, and so
-   * does the queue's poller list for minutes, but a dead worker's last poll stays older. `since` is this machine's
-   * clock against the server's: for a process started here.
+   * Waits (0: one look) for a poll of `version` on the order queue arrived at `since` or later: the server lists a dead
+   * worker for minutes, but its last poll stays older. `since` is by this machine's clock: for a process started here.
    */
   async untilPolledSince(version: WorkerVersion, orderTaskQueue: string, since: number, timeoutMs: number) {
     const until = Date.now() + timeoutMs;
@@ -279,10 +265,7 @@ export class WorkerDeployments {
     };
   }
 
-  /**
-   * Ends any ramp. Returns once every task queue partition starts new orders on it and no starter of the version
-   * it replaces still starts eagerly on a read from before (the ms that took).
-   */
+  /** Ends any ramp; returns (the ms it took) once every partition routes to it and no old starter starts eagerly. */
   async setCurrent(version: WorkerVersion): Promise<number> {
     return this.route(version, (request) => this.service.setWorkerDeploymentCurrentVersion(request));
   }
@@ -338,10 +321,7 @@ export class WorkerDeployments {
     return (executions ?? []).slice(0, limit).map((execution) => execution.execution?.workflowId ?? '');
   }
 
-  /**
-   * What rollouts print and admins see; the task queue scopes the unversioned count to this deployment's orders, and
-   * each version's open runs are counted for every pinned workflow type.
-   */
+  /** What rollouts print and admins see; the task queue scopes the unversioned count to this deployment's orders. */
   async status(deploymentName: string, orderTaskQueue: string): Promise<DeploymentStatus> {
     const { versions, createdAt, ...routing } = (await this.describeDeployment(deploymentName)) ?? {
       deploymentName,

@@ -1,7 +1,4 @@
-/**
- * Admission tokens (header Admission-Token): HMAC-SHA256-signed under a key derived from JWT_SECRET, so a forged one
- * fails without Redis; whether the place is still admitted and unspent, reserve.lua decides as it spends it.
- */
+/** Admission tokens (header Admission-Token): signed, so a forged one fails without Redis; reserve.lua spends them. */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 

@@ -42,10 +42,7 @@ export function refreshAfterSeconds(minWaitSeconds: number): number {
 /** Over how many seconds after the start the pre-queue's first reads are spread. */
 export const START_SPREAD_SECONDS = 5;
 
-/**
- * Before the start: MAX_REFRESH_SECONDS, or just after the start, `spread` (0 to 1, per shopper) over
- * START_SPREAD_SECONDS: else the whole pre-queue's first reads would ask Redis for their rank in one second.
- */
+/** Spread over START_SPREAD_SECONDS: else the whole pre-queue's first reads would ask Redis in one second. */
 export function refreshBeforeStart(untilStartMs: number, spread = 0): number {
   const afterStart = Math.ceil(untilStartMs / 1_000) + Math.floor(spread * START_SPREAD_SECONDS);
   return Math.min(MAX_REFRESH_SECONDS, Math.max(1, afterStart));

@@ -1,7 +1,4 @@
-/**
- * A sale's waiting line (docs/api.md, "The waiting line"). State is in Redis; a poll is answered from memory: each
- * line's state from this process's admission tick (every TICK_MS), and each place, fixed once the sale started.
- */
+/** A sale's waiting line (docs/api.md, "The waiting line"): state in Redis, polls answered from this process's tick. */
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../infra/logger.js';

@@ -28,11 +28,7 @@ export function isSold(status: OrderStatus | undefined): boolean {
 
 export type SoldStatus = (typeof SOLD_STATUSES)[number];
 
-/**
- * The order's one state machine (docs/fault-tolerance.md, "One close"): every statement moving a row's status guards on
- * it (statusesMovingTo); the workflow keeps no copy. A sold order moves among the sold statuses as money is taken back,
- * and fails only when Redis lost its units.
- */
+/** The one state machine (docs/fault-tolerance.md, "One close"); a sold order fails only if Redis lost its units. */
 export const ORDER_MOVES = {
   AWAITING_PAYMENT: ['PAID', 'CANCELLED', 'FAILED'],
   PAID: ['DISPUTED', 'REFUNDED', 'FAILED'],
@@ -118,10 +114,7 @@ export interface RefundProgress {
 export const STORED_PAYMENT_OUTCOMES = ['RECEIVED', ...PAYMENT_OUTCOMES, ...REFUND_STATES] as const;
 export type StoredPaymentOutcome = (typeof STORED_PAYMENT_OUTCOMES)[number];
 
-/**
- * A payment's one state machine: an applied one is owed back if its order fails; REFUNDED moves to REFUND_FAILED when a
- * won dispute undoes its refund. Every statement that moves an outcome guards on it (paymentOutcomesMovingTo).
- */
+/** Payment moves: APPLIED is owed back if its order fails; REFUNDED goes REFUND_FAILED if a won dispute undoes it. */
 export const PAYMENT_MOVES = {
   RECEIVED: ['APPLIED', 'REFUND_REQUIRED'],
   APPLIED: ['REFUND_REQUIRED'],
@@ -152,10 +145,7 @@ export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
 export const STRIPE_WEBHOOK_OUTCOMES = [...WEBHOOK_OUTCOMES, 'RECORDED', 'IGNORED'] as const;
 export type StripeWebhookOutcome = (typeof STRIPE_WEBHOOK_OUTCOMES)[number];
 
-/**
- * Why a payment was not applied. RECEIVED_AFTER_DEADLINE: judged by when it was recorded, not delivered;
- * INTENT_MISMATCH: paid on an intent this deployment opened, but not for that order (or in another currency).
- */
+/** RECEIVED_AFTER_DEADLINE: by when recorded, not delivered; INTENT_MISMATCH: our intent, another order or currency. */
 export const REFUND_REASONS = [
   'ORDER_NOT_AWAITING_PAYMENT',
   'AMOUNT_MISMATCH',
@@ -196,7 +186,6 @@ export interface PaymentArrival {
   receivedAt: string;
 }
 
-/** What a payment is judged against. */
 export interface PayableOrder {
   totalCents: number;
   paymentDeadline: string;
@@ -240,17 +229,15 @@ export function judgeAtTheDoor(order: OrderAtTheDoor, payment: PaymentArrival): 
   );
 }
 
-/**
- * What a close asks of the order's row (docs/fault-tolerance.md, "One close"); the row answers by what it holds, a
- * payment it applied first whatever was asked. PAYMENT: a payment may have been applied (a Signal, a provider's close):
- * the order closes PAID if its row is sold, else nothing changes. CANCEL: unless paid (a timeout once MySQL's clock
- * passed the deadline). FAIL: unless paid, for a reason of ours. RESERVATION_LOST: even if paid: Redis no longer holds
- * its units.
- */
+/** What a close asks of the row (docs/fault-tolerance.md, "One close"); a payment it applied first wins regardless. */
 export type CloseRequest =
+  /** A payment may have been applied (a Signal, a provider's close): PAID if the row is sold, else nothing changes. */
   | { kind: 'PAYMENT' }
+  /** Unless paid; a timeout once MySQL's clock passed the deadline. */
   | { kind: 'CANCEL'; reason: CancelReason }
+  /** Unless paid, for a reason of ours. */
   | { kind: 'FAIL'; reason: string }
+  /** Even if paid: Redis no longer holds its units. */
   | { kind: 'RESERVATION_LOST'; reason: string };
 
 /** The row's answer to a close: how the order ended, or OPEN (a PAYMENT asked of a row awaiting payment). */

@@ -81,10 +81,7 @@ export function pendingOrderState(input: OrderInput): OrderState {
   };
 }
 
-/**
- * Sent after the commit of a payment the row applied; needs no worker. It only wakes the order to ask its row (the one
- * close): one sent by hand, with no payment behind it, sells nothing. The payload names the payment, for the history.
- */
+/** Only wakes the order to ask its row (the one close): one sent by hand, with no payment behind it, sells nothing. */
 export const paymentAppliedSignal = defineSignal<[PaymentReceived]>('paymentApplied');
 /** The shopper's cancel: the order's row decides (a payment applied first wins: refused NOT_CANCELLABLE). */
 export const cancelUpdate = defineUpdate<OrderState, []>('cancel');
@@ -111,10 +108,7 @@ export function deliveryTaskQueue(orderTaskQueue: string): string {
   return `${orderTaskQueue}-deliveries`;
 }
 
-/**
- * The queues a version must poll before it is made current: those of every versioned build. Builds before the
- * deliveries' queue delivered on the orders' queue, so it is not asked of a rollback to one of them.
- */
+/** Queues a version must poll before going current; not the deliveries' queue: older builds (a rollback's) lack it. */
 export function requiredTaskQueues(orderTaskQueue: string): string[] {
   return [orderTaskQueue, providerTaskQueue(orderTaskQueue)];
 }
@@ -132,18 +126,12 @@ export function orderWorkflowId(orderNo: string): string {
   return `order-${orderNo}`;
 }
 
-/**
- * Set once at the start for Web UI filters. Not the status (a visibility write per change nothing read), nor the
- * shopper's id: search attributes are stored in clear, out of the payload codec's reach.
- */
+/** Set once for Web UI filters; not the status (a visibility write per change) nor the user id (stored in clear). */
 export const ORDER_SKU_SEARCH_ATTRIBUTE = defineSearchAttributeKey('OrderSku', SearchAttributeType.KEYWORD);
 
 export const ORDER_SEARCH_ATTRIBUTES = [ORDER_SKU_SEARCH_ATTRIBUTE] as const;
 
-/**
- * Order numbers: 10 chars of millisecond time, then 16 random (80 bits per ms), in Crockford base32 like a ULID:
- * sortable, unique across API instances without coordination, and safe in URLs and workflow ids.
- */
+/** Crockford base32 like a ULID (10 chars of ms time, 16 random): sortable, unique across instances uncoordinated. */
 export const ORDER_NO_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 export const ORDER_NO_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 

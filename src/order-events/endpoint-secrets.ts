@@ -1,7 +1,6 @@
 /**
- * Endpoints' `whsec_` secrets (Standard Webhooks), sealed (AES-256-GCM, an HKDF key per EVENTS_SECRET_KEY entry) with
- * the endpoint's id as AAD. The first key seals, every listed key opens; a box names its key's id (a single key
- * without one writes the first format, as before lists), and the reconciler reseals what an older key sealed.
+ * Endpoints' `whsec_` secrets, sealed (AES-256-GCM, an HKDF key per EVENTS_SECRET_KEY entry) with the endpoint's id as
+ * AAD. The first key seals, every listed key opens; the reconciler reseals what an older key sealed.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import type { EventsSecretKey } from '../config/index.js';

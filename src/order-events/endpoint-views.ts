@@ -1,7 +1,4 @@
-/**
- * Webhook endpoints as the API answers them (docs/api.md, "Webhook endpoints"): never a secret but in a create's or
- * rotation's answer.
- */
+/** Webhook endpoints as answered (docs/api.md, "Webhook endpoints"); the secret only in a create's or rotation's. */
 import { z } from 'zod';
 import { ATTEMPT_OUTCOMES, DELIVERY_STATUSES } from '../db/webhooks.js';
 import type { AttemptRow, DeliveryFigures, DeliveryRow, EndpointRow } from '../db/webhooks.js';

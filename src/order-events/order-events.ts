@@ -63,10 +63,7 @@ export interface EventAudience {
   shopperId: boolean;
 }
 
-/**
- * What fulfilment needs of the order, as the deciding transaction left it: its reference, SKU, quantity, amounts,
- * status and times. No internal error text (failureReason), price internals or idempotency key.
- */
+/** What fulfilment needs, as the deciding transaction left it; no failureReason, price internals or idempotency key. */
 export function eventOrderOf(order: OrderRow, audience: EventAudience): OrderEvent['data']['order'] {
   const { userId, ...facts } = shown(eventFactsSchema, order);
   return {
@@ -97,10 +94,7 @@ export class OrderEventFeed {
     this.audience = { customers, shopperId: false };
   }
 
-  /**
-   * Up to `limit` events after the cursor, in the order they committed. A cursor behind EVENTS_RETENTION is 410 (its
-   * page would be short, unsaid); the next cursor moves past every position this read looked at, matching or not.
-   */
+  /** In commit order; a cursor behind EVENTS_RETENTION is 410, as its page would be silently short. */
   async read(query: {
     after?: string;
     types?: readonly OrderEventType[];

@@ -1,7 +1,6 @@
 /**
- * One signed attempt (`standardwebhooks`, a `v1,` per secret) at an order event; retries are the caller's. The address
- * is judged as the socket connects (`lookup` hook), unicast only unless EVENTS_ALLOWED_RANGES allows (not
- * request-filtering-agent 3.2.1: it passes ::7f00:1). Bounded in time and bytes; redirects are never followed.
+ * One signed attempt (`standardwebhooks`) at an order event; retries are the caller's. The address is judged as the
+ * socket connects (`lookup`), unicast unless EVENTS_ALLOWED_RANGES (request-filtering-agent 3.2.1 passes ::7f00:1).
  */
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http, { type IncomingMessage } from 'node:http';
@@ -64,11 +63,7 @@ const CONNECTION_ERRORS: [RegExp, string][] = [
   [/CERT|TLS|SSL/, 'TLS refused (certificate or handshake)'],
 ];
 
-/**
- * What an admin is shown of an attempt that did not deliver (the attempts in the API): its kind in a few words. Never
- * an address, a resolver's answer, an error's text or the answer's body: those would map or read what lies behind
- * the endpoint's name.
- */
+/** Only the kind: an address, resolver answer, error text or body would map what lies behind the endpoint's name. */
 export function coarseReason(outcome: Exclude<WebhookOutcome, { kind: 'delivered' }>): string {
   switch (outcome.kind) {
     case 'gone':
@@ -268,10 +263,7 @@ function judgedLookup(resolve: LookupFunction, rule: AddressRule, port: string):
 
 type Address = ipaddr.IPv4 | ipaddr.IPv6;
 
-/**
- * Unicast or EVENTS_ALLOWED_RANGES; IPv6 carrying IPv4 (mapped, compatible, NAT64) is judged as that IPv4 address. A
- * port other than the scheme's own (443, 80) only in EVENTS_ALLOWED_RANGES: elsewhere it would probe services.
- */
+/** IPv6 carrying IPv4 is judged as that IPv4; ports but 443/80 only in EVENTS_ALLOWED_RANGES: they'd probe services. */
 export class AddressRule {
   private readonly allowed: [Address, number][];
 

@@ -227,8 +227,7 @@ export class CheckoutService {
     const reserveStartedAt = observer.now();
     const orderNo = newOrderNo(now);
     const input = this.orderInput(request, orderNo, now);
-    // Past the cutoff (Redis's clock, skew-margined) the script reserves nothing: no time would be left to answer.
-    // A replica's ack or a waiting checkout's start after it keeps CHECKOUT_START_BUDGET for itself.
+    // Past the cutoff nothing is reserved: time must be left to answer, and for a replica's ack or a waiting start.
     const after = this.deps.replicas || handoffMs > 0 ? config.checkoutStartBudgetMs : 0;
     const cutoffMs = deadline.at - after - ANSWER_MARGIN_MS - config.clockSkewMarginMs;
     let reserved: ReserveResult;
@@ -339,8 +338,7 @@ export class CheckoutService {
   ): Promise<CheckoutAnswer> {
     const { orderNo, reservation } = duplicate;
     if (reservation && reservation.quantity !== request.quantity) throw keyReused(request, reservation.quantity);
-    // Waiting: the same order is attached to (USE_EXISTING + the Update), never a second one; from the input of the
-    // first attempt's pending start, else rebuilt (a reservation from before pending starts).
+    // Waiting: attached to the same order (USE_EXISTING), never a second; rebuilt if reserved before pending starts.
     if (waitMs !== undefined && (reservation?.state === 'RESERVED' || reservation?.state === 'CLAIMED')) {
       const rebuilt = () => this.orderInput(request, orderNo, reservation.reservedAtMs);
       const input = duplicate.startInput ?? { ...rebuilt(), unitPriceCents: duplicate.priceCents };

@@ -88,8 +88,7 @@ export class OrderCloser {
       release.as === 'owner' ? { as: 'owner', forget: true, orderFailed } : { ...release, orderFailed };
     const outcome = await inventory.release(order.sku, order.orderNo, mode);
     if (outcome !== 'NOT_FOUND' || !order.idempotencyKey) return;
-    // Redis lost it (a failover, a restore): no units to give back, but the checkout's key must still name this order,
-    // or a retry with it would make a new one.
+    // Redis lost it (failover, restore): nothing to return, but the key must still name it, or a retry makes a new one.
     await inventory.restoreKey(order.sku, { userId: order.userId, key: order.idempotencyKey, orderNo: order.orderNo });
   }
 }

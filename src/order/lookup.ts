@@ -114,10 +114,7 @@ export interface OrderLookupDeps {
   mysql: DependencyGuard;
   /** Where orders pending their start are found by their number (the reservation's recorded input); null: nowhere. */
   inventory: RedisInventory | null;
-  /**
-   * Of a read's deadline, the share reading the pending start (Redis) may take before the row is read (0: the whole
-   * deadline).
-   */
+  /** The share of a read's deadline the pending start (Redis) may take before the row is read (0: all of it). */
   promiseReadMs: number;
   /** Opens an intent's client secret, kept sealed in MySQL (the payload codec's keys). */
   secrets: TextSealer;
@@ -136,8 +133,7 @@ export class OrderLookup {
     try {
       return (await this.fromDatabase(orderNo, deadline)) ?? (await this.fromPromise(orderNo, deadline));
     } catch (err) {
-      // MySQL away: its workflow in the same words (it cannot close meanwhile), in half the time left;
-      // else its pending start.
+      // MySQL away: its workflow in the same words (it cannot close meanwhile), in half the time left; else its start.
       if (!(err instanceof DependencyUnavailableError && err.dependency === 'mysql')) throw err;
       const asked = this.deps.workflows?.queryStatus(orderNo, deadline.capped(deadline.remainingMs() / 2));
       const state = await asked?.catch(() => null);

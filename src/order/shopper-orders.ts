@@ -28,8 +28,7 @@ export class ShopperOrders {
       ...(before === undefined ? {} : { beforeOrderNo: before }),
       limit: query.limit + 1,
     });
-    // Each as GET /api/orders/{orderNo} answers it: its row, else its pending start (PENDING). Numbers sort by time,
-    // so a pending start above the page's last row has no row, and one below it falls past this page.
+    // Numbers sort by time: a pending start above the page's last row has no row; one below it falls past this page.
     const listed = new Set(rows.map((row) => row.orderNo));
     const orders = [
       ...rows.map((row) => ({ orderNo: row.orderNo, view: () => viewOfRow(row) })),

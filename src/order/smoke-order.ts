@@ -1,7 +1,4 @@
-/**
- * The rollout's smoke order on a version (POST /api/admin/deployment/smoke-orders): reserved (no pending start: no
- * starter races it), persisted, cancelled, on the rollout's own sale.
- */
+/** The rollout's smoke order on a version: reserved (no pending start: no starter races it), persisted, cancelled. */
 import { type Client, WorkflowIdReusePolicy } from '@temporalio/client';
 import { versionString, type WorkerVersion } from '../infra/worker-deployments.js';
 import type { RedisInventory } from '../redis/redis-inventory.js';

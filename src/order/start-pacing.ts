@@ -1,7 +1,6 @@
 /**
- * The starts one process sends to Temporal, in `limit` slots (AIMD, MIN_LIMIT to MAX_CONCURRENT_STARTS). An answer
- * between the two latencies holds the limit: under a burst halving only lowered the rate Temporal kept up with
- * (docs/performance.md). Only a `busy` failure surely never ran: one sent that ran out of time keeps `deadline`.
+ * One process's starts to Temporal in AIMD slots; an answer between the two latencies holds the limit, as halving
+ * under a burst only lowered the rate Temporal kept up with (docs/performance.md). Only `busy` surely never ran.
  */
 import { DependencyUnavailableError, type Deadline } from '../infra/dependency-guard.js';
 import { hasGrpcStatus } from '../infra/temporal-connection.js';

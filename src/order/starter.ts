@@ -114,10 +114,7 @@ export class PromiseStarter {
     }
   }
 
-  /**
-   * Takes due pending starts and starts them as the pacing has room, until none is due or another process holds the
-   * lease.
-   */
+  /** Starts due pending starts as the pacing has room, until none is due or another process holds the lease. */
   private async visit(sku: string): Promise<void> {
     const state = { again: false };
     this.visiting.set(sku, state);

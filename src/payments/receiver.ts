@@ -1,7 +1,6 @@
 /**
- * A payment's path (docs/fault-tolerance.md): recorded once by event id whatever any breaker says, and decided by its
- * order's row in the same transaction; then, unawaited, the paymentApplied Signal or its refund. Not recorded: 503, the
- * only answer to retry; no row yet: 202 RECEIVED. The provider retries until a 2xx: every step is idempotent.
+ * A payment's path (docs/fault-tolerance.md): recorded once by event id whatever any breaker says, decided by its
+ * order's row in the same transaction, then its Signal or refund, unawaited. Only a 503 (not recorded) is retried.
  */
 import type { AppConfig } from '../config/index.js';
 import type { PaymentStore, RecordedPaymentEvent } from '../db/payments.js';
@@ -55,11 +54,7 @@ export class PaymentReceiver {
     return { outcome: row.outcome === 'RECEIVED' ? 'RECEIVED' : 'DUPLICATE' };
   }
 
-  /**
-   * Records the event; the verdict it reaches is followed up (its Signal, its refund) by the recording itself, not by
-   * the answer: a commit that comes after the answer stopped waiting (503) still tells its order, though the
-   * provider's retry then only finds a DUPLICATE.
-   */
+  /** Followed up by the recording, not the answer: a commit after a 503 still tells its order (a retry: DUPLICATE). */
   private record(event: RecordedPaymentEvent): ReturnType<PaymentStore['recordPayment']> {
     const recording = this.deps.stores.payments.recordPayment(event, this.deps.source ?? 'webhook');
     recording.then(

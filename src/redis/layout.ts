@@ -1,20 +1,15 @@
-/**
- * Redis's layout: every key of a sale and of a pipeline (the one place that knows them), and the Lua scripts of lua/
- * that change them, loaded as ioredis commands.
- */
+/** Redis's layout: every key of a sale and of a pipeline (the one place that knows them), and lua/'s scripts. */
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from '../infra/redis.js';
 
 /**
- * A pipeline's keys outside any sale, named by its task queue so deployments sharing a Redis never start each other's
- * orders. `activeSales`: ZSET SKU -> last reservation (ms, marked ~1/s), where starters and order lookups find the
- * sales that may hold pending starts. `wake`: the channel reserve.lua announces a new pending start's SKU on.
+ * Named by the task queue so deployments sharing a Redis never start each other's orders. `activeSales`: ZSET SKU ->
+ * last reservation ms, where starters find sales with pending starts; `wake`: reserve.lua announces new ones' SKU.
  */
 export function pipelineKeys(taskQueue: string): { activeSales: string; wake: string } {
   return { activeSales: `flash:active-sales:${taskQueue}`, wake: `flash:promises:${taskQueue}` };
 }
 
-/** The Redis keys of one SKU: the one place that knows the layout. */
 export function saleKeys(sku: string) {
   const base = `sale:{${sku}}`;
   return {
@@ -71,10 +66,7 @@ export function luaSource(file: string): string {
   return source;
 }
 
-/**
- * Scripts of lua/ as ioredis commands (EVALSHA, else EVAL once per connection), called with the keys (of one slot) its
- * text names (its highest KEYS[n]) then its arguments: cluster auto-pipelining routes a command by its first key.
- */
+/** Keys (one slot's, as many as its highest KEYS[n]) first: cluster auto-pipelining routes by the first key. */
 export function luaScripts<N extends string>(redis: RedisClient, files: Record<N, string>) {
   const commands = redis as unknown as Record<N, (...keysAndArgs: unknown[]) => Promise<unknown>>;
   const scripts = {} as Record<N, (keys: readonly string[], ...args: Array<string | number>) => Promise<unknown>>;

@@ -1,6 +1,6 @@
 /**
- * A sale's pending starts (orders whose workflow has not started yet), as the starter (src/order/starter.ts) takes
- * them: under a per-sale lease, oldest due first. reserve.lua writes the entries; claim.lua and release.lua drop them.
+ * A sale's pending starts as the starter (src/order/starter.ts) takes them: under a per-sale lease, oldest due first.
+ * reserve.lua writes the entries; claim.lua and release.lua drop them.
  */
 import type { RedisClient } from '../infra/redis.js';
 import { parsePromised, type Promised } from './redis-inventory.js';
@@ -17,10 +17,7 @@ export class PromiseQueue {
     });
   }
 
-  /**
-   * Due pending starts for `owner` if it holds (or takes) the starter lease: at most `limit`, each pushed `recheckMs`
-   * ahead so it is not handed out twice while its start is on its way. `pending`: how many pending starts the sale has.
-   */
+  /** Only under the starter lease; each taken start is pushed `recheckMs` ahead so it is not handed out twice. */
   async takeDueStarts(
     sku: string,
     owner: string,

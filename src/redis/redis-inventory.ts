@@ -1,7 +1,6 @@
 /**
- * Stock of the flash sales in Redis: typed adapters over lua/'s atomic scripts, one per state change, so the invariants
- * of docs/fault-tolerance.md hold without locks. A SKU's keys share the hash tag `{sku}`: one cluster slot per script.
- * The API validates input; the scripts refuse only what would corrupt the counters.
+ * Stock of the flash sales in Redis: one atomic lua/ script per state change, so the invariants of
+ * docs/fault-tolerance.md hold without locks; a SKU's keys share the hash tag `{sku}` (one cluster slot per script).
  */
 import { redisClockMs, type RedisClient } from '../infra/redis.js';
 import { orderNoTime, type OrderInput } from '../model/order-workflow.js';
@@ -43,10 +42,7 @@ export interface ReserveRequest {
   cutoffMs?: number;
   /** The shopper's line admission, spent with the reservation (the caller checked its signature, owner and SKU). */
   admissionPosition?: number;
-  /**
-   * The workflow input recorded with the reservation (the script fills in the price), and how long the caller's own
-   * start has before the starter may take it (0: a polling checkout). Absent: no pending start (benchmarks).
-   */
+  /** `handoffMs`: the caller's own start's head start on the starter (0: polling); absent: none (benchmarks). */
   promise?: { input: Omit<OrderInput, 'unitPriceCents'>; handoffMs: number; trace?: TraceCarrier };
 }
 
@@ -82,11 +78,8 @@ export type ReserveOutcome = ReserveResult['outcome'];
 export const STOCK_RETURNED_CHANNEL = 'flash:stock-returned';
 
 /**
- * 'owner': the workflow, which owns its reservation once claimed (releases R or C; `forget`: the order is final, its
- * record is dropped once released); 'unclaimed': the API after a failed start or the reconciler, which may release
- * only an unclaimed one, optionally only if reserved before a cut-off. `orderFailed`: the row is FAILED for our reason
- * (stock, start, provider, a lost reservation), not the shopper's: the owner gives its units back even if sold, and
- * the shopper's live admission may be spent again.
+ * 'owner': the workflow, once claimed (`forget`: final, record dropped); 'unclaimed': the API or reconciler, only an
+ * unclaimed one. `orderFailed`: FAILED for our reason, not the shopper's: units back even if sold, admission reusable.
  */
 export type ReleaseMode = ({ as: 'owner'; forget?: boolean } | { as: 'unclaimed'; reservedBeforeMs?: number }) & {
   orderFailed?: boolean;
@@ -202,10 +195,7 @@ export class RedisInventory {
     return { outcome };
   }
 
-  /**
-   * Gives a reservation's units back, as its order's row says (CANCELLED or FAILED); idempotent. A sale is undone only
-   * by its owner for a FAILED order (`orderFailed`); 'unclaimed' leaves a CLAIMED one alone.
-   */
+  /** As the order's row says; idempotent. Only the owner undoes a sale (`orderFailed`); 'unclaimed' spares CLAIMED. */
   async release(sku: string, orderNo: string, mode: ReleaseMode = { as: 'owner' }) {
     const k = saleKeys(sku);
     const unclaimed = mode.as === 'unclaimed' ? mode : undefined;
@@ -360,10 +350,7 @@ export class RedisInventory {
     return sales;
   }
 
-  /**
-   * The input of an order whose units are held, by order number alone (null: no sale holds it). Numbers carry no SKU,
-   * so each sale active since it was made is asked. `activeSales`: the caller's recent read, else read now.
-   */
+  /** Numbers carry no SKU, so each sale active since it was made is asked (`activeSales`: the caller's recent read). */
   async findOrderInput(orderNo: string, activeSales?: readonly ActiveSale[]): Promise<OrderInput | null> {
     const since = activeSince(orderNo);
     if (since === null) return null;

@@ -1,7 +1,4 @@
-/**
- * A sale's waiting line in Redis (src/line/ is its domain): places, admissions and the serving counter, each changed by
- * one line_*.lua script on keys hash-tagged by the sale (Redis Cluster). reserve.lua spends an admission.
- */
+/** A sale's waiting line in Redis (domain: src/line/): one line_*.lua script per change, keys hash-tagged by sale. */
 import type { RedisClient } from '../infra/redis.js';
 import { luaScripts, saleKeys } from './layout.js';
 

@@ -1,9 +1,7 @@
 /**
- * Before a checkout answers 202 for an order its own start did not deliver, its pending start must be on a replica:
- * a master dying first loses it (REDIS_WAIT_REPLICAS; docs/fault-tolerance.md, "A reservation's owners"). WAIT blocks
- * its connection, so a connection of its own runs group-commit rounds per sale: a tiny write to the sale's slot, then
- * `WAIT n timeout`; replicas apply in order, so the ack covers every reservation answered before the round. One round
- * in flight per sale; checkouts arriving meanwhile share the next.
+ * A 202 for an order its own start did not deliver waits until the pending start is on a replica (REDIS_WAIT_REPLICAS;
+ * docs/fault-tolerance.md, "A reservation's owners"). Group-commit rounds per sale on a connection of its own (WAIT
+ * blocks it): a tiny write to the sale's slot, then WAIT; replicas apply in order, so one ack covers all before it.
  */
 import type { AppConfig } from '../config/index.js';
 import { duplicateRedis, type RedisClient } from '../infra/redis.js';

@@ -1,7 +1,4 @@
-/**
- * Each worker's workflow-cache figures, published for the API's dashboard (lua/worker_figures.lua): a hash per task
- * queue, worker id → figures, each entry expiring by Redis's clock so a stopped or cut-off worker is simply absent.
- */
+/** Workers' workflow-cache figures for the dashboard; each expires by Redis's clock, so a stopped worker is absent. */
 import type { RedisClient } from '../infra/redis.js';
 import { luaSource } from './layout.js';
 import { z } from 'zod';
@@ -34,10 +31,7 @@ export const workerFiguresSchema = named('WorkerFigures', {
 /** What one worker process says of its workflow cache. */
 export type WorkerCacheFigures = z.infer<typeof workerFiguresSchema>['workers'][number];
 
-/**
- * Sent as EVAL (a few hundred bytes per 5 s), not a defined command: one defined after this tick's auto-pipeline opened
- * is missing from it, and ioredis throws outside any promise (it killed the compiled worker at start-up).
- */
+/** EVAL, not a defined command: one defined mid auto-pipeline throws outside any promise (it killed the worker). */
 const SCRIPT = 'worker_figures.lua';
 
 export class WorkerFiguresBoard {

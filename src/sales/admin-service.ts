@@ -153,10 +153,7 @@ export class AdminService {
     return pageOf(rows, query.limit, adminSaleView, (last) => [last.createdAt.toISOString(), last.sku]);
   }
 
-  /**
-   * Closes a sale now; placed orders run to their end. Redis first, where reserve.lua reads the end; MySQL then takes
-   * the end Redis answered, so a retry after a partial close writes the same end (idempotent).
-   */
+  /** Redis first (reserve.lua reads the end); MySQL takes the end Redis answered, so a retry writes the same end. */
   async closeSale(sku: string): Promise<SaleView> {
     const { stores, redisSales, sales } = this.deps;
     if (!(await stores.sales.getSale(sku))) throw skuNotFound(sku);

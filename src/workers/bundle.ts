@@ -57,12 +57,7 @@ function sourceHash(checkout: string): string {
   return hash.digest('hex').slice(0, 16);
 }
 
-/**
- * A bundle's build id: the hash of its emitted code without comments or layout (swc, the SDK's own compiler, prints
- * it back whitespace-only). A comment, a reformat or a package the workflows do not import leaves it; so does the
- * machine: modules are named and ordered by their paths from the checkout, and the inline source map, which holds
- * absolute paths, is a comment.
- */
+/** The code's hash bare of comments and layout: a comment, a reformat, an unused package or the machine keep it. */
 export async function codeBuildId(code: string): Promise<string> {
   const { minify } = await import('@swc/core');
   const bare = await minify(code, { compress: false, mangle: false, format: { comments: false } });
@@ -77,8 +72,7 @@ export async function bundleWorkflows(
   const entries = bundleEntries(checkout);
   const { code } = await bundleWorkflowCode({
     workflowsPath: entries.workflows,
-    // Always the tracing interceptors: they reorder commands around an Update, so a history does not replay without
-    // them (TMPRL1100). withoutTracingInterceptors: only the benchmark's reference, never a worker's bundle.
+    // Off only for the benchmark's reference: they reorder commands around an Update, replay needs them (TMPRL1100).
     workflowInterceptorModules: options.withoutTracingInterceptors ? [] : [entries.tracing],
     failureConverterPath: entries.failureConverter,
     // Module ids (and their order) from the checkout, whatever the cwd.
@@ -96,10 +90,7 @@ export function workflowBuildId(bundlePath: string): string {
   return readFileSync(stamp, 'utf8').trim();
 }
 
-/**
- * Writes the bundle of `checkout`'s workflows to `outFile`, with its build id beside it (`.build-id`), unless an
- * up-to-date one is there (`.hash`, the sources' hash); returns whether it built.
- */
+/** Writes the bundle and its `.build-id` to `outFile` unless `.hash` (the sources') matches; true when it built. */
 export async function buildWorkflowBundle(
   outFile: string,
   options: { withoutTracingInterceptors?: boolean; checkout?: string } = {},
@@ -121,10 +112,7 @@ export async function buildWorkflowBundle(
   return true;
 }
 
-/**
- * The bundle a worker runs when none is named: a build's (dist/), or from the sources one built on demand and reused
- * while they stay the same.
- */
+/** A worker's bundle when none is named: a build's (dist/), or one built from the sources, rebuilt as they change. */
 export async function defaultWorkflowBundle(): Promise<string> {
   if (FROM_SOURCES) await buildWorkflowBundle(DEFAULT_BUNDLE_PATH);
   else workflowBuildId(DEFAULT_BUNDLE_PATH);

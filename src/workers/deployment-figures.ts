@@ -1,7 +1,6 @@
 /**
- * The Worker Deployment's builds as metrics (docs/operations.md, "Metrics"): open runs pinned to each build by type,
- * and its workers polling. Read by the current build's workers only, so an old build's figures never go stale beside
- * the new one's; every replica of it reports the same figures (read them with max by build_id).
+ * The Worker Deployment's builds as metrics (docs/operations.md, "Metrics"): open pinned runs by type, workers polling.
+ * Read by the current build only, so no old build's figures go stale beside it; replicas agree (max by build_id).
  */
 import type { MetricMeter } from '@temporalio/common';
 import type { Logger } from '../infra/logger.js';

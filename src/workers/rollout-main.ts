@@ -1,19 +1,6 @@
 /**
- * The rollout tool: an operator's rollout of a new build during a sale, with the app's configuration (the same
- * variables as the API and the worker). It talks to Temporal, and to the API for the smoke order; nothing else, and it
- * stops no process (old workers go once DRAINED, by the platform). `npm run rollout -- …` from a checkout,
- * `node dist/workers/rollout-main.js …` in the image. docs/operations.md, "Deploying during a sale", says when.
- *
- *   status                     the deployment's versions and their open runs, by type
- *   build-id [bundle]          this checkout's (or build's, or a bundle's) build id
- *   promote <build id> [--ramp N] [--no-smoke] [--api URL] [--drain-timeout 30m]
- *                              smoke order through the API, make current (or ramp), watch the previous drain
- *   prune                      delete drained versions that no run needs
- *
- * --api: the API that runs the smoke order (default ROLLOUT_API_URL, else this machine's PORT), with ADMIN_TOKEN.
- * A rollback is `promote` with the previous build id while its workers still run. --json prints the report as the
- * last line. Exit codes: 0 done, 1 failed (nothing switched if the smoke order failed), 2 bad arguments, 3 the
- * previous version had not drained by --drain-timeout (it stays; keep its workers).
+ * The rollout tool (docs/operations.md, "Deploying during a sale"): talks only to Temporal and the API (smoke order),
+ * stops no process. Exit codes: 0 done, 1 failed (nothing switched if the smoke failed), 2 bad arguments, 3 undrained.
  */
 import { parseArgs } from 'node:util';
 import ms from 'ms';

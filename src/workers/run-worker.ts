@@ -73,8 +73,7 @@ const temporal = new Client({
   interceptors: temporalClientInterceptors(),
   dataConverter: temporalDataConverter(config),
 });
-// The schedules are the current build's: its workers write them when it becomes current (a new build's beside the old
-// change nothing, an old one's restart reverts nothing). A failure must not stop orders: logged, tried again.
+// The current build's schedules, written as it becomes current (an old build's restart reverts none); failures retry.
 let buildIsCurrent = () => false;
 const keepSchedule = (what: string, ensure: () => Promise<unknown>, shown: object = {}): void => {
   ensure().then(

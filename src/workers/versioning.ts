@@ -20,8 +20,8 @@ export function workerVersionOf(config: AppConfig, bundlePath: string): WorkerVe
 }
 
 /**
- * The bundle's build id and the codec's mode and keys: a key's rollout is a build to drain (docs/operations.md). Each
- * key by its id and a keyed fingerprint (an HMAC under the key, one-way): an id reused with another key is a new build.
+ * The bundle's build id plus the codec's mode and keys: a key's rollout is a build to drain (docs/operations.md). Each
+ * key by id and HMAC fingerprint (one-way): an id reused with another key is a new build.
  */
 export function workerBuildId(config: Pick<AppConfig, 'payloadCodec'>, bundlePath: string): string {
   const { mode, keys } = config.payloadCodec;

@@ -32,8 +32,7 @@ import {
   type OrderWorkflowSignature,
 } from '../model/order-workflow.js';
 
-// A local activity: one workflow task instead of three. 15 minutes is how long a 202's pending start may wait,
-// so a MySQL outage that long is outlasted; backoffs ≥ 1 s wait on a durable timer, so messages are answered.
+// Local: one task, not three. 15m: a 202's pending start's longest wait; backoffs ≥ 1 s on a timer answer messages.
 const { persistOrder } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '5s',
   scheduleToCloseTimeout: '15m',
@@ -41,8 +40,7 @@ const { persistOrder } = proxyLocalActivities<Activities>({
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 
-// The close as a local activity, in the task that decided it: two markers instead of six events, a third of the
-// server's and worker's work at a sale's rate. A lost close loses stock or money: retried without limit (idempotent).
+// Local, in the task that decided it (two markers, not six events); a lost close loses stock or money: no retry limit.
 const { closeOrder } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '10s',
   localRetryThreshold: '1s',
@@ -125,8 +123,7 @@ class OrderRun {
       } else request = { kind: 'FAIL', reason: describeFailure(err) };
     }
     if (!request) ({ request, operatorCancellation } = await this.awaitRequest());
-    // Skipped when there is nothing left to do (a paid order's usual end): no command either way, and every promise a
-    // workflow makes costs a stack trace in the SDK's sandbox (docs/performance.md).
+    // Skipped when nothing is left (a paid order's end): a promise costs a sandbox stack trace (docs/performance.md).
     if (request || !allHandlersFinished())
       await CancellationScope.nonCancellable(async () => {
         if (request) await this.close(request);
@@ -228,8 +225,7 @@ class OrderRun {
     if (verdict.outcome === 'FAILED') await this.closeProviderPayment();
   }
 
-  // Closes a provider order's intents until none can be paid, then asks the row (a payment taken meanwhile: PAID). One
-  // still processing keeps the unit, read again on a sparse backoff or at once on a payment's Signal.
+  // Closes the intents until none can be paid, then asks the row (paid meanwhile: PAID); one processing keeps the unit.
   private async settleAtProvider(request: CloseRequest): Promise<CloseVerdict> {
     let readAfterMs = PROCESSING_FIRST_READ_MS;
     for (;;) {

@@ -21,9 +21,8 @@ const ROUND_OPTIONS = {
 } as const;
 
 /**
- * Patch (docs/testing.md, "Changing the workflow"): rounds run on the deliveries' own queue, and a run moves to a new
- * build by continuing as new. A run begun before keeps the orders' queue (its history replays so); its next run takes
- * the patch.
+ * Patch (docs/testing.md, "Changing the workflow"): rounds run on the deliveries' own queue; a run begun before keeps
+ * the orders' queue (its history replays so) until it continues as new.
  */
 const DELIVERIES_OWN_QUEUE_PATCH = 'deliveries-own-queue';
 

@@ -12,16 +12,9 @@ import { route } from '../route.js';
 import { devLoginSchema, simulatePaymentSchema } from '../schemas.js';
 import { pageRoute } from '../scripted-pages.js';
 
-/**
- * ADMIN_TOKEN's default (test/admin.test.ts checks they agree): the page may be told that one, never a real one. A
- * literal, so serving the page never depends on how the configuration treats an empty environment.
- */
+/** ADMIN_TOKEN's default (test/admin.test.ts checks it), a literal: the page may be told it, never a real one. */
 export const DEV_DEFAULT_ADMIN_TOKEN = 'dev-admin-token';
 
-/**
- * POST /api/auth/dev-login (a shopper token for any user id), POST /api/dev/simulate-payment, the dashboard at /, the
- * line demo at /line-demo, and GET /api/dev/config for their Web UI links.
- */
 export function devRoutes(deps: {
   config: Pick<AppConfig, 'authDevLogin' | 'temporalUiUrl' | 'temporal' | 'adminToken'>;
   auth: ShopperAuth;

@@ -1,7 +1,4 @@
-/**
- * Liveness, readiness (a bounded round trip to each dependency) and metrics. Round trips go through the breakers: an
- * open one shows as down at once, and the readiness probe is its half-open probe, so it closes with no shopper traffic.
- */
+/** Readiness goes through the breakers: an open one shows down at once, and the probe is its half-open probe. */
 import Router from '@koa/router';
 import type { Client } from '@temporalio/client';
 import type { Context } from 'koa';
@@ -31,10 +28,7 @@ export class Readiness {
 
 const PROBE_MS = 1_500;
 
-/**
- * GET /livez (asks no dependency: a restart would not help them), GET /readyz and its alias /healthz, and GET /metrics
- * (unauthenticated like most exporters: keep it off the public listener).
- */
+/** /livez asks no dependency: a restart would not help them. /metrics, like most exporters, is unauthenticated. */
 export function operationsRoutes(deps: {
   redis: RedisClient;
   stores: { reports: Pick<ReportStore, 'ping'> };
@@ -47,8 +41,7 @@ export function operationsRoutes(deps: {
   const probes: Record<ServerName, () => Promise<unknown>> = {
     redis: () => deps.redis.ping(),
     mysql: () => deps.stores.reports.ping(),
-    // A gRPC deadline too, else the client retries after the probe gave up, into a connection that may be closed by
-    // then (an uncaught "Channel has been shut down").
+    // A gRPC deadline too: else the client retries past the probe, into a maybe closed channel ("has been shut down").
     temporal: () =>
       deps.temporal.connection.withDeadline(Date.now() + PROBE_MS, () =>
         deps.temporal.workflowService.getSystemInfo({}),

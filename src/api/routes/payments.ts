@@ -1,7 +1,4 @@
-/**
- * One webhook route per payment provider configured here, as each declares it: verifies the signature, hands the event
- * to the provider's intake and answers its verdict. A provider not configured has no route (src/api/app.ts).
- */
+/** One webhook route per payment provider configured here; an unconfigured one has none (src/api/app.ts). */
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { errorCodeOf } from '../errors.js';
@@ -12,13 +9,11 @@ import { route } from '../route.js';
 import type { StripeWebhookOutcome } from '../../model/order-workflow.js';
 import type { ProviderDefinition, WebhookIntake } from '../../payments/providers/definition.js';
 
-/** A configured provider and the intake built over its settings. */
 export interface MountedProvider {
   definition: ProviderDefinition;
   intake: WebhookIntake;
 }
 
-/** POST <each provider's webhook path>: its signed events. */
 export function providerWebhookRoutes(deps: {
   providers: readonly MountedProvider[];
   metrics: ApiMetrics;
@@ -59,10 +54,7 @@ export function providerWebhookRoutes(deps: {
   return router;
 }
 
-/**
- * Only a failed signature counts against RATE_LIMIT_WEBHOOK (past it: 429, not 400): a provider delivers from few
- * addresses and retries a 429 late, so counting verified calls would hold back payments at a sale's peak.
- */
+/** Only a failed signature counts (RATE_LIMIT_WEBHOOK): a provider sends from few addresses and retries a 429 late. */
 export async function onlyForgedCount<T>(limits: RateLimits, ip: string, verify: () => T | Promise<T>): Promise<T> {
   try {
     return await verify();

@@ -26,12 +26,7 @@ import {
 
 const PATH = '/api/admin/webhook-endpoints';
 
-/**
- * The operators' routes for merchants' webhook endpoints (docs/api.md, "Webhook endpoints"), admin token only: the
- * events-read token reads the feed but never sees nor makes a signing secret. Order of checks: token, path (404 when
- * it names nothing), body and query (400), then the endpoint (404); a refused request changes nothing. A secret is
- * in its answer only, sent no-store: no cache on the way may keep a copy.
- */
+/** Admin token only: the events-read token never sees a signing secret (docs/api.md, "Webhook endpoints"). */
 export function webhookEndpointRoutes(deps: { endpoints: WebhookEndpoints; operators: OperatorTokens }): Router {
   const { endpoints } = deps;
   const router = new Router();

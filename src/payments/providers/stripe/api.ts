@@ -1,14 +1,7 @@
 /**
- * The Stripe adapter (docs/operations.md, "Payments through Stripe"): a PaymentIntent per order, cancelled when the
- * order is, refunds, and Stripe's events as ProviderEvents. Stripe's rules it follows (docs.stripe.com: /webhooks,
- * /api/idempotent_requests, /payments/paymentintents/lifecycle):
- * - Every POST carries a key derived from the order or payment event and the SDK's retries (random keys) are off, so
- *   a Temporal retry makes no second intent or refund. A key replays its first answer for 24 h, a 5xx included: after
- *   one, find out what happened and use the next attempt's key. A key reused with other parameters: ProviderKeyReused.
- * - A `succeeded` intent cannot be cancelled, a `processing` one may still succeed or fail: closeIntent acts on the
- *   intent's status as read again, never on an error's code.
- * - Webhooks come duplicated, out of order and for days: a payment is its intent (one row), refunds move forwards only.
- * - Only intents with this deployment's tag, in its mode (live or test), are ours: others are ignored, not refunded.
+ * The Stripe adapter (docs/operations.md, "Payments through Stripe"). Derived keys on every POST, no SDK retries: a
+ * Temporal retry makes no second intent or refund. A key replays its first answer (5xx too) for 24 h: a 5xx moves on.
+ * Webhooks come duplicated, out of order and for days: a payment is its intent (one row), refunds move forwards only.
  */
 import Stripe from 'stripe';
 import type { StripeSettings } from './settings.js';
@@ -425,11 +418,7 @@ export function disputeTakeback(
   };
 }
 
-/**
- * Whether a payment on an intent is ours to judge, by MySQL. OURS: its order's intent, or an untagged one naming an
- * order of ours, or tagged with none recorded for its order (opened before intents were, or no such order:
- * ORDER_NOT_FOUND). MISMATCH: tagged but another order's, or another currency: refunded. FOREIGN: ignored.
- */
+/** By MySQL: MISMATCH is refunded, FOREIGN ignored; tagged, none recorded is OURS (opened before intents were). */
 export function intentOwnership(
   standing: IntentStanding,
   orderNo: string,

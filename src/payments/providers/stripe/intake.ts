@@ -1,7 +1,4 @@
-/**
- * Every Stripe event's one path in, from its webhook or the catch-up. Stripe retries any answer but a 2xx for three
- * days: every step is idempotent (money taken back, INTENT_MISMATCH refunds: docs/fault-tolerance.md).
- */
+/** Every Stripe event's one path in (webhook, catch-up); Stripe retries non-2xx for 3 days: each step is idempotent. */
 import type { RecordedPaymentEvent } from '../../../db/payments.js';
 import type { RefundProgress } from '../../../model/order-workflow.js';
 import { Deadline } from '../../../infra/dependency-guard.js';
