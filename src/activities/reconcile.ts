@@ -6,7 +6,8 @@ import { Deadline } from '../infra/dependency-guard.js';
 import type { RedisInventory } from '../redis/redis-inventory.js';
 import { newOrderOf, OrderCloser, type OrderChanges, type RefundStarts } from '../order/close.js';
 import type { OrderWorkflowClient } from '../order/workflow-client.js';
-import { isFinal, isSold } from '../model/order-workflow.js';
+import { isFinal, isSold, soldUnits } from '../model/order-workflow.js';
+import { countersOf, driftOf } from '../invariants/check.js';
 import {
   noReservationWork,
   PROMISE_MAX_AGE_MS,
@@ -141,11 +142,10 @@ export function createReconcileActivities(deps: ReconcileDeps) {
   const saleFigures = async (sku: string) => {
     const [redis, mysql] = await Promise.all([inventory.getSale(sku), stores.reports.saleStockFigures(sku)]);
     return {
-      redis: redis && { stock: redis.stock, available: redis.available, reserved: redis.reserved, sold: redis.sold },
+      redis: redis && countersOf(redis),
       mysql,
       awaitingPayment: mysql?.units.AWAITING_PAYMENT ?? 0,
-      // Sold: paid, whatever became of the money since (a unit whose money went back stays sold).
-      paid: (mysql?.units.PAID ?? 0) + (mysql?.units.DISPUTED ?? 0) + (mysql?.units.REFUNDED ?? 0),
+      paid: mysql ? soldUnits(mysql.units) : 0,
     };
   };
   return {
@@ -402,11 +402,7 @@ export function createReconcileActivities(deps: ReconcileDeps) {
     async saleDrift(input: { sku: string; pendingUnits: number }): Promise<SaleDrift> {
       const { redis, mysql, awaitingPayment, paid } = await saleFigures(input.sku);
       const mysqlAvailable = mysql?.available ?? 0;
-      const drift = {
-        reserved: (redis?.reserved ?? 0) - (awaitingPayment + input.pendingUnits),
-        sold: (redis?.sold ?? 0) - paid,
-        available: (redis?.available ?? 0) - (mysqlAvailable - input.pendingUnits),
-      };
+      const drift = driftOf(redis, { available: mysqlAvailable, awaitingPayment, sold: paid }, input.pendingUnits);
       return {
         sku: input.sku,
         redis,

@@ -59,7 +59,7 @@ import { requiredTaskQueues } from '../model/order-workflow.js';
 import { CustomerReferences, OrderEventFeed } from '../order-events/order-events.js';
 import { EndpointDeliveryClient } from '../order-events/endpoint-delivery-client.js';
 import { EndpointSecretBox } from '../order-events/endpoint-secrets.js';
-import { WebhookEndpoints } from '../order-events/endpoints.js';
+import { ENDPOINT_STORE_METHODS, WebhookEndpoints } from '../order-events/endpoints.js';
 import { webhookEndpointRoutes } from './routes/webhook-endpoints.js';
 import { devRoutes } from './routes/dev.js';
 import { operationsRoutes, Readiness } from './routes/operations.js';
@@ -168,18 +168,7 @@ const GUARDED_STORE_METHODS = {
   payments: ['paymentsOfOrder', 'paymentFailuresOfOrder'],
   refunds: ['takebacksOf'],
   events: ['feedPage'],
-  webhooks: [
-    'createEndpoint',
-    'getEndpoint',
-    'listEndpoints',
-    'updateEndpoint',
-    'rotateSecret',
-    'deliveriesPage',
-    'deliveryOf',
-    'attemptsOf',
-    'resend',
-    'deliveryFigures',
-  ],
+  webhooks: ENDPOINT_STORE_METHODS,
   reports: [
     'salesPage',
     'ordersPage',

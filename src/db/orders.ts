@@ -1,6 +1,7 @@
 /** The order rows and the transactions that move them (persist, fail, pay, cancel), each under the row's lock. */
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
+  HOLDING_STATUSES,
   isSold,
   judgeAtTheDoor,
   paymentOutcomesMovingTo,
@@ -80,8 +81,8 @@ export class OrderStore extends Store {
   /** A page of a SKU's orders holding units, by order number after `afterOrderNo`: the reconciler's cursor. */
   async holdingOrdersPage(sku: string, afterOrderNo: string, limit: number): Promise<OrderRow[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT * FROM orders WHERE sku = ? AND status IN ('AWAITING_PAYMENT','PAID','DISPUTED','REFUNDED') AND order_no > ? ORDER BY order_no LIMIT ?`,
-      [sku, afterOrderNo, limit],
+      `SELECT * FROM orders WHERE sku = ? AND status IN (?) AND order_no > ? ORDER BY order_no LIMIT ?`,
+      [sku, HOLDING_STATUSES, afterOrderNo, limit],
     );
     return rows.map(toOrderRow);
   }

@@ -14,6 +14,9 @@ import {
 import { recordOrderEvent } from './events.js';
 import { inTransaction, orNull, rowMapper, str, toTakeback, type PaymentRow, type Takeback, Store } from './rows.js';
 
+/** A refund's statuses that take money back (or will): a failed one took none. */
+const REFUNDS_NOT_FAILED = ['PENDING', 'SUCCEEDED'] as const;
+
 /** A payment owed back, as the reconciler starts its refund. */
 const toOwedPayment = rowMapper({ eventId: str, provider: str, providerRef: orNull<string> });
 export type OwedPayment = ReturnType<typeof toOwedPayment>;
@@ -42,8 +45,8 @@ export class RefundStore extends Store {
     if (!payment.providerRef) return payment.amountCents;
     const [[taken]] = await this.pool.query<RowDataPacket[]>(
       `SELECT COALESCE(SUM(amount_cents), 0) AS cents FROM payment_takebacks
-       WHERE provider = ? AND intent_id = ? AND kind = 'REFUND' AND status IN ('PENDING','SUCCEEDED')`,
-      [payment.provider, payment.providerRef],
+       WHERE provider = ? AND intent_id = ? AND kind = 'REFUND' AND status IN (?)`,
+      [payment.provider, payment.providerRef, REFUNDS_NOT_FAILED],
     );
     return Math.max(0, payment.amountCents - Number(taken?.cents ?? 0));
   }
@@ -167,8 +170,8 @@ export async function applyTakebacks(conn: PoolConnection, orderNo: string): Pro
   const [[refunds], [disputes]] = await Promise.all([
     conn.query<RowDataPacket[]>(
       `SELECT takeback_id, amount_cents, status, created_at FROM payment_takebacks
-       WHERE order_no = ? AND kind = 'REFUND' AND status IN ('PENDING','SUCCEEDED')`,
-      [orderNo],
+       WHERE order_no = ? AND kind = 'REFUND' AND status IN (?)`,
+      [orderNo, REFUNDS_NOT_FAILED],
     ),
     conn.query<RowDataPacket[]>(
       `SELECT takeback_id, status, reason, due_by, amount_cents, created_at FROM payment_takebacks

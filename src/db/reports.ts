@@ -1,12 +1,17 @@
 /** Reads for the admin views, invariant checks, gauges and health: counts, keyset pages, MySQL's clock. No writes. */
 import type { RowDataPacket } from 'mysql2/promise';
 import {
+  HOLDING_STATUSES,
+  REFUNDS_OWED,
   STORED_ORDER_STATUSES,
   STORED_PAYMENT_OUTCOMES,
   type StoredOrderStatus,
   type StoredPaymentOutcome,
 } from '../model/order-workflow.js';
 import { toOrderRow, toPaymentRow, toSaleRow, type OrderRow, type PaymentRow, type SaleRow, Store } from './rows.js';
+
+/** The outcomes of payments a provider refunds that are not refunded yet. */
+const PROVIDER_REFUND_OUTCOMES = [...REFUNDS_OWED, 'REFUND_FAILED'] as const;
 
 /** A payment as the admin views list it, with its order's SKU (null: the order has no row yet). */
 export type PaymentListRow = PaymentRow & { sku: string | null };
@@ -132,8 +137,8 @@ export class ReportStore extends Store {
       ),
       this.pool.query<RowDataPacket[]>(
         `SELECT COALESCE(MAX(held), 0) AS maxHeld, COUNT(*) AS holders
-         FROM (SELECT SUM(quantity) AS held FROM orders WHERE sku = ? AND status IN ('AWAITING_PAYMENT','PAID','DISPUTED','REFUNDED') GROUP BY user_id) t`,
-        [sku],
+         FROM (SELECT SUM(quantity) AS held FROM orders WHERE sku = ? AND status IN (?) GROUP BY user_id) t`,
+        [sku, HOLDING_STATUSES],
       ),
     ]);
     const row = sale[0];
@@ -171,9 +176,10 @@ export class ReportStore extends Store {
   async providerRefundCounts() {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT outcome, COUNT(*) AS n FROM payments
-       WHERE provider <> 'generic' AND outcome IN ('REFUND_REQUIRED','REFUND_REQUESTED','REFUND_FAILED') GROUP BY outcome`,
+       WHERE provider <> 'generic' AND outcome IN (?) GROUP BY outcome`,
+      [PROVIDER_REFUND_OUTCOMES],
     );
-    return figuresBy(['REFUND_REQUIRED', 'REFUND_REQUESTED', 'REFUND_FAILED'] as const, rows, 'outcome', 'n');
+    return figuresBy(PROVIDER_REFUND_OUTCOMES, rows, 'outcome', 'n');
   }
 }
 

@@ -286,7 +286,7 @@ export class WorkerDeployments {
     const { deploymentName } = version;
     const described = await this.describeRaw(deploymentName);
     const routing = described?.workerDeploymentInfo?.routingConfig;
-    // Routing moves away from a version whose owners of starts may start eagerly on it until their reads catch up.
+    // Routing moves away from a version whose starters may start eagerly on it until their reads catch up.
     const movesAway =
       (!!routing?.currentDeploymentVersion?.buildId && routing.currentDeploymentVersion.buildId !== version.buildId) ||
       (!!routing?.rampingDeploymentVersion?.buildId && routing.rampingDeploymentVersion.buildId !== version.buildId);

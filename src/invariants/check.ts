@@ -1,11 +1,13 @@
 /** The invariants of docs/fault-tolerance.md per SKU, with their figures: one checker for tests, bench, fault suite. */
 import type { ReportStore } from '../db/reports.js';
 import type { RedisInventory, SaleStock } from '../redis/redis-inventory.js';
+import { soldUnits } from '../model/order-rules.js';
+import type { RedisCounters } from '../model/reconcile-workflow.js';
+
+export type { RedisCounters };
 
 export const INVARIANTS = ['noOversell', 'conservation', 'storesAgree', 'noLostOrder', 'perUserLimit'] as const;
 export type Invariant = (typeof INVARIANTS)[number];
-
-export type RedisCounters = Pick<SaleStock, 'stock' | 'available' | 'reserved' | 'sold'>;
 
 export interface SaleFigures {
   stock: number;
@@ -64,7 +66,7 @@ export async function checkSaleInvariants(
   if (deps.inventory && !redisSale) throw new Error(`no sale ${options.sku} in Redis`);
   const redis = redisSale ? countersOf(redisSale) : null;
   const awaiting = mysql.units.AWAITING_PAYMENT;
-  const paid = mysql.units.PAID + mysql.units.DISPUTED + mysql.units.REFUNDED;
+  const paid = soldUnits(mysql.units);
   const missing =
     options.acceptedOrderNos && rows
       ? options.acceptedOrderNos.filter((orderNo) => !rows.has(orderNo)).length
@@ -105,6 +107,19 @@ export async function checkSaleInvariants(
   };
 }
 
-function countersOf(sale: SaleStock): RedisCounters {
+export function countersOf(sale: SaleStock): RedisCounters {
   return { stock: sale.stock, available: sale.available, reserved: sale.reserved, sold: sale.sold };
+}
+
+/** Redis's counters less MySQL's, `pendingUnits` reserved for orders with no row yet: all 0 when the stores agree. */
+export function driftOf(
+  redis: RedisCounters | null,
+  mysql: { available: number; awaitingPayment: number; sold: number },
+  pendingUnits = 0,
+): Record<'available' | 'reserved' | 'sold', number> {
+  return {
+    available: (redis?.available ?? 0) - (mysql.available - pendingUnits),
+    reserved: (redis?.reserved ?? 0) - (mysql.awaitingPayment + pendingUnits),
+    sold: (redis?.sold ?? 0) - mysql.sold,
+  };
 }

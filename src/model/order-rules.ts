@@ -28,6 +28,14 @@ export function isSold(status: OrderStatus | undefined): boolean {
 
 export type SoldStatus = (typeof SOLD_STATUSES)[number];
 
+/** Units sold, from units by status. */
+export function soldUnits(units: Readonly<Record<SoldStatus, number>>): number {
+  return SOLD_STATUSES.reduce((sold, status) => sold + units[status], 0);
+}
+
+/** An order in these holds its units (reserved or sold): the per-user limit and the reconciler count them. */
+export const HOLDING_STATUSES = ['AWAITING_PAYMENT', ...SOLD_STATUSES] as const satisfies readonly StoredOrderStatus[];
+
 /** The one state machine (docs/fault-tolerance.md, "One close"); a sold order fails only if Redis lost its units. */
 export const ORDER_MOVES = {
   AWAITING_PAYMENT: ['PAID', 'CANCELLED', 'FAILED'],

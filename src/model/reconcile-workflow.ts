@@ -25,12 +25,13 @@ export interface SurveyPage {
   onlyInRedis?: string[];
 }
 
-export type RedisCountersView = Record<'stock' | 'available' | 'reserved' | 'sold', number>;
+/** A sale's counters in Redis (stock = available + reserved + sold). */
+export type RedisCounters = Record<'stock' | 'available' | 'reserved' | 'sold', number>;
 
 /** One sale's counters in Redis and MySQL, as the reconciler found them. */
 export interface SaleSurvey {
   sku: string;
-  redis: RedisCountersView | null;
+  redis: RedisCounters | null;
   mysql: { stock: number; available: number; awaitingPayment: number; paid: number };
   /** Live reservations or disagreement: the sale's reservations are scanned. */
   needsScan: boolean;
@@ -66,7 +67,7 @@ export interface AdoptionPageResult {
 
 export interface SaleDrift {
   sku: string;
-  redis: RedisCountersView | null;
+  redis: RedisCounters | null;
   mysql: { available: number; awaitingPayment: number; paid: number };
   pendingUnits: number;
   /** Redis reserved − (MySQL awaiting payment + pending units): 0 when the stores agree. */

@@ -53,22 +53,24 @@ export class WebhookNotFound extends QuietError {
   override name = 'WebhookNotFound';
 }
 
+/** The webhook store's methods the endpoints' API uses (the API guards each with MySQL's breaker). */
+export const ENDPOINT_STORE_METHODS = [
+  'createEndpoint',
+  'getEndpoint',
+  'listEndpoints',
+  'updateEndpoint',
+  'rotateSecret',
+  'deliveriesPage',
+  'deliveryOf',
+  'attemptsOf',
+  'resend',
+  'deliveryFigures',
+] as const satisfies readonly (keyof WebhookStore)[];
+
 export class WebhookEndpoints {
   constructor(
     private readonly deps: {
-      webhooks: Pick<
-        WebhookStore,
-        | 'createEndpoint'
-        | 'getEndpoint'
-        | 'listEndpoints'
-        | 'updateEndpoint'
-        | 'rotateSecret'
-        | 'deliveriesPage'
-        | 'deliveryOf'
-        | 'attemptsOf'
-        | 'resend'
-        | 'deliveryFigures'
-      >;
+      webhooks: Pick<WebhookStore, (typeof ENDPOINT_STORE_METHODS)[number]>;
       secrets: Pick<EndpointSecretBox, 'seal'>;
       delivery: Pick<EndpointDeliveryClient, 'wake'>;
       settings: Pick<AppConfig['webhookDelivery'], 'requireHttps' | 'retryPeriodMs'>;

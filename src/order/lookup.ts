@@ -79,7 +79,6 @@ export const orderSchema = named('Order', {
 });
 
 export type OrderView = z.infer<typeof orderSchema>;
-export type OrderDispute = z.infer<typeof disputeSchema>;
 
 /** GET /api/orders/{orderNo}: the order, and where the answer came from. */
 export const orderReadSchema = orderSchema

@@ -5,8 +5,8 @@ import type { RefundStore } from '../db/refunds.js';
 import type { ReportStore } from '../db/reports.js';
 import type { SaleStore } from '../db/sales.js';
 import type { StoredOrderStatus, StoredPaymentOutcome } from '../model/order-workflow.js';
-import { SOLD_STATUSES } from '../model/order-rules.js';
-import { checkSaleInvariants, type SaleInvariantSources } from '../invariants/check.js';
+import { soldUnits } from '../model/order-rules.js';
+import { checkSaleInvariants, countersOf, driftOf, type SaleInvariantSources } from '../invariants/check.js';
 import type { RedisInventory } from '../redis/redis-inventory.js';
 import type { RedisSales } from '../redis/redis-sales.js';
 import type { OrderWorkflowClient } from '../order/workflow-client.js';
@@ -62,12 +62,7 @@ export class AdminService {
     ]);
     const { figures } = report;
     // Both stores were found above, so the checker's Redis figures are there.
-    const redis = figures.redis ?? {
-      stock: redisSale.stock,
-      available: redisSale.available,
-      reserved: redisSale.reserved,
-      sold: redisSale.sold,
-    };
+    const redis = figures.redis ?? countersOf(redisSale);
     const units: StatusFigures = {
       AWAITING_PAYMENT: figures.mysql.awaitingPayment,
       PAID: figures.mysql.paid,
@@ -82,11 +77,7 @@ export class AdminService {
       mysql: { stock: figures.stock, available: figures.mysql.available, orders: counts, units },
       runningWorkflows,
       payments,
-      drift: {
-        available: redis.available - figures.mysql.available,
-        reserved: redis.reserved - units.AWAITING_PAYMENT,
-        sold: redis.sold - SOLD_STATUSES.reduce((sold, status) => sold + units[status], 0),
-      },
+      drift: driftOf(redis, { ...figures.mysql, sold: soldUnits(units) }),
       invariants: { ok: report.ok, checks: report.checks },
     };
   }

@@ -17,7 +17,6 @@ const DEPLOYMENT = metricGroup({
     "Each build's workers whose last poll of the order queue arrived within 2 minutes, by build_id",
   ),
 });
-export const DEPLOYMENT_METRICS = DEPLOYMENT.names;
 
 /** A live worker's long poll is answered within about 70 s: one silent for 2 minutes is gone. */
 const POLLED_WITHIN_MS = 120_000;

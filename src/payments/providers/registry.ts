@@ -9,12 +9,6 @@ export const PAYMENT_PROVIDERS: ProviderRegistry = [
   stripe,
 ];
 
-type Names = [string, ...string[]];
-/** The registered providers' names: what a payment's `provider` may say. */
-export const PAYMENT_PROVIDER_NAMES = PAYMENT_PROVIDERS.map(({ name }) => name) as Names;
-/** Those with an API: what an order's `paymentProvider` may say (the others need nothing made per order). */
-export const PROVIDER_WITH_API_NAMES = PAYMENT_PROVIDERS.filter(({ api }) => api).map(({ name }) => name) as Names;
-
 const configuredOf = new WeakMap<object, WeakMap<ProviderRegistry, ConfiguredProviders>>();
 
 /** The registry's providers as `config` configures them, read once per both; a ConfigError names every problem. */
